@@ -1,0 +1,107 @@
+"""The `hookhub` command: serve one service, run the embedded stack, manage keys."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet
+
+from shared.runtime import ServiceDefinition
+from shared.settings import SERVICE_PORTS, ConfigurationError
+
+SERVICES = tuple(SERVICE_PORTS)
+
+
+def load_definition(name: str) -> ServiceDefinition:
+    module = importlib.import_module(f"services.{name}.app")
+    definition: ServiceDefinition = module.definition()
+    return definition
+
+
+def serve(name: str, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from shared.http.app import create_app
+    from shared.logging import configure_logging
+
+    definition = load_definition(name)
+    try:
+        settings = definition.settings_class()
+    except ConfigurationError as exc:
+        print(f"hookhub {name}: {exc}", file=sys.stderr)
+        return 2
+    if port:
+        settings.port = port
+    configure_logging(settings.log_level, settings.log_format, service=name)
+    app = create_app(definition, settings)
+    uvicorn.run(
+        app,
+        host=host or os.environ.get("HOOKHUB_HOST", "0.0.0.0"),
+        port=settings.port_for(name),
+        access_log=False,
+        log_level="warning",
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
+    import uvicorn
+
+    from services.edge import create_edge_app
+
+    table = {name: f"http://127.0.0.1:{default}" for name, default in SERVICE_PORTS.items()}
+    for name in SERVICE_PORTS:
+        table[name] = os.environ.get(f"HOOKHUB_{name.upper()}_URL", table[name]).rstrip("/")
+    for item in upstreams:
+        name, _, url = item.partition("=")
+        table[name] = url.rstrip("/")
+    uvicorn.run(create_edge_app(table), host=host, port=port, access_log=False, log_level="warning")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hookhub", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run one service (as in production)")
+    serve_cmd.add_argument("service", choices=SERVICES)
+    serve_cmd.add_argument("--host", default=None)
+    serve_cmd.add_argument("--port", type=int, default=None)
+
+    commands.add_parser("run", help="the embedded stack: broker, database, every service, :8080")
+
+    edge_cmd = commands.add_parser("edge", help="the single-origin router in front of the services")
+    edge_cmd.add_argument("--host", default="0.0.0.0")
+    edge_cmd.add_argument(
+        "--port", type=int, default=int(os.environ.get("HOOKHUB_HTTP_PORT", "8080"))
+    )
+    edge_cmd.add_argument("--upstream", action="append", default=[], metavar="SERVICE=URL")
+
+    keys_cmd = commands.add_parser("keys", help="encryption keys for secrets at rest")
+    keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("generate", help="print a new key for HOOKHUB_ENCRYPTION_KEYS")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args.service, args.host, args.port)
+    if args.command == "run":
+        from services.stack import run_stack
+
+        return run_stack()
+    if args.command == "edge":
+        return edge(args.host, args.port, args.upstream)
+    if args.command == "keys" and args.keys_command == "generate":
+        print(Fernet.generate_key().decode())
+        return 0
+    parser.error("unknown command")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""The delivery service.
+
+Sends the chat product's events to subscribers' URLs, signed, retried and logged."""

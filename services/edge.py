@@ -1,0 +1,165 @@
+"""The single origin: routes every public path to the service that owns it (SPEC §1, §2).
+
+`make run` and docker compose put it on :8080; in Kubernetes an Ingress with the same table
+(`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
+both ways, and aggregates `/readyz` and `/openapi.json` across the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+# First match wins. Mirrors the ownership table of SPEC §1.
+ROUTES: tuple[tuple[str, str], ...] = (
+    (r"^/api/webhooks/stats(/|$)", "delivery"),
+    (r"^/api/webhooks(/|$)", "gateway"),
+    (r"^/api/incoming-webhooks(/|$)", "gateway"),
+    (r"^/api/outgoing-webhooks(/|$)", "delivery"),
+    (r"^/api/deliveries(/|$)", "delivery"),
+    (r"^/api/events(/|$)", "delivery"),
+    (r"^/api/integrations/[^/]+/mappings(/|$)", "sync"),
+    (r"^/api/integrations/[^/]+/import(/|$)", "importer"),
+    (r"^/api/imports(/|$)", "importer"),
+    (r"^/api/integrations(/|$)", "oauth"),
+    (r"^/api/auth/oauth(/|$)", "oauth"),
+    (r"^/api/providers(/|$)", "oauth"),
+)
+_COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+def owner_of(path: str) -> str | None:
+    for pattern, service in _COMPILED:
+        if pattern.search(path):
+            return service
+    return None
+
+
+def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) -> Starlette:
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(request_timeout, connect=5.0),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        follow_redirects=False,
+    )
+
+    async def forward(request: Request) -> Response:
+        service = owner_of(request.url.path)
+        if service is None or service not in upstreams:
+            return _error(404, "not_found", f"no route for {request.url.path}")
+        target = upstreams[service] + request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        client_host = request.client.host if request.client else ""
+        headers += [
+            ("x-forwarded-for", client_host),
+            ("x-forwarded-proto", request.url.scheme),
+            ("x-forwarded-host", request.headers.get("host", "")),
+        ]
+        upstream_request = client.build_request(
+            request.method, target, headers=headers, content=request.stream()
+        )
+        try:
+            upstream = await client.send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            return _error(504, "upstream_timeout", f"{service} did not answer in time")
+        except httpx.HTTPError:
+            return _error(503, "upstream_unavailable", f"{service} is not reachable", retry=True)
+        response_headers = {
+            k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
+        }
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            headers=response_headers,
+            background=BackgroundTask(upstream.aclose),
+        )
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": "edge"})
+
+    async def readyz(_: Request) -> Response:
+        async def one(name: str, base: str) -> tuple[str, Any]:
+            try:
+                answer = await client.get(base + "/readyz", timeout=5.0)
+                return name, answer.json() | {"http_status": answer.status_code}
+            except (httpx.HTTPError, ValueError) as exc:
+                return name, {"status": "unreachable", "error": type(exc).__name__}
+
+        results = dict(await asyncio.gather(*(one(n, b) for n, b in upstreams.items())))
+        ready = all(r.get("status") == "ready" for r in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "services": results},
+            status_code=200 if ready else 503,
+        )
+
+    async def openapi(_: Request) -> Response:
+        merged: dict[str, Any] = {
+            "openapi": "3.1.0",
+            "info": {"title": "hookhub", "version": "1"},
+            "paths": {},
+            "components": {"schemas": {}, "securitySchemes": {}},
+        }
+        for name, base in upstreams.items():
+            try:
+                spec = (await client.get(base + "/openapi.json", timeout=5.0)).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            merged["info"]["version"] = spec.get("info", {}).get("version", "1")
+            for path, item in spec.get("paths", {}).items():
+                if owner_of(path) == name:
+                    merged["paths"][path] = item
+            components = spec.get("components", {})
+            for section in ("schemas", "securitySchemes"):
+                merged["components"][section].update(components.get(section, {}))
+        return JSONResponse(merged)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/openapi.json", openapi),
+            Route("/{path:path}", forward, methods=methods),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _error(status: int, code: str, message: str, retry: bool = False) -> JSONResponse:
+    headers = {"Retry-After": "5"} if retry else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )

@@ -1,0 +1,1 @@
+"""The gateway: verifies inbound webhooks and puts them on Kafka."""

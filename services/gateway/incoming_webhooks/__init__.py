@@ -1,0 +1,1 @@
+"""Generic incoming webhooks: token URLs that turn Slack-compatible posts into chat messages."""

@@ -1,0 +1,183 @@
+"""HTTP routes: `/api/incoming-webhooks` (management) and `/api/webhooks/incoming/{token}`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi.responses import PlainTextResponse
+
+from services.gateway.incoming_webhooks.cache import TokenCache
+from services.gateway.incoming_webhooks.repository import COLLECTION, IncomingWebhookRepository
+from services.gateway.incoming_webhooks.schemas import (
+    IncomingWebhookCreate,
+    IncomingWebhookOut,
+    IncomingWebhookUpdate,
+)
+from services.gateway.incoming_webhooks.service import new_token, parse_post, to_inbound_message
+from shared.crypto import fingerprint
+from shared.envelopes import Topic
+from shared.errors import Forbidden, NotFound
+from shared.http.app import runtime_of
+from shared.http.auth import AdminDep
+from shared.http.body import read_limited
+from shared.http.pagination import Page, PageDep
+from shared.ids import new_id, utcnow
+from shared.mongo import BatchedCounters, Document
+from shared.runtime import Runtime
+from shared.settings import GatewaySettings
+
+management = APIRouter(
+    prefix="/api/incoming-webhooks", tags=["incoming webhooks"], dependencies=[AdminDep]
+)
+ingress = APIRouter(tags=["webhook ingress"])
+
+
+def _repository(request: Request) -> IncomingWebhookRepository:
+    repository: IncomingWebhookRepository = request.app.state.incoming_repository
+    return repository
+
+
+def _cache(request: Request) -> TokenCache:
+    cache: TokenCache = request.app.state.incoming_cache
+    return cache
+
+
+RepositoryDep = Annotated[IncomingWebhookRepository, Depends(_repository)]
+CacheDep = Annotated[TokenCache, Depends(_cache)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+HookId = Annotated[str, Path(max_length=200)]
+
+
+def _out(doc: Document, runtime: Runtime) -> IncomingWebhookOut:
+    token = runtime.secrets.decrypt(doc["token_enc"])
+    return IncomingWebhookOut.model_validate(
+        {
+            **doc,
+            "id": doc["_id"],
+            "url": f"{runtime.settings.public_url.rstrip('/')}/api/webhooks/incoming/{token}",
+            "message_count": doc.get("message_count", 0),
+            "last_message_at": doc.get("last_message_at"),
+            "description": doc.get("description"),
+            "default_username": doc.get("default_username"),
+            "default_icon_url": doc.get("default_icon_url"),
+        }
+    )
+
+
+def _token_fields(runtime: Runtime) -> dict[str, str]:
+    token = new_token()
+    return {"token_hash": fingerprint(token), "token_enc": runtime.secrets.encrypt(token)}
+
+
+@management.post("", status_code=status.HTTP_201_CREATED, response_model=IncomingWebhookOut)
+async def create_incoming_webhook(
+    body: IncomingWebhookCreate, repository: RepositoryDep, cache: CacheDep, runtime: RuntimeDep
+) -> IncomingWebhookOut:
+    now = utcnow()
+    doc: Document = {
+        "_id": new_id("iwh"),
+        **body.model_dump(mode="json"),
+        **_token_fields(runtime),
+        "message_count": 0,
+        "last_message_at": None,
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+    }
+    await repository.insert(doc)
+    cache.apply(doc)
+    return _out(doc, runtime)
+
+
+@management.get("", response_model=Page[IncomingWebhookOut])
+async def list_incoming_webhooks(
+    repository: RepositoryDep, runtime: RuntimeDep, page: PageDep, workspace_id: str | None = None
+) -> Page[IncomingWebhookOut]:
+    docs, next_cursor = await repository.page(
+        workspace_id=workspace_id, limit=page.limit, cursor=page.cursor
+    )
+    return Page(data=[_out(doc, runtime) for doc in docs], next_cursor=next_cursor)
+
+
+@management.get("/{hook_id}", response_model=IncomingWebhookOut)
+async def get_incoming_webhook(
+    hook_id: HookId, repository: RepositoryDep, runtime: RuntimeDep
+) -> IncomingWebhookOut:
+    doc = await repository.get(hook_id)
+    if doc is None:
+        raise NotFound(f"incoming webhook {hook_id} not found")
+    return _out(doc, runtime)
+
+
+@management.patch("/{hook_id}", response_model=IncomingWebhookOut)
+async def update_incoming_webhook(
+    hook_id: HookId,
+    body: IncomingWebhookUpdate,
+    repository: RepositoryDep,
+    cache: CacheDep,
+    runtime: RuntimeDep,
+) -> IncomingWebhookOut:
+    fields: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
+    doc = await (repository.update(hook_id, fields) if fields else repository.get(hook_id))
+    if doc is None:
+        raise NotFound(f"incoming webhook {hook_id} not found")
+    cache.apply(doc)
+    return _out(doc, runtime)
+
+
+@management.delete("/{hook_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_incoming_webhook(
+    hook_id: HookId, repository: RepositoryDep, cache: CacheDep
+) -> Response:
+    if not await repository.soft_delete(hook_id):
+        raise NotFound(f"incoming webhook {hook_id} not found")
+    cache.apply({"_id": hook_id, "deleted_at": utcnow()})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@management.post("/{hook_id}/rotate-token", response_model=IncomingWebhookOut)
+async def rotate_incoming_webhook_token(
+    hook_id: HookId, repository: RepositoryDep, cache: CacheDep, runtime: RuntimeDep
+) -> IncomingWebhookOut:
+    doc = await repository.update(hook_id, _token_fields(runtime))
+    if doc is None:
+        raise NotFound(f"incoming webhook {hook_id} not found")
+    cache.apply(doc)
+    return _out(doc, runtime)
+
+
+@ingress.post(
+    "/api/webhooks/incoming/{token}",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"example": "ok"}}},
+        400: {"description": "malformed JSON or form"},
+        404: {"description": "unknown or revoked token"},
+        413: {"description": "body over the limit"},
+        422: {"description": "no text, attachments or blocks"},
+        503: {"description": "Kafka unavailable: nothing was accepted, retry"},
+    },
+)
+async def post_incoming_webhook(
+    request: Request,
+    token: Annotated[str, Path(max_length=200)],
+    cache: CacheDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> PlainTextResponse:
+    """Slack-compatible incoming webhook; 200 `ok` only once the message is on Kafka."""
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    hook = await cache.lookup(token)
+    if hook is None:
+        raise NotFound("no incoming webhook has this token", code="unknown_token")
+    if not hook.enabled:
+        raise Forbidden("this incoming webhook is disabled", code="webhook_disabled")
+    body = await read_limited(request, settings.incoming_max_body_bytes)
+    post = parse_post(body, request.headers.get("content-type", "application/json"))
+    message = to_inbound_message(hook, post, idempotency_key)
+    await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
+    counters: BatchedCounters = request.app.state.counters
+    counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
+    return PlainTextResponse("ok")

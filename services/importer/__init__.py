@@ -1,0 +1,3 @@
+"""The importer service.
+
+Brings message history in from provider APIs and export files."""

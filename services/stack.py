@@ -1,0 +1,245 @@
+"""`make run`: the embedded stack — broker, database, the five services and the single origin.
+
+Every service is its own process, exactly as `hookhub serve` runs it in production; this
+supervisor only starts them in order, prints where they are, and takes them all down on
+Ctrl-C (SIGINT or SIGTERM), leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+
+from shared.embedded import (
+    ChildProcess,
+    EmbeddedError,
+    port_free,
+    spawn,
+    start_broker,
+    start_mongo,
+)
+from shared.settings import SERVICE_PORTS, ConfigurationError, Settings
+
+PIDS_FILE = "stack.pids"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _port_of_bootstrap(bootstrap: str) -> int:
+    first = bootstrap.split(",")[0].strip()
+    return int(first.rpartition(":")[2])
+
+
+def _port_of_mongo(uri: str) -> int:
+    return urlsplit(uri).port or 27017
+
+
+def plan_ports(settings: Settings) -> dict[str, int]:
+    ports = {"HTTP (single origin)": settings.http_port}
+    for offset, service in enumerate(SERVICE_PORTS, start=1):
+        ports[f"{service} service"] = settings.http_port + offset
+    ports["Kafka broker"] = _port_of_bootstrap(settings.kafka_bootstrap)
+    ports["MongoDB server"] = _port_of_mongo(settings.mongo_uri)
+    return ports
+
+
+def run_stack() -> int:
+    try:
+        settings = Settings().resolve_dev_secrets()
+    except ConfigurationError as exc:
+        print(f"hookhub run: {exc}", file=sys.stderr)
+        return 2
+    taken = [
+        f"{what} port {port}" for what, port in plan_ports(settings).items() if not port_free(port)
+    ]
+    if taken:
+        for item in taken:
+            print(f"hookhub run: {item} is already in use", file=sys.stderr)
+        print(
+            "hookhub run: stop whatever holds it, or set HOOKHUB_HTTP_PORT / "
+            "HOOKHUB_KAFKA_BOOTSTRAP / HOOKHUB_MONGO_URI",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return asyncio.run(_run(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run(settings: Settings) -> int:
+    import uvicorn
+
+    from services.edge import create_edge_app
+
+    ports = plan_ports(settings)
+    data_dir = settings.data_dir.resolve()
+    log_dir = data_dir / "logs"
+    children: list[ChildProcess] = []
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+
+    def remember(child: ChildProcess) -> ChildProcess:
+        children.append(child)
+        (data_dir / PIDS_FILE).write_text("\n".join(str(c.process.pid) for c in children) + "\n")
+        return child
+
+    print(f"hookhub: data in {data_dir}, logs in {log_dir}", flush=True)
+    exit_code = 0
+    try:
+        # Started from the main thread on purpose: a child's parent-death signal fires when
+        # the *thread* that forked it exits, and executor threads do exit.
+        remember(start_broker(ports["Kafka broker"], log_dir))
+        remember(start_mongo(ports["MongoDB server"], data_dir / "mongo", log_dir))
+        env = _service_env(settings)
+        upstreams: dict[str, str] = {}
+        for service in SERVICE_PORTS:
+            port = ports[f"{service} service"]
+            upstreams[service] = f"http://127.0.0.1:{port}"
+            remember(
+                spawn(
+                    service,
+                    [
+                        sys.executable,
+                        "-m",
+                        "services.cli",
+                        "serve",
+                        service,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    log_dir,
+                    env={**env, "HOOKHUB_LOG_FORMAT": "json"},
+                )
+            )
+        await _wait_healthy(upstreams, children, stopping)
+        server = _QuietServer(
+            uvicorn.Config(
+                create_edge_app(upstreams),
+                host=settings.http_host,
+                port=settings.http_port,
+                access_log=False,
+                log_level="warning",
+                lifespan="on",
+            )
+        )
+        edge_task = asyncio.create_task(server.serve())
+        await _wait_ready(f"http://127.0.0.1:{settings.http_port}", stopping)
+        _banner(settings, upstreams)
+        exit_code = await _supervise(children, stopping)
+        server.should_exit = True
+        await edge_task
+    except (EmbeddedError, StackError) as exc:
+        print(f"hookhub run: {exc}", file=sys.stderr)
+        exit_code = 1
+    finally:
+        print("hookhub: stopping…", flush=True)
+        for child in reversed(children):  # services first, then database, then broker
+            child.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / PIDS_FILE).unlink()
+        print("hookhub: stopped", flush=True)
+    return exit_code
+
+
+class _QuietServer(uvicorn.Server):
+    """The edge inside the supervisor: our own handlers own SIGINT/SIGTERM, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _service_env(settings: Settings) -> dict[str, str]:
+    return {
+        "HOOKHUB_ENV": settings.env,
+        "HOOKHUB_DATA_DIR": str(settings.data_dir.resolve()),
+        "HOOKHUB_ADMIN_TOKEN": settings.admin_token,
+        "HOOKHUB_ENCRYPTION_KEYS": settings.encryption_keys,
+        "HOOKHUB_EGRESS_ALLOW_CIDRS": settings.egress_allow_cidrs,
+        "HOOKHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HOOKHUB_MONGO_URI": settings.mongo_uri,
+        "HOOKHUB_MONGO_DB": settings.mongo_db,
+        "HOOKHUB_PUBLIC_URL": settings.public_url,
+        "HOOKHUB_TOPIC_NAMESPACE": settings.topic_namespace,
+    }
+
+
+async def _wait_healthy(
+    upstreams: dict[str, str], children: list[ChildProcess], stopping: asyncio.Event
+) -> None:
+    deadline = time.monotonic() + 90
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for name, base in upstreams.items():
+            while True:
+                if stopping.is_set():
+                    raise StackError("interrupted while starting")
+                dead = [c for c in children if not c.alive()]
+                if dead:
+                    raise StackError(f"{dead[0].name} exited during start; see {dead[0].log_path}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise StackError(f"{name} did not become healthy within 90s")
+                await asyncio.sleep(0.2)
+
+
+async def _wait_ready(origin: str, stopping: asyncio.Event) -> None:
+    """Waits (bounded) for every service to report ready, so the banner means usable."""
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(timeout=6.0) as client:
+        while time.monotonic() < deadline and not stopping.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(origin + "/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.5)
+    if not stopping.is_set():
+        print("hookhub: not every service is ready yet; see /readyz", file=sys.stderr)
+
+
+async def _supervise(children: list[ChildProcess], stopping: asyncio.Event) -> int:
+    while not stopping.is_set():
+        for child in children:
+            if not child.alive():
+                print(
+                    f"hookhub: {child.name} exited with {child.process.returncode}; "
+                    f"see {child.log_path}",
+                    file=sys.stderr,
+                )
+                return 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=1.0)
+    return 0
+
+
+def _banner(settings: Settings, upstreams: dict[str, str]) -> None:
+    origin = f"http://{settings.http_host}:{settings.http_port}"
+    lines = [
+        "",
+        "hookhub is running",
+        f"  origin        {origin}   (every public route)",
+        f"  health        {origin}/healthz   {origin}/readyz",
+        f"  API docs      {origin}/openapi.json",
+        f"  admin token   {settings.admin_token}",
+        f"  kafka         {settings.kafka_bootstrap}   mongodb  {settings.mongo_uri}",
+        "  services      " + "  ".join(f"{n} {u}" for n, u in upstreams.items()),
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,3 @@
+"""The sync service.
+
+Keeps channels in sync with Slack, Discord and Telegram both ways."""

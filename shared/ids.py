@@ -1,0 +1,38 @@
+"""Identifiers and timestamps: time-ordered resource ids and UTC clocks."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    """A ULID-style id (48-bit millisecond time, 80 random bits) with a type prefix.
+
+    Ids sort by creation time, which is what cursor pagination walks.
+    """
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic id for something that may arrive more than once (a redelivery)."""
+    return "evt_" + uuid.uuid5(uuid.NAMESPACE_URL, "hookhub:" + "\x1f".join(parts)).hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,185 @@
+"""One service process: its settings, MongoDB, Kafka broker and publisher, background tasks.
+
+A service describes itself with a `ServiceDefinition`; `Runtime` wires it to the
+infrastructure and reports readiness. Nothing here knows about any particular service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from shared import idempotency
+from shared.crypto import SecretBox
+from shared.kafka import (
+    PUBLIC_TOPICS,
+    EventPublisher,
+    bootstrap_reachable,
+    ensure_topics,
+    make_broker,
+    subscribers_joined,
+)
+from shared.mongo import Database, Index, connect, ensure_indexes, ping
+from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter, FastAPI
+
+log = structlog.get_logger(__name__)
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service is made of; its composition root builds one."""
+
+    name: str
+    routers: Sequence[APIRouter] = ()
+    indexes: Sequence[Index] = ()
+    internal_topics: Sequence[str] = ()
+    # Called once the runtime exists and before Kafka starts: register subscribers, build
+    # caches and repositories, put what routes need on `app.state`.
+    setup: Callable[[FastAPI, Runtime], None] | None = None
+    settings_class: type[ServiceSettings] = ServiceSettings
+    description: str = ""
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    service: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.mongo = connect(self.settings, appname=f"hookhub-{self.service}")
+        self.db: Database = self.mongo[self.settings.mongo_db]
+        self.broker = make_broker(self.settings, self.service, self.registry)
+        self.publisher = EventPublisher(self.broker, self.settings)
+        self.secrets = SecretBox(self.settings.encryption_key_list)
+        self.kafka_started = False
+        self.indexes_ready = False
+        self._startup_hooks: list[Hook] = []
+        self._shutdown_hooks: list[Hook] = []
+        self._ready_checks: dict[str, ReadyCheck] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- composition ---------------------------------------------------------------------
+
+    def on_startup(self, hook: Hook) -> None:
+        self._startup_hooks.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        self._shutdown_hooks.append(hook)
+
+    def ready_check(self, name: str, check: ReadyCheck) -> None:
+        self._ready_checks[name] = check
+
+    def ledger(self, purpose: str) -> idempotency.ProcessedLedger:
+        return idempotency.ProcessedLedger(
+            self.db[idempotency.COLLECTION], self.settings.consumer_group(self.service, purpose)
+        )
+
+    def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
+        self._tasks.append(asyncio.create_task(_log_crash(name, factory), name=name))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
+        all_indexes = [*idempotency.INDEXES, *indexes]
+        topic_names = [self.settings.topic(t) for t in (*PUBLIC_TOPICS, *topics)]
+        self.background(
+            "mongo-indexes",
+            lambda: self._retry(
+                "mongo_indexes", lambda: ensure_indexes(self.db, all_indexes), "indexes_ready"
+            ),
+        )
+        self.background(
+            "kafka-connect",
+            lambda: self._retry(
+                "kafka_connect", lambda: self._start_kafka(topic_names), "kafka_started"
+            ),
+        )
+        for hook in self._startup_hooks:
+            await hook(self)
+
+    async def _start_kafka(self, topic_names: list[str]) -> None:
+        try:
+            await ensure_topics(self.settings, topic_names)
+            await self.broker.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()  # so the next attempt starts from a clean broker
+            raise
+
+    async def _retry(self, what: str, action: Callable[[], Awaitable[None]], flag: str) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await action()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(f"{what}_failed", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            setattr(self, flag, True)
+            log.info(f"{what}_done")
+            return
+
+    async def stop(self) -> None:
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                await hook(self)
+            except Exception as exc:
+                log.warning("shutdown_hook_failed", error=repr(exc))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        await self.mongo.close()
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        checks: dict[str, str] = {}
+
+        async def mongo() -> tuple[bool, str]:
+            try:
+                await asyncio.wait_for(ping(self.db), self.settings.mongo_timeout_seconds)
+            except Exception as exc:
+                return False, f"unreachable: {type(exc).__name__}"
+            return self.indexes_ready, "ok" if self.indexes_ready else "indexes not created yet"
+
+        async def kafka() -> tuple[bool, str]:
+            if not await bootstrap_reachable(self.settings):
+                return False, "unreachable"
+            if not self.kafka_started:
+                return False, "connecting"
+            joined, waiting = subscribers_joined(self.broker)
+            return joined, "ok" if joined else f"consumers not assigned: {', '.join(waiting)}"
+
+        results = await asyncio.gather(
+            mongo(), kafka(), *(check() for check in self._ready_checks.values())
+        )
+        names = ["mongo", "kafka", *self._ready_checks]
+        for name, (ok, detail) in zip(names, results, strict=True):
+            checks[name] = detail if not ok else "ok"
+        return all(ok for ok, _ in results), checks
+
+
+async def _log_crash(name: str, factory: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await factory()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background_task_crashed", task=name)
+        raise

@@ -1,0 +1,130 @@
+"""Configuration: one `HOOKHUB_`-prefixed settings base every service extends (SPEC §3)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Literal, Self
+
+from cryptography.fernet import Fernet
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_PORTS: dict[str, int] = {
+    "gateway": 8081,
+    "delivery": 8082,
+    "oauth": 8083,
+    "sync": 8084,
+    "importer": 8085,
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a runnable hookhub."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKHUB_", extra="ignore")
+
+    env: Literal["dev", "production"] = "dev"
+    data_dir: Path = Path(".hookhub")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_publish_timeout_seconds: float = Field(5.0, gt=0)
+    kafka_partitions: int = Field(6, ge=1)
+    kafka_max_message_bytes: int = Field(1024 * 1024, ge=1024)
+    kafka_replication_factor: int = Field(1, ge=1)
+    # Prepended to every topic and consumer group ("<namespace>.hookhub.chat.events"); empty in
+    # production. Tests set it so concurrent runs against one broker never see each other.
+    topic_namespace: str = ""
+
+    mongo_uri: str = "mongodb://127.0.0.1:27017"
+    mongo_db: str = "hookhub"
+    mongo_timeout_seconds: float = Field(3.0, gt=0)
+
+    public_url: str = "http://127.0.0.1:8080"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    admin_token: str = ""
+    encryption_keys: str = ""
+    egress_allow_cidrs: str = ""
+
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("HOOKHUB_ADMIN_TOKEN", self.admin_token),
+                    ("HOOKHUB_ENCRYPTION_KEYS", self.encryption_keys),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigurationError(
+                    f"HOOKHUB_ENV=production refuses to start without {', '.join(missing)}"
+                )
+        return self
+
+    def resolve_dev_secrets(self) -> Self:
+        """Fill the admin token and encryption key from the data dir, generating them once.
+
+        Only in dev: production must be given both (checked at construction).
+        """
+        if self.env != "dev":
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.admin_token:
+            self.admin_token = _kept_secret(self.data_dir / "admin_token", _new_admin_token)
+        if not self.encryption_keys:
+            self.encryption_keys = _kept_secret(
+                self.data_dir / "encryption_key", lambda: Fernet.generate_key().decode()
+            )
+        if not self.egress_allow_cidrs:
+            self.egress_allow_cidrs = "127.0.0.0/8,::1/128"
+        self.__dict__.pop("encryption_key_list", None)
+        return self
+
+    @cached_property
+    def encryption_key_list(self) -> list[str]:
+        return [key.strip() for key in self.encryption_keys.split(",") if key.strip()]
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_namespace}.{name}" if self.topic_namespace else name
+
+    def consumer_group(self, service: str, purpose: str) -> str:
+        return self.topic(f"hookhub.{service}.{purpose}")
+
+
+def _new_admin_token() -> str:
+    return "hh_admin_" + secrets.token_urlsafe(32)
+
+
+def _kept_secret(path: Path, generate: Callable[[], str]) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = generate()
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value
+
+
+class ServiceSettings(Settings):
+    """Settings of one `hookhub serve <name>` process."""
+
+    port: int = 0  # 0: the service's default port from SERVICE_PORTS
+
+    def port_for(self, service: str) -> int:
+        return self.port or SERVICE_PORTS[service]
+
+
+class GatewaySettings(ServiceSettings):
+    incoming_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # How often each gateway replica re-reads incoming-webhook changes made elsewhere.
+    cache_refresh_seconds: float = Field(2.0, gt=0)
