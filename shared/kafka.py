@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from shared.envelopes import Envelope, Topic
 from shared.errors import KafkaUnavailable
@@ -20,22 +22,20 @@ from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# Internal topics (delivery queue, retry tiers, dead letters) are added by their services.
+# Internal topics (delivery queue, retry tiers) are added by their services.
 PUBLIC_TOPICS: tuple[Topic, ...] = tuple(Topic)
+# Where envelopes that fail validation go, with the reason in headers; never dropped.
+DEAD_LETTER_TOPIC = "hookhub.dead-letters"
 
 
 def make_broker(
     settings: Settings, service: str, registry: CollectorRegistry, middlewares: Iterable[Any] = ()
 ) -> KafkaBroker:
-    timeout_ms = int(settings.kafka_publish_timeout_seconds * 1000)
+    """The broker for subscribers (and dead letters); envelopes go out via `EventPublisher`."""
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"hookhub-{service}",
-        # A publish is acknowledged only once every in-sync replica has it (SPEC §5), and a
-        # batch not acknowledged within the timeout expires instead of lingering to be sent
-        # after we have already answered 503.
         acks="all",
-        request_timeout_ms=timeout_ms,
         max_request_size=settings.kafka_max_message_bytes,
         allow_auto_create_topics=False,
         middlewares=[
@@ -73,34 +73,72 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
 
 
 class EventPublisher:
-    """Publishes envelopes and returns only once Kafka has acknowledged them (acks=all)."""
+    """Publishes envelopes and returns only once Kafka has acknowledged them (acks=all).
 
-    def __init__(self, broker: KafkaBroker, settings: Settings) -> None:
-        self._broker = broker
+    Its own producer rather than the FastStream broker's, because its request timeout must
+    be short (a batch not acknowledged in time expires instead of being sent after we have
+    answered 503) while consumers' group joins need the long default.
+    """
+
+    def __init__(self, settings: Settings, service: str, registry: CollectorRegistry) -> None:
         self._settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=f"hookhub-{service}-publisher",
+            acks="all",
+            request_timeout_ms=int(settings.kafka_publish_timeout_seconds * 1000),
+            max_request_size=settings.kafka_max_message_bytes,
+            linger_ms=0,
+        )
+        self._published = Counter(
+            "hookhub_kafka_published_total",
+            "Envelopes published",
+            ["topic", "outcome"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "hookhub_kafka_publish_seconds",
+            "Time until Kafka acknowledged a publish",
+            ["topic"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        await self._producer.stop()
 
     async def publish(
         self, topic: Topic | str, envelope: Envelope, key: bytes | None = None
     ) -> None:
         name = self._settings.topic(topic)
         partition_key = key if key is not None else _partition_key(envelope)
+        headers = [("content-type", b"application/json"), ("hookhub-id", envelope.id.encode())]
+        started = time.perf_counter()
         try:
+            if not self.started:
+                raise KafkaConnectionError("publisher not connected yet")
             await asyncio.wait_for(
-                self._broker.publish(
-                    envelope.to_kafka(),
-                    name,
-                    key=partition_key,
-                    headers={"content-type": "application/json", "hookhub-id": envelope.id},
+                self._producer.send_and_wait(
+                    name, envelope.to_kafka(), key=partition_key, headers=headers
                 ),
                 timeout=self._settings.kafka_publish_timeout_seconds + 1,
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure means "not durably accepted"
+            self._published.labels(str(topic), "failed").inc()
             log.warning(
                 "kafka_publish_failed", topic=name, envelope_id=envelope.id, error=repr(exc)
             )
             raise KafkaUnavailable("the event could not be written to Kafka; retry later") from exc
+        self._published.labels(str(topic), "acknowledged").inc()
+        self._latency.labels(str(topic)).observe(time.perf_counter() - started)
 
 
 def _partition_key(envelope: Envelope) -> bytes | None:

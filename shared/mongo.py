@@ -65,9 +65,12 @@ def encode_cursor(last_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("cursor is not one this API handed out", code="invalid_cursor") from exc
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    if not decoded or encode_cursor(decoded) != cursor:
+        raise BadRequest("cursor is not one this API handed out", code="invalid_cursor")
+    return decoded
 
 
 async def paginate(

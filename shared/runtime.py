@@ -10,14 +10,16 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
 
-from shared import idempotency
+from shared import consumers, idempotency
 from shared.crypto import SecretBox
+from shared.envelopes import Envelope
 from shared.kafka import (
+    DEAD_LETTER_TOPIC,
     PUBLIC_TOPICS,
     EventPublisher,
     bootstrap_reachable,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+E = TypeVar("E", bound=Envelope)
 Hook = Callable[["Runtime"], Awaitable[None]]
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -62,7 +65,7 @@ class Runtime:
         self.mongo = connect(self.settings, appname=f"hookhub-{self.service}")
         self.db: Database = self.mongo[self.settings.mongo_db]
         self.broker = make_broker(self.settings, self.service, self.registry)
-        self.publisher = EventPublisher(self.broker, self.settings)
+        self.publisher = EventPublisher(self.settings, self.service, self.registry)
         self.secrets = SecretBox(self.settings.encryption_key_list)
         self.kafka_started = False
         self.indexes_ready = False
@@ -87,6 +90,16 @@ class Runtime:
             self.db[idempotency.COLLECTION], self.settings.consumer_group(self.service, purpose)
         )
 
+    def consume(
+        self,
+        topic: str,
+        purpose: str,
+        model: type[E],
+        handler: Callable[[E], Awaitable[object]],
+    ) -> None:
+        """Subscribe `handler` to `topic`, idempotent by envelope id (see shared.consumers)."""
+        consumers.consume(self, topic, purpose, model, handler)
+
     def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
         self._tasks.append(asyncio.create_task(_log_crash(name, factory), name=name))
 
@@ -94,7 +107,7 @@ class Runtime:
 
     async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
         all_indexes = [*idempotency.INDEXES, *indexes]
-        topic_names = [self.settings.topic(t) for t in (*PUBLIC_TOPICS, *topics)]
+        topic_names = [self.settings.topic(t) for t in (*PUBLIC_TOPICS, DEAD_LETTER_TOPIC, *topics)]
         self.background(
             "mongo-indexes",
             lambda: self._retry(
@@ -113,10 +126,13 @@ class Runtime:
     async def _start_kafka(self, topic_names: list[str]) -> None:
         try:
             await ensure_topics(self.settings, topic_names)
+            await self.publisher.start()
             await self.broker.start()
         except BaseException:
+            with contextlib.suppress(Exception):  # so the next attempt starts clean
+                await self.publisher.stop()
             with contextlib.suppress(Exception):
-                await self.broker.stop()  # so the next attempt starts from a clean broker
+                await self.broker.stop()
             raise
 
     async def _retry(self, what: str, action: Callable[[], Awaitable[None]], flag: str) -> None:
@@ -146,6 +162,8 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await self.publisher.stop()
         await self.mongo.close()
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:

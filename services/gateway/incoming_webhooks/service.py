@@ -39,7 +39,9 @@ def new_token() -> str:
 def parse_post(body: bytes, content_type: str) -> IncomingPost:
     """Slack accepts JSON, or a form whose `payload` field holds the JSON; so do we."""
     media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "application/x-www-form-urlencoded":
+    # `curl -d '{"text": ...}'` labels JSON as a form; Slack reads it as JSON, and so do we.
+    looks_like_json = body.lstrip().startswith(b"{")
+    if media_type == "application/x-www-form-urlencoded" and not looks_like_json:
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError) as exc:

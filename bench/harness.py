@@ -1,0 +1,534 @@
+"""What every benchmark shares: the infrastructure, service processes, the load run, results.
+
+A `Harness` owns every process a run starts and stops them all when it exits, however it
+exits (an exception, Ctrl-C, SIGTERM). Infrastructure is started once, on first use: an
+embedded broker and MongoDB server on free ports, a fresh data dir under a temporary
+directory, a topic namespace and database name of this run only, and a new admin token and
+Fernet key handed to services through the environment. A benchmark asks the harness for the
+processes it needs and calls `load()` once for hookhub and once for the baseline with the
+same body, concurrency and duration, and returns a `BenchmarkResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+from cryptography.fernet import Fernet
+
+from bench.loadgen import Target
+from shared.embedded import ChildProcess, free_port, spawn, start_broker, start_mongo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float = 10.0
+    warmup: float = 2.0
+    concurrency: int = 50
+    client: str = "raw"
+    timeout: float = 10.0
+    # Extra HOOKHUB_* variables for the services under test (`--set KEY=VALUE`).
+    service_env: dict[str, str] = field(default_factory=dict)
+    keep_logs: bool = False
+
+
+@dataclass
+class Measurement:
+    """One load run against one server."""
+
+    label: str
+    rps: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    ok: int
+    errors: int
+    error_kinds: dict[str, int]
+    window_s: float
+    # CPU cores used during the measured window, per watched process (including the client).
+    cpu_cores: dict[str, float]
+    # The whole machine during the window, in cores: busy (any process), idle, and stolen by
+    # the hypervisor (a noisy neighbour on a shared VM host).
+    host_cores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkResult:
+    name: str
+    title: str
+    ours: Measurement
+    baseline: Measurement
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours.rps / self.baseline.rps if self.baseline.rps else None
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.ours.errors or self.baseline.errors)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "ours": asdict(self.ours),
+            "baseline": asdict(self.baseline),
+            "ratio": round(self.ratio, 3) if self.ratio is not None else None,
+            "flagged": self.flagged,
+            "notes": self.notes,
+        }
+
+
+class Benchmark(Protocol):
+    """One entry of `bench.suite.BENCHMARKS`."""
+
+    name: str
+    title: str
+
+    def run(self, harness: Harness) -> BenchmarkResult: ...
+
+
+@dataclass
+class Infrastructure:
+    broker: ChildProcess
+    mongo: ChildProcess
+    kafka_bootstrap: str
+    mongo_uri: str
+    mongo_db: str
+    topic_namespace: str
+    data_dir: Path
+    admin_token: str
+    encryption_key: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "HOOKHUB_ENV": "dev",
+            "HOOKHUB_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "HOOKHUB_MONGO_URI": self.mongo_uri,
+            "HOOKHUB_MONGO_DB": self.mongo_db,
+            "HOOKHUB_TOPIC_NAMESPACE": self.topic_namespace,
+            "HOOKHUB_DATA_DIR": str(self.data_dir),
+            "HOOKHUB_ADMIN_TOKEN": self.admin_token,
+            "HOOKHUB_ENCRYPTION_KEYS": self.encryption_key,
+            "HOOKHUB_LOG_FORMAT": "json",
+        }
+
+
+@dataclass
+class Server:
+    """An HTTP server process of the run: a hookhub service or the baseline."""
+
+    name: str
+    url: str
+    child: ChildProcess
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
+class Harness:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.root = Path(tempfile.mkdtemp(prefix="hookhub-bench-"))
+        self.log_dir = self.root / "logs"
+        self.run_id = uuid.uuid4().hex[:10]
+        self._children: list[ChildProcess] = []
+        self._infrastructure: Infrastructure | None = None
+        self._baseline: Server | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close(keep_logs=self.options.keep_logs or exc is not None)
+
+    def close(self, keep_logs: bool = False) -> None:
+        """Stops every process started, newest first (services, then MongoDB, then Kafka)."""
+        with _signals_deferred():
+            while self._children:
+                child = self._children.pop()
+                try:
+                    child.stop(timeout=10)
+                except Exception as exc:  # keep stopping the others
+                    print(f"bench: stopping {child.name} failed: {exc!r}", file=sys.stderr)
+                    child.kill()
+        if keep_logs:
+            print(f"bench: logs kept in {self.log_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _adopt(self, child: ChildProcess) -> ChildProcess:
+        self._children.append(child)
+        return child
+
+    # -- processes -----------------------------------------------------------------------
+
+    def infrastructure(self) -> Infrastructure:
+        if self._infrastructure is None:
+            kafka_port, mongo_port = free_port(), free_port()
+            broker = self._adopt(start_broker(kafka_port, self.log_dir))
+            mongo = self._adopt(start_mongo(mongo_port, self.root / "mongo", self.log_dir))
+            self._infrastructure = Infrastructure(
+                broker=broker,
+                mongo=mongo,
+                kafka_bootstrap=f"127.0.0.1:{kafka_port}",
+                mongo_uri=f"mongodb://127.0.0.1:{mongo_port}",
+                mongo_db=f"hookhub_bench_{self.run_id}",
+                topic_namespace=f"bench-{self.run_id}",
+                data_dir=self.root / "data",
+                admin_token="hh_admin_" + secrets.token_urlsafe(32),
+                encryption_key=Fernet.generate_key().decode(),
+            )
+        return self._infrastructure
+
+    def start_service(self, service: str, env: dict[str, str] | None = None) -> Server:
+        """`hookhub serve <service>` as its own process, as in production; waits for /readyz."""
+        infrastructure = self.infrastructure()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "services.cli", "serve", service]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        child = self._adopt(
+            spawn(
+                service,
+                argv,
+                self.log_dir,
+                env={
+                    **self._python_env(),
+                    **infrastructure.env(),
+                    "HOOKHUB_PUBLIC_URL": url,
+                    **self.options.service_env,
+                    **(env or {}),
+                },
+            )
+        )
+        server = Server(service, url, child)
+        self.wait_ready(server)
+        return server
+
+    def baseline(self) -> Server:
+        """The bare FastAPI + uvicorn app (`bench.baseline`), started once per run."""
+        if self._baseline is None or not self._baseline.child.alive():
+            port = free_port()
+            child = self._adopt(
+                spawn(
+                    "baseline",
+                    [sys.executable, "-m", "bench.baseline", "--port", str(port)],
+                    self.log_dir,
+                    env=self._python_env(),
+                )
+            )
+            self._baseline = Server("baseline", f"http://127.0.0.1:{port}", child)
+            self.wait_ready(self._baseline)
+        return self._baseline
+
+    def wait_ready(self, server: Server, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not server.child.alive():
+                    raise BenchError(
+                        f"{server.name} exited with {server.child.process.returncode} while "
+                        f"starting:\n{_tail(server.child.log_path)}"
+                    )
+                try:
+                    response = client.get(server.url + "/readyz")
+                except httpx.HTTPError as exc:
+                    last = repr(exc)
+                else:
+                    if response.status_code == 200:
+                        return
+                    last = f"{response.status_code} {response.text[:300]}"
+                time.sleep(0.2)
+        raise BenchError(f"{server.name} not ready within {timeout:.0f}s: {last}")
+
+    def _python_env(self) -> dict[str, str]:
+        """So `python -m bench.*` resolves in children: `bench` is not an installed package."""
+        path = os.environ.get("PYTHONPATH")
+        return {"PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{path}" if path else str(REPO_ROOT)}
+
+    # -- load ----------------------------------------------------------------------------
+
+    def load(
+        self, label: str, target: Target, watch: Sequence[tuple[str, ChildProcess]] = ()
+    ) -> Measurement:
+        """Drives `target` from a separate client process with the run's options.
+
+        The CPU time of the `watch`ed processes and of the client is sampled when the
+        client opens and closes its measured window.
+        """
+        options = self.options
+        body_file = self.root / f"body-{uuid.uuid4().hex[:8]}"
+        body_file.write_bytes(target.body)
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "--url",
+            target.url,
+            "--body-file",
+            str(body_file),
+            "--client",
+            options.client,
+            "--concurrency",
+            str(options.concurrency),
+            "--duration",
+            str(options.duration),
+            "--warmup",
+            str(options.warmup),
+            "--timeout",
+            str(options.timeout),
+        ]
+        for name, value in target.headers.items():
+            argv += ["--header", f"{name}: {value}"]
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / "loadgen.log").open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO_ROOT,
+                env={**os.environ, **self._python_env()},
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+            try:
+                return self._follow(label, process, watch)
+            finally:
+                if process.poll() is None:
+                    process.terminate()
+                    try:
+                        process.wait(5)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait(5)
+                if process.stdout:
+                    process.stdout.close()
+                body_file.unlink(missing_ok=True)
+
+    def _follow(
+        self,
+        label: str,
+        process: subprocess.Popen[bytes],
+        watch: Sequence[tuple[str, ChildProcess]],
+    ) -> Measurement:
+        pids = {name: child.process.pid for name, child in watch}
+        pids["client"] = process.pid
+        started: dict[str, float] = {}
+        ended: dict[str, float] = {}
+        host_started: dict[str, float] = {}
+        host_ended: dict[str, float] = {}
+        opened = closed = 0.0
+        result: dict[str, Any] | None = None
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            if event["event"] == "measure-start":
+                opened, started, host_started = time.perf_counter(), _cpu_times(pids), _host()
+            elif event["event"] == "measure-end":
+                closed, ended, host_ended = time.perf_counter(), _cpu_times(pids), _host()
+            elif event["event"] == "result":
+                result = event
+        process.wait(30)
+        if result is None:
+            raise BenchError(
+                f"the load generator exited with {process.returncode} and no result:\n"
+                + _tail(self.log_dir / "loadgen.log")
+            )
+        window = max(closed - opened, 1e-9)
+        cpu = {
+            name: round((ended[name] - started[name]) / window, 2)
+            for name in pids
+            if name in started and name in ended
+        }
+        host = {
+            name: round((host_ended[name] - host_started[name]) / window, 2)
+            for name in host_started
+            if name in host_ended
+        }
+        return Measurement(
+            label=label,
+            rps=result["rps"],
+            p50_ms=result["p50_ms"],
+            p90_ms=result["p90_ms"],
+            p99_ms=result["p99_ms"],
+            max_ms=result["max_ms"],
+            ok=result["ok"],
+            errors=result["errors"],
+            error_kinds=result["error_kinds"],
+            window_s=result["window_s"],
+            cpu_cores=cpu,
+            host_cores=host,
+        )
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render(result: BenchmarkResult, options: Options) -> str:
+    header = (
+        f"{result.title} [{result.name}]: {options.concurrency} connections, "
+        f"{options.duration:g} s measured after {options.warmup:g} s warm-up, "
+        f"{options.client} client"
+    )
+    rows = [("", "req/s", "p50 ms", "p99 ms", "errors")]
+    for run in (result.ours, result.baseline):
+        rows.append(
+            (
+                run.label,
+                _number(run.rps),
+                _number(run.p50_ms, 2),
+                _number(run.p99_ms, 2),
+                str(run.errors),
+            )
+        )
+    ratio = result.ratio
+    rows.append(("ratio ours/baseline", "-" if ratio is None else f"{ratio:.2f}", "", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, 5)]
+        lines.append("  ".join(cells).rstrip())
+    for run in (result.ours, result.baseline):
+        if run.cpu_cores:
+            used = ", ".join(f"{name} {cores:.2f}" for name, cores in run.cpu_cores.items())
+            lines.append(f"CPU cores during {run.label}: {used}")
+            if run.host_cores:
+                host = ", ".join(f"{name} {cores:.2f}" for name, cores in run.host_cores.items())
+                lines.append(f"  whole machine: {host}")
+    for run in (result.ours, result.baseline):
+        if run.errors:
+            kinds = ", ".join(f"{kind}={n}" for kind, n in sorted(run.error_kinds.items()))
+            lines.append(f"!! FLAGGED: {run.label} had {run.errors} errors ({kinds})")
+    lines.extend(f"note: {note}" for note in result.notes)
+    return "\n".join(lines)
+
+
+def write_results(results: Sequence[BenchmarkResult], options: Options) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / "latest.json"
+    document = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "options": {
+            "duration": options.duration,
+            "warmup": options.warmup,
+            "concurrency": options.concurrency,
+            "client": options.client,
+            "service_env": options.service_env,
+        },
+        "flagged": any(result.flagged for result in results),
+        "benchmarks": [result.to_json() for result in results],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _ticks_per_second() -> int:
+    return os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_times(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process (all its threads), from /proc."""
+    ticks = _ticks_per_second()
+    times: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        # After the command name: state is field 3; utime and stime are fields 14 and 15.
+        times[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return times
+
+
+def _host() -> dict[str, float]:
+    """CPU seconds of the whole machine so far: busy, idle (with I/O wait) and steal."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return {}
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    ticks = _ticks_per_second()
+    return {
+        "busy": (user + nice + system + irq + softirq) / ticks,
+        "idle": (idle + iowait) / ticks,
+        "steal": steal / ticks,
+    }
+
+
+def _tail(path: Path | None, lines: int = 30) -> str:
+    if path is None or not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: SIGTERM it when the harness dies (Linux), so none is orphaned."""
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """A second Ctrl-C while stopping the processes must not leave some of them running."""
+    if sys.platform == "win32":
+        yield
+        return
+    pending: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda number, _frame: pending.append(number))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

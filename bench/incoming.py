@@ -1,0 +1,125 @@
+"""Benchmark "incoming": Slack-compatible incoming webhooks accepted per second by one gateway.
+
+One `hookhub serve gateway` process; one incoming webhook created through the management API;
+then a small, realistic Slack-style JSON body POSTed to its URL. Each 200 `ok` means the
+message was validated, turned into a `message.received` envelope and acknowledged by Kafka
+(acks=all). The baseline gets the same body on the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.harness import BenchError, BenchmarkResult, Harness, Infrastructure
+from bench.loadgen import Target
+
+# What a CI system or monitoring tool typically posts: mrkdwn text with a link, a bot name and
+# an emoji icon. About 250 bytes.
+BODY = json.dumps(
+    {
+        "text": (
+            "Deploy of *api-server* `v2.14.3` to *production* finished in 4m12s "
+            ":white_check_mark:\n<https://ci.example.com/builds/8812|Build #8812> "
+            "triggered by alice (3 commits)"
+        ),
+        "username": "deploy-bot",
+        "icon_emoji": ":rocket:",
+        "channel": "#deploys",
+    },
+    separators=(",", ":"),
+).encode()
+HEADERS = {"Content-Type": "application/json"}
+
+
+class IncomingWebhooks:
+    name = "incoming"
+    title = "incoming webhooks"
+
+    def run(self, harness: Harness) -> BenchmarkResult:
+        infrastructure = harness.infrastructure()
+        gateway = harness.start_service("gateway")
+        url = _create_webhook(gateway.url, infrastructure.admin_token)
+        _post_once(url)
+        ours = harness.load(
+            "hookhub gateway",
+            Target(url, BODY, HEADERS),
+            watch=[
+                ("gateway", gateway.child),
+                ("kafka", infrastructure.broker),
+                ("mongo", infrastructure.mongo),
+            ],
+        )
+        notes = [_kafka_check(infrastructure, ours.ok)]
+        gateway.stop()  # leaves the cores to the baseline
+
+        baseline = harness.baseline()
+        path = urlsplit(url).path
+        base = harness.load(
+            "baseline (bare FastAPI)",
+            Target(baseline.url + path, BODY, HEADERS),
+            watch=[("baseline", baseline.child)],
+        )
+        return BenchmarkResult(self.name, self.title, ours, base, notes)
+
+
+def _create_webhook(gateway_url: str, admin_token: str) -> str:
+    response = httpx.post(
+        gateway_url + "/api/incoming-webhooks",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={"workspace_id": "ws_bench", "target_channel_id": "ch_bench", "name": "bench"},
+        timeout=10,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the incoming webhook: {response.status_code} {response.text}")
+    url: str = response.json()["url"]
+    return url
+
+
+def _post_once(url: str) -> None:
+    response = httpx.post(url, content=BODY, headers=HEADERS, timeout=10)
+    if response.status_code != 200 or response.text != "ok":
+        raise BenchError(f"a single post was not accepted: {response.status_code} {response.text}")
+
+
+def _kafka_check(infrastructure: Infrastructure, ok: int) -> str:
+    """How many messages the inbound topic holds: at least one per 200 we counted."""
+    from shared.envelopes import Topic
+
+    topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_INBOUND}"
+    try:
+        total = asyncio.run(_topic_size(infrastructure.kafka_bootstrap, topic))
+    except Exception as exc:
+        return f"could not count the messages on {topic}: {exc!r}"
+    verdict = "consistent" if total >= ok else "FEWER THAN THE 200s COUNTED"
+    return (
+        f"{topic} holds {total:,} messages (warm-up and first post included) for "
+        f"{ok:,} measured 200s: {verdict}"
+    )
+
+
+async def _topic_size(bootstrap: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            await consumer.topics()  # refreshes metadata
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+        begin = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        return sum(end[tp] - begin[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+
+
+BENCHMARK = IncomingWebhooks()

@@ -1,0 +1,124 @@
+"""`python -m bench` (`make bench`): runs the registered benchmarks and reports them.
+
+A benchmark is a module exposing an object with `name`, `title` and
+`run(harness) -> BenchmarkResult` (see `bench.harness.Benchmark`); adding one is adding it
+to `BENCHMARKS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from bench import incoming
+from bench.harness import (
+    BenchError,
+    Benchmark,
+    BenchmarkResult,
+    Harness,
+    Options,
+    render,
+    write_results,
+)
+from shared.embedded import EmbeddedError
+
+BENCHMARKS: list[Benchmark] = [
+    incoming.BENCHMARK,
+]
+
+
+def _parse_env(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
+    return name, value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    names = [benchmark.name for benchmark in BENCHMARKS]
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="hookhub throughput against a bare FastAPI baseline, same machine, same run.",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="measured seconds per load run (10)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="unmeasured seconds before each window (2)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="connections, one request in flight each (50)"
+    )
+    parser.add_argument(
+        "--only", action="append", choices=names, metavar="NAME", help=f"one of {names}; repeatable"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: raw asyncio HTTP/1.1 (default) or httpx, to cross-check",
+    )
+    parser.add_argument(
+        "--set",
+        dest="service_env",
+        action="append",
+        type=_parse_env,
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the hookhub services, e.g. HOOKHUB_LOG_LEVEL=WARNING",
+    )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the temporary directory with process logs"
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.warmup < 0 or args.concurrency < 1:
+        parser.error("--duration and --concurrency must be positive, --warmup not negative")
+    return args
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the run the way Ctrl-C does: through `finally`
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for benchmark in BENCHMARKS:
+            print(f"{benchmark.name}\t{benchmark.title}")
+        return 0
+    options = Options(
+        duration=args.duration,
+        warmup=args.warmup,
+        concurrency=args.concurrency,
+        client=args.client,
+        service_env=dict(args.service_env),
+        keep_logs=args.keep_logs,
+    )
+    selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    signal.signal(signal.SIGTERM, _interrupt)
+    results: list[BenchmarkResult] = []
+    try:
+        with Harness(options) as harness:
+            for benchmark in selected:
+                print(f"bench: running {benchmark.name} ({benchmark.title})…", flush=True)
+                result = benchmark.run(harness)
+                results.append(result)
+                print("\n" + render(result, options) + "\n", flush=True)
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process started was stopped", file=sys.stderr)
+        return 130
+    except (BenchError, EmbeddedError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if results:
+            path = write_results(results, options)
+            print(f"bench: results written to {path}")
+    if any(result.flagged for result in results):
+        print("bench: FLAGGED: some requests failed; the figures above are not clean", flush=True)
+        return 1
+    return 0

@@ -1,0 +1,37 @@
+"""A gateway on a real port, against the session's broker and database, one per module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.gateway.app import definition
+from shared.envelopes import Topic
+from shared.http.app import create_app
+from shared.settings import GatewaySettings
+from tests.infra import Infra
+from tests.support import KafkaTap, RunningService, make_settings, new_namespace, serve
+
+
+@pytest.fixture(scope="module")
+def gateway_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> GatewaySettings:
+    data_dir: Path = tmp_path_factory.mktemp("gateway")
+    return make_settings(GatewaySettings, infra, new_namespace(), data_dir)
+
+
+@pytest.fixture(scope="module")
+async def gateway(gateway_settings: GatewaySettings) -> AsyncIterator[RunningService]:
+    async with serve(create_app(definition(), gateway_settings)) as running:
+        yield running
+
+
+@pytest.fixture
+async def inbound(
+    gateway: RunningService, gateway_settings: GatewaySettings
+) -> AsyncIterator[KafkaTap]:
+    async with KafkaTap(
+        gateway_settings.kafka_bootstrap, gateway_settings.topic(Topic.CHAT_INBOUND)
+    ) as tap:
+        yield tap

@@ -1,0 +1,122 @@
+"""Kafka or MongoDB going away: 503 and nothing acknowledged, or serve on from the cache.
+
+These stop and restart servers, so each test starts its own embedded broker or database
+(real servers, never mocks) instead of touching the session's shared ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from services.gateway.app import definition
+from shared.embedded import free_port, start_broker, start_mongo
+from shared.envelopes import Topic
+from shared.http.app import create_app
+from shared.kafka import PUBLIC_TOPICS, ensure_topics
+from shared.settings import GatewaySettings
+from tests.infra import Infra
+from tests.support import KafkaTap, admin_headers, make_settings, new_namespace, serve
+
+
+async def _hook(client: httpx.AsyncClient) -> str:
+    answer = await client.post(
+        "/api/incoming-webhooks",
+        json={"workspace_id": "ws", "target_channel_id": "ch_1"},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    return httpx.URL(answer.json()["url"]).path
+
+
+async def test_kafka_down_answers_503_and_acknowledges_nothing(
+    infra: Infra, tmp_path: Path
+) -> None:
+    port = free_port()
+    broker = start_broker(port, tmp_path / "logs")
+    private = Infra("embedded", f"127.0.0.1:{port}", infra.mongo_uri)
+    settings = make_settings(
+        GatewaySettings, private, new_namespace(), tmp_path, kafka_publish_timeout_seconds=2.0
+    )
+    try:
+        async with serve(create_app(definition(), settings)) as gateway:
+            path = await _hook(gateway.client)
+            assert (await gateway.client.post(path, json={"text": "before"})).status_code == 200
+
+            broker.kill()
+            refused = await gateway.client.post(path, json={"text": "while down"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "kafka_unavailable"
+            assert refused.headers["retry-after"]
+            ready = await gateway.client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["kafka"] != "ok"
+
+            # Back again (empty: the embedded broker keeps topics in memory).
+            broker = start_broker(port, tmp_path / "logs")
+            await ensure_topics(settings, [settings.topic(t) for t in PUBLIC_TOPICS])
+            for _ in range(100):
+                answer = await gateway.client.post(path, json={"text": "after"})
+                if answer.status_code == 200:
+                    break
+                assert answer.status_code == 503
+                await asyncio.sleep(0.2)
+            assert answer.status_code == 200
+            await asyncio.sleep(3)  # room for a late send of the refused message, were there one
+            async with KafkaTap(private.kafka_bootstrap, settings.topic(Topic.CHAT_INBOUND)) as tap:
+                await tap.wait_for(lambda _: False, timeout=2.0)
+                texts = [value["text"] for value in tap.values()]
+            assert "while down" not in texts
+            assert "after" in texts
+    finally:
+        broker.stop()
+
+
+async def test_mongo_down_management_503_and_ingress_serves_known_tokens(
+    infra: Infra, tmp_path: Path
+) -> None:
+    port = free_port()
+    mongo = start_mongo(port, tmp_path / "mongo", tmp_path / "logs")
+    private = Infra("embedded", infra.kafka_bootstrap, f"mongodb://127.0.0.1:{port}")
+    settings = make_settings(
+        GatewaySettings, private, new_namespace(), tmp_path, mongo_timeout_seconds=1.0
+    )
+    try:
+        async with serve(create_app(definition(), settings)) as gateway:
+            path = await _hook(gateway.client)
+            # A clean stop: an outage, not a crash (SecantusDB may lose the last second of
+            # writes to kill -9 unless run with --sync-on-commit; see docs/operations.md).
+            mongo.stop()
+
+            listing = await gateway.client.get("/api/incoming-webhooks", headers=admin_headers())
+            assert listing.status_code == 503
+            assert listing.json()["error"]["code"] == "database_unavailable"
+
+            known = await gateway.client.post(path, json={"text": "from the cache"})
+            assert known.status_code == 200, known.text
+            unknown = await gateway.client.post(
+                "/api/webhooks/incoming/hhwh_unknown", json={"text": "?"}
+            )
+            assert unknown.status_code == 503, "cannot tell unknown from new while blind"
+
+            ready = await gateway.client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["mongo"].startswith("unreachable")
+
+            async with KafkaTap(infra.kafka_bootstrap, settings.topic(Topic.CHAT_INBOUND)) as tap:
+                [message] = await tap.wait_for(lambda v: v["text"] == "from the cache")
+            assert message["channel_id"] == "ch_1"
+
+            mongo = start_mongo(port, tmp_path / "mongo", tmp_path / "logs")
+            for _ in range(50):
+                listing = await gateway.client.get(
+                    "/api/incoming-webhooks", headers=admin_headers()
+                )
+                if listing.status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            assert [hook["id"] for hook in listing.json()["data"]], "data survived the restart"
+    finally:
+        mongo.stop()

@@ -1,0 +1,110 @@
+"""Envelope consumers on a real broker and database: once per id, dead letters, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.envelopes import ChatEvent, Topic
+from shared.idempotency import ClaimBusy, Outcome, ProcessedLedger
+from shared.ids import new_id, utcnow
+from shared.kafka import DEAD_LETTER_TOPIC, subscribers_joined
+from shared.runtime import Runtime
+from shared.settings import ServiceSettings
+from tests.infra import Infra
+from tests.support import KafkaTap, make_settings, new_namespace
+
+
+@pytest.fixture
+async def runtime(infra: Infra, tmp_path: Path) -> AsyncIterator[Runtime]:
+    settings = make_settings(ServiceSettings, infra, new_namespace(), tmp_path)
+    made = Runtime(settings=settings, service="probe")
+    yield made
+    await made.stop()
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _event(event_id: str, channel: str = "ch_1") -> ChatEvent:
+    return ChatEvent(
+        id=event_id,
+        type="message.created",
+        workspace_id="ws_1",
+        occurred_at=utcnow(),
+        data={"channel_id": channel, "text": "hi"},
+    )
+
+
+async def test_a_redelivered_envelope_has_one_effect_and_invalid_ones_are_dead_lettered(
+    runtime: Runtime,
+) -> None:
+    effects: list[str] = []
+    fail_once = {"evt_flaky"}
+
+    async def handler(event: ChatEvent) -> None:
+        if event.id in fail_once:
+            fail_once.discard(event.id)
+            raise RuntimeError("transient")
+        effects.append(event.id)
+
+    runtime.consume(Topic.CHAT_EVENTS, "probe", ChatEvent, handler)
+    await runtime.start([], [])
+    await _until(lambda: runtime.kafka_started and runtime.indexes_ready)
+    await _until(lambda: subscribers_joined(runtime.broker)[0])
+
+    first, second = _event(new_id("evt")), _event(new_id("evt"))
+    for envelope in (first, first, second, _event("evt_flaky"), first):
+        await runtime.publisher.publish(Topic.CHAT_EVENTS, envelope)
+    await runtime.broker.publish(
+        b'{"id": "evt_bad", "type": "NOT A TYPE"}', runtime.settings.topic(Topic.CHAT_EVENTS)
+    )
+
+    await _until(lambda: len(effects) >= 3)
+    await asyncio.sleep(1.5)  # give any duplicate time to show up
+    assert sorted(effects) == sorted([first.id, second.id, "evt_flaky"])
+
+    async with KafkaTap(
+        runtime.settings.kafka_bootstrap, runtime.settings.topic(DEAD_LETTER_TOPIC)
+    ) as tap:
+        await tap.wait_for(lambda _: True)
+    [dead] = tap.records
+    headers = {key: value.decode() for key, value in dead.headers}
+    assert dead.value == b'{"id": "evt_bad", "type": "NOT A TYPE"}'
+    assert "type" in headers["hookhub-reason"]
+    assert headers["hookhub-source-topic"] == runtime.settings.topic(Topic.CHAT_EVENTS)
+    assert headers["hookhub-consumer"] == "probe.probe"
+
+
+async def test_ledger_takes_over_a_claim_whose_worker_died(runtime: Runtime) -> None:
+    await _until(lambda: True)
+    collection = runtime.db["processed_envelopes"]
+    short = ProcessedLedger(collection, "c1", lease=timedelta(milliseconds=200))
+    assert await short.claim("e1") is True
+    with pytest.raises(ClaimBusy):
+        await short.claim("e1")
+    await asyncio.sleep(0.3)  # the first worker "died" holding the lease
+    assert await short.claim("e1") is True
+    await short.done("e1")
+    assert await short.claim("e1") is False
+
+    other_consumer = ProcessedLedger(collection, "c2")
+    assert await other_consumer.claim("e1") is True, "ledgers are per consumer"
+
+    ran: list[int] = []
+
+    async def effect() -> None:
+        ran.append(1)
+
+    assert await other_consumer.once("e2", effect) is Outcome.PROCESSED
+    assert await other_consumer.once("e2", effect) is Outcome.DUPLICATE
+    assert ran == [1]

@@ -1,0 +1,154 @@
+"""Helpers the tests share: settings for an isolated run, a service on a real port, Kafka reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+
+from shared.embedded import free_port
+from shared.settings import ServiceSettings
+from tests.infra import Infra
+
+S = TypeVar("S", bound=ServiceSettings)
+
+ADMIN_TOKEN = "hh_admin_test_" + uuid.uuid4().hex
+
+
+def new_namespace() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+def make_settings(
+    cls: type[S], infra: Infra, namespace: str, data_dir: Path, **overrides: Any
+) -> S:
+    values: dict[str, Any] = {
+        "env": "dev",
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "mongo_uri": infra.mongo_uri,
+        "mongo_db": f"hookhub_{namespace}",
+        "topic_namespace": namespace,
+        "admin_token": ADMIN_TOKEN,
+        "encryption_keys": Fernet.generate_key().decode(),
+        "data_dir": data_dir,
+        "kafka_partitions": 3,
+        "public_url": "http://hookhub.test",
+        **overrides,
+    }
+    return cls.model_validate(values)
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class _TestServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # pytest owns the signals
+        yield
+
+
+@dataclass
+class RunningService:
+    app: FastAPI
+    base_url: str
+    client: httpx.AsyncClient
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI, *, wait_ready: bool = True) -> AsyncIterator[RunningService]:
+    """The app on a real loopback port with its lifespan, as `hookhub serve` runs it."""
+    port = free_port()
+    server = _TestServer(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=15.0) as client:
+        try:
+            await _until_up(client, "/readyz" if wait_ready else "/healthz", task)
+            yield RunningService(app, base_url, client)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+
+
+async def _until_up(client: httpx.AsyncClient, path: str, task: asyncio.Task[Any]) -> None:
+    deadline = time.monotonic() + 60
+    last = ""
+    while time.monotonic() < deadline:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped during start")
+        with contextlib.suppress(httpx.HTTPError):
+            answer = await client.get(path)
+            if answer.status_code == 200:
+                return
+            last = answer.text
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{path} not OK within 60s: {last}")
+
+
+class KafkaTap:
+    """Reads a topic from its beginning, without a consumer group, to see what was published."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> KafkaTap:
+        await self._consumer.start()
+        partitions = await self._wait_partitions()
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        return self
+
+    async def _wait_partitions(self) -> list[TopicPartition]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            found = self._consumer.partitions_for_topic(self.topic)
+            if found:
+                return [TopicPartition(self.topic, p) for p in sorted(found)]
+            await self._consumer._client.force_metadata_update()
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"topic {self.topic} does not exist")
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout: float = 0.5) -> list[Any]:
+        batch = await self._consumer.getmany(timeout_ms=int(timeout * 1000))
+        new = [record for records in batch.values() for record in records]
+        self.records.extend(new)
+        return new
+
+    async def wait_for(
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        count: int = 1,
+        timeout: float = 15.0,
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            matching = [v for v in self.values() if predicate(v)]
+            if len(matching) >= count or time.monotonic() > deadline:
+                return matching
+            await self.poll()
+
+    def values(self) -> list[dict[str, Any]]:
+        return [json.loads(record.value) for record in self.records]
