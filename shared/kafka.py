@@ -82,14 +82,8 @@ class EventPublisher:
 
     def __init__(self, settings: Settings, service: str, registry: CollectorRegistry) -> None:
         self._settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"hookhub-{service}-publisher",
-            acks="all",
-            request_timeout_ms=int(settings.kafka_publish_timeout_seconds * 1000),
-            max_request_size=settings.kafka_max_message_bytes,
-            linger_ms=0,
-        )
+        self._client_id = f"hookhub-{service}-publisher"
+        self._producer: AIOKafkaProducer | None = None  # made in start(): it needs the loop
         self._published = Counter(
             "hookhub_kafka_published_total",
             "Envelopes published",
@@ -106,12 +100,22 @@ class EventPublisher:
         self.started = False
 
     async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            request_timeout_ms=int(self._settings.kafka_publish_timeout_seconds * 1000),
+            max_request_size=self._settings.kafka_max_message_bytes,
+            linger_ms=0,
+        )
         await self._producer.start()
         self.started = True
 
     async def stop(self) -> None:
         self.started = False
-        await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def publish(
         self, topic: Topic | str, envelope: Envelope, key: bytes | None = None
@@ -121,7 +125,7 @@ class EventPublisher:
         headers = [("content-type", b"application/json"), ("hookhub-id", envelope.id.encode())]
         started = time.perf_counter()
         try:
-            if not self.started:
+            if not self.started or self._producer is None:
                 raise KafkaConnectionError("publisher not connected yet")
             await asyncio.wait_for(
                 self._producer.send_and_wait(

@@ -1,0 +1,215 @@
+"""The whole stack as `make run` starts it: one origin, every service, real broker and database.
+
+Driven over HTTP and Kafka like a new user would; then Ctrl-C (SIGINT to the process group)
+must leave nothing running, and a second run must find its data again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.embedded import free_port, port_free
+from shared.settings import SERVICE_PORTS
+from tests.support import KafkaTap
+
+pytestmark = pytest.mark.e2e
+
+
+def _http_base() -> int:
+    """A port P with P..P+5 all free (the origin and the five services)."""
+    for _ in range(50):
+        base = free_port()
+        if base + 5 < 65535 and all(port_free(base + i) for i in range(6)):
+            return base
+    raise RuntimeError("no run of six free ports")
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    origin: str
+    data_dir: Path
+    kafka_bootstrap: str
+    env: dict[str, str]
+
+    def output(self) -> str:
+        return self.process.stdout.read() if self.process.stdout else ""
+
+
+def _start(data_dir: Path, ports: dict[str, int]) -> Stack:
+    env = {
+        **os.environ,
+        "HOOKHUB_DATA_DIR": str(data_dir),
+        "HOOKHUB_HTTP_PORT": str(ports["http"]),
+        "HOOKHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        "HOOKHUB_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}",
+        "HOOKHUB_PUBLIC_URL": f"http://127.0.0.1:{ports['http']}",
+    }
+    for name in ("HOOKHUB_ADMIN_TOKEN", "HOOKHUB_ENCRYPTION_KEYS", "HOOKHUB_TOPIC_NAMESPACE"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "hookhub"), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal would give `make run`
+    )
+    return Stack(
+        process, f"http://127.0.0.1:{ports['http']}", data_dir, f"127.0.0.1:{ports['kafka']}", env
+    )
+
+
+def _wait_ready(stack: Stack, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise AssertionError(f"hookhub run exited early:\n{stack.output()}")
+        try:
+            if httpx.get(stack.origin + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the stack did not become ready")
+
+
+def _pids(stack: Stack) -> list[int]:
+    pids_file = stack.data_dir / "stack.pids"
+    return [int(line) for line in pids_file.read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent has not read its status yet.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def _interrupt(stack: Stack) -> str:
+    os.killpg(stack.process.pid, signal.SIGINT)
+    try:
+        stack.process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(stack.process.pid, signal.SIGKILL)
+        raise
+    return stack.output()
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[str, int]:
+    return {"http": _http_base(), "kafka": free_port(), "mongo": free_port()}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack") / ".hookhub"
+
+
+@pytest.fixture(scope="module")
+def stack(data_dir: Path, ports: dict[str, int]) -> Iterator[Stack]:
+    started = _start(data_dir, ports)
+    try:
+        _wait_ready(started)
+        yield started
+    finally:
+        if started.process.poll() is None:
+            os.killpg(started.process.pid, signal.SIGKILL)
+
+
+async def test_readme_walkthrough_reaches_kafka(stack: Stack) -> None:
+    token = (stack.data_dir / "admin_token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.origin, timeout=15) as client:
+        health = await client.get("/healthz")
+        assert health.status_code == 200
+        ready = (await client.get("/readyz")).json()
+        assert set(ready["services"]) == set(SERVICE_PORTS)
+
+        created = await client.post(
+            "/api/incoming-webhooks",
+            json={"workspace_id": "ws_demo", "target_channel_id": "ch_general", "name": "CI"},
+            headers=auth,
+        )
+        assert created.status_code == 201, created.text
+        hook_url = created.json()["url"]
+        assert hook_url.startswith(stack.origin + "/api/webhooks/incoming/")
+        posted = await client.post(hook_url, json={"text": "Hello from CI", "username": "ci-bot"})
+        assert posted.status_code == 200
+        assert posted.text == "ok"
+
+        spec = (await client.get("/openapi.json")).json()
+        assert "/api/incoming-webhooks" in spec["paths"]
+        assert "/api/webhooks/incoming/{token}" in spec["paths"]
+        assert (await client.get("/api/incoming-webhooks")).status_code == 401
+        assert (await client.get("/api/nowhere")).status_code == 404
+
+    async with KafkaTap(stack.kafka_bootstrap, "hookhub.chat.inbound") as tap:
+        [message] = await tap.wait_for(lambda v: v["text"] == "Hello from CI", timeout=20)
+    assert message["channel_id"] == "ch_general"
+    assert message["author"]["name"] == "ci-bot"
+
+    # Every service answers on its own port too, with metrics.
+    base = int(stack.origin.rsplit(":", 1)[1])
+    for offset, name in enumerate(SERVICE_PORTS, start=1):
+        metrics = httpx.get(f"http://127.0.0.1:{base + offset}/metrics", timeout=5)
+        assert metrics.status_code == 200, name
+        assert "hookhub_http_requests_total" in metrics.text
+
+
+def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
+    stack: Stack, data_dir: Path, ports: dict[str, int]
+) -> None:
+    pids = _pids(stack)
+    assert len(pids) == 2 + len(SERVICE_PORTS)  # broker, database, five services
+    output = _interrupt(stack)
+    assert stack.process.returncode == 0, output
+    assert "admin token" in output
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids if _alive(pid)], "processes left behind"
+    assert all(port_free(port) for port in ports.values())
+
+    second = _start(data_dir, ports)
+    try:
+        _wait_ready(second)
+        token = (data_dir / "admin_token").read_text().strip()
+        listing = httpx.get(
+            second.origin + "/api/incoming-webhooks",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert listing.status_code == 200
+        assert [hook["name"] for hook in listing.json()["data"]] == ["CI"], "data kept"
+        assert token in _interrupt(second), "the same admin token is printed again"
+    finally:
+        if second.process.poll() is None:
+            os.killpg(second.process.pid, signal.SIGKILL)
+
+
+def test_a_taken_port_is_named_and_exits_non_zero(tmp_path: Path) -> None:
+    import socket
+
+    ports = {"http": _http_base(), "kafka": free_port(), "mongo": free_port()}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports["http"] + 2))
+        holder.listen()
+        stack = _start(tmp_path / ".hookhub", ports)
+        stack.process.wait(60)
+    output = stack.output()
+    assert stack.process.returncode != 0
+    assert f"delivery service port {ports['http'] + 2} is already in use" in output

@@ -1,0 +1,80 @@
+"""The topic envelopes of SPEC §6: what they accept, refuse, and how they are keyed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from shared.envelopes import TOPIC_MODELS, ChatEvent, InboundMessage, ProviderEvent, Topic
+from shared.ids import derived_id, new_id
+
+
+def test_topic_names_are_the_published_ones() -> None:
+    assert {t.value for t in Topic} == {
+        "hookhub.chat.events",
+        "hookhub.chat.inbound",
+        "hookhub.provider.events",
+        "hookhub.integration.events",
+    }
+    assert set(TOPIC_MODELS) == set(Topic)
+
+
+def test_chat_event_validation_and_key() -> None:
+    raw = {
+        "id": "evt_1",
+        "type": "message.created",
+        "workspace_id": "ws",
+        "occurred_at": "2026-11-21T10:00:00Z",
+        "data": {"channel_id": "ch_9"},
+    }
+    event = ChatEvent.model_validate(raw)
+    assert event.partition_key() == b"ch_9"
+    assert ChatEvent.model_validate({**raw, "data": {}}).partition_key() == b"ws"
+    for broken in (
+        {**raw, "type": "Message Created"},
+        {**raw, "type": "message"},
+        {**raw, "id": ""},
+        {**raw, "unexpected": 1},
+        {k: v for k, v in raw.items() if k != "workspace_id"},
+    ):
+        with pytest.raises(ValidationError):
+            ChatEvent.model_validate(broken)
+
+
+def test_inbound_message_round_trips_through_kafka_bytes() -> None:
+    message = InboundMessage.model_validate(
+        {
+            "id": "evt_2",
+            "type": "message.received",
+            "workspace_id": "ws",
+            "channel_id": "ch",
+            "source": {"provider": "slack", "integration_id": "int_1"},
+            "author": {"name": "ann"},
+            "text": "hi",
+        }
+    )
+    data = json.loads(message.to_kafka())
+    assert "thread_id" not in data, "unset optionals are left out"
+    assert InboundMessage.model_validate(data) == message
+    assert message.partition_key() == b"ch"
+    with pytest.raises(ValidationError):
+        InboundMessage.model_validate({**data, "type": "message.sent"})
+
+
+def test_provider_event_key_and_ids() -> None:
+    event = ProviderEvent(
+        id=derived_id("github", "int_1", "d-1"),
+        provider="github",
+        integration_id="int_1",
+        workspace_id="ws",
+        event_type="push",
+        delivery_id="d-1",
+        payload={"a": 1},
+    )
+    assert event.partition_key() == b"int_1"
+    assert derived_id("github", "int_1", "d-1") == event.id, "deterministic for redeliveries"
+    assert derived_id("github", "int_1", "d-2") != event.id
+    first, second = new_id("evt"), new_id("evt")
+    assert first != second and first.startswith("evt_") and len(first) == 30

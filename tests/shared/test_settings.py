@@ -1,0 +1,67 @@
+"""Settings: production refuses to start without secrets; dev generates and keeps them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.crypto import SecretBox
+from shared.settings import ConfigurationError, GatewaySettings, Settings
+
+
+def test_production_refuses_to_start_without_admin_token_and_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOKHUB_ENV", "production")
+    monkeypatch.delenv("HOOKHUB_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("HOOKHUB_ENCRYPTION_KEYS", raising=False)
+    with pytest.raises(ConfigurationError, match="HOOKHUB_ADMIN_TOKEN, HOOKHUB_ENCRYPTION_KEYS"):
+        Settings()
+    monkeypatch.setenv("HOOKHUB_ADMIN_TOKEN", "t")
+    with pytest.raises(ConfigurationError, match="HOOKHUB_ENCRYPTION_KEYS"):
+        Settings()
+
+
+def test_serve_in_production_without_secrets_exits_with_a_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "serve", "gateway"],
+        env={"HOOKHUB_ENV": "production", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 2
+    assert "refuses to start without HOOKHUB_ADMIN_TOKEN" in result.stderr
+
+
+def test_dev_generates_secrets_once_and_keeps_them(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path).resolve_dev_secrets()
+    second = Settings(data_dir=tmp_path).resolve_dev_secrets()
+    assert first.admin_token.startswith("hh_admin_")
+    assert first.admin_token == second.admin_token
+    assert first.encryption_key_list == second.encryption_key_list
+    assert (tmp_path / "admin_token").stat().st_mode & 0o077 == 0, "not readable by others"
+    SecretBox(first.encryption_key_list)  # a usable key
+    assert "127.0.0.0/8" in first.egress_allow_cidrs
+
+
+def test_explicit_values_win_over_generated_ones(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, admin_token="mine").resolve_dev_secrets()
+    assert settings.admin_token == "mine"
+    assert not (tmp_path / "admin_token").exists()
+
+
+def test_environment_prefix_and_per_service_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKHUB_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    monkeypatch.setenv("HOOKHUB_INCOMING_MAX_BODY_BYTES", "2048")
+    settings = GatewaySettings()
+    assert settings.kafka_bootstrap == "k1:9092,k2:9092"
+    assert settings.incoming_max_body_bytes == 2048
+    assert settings.port_for("gateway") == 8081
+    assert Settings(topic_namespace="t1").topic("hookhub.chat.events") == "t1.hookhub.chat.events"
+    assert Settings().topic("hookhub.chat.events") == "hookhub.chat.events"
