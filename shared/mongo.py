@@ -90,19 +90,25 @@ async def paginate(
     return docs, None
 
 
-class BatchedCounters:
-    """Counters and last-seen times kept off the request path and flushed in one bulk write.
+class BatchedWriter:
+    """Writes kept off the request path and flushed in one bulk write per collection.
 
-    `bump("incoming_webhooks", hook_id, "message_count", at=now)` costs a dict update; a
-    background task writes every `interval` seconds. Counts not yet written when MongoDB is
-    down are kept and retried, so a blip loses none.
+    - `bump(collection, id, counter, set_max=...)`: increment a counter (and raise fields
+      such as `last_event_at`) on an existing document.
+    - `insert_once(collection, id, fields)`: create a document unless it exists (a record
+      that something was seen).
+
+    Each call costs a dict update; a background task writes every `interval` seconds.
+    What could not be written while MongoDB was down is kept and retried, so a blip loses
+    none of it.
     """
 
     def __init__(self, db: Database, *, interval: float = 1.0) -> None:
         self._db = db
         self._interval = interval
         self._incs: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self._sets: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+        self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+        self._inserts: dict[tuple[str, str], Document] = {}
         self._task: asyncio.Task[None] | None = None
 
     def bump(
@@ -110,10 +116,13 @@ class BatchedCounters:
     ) -> None:
         self._incs[(collection, doc_id)][counter] += 1
         if set_max:
-            self._sets[(collection, doc_id)].update(set_max)
+            self._maxes[(collection, doc_id)].update(set_max)
+
+    def insert_once(self, collection: str, doc_id: str, fields: Document) -> None:
+        self._inserts[(collection, doc_id)] = fields
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="batched-counters")
+        self._task = asyncio.create_task(self._run(), name="batched-writer")
 
     async def stop(self) -> None:
         if self._task:
@@ -127,30 +136,43 @@ class BatchedCounters:
             await self.flush()
 
     async def flush(self) -> None:
-        incs, sets = self._incs, self._sets
-        if not incs and not sets:
+        incs, maxes, inserts = self._incs, self._maxes, self._inserts
+        if not incs and not maxes and not inserts:
             return
-        self._incs, self._sets = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
-        by_collection: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for key in set(incs) | set(sets):
-            by_collection[key[0]].append(key)
-        for name, keys in by_collection.items():
-            ops = [
-                UpdateOne(
-                    {"_id": key[1]},
-                    {
-                        **({"$inc": dict(incs[key])} if key in incs else {}),
-                        **({"$max": sets[key]} if key in sets else {}),
-                    },
-                )
-                for key in keys
-            ]
+        self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
+        self._inserts = {}
+        ops: dict[str, list[UpdateOne]] = defaultdict(list)
+        for key in set(incs) | set(maxes):
+            update: Document = {}
+            if key in incs:
+                update["$inc"] = dict(incs[key])
+            if key in maxes:
+                update["$max"] = maxes[key]
+            ops[key[0]].append(UpdateOne({"_id": key[1]}, update))
+        for key, fields in inserts.items():
+            ops[key[0]].append(UpdateOne({"_id": key[1]}, {"$setOnInsert": fields}, upsert=True))
+        for name, batch in ops.items():
             try:
-                await self._db[name].bulk_write(ops, ordered=False)
+                await self._db[name].bulk_write(batch, ordered=False)
             except PyMongoError as exc:
-                log.warning("counters_flush_failed", collection=name, error=str(exc))
-                for key in keys:  # keep them for the next flush
-                    for counter, n in incs.get(key, {}).items():
-                        self._incs[key][counter] += n
-                    if key in sets:
-                        self._sets[key] = {**sets[key], **self._sets[key]}
+                log.warning("batched_write_failed", collection=name, error=str(exc))
+                self._keep(name, incs, maxes, inserts)
+
+    def _keep(
+        self,
+        name: str,
+        incs: dict[tuple[str, str], dict[str, int]],
+        maxes: dict[tuple[str, str], dict[str, Any]],
+        inserts: dict[tuple[str, str], Document],
+    ) -> None:
+        """Put one collection's unwritten changes back for the next flush."""
+        for key, counts in incs.items():
+            if key[0] == name:
+                for counter, n in counts.items():
+                    self._incs[key][counter] += n
+        for key, values in maxes.items():
+            if key[0] == name:
+                self._maxes[key] = {**values, **self._maxes[key]}
+        for key, fields in inserts.items():
+            if key[0] == name:
+                self._inserts.setdefault(key, fields)

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     encryption_keys: str = ""
     egress_allow_cidrs: str = ""
 
+    # App-level provider configuration (SPEC §3); an integration's own setting wins.
+    slack_signing_secret: str = ""
+    discord_public_key: str = ""
+    telegram_api_base: str = "https://api.telegram.org"
+    provider_timeout_seconds: float = Field(10.0, gt=0)
+
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -126,5 +132,10 @@ class ServiceSettings(Settings):
 
 class GatewaySettings(ServiceSettings):
     incoming_max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    # How often each gateway replica re-reads incoming-webhook changes made elsewhere.
+    # How often each gateway replica re-reads webhook and integration changes made elsewhere.
     cache_refresh_seconds: float = Field(2.0, gt=0)
+    # Redeliveries within this window are acknowledged without a second publish (≥ 24 h;
+    # GitHub lets users redeliver for 3 days).
+    dedupe_window_seconds: int = Field(3 * 24 * 3600, ge=24 * 3600)
+    # Per integration and replica, unless the integration sets its own.
+    default_rate_limit_per_second: float = Field(500.0, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +17,28 @@ import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.fernet import Fernet
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from shared.embedded import free_port
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 
 S = TypeVar("S", bound=ServiceSettings)
+
+# The shared corpus of real payloads (../shared/corpus beside the clone, as CI lays it out).
+CORPUS_DIR = Path(
+    os.environ.get("HOOKHUB_CORPUS_DIR", Path(__file__).parents[2] / "shared" / "corpus")
+)
+
+
+def github_corpus() -> list[Path]:
+    """Every real GitHub payload; a missing corpus fails the test rather than skipping it."""
+    files = sorted((CORPUS_DIR / "github").glob("*/*.json"))
+    assert len(files) == 273, (
+        f"expected the 273 GitHub payloads under {CORPUS_DIR}, found {len(files)}"
+    )
+    return files
+
 
 ADMIN_TOKEN = "hh_admin_test_" + uuid.uuid4().hex
 
@@ -62,14 +78,19 @@ class _TestServer(uvicorn.Server):
 
 @dataclass
 class RunningService:
-    app: FastAPI
+    app: ASGIApp
     base_url: str
     client: httpx.AsyncClient
 
 
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI, *, wait_ready: bool = True) -> AsyncIterator[RunningService]:
-    """The app on a real loopback port with its lifespan, as `hookhub serve` runs it."""
+async def serve(
+    app: ASGIApp, *, wait_ready: bool = True, probe: str | None = None
+) -> AsyncIterator[RunningService]:
+    """The app on a real loopback port with its lifespan, as `hookhub serve` runs it.
+
+    `probe` is the path polled until it answers 200 (default `/readyz`); fakes of
+    third-party APIs pass one of their own."""
     port = free_port()
     server = _TestServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -78,7 +99,7 @@ async def serve(app: FastAPI, *, wait_ready: bool = True) -> AsyncIterator[Runni
     base_url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base_url, timeout=15.0) as client:
         try:
-            await _until_up(client, "/readyz" if wait_ready else "/healthz", task)
+            await _until_up(client, probe or ("/readyz" if wait_ready else "/healthz"), task)
             yield RunningService(app, base_url, client)
         finally:
             server.should_exit = True

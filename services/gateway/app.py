@@ -1,4 +1,4 @@
-"""Gateway composition root: ingress routes, token cache, batched status counters."""
+"""Gateway composition root: incoming webhooks, provider webhooks, caches, batched writes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from fastapi import FastAPI
 from services.gateway.incoming_webhooks import endpoints as incoming
 from services.gateway.incoming_webhooks import repository as incoming_repository
 from services.gateway.incoming_webhooks.cache import TokenCache
-from shared.mongo import BatchedCounters
+from services.gateway.provider_webhooks import endpoints as provider
+from services.gateway.provider_webhooks import repository as seen_repository
+from services.gateway.provider_webhooks.service import AppSecrets, Deduplicator, RecentIds
+from shared.cache import RefreshingCache
+from shared.integrations import model as integration_model
+from shared.integrations import repository as integration_repository
+from shared.integrations.model import IntegrationSnapshot
+from shared.mongo import BatchedWriter
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import GatewaySettings
 
@@ -15,34 +22,64 @@ from shared.settings import GatewaySettings
 def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, GatewaySettings)
-    repository = incoming_repository.IncomingWebhookRepository(runtime.db)
-    cache = TokenCache(repository, refresh_seconds=settings.cache_refresh_seconds)
-    counters = BatchedCounters(runtime.db)
-    app.state.incoming_repository = repository
-    app.state.incoming_cache = cache
-    app.state.counters = counters
+    writer = BatchedWriter(runtime.db)
+    app.state.counters = writer
+
+    hooks = incoming_repository.IncomingWebhookRepository(runtime.db)
+    tokens = TokenCache(hooks, refresh_seconds=settings.cache_refresh_seconds)
+    app.state.incoming_repository = hooks
+    app.state.incoming_cache = tokens
+
+    integrations_repo = integration_repository.IntegrationRepository(runtime.db)
+    integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache(
+        changed_since=integrations_repo.changed_since,
+        find=integrations_repo.find_any,
+        key=lambda doc: str(doc["_id"]),
+        snapshot=lambda doc: integration_model.snapshot(doc, runtime.secrets),
+        refresh_seconds=settings.cache_refresh_seconds,
+        name="integrations",
+    )
+    seen = seen_repository.SeenDeliveries(runtime.db)
+    app.state.provider_ingress = provider.ProviderIngress(
+        runtime,
+        integrations,
+        Deduplicator(RecentIds(), seen.contains),
+        writer,
+        AppSecrets(
+            {
+                "slack": {"signing_secret": settings.slack_signing_secret},
+                "discord": {"public_key": settings.discord_public_key},
+            }
+        ),
+        runtime.registry,
+    )
 
     async def start(_: Runtime) -> None:
-        counters.start()
-        runtime.background("incoming-token-cache", cache.run)
+        writer.start()
+        runtime.background("incoming-token-cache", tokens.run)
+        runtime.background("integration-cache", integrations.run)
 
     async def stop(_: Runtime) -> None:
-        await counters.stop()
-
-    async def cache_loaded() -> tuple[bool, str]:
-        return cache.loaded, "ok" if cache.loaded else "token cache not loaded yet"
+        await writer.stop()
 
     runtime.on_startup(start)
     runtime.on_shutdown(stop)
-    runtime.ready_check("token_cache", cache_loaded)
+    runtime.ready_check("token_cache", tokens.ready)
+    runtime.ready_check("integration_cache", integrations.ready)
 
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="gateway",
         description="Verifies inbound webhooks and puts them on Kafka.",
-        routers=[incoming.management, incoming.ingress],
-        indexes=incoming_repository.INDEXES,
+        # Incoming webhooks first: `/api/webhooks/incoming/{token}` must win over
+        # `/api/webhooks/{provider}/{integration_id}`.
+        routers=[incoming.management, incoming.ingress, provider.router],
+        indexes=[
+            *incoming_repository.INDEXES,
+            *seen_repository.INDEXES,
+            *integration_repository.INDEXES,
+        ],
         setup=setup,
         settings_class=GatewaySettings,
     )

@@ -7,16 +7,20 @@ These stop and restart servers, so each test starts its own embedded broker or d
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
 
 from services.gateway.app import definition
+from services.oauth.app import definition as oauth_definition
 from shared.embedded import free_port, start_broker, start_mongo
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
-from shared.settings import GatewaySettings
+from shared.settings import GatewaySettings, ServiceSettings
+from tests.fakes.telegram import FakeTelegram
+from tests.gateway.signing import provider_cases
 from tests.infra import Infra
 from tests.support import KafkaTap, admin_headers, make_settings, new_namespace, serve
 
@@ -34,22 +38,55 @@ async def _hook(client: httpx.AsyncClient) -> str:
 async def test_kafka_down_answers_503_and_acknowledges_nothing(
     infra: Infra, tmp_path: Path
 ) -> None:
+    """For incoming webhooks and every provider: 503 while Kafka is away, and what was
+    refused never shows up later (the producer's batches expire, they are not sent late)."""
+    fake = FakeTelegram()
+    fake.add_bot("1:ok", 1, "bot")
     port = free_port()
     broker = start_broker(port, tmp_path / "logs")
     private = Infra("embedded", f"127.0.0.1:{port}", infra.mongo_uri)
     settings = make_settings(
         GatewaySettings, private, new_namespace(), tmp_path, kafka_publish_timeout_seconds=2.0
     )
+    cases = provider_cases()
     try:
-        async with serve(create_app(definition(), settings)) as gateway:
-            path = await _hook(gateway.client)
-            assert (await gateway.client.post(path, json={"text": "before"})).status_code == 200
+        async with (
+            serve(fake.app(), probe="/healthz") as telegram,
+            serve(create_app(definition(), settings)) as gateway,
+            serve(
+                create_app(
+                    oauth_definition(),
+                    ServiceSettings.model_validate(
+                        {**settings.model_dump(), "telegram_api_base": telegram.base_url}
+                    ),
+                )
+            ) as oauth,
+        ):
+            hook_path = await _hook(gateway.client)
+            paths = {}
+            for name, case in cases.items():
+                created = await oauth.client.post(
+                    "/api/integrations",
+                    json={"provider": name, "workspace_id": "ws", "settings": case.settings},
+                    headers=admin_headers(),
+                )
+                assert created.status_code == 201, created.text
+                paths[name] = f"/api/webhooks/{name}/{created.json()['id']}"
+            assert (
+                await gateway.client.post(hook_path, json={"text": "before"})
+            ).status_code == 200
 
             broker.kill()
-            refused = await gateway.client.post(path, json={"text": "while down"})
+            refused = await gateway.client.post(hook_path, json={"text": "while-down"})
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "kafka_unavailable"
             assert refused.headers["retry-after"]
+            for name, case in cases.items():
+                signed = case.valid("d0d0d0" + name.encode().hex()[:6])
+                answer = await gateway.client.post(
+                    paths[name], content=signed.body, headers=signed.headers
+                )
+                assert answer.status_code == 503, (name, answer.text)
             ready = await gateway.client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["kafka"] != "ok"
@@ -58,18 +95,28 @@ async def test_kafka_down_answers_503_and_acknowledges_nothing(
             broker = start_broker(port, tmp_path / "logs")
             await ensure_topics(settings, [settings.topic(t) for t in PUBLIC_TOPICS])
             for _ in range(100):
-                answer = await gateway.client.post(path, json={"text": "after"})
+                answer = await gateway.client.post(hook_path, json={"text": "after"})
                 if answer.status_code == 200:
                     break
                 assert answer.status_code == 503
                 await asyncio.sleep(0.2)
             assert answer.status_code == 200
-            await asyncio.sleep(3)  # room for a late send of the refused message, were there one
-            async with KafkaTap(private.kafka_bootstrap, settings.topic(Topic.CHAT_INBOUND)) as tap:
-                await tap.wait_for(lambda _: False, timeout=2.0)
-                texts = [value["text"] for value in tap.values()]
-            assert "while down" not in texts
-            assert "after" in texts
+            for name, case in cases.items():
+                signed = case.valid("a0a0a0" + name.encode().hex()[:6])
+                answer = await gateway.client.post(
+                    paths[name], content=signed.body, headers=signed.headers
+                )
+                assert answer.status_code == 200, (name, answer.text)
+            await asyncio.sleep(3)  # room for a late send of a refused message, were there one
+            seen = ""
+            for topic in (Topic.CHAT_INBOUND, Topic.PROVIDER_EVENTS):
+                async with KafkaTap(private.kafka_bootstrap, settings.topic(topic)) as tap:
+                    await tap.wait_for(lambda _: False, timeout=2.0)
+                    seen += json.dumps(tap.values())
+            assert "while-down" not in seen
+            assert "d0d0d0" not in seen
+            assert "after" in seen
+            assert seen.count("a0a0a0") >= len(cases)
     finally:
         broker.stop()
 

@@ -23,7 +23,7 @@ from shared.http.auth import AdminDep
 from shared.http.body import read_limited
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
-from shared.mongo import BatchedCounters, Document
+from shared.mongo import BatchedWriter, Document
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
 
@@ -169,7 +169,7 @@ async def post_incoming_webhook(
     """Slack-compatible incoming webhook; 200 `ok` only once the message is on Kafka."""
     settings = runtime.settings
     assert isinstance(settings, GatewaySettings)
-    hook = await cache.lookup(token)
+    hook = await cache.lookup_token(token)
     if hook is None:
         raise NotFound("no incoming webhook has this token", code="unknown_token")
     if not hook.enabled:
@@ -178,6 +178,6 @@ async def post_incoming_webhook(
     post = parse_post(body, request.headers.get("content-type", "application/json"))
     message = to_inbound_message(hook, post, idempotency_key)
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
-    counters: BatchedCounters = request.app.state.counters
+    counters: BatchedWriter = request.app.state.counters
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     return PlainTextResponse("ok")

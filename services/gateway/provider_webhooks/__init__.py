@@ -1,0 +1,1 @@
+"""Provider webhooks: GitHub, Slack, Discord, Telegram and Jira, verified and put on Kafka."""

@@ -1,0 +1,231 @@
+"""`POST /api/webhooks/{provider}/{integration_id}` and `POST /api/webhooks/{provider}`.
+
+read (bounded) → handshake? → verify → parse → dedupe → publish (acks=all) → answer.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.gateway.provider_webhooks.repository import COLLECTION as SEEN
+from services.gateway.provider_webhooks.service import (
+    AppSecrets,
+    Deduplicator,
+    RateLimiter,
+    check_usable,
+    envelope_for,
+    verify_app_level,
+)
+from shared import claim_check
+from shared.cache import RefreshingCache
+from shared.envelopes import ProviderEvent, Topic
+from shared.errors import HookhubError, NotFound, PayloadTooLarge, Unavailable
+from shared.http.body import read_limited
+from shared.ids import utcnow
+from shared.integrations.model import IntegrationSnapshot
+from shared.integrations.repository import COLLECTION as INTEGRATIONS
+from shared.mongo import UNAVAILABLE_ERRORS, BatchedWriter
+from shared.providers import WEBHOOK_PROVIDERS
+from shared.providers.base import (
+    InboundRequest,
+    MalformedWebhook,
+    ParsedWebhook,
+    ProviderWebhooks,
+    Reply,
+    SignatureInvalid,
+)
+from shared.runtime import Runtime
+from shared.settings import GatewaySettings
+
+router = APIRouter(tags=["webhook ingress"])
+
+_OUTCOMES: dict[type[HookhubError], str] = {
+    SignatureInvalid: "bad_signature",
+    MalformedWebhook: "malformed",
+    PayloadTooLarge: "too_large",
+}
+
+
+class ProviderIngress:
+    """Everything the provider routes share, built once per gateway process."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        integrations: RefreshingCache[str, IntegrationSnapshot],
+        dedupe: Deduplicator,
+        writer: BatchedWriter,
+        app_secrets: AppSecrets,
+        registry: CollectorRegistry,
+    ) -> None:
+        settings = runtime.settings
+        assert isinstance(settings, GatewaySettings)
+        self.settings = settings
+        self.runtime = runtime
+        self.integrations = integrations
+        self.dedupe = dedupe
+        self.writer = writer
+        self.app_secrets = app_secrets
+        self.limiter = RateLimiter(settings.default_rate_limit_per_second)
+        self.dedupe_window = timedelta(seconds=settings.dedupe_window_seconds)
+        self.requests = Counter(
+            "hookhub_gateway_webhooks_total",
+            "Provider webhooks by outcome",
+            ["provider", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hookhub_gateway_webhook_seconds",
+            "Provider webhook handling time",
+            ["provider"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    async def handle(self, provider: str, integration_id: str | None, request: Request) -> Response:
+        started = time.perf_counter()
+        outcome = "error"
+        integration: IntegrationSnapshot | None = None
+        try:
+            webhooks = WEBHOOK_PROVIDERS.get(provider)
+            if webhooks is None:
+                outcome = "unknown_provider"
+                raise NotFound(f"no provider {provider!r}", code="unknown_provider")
+            if integration_id is not None:
+                integration = check_usable(await self.integrations.lookup(integration_id), provider)
+                self.limiter.take(integration)
+            inbound = InboundRequest(
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=await read_limited(request, webhooks.max_body_bytes),
+                received_at=utcnow(),
+                query=dict(request.query_params),
+            )
+            handshake = webhooks.handshake(inbound)
+            if handshake is not None:
+                outcome = "handshake"
+                return _render(handshake)
+            if integration is None:
+                integration, parsed = self._app_level(webhooks, inbound)
+                self.limiter.take(integration)
+            else:
+                webhooks.verify(
+                    inbound, self.app_secrets.for_integration(integration), inbound.received_at
+                )
+                parsed = webhooks.parse(inbound)
+            outcome = await self._accept(integration, parsed, inbound)
+            return _render(parsed.reply)
+        except HookhubError as exc:
+            outcome = _OUTCOMES.get(type(exc), outcome if outcome != "error" else exc.code)
+            if isinstance(exc, Unavailable):
+                outcome = "unavailable"
+            if integration is not None and isinstance(exc, (SignatureInvalid, MalformedWebhook)):
+                self.writer.bump(INTEGRATIONS, integration.id, "error_count")
+            raise
+        finally:
+            self.requests.labels(
+                provider if provider in WEBHOOK_PROVIDERS else "unknown", outcome
+            ).inc()
+            self.latency.labels(provider if provider in WEBHOOK_PROVIDERS else "unknown").observe(
+                time.perf_counter() - started
+            )
+
+    def _app_level(
+        self, webhooks: ProviderWebhooks, inbound: InboundRequest
+    ) -> tuple[IntegrationSnapshot, ParsedWebhook]:
+        usable = [
+            i
+            for i in self.integrations.values()
+            if i.provider == webhooks.name and i.enabled and i.status != "disconnected"
+        ]
+        defaults = [i for i in usable if i.is_default]
+        return verify_app_level(webhooks, inbound, defaults, usable, self.app_secrets)
+
+    async def _accept(
+        self, integration: IntegrationSnapshot, parsed: ParsedWebhook, inbound: InboundRequest
+    ) -> str:
+        if not parsed.publish:
+            return "handshake"
+        envelope = envelope_for(integration, parsed, inbound)
+        if await self.dedupe.seen(envelope.id):
+            return "duplicate"
+        envelope = await self._claim_check_if_large(envelope, inbound)
+        await self.runtime.publisher.publish(Topic.PROVIDER_EVENTS, envelope)
+        now = utcnow()
+        self.dedupe.remember(envelope.id)
+        self.writer.insert_once(SEEN, envelope.id, {"expires_at": now + self.dedupe_window})
+        self.writer.bump(
+            INTEGRATIONS, integration.id, "event_count", set_max={"last_event_at": now}
+        )
+        return "accepted"
+
+    async def _claim_check_if_large(
+        self, envelope: ProviderEvent, inbound: InboundRequest
+    ) -> ProviderEvent:
+        """Too large for one Kafka message: store the raw body and send a reference."""
+        # Headroom for the record's key, headers and batch framing.
+        if len(envelope.to_kafka()) <= self.settings.kafka_max_message_bytes - 16 * 1024:
+            return envelope
+        try:
+            ref = await claim_check.store(
+                self.runtime.db,
+                inbound.body,
+                filename=envelope.id,
+                metadata={
+                    "provider": envelope.provider,
+                    "integration_id": envelope.integration_id,
+                    "content_type": inbound.header("content-type"),
+                },
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise Unavailable("the payload store is unavailable; retry later") from exc
+        return envelope.model_copy(update={"payload": None, "payload_ref": ref})
+
+
+def _render(reply: Reply) -> Response:
+    if reply.body is None:
+        return Response(status_code=reply.status)
+    if reply.media_type == "application/json":
+        return JSONResponse(reply.body, status_code=reply.status)
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+
+
+def _ingress(request: Request) -> ProviderIngress:
+    ingress: ProviderIngress = request.app.state.provider_ingress
+    return ingress
+
+
+IngressDep = Annotated[ProviderIngress, Depends(_ingress)]
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "accepted (on Kafka), a duplicate, or a handshake answer"},
+    401: {"description": "missing, invalid or stale signature"},
+    403: {"description": "integration disabled"},
+    404: {"description": "unknown provider or integration"},
+    413: {"description": "body over the provider's limit"},
+    429: {"description": "rate limited; see Retry-After"},
+    503: {"description": "Kafka or the payload store unavailable: nothing accepted, retry"},
+}
+
+
+@router.post("/api/webhooks/{provider}/{integration_id}", responses=_RESPONSES)
+async def provider_webhook(
+    provider: Annotated[str, Path(max_length=40)],
+    integration_id: Annotated[str, Path(max_length=200)],
+    request: Request,
+    ingress: IngressDep,
+) -> Response:
+    """A webhook for one integration: the URL to paste into the provider's settings."""
+    return await ingress.handle(provider, integration_id, request)
+
+
+@router.post("/api/webhooks/{provider}", responses=_RESPONSES)
+async def app_level_webhook(
+    provider: Annotated[str, Path(max_length=40)], request: Request, ingress: IngressDep
+) -> Response:
+    """A webhook for the provider app: routed to the integration it belongs to."""
+    return await ingress.handle(provider, None, request)

@@ -1,0 +1,155 @@
+"""The provider ingress pipeline's parts: secrets, routing, dedupe, rate limits, envelopes."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from shared.envelopes import ProviderEvent
+from shared.errors import Forbidden, NotFound, RateLimited
+from shared.ids import derived_id
+from shared.integrations.model import IntegrationSnapshot, Status
+from shared.providers.base import InboundRequest, ParsedWebhook, ProviderWebhooks, SignatureInvalid
+
+
+@dataclass(frozen=True)
+class AppSecrets:
+    """App-level fallbacks from the environment (SPEC §3); an integration's own setting wins."""
+
+    by_provider: Mapping[str, Mapping[str, str]]
+
+    def for_provider(self, provider: str) -> dict[str, str]:
+        return {k: v for k, v in self.by_provider.get(provider, {}).items() if v}
+
+    def for_integration(self, integration: IntegrationSnapshot) -> dict[str, str]:
+        return {**self.for_provider(integration.provider), **integration.secrets}
+
+
+def check_usable(integration: IntegrationSnapshot | None, provider: str) -> IntegrationSnapshot:
+    if integration is None or integration.provider != provider:
+        raise NotFound(f"no {provider} integration with this id", code="unknown_integration")
+    if not integration.enabled or integration.status == Status.DISCONNECTED:
+        raise Forbidden("this integration is disabled", code="integration_disabled")
+    return integration
+
+
+def verify_app_level(
+    webhooks: ProviderWebhooks,
+    request: InboundRequest,
+    defaults: list[IntegrationSnapshot],
+    integrations: list[IntegrationSnapshot],
+    app_secrets: AppSecrets,
+) -> tuple[IntegrationSnapshot, ParsedWebhook]:
+    """`POST /api/webhooks/{provider}`: find the integration a request belongs to.
+
+    With an app-level secret (one Slack app for many workspaces), verify with it, then
+    route by the account the payload names, else to the single default integration.
+    Without one, the default integrations' own secrets are tried; the one that verifies
+    the signature is the one the request is for.
+    """
+    app_secret = app_secrets.for_provider(webhooks.name)
+    if app_secret:
+        webhooks.verify(request, app_secret, request.received_at)
+        parsed = webhooks.parse(request)
+        for integration in integrations:
+            if parsed.account_id and integration.account_id == parsed.account_id:
+                return integration, parsed
+        if len(defaults) == 1:
+            return defaults[0], parsed
+        raise NotFound(
+            f"no {webhooks.name} integration for account {parsed.account_id or '?'} and no "
+            "single default integration",
+            code="unknown_integration",
+        )
+    if not defaults:
+        raise NotFound(
+            f"no default {webhooks.name} integration; use /api/webhooks/{webhooks.name}/<id>",
+            code="unknown_integration",
+        )
+    for integration in defaults:
+        try:
+            webhooks.verify(request, app_secrets.for_integration(integration), request.received_at)
+        except SignatureInvalid:
+            continue
+        return integration, webhooks.parse(request)
+    raise SignatureInvalid("signature does not match any default integration")
+
+
+def envelope_for(
+    integration: IntegrationSnapshot, parsed: ParsedWebhook, request: InboundRequest
+) -> ProviderEvent:
+    return ProviderEvent(
+        id=derived_id(integration.provider, integration.id, parsed.delivery_id),
+        provider=integration.provider,
+        integration_id=integration.id,
+        workspace_id=integration.workspace_id,
+        event_type=parsed.event_type,
+        delivery_id=parsed.delivery_id,
+        received_at=request.received_at,
+        payload=parsed.payload,
+    )
+
+
+class RecentIds:
+    """Envelope ids this replica published lately (bounded), before asking MongoDB."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, envelope_id: object) -> bool:
+        return envelope_id in self._ids
+
+    def add(self, envelope_id: str) -> None:
+        self._ids[envelope_id] = None
+        self._ids.move_to_end(envelope_id)
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+
+class Deduplicator:
+    """Suppresses envelope ids seen recently by any replica.
+
+    Fails open: if MongoDB cannot answer, the webhook is published anyway (consumers dedupe
+    by id too), because losing a webhook is worse than publishing it twice.
+    """
+
+    def __init__(self, recent: RecentIds, shared_lookup: Callable[[str], Awaitable[bool]]) -> None:
+        self._recent = recent
+        self._shared_lookup = shared_lookup
+
+    async def seen(self, envelope_id: str) -> bool:
+        if envelope_id in self._recent:
+            return True
+        try:
+            return await self._shared_lookup(envelope_id)
+        except Exception:
+            return False
+
+    def remember(self, envelope_id: str) -> None:
+        self._recent.add(envelope_id)
+
+
+class RateLimiter:
+    """A token bucket per integration (per replica): `rate` per second, bursts of 2 s."""
+
+    def __init__(self, default_rate: float) -> None:
+        self._default_rate = default_rate
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, integration: IntegrationSnapshot) -> None:
+        rate = integration.rate_limit_per_second or self._default_rate
+        capacity = max(rate * 2, 1.0)
+        now = time.monotonic()
+        tokens, last = self._buckets.get(integration.id, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
+        if tokens < 1:
+            self._buckets[integration.id] = (tokens, now)
+            raise RateLimited(
+                f"more than {rate:g} webhooks per second for this integration",
+                retry_after=math.ceil((1 - tokens) / rate),
+            )
+        self._buckets[integration.id] = (tokens - 1, now)

@@ -1,0 +1,1 @@
+"""The integrations resource: create, read, update, delete, status (SPEC §4)."""

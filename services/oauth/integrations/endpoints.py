@@ -1,0 +1,112 @@
+"""HTTP routes of `/api/integrations` (import and mappings are other services')."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from services.oauth.integrations.schemas import (
+    IntegrationCreate,
+    IntegrationOut,
+    IntegrationStatus,
+    IntegrationUpdate,
+)
+from services.oauth.integrations.service import IntegrationService, webhook_url
+from shared.errors import NotFound
+from shared.http.app import runtime_of
+from shared.http.auth import AdminDep
+from shared.http.pagination import Page, PageDep
+from shared.integrations.model import Provider
+from shared.integrations.repository import IntegrationRepository
+from shared.mongo import Document
+from shared.runtime import Runtime
+
+router = APIRouter(prefix="/api/integrations", tags=["integrations"], dependencies=[AdminDep])
+
+
+def _service(request: Request) -> IntegrationService:
+    service: IntegrationService = request.app.state.integrations
+    return service
+
+
+def _repository(request: Request) -> IntegrationRepository:
+    repository: IntegrationRepository = request.app.state.integration_repository
+    return repository
+
+
+ServiceDep = Annotated[IntegrationService, Depends(_service)]
+RepositoryDep = Annotated[IntegrationRepository, Depends(_repository)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+IntegrationId = Annotated[str, Path(max_length=200)]
+
+
+def _out(doc: Document, runtime: Runtime) -> IntegrationOut:
+    return IntegrationOut.model_validate(
+        {
+            **doc,
+            "id": doc["_id"],
+            "settings_configured": sorted(doc.get("secrets") or {}),
+            "webhook_url": webhook_url(runtime.settings.public_url, doc["provider"], doc["_id"]),
+        }
+    )
+
+
+async def _get(repository: IntegrationRepository, integration_id: str) -> Document:
+    doc = await repository.get(integration_id)
+    if doc is None:
+        raise NotFound(f"integration {integration_id} not found")
+    return doc
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=IntegrationOut)
+async def create_integration(
+    body: IntegrationCreate, service: ServiceDep, runtime: RuntimeDep
+) -> IntegrationOut:
+    """Create an integration that needs no OAuth (settings are write-only)."""
+    return _out(await service.create(body), runtime)
+
+
+@router.get("", response_model=Page[IntegrationOut])
+async def list_integrations(
+    repository: RepositoryDep,
+    runtime: RuntimeDep,
+    page: PageDep,
+    workspace_id: str | None = None,
+    provider: Provider | None = None,
+) -> Page[IntegrationOut]:
+    docs, next_cursor = await repository.page(
+        workspace_id=workspace_id,
+        provider=provider.value if provider else None,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return Page(data=[_out(doc, runtime) for doc in docs], next_cursor=next_cursor)
+
+
+@router.get("/{integration_id}", response_model=IntegrationOut)
+async def get_integration(
+    integration_id: IntegrationId, repository: RepositoryDep, runtime: RuntimeDep
+) -> IntegrationOut:
+    return _out(await _get(repository, integration_id), runtime)
+
+
+@router.patch("/{integration_id}", response_model=IntegrationOut)
+async def update_integration(
+    integration_id: IntegrationId, body: IntegrationUpdate, service: ServiceDep, runtime: RuntimeDep
+) -> IntegrationOut:
+    return _out(await service.update(integration_id, body), runtime)
+
+
+@router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_integration(integration_id: IntegrationId, service: ServiceDep) -> Response:
+    await service.delete(integration_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{integration_id}/status", response_model=IntegrationStatus)
+async def integration_status(
+    integration_id: IntegrationId, repository: RepositoryDep
+) -> IntegrationStatus:
+    doc = await _get(repository, integration_id)
+    return IntegrationStatus.model_validate({**doc, "id": doc["_id"]})

@@ -1,0 +1,70 @@
+"""API shapes of integrations. Settings go in, never come out: only their names do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.integrations.model import Provider, Status
+
+
+class IntegrationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Provider
+    workspace_id: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(None, max_length=200)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    # The integration that serves `POST /api/webhooks/{provider}` (the app-level URL) for
+    # this workspace; setting it clears the flag on the workspace's other ones.
+    is_default: bool = False
+    enabled: bool = True
+    rate_limit_per_second: float | None = Field(None, gt=0, le=100_000)
+
+
+class IntegrationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    settings: dict[str, Any] | None = None
+    is_default: bool | None = None
+    enabled: bool | None = None
+    rate_limit_per_second: float | None = Field(None, gt=0, le=100_000)
+
+
+class Account(BaseModel):
+    id: str
+    name: str | None = None
+
+
+class IntegrationOut(BaseModel):
+    id: str
+    workspace_id: str
+    provider: Provider
+    name: str
+    status: Status
+    enabled: bool
+    is_default: bool
+    settings_configured: list[str] = Field(description="names of the write-only settings set")
+    account: Account | None
+    webhook_url: str | None
+    rate_limit_per_second: float | None
+    last_event_at: datetime | None
+    event_count: int
+    error_count: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IntegrationStatus(BaseModel):
+    id: str
+    provider: Provider
+    status: Status
+    enabled: bool
+    last_event_at: datetime | None
+    event_count: int
+    error_count: int
+    last_error: str | None

@@ -1,0 +1,120 @@
+"""Integration logic: settings checks, encryption of secrets, the Telegram bot handshake."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUpdate
+from shared.crypto import SecretBox
+from shared.errors import NotFound
+from shared.ids import new_id, utcnow
+from shared.integrations.model import Provider, Status, check_settings
+from shared.integrations.repository import IntegrationRepository
+from shared.mongo import Document
+from shared.providers.telegram.api import TelegramApi
+
+# Providers whose webhooks arrive at `/api/webhooks/{provider}/{id}`.
+WEBHOOK_PROVIDERS = frozenset(
+    {Provider.GITHUB, Provider.SLACK, Provider.DISCORD, Provider.TELEGRAM, Provider.JIRA}
+)
+
+
+def webhook_url(public_url: str, provider: str, integration_id: str) -> str | None:
+    if provider not in WEBHOOK_PROVIDERS:
+        return None
+    return f"{public_url.rstrip('/')}/api/webhooks/{provider}/{integration_id}"
+
+
+class IntegrationService:
+    def __init__(
+        self,
+        repository: IntegrationRepository,
+        box: SecretBox,
+        telegram: TelegramApi,
+        public_url: str,
+    ) -> None:
+        self._repository = repository
+        self._box = box
+        self._telegram = telegram
+        self._public_url = public_url
+
+    def _seal(self, values: dict[str, str]) -> dict[str, str]:
+        return {name: self._box.encrypt(value) for name, value in values.items()}
+
+    async def create(self, body: IntegrationCreate) -> Document:
+        values = check_settings(body.provider, body.settings, creating=True)
+        integration_id = new_id("int")
+        now = utcnow()
+        doc: Document = {
+            "_id": integration_id,
+            "workspace_id": body.workspace_id,
+            "provider": body.provider.value,
+            "name": body.name or f"{body.provider.value} integration",
+            "status": Status.CONNECTED.value,
+            "enabled": body.enabled,
+            "is_default": body.is_default,
+            "rate_limit_per_second": body.rate_limit_per_second,
+            "account": None,
+            "secrets": {},
+            "last_event_at": None,
+            "event_count": 0,
+            "error_count": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        if body.provider is Provider.TELEGRAM:
+            values.setdefault("secret_token", secrets.token_urlsafe(32))
+            doc["account"] = await self._connect_telegram(integration_id, values)
+        elif body.provider is Provider.GOOGLE:
+            doc["status"] = Status.PENDING.value  # OAuth only: connected by the callback
+        doc["secrets"] = self._seal(values)
+        await self._repository.insert(doc)
+        if body.is_default:
+            await self._repository.clear_default(
+                doc["provider"], body.workspace_id, keep=integration_id
+            )
+        return doc
+
+    async def _connect_telegram(
+        self, integration_id: str, values: dict[str, str]
+    ) -> dict[str, Any]:
+        """Check the token with getMe, then point the bot's webhook at our URL and secret."""
+        bot = await self._telegram.get_me(values["bot_token"])
+        url = webhook_url(self._public_url, Provider.TELEGRAM, integration_id)
+        assert url is not None
+        await self._telegram.set_webhook(values["bot_token"], url, values["secret_token"])
+        return {"id": str(bot.id), "name": bot.username}
+
+    async def update(self, integration_id: str, body: IntegrationUpdate) -> Document:
+        current = await self._repository.get(integration_id)
+        if current is None:
+            raise NotFound(f"integration {integration_id} not found")
+        fields: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"settings"})
+        if body.settings is not None:
+            provider = Provider(current["provider"])
+            values = check_settings(provider, body.settings, creating=False)
+            if provider is Provider.TELEGRAM and values:
+                merged = {
+                    **{k: self._box.decrypt(v) for k, v in current["secrets"].items()},
+                    **values,
+                }
+                fields["account"] = await self._connect_telegram(integration_id, merged)
+            for name, sealed in self._seal(values).items():
+                fields[f"secrets.{name}"] = sealed
+        updated = await self._repository.update(integration_id, fields) if fields else current
+        if updated is None:
+            raise NotFound(f"integration {integration_id} not found")
+        if body.is_default:
+            await self._repository.clear_default(
+                updated["provider"], updated["workspace_id"], keep=integration_id
+            )
+        return updated
+
+    async def delete(self, integration_id: str) -> None:
+        current = await self._repository.get(integration_id)
+        if current is None:
+            raise NotFound(f"integration {integration_id} not found")
+        await self._repository.soft_delete(integration_id)

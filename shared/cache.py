@@ -1,0 +1,111 @@
+"""Per-replica caches of MongoDB documents, kept fresh from `updated_at`, off the request path.
+
+Loaded at start, refreshed every few seconds (which is how a change made through another
+replica arrives), updated at once for changes made through this replica. Deleted documents
+stay as tombstones (`deleted_at` set) so every replica sees the deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+import structlog
+
+from shared.ids import utcnow
+from shared.mongo import Document
+
+log = structlog.get_logger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+# Changes are re-read with this overlap, so a replica whose clock runs a little behind
+# cannot write an `updated_at` older than our watermark and be missed.
+_CLOCK_SKEW = timedelta(seconds=5)
+_MAX_NEGATIVE_ENTRIES = 10_000
+
+
+class RefreshingCache(Generic[K, V]):
+    """Documents by a key of our choosing (a token fingerprint, an integration id, ...)."""
+
+    def __init__(
+        self,
+        *,
+        changed_since: Callable[[datetime | None], Awaitable[list[Document]]],
+        find: Callable[[K], Awaitable[Document | None]],
+        key: Callable[[Document], K],
+        snapshot: Callable[[Document], V],
+        refresh_seconds: float,
+        name: str,
+    ) -> None:
+        self._changed_since = changed_since
+        self._find = find
+        self._key = key
+        self._snapshot = snapshot
+        self._refresh_seconds = refresh_seconds
+        self._name = name
+        self._by_key: dict[K, V] = {}
+        self._key_of: dict[str, K] = {}
+        self._unknown_until: dict[K, float] = {}
+        self._watermark: datetime | None = None
+        self.loaded = False
+
+    def get(self, key: K) -> V | None:
+        return self._by_key.get(key)
+
+    async def lookup(self, key: K) -> V | None:
+        """From memory; on a miss, ask MongoDB once (a document created a moment ago through
+        another replica), then remember the miss for one refresh interval."""
+        hit = self._by_key.get(key)
+        if hit is not None:
+            return hit
+        if self._unknown_until.get(key, 0.0) > time.monotonic():
+            return None
+        doc = await self._find(key)
+        if doc is not None:
+            self.apply(doc)
+        if key not in self._by_key:
+            if len(self._unknown_until) >= _MAX_NEGATIVE_ENTRIES:
+                self._unknown_until.clear()
+            self._unknown_until[key] = time.monotonic() + self._refresh_seconds
+        return self._by_key.get(key)
+
+    def values(self) -> list[V]:
+        return list(self._by_key.values())
+
+    def apply(self, doc: Document) -> None:
+        doc_id = str(doc["_id"])
+        previous = self._key_of.pop(doc_id, None)
+        if previous is not None:
+            self._by_key.pop(previous, None)
+        if doc.get("deleted_at") is None:
+            key = self._key(doc)
+            self._by_key[key] = self._snapshot(doc)
+            self._key_of[doc_id] = key
+            self._unknown_until.pop(key, None)
+
+    async def refresh(self) -> None:
+        since = self._watermark - _CLOCK_SKEW if self._watermark else None
+        for doc in await self._changed_since(since):
+            self.apply(doc)
+            updated: datetime = doc["updated_at"]
+            if self._watermark is None or updated > self._watermark:
+                self._watermark = updated
+        if self._watermark is None:
+            self._watermark = utcnow()
+        self.loaded = True
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # MongoDB down: keep serving what we know
+                log.warning("cache_refresh_failed", cache=self._name, error=repr(exc))
+            await asyncio.sleep(self._refresh_seconds)
+
+    async def ready(self) -> tuple[bool, str]:
+        return self.loaded, "ok" if self.loaded else f"{self._name} cache not loaded yet"

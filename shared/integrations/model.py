@@ -1,0 +1,107 @@
+"""What an integration is, which write-only settings each provider takes, and its snapshot."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shared.crypto import SecretBox
+from shared.errors import Invalid
+from shared.mongo import Document
+
+
+class Provider(StrEnum):
+    GITHUB = "github"
+    SLACK = "slack"
+    DISCORD = "discord"
+    TELEGRAM = "telegram"
+    JIRA = "jira"
+    GOOGLE = "google"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONNECTED = "connected"
+    ERROR = "error"
+    DISCONNECTED = "disconnected"
+
+
+# The write-only settings each provider takes (SPEC §4). Required ones must be given at
+# creation; the others fall back to app-level configuration or are generated.
+SETTINGS: dict[Provider, dict[str, bool]] = {
+    Provider.GITHUB: {"webhook_secret": True},
+    Provider.JIRA: {"webhook_secret": True},
+    Provider.SLACK: {"signing_secret": False},
+    Provider.DISCORD: {"public_key": False, "bot_token": False},
+    Provider.TELEGRAM: {"bot_token": True, "secret_token": False},
+    Provider.GOOGLE: {},
+}
+
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def check_settings(
+    provider: Provider, settings: Mapping[str, Any], *, creating: bool
+) -> dict[str, str]:
+    """Validate write-only settings; return them as strings. Raises Invalid (422)."""
+    allowed = SETTINGS[provider]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise Invalid(
+            f"{provider.value} takes no setting {', '.join(unknown)}; "
+            f"it takes: {', '.join(allowed) or 'none (OAuth only)'}",
+            code="unknown_setting",
+        )
+    values: dict[str, str] = {}
+    for name, value in settings.items():
+        if not isinstance(value, str) or not value.strip():
+            raise Invalid(f"setting {name} must be a non-empty string", code="invalid_setting")
+        values[name] = value.strip()
+    if creating:
+        missing = [name for name, required in allowed.items() if required and name not in values]
+        if missing:
+            raise Invalid(f"{provider.value} needs {', '.join(missing)}", code="missing_setting")
+    if "public_key" in values and not _HEX_KEY.match(values["public_key"]):
+        raise Invalid(
+            "public_key must be the application's 64-hex-digit Ed25519 key", code="invalid_setting"
+        )
+    if "secret_token" in values and not _TELEGRAM_SECRET.match(values["secret_token"]):
+        raise Invalid(
+            "secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
+            code="invalid_setting",
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class IntegrationSnapshot:
+    """What the gateway needs per integration, secrets decrypted, held in memory only."""
+
+    id: str
+    workspace_id: str
+    provider: str
+    enabled: bool
+    is_default: bool
+    status: str
+    account_id: str | None
+    rate_limit_per_second: float | None
+    secrets: Mapping[str, str] = field(repr=False, default_factory=dict)
+
+
+def snapshot(doc: Document, box: SecretBox) -> IntegrationSnapshot:
+    account = doc.get("account") or {}
+    return IntegrationSnapshot(
+        id=str(doc["_id"]),
+        workspace_id=doc["workspace_id"],
+        provider=doc["provider"],
+        enabled=bool(doc.get("enabled", True)),
+        is_default=bool(doc.get("is_default", False)),
+        status=doc.get("status", Status.PENDING),
+        account_id=str(account["id"]) if account.get("id") is not None else None,
+        rate_limit_per_second=doc.get("rate_limit_per_second"),
+        secrets={name: box.decrypt(value) for name, value in (doc.get("secrets") or {}).items()},
+    )

@@ -1,0 +1,96 @@
+"""The contract every provider's webhook knowledge implements, and the errors it raises.
+
+A provider module says how to verify its webhooks, what an event is called, which id makes
+a redelivery recognisable, and what to answer. The gateway runs the same pipeline for all
+of them: read (bounded) → handshake? → verify → parse → dedupe → publish → answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.errors import BadRequest, Unauthorized
+
+
+class SignatureInvalid(Unauthorized):
+    """Missing, malformed, forged or stale signature: 401, nothing published."""
+
+    code = "invalid_signature"
+
+
+class MalformedWebhook(BadRequest):
+    """Verified, but the body is not what the provider sends: 400, nothing published."""
+
+    code = "malformed_webhook"
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """One webhook request as received: raw body bytes, lower-cased header names."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the gateway answers. `body` None means an empty body."""
+
+    status: int = 200
+    body: Any = None
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """A verified request, understood.
+
+    - `event_type`: the provider's name for the event (`push`, `event_callback.message`,
+      `application_command`, `message`, `jira:issue_created`, ...).
+    - `delivery_id`: the provider's id for this delivery; the same on a redelivery. When the
+      provider has none, the provider module derives one from the body.
+    - `payload`: the decoded body (JSON object, or the form fields for form bodies).
+    - `publish`: False for pure handshakes (Slack `url_verification`, Discord PING), which
+      are answered and not put on Kafka.
+    - `reply`: what to answer once published (or at once, when not publishing).
+    - `account_id`: the provider account the request is for (Slack team id, Discord
+      application id, ...), used to route app-level requests to an integration.
+    """
+
+    event_type: str
+    delivery_id: str
+    payload: Any
+    reply: Reply = field(default_factory=Reply)
+    publish: bool = True
+    account_id: str | None = None
+
+
+class ProviderWebhooks(Protocol):
+    """Webhook knowledge of one provider (one module under `shared/providers/<name>/`)."""
+
+    name: str
+    # Largest body accepted; bigger ones get 413 without being read past the limit.
+    max_body_bytes: int
+    # Integration settings (write-only secrets) the verification needs, e.g.
+    # ("webhook_secret",); app-level fallbacks come from the environment (SPEC §3).
+    secret_fields: tuple[str, ...]
+
+    def handshake(self, request: InboundRequest) -> Reply | None:
+        """An unauthenticated probe to answer before verification (Slack `ssl_check`)."""
+        ...
+
+    def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
+        """Raise SignatureInvalid unless the request is authentic. Constant-time compares."""
+        ...
+
+    def parse(self, request: InboundRequest) -> ParsedWebhook:
+        """Understand a verified request; raise MalformedWebhook if it makes no sense."""
+        ...

@@ -1,0 +1,1 @@
+"""Discord: interactions endpoint and Webhook Events."""

@@ -1,0 +1,1 @@
+"""GitHub: repository, organization and App webhooks."""

@@ -1,0 +1,104 @@
+"""Derived delivery ids, body decoding and secret lookup that every provider module shares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
+
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+# Real provider forms carry a dozen fields; the cap stops a verified but hostile body from
+# costing more than it should.
+_MAX_FORM_FIELDS = 1000
+
+
+def derived_delivery_id(body: bytes) -> str:
+    """An id for a provider that sends none: a redelivery repeats the exact bytes."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def media_type(request: InboundRequest) -> str:
+    return (request.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+
+def is_form(request: InboundRequest) -> bool:
+    return media_type(request) == FORM_MEDIA_TYPE
+
+
+def decode_json(text: str | bytes, what: str = "body") -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, and never an error other than Malformed."""
+    try:
+        decoded = text.decode("utf-8") if isinstance(text, bytes) else text
+        return json.loads(decoded, parse_constant=_refuse_constant)
+    # ValueError covers invalid UTF-8, invalid JSON and over-long integers; RecursionError
+    # is what deeply nested arrays raise.
+    except (ValueError, RecursionError) as exc:
+        raise MalformedWebhook(f"{what} is not valid UTF-8 JSON") from exc
+
+
+def decode_json_object(text: str | bytes, what: str = "body") -> dict[str, Any]:
+    value = decode_json(text, what)
+    if not isinstance(value, dict):
+        raise MalformedWebhook(f"{what} is not a JSON object")
+    return value
+
+
+def decode_form(body: bytes) -> dict[str, str | list[str]]:
+    """Form fields; a field given once is a str, a repeated one a list of str."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except ValueError as exc:
+        raise MalformedWebhook("body is not a UTF-8 form") from exc
+    fields: dict[str, str | list[str]] = {}
+    for key, value in pairs:
+        existing = fields.get(key)
+        if existing is None:
+            fields[key] = value
+        elif isinstance(existing, list):
+            existing.append(value)
+        else:
+            fields[key] = [existing, value]
+    return fields
+
+
+def required_secret(secrets: Mapping[str, str], name: str) -> str:
+    secret = secrets.get(name)
+    if not secret:
+        raise SignatureInvalid(f"cannot verify: the integration setting {name!r} is not set")
+    return secret
+
+
+def field_at(value: Any, *path: str) -> Any:
+    """`value[path[0]][path[1]]...`, or None as soon as a step is not a JSON object."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def str_field(value: Any, *path: str) -> str | None:
+    found = field_at(value, *path)
+    return found if isinstance(found, str) and found else None
+
+
+def id_field(value: Any, *path: str) -> str | None:
+    """Like `str_field`, but integer ids (never booleans) are accepted as their str."""
+    found = field_at(value, *path)
+    if type(found) is int:
+        return str(found)
+    return found if isinstance(found, str) and found else None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,1 @@
+"""Jira: Atlassian webhooks with a shared secret."""

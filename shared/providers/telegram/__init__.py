@@ -1,0 +1,1 @@
+"""Telegram: Bot API updates delivered by setWebhook."""

@@ -1,0 +1,52 @@
+"""Telegram: Bot API updates, authenticated by the `secret_token` given to setWebhook."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from shared.crypto import constant_time_equal
+from shared.providers.base import (
+    InboundRequest,
+    MalformedWebhook,
+    ParsedWebhook,
+    Reply,
+    SignatureInvalid,
+)
+from shared.providers.ids import decode_json_object, required_secret
+
+
+class TelegramWebhooks:
+    name: str = "telegram"
+    max_body_bytes: int = 1024 * 1024
+    secret_fields: tuple[str, ...] = ("secret_token",)
+
+    def handshake(self, request: InboundRequest) -> Reply | None:
+        return None
+
+    def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
+        secret = required_secret(secrets, "secret_token")
+        token = request.header("x-telegram-bot-api-secret-token")
+        if token is None:
+            raise SignatureInvalid("X-Telegram-Bot-Api-Secret-Token header is missing")
+        if not constant_time_equal(token, secret):
+            raise SignatureInvalid("X-Telegram-Bot-Api-Secret-Token does not match")
+
+    def parse(self, request: InboundRequest) -> ParsedWebhook:
+        body = decode_json_object(request.body)
+        update_id = body.get("update_id")
+        if type(update_id) is not int:
+            raise MalformedWebhook("update has no integer `update_id`")
+        # An Update holds update_id plus exactly one optional field naming what happened.
+        event_type = next((key for key in body if key != "update_id"), None)
+        if event_type is None:
+            raise MalformedWebhook("update carries nothing besides `update_id`")
+        return ParsedWebhook(
+            event_type=event_type,
+            delivery_id=str(update_id),
+            payload=body,
+            reply=Reply(200, {"ok": True}),
+        )
+
+
+WEBHOOKS = TelegramWebhooks()
