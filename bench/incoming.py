@@ -16,9 +16,10 @@ import httpx
 
 from bench.harness import BenchError, BenchmarkResult, Harness, Infrastructure
 from bench.loadgen import Target
+from shared.envelopes import Topic
 
 # What a CI system or monitoring tool typically posts: mrkdwn text with a link, a bot name and
-# an emoji icon. About 250 bytes.
+# an emoji icon: 246 bytes.
 BODY = json.dumps(
     {
         "text": (
@@ -53,7 +54,10 @@ class IncomingWebhooks:
                 ("mongo", infrastructure.mongo),
             ],
         )
-        notes = [_kafka_check(infrastructure, ours.ok)]
+        notes = [
+            f"body: {len(BODY)} bytes of Slack-style JSON to /api/webhooks/incoming/<token>",
+            kafka_check(infrastructure, Topic.CHAT_INBOUND, ours.ok),
+        ]
         gateway.stop()  # leaves the cores to the baseline
 
         baseline = harness.baseline()
@@ -85,11 +89,9 @@ def _post_once(url: str) -> None:
         raise BenchError(f"a single post was not accepted: {response.status_code} {response.text}")
 
 
-def _kafka_check(infrastructure: Infrastructure, ok: int) -> str:
-    """How many messages the inbound topic holds: at least one per 200 we counted."""
-    from shared.envelopes import Topic
-
-    topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_INBOUND}"
+def kafka_check(infrastructure: Infrastructure, name: str, ok: int) -> str:
+    """How many messages the topic holds: at least one per 200 we counted."""
+    topic = f"{infrastructure.topic_namespace}.{name}"
     try:
         total = asyncio.run(_topic_size(infrastructure.kafka_bootstrap, topic))
     except Exception as exc:
@@ -105,8 +107,8 @@ async def _topic_size(bootstrap: str, topic: str) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]

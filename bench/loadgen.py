@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import resource
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,6 +117,9 @@ def _emit(record: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+SEQ = b"{seq}"
+
+
 @dataclass(frozen=True)
 class Target:
     url: str
@@ -129,6 +134,21 @@ class Target:
     def port(self) -> int:
         parts = urlsplit(self.url)
         return parts.port or (443 if parts.scheme == "https" else 80)
+
+    def requests(self) -> Callable[[], bytes]:
+        """The request to send next. `{seq}` in a header becomes a value unique to each
+        request (36 characters, like the GUIDs in GitHub's X-GitHub-Delivery)."""
+        template = self.request_bytes()
+        if SEQ not in template:
+            return lambda: template
+        head, tail = template.split(SEQ, 1)
+        prefix = uuid.uuid4().hex[:24].encode()
+        counter = itertools.count()
+
+        def unique() -> bytes:
+            return b"%s%s%012x%s" % (head, prefix, next(counter), tail)
+
+        return unique
 
     def request_bytes(self) -> bytes:
         parts = urlsplit(self.url)
@@ -202,7 +222,9 @@ class _ResponseParser:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, request: bytes, recorder: Recorder, keep_going: Callable[[], bool]) -> None:
+    def __init__(
+        self, request: Callable[[], bytes], recorder: Recorder, keep_going: Callable[[], bool]
+    ) -> None:
         self.request = request
         self.recorder = recorder
         self.keep_going = keep_going
@@ -224,7 +246,7 @@ class _Connection(asyncio.Protocol):
             return
         self.in_flight = True
         self.sent_at = time.perf_counter()
-        self.transport.write(self.request)
+        self.transport.write(self.request())
 
     def data_received(self, data: bytes) -> None:
         self.parser.buffer += data
@@ -262,7 +284,7 @@ async def _raw_worker(
     target: Target, recorder: Recorder, keep_going: Callable[[], bool], request_timeout: float
 ) -> None:
     loop = asyncio.get_running_loop()
-    request = target.request_bytes()
+    request = target.requests()
     while keep_going():
         try:
             _, connection = await loop.create_connection(

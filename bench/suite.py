@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import incoming
+from bench import github, incoming
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -27,6 +27,7 @@ from shared.embedded import EmbeddedError
 
 BENCHMARKS: list[Benchmark] = [
     incoming.BENCHMARK,
+    github.BENCHMARK,
 ]
 
 
@@ -99,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_logs=args.keep_logs,
     )
     selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background
+    # job of a non-interactive shell); SIGTERM does the same, so both stop every process.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     results: list[BenchmarkResult] = []
     try:

@@ -90,6 +90,48 @@ async def paginate(
     return docs, None
 
 
+class BatchedExistence:
+    """`await exists(id)` from many concurrent requests, answered by one `$in` query.
+
+    Requests arriving while a query is in flight wait for the next one, so under load there
+    is one MongoDB round trip per batch instead of per request, and none at all when idle.
+    """
+
+    def __init__(self, collection: Collection, *, max_batch: int = 500) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def exists(self, doc_id: str) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(doc_id, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let the requests of this loop iteration join the batch
+        while self._waiting:
+            ids = list(self._waiting)[: self._max_batch]
+            batch = {doc_id: self._waiting.pop(doc_id) for doc_id in ids}
+            try:
+                found = {
+                    doc["_id"]
+                    async for doc in self._collection.find({"_id": {"$in": ids}}, {"_id": 1})
+                }
+            except Exception as exc:
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for doc_id, futures in batch.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(doc_id in found)
+
+
 class BatchedWriter:
     """Writes kept off the request path and flushed in one bulk write per collection.
 

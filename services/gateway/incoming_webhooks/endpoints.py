@@ -18,7 +18,7 @@ from services.gateway.incoming_webhooks.service import new_token, parse_post, to
 from shared.crypto import fingerprint
 from shared.envelopes import Topic
 from shared.errors import Forbidden, NotFound
-from shared.http.app import runtime_of
+from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
 from shared.http.body import read_limited
 from shared.http.pagination import Page, PageDep
@@ -33,18 +33,10 @@ management = APIRouter(
 ingress = APIRouter(tags=["webhook ingress"])
 
 
-def _repository(request: Request) -> IncomingWebhookRepository:
-    repository: IncomingWebhookRepository = request.app.state.incoming_repository
-    return repository
-
-
-def _cache(request: Request) -> TokenCache:
-    cache: TokenCache = request.app.state.incoming_cache
-    return cache
-
-
-RepositoryDep = Annotated[IncomingWebhookRepository, Depends(_repository)]
-CacheDep = Annotated[TokenCache, Depends(_cache)]
+RepositoryDep = Annotated[
+    IncomingWebhookRepository, Depends(from_state("incoming_repository", IncomingWebhookRepository))
+]
+CacheDep = Annotated[TokenCache, Depends(from_state("incoming_cache", TokenCache))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 HookId = Annotated[str, Path(max_length=200)]
 

@@ -26,6 +26,7 @@ from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
 from shared.errors import HookhubError, NotFound, PayloadTooLarge, Unavailable
+from shared.http.app import from_state
 from shared.http.body import read_limited
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
@@ -99,7 +100,6 @@ class ProviderIngress:
                 raise NotFound(f"no provider {provider!r}", code="unknown_provider")
             if integration_id is not None:
                 integration = check_usable(await self.integrations.lookup(integration_id), provider)
-                self.limiter.take(integration)
             inbound = InboundRequest(
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=await read_limited(request, webhooks.max_body_bytes),
@@ -112,12 +112,12 @@ class ProviderIngress:
                 return _render(handshake)
             if integration is None:
                 integration, parsed = self._app_level(webhooks, inbound)
-                self.limiter.take(integration)
             else:
-                webhooks.verify(
-                    inbound, self.app_secrets.for_integration(integration), inbound.received_at
-                )
+                secrets = self.app_secrets.for_integration(integration)
+                webhooks.verify(inbound, secrets, inbound.received_at)
                 parsed = webhooks.parse(inbound)
+            # After verification, so forged requests cannot spend an integration's budget.
+            self.limiter.take(integration)
             outcome = await self._accept(integration, parsed, inbound)
             return _render(parsed.reply)
         except HookhubError as exc:
@@ -126,6 +126,9 @@ class ProviderIngress:
                 outcome = "unavailable"
             if integration is not None and isinstance(exc, (SignatureInvalid, MalformedWebhook)):
                 self.writer.bump(INTEGRATIONS, integration.id, "error_count")
+            raise
+        except UNAVAILABLE_ERRORS:  # MongoDB, on a cache miss: answered 503 by the app
+            outcome = "unavailable"
             raise
         finally:
             self.requests.labels(
@@ -154,8 +157,16 @@ class ProviderIngress:
         envelope = envelope_for(integration, parsed, inbound)
         if await self.dedupe.seen(envelope.id):
             return "duplicate"
-        envelope = await self._claim_check_if_large(envelope, inbound)
-        await self.runtime.publisher.publish(Topic.PROVIDER_EVENTS, envelope)
+        value = (
+            envelope.to_kafka_with_raw_payload(inbound.body)
+            if _body_is_payload(inbound, parsed)
+            else envelope.to_kafka()
+        )
+        # Headroom for the record's key, headers and batch framing.
+        if len(value) > self.settings.kafka_max_message_bytes - 16 * 1024:
+            envelope = await self._claim_check(envelope, inbound)
+            value = envelope.to_kafka()
+        await self.runtime.publisher.publish(Topic.PROVIDER_EVENTS, envelope, value=value)
         now = utcnow()
         self.dedupe.remember(envelope.id)
         self.writer.insert_once(SEEN, envelope.id, {"expires_at": now + self.dedupe_window})
@@ -164,13 +175,8 @@ class ProviderIngress:
         )
         return "accepted"
 
-    async def _claim_check_if_large(
-        self, envelope: ProviderEvent, inbound: InboundRequest
-    ) -> ProviderEvent:
+    async def _claim_check(self, envelope: ProviderEvent, inbound: InboundRequest) -> ProviderEvent:
         """Too large for one Kafka message: store the raw body and send a reference."""
-        # Headroom for the record's key, headers and batch framing.
-        if len(envelope.to_kafka()) <= self.settings.kafka_max_message_bytes - 16 * 1024:
-            return envelope
         try:
             ref = await claim_check.store(
                 self.runtime.db,
@@ -187,6 +193,12 @@ class ProviderIngress:
         return envelope.model_copy(update={"payload": None, "payload_ref": ref})
 
 
+def _body_is_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bool:
+    """A JSON body is the payload itself for every provider (forms are decoded instead)."""
+    content_type = (inbound.header("content-type") or "").split(";", 1)[0].strip().lower()
+    return content_type == "application/json" and isinstance(parsed.payload, dict)
+
+
 def _render(reply: Reply) -> Response:
     if reply.body is None:
         return Response(status_code=reply.status)
@@ -195,12 +207,7 @@ def _render(reply: Reply) -> Response:
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
-def _ingress(request: Request) -> ProviderIngress:
-    ingress: ProviderIngress = request.app.state.provider_ingress
-    return ingress
-
-
-IngressDep = Annotated[ProviderIngress, Depends(_ingress)]
+IngressDep = Annotated[ProviderIngress, Depends(from_state("provider_ingress", ProviderIngress))]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "accepted (on Kafka), a duplicate, or a handshake answer"},
     401: {"description": "missing, invalid or stale signature"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.mongo import Collection, Database, Index
+from shared.mongo import BatchedExistence, Database, Index
 
 COLLECTION = "seen_deliveries"
 
@@ -10,8 +10,10 @@ INDEXES = [Index(COLLECTION, [("expires_at", 1)], {"expireAfterSeconds": 0})]
 
 
 class SeenDeliveries:
+    """Concurrent requests' lookups share one query (written in batches by BatchedWriter)."""
+
     def __init__(self, db: Database) -> None:
-        self._seen: Collection = db[COLLECTION]
+        self._lookups = BatchedExistence(db[COLLECTION])
 
     async def contains(self, envelope_id: str) -> bool:
-        return await self._seen.find_one({"_id": envelope_id}, {"_id": 1}) is not None
+        return await self._lookups.exists(envelope_id)

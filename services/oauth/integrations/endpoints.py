@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from services.oauth.integrations.schemas import (
     IntegrationCreate,
@@ -14,7 +14,7 @@ from services.oauth.integrations.schemas import (
 )
 from services.oauth.integrations.service import IntegrationService, webhook_url
 from shared.errors import NotFound
-from shared.http.app import runtime_of
+from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
 from shared.http.pagination import Page, PageDep
 from shared.integrations.model import Provider
@@ -25,18 +25,10 @@ from shared.runtime import Runtime
 router = APIRouter(prefix="/api/integrations", tags=["integrations"], dependencies=[AdminDep])
 
 
-def _service(request: Request) -> IntegrationService:
-    service: IntegrationService = request.app.state.integrations
-    return service
-
-
-def _repository(request: Request) -> IntegrationRepository:
-    repository: IntegrationRepository = request.app.state.integration_repository
-    return repository
-
-
-ServiceDep = Annotated[IntegrationService, Depends(_service)]
-RepositoryDep = Annotated[IntegrationRepository, Depends(_repository)]
+ServiceDep = Annotated[IntegrationService, Depends(from_state("integrations", IntegrationService))]
+RepositoryDep = Annotated[
+    IntegrationRepository, Depends(from_state("integration_repository", IntegrationRepository))
+]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 IntegrationId = Annotated[str, Path(max_length=200)]
 

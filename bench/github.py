@@ -1,0 +1,104 @@
+"""Benchmark "github": verified GitHub webhooks accepted per second by one gateway.
+
+One `hookhub serve gateway` process and a GitHub integration (created through the oauth
+service, which is then stopped). The body is the 7.3 KB `push` payload of the real corpus,
+signed with X-Hub-Signature-256; every request carries its own X-GitHub-Delivery, so each
+is verified, parsed, checked against the dedupe window and published to
+`hookhub.provider.events` (acks=all). The baseline gets the same bytes on the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.harness import BenchError, BenchmarkResult, Harness
+from bench.incoming import kafka_check
+from bench.loadgen import SEQ, Target
+from shared.envelopes import Topic
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "github" / "push"
+PAYLOAD = CORPUS / "payload.json"
+
+
+class GitHubWebhooks:
+    name = "github"
+    title = "verified GitHub webhooks"
+
+    def run(self, harness: Harness) -> BenchmarkResult:
+        if not PAYLOAD.exists():
+            raise BenchError(f"the GitHub push payload is not at {PAYLOAD}")
+        body = PAYLOAD.read_bytes()
+        secret = uuid.uuid4().hex
+        infrastructure = harness.infrastructure()
+        oauth = harness.start_service("oauth")
+        integration_id = _create_integration(oauth.url, infrastructure.admin_token, secret)
+        oauth.stop()
+        gateway = harness.start_service("gateway")
+        url = f"{gateway.url}/api/webhooks/github/{integration_id}"
+        headers = {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": SEQ.decode(),
+            "X-Hub-Signature-256": "sha256="
+            + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        }
+        _post_once(url, body, headers)
+        ours = harness.load(
+            "hookhub gateway",
+            Target(url, body, headers),
+            watch=[
+                ("gateway", gateway.child),
+                ("kafka", infrastructure.broker),
+                ("mongo", infrastructure.mongo),
+            ],
+        )
+        notes = [
+            f"body: the {len(body):,}-byte corpus push payload, "
+            "a new X-GitHub-Delivery per request",
+            kafka_check(infrastructure, Topic.PROVIDER_EVENTS, ours.ok),
+        ]
+        gateway.stop()
+        baseline = harness.baseline()
+        base = harness.load(
+            "baseline (bare FastAPI)",
+            Target(baseline.url + urlsplit(url).path, body, headers),
+            watch=[("baseline", baseline.child)],
+        )
+        return BenchmarkResult(self.name, self.title, ours, base, notes)
+
+
+def _create_integration(oauth_url: str, admin_token: str, secret: str) -> str:
+    response = httpx.post(
+        oauth_url + "/api/integrations",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={
+            "provider": "github",
+            "workspace_id": "ws_bench",
+            "settings": {"webhook_secret": secret},
+            # The benchmark measures the gateway, not its per-integration limit.
+            "rate_limit_per_second": 100_000,
+        },
+        timeout=10,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the integration: {response.status_code} {response.text}")
+    integration_id: str = response.json()["id"]
+    return integration_id
+
+
+def _post_once(url: str, body: bytes, headers: dict[str, str]) -> None:
+    once = {**headers, "X-GitHub-Delivery": str(uuid.uuid4())}
+    response = httpx.post(url, content=body, headers=once, timeout=10)
+    if response.status_code != 200:
+        raise BenchError(
+            f"a single webhook was not accepted: {response.status_code} {response.text}"
+        )
+
+
+BENCHMARK = GitHubWebhooks()
