@@ -33,6 +33,8 @@ from shared.settings import ServiceSettings
 if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
 
+    from shared.http.ingress import IngressRoute
+
 log = structlog.get_logger(__name__)
 
 E = TypeVar("E", bound=Envelope)
@@ -46,6 +48,8 @@ class ServiceDefinition:
 
     name: str
     routers: Sequence[APIRouter] = ()
+    # Webhook receivers, served before the routers (see shared.http.ingress).
+    ingress: Sequence[IngressRoute] = ()
     indexes: Sequence[Index] = ()
     internal_topics: Sequence[str] = ()
     # Called once the runtime exists and before Kafka starts: register subscribers, build

@@ -72,9 +72,10 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="gateway",
         description="Verifies inbound webhooks and puts them on Kafka.",
-        # Incoming webhooks first: `/api/webhooks/incoming/{token}` must win over
+        routers=[incoming.management],
+        # In this order: `/api/webhooks/incoming/{token}` must win over
         # `/api/webhooks/{provider}/{integration_id}`.
-        routers=[incoming.management, incoming.ingress, provider.router],
+        ingress=[incoming.INGRESS, *provider.INGRESS],
         indexes=[
             *incoming_repository.INDEXES,
             *seen_repository.INDEXES,

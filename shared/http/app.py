@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from shared.http.errors import install_error_handlers
+from shared.http.ingress import install_ingress_routes
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -50,6 +51,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
     install_error_handlers(app)
     for router in definition.routers:
         app.include_router(router)
+    install_ingress_routes(app, definition.ingress)
     if definition.setup:
         definition.setup(app, runtime)
     _add_health_routes(app, runtime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from services.gateway.incoming_webhooks.cache import TokenCache
@@ -17,10 +17,11 @@ from services.gateway.incoming_webhooks.schemas import (
 from services.gateway.incoming_webhooks.service import new_token, parse_post, to_inbound_message
 from shared.crypto import fingerprint
 from shared.envelopes import Topic
-from shared.errors import Forbidden, NotFound
+from shared.errors import BadRequest, Forbidden, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
 from shared.http.body import read_limited
+from shared.http.ingress import IngressRoute
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
 from shared.mongo import BatchedWriter, Document
@@ -30,7 +31,6 @@ from shared.settings import GatewaySettings
 management = APIRouter(
     prefix="/api/incoming-webhooks", tags=["incoming webhooks"], dependencies=[AdminDep]
 )
-ingress = APIRouter(tags=["webhook ingress"])
 
 
 RepositoryDep = Annotated[
@@ -139,37 +139,47 @@ async def rotate_incoming_webhook_token(
     return _out(doc, runtime)
 
 
-@ingress.post(
-    "/api/webhooks/incoming/{token}",
-    response_class=PlainTextResponse,
-    responses={
-        200: {"content": {"text/plain": {"example": "ok"}}},
-        400: {"description": "malformed JSON or form"},
-        404: {"description": "unknown or revoked token"},
-        413: {"description": "body over the limit"},
-        422: {"description": "no text, attachments or blocks"},
-        503: {"description": "Kafka unavailable: nothing was accepted, retry"},
-    },
-)
-async def post_incoming_webhook(
-    request: Request,
-    token: Annotated[str, Path(max_length=200)],
-    cache: CacheDep,
-    runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> PlainTextResponse:
+async def post_incoming_webhook(request: Request) -> Response:
     """Slack-compatible incoming webhook; 200 `ok` only once the message is on Kafka."""
+    state = request.app.state
+    runtime: Runtime = state.runtime
+    cache: TokenCache = state.incoming_cache
     settings = runtime.settings
     assert isinstance(settings, GatewaySettings)
-    hook = await cache.lookup_token(token)
+    token = request.path_params["token"]
+    hook = await cache.lookup_token(token) if len(token) <= _MAX_TOKEN else None
     if hook is None:
         raise NotFound("no incoming webhook has this token", code="unknown_token")
     if not hook.enabled:
         raise Forbidden("this incoming webhook is disabled", code="webhook_disabled")
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
+        raise BadRequest("Idempotency-Key must be 1-200 characters", code="bad_idempotency_key")
     body = await read_limited(request, settings.incoming_max_body_bytes)
     post = parse_post(body, request.headers.get("content-type", "application/json"))
     message = to_inbound_message(hook, post, idempotency_key)
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
-    counters: BatchedWriter = request.app.state.counters
+    counters: BatchedWriter = state.counters
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     return PlainTextResponse("ok")
+
+
+_MAX_TOKEN = 200
+_MAX_IDEMPOTENCY_KEY = 200
+
+INGRESS = IngressRoute(
+    "/api/webhooks/incoming/{token}",
+    post_incoming_webhook,
+    summary="Post a message to an incoming webhook (Slack-compatible JSON or payload= form)",
+    responses={
+        200: "`ok`: the message is on Kafka",
+        400: "malformed JSON or form",
+        403: "the incoming webhook is disabled",
+        404: "unknown or revoked token",
+        413: "body over the limit",
+        422: "no text, attachments or blocks",
+        503: "Kafka unavailable: nothing was accepted, retry",
+    },
+    request_media_types=("application/json", "application/x-www-form-urlencoded"),
+    headers={"Idempotency-Key": "retries with the same key give the same envelope id"},
+)

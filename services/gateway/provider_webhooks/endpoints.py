@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -26,8 +25,8 @@ from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
 from shared.errors import HookhubError, NotFound, PayloadTooLarge, Unavailable
-from shared.http.app import from_state
 from shared.http.body import read_limited
+from shared.http.ingress import IngressRoute
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
 from shared.integrations.repository import COLLECTION as INTEGRATIONS
@@ -43,8 +42,6 @@ from shared.providers.base import (
 )
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
-
-router = APIRouter(tags=["webhook ingress"])
 
 _OUTCOMES: dict[type[HookhubError], str] = {
     SignatureInvalid: "bad_signature",
@@ -207,32 +204,45 @@ def _render(reply: Reply) -> Response:
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
-IngressDep = Annotated[ProviderIngress, Depends(from_state("provider_ingress", ProviderIngress))]
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "accepted (on Kafka), a duplicate, or a handshake answer"},
-    401: {"description": "missing, invalid or stale signature"},
-    403: {"description": "integration disabled"},
-    404: {"description": "unknown provider or integration"},
-    413: {"description": "body over the provider's limit"},
-    429: {"description": "rate limited; see Retry-After"},
-    503: {"description": "Kafka or the payload store unavailable: nothing accepted, retry"},
-}
-
-
-@router.post("/api/webhooks/{provider}/{integration_id}", responses=_RESPONSES)
-async def provider_webhook(
-    provider: Annotated[str, Path(max_length=40)],
-    integration_id: Annotated[str, Path(max_length=200)],
-    request: Request,
-    ingress: IngressDep,
-) -> Response:
+async def provider_webhook(request: Request) -> Response:
     """A webhook for one integration: the URL to paste into the provider's settings."""
-    return await ingress.handle(provider, integration_id, request)
+    ingress: ProviderIngress = request.app.state.provider_ingress
+    params = request.path_params
+    if len(params["integration_id"]) > _MAX_ID:
+        raise NotFound("no integration with this id", code="unknown_integration")
+    return await ingress.handle(params["provider"], params["integration_id"], request)
 
 
-@router.post("/api/webhooks/{provider}", responses=_RESPONSES)
-async def app_level_webhook(
-    provider: Annotated[str, Path(max_length=40)], request: Request, ingress: IngressDep
-) -> Response:
+async def app_level_webhook(request: Request) -> Response:
     """A webhook for the provider app: routed to the integration it belongs to."""
-    return await ingress.handle(provider, None, request)
+    ingress: ProviderIngress = request.app.state.provider_ingress
+    return await ingress.handle(request.path_params["provider"], None, request)
+
+
+_MAX_ID = 200
+_RESPONSES = {
+    200: "accepted (on Kafka), a duplicate, or a handshake answer",
+    401: "missing, invalid or stale signature",
+    403: "integration disabled",
+    404: "unknown provider or integration",
+    413: "body over the provider's limit",
+    429: "rate limited; see Retry-After",
+    503: "Kafka or the payload store unavailable: nothing accepted, retry",
+}
+_MEDIA = ("application/json", "application/x-www-form-urlencoded")
+INGRESS = [
+    IngressRoute(
+        "/api/webhooks/{provider}/{integration_id}",
+        provider_webhook,
+        summary="A provider webhook for one integration (github, slack, discord, telegram, jira)",
+        responses=_RESPONSES,
+        request_media_types=_MEDIA,
+    ),
+    IngressRoute(
+        "/api/webhooks/{provider}",
+        app_level_webhook,
+        summary="A provider app's webhook, routed to the integration it is for",
+        responses=_RESPONSES,
+        request_media_types=_MEDIA,
+    ),
+]
