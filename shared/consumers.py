@@ -19,7 +19,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from shared.envelopes import Envelope
-from shared.idempotency import ClaimBusy
+from shared.idempotency import ClaimBusy, Outcome
 from shared.kafka import DEAD_LETTER_TOPIC
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ def consume(
     purpose: str,
     model: type[E],
     handler: Callable[[E], Awaitable[object]],
+    *,
+    idempotent: bool = True,
 ) -> None:
     settings = runtime.settings
     topic_name = settings.topic(topic)
@@ -70,7 +72,11 @@ def consume(
                 return
             structlog.contextvars.bind_contextvars(envelope_id=envelope.id)
             try:
-                outcome = await ledger.once(envelope.id, lambda: handler(envelope))
+                if idempotent:
+                    outcome = await ledger.once(envelope.id, lambda: handler(envelope))
+                else:
+                    await handler(envelope)
+                    outcome = Outcome.PROCESSED
             except ClaimBusy:
                 await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
                 raise

@@ -23,10 +23,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
-def derived_id(*parts: str) -> str:
+def derived_id(*parts: str, prefix: str = "evt") -> str:
     """A deterministic id for something that may arrive more than once (a redelivery)."""
     digest = hashlib.sha256("\x1f".join(("hookhub", *parts)).encode()).hexdigest()
-    return "evt_" + digest[:32]
+    return f"{prefix}_{digest[:32]}"
 
 
 def utcnow() -> datetime:

@@ -139,6 +139,8 @@ class BatchedWriter:
       such as `last_event_at`) on an existing document.
     - `insert_once(collection, id, fields)`: create a document unless it exists (a record
       that something was seen).
+    - `set_fields(collection, id, fields)`: `$set` on an existing document; for one field,
+      the last value set before a flush wins.
 
     Each call costs a dict update; a background task writes every `interval` seconds.
     What could not be written while MongoDB was down is kept and retried, so a blip loses
@@ -151,6 +153,7 @@ class BatchedWriter:
         self._incs: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
         self._inserts: dict[tuple[str, str], Document] = {}
+        self._sets: dict[tuple[str, str], Document] = defaultdict(dict)
         self._task: asyncio.Task[None] | None = None
 
     def bump(
@@ -162,6 +165,9 @@ class BatchedWriter:
 
     def insert_once(self, collection: str, doc_id: str, fields: Document) -> None:
         self._inserts[(collection, doc_id)] = fields
+
+    def set_fields(self, collection: str, doc_id: str, fields: Document) -> None:
+        self._sets[(collection, doc_id)].update(fields)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batched-writer")
@@ -178,27 +184,30 @@ class BatchedWriter:
             await self.flush()
 
     async def flush(self) -> None:
-        incs, maxes, inserts = self._incs, self._maxes, self._inserts
-        if not incs and not maxes and not inserts:
+        incs, maxes, inserts, sets = self._incs, self._maxes, self._inserts, self._sets
+        if not incs and not maxes and not inserts and not sets:
             return
         self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
-        self._inserts = {}
+        self._inserts, self._sets = {}, defaultdict(dict)
         ops: dict[str, list[UpdateOne]] = defaultdict(list)
-        for key in set(incs) | set(maxes):
+        # Inserts first: a document created and updated in one window must exist to be set.
+        for key, fields in inserts.items():
+            ops[key[0]].append(UpdateOne({"_id": key[1]}, {"$setOnInsert": fields}, upsert=True))
+        for key in set(incs) | set(maxes) | set(sets):
             update: Document = {}
             if key in incs:
                 update["$inc"] = dict(incs[key])
             if key in maxes:
                 update["$max"] = maxes[key]
+            if key in sets:
+                update["$set"] = sets[key]
             ops[key[0]].append(UpdateOne({"_id": key[1]}, update))
-        for key, fields in inserts.items():
-            ops[key[0]].append(UpdateOne({"_id": key[1]}, {"$setOnInsert": fields}, upsert=True))
         for name, batch in ops.items():
             try:
-                await self._db[name].bulk_write(batch, ordered=False)
+                await self._db[name].bulk_write(batch, ordered=True)
             except PyMongoError as exc:
                 log.warning("batched_write_failed", collection=name, error=str(exc))
-                self._keep(name, incs, maxes, inserts)
+                self._keep(name, incs, maxes, inserts, sets)
 
     def _keep(
         self,
@@ -206,6 +215,7 @@ class BatchedWriter:
         incs: dict[tuple[str, str], dict[str, int]],
         maxes: dict[tuple[str, str], dict[str, Any]],
         inserts: dict[tuple[str, str], Document],
+        sets: dict[tuple[str, str], Document],
     ) -> None:
         """Put one collection's unwritten changes back for the next flush."""
         for key, counts in incs.items():
@@ -218,3 +228,6 @@ class BatchedWriter:
         for key, fields in inserts.items():
             if key[0] == name:
                 self._inserts.setdefault(key, fields)
+        for key, fields in sets.items():
+            if key[0] == name:
+                self._sets[key] = {**fields, **self._sets[key]}

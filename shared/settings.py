@@ -139,3 +139,12 @@ class GatewaySettings(ServiceSettings):
     dedupe_window_seconds: int = Field(3 * 24 * 3600, ge=24 * 3600)
     # Per integration and replica, unless the integration sets its own.
     default_rate_limit_per_second: float = Field(500.0, gt=0)
+
+
+class DeliverySettings(ServiceSettings):
+    # An endpoint failing every attempt for this long is disabled (Svix's default: 5 days).
+    failure_window_seconds: int = Field(5 * 24 * 3600, ge=60)
+    # How long a process holds a delivery before another may take it over; renewed while held.
+    lease_seconds: float = Field(60.0, ge=5)
+    # How often due retries (and deliveries a dead process held) are looked for.
+    scheduler_poll_seconds: float = Field(0.5, gt=0)

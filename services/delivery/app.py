@@ -1,8 +1,130 @@
-"""Delivery composition root. It boots, connects and reports health; its capabilities come next."""
+"""Delivery composition root: endpoints, intake consumers, fan-out, dispatcher, scheduler."""
 
 from __future__ import annotations
 
-from shared.runtime import ServiceDefinition
+import asyncio
+from collections.abc import Coroutine
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+
+from services.delivery.deliveries import endpoints as delivery_routes
+from services.delivery.deliveries import repository as delivery_repository
+from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
+from services.delivery.deliveries.service import FanOut, Scheduler
+from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
+from services.delivery.outgoing_webhooks import repository as endpoint_repository
+from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
+from shared import claim_check
+from shared.cache import RefreshingCache
+from shared.egress import EgressPolicy, guarded_client
+from shared.envelopes import ChatEvent, ProviderEvent, Topic
+from shared.mongo import BatchedWriter
+from shared.runtime import Runtime, ServiceDefinition
+from shared.settings import DeliverySettings
+
+
+def setup(app: FastAPI, runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, DeliverySettings)
+    policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
+    endpoints_repo = endpoint_repository.EndpointRepository(runtime.db)
+    endpoint_service = EndpointService(endpoints_repo, runtime.secrets, policy)
+    cache: RefreshingCache[str, EndpointSnapshot] = RefreshingCache(
+        changed_since=endpoints_repo.changed_since,
+        find=endpoints_repo.find_any,
+        key=lambda doc: str(doc["_id"]),
+        snapshot=lambda doc: snapshot(doc, runtime.secrets),
+        refresh_seconds=1.0,
+        name="endpoints",
+    )
+    deliveries = delivery_repository.DeliveryRepository(runtime.db)
+    writer = BatchedWriter(runtime.db, interval=0.5)
+    client = guarded_client(policy, timeout=30.0)
+    background: set[asyncio.Task[None]] = set()
+
+    def later(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    async def disable(endpoint_id: str, reason: str) -> None:
+        doc = await endpoint_service.disable(endpoint_id, reason)
+        if doc is not None:
+            cache.apply(doc)
+
+    async def failing(endpoint_id: str, since: datetime | None) -> None:
+        doc = await endpoints_repo.update(endpoint_id, {"failing_since": since})
+        if doc is not None:
+            cache.apply(doc)
+
+    dispatcher = Dispatcher(
+        endpoints=cache,
+        client=client,
+        writer=writer,
+        publisher=runtime.publisher,
+        on_gone=lambda endpoint_id, reason: later(disable(endpoint_id, reason)),
+        on_failing=lambda endpoint_id, since: later(failing(endpoint_id, since)),
+        registry=runtime.registry,
+        failure_window=timedelta(seconds=settings.failure_window_seconds),
+    )
+    lease = timedelta(seconds=settings.lease_seconds)
+    fan_out = FanOut(cache, deliveries, dispatcher, lease)
+    scheduler = Scheduler(
+        deliveries, dispatcher, lease=lease, poll_seconds=settings.scheduler_poll_seconds
+    )
+
+    app.state.endpoint_service = endpoint_service
+    app.state.endpoint_repository = endpoints_repo
+    app.state.endpoint_cache = cache
+    app.state.delivery_repository = deliveries
+    app.state.fan_out = fan_out
+
+    async def on_chat_event(event: ChatEvent) -> None:
+        await fan_out.event(
+            event_id=event.id,
+            workspace_id=event.workspace_id,
+            event_type=event.type,
+            occurred_at=event.occurred_at,
+            data=event.data,
+        )
+
+    async def on_provider_event(event: ProviderEvent) -> None:
+        payload = event.payload
+        if event.payload_ref:
+            payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
+        await fan_out.event(
+            event_id=event.id,
+            workspace_id=event.workspace_id,
+            event_type=f"{event.provider}.{event.event_type}",
+            occurred_at=event.received_at,
+            data=payload,
+        )
+
+    # Fan-out is idempotent by itself (delivery ids derive from event and endpoint), so the
+    # consumers skip the processed-envelope ledger.
+    runtime.consume(Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_event, idempotent=False)
+    runtime.consume(
+        Topic.PROVIDER_EVENTS, "provider-fanout", ProviderEvent, on_provider_event, idempotent=False
+    )
+
+    async def start(_: Runtime) -> None:
+        writer.start()
+        await cache.refresh()
+        runtime.background("endpoint-cache", cache.run)
+        runtime.background("delivery-scheduler", scheduler.run)
+        runtime.background("delivery-leases", scheduler.keep_leases)
+
+    async def stop(_: Runtime) -> None:
+        await dispatcher.stop()
+        await writer.stop()
+        await client.aclose()
+
+    runtime.on_startup(start)
+    runtime.on_shutdown(stop)
+    runtime.ready_check("endpoint_cache", cache.ready)
 
 
 def definition() -> ServiceDefinition:
@@ -11,4 +133,9 @@ def definition() -> ServiceDefinition:
         description=(
             "Sends the chat product's events to subscribers' URLs, signed, retried and logged."
         ),
+        routers=[endpoint_routes.router, delivery_routes.router],
+        indexes=[*endpoint_repository.INDEXES, *delivery_repository.INDEXES],
+        internal_topics=[DEAD_LETTER_TOPIC],
+        setup=setup,
+        settings_class=DeliverySettings,
     )

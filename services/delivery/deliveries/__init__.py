@@ -1,0 +1,1 @@
+"""Deliveries: one event to one endpoint, its attempts, retries and dead letters."""

@@ -1,0 +1,367 @@
+"""Sends deliveries: one lane per endpoint, so a slow or dead endpoint only ever delays itself.
+
+Each lane has `max_concurrency` workers and an optional rate limit. Every attempt is
+signed, sent through the egress-guarded client, logged (batched), and decided: completed,
+retried later (the scheduler picks it up when due), dead-lettered, or the endpoint disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services import __version__
+from services.delivery.deliveries.policy import Verdict, decide
+from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, NEVER
+from services.delivery.outgoing_webhooks.service import EndpointSnapshot
+from shared.cache import RefreshingCache
+from shared.envelopes import Envelope
+from shared.ids import isoformat, utcnow
+from shared.kafka import EventPublisher
+from shared.mongo import BatchedWriter, Document
+from shared.signing import delivery_headers
+
+log = structlog.get_logger(__name__)
+
+RESPONSE_BODY_LIMIT = 16 * 1024
+DEAD_LETTER_TOPIC = "hookhub.delivery.dead-letters"
+USER_AGENT = f"hookhub/{__version__}"
+
+
+class DeadLetter(Envelope):
+    """On `hookhub.delivery.dead-letters`: a delivery that used up its schedule."""
+
+    delivery_id: str
+    endpoint_id: str
+    workspace_id: str
+    event_id: str
+    event_type: str
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
+    failed_at: datetime
+
+    def partition_key(self) -> bytes:
+        return self.endpoint_id.encode()
+
+
+@dataclass
+class Job:
+    """A delivery held by this process (its lease is kept alive while it is)."""
+
+    id: str
+    endpoint_id: str
+    workspace_id: str
+    event_id: str
+    event_type: str
+    msg_id: str
+    body: bytes
+    attempts: int  # made so far, over the delivery's whole life (numbers the attempt log)
+    tries: int  # made in the current round (indexes the retry schedule)
+    manual: bool
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Job:
+        return cls(
+            id=doc["_id"],
+            endpoint_id=doc["endpoint_id"],
+            workspace_id=doc["workspace_id"],
+            event_id=doc["event_id"],
+            event_type=doc["event_type"],
+            msg_id=doc["msg_id"],
+            body=bytes(doc["body"]),
+            attempts=int(doc.get("attempts", 0)),
+            tries=int(doc.get("tries", 0)),
+            manual=bool(doc.get("manual", False)),
+        )
+
+
+class TokenBucket:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = max(rate, 1.0)
+        self._last = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(max(self.rate, 1.0), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class Lane:
+    """One endpoint's queue and workers."""
+
+    def __init__(self, endpoint_id: str, concurrency: int, rate: float | None) -> None:
+        self.endpoint_id = endpoint_id
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.concurrency = concurrency
+        self.bucket = TokenBucket(rate) if rate else None
+        self.workers: list[asyncio.Task[None]] = []
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        endpoints: RefreshingCache[str, EndpointSnapshot],
+        client: httpx.AsyncClient,
+        writer: BatchedWriter,
+        publisher: EventPublisher,
+        on_gone: Callable[[str, str], None],
+        registry: CollectorRegistry,
+        failure_window: timedelta,
+        on_failing: Callable[[str, datetime | None], None],
+    ) -> None:
+        self._endpoints = endpoints
+        self._client = client
+        self._writer = writer
+        self._publisher = publisher
+        self._on_gone = on_gone
+        self._on_failing = on_failing
+        self._failure_window = failure_window
+        self._lanes: dict[str, Lane] = {}
+        self._failing_since: dict[str, datetime] = {}
+        self.held: set[str] = set()
+        self.outcomes = Counter(
+            "hookhub_delivery_attempts_total",
+            "Delivery attempts by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hookhub_delivery_attempt_seconds",
+            "Delivery attempt duration",
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.dead_letters = Counter(
+            "hookhub_delivery_dead_letters_total", "Deliveries dead-lettered", registry=registry
+        )
+        self.in_memory = Gauge(
+            "hookhub_delivery_held",
+            "Deliveries queued or in flight in this process",
+            registry=registry,
+        )
+        self.in_memory.set_function(lambda: len(self.held))
+
+    def submit(self, job: Job) -> None:
+        if job.id in self.held:
+            return  # already queued here (a scheduler claim racing the intake)
+        endpoint = self._endpoints.get(job.endpoint_id)
+        if endpoint is None:
+            return  # deleted: the delivery's lease runs out and it stays as it is
+        self.held.add(job.id)
+        self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
+        self._lane(endpoint).queue.put_nowait(job)
+
+    def _lane(self, endpoint: EndpointSnapshot) -> Lane:
+        lane = self._lanes.get(endpoint.id)
+        if lane is None or lane.concurrency != endpoint.max_concurrency:
+            if lane is not None:
+                for worker in lane.workers:
+                    worker.cancel()
+            replacement = Lane(
+                endpoint.id, endpoint.max_concurrency, endpoint.rate_limit_per_second
+            )
+            if lane is not None:  # keep what was queued
+                while not lane.queue.empty():
+                    replacement.queue.put_nowait(lane.queue.get_nowait())
+            lane = replacement
+            lane.workers = [
+                asyncio.create_task(self._work(lane), name=f"lane-{endpoint.id}")
+                for _ in range(endpoint.max_concurrency)
+            ]
+            self._lanes[endpoint.id] = lane
+        return lane
+
+    async def _work(self, lane: Lane) -> None:
+        while True:
+            job = await lane.queue.get()
+            try:
+                if lane.bucket:
+                    await lane.bucket.take()
+                await self.attempt(job)
+            except asyncio.CancelledError:
+                lane.queue.put_nowait(job)
+                raise
+            except Exception:
+                log.exception("delivery_attempt_crashed", delivery_id=job.id)
+            finally:
+                self.held.discard(job.id)
+
+    async def stop(self) -> None:
+        tasks = [worker for lane in self._lanes.values() for worker in lane.workers]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def attempt(self, job: Job) -> Verdict:
+        endpoint = self._endpoints.get(job.endpoint_id)
+        now = utcnow()
+        if endpoint is None or not endpoint.enabled:
+            # Kept as it is: a re-enabled endpoint's deliveries can be recovered.
+            self._writer.set_fields(
+                DELIVERIES,
+                job.id,
+                {
+                    "status": "delayed",
+                    "lease_until": NEVER,
+                    "next_attempt_at": now + timedelta(minutes=5),
+                },
+            )
+            return Verdict.RETRY
+        number = job.attempts + 1
+        headers = delivery_headers(
+            msg_id=job.msg_id,
+            timestamp=int(time.time()),
+            body=job.body,
+            secrets=endpoint.signing_secrets(now),
+            event_type=job.event_type,
+            user_agent=USER_AGENT,
+            extra=endpoint.headers,
+        )
+        started = time.perf_counter()
+        status_code: int | None = None
+        response_headers: dict[str, str] = {}
+        response_body = ""
+        error: str | None = None
+        try:
+            async with self._client.stream(
+                "POST",
+                endpoint.url,
+                content=job.body,
+                headers=headers,
+                timeout=endpoint.timeout_seconds,
+            ) as response:
+                status_code = response.status_code
+                response_headers = dict(response.headers)
+                response_body = await _read_prefix(response, RESPONSE_BODY_LIMIT)
+        except httpx.TimeoutException:
+            error = f"timeout after {endpoint.timeout_seconds:g}s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        duration = time.perf_counter() - started
+        decision = decide(
+            status_code=status_code,
+            attempt=job.tries + 1,
+            schedule=list(endpoint.retry_schedule),
+            now=utcnow(),
+            retry_after=response_headers.get("retry-after"),
+            manual=job.manual,
+        )
+        self.latency.observe(duration)
+        self.outcomes.labels(_outcome(status_code, error)).inc()
+        self._writer.insert_once(
+            ATTEMPTS,
+            f"{job.id}:{number}",
+            {
+                "delivery_id": job.id,
+                "endpoint_id": job.endpoint_id,
+                "attempt": number,
+                "at": now,
+                "status_code": status_code,
+                "response_headers": response_headers,
+                "response_body": response_body,
+                "duration_ms": round(duration * 1000, 2),
+                "error": error,
+                "next_attempt_at": decision.next_attempt_at,
+            },
+        )
+        fields: dict[str, Any] = {
+            "attempts": number,
+            "tries": job.tries + 1,
+            "last_attempt_at": now,
+            "last_status_code": status_code,
+            "last_error": error,
+            "lease_until": NEVER,
+            "updated_at": utcnow(),
+        }
+        if decision.verdict is Verdict.COMPLETED:
+            fields.update(status="completed", completed_at=utcnow(), next_attempt_at=None)
+            self._healthy(endpoint)
+        elif decision.verdict is Verdict.RETRY:
+            fields.update(status="delayed", next_attempt_at=decision.next_attempt_at)
+            self._failing(endpoint, now)
+        else:
+            fields.update(status="failed", next_attempt_at=None, manual=False)
+            await self._dead_letter(job, number, status_code, error)
+            if decision.verdict is Verdict.GONE:
+                self._on_gone(endpoint.id, "the endpoint answered 410 Gone")
+            else:
+                self._failing(endpoint, now)
+        self._writer.set_fields(DELIVERIES, job.id, fields)
+        log.info(
+            "delivery_attempt",
+            delivery_id=job.id,
+            endpoint_id=job.endpoint_id,
+            attempt=number,
+            status_code=status_code,
+            error=error,
+            verdict=decision.verdict.value,
+            duration_ms=round(duration * 1000, 2),
+        )
+        return decision.verdict
+
+    def _healthy(self, endpoint: EndpointSnapshot) -> None:
+        if self._failing_since.pop(endpoint.id, None) is not None:
+            self._on_failing(endpoint.id, None)
+
+    def _failing(self, endpoint: EndpointSnapshot, now: datetime) -> None:
+        since = self._failing_since.setdefault(endpoint.id, now)
+        if since == now:
+            self._on_failing(endpoint.id, now)
+        elif now - since > self._failure_window:
+            self._on_gone(endpoint.id, f"failing continuously since {isoformat(since)}")
+
+    async def _dead_letter(
+        self, job: Job, attempts: int, status: int | None, error: str | None
+    ) -> None:
+        self.dead_letters.inc()
+        letter = DeadLetter(
+            id=job.id,
+            delivery_id=job.id,
+            endpoint_id=job.endpoint_id,
+            workspace_id=job.workspace_id,
+            event_id=job.event_id,
+            event_type=job.event_type,
+            attempts=attempts,
+            last_status_code=status,
+            last_error=error,
+            failed_at=utcnow(),
+        )
+        try:
+            await self._publisher.publish(DEAD_LETTER_TOPIC, letter)
+        except Exception as exc:  # the delivery is `failed` and queryable either way
+            log.warning("dead_letter_publish_failed", delivery_id=job.id, error=repr(exc))
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+
+
+def _outcome(status_code: int | None, error: str | None) -> str:
+    if status_code is None:
+        return "timeout" if error and error.startswith("timeout") else "connection_error"
+    if 200 <= status_code < 300:
+        return "success"
+    return f"http_{status_code // 100}xx"

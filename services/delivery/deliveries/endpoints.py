@@ -1,0 +1,144 @@
+"""HTTP routes of `/api/deliveries`, `/api/webhooks/stats` and `/api/events` (SPEC §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Path, status
+from pydantic import BaseModel
+
+from services.delivery.deliveries.repository import NEVER, DeliveryRepository
+from shared.envelopes import ChatEvent, Topic
+from shared.errors import Conflict, NotFound
+from shared.http.app import from_state, runtime_of
+from shared.http.auth import AdminDep
+from shared.http.pagination import Page, PageDep
+from shared.ids import utcnow
+from shared.mongo import Document
+from shared.runtime import Runtime
+
+router = APIRouter(tags=["deliveries"], dependencies=[AdminDep])
+
+DeliveriesDep = Annotated[
+    DeliveryRepository, Depends(from_state("delivery_repository", DeliveryRepository))
+]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+Status = Literal["pending", "active", "completed", "failed", "delayed"]
+
+
+class Attempt(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None
+    response_headers: dict[str, str]
+    response_body: str
+    duration_ms: float
+    error: str | None
+    next_attempt_at: datetime | None
+
+
+class Delivery(BaseModel):
+    id: str
+    webhook_id: str
+    workspace_id: str
+    event_id: str
+    event_type: str
+    msg_id: str
+    status: Status
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeliveryWithAttempts(Delivery):
+    payload: dict[str, Any]
+    attempt_log: list[Attempt]
+
+
+class Stats(BaseModel):
+    total: int
+    pending: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+
+
+def _delivery(doc: Document) -> dict[str, Any]:
+    return {**doc, "id": doc["_id"], "webhook_id": doc["endpoint_id"]}
+
+
+@router.get("/api/deliveries", response_model=Page[Delivery])
+async def list_deliveries(
+    deliveries: DeliveriesDep,
+    page: PageDep,
+    webhook_id: str | None = None,
+    status: Status | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+) -> Page[Delivery]:
+    filters: Document = {}
+    if webhook_id:
+        filters["endpoint_id"] = webhook_id
+    if status:
+        filters["status"] = status
+    if event_type:
+        filters["event_type"] = event_type
+    if since:
+        filters["created_at"] = {"$gte": since}
+    docs, next_cursor = await deliveries.page(filters=filters, limit=page.limit, cursor=page.cursor)
+    return Page(data=[Delivery.model_validate(_delivery(d)) for d in docs], next_cursor=next_cursor)
+
+
+@router.get("/api/deliveries/{delivery_id}", response_model=DeliveryWithAttempts)
+async def get_delivery(
+    delivery_id: Annotated[str, Path(max_length=200)], deliveries: DeliveriesDep
+) -> DeliveryWithAttempts:
+    doc = await deliveries.get(delivery_id)
+    if doc is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    attempts = await deliveries.attempts(delivery_id)
+    return DeliveryWithAttempts.model_validate(
+        {**_delivery(doc), "payload": orjson.loads(bytes(doc["body"])), "attempt_log": attempts}
+    )
+
+
+@router.post(
+    "/api/deliveries/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Delivery,
+)
+async def retry_delivery(
+    delivery_id: Annotated[str, Path(max_length=200)], deliveries: DeliveriesDep
+) -> Delivery:
+    """One more attempt now (not a new schedule)."""
+    doc = await deliveries.get(delivery_id)
+    if doc is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    if doc["status"] in ("pending", "active"):
+        raise Conflict("the delivery is already being sent", code="delivery_in_progress")
+    await deliveries.reopen(
+        {"_id": delivery_id},
+        {"status": "pending", "manual": True, "next_attempt_at": utcnow(), "lease_until": NEVER},
+    )
+    updated = await deliveries.get(delivery_id)
+    assert updated is not None
+    return Delivery.model_validate(_delivery(updated))
+
+
+@router.get("/api/webhooks/stats", response_model=Stats)
+async def delivery_stats(deliveries: DeliveriesDep, webhook_id: str | None = None) -> Stats:
+    counts = await deliveries.counts(webhook_id)
+    return Stats(total=sum(counts.values()), **counts)
+
+
+@router.post("/api/events", status_code=status.HTTP_202_ACCEPTED)
+async def publish_event(event: ChatEvent, runtime: RuntimeDep) -> dict[str, str]:
+    """Publish a chat event; 202 once it is on `hookhub.chat.events`."""
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
+    return {"id": event.id, "status": "accepted"}

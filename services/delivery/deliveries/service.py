@@ -1,0 +1,147 @@
+"""Fan-out and scheduling: an event becomes one delivery per matching endpoint, durably.
+
+Deliveries are written before the event's offset is committed, with ids derived from
+(event, endpoint), so a replayed event finds its deliveries already there and sends nothing
+twice. The scheduler hands due deliveries (retries, and anything a dead process held) to
+the dispatcher; leases keep two processes from sending the same delivery at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from services.delivery.deliveries.dispatcher import Dispatcher, Job
+from services.delivery.deliveries.repository import DeliveryRepository
+from services.delivery.outgoing_webhooks.matching import matches
+from services.delivery.outgoing_webhooks.service import EndpointSnapshot
+from shared.cache import RefreshingCache
+from shared.ids import derived_id, isoformat, utcnow
+from shared.mongo import Document
+from shared.signing import webhook_body
+
+log = structlog.get_logger(__name__)
+
+
+def delivery_doc(
+    *,
+    endpoint: EndpointSnapshot,
+    event_id: str,
+    event_type: str,
+    body: bytes,
+    now: datetime,
+    lease: timedelta,
+    manual: bool = False,
+) -> Document:
+    return {
+        "_id": derived_id(event_id, endpoint.id, prefix="dlv"),
+        # Standard Webhooks' webhook-id: one per event, the same on every retry and endpoint.
+        "msg_id": derived_id(event_id, prefix="msg"),
+        "endpoint_id": endpoint.id,
+        "workspace_id": endpoint.workspace_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "body": body,
+        "status": "pending",
+        "attempts": 0,
+        "tries": 0,
+        "manual": manual,
+        "next_attempt_at": now,
+        # Held by the process that wrote it until it is sent; if that process dies the
+        # lease runs out and the scheduler of another one takes over.
+        "lease_until": now + lease,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class FanOut:
+    def __init__(
+        self,
+        endpoints: RefreshingCache[str, EndpointSnapshot],
+        repository: DeliveryRepository,
+        dispatcher: Dispatcher,
+        lease: timedelta,
+    ) -> None:
+        self._endpoints = endpoints
+        self._repository = repository
+        self._dispatcher = dispatcher
+        self._lease = lease
+
+    async def event(
+        self,
+        *,
+        event_id: str,
+        workspace_id: str,
+        event_type: str,
+        occurred_at: datetime,
+        data: Mapping[str, Any] | Any,
+        only: EndpointSnapshot | None = None,
+    ) -> list[Document]:
+        targets = (
+            [only]
+            if only is not None
+            else [
+                e
+                for e in self._endpoints.values()
+                if e.workspace_id == workspace_id and e.enabled and matches(e.events, event_type)
+            ]
+        )
+        if not targets:
+            return []
+        body = webhook_body(event_type, isoformat(occurred_at), data)
+        now = utcnow()
+        docs = [
+            delivery_doc(
+                endpoint=e,
+                event_id=event_id,
+                event_type=event_type,
+                body=body,
+                now=now,
+                lease=self._lease,
+            )
+            for e in targets
+        ]
+        created = await self._repository.insert_new(docs)
+        for doc in created:
+            self._dispatcher.submit(Job.from_doc(doc))
+        return created
+
+
+class Scheduler:
+    def __init__(
+        self,
+        repository: DeliveryRepository,
+        dispatcher: Dispatcher,
+        *,
+        lease: timedelta,
+        poll_seconds: float,
+    ) -> None:
+        self._repository = repository
+        self._dispatcher = dispatcher
+        self._lease = lease
+        self._poll = poll_seconds
+
+    async def run(self) -> None:
+        while True:
+            try:
+                for doc in await self._repository.claim_due(utcnow(), self._lease, limit=1000):
+                    self._dispatcher.submit(Job.from_doc(doc))
+            except Exception as exc:
+                log.warning("scheduler_poll_failed", error=repr(exc))
+            await asyncio.sleep(self._poll)
+
+    async def keep_leases(self) -> None:
+        """Extend the leases of what this process holds, so nobody else takes it over."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                await self._repository.extend_leases(
+                    list(self._dispatcher.held), utcnow() + self._lease
+                )
+            except Exception as exc:
+                log.warning("lease_extension_failed", error=repr(exc))

@@ -1,0 +1,1 @@
+"""Outgoing webhooks (endpoints): where the chat product's events are delivered, and how."""

@@ -1,0 +1,158 @@
+"""HTTP routes of `/api/outgoing-webhooks` (SPEC §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response, status
+
+from services.delivery.deliveries.repository import NEVER, DeliveryRepository
+from services.delivery.deliveries.service import FanOut
+from services.delivery.outgoing_webhooks.repository import EndpointRepository
+from services.delivery.outgoing_webhooks.schemas import (
+    OutgoingWebhookCreate,
+    OutgoingWebhookOut,
+    OutgoingWebhookUpdate,
+    OutgoingWebhookWithSecret,
+    Recover,
+    RotateSecret,
+)
+from services.delivery.outgoing_webhooks.service import (
+    EndpointService,
+    open_headers,
+    snapshot,
+)
+from shared.cache import RefreshingCache
+from shared.http.app import from_state, runtime_of
+from shared.http.auth import AdminDep
+from shared.http.pagination import Page, PageDep
+from shared.ids import new_id, utcnow
+from shared.mongo import Document
+from shared.runtime import Runtime
+
+router = APIRouter(
+    prefix="/api/outgoing-webhooks", tags=["outgoing webhooks"], dependencies=[AdminDep]
+)
+
+ServiceDep = Annotated[EndpointService, Depends(from_state("endpoint_service", EndpointService))]
+RepositoryDep = Annotated[
+    EndpointRepository, Depends(from_state("endpoint_repository", EndpointRepository))
+]
+DeliveriesDep = Annotated[
+    DeliveryRepository, Depends(from_state("delivery_repository", DeliveryRepository))
+]
+FanOutDep = Annotated[FanOut, Depends(from_state("fan_out", FanOut))]
+CacheDep = Annotated[
+    RefreshingCache[str, Any], Depends(from_state("endpoint_cache", RefreshingCache))
+]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+EndpointId = Annotated[str, Path(max_length=200)]
+
+
+def _out(doc: Document, runtime: Runtime) -> dict[str, Any]:
+    return {**doc, "id": doc["_id"], "headers": open_headers(doc, runtime.secrets)}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OutgoingWebhookWithSecret)
+async def create_outgoing_webhook(
+    body: OutgoingWebhookCreate, service: ServiceDep, cache: CacheDep, runtime: RuntimeDep
+) -> OutgoingWebhookWithSecret:
+    doc, secret = await service.create(body)
+    cache.apply(doc)
+    return OutgoingWebhookWithSecret.model_validate({**_out(doc, runtime), "secret": secret})
+
+
+@router.get("", response_model=Page[OutgoingWebhookOut])
+async def list_outgoing_webhooks(
+    repository: RepositoryDep, runtime: RuntimeDep, page: PageDep, workspace_id: str | None = None
+) -> Page[OutgoingWebhookOut]:
+    docs, next_cursor = await repository.page(
+        workspace_id=workspace_id, limit=page.limit, cursor=page.cursor
+    )
+    return Page(
+        data=[OutgoingWebhookOut.model_validate(_out(d, runtime)) for d in docs],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/{endpoint_id}", response_model=OutgoingWebhookOut)
+async def get_outgoing_webhook(
+    endpoint_id: EndpointId, service: ServiceDep, runtime: RuntimeDep
+) -> OutgoingWebhookOut:
+    return OutgoingWebhookOut.model_validate(_out(await service.get(endpoint_id), runtime))
+
+
+@router.patch("/{endpoint_id}", response_model=OutgoingWebhookOut)
+async def update_outgoing_webhook(
+    endpoint_id: EndpointId,
+    body: OutgoingWebhookUpdate,
+    service: ServiceDep,
+    cache: CacheDep,
+    runtime: RuntimeDep,
+) -> OutgoingWebhookOut:
+    doc = await service.update(endpoint_id, body)
+    cache.apply(doc)
+    return OutgoingWebhookOut.model_validate(_out(doc, runtime))
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_outgoing_webhook(
+    endpoint_id: EndpointId, service: ServiceDep, cache: CacheDep
+) -> Response:
+    await service.delete(endpoint_id)
+    cache.apply({"_id": endpoint_id, "deleted_at": utcnow()})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{endpoint_id}/rotate-secret", response_model=OutgoingWebhookWithSecret)
+async def rotate_outgoing_webhook_secret(
+    endpoint_id: EndpointId,
+    service: ServiceDep,
+    cache: CacheDep,
+    runtime: RuntimeDep,
+    body: RotateSecret | None = None,
+) -> OutgoingWebhookWithSecret:
+    """A new secret; the old one keeps signing beside it for `grace_seconds` (24 h)."""
+    doc, secret = await service.rotate_secret(endpoint_id, body or RotateSecret())
+    cache.apply(doc)
+    return OutgoingWebhookWithSecret.model_validate({**_out(doc, runtime), "secret": secret})
+
+
+@router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED)
+async def test_outgoing_webhook(
+    endpoint_id: EndpointId, service: ServiceDep, fan_out: FanOutDep, runtime: RuntimeDep
+) -> dict[str, str]:
+    """Send a `webhook.test` event to this endpoint only."""
+    doc = await service.get(endpoint_id)
+    event_id = new_id("evt")
+    [delivery] = await fan_out.event(
+        event_id=event_id,
+        workspace_id=doc["workspace_id"],
+        event_type="webhook.test",
+        occurred_at=utcnow(),
+        data={"message": "a test event from hookhub", "webhook_id": endpoint_id},
+        only=snapshot(doc, runtime.secrets),
+    )
+    return {"event_id": event_id, "delivery_id": delivery["_id"]}
+
+
+@router.post("/{endpoint_id}/recover", status_code=status.HTTP_202_ACCEPTED)
+async def recover_outgoing_webhook(
+    endpoint_id: EndpointId, body: Recover, service: ServiceDep, deliveries: DeliveriesDep
+) -> dict[str, int]:
+    """Send again every failed delivery of this endpoint created in [since, until)."""
+    await service.get(endpoint_id)
+    created: dict[str, Any] = {"$gte": body.since}
+    if body.until:
+        created["$lt"] = body.until
+    count = await deliveries.reopen(
+        {"endpoint_id": endpoint_id, "status": "failed", "created_at": created},
+        {
+            "status": "pending",
+            "tries": 0,
+            "manual": False,
+            "next_attempt_at": utcnow(),
+            "lease_until": NEVER,
+        },
+    )
+    return {"recovered": count}

@@ -1,0 +1,149 @@
+"""Endpoint logic: secrets (generated, rotated with a grace period), egress checks, disabling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.egress import EgressPolicy, check_url
+
+from services.delivery.outgoing_webhooks.repository import EndpointRepository
+from services.delivery.outgoing_webhooks.schemas import (
+    OutgoingWebhookCreate,
+    OutgoingWebhookUpdate,
+    RotateSecret,
+)
+from shared.crypto import SecretBox
+from shared.errors import Invalid, NotFound
+from shared.ids import new_id, utcnow
+from shared.mongo import Document
+from shared.signing import is_valid_secret, new_secret
+
+
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    """What delivery needs per endpoint, secrets decrypted, held in memory only."""
+
+    id: str
+    workspace_id: str
+    url: str
+    events: tuple[str, ...]
+    enabled: bool
+    retry_schedule: tuple[int, ...]
+    timeout_seconds: float
+    rate_limit_per_second: float | None
+    max_concurrency: int
+    secrets: tuple[tuple[str, datetime | None], ...] = field(repr=False, default=())
+    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret first, then old ones still inside their grace period."""
+        return [secret for secret, expires in self.secrets if expires is None or expires > now]
+
+
+def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
+    return EndpointSnapshot(
+        id=str(doc["_id"]),
+        workspace_id=doc["workspace_id"],
+        url=doc["url"],
+        events=tuple(doc["events"]),
+        enabled=bool(doc.get("enabled", True)),
+        retry_schedule=tuple(doc["retry_schedule"]),
+        timeout_seconds=float(doc["timeout_seconds"]),
+        rate_limit_per_second=doc.get("rate_limit_per_second"),
+        max_concurrency=int(doc["max_concurrency"]),
+        secrets=tuple((box.decrypt(s["secret"]), s.get("expires_at")) for s in doc["secrets"]),
+        headers=open_headers(doc, box),
+    )
+
+
+def open_headers(doc: Document, box: SecretBox) -> dict[str, str]:
+    # Custom headers often carry credentials for the receiver, so they are sealed at rest.
+    return {name: box.decrypt(value) for name, value in (doc.get("headers") or {}).items()}
+
+
+class EndpointService:
+    def __init__(
+        self, repository: EndpointRepository, box: SecretBox, egress: EgressPolicy
+    ) -> None:
+        self._repository = repository
+        self._box = box
+        self._egress = egress
+
+    def _seal_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {name: self._box.encrypt(value) for name, value in headers.items()}
+
+    def _secret(self, given: str | None) -> str:
+        if given is None:
+            return new_secret()
+        if not is_valid_secret(given):
+            raise Invalid("secret must be whsec_ + base64 of 24 to 64 bytes", code="invalid_secret")
+        return given
+
+    async def create(self, body: OutgoingWebhookCreate) -> tuple[Document, str]:
+        check_url(body.url, self._egress)
+        secret = self._secret(body.secret)
+        now = utcnow()
+        doc: Document = {
+            "_id": new_id("ep"),
+            **body.model_dump(exclude={"secret", "headers"}),
+            "headers": self._seal_headers(body.headers),
+            "secrets": [{"secret": self._box.encrypt(secret), "expires_at": None}],
+            "disabled_reason": None,
+            "failing_since": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        await self._repository.insert(doc)
+        return doc, secret
+
+    async def get(self, endpoint_id: str) -> Document:
+        doc = await self._repository.get(endpoint_id)
+        if doc is None:
+            raise NotFound(f"outgoing webhook {endpoint_id} not found")
+        return doc
+
+    async def update(self, endpoint_id: str, body: OutgoingWebhookUpdate) -> Document:
+        fields: dict[str, Any] = body.model_dump(exclude_unset=True)
+        if "url" in fields:
+            check_url(fields["url"], self._egress)
+        if "headers" in fields:
+            fields["headers"] = self._seal_headers(fields["headers"])
+        if fields.get("enabled"):
+            fields.update(disabled_reason=None, failing_since=None)
+        doc = (
+            await self._repository.update(endpoint_id, fields)
+            if fields
+            else await self.get(endpoint_id)
+        )
+        if doc is None:
+            raise NotFound(f"outgoing webhook {endpoint_id} not found")
+        return doc
+
+    async def rotate_secret(self, endpoint_id: str, body: RotateSecret) -> tuple[Document, str]:
+        current = await self.get(endpoint_id)
+        secret = self._secret(body.secret)
+        now = utcnow()
+        grace_until = now + timedelta(seconds=body.grace_seconds)
+        kept = [
+            {**old, "expires_at": min(old["expires_at"] or grace_until, grace_until)}
+            for old in current["secrets"]
+            if old.get("expires_at") is None or old["expires_at"] > now
+        ]
+        secrets = [{"secret": self._box.encrypt(secret), "expires_at": None}, *kept]
+        doc = await self._repository.update(endpoint_id, {"secrets": secrets})
+        if doc is None:
+            raise NotFound(f"outgoing webhook {endpoint_id} not found")
+        return doc, secret
+
+    async def disable(self, endpoint_id: str, reason: str) -> Document | None:
+        return await self._repository.update(
+            endpoint_id, {"enabled": False, "disabled_reason": reason}, only_if={"enabled": True}
+        )
+
+    async def delete(self, endpoint_id: str) -> None:
+        if not await self._repository.soft_delete(endpoint_id):
+            raise NotFound(f"outgoing webhook {endpoint_id} not found")

@@ -1,0 +1,371 @@
+"""Outgoing webhooks end to end: API, fan-out, the signed request, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import standardwebhooks.webhooks
+import svix.webhooks
+
+from shared.envelopes import ProviderEvent, Topic
+from shared.ids import utcnow
+from shared.settings import DeliverySettings
+from shared.signing import verify
+from tests.fakes.webhook_sink import WebhookSink
+from tests.support import KafkaTap, RunningService, admin_headers
+
+Sink = tuple[WebhookSink, str]
+
+
+async def endpoint(
+    delivery: RunningService, sink: Sink, path: str, **fields: Any
+) -> dict[str, Any]:
+    body = {"workspace_id": "ws_d", "url": sink[1] + path, "events": ["*"], **fields}
+    answer = await delivery.client.post(
+        "/api/outgoing-webhooks", json=body, headers=admin_headers()
+    )
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+async def publish(
+    delivery: RunningService, event_type: str, workspace: str = "ws_d", **data: Any
+) -> str:
+    event_id = "evt_" + uuid.uuid4().hex
+    event = {
+        "id": event_id,
+        "type": event_type,
+        "workspace_id": workspace,
+        "occurred_at": utcnow().isoformat(),
+        "data": data,
+    }
+    answer = await delivery.client.post("/api/events", json=event, headers=admin_headers())
+    assert answer.status_code == 202, answer.text
+    return event_id
+
+
+def path() -> str:
+    return "/hook/" + uuid.uuid4().hex[:8]
+
+
+async def test_endpoint_api_secrets_and_validation(delivery: RunningService, sink: Sink) -> None:
+    created = await endpoint(delivery, sink, path(), headers={"X-Tenant": "acme"})
+    assert created["secret"].startswith("whsec_")
+    assert created["retry_schedule"] == [5, 10, 20]
+    assert created["timeout_seconds"] == 30
+    fetched = (
+        await delivery.client.get(
+            f"/api/outgoing-webhooks/{created['id']}", headers=admin_headers()
+        )
+    ).json()
+    assert "secret" not in fetched
+    assert fetched["headers"] == {"X-Tenant": "acme"}
+    listed = (
+        await delivery.client.get(
+            "/api/outgoing-webhooks", params={"workspace_id": "ws_d"}, headers=admin_headers()
+        )
+    ).json()
+    assert created["id"] in [e["id"] for e in listed["data"]]
+    assert created["secret"] not in json.dumps(listed)
+
+    bad: dict[str, Any]
+    for bad in (
+        {"url": "http://10.0.0.1/hook"},
+        {"url": "http://169.254.169.254/latest"},
+        {"url": "ftp://example.com"},
+        {"events": []},
+        {"events": ["message.**"]},
+        {"secret": "whsec_short"},
+        {"retry_schedule": [-1]},
+    ):
+        body = {"workspace_id": "ws_d", "url": "https://example.com/h", "events": ["*"], **bad}
+        answer = await delivery.client.post(
+            "/api/outgoing-webhooks", json=body, headers=admin_headers()
+        )
+        assert answer.status_code == 422, (bad, answer.text)
+    assert (await delivery.client.get("/api/outgoing-webhooks")).status_code == 401
+
+
+async def test_events_are_fanned_out_by_type_and_signed_verifiably(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    all_path, message_path, exact_path, other_path, other_ws = (
+        path(),
+        path(),
+        path(),
+        path(),
+        path(),
+    )
+    everything = await endpoint(delivery, sink, all_path, headers={"X-Tenant": "acme"})
+    await endpoint(delivery, sink, message_path, events=["message.*"])
+    await endpoint(delivery, sink, exact_path, events=["channel.created"])
+    await endpoint(delivery, sink, other_path, events=["user.joined"])
+    await endpoint(delivery, sink, other_ws, workspace_id="ws_other")
+
+    event_id = await publish(delivery, "message.created", channel_id="ch_1", text="hello")
+    [request] = await fake.wait_for(all_path, 1)
+    assert len(await fake.wait_for(message_path, 1)) == 1
+    await asyncio.sleep(1.0)
+    assert fake.at(exact_path) == [] and fake.at(other_path) == [] and fake.at(other_ws) == []
+
+    body = json.loads(request.body)
+    assert body["type"] == "message.created"
+    assert body["data"] == {"channel_id": "ch_1", "text": "hello"}
+    assert body["timestamp"]
+    headers = request.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("hookhub/")
+    assert headers["x-webhook-event"] == "message.created"
+    assert headers["x-tenant"] == "acme"
+    assert headers["webhook-id"].startswith("msg_")
+    secret = everything["secret"]
+    standardwebhooks.webhooks.Webhook(secret).verify(request.body, headers)
+    svix.webhooks.Webhook(secret).verify(request.body, headers)
+    assert verify(secret, headers, request.body)
+    assert (
+        headers["x-webhook-signature"]
+        == "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    )
+    assert event_id not in request.body.decode(), (
+        "the body carries the event's data, not its envelope"
+    )
+
+
+async def test_a_duplicate_event_id_is_delivered_once(delivery: RunningService, sink: Sink) -> None:
+    fake, _ = sink
+    p = path()
+    await endpoint(delivery, sink, p)
+    event = {
+        "id": "evt_dup_" + uuid.uuid4().hex,
+        "type": "user.joined",
+        "workspace_id": "ws_d",
+        "occurred_at": utcnow().isoformat(),
+        "data": {},
+    }
+    for _ in range(3):
+        assert (
+            await delivery.client.post("/api/events", json=event, headers=admin_headers())
+        ).status_code == 202
+    await fake.wait_for(p, 1)
+    await asyncio.sleep(1.5)
+    assert len(fake.at(p)) == 1
+
+
+async def test_retries_follow_the_schedule_with_a_stable_webhook_id(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    p = path()
+    fake.on(p, 500, 503, 200)
+    hook = await endpoint(delivery, sink, p, retry_schedule=[1, 2])
+    await publish(delivery, "message.updated")
+    requests = await fake.wait_for(p, 3, timeout=20)
+    assert len(requests) == 3
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    gaps = [b.at - a.at for a, b in itertools.pairwise(requests)]
+    assert 0.7 <= gaps[0] <= 2.5, gaps  # 1 s ± 20 % jitter, plus the scheduler's poll
+    assert 1.5 <= gaps[1] <= 3.5, gaps
+    assert int(requests[2].headers["webhook-timestamp"]) >= int(
+        requests[0].headers["webhook-timestamp"]
+    )
+
+    listed = await _deliveries(delivery, hook["id"], "completed")
+    detail = (
+        await delivery.client.get(f"/api/deliveries/{listed[0]['id']}", headers=admin_headers())
+    ).json()
+    assert [a["status_code"] for a in detail["attempt_log"]] == [500, 503, 200]
+    assert detail["attempt_log"][0]["next_attempt_at"] is not None
+    assert detail["payload"]["type"] == "message.updated"
+
+
+async def test_retry_after_is_honoured(delivery: RunningService, sink: Sink) -> None:
+    fake, _ = sink
+    p = path()
+    fake.on(p, 429, 200, headers={"Retry-After": "3"})
+    await endpoint(delivery, sink, p, retry_schedule=[0])
+    await publish(delivery, "message.deleted")
+    requests = await fake.wait_for(p, 2, timeout=15)
+    assert requests[1].at - requests[0].at >= 2.9
+
+
+async def test_gone_disables_and_exhaustion_dead_letters_then_manual_retry_and_recover(
+    delivery: RunningService, sink: Sink, delivery_settings: DeliverySettings
+) -> None:
+    fake, _ = sink
+    gone_path, dead_path = path(), path()
+    fake.on(gone_path, 410)
+    gone = await endpoint(delivery, sink, gone_path)
+    fake.on(dead_path, 500)
+    dead = await endpoint(delivery, sink, dead_path, retry_schedule=[0, 0])
+    await publish(delivery, "channel.created")
+
+    await fake.wait_for(gone_path, 1)
+    for _ in range(50):
+        state = (
+            await delivery.client.get(
+                f"/api/outgoing-webhooks/{gone['id']}", headers=admin_headers()
+            )
+        ).json()
+        if not state["enabled"]:
+            break
+        await asyncio.sleep(0.1)
+    assert state["enabled"] is False
+    assert "410" in state["disabled_reason"]
+
+    assert len(await fake.wait_for(dead_path, 3, timeout=15)) == 3
+    failed = await _deliveries(delivery, dead["id"], "failed")
+    assert failed[0]["attempts"] == 3
+    async with KafkaTap(
+        delivery_settings.kafka_bootstrap, delivery_settings.topic("hookhub.delivery.dead-letters")
+    ) as tap:
+        [letter] = await tap.wait_for(lambda v: v["endpoint_id"] == dead["id"])
+    assert letter["attempts"] == 3 and letter["last_status_code"] == 500
+
+    fake.on(dead_path, 200)
+    retried = await delivery.client.post(
+        f"/api/deliveries/{failed[0]['id']}/retry", headers=admin_headers()
+    )
+    assert retried.status_code == 202
+    assert len(await fake.wait_for(dead_path, 4)) == 4
+    assert (await _deliveries(delivery, dead["id"], "completed"))[0]["attempts"] == 4
+
+    fake.on(dead_path, 500)
+    await publish(delivery, "channel.created")
+    await fake.wait_for(dead_path, 7, timeout=15)
+    await _deliveries(delivery, dead["id"], "failed")
+    fake.on(dead_path, 200)
+    since = "2000-01-01T00:00:00Z"
+    recovered = await delivery.client.post(
+        f"/api/outgoing-webhooks/{dead['id']}/recover",
+        json={"since": since},
+        headers=admin_headers(),
+    )
+    assert recovered.json() == {"recovered": 1}
+    assert len(await fake.wait_for(dead_path, 8)) == 8
+
+    for _ in range(50):  # the attempt's outcome is written in the next batch (0.5 s)
+        stats = (
+            await delivery.client.get(
+                "/api/webhooks/stats", params={"webhook_id": dead["id"]}, headers=admin_headers()
+            )
+        ).json()
+        if stats["completed"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert stats == {
+        "total": 2,
+        "pending": 0,
+        "active": 0,
+        "completed": 2,
+        "failed": 0,
+        "delayed": 0,
+    }
+
+
+async def test_rotation_signs_with_both_secrets_during_grace(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    p = path()
+    hook = await endpoint(delivery, sink, p)
+    rotated = (
+        await delivery.client.post(
+            f"/api/outgoing-webhooks/{hook['id']}/rotate-secret", headers=admin_headers()
+        )
+    ).json()
+    assert rotated["secret"] != hook["secret"]
+    await asyncio.sleep(1.5)  # the endpoint cache
+    await publish(delivery, "message.created")
+    [request] = await fake.wait_for(p, 1)
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (hook["secret"], rotated["secret"]):
+        standardwebhooks.webhooks.Webhook(secret).verify(request.body, request.headers)
+
+
+async def test_provider_events_are_subscribable(
+    delivery: RunningService, sink: Sink, delivery_settings: DeliverySettings
+) -> None:
+    fake, _ = sink
+    p = path()
+    await endpoint(delivery, sink, p, events=["github.push"])
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=delivery_settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for event_type in ("push", "issues"):
+            event = ProviderEvent(
+                id="evt_" + uuid.uuid4().hex,
+                provider="github",
+                integration_id="int_x",
+                workspace_id="ws_d",
+                event_type=event_type,
+                delivery_id=str(uuid.uuid4()),
+                payload={"ref": "refs/heads/main"},
+            )
+            await producer.send_and_wait(
+                delivery_settings.topic(Topic.PROVIDER_EVENTS), event.to_kafka(), key=b"int_x"
+            )
+    finally:
+        await producer.stop()
+    [request] = await fake.wait_for(p, 1)
+    body = json.loads(request.body)
+    assert body["type"] == "github.push"
+    assert body["data"] == {"ref": "refs/heads/main"}
+    await asyncio.sleep(1.0)
+    assert len(fake.at(p)) == 1
+
+
+async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    slow, fast = path(), path()
+    fake.on(slow, 200, delay=5.0)
+    await endpoint(delivery, sink, slow, timeout_seconds=4, max_concurrency=2, retry_schedule=[60])
+    await endpoint(delivery, sink, fast)
+    started = time.monotonic()
+    for _ in range(20):
+        await publish(delivery, "message.created")
+    requests = await fake.wait_for(fast, 20, timeout=10)
+    assert len(requests) == 20
+    assert max(r.at for r in requests) - started < 3.5, (
+        "the healthy endpoint got every event promptly"
+    )
+    assert len(fake.at(slow)) <= 4, "the slow one is limited to its own concurrency"
+
+
+async def test_invalid_events_are_refused_over_http(delivery: RunningService) -> None:
+    for bad in (
+        {"id": "x", "type": "Bad Type", "workspace_id": "w", "occurred_at": "2026-01-01T00:00:00Z"},
+        {"type": "message.created"},
+    ):
+        answer = await delivery.client.post("/api/events", json=bad, headers=admin_headers())
+        assert answer.status_code == 422
+
+
+async def _deliveries(
+    delivery: RunningService, webhook_id: str, status: str
+) -> list[dict[str, Any]]:
+    for _ in range(100):
+        listed = (
+            await delivery.client.get(
+                "/api/deliveries",
+                params={"webhook_id": webhook_id, "status": status},
+                headers=admin_headers(),
+            )
+        ).json()["data"]
+        if listed:
+            return listed  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    pytest.fail(f"no {status} delivery for {webhook_id}")
