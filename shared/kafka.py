@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from shared.envelopes import Envelope, Topic
 from shared.errors import KafkaUnavailable
@@ -189,3 +190,36 @@ def subscribers_joined(broker: KafkaBroker) -> tuple[bool, list[str]]:
         if subscription is None or subscription.assignment is None:
             waiting.append(names)
     return not waiting, waiting
+
+
+class ConsumerLagCollector:
+    """`hookhub_kafka_consumer_lag{group,topic}`: messages behind the partition ends, per
+    consumer group of this process, computed when Prometheus scrapes."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "hookhub_kafka_consumer_lag",
+            "Messages between this process's consumer positions and the partition ends",
+            labels=["group", "topic"],
+        )
+        for subscriber in self._broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            lag: dict[str, int] = {}
+            try:
+                assignment = consumer._subscription.subscription.assignment
+                for tp in consumer.assignment():
+                    end = consumer.highwater(tp)
+                    position = assignment.state_value(tp).position
+                    if end is not None and position is not None:
+                        lag[tp.topic] = lag.get(tp.topic, 0) + max(end - position, 0)
+            except AttributeError:  # not joined yet: nothing to report
+                continue
+            group = str(getattr(consumer, "_group_id", ""))
+            for topic, value in lag.items():
+                family.add_metric([group, topic], value)
+        yield family

@@ -21,6 +21,7 @@ from shared.envelopes import Envelope
 from shared.kafka import (
     DEAD_LETTER_TOPIC,
     PUBLIC_TOPICS,
+    ConsumerLagCollector,
     EventPublisher,
     bootstrap_reachable,
     ensure_topics,
@@ -69,6 +70,7 @@ class Runtime:
         self.mongo = connect(self.settings, appname=f"hookhub-{self.service}")
         self.db: Database = self.mongo[self.settings.mongo_db]
         self.broker = make_broker(self.settings, self.service, self.registry)
+        self.registry.register(ConsumerLagCollector(self.broker))
         self.publisher = EventPublisher(self.settings, self.service, self.registry)
         self.secrets = SecretBox(self.settings.encryption_key_list)
         self.kafka_started = False

@@ -73,7 +73,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     lease = timedelta(seconds=settings.lease_seconds)
     fan_out = FanOut(cache, deliveries, dispatcher, lease)
     scheduler = Scheduler(
-        deliveries, dispatcher, lease=lease, poll_seconds=settings.scheduler_poll_seconds
+        deliveries,
+        dispatcher,
+        lease=lease,
+        poll_seconds=settings.scheduler_poll_seconds,
+        registry=runtime.registry,
     )
 
     app.state.endpoint_service = endpoint_service

@@ -9,18 +9,29 @@ import itertools
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import standardwebhooks.webhooks
 import svix.webhooks
 
+from services.delivery.app import definition
 from shared.envelopes import ProviderEvent, Topic
+from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.settings import DeliverySettings
 from shared.signing import verify
 from tests.fakes.webhook_sink import WebhookSink
-from tests.support import KafkaTap, RunningService, admin_headers
+from tests.infra import Infra
+from tests.support import (
+    KafkaTap,
+    RunningService,
+    admin_headers,
+    make_settings,
+    new_namespace,
+    serve,
+)
 
 Sink = tuple[WebhookSink, str]
 
@@ -369,3 +380,66 @@ async def _deliveries(
             return listed  # type: ignore[no-any-return]
         await asyncio.sleep(0.1)
     pytest.fail(f"no {status} delivery for {webhook_id}")
+
+
+async def test_redirects_are_not_followed(delivery: RunningService, sink: Sink) -> None:
+    fake, _ = sink
+    p = path()
+    fake.on(p, 302, headers={"Location": "http://10.0.0.1/internal"})
+    hook = await endpoint(delivery, sink, p, retry_schedule=[])
+    await publish(delivery, "message.created")
+    failed = await _deliveries(delivery, hook["id"], "failed")
+    detail = (
+        await delivery.client.get(f"/api/deliveries/{failed[0]['id']}", headers=admin_headers())
+    ).json()
+    assert [a["status_code"] for a in detail["attempt_log"]] == [302]
+    assert len(fake.at(p)) == 1
+
+
+async def test_an_endpoint_failing_past_the_window_is_disabled(
+    infra: Infra, tmp_path: Path, sink: Sink
+) -> None:
+    fake, _ = sink
+    settings = make_settings(
+        DeliverySettings,
+        infra,
+        new_namespace(),
+        tmp_path,
+        egress_allow_cidrs="127.0.0.0/8",
+        scheduler_poll_seconds=0.2,
+        failure_window_seconds=2,
+    )
+    p = path()
+    fake.on(p, 500)
+    async with serve(create_app(definition(), settings)) as service:
+        hook = await endpoint(service, sink, p, retry_schedule=[1] * 10)
+        await publish(service, "message.created")
+        for _ in range(100):
+            state = (
+                await service.client.get(
+                    f"/api/outgoing-webhooks/{hook['id']}", headers=admin_headers()
+                )
+            ).json()
+            if not state["enabled"]:
+                break
+            await asyncio.sleep(0.1)
+        assert state["enabled"] is False
+        assert state["disabled_reason"].startswith("failing continuously since")
+        attempts = len(fake.at(p))
+        assert 3 <= attempts <= 6, attempts
+        await asyncio.sleep(2.5)
+        assert len(fake.at(p)) <= attempts + 1, "a disabled endpoint is not hammered"
+
+
+async def test_metrics(delivery: RunningService, sink: Sink) -> None:
+    fake, _ = sink
+    p = path()
+    await endpoint(delivery, sink, p)
+    await publish(delivery, "message.created")
+    await fake.wait_for(p, 1)
+    text = (await delivery.client.get("/metrics")).text
+    assert 'hookhub_delivery_attempts_total{outcome="success"}' in text
+    assert "hookhub_delivery_attempt_seconds_bucket" in text
+    assert "hookhub_delivery_scheduled" in text
+    assert "hookhub_delivery_dead_letters_total" in text
+    assert 'hookhub_kafka_consumer_lag{group="' in text

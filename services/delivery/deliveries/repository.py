@@ -82,6 +82,9 @@ class DeliveryRepository:
         result = await self._deliveries.update_many(query, {"$set": fields})
         return result.modified_count
 
+    async def count_status(self, status: str) -> int:
+        return await self._deliveries.count_documents({"status": status})
+
     async def counts(self, endpoint_id: str | None) -> dict[str, int]:
         match: Document = {"endpoint_id": endpoint_id} if endpoint_id else {}
         rows = await (

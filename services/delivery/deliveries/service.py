@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Gauge
 
 from services.delivery.deliveries.dispatcher import Dispatcher, Job
 from services.delivery.deliveries.repository import DeliveryRepository
@@ -120,19 +121,29 @@ class Scheduler:
         *,
         lease: timedelta,
         poll_seconds: float,
+        registry: CollectorRegistry,
     ) -> None:
         self._repository = repository
         self._dispatcher = dispatcher
         self._lease = lease
         self._poll = poll_seconds
+        self.scheduled = Gauge(
+            "hookhub_delivery_scheduled",
+            "Deliveries waiting for a retry (status delayed)",
+            registry=registry,
+        )
 
     async def run(self) -> None:
+        polls = 0
         while True:
             try:
                 for doc in await self._repository.claim_due(utcnow(), self._lease, limit=1000):
                     self._dispatcher.submit(Job.from_doc(doc))
+                if polls % max(int(10 / self._poll), 1) == 0:  # every ~10 s
+                    self.scheduled.set(await self._repository.count_status("delayed"))
             except Exception as exc:
                 log.warning("scheduler_poll_failed", error=repr(exc))
+            polls += 1
             await asyncio.sleep(self._poll)
 
     async def keep_leases(self) -> None:
