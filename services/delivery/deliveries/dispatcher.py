@@ -169,7 +169,12 @@ class Dispatcher:
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
         lane = self._lanes.get(endpoint.id)
-        if lane is None or lane.concurrency != endpoint.max_concurrency:
+        rate = endpoint.rate_limit_per_second
+        if (
+            lane is None
+            or lane.concurrency != endpoint.max_concurrency
+            or (lane.bucket.rate if lane.bucket else None) != rate
+        ):
             if lane is not None:
                 for worker in lane.workers:
                     worker.cancel()
@@ -195,11 +200,18 @@ class Dispatcher:
                     await lane.bucket.take()
                 await self.attempt(job)
             except asyncio.CancelledError:
-                lane.queue.put_nowait(job)
+                # The lane is being replaced (new concurrency or rate) or the process stops:
+                # hand the job to the lane that replaced this one, still held by us.
+                current = self._lanes.get(lane.endpoint_id)
+                if current is not None and current is not lane:
+                    current.queue.put_nowait(job)
+                else:
+                    self.held.discard(job.id)
                 raise
             except Exception:
                 log.exception("delivery_attempt_crashed", delivery_id=job.id)
-            finally:
+                self.held.discard(job.id)
+            else:
                 self.held.discard(job.id)
 
     async def stop(self) -> None:
