@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 from cryptography.fernet import Fernet
@@ -84,10 +84,30 @@ class BenchmarkResult:
     ours: Measurement
     baseline: Measurement
     notes: list[str] = field(default_factory=list)
+    # For benchmarks not driven by the load generator: how the run was set up (printed in
+    # place of the load options), what the rate column counts, and what the ratio compares:
+    # "rps" (ours/baseline throughput) or "latency" (ours/baseline p50 and p99).
+    setup: str | None = None
+    unit: str = "req/s"
+    compare: Literal["rps", "latency"] = "rps"
 
     @property
     def ratio(self) -> float | None:
+        if self.compare != "rps":
+            return None
         return self.ours.rps / self.baseline.rps if self.baseline.rps else None
+
+    @property
+    def latency_ratios(self) -> dict[str, float | None]:
+        """ours/baseline of p50 and p99 (lower is better), for `compare="latency"`."""
+        pairs = {
+            "p50": (self.ours.p50_ms, self.baseline.p50_ms),
+            "p99": (self.ours.p99_ms, self.baseline.p99_ms),
+        }
+        return {
+            name: round(ours / base, 2) if ours is not None and base else None
+            for name, (ours, base) in pairs.items()
+        }
 
     @property
     def flagged(self) -> bool:
@@ -102,6 +122,9 @@ class BenchmarkResult:
             "ratio": round(self.ratio, 3) if self.ratio is not None else None,
             "flagged": self.flagged,
             "notes": self.notes,
+            **({"setup": self.setup} if self.setup is not None else {}),
+            **({"unit": self.unit} if self.unit != "req/s" else {}),
+            **({"latency_ratios": self.latency_ratios} if self.compare == "latency" else {}),
         }
 
 
@@ -111,7 +134,7 @@ class Benchmark(Protocol):
     name: str
     title: str
 
-    def run(self, harness: Harness) -> BenchmarkResult: ...
+    def run(self, harness: Harness) -> BenchmarkResult | list[BenchmarkResult]: ...
 
 
 @dataclass
@@ -214,8 +237,11 @@ class Harness:
             )
         return self._infrastructure
 
-    def start_service(self, service: str, env: dict[str, str] | None = None) -> Server:
-        """`hookhub serve <service>` as its own process, as in production; waits for /readyz."""
+    def start_service(
+        self, service: str, env: dict[str, str] | None = None, *, wait: bool = True
+    ) -> Server:
+        """`hookhub serve <service>` as its own process, as in production; waits for /readyz
+        unless `wait` is false (then call `wait_ready` when it matters)."""
         infrastructure = self.infrastructure()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -236,8 +262,14 @@ class Harness:
             )
         )
         server = Server(service, url, child)
-        self.wait_ready(server)
+        if wait:
+            self.wait_ready(server)
         return server
+
+    def start_process(self, name: str, argv: Sequence[str]) -> ChildProcess:
+        """A helper process of a benchmark (a sink, a client), logged to `<name>.log` and
+        stopped with everything else."""
+        return self._adopt(spawn(name, list(argv), self.log_dir, env=self._python_env()))
 
     def baseline(self) -> Server:
         """The bare FastAPI + uvicorn app (`bench.baseline`), started once per run."""
@@ -404,12 +436,13 @@ def _number(value: float | None, digits: int = 1) -> str:
 
 
 def render(result: BenchmarkResult, options: Options) -> str:
-    header = (
-        f"{result.title} [{result.name}]: {options.concurrency} connections, "
+    setup = result.setup or (
+        f"{options.concurrency} connections, "
         f"{options.duration:g} s measured after {options.warmup:g} s warm-up, "
         f"{options.client} client"
     )
-    rows = [("", "req/s", "p50 ms", "p99 ms", "errors")]
+    header = f"{result.title} [{result.name}]: {setup}"
+    rows = [("", result.unit, "p50 ms", "p99 ms", "errors")]
     for run in (result.ours, result.baseline):
         rows.append(
             (
@@ -420,8 +453,13 @@ def render(result: BenchmarkResult, options: Options) -> str:
                 str(run.errors),
             )
         )
-    ratio = result.ratio
-    rows.append(("ratio ours/baseline", "-" if ratio is None else f"{ratio:.2f}", "", "", ""))
+    if result.compare == "latency":
+        ratios = result.latency_ratios
+        cells = ["-" if ratios[q] is None else f"{ratios[q]:.2f}" for q in ("p50", "p99")]
+        rows.append(("ratio ours/baseline", "-", cells[0], cells[1], ""))
+    else:
+        ratio = result.ratio
+        rows.append(("ratio ours/baseline", "-" if ratio is None else f"{ratio:.2f}", "", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [header, "-" * len(header)]
     for row in rows:

@@ -443,3 +443,33 @@ async def test_metrics(delivery: RunningService, sink: Sink) -> None:
     assert "hookhub_delivery_scheduled" in text
     assert "hookhub_delivery_dead_letters_total" in text
     assert 'hookhub_kafka_consumer_lag{group="' in text
+
+
+async def test_invalid_envelopes_on_the_topic_are_dead_lettered_with_the_reason(
+    delivery: RunningService, delivery_settings: DeliverySettings
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    marker = uuid.uuid4().hex
+    producer = AIOKafkaProducer(bootstrap_servers=delivery_settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        bad = json.dumps(
+            {"id": f"evt_{marker}", "type": "message.created"}
+        ).encode()  # no workspace
+        await producer.send_and_wait(delivery_settings.topic(Topic.CHAT_EVENTS), bad)
+    finally:
+        await producer.stop()
+    async with KafkaTap(
+        delivery_settings.kafka_bootstrap, delivery_settings.topic("hookhub.dead-letters")
+    ) as tap:
+        await tap.wait_for(lambda _: False, timeout=0.1)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(
+            marker.encode() in r.value for r in tap.records
+        ):
+            await tap.poll()
+    [letter] = [r for r in tap.records if marker.encode() in r.value]
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["hookhub-consumer"] == "delivery.fanout"
+    assert "workspace_id" in headers["hookhub-reason"]
