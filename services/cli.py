@@ -65,6 +65,31 @@ def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
     return 0
 
 
+def rotate_keys() -> int:
+    import asyncio
+
+    from shared.crypto import SecretBox
+    from shared.keys import rotate_all
+    from shared.mongo import connect
+    from shared.settings import Settings
+
+    settings = Settings().resolve_dev_secrets()
+
+    async def run() -> dict[str, int]:
+        client = connect(settings, "hookhub-keys")
+        try:
+            return await rotate_all(
+                client[settings.mongo_db], SecretBox(settings.encryption_key_list)
+            )
+        finally:
+            await client.close()
+
+    for collection, count in asyncio.run(run()).items():
+        print(f"{collection}: {count} documents re-encrypted")
+    print("done: keys after the first in HOOKHUB_ENCRYPTION_KEYS can now be removed")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hookhub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys_cmd = commands.add_parser("keys", help="encryption keys for secrets at rest")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("generate", help="print a new key for HOOKHUB_ENCRYPTION_KEYS")
+    keys_sub.add_parser(
+        "rotate", help="re-encrypt every stored secret under the first HOOKHUB_ENCRYPTION_KEYS key"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -99,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys" and args.keys_command == "generate":
         print(Fernet.generate_key().decode())
         return 0
+    if args.command == "keys" and args.keys_command == "rotate":
+        return rotate_keys()
     parser.error("unknown command")
     return 2
 
