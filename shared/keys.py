@@ -28,6 +28,7 @@ SEALED: tuple[Sealed, ...] = (
     Sealed("integrations", "secrets.*"),
     Sealed("endpoints", "secrets[].secret"),
     Sealed("endpoints", "headers.*"),
+    Sealed("provider_apps", "secrets.*"),
 )
 
 

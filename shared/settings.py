@@ -52,9 +52,20 @@ class Settings(BaseSettings):
     encryption_keys: str = ""
     egress_allow_cidrs: str = ""
 
-    # App-level provider configuration (SPEC §3); an integration's own setting wins.
+    # App-level provider configuration (SPEC §3); `PUT /api/providers/{provider}` wins over
+    # these, and an integration's own setting over both.
+    slack_client_id: str = ""
+    slack_client_secret: str = ""
     slack_signing_secret: str = ""
+    discord_client_id: str = ""
+    discord_client_secret: str = ""
     discord_public_key: str = ""
+    github_client_id: str = ""
+    github_client_secret: str = ""
+    jira_client_id: str = ""
+    jira_client_secret: str = ""
+    google_client_id: str = ""
+    google_client_secret: str = ""
     telegram_api_base: str = "https://api.telegram.org"
     provider_timeout_seconds: float = Field(10.0, gt=0)
 

@@ -15,6 +15,7 @@ from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.model import IntegrationSnapshot
 from shared.mongo import BatchedWriter
+from shared.providers import apps
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import GatewaySettings
 
@@ -40,16 +41,23 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="integrations",
     )
     seen = seen_repository.SeenDeliveries(runtime.db)
+    apps_repo = apps.ProviderAppRepository(runtime.db)
+    provider_apps: RefreshingCache[str, dict[str, str]] = RefreshingCache(
+        changed_since=apps_repo.changed_since,
+        find=apps_repo.find_any,
+        key=lambda doc: str(doc["_id"]),
+        snapshot=lambda doc: apps.open_values(doc, runtime.secrets),
+        refresh_seconds=settings.cache_refresh_seconds,
+        name="provider apps",
+    )
     app.state.provider_ingress = provider.ProviderIngress(
         runtime,
         integrations,
         Deduplicator(RecentIds(), seen.contains),
         writer,
         AppSecrets(
-            {
-                "slack": {"signing_secret": settings.slack_signing_secret},
-                "discord": {"public_key": settings.discord_public_key},
-            }
+            {p: apps.from_environment(settings, p) for p in ("slack", "discord")},
+            provider_apps.get,
         ),
         runtime.registry,
     )
@@ -58,6 +66,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         writer.start()
         runtime.background("incoming-token-cache", tokens.run)
         runtime.background("integration-cache", integrations.run)
+        runtime.background("provider-app-cache", provider_apps.run)
 
     async def stop(_: Runtime) -> None:
         await writer.stop()
@@ -80,6 +89,7 @@ def definition() -> ServiceDefinition:
             *incoming_repository.INDEXES,
             *seen_repository.INDEXES,
             *integration_repository.INDEXES,
+            *apps.INDEXES,
         ],
         setup=setup,
         settings_class=GatewaySettings,

@@ -7,7 +7,10 @@ from fastapi import FastAPI
 
 from services.oauth.integrations import endpoints as integrations
 from services.oauth.integrations.service import IntegrationService
+from services.oauth.providers import endpoints as providers
 from shared.integrations import repository as integration_repository
+from shared.providers import apps
+from shared.providers.apps import ProviderAppRepository
 from shared.providers.telegram.api import TelegramApi
 from shared.runtime import Runtime, ServiceDefinition
 
@@ -17,6 +20,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     client = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
     repository = integration_repository.IntegrationRepository(runtime.db)
     app.state.integration_repository = repository
+    app.state.provider_apps = ProviderAppRepository(runtime.db)
     app.state.integrations = IntegrationService(
         repository,
         runtime.secrets,
@@ -34,7 +38,7 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="oauth",
         description="Connects workspaces to providers and keeps their tokens encrypted and fresh.",
-        routers=[integrations.router],
-        indexes=integration_repository.INDEXES,
+        routers=[integrations.router, providers.router],
+        indexes=[*integration_repository.INDEXES, *apps.INDEXES],
         setup=setup,
     )

@@ -590,3 +590,56 @@ async def test_secrets_are_write_only_and_encrypted_at_rest(
     ):
         answer = await oauth.client.post("/api/integrations", json=bad, headers=admin_headers())
         assert answer.status_code == 422, bad
+
+
+async def test_provider_apps_configured_through_the_api_win_over_the_environment(
+    gateway: RunningService, oauth: RunningService, provider_events: KafkaTap
+) -> None:
+    slack_doc = await integration(oauth, "slack", is_default=True)
+    api_secret = "slack-api-" + uuid.uuid4().hex
+    listed = (await oauth.client.get("/api/providers", headers=admin_headers())).json()
+    assert {app["provider"]: app["source"] for app in listed}["slack"] == "environment"
+
+    put = await oauth.client.put(
+        "/api/providers/slack",
+        json={"client_id": "123.456", "signing_secret": api_secret},
+        headers=admin_headers(),
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["source"] == "api"
+    assert put.json()["configured"] == ["client_id", "signing_secret"]
+    assert api_secret not in put.text
+    fetched = await oauth.client.get("/api/providers/slack", headers=admin_headers())
+    assert api_secret not in fetched.text and fetched.json()["client_id"] == "123.456"
+    bad = await oauth.client.put(
+        "/api/providers/github", json={"signing_secret": "x"}, headers=admin_headers()
+    )
+    assert bad.status_code == 422
+
+    await asyncio.sleep(1.0)  # the gateway's provider-app cache
+    team = "T" + uuid.uuid4().hex[:6]
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": team,
+            "event_id": "Ev" + team,
+            "event": {"type": "message"},
+        }
+    ).encode()
+    assert (
+        await post(gateway, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, body))
+    ).status_code == 401
+    assert (
+        await post(gateway, "/api/webhooks/slack", signing.slack(api_secret, body))
+    ).status_code == 200
+    assert await provider_events.wait_for(lambda v: v["payload"].get("team_id") == team)
+
+    assert (
+        await oauth.client.delete("/api/providers/slack", headers=admin_headers())
+    ).status_code == 204
+    await asyncio.sleep(1.0)
+    body2 = body.replace(b"Ev", b"Ex")
+    assert (
+        await post(gateway, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, body2))
+    ).status_code == 200
+    assert slack_doc["id"]

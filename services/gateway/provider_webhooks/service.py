@@ -6,7 +6,6 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 from shared.envelopes import ProviderEvent
 from shared.errors import Forbidden, NotFound, RateLimited
@@ -15,14 +14,21 @@ from shared.integrations.model import IntegrationSnapshot, Status
 from shared.providers.base import InboundRequest, ParsedWebhook, ProviderWebhooks, SignatureInvalid
 
 
-@dataclass(frozen=True)
 class AppSecrets:
-    """App-level fallbacks from the environment (SPEC §3); an integration's own setting wins."""
+    """App-level secrets: `PUT /api/providers/{provider}` (cached), else the environment
+    (SPEC §3). An integration's own setting wins over both."""
 
-    by_provider: Mapping[str, Mapping[str, str]]
+    def __init__(
+        self,
+        environment: Mapping[str, Mapping[str, str]],
+        apps: Callable[[str], Mapping[str, str] | None] = lambda _: None,
+    ) -> None:
+        self._environment = environment
+        self._apps = apps
 
     def for_provider(self, provider: str) -> dict[str, str]:
-        return {k: v for k, v in self.by_provider.get(provider, {}).items() if v}
+        values = {k: v for k, v in self._environment.get(provider, {}).items() if v}
+        return {**values, **(self._apps(provider) or {})}
 
     def for_integration(self, integration: IntegrationSnapshot) -> dict[str, str]:
         return {**self.for_provider(integration.provider), **integration.secrets}

@@ -1,0 +1,1 @@
+"""The provider apps resource: `/api/providers/{provider}`."""

@@ -1,0 +1,98 @@
+"""HTTP routes of `/api/providers`: hookhub's app at each provider, secrets write-only."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import Invalid, NotFound
+from shared.http.app import from_state, runtime_of
+from shared.http.auth import AdminDep
+from shared.mongo import Document
+from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
+from shared.runtime import Runtime
+
+router = APIRouter(prefix="/api/providers", tags=["provider apps"], dependencies=[AdminDep])
+
+ProviderName = Literal["slack", "discord", "github", "jira", "google", "telegram"]
+RepositoryDep = Annotated[
+    ProviderAppRepository, Depends(from_state("provider_apps", ProviderAppRepository))
+]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+_HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ProviderAppUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = Field(None, min_length=1, max_length=500)
+    client_secret: str | None = Field(None, min_length=1, max_length=2000)
+    signing_secret: str | None = Field(None, min_length=1, max_length=2000)
+    public_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ProviderApp(BaseModel):
+    provider: ProviderName
+    client_id: str | None
+    configured: list[str] = Field(description="settings that have a value (secrets never shown)")
+    source: Literal["api", "environment", "none"]
+    updated_at: datetime | None
+
+
+def _out(provider: str, doc: Document | None, runtime: Runtime) -> ProviderApp:
+    env = from_environment(runtime.settings, provider)
+    doc = doc or {}
+    stored = {*(doc.get("secrets") or {}), *(["client_id"] if doc.get("client_id") else [])}
+    return ProviderApp.model_validate(
+        {
+            "provider": provider,
+            "client_id": doc.get("client_id") or env.get("client_id"),
+            "configured": sorted(stored | set(env)),
+            "source": "api" if stored else ("environment" if env else "none"),
+            "updated_at": doc.get("updated_at"),
+        }
+    )
+
+
+@router.get("", response_model=list[ProviderApp])
+async def list_provider_apps(repository: RepositoryDep, runtime: RuntimeDep) -> list[ProviderApp]:
+    return [_out(p, await repository.get(p), runtime) for p in FIELDS]
+
+
+@router.get("/{provider}", response_model=ProviderApp)
+async def get_provider_app(
+    provider: ProviderName, repository: RepositoryDep, runtime: RuntimeDep
+) -> ProviderApp:
+    return _out(provider, await repository.get(provider), runtime)
+
+
+@router.put("/{provider}", response_model=ProviderApp)
+async def put_provider_app(
+    provider: ProviderName, body: ProviderAppUpdate, repository: RepositoryDep, runtime: RuntimeDep
+) -> ProviderApp:
+    """Set (merge) the app's settings; the API wins over the environment."""
+    values = body.model_dump(exclude_none=True)
+    unknown = sorted(set(values) - set(FIELDS[provider]))
+    if unknown:
+        raise Invalid(f"{provider} apps take no {', '.join(unknown)}", code="unknown_setting")
+    if "public_key" in values and not _HEX_KEY.match(values["public_key"]):
+        raise Invalid("public_key must be 64 hex digits", code="invalid_setting")
+    fields: dict[str, str] = {
+        (name if name in PUBLIC_FIELDS else f"secrets.{name}"): (
+            value if name in PUBLIC_FIELDS else runtime.secrets.encrypt(value)
+        )
+        for name, value in values.items()
+    }
+    return _out(provider, await repository.upsert(provider, fields), runtime)
+
+
+@router.delete("/{provider}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_provider_app(provider: ProviderName, repository: RepositoryDep) -> Response:
+    """Forget the API's settings; the environment's apply again."""
+    if not await repository.delete(provider):
+        raise NotFound(f"no {provider} app configured through the API")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

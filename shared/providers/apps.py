@@ -1,0 +1,84 @@
+"""Provider apps: hookhub's own app at each provider (OAuth client, signing secret, public key).
+
+Configured through `PUT /api/providers/{provider}` (stored encrypted; the API wins) or the
+environment (`HOOKHUB_<PROVIDER>_CLIENT_ID`, `HOOKHUB_SLACK_SIGNING_SECRET`, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from shared.crypto import SecretBox
+from shared.ids import utcnow
+from shared.mongo import Collection, Database, Document, Index
+from shared.settings import Settings
+
+COLLECTION = "provider_apps"
+INDEXES = [Index(COLLECTION, [("updated_at", 1)])]
+
+# Which settings each provider's app has; all but client_id are secrets (write-only).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "slack": ("client_id", "client_secret", "signing_secret"),
+    "discord": ("client_id", "client_secret", "public_key"),
+    "github": ("client_id", "client_secret"),
+    "jira": ("client_id", "client_secret"),
+    "google": ("client_id", "client_secret"),
+    "telegram": (),
+}
+PUBLIC_FIELDS = frozenset({"client_id"})
+
+
+def from_environment(settings: Settings, provider: str) -> dict[str, str]:
+    values = {
+        name: str(getattr(settings, f"{provider}_{name}", "") or "") for name in FIELDS[provider]
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def open_values(doc: Document | None, box: SecretBox) -> dict[str, str]:
+    if doc is None or doc.get("deleted_at") is not None:
+        return {}
+    values = {name: box.decrypt(value) for name, value in (doc.get("secrets") or {}).items()}
+    if doc.get("client_id"):
+        values["client_id"] = doc["client_id"]
+    return values
+
+
+class ProviderAppRepository:
+    def __init__(self, db: Database) -> None:
+        self._apps: Collection = db[COLLECTION]
+
+    async def get(self, provider: str) -> Document | None:
+        return await self._apps.find_one({"_id": provider, "deleted_at": None})
+
+    async def find_any(self, provider: str) -> Document | None:
+        return await self._apps.find_one({"_id": provider})
+
+    async def upsert(self, provider: str, fields: dict[str, Any]) -> Document:
+        now = utcnow()
+        doc = await self._apps.find_one_and_update(
+            {"_id": provider},
+            {
+                "$set": {**fields, "updated_at": now, "deleted_at": None},
+                "$setOnInsert": {"created_at": now},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return doc
+
+    async def delete(self, provider: str) -> bool:
+        now = utcnow()
+        result = await self._apps.update_one(
+            {"_id": provider, "deleted_at": None},
+            {"$set": {"deleted_at": now, "updated_at": now, "secrets": {}, "client_id": None}},
+        )
+        return result.modified_count == 1
+
+    async def changed_since(self, since: datetime | None) -> list[Document]:
+        query: Document = {"updated_at": {"$gte": since}} if since else {"deleted_at": None}
+        return await self._apps.find(query).to_list()
