@@ -19,7 +19,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from shared.envelopes import Envelope
-from shared.idempotency import ClaimBusy, Outcome
+from shared.idempotency import ClaimBusy
 from shared.kafka import DEAD_LETTER_TOPIC
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ def consume(
     purpose: str,
     model: type[E],
     handler: Callable[[E], Awaitable[object]],
-    *,
-    idempotent: bool = True,
 ) -> None:
     settings = runtime.settings
     topic_name = settings.topic(topic)
@@ -72,11 +70,7 @@ def consume(
                 return
             structlog.contextvars.bind_contextvars(envelope_id=envelope.id)
             try:
-                if idempotent:
-                    outcome = await ledger.once(envelope.id, lambda: handler(envelope))
-                else:
-                    await handler(envelope)
-                    outcome = Outcome.PROCESSED
+                outcome = await ledger.once(envelope.id, lambda: handler(envelope))
             except ClaimBusy:
                 await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
                 raise
@@ -92,6 +86,65 @@ def consume(
                 outcome=outcome.value,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+
+def consume_batch(
+    runtime: Runtime,
+    topic: str,
+    purpose: str,
+    model: type[E],
+    handler: Callable[[list[E]], Awaitable[object]],
+    *,
+    max_records: int = 500,
+) -> None:
+    """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
+    batch instead of a round trip per message). The handler must be idempotent by itself:
+    a failed batch comes back whole. Undecodable messages are dead-lettered one by one."""
+    settings = runtime.settings
+
+    @runtime.broker.subscriber(
+        settings.topic(topic),
+        group_id=settings.consumer_group(runtime.service, purpose),
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=20,
+        title=f"{runtime.service}.{purpose}",
+    )
+    async def _consume(message: KafkaMessage) -> None:
+        records = message.raw_message
+        assert isinstance(records, tuple)
+        started = time.perf_counter()
+        envelopes: list[E] = []
+        for record in records:
+            try:
+                envelopes.append(model.model_validate_json(record.value or b""))
+            except ValidationError as exc:
+                context = {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "consumer": purpose,
+                }
+                await _dead_letter(runtime, record.value or b"", record.key, context, str(exc))
+                log.warning("envelope_invalid", error=exc.errors()[0]["msg"], **context)
+        if not envelopes:
+            return
+        try:
+            await handler(envelopes)
+        except Exception:
+            log.exception("envelope_batch_failed", consumer=purpose, size=len(envelopes))
+            await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
+            raise
+        log.info(
+            "envelope_batch_consumed",
+            consumer=purpose,
+            topic=records[0].topic,
+            size=len(envelopes),
+            first_envelope_id=envelopes[0].id,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
 
 
 async def _dead_letter(

@@ -102,12 +102,19 @@ class Runtime:
         purpose: str,
         model: type[E],
         handler: Callable[[E], Awaitable[object]],
-        *,
-        idempotent: bool = True,
     ) -> None:
-        """Subscribe `handler` to `topic`; see shared.consumers. `idempotent=False` is for
-        handlers whose effect is idempotent by itself (no ledger round trips)."""
-        consumers.consume(self, topic, purpose, model, handler, idempotent=idempotent)
+        """Subscribe `handler` to `topic`, idempotent by envelope id (see shared.consumers)."""
+        consumers.consume(self, topic, purpose, model, handler)
+
+    def consume_batch(
+        self,
+        topic: str,
+        purpose: str,
+        model: type[E],
+        handler: Callable[[list[E]], Awaitable[object]],
+    ) -> None:
+        """Subscribe a batch handler (see shared.consumers.consume_batch)."""
+        consumers.consume_batch(self, topic, purpose, model, handler)
 
     def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
         self._tasks.append(asyncio.create_task(_log_crash(name, factory), name=name))

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
-from services.delivery.deliveries.service import FanOut, Scheduler
+from services.delivery.deliveries.service import Event, FanOut, Scheduler
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -86,32 +86,26 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.delivery_repository = deliveries
     app.state.fan_out = fan_out
 
-    async def on_chat_event(event: ChatEvent) -> None:
-        await fan_out.event(
-            event_id=event.id,
-            workspace_id=event.workspace_id,
-            event_type=event.type,
-            occurred_at=event.occurred_at,
-            data=event.data,
+    async def on_chat_events(events: list[ChatEvent]) -> None:
+        await fan_out.events(
+            [Event(e.id, e.workspace_id, e.type, e.occurred_at, e.data) for e in events]
         )
 
-    async def on_provider_event(event: ProviderEvent) -> None:
-        payload = event.payload
-        if event.payload_ref:
-            payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
-        await fan_out.event(
-            event_id=event.id,
-            workspace_id=event.workspace_id,
-            event_type=f"{event.provider}.{event.event_type}",
-            occurred_at=event.received_at,
-            data=payload,
-        )
+    async def on_provider_events(events: list[ProviderEvent]) -> None:
+        batch = []
+        for event in events:
+            payload = event.payload
+            if event.payload_ref:
+                payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
+            kind = f"{event.provider}.{event.event_type}"
+            batch.append(Event(event.id, event.workspace_id, kind, event.received_at, payload))
+        await fan_out.events(batch)
 
-    # Fan-out is idempotent by itself (delivery ids derive from event and endpoint), so the
-    # consumers skip the processed-envelope ledger.
-    runtime.consume(Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_event, idempotent=False)
-    runtime.consume(
-        Topic.PROVIDER_EVENTS, "provider-fanout", ProviderEvent, on_provider_event, idempotent=False
+    # Fan-out is idempotent by itself (delivery ids derive from event and endpoint), so these
+    # consumers take whole batches, one bulk write each, and skip the envelope ledger.
+    runtime.consume_batch(Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_events)
+    runtime.consume_batch(
+        Topic.PROVIDER_EVENTS, "provider-fanout", ProviderEvent, on_provider_events
     )
 
     async def start(_: Runtime) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,17 @@ def delivery_doc(
     }
 
 
+@dataclass(frozen=True)
+class Event:
+    """What fan-out needs of a chat or provider event."""
+
+    id: str
+    workspace_id: str
+    type: str
+    occurred_at: datetime
+    data: Mapping[str, Any] | Any
+
+
 class FanOut:
     def __init__(
         self,
@@ -83,34 +95,43 @@ class FanOut:
         data: Mapping[str, Any] | Any,
         only: EndpointSnapshot | None = None,
     ) -> list[Document]:
-        targets = (
-            [only]
-            if only is not None
-            else [
-                e
-                for e in self._endpoints.values()
-                if e.workspace_id == workspace_id and e.enabled and matches(e.events, event_type)
-            ]
+        return await self.events(
+            [Event(event_id, workspace_id, event_type, occurred_at, data)], only=only
         )
-        if not targets:
-            return []
-        body = webhook_body(event_type, isoformat(occurred_at), data)
+
+    async def events(
+        self, events: list[Event], only: EndpointSnapshot | None = None
+    ) -> list[Document]:
+        """One bulk write for every delivery of every event in the batch."""
         now = utcnow()
-        docs = [
-            delivery_doc(
-                endpoint=e,
-                event_id=event_id,
-                event_type=event_type,
-                body=body,
-                now=now,
-                lease=self._lease,
-            )
-            for e in targets
-        ]
+        docs: list[Document] = []
+        for event in events:
+            targets = [only] if only is not None else self._targets(event)
+            if not targets:
+                continue
+            body = webhook_body(event.type, isoformat(event.occurred_at), event.data)
+            docs += [
+                delivery_doc(
+                    endpoint=e,
+                    event_id=event.id,
+                    event_type=event.type,
+                    body=body,
+                    now=now,
+                    lease=self._lease,
+                )
+                for e in targets
+            ]
         created = await self._repository.insert_new(docs)
         for doc in created:
             self._dispatcher.submit(Job.from_doc(doc))
         return created
+
+    def _targets(self, event: Event) -> list[EndpointSnapshot]:
+        return [
+            e
+            for e in self._endpoints.values()
+            if e.workspace_id == event.workspace_id and e.enabled and matches(e.events, event.type)
+        ]
 
 
 class Scheduler:
