@@ -1,8 +1,8 @@
 """`python -m bench` (`make bench`): runs the registered benchmarks and reports them.
 
 A benchmark is a module exposing an object with `name`, `title` and
-`run(harness) -> BenchmarkResult` (see `bench.harness.Benchmark`); adding one is adding it
-to `BENCHMARKS`.
+`run(harness) -> BenchmarkResult` (or a list of them, one table each; see
+`bench.harness.Benchmark`); adding one is adding it to `BENCHMARKS`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import github, incoming
+from bench import delivery, github, incoming
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -28,6 +28,7 @@ from shared.embedded import EmbeddedError
 BENCHMARKS: list[Benchmark] = [
     incoming.BENCHMARK,
     github.BENCHMARK,
+    delivery.BENCHMARK,
 ]
 
 
@@ -109,9 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Harness(options) as harness:
             for benchmark in selected:
                 print(f"bench: running {benchmark.name} ({benchmark.title})…", flush=True)
-                result = benchmark.run(harness)
-                results.append(result)
-                print("\n" + render(result, options) + "\n", flush=True)
+                outcome = benchmark.run(harness)
+                for result in outcome if isinstance(outcome, list) else [outcome]:
+                    results.append(result)
+                    print("\n" + render(result, options) + "\n", flush=True)
     except KeyboardInterrupt:
         print("bench: interrupted; every process started was stopped", file=sys.stderr)
         return 130

@@ -132,6 +132,9 @@ class BatchedExistence:
                         future.set_result(doc_id in found)
 
 
+_MAX_BULK = 1000
+
+
 class BatchedWriter:
     """Writes kept off the request path and flushed in one bulk write per collection.
 
@@ -189,10 +192,13 @@ class BatchedWriter:
             return
         self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
         self._inserts, self._sets = {}, defaultdict(dict)
-        ops: dict[str, list[UpdateOne]] = defaultdict(list)
-        # Inserts first: a document created and updated in one window must exist to be set.
+        # (key, operation) pairs per collection; inserts first: a document created and
+        # updated in one window must exist to be set.
+        ops: dict[str, list[tuple[tuple[str, str], UpdateOne]]] = defaultdict(list)
         for key, fields in inserts.items():
-            ops[key[0]].append(UpdateOne({"_id": key[1]}, {"$setOnInsert": fields}, upsert=True))
+            ops[key[0]].append(
+                (key, UpdateOne({"_id": key[1]}, {"$setOnInsert": fields}, upsert=True))
+            )
         for key in set(incs) | set(maxes) | set(sets):
             update: Document = {}
             if key in incs:
@@ -201,33 +207,35 @@ class BatchedWriter:
                 update["$max"] = maxes[key]
             if key in sets:
                 update["$set"] = sets[key]
-            ops[key[0]].append(UpdateOne({"_id": key[1]}, update))
+            ops[key[0]].append((key, UpdateOne({"_id": key[1]}, update)))
         for name, batch in ops.items():
-            try:
-                await self._db[name].bulk_write(batch, ordered=True)
-            except PyMongoError as exc:
-                log.warning("batched_write_failed", collection=name, error=str(exc))
-                self._keep(name, incs, maxes, inserts, sets)
+            # Bounded requests: one huge backlog write could outlast the socket timeout and
+            # be retried whole, forever. What a failed chunk and those after it held is kept.
+            for start in range(0, len(batch), _MAX_BULK):
+                chunk = batch[start : start + _MAX_BULK]
+                try:
+                    await self._db[name].bulk_write([op for _, op in chunk], ordered=True)
+                except PyMongoError as exc:
+                    log.warning("batched_write_failed", collection=name, error=str(exc))
+                    unwritten = {key for key, _ in batch[start:]}
+                    self._keep(unwritten, incs, maxes, inserts, sets)
+                    break
 
     def _keep(
         self,
-        name: str,
+        keys: set[tuple[str, str]],
         incs: dict[tuple[str, str], dict[str, int]],
         maxes: dict[tuple[str, str], dict[str, Any]],
         inserts: dict[tuple[str, str], Document],
         sets: dict[tuple[str, str], Document],
     ) -> None:
-        """Put one collection's unwritten changes back for the next flush."""
-        for key, counts in incs.items():
-            if key[0] == name:
-                for counter, n in counts.items():
-                    self._incs[key][counter] += n
-        for key, values in maxes.items():
-            if key[0] == name:
-                self._maxes[key] = {**values, **self._maxes[key]}
-        for key, fields in inserts.items():
-            if key[0] == name:
-                self._inserts.setdefault(key, fields)
-        for key, fields in sets.items():
-            if key[0] == name:
-                self._sets[key] = {**fields, **self._sets[key]}
+        """Put the unwritten changes back for the next flush."""
+        for key in keys:
+            for counter, n in incs.get(key, {}).items():
+                self._incs[key][counter] += n
+            if key in maxes:
+                self._maxes[key] = {**maxes[key], **self._maxes[key]}
+            if key in inserts:
+                self._inserts.setdefault(key, inserts[key])
+            if key in sets:
+                self._sets[key] = {**sets[key], **self._sets[key]}

@@ -1,0 +1,649 @@
+"""Benchmark "delivery": outgoing webhooks delivered per second by one delivery process, and
+how long an event takes from `hookhub.chat.events` to the subscriber at a steady 200/s.
+
+One `hookhub serve delivery` process, one outgoing webhook (`events: ["*"]`, every other
+setting at its default, so `max_concurrency` 10) created through the management API and
+pointing at `bench.sink` on loopback, a cheap HTTP/1.1 server in its own process that answers
+`200` and notes which event arrived when. Every event is a ~1 KB `message.created` chat
+event carrying `data.bench_seq` and `data.sent_at` (`time.time()` when it was published).
+
+Two parts, two tables:
+
+1. **Throughput** (`delivery`). With the delivery process stopped, N events are published to
+   `<namespace>.hookhub.chat.events` (keyed by channel, as the chat product does); then the
+   process is started against that backlog. Timed by the sink: from the first request to
+   the one that completes the N distinct events. Each event is fanned out (a delivery
+   written to MongoDB), signed, POSTed and its attempt logged; after the window the harness
+   waits until the delivery log holds every attempt and says how long after the window
+   that was. Baseline: `bench.sender`, an httpx loop with as many requests in flight as
+   the endpoint's `max_concurrency`, POSTing the same N bodies with the same headers to
+   the same sink, timed the same way.
+2. **Latency** (`delivery-latency`). The running delivery process gets 100 events/s (in a
+   note), then 200 events/s (the table), paced, for `--warmup` + `--duration` seconds; the
+   sink takes receive time minus `sent_at` for every event after the warm-up. Baseline:
+   the same httpx loop paced at 200/s (a client, loopback and the sink). Notes check the
+   targets (p50 50 ms, p99 250 ms) and, for comparison, give the broker alone: the same
+   events at 200/s to a bare aiokafka consumer with the service consumer's fetch settings.
+
+The delivery process is stopped before the baselines run, so they never compete for CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pymongo import MongoClient
+
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    Harness,
+    Infrastructure,
+    Measurement,
+    Server,
+    _cpu_times,
+    _host,
+)
+from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data, webhook_request
+from shared.embedded import ChildProcess, free_port
+from shared.envelopes import ChatEvent, Topic
+from shared.ids import utcnow
+
+EVENTS = 10_000  # pre-published for the throughput part
+RATE = 200.0  # events per second for the latency part
+# How long the harness waits, after the last delivery, for the attempt log to hold them all.
+LOG_WAIT = 180.0
+TARGET_P50_MS = 50.0
+TARGET_P99_MS = 250.0
+WORKSPACE = "ws_bench_delivery"  # not the other benchmarks': their provider events would match
+SINK_PATH = "/hooks/bench"
+ACTOR = {"type": "user", "id": "usr_01jcz8w3m5q7r9t2v4x6y8"}
+
+
+class Deliveries:
+    name = "delivery"
+    title = "outgoing webhook deliveries"
+
+    def run(self, harness: Harness) -> list[BenchmarkResult]:
+        options = harness.options
+        infrastructure = harness.infrastructure()
+        sink = start_sink(harness)
+        env = {"HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
+        topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
+        run = harness.run_id
+
+        delivery = harness.start_service("delivery", env=env)
+        endpoint = _create_endpoint(delivery.url, infrastructure.admin_token, sink.url + SINK_PATH)
+        concurrency = int(endpoint["max_concurrency"])
+        # One event end to end before anything is timed: the path works.
+        sink.reset(expect=1)
+        check = [chat_event(run, "check", 0)]
+        asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, check))
+        if not sink.wait_until("complete", time.monotonic() + 60, delivery.child.alive):
+            raise BenchError(f"a first event was not delivered to the sink: {sink.stats()}")
+        delivery.stop()
+
+        # -- 1. throughput, ours: a backlog of EVENTS, one delivery process started on it ----
+        events = [chat_event(run, "burst", seq) for seq in range(EVENTS)]
+        body_size = len(
+            webhook_request(run, "burst", 0, time.time(), "whsec_" + "A" * 32, utcnow())[0]
+        )
+        published_in = asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, events))
+        sink.reset(expect=EVENTS)
+        delivery = harness.start_service("delivery", env=env, wait=False)
+        window = Window(
+            sink,
+            {
+                "delivery": delivery.child.process.pid,
+                "kafka": infrastructure.broker.process.pid,
+                "mongo": infrastructure.mongo.process.pid,
+                "sink": sink.child.process.pid,
+            },
+            timeout=max(180.0, EVENTS / 50),
+            alive=delivery.child.alive,
+        )
+        window.start()
+        window.join()
+        if not delivery.child.alive():
+            raise BenchError(f"the delivery service exited; its log: {delivery.child.log_path}")
+        harness.wait_ready(delivery)
+        log = attempt_log(
+            infrastructure, str(endpoint["id"]), expected=EVENTS + 1, since=window.completed_at
+        )
+        ours = window.measurement("hookhub delivery", from_seq=0)
+        ours.p50_ms, ours.p90_ms, ours.p99_ms, ours.max_ms = log.percentiles()
+        if log.failed:
+            ours.errors += log.failed
+            ours.error_kinds["non_2xx_attempts"] = log.failed
+
+        # -- 2. latency, ours: the same process, at half the rate, then at 200 events/s -------
+        half = self._latency(harness, sink, delivery, topic, RATE / 2, "half")
+        warm = round(RATE * options.warmup)
+        total = warm + round(RATE * options.duration)
+        sink.reset(expect=total, open_after=warm + 1)
+        window = Window(
+            sink,
+            {
+                "delivery": delivery.child.process.pid,
+                "kafka": infrastructure.broker.process.pid,
+                "mongo": infrastructure.mongo.process.pid,
+                "sink": sink.child.process.pid,
+                "publisher": os.getpid(),
+            },
+            timeout=options.warmup + options.duration + 60,
+            alive=delivery.child.alive,
+        )
+        window.start()
+        late = asyncio.run(
+            publish_paced(infrastructure.kafka_bootstrap, topic, run, "latency", RATE, total)
+        )
+        window.join()
+        latency_ours = window.measurement("hookhub delivery", from_seq=warm, latency=True)
+        delivery.stop()  # leaves the cores to the baselines
+        floor = asyncio.run(kafka_floor(infrastructure.kafka_bootstrap, topic, run, warm, total))
+
+        # -- baselines: the httpx loop against the same sink ----------------------------------
+        sink.reset(expect=EVENTS)
+        base_result, window = run_sender(
+            harness, sink, ["--count", str(EVENTS)], concurrency, timeout=max(180.0, EVENTS / 50)
+        )
+        base = window.measurement(f"baseline (httpx, {concurrency} in flight)", from_seq=0)
+        _apply_sender(base, base_result)
+
+        sink.reset(expect=total, open_after=warm + 1)
+        rate_args = ["--rate", f"{RATE:g}", "--warmup", f"{options.warmup:g}"]
+        rate_args += ["--duration", f"{options.duration:g}"]
+        paced_result, window = run_sender(
+            harness, sink, rate_args, concurrency, timeout=options.warmup + options.duration + 60
+        )
+        latency_base = window.measurement(
+            f"baseline (httpx, {concurrency} in flight)", from_seq=warm, latency=True
+        )
+        latency_base.errors += paced_result["errors"]
+        latency_base.error_kinds.update(paced_result["error_kinds"])
+        sink.child.stop()
+
+        sink_cores = base.cpu_cores.get("sink")
+        throughput = BenchmarkResult(
+            "delivery",
+            "deliveries from hookhub.chat.events",
+            ours,
+            base,
+            notes=[
+                f"{EVENTS:,} message.created events, {body_size:,}-byte webhook bodies, "
+                f"{CHANNELS} channel keys; published in {published_in:.2f} s before the "
+                "delivery process was started",
+                log.summary(ours.window_s),
+                "p50/p99: HTTP request time at the sender, at saturation: the attempt log's "
+                "duration_ms for hookhub, httpx's own for the baseline",
+                _sink_note(sink_cores, base.rps),
+            ],
+            setup=(
+                f"{EVENTS:,} pre-published events, {concurrency} in flight, "
+                "first → last request at the sink"
+            ),
+            unit="deliveries/s",
+        )
+        latency = BenchmarkResult(
+            "delivery-latency",
+            "delivery latency, published → received",
+            latency_ours,
+            latency_base,
+            notes=[
+                _target_note(latency_ours),
+                f"at {RATE / 2:g} events/s (same warm-up and duration) hookhub delivered "
+                f"{half.rps:,.1f}/s, p50 {_number(half.p50_ms)} ms, p99 {_number(half.p99_ms)} ms"
+                + (f", {half.errors} events MISSING" if half.errors else ""),
+                "hookhub: data.sent_at (time.time() before the producer's send, acks=all) → "
+                "the sink's receipt; baseline: stamped as the httpx loop builds the request",
+                f"for comparison, Kafka alone: the same events at {RATE:g}/s through the same "
+                "broker to a bare aiokafka consumer with the fetch settings of the service's "
+                f"(fetch_max_wait_ms 500): p50 {_number(floor['p50_ms'])} ms, "
+                f"p99 {_number(floor['p99_ms'])} ms ({floor['count']:,} events)",
+                f"paced sends more than 5 ms late: hookhub publisher {late}, "
+                f"baseline {paced_result['late_sends']}",
+            ],
+            setup=(
+                f"{RATE:g} events/s, {options.duration:g} s measured after "
+                f"{options.warmup:g} s warm-up, {concurrency} in flight"
+            ),
+            unit="deliveries/s",
+            compare="latency",
+        )
+        return [throughput, latency]
+
+    def _latency(
+        self, harness: Harness, sink: Sink, delivery: Server, topic: str, rate: float, phase: str
+    ) -> Measurement:
+        """Latency of the running delivery process at `rate` events/s (no CPU figures)."""
+        options = harness.options
+        warm = round(rate * options.warmup)
+        total = warm + round(rate * options.duration)
+        sink.reset(expect=total, open_after=warm + 1)
+        window = Window(
+            sink, {}, timeout=options.warmup + options.duration + 60, alive=delivery.child.alive
+        )
+        window.start()
+        bootstrap = harness.infrastructure().kafka_bootstrap
+        asyncio.run(publish_paced(bootstrap, topic, harness.run_id, phase, rate, total))
+        window.join()
+        return window.measurement("hookhub delivery", from_seq=warm, latency=True)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+# -- the sink ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    url: str
+    child: ChildProcess
+
+    def _client(self, timeout: float = 10.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
+
+    def reset(self, expect: int, open_after: int = 1) -> None:
+        with self._client() as client:
+            client.post("/_bench/reset", params={"expect": expect, "open_after": open_after})
+
+    def stats(self, from_seq: int = 0) -> dict[str, Any]:
+        with self._client() as client:
+            stats: dict[str, Any] = client.get(
+                "/_bench/stats", params={"from_seq": from_seq}
+            ).json()
+            return stats
+
+    def wait_until(self, point: str, deadline: float, alive: Callable[[], bool]) -> bool:
+        """Whether the sink reached `point` ("open", "complete") before `deadline`, giving up
+        early once `alive()` is false (the process feeding it is gone)."""
+        with self._client(timeout=10.0) as client:
+            while True:
+                feeding = alive()
+                wait = 0.0 if not feeding else min(1.0, max(deadline - time.monotonic(), 0.0))
+                answer = client.get("/_bench/wait", params={"until": point, "timeout": wait})
+                if answer.json()["reached"]:
+                    return True
+                if not feeding or time.monotonic() >= deadline:
+                    return False
+
+
+def start_sink(harness: Harness) -> Sink:
+    port = free_port()
+    child = harness.start_process("sink", [sys.executable, "-m", "bench.sink", "--port", str(port)])
+    sink = Sink(f"http://127.0.0.1:{port}", child)
+    deadline = time.monotonic() + 30
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise BenchError(f"the sink exited; its log: {child.log_path}")
+            try:
+                if client.get(sink.url + "/_bench/ready").status_code == 200:
+                    return sink
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    raise BenchError("the sink did not start within 30 s")
+
+
+class Window:
+    """Watches the sink from its window opening to its completion (in a thread, so the
+    caller can drive the load meanwhile) and samples the CPU of `pids` at both ends."""
+
+    def __init__(
+        self, sink: Sink, pids: dict[str, int], timeout: float, alive: Callable[[], bool]
+    ) -> None:
+        self.sink = sink
+        self.pids = pids
+        self.timeout = timeout
+        self.alive = alive
+        self.opened = self.completed = False
+        self.completed_at = 0.0  # time.monotonic()
+        self.error: BaseException | None = None
+        self.cpu: dict[str, float] = {}
+        self.host: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._watch, name="bench-window", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _watch(self) -> None:
+        try:
+            deadline = time.monotonic() + self.timeout
+            self.opened = self.sink.wait_until("open", deadline, self.alive)
+            opened, started, host_started = time.perf_counter(), _cpu_times(self.pids), _host()
+            if self.opened:
+                self.completed = self.sink.wait_until("complete", deadline, self.alive)
+            closed, ended, host_ended = time.perf_counter(), _cpu_times(self.pids), _host()
+            self.completed_at = time.monotonic()
+            elapsed = max(closed - opened, 1e-9)
+            self.cpu = {
+                name: round((ended[name] - started[name]) / elapsed, 2)
+                for name in self.pids
+                if name in started and name in ended
+            }
+            self.host = {
+                name: round((host_ended[name] - host_started[name]) / elapsed, 2)
+                for name in host_started
+                if name in host_ended
+            }
+        except BaseException as exc:  # re-raised by measurement() in the caller's thread
+            self.error = exc
+
+    def measurement(self, label: str, from_seq: int, latency: bool = False) -> Measurement:
+        if self.error is not None:
+            raise BenchError(f"watching the sink failed: {self.error!r}") from self.error
+        stats = self.sink.stats(from_seq)
+        expect, open_after = stats["expect"], stats["open_after"]
+        start = stats["open_at"]
+        end = stats["complete_at"] or stats["last_at"]
+        measured = stats["distinct"] - open_after
+        window = (end - start) if start is not None and end is not None else 0.0
+        missing = max(expect - stats["distinct"], 0)
+        kinds: dict[str, int] = {"missing": missing} if missing else {}
+        lat = stats["latency"]
+        return Measurement(
+            label=label,
+            rps=round(measured / window, 1) if window > 0 else 0.0,
+            p50_ms=lat["p50_ms"] if latency else None,
+            p90_ms=lat["p90_ms"] if latency else None,
+            p99_ms=lat["p99_ms"] if latency else None,
+            max_ms=lat["max_ms"] if latency else None,
+            ok=stats["distinct"] - (from_seq if latency else 0),
+            errors=missing,
+            error_kinds=kinds,
+            window_s=round(window, 3),
+            cpu_cores=dict(self.cpu),
+            host_cores=dict(self.host),
+        )
+
+
+# -- the hookhub side ----------------------------------------------------------------------
+
+
+def _create_endpoint(delivery_url: str, admin_token: str, url: str) -> dict[str, Any]:
+    response = httpx.post(
+        delivery_url + "/api/outgoing-webhooks",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={"workspace_id": WORKSPACE, "name": "bench sink", "url": url, "events": ["*"]},
+        timeout=10,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the outgoing webhook: {response.status_code} {response.text}")
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
+
+
+def chat_event(run: str, phase: str, seq: int, sent_at: float | None = None) -> ChatEvent:
+    return ChatEvent(
+        id=event_id(run, phase, seq),
+        type=EVENT_TYPE,
+        workspace_id=WORKSPACE,
+        occurred_at=utcnow(),
+        actor=ACTOR,
+        data=message_data(seq, time.time() if sent_at is None else sent_at),
+    )
+
+
+def _producer(bootstrap: str, linger_ms: int) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=linger_ms,
+        max_batch_size=1024 * 1024,
+        client_id="hookhub-bench",
+    )
+
+
+async def publish_all(bootstrap: str, topic: str, events: Iterable[ChatEvent]) -> float:
+    """Publishes every event, acknowledged; returns the seconds it took."""
+    producer = _producer(bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [
+            await producer.send(topic, event.to_kafka(), key=event.partition_key())
+            for event in events
+        ]
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+async def publish_paced(
+    bootstrap: str, topic: str, run: str, phase: str, rate: float, total: int
+) -> int:
+    """Publishes `total` events, one every 1/rate s, each stamped with `sent_at` as it is
+    handed to the producer; returns how many went out more than 5 ms late."""
+    producer = _producer(bootstrap, linger_ms=0)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    late = 0
+    try:
+        futures = []
+        started = loop.time()
+        for seq in range(total):
+            due = started + seq / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if loop.time() - due > 0.005:
+                late += 1
+            event = chat_event(run, phase, seq, sent_at=time.time())
+            futures.append(await producer.send(topic, event.to_kafka(), key=event.partition_key()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return late
+
+
+async def kafka_floor(bootstrap: str, like: str, run: str, warm: int, total: int) -> dict[str, Any]:
+    """Publish → consume latency of the broker alone: the same paced events to a topic of
+    its own (as many partitions as `like`), read by a bare aiokafka consumer with the
+    defaults FastStream gives the service's consumer."""
+    topic = f"{like}.bench-floor"
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([like])
+        await admin.create_topics([NewTopic(topic, len(described["partitions"]), 1)])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"{topic}.floor", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latencies: dict[int, float] = {}
+    try:
+        for _ in range(600):  # 30 s for the group join
+            if consumer.assignment():
+                break
+            await asyncio.sleep(0.05)
+
+        async def consume() -> None:
+            async for record in consumer:
+                now = time.time()
+                seq, sent = _SEQ.search(record.value), _SENT_AT.search(record.value)
+                if seq and sent:
+                    latencies.setdefault(int(seq.group(1)), now - float(sent.group(1)))
+                if len(latencies) >= total:
+                    return
+
+        reader = asyncio.ensure_future(consume())
+        await publish_paced(bootstrap, topic, run, "floor", RATE, total)
+        try:
+            await asyncio.wait_for(reader, 30)
+        except TimeoutError:
+            reader.cancel()
+    finally:
+        await consumer.stop()
+    ordered = sorted(latency for seq, latency in latencies.items() if seq >= warm)
+
+    def at(q: float) -> float | None:
+        if not ordered:
+            return None
+        return 1000 * ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return {"count": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99)}
+
+
+_SEQ = re.compile(rb'"bench_seq":(\d+)')
+_SENT_AT = re.compile(rb'"sent_at":([0-9.eE+-]+)')
+
+
+@dataclass
+class AttemptLog:
+    expected: int
+    logged: int
+    completed: int
+    failed: int
+    lag_s: float | None
+    durations_ms: list[float]
+
+    def percentiles(self) -> tuple[float | None, float | None, float | None, float | None]:
+        ordered = sorted(self.durations_ms)
+        if not ordered:
+            return None, None, None, None
+
+        def at(q: float) -> float:
+            return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+        return at(0.50), at(0.90), at(0.99), ordered[-1]
+
+    def summary(self, window_s: float) -> str:
+        if self.logged >= self.expected and self.lag_s is not None:
+            when = (
+                f"{self.lag_s:.1f} s after the last request reached the sink "
+                f"({(self.expected - 1) / (window_s + self.lag_s):,.0f} deliveries/s if the "
+                "window ended there)"
+            )
+        else:
+            when = f"when the harness stopped waiting ({LOG_WAIT:g} s): INCOMPLETE"
+        return (
+            f"delivery log (MongoDB): {self.logged:,}/{self.expected:,} deliveries with their "
+            f"attempt logged, {self.completed:,} marked completed, {when}"
+        )
+
+
+def attempt_log(
+    infrastructure: Infrastructure, endpoint_id: str, expected: int, since: float
+) -> AttemptLog:
+    """Waits (up to LOG_WAIT s) until every delivery's attempt is in `delivery_attempts`."""
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        infrastructure.mongo_uri, serverSelectionTimeoutMS=5000
+    )
+    try:
+        db = client[infrastructure.mongo_db]
+        deadline = time.monotonic() + LOG_WAIT
+        lag: float | None = None
+        logged = completed = 0
+        while time.monotonic() < deadline:
+            logged = db.delivery_attempts.count_documents({"endpoint_id": endpoint_id})
+            completed = db.deliveries.count_documents(
+                {"endpoint_id": endpoint_id, "status": "completed"}
+            )
+            if logged >= expected and completed >= expected:
+                lag = time.monotonic() - since
+                break
+            time.sleep(0.2)
+        rows = db.delivery_attempts.find(
+            {"endpoint_id": endpoint_id}, {"_id": 0, "duration_ms": 1, "status_code": 1}
+        ).to_list()
+    finally:
+        client.close()
+    return AttemptLog(
+        expected=expected,
+        logged=logged,
+        completed=completed,
+        failed=sum(1 for row in rows if row.get("status_code") != 200),
+        lag_s=lag,
+        durations_ms=[float(row["duration_ms"]) for row in rows if "duration_ms" in row],
+    )
+
+
+# -- the baseline --------------------------------------------------------------------------
+
+
+def run_sender(
+    harness: Harness, sink: Sink, mode: list[str], concurrency: int, timeout: float
+) -> tuple[dict[str, Any], Window]:
+    result_file = harness.root / f"sender-{time.monotonic_ns()}.json"
+    argv = [sys.executable, "-m", "bench.sender", "--url", sink.url + SINK_PATH]
+    argv += ["--concurrency", str(concurrency), "--result-file", str(result_file)]
+    argv += ["--run", harness.run_id, *mode]
+    sender = harness.start_process("sender", argv)
+    window = Window(
+        sink,
+        {"client": sender.process.pid, "sink": sink.child.process.pid},
+        timeout=timeout,
+        alive=sender.alive,
+    )
+    window.start()
+    window.join()
+    try:
+        sender.process.wait(60)
+    except Exception as exc:
+        raise BenchError(f"the httpx sender did not finish: {exc!r}") from exc
+    if not result_file.exists():
+        raise BenchError(f"the httpx sender left no result; its log: {sender.log_path}")
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    return result, window
+
+
+def _apply_sender(measurement: Measurement, result: dict[str, Any]) -> None:
+    measurement.p50_ms = result["p50_ms"]
+    measurement.p90_ms = result["p90_ms"]
+    measurement.p99_ms = result["p99_ms"]
+    measurement.max_ms = result["max_ms"]
+    measurement.errors += result["errors"]
+    measurement.error_kinds.update(result["error_kinds"])
+
+
+# -- notes ---------------------------------------------------------------------------------
+
+
+def _sink_note(cores: float | None, rps: float) -> str:
+    if not cores or not rps:
+        return "sink CPU: not measured"
+    per_request = cores / rps
+    return (
+        f"sink: {cores:.2f} cores at the baseline's {rps:,.0f} req/s = "
+        f"{per_request * 1e6:.0f} µs per request, a ceiling of ~{1 / per_request:,.0f} req/s "
+        "on one core: not the bottleneck"
+    )
+
+
+def _target_note(measurement: Measurement) -> str:
+    def verdict(value: float | None, target: float) -> str:
+        if value is None:
+            return "not measured"
+        return f"{value:.1f} ms, {'met' if value <= target else 'NOT MET'}"
+
+    return (
+        f"targets: p50 ≤ {TARGET_P50_MS:g} ms ({verdict(measurement.p50_ms, TARGET_P50_MS)}), "
+        f"p99 ≤ {TARGET_P99_MS:g} ms ({verdict(measurement.p99_ms, TARGET_P99_MS)})"
+    )
+
+
+BENCHMARK = Deliveries()
