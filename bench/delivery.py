@@ -55,6 +55,7 @@ from bench.harness import (
     _host,
 )
 from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data, webhook_request
+from shared.consumers import FETCH_MAX_WAIT_MS
 from shared.embedded import ChildProcess, free_port
 from shared.envelopes import ChatEvent, Topic
 from shared.ids import utcnow
@@ -208,7 +209,7 @@ class Deliveries:
                 "the sink's receipt; baseline: stamped as the httpx loop builds the request",
                 f"for comparison, Kafka alone: the same events at {RATE:g}/s through the same "
                 "broker to a bare aiokafka consumer with the fetch settings of the service's "
-                f"(fetch_max_wait_ms 500): p50 {_number(floor['p50_ms'])} ms, "
+                f"(fetch_max_wait_ms {FETCH_MAX_WAIT_MS}): p50 {_number(floor['p50_ms'])} ms, "
                 f"p99 {_number(floor['p99_ms'])} ms ({floor['count']:,} events)",
                 f"paced sends more than 5 ms late: hookhub publisher {late}, "
                 f"baseline {paced_result['late_sends']}",
@@ -471,7 +472,11 @@ async def kafka_floor(bootstrap: str, like: str, run: str, warm: int, total: int
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"{topic}.floor", auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"{topic}.floor",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     await consumer.start()
     latencies: dict[int, float] = {}

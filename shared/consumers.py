@@ -32,7 +32,7 @@ E = TypeVar("E", bound=Envelope)
 _FAILURE_PAUSE_SECONDS = 1.0
 # A broker may hold a fetch this long waiting for more data; some (tansu) do not answer as
 # soon as records arrive, so the 500 ms default becomes event latency.
-_FETCH_MAX_WAIT_MS = 50
+FETCH_MAX_WAIT_MS = 50
 
 
 def consume(
@@ -52,7 +52,7 @@ def consume(
         group_id=group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         title=f"{runtime.service}.{purpose}",
     )
     async def _consume(message: KafkaMessage) -> None:
@@ -111,7 +111,7 @@ def consume_batch(
         group_id=settings.consumer_group(runtime.service, purpose),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         batch=True,
         max_records=max_records,
         batch_timeout_ms=20,
