@@ -8,15 +8,17 @@ import binascii
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from shared.errors import BadRequest
+from shared.ids import utcnow
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -88,6 +90,52 @@ async def paginate(
         docs = docs[:limit]
         return docs, encode_cursor(str(docs[-1]["_id"]))
     return docs, None
+
+
+class TombstoneCollection:
+    """CRUD over a collection whose deletions are tombstones (`deleted_at` set, kept), so
+    every replica's cache refresh (shared.cache) learns of them. Repositories extend it."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.collection: Collection = db[name]
+
+    async def insert(self, doc: Document) -> None:
+        await self.collection.insert_one(doc)
+
+    async def get(self, doc_id: str) -> Document | None:
+        return await self.collection.find_one({"_id": doc_id, "deleted_at": None})
+
+    async def find_any(self, doc_id: str) -> Document | None:
+        """Including a tombstone (for caches, which must learn of deletions)."""
+        return await self.collection.find_one({"_id": doc_id})
+
+    async def page(
+        self, *, limit: int, cursor: str | None, **filters: str | None
+    ) -> tuple[list[Document], str | None]:
+        query: Document = {"deleted_at": None}
+        query.update({name: value for name, value in filters.items() if value})
+        return await paginate(self.collection, query, limit=limit, cursor=cursor)
+
+    async def update(
+        self, doc_id: str, fields: dict[str, Any], *, only_if: Document | None = None
+    ) -> Document | None:
+        return await self.collection.find_one_and_update(
+            {"_id": doc_id, "deleted_at": None, **(only_if or {})},
+            {"$set": {**fields, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def soft_delete(self, doc_id: str, **cleared: Any) -> Document | None:
+        now = utcnow()
+        return await self.collection.find_one_and_update(
+            {"_id": doc_id, "deleted_at": None},
+            {"$set": {**cleared, "deleted_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def changed_since(self, since: datetime | None) -> list[Document]:
+        query: Document = {"updated_at": {"$gte": since}} if since else {"deleted_at": None}
+        return await self.collection.find(query).to_list()
 
 
 class BatchedExistence:

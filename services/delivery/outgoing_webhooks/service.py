@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.egress import EgressPolicy, check_url
-
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
     OutgoingWebhookCreate,
@@ -16,6 +14,7 @@ from services.delivery.outgoing_webhooks.schemas import (
     RotateSecret,
 )
 from shared.crypto import SecretBox
+from shared.egress import EgressPolicy, check_url
 from shared.errors import Invalid, NotFound
 from shared.ids import new_id, utcnow
 from shared.mongo import Document

@@ -117,4 +117,4 @@ class IntegrationService:
         current = await self._repository.get(integration_id)
         if current is None:
             raise NotFound(f"integration {integration_id} not found")
-        await self._repository.soft_delete(integration_id)
+        await self._repository.soft_delete(integration_id, secrets={})
