@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from shared.http.errors import install_error_handlers
-from shared.http.ingress import install_ingress_routes
+from shared.http.ingress import ROUTE_TEMPLATES, install_ingress_routes
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -121,7 +121,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or ROUTE_TEMPLATES.get(
+                scope.get("endpoint"), "unmatched"
+            )
             self.requests.labels(route, scope["method"], str(status)).inc()
             self.latency.labels(route, scope["method"]).observe(elapsed)
             if scope["path"] not in _UNLOGGED_PATHS:

@@ -20,6 +20,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 _PARAM = re.compile(r"{(\w+)}")
+# Endpoint → path template, for the request metrics' `route` label (Starlette sets
+# scope["endpoint"] for these routes, not scope["route"]).
+ROUTE_TEMPLATES: dict[Any, str] = {}
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class IngressRoute:
 def install_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> None:
     """Put `routes` first, in the given order (the first match wins), and document them."""
     for route in reversed(routes):
+        ROUTE_TEMPLATES[route.endpoint] = route.path
         app.router.routes.insert(
             0, Route(route.path, route.endpoint, methods=["POST"], name=route.endpoint.__name__)
         )

@@ -156,6 +156,7 @@ async def test_github_redelivery_is_acknowledged_but_published_once(
     assert len(await provider_events.wait_for(of(doc), count=2, timeout=3)) == 1
     metrics = (await gateway.client.get("/metrics")).text
     assert 'hookhub_gateway_webhooks_total{outcome="duplicate",provider="github"}' in metrics
+    assert 'route="/api/webhooks/{provider}/{integration_id}"' in metrics, "labelled by template"
 
 
 async def test_oversized_github_payload_goes_through_the_claim_check(
@@ -632,7 +633,7 @@ async def test_provider_apps_configured_through_the_api_win_over_the_environment
     assert (
         await post(gateway, "/api/webhooks/slack", signing.slack(api_secret, body))
     ).status_code == 200
-    assert await provider_events.wait_for(lambda v: v["payload"].get("team_id") == team)
+    assert await provider_events.wait_for(lambda v: (v.get("payload") or {}).get("team_id") == team)
 
     assert (
         await oauth.client.delete("/api/providers/slack", headers=admin_headers())
