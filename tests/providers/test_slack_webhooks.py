@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +15,7 @@ from shared.providers import WEBHOOK_PROVIDERS
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 from shared.providers.ids import derived_delivery_id
 from shared.providers.slack.webhooks import WEBHOOKS
+from tests.providers.shapes import NOT_JSON_OBJECTS, mutations
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TIMESTAMP = 1531420618
@@ -28,7 +28,6 @@ VECTOR_BODY = (
 )
 VECTOR_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
 FORM = "application/x-www-form-urlencoded"
-WRONG_TYPES: tuple[Any, ...] = (None, True, 0, 1.5, "x", [], {})
 
 
 def request(
@@ -247,14 +246,8 @@ def test_bad_form_bodies_are_malformed(body: bytes) -> None:
 
 
 WEIRD_BODIES = [
-    b"",
-    b"[]",
-    b'"x"',
-    b"null",
-    b"\xff\xfe{}",
-    b"{",
+    *NOT_JSON_OBJECTS,
     b'{"type": NaN}',
-    b"[" * 100_000 + b"]" * 100_000,
     b'{"type": ' + b"1" * 5000 + b"}",
     b"{}",
     b'{"type": 1}',
@@ -270,19 +263,6 @@ WEIRD_BODIES = [
 def test_weird_bodies_are_malformed_and_nothing_else(body: bytes) -> None:
     with pytest.raises(MalformedWebhook):
         WEBHOOKS.parse(request(body, signature=None))
-
-
-def mutations(value: Any) -> Iterator[Any]:
-    """`value` with one node at a time swapped for a value of another JSON type."""
-    yield from WRONG_TYPES
-    if isinstance(value, dict):
-        for key, child in value.items():
-            for variant in mutations(child):
-                yield {**value, key: variant}
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            for variant in mutations(child):
-                yield [*value[:index], variant, *value[index + 1 :]]
 
 
 def test_wrong_shapes_anywhere_never_raise_anything_but_malformed() -> None:
