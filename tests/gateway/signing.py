@@ -91,20 +91,19 @@ class Case:
     valid: Callable[[str], Signed]
 
 
+def slack_callback(team: str, event_id: str, event: dict[str, Any]) -> bytes:
+    """A Slack Events API `event_callback` body."""
+    body = {"type": "event_callback", "team_id": team, "event_id": event_id, "event": event}
+    return json.dumps(body).encode()
+
+
 def provider_cases() -> dict[str, Case]:
     """A valid request per provider, each with fresh secrets (Telegram's bot is `1:ok`)."""
     discord = DiscordApp()
     gh, sl, tg, ji = (uuid.uuid4().hex for _ in range(4))
 
     def slack_event(marker: str) -> bytes:
-        event = {"type": "message", "text": marker}
-        body = {
-            "type": "event_callback",
-            "team_id": "T1",
-            "event_id": f"Ev{marker}",
-            "event": event,
-        }
-        return json.dumps(body).encode()
+        return slack_callback("T1", f"Ev{marker}", {"type": "message", "text": marker})
 
     return {
         "github": Case(

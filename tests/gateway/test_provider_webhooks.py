@@ -366,14 +366,7 @@ async def test_slack_handshakes_commands_retries_and_stale_timestamps(
     )
     assert (await post(gateway, path, command)).status_code == 200
 
-    event = json.dumps(
-        {
-            "type": "event_callback",
-            "team_id": "T9",
-            "event_id": "Ev1",
-            "event": {"type": "app_mention"},
-        }
-    ).encode()
+    event = signing.slack_callback("T9", "Ev1", {"type": "app_mention"})
     first = signing.slack(secret, event)
     retry = signing.slack(secret, event)
     retry.headers.update({"x-slack-retry-num": "1", "x-slack-retry-reason": "http_timeout"})
@@ -409,14 +402,7 @@ async def test_app_level_urls_route_by_account_or_signature(
     finally:
         await client.close()
     await asyncio.sleep(1.0)
-    body = json.dumps(
-        {
-            "type": "event_callback",
-            "team_id": team,
-            "event_id": "Ev" + team,
-            "event": {"type": "message"},
-        }
-    ).encode()
+    body = signing.slack_callback(team, "Ev" + team, {"type": "message"})
     assert (
         await post(gateway, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, body))
     ).status_code == 200
@@ -619,14 +605,7 @@ async def test_provider_apps_configured_through_the_api_win_over_the_environment
 
     await asyncio.sleep(1.0)  # the gateway's provider-app cache
     team = "T" + uuid.uuid4().hex[:6]
-    body = json.dumps(
-        {
-            "type": "event_callback",
-            "team_id": team,
-            "event_id": "Ev" + team,
-            "event": {"type": "message"},
-        }
-    ).encode()
+    body = signing.slack_callback(team, "Ev" + team, {"type": "message"})
     assert (
         await post(gateway, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, body))
     ).status_code == 401
