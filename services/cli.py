@@ -26,6 +26,7 @@ def serve(name: str, host: str | None, port: int | None) -> int:
     import uvicorn
 
     from shared.http.app import create_app
+    from shared.http.server import CoalescingHttpToolsProtocol
     from shared.logging import configure_logging
 
     definition = load_definition(name)
@@ -46,6 +47,7 @@ def serve(name: str, host: str | None, port: int | None) -> int:
         log_level="warning",
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        http=CoalescingHttpToolsProtocol,
     )
     return 0
 

@@ -15,10 +15,10 @@ import structlog
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from shared.errors import BadRequest
-from shared.ids import utcnow
+from shared.ids import new_id, utcnow
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -139,48 +139,76 @@ class TombstoneCollection:
 
 
 class BatchedExistence:
-    """`await exists(id)` from many concurrent requests, answered by one `$in` query.
+    """`await exists(value)` from many concurrent requests, answered by one `$in` query.
 
     Requests arriving while a query is in flight wait for the next one, so under load there
     is one MongoDB round trip per batch instead of per request, and none at all when idle.
+    Queries start at most every `interval` seconds: a query costs the client a few hundred
+    microseconds of CPU whatever its size, so under load a short wait for a larger batch
+    is cheaper than a query per round trip. An idle caller is answered at once.
+    `field` is `_id`, or an array field of bucket documents (`BatchedWriter.add_to_bucket`).
     """
 
-    def __init__(self, collection: Collection, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        collection: Collection,
+        *,
+        field: str = "_id",
+        max_batch: int = 500,
+        interval: float = 0.0,
+    ) -> None:
         self._collection = collection
+        self._field = field
         self._max_batch = max_batch
+        self._interval = interval
+        self._last_query = -interval
         self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def exists(self, doc_id: str) -> bool:
+    async def exists(self, value: str) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(doc_id, []).append(future)
+        self._waiting.setdefault(value, []).append(future)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         return await future
 
+    async def _found(self, values: list[str]) -> set[str]:
+        query = self._collection.find({self._field: {"$in": values}}, {self._field: 1})
+        if self._field == "_id":
+            return {doc["_id"] async for doc in query}
+        wanted, found = set(values), set()
+        async for doc in query:
+            found.update(wanted.intersection(doc.get(self._field) or ()))
+        return found
+
     async def _drain(self) -> None:
-        await asyncio.sleep(0)  # let the requests of this loop iteration join the batch
+        loop = asyncio.get_running_loop()
+        # Let the requests of this loop iteration join the batch, and the next ones within
+        # `interval` of the previous query.
+        await asyncio.sleep(max(self._last_query + self._interval - loop.time(), 0))
         while self._waiting:
-            ids = list(self._waiting)[: self._max_batch]
-            batch = {doc_id: self._waiting.pop(doc_id) for doc_id in ids}
+            wait = self._last_query + self._interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_query = loop.time()
+            values = list(self._waiting)[: self._max_batch]
+            batch = {value: self._waiting.pop(value) for value in values}
             try:
-                found = {
-                    doc["_id"]
-                    async for doc in self._collection.find({"_id": {"$in": ids}}, {"_id": 1})
-                }
+                found = await self._found(values)
             except Exception as exc:
                 for futures in batch.values():
                     for future in futures:
                         if not future.done():
                             future.set_exception(exc)
                 continue
-            for doc_id, futures in batch.items():
+            for value, futures in batch.items():
                 for future in futures:
                     if not future.done():
-                        future.set_result(doc_id in found)
+                        future.set_result(value in found)
 
 
 _MAX_BULK = 1000
+_DUPLICATE_KEY = 11000
 
 
 class BatchedWriter:
@@ -188,10 +216,19 @@ class BatchedWriter:
 
     - `bump(collection, id, counter, set_max=...)`: increment a counter (and raise fields
       such as `last_event_at`) on an existing document.
-    - `insert_once(collection, id, fields)`: create a document unless it exists (a record
-      that something was seen).
+    - `insert_once(collection, id, fields)`: create a document unless it exists. Fields
+      `set_fields` gives the same document before the flush are folded into the insert.
     - `set_fields(collection, id, fields)`: `$set` on an existing document; for one field,
       the last value set before a flush wins.
+    - `add_to_bucket(collection, field, value, expires_at)`: record a value (a seen id) in
+      a bucket document holding up to a thousand of them in the array `field`; look them
+      up with `BatchedExistence(field=...)` and expire them with a TTL index on
+      `expires_at`. A thousand records cost one insert.
+
+    Inserts are plain inserts (a duplicate key means "already there"), never upserts, and
+    creating a document whole is preferred to creating and then updating it: on the
+    embedded MongoDB server an upsert costs three inserts and an update four
+    (docs/benchmarks.md), and real servers also do less work.
 
     Each call costs a dict update; a background task writes every `interval` seconds.
     What could not be written while MongoDB was down is kept and retried, so a blip loses
@@ -205,6 +242,7 @@ class BatchedWriter:
         self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
         self._inserts: dict[tuple[str, str], Document] = {}
         self._sets: dict[tuple[str, str], Document] = defaultdict(dict)
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._task: asyncio.Task[None] | None = None
 
     def bump(
@@ -218,7 +256,18 @@ class BatchedWriter:
         self._inserts[(collection, doc_id)] = fields
 
     def set_fields(self, collection: str, doc_id: str, fields: Document) -> None:
-        self._sets[(collection, doc_id)].update(fields)
+        pending = self._inserts.get((collection, doc_id))
+        if pending is not None:
+            pending.update(fields)
+        else:
+            self._sets[(collection, doc_id)].update(fields)
+
+    def add_to_bucket(self, collection: str, field: str, value: str, expires_at: datetime) -> None:
+        bucket = self._buckets.get((collection, field))
+        if bucket is None:
+            bucket = self._buckets[(collection, field)] = _Bucket(expires_at)
+        bucket.values.append(value)
+        bucket.expires_at = max(bucket.expires_at, expires_at)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batched-writer")
@@ -236,18 +285,19 @@ class BatchedWriter:
 
     async def flush(self) -> None:
         incs, maxes, inserts, sets = self._incs, self._maxes, self._inserts, self._sets
-        if not incs and not maxes and not inserts and not sets:
+        buckets = self._buckets
+        if not incs and not maxes and not inserts and not sets and not buckets:
             return
         self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
-        self._inserts, self._sets = {}, defaultdict(dict)
-        # (key, operation) pairs per collection; inserts first: a document created and
-        # updated in one window must exist to be set.
-        ops: dict[str, list[tuple[tuple[str, str], UpdateOne]]] = defaultdict(list)
-        for key, fields in inserts.items():
-            ops[key[0]].append(
-                (key, UpdateOne({"_id": key[1]}, {"$setOnInsert": fields}, upsert=True))
-            )
-        for key in set(incs) | set(maxes) | set(sets):
+        self._inserts, self._sets, self._buckets = {}, defaultdict(dict), {}
+        await self._write_buckets(buckets)
+        # Inserts first: a document created and updated in one window must exist to be set.
+        failed = await self._write_inserts(inserts)
+        if failed:
+            # Their updates wait with them: the documents may not exist yet.
+            self._keep(failed, incs, maxes, inserts, sets)
+        updates: dict[str, list[tuple[tuple[str, str], UpdateOne]]] = defaultdict(list)
+        for key in (set(incs) | set(maxes) | set(sets)) - failed:
             update: Document = {}
             if key in incs:
                 update["$inc"] = dict(incs[key])
@@ -255,8 +305,8 @@ class BatchedWriter:
                 update["$max"] = maxes[key]
             if key in sets:
                 update["$set"] = sets[key]
-            ops[key[0]].append((key, UpdateOne({"_id": key[1]}, update)))
-        for name, batch in ops.items():
+            updates[key[0]].append((key, UpdateOne({"_id": key[1]}, update)))
+        for name, batch in updates.items():
             # Bounded requests: one huge backlog write could outlast the socket timeout and
             # be retried whole, forever. What a failed chunk and those after it held is kept.
             for start in range(0, len(batch), _MAX_BULK):
@@ -267,6 +317,46 @@ class BatchedWriter:
                     log.warning("batched_write_failed", collection=name, error=str(exc))
                     unwritten = {key for key, _ in batch[start:]}
                     self._keep(unwritten, incs, maxes, inserts, sets)
+                    break
+
+    async def _write_inserts(
+        self, inserts: dict[tuple[str, str], Document]
+    ) -> set[tuple[str, str]]:
+        """Insert every document (one that exists already counts as written); the keys of
+        those that could not be written."""
+        per_collection: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for key in inserts:
+            per_collection[key[0]].append(key)
+        failed: set[tuple[str, str]] = set()
+        for name, keys in per_collection.items():
+            for start in range(0, len(keys), _MAX_BULK):
+                chunk = keys[start : start + _MAX_BULK]
+                docs = [{**inserts[key], "_id": key[1]} for key in chunk]
+                try:
+                    await self._db[name].insert_many(docs, ordered=False)
+                except BulkWriteError as exc:
+                    errors = exc.details.get("writeErrors", [])
+                    failed.update(
+                        chunk[error["index"]] for error in errors if error["code"] != _DUPLICATE_KEY
+                    )
+                    if exc.details.get("writeConcernErrors"):
+                        failed.update(chunk)
+                except PyMongoError as exc:
+                    log.warning("batched_write_failed", collection=name, error=str(exc))
+                    failed.update(chunk)
+        return failed
+
+    async def _write_buckets(self, buckets: dict[tuple[str, str], _Bucket]) -> None:
+        for (name, field_name), bucket in buckets.items():
+            for start in range(0, len(bucket.values), _MAX_BULK):
+                values = bucket.values[start : start + _MAX_BULK]
+                doc = {"_id": new_id("bkt"), field_name: values, "expires_at": bucket.expires_at}
+                try:
+                    await self._db[name].insert_one(doc)
+                except PyMongoError as exc:
+                    log.warning("batched_write_failed", collection=name, error=str(exc))
+                    for value in bucket.values[start:]:
+                        self.add_to_bucket(name, field_name, value, bucket.expires_at)
                     break
 
     def _keep(
@@ -287,3 +377,9 @@ class BatchedWriter:
                 self._inserts.setdefault(key, inserts[key])
             if key in sets:
                 self._sets[key] = {**sets[key], **self._sets[key]}
+
+
+@dataclass
+class _Bucket:
+    expires_at: datetime
+    values: list[str] = field(default_factory=list)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from services.gateway.incoming_webhooks import endpoints as incoming
@@ -40,7 +42,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         refresh_seconds=settings.cache_refresh_seconds,
         name="integrations",
     )
-    seen = seen_repository.SeenDeliveries(runtime.db)
+    seen = seen_repository.SeenDeliveries(runtime.db, writer)
     apps_repo = apps.ProviderAppRepository(runtime.db)
     provider_apps: RefreshingCache[str, dict[str, str]] = RefreshingCache(
         changed_since=apps_repo.changed_since,
@@ -53,7 +55,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.provider_ingress = provider.ProviderIngress(
         runtime,
         integrations,
-        Deduplicator(RecentIds(), seen.contains),
+        Deduplicator(RecentIds(), seen, timedelta(seconds=settings.dedupe_window_seconds)),
         writer,
         AppSecrets(
             {p: apps.from_environment(settings, p) for p in ("slack", "discord")},

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from shared.http.errors import install_error_handlers
-from shared.http.ingress import ROUTE_TEMPLATES, install_ingress_routes
+from shared.http.ingress import Ingress, document_ingress_routes
+from shared.http.telemetry import RequestTelemetry
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -24,10 +24,26 @@ log = structlog.get_logger("hookhub.http")
 
 T = TypeVar("T")
 
-_UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+class ServiceApp(FastAPI):
+    """A service's FastAPI app with its webhook ingress answered before any middleware."""
+
+    def __init__(self, ingress: Ingress, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ingress = ingress
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            matched = self.ingress.match(scope["path"])
+            if matched is not None:
+                await self.ingress.serve(self, *matched, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
-def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(
+    definition: ServiceDefinition, settings: ServiceSettings | None = None
+) -> ServiceApp:
     settings = (settings or definition.settings_class()).resolve_dev_secrets()
     runtime = Runtime(settings=settings, service=definition.name)
 
@@ -41,7 +57,9 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             await runtime.stop()
             log.info("service_stopped")
 
-    app = FastAPI(
+    telemetry = RequestTelemetry(runtime.registry)
+    app = ServiceApp(
+        Ingress(definition.ingress, telemetry),
         title=f"hookhub {definition.name}",
         version=__version__,
         description=definition.description,
@@ -51,11 +69,11 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
     install_error_handlers(app)
     for router in definition.routers:
         app.include_router(router)
-    install_ingress_routes(app, definition.ingress)
+    document_ingress_routes(app, definition.ingress)
     if definition.setup:
         definition.setup(app, runtime)
     _add_health_routes(app, runtime)
-    app.add_middleware(RequestContextMiddleware, runtime=runtime)
+    app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
     return app
 
 
@@ -82,23 +100,11 @@ def _add_health_routes(app: FastAPI, runtime: Runtime) -> None:
 
 
 class RequestContextMiddleware:
-    """One canonical log line and the HTTP metrics per request, with a request id bound."""
+    """The request id, metrics and log line of every request the FastAPI app serves."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, telemetry: RequestTelemetry) -> None:
         self.app = app
-        self.requests = Counter(
-            "hookhub_http_requests_total",
-            "HTTP requests",
-            ["route", "method", "status"],
-            registry=runtime.registry,
-        )
-        self.latency = Histogram(
-            "hookhub_http_request_duration_seconds",
-            "HTTP request latency",
-            ["route", "method"],
-            registry=runtime.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,43 +112,20 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = self.telemetry.begin(scope).encode()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or ROUTE_TEMPLATES.get(
-                scope.get("endpoint"), "unmatched"
-            )
-            self.requests.labels(route, scope["method"], str(status)).inc()
-            self.latency.labels(route, scope["method"]).observe(elapsed)
-            if scope["path"] not in _UNLOGGED_PATHS:
-                log.info(
-                    "http_request",
-                    method=scope["method"],
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
-            structlog.contextvars.unbind_contextvars("request_id")
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            decoded: str = value.decode("latin-1")[:128]
-            return decoded
-    return None
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.telemetry.finish(scope, route, status, started)
 
 
 async def runtime_of(request: Request) -> Runtime:

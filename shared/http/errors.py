@@ -37,11 +37,23 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HookhubError)
-    async def _hookhub(_: Request, exc: HookhubError) -> JSONResponse:
+def response_for(exc: Exception) -> JSONResponse:
+    """The SPEC §4 answer to an exception raised while handling a request."""
+    if isinstance(exc, HookhubError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        log.warning("database_unavailable", error=str(exc))
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; retry later",
+            {"Retry-After": "5"},
+        )
+    log.error("unhandled_error", error=repr(exc), exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
 
+
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -60,19 +72,9 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), dict(exc.headers) if exc.headers else None
         )
 
-    for error in UNAVAILABLE_ERRORS:
+    async def _other(_: Request, exc: Exception) -> JSONResponse:
+        return response_for(exc)
 
-        @app.exception_handler(error)
-        async def _database(_: Request, exc: Exception) -> JSONResponse:
-            log.warning("database_unavailable", error=str(exc))
-            return error_response(
-                503,
-                "database_unavailable",
-                "the database is unavailable; retry later",
-                {"Retry-After": "5"},
-            )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", error=repr(exc))
-        return error_response(500, "internal_error", "internal error")
+    handled: tuple[type[Exception], ...] = (HookhubError, *UNAVAILABLE_ERRORS, Exception)
+    for error in handled:
+        app.add_exception_handler(error, _other)

@@ -1,47 +1,190 @@
-"""Webhook ingress routes: plain Starlette endpoints in front of the FastAPI routes.
+"""Webhook ingress: receivers served straight from ASGI, in front of the FastAPI app.
 
 Providers hit these at their own rate, so they skip what the management API needs and a
-webhook does not: FastAPI's dependency solving and its included-router matching, which
-together cost a third of the gateway's throughput (see docs/benchmarks.md). Errors still
-go through the app's exception handlers, so they keep the SPEC §4 format; the OpenAPI
-document describes them from the same declaration.
+webhook does not: Starlette's middleware stack and routing, FastAPI's dependency solving,
+and the request objects both build. Together these cost more CPU than verifying, parsing
+and publishing a webhook (docs/benchmarks.md). What a request still gets here is what the
+rest of the API gives: the request id, the HTTP metrics and log line, and the SPEC §4 error
+format; the OpenAPI document describes the routes from the same declaration.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from shared.errors import BadRequest, PayloadTooLarge
+from shared.http.errors import error_response, response_for
+from shared.http.telemetry import RequestTelemetry
+
+if TYPE_CHECKING:
+    from shared.http.app import ServiceApp
 
 _PARAM = re.compile(r"{(\w+)}")
-# Endpoint → path template, for the request metrics' `route` label (Starlette sets
-# scope["endpoint"] for these routes, not scope["route"]).
-ROUTE_TEMPLATES: dict[Any, str] = {}
+
+
+class ClientDisconnected(Exception):
+    """The client went away before sending its whole body: there is no one to answer."""
+
+
+class IngressRequest:
+    """The parts of a request a webhook receiver reads, taken straight from the ASGI scope.
+
+    `headers` has lower-case names (ASGI guarantees it); a repeated header keeps its first
+    value, as Starlette's `Headers.get` does.
+    """
+
+    __slots__ = ("_query", "_receive", "_scope", "app", "headers", "path_params")
+
+    def __init__(
+        self, app: ServiceApp, scope: Scope, receive: Receive, path_params: dict[str, str]
+    ) -> None:
+        self.app = app
+        self.path_params = path_params
+        self.headers: dict[str, str] = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(scope["headers"])
+        }
+        self._scope = scope
+        self._receive = receive
+        self._query: dict[str, str] | None = None
+
+    @property
+    def query_params(self) -> dict[str, str]:
+        if self._query is None:
+            raw: bytes = self._scope.get("query_string", b"")
+            self._query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+        return self._query
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refused (413) as soon as it is known to exceed `limit` bytes:
+        from Content-Length before reading, else while reading, never holding more."""
+        declared = self.headers.get("content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError as exc:
+                raise BadRequest(
+                    "content-length is not a number", code="bad_content_length"
+                ) from exc
+            if length > limit:
+                raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"body exceeds the {limit}-byte limit", code="payload_too_large")
 
 
 @dataclass(frozen=True)
 class IngressRoute:
     path: str
-    endpoint: Callable[[Request], Awaitable[Response]]
+    endpoint: Callable[[IngressRequest], Awaitable[Response]]
     summary: str
     responses: Mapping[int, str]
     request_media_types: tuple[str, ...] = ("application/json",)
     headers: Mapping[str, str] = field(default_factory=dict)  # documented request headers
 
 
-def install_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> None:
-    """Put `routes` first, in the given order (the first match wins), and document them."""
-    for route in reversed(routes):
-        ROUTE_TEMPLATES[route.endpoint] = route.path
-        app.router.routes.insert(
-            0, Route(route.path, route.endpoint, methods=["POST"], name=route.endpoint.__name__)
-        )
+class Ingress:
+    """Matches `POST` requests against the routes (first match wins) and serves them."""
+
+    def __init__(self, routes: Sequence[IngressRoute], telemetry: RequestTelemetry) -> None:
+        self._routes = [(_compile(route.path), route) for route in routes]
+        self._telemetry = telemetry
+        # Every ingress path starts with this, so other requests cost one startswith().
+        self.prefix = _common_prefix([route.path.split("{", 1)[0] for route in routes])
+
+    def match(self, path: str) -> tuple[IngressRoute, dict[str, str]] | None:
+        if not path.startswith(self.prefix):
+            return None
+        for pattern, route in self._routes:
+            found = pattern.fullmatch(path)
+            if found is not None:
+                return route, found.groupdict()
+        return None
+
+    async def serve(
+        self,
+        app: ServiceApp,
+        route: IngressRoute,
+        path_params: dict[str, str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        started = time.perf_counter()
+        request_id = self._telemetry.begin(scope)
+        response: Response
+        try:
+            if scope["method"] != "POST":
+                response = error_response(
+                    405, "method_not_allowed", "Method Not Allowed", {"Allow": "POST"}
+                )
+            else:
+                response = await route.endpoint(IngressRequest(app, scope, receive, path_params))
+        except ClientDisconnected:
+            self._telemetry.finish(scope, route.path, 499, started)
+            return
+        except Exception as exc:
+            response = response_for(exc)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [*response.raw_headers, (b"x-request-id", request_id.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        finally:
+            self._telemetry.finish(scope, route.path, response.status_code, started)
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    """`/a/{b}` → `/a/(?P<b>[^/]+)`, as Starlette matches a path parameter."""
+    pattern, position = "", 0
+    for found in _PARAM.finditer(template):
+        pattern += re.escape(template[position : found.start()]) + f"(?P<{found[1]}>[^/]+)"
+        position = found.end()
+    return re.compile(pattern + re.escape(template[position:]))
+
+
+def _common_prefix(paths: list[str]) -> str:
+    if not paths:
+        return "\0"  # matches no path
+    shortest, longest = min(paths), max(paths)
+    for index, char in enumerate(shortest):
+        if char != longest[index]:
+            return shortest[:index]
+    return shortest
+
+
+def document_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> None:
+    """Add the ingress routes to the app's OpenAPI document."""
+    if not routes:
+        return
     build_schema = app.openapi
 
     def openapi() -> dict[str, Any]:

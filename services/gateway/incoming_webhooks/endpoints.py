@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from fastapi.responses import PlainTextResponse
 
 from services.gateway.incoming_webhooks.cache import TokenCache
@@ -20,8 +20,7 @@ from shared.envelopes import Topic
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
-from shared.http.body import read_limited
-from shared.http.ingress import IngressRoute
+from shared.http.ingress import IngressRequest, IngressRoute
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
 from shared.mongo import BatchedWriter, Document
@@ -139,7 +138,7 @@ async def rotate_incoming_webhook_token(
     return _out(doc, runtime)
 
 
-async def post_incoming_webhook(request: Request) -> Response:
+async def post_incoming_webhook(request: IngressRequest) -> Response:
     """Slack-compatible incoming webhook; 200 `ok` only once the message is on Kafka."""
     state = request.app.state
     runtime: Runtime = state.runtime
@@ -155,7 +154,7 @@ async def post_incoming_webhook(request: Request) -> Response:
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         raise BadRequest("Idempotency-Key must be 1-200 characters", code="bad_idempotency_key")
-    body = await read_limited(request, settings.incoming_max_body_bytes)
+    body = await request.body(settings.incoming_max_body_bytes)
     post = parse_post(body, request.headers.get("content-type", "application/json"))
     message = to_inbound_message(hook, post, idempotency_key)
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)

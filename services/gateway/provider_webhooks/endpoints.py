@@ -6,13 +6,10 @@ read (bounded) → handshake? → verify → parse → dedupe → publish (acks=
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
-from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.gateway.provider_webhooks.repository import COLLECTION as SEEN
 from services.gateway.provider_webhooks.service import (
     AppSecrets,
     Deduplicator,
@@ -25,11 +22,11 @@ from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
 from shared.errors import HookhubError, NotFound, PayloadTooLarge, Unavailable
-from shared.http.body import read_limited
-from shared.http.ingress import IngressRoute
+from shared.http.ingress import IngressRequest, IngressRoute
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
 from shared.integrations.repository import COLLECTION as INTEGRATIONS
+from shared.metrics import LATENCY_BUCKETS, Labelled
 from shared.mongo import UNAVAILABLE_ERRORS, BatchedWriter
 from shared.providers import WEBHOOK_PROVIDERS
 from shared.providers.base import (
@@ -71,22 +68,27 @@ class ProviderIngress:
         self.writer = writer
         self.app_secrets = app_secrets
         self.limiter = RateLimiter(settings.default_rate_limit_per_second)
-        self.dedupe_window = timedelta(seconds=settings.dedupe_window_seconds)
-        self.requests = Counter(
-            "hookhub_gateway_webhooks_total",
-            "Provider webhooks by outcome",
-            ["provider", "outcome"],
-            registry=registry,
+        self.requests = Labelled(
+            Counter(
+                "hookhub_gateway_webhooks_total",
+                "Provider webhooks by outcome",
+                ["provider", "outcome"],
+                registry=registry,
+            )
         )
-        self.latency = Histogram(
-            "hookhub_gateway_webhook_seconds",
-            "Provider webhook handling time",
-            ["provider"],
-            registry=registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        self.latency = Labelled(
+            Histogram(
+                "hookhub_gateway_webhook_seconds",
+                "Provider webhook handling time",
+                ["provider"],
+                registry=registry,
+                buckets=LATENCY_BUCKETS,
+            )
         )
 
-    async def handle(self, provider: str, integration_id: str | None, request: Request) -> Response:
+    async def handle(
+        self, provider: str, integration_id: str | None, request: IngressRequest
+    ) -> Response:
         started = time.perf_counter()
         outcome = "error"
         integration: IntegrationSnapshot | None = None
@@ -98,10 +100,10 @@ class ProviderIngress:
             if integration_id is not None:
                 integration = check_usable(await self.integrations.lookup(integration_id), provider)
             inbound = InboundRequest(
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=await read_limited(request, webhooks.max_body_bytes),
+                headers=request.headers,
+                body=await request.body(webhooks.max_body_bytes),
                 received_at=utcnow(),
-                query=dict(request.query_params),
+                query=request.query_params,
             )
             handshake = webhooks.handshake(inbound)
             if handshake is not None:
@@ -128,12 +130,9 @@ class ProviderIngress:
             outcome = "unavailable"
             raise
         finally:
-            self.requests.labels(
-                provider if provider in WEBHOOK_PROVIDERS else "unknown", outcome
-            ).inc()
-            self.latency.labels(provider if provider in WEBHOOK_PROVIDERS else "unknown").observe(
-                time.perf_counter() - started
-            )
+            label = provider if provider in WEBHOOK_PROVIDERS else "unknown"
+            self.requests(label, outcome).inc()
+            self.latency(label).observe(time.perf_counter() - started)
 
     def _app_level(
         self, webhooks: ProviderWebhooks, inbound: InboundRequest
@@ -165,8 +164,7 @@ class ProviderIngress:
             value = envelope.to_kafka()
         await self.runtime.publisher.publish(Topic.PROVIDER_EVENTS, envelope, value=value)
         now = utcnow()
-        self.dedupe.remember(envelope.id)
-        self.writer.insert_once(SEEN, envelope.id, {"expires_at": now + self.dedupe_window})
+        self.dedupe.remember(envelope.id, now)
         self.writer.bump(
             INTEGRATIONS, integration.id, "event_count", set_max={"last_event_at": now}
         )
@@ -204,7 +202,7 @@ def _render(reply: Reply) -> Response:
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
-async def provider_webhook(request: Request) -> Response:
+async def provider_webhook(request: IngressRequest) -> Response:
     """A webhook for one integration: the URL to paste into the provider's settings."""
     ingress: ProviderIngress = request.app.state.provider_ingress
     params = request.path_params
@@ -213,7 +211,7 @@ async def provider_webhook(request: Request) -> Response:
     return await ingress.handle(params["provider"], params["integration_id"], request)
 
 
-async def app_level_webhook(request: Request) -> Response:
+async def app_level_webhook(request: IngressRequest) -> Response:
     """A webhook for the provider app: routed to the integration it belongs to."""
     ingress: ProviderIngress = request.app.state.provider_ingress
     return await ingress.handle(request.path_params["provider"], None, request)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
+from services.gateway.provider_webhooks.repository import SeenDeliveries
 from shared.envelopes import ProviderEvent
 from shared.errors import Forbidden, NotFound, RateLimited
 from shared.ids import derived_id
@@ -23,15 +25,25 @@ class AppSecrets:
         environment: Mapping[str, Mapping[str, str]],
         apps: Callable[[str], Mapping[str, str] | None] = lambda _: None,
     ) -> None:
-        self._environment = environment
+        self._environment = {
+            provider: {k: v for k, v in values.items() if v}
+            for provider, values in environment.items()
+        }
         self._apps = apps
+        # Merged per integration, kept while neither the snapshot nor the app changes.
+        self._merged: dict[str, tuple[object, object, dict[str, str]]] = {}
 
     def for_provider(self, provider: str) -> dict[str, str]:
-        values = {k: v for k, v in self._environment.get(provider, {}).items() if v}
-        return {**values, **(self._apps(provider) or {})}
+        return {**self._environment.get(provider, {}), **(self._apps(provider) or {})}
 
     def for_integration(self, integration: IntegrationSnapshot) -> dict[str, str]:
-        return {**self.for_provider(integration.provider), **integration.secrets}
+        app = self._apps(integration.provider)
+        known = self._merged.get(integration.id)
+        if known is not None and known[0] is integration and known[1] is app:
+            return known[2]
+        merged = {**self.for_provider(integration.provider), **integration.secrets}
+        self._merged[integration.id] = (integration, app, merged)
+        return merged
 
 
 def check_usable(integration: IntegrationSnapshot | None, provider: str) -> IntegrationSnapshot:
@@ -123,20 +135,23 @@ class Deduplicator:
     by id too), because losing a webhook is worse than publishing it twice.
     """
 
-    def __init__(self, recent: RecentIds, shared_lookup: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(self, recent: RecentIds, shared: SeenDeliveries, window: timedelta) -> None:
         self._recent = recent
-        self._shared_lookup = shared_lookup
+        self._shared = shared
+        self._window = window
 
     async def seen(self, envelope_id: str) -> bool:
         if envelope_id in self._recent:
             return True
         try:
-            return await self._shared_lookup(envelope_id)
+            return await self._shared.contains(envelope_id)
         except Exception:
             return False
 
-    def remember(self, envelope_id: str) -> None:
+    def remember(self, envelope_id: str, now: datetime) -> None:
+        """Called once the envelope is on Kafka; written to MongoDB in the next batch."""
         self._recent.add(envelope_id)
+        self._shared.record(envelope_id, now + self._window)
 
 
 class RateLimiter:

@@ -1,0 +1,95 @@
+"""BatchedWriter and BatchedExistence against the real MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared.ids import new_id, utcnow
+from shared.mongo import BatchedExistence, BatchedWriter, Database
+from tests.infra import Infra
+from tests.support import new_namespace
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[Database]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri)
+    name = f"hookhub_{new_namespace()}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def test_insert_once_keeps_the_first_document_and_folds_in_later_fields(db: Database) -> None:
+    writer = BatchedWriter(db)
+    await db.things.insert_one({"_id": "old", "status": "first"})
+    writer.insert_once("things", "old", {"status": "second"})  # exists: left as it is
+    writer.insert_once("things", "new", {"status": "pending", "n": 0})
+    writer.set_fields("things", "new", {"status": "completed"})  # folded into the insert
+    writer.bump("things", "new", "n")  # an update after the insert, same flush
+    await writer.flush()
+    assert await db.things.find_one({"_id": "old"}) == {"_id": "old", "status": "first"}
+    assert await db.things.find_one({"_id": "new"}) == {
+        "_id": "new",
+        "status": "completed",
+        "n": 1,
+    }
+
+
+async def test_set_fields_after_a_flush_updates_the_document(db: Database) -> None:
+    writer = BatchedWriter(db)
+    writer.insert_once("things", "a", {"status": "pending"})
+    await writer.flush()
+    writer.set_fields("things", "a", {"status": "failed"})
+    await writer.flush()
+    assert await db.things.find_one({"_id": "a"}) == {"_id": "a", "status": "failed"}
+
+
+async def test_bucket_values_are_found_by_concurrent_lookups(db: Database) -> None:
+    writer = BatchedWriter(db)
+    expires = utcnow() + timedelta(hours=1)
+    recorded = [new_id("evt") for _ in range(2_500)]  # three buckets
+    for value in recorded:
+        writer.add_to_bucket("seen", "ids", value, expires)
+    await writer.flush()
+    assert await db.seen.count_documents({}) == 3
+    lookups = BatchedExistence(db.seen, field="ids")
+    absent = [new_id("evt") for _ in range(50)]
+    probes = recorded[::97] + absent
+    answers = await asyncio.gather(*(lookups.exists(value) for value in probes))
+    assert dict(zip(probes, answers, strict=True)) == {
+        **dict.fromkeys(recorded[::97], True),
+        **dict.fromkeys(absent, False),
+    }
+    bucket = await db.seen.find_one({})
+    assert bucket is not None
+    # BSON dates keep milliseconds.
+    assert abs(bucket["expires_at"].replace(tzinfo=UTC) - expires) < timedelta(milliseconds=1)
+
+
+async def test_unwritten_changes_are_kept_while_the_database_is_unreachable(infra: Infra) -> None:
+    unreachable: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200"
+    )
+    writer = BatchedWriter(unreachable["nowhere"])
+    writer.insert_once("things", "a", {"status": "pending"})
+    writer.bump("things", "b", "n")
+    writer.add_to_bucket("seen", "ids", "evt_1", utcnow())
+    await writer.flush()
+    await unreachable.close()
+    # The same writer, pointed at a server that answers, writes everything it kept.
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri)
+    name = f"hookhub_{new_namespace()}"
+    db = client[name]
+    await db.things.insert_one({"_id": "b", "n": 1})
+    writer._db = db
+    await writer.flush()
+    assert await db.things.find_one({"_id": "a"}) == {"_id": "a", "status": "pending"}
+    assert await db.things.find_one({"_id": "b"}) == {"_id": "b", "n": 2}
+    assert await BatchedExistence(db.seen, field="ids").exists("evt_1")
+    await client.drop_database(name)
+    await client.close()
