@@ -208,7 +208,7 @@ class BatchedExistence:
 
 
 _MAX_BULK = 1000
-_DUPLICATE_KEY = 11000
+DUPLICATE_KEY = 11000
 
 
 class BatchedWriter:
@@ -337,7 +337,7 @@ class BatchedWriter:
                 except BulkWriteError as exc:
                     errors = exc.details.get("writeErrors", [])
                     failed.update(
-                        chunk[error["index"]] for error in errors if error["code"] != _DUPLICATE_KEY
+                        chunk[error["index"]] for error in errors if error["code"] != DUPLICATE_KEY
                     )
                     if exc.details.get("writeConcernErrors"):
                         failed.update(chunk)

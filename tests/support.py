@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from starlette.types import ASGIApp
 
 from shared.embedded import free_port
+from shared.http.server import CoalescingHttpToolsProtocol
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 
@@ -93,7 +94,14 @@ async def serve(
     third-party APIs pass one of their own."""
     port = free_port()
     server = _TestServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            http=CoalescingHttpToolsProtocol,
+        )
     )
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.responses import PlainTextResponse, Response
 
-from shared.embedded import free_port
 from shared.errors import Forbidden
 from shared.http.app import ServiceApp
 from shared.http.errors import install_error_handlers
 from shared.http.ingress import Ingress, IngressRequest, IngressRoute
-from shared.http.server import CoalescingHttpToolsProtocol
 from shared.http.telemetry import RequestTelemetry
+from tests.support import serve
 
 _LIMIT = 1_000
 
@@ -136,28 +133,10 @@ async def test_bodies_over_the_limit_are_refused_declared_or_streamed(
     assert bad_length.status_code == 400
 
 
-@contextlib.asynccontextmanager
-async def _served(app: ServiceApp) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=CoalescingHttpToolsProtocol
-    )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def test_the_coalescing_server_answers_keep_alive_and_closing_connections() -> None:
     app, _ = _app()
-    async with _served(app) as url:
+    async with serve(app, probe="/api/other") as running:
+        url = running.base_url
         # One connection, many requests: every response complete and in order.
         async with httpx.AsyncClient(base_url=url) as http:
             for n in range(20):

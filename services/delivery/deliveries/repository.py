@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
-from shared.mongo import Collection, Database, Document, Index, paginate
+from shared.mongo import DUPLICATE_KEY, Collection, Database, Document, Index, paginate
 
 DELIVERIES = "deliveries"
 ATTEMPTS = "delivery_attempts"
@@ -35,11 +35,18 @@ class DeliveryRepository:
         deliveries exist already, so nothing is sent twice)."""
         if not docs:
             return []
-        result = await self._deliveries.bulk_write(
-            [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs],
-            ordered=False,
-        )
-        return [docs[index] for index in result.upserted_ids or {}]
+        # Plain inserts: a duplicate key is "exists already"; an upsert costs more.
+        try:
+            await self._deliveries.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise
+            errors = exc.details.get("writeErrors", [])
+            if any(error["code"] != DUPLICATE_KEY for error in errors):
+                raise
+            existing = {error["index"] for error in errors}
+            return [doc for index, doc in enumerate(docs) if index not in existing]
+        return docs
 
     async def get(self, delivery_id: str) -> Document | None:
         return await self._deliveries.find_one({"_id": delivery_id})
