@@ -26,9 +26,12 @@ class Sealed:
 SEALED: tuple[Sealed, ...] = (
     Sealed("incoming_webhooks", "token_enc"),
     Sealed("integrations", "secrets.*"),
+    Sealed("integrations", "tokens.*"),  # OAuth access and refresh tokens (shared.oauth)
     Sealed("endpoints", "secrets[].secret"),
     Sealed("endpoints", "headers.*"),
     Sealed("provider_apps", "secrets.*"),
+    Sealed("oauth_states", "code_verifier"),  # PKCE verifiers of connects in progress
+    Sealed("pending_revocations", "tokens.*"),  # tokens still to revoke after a disconnect
 )
 
 

@@ -68,6 +68,39 @@ class Settings(BaseSettings):
     google_client_secret: str = ""
     telegram_api_base: str = "https://api.telegram.org"
     provider_timeout_seconds: float = Field(10.0, gt=0)
+    # OAuth endpoint and API overrides (SPEC §3); empty means the provider's own URL, which
+    # its definition under shared/providers/<name>/oauth.py holds. Tests point them at fakes.
+    slack_authorize_url: str = ""
+    slack_token_url: str = ""
+    slack_revoke_url: str = ""
+    slack_api_base: str = ""
+    # Slack takes PKCE only from apps that enabled it in their settings.
+    slack_pkce: bool = False
+    discord_authorize_url: str = ""
+    discord_token_url: str = ""
+    discord_revoke_url: str = ""
+    discord_api_base: str = ""
+    github_authorize_url: str = ""
+    github_token_url: str = ""
+    github_revoke_url: str = ""
+    github_api_base: str = ""
+    jira_authorize_url: str = ""
+    jira_token_url: str = ""
+    jira_revoke_url: str = ""
+    jira_api_base: str = ""
+    google_authorize_url: str = ""
+    google_token_url: str = ""
+    google_revoke_url: str = ""
+    google_api_base: str = ""
+
+    # OAuth tokens, refreshed by every service that calls provider APIs (shared.oauth.tokens)
+    # and ahead of expiry by the oauth service's loop: a token is refreshed this long before
+    # it expires, but never earlier than half its lifetime.
+    oauth_refresh_margin_seconds: float = Field(600.0, gt=0)
+    # How long one process may hold an integration's refresh before another may take over.
+    oauth_lease_seconds: float = Field(30.0, ge=2)
+    # How often the oauth service looks for tokens due and revocations to retry.
+    oauth_poll_seconds: float = Field(15.0, gt=0)
 
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

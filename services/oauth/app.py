@@ -1,16 +1,24 @@
-"""OAuth composition root: the integrations resource (connect/callback, refresh come next)."""
+"""OAuth composition root: integrations, provider apps, connect/callback, token refresh and
+revocation (SPEC §3-§4)."""
 
 from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
 
+from services.oauth.connect import endpoints as connect
+from services.oauth.connect import repository as state_repository
+from services.oauth.connect.service import ConnectService
 from services.oauth.integrations import endpoints as integrations
 from services.oauth.integrations.service import IntegrationService
 from services.oauth.providers import endpoints as providers
+from services.oauth.revocations import repository as revocation_repository
+from services.oauth.revocations.service import Revoker
+from services.oauth.tasks import Maintenance
 from shared.integrations import repository as integration_repository
+from shared.oauth.tokens import TokenKeeper
 from shared.providers import apps
-from shared.providers.apps import ProviderAppRepository
+from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.telegram.api import TelegramApi
 from shared.runtime import Runtime, ServiceDefinition
 
@@ -19,18 +27,48 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     client = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
     repository = integration_repository.IntegrationRepository(runtime.db)
+    provider_apps = ProviderAppRepository(runtime.db)
+    directory = AppDirectory(provider_apps, runtime.secrets, settings)
+    telegram = TelegramApi(client, settings.telegram_api_base)
+    revoker = Revoker(
+        revocation_repository.RevocationRepository(runtime.db),
+        directory,
+        runtime.secrets,
+        settings,
+        client,
+        telegram,
+    )
+    keeper = TokenKeeper(repository, directory, runtime.secrets, settings, runtime.publisher)
     app.state.integration_repository = repository
-    app.state.provider_apps = ProviderAppRepository(runtime.db)
+    app.state.provider_apps = provider_apps
+    app.state.token_keeper = keeper
     app.state.integrations = IntegrationService(
         repository,
         runtime.secrets,
-        TelegramApi(client, settings.telegram_api_base),
+        telegram,
         settings.public_url,
+        revoker,
+        runtime.publisher,
     )
+    app.state.connect = ConnectService(
+        state_repository.StateRepository(runtime.db),
+        repository,
+        directory,
+        runtime.secrets,
+        settings,
+        client,
+        runtime.publisher,
+    )
+    maintenance = Maintenance(repository, keeper, revoker, settings.oauth_poll_seconds)
+    app.state.maintenance = maintenance
+
+    async def start(_: Runtime) -> None:
+        runtime.background("oauth-maintenance", maintenance.run)
 
     async def stop(_: Runtime) -> None:
         await client.aclose()
 
+    runtime.on_startup(start)
     runtime.on_shutdown(stop)
 
 
@@ -38,7 +76,12 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="oauth",
         description="Connects workspaces to providers and keeps their tokens encrypted and fresh.",
-        routers=[integrations.router, providers.router],
-        indexes=[*integration_repository.INDEXES, *apps.INDEXES],
+        routers=[integrations.router, providers.router, connect.router],
+        indexes=[
+            *integration_repository.INDEXES,
+            *apps.INDEXES,
+            *state_repository.INDEXES,
+            *revocation_repository.INDEXES,
+        ],
         setup=setup,
     )

@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 from shared.crypto import SecretBox
+from shared.envelopes import IntegrationEvent, new_event_id
 from shared.errors import Invalid
+from shared.ids import new_id, utcnow
 from shared.mongo import Document
 
 
@@ -104,4 +106,49 @@ def snapshot(doc: Document, box: SecretBox) -> IntegrationSnapshot:
         account_id=str(account["id"]) if account.get("id") is not None else None,
         rate_limit_per_second=doc.get("rate_limit_per_second"),
         secrets={name: box.decrypt(value) for name, value in (doc.get("secrets") or {}).items()},
+    )
+
+
+def new_integration(
+    provider: Provider,
+    workspace_id: str,
+    *,
+    name: str | None = None,
+    **fields: Any,
+) -> Document:
+    """A new integration document (connected unless `fields` say otherwise)."""
+    now = utcnow()
+    return {
+        "_id": new_id("int"),
+        "workspace_id": workspace_id,
+        "provider": provider.value,
+        "name": name or f"{provider.value} integration",
+        "status": Status.CONNECTED.value,
+        "enabled": True,
+        "is_default": False,
+        "rate_limit_per_second": None,
+        "account": None,
+        "secrets": {},
+        "last_event_at": None,
+        "event_count": 0,
+        "error_count": 0,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+        **fields,
+    }
+
+
+def integration_event(doc: Document, kind: str, **data: Any) -> IntegrationEvent:
+    """`integration.<kind>` about this integration, for `hookhub.integration.events`."""
+    return IntegrationEvent.model_validate(
+        {
+            "id": new_event_id(),
+            "type": f"integration.{kind}",
+            "workspace_id": doc["workspace_id"],
+            "integration_id": str(doc["_id"]),
+            "provider": doc["provider"],
+            "data": data,
+        }
     )

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
 from shared.ids import utcnow
-from shared.mongo import Database, Index, TombstoneCollection
+from shared.integrations.model import Status
+from shared.mongo import Database, Document, Index, TombstoneCollection
 
 COLLECTION = "integrations"
 
@@ -11,7 +17,11 @@ INDEXES = [
     Index(COLLECTION, [("workspace_id", 1), ("_id", -1)]),
     Index(COLLECTION, [("provider", 1), ("account.id", 1)]),
     Index(COLLECTION, [("updated_at", 1)]),
+    # The refresh loop's query: connected integrations whose token is due.
+    Index(COLLECTION, [("status", 1), ("oauth.refresh_at", 1)]),
 ]
+
+_NO_LEASE = {"oauth.lease_owner": None, "oauth.lease_until": None}
 
 
 class IntegrationRepository(TombstoneCollection):
@@ -29,3 +39,59 @@ class IntegrationRepository(TombstoneCollection):
             },
             {"$set": {"is_default": False, "updated_at": utcnow()}},
         )
+
+    async def find_account(
+        self, workspace_id: str, provider: str, account_id: str
+    ) -> Document | None:
+        return await self.collection.find_one(
+            {
+                "workspace_id": workspace_id,
+                "provider": provider,
+                "account.id": account_id,
+                "deleted_at": None,
+            }
+        )
+
+    # -- token refresh leases (shared.oauth.tokens) ---------------------------------------
+
+    async def take_refresh_lease(
+        self, integration_id: str, owner: str, now: datetime, until: datetime
+    ) -> Document | None:
+        """The document as it is once `owner` holds its refresh lease; None if another
+        process holds an unexpired one, or the integration is not connected."""
+        return await self.collection.find_one_and_update(
+            {
+                "_id": integration_id,
+                "deleted_at": None,
+                "status": Status.CONNECTED.value,
+                "$or": [{"oauth.lease_until": None}, {"oauth.lease_until": {"$lt": now}}],
+            },
+            {"$set": {"oauth.lease_owner": owner, "oauth.lease_until": until}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def release_refresh_lease(self, integration_id: str, owner: str) -> None:
+        await self.collection.update_one(
+            {"_id": integration_id, "oauth.lease_owner": owner}, {"$set": _NO_LEASE}
+        )
+
+    async def write_under_lease(
+        self, integration_id: str, owner: str, fields: dict[str, Any]
+    ) -> Document | None:
+        """`$set` while `owner` holds the lease, releasing it in the same write."""
+        return await self.collection.find_one_and_update(
+            {"_id": integration_id, "oauth.lease_owner": owner},
+            {"$set": {**fields, **_NO_LEASE, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def due_for_refresh(self, now: datetime, limit: int) -> list[str]:
+        cursor = self.collection.find(
+            {
+                "status": Status.CONNECTED.value,
+                "deleted_at": None,
+                "oauth.refresh_at": {"$lte": now},
+            },
+            {"_id": 1},
+        )
+        return [str(doc["_id"]) for doc in await cursor.limit(limit).to_list()]

@@ -14,6 +14,7 @@ from pymongo import ReturnDocument
 from shared.crypto import SecretBox
 from shared.ids import utcnow
 from shared.mongo import Collection, Database, Document, Index
+from shared.oauth.provider import AppCredentials
 from shared.settings import Settings
 
 COLLECTION = "provider_apps"
@@ -82,3 +83,25 @@ class ProviderAppRepository:
     async def changed_since(self, since: datetime | None) -> list[Document]:
         query: Document = {"updated_at": {"$gte": since}} if since else {"deleted_at": None}
         return await self._apps.find(query).to_list()
+
+
+class AppDirectory:
+    """hookhub's app settings per provider as every service sees them: the API's (stored
+    encrypted) over the environment's. Read on each use: changes apply at once, and OAuth
+    exchanges are rare."""
+
+    def __init__(self, repository: ProviderAppRepository, box: SecretBox, settings: Settings):
+        self._repository = repository
+        self._box = box
+        self._settings = settings
+
+    async def values(self, provider: str) -> dict[str, str]:
+        stored = open_values(await self._repository.get(provider), self._box)
+        return {**from_environment(self._settings, provider), **stored}
+
+    async def oauth_client(self, provider: str) -> AppCredentials | None:
+        """The OAuth client id and secret, or None when either is missing."""
+        values = await self.values(provider)
+        if values.get("client_id") and values.get("client_secret"):
+            return AppCredentials(values["client_id"], values["client_secret"])
+        return None

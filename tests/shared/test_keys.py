@@ -1,15 +1,23 @@
-"""Secrets at rest: no dump shows one in clear, and keys rotate without downtime."""
+"""Secrets at rest: no dump shows one in clear, and keys rotate without downtime.
+
+Covered: incoming-webhook tokens, integration settings, OAuth access and refresh tokens,
+provider app secrets, connects in progress (PKCE verifiers), revocations still pending,
+outgoing-webhook secrets and headers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.fernet import Fernet
 
 from services.delivery.app import definition as delivery_definition
@@ -18,9 +26,11 @@ from services.oauth.app import definition as oauth_definition
 from shared.http.app import create_app
 from shared.mongo import connect
 from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings
+from tests.fakes.oauth_providers import FakeGitHub, FakeGoogle
 from tests.gateway import signing
 from tests.infra import Infra
-from tests.support import admin_headers, make_settings, new_namespace, serve
+from tests.oauth import flow
+from tests.support import RunningService, admin_headers, make_settings, new_namespace, serve
 
 
 async def _dump(settings: ServiceSettings) -> str:
@@ -35,8 +45,52 @@ async def _dump(settings: ServiceSettings) -> str:
         await client.close()
 
 
+async def _oauth_state(
+    oauth: RunningService, github_app: FakeGitHub, google_app: FakeGoogle
+) -> dict[str, Any]:
+    """An OAuth-connected integration, a connect in progress, a revocation left pending."""
+    stored_app = await oauth.client.put(
+        "/api/providers/github",
+        json={"client_secret": github_app.client.client_secret},
+        headers=admin_headers(),
+    )
+    assert stored_app.status_code == 200, stored_app.text
+    connected = await flow.connect(oauth, "github")
+    in_progress = await flow.start(oauth, "github")
+    leaving = await flow.connect(oauth, "google")
+    leaving_tokens = await flow.tokens(oauth, leaving["id"])
+    google_app.revocation_unavailable = 1
+    disconnected = await oauth.client.post(
+        f"/api/integrations/{leaving['id']}/disconnect", headers=admin_headers()
+    )
+    assert disconnected.json()["revocation"] == "pending"
+    held = await flow.tokens(oauth, connected["id"])
+    return {
+        "connected": connected["id"],
+        "pending": leaving_tokens["refresh_token"],
+        "clear": [
+            held["access_token"],
+            held["refresh_token"],
+            *leaving_tokens.values(),
+            github_app.client.client_secret,
+            in_progress["state"],
+        ],
+    }
+
+
+@pytest.fixture
+async def oauth_apps() -> AsyncIterator[tuple[FakeGitHub, FakeGoogle]]:
+    """Fake GitHub and Google on loopback for the whole test (both key phases)."""
+    github_app, google_app = FakeGitHub(), FakeGoogle()
+    async with contextlib.AsyncExitStack() as stack:
+        for fake in (github_app, google_app):
+            running = await stack.enter_async_context(serve(fake.app(), probe="/healthz"))
+            fake.base_url = running.base_url
+        yield github_app, google_app
+
+
 async def test_no_secret_in_clear_and_rotation_retires_the_old_key(
-    infra: Infra, tmp_path: Path
+    infra: Infra, tmp_path: Path, oauth_apps: tuple[FakeGitHub, FakeGoogle]
 ) -> None:
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     namespace = new_namespace()
@@ -48,11 +102,23 @@ async def test_no_secret_in_clear_and_rotation_retires_the_old_key(
 
     github_secret = "gh-secret-" + os.urandom(8).hex()
     header_value = "Bearer receiver-token-" + os.urandom(8).hex()
+    github_app, google_app = oauth_apps
+
+    def oauth_settings(keys: str) -> ServiceSettings:
+        overrides = {
+            **github_app.hookhub_settings(github_app.base_url),
+            **google_app.hookhub_settings(google_app.base_url),
+            "github_client_secret": "",  # given through the API below, stored encrypted
+        }
+        result: ServiceSettings = settings(ServiceSettings, keys).model_copy(update=overrides)
+        return result
+
     async with (
         serve(create_app(gateway_definition(), settings(GatewaySettings, old_key))) as gateway,
-        serve(create_app(oauth_definition(), settings(ServiceSettings, old_key))) as oauth,
+        serve(create_app(oauth_definition(), oauth_settings(old_key))) as oauth,
         serve(create_app(delivery_definition(), settings(DeliverySettings, old_key))) as delivery,
     ):
+        oauth_secrets = await _oauth_state(oauth, github_app, google_app)
         hook = (
             await gateway.client.post(
                 "/api/incoming-webhooks",
@@ -92,7 +158,14 @@ async def test_no_secret_in_clear_and_rotation_retires_the_old_key(
         )
 
     dump = await _dump(settings(ServiceSettings, old_key))
-    for secret in (token, github_secret, header_value, whsec, whsec.removeprefix("whsec_")):
+    for secret in (
+        token,
+        github_secret,
+        header_value,
+        whsec,
+        whsec.removeprefix("whsec_"),
+        *oauth_secrets["clear"],
+    ):
         assert secret not in dump, "a secret is stored in clear"
 
     env = {
@@ -112,14 +185,30 @@ async def test_no_secret_in_clear_and_rotation_retires_the_old_key(
         check=False,
     )
     assert rotated.returncode == 0, rotated.stderr
-    assert "integrations: 1 documents re-encrypted" in rotated.stdout
+    # The webhook-secret one and the OAuth-connected one (the disconnected one holds none).
+    assert "integrations: 2 documents re-encrypted" in rotated.stdout
     assert "endpoints: 1 documents re-encrypted" in rotated.stdout
+    assert "provider_apps: 1 documents re-encrypted" in rotated.stdout
+    assert "oauth_states: 1 documents re-encrypted" in rotated.stdout
+    assert "pending_revocations: 1 documents re-encrypted" in rotated.stdout
 
     # The old key is gone; everything still opens.
     async with (
         serve(create_app(gateway_definition(), settings(GatewaySettings, new_key))) as gateway,
         serve(create_app(delivery_definition(), settings(DeliverySettings, new_key))) as delivery,
+        serve(create_app(oauth_definition(), oauth_settings(new_key))) as oauth,
     ):
+        # Sealed under the new key: the refresh token opens, the pending revocation too.
+        connected = oauth_secrets["connected"]
+        await flow.expire_soon(oauth, connected, seconds_left=5)
+        keeper = oauth.app.state.token_keeper  # type: ignore[attr-defined]
+        fresh = await keeper.access_token(connected)
+        assert fresh not in oauth_secrets["clear"] and github_app.valid(fresh)
+        await oauth.app.state.runtime.db.pending_revocations.update_many(  # type: ignore[attr-defined]
+            {}, {"$set": {"next_attempt_at": datetime.now(UTC)}}
+        )
+        assert await oauth.app.state.maintenance.retry_revocations() == 1  # type: ignore[attr-defined]
+        assert not google_app.valid(oauth_secrets["pending"])
         again = (
             await gateway.client.get(
                 f"/api/incoming-webhooks/{hook['id']}", headers=admin_headers()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
 from services.oauth.integrations.schemas import (
+    Disconnected,
     IntegrationCreate,
     IntegrationOut,
     IntegrationStatus,
@@ -33,15 +34,20 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 IntegrationId = Annotated[str, Path(max_length=200)]
 
 
+def _fields(doc: Document, runtime: Runtime) -> dict[str, Any]:
+    oauth = doc.get("oauth") or {}
+    tokens = sorted(doc.get("tokens") or {})
+    return {
+        **doc,
+        "id": doc["_id"],
+        "settings_configured": sorted(doc.get("secrets") or {}),
+        "oauth": {**oauth, "tokens_configured": tokens} if tokens else None,
+        "webhook_url": webhook_url(runtime.settings.public_url, doc["provider"], doc["_id"]),
+    }
+
+
 def _out(doc: Document, runtime: Runtime) -> IntegrationOut:
-    return IntegrationOut.model_validate(
-        {
-            **doc,
-            "id": doc["_id"],
-            "settings_configured": sorted(doc.get("secrets") or {}),
-            "webhook_url": webhook_url(runtime.settings.public_url, doc["provider"], doc["_id"]),
-        }
-    )
+    return IntegrationOut.model_validate(_fields(doc, runtime))
 
 
 async def _get(repository: IntegrationRepository, integration_id: str) -> Document:
@@ -101,4 +107,23 @@ async def integration_status(
     integration_id: IntegrationId, repository: RepositoryDep
 ) -> IntegrationStatus:
     doc = await _get(repository, integration_id)
-    return IntegrationStatus.model_validate({**doc, "id": doc["_id"]})
+    oauth = doc.get("oauth") or {}
+    return IntegrationStatus.model_validate(
+        {
+            **doc,
+            "id": doc["_id"],
+            "token_expires_at": oauth.get("expires_at"),
+            "last_refresh_error": oauth.get("last_refresh_error"),
+        }
+    )
+
+
+@router.post("/{integration_id}/disconnect", response_model=Disconnected)
+async def disconnect_integration(
+    integration_id: IntegrationId, service: ServiceDep, runtime: RuntimeDep
+) -> Disconnected:
+    """Revoke at the provider where it offers revocation, forget the tokens, publish
+    `integration.disconnected`. An unreachable provider does not block it: the revocation
+    is retried (`revocation: pending`)."""
+    doc, revocation = await service.disconnect(integration_id)
+    return Disconnected.model_validate({**_fields(doc, runtime), "revocation": revocation})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,8 +35,25 @@ class IntegrationUpdate(BaseModel):
 
 
 class Account(BaseModel):
+    """The provider account; OAuth providers add what identifies it further (`url`, Slack
+    `bot_user_id`, Jira `cloud_id` and `sites`, GitHub `github_id`, Discord `user_id`)."""
+
+    model_config = ConfigDict(extra="allow")
+
     id: str
     name: str | None = None
+
+
+class OAuthConnection(BaseModel):
+    """The OAuth side of an integration; the tokens themselves are never shown."""
+
+    tokens_configured: list[str] = Field(description="names of the tokens held (sealed)")
+    token_type: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+    refreshed_at: datetime | None = None
+    refresh_failures: int = 0
+    last_refresh_error: str | None = None
 
 
 class IntegrationOut(BaseModel):
@@ -49,6 +66,7 @@ class IntegrationOut(BaseModel):
     is_default: bool
     settings_configured: list[str] = Field(description="names of the write-only settings set")
     account: Account | None
+    oauth: OAuthConnection | None = Field(None, description="present once connected by OAuth")
     webhook_url: str | None
     rate_limit_per_second: float | None
     last_event_at: datetime | None
@@ -68,3 +86,14 @@ class IntegrationStatus(BaseModel):
     event_count: int
     error_count: int
     last_error: str | None
+    token_expires_at: datetime | None = None
+    last_refresh_error: str | None = None
+
+
+Revocation = Literal["revoked", "pending", "not_offered", "nothing_to_revoke"]
+
+
+class Disconnected(IntegrationOut):
+    revocation: Revocation = Field(
+        description="`pending`: the provider could not be reached; hookhub keeps retrying"
+    )

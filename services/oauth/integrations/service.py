@@ -1,16 +1,25 @@
-"""Integration logic: settings checks, encryption of secrets, the Telegram bot handshake."""
+"""Integration logic: settings checks, encryption of secrets, the Telegram bot handshake,
+disconnecting (revocation at the provider, tokens forgotten, `integration.disconnected`)."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
 
-from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUpdate
+from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUpdate, Revocation
+from services.oauth.revocations.service import Revoker
 from shared.crypto import SecretBox
-from shared.errors import NotFound
-from shared.ids import new_id, utcnow
-from shared.integrations.model import Provider, Status, check_settings
+from shared.envelopes import Topic
+from shared.errors import Invalid, NotFound
+from shared.integrations.model import (
+    Provider,
+    Status,
+    check_settings,
+    integration_event,
+    new_integration,
+)
 from shared.integrations.repository import IntegrationRepository
+from shared.kafka import EventPublisher
 from shared.mongo import Document
 from shared.providers.telegram.api import TelegramApi
 
@@ -33,38 +42,30 @@ class IntegrationService:
         box: SecretBox,
         telegram: TelegramApi,
         public_url: str,
+        revoker: Revoker,
+        publisher: EventPublisher,
     ) -> None:
         self._repository = repository
         self._box = box
         self._telegram = telegram
         self._public_url = public_url
+        self._revoker = revoker
+        self._publisher = publisher
 
     def _seal(self, values: dict[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in values.items()}
 
     async def create(self, body: IntegrationCreate) -> Document:
         values = check_settings(body.provider, body.settings, creating=True)
-        integration_id = new_id("int")
-        now = utcnow()
-        doc: Document = {
-            "_id": integration_id,
-            "workspace_id": body.workspace_id,
-            "provider": body.provider.value,
-            "name": body.name or f"{body.provider.value} integration",
-            "status": Status.CONNECTED.value,
-            "enabled": body.enabled,
-            "is_default": body.is_default,
-            "rate_limit_per_second": body.rate_limit_per_second,
-            "account": None,
-            "secrets": {},
-            "last_event_at": None,
-            "event_count": 0,
-            "error_count": 0,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-            "deleted_at": None,
-        }
+        doc = new_integration(
+            body.provider,
+            body.workspace_id,
+            name=body.name,
+            enabled=body.enabled,
+            is_default=body.is_default,
+            rate_limit_per_second=body.rate_limit_per_second,
+        )
+        integration_id = doc["_id"]
         if body.provider is Provider.TELEGRAM:
             values.setdefault("secret_token", secrets.token_urlsafe(32))
             doc["account"] = await self._connect_telegram(integration_id, values)
@@ -101,7 +102,14 @@ class IntegrationService:
                     **{k: self._box.decrypt(v) for k, v in current["secrets"].items()},
                     **values,
                 }
+                if "bot_token" not in merged:
+                    raise Invalid(
+                        "this integration was disconnected: give settings.bot_token to "
+                        "connect it again",
+                        code="missing_setting",
+                    )
                 fields["account"] = await self._connect_telegram(integration_id, merged)
+                fields["status"] = Status.CONNECTED.value  # a new bot token reconnects
             for name, sealed in self._seal(values).items():
                 fields[f"secrets.{name}"] = sealed
         updated = await self._repository.update(integration_id, fields) if fields else current
@@ -117,4 +125,33 @@ class IntegrationService:
         current = await self._repository.get(integration_id)
         if current is None:
             raise NotFound(f"integration {integration_id} not found")
-        await self._repository.soft_delete(integration_id, secrets={})
+        if current["status"] in (Status.CONNECTED, Status.ERROR) or current.get("tokens"):
+            await self.disconnect(integration_id)  # revoke first: a deleted grant stays dead
+        await self._repository.soft_delete(integration_id, secrets={}, tokens={}, oauth={})
+
+    async def disconnect(self, integration_id: str) -> tuple[Document, Revocation]:
+        """Revoke at the provider (or leave it to the retry loop when it cannot be reached),
+        forget the tokens, mark it disconnected, publish `integration.disconnected`."""
+        current = await self._repository.get(integration_id)
+        if current is None:
+            raise NotFound(f"integration {integration_id} not found")
+        stored = {k: self._box.decrypt(v) for k, v in (current.get("tokens") or {}).items()}
+        fields: dict[str, Any] = {"status": Status.DISCONNECTED.value, "tokens": {}, "oauth": {}}
+        if current["provider"] == Provider.TELEGRAM and "bot_token" in current["secrets"]:
+            # The bot token is the connection: deleteWebhook with it, then forget it.
+            stored = {"bot_token": self._box.decrypt(current["secrets"]["bot_token"])}
+            fields["secrets"] = {k: v for k, v in current["secrets"].items() if k != "bot_token"}
+        revocation: Revocation = "nothing_to_revoke"
+        if stored and not self._revoker.offered(current["provider"]):
+            revocation = "not_offered"
+        elif stored:
+            done = await self._revoker.revoke(current, stored)
+            revocation = "revoked" if done else "pending"
+        updated = await self._repository.update(integration_id, fields)
+        if updated is None:
+            raise NotFound(f"integration {integration_id} not found")
+        await self._publisher.publish(
+            Topic.INTEGRATION_EVENTS,
+            integration_event(updated, "disconnected", revocation=revocation),
+        )
+        return updated, revocation

@@ -1,0 +1,1 @@
+"""Connecting an integration through OAuth: `/api/auth/oauth/connect` and its callback."""

@@ -1,0 +1,65 @@
+"""HTTP routes of `/api/auth/oauth`: connect (admin) and the provider's callback (public)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectStarted
+from services.oauth.connect.service import ConnectService, Outcome
+from shared.http.app import from_state
+from shared.http.auth import AdminDep
+from shared.http.errors import error_response
+
+router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
+
+ServiceDep = Annotated[ConnectService, Depends(from_state("connect", ConnectService))]
+
+
+@router.post("/connect", response_model=ConnectStarted, dependencies=[AdminDep])
+async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
+    """Start connecting: send the user's browser to `authorization_url`."""
+    return await service.start(body)
+
+
+@router.get(
+    "/callback",
+    response_model=Connected,
+    responses={302: {"description": "to `return_to`, when the connect named one"}},
+)
+async def callback(request: Request, service: ServiceDep) -> Response:
+    """Where the provider sends the browser back (no admin token: the state is the proof)."""
+    outcome = await service.finish(dict(request.query_params))
+    if outcome.return_to:
+        return RedirectResponse(_with_query(outcome.return_to, _report(outcome)), status_code=302)
+    if outcome.error is not None:
+        error = outcome.error
+        return error_response(error.status, error.code, error.message, error.headers)
+    doc = outcome.integration
+    assert doc is not None
+    return JSONResponse(
+        Connected(
+            integration_id=doc["_id"],
+            provider=doc["provider"],
+            workspace_id=doc["workspace_id"],
+            status=doc["status"],
+            account=doc.get("account"),
+        ).model_dump()
+    )
+
+
+def _report(outcome: Outcome) -> dict[str, str]:
+    if outcome.error is not None:
+        return {"error": outcome.error.code, "error_description": outcome.error.message}
+    doc = outcome.integration
+    assert doc is not None
+    return {"integration_id": doc["_id"], "provider": doc["provider"], "status": doc["status"]}
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *params.items()]
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -1,0 +1,1 @@
+"""Revoking tokens at the provider on disconnect, and retrying what could not be revoked."""

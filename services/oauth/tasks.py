@@ -1,0 +1,60 @@
+"""The oauth service's background work: tokens refreshed ahead of expiry, revocations retried.
+
+Every replica runs it; the refresh lease (shared.oauth.tokens) and the revocation claim
+(services/oauth/revocations) make sure each piece of work is done by one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from services.oauth.revocations.service import Revoker
+from shared.ids import utcnow
+from shared.integrations.repository import IntegrationRepository
+from shared.oauth.tokens import TokenKeeper
+
+log = structlog.get_logger(__name__)
+
+_BATCH = 100
+_CONCURRENT_REFRESHES = 8
+
+
+class Maintenance:
+    def __init__(
+        self,
+        integrations: IntegrationRepository,
+        keeper: TokenKeeper,
+        revoker: Revoker,
+        poll_seconds: float,
+    ) -> None:
+        self._integrations = integrations
+        self._keeper = keeper
+        self._revoker = revoker
+        self._poll_seconds = poll_seconds
+
+    async def run(self) -> None:
+        while True:
+            await self.once()
+            await asyncio.sleep(self._poll_seconds)
+
+    async def once(self) -> None:
+        try:
+            await self.refresh_due()
+            await self.retry_revocations()
+        except Exception as exc:  # the database may be away; the next pass tries again
+            log.warning("oauth_maintenance_failed", error=repr(exc))
+
+    async def refresh_due(self) -> None:
+        due = await self._integrations.due_for_refresh(utcnow(), _BATCH)
+        slots = asyncio.Semaphore(_CONCURRENT_REFRESHES)
+
+        async def refresh(integration_id: str) -> None:
+            async with slots:
+                await self._keeper.refresh_if_due(integration_id)
+
+        await asyncio.gather(*(refresh(i) for i in due))
+
+    async def retry_revocations(self) -> int:
+        return await self._revoker.retry_due()

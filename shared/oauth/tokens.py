@@ -1,0 +1,357 @@
+"""Tokens at rest and fresh: sealed in the integration document, refreshed under a MongoDB
+lease so that two processes never both spend a rotating refresh token.
+
+`TokenKeeper.access_token(integration_id)` is what sync, the importer and actions call. It
+returns a valid access token, refreshing first when the token has expired or is about to,
+or when the caller says the provider rejected it (`rejected=`, after a 401).
+
+In the `integrations` document:
+
+- `tokens`: `{access_token, refresh_token?, ...}`, each sealed (shared.crypto.SecretBox);
+  `hookhub keys rotate` re-encrypts them (shared.keys.SEALED).
+- `oauth`: `{token_type, scopes, obtained_at, expires_at, refresh_at, refreshed_at,
+  refresh_failures, last_refresh_error, lease_owner, lease_until}` in the clear.
+
+The refresh, wherever it starts (a caller, or the oauth service's loop ahead of expiry):
+
+1. Take the lease: one conditional update that succeeds only if nobody holds an unexpired
+   one, and returns the document as it is after taking it (the re-read).
+2. If that document no longer needs a refresh, another process did it: use its token.
+3. Spend the refresh token (bounded by half the lease, so the lease cannot run out first),
+   then store the new tokens in the same write that releases the lease. The old refresh
+   token is replaced only by that write; an answer without one keeps the old one.
+4. Callers that found the lease taken wait for it to be released, then re-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from shared.crypto import SecretBox
+from shared.envelopes import Topic
+from shared.errors import Conflict, HookhubError, NotFound
+from shared.ids import utcnow
+from shared.integrations.model import Status, integration_event
+from shared.integrations.repository import IntegrationRepository
+from shared.kafka import EventPublisher
+from shared.mongo import Database, Document
+from shared.oauth.client import OAuthClient
+from shared.oauth.provider import (
+    OAuthProvider,
+    ProviderRefused,
+    ProviderUnreachable,
+    TokenSet,
+)
+from shared.providers import OAUTH_PROVIDERS
+from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Callers treat a token this close to its expiry as expired (at most a tenth of its life).
+EXPIRY_LEEWAY_SECONDS = 60.0
+# After a refresh that failed for a passing reason: 30 s, 1 min, 2 min, ... up to an hour.
+BACKOFF_FIRST_SECONDS = 30.0
+BACKOFF_MAX_SECONDS = 3600.0
+
+
+class NotConnected(Conflict):
+    """No usable token: never connected, disconnected, or the grant is gone (reconnect)."""
+
+    code = "integration_not_connected"
+
+
+def token_state(
+    secrets: Mapping[str, str], tokens: TokenSet, box: SecretBox, now: datetime, margin: float
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """(`tokens`, `oauth`) fields for a token set: the secrets sealed, the timing in clear.
+
+    The token is due for refresh `margin` seconds before it expires, but never before half
+    its lifetime, so a short-lived token is not refreshed again at once.
+    """
+    expires_at = refresh_at = None
+    if tokens.expires_in:
+        expires_at = now + timedelta(seconds=tokens.expires_in)
+        if secrets.get("refresh_token"):
+            refresh_at = expires_at - timedelta(seconds=min(margin, tokens.expires_in / 2))
+    state = {
+        "token_type": tokens.token_type,
+        "scopes": list(tokens.scopes),
+        "obtained_at": now,
+        "expires_at": expires_at,
+        "refresh_at": refresh_at,
+        "refresh_failures": 0,
+        "last_refresh_error": None,
+    }
+    return {name: box.encrypt(value) for name, value in secrets.items()}, state
+
+
+def _oauth(doc: Document) -> dict[str, Any]:
+    return doc.get("oauth") or {}
+
+
+def _failures(doc: Document) -> int:
+    return int(_oauth(doc).get("refresh_failures") or 0)
+
+
+class TokenKeeper:
+    def __init__(
+        self,
+        repository: IntegrationRepository,
+        apps: AppDirectory,
+        box: SecretBox,
+        settings: Settings,
+        publisher: EventPublisher,
+        providers: Mapping[str, OAuthProvider] = OAUTH_PROVIDERS,
+    ) -> None:
+        self._repository = repository
+        self._apps = apps
+        self._box = box
+        self._settings = settings
+        self._publisher = publisher
+        self._providers = providers
+
+    @classmethod
+    def for_database(
+        cls, db: Database, box: SecretBox, settings: Settings, publisher: EventPublisher
+    ) -> TokenKeeper:
+        """What any service needs to hand out tokens: its database, keys and publisher."""
+        apps = AppDirectory(ProviderAppRepository(db), box, settings)
+        return cls(IntegrationRepository(db), apps, box, settings, publisher)
+
+    # -- for callers ------------------------------------------------------------------------
+
+    async def access_token(self, integration_id: str, *, rejected: str | None = None) -> str:
+        """A valid access token for the integration, refreshed first if it must be.
+
+        `rejected`: the token the provider just answered 401 to; it is refreshed unless
+        another caller already replaced it. Raises NotConnected (reconnect needed),
+        ProviderUnreachable (the provider cannot refresh it now) or NotFound.
+        """
+        doc = self._connected(await self._repository.get(integration_id), integration_id)
+
+        def stale(d: Document) -> bool:
+            return self._expired(d) or (
+                rejected is not None and self._open(d).get("access_token") == rejected
+            )
+
+        if stale(doc):
+            doc = await self._refresh(integration_id, stale, on_demand=True, rejected=rejected)
+        return self._open(doc)["access_token"]
+
+    async def refresh_if_due(self, integration_id: str) -> None:
+        """The loop's entry: refresh ahead of expiry; failures are recorded, not raised."""
+        try:
+            await self._refresh(integration_id, self._due, on_demand=False, rejected=None)
+        except HookhubError as exc:
+            log.info("token_refresh_skipped", integration_id=integration_id, reason=exc.message)
+
+    # -- the refresh ------------------------------------------------------------------------
+
+    async def _refresh(
+        self,
+        integration_id: str,
+        needed: Callable[[Document], bool],
+        *,
+        on_demand: bool,
+        rejected: str | None,
+    ) -> Document:
+        lease = self._settings.oauth_lease_seconds
+        deadline = time.monotonic() + 2 * lease
+        failures_before: int | None = None
+        pause = 0.02
+        while True:
+            doc = self._connected(await self._repository.get(integration_id), integration_id)
+            if not needed(doc):
+                return doc
+            if failures_before is None:
+                failures_before = _failures(doc)
+                if on_demand and self._backing_off(doc):
+                    return self._after_failure(doc, on_demand, rejected)
+            elif _failures(doc) > failures_before:
+                # The process that held the lease tried and failed; one attempt is enough.
+                return self._after_failure(doc, on_demand, rejected)
+            owner = uuid.uuid4().hex
+            now = utcnow()
+            held = await self._repository.take_refresh_lease(
+                integration_id, owner, now, now + timedelta(seconds=lease)
+            )
+            if held is not None:
+                try:
+                    if not needed(held):
+                        return held  # refreshed by another process since we read it
+                    if _failures(held) > failures_before:
+                        return self._after_failure(held, on_demand, rejected)
+                    return await self._refresh_held(held, owner, on_demand, rejected)
+                finally:
+                    await self._repository.release_refresh_lease(integration_id, owner)
+            if time.monotonic() > deadline:
+                raise ProviderUnreachable("the token refresh held by another process took too long")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    async def _refresh_held(
+        self, doc: Document, owner: str, on_demand: bool, rejected: str | None
+    ) -> Document:
+        integration_id = str(doc["_id"])
+        provider = self._providers.get(doc["provider"])
+        secrets = self._open(doc)
+        if provider is None or not secrets.get("refresh_token"):
+            reason = (
+                "the provider rejected the access token"
+                if rejected is not None
+                else "the access token expired"
+            ) + " and there is no refresh token"
+            await self._fail(doc, owner, "token_expired", reason)
+            raise NotConnected(f"{reason}; reconnect the integration")
+        app = await self._apps.oauth_client(provider.name)
+        if app is None:
+            message = (
+                f"no {provider.title} app configured (HOOKHUB_{provider.name.upper()}_CLIENT_ID "
+                f"and _CLIENT_SECRET, or PUT /api/providers/{provider.name})"
+            )
+            return await self._postpone(doc, owner, message, on_demand, rejected)
+        client = OAuthClient(
+            provider,
+            provider.endpoints(self._settings),
+            app,
+            timeout=self._settings.provider_timeout_seconds,
+            pkce=False,
+        )
+        try:
+            # Half the lease: the lease cannot expire while the refresh token is in flight.
+            async with asyncio.timeout(self._settings.oauth_lease_seconds / 2):
+                tokens = provider.parse_refreshed(await client.refresh(secrets["refresh_token"]))
+        except ProviderRefused as exc:
+            if exc.error in provider.permanent_errors:
+                await self._fail(doc, owner, exc.error, exc.message)
+                raise NotConnected(f"{exc.message}; reconnect the integration") from exc
+            return await self._postpone(doc, owner, exc.message, on_demand, rejected)
+        except (ProviderUnreachable, TimeoutError) as exc:
+            message = getattr(exc, "message", "") or f"{provider.title} did not answer in time"
+            return await self._postpone(doc, owner, message, on_demand, rejected)
+
+        now = utcnow()
+        # An answer without a refresh token keeps the old one (Google's never carry one).
+        merged = {**secrets, **tokens.secrets()}
+        sealed, state = token_state(
+            merged, tokens, self._box, now, self._settings.oauth_refresh_margin_seconds
+        )
+        fields = {
+            "tokens": sealed,
+            **{f"oauth.{name}": value for name, value in state.items()},
+            "oauth.refreshed_at": now,
+        }
+        stored = await self._repository.write_under_lease(integration_id, owner, fields)
+        if stored is None:
+            # Only if we overran the lease (which the timeout above prevents): the tokens we
+            # hold are still the newest the provider issued, so they must not be lost.
+            log.error("token_refresh_lease_lost", integration_id=integration_id)
+            stored = await self._repository.update(integration_id, fields)
+            if stored is None:
+                raise NotFound(f"integration {integration_id} was deleted during the refresh")
+        log.info("token_refreshed", integration_id=integration_id, expires_at=state["expires_at"])
+        await self._announce(stored, "refreshed", expires_at=_iso(state["expires_at"]))
+        return stored
+
+    async def _postpone(
+        self, doc: Document, owner: str, message: str, on_demand: bool, rejected: str | None
+    ) -> Document:
+        """A refresh that failed for a passing reason: back off, keep the current token."""
+        failures = _failures(doc) + 1
+        delay = min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+        fields = {
+            "oauth.refresh_failures": failures,
+            "oauth.last_refresh_error": message,
+            "oauth.refresh_at": utcnow() + timedelta(seconds=delay),
+        }
+        log.warning(
+            "token_refresh_failed",
+            integration_id=str(doc["_id"]),
+            error=message,
+            failures=failures,
+            retry_in=delay,
+        )
+        stored = await self._repository.write_under_lease(str(doc["_id"]), owner, fields)
+        return self._after_failure(stored or doc, on_demand, rejected)
+
+    def _after_failure(self, doc: Document, on_demand: bool, rejected: str | None) -> Document:
+        """After a failed refresh: the current token if it still works, else 503."""
+        if not on_demand:
+            return doc
+        expires_at = _oauth(doc).get("expires_at")
+        token = self._open(doc).get("access_token")
+        if (expires_at is None or expires_at > utcnow()) and token != rejected:
+            return doc
+        raise ProviderUnreachable(
+            "the token has expired and could not be refreshed: "
+            f"{_oauth(doc).get('last_refresh_error') or 'the provider did not answer'}"
+        )
+
+    async def _fail(self, doc: Document, owner: str, error: str, message: str) -> None:
+        """The grant is gone: status error, `integration.error` published."""
+        fields = {
+            "status": Status.ERROR.value,
+            "last_error": message,
+            "oauth.last_refresh_error": message,
+            "oauth.refresh_at": None,
+        }
+        stored = await self._repository.write_under_lease(str(doc["_id"]), owner, fields)
+        log.warning("token_refresh_refused", integration_id=str(doc["_id"]), error=error)
+        if stored is not None:
+            await self._announce(stored, "error", reason=error, message=message)
+
+    async def _announce(self, doc: Document, kind: str, **data: Any) -> None:
+        # The stored state is what counts; a lost event is logged, not retried.
+        try:
+            await self._publisher.publish(
+                Topic.INTEGRATION_EVENTS, integration_event(doc, kind, **data)
+            )
+        except HookhubError as exc:
+            log.warning("integration_event_not_published", kind=kind, error=exc.message)
+
+    # -- reading the document ---------------------------------------------------------------
+
+    def _connected(self, doc: Document | None, integration_id: str) -> Document:
+        if doc is None:
+            raise NotFound(f"integration {integration_id} not found")
+        if doc.get("status") != Status.CONNECTED.value:
+            detail = f": {doc['last_error']}" if doc.get("last_error") else ""
+            raise NotConnected(f"integration {integration_id} is {doc.get('status')}{detail}")
+        if not (doc.get("tokens") or {}).get("access_token"):
+            raise NotConnected(
+                f"integration {integration_id} has no OAuth token; connect it through "
+                "POST /api/auth/oauth/connect"
+            )
+        return doc
+
+    def _open(self, doc: Document) -> dict[str, str]:
+        return {name: self._box.decrypt(value) for name, value in (doc.get("tokens") or {}).items()}
+
+    def _expired(self, doc: Document) -> bool:
+        oauth = _oauth(doc)
+        expires_at, obtained_at = oauth.get("expires_at"), oauth.get("obtained_at")
+        if expires_at is None:
+            return False
+        lifetime = (expires_at - obtained_at).total_seconds() if obtained_at else 0.0
+        leeway = min(EXPIRY_LEEWAY_SECONDS, max(lifetime, 0.0) / 10)
+        return bool(utcnow() >= expires_at - timedelta(seconds=leeway))
+
+    def _due(self, doc: Document) -> bool:
+        refresh_at = _oauth(doc).get("refresh_at")
+        return refresh_at is not None and bool(utcnow() >= refresh_at)
+
+    def _backing_off(self, doc: Document) -> bool:
+        refresh_at = _oauth(doc).get("refresh_at")
+        return _failures(doc) > 0 and refresh_at is not None and refresh_at > utcnow()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

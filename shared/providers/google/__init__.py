@@ -1,0 +1,1 @@
+"""Google: OAuth only (offline access, user info)."""
