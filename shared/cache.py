@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 
@@ -27,6 +27,14 @@ V = TypeVar("V")
 # cannot write an `updated_at` older than our watermark and be missed.
 _CLOCK_SKEW = timedelta(seconds=5)
 _MAX_NEGATIVE_ENTRIES = 10_000
+
+
+class ChangeFeed(Protocol):
+    """A repository a cache can follow: documents changed since a time, one by id."""
+
+    async def changed_since(self, since: datetime | None) -> list[Document]: ...
+
+    async def find_any(self, doc_id: str) -> Document | None: ...
 
 
 class RefreshingCache(Generic[K, V]):
@@ -53,6 +61,25 @@ class RefreshingCache(Generic[K, V]):
         self._unknown_until: dict[K, float] = {}
         self._watermark: datetime | None = None
         self.loaded = False
+
+    @classmethod
+    def by_id(
+        cls,
+        repository: ChangeFeed,
+        snapshot: Callable[[Document], V],
+        *,
+        refresh_seconds: float,
+        name: str,
+    ) -> RefreshingCache[str, V]:
+        """The documents of `repository` by their `_id`."""
+        return RefreshingCache(
+            changed_since=repository.changed_since,
+            find=repository.find_any,
+            key=lambda doc: str(doc["_id"]),
+            snapshot=snapshot,
+            refresh_seconds=refresh_seconds,
+            name=name,
+        )
 
     def get(self, key: K) -> V | None:
         return self._by_key.get(key)

@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from starlette.types import ASGIApp
 
 from shared.embedded import free_port
+from shared.envelopes import Topic
 from shared.http.server import CoalescingHttpToolsProtocol
 from shared.settings import ServiceSettings
 from tests.infra import Infra
@@ -139,6 +140,11 @@ class KafkaTap:
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
         )
         self.records: list[Any] = []
+
+    @classmethod
+    def of(cls, settings: ServiceSettings, topic: Topic | str) -> KafkaTap:
+        """The tap on `topic` as the services configured by `settings` name it."""
+        return cls(settings.kafka_bootstrap, settings.topic(topic))
 
     async def __aenter__(self) -> KafkaTap:
         await self._consumer.start()

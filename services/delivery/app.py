@@ -32,11 +32,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
     endpoints_repo = endpoint_repository.EndpointRepository(runtime.db)
     endpoint_service = EndpointService(endpoints_repo, runtime.secrets, policy)
-    cache: RefreshingCache[str, EndpointSnapshot] = RefreshingCache(
-        changed_since=endpoints_repo.changed_since,
-        find=endpoints_repo.find_any,
-        key=lambda doc: str(doc["_id"]),
-        snapshot=lambda doc: snapshot(doc, runtime.secrets),
+    cache: RefreshingCache[str, EndpointSnapshot] = RefreshingCache.by_id(
+        endpoints_repo,
+        lambda doc: snapshot(doc, runtime.secrets),
         refresh_seconds=1.0,
         name="endpoints",
     )

@@ -34,21 +34,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.incoming_cache = tokens
 
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
-    integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache(
-        changed_since=integrations_repo.changed_since,
-        find=integrations_repo.find_any,
-        key=lambda doc: str(doc["_id"]),
-        snapshot=lambda doc: integration_model.snapshot(doc, runtime.secrets),
+    integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
+        integrations_repo,
+        lambda doc: integration_model.snapshot(doc, runtime.secrets),
         refresh_seconds=settings.cache_refresh_seconds,
         name="integrations",
     )
     seen = seen_repository.SeenDeliveries(runtime.db, writer)
     apps_repo = apps.ProviderAppRepository(runtime.db)
-    provider_apps: RefreshingCache[str, dict[str, str]] = RefreshingCache(
-        changed_since=apps_repo.changed_since,
-        find=apps_repo.find_any,
-        key=lambda doc: str(doc["_id"]),
-        snapshot=lambda doc: apps.open_values(doc, runtime.secrets),
+    provider_apps: RefreshingCache[str, dict[str, str]] = RefreshingCache.by_id(
+        apps_repo,
+        lambda doc: apps.open_values(doc, runtime.secrets),
         refresh_seconds=settings.cache_refresh_seconds,
         name="provider apps",
     )

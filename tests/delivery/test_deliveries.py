@@ -236,9 +236,7 @@ async def test_gone_disables_and_exhaustion_dead_letters_then_manual_retry_and_r
     assert len(await fake.wait_for(dead_path, 3, timeout=15)) == 3
     failed = await _deliveries(delivery, dead["id"], "failed")
     assert failed[0]["attempts"] == 3
-    async with KafkaTap(
-        delivery_settings.kafka_bootstrap, delivery_settings.topic("hookhub.delivery.dead-letters")
-    ) as tap:
+    async with KafkaTap.of(delivery_settings, "hookhub.delivery.dead-letters") as tap:
         [letter] = await tap.wait_for(lambda v: v["endpoint_id"] == dead["id"])
     assert letter["attempts"] == 3 and letter["last_status_code"] == 500
 
@@ -460,9 +458,7 @@ async def test_invalid_envelopes_on_the_topic_are_dead_lettered_with_the_reason(
         await producer.send_and_wait(delivery_settings.topic(Topic.CHAT_EVENTS), bad)
     finally:
         await producer.stop()
-    async with KafkaTap(
-        delivery_settings.kafka_bootstrap, delivery_settings.topic("hookhub.dead-letters")
-    ) as tap:
+    async with KafkaTap.of(delivery_settings, "hookhub.dead-letters") as tap:
         await tap.wait_for(lambda _: False, timeout=0.1)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not any(

@@ -31,7 +31,5 @@ async def gateway(gateway_settings: GatewaySettings) -> AsyncIterator[RunningSer
 async def inbound(
     gateway: RunningService, gateway_settings: GatewaySettings
 ) -> AsyncIterator[KafkaTap]:
-    async with KafkaTap(
-        gateway_settings.kafka_bootstrap, gateway_settings.topic(Topic.CHAT_INBOUND)
-    ) as tap:
+    async with KafkaTap.of(gateway_settings, Topic.CHAT_INBOUND) as tap:
         yield tap

@@ -74,9 +74,7 @@ async def oauth(
 async def provider_events(
     gateway: RunningService, gateway_settings: GatewaySettings
 ) -> AsyncIterator[KafkaTap]:
-    async with KafkaTap(
-        gateway_settings.kafka_bootstrap, gateway_settings.topic(Topic.PROVIDER_EVENTS)
-    ) as tap:
+    async with KafkaTap.of(gateway_settings, Topic.PROVIDER_EVENTS) as tap:
         yield tap
 
 

@@ -72,7 +72,5 @@ async def oauth(oauth_settings: ServiceSettings) -> AsyncIterator[RunningService
 async def integration_events(
     oauth: RunningService, oauth_settings: ServiceSettings
 ) -> AsyncIterator[KafkaTap]:
-    async with KafkaTap(
-        oauth_settings.kafka_bootstrap, oauth_settings.topic(Topic.INTEGRATION_EVENTS)
-    ) as tap:
+    async with KafkaTap.of(oauth_settings, Topic.INTEGRATION_EVENTS) as tap:
         yield tap

@@ -73,9 +73,7 @@ async def test_a_redelivered_envelope_has_one_effect_and_invalid_ones_are_dead_l
     await asyncio.sleep(1.5)  # give any duplicate time to show up
     assert sorted(effects) == sorted([first.id, second.id, "evt_flaky"])
 
-    async with KafkaTap(
-        runtime.settings.kafka_bootstrap, runtime.settings.topic(DEAD_LETTER_TOPIC)
-    ) as tap:
+    async with KafkaTap.of(runtime.settings, DEAD_LETTER_TOPIC) as tap:
         await tap.wait_for(lambda _: True)
     [dead] = tap.records
     headers = {key: value.decode() for key, value in dead.headers}

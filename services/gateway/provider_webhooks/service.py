@@ -25,10 +25,7 @@ class AppSecrets:
         environment: Mapping[str, Mapping[str, str]],
         apps: Callable[[str], Mapping[str, str] | None] = lambda _: None,
     ) -> None:
-        self._environment = {
-            provider: {k: v for k, v in values.items() if v}
-            for provider, values in environment.items()
-        }
+        self._environment = environment  # without empty values (apps.from_environment)
         self._apps = apps
         # Merged per integration, kept while neither the snapshot nor the app changes.
         self._merged: dict[str, tuple[object, object, dict[str, str]]] = {}
