@@ -39,6 +39,7 @@ def serve(name: str, host: str | None, port: int | None) -> int:
         settings.port = port
     configure_logging(settings.log_level, settings.log_format, service=name)
     app = create_app(definition, settings)
+    _settle_heap()
     uvicorn.run(
         app,
         host=host or os.environ.get("HOOKHUB_HOST", "0.0.0.0"),
@@ -50,6 +51,20 @@ def serve(name: str, host: str | None, port: int | None) -> int:
         http=CoalescingHttpToolsProtocol,
     )
     return 0
+
+
+def _settle_heap() -> None:
+    """Keep the garbage collector's full collections to what requests allocate.
+
+    A full collection walks every object the process holds: modules, classes and the app,
+    about 100,000 of them. Under load one ran every second or two and paused a gateway for
+    60 ms each time (6% of its CPU). What exists once the app is built lives as long as the
+    process, so it is frozen out of collections.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
