@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -97,10 +98,36 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"body exceeds the {limit}-byte limit", code="payload_too_large")
 
 
+class RawResponse:
+    """An answer as bytes: what the ingress sends, without building a Starlette `Response`
+    (its header handling and JSON encoding cost a tenth of a webhook's CPU)."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, status_code: int, body: bytes = b"", media_type: str | None = None):
+        self.status_code = status_code
+        self.body = body
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        if status_code >= 200 and status_code not in (204, 304):  # as Starlette does
+            self.raw_headers.append((b"content-length", str(len(body)).encode()))
+        if media_type is not None:
+            self.raw_headers.append((b"content-type", _content_type(media_type)))
+
+    @classmethod
+    def json(cls, content: Any, status_code: int = 200) -> RawResponse:
+        return cls(status_code, orjson.dumps(content), "application/json")
+
+
+def _content_type(media_type: str) -> bytes:
+    if media_type.startswith("text/") and "charset=" not in media_type:
+        media_type += "; charset=utf-8"
+    return media_type.encode("latin-1")
+
+
 @dataclass(frozen=True)
 class IngressRoute:
     path: str
-    endpoint: Callable[[IngressRequest], Awaitable[Response]]
+    endpoint: Callable[[IngressRequest], Awaitable[Response | RawResponse]]
     summary: str
     responses: Mapping[int, str]
     request_media_types: tuple[str, ...] = ("application/json",)
@@ -136,7 +163,7 @@ class Ingress:
     ) -> None:
         started = time.perf_counter()
         request_id = self._telemetry.begin(scope)
-        response: Response
+        response: Response | RawResponse
         try:
             if scope["method"] != "POST":
                 response = error_response(

@@ -154,3 +154,20 @@ async def test_the_coalescing_server_answers_keep_alive_and_closing_connections(
         head, _, body = raw.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200")
         assert body == b"last|None|None|ok"
+
+
+def test_raw_responses_carry_the_headers_starlette_would() -> None:
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+    from shared.http.ingress import RawResponse
+
+    pairs = [
+        (RawResponse.json({"ok": True}), JSONResponse({"ok": True})),
+        (RawResponse(200, b"ok", "text/plain"), PlainTextResponse("ok")),
+        (RawResponse(204), Response(status_code=204)),
+        (RawResponse(200), Response(status_code=200)),
+    ]
+    for raw, starlette in pairs:
+        assert raw.status_code == starlette.status_code
+        assert raw.body == starlette.body
+        assert sorted(raw.raw_headers) == sorted(starlette.raw_headers)

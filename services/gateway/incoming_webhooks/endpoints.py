@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
-from fastapi.responses import PlainTextResponse
 
 from services.gateway.incoming_webhooks.cache import TokenCache
 from services.gateway.incoming_webhooks.repository import COLLECTION, IncomingWebhookRepository
@@ -20,7 +19,7 @@ from shared.envelopes import Topic
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
-from shared.http.ingress import IngressRequest, IngressRoute
+from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
 from shared.mongo import BatchedWriter, Document
@@ -138,7 +137,7 @@ async def rotate_incoming_webhook_token(
     return _out(doc, runtime)
 
 
-async def post_incoming_webhook(request: IngressRequest) -> Response:
+async def post_incoming_webhook(request: IngressRequest) -> RawResponse:
     """Slack-compatible incoming webhook; 200 `ok` only once the message is on Kafka."""
     state = request.app.state
     runtime: Runtime = state.runtime
@@ -160,11 +159,12 @@ async def post_incoming_webhook(request: IngressRequest) -> Response:
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters: BatchedWriter = state.counters
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
-    return PlainTextResponse("ok")
+    return _OK
 
 
 _MAX_TOKEN = 200
 _MAX_IDEMPOTENCY_KEY = 200
+_OK = RawResponse(200, b"ok", "text/plain")
 
 INGRESS = IngressRoute(
     "/api/webhooks/incoming/{token}",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.gateway.provider_webhooks.service import (
@@ -22,7 +21,7 @@ from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
 from shared.errors import HookhubError, NotFound, PayloadTooLarge, Unavailable
-from shared.http.ingress import IngressRequest, IngressRoute
+from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
 from shared.integrations.repository import COLLECTION as INTEGRATIONS
@@ -88,7 +87,7 @@ class ProviderIngress:
 
     async def handle(
         self, provider: str, integration_id: str | None, request: IngressRequest
-    ) -> Response:
+    ) -> RawResponse:
         started = time.perf_counter()
         outcome = "error"
         integration: IntegrationSnapshot | None = None
@@ -194,15 +193,16 @@ def _body_is_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bool:
     return content_type == "application/json" and isinstance(parsed.payload, dict)
 
 
-def _render(reply: Reply) -> Response:
+def _render(reply: Reply) -> RawResponse:
     if reply.body is None:
-        return Response(status_code=reply.status)
+        return RawResponse(reply.status)
     if reply.media_type == "application/json":
-        return JSONResponse(reply.body, status_code=reply.status)
-    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+        return RawResponse.json(reply.body, reply.status)
+    body = reply.body if isinstance(reply.body, bytes) else str(reply.body).encode()
+    return RawResponse(reply.status, body, reply.media_type)
 
 
-async def provider_webhook(request: IngressRequest) -> Response:
+async def provider_webhook(request: IngressRequest) -> RawResponse:
     """A webhook for one integration: the URL to paste into the provider's settings."""
     ingress: ProviderIngress = request.app.state.provider_ingress
     params = request.path_params
@@ -211,7 +211,7 @@ async def provider_webhook(request: IngressRequest) -> Response:
     return await ingress.handle(params["provider"], params["integration_id"], request)
 
 
-async def app_level_webhook(request: IngressRequest) -> Response:
+async def app_level_webhook(request: IngressRequest) -> RawResponse:
     """A webhook for the provider app: routed to the integration it belongs to."""
     ingress: ProviderIngress = request.app.state.provider_ingress
     return await ingress.handle(request.path_params["provider"], None, request)
