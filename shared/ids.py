@@ -16,11 +16,29 @@ def new_id(prefix: str) -> str:
     Ids sort by creation time, which is what cursor pagination walks.
     """
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return f"{prefix}_{_crockford(value)}"
+
+
+def id_floor(prefix: str, seconds: float) -> str:
+    """The smallest `new_id(prefix)` made at `seconds` (Unix time) or later, for range
+    queries over ids by creation time."""
+    return f"{prefix}_{_crockford(max(int(seconds * 1000), 0) << 80)}"
+
+
+def id_time(resource_id: str) -> float:
+    """When `new_id` made `resource_id` (Unix time), from its 48-bit millisecond prefix."""
+    value = 0
+    for char in resource_id.rpartition("_")[2][:10]:
+        value = value * 32 + _CROCKFORD.index(char)
+    return value / 1000
+
+
+def _crockford(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    return "".join(reversed(chars))
 
 
 def derived_id(*parts: str, prefix: str = "evt") -> str:

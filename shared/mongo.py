@@ -209,6 +209,9 @@ class BatchedExistence:
 
 _MAX_BULK = 1000
 DUPLICATE_KEY = 11000
+# Bucket documents' `_id`s: `new_id(BUCKET_PREFIX)`, made when the bucket is written, so
+# they sort by when it was written (`shared.ids.id_floor`).
+BUCKET_PREFIX = "bkt"
 
 
 class BatchedWriter:
@@ -350,7 +353,11 @@ class BatchedWriter:
         for (name, field_name), bucket in buckets.items():
             for start in range(0, len(bucket.values), _MAX_BULK):
                 values = bucket.values[start : start + _MAX_BULK]
-                doc = {"_id": new_id("bkt"), field_name: values, "expires_at": bucket.expires_at}
+                doc = {
+                    "_id": new_id(BUCKET_PREFIX),
+                    field_name: values,
+                    "expires_at": bucket.expires_at,
+                }
                 try:
                     await self._db[name].insert_one(doc)
                 except PyMongoError as exc:

@@ -181,6 +181,11 @@ class GatewaySettings(ServiceSettings):
     # Redeliveries within this window are acknowledged without a second publish (≥ 24 h;
     # GitHub lets users redeliver for 3 days).
     dedupe_window_seconds: int = Field(3 * 24 * 3600, ge=24 * 3600)
+    # Each replica keeps the window's ids in memory (about 2 bytes each) so that only likely
+    # redeliveries query MongoDB; more ids than this and lookups go to MongoDB. 0: always.
+    dedupe_memory_max_ids: int = Field(20_000_000, ge=0)
+    # How often each replica reads the ids other replicas recorded.
+    dedupe_memory_poll_seconds: float = Field(1.0, gt=0)
     # Per integration and replica, unless the integration sets its own.
     default_rate_limit_per_second: float = Field(500.0, gt=0)
 

@@ -12,6 +12,7 @@ from services.gateway.incoming_webhooks.cache import TokenCache
 from services.gateway.provider_webhooks import endpoints as provider
 from services.gateway.provider_webhooks import repository as seen_repository
 from services.gateway.provider_webhooks.service import AppSecrets, Deduplicator, RecentIds
+from services.gateway.provider_webhooks.window import SeenWindow
 from shared.cache import RefreshingCache
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
@@ -41,6 +42,16 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="integrations",
     )
     seen = seen_repository.SeenDeliveries(runtime.db, writer)
+    window = (
+        SeenWindow(
+            seen,
+            max_ids=settings.dedupe_memory_max_ids,
+            poll_seconds=settings.dedupe_memory_poll_seconds,
+            registry=runtime.registry,
+        )
+        if settings.dedupe_memory_max_ids
+        else None
+    )
     apps_repo = apps.ProviderAppRepository(runtime.db)
     provider_apps: RefreshingCache[str, dict[str, str]] = RefreshingCache.by_id(
         apps_repo,
@@ -51,7 +62,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.provider_ingress = provider.ProviderIngress(
         runtime,
         integrations,
-        Deduplicator(RecentIds(), seen, timedelta(seconds=settings.dedupe_window_seconds)),
+        Deduplicator(RecentIds(), seen, timedelta(seconds=settings.dedupe_window_seconds), window),
         writer,
         AppSecrets(
             {p: apps.from_environment(settings, p) for p in ("slack", "discord")},
@@ -65,6 +76,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("incoming-token-cache", tokens.run)
         runtime.background("integration-cache", integrations.run)
         runtime.background("provider-app-cache", provider_apps.run)
+        if window is not None:
+            runtime.background("dedupe-window", window.run)
 
     async def stop(_: Runtime) -> None:
         await writer.stop()

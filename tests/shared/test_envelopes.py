@@ -78,3 +78,17 @@ def test_provider_event_key_and_ids() -> None:
     assert derived_id("github", "int_1", "d-2") != event.id
     first, second = new_id("evt"), new_id("evt")
     assert first != second and first.startswith("evt_") and len(first) == 30
+
+
+def test_id_floor_and_id_time_follow_the_creation_time_in_an_id() -> None:
+    import time
+
+    from shared.ids import id_floor, id_time
+
+    before = time.time()
+    made = new_id("bkt")
+    after = time.time()
+    assert before - 0.001 <= id_time(made) <= after + 0.001
+    assert id_floor("bkt", before - 1) < made < id_floor("bkt", after + 1)
+    assert id_time(id_floor("bkt", 1_700_000_000.123)) == 1_700_000_000.123
+    assert id_floor("bkt", 0) == "bkt_" + "0" * 26

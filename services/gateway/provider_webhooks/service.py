@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from services.gateway.provider_webhooks.repository import SeenDeliveries
+from services.gateway.provider_webhooks.window import SeenWindow
 from shared.envelopes import ProviderEvent
 from shared.errors import Forbidden, NotFound, RateLimited
 from shared.ids import derived_id
@@ -128,18 +129,32 @@ class RecentIds:
 class Deduplicator:
     """Suppresses envelope ids seen recently by any replica.
 
-    Fails open: if MongoDB cannot answer, the webhook is published anyway (consumers dedupe
-    by id too), because losing a webhook is worse than publishing it twice.
+    Ids this replica published lately are answered from `recent` (which also covers them
+    until the window has read them back from MongoDB); ids the in-memory window cannot
+    hold are new; only the rest (redeliveries, and the window's false positives) are
+    looked up in MongoDB. Fails open: if MongoDB cannot answer, the webhook is
+    published anyway (consumers dedupe by id too), because losing a webhook is worse than
+    publishing it twice.
     """
 
-    def __init__(self, recent: RecentIds, shared: SeenDeliveries, window: timedelta) -> None:
+    def __init__(
+        self,
+        recent: RecentIds,
+        shared: SeenDeliveries,
+        window: timedelta,
+        memory: SeenWindow | None = None,
+    ) -> None:
         self._recent = recent
         self._shared = shared
         self._window = window
+        self._memory = memory
 
     async def seen(self, envelope_id: str) -> bool:
         if envelope_id in self._recent:
             return True
+        memory = self._memory
+        if memory is not None and memory.ready and not memory.might_contain(envelope_id):
+            return False
         try:
             return await self._shared.contains(envelope_id)
         except Exception:
