@@ -10,7 +10,8 @@ MongoDB, which has the last word; one it cannot hold is new.
 What the window cannot know is what other replicas recorded in the last moment: their
 records reach MongoDB within `BatchedWriter`'s interval (1 s) and this replica within
 `poll_seconds` more. A redelivery that reaches another replica within those two seconds
-is published twice, as it could be before (consumers deduplicate by envelope id).
+is published twice; asking MongoDB every time narrowed that gap to the writer's interval
+but did not close it, and consumers deduplicate by envelope id either way.
 
 The window answers only while it is sure to be complete: not before the first read of
 `seen_deliveries` has finished, not when its last successful read is older than
