@@ -51,11 +51,6 @@ class BloomBlock:
     def nbytes(self) -> int:
         return self._size * 8
 
-    def add(self, item: str) -> None:
-        h = hash(item) & 0xFFFFFFFFFFFFFFFF
-        self._words[(h >> 32) % self._size] |= _LOW[h & 0xFFFF] | _HIGH[(h >> 16) & 0xFFFF]
-        self.count += 1
-
     def update(self, items: Iterable[str]) -> None:
         words, size, low, high = self._words, self._size, _LOW, _HIGH
         count = 0

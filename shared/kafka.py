@@ -231,15 +231,17 @@ class _Batches:
         """Kafka's default partitioning (murmur2 of the key, else random), remembered per
         key: envelopes of one integration or channel share one."""
         known = self._producer.client.cluster.partitions_for_topic(topic)
-        partitions = sorted(known or await self._producer.partitions_for(topic))
+        if not known:
+            known = await self._producer.partitions_for(topic)
         if key is None:
-            chosen: int = self._default(key, partitions, partitions)
+            chosen: int = self._default(key, sorted(known), sorted(known))
             return chosen
-        cache_key = (topic, key, len(partitions))
+        cache_key = (topic, key, len(known))
         partition = self._keys.get(cache_key)
-        if partition is None:
+        if partition is None:  # sorted only on a miss: this runs for every publish
             if len(self._keys) >= self._MAX_KEYS:
                 self._keys.clear()
+            partitions = sorted(known)
             partition = self._keys[cache_key] = self._default(key, partitions, partitions)
         return partition
 

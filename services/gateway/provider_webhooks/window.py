@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
@@ -101,8 +101,6 @@ class SeenWindow:
     def _add_bucket(self, ids: Iterable[str], expires_at: datetime) -> None:
         block = self._current()
         block.bloom.update(ids)
-        if expires_at.tzinfo is None:  # a client without tz_aware reads UTC as naive
-            expires_at = expires_at.replace(tzinfo=UTC)
         block.newest_expiry = max(block.newest_expiry, expires_at.timestamp())
 
     def _current(self) -> _Block:
