@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
 from shared import claim_check
 from shared.envelopes import Topic
@@ -155,6 +156,33 @@ async def test_github_redelivery_is_acknowledged_but_published_once(
     metrics = (await gateway.client.get("/metrics")).text
     assert 'hookhub_gateway_webhooks_total{outcome="duplicate",provider="github"}' in metrics
     assert 'route="/api/webhooks/{provider}/{integration_id}"' in metrics, "labelled by template"
+
+
+async def test_a_redelivery_to_another_replica_is_published_once(
+    gateway: RunningService,
+    gateway_settings: GatewaySettings,
+    oauth: RunningService,
+    provider_events: KafkaTap,
+) -> None:
+    secret = "gh-" + uuid.uuid4().hex
+    doc = await integration(oauth, "github", settings={"webhook_secret": secret})
+    body = b'{"zen": "Design for failure.", "hook_id": 2}'
+    first = signing.github(secret, "ping", body)
+    async with serve(create_app(gateway_definition(), gateway_settings)) as replica:
+        assert (await post(gateway, path_of(doc), first)).status_code == 200
+        # The first replica's writer flushes within a second; the other's in-memory window
+        # reads new bucket documents every second.
+        await asyncio.sleep(3)
+        assert (await post(replica, path_of(doc), first)).status_code == 200
+        new = signing.github(secret, "ping", body)
+        assert (await post(replica, path_of(doc), new)).status_code == 200
+        metrics = (await replica.client.get("/metrics")).text
+    assert "hookhub_gateway_dedupe_window_ready 1.0" in metrics, "answered by the window"
+    assert 'hookhub_gateway_webhooks_total{outcome="duplicate",provider="github"} 1.0' in metrics
+    published = await provider_events.wait_for(of(doc), count=3, timeout=3)
+    assert sorted(p["delivery_id"] for p in published) == sorted(
+        [first.headers["x-github-delivery"], new.headers["x-github-delivery"]]
+    )
 
 
 async def test_oversized_github_payload_goes_through_the_claim_check(
