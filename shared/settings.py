@@ -193,7 +193,8 @@ class GatewaySettings(ServiceSettings):
 class DeliverySettings(ServiceSettings):
     # An endpoint failing every attempt for this long is disabled (Svix's default: 5 days).
     failure_window_seconds: int = Field(5 * 24 * 3600, ge=1)
-    # How long a process holds a delivery before another may take it over; renewed while held.
+    # How long after a delivery process's last heartbeat (sent every third of this) the
+    # others take over the deliveries it held.
     lease_seconds: float = Field(60.0, ge=5)
     # How often due retries (and deliveries a dead process held) are looked for.
     scheduler_poll_seconds: float = Field(0.5, gt=0)

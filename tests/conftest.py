@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from shared.mongo import Database
 from tests.infra import Infra, provide_infra
+from tests.support import new_namespace
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +22,13 @@ def infra() -> Iterator[Infra]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[Database]:
+    """A fresh database on the session's server, with the services' client options."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    name = f"hookhub_{new_namespace()}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()

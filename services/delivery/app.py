@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
-from services.delivery.deliveries.service import Event, FanOut, Scheduler
+from services.delivery.deliveries.service import Event, FanOut, Ownership, Scheduler
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -68,12 +68,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         registry=runtime.registry,
         failure_window=timedelta(seconds=settings.failure_window_seconds),
     )
-    lease = timedelta(seconds=settings.lease_seconds)
-    fan_out = FanOut(cache, deliveries, dispatcher, lease)
+    ownership = Ownership(deliveries, timedelta(seconds=settings.lease_seconds))
+    fan_out = FanOut(cache, deliveries, dispatcher, ownership)
     scheduler = Scheduler(
         deliveries,
         dispatcher,
-        lease=lease,
+        ownership,
         poll_seconds=settings.scheduler_poll_seconds,
         registry=runtime.registry,
     )
@@ -111,11 +111,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         await cache.refresh()
         runtime.background("endpoint-cache", cache.run)
         runtime.background("delivery-scheduler", scheduler.run)
-        runtime.background("delivery-leases", scheduler.keep_leases)
+        runtime.background("delivery-heartbeat", ownership.keep_alive)
 
     async def stop(_: Runtime) -> None:
         await dispatcher.stop()
-        await writer.stop()
+        await writer.stop()  # outcomes first: what finished is not handed over
+        await ownership.release()
         await client.aclose()
 
     runtime.on_startup(start)

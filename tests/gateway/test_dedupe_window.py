@@ -7,30 +7,15 @@ reads. Only lookups the window cannot answer may reach MongoDB, so the tests cou
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
-from pymongo import AsyncMongoClient
 
 from services.gateway.provider_webhooks.repository import COLLECTION, SeenDeliveries
 from services.gateway.provider_webhooks.service import Deduplicator, RecentIds
 from services.gateway.provider_webhooks.window import CLOCK_SKEW_SECONDS, SeenWindow
 from shared.ids import id_floor
 from shared.mongo import BUCKET_PREFIX, BatchedWriter, Database
-from tests.infra import Infra
-from tests.support import new_namespace
 
 WINDOW = timedelta(days=1)
-
-
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[Database]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    name = f"hookhub_{new_namespace()}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 class CountingSeen(SeenDeliveries):

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 
-import pytest
 from pymongo import AsyncMongoClient
 
 from shared.ids import new_id, utcnow
 from shared.mongo import BatchedExistence, BatchedWriter, Database
 from tests.infra import Infra
 from tests.support import new_namespace
-
-
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[Database]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri)
-    name = f"hookhub_{new_namespace()}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def test_insert_once_keeps_the_first_document_and_folds_in_later_fields(db: Database) -> None:

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services import __version__
 from services.delivery.deliveries.policy import Verdict, decide
-from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, NEVER
+from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, schedule
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
 from shared.envelopes import Envelope
@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 RESPONSE_BODY_LIMIT = 16 * 1024
 DEAD_LETTER_TOPIC = "hookhub.delivery.dead-letters"
 USER_AGENT = f"hookhub/{__version__}"
+RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
+AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
 
 
 class DeadLetter(Envelope):
@@ -161,10 +163,10 @@ class Dispatcher:
         if job.id in self.held:
             return  # already queued here (a scheduler claim racing the intake)
         endpoint = self._endpoints.get(job.endpoint_id)
-        if endpoint is None:
-            return  # deleted: the delivery's lease runs out and it stays as it is
+        if endpoint is None:  # deleted, or created elsewhere and not cached here yet
+            self._set_aside(job.id, RECHECK_LATER)
+            return
         self.held.add(job.id)
-        self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
         self._lane(endpoint).queue.put_nowait(job)
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
@@ -211,6 +213,7 @@ class Dispatcher:
             except Exception:
                 log.exception("delivery_attempt_crashed", delivery_id=job.id)
                 self.held.discard(job.id)
+                self._set_aside(job.id, AFTER_A_CRASH)
             else:
                 self.held.discard(job.id)
 
@@ -225,17 +228,12 @@ class Dispatcher:
         now = utcnow()
         if endpoint is None or not endpoint.enabled:
             # Kept as it is: a re-enabled endpoint's deliveries can be recovered.
-            self._writer.set_fields(
-                DELIVERIES,
-                job.id,
-                {
-                    "status": "delayed",
-                    "lease_until": NEVER,
-                    "next_attempt_at": now + timedelta(minutes=5),
-                },
-            )
+            self._set_aside(job.id, RECHECK_LATER)
             return Verdict.RETRY
         number = job.attempts + 1
+        # `active` while the request is out. Folded into the outcome's update when the
+        # attempt ends before the writer's next flush, as it nearly always does.
+        self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
         headers = delivery_headers(
             msg_id=job.msg_id,
             timestamp=int(time.time()),
@@ -298,17 +296,17 @@ class Dispatcher:
             "last_attempt_at": now,
             "last_status_code": status_code,
             "last_error": error,
-            "lease_until": NEVER,
             "updated_at": utcnow(),
+            **schedule(next_attempt_at=decision.next_attempt_at),  # held by nobody now
         }
         if decision.verdict is Verdict.COMPLETED:
-            fields.update(status="completed", completed_at=utcnow(), next_attempt_at=None)
+            fields.update(status="completed", completed_at=utcnow())
             self._healthy(endpoint)
         elif decision.verdict is Verdict.RETRY:
-            fields.update(status="delayed", next_attempt_at=decision.next_attempt_at)
+            fields.update(status="delayed")
             self._failing(endpoint, now)
         else:
-            fields.update(status="failed", next_attempt_at=None, manual=False)
+            fields.update(status="failed", manual=False)
             await self._dead_letter(job, number, status_code, error)
             if decision.verdict is Verdict.GONE:
                 self._on_gone(endpoint.id, "the endpoint answered 410 Gone")
@@ -326,6 +324,11 @@ class Dispatcher:
             duration_ms=round(duration * 1000, 2),
         )
         return decision.verdict
+
+    def _set_aside(self, delivery_id: str, delay: timedelta) -> None:
+        """Not sent now: no process holds it, and the scheduler tries it again later."""
+        fields = {"status": "delayed", **schedule(next_attempt_at=utcnow() + delay)}
+        self._writer.set_fields(DELIVERIES, delivery_id, fields)
 
     def _healthy(self, endpoint: EndpointSnapshot) -> None:
         if self._failing_since.pop(endpoint.id, None) is not None:

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel
 
-from services.delivery.deliveries.repository import NEVER, DeliveryRepository
+from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from shared.envelopes import ChatEvent, Topic
 from shared.errors import Conflict, NotFound
 from shared.http.app import from_state, runtime_of
@@ -124,7 +124,11 @@ async def retry_delivery(
         raise Conflict("the delivery is already being sent", code="delivery_in_progress")
     await deliveries.reopen(
         {"_id": delivery_id},
-        {"status": "pending", "manual": True, "next_attempt_at": utcnow(), "lease_until": NEVER},
+        {
+            "status": "pending",
+            "manual": True,
+            **schedule(next_attempt_at=utcnow()),
+        },
     )
     updated = await deliveries.get(delivery_id)
     assert updated is not None

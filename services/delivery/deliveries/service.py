@@ -2,8 +2,10 @@
 
 Deliveries are written before the event's offset is committed, with ids derived from
 (event, endpoint), so a replayed event finds its deliveries already there and sends nothing
-twice. The scheduler hands due deliveries (retries, and anything a dead process held) to
-the dispatcher; leases keep two processes from sending the same delivery at once.
+twice. Each is held by the process that wrote it (`lease_owner`), which keeps everything it
+holds with one heartbeat. The scheduler hands due deliveries (retries, and anything a dead
+process held) to the dispatcher, taking each with a conditional update so two processes
+never send the same one at once.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.delivery.deliveries.dispatcher import Dispatcher, Job
-from services.delivery.deliveries.repository import DeliveryRepository
+from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
-from shared.ids import derived_id, isoformat, utcnow
+from shared.ids import derived_id, isoformat, new_id, utcnow
 from shared.mongo import Document
 from shared.signing import webhook_body
 
@@ -36,7 +38,7 @@ def delivery_doc(
     event_type: str,
     body: bytes,
     now: datetime,
-    lease: timedelta,
+    owner: str,
     manual: bool = False,
 ) -> Document:
     return {
@@ -52,10 +54,9 @@ def delivery_doc(
         "attempts": 0,
         "tries": 0,
         "manual": manual,
-        "next_attempt_at": now,
-        # Held by the process that wrote it until it is sent; if that process dies the
-        # lease runs out and the scheduler of another one takes over.
-        "lease_until": now + lease,
+        # Held by the process that wrote it until it is sent; if that process dies, the
+        # scheduler of another one takes over once the heartbeat is stale.
+        **schedule(next_attempt_at=now, owner=owner),
         "created_at": now,
         "updated_at": now,
     }
@@ -72,18 +73,52 @@ class Event:
     data: Mapping[str, Any] | Any
 
 
+class Ownership:
+    """This process's name on the deliveries it holds, kept alive by a heartbeat in
+    `delivery_workers` every third of the lease. When the heartbeat is older than the lease
+    (`HOOKHUB_LEASE_SECONDS`), other processes take over what it held."""
+
+    def __init__(self, repository: DeliveryRepository, lease: timedelta) -> None:
+        self.id = new_id("wkr")
+        self.lease = lease
+        self._repository = repository
+        self._registered = False
+
+    async def registered(self) -> None:
+        """Beat once before the first delivery is written under this name, so that if the
+        process dies then, its deliveries are found as a dead worker's."""
+        if not self._registered:
+            await self._repository.beat(self.id, utcnow())
+            self._registered = True
+
+    async def keep_alive(self) -> None:
+        while True:
+            try:
+                await self._repository.beat(self.id, utcnow())
+                self._registered = True
+            except Exception as exc:
+                log.warning("delivery_heartbeat_failed", error=repr(exc))
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+
+    async def release(self) -> None:
+        """On shutdown: what is still held goes to the other processes now, not after the
+        lease."""
+        released = await self._repository.release(self.id)
+        log.info("deliveries_released", count=released)
+
+
 class FanOut:
     def __init__(
         self,
         endpoints: RefreshingCache[str, EndpointSnapshot],
         repository: DeliveryRepository,
         dispatcher: Dispatcher,
-        lease: timedelta,
+        ownership: Ownership,
     ) -> None:
         self._endpoints = endpoints
         self._repository = repository
         self._dispatcher = dispatcher
-        self._lease = lease
+        self._ownership = ownership
 
     async def event(
         self,
@@ -117,10 +152,13 @@ class FanOut:
                     event_type=event.type,
                     body=body,
                     now=now,
-                    lease=self._lease,
+                    owner=self._ownership.id,
                 )
                 for e in targets
             ]
+        if not docs:
+            return []
+        await self._ownership.registered()
         created = await self._repository.insert_new(docs)
         for doc in created:
             self._dispatcher.submit(Job.from_doc(doc))
@@ -139,18 +177,18 @@ class Scheduler:
         self,
         repository: DeliveryRepository,
         dispatcher: Dispatcher,
+        ownership: Ownership,
         *,
-        lease: timedelta,
         poll_seconds: float,
         registry: CollectorRegistry,
     ) -> None:
         self._repository = repository
         self._dispatcher = dispatcher
-        self._lease = lease
+        self._ownership = ownership
         self._poll = poll_seconds
         self.scheduled = Gauge(
             "hookhub_delivery_scheduled",
-            "Deliveries waiting for a retry (status delayed)",
+            "Deliveries waiting for a later attempt (retries), held by no process",
             registry=registry,
         )
 
@@ -158,22 +196,20 @@ class Scheduler:
         polls = 0
         while True:
             try:
-                for doc in await self._repository.claim_due(utcnow(), self._lease, limit=1000):
-                    self._dispatcher.submit(Job.from_doc(doc))
+                await self.poll()
                 if polls % max(int(10 / self._poll), 1) == 0:  # every ~10 s
-                    self.scheduled.set(await self._repository.count_status("delayed"))
+                    self.scheduled.set(await self._repository.count_scheduled(utcnow()))
+                    await self._repository.forget_workers(utcnow())
             except Exception as exc:
                 log.warning("scheduler_poll_failed", error=repr(exc))
             polls += 1
             await asyncio.sleep(self._poll)
 
-    async def keep_leases(self) -> None:
-        """Extend the leases of what this process holds, so nobody else takes it over."""
-        while True:
-            await asyncio.sleep(self._lease.total_seconds() / 3)
-            try:
-                await self._repository.extend_leases(
-                    list(self._dispatcher.held), utcnow() + self._lease
-                )
-            except Exception as exc:
-                log.warning("lease_extension_failed", error=repr(exc))
+    async def poll(self) -> None:
+        now = utcnow()
+        dead = await self._repository.dead_workers(now, self._ownership.lease)
+        claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
+        if claimed and dead:
+            log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))
+        for doc in claimed:
+            self._dispatcher.submit(Job.from_doc(doc))

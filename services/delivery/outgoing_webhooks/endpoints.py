@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
-from services.delivery.deliveries.repository import NEVER, DeliveryRepository
+from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.service import FanOut
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
@@ -151,8 +151,7 @@ async def recover_outgoing_webhook(
             "status": "pending",
             "tries": 0,
             "manual": False,
-            "next_attempt_at": utcnow(),
-            "lease_until": NEVER,
+            **schedule(next_attempt_at=utcnow()),
         },
     )
     return {"recovered": count}

@@ -1,0 +1,101 @@
+"""Who sends which delivery: owners, heartbeats and the scheduler's claims, against the
+real MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from services.delivery.deliveries.repository import (
+    DELIVERIES,
+    INDEXES,
+    WORKERS,
+    DeliveryRepository,
+    schedule,
+)
+from shared.ids import utcnow
+from shared.mongo import Database, ensure_indexes
+
+LEASE = timedelta(seconds=60)
+MINUTE = timedelta(minutes=1)
+
+
+async def _repository(db: Database) -> DeliveryRepository:
+    await ensure_indexes(db, INDEXES)
+    return DeliveryRepository(db)
+
+
+async def test_only_due_unheld_deliveries_and_dead_workers_ones_are_claimed(db: Database) -> None:
+    repository = await _repository(db)
+    now = utcnow()
+    await repository.beat("alive", now)
+    await repository.beat("dead", now - 2 * LEASE)
+    docs = {
+        # Written by a live process a moment ago and being sent by it.
+        "held": {"status": "pending", **schedule(next_attempt_at=now, owner="alive")},
+        # Its process died: taken over, whatever its next attempt says.
+        "orphaned": {"status": "active", **schedule(next_attempt_at=now, owner="dead")},
+        "retry_due": {"status": "delayed", **schedule(next_attempt_at=now - MINUTE)},
+        "retry_later": {"status": "delayed", **schedule(next_attempt_at=now + MINUTE)},
+        "manual_retry": {"status": "pending", **schedule(next_attempt_at=now)},
+        "completed": {"status": "completed", **schedule(next_attempt_at=None)},
+    }
+    await db[DELIVERIES].insert_many([{"_id": key, **doc} for key, doc in docs.items()])
+
+    dead = await repository.dead_workers(utcnow(), LEASE)
+    assert dead == ["dead"]
+    claimed = await repository.claim("me", utcnow(), dead, limit=100)
+    assert {doc["_id"] for doc in claimed} == {"orphaned", "retry_due", "manual_retry"}
+    assert {doc["lease_owner"] for doc in claimed} == {"me"}
+    # Nothing is claimed twice, by this scheduler or another one.
+    assert await repository.claim("me", utcnow(), dead, limit=100) == []
+    assert await repository.claim("other", utcnow(), dead, limit=100) == []
+    assert await repository.count_scheduled(utcnow()) == 1  # retry_later
+
+
+async def test_racing_schedulers_never_take_the_same_delivery(db: Database) -> None:
+    repository = await _repository(db)
+    now = utcnow()
+    await db[DELIVERIES].insert_many(
+        [
+            {"_id": f"d{n}", "status": "delayed", **schedule(next_attempt_at=now - MINUTE)}
+            for n in range(30)
+        ]
+    )
+    a, b = await asyncio.gather(
+        repository.claim("a", utcnow(), [], limit=20), repository.claim("b", utcnow(), [], limit=20)
+    )
+    taken_a, taken_b = {doc["_id"] for doc in a}, {doc["_id"] for doc in b}
+    assert not taken_a & taken_b
+    assert len(taken_a) <= 20 and len(taken_b) <= 20 and len(taken_a | taken_b) >= 20
+    owners = {doc["_id"]: doc["lease_owner"] async for doc in db[DELIVERIES].find()}
+    assert all(owners[key] == "a" for key in taken_a)
+    assert all(owners[key] == "b" for key in taken_b)
+
+
+async def test_a_released_worker_hands_over_at_once_and_is_forgotten_a_day_later(
+    db: Database,
+) -> None:
+    repository = await _repository(db)
+    now = utcnow()
+    await repository.beat("stopping", now)
+    await db[DELIVERIES].insert_many(
+        [
+            {
+                "_id": "queued",
+                "status": "pending",
+                **schedule(next_attempt_at=now, owner="stopping"),
+            },
+            {"_id": "sent", "status": "completed", **schedule(next_attempt_at=None)},
+        ]
+    )
+    assert await repository.release("stopping") == 1
+    claimed = await repository.claim("next", utcnow(), [], limit=10)
+    assert [doc["_id"] for doc in claimed] == ["queued"]
+    # Released means gone: what it writes while it stops is taken over like a dead one's.
+    assert await repository.dead_workers(utcnow(), LEASE) == ["stopping"]
+
+    await repository.forget_workers(utcnow())
+    assert await db[WORKERS].count_documents({}) == 1  # gone, but only just
+    await repository.forget_workers(utcnow() + timedelta(days=2))
+    assert await db[WORKERS].count_documents({}) == 0
