@@ -9,6 +9,7 @@ import itertools
 import json
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,35 @@ async def test_a_duplicate_event_id_is_delivered_once(delivery: RunningService, 
     await fake.wait_for(p, 1)
     await asyncio.sleep(1.5)
     assert len(fake.at(p)) == 1
+
+
+async def test_deliveries_are_listed_newest_first(delivery: RunningService, sink: Sink) -> None:
+    fake, _ = sink
+    p = path()
+    hook = await endpoint(delivery, sink, p)
+    start = utcnow()
+    # Published out of order: the list follows when the events happened.
+    for minutes in (2, 0, 3, 1):
+        event = {
+            "id": "evt_" + uuid.uuid4().hex,
+            "type": "user.joined",
+            "workspace_id": "ws_d",
+            "occurred_at": (start + timedelta(minutes=minutes)).isoformat(),
+            "data": {"minutes": minutes},
+        }
+        answer = await delivery.client.post("/api/events", json=event, headers=admin_headers())
+        assert answer.status_code == 202, answer.text
+    await fake.wait_for(p, 4)
+    for _ in range(100):
+        listed = await _deliveries(delivery, hook["id"], "completed")
+        if len(listed) == 4:
+            break
+        await asyncio.sleep(0.1)
+    order = []
+    for item in listed:
+        detail = await delivery.client.get(f"/api/deliveries/{item['id']}", headers=admin_headers())
+        order.append(detail.json()["payload"]["data"]["minutes"])
+    assert order == [3, 2, 1, 0]
 
 
 async def test_retries_follow_the_schedule_with_a_stable_webhook_id(

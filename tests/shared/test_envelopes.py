@@ -92,3 +92,17 @@ def test_id_floor_and_id_time_follow_the_creation_time_in_an_id() -> None:
     assert id_floor("bkt", before - 1) < made < id_floor("bkt", after + 1)
     assert id_time(id_floor("bkt", 1_700_000_000.123)) == 1_700_000_000.123
     assert id_floor("bkt", 0) == "bkt_" + "0" * 26
+
+
+def test_derived_timed_ids_are_deterministic_and_sort_by_their_moment() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.ids import derived_timed_id, id_time
+
+    moment = datetime(2026, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
+    made = derived_timed_id("dlv", moment, "evt_1", "ep_1")
+    assert made == derived_timed_id("dlv", moment, "evt_1", "ep_1")
+    assert made != derived_timed_id("dlv", moment, "evt_1", "ep_2")
+    assert id_time(made) == moment.timestamp()
+    later = [derived_timed_id("dlv", moment + timedelta(milliseconds=n), "evt_0") for n in (1, 2)]
+    assert made < later[0] < later[1]

@@ -24,7 +24,7 @@ from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
-from shared.ids import derived_id, isoformat, new_id, utcnow
+from shared.ids import derived_id, derived_timed_id, isoformat, new_id, utcnow
 from shared.mongo import Document
 from shared.signing import webhook_body
 
@@ -36,13 +36,15 @@ def delivery_doc(
     endpoint: EndpointSnapshot,
     event_id: str,
     event_type: str,
+    occurred_at: datetime,
     body: bytes,
     now: datetime,
     owner: str,
     manual: bool = False,
 ) -> Document:
     return {
-        "_id": derived_id(event_id, endpoint.id, prefix="dlv"),
+        # The same for a replayed event (so it is not sent twice), and listed newest first.
+        "_id": derived_timed_id("dlv", occurred_at, event_id, endpoint.id),
         # Standard Webhooks' webhook-id: one per event, the same on every retry and endpoint.
         "msg_id": derived_id(event_id, prefix="msg"),
         "endpoint_id": endpoint.id,
@@ -150,6 +152,7 @@ class FanOut:
                     endpoint=e,
                     event_id=event.id,
                     event_type=event.type,
+                    occurred_at=event.occurred_at,
                     body=body,
                     now=now,
                     owner=self._ownership.id,
