@@ -453,10 +453,22 @@ def guarded_transport(
     return GuardedTransport(policy, **transport_options)
 
 
-def guarded_client(policy: EgressPolicy, timeout: float) -> httpx.AsyncClient:
-    """The client for deliveries: guarded connections, no proxies, redirects not followed."""
+def guarded_client(
+    policy: EgressPolicy, timeout: float, max_connections: int | None = None
+) -> httpx.AsyncClient:
+    """The client for deliveries: guarded connections, no proxies, redirects not followed.
+
+    `max_connections` sizes the pool (all of them kept alive); the default is httpx's.
+    """
+    limits = (
+        _DEFAULT_LIMITS
+        if max_connections is None
+        else httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+    )
     return httpx.AsyncClient(
-        transport=guarded_transport(policy),
+        transport=guarded_transport(policy, limits=limits),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,

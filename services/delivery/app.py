@@ -40,7 +40,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     deliveries = delivery_repository.DeliveryRepository(runtime.db)
     writer = BatchedWriter(runtime.db, interval=0.5)
-    client = guarded_client(policy, timeout=30.0)
     background: set[asyncio.Task[None]] = set()
 
     def later(coro: Coroutine[Any, Any, None]) -> None:
@@ -60,7 +59,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 
     dispatcher = Dispatcher(
         endpoints=cache,
-        client=client,
+        # One pool per endpoint, sized to its concurrency (see Lane).
+        client_for=lambda connections: guarded_client(
+            policy, timeout=30.0, max_connections=connections
+        ),
         writer=writer,
         publisher=runtime.publisher,
         on_gone=lambda endpoint_id, reason: later(disable(endpoint_id, reason)),
@@ -117,7 +119,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         await dispatcher.stop()
         await writer.stop()  # outcomes first: what finished is not handed over
         await ownership.release()
-        await client.aclose()
 
     runtime.on_startup(start)
     runtime.on_shutdown(stop)

@@ -384,6 +384,30 @@ async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(
     assert len(fake.at(slow)) <= 4, "the slow one is limited to its own concurrency"
 
 
+async def test_many_hanging_endpoints_cannot_take_a_healthy_ones_connections(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """Eleven endpoints hanging with ten requests each hold 110 connections: more than one
+    shared pool of 100 would have, so the healthy endpoint's requests would queue."""
+    fake, _ = sink
+    workspace = "ws_pool_" + uuid.uuid4().hex[:8]
+    hanging = [path() for _ in range(11)]
+    for slow in hanging:
+        fake.on(slow, 200, delay=8.0)
+        await endpoint(
+            delivery, sink, slow, workspace_id=workspace, timeout_seconds=7, retry_schedule=[60]
+        )
+    fast = path()
+    await endpoint(delivery, sink, fast, workspace_id=workspace)
+    started = time.monotonic()
+    for _ in range(10):
+        await publish(delivery, "message.created", workspace=workspace)
+    requests = await fake.wait_for(fast, 10, timeout=15)
+    assert len(requests) == 10
+    assert max(r.at for r in requests) - started < 4.0, "the healthy endpoint was not held up"
+    assert sum(len(fake.at(slow)) for slow in hanging) >= 100, "the others were hanging"
+
+
 async def test_invalid_events_are_refused_over_http(delivery: RunningService) -> None:
     for bad in (
         {"id": "x", "type": "Bad Type", "workspace_id": "w", "occurred_at": "2026-01-01T00:00:00Z"},

@@ -104,13 +104,21 @@ class TokenBucket:
 
 
 class Lane:
-    """One endpoint's queue and workers."""
+    """One endpoint's queue, workers and connection pool.
 
-    def __init__(self, endpoint_id: str, concurrency: int, rate: float | None) -> None:
+    The pool is the lane's own, as large as its concurrency: endpoints that hang cannot
+    take the connections of one that answers, and finding a free connection looks at this
+    endpoint's few, not at every endpoint's.
+    """
+
+    def __init__(
+        self, endpoint_id: str, concurrency: int, rate: float | None, client: httpx.AsyncClient
+    ) -> None:
         self.endpoint_id = endpoint_id
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.concurrency = concurrency
         self.bucket = TokenBucket(rate) if rate else None
+        self.client = client
         self.workers: list[asyncio.Task[None]] = []
 
 
@@ -119,7 +127,7 @@ class Dispatcher:
         self,
         *,
         endpoints: RefreshingCache[str, EndpointSnapshot],
-        client: httpx.AsyncClient,
+        client_for: Callable[[int], httpx.AsyncClient],
         writer: BatchedWriter,
         publisher: EventPublisher,
         on_gone: Callable[[str, str], None],
@@ -128,13 +136,14 @@ class Dispatcher:
         on_failing: Callable[[str, datetime | None], None],
     ) -> None:
         self._endpoints = endpoints
-        self._client = client
+        self._client_for = client_for
         self._writer = writer
         self._publisher = publisher
         self._on_gone = on_gone
         self._on_failing = on_failing
         self._failure_window = failure_window
         self._lanes: dict[str, Lane] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self._failing_since: dict[str, datetime] = {}
         self.held: set[str] = set()
         self.outcomes = Counter(
@@ -180,8 +189,12 @@ class Dispatcher:
             if lane is not None:
                 for worker in lane.workers:
                     worker.cancel()
+                self._close_later(lane)
             replacement = Lane(
-                endpoint.id, endpoint.max_concurrency, endpoint.rate_limit_per_second
+                endpoint.id,
+                endpoint.max_concurrency,
+                endpoint.rate_limit_per_second,
+                self._client_for(endpoint.max_concurrency),
             )
             if lane is not None:  # keep what was queued
                 while not lane.queue.empty():
@@ -200,7 +213,7 @@ class Dispatcher:
             try:
                 if lane.bucket:
                     await lane.bucket.take()
-                await self.attempt(job)
+                await self.attempt(job, lane.client)
             except asyncio.CancelledError:
                 # The lane is being replaced (new concurrency or rate) or the process stops:
                 # hand the job to the lane that replaced this one, still held by us.
@@ -222,8 +235,21 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(lane.client.aclose() for lane in self._lanes.values()))
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
-    async def attempt(self, job: Job) -> Verdict:
+    def _close_later(self, lane: Lane) -> None:
+        """A replaced lane's pool, once its cancelled workers have let go of it."""
+
+        async def close() -> None:
+            await asyncio.gather(*lane.workers, return_exceptions=True)
+            await lane.client.aclose()
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def attempt(self, job: Job, client: httpx.AsyncClient) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
         now = utcnow()
         if endpoint is None or not endpoint.enabled:
@@ -249,7 +275,7 @@ class Dispatcher:
         response_body = ""
         error: str | None = None
         try:
-            async with self._client.stream(
+            async with client.stream(
                 "POST",
                 endpoint.url,
                 content=job.body,
