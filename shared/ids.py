@@ -15,14 +15,13 @@ def new_id(prefix: str) -> str:
 
     Ids sort by creation time, which is what cursor pagination walks.
     """
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    return f"{prefix}_{_crockford(value)}"
+    return _timed(prefix, time.time(), os.urandom(10))
 
 
 def id_floor(prefix: str, seconds: float) -> str:
     """The smallest `new_id(prefix)` made at `seconds` (Unix time) or later, for range
     queries over ids by creation time."""
-    return f"{prefix}_{_crockford(max(int(seconds * 1000), 0) << 80)}"
+    return _timed(prefix, seconds, bytes(10))
 
 
 def id_time(resource_id: str) -> float:
@@ -31,6 +30,12 @@ def id_time(resource_id: str) -> float:
     for char in resource_id.rpartition("_")[2][:10]:
         value = value * 32 + _CROCKFORD.index(char)
     return value / 1000
+
+
+def _timed(prefix: str, seconds: float, low: bytes) -> str:
+    """48 bits of milliseconds, then 80 bits of `low`."""
+    value = (max(int(seconds * 1000), 0) << 80) | int.from_bytes(low[:10], "big")
+    return f"{prefix}_{_crockford(value)}"
 
 
 def _crockford(value: int) -> str:
@@ -45,15 +50,16 @@ def derived_timed_id(prefix: str, moment: datetime, *parts: str) -> str:
     """Deterministic like `derived_id`, and sorting by `moment` like `new_id`: the
     millisecond time of `moment`, then 80 bits of a hash of `parts`. For things made again
     on a redelivery that must still list newest first."""
-    digest = hashlib.sha256("\x1f".join(("hookhub", *parts)).encode()).digest()
-    millis = max(int(moment.timestamp() * 1000), 0)
-    return f"{prefix}_{_crockford((millis << 80) | int.from_bytes(digest[:10], 'big'))}"
+    return _timed(prefix, moment.timestamp(), _digest(parts))
 
 
 def derived_id(*parts: str, prefix: str = "evt") -> str:
     """A deterministic id for something that may arrive more than once (a redelivery)."""
-    digest = hashlib.sha256("\x1f".join(("hookhub", *parts)).encode()).hexdigest()
-    return f"{prefix}_{digest[:32]}"
+    return f"{prefix}_{_digest(parts).hex()[:32]}"
+
+
+def _digest(parts: tuple[str, ...]) -> bytes:
+    return hashlib.sha256("\x1f".join(("hookhub", *parts)).encode()).digest()
 
 
 def utcnow() -> datetime:
