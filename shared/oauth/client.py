@@ -19,11 +19,11 @@ with warnings.catch_warnings():
 
 from shared.oauth.provider import (
     AppCredentials,
-    Endpoints,
     OAuthProvider,
     ProviderRefused,
     ProviderUnreachable,
 )
+from shared.settings import Settings
 
 # The HTTP module Authlib's client is built on (httpx, or httpx2 where installed).
 _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, oauth2_client.httpx2.HTTPError)
@@ -37,18 +37,16 @@ class OAuthClient:
     def __init__(
         self,
         provider: OAuthProvider,
-        endpoints: Endpoints,
         app: AppCredentials,
+        settings: Settings,
         *,
-        timeout: float,
-        pkce: bool,
         redirect_uri: str | None = None,
     ) -> None:
         self._provider = provider
-        self._endpoints = endpoints
+        self._endpoints = provider.endpoints(settings)
         self._app = app
-        self._timeout = timeout
-        self._pkce = pkce
+        self._timeout = settings.provider_timeout_seconds
+        self._pkce = provider.uses_pkce(settings)
         self._redirect_uri = redirect_uri
 
     def _client(self) -> Any:

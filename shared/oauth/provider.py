@@ -193,6 +193,14 @@ class OAuthProvider:
     def uses_pkce(self, settings: Settings) -> bool:
         return self.pkce
 
+    def app_missing(self) -> str:
+        """What to tell when hookhub has no OAuth app (client id and secret) at the provider."""
+        env = f"HOOKHUB_{self.name.upper()}"
+        return (
+            f"no {self.title} app is configured: set {env}_CLIENT_ID and {env}_CLIENT_SECRET, "
+            f"or PUT /api/providers/{self.name}"
+        )
+
     def fix_token_response(self, response: httpx.Response) -> httpx.Response:
         """Make a token endpoint's answer a JSON object before Authlib reads it."""
         return response

@@ -93,6 +93,11 @@ def token_state(
     return {name: box.encrypt(value) for name, value in secrets.items()}, state
 
 
+def backoff(failures: int) -> timedelta:
+    """How long to wait after the `failures`-th failure in a row (refreshes, revocations)."""
+    return timedelta(seconds=min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
+
+
 def _oauth(doc: Document) -> dict[str, Any]:
     return doc.get("oauth") or {}
 
@@ -143,13 +148,14 @@ class TokenKeeper:
             )
 
         if stale(doc):
-            doc = await self._refresh(integration_id, stale, on_demand=True, rejected=rejected)
+            doc = await self._refresh(doc, stale, on_demand=True, rejected=rejected)
         return self._open(doc)["access_token"]
 
     async def refresh_if_due(self, integration_id: str) -> None:
         """The loop's entry: refresh ahead of expiry; failures are recorded, not raised."""
         try:
-            await self._refresh(integration_id, self._due, on_demand=False, rejected=None)
+            doc = self._connected(await self._repository.get(integration_id), integration_id)
+            await self._refresh(doc, self._due, on_demand=False, rejected=None)
         except HookhubError as exc:
             log.info("token_refresh_skipped", integration_id=integration_id, reason=exc.message)
 
@@ -157,18 +163,19 @@ class TokenKeeper:
 
     async def _refresh(
         self,
-        integration_id: str,
+        doc: Document,
         needed: Callable[[Document], bool],
         *,
         on_demand: bool,
         rejected: str | None,
     ) -> Document:
+        """`doc`: the integration as just read; re-read after each wait for another's lease."""
+        integration_id = str(doc["_id"])
         lease = self._settings.oauth_lease_seconds
         deadline = time.monotonic() + 2 * lease
         failures_before: int | None = None
         pause = 0.02
         while True:
-            doc = self._connected(await self._repository.get(integration_id), integration_id)
             if not needed(doc):
                 return doc
             if failures_before is None:
@@ -196,6 +203,7 @@ class TokenKeeper:
                 raise ProviderUnreachable("the token refresh held by another process took too long")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)
+            doc = self._connected(await self._repository.get(integration_id), integration_id)
 
     async def _refresh_held(
         self, doc: Document, owner: str, on_demand: bool, rejected: str | None
@@ -213,18 +221,8 @@ class TokenKeeper:
             raise NotConnected(f"{reason}; reconnect the integration")
         app = await self._apps.oauth_client(provider.name)
         if app is None:
-            message = (
-                f"no {provider.title} app configured (HOOKHUB_{provider.name.upper()}_CLIENT_ID "
-                f"and _CLIENT_SECRET, or PUT /api/providers/{provider.name})"
-            )
-            return await self._postpone(doc, owner, message, on_demand, rejected)
-        client = OAuthClient(
-            provider,
-            provider.endpoints(self._settings),
-            app,
-            timeout=self._settings.provider_timeout_seconds,
-            pkce=False,
-        )
+            return await self._postpone(doc, owner, provider.app_missing(), on_demand, rejected)
+        client = OAuthClient(provider, app, self._settings)
         try:
             # Half the lease: the lease cannot expire while the refresh token is in flight.
             async with asyncio.timeout(self._settings.oauth_lease_seconds / 2):
@@ -266,18 +264,18 @@ class TokenKeeper:
     ) -> Document:
         """A refresh that failed for a passing reason: back off, keep the current token."""
         failures = _failures(doc) + 1
-        delay = min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+        delay = backoff(failures)
         fields = {
             "oauth.refresh_failures": failures,
             "oauth.last_refresh_error": message,
-            "oauth.refresh_at": utcnow() + timedelta(seconds=delay),
+            "oauth.refresh_at": utcnow() + delay,
         }
         log.warning(
             "token_refresh_failed",
             integration_id=str(doc["_id"]),
             error=message,
             failures=failures,
-            retry_in=delay,
+            retry_in=delay.total_seconds(),
         )
         stored = await self._repository.write_under_lease(str(doc["_id"]), owner, fields)
         return self._after_failure(stored or doc, on_demand, rejected)

@@ -11,6 +11,7 @@ import httpx
 from shared.crypto import SecretBox
 from shared.ids import utcnow
 from shared.mongo import Database, Document
+from shared.oauth.tokens import TokenKeeper
 from tests.fakes.oauth_server import REDIRECT_URI
 from tests.support import RunningService, admin_headers
 
@@ -58,6 +59,11 @@ def db_of(service: RunningService) -> Database:
 def box_of(service: RunningService) -> SecretBox:
     box: SecretBox = service.app.state.runtime.secrets  # type: ignore[attr-defined]
     return box
+
+
+def keeper(oauth: RunningService) -> TokenKeeper:
+    found: TokenKeeper = oauth.app.state.token_keeper  # type: ignore[attr-defined]
+    return found
 
 
 async def stored(service: RunningService, integration_id: str) -> Document:

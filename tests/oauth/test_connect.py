@@ -11,15 +11,10 @@ import httpx
 
 from shared.crypto import fingerprint
 from shared.ids import utcnow
-from shared.oauth.tokens import NotConnected, TokenKeeper
+from shared.oauth.tokens import NotConnected
 from tests.fakes.oauth_server import REDIRECT_URI, FakeAuthorizationServer
-from tests.oauth.flow import connect, consent, db_of, expire_soon, start, stored, tokens
+from tests.oauth.flow import connect, consent, db_of, expire_soon, keeper, start, stored, tokens
 from tests.support import KafkaTap, RunningService, admin_headers
-
-
-def keeper(oauth: RunningService) -> TokenKeeper:
-    found: TokenKeeper = oauth.app.state.token_keeper  # type: ignore[attr-defined]
-    return found
 
 
 def _event(tap: KafkaTap, kind: str, integration_id: str) -> Any:

@@ -11,11 +11,10 @@ import httpx
 import pytest
 
 from shared.oauth.provider import ProviderRefused
-from shared.oauth.tokens import TokenKeeper
 from shared.providers import OAUTH_PROVIDERS
 from tests.fakes.oauth_providers import FakeGitHub, FakeSlack
 from tests.fakes.oauth_server import FakeAuthorizationServer
-from tests.oauth.flow import connect, expire_soon, start, stored, tokens
+from tests.oauth.flow import connect, expire_soon, keeper, start, stored, tokens
 from tests.support import KafkaTap, RunningService, admin_headers
 
 
@@ -74,11 +73,6 @@ EXPECTED = {
         revocation="revoked",
     ),
 }
-
-
-def keeper(oauth: RunningService) -> TokenKeeper:
-    found: TokenKeeper = oauth.app.state.token_keeper  # type: ignore[attr-defined]
-    return found
 
 
 @pytest.mark.parametrize("provider", sorted(EXPECTED))

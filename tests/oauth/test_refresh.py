@@ -17,18 +17,13 @@ from shared.crypto import SecretBox
 from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.oauth.provider import ProviderUnreachable, TokenSet
-from shared.oauth.tokens import TokenKeeper, token_state
+from shared.oauth.tokens import token_state
 from shared.settings import ServiceSettings
 from tests.fakes.oauth_server import FakeAuthorizationServer
-from tests.oauth.flow import connect, expire_soon, stored, tokens
+from tests.oauth.flow import connect, expire_soon, keeper, stored, tokens
 from tests.support import KafkaTap, RunningService, serve
 
 ROOT = Path(__file__).parents[2]
-
-
-def keeper(oauth: RunningService) -> TokenKeeper:
-    found: TokenKeeper = oauth.app.state.token_keeper  # type: ignore[attr-defined]
-    return found
 
 
 def _environment(settings: ServiceSettings) -> dict[str, str]:

@@ -84,22 +84,12 @@ class ConnectService:
     async def _app(self, provider: OAuthProvider) -> AppCredentials:
         app = await self._apps.oauth_client(provider.name)
         if app is None:
-            raise Invalid(
-                f"no {provider.title} app is configured: set HOOKHUB_{provider.name.upper()}"
-                f"_CLIENT_ID and HOOKHUB_{provider.name.upper()}_CLIENT_SECRET, or "
-                f"PUT /api/providers/{provider.name}",
-                code="provider_app_missing",
-            )
+            raise Invalid(provider.app_missing(), code="provider_app_missing")
         return app
 
     def _client_for(self, provider: OAuthProvider, app: AppCredentials) -> OAuthClient:
         return OAuthClient(
-            provider,
-            provider.endpoints(self._settings),
-            app,
-            timeout=self._settings.provider_timeout_seconds,
-            pkce=provider.uses_pkce(self._settings),
-            redirect_uri=redirect_uri(self._settings.public_url),
+            provider, app, self._settings, redirect_uri=redirect_uri(self._settings.public_url)
         )
 
     async def start(self, body: ConnectRequest) -> ConnectStarted:

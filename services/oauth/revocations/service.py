@@ -22,6 +22,7 @@ from shared.ids import new_id, utcnow
 from shared.integrations.model import Provider
 from shared.mongo import Document
 from shared.oauth.provider import OAuthProvider, ProviderApi, ProviderRefused
+from shared.oauth.tokens import backoff
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import AppDirectory
 from shared.providers.telegram.api import TelegramApi, TelegramRefused
@@ -32,10 +33,6 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 12  # 30 s, 1 min, 2 min, ... then hourly: about seven hours in all
 # How long an attempt holds its record before another loop may take it.
 HOLD = timedelta(seconds=60)
-
-
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
 class Revoker:
@@ -107,7 +104,7 @@ class Revoker:
             if failed:
                 fields.update(status="failed", tokens={})
             else:
-                fields["next_attempt_at"] = utcnow() + _backoff(attempts)
+                fields["next_attempt_at"] = utcnow() + backoff(attempts)
             await self._repository.update(doc["_id"], fields)
             return False
         except HookhubError as exc:
@@ -135,6 +132,6 @@ class Revoker:
         provider = self._providers[name]
         app = await self._apps.oauth_client(name)
         if app is None:
-            raise ProviderRefused(f"no {provider.title} app is configured to revoke with")
+            raise ProviderRefused(provider.app_missing())
         api = ProviderApi(self._client, provider.endpoints(self._settings), provider.title)
         await provider.revoke(api, app, tokens)

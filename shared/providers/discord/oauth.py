@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -31,14 +32,7 @@ class DiscordOAuth(OAuthProvider):
         guild = body.get("guild")
         if not isinstance(guild, dict):
             return tokens
-        return TokenSet(
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            token_type=tokens.token_type,
-            scopes=tokens.scopes,
-            expires_in=tokens.expires_in,
-            facts={"guild": {"id": guild.get("id"), "name": guild.get("name")}},
-        )
+        return replace(tokens, facts={"guild": {"id": guild.get("id"), "name": guild.get("name")}})
 
     async def post_connect(
         self, api: ProviderApi, tokens: TokenSet, callback: Mapping[str, str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from shared.oauth.provider import (
@@ -50,12 +51,8 @@ class SlackOAuth(OAuthProvider):
             tokens, extra = standard_token(user, "Slack oauth.v2.access answer"), {}
         else:
             raise ProviderRefused("Slack oauth.v2.access answered without a token")
-        return TokenSet(
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            token_type=tokens.token_type,
-            scopes=tokens.scopes,
-            expires_in=tokens.expires_in,
+        return replace(
+            tokens,
             extra=extra,
             facts={
                 "team": body.get("team"),

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from shared.errors import HookhubError, Invalid, Unavailable
+from shared.errors import HookhubError, Invalid
+from shared.oauth.provider import ProviderUnreachable
 
 
 class TelegramRefused(Invalid):
@@ -31,19 +32,15 @@ class TelegramApi:
         try:
             answer = await self._client.post(f"{self._base}/bot{token}/{method}", json=params or {})
         except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"Telegram is unreachable: {type(exc).__name__}", code="provider_unavailable"
-            ) from exc
+            raise ProviderUnreachable(f"Telegram is unreachable: {type(exc).__name__}") from exc
         try:
             data = answer.json()
         except ValueError as exc:
-            raise Unavailable(
-                f"Telegram answered {answer.status_code} without JSON", code="provider_unavailable"
+            raise ProviderUnreachable(
+                f"Telegram answered {answer.status_code} without JSON"
             ) from exc
         if answer.status_code >= 500:
-            raise Unavailable(
-                f"Telegram answered {answer.status_code}", code="provider_unavailable"
-            )
+            raise ProviderUnreachable(f"Telegram answered {answer.status_code}")
         if not isinstance(data, dict) or not data.get("ok"):
             description = data.get("description", "") if isinstance(data, dict) else ""
             raise TelegramRefused(f"Telegram refused {method}: {description or answer.status_code}")
