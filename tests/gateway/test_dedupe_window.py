@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from services.gateway.provider_webhooks.repository import COLLECTION, SeenDeliveries
 from services.gateway.provider_webhooks.service import Deduplicator, RecentIds
@@ -50,6 +51,13 @@ async def _record(db: Database, ids: list[str]) -> None:
     await writer.flush()
 
 
+def _replica(db: Database, **window: Any) -> tuple[CountingSeen, SeenWindow, Deduplicator]:
+    """This replica's repository (counting), in-memory window and deduplicator."""
+    seen = CountingSeen(db, BatchedWriter(db))
+    memory = SeenWindow(seen, **window)
+    return seen, memory, Deduplicator(RecentIds(), seen, WINDOW, memory)
+
+
 async def _bucket(db: Database, ids: list[str], written_at: float) -> None:
     """A bucket document as a writer whose clock reads `written_at` makes it."""
     await db[COLLECTION].insert_one(
@@ -66,9 +74,7 @@ async def test_new_ids_are_answered_from_memory_and_redeliveries_from_mongodb(
 ) -> None:
     elsewhere = _ids(2500)  # three buckets
     await _record(db, elsewhere)
-    seen = CountingSeen(db, BatchedWriter(db))
-    window = SeenWindow(seen, max_ids=1_000_000)
-    dedupe = Deduplicator(RecentIds(), seen, WINDOW, window)
+    seen, window, dedupe = _replica(db, max_ids=1_000_000)
     assert not window.ready
     assert not await dedupe.seen(_ids(1)[0])
     assert seen.lookups == 1, "before its first read the window answers nothing"
@@ -100,6 +106,19 @@ async def test_each_read_takes_only_buckets_written_since_the_last(db: Database)
     assert window.ids == loaded + 10, "buckets read before are not read again"
 
 
+async def test_a_bucket_is_read_once_though_the_next_read_starts_before_it(
+    db: Database,
+) -> None:
+    clock = Clock()
+    window = SeenWindow(CountingSeen(db, BatchedWriter(db)), max_ids=1_000_000, clock=clock)
+    await _record(db, _ids(10))
+    await window.read()
+    # The next read's floor is the last read's start less the clock skew: below the bucket.
+    clock.now += CLOCK_SKEW_SECONDS + 1
+    await window.read()
+    assert window.ids == 10
+
+
 async def test_a_bucket_from_a_replica_whose_clock_is_behind_is_still_read(
     db: Database,
 ) -> None:
@@ -118,9 +137,7 @@ async def test_a_window_whose_reads_fail_gives_the_lookups_back_to_mongodb(
     db: Database,
 ) -> None:
     clock = Clock()
-    seen = CountingSeen(db, BatchedWriter(db))
-    window = SeenWindow(seen, max_ids=1_000_000, poll_seconds=1.0, clock=clock)
-    dedupe = Deduplicator(RecentIds(), seen, WINDOW, window)
+    seen, window, dedupe = _replica(db, max_ids=1_000_000, poll_seconds=1.0, clock=clock)
     await window.read()
     assert window.ready
     clock.now += window.stale_seconds + 1  # no successful read since
@@ -133,13 +150,11 @@ async def test_past_its_size_the_window_stops_answering_until_what_it_dropped_ex
     db: Database,
 ) -> None:
     clock = Clock()
-    seen = CountingSeen(db, BatchedWriter(db))
-    window = SeenWindow(seen, max_ids=2000, block_ids=1000, clock=clock)
+    _, window, dedupe = _replica(db, max_ids=2000, block_ids=1000, clock=clock)
     ids = _ids(3500)
     await _record(db, ids)
     await window.read()
     assert not window.ready, "ids were dropped: a redelivery of one would look new"
-    dedupe = Deduplicator(RecentIds(), seen, WINDOW, window)
     assert await dedupe.seen(ids[0]), "MongoDB still knows the dropped ids"
     clock.now += WINDOW.total_seconds() + 60  # everything dropped has expired
     await window.read()

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from services.gateway.provider_webhooks.repository import SeenDeliveries
 from shared.bloom import BloomBlock
-from shared.ids import id_floor, id_time
+from shared.ids import id_floor
 from shared.mongo import BUCKET_PREFIX
 
 log = structlog.get_logger(__name__)
@@ -69,7 +69,7 @@ class SeenWindow:
         self._clock = clock
         self._blocks: list[_Block] = []
         # Bucket documents read whose `_id` the next read's floor does not exclude.
-        self._read: dict[str, float] = {}
+        self._read: set[str] = set()
         self._last_read: float | None = None  # when the last complete read started
         self._fresh_until = 0.0
         self._incomplete_until = 0.0  # ids dropped for space may be redelivered until then
@@ -135,20 +135,20 @@ class SeenWindow:
         if self._last_read is not None:
             cursor = id_floor(BUCKET_PREFIX, self._last_read - CLOCK_SKEW_SECONDS)
         # The next read starts from here; what it would read again is excluded by `_id`.
-        keep_from = started - CLOCK_SKEW_SECONDS
-        self._read = {bucket: at for bucket, at in self._read.items() if at >= keep_from}
+        next_floor = id_floor(BUCKET_PREFIX, started - CLOCK_SKEW_SECONDS)
         while True:
             known = [bucket for bucket in self._read if bucket > cursor]
             page = await self._seen.buckets_after(cursor, known, _PAGE)
             for doc in page:
                 self._add_bucket(doc.get("ids") or (), doc["expires_at"])
-                written = id_time(doc["_id"])
-                if written >= keep_from:
-                    self._read[doc["_id"]] = written
+                if doc["_id"] >= next_floor:
+                    self._read.add(doc["_id"])
             if len(page) < _PAGE:
                 break
             cursor = page[-1]["_id"]
             await asyncio.sleep(0)  # requests go on between pages
+        # Only now: until this read is done, what the last one read above its floor counts.
+        self._read = {bucket for bucket in self._read if bucket >= next_floor}
         self._last_read = started
         self._fresh_until = started + self.stale_seconds
         now = self._clock()
