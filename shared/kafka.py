@@ -234,7 +234,8 @@ class _Batches:
         if not known:
             known = await self._producer.partitions_for(topic)
         if key is None:
-            chosen: int = self._default(key, sorted(known), sorted(known))
+            partitions = sorted(known)
+            chosen: int = self._default(key, partitions, partitions)
             return chosen
         cache_key = (topic, key, len(known))
         partition = self._keys.get(cache_key)

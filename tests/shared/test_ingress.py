@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from shared.errors import Forbidden
 from shared.http.app import ServiceApp
 from shared.http.errors import install_error_handlers
-from shared.http.ingress import Ingress, IngressRequest, IngressRoute
+from shared.http.ingress import Ingress, IngressRequest, IngressRoute, RawResponse
 from shared.http.telemetry import RequestTelemetry
 from tests.support import serve
 
@@ -157,10 +157,6 @@ async def test_the_coalescing_server_answers_keep_alive_and_closing_connections(
 
 
 def test_raw_responses_carry_the_headers_starlette_would() -> None:
-    from starlette.responses import JSONResponse, PlainTextResponse, Response
-
-    from shared.http.ingress import RawResponse
-
     pairs = [
         (RawResponse.json({"ok": True}), JSONResponse({"ok": True})),
         (RawResponse(200, b"ok", "text/plain"), PlainTextResponse("ok")),

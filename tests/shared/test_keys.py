@@ -204,7 +204,7 @@ async def test_no_secret_in_clear_and_rotation_retires_the_old_key(
         keeper = oauth.app.state.token_keeper  # type: ignore[attr-defined]
         fresh = await keeper.access_token(connected)
         assert fresh not in oauth_secrets["clear"] and github_app.valid(fresh)
-        await oauth.app.state.runtime.db.pending_revocations.update_many(  # type: ignore[attr-defined]
+        await flow.db_of(oauth).pending_revocations.update_many(
             {}, {"$set": {"next_attempt_at": datetime.now(UTC)}}
         )
         assert await oauth.app.state.maintenance.retry_revocations() == 1  # type: ignore[attr-defined]
