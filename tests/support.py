@@ -106,7 +106,11 @@ async def serve(
     )
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url, timeout=15.0) as client:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: at
+    # httpx's default, also 5 s, a request could go out on a connection the server was
+    # closing at that moment (an httpx.ReadError in a test that did nothing wrong).
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=15.0, limits=limits) as client:
         try:
             await _until_up(client, probe or ("/readyz" if wait_ready else "/healthz"), task)
             yield RunningService(app, base_url, client)
