@@ -9,8 +9,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared.mongo import Database
+from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra, provide_infra
-from tests.support import new_namespace
+from tests.support import new_namespace, serve
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,11 @@ async def db(infra: Infra) -> AsyncIterator[Database]:
     yield client[name]
     await client.drop_database(name)
     await client.close()
+
+
+@pytest.fixture(scope="module")
+async def telegram_api() -> AsyncIterator[tuple[FakeTelegram, str]]:
+    """The fake Telegram Bot API and its base URL (`HOOKHUB_TELEGRAM_API_BASE`)."""
+    fake = FakeTelegram()
+    async with serve(fake.app(), probe="/healthz") as running:
+        yield fake, running.base_url

@@ -54,13 +54,6 @@ def gateway_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-async def telegram_api() -> AsyncIterator[tuple[FakeTelegram, str]]:
-    fake = FakeTelegram()
-    async with serve(fake.app(), probe="/healthz") as running:
-        yield fake, running.base_url
-
-
-@pytest.fixture(scope="module")
 async def oauth(
     gateway_settings: GatewaySettings, telegram_api: tuple[FakeTelegram, str]
 ) -> AsyncIterator[RunningService]:

@@ -29,13 +29,6 @@ async def providers() -> AsyncIterator[dict[str, FakeAuthorizationServer]]:
         yield fakes
 
 
-@pytest.fixture(scope="module")
-async def telegram_api() -> AsyncIterator[tuple[FakeTelegram, str]]:
-    fake = FakeTelegram()
-    async with serve(fake.app(), probe="/healthz") as running:
-        yield fake, running.base_url
-
-
 def provider_settings(providers: dict[str, FakeAuthorizationServer]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for fake in providers.values():
