@@ -214,6 +214,21 @@ DUPLICATE_KEY = 11000
 BUCKET_PREFIX = "bkt"
 
 
+def not_written(exc: BulkWriteError, count: int) -> set[int]:
+    """After an unordered `insert_many` of `count` documents raised: the indexes of those
+    not written. A duplicate key counts as written (the document exists already)."""
+    if exc.details.get("writeConcernErrors"):
+        return set(range(count))
+    errors = exc.details.get("writeErrors", [])
+    return {error["index"] for error in errors if error["code"] != DUPLICATE_KEY}
+
+
+def already_there(exc: BulkWriteError) -> set[int]:
+    """After an unordered `insert_many` raised: the indexes whose `_id` existed already."""
+    errors = exc.details.get("writeErrors", [])
+    return {error["index"] for error in errors if error["code"] == DUPLICATE_KEY}
+
+
 class BatchedWriter:
     """Writes kept off the request path and flushed in one bulk write per collection.
 
@@ -338,12 +353,7 @@ class BatchedWriter:
                 try:
                     await self._db[name].insert_many(docs, ordered=False)
                 except BulkWriteError as exc:
-                    errors = exc.details.get("writeErrors", [])
-                    failed.update(
-                        chunk[error["index"]] for error in errors if error["code"] != DUPLICATE_KEY
-                    )
-                    if exc.details.get("writeConcernErrors"):
-                        failed.update(chunk)
+                    failed.update(chunk[index] for index in not_written(exc, len(chunk)))
                 except PyMongoError as exc:
                     log.warning("batched_write_failed", collection=name, error=str(exc))
                     failed.update(chunk)

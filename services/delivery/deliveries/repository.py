@@ -8,7 +8,15 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from shared.mongo import DUPLICATE_KEY, Collection, Database, Document, Index, paginate
+from shared.mongo import (
+    Collection,
+    Database,
+    Document,
+    Index,
+    already_there,
+    not_written,
+    paginate,
+)
 
 DELIVERIES = "deliveries"
 ATTEMPTS = "delivery_attempts"
@@ -51,12 +59,9 @@ class DeliveryRepository:
         try:
             await self._deliveries.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            if exc.details.get("writeConcernErrors"):
+            if not_written(exc, len(docs)):
                 raise
-            errors = exc.details.get("writeErrors", [])
-            if any(error["code"] != DUPLICATE_KEY for error in errors):
-                raise
-            existing = {error["index"] for error in errors}
+            existing = already_there(exc)
             return [doc for index, doc in enumerate(docs) if index not in existing]
         return docs
 
