@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import re
-import ssl
-from collections.abc import Iterable
+import socket
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import TypedDict, Unpack
 from urllib.parse import urlsplit
 
-import httpcore
+import aiohttp
+import aiohttp.abc
 import httpx
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 
 from shared.errors import Invalid
 
@@ -204,7 +206,7 @@ def check_url(url: str, policy: EgressPolicy) -> None:
 
     Only what the URL itself says is judged (schemes, credentials, address literals in every
     spelling a resolver accepts, names that are internal by definition); where a name points
-    is judged when connecting, by `guarded_transport`.
+    is judged when connecting, by `guarded_socket_factory`.
     """
     if _FORBIDDEN_CHARS.search(url):
         # Whitespace, control characters and backslashes are where URL parsers disagree.
@@ -289,200 +291,122 @@ def _check_name(name: str, policy: EgressPolicy) -> None:
 # --- connect time: the address actually connected to ------------------------------------------
 
 
-class EgressRefused(httpx.ConnectError):
-    """The connection reached (or would reach) an address the egress policy refuses.
+class EgressRefused(OSError):
+    """A connection to an address the egress policy refuses was not even opened.
 
-    A ConnectError so callers retry and log it like any failed connection; nothing of the
-    request was sent.
+    An OSError, as any other failed connect: aiohttp tries the name's next address, and if
+    none is left raises `aiohttp.ClientConnectorError` carrying this as `os_error`, which
+    callers retry and log like any failed connection. Nothing of the request was sent.
     """
 
-    def __init__(self, message: str, *, address: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, address: str) -> None:
+        # With an errno, as a refused connect has one: aiohttp shows only `strerror`.
+        super().__init__(
+            errno.EPERM,
+            f"egress refused: {address} is not a public address and "
+            "HOOKHUB_EGRESS_ALLOW_CIDRS does not allow it; nothing was sent",
+        )
         self.address = address
+
+
+def guarded_socket_factory(policy: EgressPolicy) -> SocketFactoryType:
+    """aiohttp's `socket_factory`: judges each address just before the socket connects to it.
+
+    aiohttp resolves the name, then connects a socket to each resolved address in turn
+    (happy eyeballs) with no second lookup, so the address judged here is exactly the peer
+    the connection would have: no DNS-rebinding window, literals and names alike, and
+    nothing is connected to a refused address at all.
+    """
+
+    def create(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _canonical, sockaddr = addr_info
+        address = _parse_address(sockaddr[0]) if sockaddr else None
+        if address is None or not policy.allows(address):
+            raise EgressRefused(_describe(address) if address is not None else str(sockaddr))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return create
+
+
+def _describe(address: IPAddress) -> str:
+    """`::ffff:7f00:1 (127.0.0.1)`: an address that forwards to IPv4 says where."""
+    embedded = _embedded_ipv4(address) if isinstance(address, IPv6Address) else None
+    return f"{address} ({', '.join(map(str, embedded))})" if embedded else str(address)
 
 
 def _parse_address(value: object) -> IPAddress | None:
     if not isinstance(value, str):
         return None
     try:
-        return ipaddress.ip_address(value)
+        return ipaddress.ip_address(value.partition("%")[0])  # fe80::1%eth0: the scope is ours
     except ValueError:
         return None
 
 
-def _peer_of(stream: httpcore.AsyncNetworkStream) -> IPAddress | None:
-    peer = stream.get_extra_info("server_addr")
-    if not (isinstance(peer, tuple) and peer):
-        sock = stream.get_extra_info("socket")
-        try:
-            peer = sock.getpeername() if sock is not None else None
-        except OSError:
-            peer = None
-    if isinstance(peer, tuple) and peer:
-        return _parse_address(peer[0])
-    return None
+# Below the 5 s idle timeout of Node's and uvicorn's servers, common webhook receivers: a
+# connection they are closing is never reused for a POST (which no client may resend).
+KEEPALIVE_SECONDS = 4.0
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Checks the peer of every TCP connection before httpcore writes anything to it.
+class GuardedClient:
+    """The HTTP client of deliveries: guarded connections; no proxies, cookies or redirects.
 
-    Checking the socket's peer rather than a DNS answer leaves no rebinding window: whatever
-    the name resolved to when connecting is the address judged.
+    POST is all it does. Its pool holds `max_connections`, dropped after
+    `KEEPALIVE_SECONDS` idle. No proxy (`trust_env=False`: a proxy would be the peer judged,
+    hiding the real target), no cookie jar (a receiver's cookies are sent back to no one),
+    and a redirect is returned as the response it is, never followed. `resolver` replaces
+    the system's DNS (tests). Create it inside the running event loop.
     """
 
     def __init__(
-        self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None
+        self,
+        policy: EgressPolicy,
+        max_connections: int,
+        *,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
     ) -> None:
-        self._policy = policy
-        self._inner = inner or httpcore.AnyIOBackend()
-
-    def _refuse(self, host: str, port: int, address: IPAddress | str) -> EgressRefused:
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        via = "" if str(address) == host else f" (connected to {address})"
-        return EgressRefused(
-            f"egress refused: {target}{via} is not a public address and "
-            "HOOKHUB_EGRESS_ALLOW_CIDRS does not allow it; nothing was sent",
-            address=str(address),
+        connector = aiohttp.TCPConnector(
+            limit=max_connections,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            socket_factory=guarded_socket_factory(policy),
+            resolver=resolver,
         )
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        literal = _parse_address(host)
-        if literal is not None and not self._policy.allows(literal):
-            # No need to even open a connection to an address we can already judge.
-            raise self._refuse(host, port, literal)
-        stream = await self._inner.connect_tcp(
-            host,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-        peer = _peer_of(stream)
-        if peer is None or not self._policy.allows(peer):
-            await stream.aclose()
-            raise self._refuse(host, port, peer if peer is not None else "an unknown address")
-        return stream
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise EgressRefused(f"egress refused: unix socket {path} is local", address=path)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class TransportOptions(TypedDict, total=False):
-    verify: ssl.SSLContext | bool
-    http1: bool
-    http2: bool
-    limits: httpx.Limits
-    local_address: str | None
-    retries: int
-    socket_options: Iterable[httpcore.SOCKET_OPTION] | None
-
-
-_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-
-
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport, with the connection pool built on a `GuardedBackend`.
-
-    Never uses a proxy or a unix socket (either would hide the real target), whatever the
-    environment says.
-    """
-
-    def __init__(self, policy: EgressPolicy, **options: Unpack[TransportOptions]) -> None:
-        verify = options.get("verify", True)
-        ssl_context = (
-            verify
-            if isinstance(verify, ssl.SSLContext)
-            else httpx.create_ssl_context(verify=verify, trust_env=False)
-        )
-        limits = options.get("limits", _DEFAULT_LIMITS)
-        http1 = options.get("http1", True)
-        http2 = options.get("http2", False)
-        local_address = options.get("local_address")
-        retries = options.get("retries", 0)
-        socket_options = options.get("socket_options")
-        super().__init__(
-            verify=ssl_context,
+        self._session = aiohttp.ClientSession(
+            connector=connector,
             trust_env=False,
-            http1=http1,
-            http2=http2,
-            limits=limits,
-            local_address=local_address,
-            retries=retries,
-            socket_options=socket_options,
-        )
-        # Same construction as httpx's (httpx/_transports/default.py), plus the backend.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            local_address=local_address,
-            retries=retries,
-            network_backend=GuardedBackend(policy),
-            socket_options=socket_options,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except EgressRefused as exc:
-            exc.request = request
-            raise
+    @contextlib.asynccontextmanager
+    async def post(
+        self, url: str, *, body: bytes, headers: Mapping[str, str], time_limit: float
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response, its body unread; `time_limit` (s) bounds it all, connecting included."""
+        async with self._session.post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=time_limit),
+            allow_redirects=False,
+        ) as response:
+            yield response
 
+    async def close(self) -> None:
+        await self._session.close()
 
-def guarded_transport(
-    policy: EgressPolicy, **transport_options: Unpack[TransportOptions]
-) -> httpx.AsyncBaseTransport:
-    return GuardedTransport(policy, **transport_options)
+    async def __aenter__(self) -> GuardedClient:
+        return self
 
-
-def guarded_client(
-    policy: EgressPolicy, timeout: float, max_connections: int | None = None
-) -> httpx.AsyncClient:
-    """The client for deliveries: guarded connections, no proxies, redirects not followed.
-
-    `max_connections` sizes the pool (all of them kept alive); the default is httpx's.
-    """
-    limits = (
-        _DEFAULT_LIMITS
-        if max_connections is None
-        else httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-    )
-    return httpx.AsyncClient(
-        transport=guarded_transport(policy, limits=limits),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-    )
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
 
 __all__ = [
     "EgressPolicy",
     "EgressRefused",
-    "GuardedBackend",
-    "GuardedTransport",
+    "GuardedClient",
     "check_url",
-    "guarded_client",
-    "guarded_transport",
+    "guarded_socket_factory",
     "is_public_address",
     "parse_inet_aton",
 ]

@@ -19,7 +19,7 @@ from services.delivery.outgoing_webhooks import repository as endpoint_repositor
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
 from shared import claim_check
 from shared.cache import RefreshingCache
-from shared.egress import EgressPolicy, guarded_client
+from shared.egress import EgressPolicy, GuardedClient
 from shared.envelopes import ChatEvent, ProviderEvent, Topic
 from shared.mongo import BatchedWriter
 from shared.runtime import Runtime, ServiceDefinition
@@ -60,9 +60,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     dispatcher = Dispatcher(
         endpoints=cache,
         # One pool per endpoint, sized to its concurrency (see Lane).
-        client_for=lambda connections: guarded_client(
-            policy, timeout=30.0, max_connections=connections
-        ),
+        client_for=lambda connections: GuardedClient(policy, connections),
         writer=writer,
         publisher=runtime.publisher,
         on_gone=lambda endpoint_id, reason: later(disable(endpoint_id, reason)),

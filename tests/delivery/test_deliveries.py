@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import hmac
 import itertools
@@ -446,6 +447,32 @@ async def test_redirects_are_not_followed(delivery: RunningService, sink: Sink) 
     ).json()
     assert [a["status_code"] for a in detail["attempt_log"]] == [302]
     assert len(fake.at(p)) == 1
+
+
+async def test_the_attempt_log_keeps_the_response_head_and_16_kib_of_its_body(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    big, zipped = path(), path()
+    text = "".join(f"line {n:05d}: the receiver said something long\n" for n in range(2_000))
+    fake.on(big, 200, body=text.encode(), headers={"X-Receiver": "yes"})
+    fake.on(zipped, 503, body=gzip.compress(b"overloaded"), headers={"Content-Encoding": "gzip"})
+    for p, status in ((big, "completed"), (zipped, "failed")):
+        hook = await endpoint(delivery, sink, p, retry_schedule=[])
+        await publish(delivery, "message.created")
+        listed = await _deliveries(delivery, hook["id"], status)
+        detail = (
+            await delivery.client.get(f"/api/deliveries/{listed[0]['id']}", headers=admin_headers())
+        ).json()
+        [attempt] = detail["attempt_log"]
+        if p == big:
+            assert attempt["status_code"] == 200
+            assert attempt["response_body"] == text[: 16 * 1024]
+            assert attempt["response_headers"]["x-receiver"] == "yes"
+            assert attempt["response_headers"]["content-length"] == str(len(text))
+        else:  # decoded as the receiver meant it
+            assert (attempt["status_code"], attempt["response_body"]) == (503, "overloaded")
+            assert attempt["response_headers"]["content-encoding"] == "gzip"
 
 
 async def test_an_endpoint_failing_past_the_window_is_disabled(

@@ -29,6 +29,7 @@ class Script:
     statuses: list[int] = field(default_factory=lambda: [200])
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    body: bytes | None = None  # instead of {"ok": ...}; send it with its content-type
 
 
 @dataclass
@@ -38,9 +39,14 @@ class WebhookSink:
     _served: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def on(
-        self, path: str, *statuses: int, delay: float = 0.0, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        *statuses: int,
+        delay: float = 0.0,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> None:
-        self.scripts[path] = Script(list(statuses) or [200], dict(headers or {}), delay)
+        self.scripts[path] = Script(list(statuses) or [200], dict(headers or {}), delay, body)
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -68,6 +74,8 @@ class WebhookSink:
             if script.delay:
                 await asyncio.sleep(script.delay)
             status = script.statuses[index]
+            if script.body is not None:
+                return Response(script.body, status_code=status, headers=script.headers)
             body: Any = {"ok": 200 <= status < 300}
             return JSONResponse(body, status_code=status, headers=script.headers)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -23,6 +23,7 @@ from services.delivery.deliveries.policy import Verdict, decide
 from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, schedule
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
+from shared.egress import GuardedClient
 from shared.envelopes import Envelope
 from shared.ids import isoformat, utcnow
 from shared.kafka import EventPublisher
@@ -112,7 +113,11 @@ class Lane:
     """
 
     def __init__(
-        self, endpoint_id: str, concurrency: int, rate: float | None, client: httpx.AsyncClient
+        self,
+        endpoint_id: str,
+        concurrency: int,
+        rate: float | None,
+        client: GuardedClient,
     ) -> None:
         self.endpoint_id = endpoint_id
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -127,7 +132,7 @@ class Dispatcher:
         self,
         *,
         endpoints: RefreshingCache[str, EndpointSnapshot],
-        client_for: Callable[[int], httpx.AsyncClient],
+        client_for: Callable[[int], GuardedClient],
         writer: BatchedWriter,
         publisher: EventPublisher,
         on_gone: Callable[[str, str], None],
@@ -235,7 +240,7 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(lane.client.aclose() for lane in self._lanes.values()))
+        await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     def _close_later(self, lane: Lane) -> None:
@@ -243,13 +248,13 @@ class Dispatcher:
 
         async def close() -> None:
             await asyncio.gather(*lane.workers, return_exceptions=True)
-            await lane.client.aclose()
+            await lane.client.close()
 
         task = asyncio.ensure_future(close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def attempt(self, job: Job, client: httpx.AsyncClient) -> Verdict:
+    async def attempt(self, job: Job, client: GuardedClient) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
         now = utcnow()
         if endpoint is None or not endpoint.enabled:
@@ -275,19 +280,15 @@ class Dispatcher:
         response_body = ""
         error: str | None = None
         try:
-            async with client.stream(
-                "POST",
-                endpoint.url,
-                content=job.body,
-                headers=headers,
-                timeout=endpoint.timeout_seconds,
+            async with client.post(
+                endpoint.url, body=job.body, headers=headers, time_limit=endpoint.timeout_seconds
             ) as response:
-                status_code = response.status_code
-                response_headers = dict(response.headers)
-                response_body = await _read_prefix(response, RESPONSE_BODY_LIMIT)
-        except httpx.TimeoutException:
+                status_code = response.status
+                response_headers = _header_fields(response.headers)
+                response_body = await _read_prefix(response.content, RESPONSE_BODY_LIMIT)
+        except TimeoutError:
             error = f"timeout after {endpoint.timeout_seconds:g}s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
         duration = time.perf_counter() - started
         decision = decide(
@@ -389,15 +390,26 @@ class Dispatcher:
             log.warning("dead_letter_publish_failed", delivery_id=job.id, error=repr(exc))
 
 
-async def _read_prefix(response: httpx.Response, limit: int) -> str:
+async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> str:
+    """The first `limit` bytes of a response body as text; the rest is never read."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def _header_fields(headers: Mapping[str, str]) -> dict[str, str]:
+    """Response headers by lower-case name, repeated fields joined with ", " (RFC 9110 5.3)."""
+    fields: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
 
 
 def _outcome(status_code: int | None, error: str | None) -> str:
