@@ -26,11 +26,12 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from services import __version__
@@ -137,41 +138,81 @@ def _percentile_ms(ordered: list[float], q: float) -> float | None:
     return round(ordered[index] * 1000, 2)
 
 
+class _HttpxPoster:
+    def __init__(self, concurrency: int, timeout: float) -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._client = httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        return (await self._client.post(url, content=body, headers=headers)).status_code
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class _AiohttpPoster:
+    """The client the delivery service sends with, bare: the comparison for its own overhead."""
+
+    def __init__(self, concurrency: int, timeout: float) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        async with self._session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+_Poster = _HttpxPoster | _AiohttpPoster
+CLIENTS: dict[str, type[_Poster]] = {"httpx": _HttpxPoster, "aiohttp": _AiohttpPoster}
+
+
+@contextlib.asynccontextmanager
+async def _client(kind: str, concurrency: int, seconds: float) -> AsyncIterator[_Poster]:
+    poster = CLIENTS[kind](concurrency, seconds)
+    try:
+        yield poster
+    finally:
+        await poster.close()
+
+
 async def _post(
-    client: httpx.AsyncClient,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    recorder: Recorder,
+    client: _Poster, url: str, body: bytes, headers: dict[str, str], recorder: Recorder
 ) -> None:
     started = time.perf_counter()
     try:
-        response = await client.post(url, content=body, headers=headers)
-    except httpx.TimeoutException:
+        status = await client.post(url, body, headers)
+    except (httpx.TimeoutException, TimeoutError):
         recorder.errors["timeout"] += 1
         return
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, aiohttp.ClientError) as exc:
         recorder.errors[type(exc).__name__] += 1
         return
-    if 200 <= response.status_code < 300:
+    if 200 <= status < 300:
         recorder.latencies.append(time.perf_counter() - started)
     else:
-        recorder.errors[f"http_{response.status_code}"] += 1
-
-
-def _client(concurrency: int, timeout: float) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+        recorder.errors[f"http_{status}"] += 1
 
 
 async def burst(
-    url: str, count: int, concurrency: int, request_timeout: float, run: str, phase: str
+    url: str,
+    count: int,
+    concurrency: int,
+    request_timeout: float,
+    run: str,
+    phase: str,
+    kind: str = "httpx",
 ) -> dict[str, Any]:
     secret = new_secret()
     now = datetime.now(UTC)
     requests = [webhook_request(run, phase, seq, time.time(), secret, now) for seq in range(count)]
     recorder = Recorder()
-    async with _client(concurrency, request_timeout) as client:
+    async with _client(kind, concurrency, request_timeout) as client:
         pending = iter(requests)
 
         async def worker() -> None:
@@ -197,7 +238,7 @@ async def paced(
     slots = asyncio.Semaphore(concurrency)
     tasks: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
-    async with _client(concurrency, request_timeout) as client:
+    async with _client("httpx", concurrency, request_timeout) as client:
 
         async def send(seq: int) -> None:
             try:
@@ -237,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="paced: requests per second")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="httpx",
+        help="burst only; the baseline's is httpx",
+    )
     args = parser.parse_args(argv)
     if (args.count is None) == (args.rate is None):
         parser.error("give exactly one of --count and --rate")
@@ -248,7 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     if args.count is not None:
         result = runner(
-            burst(args.url, args.count, args.concurrency, args.timeout, args.run, args.phase)
+            burst(
+                args.url,
+                args.count,
+                args.concurrency,
+                args.timeout,
+                args.run,
+                args.phase,
+                args.client,
+            )
         )
     else:
         result = runner(
