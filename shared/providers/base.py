@@ -7,7 +7,7 @@ of them: read (bounded) → handshake? → verify → parse → dedupe → publi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -57,12 +57,15 @@ class ParsedWebhook:
       `application_command`, `message`, `jira:issue_created`, ...).
     - `delivery_id`: the provider's id for this delivery; the same on a redelivery. When the
       provider has none, the provider module derives one from the body.
-    - `payload`: the decoded body (JSON object, or the form fields for form bodies).
+    - `payload`: the decoded body (JSON object, or the form fields for form bodies), or an
+      `ids.JsonBody` when the body is the payload, checked but not decoded.
     - `publish`: False for pure handshakes (Slack `url_verification`, Discord PING), which
       are answered and not put on Kafka.
     - `reply`: what to answer once published (or at once, when not publishing).
-    - `account_id`: the provider account the request is for (Slack team id, Discord
-      application id, ...), used to route app-level requests to an integration.
+    - `account`: the provider account the request is for (Slack team id, Discord
+      application id, ...), used to route app-level requests to an integration; or a
+      function that finds it, when finding it means decoding a body only app-level
+      requests need decoded. Read it as `account_id`.
     """
 
     event_type: str
@@ -70,7 +73,11 @@ class ParsedWebhook:
     payload: Any
     reply: Reply = field(default_factory=Reply)
     publish: bool = True
-    account_id: str | None = None
+    account: str | Callable[[], str | None] | None = None
+
+    @property
+    def account_id(self) -> str | None:
+        return self.account() if callable(self.account) else self.account
 
 
 class ProviderWebhooks(Protocol):

@@ -16,6 +16,7 @@ from githubkit.webhooks import sign
 from shared.providers import WEBHOOK_PROVIDERS
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 from shared.providers.github.webhooks import WEBHOOKS
+from shared.providers.ids import JsonBody
 from tests.providers.shapes import NOT_JSON_OBJECTS, mutations
 from tests.support import CORPUS_DIR, github_corpus
 
@@ -128,7 +129,9 @@ def test_parse_keeps_header_event_type_and_delivery_and_routes_by_account() -> N
     assert parsed.account_id == "2311213"
     assert parsed.publish is True
     assert (parsed.reply.status, parsed.reply.body) == (200, {"ok": True})
-    assert parsed.payload["action"] == "opened"
+    # Checked, not decoded: the envelope carries the body as it came.
+    assert parsed.payload == JsonBody(body)
+    assert parsed.payload.decode()["action"] == "opened"
 
 
 @pytest.mark.parametrize(
@@ -230,7 +233,8 @@ def test_every_real_payload_verifies_and_parses() -> None:
         payload = json.loads(body)
         assert parsed.event_type == path.parent.name, path
         assert parsed.delivery_id == delivery
-        assert parsed.payload == payload
+        assert parsed.payload == JsonBody(body)
+        assert parsed.payload.decode() == payload
         if isinstance(payload.get("installation"), dict):
             assert parsed.account_id == str(payload["installation"]["id"]), path
         elif isinstance(payload.get("repository"), dict):

@@ -36,6 +36,7 @@ from shared.providers.base import (
     Reply,
     SignatureInvalid,
 )
+from shared.providers.ids import JsonBody
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
 
@@ -152,11 +153,8 @@ class ProviderIngress:
         envelope = envelope_for(integration, parsed, inbound)
         if await self.dedupe.seen(envelope.id):
             return "duplicate"
-        value = (
-            envelope.to_kafka_with_raw_payload(inbound.body)
-            if _body_is_payload(inbound, parsed)
-            else envelope.to_kafka()
-        )
+        raw = _raw_payload(inbound, parsed)
+        value = envelope.to_kafka() if raw is None else envelope.to_kafka_with_raw_payload(raw)
         # Headroom for the record's key, headers and batch framing.
         if len(value) > self.settings.kafka_max_message_bytes - 16 * 1024:
             envelope = await self._claim_check(envelope, inbound)
@@ -187,10 +185,14 @@ class ProviderIngress:
         return envelope.model_copy(update={"payload": None, "payload_ref": ref})
 
 
-def _body_is_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bool:
-    """A JSON body is the payload itself for every provider (forms are decoded instead)."""
+def _raw_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bytes | None:
+    """The payload's JSON bytes, when the body is the payload (forms are decoded instead)."""
+    if isinstance(parsed.payload, JsonBody):
+        return parsed.payload.raw
     content_type = (inbound.header("content-type") or "").split(";", 1)[0].strip().lower()
-    return content_type == "application/json" and isinstance(parsed.payload, dict)
+    if content_type == "application/json" and isinstance(parsed.payload, dict):
+        return inbound.body
+    return None
 
 
 def _render(reply: Reply) -> RawResponse:

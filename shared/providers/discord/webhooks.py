@@ -95,7 +95,7 @@ def _interaction(
             payload=body,
             reply=Reply(200, {"type": 1}),
             publish=False,
-            account_id=application_id,
+            account=application_id,
         )
     known = _INTERACTIONS.get(kind)
     if known is None:
@@ -106,7 +106,7 @@ def _interaction(
         delivery_id=interaction_id,
         payload=body,
         reply=Reply(200, copy.deepcopy(answer)),
-        account_id=application_id,
+        account=application_id,
     )
 
 
@@ -120,7 +120,7 @@ def _webhook_event(
             payload=body,
             reply=Reply(204, None),
             publish=False,
-            account_id=application_id,
+            account=application_id,
         )
     if kind == _EVENT:
         event_type = str_field(body, "event", "type")
@@ -132,7 +132,7 @@ def _webhook_event(
             delivery_id=derived_delivery_id(request.body),
             payload=body,
             reply=Reply(204, None),
-            account_id=application_id,
+            account=application_id,
         )
     raise MalformedWebhook(f"unknown Webhook Event type {kind}")
 

@@ -18,6 +18,8 @@ from shared.providers.base import (
     SignatureInvalid,
 )
 from shared.providers.ids import (
+    JsonBody,
+    check_json_object,
     decode_form,
     decode_json_object,
     id_field,
@@ -70,23 +72,34 @@ class GitHubWebhooks:
             delivery_id=delivery_id,
             payload=payload,
             reply=Reply(200, {"ok": True}),
-            account_id=(
-                id_field(payload, "installation", "id")
-                or str_field(payload, "repository", "owner", "login")
-                or str_field(payload, "organization", "login")
+            account=(
+                (lambda: _account(payload.decode()))
+                if isinstance(payload, JsonBody)
+                else _account(payload)
             ),
         )
 
     @staticmethod
-    def _payload(request: InboundRequest) -> dict[str, Any]:
+    def _payload(request: InboundRequest) -> JsonBody | dict[str, Any]:
         if not is_form(request):
-            return decode_json_object(request.body)
+            # Checked, not decoded: the envelope carries the body as it came, and only an
+            # app-level request decodes it, for its account.
+            return check_json_object(request.body)
         # A webhook configured with content type `application/x-www-form-urlencoded` sends the
         # JSON in the `payload` field; the signature still covers the raw form body.
-        payload = decode_form(request.body).get("payload")
-        if not isinstance(payload, str):
+        field = decode_form(request.body).get("payload")
+        if not isinstance(field, str):
             raise MalformedWebhook("form body must carry exactly one `payload` field")
-        return decode_json_object(payload, "payload field")
+        return decode_json_object(field, "payload field")
+
+
+def _account(payload: dict[str, Any]) -> str | None:
+    """The installation (GitHub App webhooks), else the repository owner or the organization."""
+    return (
+        id_field(payload, "installation", "id")
+        or str_field(payload, "repository", "owner", "login")
+        or str_field(payload, "organization", "login")
+    )
 
 
 WEBHOOKS = GitHubWebhooks()

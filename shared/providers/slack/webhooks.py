@@ -95,7 +95,7 @@ class SlackWebhooks:
                 delivery_id=str_field(body, "event_id") or derived_delivery_id(request.body),
                 payload=body,
                 reply=Reply(200, None),
-                account_id=team_id,
+                account=team_id,
             )
         if kind is None:
             raise MalformedWebhook("Events API body without a string `type`")
@@ -105,7 +105,7 @@ class SlackWebhooks:
             delivery_id=derived_delivery_id(request.body),
             payload=body,
             reply=Reply(200, None),
-            account_id=team_id,
+            account=team_id,
         )
 
     @staticmethod
@@ -124,7 +124,7 @@ class SlackWebhooks:
                 delivery_id=_interaction_id(payload, request.body),
                 payload=payload,
                 reply=Reply(200, None),
-                account_id=str_field(payload, "team", "id"),
+                account=str_field(payload, "team", "id"),
             )
         if "command" in fields:
             return ParsedWebhook(
@@ -132,7 +132,7 @@ class SlackWebhooks:
                 delivery_id=_single(fields, "trigger_id") or derived_delivery_id(request.body),
                 payload=fields,
                 reply=Reply(200, None),
-                account_id=_single(fields, "team_id"),
+                account=_single(fields, "team_id"),
             )
         raise MalformedWebhook("form body is neither a slash command nor an interaction")
 
