@@ -59,6 +59,9 @@ class RefreshingCache(Generic[K, V]):
         self._by_key: dict[K, V] = {}
         self._key_of: dict[str, K] = {}
         self._unknown_until: dict[K, float] = {}
+        # Ids whose tombstone this replica has seen (documents deleted since it started, or
+        # looked up after their deletion): "deleted", as opposed to "not known here yet".
+        self._gone: set[str] = set()
         self._watermark: datetime | None = None
         self.loaded = False
 
@@ -104,6 +107,10 @@ class RefreshingCache(Generic[K, V]):
     def values(self) -> list[V]:
         return list(self._by_key.values())
 
+    def gone(self, doc_id: str) -> bool:
+        """Whether this replica has seen `doc_id` deleted (and not recreated since)."""
+        return doc_id in self._gone
+
     def apply(self, doc: Document) -> None:
         doc_id = str(doc["_id"])
         previous = self._key_of.pop(doc_id, None)
@@ -114,6 +121,9 @@ class RefreshingCache(Generic[K, V]):
             self._by_key[key] = self._snapshot(doc)
             self._key_of[doc_id] = key
             self._unknown_until.pop(key, None)
+            self._gone.discard(doc_id)
+        else:
+            self._gone.add(doc_id)
 
     async def refresh(self) -> None:
         since = self._watermark - _CLOCK_SKEW if self._watermark else None

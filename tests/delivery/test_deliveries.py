@@ -510,6 +510,65 @@ async def test_an_endpoint_failing_past_the_window_is_disabled(
         assert len(fake.at(p)) <= attempts + 1, "a disabled endpoint is not hammered"
 
 
+async def _deleted_endpoints_delivery(delivery: RunningService, webhook_id: str) -> dict[str, Any]:
+    failed = await _deliveries(delivery, webhook_id, "failed")
+    detail: dict[str, Any] = (
+        await delivery.client.get(f"/api/deliveries/{failed[0]['id']}", headers=admin_headers())
+    ).json()
+    return detail
+
+
+async def test_a_deleted_endpoints_open_deliveries_are_closed_not_retried(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    p = path()
+    fake.on(p, 500)
+    hook = await endpoint(delivery, sink, p, retry_schedule=[1] * 10)
+    await publish(delivery, "message.created")
+    await fake.wait_for(p, 1)
+    gone = await delivery.client.delete(
+        f"/api/outgoing-webhooks/{hook['id']}", headers=admin_headers()
+    )
+    assert gone.status_code == 204
+    detail = await _deleted_endpoints_delivery(delivery, hook["id"])
+    assert detail["last_error"] == "the outgoing webhook was deleted"
+    assert detail["next_attempt_at"] is None
+    sent = len(fake.at(p))
+    await asyncio.sleep(2.5)  # past two more retries of the schedule
+    assert len(fake.at(p)) == sent
+
+
+async def test_a_process_started_after_the_deletion_closes_them_too(
+    infra: Infra, tmp_path: Path, sink: Sink
+) -> None:
+    """A process loads no tombstones at start: it looks the unknown endpoint up instead."""
+    fake, _ = sink
+    settings = make_settings(
+        DeliverySettings,
+        infra,
+        new_namespace(),
+        tmp_path,
+        egress_allow_cidrs="127.0.0.0/8",
+        scheduler_poll_seconds=0.2,
+    )
+    p = path()
+    fake.on(p, 500)
+    async with serve(create_app(definition(), settings)) as first:
+        hook = await endpoint(first, sink, p, retry_schedule=[3])
+        await publish(first, "message.created")
+        await fake.wait_for(p, 1)
+        await _deliveries(first, hook["id"], "delayed")  # the retry is 3 s away
+        deleted = await first.client.delete(
+            f"/api/outgoing-webhooks/{hook['id']}", headers=admin_headers()
+        )
+        assert deleted.status_code == 204
+    async with serve(create_app(definition(), settings)) as second:
+        detail = await _deleted_endpoints_delivery(second, hook["id"])
+        assert detail["last_error"] == "the outgoing webhook was deleted"
+    assert len(fake.at(p)) == 1
+
+
 async def test_metrics(delivery: RunningService, sink: Sink) -> None:
     fake, _ = sink
     p = path()

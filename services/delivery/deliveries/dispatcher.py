@@ -150,6 +150,8 @@ class Dispatcher:
         self._lanes: dict[str, Lane] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self._failing_since: dict[str, datetime] = {}
+        self._lookups: dict[str, list[str]] = {}  # endpoint id → deliveries set aside
+        self._background: set[asyncio.Future[None]] = set()
         self.held: set[str] = set()
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
@@ -177,8 +179,8 @@ class Dispatcher:
         if job.id in self.held:
             return  # already queued here (a scheduler claim racing the intake)
         endpoint = self._endpoints.get(job.endpoint_id)
-        if endpoint is None:  # deleted, or created elsewhere and not cached here yet
-            self._set_aside(job.id, RECHECK_LATER)
+        if endpoint is None:
+            self._not_here(job)
             return
         self.held.add(job.id)
         self._lane(endpoint).queue.put_nowait(job)
@@ -242,6 +244,9 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
         await asyncio.gather(*self._closing, return_exceptions=True)
+        for lookup in self._background:
+            lookup.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     def _close_later(self, lane: Lane) -> None:
         """A replaced lane's pool, once its cancelled workers have let go of it."""
@@ -257,7 +262,10 @@ class Dispatcher:
     async def attempt(self, job: Job, client: GuardedClient) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
         now = utcnow()
-        if endpoint is None or not endpoint.enabled:
+        if endpoint is None:
+            self._not_here(job)
+            return Verdict.RETRY
+        if not endpoint.enabled:
             # Kept as it is: a re-enabled endpoint's deliveries can be recovered.
             self._set_aside(job.id, RECHECK_LATER)
             return Verdict.RETRY
@@ -351,6 +359,45 @@ class Dispatcher:
             duration_ms=round(duration * 1000, 2),
         )
         return decision.verdict
+
+    def _not_here(self, job: Job) -> None:
+        """The endpoint is not in this replica's cache: deleted, or created through another
+        replica a moment ago. A deleted endpoint's delivery is closed. Any other is set
+        aside while the endpoint is looked up, and closed then if the lookup finds its
+        tombstone (a process started after the deletion does not load tombstones)."""
+        if self._endpoints.gone(job.endpoint_id):
+            self._close_deleted(job.id)
+            return
+        self._set_aside(job.id, RECHECK_LATER)
+        waiting = self._lookups.get(job.endpoint_id)
+        if waiting is None:
+            waiting = self._lookups[job.endpoint_id] = []
+            task = asyncio.ensure_future(self._look_up(job.endpoint_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        waiting.append(job.id)
+
+    async def _look_up(self, endpoint_id: str) -> None:
+        try:
+            await self._endpoints.lookup(endpoint_id)
+        except Exception as exc:  # MongoDB down: the recheck asks again
+            log.warning("endpoint_lookup_failed", endpoint_id=endpoint_id, error=repr(exc))
+        finally:
+            waiting = self._lookups.pop(endpoint_id, [])
+        if self._endpoints.gone(endpoint_id):
+            for delivery_id in waiting:
+                self._close_deleted(delivery_id)
+
+    def _close_deleted(self, delivery_id: str) -> None:
+        """Failed, not dead-lettered: nobody is left to deliver it to, or to retry it for."""
+        fields = {
+            "status": "failed",
+            "last_error": "the outgoing webhook was deleted",
+            "manual": False,
+            "updated_at": utcnow(),
+            **schedule(next_attempt_at=None),
+        }
+        self._writer.set_fields(DELIVERIES, delivery_id, fields)
 
     def _set_aside(self, delivery_id: str, delay: timedelta) -> None:
         """Not sent now: no process holds it, and the scheduler tries it again later."""
