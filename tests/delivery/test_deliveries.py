@@ -475,19 +475,24 @@ async def test_the_attempt_log_keeps_the_response_head_and_16_kib_of_its_body(
             assert attempt["response_headers"]["content-encoding"] == "gzip"
 
 
-async def test_an_endpoint_failing_past_the_window_is_disabled(
-    infra: Infra, tmp_path: Path, sink: Sink
-) -> None:
-    fake, _ = sink
-    settings = make_settings(
+def _own_settings(infra: Infra, tmp_path: Path, **extra: Any) -> DeliverySettings:
+    """Settings for a test that runs its own delivery process(es), in a fresh namespace."""
+    return make_settings(
         DeliverySettings,
         infra,
         new_namespace(),
         tmp_path,
         egress_allow_cidrs="127.0.0.0/8",
         scheduler_poll_seconds=0.2,
-        failure_window_seconds=2,
+        **extra,
     )
+
+
+async def test_an_endpoint_failing_past_the_window_is_disabled(
+    infra: Infra, tmp_path: Path, sink: Sink
+) -> None:
+    fake, _ = sink
+    settings = _own_settings(infra, tmp_path, failure_window_seconds=2)
     p = path()
     fake.on(p, 500)
     async with serve(create_app(definition(), settings)) as service:
@@ -544,14 +549,7 @@ async def test_a_process_started_after_the_deletion_closes_them_too(
 ) -> None:
     """A process loads no tombstones at start: it looks the unknown endpoint up instead."""
     fake, _ = sink
-    settings = make_settings(
-        DeliverySettings,
-        infra,
-        new_namespace(),
-        tmp_path,
-        egress_allow_cidrs="127.0.0.0/8",
-        scheduler_poll_seconds=0.2,
-    )
+    settings = _own_settings(infra, tmp_path)
     p = path()
     fake.on(p, 500)
     async with serve(create_app(definition(), settings)) as first:
