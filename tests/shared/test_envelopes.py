@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -78,6 +79,34 @@ def test_provider_event_key_and_ids() -> None:
     assert derived_id("github", "int_1", "d-2") != event.id
     first, second = new_id("evt"), new_id("evt")
     assert first != second and first.startswith("evt_") and len(first) == 30
+
+
+@pytest.mark.parametrize(
+    "received_at",
+    [
+        datetime(2026, 11, 22, 5, 20, 30, 123456, tzinfo=UTC),
+        datetime(2026, 11, 22, 5, 20, 30, tzinfo=UTC),  # no fraction: none printed
+        datetime(2026, 11, 22, 5, 20, 30, 1000, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 11, 22, 5, 20, 30, 500),  # naive
+    ],
+)
+def test_the_spliced_envelope_is_the_models_own_json(received_at: datetime) -> None:
+    raw = b'{"zen": "Keep it logically awesome.", "n": [1, 2.5, null]}'
+    for payload_ref in (None, "gridfs:payloads/abc"):
+        event = ProviderEvent(
+            id=derived_id("github", "int_1", 'd-\u00e9\u2028"x"'),
+            provider="github",
+            integration_id="int_1",
+            workspace_id="ws_é",
+            event_type="push\n",
+            delivery_id='d-é\u2028"x"\\',
+            received_at=received_at,
+            payload_ref=payload_ref,
+        )
+        spliced = event.to_kafka_with_raw_payload(raw)
+        expected = event.model_dump_json(exclude_none=True, exclude={"payload"}).encode()
+        assert spliced == expected[:-1] + b',"payload":' + raw + b"}"
+        assert ProviderEvent.model_validate_json(spliced).payload == json.loads(raw)
 
 
 def test_id_floor_and_id_time_follow_the_creation_time_in_an_id() -> None:
