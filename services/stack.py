@@ -172,6 +172,7 @@ def _service_env(settings: Settings) -> dict[str, str]:
         "HOOKHUB_ENCRYPTION_KEYS": settings.encryption_keys,
         "HOOKHUB_EGRESS_ALLOW_CIDRS": settings.egress_allow_cidrs,
         "HOOKHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
         "HOOKHUB_MONGO_URI": settings.mongo_uri,
         "HOOKHUB_MONGO_DB": settings.mongo_db,
         "HOOKHUB_PUBLIC_URL": settings.public_url,

@@ -24,6 +24,7 @@ from shared.kafka import DEAD_LETTER_TOPIC
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
+    from shared.settings import Settings
 
 log = structlog.get_logger("hookhub.consumer")
 
@@ -33,6 +34,11 @@ _FAILURE_PAUSE_SECONDS = 1.0
 # A broker may hold a fetch this long waiting for more data; some (tansu) do not answer as
 # soon as records arrive, so the 500 ms default becomes event latency.
 FETCH_MAX_WAIT_MS = 50
+
+
+def heartbeat_ms(settings: Settings) -> int:
+    """Heartbeats well inside the session: a third of it, at most aiokafka's default 3 s."""
+    return min(3_000, settings.kafka_session_timeout_ms // 3)
 
 
 def consume(
@@ -53,6 +59,8 @@ def consume(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_ms(settings),
         title=f"{runtime.service}.{purpose}",
     )
     async def _consume(message: KafkaMessage) -> None:
@@ -115,6 +123,8 @@ def consume_batch(
         batch=True,
         max_records=max_records,
         batch_timeout_ms=20,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_ms(settings),
         title=f"{runtime.service}.{purpose}",
     )
     async def _consume(message: KafkaMessage) -> None:

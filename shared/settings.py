@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(6, ge=1)
     kafka_max_message_bytes: int = Field(1024 * 1024, ge=1024)
     kafka_replication_factor: int = Field(1, ge=1)
+    # How long a consumer may go without a heartbeat before its group gives its partitions
+    # to the others. Also how long tansu makes a restarted consumer wait to join (it waits
+    # out the member that left; Kafka lets a leaving member go at once).
+    kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
     # Prepended to every topic and consumer group ("<namespace>.hookhub.chat.events"); empty in
     # production. Tests set it so concurrent runs against one broker never see each other.
     topic_namespace: str = ""

@@ -62,6 +62,9 @@ def make_settings(
         "encryption_keys": Fernet.generate_key().decode(),
         "data_dir": data_dir,
         "kafka_partitions": 3,
+        # Kafka's lowest allowed session: tansu makes a restarted consumer wait out the
+        # member it replaces, ~1.8 sessions (18 s at the 10 s default).
+        "kafka_session_timeout_ms": 6_000,
         "public_url": "http://hookhub.test",
         **overrides,
     }

@@ -47,6 +47,7 @@ def _start(settings: DeliverySettings, port: int, log: Path) -> subprocess.Popen
         "HOOKHUB_LEASE_SECONDS": "5",
         "HOOKHUB_SCHEDULER_POLL_SECONDS": "0.2",
         "HOOKHUB_KAFKA_PARTITIONS": "3",
+        "HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
         "HOOKHUB_LOG_LEVEL": "WARNING",
     }
     with log.open("ab") as out:

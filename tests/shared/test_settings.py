@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from shared.consumers import heartbeat_ms
 from shared.crypto import SecretBox
 from shared.settings import ConfigurationError, GatewaySettings, Settings
 
@@ -65,3 +67,13 @@ def test_environment_prefix_and_per_service_settings(monkeypatch: pytest.MonkeyP
     assert settings.port_for("gateway") == 8081
     assert Settings(topic_namespace="t1").topic("hookhub.chat.events") == "t1.hookhub.chat.events"
     assert Settings().topic("hookhub.chat.events") == "hookhub.chat.events"
+
+
+def test_the_consumer_session_timeout_and_its_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().kafka_session_timeout_ms == 10_000  # Kafka's own default
+    assert heartbeat_ms(Settings()) == 3_000
+    monkeypatch.setenv("HOOKHUB_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    assert heartbeat_ms(Settings()) == 2_000
+    monkeypatch.setenv("HOOKHUB_KAFKA_SESSION_TIMEOUT_MS", "500")
+    with pytest.raises(ValidationError):
+        Settings()
