@@ -457,7 +457,9 @@ async def test_the_attempt_log_keeps_the_response_head_and_16_kib_of_its_body(
     text = "".join(f"line {n:05d}: the receiver said something long\n" for n in range(2_000))
     fake.on(big, 200, body=text.encode(), headers={"X-Receiver": "yes"})
     fake.on(zipped, 503, body=gzip.compress(b"overloaded"), headers={"Content-Encoding": "gzip"})
-    for p, status in ((big, "completed"), (zipped, "failed")):
+    bomb = path()  # 64 MiB of zeros in 64 KiB: only what the log keeps is inflated
+    fake.on(bomb, 200, body=gzip.compress(bytes(64 << 20)), headers={"Content-Encoding": "gzip"})
+    for p, status in ((big, "completed"), (zipped, "failed"), (bomb, "completed")):
         hook = await endpoint(delivery, sink, p, retry_schedule=[])
         await publish(delivery, "message.created")
         listed = await _deliveries(delivery, hook["id"], status)
@@ -470,9 +472,11 @@ async def test_the_attempt_log_keeps_the_response_head_and_16_kib_of_its_body(
             assert attempt["response_body"] == text[: 16 * 1024]
             assert attempt["response_headers"]["x-receiver"] == "yes"
             assert attempt["response_headers"]["content-length"] == str(len(text))
-        else:  # decoded as the receiver meant it
+        elif p == zipped:  # decoded as the receiver meant it
             assert (attempt["status_code"], attempt["response_body"]) == (503, "overloaded")
             assert attempt["response_headers"]["content-encoding"] == "gzip"
+        else:
+            assert attempt["response_body"] == "\x00" * (16 * 1024)
 
 
 def _own_settings(infra: Infra, tmp_path: Path, **extra: Any) -> DeliverySettings:
