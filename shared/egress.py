@@ -7,6 +7,7 @@ import errno
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -355,7 +356,8 @@ class GuardedClient:
     `KEEPALIVE_SECONDS` idle. No proxy (`trust_env=False`: a proxy would be the peer judged,
     hiding the real target), no cookie jar (a receiver's cookies are sent back to no one),
     and a redirect is returned as the response it is, never followed. `resolver` replaces
-    the system's DNS (tests). Create it inside the running event loop.
+    the system's DNS and `trust` its CA store (tests). Create it inside the running event
+    loop.
     """
 
     def __init__(
@@ -364,12 +366,15 @@ class GuardedClient:
         max_connections: int,
         *,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        trust: ssl.SSLContext | None = None,
     ) -> None:
         connector = aiohttp.TCPConnector(
             limit=max_connections,
             keepalive_timeout=KEEPALIVE_SECONDS,
             socket_factory=guarded_socket_factory(policy),
             resolver=resolver,
+            # Certificates always verified, against the system's CA store unless `trust`.
+            ssl=trust if trust is not None else True,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from types import TracebackType
 
 import aiohttp
 import aiohttp.abc
 import pytest
+import trustme
 from aiohttp.abc import ResolveResult
 
 from shared.egress import (
@@ -340,15 +342,18 @@ REDIRECT = (
 class Recorder:
     """A tiny HTTP/1.1 server that keeps every byte each connection sent it."""
 
-    def __init__(self, response: bytes = OK, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, response: bytes = OK, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.response = response
         self.host = host
+        self.tls = tls
         self.connections: list[bytearray] = []
         self.finished = 0
         self.port = 0
 
     async def __aenter__(self) -> Recorder:
-        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -533,3 +538,55 @@ async def test_of_a_names_addresses_only_the_allowed_ones_are_tried() -> None:
         assert status == 200
         await server.settled(at_least=1)
         assert len(server.connections) == 1
+
+
+# --- TLS: verified, whoever the name resolves to ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _server_tls(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+def _trusting(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+async def test_https_is_delivered_to_a_certificate_for_the_name(ca: trustme.CA) -> None:
+    tls = _server_tls(ca, "hooks.example.com")
+    resolver = Rebinding("127.0.0.1")
+    async with (
+        Recorder(tls=tls) as server,
+        GuardedClient(LOOPBACK_V4, 2, resolver=resolver, trust=_trusting(ca)) as client,
+    ):
+        status, _, text = await _post(client, f"https://hooks.example.com:{server.port}/hook")
+        assert (status, text) == (200, "ok")
+        await server.settled(at_least=1)
+        assert server.connections[0].startswith(b"POST /hook HTTP/1.1\r\n")
+
+
+async def test_https_refuses_a_certificate_for_another_name_or_from_another_ca(
+    ca: trustme.CA,
+) -> None:
+    resolver = Rebinding("127.0.0.1")
+    for server_tls, trust in (
+        (_server_tls(ca, "other.example.com"), _trusting(ca)),  # the wrong name
+        (_server_tls(trustme.CA(), "hooks.example.com"), _trusting(ca)),  # an unknown CA
+        (_server_tls(ca, "hooks.example.com"), None),  # the system store does not know it
+    ):
+        async with (
+            Recorder(tls=server_tls) as server,
+            GuardedClient(LOOPBACK_V4, 2, resolver=resolver, trust=trust) as client,
+        ):
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await _post(client, f"https://hooks.example.com:{server.port}/hook")
+            await asyncio.sleep(0.05)
+            assert all(data == b"" for data in server.connections)  # nothing of the request
