@@ -339,13 +339,14 @@ def _parse_address(value: object) -> IPAddress | None:
     if not isinstance(value, str):
         return None
     try:
-        return ipaddress.ip_address(value.partition("%")[0])  # fe80::1%eth0: the scope is ours
+        # A scope (fe80::1%eth0) says which interface, not which address: judged without it.
+        return ipaddress.ip_address(value.partition("%")[0])
     except ValueError:
         return None
 
 
 # Below the 5 s idle timeout of Node's and uvicorn's servers, common webhook receivers: a
-# connection they are closing is never reused for a POST (which no client may resend).
+# connection they are about to close is not reused for a POST (which no client may resend).
 KEEPALIVE_SECONDS = 4.0
 
 
