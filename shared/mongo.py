@@ -33,13 +33,18 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
 
 def connect(settings: Settings, appname: str) -> AsyncMongoClient[Document]:
     timeout_ms = int(settings.mongo_timeout_seconds * 1000)
+    operation_ms = max(timeout_ms * 3, 10_000)
     return AsyncMongoClient(
         settings.mongo_uri,
         tz_aware=True,
         appname=appname,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=max(timeout_ms * 3, 10_000),
+        socketTimeoutMS=operation_ms,
+        # Without it a request waiting for a pooled connection waits for ever: once seen
+        # for 100 s after the database came back from an outage. With it, the wait ends in
+        # a WaitQueueTimeoutError (a ConnectionFailure: 503, retry later).
+        waitQueueTimeoutMS=operation_ms,
     )
 
 

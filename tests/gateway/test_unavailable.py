@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -157,11 +158,16 @@ async def test_mongo_down_management_503_and_ingress_serves_known_tokens(
             assert message["channel_id"] == "ch_1"
 
             mongo = start_mongo(port, tmp_path / "mongo", tmp_path / "logs")
-            for _ in range(50):
-                listing = await gateway.client.get(
-                    "/api/incoming-webhooks", headers=admin_headers()
-                )
-                if listing.status_code == 200:
+            deadline = time.monotonic() + 40
+            while True:
+                try:
+                    listing = await gateway.client.get(
+                        "/api/incoming-webhooks", headers=admin_headers(), timeout=15
+                    )
+                except httpx.TimeoutException:  # the server still coming back: ask again
+                    assert time.monotonic() < deadline, "no answer since the database restarted"
+                    continue
+                if listing.status_code == 200 or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
             assert [hook["id"] for hook in listing.json()["data"]], "data survived the restart"
