@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 from shared.errors import BadRequest, Unauthorized
@@ -75,8 +76,9 @@ class ParsedWebhook:
     publish: bool = True
     account: str | Callable[[], str | None] | None = None
 
-    @property
+    @cached_property
     def account_id(self) -> str | None:
+        """Found once: app-level routing compares it with every integration's."""
         return self.account() if callable(self.account) else self.account
 
 

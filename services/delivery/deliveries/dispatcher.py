@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -148,10 +148,11 @@ class Dispatcher:
         self._on_failing = on_failing
         self._failure_window = failure_window
         self._lanes: dict[str, Lane] = {}
-        self._closing: set[asyncio.Future[None]] = set()
         self._failing_since: dict[str, datetime] = {}
         self._lookups: dict[str, list[str]] = {}  # endpoint id → deliveries set aside
-        self._background: set[asyncio.Future[None]] = set()
+        # Replaced lanes' pools closing, endpoint lookups: held until done, or the loop may
+        # collect them.
+        self._background: set[asyncio.Task[None]] = set()
         self.held: set[str] = set()
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
@@ -243,9 +244,6 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
-        await asyncio.gather(*self._closing, return_exceptions=True)
-        for lookup in self._background:
-            lookup.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _close_later(self, lane: Lane) -> None:
@@ -255,9 +253,12 @@ class Dispatcher:
             await asyncio.gather(*lane.workers, return_exceptions=True)
             await lane.client.close()
 
-        task = asyncio.ensure_future(close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._in_background(close())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def attempt(self, job: Job, client: GuardedClient) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
@@ -372,9 +373,7 @@ class Dispatcher:
         waiting = self._lookups.get(job.endpoint_id)
         if waiting is None:
             waiting = self._lookups[job.endpoint_id] = []
-            task = asyncio.ensure_future(self._look_up(job.endpoint_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._look_up(job.endpoint_id))
         waiting.append(job.id)
 
     async def _look_up(self, endpoint_id: str) -> None:
