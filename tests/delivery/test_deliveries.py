@@ -578,6 +578,32 @@ async def test_a_process_started_after_the_deletion_closes_them_too(
     assert len(fake.at(p)) == 1
 
 
+async def test_a_name_is_judged_where_it_connects_after_the_allow_list_narrows(
+    infra: Infra, tmp_path: Path, sink: Sink
+) -> None:
+    """`localhost` passed at creation while loopback was allowed; with the allow-list
+    narrowed, the delivery service refuses the address the name resolves to, sends
+    nothing, and logs why."""
+    fake, base_url = sink
+    open_settings = _own_settings(infra, tmp_path)
+    narrowed = open_settings.model_copy(update={"egress_allow_cidrs": "203.0.113.0/24"})
+    p = path()
+    local_url = base_url.replace("127.0.0.1", "localhost")
+    async with serve(create_app(definition(), open_settings)) as before:
+        hook = await endpoint(before, (fake, local_url), p, retry_schedule=[])
+    async with serve(create_app(definition(), narrowed)) as after:
+        await publish(after, "message.created")
+        failed = await _deliveries(after, hook["id"], "failed")
+        detail = (
+            await after.client.get(f"/api/deliveries/{failed[0]['id']}", headers=admin_headers())
+        ).json()
+    [attempt] = detail["attempt_log"]
+    assert attempt["status_code"] is None
+    assert f"localhost:{local_url.rsplit(':', 1)[1]}" in attempt["error"]
+    assert "egress refused: 127.0.0.1 is not a public address" in attempt["error"]
+    assert fake.at(p) == []
+
+
 async def test_metrics(delivery: RunningService, sink: Sink) -> None:
     fake, _ = sink
     p = path()
