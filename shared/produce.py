@@ -1,0 +1,277 @@
+"""Acknowledged produce requests with no task hops between a response and its publishers.
+
+aiokafka's producer passes every batch through its sender task: a produce response reaches
+the publishers four to five event-loop iterations after it arrives, and the next batch
+leaves as many iterations later. Under load one iteration serves many webhooks, so those
+hops were time the gateway sat idle waiting for acknowledgements (it ran at 0.85 of a
+core; docs/benchmarks.md).
+
+Here each topic partition is a lane: the batch filling, full batches waiting their turn,
+and at most one produce request in flight, so a key's envelopes stay in the order they were
+published (as with aiokafka, which also sends one request per partition at a time). The
+task that sent a request resumes when its response is read, settles the batch's publishers
+and sends the batch that filled in the meantime, in that same step. aiokafka's client still
+does everything else: bootstrap, metadata, connections, version negotiation, and a request
+timeout per request.
+
+A batch that is not acknowledged within the publish timeout fails, and is never sent after
+that: the publishers have been told "not accepted" and their callers may have said so to
+the sender (SPEC §5: a 2xx only for what Kafka acknowledged). Errors Kafka calls retriable
+(leader moved, connection lost, request timed out) are retried until then, after a metadata
+refresh where the error says the metadata is stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    LeaderNotAvailableError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import TopicPartition
+
+log = structlog.get_logger(__name__)
+
+_ACKS_ALL = -1
+_RECORD_FORMAT = 2  # Kafka ≥ 0.11: record batches with headers
+_NO_COMPRESSION = 0
+_NO_PRODUCER_ID = -1  # not idempotent, not transactional
+
+
+@dataclass(eq=False)
+class _Batch:
+    records: Any  # DefaultRecordBatchBuilder (the C one when aiokafka's extension is built)
+    deadline: float  # loop time after which it is never sent
+    count: int = 0
+    # One future per publisher: a cancelled publisher cancels its own, never the batch.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def append(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+        appended = self.records.append(self.count, None, key, value, headers)
+        if appended is None:  # full
+            return False
+        self.count += 1
+        return True
+
+    def settle(self, error: BaseException | None) -> None:
+        for waiter in self.waiters:
+            if waiter.done():  # its publisher was cancelled
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
+class _Lane:
+    """One partition's batches: the one filling, the full ones, and whether one is out."""
+
+    __slots__ = ("filling", "full", "partition", "sending")
+
+    def __init__(self, partition: TopicPartition) -> None:
+        self.partition = partition
+        self.filling: _Batch | None = None
+        self.full: deque[_Batch] = deque()
+        self.sending = False
+
+    def next_batch(self) -> _Batch | None:
+        if self.full:
+            return self.full.popleft()
+        batch, self.filling = self.filling, None
+        return batch
+
+
+class PartitionProducer:
+    """Sends records in batches, one produce request in flight per partition (acks=all).
+
+    `send()` returns once Kafka has acknowledged the record, or raises: the record's own
+    `MessageSizeTooLargeError`, Kafka's error for its batch, `KafkaTimeoutError` when the
+    publish timeout passed first, or `KafkaConnectionError` when the producer stopped.
+    """
+
+    _MAX_KEYS = 100_000
+    _BACKOFF_SECONDS = 0.1
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        timeout_seconds: float,
+        max_batch_bytes: int,
+    ) -> None:
+        self._timeout = timeout_seconds
+        self._max_batch_bytes = max_batch_bytes
+        self._client = AIOKafkaClient(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            request_timeout_ms=int(timeout_seconds * 1000),
+            retry_backoff_ms=int(self._BACKOFF_SECONDS * 1000),
+        )
+        self._loop = asyncio.get_running_loop()
+        self._lanes: dict[tuple[str, int], _Lane] = {}
+        self._keys: dict[tuple[str, bytes, int], int] = {}
+        self._default = DefaultPartitioner()
+        self._senders: set[asyncio.Task[None]] = set()
+        self._stopped = False
+
+    async def start(self) -> None:
+        await self._client.bootstrap()
+
+    async def stop(self, seconds: float) -> None:
+        """Wait up to `seconds` for what was sent to be answered, then fail the rest."""
+        self._stopped = True
+        if self._senders:
+            await asyncio.wait(list(self._senders), timeout=seconds)
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        await self._client.close()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        if self._stopped:
+            raise KafkaConnectionError("the producer is stopped")
+        partition = await self._partition_for(topic, key)
+        lane = self._lanes.get((topic, partition))
+        if lane is None:
+            lane = self._lanes[(topic, partition)] = _Lane(TopicPartition(topic, partition))
+        batch = lane.filling
+        if batch is None or not batch.append(key, value, headers):
+            fresh = self._new_batch()
+            # A batch takes its first record whatever its size: the limit is checked here.
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+            if size > self._max_batch_bytes or not fresh.append(key, value, headers):
+                raise MessageSizeTooLargeError(
+                    f"a record of {size} bytes is over the {self._max_batch_bytes}-byte limit"
+                )
+            if batch is not None:
+                lane.full.append(batch)
+            lane.filling = batch = fresh
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        batch.waiters.append(waiter)
+        if not lane.sending:
+            # Started now, it runs in the next iteration: whatever this one appends joins.
+            lane.sending = True
+            task = self._loop.create_task(self._send_batches(lane))
+            self._senders.add(task)  # held until done, or the loop may collect it
+            task.add_done_callback(self._senders.discard)
+        await waiter
+
+    def _new_batch(self) -> _Batch:
+        records = DefaultRecordBatchBuilder(
+            _RECORD_FORMAT,
+            _NO_COMPRESSION,
+            0,
+            _NO_PRODUCER_ID,
+            _NO_PRODUCER_ID,
+            _NO_PRODUCER_ID,
+            self._max_batch_bytes,
+        )
+        return _Batch(records, self._loop.time() + self._timeout)
+
+    async def _send_batches(self, lane: _Lane) -> None:
+        batch = None
+        try:
+            while (batch := lane.next_batch()) is not None:
+                try:
+                    error: BaseException | None = await self._acknowledge(lane.partition, batch)
+                except Exception as exc:  # a fault of ours: fail its publishers, not the lane
+                    log.exception("kafka_produce_failed", partition=str(lane.partition))
+                    error = exc
+                batch.settle(error)
+        except asyncio.CancelledError:
+            stopped = KafkaConnectionError("the producer stopped before Kafka answered")
+            for left in (batch, *lane.full, lane.filling):
+                if left is not None:
+                    left.settle(stopped)
+            lane.full.clear()
+            lane.filling = None
+            raise
+        finally:
+            lane.sending = False
+
+    async def _acknowledge(self, partition: TopicPartition, batch: _Batch) -> KafkaError | None:
+        """Kafka's answer for the batch: None once acknowledged, else why not."""
+        request = ProduceRequest(
+            transactional_id=None,
+            required_acks=_ACKS_ALL,
+            timeout=int(self._timeout * 1000),
+            topics=[(partition.topic, [(partition.partition, batch.records.build())])],
+        )
+        try:
+            async with asyncio.timeout_at(batch.deadline):
+                while True:
+                    error = await self._produce(partition, request)
+                    if error is None or not error.retriable:
+                        return error
+                    log.warning("kafka_produce_retry", partition=str(partition), error=repr(error))
+                    if getattr(error, "invalid_metadata", False):
+                        self._client.force_metadata_update()
+                    await asyncio.sleep(self._BACKOFF_SECONDS)
+        except TimeoutError:
+            return KafkaTimeoutError(f"not acknowledged within {self._timeout:g} s")
+
+    async def _produce(
+        self, partition: TopicPartition, request: ProduceRequest
+    ) -> KafkaError | None:
+        leader = self._client.cluster.leader_for_partition(partition)
+        if leader is None or leader < 0:
+            return LeaderNotAvailableError(f"no leader known for {partition}")
+        try:
+            response = await self._client.send(leader, request)
+        except KafkaError as exc:
+            return exc
+        for topic, partitions in response.topics:
+            for answer in partitions:
+                if topic == partition.topic and answer[0] == partition.partition:
+                    error_type = for_code(answer[1])
+                    return None if error_type.errno == 0 else error_type()
+        return KafkaError(f"the produce response did not mention {partition}")
+
+    async def _partition_for(self, topic: str, key: bytes | None) -> int:
+        """Kafka's default partitioning (murmur2 of the key, else random), remembered per
+        key: envelopes of one integration or channel share one."""
+        known = self._client.cluster.partitions_for_topic(topic)
+        if not known:
+            known = await self._partitions(topic)
+        if key is None:
+            partitions = sorted(known)
+            chosen: int = self._default(key, partitions, partitions)
+            return chosen
+        cache_key = (topic, key, len(known))
+        partition = self._keys.get(cache_key)
+        if partition is None:  # sorted only on a miss: this runs for every publish
+            if len(self._keys) >= self._MAX_KEYS:
+                self._keys.clear()
+            partitions = sorted(known)
+            partition = self._keys[cache_key] = self._default(key, partitions, partitions)
+        return partition
+
+    async def _partitions(self, topic: str) -> set[int]:
+        """A topic's partitions from fresh metadata, waiting at most the publish timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout):
+                await self._client.add_topic(topic)  # kept in every metadata refresh
+                while not (known := self._client.cluster.partitions_for_topic(topic)):
+                    await self._client.force_metadata_update()
+                    if known := self._client.cluster.partitions_for_topic(topic):
+                        break
+                    await asyncio.sleep(self._BACKOFF_SECONDS)
+                return set(known)
+        raise UnknownTopicOrPartitionError(f"no partitions known for {topic}")

@@ -1,0 +1,161 @@
+"""The acknowledged producer (`shared.produce`) on a real broker: order, acks, limits, outages.
+
+The outage tests start their own embedded broker, to stop it without touching the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+)
+
+from shared.embedded import free_port, start_broker
+from shared.kafka import ensure_topics
+from shared.produce import PartitionProducer
+from shared.settings import ServiceSettings
+from tests.infra import Infra
+from tests.support import KafkaTap, make_settings, new_namespace
+
+
+async def _topic(bootstrap: str, tmp_path: Path, partitions: int = 3) -> str:
+    infra = Infra("embedded", bootstrap, "mongodb://unused")
+    settings = make_settings(
+        ServiceSettings, infra, new_namespace(), tmp_path, kafka_partitions=partitions
+    )
+    name = settings.topic("produce-test")
+    await ensure_topics(settings, [name])
+    return name
+
+
+async def _records(bootstrap: str, topic: str, count: int) -> list[Any]:
+    """What the topic holds once it holds `count` records (and a moment later, any more)."""
+    async with KafkaTap(bootstrap, topic) as tap:
+        deadline = time.monotonic() + 30
+        while len(tap.records) < count and time.monotonic() < deadline:
+            await tap.poll()
+        await tap.poll(0.5)
+    return tap.records
+
+
+@pytest.fixture
+async def producer(infra: Infra) -> AsyncIterator[PartitionProducer]:
+    made = PartitionProducer(
+        infra.kafka_bootstrap, "test-producer", timeout_seconds=5.0, max_batch_bytes=64 * 1024
+    )
+    await made.start()
+    yield made
+    await made.stop(5.0)
+
+
+async def test_concurrent_sends_are_all_acknowledged_and_keep_each_keys_order(
+    infra: Infra, producer: PartitionProducer, tmp_path: Path
+) -> None:
+    topic = await _topic(infra.kafka_bootstrap, tmp_path)
+    keys = [b"integration-a", b"integration-b", b"integration-c", b"integration-d"]
+    await producer.send(topic, b"warm-up", b"metadata known from here on", [])
+    # 2,000 records of 1 KiB, interleaved across keys and sent at once: they fill many
+    # batches per partition while earlier ones are in flight.
+    sends = [
+        producer.send(topic, key, b"%s:%05d:" % (key, n) + b"x" * 1000, [("hookhub-id", b"%d" % n)])
+        for n in range(500)
+        for key in keys
+    ]
+    await asyncio.gather(*sends)
+
+    records = await _records(infra.kafka_bootstrap, topic, 2001)
+    assert len(records) == 2001
+    for key in keys:
+        mine = [record for record in records if record.key == key]
+        assert [int(record.value.split(b":")[1]) for record in mine] == list(range(500))
+        assert len({record.partition for record in mine}) == 1
+        assert [dict(record.headers)["hookhub-id"] for record in mine] == [
+            b"%d" % n for n in range(500)
+        ]
+
+
+async def test_a_record_larger_than_a_request_is_refused_alone(
+    infra: Infra, producer: PartitionProducer, tmp_path: Path
+) -> None:
+    topic = await _topic(infra.kafka_bootstrap, tmp_path, partitions=1)
+    small = [producer.send(topic, b"k", b"small-%d" % n, []) for n in range(5)]
+    results = await asyncio.gather(
+        *small[:2],
+        producer.send(topic, b"k", b"y" * 70_000, []),
+        *small[2:],
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], MessageSizeTooLargeError)
+    assert [r for n, r in enumerate(results) if n != 2] == [None] * 5
+
+    records = await _records(infra.kafka_bootstrap, topic, 5)
+    assert [record.value for record in records] == [b"small-%d" % n for n in range(5)]
+
+
+async def test_while_kafka_is_away_sends_fail_and_are_never_sent_later(tmp_path: Path) -> None:
+    port = free_port()
+    broker = start_broker(port, tmp_path / "logs")
+    bootstrap = f"127.0.0.1:{port}"
+    made = PartitionProducer(bootstrap, "test-producer", timeout_seconds=1.5, max_batch_bytes=65536)
+    try:
+        topic = await _topic(bootstrap, tmp_path, partitions=1)
+        await made.start()
+        await made.send(topic, b"k", b"before", [])
+
+        broker.kill()
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(made.send(topic, b"k", b"while-away-%d" % n, []) for n in range(20)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, KafkaTimeoutError) for r in results), results
+        # Failed by the publish timeout, not left to the client's own retries.
+        assert time.monotonic() - started < 1.5 + 2.0
+
+        broker = start_broker(port, tmp_path / "logs")  # empty: topics live in memory
+        topic = await _topic(bootstrap, tmp_path, partitions=1)
+        for _ in range(50):
+            try:
+                await made.send(topic, b"k", b"after", [])
+                break
+            except (KafkaTimeoutError, KafkaConnectionError, UnknownTopicOrPartitionError):
+                await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the producer did not recover once Kafka was back")
+        await asyncio.sleep(2)  # room for a late send of a failed batch, were there one
+        values = [record.value for record in await _records(bootstrap, topic, 1)]
+        assert b"after" in values
+        assert not [value for value in values if value.startswith(b"while-away")]
+    finally:
+        await made.stop(0)
+        broker.stop()
+
+
+async def test_stopping_fails_the_sends_still_waiting(tmp_path: Path) -> None:
+    port = free_port()
+    broker = start_broker(port, tmp_path / "logs")
+    bootstrap = f"127.0.0.1:{port}"
+    made = PartitionProducer(bootstrap, "test-producer", timeout_seconds=30, max_batch_bytes=65536)
+    try:
+        topic = await _topic(bootstrap, tmp_path, partitions=1)
+        await made.start()
+        broker.kill()
+        waiting = [asyncio.ensure_future(made.send(topic, b"k", b"v", [])) for _ in range(3)]
+        await asyncio.sleep(0.5)
+        assert not any(task.done() for task in waiting)
+        await made.stop(0.2)
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(r, KafkaConnectionError) for r in results), results
+        with pytest.raises(KafkaConnectionError):
+            await made.send(topic, b"k", b"v", [])
+    finally:
+        broker.stop()
