@@ -264,14 +264,17 @@ class PartitionProducer:
         return partition
 
     async def _partitions(self, topic: str) -> set[int]:
-        """A topic's partitions from fresh metadata, waiting at most the publish timeout."""
+        """A topic's partitions from fresh metadata, waiting at most the publish timeout.
+
+        The client is never told the topic's name (`add_topic`): its metadata requests then
+        ask for every topic rather than for named ones, which a broker may auto-create.
+        A topic that does not exist stays an error, as the deployment docs promise.
+        """
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._timeout):
-                await self._client.add_topic(topic)  # kept in every metadata refresh
-                while not (known := self._client.cluster.partitions_for_topic(topic)):
+                while True:
                     await self._client.force_metadata_update()
                     if known := self._client.cluster.partitions_for_topic(topic):
-                        break
+                        return set(known)
                     await asyncio.sleep(self._BACKOFF_SECONDS)
-                return set(known)
-        raise UnknownTopicOrPartitionError(f"no partitions known for {topic}")
+        raise UnknownTopicOrPartitionError(f"no topic {topic} in the cluster's metadata")

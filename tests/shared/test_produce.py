@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -99,6 +100,27 @@ async def test_a_record_larger_than_a_request_is_refused_alone(
 
     records = await _records(infra.kafka_bootstrap, topic, 5)
     assert [record.value for record in records] == [b"small-%d" % n for n in range(5)]
+
+
+async def test_a_topic_that_does_not_exist_is_not_created_and_fails_in_time(
+    infra: Infra,
+) -> None:
+    made = PartitionProducer(
+        infra.kafka_bootstrap, "test-producer", timeout_seconds=1.0, max_batch_bytes=65536
+    )
+    topic = f"never-created-{new_namespace()}"
+    await made.start()
+    try:
+        with pytest.raises(UnknownTopicOrPartitionError):
+            await made.send(topic, b"k", b"v", [])
+    finally:
+        await made.stop(1.0)
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        assert topic not in await admin.list_topics()
+    finally:
+        await admin.close()
 
 
 async def test_while_kafka_is_away_sends_fail_and_are_never_sent_later(tmp_path: Path) -> None:
