@@ -18,7 +18,10 @@ A batch that is not acknowledged within the publish timeout fails, and is never 
 that: the publishers have been told "not accepted" and their callers may have said so to
 the sender (SPEC §5: a 2xx only for what Kafka acknowledged). Errors Kafka calls retriable
 (leader moved, connection lost, request timed out) are retried until then, after a metadata
-refresh where the error says the metadata is stale.
+refresh where the error says the metadata is stale. A request already on the wire when the
+timeout passes may still be appended by the broker; no producer can know. Its publishers
+were answered "not accepted", the sender retries, and the retry's envelope carries the same
+id (derived from the delivery id), which consumers deduplicate.
 """
 
 from __future__ import annotations
@@ -216,16 +219,24 @@ class PartitionProducer:
         )
         try:
             async with asyncio.timeout_at(batch.deadline):
-                while True:
+                retried = False
+                # Checked before each attempt too: a request goes out before the attempt's
+                # first await, so a timeout due but not yet delivered would come too late.
+                while self._loop.time() < batch.deadline:
                     error = await self._produce(partition, request)
                     if error is None or not error.retriable:
                         return error
-                    log.warning("kafka_produce_retry", partition=str(partition), error=repr(error))
+                    if not retried:  # once a batch: every 100 ms while Kafka is away is noise
+                        retried = True
+                        log.warning(
+                            "kafka_produce_retrying", partition=str(partition), error=repr(error)
+                        )
                     if getattr(error, "invalid_metadata", False):
                         self._client.force_metadata_update()
                     await asyncio.sleep(self._BACKOFF_SECONDS)
         except TimeoutError:
-            return KafkaTimeoutError(f"not acknowledged within {self._timeout:g} s")
+            pass
+        return KafkaTimeoutError(f"not acknowledged within {self._timeout:g} s")
 
     async def _produce(
         self, partition: TopicPartition, request: ProduceRequest

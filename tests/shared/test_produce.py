@@ -6,6 +6,7 @@ The outage tests start their own embedded broker, to stop it without touching th
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -158,6 +159,52 @@ async def test_while_kafka_is_away_sends_fail_and_are_never_sent_later(tmp_path:
         assert b"after" in values
         assert not [value for value in values if value.startswith(b"while-away")]
     finally:
+        await made.stop(0)
+        broker.stop()
+
+
+async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
+    tmp_path: Path,
+) -> None:
+    """The broker stops answering (SIGSTOP) with the connection open: a request in flight
+    and the batch filling behind it both fail by the publish timeout, not later, and the
+    producer recovers once the broker runs again. Requests that went out before their
+    deadline may still be appended then (no Kafka producer can know); none is sent twice."""
+    port = free_port()
+    broker = start_broker(port, tmp_path / "logs")
+    bootstrap = f"127.0.0.1:{port}"
+    made = PartitionProducer(bootstrap, "test-producer", timeout_seconds=1.5, max_batch_bytes=65536)
+    try:
+        topic = await _topic(bootstrap, tmp_path, partitions=1)
+        await made.start()
+        await made.send(topic, b"k", b"before", [])
+
+        broker.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        stuck = asyncio.ensure_future(made.send(topic, b"k", b"stuck", []))
+        await asyncio.sleep(0.3)  # out on the wire, unanswered
+        behind = [
+            asyncio.ensure_future(made.send(topic, b"k", b"behind-%d" % n, [])) for n in range(3)
+        ]
+        results = await asyncio.gather(stuck, *behind, return_exceptions=True)
+        assert all(isinstance(r, KafkaTimeoutError) for r in results), results
+        assert time.monotonic() - started < 0.3 + 1.5 + 2.0
+        broker.process.send_signal(signal.SIGCONT)
+
+        for _ in range(50):
+            try:
+                await made.send(topic, b"k", b"after", [])
+                break
+            except (KafkaTimeoutError, KafkaConnectionError):
+                await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the producer did not recover once the broker ran again")
+        values = [record.value for record in await _records(bootstrap, topic, 2)]
+        assert values[0] == b"before"
+        assert values[-1] == b"after"
+        assert len(values) == len(set(values)), values
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
         await made.stop(0)
         broker.stop()
 
