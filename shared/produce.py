@@ -156,9 +156,9 @@ class PartitionProducer:
             lane = self._lanes[(topic, partition)] = _Lane(TopicPartition(topic, partition))
         batch = lane.filling
         if batch is None or not batch.append(key, value, headers):
-            fresh = self._new_batch()
             # A batch takes its first record whatever its size: the limit is checked here.
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+            fresh = self._new_batch()
             if size > self._max_batch_bytes or not fresh.append(key, value, headers):
                 raise MessageSizeTooLargeError(
                     f"a record of {size} bytes is over the {self._max_batch_bytes}-byte limit"
