@@ -16,6 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     KafkaConnectionError,
+    KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     UnknownTopicOrPartitionError,
@@ -29,14 +30,57 @@ from tests.infra import Infra
 from tests.support import KafkaTap, make_settings, new_namespace
 
 
-async def _topic(bootstrap: str, tmp_path: Path, partitions: int = 3) -> str:
+async def _topic(bootstrap: str, tmp_path: Path, partitions: int = 3, name: str = "") -> str:
+    """A new topic (or `name` again, on a broker that lost it), with `partitions`."""
     infra = Infra("embedded", bootstrap, "mongodb://unused")
     settings = make_settings(
         ServiceSettings, infra, new_namespace(), tmp_path, kafka_partitions=partitions
     )
-    name = settings.topic("produce-test")
+    name = name or settings.topic("produce-test")
     await ensure_topics(settings, [name])
     return name
+
+
+class _OwnBroker:
+    """An embedded broker of the test's own, to kill or freeze, with a producer on it and a
+    one-partition topic."""
+
+    def __init__(self, tmp_path: Path, timeout_seconds: float) -> None:
+        self._logs = tmp_path
+        self._port = free_port()
+        self.bootstrap = f"127.0.0.1:{self._port}"
+        self.broker = start_broker(self._port, tmp_path / "logs")
+        self.producer = PartitionProducer(
+            self.bootstrap, "test-producer", timeout_seconds=timeout_seconds, max_batch_bytes=65536
+        )
+        self.topic = ""
+
+    async def __aenter__(self) -> _OwnBroker:
+        self.topic = await _topic(self.bootstrap, self._logs, partitions=1)
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.broker.process.send_signal(signal.SIGCONT)  # if a test froze it
+        await self.producer.stop(0)
+        self.broker.stop()
+
+    async def restart(self) -> None:
+        """A new broker on the same port, with the same topic (the old one kept it in memory)."""
+        self.broker = start_broker(self._port, self._logs / "logs")
+        await _topic(self.bootstrap, self._logs, partitions=1, name=self.topic)
+
+    async def send_once_it_answers(self, value: bytes) -> None:
+        for _ in range(50):
+            try:
+                await self.producer.send(self.topic, b"k", value, [])
+                return
+            except KafkaError:  # tansu answers some produce requests while it starts up
+                await asyncio.sleep(0.2)
+        pytest.fail("the producer did not recover once the broker answered again")
+
+    async def values(self, count: int) -> list[bytes]:
+        return [record.value for record in await _records(self.bootstrap, self.topic, count)]
 
 
 async def _records(bootstrap: str, topic: str, count: int) -> list[Any]:
@@ -125,42 +169,25 @@ async def test_a_topic_that_does_not_exist_is_not_created_and_fails_in_time(
 
 
 async def test_while_kafka_is_away_sends_fail_and_are_never_sent_later(tmp_path: Path) -> None:
-    port = free_port()
-    broker = start_broker(port, tmp_path / "logs")
-    bootstrap = f"127.0.0.1:{port}"
-    made = PartitionProducer(bootstrap, "test-producer", timeout_seconds=1.5, max_batch_bytes=65536)
-    try:
-        topic = await _topic(bootstrap, tmp_path, partitions=1)
-        await made.start()
-        await made.send(topic, b"k", b"before", [])
+    async with _OwnBroker(tmp_path, timeout_seconds=1.5) as kafka:
+        await kafka.producer.send(kafka.topic, b"k", b"before", [])
 
-        broker.kill()
+        kafka.broker.kill()
         started = time.monotonic()
         results = await asyncio.gather(
-            *(made.send(topic, b"k", b"while-away-%d" % n, []) for n in range(20)),
+            *(kafka.producer.send(kafka.topic, b"k", b"while-away-%d" % n, []) for n in range(20)),
             return_exceptions=True,
         )
         assert all(isinstance(r, KafkaTimeoutError) for r in results), results
         # Failed by the publish timeout, not left to the client's own retries.
         assert time.monotonic() - started < 1.5 + 2.0
 
-        broker = start_broker(port, tmp_path / "logs")  # empty: topics live in memory
-        topic = await _topic(bootstrap, tmp_path, partitions=1)
-        for _ in range(50):
-            try:
-                await made.send(topic, b"k", b"after", [])
-                break
-            except (KafkaTimeoutError, KafkaConnectionError, UnknownTopicOrPartitionError):
-                await asyncio.sleep(0.2)
-        else:
-            pytest.fail("the producer did not recover once Kafka was back")
+        await kafka.restart()  # the same topic, empty
+        await kafka.send_once_it_answers(b"after")
         await asyncio.sleep(2)  # room for a late send of a failed batch, were there one
-        values = [record.value for record in await _records(bootstrap, topic, 1)]
+        values = await kafka.values(1)
         assert b"after" in values
         assert not [value for value in values if value.startswith(b"while-away")]
-    finally:
-        await made.stop(0)
-        broker.stop()
 
 
 async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
@@ -170,61 +197,40 @@ async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
     and the batch filling behind it both fail by the publish timeout, not later, and the
     producer recovers once the broker runs again. Requests that went out before their
     deadline may still be appended then (no Kafka producer can know); none is sent twice."""
-    port = free_port()
-    broker = start_broker(port, tmp_path / "logs")
-    bootstrap = f"127.0.0.1:{port}"
-    made = PartitionProducer(bootstrap, "test-producer", timeout_seconds=1.5, max_batch_bytes=65536)
-    try:
-        topic = await _topic(bootstrap, tmp_path, partitions=1)
-        await made.start()
-        await made.send(topic, b"k", b"before", [])
+    async with _OwnBroker(tmp_path, timeout_seconds=1.5) as kafka:
+        await kafka.producer.send(kafka.topic, b"k", b"before", [])
 
-        broker.process.send_signal(signal.SIGSTOP)
+        kafka.broker.process.send_signal(signal.SIGSTOP)
         started = time.monotonic()
-        stuck = asyncio.ensure_future(made.send(topic, b"k", b"stuck", []))
+        stuck = asyncio.ensure_future(kafka.producer.send(kafka.topic, b"k", b"stuck", []))
         await asyncio.sleep(0.3)  # out on the wire, unanswered
         behind = [
-            asyncio.ensure_future(made.send(topic, b"k", b"behind-%d" % n, [])) for n in range(3)
+            asyncio.ensure_future(kafka.producer.send(kafka.topic, b"k", b"behind-%d" % n, []))
+            for n in range(3)
         ]
         results = await asyncio.gather(stuck, *behind, return_exceptions=True)
         assert all(isinstance(r, KafkaTimeoutError) for r in results), results
         assert time.monotonic() - started < 0.3 + 1.5 + 2.0
-        broker.process.send_signal(signal.SIGCONT)
+        kafka.broker.process.send_signal(signal.SIGCONT)
 
-        for _ in range(50):
-            try:
-                await made.send(topic, b"k", b"after", [])
-                break
-            except (KafkaTimeoutError, KafkaConnectionError):
-                await asyncio.sleep(0.2)
-        else:
-            pytest.fail("the producer did not recover once the broker ran again")
-        values = [record.value for record in await _records(bootstrap, topic, 2)]
+        await kafka.send_once_it_answers(b"after")
+        values = await kafka.values(2)
         assert values[0] == b"before"
         assert values[-1] == b"after"
         assert len(values) == len(set(values)), values
-    finally:
-        broker.process.send_signal(signal.SIGCONT)
-        await made.stop(0)
-        broker.stop()
 
 
 async def test_stopping_fails_the_sends_still_waiting(tmp_path: Path) -> None:
-    port = free_port()
-    broker = start_broker(port, tmp_path / "logs")
-    bootstrap = f"127.0.0.1:{port}"
-    made = PartitionProducer(bootstrap, "test-producer", timeout_seconds=30, max_batch_bytes=65536)
-    try:
-        topic = await _topic(bootstrap, tmp_path, partitions=1)
-        await made.start()
-        broker.kill()
-        waiting = [asyncio.ensure_future(made.send(topic, b"k", b"v", [])) for _ in range(3)]
+    async with _OwnBroker(tmp_path, timeout_seconds=30) as kafka:
+        kafka.broker.kill()
+        waiting = [
+            asyncio.ensure_future(kafka.producer.send(kafka.topic, b"k", b"v", []))
+            for _ in range(3)
+        ]
         await asyncio.sleep(0.5)
         assert not any(task.done() for task in waiting)
-        await made.stop(0.2)
+        await kafka.producer.stop(0.2)
         results = await asyncio.gather(*waiting, return_exceptions=True)
         assert all(isinstance(r, KafkaConnectionError) for r in results), results
         with pytest.raises(KafkaConnectionError):
-            await made.send(topic, b"k", b"v", [])
-    finally:
-        broker.stop()
+            await kafka.producer.send(kafka.topic, b"k", b"v", [])
