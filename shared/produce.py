@@ -251,8 +251,7 @@ class PartitionProducer:
         for topic, partitions in response.topics:
             for answer in partitions:
                 if topic == partition.topic and answer[0] == partition.partition:
-                    error_type = for_code(answer[1])
-                    return None if error_type.errno == 0 else error_type()
+                    return None if answer[1] == 0 else for_code(answer[1])()
         return KafkaError(f"the produce response did not mention {partition}")
 
     async def _partition_for(self, topic: str, key: bytes | None) -> int:
