@@ -88,6 +88,12 @@ async def test_kafka_down_answers_503_and_acknowledges_nothing(
                     paths[name], content=signed.body, headers=signed.headers
                 )
                 assert answer.status_code == 503, (name, answer.text)
+            metrics = (await gateway.client.get("/metrics")).text
+            for name in cases:
+                assert (
+                    f'hookhub_gateway_webhooks_total{{outcome="unavailable",provider="{name}"}} 1.0'
+                    in metrics
+                ), name
             ready = await gateway.client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["kafka"] != "ok"
