@@ -150,7 +150,8 @@ class PartitionProducer:
     ) -> None:
         if self._stopped:
             raise KafkaConnectionError("the producer is stopped")
-        partition = await self._partition_for(topic, key)
+        known = self._client.cluster.partitions_for_topic(topic) or await self._partitions(topic)
+        partition = self._partition_for(topic, key, known)
         lane = self._lanes.get((topic, partition))
         if lane is None:
             lane = self._lanes[(topic, partition)] = _Lane(TopicPartition(topic, partition))
@@ -158,11 +159,12 @@ class PartitionProducer:
         if batch is None or not batch.append(key, value, headers):
             # A batch takes its first record whatever its size: the limit is checked here.
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
-            fresh = self._new_batch()
-            if size > self._max_batch_bytes or not fresh.append(key, value, headers):
+            if size > self._max_batch_bytes:
                 raise MessageSizeTooLargeError(
                     f"a record of {size} bytes is over the {self._max_batch_bytes}-byte limit"
                 )
+            fresh = self._new_batch()
+            fresh.append(key, value, headers)
             if batch is not None:
                 lane.full.append(batch)
             lane.filling = batch = fresh
@@ -254,12 +256,9 @@ class PartitionProducer:
                     return None if answer[1] == 0 else for_code(answer[1])()
         return KafkaError(f"the produce response did not mention {partition}")
 
-    async def _partition_for(self, topic: str, key: bytes | None) -> int:
+    def _partition_for(self, topic: str, key: bytes | None, known: set[int]) -> int:
         """Kafka's default partitioning (murmur2 of the key, else random), remembered per
         key: envelopes of one integration or channel share one."""
-        known = self._client.cluster.partitions_for_topic(topic)
-        if not known:
-            known = await self._partitions(topic)
         if key is None:
             partitions = sorted(known)
             chosen: int = self._default(key, partitions, partitions)
