@@ -22,7 +22,7 @@ from bench.incoming import kafka_check
 from bench.loadgen import SEQ, Target
 from shared.envelopes import Topic
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "github" / "push"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "github" / "push"
 PAYLOAD = CORPUS / "payload.json"
 
 

@@ -27,10 +27,9 @@ from tests.infra import Infra
 
 S = TypeVar("S", bound=ServiceSettings)
 
-# The shared corpus of real payloads (../shared/corpus beside the clone, as CI lays it out).
-CORPUS_DIR = Path(
-    os.environ.get("HOOKHUB_CORPUS_DIR", Path(__file__).parents[2] / "shared" / "corpus")
-)
+# The corpus of real payloads kept in the repository (tests/corpus, see its README);
+# HOOKHUB_CORPUS_DIR points the tests at another copy laid out the same way.
+CORPUS_DIR = Path(os.environ.get("HOOKHUB_CORPUS_DIR", Path(__file__).parent / "corpus"))
 
 
 def github_corpus() -> list[Path]:
