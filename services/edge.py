@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -71,7 +73,10 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
         service = owner_of(request.url.path)
         if service is None or service not in upstreams:
             return _error(404, "not_found", f"no route for {request.url.path}")
-        target = upstreams[service] + request.url.path
+        # The path as the client sent it (still percent-encoded): the decoded one may hold
+        # control or non-ASCII characters no URL can carry, and the service decodes it anyway.
+        raw_path: bytes | None = request.scope.get("raw_path")
+        target = upstreams[service] + (raw_path.decode("latin-1") if raw_path else request.url.path)
         if request.url.query:
             target += "?" + request.url.query
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
@@ -81,9 +86,12 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             ("x-forwarded-proto", request.url.scheme),
             ("x-forwarded-host", request.headers.get("host", "")),
         ]
-        upstream_request = client.build_request(
-            request.method, target, headers=headers, content=request.stream()
-        )
+        try:
+            upstream_request = client.build_request(
+                request.method, target, headers=headers, content=request.stream()
+            )
+        except httpx.InvalidURL:
+            return _error(400, "bad_request", "the request's path or query is not a valid URL")
         try:
             upstream = await client.send(upstream_request, stream=True)
         except httpx.TimeoutException:
@@ -146,16 +154,36 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
         finally:
             await client.aclose()
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(
+    async def forward_any(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await forward(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/openapi.json", openapi),
-            Route("/{path:path}", forward, methods=methods),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+    # Every other path, whatever it holds, goes to the router's default: a `{path:path}`
+    # route would not match a path with a line feed in it (its `.*` stops there) and the
+    # client would get Starlette's plain-text 404 instead of the service's answer.
+    app.router.default = forward_any
+    return app
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    response = _error(exc.status_code, code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    return _error(500, "internal_error", "internal error")
 
 
 def _error(status: int, code: str, message: str, retry: bool = False) -> JSONResponse:

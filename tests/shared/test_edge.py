@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
+from urllib.parse import unquote
 
-from services.edge import owner_of
+import httpx
+import orjson
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from services.edge import ROUTES, create_edge_app, owner_of
+from tests.support import RunningService, serve
 
 
 @pytest.mark.parametrize(
@@ -31,3 +38,58 @@ from services.edge import owner_of
 )
 def test_owner_of(path: str, service: str | None) -> None:
     assert owner_of(path) == service
+
+
+async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """An upstream that answers with the path it was asked for."""
+    if scope["type"] != "http":
+        return
+    body = orjson.dumps({"path": scope["path"], "raw_path": scope["raw_path"].decode("latin-1")})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module")
+async def edge() -> AsyncIterator[RunningService]:
+    async with serve(_echo, probe="/anything") as upstream:
+        table = dict.fromkeys({s for _, s in ROUTES}, upstream.base_url)
+        async with serve(create_edge_app(table), probe="/healthz") as running:
+            yield running
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("/api/providers/%11", "/api/providers/\x11"),
+        ("/api/integrations/a%0Ab/disconnect", "/api/integrations/a\nb/disconnect"),
+        (
+            "/api/outgoing-webhooks/%C2%AB%F4%89%B4%81%15",
+            unquote("/api/outgoing-webhooks/%C2%AB%F4%89%B4%81%15"),
+        ),
+        ("/api/webhooks/%02%10je/int_1", "/api/webhooks/\x02\x10je/int_1"),
+        ("/api/deliveries/a%2Fb/retry", "/api/deliveries/a/b/retry"),
+    ],
+)
+async def test_odd_paths_reach_the_service_as_the_client_sent_them(
+    edge: RunningService, raw: str, decoded: str
+) -> None:
+    """Control and non-ASCII characters in a path once made the edge answer 500 (it rebuilt
+    the URL from the decoded path) or a plain-text 404 (a line feed)."""
+    answer = await edge.client.get(httpx.URL(edge.base_url + raw))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"path": decoded, "raw_path": raw}
+
+
+async def test_the_edge_answers_its_own_errors_in_the_error_format(edge: RunningService) -> None:
+    unknown = await edge.client.get("/api/nothing%0Ahere")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+    wrong_method = await edge.client.post("/healthz")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
