@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     http_port: int = 8080
 
     admin_token: str = ""
+    # The largest request body a management route reads (413 past it); a route may name a
+    # larger setting of its own (shared.http.limits.max_body). The ingress has its own.
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024)
     encryption_keys: str = ""
     egress_allow_cidrs: str = ""
 

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
+from shared.http import limits
 from shared.http.errors import install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.telemetry import RequestTelemetry
@@ -73,6 +74,7 @@ def create_app(
     if definition.setup:
         definition.setup(app, runtime)
     _add_health_routes(app, runtime)
+    limits.install(app)  # inside the request context: its answers are logged
     app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
     return app
 

@@ -1,0 +1,190 @@
+"""The management API's front door: the admin token checked, and the body bounded, before
+any of the body is read.
+
+FastAPI reads and parses a route's whole body before it runs the route's dependencies, the
+admin check among them: without this, a client with no token could make a service hold
+whatever it sends (a 200 MB POST took the gateway from 88 to 633 MiB to be told
+`malformed_json`). Here, in front of the app:
+
+1. if the route requires the admin token (its dependencies include `require_admin`), the
+   token is checked and a 401 answered before anything is read;
+2. a `Content-Length` over the route's limit is answered 413 without reading a byte;
+3. the body is counted as it arrives, and refused with 413 as soon as it passes the limit
+   (a chunked body, or a length that lied): the app never holds more than the limit.
+
+The limit is `HOOKHUB_API_MAX_BODY_BYTES` unless a route names a larger setting of its own
+with `dependencies=[max_body("<settings field>")]` (an upload route). The webhook ingress is
+answered before this runs (`ServiceApp`) and has its own per-route limits.
+
+What is left of a refused body is not read by the app; uvicorn discards it as it arrives
+(a client that sent `Expect: 100-continue`, as curl does for large bodies, is answered
+before it sends any). The admin token must be required by the route or its APIRouter
+(`dependencies=[AdminDep]`), as every service does, for the guard to see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import BadRequest, HookhubError, PayloadTooLarge
+from shared.http.auth import check_authorization_header, require_admin
+from shared.http.errors import response_for
+
+DEFAULT_SETTING = "api_max_body_bytes"
+
+
+class _BodyLimit:
+    """The marker `max_body()` puts among a route's dependencies; it does nothing per request."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+
+    async def __call__(self) -> None:
+        return None
+
+
+def max_body(setting: str) -> Any:
+    """A route dependency giving the route the body limit held by settings field `setting`
+    (e.g. `"import_max_upload_bytes"`) instead of `HOOKHUB_API_MAX_BODY_BYTES`."""
+    return Depends(_BodyLimit(setting))
+
+
+class Refused(HTTPException):
+    """A refusal raised from `receive`, before a byte of the body is pulled. An HTTPException,
+    because FastAPI passes those on from its body reading (it turns other errors into a
+    400); answered in the SPEC §4 format by the handler `install` registers."""
+
+    def __init__(self, error: HookhubError) -> None:
+        super().__init__(error.status, error.message, error.headers)
+        self.error = error
+
+
+def too_large_message(limit: int, setting: str) -> str:
+    return f"the request body is over the {limit}-byte limit (HOOKHUB_{setting.upper()})"
+
+
+@dataclass(frozen=True)
+class _Policy:
+    admin: bool
+    setting: str
+
+
+_OPEN = _Policy(admin=False, setting=DEFAULT_SETTING)
+
+
+def install(app: FastAPI) -> None:
+    """Put the guard in front of `app`'s routes and answer its refusals."""
+
+    async def refused(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        return response_for(exc.error)
+
+    app.add_exception_handler(Refused, refused)
+    app.add_middleware(ManagementGuard)
+
+
+class ManagementGuard:
+    """ASGI middleware bounding what the app reads of a request body, and checking the admin
+    token first for the routes that require it.
+
+    It acts when the app first asks for the body, that is once the router has chosen the
+    route (`scope["route"]`) and before FastAPI reads and parses the body for it: the
+    route's own dependencies (`require_admin`, `max_body`) say what to check. A route that
+    reads no body needs nothing here: its dependencies run as they always did.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._policies: dict[int, _Policy] = {}  # by id(route): routes are not hashable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = scope["app"].state.runtime.settings
+        limit = 0
+        setting = DEFAULT_SETTING
+        received: int | None = None  # None until the app first asks for the body
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal limit, setting, received
+            if received is None:
+                policy = self._policy(scope.get("route"))
+                if policy.admin:
+                    try:
+                        check_authorization_header(
+                            _header(scope, b"authorization"), settings.admin_token
+                        )
+                    except HookhubError as exc:
+                        raise Refused(exc) from None
+                setting, limit = policy.setting, getattr(settings, policy.setting)
+                declared = _declared_length(scope)
+                if declared is not None and declared > limit:
+                    raise Refused(PayloadTooLarge(too_large_message(limit, setting)))
+                received = 0
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise Refused(PayloadTooLarge(too_large_message(limit, setting)))
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, watched_send)
+        except Refused as exc:  # raised where no handler of the app saw it
+            if started:
+                raise
+            await response_for(exc.error)(scope, receive, send)
+
+    def _policy(self, route: object) -> _Policy:
+        dependant: Dependant | None = getattr(route, "dependant", None)
+        if dependant is None:
+            return _OPEN
+        policy = self._policies.get(id(route))
+        if policy is None:
+            calls = list(_calls(dependant))
+            settings = [call.setting for call in calls if isinstance(call, _BodyLimit)]
+            policy = self._policies[id(route)] = _Policy(
+                admin=require_admin in calls, setting=settings[-1] if settings else DEFAULT_SETTING
+            )
+        return policy
+
+
+def _calls(dependant: Dependant) -> Any:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
+def _declared_length(scope: Scope) -> int | None:
+    declared = _header(scope, b"content-length")
+    if declared is None:
+        return None
+    try:
+        length = int(declared)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise Refused(BadRequest("content-length is not a number", code="bad_content_length"))
+    return length
