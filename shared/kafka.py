@@ -10,14 +10,19 @@ from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from shared.envelopes import Envelope, Topic
-from shared.errors import KafkaUnavailable
+from shared.errors import KafkaUnavailable, PayloadTooLarge
 from shared.metrics import LATENCY_BUCKETS, Labelled
 from shared.produce import PartitionProducer
 from shared.settings import Settings
@@ -72,6 +77,14 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
         log.info("kafka_topics_created", topics=missing)
     finally:
         await admin.close()
+
+
+# Kafka's answers that no retry can change: the record (alone in its batch) is too large.
+TOO_LARGE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
+class EventTooLarge(PayloadTooLarge):
+    """An envelope Kafka will never take: 413, not the 503 that tells a client to retry."""
 
 
 class EventPublisher:
@@ -149,7 +162,13 @@ class EventPublisher:
             await producer.send(name, partition_key, value or envelope.to_kafka(), headers)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any failure means "not durably accepted"
+        except TOO_LARGE_ERRORS as exc:  # permanent: a retry would be refused the same way
+            self._published(str(topic), "too_large").inc()
+            log.warning(
+                "kafka_publish_too_large", topic=name, envelope_id=envelope.id, error=repr(exc)
+            )
+            raise EventTooLarge(self._too_large_message(exc)) from exc
+        except Exception as exc:  # any other failure means "not durably accepted"
             self._published(str(topic), "failed").inc()
             log.warning(
                 "kafka_publish_failed", topic=name, envelope_id=envelope.id, error=repr(exc)
@@ -157,6 +176,15 @@ class EventPublisher:
             raise KafkaUnavailable("the event could not be written to Kafka; retry later") from exc
         self._published(str(topic), "acknowledged").inc()
         self._latency(str(topic)).observe(time.perf_counter() - started)
+
+    def _too_large_message(self, exc: Exception) -> str:
+        limit = f"HOOKHUB_KAFKA_MAX_MESSAGE_BYTES={self._settings.kafka_max_message_bytes}"
+        if exc.args:  # ours (shared.produce), checked before anything is sent
+            return f"the event is too large for Kafka: {exc.args[0]} ({limit})"
+        return (
+            "the event is too large for Kafka: the broker refused it as over its "
+            f"max.message.bytes, which is lower than {limit}"
+        )
 
 
 def _partition_key(envelope: Envelope) -> bytes | None:

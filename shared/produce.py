@@ -40,6 +40,7 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     LeaderNotAvailableError,
     MessageSizeTooLargeError,
+    RecordListTooLargeError,
     UnknownTopicOrPartitionError,
     for_code,
 )
@@ -105,6 +106,8 @@ class PartitionProducer:
     `send()` returns once Kafka has acknowledged the record, or raises: the record's own
     `MessageSizeTooLargeError`, Kafka's error for its batch, `KafkaTimeoutError` when the
     publish timeout passed first, or `KafkaConnectionError` when the producer stopped.
+    A size error from the broker is passed on as it is only for a batch of one record: for
+    a larger batch it says nothing about any one record, which may fit alone.
     """
 
     _MAX_KEYS = 100_000
@@ -199,7 +202,7 @@ class PartitionProducer:
                 except Exception as exc:  # a fault of ours: fail its publishers, not the lane
                     log.exception("kafka_produce_failed", partition=str(lane.partition))
                     error = exc
-                batch.settle(error)
+                batch.settle(_for_each_record(error, batch))
         except asyncio.CancelledError:
             stopped = KafkaConnectionError("the producer stopped before Kafka answered")
             for left in (batch, *lane.full, lane.filling):
@@ -287,3 +290,16 @@ class PartitionProducer:
                         return set(known)
                     await asyncio.sleep(self._BACKOFF_SECONDS)
         raise UnknownTopicOrPartitionError(f"no topic {topic} in the cluster's metadata")
+
+
+def _for_each_record(error: BaseException | None, batch: _Batch) -> BaseException | None:
+    """The batch's error as each of its records' publishers should see it."""
+    if isinstance(error, (MessageSizeTooLargeError, RecordListTooLargeError)) and batch.count > 1:
+        # The broker's limit is below ours (HOOKHUB_KAFKA_MAX_MESSAGE_BYTES): the batch was
+        # too large, not necessarily any record in it. Not permanent for the record.
+        refused: BaseException = KafkaError(
+            f"Kafka refused a batch of {batch.count} records as too large ({error!r}); "
+            "HOOKHUB_KAFKA_MAX_MESSAGE_BYTES is above the broker's max.message.bytes"
+        )
+        return refused
+    return error

@@ -19,12 +19,13 @@ from aiokafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    RecordListTooLargeError,
     UnknownTopicOrPartitionError,
 )
 
 from shared.embedded import free_port, start_broker
 from shared.kafka import ensure_topics
-from shared.produce import PartitionProducer
+from shared.produce import PartitionProducer, _Batch, _for_each_record
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, make_settings, new_namespace
@@ -234,3 +235,18 @@ async def test_stopping_fails_the_sends_still_waiting(tmp_path: Path) -> None:
         assert all(isinstance(r, KafkaConnectionError) for r in results), results
         with pytest.raises(KafkaConnectionError):
             await kafka.producer.send(kafka.topic, b"k", b"v", [])
+
+
+def test_a_size_refusal_of_a_batch_of_several_records_is_not_pinned_on_each() -> None:
+    """Kafka refusing a batch as too large (its limit below ours) says nothing about any one
+    record of several: their publishers must not be told "too large, never retry"."""
+    alone = _Batch(records=None, deadline=0.0, count=1)
+    several = _Batch(records=None, deadline=0.0, count=3)
+    for refusal in (MessageSizeTooLargeError(), RecordListTooLargeError()):
+        assert _for_each_record(refusal, alone) is refusal
+        passed_on = _for_each_record(refusal, several)
+        assert isinstance(passed_on, KafkaError)
+        assert not isinstance(passed_on, (MessageSizeTooLargeError, RecordListTooLargeError))
+    timeout = KafkaTimeoutError("late")
+    assert _for_each_record(timeout, several) is timeout
+    assert _for_each_record(None, several) is None
