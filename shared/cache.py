@@ -3,6 +3,11 @@
 Loaded at start, refreshed every few seconds (which is how a change made through another
 replica arrives), updated at once for changes made through this replica. Deleted documents
 stay as tombstones (`deleted_at` set) so every replica sees the deletion.
+
+A refresh never undoes a change this replica applied while the refresh's query was out:
+that query may have read the document before the change (a rotated secret would go back to
+the old one until the next refresh). Such documents are left as applied; the next refresh
+reads them again (its window overlaps the last one).
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ class RefreshingCache(Generic[K, V]):
         # looked up after their deletion): "deleted", as opposed to "not known here yet".
         self._gone: set[str] = set()
         self._watermark: datetime | None = None
+        # Ids applied here while a refresh's query was out (None: no refresh is running).
+        self._applied_during_refresh: set[str] | None = None
+        self._reread_at: dict[K, float] = {}
         self.loaded = False
 
     @classmethod
@@ -111,7 +119,30 @@ class RefreshingCache(Generic[K, V]):
         """Whether this replica has seen `doc_id` deleted (and not recreated since)."""
         return doc_id in self._gone
 
+    async def reread(self, key: K, *, at_most_every: float = 1.0) -> V | None:
+        """`key` read again from MongoDB, at most once per `at_most_every` seconds per key
+        (None when asked again sooner, or when it is gone): for a caller that was refused
+        with what the cache holds and may have been refused with a stale copy (a secret
+        changed a moment ago through another service or replica)."""
+        now = time.monotonic()
+        if self._reread_at.get(key, -at_most_every) + at_most_every > now:
+            return None
+        if len(self._reread_at) >= _MAX_NEGATIVE_ENTRIES:
+            self._reread_at.clear()
+        self._reread_at[key] = now
+        doc = await self._find(key)
+        if doc is None:
+            return None
+        self.apply(doc)
+        return self._by_key.get(key)
+
     def apply(self, doc: Document) -> None:
+        """A document as this replica just wrote (or read) it."""
+        if self._applied_during_refresh is not None:
+            self._applied_during_refresh.add(str(doc["_id"]))
+        self._apply(doc)
+
+    def _apply(self, doc: Document) -> None:
         doc_id = str(doc["_id"])
         previous = self._key_of.pop(doc_id, None)
         if previous is not None:
@@ -127,8 +158,14 @@ class RefreshingCache(Generic[K, V]):
 
     async def refresh(self) -> None:
         since = self._watermark - _CLOCK_SKEW if self._watermark else None
-        for doc in await self._changed_since(since):
-            self.apply(doc)
+        applied_meanwhile = self._applied_during_refresh = set()
+        try:
+            changed = await self._changed_since(since)
+        finally:
+            self._applied_during_refresh = None
+        for doc in changed:
+            if str(doc["_id"]) not in applied_meanwhile:
+                self._apply(doc)
             updated: datetime = doc["updated_at"]
             if self._watermark is None or updated > self._watermark:
                 self._watermark = updated

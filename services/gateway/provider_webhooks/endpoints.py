@@ -112,8 +112,7 @@ class ProviderIngress:
             if integration is None:
                 integration, parsed = self._app_level(webhooks, inbound)
             else:
-                secrets = self.app_secrets.for_integration(integration)
-                webhooks.verify(inbound, secrets, inbound.received_at)
+                integration = await self._verify(webhooks, integration, inbound)
                 parsed = webhooks.parse(inbound)
             # After verification, so forged requests cannot spend an integration's budget.
             self.limiter.take(integration)
@@ -133,6 +132,30 @@ class ProviderIngress:
             label = provider if provider in WEBHOOK_PROVIDERS else "unknown"
             self.requests(label, outcome).inc()
             self.latency(label).observe(time.perf_counter() - started)
+
+    async def _verify(
+        self, webhooks: ProviderWebhooks, integration: IntegrationSnapshot, inbound: InboundRequest
+    ) -> IntegrationSnapshot:
+        """Verify with the integration's secrets; if they fail, once more with the stored
+        ones: a secret PATCHed a moment ago (through the oauth service or another replica)
+        applies at once, not at the next cache refresh. At most one re-read a second per
+        integration, so forged requests cannot turn into a MongoDB read each."""
+        try:
+            webhooks.verify(
+                inbound, self.app_secrets.for_integration(integration), inbound.received_at
+            )
+        except SignatureInvalid as refused:
+            try:
+                fresher = await self.integrations.reread(integration.id)
+            except UNAVAILABLE_ERRORS:  # MongoDB away: the answer is what the cache says
+                fresher = None
+            if fresher is None:
+                raise refused
+            integration = check_usable(fresher, webhooks.name)
+            webhooks.verify(
+                inbound, self.app_secrets.for_integration(integration), inbound.received_at
+            )
+        return integration
 
     def _app_level(
         self, webhooks: ProviderWebhooks, inbound: InboundRequest

@@ -48,7 +48,13 @@ class AppSecrets:
 def check_usable(integration: IntegrationSnapshot | None, provider: str) -> IntegrationSnapshot:
     if integration is None or integration.provider != provider:
         raise NotFound(f"no {provider} integration with this id", code="unknown_integration")
-    if not integration.enabled or integration.status == Status.DISCONNECTED:
+    if integration.status == Status.DISCONNECTED:
+        raise Forbidden(
+            "this integration is disconnected; connect it again (POST /api/auth/oauth/connect "
+            "with its integration_id) or create a new one",
+            code="integration_disconnected",
+        )
+    if not integration.enabled:
         raise Forbidden("this integration is disabled", code="integration_disabled")
     return integration
 

@@ -1,0 +1,79 @@
+"""`RefreshingCache` over a real collection: what a write through this replica leaves."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from shared.cache import RefreshingCache
+from shared.ids import utcnow
+from shared.mongo import Database, Document, TombstoneCollection
+
+
+def _cache(
+    repository: TombstoneCollection, gate: asyncio.Event | None = None
+) -> RefreshingCache[str, str]:
+    async def changed_since(since: datetime | None) -> list[Document]:
+        docs = await repository.changed_since(since)  # read now...
+        if gate is not None:
+            await gate.wait()  # ...answered later, as a slow query is
+        return docs
+
+    return RefreshingCache(
+        changed_since=changed_since,
+        find=repository.find_any,
+        key=lambda doc: str(doc["_id"]),
+        snapshot=lambda doc: str(doc["secret"]),
+        refresh_seconds=60,
+        name="test",
+    )
+
+
+async def test_a_refresh_that_read_before_a_write_here_does_not_undo_it(db: Database) -> None:
+    repository = TombstoneCollection(db, "things")
+    now = utcnow()
+    await repository.insert(
+        {"_id": "t1", "secret": "old", "created_at": now, "updated_at": now, "deleted_at": None}
+    )
+    gate = asyncio.Event()
+    cache = _cache(repository, gate)
+    gate.set()
+    await cache.refresh()
+    assert cache.get("t1") == "old"
+
+    gate.clear()
+    refreshing = asyncio.create_task(cache.refresh())
+    await asyncio.sleep(0.3)  # its query has read "old" and waits to be answered
+    rotated = await repository.update("t1", {"secret": "new"})  # a rotation through this replica
+    assert rotated is not None
+    cache.apply(rotated)
+    gate.set()
+    await refreshing
+    assert cache.get("t1") == "new"  # not "old" again until the next refresh
+    await cache.refresh()  # which reads it again, now as it is
+    assert cache.get("t1") == "new"
+
+    # Changes made elsewhere still arrive by refresh.
+    await repository.update("t1", {"secret": "newer"})
+    await cache.refresh()
+    assert cache.get("t1") == "newer"
+
+
+async def test_reread_asks_mongodb_at_most_once_a_second_per_key(db: Database) -> None:
+    repository = TombstoneCollection(db, "things")
+    now = utcnow()
+    await repository.insert(
+        {"_id": "t2", "secret": "one", "created_at": now, "updated_at": now, "deleted_at": None}
+    )
+    cache = _cache(repository)
+    await cache.refresh()
+    await repository.update("t2", {"secret": "two"})  # elsewhere: this cache has not seen it
+    assert cache.get("t2") == "one"
+    assert await cache.reread("t2", at_most_every=0.5) == "two"
+    assert cache.get("t2") == "two"
+    await repository.update("t2", {"secret": "three"})
+    assert await cache.reread("t2", at_most_every=0.5) is None  # too soon
+    assert cache.get("t2") == "two"
+    await asyncio.sleep(0.6)
+    assert await cache.reread("t2", at_most_every=0.5) == "three"
+    assert await cache.reread("missing", at_most_every=0.5) is None
