@@ -131,6 +131,20 @@ def compat_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def compat_secret(secrets: Sequence[str]) -> str:
+    """The secret `x-webhook-signature` is made with: the oldest still valid (`secrets` run
+    from the current one to the oldest, as `EndpointSnapshot.signing_secrets` gives them).
+
+    The compat header has room for one value, and receivers of it compare the whole header
+    (as with GitHub's `X-Hub-Signature-256`), so a second value would break every one of
+    them at the moment of rotation. With the oldest secret, a receiver on the compat header
+    keeps verifying through the grace period and moves to the new secret when it ends, the
+    time chosen with `grace_seconds` (0 moves it at once). `webhook-signature` carries one
+    entry per valid secret, so its receivers can move at any time in between.
+    """
+    return secrets[-1]
+
+
 def delivery_headers(
     *,
     msg_id: str,
@@ -141,6 +155,7 @@ def delivery_headers(
     user_agent: str,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """The request headers of one attempt; `secrets` from the current one to the oldest."""
     if isinstance(secrets, str):
         raise TypeError("secrets must be a sequence of secrets, not a single string")
     if not secrets:
@@ -164,8 +179,7 @@ def delivery_headers(
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(secrets, msg_id, timestamp, body),
-            # The compat scheme has room for one signature only: the current secret.
-            "x-webhook-signature": compat_signature(secrets[0], body),
+            "x-webhook-signature": compat_signature(compat_secret(secrets), body),
             "x-webhook-event": event_type,
         }
     )

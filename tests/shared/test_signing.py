@@ -202,7 +202,9 @@ def test_compat_signature_is_hmac_of_the_whole_secret_string() -> None:
     )
 
 
-def test_delivery_headers_are_complete_and_use_the_current_secret_for_compat() -> None:
+def test_delivery_headers_are_complete_and_sign_compat_with_the_oldest_valid_secret() -> None:
+    """During a rotation `x-webhook-signature` stays on the secret its receivers have (the
+    oldest still valid) until the grace period ends; `webhook-signature` carries both."""
     old, new = new_secret(), new_secret()
     headers = delivery_headers(
         msg_id="msg_abc",
@@ -218,9 +220,25 @@ def test_delivery_headers_are_complete_and_use_the_current_secret_for_compat() -
         "webhook-id": "msg_abc",
         "webhook-timestamp": "1700000000",
         "webhook-signature": signature_header([new, old], "msg_abc", 1700000000, BODY),
-        "x-webhook-signature": compat_signature(new, BODY),
+        "x-webhook-signature": compat_signature(old, BODY),
         "x-webhook-event": "message.created",
     }
+    # Three valid secrets (two rotations inside one grace period): still the oldest.
+    oldest = new_secret()
+    during = delivery_headers(
+        msg_id="m",
+        timestamp=1,
+        body=BODY,
+        secrets=[new, old, oldest],
+        event_type="e",
+        user_agent="u",
+    )
+    assert during["x-webhook-signature"] == compat_signature(oldest, BODY)
+    # Once the grace period has ended only the new one is left, and the compat header is on it.
+    after = delivery_headers(
+        msg_id="m", timestamp=1, body=BODY, secrets=[new], event_type="e", user_agent="u"
+    )
+    assert after["x-webhook-signature"] == compat_signature(new, BODY)
     with pytest.raises(ValueError, match="at least one secret"):
         delivery_headers(
             msg_id="m", timestamp=1, body=b"{}", secrets=[], event_type="e", user_agent="u"

@@ -38,7 +38,8 @@ class EndpointSnapshot:
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     def signing_secrets(self, now: datetime) -> list[str]:
-        """The current secret first, then old ones still inside their grace period."""
+        """The current secret first, then old ones still inside their grace period, the
+        oldest last (rotations prepend, and an older secret never outlives a newer one)."""
         return [secret for secret, expires in self.secrets if expires is None or expires > now]
 
 
