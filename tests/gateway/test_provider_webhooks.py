@@ -604,7 +604,8 @@ async def test_provider_apps_configured_through_the_api_win_over_the_environment
     slack_doc = await integration(oauth, "slack", is_default=True)
     api_secret = "slack-api-" + uuid.uuid4().hex
     listed = (await oauth.client.get("/api/providers", headers=admin_headers())).json()
-    assert {app["provider"]: app["source"] for app in listed}["slack"] == "environment"
+    assert listed["next_cursor"] is None
+    assert {app["provider"]: app["source"] for app in listed["data"]}["slack"] == "environment"
 
     put = await oauth.client.put(
         "/api/providers/slack",

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel
 
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
@@ -114,14 +114,28 @@ async def get_delivery(
     response_model=Delivery,
 )
 async def retry_delivery(
-    delivery_id: Annotated[str, Path(max_length=200)], deliveries: DeliveriesDep
+    delivery_id: Annotated[str, Path(max_length=200)],
+    deliveries: DeliveriesDep,
+    force: Annotated[
+        bool,
+        Query(description="send a `completed` delivery again (the receiver gets it twice)"),
+    ] = False,
 ) -> Delivery:
-    """One more attempt now (not a new schedule)."""
+    """One more attempt now (not a new schedule) of a `failed` or `delayed` delivery.
+
+    409 `delivery_in_progress` while it is `pending` or `active`; 409 `delivery_completed`
+    once the endpoint has accepted it, unless `force=true`: the same event (same
+    `webhook-id`, so receivers that deduplicate drop it) is sent once more."""
     doc = await deliveries.get(delivery_id)
     if doc is None:
         raise NotFound(f"delivery {delivery_id} not found")
     if doc["status"] in ("pending", "active"):
         raise Conflict("the delivery is already being sent", code="delivery_in_progress")
+    if doc["status"] == "completed" and not force:
+        raise Conflict(
+            "the endpoint already accepted this delivery; retry with force=true to send it again",
+            code="delivery_completed",
+        )
     await deliveries.reopen(
         {"_id": delivery_id},
         {

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.delivery.outgoing_webhooks.matching import valid_pattern
+from shared.http.patch import Patch
+from shared.signing import FORBIDDEN_EXTRA_HEADERS, RESERVED_HEADERS
 
 DEFAULT_RETRY_SCHEDULE = [5, 10, 20]
+# One delivery per 100 s at the slowest: below that the wait for a token is no rate at all
+# (5e-324 made it infinite).
+MIN_RATE = 0.01
+RATE_DESCRIPTION = "deliveries per second to this endpoint (0.01-10000); null: no limit"
 
 
 def _check_events(events: list[str] | None) -> list[str] | None:
@@ -17,6 +24,43 @@ def _check_events(events: list[str] | None) -> list[str] | None:
         if bad:
             raise ValueError(f"not an event type or wildcard: {', '.join(bad)}")
     return events
+
+
+# RFC 9110: a header name is a token; a value is visible ASCII, spaces and tabs (no CR, LF,
+# NUL or other controls, which would split or end the request; non-ASCII has no agreed
+# encoding on the wire).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+HEADERS_DESCRIPTION = (
+    "Extra headers sent with every delivery (values sealed at rest). Refused: names that are "
+    "not RFC 9110 tokens, values with control or non-ASCII characters, the headers hookhub "
+    f"sets itself ({', '.join(sorted(RESERVED_HEADERS))}) and the framing and hop-by-hop "
+    f"ones ({', '.join(sorted(FORBIDDEN_EXTRA_HEADERS))})."
+)
+
+
+def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """Refuse what would never be sent: delivery drops these names and values."""
+    if headers is None:
+        return None
+    seen: set[str] = set()
+    for name, value in headers.items():
+        lowered = name.lower()
+        if not _HEADER_NAME.fullmatch(name) or len(name) > 100:
+            raise ValueError(f"header name {name!r} is not an HTTP token of 1-100 characters")
+        if lowered in RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by hookhub on every delivery")
+        if lowered in FORBIDDEN_EXTRA_HEADERS:
+            raise ValueError(f"header {name!r} belongs to the HTTP connection, not the request")
+        if lowered in seen:
+            raise ValueError(f"header {name!r} is given twice")
+        if not _HEADER_VALUE.fullmatch(value) or len(value) > 4000:
+            raise ValueError(
+                f"header {name!r}: a value is at most 4000 visible ASCII characters, spaces "
+                "and tabs (no CR, LF or other control characters)"
+            )
+        seen.add(lowered)
+    return headers
 
 
 def _check_schedule(schedule: list[int] | None) -> list[int] | None:
@@ -36,33 +80,41 @@ class OutgoingWebhookCreate(BaseModel):
         None, description="whsec_ + base64 of 24-64 bytes; generated when absent"
     )
     enabled: bool = True
-    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    headers: dict[str, str] = Field(
+        default_factory=dict, max_length=50, description=HEADERS_DESCRIPTION
+    )
     retry_schedule: list[int] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE), max_length=20
     )
     timeout_seconds: float = Field(30.0, gt=0, le=120)
-    rate_limit_per_second: float | None = Field(None, gt=0, le=10_000)
+    rate_limit_per_second: float | None = Field(
+        None, ge=MIN_RATE, le=10_000, description=RATE_DESCRIPTION
+    )
     max_concurrency: int = Field(10, ge=1, le=1000)
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
+    _headers = field_validator("headers")(_check_headers)
 
 
-class OutgoingWebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OutgoingWebhookUpdate(Patch):
+    clearable = frozenset({"rate_limit_per_second"})
 
     name: str | None = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, min_length=1, max_length=2000)
     events: list[str] | None = Field(None, min_length=1, max_length=100)
     enabled: bool | None = None
-    headers: dict[str, str] | None = Field(None, max_length=50)
+    headers: dict[str, str] | None = Field(None, max_length=50, description=HEADERS_DESCRIPTION)
     retry_schedule: list[int] | None = Field(None, max_length=20)
     timeout_seconds: float | None = Field(None, gt=0, le=120)
-    rate_limit_per_second: float | None = Field(None, gt=0, le=10_000)
+    rate_limit_per_second: float | None = Field(
+        None, ge=MIN_RATE, le=10_000, description=RATE_DESCRIPTION
+    )
     max_concurrency: int | None = Field(None, ge=1, le=1000)
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
+    _headers = field_validator("headers")(_check_headers)
 
 
 class OutgoingWebhookOut(BaseModel):

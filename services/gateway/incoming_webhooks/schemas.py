@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from shared.http.patch import Patch
+
 
 class IncomingWebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,8 +23,8 @@ class IncomingWebhookCreate(BaseModel):
     enabled: bool = True
 
 
-class IncomingWebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IncomingWebhookUpdate(Patch):
+    clearable = frozenset({"description", "default_username", "default_icon_url"})
 
     target_channel_id: str | None = Field(None, min_length=1, max_length=200)
     name: str | None = Field(None, min_length=1, max_length=200)

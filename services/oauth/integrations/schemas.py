@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.http.patch import Patch
 from shared.integrations.model import Provider, Status
+
+# One webhook per 100 s at the slowest: below that the Retry-After of a refused webhook is
+# no number at all (5e-324 made it infinite).
+MIN_RATE = 0.01
+RATE_DESCRIPTION = (
+    "webhooks per second accepted for this integration (0.01-100000); null: the default"
+)
 
 
 class IntegrationCreate(BaseModel):
@@ -21,17 +29,21 @@ class IntegrationCreate(BaseModel):
     # this workspace; setting it clears the flag on the workspace's other ones.
     is_default: bool = False
     enabled: bool = True
-    rate_limit_per_second: float | None = Field(None, gt=0, le=100_000)
+    rate_limit_per_second: float | None = Field(
+        None, ge=MIN_RATE, le=100_000, description=RATE_DESCRIPTION
+    )
 
 
-class IntegrationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IntegrationUpdate(Patch):
+    clearable = frozenset({"rate_limit_per_second"})
 
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=200)
     settings: dict[str, Any] | None = None
     is_default: bool | None = None
     enabled: bool | None = None
-    rate_limit_per_second: float | None = Field(None, gt=0, le=100_000)
+    rate_limit_per_second: float | None = Field(
+        None, ge=MIN_RATE, le=100_000, description=RATE_DESCRIPTION
+    )
 
 
 class Account(BaseModel):

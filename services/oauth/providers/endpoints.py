@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
+from shared.http.pagination import Page
 from shared.mongo import Document
 from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
 from shared.runtime import Runtime
@@ -58,9 +59,11 @@ def _out(provider: str, doc: Document | None, runtime: Runtime) -> ProviderApp:
     )
 
 
-@router.get("", response_model=list[ProviderApp])
-async def list_provider_apps(repository: RepositoryDep, runtime: RuntimeDep) -> list[ProviderApp]:
-    return [_out(p, await repository.get(p), runtime) for p in FIELDS]
+@router.get("", response_model=Page[ProviderApp])
+async def list_provider_apps(repository: RepositoryDep, runtime: RuntimeDep) -> Page[ProviderApp]:
+    """Every provider, configured or not: one page (`next_cursor` is always null), in the
+    list format of the other collections."""
+    return Page(data=[_out(p, await repository.get(p), runtime) for p in FIELDS])
 
 
 @router.get("/{provider}", response_model=ProviderApp)

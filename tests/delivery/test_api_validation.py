@@ -1,0 +1,182 @@
+"""What the outgoing-webhook and delivery API refuses (4xx, never a 500), and retry's rules.
+
+Each case here answered 500 or was accepted and stored before: a PATCH with `null` or
+5e-324, a custom header that would never be sent, a completed delivery resent unasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.delivery.test_deliveries import Sink, endpoint, path, publish
+from tests.support import RunningService, admin_headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "internal.example"},
+        {"webhook-signature": "v1,forged"},
+        {"Webhook-Id": "msg_1"},
+        {"X-Webhook-Signature": "x"},
+        {"svix-signature": "v1,x"},
+        {"Content-Type": "text/plain"},
+        {"Content-Length": "5"},
+        {"Transfer-Encoding": "chunked"},
+        {"Connection": "close"},
+        {"": "empty name"},
+        {"X Tenant": "space in the name"},
+        {"X-Tenant:": "colon"},
+        {"X-Tenant": "a\r\nX-Injected: 1"},
+        {"X-Tenant": "line\nfeed"},
+        {"X-Tenant": "nul\x00"},
+        {"X-Tenant": "bell\x07"},
+        {"X-Tenant": "caf\u00e9"},
+        {"X-Tenant": "\U00101a3a"},
+        {"X-Tenant": "a", "x-tenant": "b"},
+        {"X-Long": "v" * 4001},
+    ],
+)
+async def test_headers_that_would_never_be_sent_are_refused(
+    delivery: RunningService, sink: Sink, headers: dict[str, str]
+) -> None:
+    body = {"workspace_id": "ws_v", "url": sink[1] + path(), "events": ["*"], "headers": headers}
+    created = await delivery.client.post(
+        "/api/outgoing-webhooks", json=body, headers=admin_headers()
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["error"]["code"] == "invalid"
+
+    existing = await endpoint(delivery, sink, path(), workspace_id="ws_v")
+    patched = await delivery.client.patch(
+        f"/api/outgoing-webhooks/{existing['id']}",
+        json={"headers": headers},
+        headers=admin_headers(),
+    )
+    assert patched.status_code == 422, patched.text
+    fetched = await delivery.client.get(
+        f"/api/outgoing-webhooks/{existing['id']}", headers=admin_headers()
+    )
+    assert fetched.json()["headers"] == {}
+
+
+async def test_headers_hookhub_does_not_set_are_kept(delivery: RunningService, sink: Sink) -> None:
+    headers = {"X-Tenant": "acme", "Authorization": "Bearer abc\tdef", "x-a.b_c~!": ""}
+    created = await endpoint(delivery, sink, path(), workspace_id="ws_v", headers=headers)
+    assert created["headers"] == headers
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"name": None},
+        {"url": None},
+        {"events": None},
+        {"enabled": None},
+        {"headers": None},
+        {"retry_schedule": None},
+        {"timeout_seconds": None},
+        {"max_concurrency": None},
+        {"name": ""},
+        {"url": ""},
+        {"rate_limit_per_second": 5e-324},
+        {"rate_limit_per_second": 0},
+        {"timeout_seconds": 0},
+    ],
+)
+async def test_a_patch_with_null_empty_or_tiny_values_is_refused_and_changes_nothing(
+    delivery: RunningService, sink: Sink, patch: dict[str, Any]
+) -> None:
+    created = await endpoint(delivery, sink, path(), workspace_id="ws_null")
+    answer = await delivery.client.patch(
+        f"/api/outgoing-webhooks/{created['id']}", json=patch, headers=admin_headers()
+    )
+    assert answer.status_code == 422, answer.text
+    fetched = await delivery.client.get(
+        f"/api/outgoing-webhooks/{created['id']}", headers=admin_headers()
+    )
+    assert fetched.status_code == 200, fetched.text
+    listed = await delivery.client.get(
+        "/api/outgoing-webhooks", params={"workspace_id": "ws_null"}, headers=admin_headers()
+    )
+    assert listed.status_code == 200, listed.text
+
+
+async def test_null_clears_the_rate_limit(delivery: RunningService, sink: Sink) -> None:
+    created = await endpoint(delivery, sink, path(), rate_limit_per_second=5)
+    answer = await delivery.client.patch(
+        f"/api/outgoing-webhooks/{created['id']}",
+        json={"rate_limit_per_second": None},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rate_limit_per_second"] is None
+
+
+@pytest.mark.parametrize(
+    "odd_id", ["%11", "%C2%AB%F4%89%B4%81%15", "%0B%C3%96%3CH%0Fx%C3%93%3F", "%00", "a%0Ab"]
+)
+async def test_ids_with_control_or_non_ascii_characters_are_not_found(
+    delivery: RunningService, odd_id: str
+) -> None:
+    for method, route, body in (
+        ("GET", "/api/outgoing-webhooks/{}", None),
+        ("DELETE", "/api/outgoing-webhooks/{}", None),
+        ("POST", "/api/outgoing-webhooks/{}/test", None),
+        ("POST", "/api/outgoing-webhooks/{}/rotate-secret", None),
+        ("POST", "/api/outgoing-webhooks/{}/recover", {"since": "2020-01-01T00:00:00Z"}),
+        ("GET", "/api/deliveries/{}", None),
+        ("POST", "/api/deliveries/{}/retry", None),
+    ):
+        answer = await delivery.client.request(
+            method, route.format(odd_id), json=body, headers=admin_headers()
+        )
+        assert answer.status_code == 404, (method, route, answer.text)
+        assert answer.json()["error"]["code"] == "not_found"
+
+
+async def test_a_completed_delivery_is_resent_only_when_forced(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    p = path()
+    created = await endpoint(delivery, sink, p, workspace_id="ws_force")
+    await publish(delivery, "channel.created", workspace="ws_force")
+    await fake.wait_for(p, 1)
+    done = await _completed(delivery, created["id"])
+
+    refused = await delivery.client.post(
+        f"/api/deliveries/{done['id']}/retry", headers=admin_headers()
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "delivery_completed"
+    await asyncio.sleep(0.5)
+    assert len(fake.at(p)) == 1
+
+    forced = await delivery.client.post(
+        f"/api/deliveries/{done['id']}/retry",
+        params={"force": "true"},
+        headers=admin_headers(),
+    )
+    assert forced.status_code == 202, forced.text
+    first, second = await fake.wait_for(p, 2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+
+
+async def _completed(delivery: RunningService, webhook_id: str) -> dict[str, Any]:
+    for _ in range(100):
+        listed = (
+            await delivery.client.get(
+                "/api/deliveries",
+                params={"webhook_id": webhook_id, "status": "completed"},
+                headers=admin_headers(),
+            )
+        ).json()["data"]
+        if listed:
+            found: dict[str, Any] = listed[0]
+            return found
+        await asyncio.sleep(0.1)
+    pytest.fail(f"no completed delivery for {webhook_id}")

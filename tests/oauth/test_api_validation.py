@@ -1,0 +1,108 @@
+"""What the integrations and provider-app API refuse: 4xx, never a 500.
+
+A PATCH with `null` (or a rate of 5e-324) was stored, and from then on the integration's
+GET, `/status`, `/disconnect` and every list of its workspace answered 500.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.support import RunningService, admin_headers
+
+
+async def _integration(oauth: RunningService, workspace_id: str) -> dict[str, Any]:
+    body = {"provider": "github", "workspace_id": workspace_id, "settings": {"webhook_secret": "s"}}
+    answer = await oauth.client.post("/api/integrations", json=body, headers=admin_headers())
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"name": None},
+        {"name": ""},
+        {"enabled": None},
+        {"is_default": None},
+        {"settings": None},
+        {"rate_limit_per_second": 5e-324},
+        {"rate_limit_per_second": 0},
+        {"enabled": 0, "is_default": None, "name": "", "rate_limit_per_second": 5e-324},
+    ],
+)
+async def test_a_patch_with_null_empty_or_tiny_values_is_refused(
+    oauth: RunningService, patch: dict[str, Any]
+) -> None:
+    workspace = "ws_" + uuid.uuid4().hex[:6]
+    created = await _integration(oauth, workspace)
+    answer = await oauth.client.patch(
+        f"/api/integrations/{created['id']}", json=patch, headers=admin_headers()
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid"
+    for path in ("", "/status"):
+        read = await oauth.client.get(
+            f"/api/integrations/{created['id']}{path}", headers=admin_headers()
+        )
+        assert read.status_code == 200, read.text
+    listed = await oauth.client.get(
+        "/api/integrations", params={"workspace_id": workspace}, headers=admin_headers()
+    )
+    assert [i["id"] for i in listed.json()["data"]] == [created["id"]]
+    disconnected = await oauth.client.post(
+        f"/api/integrations/{created['id']}/disconnect", headers=admin_headers()
+    )
+    assert disconnected.status_code == 200, disconnected.text
+
+
+async def test_null_clears_the_rate_limit(oauth: RunningService) -> None:
+    created = await _integration(oauth, "ws_" + uuid.uuid4().hex[:6])
+    for value in (2.5, None):
+        answer = await oauth.client.patch(
+            f"/api/integrations/{created['id']}",
+            json={"rate_limit_per_second": value},
+            headers=admin_headers(),
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rate_limit_per_second"] == value
+
+
+async def test_a_list_filtered_by_any_workspace_answers(oauth: RunningService) -> None:
+    for workspace in ("0", "", "\x11", "é"):
+        listed = await oauth.client.get(
+            "/api/integrations", params={"workspace_id": workspace}, headers=admin_headers()
+        )
+        assert listed.status_code == 200, listed.text
+
+
+@pytest.mark.parametrize("odd_id", ["%11", "a%0Ab", "%C2%8A%C2%9A%03%F3%9F%B3%88%3F"])
+async def test_ids_with_control_or_non_ascii_characters_are_not_found(
+    oauth: RunningService, odd_id: str
+) -> None:
+    for method, route in (
+        ("GET", "/api/integrations/{}"),
+        ("GET", "/api/integrations/{}/status"),
+        ("POST", "/api/integrations/{}/disconnect"),
+        ("DELETE", "/api/integrations/{}"),
+    ):
+        answer = await oauth.client.request(method, route.format(odd_id), headers=admin_headers())
+        assert answer.status_code == 404, (method, route, answer.text)
+    for method in ("GET", "PUT", "DELETE"):
+        answer = await oauth.client.request(
+            method, f"/api/providers/{odd_id}", json={}, headers=admin_headers()
+        )
+        assert answer.status_code == 422, (method, answer.text)
+
+
+async def test_provider_apps_are_listed_in_the_list_format(oauth: RunningService) -> None:
+    listed = await oauth.client.get("/api/providers", headers=admin_headers())
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert set(body) == {"data", "next_cursor"}
+    assert body["next_cursor"] is None
+    assert {app["provider"] for app in body["data"]} >= {"slack", "github", "telegram"}
