@@ -42,6 +42,7 @@ class OAuthClient:
         *,
         redirect_uri: str | None = None,
     ) -> None:
+        provider.check_app(app)  # before anything is sent, with the setting to fix named
         self._provider = provider
         self._endpoints = provider.endpoints(settings)
         self._app = app

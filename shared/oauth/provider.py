@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from shared.errors import BadRequest, Unavailable
+from shared.errors import BadRequest, Invalid, Unavailable
 from shared.settings import Settings
 
 
@@ -27,6 +27,10 @@ class ProviderRefused(BadRequest):
     def __init__(self, message: str, *, error: str = "", code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.error = error
+
+
+class AppMisconfigured(Invalid):
+    """hookhub's own app at the provider is configured so that no request can be made."""
 
 
 class ProviderUnreachable(Unavailable):
@@ -200,6 +204,25 @@ class OAuthProvider:
             f"no {self.title} app is configured: set {env}_CLIENT_ID and {env}_CLIENT_SECRET, "
             f"or PUT /api/providers/{self.name}"
         )
+
+    def check_app(self, app: AppCredentials) -> None:
+        """Refuse (422, nothing sent) an app whose client id or secret OAuth cannot carry:
+        RFC 6749 allows printable ASCII only (VSCHAR), and HTTP Basic authentication of the
+        token request could not even encode other characters."""
+        env = f"HOOKHUB_{self.name.upper()}"
+        for what, field_name, value in (
+            ("client id", "client_id", app.client_id),
+            ("client secret", "client_secret", app.client_secret),
+        ):
+            bad = next((c for c in value if not " " <= c <= "~"), None)
+            if bad is not None:
+                shown = f" ({bad!r}, U+{ord(bad):04X})" if what == "client id" else ""
+                raise AppMisconfigured(
+                    f"the {self.title} {what} has a character OAuth does not allow{shown}: "
+                    f"only printable ASCII; check {env}_{field_name.upper()}, or the "
+                    f"{field_name} given to PUT /api/providers/{self.name} (which wins over it)",
+                    code="provider_app_invalid",
+                )
 
     def fix_token_response(self, response: httpx.Response) -> httpx.Response:
         """Make a token endpoint's answer a JSON object before Authlib reads it."""

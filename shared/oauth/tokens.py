@@ -44,6 +44,7 @@ from shared.kafka import EventPublisher
 from shared.mongo import Database, Document
 from shared.oauth.client import OAuthClient
 from shared.oauth.provider import (
+    AppMisconfigured,
     OAuthProvider,
     ProviderRefused,
     ProviderUnreachable,
@@ -222,7 +223,10 @@ class TokenKeeper:
         app = await self._apps.oauth_client(provider.name)
         if app is None:
             return await self._postpone(doc, owner, provider.app_missing(), on_demand, rejected)
-        client = OAuthClient(provider, app, self._settings)
+        try:
+            client = OAuthClient(provider, app, self._settings)
+        except AppMisconfigured as exc:  # as with no app: nothing sent, retried once fixed
+            return await self._postpone(doc, owner, exc.message, on_demand, rejected)
         try:
             # Half the lease: the lease cannot expire while the refresh token is in flight.
             async with asyncio.timeout(self._settings.oauth_lease_seconds / 2):
