@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import structlog
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -165,15 +166,19 @@ def consume_batch(
 async def _dead_letter(
     runtime: Runtime, value: bytes, key: bytes | None, context: dict[str, object], reason: str
 ) -> None:
-    await runtime.broker.publish(
-        value,
-        runtime.settings.topic(DEAD_LETTER_TOPIC),
-        key=key,
-        headers={
-            "hookhub-reason": reason[:2000],
-            "hookhub-source-topic": str(context["topic"]),
-            "hookhub-source-partition": str(context["partition"]),
-            "hookhub-source-offset": str(context["offset"]),
-            "hookhub-consumer": f"{runtime.service}.{context['consumer']}",
-        },
-    )
+    headers = {
+        "hookhub-reason": reason[:2000],
+        "hookhub-source-topic": str(context["topic"]),
+        "hookhub-source-partition": str(context["partition"]),
+        "hookhub-source-offset": str(context["offset"]),
+        "hookhub-consumer": f"{runtime.service}.{context['consumer']}",
+    }
+    topic = runtime.settings.topic(DEAD_LETTER_TOPIC)
+    try:
+        await runtime.broker.publish(value, topic, key=key, headers=headers)
+    except MessageSizeTooLargeError:
+        # With the reason added it no longer fits, and never will: retrying would stop the
+        # partition for good. The letter goes without the value; the source offset says
+        # where it is for as long as the topic keeps it.
+        omitted = {**headers, "hookhub-value-omitted": f"{len(value)} bytes, over the limit"}
+        await runtime.broker.publish(b"", topic, key=key, headers=omitted)

@@ -131,3 +131,40 @@ async def test_concurrent_publishes_keep_each_keys_order_and_kafkas_partitioning
         assert {r.partition for r in records} == {
             DefaultPartitioner()(channel.encode(), partitions, partitions)
         }
+
+
+async def test_an_invalid_envelope_too_large_to_dead_letter_whole_does_not_stop_the_partition(
+    infra: Infra, tmp_path: Path
+) -> None:
+    """Near the size limit, the reason headers push the dead letter over it: it goes without
+    the value, and the partition moves on (before, the consumer retried it for ever)."""
+    settings = make_settings(
+        ServiceSettings, infra, new_namespace(), tmp_path, kafka_max_message_bytes=8 * 1024
+    )
+    runtime = Runtime(settings=settings, service="probe")
+    effects: list[str] = []
+
+    async def handler(event: ChatEvent) -> None:
+        effects.append(event.id)
+
+    runtime.consume(Topic.CHAT_EVENTS, "probe", ChatEvent, handler)
+    try:
+        await runtime.start([], [])
+        await _until(lambda: runtime.kafka_started and runtime.indexes_ready)
+        await _until(lambda: subscribers_joined(runtime.broker)[0])
+        bad = b'{"id": "evt_big_bad", "type": "NOT A TYPE", "pad": "' + b"x" * 7000 + b'"}'
+        await runtime.broker.publish(bad, settings.topic(Topic.CHAT_EVENTS), key=b"ch_1")
+        after = _event(new_id("evt"))
+        await runtime.publisher.publish(Topic.CHAT_EVENTS, after)
+        await _until(lambda: after.id in effects)
+        async with KafkaTap.of(settings, DEAD_LETTER_TOPIC) as tap:
+            for _ in range(40):  # not tap.wait_for: it parses values, and this one is empty
+                if await tap.poll():
+                    break
+        [record] = tap.records
+        headers = {key: value.decode() for key, value in record.headers}
+        assert record.value == b""
+        assert headers["hookhub-value-omitted"].startswith(f"{len(bad)} bytes")
+        assert "type" in headers["hookhub-reason"]
+    finally:
+        await runtime.stop()
