@@ -23,10 +23,8 @@ def load_definition(name: str) -> ServiceDefinition:
 
 
 def serve(name: str, host: str | None, port: int | None) -> int:
-    import uvicorn
-
     from shared.http.app import create_app
-    from shared.http.server import CoalescingHttpToolsProtocol
+    from shared.http.server import ServiceServer
     from shared.logging import configure_logging
 
     definition = load_definition(name)
@@ -40,16 +38,11 @@ def serve(name: str, host: str | None, port: int | None) -> int:
     configure_logging(settings.log_level, settings.log_format, service=name)
     app = create_app(definition, settings)
     _settle_heap()
-    uvicorn.run(
-        app,
-        host=host or os.environ.get("HOOKHUB_HOST", "0.0.0.0"),
-        port=settings.port_for(name),
-        access_log=False,
-        log_level="warning",
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-        http=CoalescingHttpToolsProtocol,
+    host = host or os.environ.get("HOOKHUB_HOST", "0.0.0.0")
+    config = ServiceServer.make_config(
+        app, host, settings.port_for(name), settings.shutdown_seconds
     )
+    ServiceServer(config).run()
     return 0
 
 
@@ -78,7 +71,14 @@ def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
     for item in upstreams:
         name, _, url = item.partition("=")
         table[name] = url.rstrip("/")
-    uvicorn.run(create_edge_app(table), host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(
+        create_edge_app(table),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=2,  # proxied requests in flight; then it is gone
+    )
     return 0
 
 

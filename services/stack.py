@@ -135,6 +135,7 @@ async def _run(settings: Settings) -> int:
                 access_log=False,
                 log_level="warning",
                 lifespan="on",
+                timeout_graceful_shutdown=2,
             )
         )
         edge_task = asyncio.create_task(server.serve())
@@ -148,12 +149,25 @@ async def _run(settings: Settings) -> int:
         exit_code = 1
     finally:
         print("hookhub: stopping…", flush=True)
-        for child in reversed(children):  # services first, then database, then broker
-            child.stop()
+        _stop_in_order(children, settings.shutdown_seconds)
         with contextlib.suppress(FileNotFoundError):
             (data_dir / PIDS_FILE).unlink()
         print("hookhub: stopped", flush=True)
     return exit_code
+
+
+def _stop_in_order(children: list[ChildProcess], shutdown_seconds: float) -> None:
+    """The services together (each within its own bounded stop), then the database they
+    wrote to, then the broker; a process past its time is killed."""
+    infrastructure = [c for c in children if c.name in ("kafka", "mongo")]
+    services = [c for c in children if c not in infrastructure]
+    for child in services:
+        child.terminate()
+    deadline = time.monotonic() + shutdown_seconds + 3
+    for child in services:
+        child.wait_or_kill(deadline)
+    for child in reversed(infrastructure):  # database, then broker
+        child.stop(timeout=5)
 
 
 class _QuietServer(uvicorn.Server):

@@ -68,13 +68,22 @@ class ChildProcess:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
+        self.terminate()
+        self.wait_or_kill(time.monotonic() + timeout)
+
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM) without waiting."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait until `deadline` (monotonic) for it to exit, then kill it."""
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"hookhub: {self.name} did not stop in time; killed", file=sys.stderr)
+            self.process.kill()
+            self.process.wait(5)
         if self._log:
             self._log.close()
 
@@ -107,6 +116,9 @@ def spawn(
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        # Its own session: a terminal's Ctrl-C goes to the foreground process group, which
+        # is the supervisor's alone; the supervisor stops its children in order.
+        start_new_session=True,
     )
     return ChildProcess(name, process, log_path, log_file)
 

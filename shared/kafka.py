@@ -52,7 +52,9 @@ def make_broker(
             ),
         ],
         logger=None,
-        graceful_timeout=10.0,
+        # How long a stopping consumer waits for its in-flight handler before it leaves the
+        # group; what is cut off is not committed and comes back (see shared.shutdown).
+        graceful_timeout=settings.shutdown_seconds * 0.25,
     )
 
 
@@ -135,11 +137,14 @@ class EventPublisher:
         self._producer = producer
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop(self, seconds: float | None = None) -> None:
+        """Wait up to `seconds` (default: the publish timeout) for what was sent."""
         self.started = False
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop(self._settings.kafka_publish_timeout_seconds)
+            await producer.stop(
+                self._settings.kafka_publish_timeout_seconds if seconds is None else seconds
+            )
 
     async def publish(
         self,

@@ -38,9 +38,26 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str = "ho
     )
     structlog.contextvars.bind_contextvars(service=service)
     # Libraries that log through the standard library (uvicorn, aiokafka, pymongo) stay quiet
-    # below WARNING; our own canonical lines say what happened.
-    logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    # below WARNING and are rendered like our own lines: one JSON object a line.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *shared_processors,
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer()
+                if json_output
+                else structlog.dev.ConsoleRenderer(),
+            ],
+        )
     )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +31,7 @@ from shared.kafka import (
 )
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
 from shared.settings import ServiceSettings
+from shared.shutdown import StopBudget, StopHook, StopStep
 
 if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
@@ -76,7 +78,8 @@ class Runtime:
         self.kafka_started = False
         self.indexes_ready = False
         self._startup_hooks: list[Hook] = []
-        self._shutdown_hooks: list[Hook] = []
+        self._shutdown_hooks: list[StopStep] = []
+        self.stop_requested_at: float | None = None
         self._ready_checks: dict[str, ReadyCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -85,8 +88,13 @@ class Runtime:
     def on_startup(self, hook: Hook) -> None:
         self._startup_hooks.append(hook)
 
-    def on_shutdown(self, hook: Hook) -> None:
-        self._shutdown_hooks.append(hook)
+    def on_shutdown(
+        self, name: str, hook: StopHook, *, minimum: float = 0.1, cap: float = 1.0
+    ) -> None:
+        """A step of the stop, run after consumers and background tasks have stopped, in
+        the order registered. It is given at least `minimum` and at most `cap` of the stop
+        budget (fractions), as far as the steps before it left time."""
+        self._shutdown_hooks.append(StopStep(name, hook, minimum, cap))
 
     def ready_check(self, name: str, check: ReadyCheck) -> None:
         self._ready_checks[name] = check
@@ -143,13 +151,24 @@ class Runtime:
         try:
             await ensure_topics(self.settings, topic_names)
             await self.publisher.start()
-            await self.broker.start()
+            await self._start_broker()
         except BaseException:
             with contextlib.suppress(Exception):  # so the next attempt starts clean
                 await self.publisher.stop()
             with contextlib.suppress(Exception):
                 await self.broker.stop()
             raise
+
+    async def _start_broker(self) -> None:
+        """`broker.start()`, but with every subscriber joining its group at once: a
+        consumer's start waits for its group's join (half a session on tansu, the initial
+        rebalance delay on Kafka), and FastStream starts them one after another, which made
+        the delivery service's two groups 10 of the 14 seconds `make run` took to be ready."""
+        await self.broker.connect()
+        await asyncio.gather(*(subscriber.start() for subscriber in self.broker.subscribers))
+        for publisher in self.broker.publishers:
+            await publisher.start()
+        self.broker.running = True
 
     async def _retry(self, what: str, action: Callable[[], Awaitable[None]], flag: str) -> None:
         delay = 0.5
@@ -167,22 +186,39 @@ class Runtime:
             log.info(f"{what}_done")
             return
 
+    def request_stop(self) -> None:
+        """The stop has begun (a signal arrived): its budget counts from now, and the
+        service reports itself not ready so that no new traffic is routed to it."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+
     async def stop(self) -> None:
-        for hook in reversed(self._shutdown_hooks):
-            try:
-                await hook(self)
-            except Exception as exc:
-                log.warning("shutdown_hook_failed", error=repr(exc))
+        """The bounded stop (shared.shutdown): take no new work, let the service finish or
+        hand back what it holds, then close Kafka and MongoDB, all within
+        `HOOKHUB_SHUTDOWN_SECONDS` of the stop request."""
+        self.request_stop()
+        budget = StopBudget(self.settings.shutdown_seconds, self.stop_requested_at)
+        await budget.run(
+            [
+                # Consumers first: in-flight handlers get the broker's graceful timeout, the
+                # group is left so that the partitions move at once, and nothing new
+                # arrives for the steps below to deal with.
+                StopStep("kafka_consumers", lambda _: self.broker.stop(), 0.1, 0.35),
+                StopStep("background_tasks", lambda _: self._cancel_tasks(), 0.05, 0.1),
+                *self._shutdown_hooks,
+                StopStep("kafka_publisher", self.publisher.stop, 0.05, 0.15),
+                StopStep("mongo", lambda _: self.mongo.close(), 0.05),
+            ]
+        )
+
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
-        with contextlib.suppress(Exception):
-            await self.publisher.stop()
-        await self.mongo.close()
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
+        if self.stop_requested_at is not None:
+            return False, {"service": "stopping"}
         checks: dict[str, str] = {}
 
         async def mongo() -> tuple[bool, str]:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     mongo_db: str = "hookhub"
     mongo_timeout_seconds: float = Field(3.0, gt=0)
 
+    # The bounded stop (shared.shutdown): a service asked to stop has exited within this.
+    shutdown_seconds: float = Field(10.0, gt=0, le=300)
+
     public_url: str = "http://127.0.0.1:8080"
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,14 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.fernet import Fernet
 from starlette.types import ASGIApp
 
 from shared.embedded import free_port
 from shared.envelopes import Topic
-from shared.http.server import CoalescingHttpToolsProtocol
+from shared.http.server import ServiceServer
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 
@@ -74,12 +76,6 @@ def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-class _TestServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # pytest owns the signals
-        yield
-
-
 @dataclass
 class RunningService:
     app: ASGIApp
@@ -96,15 +92,11 @@ async def serve(
     `probe` is the path polled until it answers 200 (default `/readyz`); fakes of
     third-party APIs pass one of their own."""
     port = free_port()
-    server = _TestServer(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            http=CoalescingHttpToolsProtocol,
-        )
+    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    shutdown_seconds = runtime.settings.shutdown_seconds if runtime is not None else 10.0
+    # The same server and bounded stop as `hookhub serve`, without its signal handlers.
+    server = ServiceServer(
+        ServiceServer.make_config(app, "127.0.0.1", port, shutdown_seconds), signals=False
     )
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"
@@ -117,8 +109,9 @@ async def serve(
             await _until_up(client, probe or ("/readyz" if wait_ready else "/healthz"), task)
             yield RunningService(app, base_url, client)
         finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 30)
+            server.begin_stop()
+            # The stop is bounded by the service itself; a few seconds more for the loop.
+            await asyncio.wait_for(task, shutdown_seconds + 5)
 
 
 async def _until_up(client: httpx.AsyncClient, path: str, task: asyncio.Task[Any]) -> None:
@@ -193,3 +186,70 @@ class KafkaTap:
 
     def values(self) -> list[dict[str, Any]]:
         return [json.loads(record.value) for record in self.records]
+
+
+@dataclass
+class ServiceProcess:
+    """`hookhub serve <name>` in a process of its own, as production runs it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    @classmethod
+    def start(
+        cls, name: str, settings: ServiceSettings, log_path: Path, **env: str
+    ) -> ServiceProcess:
+        port = free_port()
+        environment = {
+            **os.environ,
+            "HOOKHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "HOOKHUB_MONGO_URI": settings.mongo_uri,
+            "HOOKHUB_MONGO_DB": settings.mongo_db,
+            "HOOKHUB_TOPIC_NAMESPACE": settings.topic_namespace,
+            "HOOKHUB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "HOOKHUB_ENCRYPTION_KEYS": settings.encryption_keys,
+            "HOOKHUB_DATA_DIR": str(settings.data_dir),
+            "HOOKHUB_KAFKA_PARTITIONS": str(settings.kafka_partitions),
+            "HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+            "HOOKHUB_LOG_FORMAT": "json",
+            **env,
+        }
+        argv = [sys.executable, "-m", "services.cli", "serve", name]
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(
+                [*argv, "--host", "127.0.0.1", "--port", str(port)],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return cls(name, process, f"http://127.0.0.1:{port}", log_path)
+
+    async def ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, f"{self.name} exited; see {self.log_path}"
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(self.base_url + "/readyz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not become ready; see {self.log_path}")
+
+    async def stop(self, timeout: float = 30) -> float:
+        """SIGTERM, as Kubernetes sends it; the seconds it took to exit."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        while self.process.poll() is None and time.monotonic() - started < timeout:
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - started
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        return took
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every line it logged, each of which must be a JSON object."""
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]

@@ -113,13 +113,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("delivery-scheduler", scheduler.run)
         runtime.background("delivery-heartbeat", ownership.keep_alive)
 
-    async def stop(_: Runtime) -> None:
-        await dispatcher.stop()
-        await writer.stop()  # outcomes first: what finished is not handed over
-        await ownership.release()
-
     runtime.on_startup(start)
-    runtime.on_shutdown(stop)
+    runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
+    # Outcomes before the release: what finished is not handed over to be sent again.
+    runtime.on_shutdown("delivery_log", lambda _: writer.stop())
+    runtime.on_shutdown("delivery_release", lambda _: ownership.release())
     runtime.ready_check("endpoint_cache", cache.ready)
 
 

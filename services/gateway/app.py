@@ -79,11 +79,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if window is not None:
             runtime.background("dedupe-window", window.run)
 
-    async def stop(_: Runtime) -> None:
-        await writer.stop()
-
     runtime.on_startup(start)
-    runtime.on_shutdown(stop)
+    runtime.on_shutdown("dedupe_writes", lambda _: writer.stop())
     runtime.ready_check("token_cache", tokens.ready)
     runtime.ready_check("integration_cache", integrations.ready)
 

@@ -65,11 +65,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     async def start(_: Runtime) -> None:
         runtime.background("oauth-maintenance", maintenance.run)
 
-    async def stop(_: Runtime) -> None:
-        await client.aclose()
-
     runtime.on_startup(start)
-    runtime.on_shutdown(stop)
+    runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.05)
 
 
 def definition() -> ServiceDefinition:

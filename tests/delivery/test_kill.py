@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -21,66 +18,15 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.embedded import free_port
 from shared.envelopes import ChatEvent, Topic
 from shared.ids import utcnow
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.settings import DeliverySettings
 from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
-from tests.support import ADMIN_TOKEN, admin_headers, make_settings, new_namespace, serve
+from tests.support import ServiceProcess, admin_headers, make_settings, new_namespace, serve
 
 EVENTS = 2000
-
-
-def _start(settings: DeliverySettings, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "HOOKHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HOOKHUB_MONGO_URI": settings.mongo_uri,
-        "HOOKHUB_MONGO_DB": settings.mongo_db,
-        "HOOKHUB_TOPIC_NAMESPACE": settings.topic_namespace,
-        "HOOKHUB_ADMIN_TOKEN": ADMIN_TOKEN,
-        "HOOKHUB_ENCRYPTION_KEYS": settings.encryption_keys,
-        "HOOKHUB_DATA_DIR": str(settings.data_dir),
-        "HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
-        "HOOKHUB_LEASE_SECONDS": "5",
-        "HOOKHUB_SCHEDULER_POLL_SECONDS": "0.2",
-        "HOOKHUB_KAFKA_PARTITIONS": "3",
-        "HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
-        "HOOKHUB_LOG_LEVEL": "WARNING",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "serve",
-                "delivery",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=5) as client:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the delivery service exited"
-            try:
-                if (await client.get(base + "/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    pytest.fail("the delivery service did not become ready")
 
 
 @pytest.mark.timeout(300)
@@ -88,14 +34,18 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
     settings = make_settings(DeliverySettings, infra, new_namespace(), tmp_path, kafka_partitions=3)
     await ensure_topics(settings, [settings.topic(t) for t in PUBLIC_TOPICS])
     sink = WebhookSink()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "delivery.log"
+    env = {
+        "HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+        "HOOKHUB_LEASE_SECONDS": "5",
+        "HOOKHUB_SCHEDULER_POLL_SECONDS": "0.2",
+        "HOOKHUB_LOG_LEVEL": "WARNING",
+    }
     async with serve(sink.app(), probe="/healthz") as receiver:
-        process = _start(settings, port, log)
+        service = ServiceProcess.start("delivery", settings, log, **env)
         try:
-            await _ready(base, process)
-            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            await service.ready()
+            async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as client:
                 created = await client.post(
                     "/api/outgoing-webhooks",
                     json={
@@ -129,13 +79,13 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
                 await producer.stop()
 
             await sink.wait_for("/sink", 300, timeout=60)
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
+            service.process.send_signal(signal.SIGKILL)
+            service.process.wait(10)
             received_at_kill = len(sink.at("/sink"))
             assert received_at_kill < EVENTS, "killed too late to prove anything"
 
-            process = _start(settings, port, log)
-            await _ready(base, process)
+            service = ServiceProcess.start("delivery", settings, log, **env)
+            await service.ready()
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
                 seqs = {json.loads(r.body)["data"]["seq"] for r in sink.at("/sink")}
@@ -143,11 +93,7 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
                     break
                 await asyncio.sleep(0.5)
         finally:
-            if process.poll() is None:
-                # Graceful stop drains in-flight deliveries and the batched log; on a loaded
-                # 2-core machine that has taken over 20 s.
-                process.send_signal(signal.SIGTERM)
-                process.wait(60)
+            await service.stop()
 
     ids_by_seq: dict[int, set[str]] = defaultdict(set)
     for request in sink.at("/sink"):

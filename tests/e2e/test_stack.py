@@ -6,6 +6,7 @@ must leave nothing running, and a second run must find its data again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -99,14 +100,33 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
+# `hookhub run` stops the services (each within HOOKHUB_SHUTDOWN_SECONDS, default 10),
+# then the database, then the broker: the whole tree within the bound and a few seconds.
+STACK_STOP_SECONDS = 10 + 5
+
+
 def _interrupt(stack: Stack) -> str:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group."""
+    started = time.monotonic()
     os.killpg(stack.process.pid, signal.SIGINT)
     try:
         stack.process.wait(60)
     except subprocess.TimeoutExpired:
         os.killpg(stack.process.pid, signal.SIGKILL)
         raise
-    return stack.output()
+    took = time.monotonic() - started
+    output = stack.output()
+    assert took <= STACK_STOP_SECONDS, f"hookhub run took {took:.1f}s to stop:\n{output}"
+    return output
+
+
+def _service_logs(data_dir: Path) -> dict[str, list[dict[str, object]]]:
+    """Each service's log, every line of which must be one JSON object."""
+    logs = {}
+    for name in SERVICE_PORTS:
+        lines = (data_dir / "logs" / f"{name}.log").read_text().splitlines()
+        logs[name] = [json.loads(line) for line in lines if line.strip()]
+    return logs
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +203,14 @@ def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
         time.sleep(0.2)
     assert not [pid for pid in pids if _alive(pid)], "processes left behind"
     assert all(port_free(port) for port in ports.values())
+    # The services ignored the terminal's SIGINT and were stopped by the supervisor while
+    # Kafka and MongoDB were still up: each finished its own stop with nothing abandoned,
+    # and nothing they logged (aiokafka's lines included) was anything but JSON.
+    for name, lines in _service_logs(data_dir).items():
+        stops = [line for line in lines if line.get("event") == "service_stop_took"]
+        assert stops and stops[-1]["overran"] == [], (name, stops)
+        errors = [line for line in lines if line.get("level") in ("error", "critical")]
+        assert not errors, (name, errors[:3])
 
     second = _start(data_dir, ports)
     try:

@@ -154,6 +154,8 @@ class Dispatcher:
         # collect them.
         self._background: set[asyncio.Task[None]] = set()
         self.held: set[str] = set()
+        self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of an attempt
+        self._stopping = False
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
             "Delivery attempts by outcome",
@@ -177,8 +179,10 @@ class Dispatcher:
         self.in_memory.set_function(lambda: len(self.held))
 
     def submit(self, job: Job) -> None:
-        if job.id in self.held:
-            return  # already queued here (a scheduler claim racing the intake)
+        if job.id in self.held or self._stopping:
+            # Already queued here (a scheduler claim racing the intake), or stopping: the
+            # delivery waits in MongoDB for whoever holds it next.
+            return
         endpoint = self._endpoints.get(job.endpoint_id)
         if endpoint is None:
             self._not_here(job)
@@ -216,8 +220,11 @@ class Dispatcher:
         return lane
 
     async def _work(self, lane: Lane) -> None:
-        while True:
+        while not self._stopping:
             job = await lane.queue.get()
+            me = asyncio.current_task()
+            assert me is not None
+            self._busy.add(me)
             try:
                 if lane.bucket:
                     await lane.bucket.take()
@@ -229,7 +236,7 @@ class Dispatcher:
                 if current is not None and current is not lane:
                     current.queue.put_nowait(job)
                 else:
-                    self.held.discard(job.id)
+                    self._cut_off(job)
                 raise
             except Exception:
                 log.exception("delivery_attempt_crashed", delivery_id=job.id)
@@ -237,12 +244,33 @@ class Dispatcher:
                 self._set_aside(job.id, AFTER_A_CRASH)
             else:
                 self.held.discard(job.id)
+            finally:
+                self._busy.discard(me)
 
-    async def stop(self) -> None:
-        tasks = [worker for lane in self._lanes.values() for worker in lane.workers]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _cut_off(self, job: Job) -> None:
+        """An attempt the stop did not wait for: not an outcome, so no attempt is logged and
+        the delivery stays open, due now, for whichever process takes it over."""
+        self.held.discard(job.id)
+        if self._stopping:
+            status = "delayed" if job.attempts else "pending"
+            self._writer.set_fields(DELIVERIES, job.id, {"status": status})
+
+    async def stop(self, seconds: float) -> None:
+        """Take no more jobs; attempts in flight get most of `seconds` to end, then are cut
+        off (see `_cut_off`). Queued jobs stay with their deliveries in MongoDB, which the
+        caller hands over (`Ownership.release`)."""
+        self._stopping = True
+        workers = [worker for lane in self._lanes.values() for worker in lane.workers]
+        for worker in workers:
+            if worker not in self._busy:
+                worker.cancel()  # idle, waiting on its queue
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=seconds * 0.8)
+            for worker in late:
+                worker.cancel()
+            if late:
+                log.warning("delivery_attempts_cut_off", count=len(late))
+            await asyncio.gather(*workers, return_exceptions=True)
         await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
         await asyncio.gather(*self._background, return_exceptions=True)
 
