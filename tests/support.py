@@ -253,3 +253,18 @@ class ServiceProcess:
         """Every line it logged, each of which must be a JSON object."""
         lines = self.log_path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
+
+
+def freeze(pid: int) -> None:
+    """SIGSTOP `pid` and return once it is stopped: the signal is delivered asynchronously,
+    and a multi-threaded server (tansu) may still answer a request sent right after it."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5
+    while _state(pid) not in ("T", "t") and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _state(pid: int) -> str:
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return ""

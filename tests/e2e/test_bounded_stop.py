@@ -26,7 +26,14 @@ from shared.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.settings import SERVICE_PORTS, ServiceSettings
 from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
-from tests.support import ServiceProcess, admin_headers, make_settings, new_namespace, serve
+from tests.support import (
+    ServiceProcess,
+    admin_headers,
+    freeze,
+    make_settings,
+    new_namespace,
+    serve,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +86,7 @@ async def test_each_service_stops_in_time_with_kafka_and_mongodb_frozen(
     try:
         await service.ready()
         for pid in pids:
-            os.kill(pid, signal.SIGSTOP)  # open connections, no answers
+            freeze(pid)  # open connections, no answers
         took = await service.stop()
     finally:
         for pid in pids:

@@ -28,7 +28,7 @@ from shared.kafka import ensure_topics
 from shared.produce import PartitionProducer, _Batch, _for_each_record
 from shared.settings import ServiceSettings
 from tests.infra import Infra
-from tests.support import KafkaTap, make_settings, new_namespace
+from tests.support import KafkaTap, freeze, make_settings, new_namespace
 
 
 async def _topic(bootstrap: str, tmp_path: Path, partitions: int = 3, name: str = "") -> str:
@@ -201,7 +201,7 @@ async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
     async with _OwnBroker(tmp_path, timeout_seconds=1.5) as kafka:
         await kafka.producer.send(kafka.topic, b"k", b"before", [])
 
-        kafka.broker.process.send_signal(signal.SIGSTOP)
+        freeze(kafka.broker.process.pid)
         started = time.monotonic()
         stuck = asyncio.ensure_future(kafka.producer.send(kafka.topic, b"k", b"stuck", []))
         await asyncio.sleep(0.3)  # out on the wire, unanswered
