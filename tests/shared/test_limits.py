@@ -10,6 +10,7 @@ client can stop sending half-way and still read the answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
@@ -24,7 +26,8 @@ from services.delivery.app import definition as delivery
 from services.gateway.app import definition as gateway
 from services.oauth.app import definition as oauth
 from shared.http.app import ServiceApp, create_app
-from shared.http.auth import require_admin
+from shared.http.auth import AdminDep, require_admin
+from shared.http.limits import max_body
 from shared.runtime import ServiceDefinition
 from shared.settings import GatewaySettings
 from tests.infra import Infra
@@ -250,3 +253,45 @@ async def test_over_http_a_body_over_the_limit_is_a_413_whatever_its_framing(
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
     )
     assert (small.status_code, small.json()["error"]["code"]) == (400, "malformed_json")
+
+
+async def test_a_route_can_name_a_larger_limit_of_its_own(infra: Infra, tmp_path: Path) -> None:
+    """An upload route: `max_body("<setting>")` instead of HOOKHUB_API_MAX_BODY_BYTES."""
+    upload = APIRouter(prefix="/api/test-upload", dependencies=[AdminDep])
+
+    @upload.post("", dependencies=[max_body("incoming_max_body_bytes")])
+    async def take(body: dict[str, str]) -> dict[str, int]:
+        return {"size": len(body["data"])}
+
+    made = dataclasses.replace(gateway(), routers=[upload])
+    settings = make_settings(
+        GatewaySettings,
+        infra,
+        new_namespace(),
+        tmp_path,
+        api_max_body_bytes=LIMIT,
+        incoming_max_body_bytes=4 * LIMIT,
+    )
+    app = create_app(made, settings)
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json"}
+
+    class _Json(_Body):
+        def __init__(self, size: int) -> None:
+            self.payload = b'{"data": "' + b"x" * size + b'"}'
+            super().__init__(len(self.payload))
+
+        async def receive(self) -> Message:
+            self.calls += 1
+            chunk = self.payload[self.sent : self.sent + self.chunk]
+            self.sent += len(chunk)
+            return {"type": "http.request", "body": chunk, "more_body": self.sent < self.total}
+
+    status, answer = await _call(app, "POST", "/api/test-upload", _Json(2 * LIMIT), auth)
+    assert (status, answer) == (200, {"size": 2 * LIMIT})  # over the API's, under its own
+    big = _Json(5 * LIMIT)
+    status, answer = await _call(app, "POST", "/api/test-upload", big, auth)
+    assert status == 413
+    assert f"{4 * LIMIT}-byte limit (HOOKHUB_INCOMING_MAX_BODY_BYTES)" in answer["error"]["message"]
+    assert big.sent <= 4 * LIMIT + CHUNK
+    status, _ = await _call(app, "POST", "/api/test-upload", _Json(10), {})
+    assert status == 401
