@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import HookhubError
@@ -28,6 +29,65 @@ _STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str] = Field(description="where: `body`, `query`, `path` or `header`, then names")
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    # Some errors add fields of their own (e.g. `retry_after`), hence extra allowed.
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="stable and machine-readable: `not_found`, `invalid`, ...")
+    message: str = Field(description="for people; may change")
+    details: list[ErrorDetail] | None = Field(
+        None, description="what failed validation (422 `invalid` only)"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer of the API (SPEC §4)."""
+
+    error: ErrorInfo
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON or the URL is not valid",
+    401: "Missing or invalid admin token",
+    403: "Refused in the resource's present state (e.g. disabled)",
+    404: "No such resource",
+    409: "Conflicts with the resource's present state",
+    413: "Body over the limit",
+    422: "The request does not match the schema, or a value is refused",
+    429: "Rate limited; see Retry-After",
+    503: "Kafka or MongoDB unavailable: nothing was done; retry after Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the given error statuses, each with the error body's schema.
+    Routers take the statuses their routes share; a route adds the ones only it answers."""
+    return {
+        status: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+# What any management route may answer: a body not JSON, the token, an id that names
+# nothing, the body limit, validation, and MongoDB or Kafka away.
+MANAGEMENT_ERRORS = error_responses(400, 401, 404, 413, 422, 503)
+
+
+ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def error_component_schemas() -> dict[str, Any]:
+    """`components.schemas` entries behind `ERROR_SCHEMA_REF`, for operations documented
+    by hand (the webhook ingress)."""
+    schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs"), "ErrorResponse": schema}
 
 
 def error_response(

@@ -23,7 +23,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shared.errors import BadRequest, PayloadTooLarge
-from shared.http.errors import error_response, response_for
+from shared.http.errors import (
+    ERROR_SCHEMA_REF,
+    error_component_schemas,
+    error_response,
+    response_for,
+)
 from shared.http.telemetry import RequestTelemetry
 
 if TYPE_CHECKING:
@@ -220,6 +225,8 @@ def document_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> Non
         schema = build_schema()
         for route in routes:
             schema.setdefault("paths", {}).setdefault(route.path, {})["post"] = _operation(route)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(error_component_schemas())
         app.openapi_schema = schema
         return schema
 
@@ -246,5 +253,13 @@ def _operation(route: IngressRoute) -> dict[str, Any]:
         "operationId": route.endpoint.__name__,
         "parameters": parameters,
         "requestBody": {"content": {media: {} for media in route.request_media_types}},
-        "responses": {str(code): {"description": text} for code, text in route.responses.items()},
+        "responses": {
+            str(code): {"description": text}
+            | (
+                {"content": {"application/json": {"schema": ERROR_SCHEMA_REF}}}
+                if code >= 400
+                else {}
+            )
+            for code, text in route.responses.items()
+        },
     }

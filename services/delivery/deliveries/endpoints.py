@@ -14,12 +14,13 @@ from shared.envelopes import ChatEvent, Topic
 from shared.errors import Conflict, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
 from shared.ids import utcnow
 from shared.mongo import Document
 from shared.runtime import Runtime
 
-router = APIRouter(tags=["deliveries"], dependencies=[AdminDep])
+router = APIRouter(tags=["deliveries"], dependencies=[AdminDep], responses=MANAGEMENT_ERRORS)
 
 DeliveriesDep = Annotated[
     DeliveryRepository, Depends(from_state("delivery_repository", DeliveryRepository))
@@ -112,6 +113,7 @@ async def get_delivery(
     "/api/deliveries/{delivery_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Delivery,
+    responses=error_responses(409),
 )
 async def retry_delivery(
     delivery_id: Annotated[str, Path(max_length=200)],

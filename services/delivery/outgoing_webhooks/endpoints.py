@@ -25,13 +25,17 @@ from services.delivery.outgoing_webhooks.service import (
 from shared.cache import RefreshingCache
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
 from shared.mongo import Document
 from shared.runtime import Runtime
 
 router = APIRouter(
-    prefix="/api/outgoing-webhooks", tags=["outgoing webhooks"], dependencies=[AdminDep]
+    prefix="/api/outgoing-webhooks",
+    tags=["outgoing webhooks"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
 )
 
 ServiceDep = Annotated[EndpointService, Depends(from_state("endpoint_service", EndpointService))]

@@ -19,6 +19,7 @@ from shared.envelopes import Topic
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
@@ -27,7 +28,10 @@ from shared.runtime import Runtime
 from shared.settings import GatewaySettings
 
 management = APIRouter(
-    prefix="/api/incoming-webhooks", tags=["incoming webhooks"], dependencies=[AdminDep]
+    prefix="/api/incoming-webhooks",
+    tags=["incoming webhooks"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
 )
 
 

@@ -245,6 +245,7 @@ async def app_level_webhook(request: IngressRequest) -> RawResponse:
 _MAX_ID = 200
 _RESPONSES = {
     200: "accepted (on Kafka), a duplicate, or a handshake answer",
+    400: "verified, but not what the provider sends (malformed)",
     401: "missing, invalid or stale signature",
     403: "integration disabled",
     404: "unknown provider or integration",

@@ -12,9 +12,9 @@ from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectSta
 from services.oauth.connect.service import ConnectService, Outcome
 from shared.http.app import from_state
 from shared.http.auth import AdminDep
-from shared.http.errors import error_response
+from shared.http.errors import MANAGEMENT_ERRORS, error_response
 
-router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
+router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"], responses=MANAGEMENT_ERRORS)
 
 ServiceDep = Annotated[ConnectService, Depends(from_state("connect", ConnectService))]
 

@@ -17,13 +17,19 @@ from services.oauth.integrations.service import IntegrationService, webhook_url
 from shared.errors import NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.integrations.model import Provider
 from shared.integrations.repository import IntegrationRepository
 from shared.mongo import Document
 from shared.runtime import Runtime
 
-router = APIRouter(prefix="/api/integrations", tags=["integrations"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/integrations",
+    tags=["integrations"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
+)
 
 
 ServiceDep = Annotated[IntegrationService, Depends(from_state("integrations", IntegrationService))]

@@ -12,12 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page
 from shared.mongo import Document
 from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
 from shared.runtime import Runtime
 
-router = APIRouter(prefix="/api/providers", tags=["provider apps"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/providers",
+    tags=["provider apps"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
+)
 
 ProviderName = Literal["slack", "discord", "github", "jira", "google", "telegram"]
 RepositoryDep = Annotated[

@@ -1,0 +1,161 @@
+"""schemathesis over every operation of the API, through the single origin, authenticated.
+
+The gateway, delivery and oauth services (the ones with routes) run in-process on the
+session's broker and database behind the edge, as `hookhub run` puts them; every provider
+the oauth service may call is faked on loopback. schemathesis (its CLI, in a subprocess, so
+this event loop keeps serving) generates a few requests per operation from `/openapi.json`
+(the coverage, fuzzing and stateful phases) and fails on any 5xx and on any answer the
+document does not describe: an undocumented status, content type or header, or a body off
+its schema. It once found 20 operations answering 500 (see the API's validation tests).
+
+A fixed seed, so a run is repeatable; HOOKHUB_SCHEMATHESIS_SEED picks another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from services.delivery.app import definition as delivery_definition
+from services.edge import create_edge_app
+from services.gateway.app import definition as gateway_definition
+from services.oauth.app import definition as oauth_definition
+from shared.http.app import create_app
+from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings
+from tests.fakes.oauth_providers import FAKES
+from tests.fakes.telegram import FakeTelegram
+from tests.infra import Infra
+from tests.support import ADMIN_TOKEN, RunningService, admin_headers, make_settings, new_namespace
+from tests.support import serve as serve_app
+
+pytestmark = pytest.mark.e2e
+
+SEED = os.environ.get("HOOKHUB_SCHEMATHESIS_SEED", "20261123")
+EXAMPLES = 3  # per operation and phase
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    )
+)
+BUDGET_SECONDS = 100
+
+
+@pytest.fixture(scope="module")
+async def origin(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, telegram_api: tuple[FakeTelegram, str]
+) -> AsyncIterator[RunningService]:
+    namespace = new_namespace()
+    data_dir = tmp_path_factory.mktemp("schemathesis")
+    # One database and one key for all three: the gateway opens what oauth sealed.
+    shared = {"encryption_keys": Fernet.generate_key().decode()}
+    async with contextlib.AsyncExitStack() as stack:
+        fakes = {name: cls() for name, cls in FAKES.items()}
+        for fake in fakes.values():
+            running = await stack.enter_async_context(serve_app(fake.app(), probe="/healthz"))
+            fake.base_url = running.base_url
+        gateway = make_settings(GatewaySettings, infra, namespace, data_dir, **shared)
+        delivery = make_settings(DeliverySettings, infra, namespace, data_dir, **shared)
+        oauth = make_settings(
+            ServiceSettings,
+            infra,
+            namespace,
+            data_dir,
+            telegram_api_base=telegram_api[1],
+            oauth_poll_seconds=3600,
+            **shared,
+            **{
+                k: v
+                for fake in fakes.values()
+                for k, v in fake.hookhub_settings(fake.base_url).items()
+            },
+        )
+        upstreams = {}
+        for name, app in (
+            ("gateway", create_app(gateway_definition(), gateway)),
+            ("delivery", create_app(delivery_definition(), delivery)),
+            ("oauth", create_app(oauth_definition(), oauth)),
+        ):
+            upstreams[name] = (await stack.enter_async_context(serve_app(app))).base_url
+        yield await stack.enter_async_context(
+            serve_app(create_edge_app(upstreams), probe="/healthz")
+        )
+
+
+async def test_every_operation_documents_its_errors_with_the_error_schema(
+    origin: RunningService,
+) -> None:
+    document = (await origin.client.get("/openapi.json")).json()
+    operations = [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert len(operations) >= 30
+    for method, path, operation in operations:
+        errors = {code: r for code, r in operation["responses"].items() if code >= "400"}
+        assert {"404", "503"} <= set(errors), (method, path, sorted(errors))
+        for code, response in errors.items():
+            schema = response["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path, code)
+    assert document["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
+
+
+async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
+    origin: RunningService, tmp_path: Path
+) -> None:
+    assert (await origin.client.get("/api/providers", headers=admin_headers())).status_code == 200
+    command = [
+        str(Path(sys.executable).parent / "st"),
+        "run",
+        f"{origin.base_url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {ADMIN_TOKEN}",
+        "--max-examples",
+        str(EXAMPLES),
+        "--checks",
+        CHECKS,
+        "--seed",
+        SEED,
+        "--workers",
+        "2",
+        "--request-timeout",
+        "20",
+        "--generation-database",
+        "none",
+        # A failure is reported as found, not shrunk: shrinking can take minutes.
+        "--no-shrink",
+        "--max-failures",
+        "3",
+        "--no-color",
+    ]
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    reading = asyncio.ensure_future(process.communicate())
+    done, _ = await asyncio.wait([reading], timeout=BUDGET_SECONDS)
+    if not done:
+        process.terminate()  # it prints what it found so far
+    output, _ = await reading
+    report = output.decode(errors="replace")
+    took = time.monotonic() - started
+    assert done, f"schemathesis took over {BUDGET_SECONDS} s (seed {SEED}):\n{report[-20_000:]}"
+    assert process.returncode == 0, f"seed {SEED}, {took:.0f} s:\n{report[-20_000:]}"
+    tested = re.search(r"Tested: (\d+)", report)
+    assert tested is not None and int(tested.group(1)) >= 30, report[-5000:]
