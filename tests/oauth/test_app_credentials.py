@@ -64,3 +64,34 @@ async def test_a_callback_sends_nothing_and_says_why(
     assert error["code"] == "provider_app_invalid"
     assert "HOOKHUB_GITHUB_CLIENT_ID" in error["message"]
     assert len(server.token_requests) == sent_before
+
+
+async def test_disconnecting_with_such_an_app_answers_and_leaves_the_tokens_unsent(
+    oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
+) -> None:
+    server = providers["github"]
+    put = await oauth.client.put(
+        "/api/providers/github",
+        json={"client_id": server.client.client_id, "client_secret": server.client.client_secret},
+        headers=admin_headers(),
+    )
+    assert put.status_code == 200, put.text
+    started = await oauth.client.post(
+        "/api/auth/oauth/connect",
+        json={"provider": "github", "workspace_id": "ws_bad_app"},
+        headers=admin_headers(),
+    )
+    query = await consent(started.json()["authorization_url"])
+    connected = await oauth.client.get("/api/auth/oauth/callback", params=query)
+    assert connected.status_code == 200, connected.text
+    integration_id = connected.json()["integration_id"]
+    await oauth.client.delete("/api/providers/github", headers=admin_headers())
+
+    # Before, the revocation went out with that id (in its URL and HTTP Basic header), the
+    # provider answered 404 for an app it does not know, and that counted as "revoked".
+    answer = await oauth.client.post(
+        f"/api/integrations/{integration_id}/disconnect", headers=admin_headers()
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "disconnected"
+    assert answer.json()["revocation"] != "revoked"

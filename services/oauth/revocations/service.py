@@ -133,5 +133,6 @@ class Revoker:
         app = await self._apps.oauth_client(name)
         if app is None:
             raise ProviderRefused(provider.app_missing())
+        provider.check_app(app)  # credentials HTTP Basic cannot carry: refused, nothing sent
         api = ProviderApi(self._client, provider.endpoints(self._settings), provider.title)
         await provider.revoke(api, app, tokens)
