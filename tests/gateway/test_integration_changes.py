@@ -45,13 +45,14 @@ async def services(
         yield gateway, oauth
 
 
-async def _github(oauth: RunningService, secret: str) -> dict[str, Any]:
+async def _github(oauth: RunningService, secret: str, **fields: Any) -> dict[str, Any]:
     answer = await oauth.client.post(
         "/api/integrations",
         json={
             "provider": "github",
             "workspace_id": "ws_" + uuid.uuid4().hex[:6],
             "settings": {"webhook_secret": secret},
+            **fields,
         },
         headers=admin_headers(),
     )
@@ -60,11 +61,11 @@ async def _github(oauth: RunningService, secret: str) -> dict[str, Any]:
     return created
 
 
-async def _push(gateway: RunningService, doc: dict[str, Any], secret: str) -> Any:
+async def _push(gateway: RunningService, doc: dict[str, Any] | None, secret: str) -> Any:
+    """A push to the integration's URL, or (`doc` None) to the app-level URL."""
     signed = signing.github(secret, "push", json.dumps({"ref": "refs/heads/main"}).encode())
-    return await gateway.client.post(
-        f"/api/webhooks/github/{doc['id']}", content=signed.body, headers=signed.headers
-    )
+    path = "/api/webhooks/github" + (f"/{doc['id']}" if doc else "")
+    return await gateway.client.post(path, content=signed.body, headers=signed.headers)
 
 
 async def test_a_patched_webhook_secret_applies_at_once(
@@ -105,3 +106,21 @@ async def test_a_disconnected_integration_is_refused_as_disconnected(
     error = answer.json()["error"]
     assert error["code"] == "integration_disconnected"
     assert "disconnected" in error["message"] and "disabled" not in error["message"]
+
+
+async def test_a_patched_secret_of_a_default_integration_applies_at_once_at_the_app_url(
+    services: tuple[RunningService, RunningService],
+) -> None:
+    gateway, oauth = services
+    old, new = "old-" + uuid.uuid4().hex, "new-" + uuid.uuid4().hex
+    doc = await _github(oauth, old, is_default=True)
+    assert (await _push(gateway, doc, old)).status_code == 200  # cached by the gateway now
+    assert (await _push(gateway, None, old)).status_code == 200
+    patched = await oauth.client.patch(
+        f"/api/integrations/{doc['id']}",
+        json={"settings": {"webhook_secret": new}},
+        headers=admin_headers(),
+    )
+    assert patched.status_code == 200, patched.text
+    answer = await _push(gateway, None, new)
+    assert answer.status_code == 200, answer.text

@@ -5,6 +5,7 @@ read (bounded) → handshake? → verify → parse → dedupe → publish (acks=
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -110,7 +111,7 @@ class ProviderIngress:
                 outcome = "handshake"
                 return _render(handshake)
             if integration is None:
-                integration, parsed = self._app_level(webhooks, inbound)
+                integration, parsed = await self._app_level(webhooks, inbound)
             else:
                 integration = await self._verify(webhooks, integration, inbound)
                 parsed = webhooks.parse(inbound)
@@ -157,7 +158,26 @@ class ProviderIngress:
             )
         return integration
 
-    def _app_level(
+    async def _app_level(
+        self, webhooks: ProviderWebhooks, inbound: InboundRequest
+    ) -> tuple[IntegrationSnapshot, ParsedWebhook]:
+        try:
+            return self._app_level_once(webhooks, inbound)
+        except SignatureInvalid as refused:
+            if self.app_secrets.for_provider(webhooks.name):
+                raise  # the app's own secret failed, not an integration's
+            # Tried with the default integrations' cached secrets: as in _verify, once more
+            # with the stored ones if any of them changed a moment ago.
+            fresher = False
+            for integration in self.integrations.values():
+                if integration.provider == webhooks.name and integration.is_default:
+                    with contextlib.suppress(*UNAVAILABLE_ERRORS):
+                        fresher |= await self.integrations.reread(integration.id) is not None
+            if not fresher:
+                raise refused
+            return self._app_level_once(webhooks, inbound)
+
+    def _app_level_once(
         self, webhooks: ProviderWebhooks, inbound: InboundRequest
     ) -> tuple[IntegrationSnapshot, ParsedWebhook]:
         usable = [
