@@ -80,6 +80,11 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
         if request.url.query:
             target += "?" + request.url.query
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        length = request.headers.get("content-length")
+        if length is not None and "transfer-encoding" not in request.headers:
+            # Passed on, so that the service can refuse an oversized body (413) from its
+            # header before a byte of it crosses the edge; the body still streams.
+            headers.append(("content-length", length))
         client_host = request.client.host if request.client else ""
         headers += [
             ("x-forwarded-for", client_host),
