@@ -50,7 +50,8 @@ CHECKS = ",".join(
         "response_schema_conformance",
     )
 )
-BUDGET_SECONDS = 100
+# ~25 s on a 2-core machine; the ceiling leaves room for a busy one.
+BUDGET_SECONDS = 150
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,7 @@ async def test_every_operation_documents_its_errors_with_the_error_schema(
     assert document["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
 
 
+@pytest.mark.timeout(BUDGET_SECONDS + 60)
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
     origin: RunningService, tmp_path: Path
 ) -> None:
@@ -129,8 +131,10 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
         CHECKS,
         "--seed",
         SEED,
+        # One worker: with two threads, Python 3.11's ast.parse (which hypothesis calls to
+        # describe a filter) fails now and then ("AST constructor recursion depth mismatch").
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "20",
         "--generation-database",
