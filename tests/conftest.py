@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -41,3 +43,23 @@ async def telegram_api() -> AsyncIterator[tuple[FakeTelegram, str]]:
     fake = FakeTelegram()
     async with serve(fake.app(), probe="/healthz") as running:
         yield fake, running.base_url
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _tasks_end_with_the_run() -> AsyncIterator[None]:
+    """At the end of the run, every task still on the session's loop must end when
+    cancelled: one that does not would hold the loop's close (and the run) until the
+    timeout. Those are named here with where they wait, instead."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    if not left:
+        return
+    _, stuck = await asyncio.wait(left, timeout=10)
+    if stuck:
+        where = io.StringIO()
+        for task in stuck:
+            task.print_stack(limit=8, file=where)
+        pytest.fail(f"{len(stuck)} tasks ignored cancellation:\n{where.getvalue()}")
