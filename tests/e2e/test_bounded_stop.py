@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from shared.embedded import free_port, start_broker, start_mongo
-from shared.envelopes import ChatEvent, Topic
-from shared.ids import utcnow
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.settings import SERVICE_PORTS, ServiceSettings
 from tests.fakes.webhook_sink import WebhookSink
@@ -32,6 +28,7 @@ from tests.support import (
     freeze,
     make_settings,
     new_namespace,
+    produce_chat_events,
     serve,
 )
 
@@ -129,23 +126,7 @@ async def test_delivery_with_200_attempts_in_flight_stops_in_time_and_hands_them
                 headers=admin_headers(),
             )
             assert created.status_code == 201, created.text
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-            await producer.start()
-            try:
-                for seq in range(events):
-                    event = ChatEvent(
-                        id=f"evt_stop_{uuid.uuid4().hex}",
-                        type="message.created",
-                        workspace_id="ws_stop",
-                        occurred_at=utcnow(),
-                        data={"seq": seq},
-                    )
-                    await producer.send(
-                        settings.topic(Topic.CHAT_EVENTS), event.to_kafka(), key=b"k"
-                    )
-                await producer.flush()
-            finally:
-                await producer.stop()
+            await produce_chat_events(settings, "ws_stop", ({"seq": seq} for seq in range(events)))
             hanging = await sink.wait_for("/hook", 200, timeout=60)
             assert len(hanging) >= 200, f"only {len(hanging)} attempts in flight"
             took = await first.stop()
@@ -161,7 +142,9 @@ async def test_delivery_with_200_attempts_in_flight_stops_in_time_and_hands_them
         try:
             db = client[settings.mongo_db]
             deliveries = await db["deliveries"].find({}).to_list()
-            assert len(deliveries) == events
+            # The fan-out may have been stopped before it took every event: those wait in
+            # Kafka, uncommitted, and the next process fans them out.
+            assert 200 <= len(deliveries) <= events
             assert {d["status"] for d in deliveries} <= {"pending", "delayed"}
             assert all(d["lease_owner"] is None for d in deliveries)
             assert await db["delivery_attempts"].count_documents({}) == 0
