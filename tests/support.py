@@ -11,19 +11,20 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.fernet import Fernet
 from starlette.types import ASGIApp
 
 from shared.embedded import free_port
-from shared.envelopes import Topic
+from shared.envelopes import ChatEvent, Topic
 from shared.http.server import ServiceServer
+from shared.ids import utcnow
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 
@@ -268,3 +269,27 @@ def _state(pid: int) -> str:
     with contextlib.suppress(OSError, IndexError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     return ""
+
+
+async def produce_chat_events(
+    settings: ServiceSettings, workspace_id: str, datas: Iterable[dict[str, Any]]
+) -> None:
+    """One `message.created` per item of `datas` on `hookhub.chat.events`, straight to
+    Kafka as the chat product publishes them, keyed as the services key them."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for data in datas:
+            event = ChatEvent(
+                id=f"evt_{uuid.uuid4().hex}",
+                type="message.created",
+                workspace_id=workspace_id,
+                occurred_at=utcnow(),
+                data=data,
+            )
+            await producer.send(
+                settings.topic(Topic.CHAT_EVENTS), event.to_kafka(), key=event.partition_key()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()

@@ -10,21 +10,24 @@ import asyncio
 import json
 import signal
 import time
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from shared.envelopes import ChatEvent, Topic
-from shared.ids import utcnow
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.settings import DeliverySettings
 from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
-from tests.support import ServiceProcess, admin_headers, make_settings, new_namespace, serve
+from tests.support import (
+    ServiceProcess,
+    admin_headers,
+    make_settings,
+    new_namespace,
+    produce_chat_events,
+    serve,
+)
 
 EVENTS = 2000
 
@@ -58,25 +61,11 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
                 )
                 assert created.status_code == 201, created.text
 
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-            await producer.start()
-            try:
-                for seq in range(EVENTS):
-                    event = ChatEvent(
-                        id=f"evt_kill_{uuid.uuid4().hex}",
-                        type="message.created",
-                        workspace_id="ws_kill",
-                        occurred_at=utcnow(),
-                        data={"seq": seq, "channel_id": f"ch_{seq % 7}"},
-                    )
-                    await producer.send(
-                        settings.topic(Topic.CHAT_EVENTS),
-                        event.to_kafka(),
-                        key=event.partition_key(),
-                    )
-                await producer.flush()
-            finally:
-                await producer.stop()
+            await produce_chat_events(
+                settings,
+                "ws_kill",
+                ({"seq": seq, "channel_id": f"ch_{seq % 7}"} for seq in range(EVENTS)),
+            )
 
             await sink.wait_for("/sink", 300, timeout=60)
             service.process.send_signal(signal.SIGKILL)

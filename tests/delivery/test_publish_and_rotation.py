@@ -13,10 +13,8 @@ import orjson
 import standardwebhooks.webhooks
 
 from shared.ids import utcnow
-from tests.fakes.webhook_sink import WebhookSink
+from tests.delivery.test_deliveries import Sink, endpoint, path, publish
 from tests.support import RunningService, admin_headers
-
-Sink = tuple[WebhookSink, str]
 
 
 def _event(data: dict[str, Any]) -> dict[str, Any]:
@@ -66,15 +64,9 @@ def _compat(secret: str, body: bytes) -> str:
 async def test_during_a_rotation_every_delivery_is_signed_with_both_secrets_at_once(
     delivery: RunningService, sink: Sink
 ) -> None:
-    fake, base = sink
-    p = "/rot/" + uuid.uuid4().hex[:8]
-    created = await delivery.client.post(
-        "/api/outgoing-webhooks",
-        json={"workspace_id": "ws_rot", "url": base + p, "events": ["*"]},
-        headers=admin_headers(),
-    )
-    assert created.status_code == 201, created.text
-    hook = created.json()
+    fake, _ = sink
+    p = path()
+    hook = await endpoint(delivery, sink, p, workspace_id="ws_rot")
     secrets = [hook["secret"]]
     for round_ in range(1, 4):
         rotated = await delivery.client.post(
@@ -83,10 +75,7 @@ async def test_during_a_rotation_every_delivery_is_signed_with_both_secrets_at_o
         assert rotated.status_code == 200, rotated.text
         secrets.append(rotated.json()["secret"])
         # Published at once: the replica that rotated signs with the new secret already.
-        answer = await delivery.client.post(
-            "/api/events", json=_event({"round": round_}), headers=admin_headers()
-        )
-        assert answer.status_code == 202, answer.text
+        await publish(delivery, "message.created", "ws_rot", round=round_)
         request = (await fake.wait_for(p, round_))[-1]
         entries = request.headers["webhook-signature"].split(" ")
         assert len(entries) == len(secrets), entries
@@ -99,26 +88,22 @@ async def test_during_a_rotation_every_delivery_is_signed_with_both_secrets_at_o
 async def test_the_compat_header_moves_to_the_new_secret_when_the_grace_period_ends(
     delivery: RunningService, sink: Sink
 ) -> None:
-    fake, base = sink
-    p = "/grace/" + uuid.uuid4().hex[:8]
-    created = await delivery.client.post(
-        "/api/outgoing-webhooks",
-        json={"workspace_id": "ws_rot", "url": base + p, "events": ["*"]},
-        headers=admin_headers(),
-    )
-    old = created.json()["secret"]
+    fake, _ = sink
+    p = path()
+    created = await endpoint(delivery, sink, p, workspace_id="ws_rot")
+    old = created["secret"]
     rotated = await delivery.client.post(
-        f"/api/outgoing-webhooks/{created.json()['id']}/rotate-secret",
+        f"/api/outgoing-webhooks/{created['id']}/rotate-secret",
         json={"grace_seconds": 2},
         headers=admin_headers(),
     )
     new = rotated.json()["secret"]
-    await delivery.client.post("/api/events", json=_event({}), headers=admin_headers())
+    await publish(delivery, "message.created", "ws_rot")
     [during] = await fake.wait_for(p, 1)
     assert during.headers["x-webhook-signature"] == _compat(old, during.body)
     assert len(during.headers["webhook-signature"].split(" ")) == 2
     await asyncio.sleep(2.5)
-    await delivery.client.post("/api/events", json=_event({}), headers=admin_headers())
+    await publish(delivery, "message.created", "ws_rot")
     after = (await fake.wait_for(p, 2))[-1]
     assert after.headers["x-webhook-signature"] == _compat(new, after.body)
     assert len(after.headers["webhook-signature"].split(" ")) == 1

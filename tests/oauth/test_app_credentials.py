@@ -20,6 +20,26 @@ def oauth_settings(oauth_settings: ServiceSettings) -> ServiceSettings:
     return oauth_settings.model_copy(update={"github_client_id": BAD_ID})
 
 
+async def _consented_with_a_good_app(
+    oauth: RunningService, server: FakeAuthorizationServer
+) -> dict[str, str]:
+    """A connect started with a good app set through the API (it wins over the
+    environment's bad one) and consented to: the callback's query."""
+    put = await oauth.client.put(
+        "/api/providers/github",
+        json={"client_id": server.client.client_id, "client_secret": server.client.client_secret},
+        headers=admin_headers(),
+    )
+    assert put.status_code == 200, put.text
+    started = await oauth.client.post(
+        "/api/auth/oauth/connect",
+        json={"provider": "github", "workspace_id": "ws_bad_app"},
+        headers=admin_headers(),
+    )
+    assert started.status_code == 200, started.text
+    return await consent(started.json()["authorization_url"])
+
+
 async def test_connect_is_refused_with_the_setting_named(
     oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
 ) -> None:
@@ -41,19 +61,7 @@ async def test_a_callback_sends_nothing_and_says_why(
 ) -> None:
     server = providers["github"]
     # Started with a good app (the API's wins over the environment) ...
-    put = await oauth.client.put(
-        "/api/providers/github",
-        json={"client_id": server.client.client_id, "client_secret": server.client.client_secret},
-        headers=admin_headers(),
-    )
-    assert put.status_code == 200, put.text
-    started = await oauth.client.post(
-        "/api/auth/oauth/connect",
-        json={"provider": "github", "workspace_id": "ws_bad_app"},
-        headers=admin_headers(),
-    )
-    assert started.status_code == 200, started.text
-    query = await consent(started.json()["authorization_url"])
+    query = await _consented_with_a_good_app(oauth, server)
     # ... finished with the environment's, once the API's is removed.
     removed = await oauth.client.delete("/api/providers/github", headers=admin_headers())
     assert removed.status_code == 204, removed.text
@@ -69,19 +77,7 @@ async def test_a_callback_sends_nothing_and_says_why(
 async def test_disconnecting_with_such_an_app_answers_and_leaves_the_tokens_unsent(
     oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
 ) -> None:
-    server = providers["github"]
-    put = await oauth.client.put(
-        "/api/providers/github",
-        json={"client_id": server.client.client_id, "client_secret": server.client.client_secret},
-        headers=admin_headers(),
-    )
-    assert put.status_code == 200, put.text
-    started = await oauth.client.post(
-        "/api/auth/oauth/connect",
-        json={"provider": "github", "workspace_id": "ws_bad_app"},
-        headers=admin_headers(),
-    )
-    query = await consent(started.json()["authorization_url"])
+    query = await _consented_with_a_good_app(oauth, providers["github"])
     connected = await oauth.client.get("/api/auth/oauth/callback", params=query)
     assert connected.status_code == 200, connected.text
     integration_id = connected.json()["integration_id"]
