@@ -267,6 +267,7 @@ class BatchedWriter:
         self._sets: dict[tuple[str, str], Document] = defaultdict(dict)
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
 
     def bump(
         self, collection: str, doc_id: str, counter: str, *, set_max: Document | None = None
@@ -296,15 +297,23 @@ class BatchedWriter:
         self._task = asyncio.create_task(self._run(), name="batched-writer")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Write what is pending. A flush under way is let finish, not cancelled: it holds
+        the batch it took, which a cancellation lost (a stopping delivery service's last
+        status updates, seen as deliveries left `active`)."""
+        task, self._task = self._task, None
+        if task:
+            self._stopped.set()
+            await asyncio.gather(task, return_exceptions=True)
         await self.flush()
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()
+            try:
+                await asyncio.wait_for(self._stopped.wait(), self._interval)
+            except TimeoutError:
+                await self.flush()
+            else:
+                return
 
     async def flush(self) -> None:
         incs, maxes, inserts, sets = self._incs, self._maxes, self._inserts, self._sets

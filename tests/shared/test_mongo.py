@@ -38,6 +38,20 @@ async def test_set_fields_after_a_flush_updates_the_document(db: Database) -> No
     assert await db.things.find_one({"_id": "a"}) == {"_id": "a", "status": "failed"}
 
 
+async def test_stopping_during_a_flush_loses_nothing_of_the_batch_it_took(db: Database) -> None:
+    """The writer's stop once cancelled a flush under way, and the batch that flush had
+    taken was lost with it (a stopping delivery service left deliveries `active`)."""
+    writer = BatchedWriter(db, interval=0.01)
+    for n in range(2_000):
+        writer.set_fields("things", f"t{n}", {"status": "pending"})
+        writer.insert_once("things", f"t{n}", {"status": "active"})
+    writer.start()
+    while writer._inserts:  # the periodic flush has taken the batch and is writing it
+        await asyncio.sleep(0.001)
+    await writer.stop()
+    assert await db.things.count_documents({"status": "pending"}) == 2_000
+
+
 async def test_bucket_values_are_found_by_concurrent_lookups(db: Database) -> None:
     writer = BatchedWriter(db)
     expires = utcnow() + timedelta(hours=1)
