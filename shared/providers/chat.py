@@ -1,0 +1,245 @@
+"""What sync needs of a chat provider (Slack, Telegram; Discord next): the API calls that
+post, edit and delete, who the bot is, and how the provider's events become message changes.
+
+Each chat provider implements `ChatProvider` in `shared/providers/<name>/messages.py` over
+its REST client in `shared/providers/<name>/api.py`; the sync service (and later the
+importer and actions) use only this contract. Errors are sorted into three kinds, because
+the caller treats each differently:
+
+- `RateLimited`: wait `retry_after` seconds, then the same call again (this channel only).
+- `PermanentError`: retrying cannot help (channel gone, bot removed, token revoked): record
+  it on the mapping and stop. `TokenRejected` is the one that a refreshed token may cure.
+- `ProviderUnreachable` (shared.oauth.provider): a passing failure (timeout, 5xx): retry
+  with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from shared.errors import HookhubError
+from shared.oauth.provider import ProviderUnreachable
+
+__all__ = [
+    "Attachment",
+    "Author",
+    "BotIdentity",
+    "ChannelInfo",
+    "ChatProvider",
+    "MessageChange",
+    "OutboundPost",
+    "PermanentError",
+    "Posted",
+    "ProviderUnreachable",
+    "RateLimited",
+    "TokenRejected",
+]
+
+
+class RateLimited(HookhubError):
+    """The provider said "too many requests": try the same call again after `retry_after`."""
+
+    status_code = 429
+    code = "provider_rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(HookhubError):
+    """The provider refused for a reason a retry cannot change. `error` is the provider's
+    own code (`channel_not_found`, `not_in_channel`, `is_archived`, `account_inactive`,
+    `bot_kicked`, `chat_not_found`, `message_not_found`, `msg_too_long`, ...).
+
+    `scope` says what is broken: `message` (this one message cannot be edited, deleted or
+    posted; the channel goes on), `channel` (the mapping is broken: recorded on it, nothing
+    more is sent there until it is fixed), `integration` (the token or account is gone)."""
+
+    status_code = 422
+    code = "provider_refused"
+
+    def __init__(
+        self,
+        message: str,
+        error: str,
+        scope: Literal["message", "channel", "integration"] = "channel",
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.scope = scope
+
+
+class TokenRejected(PermanentError):
+    """The token is not (or no longer) valid: Slack `invalid_auth`/`token_revoked`/
+    `token_expired`/`not_authed`, Telegram 401. Sync asks TokenKeeper for a fresh token once
+    (`rejected=`) before treating it as permanent."""
+
+    def __init__(self, message: str, error: str) -> None:
+        super().__init__(message, error, "integration")
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    """Who hookhub posts as on one integration: the marks its own messages carry.
+
+    Slack (`auth.test`): `user_id` (bot user), `bot_id`, `app_id`, `team_id`. Telegram
+    (`getMe`): `user_id` is the bot's id; the others are None."""
+
+    user_id: str | None = None
+    bot_id: str | None = None
+    app_id: str | None = None
+    team_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    avatar_url: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file, as a link (nothing is downloaded or re-uploaded)."""
+
+    url: str
+    name: str | None = None
+    mime_type: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in {"url": self.url, "name": self.name, "mime_type": self.mime_type}.items()
+            if v is not None
+        }
+
+
+@dataclass(frozen=True)
+class OutboundPost:
+    """A chat message as it is to appear in a provider channel.
+
+    `text` is the chat's plain text (the provider module escapes or formats it);
+    `thread_external_id` is the provider id of the thread's root in this channel, when the
+    message is a reply whose root the map knows; `tag` is the chat message id, which a
+    provider that can carry metadata on a post attaches so that a post can be found again
+    (Slack `metadata`)."""
+
+    text: str
+    author: Author
+    thread_external_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    external_message_id: str
+    # The provider's id of the thread the post went to (Slack `thread_ts`), if any.
+    external_thread_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderMarks:
+    """What the provider says about who sent a message, to recognise our own posts."""
+
+    user_id: str | None = None
+    bot_id: str | None = None
+    app_id: str | None = None
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class MessageChange:
+    """One message created, edited or deleted in a provider channel, as its event said.
+
+    - `external_thread_id`: the provider id of the thread's root when this message is a
+      reply (Slack `thread_ts` != `ts`; Telegram `reply_to_message.message_id`), else None.
+    - `author`: set when the event itself names the author (Telegram `from`); else None and
+      `sender.user_id` is looked up with `ChatProvider.user`.
+    - `text`: as the provider wrote it (Slack markup); `ChatProvider.render` makes it readable.
+    - `subtype`: the provider's subtype (Slack `bot_message`, `file_share`, ...), for the
+      policy and the metrics.
+    - `ignored`: why the event is not bridged (a join notice, a bot's message under the
+      documented policy, ...), or None.
+    """
+
+    kind: Literal["created", "edited", "deleted"]
+    external_channel_id: str
+    external_message_id: str
+    occurred_at: datetime
+    text: str = ""
+    external_thread_id: str | None = None
+    author: Author | None = None
+    sender: SenderMarks = field(default_factory=SenderMarks)
+    attachments: tuple[Attachment, ...] = ()
+    blocks: list[dict[str, Any]] | None = None
+    subtype: str | None = None
+    ignored: str | None = None
+
+
+UserLookup = Callable[[str], Awaitable[Author | None]]
+
+
+class ChatProvider(Protocol):
+    """One chat provider, as sync uses it. Every call takes the token to use (from
+    TokenKeeper); none keeps state between calls except caches of its own."""
+
+    name: str
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        """Least time between two writes (post, edit, delete) to one channel: Slack about
+        one a second per channel; Telegram one a second per chat, 20 a minute in a group.
+        Sync paces each channel by it; a 429 still wins."""
+        ...
+
+    async def identity(self, token: str) -> BotIdentity: ...
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        """The channel as the bot sees it; PermanentError when it cannot see it."""
+        ...
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted: ...
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None: ...
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        """Deleting a message that is already gone is not an error."""
+        ...
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        """Display name and avatar of a provider user (Slack `users.info`), or None."""
+        ...
+
+    async def find_post(
+        self, token: str, external_channel_id: str, tag: str, since: datetime
+    ) -> Posted | None:
+        """A post of ours carrying `tag`, made since `since`, if the provider can say (Slack:
+        `conversations.history` with metadata); None when it cannot or there is none. Used
+        after a crash between a post and its record, so the post is not made twice."""
+        ...
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        """The message changes in one provider event (as the gateway put it on
+        `hookhub.provider.events`); [] for events that are not about messages."""
+        ...
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        """True when the message was posted by hookhub itself on this integration."""
+        ...
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        """Provider markup made readable for the chat (`<@U1>` → `@Ada`, entities decoded)."""
+        ...
