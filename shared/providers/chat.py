@@ -15,11 +15,13 @@ the caller treats each differently:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from shared import errors
 from shared.errors import HookhubError
 from shared.oauth.provider import ProviderUnreachable
 
@@ -39,15 +41,22 @@ __all__ = [
 ]
 
 
-class RateLimited(HookhubError):
-    """The provider said "too many requests": try the same call again after `retry_after`."""
+class RateLimited(errors.RateLimited):
+    """The provider said "too many requests": try the same call again after `retry_after`
+    seconds (a 429 with `Retry-After` where it reaches an API caller)."""
 
-    status_code = 429
     code = "provider_rate_limited"
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after=math.ceil(retry_after))
         self.retry_after = retry_after
+
+
+code_for = {
+    "message": "provider_refused",
+    "channel": "channel_not_usable",
+    "integration": "integration_not_usable",
+}
 
 
 class PermanentError(HookhubError):
@@ -59,7 +68,7 @@ class PermanentError(HookhubError):
     posted; the channel goes on), `channel` (the mapping is broken: recorded on it, nothing
     more is sent there until it is fixed), `integration` (the token or account is gone)."""
 
-    status_code = 422
+    status = 422
     code = "provider_refused"
 
     def __init__(
@@ -68,7 +77,7 @@ class PermanentError(HookhubError):
         error: str,
         scope: Literal["message", "channel", "integration"] = "channel",
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, code=code_for.get(scope))
         self.error = error
         self.scope = scope
 
