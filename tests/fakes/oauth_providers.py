@@ -1,6 +1,7 @@
-"""Fake Slack, Discord, GitHub, Atlassian and Google: their OAuth endpoints in their own
-shapes (on the strict server of tests/fakes/oauth_server.py), the API calls hookhub makes
-after connecting, and their revocation endpoints. Real HTTP on loopback."""
+"""Fake Discord, GitHub, Atlassian and Google: their OAuth endpoints in their own shapes (on
+the strict server of tests/fakes/oauth_server.py), the API calls hookhub makes after
+connecting, and their revocation endpoints. Real HTTP on loopback. FakeSlack, which also
+fakes the Web and Events APIs, lives in tests/fakes/slack.py and is re-exported here."""
 
 from __future__ import annotations
 
@@ -12,91 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.oauth_server import AccessToken, FakeAuthorizationServer, Grant, answer
+from tests.fakes.oauth_server import FakeAuthorizationServer, answer
+from tests.fakes.slack import FakeSlack
+
+__all__ = ["FAKES", "FakeAtlassian", "FakeDiscord", "FakeGitHub", "FakeGoogle", "FakeSlack"]
 
 
 def _form_token(form: Any) -> str:
     return str(form.get("token") or "")
-
-
-class FakeSlack(FakeAuthorizationServer):
-    """`oauth.v2.access` nests the user token under `authed_user`; a refresh answers flat;
-    errors are `{"ok": false, "error": ...}` with status 200."""
-
-    provider = "slack"
-    authorize_path = "/oauth/v2/authorize"
-    token_path = "/api/oauth.v2.access"
-    api_path = "/api"
-    revoke_path = "/api/auth.revoke"
-    pkce = False
-    token_prefix = "xoxe.xoxb-"
-    team: ClassVar[dict[str, str]] = {"id": "T0TEAM", "name": "Acme"}
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.user_token: str | None = None  # set: the code answer carries a user token too
-        self.revoked: list[str] = []
-
-    def token_answer(
-        self, grant_type: str, status: int, body: dict[str, Any], headers: Any
-    ) -> Response:
-        if status != 200:
-            error = body.get("error", "")
-            if error == "invalid_grant":
-                error = "invalid_refresh_token" if grant_type == "refresh_token" else "invalid_code"
-            return JSONResponse({"ok": False, "error": error})
-        common = {
-            "ok": True,
-            "app_id": "A0APP",
-            "token_type": "bot",
-            "scope": body.get("scope", ""),
-            "access_token": body["access_token"],
-            "expires_in": body["expires_in"],
-            "refresh_token": body.get("refresh_token"),
-            "bot_user_id": "U0BOT",
-            "team": self.team,
-            "enterprise": None,
-        }
-        if grant_type == "refresh_token":
-            return JSONResponse(common)
-        authed_user: dict[str, Any] = {"id": "U0USER"}
-        if self.user_token:
-            # The user's token is a grant of its own: revoking the bot's leaves it alive.
-            bot = self.access_tokens[body["access_token"]]
-            self.access_tokens[self.user_token] = AccessToken(
-                Grant(bot.grant.user, bot.grant.client_id, "search:read"), bot.expires_at
-            )
-            authed_user.update(scope="search:read", access_token=self.user_token, token_type="user")
-        return JSONResponse({**common, "authed_user": authed_user, "is_enterprise_install": False})
-
-    def routes(self) -> list[Route]:
-        async def auth_test(request: Request) -> Response:
-            if self.bearer(request) is None:
-                return JSONResponse({"ok": False, "error": "invalid_auth"})
-            return JSONResponse(
-                {
-                    "ok": True,
-                    "url": "https://acme.slack.com/",
-                    "team": self.team["name"],
-                    "user": "hookhub",
-                    "team_id": self.team["id"],
-                    "user_id": "U0BOT",
-                    "bot_id": "B0BOT",
-                }
-            )
-
-        async def auth_revoke(request: Request) -> Response:
-            token = request.headers.get("authorization", "").partition(" ")[2]
-            if not self.revoke(token):
-                return JSONResponse({"ok": False, "error": "invalid_auth"})
-            self.revoked.append(token)
-            return JSONResponse({"ok": True, "revoked": True})
-
-        return [
-            *super().routes(),
-            Route("/api/auth.test", auth_test, methods=["POST"]),
-            Route("/api/auth.revoke", auth_revoke, methods=["POST"]),
-        ]
 
 
 class FakeDiscord(FakeAuthorizationServer):
