@@ -1,0 +1,467 @@
+"""Slack as a chat provider for sync: Events API `message` events → message changes, Slack
+markup → readable text, and posts, edits and deletes through the Web API (`SlackApi`).
+
+Policy for messages of other apps and bots (`bot_message`, or a `bot_id` that is not ours):
+they are bridged like people's, with the name and icon the app posted under as the author,
+so that a Slack channel fed by an integration (a CI bot, another bridge) reaches the chat.
+Our own posts are recognised by `is_own` (and by the message map) and never come back.
+System messages (joins, topic changes, pins, ...) are not bridged: their change carries
+`ignored` with the subtype, so they can be counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from shared.providers.chat import (
+    Attachment,
+    Author,
+    BotIdentity,
+    ChannelInfo,
+    MessageChange,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    SenderMarks,
+    UserLookup,
+)
+from shared.providers.slack.api import SlackApi
+
+MESSAGE_EVENT = "event_callback.message"
+# The metadata event type hookhub's posts carry, with `{"message_id": <chat message id>}`.
+METADATA_EVENT_TYPE = "hookhub_message"
+# Slack asks for about one message a second per channel (bursts are tolerated, not promised).
+PACE_SECONDS = 1.0
+
+# Subtypes that are someone saying something: bridged. Every other subtype (channel_join,
+# channel_leave, channel_topic, channel_purpose, channel_name, pinned_item, message_replied,
+# tombstone, huddle_thread, ...) is a notice Slack writes itself: ignored.
+_CONTENT_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message", "bot_message"})
+_USER_GONE = frozenset({"user_not_found", "user_not_visible"})
+_MARKUP = re.compile(r"<([^<>\n]*)>")
+_ENTITIES = re.compile(r"&(lt|gt|amp);")
+_ENTITY_TEXT = {"lt": "<", "gt": ">", "amp": "&"}
+_SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+
+
+class SlackChat:
+    name = "slack"
+
+    def __init__(self, api: SlackApi) -> None:
+        self.api = api
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        return PACE_SECONDS
+
+    # -- who we are, what we see -------------------------------------------------------------
+
+    async def identity(self, token: str) -> BotIdentity:
+        """`auth.test`, and `bots.info` for the app id: a bot token's `auth.test` answer names
+        its bot but does not promise its app (`app_id` is not among its documented fields).
+        Without `bots.info` (a token lacking `users:read`), the bot id and user id still
+        recognise our posts."""
+        me = await self.api.auth_test(token)
+        bot_id = _str(me.get("bot_id"))
+        app_id = _str(me.get("app_id"))
+        if app_id is None and bot_id is not None:
+            try:
+                app_id = _str((await self.api.bots_info(token, bot_id)).get("app_id"))
+            except PermanentError as exc:
+                if exc.scope != "message" and exc.error != "missing_scope":
+                    raise
+        return BotIdentity(
+            user_id=_str(me.get("user_id")),
+            bot_id=bot_id,
+            app_id=app_id,
+            team_id=_str(me.get("team_id")),
+            name=_str(me.get("user")),
+        )
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        found = await self.api.conversations_info(token, external_channel_id)
+        name = _str(found.get("name")) or external_channel_id
+        # conversations.info answers for public channels the bot is not in, and for archived
+        # ones; neither can carry messages, so the mapping is told now, not at the first post.
+        if found.get("is_archived"):
+            raise PermanentError(f"Slack channel #{name} is archived", "is_archived", "channel")
+        if found.get("is_member") is False:
+            raise PermanentError(
+                f"the Slack app is not in #{name}: invite it (/invite @app) first",
+                "not_in_channel",
+                "channel",
+            )
+        return ChannelInfo(id=_str(found.get("id")) or external_channel_id, name=name)
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        try:
+            found = await self.api.users_info(token, external_user_id)
+        except PermanentError as exc:
+            if exc.error in _USER_GONE:
+                return None
+            raise
+        profile = found.get("profile") or {}
+        name = (
+            _str(profile.get("display_name"))
+            or _str(profile.get("real_name"))
+            or _str(found.get("real_name"))
+            or _str(found.get("name"))
+            or external_user_id
+        )
+        return Author(
+            name=name,
+            avatar_url=_str(profile.get("image_72")),
+            external_id=_str(found.get("id")) or external_user_id,
+        )
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
+        arguments: dict[str, Any] = {"text": outbound_text(post)}
+        if post.author.name:
+            arguments["username"] = post.author.name
+        if post.author.avatar_url:
+            arguments["icon_url"] = post.author.avatar_url
+        if post.thread_external_id:
+            arguments["thread_ts"] = post.thread_external_id
+        if post.tag:
+            arguments["metadata"] = {
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": {"message_id": post.tag},
+            }
+        answer = await self.api.chat_post_message(token, external_channel_id, **arguments)
+        message = answer.get("message") or {}
+        ts = _str(answer.get("ts")) or _str(message.get("ts"))
+        if ts is None:
+            raise PermanentError("Slack chat.postMessage answered without a ts", "no_ts")
+        thread = _str(message.get("thread_ts")) or post.thread_external_id
+        return Posted(external_message_id=ts, external_thread_id=thread)
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None:
+        await self.api.chat_update(
+            token, external_channel_id, external_message_id, text=outbound_text(post)
+        )
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        try:
+            await self.api.chat_delete(token, external_channel_id, external_message_id)
+        except PermanentError as exc:
+            if exc.error != "message_not_found":
+                raise
+
+    async def find_post(
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
+    ) -> Posted | None:
+        """Our post tagged `tag` since `since`. `conversations.history` lists no thread
+        replies, so a reply is found only when its thread is named (`thread_external_id`,
+        read with `conversations.replies`)."""
+        me = await self.identity(token)
+        oldest = f"{since.timestamp():.6f}"
+        if thread_external_id is None:
+            messages = self.api.history(
+                token, external_channel_id, oldest=oldest, include_all_metadata=True
+            )
+            async for message in messages:
+                if _tagged(message, tag, me):
+                    return Posted(_str(message.get("ts")) or "", _str(message.get("thread_ts")))
+            return None
+        cursor: str | None = None
+        while True:
+            page = await self.api.conversations_replies(
+                token,
+                external_channel_id,
+                thread_external_id,
+                cursor=cursor,
+                oldest=oldest,
+                include_all_metadata=True,
+            )
+            for message in page.items:
+                if _tagged(message, tag, me):
+                    return Posted(_str(message.get("ts")) or "", thread_external_id)
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        if event_type != MESSAGE_EVENT:
+            return []
+        event = payload.get("event")
+        if not isinstance(event, Mapping) or event.get("type") != "message":
+            return []
+        channel = _str(event.get("channel"))
+        subtype = _str(event.get("subtype"))
+        if channel is None:
+            return []
+        if subtype == "message_changed":
+            change = _changed(channel, event)
+        elif subtype == "message_deleted":
+            change = _deleted(channel, event)
+        else:
+            change = _created(channel, subtype, event)
+        return [] if change is None else [change]
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        sender = change.sender
+        return (
+            (sender.bot_id is not None and sender.bot_id == identity.bot_id)
+            or (sender.app_id is not None and sender.app_id == identity.app_id)
+            or (sender.user_id is not None and sender.user_id == identity.user_id)
+        )
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        """Slack's markup (`<@U1>`, `<#C1|general>`, `<!here>`, `<url|label>`) made readable;
+        `&lt; &gt; &amp;` decoded in the text and labels, never in looked-up names."""
+        wanted = {
+            inner[1:].partition("|")[0]
+            for inner in _MARKUP.findall(text)
+            if inner.startswith("@") and not inner.partition("|")[2]
+        }
+        ids = sorted(wanted)
+        found = await asyncio.gather(*(users(user_id) for user_id in ids))
+        names = {user_id: author.name for user_id, author in zip(ids, found, strict=True) if author}
+
+        parts: list[str] = []
+        position = 0
+        for match in _MARKUP.finditer(text):
+            parts.append(_decode(text[position : match.start()]))
+            parts.append(_readable(match.group(1), names))
+            position = match.end()
+        parts.append(_decode(text[position:]))
+        return "".join(parts)
+
+
+# -- Slack markup ------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """The three characters Slack wants escaped in message text, as Slack documents."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def outbound_text(post: OutboundPost) -> str:
+    """The chat's plain text escaped for Slack, attachments appended as `<url|name>` links."""
+    lines = [escape(post.text)] if post.text else []
+    for attachment in post.attachments:
+        url = escape(attachment.url.replace("|", "%7C"))
+        label = escape(attachment.name.replace("|", "/")) if attachment.name else ""
+        lines.append(f"<{url}|{label}>" if label else f"<{url}>")
+    return "\n".join(lines)
+
+
+def _decode(text: str) -> str:
+    return _ENTITIES.sub(lambda m: _ENTITY_TEXT[m.group(1)], text)
+
+
+def _readable(inner: str, names: Mapping[str, str]) -> str:
+    target, _, label = inner.partition("|")
+    label = _decode(label)
+    if target.startswith("@"):
+        return "@" + (label or names.get(target[1:]) or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):
+        command = target[1:]
+        if command in _SPECIAL:
+            return _SPECIAL[command]
+        if command.startswith("subteam^"):
+            return label if label.startswith("@") else "@" + (label or command[len("subteam^") :])
+        if command.startswith("date^"):
+            return label
+        return label or command
+    url = _decode(target)
+    shown = url.removeprefix("mailto:")
+    if not label or label in (url, shown):
+        return shown
+    return f"{label} ({shown})"
+
+
+# -- events → changes ----------------------------------------------------------------------------
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _when(ts: str | None) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts or ""), UTC)
+    except (ValueError, OverflowError):
+        return datetime.now(UTC)
+
+
+def _thread(message: Mapping[str, Any], ts: str) -> str | None:
+    thread_ts = _str(message.get("thread_ts"))
+    return thread_ts if thread_ts and thread_ts != ts else None
+
+
+def _sender(message: Mapping[str, Any]) -> SenderMarks:
+    profile = message.get("bot_profile")
+    profile = profile if isinstance(profile, Mapping) else {}
+    bot_id = _str(message.get("bot_id")) or _str(profile.get("id"))
+    app_id = _str(message.get("app_id")) or _str(profile.get("app_id"))
+    return SenderMarks(
+        user_id=_str(message.get("user")),
+        bot_id=bot_id,
+        app_id=app_id,
+        is_bot=bot_id is not None or message.get("subtype") == "bot_message",
+    )
+
+
+def _bot_author(message: Mapping[str, Any]) -> Author | None:
+    """The name and icon an app posted under; None for a person's message."""
+    profile = message.get("bot_profile")
+    profile = profile if isinstance(profile, Mapping) else {}
+    if message.get("subtype") != "bot_message" and not message.get("bot_id"):
+        return None
+    icons: Mapping[str, Any] = {}
+    for candidate in (message.get("icons"), profile.get("icons")):
+        if isinstance(candidate, Mapping) and candidate:
+            icons = candidate
+            break
+    avatar = (
+        _str(icons.get("image_72")) or _str(icons.get("image_48")) or _str(icons.get("image_36"))
+    )
+    name = _str(message.get("username")) or _str(profile.get("name"))
+    if name is None:
+        # A bot user posting without a custom name: users.info knows it by its user id.
+        return None
+    return Author(name=name, avatar_url=avatar, external_id=_str(message.get("bot_id")))
+
+
+def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    files = message.get("files")
+    if not isinstance(files, list):
+        return ()
+    found: list[Attachment] = []
+    for item in files:
+        if not isinstance(item, Mapping):
+            continue
+        url = _str(item.get("permalink")) or _str(item.get("url_private"))
+        if url is None:  # a deleted file (mode tombstone) or one hidden by the plan's limits
+            continue
+        found.append(
+            Attachment(
+                url=url,
+                name=_str(item.get("name")) or _str(item.get("title")),
+                mime_type=_str(item.get("mimetype")),
+            )
+        )
+    return tuple(found)
+
+
+def _blocks(message: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    blocks = message.get("blocks")
+    if not isinstance(blocks, list):
+        return None
+    return [dict(block) for block in blocks if isinstance(block, Mapping)] or None
+
+
+def _content(
+    kind: Literal["created", "edited"],
+    channel: str,
+    ts: str,
+    message: Mapping[str, Any],
+    occurred_ts: str | None,
+    subtype: str | None,
+) -> MessageChange:
+    ignored = subtype if subtype is not None and subtype not in _CONTENT_SUBTYPES else None
+    return MessageChange(
+        kind=kind,
+        external_channel_id=channel,
+        external_message_id=ts,
+        occurred_at=_when(occurred_ts or ts),
+        text=_str(message.get("text")) or "",
+        external_thread_id=_thread(message, ts),
+        author=_bot_author(message),
+        sender=_sender(message),
+        attachments=_attachments(message),
+        blocks=_blocks(message),
+        subtype=subtype,
+        ignored=ignored,
+    )
+
+
+def _created(channel: str, subtype: str | None, event: Mapping[str, Any]) -> MessageChange | None:
+    ts = _str(event.get("ts"))
+    if ts is None:
+        return None
+    return _content("created", channel, ts, event, ts, subtype)
+
+
+def _changed(channel: str, event: Mapping[str, Any]) -> MessageChange | None:
+    message = event.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    ts = _str(message.get("ts"))
+    if ts is None:
+        return None
+    inner = _str(message.get("subtype"))
+    edited_at = _str(event.get("ts")) or _str(event.get("event_ts"))
+    if inner == "tombstone":
+        # A thread's root deleted while replies remain: Slack keeps a "This message was
+        # deleted." stand-in and says so with message_changed, never with message_deleted.
+        previous = event.get("previous_message")
+        marks = previous if isinstance(previous, Mapping) else message
+        return MessageChange(
+            kind="deleted",
+            external_channel_id=channel,
+            external_message_id=ts,
+            occurred_at=_when(edited_at or ts),
+            sender=_sender(marks),
+            subtype="tombstone",
+        )
+    change = _content("edited", channel, ts, message, edited_at, inner)
+    previous = event.get("previous_message")
+    if (
+        "edited" not in message
+        and isinstance(previous, Mapping)
+        and previous.get("text") == message.get("text")
+        and previous.get("files") == message.get("files")
+    ):
+        # Not an edit: Slack also says message_changed when a reply changes a root's
+        # reply count or a link is unfurled. The text is what it was.
+        return replace(change, subtype="message_changed", ignored="unchanged")
+    return change
+
+
+def _deleted(channel: str, event: Mapping[str, Any]) -> MessageChange | None:
+    ts = _str(event.get("deleted_ts"))
+    if ts is None:
+        return None
+    previous = event.get("previous_message")
+    previous = previous if isinstance(previous, Mapping) else {}
+    return MessageChange(
+        kind="deleted",
+        external_channel_id=channel,
+        external_message_id=ts,
+        occurred_at=_when(_str(event.get("ts")) or ts),
+        external_thread_id=_thread(previous, ts),
+        sender=_sender(previous),
+        subtype="message_deleted",
+    )
+
+
+def _tagged(message: Mapping[str, Any], tag: str, me: BotIdentity) -> bool:
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    if not isinstance(payload, Mapping) or payload.get("message_id") != tag:
+        return False
+    sender = _sender(message)
+    return (sender.bot_id is not None and sender.bot_id == me.bot_id) or (
+        sender.app_id is not None and sender.app_id == me.app_id
+    )
