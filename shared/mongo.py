@@ -234,6 +234,21 @@ def already_there(exc: BulkWriteError) -> set[int]:
     return {error["index"] for error in errors if error["code"] == DUPLICATE_KEY}
 
 
+async def insert_new(collection: Collection, docs: list[Document]) -> list[Document]:
+    """Insert the documents whose `_id` does not exist yet; return those. Plain unordered
+    inserts: a duplicate key means "exists already" (an upsert costs more)."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        if not_written(exc, len(docs)):
+            raise
+        existing = already_there(exc)
+        return [doc for index, doc in enumerate(docs) if index not in existing]
+    return docs
+
+
 class BatchedWriter:
     """Writes kept off the request path and flushed in one bulk write per collection.
 

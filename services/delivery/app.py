@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
-from services.delivery.deliveries.service import Event, FanOut, Ownership, Scheduler
+from services.delivery.deliveries.service import Event, FanOut, Scheduler
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -22,6 +22,7 @@ from shared.cache import RefreshingCache
 from shared.egress import EgressPolicy, GuardedClient
 from shared.envelopes import ChatEvent, ProviderEvent, Topic
 from shared.mongo import BatchedWriter
+from shared.ownership import Ownership
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import DeliverySettings
 
@@ -68,7 +69,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         registry=runtime.registry,
         failure_window=timedelta(seconds=settings.failure_window_seconds),
     )
-    ownership = Ownership(deliveries, timedelta(seconds=settings.lease_seconds))
+    ownership = Ownership(
+        deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
+    )
     fan_out = FanOut(cache, deliveries, dispatcher, ownership)
     scheduler = Scheduler(
         deliveries,

@@ -15,6 +15,7 @@ from services.delivery.deliveries.repository import (
 )
 from shared.ids import utcnow
 from shared.mongo import Database, ensure_indexes
+from shared.ownership import Ownership
 
 LEASE = timedelta(seconds=60)
 MINUTE = timedelta(minutes=1)
@@ -25,11 +26,15 @@ async def _repository(db: Database) -> DeliveryRepository:
     return DeliveryRepository(db)
 
 
+def _worker(repository: DeliveryRepository, name: str) -> Ownership:
+    return Ownership(repository.workers, repository.deliveries, LEASE, worker_id=name)
+
+
 async def test_only_due_unheld_deliveries_and_dead_workers_ones_are_claimed(db: Database) -> None:
     repository = await _repository(db)
     now = utcnow()
-    await repository.beat("alive", now)
-    await repository.beat("dead", now - 2 * LEASE)
+    await _worker(repository, "alive").beat(now)
+    await _worker(repository, "dead").beat(now - 2 * LEASE)
     docs = {
         # Written by a live process a moment ago and being sent by it.
         "held": {"status": "pending", **schedule(next_attempt_at=now, owner="alive")},
@@ -42,7 +47,7 @@ async def test_only_due_unheld_deliveries_and_dead_workers_ones_are_claimed(db: 
     }
     await db[DELIVERIES].insert_many([{"_id": key, **doc} for key, doc in docs.items()])
 
-    dead = await repository.dead_workers(utcnow(), LEASE)
+    dead = await _worker(repository, "me").dead(utcnow())
     assert dead == ["dead"]
     claimed = await repository.claim("me", utcnow(), dead, limit=100)
     assert {doc["_id"] for doc in claimed} == {"orphaned", "retry_due", "manual_retry"}
@@ -78,7 +83,8 @@ async def test_a_released_worker_hands_over_at_once_and_is_forgotten_a_day_later
 ) -> None:
     repository = await _repository(db)
     now = utcnow()
-    await repository.beat("stopping", now)
+    stopping = _worker(repository, "stopping")
+    await stopping.beat(now)
     await db[DELIVERIES].insert_many(
         [
             {
@@ -89,13 +95,13 @@ async def test_a_released_worker_hands_over_at_once_and_is_forgotten_a_day_later
             {"_id": "sent", "status": "completed", **schedule(next_attempt_at=None)},
         ]
     )
-    assert await repository.release("stopping") == 1
+    assert await stopping.release() == 1
     claimed = await repository.claim("next", utcnow(), [], limit=10)
     assert [doc["_id"] for doc in claimed] == ["queued"]
     # Released means gone: what it writes while it stops is taken over like a dead one's.
-    assert await repository.dead_workers(utcnow(), LEASE) == ["stopping"]
+    assert await stopping.dead(utcnow()) == ["stopping"]
 
-    await repository.forget_workers(utcnow())
+    await stopping.forget_dead(utcnow())
     assert await db[WORKERS].count_documents({}) == 1  # gone, but only just
-    await repository.forget_workers(utcnow() + timedelta(days=2))
+    await stopping.forget_dead(utcnow() + timedelta(days=2))
     assert await db[WORKERS].count_documents({}) == 0

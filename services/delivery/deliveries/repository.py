@@ -3,18 +3,15 @@ them lives here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-
-from pymongo.errors import BulkWriteError
 
 from shared.mongo import (
     Collection,
     Database,
     Document,
     Index,
-    already_there,
-    not_written,
+    insert_new,
     paginate,
 )
 
@@ -48,22 +45,14 @@ class DeliveryRepository:
     def __init__(self, db: Database) -> None:
         self._deliveries: Collection = db[DELIVERIES]
         self._attempts: Collection = db[ATTEMPTS]
-        self._workers: Collection = db[WORKERS]
+        # Whose deliveries are whose (shared.ownership).
+        self.workers: Collection = db[WORKERS]
+        self.deliveries: Collection = self._deliveries
 
     async def insert_new(self, docs: list[Document]) -> list[Document]:
         """Insert the deliveries that do not exist yet; return those (a replayed event's
         deliveries exist already, so nothing is sent twice)."""
-        if not docs:
-            return []
-        # Plain inserts: a duplicate key is "exists already"; an upsert costs more.
-        try:
-            await self._deliveries.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if not_written(exc, len(docs)):
-                raise
-            existing = already_there(exc)
-            return [doc for index, doc in enumerate(docs) if index not in existing]
-        return docs
+        return await insert_new(self._deliveries, docs)
 
     async def get(self, delivery_id: str) -> Document | None:
         return await self._deliveries.find_one({"_id": delivery_id})
@@ -107,39 +96,6 @@ class DeliveryRepository:
         return await self._deliveries.count_documents(
             {"lease_owner": None, "next_attempt_at": {"$gt": now}}
         )
-
-    # -- delivery workers: one document per delivery process, its heartbeat ------------
-
-    async def beat(self, owner: str, now: datetime) -> None:
-        await self._workers.update_one(
-            {"_id": owner},
-            {"$set": {"heartbeat_at": now}, "$setOnInsert": {"started_at": now}},
-            upsert=True,
-        )
-
-    async def dead_workers(self, now: datetime, lease: timedelta) -> list[str]:
-        """Workers that stopped, or whose heartbeat is older than the lease."""
-        gone = {"$or": [{"stopped": True}, {"heartbeat_at": {"$lt": now - lease}}]}
-        return [d["_id"] for d in await self._workers.find(gone, {"_id": 1}).to_list()]
-
-    async def release(self, owner: str) -> int:
-        """Hand what `owner` holds to the other processes at once (it is stopping)."""
-        result = await self._deliveries.update_many(
-            {"lease_owner": owner}, {"$set": {"lease_owner": None}}
-        )
-        # Gone, so anything it still writes while stopping is taken over too.
-        await self._workers.update_one({"_id": owner}, {"$set": {"stopped": True}})
-        return result.modified_count
-
-    async def forget_workers(self, now: datetime) -> None:
-        """Drop the documents of workers silent for a day that hold nothing any more (a
-        process that was only stalled beats again and is recreated)."""
-        silent = {"heartbeat_at": {"$lt": now - timedelta(days=1)}}
-        for owner in [d["_id"] for d in await self._workers.find(silent, {"_id": 1}).to_list()]:
-            if await self._deliveries.find_one({"lease_owner": owner}, {"_id": 1}) is None:
-                await self._workers.delete_one(
-                    {"_id": owner, "heartbeat_at": {"$lt": now - timedelta(days=1)}}
-                )
 
     async def reopen(self, query: Document, fields: dict[str, Any]) -> int:
         result = await self._deliveries.update_many(query, {"$set": fields})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -24,8 +24,9 @@ from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
-from shared.ids import derived_id, derived_timed_id, isoformat, new_id, utcnow
+from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
 from shared.mongo import Document
+from shared.ownership import Ownership
 from shared.signing import webhook_body
 
 log = structlog.get_logger(__name__)
@@ -73,40 +74,6 @@ class Event:
     type: str
     occurred_at: datetime
     data: Mapping[str, Any] | Any
-
-
-class Ownership:
-    """This process's name on the deliveries it holds, kept alive by a heartbeat in
-    `delivery_workers` every third of the lease. When the heartbeat is older than the lease
-    (`HOOKHUB_LEASE_SECONDS`), other processes take over what it held."""
-
-    def __init__(self, repository: DeliveryRepository, lease: timedelta) -> None:
-        self.id = new_id("wkr")
-        self.lease = lease
-        self._repository = repository
-        self._registered = False
-
-    async def registered(self) -> None:
-        """Beat once before the first delivery is written under this name, so that if the
-        process dies then, its deliveries are found as a dead worker's."""
-        if not self._registered:
-            await self._repository.beat(self.id, utcnow())
-            self._registered = True
-
-    async def keep_alive(self) -> None:
-        while True:
-            try:
-                await self._repository.beat(self.id, utcnow())
-                self._registered = True
-            except Exception as exc:
-                log.warning("delivery_heartbeat_failed", error=repr(exc))
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-
-    async def release(self) -> None:
-        """On shutdown: what is still held goes to the other processes now, not after the
-        lease."""
-        released = await self._repository.release(self.id)
-        log.info("deliveries_released", count=released)
 
 
 class FanOut:
@@ -202,7 +169,7 @@ class Scheduler:
                 await self.poll()
                 if polls % max(int(10 / self._poll), 1) == 0:  # every ~10 s
                     self.scheduled.set(await self._repository.count_scheduled(utcnow()))
-                    await self._repository.forget_workers(utcnow())
+                    await self._ownership.forget_dead(utcnow())
             except Exception as exc:
                 log.warning("scheduler_poll_failed", error=repr(exc))
             polls += 1
@@ -210,7 +177,7 @@ class Scheduler:
 
     async def poll(self) -> None:
         now = utcnow()
-        dead = await self._repository.dead_workers(now, self._ownership.lease)
+        dead = await self._ownership.dead(now)
         claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
         if claimed and dead:
             log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))

@@ -1,0 +1,82 @@
+"""Which process holds which queued work: one heartbeat document per process, and a
+`lease_owner` field on each piece of work it holds.
+
+A process writes its work with its own id as `lease_owner` and keeps all of it with one
+heartbeat every third of the lease; when the heartbeat is older than the lease, or the
+process said it stopped, any other process may take the work over (conditionally, so each
+piece goes to one). Holding costs no write per item: a backlog of thousands is kept by one
+heartbeat. Delivery's deliveries and sync's outbox are held this way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import structlog
+
+from shared.ids import new_id, utcnow
+from shared.mongo import Collection
+
+log = structlog.get_logger(__name__)
+
+
+class Ownership:
+    def __init__(
+        self, workers: Collection, held: Collection, lease: timedelta, worker_id: str | None = None
+    ) -> None:
+        self.id = worker_id or new_id("wkr")
+        self.lease = lease
+        self._workers = workers
+        self._held = held
+        self._registered = False
+
+    async def registered(self) -> None:
+        """Beat once before the first item is written under this name, so that if the
+        process dies then, its items are found as a dead worker's."""
+        if not self._registered:
+            await self.beat()
+            self._registered = True
+
+    async def beat(self, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        await self._workers.update_one(
+            {"_id": self.id},
+            {"$set": {"heartbeat_at": now}, "$setOnInsert": {"started_at": now}},
+            upsert=True,
+        )
+
+    async def keep_alive(self) -> None:
+        while True:
+            try:
+                await self.beat()
+                self._registered = True
+            except Exception as exc:
+                log.warning("heartbeat_failed", collection=self._workers.name, error=repr(exc))
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+
+    async def dead(self, now: datetime) -> list[str]:
+        """Workers that stopped, or whose heartbeat is older than the lease."""
+        gone = {"$or": [{"stopped": True}, {"heartbeat_at": {"$lt": now - self.lease}}]}
+        return [d["_id"] for d in await self._workers.find(gone, {"_id": 1}).to_list()]
+
+    async def release(self) -> int:
+        """On shutdown: what is still held goes to the other processes now, not after the
+        lease."""
+        result = await self._held.update_many(
+            {"lease_owner": self.id}, {"$set": {"lease_owner": None}}
+        )
+        # Gone, so anything it still writes while stopping is taken over too.
+        await self._workers.update_one({"_id": self.id}, {"$set": {"stopped": True}})
+        log.info("work_released", collection=self._held.name, count=result.modified_count)
+        return result.modified_count
+
+    async def forget_dead(self, now: datetime) -> None:
+        """Drop the documents of workers silent for a day that hold nothing any more (a
+        process that was only stalled beats again and is recreated)."""
+        silent = {"heartbeat_at": {"$lt": now - timedelta(days=1)}}
+        for owner in [d["_id"] for d in await self._workers.find(silent, {"_id": 1}).to_list()]:
+            if await self._held.find_one({"lease_owner": owner}, {"_id": 1}) is None:
+                await self._workers.delete_one(
+                    {"_id": owner, "heartbeat_at": {"$lt": now - timedelta(days=1)}}
+                )
