@@ -21,6 +21,11 @@ The refresh, wherever it starts (a caller, or the oauth service's loop ahead of 
    then store the new tokens in the same write that releases the lease. The old refresh
    token is replaced only by that write; an answer without one keeps the old one.
 4. Callers that found the lease taken wait for it to be released, then re-read.
+
+Integrations without an OAuth access token use the bot token in their sealed settings
+(`secrets.bot_token`: Telegram; Slack and Discord bots given one). It is handed out as it
+is and cannot be refreshed: when the provider rejects it, the integration goes to `error`
+(under the same lease, so that it happens once) and the caller gets NotConnected.
 """
 
 from __future__ import annotations
@@ -135,13 +140,17 @@ class TokenKeeper:
     # -- for callers ------------------------------------------------------------------------
 
     async def access_token(self, integration_id: str, *, rejected: str | None = None) -> str:
-        """A valid access token for the integration, refreshed first if it must be.
+        """A valid access token for the integration, refreshed first if it must be; for an
+        integration without one, its bot token.
 
         `rejected`: the token the provider just answered 401 to; it is refreshed unless
-        another caller already replaced it. Raises NotConnected (reconnect needed),
-        ProviderUnreachable (the provider cannot refresh it now) or NotFound.
+        another caller already replaced it (a rejected bot token puts the integration in
+        error). Raises NotConnected (reconnect needed), ProviderUnreachable (the provider
+        cannot refresh it now) or NotFound.
         """
         doc = self._connected(await self._repository.get(integration_id), integration_id)
+        if not (doc.get("tokens") or {}).get("access_token"):
+            return await self._bot_token(doc, rejected)
 
         def stale(d: Document) -> bool:
             return self._expired(d) or (
@@ -159,6 +168,19 @@ class TokenKeeper:
             await self._refresh(doc, self._due, on_demand=False, rejected=None)
         except HookhubError as exc:
             log.info("token_refresh_skipped", integration_id=integration_id, reason=exc.message)
+
+    async def _bot_token(self, doc: Document, rejected: str | None) -> str:
+        def rejected_now(d: Document) -> bool:
+            return rejected is not None and self._bot_token_of(d) == rejected
+
+        if rejected_now(doc):
+            # Through the refresh lease: one caller records it, the others then read the
+            # integration in error (NotConnected), or the new bot token given meanwhile.
+            doc = await self._refresh(doc, rejected_now, on_demand=True, rejected=rejected)
+        token = self._bot_token_of(doc)
+        if not token:
+            raise NotConnected(f"integration {doc['_id']} has no token")
+        return token
 
     # -- the refresh ------------------------------------------------------------------------
 
@@ -212,6 +234,13 @@ class TokenKeeper:
         integration_id = str(doc["_id"])
         provider = self._providers.get(doc["provider"])
         secrets = self._open(doc)
+        if not secrets.get("access_token"):
+            reason = (
+                f"{doc['provider'].title()} rejected the bot token; give a new one in "
+                f"settings.bot_token (PATCH /api/integrations/{doc['_id']})"
+            )
+            await self._fail(doc, owner, "bot_token_rejected", reason)
+            raise NotConnected(reason)
         if provider is None or not secrets.get("refresh_token"):
             reason = (
                 "the provider rejected the access token"
@@ -327,15 +356,21 @@ class TokenKeeper:
         if doc.get("status") != Status.CONNECTED.value:
             detail = f": {doc['last_error']}" if doc.get("last_error") else ""
             raise NotConnected(f"integration {integration_id} is {doc.get('status')}{detail}")
-        if not (doc.get("tokens") or {}).get("access_token"):
+        if not (doc.get("tokens") or {}).get("access_token") and not (
+            (doc.get("secrets") or {}).get("bot_token")
+        ):
             raise NotConnected(
                 f"integration {integration_id} has no OAuth token; connect it through "
-                "POST /api/auth/oauth/connect"
+                "POST /api/auth/oauth/connect (or give settings.bot_token, for a bot)"
             )
         return doc
 
     def _open(self, doc: Document) -> dict[str, str]:
         return {name: self._box.decrypt(value) for name, value in (doc.get("tokens") or {}).items()}
+
+    def _bot_token_of(self, doc: Document) -> str | None:
+        sealed = (doc.get("secrets") or {}).get("bot_token")
+        return self._box.decrypt(sealed) if sealed else None
 
     def _expired(self, doc: Document) -> bool:
         oauth = _oauth(doc)
