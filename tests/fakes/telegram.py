@@ -394,7 +394,7 @@ class FakeTelegram:
             if rule.status == 429:
                 return _too_many(rule.retry_after)
             return PlainTextResponse(
-                f"<html><body><h1>{rule.status} Bad Gateway</h1></body></html>",
+                f"<html><body><h1>{rule.status}</h1>nginx</body></html>",
                 rule.status,
                 media_type="text/html",
             )

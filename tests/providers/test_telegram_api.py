@@ -274,15 +274,16 @@ async def test_the_oauth_services_calls_still_raise_telegram_refused(api: Telegr
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "kind", "error", "scope"),
+    ("status", "body", "kind", "error", "scope_or_wait"),
     [
         (
             429,
             {"error_code": 429, "description": "Too Many Requests: retry after 34"},
             RateLimited,
             None,
-            None,
+            34.0,
         ),
+        (429, {"error_code": 429, "description": "Too Many Requests"}, RateLimited, None, 1.0),
         (401, {"error_code": 401, "description": "Unauthorized"}, TokenRejected, "unauthorized", "integration"),
         (403, {"error_code": 403, "description": "Forbidden: user is deactivated"}, PermanentError, "user_deactivated", "channel"),
         (400, {"error_code": 400, "description": "Bad Request: have no rights to send a message"}, PermanentError, "no_rights", "channel"),
@@ -292,11 +293,12 @@ async def test_the_oauth_services_calls_still_raise_telegram_refused(api: Telegr
     ],
 )  # fmt: skip
 def test_refusal_table(
-    status: int, body: dict[str, Any], kind: type, error: str | None, scope: str | None
+    status: int, body: dict[str, Any], kind: type, error: str | None, scope_or_wait: str | float
 ) -> None:
     raised = refusal("sendMessage", status, {"ok": False, **body})
     assert type(raised) is kind
     if isinstance(raised, PermanentError):
-        assert (raised.error, raised.scope) == (error, scope)
+        assert (raised.error, raised.scope) == (error, scope_or_wait)
     else:
-        assert isinstance(raised, RateLimited) and raised.retry_after == 1.0  # no parameters
+        # Without parameters: the wait the description names, else a second.
+        assert isinstance(raised, RateLimited) and raised.retry_after == scope_or_wait

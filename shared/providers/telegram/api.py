@@ -10,6 +10,7 @@ raising `TelegramRefused`, which it answers as 422.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 
 # Longest text of a message, in UTF-16 code units after entities are parsed (sendMessage).
 MAX_TEXT = 4096
+_RETRY_AFTER = re.compile(r"retry after (\d+)", re.IGNORECASE)
 
 # 403 descriptions: the bot cannot reach the chat any more. Matched on the lowered text.
 _FORBIDDEN = (
@@ -84,8 +86,11 @@ def refusal(method: str, status: int, body: Mapping[str, Any]) -> HookhubError:
 
     retry_after = parameters.get("retry_after")
     if code == 429 or isinstance(retry_after, int | float):
-        wait = float(retry_after) if isinstance(retry_after, int | float) else 1.0
-        return RateLimited(said, max(wait, 0.0))
+        if not isinstance(retry_after, int | float):
+            # Without parameters, the description still says it: "retry after 34".
+            found = _RETRY_AFTER.search(description)
+            retry_after = int(found.group(1)) if found else 1
+        return RateLimited(said, max(float(retry_after), 0.0))
     migrate_to = parameters.get("migrate_to_chat_id")
     if isinstance(migrate_to, int):
         return PermanentError(
