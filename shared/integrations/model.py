@@ -36,7 +36,7 @@ class Status(StrEnum):
 SETTINGS: dict[Provider, dict[str, bool]] = {
     Provider.GITHUB: {"webhook_secret": True},
     Provider.JIRA: {"webhook_secret": True},
-    Provider.SLACK: {"signing_secret": False},
+    Provider.SLACK: {"signing_secret": False, "bot_token": False},
     Provider.DISCORD: {"public_key": False, "bot_token": False},
     Provider.TELEGRAM: {"bot_token": True, "secret_token": False},
     Provider.GOOGLE: {},
@@ -70,6 +70,16 @@ def check_settings(
     if "public_key" in values and not _HEX_KEY.match(values["public_key"]):
         raise Invalid(
             "public_key must be the application's 64-hex-digit Ed25519 key", code="invalid_setting"
+        )
+    if (
+        provider is Provider.SLACK
+        and "bot_token" in values
+        and not values["bot_token"].startswith("xoxb-")
+    ):
+        raise Invalid(
+            "bot_token must be a Slack bot token (xoxb-…), from the app's OAuth & Permissions "
+            "page after installing it to the workspace",
+            code="invalid_setting",
         )
     if "secret_token" in values and not _TELEGRAM_SECRET.match(values["secret_token"]):
         raise Invalid(

@@ -48,7 +48,8 @@ class IntegrationUpdate(Patch):
 
 class Account(BaseModel):
     """The provider account; OAuth providers add what identifies it further (`url`, Slack
-    `bot_user_id`, Jira `cloud_id` and `sites`, GitHub `github_id`, Discord `user_id`)."""
+    `bot_user_id`, and for a Slack `bot_token` also `bot_id` and `app_id`, Jira `cloud_id`
+    and `sites`, GitHub `github_id`, Discord `user_id`)."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -1,8 +1,10 @@
-"""Integration logic: settings checks, encryption of secrets, the Telegram bot handshake,
-disconnecting (revocation at the provider, tokens forgotten, `integration.disconnected`)."""
+"""Integration logic: settings checks, encryption of secrets, the Telegram bot handshake and
+the Slack bot token check, disconnecting (revocation at the provider, tokens forgotten,
+`integration.disconnected`)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -21,6 +23,8 @@ from shared.integrations.model import (
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
+from shared.providers.chat import PermanentError
+from shared.providers.slack.api import SlackApi
 from shared.providers.telegram.api import TelegramApi
 
 # Providers whose webhooks arrive at `/api/webhooks/{provider}/{id}`.
@@ -44,6 +48,8 @@ class IntegrationService:
         public_url: str,
         revoker: Revoker,
         publisher: EventPublisher,
+        *,
+        slack: SlackApi,
     ) -> None:
         self._repository = repository
         self._box = box
@@ -51,6 +57,7 @@ class IntegrationService:
         self._public_url = public_url
         self._revoker = revoker
         self._publisher = publisher
+        self._slack = slack
 
     def _seal(self, values: dict[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in values.items()}
@@ -69,6 +76,8 @@ class IntegrationService:
         if body.provider is Provider.TELEGRAM:
             values.setdefault("secret_token", secrets.token_urlsafe(32))
             doc["account"] = await self._connect_telegram(integration_id, values)
+        elif body.provider is Provider.SLACK and "bot_token" in values:
+            doc["account"] = await self._connect_slack(values["bot_token"])
         elif body.provider is Provider.GOOGLE:
             doc["status"] = Status.PENDING.value  # OAuth only: connected by the callback
         doc["secrets"] = self._seal(values)
@@ -88,6 +97,36 @@ class IntegrationService:
         assert url is not None
         await self._telegram.set_webhook(values["bot_token"], url, values["secret_token"])
         return {"id": str(bot.id), "name": bot.username}
+
+    async def _connect_slack(self, bot_token: str) -> dict[str, Any]:
+        """Check a hand-installed app's bot token with auth.test; the account it names."""
+        try:
+            me = await self._slack.auth_test(bot_token)
+        except PermanentError as exc:
+            raise Invalid(
+                f"Slack refused settings.bot_token ({exc.error}): give the Bot User OAuth "
+                "Token of an app installed to the workspace",
+                code="invalid_setting",
+            ) from exc
+        bot_id, app_id = me.get("bot_id"), me.get("app_id")
+        if not me.get("team_id") or not bot_id:
+            raise Invalid(
+                "settings.bot_token is not a bot's token (auth.test named no bot)",
+                code="invalid_setting",
+            )
+        if not app_id:
+            # auth.test does not promise the app id for a bot token; bots.info has it. A
+            # token without users:read lacks it: the bot id still recognises our posts.
+            with contextlib.suppress(PermanentError):
+                app_id = (await self._slack.bots_info(bot_token, str(bot_id))).get("app_id")
+        return {
+            "id": str(me["team_id"]),
+            "name": me.get("team"),
+            "url": me.get("url"),
+            "bot_user_id": me.get("user_id"),
+            "bot_id": bot_id,
+            "app_id": app_id,
+        }
 
     async def update(self, integration_id: str, body: IntegrationUpdate) -> Document:
         current = await self._repository.get(integration_id)
@@ -110,6 +149,10 @@ class IntegrationService:
                     )
                 fields["account"] = await self._connect_telegram(integration_id, merged)
                 fields["status"] = Status.CONNECTED.value  # a new bot token reconnects
+            if provider is Provider.SLACK and "bot_token" in values:
+                fields["account"] = await self._connect_slack(values["bot_token"])
+                fields["status"] = Status.CONNECTED.value
+                fields["last_error"] = None
             for name, sealed in self._seal(values).items():
                 fields[f"secrets.{name}"] = sealed
         updated = await self._repository.update(integration_id, fields) if fields else current
@@ -141,7 +184,12 @@ class IntegrationService:
             # The bot token is the connection: deleteWebhook with it, then forget it.
             stored = {"bot_token": self._box.decrypt(current["secrets"]["bot_token"])}
             fields["secrets"] = {k: v for k, v in current["secrets"].items() if k != "bot_token"}
-        revocation: Revocation = "nothing_to_revoke"
+        slack_bot = current["provider"] == Provider.SLACK and "bot_token" in current["secrets"]
+        if slack_bot:
+            # A hand-installed app's token is forgotten, not revoked: auth.revoke would end
+            # it for good, and the app is the user's to remove in Slack.
+            fields["secrets"] = {k: v for k, v in current["secrets"].items() if k != "bot_token"}
+        revocation: Revocation = "not_offered" if slack_bot else "nothing_to_revoke"
         if stored and not self._revoker.offered(current["provider"]):
             revocation = "not_offered"
         elif stored:
