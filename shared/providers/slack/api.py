@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 from shared.settings import Settings
@@ -88,7 +89,10 @@ class SlackApi:
         url = f"{self._base}/{method}"
         try:
             if json is not None:
-                answer = await self._client.post(url, json=dict(json), headers=headers)
+                # Without the charset Slack answers with a `missing_charset` warning.
+                headers["Content-Type"] = "application/json; charset=utf-8"
+                body = orjson.dumps(dict(json))
+                answer = await self._client.post(url, content=body, headers=headers)
             else:
                 data = {k: _form_value(v) for k, v in (form or {}).items() if v is not None}
                 answer = await self._client.post(url, data=data, headers=headers)
