@@ -72,6 +72,8 @@ class RefreshingCache(Generic[K, V]):
         self._applied_during_refresh: set[str] | None = None
         self._reread_at: dict[K, float] = {}
         self.loaded = False
+        # Raised by every change applied: views derived from `values()` rebuild when it moved.
+        self.version = 0
 
     @classmethod
     def by_id(
@@ -143,6 +145,7 @@ class RefreshingCache(Generic[K, V]):
         self._apply(doc)
 
     def _apply(self, doc: Document) -> None:
+        self.version += 1
         doc_id = str(doc["_id"])
         previous = self._key_of.pop(doc_id, None)
         if previous is not None:

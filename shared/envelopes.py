@@ -77,6 +77,10 @@ class InboundMessage(Envelope):
     # carries a plain rendering.
     blocks: list[dict[str, Any]] | None = None
     thread_id: str | None = None
+    # On `message.edited|deleted`: the message they change, as the chat knows it (its own
+    # id once it named it through `data.inbound_id`, else the id of the `message.received`
+    # envelope it came in). Absent on `message.received`, whose own `id` is that.
+    message_id: str | None = None
     imported: bool = False
     occurred_at: datetime = Field(default_factory=utcnow)
 

@@ -208,3 +208,20 @@ class DeliverySettings(ServiceSettings):
     lease_seconds: float = Field(60.0, ge=5)
     # How often due retries (and deliveries a dead process held) are looked for.
     scheduler_poll_seconds: float = Field(0.5, gt=0)
+
+
+class SyncSettings(ServiceSettings):
+    # How often each replica re-reads mappings and integrations changed elsewhere.
+    cache_refresh_seconds: float = Field(2.0, gt=0)
+    # How long after a sync process's last heartbeat (sent every third of this) the others
+    # take over the outbox jobs it held.
+    sync_lease_seconds: float = Field(30.0, ge=2)
+    # How often jobs released by a stopping process or held by a dead one are looked for.
+    sync_poll_seconds: float = Field(0.5, gt=0)
+    # Passing failures (provider unreachable) are retried after 1 s, 2 s, ... up to this.
+    sync_max_backoff_seconds: float = Field(300.0, ge=1)
+    # Multiplies each provider's per-channel pacing (Slack ~1 write/s per channel). 0 turns
+    # pacing off (a provider's 429 is still honoured); for load tests against a fake only.
+    sync_pace_factor: float = Field(1.0, ge=0)
+    # Simultaneous HTTP connections to each provider's API from one replica.
+    sync_max_connections: int = Field(200, ge=1)

@@ -1,12 +1,175 @@
-"""Sync composition root. It boots, connects and reports health; its capabilities come next."""
+"""Sync composition root: mappings, the message map, the outbox and its lanes, inbound."""
 
 from __future__ import annotations
 
-from shared.runtime import ServiceDefinition
+import asyncio
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from shared.providers.slack.messages import SlackChat
+
+from services.sync.connections import Connections
+from services.sync.inbound.service import Inbound
+from services.sync.mappings import endpoints as mapping_routes
+from services.sync.mappings import repository as mapping_repository
+from services.sync.mappings.service import MappingDirectory, MappingService, MappingSnapshot
+from services.sync.mappings.service import snapshot as mapping_snapshot
+from services.sync.messages import endpoints as message_routes
+from services.sync.metrics import QueueCollector, SyncMetrics
+from services.sync.outbound import repository as outbox_repository
+from services.sync.outbound.intake import Intake
+from services.sync.outbound.jobs import Job
+from services.sync.outbound.lanes import Lanes, Scheduler
+from services.sync.outbound.sender import Sender
+from shared import message_map
+from shared.cache import RefreshingCache
+from shared.envelopes import ChatEvent, ProviderEvent, Topic
+from shared.integrations import model as integration_model
+from shared.integrations import repository as integration_repository
+from shared.integrations.model import IntegrationSnapshot
+from shared.mongo import BatchedWriter
+from shared.oauth.tokens import TokenKeeper
+from shared.ownership import Ownership
+from shared.providers.chat import ChatProvider
+from shared.providers.slack import api as slack_api
+from shared.providers.telegram.api import TelegramApi
+from shared.providers.telegram.messages import TelegramChat
+from shared.runtime import Runtime, ServiceDefinition
+from shared.settings import SyncSettings
+
+
+def chat_providers(settings: SyncSettings, client: httpx.AsyncClient) -> dict[str, ChatProvider]:
+    providers: list[ChatProvider] = [
+        SlackChat(slack_api.SlackApi(client, slack_api.base_url(settings))),
+        TelegramChat(TelegramApi(client, settings.telegram_api_base)),
+    ]
+    return {provider.name: provider for provider in providers}
+
+
+def setup(app: FastAPI, runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, SyncSettings)
+    client = httpx.AsyncClient(
+        timeout=settings.provider_timeout_seconds,
+        limits=httpx.Limits(
+            max_connections=settings.sync_max_connections,
+            max_keepalive_connections=settings.sync_max_connections,
+        ),
+    )
+    providers = chat_providers(settings, client)
+    metrics = SyncMetrics(runtime.registry)
+    integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
+        integration_repository.IntegrationRepository(runtime.db),
+        lambda doc: integration_model.snapshot(doc, runtime.secrets),
+        refresh_seconds=settings.cache_refresh_seconds,
+        name="integrations",
+    )
+    tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
+    connections = Connections(providers, tokens, integrations)
+    mappings_repo = mapping_repository.MappingRepository(runtime.db)
+    mapping_cache: RefreshingCache[str, MappingSnapshot] = RefreshingCache.by_id(
+        mappings_repo,
+        mapping_snapshot,
+        refresh_seconds=settings.cache_refresh_seconds,
+        name="mappings",
+    )
+    mappings = MappingDirectory(mapping_cache)
+    the_map = message_map.MessageMap(runtime.db)
+    outbox = outbox_repository.OutboxRepository(runtime.db)
+    ownership = Ownership(
+        outbox.workers, outbox.jobs, timedelta(seconds=settings.sync_lease_seconds)
+    )
+    # Outcomes and the copies they made, batched: edits right behind a post are answered
+    # from the sender's memory, not from MongoDB.
+    writer = BatchedWriter(runtime.db, interval=0.2)
+    sender = Sender(
+        connections=connections,
+        message_map=the_map,
+        mappings=mappings,
+        mapping_repository=mappings_repo,
+        writer=writer,
+        metrics=metrics,
+    )
+
+    def pace(job: Job) -> float:
+        return settings.sync_pace_factor * providers[job.provider].pace_seconds(
+            job.external_channel_id
+        )
+
+    lanes = Lanes(sender, pace, max_backoff_seconds=settings.sync_max_backoff_seconds)
+    runtime.registry.register(QueueCollector(lanes.depth))
+    intake = Intake(
+        mappings=mappings,
+        message_map=the_map,
+        repository=outbox,
+        ownership=ownership,
+        lanes=lanes,
+        metrics=metrics,
+    )
+    scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
+    inbound = Inbound(
+        connections=connections,
+        mappings=mappings,
+        message_map=the_map,
+        publisher=runtime.publisher,
+        db=runtime.db,
+        metrics=metrics,
+    )
+
+    app.state.mapping_service = MappingService(mappings_repo, connections, mapping_cache)
+    app.state.mapping_repository = mappings_repo
+    app.state.message_map = the_map
+
+    # Both consumers are idempotent by themselves (job and envelope ids derive from what
+    # they are about), so they take whole batches and skip the envelope ledger.
+    runtime.consume_batch(Topic.CHAT_EVENTS, "outbound", ChatEvent, intake.events)
+    runtime.consume_batch(Topic.PROVIDER_EVENTS, "inbound", ProviderEvent, inbound.events)
+
+    async def record_synced() -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            done, sender.synced = sender.synced, {}
+            try:
+                await mappings_repo.synced(done)
+            except Exception:  # the next round carries them
+                sender.synced = {**done, **sender.synced}
+
+    async def start(_: Runtime) -> None:
+        writer.start()
+        await asyncio.gather(integrations.refresh(), mapping_cache.refresh())
+        runtime.background("integration-cache", integrations.run)
+        runtime.background("mapping-cache", mapping_cache.run)
+        runtime.background("sync-scheduler", scheduler.run)
+        runtime.background("sync-heartbeat", ownership.keep_alive)
+        runtime.background("sync-last-synced", record_synced)
+
+    async def stop_lanes(seconds: float) -> None:
+        cut = await lanes.stop(seconds)
+        if cut:
+            await outbox.mark_recovered([job.id for job in cut])
+
+    runtime.on_startup(start)
+    runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
+    # Outcomes before the release: what finished is not handed over to be sent again.
+    runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())
+    runtime.on_shutdown("sync_release", lambda _: ownership.release())
+    runtime.on_shutdown("provider_client", lambda _: client.aclose())
+    runtime.ready_check("integration_cache", integrations.ready)
+    runtime.ready_check("mapping_cache", mapping_cache.ready)
 
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="sync",
         description="Keeps channels in sync with Slack, Discord and Telegram both ways.",
+        routers=[mapping_routes.router, message_routes.router],
+        indexes=[
+            *mapping_repository.INDEXES,
+            *message_map.INDEXES,
+            *outbox_repository.INDEXES,
+            *integration_repository.INDEXES,
+        ],
+        setup=setup,
+        settings_class=SyncSettings,
     )

@@ -233,11 +233,17 @@ class ChatProvider(Protocol):
         ...
 
     async def find_post(
-        self, token: str, external_channel_id: str, tag: str, since: datetime
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
     ) -> Posted | None:
-        """A post of ours carrying `tag`, made since `since`, if the provider can say (Slack:
-        `conversations.history` with metadata); None when it cannot or there is none. Used
-        after a crash between a post and its record, so the post is not made twice."""
+        """A post of ours carrying `tag`, made since `since` (in the thread
+        `thread_external_id`, for a reply), if the provider can say (Slack: the history with
+        metadata); None when it cannot or there is none. Used after a crash between a post
+        and its record, so the post is not made twice."""
         ...
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:

@@ -153,7 +153,12 @@ class TelegramChat:
         return None
 
     async def find_post(
-        self, token: str, external_channel_id: str, tag: str, since: datetime
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
     ) -> Posted | None:
         return None  # the Bot API has no way to read a chat's history
 

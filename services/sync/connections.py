@@ -1,0 +1,101 @@
+"""Calls to a provider on behalf of one integration: the token from TokenKeeper (refreshed
+once when the provider rejects it), who our bot is there (cached), and the provider's users
+(cached), so that nothing above this module handles tokens or caches provider answers."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import structlog
+
+from shared.cache import RefreshingCache
+from shared.errors import Invalid, NotFound
+from shared.integrations.model import IntegrationSnapshot, Status
+from shared.oauth.tokens import TokenKeeper
+from shared.providers.chat import Author, BotIdentity, ChatProvider, TokenRejected
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+# Display names and avatars change rarely; an hour-old one is good enough for a message.
+AUTHOR_TTL_SECONDS = 3600.0
+AUTHORS_KEPT = 50_000
+
+
+class NotAChatIntegration(Invalid):
+    code = "not_a_chat_integration"
+
+
+class Connections:
+    def __init__(
+        self,
+        providers: Mapping[str, ChatProvider],
+        tokens: TokenKeeper,
+        integrations: RefreshingCache[str, IntegrationSnapshot],
+    ) -> None:
+        self.providers = providers
+        self._tokens = tokens
+        self._integrations = integrations
+        self._identities: dict[str, BotIdentity] = {}
+        self._authors: OrderedDict[tuple[str, str], tuple[float, Author | None]] = OrderedDict()
+
+    async def integration(self, integration_id: str) -> IntegrationSnapshot:
+        found = await self._integrations.lookup(integration_id)
+        if found is None or self._integrations.gone(integration_id):
+            raise NotFound(f"integration {integration_id} not found")
+        return found
+
+    def provider(self, integration: IntegrationSnapshot) -> ChatProvider:
+        provider = self.providers.get(integration.provider)
+        if provider is None:
+            raise NotAChatIntegration(
+                f"{integration.provider} integrations cannot be mapped to chat channels; "
+                f"these can: {', '.join(sorted(self.providers))}"
+            )
+        return provider
+
+    def connected(self, integration: IntegrationSnapshot) -> bool:
+        return integration.enabled and integration.status == Status.CONNECTED
+
+    async def call(self, integration_id: str, action: Callable[[str], Awaitable[T]]) -> T:
+        """`action(token)`; when the provider rejects the token, once more with a token
+        TokenKeeper refreshed (or its NotConnected when it cannot be)."""
+        token = await self._tokens.access_token(integration_id)
+        try:
+            return await action(token)
+        except TokenRejected:
+            fresh = await self._tokens.access_token(integration_id, rejected=token)
+            if fresh == token:
+                raise
+            return await action(fresh)
+
+    async def identity(self, integration: IntegrationSnapshot) -> BotIdentity:
+        """Who we post as on this integration, asked of the provider once per process."""
+        known = self._identities.get(integration.id)
+        if known is None:
+            provider = self.provider(integration)
+            known = await self.call(integration.id, provider.identity)
+            self._identities[integration.id] = known
+        return known
+
+    async def author(self, integration: IntegrationSnapshot, user_id: str) -> Author | None:
+        key = (integration.id, user_id)
+        now = time.monotonic()
+        cached = self._authors.get(key)
+        if cached is not None and now - cached[0] < AUTHOR_TTL_SECONDS:
+            return cached[1]
+        provider = self.provider(integration)
+        try:
+            found = await self.call(integration.id, lambda token: provider.user(token, user_id))
+        except Exception as exc:  # a name is nice to have; the message goes on without it
+            log.info("author_lookup_failed", user_id=user_id, error=repr(exc))
+            return cached[1] if cached else None
+        self._authors[key] = (now, found)
+        self._authors.move_to_end(key)
+        while len(self._authors) > AUTHORS_KEPT:
+            self._authors.popitem(last=False)
+        return found

@@ -1,0 +1,1 @@
+"""Provider → chat: provider message events become `hookhub.chat.inbound` envelopes."""

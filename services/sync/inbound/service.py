@@ -1,0 +1,240 @@
+"""Provider events → `message.received|edited|deleted` on `hookhub.chat.inbound`.
+
+Per batch of provider events: the message changes each holds (the provider module says),
+those in mapped channels only, minus our own posts coming back (the provider's marks of
+our bot, and the map: a copy hookhub posted), with authors and mentions made readable and
+replies pointed at the chat's thread. The copies of new messages are recorded in the map
+before their envelopes are published, so that the chat product's `message.created` with
+`data.inbound_id` always finds them. Envelope ids are derived from the provider's ids, so a
+replayed batch publishes the same envelopes again, which the chat product drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+
+from services.sync.connections import Connections
+from services.sync.mappings.service import MappingDirectory, MappingSnapshot
+from services.sync.metrics import SyncMetrics
+from shared import claim_check
+from shared.envelopes import InboundMessage, MessageAuthor, MessageSource, ProviderEvent, Topic
+from shared.errors import HookhubError
+from shared.ids import derived_id
+from shared.integrations.model import IntegrationSnapshot
+from shared.kafka import EventPublisher
+from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
+from shared.mongo import Database
+from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
+
+log = structlog.get_logger(__name__)
+
+TYPES: dict[str, Any] = {
+    "created": "message.received",
+    "edited": "message.edited",
+    "deleted": "message.deleted",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    event: ProviderEvent
+    integration: IntegrationSnapshot
+    provider: ChatProvider
+    change: MessageChange
+    mapping: MappingSnapshot
+
+    def copy_id(self, external_message_id: str) -> str:
+        return copy_id(
+            self.provider.name,
+            self.integration.id,
+            self.change.external_channel_id,
+            external_message_id,
+        )
+
+    @property
+    def account(self) -> str:
+        return self.integration.account_id or self.integration.id
+
+
+class Inbound:
+    def __init__(
+        self,
+        *,
+        connections: Connections,
+        mappings: MappingDirectory,
+        message_map: MessageMap,
+        publisher: EventPublisher,
+        db: Database,
+        metrics: SyncMetrics,
+    ) -> None:
+        self._connections = connections
+        self._mappings = mappings
+        self._map = message_map
+        self._publisher = publisher
+        self._db = db
+        self._metrics = metrics
+
+    async def events(self, events: list[ProviderEvent]) -> None:
+        items = [item for event in events for item in await self._items(event)]
+        if not items:
+            return
+        wanted = [item.copy_id(item.change.external_message_id) for item in items]
+        wanted += [
+            item.copy_id(item.change.external_thread_id)
+            for item in items
+            if item.change.external_thread_id
+        ]
+        known = await self._map.by_ids(wanted)
+        envelopes: list[InboundMessage] = []
+        copies: list[Copy] = []
+        for item in items:
+            envelope = await self._envelope(item, known)
+            if envelope is None:
+                continue
+            envelopes.append(envelope)
+            if item.change.kind == "created":
+                copies.append(self._copy(item, envelope.id))
+        await self._map.insert(copies)
+        await self._publish(envelopes)
+        for envelope in envelopes:
+            self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()
+
+    async def _items(self, event: ProviderEvent) -> list[Item]:
+        provider = self._connections.providers.get(event.provider)
+        if provider is None:
+            return []
+        try:
+            integration = await self._connections.integration(event.integration_id)
+        except HookhubError:
+            return []
+        payload = event.payload
+        if event.payload_ref:
+            payload = orjson.loads(await claim_check.load(self._db, event.payload_ref))
+        try:
+            changes = provider.changes(event.event_type, payload)
+        except Exception:  # a provider module must not stop the partition on one payload
+            log.exception("provider_changes_failed", envelope_id=event.id)
+            return []
+        items = []
+        for change in changes:
+            mapped = [
+                m
+                for m in self._mappings.of_external(integration.id, change.external_channel_id)
+                if m.inbound
+            ]
+            outcome = "unmapped" if not mapped else "ignored" if change.ignored else None
+            if outcome:
+                self._metrics.messages.labels(provider.name, "inbound", outcome).inc()
+                continue
+            items.append(Item(event, integration, provider, change, mapped[0]))
+        return items
+
+    async def _envelope(self, item: Item, known: dict[str, Copy]) -> InboundMessage | None:
+        change, provider, integration = item.change, item.provider, item.integration
+        if await self._is_own(item):
+            self._metrics.messages.labels(provider.name, "inbound", "echo").inc()
+            return None
+        existing = known.get(item.copy_id(change.external_message_id))
+        if existing is not None and existing.origin == "outbound":
+            self._metrics.messages.labels(provider.name, "inbound", "echo").inc()
+            return None
+        message_id = None
+        if change.kind == "created":
+            envelope_id = inbound_message_id(
+                provider.name, item.account, change.external_channel_id, change.external_message_id
+            )
+        else:
+            if existing is None:
+                # An edit or delete of a message the chat never got from us: nothing to change.
+                self._metrics.unknown.labels(provider.name, change.kind).inc()
+                self._metrics.messages.labels(provider.name, "inbound", "unknown").inc()
+                return None
+            envelope_id = derived_id(item.event.id, change.kind, change.external_message_id)
+            message_id = existing.chat_id
+
+        async def users(user_id: str) -> Author | None:
+            return await self._connections.author(integration, user_id)
+
+        author = change.author
+        if author is None and change.sender.user_id:
+            author = await users(change.sender.user_id)
+        author = author or Author(name=change.sender.user_id or change.sender.bot_id or "unknown")
+        return InboundMessage(
+            id=envelope_id,
+            type=TYPES[change.kind],
+            workspace_id=integration.workspace_id,
+            channel_id=item.mapping.channel_id,
+            message_id=message_id,
+            source=MessageSource(
+                provider=provider.name,
+                integration_id=integration.id,
+                external_channel_id=change.external_channel_id,
+                external_message_id=change.external_message_id,
+                external_thread_id=change.external_thread_id,
+            ),
+            author=MessageAuthor(
+                name=author.name,
+                avatar_url=author.avatar_url,
+                external_id=author.external_id or change.sender.user_id,
+            ),
+            text=await provider.render(change.text, users) if change.kind != "deleted" else "",
+            attachments=[a.as_dict() for a in change.attachments],
+            blocks=change.blocks,
+            thread_id=self._thread(item, known),
+            occurred_at=change.occurred_at,
+        )
+
+    async def _is_own(self, item: Item) -> bool:
+        try:
+            identity: BotIdentity = await self._connections.identity(item.integration)
+        except HookhubError as exc:
+            # Without the bot's identity, the map alone recognises our posts.
+            log.warning(
+                "bot_identity_unknown", integration_id=item.integration.id, error=exc.message
+            )
+            return False
+        return item.provider.is_own(item.change, identity)
+
+    def _thread(self, item: Item, known: dict[str, Copy]) -> str | None:
+        """The chat's id of the thread's root (SPEC §8 "Threads")."""
+        root_id = item.change.external_thread_id
+        if not root_id or root_id == item.change.external_message_id:
+            return None
+        root = known.get(item.copy_id(root_id))
+        if root is not None and root.chat_id:
+            return root.chat_id
+        return inbound_message_id(
+            item.provider.name, item.account, item.change.external_channel_id, root_id
+        )
+
+    def _copy(self, item: Item, envelope_id: str) -> Copy:
+        return Copy.new(
+            workspace_id=item.integration.workspace_id,
+            channel_id=item.mapping.channel_id,
+            provider=item.provider.name,
+            integration_id=item.integration.id,
+            mapping_id=item.mapping.id,
+            external_channel_id=item.change.external_channel_id,
+            external_message_id=item.change.external_message_id,
+            external_thread_id=item.change.external_thread_id,
+            origin="inbound",
+            inbound_id=envelope_id,
+        )
+
+    async def _publish(self, envelopes: list[InboundMessage]) -> None:
+        """In order within a chat channel, channels at once."""
+        by_channel: dict[str, list[InboundMessage]] = defaultdict(list)
+        for envelope in envelopes:
+            by_channel[envelope.channel_id].append(envelope)
+
+        async def in_order(batch: list[InboundMessage]) -> None:
+            for envelope in batch:
+                await self._publisher.publish(Topic.CHAT_INBOUND, envelope)
+
+        await asyncio.gather(*(in_order(batch) for batch in by_channel.values()))

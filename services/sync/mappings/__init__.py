@@ -1,0 +1,1 @@
+"""Channel mappings: one chat channel linked to one provider channel of an integration."""

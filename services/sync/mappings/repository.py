@@ -1,0 +1,60 @@
+"""The `mappings` collection: every query on it lives here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ReturnDocument, UpdateOne
+
+from shared.ids import utcnow
+from shared.mongo import Database, Document, Index, TombstoneCollection
+
+COLLECTION = "mappings"
+
+INDEXES = [
+    Index(COLLECTION, [("integration_id", 1), ("_id", -1)]),
+    Index(COLLECTION, [("updated_at", 1)]),
+]
+
+
+class MappingRepository(TombstoneCollection):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, COLLECTION)
+
+    async def of_external(self, integration_id: str, external_channel_id: str) -> Document | None:
+        return await self.collection.find_one(
+            {
+                "integration_id": integration_id,
+                "external_channel_id": external_channel_id,
+                "deleted_at": None,
+            }
+        )
+
+    async def record_error(self, mapping_id: str, code: str, message: str) -> Document | None:
+        now = utcnow()
+        return await self.collection.find_one_and_update(
+            {"_id": mapping_id, "deleted_at": None},
+            {
+                "$set": {
+                    "last_error": {"code": code, "message": message[:1000], "at": now},
+                    "failing": True,
+                    "updated_at": now,
+                },
+                "$inc": {"error_count": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def synced(self, last: dict[str, datetime]) -> None:
+        """Mappings that just synced a message: `last_synced_at` raised, and `failing`
+        cleared where it was set (two writes for the whole batch)."""
+        if not last:
+            return
+        await self.collection.bulk_write(
+            [UpdateOne({"_id": m}, {"$max": {"last_synced_at": at}}) for m, at in last.items()],
+            ordered=False,
+        )
+        await self.collection.update_many(
+            {"_id": {"$in": list(last)}, "failing": True},
+            {"$set": {"failing": False, "updated_at": utcnow()}},
+        )

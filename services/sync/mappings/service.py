@@ -1,0 +1,181 @@
+"""Mappings: created only for a channel the provider confirms the bot can see; read by the
+sync pipelines from a per-replica cache, by chat channel (outbound) and by provider channel
+(inbound)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from services.sync.connections import Connections
+from services.sync.mappings.repository import MappingRepository
+from services.sync.mappings.schemas import MappingCreate, MappingUpdate
+from shared.cache import RefreshingCache
+from shared.errors import Conflict, Invalid, NotFound
+from shared.ids import new_id, utcnow
+from shared.mongo import Document
+from shared.providers.chat import PermanentError
+
+INBOUND = frozenset({"both", "inbound"})
+OUTBOUND = frozenset({"both", "outbound"})
+
+
+@dataclass(frozen=True)
+class MappingSnapshot:
+    id: str
+    workspace_id: str
+    integration_id: str
+    provider: str
+    external_channel_id: str
+    channel_id: str
+    direction: str
+    enabled: bool
+
+    @property
+    def inbound(self) -> bool:
+        return self.enabled and self.direction in INBOUND
+
+    @property
+    def outbound(self) -> bool:
+        return self.enabled and self.direction in OUTBOUND
+
+
+def snapshot(doc: Document) -> MappingSnapshot:
+    return MappingSnapshot(
+        id=doc["_id"],
+        workspace_id=doc["workspace_id"],
+        integration_id=doc["integration_id"],
+        provider=doc["provider"],
+        external_channel_id=doc["external_channel_id"],
+        channel_id=doc["channel_id"],
+        direction=doc["direction"],
+        enabled=bool(doc.get("enabled", True)),
+    )
+
+
+class MappingDirectory:
+    """The cached mappings, looked up by chat channel and by provider channel."""
+
+    def __init__(self, cache: RefreshingCache[str, MappingSnapshot]) -> None:
+        self.cache = cache
+        self._version = -1
+        self._by_channel: dict[tuple[str, str], list[MappingSnapshot]] = {}
+        self._by_external: dict[tuple[str, str], list[MappingSnapshot]] = {}
+
+    def _index(self) -> None:
+        if self._version == self.cache.version:
+            return
+        by_channel: dict[tuple[str, str], list[MappingSnapshot]] = defaultdict(list)
+        by_external: dict[tuple[str, str], list[MappingSnapshot]] = defaultdict(list)
+        for mapping in self.cache.values():
+            by_channel[(mapping.workspace_id, mapping.channel_id)].append(mapping)
+            by_external[(mapping.integration_id, mapping.external_channel_id)].append(mapping)
+        self._by_channel, self._by_external = dict(by_channel), dict(by_external)
+        self._version = self.cache.version
+
+    def of_channel(self, workspace_id: str, channel_id: str) -> list[MappingSnapshot]:
+        self._index()
+        return self._by_channel.get((workspace_id, channel_id), [])
+
+    def of_external(self, integration_id: str, external_channel_id: str) -> list[MappingSnapshot]:
+        self._index()
+        return self._by_external.get((integration_id, external_channel_id), [])
+
+    def get(self, mapping_id: str) -> MappingSnapshot | None:
+        return self.cache.get(mapping_id)
+
+
+class ChannelNotUsable(Invalid):
+    code = "channel_not_usable"
+
+
+class MappingService:
+    def __init__(
+        self,
+        repository: MappingRepository,
+        connections: Connections,
+        cache: RefreshingCache[str, MappingSnapshot],
+    ) -> None:
+        self._repository = repository
+        self._connections = connections
+        self._cache = cache
+
+    async def get(self, integration_id: str, mapping_id: str) -> Document:
+        doc = await self._repository.get(mapping_id)
+        if doc is None or doc["integration_id"] != integration_id:
+            raise NotFound(f"mapping {mapping_id} not found on integration {integration_id}")
+        return doc
+
+    async def create(self, integration_id: str, body: MappingCreate) -> Document:
+        integration = await self._connections.integration(integration_id)
+        provider = self._connections.provider(integration)
+        if not self._connections.connected(integration):
+            state = "disabled" if not integration.enabled else integration.status
+            raise Conflict(
+                f"integration {integration_id} is {state}: connect it before mapping channels",
+                code="integration_not_connected",
+            )
+        # One chat channel may have several mappings; one provider channel has one, so a
+        # provider message is one chat message (and one envelope id) wherever it goes.
+        same = await self._repository.of_external(integration_id, body.external_channel_id)
+        if same is not None:
+            raise Conflict(
+                f"channel {body.external_channel_id} is mapped already (mapping {same['_id']}, "
+                f"to chat channel {same['channel_id']}); a chat channel may have several "
+                "mappings, a provider channel one",
+                code="mapping_exists",
+            )
+        try:
+            channel = await self._connections.call(
+                integration_id, lambda token: provider.channel(token, body.external_channel_id)
+            )
+        except PermanentError as exc:
+            raise ChannelNotUsable(
+                f"{integration.provider} will not let the bot use channel "
+                f"{body.external_channel_id} ({exc.error}): {exc.message}"
+            ) from exc
+        now = utcnow()
+        doc: dict[str, Any] = {
+            "_id": new_id("map"),
+            "workspace_id": integration.workspace_id,
+            "integration_id": integration_id,
+            "provider": integration.provider,
+            "external_channel_id": body.external_channel_id,
+            "external_channel_name": channel.name,
+            "channel_id": body.channel_id,
+            "direction": body.direction,
+            "enabled": body.enabled,
+            "last_error": None,
+            "error_count": 0,
+            "failing": False,
+            "last_synced_at": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        await self._repository.insert(doc)
+        self._cache.apply(doc)
+        return doc
+
+    async def update(self, integration_id: str, mapping_id: str, body: MappingUpdate) -> Document:
+        await self.get(integration_id, mapping_id)
+        fields = body.model_dump(exclude_unset=True)
+        if body.enabled:
+            fields["failing"] = False  # enabled again: the next message tries afresh
+        updated = await self._repository.update(mapping_id, fields)
+        if updated is None:
+            raise NotFound(f"mapping {mapping_id} not found on integration {integration_id}")
+        self._cache.apply(updated)
+        return updated
+
+    async def delete(self, integration_id: str, mapping_id: str) -> None:
+        await self.get(integration_id, mapping_id)
+        deleted = await self._repository.soft_delete(mapping_id)
+        if deleted is not None:
+            self._cache.apply(deleted)
+
+
+def out(doc: Document) -> dict[str, Any]:
+    failing = bool(doc.get("failing"))
+    return {**doc, "id": doc["_id"], "status": "error" if failing else "ok"}

@@ -1,0 +1,1 @@
+"""`/api/messages`: the message map, read."""

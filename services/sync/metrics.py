@@ -1,0 +1,63 @@
+"""The sync service's Prometheus metrics (names in docs/operations.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class SyncMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "hookhub_sync_messages",
+            "Messages synced, by provider, direction (inbound|outbound) and outcome "
+            "(done, failed, skipped; inbound also echo, ignored, unmapped, unknown)",
+            ["provider", "direction", "outcome"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "hookhub_sync_provider_rate_limited",
+            "429 answers from providers (each is waited out in its channel only)",
+            ["provider"],
+            registry=registry,
+        )
+        self.unknown = Counter(
+            "hookhub_sync_unknown_messages",
+            "Edits and deletes of messages the message map does not know (skipped, never "
+            "posted as new), by provider and operation",
+            ["provider", "op"],
+            registry=registry,
+        )
+        self.map_lookups = Counter(
+            "hookhub_sync_map_lookups",
+            "Message map lookups, by where they were answered (memory, mongodb)",
+            ["source"],
+            registry=registry,
+        )
+
+
+class QueueCollector(Collector):
+    """Queue depth and oldest waiting job per provider, of this replica's lanes."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, tuple[int, float]]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "hookhub_sync_queue_depth",
+            "Outbox jobs this replica holds, waiting or in flight, by provider",
+            labels=["provider"],
+        )
+        oldest = GaugeMetricFamily(
+            "hookhub_sync_oldest_waiting_seconds",
+            "Age of the oldest outbox job this replica holds, by provider",
+            labels=["provider"],
+        )
+        for provider, (count, age) in sorted(self._snapshot().items()):
+            depth.add_metric([provider], count)
+            oldest.add_metric([provider], age)
+        yield depth
+        yield oldest

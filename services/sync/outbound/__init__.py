@@ -1,0 +1,1 @@
+"""Chat → provider: the durable outbox, paced per provider channel."""

@@ -1,0 +1,79 @@
+"""Chat events in: the map's links recorded, the jobs written (one bulk write per batch)
+before the batch's offsets are committed, then handed to this process's lanes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import structlog
+
+from services.sync.mappings.service import MappingDirectory
+from services.sync.metrics import SyncMetrics
+from services.sync.outbound.jobs import BadChatEvent, Job, Message, plan
+from services.sync.outbound.lanes import Lanes
+from services.sync.outbound.repository import OutboxRepository
+from shared.envelopes import ChatEvent
+from shared.ids import utcnow
+from shared.message_map import Copy, MessageMap
+from shared.ownership import Ownership
+
+log = structlog.get_logger(__name__)
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        mappings: MappingDirectory,
+        message_map: MessageMap,
+        repository: OutboxRepository,
+        ownership: Ownership,
+        lanes: Lanes,
+        metrics: SyncMetrics,
+    ) -> None:
+        self._mappings = mappings
+        self._map = message_map
+        self._repository = repository
+        self._ownership = ownership
+        self._lanes = lanes
+        self._metrics = metrics
+
+    async def events(self, events: list[ChatEvent]) -> None:
+        messages: list[Message] = []
+        for event in events:
+            try:
+                message = Message.of(event)
+            except BadChatEvent as exc:
+                log.warning("chat_event_unusable", envelope_id=event.id, error=str(exc))
+                self._metrics.messages.labels("-", "outbound", "invalid").inc()
+                continue
+            if message is not None and self._mappings.of_channel(
+                message.workspace_id, message.channel_id
+            ):
+                messages.append(message)
+        if not messages:
+            return
+        # The chat named its id for messages it received from us: recorded first, so that
+        # edits, deletes and replies that follow find the copy by the chat's id.
+        await self._map.link(
+            {m.inbound_id: m.message_id for m in messages if m.op == "post" and m.inbound_id}
+        )
+        sources = await self._sources(messages)
+        docs = plan(messages, self._mappings.of_channel, sources, self._ownership, utcnow())
+        if not docs:
+            return
+        await self._ownership.registered()
+        for doc in await self._repository.insert_new(docs):
+            self._lanes.submit(Job.from_doc(doc))
+
+    async def _sources(self, messages: list[Message]) -> dict[str, list[Copy]]:
+        """The map's copies of messages that may have come from a provider: those the chat
+        says it received (`inbound_id`), and those edited or deleted."""
+        keys = {m.inbound_id for m in messages if m.inbound_id}
+        keys |= {m.message_id for m in messages if m.op != "post"}
+        by_key: dict[str, list[Copy]] = defaultdict(list)
+        for copy in await self._map.of_messages(keys):
+            for key in {copy.chat_message_id, copy.inbound_id} & keys:
+                if key:
+                    by_key[key].append(copy)
+        return by_key

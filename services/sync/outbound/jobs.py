@@ -1,0 +1,224 @@
+"""Chat events → outbox jobs: which mappings a chat message goes to, and what to do there.
+
+Pure: takes the events, the channel's mappings and the copies the map knows; returns the
+job documents and the links to record. The rules (SPEC §8):
+
+- `message.created` goes to every outbound mapping of its channel, except the mappings the
+  message came in through (a message the chat received from Slack, named by
+  `data.inbound_id`, is bridged to the channel's other mappings, never back to Slack).
+- `message.updated|deleted` go to the mappings that hold a copy hookhub posted; a copy
+  some provider user wrote is theirs, not ours to edit. Whether the map knows the copy is
+  decided when the job runs (a post still queued ahead of it may create it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+
+from services.sync.mappings.service import MappingSnapshot
+from shared.envelopes import ChatEvent
+from shared.ids import derived_id
+from shared.message_map import Copy
+from shared.mongo import Document
+from shared.ownership import Ownership
+
+log = structlog.get_logger(__name__)
+
+Op = Literal["post", "edit", "delete"]
+OPS: dict[str, Op] = {
+    "message.created": "post",
+    "message.updated": "edit",
+    "message.deleted": "delete",
+}
+MAX_TEXT = 40_000
+MAX_ATTACHMENTS = 20
+
+
+@dataclass(frozen=True)
+class Job:
+    """One write to one provider channel, as the lane that runs it needs it."""
+
+    id: str
+    seq: int
+    op: Op
+    mapping_id: str
+    integration_id: str
+    provider: str
+    external_channel_id: str
+    workspace_id: str
+    channel_id: str
+    message_id: str
+    thread_id: str | None
+    text: str
+    author_name: str
+    author_avatar_url: str | None
+    attachments: tuple[Mapping[str, str], ...]
+    queued_at: datetime
+    recovered: bool = False
+    tries: int = field(default=0, compare=False)
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Job:
+        return cls(
+            id=doc["_id"],
+            seq=int(doc["seq"]),
+            op=doc["op"],
+            mapping_id=doc["mapping_id"],
+            integration_id=doc["integration_id"],
+            provider=doc["provider"],
+            external_channel_id=doc["external_channel_id"],
+            workspace_id=doc["workspace_id"],
+            channel_id=doc["channel_id"],
+            message_id=doc["message_id"],
+            thread_id=doc.get("thread_id"),
+            text=doc.get("text") or "",
+            author_name=doc.get("author_name") or "",
+            author_avatar_url=doc.get("author_avatar_url"),
+            attachments=tuple(doc.get("attachments") or ()),
+            queued_at=doc["queued_at"],
+            recovered=bool(doc.get("recovered", False)),
+        )
+
+
+class BadChatEvent(ValueError):
+    """A message event without what sync needs (`message_id`, `channel_id`)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a chat message event says, checked."""
+
+    op: Op
+    event_id: str
+    workspace_id: str
+    channel_id: str
+    message_id: str
+    thread_id: str | None
+    inbound_id: str | None
+    text: str
+    author_name: str
+    author_avatar_url: str | None
+    attachments: tuple[dict[str, str], ...]
+
+    @classmethod
+    def of(cls, event: ChatEvent) -> Message | None:
+        """None for events sync does not handle; BadChatEvent for message events that
+        lack what it needs."""
+        op = OPS.get(event.type)
+        if op is None:
+            return None
+        data, actor = event.data, event.actor or {}
+        message_id, channel_id = data.get("message_id"), data.get("channel_id")
+        if not _id(message_id) or not _id(channel_id):
+            raise BadChatEvent(f"{event.type} needs string data.message_id and data.channel_id")
+        text = data.get("text")
+        return cls(
+            op=op,
+            event_id=event.id,
+            workspace_id=event.workspace_id,
+            channel_id=str(channel_id),
+            message_id=str(message_id),
+            thread_id=str(data["thread_id"]) if _id(data.get("thread_id")) else None,
+            inbound_id=str(data["inbound_id"]) if _id(data.get("inbound_id")) else None,
+            text=text[:MAX_TEXT] if isinstance(text, str) else "",
+            author_name=_text(actor.get("name")) or _text(actor.get("id")) or "Unknown",
+            author_avatar_url=_url(actor.get("avatar_url")),
+            attachments=_attachments(data.get("attachments")),
+        )
+
+
+def _id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
+
+
+def _text(value: Any) -> str | None:
+    return value.strip()[:200] or None if isinstance(value, str) else None
+
+
+def _url(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 2048:
+        return value
+    return None
+
+
+def _attachments(value: Any) -> tuple[dict[str, str], ...]:
+    found: list[dict[str, str]] = []
+    for item in value if isinstance(value, list) else []:
+        url = _url(item.get("url")) if isinstance(item, dict) else None
+        if url is None:
+            continue
+        entry = {"url": url}
+        name = _text(item.get("name")) or _text(item.get("title"))
+        if name:
+            entry["name"] = name
+        found.append(entry)
+    return tuple(found[:MAX_ATTACHMENTS])
+
+
+def job_id(message: Message, mapping_id: str) -> str:
+    """The same job for the same work: one post and one delete per message and mapping
+    (a chat product that publishes `message.created` twice gets one post), one edit per
+    event."""
+    if message.op == "edit":
+        return derived_id("edit", message.event_id, mapping_id, prefix="job")
+    parts = (message.op, message.workspace_id, message.channel_id, message.message_id, mapping_id)
+    return derived_id(*parts, prefix="job")
+
+
+def plan(
+    messages: Iterable[Message],
+    mappings_of: Callable[[str, str], list[MappingSnapshot]],
+    sources: Mapping[str, list[Copy]],
+    ownership: Ownership,
+    now: datetime,
+) -> list[Document]:
+    """The jobs for a batch of message events, in the batch's order (`seq`).
+
+    `sources`: the copies the map holds of the messages (by chat id and by inbound id):
+    mappings holding a copy a provider user wrote get nothing."""
+    docs: list[Document] = []
+    base = time.time_ns()
+    for message in messages:
+        theirs = {
+            copy.mapping_id
+            for key in (message.message_id, message.inbound_id)
+            if key
+            for copy in sources.get(key, [])
+            if copy.origin != "outbound"
+        }
+        for mapping in mappings_of(message.workspace_id, message.channel_id):
+            if not mapping.outbound or mapping.id in theirs:
+                continue
+            docs.append(
+                {
+                    "_id": job_id(message, mapping.id),
+                    "seq": base + len(docs),
+                    "op": message.op,
+                    "mapping_id": mapping.id,
+                    "integration_id": mapping.integration_id,
+                    "provider": mapping.provider,
+                    "external_channel_id": mapping.external_channel_id,
+                    "workspace_id": message.workspace_id,
+                    "channel_id": message.channel_id,
+                    "message_id": message.message_id,
+                    "thread_id": message.thread_id,
+                    "text": message.text,
+                    "author_name": message.author_name,
+                    "author_avatar_url": message.author_avatar_url,
+                    "attachments": list(message.attachments),
+                    "event_id": message.event_id,
+                    "status": "queued",
+                    "tries": 0,
+                    "queued_at": now,
+                    # Held by this process until finished; see shared.ownership.
+                    "lease_owner": ownership.id,
+                    "next_attempt_at": now,
+                }
+            )
+    return docs

@@ -1,0 +1,73 @@
+"""The `sync_outbox` and `sync_workers` collections: every query on them lives here.
+
+An outbox job is one write to one provider channel (post, edit or delete of one chat
+message in one mapping). Jobs are written before the chat event's offset is committed,
+with ids derived from what they do, so a replayed event finds them there and nothing is
+sent twice. A job is held by the process that wrote it (shared.ownership) until it is
+finished; finished jobs keep their outcome for a week (TTL on `finished_at`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.mongo import Collection, Database, Document, Index, insert_new
+
+OUTBOX = "sync_outbox"
+WORKERS = "sync_workers"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KEEP_FINISHED_SECONDS = 7 * 24 * 3600
+
+INDEXES = [
+    Index(OUTBOX, [("lease_owner", 1), ("next_attempt_at", 1)]),
+    Index(OUTBOX, [("finished_at", 1)], {"expireAfterSeconds": KEEP_FINISHED_SECONDS}),
+    Index(OUTBOX, [("mapping_id", 1), ("status", 1)]),
+]
+
+
+class OutboxRepository:
+    def __init__(self, db: Database) -> None:
+        self.jobs: Collection = db[OUTBOX]
+        self.workers: Collection = db[WORKERS]
+
+    async def insert_new(self, docs: list[Document]) -> list[Document]:
+        return await insert_new(self.jobs, docs)
+
+    async def claim(self, owner: str, now: datetime, dead: list[str], limit: int) -> list[Document]:
+        """Take for `owner` the open jobs nobody holds that are due, and those held by the
+        `dead` workers, each conditionally so that two racing processes never both get one.
+        Those taken from the dead are marked `recovered`: their post may have been made."""
+        due = {"lease_owner": None, "next_attempt_at": {"$gte": EPOCH, "$lte": now}}
+        ids = [d["_id"] for d in await self.jobs.find(due, {"_id": 1}).limit(limit).to_list()]
+        orphans: list[Any] = []
+        if dead and len(ids) < limit:
+            cursor = self.jobs.find({"lease_owner": {"$in": dead}}, {"_id": 1})
+            orphans = [d["_id"] for d in await cursor.limit(limit - len(ids)).to_list()]
+        if not ids and not orphans:
+            return []
+        if ids:
+            await self.jobs.update_many(
+                {"_id": {"$in": ids}, "lease_owner": None}, {"$set": {"lease_owner": owner}}
+            )
+        if orphans:
+            await self.jobs.update_many(
+                {"_id": {"$in": orphans}, "lease_owner": {"$in": dead}},
+                {"$set": {"lease_owner": owner, "recovered": True}},
+            )
+        taken = {"_id": {"$in": ids + orphans}, "lease_owner": owner}
+        return await self.jobs.find(taken).sort("seq", 1).to_list()
+
+    async def count_waiting(self) -> list[Document]:
+        """Open jobs per provider, with the oldest one's queue time."""
+        open_jobs = {"next_attempt_at": {"$gte": EPOCH}}
+        pipeline: list[Document] = [
+            {"$match": open_jobs},
+            {"$group": {"_id": "$provider", "n": {"$sum": 1}, "oldest": {"$min": "$queued_at"}}},
+        ]
+        return await (await self.jobs.aggregate(pipeline)).to_list()
+
+    async def mark_recovered(self, job_ids: list[str]) -> None:
+        """Jobs cut off mid-call at a stop: whoever runs them next checks first whether the
+        post was made."""
+        await self.jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {"recovered": True}})

@@ -1,0 +1,241 @@
+"""Runs one outbox job against its provider and decides its outcome.
+
+Outcomes are written batched (the copy into the message map first, then the job's status
+in the same flush), so a job costs no MongoDB round trip of its own on the way. What the
+lane must do about a failure is the exception it gets back: `RateLimited` (wait, same job
+again), `Retry` (back off, same job again); anything else was decided here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from services.sync.connections import Connections
+from services.sync.mappings.repository import MappingRepository
+from services.sync.mappings.service import MappingDirectory
+from services.sync.metrics import SyncMetrics
+from services.sync.outbound.jobs import Job
+from services.sync.outbound.repository import OUTBOX
+from shared.errors import HookhubError, NotFound
+from shared.ids import utcnow
+from shared.message_map import COLLECTION as MAP
+from shared.message_map import Copy, MessageMap
+from shared.mongo import BatchedWriter
+from shared.oauth.tokens import NotConnected
+from shared.providers.chat import (
+    Attachment,
+    Author,
+    ChatProvider,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    RateLimited,
+)
+
+log = structlog.get_logger(__name__)
+
+RECENT_COPIES = 100_000
+# Looked for with the provider's history after a crash: posts made this long before the
+# job was queued are not ours (clocks differ a little).
+FIND_POST_SLACK = timedelta(seconds=30)
+
+
+class Retry(Exception):
+    """A passing failure (provider unreachable, MongoDB down): the same job, later."""
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        connections: Connections,
+        message_map: MessageMap,
+        mappings: MappingDirectory,
+        mapping_repository: MappingRepository,
+        writer: BatchedWriter,
+        metrics: SyncMetrics,
+    ) -> None:
+        self._connections = connections
+        self._map = message_map
+        self._mappings = mappings
+        self._mapping_repository = mapping_repository
+        self._writer = writer
+        self._metrics = metrics
+        # Copies posted by this process, by (mapping, chat message): what an edit or a
+        # reply right behind a post needs, before the batched write has stored it.
+        self._recent: OrderedDict[tuple[str, str], Copy] = OrderedDict()
+        self.synced: dict[str, Any] = {}
+
+    async def run(self, job: Job) -> None:
+        mapping = self._mappings.get(job.mapping_id)
+        if mapping is None or not mapping.outbound:
+            self._finish(job, "skipped", "the mapping was deleted, disabled or made inbound-only")
+            return
+        try:
+            integration = await self._connections.integration(job.integration_id)
+            provider = self._connections.provider(integration)
+            if job.op == "post":
+                await self._post(job, provider)
+            elif job.op == "edit":
+                await self._edit(job, provider)
+            else:
+                await self._delete(job, provider)
+        except RateLimited:
+            self._metrics.rate_limited.labels(job.provider).inc()
+            raise
+        except PermanentError as exc:
+            await self._refused(job, exc.error, exc.message, exc.scope != "message")
+        except NotConnected as exc:
+            await self._refused(job, exc.code, exc.message, True)
+        except NotFound as exc:
+            self._finish(job, "skipped", exc.message)
+        except HookhubError as exc:  # ProviderUnreachable and the like
+            raise Retry(exc.message) from exc
+        except Exception as exc:
+            log.exception("sync_job_crashed", job_id=job.id)
+            raise Retry(repr(exc)) from exc
+
+    # -- the three operations -------------------------------------------------------------
+
+    async def _post(self, job: Job, provider: ChatProvider) -> None:
+        thread = None
+        if job.thread_id:
+            root = await self._copy(job.thread_id, job.mapping_id)
+            thread = root.external_message_id if root else None
+        if job.recovered and await self._already_posted(job, provider, thread):
+            return
+        post = OutboundPost(
+            text=job.text,
+            author=Author(job.author_name, job.author_avatar_url),
+            thread_external_id=thread,
+            attachments=tuple(
+                Attachment(url=a["url"], name=a.get("name")) for a in job.attachments
+            ),
+            tag=job.message_id,
+        )
+        posted = await self._connections.call(
+            job.integration_id, lambda token: provider.post(token, job.external_channel_id, post)
+        )
+        self._record(job, posted, thread)
+
+    async def _already_posted(self, job: Job, provider: ChatProvider, thread: str | None) -> bool:
+        """After a crash between a post and its record: is the post there already? The map
+        may have it (the record was written, the job's status not); else the provider's
+        history, where it can say (Slack, by the tag on our posts)."""
+        if await self._map.copy_in(job.message_id, job.mapping_id) is not None:
+            self._finish(job, "done", None)
+            return True
+        since = job.queued_at - FIND_POST_SLACK
+        found = await self._connections.call(
+            job.integration_id,
+            lambda token: provider.find_post(
+                token, job.external_channel_id, job.message_id, since, thread
+            ),
+        )
+        if found is None:
+            return False
+        log.info("sync_post_found_after_crash", job_id=job.id, external=found.external_message_id)
+        self._record(job, found, found.external_thread_id)
+        return True
+
+    async def _edit(self, job: Job, provider: ChatProvider) -> None:
+        copy = await self._ours(job)
+        if copy is None:
+            return
+        post = OutboundPost(
+            text=job.text,
+            author=Author(job.author_name, job.author_avatar_url),
+            attachments=tuple(
+                Attachment(url=a["url"], name=a.get("name")) for a in job.attachments
+            ),
+            tag=job.message_id,
+        )
+        await self._connections.call(
+            job.integration_id,
+            lambda token: provider.edit(
+                token, job.external_channel_id, copy.external_message_id, post
+            ),
+        )
+        self._finish(job, "done", None)
+
+    async def _delete(self, job: Job, provider: ChatProvider) -> None:
+        copy = await self._ours(job)
+        if copy is None:
+            return
+        await self._connections.call(
+            job.integration_id,
+            lambda token: provider.delete(token, job.external_channel_id, copy.external_message_id),
+        )
+        self._finish(job, "done", None)
+
+    async def _ours(self, job: Job) -> Copy | None:
+        """The copy an edit or delete acts on, or None (the job finished as skipped): an
+        edit of a message the map does not know is never posted as a new one."""
+        copy = await self._copy(job.message_id, job.mapping_id)
+        if copy is None:
+            self._metrics.unknown.labels(job.provider, job.op).inc()
+            self._finish(job, "skipped", "the message map holds no copy of this message here")
+            return None
+        if copy.origin != "outbound":
+            self._finish(job, "skipped", "the copy here was written by a provider user")
+            return None
+        return copy
+
+    # -- the map and outcomes -------------------------------------------------------------
+
+    async def _copy(self, chat_id: str, mapping_id: str) -> Copy | None:
+        recent = self._recent.get((mapping_id, chat_id))
+        if recent is not None:
+            self._metrics.map_lookups.labels("memory").inc()
+            return recent
+        self._metrics.map_lookups.labels("mongodb").inc()
+        return await self._map.copy_in(chat_id, mapping_id)
+
+    def _record(self, job: Job, posted: Posted, thread: str | None) -> None:
+        copy = Copy.new(
+            workspace_id=job.workspace_id,
+            channel_id=job.channel_id,
+            provider=job.provider,
+            integration_id=job.integration_id,
+            mapping_id=job.mapping_id,
+            external_channel_id=job.external_channel_id,
+            external_message_id=posted.external_message_id,
+            external_thread_id=posted.external_thread_id or thread,
+            origin="outbound",
+            chat_message_id=job.message_id,
+        )
+        self._recent[(job.mapping_id, job.message_id)] = copy
+        while len(self._recent) > RECENT_COPIES:
+            self._recent.popitem(last=False)
+        # Before the job's status in the same flush (inserts go first).
+        self._writer.insert_once(MAP, copy.id, copy.to_doc(utcnow()))
+        self._finish(job, "done", None)
+
+    async def _refused(self, job: Job, code: str, message: str, mapping_broken: bool) -> None:
+        log.warning("sync_job_refused", job_id=job.id, error=code, message=message)
+        self._finish(job, "failed", f"{code}: {message}")
+        if mapping_broken:
+            doc = await self._mapping_repository.record_error(job.mapping_id, code, message)
+            if doc is not None:
+                self._mappings.cache.apply(doc)
+
+    def _finish(self, job: Job, status: str, error: str | None) -> None:
+        now = utcnow()
+        self._metrics.messages.labels(job.provider, "outbound", status).inc()
+        if status == "done":
+            self.synced[job.mapping_id] = now
+        self._writer.set_fields(
+            OUTBOX,
+            job.id,
+            {
+                "status": status,
+                "error": error,
+                "finished_at": now,
+                "lease_owner": None,
+                "next_attempt_at": None,
+            },
+        )

@@ -1,0 +1,266 @@
+"""Sync between real services: the gateway (webhooks in), oauth (integrations), sync, on
+the session's broker and database, with Slack and Telegram faked on loopback. The chat
+product is played by the tests: it publishes on `hookhub.chat.events` and reads
+`hookhub.chat.inbound`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from cryptography.fernet import Fernet
+
+from services.gateway.app import definition as gateway_definition
+from services.oauth.app import definition as oauth_definition
+from services.sync.app import definition as sync_definition
+from shared.envelopes import ChatEvent, Topic
+from shared.http.app import create_app
+from shared.ids import utcnow
+from shared.settings import GatewaySettings, ServiceSettings, SyncSettings
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegram
+from tests.infra import Infra
+from tests.support import (
+    KafkaTap,
+    RunningService,
+    admin_headers,
+    make_settings,
+    new_namespace,
+    serve,
+)
+
+TELEGRAM_TOKEN = "7000000001:AAE-sync-test-bot-token-0000000000"
+TELEGRAM_BOT_ID = 7000000001
+
+
+@dataclass
+class Chat:
+    """The chat product: publishes its events, reads what hookhub hands it."""
+
+    settings: ServiceSettings
+    producer: AIOKafkaProducer
+    inbound: KafkaTap
+    workspace_id: str = "ws_sync"
+
+    async def publish(
+        self,
+        type: str,
+        data: dict[str, Any],
+        actor: dict[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> ChatEvent:
+        event = ChatEvent(
+            id=event_id or f"evt_{uuid.uuid4().hex}",
+            type=type,
+            workspace_id=self.workspace_id,
+            occurred_at=utcnow(),
+            actor=actor or {"id": "u_ada", "name": "Ada Lovelace"},
+            data=data,
+        )
+        await self.producer.send_and_wait(
+            self.settings.topic(Topic.CHAT_EVENTS), event.to_kafka(), key=event.partition_key()
+        )
+        return event
+
+    async def received(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        found = await self.inbound.wait_for(predicate, count=count, timeout=timeout)
+        assert len(found) >= count, f"{len(found)} of {count} inbound envelopes arrived"
+        return found
+
+
+@dataclass
+class World:
+    slack: FakeSlack
+    telegram: FakeTelegram
+    gateway: RunningService
+    oauth: RunningService
+    sync: RunningService
+    chat: Chat
+    sync_settings: SyncSettings
+    slack_integration: str = ""
+    telegram_integration: str = ""
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def new_id(self, prefix: str) -> str:
+        self.counter[0] += 1
+        return f"{prefix}{self.counter[0]:04d}{uuid.uuid4().hex[:4].upper()}"
+
+    def slack_channel(self, member: bool = True) -> str:
+        channel = self.new_id("C")
+        self.slack.add_channel(channel, channel.lower(), member=member)
+        return channel
+
+    def telegram_chat(self, kind: str = "supergroup") -> int:
+        chat_id = -1001000000000 - self.counter[0] * 1000 - uuid.uuid4().int % 1000
+        self.counter[0] += 1
+        self.telegram.add_chat(chat_id, kind, f"chat {chat_id}")
+        return chat_id
+
+    async def map(
+        self, integration_id: str, external_channel_id: str | int, channel_id: str, **fields: Any
+    ) -> dict[str, Any]:
+        answer = await self.sync.client.post(
+            f"/api/integrations/{integration_id}/mappings",
+            json={
+                "external_channel_id": str(external_channel_id),
+                "channel_id": channel_id,
+                **fields,
+            },
+            headers=admin_headers(),
+        )
+        assert answer.status_code == 201, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    async def mapping(self, integration_id: str, mapping_id: str) -> dict[str, Any]:
+        answer = await self.sync.client.get(
+            f"/api/integrations/{integration_id}/mappings/{mapping_id}", headers=admin_headers()
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+async def until(
+    check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition"
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def sync_settings_for(
+    infra: Infra, namespace: str, keys: str, data_dir: Path, slack: FakeSlack, telegram_base: str
+) -> SyncSettings:
+    return make_settings(
+        SyncSettings,
+        infra,
+        namespace,
+        data_dir,
+        encryption_keys=keys,
+        telegram_api_base=telegram_base,
+        sync_lease_seconds=3,
+        sync_poll_seconds=0.2,
+        sync_max_backoff_seconds=2,
+        cache_refresh_seconds=0.5,
+        # Pacing is tested on its own; elsewhere a second per write would only slow tests.
+        sync_pace_factor=0.05,
+        **slack.hookhub_settings(slack.base_url),
+    )
+
+
+@pytest.fixture(scope="module")
+async def world(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    slack, telegram = FakeSlack(), FakeTelegram()
+    telegram.add_bot(TELEGRAM_TOKEN, TELEGRAM_BOT_ID, "hookhub_bot")
+    namespace, keys = new_namespace(), Fernet.generate_key().decode()
+    data_dir = tmp_path_factory.mktemp("sync")
+    async with contextlib.AsyncExitStack() as stack:
+        running = await stack.enter_async_context(serve(slack.app(), probe="/healthz"))
+        slack.base_url = running.base_url
+        telegram_base = (
+            await stack.enter_async_context(serve(telegram.app(), probe="/healthz"))
+        ).base_url
+        common: dict[str, Any] = {
+            "encryption_keys": keys,
+            "telegram_api_base": telegram_base,
+            **slack.hookhub_settings(slack.base_url),
+        }
+        gateway = await stack.enter_async_context(
+            serve(
+                create_app(
+                    gateway_definition(),
+                    make_settings(
+                        GatewaySettings,
+                        infra,
+                        namespace,
+                        data_dir,
+                        cache_refresh_seconds=0.5,
+                        **common,
+                    ),
+                )
+            )
+        )
+        oauth = await stack.enter_async_context(
+            serve(
+                create_app(
+                    oauth_definition(),
+                    make_settings(
+                        ServiceSettings,
+                        infra,
+                        namespace,
+                        data_dir,
+                        public_url=gateway.base_url,
+                        oauth_poll_seconds=3600,
+                        **common,
+                    ),
+                )
+            )
+        )
+        settings = sync_settings_for(infra, namespace, keys, data_dir, slack, telegram_base)
+        sync = await stack.enter_async_context(serve(create_app(sync_definition(), settings)))
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        tap = await stack.enter_async_context(KafkaTap.of(settings, Topic.CHAT_INBOUND))
+        world = World(
+            slack, telegram, gateway, oauth, sync, Chat(settings, producer, tap), settings
+        )
+        world.slack_integration = await _slack_integration(world)
+        world.telegram_integration = await _telegram_integration(world)
+        yield world
+
+
+async def _slack_integration(world: World) -> str:
+    token = world.slack.add_bot_token()
+    answer = await world.oauth.client.post(
+        "/api/integrations",
+        json={
+            "provider": "slack",
+            "workspace_id": world.chat.workspace_id,
+            "settings": {"bot_token": token, "signing_secret": world.slack.signing_secret},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    integration_id: str = answer.json()["id"]
+    world.slack.events_url = f"{world.gateway.base_url}/api/webhooks/slack/{integration_id}"
+    return integration_id
+
+
+async def _telegram_integration(world: World) -> str:
+    answer = await world.oauth.client.post(
+        "/api/integrations",
+        json={
+            "provider": "telegram",
+            "workspace_id": world.chat.workspace_id,
+            "settings": {"bot_token": TELEGRAM_TOKEN},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    integration_id: str = answer.json()["id"]
+    return integration_id
+
+
+def http_client(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, timeout=15.0)

@@ -1,0 +1,135 @@
+"""Telegram both ways through the real services, and a Slack message bridged to Telegram
+through the chat channel without going back to Slack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.sync.conftest import TELEGRAM_TOKEN, World, until
+
+ADA = {"id": 4001, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}
+
+
+def _in(channel_id: str, type: str = "message.received") -> Any:
+    return lambda v: v["channel_id"] == channel_id and v["type"] == type
+
+
+async def test_chat_messages_reach_telegram_with_edits_deletes_and_replies(world: World) -> None:
+    telegram, chat = world.telegram, world.chat
+    chat_id = world.telegram_chat()
+    channel = world.new_id("ch_")
+    await world.map(world.telegram_integration, chat_id, channel)
+
+    await chat.publish(
+        "message.created",
+        {"message_id": "t1", "channel_id": channel, "text": "x < y & <b>not bold</b>"},
+        actor={"id": "u_ada", "name": "Ada <3"},
+    )
+
+    def sent_to(method: str) -> list[dict[str, Any]]:
+        return [p for p in telegram.sent(method) if int(p["chat_id"]) == chat_id]
+
+    [first] = await until(lambda: sent_to("sendMessage"), what="sendMessage")
+    assert first["parse_mode"] == "HTML"
+    assert first["text"] == "<b>Ada &lt;3</b>\nx &lt; y &amp; &lt;b&gt;not bold&lt;/b&gt;"
+    stored = telegram.chats[chat_id].messages
+    root_id = max(stored)
+
+    await chat.publish(
+        "message.created",
+        {"message_id": "t2", "channel_id": channel, "text": "reply", "thread_id": "t1"},
+    )
+    await until(lambda: len(sent_to("sendMessage")) == 2, what="the reply")
+    assert sent_to("sendMessage")[1]["reply_parameters"]["message_id"] == root_id
+
+    await chat.publish(
+        "message.updated", {"message_id": "t1", "channel_id": channel, "text": "edited"}
+    )
+    await until(lambda: "edited" in stored[root_id]["text"], what="the edit")
+    await chat.publish("message.deleted", {"message_id": "t1", "channel_id": channel})
+    await until(lambda: root_id not in stored, what="the delete")
+
+
+async def test_telegram_messages_reach_the_chat_with_replies_and_edits(world: World) -> None:
+    telegram, chat = world.telegram, world.chat
+    chat_id = world.telegram_chat()
+    channel = world.new_id("ch_")
+    await world.map(world.telegram_integration, chat_id, channel)
+
+    status = await telegram.user_sends(chat_id, ADA, "hello <there>", token=TELEGRAM_TOKEN)
+    assert status == 200
+    [received] = await chat.received(_in(channel))
+    assert received["text"] == "hello <there>"
+    assert received["author"] == {"name": "Ada Lovelace", "external_id": "4001"}
+    root_id = int(received["source"]["external_message_id"])
+
+    await telegram.user_sends(chat_id, ADA, "replying", reply_to=root_id, token=TELEGRAM_TOKEN)
+    [reply] = await chat.received(lambda v: _in(channel)(v) and "thread_id" in v)
+    assert reply["thread_id"] == received["id"]
+
+    await telegram.user_edits(chat_id, root_id, "hello again", token=TELEGRAM_TOKEN)
+    [edited] = await chat.received(_in(channel, "message.edited"))
+    assert edited["message_id"] == received["id"] and edited["text"] == "hello again"
+
+
+async def test_a_slack_message_is_bridged_to_telegram_and_never_back_to_slack(
+    world: World,
+) -> None:
+    slack, telegram, chat = world.slack, world.telegram, world.chat
+    slack.add_user("U0ADA", "Ada Lovelace", display_name="ada")
+    external, chat_id = world.slack_channel(), world.telegram_chat()
+    channel = world.new_id("ch_")
+    await world.map(world.slack_integration, external, channel)
+    await world.map(world.telegram_integration, chat_id, channel)
+
+    ts = await slack.post_as_user(external, "U0ADA", "from slack")
+    [received] = await chat.received(_in(channel))
+    # The chat stores it and publishes it as its own message, naming where it came from.
+    await chat.publish(
+        "message.created",
+        {
+            "message_id": "b1",
+            "channel_id": channel,
+            "text": "from slack",
+            "inbound_id": received["id"],
+        },
+        actor={"id": "slack:U0ADA", "name": "ada"},
+    )
+    [sent] = await until(
+        lambda: [p for p in telegram.sent() if int(p["chat_id"]) == chat_id], what="sendMessage"
+    )
+    assert sent["text"] == "<b>ada</b>\nfrom slack"
+    # A chat reply in the thread reaches Slack in the Slack thread, and Telegram as a reply.
+    await chat.publish(
+        "message.created",
+        {"message_id": "b2", "channel_id": channel, "text": "answer", "thread_id": "b1"},
+    )
+    [reply] = await until(lambda: slack.posts(external), what="the reply in Slack")
+    assert reply["thread_ts"] == ts
+    await until(
+        lambda: len([p for p in telegram.sent() if int(p["chat_id"]) == chat_id]) == 2,
+        what="the reply in Telegram",
+    )
+    # Nothing of b1 went back to Slack: its only post there is the reply.
+    assert [p["text"] for p in slack.posts(external)] == ["answer"]
+
+    async def copies() -> Any:
+        answer = await world.sync.client.get(
+            "/api/messages/lookup",
+            params={
+                "provider": "slack",
+                "external_channel_id": external,
+                "external_message_id": ts,
+            },
+            headers={"Authorization": "Bearer " + world.sync_settings.admin_token},
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json() if len(answer.json()["copies"]) == 2 else None
+
+    # The copies sync posted are recorded batched, a moment after the post.
+    body = await until(copies, what="both copies in the map")
+    assert body["message_id"] == "b1" and body["inbound_id"] == received["id"]
+    assert sorted((c["provider"], c["origin"]) for c in body["copies"]) == [
+        ("slack", "inbound"),
+        ("telegram", "outbound"),
+    ]
