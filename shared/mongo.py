@@ -283,6 +283,8 @@ class BatchedWriter:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._kept = False
 
     def bump(
         self, collection: str, doc_id: str, counter: str, *, set_max: Document | None = None
@@ -311,6 +313,14 @@ class BatchedWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batched-writer")
 
+    async def written(self) -> None:
+        """Return once everything handed to the writer before the call is in MongoDB (at
+        the end of the next flush that wrote all it took; after a failed one, the flush
+        after that). For callers that must not go on before their record is durable."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        await future
+
     async def stop(self) -> None:
         """Write what is pending. A flush under way is let finish, not cancelled: it holds
         the batch it took, which a cancellation lost (a stopping delivery service's last
@@ -331,6 +341,21 @@ class BatchedWriter:
                 return
 
     async def flush(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        self._kept = False
+        try:
+            await self._flush()
+        except BaseException:
+            self._waiters = waiters + self._waiters
+            raise
+        if self._kept:  # not all of it was written: they wait for the next flush
+            self._waiters = waiters + self._waiters
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _flush(self) -> None:
         incs, maxes, inserts, sets = self._incs, self._maxes, self._inserts, self._sets
         buckets = self._buckets
         if not incs and not maxes and not inserts and not sets and not buckets:
@@ -401,6 +426,7 @@ class BatchedWriter:
                     await self._db[name].insert_one(doc)
                 except PyMongoError as exc:
                     log.warning("batched_write_failed", collection=name, error=str(exc))
+                    self._kept = True
                     for value in bucket.values[start:]:
                         self.add_to_bucket(name, field_name, value, bucket.expires_at)
                     break
@@ -414,6 +440,7 @@ class BatchedWriter:
         sets: dict[tuple[str, str], Document],
     ) -> None:
         """Put the unwritten changes back for the next flush."""
+        self._kept = True
         for key in keys:
             for counter, n in incs.get(key, {}).items():
                 self._incs[key][counter] += n

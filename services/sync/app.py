@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from shared.providers.slack.messages import SlackChat
 
 from services.sync.connections import Connections
 from services.sync.inbound.service import Inbound
@@ -33,6 +32,7 @@ from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
 from shared.providers.chat import ChatProvider
 from shared.providers.slack import api as slack_api
+from shared.providers.slack.messages import SlackChat
 from shared.providers.telegram.api import TelegramApi
 from shared.providers.telegram.messages import TelegramChat
 from shared.runtime import Runtime, ServiceDefinition
@@ -80,9 +80,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     ownership = Ownership(
         outbox.workers, outbox.jobs, timedelta(seconds=settings.sync_lease_seconds)
     )
-    # Outcomes and the copies they made, batched: edits right behind a post are answered
-    # from the sender's memory, not from MongoDB.
-    writer = BatchedWriter(runtime.db, interval=0.2)
+    # Outcomes and the copies they made, one bulk write for every lane every 50 ms; a lane
+    # waits for its outcome's write before its next job (see Sender.recorded).
+    writer = BatchedWriter(runtime.db, interval=0.05)
     sender = Sender(
         connections=connections,
         message_map=the_map,

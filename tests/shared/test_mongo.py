@@ -82,7 +82,11 @@ async def test_unwritten_changes_are_kept_while_the_database_is_unreachable(infr
     writer.insert_once("things", "a", {"status": "pending"})
     writer.bump("things", "b", "n")
     writer.add_to_bucket("seen", "ids", "evt_1", utcnow())
+    waiting = asyncio.create_task(writer.written())
+    await asyncio.sleep(0)
     await writer.flush()
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing was written: whoever waits for it goes on waiting
     await unreachable.close()
     # The same writer, pointed at a server that answers, writes everything it kept.
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri)
@@ -91,6 +95,7 @@ async def test_unwritten_changes_are_kept_while_the_database_is_unreachable(infr
     await db.things.insert_one({"_id": "b", "n": 1})
     writer._db = db
     await writer.flush()
+    await asyncio.wait_for(waiting, 1)
     assert await db.things.find_one({"_id": "a"}) == {"_id": "a", "status": "pending"}
     assert await db.things.find_one({"_id": "b"}) == {"_id": "b", "n": 2}
     assert await BatchedExistence(db.seen, field="ids").exists("evt_1")

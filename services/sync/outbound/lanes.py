@@ -96,6 +96,7 @@ class Lanes:
             try:
                 await self._sender.run(job)
                 lane.next_write_at = time.monotonic() + self._pace(job)
+                await self._sender.recorded()
                 return
             except RateLimited as exc:
                 log.info(

@@ -99,6 +99,11 @@ class Sender:
             log.exception("sync_job_crashed", job_id=job.id)
             raise Retry(repr(exc)) from exc
 
+    async def recorded(self) -> None:
+        """Until the outcomes handed to the writer so far are in MongoDB: a lane moves on
+        only then, so a crash can leave at most the job in flight unrecorded."""
+        await self._writer.written()
+
     # -- the three operations -------------------------------------------------------------
 
     async def _post(self, job: Job, provider: ChatProvider) -> None:
