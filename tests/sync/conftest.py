@@ -85,9 +85,11 @@ class World:
     telegram: FakeTelegram
     gateway: RunningService
     oauth: RunningService
-    sync: RunningService
+    # The sync service's API: the in-process service's, or a `hookhub serve sync` process's.
+    sync: httpx.AsyncClient
     chat: Chat
     sync_settings: SyncSettings
+    telegram_base: str
     slack_integration: str = ""
     telegram_integration: str = ""
     counter: list[int] = field(default_factory=lambda: [0])
@@ -102,7 +104,9 @@ class World:
         return channel
 
     def telegram_chat(self, kind: str = "supergroup") -> int:
-        chat_id = -1001000000000 - self.counter[0] * 1000 - uuid.uuid4().int % 1000
+        """A group (negative id; paced 20 a minute) or a private chat (positive; 1 a second)."""
+        chat_id = 1001000000000 + self.counter[0] * 1000 + uuid.uuid4().int % 1000
+        chat_id = chat_id if kind == "private" else -chat_id
         self.counter[0] += 1
         self.telegram.add_chat(chat_id, kind, f"chat {chat_id}")
         return chat_id
@@ -110,7 +114,7 @@ class World:
     async def map(
         self, integration_id: str, external_channel_id: str | int, channel_id: str, **fields: Any
     ) -> dict[str, Any]:
-        answer = await self.sync.client.post(
+        answer = await self.sync.post(
             f"/api/integrations/{integration_id}/mappings",
             json={
                 "external_channel_id": str(external_channel_id),
@@ -124,7 +128,7 @@ class World:
         return body
 
     async def mapping(self, integration_id: str, mapping_id: str) -> dict[str, Any]:
-        answer = await self.sync.client.get(
+        answer = await self.sync.get(
             f"/api/integrations/{integration_id}/mappings/{mapping_id}", headers=admin_headers()
         )
         assert answer.status_code == 200, answer.text
@@ -148,32 +152,40 @@ async def until(
         await asyncio.sleep(0.05)
 
 
-def sync_settings_for(
-    infra: Infra, namespace: str, keys: str, data_dir: Path, slack: FakeSlack, telegram_base: str
-) -> SyncSettings:
-    return make_settings(
-        SyncSettings,
-        infra,
-        namespace,
-        data_dir,
-        encryption_keys=keys,
-        telegram_api_base=telegram_base,
-        sync_lease_seconds=3,
-        sync_poll_seconds=0.2,
-        sync_max_backoff_seconds=2,
-        cache_refresh_seconds=0.5,
-        # Pacing is tested on its own; elsewhere a second per write would only slow tests.
-        sync_pace_factor=0.05,
-        **slack.hookhub_settings(slack.base_url),
-    )
+# The sync settings of the tests, as `hookhub serve sync` reads them from the environment.
+SYNC_ENV = {
+    "HOOKHUB_SYNC_LEASE_SECONDS": "3",
+    "HOOKHUB_SYNC_POLL_SECONDS": "0.2",
+    "HOOKHUB_SYNC_MAX_BACKOFF_SECONDS": "2",
+    "HOOKHUB_CACHE_REFRESH_SECONDS": "0.5",
+    # Pacing is tested on its own; elsewhere a second per write would only slow tests.
+    "HOOKHUB_SYNC_PACE_FACTOR": "0.05",
+}
+
+
+def sync_env(world: World, **overrides: str) -> dict[str, str]:
+    """The environment of a `hookhub serve sync` process in this world."""
+    return {
+        **SYNC_ENV,
+        "HOOKHUB_SLACK_API_BASE": world.sync_settings.slack_api_base,
+        "HOOKHUB_TELEGRAM_API_BASE": world.telegram_base,
+        **overrides,
+    }
 
 
 @pytest.fixture(scope="module")
 async def world(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with build_world(infra, tmp_path_factory.mktemp("sync"), with_sync=True) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> AsyncIterator[World]:
+    """Fakes, gateway, oauth and (`with_sync`) an in-process sync service; without it,
+    tests start `hookhub serve sync` processes of their own (`sync_env`)."""
     slack, telegram = FakeSlack(), FakeTelegram()
     telegram.add_bot(TELEGRAM_TOKEN, TELEGRAM_BOT_ID, "hookhub_bot")
     namespace, keys = new_namespace(), Fernet.generate_key().decode()
-    data_dir = tmp_path_factory.mktemp("sync")
     async with contextlib.AsyncExitStack() as stack:
         running = await stack.enter_async_context(serve(slack.app(), probe="/healthz"))
         slack.base_url = running.base_url
@@ -216,14 +228,33 @@ async def world(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
                 )
             )
         )
-        settings = sync_settings_for(infra, namespace, keys, data_dir, slack, telegram_base)
-        sync = await stack.enter_async_context(serve(create_app(sync_definition(), settings)))
+        settings = make_settings(
+            SyncSettings,
+            infra,
+            namespace,
+            data_dir,
+            **common,
+            **{key.removeprefix("HOOKHUB_").lower(): value for key, value in SYNC_ENV.items()},
+        )
+        if with_sync:
+            sync = (
+                await stack.enter_async_context(serve(create_app(sync_definition(), settings)))
+            ).client
+        else:
+            sync = await stack.enter_async_context(http_client("http://127.0.0.1:9"))
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
         await producer.start()
         stack.push_async_callback(producer.stop)
         tap = await stack.enter_async_context(KafkaTap.of(settings, Topic.CHAT_INBOUND))
         world = World(
-            slack, telegram, gateway, oauth, sync, Chat(settings, producer, tap), settings
+            slack,
+            telegram,
+            gateway,
+            oauth,
+            sync,
+            Chat(settings, producer, tap),
+            settings,
+            telegram_base,
         )
         world.slack_integration = await _slack_integration(world)
         world.telegram_integration = await _telegram_integration(world)

@@ -13,7 +13,7 @@ from tests.sync.conftest import World, until
 
 
 async def _create(world: World, integration_id: str, **body: Any) -> Any:
-    return await world.sync.client.post(
+    return await world.sync.post(
         f"/api/integrations/{integration_id}/mappings", json=body, headers=admin_headers()
     )
 
@@ -71,12 +71,12 @@ async def test_mappings_are_listed_patched_and_deleted(world: World) -> None:
         "message.created", {"message_id": "i1", "channel_id": channel, "text": "no"}
     )
     await until(lambda: world.slack.posts(other), what="the post to the other mapping")
-    patched = await world.sync.client.patch(
+    patched = await world.sync.patch(
         f"{base}/{created['id']}", json={"direction": "both"}, headers=admin_headers()
     )
     assert patched.status_code == 200 and patched.json()["direction"] == "both"
     assert (
-        await world.sync.client.patch(
+        await world.sync.patch(
             f"{base}/{created['id']}", json={"enabled": None}, headers=admin_headers()
         )
     ).status_code == 422
@@ -86,15 +86,15 @@ async def test_mappings_are_listed_patched_and_deleted(world: World) -> None:
     await until(lambda: world.slack.posts(external), what="the post once both ways")
     assert [p["text"] for p in world.slack.posts(external)] == ["yes"]
 
-    page = await world.sync.client.get(base, params={"limit": 1}, headers=admin_headers())
+    page = await world.sync.get(base, params={"limit": 1}, headers=admin_headers())
     assert page.status_code == 200 and len(page.json()["data"]) == 1
     assert page.json()["next_cursor"]
 
-    deleted = await world.sync.client.delete(f"{base}/{created['id']}", headers=admin_headers())
+    deleted = await world.sync.delete(f"{base}/{created['id']}", headers=admin_headers())
     assert deleted.status_code == 204
-    gone = await world.sync.client.get(f"{base}/{created['id']}", headers=admin_headers())
+    gone = await world.sync.get(f"{base}/{created['id']}", headers=admin_headers())
     assert gone.status_code == 404
-    unauthenticated = await world.sync.client.get(base)
+    unauthenticated = await world.sync.get(base)
     assert unauthenticated.status_code == 401
 
 
@@ -220,7 +220,7 @@ async def test_telegram_429_parameters_retry_after_is_honoured(world: World) -> 
 
 
 async def _metric(world: World, name: str) -> float:
-    text = (await world.sync.client.get("/metrics")).text
+    text = (await world.sync.get("/metrics")).text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

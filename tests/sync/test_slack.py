@@ -50,7 +50,7 @@ async def test_chat_messages_reach_slack_with_edits_deletes_and_thread_replies(
     await chat.publish("message.deleted", {"message_id": "m2", "channel_id": channel})
     await until(lambda: slack.message(external, reply["ts"]) is None, what="the delete")
 
-    lookup = await world.sync.client.get(
+    lookup = await world.sync.get(
         "/api/messages/lookup",
         params={"channel_id": channel, "message_id": "m1"},
         headers=admin_headers(),
@@ -61,7 +61,7 @@ async def test_chat_messages_reach_slack_with_edits_deletes_and_thread_replies(
         ("slack", root["ts"], "outbound")
     ]
     mapping = (
-        await world.sync.client.get(
+        await world.sync.get(
             f"/api/integrations/{world.slack_integration}/mappings", headers=admin_headers()
         )
     ).json()["data"]

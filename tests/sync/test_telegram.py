@@ -114,7 +114,7 @@ async def test_a_slack_message_is_bridged_to_telegram_and_never_back_to_slack(
     assert [p["text"] for p in slack.posts(external)] == ["answer"]
 
     async def copies() -> Any:
-        answer = await world.sync.client.get(
+        answer = await world.sync.get(
             "/api/messages/lookup",
             params={
                 "provider": "slack",
