@@ -63,7 +63,6 @@ async def _drain(lanes: Lanes, count: int, recorder: Recorder) -> None:
 async def test_each_channel_is_paced_and_ordered_on_its_own() -> None:
     recorder = Recorder()
     lanes = Lanes(cast(Sender, recorder), lambda job: 0.2, max_backoff_seconds=1)
-    started = time.monotonic()
     for seq in (3, 1, 2):  # out of order: a dead process's jobs come back late
         lanes.submit(_job("a", seq))
     lanes.submit(_job("b", 1))
@@ -72,7 +71,7 @@ async def test_each_channel_is_paced_and_ordered_on_its_own() -> None:
     order = [job for job, _ in recorder.ran]
     assert [job for job in order if job.startswith("a")] == ["a-1", "a-2", "a-3"]
     when = dict(recorder.ran)
-    assert when["b-1"] - started < 0.1  # not behind channel a
+    assert when["b-1"] < when["a-2"]  # not behind channel a's pace
     assert when["a-2"] - when["a-1"] >= 0.19 and when["a-3"] - when["a-2"] >= 0.19
     await lanes.stop(1)
 
@@ -94,10 +93,10 @@ async def test_a_rate_limited_channel_waits_alone_and_passing_failures_back_off(
     runs: dict[str, list[float]] = {}
     for job, at in recorder.ran:
         runs.setdefault(job, []).append(at - started)
-    assert runs["c-1"][0] < 0.1
+    assert runs["c-1"][0] < runs["a-1"][1] and runs["c-1"][0] < runs["b-1"][1]
     assert len(runs["a-1"]) == 2 and runs["a-1"][1] >= 0.5  # Retry-After waited out
     assert runs["a-2"][0] >= runs["a-1"][1]  # and the order kept behind it
-    assert len(runs["b-1"]) == 3  # backed off twice (0.3 s cap), then done
-    assert 0.5 <= runs["b-1"][2] < 1.5
+    assert len(runs["b-1"]) == 3  # backed off twice (the 0.3 s cap), then done
+    assert runs["b-1"][1] - runs["b-1"][0] >= 0.29 and runs["b-1"][2] - runs["b-1"][1] >= 0.29
     assert not lanes.depth()
     await lanes.stop(1)

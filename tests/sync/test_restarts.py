@@ -119,8 +119,10 @@ async def test_two_replicas_consuming_at_once_post_each_message_once(
                     "message.created",
                     {"message_id": f"r{n}", "channel_id": channel, "text": f"r{n}"},
                 )
-        for external, _ in pairs:
-            await until(lambda e=external: len(slack.posts(e)) >= 15, what="every post")
+        await until(
+            lambda: all(len(slack.posts(external)) >= 15 for external, _ in pairs),
+            what="every post",
+        )
         # Inbound with both replicas consuming: each message reaches the chat once.
         for n in range(10):
             await slack.post_as_user(pairs[0][0], "U0ADA", f"in{n}")

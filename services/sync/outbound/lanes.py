@@ -88,7 +88,7 @@ class Lanes:
 
     async def _attempt(self, lane: Lane, job: Job) -> None:
         """Until the job is finished: paced, 429s waited out, passing failures backed off."""
-        backoff = BACKOFF_FIRST_SECONDS
+        backoff = min(BACKOFF_FIRST_SECONDS, self._max_backoff)
         while True:
             wait = lane.next_write_at - time.monotonic()
             if wait > 0:
