@@ -59,14 +59,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     providers = chat_providers(settings, client)
     metrics = SyncMetrics(runtime.registry)
+    integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
-        integration_repository.IntegrationRepository(runtime.db),
+        integrations_repo,
         lambda doc: integration_model.snapshot(doc, runtime.secrets),
         refresh_seconds=settings.cache_refresh_seconds,
         name="integrations",
     )
     tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
-    connections = Connections(providers, tokens, integrations)
+    connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
     mappings_repo = mapping_repository.MappingRepository(runtime.db)
     mapping_cache: RefreshingCache[str, MappingSnapshot] = RefreshingCache.by_id(
         mappings_repo,

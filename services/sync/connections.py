@@ -12,8 +12,11 @@ from typing import TypeVar
 import structlog
 
 from shared.cache import RefreshingCache
-from shared.errors import Invalid, NotFound
-from shared.integrations.model import IntegrationSnapshot, Status
+from shared.envelopes import Topic
+from shared.errors import HookhubError, Invalid, NotFound
+from shared.integrations.model import IntegrationSnapshot, Status, integration_event
+from shared.integrations.repository import IntegrationRepository
+from shared.kafka import EventPublisher
 from shared.oauth.tokens import TokenKeeper
 from shared.providers.chat import Author, BotIdentity, ChatProvider, TokenRejected
 
@@ -36,10 +39,14 @@ class Connections:
         providers: Mapping[str, ChatProvider],
         tokens: TokenKeeper,
         integrations: RefreshingCache[str, IntegrationSnapshot],
+        repository: IntegrationRepository,
+        publisher: EventPublisher,
     ) -> None:
         self.providers = providers
         self._tokens = tokens
         self._integrations = integrations
+        self._repository = repository
+        self._publisher = publisher
         self._identities: dict[str, BotIdentity] = {}
         self._authors: OrderedDict[tuple[str, str], tuple[float, Author | None]] = OrderedDict()
 
@@ -72,6 +79,27 @@ class Connections:
             if fresh == token:
                 raise
             return await action(fresh)
+
+    async def refused(self, integration_id: str, code: str, message: str, *, whole: bool) -> None:
+        """A permanent refusal, recorded on the integration (`last_error`, `error_count`);
+        `whole`: it concerns the connection itself (account deactivated, scope missing),
+        which goes to status `error` with `integration.error` published."""
+        status = Status.ERROR if whole else None
+        doc = await self._repository.record_error(
+            integration_id, f"{code}: {message}", status=status
+        )
+        if doc is None:
+            return
+        self._integrations.apply(doc)
+        self._identities.pop(integration_id, None)
+        if whole and doc.get("status") == Status.ERROR.value:
+            try:
+                await self._publisher.publish(
+                    Topic.INTEGRATION_EVENTS,
+                    integration_event(doc, "error", reason=code, message=message),
+                )
+            except HookhubError as exc:  # the stored status is what counts
+                log.warning("integration_event_not_published", error=exc.message)
 
     async def identity(self, integration: IntegrationSnapshot) -> BotIdentity:
         """Who we post as on this integration, asked of the provider once per process."""

@@ -95,3 +95,17 @@ class IntegrationRepository(TombstoneCollection):
             {"_id": 1},
         )
         return [str(doc["_id"]) for doc in await cursor.limit(limit).to_list()]
+
+    async def record_error(
+        self, integration_id: str, message: str, *, status: Status | None = None
+    ) -> Document | None:
+        """A provider refused work done for this integration: `last_error`, `error_count`,
+        and the status when the refusal concerns the whole connection."""
+        fields: dict[str, Any] = {"last_error": message[:1000], "updated_at": utcnow()}
+        if status is not None:
+            fields["status"] = status.value
+        return await self.collection.find_one_and_update(
+            {"_id": integration_id, "deleted_at": None},
+            {"$set": fields, "$inc": {"error_count": 1}},
+            return_document=ReturnDocument.AFTER,
+        )

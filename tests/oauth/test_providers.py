@@ -29,7 +29,8 @@ class Expected:
 
 EXPECTED = {
     "slack": Expected(
-        "channels:history,channels:read,chat:write,files:read,users:read,users:read.email",
+        "channels:history,channels:read,chat:write,chat:write.customize,files:read,"
+        "groups:history,groups:read,users:read,users:read.email",
         pkce=False,
         params={},
         account={

@@ -121,6 +121,13 @@ async def test_a_permanent_refusal_is_recorded_on_the_mapping_and_not_retried(
     assert on_slack["last_error"]["code"] == "not_in_channel" and on_slack["error_count"] == 1
     on_telegram = await until(lambda: errored(world.telegram_integration, telegram_mapping["id"]))
     assert on_telegram["last_error"]["code"] == "bot_kicked"
+    # The integration records it too, and stays connected: its other channels still work.
+    integration = (
+        await world.oauth.client.get(
+            f"/api/integrations/{world.slack_integration}", headers=admin_headers()
+        )
+    ).json()
+    assert integration["status"] == "connected" and "not_in_channel" in integration["last_error"]
     tries = len([c for c in slack.calls_of("chat.postMessage") if c.args["channel"] == external])
     await asyncio.sleep(2.0)
     assert (
@@ -230,3 +237,36 @@ async def _metric(world: World, name: str) -> float:
 
 async def _metric_at_least(world: World, name: str, value: float) -> bool:
     return await _metric(world, name) >= value
+
+
+async def test_a_refusal_of_the_whole_account_puts_the_integration_in_error(world: World) -> None:
+    slack = world.slack
+    answer = await world.oauth.client.post(
+        "/api/integrations",
+        json={
+            "provider": "slack",
+            "workspace_id": world.chat.workspace_id,
+            "settings": {"bot_token": slack.add_bot_token(), "signing_secret": "s"},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    integration_id = answer.json()["id"]
+    external, channel = world.slack_channel(), world.new_id("ch_")
+    mapping = await world.map(integration_id, external, channel)
+    slack.fail("chat.postMessage", "account_inactive", channel=external)
+    await world.chat.publish(
+        "message.created", {"message_id": "x1", "channel_id": channel, "text": "hello"}
+    )
+
+    async def in_error() -> Any:
+        found = (
+            await world.oauth.client.get(
+                f"/api/integrations/{integration_id}", headers=admin_headers()
+            )
+        ).json()
+        return found if found["status"] == "error" else None
+
+    integration = await until(in_error, what="the integration in error")
+    assert "account_inactive" in integration["last_error"]
+    assert (await world.mapping(integration_id, mapping["id"]))["status"] == "error"

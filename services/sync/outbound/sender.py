@@ -88,9 +88,10 @@ class Sender:
             self._metrics.rate_limited.labels(job.provider).inc()
             raise
         except PermanentError as exc:
-            await self._refused(job, exc.error, exc.message, exc.scope != "message")
+            await self._refused(job, exc.error, exc.message, exc.scope)
         except NotConnected as exc:
-            await self._refused(job, exc.code, exc.message, True)
+            # TokenKeeper has set the integration's status already.
+            await self._refused(job, exc.code, exc.message, "channel")
         except NotFound as exc:
             self._finish(job, "skipped", exc.message)
         except HookhubError as exc:  # ProviderUnreachable and the like
@@ -220,13 +221,20 @@ class Sender:
         self._writer.insert_once(MAP, copy.id, copy.to_doc(utcnow()))
         self._finish(job, "done", None)
 
-    async def _refused(self, job: Job, code: str, message: str, mapping_broken: bool) -> None:
+    async def _refused(self, job: Job, code: str, message: str, scope: str) -> None:
+        """Failed for good: the job; and, unless only this message was refused, the mapping
+        (`last_error`, `error_count`, status `error`) and the integration (its `last_error`;
+        its status too when the refusal concerns the whole connection)."""
         log.warning("sync_job_refused", job_id=job.id, error=code, message=message)
         self._finish(job, "failed", f"{code}: {message}")
-        if mapping_broken:
-            doc = await self._mapping_repository.record_error(job.mapping_id, code, message)
-            if doc is not None:
-                self._mappings.cache.apply(doc)
+        if scope == "message":
+            return
+        doc = await self._mapping_repository.record_error(job.mapping_id, code, message)
+        if doc is not None:
+            self._mappings.cache.apply(doc)
+        await self._connections.refused(
+            job.integration_id, code, message, whole=scope == "integration"
+        )
 
     def _finish(self, job: Job, status: str, error: str | None) -> None:
         now = utcnow()

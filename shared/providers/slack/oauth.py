@@ -28,11 +28,16 @@ class SlackOAuth(OAuthProvider):
     token_url = "https://slack.com/api/oauth.v2.access"
     revoke_url = "https://slack.com/api/auth.revoke"
     api_base = "https://slack.com/api"
+    # Sync needs `chat:write.customize` to post as the chat's author (username/icon_url),
+    # and `groups:*` for private channels.
     scopes = (
         "channels:history",
         "channels:read",
         "chat:write",
+        "chat:write.customize",
         "files:read",
+        "groups:history",
+        "groups:read",
         "users:read",
         "users:read.email",
     )
