@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import delivery, github, incoming
+from bench import delivery, github, incoming, sync
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -29,6 +29,7 @@ BENCHMARKS: list[Benchmark] = [
     incoming.BENCHMARK,
     github.BENCHMARK,
     delivery.BENCHMARK,
+    sync.BENCHMARK,
 ]
 
 

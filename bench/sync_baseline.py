@@ -1,0 +1,133 @@
+"""The sync benchmark's baseline: a minimal Kafka consumer → Slack `chat.postMessage` loop.
+
+`python -m bench.sync_baseline --bootstrap B --topic T --api URL --token xoxb-… --count N
+--result-file F [--ready-file R]` consumes the benchmark's `message.created` chat events from
+the start of `T` and posts each to `URL/chat.postMessage`, then exits once N were posted
+(`ok: true`) and writes `{"ok", "errors", "error_kinds"}` to F. `R` is written once the
+consumer has its partitions, for runs that publish after it started.
+
+What it is, per batch of `getmany` (up to 500 records, the sync service's `max_records`,
+and the same `fetch_max_wait_ms`): the events grouped by chat channel, each channel's posts
+one after the other (Slack channel order, as sync's lanes keep it), all channels at once on
+one `httpx.AsyncClient` with as many connections as sync has (`HOOKHUB_SYNC_MAX_CONNECTIONS`
+defaults to 200); then the offsets are committed. The request is what sync sends: a JSON
+body with `channel`, `text`, `username`, `icon_url` and the `metadata` tag, the Bearer
+token. Nothing else: no mapping lookup beyond a string operation, no outbox, no message
+map, no token lookup, no pacing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from bench.sync import slack_of
+from shared.consumers import FETCH_MAX_WAIT_MS
+
+CONNECTIONS = 200
+MAX_RECORDS = 500
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=f"{args.topic}.baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    client = httpx.AsyncClient(
+        timeout=10.0,
+        limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
+    )
+    url = args.api.rstrip("/") + "/chat.postMessage"
+    headers = {
+        "Authorization": f"Bearer {args.token}",
+        "Content-Type": "application/json; charset=utf-8",
+    }
+    errors: Counter[str] = Counter()
+    posted = 0
+
+    async def post(event: dict[str, Any]) -> None:
+        nonlocal posted
+        data, actor = event["data"], event.get("actor") or {}
+        body = {
+            "channel": slack_of(data["channel_id"]),
+            "text": data["text"],
+            "username": actor.get("name"),
+            "icon_url": actor.get("avatar_url"),
+            "metadata": {
+                "event_type": "hookhub_message",
+                "event_payload": {"message_id": data["message_id"]},
+            },
+        }
+        try:
+            answer = await client.post(url, content=orjson.dumps(body), headers=headers)
+            if answer.status_code != 200 or not answer.json().get("ok"):
+                errors[f"http_{answer.status_code}"] += 1
+                return
+        except httpx.HTTPError as exc:
+            errors[type(exc).__name__] += 1
+            return
+        posted += 1
+
+    async def in_order(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            await post(event)
+
+    await consumer.start()
+    try:
+        for _ in range(600):  # 30 s for the group join
+            if consumer.assignment():
+                break
+            await asyncio.sleep(0.05)
+        if args.ready_file:
+            await asyncio.to_thread(Path(args.ready_file).write_text, "ready")
+        while posted + sum(errors.values()) < args.count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_RECORDS)
+            by_channel: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+            for records in batches.values():
+                for record in records:
+                    event = orjson.loads(record.value)
+                    by_channel[event["data"]["channel_id"]].append(event)
+            if by_channel:
+                await asyncio.gather(*(in_order(events) for events in by_channel.values()))
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await client.aclose()
+    return {"ok": posted, "errors": sum(errors.values()), "error_kinds": dict(errors)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sync_baseline", description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--api", required=True, help="the Web API base, e.g. http://h:p/api")
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--result-file", required=True)
+    parser.add_argument("--ready-file")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        result = asyncio.run(run(args))
+    else:
+        result = uvloop.run(run(args))
+    Path(args.result_file).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
