@@ -29,8 +29,9 @@ from services.delivery.app import definition as delivery_definition
 from services.edge import create_edge_app
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
+from services.sync.app import definition as sync_definition
 from shared.http.app import create_app
-from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings
+from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings, SyncSettings
 from tests.fakes.oauth_providers import FAKES
 from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
@@ -60,7 +61,7 @@ async def origin(
 ) -> AsyncIterator[RunningService]:
     namespace = new_namespace()
     data_dir = tmp_path_factory.mktemp("schemathesis")
-    # One database and one key for all three: the gateway opens what oauth sealed.
+    # One database and one key for all of them: the gateway opens what oauth sealed.
     shared = {"encryption_keys": Fernet.generate_key().decode()}
     async with contextlib.AsyncExitStack() as stack:
         fakes = {name: cls() for name, cls in FAKES.items()}
@@ -83,11 +84,20 @@ async def origin(
                 for k, v in fake.hookhub_settings(fake.base_url).items()
             },
         )
+        sync = make_settings(
+            SyncSettings,
+            infra,
+            namespace,
+            data_dir,
+            **{k: v for k, v in oauth.model_dump().items() if k.endswith("_api_base")},
+            **shared,
+        )
         upstreams = {}
         for name, app in (
             ("gateway", create_app(gateway_definition(), gateway)),
             ("delivery", create_app(delivery_definition(), delivery)),
             ("oauth", create_app(oauth_definition(), oauth)),
+            ("sync", create_app(sync_definition(), sync)),
         ):
             upstreams[name] = (await stack.enter_async_context(serve_app(app))).base_url
         yield await stack.enter_async_context(
