@@ -58,7 +58,15 @@ import orjson
 from pymongo import MongoClient
 
 from bench.delivery import Sink, Window, publish_all
-from bench.harness import BenchError, BenchmarkResult, Harness, Infrastructure, Measurement
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    Harness,
+    Infrastructure,
+    Measurement,
+    _cpu_times,
+    _host,
+)
 from shared.consumers import FETCH_MAX_WAIT_MS
 from shared.embedded import free_port
 from shared.envelopes import ChatEvent, Topic
@@ -225,9 +233,30 @@ class Sync:
         in_warm = round(IN_RATE * options.warmup)
         in_total = in_warm + round(IN_RATE * options.duration)
         asyncio.run(inbound_check(bootstrap, inbound_topic, url, run))
+        pids = {
+            "gateway": gateway.child.process.pid,
+            "sync": sync.child.process.pid,
+            "kafka": infrastructure.broker.process.pid,
+            "mongo": infrastructure.mongo.process.pid,
+            "slack": standin.child.process.pid,
+            "harness": os.getpid(),
+        }
+        started, host_started, opened = _cpu_times(pids), _host(), time.perf_counter()
         in_ours = asyncio.run(
             inbound_latency(bootstrap, inbound_topic, url, run, in_total, in_warm)
         )
+        elapsed = time.perf_counter() - opened
+        ended, host_ended = _cpu_times(pids), _host()
+        in_ours.cpu_cores = {
+            name: round((ended[name] - started[name]) / elapsed, 2)
+            for name in pids
+            if name in started and name in ended
+        }
+        in_ours.host_cores = {
+            name: round((host_ended[name] - host_started[name]) / elapsed, 2)
+            for name in host_started
+            if name in host_ended
+        }
         gateway.stop()
         sync.stop()
 
@@ -295,6 +324,8 @@ class Sync:
                 f"{IN_RATE:g} signed event_callback message events/s to the gateway over "
                 f"{LATENCY_CHANNELS} channels and {USERS} users; measured by an aiokafka "
                 f"consumer (fetch_max_wait_ms {FETCH_MAX_WAIT_MS}) in the harness process",
+                "CPU: from the first event sent to the last received, warm-up included; the "
+                "harness sends the events and reads the topic",
                 "baseline: Kafka alone over the same two hops (publish acks=all → relay "
                 "consumer → publish acks=all → consumer), same rate and fetch settings; no "
                 "HTTP, no verification, no lookups",
