@@ -21,7 +21,8 @@ Three tables:
    the outbox every job as done, and says how long after the last post that was.
    Baseline: `bench.sync_baseline`, a minimal aiokafka consumer → httpx `chat.postMessage`
    loop (per batch, each channel's posts in order, all channels at once, 200 connections as
-   sync has), on the same 10,000 events (a topic of its own), timed the same way.
+   sync has), on the same 10,000 events (a topic of its own), timed the same way. A note
+   gives the same loop on aiohttp, for what the HTTP client alone accounts for.
 2. **Outbound latency** (`sync-latency`). A sync process with the default pacing gets 100
    events/s, round robin over 200 channels (0.5 a second per channel, under the pace), for
    `--warmup` + `--duration` s; `sent_at` is taken just before the producer's send (acks=all),
@@ -201,6 +202,14 @@ class Sync:
         asyncio.run(publish_all(bootstrap, base_topic, events))
         standin.reset(expect=EVENTS)
         base, _ = self._baseline(harness, standin, base_topic, api, EVENTS, from_seq=0)
+        # Not the baseline (sync posts with httpx): the same loop on aiohttp, for what the
+        # client alone accounts for.
+        base_topic = asyncio.run(_topic_like(bootstrap, topic, "baseline-burst-aiohttp"))
+        asyncio.run(publish_all(bootstrap, base_topic, events))
+        standin.reset(expect=EVENTS)
+        bare, _ = self._baseline(
+            harness, standin, base_topic, api, EVENTS, from_seq=0, client="aiohttp"
+        )
 
         # -- 2. outbound latency, pacing on (the default) ------------------------------------
         sync = harness.start_service("sync", env=env)
@@ -290,6 +299,11 @@ class Sync:
                 "each channel's posts in order, all channels at once on one httpx client "
                 "with 200 connections → commit",
                 _ratio_note(ours, base),
+                f"for comparison, the same loop on aiohttp: {bare.rps:,.0f} posts/s "
+                f"({bare.cpu_cores.get('baseline', 0):.2f} cores; the httpx loop "
+                f"{base.cpu_cores.get('baseline', 0):.2f}); hookhub posts at "
+                f"{ours.rps / bare.rps if bare.rps else 0:.2f} of it"
+                + (f", {bare.errors} errors" if bare.errors else ""),
             ],
             setup=f"{EVENTS:,} pre-published events, first → last post at the Slack stand-in",
             unit="posts/s",
@@ -348,6 +362,7 @@ class Sync:
         count: int,
         from_seq: int,
         paced: tuple[str, float, int] | None = None,
+        client: str = "httpx",
     ) -> tuple[Measurement, int]:
         """Runs bench.sync_baseline on `topic` until it posted `count`; with `paced`, the
         events are published at that rate once it has its partitions."""
@@ -359,6 +374,7 @@ class Sync:
         argv += [infrastructure.kafka_bootstrap, "--topic", topic, "--api", api]
         argv += ["--token", BOT_TOKEN, "--count", str(count)]
         argv += ["--result-file", str(result_file), "--ready-file", str(ready_file)]
+        argv += ["--client", client]
         baseline = harness.start_process("sync-baseline", argv)
         late = 0
         if paced is not None:
@@ -396,7 +412,7 @@ class Sync:
         if not result_file.exists():
             raise BenchError(f"the baseline left no result; its log: {baseline.log_path}")
         result: dict[str, Any] = json.loads(result_file.read_text())
-        label = "baseline (aiokafka → httpx loop)"
+        label = f"baseline (aiokafka → {client} loop)"
         measurement = window.measurement(label, from_seq=from_seq, latency=paced is not None)
         measurement.errors += result["errors"]
         measurement.error_kinds.update(result["error_kinds"])

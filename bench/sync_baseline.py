@@ -13,19 +13,23 @@ one `httpx.AsyncClient` with as many connections as sync has (`HOOKHUB_SYNC_MAX_
 defaults to 200); then the offsets are committed. The request is what sync sends: a JSON
 body with `channel`, `text`, `username`, `icon_url` and the `metadata` tag, the Bearer
 token. Nothing else: no mapping lookup beyond a string operation, no outbox, no message
-map, no token lookup, no pacing.
+map, no token lookup, no pacing. `--client aiohttp` posts with aiohttp instead (not the
+baseline, which uses the client sync uses: a comparison).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -35,6 +39,8 @@ from shared.consumers import FETCH_MAX_WAIT_MS
 
 CONNECTIONS = 200
 MAX_RECORDS = 500
+# One post: the body → (HTTP status, the answer's `ok`).
+Send = Callable[[bytes], Awaitable[tuple[int, bool]]]
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,10 +52,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         enable_auto_commit=False,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    client = httpx.AsyncClient(
-        timeout=10.0,
-        limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
-    )
     url = args.api.rstrip("/") + "/chat.postMessage"
     headers = {
         "Authorization": f"Bearer {args.token}",
@@ -58,7 +60,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     errors: Counter[str] = Counter()
     posted = 0
 
-    async def post(event: dict[str, Any]) -> None:
+    async def post(event: dict[str, Any], send: Send) -> None:
         nonlocal posted
         data, actor = event["data"], event.get("actor") or {}
         body = {
@@ -72,40 +74,70 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
         }
         try:
-            answer = await client.post(url, content=orjson.dumps(body), headers=headers)
-            if answer.status_code != 200 or not answer.json().get("ok"):
-                errors[f"http_{answer.status_code}"] += 1
-                return
-        except httpx.HTTPError as exc:
+            status, ok = await send(orjson.dumps(body))
+        except (httpx.HTTPError, aiohttp.ClientError) as exc:
             errors[type(exc).__name__] += 1
+            return
+        if status != 200 or not ok:
+            errors[f"http_{status}"] += 1
             return
         posted += 1
 
-    async def in_order(events: list[dict[str, Any]]) -> None:
+    async def in_order(events: list[dict[str, Any]], send: Send) -> None:
         for event in events:
-            await post(event)
+            await post(event, send)
 
-    await consumer.start()
-    try:
-        for _ in range(600):  # 30 s for the group join
-            if consumer.assignment():
-                break
-            await asyncio.sleep(0.05)
-        if args.ready_file:
-            await asyncio.to_thread(Path(args.ready_file).write_text, "ready")
-        while posted + sum(errors.values()) < args.count:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_RECORDS)
-            by_channel: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-            for records in batches.values():
-                for record in records:
-                    event = orjson.loads(record.value)
-                    by_channel[event["data"]["channel_id"]].append(event)
-            if by_channel:
-                await asyncio.gather(*(in_order(events) for events in by_channel.values()))
-                await consumer.commit()
-    finally:
-        await consumer.stop()
-        await client.aclose()
+    async def consume(send: Send) -> None:
+        await consumer.start()
+        try:
+            for _ in range(600):  # 30 s for the group join
+                if consumer.assignment():
+                    break
+                await asyncio.sleep(0.05)
+            if args.ready_file:
+                await asyncio.to_thread(Path(args.ready_file).write_text, "ready")
+            while posted + sum(errors.values()) < args.count:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_RECORDS)
+                by_channel: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+                for records in batches.values():
+                    for record in records:
+                        event = orjson.loads(record.value)
+                        by_channel[event["data"]["channel_id"]].append(event)
+                if by_channel:
+                    lanes = (in_order(events, send) for events in by_channel.values())
+                    await asyncio.gather(*lanes)
+                    await consumer.commit()
+        finally:
+            await consumer.stop()
+
+    async with contextlib.AsyncExitStack() as stack:
+        if args.client == "aiohttp":
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=CONNECTIONS),
+                    timeout=aiohttp.ClientTimeout(total=10.0),
+                )
+            )
+
+            async def send(body: bytes) -> tuple[int, bool]:
+                async with session.post(url, data=body, headers=headers) as answer:
+                    return answer.status, bool(orjson.loads(await answer.read()).get("ok"))
+
+        else:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=10.0,
+                    limits=httpx.Limits(
+                        max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS
+                    ),
+                )
+            )
+
+            async def send(body: bytes) -> tuple[int, bool]:
+                answer = await client.post(url, content=body, headers=headers)
+                return answer.status_code, bool(answer.json().get("ok"))
+
+        await consume(send)
     return {"ok": posted, "errors": sum(errors.values()), "error_kinds": dict(errors)}
 
 
@@ -118,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--result-file", required=True)
     parser.add_argument("--ready-file")
+    parser.add_argument(
+        "--client", choices=("httpx", "aiohttp"), default="httpx", help="httpx: what sync uses"
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop
