@@ -223,5 +223,6 @@ class SyncSettings(ServiceSettings):
     # Multiplies each provider's per-channel pacing (Slack ~1 write/s per channel). 0 turns
     # pacing off (a provider's 429 is still honoured); for load tests against a fake only.
     sync_pace_factor: float = Field(1.0, ge=0)
-    # Simultaneous HTTP connections to each provider's API from one replica.
+    # Simultaneous HTTP connections to the providers' APIs from one replica (one pool for
+    # all providers).
     sync_max_connections: int = Field(200, ge=1)

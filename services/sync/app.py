@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -84,6 +84,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Outcomes and the copies they made, one bulk write for every lane every 50 ms; a lane
     # waits for its outcome's write before its next job (see Sender.recorded).
     writer = BatchedWriter(runtime.db, interval=0.05)
+    # Mappings that synced a message in either direction, and when (`last_synced_at`).
+    synced: dict[str, datetime] = {}
     sender = Sender(
         connections=connections,
         message_map=the_map,
@@ -91,6 +93,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         mapping_repository=mappings_repo,
         writer=writer,
         metrics=metrics,
+        synced=synced,
     )
 
     def pace(job: Job) -> float:
@@ -116,6 +119,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         publisher=runtime.publisher,
         db=runtime.db,
         metrics=metrics,
+        synced=synced,
     )
 
     app.state.mapping_service = MappingService(mappings_repo, connections, mapping_cache)
@@ -130,11 +134,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     async def record_synced() -> None:
         while True:
             await asyncio.sleep(2.0)
-            done, sender.synced = sender.synced, {}
+            done = dict(synced)
+            synced.clear()
             try:
                 await mappings_repo.synced(done)
             except Exception:  # the next round carries them
-                sender.synced = {**done, **sender.synced}
+                synced.update({k: v for k, v in done.items() if k not in synced})
 
     async def start(_: Runtime) -> None:
         writer.start()

@@ -14,7 +14,7 @@ class SyncMetrics:
         self.messages = Counter(
             "hookhub_sync_messages",
             "Messages synced, by provider, direction (inbound|outbound) and outcome "
-            "(done, failed, skipped; inbound also echo, ignored, unmapped, unknown)",
+            "(done, failed, skipped, invalid; inbound also echo, ignored, unmapped, unknown)",
             ["provider", "direction", "outcome"],
             registry=registry,
         )

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from tests.support import admin_headers
-from tests.sync.conftest import World, until
+from tests.sync.conftest import TELEGRAM_TOKEN, World, until
 
 
 async def _create(world: World, integration_id: str, **body: Any) -> Any:
@@ -270,3 +270,35 @@ async def test_a_refusal_of_the_whole_account_puts_the_integration_in_error(worl
     integration = await until(in_error, what="the integration in error")
     assert "account_inactive" in integration["last_error"]
     assert (await world.mapping(integration_id, mapping["id"]))["status"] == "error"
+
+
+async def test_two_creates_racing_for_one_channel_make_one_mapping(world: World) -> None:
+    external = world.slack_channel()
+    answers = await asyncio.gather(
+        *(
+            _create(world, world.slack_integration, external_channel_id=external, channel_id=c)
+            for c in ("ch_race_a", "ch_race_b", "ch_race_c")
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409]
+    # Deleted, the channel may be mapped again.
+    [created] = [a.json() for a in answers if a.status_code == 201]
+    base = f"/api/integrations/{world.slack_integration}/mappings"
+    assert (
+        await world.sync.delete(f"{base}/{created['id']}", headers=admin_headers())
+    ).status_code == 204
+    again = await _create(
+        world, world.slack_integration, external_channel_id=external, channel_id="ch_race_d"
+    )
+    assert again.status_code == 201, again.text
+
+
+async def test_a_telegram_chat_mapped_by_its_username_is_stored_by_its_id(world: World) -> None:
+    chat_id = world.telegram_chat("channel")
+    world.telegram.chats[chat_id].username = f"news{abs(chat_id)}"
+    channel = world.new_id("ch_")
+    mapping = await world.map(world.telegram_integration, f"@news{abs(chat_id)}", channel)
+    assert mapping["external_channel_id"] == str(chat_id)
+    await world.telegram.channel_posts(chat_id, "by the id", token=TELEGRAM_TOKEN)
+    [received] = await world.chat.received(lambda v: v["channel_id"] == channel)
+    assert received["text"] == "by the id"

@@ -34,14 +34,18 @@ JOB = Job(
 
 
 class Recorder:
-    """Stands in for the Sender: records when each job ran; scripted failures."""
+    """Stands in for the Sender: records when each job ran; scripted failures; `hold` keeps
+    a job's call in flight until released."""
 
     def __init__(self, failures: dict[str, list[Exception]] | None = None) -> None:
         self.ran: list[tuple[str, float]] = []
         self._failures = failures or {}
+        self.hold: dict[str, asyncio.Event] = {}
 
     async def run(self, job: Job) -> None:
         self.ran.append((job.id, time.monotonic()))
+        if job.id in self.hold:
+            await self.hold[job.id].wait()
         script = self._failures.get(job.id)
         if script:
             raise script.pop(0)
@@ -99,4 +103,19 @@ async def test_a_rate_limited_channel_waits_alone_and_passing_failures_back_off(
     assert len(runs["b-1"]) == 3  # backed off twice (the 0.3 s cap), then done
     assert runs["b-1"][1] - runs["b-1"][0] >= 0.29 and runs["b-1"][2] - runs["b-1"][1] >= 0.29
     assert not lanes.depth()
+    await lanes.stop(1)
+
+
+async def test_a_job_taken_over_while_another_is_in_flight_runs_once_each() -> None:
+    recorder = Recorder()
+    recorder.hold["a-5"] = asyncio.Event()
+    lanes = Lanes(cast(Sender, recorder), lambda job: 0.0, max_backoff_seconds=1)
+    lanes.submit(_job("a", 5))
+    await asyncio.sleep(0.05)  # a-5 in flight
+    lanes.submit(_job("a", 2))  # an older job, from a dead process
+    assert lanes.depth()["slack"][0] == 2
+    recorder.hold["a-5"].set()
+    await _drain(lanes, 2, recorder)
+    await asyncio.sleep(0.1)
+    assert [job for job, _ in recorder.ran] == ["a-5", "a-2"]
     await lanes.stop(1)

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 import structlog
+from pydantic import ValidationError
 
 from services.sync.connections import Connections
 from services.sync.mappings.service import MappingDirectory, MappingSnapshot
@@ -25,7 +27,7 @@ from services.sync.metrics import SyncMetrics
 from shared import claim_check
 from shared.envelopes import InboundMessage, MessageAuthor, MessageSource, ProviderEvent, Topic
 from shared.errors import HookhubError
-from shared.ids import derived_id
+from shared.ids import derived_id, utcnow
 from shared.integrations.model import IntegrationSnapshot
 from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
@@ -34,6 +36,8 @@ from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChan
 
 log = structlog.get_logger(__name__)
 
+# The outbox's names for the same operations, for the metrics' `op` label.
+OPS = {"created": "post", "edited": "edit", "deleted": "delete"}
 TYPES: dict[str, Any] = {
     "created": "message.received",
     "edited": "message.edited",
@@ -72,6 +76,7 @@ class Inbound:
         publisher: EventPublisher,
         db: Database,
         metrics: SyncMetrics,
+        synced: dict[str, datetime],
     ) -> None:
         self._connections = connections
         self._mappings = mappings
@@ -79,6 +84,7 @@ class Inbound:
         self._publisher = publisher
         self._db = db
         self._metrics = metrics
+        self._synced = synced
 
     async def events(self, events: list[ProviderEvent]) -> None:
         items = [item for event in events for item in await self._items(event)]
@@ -92,18 +98,28 @@ class Inbound:
         ]
         known = await self._map.by_ids(wanted)
         envelopes: list[InboundMessage] = []
+        done: list[Item] = []
         copies: list[Copy] = []
         for item in items:
-            envelope = await self._envelope(item, known)
+            try:
+                envelope = await self._envelope(item, known)
+            except ValidationError as exc:
+                # One odd message must not hold the partition: it is counted and logged.
+                log.warning("inbound_message_invalid", envelope_id=item.event.id, error=str(exc))
+                self._metrics.messages.labels(item.provider.name, "inbound", "invalid").inc()
+                continue
             if envelope is None:
                 continue
             envelopes.append(envelope)
+            done.append(item)
             if item.change.kind == "created":
                 copies.append(self._copy(item, envelope.id))
         await self._map.insert(copies)
         await self._publish(envelopes)
-        for envelope in envelopes:
+        now = utcnow()
+        for item, envelope in zip(done, envelopes, strict=True):
             self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()
+            self._synced[item.mapping.id] = now
 
     async def _items(self, event: ProviderEvent) -> list[Item]:
         provider = self._connections.providers.get(event.provider)
@@ -152,7 +168,7 @@ class Inbound:
         else:
             if existing is None:
                 # An edit or delete of a message the chat never got from us: nothing to change.
-                self._metrics.unknown.labels(provider.name, change.kind).inc()
+                self._metrics.unknown.labels(provider.name, OPS[change.kind]).inc()
                 self._metrics.messages.labels(provider.name, "inbound", "unknown").inc()
                 return None
             envelope_id = derived_id(item.event.id, change.kind, change.external_message_id)

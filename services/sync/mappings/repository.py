@@ -14,7 +14,13 @@ COLLECTION = "mappings"
 INDEXES = [
     Index(COLLECTION, [("integration_id", 1), ("_id", -1)]),
     Index(COLLECTION, [("updated_at", 1)]),
+    # One live mapping per provider channel, also when two creates race.
+    Index(COLLECTION, [("live_key", 1)], {"unique": True}),
 ]
+
+
+def live_key(integration_id: str, external_channel_id: str) -> str:
+    return f"{integration_id}:{external_channel_id}"
 
 
 class MappingRepository(TombstoneCollection):
@@ -23,12 +29,12 @@ class MappingRepository(TombstoneCollection):
 
     async def of_external(self, integration_id: str, external_channel_id: str) -> Document | None:
         return await self.collection.find_one(
-            {
-                "integration_id": integration_id,
-                "external_channel_id": external_channel_id,
-                "deleted_at": None,
-            }
+            {"live_key": live_key(integration_id, external_channel_id)}
         )
+
+    async def remove(self, mapping_id: str) -> Document | None:
+        """The tombstone, its provider channel free to be mapped again."""
+        return await self.soft_delete(mapping_id, live_key=f"deleted:{mapping_id}")
 
     async def record_error(self, mapping_id: str, code: str, message: str) -> Document | None:
         now = utcnow()

@@ -8,8 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from services.sync.connections import Connections
-from services.sync.mappings.repository import MappingRepository
+from services.sync.mappings.repository import MappingRepository, live_key
 from services.sync.mappings.schemas import MappingCreate, MappingUpdate
 from shared.cache import RefreshingCache
 from shared.errors import Conflict, Invalid, NotFound
@@ -116,16 +118,6 @@ class MappingService:
                 f"integration {integration_id} is {state}: connect it before mapping channels",
                 code="integration_not_connected",
             )
-        # One chat channel may have several mappings; one provider channel has one, so a
-        # provider message is one chat message (and one envelope id) wherever it goes.
-        same = await self._repository.of_external(integration_id, body.external_channel_id)
-        if same is not None:
-            raise Conflict(
-                f"channel {body.external_channel_id} is mapped already (mapping {same['_id']}, "
-                f"to chat channel {same['channel_id']}); a chat channel may have several "
-                "mappings, a provider channel one",
-                code="mapping_exists",
-            )
         try:
             channel = await self._connections.call(
                 integration_id, lambda token: provider.channel(token, body.external_channel_id)
@@ -135,14 +127,20 @@ class MappingService:
                 f"{integration.provider} will not let the bot use channel "
                 f"{body.external_channel_id} ({exc.error}): {exc.message}"
             ) from exc
+        # The provider's own id for the channel (a Telegram `@name` becomes its number,
+        # which is how its updates name it).
+        external_channel_id = channel.id or body.external_channel_id
         now = utcnow()
         doc: dict[str, Any] = {
             "_id": new_id("map"),
             "workspace_id": integration.workspace_id,
             "integration_id": integration_id,
             "provider": integration.provider,
-            "external_channel_id": body.external_channel_id,
+            "external_channel_id": external_channel_id,
             "external_channel_name": channel.name,
+            # One chat channel may have several mappings; one provider channel has one, so
+            # a provider message is one chat message (with one envelope id) wherever it goes.
+            "live_key": live_key(integration_id, external_channel_id),
             "channel_id": body.channel_id,
             "direction": body.direction,
             "enabled": body.enabled,
@@ -154,7 +152,20 @@ class MappingService:
             "updated_at": now,
             "deleted_at": None,
         }
-        await self._repository.insert(doc)
+        try:
+            await self._repository.insert(doc)
+        except DuplicateKeyError as exc:
+            same = await self._repository.of_external(integration_id, external_channel_id)
+            raise Conflict(
+                f"channel {external_channel_id} is mapped already"
+                + (
+                    f" (mapping {same['_id']}, to chat channel {same['channel_id']})"
+                    if same
+                    else ""
+                )
+                + "; a chat channel may have several mappings, a provider channel one",
+                code="mapping_exists",
+            ) from exc
         self._cache.apply(doc)
         return doc
 
@@ -171,7 +182,7 @@ class MappingService:
 
     async def delete(self, integration_id: str, mapping_id: str) -> None:
         await self.get(integration_id, mapping_id)
-        deleted = await self._repository.soft_delete(mapping_id)
+        deleted = await self._repository.remove(mapping_id)
         if deleted is not None:
             self._cache.apply(deleted)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -61,7 +61,6 @@ class Job:
     attachments: tuple[Mapping[str, str], ...]
     queued_at: datetime
     recovered: bool = False
-    tries: int = field(default=0, compare=False)
 
     @classmethod
     def from_doc(cls, doc: Document) -> Job:
@@ -214,7 +213,6 @@ def plan(
                     "attachments": list(message.attachments),
                     "event_id": message.event_id,
                     "status": "queued",
-                    "tries": 0,
                     "queued_at": now,
                     # Held by this process until finished; see shared.ownership.
                     "lease_owner": ownership.id,

@@ -74,11 +74,12 @@ class Lanes:
     async def _run(self, lane: Lane) -> None:
         try:
             while lane.jobs and not self._stopping:
-                _, _, job = lane.jobs[0]
+                # Taken off the heap before it runs: a job with a lower `seq` arriving
+                # meanwhile (taken over from a dead process) runs next, and this one once.
+                _, _, job = heapq.heappop(lane.jobs)
                 lane.current = job
                 await self._attempt(lane, job)
                 lane.current = None
-                heapq.heappop(lane.jobs)
                 lane.ids.discard(job.id)
         finally:
             lane.current = None
@@ -115,7 +116,8 @@ class Lanes:
         now = utcnow()
         found: dict[str, tuple[int, float]] = {}
         for lane in list(self._lanes.values()):
-            for _, _, job in lane.jobs:
+            held = [job for _, _, job in lane.jobs]
+            for job in [*held, *([lane.current] if lane.current else [])]:
                 count, age = found.get(job.provider, (0, 0.0))
                 found[job.provider] = (count + 1, max(age, (now - job.queued_at).total_seconds()))
         return found

@@ -58,15 +58,6 @@ class OutboxRepository:
         taken = {"_id": {"$in": ids + orphans}, "lease_owner": owner}
         return await self.jobs.find(taken).sort("seq", 1).to_list()
 
-    async def count_waiting(self) -> list[Document]:
-        """Open jobs per provider, with the oldest one's queue time."""
-        open_jobs = {"next_attempt_at": {"$gte": EPOCH}}
-        pipeline: list[Document] = [
-            {"$match": open_jobs},
-            {"$group": {"_id": "$provider", "n": {"$sum": 1}, "oldest": {"$min": "$queued_at"}}},
-        ]
-        return await (await self.jobs.aggregate(pipeline)).to_list()
-
     async def mark_recovered(self, job_ids: list[str]) -> None:
         """Jobs cut off mid-call at a stop: whoever runs them next checks first whether the
         post was made."""

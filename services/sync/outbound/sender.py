@@ -9,8 +9,7 @@ again), `Retry` (back off, same job again); anything else was decided here.
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -58,6 +57,7 @@ class Sender:
         mapping_repository: MappingRepository,
         writer: BatchedWriter,
         metrics: SyncMetrics,
+        synced: dict[str, datetime],
     ) -> None:
         self._connections = connections
         self._map = message_map
@@ -65,10 +65,11 @@ class Sender:
         self._mapping_repository = mapping_repository
         self._writer = writer
         self._metrics = metrics
+        # Mappings that synced a message, and when: written every few seconds.
+        self._synced = synced
         # Copies posted by this process, by (mapping, chat message): what an edit or a
         # reply right behind a post needs, before the batched write has stored it.
         self._recent: OrderedDict[tuple[str, str], Copy] = OrderedDict()
-        self.synced: dict[str, Any] = {}
 
     async def run(self, job: Job) -> None:
         mapping = self._mappings.get(job.mapping_id)
@@ -77,6 +78,9 @@ class Sender:
             return
         try:
             integration = await self._connections.integration(job.integration_id)
+            if not integration.enabled:
+                self._finish(job, "skipped", "the integration is disabled")
+                return
             provider = self._connections.provider(integration)
             if job.op == "post":
                 await self._post(job, provider)
@@ -90,8 +94,8 @@ class Sender:
         except PermanentError as exc:
             await self._refused(job, exc.error, exc.message, exc.scope)
         except NotConnected as exc:
-            # TokenKeeper has set the integration's status already.
-            await self._refused(job, exc.code, exc.message, "channel")
+            # The integration's own status says why (TokenKeeper set it): the mapping only.
+            await self._refused(job, exc.code, exc.message, "mapping")
         except NotFound as exc:
             self._finish(job, "skipped", exc.message)
         except HookhubError as exc:  # ProviderUnreachable and the like
@@ -232,15 +236,16 @@ class Sender:
         doc = await self._mapping_repository.record_error(job.mapping_id, code, message)
         if doc is not None:
             self._mappings.cache.apply(doc)
-        await self._connections.refused(
-            job.integration_id, code, message, whole=scope == "integration"
-        )
+        if scope != "mapping":
+            await self._connections.refused(
+                job.integration_id, code, message, whole=scope == "integration"
+            )
 
     def _finish(self, job: Job, status: str, error: str | None) -> None:
         now = utcnow()
         self._metrics.messages.labels(job.provider, "outbound", status).inc()
         if status == "done":
-            self.synced[job.mapping_id] = now
+            self._synced[job.mapping_id] = now
         self._writer.set_fields(
             OUTBOX,
             job.id,
@@ -248,6 +253,9 @@ class Sender:
                 "status": status,
                 "error": error,
                 "finished_at": now,
+                # The message itself is not kept once it is sent (finished jobs stay a week).
+                "text": "",
+                "attachments": [],
                 "lease_owner": None,
                 "next_attempt_at": None,
             },
