@@ -111,6 +111,18 @@ class World:
         self.telegram.add_chat(chat_id, kind, f"chat {chat_id}")
         return chat_id
 
+    async def slack_pair(self, **fields: Any) -> tuple[str, str]:
+        """A new Slack channel mapped to a new chat channel: (external id, chat channel)."""
+        external, channel = self.slack_channel(), self.new_id("ch_")
+        await self.map(self.slack_integration, external, channel, **fields)
+        return external, channel
+
+    async def telegram_pair(self, kind: str = "supergroup") -> tuple[int, str]:
+        """A new Telegram chat mapped to a new chat channel: (chat id, chat channel)."""
+        chat_id, channel = self.telegram_chat(kind), self.new_id("ch_")
+        await self.map(self.telegram_integration, chat_id, channel)
+        return chat_id, channel
+
     async def map(
         self, integration_id: str, external_channel_id: str | int, channel_id: str, **fields: Any
     ) -> dict[str, Any]:
@@ -134,6 +146,11 @@ class World:
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
         return body
+
+
+def in_channel(channel_id: str, type: str = "message.received") -> Callable[[Any], bool]:
+    """Inbound envelopes of one chat channel and type."""
+    return lambda v: bool(v["channel_id"] == channel_id and v["type"] == type)
 
 
 async def until(

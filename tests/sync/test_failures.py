@@ -154,8 +154,7 @@ async def test_edits_and_deletes_of_unknown_messages_are_skipped_never_posted(
     world: World,
 ) -> None:
     slack = world.slack
-    external, channel = world.slack_channel(), world.new_id("ch_")
-    await world.map(world.slack_integration, external, channel)
+    external, channel = await world.slack_pair()
     before = await _metric(world, "hookhub_sync_unknown_messages_total")
 
     await world.chat.publish(
@@ -213,8 +212,7 @@ async def test_a_429_storm_holds_its_channel_only_and_order_is_kept(world: World
 
 async def test_telegram_429_parameters_retry_after_is_honoured(world: World) -> None:
     telegram = world.telegram
-    chat_id, channel = world.telegram_chat(), world.new_id("ch_")
-    await world.map(world.telegram_integration, chat_id, channel)
+    chat_id, channel = await world.telegram_pair()
     telegram.rate_limit("sendMessage", chat_id=chat_id, retry_after=1, times=1)
     started = time.monotonic()
     await world.chat.publish(

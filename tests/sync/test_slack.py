@@ -3,24 +3,16 @@ the chat to Slack and from Slack to the chat, with no echo of our own posts."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.fakes.slack import BOT_ID
 from tests.support import admin_headers
-from tests.sync.conftest import World, until
-
-
-def _in(channel_id: str, type: str = "message.received") -> Any:
-    return lambda v: v["channel_id"] == channel_id and v["type"] == type
+from tests.sync.conftest import World, in_channel, until
 
 
 async def test_chat_messages_reach_slack_with_edits_deletes_and_thread_replies(
     world: World,
 ) -> None:
     slack, chat = world.slack, world.chat
-    external = world.slack_channel()
-    channel = world.new_id("ch_")
-    await world.map(world.slack_integration, external, channel)
+    external, channel = await world.slack_pair()
 
     await chat.publish(
         "message.created",
@@ -74,14 +66,12 @@ async def test_slack_messages_reach_the_chat_with_authors_mentions_threads_edits
     slack, chat = world.slack, world.chat
     slack.add_user("U0ADA", "Ada Lovelace", display_name="ada")
     slack.add_user("U0BOB", "Bob Babbage")
-    external = world.slack_channel()
-    channel = world.new_id("ch_")
-    await world.map(world.slack_integration, external, channel)
+    external, channel = await world.slack_pair()
 
     root_ts = await slack.post_as_user(
         external, "U0ADA", "hi <@U0BOB>, see <https://x.test/a?b=1&amp;c=2|the doc> &lt;3"
     )
-    [received] = await chat.received(_in(channel))
+    [received] = await chat.received(in_channel(channel))
     assert received["text"] == "hi @Bob Babbage, see the doc (https://x.test/a?b=1&c=2) <3"
     assert received["author"]["name"] == "ada"
     assert received["author"]["avatar_url"].startswith("https://avatars.slack-edge.com/")
@@ -94,15 +84,15 @@ async def test_slack_messages_reach_the_chat_with_authors_mentions_threads_edits
     assert "thread_id" not in received
 
     await slack.post_as_user(external, "U0BOB", "in the thread", thread_ts=root_ts)
-    replies = await chat.received(lambda v: _in(channel)(v) and "thread_id" in v)
+    replies = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
     assert replies[0]["thread_id"] == received["id"]  # the root's envelope id
 
     await slack.edit_as_user(external, root_ts, "hello again")
-    [edited] = await chat.received(_in(channel, "message.edited"))
+    [edited] = await chat.received(in_channel(channel, "message.edited"))
     assert edited["message_id"] == received["id"] and edited["text"] == "hello again"
 
     await slack.delete_as_user(external, root_ts)
-    [deleted] = await chat.received(_in(channel, "message.deleted"))
+    [deleted] = await chat.received(in_channel(channel, "message.deleted"))
     assert deleted["message_id"] == received["id"]
 
 
@@ -110,9 +100,7 @@ async def test_our_own_posts_never_come_back_even_when_the_echo_beats_the_api_an
     world: World,
 ) -> None:
     slack, chat = world.slack, world.chat
-    external = world.slack_channel()
-    channel = world.new_id("ch_")
-    await world.map(world.slack_integration, external, channel)
+    external, channel = await world.slack_pair()
 
     slack.echo_before_answer = True
     try:
@@ -136,6 +124,6 @@ async def test_our_own_posts_never_come_back_even_when_the_echo_beats_the_api_an
 
     # A person's message after the echoes: once it is through, the echoes would be too.
     await slack.post_as_user(external, "U0ADA", "a person")
-    await chat.received(_in(channel))
+    await chat.received(in_channel(channel))
     await chat.inbound.poll()
     assert [v["text"] for v in chat.inbound.values() if v["channel_id"] == channel] == ["a person"]

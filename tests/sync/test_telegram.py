@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.sync.conftest import TELEGRAM_TOKEN, World, until
+from tests.sync.conftest import TELEGRAM_TOKEN, World, in_channel, until
 
 ADA = {"id": 4001, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}
 
 
-def _in(channel_id: str, type: str = "message.received") -> Any:
-    return lambda v: v["channel_id"] == channel_id and v["type"] == type
-
-
 async def test_chat_messages_reach_telegram_with_edits_deletes_and_replies(world: World) -> None:
     telegram, chat = world.telegram, world.chat
-    chat_id = world.telegram_chat()
-    channel = world.new_id("ch_")
-    await world.map(world.telegram_integration, chat_id, channel)
+    chat_id, channel = await world.telegram_pair()
 
     await chat.publish(
         "message.created",
@@ -52,23 +46,21 @@ async def test_chat_messages_reach_telegram_with_edits_deletes_and_replies(world
 
 async def test_telegram_messages_reach_the_chat_with_replies_and_edits(world: World) -> None:
     telegram, chat = world.telegram, world.chat
-    chat_id = world.telegram_chat()
-    channel = world.new_id("ch_")
-    await world.map(world.telegram_integration, chat_id, channel)
+    chat_id, channel = await world.telegram_pair()
 
     status = await telegram.user_sends(chat_id, ADA, "hello <there>", token=TELEGRAM_TOKEN)
     assert status == 200
-    [received] = await chat.received(_in(channel))
+    [received] = await chat.received(in_channel(channel))
     assert received["text"] == "hello <there>"
     assert received["author"] == {"name": "Ada Lovelace", "external_id": "4001"}
     root_id = int(received["source"]["external_message_id"])
 
     await telegram.user_sends(chat_id, ADA, "replying", reply_to=root_id, token=TELEGRAM_TOKEN)
-    [reply] = await chat.received(lambda v: _in(channel)(v) and "thread_id" in v)
+    [reply] = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
     assert reply["thread_id"] == received["id"]
 
     await telegram.user_edits(chat_id, root_id, "hello again", token=TELEGRAM_TOKEN)
-    [edited] = await chat.received(_in(channel, "message.edited"))
+    [edited] = await chat.received(in_channel(channel, "message.edited"))
     assert edited["message_id"] == received["id"] and edited["text"] == "hello again"
 
 
@@ -83,7 +75,7 @@ async def test_a_slack_message_is_bridged_to_telegram_and_never_back_to_slack(
     await world.map(world.telegram_integration, chat_id, channel)
 
     ts = await slack.post_as_user(external, "U0ADA", "from slack")
-    [received] = await chat.received(_in(channel))
+    [received] = await chat.received(in_channel(channel))
     # The chat stores it and publishes it as its own message, naming where it came from.
     await chat.publish(
         "message.created",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.errors import BadRequest, NotFound
 from shared.http.app import from_state
@@ -22,6 +22,8 @@ Param = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 class CopyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     provider: str
     integration_id: str
     mapping_id: str | None
@@ -79,16 +81,5 @@ def _lookup(copies: list[Copy]) -> Lookup:
         channel_id=first.channel_id,
         message_id=next((c.chat_message_id for c in copies if c.chat_message_id), None),
         inbound_id=next((c.inbound_id for c in copies if c.inbound_id), None),
-        copies=[
-            CopyOut(
-                provider=c.provider,
-                integration_id=c.integration_id,
-                mapping_id=c.mapping_id,
-                external_channel_id=c.external_channel_id,
-                external_message_id=c.external_message_id,
-                external_thread_id=c.external_thread_id,
-                origin=c.origin,
-            )
-            for c in sorted(copies, key=lambda c: c.id)
-        ],
+        copies=[CopyOut.model_validate(c) for c in sorted(copies, key=lambda c: c.id)],
     )
