@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -12,7 +12,12 @@ from services.sync.connections import Connections
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
 from services.sync.mappings import repository as mapping_repository
-from services.sync.mappings.service import MappingDirectory, MappingService, MappingSnapshot
+from services.sync.mappings.service import (
+    LastSynced,
+    MappingDirectory,
+    MappingService,
+    MappingSnapshot,
+)
 from services.sync.mappings.service import snapshot as mapping_snapshot
 from services.sync.messages import endpoints as message_routes
 from services.sync.metrics import QueueCollector, SyncMetrics
@@ -85,7 +90,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # waits for its outcome's write before its next job (see Sender.recorded).
     writer = BatchedWriter(runtime.db, interval=0.05)
     # Mappings that synced a message in either direction, and when (`last_synced_at`).
-    synced: dict[str, datetime] = {}
+    synced = LastSynced(mappings_repo, mappings)
     sender = Sender(
         connections=connections,
         message_map=the_map,
@@ -131,16 +136,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.consume_batch(Topic.CHAT_EVENTS, "outbound", ChatEvent, intake.events)
     runtime.consume_batch(Topic.PROVIDER_EVENTS, "inbound", ProviderEvent, inbound.events)
 
-    async def record_synced() -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            done = dict(synced)
-            synced.clear()
-            try:
-                await mappings_repo.synced(done)
-            except Exception:  # the next round carries them
-                synced.update({k: v for k, v in done.items() if k not in synced})
-
     async def start(_: Runtime) -> None:
         writer.start()
         await asyncio.gather(integrations.refresh(), mapping_cache.refresh())
@@ -148,7 +143,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("mapping-cache", mapping_cache.run)
         runtime.background("sync-scheduler", scheduler.run)
         runtime.background("sync-heartbeat", ownership.keep_alive)
-        runtime.background("sync-last-synced", record_synced)
+        runtime.background("sync-last-synced", synced.run)
 
     async def stop_lanes(seconds: float) -> None:
         cut = await lanes.stop(seconds)
@@ -159,6 +154,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())
+    runtime.on_shutdown("sync_last_synced", lambda _: synced.write(everything=True), cap=0.1)
     runtime.on_shutdown("sync_release", lambda _: ownership.release())
     runtime.on_shutdown("provider_client", lambda _: client.aclose())
     runtime.ready_check("integration_cache", integrations.ready)

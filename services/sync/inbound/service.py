@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ import structlog
 from pydantic import ValidationError
 
 from services.sync.connections import Connections
-from services.sync.mappings.service import MappingDirectory, MappingSnapshot
+from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
 from shared import claim_check
 from shared.envelopes import InboundMessage, MessageAuthor, MessageSource, ProviderEvent, Topic
@@ -76,7 +75,7 @@ class Inbound:
         publisher: EventPublisher,
         db: Database,
         metrics: SyncMetrics,
-        synced: dict[str, datetime],
+        synced: LastSynced,
     ) -> None:
         self._connections = connections
         self._mappings = mappings
@@ -119,7 +118,7 @@ class Inbound:
         now = utcnow()
         for item, envelope in zip(done, envelopes, strict=True):
             self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()
-            self._synced[item.mapping.id] = now
+            self._synced.saw(item.mapping.id, now)
 
     async def _items(self, event: ProviderEvent) -> list[Item]:
         provider = self._connections.providers.get(event.provider)

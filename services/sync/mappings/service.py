@@ -4,10 +4,14 @@ sync pipelines from a per-replica cache, by chat channel (outbound) and by provi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import structlog
 from pymongo.errors import DuplicateKeyError
 
 from services.sync.connections import Connections
@@ -18,6 +22,8 @@ from shared.errors import Conflict, Invalid, NotFound
 from shared.ids import new_id, utcnow
 from shared.mongo import Document
 from shared.providers.chat import PermanentError
+
+log = structlog.get_logger(__name__)
 
 INBOUND = frozenset({"both", "inbound"})
 OUTBOUND = frozenset({"both", "outbound"})
@@ -33,6 +39,8 @@ class MappingSnapshot:
     channel_id: str
     direction: str
     enabled: bool
+    # Its last attempt was refused for good (status `error`).
+    failing: bool = False
 
     @property
     def inbound(self) -> bool:
@@ -53,6 +61,7 @@ def snapshot(doc: Document) -> MappingSnapshot:
         channel_id=doc["channel_id"],
         direction=doc["direction"],
         enabled=bool(doc.get("enabled", True)),
+        failing=bool(doc.get("failing", False)),
     )
 
 
@@ -86,6 +95,55 @@ class MappingDirectory:
 
     def get(self, mapping_id: str) -> MappingSnapshot | None:
         return self.cache.get(mapping_id)
+
+
+class LastSynced:
+    """When each mapping last synced a message, kept in memory and written every few
+    seconds: at once for a mapping in error (so that its status turns `ok` promptly), at
+    most once a minute for the others (a thousand busy channels are a thousand writes a
+    minute, not a thousand every few seconds)."""
+
+    def __init__(
+        self,
+        repository: MappingRepository,
+        mappings: MappingDirectory,
+        *,
+        every_seconds: float = 60.0,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self._repository = repository
+        self._mappings = mappings
+        self._every = every_seconds
+        self._poll = poll_seconds
+        self._pending: dict[str, datetime] = {}
+        self._written: dict[str, float] = {}
+
+    def saw(self, mapping_id: str, at: datetime) -> None:
+        self._pending[mapping_id] = at
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll)
+            try:
+                await self.write()
+            except Exception as exc:  # kept for the next round
+                log.warning("last_synced_write_failed", error=repr(exc))
+
+    async def write(self, everything: bool = False) -> None:
+        """What is due (`everything`: all that is pending, at a stop)."""
+        now = time.monotonic()
+        due = {}
+        for mapping_id, at in self._pending.items():
+            mapping = self._mappings.get(mapping_id)
+            failing = mapping is not None and mapping.failing
+            if everything or failing or now - self._written.get(mapping_id, -1e9) >= self._every:
+                due[mapping_id] = at
+        if not due:
+            return
+        await self._repository.synced(due)
+        for mapping_id in due:
+            self._pending.pop(mapping_id, None)
+            self._written[mapping_id] = now
 
 
 class ChannelNotUsable(Invalid):

@@ -9,13 +9,13 @@ again), `Retry` (back off, same job again); anything else was decided here.
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
 from services.sync.connections import Connections
 from services.sync.mappings.repository import MappingRepository
-from services.sync.mappings.service import MappingDirectory
+from services.sync.mappings.service import LastSynced, MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.repository import OUTBOX
@@ -57,7 +57,7 @@ class Sender:
         mapping_repository: MappingRepository,
         writer: BatchedWriter,
         metrics: SyncMetrics,
-        synced: dict[str, datetime],
+        synced: LastSynced,
     ) -> None:
         self._connections = connections
         self._map = message_map
@@ -245,7 +245,7 @@ class Sender:
         now = utcnow()
         self._metrics.messages.labels(job.provider, "outbound", status).inc()
         if status == "done":
-            self._synced[job.mapping_id] = now
+            self._synced.saw(job.mapping_id, now)
         self._writer.set_fields(
             OUTBOX,
             job.id,
