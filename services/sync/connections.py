@@ -14,6 +14,7 @@ import structlog
 from shared.cache import RefreshingCache
 from shared.envelopes import Topic
 from shared.errors import HookhubError, Invalid, NotFound
+from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot, Status, integration_event
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
@@ -27,6 +28,7 @@ T = TypeVar("T")
 # Display names and avatars change rarely; an hour-old one is good enough for a message.
 AUTHOR_TTL_SECONDS = 3600.0
 AUTHORS_KEPT = 50_000
+TOKEN_KEPT_SECONDS = 60.0
 
 
 class NotAChatIntegration(Invalid):
@@ -48,6 +50,7 @@ class Connections:
         self._repository = repository
         self._publisher = publisher
         self._identities: dict[str, BotIdentity] = {}
+        self._tokens_kept: dict[str, tuple[str, float]] = {}
         self._authors: OrderedDict[tuple[str, str], tuple[float, Author | None]] = OrderedDict()
 
     async def integration(self, integration_id: str) -> IntegrationSnapshot:
@@ -68,14 +71,29 @@ class Connections:
     def connected(self, integration: IntegrationSnapshot) -> bool:
         return integration.enabled and integration.status == Status.CONNECTED
 
+    async def token(self, integration_id: str, rejected: str | None = None) -> str:
+        """The integration's token from TokenKeeper, kept here for up to a minute (and never
+        past its expiry): reading and decrypting it per message was a MongoDB round trip on
+        every post. A token the provider rejects is dropped and asked for again."""
+        now = time.monotonic()
+        kept = self._tokens_kept.get(integration_id)
+        if rejected is None and kept is not None and kept[1] > now:
+            return kept[0]
+        token, until = await self._tokens.access_token_until(integration_id, rejected=rejected)
+        keep = TOKEN_KEPT_SECONDS
+        if until is not None:
+            keep = min(keep, (until - utcnow()).total_seconds())
+        self._tokens_kept[integration_id] = (token, now + keep)
+        return token
+
     async def call(self, integration_id: str, action: Callable[[str], Awaitable[T]]) -> T:
         """`action(token)`; when the provider rejects the token, once more with a token
         TokenKeeper refreshed (or its NotConnected when it cannot be)."""
-        token = await self._tokens.access_token(integration_id)
+        token = await self.token(integration_id)
         try:
             return await action(token)
         except TokenRejected:
-            fresh = await self._tokens.access_token(integration_id, rejected=token)
+            fresh = await self.token(integration_id, rejected=token)
             if fresh == token:
                 raise
             return await action(fresh)
@@ -92,6 +110,7 @@ class Connections:
             return
         self._integrations.apply(doc)
         self._identities.pop(integration_id, None)
+        self._tokens_kept.pop(integration_id, None)
         if whole and doc.get("status") == Status.ERROR.value:
             try:
                 await self._publisher.publish(

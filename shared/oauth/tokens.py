@@ -148,9 +148,18 @@ class TokenKeeper:
         error). Raises NotConnected (reconnect needed), ProviderUnreachable (the provider
         cannot refresh it now) or NotFound.
         """
+        token, _ = await self.access_token_until(integration_id, rejected=rejected)
+        return token
+
+    async def access_token_until(
+        self, integration_id: str, *, rejected: str | None = None
+    ) -> tuple[str, datetime | None]:
+        """`access_token`, with the moment until which a caller may keep using it without
+        asking again (a little before it expires; None: it does not expire, as bot tokens).
+        For callers that keep tokens in memory instead of reading MongoDB per call."""
         doc = self._connected(await self._repository.get(integration_id), integration_id)
         if not (doc.get("tokens") or {}).get("access_token"):
-            return await self._bot_token(doc, rejected)
+            return await self._bot_token(doc, rejected), None
 
         def stale(d: Document) -> bool:
             return self._expired(d) or (
@@ -159,7 +168,7 @@ class TokenKeeper:
 
         if stale(doc):
             doc = await self._refresh(doc, stale, on_demand=True, rejected=rejected)
-        return self._open(doc)["access_token"]
+        return self._open(doc)["access_token"], self._usable_until(doc)
 
     async def refresh_if_due(self, integration_id: str) -> None:
         """The loop's entry: refresh ahead of expiry; failures are recorded, not raised."""
@@ -372,14 +381,20 @@ class TokenKeeper:
         sealed = (doc.get("secrets") or {}).get("bot_token")
         return self._box.decrypt(sealed) if sealed else None
 
-    def _expired(self, doc: Document) -> bool:
+    def _usable_until(self, doc: Document) -> datetime | None:
+        """When `_expired` will say so (the same leeway)."""
         oauth = _oauth(doc)
         expires_at, obtained_at = oauth.get("expires_at"), oauth.get("obtained_at")
         if expires_at is None:
-            return False
+            return None
         lifetime = (expires_at - obtained_at).total_seconds() if obtained_at else 0.0
         leeway = min(EXPIRY_LEEWAY_SECONDS, max(lifetime, 0.0) / 10)
-        return bool(utcnow() >= expires_at - timedelta(seconds=leeway))
+        moment: datetime = expires_at - timedelta(seconds=leeway)
+        return moment
+
+    def _expired(self, doc: Document) -> bool:
+        until = self._usable_until(doc)
+        return until is not None and bool(utcnow() >= until)
 
     def _due(self, doc: Document) -> bool:
         refresh_at = _oauth(doc).get("refresh_at")

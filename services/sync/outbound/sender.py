@@ -81,6 +81,8 @@ class Sender:
             if not integration.enabled:
                 self._finish(job, "skipped", "the integration is disabled")
                 return
+            if not self._connections.connected(integration):
+                raise NotConnected(f"integration {integration.id} is {integration.status}")
             provider = self._connections.provider(integration)
             if job.op == "post":
                 await self._post(job, provider)
