@@ -251,7 +251,7 @@ class Sync:
             "harness": os.getpid(),
         }
         started, host_started, opened = _cpu_times(pids), _host(), time.perf_counter()
-        in_ours = asyncio.run(
+        in_ours, gateway_note = asyncio.run(
             inbound_latency(bootstrap, inbound_topic, url, run, in_total, in_warm)
         )
         elapsed = time.perf_counter() - opened
@@ -338,6 +338,7 @@ class Sync:
                 f"{IN_RATE:g} signed event_callback message events/s to the gateway over "
                 f"{LATENCY_CHANNELS} channels and {USERS} users; measured by an aiokafka "
                 f"consumer (fetch_max_wait_ms {FETCH_MAX_WAIT_MS}) in the harness process",
+                gateway_note,
                 "CPU: from the first event sent to the last received, warm-up included; the "
                 "harness sends the events and reads the topic",
                 "baseline: Kafka alone over the same two hops (publish acks=all → relay "
@@ -692,10 +693,13 @@ async def _read_latencies(consumer: Any, latencies: dict[int, float], total: int
 
 async def inbound_latency(
     bootstrap: str, topic: str, url: str, run: str, total: int, warm: int
-) -> Measurement:
+) -> tuple[Measurement, str]:
+    """The measurement, and a note on how fast the gateway answered (its 200 means the
+    event is on `hookhub.provider.events`): where the time went, HTTP leg or after it."""
     consumer = _consumer(bootstrap, topic, f"{topic}.bench-{run}")
     await consumer.start()
     latencies: dict[int, float] = {}
+    answered: dict[int, float] = {}
     errors: Counter[str] = Counter()
     try:
         await _assigned(consumer)
@@ -707,12 +711,14 @@ async def inbound_latency(
         ) as client:
 
             async def send(seq: int) -> None:
-                raw = slack_event(run, "inbound", seq, time.time())
+                sent_at = time.time()
+                raw = slack_event(run, "inbound", seq, sent_at)
                 try:
                     answer = await client.post(url, content=raw, headers=signed(raw))
                 except httpx.HTTPError as exc:
                     errors[type(exc).__name__] += 1
                     return
+                answered[seq] = time.time() - sent_at
                 if answer.status_code != 200:
                     errors[f"http_{answer.status_code}"] += 1
 
@@ -723,7 +729,18 @@ async def inbound_latency(
             reader.cancel()
     finally:
         await consumer.stop()
-    return _latency_measurement("hookhub gateway + sync", latencies, errors, total, warm)
+    measurement = _latency_measurement("hookhub gateway + sync", latencies, errors, total, warm)
+    http = sorted(seconds for seq, seconds in answered.items() if seq >= warm)
+    note = "the gateway's answers (200 once the event is on hookhub.provider.events): " + (
+        f"p50 {_ms(http, 0.50)} ms, p99 {_ms(http, 0.99)} ms, max {1000 * http[-1]:.1f} ms"
+        if http
+        else "none"
+    )
+    return measurement, note
+
+
+def _ms(ordered: list[float], q: float) -> str:
+    return f"{1000 * ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]:.1f}"
 
 
 async def _paced(send: Callable[[int], Any], rate: float, total: int) -> None:
