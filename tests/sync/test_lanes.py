@@ -119,3 +119,16 @@ async def test_a_job_taken_over_while_another_is_in_flight_runs_once_each() -> N
     await asyncio.sleep(0.1)
     assert [job for job, _ in recorder.ran] == ["a-5", "a-2"]
     await lanes.stop(1)
+
+
+async def test_the_pace_holds_for_a_message_arriving_after_its_lane_ran_dry() -> None:
+    recorder = Recorder()
+    lanes = Lanes(cast(Sender, recorder), lambda job: 0.5, max_backoff_seconds=1)
+    lanes.submit(_job("a", 1))
+    await _drain(lanes, 1, recorder)
+    await asyncio.sleep(0.1)  # the lane has nothing left and is gone
+    lanes.submit(_job("a", 2))
+    await _drain(lanes, 2, recorder)
+    when = dict(recorder.ran)
+    assert when["a-2"] - when["a-1"] >= 0.49
+    await lanes.stop(1)

@@ -52,6 +52,9 @@ class Lanes:
         self._pace = pace
         self._max_backoff = max_backoff_seconds
         self._lanes: dict[str, Lane] = {}
+        # When each channel may be written to next, kept after its lane ran dry: a
+        # message arriving half a second after the last one still waits for the pace.
+        self._next_write: dict[str, float] = {}
         self._stopping = False
 
     def submit(self, job: Job) -> None:
@@ -59,7 +62,9 @@ class Lanes:
             return  # held in MongoDB; released with the rest at the stop
         lane = self._lanes.get(job.mapping_id)
         if lane is None:
-            lane = self._lanes[job.mapping_id] = Lane(job.mapping_id)
+            lane = self._lanes[job.mapping_id] = Lane(
+                job.mapping_id, next_write_at=self._next_write.pop(job.mapping_id, 0.0)
+            )
         if job.id in lane.ids:
             return
         lane.ids.add(job.id)
@@ -86,6 +91,14 @@ class Lanes:
             lane.task = None
             if not lane.jobs:
                 self._lanes.pop(lane.mapping_id, None)
+                self._remember_pace(lane)
+
+    def _remember_pace(self, lane: Lane) -> None:
+        now = time.monotonic()
+        if lane.next_write_at > now:
+            self._next_write[lane.mapping_id] = lane.next_write_at
+        if len(self._next_write) > 10_000:  # forget the channels whose pace has passed
+            self._next_write = {m: at for m, at in self._next_write.items() if at > now}
 
     async def _attempt(self, lane: Lane, job: Job) -> None:
         """Until the job is finished: paced, 429s waited out, passing failures backed off."""
