@@ -89,7 +89,14 @@ class Inbound:
         items = [item for event in events for item in await self._items(event)]
         if not items:
             return
-        wanted = [item.copy_id(item.change.external_message_id) for item in items]
+        # One read for the batch, of the copies it needs: edits and deletes (of what?),
+        # replies (their root), and what a bot or app sent (our own post coming back?). A
+        # person's new message in a channel is none of these: most batches read nothing.
+        wanted = [
+            item.copy_id(item.change.external_message_id)
+            for item in items
+            if item.change.kind != "created" or _from_a_bot(item.change)
+        ]
         wanted += [
             item.copy_id(item.change.external_thread_id)
             for item in items
@@ -253,3 +260,8 @@ class Inbound:
                 await self._publisher.publish(Topic.CHAT_INBOUND, envelope)
 
         await asyncio.gather(*(in_order(batch) for batch in by_channel.values()))
+
+
+def _from_a_bot(change: MessageChange) -> bool:
+    sender = change.sender
+    return bool(sender.is_bot or sender.bot_id or sender.app_id)
