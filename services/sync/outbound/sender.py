@@ -117,7 +117,8 @@ class Sender:
         thread = None
         if job.thread_id:
             root = await self._copy(job.thread_id, job.mapping_id)
-            thread = root.external_message_id if root else None
+            # A thread's root, never a reply (Slack: "use its parent instead").
+            thread = (root.external_thread_id or root.external_message_id) if root else None
         if job.recovered and await self._already_posted(job, provider, thread):
             return
         post = OutboundPost(
