@@ -27,7 +27,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -174,9 +174,14 @@ def _percentile_ms(ordered: list[float], q: float) -> float | None:
     return round(ordered[index] * 1000, 2)
 
 
-class _Connection(asyncio.Protocol):
-    def __init__(self, sink: Sink) -> None:
+class Connection(asyncio.Protocol):
+    """A minimal HTTP/1.1 server connection: each request's path and body go to `respond`,
+    whose bytes are the whole answer; the sink's control paths are answered by the sink.
+    `respond` defaults to the sink's own: record the body, answer 200."""
+
+    def __init__(self, sink: Sink, respond: Callable[[bytes, bytes], bytes] | None = None) -> None:
         self.sink = sink
+        self.respond = respond or self._record
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -214,20 +219,29 @@ class _Connection(asyncio.Protocol):
             if target.startswith(_CONTROL):
                 self.sink.control(transport, method.upper(), target)
                 continue
-            self.sink.record(body)
-            transport.write(_OK)
+            transport.write(self.respond(target, body))
+
+    def _record(self, target: bytes, body: bytes) -> bytes:
+        self.sink.record(body)
+        return _OK
 
 
 async def serve(host: str, port: int) -> None:
     sink = Sink()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(sink), host, port, backlog=1024)
+    server = await loop.create_server(lambda: Connection(sink), host, port, backlog=1024)
     async with server:
         await server.serve_forever()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__)
+def run_server(
+    serve_on: Callable[[str, int], Coroutine[Any, Any, None]],
+    prog: str,
+    description: str | None,
+    argv: list[str] | None,
+) -> int:
+    """`--host`/`--port` from the command line, then `serve_on` on uvloop until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
@@ -238,8 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = uvloop.run
     with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.host, args.port))
+        runner(serve_on(args.host, args.port))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_server(serve, "python -m bench.sink", __doc__, argv)
 
 
 if __name__ == "__main__":

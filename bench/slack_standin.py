@@ -20,19 +20,16 @@ Requests under `/_bench/` control the counting (`bench.sink` documents them).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import re
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from bench.sink import _CONTENT_LENGTH, _CONTROL, _LENGTH_REQUIRED, Sink
+from bench.sink import Connection, Sink, run_server
 
 TEAM_ID = "T0"
 BOT_USER_ID = "U0BOT"
@@ -170,71 +167,22 @@ class StandIn:
         return _UNKNOWN
 
 
-class _Connection(asyncio.Protocol):
-    def __init__(self, standin: StandIn) -> None:
-        self.standin = standin
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        transport = self.transport
-        assert transport is not None
-        buffer = self.buffer
-        buffer += data
-        while True:
-            head_end = buffer.find(b"\r\n\r\n")
-            if head_end < 0:
-                return
-            head = bytes(buffer[:head_end]).lower()
-            start = head.find(_CONTENT_LENGTH)
-            length = 0
-            if start >= 0:
-                start += len(_CONTENT_LENGTH)
-                end = head.find(b"\r\n", start)
-                length = int(head[start : end if end >= 0 else None])
-            elif b"\r\ntransfer-encoding:" in head:
-                transport.write(_LENGTH_REQUIRED)
-                transport.close()
-                return
-            total = head_end + 4 + length
-            if len(buffer) < total:
-                return
-            body = bytes(buffer[head_end + 4 : total])
-            del buffer[:total]
-            method, _, rest = head.partition(b" ")
-            target = rest.partition(b" ")[0]
-            if target.startswith(_CONTROL):
-                self.standin.sink.control(transport, method.upper(), target)
-                continue
-            transport.write(self.standin.answer(target.partition(b"?")[0], body))
-
-
 async def serve(host: str, port: int) -> None:
     standin = StandIn()
+
+    def respond(target: bytes, body: bytes) -> bytes:
+        return standin.answer(target.partition(b"?")[0], body)
+
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(standin), host, port, backlog=1024)
+    server = await loop.create_server(
+        lambda: Connection(standin.sink, respond), host, port, backlog=1024
+    )
     async with server:
         await server.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.slack_standin", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        runner: Callable[..., Any] = asyncio.run
-    else:
-        runner = uvloop.run
-    with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.host, args.port))
-    return 0
+    return run_server(serve, "python -m bench.slack_standin", __doc__, argv)
 
 
 if __name__ == "__main__":
