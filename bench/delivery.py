@@ -103,17 +103,7 @@ class Deliveries:
         published_in = asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, events))
         sink.reset(expect=EVENTS)
         delivery = harness.start_service("delivery", env=env, wait=False)
-        window = Window(
-            sink,
-            {
-                "delivery": delivery.child.process.pid,
-                "kafka": infrastructure.broker.process.pid,
-                "mongo": infrastructure.mongo.process.pid,
-                "sink": sink.child.process.pid,
-            },
-            timeout=max(180.0, EVENTS / 50),
-            alive=delivery.child.alive,
-        )
+        window = Window.around(sink, delivery, infrastructure, timeout=max(180.0, EVENTS / 50))
         window.start()
         window.join()
         if not delivery.child.alive():
@@ -133,17 +123,12 @@ class Deliveries:
         warm = round(RATE * options.warmup)
         total = warm + round(RATE * options.duration)
         sink.reset(expect=total, open_after=warm + 1)
-        window = Window(
+        window = Window.around(
             sink,
-            {
-                "delivery": delivery.child.process.pid,
-                "kafka": infrastructure.broker.process.pid,
-                "mongo": infrastructure.mongo.process.pid,
-                "sink": sink.child.process.pid,
-                "publisher": os.getpid(),
-            },
+            delivery,
+            infrastructure,
             timeout=options.warmup + options.duration + 60,
-            alive=delivery.child.alive,
+            publisher=os.getpid(),
         )
         window.start()
         late = asyncio.run(
@@ -331,6 +316,28 @@ class Window:
         self.cpu: dict[str, float] = {}
         self.host: dict[str, float] = {}
         self._thread = threading.Thread(target=self._watch, name="bench-window", daemon=True)
+
+    @classmethod
+    def around(
+        cls,
+        sink: Sink,
+        service: Server,
+        infrastructure: Infrastructure,
+        timeout: float,
+        *,
+        sink_name: str = "sink",
+        **more_pids: int,
+    ) -> Window:
+        """The window of one service process under load: its CPU, the broker's, MongoDB's
+        and the sink's (and `more_pids`'), ended early if the service dies."""
+        pids = {
+            service.name: service.child.process.pid,
+            "kafka": infrastructure.broker.process.pid,
+            "mongo": infrastructure.mongo.process.pid,
+            sink_name: sink.child.process.pid,
+            **more_pids,
+        }
+        return cls(sink, pids, timeout=timeout, alive=service.child.alive)
 
     def start(self) -> None:
         self._thread.start()

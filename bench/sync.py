@@ -174,16 +174,8 @@ class Sync:
         published_in = asyncio.run(publish_all(bootstrap, topic, events))
         standin.reset(expect=EVENTS)
         sync = harness.start_service("sync", env=unpaced, wait=False)
-        window = Window(
-            standin,
-            {
-                "sync": sync.child.process.pid,
-                "kafka": infrastructure.broker.process.pid,
-                "mongo": infrastructure.mongo.process.pid,
-                "slack": standin.child.process.pid,
-            },
-            timeout=max(180.0, EVENTS / 50),
-            alive=sync.child.alive,
+        window = Window.around(
+            standin, sync, infrastructure, timeout=max(180.0, EVENTS / 50), sink_name="slack"
         )
         window.start()
         window.join()
@@ -216,17 +208,13 @@ class Sync:
         warm = round(OUT_RATE * options.warmup)
         total = warm + round(OUT_RATE * options.duration)
         standin.reset(expect=total, open_after=warm + 1)
-        window = Window(
+        window = Window.around(
             standin,
-            {
-                "sync": sync.child.process.pid,
-                "kafka": infrastructure.broker.process.pid,
-                "mongo": infrastructure.mongo.process.pid,
-                "slack": standin.child.process.pid,
-                "publisher": os.getpid(),
-            },
+            sync,
+            infrastructure,
             timeout=options.warmup + options.duration + 60,
-            alive=sync.child.alive,
+            sink_name="slack",
+            publisher=os.getpid(),
         )
         window.start()
         late = asyncio.run(
