@@ -127,3 +127,14 @@ async def test_our_own_posts_never_come_back_even_when_the_echo_beats_the_api_an
     await chat.received(in_channel(channel))
     await chat.inbound.poll()
     assert [v["text"] for v in chat.inbound.values() if v["channel_id"] == channel] == ["a person"]
+
+
+async def test_an_edit_right_behind_its_message_is_not_lost(world: World) -> None:
+    """Both events may reach sync in one batch: the edit must find the copy the batch made."""
+    slack, chat = world.slack, world.chat
+    external, channel = await world.slack_pair()
+    for n in range(5):
+        ts = await slack.post_as_user(external, "U0ADA", f"draft {n}")
+        await slack.edit_as_user(external, ts, f"final {n}")
+    edited = await chat.received(in_channel(channel, "message.edited"), count=5)
+    assert sorted(v["text"] for v in edited) == [f"final {n}" for n in range(5)]

@@ -119,7 +119,9 @@ class Inbound:
             envelopes.append(envelope)
             done.append(item)
             if item.change.kind == "created":
-                copies.append(self._copy(item, envelope.id))
+                copy = self._copy(item, envelope.id)
+                copies.append(copy)
+                known[copy.id] = copy  # an edit of it later in this batch finds it
         await self._map.insert(copies)
         await self._publish(envelopes)
         now = utcnow()
