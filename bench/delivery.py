@@ -281,22 +281,24 @@ class Sink:
                     return False
 
 
-def start_sink(harness: Harness) -> Sink:
+def start_sink(harness: Harness, module: str = "bench.sink", name: str = "sink") -> Sink:
+    """A sink-like server (`module` run with `--port`) as a process of the run, once it
+    answers its ready probe."""
     port = free_port()
-    child = harness.start_process("sink", [sys.executable, "-m", "bench.sink", "--port", str(port)])
+    child = harness.start_process(name, [sys.executable, "-m", module, "--port", str(port)])
     sink = Sink(f"http://127.0.0.1:{port}", child)
     deadline = time.monotonic() + 30
     with httpx.Client(timeout=2.0, trust_env=False) as client:
         while time.monotonic() < deadline:
             if not child.alive():
-                raise BenchError(f"the sink exited; its log: {child.log_path}")
+                raise BenchError(f"the {name} exited; its log: {child.log_path}")
             try:
                 if client.get(sink.url + "/_bench/ready").status_code == 200:
                     return sink
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-    raise BenchError("the sink did not start within 30 s")
+    raise BenchError(f"the {name} did not start within 30 s")
 
 
 class Window:

@@ -58,7 +58,7 @@ import httpx
 import orjson
 from pymongo import MongoClient
 
-from bench.delivery import Sink, Window, publish_all
+from bench.delivery import Sink, Window, publish_all, start_sink
 from bench.harness import (
     BenchError,
     BenchmarkResult,
@@ -69,7 +69,6 @@ from bench.harness import (
     _host,
 )
 from shared.consumers import FETCH_MAX_WAIT_MS
-from shared.embedded import free_port
 from shared.envelopes import ChatEvent, Topic
 from shared.ids import utcnow
 from shared.message_map import COLLECTION as MAP
@@ -412,22 +411,7 @@ class Sync:
 
 
 def start_standin(harness: Harness) -> Sink:
-    port = free_port()
-    argv = [sys.executable, "-m", "bench.slack_standin", "--port", str(port)]
-    child = harness.start_process("slack-standin", argv)
-    standin = Sink(f"http://127.0.0.1:{port}", child)
-    deadline = time.monotonic() + 30
-    with httpx.Client(timeout=2.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if not child.alive():
-                raise BenchError(f"the Slack stand-in exited; its log: {child.log_path}")
-            try:
-                if client.get(standin.url + "/_bench/ready").status_code == 200:
-                    return standin
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-    raise BenchError("the Slack stand-in did not start within 30 s")
+    return start_sink(harness, "bench.slack_standin", "slack-standin")
 
 
 def _create_integration(oauth_url: str, admin_token: str) -> str:
