@@ -148,10 +148,6 @@ class MessageMap:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db[COLLECTION]
 
-    @property
-    def collection(self) -> Collection:
-        return self._collection
-
     async def by_ids(self, ids: Iterable[str]) -> dict[str, Copy]:
         wanted = list(set(ids))
         if not wanted:

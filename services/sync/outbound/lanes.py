@@ -72,10 +72,6 @@ class Lanes:
         if lane.task is None:
             lane.task = asyncio.create_task(self._run(lane), name=f"sync-lane-{job.mapping_id}")
 
-    def holds(self, job_id: str, mapping_id: str) -> bool:
-        lane = self._lanes.get(mapping_id)
-        return lane is not None and job_id in lane.ids
-
     async def _run(self, lane: Lane) -> None:
         try:
             while lane.jobs and not self._stopping:
