@@ -202,6 +202,10 @@ async def test_a_429_storm_holds_its_channel_only_and_order_is_kept(world: World
         )
     await until(lambda: len(slack.posts(calm)) == 5, what="the calm channel's posts")
     calm_took = time.monotonic() - started
+    # The stormy channel's messages wait, and the queue metrics say so.
+    depth = await _metric(world, 'hookhub_sync_queue_depth{provider="slack"}')
+    oldest = await _metric(world, 'hookhub_sync_oldest_waiting_seconds{provider="slack"}')
+    assert depth >= 1 and oldest > 0
     await until(lambda: len(slack.posts(stormy)) == 5, timeout=30, what="the stormy posts")
     stormy_took = time.monotonic() - started
     assert calm_took < 2.5 < stormy_took  # three 1 s waits in the stormy channel only
@@ -225,11 +229,11 @@ async def test_telegram_429_parameters_retry_after_is_honoured(world: World) -> 
 
 
 async def _metric(world: World, name: str) -> float:
+    """The sum of a metric's samples; `name` may carry its labels (`name{a="b"}`)."""
     text = (await world.sync.get("/metrics")).text
+    starts = (name + " ",) if "{" in name else (name + "{", name + " ")
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(starts)
     )
 
 

@@ -138,3 +138,16 @@ async def test_an_edit_right_behind_its_message_is_not_lost(world: World) -> Non
         await slack.edit_as_user(external, ts, f"final {n}")
     edited = await chat.received(in_channel(channel, "message.edited"), count=5)
     assert sorted(v["text"] for v in edited) == [f"final {n}" for n in range(5)]
+
+
+async def test_files_shared_in_slack_reach_the_chat_as_attachment_links(world: World) -> None:
+    slack, chat = world.slack, world.chat
+    external, channel = await world.slack_pair()
+    await slack.post_as_user(
+        external, "U0ADA", "the report", files=[{"name": "q3.pdf", "mimetype": "application/pdf"}]
+    )
+    [received] = await chat.received(in_channel(channel))
+    assert received["text"] == "the report"
+    [attachment] = received["attachments"]
+    assert attachment["name"] == "q3.pdf" and attachment["mime_type"] == "application/pdf"
+    assert attachment["url"].startswith("https://acme.slack.com/files/U0ADA/")
