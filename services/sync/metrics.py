@@ -27,7 +27,8 @@ class SyncMetrics:
         self.unknown = Counter(
             "hookhub_sync_unknown_messages",
             "Edits and deletes of messages the message map does not know (skipped, never "
-            "posted as new), by provider and operation",
+            "posted as new), and chat posts naming an inbound_id it does not know (op post), "
+            "by provider and operation",
             ["provider", "op"],
             registry=registry,
         )

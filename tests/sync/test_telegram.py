@@ -1,10 +1,15 @@
 """Telegram both ways through the real services, and a Slack message bridged to Telegram
-through the chat channel without going back to Slack."""
+through the chat channel without going back to Slack (even when the chat's answer comes
+back before the inbound copy is written)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from pymongo import AsyncMongoClient
+
+from shared.message_map import Copy, MessageMap, inbound_message_id
 from tests.sync.conftest import TELEGRAM_TOKEN, World, in_channel, until
 
 ADA = {"id": 4001, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}
@@ -125,3 +130,52 @@ async def test_a_slack_message_is_bridged_to_telegram_and_never_back_to_slack(
         ("slack", "inbound"),
         ("telegram", "outbound"),
     ]
+
+
+async def test_a_chat_message_waits_for_the_inbound_copy_it_names(world: World) -> None:
+    """The inbound side publishes while it writes the copy, so the chat's answer may come
+    first: sync waits for the copy instead of posting the message back where it came from."""
+    slack, telegram, chat = world.slack, world.telegram, world.chat
+    external, chat_id = world.slack_channel(), world.telegram_chat()
+    channel = world.new_id("ch_")
+    slack_mapping = await world.map(world.slack_integration, external, channel)
+    await world.map(world.telegram_integration, chat_id, channel)
+    ts = "1700000000.000100"
+    inbound_id = inbound_message_id("slack", "T0HOOKHUB", external, ts)
+
+    await chat.publish(
+        "message.created",
+        {"message_id": "late1", "channel_id": channel, "text": "late", "inbound_id": inbound_id},
+    )
+    await asyncio.sleep(0.5)  # the copy lands after the chat's answer was read
+    settings = world.sync_settings
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    try:
+        copy = Copy.new(
+            workspace_id=chat.workspace_id,
+            channel_id=channel,
+            provider="slack",
+            integration_id=world.slack_integration,
+            mapping_id=slack_mapping["id"],
+            external_channel_id=external,
+            external_message_id=ts,
+            origin="inbound",
+            inbound_id=inbound_id,
+        )
+        await MessageMap(client[settings.mongo_db]).insert([copy])
+        [sent] = await until(
+            lambda: [p for p in telegram.sent() if int(p["chat_id"]) == chat_id], what="the post"
+        )
+        assert sent["text"].endswith("\nlate")
+        linked = await until(
+            lambda: client[settings.mongo_db]["message_map"].find_one(
+                {"_id": copy.id, "chat_message_id": "late1"}
+            ),
+            what="the chat's id on the copy",
+        )
+        assert linked["inbound_id"] == inbound_id
+    finally:
+        await client.close()
+    # The Slack lane is idle: had the message been planned for Slack, it would be there by now.
+    await asyncio.sleep(1.0)
+    assert slack.posts(external) == []

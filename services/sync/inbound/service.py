@@ -3,10 +3,12 @@
 Per batch of provider events: the message changes each holds (the provider module says),
 those in mapped channels only, minus our own posts coming back (the provider's marks of
 our bot, and the map: a copy hookhub posted), with authors and mentions made readable and
-replies pointed at the chat's thread. The copies of new messages are recorded in the map
-before their envelopes are published, so that the chat product's `message.created` with
-`data.inbound_id` always finds them. Envelope ids are derived from the provider's ids, so a
-replayed batch publishes the same envelopes again, which the chat product drops.
+replies pointed at the chat's thread. The copies of new messages are written to the map
+while their envelopes are published (both finish before the batch's offsets are committed);
+the chat product's `message.created` with `data.inbound_id` comes back after the publish,
+and the outbound intake waits for a copy it is told of but does not find yet. Envelope ids
+are derived from the provider's ids, so a replayed batch publishes the same envelopes
+again, which the chat product drops.
 """
 
 from __future__ import annotations
@@ -122,8 +124,11 @@ class Inbound:
                 copy = self._copy(item, envelope.id)
                 copies.append(copy)
                 known[copy.id] = copy  # an edit of it later in this batch finds it
-        await self._map.insert(copies)
-        await self._publish(envelopes)
+        # Together, not one after the other: a MongoDB write is off the path to the chat.
+        # If either fails the batch fails and comes back whole (the same ids again).
+        async with asyncio.TaskGroup() as both:
+            both.create_task(self._map.insert(copies))
+            both.create_task(self._publish(envelopes))
         now = utcnow()
         for item, envelope in zip(done, envelopes, strict=True):
             self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()

@@ -3,6 +3,8 @@ before the batch's offsets are committed, then handed to this process's lanes.""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 
 import structlog
@@ -30,7 +32,9 @@ class Intake:
         ownership: Ownership,
         lanes: Lanes,
         metrics: SyncMetrics,
+        copy_wait_seconds: float = 5.0,
     ) -> None:
+        self._copy_wait_seconds = copy_wait_seconds
         self._mappings = mappings
         self._map = message_map
         self._repository = repository
@@ -53,12 +57,12 @@ class Intake:
                 messages.append(message)
         if not messages:
             return
-        # The chat named its id for messages it received from us: recorded first, so that
-        # edits, deletes and replies that follow find the copy by the chat's id.
+        sources = await self._sources(messages)
+        # The chat named its id for messages it received from us: recorded before the jobs,
+        # so that edits, deletes and replies that follow find the copy by the chat's id.
         await self._map.link(
             {m.inbound_id: m.message_id for m in messages if m.op == "post" and m.inbound_id}
         )
-        sources = await self._sources(messages)
         docs = plan(messages, self._mappings.of_channel, sources, self._ownership, utcnow())
         if not docs:
             return
@@ -71,8 +75,25 @@ class Intake:
         says it received (`inbound_id`), and those edited or deleted."""
         keys = {m.inbound_id for m in messages if m.inbound_id}
         keys |= {m.message_id for m in messages if m.op != "post"}
+        copies = await self._map.of_messages(keys)
+        # The inbound side writes a copy while it publishes the envelope (Inbound.events),
+        # so the chat's answer can come back first: a copy it names is waited for, briefly.
+        told = {m.inbound_id for m in messages if m.op == "post" and m.inbound_id}
+        missing = told - {copy.inbound_id for copy in copies}
+        deadline, pause = time.monotonic() + self._copy_wait_seconds, 0.005
+        while missing and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+            found = await self._map.of_messages(missing)
+            copies += found
+            missing -= {copy.inbound_id for copy in found}
+        if missing:
+            # Not ours (another bridge's id?) or its inbound batch failed after publishing
+            # (it comes back, but after this): bridged to every mapping of the channel.
+            log.warning("inbound_copy_not_found", inbound_ids=sorted(missing)[:10])
+            self._metrics.unknown.labels("-", "post").inc(len(missing))
         by_key: dict[str, list[Copy]] = defaultdict(list)
-        for copy in await self._map.of_messages(keys):
+        for copy in copies:
             for key in {copy.chat_message_id, copy.inbound_id} & keys:
                 if key:
                     by_key[key].append(copy)
