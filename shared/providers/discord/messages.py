@@ -1,0 +1,713 @@
+"""Discord as a chat provider for sync: Gateway message dispatches → message changes,
+Discord markup → readable text, and posts, edits and deletes through a channel webhook
+(replies through the bot), over `DiscordApi`.
+
+Outbound. Each mapped channel gets one webhook owned by our application, found again with
+`GET /channels/{id}/webhooks` (`application_id` ours) or created (name "hookhub"); its
+token is kept in memory only. A post goes through it with `wait=true`, the chat author as
+`username`/`avatar_url` and `allowed_mentions: {"parse": []}` (a chat message never pings
+@everyone or anyone). Webhooks cannot reply, so a reply goes out as the bot with
+`message_reference` and the author's name in bold on its first line. A message longer than
+Discord's 2,000 characters is cut with "…" rather than split: one chat message stays one
+Discord message, which its edits and its deletion can find again.
+
+Inbound. Only guild channels, and only DEFAULT (0) and REPLY (19) messages, are bridged:
+joins, pins, boosts, thread notices and the other system types come back `ignored`, as do
+direct messages and updates that are no edit (an embed resolved, a pin: no `content` or
+no `edited_timestamp`). Messages of other bots and webhooks are bridged like people's;
+ours are recognised by `is_own`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from shared.providers.chat import (
+    Attachment,
+    Author,
+    BotIdentity,
+    ChannelInfo,
+    MessageChange,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    SenderMarks,
+    UserLookup,
+)
+from shared.providers.discord.api import MAX_CONTENT, DiscordApi, WebhookGone
+
+CDN = "https://cdn.discordapp.com"
+WEBHOOK_NAME = "hookhub"
+# Discord's epoch (docs: reference, "Snowflakes"): the first second of 2015, in ms.
+DISCORD_EPOCH_MS = 1_420_070_400_000
+# Webhook usernames: 1 to 80 characters (docs: resources/webhook, Create Webhook).
+MAX_USERNAME = 80
+ELLIPSIS = "…"
+
+# Permission bits (docs: topics/permissions, "Bitwise Permission Flags").
+ADMINISTRATOR = 1 << 3
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+READ_MESSAGE_HISTORY = 1 << 16
+MANAGE_WEBHOOKS = 1 << 29
+ALL_PERMISSIONS = (1 << 64) - 1
+# What sync needs in a mapped channel, and how Discord's client names each.
+NEEDED = {
+    VIEW_CHANNEL: "View Channel",
+    SEND_MESSAGES: "Send Messages",
+    READ_MESSAGE_HISTORY: "Read Message History",
+    MANAGE_WEBHOOKS: "Manage Webhooks",
+}
+# Channels a webhook can post in and a bot can read: GUILD_TEXT, GUILD_ANNOUNCEMENT.
+TEXT_CHANNEL_TYPES = frozenset({0, 5})
+
+DEFAULT, REPLY = 0, 19
+_MESSAGE_TYPES = {
+    1: "recipient_add",
+    2: "recipient_remove",
+    3: "call",
+    4: "channel_name_change",
+    5: "channel_icon_change",
+    6: "channel_pinned_message",
+    7: "user_join",
+    8: "guild_boost",
+    9: "guild_boost_tier_1",
+    10: "guild_boost_tier_2",
+    11: "guild_boost_tier_3",
+    12: "channel_follow_add",
+    14: "guild_discovery_disqualified",
+    15: "guild_discovery_requalified",
+    16: "guild_discovery_grace_period_initial_warning",
+    17: "guild_discovery_grace_period_final_warning",
+    18: "thread_created",
+    20: "chat_input_command",
+    21: "thread_starter_message",
+    22: "guild_invite_reminder",
+    23: "context_menu_command",
+    24: "auto_moderation_action",
+    25: "role_subscription_purchase",
+    26: "interaction_premium_upsell",
+    27: "stage_start",
+    28: "stage_end",
+    29: "stage_speaker",
+    31: "stage_topic",
+    32: "guild_application_premium_subscription",
+    36: "guild_incident_alert_mode_enabled",
+    37: "guild_incident_alert_mode_disabled",
+    38: "guild_incident_report_raid",
+    39: "guild_incident_report_false_alarm",
+    44: "purchase_notification",
+    46: "poll_result",
+}
+_CREATED_OR_EDITED: dict[str, Literal["created", "edited"]] = {
+    "MESSAGE_CREATE": "created",
+    "MESSAGE_UPDATE": "edited",
+}
+
+# Discord's markup (docs: reference, "Message Formatting").
+_MARKUP = re.compile(
+    r"<(?:"
+    r"@!?(?P<user>\d+)"
+    r"|#(?P<channel>\d+)"
+    r"|@&(?P<role>\d+)"
+    r"|a?:(?P<emoji>\w+):\d+"
+    r"|t:(?P<time>-?\d+)(?::[tTdDfFR])?"
+    r"|/(?P<command>[\w -]+):\d+"
+    r")>"
+)
+_FORBIDDEN_IN_NAMES = re.compile(r"discord|clyde", re.IGNORECASE)
+# Look-alike letters that keep a name readable while Discord's name check passes it.
+_LOOKALIKE = {"o": "\u043e", "O": "\u041e", "y": "\u0443", "Y": "\u0423"}
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]])")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: str
+    token: str
+
+
+class DiscordChat:
+    """The chat contract over Discord's REST API (`DiscordApi`). Its state is in memory
+    only: the channel webhooks (id and token) per bot and channel, every webhook id it
+    found or made (for `is_own`), the application id per bot, and the names of channels and
+    roles it has seen (for `render`)."""
+
+    name = "discord"
+
+    def __init__(self, api: DiscordApi) -> None:
+        self.api = api
+        self._webhooks: dict[tuple[str, str], Webhook] = {}
+        self._webhook_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._own_webhooks: set[str] = set()
+        self._app_ids: dict[str, str] = {}
+        self._channel_names: dict[str, str] = {}
+        self._role_names: dict[str, str] = {}
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        """0: Discord's pace is whatever its bucket headers say, not a constant; `DiscordApi`
+        raises RateLimited before a request its bucket would refuse."""
+        return 0.0
+
+    # -- who we are, what we see -------------------------------------------------------------
+
+    async def identity(self, token: str) -> BotIdentity:
+        """The bot user (`/users/@me`) and its application (`/oauth2/applications/@me`):
+        the application id is what our webhooks' messages carry, and it is not the bot
+        user's id in general."""
+        me = await self.api.me(token)
+        app = await self.api.application(token)
+        app_id = _str(app.get("id"))
+        if app_id is not None:
+            self._app_ids[_digest(token)] = app_id
+        return BotIdentity(
+            user_id=_str(me.get("id")),
+            app_id=app_id,
+            name=_str(me.get("global_name")) or _str(me.get("username")),
+        )
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        """The channel, once the bot is known to be able to bridge it: a guild text or
+        announcement channel where the bot's permissions (computed as Discord documents them,
+        topics/permissions) include View Channel, Send Messages, Read Message History and
+        Manage Webhooks. Else PermanentError (scope channel) saying what to grant."""
+        found = await self.api.channel(token, external_channel_id)
+        channel_id = _str(found.get("id")) or external_channel_id
+        name = _str(found.get("name")) or channel_id
+        guild_id = _str(found.get("guild_id"))
+        if guild_id is None:
+            raise PermanentError(
+                f"Discord channel {channel_id} is not in a server: only server channels are "
+                "bridged",
+                "not_guild_channel",
+                "channel",
+            )
+        if found.get("type") not in TEXT_CHANNEL_TYPES:
+            raise PermanentError(
+                f"Discord channel #{name} is not a text or announcement channel "
+                f"(type {found.get('type')})",
+                "unsupported_channel_type",
+                "channel",
+            )
+        me = await self.identity(token)
+        if me.user_id is None:
+            raise PermanentError("Discord /users/@me answered without an id", "no_user_id")
+        roles = await self.api.guild_roles(token, guild_id)
+        member = await self.api.guild_member(token, guild_id, me.user_id)
+        for role in roles:
+            if _str(role.get("id")) and _str(role.get("name")):
+                self._role_names[str(role["id"])] = str(role["name"])
+        granted = permissions(guild_id, roles, member, found, datetime.now(UTC))
+        missing = [label for bit, label in NEEDED.items() if not granted & bit]
+        if missing:
+            raise PermanentError(
+                f"the Discord bot lacks {', '.join(missing)} in #{name}: grant "
+                f"{'it' if len(missing) == 1 else 'them'} to the bot's role in the server "
+                "settings or in the channel's permissions",
+                "missing_permissions",
+                "channel",
+            )
+        self._channel_names[channel_id] = name
+        return ChannelInfo(id=channel_id, name=name)
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        try:
+            found = await self.api.user(token, external_user_id)
+        except PermanentError as exc:
+            if exc.error == "unknown_user":
+                return None
+            raise
+        user_id = _str(found.get("id")) or external_user_id
+        return Author(
+            name=_str(found.get("global_name")) or _str(found.get("username")) or user_id,
+            avatar_url=avatar_url(user_id, found.get("avatar")),
+            external_id=user_id,
+        )
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
+        if post.thread_external_id:
+            body = {
+                "content": reply_content(post),
+                "message_reference": {
+                    "message_id": post.thread_external_id,
+                    "fail_if_not_exists": False,
+                },
+                "allowed_mentions": {"parse": [], "replied_user": False},
+            }
+            sent = await self.api.create_message(token, external_channel_id, body)
+            reference = sent.get("message_reference")
+            thread = _str(reference.get("message_id")) if isinstance(reference, Mapping) else None
+            return Posted(external_message_id=_message_id(sent), external_thread_id=thread)
+        body = {
+            "content": content(post),
+            "username": webhook_username(post.author.name),
+            "allowed_mentions": {"parse": []},
+        }
+        if post.author.avatar_url and post.author.avatar_url.startswith(("https://", "http://")):
+            body["avatar_url"] = post.author.avatar_url
+        made: dict[str, Any] | None = None
+        for attempt in (1, 2):
+            webhook = await self._webhook(token, external_channel_id)
+            try:
+                made = await self.api.execute_webhook(webhook.id, webhook.token, body, wait=True)
+                break
+            except WebhookGone:
+                self._forget(token, external_channel_id)
+                if attempt == 2:
+                    raise
+        if made is None:
+            raise PermanentError(
+                "Discord executed the webhook without answering the message", "no_message"
+            )
+        return Posted(external_message_id=_message_id(made))
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None:
+        """Through the webhook for its messages; a message the webhook does not know
+        (`unknown_message`) is one of the bot's replies, edited as the bot."""
+        body = {"content": content(post), "allowed_mentions": {"parse": []}}
+        for attempt in (1, 2):
+            webhook = await self._webhook(token, external_channel_id)
+            try:
+                await self.api.edit_webhook_message(
+                    webhook.id, webhook.token, external_message_id, body
+                )
+                return
+            except WebhookGone:
+                self._forget(token, external_channel_id)
+                if attempt == 2:
+                    raise
+            except PermanentError as exc:
+                if exc.error != "unknown_message":
+                    raise
+                break
+        await self.api.edit_message(
+            token,
+            external_channel_id,
+            external_message_id,
+            {"content": reply_content(post), "allowed_mentions": {"parse": []}},
+        )
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        """Through the webhook, else as the bot (a reply); a message already gone is no
+        failure."""
+        for attempt in (1, 2):
+            webhook = await self._webhook(token, external_channel_id)
+            try:
+                if await self.api.delete_webhook_message(
+                    webhook.id, webhook.token, external_message_id
+                ):
+                    return
+                break
+            except WebhookGone:
+                self._forget(token, external_channel_id)
+                if attempt == 2:
+                    raise
+        await self.api.delete_message(token, external_channel_id, external_message_id)
+
+    async def find_post(
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
+    ) -> Posted | None:
+        """None: a Discord message carries no metadata of ours to search for (webhook
+        messages have no hidden field, and `nonce` is not kept on the message)."""
+        return None
+
+    async def _webhook(self, token: str, channel_id: str) -> Webhook:
+        """Our application's webhook in the channel: cached, else found, else created."""
+        key = (_digest(token), channel_id)
+        cached = self._webhooks.get(key)
+        if cached is not None:
+            return cached
+        lock = self._webhook_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._webhooks.get(key)
+            if cached is not None:
+                return cached
+            app_id = self._app_ids.get(key[0]) or (await self.identity(token)).app_id
+            found: Webhook | None = None
+            for hook in await self.api.channel_webhooks(token, channel_id):
+                hook_id, hook_token = _str(hook.get("id")), _str(hook.get("token"))
+                if hook_id and hook_token and app_id and _str(hook.get("application_id")) == app_id:
+                    found = Webhook(hook_id, hook_token)
+                    break
+            if found is None:
+                made = await self.api.create_webhook(token, channel_id, WEBHOOK_NAME)
+                hook_id, hook_token = _str(made.get("id")), _str(made.get("token"))
+                if not hook_id or not hook_token:
+                    raise PermanentError(
+                        "Discord created a webhook without its id and token",
+                        "webhook_without_token",
+                        "channel",
+                    )
+                found = Webhook(hook_id, hook_token)
+            self._webhooks[key] = found
+            self._own_webhooks.add(found.id)
+            return found
+
+    def _forget(self, token: str, channel_id: str) -> None:
+        self._webhooks.pop((_digest(token), channel_id), None)
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        """MESSAGE_CREATE, MESSAGE_UPDATE, MESSAGE_DELETE and MESSAGE_DELETE_BULK dispatches
+        (`d`) → changes; [] for any other dispatch or a payload without ids."""
+        channel_id = _str(payload.get("channel_id"))
+        if channel_id is None:
+            return []
+        direct = None if _str(payload.get("guild_id")) else "a direct message (not bridged)"
+        if event_type in ("MESSAGE_DELETE", "MESSAGE_DELETE_BULK"):
+            ids = (
+                [payload.get("id")]
+                if event_type == "MESSAGE_DELETE"
+                else list(payload.get("ids") or [])
+            )
+            now = datetime.now(UTC)
+            return [
+                MessageChange(
+                    kind="deleted",
+                    external_channel_id=channel_id,
+                    external_message_id=message_id,
+                    occurred_at=now,
+                    ignored=direct,
+                )
+                for message_id in (_str(i) for i in ids)
+                if message_id is not None
+            ]
+        kind = _CREATED_OR_EDITED.get(event_type)
+        message_id = _str(payload.get("id"))
+        if kind is None or message_id is None:
+            return []
+        message_type = payload.get("type")
+        raw_text = payload.get("content")
+        text = raw_text if isinstance(raw_text, str) else ""
+        attachments = _attachments(payload.get("attachments"))
+        subtype = "reply" if message_type == REPLY else None
+        ignored = direct
+        if message_type not in (DEFAULT, REPLY):
+            known = _MESSAGE_TYPES.get(message_type) if type(message_type) is int else None
+            subtype = known or f"type_{message_type}"
+            ignored = ignored or f"Discord system message ({subtype})"
+        if kind == "edited" and ignored is None:
+            if "content" not in payload:
+                ignored = "an update without content (an embed or a flag changed)"
+            elif not payload.get("edited_timestamp"):
+                ignored = "an update that is no edit (an embed resolved, a pin)"
+        if ignored is None and not text and not attachments:
+            ignored = (
+                "the message carries no text or file (is the Message Content intent enabled "
+                "for the bot?)"
+            )
+        stamp = payload.get("edited_timestamp") if kind == "edited" else payload.get("timestamp")
+        return [
+            MessageChange(
+                kind=kind,
+                external_channel_id=channel_id,
+                external_message_id=message_id,
+                occurred_at=_moment(stamp, message_id),
+                text=text,
+                external_thread_id=_reply_to(payload) if message_type == REPLY else None,
+                author=_author(payload),
+                sender=_sender(payload),
+                attachments=attachments,
+                subtype=subtype,
+                ignored=ignored,
+            )
+        ]
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        """Sent by our bot user, through a webhook this process found or made, or through
+        any webhook of our application (`application_id`, for webhooks of ours that this
+        process has not met since it started)."""
+        sender = change.sender
+        if identity.user_id is not None and sender.user_id == identity.user_id:
+            return True
+        if sender.bot_id is not None and sender.bot_id in self._own_webhooks:
+            return True
+        return identity.app_id is not None and sender.app_id == identity.app_id
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        """`<@id>`/`<@!id>` → `@Name`, `<#id>` → `#channel` (a channel `channel` has seen,
+        else `#<id>`), `<@&id>` → `@role` (by name when `channel` has seen the server's
+        roles), `<:name:id>`/`<a:name:id>` → `:name:`, `</cmd:id>` → `/cmd`, `<t:unix:f>` →
+        the ISO 8601 time in UTC. Markdown is left as it is."""
+        ids = sorted({m.group("user") for m in _MARKUP.finditer(text) if m.group("user")})
+        found = await asyncio.gather(*(users(user_id) for user_id in ids))
+        names = {user_id: author.name for user_id, author in zip(ids, found, strict=True) if author}
+        return _MARKUP.sub(lambda match: self._readable(match, names), text)
+
+    def _readable(self, match: re.Match[str], names: Mapping[str, str]) -> str:
+        if user := match.group("user"):
+            return "@" + names.get(user, user)
+        if channel := match.group("channel"):
+            return "#" + self._channel_names.get(channel, channel)
+        if role := match.group("role"):
+            return "@" + self._role_names.get(role, "role")
+        if emoji := match.group("emoji"):
+            return f":{emoji}:"
+        if command := match.group("command"):
+            return "/" + command
+        stamp = int(match.group("time"))
+        try:
+            return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+        except (OverflowError, OSError, ValueError):
+            return match.group(0)
+
+
+# -- permissions ----------------------------------------------------------------------------
+
+
+def permissions(
+    guild_id: str,
+    roles: list[dict[str, Any]],
+    member: Mapping[str, Any],
+    channel: Mapping[str, Any],
+    now: datetime,
+) -> int:
+    """A member's permissions in a channel, as Discord documents it (topics/permissions,
+    "Permission Overwrites"): @everyone's and the member's roles' permissions, ADMINISTRATOR
+    granting everything, then the channel's overwrites for @everyone, for the member's
+    roles (all denies, then all allows) and for the member. A timed-out member keeps only
+    View Channel and Read Message History. (The guild owner, who has every permission, is
+    not looked up: a bot does not own the servers it bridges.)"""
+    by_id = {_str(role.get("id")): _bits(role.get("permissions")) for role in roles}
+    member_roles = {_str(r) for r in member.get("roles") or []} - {guild_id}
+    user = member.get("user")
+    user_id = _str(user.get("id")) if isinstance(user, Mapping) else None
+    base = by_id.get(guild_id, 0)
+    for role_id in member_roles:
+        base |= by_id.get(role_id, 0)
+    if base & ADMINISTRATOR:
+        return ALL_PERMISSIONS
+    overwrites = {
+        _str(o.get("id")): o
+        for o in channel.get("permission_overwrites") or []
+        if isinstance(o, Mapping)
+    }
+    granted = base
+    everyone = overwrites.get(guild_id)
+    if everyone is not None:
+        granted = (granted & ~_bits(everyone.get("deny"))) | _bits(everyone.get("allow"))
+    allow = deny = 0
+    for role_id in member_roles:
+        overwrite = overwrites.get(role_id)
+        if overwrite is not None and overwrite.get("type") in (0, "0", None):
+            allow |= _bits(overwrite.get("allow"))
+            deny |= _bits(overwrite.get("deny"))
+    granted = (granted & ~deny) | allow
+    mine = overwrites.get(user_id) if user_id else None
+    if mine is not None and mine.get("type") in (1, "1", None):
+        granted = (granted & ~_bits(mine.get("deny"))) | _bits(mine.get("allow"))
+    if _timed_out(member.get("communication_disabled_until"), now):
+        granted &= VIEW_CHANNEL | READ_MESSAGE_HISTORY
+    return granted
+
+
+def _bits(value: Any) -> int:
+    """Permissions are strings of a decimal integer since API v8."""
+    if isinstance(value, bool):
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _timed_out(until: Any, now: datetime) -> bool:
+    moment = _parse_time(until)
+    return moment is not None and moment > now
+
+
+# -- outbound formatting ---------------------------------------------------------------------
+
+
+def webhook_username(name: str) -> str:
+    """The chat author's name as a webhook `username` Discord accepts: whitespace trimmed
+    and collapsed, 1 to 80 characters, and "discord" or "clyde" (which Discord refuses in
+    any case) written with a look-alike Cyrillic letter so that it still reads the same."""
+    cleaned = " ".join(name.split()) or "unknown"
+    cleaned = _FORBIDDEN_IN_NAMES.sub(_disguise, cleaned)
+    return _cut(cleaned, MAX_USERNAME)
+
+
+def _disguise(match: re.Match[str]) -> str:
+    word = match.group(0)
+    letter = 4 if word.lower() == "discord" else 2  # the o of discord, the y of clyde
+    return word[:letter] + _LOOKALIKE[word[letter]] + word[letter + 1 :]
+
+
+def content(post: OutboundPost) -> str:
+    """The text, then one link a line per attachment (`[name](url)`), within 2,000
+    characters: the text is cut with "…" to leave room for the links."""
+    return _fit(post.text, _links(post))
+
+
+def reply_content(post: OutboundPost) -> str:
+    """As `content`, after the author's name in bold on the first line (a reply goes out as
+    the bot, which cannot take the author's name and avatar)."""
+    author = _cut(" ".join(post.author.name.split()) or "unknown", MAX_USERNAME)
+    return _fit(post.text, _links(post), head=f"**{escape_markdown(author)}**")
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown as it is inside Discord markdown (bold, a link's label)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def _links(post: OutboundPost) -> list[str]:
+    links = []
+    for attachment in post.attachments:
+        name = attachment.name
+        if name and attachment.url.startswith(("https://", "http://")):
+            links.append(f"[{escape_markdown(name)}]({attachment.url})")
+        else:
+            links.append(attachment.url)
+    return links
+
+
+def _fit(text: str, links: list[str], head: str | None = None) -> str:
+    fixed = [line for line in [head] if line]
+    fixed_size = sum(_units(line) + 1 for line in fixed) + sum(_units(link) + 1 for link in links)
+    room = MAX_CONTENT - fixed_size
+    body = _cut(text, room) if text and room > 0 else ""
+    lines = [*fixed, *([body] if body else []), *links]
+    whole = "\n".join(lines)
+    # Links alone past the limit (dozens of attachments): the whole is cut.
+    return _cut(whole, MAX_CONTENT)
+
+
+def _units(text: str) -> int:
+    """Length as Discord's clients count it (UTF-16 code units): never less than the
+    characters Discord counts, so what fits here fits there."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, limit: int) -> str:
+    if _units(text) <= limit:
+        return text
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        width = _units(char)
+        if used + width > limit - 1:
+            break
+        kept.append(char)
+        used += width
+    return "".join(kept) + ELLIPSIS
+
+
+# -- inbound ---------------------------------------------------------------------------------
+
+
+def avatar_url(user_id: str, avatar: Any) -> str:
+    """The user's avatar on Discord's CDN, else the default avatar Discord shows for them
+    (docs: reference, "Image Formatting": `embed/avatars/{(id >> 22) % 6}.png`)."""
+    if isinstance(avatar, str) and avatar:
+        return f"{CDN}/avatars/{user_id}/{avatar}.png"
+    try:
+        index = (int(user_id) >> 22) % 6
+    except ValueError:
+        index = 0
+    return f"{CDN}/embed/avatars/{index}.png"
+
+
+def snowflake_time(snowflake: str) -> datetime | None:
+    try:
+        ms = (int(snowflake) >> 22) + DISCORD_EPOCH_MS
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _moment(stamp: Any, message_id: str) -> datetime:
+    return _parse_time(stamp) or snowflake_time(message_id) or datetime.now(UTC)
+
+
+def _reply_to(message: Mapping[str, Any]) -> str | None:
+    reference = message.get("message_reference")
+    if isinstance(reference, Mapping):
+        return _str(reference.get("message_id"))
+    return None
+
+
+def _author(message: Mapping[str, Any]) -> Author | None:
+    """`member.nick`, else `author.global_name`, else `author.username`; the avatar from
+    `author.avatar` (for a webhook's message, the webhook's name and avatar)."""
+    user = message.get("author")
+    if not isinstance(user, Mapping) or _str(user.get("id")) is None:
+        return None
+    user_id = str(user["id"])
+    member = message.get("member")
+    nick = _str(member.get("nick")) if isinstance(member, Mapping) else None
+    name = nick or _str(user.get("global_name")) or _str(user.get("username")) or user_id
+    return Author(
+        name=name, avatar_url=avatar_url(user_id, user.get("avatar")), external_id=user_id
+    )
+
+
+def _sender(message: Mapping[str, Any]) -> SenderMarks:
+    user = message.get("author")
+    user = user if isinstance(user, Mapping) else {}
+    webhook_id = _str(message.get("webhook_id"))
+    return SenderMarks(
+        user_id=_str(user.get("id")),
+        bot_id=webhook_id,
+        app_id=_str(message.get("application_id")),
+        is_bot=user.get("bot") is True or webhook_id is not None,
+    )
+
+
+def _attachments(value: Any) -> tuple[Attachment, ...]:
+    found = []
+    for item in value or []:
+        if isinstance(item, Mapping) and _str(item.get("url")):
+            found.append(
+                Attachment(
+                    url=str(item["url"]),
+                    name=_str(item.get("filename")),
+                    mime_type=_str(item.get("content_type")),
+                )
+            )
+    return tuple(found)
+
+
+def _message_id(message: Mapping[str, Any]) -> str:
+    message_id = _str(message.get("id"))
+    if message_id is None:
+        raise PermanentError("Discord answered a message without its id", "no_message_id")
+    return message_id
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value)
+    return text or None

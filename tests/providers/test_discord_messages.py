@@ -1,0 +1,522 @@
+"""Discord as a chat provider, the parts that need no server: Gateway dispatches → message
+changes (payloads shaped as Discord's documentation shows them), markup made readable, our
+own messages recognised, the bot's permissions computed as Discord documents it, and the
+outbound text and webhook username within Discord's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.providers.chat import (
+    Attachment,
+    Author,
+    BotIdentity,
+    ChatProvider,
+    MessageChange,
+    OutboundPost,
+    SenderMarks,
+)
+from shared.providers.discord.api import DiscordApi
+from shared.providers.discord.messages import (
+    ADMINISTRATOR,
+    MANAGE_WEBHOOKS,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    DiscordChat,
+    content,
+    permissions,
+    reply_content,
+    snowflake_time,
+    webhook_username,
+)
+
+GUILD = "290926798999357249"
+CHANNEL = "290926798999357250"
+BOT = "8400000000000000001"
+APP = "8400000000000000777"
+
+# "Example Message" (docs: resources/message), with the fields the Gateway adds to a
+# MESSAGE_CREATE in a guild (docs: events/gateway-events, "Message Create": guild_id, member).
+EXAMPLE_MESSAGE: dict[str, Any] = {
+    "reactions": [
+        {
+            "count": 1,
+            "count_details": {"burst": 0, "normal": 1},
+            "me": False,
+            "me_burst": False,
+            "emoji": {"id": None, "name": "🔥"},
+            "burst_colors": [],
+        }
+    ],
+    "attachments": [],
+    "tts": False,
+    "embeds": [],
+    "timestamp": "2017-07-11T17:27:07.299000+00:00",
+    "mention_everyone": False,
+    "id": "334385199974967042",
+    "pinned": False,
+    "edited_timestamp": None,
+    "author": {
+        "username": "Mason",
+        "discriminator": "9999",
+        "id": "53908099506183680",
+        "avatar": "a_bab14f271d565501444b2ca3be944b25",
+    },
+    "mention_roles": [],
+    "content": "Supa Hot",
+    "channel_id": CHANNEL,
+    "mentions": [],
+    "type": 0,
+    "guild_id": GUILD,
+    "member": {"roles": [], "joined_at": "2017-01-01T00:00:00.000000+00:00", "nick": None},
+}
+MASON = Author(
+    name="Mason",
+    avatar_url="https://cdn.discordapp.com/avatars/53908099506183680/a_bab14f271d565501444b2ca3be944b25.png",
+    external_id="53908099506183680",
+)
+SENT_AT = datetime(2017, 7, 11, 17, 27, 7, 299000, tzinfo=UTC)
+
+
+def message(**changes: Any) -> dict[str, Any]:
+    payload = {**EXAMPLE_MESSAGE, **changes}
+    return {k: v for k, v in payload.items() if v is not ...}
+
+
+def provider() -> DiscordChat:
+    return DiscordChat(DiscordApi(httpx.AsyncClient(), "http://127.0.0.1:9/api/v10"))
+
+
+PROVIDER = provider()
+
+
+def test_discord_chat_is_a_chat_provider() -> None:
+    chat: ChatProvider = PROVIDER
+    assert chat.name == "discord" and chat.pace_seconds(CHANNEL) == 0
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "expected"),
+    [
+        pytest.param(
+            "MESSAGE_CREATE",
+            message(),
+            [
+                MessageChange(
+                    kind="created",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=SENT_AT,
+                    text="Supa Hot",
+                    author=MASON,
+                    sender=SenderMarks(user_id="53908099506183680"),
+                )
+            ],
+            id="the documentation's example message",
+        ),
+        pytest.param(
+            "MESSAGE_CREATE",
+            message(
+                member={"roles": [], "nick": "Mase"},
+                author={**EXAMPLE_MESSAGE["author"], "global_name": "Mason G", "avatar": None},
+            ),
+            [
+                MessageChange(
+                    kind="created",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=SENT_AT,
+                    text="Supa Hot",
+                    # The default avatar: (id >> 22) % 6.
+                    author=Author(
+                        "Mase",
+                        f"https://cdn.discordapp.com/embed/avatars/{(53908099506183680 >> 22) % 6}.png",
+                        "53908099506183680",
+                    ),
+                    sender=SenderMarks(user_id="53908099506183680"),
+                )
+            ],
+            id="the server nickname wins, no avatar is the default one",
+        ),
+        pytest.param(
+            "MESSAGE_CREATE",
+            message(
+                type=19,
+                content="agreed",
+                author={**EXAMPLE_MESSAGE["author"], "global_name": "Mason G"},
+                message_reference={
+                    "type": 0,
+                    "message_id": "334385199974967000",
+                    "channel_id": CHANNEL,
+                    "guild_id": GUILD,
+                },
+                referenced_message=None,
+            ),
+            [
+                MessageChange(
+                    kind="created",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=SENT_AT,
+                    text="agreed",
+                    external_thread_id="334385199974967000",
+                    author=Author("Mason G", MASON.avatar_url, MASON.external_id),
+                    sender=SenderMarks(user_id="53908099506183680"),
+                    subtype="reply",
+                )
+            ],
+            id="a reply names the message it answers",
+        ),
+        pytest.param(
+            "MESSAGE_CREATE",
+            message(
+                flags=2,
+                message_reference={
+                    "type": 0,
+                    "channel_id": "278325129692446722",
+                    "guild_id": "278325129692446720",
+                    "message_id": "306588351130107906",
+                },
+            ),
+            [
+                MessageChange(
+                    kind="created",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=SENT_AT,
+                    text="Supa Hot",
+                    author=MASON,
+                    sender=SenderMarks(user_id="53908099506183680"),
+                )
+            ],
+            id="a crosspost's reference is no reply (type 0)",
+        ),
+        pytest.param(
+            "MESSAGE_CREATE",
+            message(
+                content="",
+                attachments=[
+                    {
+                        "id": "1",
+                        "filename": "plan.pdf",
+                        "size": 1024,
+                        "url": "https://cdn.discordapp.com/attachments/1/2/plan.pdf",
+                        "proxy_url": "https://media.discordapp.net/attachments/1/2/plan.pdf",
+                        "content_type": "application/pdf",
+                    }
+                ],
+            ),
+            [
+                MessageChange(
+                    kind="created",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=SENT_AT,
+                    author=MASON,
+                    sender=SenderMarks(user_id="53908099506183680"),
+                    attachments=(
+                        Attachment(
+                            "https://cdn.discordapp.com/attachments/1/2/plan.pdf",
+                            "plan.pdf",
+                            "application/pdf",
+                        ),
+                    ),
+                )
+            ],
+            id="a file alone",
+        ),
+        pytest.param(
+            "MESSAGE_CREATE",
+            message(
+                webhook_id="9000",
+                application_id="9100",
+                author={"id": "9000", "username": "CI", "avatar": None, "bot": True},
+            ),
+            [
+                MessageChange(
+                    kind="created",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=SENT_AT,
+                    text="Supa Hot",
+                    author=Author("CI", "https://cdn.discordapp.com/embed/avatars/0.png", "9000"),
+                    sender=SenderMarks(user_id="9000", bot_id="9000", app_id="9100", is_bot=True),
+                )
+            ],
+            id="another app's webhook is bridged like a person",
+        ),
+        pytest.param(
+            "MESSAGE_UPDATE",
+            message(content="Supa Hot!", edited_timestamp="2017-07-11T17:30:00.000000+00:00"),
+            [
+                MessageChange(
+                    kind="edited",
+                    external_channel_id=CHANNEL,
+                    external_message_id="334385199974967042",
+                    occurred_at=datetime(2017, 7, 11, 17, 30, tzinfo=UTC),
+                    text="Supa Hot!",
+                    author=MASON,
+                    sender=SenderMarks(user_id="53908099506183680"),
+                )
+            ],
+            id="an edit",
+        ),
+        pytest.param(
+            "MESSAGE_DELETE",
+            {"id": "334385199974967042", "channel_id": CHANNEL, "guild_id": GUILD},
+            ["deleted 334385199974967042"],
+            id="a deletion",
+        ),
+        pytest.param(
+            "MESSAGE_DELETE_BULK",
+            {"ids": ["1", "2"], "channel_id": CHANNEL, "guild_id": GUILD},
+            ["deleted 1", "deleted 2"],
+            id="a bulk deletion",
+        ),
+        pytest.param("GUILD_CREATE", {"id": GUILD, "channel_id": CHANNEL}, [], id="not a message"),
+        pytest.param("MESSAGE_CREATE", {"id": "1"}, [], id="no channel"),
+    ],
+)
+def test_dispatches_become_changes(
+    event_type: str, payload: dict[str, Any], expected: list[MessageChange | str]
+) -> None:
+    found = PROVIDER.changes(event_type, payload)
+    if expected and isinstance(expected[0], str):
+        assert [
+            (f"{c.kind} {c.external_message_id}", c.external_channel_id, c.ignored) for c in found
+        ] == [(e, CHANNEL, None) for e in expected]
+        assert all(abs(c.occurred_at - datetime.now(UTC)) < timedelta(seconds=5) for c in found)
+    else:
+        assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "why"),
+    [
+        ("MESSAGE_CREATE", message(type=7, content=""), "user_join"),
+        ("MESSAGE_CREATE", message(type=6, content=""), "channel_pinned_message"),
+        ("MESSAGE_CREATE", message(type=18, content="plans"), "thread_created"),
+        ("MESSAGE_CREATE", message(type=20), "chat_input_command"),
+        ("MESSAGE_CREATE", message(type=99), "type_99"),
+        ("MESSAGE_CREATE", message(guild_id=..., member=...), "direct message"),
+        ("MESSAGE_DELETE", {"id": "1", "channel_id": CHANNEL}, "direct message"),
+        ("MESSAGE_CREATE", message(content=""), "Message Content intent"),
+        ("MESSAGE_UPDATE", message(content=...), "without content"),
+        ("MESSAGE_UPDATE", message(content="Supa Hot", edited_timestamp=None), "no edit"),
+    ],
+)
+def test_what_is_not_bridged_says_why(event_type: str, payload: dict[str, Any], why: str) -> None:
+    [change] = PROVIDER.changes(event_type, payload)
+    assert change.ignored is not None and why in (change.ignored + " " + str(change.subtype))
+
+
+def test_a_message_without_a_timestamp_takes_its_snowflake_time() -> None:
+    # The snowflake example of the documentation (docs: reference, "Snowflakes").
+    assert snowflake_time("175928847299117063") == datetime(
+        2016, 4, 30, 11, 18, 25, 796000, tzinfo=UTC
+    )
+    [change] = PROVIDER.changes("MESSAGE_CREATE", message(id="175928847299117063", timestamp=...))
+    assert change.occurred_at == datetime(2016, 4, 30, 11, 18, 25, 796000, tzinfo=UTC)
+
+
+def test_own_messages_are_recognised() -> None:
+    chat = provider()
+    me = BotIdentity(user_id=BOT, app_id=APP, name="hookhub")
+
+    def sent(**marks: Any) -> MessageChange:
+        return MessageChange(
+            kind="created",
+            external_channel_id=CHANNEL,
+            external_message_id="1",
+            occurred_at=SENT_AT,
+            sender=SenderMarks(**marks),
+        )
+
+    assert chat.is_own(sent(user_id=BOT, is_bot=True), me)  # a reply, sent as the bot
+    assert chat.is_own(sent(user_id="5", bot_id="5", app_id=APP, is_bot=True), me)
+    assert not chat.is_own(sent(user_id="5", bot_id="5", is_bot=True), me)
+    chat._own_webhooks.add("5")  # a webhook this process found or made
+    assert chat.is_own(sent(user_id="5", bot_id="5", is_bot=True), me)
+    assert not chat.is_own(sent(user_id="6", bot_id="6", app_id="other", is_bot=True), me)
+    assert not chat.is_own(sent(user_id="53908099506183680"), me)
+    assert not chat.is_own(sent(user_id=BOT), BotIdentity())
+
+
+async def test_markup_is_made_readable() -> None:
+    chat = provider()
+    chat._channel_names["278325129692446722"] = "big-news"
+    chat._role_names["41771983423143936"] = "WE DEM BOYZZ!!!!!!"
+    asked: list[str] = []
+
+    async def users(user_id: str) -> Author | None:
+        asked.append(user_id)
+        return Author("Ada") if user_id == "80351110224678912" else None
+
+    text = (
+        "<@80351110224678912> and <@!80351110224678912> met <@1> in "
+        "<#278325129692446722> and <#5>, <@&41771983423143936> and <@&6> "
+        "<:mmLol:216154654256398347><a:b1nzy:392938283556143104> "
+        "at <t:1618953630:d> (<t:1618953630>) via </airhorn:816437322781949972> "
+        "**bold** @everyone <not markup>"
+    )
+    assert await chat.render(text, users) == (
+        "@Ada and @Ada met @1 in #big-news and #5, @WE DEM BOYZZ!!!!!! and @role "
+        ":mmLol::b1nzy: at 2021-04-20T21:20:30Z (2021-04-20T21:20:30Z) via /airhorn "
+        "**bold** @everyone <not markup>"
+    )
+    assert sorted(asked) == ["1", "80351110224678912"]  # each user looked up once
+
+
+# -- permissions (docs: topics/permissions, "Permission Overwrites") ---------------------------
+
+ROLE_BOT = "41771983423143936"
+ROLE_MUTED = "41771983423143937"
+BOT_MEMBER = {"user": {"id": BOT}, "roles": [ROLE_BOT], "nick": None}
+NEEDED = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | MANAGE_WEBHOOKS
+ALL = (1 << 64) - 1
+
+
+def roles(everyone: int, bot: int, muted: int = 0) -> list[dict[str, Any]]:
+    # Shaped as "Example Role": permissions are strings.
+    return [
+        {"id": GUILD, "name": "@everyone", "position": 0, "permissions": str(everyone)},
+        {"id": ROLE_BOT, "name": "hookhub", "position": 1, "permissions": str(bot)},
+        {"id": ROLE_MUTED, "name": "muted", "position": 2, "permissions": str(muted)},
+    ]
+
+
+def text_channel(*overwrites: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": CHANNEL,
+        "guild_id": GUILD,
+        "name": "general",
+        "type": 0,
+        "position": 6,
+        "permission_overwrites": [
+            {k: str(v) if k in ("allow", "deny") else v for k, v in o.items()} for o in overwrites
+        ],
+    }
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+EVERYONE = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY
+
+
+@pytest.mark.parametrize(
+    ("guild_roles", "member", "channel", "granted"),
+    [
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS), BOT_MEMBER, text_channel(), NEEDED, id="base"
+        ),
+        pytest.param(
+            roles(0, ADMINISTRATOR),
+            BOT_MEMBER,
+            text_channel({"id": ROLE_BOT, "type": 0, "allow": 0, "deny": NEEDED}),
+            ALL,
+            id="administrator ignores overwrites",
+        ),
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS),
+            BOT_MEMBER,
+            text_channel({"id": GUILD, "type": 0, "allow": 0, "deny": VIEW_CHANNEL}),
+            NEEDED & ~VIEW_CHANNEL,
+            id="@everyone denied",
+        ),
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS),
+            BOT_MEMBER,
+            text_channel(
+                {"id": GUILD, "type": 0, "allow": 0, "deny": VIEW_CHANNEL},
+                {"id": ROLE_BOT, "type": 0, "allow": VIEW_CHANNEL, "deny": 0},
+            ),
+            NEEDED,
+            id="a role's allow beats @everyone's deny",
+        ),
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS),
+            {**BOT_MEMBER, "roles": [ROLE_BOT, ROLE_MUTED]},
+            text_channel(
+                {"id": ROLE_MUTED, "type": 0, "allow": 0, "deny": SEND_MESSAGES},
+                {"id": ROLE_BOT, "type": 0, "allow": SEND_MESSAGES, "deny": 0},
+            ),
+            NEEDED,
+            id="between roles, allow wins whatever their order",
+        ),
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS),
+            BOT_MEMBER,
+            text_channel(
+                {"id": ROLE_BOT, "type": 0, "allow": SEND_MESSAGES, "deny": 0},
+                {"id": BOT, "type": 1, "allow": 0, "deny": SEND_MESSAGES | MANAGE_WEBHOOKS},
+            ),
+            VIEW_CHANNEL | READ_MESSAGE_HISTORY,
+            id="the member's own overwrite comes last",
+        ),
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS),
+            {**BOT_MEMBER, "communication_disabled_until": "2026-01-02T00:00:00+00:00"},
+            text_channel(),
+            VIEW_CHANNEL | READ_MESSAGE_HISTORY,
+            id="timed out",
+        ),
+        pytest.param(
+            roles(EVERYONE, MANAGE_WEBHOOKS),
+            {**BOT_MEMBER, "communication_disabled_until": "2025-12-31T00:00:00+00:00"},
+            text_channel(),
+            NEEDED,
+            id="a time-out that ended",
+        ),
+    ],
+)
+def test_permissions_are_computed_as_discord_documents(
+    guild_roles: list[dict[str, Any]],
+    member: dict[str, Any],
+    channel: dict[str, Any],
+    granted: int,
+) -> None:
+    got = permissions(GUILD, guild_roles, member, channel, NOW)
+    if granted == ALL:
+        assert got == ALL
+    else:
+        assert got & NEEDED == granted
+
+
+# -- outbound text ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Ada Lovelace", "Ada Lovelace"),
+        ("  Ada \n  Lovelace ", "Ada Lovelace"),
+        ("", "unknown"),
+        ("Discord Fan", "Disc\u043erd Fan"),
+        ("CLYDE from DISCORD", "CL\u0423DE from DISC\u041eRD"),
+        ("x" * 100, "x" * 79 + "…"),
+    ],
+)
+def test_webhook_usernames_follow_discords_rules(name: str, expected: str) -> None:
+    made = webhook_username(name)
+    assert made == expected
+    assert 1 <= len(made) <= 80
+    assert "discord" not in made.lower() and "clyde" not in made.lower()
+
+
+def test_content_fits_2000_characters_and_keeps_the_links() -> None:
+    links = (Attachment("https://files.example/a.png", "a [1].png"), Attachment("s3://x"))
+    post = OutboundPost(text="é" * 3000, author=Author("Ada"), attachments=links)
+    made = content(post)
+    assert len(made.encode("utf-16-le")) // 2 == 2000
+    assert made.endswith("…\n[a \\[1\\].png](https://files.example/a.png)\ns3://x")
+    short = OutboundPost(text="hi", author=Author("*Ada*"), attachments=links[:1])
+    assert content(short) == "hi\n[a \\[1\\].png](https://files.example/a.png)"
+    assert reply_content(short) == "**\\*Ada\\***\nhi\n[a \\[1\\].png](https://files.example/a.png)"
+    long_reply = reply_content(OutboundPost(text="😀" * 1500, author=Author("Ada")))
+    assert len(long_reply.encode("utf-16-le")) // 2 <= 2000
+    assert long_reply.startswith("**Ada**\n😀") and long_reply.endswith("…")
