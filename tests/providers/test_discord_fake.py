@@ -1,0 +1,288 @@
+"""The fake Discord pinned against Discord's documented wire format: REST errors and their
+codes, permissions as a client computes them, history order, webhooks, rate-limit headers and
+429 bodies; the Gateway's Hello, Identify → READY, dispatches, Resume and close codes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.discord import (
+    ALL,
+    CREATE_MESSAGE,
+    EXECUTE_WEBHOOK,
+    GUILD_MESSAGES,
+    GUILDS,
+    MANAGE_WEBHOOKS,
+    MESSAGE_CONTENT,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    FakeDiscord,
+)
+from tests.support import serve
+
+TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAx.fake.bot-token"
+BOT_ID = "1000000000000000001"
+APP_ID = "1000000000000000002"
+GUILD = "1100000000000000001"
+CHANNEL = "1200000000000000001"
+OTHER_CHANNEL = "1200000000000000002"
+ADA = "1300000000000000001"
+INTENTS = GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    discord = FakeDiscord(heartbeat_interval_ms=1000)
+    discord.add_bot(TOKEN, BOT_ID, "hookhub", APP_ID)
+    discord.add_guild(GUILD, "Acme")
+    discord.add_channel(CHANNEL, GUILD, "general")
+    discord.add_channel(OTHER_CHANNEL, GUILD, "random")
+    discord.add_user(ADA, "ada", global_name="Ada Lovelace", avatar="a1b2")
+    async with serve(discord.app(), probe="/healthz") as running:
+        discord.base_url = running.base_url
+        yield discord
+
+
+@pytest.fixture
+async def api(fake: FakeDiscord) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=fake.base_url + "/api/v10", headers={"Authorization": f"Bot {TOKEN}"}
+    ) as client:
+        yield client
+
+
+def error(answer: httpx.Response) -> tuple[int, int, str]:
+    body = answer.json()
+    return answer.status_code, body["code"], body["message"]
+
+
+# -- REST ------------------------------------------------------------------------------------
+
+
+async def test_a_missing_or_wrong_bot_token_is_a_401(fake: FakeDiscord) -> None:
+    async with httpx.AsyncClient(base_url=fake.base_url + "/api/v10") as anonymous:
+        assert error(await anonymous.get("/users/@me")) == (401, 0, "401: Unauthorized")
+        wrong = {"Authorization": "Bot not-the-token"}
+        assert error(await anonymous.get("/users/@me", headers=wrong))[0] == 401
+        bearer = {"Authorization": f"Bearer {TOKEN}"}  # a bot token goes with the Bot scheme
+        assert error(await anonymous.get("/users/@me", headers=bearer))[0] == 401
+        me = await anonymous.get("/users/@me", headers={"Authorization": f"Bot {TOKEN}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == BOT_ID and me.json()["bot"] is True
+
+
+async def test_permissions_are_encoded_as_discord_encodes_them(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    fake.add_channel("1200000000000000009", GUILD, "read-only", permissions=VIEW_CHANNEL)
+    channel = (await api.get("/channels/1200000000000000009")).json()
+    assert channel["guild_id"] == GUILD and channel["type"] == 0
+    assert channel["permission_overwrites"] == [
+        {"id": BOT_ID, "type": 1, "allow": str(VIEW_CHANNEL), "deny": "0"}
+    ]
+    roles = (await api.get(f"/guilds/{GUILD}/roles")).json()
+    assert [(r["id"], r["name"], r["permissions"]) for r in roles] == [(GUILD, "@everyone", "0")]
+    member = (await api.get(f"/guilds/{GUILD}/members/{BOT_ID}")).json()
+    assert member["roles"] == [] and member["user"]["id"] == BOT_ID
+
+    assert error(await api.get("/channels/1299999999999999999")) == (
+        404,
+        10003,
+        "Unknown Channel",
+    )
+    fake.add_channel("1200000000000000010", GUILD, "hidden", permissions=SEND_MESSAGES)
+    assert error(await api.get("/channels/1200000000000000010")) == (403, 50001, "Missing Access")
+    assert error(await api.get("/channels/not-a-snowflake"))[:2] == (400, 50035)
+    denied = await api.post("/channels/1200000000000000009/messages", json={"content": "hi"})
+    assert error(denied) == (403, 50013, "Missing Permissions")
+
+
+async def test_create_edit_delete_and_replies(fake: FakeDiscord, api: httpx.AsyncClient) -> None:
+    ada = await fake.user_sends(CHANNEL, ADA, "hello <@1000000000000000001>")
+    assert ada["mentions"][0]["id"] == BOT_ID
+
+    too_long = await api.post(f"/channels/{CHANNEL}/messages", json={"content": "x" * 2001})
+    assert error(too_long)[:2] == (400, 50035)
+    assert too_long.json()["errors"]["content"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+    empty = await api.post(f"/channels/{CHANNEL}/messages", json={"content": ""})
+    assert error(empty) == (400, 50006, "Cannot send an empty message")
+
+    reply = await api.post(
+        f"/channels/{CHANNEL}/messages",
+        json={"content": "**Grace**\nindeed", "message_reference": {"message_id": ada["id"]}},
+    )
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["type"] == 19 and body["author"]["id"] == BOT_ID
+    assert body["message_reference"]["message_id"] == ada["id"]
+    assert body["referenced_message"]["id"] == ada["id"]
+    assert int(body["id"]) > int(ada["id"])
+
+    gone = await api.post(
+        f"/channels/{CHANNEL}/messages",
+        json={"content": "x", "message_reference": {"message_id": "1400000000000000000"}},
+    )
+    assert error(gone)[:2] == (400, 50035)
+    assert gone.json()["errors"]["message_reference"]["_errors"][0]["message"] == "Unknown message"
+
+    edited = await api.patch(f"/channels/{CHANNEL}/messages/{body['id']}", json={"content": "v2"})
+    assert edited.json()["content"] == "v2" and edited.json()["edited_timestamp"]
+    not_ours = await api.patch(f"/channels/{CHANNEL}/messages/{ada['id']}", json={"content": "x"})
+    assert error(not_ours) == (403, 50005, "Cannot edit a message authored by another user")
+    missing = await api.delete(f"/channels/{CHANNEL}/messages/1400000000000000000")
+    assert error(missing) == (404, 10008, "Unknown Message")
+    assert (await api.delete(f"/channels/{CHANNEL}/messages/{body['id']}")).status_code == 204
+    assert [m["id"] for m in fake.messages(CHANNEL)] == [ada["id"]]
+
+
+async def test_history_is_newest_first_whatever_the_anchor(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    ids = [fake.post_silently(CHANNEL, ADA, f"m{i}")["id"] for i in range(6)]
+    assert ids == sorted(ids, key=int)
+
+    async def page(**params: Any) -> list[str]:
+        answer = await api.get(f"/channels/{CHANNEL}/messages", params=params)
+        assert answer.status_code == 200, answer.text
+        return [m["id"] for m in answer.json()]
+
+    assert await page() == ids[::-1]
+    assert await page(limit=2) == [ids[5], ids[4]]
+    # after: the oldest ones after the anchor, still newest first.
+    assert await page(after=ids[1], limit=2) == [ids[3], ids[2]]
+    assert await page(before=ids[3], limit=2) == [ids[2], ids[1]]
+    assert await page(after=ids[5]) == []
+    for bad in (0, 101, "x"):
+        assert error(await api.get(f"/channels/{CHANNEL}/messages", params={"limit": bad}))[:2] == (
+            400,
+            50035,
+        )
+
+    fake.add_channel("1200000000000000011", GUILD, "no-history", permissions=VIEW_CHANNEL)
+    fake.post_silently("1200000000000000011", ADA, "unseen")
+    assert (await api.get("/channels/1200000000000000011/messages")).json() == []
+
+
+async def test_webhooks_as_discord_answers_them(fake: FakeDiscord, api: httpx.AsyncClient) -> None:
+    for name in ("", "x" * 81, "Clyde", "my discord bridge"):
+        refused = await api.post(f"/channels/{CHANNEL}/webhooks", json={"name": name})
+        assert error(refused)[:2] == (400, 50035), name
+        assert "name" in refused.json()["errors"]
+    fake.add_channel("1200000000000000012", GUILD, "no-hooks", permissions=ALL & ~MANAGE_WEBHOOKS)
+    denied = await api.post("/channels/1200000000000000012/webhooks", json={"name": "hookhub"})
+    assert error(denied) == (403, 50013, "Missing Permissions")
+
+    foreign = fake.add_webhook(CHANNEL, "someone else's", application_id="1999999999999999999")
+    created = await api.post(f"/channels/{CHANNEL}/webhooks", json={"name": "hookhub"})
+    assert created.status_code == 200
+    hook = created.json()
+    assert hook["type"] == 1 and hook["application_id"] == APP_ID
+    assert hook["channel_id"] == CHANNEL and hook["token"]
+    listed = (await api.get(f"/channels/{CHANNEL}/webhooks")).json()
+    by_id = {w["id"]: w for w in listed}
+    assert by_id[hook["id"]]["token"] == hook["token"]
+    assert "token" not in by_id[foreign.id]  # another application's token is not shown
+
+    async with httpx.AsyncClient(base_url=fake.base_url + "/api/v10") as anonymous:
+        url = f"/webhooks/{hook['id']}/{hook['token']}"
+        ada = fake.post_silently(CHANNEL, ADA, "question")
+        posted = await anonymous.post(
+            url,
+            params={"wait": "true"},
+            json={
+                "content": "hi @everyone",
+                "username": "Grace Hopper",
+                "avatar_url": "https://example.com/g.png",
+                "allowed_mentions": {"parse": []},
+                "message_reference": {"message_id": ada["id"]},
+            },
+        )
+        assert posted.status_code == 200, posted.text
+        message = posted.json()
+        assert message["webhook_id"] == hook["id"] and message["application_id"] == APP_ID
+        assert message["author"]["id"] == hook["id"]
+        assert message["author"]["username"] == "Grace Hopper"
+        assert message["author"]["bot"] is True
+        assert message["mention_everyone"] is False
+        # A webhook cannot reply: the reference is ignored.
+        assert message["type"] == 0 and "message_reference" not in message
+
+        no_wait = await anonymous.post(url, json={"content": "fire and forget"})
+        assert no_wait.status_code == 204 and no_wait.content == b""
+        clyde = await anonymous.post(url, json={"content": "x", "username": "clyde"})
+        assert error(clyde)[:2] == (400, 50035)
+
+        bad_token = await anonymous.post(f"/webhooks/{hook['id']}/wrong", json={"content": "x"})
+        assert error(bad_token) == (401, 50027, "Invalid Webhook Token")
+        unknown = await anonymous.post("/webhooks/1500000000000000000/t", json={"content": "x"})
+        assert error(unknown) == (404, 10015, "Unknown Webhook")
+
+        edit = await anonymous.patch(f"{url}/messages/{message['id']}", json={"content": "v2"})
+        assert edit.status_code == 200 and edit.json()["content"] == "v2"
+        not_its = await anonymous.patch(f"{url}/messages/{ada['id']}", json={"content": "x"})
+        assert error(not_its) == (404, 10008, "Unknown Message")
+        deleted = await anonymous.delete(f"{url}/messages/{message['id']}")
+        assert deleted.status_code == 204
+    assert message["id"] not in {m["id"] for m in fake.messages(CHANNEL)}
+    assert fake.sent(EXECUTE_WEBHOOK)[0].json["username"] == "Grace Hopper"
+
+
+async def test_a_bucket_past_its_limit_answers_429_for_that_channel_only(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    fake.set_rate_limit(CREATE_MESSAGE, 2, 0.6, major=CHANNEL)
+    first = await api.post(f"/channels/{CHANNEL}/messages", json={"content": "1"})
+    second = await api.post(f"/channels/{CHANNEL}/messages", json={"content": "2"})
+    assert first.headers["X-RateLimit-Limit"] == "2"
+    assert (first.headers["X-RateLimit-Remaining"], second.headers["X-RateLimit-Remaining"]) == (
+        "1",
+        "0",
+    )
+    assert 0 < float(second.headers["X-RateLimit-Reset-After"]) <= 0.6
+    assert float(second.headers["X-RateLimit-Reset"]) > time.time()
+
+    limited = await api.post(f"/channels/{CHANNEL}/messages", json={"content": "3"})
+    assert limited.status_code == 429
+    body = limited.json()
+    assert body["message"] == "You are being rate limited." and body["global"] is False
+    assert 0 < body["retry_after"] <= 0.6
+    assert limited.headers["Retry-After"] == "1"
+    assert limited.headers["X-RateLimit-Scope"] == "user"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert len(fake.messages(CHANNEL)) == 2
+
+    other = await api.post(f"/channels/{OTHER_CHANNEL}/messages", json={"content": "flows"})
+    assert other.status_code == 200
+    # The bucket names the route, not the channel.
+    assert other.headers["X-RateLimit-Bucket"] == first.headers["X-RateLimit-Bucket"]
+    assert other.headers["X-RateLimit-Limit"] == "50"
+
+    await asyncio.sleep(body["retry_after"] + 0.05)
+    again = await api.post(f"/channels/{CHANNEL}/messages", json={"content": "3"})
+    assert again.status_code == 200 and again.headers["X-RateLimit-Remaining"] == "1"
+
+
+async def test_global_429_and_server_errors_on_demand(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    fake.rate_limit_next(is_global=True, retry_after=0.25)
+    limited = await api.get("/users/@me")
+    assert limited.status_code == 429
+    assert limited.json() == {
+        "message": "You are being rate limited.",
+        "retry_after": 0.25,
+        "global": True,
+    }
+    assert limited.headers["X-RateLimit-Global"] == "true"
+    assert limited.headers["X-RateLimit-Scope"] == "global"
+    fake.fail_next(2, status=502)
+    assert (await api.get("/users/@me")).status_code == 502
+    assert (await api.get("/users/@me")).status_code == 502
+    assert (await api.get("/users/@me")).status_code == 200
+    assert fake.rate_limited == 1
