@@ -177,7 +177,19 @@ class DiscordChat:
         announcement channel where the bot's permissions (computed as Discord documents them,
         topics/permissions) include View Channel, Send Messages, Read Message History and
         Manage Webhooks. Else PermanentError (scope channel) saying what to grant."""
-        found = await self.api.channel(token, external_channel_id)
+        try:
+            found = await self.api.channel(token, external_channel_id)
+        except PermanentError as exc:
+            if exc.error != "missing_access":
+                raise
+            # Discord's answer when the bot is not in the server or lacks View Channel.
+            raise PermanentError(
+                f"the Discord bot cannot see channel {external_channel_id}: invite it to the "
+                "server and grant it View Channel, Send Messages, Read Message History and "
+                "Manage Webhooks there",
+                "missing_access",
+                "channel",
+            ) from exc
         channel_id = _str(found.get("id")) or external_channel_id
         name = _str(found.get("name")) or channel_id
         guild_id = _str(found.get("guild_id"))
@@ -362,6 +374,27 @@ class DiscordChat:
         self._webhooks.pop((_digest(token), channel_id), None)
 
     # -- inbound -------------------------------------------------------------------------------
+
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        """`GET /channels/{id}/messages?after=` from the snowflake of `since`, 100 a page,
+        each page continuing after the newest message of the last."""
+        after = snowflake_at(since)
+        changes: list[MessageChange] = []
+        while len(changes) < limit:
+            page = await self.api.messages(token, external_channel_id, after=after, limit=100)
+            if not page:
+                break
+            page.sort(key=lambda message: int(_message_id(message) or 0))
+            for message in page:
+                # History messages carry no guild_id; a mapped channel is a guild's.
+                dispatch = {"guild_id": "-", **message, "channel_id": external_channel_id}
+                changes.extend(self.changes("MESSAGE_CREATE", dispatch))
+            after = _message_id(page[-1])
+            if len(page) < 100:
+                break
+        return changes[:limit]
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """MESSAGE_CREATE, MESSAGE_UPDATE, MESSAGE_DELETE and MESSAGE_DELETE_BULK dispatches
@@ -623,6 +656,12 @@ def avatar_url(user_id: str, avatar: Any) -> str:
     except ValueError:
         index = 0
     return f"{CDN}/embed/avatars/{index}.png"
+
+
+def snowflake_at(moment: datetime) -> str:
+    """The smallest snowflake of a moment: `after=` it lists what was written since."""
+    millis = int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS
+    return str(max(0, millis) << 22)
 
 
 def snowflake_time(snowflake: str) -> datetime | None:
