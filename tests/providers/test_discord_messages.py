@@ -5,7 +5,8 @@ outbound text and webhook username within Discord's rules."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +17,11 @@ from shared.providers.chat import (
     Attachment,
     Author,
     BotIdentity,
+    ChannelInfo,
     ChatProvider,
     MessageChange,
     OutboundPost,
+    PermanentError,
     SenderMarks,
 )
 from shared.providers.discord.api import DiscordApi
@@ -35,6 +38,9 @@ from shared.providers.discord.messages import (
     snowflake_time,
     webhook_username,
 )
+from tests.fakes import discord as fake_discord
+from tests.fakes.discord import FakeDiscord
+from tests.support import serve
 
 GUILD = "290926798999357249"
 CHANNEL = "290926798999357250"
@@ -520,3 +526,189 @@ def test_content_fits_2000_characters_and_keeps_the_links() -> None:
     long_reply = reply_content(OutboundPost(text="😀" * 1500, author=Author("Ada")))
     assert len(long_reply.encode("utf-16-le")) // 2 <= 2000
     assert long_reply.startswith("**Ada**\n😀") and long_reply.endswith("…")
+
+
+# -- over the fake ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def discord() -> AsyncIterator[FakeDiscord]:
+    fake = FakeDiscord()
+    async with serve(fake.app(), probe="/healthz") as running:
+        fake.base_url = running.base_url
+        yield fake
+
+
+@pytest.fixture
+async def chat(discord: FakeDiscord) -> AsyncIterator[DiscordChat]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        yield DiscordChat(DiscordApi(client, discord.base_url + "/api/v10"))
+
+
+_n = itertools.count(1)
+
+
+def bot(fake: FakeDiscord) -> str:
+    n = next(_n)
+    token = f"bot-token-{n}.messages-test"
+    fake.add_bot(token, str(6_000_000_000 + n), f"messages-test-{n}", str(6_100_000_000 + n))
+    return token
+
+
+def text_channel_of(fake: FakeDiscord, permissions: int = fake_discord.ALL) -> str:
+    guild_id, channel_id = fake.snowflake(), fake.snowflake()
+    fake.add_guild(guild_id, f"guild {guild_id}")
+    fake.add_channel(channel_id, guild_id, f"chan-{channel_id[-4:]}", permissions=permissions)
+    return channel_id
+
+
+def as_dispatched(fake: FakeDiscord, message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "guild_id": fake.channels[message["channel_id"]].guild_id}
+
+
+ADA = Author("Ada Lovelace", "https://example.com/ada.png")
+
+
+async def test_identity_names_the_bot_and_its_application(
+    discord: FakeDiscord, chat: DiscordChat
+) -> None:
+    token = bot(discord)
+    me = await chat.identity(token)
+    found = discord.bots[token]
+    assert me == BotIdentity(
+        user_id=found.user_id, app_id=found.application_id, name=found.username
+    )
+
+
+async def test_a_channel_the_bot_can_bridge(discord: FakeDiscord, chat: DiscordChat) -> None:
+    token, chan = bot(discord), text_channel_of(discord)
+    info = await chat.channel(token, chan)
+    assert info == ChannelInfo(chan, discord.channels[chan].name)
+
+
+@pytest.mark.parametrize(
+    ("permissions", "error", "named"),
+    [
+        (0, "missing_access", "cannot see"),
+        (
+            fake_discord.ALL & ~fake_discord.MANAGE_WEBHOOKS,
+            "missing_permissions",
+            "Manage Webhooks",
+        ),
+        (
+            fake_discord.VIEW_CHANNEL | fake_discord.MANAGE_WEBHOOKS,
+            "missing_permissions",
+            "Send Messages, Read Message History in",
+        ),
+    ],
+)
+async def test_a_channel_the_bot_cannot_bridge_says_what_to_grant(
+    discord: FakeDiscord, chat: DiscordChat, permissions: int, error: str, named: str
+) -> None:
+    token, chan = bot(discord), text_channel_of(discord, permissions)
+    with pytest.raises(PermanentError) as caught:
+        await chat.channel(token, chan)
+    assert (caught.value.error, caught.value.scope) == (error, "channel")
+    assert named in caught.value.message
+
+
+async def test_posts_go_through_one_webhook_of_ours_as_the_author(
+    discord: FakeDiscord, chat: DiscordChat
+) -> None:
+    token, chan = bot(discord), text_channel_of(discord)
+    someone_elses = discord.add_webhook(chan, "not ours", application_id="999")
+    first = await chat.post(token, chan, OutboundPost("hello @everyone", ADA))
+    second = await chat.post(token, chan, OutboundPost("again", Author("Discord Clyde")))
+    [ours] = [w for w in discord.channel_webhooks(chan) if w.id != someone_elses.id]
+    assert ours.application_id == discord.bots[token].application_id and ours.name == "hookhub"
+    made = discord.message(chan, first.external_message_id)
+    assert made is not None and made["webhook_id"] == ours.id
+    assert made["author"]["username"] == "Ada Lovelace" and made["content"] == "hello @everyone"
+    assert made["mention_everyone"] is False  # allowed_mentions: nothing is parsed
+    [one, two] = [r.json for r in discord.sent(fake_discord.EXECUTE_WEBHOOK)[-2:]]
+    assert one == {
+        "content": "hello @everyone",
+        "username": "Ada Lovelace",
+        "avatar_url": "https://example.com/ada.png",
+        "allowed_mentions": {"parse": []},
+    }
+    assert two["username"] == "Disc\u043erd Cl\u0443de"
+    assert second.external_thread_id is None
+    # Our own echo is recognised, by the webhook and by the application.
+    me = await chat.identity(token)
+    [echo] = chat.changes("MESSAGE_CREATE", as_dispatched(discord, made))
+    assert chat.is_own(echo, me) and provider().is_own(echo, me)
+
+
+async def test_a_later_process_finds_our_webhook_again(
+    discord: FakeDiscord, chat: DiscordChat
+) -> None:
+    token, chan = bot(discord), text_channel_of(discord)
+    await chat.post(token, chan, OutboundPost("one", ADA))
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        later = DiscordChat(DiscordApi(client, discord.base_url + "/api/v10"))
+        await later.post(token, chan, OutboundPost("two", ADA))
+    assert len(discord.channel_webhooks(chan)) == 1
+    assert [m["content"] for m in discord.messages(chan)] == ["one", "two"]
+
+
+async def test_a_reply_goes_out_as_the_bot_with_the_author_in_bold(
+    discord: FakeDiscord, chat: DiscordChat
+) -> None:
+    token, chan = bot(discord), text_channel_of(discord)
+    root = await chat.post(token, chan, OutboundPost("root", ADA))
+    reply = await chat.post(
+        token,
+        chan,
+        OutboundPost("an answer", Author("Grace"), thread_external_id=root.external_message_id),
+    )
+    assert reply.external_thread_id == root.external_message_id
+    made = discord.message(chan, reply.external_message_id)
+    assert made is not None and made["type"] == 19 and "webhook_id" not in made
+    assert made["content"] == "**Grace**\nan answer"
+    assert discord.sent(fake_discord.CREATE_MESSAGE)[-1].json["message_reference"] == {
+        "message_id": root.external_message_id,
+        "fail_if_not_exists": False,
+    }
+    # A reply to a message that is gone still goes out.
+    orphan = await chat.post(token, chan, OutboundPost("late", ADA, thread_external_id="1234"))
+    assert discord.message(chan, orphan.external_message_id) is not None
+
+
+async def test_edits_and_deletes_reach_webhook_posts_and_replies_alike(
+    discord: FakeDiscord, chat: DiscordChat
+) -> None:
+    token, chan = bot(discord), text_channel_of(discord)
+    post = await chat.post(token, chan, OutboundPost("v1", ADA))
+    reply = await chat.post(
+        token, chan, OutboundPost("r1", ADA, thread_external_id=post.external_message_id)
+    )
+    await chat.edit(token, chan, post.external_message_id, OutboundPost("v2", ADA))
+    await chat.edit(token, chan, reply.external_message_id, OutboundPost("r2", ADA))
+    assert discord.message(chan, post.external_message_id)["content"] == "v2"  # type: ignore[index]
+    assert discord.message(chan, reply.external_message_id)["content"] == (  # type: ignore[index]
+        "**Ada Lovelace**\nr2"
+    )
+    await chat.delete(token, chan, reply.external_message_id)
+    await chat.delete(token, chan, post.external_message_id)
+    assert discord.messages(chan) == []
+    await chat.delete(token, chan, post.external_message_id)  # already gone: no failure
+    with pytest.raises(PermanentError) as caught:
+        await chat.edit(token, chan, post.external_message_id, OutboundPost("v3", ADA))
+    assert (caught.value.error, caught.value.scope) == ("unknown_message", "message")
+
+
+async def test_a_deleted_webhook_is_made_again_once(
+    discord: FakeDiscord, chat: DiscordChat
+) -> None:
+    token, chan = bot(discord), text_channel_of(discord)
+    first = await chat.post(token, chan, OutboundPost("one", ADA))
+    [old] = discord.channel_webhooks(chan)
+    del discord.webhooks[old.id]  # someone deleted it in the channel settings
+    second = await chat.post(token, chan, OutboundPost("two", ADA))
+    [new] = discord.channel_webhooks(chan)
+    assert new.id != old.id
+    assert discord.message(chan, second.external_message_id)["webhook_id"] == new.id  # type: ignore[index]
+    # The first post's webhook is gone with its messages' editor: Discord says unknown.
+    with pytest.raises(PermanentError):
+        await chat.edit(token, chan, first.external_message_id, OutboundPost("x", ADA))
