@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
@@ -68,6 +69,7 @@ REPLY = 19
 
 # Route names, as `requests`, `sent()` and `set_rate_limit()` know them.
 GET_CURRENT_USER = "get_current_user"
+GET_USER = "get_user"
 GET_GATEWAY_BOT = "get_gateway_bot"
 GET_APPLICATION = "get_application"
 GET_CHANNEL = "get_channel"
@@ -372,7 +374,8 @@ class FakeDiscord:
         self, route: str, limit: int, per_seconds: float, *, major: str | None = None
     ) -> None:
         """`limit` requests per `per_seconds` on `route` (a route name above), for one major
-        parameter (a channel id, guild id or webhook id) or, without `major`, for each."""
+        parameter (a channel id, guild id or webhook id) or, without `major`, for each. The
+        default is 50 per second, per route and major parameter."""
         self._limits[(route, major)] = (limit, per_seconds)
         for key in [k for k in self._buckets if k[0] == route and (major is None or k[1] == major)]:
             del self._buckets[key]
@@ -581,6 +584,7 @@ class FakeDiscord:
     def _route_table(self) -> list[_Route]:
         table = [
             ("GET", "/users/@me", GET_CURRENT_USER, self._get_current_user, True),
+            ("GET", "/users/{user_id}", GET_USER, self._get_user, True),
             ("GET", "/gateway/bot", GET_GATEWAY_BOT, self._get_gateway_bot, True),
             ("GET", "/oauth2/applications/@me", GET_APPLICATION, self._get_application, True),
             ("GET", "/channels/{channel_id}", GET_CHANNEL, self._get_channel, True),
@@ -788,9 +792,8 @@ class FakeDiscord:
                     502,
                     media_type="text/html",
                 )
-            return JSONResponse(
-                {"message": f"{item.status}: Internal Server Error", "code": 0}, item.status
-            )
+            phrase = HTTPStatus(item.status).phrase
+            return JSONResponse({"message": f"{item.status}: {phrase}", "code": 0}, item.status)
         self.rate_limited += 1
         body = {
             "message": "You are being rate limited.",
@@ -910,6 +913,15 @@ class FakeDiscord:
         }
 
     # -- REST: handlers ------------------------------------------------------------------------
+
+    async def _get_user(self, call: _Call) -> Response:
+        user_id = call.params["user_id"]
+        bot = next((b for b in self.bots.values() if b.user_id == user_id), None)
+        if bot is not None:
+            return JSONResponse(bot.user())
+        if user_id not in self.users:
+            raise unknown("User", 10013)
+        return JSONResponse(self.users[user_id])
 
     async def _get_current_user(self, call: _Call) -> Response:
         assert call.bot is not None
@@ -1612,20 +1624,28 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _transport(websocket: WebSocket) -> asyncio.Transport | None:
-    """The TCP transport under a Starlette WebSocket served by uvicorn (its `send` is the
-    protocol's bound method), to cut the connection without a close frame."""
-    send = getattr(websocket, "_send", None)
-    protocol = getattr(send, "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    return transport if isinstance(transport, asyncio.Transport) else None
+def _transport(websocket: WebSocket) -> Any:
+    """The TCP transport under a Starlette WebSocket served by uvicorn, to cut the connection
+    without a close frame: uvicorn's `send` is its protocol's bound method, which Starlette's
+    middleware wraps in closures."""
+    pending: list[Any] = [getattr(websocket, "_send", None)]
+    for _ in range(20):
+        if not pending:
+            break
+        send = pending.pop()
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if callable(getattr(transport, "abort", None)):  # asyncio's or uvloop's
+            return transport
+        for cell in getattr(send, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):
+                if callable(cell.cell_contents):
+                    pending.append(cell.cell_contents)
+    return None
 
 
 def _major(template: str, params: dict[str, str]) -> str:
-    """The top-level resource a route's limit is counted on."""
-    if "webhook_id" in params:
-        return params["webhook_id"] + "/" + params.get("webhook_token", "")
-    return params.get("channel_id") or params.get("guild_id") or ""
+    """The top-level resource a route's limit is counted on (a webhook: its id)."""
+    return params.get("webhook_id") or params.get("channel_id") or params.get("guild_id") or ""
 
 
 def _snowflake_time(snowflake: str) -> float:

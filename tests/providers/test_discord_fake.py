@@ -5,12 +5,15 @@ codes, permissions as a client computes them, history order, webhooks, rate-limi
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.fakes.discord import (
     ALL,
@@ -286,3 +289,183 @@ async def test_global_429_and_server_errors_on_demand(
     assert (await api.get("/users/@me")).status_code == 502
     assert (await api.get("/users/@me")).status_code == 200
     assert fake.rate_limited == 1
+
+
+# -- Gateway -----------------------------------------------------------------------------------
+
+
+async def gateway_url(api: httpx.AsyncClient) -> str:
+    answer = await api.get("/gateway/bot")
+    assert answer.status_code == 200
+    url: str = answer.json()["url"]
+    return url + "?v=10&encoding=json"
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    return payload
+
+
+async def send(ws: ClientConnection, op: int, data: Any) -> None:
+    await ws.send(json.dumps({"op": op, "d": data}))
+
+
+async def identify(ws: ClientConnection, token: str = TOKEN, intents: int = INTENTS) -> None:
+    properties = {"os": "linux", "browser": "hookhub", "device": "hookhub"}
+    await send(ws, 2, {"token": token, "intents": intents, "properties": properties})
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    """The close code the server sent (None: the connection was cut without one)."""
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    return closed.value.rcvd.code if closed.value.rcvd is not None else None
+
+
+async def test_identify_ready_and_dispatches_with_sequence_numbers(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    before = (await api.get("/gateway/bot")).json()["session_start_limit"]
+    async with connect(await gateway_url(api)) as ws:
+        hello = await receive(ws)
+        assert hello["op"] == 10 and hello["d"] == {"heartbeat_interval": 1000}
+        await send(ws, 1, None)
+        assert (await receive(ws))["op"] == 11
+        await identify(ws)
+        ready = await receive(ws)
+        assert (ready["op"], ready["t"], ready["s"]) == (0, "READY", 1)
+        assert ready["d"]["v"] == 10 and ready["d"]["user"]["id"] == BOT_ID
+        assert ready["d"]["guilds"] == [{"id": GUILD, "unavailable": True}]
+        assert ready["d"]["application"]["id"] == APP_ID
+        assert ready["d"]["resume_gateway_url"].endswith("/resume-gateway")
+        guild = await receive(ws)
+        assert (guild["t"], guild["s"], guild["d"]["id"]) == ("GUILD_CREATE", 2, GUILD)
+        assert {c["id"] for c in guild["d"]["channels"]} == {CHANNEL, OTHER_CHANNEL}
+
+        sent = await fake.user_sends(CHANNEL, ADA, "hello")
+        created = await receive(ws)
+        assert (created["t"], created["s"]) == ("MESSAGE_CREATE", 3)
+        assert created["d"]["id"] == sent["id"] and created["d"]["content"] == "hello"
+        assert created["d"]["guild_id"] == GUILD and created["d"]["author"]["id"] == ADA
+        assert "member" in created["d"]
+
+        # Our own sends come back too: that is the echo sync must recognise.
+        ours = (await api.post(f"/channels/{CHANNEL}/messages", json={"content": "x"})).json()
+        echo = await receive(ws)
+        assert (echo["t"], echo["s"], echo["d"]["id"]) == ("MESSAGE_CREATE", 4, ours["id"])
+        assert echo["d"]["author"]["id"] == BOT_ID
+        await fake.user_edits(CHANNEL, sent["id"], "hello again")
+        update = await receive(ws)
+        assert update["t"] == "MESSAGE_UPDATE" and update["d"]["edited_timestamp"]
+        await fake.user_bulk_deletes(CHANNEL, [sent["id"], ours["id"]])
+        bulk = await receive(ws)
+        assert bulk["t"] == "MESSAGE_DELETE_BULK"
+        assert bulk["d"] == {
+            "ids": [sent["id"], ours["id"]],
+            "channel_id": CHANNEL,
+            "guild_id": GUILD,
+        }
+        assert fake.connections == 1 and fake.identifies == 1
+    after = (await api.get("/gateway/bot")).json()["session_start_limit"]
+    assert after["remaining"] == before["remaining"] - 1
+
+
+async def test_resume_replays_what_the_session_missed(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    async with connect(await gateway_url(api)) as ws:
+        await receive(ws)
+        await identify(ws)
+        ready = (await receive(ws))["d"]
+        assert (await receive(ws))["s"] == 2
+        await fake.drop()
+        assert await closed_with(ws) is None  # cut, no close frame
+    first = await fake.user_sends(CHANNEL, ADA, "while away 1")
+    second = await fake.user_sends(CHANNEL, ADA, "while away 2")
+
+    async with connect(ready["resume_gateway_url"] + "?v=10&encoding=json") as ws:
+        await receive(ws)
+        await send(ws, 6, {"token": TOKEN, "session_id": ready["session_id"], "seq": 2})
+        replayed = [await receive(ws) for _ in range(3)]
+        assert [(p["t"], p["s"]) for p in replayed] == [
+            ("MESSAGE_CREATE", 3),
+            ("MESSAGE_CREATE", 4),
+            ("RESUMED", 5),
+        ]
+        assert [p["d"].get("id") for p in replayed[:2]] == [first["id"], second["id"]]
+    assert fake.resumes == 1 and fake.identifies == 1
+    assert fake.paths == ["/gateway", "/resume-gateway"]
+
+
+async def test_an_invalidated_session_cannot_resume(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    async with connect(await gateway_url(api)) as ws:
+        await receive(ws)
+        await identify(ws)
+        session_id = (await receive(ws))["d"]["session_id"]
+        await receive(ws)
+        await fake.invalidate_sessions(resumable=False)
+        assert await receive(ws) == {"op": 9, "d": False, "s": None, "t": None}
+    async with connect(await gateway_url(api)) as ws:
+        await receive(ws)
+        await send(ws, 6, {"token": TOKEN, "session_id": session_id, "seq": 2})
+        assert (await receive(ws))["op"] == 9
+        await send(ws, 6, {"token": TOKEN, "session_id": "unknown", "seq": 1})
+        assert (await receive(ws))["d"] is False
+
+
+async def test_close_codes_for_bad_identifies(fake: FakeDiscord, api: httpx.AsyncClient) -> None:
+    fake.add_bot(
+        "no-content-token",
+        "1000000000000000003",
+        "quiet",
+        "1000000000000000004",
+        message_content_intent=False,
+    )
+    url = await gateway_url(api)
+    cases: list[tuple[Any, int]] = [
+        (lambda ws: identify(ws, token="no-content-token"), 4014),
+        (lambda ws: identify(ws, token="wrong"), 4004),
+        (lambda ws: identify(ws, intents=1 << 40), 4013),
+        (lambda ws: send(ws, 3, {"status": "online"}), 4003),
+        (lambda ws: ws.send("not json"), 4002),
+    ]
+    for action, code in cases:
+        async with connect(url) as ws:
+            await receive(ws)
+            await action(ws)
+            assert await closed_with(ws) == code
+    async with connect(url) as ws:
+        await receive(ws)
+        await identify(ws, token="no-content-token", intents=GUILDS | GUILD_MESSAGES)
+        assert (await receive(ws))["t"] == "READY"
+        await receive(ws)
+        await fake.user_sends(CHANNEL, ADA, "secret")
+        assert (await receive(ws))["d"]["content"] == ""  # no MESSAGE_CONTENT intent
+        await fake.user_sends(CHANNEL, ADA, "hey <@1000000000000000003>")
+        assert (await receive(ws))["d"]["content"] == "hey <@1000000000000000003>"
+        await identify(ws, token="no-content-token", intents=GUILDS)
+        assert await closed_with(ws) == 4005
+
+
+async def test_reconnect_acks_and_the_heartbeat_deadline(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    async with connect(await gateway_url(api)) as ws:
+        await receive(ws)
+        await fake.request_reconnect()
+        assert (await receive(ws))["op"] == 7
+        await fake.stop_acks()
+        await send(ws, 1, None)
+        await fake.request_heartbeat()
+        assert (await receive(ws))["op"] == 1  # no ACK came before the server's request
+        await fake.resume_acks()
+        await send(ws, 1, None)
+        assert (await receive(ws))["op"] == 11
+        started = time.monotonic()
+        # No more heartbeats: closed 4009 after the interval (1 s) and its grace (0.5 s).
+        assert await closed_with(ws) == 4009
+        assert 1.0 < time.monotonic() - started < 3.0
+    assert fake.connections == 0
