@@ -70,6 +70,7 @@ REPLY = 19
 # Route names, as `requests`, `sent()` and `set_rate_limit()` know them.
 GET_CURRENT_USER = "get_current_user"
 GET_USER = "get_user"
+GET_USER = "get_user"
 GET_GATEWAY_BOT = "get_gateway_bot"
 GET_APPLICATION = "get_application"
 GET_CHANNEL = "get_channel"
@@ -585,6 +586,7 @@ class FakeDiscord:
         table = [
             ("GET", "/users/@me", GET_CURRENT_USER, self._get_current_user, True),
             ("GET", "/users/{user_id}", GET_USER, self._get_user, True),
+            ("GET", "/users/{user_id}", GET_USER, self._get_user, True),
             ("GET", "/gateway/bot", GET_GATEWAY_BOT, self._get_gateway_bot, True),
             ("GET", "/oauth2/applications/@me", GET_APPLICATION, self._get_application, True),
             ("GET", "/channels/{channel_id}", GET_CHANNEL, self._get_channel, True),
@@ -913,6 +915,15 @@ class FakeDiscord:
         }
 
     # -- REST: handlers ------------------------------------------------------------------------
+
+    async def _get_user(self, call: _Call) -> Response:
+        user_id = call.params["user_id"]
+        bot = next((b for b in self.bots.values() if b.user_id == user_id), None)
+        if bot is not None:
+            return JSONResponse(bot.user())
+        if user_id not in self.users:
+            raise unknown("User", 10013)
+        return JSONResponse(self.users[user_id])
 
     async def _get_user(self, call: _Call) -> Response:
         user_id = call.params["user_id"]

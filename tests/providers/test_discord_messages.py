@@ -712,3 +712,18 @@ async def test_a_deleted_webhook_is_made_again_once(
     # The first post's webhook is gone with its messages' editor: Discord says unknown.
     with pytest.raises(PermanentError):
         await chat.edit(token, chan, first.external_message_id, OutboundPost("x", ADA))
+
+
+async def test_users_by_id(discord: FakeDiscord, chat: DiscordChat) -> None:
+    token = bot(discord)
+    discord.add_user("5551", "ada", global_name="Ada Lovelace", avatar="abc")
+    discord.add_user("5552", "grace")
+    assert await chat.user(token, "5551") == Author(
+        "Ada Lovelace", "https://cdn.discordapp.com/avatars/5551/abc.png", "5551"
+    )
+    found = await chat.user(token, "5552")
+    assert found is not None and found.name == "grace"
+    assert found.avatar_url == f"https://cdn.discordapp.com/embed/avatars/{(5552 >> 22) % 6}.png"
+    assert await chat.user(token, "5553") is None  # 10013 Unknown User
+    assert discord.sent(fake_discord.GET_USER)[-1].path == "/users/5553"
+    assert await chat.find_post(token, "1", "tag", datetime.now(UTC)) is None
