@@ -1274,6 +1274,8 @@ class FakeDiscord:
         self.connections_total = 0
         self.heartbeats = 0
         self.paths: list[str] = []  # the path each connection came to, in order
+        # (token, close code or 9) of every Identify refused, in order.
+        self.refused: list[tuple[str, int]] = []
 
     @property
     def connections(self) -> int:
@@ -1282,6 +1284,11 @@ class FakeDiscord:
 
     def sessions(self) -> list[_Session]:
         return list(self._sessions.values())
+
+    def refused_identifies(self, token: str) -> int:
+        """How many Identifies with `token` were refused (4004, 4013, 4014, or op 9 past the
+        session start limit)."""
+        return sum(1 for refused_token, _ in self.refused if refused_token == token)
 
     def _gateway_routes(self) -> list[WebSocketRoute]:
         # `/gateway` is what GET /gateway/bot names; READY's resume_gateway_url names
@@ -1444,20 +1451,25 @@ class FakeDiscord:
         ):
             await self._close(connection, 4002, "Error while decoding payload.")
             return
-        bot = self.bots.get(data["token"].removeprefix("Bot "))
-        if bot is None:
-            await self._close(connection, 4004, "Authentication failed.")
-            return
+        token: str = data["token"]
+        bot = self.bots.get(token.removeprefix("Bot "))
         intents: int = data["intents"]
-        if intents < 0 or intents & ~VALID_INTENTS:
-            await self._close(connection, 4013, "Invalid intent(s).")
-            return
         privileged = GUILD_MEMBERS | GUILD_PRESENCES
-        if intents & privileged or (intents & MESSAGE_CONTENT and not bot.message_content_intent):
-            await self._close(connection, 4014, "Disallowed intent(s).")
+        refusal: tuple[int, str] | None = None
+        if bot is None:
+            refusal = (4004, "Authentication failed.")
+        elif intents < 0 or intents & ~VALID_INTENTS:
+            refusal = (4013, "Invalid intent(s).")
+        elif intents & privileged or (intents & MESSAGE_CONTENT and not bot.message_content_intent):
+            refusal = (4014, "Disallowed intent(s).")
+        if refusal is not None:
+            self.refused.append((token, refusal[0]))
+            await self._close(connection, *refusal)
             return
+        assert bot is not None
         if self.session_start_remaining <= 0:
             # Past the session start limit every Identify is an invalid session.
+            self.refused.append((token, 9))
             await self._send(connection, {"op": 9, "d": False, "s": None, "t": None})
             return
         self.session_start_remaining -= 1

@@ -437,6 +437,8 @@ async def test_close_codes_for_bad_identifies(fake: FakeDiscord, api: httpx.Asyn
             await receive(ws)
             await action(ws)
             assert await closed_with(ws) == code
+    assert fake.refused_identifies("no-content-token") == 1
+    assert [code for _, code in fake.refused] == [4014, 4004, 4013]
     async with connect(url) as ws:
         await receive(ws)
         await identify(ws, token="no-content-token", intents=GUILDS | GUILD_MESSAGES)
