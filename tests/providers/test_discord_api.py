@@ -366,3 +366,24 @@ async def test_concurrent_requests_do_not_overrun_what_is_left(
     )
     assert sum(isinstance(r, DiscordRateLimited) for r in results) == 2
     assert discord.rate_limited == answered  # no 429: the client held what the bucket had not
+
+
+def test_a_429_without_a_body_field_waits_what_the_headers_say() -> None:
+    now = [0.0]
+    buckets = Buckets(clock=lambda: now[0])
+    key = RouteKey("bot", "POST /channels/{channel_id}/messages", "1")
+    # A shared resource's limit: Retry-After only, and not one of our invalid requests.
+    shared = httpx.Headers({"Retry-After": "7", "X-RateLimit-Scope": "shared"})
+    limited = buckets.after(key, 429, shared, {"message": "The resource is being rate limited."})
+    assert limited is not None and limited.retry_after == 7.0 and not limited.is_global
+    assert buckets.invalid == 0 and buckets.answered_429 == 1
+    with pytest.raises(DiscordRateLimited):
+        buckets.before(key)
+    # No JSON at all (Cloudflare's own refusal): every request of the bot waits.
+    limited = buckets.after(key, 429, httpx.Headers({"Retry-After": "3"}), None)
+    assert limited is not None and limited.is_global and limited.retry_after == 3.0
+    with pytest.raises(DiscordRateLimited) as held:
+        buckets.before(RouteKey("bot", "GET /users/@me", ""))
+    assert held.value.is_global and buckets.invalid == 1
+    now[0] = 7.0
+    buckets.before(key)

@@ -208,7 +208,9 @@ class Buckets:
     ) -> DiscordRateLimited | None:
         """Learns from one answer; the error to raise when it is a 429."""
         now = self._clock()
-        if status in (401, 403, 429):
+        scope = headers.get("x-ratelimit-scope")
+        # Discord's invalid requests; a 429 of a shared resource limit is not counted.
+        if status in (401, 403) or (status == 429 and scope != "shared"):
             self.invalid += 1
         bucket = headers.get("x-ratelimit-bucket")
         if bucket:
@@ -247,7 +249,6 @@ class Buckets:
             hold = now + retry_after
             if window is None or window.remaining > 0 or window.reset_at < hold:
                 self._windows[window_key] = _Window(0, hold)
-        scope = headers.get("x-ratelimit-scope")
         return DiscordRateLimited(
             f"Discord rate limited {key.route}"
             + (" (global)" if is_global else "")

@@ -146,7 +146,7 @@ class DiscordChat:
         self._webhooks: dict[tuple[str, str], Webhook] = {}
         self._webhook_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._own_webhooks: set[str] = set()
-        self._app_ids: dict[str, str] = {}
+        self._identities: dict[str, BotIdentity] = {}
         self._channel_names: dict[str, str] = {}
         self._role_names: dict[str, str] = {}
 
@@ -163,14 +163,18 @@ class DiscordChat:
         user's id in general."""
         me = await self.api.me(token)
         app = await self.api.application(token)
-        app_id = _str(app.get("id"))
-        if app_id is not None:
-            self._app_ids[_digest(token)] = app_id
-        return BotIdentity(
+        identity = BotIdentity(
             user_id=_str(me.get("id")),
-            app_id=app_id,
+            app_id=_str(app.get("id")),
             name=_str(me.get("global_name")) or _str(me.get("username")),
         )
+        self._identities[_digest(token)] = identity
+        return identity
+
+    async def _identity(self, token: str) -> BotIdentity:
+        """The identity `identity` last found for this token (a bot's ids never change)."""
+        known = self._identities.get(_digest(token))
+        return known if known is not None else await self.identity(token)
 
     async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
         """The channel, once the bot is known to be able to bridge it: a guild text or
@@ -207,7 +211,7 @@ class DiscordChat:
                 "unsupported_channel_type",
                 "channel",
             )
-        me = await self.identity(token)
+        me = await self._identity(token)
         if me.user_id is None:
             raise PermanentError("Discord /users/@me answered without an id", "no_user_id")
         roles = await self.api.guild_roles(token, guild_id)
@@ -349,7 +353,7 @@ class DiscordChat:
             cached = self._webhooks.get(key)
             if cached is not None:
                 return cached
-            app_id = self._app_ids.get(key[0]) or (await self.identity(token)).app_id
+            app_id = (await self._identity(token)).app_id
             found: Webhook | None = None
             for hook in await self.api.channel_webhooks(token, channel_id):
                 hook_id, hook_token = _str(hook.get("id")), _str(hook.get("token"))
