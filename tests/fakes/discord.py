@@ -434,7 +434,8 @@ class FakeDiscord:
         at: float | None = None,
     ) -> dict[str, Any]:
         """A user's message stored in the channel's history without any dispatch (posted while
-        nobody was connected). `at`: its time (epoch seconds), which its id encodes."""
+        nobody was connected). `at`: its time (epoch seconds), which its id encodes; ids only
+        increase, so a time before the last id made gives the next id instead."""
         channel = self.channels[channel_id]
         message = self._new_message(
             channel,
