@@ -314,6 +314,11 @@ def test_dispatches_become_changes(
         ("MESSAGE_DELETE", {"id": "1", "channel_id": CHANNEL}, "direct message"),
         ("MESSAGE_CREATE", message(content=""), "Message Content intent"),
         ("MESSAGE_UPDATE", message(content=...), "without content"),
+        (
+            "MESSAGE_UPDATE",
+            {"id": "334385199974967042", "channel_id": CHANNEL, "guild_id": GUILD, "embeds": []},
+            "without content",
+        ),
         ("MESSAGE_UPDATE", message(content="Supa Hot", edited_timestamp=None), "no edit"),
     ],
 )

@@ -435,15 +435,16 @@ class DiscordChat:
         attachments = _attachments(payload.get("attachments"))
         subtype = "reply" if message_type == REPLY else None
         ignored = direct
-        if message_type not in (DEFAULT, REPLY):
-            known = _MESSAGE_TYPES.get(message_type) if type(message_type) is int else None
-            subtype = known or f"type_{message_type}"
-            ignored = ignored or f"Discord system message ({subtype})"
         if kind == "edited" and ignored is None:
+            # Checked first: a partial update (an embed resolved) carries no type either.
             if "content" not in payload:
                 ignored = "an update without content (an embed or a flag changed)"
             elif not payload.get("edited_timestamp"):
                 ignored = "an update that is no edit (an embed resolved, a pin)"
+        if message_type not in (DEFAULT, REPLY):
+            known = _MESSAGE_TYPES.get(message_type) if type(message_type) is int else None
+            subtype = known or f"type_{message_type}"
+            ignored = ignored or f"Discord system message ({subtype})"
         if ignored is None and not text and not attachments:
             ignored = (
                 "the message carries no text or file (is the Message Content intent enabled "
