@@ -226,3 +226,6 @@ class SyncSettings(ServiceSettings):
     # Simultaneous HTTP connections to the providers' APIs from one replica (one pool for
     # all providers).
     sync_max_connections: int = Field(200, ge=1)
+    # The most messages one mapping's catch-up brings in (the oldest first), after sync was
+    # down or a Discord Gateway session could not be resumed.
+    sync_catch_up_max_messages: int = Field(5000, ge=1)

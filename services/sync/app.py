@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.sync import gateway as discord_gateway
+from services.sync.catchup import CatchUp
 from services.sync.connections import Connections
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
@@ -37,6 +39,8 @@ from shared.mongo import BatchedWriter
 from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
 from shared.providers.chat import ChatProvider
+from shared.providers.discord import api as discord_api
+from shared.providers.discord.messages import DiscordChat
 from shared.providers.slack import api as slack_api
 from shared.providers.slack.messages import SlackChat
 from shared.providers.telegram.api import TelegramApi
@@ -64,6 +68,7 @@ def chat_providers(settings: SyncSettings, client: httpx.AsyncClient) -> dict[st
     providers: list[ChatProvider] = [
         SlackChat(slack_api.SlackApi(client, slack_api.base_url(settings))),
         TelegramChat(TelegramApi(client, settings.telegram_api_base)),
+        DiscordChat(discord_api.DiscordApi(client, discord_api.base_url(settings))),
     ]
     return {provider.name: provider for provider in providers}
 
@@ -144,6 +149,30 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         synced=synced,
     )
 
+    catch_up = CatchUp(
+        connections=connections,
+        repository=mappings_repo,
+        inbound=inbound,
+        synced=synced,
+        metrics=metrics,
+        max_messages=settings.sync_catch_up_max_messages,
+    )
+    discord = providers["discord"]
+    assert isinstance(discord, DiscordChat)
+    gateways = discord_gateway.DiscordGateways(
+        store=discord_gateway.GatewayStore(
+            runtime.db, timedelta(seconds=settings.sync_lease_seconds)
+        ),
+        connections=connections,
+        mappings=mappings,
+        api=discord.api,
+        handle=inbound.events,
+        catch_up=catch_up.integration,
+        metrics=metrics,
+        owner=ownership.id,
+        poll_seconds=settings.sync_poll_seconds,
+    )
+
     app.state.mapping_service = MappingService(mappings_repo, connections, mapping_cache)
     app.state.mapping_repository = mappings_repo
     app.state.message_map = the_map
@@ -161,6 +190,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("sync-scheduler", scheduler.run)
         runtime.background("sync-heartbeat", ownership.keep_alive)
         runtime.background("sync-last-synced", synced.run)
+        runtime.background("discord-gateways", gateways.run)
+        lease = timedelta(seconds=settings.sync_lease_seconds)
+        runtime.background(
+            "sync-catch-up", lambda: catch_up.at_start(outbox.workers, ownership.id, lease)
+        )
 
     async def stop_lanes(seconds: float) -> None:
         cut = await lanes.stop(seconds)
@@ -168,6 +202,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             await outbox.mark_recovered([job.id for job in cut])
 
     runtime.on_startup(start)
+    # The Gateway sessions first: handed on resumable, another replica resumes them at once.
+    runtime.on_shutdown("discord_gateways", lambda _: gateways.stop(), cap=0.2)
     runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,6 +30,45 @@ class SyncMetrics:
             "posted as new), and chat posts naming an inbound_id it does not know (op post), "
             "by provider and operation",
             ["provider", "op"],
+            registry=registry,
+        )
+        self.gateway_connections = Gauge(
+            "hookhub_sync_discord_gateway_connections",
+            "Discord Gateway sessions this replica holds and has ready (one per bot token "
+            "across replicas)",
+            registry=registry,
+        )
+        self.gateway_reconnects = Counter(
+            "hookhub_sync_discord_gateway_reconnects",
+            "Discord Gateway connections that ended, by reason (reconnect_requested, "
+            "invalid_session, heartbeat_ack_missed, connect_failed, closed_<code>, ...)",
+            ["reason"],
+            registry=registry,
+        )
+        self.gateway_sessions = Counter(
+            "hookhub_sync_discord_gateway_sessions",
+            "Discord Gateway sessions started, by how (identified: new; resumed)",
+            ["how"],
+            registry=registry,
+        )
+        self.gateway_events = Counter(
+            "hookhub_sync_discord_gateway_events",
+            "Discord Gateway dispatches received, by type",
+            ["type"],
+            registry=registry,
+        )
+        self.gateway_heartbeat = Histogram(
+            "hookhub_sync_discord_gateway_heartbeat_seconds",
+            "Discord Gateway heartbeat → ACK latency",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.caught_up = Counter(
+            "hookhub_sync_catch_up_messages",
+            "Provider messages read from history after sync was down or a Discord session "
+            "could not be resumed, by provider and outcome (recovered: brought to the chat; "
+            "known: already there)",
+            ["provider", "outcome"],
             registry=registry,
         )
         self.map_lookups = Counter(

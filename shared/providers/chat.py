@@ -246,6 +246,14 @@ class ChatProvider(Protocol):
         and its record, so the post is not made twice."""
         ...
 
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        """Messages written in the channel after `since`, oldest first, at most `limit` (the
+        oldest ones), as `created` changes: what sync's catch-up reads after it could not
+        hear the channel. [] for a provider without a history (Telegram's Bot API)."""
+        ...
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """The message changes in one provider event (as the gateway put it on
         `hookhub.provider.events`); [] for events that are not about messages."""

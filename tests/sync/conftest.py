@@ -1,5 +1,6 @@
 """Sync between real services: the gateway (webhooks in), oauth (integrations), sync, on
-the session's broker and database, with Slack and Telegram faked on loopback. The chat
+the session's broker and database, with Slack, Telegram and Discord (REST and Gateway
+WebSocket) faked on loopback. The chat
 product is played by the tests: it publishes on `hookhub.chat.events` and reads
 `hookhub.chat.inbound`."""
 
@@ -26,6 +27,7 @@ from shared.envelopes import ChatEvent, Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.settings import GatewaySettings, ServiceSettings, SyncSettings
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
@@ -40,6 +42,10 @@ from tests.support import (
 
 TELEGRAM_TOKEN = "7000000001:AAE-sync-test-bot-token-0000000000"
 TELEGRAM_BOT_ID = 7000000001
+DISCORD_TOKEN = "MTIwMDAwMDAwMDAwMDAwMDAx.GsyncT.discord-sync-test-bot-token-000000"
+DISCORD_BOT_ID = "1200000000000000001"
+DISCORD_APP_ID = "1200000000000000002"
+DISCORD_GUILD = "1200000000000000003"
 
 
 @dataclass
@@ -83,6 +89,7 @@ class Chat:
 class World:
     slack: FakeSlack
     telegram: FakeTelegram
+    discord: FakeDiscord
     gateway: RunningService
     oauth: RunningService
     # The sync service's API: the in-process service's, or a `hookhub serve sync` process's.
@@ -92,6 +99,7 @@ class World:
     telegram_base: str
     slack_integration: str = ""
     telegram_integration: str = ""
+    discord_integration: str = ""
     counter: list[int] = field(default_factory=lambda: [0])
 
     def new_id(self, prefix: str) -> str:
@@ -122,6 +130,18 @@ class World:
         chat_id, channel = self.telegram_chat(kind), self.new_id("ch_")
         await self.map(self.telegram_integration, chat_id, channel)
         return chat_id, channel
+
+    def discord_channel(self, permissions: int | None = None) -> str:
+        channel = self.discord.snowflake()
+        extra = {} if permissions is None else {"permissions": permissions}
+        self.discord.add_channel(channel, DISCORD_GUILD, f"sync-{channel[-6:]}", **extra)
+        return channel
+
+    async def discord_pair(self, **fields: Any) -> tuple[str, str]:
+        """A new Discord channel mapped to a new chat channel: (channel id, chat channel)."""
+        external, channel = self.discord_channel(), self.new_id("ch_")
+        await self.map(self.discord_integration, external, channel, **fields)
+        return external, channel
 
     async def map(
         self, integration_id: str, external_channel_id: str | int, channel_id: str, **fields: Any
@@ -186,6 +206,7 @@ def sync_env(world: World, **overrides: str) -> dict[str, str]:
         **SYNC_ENV,
         "HOOKHUB_SLACK_API_BASE": world.sync_settings.slack_api_base,
         "HOOKHUB_TELEGRAM_API_BASE": world.telegram_base,
+        "HOOKHUB_DISCORD_API_BASE": world.sync_settings.discord_api_base,
         **overrides,
     }
 
@@ -202,6 +223,10 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
     tests start `hookhub serve sync` processes of their own (`sync_env`)."""
     slack, telegram = FakeSlack(), FakeTelegram()
     telegram.add_bot(TELEGRAM_TOKEN, TELEGRAM_BOT_ID, "hookhub_bot")
+    # Heartbeats every second: a missed ACK or a dead connection shows within seconds.
+    discord = FakeDiscord(heartbeat_interval_ms=1000)
+    discord.add_bot(DISCORD_TOKEN, DISCORD_BOT_ID, "hookhub", DISCORD_APP_ID)
+    discord.add_guild(DISCORD_GUILD, "sync tests")
     namespace, keys = new_namespace(), Fernet.generate_key().decode()
     async with contextlib.AsyncExitStack() as stack:
         running = await stack.enter_async_context(serve(slack.app(), probe="/healthz"))
@@ -209,9 +234,13 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         telegram_base = (
             await stack.enter_async_context(serve(telegram.app(), probe="/healthz"))
         ).base_url
+        discord.base_url = (
+            await stack.enter_async_context(serve(discord.app(), probe="/healthz"))
+        ).base_url
         common: dict[str, Any] = {
             "encryption_keys": keys,
             "telegram_api_base": telegram_base,
+            "discord_api_base": discord.base_url + "/api/v10",
             **slack.hookhub_settings(slack.base_url),
         }
         gateway = await stack.enter_async_context(
@@ -266,6 +295,7 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         world = World(
             slack,
             telegram,
+            discord,
             gateway,
             oauth,
             sync,
@@ -275,6 +305,7 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         )
         world.slack_integration = await _slack_integration(world)
         world.telegram_integration = await _telegram_integration(world)
+        world.discord_integration = await _discord_integration(world)
         yield world
 
 
@@ -302,6 +333,21 @@ async def _telegram_integration(world: World) -> str:
             "provider": "telegram",
             "workspace_id": world.chat.workspace_id,
             "settings": {"bot_token": TELEGRAM_TOKEN},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    integration_id: str = answer.json()["id"]
+    return integration_id
+
+
+async def _discord_integration(world: World) -> str:
+    answer = await world.oauth.client.post(
+        "/api/integrations",
+        json={
+            "provider": "discord",
+            "workspace_id": world.chat.workspace_id,
+            "settings": {"bot_token": DISCORD_TOKEN},
         },
         headers=admin_headers(),
     )

@@ -87,17 +87,49 @@ class Inbound:
         self._metrics = metrics
         self._synced = synced
 
-    async def events(self, events: list[ProviderEvent]) -> None:
+    async def events(self, events: list[ProviderEvent], replayed: bool = False) -> None:
+        """`replayed`: the events may have been handled before (a Discord session resumed
+        after its holder died): new messages the map already holds are skipped."""
         items = [item for event in events for item in await self._items(event)]
+        await self._process(items, replayed)
+
+    async def recovered(
+        self,
+        integration: IntegrationSnapshot,
+        mapping: MappingSnapshot,
+        changes: list[MessageChange],
+    ) -> int:
+        """Messages read from a channel's history (catch-up), through the same pipeline as
+        live events; those the map already holds are skipped. How many were new."""
+        provider = self._connections.provider(integration)
+        items = []
+        for change in changes:
+            if change.ignored:
+                continue
+            event = ProviderEvent(
+                id=derived_id(
+                    "catch_up", provider.name, integration.id, change.external_message_id
+                ),
+                provider=provider.name,
+                integration_id=integration.id,
+                workspace_id=integration.workspace_id,
+                event_type="catch_up",
+                delivery_id=change.external_message_id,
+            )
+            items.append(Item(event, integration, provider, change, mapping))
+        done = await self._process(items, replayed=True)
+        return sum(1 for item in done if item.change.kind == "created")
+
+    async def _process(self, items: list[Item], replayed: bool) -> list[Item]:
         if not items:
-            return
+            return []
         # One read for the batch, of the copies it needs: edits and deletes (of what?),
         # replies (their root), and what a bot or app sent (our own post coming back?). A
         # person's new message in a channel is none of these: most batches read nothing.
         wanted = [
             item.copy_id(item.change.external_message_id)
             for item in items
-            if item.change.kind != "created" or _from_a_bot(item.change)
+            if item.change.kind != "created" or _from_a_bot(item.change) or replayed
         ]
         wanted += [
             item.copy_id(item.change.external_thread_id)
@@ -109,6 +141,11 @@ class Inbound:
         done: list[Item] = []
         copies: list[Copy] = []
         for item in items:
+            if replayed and item.change.kind == "created":
+                held = known.get(item.copy_id(item.change.external_message_id))
+                if held is not None and held.origin != "outbound":
+                    self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
+                    continue
             try:
                 envelope = await self._envelope(item, known)
             except ValidationError as exc:
@@ -132,7 +169,9 @@ class Inbound:
         now = utcnow()
         for item, envelope in zip(done, envelopes, strict=True):
             self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()
-            self._synced.saw(item.mapping.id, now)
+            seen = item.change.occurred_at if item.change.kind == "created" else None
+            self._synced.saw(item.mapping.id, now, inbound=seen)
+        return done
 
     async def _items(self, event: ProviderEvent) -> list[Item]:
         provider = self._connections.providers.get(event.provider)

@@ -51,13 +51,24 @@ class MappingRepository(TombstoneCollection):
             return_document=ReturnDocument.AFTER,
         )
 
-    async def synced(self, last: dict[str, datetime]) -> None:
-        """Mappings that just synced a message: `last_synced_at` raised, and `failing`
-        cleared where it was set (two writes for the whole batch)."""
+    async def synced(
+        self, last: dict[str, datetime], inbound: dict[str, datetime] | None = None
+    ) -> None:
+        """Mappings that just synced a message: `last_synced_at` raised (and
+        `inbound_seen_at`, the time of the newest provider message brought in), and
+        `failing` cleared where it was set (two writes for the whole batch)."""
         if not last:
             return
+        inbound = inbound or {}
+
+        def raised(mapping_id: str, at: datetime) -> dict[str, datetime]:
+            fields = {"last_synced_at": at}
+            if mapping_id in inbound:
+                fields["inbound_seen_at"] = inbound[mapping_id]
+            return fields
+
         await self.collection.bulk_write(
-            [UpdateOne({"_id": m}, {"$max": {"last_synced_at": at}}) for m, at in last.items()],
+            [UpdateOne({"_id": m}, {"$max": raised(m, at)}) for m, at in last.items()],
             ordered=False,
         )
         await self.collection.update_many(

@@ -96,6 +96,9 @@ class MappingDirectory:
     def get(self, mapping_id: str) -> MappingSnapshot | None:
         return self.cache.get(mapping_id)
 
+    def all(self) -> list[MappingSnapshot]:
+        return self.cache.values()
+
 
 class LastSynced:
     """When each mapping last synced a message, kept in memory and written every few
@@ -116,10 +119,16 @@ class LastSynced:
         self._every = every_seconds
         self._poll = poll_seconds
         self._pending: dict[str, datetime] = {}
+        self._inbound: dict[str, datetime] = {}
         self._written: dict[str, float] = {}
 
-    def saw(self, mapping_id: str, at: datetime) -> None:
+    def saw(self, mapping_id: str, at: datetime, inbound: datetime | None = None) -> None:
+        """`inbound`: when the provider message that came in was written (the catch-up
+        reads a channel's history from the latest of these)."""
         self._pending[mapping_id] = at
+        if inbound is not None:
+            known = self._inbound.get(mapping_id)
+            self._inbound[mapping_id] = inbound if known is None else max(known, inbound)
 
     async def run(self) -> None:
         while True:
@@ -140,9 +149,11 @@ class LastSynced:
                 due[mapping_id] = at
         if not due:
             return
-        await self._repository.synced(due)
+        seen = {m: self._inbound[m] for m in due if m in self._inbound}
+        await self._repository.synced(due, seen)
         for mapping_id in due:
             self._pending.pop(mapping_id, None)
+            self._inbound.pop(mapping_id, None)
             self._written[mapping_id] = now
 
 

@@ -195,6 +195,28 @@ class SlackChat:
 
     # -- inbound -------------------------------------------------------------------------------
 
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        """`conversations.history` from `since` (`oldest`, exclusive). It lists the
+        channel's messages and thread replies also sent to the channel, not other thread
+        replies: those written while sync could not hear the channel are not recovered."""
+        messages: list[dict[str, Any]] = []
+        async for message in self.api.history(
+            token, external_channel_id, oldest=f"{since.timestamp():.6f}"
+        ):
+            messages.append(message)
+        messages.sort(key=lambda message: float(_str(message.get("ts")) or 0))
+        changes = []
+        for message in messages:
+            subtype = _str(message.get("subtype"))
+            if subtype in ("message_changed", "message_deleted"):
+                continue
+            change = _created(external_channel_id, subtype, message)
+            if change is not None:
+                changes.append(change)
+        return changes[:limit]
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         if event_type != MESSAGE_EVENT:
             return []

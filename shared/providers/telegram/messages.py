@@ -162,6 +162,13 @@ class TelegramChat:
     ) -> Posted | None:
         return None  # the Bot API has no way to read a chat's history
 
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        """None to read: the Bot API has no history. Telegram keeps the updates it could not
+        deliver to the webhook for 24 hours and delivers them again."""
+        return []
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         kind = _KINDS.get(event_type)
         message = payload.get(event_type)

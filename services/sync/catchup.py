@@ -1,0 +1,133 @@
+"""Catch-up: what was written in a provider channel while sync could not hear it, read from
+the channel's history and brought to the chat through the inbound pipeline.
+
+When: at a start of sync when no other replica was alive (the service was down: Slack
+gave up redelivering, or the gateway was down too), for every inbound mapping of Slack and
+Discord; and for one Discord integration when its Gateway session could not be resumed (a
+new session cannot replay what the old one missed).
+
+From where: each mapping's `inbound_seen_at` (the time of the newest provider message
+brought in, written with `last_synced_at`), else the mapping's creation, less a second.
+The history is read oldest first through the provider's `history`; a message the map
+already holds is skipped (`hookhub_sync_catch_up_messages_total{outcome="known"}`), so
+reading again what was already brought in doubles nothing. Telegram has no history in its
+Bot API: it keeps undelivered webhook updates for 24 hours and delivers them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+
+from services.sync.connections import Connections
+from services.sync.inbound.service import Inbound
+from services.sync.mappings.repository import MappingRepository
+from services.sync.mappings.service import LastSynced
+from services.sync.mappings.service import snapshot as mapping_snapshot
+from services.sync.metrics import SyncMetrics
+from shared.errors import HookhubError
+from shared.ids import utcnow
+from shared.integrations.model import IntegrationSnapshot
+from shared.mongo import Collection, Document
+from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited
+
+log = structlog.get_logger(__name__)
+
+# Providers with a history to read.
+PROVIDERS = ("slack", "discord")
+MARGIN = timedelta(seconds=1)
+ATTEMPTS = 5
+
+
+class CatchUp:
+    def __init__(
+        self,
+        *,
+        connections: Connections,
+        repository: MappingRepository,
+        inbound: Inbound,
+        synced: LastSynced,
+        metrics: SyncMetrics,
+        max_messages: int,
+    ) -> None:
+        self._connections = connections
+        self._repository = repository
+        self._inbound = inbound
+        self._synced = synced
+        self._metrics = metrics
+        self._max = max_messages
+
+    async def at_start(self, workers: Collection, me: str, lease: timedelta) -> None:
+        """Every Slack and Discord integration, when no other replica is alive (Discord's
+        are also caught up by their Gateway's new session; the map keeps that single)."""
+        alive = await workers.count_documents(
+            {
+                "_id": {"$ne": me},
+                "stopped": {"$ne": True},
+                "heartbeat_at": {"$gte": utcnow() - lease},
+            }
+        )
+        if alive:
+            log.info("catch_up_skipped", reason="other sync replicas were running")
+            return
+        ids = await self._repository.collection.distinct(
+            "integration_id", {"deleted_at": None, "provider": {"$in": list(PROVIDERS)}}
+        )
+        for integration_id in ids:
+            await self.integration(str(integration_id))
+
+    async def integration(self, integration_id: str) -> int:
+        """Every inbound mapping of one integration, each from where it was last seen. How
+        many messages were brought in."""
+        try:
+            integration = await self._connections.integration(integration_id)
+        except HookhubError:
+            return 0
+        if integration.provider not in PROVIDERS or not self._connections.connected(integration):
+            return 0
+        # What this process saw and has not written yet counts too.
+        await self._synced.write(everything=True)
+        docs = await self._repository.collection.find(
+            {
+                "integration_id": integration_id,
+                "deleted_at": None,
+                "enabled": {"$ne": False},
+                "direction": {"$in": ["both", "inbound"]},
+            }
+        ).to_list()
+        total = 0
+        for doc in docs:
+            total += await self._mapping(integration, doc)
+        log.info("caught_up", integration_id=integration_id, mappings=len(docs), messages=total)
+        return total
+
+    async def _mapping(self, integration: IntegrationSnapshot, doc: Document) -> int:
+        provider = self._connections.provider(integration)
+        channel = doc["external_channel_id"]
+        since = (doc.get("inbound_seen_at") or doc["created_at"]) - MARGIN
+        changes = None
+        for attempt in range(ATTEMPTS):
+            try:
+                changes = await self._connections.call(
+                    integration.id,
+                    lambda token: provider.history(token, channel, since, self._max),
+                )
+                break
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after)
+            except ProviderUnreachable as exc:
+                log.warning("catch_up_unreachable", mapping_id=doc["_id"], error=exc.message)
+                await asyncio.sleep(2**attempt)
+            except PermanentError as exc:
+                log.warning("catch_up_refused", mapping_id=doc["_id"], error=exc.message)
+                return 0
+        if changes is None:
+            log.warning("catch_up_gave_up", mapping_id=doc["_id"])
+            return 0
+        recovered = await self._inbound.recovered(integration, mapping_snapshot(doc), changes)
+        created = sum(1 for change in changes if change.kind == "created" and not change.ignored)
+        self._metrics.caught_up.labels(provider.name, "recovered").inc(recovered)
+        self._metrics.caught_up.labels(provider.name, "known").inc(max(0, created - recovered))
+        return recovered

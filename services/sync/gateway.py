@@ -1,0 +1,472 @@
+"""The Discord Gateway connections of sync: one per Discord integration (bot token) with an
+inbound mapping, held by exactly one replica.
+
+Which replica holds an integration's connection is decided by a lease in MongoDB
+(`sync_gateways`, one document per integration): taken when free or expired, renewed every
+third of `HOOKHUB_SYNC_LEASE_SECONDS`, handed back at a stop. The same document keeps the
+session (`session_id`, `resume_url`, `seq`), so that whoever holds the lease next resumes
+the session where it stopped and Discord replays what was dispatched meanwhile. The
+sequence stored is that of the last dispatch whose envelopes are published: a replica that
+dies loses nothing, and what it had published but not recorded comes again as a replay,
+which the map recognises (`Inbound.events(replayed=True)`).
+
+Dispatches are handed to the inbound pipeline in batches (what arrived while the previous
+batch was published), not one by one: one Kafka round trip per batch, not per message.
+A session that cannot be resumed (op 9 `d: false`, close 4007/4009, a session too old) is
+replaced by a new one, and the channels' gap is read from history (catch-up). A close code
+that no reconnect can cure (4004 bad token, 4014 intents) puts the integration in `error`
+with what to do, and the connection is not tried again until the integration changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.sync.connections import Connections
+from services.sync.mappings.service import MappingDirectory
+from services.sync.metrics import SyncMetrics
+from shared.envelopes import ProviderEvent
+from shared.errors import HookhubError
+from shared.ids import derived_id, utcnow
+from shared.mongo import Database, Document
+from shared.providers.chat import RateLimited
+from shared.providers.discord.api import DiscordApi
+from shared.providers.discord.gateway import (
+    GatewayConnection,
+    GatewayFatal,
+    GatewayLost,
+    Observer,
+    SessionState,
+)
+
+log = structlog.get_logger(__name__)
+
+COLLECTION = "sync_gateways"
+# The dispatches sync turns into chat messages; the rest (presence, guilds, typing) are
+# only counted.
+MESSAGE_EVENTS = frozenset(
+    {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
+)
+MAX_BACKOFF_SECONDS = 60.0
+# After a fatal close with an unchanged token, the next try (no reconnect loop, but a fix
+# made in the developer portal is found without a restart).
+RETRY_FATAL = timedelta(minutes=10)
+PUBLISH_WAIT_SECONDS = 5.0
+STOP_WAIT_SECONDS = 1.0
+_jitter = random.Random()  # noqa: S311 (spreading retries in time, not secrets)
+
+Handle = Callable[[list[ProviderEvent], bool], Awaitable[None]]
+CatchUp = Callable[[str], Coroutine[Any, Any, object]]
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class GatewayStore:
+    """`sync_gateways`: the lease and the resumable session of each integration."""
+
+    def __init__(self, db: Database, lease: timedelta) -> None:
+        self._collection = db[COLLECTION]
+        self.lease = lease
+
+    async def take(self, integration_id: str, owner: str) -> Document | None:
+        """The document, now held by `owner`, or None while another holds it."""
+        now = utcnow()
+        try:
+            return await self._collection.find_one_and_update(
+                {
+                    "_id": integration_id,
+                    "$or": [{"owner": owner}, {"owner": None}, {"expires_at": {"$lt": now}}],
+                },
+                {"$set": {"owner": owner, "expires_at": now + self.lease, "taken_at": now}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # it exists, held by another
+            return None
+
+    async def renew(self, integration_id: str, owner: str, state: SessionState) -> None:
+        now = utcnow()
+        done = await self._collection.update_one(
+            {"_id": integration_id, "owner": owner},
+            {"$set": {"expires_at": now + self.lease, **_session(state)}},
+        )
+        if done.matched_count == 0:
+            raise LeaseLost(integration_id)
+
+    async def release(self, integration_id: str, owner: str, state: SessionState) -> None:
+        await self._collection.update_one(
+            {"_id": integration_id, "owner": owner},
+            {"$set": {"owner": None, "expires_at": utcnow(), **_session(state)}},
+        )
+
+    async def refused(self, integration_id: str, owner: str, code: int, token: str) -> None:
+        """A fatal close: not tried again by any replica with the same token until
+        `RETRY_FATAL` has passed (the fix may be made in the developer portal)."""
+        await self._collection.update_one(
+            {"_id": integration_id, "owner": owner},
+            {
+                "$set": {
+                    "owner": None,
+                    "fatal": {"code": code, "token": _fingerprint(token), "at": utcnow()},
+                }
+            },
+        )
+
+    async def refusals(self) -> dict[str, Document]:
+        docs = await self._collection.find({"fatal": {"$ne": None}}, {"fatal": 1}).to_list()
+        return {doc["_id"]: doc["fatal"] for doc in docs}
+
+    async def clear_fatal(self, integration_id: str) -> None:
+        await self._collection.update_one({"_id": integration_id}, {"$set": {"fatal": None}})
+
+
+def _session(state: SessionState) -> dict[str, Any]:
+    return {"session_id": state.session_id, "resume_url": state.resume_url, "seq": state.seq}
+
+
+@dataclass
+class Held:
+    """One integration's connection on this replica."""
+
+    integration_id: str
+    task: asyncio.Task[None] | None = None
+    state: SessionState = field(default_factory=SessionState)
+    # The sequence of the last dispatch whose envelopes are published: what is stored.
+    published_seq: int | None = None
+    connection: GatewayConnection | None = None
+    connected: bool = False
+    stopping: bool = False
+
+
+class DiscordGateways:
+    def __init__(
+        self,
+        *,
+        store: GatewayStore,
+        connections: Connections,
+        mappings: MappingDirectory,
+        api: DiscordApi,
+        handle: Handle,
+        catch_up: CatchUp,
+        metrics: SyncMetrics,
+        owner: str,
+        poll_seconds: float,
+    ) -> None:
+        self._store = store
+        self._connections = connections
+        self._mappings = mappings
+        self._api = api
+        self._handle = handle
+        self._catch_up = catch_up
+        self._metrics = metrics
+        self._owner = owner
+        self._poll = poll_seconds
+        self._held: dict[str, Held] = {}
+        self._refusals: dict[str, Document] = {}
+
+    def wanted(self) -> set[str]:
+        return {
+            m.integration_id for m in self._mappings.all() if m.provider == "discord" and m.inbound
+        }
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._round()
+            except Exception as exc:  # the next round tries again
+                log.warning("discord_gateways_round_failed", error=repr(exc))
+            await asyncio.sleep(self._poll)
+
+    async def _round(self) -> None:
+        wanted = self.wanted()
+        for integration_id in list(self._held):
+            held = self._held[integration_id]
+            if integration_id not in wanted or (held.task is not None and held.task.done()):
+                await self._drop(integration_id)
+        if wanted - set(self._held):
+            self._refusals = await self._store.refusals()
+        for integration_id in wanted - set(self._held):
+            if not await self._usable(integration_id):
+                continue
+            doc = await self._store.take(integration_id, self._owner)
+            if doc is None:
+                continue
+            held = Held(
+                integration_id,
+                state=SessionState(doc.get("session_id"), doc.get("resume_url"), doc.get("seq")),
+            )
+            held.published_seq = held.state.seq
+            held.task = asyncio.create_task(
+                self._hold(held), name=f"discord-gateway-{integration_id}"
+            )
+            self._held[integration_id] = held
+            log.info("discord_gateway_taken", integration_id=integration_id)
+        self._metrics.gateway_connections.set(sum(h.connected for h in self._held.values()))
+
+    async def _usable(self, integration_id: str) -> bool:
+        try:
+            integration = await self._connections.integration(integration_id)
+            token = await self._connections.token(integration_id)
+        except HookhubError:
+            return False
+        if not integration.enabled:
+            return False
+        refusal = self._refusals.get(integration_id)
+        if refusal is not None:
+            if refusal["token"] == _fingerprint(token) and utcnow() - refusal["at"] < RETRY_FATAL:
+                return False
+            # A new token, or time for the fix made in the developer portal to be tried.
+            await self._store.clear_fatal(integration_id)
+            self._refusals.pop(integration_id)
+        return True
+
+    async def stop(self) -> None:
+        """Every connection closed resumably and its lease handed back with the session,
+        so that another replica resumes at once."""
+        await asyncio.gather(*(self._drop(i) for i in list(self._held)))
+
+    async def _drop(self, integration_id: str) -> None:
+        held = self._held.pop(integration_id)
+        held.stopping = True
+        if held.connection is not None:
+            await held.connection.close()
+        if held.task is not None:
+            # It ends by itself once the connection is closed and what it received is
+            # published; cancelled only if that takes too long.
+            done, _ = await asyncio.wait({held.task}, timeout=STOP_WAIT_SECONDS)
+            if not done:
+                held.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await held.task
+        with contextlib.suppress(Exception):
+            await self._store.release(integration_id, self._owner, _stored(held))
+        log.info("discord_gateway_released", integration_id=integration_id)
+
+    # -- one integration ------------------------------------------------------------------
+
+    async def _hold(self, held: Held) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._keep_lease(held))
+                group.create_task(self._connect(held))
+        except* LeaseLost:
+            log.warning("discord_gateway_lease_lost", integration_id=held.integration_id)
+        except* GatewayFatal as fatal:
+            exc = fatal.exceptions[0]
+            assert isinstance(exc, GatewayFatal)
+            await self._refused(held, exc)
+        finally:
+            held.connected = False
+
+    async def _keep_lease(self, held: Held) -> None:
+        every = self._store.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._store.renew(held.integration_id, self._owner, _stored(held))
+            except LeaseLost:
+                if held.connection is not None:
+                    await held.connection.close()
+                raise
+            except Exception as exc:  # MongoDB away: the lease may still be ours
+                log.warning("discord_gateway_renew_failed", error=repr(exc))
+
+    async def _connect(self, held: Held) -> None:
+        failures = 0
+        while True:
+            queue: asyncio.Queue[tuple[str, dict[str, Any], int, bool]] = asyncio.Queue()
+            publishing: asyncio.Task[None] | None = None
+            try:
+                integration = await self._connections.integration(held.integration_id)
+                publishing = asyncio.create_task(
+                    self._publish(held, integration.workspace_id, queue)
+                )
+                await self._session(held, queue)
+            except GatewayLost as lost:
+                self._metrics.gateway_reconnects.labels(_reason(lost.reason)).inc()
+                log.info(
+                    "discord_gateway_lost",
+                    integration_id=held.integration_id,
+                    reason=lost.reason,
+                    resumable=lost.resumable,
+                )
+                failures = failures + 1 if "connect_failed" in lost.reason else 0
+            except RateLimited as exc:  # /gateway/bot answered 429
+                await asyncio.sleep(exc.retry_after)
+            except HookhubError as exc:  # no token, the REST side refused or unreachable
+                log.warning(
+                    "discord_gateway_not_started",
+                    integration_id=held.integration_id,
+                    error=exc.message,
+                )
+                failures += 1
+            finally:
+                held.connected = False
+                held.connection = None
+                # What was received is published before going on (bounded: at a stop, what
+                # is left comes again to whoever resumes the session).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.join(), PUBLISH_WAIT_SECONDS)
+                if publishing is not None:
+                    publishing.cancel()
+            if held.stopping:
+                return
+            if failures:
+                await asyncio.sleep(
+                    min(MAX_BACKOFF_SECONDS, 2 ** (failures - 1)) * _jitter.uniform(0.5, 1)
+                )
+
+    async def _session(
+        self, held: Held, queue: asyncio.Queue[tuple[str, dict[str, Any], int, bool]]
+    ) -> None:
+        token = await self._connections.token(held.integration_id)
+        state = held.state
+        if state.resumable:
+            url = state.resume_url
+        else:
+            url = await self._gateway_url(token)
+        assert url
+        resuming = state.resumable
+        replaying = resuming
+
+        async def ready(resumed: bool) -> None:
+            nonlocal replaying
+            replaying = False
+            held.connected = True
+            kind = "resumed" if resumed else "identified"
+            self._metrics.gateway_sessions.labels(kind).inc()
+            log.info("discord_gateway_ready", integration_id=held.integration_id, how=kind)
+            try:
+                await self._store.renew(held.integration_id, self._owner, _stored(held))
+            except LeaseLost:
+                raise
+            except Exception as exc:  # written at the next renewal
+                log.warning("discord_gateway_session_not_saved", error=repr(exc))
+            if not resumed:
+                # A new session: what was sent while there was none is read from history.
+                held.published_seq = None
+                task = asyncio.create_task(self._catch_up(held.integration_id))
+                task.add_done_callback(_log_failure)
+
+        def dispatch(kind: str, data: dict[str, Any], seq: int) -> None:
+            self._metrics.gateway_events.labels(kind).inc()
+            queue.put_nowait((kind, data, seq, replaying))
+
+        connection = GatewayConnection(
+            token,
+            state,
+            dispatch,
+            observer=Observer(
+                ready=ready, heartbeat_latency=self._metrics.gateway_heartbeat.observe
+            ),
+        )
+        held.connection = connection
+        await connection.run(url)
+
+    async def _gateway_url(self, token: str) -> str:
+        """`GET /gateway/bot`, waiting out the session-start limit when it is spent."""
+        info = await self._api.gateway_bot(token)
+        limit = info.get("session_start_limit") or {}
+        if limit.get("remaining") == 0:
+            wait = float(limit.get("reset_after") or 0) / 1000
+            log.warning("discord_session_start_limit", wait_seconds=wait)
+            raise RateLimited("Discord's session start limit is spent", retry_after=wait)
+        return str(info["url"])
+
+    async def _publish(
+        self,
+        held: Held,
+        workspace_id: str,
+        queue: asyncio.Queue[tuple[str, dict[str, Any], int, bool]],
+    ) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                events = [
+                    _event(held.integration_id, workspace_id, kind, data)
+                    for kind, data, _, _ in batch
+                    if kind in MESSAGE_EVENTS
+                ]
+                if events:
+                    replayed = any(item[3] for item in batch)
+                    await self._handle_until_done(events, replayed)
+                held.published_seq = batch[-1][2]
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _handle_until_done(self, events: list[ProviderEvent], replayed: bool) -> None:
+        """Kafka or MongoDB away: the batch is tried again (the Gateway keeps sending;
+        what it sends waits in the queue), never dropped."""
+        pause = 0.5
+        while True:
+            try:
+                await self._handle(events, replayed)
+                return
+            except Exception as exc:
+                log.warning("discord_dispatches_not_published", error=repr(exc), size=len(events))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+
+    async def _refused(self, held: Held, exc: GatewayFatal) -> None:
+        log.error("discord_gateway_refused", integration_id=held.integration_id, code=exc.code)
+        self._metrics.gateway_reconnects.labels(f"closed_{exc.code}").inc()
+        await self._connections.refused(
+            held.integration_id, f"discord_gateway_{exc.code}", exc.advice, whole=True
+        )
+        token = await self._connections.token(held.integration_id)
+        await self._store.refused(held.integration_id, self._owner, exc.code, token)
+
+
+def _stored(held: Held) -> SessionState:
+    """The session as a successor may resume it: up to the last published dispatch."""
+    state = held.state
+    return SessionState(state.session_id, state.resume_url, held.published_seq)
+
+
+def _event(
+    integration_id: str, workspace_id: str, kind: str, data: dict[str, Any]
+) -> ProviderEvent:
+    """A dispatch as the inbound pipeline takes provider events. The id derives from the
+    message and its version, so a replayed dispatch is the same envelope."""
+    message = str(data.get("id") or ",".join(map(str, data.get("ids") or [])))
+    version = str(data.get("edited_timestamp") or "")
+    return ProviderEvent(
+        id=derived_id("discord", integration_id, kind, message, version),
+        provider="discord",
+        integration_id=integration_id,
+        workspace_id=workspace_id,
+        event_type=kind,
+        delivery_id=derived_id(kind, message, version, prefix="dsp"),
+        payload=data,
+    )
+
+
+def _fingerprint(token: str) -> str:
+    """Which token was refused, without keeping it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _reason(reason: str) -> str:
+    """A metric label: the reason without the exception's text."""
+    return reason.split(":", 1)[0]
+
+
+def _log_failure(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("discord_catch_up_failed", error=repr(task.exception()))

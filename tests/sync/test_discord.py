@@ -1,0 +1,210 @@
+"""Discord both ways through the real services: chat → Discord through the channel's webhook
+(the bot for replies), Discord → chat over the Gateway WebSocket, resumed after a drop,
+caught up from history after a session that could not be resumed, and a fatal close (4014)
+surfacing on the integration without a reconnect loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.fakes.discord import (
+    CREATE_MESSAGE,
+    EXECUTE_WEBHOOK,
+    FakeDiscord,
+)
+from tests.support import admin_headers
+from tests.sync.conftest import World, in_channel, until
+
+ADA = "1300000000000000001"
+
+
+def _content(discord: FakeDiscord, channel_id: str, message_id: str) -> str | None:
+    message = discord.message(channel_id, message_id)
+    return None if message is None else str(message["content"])
+
+
+def _ada(discord: FakeDiscord) -> None:
+    if ADA not in discord.users:
+        discord.add_user(ADA, "ada", global_name="Ada Lovelace", avatar="a1b2c3")
+
+
+async def _connected(world: World) -> None:
+    """The Gateway session is ready (a dispatch sent now reaches sync)."""
+    await until(lambda: world.discord.identifies + world.discord.resumes > 0, what="a session")
+    await until(lambda: world.discord.connections == 1, what="the Gateway connection")
+
+
+async def test_chat_messages_reach_discord_with_edits_deletes_and_replies(world: World) -> None:
+    discord, chat = world.discord, world.chat
+    external, channel = await world.discord_pair()
+    await _connected(world)
+
+    await chat.publish(
+        "message.created",
+        {"message_id": "d1", "channel_id": channel, "text": "hello @everyone"},
+        actor={"id": "u_ada", "name": "Ada Lovelace", "avatar_url": "https://a.example/ada.png"},
+    )
+    [first] = await until(lambda: discord.messages(external), what="the webhook post")
+    [hook] = discord.channel_webhooks(external)
+    assert first["webhook_id"] == hook.id and hook.application_id is not None
+    assert first["author"]["username"] == "Ada Lovelace"
+    assert first["content"].startswith("hello")
+    [execute] = discord.sent(EXECUTE_WEBHOOK)
+    assert execute.query.get("wait") == "true"
+    assert execute.json["allowed_mentions"] == {"parse": []}
+    assert execute.json["avatar_url"] == "https://a.example/ada.png"
+
+    # A reply goes through the bot (webhooks cannot reply), pointing at the root.
+    await chat.publish(
+        "message.created",
+        {"message_id": "d2", "channel_id": channel, "text": "a reply", "thread_id": "d1"},
+        actor={"id": "u_bob", "name": "Bob"},
+    )
+    await until(lambda: len(discord.messages(external)) == 2, what="the reply")
+    reply = discord.messages(external)[1]
+    assert reply["message_reference"]["message_id"] == first["id"]
+    assert "Bob" in reply["content"] and "a reply" in reply["content"]
+    assert len(discord.sent(CREATE_MESSAGE)) == 1
+
+    await chat.publish(
+        "message.updated", {"message_id": "d1", "channel_id": channel, "text": "edited"}
+    )
+    await until(lambda: _content(discord, external, first["id"]) == "edited", what="the edit")
+    await chat.publish(
+        "message.updated", {"message_id": "d2", "channel_id": channel, "text": "reply edited"}
+    )
+    await until(
+        lambda: "reply edited" in (_content(discord, external, reply["id"]) or ""),
+        what="the reply's edit (by the bot)",
+    )
+    await chat.publish("message.deleted", {"message_id": "d1", "channel_id": channel})
+    await until(lambda: discord.message(external, first["id"]) is None, what="the delete")
+    # Our own posts came back over the Gateway before this one, and were not echoed.
+    _ada(discord)
+    await discord.user_sends(external, ADA, "a person")
+    await chat.received(in_channel(channel))
+    mine = [v for v in chat.inbound.values() if v["channel_id"] == channel]
+    assert [v["text"] for v in mine] == ["a person"]
+
+
+async def test_discord_messages_reach_the_chat_with_replies_edits_and_deletes(
+    world: World,
+) -> None:
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+
+    sent = await discord.user_sends(external, ADA, f"hi <@{ADA}> see <#{external}>")
+    [received] = await chat.received(in_channel(channel))
+    assert received["author"]["name"] == "Ada Lovelace"
+    assert received["author"]["avatar_url"].startswith("https://cdn.discordapp.com/avatars/")
+    assert received["text"] == f"hi @Ada Lovelace see #{discord.channels[external].name}"
+    assert received["source"]["external_message_id"] == sent["id"]
+
+    answer = await discord.user_sends(external, ADA, "replying", reply_to=sent["id"])
+    [reply] = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
+    assert reply["thread_id"] == received["id"]
+    assert reply["source"]["external_message_id"] == answer["id"]
+
+    await discord.user_edits(external, sent["id"], "hi again")
+    [edited] = await chat.received(in_channel(channel, "message.edited"))
+    assert edited["message_id"] == received["id"] and edited["text"] == "hi again"
+
+    await discord.user_deletes(external, answer["id"])
+    [deleted] = await chat.received(in_channel(channel, "message.deleted"))
+    assert deleted["message_id"] == reply["id"]
+
+    third = await discord.user_sends(external, ADA, "third")
+    fourth = await discord.user_sends(external, ADA, "fourth")
+    await chat.received(in_channel(channel), count=4)
+    await discord.user_bulk_deletes(external, [third["id"], fourth["id"]])
+    gone = await chat.received(in_channel(channel, "message.deleted"), count=3)
+    assert {g["source"]["external_message_id"] for g in gone} >= {third["id"], fourth["id"]}
+
+
+async def test_a_dropped_connection_is_resumed_with_nothing_lost_or_doubled(
+    world: World,
+) -> None:
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+    resumes = discord.resumes
+
+    await discord.user_sends(external, ADA, "before the drop")
+    await chat.received(in_channel(channel))
+    await discord.drop()
+    # Sent while nobody is connected: the session keeps them for the Resume.
+    await discord.user_sends(external, ADA, "during the drop 1")
+    await discord.user_sends(external, ADA, "during the drop 2")
+    await until(lambda: discord.resumes > resumes, what="a Resume")
+    await discord.user_sends(external, ADA, "after the resume")
+    got = await chat.received(in_channel(channel), count=4)
+    texts = [v["text"] for v in got]
+    assert texts == [
+        "before the drop",
+        "during the drop 1",
+        "during the drop 2",
+        "after the resume",
+    ]
+    assert len({v["id"] for v in got}) == 4
+
+
+async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: World) -> None:
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+    await discord.user_sends(external, ADA, "seen live")
+    await chat.received(in_channel(channel))
+    identifies = discord.identifies
+
+    # Written while the session was lost for good: no dispatch will ever carry these.
+    await discord.invalidate_sessions(resumable=False)
+    missed = [discord.post_silently(external, ADA, f"missed {i}") for i in range(3)]
+    await until(lambda: discord.identifies > identifies, timeout=30, what="a new session")
+    got = await chat.received(in_channel(channel), count=4, timeout=30)
+    assert [v["text"] for v in got] == ["seen live", "missed 0", "missed 1", "missed 2"]
+    assert [v["source"]["external_message_id"] for v in got[1:]] == [m["id"] for m in missed]
+
+
+async def test_disallowed_intents_put_the_integration_in_error_once(world: World) -> None:
+    """A bot without the Message Content intent enabled: 4014, the integration in `error`
+    with what to enable, and no reconnect loop."""
+    discord = world.discord
+    token = "MTIwMDAwMDAwMDAwMDAwMDk5.Gintnt.no-message-content-intent-0000000"
+    discord.add_bot(
+        token,
+        "1200000000000000099",
+        "nointent",
+        "1200000000000000098",
+        message_content_intent=False,
+    )
+    answer = await world.oauth.client.post(
+        "/api/integrations",
+        json={
+            "provider": "discord",
+            "workspace_id": world.chat.workspace_id,
+            "settings": {"bot_token": token},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    integration_id = answer.json()["id"]
+    await world.map(integration_id, world.discord_channel(), world.new_id("ch_"))
+
+    async def in_error() -> Any:
+        got = await world.oauth.client.get(
+            f"/api/integrations/{integration_id}", headers=admin_headers()
+        )
+        body = got.json()
+        return body if body.get("status") == "error" else None
+
+    body = await until(in_error, what="the integration in error")
+    assert "Message Content" in body["last_error"]
+    # Nothing more is tried (sync polls every 0.2 s: a reconnect loop would show at once).
+    tried = discord.connections_total
+    await asyncio.sleep(2)
+    assert discord.connections_total == tried
