@@ -11,6 +11,9 @@ from typing import Any
 from tests.fakes.discord import (
     CREATE_MESSAGE,
     EXECUTE_WEBHOOK,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
     FakeDiscord,
 )
 from tests.support import admin_headers
@@ -168,6 +171,50 @@ async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: Wo
     got = await chat.received(in_channel(channel), count=4, timeout=30)
     assert [v["text"] for v in got] == ["seen live", "missed 0", "missed 1", "missed 2"]
     assert [v["source"]["external_message_id"] for v in got[1:]] == [m["id"] for m in missed]
+
+
+async def test_a_channel_the_bot_cannot_use_is_refused_with_what_to_grant(world: World) -> None:
+    no_webhooks = world.discord_channel(VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
+    answer = await world.sync.post(
+        f"/api/integrations/{world.discord_integration}/mappings",
+        json={"external_channel_id": no_webhooks, "channel_id": world.new_id("ch_")},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "channel_not_usable"
+    assert "Manage Webhooks" in answer.json()["error"]["message"]
+    unknown = await world.sync.post(
+        f"/api/integrations/{world.discord_integration}/mappings",
+        json={"external_channel_id": "1299999999999999999", "channel_id": world.new_id("ch_")},
+        headers=admin_headers(),
+    )
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["error"]["code"] == "channel_not_usable"
+
+
+async def test_a_rate_limited_channel_waits_without_delaying_another(world: World) -> None:
+    """Discord's bucket for one channel's webhook allows one post in 3 s: that channel's
+    posts wait their turn, in order; the other channel's go at once."""
+    discord, chat = world.discord, world.chat
+    slow, slow_channel = await world.discord_pair()
+    fast, fast_channel = await world.discord_pair()
+    for channel in (slow_channel, fast_channel):
+        await chat.publish(
+            "message.created", {"message_id": f"{channel}-0", "channel_id": channel, "text": "0"}
+        )
+    await until(lambda: discord.messages(slow) and discord.messages(fast), what="first posts")
+    [hook] = discord.channel_webhooks(slow)
+    discord.set_rate_limit(EXECUTE_WEBHOOK, 1, 3.0, major=hook.id)
+    for n in range(1, 4):
+        for channel in (slow_channel, fast_channel):
+            await chat.publish(
+                "message.created",
+                {"message_id": f"{channel}-{n}", "channel_id": channel, "text": str(n)},
+            )
+    await until(lambda: len(discord.messages(fast)) == 4, what="the other channel's posts")
+    assert len(discord.messages(slow)) < 4
+    await until(lambda: len(discord.messages(slow)) == 4, timeout=30, what="the waiting posts")
+    assert [m["content"] for m in discord.messages(slow)] == ["0", "1", "2", "3"]
 
 
 async def test_disallowed_intents_put_the_integration_in_error_once(world: World) -> None:
