@@ -19,6 +19,8 @@ from shared.integrations import repository as integration_repository
 from shared.oauth.tokens import TokenKeeper
 from shared.providers import apps
 from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.providers.discord import api as discord_api
+from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi, base_url
 from shared.providers.telegram.api import TelegramApi
 from shared.runtime import Runtime, ServiceDefinition
@@ -51,6 +53,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         revoker,
         runtime.publisher,
         slack=SlackApi(client, base_url(settings)),
+        discord=DiscordApi(client, discord_api.base_url(settings)),
     )
     app.state.connect = ConnectService(
         state_repository.StateRepository(runtime.db),

@@ -47,9 +47,19 @@ async def test_a_telegram_integration_is_given_its_bot_token(
     assert (await stored(oauth, integration["id"]))["status"] == "connected"
 
 
-async def test_a_discord_bot_without_oauth_is_given_its_bot_token(oauth: RunningService) -> None:
-    integration = await create(oauth, "discord", bot_token="discord-bot-token")
-    assert await keeper(oauth).access_token(integration["id"]) == "discord-bot-token"
+async def test_a_discord_bot_token_discord_refuses_is_refused_at_once(
+    oauth: RunningService,
+) -> None:
+    """Checked with GET /users/@me before it is stored (a bot token Discord accepts is
+    handed to sync by TokenKeeper: tests/sync, against the fake Discord)."""
+    answer = await oauth.client.post(
+        "/api/integrations",
+        json={"provider": "discord", "workspace_id": "ws_bots", "settings": {"bot_token": "x"}},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_setting"
+    assert "Reset Token" in answer.json()["error"]["message"]
 
 
 async def test_an_integration_with_neither_token_is_not_connected(oauth: RunningService) -> None:

@@ -23,7 +23,8 @@ from shared.integrations.model import (
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
-from shared.providers.chat import PermanentError
+from shared.providers.chat import PermanentError, RateLimited
+from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi
 from shared.providers.telegram.api import TelegramApi
 
@@ -50,6 +51,7 @@ class IntegrationService:
         publisher: EventPublisher,
         *,
         slack: SlackApi,
+        discord: DiscordApi,
     ) -> None:
         self._repository = repository
         self._box = box
@@ -58,6 +60,7 @@ class IntegrationService:
         self._revoker = revoker
         self._publisher = publisher
         self._slack = slack
+        self._discord = discord
 
     def _seal(self, values: dict[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in values.items()}
@@ -78,6 +81,8 @@ class IntegrationService:
             doc["account"] = await self._connect_telegram(integration_id, values)
         elif body.provider is Provider.SLACK and "bot_token" in values:
             doc["account"] = await self._connect_slack(values["bot_token"])
+        elif body.provider is Provider.DISCORD and "bot_token" in values:
+            doc["account"] = await self._connect_discord(values["bot_token"])
         elif body.provider is Provider.GOOGLE:
             doc["status"] = Status.PENDING.value  # OAuth only: connected by the callback
         doc["secrets"] = self._seal(values)
@@ -128,6 +133,31 @@ class IntegrationService:
             "app_id": app_id,
         }
 
+    async def _connect_discord(self, bot_token: str) -> dict[str, Any]:
+        """Check a bot token with `GET /users/@me` (a bot's) and the application it belongs
+        to: the account is the bot user, whatever servers it was invited to."""
+        try:
+            me = await self._discord.me(bot_token)
+            app = await self._discord.application(bot_token)
+        except (PermanentError, RateLimited) as exc:
+            raise Invalid(
+                f"Discord refused settings.bot_token ({getattr(exc, 'error', exc.code)}): "
+                "give the bot's token (Developer Portal → your application → Bot → Reset "
+                "Token)",
+                code="invalid_setting",
+            ) from exc
+        if not me.get("bot") or not me.get("id"):
+            raise Invalid(
+                "settings.bot_token is not a bot's token (/users/@me names no bot)",
+                code="invalid_setting",
+            )
+        return {
+            "id": str(me["id"]),
+            "name": me.get("username"),
+            "bot_user_id": str(me["id"]),
+            "application_id": str(app["id"]) if app.get("id") else None,
+        }
+
     async def update(self, integration_id: str, body: IntegrationUpdate) -> Document:
         current = await self._repository.get(integration_id)
         if current is None:
@@ -151,6 +181,10 @@ class IntegrationService:
                 fields["status"] = Status.CONNECTED.value  # a new bot token reconnects
             if provider is Provider.SLACK and "bot_token" in values:
                 fields["account"] = await self._connect_slack(values["bot_token"])
+                fields["status"] = Status.CONNECTED.value
+                fields["last_error"] = None
+            if provider is Provider.DISCORD and "bot_token" in values:
+                fields["account"] = await self._connect_discord(values["bot_token"])
                 fields["status"] = Status.CONNECTED.value
                 fields["last_error"] = None
             for name, sealed in self._seal(values).items():
