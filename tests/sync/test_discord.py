@@ -155,6 +155,29 @@ async def test_a_dropped_connection_is_resumed_with_nothing_lost_or_doubled(
     assert len({v["id"] for v in got}) == 4
 
 
+async def test_op_7_and_a_missed_heartbeat_ack_are_resumed(world: World) -> None:
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+    resumes, identifies = discord.resumes, discord.identifies
+
+    await discord.request_reconnect()  # op 7: reconnect and resume at once
+    await until(lambda: discord.resumes == resumes + 1, what="the Resume after op 7")
+    await discord.user_sends(external, ADA, "after op 7")
+    await chat.received(lambda v: in_channel(channel)(v) and v["text"] == "after op 7")
+
+    await discord.stop_acks()  # a zombied connection: beats go unanswered
+    try:
+        await until(lambda: discord.resumes == resumes + 2, what="the Resume after no ACK")
+    finally:
+        await discord.resume_acks()
+    await discord.user_sends(external, ADA, "after the zombie")
+    await chat.received(lambda v: in_channel(channel)(v) and v["text"] == "after the zombie")
+    assert discord.identifies == identifies  # resumed both times, never a new session
+    assert all(path.startswith("/resume-gateway") for path in discord.paths[-2:])
+
+
 async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: World) -> None:
     discord, chat = world.discord, world.chat
     _ada(discord)
