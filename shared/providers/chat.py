@@ -266,3 +266,29 @@ class ChatProvider(Protocol):
     async def render(self, text: str, users: UserLookup) -> str:
         """Provider markup made readable for the chat (`<@U1>` → `@Ada`, entities decoded)."""
         ...
+
+
+# -- text limits -------------------------------------------------------------------------------
+
+ELLIPSIS = "…"
+
+
+def utf16_units(text: str) -> int:
+    """Length as Telegram and Discord count it (UTF-16 code units): never less than the
+    characters either counts, so what fits here fits there."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its start and "…" within `limit` UTF-16 code units."""
+    if utf16_units(text) <= limit:
+        return text
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        width = utf16_units(char)
+        if used + width > limit - 1:
+            break
+        kept.append(char)
+        used += width
+    return "".join(kept) + ELLIPSIS

@@ -39,6 +39,8 @@ from shared.providers.chat import (
     Posted,
     SenderMarks,
     UserLookup,
+    cut,
+    utf16_units,
 )
 from shared.providers.discord.api import MAX_CONTENT, DiscordApi, WebhookGone
 
@@ -48,7 +50,6 @@ WEBHOOK_NAME = "hookhub"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 # Webhook usernames: 1 to 80 characters (docs: resources/webhook, Create Webhook).
 MAX_USERNAME = 80
-ELLIPSIS = "…"
 
 # Permission bits (docs: topics/permissions, "Bitwise Permission Flags").
 ADMINISTRATOR = 1 << 3
@@ -579,7 +580,7 @@ def webhook_username(name: str) -> str:
     any case) written with a look-alike Cyrillic letter so that it still reads the same."""
     cleaned = " ".join(name.split()) or "unknown"
     cleaned = _FORBIDDEN_IN_NAMES.sub(_disguise, cleaned)
-    return _cut(cleaned, MAX_USERNAME)
+    return cut(cleaned, MAX_USERNAME)
 
 
 def _disguise(match: re.Match[str]) -> str:
@@ -597,7 +598,7 @@ def content(post: OutboundPost) -> str:
 def reply_content(post: OutboundPost) -> str:
     """As `content`, after the author's name in bold on the first line (a reply goes out as
     the bot, which cannot take the author's name and avatar)."""
-    author = _cut(" ".join(post.author.name.split()) or "unknown", MAX_USERNAME)
+    author = cut(" ".join(post.author.name.split()) or "unknown", MAX_USERNAME)
     return _fit(post.text, _links(post), head=f"**{escape_markdown(author)}**")
 
 
@@ -619,33 +620,15 @@ def _links(post: OutboundPost) -> list[str]:
 
 def _fit(text: str, links: list[str], head: str | None = None) -> str:
     fixed = [line for line in [head] if line]
-    fixed_size = sum(_units(line) + 1 for line in fixed) + sum(_units(link) + 1 for link in links)
+    fixed_size = sum(utf16_units(line) + 1 for line in fixed) + sum(
+        utf16_units(link) + 1 for link in links
+    )
     room = MAX_CONTENT - fixed_size
-    body = _cut(text, room) if text and room > 0 else ""
+    body = cut(text, room) if text and room > 0 else ""
     lines = [*fixed, *([body] if body else []), *links]
     whole = "\n".join(lines)
     # Links alone past the limit (dozens of attachments): the whole is cut.
-    return _cut(whole, MAX_CONTENT)
-
-
-def _units(text: str) -> int:
-    """Length as Discord's clients count it (UTF-16 code units): never less than the
-    characters Discord counts, so what fits here fits there."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _cut(text: str, limit: int) -> str:
-    if _units(text) <= limit:
-        return text
-    kept: list[str] = []
-    used = 0
-    for char in text:
-        width = _units(char)
-        if used + width > limit - 1:
-            break
-        kept.append(char)
-        used += width
-    return "".join(kept) + ELLIPSIS
+    return cut(whole, MAX_CONTENT)
 
 
 # -- inbound ---------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from shared.providers.chat import (
     Posted,
     SenderMarks,
     UserLookup,
+    cut,
+    utf16_units,
 )
 from shared.providers.telegram.api import MAX_TEXT, TelegramApi, chat_ref
 
@@ -92,7 +94,6 @@ _MEDIA = (
 )
 # Room kept for the author's name: Telegram's own first + last name are 64 each.
 _MAX_AUTHOR = 128
-_ELLIPSIS = "…"
 
 
 class TelegramChat:
@@ -228,15 +229,15 @@ def escape(text: str) -> str:
 def format_post(post: OutboundPost) -> str:
     """`<b>author</b>`, a line break, the text, then one link a line per attachment; cut with
     "…" so that what Telegram counts (the text after parsing, in UTF-16 units) fits 4096."""
-    author = _cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)
+    author = cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)
     links: list[tuple[str, str | None]] = []  # (visible name, url when it can be a link)
     for attachment in post.attachments:
         name = attachment.name or attachment.url
         url = attachment.url if attachment.url.startswith(("https://", "http://")) else None
-        links.append((_cut(name, 256), url))
-    fixed = _units(author) + sum(1 + _units(name) for name, _ in links)
+        links.append((cut(name, 256), url))
+    fixed = utf16_units(author) + sum(1 + utf16_units(name) for name, _ in links)
     room = MAX_TEXT - fixed - (1 if post.text else 0)
-    text = _cut(post.text, room) if post.text else ""
+    text = cut(post.text, room) if post.text else ""
     parts = [f"<b>{escape(author)}</b>"]
     if text:
         parts.append(escape(text))
@@ -244,25 +245,6 @@ def format_post(post: OutboundPost) -> str:
         quoted = url.replace("&", "&amp;").replace('"', "&quot;") if url else None
         parts.append(f'<a href="{quoted}">{escape(name)}</a>' if quoted else escape(name))
     return "\n".join(parts)
-
-
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _cut(text: str, limit: int) -> str:
-    """`text`, or its start and "…" within `limit` UTF-16 code units."""
-    if _units(text) <= limit:
-        return text
-    kept: list[str] = []
-    used = 0
-    for char in text:
-        width = _units(char)
-        if used + width > limit - 1:
-            break
-        kept.append(char)
-        used += width
-    return "".join(kept) + _ELLIPSIS
 
 
 def _message_id(external_id: str) -> int:
