@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import delivery, github, incoming, sync
+from bench import delivery, discord, github, incoming, sync
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -30,6 +30,7 @@ BENCHMARKS: list[Benchmark] = [
     github.BENCHMARK,
     delivery.BENCHMARK,
     sync.BENCHMARK,
+    discord.BENCHMARK,
 ]
 
 
