@@ -309,51 +309,34 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         yield world
 
 
-async def _slack_integration(world: World) -> str:
-    token = world.slack.add_bot_token()
+async def connect(world: World, provider: str, **settings: str) -> str:
+    """A new integration of the chat's workspace, through oauth's API: its id."""
     answer = await world.oauth.client.post(
         "/api/integrations",
-        json={
-            "provider": "slack",
-            "workspace_id": world.chat.workspace_id,
-            "settings": {"bot_token": token, "signing_secret": world.slack.signing_secret},
-        },
+        json={"provider": provider, "workspace_id": world.chat.workspace_id, "settings": settings},
         headers=admin_headers(),
     )
     assert answer.status_code == 201, answer.text
     integration_id: str = answer.json()["id"]
-    world.slack.events_url = f"{world.gateway.base_url}/api/webhooks/slack/{integration_id}"
+    return integration_id
+
+
+async def _slack_integration(world: World) -> str:
+    slack = world.slack
+    token = slack.add_bot_token()
+    integration_id = await connect(
+        world, "slack", bot_token=token, signing_secret=slack.signing_secret
+    )
+    slack.events_url = f"{world.gateway.base_url}/api/webhooks/slack/{integration_id}"
     return integration_id
 
 
 async def _telegram_integration(world: World) -> str:
-    answer = await world.oauth.client.post(
-        "/api/integrations",
-        json={
-            "provider": "telegram",
-            "workspace_id": world.chat.workspace_id,
-            "settings": {"bot_token": TELEGRAM_TOKEN},
-        },
-        headers=admin_headers(),
-    )
-    assert answer.status_code == 201, answer.text
-    integration_id: str = answer.json()["id"]
-    return integration_id
+    return await connect(world, "telegram", bot_token=TELEGRAM_TOKEN)
 
 
 async def _discord_integration(world: World) -> str:
-    answer = await world.oauth.client.post(
-        "/api/integrations",
-        json={
-            "provider": "discord",
-            "workspace_id": world.chat.workspace_id,
-            "settings": {"bot_token": DISCORD_TOKEN},
-        },
-        headers=admin_headers(),
-    )
-    assert answer.status_code == 201, answer.text
-    integration_id: str = answer.json()["id"]
-    return integration_id
+    return await connect(world, "discord", bot_token=DISCORD_TOKEN)
 
 
 def http_client(base_url: str) -> httpx.AsyncClient:

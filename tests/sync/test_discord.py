@@ -17,7 +17,7 @@ from tests.fakes.discord import (
     FakeDiscord,
 )
 from tests.support import admin_headers
-from tests.sync.conftest import World, in_channel, until
+from tests.sync.conftest import World, connect, in_channel, until
 
 ADA = "1300000000000000001"
 
@@ -252,17 +252,7 @@ async def test_disallowed_intents_put_the_integration_in_error_once(world: World
         "1200000000000000098",
         message_content_intent=False,
     )
-    answer = await world.oauth.client.post(
-        "/api/integrations",
-        json={
-            "provider": "discord",
-            "workspace_id": world.chat.workspace_id,
-            "settings": {"bot_token": token},
-        },
-        headers=admin_headers(),
-    )
-    assert answer.status_code == 201, answer.text
-    integration_id = answer.json()["id"]
+    integration_id = await connect(world, "discord", bot_token=token)
     await world.map(integration_id, world.discord_channel(), world.new_id("ch_"))
 
     async def in_error() -> Any:
