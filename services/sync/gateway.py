@@ -125,9 +125,21 @@ class GatewayStore:
             },
         )
 
-    async def refusals(self) -> dict[str, Document]:
-        docs = await self._collection.find({"fatal": {"$ne": None}}, {"fatal": 1}).to_list()
-        return {doc["_id"]: doc["fatal"] for doc in docs}
+    async def free(self, integration_ids: set[str]) -> dict[str, Document | None]:
+        """Those whose lease nobody holds (never taken, handed back or expired), each with
+        its fatal refusal if it has one."""
+        if not integration_ids:
+            return {}
+        docs = await self._collection.find(
+            {"_id": {"$in": list(integration_ids)}}, {"owner": 1, "expires_at": 1, "fatal": 1}
+        ).to_list()
+        now, held = utcnow(), set()
+        refusals: dict[str, Document | None] = {}
+        for doc in docs:
+            if doc.get("owner") and doc["expires_at"] >= now:
+                held.add(doc["_id"])
+            refusals[doc["_id"]] = doc.get("fatal")
+        return {i: refusals.get(i) for i in integration_ids - held}
 
     async def clear_fatal(self, integration_id: str) -> None:
         await self._collection.update_one({"_id": integration_id}, {"$set": {"fatal": None}})
@@ -175,7 +187,6 @@ class DiscordGateways:
         self._owner = owner
         self._poll = poll_seconds
         self._held: dict[str, Held] = {}
-        self._refusals: dict[str, Document] = {}
 
     def wanted(self) -> set[str]:
         return {
@@ -196,10 +207,11 @@ class DiscordGateways:
             held = self._held[integration_id]
             if integration_id not in wanted or (held.task is not None and held.task.done()):
                 await self._drop(integration_id)
-        if wanted - set(self._held):
-            self._refusals = await self._store.refusals()
-        for integration_id in wanted - set(self._held):
-            if not await self._usable(integration_id):
+        # One read for every connection held elsewhere: only a free or expired lease is
+        # worth a write to take it.
+        free = await self._store.free(wanted - set(self._held))
+        for integration_id, refusal in free.items():
+            if not await self._usable(integration_id, refusal):
                 continue
             doc = await self._store.take(integration_id, self._owner)
             if doc is None:
@@ -216,7 +228,7 @@ class DiscordGateways:
             log.info("discord_gateway_taken", integration_id=integration_id)
         self._metrics.gateway_connections.set(sum(h.connected for h in self._held.values()))
 
-    async def _usable(self, integration_id: str) -> bool:
+    async def _usable(self, integration_id: str, refusal: Document | None) -> bool:
         try:
             integration = await self._connections.integration(integration_id)
             token = await self._connections.token(integration_id)
@@ -224,13 +236,11 @@ class DiscordGateways:
             return False
         if not integration.enabled:
             return False
-        refusal = self._refusals.get(integration_id)
         if refusal is not None:
             if refusal["token"] == _fingerprint(token) and utcnow() - refusal["at"] < RETRY_FATAL:
                 return False
             # A new token, or time for the fix made in the developer portal to be tried.
             await self._store.clear_fatal(integration_id)
-            self._refusals.pop(integration_id)
         return True
 
     async def stop(self) -> None:
