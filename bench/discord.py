@@ -502,6 +502,10 @@ class Discord:
                 "heartbeats) doing one aiokafka produce (acks=all, linger 0) of each "
                 "MESSAGE_CREATE's d, keyed by channel, to a topic of its own",
                 _ratio_note(ours, base),
+                "CPU per dispatch (process CPU over the window / dispatches): hookhub sync "
+                f"{_cpu_ms(burst, 'sync')}, baseline loop {_cpu_ms(base_burst, 'baseline')}, "
+                f"the fake {_cpu_ms(burst, 'discord-fake')} (with sync) and "
+                f"{_cpu_ms(base_burst, 'discord-fake')} (with the baseline)",
                 "the fake (tests.fakes.discord.FakeDiscord on uvicorn) runs in a process of "
                 "its own; CPU from the send started to the last envelope read",
             ],
@@ -617,6 +621,13 @@ def _sending(phase: Phase) -> str:
     if first is None or last is None or last <= first:
         return "-"
     return f"{phase.sent.get('sent', 0):,} in {last - first:.2f} s"
+
+
+def _cpu_ms(phase: Phase, process: str) -> str:
+    cores = phase.cpu_cores.get(process)
+    if cores is None or not phase.count:
+        return "-"
+    return f"{1000 * cores * phase.elapsed / phase.count:.3f} ms"
 
 
 def _ratio_note(ours: Measurement, base: Measurement) -> str:
