@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -142,6 +143,10 @@ class FakeControl:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def send(self, job: SendJob) -> None:
+        # What the earlier phases stored (messages, the sessions' replay buffers) is moved
+        # out of the collector's reach: a full collection over it stalled the sends.
+        gc.collect()
+        gc.freeze()
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
