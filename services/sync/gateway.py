@@ -259,8 +259,15 @@ class DiscordGateways:
             done, _ = await asyncio.wait({held.task}, timeout=STOP_WAIT_SECONDS)
             if not done:
                 held.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await held.task
+                # (asyncio.wait, not `await task`: a cancel of this task must not be taken
+                # for the held task's and swallowed.)
+                await asyncio.wait({held.task})
+            if not held.task.cancelled() and held.task.exception() is not None:
+                log.error(
+                    "discord_gateway_failed",
+                    integration_id=integration_id,
+                    error=repr(held.task.exception()),
+                )
         with contextlib.suppress(Exception):
             await self._store.release(integration_id, self._owner, _stored(held))
         log.info("discord_gateway_released", integration_id=integration_id)

@@ -34,6 +34,7 @@ from tests.infra import Infra
 from tests.support import (
     KafkaTap,
     RunningService,
+    ServiceProcess,
     admin_headers,
     make_settings,
     new_namespace,
@@ -341,3 +342,22 @@ async def _discord_integration(world: World) -> str:
 
 def http_client(base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base_url, timeout=15.0)
+
+
+@pytest.fixture(scope="module")
+async def bare(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with build_world(infra, tmp_path_factory.mktemp("sync-processes"), with_sync=False) as w:
+        yield w
+
+
+async def start_sync(world: World, log: Path, **env: str) -> ServiceProcess:
+    """A `hookhub serve sync` process of this world, ready; `world.sync` is its API."""
+    process = ServiceProcess.start("sync", world.sync_settings, log, **sync_env(world, **env))
+    try:
+        await process.ready()
+    except BaseException:
+        process.process.kill()  # not left behind in the consumer groups of the next test
+        process.process.wait(10)
+        raise
+    world.sync = httpx.AsyncClient(base_url=process.base_url, headers=admin_headers(), timeout=15)
+    return process

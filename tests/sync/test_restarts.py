@@ -6,31 +6,14 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.infra import Infra
-from tests.support import ServiceProcess, admin_headers
-from tests.sync.conftest import World, build_world, sync_env, until
+from tests.sync.conftest import World, start_sync, until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-async def bare(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with build_world(infra, tmp_path_factory.mktemp("sync-processes"), with_sync=False) as w:
-        yield w
-
-
-async def _start(world: World, log: Path, **env: str) -> ServiceProcess:
-    process = ServiceProcess.start("sync", world.sync_settings, log, **sync_env(world, **env))
-    await process.ready()
-    world.sync = httpx.AsyncClient(base_url=process.base_url, headers=admin_headers(), timeout=15)
-    return process
 
 
 def _telegram_texts(world: World, chat_id: int) -> list[str]:
@@ -43,7 +26,7 @@ async def test_a_kill_9_mid_stream_loses_nothing_and_edits_after_the_restart_fin
 ) -> None:
     world, slack = bare, bare.slack
     # Paced to 5 writes a second per channel, so that the kill lands mid-stream.
-    first = await _start(world, tmp_path / "first.log", HOOKHUB_SYNC_PACE_FACTOR="0.2")
+    first = await start_sync(world, tmp_path / "first.log", HOOKHUB_SYNC_PACE_FACTOR="0.2")
     external, chat_id = world.slack_channel(), world.telegram_chat("private")
     channel = world.new_id("ch_")
     await world.map(world.slack_integration, external, channel)
@@ -59,7 +42,7 @@ async def test_a_kill_9_mid_stream_loses_nothing_and_edits_after_the_restart_fin
     at_kill = len(slack.posts(external))
     assert at_kill < 30, "the stream was over before the kill"
 
-    second = await _start(world, tmp_path / "second.log")
+    second = await start_sync(world, tmp_path / "second.log")
     try:
         await until(lambda: len(slack.posts(external)) >= 30, timeout=60, what="every Slack post")
         await until(
@@ -101,8 +84,8 @@ async def test_two_replicas_consuming_at_once_post_each_message_once(
     bare: World, tmp_path: Path
 ) -> None:
     world, slack = bare, bare.slack
-    one = await _start(world, tmp_path / "one.log")
-    two = await _start(world, tmp_path / "two.log")
+    one = await start_sync(world, tmp_path / "one.log")
+    two = await start_sync(world, tmp_path / "two.log")
     try:
         slack.add_user("U0ADA", "Ada Lovelace")
         pairs = []
@@ -142,85 +125,4 @@ async def test_two_replicas_consuming_at_once_post_each_message_once(
         )
     finally:
         await asyncio.gather(one.stop(), two.stop())
-        await world.sync.aclose()
-
-
-async def _holds_gateway(process: ServiceProcess) -> bool:
-    async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"{process.base_url}/metrics")).text
-    return "hookhub_sync_discord_gateway_connections 1.0" in text
-
-
-async def test_two_replicas_hold_one_discord_connection_and_the_other_takes_over_a_kill(
-    bare: World, tmp_path: Path
-) -> None:
-    world, discord = bare, bare.discord
-    ada = "1300000000000000077"
-    discord.add_user(ada, "ada", global_name="Ada")
-    replicas = [
-        await _start(world, tmp_path / "one.log"),
-        await _start(world, tmp_path / "two.log"),
-    ]
-    try:
-        external, channel = world.discord_channel(), world.new_id("ch_")
-        await world.map(world.discord_integration, external, channel)
-        await until(lambda: discord.connections == 1, what="a Gateway connection")
-        await asyncio.sleep(2.0)  # both replicas have polled several times by now
-        assert discord.connections == 1 and discord.identifies == 1
-        await discord.user_sends(external, ada, "before")
-        await world.chat.received(lambda v: v["channel_id"] == channel)
-
-        holders = [r for r in replicas if await _holds_gateway(r)]
-        assert len(holders) == 1
-        [holder] = holders
-        holder.process.send_signal(signal.SIGKILL)
-        holder.process.wait(10)
-        # Written while nobody holds the connection: Discord keeps them for the Resume.
-        await discord.user_sends(external, ada, "during 1")
-        await discord.user_sends(external, ada, "during 2")
-        # The lease (HOOKHUB_SYNC_LEASE_SECONDS=3 here) runs out, the other replica resumes.
-        await until(lambda: discord.resumes >= 1, timeout=30, what="the takeover's Resume")
-        await discord.user_sends(external, ada, "after")
-        got = await world.chat.received(lambda v: v["channel_id"] == channel, count=4, timeout=30)
-        await asyncio.sleep(1.0)
-        await world.chat.inbound.poll()
-        mine = [v for v in world.chat.inbound.values() if v["channel_id"] == channel]
-        assert [v["text"] for v in got[:4]] == ["before", "during 1", "during 2", "after"]
-        assert len(mine) == 4, [v["text"] for v in mine]  # "before" was not published again
-        assert discord.identifies == 1 and discord.connections == 1
-    finally:
-        await asyncio.gather(*(r.stop() for r in replicas if r.process.poll() is None))
-        await world.sync.aclose()
-
-
-async def test_slack_messages_written_while_sync_was_down_are_caught_up_from_history(
-    bare: World, tmp_path: Path
-) -> None:
-    world, slack = bare, bare.slack
-    slack.add_user("U0ADA", "Ada Lovelace")
-    first = await _start(world, tmp_path / "first.log")
-    external, channel = world.slack_channel(), world.new_id("ch_")
-    await world.map(world.slack_integration, external, channel)
-    await slack.post_as_user(external, "U0ADA", "live")
-    await world.chat.received(lambda v: v["channel_id"] == channel)
-    await first.stop()
-    await world.sync.aclose()
-
-    # Sync down, and Slack's deliveries lost with it (the gateway down too, or Slack gave
-    # up retrying): the messages are only in the channel's history.
-    events_url, slack.events_url = slack.events_url, None
-    missed = [await slack.post_as_user(external, "U0ADA", f"missed {n}") for n in range(3)]
-    slack.events_url = events_url
-
-    second = await _start(world, tmp_path / "second.log")
-    try:
-        got = await world.chat.received(lambda v: v["channel_id"] == channel, count=4, timeout=30)
-        assert [v["text"] for v in got] == ["live", "missed 0", "missed 1", "missed 2"]
-        assert [v["source"]["external_message_id"] for v in got[1:]] == missed
-        await asyncio.sleep(1.0)
-        await world.chat.inbound.poll()
-        mine = [v for v in world.chat.inbound.values() if v["channel_id"] == channel]
-        assert len(mine) == 4  # "live" was in the history too, and not published again
-    finally:
-        await second.stop()
         await world.sync.aclose()

@@ -184,8 +184,9 @@ class GatewayConnection:
                 await self._handle(ws, receiving.result())
         finally:
             beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError, GatewayLost, ConnectionClosed):
-                await beating
+            await asyncio.wait({beating})  # never raises, and a cancel of ours goes on
+            if not beating.cancelled():
+                beating.exception()  # its end is told by the receive side
 
     async def _handle(self, ws: ClientConnection, payload: dict[str, Any]) -> None:
         op = payload.get("op")
