@@ -166,7 +166,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         connections=connections,
         mappings=mappings,
         api=discord.api,
-        handle=inbound.events,
+        publish=inbound.publish,
         catch_up=catch_up.integration,
         metrics=metrics,
         owner=ownership.id,

@@ -63,10 +63,14 @@ MAX_BACKOFF_SECONDS = 60.0
 # made in the developer portal is found without a restart).
 RETRY_FATAL = timedelta(minutes=10)
 PUBLISH_WAIT_SECONDS = 5.0
+# Batches whose map write may still be going while later ones are published.
+MAX_WRITING = 8
 STOP_WAIT_SECONDS = 1.0
 _jitter = random.Random()  # noqa: S311 (spreading retries in time, not secrets)
 
-Handle = Callable[[list[ProviderEvent], bool], Awaitable[None]]
+# Publishes a batch; what it returns completes once the batch's copies are in the map.
+Publish = Callable[[list[ProviderEvent], bool], Awaitable[asyncio.Future[None]]]
+Dispatch = tuple[str, dict[str, Any], int, bool]
 CatchUp = Callable[[str], Coroutine[Any, Any, object]]
 
 
@@ -171,7 +175,7 @@ class DiscordGateways:
         connections: Connections,
         mappings: MappingDirectory,
         api: DiscordApi,
-        handle: Handle,
+        publish: Publish,
         catch_up: CatchUp,
         metrics: SyncMetrics,
         owner: str,
@@ -181,7 +185,7 @@ class DiscordGateways:
         self._connections = connections
         self._mappings = mappings
         self._api = api
-        self._handle = handle
+        self._inbound_publish = publish
         self._catch_up = catch_up
         self._metrics = metrics
         self._owner = owner
@@ -304,7 +308,7 @@ class DiscordGateways:
     async def _connect(self, held: Held) -> None:
         failures = 0
         while True:
-            queue: asyncio.Queue[tuple[str, dict[str, Any], int, bool]] = asyncio.Queue()
+            queue: asyncio.Queue[Dispatch] = asyncio.Queue()
             publishing: asyncio.Task[None] | None = None
             try:
                 integration = await self._connections.integration(held.integration_id)
@@ -346,9 +350,7 @@ class DiscordGateways:
                     min(MAX_BACKOFF_SECONDS, 2 ** (failures - 1)) * _jitter.uniform(0.5, 1)
                 )
 
-    async def _session(
-        self, held: Held, queue: asyncio.Queue[tuple[str, dict[str, Any], int, bool]]
-    ) -> None:
+    async def _session(self, held: Held, queue: asyncio.Queue[Dispatch]) -> None:
         token = await self._connections.token(held.integration_id)
         state = held.state
         if state.resumable:
@@ -403,40 +405,74 @@ class DiscordGateways:
             raise RateLimited("Discord's session start limit is spent", retry_after=wait)
         return str(info["url"])
 
-    async def _publish(
+    async def _publish(self, held: Held, workspace_id: str, queue: asyncio.Queue[Dispatch]) -> None:
+        """Dispatches to the chat, in batches (what arrived while the last was published),
+        in order. A batch's map write may still be going while the next batches are
+        published (up to MAX_WRITING): the embedded MongoDB's write time is not paid per
+        batch. The stored sequence follows the writes, in order (`_settle`)."""
+        writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]] = asyncio.Queue(
+            MAX_WRITING
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._settle(held, workspace_id, writing, queue))
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                events = self._events(held, workspace_id, batch)
+                replayed = any(item[3] for item in batch)
+
+                async def publish(
+                    events: list[ProviderEvent] = events, replayed: bool = replayed
+                ) -> asyncio.Future[None]:
+                    return await self._inbound_publish(events, replayed)
+
+                written = await self._until_done(publish, size=len(events))
+                await writing.put((batch, written))
+
+    async def _settle(
         self,
         held: Held,
         workspace_id: str,
-        queue: asyncio.Queue[tuple[str, dict[str, Any], int, bool]],
+        writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]],
+        queue: asyncio.Queue[Dispatch],
     ) -> None:
         while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                events = [
-                    _event(held.integration_id, workspace_id, kind, data)
-                    for kind, data, _, _ in batch
-                    if kind in MESSAGE_EVENTS
-                ]
-                if events:
-                    replayed = any(item[3] for item in batch)
-                    await self._handle_until_done(events, replayed)
-                held.published_seq = batch[-1][2]
-            finally:
-                for _ in batch:
-                    queue.task_done()
+            batch, written = await writing.get()
+            await asyncio.wait({written})
+            if written.cancelled() or written.exception() is not None:
+                # Published, not written: the whole batch again (the same envelope ids).
+                events = self._events(held, workspace_id, batch)
 
-    async def _handle_until_done(self, events: list[ProviderEvent], replayed: bool) -> None:
-        """Kafka or MongoDB away: the batch is tried again (the Gateway keeps sending;
-        what it sends waits in the queue), never dropped."""
+                async def again(events: list[ProviderEvent] = events) -> asyncio.Future[None]:
+                    written_again = await self._inbound_publish(events, True)
+                    await written_again
+                    return written_again
+
+                await self._until_done(again, size=len(events))
+            held.published_seq = batch[-1][2]
+            for _ in batch:
+                queue.task_done()
+
+    @staticmethod
+    def _events(held: Held, workspace_id: str, batch: list[Dispatch]) -> list[ProviderEvent]:
+        return [
+            _event(held.integration_id, workspace_id, kind, data)
+            for kind, data, _, _ in batch
+            if kind in MESSAGE_EVENTS
+        ]
+
+    async def _until_done(
+        self, attempt: Callable[[], Awaitable[asyncio.Future[None]]], size: int
+    ) -> asyncio.Future[None]:
+        """Kafka or MongoDB away: tried again (the Gateway keeps sending; what it sends
+        waits in the queue), never dropped."""
         pause = 0.5
         while True:
             try:
-                await self._handle(events, replayed)
-                return
+                return await attempt()
             except Exception as exc:
-                log.warning("discord_dispatches_not_published", error=repr(exc), size=len(events))
+                log.warning("discord_dispatches_not_published", error=repr(exc), size=size)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
 

@@ -86,12 +86,23 @@ class Inbound:
         self._db = db
         self._metrics = metrics
         self._synced = synced
+        # Copies being written (Inbound.publish), by id.
+        self._writing: dict[str, Copy] = {}
 
     async def events(self, events: list[ProviderEvent], replayed: bool = False) -> None:
         """`replayed`: the events may have been handled before (a Discord session resumed
         after its holder died): new messages the map already holds are skipped."""
+        await (await self.publish(events, replayed))
+
+    async def publish(
+        self, events: list[ProviderEvent], replayed: bool = False
+    ) -> asyncio.Future[None]:
+        """The envelopes published; what is returned completes once the new copies are in
+        the map too. Until then later batches see those copies from memory, so a caller
+        may go on with its next batch meanwhile (the Discord Gateway does)."""
         items = [item for event in events for item in await self._items(event)]
-        await self._process(items, replayed)
+        _, written = await self._process(items, replayed)
+        return written
 
     async def recovered(
         self,
@@ -117,12 +128,15 @@ class Inbound:
                 delivery_id=change.external_message_id,
             )
             items.append(Item(event, integration, provider, change, mapping))
-        done = await self._process(items, replayed=True)
+        done, written = await self._process(items, replayed=True)
+        await written
         return sum(1 for item in done if item.change.kind == "created")
 
-    async def _process(self, items: list[Item], replayed: bool) -> list[Item]:
+    async def _process(
+        self, items: list[Item], replayed: bool
+    ) -> tuple[list[Item], asyncio.Future[None]]:
         if not items:
-            return []
+            return [], _done()
         # One read for the batch, of the copies it needs: edits and deletes (of what?),
         # replies (their root), and what a bot or app sent (our own post coming back?). A
         # person's new message in a channel is none of these: most batches read nothing.
@@ -137,6 +151,7 @@ class Inbound:
             if item.change.external_thread_id
         ]
         known = await self._map.by_ids(wanted)
+        known.update({i: self._writing[i] for i in wanted if i in self._writing})
         envelopes: list[InboundMessage] = []
         done: list[Item] = []
         copies: list[Copy] = []
@@ -161,17 +176,31 @@ class Inbound:
                 copy = self._copy(item, envelope.id)
                 copies.append(copy)
                 known[copy.id] = copy  # an edit of it later in this batch finds it
-        # Together, not one after the other: a MongoDB write is off the path to the chat.
-        # If either fails the batch fails and comes back whole (the same ids again).
-        async with asyncio.TaskGroup() as both:
-            both.create_task(self._map.insert(copies))
-            both.create_task(self._publish(envelopes))
+        # The copies are written while the envelopes are published, not before: a MongoDB
+        # write is off the path to the chat. Until written they are known from memory.
+        for copy in copies:
+            self._writing[copy.id] = copy
+        written = asyncio.ensure_future(self._write(copies))
+        try:
+            await self._publish(envelopes)
+        except BaseException:
+            await asyncio.wait({written})  # nothing is left writing behind a failed batch
+            if not written.cancelled():
+                written.exception()  # the publish's failure is the one told
+            raise
         now = utcnow()
         for item, envelope in zip(done, envelopes, strict=True):
             self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()
             seen = item.change.occurred_at if item.change.kind == "created" else None
             self._synced.saw(item.mapping.id, now, inbound=seen)
-        return done
+        return done, written
+
+    async def _write(self, copies: list[Copy]) -> None:
+        try:
+            await self._map.insert(copies)
+        finally:
+            for copy in copies:
+                self._writing.pop(copy.id, None)
 
     async def _items(self, event: ProviderEvent) -> list[Item]:
         provider = self._connections.providers.get(event.provider)
@@ -311,3 +340,9 @@ class Inbound:
 def _from_a_bot(change: MessageChange) -> bool:
     sender = change.sender
     return bool(sender.is_bot or sender.bot_id or sender.app_id)
+
+
+def _done() -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
