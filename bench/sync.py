@@ -682,10 +682,9 @@ async def inbound_latency(
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
         ) as client:
             # At most as many requests in flight as the pool has connections; the others
-            # wait here. httpcore matches every waiting request against every connection
-            # each time one frees up: after any hiccup of the gateway, that matching took
-            # the harness to 0.6 cores and the measured answers to seconds (a runaway of
-            # the client, while the gateway used 0.14 cores).
+            # wait here, not in httpcore's pool, which matches every waiting request
+            # against every connection each time one frees up (sync's GatedClient). It
+            # did not stop the runaways of the gateway's answers (docs/benchmarks.md).
             gate = asyncio.Semaphore(50)
 
             async def send(seq: int) -> None:
