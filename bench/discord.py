@@ -64,7 +64,9 @@ from bench.harness import (
     Measurement,
     _cpu_times,
     _host,
+    ratio_note,
 )
+from bench.sync import TEXT
 from shared.consumers import FETCH_MAX_WAIT_MS
 from shared.embedded import ChildProcess, free_port
 from shared.envelopes import Topic
@@ -81,11 +83,6 @@ RATE = 200.0  # dispatches per second of the latency part
 MAPPINGS_IN_FLIGHT = 8
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 50.0
-_TEXT = (
-    "Heads-up: the api-server deploy to production is paused while we look at the p99 "
-    "latency regression on /v2/messages since 14:02 UTC. Rollback plan is in the incident "
-    "doc; Bob is on the database side and Carol is checking the CDN. Next update in 30 min."
-)
 _MARK = re.compile(rb"dbench=([\w-]+) seq=(\d+) sent_at=([0-9.]+)")
 
 
@@ -102,7 +99,7 @@ def discord_user(index: int) -> str:
 
 
 def content(phase: str, seq: int, sent_at: float) -> str:
-    return f"dbench={phase} seq={seq} sent_at={sent_at:.6f} {_TEXT}"
+    return f"dbench={phase} seq={seq} sent_at={sent_at:.6f} {TEXT}"
 
 
 # -- the fake, in a process of its own ----------------------------------------------------------
@@ -506,7 +503,7 @@ class Discord:
                 "baseline: python -m bench.discord baseline, a websockets client (Identify, "
                 "heartbeats) doing one aiokafka produce (acks=all, linger 0) of each "
                 "MESSAGE_CREATE's d, keyed by channel, to a topic of its own",
-                _ratio_note(ours, base),
+                ratio_note(ours, base, TARGET_RATIO),
                 "CPU per dispatch (process CPU over the window / dispatches): hookhub sync "
                 f"{_cpu_ms(burst, 'sync')}, baseline loop {_cpu_ms(base_burst, 'baseline')}, "
                 f"the fake {_cpu_ms(burst, 'discord-fake')} (with sync) and "
@@ -633,14 +630,6 @@ def _cpu_ms(phase: Phase, process: str) -> str:
     if cores is None or not phase.count:
         return "-"
     return f"{1000 * cores * phase.elapsed / phase.count:.3f} ms"
-
-
-def _ratio_note(ours: Measurement, base: Measurement) -> str:
-    if not base.rps:
-        return f"target ratio ≥ {TARGET_RATIO:g}: not measured"
-    ratio = ours.rps / base.rps
-    verdict = "met" if ratio >= TARGET_RATIO else "NOT MET"
-    return f"target ratio ≥ {TARGET_RATIO:g}: {ratio:.2f}, {verdict}"
 
 
 def _target_note(measurement: Measurement) -> str:

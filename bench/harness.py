@@ -431,6 +431,15 @@ class Harness:
 # -- output --------------------------------------------------------------------------------
 
 
+def ratio_note(ours: Measurement, base: Measurement, target: float) -> str:
+    """ "target ratio ≥ 0.7: 0.82, met" for two throughput measurements of one run."""
+    if not base.rps:
+        return f"target ratio ≥ {target:g}: not measured"
+    ratio = ours.rps / base.rps
+    verdict = "met" if ratio >= target else "NOT MET"
+    return f"target ratio ≥ {target:g}: {ratio:.2f}, {verdict}"
+
+
 def _number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 

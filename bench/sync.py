@@ -67,6 +67,7 @@ from bench.harness import (
     Measurement,
     _cpu_times,
     _host,
+    ratio_note,
 )
 from shared.consumers import FETCH_MAX_WAIT_MS
 from shared.envelopes import ChatEvent, Topic
@@ -94,7 +95,8 @@ ACTOR = {
     "name": "Alice Martin",
     "avatar_url": "https://cdn.example.com/avatars/usr_01jcz8w3/128.png",
 }
-_TEXT = (
+# The text of every benchmark message: a realistic length for a chat post.
+TEXT = (
     "Heads-up: the api-server deploy to production is paused while we look at the p99 "
     "latency regression on /v2/messages since 14:02 UTC. Rollback plan is in the incident "
     "doc; Bob is on the database side and Carol is checking the CDN. Next update in 30 min."
@@ -120,7 +122,7 @@ def slack_of(chat_channel_id: str) -> str:
 
 def message_text(seq: int, sent_at: float) -> str:
     """The stand-in and the inbound reader find `bench_seq` and `sent_at` with a regex."""
-    return f"bench_seq={seq} sent_at={sent_at:.6f} {_TEXT}"
+    return f"bench_seq={seq} sent_at={sent_at:.6f} {TEXT}"
 
 
 def chat_event(run: str, phase: str, seq: int, channels: int, sent_at: float) -> ChatEvent:
@@ -285,7 +287,7 @@ class Sync:
                 "baseline: bench.sync_baseline, aiokafka getmany (500 records) → per batch, "
                 "each channel's posts in order, all channels at once on one httpx client "
                 "with 200 connections → commit",
-                _ratio_note(ours, base),
+                ratio_note(ours, base, TARGET_RATIO),
                 f"for comparison, the same loop on aiohttp: {bare.rps:,.0f} posts/s "
                 f"({bare.cpu_cores.get('baseline', 0):.2f} cores; the httpx loop "
                 f"{base.cpu_cores.get('baseline', 0):.2f}); hookhub posts at "
@@ -809,14 +811,6 @@ def _latency_measurement(
 
 
 # -- notes -----------------------------------------------------------------------------------
-
-
-def _ratio_note(ours: Measurement, base: Measurement) -> str:
-    if not base.rps:
-        return f"target ratio ≥ {TARGET_RATIO:g}: not measured"
-    ratio = ours.rps / base.rps
-    verdict = "met" if ratio >= TARGET_RATIO else "NOT MET"
-    return f"target ratio ≥ {TARGET_RATIO:g}: {ratio:.2f}, {verdict}"
 
 
 def _targets(measurement: Measurement, p50: float | None, p99: float) -> str:
