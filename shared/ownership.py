@@ -60,6 +60,16 @@ class Ownership:
         gone = {"$or": [{"stopped": True}, {"heartbeat_at": {"$lt": now - self.lease}}]}
         return [d["_id"] for d in await self._workers.find(gone, {"_id": 1}).to_list()]
 
+    async def others_alive(self, now: datetime) -> int:
+        """How many other processes are running: not stopped, heartbeat within the lease."""
+        return await self._workers.count_documents(
+            {
+                "_id": {"$ne": self.id},
+                "stopped": {"$ne": True},
+                "heartbeat_at": {"$gte": now - self.lease},
+            }
+        )
+
     async def release(self) -> int:
         """On shutdown: what is still held goes to the other processes now, not after the
         lease."""

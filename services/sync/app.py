@@ -191,10 +191,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("sync-heartbeat", ownership.keep_alive)
         runtime.background("sync-last-synced", synced.run)
         runtime.background("discord-gateways", gateways.run)
-        lease = timedelta(seconds=settings.sync_lease_seconds)
-        runtime.background(
-            "sync-catch-up", lambda: catch_up.at_start(outbox.workers, ownership.id, lease)
-        )
+        runtime.background("sync-catch-up", lambda: catch_up.at_start(ownership))
 
     async def stop_lanes(seconds: float) -> None:
         cut = await lanes.stop(seconds)

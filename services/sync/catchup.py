@@ -30,7 +30,8 @@ from services.sync.metrics import SyncMetrics
 from shared.errors import HookhubError
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
-from shared.mongo import Collection, Document
+from shared.mongo import Document
+from shared.ownership import Ownership
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited
 
 log = structlog.get_logger(__name__)
@@ -59,24 +60,14 @@ class CatchUp:
         self._metrics = metrics
         self._max = max_messages
 
-    async def at_start(self, workers: Collection, me: str, lease: timedelta) -> None:
+    async def at_start(self, ownership: Ownership) -> None:
         """Every Slack and Discord integration, when no other replica is alive (Discord's
         are also caught up by their Gateway's new session; the map keeps that single)."""
-        alive = await workers.count_documents(
-            {
-                "_id": {"$ne": me},
-                "stopped": {"$ne": True},
-                "heartbeat_at": {"$gte": utcnow() - lease},
-            }
-        )
-        if alive:
+        if await ownership.others_alive(utcnow()):
             log.info("catch_up_skipped", reason="other sync replicas were running")
             return
-        ids = await self._repository.collection.distinct(
-            "integration_id", {"deleted_at": None, "provider": {"$in": list(PROVIDERS)}}
-        )
-        for integration_id in ids:
-            await self.integration(str(integration_id))
+        for integration_id in await self._repository.integrations_mapped(PROVIDERS):
+            await self.integration(integration_id)
 
     async def integration(self, integration_id: str) -> int:
         """Every inbound mapping of one integration, each from where it was last seen. How
@@ -89,14 +80,7 @@ class CatchUp:
             return 0
         # What this process saw and has not written yet counts too.
         await self._synced.write(everything=True)
-        docs = await self._repository.collection.find(
-            {
-                "integration_id": integration_id,
-                "deleted_at": None,
-                "enabled": {"$ne": False},
-                "direction": {"$in": ["both", "inbound"]},
-            }
-        ).to_list()
+        docs = await self._repository.inbound_of(integration_id)
         total = 0
         for doc in docs:
             total += await self._mapping(integration, doc)

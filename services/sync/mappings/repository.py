@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pymongo import ReturnDocument, UpdateOne
@@ -10,6 +11,9 @@ from shared.ids import utcnow
 from shared.mongo import Database, Document, Index, TombstoneCollection
 
 COLLECTION = "mappings"
+# The directions that let messages in (provider → chat) and out (chat → provider).
+INBOUND = frozenset({"both", "inbound"})
+OUTBOUND = frozenset({"both", "outbound"})
 
 INDEXES = [
     Index(COLLECTION, [("integration_id", 1), ("_id", -1)]),
@@ -35,6 +39,24 @@ class MappingRepository(TombstoneCollection):
     async def remove(self, mapping_id: str) -> Document | None:
         """The tombstone, its provider channel free to be mapped again."""
         return await self.soft_delete(mapping_id, live_key=f"deleted:{mapping_id}")
+
+    async def integrations_mapped(self, providers: Sequence[str]) -> list[str]:
+        """The integrations of these providers with a live mapping."""
+        found = await self.collection.distinct(
+            "integration_id", {"deleted_at": None, "provider": {"$in": list(providers)}}
+        )
+        return [str(integration_id) for integration_id in found]
+
+    async def inbound_of(self, integration_id: str) -> list[Document]:
+        """The live, enabled mappings of an integration that let messages in."""
+        return await self.collection.find(
+            {
+                "integration_id": integration_id,
+                "deleted_at": None,
+                "enabled": {"$ne": False},
+                "direction": {"$in": sorted(INBOUND)},
+            }
+        ).to_list()
 
     async def record_error(self, mapping_id: str, code: str, message: str) -> Document | None:
         now = utcnow()

@@ -15,7 +15,7 @@ import structlog
 from pymongo.errors import DuplicateKeyError
 
 from services.sync.connections import Connections
-from services.sync.mappings.repository import MappingRepository, live_key
+from services.sync.mappings.repository import INBOUND, OUTBOUND, MappingRepository, live_key
 from services.sync.mappings.schemas import MappingCreate, MappingUpdate
 from shared.cache import RefreshingCache
 from shared.errors import Conflict, Invalid, NotFound
@@ -24,9 +24,6 @@ from shared.mongo import Document
 from shared.providers.chat import PermanentError
 
 log = structlog.get_logger(__name__)
-
-INBOUND = frozenset({"both", "inbound"})
-OUTBOUND = frozenset({"both", "outbound"})
 
 
 @dataclass(frozen=True)
