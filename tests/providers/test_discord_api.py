@@ -35,17 +35,8 @@ from tests.fakes.discord import (
     VIEW_CHANNEL,
     FakeDiscord,
 )
-from tests.support import serve
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-async def discord() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
-        yield fake
 
 
 @pytest.fixture

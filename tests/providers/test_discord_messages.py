@@ -40,7 +40,6 @@ from shared.providers.discord.messages import (
 )
 from tests.fakes import discord as fake_discord
 from tests.fakes.discord import FakeDiscord
-from tests.support import serve
 
 GUILD = "290926798999357249"
 CHANNEL = "290926798999357250"
@@ -534,14 +533,6 @@ def test_content_fits_2000_characters_and_keeps_the_links() -> None:
 
 
 # -- over the fake ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def discord() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
-        yield fake
 
 
 @pytest.fixture

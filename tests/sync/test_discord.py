@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.fakes.discord import (
     CREATE_MESSAGE,
     EXECUTE_WEBHOOK,
@@ -30,6 +32,16 @@ def _content(discord: FakeDiscord, channel_id: str, message_id: str) -> str | No
 def _ada(discord: FakeDiscord) -> None:
     if ADA not in discord.users:
         discord.add_user(ADA, "ada", global_name="Ada Lovelace", avatar="a1b2c3")
+
+
+async def _metric(world: World, name: str, **labels: str) -> float:
+    """A sample of the sync service's /metrics (0 when absent)."""
+    text = (await world.sync.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return 0.0
 
 
 async def _connected(world: World) -> None:
@@ -186,6 +198,12 @@ async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: Wo
     await discord.user_sends(external, ADA, "seen live")
     await chat.received(in_channel(channel))
     identifies = discord.identifies
+    recovered = await _metric(
+        world, "hookhub_sync_catch_up_messages_total", provider="discord", outcome="recovered"
+    )
+    invalid = await _metric(
+        world, "hookhub_sync_discord_gateway_reconnects_total", reason="invalid_session"
+    )
 
     # Written while the session was lost for good: no dispatch will ever carry these.
     await discord.invalidate_sessions(resumable=False)
@@ -194,6 +212,21 @@ async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: Wo
     got = await chat.received(in_channel(channel), count=4, timeout=30)
     assert [v["text"] for v in got] == ["seen live", "missed 0", "missed 1", "missed 2"]
     assert [v["source"]["external_message_id"] for v in got[1:]] == [m["id"] for m in missed]
+    # The operator sees why and what came back.
+    assert (
+        await _metric(
+            world, "hookhub_sync_catch_up_messages_total", provider="discord", outcome="recovered"
+        )
+        == recovered + 3
+    )
+    assert (
+        await _metric(
+            world, "hookhub_sync_discord_gateway_reconnects_total", reason="invalid_session"
+        )
+        == invalid + 1
+    )
+    assert await _metric(world, "hookhub_sync_discord_gateway_events_total", type="READY") >= 2
+    assert await _metric(world, "hookhub_sync_discord_gateway_heartbeat_seconds_count") >= 1
 
 
 async def test_a_channel_the_bot_cannot_use_is_refused_with_what_to_grant(world: World) -> None:
@@ -238,6 +271,25 @@ async def test_a_rate_limited_channel_waits_without_delaying_another(world: Worl
     assert len(discord.messages(slow)) < 4
     await until(lambda: len(discord.messages(slow)) == 4, timeout=30, what="the waiting posts")
     assert [m["content"] for m in discord.messages(slow)] == ["0", "1", "2", "3"]
+
+
+async def test_no_identify_while_the_session_start_limit_is_spent(world: World) -> None:
+    """GET /gateway/bot says no sessions are left (`remaining` 0 until `reset_after`): sync
+    waits instead of identifying (Discord would answer each try with an invalid session)."""
+    discord = world.discord
+    token = "MTIwMDAwMDAwMDAwMDAwMDg5.Glimit.session-start-limit-spent-0000000"
+    discord.add_bot(token, "1200000000000000089", "limited", "1200000000000000088")
+    spent, discord.session_start_remaining = discord.session_start_remaining, 0
+    try:
+        integration_id = await connect(world, "discord", bot_token=token)
+        calls = discord.gateway_bot_calls
+        await world.map(integration_id, world.discord_channel(), world.new_id("ch_"))
+        await until(lambda: discord.gateway_bot_calls > calls, what="GET /gateway/bot")
+        await asyncio.sleep(1.5)  # sync polls every 0.2 s: an Identify would show by now
+        assert discord.refused_identifies(token) == 0
+        assert not [s for s in discord.sessions() if s.bot.token == token]
+    finally:
+        discord.session_start_remaining = spent
 
 
 async def test_disallowed_intents_put_the_integration_in_error_once(world: World) -> None:
