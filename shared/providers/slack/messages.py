@@ -104,19 +104,7 @@ class SlackChat:
             if exc.error in _USER_GONE:
                 return None
             raise
-        profile = found.get("profile") or {}
-        name = (
-            _str(profile.get("display_name"))
-            or _str(profile.get("real_name"))
-            or _str(found.get("real_name"))
-            or _str(found.get("name"))
-            or external_user_id
-        )
-        return Author(
-            name=name,
-            avatar_url=_str(profile.get("image_72")),
-            external_id=_str(found.get("id")) or external_user_id,
-        )
+        return author_of(found, external_user_id)
 
     # -- outbound ------------------------------------------------------------------------------
 
@@ -212,7 +200,7 @@ class SlackChat:
             subtype = _str(message.get("subtype"))
             if subtype in ("message_changed", "message_deleted"):
                 continue
-            change = _created(external_channel_id, subtype, message)
+            change = change_of(external_channel_id, message)
             if change is not None:
                 changes.append(change)
         return changes[:limit]
@@ -313,6 +301,28 @@ def _readable(inner: str, names: Mapping[str, str]) -> str:
 # -- events → changes ----------------------------------------------------------------------------
 
 
+def author_of(user: Mapping[str, Any], external_user_id: str | None = None) -> Author:
+    """A Slack user object (`users.info`, `users.list`, an export's `users.json`) as an
+    author: the display name, else the real name, else the handle."""
+    profile = user.get("profile")
+    profile = profile if isinstance(profile, Mapping) else {}
+    user_id = _str(user.get("id")) or external_user_id or "unknown"
+    name = (
+        _str(profile.get("display_name"))
+        or _str(profile.get("real_name"))
+        or _str(user.get("real_name"))
+        or _str(user.get("name"))
+        or user_id
+    )
+    return Author(name=name, avatar_url=_str(profile.get("image_72")), external_id=user_id)
+
+
+def change_of(channel: str, message: Mapping[str, Any]) -> MessageChange | None:
+    """A message as `conversations.history|replies` or an export's day file lists it, as a
+    `created` change (its text the latest, if it was edited); None without a `ts`."""
+    return _created(channel, _str(message.get("subtype")), message)
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -366,7 +376,9 @@ def _bot_author(message: Mapping[str, Any]) -> Author | None:
 def _attachments(message: Mapping[str, Any]) -> tuple[Attachment, ...]:
     files = message.get("files")
     if not isinstance(files, list):
-        return ()
+        # Before 2018 a file_share message carried one `file` (old exports still do).
+        legacy = message.get("file")
+        files = [legacy] if isinstance(legacy, Mapping) else []
     found: list[Attachment] = []
     for item in files:
         if not isinstance(item, Mapping):
