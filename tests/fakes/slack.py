@@ -6,6 +6,14 @@ a bot that can only post where it is a member and only edit or delete its own me
 
 One workspace: team T0TEAM, bot user U0BOT, bot id B0BOT, app A0APP. Tokens are the ones
 OAuth granted plus bot tokens installed by hand (`add_bot_token`).
+
+Rate limits, as Slack applies them: per method and per token (Slack counts per app and
+workspace; a token stands for both here) over a minute (`tier_limit`), and per channel over
+a second for `chat.*` writes (`posts_per_second`). `limited_app` is a commercially
+distributed app outside the Marketplace (since 2025-05-29): `conversations.history` and
+`.replies` at 1 request a minute and at most 15 messages a page (a larger `limit` is
+capped, not refused). `clock` is the time the limits are measured with, for tests that
+let time pass without waiting.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -42,6 +51,9 @@ MAX_TEXT = 40_000
 WRITES = frozenset({"chat.postMessage", "chat.update", "chat.delete"})
 # Methods that read their arguments from a JSON body; every other one ignores a JSON body.
 JSON_METHODS = WRITES
+# What `limited_app` changes: these methods at 1 request a minute, 15 messages a page.
+LIMITED_METHODS = frozenset({"conversations.history", "conversations.replies"})
+LIMITED_PAGE = 15
 
 
 def _error(error: str, **extra: Any) -> JSONResponse:
@@ -131,6 +143,13 @@ class FakeSlack(FakeAuthorizationServer):
         # More writes than this to one channel within a second answer 429 (None: no limit).
         self.posts_per_second: float | None = None
         self._writes: defaultdict[str, deque[float]] = defaultdict(deque)
+        # Requests a minute per method and token (`tier_limit`); none by default.
+        self.per_minute: dict[str, float] = {}
+        self.limited_app = False
+        self._minute: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self.clock: Callable[[], float] = time.monotonic
+        # Every replies page after the first starts with the thread's root again.
+        self.repeat_thread_root = False
         self.limited = 0  # 429s answered, scripted or enforced
         # Events API side: where events go and the secret they are signed with.
         self.events_url: str | None = None
@@ -157,17 +176,25 @@ class FakeSlack(FakeAuthorizationServer):
         return channel
 
     def add_user(
-        self, id: str, name: str, display_name: str = "", avatar: str | None = None
-    ) -> None:
-        """`name` is the real name; the handle is derived from it."""
+        self,
+        id: str,
+        name: str,
+        display_name: str = "",
+        avatar: str | None = None,
+        *,
+        deleted: bool = False,
+        bot_id: str | None = None,
+    ) -> dict[str, Any]:
+        """`name` is the real name; the handle is derived from it. A `bot_id` makes it an
+        app's bot user (`is_bot`, the bot id in its profile), as users.list lists them."""
         avatar = avatar or f"https://avatars.slack-edge.com/{id}_72.png"
-        self.users[id] = {
+        user: dict[str, Any] = {
             "id": id,
             "team_id": TEAM_ID,
             "name": name.lower().replace(" ", "."),
-            "deleted": False,
+            "deleted": deleted,
             "real_name": name,
-            "is_bot": False,
+            "is_bot": bot_id is not None,
             "is_app_user": False,
             "tz": "Europe/London",
             "profile": {
@@ -181,12 +208,41 @@ class FakeSlack(FakeAuthorizationServer):
                 "team": TEAM_ID,
             },
         }
+        if bot_id is not None:
+            user["profile"].update(bot_id=bot_id, always_active=True)
+        self.users[id] = user
+        return user
+
+    def add_history(self, channel: str, messages: Iterable[Mapping[str, Any]]) -> None:
+        """Store messages as they are (each with its `ts`; replies with `thread_ts`), many
+        at once and without events; thread roots get the reply fields Slack keeps on them
+        (`reply_count`, `latest_reply`, ...). `history_message` builds one."""
+        stored = self.channels[channel].messages
+        for message in messages:
+            stored[str(message["ts"])] = dict(message)
+        threads: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        for message in stored.values():
+            thread_ts = message.get("thread_ts")
+            if thread_ts and thread_ts != message["ts"]:
+                threads[str(thread_ts)].append(message)
+        for root_ts, replies in threads.items():
+            self._mark_thread(channel, root_ts, replies)
+            for reply in replies:
+                reply.setdefault("parent_user_id", self._author(channel, root_ts))
 
     def rate_limit(
         self, method: str, channel: str | None = None, retry_after: float = 1, times: int = 1
     ) -> None:
         """The next `times` calls of `method` (to `channel`) answer HTTP 429 + Retry-After."""
         self.programmed.append(Programmed(method, channel, times, 429, "ratelimited", retry_after))
+
+    def tier_limit(self, method: str, per_minute: float | None) -> None:
+        """At most `per_minute` calls of `method` per token in any minute of `clock`; more
+        answer 429 with the whole seconds until one is allowed (None: no limit)."""
+        if per_minute is None:
+            self.per_minute.pop(method, None)
+        else:
+            self.per_minute[method] = per_minute
 
     def fail(
         self,
@@ -258,6 +314,8 @@ class FakeSlack(FakeAuthorizationServer):
         if subtype:
             message["subtype"] = subtype
         self.channels[channel].messages[ts] = message
+        if thread_ts:
+            self._mark_thread(channel, thread_ts)
         await self.deliver(channel, {**message, "event_ts": ts})
         return ts
 
@@ -344,6 +402,31 @@ class FakeSlack(FakeAuthorizationServer):
     def _author(self, channel: str, ts: str) -> str | None:
         root = self.message(channel, ts)
         return root.get("user") if root else None
+
+    def _mark_thread(
+        self, channel: str, root_ts: str, replies: list[dict[str, Any]] | None = None
+    ) -> None:
+        """The reply fields Slack keeps on a thread's root, from the replies stored (or the
+        ones given, when the caller has already found them)."""
+        messages = self.channels[channel].messages
+        root = messages.get(root_ts)
+        if root is None:
+            return
+        if replies is None:
+            replies = [
+                m for m in messages.values() if m.get("thread_ts") == root_ts and m["ts"] != root_ts
+            ]
+        replies = sorted(replies, key=lambda m: _ts_key(m["ts"]))
+        users = list(dict.fromkeys(str(m.get("user")) for m in replies if m.get("user")))
+        root.update(
+            thread_ts=root_ts,
+            reply_count=len(replies),
+            reply_users_count=len(users),
+            latest_reply=replies[-1]["ts"] if replies else root_ts,
+            reply_users=users[:5],
+            is_locked=False,
+            subscribed=False,
+        )
 
     @staticmethod
     def _file(user: str, index: int, spec: dict[str, Any]) -> dict[str, Any]:
@@ -449,17 +532,29 @@ class FakeSlack(FakeAuthorizationServer):
                 return JSONResponse({"ok": False, "error": item.error}, item.status)
         return None
 
-    def _over_rate(self, method: str, args: dict[str, Any]) -> Response | None:
+    def _over_rate(self, method: str, args: dict[str, Any], token: str) -> Response | None:
+        per_minute = self.per_minute.get(method)
+        if per_minute is None and self.limited_app and method in LIMITED_METHODS:
+            per_minute = 1
+        if per_minute is not None:
+            over = self._over(self._minute[(token, method)], per_minute, 60.0)
+            if over is not None:
+                return over
         if self.posts_per_second is None or method not in WRITES:
             return None
-        window = self._writes[str(args.get("channel"))]
-        now = time.monotonic()
-        while window and now - window[0] >= 1.0:
+        return self._over(self._writes[str(args.get("channel"))], self.posts_per_second, 1.0)
+
+    def _over(self, window: deque[float], allowed: float, seconds: float) -> Response | None:
+        """A 429 when `window` already holds `allowed` calls within `seconds`, else the call
+        counted. Retry-After is whole seconds (Slack's), rounded up: waiting it is enough."""
+        now = self.clock()
+        while window and now - window[0] >= seconds:
             window.popleft()
-        if len(window) >= self.posts_per_second:
+        if len(window) >= allowed:
             self.limited += 1
+            wait = max(1, math.ceil(window[0] + seconds - now))
             return JSONResponse(
-                {"ok": False, "error": "ratelimited"}, 429, headers={"Retry-After": "1"}
+                {"ok": False, "error": "ratelimited"}, 429, headers={"Retry-After": str(wait)}
             )
         window.append(now)
         return None
@@ -481,7 +576,7 @@ class FakeSlack(FakeAuthorizationServer):
             return _error("not_authed")
         if not self._valid_token(token):
             return _error("invalid_auth")
-        scripted = self._programmed(method, args) or self._over_rate(method, args)
+        scripted = self._programmed(method, args) or self._over_rate(method, args, token)
         if scripted is not None:
             return scripted
         try:
@@ -497,6 +592,7 @@ class FakeSlack(FakeAuthorizationServer):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "users.list": self._users_list,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.delete": self._delete,
@@ -559,6 +655,33 @@ class FakeSlack(FakeAuthorizationServer):
             return _error("user_not_found")
         return JSONResponse({"ok": True, "user": user})
 
+    async def _users_list(self, token: str, args: dict[str, Any]) -> Response:
+        """Users in the order they joined, `limit` a page (none: all of them at once, as
+        Slack tries to); the cursor is Slack's own form, base64 of `user:<next id>`."""
+        try:
+            limit = int(args.get("limit") or 0)
+        except ValueError:
+            return _error("invalid_arguments")
+        ids = list(self.users)
+        start = 0
+        if args.get("cursor"):
+            try:
+                after = base64.b64decode(str(args["cursor"])).decode().removeprefix("user:")
+                start = ids.index(after)
+            except ValueError:
+                return _error("invalid_cursor")
+        end = len(ids) if limit <= 0 else start + min(limit, 1000)
+        body: dict[str, Any] = {
+            "ok": True,
+            "members": [self.users[user] for user in ids[start:end]],
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": ""},
+        }
+        if end < len(ids):
+            cursor = base64.b64encode(f"user:{ids[end]}".encode()).decode()
+            body["response_metadata"] = {"next_cursor": cursor}
+        return JSONResponse(body)
+
     def _listed(self, message: dict[str, Any], metadata: bool) -> dict[str, Any]:
         if metadata or "metadata" not in message:
             return message
@@ -571,7 +694,7 @@ class FakeSlack(FakeAuthorizationServer):
             for m in channel.messages.values()
             if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
         ]
-        return self._page(top_level, args, newest_first=True)
+        return self._page("conversations.history", top_level, args, newest_first=True)
 
     async def _conversations_replies(self, token: str, args: dict[str, Any]) -> Response:
         channel = self._channel(args, member=True, writable=False)
@@ -583,10 +706,17 @@ class FakeSlack(FakeAuthorizationServer):
             for m in channel.messages.values()
             if m["ts"] == root_ts or m.get("thread_ts") == root_ts
         ]
-        return self._page(thread, args, newest_first=False)
+        root = channel.messages[root_ts] if self.repeat_thread_root and args.get("cursor") else None
+        return self._page("conversations.replies", thread, args, newest_first=False, head=root)
 
     def _page(
-        self, messages: list[dict[str, Any]], args: dict[str, Any], *, newest_first: bool
+        self,
+        method: str,
+        messages: list[dict[str, Any]],
+        args: dict[str, Any],
+        *,
+        newest_first: bool,
+        head: dict[str, Any] | None = None,
     ) -> Response:
         inclusive = str(args.get("inclusive", "")).lower() in ("true", "1")
         try:
@@ -596,6 +726,9 @@ class FakeSlack(FakeAuthorizationServer):
         except (ArithmeticError, ValueError):
             return _error("invalid_arguments")
         limit = max(1, min(limit, 999))
+        if self.limited_app and method in LIMITED_METHODS:
+            # Slack's documented maximum for such apps; a larger ask is capped, not refused.
+            limit = min(limit if args.get("limit") else LIMITED_PAGE, LIMITED_PAGE)
 
         def inside(ts: Decimal) -> bool:
             above = ts >= oldest if inclusive else ts > oldest
@@ -621,6 +754,8 @@ class FakeSlack(FakeAuthorizationServer):
                 )
             ]
         page, rest = chosen[:limit], chosen[limit:]
+        if head is not None and (not page or page[0] is not head):
+            page = [head, *page]
         metadata = str(args.get("include_all_metadata", "")).lower() in ("true", "1")
         body: dict[str, Any] = {
             "ok": True,
@@ -774,6 +909,24 @@ class _Refusal(Exception):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
+
+
+def history_message(
+    ts: str, user: str, text: str, thread_ts: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A person's message as conversations.history lists it, for `add_history`."""
+    message: dict[str, Any] = {
+        "type": "message",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "team": TEAM_ID,
+        "client_msg_id": secrets.token_hex(16),
+    }
+    if thread_ts is not None and thread_ts != ts:
+        message["thread_ts"] = thread_ts
+    message.update(extra)
+    return message
 
 
 def _rich_text(text: str) -> list[dict[str, Any]]:

@@ -60,11 +60,14 @@ def refusal(method: str, error: str) -> PermanentError:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a cursor-paginated list; `next_cursor` is None on the last page."""
+    """One page of a cursor-paginated list; `next_cursor` is None on the last page.
+    `dropped` are the positions in the page's list of entries that were not objects (left
+    out of `items`), for a caller that must say what it could not read."""
 
     items: list[dict[str, Any]]
     next_cursor: str | None
     has_more: bool = False
+    dropped: tuple[int, ...] = ()
 
 
 class SlackApi:
@@ -126,6 +129,11 @@ class SlackApi:
     async def users_info(self, token: str, user: str) -> dict[str, Any]:
         data = await self.call("users.info", token, form={"user": user})
         return dict(data.get("user") or {})
+
+    async def users_list(self, token: str, *, cursor: str | None = None, limit: int = 200) -> Page:
+        """One page of the workspace's users (deleted ones and bots included)."""
+        data = await self.call("users.list", token, form={"cursor": cursor, "limit": limit})
+        return _page(data, "members")
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -238,10 +246,13 @@ def _form_value(value: Any) -> str:
 
 
 def _page(data: Mapping[str, Any], key: str) -> Page:
-    items = [item for item in data.get(key) or [] if isinstance(item, dict)]
+    listed = data.get(key)
+    listed = listed if isinstance(listed, list) else []
+    items = [item for item in listed if isinstance(item, dict)]
+    dropped = tuple(i for i, item in enumerate(listed) if not isinstance(item, dict))
     metadata = data.get("response_metadata") or {}
     cursor = metadata.get("next_cursor") if isinstance(metadata, dict) else None
-    return Page(items, str(cursor) if cursor else None, bool(data.get("has_more")))
+    return Page(items, str(cursor) if cursor else None, bool(data.get("has_more")), dropped)
 
 
 def _retry_after(answer: httpx.Response) -> float:
