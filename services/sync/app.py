@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
 from services.sync import gateway as discord_gateway
 from services.sync.catchup import CatchUp
-from services.sync.connections import Connections
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
 from services.sync.mappings import repository as mapping_repository
@@ -34,56 +31,21 @@ from shared.cache import RefreshingCache
 from shared.envelopes import ChatEvent, ProviderEvent, Topic
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
+from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.mongo import BatchedWriter
 from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
-from shared.providers.chat import ChatProvider
-from shared.providers.discord import api as discord_api
+from shared.providers.chats import chat_providers, provider_client
 from shared.providers.discord.messages import DiscordChat
-from shared.providers.slack import api as slack_api
-from shared.providers.slack.messages import SlackChat
-from shared.providers.telegram.api import TelegramApi
-from shared.providers.telegram.messages import TelegramChat
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
-
-
-class GatedClient(httpx.AsyncClient):
-    """At most as many requests in flight as the pool has connections; the others wait
-    here. httpcore matches every waiting request against every connection each time one
-    frees up: with a thousand lanes posting at once, that matching took 43% of the sync
-    process's CPU (py-spy, `make bench` sync)."""
-
-    def __init__(self, in_flight: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._gate = asyncio.Semaphore(in_flight)
-
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        async with self._gate:
-            return await super().send(request, **kwargs)
-
-
-def chat_providers(settings: SyncSettings, client: httpx.AsyncClient) -> dict[str, ChatProvider]:
-    providers: list[ChatProvider] = [
-        SlackChat(slack_api.SlackApi(client, slack_api.base_url(settings))),
-        TelegramChat(TelegramApi(client, settings.telegram_api_base)),
-        DiscordChat(discord_api.DiscordApi(client, discord_api.base_url(settings))),
-    ]
-    return {provider.name: provider for provider in providers}
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, SyncSettings)
-    client = GatedClient(
-        settings.sync_max_connections,
-        timeout=settings.provider_timeout_seconds,
-        limits=httpx.Limits(
-            max_connections=settings.sync_max_connections,
-            max_keepalive_connections=settings.sync_max_connections,
-        ),
-    )
+    client = provider_client(settings.sync_max_connections, settings.provider_timeout_seconds)
     providers = chat_providers(settings, client)
     metrics = SyncMetrics(runtime.registry)
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)

@@ -21,7 +21,6 @@ from datetime import timedelta
 
 import structlog
 
-from services.sync.connections import Connections
 from services.sync.inbound.service import Inbound
 from services.sync.mappings.repository import MappingRepository
 from services.sync.mappings.service import LastSynced
@@ -29,6 +28,7 @@ from services.sync.mappings.service import snapshot as mapping_snapshot
 from services.sync.metrics import SyncMetrics
 from shared.errors import HookhubError
 from shared.ids import utcnow
+from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.mongo import Document
 from shared.ownership import Ownership

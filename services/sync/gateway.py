@@ -33,12 +33,12 @@ import structlog
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.sync.connections import Connections
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
 from shared.envelopes import ProviderEvent
 from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
+from shared.integrations.connections import Connections
 from shared.mongo import Database, Document
 from shared.providers.chat import RateLimited
 from shared.providers.discord.api import DiscordApi

@@ -22,13 +22,13 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from services.sync.connections import Connections
 from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
 from shared import claim_check
 from shared.envelopes import InboundMessage, MessageAuthor, MessageSource, ProviderEvent, Topic
 from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
+from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
