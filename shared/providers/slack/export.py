@@ -1,0 +1,557 @@
+"""A Slack export ZIP as an import source: checked whole before any job runs, then read one
+conversation at a time and one day file at a time (SPEC §9).
+
+What an export holds (Slack's "How to read Slack data exports"): `channels.json` (public
+channels), `groups.json` (private channels), `dms.json` and `mpims.json` (direct and group
+messages) when the export covers them, `users.json` (`org_users.json` on Enterprise Grid),
+and one folder per conversation with one JSON array per day, `YYYY-MM-DD.json`. Channel,
+private channel and group DM folders are named by the conversation's name, DM folders by its
+id; some tools name every folder by id, so the id is the fallback.
+
+What is refused at `open` (`ExportRefused`, before any record is read): a file that is not a
+ZIP, one without `channels.json`, an index file that is not a JSON array of objects, member
+names that could escape a folder or hide (absolute, `..`, backslashes, drive letters, NUL and
+other control characters, over-long), too many members, and zip bombs (the sum of the
+declared sizes over a limit, or a member whose compression ratio is over a limit). What is
+quarantined while reading (the rest is read): a record that is not an object or has no valid
+`ts`, a day file that is not a JSON array, is over the day-file limit or cannot be read (bad
+CRC, encryption, an unsupported compression method).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from shared.errors import HookhubError
+from shared.providers.chat import Author
+from shared.providers.history import Conversation, HistoryRecord, Quarantined
+from shared.providers.slack.messages import author_of, change_of
+
+__all__ = ["ExportLimits", "ExportRefused", "SlackExport"]
+
+# Index files, in the order their conversations are listed, with the kind each one lists.
+INDEX_FILES = (
+    ("channels.json", "channel"),
+    ("groups.json", "group"),
+    ("dms.json", "dm"),
+    ("mpims.json", "mpim"),
+)
+USER_FILES = ("users.json", "org_users.json")
+DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
+TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
+MAX_NAME_CHARS = 1024
+MAX_SEGMENT_BYTES = 255
+_UTF8_FLAG = 0x800
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What reading a member can raise besides OSError: a bad CRC or local header (BadZipFile),
+# an encrypted member (RuntimeError), an unsupported compression method (NotImplementedError),
+# corrupt compressed data (zlib.error, EOFError, and lzma's/bz2's errors, OSError/ValueError).
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+)
+
+
+class ExportRefused(HookhubError):
+    """The file cannot be imported as a Slack export; nothing of it was imported.
+    `code`: not_a_zip (400) | no_channels_json | malformed_index | unsafe_member_name |
+    too_many_members | export_too_large | zip_bomb (422)."""
+
+    status = 422
+    code = "export_refused"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+        if code == "not_a_zip":
+            self.status = 400
+
+
+@dataclass(frozen=True)
+class ExportLimits:
+    """What an export may be. Sizes are uncompressed bytes, as the ZIP's directory declares
+    them (and as reading enforces: a member is never read past its declared size)."""
+
+    max_uncompressed_bytes: int = 20 * 2**30
+    # Per member, for members of at least `ratio_floor_bytes`: Slack's JSON compresses
+    # about 10:1; a bomb's filler compresses 1000:1 and more.
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 2**20
+    max_members: int = 1_000_000
+    # A bigger day file is quarantined whole, not read (a day file is read whole).
+    max_day_file_bytes: int = 256 * 2**20
+    # channels.json, users.json and the others are read whole, at open.
+    max_index_bytes: int = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class _DayFile:
+    name: str  # the member's name, as the checkpoint and the quarantine report say it
+    info: zipfile.ZipInfo
+
+
+class SlackExport:
+    """An opened, checked export. Use `SlackExport.open(path)`, as a context manager."""
+
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        limits: ExportLimits,
+        conversations: list[Conversation],
+        users: dict[str, Author],
+        team_id: str | None,
+        days: dict[str, list[_DayFile]],
+    ) -> None:
+        self._archive = archive
+        self.limits = limits
+        self.conversations = conversations
+        self._users = users
+        self.team_id = team_id
+        self._days = days
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, limits: ExportLimits | None = None) -> SlackExport:
+        """Check the export from its central directory and its index files, and keep it open
+        for reading. Raises `ExportRefused` saying what is wrong."""
+        limits = limits or ExportLimits()
+        declared = _declared_members(path)
+        if declared is not None and declared > limits.max_members:
+            raise ExportRefused(
+                "too_many_members",
+                f"the export has {declared} members, more than the limit of {limits.max_members}",
+            )
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+            raise ExportRefused("not_a_zip", f"the file is not a ZIP archive ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise ExportRefused(
+                "unsafe_member_name", "a member name is flagged UTF-8 but is not UTF-8"
+            ) from exc
+        try:
+            return cls._checked(archive, limits)
+        except BaseException:
+            archive.close()
+            raise
+
+    @classmethod
+    def _checked(cls, archive: zipfile.ZipFile, limits: ExportLimits) -> SlackExport:
+        infos = archive.infolist()
+        if len(infos) > limits.max_members:
+            raise ExportRefused(
+                "too_many_members",
+                f"the export has {len(infos)} members, more than the limit of {limits.max_members}",
+            )
+        members: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for info in infos:
+            name = _member_name(info)
+            _check_name(name)
+            if name in members:
+                raise ExportRefused("unsafe_member_name", f"the member {name!r} appears twice")
+            members[name] = info
+            total += info.file_size
+            if total > limits.max_uncompressed_bytes:
+                raise ExportRefused(
+                    "export_too_large",
+                    f"the export's uncompressed size is over the limit of "
+                    f"{limits.max_uncompressed_bytes} bytes",
+                )
+            _check_ratio(name, info, limits)
+
+        root = _root(members)
+        indexes = {
+            file: _index(archive, members, root + file, limits)
+            for file, _ in INDEX_FILES + tuple((file, "") for file in USER_FILES)
+        }
+        conversations = _conversations(indexes)
+        users: dict[str, Author] = {}
+        teams: Counter[str] = Counter()
+        for file in USER_FILES:
+            for user in indexes[file] or []:
+                user_id = _str(user.get("id"))
+                if user_id is None:
+                    continue
+                users.setdefault(user_id, author_of(user, user_id))
+                team = _str(user.get("team_id"))
+                if team:
+                    teams[team] += 1
+        folders = _folders(members, root)
+        days: dict[str, list[_DayFile]] = {}
+        for conversation in conversations:
+            wanted = (
+                (conversation.id, conversation.name)
+                if conversation.kind == "dm"
+                else (conversation.name, conversation.id)
+            )
+            found = next((folders[folder] for folder in wanted if folder in folders), [])
+            days[conversation.id] = sorted(found, key=lambda day: day.name)
+        export = cls(archive, limits, conversations, users, None, days)
+        export.team_id = (
+            teams.most_common(1)[0][0] if teams else _channel_team(indexes) or export._peek_team()
+        )
+        return export
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def users(self) -> dict[str, Author]:
+        """The export's people (`users.json`, and `org_users.json` on Enterprise Grid) by id."""
+        return dict(self._users)
+
+    def size(self, conversation: Conversation) -> int:
+        """Uncompressed bytes of the conversation's day files (what `done` is a share of)."""
+        return sum(day.info.file_size for day in self._days.get(conversation.id, []))
+
+    def day_files(self, conversation: Conversation) -> list[str]:
+        """The member names of the conversation's day files, in date order."""
+        return [day.name for day in self._days.get(conversation.id, [])]
+
+    def records(
+        self, conversation: Conversation, after: Mapping[str, Any] | None = None
+    ) -> Iterator[HistoryRecord]:
+        """The conversation's messages, day file by day file in date order, each in its
+        file's order, one day file in memory at a time. Each record's checkpoint is
+        `{"file": member, "index": i}` (`"index": None` after a day file quarantined whole);
+        `after=` one of them goes on right after it."""
+        days = self._days.get(conversation.id, [])
+        total = sum(day.info.file_size for day in days) or 1
+        after_file, after_index = _resume_point(after)
+        before = 0
+        for day in days:
+            size = day.info.file_size
+            start = 0
+            if after_file is not None:
+                if day.name < after_file or (day.name == after_file and after_index is None):
+                    before += size
+                    continue
+                if day.name == after_file:
+                    start = after_index + 1 if after_index is not None else 0
+            records, problem = self._read_day(day)
+            if problem is not None:
+                before += size
+                yield HistoryRecord(
+                    checkpoint={"file": day.name, "index": None},
+                    quarantined=Quarantined(day.name, None, problem),
+                    done=min(1.0, before / total),
+                )
+                continue
+            count = len(records)
+            for index in range(start, count):
+                record = records[index]
+                records[index] = None  # what has been yielded is not kept while the file is read
+                done = min(1.0, (before + size * (index + 1) / count) / total)
+                yield _record(conversation.id, day.name, index, record, done)
+            before += size
+
+    def _read_day(self, day: _DayFile) -> tuple[list[Any], str | None]:
+        limit = self.limits.max_day_file_bytes
+        if day.info.file_size > limit:
+            return [], f"the day file is {day.info.file_size} bytes, over the limit of {limit}"
+        try:
+            with self._archive.open(day.info) as member:
+                data = member.read(limit + 1)
+        except _UNREADABLE as exc:
+            return [], f"the day file cannot be read: {exc}"
+        if len(data) > day.info.file_size or len(data) > limit:
+            return [], "the day file is larger than the ZIP's directory says"
+        try:
+            records = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            return [], f"the day file is not JSON: {_short(exc)}"
+        if not isinstance(records, list):
+            return [], f"the day file is not a JSON array but {_json_type(records)}"
+        return records, None
+
+    def _peek_team(self) -> str | None:
+        """The `team` of the first message that names one, in the first day file read."""
+        for conversation in self.conversations:
+            for day in self._days.get(conversation.id, [])[:1]:
+                records, problem = self._read_day(day)
+                for record in records if problem is None else []:
+                    if isinstance(record, Mapping) and _str(record.get("team")):
+                        return _str(record.get("team"))
+        return None
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._archive.close()
+
+    def __enter__(self) -> SlackExport:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- one record ----------------------------------------------------------------------------------
+
+
+def _record(channel: str, file: str, index: int, record: Any, done: float) -> HistoryRecord:
+    checkpoint = {"file": file, "index": index}
+
+    def quarantined(reason: str) -> HistoryRecord:
+        return HistoryRecord(checkpoint, quarantined=Quarantined(file, index, reason), done=done)
+
+    if not isinstance(record, Mapping):
+        return quarantined(f"the record is not a JSON object but {_json_type(record)}")
+    ts = record.get("ts")
+    if not isinstance(ts, str) or not TS.match(ts):
+        return quarantined("the record has no valid ts")
+    change = change_of(channel, record)
+    if change is None:
+        return quarantined("the record is not a message")
+    return HistoryRecord(checkpoint, change=change, done=done, reactions=_reactions(record))
+
+
+def _reactions(record: Mapping[str, Any]) -> int:
+    reactions = record.get("reactions")
+    if not isinstance(reactions, list):
+        return 0
+    count = 0
+    for reaction in reactions:
+        if not isinstance(reaction, Mapping):
+            continue
+        number = reaction.get("count")
+        users = reaction.get("users")
+        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+            count += number
+        elif isinstance(users, list):
+            count += len(users)
+    return count
+
+
+def _resume_point(after: Mapping[str, Any] | None) -> tuple[str | None, int | None]:
+    if not after:
+        return None, None
+    file = after.get("file")
+    index = after.get("index")
+    if not isinstance(file, str):
+        raise ValueError(f"not a checkpoint of a Slack export: {dict(after)!r}")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+        raise ValueError(f"not a checkpoint of a Slack export: {dict(after)!r}")
+    return file, index
+
+
+# -- the archive's directory ---------------------------------------------------------------------
+
+
+def _declared_members(path: Path) -> int | None:
+    """How many members the end-of-central-directory record (or its ZIP64 form) declares,
+    read before `zipfile` builds an object per member; None when there is no such record
+    (zipfile then says it is not a ZIP)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, 2)
+            size = file.tell()
+            tail_size = min(size, 22 + 0xFFFF + 20)
+            file.seek(size - tail_size)
+            tail = file.read(tail_size)
+            at = tail.rfind(b"PK\x05\x06")
+            if at < 0 or len(tail) - at < 22:
+                return None
+            (total,) = struct.unpack("<H", tail[at + 10 : at + 12])
+            if total != 0xFFFF or at < 20 or tail[at - 20 : at - 16] != b"PK\x06\x07":
+                return int(total)
+            (offset,) = struct.unpack("<Q", tail[at - 12 : at - 4])
+            file.seek(offset)
+            record = file.read(40)
+            if len(record) < 40 or record[:4] != b"PK\x06\x06":
+                return None
+            (total64,) = struct.unpack("<Q", record[32:40])
+            return int(total64)
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as it was meant: a name written without the UTF-8 flag was decoded
+    as cp437 by zipfile, and Slack's exports (and many zip tools) write UTF-8 bytes without
+    setting it, so "général" arrives as "gÚnÚral"; re-read as UTF-8 when that is what it is.
+    The original name is used, not zipfile's copy cut at the first NUL."""
+    name = info.orig_filename
+    if info.flag_bits & _UTF8_FLAG:
+        return name
+    try:
+        return name.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return name
+
+
+def _check_name(name: str) -> None:
+    def refuse(why: str) -> None:
+        raise ExportRefused("unsafe_member_name", f"the member name {name!r} {why}")
+
+    if _CONTROL.search(name):
+        refuse("holds a control character")
+    if "\\" in name:
+        refuse("holds a backslash")
+    if name.startswith("/"):
+        refuse("is an absolute path")
+    if _DRIVE.match(name):
+        refuse("starts with a drive letter")
+    if len(name) > MAX_NAME_CHARS:
+        refuse(f"is over {MAX_NAME_CHARS} characters")
+    segments = name.rstrip("/").split("/")
+    if any(segment == ".." for segment in segments):
+        refuse("holds a '..' segment")
+    if any(len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments):
+        refuse(f"holds a segment over {MAX_SEGMENT_BYTES} bytes")
+
+
+def _check_ratio(name: str, info: zipfile.ZipInfo, limits: ExportLimits) -> None:
+    if info.file_size < limits.ratio_floor_bytes:
+        return
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > limits.max_ratio:
+        raise ExportRefused(
+            "zip_bomb",
+            f"the member {name!r} expands {ratio:.0f} times ({info.file_size} bytes from "
+            f"{info.compress_size}), over the limit of {limits.max_ratio:.0f}",
+        )
+
+
+def _root(members: Mapping[str, zipfile.ZipInfo]) -> str:
+    """Where the index files are: the top, or the one folder everything sits in (an export
+    unpacked and zipped again)."""
+    if "channels.json" in members:
+        return ""
+    tops = {name.split("/", 1)[0] for name in members}
+    if len(tops) == 1:
+        (top,) = tops
+        if f"{top}/channels.json" in members:
+            return f"{top}/"
+    raise ExportRefused(
+        "no_channels_json", "the ZIP has no channels.json: it is not a Slack export"
+    )
+
+
+def _folders(members: Mapping[str, zipfile.ZipInfo], root: str) -> dict[str, list[_DayFile]]:
+    """Day files (`<folder>/YYYY-MM-DD.json`) by folder; other members are not read."""
+    folders: dict[str, list[_DayFile]] = {}
+    for name, info in members.items():
+        if not name.startswith(root) or info.is_dir():
+            continue
+        parts = name[len(root) :].split("/")
+        if len(parts) == 2 and parts[0] and DAY_FILE.match(parts[1]):
+            folders.setdefault(parts[0], []).append(_DayFile(name, info))
+    return folders
+
+
+# -- the index files -----------------------------------------------------------------------------
+
+
+def _index(
+    archive: zipfile.ZipFile,
+    members: Mapping[str, zipfile.ZipInfo],
+    name: str,
+    limits: ExportLimits,
+) -> list[Mapping[str, Any]] | None:
+    """An index file read whole: a JSON array of objects, or None when it is not there."""
+    info = members.get(name)
+    if info is None:
+        return None
+
+    def refuse(why: str) -> ExportRefused:
+        return ExportRefused("malformed_index", f"{name} {why}")
+
+    if info.file_size > limits.max_index_bytes:
+        raise refuse(f"is {info.file_size} bytes, over the limit of {limits.max_index_bytes}")
+    try:
+        with archive.open(info) as member:
+            data = member.read(limits.max_index_bytes + 1)
+        found = json.loads(data)
+    except RecursionError as exc:  # before RuntimeError, which it is
+        raise refuse("is nested too deep") from exc
+    except _UNREADABLE as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise refuse(f"cannot be read: {_short(exc)}") from exc
+    if not isinstance(found, list):
+        raise refuse(f"is not a JSON array but {_json_type(found)}")
+    for position, item in enumerate(found):
+        if not isinstance(item, dict):
+            raise refuse(f"item {position} is not a JSON object but {_json_type(item)}")
+    return found
+
+
+def _conversations(indexes: Mapping[str, list[Mapping[str, Any]] | None]) -> list[Conversation]:
+    conversations: list[Conversation] = []
+    seen: set[str] = set()
+    for file, kind in INDEX_FILES:
+        for position, item in enumerate(indexes[file] or []):
+            conversation_id = _str(item.get("id"))
+            if conversation_id is None:
+                raise ExportRefused(
+                    "malformed_index", f"{file} item {position} has no conversation id"
+                )
+            if conversation_id in seen:
+                continue
+            seen.add(conversation_id)
+            members = item.get("members")
+            conversations.append(
+                Conversation(
+                    id=conversation_id,
+                    name=_str(item.get("name")) or conversation_id,
+                    kind=kind,
+                    members=tuple(member for member in members or () if isinstance(member, str))
+                    if isinstance(members, list)
+                    else (),
+                )
+            )
+    return conversations
+
+
+def _channel_team(indexes: Mapping[str, list[Mapping[str, Any]] | None]) -> str | None:
+    for file, _ in INDEX_FILES:
+        for item in indexes[file] or []:
+            team = _str(item.get("context_team_id"))
+            shared = item.get("shared_team_ids")
+            if team is None and isinstance(shared, list) and shared:
+                team = _str(shared[0])
+            if team:
+                return team
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
+def _short(error: BaseException) -> str:
+    text = str(error)
+    return text if len(text) <= 200 else text[:197] + "..."

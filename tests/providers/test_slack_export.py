@@ -1,0 +1,577 @@
+"""The Slack export ZIP reader (shared/providers/slack/export.py) on exports made with
+tests/fakes/slack_export.py: what is refused at open, how each kind of record reads, what is
+quarantined, resuming from a checkpoint, and memory on a generated export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.message_map import inbound_message_id
+from shared.providers.chat import Attachment, Author
+from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.slack.export import ExportLimits, ExportRefused, SlackExport
+from tests.fakes.slack_export import TEAM_ID, ExportBuilder, message, slack_file
+
+DAY1, DAY2, DAY3 = "2024-03-01", "2024-03-02", "2024-03-03"
+# Slack ts of moments on those days (UTC).
+T1, T2, T3 = "1709280000", "1709366400", "1709452800"
+
+
+def ts(day: str, n: int) -> str:
+    return f"{day}.{n:06d}"
+
+
+def read(export: SlackExport, conversation: Conversation, **kwargs: Any) -> list[HistoryRecord]:
+    return list(export.records(conversation, **kwargs))
+
+
+def by_name(export: SlackExport, name: str) -> Conversation:
+    return next(c for c in export.conversations if c.name == name)
+
+
+@pytest.fixture
+def builder() -> ExportBuilder:
+    found = ExportBuilder()
+    found.add_user("U0000000001", "alice", real_name="Alice Liddell", display_name="alice")
+    found.add_user("U0000000002", "bob", real_name="Bob Marley")
+    return found
+
+
+# -- refused at open -----------------------------------------------------------------------------
+
+
+def refused(path: Path, limits: ExportLimits | None = None) -> ExportRefused:
+    with pytest.raises(ExportRefused) as caught:
+        SlackExport.open(path, limits)
+    return caught.value
+
+
+@pytest.mark.parametrize("content", [b"", b"channels.json", b"PK\x03\x04 not really a zip"])
+def test_a_file_that_is_not_a_zip_is_refused_with_400(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "export.zip"
+    path.write_bytes(content)
+    error = refused(path)
+    assert (error.code, error.status) == ("not_a_zip", 400)
+
+
+def test_a_zip_without_channels_json_is_refused(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "hi"))
+    builder.omit("channels.json")
+    error = refused(builder.write(tmp_path / "export.zip"))
+    assert (error.code, error.status) == ("no_channels_json", 422)
+    assert "channels.json" in error.message
+
+
+@pytest.mark.parametrize(
+    ("member", "content"),
+    [
+        ("channels.json", b'{"id": "C1"}'),
+        ("channels.json", b'[{"id": "C1", "name": "general"}, "general"]'),
+        ("channels.json", b'[{"name": "general"}]'),
+        ("channels.json", b"[{"),
+        ("channels.json", b"[" * 100_000 + b"]" * 100_000),
+        ("users.json", b'{"members": []}'),
+        ("groups.json", b"\xff\xfe not json"),
+    ],
+)
+def test_an_index_file_that_is_not_an_array_of_objects_is_refused(
+    tmp_path: Path, member: str, content: bytes
+) -> None:
+    out = ExportBuilder()
+    out.omit(member)
+    out.raw(member, content)
+    error = refused(out.write(tmp_path / "export.zip"))
+    assert error.code == "malformed_index"
+    assert member in error.message
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "/etc/passwd",
+        "../outside.json",
+        "general/../../outside.json",
+        "general/..",
+        "general\\2024-03-01.json",
+        "..\\..\\windows\\system.ini",
+        "C:/Windows/evil.json",
+        "c:evil.json",
+        "general/2024-03-01.json\x00.txt",
+        "gene\nral/2024-03-01.json",
+        "a" * 2000,
+        "general/" + "é" * 200 + ".json",
+    ],
+)
+def test_member_names_with_path_tricks_are_refused_naming_the_member(
+    tmp_path: Path, builder: ExportBuilder, member: str
+) -> None:
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "hi"))
+    builder.raw(member, b"[]")
+    error = refused(builder.write(tmp_path / "export.zip"))
+    assert (error.code, error.status) == ("unsafe_member_name", 422)
+    assert repr(member)[1:20] in error.message
+
+
+def test_a_member_written_twice_is_refused(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "hi"))
+    builder.raw(f"general/{DAY1}.json", b"[]")
+    error = refused(builder.write(tmp_path / "export.zip"))
+    assert error.code == "unsafe_member_name"
+    assert "twice" in error.message
+
+
+def test_too_many_members_are_refused_before_the_directory_is_read(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    general = builder.add_channel("general")
+    for day in range(1, 21):
+        builder.add_message(general, f"2024-03-{day:02d}", message(ts(T1, day), "hi"))
+    path = builder.write(tmp_path / "export.zip")
+    error = refused(path, ExportLimits(max_members=20))
+    assert error.code == "too_many_members"
+    assert "22 members" in error.message  # 20 day files, channels.json, users.json
+    with SlackExport.open(path, ExportLimits(max_members=22)) as export:
+        assert len(export.day_files(by_name(export, "general"))) == 20
+
+
+def test_an_export_over_the_size_limit_is_refused(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("general")
+    for n in range(50):
+        builder.add_message(general, DAY1, message(ts(T1, n), "hello " * 20))
+    path = builder.write(tmp_path / "export.zip")
+    size = sum(info.file_size for info in zipfile.ZipFile(path).infolist())
+    error = refused(path, ExportLimits(max_uncompressed_bytes=size - 1))
+    assert error.code == "export_too_large"
+    SlackExport.open(path, ExportLimits(max_uncompressed_bytes=size)).close()
+
+
+def test_a_zip_bomb_member_is_refused_with_the_default_limits(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "hi"))
+    builder.bomb(f"general/{DAY2}.json", 8 * 2**20)  # 8 MiB of zeros: about 1000:1
+    error = refused(builder.write(tmp_path / "export.zip"))
+    assert error.code == "zip_bomb"
+    assert f"general/{DAY2}.json" in error.message
+
+
+def test_a_well_compressed_small_member_is_not_a_bomb(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    """Under the ratio floor (1 MiB) any ratio is fine: small JSON compresses well too."""
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "hi"))
+    builder.bomb("general/notes.bin", 2**20 - 1)
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        assert len(read(export, by_name(export, "general"))) == 1
+
+
+# -- the index -----------------------------------------------------------------------------------
+
+
+def test_conversations_from_all_index_files_with_their_folders(tmp_path: Path) -> None:
+    out = ExportBuilder()
+    general = out.add_channel("general", channel_id="C01", members=["U1", "U2"])
+    secret = out.add_channel("secret", kind="group", channel_id="G01")
+    dm = out.add_channel(None, kind="dm", channel_id="D01", members=["U1", "U2"])
+    mpim = out.add_channel("mpdm-a--b--c-1", kind="mpim", channel_id="G02")
+    by_id = out.add_channel("renamed", channel_id="C02")  # a tool that names folders by id
+    out.add_channel("empty", channel_id="C03")  # listed, no folder
+    for n, (channel, folder) in enumerate(
+        [(general, None), (secret, None), (dm, None), (mpim, None), (by_id, "C02")]
+    ):
+        out.add_message(folder or channel, DAY1, message(ts(T1, n), f"in {channel['id']}"))
+    out.raw("general/notes.txt", b"not a day file")
+    out.raw("general/2024-3-1.json", b"not a day file either")
+    out.raw(f"general/attachments/{DAY1}.json", b"nor this")
+    out.raw("integration_logs.json", b'{"logs": []}')
+    with SlackExport.open(out.write(tmp_path / "export.zip")) as export:
+        kinds = {c.id: (c.name, c.kind) for c in export.conversations}
+        assert kinds == {
+            "C01": ("general", "channel"),
+            "C02": ("renamed", "channel"),
+            "C03": ("empty", "channel"),
+            "G01": ("secret", "group"),
+            "D01": ("D01", "dm"),
+            "G02": ("mpdm-a--b--c-1", "mpim"),
+        }
+        assert by_name(export, "general").members == ("U1", "U2")
+        texts = {
+            c.id: [r.change.text for r in read(export, c) if r.change] for c in export.conversations
+        }
+        assert texts == {
+            "C01": ["in C01"],
+            "G01": ["in G01"],
+            "D01": ["in D01"],
+            "G02": ["in G02"],
+            "C02": ["in C02"],
+            "C03": [],
+        }
+        assert export.day_files(by_name(export, "general")) == [f"general/{DAY1}.json"]
+        assert export.size(by_name(export, "empty")) == 0
+
+
+def test_users_and_the_team(tmp_path: Path) -> None:
+    out = ExportBuilder(team_id="T0ACME")
+    out.add_user("U1", "alice", real_name="Alice Liddell", display_name="Al")
+    out.add_user("U2", "bob", real_name="Bob Marley", image_72="https://img.example/bob.png")
+    out.add_user("U3", "carol", real_name="", display_name="", profile={})
+    with SlackExport.open(out.write(tmp_path / "export.zip")) as export:
+        assert export.team_id == "T0ACME"
+        assert export.users() == {
+            "U1": Author("Al", "https://avatars.example/U1_72.png", "U1"),
+            "U2": Author("Bob Marley", "https://img.example/bob.png", "U2"),
+            "U3": Author("carol", None, "U3"),
+        }
+
+
+def test_grid_org_users_json(tmp_path: Path) -> None:
+    """Enterprise Grid exports list people in org_users.json, not users.json."""
+    out = ExportBuilder(team_id="T0GRID")
+    out.add_user("W1", "alice", grid=True, enterprise_user={"enterprise_id": "E1", "teams": []})
+    out.add_user("W2", "bob", grid=True)
+    out.omit("users.json")
+    general = out.add_channel("general")
+    out.add_message(general, DAY1, message(ts(T1, 1), "hi", "W1", team="T0GRID"))
+    path = out.write(tmp_path / "export.zip")
+    assert "users.json" not in zipfile.ZipFile(path).namelist()
+    with SlackExport.open(path) as export:
+        assert set(export.users()) == {"W1", "W2"}
+        assert export.users()["W1"].name == "Alice"
+        assert export.team_id == "T0GRID"
+
+
+def test_the_team_from_messages_when_no_user_names_it(tmp_path: Path) -> None:
+    out = ExportBuilder()
+    general = out.add_channel("general")
+    out.add_message(general, DAY1, message(ts(T1, 1), "hi", team="T0FROMMSG"))
+    with SlackExport.open(out.write(tmp_path / "export.zip")) as export:
+        assert export.team_id == "T0FROMMSG"
+
+
+def test_an_export_zipped_again_inside_a_folder(tmp_path: Path, builder: ExportBuilder) -> None:
+    builder.root = "Acme Slack export Mar 1 2024 - Mar 3 2024/"
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "hi"))
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        assert [r.change.text for r in read(export, by_name(export, "general")) if r.change] == [
+            "hi"
+        ]
+
+
+@pytest.mark.parametrize("name", ["général", "日本語", "café-crème"])
+def test_member_names_without_the_utf8_flag_are_decoded_as_utf8(tmp_path: Path, name: str) -> None:
+    """Slack writes UTF-8 names without the ZIP's UTF-8 flag; zipfile reads them as cp437."""
+    out = ExportBuilder(utf8_flag=False)
+    channel = out.add_channel(name)
+    out.add_message(channel, DAY1, message(ts(T1, 1), f"bonjour {name}"))
+    path = out.write(tmp_path / "export.zip")
+    mangled = f"{name}/{DAY1}.json".encode().decode("cp437")
+    assert mangled in zipfile.ZipFile(path).namelist()  # what a naive reader would see
+    with SlackExport.open(path) as export:
+        conversation = by_name(export, name)
+        assert export.day_files(conversation) == [f"{name}/{DAY1}.json"]
+        records = read(export, conversation)
+        assert [r.change.text for r in records if r.change] == [f"bonjour {name}"]
+        assert records[0].checkpoint == {"file": f"{name}/{DAY1}.json", "index": 0}
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def test_threads_whose_replies_sit_in_later_and_earlier_day_files(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    general = builder.add_channel("general", channel_id="C0GENERAL")
+    root = ts(T1, 100)
+    builder.add_message(
+        general, DAY1, message(root, "root", reply_count=2, replies=[], thread_ts=root)
+    )
+    builder.add_message(general, DAY2, message(ts(T2, 1), "later", thread_ts=root))
+    builder.add_message(general, DAY3, message(ts(T3, 1), "much later", thread_ts=root))
+    # A reply written in the day file before its root's (the root's day is later).
+    late_root = ts(T3, 50)
+    builder.add_message(general, DAY2, message(ts(T3, 51), "early", thread_ts=late_root))
+    builder.add_message(general, DAY3, message(late_root, "late root", thread_ts=late_root))
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        changes = {
+            r.change.text: r.change for r in read(export, by_name(export, "general")) if r.change
+        }
+    assert changes["root"].external_thread_id is None
+    assert changes["late root"].external_thread_id is None
+    assert changes["later"].external_thread_id == root
+    assert changes["much later"].external_thread_id == root
+    assert changes["early"].external_thread_id == late_root
+    # A reply's thread envelope id is its root's envelope id: no lookup needed.
+    thread = changes["early"].external_thread_id
+    assert thread is not None
+    assert inbound_message_id("slack", TEAM_ID, "C0GENERAL", thread) == inbound_message_id(
+        "slack", TEAM_ID, "C0GENERAL", changes["late root"].external_message_id
+    )
+
+
+def test_each_kind_of_message_by_the_import_policy(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("general")
+    root = ts(T1, 1)
+    records = [
+        message(root, "root", thread_ts=root, reply_count=1),
+        message(
+            ts(T1, 2),
+            "also in the channel",
+            subtype="thread_broadcast",
+            thread_ts=root,
+            root={"ts": root, "text": "root"},
+        ),
+        message(
+            ts(T1, 3),
+            "build 42 passed",
+            None,
+            subtype="bot_message",
+            bot_id="B0CI",
+            username="CI",
+            icons={"image_48": "https://ci.example/48.png"},
+        ),
+        message(ts(T1, 4), "waves", subtype="me_message"),
+        message(
+            ts(T1, 5),
+            "the report",
+            subtype="file_share",
+            files=[slack_file("F1", "report.pdf", "application/pdf")],
+        ),
+        message(ts(T1, 6), "", subtype="file_share", file=slack_file("F2", "old.png"), upload=True),
+        message(ts(T1, 7), "fixed typo", edited={"user": "U0000000001", "ts": ts(T1, 99)}),
+        message(ts(T1, 8), "This message was deleted.", "USLACKBOT", subtype="tombstone"),
+        message(ts(T1, 9), "<@U0000000002> has joined the channel", subtype="channel_join"),
+        message(ts(T1, 10), "set the topic", subtype="channel_topic"),
+        message(
+            ts(T1, 11),
+            "popular",
+            reactions=[
+                {"name": "tada", "users": ["U1", "U2", "U3"], "count": 3},
+                {"name": "eyes", "users": ["U1"]},
+            ],
+        ),
+    ]
+    for record in records:
+        builder.add_message(general, DAY1, record)
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        found = read(export, by_name(export, "general"))
+    assert all(r.quarantined is None for r in found)
+    changes = [r.change for r in found if r.change]
+    assert [(c.subtype, c.ignored) for c in changes] == [
+        (None, None),
+        ("thread_broadcast", None),
+        ("bot_message", None),
+        ("me_message", None),
+        ("file_share", None),
+        ("file_share", None),
+        (None, None),
+        ("tombstone", "tombstone"),
+        ("channel_join", "channel_join"),
+        ("channel_topic", "channel_topic"),
+        (None, None),
+    ]
+    assert all(c.kind == "created" and c.external_channel_id == "C0000000001" for c in changes)
+    broadcast, bot, _, files, legacy, edited = changes[1:7]
+    assert broadcast.external_thread_id == root
+    assert bot.author == Author("CI", "https://ci.example/48.png", "B0CI")
+    assert bot.sender.is_bot
+    assert files.attachments == (
+        Attachment(
+            "https://example.slack.com/files/U0000000001/F1/report.pdf",
+            "report.pdf",
+            "application/pdf",
+        ),
+    )
+    assert [a.name for a in legacy.attachments] == ["old.png"]
+    assert edited.text == "fixed typo"
+    assert changes[0].occurred_at.timestamp() == float(root)
+    assert [r.reactions for r in found] == [0] * 10 + [4]
+
+
+def test_malformed_records_are_quarantined_and_their_neighbours_read(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    general = builder.add_channel("general")
+    for record in [
+        message(ts(T1, 1), "first"),
+        "a string",
+        {"type": "message", "text": "no ts"},
+        {"type": "message", "text": "a number ts", "ts": 1709280000.5},
+        {"type": "message", "text": "a bad ts", "ts": "yesterday"},
+        [1, 2],
+        None,
+        message(ts(T1, 2), "last"),
+    ]:
+        builder.add_message(general, DAY1, record)
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        found = read(export, by_name(export, "general"))
+    member = f"general/{DAY1}.json"
+    assert [r.change.text for r in found if r.change] == ["first", "last"]
+    quarantined = [r.quarantined for r in found if r.quarantined]
+    assert [(q.file, q.position) for q in quarantined] == [(member, n) for n in range(1, 7)]
+    assert "not a JSON object but a string" in quarantined[0].reason
+    assert "no valid ts" in quarantined[1].reason
+    assert [r.checkpoint for r in found] == [{"file": member, "index": n} for n in range(8)]
+
+
+def test_day_files_that_cannot_be_read_are_quarantined_whole(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    general = builder.add_channel("general")
+    builder.add_message(general, "2024-03-01", message(ts(T1, 1), "day 1"))
+    builder.raw("general/2024-03-02.json", b'{"not": "an array"}')
+    builder.raw("general/2024-03-03.json", b'[{"ts": "1.0", "text": "cut')
+    builder.raw("general/2024-03-04.json", b"\xff\xfe[]")
+    builder.raw("general/2024-03-05.json", json.dumps([{"text": "big"}] * 500).encode())
+    builder.add_message(general, "2024-03-06", message(ts(T3, 1), "day 6"))
+    with SlackExport.open(
+        builder.write(tmp_path / "export.zip"), ExportLimits(max_day_file_bytes=4000)
+    ) as export:
+        found = read(export, by_name(export, "general"))
+    assert [r.change.text for r in found if r.change] == ["day 1", "day 6"]
+    quarantined = [r.quarantined for r in found if r.quarantined]
+    assert [(q.file, q.position) for q in quarantined] == [
+        (f"general/2024-03-0{day}.json", None) for day in (2, 3, 4, 5)
+    ]
+    assert "not a JSON array but an object" in quarantined[0].reason
+    assert "not JSON" in quarantined[1].reason
+    assert "over the limit of 4000" in quarantined[3].reason
+    assert found[1].checkpoint == {"file": "general/2024-03-02.json", "index": None}
+
+
+def test_a_day_file_with_a_bad_crc_is_quarantined_not_a_crash(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    builder.compression = zipfile.ZIP_STORED
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "corrupted text here"))
+    builder.add_message(general, DAY2, message(ts(T2, 1), "fine"))
+    path = builder.write(tmp_path / "export.zip")
+    data = path.read_bytes()
+    assert data.count(b"corrupted text here") == 2  # the text and its rich_text block
+    path.write_bytes(data.replace(b"corrupted text here", b"CORRUPTED text here"))
+    with SlackExport.open(path) as export:
+        found = read(export, by_name(export, "general"))
+    assert found[0].quarantined is not None
+    assert found[0].quarantined.position is None
+    assert "CRC" in found[0].quarantined.reason
+    assert [r.change.text for r in found if r.change] == ["fine"]
+
+
+def test_resume_after_any_checkpoint_yields_exactly_the_rest(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    general = builder.add_channel("general")
+    for n in range(3):
+        builder.add_message(general, DAY1, message(ts(T1, n), f"1.{n}"))
+    builder.add_message(general, DAY1, "bad")
+    builder.raw(f"general/{DAY2}.json", b"{}")
+    for n in range(2):
+        builder.add_message(general, DAY3, message(ts(T3, n), f"3.{n}"))
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        conversation = by_name(export, "general")
+        everything = read(export, conversation)
+        assert len(everything) == 7
+        for n, record in enumerate(everything):
+            # The checkpoint as the importer stores it: through JSON and MongoDB.
+            stored = json.loads(json.dumps(record.checkpoint))
+            assert read(export, conversation, after=stored) == everything[n + 1 :]
+        assert read(export, conversation, after=None) == everything
+
+
+def test_done_grows_to_one_by_bytes_read(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("general")
+    for n in range(4):
+        builder.add_message(general, DAY1, message(ts(T1, n), "x"))
+    builder.add_message(general, DAY2, message(ts(T2, 1), "y" * 2000))
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        conversation = by_name(export, "general")
+        done = [r.done for r in read(export, conversation)]
+        sizes = [
+            info.file_size
+            for info in export._archive.infolist()
+            if info.filename.startswith("general/")
+        ]
+        assert export.size(conversation) == sum(sizes)
+    assert done == sorted(done)
+    assert done[-1] == 1.0
+    assert done[3] == pytest.approx(sizes[0] / sum(sizes))
+
+
+# -- a large export ------------------------------------------------------------------------------
+
+GENERATE = """
+import json, resource, sys
+from pathlib import Path
+from tests.fakes.slack_export import generate
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+stats = generate(Path(sys.argv[1]), 100_000, 200)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grown_kib": after - before, **vars(stats)}))
+"""
+
+
+def test_a_generated_export_of_100000_messages_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """The generator streams (its peak resident memory grows by far less than the 75 MB it
+    writes), and reading it whole, day file by day file, stays under 50 MB of Python
+    allocations; every record comes back, threads whole, and nothing is quarantined."""
+    path = tmp_path / "big.zip"
+    done = subprocess.run(
+        [sys.executable, "-c", GENERATE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    stats = json.loads(done.stdout)
+    assert stats["messages"] == 100_000
+    assert stats["bytes_uncompressed"] > 60 * 2**20
+    assert stats["grown_kib"] < 40 * 1024, stats
+    assert stats["replies_in_later_files"] > 0
+    assert stats["replies_in_earlier_files"] > 0
+
+    tracemalloc.start()
+    try:
+        counts: Counter[str] = Counter()
+        threads = found_reactions = 0
+        with SlackExport.open(path) as export:
+            assert len(export.conversations) == 200
+            assert export.team_id == TEAM_ID
+            assert "général" in {c.name for c in export.conversations}
+            for conversation in export.conversations:
+                roots: set[str] = set()
+                replies: set[str] = set()
+                for record in export.records(conversation):
+                    assert record.change is not None, record.quarantined
+                    change = record.change
+                    counts[change.subtype or "plain"] += 1
+                    found_reactions += record.reactions
+                    if change.external_thread_id is None:
+                        roots.add(change.external_message_id)
+                    else:
+                        replies.add(change.external_thread_id)
+                # Every reply's root is in the conversation, whichever day file holds it.
+                assert replies <= roots
+                threads += len(replies)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert sum(counts.values()) == 100_000
+    assert dict(counts) == stats["by_subtype"]
+    assert found_reactions == stats["reactions"]
+    assert threads == stats["threads"]
