@@ -176,8 +176,10 @@ class ExportWriter:
         *,
         utf8_flag: bool = True,
         compression: int | None = None,
+        encrypted: bool = False,
     ) -> None:
-        """Any bytes under any name (a NUL, a backslash, `..`: the name is written as given)."""
+        """Any bytes under any name (a NUL, a backslash, `..`: the name is written as given).
+        `encrypted` only sets the flag that says so (what a reader without the password meets)."""
         info = _NoUtf8Flag("x", _DATE_TIME) if not utf8_flag else zipfile.ZipInfo("x", _DATE_TIME)
         info.filename = name  # ZipInfo() cuts a name at its first NUL; the test wants it whole
         info.orig_filename = name
@@ -186,6 +188,8 @@ class ExportWriter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Duplicate name": a test may want one
             with self._zip.open(info, "w", force_zip64=True) as member:
+                if encrypted:  # after open(), which resets the flags; the header is rewritten
+                    info.flag_bits |= 0x1
                 for chunk in [data] if isinstance(data, bytes) else data:
                     member.write(chunk)
 
@@ -217,6 +221,7 @@ class _Raw:
     utf8_flag: bool
     compression: int | None
     zeros: int = 0
+    encrypted: bool = False
 
 
 class ExportBuilder:
@@ -297,10 +302,11 @@ class ExportBuilder:
         *,
         utf8_flag: bool | None = None,
         compression: int | None = None,
+        encrypted: bool = False,
     ) -> None:
         """A member written as given (malformed JSON, a path trick, anything)."""
         flag = self.utf8_flag if utf8_flag is None else utf8_flag
-        self.raws.append(_Raw(name, data, flag, compression))
+        self.raws.append(_Raw(name, data, flag, compression, encrypted=encrypted))
 
     def bomb(self, name: str, size: int) -> None:
         """`size` zero bytes, deflated (about 1000:1), written in chunks."""
@@ -324,7 +330,13 @@ class ExportBuilder:
                     out.json(name, days[day], utf8_flag=self.utf8_flag)
             for raw in self.raws:
                 data = raw.data if raw.data is not None else _zeros(raw.zeros)
-                out.raw(raw.name, data, utf8_flag=raw.utf8_flag, compression=raw.compression)
+                out.raw(
+                    raw.name,
+                    data,
+                    utf8_flag=raw.utf8_flag,
+                    compression=raw.compression,
+                    encrypted=raw.encrypted,
+                )
         return path
 
 

@@ -472,6 +472,17 @@ def test_a_day_file_with_a_bad_crc_is_quarantined_not_a_crash(
     assert [r.change.text for r in found if r.change] == ["fine"]
 
 
+def test_an_encrypted_day_file_is_quarantined(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("general")
+    builder.raw(f"general/{DAY1}.json", b"[]", encrypted=True)
+    builder.add_message(general, DAY2, message(ts(T2, 1), "fine"))
+    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+        found = read(export, by_name(export, "general"))
+    assert found[0].quarantined is not None
+    assert "encrypted" in found[0].quarantined.reason
+    assert [r.change.text for r in found if r.change] == ["fine"]
+
+
 def test_resume_after_any_checkpoint_yields_exactly_the_rest(
     tmp_path: Path, builder: ExportBuilder
 ) -> None:
