@@ -97,6 +97,7 @@ class SlackCall:
     args: dict[str, Any]
     token: str | None
     content_type: str
+    at: float = 0.0  # FakeSlack.clock when it came
 
 
 @dataclass
@@ -150,6 +151,8 @@ class FakeSlack(FakeAuthorizationServer):
         self.clock: Callable[[], float] = time.monotonic
         # Every replies page after the first starts with the thread's root again.
         self.repeat_thread_root = False
+        # (channel, ts) → what conversations.history|replies list in that message's place.
+        self.listed_as: dict[tuple[str, str], Any] = {}
         self.limited = 0  # 429s answered, scripted or enforced
         # Events API side: where events go and the secret they are signed with.
         self.events_url: str | None = None
@@ -235,6 +238,11 @@ class FakeSlack(FakeAuthorizationServer):
     ) -> None:
         """The next `times` calls of `method` (to `channel`) answer HTTP 429 + Retry-After."""
         self.programmed.append(Programmed(method, channel, times, 429, "ratelimited", retry_after))
+
+    def corrupt(self, channel: str, ts: str, listed_as: Any) -> None:
+        """Pages list `listed_as` (a string, a message without its ts, ...) where the
+        message `ts` is, to see what a reader does with what it cannot read."""
+        self.listed_as[(channel, ts)] = listed_as
 
     def tier_limit(self, method: str, per_minute: float | None) -> None:
         """At most `per_minute` calls of `method` per token in any minute of `clock`; more
@@ -568,7 +576,13 @@ class FakeSlack(FakeAuthorizationServer):
             return _error(refusal.error)
         token = self._request_token(request, args)
         self.calls.append(
-            SlackCall(method, {k: v for k, v in args.items() if k != "token"}, token, content_type)
+            SlackCall(
+                method,
+                {k: v for k, v in args.items() if k != "token"},
+                token,
+                content_type,
+                self.clock(),
+            )
         )
         if handler is None:
             return _error("unknown_method")
@@ -694,7 +708,9 @@ class FakeSlack(FakeAuthorizationServer):
             for m in channel.messages.values()
             if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
         ]
-        return self._page("conversations.history", top_level, args, newest_first=True)
+        return self._page(
+            "conversations.history", top_level, args, newest_first=True, channel=channel.id
+        )
 
     async def _conversations_replies(self, token: str, args: dict[str, Any]) -> Response:
         channel = self._channel(args, member=True, writable=False)
@@ -707,7 +723,9 @@ class FakeSlack(FakeAuthorizationServer):
             if m["ts"] == root_ts or m.get("thread_ts") == root_ts
         ]
         root = channel.messages[root_ts] if self.repeat_thread_root and args.get("cursor") else None
-        return self._page("conversations.replies", thread, args, newest_first=False, head=root)
+        return self._page(
+            "conversations.replies", thread, args, newest_first=False, head=root, channel=channel.id
+        )
 
     def _page(
         self,
@@ -717,6 +735,7 @@ class FakeSlack(FakeAuthorizationServer):
         *,
         newest_first: bool,
         head: dict[str, Any] | None = None,
+        channel: str = "",
     ) -> Response:
         inclusive = str(args.get("inclusive", "")).lower() in ("true", "1")
         try:
@@ -759,7 +778,9 @@ class FakeSlack(FakeAuthorizationServer):
         metadata = str(args.get("include_all_metadata", "")).lower() in ("true", "1")
         body: dict[str, Any] = {
             "ok": True,
-            "messages": [self._listed(m, metadata) for m in page],
+            "messages": [
+                self.listed_as.get((channel, m["ts"]), self._listed(m, metadata)) for m in page
+            ],
             "has_more": bool(rest),
             "pin_count": 0,
         }
