@@ -11,7 +11,6 @@ from services.sync import gateway as discord_gateway
 from services.sync.catchup import CatchUp
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
-from services.sync.mappings import repository as mapping_repository
 from services.sync.mappings.service import (
     LastSynced,
     MappingDirectory,
@@ -26,6 +25,7 @@ from services.sync.outbound.intake import Intake
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.lanes import Lanes, Scheduler
 from services.sync.outbound.sender import Sender
+from shared import mappings as mapping_repository
 from shared import message_map
 from shared.cache import RefreshingCache
 from shared.envelopes import ChatEvent, ProviderEvent, Topic

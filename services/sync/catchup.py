@@ -22,7 +22,6 @@ from datetime import timedelta
 import structlog
 
 from services.sync.inbound.service import Inbound
-from services.sync.mappings.repository import MappingRepository
 from services.sync.mappings.service import LastSynced
 from services.sync.mappings.service import snapshot as mapping_snapshot
 from services.sync.metrics import SyncMetrics
@@ -30,6 +29,7 @@ from shared.errors import HookhubError
 from shared.ids import utcnow
 from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
+from shared.mappings import MappingRepository
 from shared.mongo import Document
 from shared.ownership import Ownership
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited

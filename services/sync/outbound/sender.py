@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import structlog
 
-from services.sync.mappings.repository import MappingRepository
 from services.sync.mappings.service import LastSynced, MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import Job
@@ -21,6 +20,7 @@ from services.sync.outbound.repository import OUTBOX
 from shared.errors import HookhubError, NotFound
 from shared.ids import utcnow
 from shared.integrations.connections import Connections
+from shared.mappings import MappingRepository
 from shared.message_map import COLLECTION as MAP
 from shared.message_map import Copy, MessageMap
 from shared.mongo import BatchedWriter
