@@ -47,10 +47,12 @@ class HistoryRecord:
     when the policy skips it, `subtype` naming it), or one that could not be read
     (`quarantined`). `done` is the share of the conversation read so far (0 to 1, for the
     job's percent), `reactions` how many reactions the message had (the envelope has no
-    place for them: they are counted in the report)."""
+    place for them: they are counted in the report). `page_start`: the first record of an
+    API page or an export's day file (the importer counts pages fetched by it)."""
 
     checkpoint: dict[str, Any]
     change: MessageChange | None = None
     quarantined: Quarantined | None = None
     done: float = 0.0
     reactions: int = 0
+    page_start: bool = False

@@ -75,6 +75,7 @@ GET_APPLICATION = "get_application"
 GET_CHANNEL = "get_channel"
 GET_GUILD = "get_guild"
 GET_GUILD_ROLES = "get_guild_roles"
+GET_GUILD_CHANNELS = "get_guild_channels"
 GET_GUILD_MEMBER = "get_guild_member"
 GET_CHANNEL_MESSAGES = "get_channel_messages"
 GET_CHANNEL_MESSAGE = "get_channel_message"
@@ -591,6 +592,7 @@ class FakeDiscord:
             ("GET", "/channels/{channel_id}", GET_CHANNEL, self._get_channel, True),
             ("GET", "/guilds/{guild_id}", GET_GUILD, self._get_guild, True),
             ("GET", "/guilds/{guild_id}/roles", GET_GUILD_ROLES, self._get_roles, True),
+            ("GET", "/guilds/{guild_id}/channels", GET_GUILD_CHANNELS, self._get_channels, True),
             (
                 "GET",
                 "/guilds/{guild_id}/members/{user_id}",
@@ -985,6 +987,14 @@ class FakeDiscord:
                 "verification_level": 0,
                 "premium_tier": 0,
             }
+        )
+
+    async def _get_channels(self, call: _Call) -> Response:
+        """Every channel of the guild, whatever the bot may see in it (as Discord answers:
+        the bot's permissions per channel are in the overwrites)."""
+        guild = self._guild(call)
+        return JSONResponse(
+            [self._channel_body(c) for c in self.channels.values() if c.guild_id == guild.id]
         )
 
     async def _get_roles(self, call: _Call) -> Response:

@@ -386,6 +386,10 @@ class DiscordApi:
             "GET", "/channels/{channel_id}", token, {"channel_id": channel_id}
         )
 
+    async def guild_channels(self, token: str, guild_id: str) -> list[dict[str, Any]]:
+        """Every channel of the guild (categories and voice channels too: see `type`)."""
+        return await self._list("GET", "/guilds/{guild_id}/channels", token, {"guild_id": guild_id})
+
     async def guild_roles(self, token: str, guild_id: str) -> list[dict[str, Any]]:
         """Every role of the guild, @everyone (whose id is the guild's) included."""
         return await self._list("GET", "/guilds/{guild_id}/roles", token, {"guild_id": guild_id})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -43,6 +43,7 @@ from shared.providers.chat import (
     utf16_units,
 )
 from shared.providers.discord.api import MAX_CONTENT, DiscordApi, WebhookGone
+from shared.providers.history import Conversation, HistoryRecord, Quarantined
 
 CDN = "https://cdn.discordapp.com"
 WEBHOOK_NAME = "hookhub"
@@ -401,6 +402,73 @@ class DiscordChat:
                 break
         return changes[:limit]
 
+    # -- import (SPEC §9) ------------------------------------------------------------------
+
+    async def text_channels(self, token: str, guild_id: str) -> list[Conversation]:
+        """The guild's channels that hold messages (text and announcement channels)."""
+        channels = await self.api.guild_channels(token, guild_id)
+        return [
+            Conversation(id=cid, name=_str(c.get("name")) or cid, kind="channel")
+            for c in channels
+            if c.get("type") in _TEXT_CHANNEL_TYPES and (cid := _str(c.get("id")))
+        ]
+
+    async def import_records(
+        self,
+        token: str,
+        external_channel_id: str,
+        *,
+        oldest: datetime | None,
+        latest: datetime | None,
+        after: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[HistoryRecord]:
+        """The channel's messages oldest first: `after=` pages of 100 (Discord lists a page
+        newest first; each is turned round), from `oldest` or the checkpoint's message
+        (`{"after": id}`) up to `latest`. A rate limit or an outage is raised: the caller
+        waits and asks again from the last checkpoint it kept."""
+        cursor = _str((after or {}).get("after")) or (snowflake_at(oldest) if oldest else "0")
+        start = oldest or snowflake_time(cursor) or datetime(2015, 1, 1, tzinfo=UTC)
+        end = latest or datetime.now(UTC)
+        span = max(1.0, (end - start).total_seconds())
+        while True:
+            page = await self.api.messages(token, external_channel_id, after=cursor, limit=100)
+            ids = [(_str(message.get("id")), message) for message in page]
+            listed = sorted(((int(i), i, m) for i, m in ids if i and i.isdigit()))
+            for position, (_, message_id, message) in enumerate(listed):
+                dispatch = {"guild_id": "-", **message, "channel_id": external_channel_id}
+                found = self.changes("MESSAGE_CREATE", dispatch)
+                moment = found[0].occurred_at if found else snowflake_time(message_id)
+                if latest is not None and moment is not None and moment > latest:
+                    return
+                done = ((moment or end) - start).total_seconds() / span
+                reactions = message.get("reactions")
+                yield HistoryRecord(
+                    checkpoint={"after": message_id},
+                    change=found[0] if found else None,
+                    quarantined=None
+                    if found
+                    else Quarantined("GET /channels/{id}/messages", position, "not a message"),
+                    done=min(1.0, max(0.0, done)),
+                    page_start=position == 0,
+                    reactions=sum(
+                        int(r.get("count") or 0) for r in reactions if isinstance(r, Mapping)
+                    )
+                    if isinstance(reactions, list)
+                    else 0,
+                )
+            if len(ids) > len(listed):
+                yield HistoryRecord(
+                    checkpoint={"after": cursor},
+                    quarantined=Quarantined(
+                        "GET /channels/{id}/messages",
+                        None,
+                        f"{len(ids) - len(listed)} listed messages without an id",
+                    ),
+                )
+            if len(page) < 100 or not listed:
+                return
+            cursor = listed[-1][1]
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """MESSAGE_CREATE, MESSAGE_UPDATE, MESSAGE_DELETE and MESSAGE_DELETE_BULK dispatches
         (`d`) → changes; [] for any other dispatch or a payload without ids."""
@@ -644,6 +712,10 @@ def avatar_url(user_id: str, avatar: Any) -> str:
     except ValueError:
         index = 0
     return f"{CDN}/embed/avatars/{index}.png"
+
+
+# GUILD_TEXT, GUILD_ANNOUNCEMENT: the channel types an import reads.
+_TEXT_CHANNEL_TYPES = (0, 5)
 
 
 def snowflake_at(moment: datetime) -> str:
