@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     slack_client_id: str = ""
     slack_client_secret: str = ""
     slack_signing_secret: str = ""
+    # The Slack app's tier for conversations.history|replies, which imports read (the
+    # app's `history_tier` of PUT /api/providers/slack wins): tier3 (internal and Marketplace
+    # apps, ~50 requests a minute; the default) or limited (other commercially distributed
+    # apps: 1 a minute, 15 messages a page).
+    slack_history_tier: Literal["", "tier3", "limited"] = ""
     discord_client_id: str = ""
     discord_client_secret: str = ""
     discord_public_key: str = ""
@@ -229,3 +234,24 @@ class SyncSettings(ServiceSettings):
     # The most messages one mapping's catch-up brings in (the oldest first), after sync was
     # down or a Discord Gateway session could not be resumed.
     sync_catch_up_max_messages: int = Field(5000, ge=1)
+
+
+class ImporterSettings(ServiceSettings):
+    # How long after an importer's last lease renewal (every third of this) another replica
+    # (or the restarted one) takes its job over from the job's checkpoint.
+    import_lease_seconds: float = Field(30.0, ge=2)
+    # How often queued jobs, and jobs whose importer died, are looked for.
+    import_poll_seconds: float = Field(1.0, gt=0)
+    # Progress, checkpoint and `import.progress` at most this often (SPEC §9: every 2 s).
+    import_progress_seconds: float = Field(2.0, gt=0)
+    # Messages published (and entered in the message map) together.
+    import_batch_size: int = Field(1000, ge=1, le=10_000)
+    # A Slack export upload: the most bytes accepted (413 past it, read as it streams).
+    import_max_upload_bytes: int = Field(4 * 2**30, ge=1024)
+    # Zip-bomb limits: the export's total uncompressed size, and one member's compression
+    # ratio (members under 1 MiB are not held to it).
+    import_max_uncompressed_bytes: int = Field(40 * 2**30, ge=1024)
+    import_max_ratio: float = Field(200.0, ge=1)
+    import_max_members: int = Field(2_000_000, ge=1)
+    # Where an importer copies an export from GridFS to read it (a local disk).
+    import_scratch_dir: Path | None = None

@@ -59,6 +59,13 @@ class Connections:
             raise NotFound(f"integration {integration_id} not found")
         return found
 
+    async def integration_for_account(
+        self, workspace_id: str, provider: str, account_id: str
+    ) -> IntegrationSnapshot | None:
+        """The workspace's integration with this provider account (a Slack team), if any."""
+        doc = await self._repository.find_account(workspace_id, provider, account_id)
+        return None if doc is None else await self._integrations.lookup(str(doc["_id"]))
+
     def provider(self, integration: IntegrationSnapshot) -> ChatProvider:
         provider = self.providers.get(integration.provider)
         if provider is None:

@@ -22,14 +22,14 @@ INDEXES = [Index(COLLECTION, [("updated_at", 1)])]
 
 # Which settings each provider's app has; all but client_id are secrets (write-only).
 FIELDS: dict[str, tuple[str, ...]] = {
-    "slack": ("client_id", "client_secret", "signing_secret"),
+    "slack": ("client_id", "client_secret", "signing_secret", "history_tier"),
     "discord": ("client_id", "client_secret", "public_key"),
     "github": ("client_id", "client_secret"),
     "jira": ("client_id", "client_secret"),
     "google": ("client_id", "client_secret"),
     "telegram": (),
 }
-PUBLIC_FIELDS = frozenset({"client_id"})
+PUBLIC_FIELDS = frozenset({"client_id", "history_tier"})
 
 
 def from_environment(settings: Settings, provider: str) -> dict[str, str]:
@@ -43,8 +43,7 @@ def open_values(doc: Document | None, box: SecretBox) -> dict[str, str]:
     if doc is None or doc.get("deleted_at") is not None:
         return {}
     values = {name: box.decrypt(value) for name, value in (doc.get("secrets") or {}).items()}
-    if doc.get("client_id"):
-        values["client_id"] = doc["client_id"]
+    values.update({name: doc[name] for name in PUBLIC_FIELDS if doc.get(name)})
     return values
 
 
@@ -76,7 +75,14 @@ class ProviderAppRepository:
         now = utcnow()
         result = await self._apps.update_one(
             {"_id": provider, "deleted_at": None},
-            {"$set": {"deleted_at": now, "updated_at": now, "secrets": {}, "client_id": None}},
+            {
+                "$set": {
+                    "deleted_at": now,
+                    "updated_at": now,
+                    "secrets": {},
+                    **dict.fromkeys(PUBLIC_FIELDS),
+                }
+            },
         )
         return result.modified_count == 1
 

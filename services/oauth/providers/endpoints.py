@@ -40,11 +40,15 @@ class ProviderAppUpdate(BaseModel):
     client_secret: str | None = Field(None, min_length=1, max_length=2000)
     signing_secret: str | None = Field(None, min_length=1, max_length=2000)
     public_key: str | None = Field(None, min_length=1, max_length=200)
+    # Slack: the rate tier of conversations.history|replies for imports (SPEC §9): tier3
+    # (internal and Marketplace apps) or limited (other commercially distributed apps).
+    history_tier: Literal["tier3", "limited"] | None = None
 
 
 class ProviderApp(BaseModel):
     provider: ProviderName
     client_id: str | None
+    history_tier: str | None = None
     configured: list[str] = Field(description="settings that have a value (secrets never shown)")
     source: Literal["api", "environment", "none"]
     updated_at: datetime | None
@@ -53,11 +57,12 @@ class ProviderApp(BaseModel):
 def _out(provider: str, doc: Document | None, runtime: Runtime) -> ProviderApp:
     env = from_environment(runtime.settings, provider)
     doc = doc or {}
-    stored = {*(doc.get("secrets") or {}), *(["client_id"] if doc.get("client_id") else [])}
+    stored = {*(doc.get("secrets") or {}), *(name for name in PUBLIC_FIELDS if doc.get(name))}
     return ProviderApp.model_validate(
         {
             "provider": provider,
             "client_id": doc.get("client_id") or env.get("client_id"),
+            "history_tier": doc.get("history_tier") or env.get("history_tier"),
             "configured": sorted(stored | set(env)),
             "source": "api" if stored else ("environment" if env else "none"),
             "updated_at": doc.get("updated_at"),
