@@ -1,12 +1,106 @@
-"""Importer composition root. It boots, connects and reports health; its capabilities come next."""
+"""Importer composition root: the imports API, and the runner that takes jobs under a lease
+(SPEC §9)."""
 
 from __future__ import annotations
 
-from shared.runtime import ServiceDefinition
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from services.importer import endpoints, jobs
+from services.importer.metrics import ImportMetrics, JobsCollector
+from services.importer.runner import Runner
+from services.importer.service import ImportService
+from shared import mappings, message_map
+from shared.cache import RefreshingCache
+from shared.ids import new_id
+from shared.integrations import model as integration_model
+from shared.integrations import repository as integration_repository
+from shared.integrations.connections import Connections
+from shared.integrations.model import IntegrationSnapshot
+from shared.oauth.tokens import TokenKeeper
+from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.providers.chats import chat_providers, provider_client
+from shared.runtime import Runtime, ServiceDefinition
+from shared.settings import ImporterSettings
+
+# Import traffic is slow and paced: a few connections are plenty.
+_MAX_CONNECTIONS = 20
+_COUNT_SECONDS = 10.0
+
+
+def setup(app: FastAPI, runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, ImporterSettings)
+    client = provider_client(_MAX_CONNECTIONS, settings.provider_timeout_seconds)
+    providers = chat_providers(settings, client)
+    integrations_repo = integration_repository.IntegrationRepository(runtime.db)
+    integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
+        integrations_repo,
+        lambda doc: integration_model.snapshot(doc, runtime.secrets),
+        refresh_seconds=5.0,
+        name="integrations",
+    )
+    tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
+    connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
+    job_repository = jobs.JobRepository(
+        runtime.db, timedelta(seconds=settings.import_lease_seconds)
+    )
+    apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
+
+    async def history_tier() -> str:
+        return (await apps.values("slack")).get("history_tier") or "tier3"
+
+    service = ImportService(
+        settings=settings,
+        db=runtime.db,
+        jobs=job_repository,
+        connections=connections,
+        mappings=mappings.MappingRepository(runtime.db),
+        history_tier=history_tier,
+    )
+    metrics = ImportMetrics(runtime.registry)
+    counted = JobsCollector()
+    runtime.registry.register(counted)
+    runner = Runner(
+        jobs=job_repository,
+        open_job=service.open_job,
+        message_map=message_map.MessageMap(runtime.db),
+        publisher=runtime.publisher,
+        metrics=metrics,
+        owner=new_id("importer"),
+        batch_size=settings.import_batch_size,
+        progress_seconds=min(settings.import_progress_seconds, settings.import_lease_seconds / 3),
+        poll_seconds=settings.import_poll_seconds,
+    )
+    app.state.import_service = service
+    app.state.import_jobs = job_repository
+
+    async def count_jobs() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await counted.refresh(job_repository.counts)
+            await asyncio.sleep(_COUNT_SECONDS)
+
+    async def start(_: Runtime) -> None:
+        runtime.background("integration-cache", integrations.run)
+        runtime.background("import-jobs-count", count_jobs)
+
+        runtime.background("import-runner", lambda: runner.run(lambda: runtime.kafka_started))
+
+    runtime.on_startup(start)
+    runtime.on_shutdown("provider_client", lambda _: client.aclose())
+    runtime.ready_check("integration_cache", integrations.ready)
 
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="importer",
-        description="Brings message history in from provider APIs and export files.",
+        description="Brings message history in from provider APIs and Slack export files.",
+        routers=[endpoints.router],
+        indexes=[*jobs.INDEXES],
+        setup=setup,
+        settings_class=ImporterSettings,
     )

@@ -1,0 +1,165 @@
+"""HTTP routes of imports (SPEC §4, §9): API imports under an integration, export uploads,
+and the jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from services.importer.jobs import JobRepository
+from services.importer.schemas import ApiImportCreate, ImportJobOut, Status, out
+from services.importer.service import ImportService
+from services.importer.uploads import receive
+from shared.errors import BadRequest, Invalid
+from shared.http.app import from_state
+from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.http.limits import max_body
+from shared.http.pagination import Page, PageDep
+
+router = APIRouter(tags=["imports"], dependencies=[AdminDep], responses=MANAGEMENT_ERRORS)
+
+ServiceDep = Annotated[ImportService, Depends(from_state("import_service", ImportService))]
+JobsDep = Annotated[JobRepository, Depends(from_state("import_jobs", JobRepository))]
+IntegrationId = Annotated[str, Path(max_length=200)]
+JobId = Annotated[str, Path(max_length=200)]
+
+
+@router.post(
+    "/api/integrations/{integration_id}/import",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportJobOut,
+    responses=error_responses(404, 409, 422),
+)
+async def import_from_api(
+    integration_id: IntegrationId, body: ApiImportCreate, service: ServiceDep
+) -> ImportJobOut:
+    """Queue an import of Slack or Discord history through the provider's API. 202 with
+    the job: follow it at `GET /api/imports/{id}`."""
+    return out(await service.create_api_import(integration_id, body))
+
+
+@router.post(
+    "/api/imports",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportJobOut,
+    responses=error_responses(400, 413, 422),
+    dependencies=[max_body("import_max_upload_bytes")],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["workspace_id", "file"],
+                        "properties": {
+                            "workspace_id": {"type": "string"},
+                            "file": {"type": "string", "format": "binary"},
+                            "channel_map": {
+                                "type": "string",
+                                "description": "a JSON object: channel id or name → chat "
+                                "channel id",
+                            },
+                            "dry_run": {"type": "string", "enum": ["true", "false"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
+    """Upload a Slack export ZIP (multipart). It is checked before any job exists: not a
+    ZIP, no channels.json, unsafe member names and zip bombs are refused with a 4xx; a
+    body over `HOOKHUB_IMPORT_MAX_UPLOAD_BYTES` with 413 as soon as it passes it."""
+    upload = await receive(
+        request.headers.get("content-type"),
+        request.stream(),
+        service.scratch,
+        service.max_upload_bytes,
+    )
+    try:
+        workspace_id = upload.fields.get("workspace_id", "").strip()
+        if not workspace_id or len(workspace_id) > 200:
+            raise Invalid("workspace_id is required", code="invalid_request")
+        channel_map = _channel_map(upload.fields.get("channel_map"))
+        dry_run = _flag(upload.fields.get("dry_run"))
+    except BaseException:
+        upload.discard()
+        raise
+    return out(await service.create_export_import(workspace_id, upload, channel_map, dry_run))
+
+
+def _channel_map(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("channel_map is not JSON", code="invalid_request") from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v and len(v) <= 200
+        for k, v in value.items()
+    ):
+        raise Invalid(
+            "channel_map is a JSON object of channel id or name → chat channel id",
+            code="invalid_request",
+        )
+    return value
+
+
+def _flag(raw: str | None) -> bool:
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise Invalid("dry_run is true or false", code="invalid_request")
+
+
+@router.get("/api/imports", response_model=Page[ImportJobOut])
+async def list_imports(
+    jobs: JobsDep,
+    page: PageDep,
+    workspace_id: Annotated[str | None, Query(max_length=200)] = None,
+    integration_id: Annotated[str | None, Query(max_length=200)] = None,
+    status: Status | None = None,
+) -> Page[ImportJobOut]:
+    docs, next_cursor = await jobs.page(
+        limit=page.limit,
+        cursor=page.cursor,
+        workspace_id=workspace_id,
+        integration_id=integration_id,
+        status=status,
+    )
+    return Page(data=[out(d) for d in docs], next_cursor=next_cursor)
+
+
+@router.get("/api/imports/{job_id}", response_model=ImportJobOut, responses=error_responses(404))
+async def get_import(job_id: JobId, service: ServiceDep) -> ImportJobOut:
+    return out(await service.get(job_id))
+
+
+@router.post(
+    "/api/imports/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportJobOut,
+    responses=error_responses(404, 409),
+)
+async def cancel_import(job_id: JobId, service: ServiceDep) -> ImportJobOut:
+    """A queued job is cancelled at once; a running one stops within a few seconds
+    (`cancel_requested` until then). What was imported stays; `resume` goes on."""
+    return out(await service.cancel(job_id))
+
+
+@router.post(
+    "/api/imports/{job_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportJobOut,
+    responses=error_responses(404, 409),
+)
+async def resume_import(job_id: JobId, service: ServiceDep) -> ImportJobOut:
+    """A cancelled or failed job queued again; it goes on from its checkpoint."""
+    return out(await service.resume(job_id))

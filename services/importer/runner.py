@@ -1,0 +1,561 @@
+"""Runs import jobs: takes one under a lease, reads its source conversation by conversation,
+and publishes each message as `message.received` (`imported: true`) on
+`hookhub.chat.inbound`, entering it in the message map.
+
+Per batch of records: the envelopes are published (in order: one chat channel, one
+partition) and the copies written to the map; only then does the conversation's checkpoint
+move past them. The checkpoint, the progress and the lease are written together at most
+every `import_progress_seconds`, which is also how a cancel (a flag on the job) reaches
+the runner. An importer killed mid-job leaves a checkpoint at most that old: the replica
+that takes the job over publishes again what came after it, with the same envelope ids
+(derived from the provider's ids), which the chat product drops as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
+from services.importer.metrics import ImportMetrics
+from services.importer.sources import Source
+from shared.envelopes import (
+    InboundMessage,
+    IntegrationEvent,
+    MessageAuthor,
+    MessageSource,
+    Topic,
+    new_event_id,
+)
+from shared.errors import HookhubError
+from shared.ids import utcnow
+from shared.kafka import EventPublisher
+from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
+from shared.mongo import Document
+from shared.providers.chat import (
+    Author,
+    ChatProvider,
+    MessageChange,
+    PermanentError,
+    ProviderUnreachable,
+    RateLimited,
+)
+from shared.providers.history import Conversation, HistoryRecord
+
+log = structlog.get_logger(__name__)
+
+# A conversation whose provider is unreachable this many times in a row fails the job
+# (it can be resumed); a rate limit is waited out however often it comes.
+MAX_UNREACHABLE = 5
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one conversation's messages go."""
+
+    conversation: Conversation
+    channel_id: str
+    mapping_id: str | None
+
+
+@dataclass
+class Tally:
+    """The job's progress and report as they grow; written with each renewal."""
+
+    channels_total: int = 0
+    channels_done: int = 0
+    imported: int = 0
+    skipped: int = 0
+    quarantined_total: int = 0
+    errors: int = 0
+    reactions: int = 0
+    by_subtype: Counter[str] = field(default_factory=Counter)
+    by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped_channels: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    failed_channels: list[dict[str, Any]] = field(default_factory=list)
+    # Conversation weights, for the percent: done ones whole, the current one in part.
+    weights: dict[str, int] = field(default_factory=dict)
+    done_share: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_job(cls, job: Document) -> Tally:
+        """What an earlier run of the job counted (the job goes on from its checkpoint)."""
+        report = job.get("report") or {}
+        progress = job.get("progress") or {}
+        tally = cls(
+            imported=int(progress.get("messages_imported") or 0),
+            skipped=int(progress.get("messages_skipped") or 0),
+            quarantined_total=int(progress.get("messages_quarantined") or 0),
+            errors=int(progress.get("errors") or 0),
+            reactions=int(report.get("reactions") or 0),
+        )
+        tally.by_subtype.update(report.get("by_subtype") or {})
+        tally.by_channel = {
+            row["external_channel_id"]: dict(row) for row in report.get("channels") or []
+        }
+        tally.quarantined = list(report.get("quarantined") or [])
+        tally.failed_channels = list(report.get("failed_channels") or [])
+        return tally
+
+    def channel(self, conversation: Conversation, channel_id: str) -> dict[str, Any]:
+        row = self.by_channel.get(conversation.id)
+        if row is None:
+            row = self.by_channel[conversation.id] = {
+                "external_channel_id": conversation.id,
+                "name": conversation.name,
+                "channel_id": channel_id,
+                "imported": 0,
+                "skipped": 0,
+                "quarantined": 0,
+            }
+        return row
+
+    def percent(self) -> float:
+        total = sum(self.weights.values())
+        if not total:
+            return 100.0 if self.channels_total == 0 else 0.0
+        done = sum(self.weights[c] * share for c, share in self.done_share.items())
+        return round(min(100.0, 100.0 * done / total), 1)
+
+    def progress(self, eta_seconds: float | None) -> dict[str, Any]:
+        return {
+            "channels_total": self.channels_total,
+            "channels_done": self.channels_done,
+            "messages_imported": self.imported,
+            "messages_skipped": self.skipped,
+            "messages_quarantined": self.quarantined_total,
+            "errors": self.errors,
+            "percent": self.percent(),
+            "eta_seconds": eta_seconds,
+        }
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "by_subtype": dict(self.by_subtype),
+            "channels": list(self.by_channel.values()),
+            "skipped_channels": self.skipped_channels,
+            "failed_channels": self.failed_channels,
+            "quarantined": self.quarantined,
+            "quarantined_total": self.quarantined_total,
+            "reactions": self.reactions,
+        }
+
+
+@dataclass
+class Job:
+    """One job as this replica runs it."""
+
+    doc: Document
+    source: Source
+    provider: ChatProvider
+    targets: list[Target]
+    users: dict[str, Author]
+    tally: Tally
+    checkpoint: dict[str, Any]
+    dry_run: bool
+    integration_id: str | None
+    started: float = field(default_factory=time.monotonic)
+    share_at_start: float = 0.0
+    last_renewal: float = field(default_factory=time.monotonic)
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["_id"])
+
+    def eta(self) -> float | None:
+        percent = self.tally.percent()
+        done = percent - self.share_at_start
+        if done <= 0.5:
+            return None
+        elapsed = time.monotonic() - self.started
+        return round(elapsed * (100.0 - percent) / done, 1)
+
+
+OpenJob = Callable[
+    [Document], Awaitable[tuple[Source, ChatProvider, list[Target], list[dict[str, Any]]]]
+]
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        open_job: OpenJob,
+        message_map: MessageMap,
+        publisher: EventPublisher,
+        metrics: ImportMetrics,
+        owner: str,
+        batch_size: int,
+        progress_seconds: float,
+        poll_seconds: float,
+    ) -> None:
+        self._jobs = jobs
+        self._open_job = open_job
+        self._map = message_map
+        self._publisher = publisher
+        self._metrics = metrics
+        self.owner = owner
+        self._batch = batch_size
+        self._progress_seconds = progress_seconds
+        self._poll = poll_seconds
+
+    async def run(self, ready: Callable[[], bool]) -> None:
+        """Take a job, run it, look for the next; one job at a time per replica. Only
+        once `ready()` (Kafka connected: a job publishes)."""
+        while True:
+            if not ready():
+                await asyncio.sleep(self._poll)
+                continue
+            try:
+                doc = await self._jobs.take(self.owner)
+            except Exception as exc:  # MongoDB away: try again later
+                log.warning("import_take_failed", error=repr(exc))
+                doc = None
+            if doc is None:
+                await asyncio.sleep(self._poll)
+                continue
+            await self.run_job(doc)
+
+    async def run_job(self, doc: Document) -> None:
+        log.info("import_started", job_id=doc["_id"], attempt=doc.get("attempts"))
+        job: Job | None = None
+        try:
+            source, provider, targets, skipped = await self._open_job(doc)
+            tally = Tally.from_job(doc)
+            tally.skipped_channels = skipped
+            tally.channels_total = len(targets)
+            checkpoint = dict(doc.get("checkpoint") or {})
+            for target in targets:
+                tally.weights[target.conversation.id] = source.size(target.conversation)
+                tally.channel(target.conversation, target.channel_id)
+                state = checkpoint.get(target.conversation.id) or {}
+                if state.get("done"):
+                    tally.done_share[target.conversation.id] = 1.0
+                    tally.channels_done += 1
+            job = Job(
+                doc=doc,
+                source=source,
+                provider=provider,
+                targets=targets,
+                users=await source.users(),
+                tally=tally,
+                checkpoint=checkpoint,
+                dry_run=bool((doc.get("params") or {}).get("dry_run")),
+                integration_id=doc.get("integration_id"),
+            )
+            job.share_at_start = tally.percent()
+            if doc.get("attempts", 1) <= 1:
+                await self._announce(job, "started")
+            await self._renew(job, force=True)
+            for target in targets:
+                if (checkpoint.get(target.conversation.id) or {}).get("done"):
+                    continue
+                await self._conversation(job, target)
+            await self._finish(job, "completed")
+        except Cancelled:
+            assert job is not None
+            await self._finish(job, "cancelled")
+        except LeaseLost:
+            log.warning("import_lease_lost", job_id=doc["_id"])
+        except asyncio.CancelledError:
+            # The process is stopping: the job goes back at its checkpoint, for another
+            # replica at once rather than after the lease.
+            if job is not None:
+                with contextlib.suppress(Exception):
+                    await self._jobs.hand_back(job.id, self.owner, self._state(job))
+            raise
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, HookhubError) else repr(exc)
+            log.exception("import_failed", job_id=doc["_id"], error=reason)
+            await self._fail(doc, job, reason)
+        finally:
+            if job is not None:
+                with contextlib.suppress(Exception):
+                    await job.source.close()
+
+    # -- one conversation ----------------------------------------------------------------
+
+    async def _conversation(self, job: Job, target: Target) -> None:
+        conversation = target.conversation
+        unreachable = 0
+        while True:
+            after = (job.checkpoint.get(conversation.id) or {}).get("after")
+            try:
+                await self._read(job, target, job.source.records(conversation, after))
+                break
+            except RateLimited as exc:
+                self._metrics.rate_limited.labels(job.source.provider).inc()
+                await self._wait(job, exc.retry_after)
+            except ProviderUnreachable as exc:
+                unreachable += 1
+                if unreachable >= MAX_UNREACHABLE:
+                    raise
+                log.warning("import_provider_unreachable", job_id=job.id, error=str(exc))
+                await self._wait(job, min(60.0, 2.0**unreachable))
+            except PermanentError as exc:
+                if exc.scope == "integration":
+                    raise
+                # This channel cannot be read (bot not in it, channel gone): reported, and
+                # the job goes on with the others.
+                job.tally.errors += 1
+                job.tally.failed_channels.append(
+                    {
+                        "external_channel_id": conversation.id,
+                        "name": conversation.name,
+                        "reason": f"{exc.error}: {exc.message}",
+                    }
+                )
+                break
+        job.checkpoint[conversation.id] = {
+            **(job.checkpoint.get(conversation.id) or {}),
+            "done": True,
+        }
+        job.tally.done_share[conversation.id] = 1.0
+        job.tally.channels_done += 1
+        await self._renew(job, force=True)
+
+    async def _wait(self, job: Job, seconds: float) -> None:
+        """Sleep, renewing the lease (and hearing a cancel) on the way."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, self._progress_seconds))
+            await self._renew(job)
+
+    async def _read(self, job: Job, target: Target, records: AsyncIterator[HistoryRecord]) -> None:
+        batch: list[HistoryRecord] = []
+        filled_at = time.monotonic()
+        async for record in records:
+            batch.append(record)
+            now = time.monotonic()
+            if len(batch) >= self._batch or now - filled_at >= self._progress_seconds:
+                await self._batch_done(job, target, batch)
+                batch, filled_at = [], now
+        if batch:
+            await self._batch_done(job, target, batch)
+
+    async def _batch_done(self, job: Job, target: Target, batch: list[HistoryRecord]) -> None:
+        conversation = target.conversation
+        row = job.tally.channel(conversation, target.channel_id)
+        envelopes, copies = await self._envelopes(job, target, batch, row)
+        if envelopes and not job.dry_run:
+            await self._publish(envelopes)
+            if copies:
+                await self._map.insert(copies)
+        self._metrics.messages.labels(job.source.provider, "imported").inc(len(envelopes))
+        state = job.checkpoint.setdefault(conversation.id, {})
+        state["after"] = batch[-1].checkpoint
+        job.tally.done_share[conversation.id] = batch[-1].done
+        await self._renew(job)
+
+    async def _envelopes(
+        self, job: Job, target: Target, batch: list[HistoryRecord], row: dict[str, Any]
+    ) -> tuple[list[InboundMessage], list[Copy]]:
+        tally, provider, conversation = job.tally, job.source.provider, target.conversation
+        known = await self._known(job, conversation, batch)
+        envelopes: list[InboundMessage] = []
+        copies: list[Copy] = []
+        for record in batch:
+            tally.reactions += record.reactions
+            if record.page_start:
+                self._metrics.pages.labels(provider, job.doc.get("source") or "api").inc()
+            if record.quarantined is not None:
+                tally.quarantined_total += 1
+                row["quarantined"] += 1
+                self._metrics.messages.labels(provider, "quarantined").inc()
+                if len(tally.quarantined) < QUARANTINE_KEPT:
+                    tally.quarantined.append(
+                        {"external_channel_id": conversation.id, **record.quarantined.as_dict()}
+                    )
+                continue
+            change = record.change
+            if change is None:
+                continue
+            subtype = change.subtype or "message"
+            held = known.get(
+                self._copy_id(job, change.external_channel_id, change.external_message_id)
+            )
+            if change.ignored or (held is not None and held.origin == "outbound"):
+                # A notice the policy skips, or a message hookhub itself posted there (its
+                # original is already in the chat).
+                reason = subtype if change.ignored else "posted_by_hookhub"
+                tally.skipped += 1
+                tally.by_subtype[f"skipped:{reason}"] += 1
+                row["skipped"] += 1
+                self._metrics.messages.labels(provider, "skipped").inc()
+                continue
+            envelope = await self._envelope(job, target, change, known)
+            envelopes.append(envelope)
+            tally.imported += 1
+            tally.by_subtype[subtype] += 1
+            row["imported"] += 1
+            if job.integration_id is not None:
+                copies.append(
+                    Copy.new(
+                        workspace_id=str(job.doc["workspace_id"]),
+                        channel_id=target.channel_id,
+                        provider=provider,
+                        integration_id=job.integration_id,
+                        mapping_id=target.mapping_id,
+                        external_channel_id=change.external_channel_id,
+                        external_message_id=change.external_message_id,
+                        external_thread_id=change.external_thread_id,
+                        origin="import",
+                        inbound_id=envelope.id,
+                    )
+                )
+        return envelopes, copies
+
+    def _copy_id(self, job: Job, channel: str, message: str) -> str:
+        return copy_id(job.source.provider, job.integration_id or "", channel, message)
+
+    async def _known(
+        self, job: Job, conversation: Conversation, batch: list[HistoryRecord]
+    ) -> dict[str, Copy]:
+        """The map's copies of the batch's messages and of their threads' roots: messages
+        hookhub posted there itself, and roots the chat knows by its own id."""
+        if job.integration_id is None:
+            return {}
+        wanted = set()
+        for record in batch:
+            change = record.change
+            if change is None:
+                continue
+            wanted.add(self._copy_id(job, change.external_channel_id, change.external_message_id))
+            if change.external_thread_id:
+                wanted.add(
+                    self._copy_id(job, change.external_channel_id, change.external_thread_id)
+                )
+        return await self._map.by_ids(wanted)
+
+    async def _envelope(
+        self, job: Job, target: Target, change: MessageChange, known: dict[str, Copy]
+    ) -> InboundMessage:
+        provider, account = job.source.provider, job.source.account
+        user_id = change.sender.user_id
+        author = change.author or (job.users.get(user_id) if user_id else None)
+        if author is None:
+            author = Author(name=user_id or change.sender.bot_id or "unknown", external_id=user_id)
+
+        async def users(found_id: str) -> Author | None:
+            return job.users.get(found_id)
+
+        thread_id = None
+        root = change.external_thread_id
+        if root and root != change.external_message_id:
+            held = known.get(self._copy_id(job, change.external_channel_id, root))
+            thread_id = (held.chat_id if held is not None else None) or inbound_message_id(
+                provider, account, change.external_channel_id, root
+            )
+        return InboundMessage(
+            id=inbound_message_id(
+                provider, account, change.external_channel_id, change.external_message_id
+            ),
+            type="message.received",
+            workspace_id=str(job.doc["workspace_id"]),
+            channel_id=target.channel_id,
+            source=MessageSource(
+                provider=provider,
+                integration_id=job.integration_id or "",
+                external_channel_id=change.external_channel_id,
+                external_message_id=change.external_message_id,
+                external_thread_id=change.external_thread_id,
+            ),
+            author=MessageAuthor(
+                name=author.name,
+                avatar_url=author.avatar_url,
+                external_id=author.external_id or user_id,
+            ),
+            text=await job.provider.render(change.text, users),
+            attachments=[a.as_dict() for a in change.attachments],
+            blocks=change.blocks,
+            thread_id=thread_id,
+            imported=True,
+            occurred_at=change.occurred_at,
+        )
+
+    async def _publish(self, envelopes: list[InboundMessage]) -> None:
+        """All at once: they share produce requests, and the producer keeps one channel's
+        in the order they were handed to it (one request in flight per partition)."""
+        results = await asyncio.gather(
+            *(self._publisher.publish(Topic.CHAT_INBOUND, e) for e in envelopes),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    # -- the job document ------------------------------------------------------------------
+
+    def _state(self, job: Job) -> dict[str, Any]:
+        return {
+            "progress": job.tally.progress(job.eta()),
+            "report": job.tally.report(),
+            "checkpoint": job.checkpoint,
+        }
+
+    async def _renew(self, job: Job, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - job.last_renewal < self._progress_seconds:
+            return
+        job.last_renewal = now
+        fields = self._state(job)
+        if job.doc.get("started_at") is None:
+            fields["started_at"] = job.doc["started_at"] = utcnow()
+        doc = await self._jobs.renew(job.id, self.owner, fields)
+        await self._announce(job, "progress")
+        if doc.get("cancel_requested"):
+            raise Cancelled()
+
+    async def _finish(self, job: Job, status: str) -> None:
+        fields = self._state(job)
+        if status == "completed":
+            fields["progress"]["percent"] = 100.0
+            fields["progress"]["eta_seconds"] = 0
+        done = await self._jobs.finish(job.id, self.owner, status, fields)  # type: ignore[arg-type]
+        if done is None:
+            return
+        self._metrics.jobs_finished.labels(status).inc()
+        if status == "completed":
+            await self._announce(job, "completed")
+        log.info("import_" + status, job_id=job.id, **fields["progress"])
+
+    async def _fail(self, doc: Document, job: Job | None, reason: str) -> None:
+        fields: dict[str, Any] = {"error": reason[:1000]}
+        if job is not None:
+            fields.update(self._state(job))
+        with contextlib.suppress(Exception):
+            done = await self._jobs.finish(str(doc["_id"]), self.owner, "failed", fields)
+            if done is not None:
+                self._metrics.jobs_finished.labels("failed").inc()
+                await self._announce_doc(done, "failed", {"error": reason[:1000]})
+
+    async def _announce(self, job: Job, kind: str) -> None:
+        data = {"job_id": job.id, "progress": job.tally.progress(job.eta())}
+        await self._announce_doc(job.doc, kind, data)
+
+    async def _announce_doc(self, doc: Document, kind: str, data: dict[str, Any]) -> None:
+        event = IntegrationEvent(
+            id=new_event_id(),
+            type=f"import.{kind}",
+            workspace_id=str(doc["workspace_id"]),
+            integration_id=doc.get("integration_id") or "",
+            provider=str(doc["provider"]),
+            data={"job_id": str(doc["_id"]), "source": doc.get("source"), **data},
+        )
+        try:
+            await self._publisher.publish(Topic.INTEGRATION_EVENTS, event)
+        except HookhubError as exc:  # the job document is what counts
+            log.warning("import_event_not_published", kind=kind, error=exc.message)

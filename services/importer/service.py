@@ -1,0 +1,278 @@
+"""Import jobs as the API makes them (checked before any job exists) and as the runner
+opens them (their source, their provider, and where each conversation goes)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from services.importer import uploads
+from services.importer.jobs import JobRepository, new_job
+from services.importer.runner import Target
+from services.importer.schemas import ApiImportCreate
+from services.importer.sources import DiscordApiSource, ExportSource, SlackApiSource, Source
+from shared.errors import Conflict, Invalid, NotFound
+from shared.integrations.connections import Connections
+from shared.integrations.model import IntegrationSnapshot
+from shared.mappings import MappingRepository
+from shared.mongo import Database, Document
+from shared.providers.chat import ChatProvider
+from shared.providers.discord.messages import DiscordChat
+from shared.providers.history import Conversation
+from shared.providers.slack.export import ExportLimits, SlackExport
+from shared.providers.slack.history import LIMITED, TIER_3, SlackHistory
+from shared.providers.slack.messages import SlackChat
+from shared.settings import ImporterSettings
+
+log = structlog.get_logger(__name__)
+
+IMPORTABLE = ("slack", "discord")
+
+
+class ImportService:
+    def __init__(
+        self,
+        *,
+        settings: ImporterSettings,
+        db: Database,
+        jobs: JobRepository,
+        connections: Connections,
+        mappings: MappingRepository,
+        history_tier: Callable[[], Awaitable[str]],
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._jobs = jobs
+        self._connections = connections
+        self._mappings = mappings
+        self._history_tier = history_tier
+        self._histories: dict[str, SlackHistory] = {}
+
+    @property
+    def limits(self) -> ExportLimits:
+        s = self._settings
+        return ExportLimits(
+            max_uncompressed_bytes=s.import_max_uncompressed_bytes,
+            max_ratio=s.import_max_ratio,
+            max_members=s.import_max_members,
+        )
+
+    # -- the API ------------------------------------------------------------------------
+
+    async def create_api_import(self, integration_id: str, body: ApiImportCreate) -> Document:
+        integration = await self._connections.integration(integration_id)
+        if integration.provider == "telegram":
+            raise Invalid(
+                "Telegram's Bot API gives no message history: a bot sees only what is "
+                "sent after it joins, so there is nothing to import",
+                code="no_history",
+            )
+        if integration.provider not in IMPORTABLE:
+            raise Invalid(
+                f"{integration.provider} integrations hold no chat history; these do: "
+                + ", ".join(IMPORTABLE),
+                code="not_a_chat_integration",
+            )
+        if not self._connections.connected(integration):
+            raise Conflict(
+                f"the integration is {integration.status}: connect it first",
+                code="integration_not_connected",
+            )
+        if integration.provider != "discord" and body.guild_ids:
+            raise Invalid("guild_ids is for Discord imports", code="invalid_request")
+        if not body.channel_ids and not body.guild_ids:
+            raise Invalid("name the channels to import (channel_ids)", code="invalid_request")
+        job = new_job(
+            workspace_id=integration.workspace_id,
+            provider=integration.provider,
+            source="api",
+            integration_id=integration.id,
+            params=body.params(),
+        )
+        await self._jobs.insert(job)
+        return job
+
+    async def create_export_import(
+        self, workspace_id: str, upload: uploads.Upload, channel_map: dict[str, str], dry_run: bool
+    ) -> Document:
+        """The upload is checked as an export (refused → 4xx, nothing kept), then kept in
+        GridFS for whichever replica runs the job."""
+        try:
+            with SlackExport.open(upload.path, self.limits) as export:
+                team_id = export.team_id
+                conversations = len(export.conversations)
+            integration = await self._slack_integration(workspace_id, team_id)
+            file_id = await uploads.keep(self._db, upload)
+        finally:
+            upload.discard()
+        job = new_job(
+            workspace_id=workspace_id,
+            provider="slack",
+            source="export",
+            integration_id=integration.id if integration else None,
+            params={"channel_map": channel_map, "dry_run": dry_run},
+            upload={
+                "file_id": file_id,
+                "filename": upload.filename,
+                "size": upload.size,
+                "team_id": team_id,
+                "conversations": conversations,
+            },
+        )
+        await self._jobs.insert(job)
+        return job
+
+    async def _slack_integration(
+        self, workspace_id: str, team_id: str | None
+    ) -> IntegrationSnapshot | None:
+        """The workspace's Slack integration for the export's team, if there is one: its
+        mappings say where channels go, and the imported messages enter its message map."""
+        if team_id is None:
+            return None
+        return await self._connections.integration_for_account(workspace_id, "slack", team_id)
+
+    async def get(self, job_id: str) -> Document:
+        doc = await self._jobs.get(job_id)
+        if doc is None:
+            raise NotFound(f"import {job_id} not found", code="import_not_found")
+        return doc
+
+    async def cancel(self, job_id: str) -> Document:
+        doc = await self.get(job_id)
+        if doc["status"] not in ("queued", "running"):
+            raise Conflict(f"the import is {doc['status']}", code="import_not_running")
+        return (await self._jobs.request_cancel(job_id)) or await self.get(job_id)
+
+    async def resume(self, job_id: str) -> Document:
+        doc = await self.get(job_id)
+        if doc["status"] not in ("cancelled", "failed"):
+            raise Conflict(
+                f"the import is {doc['status']}: only a cancelled or failed import resumes",
+                code="import_not_resumable",
+            )
+        return await self._jobs.resume(job_id) or await self.get(job_id)
+
+    # -- the runner ---------------------------------------------------------------------
+
+    async def open_job(
+        self, doc: Document
+    ) -> tuple[Source, ChatProvider, list[Target], list[dict[str, Any]]]:
+        params = doc.get("params") or {}
+        integration = None
+        if doc.get("integration_id"):
+            integration = await self._connections.integration(doc["integration_id"])
+        source = await self._source(doc, params, integration)
+        try:
+            provider = self._connections.providers[source.provider]
+            conversations = await source.conversations()
+            targets, skipped = await self._targets(
+                conversations, params.get("channel_map") or {}, integration
+            )
+        except BaseException:
+            await source.close()
+            raise
+        return source, provider, targets, skipped
+
+    async def _source(
+        self, doc: Document, params: dict[str, Any], integration: IntegrationSnapshot | None
+    ) -> Source:
+        oldest, latest = _day(params.get("start_date")), _day(params.get("end_date"), end=True)
+        if doc["source"] == "export":
+            path = await uploads.fetch(self._db, doc["upload"]["file_id"], self.scratch)
+            export = SlackExport.open(path, self.limits)
+            account = (
+                (integration.account_id if integration else None)
+                or doc["upload"].get("team_id")
+                or "export"
+            )
+            return ExportSource(export, account)
+        assert integration is not None
+        provider = self._connections.providers[integration.provider]
+        if isinstance(provider, SlackChat):
+            tier = await self._history_tier()
+            if tier not in self._histories:
+                # One per tier, shared by the jobs of this replica: its pacers keep them
+                # together within the tier.
+                self._histories[tier] = SlackHistory(
+                    provider.api, LIMITED if tier == "limited" else TIER_3
+                )
+            return SlackApiSource(
+                connections=self._connections,
+                integration=integration,
+                history=self._histories[tier],
+                channel_ids=list(params.get("channel_ids") or []),
+                oldest=oldest,
+                latest=latest,
+            )
+        assert isinstance(provider, DiscordChat)
+        return DiscordApiSource(
+            connections=self._connections,
+            integration=integration,
+            chat=provider,
+            channel_ids=list(params.get("channel_ids") or []),
+            guild_ids=list(params.get("guild_ids") or []),
+            oldest=oldest,
+            latest=latest,
+        )
+
+    @property
+    def scratch(self) -> Path:
+        return self._settings.import_scratch_dir or (self._settings.data_dir / "imports")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self._settings.import_max_upload_bytes
+
+    async def _targets(
+        self,
+        conversations: list[Conversation],
+        channel_map: dict[str, str],
+        integration: IntegrationSnapshot | None,
+    ) -> tuple[list[Target], list[dict[str, Any]]]:
+        """`channel_map` (by external id, name or #name) first, else the integration's
+        mapping of the channel; a conversation with neither is skipped and reported."""
+        mapped: dict[str, Document] = {}
+        if integration is not None:
+            for live in await self._mappings.inbound_of(integration.id):
+                mapped[live["external_channel_id"]] = live
+        targets: list[Target] = []
+        skipped: list[dict[str, Any]] = []
+        for conversation in conversations:
+            channel_id = (
+                channel_map.get(conversation.id)
+                or channel_map.get(conversation.name)
+                or channel_map.get("#" + conversation.name)
+            )
+            mapping = mapped.get(conversation.id)
+            if channel_id is not None:
+                mapping_id = (
+                    mapping["_id"] if mapping and mapping["channel_id"] == channel_id else None
+                )
+                targets.append(Target(conversation, channel_id, mapping_id))
+            elif mapping is not None:
+                targets.append(Target(conversation, mapping["channel_id"], mapping["_id"]))
+            else:
+                skipped.append(
+                    {
+                        "external_channel_id": conversation.id,
+                        "name": conversation.name,
+                        "reason": "neither channel_map nor a mapping names a chat channel",
+                    }
+                )
+        return targets, skipped
+
+
+def _day(value: str | None, end: bool = False) -> datetime | None:
+    """A job's start_date|end_date (ISO date or date-time) as a moment; an end date of a
+    day includes the whole day."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.combine(date.fromisoformat(value), time.max if end else time.min, UTC)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

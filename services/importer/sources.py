@@ -1,0 +1,217 @@
+"""Where an import job reads: a Slack export (a ZIP kept in GridFS, copied to a local
+file to be read), Slack's Web API, or Discord's REST API. Each is a `Source` the runner
+reads the same way: its conversations, its users, and each conversation's records in order
+from a checkpoint (shared.providers.history)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from functools import partial
+from itertools import islice
+from typing import Any, Protocol
+
+from shared.integrations.connections import Connections
+from shared.integrations.model import IntegrationSnapshot
+from shared.providers.chat import Author, ChannelInfo, ChatProvider, TokenRejected
+from shared.providers.discord.messages import DiscordChat
+from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.slack.export import SlackExport
+from shared.providers.slack.history import SlackHistory
+
+# Records taken from an export's iterator per thread hop (it reads and parses files).
+_EXPORT_CHUNK = 500
+
+
+class Source(Protocol):
+    provider: str
+    # The provider account the messages belong to (Slack team, Discord guild): part of
+    # every envelope id, as in live sync (shared.message_map.inbound_message_id).
+    account: str
+
+    async def conversations(self) -> list[Conversation]: ...
+
+    async def users(self) -> dict[str, Author]: ...
+
+    def size(self, conversation: Conversation) -> int:
+        """A conversation's weight for the job's percent (bytes, or 1 when unknown)."""
+        ...
+
+    def records(
+        self, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]: ...
+
+    async def close(self) -> None: ...
+
+
+class ExportSource:
+    provider = "slack"
+
+    def __init__(self, export: SlackExport, account: str) -> None:
+        self._export = export
+        self.account = account
+
+    async def conversations(self) -> list[Conversation]:
+        return list(self._export.conversations)
+
+    async def users(self) -> dict[str, Author]:
+        return await asyncio.to_thread(self._export.users)
+
+    def size(self, conversation: Conversation) -> int:
+        return max(1, self._export.size(conversation))
+
+    async def records(
+        self, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        # The export is read (files opened, inflated, parsed) in a worker thread, a chunk
+        # at a time, so the loop keeps publishing and renewing the lease meanwhile.
+        iterator: Iterator[HistoryRecord] = self._export.records(conversation, after)
+        while chunk := await asyncio.to_thread(lambda: list(islice(iterator, _EXPORT_CHUNK))):
+            for record in chunk:
+                yield record
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._export.close)
+
+
+class SlackApiSource:
+    provider = "slack"
+
+    def __init__(
+        self,
+        *,
+        connections: Connections,
+        integration: IntegrationSnapshot,
+        history: SlackHistory,
+        channel_ids: list[str],
+        oldest: datetime | None,
+        latest: datetime | None,
+    ) -> None:
+        self._connections = connections
+        self._integration = integration
+        self._history = history
+        self._channel_ids = channel_ids
+        self._oldest = oldest
+        self._latest = latest
+        self.account = integration.account_id or integration.id
+
+    async def conversations(self) -> list[Conversation]:
+        provider = self._connections.provider(self._integration)
+        found = []
+        for channel_id in self._channel_ids:
+            info = await self._connections.call(
+                self._integration.id, partial(_channel_info, provider, channel_id=channel_id)
+            )
+            found.append(Conversation(id=info.id, name=info.name or info.id))
+        return found
+
+    async def users(self) -> dict[str, Author]:
+        return await self._connections.call(self._integration.id, self._history.users)
+
+    def size(self, conversation: Conversation) -> int:
+        return 1
+
+    async def records(
+        self, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        def read(token: str, after: dict[str, Any] | None) -> AsyncIterator[HistoryRecord]:
+            return self._history.records(
+                token, conversation.id, oldest=self._oldest, latest=self._latest, after=after
+            )
+
+        async for record in _with_fresh_token(self._connections, self._integration.id, read, after):
+            yield record
+
+    async def close(self) -> None:
+        return None
+
+
+class DiscordApiSource:
+    provider = "discord"
+
+    def __init__(
+        self,
+        *,
+        connections: Connections,
+        integration: IntegrationSnapshot,
+        chat: DiscordChat,
+        channel_ids: list[str],
+        guild_ids: list[str],
+        oldest: datetime | None,
+        latest: datetime | None,
+    ) -> None:
+        self._connections = connections
+        self._integration = integration
+        self._chat = chat
+        self._channel_ids = channel_ids
+        self._guild_ids = guild_ids
+        self._oldest = oldest
+        self._latest = latest
+        self.account = integration.account_id or integration.id
+
+    async def conversations(self) -> list[Conversation]:
+        found: dict[str, Conversation] = {}
+        for guild_id in self._guild_ids:
+            channels = await self._connections.call(
+                self._integration.id, partial(_text_channels, self._chat, guild_id=guild_id)
+            )
+            found.update({c.id: c for c in channels})
+        for channel_id in self._channel_ids:
+            if channel_id not in found:
+                info = await self._connections.call(
+                    self._integration.id, partial(_channel_info, self._chat, channel_id=channel_id)
+                )
+                found[info.id] = Conversation(id=info.id, name=info.name or info.id)
+        return list(found.values())
+
+    async def users(self) -> dict[str, Author]:
+        return {}  # every Discord message names its author
+
+    def size(self, conversation: Conversation) -> int:
+        return 1
+
+    async def records(
+        self, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        def read(token: str, after: dict[str, Any] | None) -> AsyncIterator[HistoryRecord]:
+            return self._chat.import_records(
+                token, conversation.id, oldest=self._oldest, latest=self._latest, after=after
+            )
+
+        async for record in _with_fresh_token(self._connections, self._integration.id, read, after):
+            yield record
+
+    async def close(self) -> None:
+        return None
+
+
+async def _with_fresh_token(
+    connections: Connections,
+    integration_id: str,
+    read: Callable[[str, dict[str, Any] | None], AsyncIterator[HistoryRecord]],
+    after: dict[str, Any] | None,
+) -> AsyncIterator[HistoryRecord]:
+    """`read(token, after)`; when the provider rejects the token (a rotating token expired
+    during a long import), once more with a refreshed one from where it stopped."""
+    token = await connections.token(integration_id)
+    refreshed = False
+    while True:
+        try:
+            async for record in read(token, after):
+                after = record.checkpoint
+                yield record
+            return
+        except TokenRejected:
+            if refreshed:
+                raise
+            refreshed = True
+            token = await connections.token(integration_id, rejected=token)
+
+
+async def _channel_info(provider: ChatProvider, token: str, *, channel_id: str) -> ChannelInfo:
+    return await provider.channel(token, channel_id)
+
+
+async def _text_channels(chat: DiscordChat, token: str, *, guild_id: str) -> list[Conversation]:
+    return await chat.text_channels(token, guild_id)

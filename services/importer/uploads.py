@@ -1,0 +1,190 @@
+"""A Slack export upload: the multipart body read as it streams (never whole in memory)
+into a local file, refused with 413 the moment it passes the limit, then kept in GridFS
+(bucket `import_uploads`) so that whichever importer replica runs the job can read it.
+
+A runner copies the export from GridFS to its scratch directory before reading it (a ZIP
+is read from its end, and member by member: it needs a seekable local file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from gridfs import AsyncGridFSBucket
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from shared.errors import BadRequest, PayloadTooLarge
+from shared.mongo import Database
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+BUCKET = "import_uploads"
+_CHUNK_BYTES = 1024 * 1024
+# The form's other fields are small: a channel_map of 10,000 entries fits in 1 MiB.
+_MAX_FIELD_BYTES = 1024 * 1024
+_FIELDS = ("workspace_id", "channel_map", "dry_run")
+
+
+@dataclass
+class Upload:
+    """The file part, on local disk; the form's other fields, as text."""
+
+    path: Path
+    filename: str | None = None
+    size: int = 0
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class _Parts:
+    """python-multipart's callbacks: the `file` part to disk, the named fields to memory."""
+
+    def __init__(self, sink: IO[bytes], max_bytes: int) -> None:
+        self.sink = sink
+        self.max_bytes = max_bytes
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self.size = 0
+        self.files = 0
+        self._name: str | None = None
+        self._is_file = False
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._value = bytearray()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda d, s, e: self._add("_header_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_header_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _begin(self) -> None:
+        self._headers, self._name, self._is_file, self._value = {}, None, False, bytearray()
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        disposition = self._headers.get(b"content-disposition", b"")
+        kind, options = parse_options_header(disposition)
+        if kind != b"form-data" or b"name" not in options:
+            raise BadRequest("a multipart part without a form-data name", code="invalid_upload")
+        self._name = options[b"name"].decode("utf-8", "replace")
+        self._is_file = self._name == "file"
+        if self._is_file:
+            self.files += 1
+            if self.files > 1:
+                raise BadRequest("one export file per upload", code="invalid_upload")
+            raw = options.get(b"filename")
+            self.filename = raw.decode("utf-8", "replace")[:255] if raw else None
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            self.size += end - start
+            if self.size > self.max_bytes:
+                raise PayloadTooLarge(
+                    f"the export is over the {self.max_bytes}-byte limit "
+                    "(HOOKHUB_IMPORT_MAX_UPLOAD_BYTES)",
+                    code="upload_too_large",
+                )
+            self.sink.write(data[start:end])
+        elif self._name in _FIELDS:
+            self._value += data[start:end]
+            if len(self._value) > _MAX_FIELD_BYTES:
+                raise PayloadTooLarge(
+                    f"the field {self._name} is too large", code="field_too_large"
+                )
+
+    def _end(self) -> None:
+        if self._name in _FIELDS and not self._is_file:
+            try:
+                self.fields[self._name] = self._value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadRequest(f"{self._name} is not UTF-8", code="invalid_upload") from exc
+
+
+async def receive(
+    content_type: str | None, body: AsyncIterator[bytes], scratch: Path, max_bytes: int
+) -> Upload:
+    """The multipart form read into `scratch` as it arrives; 413 past `max_bytes`
+    (without reading the rest), 400 when it is not a multipart form with a `file`. The
+    disk is written from a worker thread, a chunk at a time."""
+    kind, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise BadRequest(
+            "send the export as multipart/form-data with a `file` part", code="invalid_upload"
+        )
+    path, sink = await asyncio.to_thread(_scratch_file, scratch)
+    try:
+        with sink:
+            parts = _Parts(sink, max_bytes)
+            parser = MultipartParser(boundary, cast("MultipartCallbacks", parts.callbacks()))
+            async for chunk in body:
+                await asyncio.to_thread(parser.write, chunk)
+            await asyncio.to_thread(parser.finalize)
+        if parts.files == 0:
+            raise BadRequest("the form has no `file` part (the export ZIP)", code="invalid_upload")
+    except BaseException:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
+    return Upload(path=path, filename=parts.filename, size=parts.size, fields=parts.fields)
+
+
+def _scratch_file(scratch: Path) -> tuple[Path, IO[bytes]]:
+    scratch.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix="upload-", suffix=".zip", dir=scratch)
+    return Path(name), os.fdopen(handle, "wb")
+
+
+async def keep(db: Database, upload: Upload) -> Any:
+    """The upload stored in GridFS; its file id."""
+    bucket = AsyncGridFSBucket(db, bucket_name=BUCKET, chunk_size_bytes=_CHUNK_BYTES)
+    stream = bucket.open_upload_stream(
+        upload.filename or "export.zip", metadata={"size": upload.size}
+    )
+    try:
+        with await asyncio.to_thread(upload.path.open, "rb") as source:
+            while chunk := await asyncio.to_thread(source.read, _CHUNK_BYTES):
+                await stream.write(chunk)
+    except BaseException:
+        await stream.abort()
+        raise
+    await stream.close()
+    return stream._id
+
+
+async def fetch(db: Database, file_id: Any, scratch: Path) -> Path:
+    """The export on local disk (copied from GridFS once per replica and file)."""
+    path = scratch / f"export-{file_id}.zip"
+    if await asyncio.to_thread(path.exists):
+        return path
+    partial = path.with_suffix(".part")
+    await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
+    source = await AsyncGridFSBucket(db, bucket_name=BUCKET).open_download_stream(file_id)
+    with await asyncio.to_thread(partial.open, "wb") as sink:
+        while chunk := await source.read(_CHUNK_BYTES):
+            await asyncio.to_thread(sink.write, chunk)
+    await asyncio.to_thread(partial.replace, path)
+    return path

@@ -1,0 +1,117 @@
+"""API imports: Slack (conversations.history + .replies, users.list) and Discord
+(GET /channels/{id}/messages, guild channels) through the fakes, and what is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.message_map import inbound_message_id
+from tests.fakes.slack import TEAM_ID, history_message
+from tests.importer.conftest import Imports
+from tests.support import admin_headers
+from tests.sync.conftest import DISCORD_BOT_ID, DISCORD_GUILD
+
+
+async def start(imports: Imports, integration_id: str, **body: Any) -> dict[str, Any]:
+    answer = await imports.api.post(
+        f"/api/integrations/{integration_id}/import", json=body, headers=admin_headers()
+    )
+    assert answer.status_code == 202, answer.text
+    job: dict[str, Any] = answer.json()
+    return job
+
+
+async def test_a_slack_channel_is_imported_through_the_api_with_its_threads(
+    imports: Imports,
+) -> None:
+    world = imports.world
+    world.slack.add_user("U0IMPA", "ada", display_name="Ada")
+    external = world.slack_channel()
+    channel = world.new_id("ch_")
+    base = 1709251200
+    messages = []
+    for n in range(40):
+        ts = f"{base + n * 60}.000100"
+        messages.append(history_message(ts, "U0IMPA", f"message {n}"))
+    root = messages[10]["ts"]
+    replies = [
+        history_message(f"{base + 10 * 60 + k}.000200", "U0IMPA", f"reply {k}", thread_ts=root)
+        for k in range(1, 6)
+    ]
+    world.slack.add_history(external, messages + replies)
+    # Only March 1 and 2 (2024): the messages are all on March 1 UTC.
+    job = await start(
+        imports,
+        world.slack_integration,
+        channel_ids=[external],
+        channel_map={external: channel},
+        start_date="2024-03-01",
+        end_date="2024-03-02",
+    )
+    done = await imports.until(job["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    got = {e["id"]: e for e in await imports.inbox.of_channel(channel, 45)}
+    assert len(got) == 45
+    root_id = inbound_message_id("slack", TEAM_ID, external, root)
+    for reply in replies:
+        envelope = got[inbound_message_id("slack", TEAM_ID, external, reply["ts"])]
+        assert envelope["thread_id"] == root_id and envelope["imported"] is True
+    assert got[root_id]["author"]["name"] == "Ada"
+    assert done["progress"]["messages_imported"] == 45
+    assert done["report"]["channels"][0]["name"] == external.lower()
+
+
+async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Imports) -> None:
+    world = imports.world
+    discord = world.discord
+    discord.add_user("1300000000000000001", "grace", global_name="Grace")
+    external, unmapped = world.discord_channel(), world.discord_channel()
+    channel = world.new_id("ch_")
+    first = discord.post_silently(external, "1300000000000000001", "first")
+    posted = [first] + [
+        discord.post_silently(external, "1300000000000000001", f"m{n}") for n in range(150)
+    ]
+    reply = discord.post_silently(external, "1300000000000000001", "a reply", reply_to=first["id"])
+    job = await start(
+        imports,
+        world.discord_integration,
+        guild_ids=[DISCORD_GUILD],
+        channel_map={external: channel},
+    )
+    done = await imports.until(job["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    got = await imports.inbox.of_channel(channel, len(posted) + 1)
+    ids = [e["source"]["external_message_id"] for e in got]
+    assert ids == [m["id"] for m in posted] + [reply["id"]]  # oldest first, across pages
+    account = DISCORD_BOT_ID  # the account of a bot-token integration: the bot user
+    by_id = {e["source"]["external_message_id"]: e for e in got}
+    assert by_id[reply["id"]]["thread_id"] == inbound_message_id(
+        "discord", account, external, first["id"]
+    )
+    assert by_id[first["id"]]["author"]["name"] == "Grace"
+    # The guild's other channels have no map entry and no mapping: skipped and reported.
+    assert unmapped in [c["external_channel_id"] for c in done["report"]["skipped_channels"]]
+
+
+async def test_what_an_api_import_refuses(imports: Imports) -> None:
+    world = imports.world
+    cases = [
+        (world.telegram_integration, {"channel_ids": ["1"]}, 422, "no_history"),
+        (world.slack_integration, {}, 422, "invalid_request"),
+        (world.slack_integration, {"channel_ids": ["C1"], "guild_ids": ["1"]}, 422, None),
+        (
+            world.slack_integration,
+            {"channel_ids": ["C1"], "start_date": "2024-03-02", "end_date": "2024-03-01"},
+            422,
+            None,
+        ),
+        (world.slack_integration, {"channel_ids": ["C1"], "nonsense": 1}, 422, None),
+        ("int_missing", {"channel_ids": ["C1"]}, 404, None),
+    ]
+    for integration_id, body, status, code in cases:
+        answer = await imports.api.post(
+            f"/api/integrations/{integration_id}/import", json=body, headers=admin_headers()
+        )
+        assert answer.status_code == status, (body, answer.text)
+        if code:
+            assert answer.json()["error"]["code"] == code

@@ -1,0 +1,255 @@
+"""Slack export imports end to end: upload → checks → job → envelopes on
+`hookhub.chat.inbound`, the report, the events; and every bad input refused before a job."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.message_map import inbound_message_id
+from tests.fakes.slack import TEAM_ID as FAKE_TEAM
+from tests.fakes.slack_export import TEAM_ID, ExportBuilder, message, slack_file
+from tests.importer.conftest import Imports
+from tests.support import admin_headers
+
+
+def _id(channel: str, ts: str, team: str = TEAM_ID) -> str:
+    return inbound_message_id("slack", team, channel, ts)
+
+
+def rich_export(tmp_path: Path, team: str = TEAM_ID) -> tuple[Path, dict[str, Any]]:
+    """An export with every shape the importer must handle, in channel #general, and an
+    unmapped channel #random."""
+    b = ExportBuilder(team)
+    b.add_user("U0ADA", "ada", display_name="Ada L.")
+    b.add_user("U0BOB", "bob", real_name="Bob Marley")
+    b.add_user("U0GRID", "grace", grid=True, real_name="Grace Hopper")
+    general = b.add_channel("general", members=["U0ADA", "U0BOB"])
+    random_ = b.add_channel("random")
+    g = general["id"]
+    day1, day2, day3 = "2024-03-01", "2024-03-02", "2024-03-03"
+    root_ts, late_reply, early_reply = "1709337600.000100", "1709424000.000200", "1709337500.000300"
+    b.add_message(general, day1, message("1709251200.000100", "hello <@U0BOB>", "U0ADA"))
+    b.add_message(
+        general, day1, message("1709251300.000100", "joined", "U0BOB", subtype="channel_join")
+    )
+    # A reply sitting in an earlier day file than its root (it happens with edited clocks
+    # and re-exported archives), and one in a later day file.
+    b.add_message(general, day1, message(early_reply, "early reply", "U0BOB", thread_ts=root_ts))
+    b.add_message(
+        general,
+        day2,
+        message(root_ts, "the root", "U0GRID", thread_ts=root_ts, reply_count=2,
+                reactions=[{"name": "tada", "users": ["U0ADA"], "count": 3}]),
+    )  # fmt: skip
+    b.add_message(general, day2, ["not", "a", "record"])
+    b.add_message(general, day2, message("1709337700.000100", "old text", "U0ADA",
+                                         edited={"user": "U0ADA", "ts": "1709337800.000000"}))  # fmt: skip
+    b.add_message(general, day2, message("1709337701.000100", "see file", "U0ADA",
+                                         subtype="file_share", files=[slack_file("F1", "a.png")]))  # fmt: skip
+    b.add_message(general, day2, message("1709337702.000100", "legacy", "U0BOB",
+                                         subtype="file_share", file=slack_file("F0", "old.pdf")))  # fmt: skip
+    b.add_message(general, day2, message("1709337703.000100", "", None, subtype="tombstone"))
+    b.add_message(general, day3, message(late_reply, "late reply", "U0ADA", thread_ts=root_ts))
+    b.add_message(general, day3, message("1709424001.000100", "bcast", "U0BOB",
+                                         subtype="thread_broadcast", thread_ts=root_ts))  # fmt: skip
+    b.add_message(general, day3, message("1709424002.000100", "deployed", None, subtype="bot_message",
+                                         username="CI", icons={"image_72": "https://ci/x.png"},
+                                         bot_id="B0CI"))  # fmt: skip
+    b.add_message(
+        general, day3, message("1709424003.000100", "waves", "U0ADA", subtype="me_message")
+    )
+    b.add_message(random_, day1, message("1709251200.000900", "elsewhere", "U0ADA"))
+    facts = {
+        "general": g,
+        "random": random_["id"],
+        "root": root_ts,
+        "early": early_reply,
+        "late": late_reply,
+        "imported": 10,
+    }
+    return b.write(tmp_path / "rich.zip"), facts
+
+
+async def test_an_export_is_imported_with_its_threads_files_authors_and_policy(
+    imports: Imports, tmp_path: Path
+) -> None:
+    path, facts = rich_export(tmp_path)
+    channel = imports.world.new_id("ch_")
+    answer = await imports.upload(path, channel_map={"#general": channel})
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert job["status"] == "queued" and job["source"] == "export"
+    assert job["upload"]["team_id"] == TEAM_ID and "file_id" not in job["upload"]
+
+    done = await imports.until(job["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    got = {e["id"]: e for e in await imports.inbox.of_channel(channel, facts["imported"])}
+    await imports.inbox.settle(0.5)
+    got = {e["id"]: e for e in imports.inbox.envelopes if e["channel_id"] == channel}
+    assert len(got) == facts["imported"]
+    g = facts["general"]
+    first = got[_id(g, "1709251200.000100")]
+    assert first["imported"] is True and first["type"] == "message.received"
+    assert first["text"] == "hello @Bob Marley"
+    assert first["author"]["name"] == "Ada L."
+    assert first["occurred_at"].startswith("2024-03-01T00:00:00")
+    assert first["source"]["external_channel_id"] == g
+    root_id = _id(g, facts["root"])
+    assert got[root_id]["author"]["name"] == "Grace Hopper"  # from org_users.json
+    assert got[root_id].get("thread_id") is None
+    for reply in (facts["early"], facts["late"], "1709424001.000100"):
+        assert got[_id(g, reply)]["thread_id"] == root_id
+    assert got[_id(g, "1709337700.000100")]["text"] == "old text"  # the latest, as exported
+    assert [a["url"] for a in got[_id(g, "1709337701.000100")]["attachments"]]
+    assert got[_id(g, "1709337702.000100")]["attachments"][0]["name"] == "old.pdf"
+    bot = got[_id(g, "1709424002.000100")]
+    assert bot["author"]["name"] == "CI"
+    assert _id(g, "1709337703.000100") not in got  # tombstone
+    assert _id(g, "1709251300.000100") not in got  # channel_join
+
+    report = done["report"]
+    assert report["by_subtype"]["skipped:tombstone"] == 1
+    assert report["by_subtype"]["skipped:channel_join"] == 1
+    assert report["by_subtype"]["file_share"] == 2
+    assert report["by_subtype"]["bot_message"] == 1
+    assert report["by_subtype"]["me_message"] == 1
+    assert report["reactions"] == 3
+    assert report["quarantined_total"] == 1
+    (bad,) = report["quarantined"]
+    assert bad["file"].endswith("general/2024-03-02.json") and bad["position"] == 1
+    assert [s["name"] for s in report["skipped_channels"]] == ["random"]
+    progress = done["progress"]
+    assert progress["percent"] == 100.0
+    assert progress["messages_imported"] == facts["imported"]
+    assert progress["channels_total"] == 1 and progress["channels_done"] == 1
+
+    kinds = [
+        e["type"]
+        for e in (
+            orjson.loads(r.value) for r in imports.events.records + await imports.events.poll(1)
+        )
+        if e["data"].get("job_id") == job["id"]
+    ]
+    assert kinds[0] == "import.started" and kinds[-1] == "import.completed"
+
+    # The same export again: the same envelope ids (the chat product drops them).
+    again = await imports.upload(path, channel_map={"general": channel})
+    assert again.status_code == 202, again.text
+    assert (await imports.until(again.json()["id"], "completed", "failed"))["status"] == "completed"
+    await imports.inbox.settle(1.0)
+    twice = [e["id"] for e in imports.inbox.envelopes if e["channel_id"] == channel]
+    assert len(twice) == 2 * facts["imported"] and set(twice) == set(got)
+
+
+async def test_a_dry_run_fills_the_report_and_publishes_nothing(
+    imports: Imports, tmp_path: Path
+) -> None:
+    path, facts = rich_export(tmp_path)
+    channel = imports.world.new_id("ch_")
+    answer = await imports.upload(path, channel_map={facts["general"]: channel}, dry_run=True)
+    assert answer.status_code == 202, answer.text
+    done = await imports.until(answer.json()["id"], "completed", "failed")
+    assert done["status"] == "completed" and done["dry_run"] is True
+    assert done["progress"]["messages_imported"] == facts["imported"]
+    assert done["report"]["quarantined_total"] == 1
+    await imports.inbox.settle(1.5)
+    assert not [e for e in imports.inbox.envelopes if e["channel_id"] == channel]
+
+
+async def test_an_export_of_the_integrations_team_goes_by_its_mappings_into_the_map(
+    imports: Imports, tmp_path: Path
+) -> None:
+    """The export's team is the Slack integration's: its mappings say where channels go,
+    the imported messages enter the message map, and an edit made later in Slack reaches
+    the chat as an edit of the imported message."""
+    world = imports.world
+    external, channel = await world.slack_pair()
+    b = ExportBuilder(FAKE_TEAM)
+    b.add_user("U0ADA", "ada")
+    entry = b.add_channel(external.lower(), channel_id=external)
+    ts = "1709251200.000100"
+    b.add_message(entry, "2024-03-01", message(ts, "imported once", "U0ADA", team=FAKE_TEAM))
+    answer = await imports.upload(b.write(tmp_path / "team.zip"))
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["integration_id"] == world.slack_integration
+    done = await imports.until(answer.json()["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    (received,) = await imports.inbox.of_channel(channel, 1)
+    assert received["id"] == inbound_message_id("slack", FAKE_TEAM, external, ts)
+    lookup = await world.sync.get(
+        "/api/messages/lookup",
+        params={"provider": "slack", "external_channel_id": external, "external_message_id": ts},
+        headers=admin_headers(),
+    )
+    assert lookup.status_code == 200, lookup.text
+
+    # The message exists in Slack too (it is history): a person edits it there.
+    world.slack.add_history(external, [message(ts, "imported once", "U0ADA", team=FAKE_TEAM)])
+    await world.slack.edit_as_user(external, ts, "edited later")
+    edits = await world.chat.received(
+        lambda v: v["channel_id"] == channel and v["type"] == "message.edited"
+    )
+    assert edits[0]["message_id"] == received["id"] and edits[0]["text"] == "edited later"
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+async def test_bad_uploads_are_refused_before_any_job(imports: Imports, tmp_path: Path) -> None:
+    before = await imports.count()
+    not_zip = tmp_path / "notes.zip"
+    not_zip.write_bytes(b"this is not a zip file at all")
+    no_index = _zip(tmp_path / "no-index.zip", {"users.json": b"[]"})
+    tricky = _zip(tmp_path / "tricky.zip", {"channels.json": b"[]", "../../etc/passwd": b"x"})
+    bomb = ExportBuilder()
+    bomb.add_channel("general")
+    bomb.bomb("general/2024-01-01.json", 64 * 2**20)
+    bombed = bomb.write(tmp_path / "bomb.zip")
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"\0" * (9 * 2**20))  # over the tests' 8 MiB upload limit
+    cases = [
+        (not_zip, 400, "not_a_zip"),
+        (no_index, 422, "no_channels_json"),
+        (tricky, 422, "unsafe_member_name"),
+        (bombed, 422, "zip_bomb"),
+        (big, 413, None),
+    ]
+    for path, status, code in cases:
+        answer = await imports.upload(path)
+        assert answer.status_code == status, (path.name, answer.text)
+        if code:
+            assert answer.json()["error"]["code"] == code, answer.text
+    good, _ = rich_export(tmp_path)
+    form_cases = [
+        ({"workspace_id": ""}, 422),
+        ({"channel_map": "{not json"}, 400),
+        ({"channel_map": '["a"]'}, 422),
+        ({"dry_run": "maybe"}, 422),
+    ]
+    for fields, status in form_cases:
+        data = {"workspace_id": imports.world.chat.workspace_id, **fields}
+        with good.open("rb") as file:
+            answer = await imports.api.post(
+                "/api/imports",
+                data=data,
+                files={"file": ("x.zip", file, "application/zip")},
+                headers=admin_headers(),
+            )
+        assert answer.status_code == status, (fields, answer.text)
+    answer = await imports.api.post(
+        "/api/imports",
+        content=b"{}",
+        headers={**admin_headers(), "content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    unauthenticated = await imports.api.post("/api/imports", content=b"x")
+    assert unauthenticated.status_code == 401
+    assert await imports.count() == before
