@@ -10,6 +10,7 @@ import sys
 import tracemalloc
 import zipfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -426,6 +427,7 @@ def test_malformed_records_are_quarantined_and_their_neighbours_read(
     assert "not a JSON object but a string" in quarantined[0].reason
     assert "no valid ts" in quarantined[1].reason
     assert [r.checkpoint for r in found] == [{"file": member, "index": n} for n in range(8)]
+    assert [r.page_start for r in found] == [True] + [False] * 7
 
 
 def test_day_files_that_cannot_be_read_are_quarantined_whole(
@@ -451,6 +453,7 @@ def test_day_files_that_cannot_be_read_are_quarantined_whole(
     assert "not JSON" in quarantined[1].reason
     assert "over the limit of 4000" in quarantined[3].reason
     assert found[1].checkpoint == {"file": "general/2024-03-02.json", "index": None}
+    assert all(r.page_start for r in found)  # six day files, one record each
 
 
 def test_a_day_file_with_a_bad_crc_is_quarantined_not_a_crash(
@@ -500,8 +503,17 @@ def test_resume_after_any_checkpoint_yields_exactly_the_rest(
         for n, record in enumerate(everything):
             # The checkpoint as the importer stores it: through JSON and MongoDB.
             stored = json.loads(json.dumps(record.checkpoint))
-            assert read(export, conversation, after=stored) == everything[n + 1 :]
+            rest = read(export, conversation, after=stored)
+            # The same records; the first one read after resuming starts its (re-read) file.
+            assert [replace(r, page_start=False) for r in rest] == [
+                replace(r, page_start=False) for r in everything[n + 1 :]
+            ]
+            assert not rest or rest[0].page_start
         assert read(export, conversation, after=None) == everything
+        with pytest.raises(ValueError, match="not a day file of"):
+            read(export, conversation, after={"file": f"random/{DAY1}.json", "index": 0})
+        with pytest.raises(ValueError, match="not a checkpoint"):
+            read(export, conversation, after={"page": 3})
 
 
 def test_done_grows_to_one_by_bytes_read(tmp_path: Path, builder: ExportBuilder) -> None:

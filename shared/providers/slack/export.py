@@ -27,7 +27,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -227,12 +227,15 @@ class SlackExport:
         self, conversation: Conversation, after: Mapping[str, Any] | None = None
     ) -> Iterator[HistoryRecord]:
         """The conversation's messages, day file by day file in date order, each in its
-        file's order, one day file in memory at a time. Each record's checkpoint is
+        file's order, one day file in memory at a time; the first record read from a day
+        file has `page_start`. Each record's checkpoint is
         `{"file": member, "index": i}` (`"index": None` after a day file quarantined whole);
         `after=` one of them goes on right after it."""
         days = self._days.get(conversation.id, [])
         total = sum(day.info.file_size for day in days) or 1
         after_file, after_index = _resume_point(after)
+        if after_file is not None and all(day.name != after_file for day in days):
+            raise ValueError(f"{after_file!r} is not a day file of {conversation.id}")
         before = 0
         for day in days:
             size = day.info.file_size
@@ -250,6 +253,7 @@ class SlackExport:
                     checkpoint={"file": day.name, "index": None},
                     quarantined=Quarantined(day.name, None, problem),
                     done=min(1.0, before / total),
+                    page_start=True,
                 )
                 continue
             count = len(records)
@@ -257,7 +261,8 @@ class SlackExport:
                 record = records[index]
                 records[index] = None  # what has been yielded is not kept while the file is read
                 done = min(1.0, (before + size * (index + 1) / count) / total)
-                yield _record(conversation.id, day.name, index, record, done)
+                found = _record(conversation.id, day.name, index, record, done)
+                yield replace(found, page_start=True) if index == start else found
             before += size
 
     def _read_day(self, day: _DayFile) -> tuple[list[Any], str | None]:
