@@ -67,6 +67,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runner = Runner(
         jobs=job_repository,
         open_job=service.open_job,
+        completed=service.completed,
         message_map=message_map.MessageMap(runtime.db),
         publisher=runtime.publisher,
         metrics=metrics,

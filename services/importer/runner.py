@@ -85,6 +85,7 @@ class Tally:
     skipped_channels: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     failed_channels: list[dict[str, Any]] = field(default_factory=list)
+    pace: dict[str, Any] | None = None
     # Conversation weights, for the percent: done ones whole, the current one in part.
     weights: dict[str, int] = field(default_factory=dict)
     done_share: dict[str, float] = field(default_factory=dict)
@@ -150,6 +151,7 @@ class Tally:
             "quarantined": self.quarantined,
             "quarantined_total": self.quarantined_total,
             "reactions": self.reactions,
+            "pace": self.pace,
         }
 
 
@@ -194,6 +196,7 @@ class Runner:
         *,
         jobs: JobRepository,
         open_job: OpenJob,
+        completed: Callable[[Document], Awaitable[None]],
         message_map: MessageMap,
         publisher: EventPublisher,
         metrics: ImportMetrics,
@@ -204,6 +207,7 @@ class Runner:
     ) -> None:
         self._jobs = jobs
         self._open_job = open_job
+        self._completed = completed
         self._map = message_map
         self._publisher = publisher
         self._metrics = metrics
@@ -236,6 +240,7 @@ class Runner:
             source, provider, targets, skipped = await self._open_job(doc)
             tally = Tally.from_job(doc)
             tally.skipped_channels = skipped
+            tally.pace = source.pace()
             tally.channels_total = len(targets)
             checkpoint = dict(doc.get("checkpoint") or {})
             for target in targets:
@@ -530,6 +535,7 @@ class Runner:
         self._metrics.jobs_finished.labels(status).inc()
         if status == "completed":
             await self._announce(job, "completed")
+            await self._completed(done)
         log.info("import_" + status, job_id=job.id, **fields["progress"])
 
     async def _fail(self, doc: Document, job: Job | None, reason: str) -> None:

@@ -100,6 +100,9 @@ class Report(BaseModel):
     quarantined_total: int = 0
     # The envelope has no place for reactions: how many the imported messages had.
     reactions: int = 0
+    # API imports: how fast the provider lets the job read (Slack: the app's tier,
+    # `seconds_per_request`, and what a channel of 10,000 messages takes at that pace).
+    pace: dict[str, Any] | None = None
 
 
 class Upload(BaseModel):

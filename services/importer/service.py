@@ -3,6 +3,7 @@ opens them (their source, their provider, and where each conversation goes)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
@@ -103,9 +104,7 @@ class ImportService:
         """The upload is checked as an export (refused → 4xx, nothing kept), then kept in
         GridFS for whichever replica runs the job."""
         try:
-            with SlackExport.open(upload.path, self.limits) as export:
-                team_id = export.team_id
-                conversations = len(export.conversations)
+            team_id, conversations = await asyncio.to_thread(_checked, upload.path, self.limits)
             integration = await self._slack_integration(workspace_id, team_id)
             file_id = await uploads.keep(self._db, upload)
         finally:
@@ -159,6 +158,13 @@ class ImportService:
 
     # -- the runner ---------------------------------------------------------------------
 
+    async def completed(self, doc: Document) -> None:
+        """A completed export job's upload is deleted (a failed or cancelled one is kept:
+        it may be resumed)."""
+        upload = doc.get("upload")
+        if upload:
+            await uploads.forget(self._db, upload["file_id"], self.scratch)
+
     async def open_job(
         self, doc: Document
     ) -> tuple[Source, ChatProvider, list[Target], list[dict[str, Any]]]:
@@ -184,7 +190,7 @@ class ImportService:
         oldest, latest = _day(params.get("start_date")), _day(params.get("end_date"), end=True)
         if doc["source"] == "export":
             path = await uploads.fetch(self._db, doc["upload"]["file_id"], self.scratch)
-            export = SlackExport.open(path, self.limits)
+            export = await asyncio.to_thread(SlackExport.open, path, self.limits)
             account = (
                 (integration.account_id if integration else None)
                 or doc["upload"].get("team_id")
@@ -265,6 +271,12 @@ class ImportService:
                     }
                 )
         return targets, skipped
+
+
+def _checked(path: Path, limits: ExportLimits) -> tuple[str | None, int]:
+    """The export checked whole (ExportRefused else): its team and how many conversations."""
+    with SlackExport.open(path, limits) as export:
+        return export.team_id, len(export.conversations)
 
 
 def _day(value: str | None, end: bool = False) -> datetime | None:

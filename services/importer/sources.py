@@ -42,6 +42,10 @@ class Source(Protocol):
         self, conversation: Conversation, after: dict[str, Any] | None
     ) -> AsyncIterator[HistoryRecord]: ...
 
+    def pace(self) -> dict[str, Any] | None:
+        """How fast the provider lets it read, for the job's report (None: unpaced)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -70,6 +74,9 @@ class ExportSource:
         while chunk := await asyncio.to_thread(lambda: list(islice(iterator, _EXPORT_CHUNK))):
             for record in chunk:
                 yield record
+
+    def pace(self) -> dict[str, Any] | None:
+        return None
 
     async def close(self) -> None:
         await asyncio.to_thread(self._export.close)
@@ -111,6 +118,16 @@ class SlackApiSource:
 
     def size(self, conversation: Conversation) -> int:
         return 1
+
+    def pace(self) -> dict[str, Any] | None:
+        tier = self._history.tier
+        return {
+            "tier": "limited" if tier.per_minute <= 1 else "tier3",
+            "page_size": tier.page_size,
+            "seconds_per_request": round(self._history.seconds_per_request(), 2),
+            # A channel of 10,000 messages without threads, at this pace.
+            "seconds_per_10000_messages": round(self._history.expected_seconds(10_000)),
+        }
 
     async def records(
         self, conversation: Conversation, after: dict[str, Any] | None
@@ -167,6 +184,10 @@ class DiscordApiSource:
 
     async def users(self) -> dict[str, Author]:
         return {}  # every Discord message names its author
+
+    def pace(self) -> dict[str, Any] | None:
+        # Discord's buckets are learnt from its headers as the pages are read.
+        return {"page_size": 100, "seconds_per_request": None}
 
     def size(self, conversation: Conversation) -> int:
         return 1

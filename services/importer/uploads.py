@@ -188,3 +188,10 @@ async def fetch(db: Database, file_id: Any, scratch: Path) -> Path:
             await asyncio.to_thread(sink.write, chunk)
     await asyncio.to_thread(partial.replace, path)
     return path
+
+
+async def forget(db: Database, file_id: Any, scratch: Path) -> None:
+    """The upload's GridFS file and local copy removed (its job completed)."""
+    with contextlib.suppress(Exception):
+        await AsyncGridFSBucket(db, bucket_name=BUCKET).delete(file_id)
+    await asyncio.to_thread((scratch / f"export-{file_id}.zip").unlink, missing_ok=True)

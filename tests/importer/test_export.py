@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pymongo import AsyncMongoClient
 
 from shared.message_map import inbound_message_id
 from tests.fakes.slack import TEAM_ID as FAKE_TEAM
@@ -143,6 +144,13 @@ async def test_an_export_is_imported_with_its_threads_files_authors_and_policy(
     await imports.inbox.settle(1.0)
     twice = [e["id"] for e in imports.inbox.envelopes if e["channel_id"] == channel]
     assert len(twice) == 2 * facts["imported"] and set(twice) == set(got)
+    # A completed job's upload is deleted from GridFS (failed and cancelled ones are kept).
+    settings = imports.world.sync_settings
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    try:
+        assert await client[settings.mongo_db]["import_uploads.files"].count_documents({}) == 0
+    finally:
+        await client.close()
 
 
 async def test_a_dry_run_fills_the_report_and_publishes_nothing(

@@ -268,6 +268,7 @@ class SlackHistory:
                         checkpoint=checkpoint.as_dict(),
                         quarantined=Quarantined(HISTORY, position, _why(message)),
                         done=progress(checkpoint.latest),
+                        page_start=position == 0,
                     )
                     continue
                 ts = change.external_message_id
@@ -279,6 +280,7 @@ class SlackHistory:
                     change=change,
                     done=done,
                     reactions=_reactions(message),
+                    page_start=position == 0,
                 )
                 if threaded:
                     async for record in self._thread(token, channel_id, ts, None, end, done):
@@ -329,6 +331,7 @@ class SlackHistory:
                         checkpoint=checkpoint.as_dict(),
                         quarantined=Quarantined(REPLIES, position, _why(message)),
                         done=done,
+                        page_start=position == 0,
                     )
                     continue
                 ts = change.external_message_id
@@ -345,6 +348,7 @@ class SlackHistory:
                     change=change,
                     done=done,
                     reactions=_reactions(message),
+                    page_start=position == 0,
                 )
             if page.next_cursor is None:
                 return
