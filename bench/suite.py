@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import delivery, discord, github, incoming, sync
+from bench import delivery, discord, github, importer, incoming, sync
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -31,6 +31,7 @@ BENCHMARKS: list[Benchmark] = [
     delivery.BENCHMARK,
     sync.BENCHMARK,
     discord.BENCHMARK,
+    importer.BENCHMARK,
 ]
 
 
@@ -77,10 +78,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the temporary directory with process logs"
     )
+    parser.add_argument(
+        "--import-messages",
+        action="append",
+        type=int,
+        metavar="N",
+        help="import: the export sizes in messages, repeatable (100000 and 1000000)",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup < 0 or args.concurrency < 1:
         parser.error("--duration and --concurrency must be positive, --warmup not negative")
+    if args.import_messages and min(args.import_messages) < 1_000:
+        parser.error("--import-messages: at least 1000 (200 conversations)")
     return args
 
 
@@ -103,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_logs=args.keep_logs,
     )
     selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    if args.import_messages:
+        importer.BENCHMARK.sizes = tuple(args.import_messages)
     # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background
     # job of a non-interactive shell); SIGTERM does the same, so both stop every process.
     signal.signal(signal.SIGINT, signal.default_int_handler)
