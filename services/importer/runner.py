@@ -342,12 +342,22 @@ class Runner:
     async def _read(self, job: Job, target: Target, records: AsyncIterator[HistoryRecord]) -> None:
         batch: list[HistoryRecord] = []
         filled_at = time.monotonic()
-        async for record in records:
-            batch.append(record)
-            now = time.monotonic()
-            if len(batch) >= self._batch or now - filled_at >= self._progress_seconds:
+        try:
+            async for record in records:
+                batch.append(record)
+                now = time.monotonic()
+                if len(batch) >= self._batch or now - filled_at >= self._progress_seconds:
+                    full, batch, filled_at = batch, [], now
+                    await self._batch_done(job, target, full)
+        except (Cancelled, LeaseLost):
+            raise
+        except Exception:
+            # The source stopped on a rate limit or an outage: what it gave is published
+            # and checkpointed first, so the read goes on after it (else a source allowed a
+            # page at a time would read its first page for ever).
+            if batch:
                 await self._batch_done(job, target, batch)
-                batch, filled_at = [], now
+            raise
         if batch:
             await self._batch_done(job, target, batch)
 

@@ -129,7 +129,7 @@ class Imports:
             job = await self.job(job_id, api)
             if job["status"] in statuses:
                 return job
-            assert time.monotonic() < deadline, f"job is {job['status']}, not {statuses}"
+            assert time.monotonic() < deadline, f"job is {job['status']}, not {statuses}: {job}"
             await asyncio.sleep(0.1)
 
     async def count(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.message_map import inbound_message_id
+from tests.fakes.discord import GET_CHANNEL_MESSAGES
 from tests.fakes.slack import TEAM_ID, history_message
 from tests.importer.conftest import Imports
 from tests.support import admin_headers
@@ -72,6 +73,9 @@ async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Im
         discord.post_silently(external, "1300000000000000001", f"m{n}") for n in range(150)
     ]
     reply = discord.post_silently(external, "1300000000000000001", "a reply", reply_to=first["id"])
+    # Two 429s on the history route, and a bucket of 1 page a second: waited out, no page lost.
+    discord.rate_limit_next(2, route=GET_CHANNEL_MESSAGES, retry_after=0.3)
+    discord.set_rate_limit(GET_CHANNEL_MESSAGES, 1, 1.0, major=external)
     job = await start(
         imports,
         world.discord_integration,
@@ -91,6 +95,18 @@ async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Im
     assert by_id[first["id"]]["author"]["name"] == "Grace"
     # The guild's other channels have no map entry and no mapping: skipped and reported.
     assert unmapped in [c["external_channel_id"] for c in done["report"]["skipped_channels"]]
+    metrics = (await imports.api.get("/metrics")).text
+    assert _metric(metrics, 'hookhub_import_provider_rate_limited_total{provider="discord"}') >= 2
+    assert _metric(metrics, 'hookhub_import_pages_total{provider="discord",source="api"}') >= 2
+    imported = 'hookhub_import_messages_total{outcome="imported",provider="discord"}'
+    assert _metric(metrics, imported) >= len(posted) + 1
+
+
+def _metric(text: str, sample: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{sample} not in the metrics")
 
 
 async def test_what_an_api_import_refuses(imports: Imports) -> None:
