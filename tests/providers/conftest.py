@@ -1,12 +1,16 @@
-"""The fake Discord on loopback, one per module, for the Discord provider's tests."""
+"""The fakes on loopback, one per module, for the provider tests: Discord, and Slack with a
+SlackApi on it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
+from shared.providers.slack.api import SlackApi
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
 from tests.support import serve
 
 
@@ -16,3 +20,17 @@ async def discord() -> AsyncIterator[FakeDiscord]:
     async with serve(fake.app(), probe="/healthz") as running:
         fake.base_url = running.base_url
         yield fake
+
+
+@pytest.fixture(scope="module")
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    async with serve(fake.app(), probe="/healthz") as running:
+        fake.base_url = running.base_url
+        yield fake
+
+
+@pytest.fixture(scope="module")
+async def api(slack: FakeSlack) -> AsyncIterator[SlackApi]:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        yield SlackApi(client, slack.base_url + "/api")

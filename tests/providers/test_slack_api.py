@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -12,21 +10,6 @@ from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimit
 from shared.providers.slack.api import DEFAULT_BASE_URL, SlackApi, base_url
 from shared.settings import Settings
 from tests.fakes.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
-from tests.support import serve
-
-
-@pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-async def api(slack: FakeSlack) -> AsyncIterator[SlackApi]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield SlackApi(client, slack.base_url + "/api")
 
 
 @pytest.fixture

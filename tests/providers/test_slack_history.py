@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.providers.chat import ProviderUnreachable
@@ -20,7 +19,6 @@ from shared.providers.history import HistoryRecord
 from shared.providers.slack.api import SlackApi
 from shared.providers.slack.history import LIMITED, TIER_3, SlackHistory, Tier
 from tests.fakes.slack import FakeSlack, history_message
-from tests.support import serve
 
 BASE = 1_700_000_000
 CHANNEL = "C0HIST"
@@ -41,20 +39,6 @@ class FakeClock:
         self.slept.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
-
-
-@pytest.fixture(scope="module")
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-async def api(slack: FakeSlack) -> AsyncIterator[SlackApi]:
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        yield SlackApi(client, slack.base_url + "/api")
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from typing import Any
 from shared.errors import HookhubError
 from shared.providers.chat import Author
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
-from shared.providers.slack.messages import author_of, change_of
+from shared.providers.slack.messages import author_of, change_of, reactions_of
 
 __all__ = ["ExportLimits", "ExportRefused", "SlackExport"]
 
@@ -328,24 +328,7 @@ def _record(channel: str, file: str, index: int, record: Any, done: float) -> Hi
     change = change_of(channel, record)
     if change is None:
         return quarantined("the record is not a message")
-    return HistoryRecord(checkpoint, change=change, done=done, reactions=_reactions(record))
-
-
-def _reactions(record: Mapping[str, Any]) -> int:
-    reactions = record.get("reactions")
-    if not isinstance(reactions, list):
-        return 0
-    count = 0
-    for reaction in reactions:
-        if not isinstance(reaction, Mapping):
-            continue
-        number = reaction.get("count")
-        users = reaction.get("users")
-        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
-            count += number
-        elif isinstance(users, list):
-            count += len(users)
-    return count
+    return HistoryRecord(checkpoint, change=change, done=done, reactions=reactions_of(record))
 
 
 def _resume_point(after: Mapping[str, Any] | None) -> tuple[str | None, int | None]:

@@ -55,7 +55,7 @@ from shared.providers.chat import (
 )
 from shared.providers.history import HistoryRecord, Quarantined
 from shared.providers.slack.api import Page, SlackApi
-from shared.providers.slack.messages import author_of, change_of
+from shared.providers.slack.messages import author_of, change_of, reactions_of
 
 __all__ = [
     "IMPORT_SHARE",
@@ -279,7 +279,7 @@ class SlackHistory:
                     checkpoint=checkpoint.as_dict(),
                     change=change,
                     done=done,
-                    reactions=_reactions(message),
+                    reactions=reactions_of(message),
                     page_start=position == 0,
                 )
                 if threaded:
@@ -347,7 +347,7 @@ class SlackHistory:
                     checkpoint=checkpoint.as_dict(),
                     change=change,
                     done=done,
-                    reactions=_reactions(message),
+                    reactions=reactions_of(message),
                     page_start=position == 0,
                 )
             if page.next_cursor is None:
@@ -465,20 +465,3 @@ def _has_replies(message: Mapping[str, Any], ts: str) -> bool:
         return True
     latest_reply = message.get("latest_reply")
     return message.get("thread_ts") == ts and isinstance(latest_reply, str) and latest_reply != ts
-
-
-def _reactions(message: Mapping[str, Any]) -> int:
-    reactions = message.get("reactions")
-    if not isinstance(reactions, list):
-        return 0
-    total = 0
-    for reaction in reactions:
-        if not isinstance(reaction, Mapping):
-            continue
-        count = reaction.get("count")
-        users = reaction.get("users")
-        if isinstance(count, int) and count > 0:
-            total += count
-        elif isinstance(users, list):
-            total += len(users)
-    return total

@@ -323,6 +323,25 @@ def change_of(channel: str, message: Mapping[str, Any]) -> MessageChange | None:
     return _created(channel, _str(message.get("subtype")), message)
 
 
+def reactions_of(message: Mapping[str, Any]) -> int:
+    """How many reactions a message (history or export) carries: each reaction's `count`,
+    else the number of its `users`."""
+    reactions = message.get("reactions")
+    if not isinstance(reactions, list):
+        return 0
+    total = 0
+    for reaction in reactions:
+        if not isinstance(reaction, Mapping):
+            continue
+        count = reaction.get("count")
+        users = reaction.get("users")
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            total += count
+        elif isinstance(users, list):
+            total += len(users)
+    return total
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
