@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pymongo.errors import PyMongoError
 
 from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
 from services.importer.metrics import ImportMetrics
@@ -34,7 +35,7 @@ from shared.envelopes import (
     Topic,
     new_event_id,
 )
-from shared.errors import HookhubError
+from shared.errors import HookhubError, Unavailable
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
@@ -304,11 +305,13 @@ class Runner:
             except RateLimited as exc:
                 self._metrics.rate_limited.labels(job.source.provider).inc()
                 await self._wait(job, exc.retry_after)
-            except ProviderUnreachable as exc:
+            except (ProviderUnreachable, Unavailable, PyMongoError) as exc:
+                # The provider, Kafka or MongoDB away for a moment: the read goes on from
+                # the checkpoint after a pause; for long, the job fails (and can resume).
                 unreachable += 1
                 if unreachable >= MAX_UNREACHABLE:
                     raise
-                log.warning("import_provider_unreachable", job_id=job.id, error=str(exc))
+                log.warning("import_paused", job_id=job.id, error=repr(exc))
                 await self._wait(job, min(60.0, 2.0**unreachable))
             except PermanentError as exc:
                 if exc.scope == "integration":

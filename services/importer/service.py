@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -33,6 +34,7 @@ from shared.settings import ImporterSettings
 log = structlog.get_logger(__name__)
 
 IMPORTABLE = ("slack", "discord")
+_USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 class ImportService:
@@ -249,6 +251,16 @@ class ImportService:
         targets: list[Target] = []
         skipped: list[dict[str, Any]] = []
         for conversation in conversations:
+            if not _USABLE_ID.match(conversation.id):
+                # Ids key the job's checkpoint in MongoDB: a forged one is not one of Slack's.
+                skipped.append(
+                    {
+                        "external_channel_id": conversation.id[:200],
+                        "name": conversation.name[:200],
+                        "reason": "the conversation's id is not a provider's channel id",
+                    }
+                )
+                continue
             channel_id = (
                 channel_map.get(conversation.id)
                 or channel_map.get(conversation.name)

@@ -261,3 +261,24 @@ async def test_bad_uploads_are_refused_before_any_job(imports: Imports, tmp_path
     unauthenticated = await imports.api.post("/api/imports", content=b"x")
     assert unauthenticated.status_code == 401
     assert await imports.count() == before
+
+
+async def test_a_conversation_with_a_forged_id_is_skipped_and_the_rest_imported(
+    imports: Imports, tmp_path: Path
+) -> None:
+    b = ExportBuilder()
+    b.add_user("U0ADA", "ada")
+    good = b.add_channel("general")
+    forged = b.add_channel("evil", channel_id="C1.$where")
+    b.add_message(good, "2024-03-01", message("1709251200.000100", "fine", "U0ADA"))
+    b.add_message(forged, "2024-03-01", message("1709251200.000200", "forged", "U0ADA"))
+    channel = imports.world.new_id("ch_")
+    answer = await imports.upload(
+        b.write(tmp_path / "forged.zip"), channel_map={"general": channel, "evil": channel}
+    )
+    assert answer.status_code == 202, answer.text
+    done = await imports.until(answer.json()["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    (skipped,) = done["report"]["skipped_channels"]
+    assert skipped["external_channel_id"] == "C1.$where"
+    assert [e["text"] for e in await imports.inbox.of_channel(channel, 1)] == ["fine"]
