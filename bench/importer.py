@@ -171,12 +171,15 @@ def conversation_ids(path: Path) -> list[str]:
 
 
 class RssWatch:
-    """Polls a process's resident set size in a thread; `peak_mb` is the largest seen,
-    `hwm_mb()` the kernel's high-water mark (the whole process life)."""
+    """Polls a process's resident set size in a thread, by phase (`mark`): the largest
+    seen in each, and the kernel's high-water mark (VmHWM) of each, which is reset at
+    each mark (`/proc/<pid>/clear_refs`; without that right, the process's whole life)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.peak_kb = 0
+        self.samples: list[tuple[float, str, int]] = []  # (monotonic, phase, kB)
+        self.hwm_kb: dict[str, int] = {}
+        self.phase = "start"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -187,21 +190,38 @@ class RssWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._close_phase()
+
+    def mark(self, phase: str) -> None:
+        self._close_phase()
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        self.phase = phase
+
+    def _close_phase(self) -> None:
+        hwm = _status_kb(self.pid, "VmHWM")
+        if hwm is not None:
+            self.hwm_kb[self.phase] = hwm
 
     def _poll(self) -> None:
         while not self._stop.is_set():
             rss = _status_kb(self.pid, "VmRSS")
             if rss is not None:
-                self.peak_kb = max(self.peak_kb, rss)
+                self.samples.append((time.monotonic(), self.phase, rss))
             self._stop.wait(RSS_POLL_SECONDS)
 
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_kb / 1024
+    def peak_mb(self, phase: str | None = None) -> float:
+        found = [kb for _, p, kb in self.samples if phase is None or p == phase]
+        hwm = [kb for p, kb in self.hwm_kb.items() if phase is None or p == phase]
+        return max(found + hwm, default=0) / 1024
 
-    def hwm_mb(self) -> float | None:
-        hwm = _status_kb(self.pid, "VmHWM")
-        return None if hwm is None else hwm / 1024
+    def course(self, phase: str, points: int = 5) -> list[float]:
+        """The RSS (MB) at evenly spaced moments of a phase, its start to its end."""
+        found = [kb for _, p, kb in self.samples if p == phase]
+        if not found:
+            return []
+        picks = {round(i * (len(found) - 1) / (points - 1)) for i in range(points)}
+        return [found[i] / 1024 for i in sorted(picks)]
 
 
 def _status_kb(pid: int, key: str) -> int | None:
@@ -230,6 +250,9 @@ class Reading:
     host_first: dict[str, float] = field(default_factory=dict)
     host_last: dict[str, float] = field(default_factory=dict)
     sample: dict[str, Any] | None = None  # the first envelope, decoded
+    ids: set[bytes] = field(default_factory=set)
+    duplicates: int = 0  # envelopes read again with an id already read
+    duplicate_samples: list[bytes] = field(default_factory=list)
 
     @property
     def window(self) -> float:
@@ -239,11 +262,14 @@ class Reading:
 
     def measurement(self, label: str, expected: int) -> Measurement:
         window = self.window
-        missing = max(expected - self.count, 0)
-        extra = max(self.count - expected, 0)
+        distinct = len(self.ids)
+        missing = max(expected - distinct, 0)
+        extra = max(distinct - expected, 0)
         kinds = {"missing": missing} if missing else {}
         if extra:
             kinds["unexpected"] = extra
+        if self.duplicates:
+            kinds["duplicate"] = self.duplicates
         return Measurement(
             label=label,
             rps=round(self.count / window, 1) if window > 0 else 0.0,
@@ -251,8 +277,8 @@ class Reading:
             p90_ms=None,
             p99_ms=None,
             max_ms=None,
-            ok=min(self.count, expected),
-            errors=missing + extra,
+            ok=min(distinct, expected),
+            errors=missing + extra + self.duplicates,
             error_kinds=kinds,
             window_s=round(window, 3),
             cpu_cores=_per_second(self.cpu_first, self.cpu_last, window),
@@ -318,7 +344,15 @@ class Reader:
             for records in batches.values():
                 got += len(records)
                 for record in records:
-                    reading.value_bytes += len(record.value)
+                    value = record.value
+                    reading.value_bytes += len(value)
+                    key = _envelope_id(value)
+                    if key in reading.ids:
+                        reading.duplicates += 1
+                        if len(reading.duplicate_samples) < 5:
+                            reading.duplicate_samples.append(value)
+                    else:
+                        reading.ids.add(key)
                 if reading.sample is None and records:
                     reading.sample = orjson.loads(records[0].value)
             if got:
@@ -339,6 +373,15 @@ class Reader:
             await self._consumer.stop()
 
 
+def _envelope_id(value: bytes) -> bytes:
+    """The envelope's id: both write it first."""
+    if value.startswith(b'{"id":"'):
+        end = value.find(b'"', 7)
+        if end > 0:
+            return value[7:end]
+    return str(orjson.loads(value)["id"]).encode()
+
+
 # -- ours ----------------------------------------------------------------------------------------
 
 
@@ -348,15 +391,19 @@ class Run:
 
     measurement: Measurement
     reading: Reading
-    rss_peak_mb: float
-    rss_hwm_mb: float | None
+    rss: RssWatch
     upload_s: float | None = None
     job: dict[str, Any] | None = None
     produced: int | None = None  # what the baseline says it produced
 
 
 async def import_ours(
-    importer_url: str, admin_token: str, source: Export, reader: Reader, limit_s: float
+    importer_url: str,
+    admin_token: str,
+    source: Export,
+    reader: Reader,
+    rss: RssWatch,
+    limit_s: float,
 ) -> tuple[dict[str, Any], float]:
     """Uploads the export and follows the job while `reader` reads the topic; the job as it
     ended and the upload's duration."""
@@ -366,6 +413,7 @@ async def import_ours(
     reading = asyncio.ensure_future(reader.read_until(done, source.importable))
     try:
         async with httpx.AsyncClient(base_url=importer_url, timeout=600, trust_env=False) as client:
+            rss.mark("upload")
             started = time.perf_counter()
             with source.path.open("rb") as file:
                 answer = await client.post(
@@ -378,6 +426,7 @@ async def import_ours(
                     headers=headers,
                 )
             upload_s = time.perf_counter() - started
+            rss.mark("import")
             if answer.status_code != 202:
                 raise BenchError(f"the upload was refused: {answer.status_code} {answer.text}")
             job_id = answer.json()["id"]
@@ -416,29 +465,29 @@ def run_ours(harness: Harness, source: Export, inbound: str) -> Run:
     }
     timeout = max(600.0, source.messages / 500)
 
-    async def go() -> tuple[dict[str, Any], float, Reading]:
+    async def go(rss: RssWatch) -> tuple[dict[str, Any], float, Reading]:
         reader = Reader(infrastructure.kafka_bootstrap, inbound, pids)
         await reader.start()
         try:
             job, upload_s = await import_ours(
-                importer.url, infrastructure.admin_token, source, reader, timeout
+                importer.url, infrastructure.admin_token, source, reader, rss, timeout
             )
         finally:
             await reader.stop()
         return job, upload_s, reader.reading
 
     with RssWatch(pid) as rss:
-        job, upload_s, reading = asyncio.run(go())
-        hwm = rss.hwm_mb()
+        job, upload_s, reading = asyncio.run(go(rss))
+        rss.mark("after")
     if not importer.child.alive():
         raise BenchError(f"the importer exited; its log: {importer.child.log_path}")
     importer.stop()
     measurement = reading.measurement("hookhub importer", source.importable)
     imported = int(job["progress"]["messages_imported"])
-    if imported != reading.count:
-        measurement.errors += abs(imported - reading.count)
-        measurement.error_kinds["read_not_imported"] = abs(imported - reading.count)
-    return Run(measurement, reading, rss.peak_mb, hwm, upload_s=upload_s, job=job)
+    if imported != len(reading.ids):
+        measurement.errors += abs(imported - len(reading.ids))
+        measurement.error_kinds["read_not_imported"] = abs(imported - len(reading.ids))
+    return Run(measurement, reading, rss, upload_s=upload_s, job=job)
 
 
 # -- the baseline --------------------------------------------------------------------------------
@@ -460,7 +509,7 @@ def run_baseline(harness: Harness, source: Export, inbound: str) -> Run:
         "harness": os.getpid(),
     }
 
-    async def go() -> tuple[Reading, ChildProcess, RssWatch, float | None]:
+    async def go() -> tuple[Reading, ChildProcess, RssWatch]:
         reader = Reader(bootstrap, topic, pids)
         await reader.start()
         argv = [sys.executable, "-m", "bench.importer", "baseline", "--zip", str(source.path)]
@@ -471,6 +520,7 @@ def run_baseline(harness: Harness, source: Export, inbound: str) -> Run:
         done = asyncio.Event()
         try:
             with RssWatch(child.process.pid) as rss:
+                rss.mark("import")
                 reading = asyncio.ensure_future(reader.read_until(done, source.importable))
                 deadline = time.monotonic() + max(600.0, source.messages / 500)
                 while not reading.done():
@@ -490,21 +540,20 @@ def run_baseline(harness: Harness, source: Export, inbound: str) -> Run:
                     if done_path.exists():
                         break
                     await asyncio.sleep(0.1)
-                hwm = rss.hwm_mb()
         finally:
             await reader.stop()
-        return reader.reading, child, rss, hwm
+        return reader.reading, child, rss
 
-    reading, child, rss, hwm = asyncio.run(go())
+    reading, child, rss = asyncio.run(go())
     child.stop()
     produced = None
     if done_path.exists():
         produced = int(json.loads(done_path.read_text())["produced"])
     measurement = reading.measurement("baseline (zipfile + orjson → aiokafka)", source.importable)
-    if produced is not None and produced != reading.count:
-        measurement.errors += abs(produced - reading.count)
-        measurement.error_kinds["read_not_produced"] = abs(produced - reading.count)
-    return Run(measurement, reading, rss.peak_mb, hwm, produced=produced)
+    if produced is not None and produced != len(reading.ids):
+        measurement.errors += abs(produced - len(reading.ids))
+        measurement.error_kinds["read_not_produced"] = abs(produced - len(reading.ids))
+    return Run(measurement, reading, rss, produced=produced)
 
 
 async def baseline_loop(
@@ -703,7 +752,7 @@ class Import:
             since_start = ours.reading.last_at - started
         rate = ours.measurement.rps
         rate_verdict = "met" if rate >= TARGET_RATE else "NOT MET"
-        rss = ours.rss_hwm_mb if ours.rss_hwm_mb is not None else ours.rss_peak_mb
+        rss = ours.rss.peak_mb("import")
         notes = [
             f"{source.messages:,} generated messages over {CHANNELS} conversations in "
             f"{source.day_files:,} day files ({source.zip_bytes / 2**20:.1f} MiB zipped, "
@@ -726,23 +775,38 @@ class Import:
                 else ""
             ),
             f"job: {job.get('progress', {}).get('messages_imported', 0):,} imported, "
-            f"{job.get('progress', {}).get('messages_skipped', 0):,} skipped; envelopes "
-            f"read {ours.reading.count:,} (hookhub) and {base.reading.count:,} (baseline, "
-            f"which says it produced {base.produced if base.produced is not None else '?'})",
+            f"{job.get('progress', {}).get('messages_skipped', 0):,} skipped, attempt "
+            f"{job.get('attempts')}; envelopes read {ours.reading.count:,} (hookhub, "
+            f"{len(ours.reading.ids):,} distinct ids) and {base.reading.count:,} (baseline, "
+            f"{len(base.reading.ids):,} distinct; it says it produced "
+            f"{base.produced if base.produced is not None else '?'})",
             "envelope size, mean: hookhub "
             f"{_mean_bytes(ours.reading)}, baseline {_mean_bytes(base.reading)}",
-            f"peak RSS: importer {rss:,.0f} MB (VmHWM, upload included; polled during the "
-            f"import {ours.rss_peak_mb:,.0f} MB), target ≤ {TARGET_RSS_MB:g} MB: "
-            f"{'met' if rss <= TARGET_RSS_MB else 'NOT MET'}; baseline "
-            f"{base.rss_hwm_mb or base.rss_peak_mb:,.0f} MB",
+            f"importer peak RSS during the import (202 → completed): {rss:,.0f} MB, target ≤ "
+            f"{TARGET_RSS_MB:g} MB: {'met' if rss <= TARGET_RSS_MB else 'NOT MET'}; over "
+            f"the import: {_course(ours.rss.course('import'))} MB; idle before the upload "
+            f"{ours.rss.peak_mb('start'):,.0f} MB; during the upload (until 202) "
+            f"{ours.rss.peak_mb('upload'):,.0f} MB; the baseline's peak "
+            f"{base.rss.peak_mb():,.0f} MB",
             "CPU per message (process CPU over the window / messages): importer "
             f"{_cpu_ms(ours, 'importer')}, baseline loop {_cpu_ms(base, 'baseline')}",
         ]
         if len(every) > 1 and source is every[-1][0]:
             sizes = ", ".join(
-                f"{s.messages:,}: {_rss(o):,.0f} MB (baseline {_rss(b):,.0f})" for s, o, b in every
+                f"{s.messages:,}: {o.rss.peak_mb('import'):,.0f} MB (upload "
+                f"{o.rss.peak_mb('upload'):,.0f}, baseline {b.rss.peak_mb():,.0f})"
+                for s, o, b in every
             )
             notes.append(f"importer peak RSS by export size: {sizes}")
+        extra = ours.reading.ids - base.reading.ids
+        if extra or ours.reading.duplicates:
+            shown = ", ".join(sorted(i.decode() for i in extra)[:5])
+            notes.append(
+                f"hookhub published {len(extra)} ids the baseline did not ({shown}) and "
+                f"{ours.reading.duplicates} envelopes twice"
+            )
+            for value in ours.reading.duplicate_samples:
+                notes.append(f"read twice: {value[:400].decode(errors='replace')}")
         label = size_label(source.messages)
         return BenchmarkResult(
             "import" if source is every[-1][0] else f"import-{label}",
@@ -755,8 +819,8 @@ class Import:
         )
 
 
-def _rss(run: Run) -> float:
-    return run.rss_hwm_mb if run.rss_hwm_mb is not None else run.rss_peak_mb
+def _course(values: list[float]) -> str:
+    return " → ".join(f"{value:,.0f}" for value in values) or "-"
 
 
 def _mean_bytes(reading: Reading) -> str:
