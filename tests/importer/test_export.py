@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pymongo import AsyncMongoClient
 
 from shared.message_map import inbound_message_id
@@ -128,13 +127,10 @@ async def test_an_export_is_imported_with_its_threads_files_authors_and_policy(
     assert progress["messages_imported"] == facts["imported"]
     assert progress["channels_total"] == 1 and progress["channels_done"] == 1
 
-    kinds = [
-        e["type"]
-        for e in (
-            orjson.loads(r.value) for r in imports.events.records + await imports.events.poll(1)
-        )
-        if e["data"].get("job_id") == job["id"]
-    ]
+    await imports.events.wait_for(
+        lambda e: e["data"].get("job_id") == job["id"] and e["type"] == "import.completed"
+    )
+    kinds = [e["type"] for e in imports.events.values() if e["data"].get("job_id") == job["id"]]
     assert kinds[0] == "import.started" and kinds[-1] == "import.completed"
 
     # The same export again: the same envelope ids (the chat product drops them).
