@@ -7,9 +7,10 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, status
+from pydantic import TypeAdapter, ValidationError
 
 from services.importer.jobs import JobRepository
-from services.importer.schemas import ApiImportCreate, ImportJobOut, Status, out
+from services.importer.schemas import ApiImportCreate, ChannelMap, ImportJobOut, Status, out
 from services.importer.service import ImportService
 from services.importer.uploads import receive
 from shared.errors import BadRequest, Invalid
@@ -24,6 +25,7 @@ router = APIRouter(tags=["imports"], dependencies=[AdminDep], responses=MANAGEME
 ServiceDep = Annotated[ImportService, Depends(from_state("import_service", ImportService))]
 JobsDep = Annotated[JobRepository, Depends(from_state("import_jobs", JobRepository))]
 IntegrationId = Annotated[str, Path(max_length=200)]
+_CHANNEL_MAP: TypeAdapter[dict[str, str]] = TypeAdapter(ChannelMap)
 JobId = Annotated[str, Path(max_length=200)]
 
 
@@ -79,7 +81,6 @@ async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
         request.headers.get("content-type"),
         request.stream(),
         service.scratch,
-        service.max_upload_bytes,
     )
     try:
         workspace_id = upload.fields.get("workspace_id", "").strip()
@@ -94,21 +95,20 @@ async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
 
 
 def _channel_map(raw: str | None) -> dict[str, str]:
+    """The form field, held to the same rules as an API import's `channel_map`."""
     if not raw:
         return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("channel_map is not JSON", code="invalid_request") from exc
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and k and v and len(v) <= 200
-        for k, v in value.items()
-    ):
+    try:
+        return _CHANNEL_MAP.validate_python(value)
+    except ValidationError as exc:
         raise Invalid(
             "channel_map is a JSON object of channel id or name → chat channel id",
             code="invalid_request",
-        )
-    return value
+        ) from exc
 
 
 def _flag(raw: str | None) -> bool:

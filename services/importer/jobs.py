@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pymongo import ReturnDocument
 
+from services.importer.schemas import Progress
 from shared.ids import new_id, utcnow
 from shared.mongo import Collection, Database, Document, Index, paginate
 
@@ -53,16 +54,7 @@ def new_job(
         "params": params,
         "upload": upload,
         "status": "queued",
-        "progress": {
-            "channels_total": 0,
-            "channels_done": 0,
-            "messages_imported": 0,
-            "messages_skipped": 0,
-            "messages_quarantined": 0,
-            "errors": 0,
-            "percent": 0.0,
-            "eta_seconds": None,
-        },
+        "progress": Progress().model_dump(),
         "checkpoint": {},
         "report": None,
         "error": None,

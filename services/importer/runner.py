@@ -402,8 +402,12 @@ class Runner:
             if change is None:
                 continue
             subtype = change.subtype or "message"
-            held = known.get(
-                self._copy_id(job, change.external_channel_id, change.external_message_id)
+            held = (
+                known.get(
+                    self._copy_id(job, change.external_channel_id, change.external_message_id)
+                )
+                if known
+                else None
             )
             if change.ignored or (held is not None and held.origin == "outbound"):
                 # A notice the policy skips, or a message hookhub itself posted there (its
@@ -439,6 +443,11 @@ class Runner:
     def _copy_id(self, job: Job, channel: str, message: str) -> str:
         return copy_id(job.source.provider, job.integration_id or "", channel, message)
 
+    def _held(self, job: Job, known: dict[str, Copy], channel: str, message: str) -> Copy | None:
+        """The map's copy of a message, among those read for the batch. Without an
+        integration none were read: no id is hashed per message for nothing."""
+        return known.get(self._copy_id(job, channel, message)) if known else None
+
     async def _known(
         self, job: Job, conversation: Conversation, batch: list[HistoryRecord]
     ) -> dict[str, Copy]:
@@ -473,7 +482,9 @@ class Runner:
         thread_id = None
         root = change.external_thread_id
         if root and root != change.external_message_id:
-            held = known.get(self._copy_id(job, change.external_channel_id, root))
+            held = (
+                known.get(self._copy_id(job, change.external_channel_id, root)) if known else None
+            )
             thread_id = (held.chat_id if held is not None else None) or inbound_message_id(
                 provider, account, change.external_channel_id, root
             )

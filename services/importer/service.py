@@ -232,10 +232,6 @@ class ImportService:
     def scratch(self) -> Path:
         return self._settings.import_scratch_dir or (self._settings.data_dir / "imports")
 
-    @property
-    def max_upload_bytes(self) -> int:
-        return self._settings.import_max_upload_bytes
-
     async def _targets(
         self,
         conversations: list[Conversation],

@@ -50,9 +50,8 @@ class Upload:
 class _Parts:
     """python-multipart's callbacks: the `file` part to disk, the named fields to memory."""
 
-    def __init__(self, sink: IO[bytes], max_bytes: int) -> None:
+    def __init__(self, sink: IO[bytes]) -> None:
         self.sink = sink
-        self.max_bytes = max_bytes
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.size = 0
@@ -102,12 +101,6 @@ class _Parts:
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
             self.size += end - start
-            if self.size > self.max_bytes:
-                raise PayloadTooLarge(
-                    f"the export is over the {self.max_bytes}-byte limit "
-                    "(HOOKHUB_IMPORT_MAX_UPLOAD_BYTES)",
-                    code="upload_too_large",
-                )
             self.sink.write(data[start:end])
         elif self._name in _FIELDS:
             self._value += data[start:end]
@@ -124,12 +117,11 @@ class _Parts:
                 raise BadRequest(f"{self._name} is not UTF-8", code="invalid_upload") from exc
 
 
-async def receive(
-    content_type: str | None, body: AsyncIterator[bytes], scratch: Path, max_bytes: int
-) -> Upload:
-    """The multipart form read into `scratch` as it arrives; 413 past `max_bytes`
-    (without reading the rest), 400 when it is not a multipart form with a `file`. The
-    disk is written from a worker thread, a chunk at a time."""
+async def receive(content_type: str | None, body: AsyncIterator[bytes], scratch: Path) -> Upload:
+    """The multipart form read into `scratch` as it arrives (the route's body limit,
+    `HOOKHUB_IMPORT_MAX_UPLOAD_BYTES`, answers 413 the moment the stream passes it), 400
+    when it is not a multipart form with a `file`. The disk is written from a worker
+    thread, a chunk at a time."""
     kind, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -139,7 +131,7 @@ async def receive(
     path, sink = await asyncio.to_thread(_scratch_file, scratch)
     try:
         with sink:
-            parts = _Parts(sink, max_bytes)
+            parts = _Parts(sink)
             parser = MultipartParser(boundary, cast("MultipartCallbacks", parts.callbacks()))
             async for chunk in body:
                 await asyncio.to_thread(parser.write, chunk)
