@@ -60,6 +60,10 @@ async def test_a_slack_channel_is_imported_through_the_api_with_its_threads(
     assert got[root_id]["author"]["name"] == "Ada"
     assert done["progress"]["messages_imported"] == 45
     assert done["report"]["channels"][0]["name"] == external.lower()
+    # The expected duration: Slack's Tier 3 (the default), 80 % of 50 requests a minute.
+    pace = done["report"]["pace"]
+    assert pace["tier"] == "tier3" and pace["seconds_per_request"] == 1.5
+    assert pace["seconds_per_10000_messages"] == 75  # 50 pages of 200
 
 
 async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Imports) -> None:
@@ -98,6 +102,7 @@ async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Im
     metrics = (await imports.api.get("/metrics")).text
     assert _metric(metrics, 'hookhub_import_provider_rate_limited_total{provider="discord"}') >= 2
     assert _metric(metrics, 'hookhub_import_pages_total{provider="discord",source="api"}') >= 2
+    assert 'hookhub_import_jobs{status="running"}' in metrics
     imported = 'hookhub_import_messages_total{outcome="imported",provider="discord"}'
     assert _metric(metrics, imported) >= len(posted) + 1
 

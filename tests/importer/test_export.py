@@ -132,6 +132,7 @@ async def test_an_export_is_imported_with_its_threads_files_authors_and_policy(
     )
     kinds = [e["type"] for e in imports.events.values() if e["data"].get("job_id") == job["id"]]
     assert kinds[0] == "import.started" and kinds[-1] == "import.completed"
+    assert "import.progress" in kinds
 
     # The same export again: the same envelope ids (the chat product drops them).
     again = await imports.upload(path, channel_map={"general": channel})

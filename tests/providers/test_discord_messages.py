@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,6 +88,20 @@ MASON = Author(
     external_id="53908099506183680",
 )
 SENT_AT = datetime(2017, 7, 11, 17, 27, 7, 299000, tzinfo=UTC)
+EXAMPLE_CHANGE = MessageChange(
+    kind="created",
+    external_channel_id=CHANNEL,
+    external_message_id="334385199974967042",
+    occurred_at=SENT_AT,
+    text="Supa Hot",
+    author=MASON,
+    sender=SenderMarks(user_id="53908099506183680"),
+)
+
+
+def example(**changes: Any) -> MessageChange:
+    """The change the documentation's example message makes, with `changes`."""
+    return replace(EXAMPLE_CHANGE, **changes)
 
 
 def message(**changes: Any) -> dict[str, Any]:
@@ -112,17 +127,7 @@ def test_discord_chat_is_a_chat_provider() -> None:
         pytest.param(
             "MESSAGE_CREATE",
             message(),
-            [
-                MessageChange(
-                    kind="created",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
-                    occurred_at=SENT_AT,
-                    text="Supa Hot",
-                    author=MASON,
-                    sender=SenderMarks(user_id="53908099506183680"),
-                )
-            ],
+            [example()],
             id="the documentation's example message",
         ),
         pytest.param(
@@ -132,19 +137,13 @@ def test_discord_chat_is_a_chat_provider() -> None:
                 author={**EXAMPLE_MESSAGE["author"], "global_name": "Mason G", "avatar": None},
             ),
             [
-                MessageChange(
-                    kind="created",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
-                    occurred_at=SENT_AT,
-                    text="Supa Hot",
+                example(
                     # The default avatar: (id >> 22) % 6.
                     author=Author(
                         "Mase",
                         f"https://cdn.discordapp.com/embed/avatars/{(53908099506183680 >> 22) % 6}.png",
                         "53908099506183680",
                     ),
-                    sender=SenderMarks(user_id="53908099506183680"),
                 )
             ],
             id="the server nickname wins, no avatar is the default one",
@@ -164,15 +163,10 @@ def test_discord_chat_is_a_chat_provider() -> None:
                 referenced_message=None,
             ),
             [
-                MessageChange(
-                    kind="created",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
-                    occurred_at=SENT_AT,
+                example(
                     text="agreed",
                     external_thread_id="334385199974967000",
                     author=Author("Mason G", MASON.avatar_url, MASON.external_id),
-                    sender=SenderMarks(user_id="53908099506183680"),
                     subtype="reply",
                 )
             ],
@@ -189,17 +183,7 @@ def test_discord_chat_is_a_chat_provider() -> None:
                     "message_id": "306588351130107906",
                 },
             ),
-            [
-                MessageChange(
-                    kind="created",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
-                    occurred_at=SENT_AT,
-                    text="Supa Hot",
-                    author=MASON,
-                    sender=SenderMarks(user_id="53908099506183680"),
-                )
-            ],
+            [example()],
             id="a crosspost's reference is no reply (type 0)",
         ),
         pytest.param(
@@ -218,13 +202,7 @@ def test_discord_chat_is_a_chat_provider() -> None:
                 ],
             ),
             [
-                MessageChange(
-                    kind="created",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
-                    occurred_at=SENT_AT,
-                    author=MASON,
-                    sender=SenderMarks(user_id="53908099506183680"),
+                example(
                     attachments=(
                         Attachment(
                             "https://cdn.discordapp.com/attachments/1/2/plan.pdf",
@@ -232,6 +210,7 @@ def test_discord_chat_is_a_chat_provider() -> None:
                             "application/pdf",
                         ),
                     ),
+                    text="",
                 )
             ],
             id="a file alone",
@@ -244,12 +223,7 @@ def test_discord_chat_is_a_chat_provider() -> None:
                 author={"id": "9000", "username": "CI", "avatar": None, "bot": True},
             ),
             [
-                MessageChange(
-                    kind="created",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
-                    occurred_at=SENT_AT,
-                    text="Supa Hot",
+                example(
                     author=Author("CI", "https://cdn.discordapp.com/embed/avatars/0.png", "9000"),
                     sender=SenderMarks(user_id="9000", bot_id="9000", app_id="9100", is_bot=True),
                 )
@@ -260,14 +234,10 @@ def test_discord_chat_is_a_chat_provider() -> None:
             "MESSAGE_UPDATE",
             message(content="Supa Hot!", edited_timestamp="2017-07-11T17:30:00.000000+00:00"),
             [
-                MessageChange(
+                example(
                     kind="edited",
-                    external_channel_id=CHANNEL,
-                    external_message_id="334385199974967042",
                     occurred_at=datetime(2017, 7, 11, 17, 30, tzinfo=UTC),
                     text="Supa Hot!",
-                    author=MASON,
-                    sender=SenderMarks(user_id="53908099506183680"),
                 )
             ],
             id="an edit",
