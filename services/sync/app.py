@@ -8,6 +8,10 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from services.sync import gateway as discord_gateway
+from services.sync.actions import endpoints as action_routes
+from services.sync.actions import idempotency as action_requests
+from services.sync.actions.metrics import ActionMetrics
+from services.sync.actions.service import Actions
 from services.sync.catchup import CatchUp
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
@@ -38,6 +42,8 @@ from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
 from shared.providers.chats import chat_providers, provider_client
 from shared.providers.discord.messages import DiscordChat
+from shared.providers.github import issues as github_issues
+from shared.providers.jira import issues as jira_issues
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
 
@@ -138,6 +144,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.mapping_service = MappingService(mappings_repo, connections, mapping_cache)
     app.state.mapping_repository = mappings_repo
     app.state.message_map = the_map
+    app.state.actions = Actions(
+        integrations=integrations_repo,
+        connections=connections,
+        github=github_issues.GitHubIssues(client, github_issues.base_url(settings)),
+        jira=jira_issues.JiraIssues(client, jira_issues.base_url(settings)),
+        store=action_requests.IdempotencyStore(runtime.db),
+        publisher=runtime.publisher,
+        metrics=ActionMetrics(runtime.registry),
+    )
 
     # Both consumers are idempotent by themselves (job and envelope ids derive from what
     # they are about), so they take whole batches and skip the envelope ledger.
@@ -177,12 +192,13 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="sync",
         description="Keeps channels in sync with Slack, Discord and Telegram both ways.",
-        routers=[mapping_routes.router, message_routes.router],
+        routers=[mapping_routes.router, message_routes.router, action_routes.router],
         indexes=[
             *mapping_repository.INDEXES,
             *message_map.INDEXES,
             *outbox_repository.INDEXES,
             *integration_repository.INDEXES,
+            *action_requests.INDEXES,
         ],
         setup=setup,
         settings_class=SyncSettings,

@@ -1,0 +1,57 @@
+"""HTTP routes of `/api/integrations/{id}/actions` (SPEC §10)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Response, status
+
+from services.sync.actions.schemas import IssueCreate, IssueCreated
+from services.sync.actions.service import Actions
+from shared.http.app import from_state
+from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS, error_responses
+
+router = APIRouter(
+    prefix="/api/integrations/{integration_id}/actions",
+    tags=["actions"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
+)
+
+ServiceDep = Annotated[Actions, Depends(from_state("actions", Actions))]
+IntegrationId = Annotated[str, Path(max_length=200)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes a retried call return the first answer and create nothing twice "
+        "(kept 24 hours per integration)",
+    ),
+]
+
+
+@router.post(
+    "/create-issue",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IssueCreated,
+    responses=error_responses(409, 422, 503),
+)
+async def create_issue(
+    integration_id: IntegrationId,
+    body: IssueCreate,
+    service: ServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> IssueCreated:
+    """A GitHub issue (`repo`, `title`, ...) or a Jira issue (`project_key`, `summary`, ...)
+    with the integration's OAuth token, the chat `message` quoted in it. A retry with the
+    same `Idempotency-Key` and body answers the same (`Idempotent-Replayed: true`)."""
+    answer = await service.create_issue(integration_id, body, idempotency_key)
+    response.status_code = answer.status
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return IssueCreated.model_validate(answer.body)

@@ -1,0 +1,25 @@
+"""The actions' Prometheus metrics (names in docs/operations.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from shared.metrics import LATENCY_BUCKETS
+
+
+class ActionMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.actions = Counter(
+            "hookhub_actions",
+            "Action requests, by provider, action and outcome (created, replayed, refused, "
+            "rate_limited, unavailable, not_connected, in_progress, key_reused, unsupported)",
+            ["provider", "action", "outcome"],
+            registry=registry,
+        )
+        self.provider_seconds = Histogram(
+            "hookhub_action_provider_seconds",
+            "Time the provider took to answer an action's call, by provider, action and outcome",
+            ["provider", "action", "outcome"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )

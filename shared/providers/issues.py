@@ -1,0 +1,72 @@
+"""What actions need of an issue tracker (GitHub, Jira): the issue created, and the
+provider's answers sorted into the chat contract's kinds of error (shared.providers.chat),
+each carrying the provider's HTTP status for the log line.
+
+- `IssueRefused`: the provider said no for a reason a retry cannot change (no access to
+  the repository, an unknown label, project or issue type): 422 with its message.
+- `IssueTokenRejected`: 401; a refreshed token may cure it, once.
+- `IssueRateLimited`: wait `retry_after` seconds (GitHub's secondary limits, Jira's 429).
+- `IssueUnreachable`: no usable answer (network, timeout, 5xx): try again later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
+
+
+@dataclass(frozen=True)
+class CreatedIssue:
+    """`key_or_number`: GitHub's issue number, Jira's key (`PROJ-1`); `id`: the provider's
+    own id of the issue (stable, unlike a Jira key after a move); `url`: where people see it."""
+
+    provider: str
+    id: str
+    key_or_number: str
+    url: str
+    upstream_status: int
+
+
+@dataclass(frozen=True)
+class QuotedMessage:
+    """The chat message an issue is made from, as the issue quotes it."""
+
+    author: str
+    text: str
+    time: datetime | None = None
+    permalink: str | None = None
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC (a naive one is taken to be UTC already)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class IssueRefused(PermanentError):
+    def __init__(self, message: str, error: str, upstream_status: int | None) -> None:
+        super().__init__(message, error, "message")
+        self.upstream_status = upstream_status
+
+
+class IssueTokenRejected(TokenRejected):
+    upstream_status = 401
+
+
+class IssueRateLimited(RateLimited):
+    def __init__(self, message: str, retry_after: float, upstream_status: int) -> None:
+        super().__init__(message, retry_after)
+        self.upstream_status = upstream_status
+
+
+class IssueUnreachable(ProviderUnreachable):
+    def __init__(self, message: str, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+
+
+def upstream_status(exc: BaseException) -> int | None:
+    """The provider's HTTP status behind an error of this module, if it answered."""
+    status = getattr(exc, "upstream_status", None)
+    return status if isinstance(status, int) else None
