@@ -265,6 +265,28 @@ async def test_reply_into_the_thread_the_message_is_in(stage: Stage) -> None:
     assert answer.json()["url"] in reply["text"]
 
 
+async def test_a_reply_kafka_did_not_take_is_published_by_the_retry(stage: Stage) -> None:
+    """The issue's answer is stored before the reply is published; a reply left unpublished
+    (Kafka away: the call answered 503) goes out with the next retry of the key."""
+    integration_id = await stage.github_integration()
+    body = github_body(message=MESSAGE, reply=True)
+    first = await stage.create(integration_id, body, key="reply-resume")
+    assert first.status_code == 201, first.text
+    requests = db_of(stage.sync)[COLLECTION]
+    query = {"integration_id": integration_id, "key": "reply-resume"}
+    await requests.update_one(query, {"$set": {"replied": False}})
+    before = len(stage.github.issues)
+    again = await stage.create(integration_id, body, key="reply-resume")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert len(stage.github.issues) == before
+    replies = await stage.inbound.wait_for(
+        lambda v: v["source"]["integration_id"] == integration_id, count=2
+    )
+    assert len(replies) == 2 and replies[0] == replies[1]  # one envelope id: one message
+    doc = await requests.find_one(query)
+    assert doc is not None and doc["replied"] is True
+
+
 # -- idempotency -------------------------------------------------------------------------------
 
 
