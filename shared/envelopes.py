@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.ids import new_id, utcnow
 
@@ -18,6 +21,15 @@ class Topic(StrEnum):
     CHAT_INBOUND = "hookhub.chat.inbound"
     PROVIDER_EVENTS = "hookhub.provider.events"
     INTEGRATION_EVENTS = "hookhub.integration.events"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An envelope as it goes to Kafka: its id, its partition key and its JSON bytes."""
+
+    id: str
+    key: bytes | None
+    value: bytes
 
 
 class Envelope(BaseModel):
@@ -63,10 +75,13 @@ class MessageAuthor(BaseModel):
     external_id: str | None = None
 
 
+InboundType = Literal["message.received", "message.edited", "message.deleted"]
+
+
 class InboundMessage(Envelope):
     """`hookhub.chat.inbound`: a message hookhub hands to the chat product, keyed by channel."""
 
-    type: Literal["message.received", "message.edited", "message.deleted"]
+    type: InboundType
     workspace_id: str
     channel_id: str
     source: MessageSource
@@ -86,6 +101,77 @@ class InboundMessage(Envelope):
 
     def partition_key(self) -> bytes:
         return self.channel_id.encode()
+
+
+def encode_inbound(
+    *,
+    id: str,
+    type: InboundType,
+    workspace_id: str,
+    channel_id: str,
+    provider: str,
+    integration_id: str,
+    external_channel_id: str | None,
+    external_message_id: str | None,
+    external_thread_id: str | None,
+    author_name: str,
+    avatar_url: str | None,
+    author_external_id: str | None,
+    text: str,
+    attachments: list[dict[str, Any]],
+    blocks: list[dict[str, Any]] | None,
+    thread_id: str | None,
+    occurred_at: datetime,
+    message_id: str | None = None,
+    imported: bool = False,
+) -> Encoded:
+    """An `InboundMessage`'s Kafka bytes without building the model: for paths that publish
+    thousands a second (an import), where validating and dumping the model cost a fifth of
+    the time. The bytes are those of `InboundMessage(...).to_kafka()` (tests hold the two
+    equal); the one value from outside that the model validates, the avatar URL, is checked
+    the same way here and left out when it is not an http(s) URL."""
+    source = {"provider": provider, "integration_id": integration_id}
+    if external_channel_id is not None:
+        source["external_channel_id"] = external_channel_id
+    if external_message_id is not None:
+        source["external_message_id"] = external_message_id
+    if external_thread_id is not None:
+        source["external_thread_id"] = external_thread_id
+    author: dict[str, str] = {"name": author_name}
+    if avatar_url is not None and (url := _http_url(avatar_url)) is not None:
+        author["avatar_url"] = url
+    if author_external_id is not None:
+        author["external_id"] = author_external_id
+    fields: dict[str, Any] = {
+        "id": id,
+        "type": type,
+        "workspace_id": workspace_id,
+        "channel_id": channel_id,
+        "source": source,
+        "author": author,
+        "text": text,
+        "attachments": attachments,
+    }
+    if blocks is not None:
+        fields["blocks"] = blocks
+    if thread_id is not None:
+        fields["thread_id"] = thread_id
+    if message_id is not None:
+        fields["message_id"] = message_id
+    fields["imported"] = imported
+    fields["occurred_at"] = occurred_at
+    return Encoded(id, channel_id.encode(), orjson.dumps(fields, option=orjson.OPT_UTC_Z))
+
+
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+
+
+@functools.lru_cache(maxsize=4096)  # a few authors post most messages
+def _http_url(url: str) -> str | None:
+    try:
+        return str(_HTTP_URL.validate_python(url))
+    except ValidationError:
+        return None
 
 
 class ProviderEvent(Envelope):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -21,13 +21,15 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from shared.envelopes import Envelope, Topic
+from shared.envelopes import Encoded, Envelope, Topic
 from shared.errors import KafkaUnavailable, PayloadTooLarge
 from shared.metrics import LATENCY_BUCKETS, Labelled
 from shared.produce import PartitionProducer
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+_JSON = b"application/json"
 
 # Internal topics (delivery queue, retry tiers) are added by their services.
 PUBLIC_TOPICS: tuple[Topic, ...] = tuple(Topic)
@@ -154,32 +156,55 @@ class EventPublisher:
         value: bytes | None = None,
     ) -> None:
         """`value`, when given, is the envelope already encoded (see ProviderEvent)."""
-        name = self._settings.topic(topic)
         partition_key = key if key is not None else _partition_key(envelope)
-        headers = [("content-type", b"application/json"), ("hookhub-id", envelope.id.encode())]
+        await self.publish_encoded(
+            topic, [Encoded(envelope.id, partition_key, value or envelope.to_kafka())]
+        )
+
+    async def publish_encoded(self, topic: Topic | str, envelopes: Sequence[Encoded]) -> None:
+        """Envelopes already encoded, handed to the producer together and in order (one
+        waiter per batch rather than one task per envelope); returns once Kafka has
+        acknowledged all of them, or raises as `publish` does (some may have been written:
+        a retry publishes the same ids, which consumers deduplicate)."""
+        if not envelopes:
+            return
+        name = self._settings.topic(topic)
+        records = [
+            (e.key, e.value, [("content-type", _JSON), ("hookhub-id", e.id.encode())])
+            for e in envelopes
+        ]
         started = time.perf_counter()
+        count = len(envelopes)
         try:
             producer = self._producer
             if not self.started or producer is None:
                 raise KafkaConnectionError("publisher not connected yet")
             # No timeout of our own: the producer fails what the publish timeout leaves
             # unacknowledged, and never sends it afterwards.
-            await producer.send(name, partition_key, value or envelope.to_kafka(), headers)
+            await producer.send_many(name, records)
         except asyncio.CancelledError:
             raise
         except TOO_LARGE_ERRORS as exc:  # permanent: a retry would be refused the same way
-            self._published(str(topic), "too_large").inc()
+            self._published(str(topic), "too_large").inc(count)
             log.warning(
-                "kafka_publish_too_large", topic=name, envelope_id=envelope.id, error=repr(exc)
+                "kafka_publish_too_large",
+                topic=name,
+                envelope_id=envelopes[0].id,
+                count=count,
+                error=repr(exc),
             )
             raise EventTooLarge(self._too_large_message(exc)) from exc
         except Exception as exc:  # any other failure means "not durably accepted"
-            self._published(str(topic), "failed").inc()
+            self._published(str(topic), "failed").inc(count)
             log.warning(
-                "kafka_publish_failed", topic=name, envelope_id=envelope.id, error=repr(exc)
+                "kafka_publish_failed",
+                topic=name,
+                envelope_id=envelopes[0].id,
+                count=count,
+                error=repr(exc),
             )
             raise KafkaUnavailable("the event could not be written to Kafka; retry later") from exc
-        self._published(str(topic), "acknowledged").inc()
+        self._published(str(topic), "acknowledged").inc(count)
         self._latency(str(topic)).observe(time.perf_counter() - started)
 
     def _too_large_message(self, exc: Exception) -> str:

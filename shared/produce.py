@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,9 +152,58 @@ class PartitionProducer:
     async def send(
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
     ) -> None:
+        await self.send_many(topic, [(key, value, headers)])
+
+    async def send_many(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]],
+    ) -> None:
+        """Several records, in their order, in as few batches as fit; returns once Kafka
+        has acknowledged every one, or raises the first batch's error. A record over the
+        size limit raises before it is added, and after those before it were (they are sent)."""
         if self._stopped:
             raise KafkaConnectionError("the producer is stopped")
         known = self._client.cluster.partitions_for_topic(topic) or await self._partitions(topic)
+        waiters: list[asyncio.Future[None]] = []
+        batch: _Batch | None = None
+        try:
+            for key, value, headers in records:
+                lane, joined = self._append(topic, key, value, headers, known)
+                if joined is not batch:  # one waiter per batch the records went into
+                    batch = joined
+                    waiter: asyncio.Future[None] = self._loop.create_future()
+                    joined.waiters.append(waiter)
+                    waiters.append(waiter)
+                if not lane.sending:
+                    # Started now, it runs in the next iteration: what this one appends joins.
+                    lane.sending = True
+                    task = self._loop.create_task(self._send_batches(lane))
+                    self._senders.add(task)  # held until done, or the loop may collect it
+                    task.add_done_callback(self._senders.discard)
+        except BaseException:
+            for waiter in waiters:  # nobody will await them: as if their publisher had gone
+                waiter.cancel()
+            raise
+        if len(waiters) == 1:
+            await waiters[0]
+            return
+        # Every batch's outcome is awaited (a failed one must not leave the others' futures
+        # unretrieved); the first error is raised.
+        outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _append(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        known: set[int],
+    ) -> tuple[_Lane, _Batch]:
+        """The record added to its partition's filling batch (a new one when that is full)."""
         partition = self._partition_for(topic, key, known)
         lane = self._lanes.get((topic, partition))
         if lane is None:
@@ -171,15 +221,7 @@ class PartitionProducer:
             if batch is not None:
                 lane.full.append(batch)
             lane.filling = batch = fresh
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        batch.waiters.append(waiter)
-        if not lane.sending:
-            # Started now, it runs in the next iteration: whatever this one appends joins.
-            lane.sending = True
-            task = self._loop.create_task(self._send_batches(lane))
-            self._senders.add(task)  # held until done, or the loop may collect it
-            task.add_done_callback(self._senders.discard)
-        await waiter
+        return lane, batch
 
     def _new_batch(self) -> _Batch:
         records = DefaultRecordBatchBuilder(

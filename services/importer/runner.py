@@ -27,14 +27,7 @@ from pymongo.errors import PyMongoError
 from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
 from services.importer.metrics import ImportMetrics
 from services.importer.sources import Source
-from shared.envelopes import (
-    InboundMessage,
-    IntegrationEvent,
-    MessageAuthor,
-    MessageSource,
-    Topic,
-    new_event_id,
-)
+from shared.envelopes import Encoded, IntegrationEvent, Topic, encode_inbound, new_event_id
 from shared.errors import HookhubError, Unavailable
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
@@ -68,6 +61,20 @@ class Target:
     conversation: Conversation
     channel_id: str
     mapping_id: str | None
+
+
+@dataclass(eq=False)
+class Prepared:
+    """A batch ready to publish: its envelopes, its map copies, and its counts."""
+
+    last: HistoryRecord  # its checkpoint and share are the conversation's once published
+    envelopes: list[Encoded] = field(default_factory=list)
+    copies: list[Copy] = field(default_factory=list)
+    imported: Counter[str] = field(default_factory=Counter)  # by subtype
+    skipped: Counter[str] = field(default_factory=Counter)  # by reason
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    reactions: int = 0
+    pages: int = 0
 
 
 @dataclass
@@ -333,7 +340,9 @@ class Runner:
         }
         job.tally.done_share[conversation.id] = 1.0
         job.tally.channels_done += 1
-        await self._renew(job, force=True)
+        # Written with the next renewal: lost in a crash, the conversation is read again
+        # from its last checkpoint, which yields nothing more.
+        await self._renew(job)
 
     async def _wait(self, job: Job, seconds: float) -> None:
         """Sleep, renewing the lease (and hearing a cancel) on the way."""
@@ -343,92 +352,81 @@ class Runner:
             await self._renew(job)
 
     async def _read(self, job: Job, target: Target, records: AsyncIterator[HistoryRecord]) -> None:
+        """Batches of records, each prepared while the one before it is published: batch N
+        is handed to Kafka only once N-1 is acknowledged and checkpointed, so the checkpoint
+        and the topic's order are as if one at a time."""
         batch: list[HistoryRecord] = []
         filled_at = time.monotonic()
+        committing: asyncio.Future[None] | None = None
+
+        async def hand_on(full: list[HistoryRecord]) -> None:
+            nonlocal committing
+            prepared = await self._prepare(job, target, full)
+            if committing is not None:
+                await committing
+            committing = asyncio.ensure_future(self._commit(job, target, prepared))
+
         try:
-            async for record in records:
-                batch.append(record)
-                now = time.monotonic()
-                if len(batch) >= self._batch or now - filled_at >= self._progress_seconds:
-                    full, batch, filled_at = batch, [], now
-                    await self._batch_done(job, target, full)
-        except (Cancelled, LeaseLost):
-            raise
-        except Exception:
-            # The source stopped on a rate limit or an outage: what it gave is published
-            # and checkpointed first, so the read goes on after it (else a source allowed a
-            # page at a time would read its first page for ever).
+            try:
+                async for record in records:
+                    batch.append(record)
+                    now = time.monotonic()
+                    if len(batch) >= self._batch or now - filled_at >= self._progress_seconds:
+                        full, batch, filled_at = batch, [], now
+                        await hand_on(full)
+            except (Cancelled, LeaseLost):
+                raise
+            except Exception:
+                # The source stopped on a rate limit or an outage: what it gave is published
+                # and checkpointed first, so the read goes on after it (else a source allowed
+                # a page at a time would read its first page for ever).
+                if batch:
+                    await hand_on(batch)
+                if committing is not None:
+                    await committing
+                raise
             if batch:
-                await self._batch_done(job, target, batch)
-            raise
-        if batch:
-            await self._batch_done(job, target, batch)
+                await hand_on(batch)
+            if committing is not None:
+                await committing
+        finally:
+            if committing is not None and not committing.done():
+                committing.cancel()
+                await asyncio.gather(committing, return_exceptions=True)
 
-    async def _batch_done(self, job: Job, target: Target, batch: list[HistoryRecord]) -> None:
+    async def _prepare(self, job: Job, target: Target, batch: list[HistoryRecord]) -> Prepared:
+        """A batch's envelopes and map copies, and what it adds to the tally (added once
+        Kafka has them, so the tally and the checkpoint written together agree)."""
         conversation = target.conversation
-        row = job.tally.channel(conversation, target.channel_id)
-        envelopes, copies = await self._envelopes(job, target, batch, row)
-        if envelopes and not job.dry_run:
-            await self._publish(envelopes)
-            if copies:
-                await self._map.insert(copies)
-        self._metrics.messages.labels(job.source.provider, "imported").inc(len(envelopes))
-        state = job.checkpoint.setdefault(conversation.id, {})
-        state["after"] = batch[-1].checkpoint
-        job.tally.done_share[conversation.id] = batch[-1].done
-        await self._renew(job)
-
-    async def _envelopes(
-        self, job: Job, target: Target, batch: list[HistoryRecord], row: dict[str, Any]
-    ) -> tuple[list[InboundMessage], list[Copy]]:
-        tally, provider, conversation = job.tally, job.source.provider, target.conversation
         known = await self._known(job, conversation, batch)
-        envelopes: list[InboundMessage] = []
-        copies: list[Copy] = []
+        prepared = Prepared(batch[-1])
         for record in batch:
-            tally.reactions += record.reactions
-            if record.page_start:
-                self._metrics.pages.labels(provider, job.doc.get("source") or "api").inc()
+            prepared.reactions += record.reactions
+            prepared.pages += record.page_start
             if record.quarantined is not None:
-                tally.quarantined_total += 1
-                row["quarantined"] += 1
-                self._metrics.messages.labels(provider, "quarantined").inc()
-                if len(tally.quarantined) < QUARANTINE_KEPT:
-                    tally.quarantined.append(
-                        {"external_channel_id": conversation.id, **record.quarantined.as_dict()}
-                    )
+                prepared.quarantined.append(
+                    {"external_channel_id": conversation.id, **record.quarantined.as_dict()}
+                )
                 continue
             change = record.change
             if change is None:
                 continue
             subtype = change.subtype or "message"
-            held = (
-                known.get(
-                    self._copy_id(job, change.external_channel_id, change.external_message_id)
-                )
-                if known
-                else None
-            )
+            held = self._held(job, known, change.external_channel_id, change.external_message_id)
             if change.ignored or (held is not None and held.origin == "outbound"):
                 # A notice the policy skips, or a message hookhub itself posted there (its
                 # original is already in the chat).
-                reason = subtype if change.ignored else "posted_by_hookhub"
-                tally.skipped += 1
-                tally.by_subtype[f"skipped:{reason}"] += 1
-                row["skipped"] += 1
-                self._metrics.messages.labels(provider, "skipped").inc()
+                prepared.skipped[subtype if change.ignored else "posted_by_hookhub"] += 1
                 continue
             envelope = await self._envelope(job, target, change, known)
-            envelopes.append(envelope)
-            tally.imported += 1
-            tally.by_subtype[subtype] += 1
-            row["imported"] += 1
+            prepared.envelopes.append(envelope)
+            prepared.imported[subtype] += 1
             if job.integration_id is not None:
-                copies.append(
+                prepared.copies.append(
                     Copy.new(
                         workspace_id=str(job.doc["workspace_id"]),
                         channel_id=target.channel_id,
-                        provider=provider,
+                        provider=job.source.provider,
                         integration_id=job.integration_id,
                         mapping_id=target.mapping_id,
                         external_channel_id=change.external_channel_id,
@@ -438,15 +436,50 @@ class Runner:
                         inbound_id=envelope.id,
                     )
                 )
-        return envelopes, copies
+        return prepared
 
-    def _copy_id(self, job: Job, channel: str, message: str) -> str:
-        return copy_id(job.source.provider, job.integration_id or "", channel, message)
+    async def _commit(self, job: Job, target: Target, prepared: Prepared) -> None:
+        """Published, entered in the map, counted, checkpointed."""
+        if prepared.envelopes and not job.dry_run:
+            await self._publisher.publish_encoded(Topic.CHAT_INBOUND, prepared.envelopes)
+            if prepared.copies:
+                await self._map.insert(prepared.copies)
+        conversation, tally, provider = target.conversation, job.tally, job.source.provider
+        row = tally.channel(conversation, target.channel_id)
+        imported = sum(prepared.imported.values())
+        skipped = sum(prepared.skipped.values())
+        quarantined = len(prepared.quarantined)
+        tally.imported += imported
+        tally.skipped += skipped
+        tally.quarantined_total += quarantined
+        tally.reactions += prepared.reactions
+        tally.by_subtype.update(prepared.imported)
+        tally.by_subtype.update({f"skipped:{r}": n for r, n in prepared.skipped.items()})
+        room = max(0, QUARANTINE_KEPT - len(tally.quarantined))
+        tally.quarantined.extend(prepared.quarantined[:room])
+        row["imported"] += imported
+        row["skipped"] += skipped
+        row["quarantined"] += quarantined
+        for outcome, count in (
+            ("imported", imported),
+            ("skipped", skipped),
+            ("quarantined", quarantined),
+        ):
+            if count:
+                self._metrics.messages.labels(provider, outcome).inc(count)
+        if prepared.pages:
+            self._metrics.pages.labels(provider, job.doc.get("source") or "api").inc(prepared.pages)
+        state = job.checkpoint.setdefault(conversation.id, {})
+        state["after"] = prepared.last.checkpoint
+        tally.done_share[conversation.id] = prepared.last.done
+        await self._renew(job)
 
     def _held(self, job: Job, known: dict[str, Copy], channel: str, message: str) -> Copy | None:
         """The map's copy of a message, among those read for the batch. Without an
         integration none were read: no id is hashed per message for nothing."""
-        return known.get(self._copy_id(job, channel, message)) if known else None
+        if not known:
+            return None
+        return known.get(copy_id(job.source.provider, job.integration_id or "", channel, message))
 
     async def _known(
         self, job: Job, conversation: Conversation, batch: list[HistoryRecord]
@@ -460,16 +493,21 @@ class Runner:
             change = record.change
             if change is None:
                 continue
-            wanted.add(self._copy_id(job, change.external_channel_id, change.external_message_id))
-            if change.external_thread_id:
-                wanted.add(
-                    self._copy_id(job, change.external_channel_id, change.external_thread_id)
-                )
+            for message in (change.external_message_id, change.external_thread_id):
+                if message:
+                    wanted.add(
+                        copy_id(
+                            job.source.provider,
+                            job.integration_id,
+                            change.external_channel_id,
+                            message,
+                        )
+                    )
         return await self._map.by_ids(wanted)
 
     async def _envelope(
         self, job: Job, target: Target, change: MessageChange, known: dict[str, Copy]
-    ) -> InboundMessage:
+    ) -> Encoded:
         provider, account = job.source.provider, job.source.account
         user_id = change.sender.user_id
         author = change.author or (job.users.get(user_id) if user_id else None)
@@ -482,31 +520,25 @@ class Runner:
         thread_id = None
         root = change.external_thread_id
         if root and root != change.external_message_id:
-            held = (
-                known.get(self._copy_id(job, change.external_channel_id, root)) if known else None
-            )
+            held = self._held(job, known, change.external_channel_id, root)
             thread_id = (held.chat_id if held is not None else None) or inbound_message_id(
                 provider, account, change.external_channel_id, root
             )
-        return InboundMessage(
+        return encode_inbound(
             id=inbound_message_id(
                 provider, account, change.external_channel_id, change.external_message_id
             ),
             type="message.received",
             workspace_id=str(job.doc["workspace_id"]),
             channel_id=target.channel_id,
-            source=MessageSource(
-                provider=provider,
-                integration_id=job.integration_id or "",
-                external_channel_id=change.external_channel_id,
-                external_message_id=change.external_message_id,
-                external_thread_id=change.external_thread_id,
-            ),
-            author=MessageAuthor(
-                name=author.name,
-                avatar_url=author.avatar_url,
-                external_id=author.external_id or user_id,
-            ),
+            provider=provider,
+            integration_id=job.integration_id or "",
+            external_channel_id=change.external_channel_id,
+            external_message_id=change.external_message_id,
+            external_thread_id=change.external_thread_id,
+            author_name=author.name,
+            avatar_url=author.avatar_url,
+            author_external_id=author.external_id or user_id,
             text=await job.provider.render(change.text, users),
             attachments=[a.as_dict() for a in change.attachments],
             blocks=change.blocks,
@@ -514,17 +546,6 @@ class Runner:
             imported=True,
             occurred_at=change.occurred_at,
         )
-
-    async def _publish(self, envelopes: list[InboundMessage]) -> None:
-        """All at once: they share produce requests, and the producer keeps one channel's
-        in the order they were handed to it (one request in flight per partition)."""
-        results = await asyncio.gather(
-            *(self._publisher.publish(Topic.CHAT_INBOUND, e) for e in envelopes),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
     # -- the job document ------------------------------------------------------------------
 

@@ -68,12 +68,25 @@ class ExportSource:
     async def records(
         self, conversation: Conversation, after: dict[str, Any] | None
     ) -> AsyncIterator[HistoryRecord]:
-        # The export is read (files opened, inflated, parsed) in a worker thread, a chunk
-        # at a time, so the loop keeps publishing and renewing the lease meanwhile.
+        # The export is read (files opened, inflated, parsed) in a worker thread a chunk
+        # at a time, the next chunk while the loop turns this one into envelopes and
+        # publishes them.
         iterator: Iterator[HistoryRecord] = self._export.records(conversation, after)
-        while chunk := await asyncio.to_thread(lambda: list(islice(iterator, _EXPORT_CHUNK))):
-            for record in chunk:
-                yield record
+        loop = asyncio.get_running_loop()
+
+        def take() -> list[HistoryRecord]:
+            return list(islice(iterator, _EXPORT_CHUNK))
+
+        ahead = loop.run_in_executor(None, take)
+        try:
+            while chunk := await ahead:
+                ahead = loop.run_in_executor(None, take)
+                for record in chunk:
+                    yield record
+        finally:
+            # One thread at a time in the iterator: the read in flight ends before it goes.
+            if not ahead.done():
+                await asyncio.wait([ahead])
 
     def pace(self) -> dict[str, Any] | None:
         return None

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from shared.envelopes import TOPIC_MODELS, ChatEvent, InboundMessage, ProviderEvent, Topic
+from shared.envelopes import (
+    TOPIC_MODELS,
+    ChatEvent,
+    InboundMessage,
+    ProviderEvent,
+    Topic,
+    encode_inbound,
+)
 from shared.ids import derived_id, new_id
 
 
@@ -135,3 +143,76 @@ def test_derived_timed_ids_are_deterministic_and_sort_by_their_moment() -> None:
     assert id_time(made) == moment.timestamp()
     later = [derived_timed_id("dlv", moment + timedelta(milliseconds=n), "evt_0") for n in (1, 2)]
     assert made < later[0] < later[1]
+
+
+_ENCODED_CASES = [
+    pytest.param({}, id="plain"),
+    pytest.param({"avatar_url": "https://EXAMPLE.com", "author_external_id": "U1"}, id="avatar"),
+    pytest.param(
+        {"external_thread_id": "1.0", "thread_id": "msg_root", "message_id": "msg_9"},
+        id="thread",
+    ),
+    pytest.param(
+        {"blocks": [{"type": "rich_text", "x": None}], "attachments": [{"url": "u"}]},
+        id="blocks",
+    ),
+    pytest.param({"text": 'héllo \u2028 <b>&amp;"</b> 🎉', "imported": True}, id="text"),
+    pytest.param(
+        {"occurred_at": datetime(2024, 2, 29, 23, 59, 1, 5, tzinfo=timezone(timedelta(hours=2)))},
+        id="offset",
+    ),
+    pytest.param({"external_channel_id": None, "external_message_id": None}, id="bare-source"),
+]
+
+
+@pytest.mark.parametrize("changes", _ENCODED_CASES)
+def test_encode_inbound_gives_the_models_bytes(changes: dict[str, object]) -> None:
+    fields: dict[str, Any] = {
+        "id": "msg_1",
+        "type": "message.received",
+        "workspace_id": "ws",
+        "channel_id": "ch",
+        "provider": "slack",
+        "integration_id": "",
+        "external_channel_id": "C1",
+        "external_message_id": "2.0",
+        "external_thread_id": None,
+        "author_name": "Ann",
+        "avatar_url": None,
+        "author_external_id": None,
+        "text": "hi",
+        "attachments": [],
+        "blocks": None,
+        "thread_id": None,
+        "occurred_at": datetime(2024, 1, 1, 12, 0, tzinfo=UTC),
+        **changes,
+    }
+    source = ("provider", "integration_id", "external_channel_id", "external_message_id",
+              "external_thread_id")  # fmt: skip
+    model = InboundMessage(
+        **{k: v for k, v in fields.items() if k not in source and not k.startswith("author")
+           and k != "avatar_url"},
+        source={k: fields[k] for k in source},
+        author={"name": fields["author_name"], "avatar_url": fields["avatar_url"],
+                "external_id": fields["author_external_id"]},
+    )  # fmt: skip
+    encoded = encode_inbound(**fields)
+    assert encoded.value == model.to_kafka()
+    assert (encoded.id, encoded.key) == (model.id, model.partition_key())
+
+
+def test_encode_inbound_leaves_out_an_avatar_that_is_not_a_web_url() -> None:
+    """The model would refuse the message; the encoder keeps it, without the avatar."""
+    for bad in ("javascript:alert(1)", "not a url", "ftp://example.com/a.png"):
+        encoded = encode_inbound(
+            id="msg_1", type="message.received", workspace_id="ws", channel_id="ch",
+            provider="slack", integration_id="", external_channel_id="C1",
+            external_message_id="1.0", external_thread_id=None, author_name="Ann",
+            avatar_url=bad, author_external_id="U1", text="", attachments=[], blocks=None,
+            thread_id=None, occurred_at=datetime(2024, 1, 1, tzinfo=UTC),
+        )  # fmt: skip
+        author = json.loads(encoded.value)["author"]
+        assert author == {"name": "Ann", "external_id": "U1"}, bad
+        with pytest.raises(ValidationError):
+            InboundMessage.model_validate({**json.loads(encoded.value), "author": {
+                "name": "Ann", "avatar_url": bad}})  # fmt: skip

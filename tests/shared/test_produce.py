@@ -130,6 +130,40 @@ async def test_concurrent_sends_are_all_acknowledged_and_keep_each_keys_order(
         ]
 
 
+async def test_send_many_hands_records_on_in_order_and_returns_once_all_are_acknowledged(
+    infra: Infra, producer: PartitionProducer, tmp_path: Path
+) -> None:
+    """An import's batch: 1,500 records of 1 KiB over three keys in one call fill many
+    batches per partition; each key's order is the list's."""
+    topic = await _topic(infra.kafka_bootstrap, tmp_path)
+    keys = [b"channel-a", b"channel-b", b"channel-c"]
+    records = [
+        (key, b"%s:%05d:" % (key, n) + b"x" * 1000, [("hookhub-id", b"%s-%d" % (key, n))])
+        for n in range(500)
+        for key in keys
+    ]
+    await producer.send_many(topic, records)
+
+    written = await _records(infra.kafka_bootstrap, topic, 1500)
+    assert len(written) == 1500
+    for key in keys:
+        mine = [record for record in written if record.key == key]
+        assert [int(record.value.split(b":")[1]) for record in mine] == list(range(500))
+
+
+async def test_send_many_refuses_a_record_over_the_limit_after_sending_those_before_it(
+    infra: Infra, producer: PartitionProducer, tmp_path: Path
+) -> None:
+    topic = await _topic(infra.kafka_bootstrap, tmp_path, partitions=1)
+    records = [(b"k", b"before-%d" % n, []) for n in range(3)]
+    with pytest.raises(MessageSizeTooLargeError):
+        await producer.send_many(topic, [*records, (b"k", b"y" * 70_000, []), (b"k", b"after", [])])
+    await producer.send_many(topic, [(b"k", b"next", [])])  # the producer goes on
+
+    written = await _records(infra.kafka_bootstrap, topic, 4)
+    assert [record.value for record in written] == [b"before-0", b"before-1", b"before-2", b"next"]
+
+
 async def test_a_record_larger_than_a_request_is_refused_alone(
     infra: Infra, producer: PartitionProducer, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
 from shared.errors import HookhubError
 from shared.providers.chat import Author
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
@@ -277,9 +278,14 @@ class SlackExport:
         if len(data) > day.info.file_size or len(data) > limit:
             return [], "the day file is larger than the ZIP's directory says"
         try:
-            records = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            return [], f"the day file is not JSON: {_short(exc)}"
+            records = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses a little that Python's parser takes (NaN, lone surrogates):
+            # the standard parser decides, and words the error.
+            try:
+                records = json.loads(data)
+            except (ValueError, RecursionError) as exc:
+                return [], f"the day file is not JSON: {_short(exc)}"
         if not isinstance(records, list):
             return [], f"the day file is not a JSON array but {_json_type(records)}"
         return records, None
