@@ -155,7 +155,9 @@ async def test_send_many_refuses_a_record_over_the_limit_after_sending_those_bef
     infra: Infra, producer: PartitionProducer, tmp_path: Path
 ) -> None:
     topic = await _topic(infra.kafka_bootstrap, tmp_path, partitions=1)
-    records = [(b"k", b"before-%d" % n, []) for n in range(3)]
+    records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = [
+        (b"k", b"before-%d" % n, []) for n in range(3)
+    ]
     with pytest.raises(MessageSizeTooLargeError):
         await producer.send_many(topic, [*records, (b"k", b"y" * 70_000, []), (b"k", b"after", [])])
     await producer.send_many(topic, [(b"k", b"next", [])])  # the producer goes on
