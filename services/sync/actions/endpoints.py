@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Response, status
 
 from services.sync.actions.schemas import IssueCreate, IssueCreated
 from services.sync.actions.service import Actions
+from shared.errors import BadRequest
 from shared.http.app import from_state
 from shared.http.auth import AdminDep
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
@@ -25,13 +27,13 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Makes a retried call return the first answer and create nothing twice "
-        "(kept 24 hours per integration)",
+        description="1-200 printable ASCII characters: a retried call with the same key and "
+        "body returns the first answer and creates nothing twice (kept 24 hours per "
+        "integration)",
     ),
 ]
+# As the incoming webhooks' Idempotency-Key (1-200 characters), printable ASCII only.
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 @router.post(
@@ -50,6 +52,11 @@ async def create_issue(
     """A GitHub issue (`repo`, `title`, ...) or a Jira issue (`project_key`, `summary`, ...)
     with the integration's OAuth token, the chat `message` quoted in it. A retry with the
     same `Idempotency-Key` and body answers the same (`Idempotent-Replayed: true`)."""
+    if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
+        raise BadRequest(
+            "Idempotency-Key must be 1-200 printable ASCII characters, without spaces",
+            code="bad_idempotency_key",
+        )
     answer = await service.create_issue(integration_id, body, idempotency_key)
     response.status_code = answer.status
     if answer.replayed:
