@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.importer import endpoints, jobs
+from services.importer import endpoints, jobs, uploads
 from services.importer.metrics import ImportMetrics, JobsCollector
 from services.importer.runner import Runner
 from services.importer.service import ImportService
@@ -101,7 +101,7 @@ def definition() -> ServiceDefinition:
         name="importer",
         description="Brings message history in from provider APIs and Slack export files.",
         routers=[endpoints.router],
-        indexes=[*jobs.INDEXES],
+        indexes=[*jobs.INDEXES, *uploads.INDEXES],
         setup=setup,
         settings_class=ImporterSettings,
     )
