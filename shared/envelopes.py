@@ -6,12 +6,15 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.ids import new_id, utcnow
+
+if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it that way
+    from shared.providers.chat import Author, MessageChange
 
 
 class Topic(StrEnum):
@@ -161,6 +164,47 @@ def encode_inbound(
     fields["imported"] = imported
     fields["occurred_at"] = occurred_at
     return Encoded(id, channel_id.encode(), orjson.dumps(fields, option=orjson.OPT_UTC_Z))
+
+
+def encode_change(
+    change: MessageChange,
+    author: Author,
+    *,
+    id: str,
+    type: InboundType,
+    workspace_id: str,
+    channel_id: str,
+    integration_id: str,
+    provider: str,
+    text: str,
+    thread_id: str | None,
+    message_id: str | None = None,
+    imported: bool = False,
+) -> Encoded:
+    """A provider's message change as the chat's envelope, live (sync) or imported alike:
+    its ids, attachments, blocks and time from the change, its author (the sender's user
+    id when the author has none) and readable text as the caller found them."""
+    return encode_inbound(
+        id=id,
+        type=type,
+        workspace_id=workspace_id,
+        channel_id=channel_id,
+        provider=provider,
+        integration_id=integration_id,
+        external_channel_id=change.external_channel_id,
+        external_message_id=change.external_message_id,
+        external_thread_id=change.external_thread_id,
+        author_name=author.name,
+        avatar_url=author.avatar_url,
+        author_external_id=author.external_id or change.sender.user_id,
+        text=text,
+        attachments=[a.as_dict() for a in change.attachments],
+        blocks=change.blocks,
+        thread_id=thread_id,
+        occurred_at=change.occurred_at,
+        message_id=message_id,
+        imported=imported,
+    )
 
 
 _HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)

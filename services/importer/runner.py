@@ -27,7 +27,7 @@ from pymongo.errors import PyMongoError
 from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
 from services.importer.metrics import ImportMetrics
 from services.importer.sources import Source
-from shared.envelopes import Encoded, IntegrationEvent, Topic, encode_inbound, new_event_id
+from shared.envelopes import Encoded, IntegrationEvent, Topic, encode_change, new_event_id
 from shared.errors import HookhubError, Unavailable
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
@@ -524,7 +524,9 @@ class Runner:
             thread_id = (held.chat_id if held is not None else None) or inbound_message_id(
                 provider, account, change.external_channel_id, root
             )
-        return encode_inbound(
+        return encode_change(
+            change,
+            author,
             id=inbound_message_id(
                 provider, account, change.external_channel_id, change.external_message_id
             ),
@@ -533,18 +535,9 @@ class Runner:
             channel_id=target.channel_id,
             provider=provider,
             integration_id=job.integration_id or "",
-            external_channel_id=change.external_channel_id,
-            external_message_id=change.external_message_id,
-            external_thread_id=change.external_thread_id,
-            author_name=author.name,
-            avatar_url=author.avatar_url,
-            author_external_id=author.external_id or user_id,
             text=await job.provider.render(change.text, users),
-            attachments=[a.as_dict() for a in change.attachments],
-            blocks=change.blocks,
             thread_id=thread_id,
             imported=True,
-            occurred_at=change.occurred_at,
         )
 
     # -- the job document ------------------------------------------------------------------

@@ -14,18 +14,16 @@ again, which the chat product drops.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
-from pydantic import ValidationError
 
 from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
 from shared import claim_check
-from shared.envelopes import InboundMessage, MessageAuthor, MessageSource, ProviderEvent, Topic
+from shared.envelopes import Encoded, ProviderEvent, Topic, encode_change
 from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
 from shared.integrations.connections import Connections
@@ -152,7 +150,7 @@ class Inbound:
         ]
         known = await self._map.by_ids(wanted)
         known.update({i: self._writing[i] for i in wanted if i in self._writing})
-        envelopes: list[InboundMessage] = []
+        envelopes: list[Encoded] = []
         done: list[Item] = []
         copies: list[Copy] = []
         for item in items:
@@ -161,13 +159,7 @@ class Inbound:
                 if held is not None and held.origin != "outbound":
                     self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
                     continue
-            try:
-                envelope = await self._envelope(item, known)
-            except ValidationError as exc:
-                # One odd message must not hold the partition: it is counted and logged.
-                log.warning("inbound_message_invalid", envelope_id=item.event.id, error=str(exc))
-                self._metrics.messages.labels(item.provider.name, "inbound", "invalid").inc()
-                continue
+            envelope = await self._envelope(item, known)
             if envelope is None:
                 continue
             envelopes.append(envelope)
@@ -189,8 +181,8 @@ class Inbound:
                 written.exception()  # the publish's failure is the one told
             raise
         now = utcnow()
-        for item, envelope in zip(done, envelopes, strict=True):
-            self._metrics.messages.labels(envelope.source.provider, "inbound", "done").inc()
+        for item in done:
+            self._metrics.messages.labels(item.provider.name, "inbound", "done").inc()
             seen = item.change.occurred_at if item.change.kind == "created" else None
             self._synced.saw(item.mapping.id, now, inbound=seen)
         return done, written
@@ -232,7 +224,7 @@ class Inbound:
             items.append(Item(event, integration, provider, change, mapped[0]))
         return items
 
-    async def _envelope(self, item: Item, known: dict[str, Copy]) -> InboundMessage | None:
+    async def _envelope(self, item: Item, known: dict[str, Copy]) -> Encoded | None:
         change, provider, integration = item.change, item.provider, item.integration
         if await self._is_own(item):
             self._metrics.messages.labels(provider.name, "inbound", "echo").inc()
@@ -262,29 +254,18 @@ class Inbound:
         if author is None and change.sender.user_id:
             author = await users(change.sender.user_id)
         author = author or Author(name=change.sender.user_id or change.sender.bot_id or "unknown")
-        return InboundMessage(
+        return encode_change(
+            change,
+            author,
             id=envelope_id,
             type=TYPES[change.kind],
             workspace_id=integration.workspace_id,
             channel_id=item.mapping.channel_id,
-            message_id=message_id,
-            source=MessageSource(
-                provider=provider.name,
-                integration_id=integration.id,
-                external_channel_id=change.external_channel_id,
-                external_message_id=change.external_message_id,
-                external_thread_id=change.external_thread_id,
-            ),
-            author=MessageAuthor(
-                name=author.name,
-                avatar_url=author.avatar_url,
-                external_id=author.external_id or change.sender.user_id,
-            ),
+            provider=provider.name,
+            integration_id=integration.id,
             text=await provider.render(change.text, users) if change.kind != "deleted" else "",
-            attachments=[a.as_dict() for a in change.attachments],
-            blocks=change.blocks,
             thread_id=self._thread(item, known),
-            occurred_at=change.occurred_at,
+            message_id=message_id,
         )
 
     async def _is_own(self, item: Item) -> bool:
@@ -324,17 +305,9 @@ class Inbound:
             inbound_id=envelope_id,
         )
 
-    async def _publish(self, envelopes: list[InboundMessage]) -> None:
-        """In order within a chat channel, channels at once."""
-        by_channel: dict[str, list[InboundMessage]] = defaultdict(list)
-        for envelope in envelopes:
-            by_channel[envelope.channel_id].append(envelope)
-
-        async def in_order(batch: list[InboundMessage]) -> None:
-            for envelope in batch:
-                await self._publisher.publish(Topic.CHAT_INBOUND, envelope)
-
-        await asyncio.gather(*(in_order(batch) for batch in by_channel.values()))
+    async def _publish(self, envelopes: list[Encoded]) -> None:
+        """Together and in order: the producer keeps each chat channel's (one partition)."""
+        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
 
 
 def _from_a_bot(change: MessageChange) -> bool:
