@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 import orjson
+
 from shared.errors import HookhubError
 from shared.providers.chat import Author
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
