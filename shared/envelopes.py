@@ -246,7 +246,8 @@ class ProviderEvent(Envelope):
 
 
 class IntegrationEvent(Envelope):
-    """`hookhub.integration.events`: connection and import lifecycle, keyed by integration."""
+    """`hookhub.integration.events`: connection and import lifecycle, and actions' results,
+    keyed by integration."""
 
     type: Literal[
         "integration.connected",
@@ -257,6 +258,8 @@ class IntegrationEvent(Envelope):
         "import.progress",
         "import.completed",
         "import.failed",
+        "action.completed",
+        "action.failed",
     ]
     workspace_id: str
     integration_id: str

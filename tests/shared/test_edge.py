@@ -28,6 +28,8 @@ from tests.support import RunningService, serve
         ("/api/integrations", "oauth"),
         ("/api/integrations/int_1/status", "oauth"),
         ("/api/integrations/int_1/mappings/m_1", "sync"),
+        ("/api/integrations/int_1/actions/create-issue", "sync"),
+        ("/api/messages/lookup", "sync"),
         ("/api/integrations/int_1/import", "importer"),
         ("/api/imports/job_1/cancel", "importer"),
         ("/api/auth/oauth/callback", "oauth"),

@@ -15,8 +15,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import structlog
@@ -25,8 +24,8 @@ from services.sync.actions.idempotency import Claim, IdempotencyStore, InProgres
 from services.sync.actions.metrics import ActionMetrics
 from services.sync.actions.schemas import GitHubIssueCreate, IssueCreate, JiraIssueCreate
 from shared.envelopes import (
-    Envelope,
     InboundMessage,
+    IntegrationEvent,
     MessageAuthor,
     MessageSource,
     Topic,
@@ -75,21 +74,6 @@ class ProviderRateLimited(HookhubError):
 
     status = 503
     code = "provider_rate_limited"
-
-
-class ActionEvent(Envelope):
-    """`action.completed|failed` on `hookhub.integration.events`, keyed by integration; the
-    same fields as the topic's other events (shared.envelopes.IntegrationEvent)."""
-
-    type: Literal["action.completed", "action.failed"]
-    workspace_id: str
-    integration_id: str
-    provider: str
-    occurred_at: datetime
-    data: dict[str, Any]
-
-    def partition_key(self) -> bytes:
-        return self.integration_id.encode()
 
 
 @dataclass(frozen=True)
@@ -379,7 +363,7 @@ class Actions:
     async def _announce(
         self, doc: Document, kind: str, event_id: str, data: dict[str, Any]
     ) -> None:
-        event = ActionEvent(
+        event = IntegrationEvent(
             id=event_id,
             type="action.completed" if kind == "completed" else "action.failed",
             workspace_id=str(doc["workspace_id"]),
