@@ -2,7 +2,8 @@
 
 `make run` and docker compose put it on :8080; in Kubernetes an Ingress with the same table
 (`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
-both ways, and aggregates `/readyz` and `/openapi.json` across the services.
+both ways, and aggregates `/readyz` and `/openapi.json` across the services. It also
+serves the operator console's static files (`/`, `/console/*`: services/console).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from services.console import console_routes
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -170,6 +173,7 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/openapi.json", openapi),
+            *console_routes(),  # the operator console: `/` and `/console/*`
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},

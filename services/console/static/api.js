@@ -1,0 +1,104 @@
+// The management API, as the console calls it: the admin token from sessionStorage in the
+// Authorization header, never in a URL; JSON in, JSON out; errors as ApiError.
+
+const TOKEN_KEY = "hookhub.admin_token";
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value) {
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+let onUnauthorized = () => {};
+
+/** What to do when the API refuses the token (back to sign-in). */
+export function whenUnauthorized(fn) {
+  onUnauthorized = fn;
+}
+
+function url(path, query) {
+  const u = new URL(path, window.location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== "") u.searchParams.set(k, v);
+  }
+  return u.pathname + u.search;
+}
+
+/**
+ * call("GET", "/api/integrations", {query: {limit: 20}})
+ * call("POST", "/api/outgoing-webhooks", {json: {...}})
+ * call("POST", "/api/imports", {form: formData})
+ */
+export async function call(method, path, { query, json, form, bearer, quiet401 = false } = {}) {
+  const headers = { Accept: "application/json" };
+  const secret = bearer ?? token();
+  if (secret) headers.Authorization = `Bearer ${secret}`;
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form; // the browser sets the multipart boundary
+  }
+  let response;
+  try {
+    response = await fetch(url(path, query), {
+      method,
+      headers,
+      body,
+      cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
+    });
+  } catch (err) {
+    throw new ApiError(0, "network_error", `hookhub could not be reached (${err.message})`);
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    const err = new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || (typeof data === "string" && data) || response.statusText,
+      error.details,
+    );
+    if (response.status === 401 && !quiet401) onUnauthorized(err);
+    throw err;
+  }
+  return data;
+}
+
+export const get = (path, query) => call("GET", path, { query });
+export const post = (path, json, query) => call("POST", path, { json, query });
+export const patch = (path, json) => call("PATCH", path, { json });
+export const del = (path) => call("DELETE", path);
+
+/** Whether `candidate` is the admin token: one cheap authenticated read. */
+export async function checkToken(candidate) {
+  await call("GET", "/api/integrations", { query: { limit: 1 }, bearer: candidate, quiet401: true });
+}
+
+export const enc = encodeURIComponent;

@@ -1,0 +1,173 @@
+// Deliveries: filtered, one page at a time; a delivery with its payload and every attempt,
+// refreshed while it is still open; retry; recover since (per endpoint).
+
+import { enc, get, post } from "../api.js";
+import {
+  actionButton,
+  badge,
+  clear,
+  dl,
+  field,
+  filled,
+  flash,
+  form,
+  h,
+  jsonBlock,
+  link,
+  pager,
+  section,
+  select,
+  table,
+  timeEl,
+} from "../dom.js";
+import { recoverSection } from "./endpoints.js";
+
+const STATUSES = ["pending", "active", "delayed", "completed", "failed"];
+const OPEN = new Set(["pending", "active", "delayed"]);
+
+export async function render(main, { id, params, go }) {
+  if (id) return detail(main, id, go);
+  const webhookId = params.get("webhook_id") || "";
+  const status = params.get("status") || "";
+  const eventType = params.get("event_type") || "";
+  const since = params.get("since") || "";
+  main.append(h("h1", {}, "Deliveries"));
+  main.append(
+    form(
+      [
+        field("Endpoint id", h("input", { name: "webhook_id", value: webhookId, autocomplete: "off" })),
+        field("Status", select("status", [["", "any"], ...STATUSES], status)),
+        field("Event type", h("input", { name: "event_type", value: eventType, autocomplete: "off" })),
+        field("Created since", h("input", { name: "since", type: "datetime-local", value: since })),
+      ],
+      "Filter",
+      async (data) => go("deliveries", null, filled(data)),
+      { className: "form inline filters" },
+    ),
+  );
+  const sinceIso = since ? new Date(since).toISOString() : "";
+  const list = pager(
+    (cursor) =>
+      get("/api/deliveries", {
+        limit: 50,
+        cursor,
+        webhook_id: webhookId,
+        status,
+        event_type: eventType,
+        since: sinceIso,
+      }),
+    (rows) =>
+      table(
+        [
+          { title: "Delivery", cell: (r) => link(`#/deliveries/${enc(r.id)}`, r.id) },
+          { title: "Event type", cell: (r) => r.event_type },
+          { title: "Endpoint", cell: (r) => link(`#/endpoints/${enc(r.webhook_id)}`, r.webhook_id) },
+          { title: "Status", cell: (r) => badge(r.status) },
+          { title: "Attempts", cell: (r) => String(r.attempts) },
+          { title: "Last answer", cell: (r) => lastAnswer(r) },
+          { title: "Created", cell: (r) => timeEl(r.created_at) },
+        ],
+        rows,
+        { caption: "Deliveries, newest first", empty: "No deliveries match." },
+      ),
+    { label: "deliveries" },
+  );
+  main.append(h("div", { class: "actions" }, actionButton("Refresh", () => list.reload())), list);
+  if (webhookId) main.append(recoverSection(webhookId));
+  return null;
+}
+
+function lastAnswer(r) {
+  if (r.last_status_code) return String(r.last_status_code);
+  if (r.last_error) return r.last_error;
+  return "—";
+}
+
+async function detail(main, id, go) {
+  main.append(h("p", {}, link("#/deliveries", "← Deliveries")), h("h1", {}, `Delivery ${id}`));
+  const body = h("div", { id: "delivery" });
+  main.append(body);
+  let timer = null;
+  let stopped = false;
+
+  async function load() {
+    const delivery = await get(`/api/deliveries/${enc(id)}`);
+    if (stopped) return;
+    clear(body).append(
+      section(
+        "Delivery",
+        dl([
+          ["Status", badge(delivery.status)],
+          ["Event", `${delivery.event_type} (${delivery.event_id})`],
+          ["Endpoint", link(`#/endpoints/${enc(delivery.webhook_id)}`, delivery.webhook_id)],
+          ["Message id (webhook-id)", h("code", {}, delivery.msg_id)],
+          ["Attempts", String(delivery.attempts)],
+          ["Next attempt", timeEl(delivery.next_attempt_at)],
+          ["Created", timeEl(delivery.created_at)],
+        ]),
+        h(
+          "div",
+          { class: "actions" },
+          ["failed", "delayed"].includes(delivery.status)
+            ? actionButton("Retry now", async () => {
+                await post(`/api/deliveries/${enc(id)}/retry`, {});
+                flash("Retry queued.");
+                clearTimeout(timer);
+                await load();
+              })
+            : null,
+          delivery.status === "completed"
+            ? actionButton(
+                "Send again (force)",
+                async () => {
+                  await post(`/api/deliveries/${enc(id)}/retry`, {}, { force: "true" });
+                  flash("Sent again.");
+                  clearTimeout(timer);
+                  await load();
+                },
+                { confirmText: "The receiver gets this event a second time (same webhook-id). Send it again?" },
+              )
+            : null,
+        ),
+      ),
+      section(
+        `Attempts (${delivery.attempt_log.length})`,
+        delivery.attempt_log.length
+          ? h("ol", { class: "attempts" }, delivery.attempt_log.map(attempt))
+          : h("p", { class: "muted" }, "No attempt yet."),
+      ),
+      section("Payload", jsonBlock(delivery.payload)),
+    );
+    if (OPEN.has(delivery.status)) timer = setTimeout(() => load().catch(() => {}), 1000);
+  }
+
+  await load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function attempt(a) {
+  const ok = a.status_code && a.status_code >= 200 && a.status_code < 300;
+  return h(
+    "li",
+    { class: `attempt ${ok ? "ok" : "bad"}` },
+    h(
+      "p",
+      {},
+      h("strong", {}, `Attempt ${a.attempt}`),
+      " · ",
+      timeEl(a.at),
+      " · ",
+      badge(a.status_code ? String(a.status_code) : "no answer", ok ? "completed" : "failed"),
+      ` · ${a.duration_ms} ms`,
+      a.next_attempt_at ? [" · next at ", timeEl(a.next_attempt_at)] : null,
+    ),
+    a.error ? h("p", { class: "error-text" }, a.error) : null,
+    Object.keys(a.response_headers || {}).length
+      ? h("details", {}, h("summary", {}, "Response headers"), jsonBlock(a.response_headers))
+      : null,
+    a.response_body ? h("details", {}, h("summary", {}, "Response body"), h("pre", { class: "json" }, a.response_body)) : null,
+  );
+}

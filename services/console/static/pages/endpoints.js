@@ -1,0 +1,206 @@
+// Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, the
+// success rate of each, recover failed deliveries since a time.
+
+import { call, enc, get, post } from "../api.js";
+import {
+  actionButton,
+  badge,
+  clear,
+  copyable,
+  dl,
+  field,
+  flash,
+  form,
+  h,
+  link,
+  pager,
+  pct,
+  rememberWorkspace,
+  section,
+  table,
+  timeEl,
+  workspaceField,
+} from "../dom.js";
+
+export async function render(main, { id, go }) {
+  if (id) return detail(main, id, go);
+  main.append(h("h1", {}, "Outgoing endpoints"));
+  const secretBox = h("div", { "aria-live": "polite" });
+  main.append(secretBox);
+  main.append(
+    pager(
+      (cursor) => get("/api/outgoing-webhooks", { limit: 20, cursor }),
+      (rows) => {
+        const rendered = table(
+          [
+            { title: "Name", cell: (r) => link(`#/endpoints/${enc(r.id)}`, r.name || r.id) },
+            { title: "URL", cell: (r) => h("code", { class: "wrap" }, r.url) },
+            { title: "Events", cell: (r) => (r.events || []).join(", ") },
+            {
+              title: "State",
+              cell: (r) => [badge(r.enabled ? "enabled" : "disabled"), r.disabled_reason ? h("small", {}, ` ${r.disabled_reason}`) : null],
+            },
+            { title: "Success rate", cell: (r) => successRate(r.id) },
+          ],
+          rows,
+          { caption: "Outgoing endpoints", empty: "No endpoints yet: create one below." },
+        );
+        return rendered;
+      },
+      { label: "endpoints" },
+    ),
+  );
+  main.append(createSection(secretBox, go));
+  return null;
+}
+
+/** completed / (completed + failed) from GET /api/webhooks/stats?webhook_id=. */
+function successRate(endpointId) {
+  const cell = h("span", { class: "muted" }, "…");
+  get("/api/webhooks/stats", { webhook_id: endpointId })
+    .then((stats) => {
+      const finished = stats.completed + stats.failed;
+      cell.className = "";
+      cell.textContent = finished
+        ? `${pct(stats.completed, finished)} (${stats.completed}/${finished})`
+        : "no deliveries yet";
+    })
+    .catch(() => {
+      cell.textContent = "—";
+    });
+  return cell;
+}
+
+function createSection(secretBox, go) {
+  const el = form(
+    [
+      workspaceField(),
+      field("Name", h("input", { name: "name", autocomplete: "off" })),
+      field("URL", h("input", { name: "url", type: "url", required: true, placeholder: "https://example.com/hooks" })),
+      field("Events", h("input", { name: "events", required: true, value: "message.*" }), "comma-separated: event types, * or prefixes like message.*"),
+      field("Retry schedule (seconds)", h("input", { name: "retry_schedule", placeholder: "5, 10, 20" }), "comma-separated; empty: the default"),
+    ],
+    "Create endpoint",
+    async (data) => {
+      const body = {
+        workspace_id: data.get("workspace_id"),
+        url: String(data.get("url") || "").trim(),
+        events: String(data.get("events") || "")
+          .split(",")
+          .map((e) => e.trim())
+          .filter(Boolean),
+      };
+      const name = String(data.get("name") || "").trim();
+      if (name) body.name = name;
+      const schedule = String(data.get("retry_schedule") || "").trim();
+      if (schedule) body.retry_schedule = schedule.split(",").map((v) => Number(v.trim()));
+      const created = await post("/api/outgoing-webhooks", body);
+      rememberWorkspace(body.workspace_id);
+      showSecret(secretBox, created, "created");
+      return h("p", {}, "Created: ", link(`#/endpoints/${enc(created.id)}`, created.name || created.id));
+    },
+  );
+  return section("New endpoint", el);
+}
+
+/** The secret, once: it is not shown again after this page is left. */
+function showSecret(box, endpoint, verb) {
+  clear(box).append(
+    h(
+      "section",
+      { class: "card secret", id: "secret-once" },
+      h("h2", {}, `Endpoint ${verb}: its signing secret`),
+      h("p", {}, "Shown this once: keep it now to verify the signatures hookhub sends."),
+      copyable(endpoint.secret, "Copy secret"),
+      h("p", {}, link(`#/endpoints/${enc(endpoint.id)}`, `Open ${endpoint.name || endpoint.id}`)),
+    ),
+  );
+}
+
+async function detail(main, id, go) {
+  const endpoint = await get(`/api/outgoing-webhooks/${enc(id)}`);
+  const stats = await get("/api/webhooks/stats", { webhook_id: id });
+  const finished = stats.completed + stats.failed;
+  main.append(
+    h("p", {}, link("#/endpoints", "← Outgoing endpoints")),
+    h("h1", {}, endpoint.name || endpoint.id),
+  );
+  const secretBox = h("div", { "aria-live": "polite" });
+  const testResult = h("div", { "aria-live": "polite", id: "test-result" });
+  main.append(
+    secretBox,
+    section(
+      "Endpoint",
+      dl([
+        ["Id", h("code", {}, endpoint.id)],
+        ["Workspace", endpoint.workspace_id],
+        ["URL", h("code", { class: "wrap" }, endpoint.url)],
+        ["Events", (endpoint.events || []).join(", ")],
+        ["State", badge(endpoint.enabled ? "enabled" : "disabled")],
+        ["Disabled because", endpoint.disabled_reason || "—"],
+        ["Retry schedule", (endpoint.retry_schedule || []).join(", ") + " s"],
+        ["Timeout", `${endpoint.timeout_seconds} s`],
+        ["Created", timeEl(endpoint.created_at)],
+      ]),
+    ),
+    section(
+      "Deliveries",
+      dl([
+        ["Success rate", finished ? `${pct(stats.completed, finished)} (${stats.completed} of ${finished} finished)` : "no deliveries finished yet"],
+        ["Pending / active / delayed", `${stats.pending} / ${stats.active} / ${stats.delayed}`],
+        ["Failed", String(stats.failed)],
+      ]),
+      h("p", {}, link(`#/deliveries?webhook_id=${enc(id)}`, "This endpoint's deliveries")),
+    ),
+  );
+  const actions = h(
+    "div",
+    { class: "actions" },
+    actionButton("Send test event", async () => {
+      const sent = await post(`/api/outgoing-webhooks/${enc(id)}/test`, {});
+      clear(testResult).append(
+        h("p", {}, "Test event sent: ", link(`#/deliveries/${enc(sent.delivery_id)}`, `delivery ${sent.delivery_id}`)),
+      );
+    }),
+    actionButton(endpoint.enabled ? "Disable" : "Enable", async () => {
+      await call("PATCH", `/api/outgoing-webhooks/${enc(id)}`, { json: { enabled: !endpoint.enabled } });
+      flash(endpoint.enabled ? "Endpoint disabled." : "Endpoint enabled.");
+      go("endpoints", id);
+    }),
+    actionButton(
+      "Rotate secret",
+      async () => {
+        const rotated = await post(`/api/outgoing-webhooks/${enc(id)}/rotate-secret`, {});
+        showSecret(secretBox, { ...endpoint, ...rotated, secret: rotated.secret }, "rotated");
+      },
+      { confirmText: "Rotate the secret? The old one keeps signing beside the new one for a day." },
+    ),
+    actionButton(
+      "Delete",
+      async () => {
+        await call("DELETE", `/api/outgoing-webhooks/${enc(id)}`);
+        flash(`Endpoint ${id} deleted.`);
+        go("endpoints");
+      },
+      { className: "danger", confirmText: "Delete this endpoint? Its open deliveries fail." },
+    ),
+  );
+  main.append(section("Actions", actions, testResult), recoverSection(id));
+  return null;
+}
+
+export function recoverSection(id) {
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const local = new Date(hourAgo.getTime() - hourAgo.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const el = form(
+    [field("Since", h("input", { name: "since", type: "datetime-local", required: true, value: local }), "your local time")],
+    "Recover failed deliveries",
+    async (data) => {
+      const since = new Date(String(data.get("since"))).toISOString();
+      const answer = await post(`/api/outgoing-webhooks/${enc(id)}/recover`, { since });
+      return h("p", {}, `${answer.recovered} failed deliveries sent again.`);
+    },
+    { className: "form inline" },
+  );
+  return section("Recover since", el);
+}

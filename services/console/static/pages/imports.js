@@ -1,0 +1,250 @@
+// Imports: upload a Slack export (a dry run first, with its report), then import it for
+// real; a progress bar that follows the job live; cancel, resume; the quarantine list.
+
+import { call, enc, get, post } from "../api.js";
+import {
+  actionButton,
+  append,
+  badge,
+  clear,
+  dl,
+  field,
+  form,
+  h,
+  jsonBlock,
+  link,
+  pager,
+  rememberWorkspace,
+  section,
+  table,
+  timeEl,
+  workspaceField,
+} from "../dom.js";
+
+const LIVE = new Set(["queued", "running"]);
+
+export async function render(main, { id }) {
+  if (id) {
+    main.append(h("p", {}, link("#/imports", "← Imports")), h("h1", {}, `Import ${id}`));
+    const panel = jobPanel(id);
+    main.append(panel.el);
+    return panel.stop;
+  }
+  main.append(h("h1", {}, "Imports"));
+  const live = h("div", { id: "import-live" });
+  let panel = null;
+  const stopPanel = () => panel && panel.stop();
+
+  const fileInput = h("input", { name: "file", type: "file", accept: ".zip,application/zip", required: true });
+  const dryRun = h("input", { name: "dry_run", type: "checkbox", checked: true });
+  const upload = form(
+    [
+      workspaceField(),
+      field("Slack export (ZIP)", fileInput, "Workspace settings → Import/Export Data → Export, as downloaded"),
+      field(
+        "Channel map (JSON)",
+        h("textarea", { name: "channel_map", rows: "3", placeholder: '{"general": "ch_general"}', spellcheck: "false" }),
+        "each Slack channel (name, #name or id) → a chat channel; empty: your Slack integration's mappings decide",
+      ),
+      h("div", { class: "field check" }, dryRun, h("label", { for: (dryRun.id = "dry-run") }, "Dry run first: read everything, publish nothing, report")),
+    ],
+    "Upload",
+    async (data) => {
+      const job = await uploadExport(data, dryRun.checked);
+      rememberWorkspace(String(data.get("workspace_id")));
+      stopPanel();
+      panel = jobPanel(job.id, {
+        onRealImport: async () => {
+          const real = await uploadExport(new FormData(upload), false);
+          stopPanel();
+          panel = jobPanel(real.id);
+          clear(live).append(panel.el);
+        },
+      });
+      clear(live).append(panel.el);
+      return null;
+    },
+  );
+  main.append(section("Upload an export", upload), live);
+  main.append(
+    section(
+      "Jobs",
+      pager(
+        (cursor) => get("/api/imports", { limit: 20, cursor }),
+        (rows) =>
+          table(
+            [
+              { title: "Job", cell: (r) => link(`#/imports/${enc(r.id)}`, r.id) },
+              { title: "Source", cell: (r) => `${r.provider} ${r.source}${r.dry_run ? " (dry run)" : ""}` },
+              { title: "Status", cell: (r) => badge(r.status) },
+              { title: "Progress", cell: (r) => `${Math.round(r.progress.percent)} %` },
+              { title: "Imported", cell: (r) => String(r.progress.messages_imported) },
+              { title: "Quarantined", cell: (r) => String(r.progress.messages_quarantined) },
+              { title: "Created", cell: (r) => timeEl(r.created_at) },
+            ],
+            rows,
+            { caption: "Import jobs", empty: "No imports yet." },
+          ),
+        { label: "import jobs" },
+      ),
+    ),
+  );
+  return stopPanel;
+}
+
+async function uploadExport(data, dryRun) {
+  const body = new FormData();
+  body.set("workspace_id", String(data.get("workspace_id") || ""));
+  const file = data.get("file");
+  if (!(file instanceof File) || !file.size) throw new Error("Choose the export's ZIP file first.");
+  body.set("file", file, file.name);
+  const map = String(data.get("channel_map") || "").trim();
+  if (map) {
+    try {
+      JSON.parse(map);
+    } catch {
+      throw new Error("The channel map is not JSON: write it as {\"slack channel\": \"chat channel\"}.");
+    }
+    body.set("channel_map", map);
+  }
+  body.set("dry_run", dryRun ? "true" : "false");
+  return call("POST", "/api/imports", { form: body });
+}
+
+/** One job, followed live (every second while it is queued or running). */
+function jobPanel(id, { onRealImport } = {}) {
+  const el = h("section", { class: "card job", "data-job": id });
+  const bar = h("progress", { max: "100", value: "0", id: `progress-${id}` });
+  const barLabel = h("label", { for: bar.id }, "Progress");
+  const percent = h("output", { for: bar.id, class: "percent" }, "0 %");
+  const body = h("div");
+  const heading = h("h2", {}, `Job ${id}`);
+  el.append(heading, h("div", { class: "progress-row" }, barLabel, bar, percent), body);
+  let timer = null;
+  let stopped = false;
+
+  async function load() {
+    let job;
+    try {
+      job = await get(`/api/imports/${enc(id)}`);
+    } catch (err) {
+      clear(body).append(h("p", { class: "error" }, err.message));
+      return;
+    }
+    if (stopped) return;
+    const value = job.status === "completed" ? 100 : Math.max(0, Math.min(100, job.progress.percent));
+    bar.value = value;
+    bar.setAttribute("aria-valuenow", String(Math.round(value)));
+    percent.textContent = `${Math.round(value)} %`;
+    heading.textContent = `Job ${job.id}${job.dry_run ? " (dry run)" : ""}`;
+    const p = job.progress;
+    const parts = [
+      dl([
+        ["Status", badge(job.status)],
+        ["Source", `${job.provider} ${job.source}${job.upload?.filename ? `: ${job.upload.filename}` : ""}`],
+        ["Channels", `${p.channels_done} of ${p.channels_total}`],
+        ["Messages imported", String(p.messages_imported)],
+        ["Skipped", String(p.messages_skipped)],
+        ["Quarantined", String(p.messages_quarantined)],
+        ["Errors", String(p.errors)],
+        ["Time left", p.eta_seconds != null && LIVE.has(job.status) ? `about ${Math.ceil(p.eta_seconds)} s` : "—"],
+        ["Error", job.error || "—"],
+      ]),
+    ];
+    const actions = h("div", { class: "actions" });
+    if (LIVE.has(job.status) && !job.cancel_requested) {
+      actions.append(
+        actionButton("Cancel", async () => {
+          await post(`/api/imports/${enc(id)}/cancel`, {});
+          await load();
+        }),
+      );
+    }
+    if (job.status === "cancelled" || job.status === "failed") {
+      actions.append(
+        actionButton("Resume", async () => {
+          await post(`/api/imports/${enc(id)}/resume`, {});
+          await load();
+        }),
+      );
+    }
+    if (job.status === "completed" && job.dry_run && onRealImport) {
+      actions.append(actionButton("Import for real", onRealImport, { className: "primary" }));
+    }
+    parts.push(actions);
+    if (job.report) parts.push(report(job.report));
+    append(clear(body), parts);
+    if (LIVE.has(job.status)) timer = setTimeout(load, 1000);
+  }
+
+  load();
+  return {
+    el,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function report(r) {
+  const subtypes = Object.entries(r.by_subtype || {}).sort((a, b) => b[1] - a[1]);
+  return h(
+    "div",
+    { class: "report" },
+    h("h3", {}, "Report"),
+    table(
+      [
+        { title: "Channel", cell: (c) => c.name },
+        { title: "Chat channel", cell: (c) => c.channel_id },
+        { title: "Imported", cell: (c) => String(c.imported) },
+        { title: "Skipped", cell: (c) => String(c.skipped) },
+        { title: "Quarantined", cell: (c) => String(c.quarantined) },
+      ],
+      r.channels || [],
+      { caption: "Channels", empty: "No channel imported." },
+    ),
+    (r.skipped_channels || []).length
+      ? table(
+          [
+            { title: "Skipped channel", cell: (c) => c.name },
+            { title: "Why", cell: (c) => c.reason },
+          ],
+          r.skipped_channels,
+          { caption: "Skipped channels" },
+        )
+      : null,
+    (r.failed_channels || []).length
+      ? table(
+          [
+            { title: "Failed channel", cell: (c) => c.name },
+            { title: "Why", cell: (c) => c.reason },
+          ],
+          r.failed_channels,
+          { caption: "Channels that could not be read" },
+        )
+      : null,
+    subtypes.length
+      ? table(
+          [
+            { title: "Kind", cell: (e) => e[0] },
+            { title: "Messages", cell: (e) => String(e[1]) },
+          ],
+          subtypes,
+          { caption: "By subtype" },
+        )
+      : null,
+    h("h3", {}, `Quarantine (${r.quarantined_total ?? (r.quarantined || []).length})`),
+    table(
+      [
+        { title: "File", cell: (q) => q.file },
+        { title: "Position", cell: (q) => (q.position == null ? "—" : String(q.position)) },
+        { title: "Reason", cell: (q) => q.reason },
+      ],
+      r.quarantined || [],
+      { caption: "Records left out (the first 100)", empty: "Nothing quarantined." },
+    ),
+    r.pace ? h("details", {}, h("summary", {}, "Pace"), jsonBlock(r.pace)) : null,
+    h("p", { class: "muted" }, `Reactions on imported messages: ${r.reactions ?? 0}`),
+  );
+}

@@ -1,0 +1,96 @@
+// Incoming webhooks: create, copy the URL, rotate its token, disable.
+
+import { call, enc, get, post } from "../api.js";
+import {
+  actionButton,
+  badge,
+  copyable,
+  field,
+  flash,
+  form,
+  h,
+  pager,
+  rememberWorkspace,
+  section,
+  table,
+  timeEl,
+  workspaceField,
+} from "../dom.js";
+
+export async function render(main, { go }) {
+  main.append(h("h1", {}, "Incoming webhooks"));
+  const list = pager(
+    (cursor) => get("/api/incoming-webhooks", { limit: 20, cursor }),
+    (rows) =>
+      table(
+        [
+          { title: "Name", cell: (r) => r.name },
+          { title: "Channel", cell: (r) => r.target_channel_id },
+          { title: "URL", cell: (r) => copyable(r.url, "Copy URL") },
+          { title: "State", cell: (r) => badge(r.enabled ? "enabled" : "disabled") },
+          { title: "Messages", cell: (r) => String(r.message_count ?? 0) },
+          { title: "Last message", cell: (r) => timeEl(r.last_message_at) },
+          {
+            title: "Actions",
+            cell: (r) =>
+              h(
+                "div",
+                { class: "actions" },
+                actionButton(
+                  "Rotate URL",
+                  async () => {
+                    await post(`/api/incoming-webhooks/${enc(r.id)}/rotate-token`, {});
+                    flash(`New URL for ${r.name}; the old one no longer works.`);
+                    list.reload();
+                  },
+                  { confirmText: "Rotate? The current URL stops working at once." },
+                ),
+                actionButton(r.enabled ? "Disable" : "Enable", async () => {
+                  await call("PATCH", `/api/incoming-webhooks/${enc(r.id)}`, { json: { enabled: !r.enabled } });
+                  list.reload();
+                }),
+                actionButton(
+                  "Delete",
+                  async () => {
+                    await call("DELETE", `/api/incoming-webhooks/${enc(r.id)}`);
+                    list.reload();
+                  },
+                  { className: "danger", confirmText: "Delete this webhook? Its URL answers 404 from then on." },
+                ),
+              ),
+          },
+        ],
+        rows,
+        { caption: "Incoming webhooks", empty: "No incoming webhooks yet." },
+      ),
+    { label: "incoming webhooks" },
+  );
+  main.append(list);
+  main.append(
+    section(
+      "New incoming webhook",
+      form(
+        [
+          workspaceField(),
+          field("Target channel id", h("input", { name: "target_channel_id", required: true, autocomplete: "off" })),
+          field("Name", h("input", { name: "name", autocomplete: "off" })),
+        ],
+        "Create incoming webhook",
+        async (data) => {
+          const body = {
+            workspace_id: data.get("workspace_id"),
+            target_channel_id: String(data.get("target_channel_id") || "").trim(),
+          };
+          const name = String(data.get("name") || "").trim();
+          if (name) body.name = name;
+          const created = await post("/api/incoming-webhooks", body);
+          rememberWorkspace(body.workspace_id);
+          list.reload();
+          return h("div", {}, h("p", {}, "Created. Post to:"), copyable(created.url, "Copy URL"));
+        },
+      ),
+    ),
+  );
+  void go;
+  return null;
+}

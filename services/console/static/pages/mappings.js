@@ -1,0 +1,157 @@
+// Sync mappings of one integration (with their errors), creating one (the API's validation
+// errors shown as they come), and the message lookup: every copy of one message.
+
+import { call, enc, get, post } from "../api.js";
+import {
+  actionButton,
+  badge,
+  dl,
+  field,
+  filled,
+  form,
+  h,
+  link,
+  pager,
+  section,
+  select,
+  table,
+  timeEl,
+} from "../dom.js";
+import { providerIcon } from "../providers.js";
+
+export async function render(main, { params, go }) {
+  const integrationId = params.get("integration_id") || "";
+  main.append(h("h1", {}, "Sync mappings"));
+  const chats = await get("/api/integrations", { limit: 100 }).catch(() => ({ data: [] }));
+  const options = chats.data
+    .filter((i) => ["slack", "telegram", "discord"].includes(i.provider))
+    .map((i) => [i.id, `${i.name || i.id} (${i.provider}, ${i.status})`]);
+  main.append(
+    form(
+      [field("Integration", select("integration_id", [["", "choose…"], ...options], integrationId))],
+      "Show mappings",
+      async (data) => go("mappings", null, filled(data)),
+      { className: "form inline filters" },
+    ),
+  );
+  if (integrationId) {
+    const list = pager(
+      (cursor) => get(`/api/integrations/${enc(integrationId)}/mappings`, { limit: 20, cursor }),
+      (rows) =>
+        table(
+          [
+            { title: "", cell: (r) => providerIcon(r.provider) },
+            { title: "Provider channel", cell: (r) => `${r.external_channel_name || ""} ${r.external_channel_id}`.trim() },
+            { title: "Chat channel", cell: (r) => r.channel_id },
+            { title: "Direction", cell: (r) => r.direction },
+            { title: "Status", cell: (r) => [badge(r.status), r.enabled ? null : badge("disabled")] },
+            {
+              title: "Last error",
+              cell: (r) => (r.last_error ? [`${r.last_error.code}: ${r.last_error.message} `, timeEl(r.last_error.at)] : "—"),
+            },
+            { title: "Errors", cell: (r) => String(r.error_count ?? 0) },
+            { title: "Last synced", cell: (r) => timeEl(r.last_synced_at) },
+            {
+              title: "Actions",
+              cell: (r) =>
+                h(
+                  "div",
+                  { class: "actions" },
+                  actionButton(r.enabled ? "Disable" : "Enable", async () => {
+                    await call("PATCH", `/api/integrations/${enc(integrationId)}/mappings/${enc(r.id)}`, {
+                      json: { enabled: !r.enabled },
+                    });
+                    list.reload();
+                  }),
+                  actionButton(
+                    "Delete",
+                    async () => {
+                      await call("DELETE", `/api/integrations/${enc(integrationId)}/mappings/${enc(r.id)}`);
+                      list.reload();
+                    },
+                    { className: "danger", confirmText: "Delete this mapping? Nothing more is synced through it." },
+                  ),
+                ),
+            },
+          ],
+          rows,
+          { caption: "Mappings", empty: "This integration maps no channel yet." },
+        ),
+      { label: "mappings" },
+    );
+    main.append(
+      h("p", {}, link(`#/integrations/${enc(integrationId)}`, "The integration")),
+      list,
+      section(
+        "New mapping",
+        form(
+          [
+            field("Provider channel id", h("input", { name: "external_channel_id", required: true, autocomplete: "off" }), "Slack C…, Telegram -100…"),
+            field("Chat channel id", h("input", { name: "channel_id", required: true, autocomplete: "off" })),
+            field("Direction", select("direction", ["both", "inbound", "outbound"], "both")),
+          ],
+          "Create mapping",
+          async (data) => {
+            const created = await post(`/api/integrations/${enc(integrationId)}/mappings`, {
+              external_channel_id: String(data.get("external_channel_id") || "").trim(),
+              channel_id: String(data.get("channel_id") || "").trim(),
+              direction: data.get("direction"),
+            });
+            list.reload();
+            return h("p", {}, `Mapping ${created.id} created (${created.external_channel_name || created.external_channel_id}).`);
+          },
+        ),
+      ),
+    );
+  }
+  main.append(lookupSection());
+  return null;
+}
+
+function lookupSection() {
+  const result = h("div", { "aria-live": "polite" });
+  const byProvider = form(
+    [
+      field("Provider", select("provider", ["slack", "telegram", "discord"], "slack")),
+      field("Provider channel id", h("input", { name: "external_channel_id", required: true })),
+      field("Provider message id", h("input", { name: "external_message_id", required: true })),
+    ],
+    "Look up by provider copy",
+    async (data) => show(result, await get("/api/messages/lookup", filled(data))),
+    { className: "form inline" },
+  );
+  const byChat = form(
+    [
+      field("Chat channel id", h("input", { name: "channel_id", required: true })),
+      field("Chat message id", h("input", { name: "message_id", required: true })),
+    ],
+    "Look up by chat message",
+    async (data) => show(result, await get("/api/messages/lookup", filled(data))),
+    { className: "form inline" },
+  );
+  return section("Message lookup", h("p", { class: "muted" }, "Every copy sync knows of one message."), byProvider, byChat, result);
+}
+
+function show(box, found) {
+  box.replaceChildren(
+    dl([
+      ["Workspace", found.workspace_id],
+      ["Chat channel", found.channel_id],
+      ["Chat message", found.message_id || "—"],
+      ["Inbound envelope", found.inbound_id || "—"],
+    ]),
+    table(
+      [
+        { title: "", cell: (c) => providerIcon(c.provider) },
+        { title: "Channel", cell: (c) => c.external_channel_id },
+        { title: "Message", cell: (c) => c.external_message_id },
+        { title: "Thread", cell: (c) => c.external_thread_id || "—" },
+        { title: "Origin", cell: (c) => c.origin },
+        { title: "Mapping", cell: (c) => c.mapping_id || "—" },
+      ],
+      found.copies || [],
+      { caption: "Copies", empty: "No copies." },
+    ),
+  );
+  return null;
+}

@@ -1,0 +1,151 @@
+// Overview: each service's readiness and its consumers' lag (the origin's /readyz), the
+// six delivery queue counters, and deliveries per minute by outcome over the last hour.
+
+import { get } from "../api.js";
+import { badge, h, s, section, table } from "../dom.js";
+
+const OUTCOMES = [
+  ["success", "2xx"],
+  ["http_error", "other HTTP status"],
+  ["network_error", "timeout or no connection"],
+];
+
+export async function render(main) {
+  main.append(h("h1", {}, "Overview"));
+  const health = h("div", { id: "health" }, h("p", { class: "muted" }, "Asking every service…"));
+  const counters = h("div", { id: "counters" });
+  const chart = h("div", { id: "chart" });
+  main.append(
+    section("Services", health),
+    section("Delivery queue", counters),
+    section("Deliveries per minute, last hour", chart),
+  );
+  let timer = null;
+  let stopped = false;
+
+  async function load() {
+    const [ready, stats, timeline] = await Promise.all([
+      readiness(),
+      get("/api/webhooks/stats").catch((err) => err),
+      get("/api/webhooks/stats/timeline", { minutes: 60 }).catch((err) => err),
+    ]);
+    if (stopped) return;
+    health.replaceChildren(ready);
+    counters.replaceChildren(
+      stats instanceof Error ? h("p", { class: "error" }, stats.message) : counterList(stats),
+    );
+    chart.replaceChildren(
+      timeline instanceof Error ? h("p", { class: "error" }, timeline.message) : barChart(timeline),
+    );
+    timer = setTimeout(() => load().catch(() => {}), 10_000);
+  }
+  await load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+async function readiness() {
+  let body;
+  try {
+    const response = await fetch("/readyz", { cache: "no-store", credentials: "omit" });
+    body = await response.json();
+  } catch (err) {
+    return h("p", { class: "error" }, `The origin did not answer /readyz (${err.message}).`);
+  }
+  const rows = Object.entries(body.services || {}).map(([name, info]) => ({ name, info }));
+  const lagRows = [];
+  for (const { name, info } of rows) {
+    for (const [group, topics] of Object.entries(info.consumer_lag || {})) {
+      for (const [topic, lag] of Object.entries(topics)) lagRows.push({ name, group, topic, lag });
+    }
+  }
+  return h(
+    "div",
+    {},
+    h("p", {}, "hookhub is ", badge(body.status === "ready" ? "ready" : "not_ready")),
+    table(
+      [
+        { title: "Service", cell: (r) => r.name },
+        { title: "Readiness", cell: (r) => badge(r.info.status === "ready" ? "ready" : r.info.status || "unknown") },
+        {
+          title: "Checks",
+          cell: (r) =>
+            Object.entries(r.info.checks || {})
+              .map(([k, v]) => `${k}: ${v}`)
+              .join("; ") || r.info.error || "—",
+        },
+      ],
+      rows,
+      { caption: "Services" },
+    ),
+    table(
+      [
+        { title: "Service", cell: (r) => r.name },
+        { title: "Consumer group", cell: (r) => r.group },
+        { title: "Topic", cell: (r) => r.topic },
+        { title: "Lag (messages)", cell: (r) => String(r.lag) },
+      ],
+      lagRows,
+      { caption: "Consumer lag", empty: "No consumer lag reported." },
+    ),
+  );
+}
+
+function counterList(stats) {
+  const names = ["total", "pending", "active", "delayed", "completed", "failed"];
+  return h(
+    "ul",
+    { class: "counters" },
+    names.map((name) =>
+      h("li", { class: `counter counter-${name}` }, h("span", { class: "n" }, String(stats[name] ?? 0)), h("span", { class: "k" }, name)),
+    ),
+  );
+}
+
+/** Stacked bars, one a minute, built as SVG elements (no chart library, no markup strings). */
+function barChart(timeline) {
+  const minutes = timeline.minutes || [];
+  const width = 720;
+  const height = 200;
+  const pad = { left: 40, bottom: 24, top: 8, right: 8 };
+  const innerW = width - pad.left - pad.right;
+  const innerH = height - pad.top - pad.bottom;
+  const totals = minutes.map((m) => OUTCOMES.reduce((sum, [key]) => sum + (m[key] || 0), 0));
+  const max = Math.max(1, ...totals);
+  const barW = minutes.length ? innerW / minutes.length : innerW;
+  const total = totals.reduce((a, b) => a + b, 0);
+  const svg = s(
+    "svg",
+    { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-labelledby": "chart-title" },
+    s("title", { id: "chart-title" }, `Deliveries per minute by outcome over the last hour: ${total} attempts, at most ${max} in a minute`),
+    s("line", { x1: pad.left, y1: pad.top + innerH, x2: pad.left + innerW, y2: pad.top + innerH, class: "axis" }),
+    s("text", { x: pad.left - 4, y: pad.top + 10, class: "tick", "text-anchor": "end" }, String(max)),
+    s("text", { x: pad.left - 4, y: pad.top + innerH, class: "tick", "text-anchor": "end" }, "0"),
+    s("text", { x: pad.left, y: height - 6, class: "tick" }, "−60 min"),
+    s("text", { x: pad.left + innerW, y: height - 6, class: "tick", "text-anchor": "end" }, "now"),
+  );
+  minutes.forEach((m, i) => {
+    let y = pad.top + innerH;
+    for (const [key, label] of OUTCOMES) {
+      const n = m[key] || 0;
+      if (!n) continue;
+      const barH = (n / max) * innerH;
+      y -= barH;
+      svg.append(
+        s(
+          "rect",
+          { x: pad.left + i * barW + 0.5, y, width: Math.max(1, barW - 1), height: barH, class: `bar bar-${key}` },
+          s("title", {}, `${new Date(m.minute).toLocaleTimeString()}: ${n} ${label}`),
+        ),
+      );
+    }
+  });
+  const legend = h(
+    "ul",
+    { class: "legend" },
+    OUTCOMES.map(([key, label]) => h("li", {}, h("span", { class: `swatch bar-${key}` }), `${label}: ${minutes.reduce((a, m) => a + (m[key] || 0), 0)}`)),
+  );
+  return h("figure", {}, svg, legend, h("figcaption", { class: "muted" }, "Attempts that ended in each minute, by outcome."));
+}

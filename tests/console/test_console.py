@@ -1,0 +1,305 @@
+"""The operator console in headless Chromium, against the stack as `make run` starts it.
+
+Each test drives the pages as an operator would (labels, buttons, links), then checks
+what the API says happened. Every test leaves a screenshot in test-output/console/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.conftest import Console, Watched
+from tests.fakes.slack_export import ExportBuilder, message
+from tests.fakes.webhook_sink import WebhookSink
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+EXPECT_MS = 20_000
+
+
+async def sign_in(watched: Watched, console: Console, route: str = "overview") -> Any:
+    from playwright.async_api import expect
+
+    page = watched.page
+    await page.goto(f"{console.origin}/#/{route}")
+    await page.get_by_label("Admin token").fill(console.token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=EXPECT_MS)
+    return page
+
+
+def assert_clean(watched: Watched, console: Console) -> None:
+    assert watched.dialogs == [], watched.dialogs
+    assert [e for e in watched.errors if "status of 4" not in e] == [], watched.errors
+    leaked = [url for url in watched.requests if console.token in url]
+    assert leaked == [], "the admin token was put in a URL"
+
+
+async def wait_for(probe: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.3)
+
+
+async def test_sign_in_refuses_a_wrong_token_and_keeps_the_right_one_in_the_tab(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    p = page.page
+    await p.goto(console.origin + "/")
+    await expect(p.get_by_role("heading", name="Sign in to hookhub")).to_be_visible()
+    await p.get_by_label("Admin token").fill("not-the-token")
+    await p.get_by_role("button", name="Sign in").click()
+    await expect(p.get_by_role("alert")).to_contain_text("That token was refused")
+    assert await p.evaluate("sessionStorage.length") == 0
+    await expect(p.get_by_role("navigation", name="Pages")).to_be_hidden()
+
+    await p.get_by_label("Admin token").fill(console.token)
+    await p.get_by_role("button", name="Sign in").click()
+    await expect(p.get_by_role("heading", name="Overview")).to_be_visible(timeout=EXPECT_MS)
+    await expect(p.locator("#health")).to_contain_text("hookhub is ready", timeout=EXPECT_MS)
+    for service in ("gateway", "delivery", "oauth", "sync", "importer"):
+        await expect(p.locator("#health")).to_contain_text(service)
+    assert await p.evaluate("sessionStorage.getItem('hookhub.admin_token')") == console.token
+    assert console.token not in await p.evaluate("JSON.stringify(localStorage)")
+    assert console.token not in p.url
+
+    # The token changes under it (here: the stored one is tampered with): the next call's
+    # 401 sends the console back to sign-in with a message.
+    await p.evaluate("sessionStorage.setItem('hookhub.admin_token', 'revoked')")
+    await p.get_by_role("link", name="Integrations").click()
+    await expect(p.get_by_role("alert")).to_contain_text("refused", timeout=EXPECT_MS)
+    await expect(p.get_by_label("Admin token")).to_be_visible()
+    assert await p.evaluate("sessionStorage.length") == 0
+    assert_clean(page, console)
+
+
+async def test_create_an_integration_and_copy_its_webhook_url(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "integrations")
+    create = p.locator("section", has=p.get_by_role("heading", name="New integration"))
+    await create.get_by_label("Provider").select_option("github")
+    await create.get_by_label("Name").fill("Acme repos")
+    await p.get_by_label("Webhook secret").fill("s3cret-for-github")
+    await p.get_by_role("button", name="Create integration").click()
+
+    await expect(p.get_by_role("heading", name="Acme repos")).to_be_visible(timeout=EXPECT_MS)
+    integration_id = p.url.rsplit("/", 1)[1]
+    stored = (await console.api.get(f"/api/integrations/{integration_id}")).json()
+    assert stored["provider"] == "github"
+    assert stored["settings_configured"] == ["webhook_secret"]
+    url = stored["webhook_url"]
+    assert url == f"{console.origin}/api/webhooks/github/{integration_id}"
+    await expect(p.locator(".copyable code")).to_have_text(url)
+    await expect(p.get_by_text("Payload URL")).to_be_visible()  # GitHub's setup steps
+    await p.get_by_role("button", name="Copy URL").click()
+    await expect(p.get_by_role("button", name="Copy URL")).to_have_text("Copied")
+    assert await p.evaluate("navigator.clipboard.readText()") == url
+    assert "s3cret-for-github" not in await p.content()
+
+    await p.get_by_role("link", name="← Integrations").click()
+    row = p.get_by_role("row").filter(has_text="Acme repos")
+    await expect(row).to_contain_text("connected")
+    await expect(row).to_contain_text("GitHub")
+    assert_clean(page, console)
+
+
+async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    fake, base = sink
+    fake.on("/console-ok", 200)
+    p = await sign_in(page, console, "endpoints")
+    await p.get_by_label("Name", exact=True).fill("Receiver")
+    await p.get_by_label("URL", exact=True).fill(base + "/console-ok")
+    await p.get_by_label("Events", exact=True).fill("*")
+    await p.get_by_role("button", name="Create endpoint").click()
+
+    secret_box = p.locator("#secret-once")
+    await expect(secret_box).to_contain_text("Shown this once", timeout=EXPECT_MS)
+    secret = await secret_box.locator("code").inner_text()
+    assert secret.startswith("whsec_")
+    await secret_box.get_by_role("link").click()
+    await expect(p.get_by_role("heading", name="Receiver")).to_be_visible(timeout=EXPECT_MS)
+    assert secret not in await p.content(), "the secret is shown once only"
+
+    await p.get_by_role("button", name="Send test event").click()
+    await p.locator("#test-result a").click()
+    delivery = p.locator("#delivery")
+    await expect(delivery).to_contain_text("completed", timeout=EXPECT_MS)
+    await expect(delivery).to_contain_text("Attempt 1")
+    await expect(delivery.locator(".attempt")).to_contain_text("200")
+    await expect(delivery).to_contain_text("webhook.test")
+    [received] = fake.at("/console-ok")
+    assert received.headers["webhook-signature"].startswith("v1,")
+    assert_clean(page, console)
+
+
+async def test_a_failed_delivery_is_retried_from_its_page(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    fake, base = sink
+    fake.on("/console-flaky", 500, 200)
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_console",
+            "name": "Flaky",
+            "url": base + "/console-flaky",
+            "events": ["*"],
+            "retry_schedule": [],
+        },
+    )
+    assert created.status_code == 201, created.text
+    sent = (await console.api.post(f"/api/outgoing-webhooks/{created.json()['id']}/test")).json()
+    delivery_id = sent["delivery_id"]
+
+    async def failed() -> bool:
+        answer = await console.api.get(f"/api/deliveries/{delivery_id}")
+        return answer.status_code == 200 and answer.json()["status"] == "failed"
+
+    assert await wait_for(failed), "the delivery did not fail"
+
+    p = await sign_in(page, console, "deliveries")
+    await p.get_by_label("Status").select_option("failed")
+    await p.get_by_role("button", name="Filter").click()
+    await p.get_by_role("link", name=delivery_id).click()
+    delivery = p.locator("#delivery")
+    await expect(delivery).to_contain_text("failed", timeout=EXPECT_MS)
+    await expect(delivery.locator(".attempt")).to_have_count(1)
+    await expect(delivery.locator(".attempt").first).to_contain_text("500")
+    await p.get_by_role("button", name="Retry now").click()
+    await expect(delivery.locator(".attempt")).to_have_count(2, timeout=EXPECT_MS)
+    await expect(delivery.locator(".attempt").nth(1)).to_contain_text("200")
+    await expect(delivery.locator(".badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    assert len(fake.at("/console-flaky")) == 2
+    assert_clean(page, console)
+
+
+async def test_an_export_is_dry_run_then_imported_with_the_bar_reaching_100(
+    page: Watched, console: Console, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    export = ExportBuilder()
+    export.add_user("U0000000001", "ada")
+    general = export.add_channel("general", members=["U0000000001"])
+    for n in range(40):
+        export.add_message(general, "2024-03-01", message(f"17093000{n:02d}.000100", f"hello {n}"))
+    export.add_message(general, "2024-03-02", ["not", "a", "message"])  # quarantined
+    path = export.write(tmp_path / "slack-export.zip")
+
+    p = await sign_in(page, console, "imports")
+    await p.get_by_label("Workspace id").fill("ws_console")
+    await p.get_by_label("Slack export (ZIP)").set_input_files(str(path))
+    await p.get_by_label("Channel map (JSON)").fill(json.dumps({"general": "ch_general"}))
+    await expect(p.get_by_label("Dry run first")).to_be_checked()
+    await p.get_by_role("button", name="Upload").click()
+
+    live = p.locator("#import-live")
+    await expect(live).to_contain_text("(dry run)", timeout=EXPECT_MS)
+    await expect(live.locator(".badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    await expect(live).to_contain_text("ch_general")
+    await expect(live).to_contain_text("Quarantine (1)")
+    await expect(live).to_contain_text("2024-03-02.json")
+
+    await p.get_by_role("button", name="Import for real").click()
+    await expect(live).not_to_contain_text("(dry run)", timeout=EXPECT_MS)
+    bar = live.locator("progress")
+    await expect(live.locator(".badge").first).to_have_text("completed", timeout=60_000)
+    await expect(bar).to_have_attribute("aria-valuenow", "100")
+    assert await bar.evaluate("el => el.value") == 100
+    await expect(live.locator("output.percent")).to_have_text("100 %")
+
+    jobs = (await console.api.get("/api/imports", params={"workspace_id": "ws_console"})).json()
+    real = [job for job in jobs["data"] if not job["dry_run"]]
+    assert real and real[0]["status"] == "completed"
+    assert real[0]["progress"]["messages_imported"] == 40
+    assert_clean(page, console)
+
+
+async def test_payloads_names_and_answers_from_outside_are_shown_as_text(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    evil = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2; alert(1)">'
+    fake, base = sink
+    fake.on("/console-evil", 500, body=evil.encode(), headers={"content-type": "text/html"})
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_evil",
+            "name": evil,
+            "url": base + "/console-evil",
+            "events": ["message.created"],
+            "retry_schedule": [],
+        },
+    )
+    assert created.status_code == 201, created.text
+    integration = await console.api.post(
+        "/api/integrations",
+        json={
+            "provider": "github",
+            "workspace_id": "ws_evil",
+            "name": evil,
+            "settings": {"webhook_secret": "x" * 20},
+        },
+    )
+    assert integration.status_code == 201, integration.text
+    event = {
+        "id": "evt_console_evil",
+        "type": "message.created",
+        "workspace_id": "ws_evil",
+        "occurred_at": "2026-11-21T10:00:00Z",
+        "data": {"channel_id": "ch_1", "text": evil},
+    }
+    assert (await console.api.post("/api/events", json=event)).status_code == 202
+
+    async def delivered() -> str | None:
+        listing = await console.api.get(
+            "/api/deliveries", params={"webhook_id": created.json()["id"], "status": "failed"}
+        )
+        rows = listing.json()["data"]
+        return rows[0]["id"] if rows else None
+
+    delivery_id = await wait_for(delivered)
+    assert delivery_id, "the event was not delivered"
+
+    p = await sign_in(page, console, f"deliveries/{delivery_id}")
+    delivery = p.locator("#delivery")
+    # The payload as JSON text (its quotes escaped), the answer's body as it came.
+    await expect(delivery.locator("pre.json").last).to_contain_text(
+        json.dumps(evil)[1:-1], timeout=EXPECT_MS
+    )
+    await p.get_by_text("Response body").click()
+    await expect(delivery.get_by_text(evil, exact=True)).to_be_visible()
+
+    await p.goto(f"{console.origin}/#/endpoints")
+    await expect(p.get_by_role("link", name=evil)).to_be_visible(timeout=EXPECT_MS)
+    await p.goto(f"{console.origin}/#/integrations")
+    await expect(p.get_by_role("link", name=evil)).to_be_visible(timeout=EXPECT_MS)
+    await p.get_by_role("link", name=evil).click()
+    await expect(p.get_by_role("heading", name=evil)).to_be_visible(timeout=EXPECT_MS)
+
+    assert await p.evaluate("window.__pwned") is None
+    assert await p.locator("main script, main img").count() == 0
+    assert page.dialogs == []
+    assert_clean(page, console)
