@@ -18,6 +18,7 @@ from shared.http import limits
 from shared.http.errors import install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.telemetry import RequestTelemetry
+from shared.kafka import ConsumerLagCollector
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -92,6 +93,9 @@ def _add_health_routes(app: FastAPI, runtime: Runtime) -> None:
                 "status": "ready" if ready else "not_ready",
                 "service": runtime.service,
                 "checks": checks,
+                # Messages behind per consumer group and topic (the operator console's
+                # overview); the same figures as hookhub_kafka_consumer_lag.
+                "consumer_lag": _consumer_lag(runtime),
             },
             status_code=200 if ready else 503,
         )
@@ -99,6 +103,14 @@ def _add_health_routes(app: FastAPI, runtime: Runtime) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _consumer_lag(runtime: Runtime) -> dict[str, dict[str, int]]:
+    lag: dict[str, dict[str, int]] = {}
+    for family in ConsumerLagCollector(runtime.broker).collect():
+        for sample in family.samples:
+            lag.setdefault(sample.labels["group"], {})[sample.labels["topic"]] = int(sample.value)
+    return lag
 
 
 class RequestContextMiddleware:

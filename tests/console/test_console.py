@@ -303,3 +303,54 @@ async def test_payloads_names_and_answers_from_outside_are_shown_as_text(
     assert await p.locator("main script, main img").count() == 0
     assert page.dialogs == []
     assert_clean(page, console)
+
+
+async def test_the_overview_shows_readiness_lag_queue_counters_and_the_last_hour(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "overview")
+    health = p.locator("#health")
+    await expect(health).to_contain_text("hookhub is ready", timeout=EXPECT_MS)
+    lag = health.get_by_role("table").filter(has_text="Consumer group")
+    await expect(lag).to_contain_text("hookhub.delivery.fanout")
+    await expect(lag).to_contain_text("hookhub.chat.events")
+
+    stats = (await console.api.get("/api/webhooks/stats")).json()
+    for name in ("total", "pending", "active", "delayed", "completed", "failed"):
+        await expect(p.locator(f".counter-{name} .n")).to_have_text(str(stats[name]))
+
+    timeline = (await console.api.get("/api/webhooks/stats/timeline")).json()
+    assert len(timeline["minutes"]) == 60
+    success = sum(m["success"] for m in timeline["minutes"])
+    http_error = sum(m["http_error"] for m in timeline["minutes"])
+    assert success >= 2 and http_error >= 2  # the earlier tests' attempts
+    legend = p.locator("#chart .legend")
+    await expect(legend).to_contain_text(f"2xx: {success}")
+    await expect(legend).to_contain_text(f"other HTTP status: {http_error}")
+    assert await p.locator("#chart svg rect.bar-success").count() >= 1
+    assert_clean(page, console)
+
+
+async def test_keyboard_sign_in_and_a_phone_width_screen(page: Watched, console: Console) -> None:
+    from playwright.async_api import expect
+
+    p = page.page
+    await p.set_viewport_size({"width": 390, "height": 844})
+    await p.goto(f"{console.origin}/#/deliveries")
+    await expect(p.get_by_label("Admin token")).to_be_focused()
+    await p.keyboard.type(console.token)
+    await p.keyboard.press("Enter")
+    await expect(p.get_by_role("heading", name="Deliveries")).to_be_visible(timeout=EXPECT_MS)
+    await expect(p.get_by_role("link", name="webhook.test").first).to_be_hidden()
+    await expect(p.locator("td[data-label=Status]").first).to_be_visible(timeout=EXPECT_MS)
+    # Nothing wider than the screen: no sideways scrolling.
+    assert await p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Every field has a label.
+    unlabelled = await p.evaluate(
+        """[...document.querySelectorAll('input, select, textarea')]
+             .filter(el => !el.labels || el.labels.length === 0).map(el => el.name)"""
+    )
+    assert unlabelled == []
+    assert_clean(page, console)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -68,6 +68,19 @@ class Stats(BaseModel):
     completed: int
     failed: int
     delayed: int
+
+
+class Minute(BaseModel):
+    minute: datetime
+    success: int = 0
+    http_error: int = 0
+    network_error: int = 0
+
+
+class Timeline(BaseModel):
+    since: datetime
+    until: datetime
+    minutes: list[Minute]
 
 
 def _delivery(doc: Document) -> dict[str, Any]:
@@ -155,6 +168,34 @@ async def retry_delivery(
 async def delivery_stats(deliveries: DeliveriesDep, webhook_id: str | None = None) -> Stats:
     counts = await deliveries.counts(webhook_id)
     return Stats(total=sum(counts.values()), **counts)
+
+
+@router.get("/api/webhooks/stats/timeline", response_model=Timeline)
+async def delivery_timeline(
+    deliveries: DeliveriesDep,
+    minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
+    webhook_id: str | None = None,
+) -> Timeline:
+    """Delivery attempts per minute by outcome over the last `minutes`, oldest first, every
+    minute present: `success` (a 2xx), `http_error` (any other status), `network_error`
+    (no answer: timeout, refused connection, TLS)."""
+    until = utcnow()
+    start = until.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    buckets = {
+        start + timedelta(minutes=i): Minute(minute=start + timedelta(minutes=i))
+        for i in range(minutes)
+    }
+    for minute, code, count in await deliveries.attempts_per_minute(start, webhook_id):
+        bucket = buckets.get(minute.replace(tzinfo=UTC) if minute.tzinfo is None else minute)
+        if bucket is None:
+            continue
+        if code is None:
+            bucket.network_error += count
+        elif 200 <= code < 300:
+            bucket.success += count
+        else:
+            bucket.http_error += count
+    return Timeline(since=start, until=until, minutes=list(buckets.values()))
 
 
 @router.post("/api/events", status_code=status.HTTP_202_ACCEPTED)

@@ -27,6 +27,7 @@ INDEXES = [
     Index(DELIVERIES, [("workspace_id", 1), ("_id", -1)]),
     Index(DELIVERIES, [("endpoint_id", 1), ("status", 1), ("created_at", 1)]),
     Index(ATTEMPTS, [("delivery_id", 1), ("attempt", 1)]),
+    Index(ATTEMPTS, [("at", 1)]),  # the attempts of the last hour (stats/timeline)
 ]
 
 
@@ -100,6 +101,26 @@ class DeliveryRepository:
     async def reopen(self, query: Document, fields: dict[str, Any]) -> int:
         result = await self._deliveries.update_many(query, {"$set": fields})
         return result.modified_count
+
+    async def attempts_per_minute(
+        self, since: datetime, endpoint_id: str | None
+    ) -> list[tuple[datetime, int | None, int]]:
+        """(minute, status code or None when there was no answer, attempts) since `since`,
+        counted by the database: a busy hour is hundreds of thousands of attempts."""
+        match: Document = {"at": {"$gte": since}}
+        if endpoint_id:
+            match["endpoint_id"] = endpoint_id
+        group = {
+            "_id": {
+                "m": {"$dateTrunc": {"date": "$at", "unit": "minute"}},
+                "c": {"$ifNull": ["$status_code", 0]},
+            },
+            "n": {"$sum": 1},
+        }
+        rows = await (
+            await self._attempts.aggregate([{"$match": match}, {"$group": group}])
+        ).to_list()
+        return [(row["_id"]["m"], row["_id"]["c"] or None, row["n"]) for row in rows]
 
     async def counts(self, endpoint_id: str | None) -> dict[str, int]:
         match: Document = {"endpoint_id": endpoint_id} if endpoint_id else {}
