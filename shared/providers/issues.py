@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import httpx
 
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 
@@ -70,3 +73,19 @@ def upstream_status(exc: BaseException) -> int | None:
     """The provider's HTTP status behind an error of this module, if it answered."""
     status = getattr(exc, "upstream_status", None)
     return status if isinstance(status, int) else None
+
+
+def header_number(value: str | None) -> float | None:
+    """A numeric header (`retry-after`, `x-ratelimit-reset`), None when absent or not a number."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def json_or_none(answer: httpx.Response) -> Any:
+    """The answer's JSON body, None when it has none (an HTML error page, an empty body)."""
+    try:
+        return answer.json()
+    except ValueError:
+        return None

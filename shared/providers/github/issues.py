@@ -26,6 +26,8 @@ from shared.providers.issues import (
     IssueTokenRejected,
     IssueUnreachable,
     QuotedMessage,
+    header_number,
+    json_or_none,
     utc,
 )
 from shared.settings import Settings
@@ -79,7 +81,7 @@ class GitHubIssues:
 
 def _result(repo: str, answer: httpx.Response) -> CreatedIssue:
     status = answer.status_code
-    data = _json(answer)
+    data = json_or_none(answer)
     if status == 201 and isinstance(data, dict) and data.get("number") is not None:
         return CreatedIssue(
             provider="github",
@@ -117,30 +119,16 @@ def _rate_limit(answer: httpx.Response, said: str) -> IssueRateLimited | None:
     if status not in (403, 429):
         return None
     headers = answer.headers
-    retry_after = _number(headers.get("retry-after"))
+    retry_after = header_number(headers.get("retry-after"))
     if retry_after is not None:
         return IssueRateLimited(f"GitHub rate limit: {said}", retry_after, status)
     if headers.get("x-ratelimit-remaining") == "0":
-        reset = _number(headers.get("x-ratelimit-reset"))
+        reset = header_number(headers.get("x-ratelimit-reset"))
         wait = max(reset - time.time(), 1.0) if reset is not None else SECONDARY_LIMIT_WAIT
         return IssueRateLimited(f"GitHub rate limit: {said}", wait, status)
     if status == 429 or "rate limit" in said.lower():
         return IssueRateLimited(f"GitHub rate limit: {said}", SECONDARY_LIMIT_WAIT, status)
     return None
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _json(answer: httpx.Response) -> Any:
-    try:
-        return answer.json()
-    except ValueError:
-        return None
 
 
 def _message(data: Any) -> str:

@@ -21,6 +21,8 @@ from shared.providers.issues import (
     IssueRefused,
     IssueTokenRejected,
     IssueUnreachable,
+    header_number,
+    json_or_none,
 )
 from shared.providers.jira.oauth import OAUTH
 from shared.settings import Settings
@@ -81,7 +83,7 @@ def _result(
     answer: httpx.Response, project_key: str, issue_type: str, site_url: str | None
 ) -> CreatedIssue:
     status = answer.status_code
-    data = _json(answer)
+    data = json_or_none(answer)
     if status == 201 and isinstance(data, dict) and data.get("key"):
         key = str(data["key"])
         url = f"{site_url.rstrip('/')}/browse/{key}" if site_url else str(data.get("self") or "")
@@ -96,7 +98,7 @@ def _result(
     if status == 401:
         raise IssueTokenRejected(f"Jira rejected the token: {said}", "unauthorized")
     if status == 429:
-        retry_after = _number(answer.headers.get("retry-after")) or DEFAULT_RETRY_AFTER
+        retry_after = header_number(answer.headers.get("retry-after")) or DEFAULT_RETRY_AFTER
         raise IssueRateLimited(f"Jira rate limit: {said}", retry_after, status)
     if status >= 500 or 200 <= status < 300:
         raise IssueUnreachable(f"Jira answered {status}: {said}", status)
@@ -120,20 +122,6 @@ def _result(
             what = f"project {project_key}" if field == "project" else f"issue type {issue_type}"
             raise IssueRefused(f"Jira refused {what}: {said}", code, status)
     raise IssueRefused(f"Jira refused the issue: {said}", "validation_failed", status)
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _json(answer: httpx.Response) -> Any:
-    try:
-        return answer.json()
-    except ValueError:
-        return None
 
 
 def _message(data: Any) -> str:
