@@ -105,6 +105,12 @@ async def test_create_an_integration_and_copy_its_webhook_url(
     assert url == f"{console.origin}/api/webhooks/github/{integration_id}"
     await expect(p.locator(".copyable code")).to_have_text(url)
     await expect(p.get_by_text("Payload URL")).to_be_visible()  # GitHub's setup steps
+    # The default scopes as the oauth service asks for them (GET /api/providers/github).
+    app = (await console.api.get("/api/providers/github")).json()
+    assert app["default_scopes"]
+    await expect(p.get_by_text("OAuth scopes asked for by default")).to_contain_text(
+        " ".join(app["default_scopes"])
+    )
     await p.get_by_role("button", name="Copy URL").click()
     await expect(p.get_by_role("button", name="Copy URL")).to_have_text("Copied")
     assert await p.evaluate("navigator.clipboard.readText()") == url

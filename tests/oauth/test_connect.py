@@ -229,3 +229,17 @@ async def test_connect_needs_the_admin_token_and_an_oauth_provider(oauth: Runnin
         headers=admin_headers(),
     )
     assert bad_scope.status_code == 422
+
+
+async def test_the_provider_app_names_the_scopes_a_connect_asks_for(
+    oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
+) -> None:
+    """What the console shows as a provider's default scopes is what a connect without
+    scopes asks the provider for."""
+    listed = await oauth.client.get("/api/providers", headers=admin_headers())
+    defaults = {app["provider"]: app["default_scopes"] for app in listed.json()["data"]}
+    assert defaults["telegram"] == []
+    for provider in ("discord", "github"):
+        started = await start(oauth, provider)
+        asked = dict(parse_qsl(urlsplit(started["authorization_url"]).query))
+        assert asked["scope"].split() == defaults[provider], provider

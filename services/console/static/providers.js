@@ -8,13 +8,12 @@ export const PROVIDERS = {
     title: "GitHub",
     colour: "#24292f",
     settings: [["webhook_secret", "Webhook secret", true]],
-    scopes: ["repo", "read:org", "read:user"],
     steps: [
       "Repository or organization → Settings → Webhooks → Add webhook.",
       "Payload URL: the webhook URL above. Content type: application/json.",
       "Secret: the same webhook secret you gave this integration.",
       "Pick the events; GitHub sends a ping at once (event type “ping”).",
-      "For actions (create issues), connect through OAuth with the scopes repo, read:org, read:user.",
+      "For actions (create issues), connect through OAuth: it asks for the default scopes below.",
     ],
   },
   slack: {
@@ -23,17 +22,6 @@ export const PROVIDERS = {
     settings: [
       ["signing_secret", "Signing secret", false],
       ["bot_token", "Bot token (xoxb-…, an app installed by hand)", false],
-    ],
-    scopes: [
-      "channels:history",
-      "channels:read",
-      "chat:write",
-      "chat:write.customize",
-      "files:read",
-      "groups:history",
-      "groups:read",
-      "users:read",
-      "users:read.email",
     ],
     steps: [
       "api.slack.com → your app → Basic Information → App Credentials: copy the Signing Secret into this integration (or set HOOKHUB_SLACK_SIGNING_SECRET once).",
@@ -50,7 +38,6 @@ export const PROVIDERS = {
       ["public_key", "Public key (64 hex digits)", false],
       ["bot_token", "Bot token (for sync)", false],
     ],
-    scopes: ["bot", "identify", "guilds"],
     steps: [
       "Developer Portal → your application → General Information: copy the Public Key into this integration (or set HOOKHUB_DISCORD_PUBLIC_KEY).",
       "Paste the webhook URL into Interactions Endpoint URL, and for Webhook Events into Webhooks → Endpoint URL.",
@@ -64,7 +51,6 @@ export const PROVIDERS = {
       ["bot_token", "Bot token (from @BotFather)", true],
       ["secret_token", "Secret token (generated when empty)", false],
     ],
-    scopes: [],
     steps: [
       "Nothing to paste: hookhub checks the bot token with getMe and calls setWebhook with this URL itself.",
       "Add the bot to the groups to sync; for a group, turn its privacy mode off in @BotFather.",
@@ -74,18 +60,16 @@ export const PROVIDERS = {
     title: "Jira",
     colour: "#0052cc",
     settings: [["webhook_secret", "Webhook secret", true]],
-    scopes: ["read:jira-work", "write:jira-work", "read:jira-user", "offline_access"],
     steps: [
       "Jira → Settings → System → WebHooks → Create a WebHook.",
       "URL: the webhook URL above. Secret: this integration's webhook secret. Pick the events.",
-      "For actions, connect through OAuth (scopes read:jira-work, write:jira-work, read:jira-user).",
+      "For actions, connect through OAuth: it asks for the default scopes below.",
     ],
   },
   google: {
     title: "Google",
     colour: "#db4437",
     settings: [],
-    scopes: ["openid", "email", "profile"],
     steps: ["OAuth only: connect through OAuth; there is no webhook URL to paste."],
   },
 };

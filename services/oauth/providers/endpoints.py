@@ -15,6 +15,7 @@ from shared.http.auth import AdminDep
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page
 from shared.mongo import Document
+from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
 from shared.runtime import Runtime
 
@@ -49,6 +50,9 @@ class ProviderApp(BaseModel):
     provider: ProviderName
     client_id: str | None
     history_tier: str | None = None
+    default_scopes: list[str] = Field(
+        description="what a connect asks for when it names no scopes (empty: no OAuth)"
+    )
     configured: list[str] = Field(description="settings that have a value (secrets never shown)")
     source: Literal["api", "environment", "none"]
     updated_at: datetime | None
@@ -63,6 +67,9 @@ def _out(provider: str, doc: Document | None, runtime: Runtime) -> ProviderApp:
             "provider": provider,
             "client_id": doc.get("client_id") or env.get("client_id"),
             "history_tier": doc.get("history_tier") or env.get("history_tier"),
+            "default_scopes": list(OAUTH_PROVIDERS[provider].scopes)
+            if provider in OAUTH_PROVIDERS
+            else [],
             "configured": sorted(stored | set(env)),
             "source": "api" if stored else ("environment" if env else "none"),
             "updated_at": doc.get("updated_at"),

@@ -174,6 +174,9 @@ async function detail(main, id, go) {
     get(`/api/integrations/${enc(id)}`),
     get(`/api/integrations/${enc(id)}/status`).catch(() => null),
   ]);
+  // The provider's default OAuth scopes, as the oauth service asks for them.
+  const app = await get(`/api/providers/${enc(integration.provider)}`).catch(() => null);
+  const scopes = app?.default_scopes || [];
   const spec = PROVIDERS[integration.provider];
   main.append(
     h("p", {}, link("#/integrations", "← Integrations")),
@@ -212,7 +215,7 @@ async function detail(main, id, go) {
       section(
         `Setting up ${spec.title}`,
         h("ol", { class: "steps" }, spec.steps.map((step) => h("li", {}, step))),
-        spec.scopes.length ? h("p", {}, "OAuth scopes asked for by default: ", h("code", {}, spec.scopes.join(" "))) : null,
+        scopes.length ? h("p", {}, "OAuth scopes asked for by default: ", h("code", {}, scopes.join(" "))) : null,
       ),
     );
   }
