@@ -163,7 +163,11 @@ def encode_inbound(
         fields["message_id"] = message_id
     fields["imported"] = imported
     fields["occurred_at"] = occurred_at
-    return Encoded(id, channel_id.encode(), orjson.dumps(fields, option=orjson.OPT_UTC_Z))
+    try:
+        value = orjson.dumps(fields, option=orjson.OPT_UTC_Z)
+    except TypeError:  # what orjson cannot write (an integer over 64 bits in blocks): the model can
+        value = InboundMessage.model_validate(fields).to_kafka()
+    return Encoded(id, channel_id.encode(), value)
 
 
 def encode_change(
