@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from shared.embedded import free_port
-from tests.e2e.test_stack import Stack, _http_base, _start, _wait_ready
+from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
 from tests.fakes.webhook_sink import WebhookSink
 from tests.support import serve
 
@@ -44,10 +44,10 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.skip(
             f"{CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the console tests"
         )
-    ports = {"http": _http_base(), "kafka": free_port(), "mongo": free_port()}
-    started = _start(tmp_path_factory.mktemp("console") / ".hookhub", ports)
+    ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
+    started = start_stack(tmp_path_factory.mktemp("console") / ".hookhub", ports)
     try:
-        _wait_ready(started)
+        wait_ready(started)
         yield started
     finally:
         if started.process.poll() is None:

@@ -6,16 +6,12 @@ must leave nothing running, and a second run must find its data again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,75 +19,10 @@ import pytest
 
 from shared.embedded import free_port, port_free
 from shared.settings import SERVICE_PORTS
+from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
 from tests.support import KafkaTap
 
 pytestmark = pytest.mark.e2e
-
-
-def _http_base() -> int:
-    """A port P with P..P+5 all free (the origin and the five services), below the range
-    the kernel hands out to outgoing connections: a port found free there may be taken by
-    any client's connection before `hookhub run` binds it (seen once: oauth's)."""
-    lowest_ephemeral = 32768
-    with contextlib.suppress(OSError, ValueError):
-        lowest_ephemeral = int(
-            Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
-        )
-    for _ in range(200):
-        base = random.randrange(10_000, max(lowest_ephemeral - 6, 10_001))
-        if all(port_free(base + i) for i in range(6)):
-            return base
-    raise RuntimeError("no run of six free ports")
-
-
-@dataclass
-class Stack:
-    process: subprocess.Popen[str]
-    origin: str
-    data_dir: Path
-    kafka_bootstrap: str
-    env: dict[str, str]
-
-    def output(self) -> str:
-        return self.process.stdout.read() if self.process.stdout else ""
-
-
-def _start(data_dir: Path, ports: dict[str, int]) -> Stack:
-    env = {
-        **os.environ,
-        "HOOKHUB_DATA_DIR": str(data_dir),
-        "HOOKHUB_HTTP_PORT": str(ports["http"]),
-        "HOOKHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
-        "HOOKHUB_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}",
-        "HOOKHUB_PUBLIC_URL": f"http://127.0.0.1:{ports['http']}",
-    }
-    for name in ("HOOKHUB_ADMIN_TOKEN", "HOOKHUB_ENCRYPTION_KEYS", "HOOKHUB_TOPIC_NAMESPACE"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "hookhub"), "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal would give `make run`
-    )
-    return Stack(
-        process, f"http://127.0.0.1:{ports['http']}", data_dir, f"127.0.0.1:{ports['kafka']}", env
-    )
-
-
-def _wait_ready(stack: Stack, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack.process.poll() is not None:
-            raise AssertionError(f"hookhub run exited early:\n{stack.output()}")
-        try:
-            if httpx.get(stack.origin + "/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the stack did not become ready")
 
 
 def _pids(stack: Stack) -> list[int]:
@@ -140,7 +71,7 @@ def _service_logs(data_dir: Path) -> dict[str, list[dict[str, object]]]:
 
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
-    return {"http": _http_base(), "kafka": free_port(), "mongo": free_port()}
+    return {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +81,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(data_dir: Path, ports: dict[str, int]) -> Iterator[Stack]:
-    started = _start(data_dir, ports)
+    started = start_stack(data_dir, ports)
     try:
-        _wait_ready(started)
+        wait_ready(started)
         yield started
     finally:
         if started.process.poll() is None:
@@ -221,9 +152,9 @@ def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
         errors = [line for line in lines if line.get("level") in ("error", "critical")]
         assert not errors, (name, errors[:3])
 
-    second = _start(data_dir, ports)
+    second = start_stack(data_dir, ports)
     try:
-        _wait_ready(second)
+        wait_ready(second)
         token = (data_dir / "admin_token").read_text().strip()
         listing = httpx.get(
             second.origin + "/api/incoming-webhooks",
@@ -241,11 +172,11 @@ def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
 def test_a_taken_port_is_named_and_exits_non_zero(tmp_path: Path) -> None:
     import socket
 
-    ports = {"http": _http_base(), "kafka": free_port(), "mongo": free_port()}
+    ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", ports["http"] + 2))
         holder.listen()
-        stack = _start(tmp_path / ".hookhub", ports)
+        stack = start_stack(tmp_path / ".hookhub", ports)
         stack.process.wait(60)
     output = stack.output()
     assert stack.process.returncode != 0

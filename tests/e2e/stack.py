@@ -1,0 +1,84 @@
+"""The whole stack as `make run` starts it (`hookhub run` in a process group of its own, on
+free ports and a data directory of the test's), for the tests that drive it from outside:
+tests/e2e/test_stack.py and the console's browser tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from shared.embedded import port_free
+
+
+def http_base() -> int:
+    """A port P with P..P+5 all free (the origin and the five services), below the range
+    the kernel hands out to outgoing connections: a port found free there may be taken by
+    any client's connection before `hookhub run` binds it (seen once: oauth's)."""
+    lowest_ephemeral = 32768
+    with contextlib.suppress(OSError, ValueError):
+        lowest_ephemeral = int(
+            Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
+        )
+    for _ in range(200):
+        base = random.randrange(10_000, max(lowest_ephemeral - 6, 10_001))
+        if all(port_free(base + i) for i in range(6)):
+            return base
+    raise RuntimeError("no run of six free ports")
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    origin: str
+    data_dir: Path
+    kafka_bootstrap: str
+    env: dict[str, str]
+
+    def output(self) -> str:
+        return self.process.stdout.read() if self.process.stdout else ""
+
+
+def start_stack(data_dir: Path, ports: dict[str, int]) -> Stack:
+    env = {
+        **os.environ,
+        "HOOKHUB_DATA_DIR": str(data_dir),
+        "HOOKHUB_HTTP_PORT": str(ports["http"]),
+        "HOOKHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        "HOOKHUB_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}",
+        "HOOKHUB_PUBLIC_URL": f"http://127.0.0.1:{ports['http']}",
+    }
+    for name in ("HOOKHUB_ADMIN_TOKEN", "HOOKHUB_ENCRYPTION_KEYS", "HOOKHUB_TOPIC_NAMESPACE"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "hookhub"), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal would give `make run`
+    )
+    return Stack(
+        process, f"http://127.0.0.1:{ports['http']}", data_dir, f"127.0.0.1:{ports['kafka']}", env
+    )
+
+
+def wait_ready(stack: Stack, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise AssertionError(f"hookhub run exited early:\n{stack.output()}")
+        try:
+            if httpx.get(stack.origin + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the stack did not become ready")
