@@ -54,6 +54,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 from pymongo import MongoClient
@@ -678,29 +679,27 @@ async def inbound_latency(
     try:
         await _assigned(consumer)
         reader = asyncio.ensure_future(_read_latencies(consumer, latencies, total))
-        async with httpx.AsyncClient(
-            timeout=10,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+        # aiohttp, not httpx: under this load httpcore's pool matching in the harness's own
+        # loop took the answers it timed to seconds while the gateway handled each request in
+        # a few milliseconds (its hookhub_gateway_webhook_seconds); aiohttp timed the same
+        # gateway at p99 16-38 ms (docs/benchmarks.md, sync 2026-11-23 (4)).
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=50),
+            timeout=aiohttp.ClientTimeout(total=10),
         ) as client:
-            # At most as many requests in flight as the pool has connections; the others
-            # wait here, not in httpcore's pool, which matches every waiting request
-            # against every connection each time one frees up (sync's GatedClient). It
-            # did not stop the runaways of the gateway's answers (docs/benchmarks.md).
-            gate = asyncio.Semaphore(50)
 
             async def send(seq: int) -> None:
                 sent_at = time.time()
                 raw = slack_event(run, "inbound", seq, sent_at)
                 try:
-                    async with gate:
-                        answer = await client.post(url, content=raw, headers=signed(raw))
-                except httpx.HTTPError as exc:
+                    async with client.post(url, data=raw, headers=signed(raw)) as answer:
+                        await answer.read()
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     errors[type(exc).__name__] += 1
                     return
                 answered[seq] = time.time() - sent_at
-                if answer.status_code != 200:
-                    errors[f"http_{answer.status_code}"] += 1
+                if answer.status != 200:
+                    errors[f"http_{answer.status}"] += 1
 
             await _paced(send, IN_RATE, total)
         try:
