@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.structs import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
@@ -101,6 +104,30 @@ def consume(
             )
 
 
+def _decoded(
+    runtime: Runtime, purpose: str, model: type[E], records: Sequence[Any]
+) -> Awaitable[list[E]]:
+    """The records' envelopes; those that do not decode are dead-lettered one by one."""
+
+    async def decode() -> list[E]:
+        envelopes: list[E] = []
+        for record in records:
+            try:
+                envelopes.append(model.model_validate_json(record.value or b""))
+            except ValidationError as exc:
+                context = {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "consumer": purpose,
+                }
+                await _dead_letter(runtime, record.value or b"", record.key, context, str(exc))
+                log.warning("envelope_invalid", error=exc.errors()[0]["msg"], **context)
+        return envelopes
+
+    return decode()
+
+
 def consume_batch(
     runtime: Runtime,
     topic: str,
@@ -132,19 +159,7 @@ def consume_batch(
         records = message.raw_message
         assert isinstance(records, tuple)
         started = time.perf_counter()
-        envelopes: list[E] = []
-        for record in records:
-            try:
-                envelopes.append(model.model_validate_json(record.value or b""))
-            except ValidationError as exc:
-                context = {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "consumer": purpose,
-                }
-                await _dead_letter(runtime, record.value or b"", record.key, context, str(exc))
-                log.warning("envelope_invalid", error=exc.errors()[0]["msg"], **context)
+        envelopes = await _decoded(runtime, purpose, model, records)
         if not envelopes:
             return
         try:
@@ -161,6 +176,210 @@ def consume_batch(
             first_envelope_id=envelopes[0].id,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
+
+
+def consume_pipelined(
+    runtime: Runtime,
+    topic: str,
+    purpose: str,
+    model: type[E],
+    handler: Callable[[list[E]], Awaitable[Awaitable[object]]],
+    *,
+    max_records: int = 500,
+    max_pending: int = 8,
+) -> Pipeline:
+    """Like `consume_batch`, for handlers whose work has two parts: what must be done before
+    the next batch is handled (publishing, in order), and what must only be done before
+    the batch's offsets are committed (a MongoDB write). The handler does the first part
+    and returns an awaitable of the second. Up to `max_pending` batches' second parts run
+    while later batches are handled; offsets are committed in order, as each finishes, so
+    a crash redelivers every batch whose second part had not finished (the handler must be
+    idempotent, as for `consume_batch`). A failure in either part rewinds the partitions to
+    the oldest batch not committed, which comes back after a pause."""
+    settings = runtime.settings
+    pipeline = Pipeline(purpose, max_pending)
+    runtime.pipelines.append(pipeline)
+
+    @runtime.broker.subscriber(
+        settings.topic(topic),
+        group_id=settings.consumer_group(runtime.service, purpose),
+        auto_offset_reset="earliest",
+        # Offsets are committed by the pipeline, batch by batch, as their work finishes.
+        ack_policy=AckPolicy.MANUAL,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=20,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_ms(settings),
+        title=f"{runtime.service}.{purpose}",
+    )
+    async def _consume(message: KafkaMessage) -> None:
+        records = message.raw_message
+        assert isinstance(records, tuple)
+        started = time.perf_counter()
+        batch = _Batch.of(records)
+        if not await pipeline.room(message.consumer, batch):
+            return  # rewound: these records come again
+        envelopes = await _decoded(runtime, purpose, model, records)
+        try:
+            rest = await handler(envelopes) if envelopes else None
+        except Exception:
+            log.exception("envelope_batch_failed", consumer=purpose, size=len(envelopes))
+            await pipeline.rewind(batch)
+            return
+        pipeline.add(batch, rest)
+        log.info(
+            "envelope_batch_consumed",
+            consumer=purpose,
+            topic=records[0].topic,
+            size=len(envelopes),
+            first_envelope_id=envelopes[0].id if envelopes else None,
+            pending=pipeline.pending,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+    return pipeline
+
+
+@dataclass
+class _Batch:
+    first: dict[TopicPartition, int]  # where to seek to read it again
+    next: dict[TopicPartition, int]  # what to commit once it is done
+    settled: asyncio.Future[object] | None = None
+
+    @classmethod
+    def of(cls, records: Sequence[Any]) -> _Batch:
+        first: dict[TopicPartition, int] = {}
+        after: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+            after[tp] = max(after.get(tp, 0), record.offset + 1)
+        return cls(first, after)
+
+
+class Pipeline:
+    """A pipelined consumer's batches whose second part is still running, oldest first."""
+
+    def __init__(self, purpose: str, max_pending: int) -> None:
+        self.purpose = purpose
+        self._max_pending = max_pending
+        self._batches: deque[_Batch] = deque()
+        self._consumer: Any = None
+        self._lock = asyncio.Lock()
+        self._settling: set[asyncio.Task[bool]] = set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._batches)
+
+    async def room(self, consumer: Any, batch: _Batch) -> bool:
+        """Commits what has finished, waits while `max_pending` batches run; False when a
+        failed batch rewound the partitions (`batch` is read again, so not handled now)."""
+        self._consumer = consumer
+        while True:
+            if not await self._settle():
+                await self.rewind(batch)
+                return False
+            if len(self._batches) < self._max_pending:
+                return True
+            head = self._batches[0].settled
+            assert head is not None
+            await asyncio.wait({head})
+
+    def add(self, batch: _Batch, rest: Awaitable[object] | None) -> None:
+        settled: asyncio.Future[object] = (
+            asyncio.ensure_future(rest) if rest is not None else _finished()
+        )
+        batch.settled = settled
+        self._batches.append(batch)
+        # Committed as soon as it (and every batch before it) is done, also when no
+        # further batch comes to do it.
+        settled.add_done_callback(self._settle_soon)
+
+    def _settle_soon(self, _: object) -> None:
+        task = asyncio.ensure_future(self._settle())
+        self._settling.add(task)  # held until done, or the loop may collect it
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self) -> bool:
+        """Commits the offsets of the batches done, oldest first, up to the first still
+        running; False if the oldest failed (nothing from it on is committed: the
+        consumer rewinds when it next gets a batch, `room`)."""
+        async with self._lock:
+            offsets: dict[TopicPartition, int] = {}
+            failed = False
+            while self._batches:
+                settled = self._batches[0].settled
+                assert settled is not None
+                if not settled.done():
+                    break
+                if settled.cancelled() or settled.exception() is not None:
+                    failed = True
+                    break
+                offsets.update(self._batches.popleft().next)
+            await self._commit(offsets)
+            return not failed
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        consumer = self._consumer
+        if not offsets or consumer is None:
+            return
+        # A partition taken away by a rebalance is not ours to commit: its new owner
+        # reads those records again (the handler is idempotent).
+        owned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("kafka_commit_failed", consumer=self.purpose, error=repr(exc))
+
+    async def rewind(self, batch: _Batch) -> None:
+        """Every partition back to its oldest record not committed (of the batches
+        pending, and `batch`, the one in hand), and a pause: those records come again.
+        Only the consumer's own calls rewind, so no batch fetched before a rewind is
+        handled after it."""
+        async with self._lock:
+            oldest: dict[TopicPartition, int] = {}
+            for pending in [*self._batches, batch]:
+                for tp, offset in pending.first.items():
+                    oldest[tp] = min(oldest.get(tp, offset), offset)
+            failed = [
+                b.settled for b in self._batches if b.settled is not None and b.settled.done()
+            ]
+            for settled in failed:
+                if not settled.cancelled() and settled.exception() is not None:
+                    log.error(
+                        "envelope_batch_failed",
+                        consumer=self.purpose,
+                        error=repr(settled.exception()),
+                        pending=len(self._batches),
+                    )
+                    break
+            self._batches.clear()  # what still runs is not committed; it comes again
+            consumer = self._consumer
+            if consumer is not None:
+                owned = consumer.assignment()
+                for tp, offset in oldest.items():
+                    if tp in owned:
+                        consumer.seek(tp, offset)
+        await asyncio.sleep(_FAILURE_PAUSE_SECONDS)  # no hot loop while MongoDB is down
+
+    async def drain(self) -> None:
+        """At the stop, before the consumers leave: what runs is waited for and committed."""
+        running = [b.settled for b in self._batches if b.settled is not None]
+        if running:
+            await asyncio.wait(running)
+        await self._settle()
+
+
+def _finished() -> asyncio.Future[object]:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
 
 
 async def _dead_letter(

@@ -82,6 +82,7 @@ class Runtime:
         self.stop_requested_at: float | None = None
         self._ready_checks: dict[str, ReadyCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self.pipelines: list[consumers.Pipeline] = []
 
     # -- composition ---------------------------------------------------------------------
 
@@ -123,6 +124,16 @@ class Runtime:
     ) -> None:
         """Subscribe a batch handler (see shared.consumers.consume_batch)."""
         consumers.consume_batch(self, topic, purpose, model, handler)
+
+    def consume_pipelined(
+        self,
+        topic: str,
+        purpose: str,
+        model: type[E],
+        handler: Callable[[list[E]], Awaitable[Awaitable[object]]],
+    ) -> None:
+        """Subscribe a two-part batch handler (see shared.consumers.consume_pipelined)."""
+        consumers.consume_pipelined(self, topic, purpose, model, handler)
 
     def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
         self._tasks.append(asyncio.create_task(_log_crash(name, factory), name=name))
@@ -203,6 +214,9 @@ class Runtime:
                 # Consumers first: in-flight handlers get the broker's graceful timeout, the
                 # group is left so that the partitions move at once, and nothing new
                 # arrives for the steps below to deal with.
+                # Pipelined batches finish and are committed while their consumers still
+                # hold the partitions; what the budget cuts off, the next owner reads again.
+                StopStep("kafka_pipelines", lambda _: self._drain_pipelines(), 0.0, 0.15),
                 StopStep("kafka_consumers", lambda _: self.broker.stop(), 0.1, 0.35),
                 StopStep("background_tasks", lambda _: self._cancel_tasks(), 0.05, 0.1),
                 *self._shutdown_hooks,
@@ -210,6 +224,9 @@ class Runtime:
                 StopStep("mongo", lambda _: self.mongo.close(), 0.05),
             ]
         )
+
+    async def _drain_pipelines(self) -> None:
+        await asyncio.gather(*(pipeline.drain() for pipeline in self.pipelines))
 
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:

@@ -155,9 +155,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
 
     # Both consumers are idempotent by themselves (job and envelope ids derive from what
-    # they are about), so they take whole batches and skip the envelope ledger.
+    # they are about), so they take whole batches and skip the envelope ledger. Inbound is
+    # pipelined: a batch's envelopes are published before the next batch is handled, its
+    # map copies written while later batches go on (its offsets committed once they are).
     runtime.consume_batch(Topic.CHAT_EVENTS, "outbound", ChatEvent, intake.events)
-    runtime.consume_batch(Topic.PROVIDER_EVENTS, "inbound", ProviderEvent, inbound.events)
+    runtime.consume_pipelined(Topic.PROVIDER_EVENTS, "inbound", ProviderEvent, inbound.publish)
 
     async def start(_: Runtime) -> None:
         writer.start()

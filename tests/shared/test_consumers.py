@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,142 @@ async def test_an_invalid_envelope_too_large_to_dead_letter_whole_does_not_stop_
         assert "type" in headers["hookhub-reason"]
     finally:
         await runtime.stop()
+
+
+# -- pipelined batches (shared.consumers.consume_pipelined) ---------------------------------
+
+
+async def _committed(runtime: Runtime, purpose: str) -> int:
+    """The group's committed offsets on the chat events topic, summed over partitions (read
+    by a consumer of the group that subscribes to nothing, so it causes no rebalance)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    settings = runtime.settings
+    topic = settings.topic(Topic.CHAT_EVENTS)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group(runtime.service, purpose),
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        partitions = reader.partitions_for_topic(topic) or set()
+        offsets = [await reader.committed(TopicPartition(topic, p)) for p in partitions]
+    finally:
+        await reader.stop()
+    return sum(offset for offset in offsets if offset)
+
+
+class _Gated:
+    """A two-part handler: the first part notes the batch's ids, the second waits for
+    `release(id)` of every id in it (and fails instead for ids in `fail`)."""
+
+    def __init__(self) -> None:
+        self.handled: list[list[str]] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.fail: set[str] = set()
+
+    def gate(self, event_id: str) -> asyncio.Event:
+        return self.gates.setdefault(event_id, asyncio.Event())
+
+    def release(self, *event_ids: str) -> None:
+        for event_id in event_ids:
+            self.gate(event_id).set()
+
+    async def __call__(self, events: list[ChatEvent]) -> asyncio.Future[None]:
+        ids = [event.id for event in events]
+        self.handled.append(ids)
+
+        async def rest() -> None:
+            for event_id in ids:
+                if event_id in self.fail:
+                    self.fail.discard(event_id)
+                    raise RuntimeError(f"the second part of {event_id} failed")
+                await self.gate(event_id).wait()
+
+        return asyncio.ensure_future(rest())
+
+    def seen(self, event_id: str) -> int:
+        return sum(batch.count(event_id) for batch in self.handled)
+
+
+async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_order(
+    runtime: Runtime,
+) -> None:
+    handler = _Gated()
+    runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
+    await runtime.start([], [])
+    await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+
+    first, second = _event(new_id("evt")), _event(new_id("evt"))  # one channel: one partition
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, first)
+    await _until(lambda: handler.seen(first.id) == 1)
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, second)
+    # The second batch is handled while the first's second part still waits.
+    await _until(lambda: handler.seen(second.id) == 1)
+    assert await _committed(runtime, "piped") == 0
+
+    handler.release(second.id)  # the later batch done first: nothing may be committed yet
+    await asyncio.sleep(0.5)
+    assert await _committed(runtime, "piped") == 0
+
+    handler.release(first.id)  # now both, in order, with no further batch to prompt it
+    await _until_async(lambda: _committed(runtime, "piped"), 2)
+    assert handler.seen(first.id) == 1 and handler.seen(second.id) == 1
+
+
+async def test_a_failed_second_part_brings_its_batch_and_those_after_it_again_in_order(
+    runtime: Runtime,
+) -> None:
+    handler = _Gated()
+    runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
+    await runtime.start([], [])
+    await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+
+    first, second, third = (_event(new_id("evt")) for _ in range(3))
+    handler.fail.add(first.id)
+    handler.release(first.id, second.id, third.id)
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, first)
+    await _until(lambda: handler.seen(first.id) == 1)
+    await asyncio.sleep(0.2)  # its second part has failed by now
+    for event in (second, third):
+        await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
+
+    await _until(lambda: handler.seen(third.id) >= 1 and handler.seen(first.id) >= 2)
+    await _until_async(lambda: _committed(runtime, "piped"), 3)
+    order = [event_id for batch in handler.handled for event_id in batch]
+    # After the failure the first comes again before anything after it is handled.
+    assert order[1] == first.id, order
+    retried = order[1:]
+    assert retried.index(first.id) < retried.index(second.id) < retried.index(third.id)
+
+
+async def test_the_stop_waits_for_pipelined_batches_and_commits_them(
+    infra: Infra, tmp_path: Path
+) -> None:
+    settings = make_settings(ServiceSettings, infra, new_namespace(), tmp_path)
+    runtime = Runtime(settings=settings, service="probe")
+    handler = _Gated()
+    runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
+    await runtime.start([], [])
+    await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+    event = _event(new_id("evt"))
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
+    await _until(lambda: handler.seen(event.id) == 1)
+
+    asyncio.get_running_loop().call_later(0.3, handler.release, event.id)
+    await runtime.stop()
+
+    probe = Runtime(settings=settings, service="probe")  # to read the group's offsets
+    try:
+        assert await _committed(probe, "piped") == 1
+    finally:
+        await probe.stop()
+
+
+async def _until_async(read: Callable[[], Any], wanted: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := await read()) != wanted:
+        assert time.monotonic() < deadline, f"committed {got}, wanted {wanted}"
+        await asyncio.sleep(0.1)

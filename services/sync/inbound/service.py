@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import structlog
+from pymongo.errors import PyMongoError
 
 from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
@@ -34,6 +35,9 @@ from shared.mongo import Database
 from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
 
 log = structlog.get_logger(__name__)
+
+# Between attempts to write a batch's copies while MongoDB is away: about 30 s in all.
+WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
 
 # The outbox's names for the same operations, for the metrics' `op` label.
 OPS = {"created": "post", "edited": "edit", "deleted": "delete"}
@@ -188,8 +192,18 @@ class Inbound:
         return done, written
 
     async def _write(self, copies: list[Copy]) -> None:
+        """The copies into the map; a MongoDB outage is waited out for about half a minute
+        (later batches go on meanwhile, from memory) before the batch fails and comes again."""
         try:
-            await self._map.insert(copies)
+            for pause in (*WRITE_RETRY_PAUSES, None):
+                try:
+                    await self._map.insert(copies)
+                    return
+                except PyMongoError as exc:
+                    if pause is None:
+                        raise
+                    log.warning("message_map_write_retry", error=repr(exc), retry_in=pause)
+                    await asyncio.sleep(pause)
         finally:
             for copy in copies:
                 self._writing.pop(copy.id, None)
