@@ -24,7 +24,7 @@ from typing import Literal
 from pymongo import UpdateMany
 
 from shared.ids import derived_id, utcnow
-from shared.mongo import Collection, Database, Document, Index, insert_new
+from shared.mongo import Collection, Database, Document, GroupInserter, Index
 
 COLLECTION = "message_map"
 
@@ -147,6 +147,7 @@ class Copy:
 class MessageMap:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db[COLLECTION]
+        self._inserter = GroupInserter(self._collection)
 
     async def by_ids(self, ids: Iterable[str]) -> dict[str, Copy]:
         wanted = list(set(ids))
@@ -200,6 +201,7 @@ class MessageMap:
             )
 
     async def insert(self, copies: Iterable[Copy]) -> None:
-        """Record copies now (not batched), for callers that must read them back at once."""
+        """Record copies now, for callers that must read them back at once: concurrent
+        callers' copies share bulk inserts (a burst of batches costs a few writes)."""
         now = utcnow()
-        await insert_new(self._collection, [copy.to_doc(now) for copy in copies])
+        await self._inserter.insert([copy.to_doc(now) for copy in copies])

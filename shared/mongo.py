@@ -143,6 +143,50 @@ class TombstoneCollection:
         return await self.collection.find(query).to_list()
 
 
+class GroupInserter:
+    """`insert_new` for many concurrent callers, as a group commit: documents asked for
+    while a write is in flight go into the next one, so a burst costs a few large bulk
+    inserts instead of one round trip per caller, and a lone caller is written at once.
+    `await insert(docs)` returns once they are stored (or existed already), or raises the
+    write's error for every caller whose documents were in it."""
+
+    def __init__(self, collection: Collection, *, max_docs: int = 5_000) -> None:
+        self._collection = collection
+        self._max_docs = max_docs
+        self._waiting: list[tuple[list[Document], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def insert(self, docs: list[Document]) -> None:
+        if not docs:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((docs, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            group: list[tuple[list[Document], asyncio.Future[None]]] = []
+            size = 0
+            while self._waiting and (
+                not group or size + len(self._waiting[0][0]) <= self._max_docs
+            ):
+                docs, future = self._waiting.pop(0)
+                group.append((docs, future))
+                size += len(docs)
+            try:
+                await insert_new(self._collection, [doc for docs, _ in group for doc in docs])
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
+
+
 class BatchedExistence:
     """`await exists(value)` from many concurrent requests, answered by one `$in` query.
 

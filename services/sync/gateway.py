@@ -63,8 +63,11 @@ MAX_BACKOFF_SECONDS = 60.0
 # made in the developer portal is found without a restart).
 RETRY_FATAL = timedelta(minutes=10)
 PUBLISH_WAIT_SECONDS = 5.0
-# Batches whose map write may still be going while later ones are published.
-MAX_WRITING = 8
+# Dispatches published whose map copies may still be being written: a burst is published
+# at the pace of the Gateway and Kafka while its copies follow in a few group inserts
+# (MessageMap.insert); a successor resumes from the last batch written (what follows is
+# published again, with the same ids, which the chat drops). Bounds the memory they hold.
+MAX_UNWRITTEN = 20_000
 STOP_WAIT_SECONDS = 1.0
 _jitter = random.Random()  # noqa: S311 (spreading retries in time, not secrets)
 
@@ -408,13 +411,12 @@ class DiscordGateways:
     async def _publish(self, held: Held, workspace_id: str, queue: asyncio.Queue[Dispatch]) -> None:
         """Dispatches to the chat, in batches (what arrived while the last was published),
         in order. A batch's map write may still be going while the next batches are
-        published (up to MAX_WRITING): the embedded MongoDB's write time is not paid per
+        published (up to MAX_UNWRITTEN dispatches): MongoDB's write time is not paid per
         batch. The stored sequence follows the writes, in order (`_settle`)."""
-        writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]] = asyncio.Queue(
-            MAX_WRITING
-        )
+        writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]] = asyncio.Queue()
+        unwritten = _Unwritten(MAX_UNWRITTEN)
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._settle(held, workspace_id, writing, queue))
+            group.create_task(self._settle(held, workspace_id, writing, queue, unwritten))
             while True:
                 batch = [await queue.get()]
                 while not queue.empty():
@@ -429,6 +431,7 @@ class DiscordGateways:
 
                 written = await self._until_done(publish, size=len(events))
                 await writing.put((batch, written))
+                await unwritten.add(len(batch))
 
     async def _settle(
         self,
@@ -436,6 +439,7 @@ class DiscordGateways:
         workspace_id: str,
         writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]],
         queue: asyncio.Queue[Dispatch],
+        unwritten: _Unwritten,
     ) -> None:
         while True:
             batch, written = await writing.get()
@@ -451,6 +455,7 @@ class DiscordGateways:
 
                 await self._until_done(again, size=len(events))
             held.published_seq = batch[-1][2]
+            unwritten.done(len(batch))
             for _ in batch:
                 queue.task_done()
 
@@ -523,3 +528,25 @@ def _reason(reason: str) -> str:
 def _log_failure(task: asyncio.Task[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("discord_catch_up_failed", error=repr(task.exception()))
+
+
+class _Unwritten:
+    """How many dispatches are published but not yet settled; `add` waits while over the
+    limit (the batch just added may take it over: a batch is never split)."""
+
+    def __init__(self, limit: int) -> None:
+        self.count = 0
+        self._limit = limit
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def add(self, dispatches: int) -> None:
+        self.count += dispatches
+        while self.count > self._limit:
+            self._room.clear()
+            await self._room.wait()
+
+    def done(self, dispatches: int) -> None:
+        self.count -= dispatches
+        if self.count <= self._limit:
+            self._room.set()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, timedelta
+from typing import Any, cast
 
+import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from shared.ids import new_id, utcnow
-from shared.mongo import BatchedExistence, BatchedWriter, Database
+from shared.mongo import BatchedExistence, BatchedWriter, Database, GroupInserter
 from tests.infra import Infra
 from tests.support import new_namespace
 
@@ -101,3 +104,38 @@ async def test_unwritten_changes_are_kept_while_the_database_is_unreachable(infr
     assert await BatchedExistence(db.seen, field="ids").exists("evt_1")
     await client.drop_database(name)
     await client.close()
+
+
+class _Counting:
+    """The real collection, with its insert_many calls counted."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+        self.inserts: list[int] = []
+
+    async def insert_many(self, docs: list[Any], **kwargs: Any) -> Any:
+        self.inserts.append(len(docs))
+        return await self._collection.insert_many(docs, **kwargs)
+
+
+async def test_group_inserter_writes_concurrent_callers_in_few_bulk_inserts(db: Database) -> None:
+    collection = _Counting(db["grouped"])
+    inserter = GroupInserter(cast(Any, collection), max_docs=300)
+    callers = [[{"_id": f"d{c}-{n}"} for n in range(10)] for c in range(60)]
+    callers.append([{"_id": "d0-0"}, {"_id": "extra"}])  # one already asked for: no error
+
+    await asyncio.gather(*(inserter.insert(docs) for docs in callers))
+
+    assert await db["grouped"].count_documents({}) == 60 * 10 + 1
+    assert 1 < len(collection.inserts) < 10, collection.inserts  # grouped, within max_docs
+    assert max(collection.inserts) <= 300
+
+
+async def test_group_inserter_fails_the_callers_of_a_failed_write_and_goes_on(
+    db: Database,
+) -> None:
+    inserter = GroupInserter(db["grouped_fail"])
+    with pytest.raises(PyMongoError):
+        await inserter.insert([{"_id": "big", "blob": "x" * (17 * 1024 * 1024)}])
+    await inserter.insert([{"_id": "small"}])
+    assert await db["grouped_fail"].count_documents({}) == 1

@@ -134,6 +134,10 @@ class GatewayConnection:
                 open_timeout=self._open_timeout,
                 ping_interval=None,  # Discord's own heartbeats keep the connection alive
                 max_size=self._max_size,
+                # Frames read ahead while the last batch is published (websockets stops
+                # reading the socket past it; its default, 16, kept batches to a few
+                # dispatches in a burst and their fixed cost per batch bounded the rate).
+                max_queue=1024,
                 compression=None,
                 proxy=None,
             ) as ws:
