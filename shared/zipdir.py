@@ -125,7 +125,7 @@ class ZipDirectory:
                 f"the member's compression method ({method}) is not supported: only stored "
                 "(0) and deflated (8) are"
             )
-        name = self._name_bytes(member)
+        name = bytes(self._name_bytes(member))
         remaining = self._compress_size[member]
         at = self._data_start(member, name)
         inflate = zlib.decompressobj(-15) if method == DEFLATED else None
@@ -180,7 +180,7 @@ class ZipDirectory:
         count, cd_size, cd_offset, concat = self._end_record()
         if max_members is not None and count > max_members:
             raise TooManyMembers(count)
-        self._names: bytes | bytearray = bytearray()
+        self._names = bytearray()
         self._name_end = array("Q")
         self._header_offset = array("Q")
         self._compress_size = array("Q")
@@ -196,7 +196,6 @@ class ZipDirectory:
             if max_members is not None and len(self) >= max_members:
                 raise TooManyMembers(len(self), exact=False)
             self._entry(entries, concat)
-        self._names = bytes(self._names)  # no spare capacity kept
 
     def _end_record(self) -> tuple[int, int, int, int]:
         """(members, directory size, directory offset, bytes before the archive)."""
@@ -205,9 +204,7 @@ class ZipDirectory:
         tail_size = min(size, _END.size + _MAX_COMMENT)
         file.seek(size - tail_size)
         tail = file.read(tail_size)
-        at = tail.rfind(_END_SIG)
-        while at >= 0 and len(tail) - at < _END.size:
-            at = tail.rfind(_END_SIG, 0, at)
+        at = _end_at(tail)
         if at < 0:
             raise NotAZip("no end of central directory record")
         _, disk, cd_disk, _, count, cd_size, cd_offset, _ = _END.unpack_from(tail, at)
@@ -234,22 +231,23 @@ class ZipDirectory:
         return count, cd_size, cd_offset, concat
 
     def _entry(self, entries: _Chunks, concat: int) -> None:
-        data = entries.take(_ENTRY.size)
-        fields = _ENTRY.unpack(data)
+        member = len(self._name_end)
+        fields = _ENTRY.unpack(entries.take(_ENTRY.size))
         if fields[0] != _ENTRY_SIG:
-            raise NotAZip(f"the central directory is corrupt at member {len(self)}")
-        flags, method, crc, compress_size, file_size = (*fields[5:7], *fields[9:12])
+            raise NotAZip(f"the central directory is corrupt at member {member}")
+        _, _, _, _, _, flags, method, _, _, crc, compress_size, file_size = fields[:12]
         name_size, extra_size, comment_size = fields[12:15]
         header_offset = fields[18]
-        raw_name = entries.take(name_size)
-        extra = entries.take(extra_size)
-        entries.take(comment_size)
+        rest = entries.take(name_size + extra_size + comment_size)
         if 0xFFFFFFFF in (file_size, compress_size, header_offset):
             file_size, compress_size, header_offset = _zip64_extra(
-                extra, file_size, compress_size, header_offset, len(self)
+                rest[name_size : name_size + extra_size],
+                file_size,
+                compress_size,
+                header_offset,
+                member,
             )
-        name = _meant_name(raw_name, flags, len(self))
-        member = len(self)
+        name = _meant_name(rest[:name_size], flags, member)
         self._names += name
         self._name_end.append(len(self._names))
         self._header_offset.append(header_offset + concat)
@@ -288,14 +286,12 @@ class ZipDirectory:
     def _rehash(self, members: int) -> None:
         self._slots = array("i", [_EMPTY]) * _table_size(2 * members + 1)
         for member in range(members):
-            slot = self._probe(self._name_bytes(member))
+            slot = self._probe(bytes(self._name_bytes(member)))
             if self._slots[slot] == _EMPTY:
                 self._slots[slot] = member
 
-    def _name_bytes(self, member: int) -> bytes:
-        start = self._name_end[member - 1] if member else 0
-        name = self._names[start : self._name_end[member]]
-        return name if isinstance(name, bytes) else bytes(name)
+    def _name_bytes(self, member: int) -> bytearray:
+        return self._names[self._name_end[member - 1] if member else 0 : self._name_end[member]]
 
     # -- reading a member ----------------------------------------------------------------------
 
@@ -348,6 +344,22 @@ def _read_at(file: BinaryIO, offset: int, size: int) -> bytes:
     return file.read(size)
 
 
+def _end_at(tail: bytes) -> int:
+    """Where the end record is in the file's last bytes: the last signature whose comment
+    length reaches the file's end exactly (an archive's comment may hold the signature
+    too), else the last one with room for a record (bytes appended after the archive)."""
+    fallback = -1
+    at = tail.rfind(_END_SIG)
+    while at >= 0:
+        if len(tail) - at >= _END.size:
+            (comment,) = struct.unpack_from("<H", tail, at + 20)
+            if at + _END.size + comment == len(tail):
+                return at
+            fallback = max(fallback, at)
+        at = tail.rfind(_END_SIG, 0, at)
+    return fallback
+
+
 def _zip64_extra(
     extra: bytes, file_size: int, compress_size: int, header_offset: int, member: int
 ) -> tuple[int, int, int]:
@@ -376,6 +388,8 @@ def _zip64_extra(
 def _meant_name(raw: bytes, flags: int, member: int, *, strict: bool = True) -> bytes:
     """The name's UTF-8 bytes: flagged UTF-8, it must be UTF-8; unflagged, it is UTF-8 when
     it decodes as UTF-8 (Slack's exports), else cp437 (what the flag's absence says)."""
+    if raw.isascii():
+        return raw
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -692,6 +692,20 @@ def test_a_cut_or_corrupt_central_directory_is_refused_with_400(
     assert "central directory" in error.message
 
 
+def test_an_archive_comment_holding_the_end_signature_and_data_before_the_archive(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    """A comment that holds the end record's signature (zipfile reads such an archive as
+    corrupt) and a self-extractor's stub before the archive (offsets then start later)."""
+    path = three_channels(builder).write(tmp_path / "export.zip")
+    expected = everything(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.comment = b"exported PK\x05\x06 by hand"
+    assert everything(path) == expected
+    path.write_bytes(b"#!/bin/sh\nexit 0\n" * 50 + path.read_bytes())
+    assert everything(path) == expected
+
+
 def test_a_directory_holding_more_members_than_its_end_record_says_is_limited(
     tmp_path: Path, builder: ExportBuilder
 ) -> None:

@@ -140,22 +140,7 @@ class SlackExport:
 
     @classmethod
     def _checked(cls, archive: ZipDirectory, limits: ExportLimits) -> SlackExport:
-        total = 0
-        for member in range(len(archive)):
-            name = archive.name(member)
-            _check_name(name)
-            if member == archive.duplicate:
-                raise ExportRefused("unsafe_member_name", f"the member {name!r} appears twice")
-            total += archive.file_size(member)
-            if total > limits.max_uncompressed_bytes:
-                raise ExportRefused(
-                    "export_too_large",
-                    f"the export's uncompressed size is over the limit of "
-                    f"{limits.max_uncompressed_bytes} bytes",
-                )
-            _check_ratio(name, archive, member, limits)
-
-        root = _root(archive)
+        root, folders = _members(archive, limits)
         indexes = {
             file: _index(archive, root + file, limits)
             for file, _ in INDEX_FILES + tuple((file, "") for file in USER_FILES)
@@ -172,7 +157,6 @@ class SlackExport:
                 team = _str(user.get("team_id"))
                 if team:
                     teams[team] += 1
-        folders = _folders(archive, root)
         days: dict[str, array[int]] = {}
         for conversation in conversations:
             wanted = (
@@ -344,9 +328,11 @@ def _check_name(name: str) -> None:
     if len(name) > MAX_NAME_CHARS:
         refuse(f"is over {MAX_NAME_CHARS} characters")
     segments = name.rstrip("/").split("/")
-    if any(segment == ".." for segment in segments):
+    if ".." in segments:
         refuse("holds a '..' segment")
-    if any(len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments):
+    if len(name) > MAX_SEGMENT_BYTES // 4 and any(
+        len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments
+    ):
         refuse(f"holds a segment over {MAX_SEGMENT_BYTES} bytes")
 
 
@@ -364,33 +350,52 @@ def _check_ratio(name: str, archive: ZipDirectory, member: int, limits: ExportLi
         )
 
 
-def _root(archive: ZipDirectory) -> str:
+def _members(archive: ZipDirectory, limits: ExportLimits) -> tuple[str, dict[str, array[int]]]:
+    """Every member checked (its name, the sizes), in one pass over the directory, and where
+    the index files are (the root) with the day files (`<folder>/YYYY-MM-DD.json`) by folder,
+    as member numbers; other members are not read."""
+    root = _root(archive)
+    folders: dict[str, array[int]] = {}
+    one_top = True
+    total = 0
+    for member in range(len(archive)):
+        name = archive.name(member)
+        _check_name(name)
+        if member == archive.duplicate:
+            raise ExportRefused("unsafe_member_name", f"the member {name!r} appears twice")
+        total += archive.file_size(member)
+        if total > limits.max_uncompressed_bytes:
+            raise ExportRefused(
+                "export_too_large",
+                f"the export's uncompressed size is over the limit of "
+                f"{limits.max_uncompressed_bytes} bytes",
+            )
+        _check_ratio(name, archive, member, limits)
+        if root is None:
+            continue
+        if not name.startswith(root):
+            one_top = one_top and name == root[:-1]
+            continue
+        folder, _, day = name[len(root) :].partition("/")
+        if folder and DAY_FILE.match(day):
+            found = folders.get(folder)
+            if found is None:
+                folders[folder] = found = array("I")
+            found.append(member)
+    if root is None or not one_top:
+        raise ExportRefused(
+            "no_channels_json", "the ZIP has no channels.json: it is not a Slack export"
+        )
+    return root, folders
+
+
+def _root(archive: ZipDirectory) -> str | None:
     """Where the index files are: the top, or the one folder everything sits in (an export
-    unpacked and zipped again)."""
+    unpacked and zipped again; `_members` sees that everything does)."""
     if archive.find("channels.json") is not None:
         return ""
     top = archive.name(0).split("/", 1)[0] if len(archive) else ""
-    if archive.find(f"{top}/channels.json") is not None and all(
-        archive.name(member).split("/", 1)[0] == top for member in range(len(archive))
-    ):
-        return f"{top}/"
-    raise ExportRefused(
-        "no_channels_json", "the ZIP has no channels.json: it is not a Slack export"
-    )
-
-
-def _folders(archive: ZipDirectory, root: str) -> dict[str, array[int]]:
-    """Day files (`<folder>/YYYY-MM-DD.json`) by folder, as member numbers; other members
-    are not read."""
-    folders: dict[str, array[int]] = {}
-    for member in range(len(archive)):
-        name = archive.name(member)
-        if not name.startswith(root) or name.endswith("/"):
-            continue
-        parts = name[len(root) :].split("/")
-        if len(parts) == 2 and parts[0] and DAY_FILE.match(parts[1]):
-            folders.setdefault(parts[0], array("I")).append(member)
-    return folders
+    return f"{top}/" if archive.find(f"{top}/channels.json") is not None else None
 
 
 # -- the index files -----------------------------------------------------------------------------
