@@ -25,7 +25,6 @@ import threading
 import zlib
 from array import array
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 __all__ = ["MemberError", "NotAZip", "TooManyMembers", "ZipDirectory"]
@@ -162,17 +161,6 @@ class ZipDirectory:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> ZipDirectory:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- reading the directory -----------------------------------------------------------------
 

@@ -134,13 +134,18 @@ def test_a_member_written_twice_is_refused(tmp_path: Path, builder: ExportBuilde
     assert "twice" in error.message
 
 
-def test_too_many_members_are_refused_before_the_directory_is_read(
-    tmp_path: Path, builder: ExportBuilder
-) -> None:
+def twenty_days(builder: ExportBuilder, path: Path) -> Path:
+    """An export of 22 members: 20 day files, channels.json, users.json."""
     general = builder.add_channel("general")
     for day in range(1, 21):
         builder.add_message(general, f"2024-03-{day:02d}", message(ts(T1, day), "hi"))
-    path = builder.write(tmp_path / "export.zip")
+    return builder.write(path)
+
+
+def test_too_many_members_are_refused_before_the_directory_is_read(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    path = twenty_days(builder, tmp_path / "export.zip")
     error = refused(path, ExportLimits(max_members=20))
     assert error.code == "too_many_members"
     assert "22 members" in error.message  # 20 day files, channels.json, users.json
@@ -476,15 +481,21 @@ def test_a_day_file_with_a_bad_crc_is_quarantined_not_a_crash(
     assert [r.change.text for r in found if r.change] == ["fine"]
 
 
-def test_an_encrypted_day_file_is_quarantined(tmp_path: Path, builder: ExportBuilder) -> None:
+def quarantined_day(builder: ExportBuilder, path: Path, **written: Any) -> str:
+    """Why a day file written `**written` (ExportBuilder.raw's options) is quarantined; the
+    day file after it is read."""
     general = builder.add_channel("general")
-    builder.raw(f"general/{DAY1}.json", b"[]", encrypted=True)
+    builder.raw(f"general/{DAY1}.json", b"[]", **written)
     builder.add_message(general, DAY2, message(ts(T2, 1), "fine"))
-    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+    with SlackExport.open(builder.write(path)) as export:
         found = read(export, by_name(export, "general"))
     assert found[0].quarantined is not None
-    assert "encrypted" in found[0].quarantined.reason
     assert [r.change.text for r in found if r.change] == ["fine"]
+    return found[0].quarantined.reason
+
+
+def test_an_encrypted_day_file_is_quarantined(tmp_path: Path, builder: ExportBuilder) -> None:
+    assert "encrypted" in quarantined_day(builder, tmp_path / "export.zip", encrypted=True)
 
 
 def test_resume_after_any_checkpoint_yields_exactly_the_rest(
@@ -638,14 +649,8 @@ def test_a_deflated_day_file_whose_directory_entry_lies_is_quarantined(
 def test_a_compression_method_other_than_stored_and_deflated_is_quarantined(
     tmp_path: Path, builder: ExportBuilder
 ) -> None:
-    general = builder.add_channel("general")
-    builder.raw(f"general/{DAY1}.json", b"[]", compression=zipfile.ZIP_BZIP2)
-    builder.add_message(general, DAY2, message(ts(T2, 1), "fine"))
-    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
-        found = read(export, by_name(export, "general"))
-    assert found[0].quarantined is not None
-    assert "compression method (12) is not supported" in found[0].quarantined.reason
-    assert [r.change.text for r in found if r.change] == ["fine"]
+    reason = quarantined_day(builder, tmp_path / "export.zip", compression=zipfile.ZIP_BZIP2)
+    assert "compression method (12) is not supported" in reason
 
     out = ExportBuilder()
     out.omit("users.json")
@@ -709,10 +714,7 @@ def test_an_archive_comment_holding_the_end_signature_and_data_before_the_archiv
 def test_a_directory_holding_more_members_than_its_end_record_says_is_limited(
     tmp_path: Path, builder: ExportBuilder
 ) -> None:
-    general = builder.add_channel("general")
-    for day in range(1, 21):
-        builder.add_message(general, f"2024-03-{day:02d}", message(ts(T1, day), "hi"))
-    path = builder.write(tmp_path / "export.zip")
+    path = twenty_days(builder, tmp_path / "export.zip")
     data = path.read_bytes()
     end = data.rindex(b"PK\x05\x06")
     path.write_bytes(data[: end + 8] + b"\x02\x00\x02\x00" + data[end + 12 :])  # 2, not 22
@@ -744,10 +746,12 @@ def test_the_directory_keeps_tens_of_bytes_a_member(tmp_path: Path) -> None:
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    with directory:
+    try:
         assert len(directory) == len(names)
         assert directory.find(names[-1]) == len(names) - 1
         assert directory.read(len(names) - 1) == b"[]"
+    finally:
+        directory.close()
     per_member = (kept - name_bytes) / len(names)
     assert per_member < 64, f"{per_member:.0f} bytes a member besides its name"
 
