@@ -84,7 +84,7 @@ class ExportLimits:
     # about 10:1; a bomb's filler compresses 1000:1 and more.
     max_ratio: float = 200.0
     ratio_floor_bytes: int = 2**20
-    max_members: int = 150_000
+    max_members: int = 500_000  # about 60 MB of directory (HOOKHUB_IMPORT_MAX_MEMBERS)
     # A bigger day file is quarantined whole, not read (a day file is read whole).
     max_day_file_bytes: int = 256 * 2**20
     # channels.json, users.json and the others are read whole, at open.
