@@ -252,8 +252,8 @@ class ImporterSettings(ServiceSettings):
     # ratio (members under 1 MiB are not held to it).
     import_max_uncompressed_bytes: int = Field(40 * 2**30, ge=1024)
     import_max_ratio: float = Field(200.0, ge=1)
-    # Each file of an export costs the importer about 0.75 KB while its job runs (Python's
-    # zipfile keeps the ZIP's directory): 150,000 files keep it within 250 MB.
-    import_max_members: int = Field(150_000, ge=1)
+    # Each file of an export costs the importer about 100-120 bytes while its job runs (the
+    # ZIP's compact directory, shared/zipdir.py): 500,000 files take about 60 MB of it.
+    import_max_members: int = Field(500_000, ge=1)
     # Where an importer copies an export from GridFS to read it (a local disk).
     import_scratch_dir: Path | None = None

@@ -35,6 +35,7 @@ INDEXES = [
     Index(f"{BUCKET}.files", [("filename", 1), ("uploadDate", 1)]),
 ]
 _CHUNK_BYTES = 1024 * 1024
+_FETCH_BATCH = 2  # chunks a reply while an upload is copied back from GridFS
 # The form's other fields are small: a channel_map of 10,000 entries fits in 1 MiB.
 _MAX_FIELD_BYTES = 1024 * 1024
 _FIELDS = ("workspace_id", "channel_map", "dry_run")
@@ -164,7 +165,7 @@ async def keep(db: Database, upload: Upload) -> ObjectId:
     the `<bucket>.files` document, which makes it visible), not through PyMongo's upload
     stream: that one gathers up to 48 MB of chunks before inserting them, and held three
     times that at its peak (the importer's RSS during an 82 MiB upload: 239 MB). Here one
-    chunk is in memory at a time; GridFS's own reader reads it back (`fetch`)."""
+    chunk is in memory at a time; `fetch` reads it back two chunks at a time."""
     file_id = ObjectId()
     chunks = db[f"{BUCKET}.chunks"]
     length = 0
@@ -199,12 +200,34 @@ async def fetch(db: Database, file_id: Any, scratch: Path) -> Path:
         return path
     partial = path.with_suffix(".part")
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
-    source = await AsyncGridFSBucket(db, bucket_name=BUCKET).open_download_stream(file_id)
+    stored = await db[f"{BUCKET}.files"].find_one({"_id": file_id})
+    if stored is None:
+        raise FileNotFoundError(f"the upload {file_id} is not in GridFS")
+    # Two chunks a reply, not GridFS's reader's cursor: its replies held up to 30 MB of
+    # chunks at once (the importer's RSS rose with the export's size when a job started).
+    chunks = db[f"{BUCKET}.chunks"].find(
+        {"files_id": file_id}, sort=[("n", 1)], batch_size=_FETCH_BATCH
+    )
+    length = 0
     with await asyncio.to_thread(partial.open, "wb") as sink:
-        while chunk := await source.read(_CHUNK_BYTES):
-            await asyncio.to_thread(sink.write, chunk)
+        async for n, chunk in _numbered(chunks):
+            if chunk["n"] != n:
+                raise OSError(f"the upload {file_id} lacks its chunk {n}")
+            await asyncio.to_thread(sink.write, chunk["data"])
+            length += len(chunk["data"])
+    if length != stored["length"]:
+        raise OSError(
+            f"the upload {file_id} holds {length} bytes, its file says {stored['length']}"
+        )
     await asyncio.to_thread(partial.replace, path)
     return path
+
+
+async def _numbered(cursor: AsyncIterator[Any]) -> AsyncIterator[tuple[int, Any]]:
+    n = 0
+    async for item in cursor:
+        yield n, item
+        n += 1
 
 
 async def forget(db: Database, file_id: Any, scratch: Path) -> None:

@@ -1,6 +1,7 @@
 """Slack export ZIPs for tests and the benchmark: `ExportBuilder` for hand-made exports (and
-hand-made trouble: malformed members, unsafe names, bombs, names without the UTF-8 flag),
-`generate` for large realistic ones. Both write the ZIP member after member (`ExportWriter`),
+hand-made trouble: malformed members, unsafe names, bombs, names without the UTF-8 flag or
+in cp437, members written as a stream with data descriptors, a ZIP64 directory:
+`zip64_directory`), `generate` for large realistic ones. Both write the ZIP member after member (`ExportWriter`),
 so a generated export of a million messages is never whole in memory.
 
 Records are shaped as Slack's exports write them: `type`, `user`, `text`, `ts`, `team`,
@@ -12,8 +13,10 @@ Records are shaped as Slack's exports write them: `type`, `user`, `text`, `ts`, 
 
 from __future__ import annotations
 
+import io
 import json
 import random
+import struct
 import uuid
 import warnings
 import zipfile
@@ -157,17 +160,48 @@ class _NoUtf8Flag(zipfile.ZipInfo):
     """A member whose name is written as UTF-8 bytes without the UTF-8 flag, as Slack's own
     exports and many zip tools write them: zipfile reads such a name back as cp437."""
 
+    encoding = "utf-8"
+
     def _encodeFilenameFlags(self) -> tuple[bytes, int]:
-        return self.filename.encode("utf-8"), self.flag_bits & ~0x800
+        return self.filename.encode(self.encoding), self.flag_bits & ~0x800
+
+
+class _Cp437Name(_NoUtf8Flag):
+    """A name written in cp437 without the UTF-8 flag, as old DOS and Windows tools write
+    them (bytes that are not UTF-8: "café" is b"caf\x82")."""
+
+    encoding = "cp437"
+
+
+class _Stream(io.RawIOBase):
+    """A file that cannot seek, as a pipe: zipfile then writes each member's CRC and sizes
+    after its data (a data descriptor, flag bit 3) and zeros in its local header."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._file.write(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class ExportWriter:
-    """A ZIP written member after member; nothing is kept once a member is written."""
+    """A ZIP written member after member; nothing is kept once a member is written.
+    `stream=True` writes it as to a pipe: every member with a data descriptor."""
 
-    def __init__(self, path: Path, compression: int = zipfile.ZIP_DEFLATED) -> None:
+    def __init__(
+        self, path: Path, compression: int = zipfile.ZIP_DEFLATED, *, stream: bool = False
+    ) -> None:
         self.path = path
         self.compression = compression
-        self._zip = zipfile.ZipFile(path, "w", compression=compression)
+        self._stream = _Stream(path) if stream else None
+        self._zip = zipfile.ZipFile(self._stream or path, "w", compression=compression)
 
     def raw(
         self,
@@ -177,10 +211,13 @@ class ExportWriter:
         utf8_flag: bool = True,
         compression: int | None = None,
         encrypted: bool = False,
+        cp437: bool = False,
     ) -> None:
         """Any bytes under any name (a NUL, a backslash, `..`: the name is written as given).
-        `encrypted` only sets the flag that says so (what a reader without the password meets)."""
-        info = _NoUtf8Flag("x", _DATE_TIME) if not utf8_flag else zipfile.ZipInfo("x", _DATE_TIME)
+        `encrypted` only sets the flag that says so (what a reader without the password meets);
+        `cp437` writes the name in cp437, without the UTF-8 flag."""
+        kind = _Cp437Name if cp437 else zipfile.ZipInfo if utf8_flag else _NoUtf8Flag
+        info = kind("x", _DATE_TIME)
         info.filename = name  # ZipInfo() cuts a name at its first NUL; the test wants it whole
         info.orig_filename = name
         info.compress_type = self.compression if compression is None else compression
@@ -201,6 +238,8 @@ class ExportWriter:
 
     def close(self) -> None:
         self._zip.close()
+        if self._stream is not None:
+            self._stream.close()
 
     def __enter__(self) -> ExportWriter:
         return self
@@ -222,11 +261,13 @@ class _Raw:
     compression: int | None
     zeros: int = 0
     encrypted: bool = False
+    cp437: bool = False
 
 
 class ExportBuilder:
     """An export made by hand. `utf8_flag=False` writes every member name without the UTF-8
-    flag (a non-ASCII channel's folder then reads back as cp437 mojibake)."""
+    flag (a non-ASCII channel's folder then reads back as cp437 mojibake); `stream=True`
+    writes every member with a data descriptor."""
 
     def __init__(
         self,
@@ -235,10 +276,12 @@ class ExportBuilder:
         utf8_flag: bool = True,
         compression: int = zipfile.ZIP_DEFLATED,
         root: str = "",
+        stream: bool = False,
     ) -> None:
         self.team_id = team_id
         self.utf8_flag = utf8_flag
         self.compression = compression
+        self.stream = stream
         self.root = root  # "Export Jan 1/" for an export unpacked and zipped again
         self.users: list[dict[str, Any]] = []
         self.org_users: list[dict[str, Any]] = []
@@ -303,10 +346,11 @@ class ExportBuilder:
         utf8_flag: bool | None = None,
         compression: int | None = None,
         encrypted: bool = False,
+        cp437: bool = False,
     ) -> None:
         """A member written as given (malformed JSON, a path trick, anything)."""
         flag = self.utf8_flag if utf8_flag is None else utf8_flag
-        self.raws.append(_Raw(name, data, flag, compression, encrypted=encrypted))
+        self.raws.append(_Raw(name, data, flag, compression, encrypted=encrypted, cp437=cp437))
 
     def bomb(self, name: str, size: int) -> None:
         """`size` zero bytes, deflated (about 1000:1), written in chunks."""
@@ -317,7 +361,7 @@ class ExportBuilder:
         self.omitted.add(index_file)
 
     def write(self, path: Path) -> Path:
-        with ExportWriter(path, self.compression) as out:
+        with ExportWriter(path, self.compression, stream=self.stream) as out:
             for name, entries in self.index.items():
                 if name not in self.omitted and (entries or name == "channels.json"):
                     out.json(self.root + name, entries, utf8_flag=self.utf8_flag)
@@ -336,8 +380,63 @@ class ExportBuilder:
                     utf8_flag=raw.utf8_flag,
                     compression=raw.compression,
                     encrypted=raw.encrypted,
+                    cp437=raw.cp437,
                 )
         return path
+
+
+def zip64_directory(path: Path) -> Path:
+    """Rewrite a ZIP's central directory as a writer of a ZIP over 4 GiB writes it: each
+    member's sizes and local header offset 0xFFFFFFFF in its entry and the values in a ZIP64
+    extra field, then a ZIP64 end of central directory record and its locator, and an end
+    record whose counts, size and offset say 0xFFFF and 0xFFFFFFFF. The members stay."""
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        start = archive.start_dir
+    directory = bytearray()
+    for info in infos:
+        name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        extra = struct.pack("<HH3Q", 1, 24, info.file_size, info.compress_size, info.header_offset)
+        year, month, day, hour, minute, second = info.date_time
+        directory += struct.pack(
+            "<4s4B4HL2L5H2L",
+            b"PK\x01\x02",
+            45,
+            3,
+            45,
+            0,
+            info.flag_bits,
+            info.compress_type,
+            hour << 11 | minute << 5 | second // 2,
+            (year - 1980) << 9 | month << 5 | day,
+            info.CRC,
+            0xFFFFFFFF,
+            0xFFFFFFFF,
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            info.external_attr,
+            0xFFFFFFFF,
+        )
+        directory += name + extra
+    count = len(infos)
+    end64 = start + len(directory)
+    with path.open("r+b") as file:
+        file.seek(start)
+        file.truncate()
+        file.write(directory)
+        file.write(
+            struct.pack(
+                "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(directory), start
+            )
+        )
+        file.write(struct.pack("<4sLQL", b"PK\x06\x07", 0, end64, 1))
+        file.write(
+            struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+        )
+    return path
 
 
 def _zeros(size: int) -> Iterator[bytes]:

@@ -20,7 +20,8 @@ from shared.message_map import inbound_message_id
 from shared.providers.chat import Attachment, Author
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import ExportLimits, ExportRefused, SlackExport
-from tests.fakes.slack_export import TEAM_ID, ExportBuilder, message, slack_file
+from shared.zipdir import ZipDirectory
+from tests.fakes.slack_export import TEAM_ID, ExportBuilder, message, slack_file, zip64_directory
 
 DAY1, DAY2, DAY3 = "2024-03-01", "2024-03-02", "2024-03-03"
 # Slack ts of moments on those days (UTC).
@@ -133,13 +134,18 @@ def test_a_member_written_twice_is_refused(tmp_path: Path, builder: ExportBuilde
     assert "twice" in error.message
 
 
-def test_too_many_members_are_refused_before_the_directory_is_read(
-    tmp_path: Path, builder: ExportBuilder
-) -> None:
+def twenty_days(builder: ExportBuilder, path: Path) -> Path:
+    """An export of 22 members: 20 day files, channels.json, users.json."""
     general = builder.add_channel("general")
     for day in range(1, 21):
         builder.add_message(general, f"2024-03-{day:02d}", message(ts(T1, day), "hi"))
-    path = builder.write(tmp_path / "export.zip")
+    return builder.write(path)
+
+
+def test_too_many_members_are_refused_before_the_directory_is_read(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    path = twenty_days(builder, tmp_path / "export.zip")
     error = refused(path, ExportLimits(max_members=20))
     assert error.code == "too_many_members"
     assert "22 members" in error.message  # 20 day files, channels.json, users.json
@@ -475,15 +481,21 @@ def test_a_day_file_with_a_bad_crc_is_quarantined_not_a_crash(
     assert [r.change.text for r in found if r.change] == ["fine"]
 
 
-def test_an_encrypted_day_file_is_quarantined(tmp_path: Path, builder: ExportBuilder) -> None:
+def quarantined_day(builder: ExportBuilder, path: Path, **written: Any) -> str:
+    """Why a day file written `**written` (ExportBuilder.raw's options) is quarantined; the
+    day file after it is read."""
     general = builder.add_channel("general")
-    builder.raw(f"general/{DAY1}.json", b"[]", encrypted=True)
+    builder.raw(f"general/{DAY1}.json", b"[]", **written)
     builder.add_message(general, DAY2, message(ts(T2, 1), "fine"))
-    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+    with SlackExport.open(builder.write(path)) as export:
         found = read(export, by_name(export, "general"))
     assert found[0].quarantined is not None
-    assert "encrypted" in found[0].quarantined.reason
     assert [r.change.text for r in found if r.change] == ["fine"]
+    return found[0].quarantined.reason
+
+
+def test_an_encrypted_day_file_is_quarantined(tmp_path: Path, builder: ExportBuilder) -> None:
+    assert "encrypted" in quarantined_day(builder, tmp_path / "export.zip", encrypted=True)
 
 
 def test_resume_after_any_checkpoint_yields_exactly_the_rest(
@@ -521,18 +533,227 @@ def test_done_grows_to_one_by_bytes_read(tmp_path: Path, builder: ExportBuilder)
     for n in range(4):
         builder.add_message(general, DAY1, message(ts(T1, n), "x"))
     builder.add_message(general, DAY2, message(ts(T2, 1), "y" * 2000))
-    with SlackExport.open(builder.write(tmp_path / "export.zip")) as export:
+    path = builder.write(tmp_path / "export.zip")
+    sizes = [
+        info.file_size
+        for info in zipfile.ZipFile(path).infolist()
+        if info.filename.startswith("general/")
+    ]
+    with SlackExport.open(path) as export:
         conversation = by_name(export, "general")
         done = [r.done for r in read(export, conversation)]
-        sizes = [
-            info.file_size
-            for info in export._archive.infolist()
-            if info.filename.startswith("general/")
-        ]
         assert export.size(conversation) == sum(sizes)
     assert done == sorted(done)
     assert done[-1] == 1.0
     assert done[3] == pytest.approx(sizes[0] / sum(sizes))
+
+
+# -- the ZIP's directory -------------------------------------------------------------------------
+
+
+def everything(path: Path) -> list[tuple[str, list[str], list[HistoryRecord]]]:
+    with SlackExport.open(path) as export:
+        return [(c.id, export.day_files(c), read(export, c)) for c in export.conversations]
+
+
+def three_channels(builder: ExportBuilder) -> ExportBuilder:
+    for name in ("general", "général", "random"):
+        channel = builder.add_channel(name)
+        for n, day in enumerate((DAY1, DAY2, DAY3)):
+            builder.add_message(channel, day, message(ts(T1, n), f"{name} {day}"))
+    return builder
+
+
+def patch_entry(path: Path, name: bytes, offset: int, value: bytes) -> None:
+    """Overwrite bytes of a member's central directory entry (46 bytes, then its name):
+    flags at 8, CRC-32 at 16, compressed size at 20, size at 24."""
+    data = bytearray(path.read_bytes())
+    at = data.index(name, zipfile.ZipFile(path).start_dir) - 46
+    assert data[at : at + 4] == b"PK\x01\x02"
+    data[at + offset : at + offset + len(value)] = value
+    path.write_bytes(bytes(data))
+
+
+def test_a_zip64_export_reads_as_the_same_export(tmp_path: Path, builder: ExportBuilder) -> None:
+    """Sizes and offsets in ZIP64 extra fields (in every local header: force_zip64; in the
+    central directory, with a ZIP64 end record: zip64_directory), as a writer of an export
+    over 4 GiB writes them."""
+    plain = three_channels(builder).write(tmp_path / "plain.zip")
+    big = zip64_directory(builder.write(tmp_path / "zip64.zip"))
+    assert b"PK\x06\x06" in big.read_bytes() and b"PK\x06\x06" not in plain.read_bytes()
+    assert zipfile.ZipFile(big).namelist() == zipfile.ZipFile(plain).namelist()
+    found = everything(big)
+    assert found == everything(plain)
+    assert [len(records) for _, _, records in found] == [3, 3, 3]
+    error = refused(big, ExportLimits(max_members=10))
+    assert error.code == "too_many_members"
+    assert "11 members" in error.message  # from the ZIP64 end record
+
+
+def test_members_with_data_descriptors_read_as_the_same_export(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    """Written as to a pipe: each member's CRC and sizes after its data, zeros before it."""
+    plain = three_channels(builder).write(tmp_path / "plain.zip")
+    builder.stream = True
+    streamed = builder.write(tmp_path / "streamed.zip")
+    assert all(info.flag_bits & 0x08 for info in zipfile.ZipFile(streamed).infolist())
+    assert everything(streamed) == everything(plain)
+
+
+def test_member_names_flagged_utf8_and_cp437_names(tmp_path: Path, builder: ExportBuilder) -> None:
+    general = builder.add_channel("général")  # zipfile flags a non-ASCII name UTF-8
+    builder.add_message(general, DAY1, message(ts(T1, 1), "flagged"))
+    cafe = builder.add_channel("café")
+    builder.raw(f"café/{DAY1}.json", json.dumps([message(ts(T1, 2), "dos")]).encode(), cp437=True)
+    path = builder.write(tmp_path / "export.zip")
+    infos = zipfile.ZipFile(path).infolist()
+    assert [info.flag_bits & 0x800 for info in infos[-2:]] == [0x800, 0]
+    assert f"café/{DAY1}.json".encode("cp437") in path.read_bytes()  # b"caf\x82", not UTF-8
+    with SlackExport.open(path) as export:
+        assert export.day_files(by_name(export, "général")) == [f"général/{DAY1}.json"]
+        records = read(export, by_name(export, "café"))
+        assert [r.change.text for r in records if r.change] == ["dos"]
+        assert records[0].checkpoint["file"] == f"café/{DAY1}.json"
+    assert cafe["name"] == "café"
+
+    patch_entry(path, "café".encode("cp437"), 8, (0x800).to_bytes(2, "little"))
+    error = refused(path)
+    assert (error.code, error.status) == ("unsafe_member_name", 422)
+    assert "flagged UTF-8" in error.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (16, b"\x00\x00\x00\x00", "CRC"),  # the CRC-32
+        (24, b"\x10\x00\x00\x00", "larger than the archive's directory says"),  # the size
+        (20, b"\x08\x00\x00\x00", "cut short"),  # the compressed size
+    ],
+)
+def test_a_deflated_day_file_whose_directory_entry_lies_is_quarantined(
+    tmp_path: Path, builder: ExportBuilder, field: int, value: bytes, reason: str
+) -> None:
+    general = builder.add_channel("general")
+    builder.add_message(general, DAY1, message(ts(T1, 1), "lied about " * 20))
+    builder.add_message(general, DAY2, message(ts(T2, 1), "fine"))
+    path = builder.write(tmp_path / "export.zip")
+    patch_entry(path, f"general/{DAY1}.json".encode(), field, value)
+    with SlackExport.open(path) as export:
+        found = read(export, by_name(export, "general"))
+    assert found[0].quarantined is not None
+    assert reason in found[0].quarantined.reason
+    assert [r.change.text for r in found if r.change] == ["fine"]
+
+
+def test_a_compression_method_other_than_stored_and_deflated_is_quarantined(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    reason = quarantined_day(builder, tmp_path / "export.zip", compression=zipfile.ZIP_BZIP2)
+    assert "compression method (12) is not supported" in reason
+
+    out = ExportBuilder()
+    out.omit("users.json")
+    out.raw("users.json", b"[]", compression=zipfile.ZIP_LZMA)
+    error = refused(out.write(tmp_path / "lzma.zip"))
+    assert error.code == "malformed_index"
+    assert "compression method (14)" in error.message
+
+
+def _cut_directory(data: bytes, start: int, end: int) -> bytes:
+    return data[: start + 30] + data[end:]  # the first entry cut short, the end record kept
+
+
+def _bad_signature(data: bytes, start: int, end: int) -> bytes:
+    return data[:start] + b"PK\x09\x09" + data[start + 4 :]
+
+
+def _size_over_the_file(data: bytes, start: int, end: int) -> bytes:
+    return data[: end + 12] + (2**31).to_bytes(4, "little") + data[end + 16 :]
+
+
+def _size_short_of_the_entries(data: bytes, start: int, end: int) -> bytes:
+    size = end - start - 10  # the last entry cut short; the offset moved to match
+    return (
+        data[: end + 12]
+        + size.to_bytes(4, "little")
+        + (start + 10).to_bytes(4, "little")
+        + data[end + 20 :]
+    )
+
+
+@pytest.mark.parametrize(
+    "corrupt", [_cut_directory, _bad_signature, _size_over_the_file, _size_short_of_the_entries]
+)
+def test_a_cut_or_corrupt_central_directory_is_refused_with_400(
+    tmp_path: Path, builder: ExportBuilder, corrupt: Any
+) -> None:
+    path = three_channels(builder).write(tmp_path / "export.zip")
+    data = path.read_bytes()
+    start, end = zipfile.ZipFile(path).start_dir, data.rindex(b"PK\x05\x06")
+    path.write_bytes(corrupt(data, start, end))
+    error = refused(path)
+    assert (error.code, error.status) == ("not_a_zip", 400)
+    assert "central directory" in error.message
+
+
+def test_an_archive_comment_holding_the_end_signature_and_data_before_the_archive(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    """A comment that holds the end record's signature (zipfile reads such an archive as
+    corrupt) and a self-extractor's stub before the archive (offsets then start later)."""
+    path = three_channels(builder).write(tmp_path / "export.zip")
+    expected = everything(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.comment = b"exported PK\x05\x06 by hand"
+    assert everything(path) == expected
+    path.write_bytes(b"#!/bin/sh\nexit 0\n" * 50 + path.read_bytes())
+    assert everything(path) == expected
+
+
+def test_a_directory_holding_more_members_than_its_end_record_says_is_limited(
+    tmp_path: Path, builder: ExportBuilder
+) -> None:
+    path = twenty_days(builder, tmp_path / "export.zip")
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    path.write_bytes(data[: end + 8] + b"\x02\x00\x02\x00" + data[end + 12 :])  # 2, not 22
+    error = refused(path, ExportLimits(max_members=20))
+    assert error.code == "too_many_members"
+    assert "more than 20 members" in error.message
+    with SlackExport.open(path, ExportLimits(max_members=22)) as export:
+        assert len(export.day_files(by_name(export, "general"))) == 20
+
+
+def test_the_directory_keeps_tens_of_bytes_a_member(tmp_path: Path) -> None:
+    """What the open export keeps per ZIP member, besides its name: offsets, sizes, CRC,
+    method and flags in arrays, and its slots in the name table (zipfile's ZipInfo: about
+    0.75 KB)."""
+    path = tmp_path / "many.zip"
+    names = [
+        f"channel-{n % 200:03d}/2024-{n // 200 // 28 + 1:02d}-{n // 200 % 28 + 1:02d}.json"
+        for n in range(20_000)
+    ]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, b"[]")
+    assert len(set(names)) == 20_000
+    name_bytes = sum(len(name.encode()) for name in names)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        directory = ZipDirectory(path)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    try:
+        assert len(directory) == len(names)
+        assert directory.find(names[-1]) == len(names) - 1
+        assert directory.read(len(names) - 1) == b"[]"
+    finally:
+        directory.close()
+    per_member = (kept - name_bytes) / len(names)
+    assert per_member < 64, f"{per_member:.0f} bytes a member besides its name"
 
 
 # -- a large export ------------------------------------------------------------------------------

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-import zipfile
-import zlib
+from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -38,6 +36,7 @@ from shared.errors import HookhubError
 from shared.providers.chat import Author
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
 from shared.providers.slack.messages import author_of, change_of, reactions_of
+from shared.zipdir import MemberError, NameNotUtf8, NotAZip, TooManyMembers, ZipDirectory
 
 __all__ = ["ExportLimits", "ExportRefused", "SlackExport"]
 
@@ -53,21 +52,12 @@ DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
 TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
 MAX_NAME_CHARS = 1024
 MAX_SEGMENT_BYTES = 255
-_UTF8_FLAG = 0x800
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# What reading a member can raise besides OSError: a bad CRC or local header (BadZipFile),
-# an encrypted member (RuntimeError), an unsupported compression method (NotImplementedError),
-# corrupt compressed data (zlib.error, EOFError, and lzma's/bz2's errors, OSError/ValueError).
-_UNREADABLE = (
-    zipfile.BadZipFile,
-    RuntimeError,
-    NotImplementedError,
-    zlib.error,
-    EOFError,
-    OSError,
-    ValueError,
-)
+# What reading a member can raise: a bad CRC or local header, an encrypted member, a
+# compression method other than stored and deflated, corrupt compressed data (MemberError),
+# and the disk's errors (OSError).
+_UNREADABLE = (MemberError, OSError)
 
 
 class ExportRefused(HookhubError):
@@ -94,17 +84,11 @@ class ExportLimits:
     # about 10:1; a bomb's filler compresses 1000:1 and more.
     max_ratio: float = 200.0
     ratio_floor_bytes: int = 2**20
-    max_members: int = 150_000  # the directory costs about 0.75 KB a member while open
+    max_members: int = 500_000  # about 60 MB of directory (HOOKHUB_IMPORT_MAX_MEMBERS)
     # A bigger day file is quarantined whole, not read (a day file is read whole).
     max_day_file_bytes: int = 256 * 2**20
     # channels.json, users.json and the others are read whole, at open.
     max_index_bytes: int = 512 * 2**20
-
-
-@dataclass(frozen=True)
-class _DayFile:
-    name: str  # the member's name, as the checkpoint and the quarantine report say it
-    info: zipfile.ZipInfo
 
 
 class SlackExport:
@@ -112,18 +96,19 @@ class SlackExport:
 
     def __init__(
         self,
-        archive: zipfile.ZipFile,
+        archive: ZipDirectory,
         limits: ExportLimits,
         conversations: list[Conversation],
         users: dict[str, Author],
         team_id: str | None,
-        days: dict[str, list[_DayFile]],
+        days: dict[str, array[int]],
     ) -> None:
         self._archive = archive
         self.limits = limits
         self.conversations = conversations
         self._users = users
         self.team_id = team_id
+        # Per conversation, its day files' member numbers in date order: 4 bytes a day file.
         self._days = days
 
     # -- opening -------------------------------------------------------------------------------
@@ -133,20 +118,20 @@ class SlackExport:
         """Check the export from its central directory and its index files, and keep it open
         for reading. Raises `ExportRefused` saying what is wrong."""
         limits = limits or ExportLimits()
-        declared = _declared_members(path)
-        if declared is not None and declared > limits.max_members:
+        try:
+            archive = ZipDirectory(path, max_members=limits.max_members)
+        except TooManyMembers as exc:
             raise ExportRefused(
                 "too_many_members",
-                f"the export has {declared} members, more than the limit of {limits.max_members}",
-            )
-        try:
-            archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-            raise ExportRefused("not_a_zip", f"the file is not a ZIP archive ({exc})") from exc
-        except UnicodeDecodeError as exc:
+                f"the export has {'' if exc.exact else 'more than '}{exc.count} members, "
+                f"more than the limit of {limits.max_members}",
+            ) from exc
+        except NameNotUtf8 as exc:
             raise ExportRefused(
                 "unsafe_member_name", "a member name is flagged UTF-8 but is not UTF-8"
             ) from exc
+        except NotAZip as exc:
+            raise ExportRefused("not_a_zip", f"the file is not a ZIP archive ({exc})") from exc
         try:
             return cls._checked(archive, limits)
         except BaseException:
@@ -154,33 +139,10 @@ class SlackExport:
             raise
 
     @classmethod
-    def _checked(cls, archive: zipfile.ZipFile, limits: ExportLimits) -> SlackExport:
-        infos = archive.infolist()
-        if len(infos) > limits.max_members:
-            raise ExportRefused(
-                "too_many_members",
-                f"the export has {len(infos)} members, more than the limit of {limits.max_members}",
-            )
-        members: dict[str, zipfile.ZipInfo] = {}
-        total = 0
-        for info in infos:
-            name = _member_name(info)
-            _check_name(name)
-            if name in members:
-                raise ExportRefused("unsafe_member_name", f"the member {name!r} appears twice")
-            members[name] = info
-            total += info.file_size
-            if total > limits.max_uncompressed_bytes:
-                raise ExportRefused(
-                    "export_too_large",
-                    f"the export's uncompressed size is over the limit of "
-                    f"{limits.max_uncompressed_bytes} bytes",
-                )
-            _check_ratio(name, info, limits)
-
-        root = _root(members)
+    def _checked(cls, archive: ZipDirectory, limits: ExportLimits) -> SlackExport:
+        root, folders = _members(archive, limits)
         indexes = {
-            file: _index(archive, members, root + file, limits)
+            file: _index(archive, root + file, limits)
             for file, _ in INDEX_FILES + tuple((file, "") for file in USER_FILES)
         }
         conversations = _conversations(indexes)
@@ -195,16 +157,15 @@ class SlackExport:
                 team = _str(user.get("team_id"))
                 if team:
                     teams[team] += 1
-        folders = _folders(members, root)
-        days: dict[str, list[_DayFile]] = {}
+        days: dict[str, array[int]] = {}
         for conversation in conversations:
             wanted = (
                 (conversation.id, conversation.name)
                 if conversation.kind == "dm"
                 else (conversation.name, conversation.id)
             )
-            found = next((folders[folder] for folder in wanted if folder in folders), [])
-            days[conversation.id] = sorted(found, key=lambda day: day.name)
+            found = next((folders[folder] for folder in wanted if folder in folders), array("I"))
+            days[conversation.id] = array("I", sorted(found, key=archive.name))
         export = cls(archive, limits, conversations, users, None, days)
         export.team_id = (
             teams.most_common(1)[0][0] if teams else _channel_team(indexes) or export._peek_team()
@@ -219,11 +180,11 @@ class SlackExport:
 
     def size(self, conversation: Conversation) -> int:
         """Uncompressed bytes of the conversation's day files (what `done` is a share of)."""
-        return sum(day.info.file_size for day in self._days.get(conversation.id, []))
+        return sum(map(self._archive.file_size, self._days.get(conversation.id, ())))
 
     def day_files(self, conversation: Conversation) -> list[str]:
         """The member names of the conversation's day files, in date order."""
-        return [day.name for day in self._days.get(conversation.id, [])]
+        return [self._archive.name(day) for day in self._days.get(conversation.id, ())]
 
     def records(
         self, conversation: Conversation, after: Mapping[str, Any] | None = None
@@ -233,27 +194,28 @@ class SlackExport:
         file has `page_start`. Each record's checkpoint is
         `{"file": member, "index": i}` (`"index": None` after a day file quarantined whole);
         `after=` one of them goes on right after it."""
-        days = self._days.get(conversation.id, [])
-        total = sum(day.info.file_size for day in days) or 1
+        days = self._days.get(conversation.id, array("I"))
+        total = self.size(conversation) or 1
         after_file, after_index = _resume_point(after)
-        if after_file is not None and all(day.name != after_file for day in days):
+        if after_file is not None and after_file not in self.day_files(conversation):
             raise ValueError(f"{after_file!r} is not a day file of {conversation.id}")
         before = 0
         for day in days:
-            size = day.info.file_size
+            name = self._archive.name(day)
+            size = self._archive.file_size(day)
             start = 0
             if after_file is not None:
-                if day.name < after_file or (day.name == after_file and after_index is None):
+                if name < after_file or (name == after_file and after_index is None):
                     before += size
                     continue
-                if day.name == after_file:
+                if name == after_file:
                     start = after_index + 1 if after_index is not None else 0
             records, problem = self._read_day(day)
             if problem is not None:
                 before += size
                 yield HistoryRecord(
-                    checkpoint={"file": day.name, "index": None},
-                    quarantined=Quarantined(day.name, None, problem),
+                    checkpoint={"file": name, "index": None},
+                    quarantined=Quarantined(name, None, problem),
                     done=min(1.0, before / total),
                     page_start=True,
                 )
@@ -263,21 +225,19 @@ class SlackExport:
                 record = records[index]
                 records[index] = None  # what has been yielded is not kept while the file is read
                 done = min(1.0, (before + size * (index + 1) / count) / total)
-                found = _record(conversation.id, day.name, index, record, done)
+                found = _record(conversation.id, name, index, record, done)
                 yield replace(found, page_start=True) if index == start else found
             before += size
 
-    def _read_day(self, day: _DayFile) -> tuple[list[Any], str | None]:
+    def _read_day(self, day: int) -> tuple[list[Any], str | None]:
         limit = self.limits.max_day_file_bytes
-        if day.info.file_size > limit:
-            return [], f"the day file is {day.info.file_size} bytes, over the limit of {limit}"
+        size = self._archive.file_size(day)
+        if size > limit:
+            return [], f"the day file is {size} bytes, over the limit of {limit}"
         try:
-            with self._archive.open(day.info) as member:
-                data = member.read(limit + 1)
+            data = self._archive.read(day)
         except _UNREADABLE as exc:
             return [], f"the day file cannot be read: {exc}"
-        if len(data) > day.info.file_size or len(data) > limit:
-            return [], "the day file is larger than the ZIP's directory says"
         try:
             records = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -294,7 +254,7 @@ class SlackExport:
     def _peek_team(self) -> str | None:
         """The `team` of the first message that names one, in the first day file read."""
         for conversation in self.conversations:
-            for day in self._days.get(conversation.id, [])[:1]:
+            for day in self._days.get(conversation.id, array("I"))[:1]:
                 records, problem = self._read_day(day)
                 for record in records if problem is None else []:
                     if isinstance(record, Mapping) and _str(record.get("team")):
@@ -353,48 +313,6 @@ def _resume_point(after: Mapping[str, Any] | None) -> tuple[str | None, int | No
 # -- the archive's directory ---------------------------------------------------------------------
 
 
-def _declared_members(path: Path) -> int | None:
-    """How many members the end-of-central-directory record (or its ZIP64 form) declares,
-    read before `zipfile` builds an object per member; None when there is no such record
-    (zipfile then says it is not a ZIP)."""
-    try:
-        with path.open("rb") as file:
-            file.seek(0, 2)
-            size = file.tell()
-            tail_size = min(size, 22 + 0xFFFF + 20)
-            file.seek(size - tail_size)
-            tail = file.read(tail_size)
-            at = tail.rfind(b"PK\x05\x06")
-            if at < 0 or len(tail) - at < 22:
-                return None
-            (total,) = struct.unpack("<H", tail[at + 10 : at + 12])
-            if total != 0xFFFF or at < 20 or tail[at - 20 : at - 16] != b"PK\x06\x07":
-                return int(total)
-            (offset,) = struct.unpack("<Q", tail[at - 12 : at - 4])
-            file.seek(offset)
-            record = file.read(40)
-            if len(record) < 40 or record[:4] != b"PK\x06\x06":
-                return None
-            (total64,) = struct.unpack("<Q", record[32:40])
-            return int(total64)
-    except (OSError, struct.error, ValueError):
-        return None
-
-
-def _member_name(info: zipfile.ZipInfo) -> str:
-    """The member's name as it was meant: a name written without the UTF-8 flag was decoded
-    as cp437 by zipfile, and Slack's exports (and many zip tools) write UTF-8 bytes without
-    setting it, so "général" arrives as "gÚnÚral"; re-read as UTF-8 when that is what it is.
-    The original name is used, not zipfile's copy cut at the first NUL."""
-    name = info.orig_filename
-    if info.flag_bits & _UTF8_FLAG:
-        return name
-    try:
-        return name.encode("cp437").decode("utf-8")
-    except UnicodeError:
-        return name
-
-
 def _check_name(name: str) -> None:
     def refuse(why: str) -> None:
         raise ExportRefused("unsafe_member_name", f"the member name {name!r} {why}")
@@ -410,77 +328,98 @@ def _check_name(name: str) -> None:
     if len(name) > MAX_NAME_CHARS:
         refuse(f"is over {MAX_NAME_CHARS} characters")
     segments = name.rstrip("/").split("/")
-    if any(segment == ".." for segment in segments):
+    if ".." in segments:
         refuse("holds a '..' segment")
-    if any(len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments):
+    if len(name) > MAX_SEGMENT_BYTES // 4 and any(
+        len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments
+    ):
         refuse(f"holds a segment over {MAX_SEGMENT_BYTES} bytes")
 
 
-def _check_ratio(name: str, info: zipfile.ZipInfo, limits: ExportLimits) -> None:
-    if info.file_size < limits.ratio_floor_bytes:
+def _check_ratio(name: str, archive: ZipDirectory, member: int, limits: ExportLimits) -> None:
+    size = archive.file_size(member)
+    if size < limits.ratio_floor_bytes:
         return
-    ratio = info.file_size / max(info.compress_size, 1)
+    compressed = archive.compress_size(member)
+    ratio = size / max(compressed, 1)
     if ratio > limits.max_ratio:
         raise ExportRefused(
             "zip_bomb",
-            f"the member {name!r} expands {ratio:.0f} times ({info.file_size} bytes from "
-            f"{info.compress_size}), over the limit of {limits.max_ratio:.0f}",
+            f"the member {name!r} expands {ratio:.0f} times ({size} bytes from "
+            f"{compressed}), over the limit of {limits.max_ratio:.0f}",
         )
 
 
-def _root(members: Mapping[str, zipfile.ZipInfo]) -> str:
-    """Where the index files are: the top, or the one folder everything sits in (an export
-    unpacked and zipped again)."""
-    if "channels.json" in members:
-        return ""
-    tops = {name.split("/", 1)[0] for name in members}
-    if len(tops) == 1:
-        (top,) = tops
-        if f"{top}/channels.json" in members:
-            return f"{top}/"
-    raise ExportRefused(
-        "no_channels_json", "the ZIP has no channels.json: it is not a Slack export"
-    )
-
-
-def _folders(members: Mapping[str, zipfile.ZipInfo], root: str) -> dict[str, list[_DayFile]]:
-    """Day files (`<folder>/YYYY-MM-DD.json`) by folder; other members are not read."""
-    folders: dict[str, list[_DayFile]] = {}
-    for name, info in members.items():
-        if not name.startswith(root) or info.is_dir():
+def _members(archive: ZipDirectory, limits: ExportLimits) -> tuple[str, dict[str, array[int]]]:
+    """Every member checked (its name, the sizes), in one pass over the directory, and where
+    the index files are (the root) with the day files (`<folder>/YYYY-MM-DD.json`) by folder,
+    as member numbers; other members are not read."""
+    root = _root(archive)
+    folders: dict[str, array[int]] = {}
+    one_top = True
+    total = 0
+    for member in range(len(archive)):
+        name = archive.name(member)
+        _check_name(name)
+        if member == archive.duplicate:
+            raise ExportRefused("unsafe_member_name", f"the member {name!r} appears twice")
+        total += archive.file_size(member)
+        if total > limits.max_uncompressed_bytes:
+            raise ExportRefused(
+                "export_too_large",
+                f"the export's uncompressed size is over the limit of "
+                f"{limits.max_uncompressed_bytes} bytes",
+            )
+        _check_ratio(name, archive, member, limits)
+        if root is None:
             continue
-        parts = name[len(root) :].split("/")
-        if len(parts) == 2 and parts[0] and DAY_FILE.match(parts[1]):
-            folders.setdefault(parts[0], []).append(_DayFile(name, info))
-    return folders
+        if not name.startswith(root):
+            one_top = one_top and name == root[:-1]
+            continue
+        folder, _, day = name[len(root) :].partition("/")
+        if folder and DAY_FILE.match(day):
+            found = folders.get(folder)
+            if found is None:
+                folders[folder] = found = array("I")
+            found.append(member)
+    if root is None or not one_top:
+        raise ExportRefused(
+            "no_channels_json", "the ZIP has no channels.json: it is not a Slack export"
+        )
+    return root, folders
+
+
+def _root(archive: ZipDirectory) -> str | None:
+    """Where the index files are: the top, or the one folder everything sits in (an export
+    unpacked and zipped again; `_members` sees that everything does)."""
+    if archive.find("channels.json") is not None:
+        return ""
+    top = archive.name(0).split("/", 1)[0] if len(archive) else ""
+    return f"{top}/" if archive.find(f"{top}/channels.json") is not None else None
 
 
 # -- the index files -----------------------------------------------------------------------------
 
 
 def _index(
-    archive: zipfile.ZipFile,
-    members: Mapping[str, zipfile.ZipInfo],
-    name: str,
-    limits: ExportLimits,
+    archive: ZipDirectory, name: str, limits: ExportLimits
 ) -> list[Mapping[str, Any]] | None:
     """An index file read whole: a JSON array of objects, or None when it is not there."""
-    info = members.get(name)
-    if info is None:
+    member = archive.find(name)
+    if member is None:
         return None
 
     def refuse(why: str) -> ExportRefused:
         return ExportRefused("malformed_index", f"{name} {why}")
 
-    if info.file_size > limits.max_index_bytes:
-        raise refuse(f"is {info.file_size} bytes, over the limit of {limits.max_index_bytes}")
+    size = archive.file_size(member)
+    if size > limits.max_index_bytes:
+        raise refuse(f"is {size} bytes, over the limit of {limits.max_index_bytes}")
     try:
-        with archive.open(info) as member:
-            data = member.read(limits.max_index_bytes + 1)
-        found = json.loads(data)
-    except RecursionError as exc:  # before RuntimeError, which it is
+        found = json.loads(archive.read(member))
+    except RecursionError as exc:
         raise refuse("is nested too deep") from exc
-    except _UNREADABLE as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (*_UNREADABLE, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise refuse(f"cannot be read: {_short(exc)}") from exc
     if not isinstance(found, list):
         raise refuse(f"is not a JSON array but {_json_type(found)}")
