@@ -3,7 +3,9 @@
 `make run` and docker compose put it on :8080; in Kubernetes an Ingress with the same table
 (`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
 both ways, and aggregates `/readyz` and `/openapi.json` across the services. It also
-serves the operator console's static files (`/`, `/console/*`: services/console).
+serves the AsyncAPI document of the Kafka topics (`/asyncapi.json`, and as a page at
+`/asyncapi`: services/asyncapi) and the operator console's static files (`/`,
+`/console/*`: services/console).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from services.console import console_routes
+from services.asyncapi import asyncapi_document, render_html
+from services.console import SECURITY_HEADERS, console_routes
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -157,6 +160,12 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
                 merged["components"][section].update(components.get(section, {}))
         return JSONResponse(merged)
 
+    async def asyncapi_json(_: Request) -> Response:
+        return JSONResponse(asyncapi_document())
+
+    async def asyncapi_page(_: Request) -> Response:
+        return HTMLResponse(render_html(asyncapi_document()), headers=SECURITY_HEADERS)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         try:
@@ -173,6 +182,8 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/openapi.json", openapi),
+            Route("/asyncapi.json", asyncapi_json),
+            Route("/asyncapi", asyncapi_page),
             *console_routes(),  # the operator console: `/` and `/console/*`
         ],
         lifespan=lifespan,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,8 +23,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.fernet import Fernet
 from starlette.types import ASGIApp
 
+from services.cli import load_definition
 from shared.embedded import free_port
 from shared.envelopes import ChatEvent, Topic
+from shared.http.app import create_app
 from shared.http.server import ServiceServer
 from shared.ids import utcnow
 from shared.settings import ServiceSettings
@@ -293,3 +297,17 @@ async def produce_chat_events(
         await producer.flush()
     finally:
         await producer.stop()
+
+
+@functools.cache
+def consumed(service: str) -> frozenset[tuple[str, str]]:
+    """(consumer group, topic) of every Kafka subscriber the service's code registers."""
+    definition = load_definition(service)
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = definition.settings_class(data_dir=Path(data_dir))
+        app = create_app(definition, settings)
+    pairs = set()
+    for subscriber in app.state.runtime.broker.subscribers:
+        for topic in subscriber.topic_names_for_subscribe:
+            pairs.add((str(subscriber.group_id), str(topic)))
+    return frozenset(pairs)

@@ -17,7 +17,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,10 +26,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.cli import load_definition
 from services.edge import ROUTES
-from shared.http.app import create_app
 from shared.settings import SERVICE_PORTS, ServiceSettings
+from tests.support import consumed
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -144,20 +142,6 @@ def named_port(deployment: dict[str, Any], port: int | str) -> int:
             number: int = item["containerPort"]
             return number
     raise AssertionError(f"{deployment['metadata']['name']} has no container port named {port}")
-
-
-@functools.cache
-def consumed(service: str) -> frozenset[tuple[str, str]]:
-    """(consumer group, topic) of every Kafka subscriber the service's code registers."""
-    definition = load_definition(service)
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = definition.settings_class(data_dir=Path(data_dir))
-        app = create_app(definition, settings)
-    pairs = set()
-    for subscriber in app.state.runtime.broker.subscribers:
-        for topic in subscriber.topic_names_for_subscribe:
-            pairs.add((str(subscriber.group_id), str(topic)))
-    return frozenset(pairs)
 
 
 def command_of(service: dict[str, Any]) -> list[str]:
