@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.asyncapi import asyncapi_document, render_html
 from services.console import SECURITY_HEADERS, console_routes
+from shared.http.errors import ERROR_SCHEMA_REF
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -154,7 +155,7 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             merged["info"]["version"] = spec.get("info", {}).get("version", "1")
             for path, item in spec.get("paths", {}).items():
                 if owner_of(path) == name:
-                    merged["paths"][path] = item
+                    merged["paths"][path] = _with_edge_errors(item)
             components = spec.get("components", {})
             for section in ("schemas", "securitySchemes"):
                 merged["components"][section].update(components.get(section, {}))
@@ -194,6 +195,25 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
     # client would get Starlette's plain-text 404 instead of the service's answer.
     app.router.default = forward_any
     return app
+
+
+# What the edge itself may answer on any forwarded route, besides the service's answers
+# (its 503 `upstream_unavailable` is the services' 503, already listed).
+_EDGE_ERRORS = {
+    "504": {
+        "description": "The service did not answer in time (`upstream_timeout`, the edge's)",
+        "content": {"application/json": {"schema": ERROR_SCHEMA_REF}},
+    }
+}
+
+
+def _with_edge_errors(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        method: operation | {"responses": operation.get("responses", {}) | _EDGE_ERRORS}
+        if isinstance(operation, dict) and "responses" in operation
+        else operation
+        for method, operation in item.items()
+    }
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

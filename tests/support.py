@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from services.cli import load_definition
@@ -300,14 +301,19 @@ async def produce_chat_events(
 
 
 @functools.cache
-def consumed(service: str) -> frozenset[tuple[str, str]]:
-    """(consumer group, topic) of every Kafka subscriber the service's code registers."""
+def service_app(service: str) -> FastAPI:
+    """The service's app as `hookhub run` builds it, not started (no Kafka, no MongoDB)."""
     definition = load_definition(service)
     with tempfile.TemporaryDirectory() as data_dir:
         settings = definition.settings_class(data_dir=Path(data_dir))
-        app = create_app(definition, settings)
+        return create_app(definition, settings)
+
+
+@functools.cache
+def consumed(service: str) -> frozenset[tuple[str, str]]:
+    """(consumer group, topic) of every Kafka subscriber the service's code registers."""
     pairs = set()
-    for subscriber in app.state.runtime.broker.subscribers:
+    for subscriber in service_app(service).state.runtime.broker.subscribers:
         for topic in subscriber.topic_names_for_subscribe:
             pairs.add((str(subscriber.group_id), str(topic)))
     return frozenset(pairs)
