@@ -32,8 +32,10 @@ async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
     response_model=Connected,
     # No token, no body: a state that is no use (400), the integration gone (404), the
     # provider app not configured (422), the provider unreachable (503).
-    responses={302: {"description": "to `return_to`, when the connect named one"}}
-    | error_responses(400, 404, 422, 503),
+    responses={
+        302: {"description": "to `return_to`, when the connect named one"},
+        **error_responses(400, 404, 422, 503),
+    },
 )
 async def callback(request: Request, service: ServiceDep) -> Response:
     """Where the provider sends the browser back (no admin token: the state is the proof)."""
