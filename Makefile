@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,embedded]"
+	$(BIN)/python deploy/tools.py $(BIN)
 	@touch $(STAMP)
 
 install: $(STAMP)

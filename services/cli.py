@@ -107,6 +107,35 @@ def rotate_keys() -> int:
     return 0
 
 
+def ensure_topics() -> int:
+    """Every topic of every service, created with HOOKHUB_KAFKA_PARTITIONS and
+    HOOKHUB_KAFKA_REPLICATION_FACTOR where missing; existing topics are left as they are.
+    Run before the services (the chart's topics Job); they create what is missing too."""
+    import asyncio
+
+    from shared import kafka
+    from shared.settings import Settings
+
+    settings = Settings()
+    internal = [topic for name in SERVICES for topic in load_definition(name).internal_topics]
+    names = kafka.topic_names(settings, internal)
+    try:
+        created = set(asyncio.run(kafka.ensure_topics(settings, names)))
+    except Exception as exc:
+        print(f"hookhub topics ensure: {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
+        return 1
+    for name in names:
+        if name in created:
+            print(
+                f"created {name} ({settings.kafka_partitions} partitions, "
+                f"replication factor {settings.kafka_replication_factor})"
+            )
+        else:
+            print(f"exists  {name} (left as it is)")
+    print(f"done: {len(created)} created, {len(names) - len(created)} already there")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hookhub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rotate", help="re-encrypt every stored secret under the first HOOKHUB_ENCRYPTION_KEYS key"
     )
 
+    topics_cmd = commands.add_parser("topics", help="Kafka topics")
+    topics_sub = topics_cmd.add_subparsers(dest="topics_command", required=True)
+    topics_sub.add_parser(
+        "ensure", help="create every topic hookhub uses where missing (idempotent)"
+    )
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args.service, args.host, args.port)
@@ -146,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "keys" and args.keys_command == "rotate":
         return rotate_keys()
+    if args.command == "topics":
+        return ensure_topics()
     parser.error("unknown command")
     return 2
 

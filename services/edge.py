@@ -3,7 +3,9 @@
 `make run` and docker compose put it on :8080; in Kubernetes an Ingress with the same table
 (`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
 both ways, and aggregates `/readyz` and `/openapi.json` across the services. It also
-serves the operator console's static files (`/`, `/console/*`: services/console).
+serves the AsyncAPI document of the Kafka topics (`/asyncapi.json`, and as a page at
+`/asyncapi`: services/asyncapi) and the operator console's static files (`/`,
+`/console/*`: services/console).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from services.console import console_routes
+from services.asyncapi import asyncapi_document, render_html
+from services.console import SECURITY_HEADERS, console_routes
+from shared.http.errors import ERROR_SCHEMA_REF
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -151,11 +155,17 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             merged["info"]["version"] = spec.get("info", {}).get("version", "1")
             for path, item in spec.get("paths", {}).items():
                 if owner_of(path) == name:
-                    merged["paths"][path] = item
+                    merged["paths"][path] = _with_edge_errors(item)
             components = spec.get("components", {})
             for section in ("schemas", "securitySchemes"):
                 merged["components"][section].update(components.get(section, {}))
         return JSONResponse(merged)
+
+    async def asyncapi_json(_: Request) -> Response:
+        return JSONResponse(asyncapi_document())
+
+    async def asyncapi_page(_: Request) -> Response:
+        return HTMLResponse(render_html(asyncapi_document()), headers=SECURITY_HEADERS)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -173,6 +183,8 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/openapi.json", openapi),
+            Route("/asyncapi.json", asyncapi_json),
+            Route("/asyncapi", asyncapi_page),
             *console_routes(),  # the operator console: `/` and `/console/*`
         ],
         lifespan=lifespan,
@@ -183,6 +195,25 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
     # client would get Starlette's plain-text 404 instead of the service's answer.
     app.router.default = forward_any
     return app
+
+
+# What the edge itself may answer on any forwarded route, besides the service's answers
+# (its 503 `upstream_unavailable` is the services' 503, already listed).
+_EDGE_ERRORS = {
+    "504": {
+        "description": "The service did not answer in time (`upstream_timeout`, the edge's)",
+        "content": {"application/json": {"schema": ERROR_SCHEMA_REF}},
+    }
+}
+
+
+def _with_edge_errors(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        method: operation | {"responses": operation.get("responses", {}) | _EDGE_ERRORS}
+        if isinstance(operation, dict) and "responses" in operation
+        else operation
+        for method, operation in item.items()
+    }
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

@@ -249,7 +249,7 @@ def _banner(settings: Settings, upstreams: dict[str, str]) -> None:
         "hookhub is running",
         f"  origin        {origin}   (every public route)",
         f"  health        {origin}/healthz   {origin}/readyz",
-        f"  API docs      {origin}/openapi.json",
+        f"  API docs      {origin}/openapi.json   events {origin}/asyncapi.json",
         f"  admin token   {settings.admin_token}",
         f"  kafka         {settings.kafka_bootstrap}   mongodb  {settings.mongo_uri}",
         "  services      " + "  ".join(f"{n} {u}" for n, u in upstreams.items()),

@@ -60,8 +60,16 @@ def make_broker(
     )
 
 
-async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
-    """Create topics that do not exist yet; existing ones are left as they are."""
+def topic_names(settings: Settings, internal: Iterable[str] = ()) -> list[str]:
+    """Every topic a service uses, as named on the broker: the public topics, the dead
+    letters and the service's `internal` ones (all services' for `hookhub topics ensure`)."""
+    names = (*PUBLIC_TOPICS, DEAD_LETTER_TOPIC, *internal)
+    return [settings.topic(name) for name in dict.fromkeys(names)]
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Create topics that do not exist yet; existing ones are left as they are. Returns
+    the names it created."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         request_timeout_ms=int(settings.kafka_publish_timeout_seconds * 1000),
@@ -71,7 +79,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
         existing = set(await admin.list_topics())
         missing = [name for name in topics if name not in existing]
         if not missing:
-            return
+            return []
         new = [
             NewTopic(name, settings.kafka_partitions, settings.kafka_replication_factor)
             for name in missing
@@ -79,6 +87,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
         with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
             await admin.create_topics(new)
         log.info("kafka_topics_created", topics=missing)
+        return missing
     finally:
         await admin.close()
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 M = TypeVar("M", Counter, Histogram)
 
@@ -26,3 +31,50 @@ class Labelled(Generic[M]):
             child = self._metric.labels(*labels)
             self._children[labels] = child
         return child
+
+
+class CountedGauge(Collector):
+    """A gauge of documents counted in MongoDB, as last counted: `keep_counted` counts
+    every few seconds in the background, so a scrape never waits on MongoDB. Each replica
+    reports the same figures (take `max` across replicas, not `sum`)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        known: Iterable[tuple[str, ...]] = (),
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = list(labels)
+        self.known = list(known)  # reported as 0 when none are counted
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    async def keep_counted(
+        self, count: Callable[[], Awaitable[dict[tuple[str, ...], int]]], every: float
+    ) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # MongoDB away: the last counts stay
+                self.counts = await count()
+            await asyncio.sleep(every)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key in dict.fromkeys([*self.known, *self.counts]):
+            family.add_metric(list(key), float(self.counts.get(key, 0)))
+        yield family
+
+
+async def count_by(
+    collection: Any, fields: Sequence[str], match: dict[str, Any] | None = None
+) -> dict[tuple[str, ...], int]:
+    """Documents of a collection grouped by `fields` (missing values count as "")."""
+    pipeline: list[dict[str, Any]] = [{"$match": match}] if match else []
+    pipeline.append(
+        {"$group": {"_id": {f: f"${f}" for f in fields}, "n": {"$sum": 1}}},
+    )
+    cursor = await collection.aggregate(pipeline)
+    return {
+        tuple(str(row["_id"].get(f) or "") for f in fields): int(row["n"]) async for row in cursor
+    }

@@ -20,14 +20,13 @@ from shared import consumers, idempotency
 from shared.crypto import SecretBox
 from shared.envelopes import Envelope
 from shared.kafka import (
-    DEAD_LETTER_TOPIC,
-    PUBLIC_TOPICS,
     ConsumerLagCollector,
     EventPublisher,
     bootstrap_reachable,
     ensure_topics,
     make_broker,
     subscribers_joined,
+    topic_names,
 )
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
 from shared.settings import ServiceSettings
@@ -142,7 +141,7 @@ class Runtime:
 
     async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
         all_indexes = [*idempotency.INDEXES, *indexes]
-        topic_names = [self.settings.topic(t) for t in (*PUBLIC_TOPICS, DEAD_LETTER_TOPIC, *topics)]
+        names = topic_names(self.settings, topics)
         self.background(
             "mongo-indexes",
             lambda: self._retry(
@@ -151,16 +150,14 @@ class Runtime:
         )
         self.background(
             "kafka-connect",
-            lambda: self._retry(
-                "kafka_connect", lambda: self._start_kafka(topic_names), "kafka_started"
-            ),
+            lambda: self._retry("kafka_connect", lambda: self._start_kafka(names), "kafka_started"),
         )
         for hook in self._startup_hooks:
             await hook(self)
 
-    async def _start_kafka(self, topic_names: list[str]) -> None:
+    async def _start_kafka(self, names: list[str]) -> None:
         try:
-            await ensure_topics(self.settings, topic_names)
+            await ensure_topics(self.settings, names)
             await self.publisher.start()
             await self._start_broker()
         except BaseException:

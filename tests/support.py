@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -19,10 +21,13 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from services.cli import load_definition
 from shared.embedded import free_port
 from shared.envelopes import ChatEvent, Topic
+from shared.http.app import create_app
 from shared.http.server import ServiceServer
 from shared.ids import utcnow
 from shared.settings import ServiceSettings
@@ -293,3 +298,22 @@ async def produce_chat_events(
         await producer.flush()
     finally:
         await producer.stop()
+
+
+@functools.cache
+def service_app(service: str) -> FastAPI:
+    """The service's app as `hookhub run` builds it, not started (no Kafka, no MongoDB)."""
+    definition = load_definition(service)
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = definition.settings_class(data_dir=Path(data_dir))
+        return create_app(definition, settings)
+
+
+@functools.cache
+def consumed(service: str) -> frozenset[tuple[str, str]]:
+    """(consumer group, topic) of every Kafka subscriber the service's code registers."""
+    pairs = set()
+    for subscriber in service_app(service).state.runtime.broker.subscribers:
+        for topic in subscriber.topic_names_for_subscribe:
+            pairs.add((str(subscriber.group_id), str(topic)))
+    return frozenset(pairs)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from prometheus_client import Counter
 
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
@@ -48,9 +49,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         background.add(task)
         task.add_done_callback(background.discard)
 
+    # Alerted on (deploy/monitoring): the reason is on the endpoint (disabled_reason).
+    disabled = Counter(
+        "hookhub_delivery_endpoints_disabled",
+        "Outgoing webhooks this replica disabled on its own (410 Gone, or failing too long)",
+        registry=runtime.registry,
+    )
+
     async def disable(endpoint_id: str, reason: str) -> None:
         doc = await endpoint_service.disable(endpoint_id, reason)
         if doc is not None:
+            disabled.inc()
             cache.apply(doc)
 
     async def failing(endpoint_id: str, since: datetime | None) -> None:

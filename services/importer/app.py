@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 from fastapi import FastAPI
 
 from services.importer import endpoints, jobs, uploads
-from services.importer.metrics import ImportMetrics, JobsCollector
+from services.importer.metrics import ImportMetrics, jobs_gauge
 from services.importer.runner import Runner
 from services.importer.service import ImportService
 from shared import mappings, message_map
@@ -20,6 +18,7 @@ from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
+from shared.metrics import count_by
 from shared.oauth.tokens import TokenKeeper
 from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.chats import chat_providers, provider_client
@@ -62,7 +61,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         history_tier=history_tier,
     )
     metrics = ImportMetrics(runtime.registry)
-    counted = JobsCollector()
+    counted = jobs_gauge()
     runtime.registry.register(counted)
     runner = Runner(
         jobs=job_repository,
@@ -79,15 +78,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.import_service = service
     app.state.import_jobs = job_repository
 
-    async def count_jobs() -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                await counted.refresh(job_repository.counts)
-            await asyncio.sleep(_COUNT_SECONDS)
-
     async def start(_: Runtime) -> None:
         runtime.background("integration-cache", integrations.run)
-        runtime.background("import-jobs-count", count_jobs)
+        runtime.background(
+            "import-jobs-count",
+            lambda: counted.keep_counted(
+                lambda: count_by(job_repository.collection, ["status"]), _COUNT_SECONDS
+            ),
+        )
 
         runtime.background("import-runner", lambda: runner.run(lambda: runtime.kafka_started))
 

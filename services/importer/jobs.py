@@ -185,9 +185,3 @@ class JobRepository:
             },
             return_document=ReturnDocument.AFTER,
         )
-
-    async def counts(self) -> dict[str, int]:
-        """Jobs by status (the metrics' gauge)."""
-        cursor = await self.collection.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
-        rows = await cursor.to_list()
-        return {str(row["_id"]): int(row["n"]) for row in rows}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+
+from shared.metrics import CountedGauge
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
@@ -39,20 +37,11 @@ class ImportMetrics:
         )
 
 
-class JobsCollector(Collector):
-    """`hookhub_import_jobs{status}`: every job in MongoDB by status, as last counted (a
-    background task counts every few seconds; a scrape never waits on MongoDB)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    async def refresh(self, count: Callable[[], Awaitable[dict[str, int]]]) -> None:
-        self.counts = await count()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "hookhub_import_jobs", "Import jobs by status (all replicas)", labels=["status"]
-        )
-        for status in STATUSES:
-            family.add_metric([status], float(self.counts.get(status, 0)))
-        yield family
+def jobs_gauge() -> CountedGauge:
+    """`hookhub_import_jobs{status}`: every job in MongoDB by status (all replicas)."""
+    return CountedGauge(
+        "hookhub_import_jobs",
+        "Import jobs by status (all replicas)",
+        ["status"],
+        known=[(status,) for status in STATUSES],
+    )

@@ -289,6 +289,7 @@ class Runner:
             if job is not None:
                 with contextlib.suppress(Exception):
                     await self._jobs.hand_back(job.id, self.owner, self._state(job))
+                    log.info("import_handed_back", job_id=job.id)
             raise
         except Exception as exc:
             reason = exc.message if isinstance(exc, HookhubError) else repr(exc)

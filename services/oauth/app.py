@@ -16,6 +16,7 @@ from services.oauth.revocations import repository as revocation_repository
 from services.oauth.revocations.service import Revoker
 from services.oauth.tasks import Maintenance
 from shared.integrations import repository as integration_repository
+from shared.metrics import CountedGauge, count_by
 from shared.oauth.tokens import TokenKeeper
 from shared.providers import apps
 from shared.providers.apps import AppDirectory, ProviderAppRepository
@@ -24,6 +25,9 @@ from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi, base_url
 from shared.providers.telegram.api import TelegramApi
 from shared.runtime import Runtime, ServiceDefinition
+
+# How often the integrations are counted for `hookhub_integrations`.
+_COUNT_SECONDS = 15.0
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -67,8 +71,23 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     maintenance = Maintenance(repository, keeper, revoker, settings.oauth_poll_seconds)
     app.state.maintenance = maintenance
 
+    # Alerts watch `status="error"` (deploy/monitoring): an integration whose grant is gone.
+    integrations_gauge = CountedGauge(
+        "hookhub_integrations",
+        "Integrations (not deleted) by provider and status, all replicas",
+        ["provider", "status"],
+    )
+    runtime.registry.register(integrations_gauge)
+
+    async def count_integrations() -> dict[tuple[str, ...], int]:
+        return await count_by(repository.collection, ["provider", "status"], {"deleted_at": None})
+
     async def start(_: Runtime) -> None:
         runtime.background("oauth-maintenance", maintenance.run)
+        runtime.background(
+            "integrations-count",
+            lambda: integrations_gauge.keep_counted(count_integrations, _COUNT_SECONDS),
+        )
 
     runtime.on_startup(start)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.05)

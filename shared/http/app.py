@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from shared.http import limits
-from shared.http.errors import install_error_handlers
+from shared.http.errors import SERVER_ERRORS, install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.telemetry import RequestTelemetry
 from shared.kafka import ConsumerLagCollector
@@ -66,6 +66,7 @@ def create_app(
         version=__version__,
         description=definition.description,
         lifespan=lifespan,
+        responses=SERVER_ERRORS,
     )
     app.state.runtime = runtime
     install_error_handlers(app)

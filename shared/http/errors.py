@@ -62,6 +62,7 @@ _ERROR_DESCRIPTIONS = {
     413: "Body over the limit",
     422: "The request does not match the schema, or a value is refused",
     429: "Rate limited; see Retry-After",
+    500: "Internal error (`internal_error`): a bug; the request id is in the logs",
     503: "Kafka or MongoDB unavailable: nothing was done; retry after Retry-After",
 }
 
@@ -74,6 +75,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         for status in statuses
     }
 
+
+# What any operation may answer, whatever it is: declared once, by `create_app` (routers)
+# and `document_ingress_routes` (the webhook ingress).
+SERVER_ERRORS = error_responses(500)
 
 # What any management route may answer: a body not JSON, the token, an id that names
 # nothing, the body limit, validation, and MongoDB or Kafka away.

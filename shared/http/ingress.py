@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.http.errors import (
     ERROR_SCHEMA_REF,
+    SERVER_ERRORS,
     error_component_schemas,
     error_response,
     response_for,
@@ -260,6 +261,9 @@ def _operation(route: IngressRoute) -> dict[str, Any]:
                 if code >= 400
                 else {}
             )
-            for code, text in route.responses.items()
+            for code, text in {
+                **route.responses,
+                **{int(code): r["description"] for code, r in SERVER_ERRORS.items()},
+            }.items()
         },
     }

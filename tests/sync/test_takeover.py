@@ -1,6 +1,7 @@
 """Sync processes that take over from each other, each test in a world of its own (its
 own topics and consumer groups): two replicas holding one Discord Gateway connection, the
-other taking over a kill -9; Slack messages written while sync was down, caught up."""
+other taking over a kill -9 or a scale-down's SIGTERM; Slack messages written while sync
+was down, caught up."""
 
 from __future__ import annotations
 
@@ -68,6 +69,50 @@ async def test_two_replicas_hold_one_discord_connection_and_the_other_takes_over
         assert [v["text"] for v in got[:4]] == ["before", "during 1", "during 2", "after"]
         assert len(mine) == 4, [v["text"] for v in mine]  # "before" was not published again
         assert discord.identifies == 1 and discord.connections == 1
+    finally:
+        await asyncio.gather(*(r.stop() for r in replicas if r.process.poll() is None))
+        await world.sync.aclose()
+
+
+async def test_a_replica_scaled_down_hands_its_discord_connection_over_at_once(
+    bare: World, tmp_path: Path
+) -> None:
+    """SIGTERM (a scale-down) releases the Gateway lease with the session: the other
+    replica resumes within seconds, not after the lease (a minute here) runs out."""
+    world, discord = bare, bare.discord
+    ada = "1300000000000000078"
+    discord.add_user(ada, "ada", global_name="Ada")
+    long_lease = {"HOOKHUB_SYNC_LEASE_SECONDS": "60"}
+    replicas = [
+        await start_sync(world, tmp_path / "one.log", **long_lease),
+        await start_sync(world, tmp_path / "two.log", **long_lease),
+    ]
+    try:
+        external, channel = world.discord_channel(), world.new_id("ch_")
+        await world.map(world.discord_integration, external, channel)
+        await until(lambda: discord.connections == 1, what="a Gateway connection")
+        await discord.user_sends(external, ada, "before")
+        await world.chat.received(lambda v: v["channel_id"] == channel)
+        [holder] = [r for r in replicas if await _holds_gateway(r)]
+        [other] = [r for r in replicas if r is not holder]
+
+        took = await holder.stop()
+        assert took < world.sync_settings.shutdown_seconds, f"stopped in {took:.1f} s"
+        released = [
+            line for line in holder.log_lines() if line.get("event") == "discord_gateway_released"
+        ]
+        assert released, "the stopping replica did not hand its lease back"
+        await until(lambda: discord.resumes >= 1, timeout=20, what="the other replica's Resume")
+        await discord.user_sends(external, ada, "after")
+        got = await world.chat.received(lambda v: v["channel_id"] == channel, count=2, timeout=20)
+        assert [v["text"] for v in got[:2]] == ["before", "after"]
+        assert discord.identifies == 1, "the session was resumed, not started again"
+        for _ in range(100):  # the gauge is set when the replica next polls its leases
+            if await _holds_gateway(other):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the other replica does not report the connection")
     finally:
         await asyncio.gather(*(r.stop() for r in replicas if r.process.poll() is None))
         await world.sync.aclose()

@@ -12,14 +12,16 @@ from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectSta
 from services.oauth.connect.service import ConnectService, Outcome
 from shared.http.app import from_state
 from shared.http.auth import AdminDep
-from shared.http.errors import MANAGEMENT_ERRORS, error_response
+from shared.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
 
-router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"], responses=MANAGEMENT_ERRORS)
+router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
 
 ServiceDep = Annotated[ConnectService, Depends(from_state("connect", ConnectService))]
 
 
-@router.post("/connect", response_model=ConnectStarted, dependencies=[AdminDep])
+@router.post(
+    "/connect", response_model=ConnectStarted, dependencies=[AdminDep], responses=MANAGEMENT_ERRORS
+)
 async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
     """Start connecting: send the user's browser to `authorization_url`."""
     return await service.start(body)
@@ -28,7 +30,12 @@ async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
 @router.get(
     "/callback",
     response_model=Connected,
-    responses={302: {"description": "to `return_to`, when the connect named one"}},
+    # No token, no body: a state that is no use (400), the integration gone (404), the
+    # provider app not configured (422), the provider unreachable (503).
+    responses={
+        302: {"description": "to `return_to`, when the connect named one"},
+        **error_responses(400, 404, 422, 503),
+    },
 )
 async def callback(request: Request, service: ServiceDep) -> Response:
     """Where the provider sends the browser back (no admin token: the state is the proof)."""
