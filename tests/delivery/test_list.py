@@ -36,14 +36,15 @@ def snapshot(endpoint_id: str) -> EndpointSnapshot:
     )
 
 
-def made(seq: int) -> Document:
-    """Delivery `seq`: three events share each millisecond (ties in the time the list is
-    ordered by); every seventh was created long after its event happened (an import, a
-    replay), so creation order is not event order."""
+def made(seq: int, endpoint_id: str | None = None) -> Document:
+    """Finished delivery `seq` (of `endpoint_id`, else of one of ENDPOINTS in turn): three
+    events share each millisecond (ties in the time the list is ordered by); every seventh
+    was created long after its event happened (an import, a replay), so creation order is
+    not event order. Finished: the scheduler leaves it alone."""
     occurred_at = BASE + timedelta(seconds=seq // 3)
     created_at = occurred_at + timedelta(days=2 if seq % 7 == 0 else 0, milliseconds=5)
     doc = delivery_doc(
-        endpoint=snapshot(ENDPOINTS[seq % 3]),
+        endpoint=snapshot(endpoint_id or ENDPOINTS[seq % 3]),
         event_id=f"evt_list_{seq:03d}",
         event_type=("message.created", "message.deleted")[seq % 5 % 2],
         occurred_at=occurred_at,
@@ -57,7 +58,7 @@ def made(seq: int) -> Document:
 
 @pytest.fixture(scope="module")
 async def listed(delivery_settings: DeliverySettings) -> AsyncIterator[list[Document]]:
-    """Finished deliveries in the service's database (the scheduler leaves them alone)."""
+    """Deliveries in the service's database."""
     docs = [made(seq) for seq in range(40)]
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         delivery_settings.mongo_uri, tz_aware=True
