@@ -36,7 +36,14 @@ import httpx
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from bench.harness import BenchError, BenchmarkResult, Harness, Measurement, Server
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    Harness,
+    Measurement,
+    Server,
+    wait_answering,
+)
 from services.delivery.deliveries.repository import DELIVERIES
 from services.delivery.deliveries.service import delivery_doc
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
@@ -300,18 +307,8 @@ def start_edge(harness: Harness, delivery: Server) -> Server:
     argv += ["--port", str(port), "--upstream", f"delivery={delivery.url}"]
     server = Server("edge", f"http://127.0.0.1:{port}", harness.start_process("edge", argv))
     # Not `/readyz`: the edge's aggregates every service's, and only delivery runs here.
-    deadline = time.monotonic() + 30
-    with httpx.Client(timeout=2.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if not server.child.alive():
-                raise BenchError(f"the edge exited; its log: {server.child.log_path}")
-            try:
-                if client.get(server.url + "/healthz").status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-    raise BenchError("the edge did not start within 30 s")
+    wait_answering(server.child, server.url + "/healthz", "edge")
+    return server
 
 
 def _list(times: list[float]) -> str:
