@@ -54,6 +54,7 @@ from bench.harness import (
     Server,
     _cpu_times,
     _host,
+    wait_answering,
 )
 from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data, webhook_request
 from shared.consumers import FETCH_MAX_WAIT_MS
@@ -287,18 +288,8 @@ def start_sink(harness: Harness, module: str = "bench.sink", name: str = "sink")
     port = free_port()
     child = harness.start_process(name, [sys.executable, "-m", module, "--port", str(port)])
     sink = Sink(f"http://127.0.0.1:{port}", child)
-    deadline = time.monotonic() + 30
-    with httpx.Client(timeout=2.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if not child.alive():
-                raise BenchError(f"the {name} exited; its log: {child.log_path}")
-            try:
-                if client.get(sink.url + "/_bench/ready").status_code == 200:
-                    return sink
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-    raise BenchError(f"the {name} did not start within 30 s")
+    wait_answering(child, sink.url + "/_bench/ready", name)
+    return sink
 
 
 class Window:

@@ -579,3 +579,20 @@ def _signals_deferred() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def wait_answering(child: ChildProcess, url: str, name: str, timeout: float = 30.0) -> None:
+    """Until `url` (a helper process's probe) answers 200; BenchError if `child` exits or
+    `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise BenchError(f"the {name} exited; its log: {child.log_path}")
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    raise BenchError(f"the {name} did not start within {timeout:g} s")

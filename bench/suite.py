@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import delivery, discord, github, importer, incoming, sync
+from bench import console, delivery, discord, github, importer, incoming, sync
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -32,6 +32,7 @@ BENCHMARKS: list[Benchmark] = [
     sync.BENCHMARK,
     discord.BENCHMARK,
     importer.BENCHMARK,
+    console.BENCHMARK,
 ]
 
 

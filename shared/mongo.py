@@ -86,11 +86,13 @@ async def paginate(
     *,
     limit: int,
     cursor: str | None,
+    projection: Document | None = None,
 ) -> tuple[list[Document], str | None]:
-    """Newest first by `_id` (ids are time-ordered); returns the page and the next cursor."""
+    """Newest first by `_id` (ids are time-ordered); returns the page and the next cursor.
+    `limit + 1` documents are asked for: the one more says whether there is a next page."""
     if cursor:
         query = {**query, "_id": {"$lt": decode_cursor(cursor)}}
-    docs = await collection.find(query).sort("_id", -1).limit(limit + 1).to_list()
+    docs = await collection.find(query, projection).sort("_id", -1).limit(limit + 1).to_list()
     if len(docs) > limit:
         docs = docs[:limit]
         return docs, encode_cursor(str(docs[-1]["_id"]))

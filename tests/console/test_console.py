@@ -9,12 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from services.delivery.deliveries.repository import DELIVERIES
 from tests.console.conftest import Console, Watched
+from tests.delivery.test_list import made
+from tests.e2e.stack import Stack
 from tests.fakes.slack_export import ExportBuilder, message
 from tests.fakes.webhook_sink import WebhookSink
 
@@ -359,4 +364,45 @@ async def test_keyboard_sign_in_and_a_phone_width_screen(page: Watched, console:
              .filter(el => !el.labels || el.labels.length === 0).map(el => el.name)"""
     )
     assert unlabelled == []
+    assert_clean(page, console)
+
+
+async def test_the_deliveries_page_loads_one_page_and_follows_the_cursor(
+    page: Watched, console: Console, console_stack: Stack
+) -> None:
+    from playwright.async_api import expect
+
+    endpoint_id = f"owh_pages_{uuid.uuid4().hex[:8]}"
+    docs = [made(seq, endpoint_id) for seq in range(60)]
+    uri = console_stack.env["HOOKHUB_MONGO_URI"]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        await client[console_stack.env.get("HOOKHUB_MONGO_DB", "hookhub")][DELIVERIES].insert_many(
+            docs
+        )
+    finally:
+        await client.close()
+    newest = sorted((d["_id"] for d in docs), reverse=True)
+
+    p = await sign_in(page, console, f"deliveries?webhook_id={endpoint_id}")
+    rows = p.locator(".pager-body tbody tr")
+    await expect(rows).to_have_count(50, timeout=EXPECT_MS)
+    await expect(rows.first).to_contain_text(newest[0])
+    listed = [url for url in page.requests if "/api/deliveries?" in url]
+    assert len(listed) == 1 and "limit=50" in listed[0] and "cursor" not in listed[0], listed
+
+    await p.get_by_role("button", name="Next page").click()
+    await expect(rows).to_have_count(10, timeout=EXPECT_MS)
+    await expect(rows.first).to_contain_text(newest[50])
+    await expect(p.get_by_text("page 2")).to_be_visible()
+    await expect(p.get_by_role("button", name="Next page")).to_be_disabled()
+    first = await console.api.get(
+        "/api/deliveries", params={"limit": 50, "webhook_id": endpoint_id}
+    )
+    listed = [url for url in page.requests if "/api/deliveries?" in url]
+    assert len(listed) == 2 and f"cursor={first.json()['next_cursor']}" in listed[1], listed
+
+    await p.get_by_role("button", name="Previous page").click()
+    await expect(rows).to_have_count(50, timeout=EXPECT_MS)
+    await expect(rows.first).to_contain_text(newest[0])
     assert_clean(page, console)

@@ -16,7 +16,7 @@ from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
-from shared.ids import utcnow
+from shared.ids import id_time, utcnow
 from shared.mongo import Document
 from shared.runtime import Runtime
 
@@ -52,6 +52,7 @@ class Delivery(BaseModel):
     next_attempt_at: datetime | None
     last_status_code: int | None = None
     last_error: str | None = None
+    occurred_at: datetime
     created_at: datetime
     updated_at: datetime
 
@@ -84,7 +85,9 @@ class Timeline(BaseModel):
 
 
 def _delivery(doc: Document) -> dict[str, Any]:
-    return {**doc, "id": doc["_id"], "webhook_id": doc["endpoint_id"]}
+    # Deliveries written before `occurred_at` was stored: the millisecond in their `_id`.
+    occurred_at = doc.get("occurred_at") or datetime.fromtimestamp(id_time(doc["_id"]), UTC)
+    return {**doc, "id": doc["_id"], "webhook_id": doc["endpoint_id"], "occurred_at": occurred_at}
 
 
 @router.get("/api/deliveries", response_model=Page[Delivery])

@@ -21,10 +21,21 @@ WORKERS = "delivery_workers"
 STATUSES = ("pending", "active", "completed", "failed", "delayed")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# The list (`page`) is newest first by `_id`, filtered by equality on `endpoint_id`,
+# `status` or `event_type` (and a `created_at` range): each of them has an index of that
+# field then `_id`, so `filter + sort + limit` reads the page off one index in order and
+# stops there (equality, sort, range: MongoDB's ESR rule). Unfiltered, the `_id` index
+# serves it. Two equalities use the first field's index and check the other on the way.
+LIST_INDEXES = [
+    Index(DELIVERIES, [("endpoint_id", 1), ("_id", -1)]),
+    Index(DELIVERIES, [("status", 1), ("_id", -1)]),
+    Index(DELIVERIES, [("event_type", 1), ("_id", -1)]),
+]
 INDEXES = [
     Index(DELIVERIES, [("lease_owner", 1), ("next_attempt_at", 1)]),
-    Index(DELIVERIES, [("endpoint_id", 1), ("_id", -1)]),
+    *LIST_INDEXES,
     Index(DELIVERIES, [("workspace_id", 1), ("_id", -1)]),
+    # An endpoint's failed deliveries created in a range (recover).
     Index(DELIVERIES, [("endpoint_id", 1), ("status", 1), ("created_at", 1)]),
     Index(ATTEMPTS, [("delivery_id", 1), ("attempt", 1)]),
     Index(ATTEMPTS, [("at", 1)]),  # the attempts of the last hour (stats/timeline)
@@ -64,7 +75,10 @@ class DeliveryRepository:
     async def page(
         self, *, filters: Document, limit: int, cursor: str | None
     ) -> tuple[list[Document], str | None]:
-        return await paginate(self._deliveries, filters, limit=limit, cursor=cursor)
+        # Without the payload (`body`, up to a Kafka message each): the list does not show it.
+        return await paginate(
+            self._deliveries, filters, limit=limit, cursor=cursor, projection={"body": 0}
+        )
 
     async def claim(self, owner: str, now: datetime, dead: list[str], limit: int) -> list[Document]:
         """Take for `owner` the open deliveries nobody holds that are due, and those held by

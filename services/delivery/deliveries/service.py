@@ -52,6 +52,8 @@ def delivery_doc(
         "workspace_id": endpoint.workspace_id,
         "event_id": event_id,
         "event_type": event_type,
+        # When the event happened: what the list is ordered by (the `_id`'s time).
+        "occurred_at": occurred_at,
         "body": body,
         "status": "pending",
         "attempts": 0,

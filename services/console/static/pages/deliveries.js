@@ -65,10 +65,11 @@ export async function render(main, { id, params, go }) {
           { title: "Status", cell: (r) => badge(r.status) },
           { title: "Attempts", cell: (r) => String(r.attempts) },
           { title: "Last answer", cell: (r) => lastAnswer(r) },
+          { title: "Event time", cell: (r) => timeEl(r.occurred_at) },
           { title: "Created", cell: (r) => timeEl(r.created_at) },
         ],
         rows,
-        { caption: "Deliveries, newest first", empty: "No deliveries match." },
+        { caption: "Deliveries, newest event first", empty: "No deliveries match." },
       ),
     { label: "deliveries" },
   );
@@ -103,6 +104,7 @@ async function detail(main, id, go) {
           ["Message id (webhook-id)", h("code", {}, delivery.msg_id)],
           ["Attempts", String(delivery.attempts)],
           ["Next attempt", timeEl(delivery.next_attempt_at)],
+          ["Event time", timeEl(delivery.occurred_at)],
           ["Created", timeEl(delivery.created_at)],
         ]),
         h(
