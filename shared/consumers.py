@@ -128,6 +128,27 @@ def _decoded(
     return decode()
 
 
+def _batch_subscriber(
+    runtime: Runtime, topic: str, purpose: str, ack_policy: AckPolicy, max_records: int
+) -> Callable[[Callable[[KafkaMessage], Awaitable[None]]], Any]:
+    """The broker's subscriber for a batch consumer of `topic` (group: the service's and
+    `purpose`), 20 ms to gather a batch of up to `max_records`."""
+    settings = runtime.settings
+    return runtime.broker.subscriber(
+        settings.topic(topic),
+        group_id=settings.consumer_group(runtime.service, purpose),
+        auto_offset_reset="earliest",
+        ack_policy=ack_policy,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=20,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_ms(settings),
+        title=f"{runtime.service}.{purpose}",
+    )
+
+
 def consume_batch(
     runtime: Runtime,
     topic: str,
@@ -140,21 +161,8 @@ def consume_batch(
     """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
     batch instead of a round trip per message). The handler must be idempotent by itself:
     a failed batch comes back whole. Undecodable messages are dead-lettered one by one."""
-    settings = runtime.settings
 
-    @runtime.broker.subscriber(
-        settings.topic(topic),
-        group_id=settings.consumer_group(runtime.service, purpose),
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=20,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=heartbeat_ms(settings),
-        title=f"{runtime.service}.{purpose}",
-    )
+    @_batch_subscriber(runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records)
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)
@@ -196,24 +204,11 @@ def consume_pipelined(
     a crash redelivers every batch whose second part had not finished (the handler must be
     idempotent, as for `consume_batch`). A failure in either part rewinds the partitions to
     the oldest batch not committed, which comes back after a pause."""
-    settings = runtime.settings
     pipeline = Pipeline(purpose, max_pending)
     runtime.pipelines.append(pipeline)
 
-    @runtime.broker.subscriber(
-        settings.topic(topic),
-        group_id=settings.consumer_group(runtime.service, purpose),
-        auto_offset_reset="earliest",
-        # Offsets are committed by the pipeline, batch by batch, as their work finishes.
-        ack_policy=AckPolicy.MANUAL,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=20,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=heartbeat_ms(settings),
-        title=f"{runtime.service}.{purpose}",
-    )
+    # Offsets are committed by the pipeline, batch by batch, as their work finishes.
+    @_batch_subscriber(runtime, topic, purpose, AckPolicy.MANUAL, max_records)
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)

@@ -229,13 +229,19 @@ class _Gated:
         return sum(batch.count(event_id) for batch in self.handled)
 
 
-async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_order(
-    runtime: Runtime,
-) -> None:
+async def _piped(runtime: Runtime) -> _Gated:
+    """Starts `runtime` with a pipelined consumer `piped` running a `_Gated` handler."""
     handler = _Gated()
     runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
     await runtime.start([], [])
     await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+    return handler
+
+
+async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_order(
+    runtime: Runtime,
+) -> None:
+    handler = await _piped(runtime)
 
     first, second = _event(new_id("evt")), _event(new_id("evt"))  # one channel: one partition
     await runtime.publisher.publish(Topic.CHAT_EVENTS, first)
@@ -257,10 +263,7 @@ async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_o
 async def test_a_failed_second_part_brings_its_batch_and_those_after_it_again_in_order(
     runtime: Runtime,
 ) -> None:
-    handler = _Gated()
-    runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
-    await runtime.start([], [])
-    await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+    handler = await _piped(runtime)
 
     first, second, third = (_event(new_id("evt")) for _ in range(3))
     handler.fail.add(first.id)
@@ -285,10 +288,7 @@ async def test_the_stop_waits_for_pipelined_batches_and_commits_them(
 ) -> None:
     settings = make_settings(ServiceSettings, infra, new_namespace(), tmp_path)
     runtime = Runtime(settings=settings, service="probe")
-    handler = _Gated()
-    runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
-    await runtime.start([], [])
-    await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+    handler = await _piped(runtime)
     event = _event(new_id("evt"))
     await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
     await _until(lambda: handler.seen(event.id) == 1)
