@@ -293,7 +293,10 @@ class Pipeline:
         # further batch comes to do it.
         settled.add_done_callback(self._settle_soon)
 
-    def _settle_soon(self, _: object) -> None:
+    def _settle_soon(self, settled: asyncio.Future[object]) -> None:
+        if not settled.cancelled():
+            # Retrieved here: one that fails after a rewind dropped it is not "never retrieved".
+            settled.exception()
         task = asyncio.ensure_future(self._settle())
         self._settling.add(task)  # held until done, or the loop may collect it
         task.add_done_callback(self._settling.discard)
