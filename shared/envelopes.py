@@ -133,18 +133,22 @@ def encode_inbound(
     the time. The bytes are those of `InboundMessage(...).to_kafka()` (tests hold the two
     equal); the one value from outside that the model validates, the avatar URL, is checked
     the same way here and left out when it is not an http(s) URL."""
-    source = {"provider": provider, "integration_id": integration_id}
-    if external_channel_id is not None:
-        source["external_channel_id"] = external_channel_id
-    if external_message_id is not None:
-        source["external_message_id"] = external_message_id
-    if external_thread_id is not None:
-        source["external_thread_id"] = external_thread_id
-    author: dict[str, str] = {"name": author_name}
-    if avatar_url is not None and (url := _http_url(avatar_url)) is not None:
-        author["avatar_url"] = url
-    if author_external_id is not None:
-        author["external_id"] = author_external_id
+    source = {
+        "provider": provider,
+        "integration_id": integration_id,
+        **_present(
+            external_channel_id=external_channel_id,
+            external_message_id=external_message_id,
+            external_thread_id=external_thread_id,
+        ),
+    }
+    author = {
+        "name": author_name,
+        **_present(
+            avatar_url=_http_url(avatar_url) if avatar_url is not None else None,
+            external_id=author_external_id,
+        ),
+    }
     fields: dict[str, Any] = {
         "id": id,
         "type": type,
@@ -154,20 +158,21 @@ def encode_inbound(
         "author": author,
         "text": text,
         "attachments": attachments,
+        **_present(blocks=blocks, thread_id=thread_id, message_id=message_id),
+        "imported": imported,
+        "occurred_at": occurred_at,
     }
-    if blocks is not None:
-        fields["blocks"] = blocks
-    if thread_id is not None:
-        fields["thread_id"] = thread_id
-    if message_id is not None:
-        fields["message_id"] = message_id
-    fields["imported"] = imported
-    fields["occurred_at"] = occurred_at
     try:
         value = orjson.dumps(fields, option=orjson.OPT_UTC_Z)
     except TypeError:  # what orjson cannot write (an integer over 64 bits in blocks): the model can
         value = InboundMessage.model_validate(fields).to_kafka()
     return Encoded(id, channel_id.encode(), value)
+
+
+def _present(**fields: Any) -> dict[str, Any]:
+    """The fields that have a value, in their order: what the model's dump leaves out when
+    it is None is left out here too."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def encode_change(
