@@ -147,8 +147,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.actions = Actions(
         integrations=integrations_repo,
         connections=connections,
-        github=github_issues.GitHubIssues(client, github_issues.base_url(settings)),
-        jira=jira_issues.JiraIssues(client, jira_issues.base_url(settings)),
+        github=github_issues.GitHubIssues.for_settings(client, settings),
+        jira=jira_issues.JiraIssues.for_settings(client, settings),
         store=action_requests.IdempotencyStore(runtime.db),
         publisher=runtime.publisher,
         metrics=ActionMetrics(runtime.registry),

@@ -13,11 +13,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
 
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
+
+if TYPE_CHECKING:
+    from shared.oauth.provider import OAuthProvider
+    from shared.settings import Settings
+
+
+class IssueTracker:
+    """An issue tracker's API on the provider's API base (`HOOKHUB_<PROVIDER>_API_BASE`,
+    else the provider's own: the OAuth provider's setting). Stateless: every call takes
+    the token to use."""
+
+    oauth: ClassVar[OAuthProvider]
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self._client = client
+        self._base = base_url.rstrip("/")
+
+    @classmethod
+    def for_settings(cls, client: httpx.AsyncClient, settings: Settings) -> Self:
+        return cls(client, cls.oauth.endpoints(settings).api_base)
 
 
 @dataclass(frozen=True)

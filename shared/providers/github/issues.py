@@ -24,13 +24,13 @@ from shared.providers.issues import (
     IssueRateLimited,
     IssueRefused,
     IssueTokenRejected,
+    IssueTracker,
     IssueUnreachable,
     QuotedMessage,
     header_number,
     json_or_none,
     utc,
 )
-from shared.settings import Settings
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # GitHub's documented wait when a secondary limit names no time.
@@ -40,17 +40,10 @@ MAX_BODY = 65_536
 _ERROR_TEXT_MAX = 500
 
 
-def base_url(settings: Settings) -> str:
-    """`HOOKHUB_GITHUB_API_BASE`, else GitHub's own (the OAuth provider's, one setting)."""
-    return OAUTH.endpoints(settings).api_base
+class GitHubIssues(IssueTracker):
+    """GitHub's issues API."""
 
-
-class GitHubIssues:
-    """Stateless: every call takes the token to use."""
-
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
-        self._client = client
-        self._base = base_url.rstrip("/")
+    oauth = OAUTH
 
     async def create(
         self,

@@ -20,12 +20,12 @@ from shared.providers.issues import (
     IssueRateLimited,
     IssueRefused,
     IssueTokenRejected,
+    IssueTracker,
     IssueUnreachable,
     header_number,
     json_or_none,
 )
 from shared.providers.jira.oauth import OAUTH
-from shared.settings import Settings
 
 # When a 429 says nothing about how long to wait.
 DEFAULT_RETRY_AFTER = 10.0
@@ -34,17 +34,10 @@ _ERROR_TEXT_MAX = 500
 _FIELD_ERRORS = {"project": "project_unknown", "issuetype": "issue_type_unknown"}
 
 
-def base_url(settings: Settings) -> str:
-    """`HOOKHUB_JIRA_API_BASE`, else `https://api.atlassian.com` (the OAuth provider's)."""
-    return OAUTH.endpoints(settings).api_base
-
-
-class JiraIssues:
+class JiraIssues(IssueTracker):
     """Stateless: every call takes the token and the site's cloud id."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
-        self._client = client
-        self._base = base_url.rstrip("/")
+    oauth = OAUTH
 
     async def create(
         self,
