@@ -317,3 +317,20 @@ def consumed(service: str) -> frozenset[tuple[str, str]]:
         for topic in subscriber.topic_names_for_subscribe:
             pairs.add((str(subscriber.group_id), str(topic)))
     return frozenset(pairs)
+
+
+class FakeClock:
+    """Time that passes only when someone sleeps: shared by the fake Slack's limits and the
+    reader's pacing, so a minute of pacing takes no time and is still measured."""
+
+    def __init__(self) -> None:
+        self.now = 10_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)

@@ -49,16 +49,13 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
 
-    async def history_tier() -> str:
-        return (await apps.values("slack")).get("history_tier") or "tier3"
-
     service = ImportService(
         settings=settings,
         db=runtime.db,
         jobs=job_repository,
         connections=connections,
         mappings=mappings.MappingRepository(runtime.db),
-        history_tier=history_tier,
+        history_tier=apps.slack_history_tier,
     )
     metrics = ImportMetrics(runtime.registry)
     counted = jobs_gauge()

@@ -26,8 +26,9 @@ from shared.mongo import Database, Document
 from shared.providers.chat import ChatProvider
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.history import Conversation
+from shared.providers.slack import limits
 from shared.providers.slack.export import ExportLimits, SlackExport
-from shared.providers.slack.history import LIMITED, TIER_3, SlackHistory
+from shared.providers.slack.history import SlackHistory
 from shared.providers.slack.messages import SlackChat
 from shared.settings import ImporterSettings
 
@@ -206,9 +207,7 @@ class ImportService:
             if tier not in self._histories:
                 # One per tier, shared by the jobs of this replica: its pacers keep them
                 # together within the tier.
-                self._histories[tier] = SlackHistory(
-                    provider.api, LIMITED if tier == "limited" else TIER_3
-                )
+                self._histories[tier] = SlackHistory(provider.api, limits.history_tier(tier))
             return SlackApiSource(
                 connections=self._connections,
                 integration=integration,

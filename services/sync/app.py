@@ -40,6 +40,7 @@ from shared.integrations.model import IntegrationSnapshot
 from shared.mongo import BatchedWriter
 from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
+from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.chats import chat_providers, provider_client
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
@@ -52,7 +53,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, SyncSettings)
     client = provider_client(settings.sync_max_connections, settings.provider_timeout_seconds)
-    providers = chat_providers(settings, client)
+    apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
+    # Catch-up and the search for a post after a crash read Slack's history: paced to the
+    # app's tier, so that a start with a thousand mappings does not burst past it.
+    providers = chat_providers(settings, client, apps.slack_history_tier)
     metrics = SyncMetrics(runtime.registry)
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(

@@ -105,6 +105,11 @@ class AppDirectory:
         stored = open_values(await self._repository.get(provider), self._box)
         return {**from_environment(self._settings, provider), **stored}
 
+    async def slack_history_tier(self) -> str:
+        """The Slack app's `history_tier` (`tier3` or `limited`): how fast its history may
+        be read (shared.providers.slack.limits)."""
+        return (await self.values("slack")).get("history_tier") or "tier3"
+
     async def oauth_client(self, provider: str) -> AppCredentials | None:
         """The OAuth client id and secret, or None when either is missing."""
         values = await self.values(provider)

@@ -4,6 +4,7 @@ importer use them through `shared.providers.chat.ChatProvider`."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -43,9 +44,15 @@ def provider_client(max_connections: int, timeout_seconds: float) -> GatedClient
     )
 
 
-def chat_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, ChatProvider]:
+def chat_providers(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    slack_history_tier: Callable[[], Awaitable[str | None]] | None = None,
+) -> dict[str, ChatProvider]:
+    """`slack_history_tier`: the Slack app's history tier, which Slack's history reads are
+    paced to (Tier 3 without it)."""
     providers: list[ChatProvider] = [
-        SlackChat(slack_api.SlackApi(client, slack_api.base_url(settings))),
+        SlackChat(slack_api.SlackApi(client, slack_api.base_url(settings)), slack_history_tier),
         TelegramChat(TelegramApi(client, settings.telegram_api_base)),
         DiscordChat(discord_api.DiscordApi(client, discord_api.base_url(settings))),
     ]

@@ -4,7 +4,6 @@ resuming from any checkpoint, users.list pages, quarantined records, the window.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -19,26 +18,10 @@ from shared.providers.history import HistoryRecord
 from shared.providers.slack.api import SlackApi
 from shared.providers.slack.history import LIMITED, TIER_3, SlackHistory, Tier
 from tests.fakes.slack import FakeSlack, history_message
+from tests.support import FakeClock
 
 BASE = 1_700_000_000
 CHANNEL = "C0HIST"
-
-
-class FakeClock:
-    """Time that passes only when someone sleeps: shared by the fake Slack's limits and the
-    reader's pacing, so a minute of pacing takes no time and is still measured."""
-
-    def __init__(self) -> None:
-        self.now = 10_000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ including the signed echo of our own posts as the gateway would receive it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,13 +26,14 @@ from shared.providers.chat import (
     MessageChange,
     OutboundPost,
     PermanentError,
+    RateLimited,
     SenderMarks,
 )
 from shared.providers.slack.api import SlackApi
 from shared.providers.slack.messages import SlackChat, escape
 from shared.providers.slack.webhooks import WEBHOOKS
 from tests.fakes.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
-from tests.support import serve
+from tests.support import FakeClock, serve
 
 ME = BotIdentity(user_id="U0BOT", bot_id="B0BOT", app_id="A0APP", team_id="T0TEAM")
 
@@ -609,6 +611,58 @@ async def test_find_post(chat: SlackChat, slack: FakeSlack, token: str) -> None:
         token, "C0GENERAL", "msg_reply", since, thread_external_id=root.external_message_id
     )
     assert in_thread is not None and in_thread.external_message_id == reply.external_message_id
+
+
+@pytest.mark.parametrize(
+    ("tier", "reads", "immediate", "interval"),
+    [("tier3", 30, 10, 60 / 41), (None, 30, 10, 60 / 41), ("limited", 3, 1, 60.0)],
+)
+async def test_history_reads_keep_to_the_apps_tier(
+    slack: FakeSlack,
+    token: str,
+    tier: str | None,
+    reads: int,
+    immediate: int,
+    interval: float,
+) -> None:
+    """A burst, then the tier's pace: what Slack allows in any minute is never exceeded
+    (the fake counts every minute and answers 429 beyond it)."""
+    clock = FakeClock()
+    slack.clock = clock
+    per_minute = 1 if tier == "limited" else 50
+    slack.tier_limit("conversations.history", per_minute)
+    refused = slack.limited
+
+    async def app_tier() -> str | None:
+        return tier
+
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            api = SlackApi(client, slack.base_url + "/api")
+            chat = SlackChat(api, app_tier, clock=clock, sleep=clock.sleep)
+            since = datetime.now(UTC) - timedelta(seconds=1)
+            for _ in range(reads):
+                await chat.history(token, "C0GENERAL", since, 10)
+    finally:
+        slack.tier_limit("conversations.history", None)
+        slack.clock = time.monotonic
+    assert slack.limited == refused  # no 429
+    assert len(clock.slept) == reads - immediate
+    assert clock.slept == pytest.approx([interval] * (reads - immediate))
+
+
+async def test_a_history_429_holds_every_read_with_the_token(slack: FakeSlack, token: str) -> None:
+    clock = FakeClock()
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        chat = SlackChat(SlackApi(client, slack.base_url + "/api"), clock=clock, sleep=clock.sleep)
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        slack.rate_limit("conversations.history", "C0GENERAL", retry_after=7)
+        with pytest.raises(RateLimited):
+            await chat.history(token, "C0GENERAL", since, 10)
+        assert clock.slept == []
+        # Another channel, the same token and method: it waits the Retry-After out too.
+        assert await chat.find_post(token, "C0OLD", "msg_none", since) is None
+    assert clock.slept == [pytest.approx(7.0)]
 
 
 async def test_events_from_the_fake_verify_and_parse_like_slacks(

@@ -9,7 +9,7 @@ token always goes in the `Authorization: Bearer` header (required for JSON bodie
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -208,35 +208,6 @@ class SlackApi:
             },
         )
         return _page(data, "messages")
-
-    async def history(
-        self,
-        token: str,
-        channel: str,
-        *,
-        oldest: str | None = None,
-        latest: str | None = None,
-        include_all_metadata: bool = False,
-        limit: int = 200,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every message of `conversations_history`, page after page. A RateLimited raised
-        mid-way loses the place: callers that must resume page themselves."""
-        cursor: str | None = None
-        while True:
-            page = await self.conversations_history(
-                token,
-                channel,
-                cursor=cursor,
-                oldest=oldest,
-                latest=latest,
-                include_all_metadata=include_all_metadata,
-                limit=limit,
-            )
-            for message in page.items:
-                yield message
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
 
 
 def _form_value(value: Any) -> str:

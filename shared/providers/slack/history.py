@@ -55,6 +55,17 @@ from shared.providers.chat import (
 )
 from shared.providers.history import HistoryRecord, Quarantined
 from shared.providers.slack.api import Page, SlackApi
+from shared.providers.slack.limits import (
+    HISTORY,
+    LIMITED,
+    REPLIES,
+    TIER_2,
+    TIER_3,
+    Clock,
+    Pacer,
+    Sleep,
+    Tier,
+)
 from shared.providers.slack.messages import author_of, change_of, reactions_of
 
 __all__ = [
@@ -66,61 +77,17 @@ __all__ = [
     "Tier",
 ]
 
-HISTORY = "conversations.history"
-REPLIES = "conversations.replies"
 USERS = "users.list"
 
 
-@dataclass(frozen=True)
-class Tier:
-    """Slack's limit for one method: requests a minute, and messages a page."""
-
-    per_minute: float
-    page_size: int
-
-    def __post_init__(self) -> None:
-        if self.per_minute <= 0 or self.page_size < 1:
-            raise ValueError("a tier needs requests per minute > 0 and a page size >= 1")
-
-
-# conversations.history|replies for Marketplace and internal apps (Slack says "50+").
-TIER_3 = Tier(50, 200)
-# The same methods for commercially distributed apps outside the Marketplace.
-LIMITED = Tier(1, 15)
-# users.list ("20+"); its pages are not limited to 15.
-TIER_2 = Tier(20, 200)
 # The part of a tier an import uses: the rest is left to live sync's calls of the same methods.
 IMPORT_SHARE = 0.8
 # An outage (5xx, no answer) is retried this many times, waiting 1, 2, 4, 8 s, then raised.
 UNREACHABLE_RETRIES = 4
 MAX_BACKOFF = 30.0
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-class _Pacer:
-    """Requests of one method with one token, at least `interval` seconds apart, and none
-    before a 429's Retry-After has passed."""
-
-    def __init__(self, interval: float, clock: Clock, sleep: Sleep) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._sleep = sleep
-        self._next = -math.inf
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            delay = self._next - self._clock()
-            if delay > 0:
-                await self._sleep(delay)
-            self._next = self._clock() + self._interval
-
-    def hold(self, seconds: float) -> None:
-        self._next = max(self._next, self._clock() + seconds)
 
 
 @dataclass(frozen=True)
@@ -167,7 +134,7 @@ class SlackHistory:
         self._clock = clock
         self._sleep = sleep
         self._retries = retries
-        self._pacers: dict[tuple[str, str], _Pacer] = {}
+        self._pacers: dict[tuple[str, str], Pacer] = {}
         self.rate_limited = 0  # 429s answered to these reads, for the job's metrics
 
     # -- what a job shows --------------------------------------------------------------------
@@ -356,10 +323,10 @@ class SlackHistory:
 
     # -- pacing ------------------------------------------------------------------------------
 
-    def _pacer(self, token: str, method: str) -> _Pacer:
+    def _pacer(self, token: str, method: str) -> Pacer:
         pacer = self._pacers.get((token, method))
         if pacer is None:
-            pacer = _Pacer(self.seconds_per_request(method), self._clock, self._sleep)
+            pacer = Pacer(self.seconds_per_request(method), self._clock, self._sleep)
             self._pacers[(token, method)] = pacer
         return pacer
 

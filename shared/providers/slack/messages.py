@@ -12,8 +12,10 @@ System messages (joins, topic changes, pins, ...) are not bridged: their change 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,16 +29,21 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    RateLimited,
     SenderMarks,
     UserLookup,
 )
-from shared.providers.slack.api import SlackApi
+from shared.providers.slack.api import Page, SlackApi
+from shared.providers.slack.limits import HISTORY, REPLIES, Clock, Pacer, Sleep, history_tier
 
 MESSAGE_EVENT = "event_callback.message"
 # The metadata event type hookhub's posts carry, with `{"message_id": <chat message id>}`.
 METADATA_EVENT_TYPE = "hookhub_message"
 # Slack asks for about one message a second per channel (bursts are tolerated, not promised).
 PACE_SECONDS = 1.0
+# History reads at once before the tier's pace applies (Tier 3: "Sporadic bursts are
+# welcome"): a catch-up of a few channels, or a post looked for after a crash, does not wait.
+HISTORY_BURST = 10
 
 # Subtypes that are someone saying something: bridged. Every other subtype (channel_join,
 # channel_leave, channel_topic, channel_purpose, channel_name, pinned_item, message_replied,
@@ -50,10 +57,25 @@ _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 
 
 class SlackChat:
+    """`history_tier`: the Slack app's `history_tier` setting (`tier3`, `limited`), asked
+    before each history read; the history methods are paced to it per token (Tier 3 when
+    not given)."""
+
     name = "slack"
 
-    def __init__(self, api: SlackApi) -> None:
+    def __init__(
+        self,
+        api: SlackApi,
+        history_tier: Callable[[], Awaitable[str | None]] | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.api = api
+        self._history_tier = history_tier
+        self._clock = clock
+        self._sleep = sleep
+        self._pacers: dict[tuple[str, str, float], Pacer] = {}
 
     def pace_seconds(self, external_channel_id: str) -> float:
         return PACE_SECONDS
@@ -157,29 +179,68 @@ class SlackChat:
         me = await self.identity(token)
         oldest = f"{since.timestamp():.6f}"
         if thread_external_id is None:
-            messages = self.api.history(
-                token, external_channel_id, oldest=oldest, include_all_metadata=True
-            )
-            async for message in messages:
-                if _tagged(message, tag, me):
-                    return Posted(_str(message.get("ts")) or "", _str(message.get("thread_ts")))
-            return None
-        cursor: str | None = None
-        while True:
-            page = await self.api.conversations_replies(
+            pages = self._pages(
                 token,
-                external_channel_id,
-                thread_external_id,
-                cursor=cursor,
-                oldest=oldest,
-                include_all_metadata=True,
+                HISTORY,
+                lambda cursor: self.api.conversations_history(
+                    token,
+                    external_channel_id,
+                    cursor=cursor,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                ),
             )
+        else:
+            pages = self._pages(
+                token,
+                REPLIES,
+                lambda cursor: self.api.conversations_replies(
+                    token,
+                    external_channel_id,
+                    thread_external_id,
+                    cursor=cursor,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                ),
+            )
+        async for page in pages:
             for message in page.items:
                 if _tagged(message, tag, me):
-                    return Posted(_str(message.get("ts")) or "", thread_external_id)
-            if page.next_cursor is None:
-                return None
-            cursor = page.next_cursor
+                    thread = thread_external_id or _str(message.get("thread_ts"))
+                    return Posted(_str(message.get("ts")) or "", thread)
+        return None
+
+    async def _pages(
+        self, token: str, method: str, page: Callable[[str | None], Awaitable[Page]]
+    ) -> AsyncIterator[Page]:
+        """Every page of a history method, each paced to the app's tier for this token; a
+        429 holds the pacer for its Retry-After (other reads with the token wait too) and
+        is raised, like any error, to the caller."""
+        pacer = await self._pacer(token, method)
+        cursor: str | None = None
+        while True:
+            await pacer.wait()
+            try:
+                found = await page(cursor)
+            except RateLimited as exc:
+                pacer.hold(exc.retry_after)
+                raise
+            yield found
+            if found.next_cursor is None:
+                return
+            cursor = found.next_cursor
+
+    async def _pacer(self, token: str, method: str) -> Pacer:
+        tier = history_tier(await self._history_tier() if self._history_tier else None)
+        # Keyed by the token's digest, not the token (nothing secret kept as a key).
+        key = (hashlib.sha256(token.encode()).hexdigest(), method, tier.per_minute)
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            # `burst` at once, then a pace that keeps any minute within the tier's count.
+            burst = int(max(1, min(HISTORY_BURST, tier.per_minute)))
+            interval = 60.0 / (tier.per_minute - burst + 1)
+            pacer = self._pacers[key] = Pacer(interval, self._clock, self._sleep, burst=burst)
+        return pacer
 
     # -- inbound -------------------------------------------------------------------------------
 
@@ -189,11 +250,15 @@ class SlackChat:
         """`conversations.history` from `since` (`oldest`, exclusive). It lists the
         channel's messages and thread replies also sent to the channel, not other thread
         replies: those written while sync could not hear the channel are not recovered."""
-        messages: list[dict[str, Any]] = []
-        async for message in self.api.history(
-            token, external_channel_id, oldest=f"{since.timestamp():.6f}"
-        ):
-            messages.append(message)
+        oldest = f"{since.timestamp():.6f}"
+        pages = self._pages(
+            token,
+            HISTORY,
+            lambda cursor: self.api.conversations_history(
+                token, external_channel_id, cursor=cursor, oldest=oldest
+            ),
+        )
+        messages = [message async for page in pages for message in page.items]
         messages.sort(key=lambda message: float(_str(message.get("ts")) or 0))
         changes = []
         for message in messages:
