@@ -13,6 +13,10 @@ dispatches with a sequence per session, Resume replaying what the session missed
 op 9 and the documented close codes. Every message created, edited or deleted, through REST
 or by a test's user, is dispatched to the sessions that may see it (the echo of our own sends
 included, as Discord does).
+
+OAuth2 (on the strict server of tests/fakes/oauth_server.py): bot authorisation, whose token
+answer names the guild and whose callback adds `guild_id`; `GET /api/v10/users/@me` with an
+access token (`Bearer`) is the authorising user; RFC 7009 revocation with HTTP Basic.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -37,6 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from tests.fakes.oauth_server import FakeAuthorizationServer, answer
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -273,14 +279,28 @@ class _Route:
 DEFAULT_LIMIT = (50, 1.0)
 
 
-class FakeDiscord:
+class FakeDiscord(FakeAuthorizationServer):
+    provider = "discord"
+    authorize_path = "/oauth2/authorize"
+    token_path = "/api/oauth2/token"
+    api_path = API_PREFIX
+    revoke_path = "/api/oauth2/token/revoke"
+    oauth_guild: ClassVar[dict[str, str]] = {"id": "G0GUILD", "name": "Guild of Tests"}
+    oauth_user: ClassVar[dict[str, str]] = {
+        "id": "U0USER",
+        "username": "alice",
+        "global_name": "Alice",
+    }
+
     def __init__(
         self,
         *,
         heartbeat_interval_ms: int = 41_250,
         heartbeat_grace_ms: int | None = None,
         session_start_total: int = 1000,
+        **oauth: Any,
     ) -> None:
+        super().__init__(**oauth)
         self.base_url = ""  # set by the test once served
         self.heartbeat_interval_ms = heartbeat_interval_ms
         # A connection that sends no heartbeat for interval + grace is closed with 4009.
@@ -580,6 +600,7 @@ class FakeDiscord:
                     methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
                 ),
                 *self._gateway_routes(),
+                *self.routes(),  # the OAuth2 side (its /healthz is the one above)
             ]
         )
 
@@ -718,6 +739,8 @@ class FakeDiscord:
             return error.response()
         record.route = route.name
         bot = self._authenticate(request)
+        if bot is None and route.name == GET_CURRENT_USER and self.bearer(request):
+            return JSONResponse(self.oauth_user)  # an OAuth2 access token's user (identify)
         if route.auth and bot is None:
             return DiscordError(401, 0, "401: Unauthorized").response()
         major = _major(route.template, params)
@@ -1619,6 +1642,30 @@ class FakeDiscord:
         if any(m.get("id") == bot_id for m in data.get("mentions", [])):
             return data
         return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+
+    # -- OAuth2 ----------------------------------------------------------------------------------
+
+    def callback_extras(self) -> dict[str, str]:
+        return {"guild_id": self.oauth_guild["id"], "permissions": "0"}
+
+    def token_answer(
+        self, grant_type: str, status: int, body: dict[str, Any], headers: Any
+    ) -> Response:
+        if status == 200 and grant_type == "authorization_code" and "bot" in body.get("scope", ""):
+            body = {**body, "guild": {**self.oauth_guild, "owner_id": "U0OWNER", "features": []}}
+        return answer(status, body, headers)
+
+    async def _oauth_revoke(self, request: Request) -> Response:
+        if not self.client_authenticated(request):
+            return JSONResponse({"error": "invalid_client"}, 401)
+        self.revoke(str((await request.form()).get("token") or ""))
+        return JSONResponse({})
+
+    def routes(self) -> list[Route]:
+        return [
+            *super().routes(),
+            Route("/api/oauth2/token/revoke", self._oauth_revoke, methods=["POST"]),
+        ]
 
 
 # Close codes after which the session cannot be resumed (Gateway close event codes).

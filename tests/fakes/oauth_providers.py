@@ -1,20 +1,23 @@
-"""Fake Discord, GitHub, Atlassian and Google: their OAuth endpoints in their own shapes (on
-the strict server of tests/fakes/oauth_server.py), the API calls hookhub makes after
-connecting, and their revocation endpoints. Real HTTP on loopback. FakeSlack, which also
-fakes the Web and Events APIs, lives in tests/fakes/slack.py and is re-exported here."""
+"""Fake GitHub, Atlassian and Google: their OAuth endpoints in their own shapes (on the strict
+server of tests/fakes/oauth_server.py), the API calls hookhub makes after connecting, and their
+revocation endpoints. Real HTTP on loopback. FakeSlack and FakeDiscord, which also fake the
+rest of their provider (Slack's Web and Events APIs; Discord's REST API and Gateway), live in
+tests/fakes/slack.py and tests/fakes/discord.py and are re-exported here: `FAKES` is every
+provider's one fake, by provider name."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.oauth_server import FakeAuthorizationServer, answer
 from tests.fakes.slack import FakeSlack
 
@@ -23,45 +26,6 @@ __all__ = ["FAKES", "FakeAtlassian", "FakeDiscord", "FakeGitHub", "FakeGoogle", 
 
 def _form_token(form: Any) -> str:
     return str(form.get("token") or "")
-
-
-class FakeDiscord(FakeAuthorizationServer):
-    """Bot authorisation: the token answer names the guild, the callback adds guild_id."""
-
-    provider = "discord"
-    authorize_path = "/oauth2/authorize"
-    token_path = "/api/oauth2/token"
-    api_path = "/api/v10"
-    revoke_path = "/api/oauth2/token/revoke"
-    guild: ClassVar[dict[str, str]] = {"id": "G0GUILD", "name": "Guild of Tests"}
-
-    def callback_extras(self) -> dict[str, str]:
-        return {"guild_id": self.guild["id"], "permissions": "0"}
-
-    def token_answer(
-        self, grant_type: str, status: int, body: dict[str, Any], headers: Any
-    ) -> Response:
-        if status == 200 and grant_type == "authorization_code" and "bot" in body.get("scope", ""):
-            body = {**body, "guild": {**self.guild, "owner_id": "U0OWNER", "features": []}}
-        return answer(status, body, headers)
-
-    def routes(self) -> list[Route]:
-        async def me(request: Request) -> Response:
-            if self.bearer(request) is None:
-                return JSONResponse({"message": "401: Unauthorized", "code": 0}, 401)
-            return JSONResponse({"id": "U0USER", "username": "alice", "global_name": "Alice"})
-
-        async def revoke(request: Request) -> Response:
-            if not self.client_authenticated(request):
-                return JSONResponse({"error": "invalid_client"}, 401)
-            self.revoke(_form_token(await request.form()))
-            return JSONResponse({})
-
-        return [
-            *super().routes(),
-            Route("/api/v10/users/@me", me),
-            Route("/api/oauth2/token/revoke", revoke, methods=["POST"]),
-        ]
 
 
 class FakeGitHub(FakeAuthorizationServer):

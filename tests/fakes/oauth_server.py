@@ -6,8 +6,9 @@ URIs compared exactly, codes single-use and short-lived, refresh tokens rotated,
 rotated refresh token that comes back revokes the whole grant (OAuth 2.0 Security BCP:
 reuse means two parties hold it). It counts what it sees, so tests can assert on it.
 
-The provider fakes (tests/fakes/oauth_providers.py) subclass it to answer in each
-provider's own shapes and to serve the API calls hookhub makes after connecting.
+The provider fakes (FakeSlack in tests/fakes/slack.py, FakeDiscord in tests/fakes/discord.py,
+the others in tests/fakes/oauth_providers.py, whose `FAKES` names them all) subclass it to
+answer in each provider's own shapes and to serve the API calls hookhub makes after connecting.
 """
 
 from __future__ import annotations

@@ -5,10 +5,13 @@ codes, permissions as a client computes them, history order, webhooks, rate-limi
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -27,6 +30,7 @@ from tests.fakes.discord import (
     VIEW_CHANNEL,
     FakeDiscord,
 )
+from tests.fakes.oauth_server import REDIRECT_URI
 from tests.support import serve
 
 TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAx.fake.bot-token"
@@ -289,6 +293,42 @@ async def test_global_429_and_server_errors_on_demand(
     assert (await api.get("/users/@me")).status_code == 502
     assert (await api.get("/users/@me")).status_code == 200
     assert fake.rate_limited == 1
+
+
+async def test_the_oauth2_side_on_the_same_server(fake: FakeDiscord) -> None:
+    """Bot authorisation with PKCE: the callback adds guild_id, the token answer names the
+    guild; the access token reads /users/@me as the user, not the bot, and makes no bot
+    calls; revoking it (RFC 7009, HTTP Basic) ends it."""
+    verifier = "v" * 64
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    query = {
+        "client_id": fake.client.client_id,
+        "redirect_uri": REDIRECT_URI,
+        "response_type": "code",
+        "scope": "bot identify guilds",
+        "state": "s1",
+        "code_challenge": challenge.decode().rstrip("="),
+        "code_challenge_method": "S256",
+    }
+    app = httpx.BasicAuth(fake.client.client_id, fake.client.client_secret)
+    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+        consent = await client.get("/oauth2/authorize", params=query)
+        callback = dict(parse_qsl(urlsplit(consent.headers["location"]).query))
+        assert callback["state"] == "s1" and callback["guild_id"] == "G0GUILD"
+        form = {"grant_type": "authorization_code", "code": callback["code"]}
+        form |= {"redirect_uri": REDIRECT_URI, "code_verifier": verifier}
+        granted = (await client.post("/api/oauth2/token", data=form, auth=app)).json()
+        assert granted["token_type"] == "Bearer" and granted["guild"]["id"] == "G0GUILD"
+        assert {"access_token", "expires_in", "refresh_token", "scope"} <= set(granted)
+        bearer = {"Authorization": f"Bearer {granted['access_token']}"}
+        me = await client.get("/api/v10/users/@me", headers=bearer)
+        assert me.status_code == 200 and me.json()["id"] == "U0USER"
+        assert error(await client.get(f"/api/v10/channels/{CHANNEL}", headers=bearer))[0] == 401
+        revoked = await client.post(
+            "/api/oauth2/token/revoke", data={"token": granted["refresh_token"]}, auth=app
+        )
+        assert revoked.status_code == 200
+        assert error(await client.get("/api/v10/users/@me", headers=bearer))[0] == 401
 
 
 # -- Gateway -----------------------------------------------------------------------------------
