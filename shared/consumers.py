@@ -194,16 +194,17 @@ def consume_pipelined(
     handler: Callable[[list[E]], Awaitable[Awaitable[object]]],
     *,
     max_records: int = 500,
-    max_pending: int = 8,
+    max_pending: int = 5_000,
 ) -> Pipeline:
     """Like `consume_batch`, for handlers whose work has two parts: what must be done before
     the next batch is handled (publishing, in order), and what must only be done before
     the batch's offsets are committed (a MongoDB write). The handler does the first part
-    and returns an awaitable of the second. Up to `max_pending` batches' second parts run
-    while later batches are handled; offsets are committed in order, as each finishes, so
-    a crash redelivers every batch whose second part had not finished (the handler must be
-    idempotent, as for `consume_batch`). A failure in either part rewinds the partitions to
-    the oldest batch not committed, which comes back after a pause."""
+    and returns an awaitable of the second. The second parts of batches holding up to
+    `max_pending` records run while later batches are handled; offsets are committed in
+    order, as each finishes, so a crash redelivers every batch whose second part had not
+    finished (the handler must be idempotent, as for `consume_batch`). A failure in either
+    part rewinds the partitions to the oldest batch not committed, which comes back after a
+    pause."""
     pipeline = Pipeline(purpose, max_pending)
     runtime.pipelines.append(pipeline)
 
@@ -241,6 +242,7 @@ def consume_pipelined(
 class _Batch:
     first: dict[TopicPartition, int]  # where to seek to read it again
     next: dict[TopicPartition, int]  # what to commit once it is done
+    size: int
     settled: asyncio.Future[object] | None = None
 
     @classmethod
@@ -251,16 +253,30 @@ class _Batch:
             tp = TopicPartition(record.topic, record.partition)
             first[tp] = min(first.get(tp, record.offset), record.offset)
             after[tp] = max(after.get(tp, 0), record.offset + 1)
-        return cls(first, after)
+        return cls(first, after, len(records))
+
+    def failed(self) -> bool:
+        settled = self.settled
+        return (
+            settled is not None
+            and settled.done()
+            and (settled.cancelled() or settled.exception() is not None)
+        )
 
 
 class Pipeline:
-    """A pipelined consumer's batches whose second part is still running, oldest first."""
+    """A pipelined consumer's batches whose second part is still running, oldest first.
+
+    Bounded by records, not batches: under a light load a batch holds a record or two, and
+    a bound of a few batches made the consumer wait for one slow MongoDB write every time
+    it was reached. Commits happen beside the consumer (as batches settle), never on its
+    way to the next batch."""
 
     def __init__(self, purpose: str, max_pending: int) -> None:
         self.purpose = purpose
         self._max_pending = max_pending
         self._batches: deque[_Batch] = deque()
+        self._records = 0  # in the batches pending
         self._consumer: Any = None
         self._lock = asyncio.Lock()
         self._settling: set[asyncio.Task[bool]] = set()
@@ -270,18 +286,30 @@ class Pipeline:
         return len(self._batches)
 
     async def room(self, consumer: Any, batch: _Batch) -> bool:
-        """Commits what has finished, waits while `max_pending` batches run; False when a
-        failed batch rewound the partitions (`batch` is read again, so not handled now)."""
+        """Waits while the batches pending hold `max_pending` records; False when a failed
+        batch rewound the partitions (`batch` is read again, so not handled now)."""
         self._consumer = consumer
         while True:
-            if not await self._settle():
+            if self._failed():
                 await self.rewind(batch)
                 return False
-            if len(self._batches) < self._max_pending:
+            if self._records < self._max_pending:
                 return True
-            head = self._batches[0].settled
-            assert head is not None
-            await asyncio.wait({head})
+            running = [b.settled for b in self._batches if b.settled and not b.settled.done()]
+            if running:
+                await asyncio.wait({running[0]})
+            else:
+                await self._settle()  # all done, not yet committed: committed now
+
+    def _failed(self) -> bool:
+        """Whether the oldest batch not yet committed failed (a later one failing waits for
+        those before it: they may still rewind it all)."""
+        for pending in self._batches:
+            if pending.settled is None or not pending.settled.done():
+                return False
+            if pending.failed():
+                return True
+        return False
 
     def add(self, batch: _Batch, rest: Awaitable[object] | None) -> None:
         settled: asyncio.Future[object] = (
@@ -289,6 +317,7 @@ class Pipeline:
         )
         batch.settled = settled
         self._batches.append(batch)
+        self._records += batch.size
         # Committed as soon as it (and every batch before it) is done, also when no
         # further batch comes to do it.
         settled.add_done_callback(self._settle_soon)
@@ -316,7 +345,9 @@ class Pipeline:
                 if settled.cancelled() or settled.exception() is not None:
                     failed = True
                     break
-                offsets.update(self._batches.popleft().next)
+                done = self._batches.popleft()
+                self._records -= done.size
+                offsets.update(done.next)
             await self._commit(offsets)
             return not failed
 
@@ -358,6 +389,7 @@ class Pipeline:
                     )
                     break
             self._batches.clear()  # what still runs is not committed; it comes again
+            self._records = 0
             consumer = self._consumer
             if consumer is not None:
                 owned = consumer.assignment()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared import consumers
 from shared.envelopes import ChatEvent, Topic
 from shared.idempotency import ClaimBusy, Outcome, ProcessedLedger
 from shared.ids import new_id, utcnow
@@ -229,10 +230,12 @@ class _Gated:
         return sum(batch.count(event_id) for batch in self.handled)
 
 
-async def _piped(runtime: Runtime) -> _Gated:
+async def _piped(runtime: Runtime, max_pending: int = 5_000) -> _Gated:
     """Starts `runtime` with a pipelined consumer `piped` running a `_Gated` handler."""
     handler = _Gated()
-    runtime.consume_pipelined(Topic.CHAT_EVENTS, "piped", ChatEvent, handler)
+    consumers.consume_pipelined(
+        runtime, Topic.CHAT_EVENTS, "piped", ChatEvent, handler, max_pending=max_pending
+    )
     await runtime.start([], [])
     await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
     return handler
@@ -258,6 +261,23 @@ async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_o
     handler.release(first.id)  # now both, in order, with no further batch to prompt it
     await _until_async(lambda: _committed(runtime, "piped"), 2)
     assert handler.seen(first.id) == 1 and handler.seen(second.id) == 1
+
+
+async def test_pipelined_batches_wait_while_those_pending_hold_max_pending_records(
+    runtime: Runtime,
+) -> None:
+    handler = await _piped(runtime, max_pending=2)
+    events = [_event(new_id("evt")) for _ in range(3)]
+    for event in events[:2]:  # one batch each
+        await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
+        await _until(lambda event=event: handler.seen(event.id) == 1)
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, events[2])
+    await asyncio.sleep(0.5)
+    assert handler.seen(events[2].id) == 0  # two records pending: no room
+    handler.release(events[0].id)
+    await _until(lambda: handler.seen(events[2].id) == 1)
+    handler.release(events[1].id, events[2].id)
+    await _until_async(lambda: _committed(runtime, "piped"), 3)
 
 
 async def test_a_failed_second_part_brings_its_batch_and_those_after_it_again_in_order(
