@@ -38,6 +38,7 @@ _FAILURE_PAUSE_SECONDS = 1.0
 # A broker may hold a fetch this long waiting for more data; some (tansu) do not answer as
 # soon as records arrive, so the 500 ms default becomes event latency.
 FETCH_MAX_WAIT_MS = 50
+BATCH_POLL_MS = 5
 
 
 def heartbeat_ms(settings: Settings) -> int:
@@ -132,7 +133,7 @@ def _batch_subscriber(
     runtime: Runtime, topic: str, purpose: str, ack_policy: AckPolicy, max_records: int
 ) -> Callable[[Callable[[KafkaMessage], Awaitable[None]]], Any]:
     """The broker's subscriber for a batch consumer of `topic` (group: the service's and
-    `purpose`), 20 ms to gather a batch of up to `max_records`."""
+    `purpose`), batches of up to `max_records`: whatever has been fetched when it asks."""
     settings = runtime.settings
     return runtime.broker.subscriber(
         settings.topic(topic),
@@ -142,7 +143,11 @@ def _batch_subscriber(
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         batch=True,
         max_records=max_records,
-        batch_timeout_ms=20,
+        # Not a time to gather a batch (what is fetched is handed over at once): how long
+        # FastStream waits for records, and then sleeps, when there are none. Records that
+        # arrive during the sleep wait for it, so it is event latency when idle (20 ms
+        # before: 5 ms more on average, 20 at worst), for ~100 empty polls a second.
+        batch_timeout_ms=BATCH_POLL_MS,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=heartbeat_ms(settings),
         title=f"{runtime.service}.{purpose}",
