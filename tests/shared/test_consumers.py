@@ -268,9 +268,10 @@ async def test_pipelined_batches_wait_while_those_pending_hold_max_pending_recor
 ) -> None:
     handler = await _piped(runtime, max_pending=2)
     events = [_event(new_id("evt")) for _ in range(3)]
-    for event in events[:2]:  # one batch each
-        await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
-        await _until(lambda event=event: handler.seen(event.id) == 1)
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, events[0])  # one batch each
+    await _until(lambda: handler.seen(events[0].id) == 1)
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, events[1])
+    await _until(lambda: handler.seen(events[1].id) == 1)
     await runtime.publisher.publish(Topic.CHAT_EVENTS, events[2])
     await asyncio.sleep(0.5)
     assert handler.seen(events[2].id) == 0  # two records pending: no room
