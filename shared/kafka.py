@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from shared.envelopes import Encoded, Envelope, Topic
 from shared.errors import KafkaUnavailable, PayloadTooLarge
 from shared.metrics import LATENCY_BUCKETS, Labelled
-from shared.produce import PartitionProducer
+from shared.produce import PartitionProducer, Stream
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -170,12 +170,23 @@ class EventPublisher:
             topic, [Encoded(envelope.id, partition_key, value or envelope.to_kafka())]
         )
 
-    async def publish_encoded(self, topic: Topic | str, envelopes: Sequence[Encoded]) -> None:
+    async def publish_encoded(
+        self,
+        topic: Topic | str,
+        envelopes: Sequence[Encoded],
+        *,
+        stream: Stream | None = None,
+        handed: Callable[[], None] | None = None,
+    ) -> None:
         """Envelopes already encoded, handed to the producer together and in order (one
         waiter per batch rather than one task per envelope); returns once Kafka has
         acknowledged all of them, or raises as `publish` does (some may have been written:
-        a retry publishes the same ids, which consumers deduplicate)."""
+        a retry publishes the same ids, which consumers deduplicate). `handed` is called
+        once they are in the producer's batches, `stream` orders them with the caller's
+        other publishes (shared.produce.Stream)."""
         if not envelopes:
+            if handed is not None:
+                handed()
             return
         name = self._settings.topic(topic)
         records = [
@@ -190,7 +201,7 @@ class EventPublisher:
                 raise KafkaConnectionError("publisher not connected yet")
             # No timeout of our own: the producer fails what the publish timeout leaves
             # unacknowledged, and never sends it afterwards.
-            await producer.send_many(name, records)
+            await producer.send_many(name, records, stream=stream, handed=handed)
         except asyncio.CancelledError:
             raise
         except TOO_LARGE_ERRORS as exc:  # permanent: a retry would be refused the same way

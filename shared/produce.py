@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,23 @@ _NO_COMPRESSION = 0
 _NO_PRODUCER_ID = -1  # not idempotent, not transactional
 
 
+class Stream:
+    """An ordered stream of sends by one caller that does not wait for each to be
+    acknowledged before the next (the Discord Gateway). Once one of its sends fails,
+    nothing later of it goes out: its records queued behind the failed batch fail with it,
+    and its next sends raise at once, until the caller has sent the failed ones again and
+    goes on with a new stream. So a retry never comes after something sent later."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        if self.failed is None:
+            self.failed = error
+
+
 @dataclass(eq=False)
 class _Batch:
     records: Any  # DefaultRecordBatchBuilder (the C one when aiokafka's extension is built)
@@ -65,6 +82,8 @@ class _Batch:
     count: int = 0
     # One future per publisher: a cancelled publisher cancels its own, never the batch.
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    # The ordered streams with records in it (Stream).
+    streams: set[Stream] = field(default_factory=set)
 
     def append(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> bool:
         appended = self.records.append(self.count, None, key, value, headers)
@@ -74,6 +93,9 @@ class _Batch:
         return True
 
     def settle(self, error: BaseException | None) -> None:
+        if error is not None:
+            for stream in self.streams:
+                stream.fail(error)
         for waiter in self.waiters:
             if waiter.done():  # its publisher was cancelled
                 continue
@@ -99,6 +121,23 @@ class _Lane:
             return self.full.popleft()
         batch, self.filling = self.filling, None
         return batch
+
+    def fail_behind(self, failed: _Batch, error: BaseException) -> None:
+        """The queued batches holding records of a stream that `failed` held fail too: sent,
+        they would come before the failed records' retry."""
+        broken = failed.streams
+        if not broken:
+            return
+        kept: deque[_Batch] = deque()
+        for batch in self.full:
+            if batch.streams & broken:
+                batch.settle(_for_each_record(error, batch))
+            else:
+                kept.append(batch)
+        self.full = kept
+        if self.filling is not None and self.filling.streams & broken:
+            self.filling.settle(_for_each_record(error, self.filling))
+            self.filling = None
 
 
 class PartitionProducer:
@@ -158,13 +197,20 @@ class PartitionProducer:
         self,
         topic: str,
         records: Sequence[tuple[bytes | None, bytes, list[tuple[str, bytes]]]],
+        *,
+        stream: Stream | None = None,
+        handed: Callable[[], None] | None = None,
     ) -> None:
         """Several records, in their order, in as few batches as fit; returns once Kafka
         has acknowledged every one, or raises the first batch's error. A record over the
-        size limit raises before it is added, and after those before it were (they are sent)."""
+        size limit raises before it is added, and after those before it were (they are sent).
+        `handed` is called once every record is in its batch (later sends go after them);
+        `stream`: see Stream (a failed stream raises its error here, nothing added)."""
         if self._stopped:
             raise KafkaConnectionError("the producer is stopped")
         known = self._client.cluster.partitions_for_topic(topic) or await self._partitions(topic)
+        if stream is not None and stream.failed is not None:
+            raise stream.failed
         waiters: list[asyncio.Future[None]] = []
         batch: _Batch | None = None
         try:
@@ -175,16 +221,22 @@ class PartitionProducer:
                     waiter: asyncio.Future[None] = self._loop.create_future()
                     joined.waiters.append(waiter)
                     waiters.append(waiter)
+                    if stream is not None:
+                        joined.streams.add(stream)
                 if not lane.sending:
                     # Started now, it runs in the next iteration: what this one appends joins.
                     lane.sending = True
                     task = self._loop.create_task(self._send_batches(lane))
                     self._senders.add(task)  # held until done, or the loop may collect it
                     task.add_done_callback(self._senders.discard)
-        except BaseException:
+        except BaseException as exc:
             for waiter in waiters:  # nobody will await them: as if their publisher had gone
                 waiter.cancel()
+            if stream is not None:  # those added go out: nothing later may overtake a retry
+                stream.fail(exc)
             raise
+        if handed is not None:
+            handed()
         if len(waiters) == 1:
             await waiters[0]
             return
@@ -245,6 +297,8 @@ class PartitionProducer:
                     log.exception("kafka_produce_failed", partition=str(lane.partition))
                     error = exc
                 batch.settle(_for_each_record(error, batch))
+                if error is not None:
+                    lane.fail_behind(batch, error)
         except asyncio.CancelledError:
             stopped = KafkaConnectionError("the producer stopped before Kafka answered")
             for left in (batch, *lane.full, lane.filling):

@@ -11,7 +11,9 @@ dies loses nothing, and what it had published but not recorded comes again as a 
 which the map recognises (`Inbound.events(replayed=True)`).
 
 Dispatches are handed to the inbound pipeline in batches (what arrived while the previous
-batch was published), not one by one: one Kafka round trip per batch, not per message.
+batch was handed to the producer), not one by one: one Kafka round trip per batch, not per
+message. A batch's acknowledgement and map write are waited for behind the next batches, in
+order, before the stored sequence passes it.
 A session that cannot be resumed (op 9 `d: false`, close 4007/4009, a session too old) is
 replaced by a new one, and the channels' gap is read from history (catch-up). A close code
 that no reconnect can cure (4004 bad token, 4014 intents) puts the integration in `error`
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pymongo import ReturnDocument
@@ -40,6 +43,7 @@ from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
 from shared.integrations.connections import Connections
 from shared.mongo import Database, Document
+from shared.produce import Stream
 from shared.providers.chat import RateLimited
 from shared.providers.discord.api import DiscordApi
 from shared.providers.discord.gateway import (
@@ -71,8 +75,22 @@ MAX_UNWRITTEN = 20_000
 STOP_WAIT_SECONDS = 1.0
 _jitter = random.Random()  # noqa: S311 (spreading retries in time, not secrets)
 
-# Publishes a batch; what it returns completes once the batch's copies are in the map.
-Publish = Callable[[list[ProviderEvent], bool], Awaitable[asyncio.Future[None]]]
+
+class Publish(Protocol):
+    """Publishes a batch (Inbound.publish); what it returns completes once the batch's
+    copies are in the map."""
+
+    def __call__(
+        self,
+        events: list[ProviderEvent],
+        replayed: bool = False,
+        *,
+        stream: Stream | None = None,
+        handed: Callable[[], None] | None = None,
+    ) -> Awaitable[asyncio.Future[None]]: ...
+
+
+_Outcome = asyncio.Future[None] | Exception
 Dispatch = tuple[str, dict[str, Any], int, bool]
 CatchUp = Callable[[str], Coroutine[Any, Any, object]]
 
@@ -409,44 +427,88 @@ class DiscordGateways:
         return str(info["url"])
 
     async def _publish(self, held: Held, workspace_id: str, queue: asyncio.Queue[Dispatch]) -> None:
-        """Dispatches to the chat, in batches (what arrived while the last was published),
-        in order. A batch's map write may still be going while the next batches are
-        published (up to MAX_UNWRITTEN dispatches): MongoDB's write time is not paid per
-        batch. The stored sequence follows the writes, in order (`_settle`)."""
-        writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]] = asyncio.Queue()
+        """Dispatches to the chat, in batches (what arrived while the last was handed on),
+        in order. A batch is handed to the producer and the next one formed at once: its
+        acknowledgement by Kafka and its map write (up to MAX_UNWRITTEN dispatches behind)
+        settle in `_settle`, which advances the stored sequence past them in order.
+
+        Order per channel when a publish fails: the batches go out as one ordered stream
+        (shared.produce.Stream). Once one of them fails, nothing later of the stream is
+        sent; here no batch is handed on until `_settle` has published every earlier one
+        again (in order, each acknowledged before the next), and the next goes out on a
+        new stream."""
+        writing: asyncio.Queue[tuple[list[Dispatch], bool, asyncio.Task[_Outcome]]] = (
+            asyncio.Queue()
+        )
         unwritten = _Unwritten(MAX_UNWRITTEN)
+        stream = Stream()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._settle(held, workspace_id, writing, queue, unwritten))
             while True:
                 batch = [await queue.get()]
                 while not queue.empty():
                     batch.append(queue.get_nowait())
+                if stream.failed is not None:
+                    await unwritten.drained()  # every earlier batch published again
+                    stream = Stream()
                 events = self._events(held, workspace_id, batch)
                 replayed = any(item[3] for item in batch)
+                handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                publishing = group.create_task(
+                    self._hand(events, replayed, stream, functools.partial(_resolve, handed))
+                )
+                either: set[asyncio.Future[Any]] = {publishing, handed}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                early = publishing.result() if publishing.done() else None
+                if isinstance(early, Exception):
+                    # Failed before the producer had it: nothing later may go out first.
+                    stream.fail(early)
+                await writing.put((batch, replayed, publishing))
+                await unwritten.add(len(batch))
+
+    async def _hand(
+        self,
+        events: list[ProviderEvent],
+        replayed: bool,
+        stream: Stream,
+        handed: Callable[[], None],
+    ) -> _Outcome:
+        """One batch's publish: its map write's future once Kafka acknowledged it, or why
+        it failed (returned, not raised: the task group must not end on it)."""
+        try:
+            return await self._inbound_publish(events, replayed, stream=stream, handed=handed)
+        except Exception as exc:
+            return exc
+
+    async def _settle(
+        self,
+        held: Held,
+        workspace_id: str,
+        writing: asyncio.Queue[tuple[list[Dispatch], bool, asyncio.Task[_Outcome]]],
+        queue: asyncio.Queue[Dispatch],
+        unwritten: _Unwritten,
+    ) -> None:
+        while True:
+            batch, replayed, publishing = await writing.get()
+            outcome = await publishing
+            events = self._events(held, workspace_id, batch)
+            if isinstance(outcome, BaseException):
+                # Not acknowledged (or not handed on): the batch again, before anything
+                # later is (the same envelope ids; the map's copies of what went out are
+                # not taken for a replay's).
+                log.warning(
+                    "discord_dispatches_not_published", error=repr(outcome), size=len(events)
+                )
 
                 async def publish(
                     events: list[ProviderEvent] = events, replayed: bool = replayed
                 ) -> asyncio.Future[None]:
                     return await self._inbound_publish(events, replayed)
 
-                written = await self._until_done(publish, size=len(events))
-                await writing.put((batch, written))
-                await unwritten.add(len(batch))
-
-    async def _settle(
-        self,
-        held: Held,
-        workspace_id: str,
-        writing: asyncio.Queue[tuple[list[Dispatch], asyncio.Future[None]]],
-        queue: asyncio.Queue[Dispatch],
-        unwritten: _Unwritten,
-    ) -> None:
-        while True:
-            batch, written = await writing.get()
-            await asyncio.wait({written})
-            if written.cancelled() or written.exception() is not None:
+                outcome = await self._until_done(publish, size=len(events))
+            await asyncio.wait({outcome})
+            if outcome.cancelled() or outcome.exception() is not None:
                 # Published, not written: the whole batch again (the same envelope ids).
-                events = self._events(held, workspace_id, batch)
 
                 async def again(events: list[ProviderEvent] = events) -> asyncio.Future[None]:
                     written_again = await self._inbound_publish(events, True)
@@ -504,7 +566,9 @@ def _event(
     message and its version, so a replayed dispatch is the same envelope."""
     message = str(data.get("id") or ",".join(map(str, data.get("ids") or [])))
     version = str(data.get("edited_timestamp") or "")
-    return ProviderEvent(
+    # Built, not validated: every field is made here (a model's validation per dispatch
+    # was a tenth of the path in a burst).
+    return ProviderEvent.model_construct(
         id=derived_id("discord", integration_id, kind, message, version),
         provider="discord",
         integration_id=integration_id,
@@ -530,23 +594,38 @@ def _log_failure(task: asyncio.Task[object]) -> None:
         log.warning("discord_catch_up_failed", error=repr(task.exception()))
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class _Unwritten:
     """How many dispatches are published but not yet settled; `add` waits while over the
-    limit (the batch just added may take it over: a batch is never split)."""
+    limit (the batch just added may take it over: a batch is never split), `drained` until
+    there are none."""
 
     def __init__(self, limit: int) -> None:
         self.count = 0
         self._limit = limit
         self._room = asyncio.Event()
         self._room.set()
+        self._none = asyncio.Event()
+        self._none.set()
+
+    async def drained(self) -> None:
+        await self._none.wait()
 
     async def add(self, dispatches: int) -> None:
         self.count += dispatches
+        if self.count:
+            self._none.clear()
         while self.count > self._limit:
             self._room.clear()
             await self._room.wait()
 
     def done(self, dispatches: int) -> None:
         self.count -= dispatches
+        if self.count == 0:
+            self._none.set()
         if self.count <= self._limit:
             self._room.set()

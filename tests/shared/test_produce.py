@@ -25,7 +25,7 @@ from aiokafka.errors import (
 
 from shared.embedded import free_port, start_broker
 from shared.kafka import ensure_topics
-from shared.produce import PartitionProducer, _Batch, _for_each_record
+from shared.produce import PartitionProducer, Stream, _Batch, _for_each_record
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, freeze, make_settings, new_namespace
@@ -255,6 +255,50 @@ async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
         assert values[0] == b"before"
         assert values[-1] == b"after"
         assert len(values) == len(set(values)), values
+
+
+async def test_an_ordered_stream_sends_nothing_after_one_of_its_sends_failed(
+    tmp_path: Path,
+) -> None:
+    """A caller that does not wait for each acknowledgement (the Discord Gateway): once one
+    of its sends fails, its send queued behind fails with it (at that moment, not at its own
+    deadline), and its next send raises at once, even with the broker back: neither is
+    ever sent, so the caller's retry of the failed one cannot come after them."""
+    async with _OwnBroker(tmp_path, timeout_seconds=1.5) as kafka:
+        await kafka.producer.send(kafka.topic, b"k", b"before", [])
+        stream = Stream()
+
+        freeze(kafka.broker.process.pid)
+        started = time.monotonic()
+        first = asyncio.ensure_future(
+            kafka.producer.send_many(kafka.topic, [(b"k", b"first", [])], stream=stream)
+        )
+        await asyncio.sleep(1.0)  # out on the wire, unanswered
+        handed: list[float] = []
+        behind = asyncio.ensure_future(
+            kafka.producer.send_many(
+                kafka.topic,
+                [(b"k", b"behind", [])],
+                stream=stream,
+                handed=lambda: handed.append(time.monotonic()),
+            )
+        )
+        with pytest.raises(KafkaTimeoutError):
+            await first
+        with pytest.raises(KafkaTimeoutError):
+            await behind
+        # Its own deadline was 1.0 + 1.5 s after the start: it failed with the first.
+        assert time.monotonic() - started < 2.2
+        assert handed and stream.failed is not None
+        kafka.broker.process.send_signal(signal.SIGCONT)
+
+        with pytest.raises(KafkaTimeoutError):
+            await kafka.producer.send_many(kafka.topic, [(b"k", b"later", [])], stream=stream)
+        await kafka.send_once_it_answers(b"after")
+        await asyncio.sleep(1)
+        values = await kafka.values(2)
+        assert values[0] == b"before" and values[-1] == b"after"
+        assert b"behind" not in values and b"later" not in values, values
 
 
 async def test_stopping_fails_the_sends_still_waiting(tmp_path: Path) -> None:

@@ -93,7 +93,14 @@ async def test_a_replica_scaled_down_hands_its_discord_connection_over_at_once(
         await until(lambda: discord.connections == 1, what="a Gateway connection")
         await discord.user_sends(external, ada, "before")
         await world.chat.received(lambda v: v["channel_id"] == channel)
-        [holder] = [r for r in replicas if await _holds_gateway(r)]
+        # The gauge is set when the holder next polls its leases (the message may be
+        # through before that).
+        holders: list[ServiceProcess] = []
+        for _ in range(100):
+            if holders := [r for r in replicas if await _holds_gateway(r)]:
+                break
+            await asyncio.sleep(0.1)
+        [holder] = holders
         [other] = [r for r in replicas if r is not holder]
 
         took = await holder.stop()

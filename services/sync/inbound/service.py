@@ -14,6 +14,7 @@ again, which the chat product drops.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from shared.integrations.model import IntegrationSnapshot
 from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
 from shared.mongo import Database
+from shared.produce import Stream
 from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
 
 log = structlog.get_logger(__name__)
@@ -97,13 +99,20 @@ class Inbound:
         await (await self.publish(events, replayed))
 
     async def publish(
-        self, events: list[ProviderEvent], replayed: bool = False
+        self,
+        events: list[ProviderEvent],
+        replayed: bool = False,
+        *,
+        stream: Stream | None = None,
+        handed: Callable[[], None] | None = None,
     ) -> asyncio.Future[None]:
         """The envelopes published; what is returned completes once the new copies are in
         the map too. Until then later batches see those copies from memory, so a caller
-        may go on with its next batch meanwhile (the Discord Gateway does)."""
+        may go on with its next batch meanwhile (the Discord Gateway does). `handed` and
+        `stream`: as EventPublisher.publish_encoded's (the Gateway goes on with its next
+        batch once this one is handed to the producer)."""
         items = [item for event in events for item in await self._items(event)]
-        _, written = await self._process(items, replayed)
+        _, written = await self._process(items, replayed, stream=stream, handed=handed)
         return written
 
     async def recovered(
@@ -135,9 +144,16 @@ class Inbound:
         return sum(1 for item in done if item.change.kind == "created")
 
     async def _process(
-        self, items: list[Item], replayed: bool
+        self,
+        items: list[Item],
+        replayed: bool,
+        *,
+        stream: Stream | None = None,
+        handed: Callable[[], None] | None = None,
     ) -> tuple[list[Item], asyncio.Future[None]]:
         if not items:
+            if handed is not None:
+                handed()
             return [], _done()
         # One read for the batch, of the copies it needs: edits and deletes (of what?),
         # replies (their root), and what a bot or app sent (our own post coming back?). A
@@ -178,7 +194,7 @@ class Inbound:
             self._writing[copy.id] = copy
         written = asyncio.ensure_future(self._write(copies))
         try:
-            await self._publish(envelopes)
+            await self._publish(envelopes, stream, handed)
         except BaseException:
             await asyncio.wait({written})  # nothing is left writing behind a failed batch
             if not written.cancelled():
@@ -319,9 +335,16 @@ class Inbound:
             inbound_id=envelope_id,
         )
 
-    async def _publish(self, envelopes: list[Encoded]) -> None:
+    async def _publish(
+        self,
+        envelopes: list[Encoded],
+        stream: Stream | None = None,
+        handed: Callable[[], None] | None = None,
+    ) -> None:
         """Together and in order: the producer keeps each chat channel's (one partition)."""
-        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
+        await self._publisher.publish_encoded(
+            Topic.CHAT_INBOUND, envelopes, stream=stream, handed=handed
+        )
 
 
 def _from_a_bot(change: MessageChange) -> bool:
