@@ -64,6 +64,13 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+def _unreachable(service: str) -> Response:
+    return _error(503, "upstream_unavailable", f"{service} is not reachable", retry=True)
+
+
 def owner_of(path: str) -> str | None:
     for pattern, service in _COMPILED:
         if pattern.search(path):
@@ -100,18 +107,33 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             ("x-forwarded-proto", request.url.scheme),
             ("x-forwarded-host", request.headers.get("host", "")),
         ]
-        try:
-            upstream_request = client.build_request(
-                request.method, target, headers=headers, content=request.stream()
-            )
-        except httpx.InvalidURL:
-            return _error(400, "bad_request", "the request's path or query is not a valid URL")
-        try:
-            upstream = await client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
-            return _error(504, "upstream_timeout", f"{service} did not answer in time")
-        except httpx.HTTPError:
-            return _error(503, "upstream_unavailable", f"{service} is not reachable", retry=True)
+        # A request without a body, of a method that may be repeated (RFC 9110 9.2.2), is sent
+        # again once when the service dropped the connection without answering: a pooled
+        # connection it closed just as this request went out (as a proxy's next-upstream
+        # does; a body, already streamed, could not be sent twice).
+        bodiless = length in (None, "0") and "transfer-encoding" not in request.headers
+        tries = 2 if bodiless and request.method in _REPEATABLE else 1
+        for attempt in range(1, tries + 1):
+            try:
+                upstream_request = client.build_request(
+                    request.method,
+                    target,
+                    headers=headers,
+                    content=b"" if bodiless else request.stream(),
+                )
+            except httpx.InvalidURL:
+                return _error(400, "bad_request", "the request's path or query is not a valid URL")
+            try:
+                upstream = await client.send(upstream_request, stream=True)
+                break
+            except httpx.TimeoutException:
+                return _error(504, "upstream_timeout", f"{service} did not answer in time")
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if attempt < tries:
+                    continue
+                return _unreachable(service)
+            except httpx.HTTPError:
+                return _unreachable(service)
         response_headers = {
             k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
         }

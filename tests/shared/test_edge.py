@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
@@ -121,3 +122,74 @@ async def test_the_edge_answers_its_own_errors_in_the_error_format(edge: Running
     wrong_method = await edge.client.post("/healthz")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+class _Dropping:
+    """An upstream on a raw socket that closes the connection without an answer for the
+    first `drop` requests it reads (as a server closing a pooled connection as a request
+    arrives), then answers 200. Counts the requests by method."""
+
+    def __init__(self, drop: int) -> None:
+        self.drop = drop
+        self.seen: list[str] = []
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.seen.append(head.split(b" ", 1)[0].decode())
+            if self.drop > 0:
+                self.drop -= 1
+                return
+            body = b'{"ok": true}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def dropping() -> AsyncIterator[tuple[_Dropping, RunningService]]:
+    upstream = _Dropping(drop=0)
+    server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    table = dict.fromkeys({s for _, s in ROUTES}, f"http://127.0.0.1:{port}")
+    try:
+        async with serve(create_edge_app(table), probe="/healthz") as running:
+            yield upstream, running
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_dropped_connection_is_tried_again_once_for_a_repeatable_bodiless_request(
+    dropping: tuple[_Dropping, RunningService],
+) -> None:
+    upstream, edge = dropping
+    upstream.drop = 1
+    again = await edge.client.get("/api/deliveries")
+    assert again.status_code == 200, again.text
+    assert upstream.seen == ["GET", "GET"]
+
+    upstream.seen.clear()
+    upstream.drop = 2  # dropped twice: the service is not there
+    gone = await edge.client.delete("/api/integrations/int_1")
+    assert gone.status_code == 503
+    assert gone.json()["error"]["code"] == "upstream_unavailable"
+    assert upstream.seen == ["DELETE", "DELETE"]
+
+
+async def test_a_request_with_a_body_is_never_sent_twice(
+    dropping: tuple[_Dropping, RunningService],
+) -> None:
+    upstream, edge = dropping
+    upstream.drop = 1
+    answer = await edge.client.post("/api/events", content=b'{"type": "x"}')
+    assert answer.status_code == 503
+    assert upstream.seen == ["POST"]
