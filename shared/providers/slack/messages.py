@@ -12,10 +12,11 @@ System messages (joins, topic changes, pins, ...) are not bridged: their change 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -203,16 +204,17 @@ class SlackChat:
                     include_all_metadata=True,
                 ),
             )
-        async for page in pages:
-            for message in page.items:
-                if _tagged(message, tag, me):
-                    thread = thread_external_id or _str(message.get("thread_ts"))
-                    return Posted(_str(message.get("ts")) or "", thread)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                for message in page.items:
+                    if _tagged(message, tag, me):
+                        thread = thread_external_id or _str(message.get("thread_ts"))
+                        return Posted(_str(message.get("ts")) or "", thread)
         return None
 
     async def _pages(
         self, token: str, method: str, page: Callable[[str | None], Awaitable[Page]]
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Every page of a history method, each paced to the app's tier for this token; a
         429 holds the pacer for its Retry-After (other reads with the token wait too) and
         is raised, like any error, to the caller."""
