@@ -297,10 +297,11 @@ class ConsumerLagCollector:
             try:
                 assignment = consumer._subscription.subscription.assignment
                 for tp in consumer.assignment():
-                    end = consumer.highwater(tp)
-                    position = assignment.state_value(tp).position
-                    if end is not None and position is not None:
-                        lag[tp.topic] = lag.get(tp.topic, 0) + max(end - position, 0)
+                    end, state = consumer.highwater(tp), assignment.state_value(tp)
+                    # A partition just assigned has no position until its offset is fetched
+                    # (aiokafka asserts on `position` then): nothing to say of it yet.
+                    if end is not None and state is not None and state.has_valid_position:
+                        lag[tp.topic] = lag.get(tp.topic, 0) + max(end - state.position, 0)
             except AttributeError:  # not joined yet: nothing to report
                 continue
             group = str(getattr(consumer, "_group_id", ""))

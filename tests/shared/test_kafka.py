@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import OffsetResetStrategy
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from shared.envelopes import ChatEvent, Topic
 from shared.errors import KafkaUnavailable
 from shared.ids import utcnow
-from shared.kafka import EventPublisher, EventTooLarge, ensure_topics
+from shared.kafka import ConsumerLagCollector, EventPublisher, EventTooLarge, ensure_topics
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, make_settings, new_namespace
@@ -66,3 +70,37 @@ async def test_events_under_the_limit_are_published_beside_a_refused_one(
     async with KafkaTap.of(settings, Topic.CHAT_EVENTS) as tap:
         found = await tap.wait_for(lambda value: value["id"] == fits.id)
     assert len(found) == 1
+
+
+async def test_consumer_lag_leaves_out_a_partition_whose_position_is_being_reset(
+    infra: Infra, tmp_path: Path
+) -> None:
+    """A partition just assigned (or being reset) has no position until its offset is
+    fetched, while its end is known: /readyz and /metrics once answered 500 then (aiokafka
+    asserts on the position)."""
+    settings = make_settings(ServiceSettings, infra, new_namespace(), tmp_path)
+    topic = settings.topic(Topic.CHAT_EVENTS)
+    await ensure_topics(settings, [topic])
+    publisher = EventPublisher(settings, "test", CollectorRegistry())
+    await publisher.start()
+    try:
+        await publisher.publish(Topic.CHAT_EVENTS, _event(10))
+    finally:
+        await publisher.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        await consumer.seek_to_beginning()
+        while not await consumer.getmany(timeout_ms=500):
+            pass
+        broker = SimpleNamespace(subscribers=[SimpleNamespace(consumer=consumer)])
+        [family] = ConsumerLagCollector(broker).collect()  # type: ignore[arg-type]
+        assert [sample.value for sample in family.samples] == [0]
+        assignment = consumer._subscription.subscription.assignment
+        for tp in consumer.assignment():  # as a rebalance or a seek leaves them
+            assignment.state_value(tp).await_reset(OffsetResetStrategy.EARLIEST)
+        [family] = ConsumerLagCollector(broker).collect()  # type: ignore[arg-type]
+        assert family.samples == []
+    finally:
+        await consumer.stop()
