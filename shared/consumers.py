@@ -310,10 +310,10 @@ class Pipeline:
         """Whether the oldest batch not yet committed failed (a later one failing waits for
         those before it: they may still rewind it all)."""
         for pending in self._batches:
-            if pending.settled is None or not pending.settled.done():
-                return False
             if pending.failed():
                 return True
+            if pending.settled is None or not pending.settled.done():
+                return False
         return False
 
     def add(self, batch: _Batch, rest: Awaitable[object] | None) -> None:
@@ -343,12 +343,11 @@ class Pipeline:
             offsets: dict[TopicPartition, int] = {}
             failed = False
             while self._batches:
-                settled = self._batches[0].settled
-                assert settled is not None
-                if not settled.done():
-                    break
-                if settled.cancelled() or settled.exception() is not None:
+                head = self._batches[0]
+                if head.failed():
                     failed = True
+                    break
+                if head.settled is None or not head.settled.done():
                     break
                 done = self._batches.popleft()
                 self._records -= done.size
