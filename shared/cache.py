@@ -28,8 +28,9 @@ log = structlog.get_logger(__name__)
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# Changes are re-read with this overlap, so a replica whose clock runs a little behind
-# cannot write an `updated_at` older than our watermark and be missed.
+# Each refresh asks for the changes since the previous one's query went out, less this
+# overlap: a replica whose clock runs a little behind ours, or a write stamped a moment
+# before it committed, is not missed.
 _CLOCK_SKEW = timedelta(seconds=5)
 _MAX_NEGATIVE_ENTRIES = 10_000
 
@@ -67,6 +68,9 @@ class RefreshingCache(Generic[K, V]):
         # Ids whose tombstone this replica has seen (documents deleted since it started, or
         # looked up after their deletion): "deleted", as opposed to "not known here yet".
         self._gone: set[str] = set()
+        # When the last refresh's query went out, by this replica's clock. Not the newest
+        # `updated_at` seen: a thousand documents changed within the overlap of the newest
+        # (mappings created in a burst) would be read again at every refresh, for good.
         self._watermark: datetime | None = None
         # Ids applied here while a refresh's query was out (None: no refresh is running).
         self._applied_during_refresh: set[str] | None = None
@@ -161,6 +165,7 @@ class RefreshingCache(Generic[K, V]):
 
     async def refresh(self) -> None:
         since = self._watermark - _CLOCK_SKEW if self._watermark else None
+        started = utcnow()
         applied_meanwhile = self._applied_during_refresh = set()
         try:
             changed = await self._changed_since(since)
@@ -169,11 +174,7 @@ class RefreshingCache(Generic[K, V]):
         for doc in changed:
             if str(doc["_id"]) not in applied_meanwhile:
                 self._apply(doc)
-            updated: datetime = doc["updated_at"]
-            if self._watermark is None or updated > self._watermark:
-                self._watermark = updated
-        if self._watermark is None:
-            self._watermark = utcnow()
+        self._watermark = started
         self.loaded = True
 
     async def run(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.cache import RefreshingCache
 from shared.ids import utcnow
@@ -77,3 +77,55 @@ async def test_reread_asks_mongodb_at_most_once_a_second_per_key(db: Database) -
     await asyncio.sleep(0.6)
     assert await cache.reread("t2", at_most_every=0.5) == "three"
     assert await cache.reread("missing", at_most_every=0.5) is None
+
+
+async def test_documents_changed_together_long_ago_are_not_read_at_every_refresh(
+    db: Database,
+) -> None:
+    """A burst of documents written within seconds of each other (a thousand mappings
+    created at once) is read once, not again at every refresh because they all lie within
+    the overlap of the newest of them."""
+    repository = TombstoneCollection(db, "burst")
+    long_ago = utcnow() - timedelta(hours=1)
+    await repository.collection.insert_many(
+        [
+            {
+                "_id": f"b{i}",
+                "secret": str(i),
+                "created_at": long_ago,
+                "updated_at": long_ago + timedelta(milliseconds=i),
+                "deleted_at": None,
+            }
+            for i in range(50)
+        ]
+    )
+    read: list[int] = []
+
+    async def changed_since(since: datetime | None) -> list[Document]:
+        docs = await repository.changed_since(since)
+        read.append(len(docs))
+        return docs
+
+    cache: RefreshingCache[str, str] = RefreshingCache(
+        changed_since=changed_since,
+        find=repository.find_any,
+        key=lambda doc: str(doc["_id"]),
+        snapshot=lambda doc: str(doc["secret"]),
+        refresh_seconds=60,
+        name="test",
+    )
+    await cache.refresh()
+    version = cache.version
+    await cache.refresh()
+    await cache.refresh()
+    assert read == [50, 0, 0]
+    assert cache.version == version  # nothing applied again: views built on it stay
+
+    # A replica whose clock runs 3 s behind ours writes after our last refresh: its
+    # `updated_at` is older than that refresh, and still read.
+    behind = utcnow() - timedelta(seconds=3)
+    await repository.collection.update_one(
+        {"_id": "b7"}, {"$set": {"secret": "changed", "updated_at": behind}}
+    )
+    await cache.refresh()
+    assert cache.get("b7") == "changed"
