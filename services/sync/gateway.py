@@ -93,6 +93,9 @@ class Publish(Protocol):
 _Outcome = asyncio.Future[None] | Exception
 Dispatch = tuple[str, dict[str, Any], int, bool]
 CatchUp = Callable[[str], Coroutine[Any, Any, object]]
+# A batch handed to the producer: its dispatches, their events, whether replayed, and the
+# task publishing it.
+_Handed = tuple[list[Dispatch], list[ProviderEvent], bool, asyncio.Task[_Outcome]]
 
 
 class LeaseLost(Exception):
@@ -437,13 +440,11 @@ class DiscordGateways:
         sent; here no batch is handed on until `_settle` has published every earlier one
         again (in order, each acknowledged before the next), and the next goes out on a
         new stream."""
-        writing: asyncio.Queue[tuple[list[Dispatch], bool, asyncio.Task[_Outcome]]] = (
-            asyncio.Queue()
-        )
+        writing: asyncio.Queue[_Handed] = asyncio.Queue()
         unwritten = _Unwritten(MAX_UNWRITTEN)
         stream = Stream()
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._settle(held, workspace_id, writing, queue, unwritten))
+            group.create_task(self._settle(held, writing, queue, unwritten))
             while True:
                 batch = [await queue.get()]
                 while not queue.empty():
@@ -463,7 +464,7 @@ class DiscordGateways:
                 if isinstance(early, Exception):
                     # Failed before the producer had it: nothing later may go out first.
                     stream.fail(early)
-                await writing.put((batch, replayed, publishing))
+                await writing.put((batch, events, replayed, publishing))
                 await unwritten.add(len(batch))
 
     async def _hand(
@@ -483,15 +484,13 @@ class DiscordGateways:
     async def _settle(
         self,
         held: Held,
-        workspace_id: str,
-        writing: asyncio.Queue[tuple[list[Dispatch], bool, asyncio.Task[_Outcome]]],
+        writing: asyncio.Queue[_Handed],
         queue: asyncio.Queue[Dispatch],
         unwritten: _Unwritten,
     ) -> None:
         while True:
-            batch, replayed, publishing = await writing.get()
+            batch, events, replayed, publishing = await writing.get()
             outcome = await publishing
-            events = self._events(held, workspace_id, batch)
             if isinstance(outcome, BaseException):
                 # Not acknowledged (or not handed on): the batch again, before anything
                 # later is (the same envelope ids; the map's copies of what went out are
