@@ -147,7 +147,9 @@ class Copy:
 class MessageMap:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db[COLLECTION]
-        self._inserter = GroupInserter(self._collection)
+        # Copies are known from memory until written (Inbound), so they may wait 20 ms to
+        # go in one insert with the others of a burst.
+        self._inserter = GroupInserter(self._collection, interval=0.02)
 
     async def by_ids(self, ids: Iterable[str]) -> dict[str, Copy]:
         wanted = list(set(ids))

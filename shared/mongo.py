@@ -150,11 +150,21 @@ class GroupInserter:
     while a write is in flight go into the next one, so a burst costs a few large bulk
     inserts instead of one round trip per caller, and a lone caller is written at once.
     `await insert(docs)` returns once they are stored (or existed already), or raises the
-    write's error for every caller whose documents were in it."""
+    write's error for every caller whose documents were in it.
 
-    def __init__(self, collection: Collection, *, max_docs: int = 5_000) -> None:
+    Writes start at most every `interval` seconds (as BatchedExistence's queries): under a
+    steady stream of small callers a short wait makes one large insert of what would be many
+    small ones, each of which costs the server and the client a command's overhead (the
+    embedded server spends 0.46 ms a document in inserts of 5, 0.32 in inserts of 500). A
+    caller after a quiet spell is written at once."""
+
+    def __init__(
+        self, collection: Collection, *, max_docs: int = 5_000, interval: float = 0.0
+    ) -> None:
         self._collection = collection
         self._max_docs = max_docs
+        self._interval = interval
+        self._last_write = -interval
         self._waiting: list[tuple[list[Document], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -168,7 +178,10 @@ class GroupInserter:
         await future
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
+            await asyncio.sleep(max(self._last_write + self._interval - loop.time(), 0))
+            self._last_write = loop.time()
             group: list[tuple[list[Document], asyncio.Future[None]]] = []
             size = 0
             while self._waiting and (

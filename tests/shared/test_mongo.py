@@ -131,6 +131,28 @@ async def test_group_inserter_writes_concurrent_callers_in_few_bulk_inserts(db: 
     assert max(collection.inserts) <= 300
 
 
+async def test_group_inserter_with_an_interval_gathers_a_stream_of_small_callers(
+    db: Database,
+) -> None:
+    """Callers a few ms apart, as a stream of small batches comes: with `interval`, writes
+    start at most that often and each takes what arrived meanwhile; the first is at once."""
+    collection = _Counting(db["grouped_stream"])
+    inserter = GroupInserter(cast(Any, collection), interval=0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await inserter.insert([{"_id": "s-first"}])
+    assert loop.time() - started < 0.09  # not held back after a quiet spell
+
+    async def caller(n: int) -> None:
+        await asyncio.sleep(n * 0.004)
+        await inserter.insert([{"_id": f"s{n}"}])
+
+    await asyncio.gather(*(caller(n) for n in range(60)))  # 0.24 s of callers
+    assert await db["grouped_stream"].count_documents({}) == 61
+    # 0.24 s at most one write each 0.1 s: 3 or 4 writes after the first, not 60.
+    assert len(collection.inserts) <= 5, collection.inserts
+
+
 async def test_group_inserter_fails_the_callers_of_a_failed_write_and_goes_on(
     db: Database,
 ) -> None:
