@@ -229,6 +229,30 @@ async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: Wo
     assert await _metric(world, "hookhub_sync_discord_gateway_heartbeat_seconds_count") >= 1
 
 
+async def test_a_message_both_caught_up_and_dispatched_comes_in_once(world: World) -> None:
+    """A message written as a new session starts is in the history the catch-up reads and
+    may also be dispatched on the session: whichever comes first brings it, the other not."""
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+    identifies = discord.identifies
+    await discord.invalidate_sessions(resumable=False)
+    late = discord.post_silently(external, ADA, "in the history, dispatched late")
+    await until(lambda: discord.identifies > identifies, timeout=30, what="a new session")
+    [caught] = await chat.received(in_channel(channel), timeout=30)  # by the catch-up
+    assert caught["text"] == late["content"]
+    # Its dispatch, as the Gateway may still deliver it on the new session.
+    await discord.dispatch_message("MESSAGE_CREATE", late)
+    await discord.user_sends(external, ADA, "after")
+    got = await chat.received(in_channel(channel), count=2, timeout=30)
+    assert [v["text"] for v in got] == [late["content"], "after"]
+    await asyncio.sleep(0.5)
+    await chat.inbound.poll()
+    mine = [v["text"] for v in chat.inbound.values() if v["channel_id"] == channel]
+    assert mine == [late["content"], "after"]
+
+
 async def test_a_channel_the_bot_cannot_use_is_refused_with_what_to_grant(world: World) -> None:
     no_webhooks = world.discord_channel(VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY)
     answer = await world.sync.post(

@@ -14,6 +14,7 @@ again, which the chat product drops.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,11 @@ log = structlog.get_logger(__name__)
 
 # Between attempts to write a batch's copies while MongoDB is away: about 30 s in all.
 WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
+# Ids of the copies of new messages this process brought in lately (published and written),
+# remembered: a message that both a catch-up's history read and a live event carry is
+# brought in once, whichever comes first (a person's new message is otherwise not looked
+# up in the map).
+RECENT_COPIES = 20_000
 
 # The outbox's names for the same operations, for the metrics' `op` label.
 OPS = {"created": "post", "edited": "edit", "deleted": "delete"}
@@ -92,6 +98,7 @@ class Inbound:
         self._synced = synced
         # Copies being written (Inbound.publish), by id.
         self._writing: dict[str, Copy] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()  # see RECENT_COPIES
 
     async def events(self, events: list[ProviderEvent], replayed: bool = False) -> None:
         """`replayed`: the events may have been handled before (a Discord session resumed
@@ -174,13 +181,15 @@ class Inbound:
         done: list[Item] = []
         copies: list[Copy] = []
         for item in items:
-            if replayed and item.change.kind == "created":
-                held = known.get(item.copy_id(item.change.external_message_id))
-                if held is not None and held.origin != "outbound":
-                    self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
-                    continue
+            if item.change.kind == "created" and self._brought_in(item, known, replayed):
+                self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
+                continue
             envelope = await self._envelope(item, known)
             if envelope is None:
+                continue
+            if item.change.kind == "created" and self._brought_in(item, known, replayed):
+                # By another batch while this one looked up its author.
+                self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
                 continue
             envelopes.append(envelope)
             done.append(item)
@@ -199,6 +208,8 @@ class Inbound:
             await asyncio.wait({written})  # nothing is left writing behind a failed batch
             if not written.cancelled():
                 written.exception()  # the publish's failure is the one told
+            for copy in copies:  # not in the chat: the batch comes again and brings them
+                self._recent.pop(copy.id, None)
             raise
         now = utcnow()
         for item in done:
@@ -207,6 +218,16 @@ class Inbound:
             self._synced.saw(item.mapping.id, now, inbound=seen)
         return done, written
 
+    def _brought_in(self, item: Item, known: dict[str, Copy], replayed: bool) -> bool:
+        """Whether this new message is in the chat already: brought in by this process
+        lately (a catch-up and a live event may carry the same message), or, for a replay,
+        held by the map."""
+        copy_id = item.copy_id(item.change.external_message_id)
+        if copy_id in self._recent or copy_id in self._writing:
+            return True
+        held = known.get(copy_id) if replayed else None
+        return held is not None and held.origin != "outbound"
+
     async def _write(self, copies: list[Copy]) -> None:
         """The copies into the map; a MongoDB outage is waited out for about half a minute
         (later batches go on meanwhile, from memory) before the batch fails and comes again."""
@@ -214,6 +235,10 @@ class Inbound:
             for pause in (*WRITE_RETRY_PAUSES, None):
                 try:
                     await self._map.insert(copies)
+                    for copy in copies:
+                        self._recent[copy.id] = None
+                    while len(self._recent) > RECENT_COPIES:
+                        self._recent.popitem(last=False)
                     return
                 except PyMongoError as exc:
                     if pause is None:
