@@ -11,10 +11,16 @@ from shared.mongo import Database, Document, TombstoneCollection
 
 
 def _cache(
-    repository: TombstoneCollection, gate: asyncio.Event | None = None
+    repository: TombstoneCollection,
+    gate: asyncio.Event | None = None,
+    read: list[int] | None = None,
 ) -> RefreshingCache[str, str]:
+    """`read`: how many documents each refresh's query returned, appended."""
+
     async def changed_since(since: datetime | None) -> list[Document]:
         docs = await repository.changed_since(since)  # read now...
+        if read is not None:
+            read.append(len(docs))
         if gate is not None:
             await gate.wait()  # ...answered later, as a slow query is
         return docs
@@ -100,20 +106,7 @@ async def test_documents_changed_together_long_ago_are_not_read_at_every_refresh
         ]
     )
     read: list[int] = []
-
-    async def changed_since(since: datetime | None) -> list[Document]:
-        docs = await repository.changed_since(since)
-        read.append(len(docs))
-        return docs
-
-    cache: RefreshingCache[str, str] = RefreshingCache(
-        changed_since=changed_since,
-        find=repository.find_any,
-        key=lambda doc: str(doc["_id"]),
-        snapshot=lambda doc: str(doc["secret"]),
-        refresh_seconds=60,
-        name="test",
-    )
+    cache = _cache(repository, read=read)
     await cache.refresh()
     version = cache.version
     await cache.refresh()
