@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
@@ -187,3 +188,24 @@ class RefreshingCache(Generic[K, V]):
 
     async def ready(self) -> tuple[bool, str]:
         return self.loaded, "ok" if self.loaded else f"{self._name} cache not loaded yet"
+
+
+class RecentIds:
+    """Ids this replica handled lately (bounded, oldest forgotten first), asked before
+    MongoDB: envelope ids the gateway published, map copies sync brought in."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids
+
+    def add(self, item_id: str) -> None:
+        self._ids[item_id] = None
+        self._ids.move_to_end(item_id)
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+    def discard(self, item_id: str) -> None:
+        self._ids.pop(item_id, None)

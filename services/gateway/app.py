@@ -11,9 +11,9 @@ from services.gateway.incoming_webhooks import repository as incoming_repository
 from services.gateway.incoming_webhooks.cache import TokenCache
 from services.gateway.provider_webhooks import endpoints as provider
 from services.gateway.provider_webhooks import repository as seen_repository
-from services.gateway.provider_webhooks.service import AppSecrets, Deduplicator, RecentIds
+from services.gateway.provider_webhooks.service import AppSecrets, Deduplicator
 from services.gateway.provider_webhooks.window import SeenWindow
-from shared.cache import RefreshingCache
+from shared.cache import RecentIds, RefreshingCache
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.model import IntegrationSnapshot

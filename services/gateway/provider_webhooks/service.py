@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from services.gateway.provider_webhooks.repository import SeenDeliveries
 from services.gateway.provider_webhooks.window import SeenWindow
+from shared.cache import RecentIds
 from shared.envelopes import ProviderEvent
 from shared.errors import Forbidden, NotFound, RateLimited
 from shared.ids import derived_id
@@ -115,23 +115,6 @@ def envelope_for(
         # Left out for a body that is the payload: the envelope's bytes splice it in.
         payload=None if isinstance(parsed.payload, JsonBody) else parsed.payload,
     )
-
-
-class RecentIds:
-    """Envelope ids this replica published lately (bounded), before asking MongoDB."""
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
-
-    def __contains__(self, envelope_id: object) -> bool:
-        return envelope_id in self._ids
-
-    def add(self, envelope_id: str) -> None:
-        self._ids[envelope_id] = None
-        self._ids.move_to_end(envelope_id)
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
 
 
 class Deduplicator:

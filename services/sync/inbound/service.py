@@ -14,7 +14,7 @@ again, which the chat product drops.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
 from shared import claim_check
+from shared.cache import RecentIds
 from shared.envelopes import Encoded, ProviderEvent, Topic, encode_change
 from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
@@ -72,6 +73,11 @@ class Item:
             external_message_id,
         )
 
+    @functools.cached_property
+    def own_copy_id(self) -> str:
+        """The map's id of this message's copy: asked for up to three times per item."""
+        return self.copy_id(self.change.external_message_id)
+
     @property
     def account(self) -> str:
         return self.integration.account_id or self.integration.id
@@ -98,7 +104,7 @@ class Inbound:
         self._synced = synced
         # Copies being written (Inbound.publish), by id.
         self._writing: dict[str, Copy] = {}
-        self._recent: OrderedDict[str, None] = OrderedDict()  # see RECENT_COPIES
+        self._recent = RecentIds(RECENT_COPIES)
 
     async def events(self, events: list[ProviderEvent], replayed: bool = False) -> None:
         """`replayed`: the events may have been handled before (a Discord session resumed
@@ -166,7 +172,7 @@ class Inbound:
         # replies (their root), and what a bot or app sent (our own post coming back?). A
         # person's new message in a channel is none of these: most batches read nothing.
         wanted = [
-            item.copy_id(item.change.external_message_id)
+            item.own_copy_id
             for item in items
             if item.change.kind != "created" or _from_a_bot(item.change) or replayed
         ]
@@ -209,7 +215,7 @@ class Inbound:
             if not written.cancelled():
                 written.exception()  # the publish's failure is the one told
             for copy in copies:  # not in the chat: the batch comes again and brings them
-                self._recent.pop(copy.id, None)
+                self._recent.discard(copy.id)
             raise
         now = utcnow()
         for item in done:
@@ -222,10 +228,9 @@ class Inbound:
         """Whether this new message is in the chat already: brought in by this process
         lately (a catch-up and a live event may carry the same message), or, for a replay,
         held by the map."""
-        copy_id = item.copy_id(item.change.external_message_id)
-        if copy_id in self._recent or copy_id in self._writing:
+        if item.own_copy_id in self._recent or item.own_copy_id in self._writing:
             return True
-        held = known.get(copy_id) if replayed else None
+        held = known.get(item.own_copy_id) if replayed else None
         return held is not None and held.origin != "outbound"
 
     async def _write(self, copies: list[Copy]) -> None:
@@ -236,9 +241,7 @@ class Inbound:
                 try:
                     await self._map.insert(copies)
                     for copy in copies:
-                        self._recent[copy.id] = None
-                    while len(self._recent) > RECENT_COPIES:
-                        self._recent.popitem(last=False)
+                        self._recent.add(copy.id)
                     return
                 except PyMongoError as exc:
                     if pause is None:
@@ -284,7 +287,7 @@ class Inbound:
         if await self._is_own(item):
             self._metrics.messages.labels(provider.name, "inbound", "echo").inc()
             return None
-        existing = known.get(item.copy_id(change.external_message_id))
+        existing = known.get(item.own_copy_id)
         if existing is not None and existing.origin == "outbound":
             self._metrics.messages.labels(provider.name, "inbound", "echo").inc()
             return None
