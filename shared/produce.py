@@ -7,10 +7,13 @@ hops were time the gateway sat idle waiting for acknowledgements (it ran at 0.85
 core; docs/benchmarks.md).
 
 Here each topic partition is a lane: the batch filling, full batches waiting their turn,
-and at most one produce request in flight, so a key's envelopes stay in the order they were
-published (as with aiokafka, which also sends one request per partition at a time). The
-task that sent a request resumes when its response is read, settles the batch's publishers
-and sends the batch that filled in the meantime, in that same step. aiokafka's client still
+and at most one batch in flight, so a key's envelopes stay in the order they were published
+(as with aiokafka, which also sends one batch per partition at a time). The lanes' batches
+ready in one event-loop iteration for the same broker go out together, in one produce
+request (a flight), as aiokafka's sender does: with a topic's partitions in one request, a
+burst costs the broker one request and us one write per iteration, not one per partition.
+A lane's task resumes once its partition's answer is read, settles the batch's publishers
+and hands the batch that filled in the meantime to the next flight. aiokafka's client still
 does everything else: bootstrap, metadata, connections, version negotiation, and a request
 timeout per request.
 
@@ -140,8 +143,14 @@ class _Lane:
             self.filling = None
 
 
+# A batch boarded on a flight (the batches of one request to a broker): its partition, its
+# records, and the future its lane awaits (None once acknowledged, else Kafka's error).
+_Boarded = tuple[TopicPartition, bytes, "asyncio.Future[KafkaError | None]"]
+
+
 class PartitionProducer:
-    """Sends records in batches, one produce request in flight per partition (acks=all).
+    """Sends records in batches, one batch in flight per partition, a broker's ready batches
+    in one produce request (acks=all).
 
     `send()` returns once Kafka has acknowledged the record, or raises: the record's own
     `MessageSizeTooLargeError`, Kafka's error for its batch, `KafkaTimeoutError` when the
@@ -173,6 +182,8 @@ class PartitionProducer:
         self._keys: dict[tuple[str, bytes, int], int] = {}
         self._default = DefaultPartitioner()
         self._senders: set[asyncio.Task[None]] = set()
+        self._boarding: dict[int, list[_Boarded]] = {}  # by broker: off in the next iteration
+        self._flying: set[asyncio.Task[None]] = set()
         self._stopped = False
 
     async def start(self) -> None:
@@ -186,6 +197,9 @@ class PartitionProducer:
         for task in list(self._senders):
             task.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)
+        for flight in list(self._flying):  # nobody waits for their answers now
+            flight.cancel()
+        await asyncio.gather(*self._flying, return_exceptions=True)
         await self._client.close()
 
     async def send(
@@ -312,19 +326,14 @@ class PartitionProducer:
 
     async def _acknowledge(self, partition: TopicPartition, batch: _Batch) -> KafkaError | None:
         """Kafka's answer for the batch: None once acknowledged, else why not."""
-        request = ProduceRequest(
-            transactional_id=None,
-            required_acks=_ACKS_ALL,
-            timeout=int(self._timeout * 1000),
-            topics=[(partition.topic, [(partition.partition, batch.records.build())])],
-        )
+        records = batch.records.build()
         try:
             async with asyncio.timeout_at(batch.deadline):
                 retried = False
-                # Checked before each attempt too: a request goes out before the attempt's
-                # first await, so a timeout due but not yet delivered would come too late.
+                # Checked before each attempt too: a boarded batch takes off before a timeout
+                # that is due but not yet delivered, which would then come too late.
                 while self._loop.time() < batch.deadline:
-                    error = await self._produce(partition, request)
+                    error = await self._produce(partition, records)
                     if error is None or not error.retriable:
                         return error
                     if not retried:  # once a batch: every 100 ms while Kafka is away is noise
@@ -339,21 +348,68 @@ class PartitionProducer:
             pass
         return KafkaTimeoutError(f"not acknowledged within {self._timeout:g} s")
 
-    async def _produce(
-        self, partition: TopicPartition, request: ProduceRequest
-    ) -> KafkaError | None:
+    async def _produce(self, partition: TopicPartition, records: bytes) -> KafkaError | None:
+        """The batch boards its leader's next flight; Kafka's answer for its partition.
+        Boarded, it is sent in the next iteration unless its lane stopped waiting first
+        (its deadline passed): a batch is never sent after its publishers were answered."""
         leader = self._client.cluster.leader_for_partition(partition)
         if leader is None or leader < 0:
             return LeaderNotAvailableError(f"no leader known for {partition}")
+        flight = self._boarding.get(leader)
+        if flight is None:
+            flight = self._boarding[leader] = []
+            self._loop.call_soon(self._take_off, leader)
+        answer: asyncio.Future[KafkaError | None] = self._loop.create_future()
+        flight.append((partition, records, answer))
+        return await answer
+
+    def _take_off(self, leader: int) -> None:
+        batches = [boarded for boarded in self._boarding.pop(leader) if not boarded[2].done()]
+        if not batches:
+            return
+        by_topic: dict[str, list[tuple[int, bytes]]] = {}
+        for partition, records, _ in batches:
+            by_topic.setdefault(partition.topic, []).append((partition.partition, records))
+        request = ProduceRequest(
+            transactional_id=None,
+            required_acks=_ACKS_ALL,
+            timeout=int(self._timeout * 1000),
+            topics=list(by_topic.items()),
+        )
+        task = self._loop.create_task(self._fly(leader, request, batches))
+        self._flying.add(task)
+        task.add_done_callback(self._flying.discard)
+
+    async def _fly(
+        self,
+        leader: int,
+        request: ProduceRequest,
+        batches: list[_Boarded],
+    ) -> None:
+        """The request sent; each batch's lane told its partition's answer."""
         try:
             response = await self._client.send(leader, request)
         except KafkaError as exc:
-            return exc
-        for topic, partitions in response.topics:
-            for answer in partitions:
-                if topic == partition.topic and answer[0] == partition.partition:
-                    return None if answer[1] == 0 else for_code(answer[1])()
-        return KafkaError(f"the produce response did not mention {partition}")
+            for _, _, answer in batches:
+                if not answer.done():
+                    answer.set_result(exc)
+            return
+        except Exception as exc:  # a fault of ours: each lane fails its batch's publishers
+            for _, _, answer in batches:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        codes = {
+            (topic, reply[0]): reply[1] for topic, replies in response.topics for reply in replies
+        }
+        for partition, _, answer in batches:
+            if answer.done():  # its lane stopped waiting (deadline): already answered
+                continue
+            code = codes.get((partition.topic, partition.partition))
+            if code is None:
+                answer.set_result(KafkaError(f"the produce response did not mention {partition}"))
+            else:
+                answer.set_result(None if code == 0 else for_code(code)())
 
     def _partition_for(self, topic: str, key: bytes | None, known: set[int]) -> int:
         """Kafka's default partitioning (murmur2 of the key, else random), remembered per

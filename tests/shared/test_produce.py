@@ -22,6 +22,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     UnknownTopicOrPartitionError,
 )
+from aiokafka.protocol.produce import ProduceRequest
 
 from shared.embedded import free_port, start_broker
 from shared.kafka import ensure_topics
@@ -149,6 +150,40 @@ async def test_send_many_hands_records_on_in_order_and_returns_once_all_are_ackn
     for key in keys:
         mine = [record for record in written if record.key == key]
         assert [int(record.value.split(b":")[1]) for record in mine] == list(range(500))
+
+
+async def test_batches_of_several_partitions_ready_together_go_out_in_one_request(
+    infra: Infra, producer: PartitionProducer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As aiokafka's sender does: one produce request per broker for what is ready at once,
+    not one per partition (a burst over six partitions cost six writes and six requests)."""
+    topic = await _topic(infra.kafka_bootstrap, tmp_path, partitions=6)
+    await producer.send(topic, b"warm-up", b"metadata known from here on", [])
+    requests: list[list[tuple[str, list[int]]]] = []
+    client = producer._client
+    send = client.send
+
+    async def counted(node_id: int, request: Any, **kwargs: Any) -> Any:
+        if isinstance(request, ProduceRequest):
+            requests.append(
+                [
+                    (name, sorted(partition for partition, _ in data))
+                    for name, data in request._topics
+                ]
+            )
+        return await send(node_id, request, **kwargs)
+
+    monkeypatch.setattr(client, "send", counted)
+    keys = [b"channel-%d" % n for n in range(60)]
+    await producer.send_many(topic, [(key, b"hello " + key, []) for key in keys])
+
+    partitions = {producer._partition_for(topic, key, set(range(6))) for key in keys}
+    assert len(partitions) == 6
+    assert requests == [[(topic, sorted(partitions))]]
+    written = await _records(infra.kafka_bootstrap, topic, 61)
+    assert sorted(record.value for record in written if record.key != b"warm-up") == sorted(
+        b"hello " + key for key in keys
+    )
 
 
 async def test_send_many_refuses_a_record_over_the_limit_after_sending_those_before_it(
