@@ -10,7 +10,10 @@ From where: each mapping's `inbound_seen_at` (the time of the newest provider me
 brought in, written with `last_synced_at`), else the mapping's creation, less a second.
 The history is read oldest first through the provider's `history`; a message the map
 already holds is skipped (`hookhub_sync_catch_up_messages_total{outcome="known"}`), so
-reading again what was already brought in doubles nothing. Telegram has no history in its
+reading again what was already brought in doubles nothing. A catch-up that fails part way
+(the provider out of reach, Kafka or MongoDB away) is tried again from the same point
+until it is done; a message is in the map only once its envelope is published, so the
+retry brings what the failed try did not. Telegram has no history in its
 Bot API: it keeps undelivered webhook updates for 24 hours and delivers them again.
 """
 
@@ -31,15 +34,17 @@ from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.mappings import MappingRepository
 from shared.mongo import Document
+from shared.oauth.tokens import NotConnected
 from shared.ownership import Ownership
-from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited
+from shared.providers.chat import PermanentError, RateLimited
 
 log = structlog.get_logger(__name__)
 
 # Providers with a history to read.
 PROVIDERS = ("slack", "discord")
 MARGIN = timedelta(seconds=1)
-ATTEMPTS = 5
+# The longest wait between two tries of a mapping's catch-up (1, 2, 4, ... s before).
+MAX_PAUSE_SECONDS = 60.0
 
 
 class CatchUp:
@@ -88,29 +93,38 @@ class CatchUp:
         return total
 
     async def _mapping(self, integration: IntegrationSnapshot, doc: Document) -> int:
+        """One mapping's gap, read and brought in. What fails on the way (the provider out
+        of reach, Kafka or MongoDB away) is tried again, from the same point, until it is
+        done: a live message brought in meanwhile moves the mapping's `inbound_seen_at`
+        past the gap, so a later catch-up would never read it. Only a refusal ends it: the
+        channel gone, the bot removed, the integration's token revoked."""
         provider = self._connections.provider(integration)
         channel = doc["external_channel_id"]
         since = (doc.get("inbound_seen_at") or doc["created_at"]) - MARGIN
-        changes = None
-        for attempt in range(ATTEMPTS):
+        failures = 0
+        while True:
             try:
                 changes = await self._connections.call(
                     integration.id,
                     lambda token: provider.history(token, channel, since, self._max),
                 )
+                recovered = await self._inbound.recovered(
+                    integration, mapping_snapshot(doc), changes
+                )
                 break
             except RateLimited as exc:
                 await asyncio.sleep(exc.retry_after)
-            except ProviderUnreachable as exc:
-                log.warning("catch_up_unreachable", mapping_id=doc["_id"], error=exc.message)
-                await asyncio.sleep(2**attempt)
-            except PermanentError as exc:
+            except (PermanentError, NotConnected) as exc:  # no retry cures these
                 log.warning("catch_up_refused", mapping_id=doc["_id"], error=exc.message)
                 return 0
-        if changes is None:
-            log.warning("catch_up_gave_up", mapping_id=doc["_id"])
-            return 0
-        recovered = await self._inbound.recovered(integration, mapping_snapshot(doc), changes)
+            except Exception as exc:
+                pause = min(2.0**failures, MAX_PAUSE_SECONDS)
+                failures += 1
+                log.warning(
+                    "catch_up_retrying", mapping_id=doc["_id"], error=repr(exc), retry_in=pause
+                )
+                self._metrics.catch_up_failures.labels(provider.name).inc()
+                await asyncio.sleep(pause)
         created = sum(1 for change in changes if change.kind == "created" and not change.ignored)
         self._metrics.caught_up.labels(provider.name, "recovered").inc(recovered)
         self._metrics.caught_up.labels(provider.name, "known").inc(max(0, created - recovered))

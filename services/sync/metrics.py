@@ -71,6 +71,13 @@ class SyncMetrics:
             ["provider", "outcome"],
             registry=registry,
         )
+        self.catch_up_failures = Counter(
+            "hookhub_sync_catch_up_failures",
+            "Tries of a mapping's catch-up that failed (the provider out of reach, Kafka or "
+            "MongoDB away) and are tried again from the same point, by provider",
+            ["provider"],
+            registry=registry,
+        )
         self.map_lookups = Counter(
             "hookhub_sync_map_lookups",
             "Message map lookups, by where they were answered (memory, mongodb)",

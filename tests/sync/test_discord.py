@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.produce import PartitionProducer
 from tests.fakes.discord import (
     CREATE_MESSAGE,
     EXECUTE_WEBHOOK,
@@ -251,6 +254,40 @@ async def test_a_message_both_caught_up_and_dispatched_comes_in_once(world: Worl
     await chat.inbound.poll()
     mine = [v["text"] for v in chat.inbound.values() if v["channel_id"] == channel]
     assert mine == [late["content"], "after"]
+
+
+async def test_a_catch_up_refused_by_kafka_is_tried_again_and_loses_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka does not acknowledge the catch-up's envelopes once: the catch-up is tried
+    again from the same point and brings every missed message. (A copy is in the map only
+    once its envelope is published, so the retry does not take them for brought in.)"""
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+    failures = await _metric(world, "hookhub_sync_catch_up_failures_total", provider="discord")
+    send_many = PartitionProducer.send_many
+    refused: list[int] = []
+
+    async def refuse_once(self: PartitionProducer, topic: str, records: Any, **kw: Any) -> None:
+        if not refused and any(b"missed while away" in value for _, value, _ in records):
+            refused.append(len(records))
+            raise KafkaTimeoutError("not acknowledged within 5 s")  # as the producer says it
+        await send_many(self, topic, records, **kw)
+
+    monkeypatch.setattr(PartitionProducer, "send_many", refuse_once)
+    identifies = discord.identifies
+    await discord.invalidate_sessions(resumable=False)
+    missed = [discord.post_silently(external, ADA, f"missed while away {i}") for i in range(2)]
+    await until(lambda: discord.identifies > identifies, timeout=30, what="a new session")
+    got = await chat.received(in_channel(channel), count=2, timeout=30)
+    assert refused == [2]
+    assert [v["text"] for v in got] == [m["content"] for m in missed]
+    assert (
+        await _metric(world, "hookhub_sync_catch_up_failures_total", provider="discord")
+        == failures + 1
+    )
 
 
 async def test_a_channel_the_bot_cannot_use_is_refused_with_what_to_grant(world: World) -> None:

@@ -4,7 +4,7 @@ Per batch of provider events: the message changes each holds (the provider modul
 those in mapped channels only, minus our own posts coming back (the provider's marks of
 our bot, and the map: a copy hookhub posted), with authors and mentions made readable and
 replies pointed at the chat's thread. The copies of new messages are written to the map
-while their envelopes are published (both finish before the batch's offsets are committed);
+once their envelopes are published (before the batch's offsets are committed);
 the chat product's `message.created` with `data.inbound_id` comes back after the publish,
 and the outbound intake waits for a copy it is told of but does not find yet. Envelope ids
 are derived from the provider's ids, so a replayed batch publishes the same envelopes
@@ -203,20 +203,20 @@ class Inbound:
                 copy = self._copy(item, envelope.id)
                 copies.append(copy)
                 known[copy.id] = copy  # an edit of it later in this batch finds it
-        # The copies are written while the envelopes are published, not before: a MongoDB
-        # write is off the path to the chat. Until written they are known from memory.
+        # The copies are written once the envelopes are published, never before or while:
+        # a copy in the map says its message is in the chat (a replay or a catch-up skips
+        # it), so a failed publish, or a process killed before Kafka's acknowledgement,
+        # must leave none there; killed after it, the replay publishes the same envelope
+        # again, which the chat drops. Until written the copies are known from memory.
         for copy in copies:
             self._writing[copy.id] = copy
-        written = asyncio.ensure_future(self._write(copies))
         try:
             await self._publish(envelopes, stream, handed)
         except BaseException:
-            await asyncio.wait({written})  # nothing is left writing behind a failed batch
-            if not written.cancelled():
-                written.exception()  # the publish's failure is the one told
             for copy in copies:  # not in the chat: the batch comes again and brings them
-                self._recent.discard(copy.id)
+                self._writing.pop(copy.id, None)
             raise
+        written = asyncio.ensure_future(self._write(copies))
         now = utcnow()
         for item in done:
             self._metrics.messages.labels(item.provider.name, "inbound", "done").inc()
