@@ -206,6 +206,3 @@ class RecentIds:
         self._ids.move_to_end(item_id)
         if len(self._ids) > self._capacity:
             self._ids.popitem(last=False)
-
-    def discard(self, item_id: str) -> None:
-        self._ids.pop(item_id, None)
