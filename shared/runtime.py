@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pymongo
 import structlog
 from prometheus_client import CollectorRegistry
 
@@ -237,7 +238,11 @@ class Runtime:
 
         async def mongo() -> tuple[bool, str]:
             try:
-                await asyncio.wait_for(ping(self.db), self.settings.mongo_timeout_seconds)
+                # pymongo's own deadline, not a cancel from outside: cancelled while it waits
+                # for a server, pymongo's topology lock could be left taken, and every later
+                # operation of the client waited for it (seen after a MongoDB restart).
+                with pymongo.timeout(self.settings.mongo_timeout_seconds):
+                    await ping(self.db)
             except Exception as exc:
                 return False, f"unreachable: {type(exc).__name__}"
             return self.indexes_ready, "ok" if self.indexes_ready else "indexes not created yet"
