@@ -118,6 +118,8 @@ class CatchUp:
                 log.warning("catch_up_refused", mapping_id=doc["_id"], error=exc.message)
                 return 0
             except Exception as exc:
+                if _cancelling():  # a cancel turned into an error on the way: end, not retry
+                    raise
                 pause = min(2.0**failures, MAX_PAUSE_SECONDS)
                 failures += 1
                 log.warning(
@@ -129,3 +131,8 @@ class CatchUp:
         self._metrics.caught_up.labels(provider.name, "recovered").inc(recovered)
         self._metrics.caught_up.labels(provider.name, "known").inc(max(0, created - recovered))
         return recovered
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -215,6 +215,8 @@ class DiscordGateways:
         self._owner = owner
         self._poll = poll_seconds
         self._held: dict[str, Held] = {}
+        # Catch-ups of new sessions (each retries until done): ended at a stop.
+        self._catch_ups: set[asyncio.Task[object]] = set()
 
     def wanted(self) -> set[str]:
         return {
@@ -275,6 +277,10 @@ class DiscordGateways:
         """Every connection closed resumably and its lease handed back with the session,
         so that another replica resumes at once."""
         await asyncio.gather(*(self._drop(i) for i in list(self._held)))
+        for task in list(self._catch_ups):  # a gap left unread: the next catch-up's
+            task.cancel()
+        if self._catch_ups:
+            await asyncio.wait(set(self._catch_ups))
 
     async def _drop(self, integration_id: str) -> None:
         held = self._held.pop(integration_id)
@@ -402,6 +408,8 @@ class DiscordGateways:
                 # A new session: what was sent while there was none is read from history.
                 held.published_seq = None
                 task = asyncio.create_task(self._catch_up(held.integration_id))
+                self._catch_ups.add(task)  # held until done, and ended at a stop
+                task.add_done_callback(self._catch_ups.discard)
                 task.add_done_callback(_log_failure)
 
         def dispatch(kind: str, data: dict[str, Any], seq: int) -> None:
