@@ -180,7 +180,8 @@ class GroupInserter:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
-            await asyncio.sleep(max(self._last_write + self._interval - loop.time(), 0))
+            if (wait := self._last_write + self._interval - loop.time()) > 0:
+                await asyncio.sleep(wait)
             self._last_write = loop.time()
             group: list[tuple[list[Document], asyncio.Future[None]]] = []
             size = 0

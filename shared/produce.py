@@ -389,21 +389,20 @@ class PartitionProducer:
         """The request sent; each batch's lane told its partition's answer."""
         try:
             response = await self._client.send(leader, request)
-        except KafkaError as exc:
+        except Exception as exc:  # KafkaError: the answer; another is a fault of ours
             for _, _, answer in batches:
-                if not answer.done():
+                if answer.done():  # its lane stopped waiting (deadline): already answered
+                    continue
+                if isinstance(exc, KafkaError):
                     answer.set_result(exc)
-            return
-        except Exception as exc:  # a fault of ours: each lane fails its batch's publishers
-            for _, _, answer in batches:
-                if not answer.done():
+                else:  # each lane fails its batch's publishers
                     answer.set_exception(exc)
             return
         codes = {
             (topic, reply[0]): reply[1] for topic, replies in response.topics for reply in replies
         }
         for partition, _, answer in batches:
-            if answer.done():  # its lane stopped waiting (deadline): already answered
+            if answer.done():
                 continue
             code = codes.get((partition.topic, partition.partition))
             if code is None:
