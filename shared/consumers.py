@@ -1,9 +1,19 @@
-"""Envelope consumers: decode, dead-letter what cannot be decoded, act once per envelope id.
+"""Envelope consumers: decode, act once per envelope id, dead-letter what cannot be handled.
 
 `consume(runtime, Topic.CHAT_EVENTS, "fanout", ChatEvent, handler)` is how a service
 subscribes. The handler sees a validated envelope; it runs at most once per envelope id
-for that consumer (however often Kafka redelivers), its offset is committed only after it
-returned, and an exception hands the message back to Kafka after a pause.
+for that consumer (however often Kafka redelivers), and its offset is committed only after
+it returned.
+
+A failure is either the infrastructure's or the envelope's, and never stalls the partition
+for an envelope's sake:
+- MongoDB or Kafka away (`transient`): the message goes back to Kafka and comes again after
+  a pause, for as long as it takes: no envelope is at fault, none is given up.
+- anything else (a value MongoDB or JSON cannot hold, a bug met by one payload): the
+  envelope is tried alone (a batch is halved until the failing envelopes stand alone),
+  `POISON_TRIES` times in all, then dead-lettered on `hookhub.dead-letters` with the reason
+  and counted (`hookhub_consumer_dead_letters_total`); the rest of the batch and the
+  partition go on.
 """
 
 from __future__ import annotations
@@ -15,16 +25,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import structlog
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.structs import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from shared.envelopes import Envelope
+from shared.errors import Unavailable
 from shared.idempotency import ClaimBusy
 from shared.kafka import DEAD_LETTER_TOPIC
+from shared.oauth.provider import ProviderUnreachable
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -35,6 +55,11 @@ log = structlog.get_logger("hookhub.consumer")
 E = TypeVar("E", bound=Envelope)
 
 _FAILURE_PAUSE_SECONDS = 1.0
+# An envelope that fails on its own this many times is the envelope's problem: dead-lettered.
+POISON_TRIES = 3
+# Between its tries (times the try's number): a passing fault that is not on the list of
+# `transient` ones still gets a second and a third chance.
+POISON_PAUSE_SECONDS = 0.5
 # A broker may hold a fetch this long waiting for more data; some (tansu) do not answer as
 # soon as records arrive, so the 500 ms default becomes event latency.
 FETCH_MAX_WAIT_MS = 50
@@ -44,6 +69,152 @@ BATCH_POLL_MS = 5
 def heartbeat_ms(settings: Settings) -> int:
     """Heartbeats well inside the session: a third of it, at most aiokafka's default 3 s."""
     return min(3_000, settings.kafka_session_timeout_ms // 3)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether `exc` says that something hookhub depends on is away (MongoDB, Kafka, a
+    provider, a claim another replica holds): no envelope is at fault, and waiting is right
+    however long it takes. A record too large for Kafka is the envelope's own problem."""
+    if isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError | RecordListTooLargeError):
+        return False
+    if isinstance(exc, PyMongoError) and any(
+        exc.has_error_label(label) for label in ("RetryableWriteError", "TransientTransactionError")
+    ):
+        return True
+    return isinstance(
+        exc,
+        ClaimBusy
+        | ConnectionFailure  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError, ...
+        | ExecutionTimeout
+        | WTimeoutError
+        | KafkaError
+        | Unavailable
+        | ProviderUnreachable
+        | httpx.TransportError
+        | OSError
+        | TimeoutError,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A decoded record: what a handler gets, and what a dead letter is made of."""
+
+    record: Any
+    envelope: Any
+
+
+class DeadLetters:
+    """A runtime's dead letters: `hookhub.dead-letters`, with the reason in the headers,
+    counted by consumer and reason (`undecodable`, `failed`)."""
+
+    def __init__(self, runtime: Runtime, registry: CollectorRegistry) -> None:
+        self._runtime = runtime
+        self._count = Counter(
+            "hookhub_consumer_dead_letters",
+            "Envelopes a consumer gave up on and dead-lettered, by consumer and reason",
+            ["consumer", "reason"],
+            registry=registry,
+        )
+
+    async def send(self, record: Any, purpose: str, reason: str, detail: str) -> None:
+        runtime = self._runtime
+        value: bytes = record.value or b""
+        headers = {
+            "hookhub-reason": detail[:2000],
+            "hookhub-source-topic": str(record.topic),
+            "hookhub-source-partition": str(record.partition),
+            "hookhub-source-offset": str(record.offset),
+            "hookhub-consumer": f"{runtime.service}.{purpose}",
+        }
+        topic = runtime.settings.topic(DEAD_LETTER_TOPIC)
+        try:
+            await runtime.broker.publish(value, topic, key=record.key, headers=headers)
+        except MessageSizeTooLargeError:
+            # With the reason added it no longer fits, and never will: retrying would stop
+            # the partition for good. The letter goes without the value; the source offset
+            # says where it is for as long as the topic keeps it.
+            omitted = {**headers, "hookhub-value-omitted": f"{len(value)} bytes, over the limit"}
+            await runtime.broker.publish(b"", topic, key=record.key, headers=omitted)
+        self._count.labels(f"{runtime.service}.{purpose}", reason).inc()
+
+
+def _context(record: Any, purpose: str) -> dict[str, object]:
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "consumer": purpose,
+    }
+
+
+async def _given_up(runtime: Runtime, purpose: str, item: _Item, exc: BaseException) -> None:
+    reason = f"{type(exc).__name__}: {exc}"
+    log.error(
+        "envelope_dead_lettered",
+        envelope_id=item.envelope.id,
+        error=reason[:500],
+        tries=POISON_TRIES,
+        **_context(item.record, purpose),
+    )
+    await runtime.dead_letters.send(item.record, purpose, "failed", reason)
+
+
+async def _one_by_one(
+    runtime: Runtime,
+    purpose: str,
+    items: Sequence[_Item],
+    run: Callable[[list[Any]], Awaitable[object]],
+    failure: BaseException,
+) -> None:
+    """`items` after `run(items)` failed with `failure`, not a transient one: halves until
+    the failing envelopes stand alone, each tried `POISON_TRIES` times in all and then
+    dead-lettered. In order, so a key's envelopes keep theirs. A transient failure on the
+    way is raised: the whole batch comes again (its handler is idempotent)."""
+    if len(items) > 1:
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            try:
+                await run([item.envelope for item in half])
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                await _one_by_one(runtime, purpose, half, run, exc)
+        return
+    [item] = items
+    for tries in range(1, POISON_TRIES):
+        log.warning(
+            "envelope_failed_alone",
+            envelope_id=item.envelope.id,
+            error=repr(failure)[:500],
+            tries=tries,
+            **_context(item.record, purpose),
+        )
+        await asyncio.sleep(POISON_PAUSE_SECONDS * tries)
+        try:
+            await run([item.envelope])
+            return
+        except Exception as exc:
+            if transient(exc):
+                raise
+            failure = exc
+    await _given_up(runtime, purpose, item, failure)
+
+
+async def _to_the_end(
+    runtime: Runtime,
+    purpose: str,
+    items: Sequence[_Item],
+    run: Callable[[list[Any]], Awaitable[object]],
+) -> None:
+    """`run(items)`, and if that fails for a reason of theirs, `_one_by_one`: raises only
+    transient failures."""
+    try:
+        await run([item.envelope for item in items])
+    except Exception as exc:
+        if transient(exc):
+            raise
+        await _one_by_one(runtime, purpose, items, run, exc)
 
 
 def consume(
@@ -58,6 +229,11 @@ def consume(
     group = settings.consumer_group(runtime.service, purpose)
     ledger = runtime.ledger(purpose)
 
+    async def once(envelopes: list[E]) -> None:
+        [envelope] = envelopes
+        outcome = await ledger.once(envelope.id, lambda: handler(envelope))
+        log.info("envelope_consumed", envelope_id=envelope.id, outcome=outcome.value)
+
     @runtime.broker.subscriber(
         topic_name,
         group_id=group,
@@ -71,62 +247,32 @@ def consume(
     async def _consume(message: KafkaMessage) -> None:
         record = message.raw_message
         assert not isinstance(record, tuple)
-        started = time.perf_counter()
-        context = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "consumer": purpose,
-        }
-        with structlog.contextvars.bound_contextvars(**context):
-            try:
-                envelope = model.model_validate_json(record.value or b"")
-            except ValidationError as exc:
-                await _dead_letter(runtime, record.value or b"", record.key, context, str(exc))
-                log.warning("envelope_invalid", error=exc.errors()[0]["msg"])
+        with structlog.contextvars.bound_contextvars(**_context(record, purpose)):
+            items = await _decoded(runtime, purpose, model, [record])
+            if not items:
                 return
-            structlog.contextvars.bind_contextvars(envelope_id=envelope.id)
             try:
-                outcome = await ledger.once(envelope.id, lambda: handler(envelope))
-            except ClaimBusy:
-                await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
-                raise
+                await _to_the_end(runtime, purpose, items, once)
             except Exception:
-                log.exception("envelope_failed")
+                log.exception("envelope_failed", envelope_id=items[0].envelope.id)
                 await asyncio.sleep(_FAILURE_PAUSE_SECONDS)  # no hot loop while MongoDB is down
                 raise
-            finally:
-                structlog.contextvars.unbind_contextvars("envelope_id")
-            log.info(
-                "envelope_consumed",
-                envelope_id=envelope.id,
-                outcome=outcome.value,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
 
 
-def _decoded(
+async def _decoded(
     runtime: Runtime, purpose: str, model: type[E], records: Sequence[Any]
-) -> Awaitable[list[E]]:
+) -> list[_Item]:
     """The records' envelopes; those that do not decode are dead-lettered one by one."""
-
-    async def decode() -> list[E]:
-        envelopes: list[E] = []
-        for record in records:
-            try:
-                envelopes.append(model.model_validate_json(record.value or b""))
-            except ValidationError as exc:
-                context = {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "consumer": purpose,
-                }
-                await _dead_letter(runtime, record.value or b"", record.key, context, str(exc))
-                log.warning("envelope_invalid", error=exc.errors()[0]["msg"], **context)
-        return envelopes
-
-    return decode()
+    items: list[_Item] = []
+    for record in records:
+        try:
+            items.append(_Item(record, model.model_validate_json(record.value or b"")))
+        except ValidationError as exc:
+            await runtime.dead_letters.send(record, purpose, "undecodable", str(exc))
+            log.warning(
+                "envelope_invalid", error=exc.errors()[0]["msg"], **_context(record, purpose)
+            )
+    return items
 
 
 def _batch_subscriber(
@@ -165,28 +311,32 @@ def consume_batch(
 ) -> None:
     """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
     batch instead of a round trip per message). The handler must be idempotent by itself:
-    a failed batch comes back whole. Undecodable messages are dead-lettered one by one."""
+    a batch that failed for MongoDB's or Kafka's sake comes back whole. Undecodable messages
+    are dead-lettered one by one, and so are those that fail alone (see the module's doc)."""
+
+    async def run(envelopes: list[E]) -> None:
+        await handler(envelopes)
 
     @_batch_subscriber(runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records)
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)
         started = time.perf_counter()
-        envelopes = await _decoded(runtime, purpose, model, records)
-        if not envelopes:
+        items = await _decoded(runtime, purpose, model, records)
+        if not items:
             return
         try:
-            await handler(envelopes)
+            await _to_the_end(runtime, purpose, items, run)
         except Exception:
-            log.exception("envelope_batch_failed", consumer=purpose, size=len(envelopes))
+            log.exception("envelope_batch_failed", consumer=purpose, size=len(items))
             await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
             raise
         log.info(
             "envelope_batch_consumed",
             consumer=purpose,
             topic=records[0].topic,
-            size=len(envelopes),
-            first_envelope_id=envelopes[0].id,
+            size=len(items),
+            first_envelope_id=items[0].envelope.id,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
@@ -213,6 +363,9 @@ def consume_pipelined(
     pipeline = Pipeline(purpose, max_pending)
     runtime.pipelines.append(pipeline)
 
+    async def run(envelopes: list[E]) -> None:
+        await (await handler(envelopes))
+
     # Offsets are committed by the pipeline, batch by batch, as their work finishes.
     @_batch_subscriber(runtime, topic, purpose, AckPolicy.MANUAL, max_records)
     async def _consume(message: KafkaMessage) -> None:
@@ -222,13 +375,25 @@ def consume_pipelined(
         batch = _Batch.of(records)
         if not await pipeline.room(message.consumer, batch):
             return  # rewound: these records come again
-        envelopes = await _decoded(runtime, purpose, model, records)
+        items = await _decoded(runtime, purpose, model, records)
+        envelopes = [item.envelope for item in items]
+        rest: Awaitable[object] | None = None
         try:
-            rest = await handler(envelopes) if envelopes else None
-        except Exception:
-            log.exception("envelope_batch_failed", consumer=purpose, size=len(envelopes))
-            await pipeline.rewind(batch)
-            return
+            if envelopes and pipeline.suspect(batch):
+                # A batch from here failed in its second part, not for MongoDB's or
+                # Kafka's sake: both parts now run to their end, halving as needed.
+                await _to_the_end(runtime, purpose, items, run)
+            elif envelopes:
+                rest = await handler(envelopes)
+        except Exception as exc:
+            try:
+                if transient(exc):
+                    raise
+                await _one_by_one(runtime, purpose, items, run, exc)
+            except Exception:
+                log.exception("envelope_batch_failed", consumer=purpose, size=len(envelopes))
+                await pipeline.rewind(batch)
+                return
         pipeline.add(batch, rest)
         log.info(
             "envelope_batch_consumed",
@@ -285,10 +450,17 @@ class Pipeline:
         self._consumer: Any = None
         self._lock = asyncio.Lock()
         self._settling: set[asyncio.Task[bool]] = set()
+        # After a second part failed, not for MongoDB's or Kafka's sake: up to where (per
+        # partition) the records read again are suspect.
+        self._suspect: dict[TopicPartition, int] = {}
 
     @property
     def pending(self) -> int:
         return len(self._batches)
+
+    def suspect(self, batch: _Batch) -> bool:
+        """Whether `batch` holds records of a batch whose second part failed on its own."""
+        return any(offset < self._suspect.get(tp, -1) for tp, offset in batch.first.items())
 
     async def room(self, consumer: Any, batch: _Batch) -> bool:
         """Waits while the batches pending hold `max_pending` records; False when a failed
@@ -323,6 +495,9 @@ class Pipeline:
         batch.settled = settled
         self._batches.append(batch)
         self._records += batch.size
+        for tp, offset in batch.next.items():
+            if offset >= self._suspect.get(tp, offset + 1):
+                del self._suspect[tp]
         # Committed as soon as it (and every batch before it) is done, also when no
         # further batch comes to do it.
         settled.add_done_callback(self._settle_soon)
@@ -384,13 +559,20 @@ class Pipeline:
                 b.settled for b in self._batches if b.settled is not None and b.settled.done()
             ]
             for settled in failed:
-                if not settled.cancelled() and settled.exception() is not None:
+                error = None if settled.cancelled() else settled.exception()
+                if error is not None:
                     log.error(
                         "envelope_batch_failed",
                         consumer=self.purpose,
-                        error=repr(settled.exception()),
+                        error=repr(error),
                         pending=len(self._batches),
                     )
+                    if not transient(error):
+                        # Read again, these batches are handled to their end one part
+                        # after the other, and the envelopes at fault found.
+                        for pending in self._batches:
+                            for tp, offset in pending.next.items():
+                                self._suspect[tp] = max(self._suspect.get(tp, 0), offset)
                     break
             self._batches.clear()  # what still runs is not committed; it comes again
             self._records = 0
@@ -414,24 +596,3 @@ def _finished() -> asyncio.Future[object]:
     future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     future.set_result(None)
     return future
-
-
-async def _dead_letter(
-    runtime: Runtime, value: bytes, key: bytes | None, context: dict[str, object], reason: str
-) -> None:
-    headers = {
-        "hookhub-reason": reason[:2000],
-        "hookhub-source-topic": str(context["topic"]),
-        "hookhub-source-partition": str(context["partition"]),
-        "hookhub-source-offset": str(context["offset"]),
-        "hookhub-consumer": f"{runtime.service}.{context['consumer']}",
-    }
-    topic = runtime.settings.topic(DEAD_LETTER_TOPIC)
-    try:
-        await runtime.broker.publish(value, topic, key=key, headers=headers)
-    except MessageSizeTooLargeError:
-        # With the reason added it no longer fits, and never will: retrying would stop the
-        # partition for good. The letter goes without the value; the source offset says
-        # where it is for as long as the topic keeps it.
-        omitted = {**headers, "hookhub-value-omitted": f"{len(value)} bytes, over the limit"}
-        await runtime.broker.publish(b"", topic, key=key, headers=omitted)

@@ -83,6 +83,7 @@ class Runtime:
         self._ready_checks: dict[str, ReadyCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.pipelines: list[consumers.Pipeline] = []
+        self.dead_letters = consumers.DeadLetters(self, self.registry)
 
     # -- composition ---------------------------------------------------------------------
 

@@ -329,3 +329,152 @@ async def _until_async(read: Callable[[], Any], wanted: int, timeout: float = 30
     while (got := await read()) != wanted:
         assert time.monotonic() < deadline, f"committed {got}, wanted {wanted}"
         await asyncio.sleep(0.1)
+
+
+# -- envelopes that fail on their own (poison) ----------------------------------------------
+
+
+async def _dead_letters(runtime: Runtime, count: int) -> list[Any]:
+    async with KafkaTap.of(runtime.settings, DEAD_LETTER_TOPIC) as tap:
+        await tap.wait_for(lambda _: len(tap.records) >= count)
+    return tap.records
+
+
+def _dead_lettered(runtime: Runtime, consumer: str) -> float:
+    return (
+        runtime.registry.get_sample_value(
+            "hookhub_consumer_dead_letters_total", {"consumer": consumer, "reason": "failed"}
+        )
+        or 0.0
+    )
+
+
+async def _published_ahead(runtime: Runtime, events: list[ChatEvent]) -> None:
+    """`events` on the chat events topic before `runtime` starts (so its consumer gets them
+    in one batch)."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.kafka import ensure_topics
+
+    settings = runtime.settings
+    await ensure_topics(settings, [settings.topic(Topic.CHAT_EVENTS)])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                settings.topic(Topic.CHAT_EVENTS), event.to_kafka(), key=event.partition_key()
+            )
+    finally:
+        await producer.stop()
+
+
+class _Poisoned:
+    """A batch handler that fails, as a value MongoDB cannot hold would, on every batch
+    holding an envelope whose data has `poison`, and notes what it handled."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.calls = 0
+
+    async def __call__(self, events: list[ChatEvent]) -> None:
+        self.calls += 1
+        if any(event.data.get("poison") for event in events):
+            raise OverflowError("MongoDB can only handle up to 8-byte ints")
+        self.done.extend(event.id for event in events)
+
+
+async def test_an_envelope_that_fails_alone_is_dead_lettered_and_the_rest_of_its_batch_goes_on(
+    runtime: Runtime,
+) -> None:
+    handler = _Poisoned()
+    runtime.consume_batch(Topic.CHAT_EVENTS, "fanout", ChatEvent, handler)
+    # Published before the consumer starts: one batch, in one partition, poison in the middle.
+    good = [_event(new_id("evt")) for _ in range(5)]
+    poison = _event(new_id("evt"))
+    poison.data["poison"] = True
+    await _published_ahead(runtime, [*good[:2], poison, *good[2:]])
+    await runtime.start([], [])
+
+    await _until(lambda: len(handler.done) >= len(good))
+    assert handler.done == [event.id for event in good]  # in their order, each once
+    [dead] = await _dead_letters(runtime, 1)
+    headers = {key: value.decode() for key, value in dead.headers}
+    assert ChatEvent.model_validate_json(dead.value).id == poison.id
+    assert headers["hookhub-reason"].startswith("OverflowError: MongoDB can only handle")
+    assert headers["hookhub-consumer"] == "probe.fanout"
+    await _until(lambda: _dead_lettered(runtime, "probe.fanout") == 1)
+
+    later = _event(new_id("evt"))  # and the partition goes on
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, later)
+    await _until(lambda: later.id in handler.done)
+
+
+async def test_mongodb_or_kafka_away_is_waited_for_and_never_dead_letters_an_envelope(
+    runtime: Runtime,
+) -> None:
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    outages = consumers.POISON_TRIES + 2
+    done: list[str] = []
+
+    async def handler(events: list[ChatEvent]) -> None:
+        nonlocal outages
+        if outages:
+            outages -= 1
+            raise ServerSelectionTimeoutError("No servers found yet")
+        done.extend(event.id for event in events)
+
+    runtime.consume_batch(Topic.CHAT_EVENTS, "fanout", ChatEvent, handler)
+    event = _event(new_id("evt"))
+    await _published_ahead(runtime, [event])
+    await runtime.start([], [])
+    await _until(lambda: done == [event.id])
+    assert _dead_lettered(runtime, "probe.fanout") == 0
+    assert outages == 0
+
+
+async def test_a_pipelined_envelope_whose_second_part_fails_alone_is_dead_lettered(
+    runtime: Runtime,
+) -> None:
+    handler = await _piped(runtime)
+    poison = _event(new_id("evt"))
+    good = [_event(new_id("evt")) for _ in range(3)]
+    # Its second part fails every time, as a map write MongoDB refuses would.
+    failing = _Always({poison.id})
+    handler.fail = failing
+    handler.release(*(event.id for event in good))
+    for envelope in (good[0], poison, *good[1:]):
+        await runtime.publisher.publish(Topic.CHAT_EVENTS, envelope)
+    await _until(lambda: failing.failures >= 1)
+    # A failed second part is found when the consumer gets its next batch.
+    later = _event(new_id("evt"))
+    handler.release(later.id)
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, later)
+
+    await _until_async(lambda: _committed(runtime, "piped"), 5)
+    [dead] = await _dead_letters(runtime, 1)
+    assert ChatEvent.model_validate_json(dead.value).id == poison.id
+    assert _dead_lettered(runtime, "probe.piped") == 1
+    # Its batch's tries, then its own (halving finds it), then given up: no more.
+    tries = failing.failures
+    assert tries > consumers.POISON_TRIES
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, _released(handler))
+    await _until_async(lambda: _committed(runtime, "piped"), 6)
+    assert failing.failures == tries
+
+
+def _released(handler: _Gated) -> ChatEvent:
+    event = _event(new_id("evt"))
+    handler.release(event.id)
+    return event
+
+
+class _Always(set[str]):
+    """A `fail` set whose members stay failing: `discard`, which the handler calls as a
+    member fails, counts instead."""
+
+    failures = 0
+
+    def discard(self, value: object) -> None:
+        self.failures += 1
