@@ -9,8 +9,18 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from shared import jsonlimits
 from shared.ids import new_id, utcnow
 
 if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it that way
@@ -54,6 +64,16 @@ class ChatEvent(Envelope):
     occurred_at: datetime
     actor: dict[str, Any] | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("actor", "data")
+    @classmethod
+    def _portable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refused here, at the API and by every consumer alike, what a consumer could not
+        carry to the end (shared.jsonlimits)."""
+        found = jsonlimits.problem(value, str(info.field_name))
+        if found is not None:
+            raise ValueError(found)
+        return value
 
     def partition_key(self) -> bytes:
         channel = self.data.get("channel_id")

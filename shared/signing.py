@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets as _secrets
 import time
@@ -226,7 +227,15 @@ def verify(
     return matched
 
 
-def webhook_body(event_type: str, timestamp_iso: str, data: Mapping[str, Any]) -> bytes:
+def webhook_body(event_type: str, timestamp_iso: str, data: Mapping[str, Any] | Any) -> bytes:
     # orjson writes compact UTF-8 and keeps insertion order (type, timestamp, data); dict()
     # because orjson serialises dict, not arbitrary Mapping implementations.
-    return orjson.dumps({"type": event_type, "timestamp": timestamp_iso, "data": dict(data)})
+    body = {"type": event_type, "timestamp": timestamp_iso, "data": data}
+    if isinstance(data, Mapping):
+        body["data"] = dict(data)
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # What orjson does not write and a provider may send (an integer over 64 bits):
+        # the standard library writes the same compact UTF-8.
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

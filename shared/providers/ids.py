@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 import simdjson
 
+from shared.jsonlimits import MAX_DEPTH, too_deep
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -34,21 +35,28 @@ def is_form(request: InboundRequest) -> bool:
 
 
 def decode_json(text: str | bytes, what: str = "body") -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, and never an error other than Malformed."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, at most `MAX_DEPTH` deep (what every
+    consumer can decode: shared.jsonlimits), and never an error other than Malformed."""
     try:
         # orjson is strict too (UTF-8, no NaN) and several times faster on a 7 KB payload;
         # what it refuses (integers beyond 64 bits, lone surrogates, nesting past 1024) is
         # decided by the standard library below, so both paths accept the same bodies.
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        pass
-    try:
-        decoded = text.decode("utf-8") if isinstance(text, bytes) else text
-        return json.loads(decoded, parse_constant=_refuse_constant)
-    # ValueError covers invalid UTF-8, invalid JSON and over-long integers; RecursionError
-    # is what deeply nested arrays raise.
-    except (ValueError, RecursionError) as exc:
-        raise MalformedWebhook(f"{what} is not valid UTF-8 JSON") from exc
+        try:
+            decoded = text.decode("utf-8") if isinstance(text, bytes) else text
+            value = json.loads(decoded, parse_constant=_refuse_constant)
+        # ValueError covers invalid UTF-8, invalid JSON and over-long integers;
+        # RecursionError is what deeply nested arrays raise.
+        except (ValueError, RecursionError) as exc:
+            raise MalformedWebhook(f"{what} is not valid UTF-8 JSON") from exc
+    _refuse_too_deep(text.encode() if isinstance(text, str) else text, what)
+    return value
+
+
+def _refuse_too_deep(body: bytes, what: str) -> None:
+    if too_deep(body):
+        raise MalformedWebhook(f"{what} is nested deeper than {MAX_DEPTH} levels")
 
 
 def decode_json_object(text: str | bytes, what: str = "body") -> dict[str, Any]:
@@ -88,10 +96,12 @@ def check_json_object(body: bytes) -> JsonBody:
         try:
             # A parser per call: one cannot parse again while a proxy of its last document
             # lives, and making one costs less than 0.1 µs.
-            if isinstance(simdjson.Parser().parse(body), simdjson.Object):
-                return JsonBody(body)
+            is_object = isinstance(simdjson.Parser().parse(body), simdjson.Object)
         except (ValueError, RuntimeError):  # invalid for simdjson: decided below
-            pass
+            is_object = False
+        if is_object:
+            _refuse_too_deep(body, "body")
+            return JsonBody(body)
     decode_json_object(body)
     return JsonBody(body)
 

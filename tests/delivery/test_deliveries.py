@@ -425,6 +425,38 @@ async def test_invalid_events_are_refused_over_http(delivery: RunningService) ->
         assert answer.status_code == 422
 
 
+async def test_events_no_consumer_could_carry_are_refused_with_where(
+    delivery: RunningService,
+) -> None:
+    """Accepted, they once stopped fan-out for every workspace (orjson, and MongoDB, hold
+    integers of 64 bits); nesting is bounded at 64 levels."""
+    event = {"id": "evt_x", "type": "message.created", "workspace_id": "w"}
+    deep: Any = 1
+    for _ in range(65):
+        deep = {"a": deep}
+    for data, where in (
+        ({"n": 18446744073709551616}, "data.n: integer outside 64 bits"),
+        ({"list": [1, -(2**63) - 1]}, "data.list.1: integer outside 64 bits"),
+        ({"deep": deep}, "nested deeper than 64 levels"),
+    ):
+        body = json.dumps({**event, "occurred_at": "2026-01-01T00:00:00Z", "data": data})
+        answer = await delivery.client.post(
+            "/api/events",
+            content=body,
+            headers={**admin_headers(), "content-type": "application/json"},
+        )
+        assert answer.status_code == 422, answer.text
+        [detail] = answer.json()["error"]["details"]
+        assert detail["loc"] == ["body", "data"] and where in detail["message"], answer.text
+    fine = {"n": 2**63 - 1, "deep": deep["a"]["a"]}  # 64 levels, data included
+    answer = await delivery.client.post(
+        "/api/events",
+        json={**event, "id": "evt_y", "occurred_at": "2026-01-01T00:00:00Z", "data": fine},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 202, answer.text
+
+
 async def _deliveries(
     delivery: RunningService, webhook_id: str, status: str
 ) -> list[dict[str, Any]]:

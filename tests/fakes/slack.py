@@ -344,8 +344,12 @@ class FakeSlack(FakeAuthorizationServer):
         """Sign and POST one `event_callback` as Slack does, to a channel the bot is in."""
         if self.events_url is None or not self.channels[channel].member:
             return None
+        return await self.send_event(self.event_callback(channel, event))
+
+    def event_callback(self, channel: str, event: dict[str, Any]) -> dict[str, Any]:
+        """The `event_callback` body Slack sends for `event` in `channel`."""
         event = {**event, "channel": channel, "channel_type": "channel"}
-        body = {
+        return {
             "token": self.verification_token,
             "team_id": TEAM_ID,
             "context_team_id": TEAM_ID,
@@ -367,7 +371,6 @@ class FakeSlack(FakeAuthorizationServer):
             "is_ext_shared_channel": False,
             "event_context": "4-" + secrets.token_urlsafe(24),
         }
-        return await self.send_event(body)
 
     async def send_event(self, body: dict[str, Any], retry_num: int | None = None) -> Delivery:
         """POST `body` to `events_url`, signed (v0); `retry_num` adds Slack's retry headers."""

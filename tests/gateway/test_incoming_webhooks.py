@@ -134,6 +134,15 @@ async def test_idempotency_key_gives_a_retried_post_the_same_id(
         (b'{"text": "   "}', "application/json", 422, "no_text"),
         (b'{"text": 5}', "application/json", 422, "invalid_payload"),
         (b'{"text": "x", "icon_url": "not a url"}', "application/json", 422, "invalid_payload"),
+        # Deeper than the standard library parses (a RecursionError, once a 500).
+        (b"[" * 10_000 + b"]" * 10_000, "application/json", 400, "malformed_json"),
+        # Parsed, but past what hookhub carries (once a 500 while publishing it).
+        (
+            b'{"text": "x", "blocks": [' + b'{"a":' * 900 + b"1" + b"}" * 900 + b"]}",
+            "application/json",
+            400,
+            "too_deep",
+        ),
     ],
 )
 async def test_bad_bodies_get_a_clear_error_and_publish_nothing(

@@ -336,6 +336,35 @@ async def test_unknown_disabled_oversized_and_malformed(
     )
 
 
+@pytest.mark.parametrize("provider", ["github", "slack", "telegram", "jira"])
+async def test_a_signed_body_nested_past_the_limit_is_refused_not_published(
+    provider: str,
+    gateway: RunningService,
+    provider_events: KafkaTap,
+    case_integrations: dict[str, dict[str, Any]],
+) -> None:
+    """Acknowledged, it would be lost: no consumer can decode 300 levels, and the provider
+    does not send again what was answered 200. Refused, the provider shows the failure."""
+    case, doc = CASES[provider], case_integrations[provider]
+
+    def nested(marker: str, depth: int) -> signing.Signed:
+        """A valid body of the provider's with a value `depth` levels deep added."""
+        body = case.valid(marker).body.rstrip()
+        value = b'{"a":' * depth + b"1" + b"}" * depth
+        return _resign(provider, case, body[:-1] + b', "x": ' + value + b"}")
+
+    answer = await post(gateway, path_of(doc), nested(uuid.uuid4().hex[:12], 300))
+    assert answer.status_code == 400, answer.text
+    assert "nested deeper than 64 levels" in answer.json()["error"]["message"]
+    # Just inside the limit, the same body is taken.
+    marker = uuid.uuid4().hex[:12]
+    assert (await post(gateway, path_of(doc), nested(marker, 60))).status_code == 200
+    published = await provider_events.wait_for(
+        lambda v: of(doc)(v) and marker in json.dumps(v["payload"]), count=2, timeout=3
+    )
+    assert len(published) == 1
+
+
 def _resign(provider: str, case: Case, body: bytes) -> signing.Signed:
     secret = next(iter(case.settings.values()))
     if provider == "github":

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from pydantic import ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
+from shared import jsonlimits
 from shared.envelopes import InboundMessage, MessageAuthor, MessageSource
 from shared.errors import BadRequest, Invalid
 from shared.ids import derived_id, new_id, utcnow
@@ -54,8 +55,13 @@ def parse_post(body: bytes, content_type: str) -> IncomingPost:
         raw = body
     try:
         data: Any = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    # RecursionError: what deeply nested arrays raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest("body is not valid JSON", code="malformed_json") from exc
+    if jsonlimits.too_deep(raw.encode() if isinstance(raw, str) else raw):
+        raise BadRequest(
+            f"body is nested deeper than {jsonlimits.MAX_DEPTH} levels", code="too_deep"
+        )
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="malformed_json")
     try:
