@@ -63,22 +63,25 @@ def _settle_heap() -> None:
 def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
     import uvicorn
 
-    from services.edge import create_edge_app
+    from services.edge import edge_config
+    from shared.settings import Settings
 
+    settings = Settings()
     table = {name: f"http://127.0.0.1:{default}" for name, default in SERVICE_PORTS.items()}
     for name in SERVICE_PORTS:
         table[name] = os.environ.get(f"HOOKHUB_{name.upper()}_URL", table[name]).rstrip("/")
     for item in upstreams:
         name, _, url = item.partition("=")
         table[name] = url.rstrip("/")
-    uvicorn.run(
-        create_edge_app(table),
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="warning",
+    config = edge_config(
+        table,
+        host,
+        port,
+        header_timeout=settings.edge_header_timeout_seconds,
+        body_timeout=settings.edge_body_timeout_seconds,
         timeout_graceful_shutdown=2,  # proxied requests in flight; then it is gone
     )
+    uvicorn.Server(config).run()
     return 0
 
 

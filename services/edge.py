@@ -2,7 +2,10 @@
 
 `make run` and docker compose put it on :8080; in Kubernetes an Ingress with the same table
 (`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
-both ways, and aggregates `/readyz` and `/openapi.json` across the services. It also
+both ways (a service's early answer is relayed while the body still comes), and aggregates
+`/readyz` and `/openapi.json` across the services. What it refuses itself: paths a hop
+could resolve into another (dot and empty segments), header values that are not UTF-8,
+and clients too slow to send their request (docs/operations.md, "The single origin"). It also
 serves the AsyncAPI document of the Kafka topics (`/asyncapi.json`, and as a page at
 `/asyncapi`: services/asyncapi) and the operator console's static files (`/`,
 `/console/*`: services/console).
@@ -15,15 +18,19 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
-import httpx
+import aiohttp
+import orjson
+import uvicorn
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from yarl import URL
 
 from services.asyncapi import asyncapi_document, render_html
 from services.console import SECURITY_HEADERS, console_routes
@@ -50,21 +57,36 @@ _COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
 
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
     }
 )
+# The edge's own server writes one of each on every answer; the service's are left out.
+_NOT_RELAYED = _HOP_BY_HOP | {b"date", b"server"}
+
+# The request head must have arrived within this many seconds of the connection, or of the
+# request's first byte; the body must keep coming at BODY_MIN_RATE (bytes a second) after
+# a grace of `body_timeout` seconds. Only the time spent waiting for the client counts:
+# not the time a service takes to read what was already received.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 20.0
+BODY_MIN_RATE = 500
 
 
-_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+class _Refused(Exception):
+    """A request the edge answers itself, without a service: its status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def _unreachable(service: str) -> Response:
@@ -78,24 +100,107 @@ def owner_of(path: str) -> str | None:
     return None
 
 
-def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) -> Starlette:
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(request_timeout, connect=5.0),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        follow_redirects=False,
-    )
+def _ambiguous(path: str) -> bool:
+    """Whether a path holds a `.` or `..` segment (percent-encoded or not, or made of `%2F`)
+    or an empty one before its end (`//`): something a client or server on the way may
+    resolve or merge, so that the service would see another path than the edge routed."""
+    segments = unquote(path).split("/")
+    return any(s in (".", "..") for s in segments) or "" in segments[1:-1]
 
-    async def forward(request: Request) -> Response:
+
+def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for name, value in scope["headers"]:
+        if name in _HOP_BY_HOP:
+            continue
+        try:
+            # Whitespace around a value is not part of it (RFC 9110 5.5); httptools keeps
+            # what trails it, and the client library on the way to the service refuses it.
+            headers.append((name.decode("ascii"), value.strip(b" \t").decode("utf-8")))
+        except UnicodeDecodeError:
+            raise _Refused(
+                400, "bad_request", f"the value of the {name.decode('latin-1')} header is not UTF-8"
+            ) from None
+    return headers
+
+
+class _Body:
+    """The client's request body, as it arrives, to be streamed to the service.
+
+    The wait for the next part of it is bounded: after `grace` seconds, the client must
+    have sent BODY_MIN_RATE bytes for every further second spent waiting on it."""
+
+    def __init__(self, receive: Receive, grace: float, min_rate: float) -> None:
+        self.receive, self.grace, self.min_rate = receive, grace, min_rate
+        self.complete = False  # the whole body was read
+        self.timed_out = False  # the client stopped sending it
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        received, waited = 0, 0.0
+        while True:
+            started = loop.time()
+            try:
+                async with asyncio.timeout(self.grace + received / self.min_rate - waited):
+                    message = await self.receive()
+            except TimeoutError:
+                self.timed_out = True
+                raise
+            waited += loop.time() - started
+            if message["type"] == "http.disconnect":
+                raise ConnectionResetError("the client went away mid-body")
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                self.complete = True
+                return
+
+
+class _Streamed(aiohttp.payload.AsyncIterablePayload):
+    """A body streamed to the service, whose request head goes out before the body's first
+    part (aiohttp holds it back to send them together): the service may answer from the
+    head alone, and the client may be slow to send the body, or never send it."""
+
+    async def write_with_length(
+        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        writer.send_headers()
+        await super().write_with_length(writer, content_length)
+
+
+def create_edge_app(
+    upstreams: dict[str, str],
+    request_timeout: float = 60.0,
+    body_timeout: float = BODY_TIMEOUT,
+    body_min_rate: float = BODY_MIN_RATE,
+) -> ASGIApp:
+    # aiohttp, not httpx: it reads the service's answer while the body is still being
+    # sent, so that an early answer (401, 413, 404) is relayed at once. Created in the
+    # lifespan: a session belongs to the event loop it is made in.
+    session: aiohttp.ClientSession | None = None
+
+    async def forward(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await _forward(scope, receive, send)
+        except _Refused as refused:
+            response = _error(refused.status, refused.code, refused.message)
+            await response(scope, receive, send)
+
+    async def _forward(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
         service = owner_of(request.url.path)
         if service is None or service not in upstreams:
-            return _error(404, "not_found", f"no route for {request.url.path}")
+            raise _Refused(404, "not_found", f"no route for {request.url.path}")
+        assert session is not None, "the edge's lifespan has not run"
         # The path as the client sent it (still percent-encoded): the decoded one may hold
         # control or non-ASCII characters no URL can carry, and the service decodes it anyway.
-        raw_path: bytes | None = request.scope.get("raw_path")
+        raw_path: bytes | None = scope.get("raw_path")
         target = upstreams[service] + (raw_path.decode("latin-1") if raw_path else request.url.path)
         if request.url.query:
             target += "?" + request.url.query
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        headers = _upstream_headers(scope)
         length = request.headers.get("content-length")
         if length is not None and "transfer-encoding" not in request.headers:
             # Passed on, so that the service can refuse an oversized body (413) from its
@@ -107,52 +212,56 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
             ("x-forwarded-proto", request.url.scheme),
             ("x-forwarded-host", request.headers.get("host", "")),
         ]
-        # A request without a body, of a method that may be repeated (RFC 9110 9.2.2), is sent
-        # again once when the service dropped the connection without answering: a pooled
-        # connection it closed just as this request went out (as a proxy's next-upstream
-        # does; a body, already streamed, could not be sent twice).
         bodiless = length in (None, "0") and "transfer-encoding" not in request.headers
-        tries = 2 if bodiless and request.method in _REPEATABLE else 1
-        for attempt in range(1, tries + 1):
-            try:
-                upstream_request = client.build_request(
-                    request.method,
-                    target,
-                    headers=headers,
-                    content=b"" if bodiless else request.stream(),
-                )
-            except httpx.InvalidURL:
-                return _error(400, "bad_request", "the request's path or query is not a valid URL")
-            try:
-                upstream = await client.send(upstream_request, stream=True)
-                break
-            except httpx.TimeoutException:
-                return _error(504, "upstream_timeout", f"{service} did not answer in time")
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-                if attempt < tries:
-                    continue
-                return _unreachable(service)
-            except httpx.HTTPError:
-                return _unreachable(service)
-        response_headers = {
-            k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP
-        }
-        return StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            headers=response_headers,
-            background=BackgroundTask(upstream.aclose),
-        )
+        body = None if bodiless else _Body(receive, body_timeout, body_min_rate)
+        try:
+            url = URL(target, encoded=True)
+        except ValueError:
+            raise _Refused(
+                400, "bad_request", "the request's path or query is not a valid URL"
+            ) from None
+        try:
+            # A GET, HEAD, OPTIONS, TRACE, PUT or DELETE (RFC 9110 9.2.2) is sent again once
+            # by aiohttp when the service dropped the connection without answering: a pooled
+            # connection it closed just as this request went out. Never one whose body has
+            # begun to stream: it could not be sent twice.
+            upstream = await session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=None if body is None else _Streamed(body.chunks()),
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            await _failure(exc, service, body)(scope, receive, send)
+            return
+        headers_out = [(k, v) for k, v in upstream.raw_headers if k.lower() not in _NOT_RELAYED]
+        if body is not None and not body.complete:
+            # The service answered before the whole body came: what would follow is not
+            # read, and the connection cannot carry another request.
+            headers_out.append((b"connection", b"close"))
+        try:
+            await send(
+                {"type": "http.response.start", "status": upstream.status, "headers": headers_out}
+            )
+            async for chunk in upstream.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            upstream.close()
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "service": "edge"})
 
     async def readyz(_: Request) -> Response:
         async def one(name: str, base: str) -> tuple[str, Any]:
+            assert session is not None
             try:
-                answer = await client.get(base + "/readyz", timeout=5.0)
-                return name, answer.json() | {"http_status": answer.status_code}
-            except (httpx.HTTPError, ValueError) as exc:
+                async with session.get(base + "/readyz", timeout=_QUICK) as answer:
+                    return name, await answer.json(content_type=None) | {
+                        "http_status": answer.status
+                    }
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 return name, {"status": "unreachable", "error": type(exc).__name__}
 
         results = dict(await asyncio.gather(*(one(n, b) for n, b in upstreams.items())))
@@ -163,6 +272,7 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
         )
 
     async def openapi(_: Request) -> Response:
+        assert session is not None
         merged: dict[str, Any] = {
             "openapi": "3.1.0",
             "info": {"title": "hookhub", "version": "1"},
@@ -171,8 +281,9 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
         }
         for name, base in upstreams.items():
             try:
-                spec = (await client.get(base + "/openapi.json", timeout=5.0)).json()
-            except (httpx.HTTPError, ValueError):
+                async with session.get(base + "/openapi.json", timeout=_QUICK) as answer:
+                    spec = orjson.loads(await answer.read())
+            except (aiohttp.ClientError, TimeoutError, ValueError):
                 continue
             merged["info"]["version"] = spec.get("info", {}).get("version", "1")
             for path, item in spec.get("paths", {}).items():
@@ -191,14 +302,22 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        nonlocal session
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=request_timeout, sock_connect=5.0, sock_read=request_timeout
+            ),
+            # The client's headers and body go on as they came: nothing added, nothing
+            # decoded (a compressed answer stays compressed).
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
         try:
             yield
         finally:
-            await client.aclose()
-
-    async def forward_any(scope: Scope, receive: Receive, send: Send) -> None:
-        response = await forward(Request(scope, receive))
-        await response(scope, receive, send)
+            await session.close()
 
     app = Starlette(
         routes=[
@@ -215,8 +334,130 @@ def create_edge_app(upstreams: dict[str, str], request_timeout: float = 60.0) ->
     # Every other path, whatever it holds, goes to the router's default: a `{path:path}`
     # route would not match a path with a line feed in it (its `.*` stops there) and the
     # client would get Starlette's plain-text 404 instead of the service's answer.
-    app.router.default = forward_any
-    return app
+    app.router.default = forward
+
+    async def edge(scope: Scope, receive: Receive, send: Send) -> None:
+        # Refused before routing, on every path: routing must be done on the path the
+        # service will see, and a dot segment is resolved by whatever lies on the way.
+        if scope["type"] == "http" and _ambiguous(scope.get("raw_path", b"").decode("latin-1")):
+            response = _error(
+                400, "bad_request", "the path holds a `.`, `..` or empty segment", close=True
+            )
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return edge
+
+
+_QUICK = aiohttp.ClientTimeout(total=5.0)
+
+
+def _failure(exc: Exception, service: str, body: _Body | None) -> Response:
+    """The edge's answer to a request its service did not answer."""
+    if body is not None and body.timed_out:
+        return _error(
+            408, "request_timeout", "the request's body did not arrive in time", close=True
+        )
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts among them
+        return _error(504, "upstream_timeout", f"{service} did not answer in time")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return _unreachable(service)
+    # aiohttp refuses what no request may carry (a line break in a header, a bad URL).
+    return _error(400, "bad_request", "the request cannot be sent on as it is")
+
+
+class _EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with the limits it lacks (its keep-alive timer restarts at
+    every byte, so a head sent a byte at a time held a connection for good):
+
+    - a request head must be complete within `header_timeout` seconds of the connection
+      or of its first byte; else 408 `request_timeout` (nothing if nothing came) and close;
+    - an answer given before its request's body has fully arrived ends the connection:
+      what is still coming is not read.
+    """
+
+    header_timeout = HEADER_TIMEOUT
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_started = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_started = True
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        self._head_started = False
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        idle = self.cycle is None or self.cycle.response_complete
+        if self._head_started and idle:
+            body = orjson.dumps(
+                {
+                    "error": {
+                        "code": "request_timeout",
+                        "message": "the request's head did not arrive in time",
+                    }
+                }
+            )
+            head = [b"HTTP/1.1 408 Request Timeout\r\n"]
+            head += [
+                name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+            ]
+            head += [
+                b"content-type: application/json\r\n",
+                b"content-length: %d\r\n" % len(body),
+                b"connection: close\r\n\r\n",
+            ]
+            self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
+def edge_config(
+    upstreams: dict[str, str],
+    host: str,
+    port: int,
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+    **options: Any,
+) -> uvicorn.Config:
+    """How `hookhub edge` and `hookhub run` serve the edge."""
+    protocol = type("EdgeProtocol", (_EdgeProtocol,), {"header_timeout": header_timeout})
+    return uvicorn.Config(
+        create_edge_app(upstreams, body_timeout=body_timeout),
+        host=host,
+        port=port,
+        http=protocol,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        **options,
+    )
 
 
 # What the edge itself may answer on any forwarded route, besides the service's answers
@@ -250,8 +491,12 @@ async def _internal_error(_: Request, exc: Exception) -> Response:
     return _error(500, "internal_error", "internal error")
 
 
-def _error(status: int, code: str, message: str, retry: bool = False) -> JSONResponse:
-    headers = {"Retry-After": "5"} if retry else None
+def _error(
+    status: int, code: str, message: str, retry: bool = False, close: bool = False
+) -> JSONResponse:
+    headers = {"Retry-After": "5"} if retry else {}
+    if close:
+        headers["Connection"] = "close"
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )

@@ -78,9 +78,8 @@ def run_stack() -> int:
 
 
 async def _run(settings: Settings) -> int:
-    import uvicorn
 
-    from services.edge import create_edge_app
+    from services.edge import edge_config
 
     ports = plan_ports(settings)
     data_dir = settings.data_dir.resolve()
@@ -128,13 +127,12 @@ async def _run(settings: Settings) -> int:
             )
         await _wait_healthy(upstreams, children, stopping)
         server = _QuietServer(
-            uvicorn.Config(
-                create_edge_app(upstreams),
-                host=settings.http_host,
-                port=settings.http_port,
-                access_log=False,
-                log_level="warning",
-                lifespan="on",
+            edge_config(
+                upstreams,
+                settings.http_host,
+                settings.http_port,
+                header_timeout=settings.edge_header_timeout_seconds,
+                body_timeout=settings.edge_body_timeout_seconds,
                 timeout_graceful_shutdown=2,
             )
         )

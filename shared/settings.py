@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # The single origin's limits on a slow client (services/edge.py): its request head must
+    # arrive within the first; its body get going within the second, and keep coming.
+    edge_header_timeout_seconds: float = Field(10.0, gt=0)
+    edge_body_timeout_seconds: float = Field(20.0, gt=0)
 
     admin_token: str = ""
     # The largest request body a management route reads (413 past it); a route may name a

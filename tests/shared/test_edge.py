@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 from urllib.parse import unquote
 
 import httpx
 import orjson
 import pytest
+import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from services.edge import ROUTES, create_edge_app, owner_of
+from services.edge import ROUTES, edge_config, owner_of
+from shared.embedded import free_port
 from tests.support import RunningService, serve
 
 
@@ -44,10 +48,18 @@ def test_owner_of(path: str, service: str | None) -> None:
 
 
 async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
-    """An upstream that answers with the path it was asked for, and how its body came."""
+    """An upstream that answers with the path it was asked for, and how its body came,
+    once it has read the body; asked with `x-refuse`, it answers 413 without reading it (as
+    the services do from a `Content-Length` over their limit)."""
     if scope["type"] != "http":
         return
     headers = dict(scope["headers"])
+    if b"x-refuse" in headers:
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too large"})
+        return
+    while (await receive()).get("more_body"):
+        pass
     body = orjson.dumps(
         {
             "path": scope["path"],
@@ -56,6 +68,7 @@ async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
                 headers.get(b"content-length", b"").decode(),
                 headers.get(b"transfer-encoding", b"").decode(),
             ],
+            "headers": {k.decode(): v.decode("latin-1") for k, v in scope["headers"]},
         }
     )
     await send(
@@ -68,12 +81,50 @@ async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the test runner owns the signals
+
+
+@contextlib.asynccontextmanager
+async def _serve_edge(upstreams: dict[str, str], **limits: float) -> AsyncIterator[RunningService]:
+    """The edge as `hookhub edge` serves it (its own protocol and limits), on a real port."""
+    port = free_port()
+    server = _Server(edge_config(upstreams, "127.0.0.1", port, **limits))
+    task = asyncio.create_task(server.serve())
+    base_url = f"http://127.0.0.1:{port}"
+    limits_ = httpx.Limits(keepalive_expiry=2.0)  # below uvicorn's 5 s keep-alive
+    async with httpx.AsyncClient(base_url=base_url, timeout=15.0, limits=limits_) as client:
+        try:
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+            yield RunningService(cast(Any, server.config.app), base_url, client)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 15)
+
+
 @pytest.fixture(scope="module")
-async def edge() -> AsyncIterator[RunningService]:
-    async with serve(_echo, probe="/anything") as upstream:
-        table = dict.fromkeys({s for _, s in ROUTES}, upstream.base_url)
-        async with serve(create_edge_app(table), probe="/healthz") as running:
-            yield running
+async def upstream() -> AsyncIterator[RunningService]:
+    async with serve(_echo, probe="/anything") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def edge(upstream: RunningService) -> AsyncIterator[RunningService]:
+    async with _serve_edge(dict.fromkeys({s for _, s in ROUTES}, upstream.base_url)) as running:
+        yield running
+
+
+@pytest.fixture
+async def impatient_edge(upstream: RunningService) -> AsyncIterator[RunningService]:
+    """An edge whose header and body timeouts are short enough to wait out in a test."""
+    table = dict.fromkeys({s for _, s in ROUTES}, upstream.base_url)
+    async with _serve_edge(table, header_timeout=0.3, body_timeout=0.3) as running:
+        yield running
 
 
 @pytest.mark.parametrize(
@@ -161,7 +212,7 @@ async def dropping() -> AsyncIterator[tuple[_Dropping, RunningService]]:
     port = server.sockets[0].getsockname()[1]
     table = dict.fromkeys({s for _, s in ROUTES}, f"http://127.0.0.1:{port}")
     try:
-        async with serve(create_edge_app(table), probe="/healthz") as running:
+        async with _serve_edge(table) as running:
             yield upstream, running
     finally:
         server.close()
@@ -193,3 +244,169 @@ async def test_a_request_with_a_body_is_never_sent_twice(
     answer = await edge.client.post("/api/events", content=b'{"type": "x"}')
     assert answer.status_code == 503
     assert upstream.seen == ["POST"]
+
+
+async def _exchange(base_url: str, request: bytes) -> bytes:
+    """Sends raw bytes to the edge and reads until it closes the connection."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        # Only a bound on a hang: the edge answers long before.
+        return await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+
+
+def _status_and_body(answer: bytes) -> tuple[int, bytes, list[bytes]]:
+    """The status, the body (chunks joined) and the header lines of one raw answer."""
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.split(b"\r\n")
+    if b"transfer-encoding: chunked" not in [line.lower() for line in lines]:
+        return int(status_line.split(b" ")[1]), rest, lines
+    body = b""
+    while rest:
+        size, _, rest = rest.partition(b"\r\n")
+        body, rest = body + rest[: int(size, 16)], rest[int(size, 16) + 2 :]
+    return int(status_line.split(b" ")[1]), body, lines
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"value   ", b"value\t", b"  value", b"caf\xc3\xa9 "],
+)
+async def test_a_header_value_is_passed_on_without_its_surrounding_whitespace(
+    edge: RunningService, value: bytes
+) -> None:
+    """Trailing whitespace once made every route answer 503 `upstream_unavailable`, and a
+    non-ASCII value 500: the service itself answers 200 to the same request."""
+    answer = await _exchange(
+        edge.base_url,
+        b"GET /api/events HTTP/1.1\r\nHost: x\r\nX-Thing: "
+        + value
+        + b"\r\nConnection: close\r\n\r\n",
+    )
+    status, body, _ = _status_and_body(answer)
+    assert status == 200, answer
+    seen = orjson.loads(body)
+    assert seen["headers"]["x-thing"].encode("latin-1") == value.strip(b" \t")
+
+
+async def test_a_header_value_that_is_not_utf8_is_a_400(edge: RunningService) -> None:
+    answer = await _exchange(
+        edge.base_url,
+        b"GET /api/events HTTP/1.1\r\nHost: x\r\nX-Thing: caf\xe9\r\nConnection: close\r\n\r\n",
+    )
+    status, body, _ = _status_and_body(answer)
+    assert status == 400, answer
+    assert b'"code":"bad_request"' in body
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/webhooks/../../metrics",
+        "/api/integrations/../../docs",
+        "/api/providers/../../readyz",
+        "/api/providers/%2e%2e/%2E%2E/readyz",
+        "/api/webhooks/.%2e/..%2Fmetrics",
+        "/api/deliveries/./x",
+        "/api/webhooks//../metrics",
+        "/api/events//x",
+    ],
+)
+async def test_a_path_with_dot_or_empty_segments_is_refused_before_routing(
+    edge: RunningService, path: str
+) -> None:
+    """`/api/webhooks/../../metrics` was routed to the gateway by its prefix, and reached the
+    gateway as `/metrics`: every service's internal pages, without a token."""
+    answer = await _exchange(
+        edge.base_url, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    status, body, _ = _status_and_body(answer)
+    assert status == 400, answer
+    assert orjson.loads(body)["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("path", ["/api/deliveries/a..b", "/api/deliveries/...", "/api/events/"])
+async def test_dots_within_a_segment_and_a_trailing_slash_still_pass(
+    edge: RunningService, path: str
+) -> None:
+    answer = await edge.client.get(httpx.URL(edge.base_url + path))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["raw_path"] == path
+
+
+async def test_a_proxied_answer_has_one_date_and_one_server_header(edge: RunningService) -> None:
+    answer = await edge.client.get("/api/events")
+    assert answer.status_code == 200
+    assert len(answer.headers.get_list("date")) == 1
+    assert len(answer.headers.get_list("server")) == 1
+
+
+@pytest.mark.parametrize("expect", [b"", b"Expect: 100-continue\r\n"])
+async def test_the_services_early_answer_is_relayed_without_waiting_for_the_body(
+    edge: RunningService, expect: bytes
+) -> None:
+    """A body announced at 99999999999 bytes and never sent got no answer through the edge
+    (it waited for the whole body before reading the service's 413); the service itself
+    answers at once. The connection is closed after it: the body that would follow is not
+    read. A client waiting for `100 Continue` gets the 413 instead."""
+    answer = await _exchange(
+        edge.base_url,
+        b"POST /api/events HTTP/1.1\r\nHost: x\r\nX-Refuse: 1\r\n"
+        + expect
+        + b"Content-Length: 99999999999\r\n\r\n",
+    )
+    status, body, lines = _status_and_body(answer)
+    assert status == 413, answer
+    assert body == b"too large"
+    assert b"connection: close" in [line.lower() for line in lines]
+
+
+async def test_a_body_that_stops_coming_is_answered_408_and_closed(
+    impatient_edge: RunningService,
+) -> None:
+    answer = await _exchange(
+        impatient_edge.base_url,
+        b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nx",
+    )
+    status, body, _ = _status_and_body(answer)
+    assert status == 408, answer
+    assert orjson.loads(body)["error"]["code"] == "request_timeout"
+
+
+async def test_a_request_head_that_stops_coming_is_answered_408_and_closed(
+    impatient_edge: RunningService,
+) -> None:
+    answer = await _exchange(impatient_edge.base_url, b"GET /api/events HTTP/1.1\r\nHost: x\r\n")
+    status, body, _ = _status_and_body(answer)
+    assert status == 408, answer
+    assert orjson.loads(body)["error"]["code"] == "request_timeout"
+
+
+async def test_a_connection_that_sends_nothing_is_closed(impatient_edge: RunningService) -> None:
+    assert await _exchange(impatient_edge.base_url, b"") == b""
+
+
+async def test_a_head_dribbled_a_byte_at_a_time_is_cut_off(impatient_edge: RunningService) -> None:
+    """Every byte restarts uvicorn's keep-alive timer: a head sent a byte at a time held the
+    connection for as long as the client cared to send."""
+    host, port = impatient_edge.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    answer = asyncio.ensure_future(reader.read())
+    try:
+        # At 10 ms a byte, a minute's worth: the edge closes long before the last.
+        with contextlib.suppress(ConnectionError):
+            for byte in b"GET /api/events HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 6000:
+                if answer.done():
+                    break
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        assert answer.done()
+        status, _, _ = _status_and_body(await answer)
+        assert status == 408
+    finally:
+        writer.close()
