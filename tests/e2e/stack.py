@@ -17,6 +17,8 @@ import httpx
 
 from shared.embedded import port_free
 
+REPOSITORY = Path(__file__).parents[2]
+
 
 def http_base() -> int:
     """A port P with P..P+5 all free (the origin and the five services), below the range
@@ -58,7 +60,10 @@ def start_stack(data_dir: Path, ports: dict[str, int]) -> Stack:
     for name in ("HOOKHUB_ADMIN_TOKEN", "HOOKHUB_ENCRYPTION_KEYS", "HOOKHUB_TOPIC_NAMESPACE"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "hookhub"), "run"],
+        # The tree under test: the venv's `hookhub` script imports whichever checkout the
+        # venv was installed from, which need not be this one.
+        [sys.executable, "-m", "services.cli", "run"],
+        cwd=REPOSITORY,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
