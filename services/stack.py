@@ -250,6 +250,11 @@ def _banner(settings: Settings, upstreams: dict[str, str]) -> None:
         f"  origin        {origin}   (every public route)",
         f"  health        {origin}/healthz   {origin}/readyz",
         f"  API docs      {origin}/openapi.json   events {origin}/asyncapi.json",
+        *(
+            [f"  public URL    {settings.public_url}   (in the URLs hookhub hands out)"]
+            if settings.public_url.rstrip("/") != origin
+            else []
+        ),
         f"  admin token   {settings.admin_token}",
         f"  kafka         {settings.kafka_bootstrap}   mongodb  {settings.mongo_uri}",
         "  services      " + "  ".join(f"{n} {u}" for n, u in upstreams.items()),

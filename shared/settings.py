@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     # The bounded stop (shared.shutdown): a service asked to stop has exited within this.
     shutdown_seconds: float = Field(10.0, gt=0, le=300)
 
-    public_url: str = "http://127.0.0.1:8080"
+    # Empty: the single origin on this machine, http://127.0.0.1:<http_port>, so that a stack
+    # moved to another port hands out URLs of its own and not of whatever holds :8080.
+    public_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 
@@ -119,6 +121,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        if not self.public_url:
+            self.public_url = f"http://127.0.0.1:{self.http_port}"
+        return self
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

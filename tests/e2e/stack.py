@@ -55,9 +55,14 @@ def start_stack(data_dir: Path, ports: dict[str, int]) -> Stack:
         "HOOKHUB_HTTP_PORT": str(ports["http"]),
         "HOOKHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
         "HOOKHUB_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}",
-        "HOOKHUB_PUBLIC_URL": f"http://127.0.0.1:{ports['http']}",
     }
-    for name in ("HOOKHUB_ADMIN_TOKEN", "HOOKHUB_ENCRYPTION_KEYS", "HOOKHUB_TOPIC_NAMESPACE"):
+    # As a new user starts it: the public URL follows the port, the secrets are generated.
+    for name in (
+        "HOOKHUB_ADMIN_TOKEN",
+        "HOOKHUB_ENCRYPTION_KEYS",
+        "HOOKHUB_TOPIC_NAMESPACE",
+        "HOOKHUB_PUBLIC_URL",
+    ):
         env.pop(name, None)
     process = subprocess.Popen(
         # The tree under test: the venv's `hookhub` script imports whichever checkout the

@@ -77,3 +77,14 @@ def test_the_consumer_session_timeout_and_its_heartbeat(monkeypatch: pytest.Monk
     monkeypatch.setenv("HOOKHUB_KAFKA_SESSION_TIMEOUT_MS", "500")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_public_url_follows_the_http_port_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOOKHUB_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("HOOKHUB_HTTP_PORT", raising=False)
+    assert Settings().public_url == "http://127.0.0.1:8080"
+    monkeypatch.setenv("HOOKHUB_HTTP_PORT", "28080")
+    assert Settings().public_url == "http://127.0.0.1:28080"
+    assert GatewaySettings().public_url == "http://127.0.0.1:28080"
+    monkeypatch.setenv("HOOKHUB_PUBLIC_URL", "https://hooks.example.com")
+    assert Settings().public_url == "https://hooks.example.com"
