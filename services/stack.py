@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,6 +56,11 @@ def plan_ports(settings: Settings) -> dict[str, int]:
 
 
 def run_stack() -> int:
+    # `make run | tee log` and Ctrl-C: tee gets the SIGINT too and is gone before we say
+    # we are stopping; a closed terminal goes the same way. Our output is for the user
+    # only: losing it must not cost the ordered stop.
+    sys.stdout = _Unbreakable(sys.stdout)
+    sys.stderr = _Unbreakable(sys.stderr)
     try:
         settings = Settings().resolve_dev_secrets()
     except ConfigurationError as exc:
@@ -88,7 +95,9 @@ async def _run(settings: Settings) -> int:
     children: list[ChildProcess] = []
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal closed. The children are in sessions of their own and hear
+    # none of these; they are stopped in order from here.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stopping.set)
 
     def remember(child: ChildProcess) -> ChildProcess:
@@ -168,6 +177,38 @@ def _stop_in_order(children: list[ChildProcess], shutdown_seconds: float) -> Non
         child.wait_or_kill(deadline)
     for child in reversed(infrastructure):  # database, then broker
         child.stop(timeout=5)
+
+
+class _Unbreakable:
+    """A standard stream whose reader may be gone (a pipe's, a closed terminal's): what
+    cannot be written is dropped instead of raised."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:  # EPIPE from a pipe whose reader left, EIO from a hung-up terminal
+            self._lost()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        # What is still buffered, and all that follows, goes to /dev/null; so does the
+        # interpreter's last flush at exit, which would otherwise fail the same way.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _QuietServer(uvicorn.Server):

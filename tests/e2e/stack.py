@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -48,7 +49,9 @@ class Stack:
         return self.process.stdout.read() if self.process.stdout else ""
 
 
-def start_stack(data_dir: Path, ports: dict[str, int]) -> Stack:
+def start_stack(
+    data_dir: Path, ports: dict[str, int], stderr: IO[str] | int = subprocess.STDOUT
+) -> Stack:
     env = {
         **os.environ,
         "HOOKHUB_DATA_DIR": str(data_dir),
@@ -71,7 +74,7 @@ def start_stack(data_dir: Path, ports: dict[str, int]) -> Stack:
         cwd=REPOSITORY,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         text=True,
         start_new_session=True,  # its own process group, as a terminal would give `make run`
     )

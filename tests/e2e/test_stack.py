@@ -181,3 +181,47 @@ def test_a_taken_port_is_named_and_exits_non_zero(tmp_path: Path) -> None:
     output = stack.output()
     assert stack.process.returncode != 0
     assert f"delivery service port {ports['http'] + 2} is already in use" in output
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"]
+)
+def test_the_ordered_stop_does_not_depend_on_the_terminal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`make run 2>err | tee log`, then Ctrl-C: tee gets the SIGINT too and is gone before
+    the supervisor says it is stopping; or the terminal closes (SIGHUP). The supervisor's
+    output goes nowhere, and it stops everything in order all the same."""
+    ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
+    data_dir = tmp_path / ".hookhub"
+    with (tmp_path / "err").open("w") as err:
+        stack = start_stack(data_dir, ports, stderr=err)
+    try:
+        assert stack.process.stdout is not None
+        for line in stack.process.stdout:  # what tee shows, up to the banner's last line
+            if "Ctrl-C stops everything" in line:
+                break
+        else:
+            raise AssertionError("hookhub run exited before its banner")
+        pids = _pids(stack)
+        stack.process.stdout.close()  # tee is gone
+        os.killpg(stack.process.pid, signum)
+        stack.process.wait(60)
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+    errors = (tmp_path / "err").read_text()
+    assert stack.process.returncode == 0, errors
+    assert "Traceback" not in errors, errors
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids if _alive(pid)], "processes left behind"
+    # Each service finished its own stop, with MongoDB and Kafka still there to release
+    # its leases and hand back its work, and its log (a file of its own) says so.
+    for name, lines in _service_logs(data_dir).items():
+        stops = [line for line in lines if line.get("event") == "service_stop_took"]
+        assert stops and stops[-1]["overran"] == [], (name, stops)
+        assert not [line for line in lines if line.get("level") in ("error", "critical")], name
+    for log in (data_dir / "logs").glob("*.log"):
+        assert "ServerSelectionTimeoutError" not in log.read_text(), log.name
