@@ -62,7 +62,7 @@ def run_stack() -> int:
     sys.stdout = _Unbreakable(sys.stdout)
     sys.stderr = _Unbreakable(sys.stderr)
     try:
-        settings = Settings().resolve_dev_secrets()
+        settings = Settings()
     except ConfigurationError as exc:
         print(f"hookhub run: {exc}", file=sys.stderr)
         return 2
@@ -78,6 +78,7 @@ def run_stack() -> int:
             file=sys.stderr,
         )
         return 1
+    settings.resolve_dev_secrets()  # only now: a refused run leaves no secrets behind
     try:
         return asyncio.run(_run(settings))
     except KeyboardInterrupt:

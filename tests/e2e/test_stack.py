@@ -181,6 +181,8 @@ def test_a_taken_port_is_named_and_exits_non_zero(tmp_path: Path) -> None:
     output = stack.output()
     assert stack.process.returncode != 0
     assert f"delivery service port {ports['http'] + 2} is already in use" in output
+    assert not (tmp_path / ".hookhub" / "admin_token").exists(), "no secrets for a refused run"
+    assert not (tmp_path / ".hookhub" / "encryption_key").exists()
 
 
 @pytest.mark.parametrize(
