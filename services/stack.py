@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
@@ -78,11 +80,30 @@ def run_stack() -> int:
             file=sys.stderr,
         )
         return 1
+    # The data dir holds the admin token, the encryption key and every secret stored in the
+    # database: for our user only, whatever the shell's umask, in this process and in every
+    # one it starts; an earlier run's is tightened.
+    os.umask(0o077)
+    _keep_private(settings.data_dir)
     settings.resolve_dev_secrets()  # only now: a refused run leaves no secrets behind
     try:
         return asyncio.run(_run(settings))
     except KeyboardInterrupt:
         return 0
+
+
+def _keep_private(data_dir: Path) -> None:
+    """The data dir and all in it readable by its owner alone (directories 0700, files
+    without group and other bits), creating it if need be."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in [*dirs, *files]:
+            path = Path(root, name)
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours
+                mode = path.lstat().st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 async def _run(settings: Settings) -> int:

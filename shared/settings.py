@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from functools import cached_property
@@ -152,7 +153,7 @@ class Settings(BaseSettings):
         """
         if self.env != "dev":
             return self
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.admin_token:
             self.admin_token = _kept_secret(self.data_dir / "admin_token", _new_admin_token)
         if not self.encryption_keys:
@@ -180,11 +181,13 @@ def _new_admin_token() -> str:
 
 
 def _kept_secret(path: Path, generate: Callable[[], str]) -> str:
+    """The secret kept in `path` (readable by its owner alone), generated on first use."""
     if path.exists():
+        path.chmod(0o600)  # kept by an earlier version, perhaps readable by all
         return path.read_text().strip()
     value = generate()
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(value + "\n")
     return value
 
 

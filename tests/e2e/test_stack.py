@@ -76,7 +76,13 @@ def ports() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack") / ".hookhub"
+    """An earlier run's data dir, readable by all as hookhub used to leave it."""
+    data_dir = tmp_path_factory.mktemp("stack") / ".hookhub"
+    (data_dir / "logs").mkdir(mode=0o755, parents=True)
+    data_dir.chmod(0o755)
+    (data_dir / "logs" / "gateway.log").write_text("")
+    (data_dir / "logs" / "gateway.log").chmod(0o644)
+    return data_dir
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +134,18 @@ async def test_readme_walkthrough_reaches_kafka(stack: Stack) -> None:
         metrics = httpx.get(f"http://127.0.0.1:{base + offset}/metrics", timeout=5)
         assert metrics.status_code == 200, name
         assert "hookhub_http_requests_total" in metrics.text
+
+
+def test_the_data_dir_is_for_its_owner_alone(stack: Stack) -> None:
+    """The secrets, the database's files (secrets encrypted, payloads not), the logs: none
+    readable by another user, including what an earlier run left."""
+    assert list((stack.data_dir / "mongo").iterdir()), "the database wrote its files"
+    readable = [
+        f"{oct(path.stat().st_mode & 0o777)} {path}"
+        for path in [stack.data_dir, *stack.data_dir.rglob("*")]
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+    assert not readable, "\n".join(readable)
 
 
 def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
