@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,8 +58,13 @@ def plan_ports(settings: Settings) -> dict[str, int]:
 
 
 def run_stack() -> int:
+    # `make run | tee log` and Ctrl-C: tee gets the SIGINT too and is gone before we say
+    # we are stopping; a closed terminal goes the same way. Our output is for the user
+    # only: losing it must not cost the ordered stop.
+    sys.stdout = _Unbreakable(sys.stdout)
+    sys.stderr = _Unbreakable(sys.stderr)
     try:
-        settings = Settings().resolve_dev_secrets()
+        settings = Settings()
     except ConfigurationError as exc:
         print(f"hookhub run: {exc}", file=sys.stderr)
         return 2
@@ -71,10 +80,30 @@ def run_stack() -> int:
             file=sys.stderr,
         )
         return 1
+    # The data dir holds the admin token, the encryption key and every secret stored in the
+    # database: for our user only, whatever the shell's umask, in this process and in every
+    # one it starts; an earlier run's is tightened.
+    os.umask(0o077)
+    _keep_private(settings.data_dir)
+    settings.resolve_dev_secrets()  # only now: a refused run leaves no secrets behind
     try:
         return asyncio.run(_run(settings))
     except KeyboardInterrupt:
         return 0
+
+
+def _keep_private(data_dir: Path) -> None:
+    """The data dir and all in it readable by its owner alone (directories 0700, files
+    without group and other bits), creating it if need be."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in [*dirs, *files]:
+            path = Path(root, name)
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours
+                mode = path.lstat().st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 async def _run(settings: Settings) -> int:
@@ -87,7 +116,9 @@ async def _run(settings: Settings) -> int:
     children: list[ChildProcess] = []
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal closed. The children are in sessions of their own and hear
+    # none of these; they are stopped in order from here.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stopping.set)
 
     def remember(child: ChildProcess) -> ChildProcess:
@@ -166,6 +197,38 @@ def _stop_in_order(children: list[ChildProcess], shutdown_seconds: float) -> Non
         child.wait_or_kill(deadline)
     for child in reversed(infrastructure):  # database, then broker
         child.stop(timeout=5)
+
+
+class _Unbreakable:
+    """A standard stream whose reader may be gone (a pipe's, a closed terminal's): what
+    cannot be written is dropped instead of raised."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:  # EPIPE from a pipe whose reader left, EIO from a hung-up terminal
+            self._lost()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        # What is still buffered, and all that follows, goes to /dev/null; so does the
+        # interpreter's last flush at exit, which would otherwise fail the same way.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _QuietServer(uvicorn.Server):
@@ -248,6 +311,11 @@ def _banner(settings: Settings, upstreams: dict[str, str]) -> None:
         f"  origin        {origin}   (every public route)",
         f"  health        {origin}/healthz   {origin}/readyz",
         f"  API docs      {origin}/openapi.json   events {origin}/asyncapi.json",
+        *(
+            [f"  public URL    {settings.public_url}   (in the URLs hookhub hands out)"]
+            if settings.public_url.rstrip("/") != origin
+            else []
+        ),
         f"  admin token   {settings.admin_token}",
         f"  kafka         {settings.kafka_bootstrap}   mongodb  {settings.mongo_uri}",
         "  services      " + "  ".join(f"{n} {u}" for n, u in upstreams.items()),

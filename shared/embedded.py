@@ -101,14 +101,21 @@ def _die_with_parent() -> None:
 
 
 def spawn(
-    name: str, argv: list[str], log_dir: Path | None, env: dict[str, str] | None = None
+    name: str,
+    argv: list[str],
+    log_dir: Path | None,
+    env: dict[str, str] | None = None,
+    umask: int = -1,
 ) -> ChildProcess:
+    """`argv` in a session of its own, its output appended to `log_dir/<name>.log` (readable
+    by its owner alone: logs hold request details); `umask` for the files it creates (-1:
+    ours)."""
     log_file: IO[bytes] | None = None
     log_path = None
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         log_path = log_dir / f"{name}.log"
-        log_file = log_path.open("ab")
+        log_file = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
     process = subprocess.Popen(
         argv,
         stdout=log_file if log_file else subprocess.DEVNULL,
@@ -119,6 +126,7 @@ def spawn(
         # Its own session: a terminal's Ctrl-C goes to the foreground process group, which
         # is the supervisor's alone; the supervisor stops its children in order.
         start_new_session=True,
+        umask=umask,
     )
     return ChildProcess(name, process, log_path, log_file)
 
@@ -168,9 +176,10 @@ def mongo_server_binary() -> str:
 def start_mongo(
     port: int, storage: Path | str, log_dir: Path | None = None, timeout: float = 60.0
 ) -> ChildProcess:
-    """SecantusDB, durable on disk under `storage` (or ':memory:')."""
+    """SecantusDB, durable on disk under `storage` (or ':memory:'), its files readable by
+    their owner alone."""
     if isinstance(storage, Path):
-        storage.mkdir(parents=True, exist_ok=True)
+        storage.mkdir(mode=0o700, parents=True, exist_ok=True)
     child = spawn(
         "mongo",
         [
@@ -185,5 +194,6 @@ def start_mongo(
             "WARNING",
         ],
         log_dir,
+        umask=0o077,
     )
     return _when_listening(child, port, timeout)

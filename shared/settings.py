@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from functools import cached_property
@@ -51,7 +52,9 @@ class Settings(BaseSettings):
     # The bounded stop (shared.shutdown): a service asked to stop has exited within this.
     shutdown_seconds: float = Field(10.0, gt=0, le=300)
 
-    public_url: str = "http://127.0.0.1:8080"
+    # Empty: the single origin on this machine, http://127.0.0.1:<http_port>, so that a stack
+    # moved to another port hands out URLs of its own and not of whatever holds :8080.
+    public_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # The single origin's limits on a slow client (services/edge.py): its request head must
@@ -125,6 +128,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
     @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        if not self.public_url:
+            self.public_url = f"http://127.0.0.1:{self.http_port}"
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.env == "production":
             missing = [
@@ -148,7 +157,7 @@ class Settings(BaseSettings):
         """
         if self.env != "dev":
             return self
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.admin_token:
             self.admin_token = _kept_secret(self.data_dir / "admin_token", _new_admin_token)
         if not self.encryption_keys:
@@ -176,11 +185,13 @@ def _new_admin_token() -> str:
 
 
 def _kept_secret(path: Path, generate: Callable[[], str]) -> str:
+    """The secret kept in `path` (readable by its owner alone), generated on first use."""
     if path.exists():
+        path.chmod(0o600)  # kept by an earlier version, perhaps readable by all
         return path.read_text().strip()
     value = generate()
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(value + "\n")
     return value
 
 

@@ -12,10 +12,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from shared.embedded import port_free
+
+REPOSITORY = Path(__file__).parents[2]
 
 
 def http_base() -> int:
@@ -46,22 +49,32 @@ class Stack:
         return self.process.stdout.read() if self.process.stdout else ""
 
 
-def start_stack(data_dir: Path, ports: dict[str, int]) -> Stack:
+def start_stack(
+    data_dir: Path, ports: dict[str, int], stderr: IO[str] | int = subprocess.STDOUT
+) -> Stack:
     env = {
         **os.environ,
         "HOOKHUB_DATA_DIR": str(data_dir),
         "HOOKHUB_HTTP_PORT": str(ports["http"]),
         "HOOKHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
         "HOOKHUB_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}",
-        "HOOKHUB_PUBLIC_URL": f"http://127.0.0.1:{ports['http']}",
     }
-    for name in ("HOOKHUB_ADMIN_TOKEN", "HOOKHUB_ENCRYPTION_KEYS", "HOOKHUB_TOPIC_NAMESPACE"):
+    # As a new user starts it: the public URL follows the port, the secrets are generated.
+    for name in (
+        "HOOKHUB_ADMIN_TOKEN",
+        "HOOKHUB_ENCRYPTION_KEYS",
+        "HOOKHUB_TOPIC_NAMESPACE",
+        "HOOKHUB_PUBLIC_URL",
+    ):
         env.pop(name, None)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "hookhub"), "run"],
+        # The tree under test: the venv's `hookhub` script imports whichever checkout the
+        # venv was installed from, which need not be this one.
+        [sys.executable, "-m", "services.cli", "run"],
+        cwd=REPOSITORY,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         text=True,
         start_new_session=True,  # its own process group, as a terminal would give `make run`
     )

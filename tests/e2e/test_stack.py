@@ -76,7 +76,13 @@ def ports() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack") / ".hookhub"
+    """An earlier run's data dir, readable by all as hookhub used to leave it."""
+    data_dir = tmp_path_factory.mktemp("stack") / ".hookhub"
+    (data_dir / "logs").mkdir(mode=0o755, parents=True)
+    data_dir.chmod(0o755)
+    (data_dir / "logs" / "gateway.log").write_text("")
+    (data_dir / "logs" / "gateway.log").chmod(0o644)
+    return data_dir
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +136,18 @@ async def test_readme_walkthrough_reaches_kafka(stack: Stack) -> None:
         assert "hookhub_http_requests_total" in metrics.text
 
 
+def test_the_data_dir_is_for_its_owner_alone(stack: Stack) -> None:
+    """The secrets, the database's files (secrets encrypted, payloads not), the logs: none
+    readable by another user, including what an earlier run left."""
+    assert list((stack.data_dir / "mongo").iterdir()), "the database wrote its files"
+    readable = [
+        f"{oct(path.stat().st_mode & 0o777)} {path}"
+        for path in [stack.data_dir, *stack.data_dir.rglob("*")]
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+    assert not readable, "\n".join(readable)
+
+
 def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
     stack: Stack, data_dir: Path, ports: dict[str, int]
 ) -> None:
@@ -181,3 +199,49 @@ def test_a_taken_port_is_named_and_exits_non_zero(tmp_path: Path) -> None:
     output = stack.output()
     assert stack.process.returncode != 0
     assert f"delivery service port {ports['http'] + 2} is already in use" in output
+    assert not (tmp_path / ".hookhub" / "admin_token").exists(), "no secrets for a refused run"
+    assert not (tmp_path / ".hookhub" / "encryption_key").exists()
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"]
+)
+def test_the_ordered_stop_does_not_depend_on_the_terminal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`make run 2>err | tee log`, then Ctrl-C: tee gets the SIGINT too and is gone before
+    the supervisor says it is stopping; or the terminal closes (SIGHUP). The supervisor's
+    output goes nowhere, and it stops everything in order all the same."""
+    ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
+    data_dir = tmp_path / ".hookhub"
+    with (tmp_path / "err").open("w") as err:
+        stack = start_stack(data_dir, ports, stderr=err)
+    try:
+        assert stack.process.stdout is not None
+        for line in stack.process.stdout:  # what tee shows, up to the banner's last line
+            if "Ctrl-C stops everything" in line:
+                break
+        else:
+            raise AssertionError("hookhub run exited before its banner")
+        pids = _pids(stack)
+        stack.process.stdout.close()  # tee is gone
+        os.killpg(stack.process.pid, signum)
+        stack.process.wait(60)
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+    errors = (tmp_path / "err").read_text()
+    assert stack.process.returncode == 0, errors
+    assert "Traceback" not in errors, errors
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids if _alive(pid)], "processes left behind"
+    # Each service finished its own stop, with MongoDB and Kafka still there to release
+    # its leases and hand back its work, and its log (a file of its own) says so.
+    for name, lines in _service_logs(data_dir).items():
+        stops = [line for line in lines if line.get("event") == "service_stop_took"]
+        assert stops and stops[-1]["overran"] == [], (name, stops)
+        assert not [line for line in lines if line.get("level") in ("error", "critical")], name
+    for log in (data_dir / "logs").glob("*.log"):
+        assert "ServerSelectionTimeoutError" not in log.read_text(), log.name

@@ -52,6 +52,19 @@ def test_dev_generates_secrets_once_and_keeps_them(tmp_path: Path) -> None:
     assert "127.0.0.0/8" in first.egress_allow_cidrs
 
 
+def test_an_earlier_runs_secrets_are_tightened(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    (data_dir / "admin_token").write_text("hh_admin_earlier\n")
+    (data_dir / "admin_token").chmod(0o644)
+    settings = Settings(data_dir=data_dir).resolve_dev_secrets()
+    assert settings.admin_token == "hh_admin_earlier"
+    assert (data_dir / "admin_token").stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "encryption_key").stat().st_mode & 0o777 == 0o600
+    Settings(data_dir=tmp_path / "fresh").resolve_dev_secrets()
+    assert (tmp_path / "fresh").stat().st_mode & 0o077 == 0
+
+
 def test_explicit_values_win_over_generated_ones(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, admin_token="mine").resolve_dev_secrets()
     assert settings.admin_token == "mine"
@@ -77,3 +90,14 @@ def test_the_consumer_session_timeout_and_its_heartbeat(monkeypatch: pytest.Monk
     monkeypatch.setenv("HOOKHUB_KAFKA_SESSION_TIMEOUT_MS", "500")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_public_url_follows_the_http_port_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOOKHUB_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("HOOKHUB_HTTP_PORT", raising=False)
+    assert Settings().public_url == "http://127.0.0.1:8080"
+    monkeypatch.setenv("HOOKHUB_HTTP_PORT", "28080")
+    assert Settings().public_url == "http://127.0.0.1:28080"
+    assert GatewaySettings().public_url == "http://127.0.0.1:28080"
+    monkeypatch.setenv("HOOKHUB_PUBLIC_URL", "https://hooks.example.com")
+    assert Settings().public_url == "https://hooks.example.com"
