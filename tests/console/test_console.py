@@ -161,6 +161,48 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     assert_clean(page, console)
 
 
+async def test_an_endpoint_lists_its_header_names_and_sets_and_removes_one(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_console",
+            "name": "With headers",
+            "url": "https://example.com/hooks",
+            "events": ["*"],
+            "headers": {"Authorization": "Bearer console-secret"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    headers = p.locator("section", has=p.get_by_role("heading", name="Extra headers"))
+    await expect(headers.get_by_role("row").filter(has_text="Authorization")).to_contain_text(
+        "write-only", timeout=EXPECT_MS
+    )
+    assert "console-secret" not in await p.content()
+
+    await headers.get_by_label("Header name").fill("X-Api-Key")
+    await headers.get_by_label("Header value").fill("console-key")
+    await headers.get_by_role("button", name="Set header").click()
+    await expect(headers.get_by_role("row").filter(has_text="X-Api-Key")).to_be_visible(
+        timeout=EXPECT_MS
+    )
+    await headers.get_by_role("button", name="Remove Authorization").click()
+    await expect(headers.get_by_role("row").filter(has_text="Authorization")).to_have_count(
+        0, timeout=EXPECT_MS
+    )
+    stored = (await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}")).json()
+    assert stored["headers_configured"] == ["X-Api-Key"]
+    assert "console-key" not in await p.content()
+    assert page.dialogs == ["confirm: Remove the header Authorization?"]
+    page.dialogs.clear()
+    assert_clean(page, console)
+
+
 async def test_a_failed_delivery_is_retried_from_its_page(
     page: Watched, console: Console, sink: tuple[WebhookSink, str]
 ) -> None:
