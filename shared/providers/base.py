@@ -91,6 +91,10 @@ class ProviderWebhooks(Protocol):
     # Integration settings (write-only secrets) the verification needs, e.g.
     # ("webhook_secret",); app-level fallbacks come from the environment (SPEC §3).
     secret_fields: tuple[str, ...]
+    # The header carrying the provider's delivery id, for providers that send it in one
+    # (GitHub, Jira): what a refused request is recorded with. None: the id is in the body,
+    # which an unverified request is not parsed for.
+    delivery_id_header: str | None
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         """An unauthenticated probe to answer before verification (Slack `ssl_check`)."""

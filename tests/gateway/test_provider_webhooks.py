@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,33 @@ async def test_valid_and_forged_requests(
     assert status["event_count"] == 1
     assert status["error_count"] == forgeries
     assert status["last_event_at"] is not None
+
+
+@pytest.mark.parametrize("provider", list(CASES))
+async def test_a_refused_webhook_is_recorded_with_why_when_and_its_delivery_id(
+    provider: str,
+    gateway: RunningService,
+    oauth: RunningService,
+    case_integrations: dict[str, dict[str, Any]],
+) -> None:
+    doc = case_integrations[provider]
+    forged = provider_cases()[provider].valid(uuid.uuid4().hex[:12])  # another secret or key
+    refused = await post(gateway, path_of(doc), forged)
+    assert refused.status_code == 401
+    await gateway.app.state.provider_ingress.writer.written()  # type: ignore[attr-defined]
+
+    url = f"/api/integrations/{doc['id']}"
+    stored = (await oauth.client.get(url, headers=admin_headers())).json()
+    status = (await oauth.client.get(f"{url}/status", headers=admin_headers())).json()
+    assert stored["error_count"] >= 1
+    refusal = stored["last_webhook_error"]
+    assert status["last_webhook_error"] == refusal
+    assert refusal["code"] == "invalid_signature"
+    assert refusal["message"] == refused.json()["error"]["message"]
+    assert abs(time.time() - datetime.fromisoformat(refusal["at"]).timestamp()) < 600
+    header = {"github": "x-github-delivery", "jira": "x-atlassian-webhook-identifier"}
+    expected = forged.headers[header[provider]] if provider in header else None
+    assert refusal["delivery_id"] == expected
 
 
 @pytest.mark.parametrize("provider", list(CASES))

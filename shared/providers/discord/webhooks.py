@@ -46,6 +46,7 @@ class DiscordWebhooks:
     name: str = "discord"
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("public_key",)
+    delivery_id_header: str | None = None  # the id is in the body
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         return None

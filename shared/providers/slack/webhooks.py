@@ -38,6 +38,7 @@ class SlackWebhooks:
     name: str = "slack"
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("signing_secret",)
+    delivery_id_header: str | None = None  # the id is in the body
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         # Slack checks the certificate with an unsigned form POST; it only needs a 200.
