@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -430,6 +431,41 @@ async def test_slack_handshakes_commands_retries_and_stale_timestamps(
     command_event = next(v for v in published if v["event_type"] == "slash_command")
     assert command_event["payload"]["text"] == "prod"
     assert command_event["delivery_id"] == "tr.1"
+
+
+async def test_slacks_verification_token_is_not_published(
+    gateway: RunningService, oauth: RunningService, provider_events: KafkaTap
+) -> None:
+    secret = uuid.uuid4().hex
+    doc = await integration(oauth, "slack", settings={"signing_secret": secret})
+    token = "verification-" + uuid.uuid4().hex
+    event = json.loads(signing.slack_callback("T9", "Ev-token", {"type": "message"}))
+    interaction = {
+        "type": "block_actions",
+        "token": token,
+        "team": {"id": "T9"},
+        "trigger_id": "t.2",
+    }
+    command = urlencode(
+        {"command": "/deploy", "token": token, "team_id": "T9", "trigger_id": "t.3"}
+    )
+    for signed in (
+        signing.slack(secret, json.dumps({**event, "token": token}).encode()),
+        signing.slack(secret, urlencode({"payload": json.dumps(interaction)}).encode(), form=True),
+        signing.slack(secret, command.encode(), form=True),
+    ):
+        answer = await post(gateway, path_of(doc), signed)
+        assert answer.status_code == 200, answer.text
+
+    published = await provider_events.wait_for(of(doc), count=3, timeout=10)
+    assert sorted(v["event_type"] for v in published) == [
+        "event_callback.message",
+        "interactive.block_actions",
+        "slash_command",
+    ]
+    for envelope in published:
+        assert token not in json.dumps(envelope), envelope["event_type"]
+        assert "token" not in envelope["payload"]
 
 
 async def test_app_level_urls_route_by_account_or_signature(

@@ -262,6 +262,8 @@ def _raw_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bytes | None
     """The payload's JSON bytes, when the body is the payload (forms are decoded instead)."""
     if isinstance(parsed.payload, JsonBody):
         return parsed.payload.raw
+    if not parsed.payload_is_body:
+        return None
     content_type = (inbound.header("content-type") or "").split(";", 1)[0].strip().lower()
     if content_type == "application/json" and isinstance(parsed.payload, dict):
         return inbound.body

@@ -31,6 +31,10 @@ from shared.providers.ids import (
 # captured request cannot be replayed later.
 MAX_CLOCK_SKEW_SECONDS = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
+# Slack's deprecated verification token: one secret of the app's, in every Events API body,
+# interaction payload and slash command. The signature is what verifies a request; the
+# token is dropped so that it does not travel on to every consumer of provider events.
+_VERIFICATION_TOKEN = "token"  # noqa: S105 - the field's name, not a secret
 _SIGNATURE = re.compile(r"v0=[0-9a-fA-F]{64}")
 
 
@@ -73,6 +77,8 @@ class SlackWebhooks:
     @staticmethod
     def _parse_event(request: InboundRequest) -> ParsedWebhook:
         body = decode_json_object(request.body)
+        had_token = _VERIFICATION_TOKEN in body
+        body.pop(_VERIFICATION_TOKEN, None)
         kind = str_field(body, "type")
         team_id = str_field(body, "team_id")
         if kind == "url_verification":
@@ -97,6 +103,7 @@ class SlackWebhooks:
                 payload=body,
                 reply=Reply(200, None),
                 account=team_id,
+                payload_is_body=not had_token,
             )
         if kind is None:
             raise MalformedWebhook("Events API body without a string `type`")
@@ -107,6 +114,7 @@ class SlackWebhooks:
             payload=body,
             reply=Reply(200, None),
             account=team_id,
+            payload_is_body=not had_token,
         )
 
     @staticmethod
@@ -117,6 +125,7 @@ class SlackWebhooks:
             if not isinstance(raw, str):
                 raise MalformedWebhook("interactivity form must carry exactly one `payload`")
             payload = decode_json_object(raw, "payload field")
+            payload.pop(_VERIFICATION_TOKEN, None)
             kind = str_field(payload, "type")
             if kind is None:
                 raise MalformedWebhook("interactivity payload without a string `type`")
@@ -128,6 +137,7 @@ class SlackWebhooks:
                 account=str_field(payload, "team", "id"),
             )
         if "command" in fields:
+            fields.pop(_VERIFICATION_TOKEN, None)
             return ParsedWebhook(
                 event_type="slash_command",
                 delivery_id=_single(fields, "trigger_id") or derived_delivery_id(request.body),
