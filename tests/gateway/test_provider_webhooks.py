@@ -544,6 +544,14 @@ async def test_discord_ping_commands_components_and_webhook_events(
     garbage_signature = app.sign(b'{"id": "c2", "type": 2, "application_id": "A1"}')
     garbage_signature.headers["x-signature-ed25519"] = "00" * 64
     assert (await post(gateway, path, garbage_signature)).status_code == 401
+    # Signed, but over a timestamp that is no integer or out of the 5-minute window.
+    for n, stamp in enumerate(
+        ["978307200", "99999999999", "old-capture", str(int(time.time()) - 301)]
+    ):
+        body = b'{"id": "s%d", "type": 2, "application_id": "A1"}' % n
+        stale = await post(gateway, path, app.sign(body, timestamp=stamp))
+        assert stale.status_code == 401, (stamp, stale.text)
+        assert stale.json()["error"]["code"] == "invalid_signature"
 
     published = await provider_events.wait_for(of(doc), count=3, timeout=3)
     assert sorted(v["event_type"] for v in published) == [

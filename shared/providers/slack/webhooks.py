@@ -17,6 +17,7 @@ from shared.providers.base import (
     Reply,
     SignatureInvalid,
 )
+from shared.providers.freshness import check_fresh
 from shared.providers.ids import (
     decode_form,
     decode_json_object,
@@ -27,10 +28,6 @@ from shared.providers.ids import (
     str_field,
 )
 
-# Slack's own advice: refuse requests whose timestamp is more than five minutes off, so a
-# captured request cannot be replayed later.
-MAX_CLOCK_SKEW_SECONDS = 300
-_TIMESTAMP = re.compile(r"[0-9]{1,15}")
 # Slack's deprecated verification token: one secret of the app's, in every Events API body,
 # interaction payload and slash command. The signature is what verifies a request; the
 # token is dropped so that it does not travel on to every consumer of provider events.
@@ -56,11 +53,7 @@ class SlackWebhooks:
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         secret = required_secret(secrets, "signing_secret")
-        timestamp = request.header("x-slack-request-timestamp")
-        if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
-            raise SignatureInvalid("X-Slack-Request-Timestamp is missing or not an integer")
-        if abs(now.timestamp() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
-            raise SignatureInvalid("X-Slack-Request-Timestamp is stale (more than 300 s off)")
+        timestamp = check_fresh(request, "X-Slack-Request-Timestamp", now)
         signature = request.header("x-slack-signature")
         if signature is None or not _SIGNATURE.fullmatch(signature):
             raise SignatureInvalid("X-Slack-Signature is missing or not v0=<64 hex digits>")
