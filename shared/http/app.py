@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from shared.http import limits
-from shared.http.errors import SERVER_ERRORS, install_error_handlers
+from shared.http.errors import SERVER_ERRORS, document_json_bodies, install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.telemetry import RequestTelemetry
 from shared.kafka import ConsumerLagCollector
@@ -71,6 +71,7 @@ def create_app(
     app.state.runtime = runtime
     install_error_handlers(app)
     for router in definition.routers:
+        document_json_bodies(router)
         app.include_router(router)
     document_ingress_routes(app, definition.ingress)
     if definition.setup:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -60,6 +61,7 @@ _ERROR_DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with the resource's present state",
     413: "Body over the limit",
+    415: "The body is not sent as `content-type: application/json`",
     422: "The request does not match the schema, or a value is refused",
     429: "Rate limited; see Retry-After",
     500: "Internal error (`internal_error`): a bug; the request id is in the logs",
@@ -95,6 +97,22 @@ def error_component_schemas() -> dict[str, Any]:
     return {**schema.pop("$defs"), "ErrorResponse": schema}
 
 
+def document_json_bodies(router: APIRouter) -> None:
+    """415 in the OpenAPI document of every route of `router` whose body is JSON (not a
+    form): the answer `_not_json` gives them all, declared once here rather than route by
+    route. Called before the router is included."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or route.body_field is None:
+            continue
+        if isinstance(route.body_field.field_info, params.Form):  # File is a Form too
+            continue
+        extra = route.openapi_extra = route.openapi_extra or {}
+        extra.setdefault("responses", {})["415"] = {
+            "description": _ERROR_DESCRIPTIONS[415],
+            "content": {"application/json": {"schema": ERROR_SCHEMA_REF}},
+        }
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -118,9 +136,24 @@ def response_for(exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal error")
 
 
+def _not_json(request: Request) -> JSONResponse:
+    """A JSON route's body came as raw bytes: FastAPI decodes JSON only when the content
+    type says so (a form route's body is a form, never bytes), and validating the bytes
+    said "Input should be a valid dictionary" about a body that may be valid JSON."""
+    given = request.headers.get("content-type")
+    return error_response(
+        415,
+        "unsupported_media_type",
+        "the body must be JSON sent with content-type: application/json"
+        + (f" (not {given[:100]})" if given else " (no content-type was given)"),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if isinstance(exc.body, bytes):
+            return _not_json(request)
         errors = exc.errors()
         if any(err.get("type") == "json_invalid" for err in errors):
             return error_response(400, "malformed_json", "request body is not valid JSON")

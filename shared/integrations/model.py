@@ -143,6 +143,7 @@ def new_integration(
         "event_count": 0,
         "error_count": 0,
         "last_error": None,
+        "last_webhook_error": None,
         "created_at": now,
         "updated_at": now,
         "deleted_at": None,

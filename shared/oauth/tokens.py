@@ -43,7 +43,7 @@ from shared.crypto import SecretBox
 from shared.envelopes import Topic
 from shared.errors import Conflict, HookhubError, NotFound
 from shared.ids import utcnow
-from shared.integrations.model import Status, integration_event
+from shared.integrations.model import SETTINGS, Status, integration_event
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Database, Document
@@ -369,10 +369,20 @@ class TokenKeeper:
             (doc.get("secrets") or {}).get("bot_token")
         ):
             raise NotConnected(
-                f"integration {integration_id} has no OAuth token; connect it through "
-                "POST /api/auth/oauth/connect (or give settings.bot_token, for a bot)"
+                f"integration {integration_id} has no token; "
+                + self._ways_in(str(doc.get("provider")), integration_id)
             )
         return doc
+
+    def _ways_in(self, provider: str, integration_id: str) -> str:
+        """How this provider's integration gets a token: only those that take a bot_token
+        setting are told of it (a GitHub or Jira one would refuse it with 422)."""
+        ways = []
+        if provider in self._providers:
+            ways.append("connect it through OAuth: POST /api/auth/oauth/connect")
+        if any(p.value == provider and "bot_token" in s for p, s in SETTINGS.items()):
+            ways.append(f"give it settings.bot_token with PATCH /api/integrations/{integration_id}")
+        return " or ".join(ways) or f"{provider} integrations take no token"
 
     def _open(self, doc: Document) -> dict[str, str]:
         return {name: self._box.decrypt(value) for name, value in (doc.get("tokens") or {}).items()}

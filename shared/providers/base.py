@@ -63,6 +63,9 @@ class ParsedWebhook:
     - `publish`: False for pure handshakes (Slack `url_verification`, Discord PING), which
       are answered and not put on Kafka.
     - `reply`: what to answer once published (or at once, when not publishing).
+    - `payload_is_body`: False when the module changed the decoded JSON body (Slack drops
+      its verification token): the envelope then encodes `payload` instead of carrying the
+      body's own bytes.
     - `account`: the provider account the request is for (Slack team id, Discord
       application id, ...), used to route app-level requests to an integration; or a
       function that finds it, when finding it means decoding a body only app-level
@@ -75,6 +78,7 @@ class ParsedWebhook:
     reply: Reply = field(default_factory=Reply)
     publish: bool = True
     account: str | Callable[[], str | None] | None = None
+    payload_is_body: bool = True
 
     @cached_property
     def account_id(self) -> str | None:
@@ -91,6 +95,10 @@ class ProviderWebhooks(Protocol):
     # Integration settings (write-only secrets) the verification needs, e.g.
     # ("webhook_secret",); app-level fallbacks come from the environment (SPEC §3).
     secret_fields: tuple[str, ...]
+    # The header carrying the provider's delivery id, for providers that send it in one
+    # (GitHub, Jira): what a refused request is recorded with. None: the id is in the body,
+    # which an unverified request is not parsed for.
+    delivery_id_header: str | None
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         """An unauthenticated probe to answer before verification (Slack `ssl_check`)."""

@@ -128,6 +128,48 @@ async def test_create_an_integration_and_copy_its_webhook_url(
     assert_clean(page, console)
 
 
+async def test_an_integration_shows_why_its_last_webhook_was_refused(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/integrations",
+        json={
+            "provider": "github",
+            "workspace_id": "ws_console",
+            "name": "Forged at",
+            "settings": {"webhook_secret": "the-real-secret"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    integration_id = created.json()["id"]
+    forged = await console.api.post(
+        f"/api/webhooks/github/{integration_id}",
+        content=b"{}",
+        headers={
+            "content-type": "application/json",
+            "x-github-event": "ping",
+            "x-github-delivery": "forged-delivery-1",
+            "x-hub-signature-256": "sha256=" + "0" * 64,
+        },
+    )
+    assert forged.status_code == 401, forged.text
+
+    async def recorded() -> Any:
+        answer = await console.api.get(f"/api/integrations/{integration_id}")
+        return answer.json()["last_webhook_error"]
+
+    assert await wait_for(recorded), "the gateway's batched write never came"
+    p = await sign_in(page, console, f"integrations/{integration_id}")
+    errors = p.locator("section", has=p.get_by_role("heading", name="Last errors"))
+    await expect(errors).to_contain_text("Last refused webhook", timeout=EXPECT_MS)
+    await expect(errors).to_contain_text("invalid_signature: X-Hub-Signature-256 does not match")
+    await expect(errors).to_contain_text("forged-delivery-1")
+    await expect(errors.locator("time")).to_have_count(1)
+    assert_clean(page, console)
+
+
 async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     page: Watched, console: Console, sink: tuple[WebhookSink, str]
 ) -> None:
@@ -158,6 +200,48 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     await expect(delivery).to_contain_text("webhook.test")
     [received] = fake.at("/console-ok")
     assert received.headers["webhook-signature"].startswith("v1,")
+    assert_clean(page, console)
+
+
+async def test_an_endpoint_lists_its_header_names_and_sets_and_removes_one(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_console",
+            "name": "With headers",
+            "url": "https://example.com/hooks",
+            "events": ["*"],
+            "headers": {"Authorization": "Bearer console-secret"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    headers = p.locator("section", has=p.get_by_role("heading", name="Extra headers"))
+    await expect(headers.get_by_role("row").filter(has_text="Authorization")).to_contain_text(
+        "write-only", timeout=EXPECT_MS
+    )
+    assert "console-secret" not in await p.content()
+
+    await headers.get_by_label("Header name").fill("X-Api-Key")
+    await headers.get_by_label("Header value").fill("console-key")
+    await headers.get_by_role("button", name="Set header").click()
+    await expect(headers.get_by_role("row").filter(has_text="X-Api-Key")).to_be_visible(
+        timeout=EXPECT_MS
+    )
+    await headers.get_by_role("button", name="Remove Authorization").click()
+    await expect(headers.get_by_role("row").filter(has_text="Authorization")).to_have_count(
+        0, timeout=EXPECT_MS
+    )
+    stored = (await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}")).json()
+    assert stored["headers_configured"] == ["X-Api-Key"]
+    assert "console-key" not in await p.content()
+    assert page.dialogs == ["confirm: Remove the header Authorization?"]
+    page.dialogs.clear()
     assert_clean(page, console)
 
 

@@ -60,13 +60,30 @@ async def test_headers_that_would_never_be_sent_are_refused(
     fetched = await delivery.client.get(
         f"/api/outgoing-webhooks/{existing['id']}", headers=admin_headers()
     )
-    assert fetched.json()["headers"] == {}
+    assert fetched.json()["headers_configured"] == []
 
 
 async def test_headers_hookhub_does_not_set_are_kept(delivery: RunningService, sink: Sink) -> None:
     headers = {"X-Tenant": "acme", "Authorization": "Bearer abc\tdef", "x-a.b_c~!": ""}
     created = await endpoint(delivery, sink, path(), workspace_id="ws_v", headers=headers)
-    assert created["headers"] == headers
+    assert created["headers_configured"] == list(headers)
+
+
+async def test_a_patch_cannot_take_an_endpoint_past_50_headers(
+    delivery: RunningService, sink: Sink
+) -> None:
+    full = {f"X-H{i}": "v" for i in range(50)}
+    created = await endpoint(delivery, sink, path(), workspace_id="ws_v", headers=full)
+    url = f"/api/outgoing-webhooks/{created['id']}"
+    more = await delivery.client.patch(
+        url, json={"headers": {"X-More": "v"}}, headers=admin_headers()
+    )
+    assert more.status_code == 422, more.text
+    swapped = await delivery.client.patch(
+        url, json={"headers": {"X-H0": None, "X-More": "v"}}, headers=admin_headers()
+    )
+    assert swapped.status_code == 200, swapped.text
+    assert len(swapped.json()["headers_configured"]) == 50
 
 
 @pytest.mark.parametrize(

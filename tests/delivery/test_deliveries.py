@@ -81,7 +81,7 @@ async def test_endpoint_api_secrets_and_validation(delivery: RunningService, sin
         )
     ).json()
     assert "secret" not in fetched
-    assert fetched["headers"] == {"X-Tenant": "acme"}
+    assert fetched["headers_configured"] == ["X-Tenant"]
     listed = (
         await delivery.client.get(
             "/api/outgoing-webhooks", params={"workspace_id": "ws_d"}, headers=admin_headers()
@@ -106,6 +106,48 @@ async def test_endpoint_api_secrets_and_validation(delivery: RunningService, sin
         )
         assert answer.status_code == 422, (bad, answer.text)
     assert (await delivery.client.get("/api/outgoing-webhooks")).status_code == 401
+
+
+async def test_header_values_are_write_only_and_a_patch_merges_them_by_name(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    hook = path()
+    created = await endpoint(
+        delivery,
+        sink,
+        hook,
+        workspace_id="ws_headers",
+        headers={"Authorization": "Bearer receiver-secret", "X-Tenant": "acme"},
+    )
+    url = f"/api/outgoing-webhooks/{created['id']}"
+    fetched = await delivery.client.get(url, headers=admin_headers())
+    listed = await delivery.client.get(
+        "/api/outgoing-webhooks", params={"workspace_id": "ws_headers"}, headers=admin_headers()
+    )
+    for answer in (json.dumps(created), fetched.text, listed.text):
+        assert "receiver-secret" not in answer and "acme" not in answer
+    assert fetched.json()["headers_configured"] == ["Authorization", "X-Tenant"]
+
+    # A PATCH without `headers` keeps them; with it, each named header is set, replaced
+    # (whatever the case of its name) or removed (null); the others are kept.
+    renamed = await delivery.client.patch(url, json={"name": "renamed"}, headers=admin_headers())
+    assert renamed.json()["headers_configured"] == ["Authorization", "X-Tenant"]
+    patched = await delivery.client.patch(
+        url,
+        json={"headers": {"authorization": None, "x-tenant": "globex", "X-Api-Key": "key-2"}},
+        headers=admin_headers(),
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["headers_configured"] == ["x-tenant", "X-Api-Key"]
+    assert "key-2" not in patched.text
+
+    sent = await delivery.client.post(f"{url}/test", headers=admin_headers())
+    assert sent.status_code == 202, sent.text
+    [request] = await fake.wait_for(hook, 1)
+    assert request.headers["x-tenant"] == "globex"
+    assert request.headers["x-api-key"] == "key-2"
+    assert "authorization" not in request.headers
 
 
 async def test_events_are_fanned_out_by_type_and_signed_verifiably(

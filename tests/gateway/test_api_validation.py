@@ -6,11 +6,12 @@ of that hook, and every list of its workspace, answered 500.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
-from tests.gateway.test_incoming_webhooks import create_hook
+from tests.gateway.test_incoming_webhooks import create_hook, ingress_path
 from tests.support import RunningService, admin_headers
 
 
@@ -85,3 +86,38 @@ async def test_ids_with_control_or_non_ascii_characters_are_not_found(
         )
         assert answer.status_code == 404, (method, route, answer.text)
         assert "code" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+async def test_a_json_body_under_another_content_type_gets_415_saying_so(
+    gateway: RunningService, content_type: str | None
+) -> None:
+    workspace = "ws_media_" + uuid.uuid4().hex[:8]
+    hook = await create_hook(gateway, workspace_id=workspace)
+    headers = admin_headers() | ({"content-type": content_type} if content_type else {})
+    body = b'{"workspace_id": "%s", "target_channel_id": "ch_media"}' % workspace.encode()
+    created = await gateway.client.post("/api/incoming-webhooks", content=body, headers=headers)
+    patched = await gateway.client.patch(
+        f"/api/incoming-webhooks/{hook['id']}", content=b'{"name": "renamed"}', headers=headers
+    )
+    for answer in (created, patched):
+        assert answer.status_code == 415, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "unsupported_media_type"
+        assert "content-type: application/json" in error["message"]
+        assert (content_type or "no content-type") in error["message"]
+    listed = await gateway.client.get(
+        "/api/incoming-webhooks", params={"workspace_id": workspace}, headers=admin_headers()
+    )
+    assert [h["id"] for h in listed.json()["data"]] == [hook["id"]]
+    assert listed.json()["data"][0]["name"] == hook["name"]
+
+    # The webhook ingress takes curl's default form body as ever (a Slack-style `payload=`).
+    sent = await gateway.client.post(
+        ingress_path(hook),
+        content=b"payload=%7B%22text%22%3A%20%22from%20a%20form%22%7D",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert sent.status_code == 200, sent.text

@@ -11,8 +11,10 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -281,6 +283,33 @@ async def test_valid_and_forged_requests(
 
 
 @pytest.mark.parametrize("provider", list(CASES))
+async def test_a_refused_webhook_is_recorded_with_why_when_and_its_delivery_id(
+    provider: str,
+    gateway: RunningService,
+    oauth: RunningService,
+    case_integrations: dict[str, dict[str, Any]],
+) -> None:
+    doc = case_integrations[provider]
+    forged = provider_cases()[provider].valid(uuid.uuid4().hex[:12])  # another secret or key
+    refused = await post(gateway, path_of(doc), forged)
+    assert refused.status_code == 401
+    await gateway.app.state.provider_ingress.writer.written()  # type: ignore[attr-defined]
+
+    url = f"/api/integrations/{doc['id']}"
+    stored = (await oauth.client.get(url, headers=admin_headers())).json()
+    status = (await oauth.client.get(f"{url}/status", headers=admin_headers())).json()
+    assert stored["error_count"] >= 1
+    refusal = stored["last_webhook_error"]
+    assert status["last_webhook_error"] == refusal
+    assert refusal["code"] == "invalid_signature"
+    assert refusal["message"] == refused.json()["error"]["message"]
+    assert abs(time.time() - datetime.fromisoformat(refusal["at"]).timestamp()) < 600
+    header = {"github": "x-github-delivery", "jira": "x-atlassian-webhook-identifier"}
+    expected = forged.headers[header[provider]] if provider in header else None
+    assert refusal["delivery_id"] == expected
+
+
+@pytest.mark.parametrize("provider", list(CASES))
 async def test_unknown_disabled_oversized_and_malformed(
     provider: str,
     gateway: RunningService,
@@ -433,6 +462,41 @@ async def test_slack_handshakes_commands_retries_and_stale_timestamps(
     assert command_event["delivery_id"] == "tr.1"
 
 
+async def test_slacks_verification_token_is_not_published(
+    gateway: RunningService, oauth: RunningService, provider_events: KafkaTap
+) -> None:
+    secret = uuid.uuid4().hex
+    doc = await integration(oauth, "slack", settings={"signing_secret": secret})
+    token = "verification-" + uuid.uuid4().hex
+    event = json.loads(signing.slack_callback("T9", "Ev-token", {"type": "message"}))
+    interaction = {
+        "type": "block_actions",
+        "token": token,
+        "team": {"id": "T9"},
+        "trigger_id": "t.2",
+    }
+    command = urlencode(
+        {"command": "/deploy", "token": token, "team_id": "T9", "trigger_id": "t.3"}
+    )
+    for signed in (
+        signing.slack(secret, json.dumps({**event, "token": token}).encode()),
+        signing.slack(secret, urlencode({"payload": json.dumps(interaction)}).encode(), form=True),
+        signing.slack(secret, command.encode(), form=True),
+    ):
+        answer = await post(gateway, path_of(doc), signed)
+        assert answer.status_code == 200, answer.text
+
+    published = await provider_events.wait_for(of(doc), count=3, timeout=10)
+    assert sorted(v["event_type"] for v in published) == [
+        "event_callback.message",
+        "interactive.block_actions",
+        "slash_command",
+    ]
+    for envelope in published:
+        assert token not in json.dumps(envelope), envelope["event_type"]
+        assert "token" not in envelope["payload"]
+
+
 async def test_app_level_urls_route_by_account_or_signature(
     gateway: RunningService,
     oauth: RunningService,
@@ -509,6 +573,14 @@ async def test_discord_ping_commands_components_and_webhook_events(
     garbage_signature = app.sign(b'{"id": "c2", "type": 2, "application_id": "A1"}')
     garbage_signature.headers["x-signature-ed25519"] = "00" * 64
     assert (await post(gateway, path, garbage_signature)).status_code == 401
+    # Signed, but over a timestamp that is no integer or out of the 5-minute window.
+    for n, stamp in enumerate(
+        ["978307200", "99999999999", "old-capture", str(int(time.time()) - 301)]
+    ):
+        body = b'{"id": "s%d", "type": 2, "application_id": "A1"}' % n
+        stale = await post(gateway, path, app.sign(body, timestamp=stamp))
+        assert stale.status_code == 401, (stamp, stale.text)
+        assert stale.json()["error"]["code"] == "invalid_signature"
 
     published = await provider_events.wait_for(of(doc), count=3, timeout=3)
     assert sorted(v["event_type"] for v in published) == [

@@ -62,10 +62,27 @@ async def test_a_discord_bot_token_discord_refuses_is_refused_at_once(
     assert "Reset Token" in answer.json()["error"]["message"]
 
 
-async def test_an_integration_with_neither_token_is_not_connected(oauth: RunningService) -> None:
-    integration = await create(oauth, "github", webhook_secret="whsec-1234567890")
-    with pytest.raises(NotConnected, match="no OAuth token"):
+@pytest.mark.parametrize(
+    ("provider", "settings", "bot_token"),
+    [
+        ("github", {"webhook_secret": "whsec-1234567890"}, False),
+        ("jira", {"webhook_secret": "whsec-1234567890"}, False),
+        ("slack", {"signing_secret": "s"}, True),
+        ("discord", {"public_key": "ab" * 32}, True),
+    ],
+)
+async def test_an_integration_with_neither_token_is_told_its_own_way_in(
+    oauth: RunningService, provider: str, settings: dict[str, str], bot_token: bool
+) -> None:
+    integration = await create(oauth, provider, **settings)
+    with pytest.raises(NotConnected, match="has no token") as raised:
         await keeper(oauth).access_token(integration["id"])
+    message = raised.value.message
+    assert "connect it through OAuth: POST /api/auth/oauth/connect" in message
+    # Only a provider that takes the setting is told of it: GitHub and Jira refuse it (422).
+    assert ("bot_token" in message) is bot_token
+    if bot_token:
+        assert f"PATCH /api/integrations/{integration['id']}" in message
 
 
 async def test_a_rejected_bot_token_puts_the_integration_in_error_once(

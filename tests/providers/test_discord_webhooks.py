@@ -63,10 +63,34 @@ def test_registered_with_its_contract() -> None:
     assert WEBHOOKS.max_body_bytes == 1024 * 1024
 
 
-def test_pynacl_signatures_verify_and_an_old_timestamp_is_not_refused() -> None:
+def test_pynacl_signatures_verify_within_five_minutes_of_their_timestamp() -> None:
     verify(request(interaction(1)))
     verify(request(interaction(1)), public_key=PUBLIC_KEY.upper())
-    verify(request(interaction(1), timestamp="1000000000"))
+    for skew in (-300, -299, 299, 300):
+        verify(request(interaction(1), timestamp=str(int(TIMESTAMP) + skew)))
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "978307200",  # 2001
+        "99999999999",  # the year 5138
+        str(int(TIMESTAMP) - 301),
+        str(int(TIMESTAMP) + 301),
+        "old-capture",
+        "",
+        "1704067200.5",
+        "+1704067200",
+        " 1704067200",
+        "1" * 16,
+    ],
+)
+def test_a_signed_timestamp_that_is_no_integer_or_over_five_minutes_off_is_refused(
+    timestamp: str,
+) -> None:
+    # Validly signed over that timestamp: only the window refuses it (as a bad signature).
+    with pytest.raises(SignatureInvalid, match="X-Signature-Timestamp"):
+        verify(request(interaction(1), timestamp=timestamp))
 
 
 def test_invalid_signatures_are_refused() -> None:

@@ -226,6 +226,21 @@ def test_interactions_without_trigger_id_fall_back_to_action_ts_then_the_body() 
     assert WEBHOOKS.parse(req).delivery_id == derived_delivery_id(req.body)
 
 
+def test_the_verification_token_is_dropped_from_every_payload() -> None:
+    callback = event(
+        {"token": "t", "type": "event_callback", "team_id": "T1", "event": {"type": "message"}}
+    )
+    rate_limited = event({"token": "t", "type": "app_rate_limited", "team_id": "T1"})
+    interaction = form({"payload": json.dumps({"type": "shortcut", "token": "t", "team": {}})})
+    command = request(VECTOR_BODY, content_type=FORM)
+    for req in (callback, rate_limited, interaction, command):
+        parsed = WEBHOOKS.parse(req)
+        assert "token" not in parsed.payload, parsed.event_type
+    # The envelope encodes the payload instead of carrying the body's bytes (with the token).
+    assert WEBHOOKS.parse(callback).payload_is_body is False
+    assert WEBHOOKS.parse(event({"type": "app_rate_limited"})).payload_is_body is True
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -68,6 +68,14 @@ def test_every_operation_lists_its_errors_with_the_error_schema(service: str) ->
     assert assert_errors_documented(document) >= 2
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_json_body_lists_415_and_form_bodies_do_not(service: str) -> None:
+    for method, path, operation in operations(service_app(service).openapi()):
+        media = set(operation.get("requestBody", {}).get("content", {}))
+        json_only = media == {"application/json"}
+        assert ("415" in operation["responses"]) == json_only, (method, path, media)
+
+
 def test_the_error_schema_describes_the_bodies_the_api_sends() -> None:
     document = service_app("gateway").openapi()
     validator = jsonschema.Draft202012Validator({**ERROR_REF, "components": document["components"]})

@@ -528,6 +528,9 @@ async def test_what_is_refused_before_any_call(stage: Stage) -> None:
     unconnected = await stage.create(created.json()["id"], github_body())
     assert unconnected.status_code == 409
     assert error_of(unconnected)["code"] == "integration_not_connected"
+    # GitHub refuses settings.bot_token: only OAuth is offered as the way in.
+    assert "POST /api/auth/oauth/connect" in error_of(unconnected)["message"]
+    assert "bot_token" not in error_of(unconnected)["message"]
 
     discord = await stage.oauth.client.post(
         "/api/integrations",

@@ -17,11 +17,7 @@ from services.delivery.outgoing_webhooks.schemas import (
     Recover,
     RotateSecret,
 )
-from services.delivery.outgoing_webhooks.service import (
-    EndpointService,
-    open_headers,
-    snapshot,
-)
+from services.delivery.outgoing_webhooks.service import EndpointService, snapshot
 from shared.cache import RefreshingCache
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminDep
@@ -53,37 +49,36 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 EndpointId = Annotated[str, Path(max_length=200)]
 
 
-def _out(doc: Document, runtime: Runtime) -> dict[str, Any]:
-    return {**doc, "id": doc["_id"], "headers": open_headers(doc, runtime.secrets)}
+def _out(doc: Document) -> dict[str, Any]:
+    # Header values often are the receiver's credentials: write-only, names only here.
+    return {**doc, "id": doc["_id"], "headers_configured": list(doc.get("headers") or {})}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OutgoingWebhookWithSecret)
 async def create_outgoing_webhook(
-    body: OutgoingWebhookCreate, service: ServiceDep, cache: CacheDep, runtime: RuntimeDep
+    body: OutgoingWebhookCreate, service: ServiceDep, cache: CacheDep
 ) -> OutgoingWebhookWithSecret:
     doc, secret = await service.create(body)
     cache.apply(doc)
-    return OutgoingWebhookWithSecret.model_validate({**_out(doc, runtime), "secret": secret})
+    return OutgoingWebhookWithSecret.model_validate({**_out(doc), "secret": secret})
 
 
 @router.get("", response_model=Page[OutgoingWebhookOut])
 async def list_outgoing_webhooks(
-    repository: RepositoryDep, runtime: RuntimeDep, page: PageDep, workspace_id: str | None = None
+    repository: RepositoryDep, page: PageDep, workspace_id: str | None = None
 ) -> Page[OutgoingWebhookOut]:
     docs, next_cursor = await repository.page(
         workspace_id=workspace_id, limit=page.limit, cursor=page.cursor
     )
     return Page(
-        data=[OutgoingWebhookOut.model_validate(_out(d, runtime)) for d in docs],
+        data=[OutgoingWebhookOut.model_validate(_out(d)) for d in docs],
         next_cursor=next_cursor,
     )
 
 
 @router.get("/{endpoint_id}", response_model=OutgoingWebhookOut)
-async def get_outgoing_webhook(
-    endpoint_id: EndpointId, service: ServiceDep, runtime: RuntimeDep
-) -> OutgoingWebhookOut:
-    return OutgoingWebhookOut.model_validate(_out(await service.get(endpoint_id), runtime))
+async def get_outgoing_webhook(endpoint_id: EndpointId, service: ServiceDep) -> OutgoingWebhookOut:
+    return OutgoingWebhookOut.model_validate(_out(await service.get(endpoint_id)))
 
 
 @router.patch("/{endpoint_id}", response_model=OutgoingWebhookOut)
@@ -92,11 +87,10 @@ async def update_outgoing_webhook(
     body: OutgoingWebhookUpdate,
     service: ServiceDep,
     cache: CacheDep,
-    runtime: RuntimeDep,
 ) -> OutgoingWebhookOut:
     doc = await service.update(endpoint_id, body)
     cache.apply(doc)
-    return OutgoingWebhookOut.model_validate(_out(doc, runtime))
+    return OutgoingWebhookOut.model_validate(_out(doc))
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -113,13 +107,12 @@ async def rotate_outgoing_webhook_secret(
     endpoint_id: EndpointId,
     service: ServiceDep,
     cache: CacheDep,
-    runtime: RuntimeDep,
     body: RotateSecret | None = None,
 ) -> OutgoingWebhookWithSecret:
     """A new secret; the old one keeps signing beside it for `grace_seconds` (24 h)."""
     doc, secret = await service.rotate_secret(endpoint_id, body or RotateSecret())
     cache.apply(doc)
-    return OutgoingWebhookWithSecret.model_validate({**_out(doc, runtime), "secret": secret})
+    return OutgoingWebhookWithSecret.model_validate({**_out(doc), "secret": secret})
 
 
 @router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED)

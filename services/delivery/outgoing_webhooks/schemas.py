@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,15 +33,25 @@ def _check_events(events: list[str] | None) -> list[str] | None:
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
 HEADERS_DESCRIPTION = (
-    "Extra headers sent with every delivery (values sealed at rest). Refused: names that are "
+    "Extra headers sent with every delivery. Values are write-only (sealed at rest, never "
+    "returned: reads list the names in `headers_configured`). Refused: names that are "
     "not RFC 9110 tokens, values with control or non-ASCII characters, the headers hookhub "
     f"sets itself ({', '.join(sorted(RESERVED_HEADERS))}) and the framing and hop-by-hop "
     f"ones ({', '.join(sorted(FORBIDDEN_EXTRA_HEADERS))})."
 )
 
 
-def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
-    """Refuse what would never be sent: delivery drops these names and values."""
+MAX_HEADERS = 50
+HeadersT = TypeVar("HeadersT", dict[str, str], dict[str, str | None])
+PATCH_HEADERS_DESCRIPTION = (
+    "Merged into the endpoint's headers by name (case-insensitive): a value sets or replaces "
+    "that header, null removes it, headers not named are kept. " + HEADERS_DESCRIPTION
+)
+
+
+def _check_headers(headers: HeadersT | None) -> HeadersT | None:
+    """Refuse what would never be sent: delivery drops these names and values. In a PATCH a
+    null value removes the header, so it is not checked as one."""
     if headers is None:
         return None
     seen: set[str] = set()
@@ -54,7 +65,7 @@ def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
             raise ValueError(f"header {name!r} belongs to the HTTP connection, not the request")
         if lowered in seen:
             raise ValueError(f"header {name!r} is given twice")
-        if not _HEADER_VALUE.fullmatch(value) or len(value) > 4000:
+        if value is not None and (not _HEADER_VALUE.fullmatch(value) or len(value) > 4000):
             raise ValueError(
                 f"header {name!r}: a value is at most 4000 visible ASCII characters, spaces "
                 "and tabs (no CR, LF or other control characters)"
@@ -81,7 +92,7 @@ class OutgoingWebhookCreate(BaseModel):
     )
     enabled: bool = True
     headers: dict[str, str] = Field(
-        default_factory=dict, max_length=50, description=HEADERS_DESCRIPTION
+        default_factory=dict, max_length=MAX_HEADERS, description=HEADERS_DESCRIPTION
     )
     retry_schedule: list[int] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE), max_length=20
@@ -104,7 +115,9 @@ class OutgoingWebhookUpdate(Patch):
     url: str | None = Field(None, min_length=1, max_length=2000)
     events: list[str] | None = Field(None, min_length=1, max_length=100)
     enabled: bool | None = None
-    headers: dict[str, str] | None = Field(None, max_length=50, description=HEADERS_DESCRIPTION)
+    headers: dict[str, str | None] | None = Field(
+        None, max_length=MAX_HEADERS, description=PATCH_HEADERS_DESCRIPTION
+    )
     retry_schedule: list[int] | None = Field(None, max_length=20)
     timeout_seconds: float | None = Field(None, gt=0, le=120)
     rate_limit_per_second: float | None = Field(
@@ -125,7 +138,9 @@ class OutgoingWebhookOut(BaseModel):
     events: list[str]
     enabled: bool
     disabled_reason: str | None
-    headers: dict[str, str]
+    headers_configured: list[str] = Field(
+        description="names of the extra headers sent (their values are write-only)"
+    )
     retry_schedule: list[int]
     timeout_seconds: float
     rate_limit_per_second: float | None

@@ -9,13 +9,14 @@ from typing import Any
 
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
+    MAX_HEADERS,
     OutgoingWebhookCreate,
     OutgoingWebhookUpdate,
     RotateSecret,
 )
 from shared.crypto import SecretBox
 from shared.egress import EgressPolicy, check_url
-from shared.errors import Invalid, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.ids import new_id, utcnow
 from shared.mongo import Document
 from shared.signing import is_valid_secret, new_secret
@@ -60,8 +61,19 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
 
 
 def open_headers(doc: Document, box: SecretBox) -> dict[str, str]:
-    # Custom headers often carry credentials for the receiver, so they are sealed at rest.
+    # Custom headers often carry credentials for the receiver, so they are sealed at rest,
+    # opened for delivery only and never returned by the API (write-only, as every secret).
     return {name: box.decrypt(value) for name, value in (doc.get("headers") or {}).items()}
+
+
+def merge_headers(stored: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """A PATCH's `headers` over the stored ones, by case-insensitive name: a value sets or
+    replaces (under the name as now given), None removes, names not given are kept. Merged
+    rather than replaced because a client cannot read back the values it would resend."""
+    changed = {name.lower() for name in changes}
+    merged = {name: value for name, value in stored.items() if name.lower() not in changed}
+    merged.update({name: value for name, value in changes.items() if value is not None})
+    return merged
 
 
 class EndpointService:
@@ -110,18 +122,39 @@ class EndpointService:
         fields: dict[str, Any] = body.model_dump(exclude_unset=True)
         if "url" in fields:
             check_url(fields["url"], self._egress)
+        only_if: Document | None = None
         if "headers" in fields:
-            fields["headers"] = self._seal_headers(fields["headers"])
+            stored = (await self.get(endpoint_id)).get("headers")
+            fields["headers"] = self._merged_headers(stored or {}, fields["headers"])
+            # Written only over the headers read: a PATCH in between would be undone.
+            only_if = {"headers": stored}
         if fields.get("enabled"):
             fields.update(disabled_reason=None, failing_since=None)
         doc = (
-            await self._repository.update(endpoint_id, fields)
+            await self._repository.update(endpoint_id, fields, only_if=only_if)
             if fields
             else await self.get(endpoint_id)
         )
         if doc is None:
+            if only_if is not None and await self._repository.get(endpoint_id) is not None:
+                raise Conflict(
+                    "the endpoint's headers changed during this PATCH: read it and send again"
+                )
             raise NotFound(f"outgoing webhook {endpoint_id} not found")
         return doc
+
+    def _merged_headers(
+        self, sealed: Mapping[str, str], changes: Mapping[str, str | None]
+    ) -> dict[str, str]:
+        merged = merge_headers(
+            sealed,
+            {name: None if v is None else self._box.encrypt(v) for name, v in changes.items()},
+        )
+        if len(merged) > MAX_HEADERS:
+            raise Invalid(
+                f"an endpoint has at most {MAX_HEADERS} headers ({len(merged)} with this)"
+            )
+        return merged
 
     async def rotate_secret(self, endpoint_id: str, body: RotateSecret) -> tuple[Document, str]:
         current = await self.get(endpoint_id)

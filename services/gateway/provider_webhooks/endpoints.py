@@ -93,6 +93,7 @@ class ProviderIngress:
         started = time.perf_counter()
         outcome = "error"
         integration: IntegrationSnapshot | None = None
+        inbound: InboundRequest | None = None
         try:
             webhooks = WEBHOOK_PROVIDERS.get(provider)
             if webhooks is None:
@@ -123,8 +124,12 @@ class ProviderIngress:
             outcome = _OUTCOMES.get(type(exc), outcome if outcome != "error" else exc.code)
             if isinstance(exc, Unavailable):
                 outcome = "unavailable"
-            if integration is not None and isinstance(exc, (SignatureInvalid, MalformedWebhook)):
-                self.writer.bump(INTEGRATIONS, integration.id, "error_count")
+            if (
+                integration is not None
+                and inbound is not None
+                and isinstance(exc, (SignatureInvalid, MalformedWebhook))
+            ):
+                self._record_refusal(integration, webhooks, inbound, exc)
             raise
         except UNAVAILABLE_ERRORS:  # MongoDB, on a cache miss: answered 503 by the app
             outcome = "unavailable"
@@ -133,6 +138,31 @@ class ProviderIngress:
             label = provider if provider in WEBHOOK_PROVIDERS else "unknown"
             self.requests(label, outcome).inc()
             self.latency(label).observe(time.perf_counter() - started)
+
+    def _record_refusal(
+        self,
+        integration: IntegrationSnapshot,
+        webhooks: ProviderWebhooks | None,
+        inbound: InboundRequest,
+        refusal: HookhubError,
+    ) -> None:
+        """`error_count` + 1 and why in `last_webhook_error`, both in the integration's next
+        batched write: a forged request costs no MongoDB round trip of its own."""
+        header = webhooks.delivery_id_header if webhooks is not None else None
+        delivery_id = (inbound.header(header) or "").strip()[:200] if header else ""
+        self.writer.bump(INTEGRATIONS, integration.id, "error_count")
+        self.writer.set_fields(
+            INTEGRATIONS,
+            integration.id,
+            {
+                "last_webhook_error": {
+                    "code": refusal.code,
+                    "message": refusal.message[:1000],
+                    "at": inbound.received_at,
+                    "delivery_id": delivery_id or None,
+                }
+            },
+        )
 
     async def _verify(
         self, webhooks: ProviderWebhooks, integration: IntegrationSnapshot, inbound: InboundRequest
@@ -232,6 +262,8 @@ def _raw_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bytes | None
     """The payload's JSON bytes, when the body is the payload (forms are decoded instead)."""
     if isinstance(parsed.payload, JsonBody):
         return parsed.payload.raw
+    if not parsed.payload_is_body:
+        return None
     content_type = (inbound.header("content-type") or "").split(";", 1)[0].strip().lower()
     if content_type == "application/json" and isinstance(parsed.payload, dict):
         return inbound.body

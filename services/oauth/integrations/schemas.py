@@ -69,6 +69,19 @@ class OAuthConnection(BaseModel):
     last_refresh_error: str | None = None
 
 
+class WebhookRefusal(BaseModel):
+    """The last webhook the gateway refused for this integration (counted in `error_count`)."""
+
+    code: str = Field(description="`invalid_signature` (401) or `malformed_webhook` (400)")
+    message: str = Field(description="why, as the provider was answered")
+    at: datetime
+    delivery_id: str | None = Field(
+        None,
+        description="the provider's delivery id, from its header (GitHub X-GitHub-Delivery, "
+        "Jira X-Atlassian-Webhook-Identifier); null for the others, whose id is in the body",
+    )
+
+
 class IntegrationOut(BaseModel):
     id: str
     workspace_id: str
@@ -86,6 +99,7 @@ class IntegrationOut(BaseModel):
     event_count: int
     error_count: int
     last_error: str | None
+    last_webhook_error: WebhookRefusal | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -99,6 +113,7 @@ class IntegrationStatus(BaseModel):
     event_count: int
     error_count: int
     last_error: str | None
+    last_webhook_error: WebhookRefusal | None = None
     token_expires_at: datetime | None = None
     last_refresh_error: str | None = None
 

@@ -36,6 +36,7 @@ class GitHubWebhooks:
     # GitHub does not deliver payloads above 25 MB.
     max_body_bytes: int = 25 * 1024 * 1024
     secret_fields: tuple[str, ...] = ("webhook_secret",)
+    delivery_id_header: str | None = "x-github-delivery"
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         return None

@@ -33,6 +33,7 @@ class JiraWebhooks:
     # with room to spare, and fits one Kafka message with the envelope around it.
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("webhook_secret",)
+    delivery_id_header: str | None = "x-atlassian-webhook-identifier"
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         return None

@@ -20,6 +20,7 @@ class TelegramWebhooks:
     name: str = "telegram"
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("secret_token",)
+    delivery_id_header: str | None = None  # the id is in the body
 
     def handshake(self, request: InboundRequest) -> Reply | None:
         return None

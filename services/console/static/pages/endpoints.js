@@ -1,5 +1,5 @@
-// Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, the
-// success rate of each, recover failed deliveries since a time.
+// Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, extra
+// headers (write-only values), the success rate of each, recover failed deliveries since a time.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -185,8 +185,52 @@ async function detail(main, id, go) {
       { className: "danger", confirmText: "Delete this endpoint? Its open deliveries fail." },
     ),
   );
-  main.append(section("Actions", actions, testResult), recoverSection(id));
+  main.append(section("Actions", actions, testResult), headersSection(endpoint, go), recoverSection(id));
   return null;
+}
+
+/** Extra headers: names only (values are write-only: the API never returns them); set one
+ * (a new value replaces the old) or remove one, the others kept (PATCH merges by name). */
+function headersSection(endpoint, go) {
+  const url = `/api/outgoing-webhooks/${enc(endpoint.id)}`;
+  const names = endpoint.headers_configured || [];
+  const rows = table(
+    [
+      { title: "Header", cell: (name) => h("code", {}, name) },
+      { title: "Value", cell: () => h("span", { class: "muted" }, "set (write-only)") },
+      {
+        title: "",
+        cell: (name) =>
+          actionButton(
+            `Remove ${name}`,
+            async () => {
+              await call("PATCH", url, { json: { headers: { [name]: null } } });
+              flash(`Header ${name} removed.`);
+              go("endpoints", endpoint.id);
+            },
+            { confirmText: `Remove the header ${name}?` },
+          ),
+      },
+    ],
+    names,
+    { caption: "Extra headers", empty: "No extra headers." },
+  );
+  const setForm = form(
+    [
+      field("Header name", h("input", { name: "header_name", required: true, autocomplete: "off", placeholder: "Authorization" })),
+      field("Header value", h("input", { name: "header_value", type: "password", autocomplete: "off" }), "sent with every delivery; not shown again"),
+    ],
+    "Set header",
+    async (data) => {
+      const name = String(data.get("header_name") || "").trim();
+      await call("PATCH", url, { json: { headers: { [name]: String(data.get("header_value") || "") } } });
+      flash(`Header ${name} set.`);
+      go("endpoints", endpoint.id);
+      return null;
+    },
+    { className: "form inline" },
+  );
+  return section("Extra headers", rows, setForm);
 }
 
 export function recoverSection(id) {

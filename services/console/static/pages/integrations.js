@@ -224,11 +224,25 @@ async function detail(main, id, go) {
   if (integration.last_error) errors.push(["Last error", integration.last_error]);
   if (status?.last_error && status.last_error !== integration.last_error) errors.push(["Last error", status.last_error]);
   if (status?.last_refresh_error) errors.push(["Last token refresh error", status.last_refresh_error]);
+  const refused = integration.last_webhook_error;
+  if (refused) {
+    errors.push([
+      "Last refused webhook",
+      h(
+        "span",
+        {},
+        `${refused.code}: ${refused.message} (`,
+        timeEl(refused.at),
+        refused.delivery_id ? [", delivery ", h("code", {}, refused.delivery_id)] : null,
+        ")",
+      ),
+    ]);
+  }
   main.append(
     section(
       "Last errors",
       errors.length
-        ? dl(errors.map(([k, v]) => [k, typeof v === "string" ? v : jsonBlock(v)]))
+        ? dl(errors.map(([k, v]) => [k, typeof v === "string" || v instanceof Node ? v : jsonBlock(v)]))
         : h("p", { class: "muted" }, "None."),
     ),
   );
