@@ -138,8 +138,8 @@ async def test_an_export_is_imported_with_its_threads_files_authors_and_policy(
     again = await imports.upload(path, channel_map={"general": channel})
     assert again.status_code == 202, again.text
     assert (await imports.until(again.json()["id"], "completed", "failed"))["status"] == "completed"
-    await imports.inbox.settle(1.0)
-    twice = [e["id"] for e in imports.inbox.envelopes if e["channel_id"] == channel]
+    # Waited for, not given a second to arrive in.
+    twice = [e["id"] for e in await imports.inbox.of_channel(channel, 2 * facts["imported"])]
     assert len(twice) == 2 * facts["imported"] and set(twice) == set(got)
     # A completed job's upload is deleted from GridFS (failed and cancelled ones are kept).
     settings = imports.world.sync_settings
