@@ -257,7 +257,8 @@ class ImporterSettings(ServiceSettings):
     import_lease_seconds: float = Field(30.0, ge=2)
     # How often queued jobs, and jobs whose importer died, are looked for.
     import_poll_seconds: float = Field(1.0, gt=0)
-    # Progress, checkpoint and `import.progress` at most this often (SPEC §9: every 2 s).
+    # Progress, checkpoint and `import.progress` at most this often (SPEC §9: every 2 s);
+    # also how soon a running job hears a cancel, whatever it is waiting for.
     import_progress_seconds: float = Field(2.0, gt=0)
     # Messages published (and entered in the message map) together.
     import_batch_size: int = Field(1000, ge=1, le=10_000)

@@ -153,7 +153,8 @@ class JobRepository:
 
     async def request_cancel(self, job_id: str) -> Document | None:
         """A queued job is cancelled at once; a running one is told through its document
-        and stops at its next renewal (within `import_progress_seconds`)."""
+        and stops at its next renewal, which its heartbeat makes every
+        `import_progress_seconds` whatever the job is waiting for."""
         now = utcnow()
         doc = await self.collection.find_one_and_update(
             {"_id": job_id, "status": "queued", "owner": None},

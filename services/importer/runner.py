@@ -4,9 +4,12 @@ and publishes each message as `message.received` (`imported: true`) on
 
 Per batch of records: the envelopes are published (in order: one chat channel, one
 partition) and the copies written to the map; only then does the conversation's checkpoint
-move past them. The checkpoint, the progress and the lease are written together at most
-every `import_progress_seconds`, which is also how a cancel (a flag on the job) reaches
-the runner. An importer killed mid-job leaves a checkpoint at most that old: the replica
+move past them. The checkpoint, the progress and the lease are written together every
+`import_progress_seconds` by the job's heartbeat, whatever the job is waiting for (a
+pacer, a page, a back-off, a Retry-After), and by a batch's commit when one is due. That
+renewal is also how a cancel (a flag on the job) reaches the runner: the moment one reads
+the flag, the job's work is cancelled at whatever it awaits, so no provider call starts
+after it. An importer killed mid-job leaves a checkpoint at most that old: the replica
 that takes the job over publishes again what came after it, with the same envelope ids
 (derived from the provider's ids), which the chat product drops as duplicates.
 """
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +55,30 @@ MAX_UNREACHABLE = 5
 
 class Cancelled(Exception):
     pass
+
+
+@dataclass(eq=False)
+class Run:
+    """One run of a job by this replica: its work (a task, so that a cancel can end it at
+    whatever it awaits), and its renewals."""
+
+    doc: Document
+    job: Job | None = None  # once its source is open
+    work: asyncio.Task[None] | None = None
+    cancelled: bool = False
+    last_renewal: float = field(default_factory=time.monotonic)
+    renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["_id"])
+
+    def cancel(self) -> None:
+        """The job's `cancel_requested` was read: its work ends at once (its next step is
+        its CancelledError), not at its next renewal."""
+        self.cancelled = True
+        if self.work is not None:
+            self.work.cancel()
 
 
 @dataclass(frozen=True)
@@ -167,18 +194,21 @@ class Tally:
 class Job:
     """One job as this replica runs it."""
 
-    doc: Document
+    run: Run
     source: Source
     provider: ChatProvider
     targets: list[Target]
-    users: dict[str, Author]
     tally: Tally
     checkpoint: dict[str, Any]
     dry_run: bool
     integration_id: str | None
+    users: dict[str, Author] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     share_at_start: float = 0.0
-    last_renewal: float = field(default_factory=time.monotonic)
+
+    @property
+    def doc(self) -> Document:
+        return self.run.doc
 
     @property
     def id(self) -> str:
@@ -243,62 +273,98 @@ class Runner:
 
     async def run_job(self, doc: Document) -> None:
         log.info("import_started", job_id=doc["_id"], attempt=doc.get("attempts"))
-        job: Job | None = None
+        run = Run(doc)
         try:
-            source, provider, targets, skipped = await self._open_job(doc)
-            tally = Tally.from_job(doc)
-            tally.skipped_channels = skipped
-            tally.pace = source.pace()
-            tally.channels_total = len(targets)
-            checkpoint = dict(doc.get("checkpoint") or {})
-            for target in targets:
-                tally.weights[target.conversation.id] = source.size(target.conversation)
-                tally.channel(target.conversation, target.channel_id)
-                state = checkpoint.get(target.conversation.id) or {}
-                if state.get("done"):
-                    tally.done_share[target.conversation.id] = 1.0
-                    tally.channels_done += 1
-            job = Job(
-                doc=doc,
-                source=source,
-                provider=provider,
-                targets=targets,
-                users=await source.users(),
-                tally=tally,
-                checkpoint=checkpoint,
-                dry_run=bool((doc.get("params") or {}).get("dry_run")),
-                integration_id=doc.get("integration_id"),
-            )
-            job.share_at_start = tally.percent()
-            if doc.get("attempts", 1) <= 1:
-                await self._announce(job, "started")
-            await self._renew(job, force=True)
-            for target in targets:
-                if (checkpoint.get(target.conversation.id) or {}).get("done"):
-                    continue
-                await self._conversation(job, target)
-            await self._finish(job, "completed")
+            await self._heeding(run, self._import(run))
+            assert run.job is not None
+            await self._finish(run.job, "completed")
         except Cancelled:
-            assert job is not None
-            await self._finish(job, "cancelled")
+            await self._finish(run.job or run, "cancelled")
         except LeaseLost:
             log.warning("import_lease_lost", job_id=doc["_id"])
         except asyncio.CancelledError:
             # The process is stopping: the job goes back at its checkpoint, for another
             # replica at once rather than after the lease.
-            if job is not None:
+            if run.job is not None:
                 with contextlib.suppress(Exception):
-                    await self._jobs.hand_back(job.id, self.owner, self._state(job))
-                    log.info("import_handed_back", job_id=job.id)
+                    await self._jobs.hand_back(run.id, self.owner, self._state(run.job))
+                    log.info("import_handed_back", job_id=run.id)
             raise
         except Exception as exc:
             reason = exc.message if isinstance(exc, HookhubError) else repr(exc)
             log.exception("import_failed", job_id=doc["_id"], error=reason)
-            await self._fail(doc, job, reason)
+            await self._fail(doc, run.job, reason)
         finally:
-            if job is not None:
+            if run.job is not None:
                 with contextlib.suppress(Exception):
-                    await job.source.close()
+                    await run.job.source.close()
+
+    async def _heeding(self, run: Run, work: Coroutine[Any, Any, None]) -> None:
+        """`work` as a task beside the job's heartbeat. A cancel read by either ends the
+        work where it waits (Cancelled); a lost lease ends it too (LeaseLost)."""
+        run.work = asyncio.ensure_future(work)
+        beat = asyncio.ensure_future(self._heartbeat(run))
+        try:
+            await asyncio.wait({run.work, beat}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.work.done():  # the heartbeat ended: the lease is lost
+                run.work.cancel()
+                await asyncio.wait({run.work})
+                beat.result()
+            if run.cancelled and (run.work.cancelled() or run.work.exception() is not None):
+                raise Cancelled()
+            run.work.result()
+        finally:
+            for task in (run.work, beat):
+                task.cancel()
+            await asyncio.gather(run.work, beat, return_exceptions=True)
+
+    async def _heartbeat(self, run: Run) -> None:
+        """The job renewed every progress interval whatever its work awaits: the lease
+        kept, the progress written, a cancel heard. Ends only with LeaseLost."""
+        while True:
+            due = run.last_renewal + self._progress_seconds
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            try:
+                await self._renew(run)
+            except PyMongoError as exc:  # MongoDB away for a moment: the lease has room
+                log.warning("import_renewal_failed", job_id=run.id, error=repr(exc))
+                await asyncio.sleep(self._progress_seconds)
+
+    async def _import(self, run: Run) -> None:
+        doc = run.doc
+        source, provider, targets, skipped = await self._open_job(doc)
+        tally = Tally.from_job(doc)
+        tally.skipped_channels = skipped
+        tally.pace = source.pace()
+        tally.channels_total = len(targets)
+        checkpoint = dict(doc.get("checkpoint") or {})
+        job = run.job = Job(
+            run=run,
+            source=source,
+            provider=provider,
+            targets=targets,
+            tally=tally,
+            checkpoint=checkpoint,
+            dry_run=bool((doc.get("params") or {}).get("dry_run")),
+            integration_id=doc.get("integration_id"),
+        )
+        for target in targets:
+            tally.weights[target.conversation.id] = source.size(target.conversation)
+            tally.channel(target.conversation, target.channel_id)
+            state = checkpoint.get(target.conversation.id) or {}
+            if state.get("done"):
+                tally.done_share[target.conversation.id] = 1.0
+                tally.channels_done += 1
+        job.users = await source.users()
+        job.started = time.monotonic()
+        job.share_at_start = tally.percent()
+        if doc.get("attempts", 1) <= 1:
+            await self._announce(job, "started")
+        await self._renew(run, force=True)
+        for target in targets:
+            if (checkpoint.get(target.conversation.id) or {}).get("done"):
+                continue
+            await self._conversation(job, target)
 
     # -- one conversation ----------------------------------------------------------------
 
@@ -312,7 +378,7 @@ class Runner:
                 break
             except RateLimited as exc:
                 self._metrics.rate_limited.labels(job.source.provider).inc()
-                await self._wait(job, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
             except (ProviderUnreachable, Unavailable, PyMongoError) as exc:
                 # The provider, Kafka or MongoDB away for a moment: the read goes on from
                 # the checkpoint after a pause; for long, the job fails (and can resume).
@@ -320,7 +386,7 @@ class Runner:
                 if unreachable >= MAX_UNREACHABLE:
                     raise
                 log.warning("import_paused", job_id=job.id, error=repr(exc))
-                await self._wait(job, min(60.0, 2.0**unreachable))
+                await asyncio.sleep(min(60.0, 2.0**unreachable))
             except PermanentError as exc:
                 if exc.scope == "integration":
                     raise
@@ -343,14 +409,7 @@ class Runner:
         job.tally.channels_done += 1
         # Written with the next renewal: lost in a crash, the conversation is read again
         # from its last checkpoint, which yields nothing more.
-        await self._renew(job)
-
-    async def _wait(self, job: Job, seconds: float) -> None:
-        """Sleep, renewing the lease (and hearing a cancel) on the way."""
-        until = time.monotonic() + seconds
-        while (left := until - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, self._progress_seconds))
-            await self._renew(job)
+        await self._renew(job.run)
 
     async def _read(self, job: Job, target: Target, records: AsyncIterator[HistoryRecord]) -> None:
         """Batches of records, each prepared while the one before it is published: batch N
@@ -375,7 +434,7 @@ class Runner:
                     if len(batch) >= self._batch or now - filled_at >= self._progress_seconds:
                         full, batch, filled_at = batch, [], now
                         await hand_on(full)
-            except (Cancelled, LeaseLost):
+            except LeaseLost:
                 raise
             except Exception:
                 # The source stopped on a rate limit or an outage: what it gave is published
@@ -473,7 +532,7 @@ class Runner:
         state = job.checkpoint.setdefault(conversation.id, {})
         state["after"] = prepared.last.checkpoint
         tally.done_share[conversation.id] = prepared.last.done
-        await self._renew(job)
+        await self._renew(job.run)
 
     def _held(self, job: Job, known: dict[str, Copy], channel: str, message: str) -> Copy | None:
         """The map's copy of a message, among those read for the batch. Without an
@@ -550,21 +609,27 @@ class Runner:
             "checkpoint": job.checkpoint,
         }
 
-    async def _renew(self, job: Job, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - job.last_renewal < self._progress_seconds:
-            return
-        job.last_renewal = now
-        fields = self._state(job)
-        if job.doc.get("started_at") is None:
-            fields["started_at"] = job.doc["started_at"] = utcnow()
-        doc = await self._jobs.renew(job.id, self.owner, fields)
-        await self._announce(job, "progress")
+    async def _renew(self, run: Run, force: bool = False) -> None:
+        """The lease extended and, once the job is open, its state written (at most every
+        progress interval unless forced); a cancel found on the job ends its work."""
+        async with run.renewing:  # the heartbeat's and a commit's, one after the other
+            now = time.monotonic()
+            if not force and now - run.last_renewal < self._progress_seconds:
+                return
+            run.last_renewal = now
+            job = run.job
+            fields = self._state(job) if job is not None else {}
+            if job is not None and run.doc.get("started_at") is None:
+                fields["started_at"] = run.doc["started_at"] = utcnow()
+            doc = await self._jobs.renew(run.id, self.owner, fields)
         if doc.get("cancel_requested"):
-            raise Cancelled()
+            run.cancel()
+        elif job is not None:
+            await self._announce(job, "progress")
 
-    async def _finish(self, job: Job, status: str) -> None:
-        fields = self._state(job)
+    async def _finish(self, job: Job | Run, status: str) -> None:
+        """The job ended; one cancelled before its source was open has no state to write."""
+        fields = self._state(job) if isinstance(job, Job) else {}
         if status == "completed":
             fields["progress"]["percent"] = 100.0
             fields["progress"]["eta_seconds"] = 0
@@ -572,10 +637,10 @@ class Runner:
         if done is None:
             return
         self._metrics.jobs_finished.labels(status).inc()
-        if status == "completed":
+        if status == "completed" and isinstance(job, Job):
             await self._announce(job, "completed")
             await self._completed(done)
-        log.info("import_" + status, job_id=job.id, **fields["progress"])
+        log.info("import_" + status, job_id=job.id, **fields.get("progress", {}))
 
     async def _fail(self, doc: Document, job: Job | None, reason: str) -> None:
         fields: dict[str, Any] = {"error": reason[:1000]}

@@ -19,7 +19,8 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from bson import Binary, ObjectId
 from gridfs import AsyncGridFSBucket
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.ids import utcnow
@@ -39,6 +40,10 @@ _FETCH_BATCH = 2  # chunks a reply while an upload is copied back from GridFS
 # The form's other fields are small: a channel_map of 10,000 entries fits in 1 MiB.
 _MAX_FIELD_BYTES = 1024 * 1024
 _FIELDS = ("workspace_id", "channel_map", "dry_run")
+# The form has five parts; a few more are tolerated (a client's extra field), not thousands.
+_MAX_PARTS = 16
+# A part's header line: a Content-Disposition with a long file name fits.
+_MAX_HEADER_BYTES = 4096
 
 
 @dataclass
@@ -64,6 +69,7 @@ class _Parts:
         self.filename: str | None = None
         self.size = 0
         self.files = 0
+        self.parts = 0
         self._name: str | None = None
         self._is_file = False
         self._header_field = b""
@@ -86,6 +92,9 @@ class _Parts:
         setattr(self, name, getattr(self, name) + data)
 
     def _begin(self) -> None:
+        self.parts += 1
+        if self.parts > _MAX_PARTS:
+            raise BadRequest(f"the form has more than {_MAX_PARTS} parts", code="invalid_upload")
         self._headers, self._name, self._is_file, self._value = {}, None, False, bytearray()
 
     def _header_end(self) -> None:
@@ -128,8 +137,8 @@ class _Parts:
 async def receive(content_type: str | None, body: AsyncIterator[bytes], scratch: Path) -> Upload:
     """The multipart form read into `scratch` as it arrives (the route's body limit,
     `HOOKHUB_IMPORT_MAX_UPLOAD_BYTES`, answers 413 the moment the stream passes it), 400
-    when it is not a multipart form with a `file`. The disk is written from a worker
-    thread, a chunk at a time."""
+    `invalid_upload` when it is not a well-formed multipart form with a `file` (nothing
+    left on disk). The disk is written from a worker thread, a chunk at a time."""
     kind, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -140,10 +149,26 @@ async def receive(content_type: str | None, body: AsyncIterator[bytes], scratch:
     try:
         with sink:
             parts = _Parts(sink)
-            parser = MultipartParser(boundary, cast("MultipartCallbacks", parts.callbacks()))
-            async for chunk in body:
-                await asyncio.to_thread(parser.write, chunk)
-            await asyncio.to_thread(parser.finalize)
+            try:
+                parser = MultipartParser(
+                    boundary,
+                    cast("MultipartCallbacks", parts.callbacks()),
+                    max_header_size=_MAX_HEADER_BYTES,
+                )
+                async for chunk in body:
+                    await asyncio.to_thread(parser.write, chunk)
+            except FormParserError as exc:
+                # python-multipart's word for it (a boundary that is not the content-type's,
+                # a header over the limit, ...): the client's body, not our fault.
+                raise BadRequest(
+                    f"the body is not a well-formed multipart/form-data form: {exc}",
+                    code="invalid_upload",
+                ) from None
+            # Its `finalize` checks nothing: a body cut short would pass as a whole one.
+            if parser.state != MultipartState.END:
+                raise BadRequest(
+                    "the multipart body ends before its closing boundary", code="invalid_upload"
+                )
         if parts.files == 0:
             raise BadRequest("the form has no `file` part (the export ZIP)", code="invalid_upload")
     except BaseException:

@@ -113,6 +113,22 @@ class Programmed:
 
 
 @dataclass
+class Hold:
+    """Calls of `method` after the first `after` wait, recorded, until `release()`: an import
+    held in the middle of its read by construction, not by the machine's speed."""
+
+    method: str
+    channel: str | None
+    after: int
+    seen: int = 0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)  # a call is waiting
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class Delivery:
     body: dict[str, Any]
     headers: dict[str, str]
@@ -141,6 +157,7 @@ class FakeSlack(FakeAuthorizationServer):
         self.users: dict[str, dict[str, Any]] = {}
         self.calls: list[SlackCall] = []
         self.programmed: list[Programmed] = []
+        self.holds: list[Hold] = []
         # More writes than this to one channel within a second answer 429 (None: no limit).
         self.posts_per_second: float | None = None
         self._writes: defaultdict[str, deque[float]] = defaultdict(deque)
@@ -238,6 +255,13 @@ class FakeSlack(FakeAuthorizationServer):
     ) -> None:
         """The next `times` calls of `method` (to `channel`) answer HTTP 429 + Retry-After."""
         self.programmed.append(Programmed(method, channel, times, 429, "ratelimited", retry_after))
+
+    def hold(self, method: str, channel: str | None = None, after: int = 0) -> Hold:
+        """The calls of `method` (to `channel`) after the first `after` are answered only
+        once the hold is released (they are recorded in `calls` when they come)."""
+        hold = Hold(method, channel, after)
+        self.holds.append(hold)
+        return hold
 
     def corrupt(self, channel: str, ts: str, listed_as: Any) -> None:
         """Pages list `listed_as` (a string, a message without its ts, ...) where the
@@ -587,6 +611,14 @@ class FakeSlack(FakeAuthorizationServer):
                 self.clock(),
             )
         )
+        for hold in self.holds:
+            if hold.method != method or hold.released.is_set():
+                continue
+            if hold.channel is None or hold.channel == args.get("channel"):
+                hold.seen += 1
+                if hold.seen > hold.after:
+                    hold.reached.set()
+                    await hold.released.wait()
         if handler is None:
             return _error("unknown_method")
         if token is None:

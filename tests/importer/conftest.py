@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from services.importer.app import definition as importer_definition
+from services.importer.service import ImportService
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.settings import ImporterSettings
@@ -88,6 +89,8 @@ class Imports:
     api: httpx.AsyncClient
     inbox: Inbox
     events: KafkaTap
+    # The in-process importer's service (None when the tests start importer processes).
+    service: ImportService | None = None
 
     async def upload(
         self,
@@ -160,12 +163,11 @@ async def build_imports(
     async with build_world(infra, data_dir, with_sync=True) as world:
         settings = importer_settings(world)
         async with contextlib.AsyncExitStack() as stack:
+            service = None
             if in_process:
-                api = (
-                    await stack.enter_async_context(
-                        serve(create_app(importer_definition(), settings))
-                    )
-                ).client
+                app = create_app(importer_definition(), settings)
+                api = (await stack.enter_async_context(serve(app))).client
+                service = app.state.import_service
             else:
                 api = await stack.enter_async_context(
                     httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=30)
@@ -174,4 +176,4 @@ async def build_imports(
             events = await stack.enter_async_context(
                 KafkaTap.of(settings, Topic.INTEGRATION_EVENTS)
             )
-            yield Imports(world, api, Inbox(tap), events)
+            yield Imports(world, api, Inbox(tap), events, service)

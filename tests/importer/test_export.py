@@ -138,8 +138,8 @@ async def test_an_export_is_imported_with_its_threads_files_authors_and_policy(
     again = await imports.upload(path, channel_map={"general": channel})
     assert again.status_code == 202, again.text
     assert (await imports.until(again.json()["id"], "completed", "failed"))["status"] == "completed"
-    await imports.inbox.settle(1.0)
-    twice = [e["id"] for e in imports.inbox.envelopes if e["channel_id"] == channel]
+    # Waited for, not given a second to arrive in.
+    twice = [e["id"] for e in await imports.inbox.of_channel(channel, 2 * facts["imported"])]
     assert len(twice) == 2 * facts["imported"] and set(twice) == set(got)
     # A completed job's upload is deleted from GridFS (failed and cancelled ones are kept).
     settings = imports.world.sync_settings
@@ -257,6 +257,68 @@ async def test_bad_uploads_are_refused_before_any_job(imports: Imports, tmp_path
     assert answer.status_code == 400, answer.text
     unauthenticated = await imports.api.post("/api/imports", content=b"x")
     assert unauthenticated.status_code == 401
+    assert await imports.count() == before
+
+
+def _form(boundary: bytes, parts: list[tuple[bytes, bytes]], *, closed: bool = True) -> bytes:
+    """A multipart body of `(headers, value)` parts, written by hand to be broken at will."""
+    body = b"".join(b"--%s\r\n%s\r\n\r\n%s\r\n" % (boundary, h, v) for h, v in parts)
+    return body + (b"--%s--\r\n" % boundary if closed else b"")
+
+
+def _part(name: str, filename: str | None = None) -> bytes:
+    header = b'Content-Disposition: form-data; name="%s"' % name.encode()
+    return header + (b'; filename="%s"' % filename.encode() if filename else b"")
+
+
+async def test_malformed_multipart_is_refused_with_invalid_upload_and_nothing_kept(
+    imports: Imports, tmp_path: Path
+) -> None:
+    good, _ = rich_export(tmp_path)
+    export = good.read_bytes()
+    workspace = (_part("workspace_id"), imports.world.chat.workspace_id.encode())
+    file = (_part("file", "export.zip"), export)
+    padded = (_part("file", "e.zip") + b"".join(b"\r\nX-Pad-%d: 1" % i for i in range(50)), export)
+    cases = {
+        "garbage": (b"abc", b"this is not a multipart body \x00\x01" * 100),
+        "another boundary": (b"abc", _form(b"xyz", [workspace, file])),
+        "an oversized part header": (
+            b"abc",
+            _form(b"abc", [workspace, (_part("file", "x" * 10_000 + ".zip"), export)]),
+        ),
+        "too many headers in a part": (b"abc", _form(b"abc", [padded, workspace])),
+        "too many parts": (
+            b"abc",
+            _form(b"abc", [workspace, *[(_part(f"f{i}"), b"v") for i in range(5_000)], file]),
+        ),
+        "no file part": (b"abc", _form(b"abc", [workspace])),
+        "a body cut short": (b"abc", _form(b"abc", [workspace, file], closed=False)),
+        "a boundary over 256 bytes": (b"b" * 300, _form(b"b" * 300, [workspace, file])),
+    }
+    before = await imports.count()
+    settings = imports.world.sync_settings
+    scratch = settings.data_dir / "imports"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
+    try:
+        stored = client[settings.mongo_db]["import_uploads.chunks"]
+        chunks = await stored.count_documents({})
+        for case, (boundary, body) in cases.items():
+            answer = await imports.api.post(
+                "/api/imports",
+                content=body,
+                headers={
+                    **admin_headers(),
+                    "content-type": "multipart/form-data; boundary=" + boundary.decode(),
+                },
+            )
+            assert answer.status_code == 400, (case, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "invalid_upload", (case, error)
+            assert error["message"], case
+            assert await stored.count_documents({}) == chunks, case
+            assert not list(scratch.glob("upload-*")), case
+    finally:
+        await client.close()
     assert await imports.count() == before
 
 
