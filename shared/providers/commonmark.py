@@ -1,0 +1,133 @@
+"""CommonMark from text that came from outside: titles, bodies, branch names, commit
+messages and summaries placed in a notification as data, never as markup.
+
+What each helper guarantees, wherever its result is placed in a line or a link's text:
+
+- `text` escapes every character that could open markup (emphasis, code spans, links,
+  images, raw HTML and entities, GFM tables and strikethrough) with a backslash, which
+  CommonMark allows before any ASCII punctuation, and the markers that count only at a
+  line's start (headings, quotes, lists, thematic breaks, setext underlines). Line breaks
+  become spaces: a title stays on its line.
+- `code` is a code span whose fence is one backtick longer than the longest run inside,
+  so no backtick in the value can close it.
+- `link` links only to `http://` and `https://` targets (a `javascript:`, `data:` or
+  relative one is dropped and its text shown as text); the target sits in `<...>` with
+  what could end it percent-encoded.
+- `quote` is a blockquote, every line of it quoted, the value trimmed to `QUOTE_LIMIT`
+  characters first.
+
+Mentions: an `@` followed by a name character gets a zero-width joiner (U+200D) after it,
+so no chat (Slack, Discord, Mattermost, Zulip) reads `@everyone`, `@here`, `@channel` or
+`@someone` from outside as a mention of its own users; it looks the same to a reader.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote as percent
+
+# Bodies and comments are shown as a preview: the link leads to the rest.
+QUOTE_LIMIT = 500
+QUOTE_LINES = 12
+ZWJ = "\u200d"
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Anywhere on a line: emphasis, code spans, link and image brackets (with `[` and `]`
+# escaped, no `(...)` or `!` can form a link or an image), raw HTML and autolinks (`<`),
+# entities (`&`), GFM tables and strikethrough.
+_INLINE = re.compile(r"([\\`*_\[\]<|~&])")
+# Markers that open a block only at a line's start: headings, quotes, lists, thematic
+# breaks and setext underlines, ordered lists (`1.` or `1)` before a space); the last
+# character of the marker is escaped.
+_LINE_START = re.compile(r"^(?:#{1,6}(?=\s|$)|[>+=-]|\d{1,9}[.)](?=\s|$))")
+_MENTION = re.compile(r"@(?=[\w.-])")
+_BACKTICKS = re.compile(r"`+")
+_URL_UNSAFE = re.compile(r"[\s<>\\\x00-\x1f\x7f]")
+
+
+def clean(value: object) -> str:
+    """A string with control characters gone and line endings as `\\n`."""
+    if not isinstance(value, str):
+        value = "" if value is None else str(value)
+    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def unmention(value: str) -> str:
+    return _MENTION.sub("@" + ZWJ, value)
+
+
+def _escape_line(line: str) -> str:
+    line = _INLINE.sub(r"\\\1", line.lstrip(" \t"))
+    match = _LINE_START.match(line)
+    if match:
+        marker = match.group(0)
+        line = f"{marker[:-1]}\\{marker[-1]}{line[match.end() :]}"
+    return unmention(line)
+
+
+def line(value: object, limit: int = 200) -> str:
+    """One line of plain text, whitespace collapsed, trimmed to `limit` characters."""
+    flat = " ".join(clean(value).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return flat
+
+
+def text(value: object, limit: int = 200) -> str:
+    """`value` as literal inline CommonMark on one line (see the module's docstring)."""
+    return _escape_line(line(value, limit))
+
+
+def code(value: object, limit: int = 200) -> str:
+    """`value` as a code span that nothing inside it can close."""
+    inner = unmention(line(value, limit))
+    if not inner:
+        return ""
+    longest = max((len(run) for run in _BACKTICKS.findall(inner)), default=0)
+    fence = "`" * (longest + 1)
+    # A span's content that starts or ends with a backtick needs a space to stay apart from
+    # the fence (CommonMark strips exactly one space at each end).
+    if inner.startswith("`") or inner.endswith("`"):
+        inner = f" {inner} "
+    return f"{fence}{inner}{fence}"
+
+
+def safe_url(url: object) -> str | None:
+    """`url` if it is an absolute http(s) URL, ready to sit in `<...>`; None otherwise."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if not url.lower().startswith(("https://", "http://")) or len(url) <= len("https://"):
+        return None
+    return _URL_UNSAFE.sub(lambda m: percent(m.group(0)), url)
+
+
+def link(label: str, url: object) -> str:
+    """`[label](<url>)`, or the label alone when the URL is not http(s).
+
+    `label` is already CommonMark (escape what came from outside with `text` or `code`)."""
+    target = safe_url(url)
+    if target is None or not label:
+        return label
+    return f"[{label}](<{target}>)"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT, lines: int = QUOTE_LINES) -> str:
+    """`value` as a `>` blockquote of literal text, trimmed to `limit` characters and
+    `lines` lines ("…" says it was cut); "" for an empty value."""
+    body = clean(value).strip()
+    if not body:
+        return ""
+    cut = False
+    if len(body) > limit:
+        body, cut = body[:limit].rstrip(), True
+    split = body.split("\n")
+    if len(split) > lines:
+        split, cut = split[:lines], True
+    quoted = []
+    for raw in split:
+        escaped = _escape_line(raw.rstrip())
+        quoted.append(f"> {escaped}" if escaped else ">")
+    if cut:
+        quoted[-1] = quoted[-1] + " …" if quoted[-1] != ">" else "> …"
+    return "\n".join(quoted)

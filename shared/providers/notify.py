@@ -1,0 +1,167 @@
+"""What sync needs of a provider that notifies (GitHub, Jira): its event names, and each
+verified webhook turned into a `Notice` — CommonMark text, a card, and the facts that
+subscriptions filter and thread on.
+
+Each such provider implements `Notifier` in `shared/providers/<name>/notify.py`. The
+renderers are pure: a payload in, a `Notice` out, nothing fetched and nothing stored. What
+happens next is sync's (SPEC §12): it matches `event` against a subscription's `events`
+(or, when a subscription names none, takes `default`), applies the filters to the facts,
+posts `text`/`card` as `actor`, and threads under the root of `item`, whose root message it
+edits to `item_card`.
+
+A payload that lacks what a rendering needs raises `Unrenderable` with the reason, for
+sync to count and record; any other exception escaping a renderer is a bug.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "Actor",
+    "Card",
+    "Field",
+    "Notice",
+    "Notifier",
+    "Unrenderable",
+    "event_matches",
+]
+
+
+class Unrenderable(Exception):
+    """The payload lacks what any rendering of its event needs (`reason` says what)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """SPEC §12's card, for chat products that render cards. `title` and field values are
+    plain text (not CommonMark): the chat product escapes them for its own format."""
+
+    title: str
+    url: str | None = None
+    state: str | None = None
+    color: str | None = None
+    fields: tuple[Field, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        card: dict[str, Any] = {
+            "title": self.title,
+            "url": self.url,
+            "state": self.state,
+            "fields": [{"name": f.name, "value": f.value} for f in self.fields],
+        }
+        if self.color is not None:
+            card["color"] = self.color
+        return card
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: the message's author. `login` is the provider's handle (GitHub login,
+    Jira account id or user name), matched by the `authors` filter; `bot` for GitHub
+    `sender.type == "Bot"` or a `[bot]` login, Jira `accountType == "app"`."""
+
+    name: str
+    login: str | None = None
+    avatar_url: str | None = None
+    external_id: str | None = None
+    bot: bool = False
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One provider event, rendered.
+
+    - `event`: the SPEC §12 name (`pull_request.merged`, `issue.updated`).
+    - `text`: CommonMark, who did what to which item, linked; outside text escaped.
+    - `item`: the thread key of an item with a thread (`owner/repo#42` for a GitHub pull
+      request or issue, which share numbers in a repository; `BUG-15` for a Jira issue);
+      None for pushes, releases, runs, sprints.
+    - `item_card`: the item as it is now, for its root message (title, state, labels,
+      assignees); None when there is no item.
+    - `quiet`: why this event produces nothing at all (a no-op edit, a merge-queue ref);
+      sync counts it and posts nothing. The rest is filled in as far as it could be.
+    - `default`: whether a subscription without `events` notifies it (the provider's
+      documented defaults, refined by facts of the payload: a push to the default branch,
+      a Jira update that changed the status).
+    - facts for filters: `repository` (`owner/name`) or `project` (Jira key); `branch` (a
+      push's branch, a pull request's base, a run's head branch, a deployment's ref);
+      `labels`; `draft`; `changed` (the fields an update changed, lower case: `status`,
+      `assignee`, `title`).
+    """
+
+    event: str
+    text: str
+    card: Card | None = None
+    actor: Actor | None = None
+    item: str | None = None
+    item_card: Card | None = None
+    quiet: str | None = None
+    default: bool = False
+    repository: str | None = None
+    project: str | None = None
+    branch: str | None = None
+    labels: tuple[str, ...] = ()
+    draft: bool = False
+    changed: frozenset[str] = field(default_factory=frozenset)
+
+
+class Notifier(Protocol):
+    """A provider's renderers.
+
+    `events` is every event name it renders specifically; `generic_events` the event kinds
+    it renders only generically (who, what, which repository, the link), any action of
+    which is `<kind>` or `<kind>.<action>`; `default_events` the patterns a subscription
+    without `events` starts from (`Notice.default` is the final word, per event)."""
+
+    name: str
+    events: frozenset[str]
+    generic_events: frozenset[str]
+    default_events: tuple[str, ...]
+
+    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+        """The payload rendered; `event_header` is the event's name where the provider
+        sends it in a header (GitHub's `X-GitHub-Event`), None where the body says it.
+        Raises `Unrenderable`."""
+        ...
+
+
+def event_matches(pattern: str, event: str) -> bool:
+    """SPEC §12's match: `*` within one dot-separated part, or a whole part; a pattern
+    without an action part (`push`, `star`) names the event with every action."""
+    pattern_parts = pattern.split(".")
+    event_parts = event.split(".")
+    if len(pattern_parts) == 1 and len(event_parts) == 2:
+        event_parts = event_parts[:1]
+    if len(pattern_parts) != len(event_parts):
+        return False
+    return all(
+        fnmatch.fnmatchcase(part, wanted)
+        for wanted, part in zip(pattern_parts, event_parts, strict=True)
+    )
+
+
+def known(notifier: Notifier, pattern: str) -> bool:
+    """Whether `pattern` names at least one event `notifier` knows (for validating a
+    subscription's `events`)."""
+    if any(event_matches(pattern, name) for name in notifier.events):
+        return True
+    kind = pattern.split(".", 1)[0]
+    return any(fnmatch.fnmatchcase(name, kind) for name in notifier.generic_events)
+
+
+def any_matches(patterns: Iterable[str], event: str) -> bool:
+    return any(event_matches(pattern, event) for pattern in patterns)
