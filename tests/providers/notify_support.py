@@ -1,0 +1,95 @@
+"""What the notification tests share: notifications read back through a real CommonMark
+parser (markdown-it-py, raw HTML on as CommonMark has it), and the hostile strings."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from shared.providers.commonmark import ZWJ
+
+PARSER = MarkdownIt("commonmark")
+
+# Text from outside that must stay text wherever a notification places it.
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "[x](javascript:alert(1))",
+    "![img](javascript:alert(1)) <javascript:alert(1)>",
+    "ends a span `` ` `` and ``` opens a fence",
+    "*emphasis* _also_ **strong** ~~strike~~",
+    "@everyone and @here and @channel",
+    "# not a heading",
+    "> not a quote",
+    "1. not a list",
+    "- not a list",
+    "&lt;b&gt; &amp; entity",
+    "<!-- comment --> <img src=x onerror=alert(1)>",
+    "back\\slash at the end \\",
+    "| a | b |",
+    "[ref]: https://evil.example",
+]
+
+
+def to_html(text: str) -> str:
+    return str(PARSER.render(text))
+
+
+def plain(text: str) -> str:
+    """What a reader sees: the rendered HTML's text, without the zero-width joiners."""
+    rendered = re.sub(r"<[^>]+>", "", to_html(text))
+    return html.unescape(rendered).replace(ZWJ, "")
+
+
+def links(text: str) -> list[tuple[str, str]]:
+    """(href, link text) of every link in `text`, as the parser sees them."""
+    found: list[tuple[str, str]] = []
+
+    def walk(tokens: list[Token]) -> None:
+        href: str | None = None
+        label: list[str] = []
+        for token in tokens:
+            if token.children:
+                walk(token.children)
+            if token.type == "link_open":
+                href, label = str(token.attrGet("href")), []
+            elif token.type == "link_close" and href is not None:
+                found.append((href, "".join(label).replace(ZWJ, "")))
+                href = None
+            elif href is not None and token.type in ("text", "code_inline"):
+                label.append(token.content)
+
+    walk(PARSER.parse(text))
+    return found
+
+
+def assert_inert(text: str, *expected: str) -> None:
+    """`text` renders no markup of its own making from outside strings: no script, no
+    raw HTML, no link or image to anything but http(s), no heading; each of `expected`
+    reads intact; no chat-wide mention survives."""
+    rendered = to_html(text)
+    lowered = rendered.lower()
+    assert "<script" not in lowered
+    assert "<img" not in lowered
+    assert "<!--" not in lowered
+    assert not re.search(r"<h[1-6]", lowered)
+    assert "<em>" not in lowered and "<strong>" not in lowered and "<del>" not in lowered
+    for href, _ in links(text):
+        assert href.startswith(("https://", "http://")), href
+    assert "javascript:" not in " ".join(href for href, _ in links(text))
+    seen = plain(text)
+    for wanted in expected:
+        assert wanted in seen, (wanted, seen)
+    for mention in ("@everyone", "@here", "@channel"):
+        assert mention not in text
+
+
+def set_path(payload: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node = payload
+    for key in parents:
+        node = node[key]
+    node[last] = value
