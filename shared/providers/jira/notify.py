@@ -1,0 +1,417 @@
+"""Jira webhooks as notifications: SPEC §12's event names, and the text, card and facts of
+issues (created, updated with their changelog, deleted), comments, worklogs and sprints.
+
+Names come from `webhookEvent`: `jira:issue_created` → `issue.created`, `comment_updated`
+→ `comment.updated`, `sprint_started` → `sprint.started`. An issue's thread key is its
+key (`BUG-15`). Jira Cloud sends rich text (descriptions, comments) as wiki markup in most
+webhooks and as ADF in some; both are read (shared.providers.jira.markup).
+
+A comment also raises a `jira:issue_updated` whose `issue_event_type_name` says so
+(`issue_commented`); that one is quiet when it changed no field, for the comment event
+says it. Payloads are read defensively: a field of the wrong type counts as absent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from shared.providers import commonmark as md
+from shared.providers.ids import field_at
+from shared.providers.jira.markup import rich_text
+from shared.providers.notify import Actor, Card, Field, Notice, Unrenderable, any_matches
+
+# Changelog entries listed in an update's message; the rest are counted.
+CHANGES_SHOWN = 10
+# Fields whose values are long text: an update says they changed, not what they say.
+LONG_FIELDS = {"description", "environment", "comment"}
+# Changelog field ids that read better under another name.
+FIELD_NAMES = {"issuetype": "Type", "fixversion": "Fix version", "timespent": "Time spent"}
+# Jira's own bookkeeping on issue updates raised by a comment or a worklog.
+ECHO_TYPES = {
+    "issue_commented",
+    "issue_comment_edited",
+    "issue_comment_deleted",
+    "issue_worklog_created",
+    "issue_worklog_updated",
+    "issue_worklog_deleted",
+}
+
+WEBHOOK_EVENTS = {
+    "jira:issue_created": "issue.created",
+    "jira:issue_updated": "issue.updated",
+    "jira:issue_deleted": "issue.deleted",
+    "comment_created": "comment.created",
+    "comment_updated": "comment.updated",
+    "comment_deleted": "comment.deleted",
+    "worklog_created": "worklog.created",
+    "worklog_updated": "worklog.updated",
+    "worklog_deleted": "worklog.deleted",
+    "sprint_started": "sprint.started",
+    "sprint_closed": "sprint.closed",
+}
+EVENTS: frozenset[str] = frozenset(WEBHOOK_EVENTS.values())
+# SPEC §12: issues created, status changes (`issue.updated` whose changelog has `status`),
+# comments created.
+DEFAULT_EVENTS: tuple[str, ...] = ("issue.created", "issue.updated", "comment.created")
+
+# Jira's status categories (`statusCategory.key`) and Atlassian's colours for them.
+CATEGORY_COLORS = {"new": "#42526e", "indeterminate": "#0052cc", "done": "#00875a"}
+
+_REST = re.compile(r"^(https?://.+?)/rest/")
+
+
+def _obj(value: Any, *path: str) -> dict[str, Any]:
+    found = field_at(value, *path)
+    return found if isinstance(found, dict) else {}
+
+
+def _str(value: Any, *path: str) -> str | None:
+    found = field_at(value, *path)
+    if type(found) is int:
+        return str(found)
+    return found if isinstance(found, str) and found.strip() else None
+
+
+def _named(value: Any) -> str | None:
+    """A Jira named thing: `{"name": ...}` or `{"displayName": ...}`, or the string itself
+    (Atlassian's own example gives `"priority": "Minor"`)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return _str(value, "displayName") or _str(value, "name") or _str(value, "value")
+
+
+def _base(*selves: str | None) -> str | None:
+    """The site's base URL (`https://example.atlassian.net`), from an entity's `self`."""
+    for url in selves:
+        match = _REST.match(url or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+def _actor(user: Any) -> Actor | None:
+    name = _str(user, "displayName") or _str(user, "name")
+    if name is None:
+        return None
+    return Actor(
+        name=name,
+        login=_str(user, "accountId") or _str(user, "name") or _str(user, "key"),
+        avatar_url=_str(user, "avatarUrls", "48x48"),
+        external_id=_str(user, "accountId") or _str(user, "key") or _str(user, "name"),
+        bot=_str(user, "accountType") == "app",
+    )
+
+
+class _Issue:
+    """The issue as the payload shows it now."""
+
+    def __init__(self, payload: Mapping[str, Any], required: bool) -> None:
+        issue = _obj(payload, "issue")
+        fields = _obj(issue, "fields")
+        key = _str(issue, "key")
+        if key is None and required:
+            raise Unrenderable("no `issue.key`")
+        self.key = key
+        self.id = _str(issue, "id")
+        self.summary = _str(fields, "summary") or ""
+        self.status = _named(fields.get("status"))
+        self.category = _str(fields, "status", "statusCategory", "key")
+        self.assignee = _named(fields.get("assignee"))
+        self.priority = _named(fields.get("priority"))
+        self.type = _named(fields.get("issuetype"))
+        labels = fields.get("labels")
+        self.labels = tuple(
+            label
+            for label in (labels if isinstance(labels, list) else [])
+            if isinstance(label, str)
+        )
+        self.description = fields.get("description")
+        project = _str(fields, "project", "key")
+        if project is None and key and "-" in key:
+            project = key.rsplit("-", 1)[0]
+        self.project = project
+        self.project_name = _str(fields, "project", "name")
+        self.base = _base(_str(issue, "self"))
+
+    def url(self, base: str | None = None) -> str | None:
+        base = self.base or base
+        if base is None or self.key is None:
+            return None
+        return f"{base}/browse/{quote(self.key, safe='')}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.key or 'issue ' + (self.id or '?')} {self.summary}".strip()
+
+    def ref(self, url: str | None = None) -> str:
+        return md.link(md.text(self.label), url or self.url())
+
+    def card(self, base: str | None = None) -> Card | None:
+        if self.key is None:
+            return None
+        fields = [
+            ("Status", self.status),
+            ("Assignee", self.assignee or "Unassigned"),
+            ("Priority", self.priority),
+            ("Type", self.type),
+            ("Project", self.project_name or self.project),
+            ("Labels", ", ".join(self.labels)),
+        ]
+        return Card(
+            title=md.line(self.label),
+            url=md.safe_url(self.url(base)),
+            state=self.status,
+            color=CATEGORY_COLORS.get(self.category or ""),
+            fields=tuple(Field(name, md.line(value)) for name, value in fields if value),
+        )
+
+
+def _change_lines(items: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for item in items[:CHANGES_SHOWN]:
+        name = _str(item, "field") or _str(item, "fieldId") or "a field"
+        title = md.text(FIELD_NAMES.get(name.lower(), name[:1].upper() + name[1:]), limit=60)
+        if name.lower() in LONG_FIELDS:
+            lines.append(f"- {title} changed")
+            continue
+        before = _str(item, "fromString") or _str(item, "from")
+        after = _str(item, "toString") or _str(item, "to")
+        if name.lower() == "assignee":
+            before, after = before or "Unassigned", after or "Unassigned"
+        shown_before = md.text(before, limit=80) if before else "none"
+        shown_after = md.text(after, limit=80) if after else "none"
+        lines.append(f"- {title}: {shown_before} → {shown_after}")
+    if len(items) > CHANGES_SHOWN:
+        lines.append(f"- and {len(items) - CHANGES_SHOWN} more")
+    return lines
+
+
+def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
+    issue = _Issue(payload, required=True)
+    actor = _actor(payload.get("user"))
+    who = md.text(actor.name) if actor else "Someone"
+    changelog = field_at(payload, "changelog", "items")
+    items = [i for i in changelog if isinstance(i, dict)] if isinstance(changelog, list) else []
+    changed = frozenset((_str(i, "field") or _str(i, "fieldId") or "").lower() for i in items) - {
+        ""
+    }
+    quiet = None
+    body = ""
+    if event == "issue.created":
+        kind = f"{md.text(issue.type)} " if issue.type else "issue "
+        text = f"{who} created {kind}{issue.ref()}"
+        body = md.quote(rich_text(issue.description))
+    elif event == "issue.deleted":
+        text = f"{who} deleted {md.text(issue.label)}"
+    else:
+        status = next((i for i in items if (_str(i, "field") or "").lower() == "status"), None)
+        if status is not None:
+            before = _str(status, "fromString") or "?"
+            after = _str(status, "toString") or issue.status or "?"
+            text = f"{who} moved {issue.ref()} from {md.text(before)} to {md.text(after)}"
+            rest = [i for i in items if i is not status]
+        else:
+            text = f"{who} updated {issue.ref()}"
+            rest = items
+        body = "\n".join(_change_lines(rest))
+        echo = _str(payload, "issue_event_type_name")
+        if not items and echo in ECHO_TYPES:
+            quiet = f"a `{echo}` update: the comment or worklog event says it"
+        elif not items and not field_at(payload, "comment"):
+            quiet = "an update that changed nothing"
+    if issue.project:
+        text += f" in {md.text(issue.project)}"
+    if body:
+        text += "\n\n" + body
+    # SPEC §12's default for updates is a status change only.
+    default = "status" in changed if event == "issue.updated" else event == "issue.created"
+    return Notice(
+        event=event,
+        text=text,
+        card=Card(
+            title=md.line(issue.label),
+            url=md.safe_url(issue.url()),
+            state=issue.status,
+            color=CATEGORY_COLORS.get(issue.category or ""),
+            fields=tuple(
+                Field(name, md.line(value))
+                for name, value in (("Project", issue.project), ("By", actor and actor.name))
+                if value
+            ),
+        ),
+        actor=actor,
+        item=issue.key,
+        item_card=issue.card(),
+        quiet=quiet,
+        default=default,
+        project=issue.project,
+        labels=issue.labels,
+        changed=changed,
+    )
+
+
+def _comment_event(event: str, payload: Mapping[str, Any]) -> Notice:
+    comment = _obj(payload, "comment")
+    if not comment:
+        raise Unrenderable("no `comment`")
+    issue = _Issue(payload, required=False)
+    action = event.split(".")[1]
+    author = comment.get("updateAuthor") if action == "updated" else comment.get("author")
+    actor = _actor(author) or _actor(comment.get("author")) or _actor(payload.get("user"))
+    who = md.text(actor.name) if actor else "Someone"
+    base = issue.base or _base(_str(comment, "self"))
+    url = issue.url(base)
+    comment_id = _str(comment, "id")
+    if url and comment_id:
+        url += f"?focusedCommentId={quote(comment_id, safe='')}"
+    verb = {
+        "created": "commented on",
+        "updated": "edited a comment on",
+        "deleted": "deleted a comment on",
+    }[action]
+    text = f"{who} {verb} {issue.ref(url)}"
+    if issue.project:
+        text += f" in {md.text(issue.project)}"
+    if action != "deleted":
+        body = md.quote(rich_text(comment.get("body")))
+        if body:
+            text += "\n\n" + body
+    return Notice(
+        event=event,
+        text=text,
+        card=Card(
+            title=md.line(issue.label),
+            url=md.safe_url(url),
+            state="commented",
+            fields=tuple(
+                Field(name, md.line(value))
+                for name, value in (("Project", issue.project), ("By", actor and actor.name))
+                if value
+            ),
+        ),
+        actor=actor,
+        item=issue.key,
+        item_card=issue.card(base),
+        default=any_matches(DEFAULT_EVENTS, event),
+        project=issue.project,
+        labels=issue.labels,
+    )
+
+
+def _worklog_event(event: str, payload: Mapping[str, Any]) -> Notice:
+    worklog = _obj(payload, "worklog")
+    if not worklog:
+        raise Unrenderable("no `worklog`")
+    issue = _Issue(payload, required=False)
+    if issue.key is None and issue.id is None:
+        # Jira's worklog events name the issue by id only.
+        issue.id = _str(worklog, "issueId")
+    action = event.split(".")[1]
+    author = worklog.get("updateAuthor") if action == "updated" else worklog.get("author")
+    actor = _actor(author) or _actor(worklog.get("author"))
+    who = md.text(actor.name) if actor else "Someone"
+    spent = _str(worklog, "timeSpent")
+    amount = f" {md.text(spent)}" if spent else ""
+    base = issue.base or _base(_str(worklog, "self"))
+    target = issue.ref(issue.url(base))
+    if action == "created":
+        text = f"{who} logged{amount or ' work'} on {target}"
+    elif action == "updated":
+        text = f"{who} changed a worklog{amount and ' to' + amount} on {target}"
+    else:
+        text = f"{who} deleted a worklog on {target}"
+    if issue.project:
+        text += f" in {md.text(issue.project)}"
+    note = md.quote(rich_text(worklog.get("comment"))) if action != "deleted" else ""
+    if note:
+        text += "\n\n" + note
+    return Notice(
+        event=event,
+        text=text,
+        card=Card(
+            title=md.line(issue.label),
+            url=md.safe_url(issue.url(base)),
+            state=action,
+            fields=tuple(
+                Field(name, md.line(value))
+                for name, value in (("Time spent", spent), ("By", actor and actor.name))
+                if value
+            ),
+        ),
+        actor=actor,
+        item=issue.key,
+        item_card=issue.card(base),
+        project=issue.project,
+        labels=issue.labels,
+    )
+
+
+def _day(value: str | None) -> str | None:
+    return value[:10] if value and re.match(r"\d{4}-\d{2}-\d{2}", value) else None
+
+
+def _sprint_event(event: str, payload: Mapping[str, Any]) -> Notice:
+    sprint = _obj(payload, "sprint")
+    name = _str(sprint, "name")
+    if name is None:
+        raise Unrenderable("no `sprint.name`")
+    base = _base(_str(sprint, "self"))
+    board = _str(sprint, "originBoardId")
+    url = f"{base}/secure/RapidBoard.jspa?rapidView={quote(board)}" if base and board else None
+    start, end = _day(_str(sprint, "startDate")), _day(_str(sprint, "endDate"))
+    done = _day(_str(sprint, "completeDate"))
+    named = md.link(md.text(name), url)
+    if event == "sprint.started":
+        text = f"Sprint {named} started"
+        if start and end:
+            text += f" ({start} → {end})"
+    else:
+        text = f"Sprint {named} closed"
+        if done:
+            text += f" on {done}"
+    goal = md.quote(_str(sprint, "goal"))
+    if goal:
+        text += "\n\n" + goal
+    return Notice(
+        event=event,
+        text=text,
+        card=Card(
+            title=md.line(name),
+            url=md.safe_url(url),
+            state=_str(sprint, "state") or event.split(".")[1],
+            fields=tuple(
+                Field(n, v) for n, v in (("Start", start), ("End", end), ("Completed", done)) if v
+            ),
+        ),
+        actor=_actor(payload.get("user")),
+        default=any_matches(DEFAULT_EVENTS, event),
+    )
+
+
+class JiraNotifier:
+    name: str = "jira"
+    events: frozenset[str] = EVENTS
+    generic_events: frozenset[str] = frozenset()
+    default_events: tuple[str, ...] = DEFAULT_EVENTS
+
+    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+        if not isinstance(payload, Mapping):
+            raise Unrenderable("the payload is not a JSON object")
+        webhook_event = _str(payload, "webhookEvent") or (event_header or "")
+        event = WEBHOOK_EVENTS.get(webhook_event)
+        if event is None:
+            raise Unrenderable(f"`{webhook_event[:80]}` is not an event notifications render")
+        kind = event.split(".")[0]
+        if kind == "issue":
+            return _issue_event(event, payload)
+        if kind == "comment":
+            return _comment_event(event, payload)
+        if kind == "worklog":
+            return _worklog_event(event, payload)
+        return _sprint_event(event, payload)
+
+
+NOTIFIER = JiraNotifier()
