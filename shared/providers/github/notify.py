@@ -137,7 +137,6 @@ EVENTS: frozenset[str] = frozenset(
         "push",
         "create",
         "delete",
-        "deployment",
         "deployment.created",
         *(f"pull_request.{a}" for a in (*PULL_REQUEST_ACTIONS, "merged")),
         *(f"issues.{a}" for a in ISSUES_ACTIONS),
