@@ -153,6 +153,17 @@ async def until(
         await asyncio.sleep(0.05)
 
 
+async def refreshed(*caches: Any) -> None:
+    """Returns once each `RefreshingCache` has finished a refresh begun after the call:
+    what was written to MongoDB before it is in them."""
+    since = time.monotonic()
+    await until(
+        lambda: all(cache.last_refresh_began > since for cache in caches),
+        timeout=30,
+        what="a refresh of the caches",
+    )
+
+
 class KafkaTap:
     """Reads a topic from its beginning, without a consumer group, to see what was published."""
 
