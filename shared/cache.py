@@ -77,6 +77,9 @@ class RefreshingCache(Generic[K, V]):
         self._applied_during_refresh: set[str] | None = None
         self._reread_at: dict[K, float] = {}
         self.loaded = False
+        # When the last refresh that finished began (monotonic): a change written before
+        # that is in the cache (tests wait for a refresh begun after their write).
+        self.last_refresh_began = 0.0
         # Raised by every change applied: views derived from `values()` rebuild when it moved.
         self.version = 0
 
@@ -166,6 +169,7 @@ class RefreshingCache(Generic[K, V]):
 
     async def refresh(self) -> None:
         since = self._watermark - _CLOCK_SKEW if self._watermark else None
+        began = time.monotonic()
         started = utcnow()
         applied_meanwhile = self._applied_during_refresh = set()
         try:
@@ -176,6 +180,7 @@ class RefreshingCache(Generic[K, V]):
             if str(doc["_id"]) not in applied_meanwhile:
                 self._apply(doc)
         self._watermark = started
+        self.last_refresh_began = began
         self.loaded = True
 
     async def run(self) -> None:

@@ -189,6 +189,11 @@ class PartitionProducer:
     async def start(self) -> None:
         await self._client.bootstrap()
 
+    @property
+    def requests_out(self) -> int:
+        """Produce requests sent and not answered yet (tests wait for one on the wire)."""
+        return len(self._flying)
+
     async def stop(self, seconds: float) -> None:
         """Wait up to `seconds` for what was sent to be answered, then fail the rest."""
         self._stopped = True

@@ -136,6 +136,34 @@ async def _until_up(client: httpx.AsyncClient, path: str, task: asyncio.Task[Any
     raise TimeoutError(f"{path} not OK within 60s: {last}")
 
 
+async def until(
+    check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition"
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy: how a test waits for
+    something to happen, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def refreshed(*caches: Any) -> None:
+    """Returns once each `RefreshingCache` has finished a refresh begun after the call:
+    what was written to MongoDB before it is in them."""
+    since = time.monotonic()
+    await until(
+        lambda: all(cache.last_refresh_began > since for cache in caches),
+        timeout=30,
+        what="a refresh of the caches",
+    )
+
+
 class KafkaTap:
     """Reads a topic from its beginning, without a consumer group, to see what was published."""
 

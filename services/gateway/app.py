@@ -59,6 +59,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         refresh_seconds=settings.cache_refresh_seconds,
         name="provider apps",
     )
+    app.state.integration_cache = integrations
+    app.state.provider_app_cache = provider_apps
+    app.state.dedupe_window = window
     app.state.provider_ingress = provider.ProviderIngress(
         runtime,
         integrations,

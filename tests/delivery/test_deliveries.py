@@ -12,7 +12,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import standardwebhooks.webhooks
@@ -32,6 +32,7 @@ from tests.support import (
     admin_headers,
     make_settings,
     new_namespace,
+    refreshed,
     serve,
 )
 
@@ -366,7 +367,7 @@ async def test_rotation_signs_with_both_secrets_during_grace(
         )
     ).json()
     assert rotated["secret"] != hook["secret"]
-    await asyncio.sleep(1.5)  # the endpoint cache
+    await refreshed(cast(Any, delivery.app).state.endpoint_cache)  # it has the new secret
     await publish(delivery, "message.created")
     [request] = await fake.wait_for(p, 1)
     assert len(request.headers["webhook-signature"].split(" ")) == 2

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
+import pytest
+
+from shared import cache as cache_module
 from shared.cache import RefreshingCache
 from shared.ids import utcnow
 from shared.mongo import Database, Document, TombstoneCollection
+from tests.support import FakeClock, until
 
 
 def _cache(
@@ -41,15 +46,15 @@ async def test_a_refresh_that_read_before_a_write_here_does_not_undo_it(db: Data
     await repository.insert(
         {"_id": "t1", "secret": "old", "created_at": now, "updated_at": now, "deleted_at": None}
     )
-    gate = asyncio.Event()
-    cache = _cache(repository, gate)
+    gate, read = asyncio.Event(), list[int]()
+    cache = _cache(repository, gate, read)
     gate.set()
     await cache.refresh()
     assert cache.get("t1") == "old"
 
     gate.clear()
     refreshing = asyncio.create_task(cache.refresh())
-    await asyncio.sleep(0.3)  # its query has read "old" and waits to be answered
+    await until(lambda: len(read) == 2)  # its query has read "old" and waits to be answered
     rotated = await repository.update("t1", {"secret": "new"})  # a rotation through this replica
     assert rotated is not None
     cache.apply(rotated)
@@ -65,7 +70,12 @@ async def test_a_refresh_that_read_before_a_write_here_does_not_undo_it(db: Data
     assert cache.get("t1") == "newer"
 
 
-async def test_reread_asks_mongodb_at_most_once_a_second_per_key(db: Database) -> None:
+async def test_reread_asks_mongodb_at_most_once_a_second_per_key(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache's clock is the test's: "too soon" holds however slow the round trips are.
+    clock = FakeClock()
+    monkeypatch.setattr(cache_module, "time", SimpleNamespace(monotonic=clock))
     repository = TombstoneCollection(db, "things")
     now = utcnow()
     await repository.insert(
@@ -80,7 +90,7 @@ async def test_reread_asks_mongodb_at_most_once_a_second_per_key(db: Database) -
     await repository.update("t2", {"secret": "three"})
     assert await cache.reread("t2", at_most_every=0.5) is None  # too soon
     assert cache.get("t2") == "two"
-    await asyncio.sleep(0.6)
+    await clock.sleep(0.6)
     assert await cache.reread("t2", at_most_every=0.5) == "three"
     assert await cache.reread("missing", at_most_every=0.5) is None
 

@@ -37,6 +37,17 @@ async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _until_claimed(ledger: ProcessedLedger, envelope_id: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            assert await ledger.claim(envelope_id) is True
+            return
+        except ClaimBusy:
+            assert time.monotonic() < deadline, "the claim was never taken over"
+            await asyncio.sleep(0.05)
+
+
 def _event(event_id: str, channel: str = "ch_1") -> ChatEvent:
     return ChatEvent(
         id=event_id,
@@ -71,9 +82,11 @@ async def test_a_redelivered_envelope_has_one_effect_and_invalid_ones_are_dead_l
         b'{"id": "evt_bad", "type": "NOT A TYPE"}', runtime.settings.topic(Topic.CHAT_EVENTS)
     )
 
-    await _until(lambda: len(effects) >= 3)
-    await asyncio.sleep(1.5)  # give any duplicate time to show up
-    assert sorted(effects) == sorted([first.id, second.id, "evt_flaky"])
+    # A marker behind them in their partition: once it is handled, so is every copy of them.
+    marker = _event(new_id("evt"))
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, marker)
+    await _until(lambda: marker.id in effects)
+    assert sorted(effects) == sorted([first.id, second.id, "evt_flaky", marker.id])
 
     async with KafkaTap.of(runtime.settings, DEAD_LETTER_TOPIC) as tap:
         await tap.wait_for(lambda _: True)
@@ -92,8 +105,8 @@ async def test_ledger_takes_over_a_claim_whose_worker_died(runtime: Runtime) -> 
     assert await short.claim("e1") is True
     with pytest.raises(ClaimBusy):
         await short.claim("e1")
-    await asyncio.sleep(0.3)  # the first worker "died" holding the lease
-    assert await short.claim("e1") is True
+    # The first worker "died" holding the lease: taken over once it ran out.
+    await _until_claimed(short, "e1")
     await short.done("e1")
     assert await short.claim("e1") is False
 
@@ -199,12 +212,14 @@ async def _committed(runtime: Runtime, purpose: str) -> int:
 
 class _Gated:
     """A two-part handler: the first part notes the batch's ids, the second waits for
-    `release(id)` of every id in it (and fails instead for ids in `fail`)."""
+    `release(id)` of every id in it (and fails instead for ids in `fail`, noting them in
+    `failed`)."""
 
     def __init__(self) -> None:
         self.handled: list[list[str]] = []
         self.gates: dict[str, asyncio.Event] = {}
         self.fail: set[str] = set()
+        self.failed: list[str] = []
 
     def gate(self, event_id: str) -> asyncio.Event:
         return self.gates.setdefault(event_id, asyncio.Event())
@@ -221,6 +236,7 @@ class _Gated:
             for event_id in ids:
                 if event_id in self.fail:
                     self.fail.discard(event_id)
+                    self.failed.append(event_id)
                     raise RuntimeError(f"the second part of {event_id} failed")
                 await self.gate(event_id).wait()
 
@@ -255,6 +271,7 @@ async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_o
     assert await _committed(runtime, "piped") == 0
 
     handler.release(second.id)  # the later batch done first: nothing may be committed yet
+    # (An absence: no event says "the commit that must not happen did not"; time for it.)
     await asyncio.sleep(0.5)
     assert await _committed(runtime, "piped") == 0
 
@@ -273,7 +290,7 @@ async def test_pipelined_batches_wait_while_those_pending_hold_max_pending_recor
     await runtime.publisher.publish(Topic.CHAT_EVENTS, events[1])
     await _until(lambda: handler.seen(events[1].id) == 1)
     await runtime.publisher.publish(Topic.CHAT_EVENTS, events[2])
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # an absence: time for a batch that must not come to come
     assert handler.seen(events[2].id) == 0  # two records pending: no room
     handler.release(events[0].id)
     await _until(lambda: handler.seen(events[2].id) == 1)
@@ -290,8 +307,7 @@ async def test_a_failed_second_part_brings_its_batch_and_those_after_it_again_in
     handler.fail.add(first.id)
     handler.release(first.id, second.id, third.id)
     await runtime.publisher.publish(Topic.CHAT_EVENTS, first)
-    await _until(lambda: handler.seen(first.id) == 1)
-    await asyncio.sleep(0.2)  # its second part has failed by now
+    await _until(lambda: first.id in handler.failed)  # its second part failed
     for event in (second, third):
         await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
 

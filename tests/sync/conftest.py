@@ -6,9 +6,7 @@ product is played by the tests: it publishes on `hookhub.chat.events` and reads
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from tests.support import (
     new_namespace,
     serve,
 )
+from tests.support import until as until  # the sync tests import it from here
 
 TELEGRAM_TOKEN = "7000000001:AAE-sync-test-bot-token-0000000000"
 TELEGRAM_BOT_ID = 7000000001
@@ -172,22 +171,6 @@ class World:
 def in_channel(channel_id: str, type: str = "message.received") -> Callable[[Any], bool]:
     """Inbound envelopes of one chat channel and type."""
     return lambda v: bool(v["channel_id"] == channel_id and v["type"] == type)
-
-
-async def until(
-    check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition"
-) -> Any:
-    """Poll `check` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 # The sync settings of the tests, as `hookhub serve sync` reads them from the environment.

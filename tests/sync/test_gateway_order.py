@@ -32,6 +32,7 @@ class _Pipeline:
     def __init__(self, kafka: _OwnBroker, fail_first_with: int = 0, fail_after: float = 0) -> None:
         self.kafka = kafka
         self.attempts: list[tuple[list[int], bool]] = []  # (seqs, with a stream)
+        self.streams: list[Stream] = []  # the streams handed in, in order
         self._fail = fail_first_with
         self._fail_after = fail_after
 
@@ -45,6 +46,8 @@ class _Pipeline:
     ) -> asyncio.Future[None]:
         seqs = [e.payload["seq"] for e in events]
         self.attempts.append((seqs, stream is not None))
+        if stream is not None and stream not in self.streams:
+            self.streams.append(stream)
         if self._fail in seqs:
             self._fail = 0
             await asyncio.sleep(self._fail_after)
@@ -114,8 +117,11 @@ async def test_a_failed_batch_is_published_before_any_later_one_and_the_sequence
                 dispatch(3)
                 await asyncio.sleep(0.2)
             assert held.published_seq == 30, "the sequence passed an unacknowledged batch"
-            await asyncio.sleep(1.5)  # the first of them has failed by now
+            # The first of them fails by the publish timeout, and its stream with it.
+            await _until(lambda: any(s.failed for s in pipeline.streams), timeout=30)
             dispatch(6)  # after the failure: handed on only once the failed ones are out
+            # An absence: time for them to be handed on wrongly (they must wait for the
+            # failed ones, which cannot go out while Kafka is frozen; the order shows it).
             await asyncio.sleep(0.5)
             assert held.published_seq == 30
             kafka.broker.process.send_signal(signal.SIGCONT)
@@ -156,7 +162,7 @@ async def test_a_batch_failing_before_the_producer_has_it_still_goes_out_first(
         await _assert_in_order(kafka, dispatch.seq)
 
 
-async def _until(condition: Any, timeout: float = 10.0) -> None:
+async def _until(condition: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -12,6 +12,7 @@ from services.sync.outbound.jobs import Job
 from services.sync.outbound.lanes import Lanes
 from services.sync.outbound.sender import Retry, Sender
 from shared.providers.chat import RateLimited
+from tests.support import until
 
 JOB = Job(
     id="",
@@ -59,7 +60,7 @@ def _job(mapping_id: str, seq: int) -> Job:
 
 
 async def _drain(lanes: Lanes, count: int, recorder: Recorder) -> None:
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while len({job for job, _ in recorder.ran}) < count:
             await asyncio.sleep(0.01)
 
@@ -93,7 +94,8 @@ async def test_a_rate_limited_channel_waits_alone_and_passing_failures_back_off(
     lanes.submit(_job("b", 1))
     lanes.submit(_job("c", 1))
     await _drain(lanes, 4, recorder)
-    await asyncio.sleep(0.8)
+    # Every run and retry done (a-1 twice, b-1 three times), and nothing left to run.
+    await until(lambda: len(recorder.ran) >= 7 and not lanes.depth(), what="the retries")
     runs: dict[str, list[float]] = {}
     for job, at in recorder.ran:
         runs.setdefault(job, []).append(at - started)
@@ -111,12 +113,12 @@ async def test_a_job_taken_over_while_another_is_in_flight_runs_once_each() -> N
     recorder.hold["a-5"] = asyncio.Event()
     lanes = Lanes(cast(Sender, recorder), lambda job: 0.0, max_backoff_seconds=1)
     lanes.submit(_job("a", 5))
-    await asyncio.sleep(0.05)  # a-5 in flight
+    await until(lambda: lanes.in_flight(), what="a-5 in flight")  # held there
     lanes.submit(_job("a", 2))  # an older job, from a dead process
     assert lanes.depth()["slack"][0] == 2
     recorder.hold["a-5"].set()
     await _drain(lanes, 2, recorder)
-    await asyncio.sleep(0.1)
+    await until(lambda: not lanes.depth(), what="the lane empty")  # nothing more to run
     assert [job for job, _ in recorder.ran] == ["a-5", "a-2"]
     await lanes.stop(1)
 
@@ -126,7 +128,7 @@ async def test_the_pace_holds_for_a_message_arriving_after_its_lane_ran_dry() ->
     lanes = Lanes(cast(Sender, recorder), lambda job: 0.5, max_backoff_seconds=1)
     lanes.submit(_job("a", 1))
     await _drain(lanes, 1, recorder)
-    await asyncio.sleep(0.1)  # the lane has nothing left and is gone
+    await until(lambda: not lanes.depth(), what="the lane gone")  # nothing left in it
     lanes.submit(_job("a", 2))
     await _drain(lanes, 2, recorder)
     when = dict(recorder.ran)

@@ -4,9 +4,10 @@ back before the inbound copy is written)."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from pymongo import AsyncMongoClient
 
 from shared.message_map import Copy, MessageMap, inbound_message_id
@@ -132,7 +133,9 @@ async def test_a_slack_message_is_bridged_to_telegram_and_never_back_to_slack(
     ]
 
 
-async def test_a_chat_message_waits_for_the_inbound_copy_it_names(world: World) -> None:
+async def test_a_chat_message_waits_for_the_inbound_copy_it_names(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The inbound side publishes while it writes the copy, so the chat's answer may come
     first: sync waits for the copy instead of posting the message back where it came from."""
     slack, telegram, chat = world.slack, world.telegram, world.chat
@@ -142,12 +145,23 @@ async def test_a_chat_message_waits_for_the_inbound_copy_it_names(world: World) 
     await world.map(world.telegram_integration, chat_id, channel)
     ts = "1700000000.000100"
     inbound_id = inbound_message_id("slack", "T0HOOKHUB", external, ts)
+    # What sync (in this process) looks up in the map.
+    asked: list[set[str]] = []
+    looked_up = MessageMap.of_messages
+
+    async def of_messages(self: MessageMap, chat_ids: Iterable[str]) -> list[Copy]:
+        wanted = set(chat_ids)
+        asked.append(wanted)
+        return await looked_up(self, wanted)
+
+    monkeypatch.setattr(MessageMap, "of_messages", of_messages)
 
     await chat.publish(
         "message.created",
         {"message_id": "late1", "channel_id": channel, "text": "late", "inbound_id": inbound_id},
     )
-    await asyncio.sleep(0.5)  # the copy lands after the chat's answer was read
+    # The copy lands after the chat's answer was read and the copy looked for, not found.
+    await until(lambda: any(inbound_id in keys for keys in asked), what="the copy looked for")
     settings = world.sync_settings
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri)
     try:
@@ -176,6 +190,9 @@ async def test_a_chat_message_waits_for_the_inbound_copy_it_names(world: World) 
         assert linked["inbound_id"] == inbound_id
     finally:
         await client.close()
-    # The Slack lane is idle: had the message been planned for Slack, it would be there by now.
-    await asyncio.sleep(1.0)
-    assert slack.posts(external) == []
+    # Had the message been planned for Slack, it would be posted there before a later one.
+    await chat.publish(
+        "message.created", {"message_id": "later1", "channel_id": channel, "text": "later"}
+    )
+    await until(lambda: slack.posts(external), what="the later message on Slack")
+    assert [p["text"] for p in slack.posts(external)] == ["later"]
