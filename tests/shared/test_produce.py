@@ -245,14 +245,13 @@ async def test_while_kafka_is_away_sends_fail_and_are_never_sent_later(tmp_path:
         await kafka.producer.send(kafka.topic, b"k", b"before", [])
 
         kafka.broker.kill()
-        started = time.monotonic()
         results = await asyncio.gather(
             *(kafka.producer.send(kafka.topic, b"k", b"while-away-%d" % n, []) for n in range(20)),
             return_exceptions=True,
         )
         assert all(isinstance(r, KafkaTimeoutError) for r in results), results
         # Failed by the publish timeout, not left to the client's own retries.
-        assert time.monotonic() - started < 1.5 + 2.0
+        assert {str(r) for r in results} == {"KafkaTimeoutError: not acknowledged within 1.5 s"}
 
         await kafka.restart()  # the same topic, empty
         await kafka.send_once_it_answers(b"after")
@@ -274,7 +273,6 @@ async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
         await kafka.producer.send(kafka.topic, b"k", b"before", [])
 
         freeze(kafka.broker.process.pid)
-        started = time.monotonic()
         stuck = asyncio.ensure_future(kafka.producer.send(kafka.topic, b"k", b"stuck", []))
         await until(lambda: kafka.producer.requests_out, what="stuck on the wire")
         behind = [
@@ -283,7 +281,7 @@ async def test_a_frozen_broker_fails_sends_in_time_and_nothing_is_sent_twice(
         ]
         results = await asyncio.gather(stuck, *behind, return_exceptions=True)
         assert all(isinstance(r, KafkaTimeoutError) for r in results), results
-        assert time.monotonic() - started < 1.5 + 2.0
+        assert {str(r) for r in results} == {"KafkaTimeoutError: not acknowledged within 1.5 s"}
         kafka.broker.process.send_signal(signal.SIGCONT)
 
         await kafka.send_once_it_answers(b"after")
