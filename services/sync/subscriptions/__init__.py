@@ -1,0 +1,2 @@
+"""Notification subscriptions: a GitHub or Jira integration's events, filtered, in a chat
+channel (SPEC §12)."""
