@@ -45,6 +45,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/deliveries(/|$)", "delivery"),
     (r"^/api/events(/|$)", "delivery"),
     (r"^/api/integrations/[^/]+/mappings(/|$)", "sync"),
+    (r"^/api/integrations/[^/]+/subscriptions(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/actions(/|$)", "sync"),
     (r"^/api/messages(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/import(/|$)", "importer"),

@@ -29,6 +29,9 @@ from services.sync.outbound.intake import Intake
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.lanes import Lanes, Scheduler
 from services.sync.outbound.sender import Sender
+from services.sync.subscriptions import endpoints as subscription_routes
+from services.sync.subscriptions import repository as subscription_repository
+from services.sync.subscriptions.service import SubscriptionService
 from shared import mappings as mapping_repository
 from shared import message_map
 from shared.cache import RefreshingCache
@@ -148,6 +151,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.mapping_service = MappingService(mappings_repo, connections, mapping_cache)
     app.state.mapping_repository = mappings_repo
     app.state.message_map = the_map
+    subscriptions_repo = subscription_repository.SubscriptionRepository(runtime.db)
+    app.state.subscription_service = SubscriptionService(subscriptions_repo, connections)
+    app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
         integrations=integrations_repo,
         connections=connections,
@@ -198,9 +204,15 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="sync",
         description="Keeps channels in sync with Slack, Discord and Telegram both ways.",
-        routers=[mapping_routes.router, message_routes.router, action_routes.router],
+        routers=[
+            mapping_routes.router,
+            subscription_routes.router,
+            message_routes.router,
+            action_routes.router,
+        ],
         indexes=[
             *mapping_repository.INDEXES,
+            *subscription_repository.INDEXES,
             *message_map.INDEXES,
             *outbox_repository.INDEXES,
             *integration_repository.INDEXES,

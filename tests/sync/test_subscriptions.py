@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from services.sync.subscriptions.filters import (
@@ -22,7 +23,8 @@ from services.sync.subscriptions.filters import (
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.notify import Notice
-from tests.support import github_corpus
+from tests.support import admin_headers, github_corpus
+from tests.sync.conftest import World, connect
 
 JIRA_PAYLOADS = Path(__file__).parents[1] / "providers" / "jira_payloads"
 
@@ -290,3 +292,219 @@ def test_stored_subscription_defaults() -> None:
 )  # fmt: skip
 def test_glob_problems(pattern: str, bad: bool) -> None:
     assert (glob_problem(pattern) is not None) == bad
+
+
+# --- the API, through the real sync service ------------------------------------------------
+
+
+async def subscribe(world: World, integration_id: str, **body: Any) -> httpx.Response:
+    return await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={"channel_id": world.new_id("ch_"), **body},
+        headers=admin_headers(),
+    )
+
+
+def refused(answer: httpx.Response, *named: str) -> str:
+    assert answer.status_code == 422, answer.text
+    message: str = answer.json()["error"]["message"]
+    for name in named:
+        assert name in message, (name, message)
+    return message
+
+
+async def test_create_get_list_patch_delete(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret="subs-secret")
+    channel = world.new_id("ch_")
+    created = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={
+            "channel_id": channel,
+            "events": ["pull_request.*", "push"],
+            "exclude_events": ["pull_request.synchronize"],
+            "repositories": ["Codertocat/*"],
+            "branches": ["main", "release/*"],
+            "labels": {"any": ["bug"], "none": ["wontfix"]},
+            "authors": {"exclude": ["dependabot*"], "bots": False},
+        },
+        headers=admin_headers(),
+    )
+    assert created.status_code == 201, created.text
+    sub = created.json()
+    assert sub["id"].startswith("sub_")
+    assert sub["workspace_id"] == world.chat.workspace_id
+    assert sub["integration_id"] == integration_id and sub["provider"] == "github"
+    assert sub["channel_id"] == channel
+    assert sub["threads"] == "item" and sub["enabled"] is True and sub["drafts"] is False
+    assert sub["labels"] == {"any": ["bug"], "all": None, "none": ["wontfix"]}
+    assert sub["authors"] == {"exclude": ["dependabot*"], "bots": False}
+    assert sub["projects"] is None
+    assert (sub["notified_count"], sub["filtered_count"]) == (0, 0)
+    assert sub["last_notified_at"] is None and sub["last_error"] is None
+    assert sub["created_at"] and sub["updated_at"]
+
+    base = f"/api/integrations/{integration_id}/subscriptions"
+    got = await world.sync.get(f"{base}/{sub['id']}", headers=admin_headers())
+    assert got.status_code == 200 and got.json() == sub
+
+    # Defaults: no events (the provider's), threads per item, enabled.
+    second = (await subscribe(world, integration_id)).json()
+    assert second["events"] is None and second["threads"] == "item"
+    listed = await world.sync.get(f"{base}?limit=1", headers=admin_headers())
+    assert listed.status_code == 200
+    page = listed.json()
+    assert [s["id"] for s in page["data"]] == [second["id"]] and page["next_cursor"]
+    rest = await world.sync.get(f"{base}?cursor={page['next_cursor']}", headers=admin_headers())
+    assert [s["id"] for s in rest.json()["data"]] == [sub["id"]]
+
+    patched = await world.sync.patch(
+        f"{base}/{sub['id']}",
+        json={"events": None, "labels": None, "drafts": True, "threads": "off", "enabled": False},
+        headers=admin_headers(),
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["events"] is None and body["labels"] is None
+    assert body["drafts"] is True and body["threads"] == "off" and body["enabled"] is False
+    assert body["repositories"] == ["Codertocat/*"]  # left alone
+    assert body["updated_at"] > sub["updated_at"]
+
+    deleted = await world.sync.delete(f"{base}/{sub['id']}", headers=admin_headers())
+    assert deleted.status_code == 204
+    gone = await world.sync.get(f"{base}/{sub['id']}", headers=admin_headers())
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    again = await world.sync.delete(f"{base}/{sub['id']}", headers=admin_headers())
+    assert again.status_code == 404
+    left = await world.sync.get(base, headers=admin_headers())
+    assert [s["id"] for s in left.json()["data"]] == [second["id"]]
+
+
+async def test_jira_subscription(world: World) -> None:
+    integration_id = await connect(world, "jira", webhook_secret="subs-secret")
+    answer = await subscribe(
+        world, integration_id, events=["issue.*", "comment.created"], projects=["SP", "BUG"]
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["provider"] == "jira" and answer.json()["projects"] == ["SP", "BUG"]
+
+
+async def test_refusals_name_every_bad_value(world: World) -> None:
+    github_id = await connect(world, "github", webhook_secret="subs-secret")
+    message = refused(
+        await subscribe(
+            world,
+            github_id,
+            events=["pull_request.opened", "pull_request.frobbed", "stars"],
+            exclude_events=["nonsense.*"],
+            repositories=["octo-org/*", "no-slash", "octo-org/[x"],
+            branches=["main", "", "release/["],
+            projects=["SP"],
+            authors={"exclude": ["ok", "bad["]},
+        ),
+        "`pull_request.frobbed`",
+        "`stars`",
+        "`nonsense.*`",
+        "`no-slash`",
+        "`octo-org/[x`",
+        "branches: `` is empty",
+        "`release/[`",
+        "projects does not apply to github",
+        "`bad[`",
+    )
+    assert "`pull_request.opened`" not in message and "`main`" not in message
+    refused(await subscribe(world, github_id, events=[]), "events is empty")
+    refused(await subscribe(world, github_id, labels={}), "labels names none")
+
+    jira_id = await connect(world, "jira", webhook_secret="subs-secret")
+    refused(
+        await subscribe(
+            world,
+            jira_id,
+            events=["push"],
+            projects=["SP", "not a key"],
+            repositories=["a/b"],
+            branches=["main"],
+            labels={"any": ["x"]},
+            drafts=False,
+        ),
+        "`push`",
+        "`not a key`",
+        "repositories does not apply to jira",
+        "branches does not apply to jira",
+        "labels does not apply to jira",
+        "drafts does not apply to jira",
+    )
+
+
+async def test_wrong_shapes_are_refused_by_the_schema(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret="subs-secret")
+    for body in (
+        {"labels": ["bug"]},
+        {"labels": {"some": ["bug"]}},
+        {"authors": {"bots": "nope"}},
+        {"authors": ["dependabot"]},
+        {"threads": "always"},
+        {"events": "push"},
+        {"unknown": 1},
+    ):
+        answer = await subscribe(world, integration_id, **body)
+        assert answer.status_code == 422, (body, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "invalid"
+        assert any(next(iter(body)) in d["loc"] for d in error["details"]), (body, error)
+    missing = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions", json={}, headers=admin_headers()
+    )
+    assert missing.status_code == 422
+
+
+async def test_patch_is_validated_like_a_creation(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret="subs-secret")
+    sub = (await subscribe(world, integration_id)).json()
+    url = f"/api/integrations/{integration_id}/subscriptions/{sub['id']}"
+    refused(
+        await world.sync.patch(
+            url, json={"events": ["issues.eaten"], "projects": ["SP"]}, headers=admin_headers()
+        ),
+        "`issues.eaten`",
+        "projects does not apply",
+    )
+    refused(await world.sync.patch(url, json={"enabled": None}, headers=admin_headers()))
+    unchanged = await world.sync.get(url, headers=admin_headers())
+    assert unchanged.json() == sub
+
+
+async def test_unknown_integration_and_subscription(world: World) -> None:
+    answer = await subscribe(world, "int_nosuchintegration")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
+    integration_id = await connect(world, "github", webhook_secret="subs-secret")
+    base = f"/api/integrations/{integration_id}/subscriptions"
+    for method in ("get", "patch", "delete"):
+        kwargs: dict[str, Any] = {"json": {"enabled": False}} if method == "patch" else {}
+        found = await getattr(world.sync, method)(
+            f"{base}/sub_nosuch", headers=admin_headers(), **kwargs
+        )
+        assert found.status_code == 404, (method, found.text)
+    # A subscription is reached only through its own integration.
+    sub = (await subscribe(world, integration_id)).json()
+    other = await connect(world, "github", webhook_secret="other-secret")
+    elsewhere = await world.sync.get(
+        f"/api/integrations/{other}/subscriptions/{sub['id']}", headers=admin_headers()
+    )
+    assert elsewhere.status_code == 404
+
+
+async def test_chat_integrations_take_no_subscriptions(world: World) -> None:
+    message = refused(await subscribe(world, world.slack_integration), "slack", "github, jira")
+    assert "take no subscriptions" in message
+    answer = await world.sync.get(
+        f"/api/integrations/{world.slack_integration}/subscriptions", headers=admin_headers()
+    )
+    assert answer.status_code == 200 and answer.json()["data"] == []
+
+
+async def test_the_admin_token_is_required(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret="subs-secret")
+    answer = await world.sync.get(f"/api/integrations/{integration_id}/subscriptions")
+    assert answer.status_code == 401

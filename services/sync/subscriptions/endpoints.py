@@ -1,0 +1,96 @@
+"""HTTP routes of `/api/integrations/{id}/subscriptions` (SPEC §4, §12)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+
+from services.sync.subscriptions.repository import SubscriptionRepository
+from services.sync.subscriptions.schemas import (
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionUpdate,
+)
+from services.sync.subscriptions.service import SubscriptionService, out
+from shared.http.app import from_state
+from shared.http.auth import AdminDep
+from shared.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.http.pagination import Page, PageDep
+
+router = APIRouter(
+    prefix="/api/integrations/{integration_id}/subscriptions",
+    tags=["subscriptions"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
+)
+
+ServiceDep = Annotated[
+    SubscriptionService, Depends(from_state("subscription_service", SubscriptionService))
+]
+RepositoryDep = Annotated[
+    SubscriptionRepository,
+    Depends(from_state("subscription_repository", SubscriptionRepository)),
+]
+IntegrationId = Annotated[str, Path(max_length=200)]
+SubscriptionId = Annotated[str, Path(max_length=200)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriptionOut,
+    responses=error_responses(404, 422),
+)
+async def create_subscription(
+    integration_id: IntegrationId, body: SubscriptionCreate, service: ServiceDep
+) -> SubscriptionOut:
+    """Notify a chat channel of a GitHub or Jira integration's events. Unknown event
+    names, malformed globs and filters that do not apply to the provider are refused
+    (422, each named)."""
+    return SubscriptionOut.model_validate(out(await service.create(integration_id, body)))
+
+
+@router.get("", response_model=Page[SubscriptionOut])
+async def list_subscriptions(
+    integration_id: IntegrationId, repository: RepositoryDep, page: PageDep
+) -> Page[SubscriptionOut]:
+    docs, next_cursor = await repository.page(
+        integration_id=integration_id, limit=page.limit, cursor=page.cursor
+    )
+    return Page(
+        data=[SubscriptionOut.model_validate(out(d)) for d in docs], next_cursor=next_cursor
+    )
+
+
+@router.get("/{subscription_id}", response_model=SubscriptionOut, responses=error_responses(404))
+async def get_subscription(
+    integration_id: IntegrationId, subscription_id: SubscriptionId, service: ServiceDep
+) -> SubscriptionOut:
+    return SubscriptionOut.model_validate(out(await service.get(integration_id, subscription_id)))
+
+
+@router.patch(
+    "/{subscription_id}", response_model=SubscriptionOut, responses=error_responses(404, 422)
+)
+async def update_subscription(
+    integration_id: IntegrationId,
+    subscription_id: SubscriptionId,
+    body: SubscriptionUpdate,
+    service: ServiceDep,
+) -> SubscriptionOut:
+    """Validated as a creation is, on the subscription as it would be after the change;
+    `null` clears a filter."""
+    return SubscriptionOut.model_validate(
+        out(await service.update(integration_id, subscription_id, body))
+    )
+
+
+@router.delete(
+    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
+async def delete_subscription(
+    integration_id: IntegrationId, subscription_id: SubscriptionId, service: ServiceDep
+) -> Response:
+    await service.delete(integration_id, subscription_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

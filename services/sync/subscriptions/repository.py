@@ -1,0 +1,22 @@
+"""The `subscriptions` collection: every query on it lives here."""
+
+from __future__ import annotations
+
+from shared.mongo import Database, Document, Index, TombstoneCollection
+
+COLLECTION = "subscriptions"
+
+INDEXES = [
+    Index(COLLECTION, [("integration_id", 1), ("_id", -1)]),
+    # Cache refreshes read what changed since their last read.
+    Index(COLLECTION, [("updated_at", 1)]),
+]
+
+
+class SubscriptionRepository(TombstoneCollection):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, COLLECTION)
+
+    async def remove(self, subscription_id: str) -> Document | None:
+        """The tombstone (kept, so that every replica's cache learns of the deletion)."""
+        return await self.soft_delete(subscription_id)

@@ -1,0 +1,102 @@
+"""API shapes of notification subscriptions (SPEC §12)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.http.patch import Patch
+
+Threads = Literal["item", "off"]
+ChannelId = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+
+
+class LabelFilter(BaseModel):
+    """Pull requests and issues with any of `any`, all of `all`, none of `none`
+    (names compared without regard to case, as GitHub does)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    any: list[str] | None = Field(None, max_length=100)
+    all: list[str] | None = Field(None, max_length=100)
+    none: list[str] | None = Field(None, max_length=100)
+
+
+class AuthorFilter(BaseModel):
+    """`exclude`: logins or globs (`dependabot*`) left out; `bots: false` leaves out every
+    bot (GitHub `sender.type == "Bot"` or a `[bot]` login, Jira app accounts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exclude: list[str] | None = Field(None, max_length=100)
+    bots: bool = True
+
+
+class SubscriptionFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[str] | None = Field(None, max_length=200)
+    exclude_events: list[str] | None = Field(None, max_length=200)
+    repositories: list[str] | None = Field(None, max_length=500)
+    projects: list[str] | None = Field(None, max_length=200)
+    branches: list[str] | None = Field(None, max_length=100)
+    labels: LabelFilter | None = None
+    authors: AuthorFilter | None = None
+    drafts: bool | None = None
+
+
+class SubscriptionCreate(SubscriptionFields):
+    channel_id: str = ChannelId
+    threads: Threads = "item"
+    enabled: bool = True
+
+
+class SubscriptionUpdate(Patch):
+    clearable: ClassVar[frozenset[str]] = frozenset(
+        {"events", "exclude_events", "repositories", "projects", "branches", "labels", "authors"}
+    )
+
+    channel_id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    events: list[str] | None = Field(None, max_length=200)
+    exclude_events: list[str] | None = Field(None, max_length=200)
+    repositories: list[str] | None = Field(None, max_length=500)
+    projects: list[str] | None = Field(None, max_length=200)
+    branches: list[str] | None = Field(None, max_length=100)
+    labels: LabelFilter | None = None
+    authors: AuthorFilter | None = None
+    drafts: bool | None = None
+    threads: Threads | None = None
+    enabled: bool | None = None
+
+
+class SubscriptionError(BaseModel):
+    code: str
+    message: str
+    at: datetime
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    workspace_id: str
+    integration_id: str
+    provider: str
+    channel_id: str
+    # None: the provider's default events (docs/notifications.md).
+    events: list[str] | None = None
+    exclude_events: list[str] | None = None
+    repositories: list[str] | None = None
+    projects: list[str] | None = None
+    branches: list[str] | None = None
+    labels: LabelFilter | None = None
+    authors: AuthorFilter | None = None
+    drafts: bool = False
+    threads: Threads = "item"
+    enabled: bool = True
+    notified_count: int = 0
+    filtered_count: int = 0
+    last_notified_at: datetime | None = None
+    last_error: SubscriptionError | None = None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,116 @@
+"""Subscriptions: created and changed only on a GitHub or Jira integration that exists,
+with filters that the provider's notices carry and event names its renderers know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.sync.subscriptions.filters import problems
+from services.sync.subscriptions.repository import SubscriptionRepository
+from services.sync.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate
+from shared.errors import Invalid, NotFound
+from shared.ids import new_id, utcnow
+from shared.integrations.connections import Connections
+from shared.mongo import Document
+from shared.providers.notifiers import NOTIFIERS
+from shared.providers.notify import Notifier
+
+# What a subscription stores of its body (the rest is the service's).
+FIELDS = (
+    "channel_id",
+    "events",
+    "exclude_events",
+    "repositories",
+    "projects",
+    "branches",
+    "labels",
+    "authors",
+    "drafts",
+    "threads",
+    "enabled",
+)
+
+
+class NotANotifyingIntegration(Invalid):
+    code = "provider_not_notifying"
+
+
+class InvalidSubscription(Invalid):
+    code = "invalid_subscription"
+
+
+class SubscriptionService:
+    def __init__(self, repository: SubscriptionRepository, connections: Connections) -> None:
+        self._repository = repository
+        self._connections = connections
+
+    async def _notifier(self, integration_id: str) -> tuple[Any, Notifier]:
+        integration = await self._connections.integration(integration_id)
+        notifier = NOTIFIERS.get(integration.provider)
+        if notifier is None:
+            raise NotANotifyingIntegration(
+                f"{integration.provider} integrations take no subscriptions;"
+                f" these do: {', '.join(sorted(NOTIFIERS))}"
+            )
+        return integration, notifier
+
+    async def get(self, integration_id: str, subscription_id: str) -> Document:
+        doc = await self._repository.get(subscription_id)
+        if doc is None or doc["integration_id"] != integration_id:
+            raise NotFound(
+                f"subscription {subscription_id} not found on integration {integration_id}"
+            )
+        return doc
+
+    async def create(self, integration_id: str, body: SubscriptionCreate) -> Document:
+        integration, notifier = await self._notifier(integration_id)
+        fields = body.model_dump(exclude_none=True)
+        _check(integration.provider, notifier, fields)
+        # To the millisecond, as MongoDB keeps it: the answer is what a read gives.
+        now = utcnow()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        doc: dict[str, Any] = {
+            "_id": new_id("sub"),
+            "workspace_id": integration.workspace_id,
+            "integration_id": integration_id,
+            "provider": integration.provider,
+            **{name: fields.get(name) for name in FIELDS},
+            "notified_count": 0,
+            "filtered_count": 0,
+            "last_notified_at": None,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        await self._repository.insert(doc)
+        return doc
+
+    async def update(
+        self, integration_id: str, subscription_id: str, body: SubscriptionUpdate
+    ) -> Document:
+        integration, notifier = await self._notifier(integration_id)
+        current = await self.get(integration_id, subscription_id)
+        changes = body.model_dump(exclude_unset=True)
+        merged = {name: current.get(name) for name in FIELDS} | changes
+        _check(integration.provider, notifier, {k: v for k, v in merged.items() if v is not None})
+        updated = await self._repository.update(subscription_id, changes)
+        if updated is None:
+            raise NotFound(
+                f"subscription {subscription_id} not found on integration {integration_id}"
+            )
+        return updated
+
+    async def delete(self, integration_id: str, subscription_id: str) -> None:
+        await self.get(integration_id, subscription_id)
+        await self._repository.remove(subscription_id)
+
+
+def _check(provider: str, notifier: Notifier, fields: dict[str, Any]) -> None:
+    found = problems(provider, notifier, fields)
+    if found:
+        raise InvalidSubscription("; ".join(found))
+
+
+def out(doc: Document) -> dict[str, Any]:
+    return {**doc, "id": doc["_id"], "drafts": bool(doc.get("drafts"))}
