@@ -33,6 +33,8 @@ from tests.support import RunningService, serve
         ("/api/integrations", "oauth"),
         ("/api/integrations/int_1/status", "oauth"),
         ("/api/integrations/int_1/mappings/m_1", "sync"),
+        ("/api/integrations/int_1/subscriptions", "sync"),
+        ("/api/integrations/int_1/subscriptions/sub_1", "sync"),
         ("/api/integrations/int_1/actions/create-issue", "sync"),
         ("/api/messages/lookup", "sync"),
         ("/api/integrations/int_1/import", "importer"),
