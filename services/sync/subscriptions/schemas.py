@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.http.patch import Patch
 
 Threads = Literal["item", "off"]
 ChannelId = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+# An event name, glob, label, login or key; emptiness and spaces are the service's to
+# refuse, naming the value.
+Value = Annotated[str, StringConstraints(max_length=200)]
 
 
 class LabelFilter(BaseModel):
@@ -19,9 +22,9 @@ class LabelFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    any: list[str] | None = Field(None, max_length=100)
-    all: list[str] | None = Field(None, max_length=100)
-    none: list[str] | None = Field(None, max_length=100)
+    any: list[Value] | None = Field(None, max_length=100)
+    all: list[Value] | None = Field(None, max_length=100)
+    none: list[Value] | None = Field(None, max_length=100)
 
 
 class AuthorFilter(BaseModel):
@@ -30,18 +33,18 @@ class AuthorFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    exclude: list[str] | None = Field(None, max_length=100)
+    exclude: list[Value] | None = Field(None, max_length=100)
     bots: bool = True
 
 
 class SubscriptionFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[str] | None = Field(None, max_length=200)
-    exclude_events: list[str] | None = Field(None, max_length=200)
-    repositories: list[str] | None = Field(None, max_length=500)
-    projects: list[str] | None = Field(None, max_length=200)
-    branches: list[str] | None = Field(None, max_length=100)
+    events: list[Value] | None = Field(None, max_length=200)
+    exclude_events: list[Value] | None = Field(None, max_length=200)
+    repositories: list[Value] | None = Field(None, max_length=500)
+    projects: list[Value] | None = Field(None, max_length=200)
+    branches: list[Value] | None = Field(None, max_length=100)
     labels: LabelFilter | None = None
     authors: AuthorFilter | None = None
     drafts: bool | None = None
@@ -59,11 +62,11 @@ class SubscriptionUpdate(Patch):
     )
 
     channel_id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
-    events: list[str] | None = Field(None, max_length=200)
-    exclude_events: list[str] | None = Field(None, max_length=200)
-    repositories: list[str] | None = Field(None, max_length=500)
-    projects: list[str] | None = Field(None, max_length=200)
-    branches: list[str] | None = Field(None, max_length=100)
+    events: list[Value] | None = Field(None, max_length=200)
+    exclude_events: list[Value] | None = Field(None, max_length=200)
+    repositories: list[Value] | None = Field(None, max_length=500)
+    projects: list[Value] | None = Field(None, max_length=200)
+    branches: list[Value] | None = Field(None, max_length=100)
     labels: LabelFilter | None = None
     authors: AuthorFilter | None = None
     drafts: bool | None = None
@@ -84,11 +87,11 @@ class SubscriptionOut(BaseModel):
     provider: str
     channel_id: str
     # None: the provider's default events (docs/notifications.md).
-    events: list[str] | None = None
-    exclude_events: list[str] | None = None
-    repositories: list[str] | None = None
-    projects: list[str] | None = None
-    branches: list[str] | None = None
+    events: list[Value] | None = None
+    exclude_events: list[Value] | None = None
+    repositories: list[Value] | None = None
+    projects: list[Value] | None = None
+    branches: list[Value] | None = None
     labels: LabelFilter | None = None
     authors: AuthorFilter | None = None
     drafts: bool = False
