@@ -56,20 +56,14 @@ class SubscriptionCreate(SubscriptionFields):
     enabled: bool = True
 
 
-class SubscriptionUpdate(Patch):
+class SubscriptionUpdate(Patch, SubscriptionFields):
+    """The filters as on creation (`null` clears those in `clearable`), and the rest."""
+
     clearable: ClassVar[frozenset[str]] = frozenset(
         {"events", "exclude_events", "repositories", "projects", "branches", "labels", "authors"}
     )
 
     channel_id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
-    events: list[Value] | None = Field(None, max_length=200)
-    exclude_events: list[Value] | None = Field(None, max_length=200)
-    repositories: list[Value] | None = Field(None, max_length=500)
-    projects: list[Value] | None = Field(None, max_length=200)
-    branches: list[Value] | None = Field(None, max_length=100)
-    labels: LabelFilter | None = None
-    authors: AuthorFilter | None = None
-    drafts: bool | None = None
     threads: Threads | None = None
     enabled: bool | None = None
 
