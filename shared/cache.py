@@ -80,6 +80,10 @@ class RefreshingCache(Generic[K, V]):
         # When the last refresh that finished began (monotonic): a change written before
         # that is in the cache (tests wait for a refresh begun after their write).
         self.last_refresh_began = 0.0
+        # When the last refresh that finished began, by this replica's wall clock: every
+        # change written before then (within the clock skew allowed for) is in the cache.
+        self.refreshed_as_of: datetime | None = None
+        self._refreshing = asyncio.Lock()
         # Raised by every change applied: views derived from `values()` rebuild when it moved.
         self.version = 0
 
@@ -167,7 +171,22 @@ class RefreshingCache(Generic[K, V]):
         else:
             self._gone.add(doc_id)
 
+    async def covering(self, moment: datetime) -> None:
+        """Return once the cache holds every change written before `moment`: at once when
+        a refresh begun after it has finished, else after one (for a consumer that must
+        not miss a document created just before the event it handles)."""
+        if self.refreshed_as_of is not None and self.refreshed_as_of >= moment:
+            return
+        async with self._refreshing:
+            if self.refreshed_as_of is not None and self.refreshed_as_of >= moment:
+                return
+            await self._refresh()
+
     async def refresh(self) -> None:
+        async with self._refreshing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         since = self._watermark - _CLOCK_SKEW if self._watermark else None
         began = time.monotonic()
         started = utcnow()
@@ -180,6 +199,7 @@ class RefreshingCache(Generic[K, V]):
             if str(doc["_id"]) not in applied_meanwhile:
                 self._apply(doc)
         self._watermark = started
+        self.refreshed_as_of = started
         self.last_refresh_began = began
         self.loaded = True
 

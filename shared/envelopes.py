@@ -114,6 +114,9 @@ class InboundMessage(Envelope):
     # Slack Block Kit blocks as received, for chat products that render them; `text` always
     # carries a plain rendering.
     blocks: list[dict[str, Any]] | None = None
+    # Notifications (SPEC §12): `{title, url, state, color?, fields: [{name, value}]}`, plain
+    # text, for chat products that render cards; `text` always carries the CommonMark.
+    card: dict[str, Any] | None = None
     thread_id: str | None = None
     # On `message.edited|deleted`: the message they change, as the chat knows it (its own
     # id once it named it through `data.inbound_id`, else the id of the `message.received`
@@ -147,6 +150,7 @@ def encode_inbound(
     occurred_at: datetime,
     message_id: str | None = None,
     imported: bool = False,
+    card: dict[str, Any] | None = None,
 ) -> Encoded:
     """An `InboundMessage`'s Kafka bytes without building the model: for paths that publish
     thousands a second (an import), where validating and dumping the model cost a fifth of
@@ -178,7 +182,7 @@ def encode_inbound(
         "author": author,
         "text": text,
         "attachments": attachments,
-        **_present(blocks=blocks, thread_id=thread_id, message_id=message_id),
+        **_present(blocks=blocks, card=card, thread_id=thread_id, message_id=message_id),
         "imported": imported,
         "occurred_at": occurred_at,
     }

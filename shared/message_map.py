@@ -10,7 +10,10 @@ write one document, and a lookup from a provider event is a read by `_id`:
   provider is known first by its inbound envelope id (`inbound_id`); the chat product names
   its own id later, in `message.created` with `data.inbound_id`, and `link` records it.
 - `origin`: `outbound` (hookhub posted it), `inbound` (a provider user wrote it, sync
-  brought it in) or `import` (brought in from history).
+  brought it in), `import` (brought in from history) or `notification` (the root of a
+  notification thread, SPEC §12: its provider coordinates are the item it is about,
+  `external_message_id` `owner/repo#42` or `BUG-15`, in the chat channel it was posted to,
+  `external_channel_id` = the chat channel, so that a channel has one root per item).
 - `external_thread_id`: the provider id of the thread's root, for replies.
 """
 
@@ -24,7 +27,7 @@ from typing import Literal
 from pymongo import UpdateMany
 
 from shared.ids import derived_id, utcnow
-from shared.mongo import Collection, Database, Document, GroupInserter, Index
+from shared.mongo import Collection, Database, Document, GroupInserter, Index, insert_new
 
 COLLECTION = "message_map"
 
@@ -34,7 +37,7 @@ INDEXES = [
     Index(COLLECTION, [("channel_id", 1), ("chat_message_id", 1)]),
 ]
 
-Origin = Literal["outbound", "inbound", "import"]
+Origin = Literal["outbound", "inbound", "import", "notification"]
 
 
 def copy_id(
@@ -53,6 +56,16 @@ def inbound_message_id(
     or an overlap of import and sync is a duplicate the chat product drops. `account_id`
     is the provider account (Slack team, Telegram bot, Discord guild)."""
     return derived_id(provider, account_id, external_channel_id, external_message_id, prefix="msg")
+
+
+# Envelope ids of notifications (SPEC §12) start so: a thread's root is in the map before
+# its envelope is published, the other notifications have no copy.
+NOTIFICATION = "ntf_"
+
+
+def notification_id(subscription_id: str, delivery_id: str, part: str) -> str:
+    """A notification's envelope id: a redelivered webhook gets the same ids."""
+    return derived_id(subscription_id, delivery_id, part, prefix=NOTIFICATION[:-1])
 
 
 @dataclass(frozen=True)
@@ -201,6 +214,13 @@ class MessageMap:
                 ],
                 ordered=False,
             )
+
+    async def claim(self, copies: list[Copy]) -> set[str]:
+        """Insert the copies now, each unless a copy with its id exists (another process
+        claimed it first, or this one before a restart): the ids of those that existed."""
+        docs = [copy.to_doc(utcnow()) for copy in copies]
+        inserted = {doc["_id"] for doc in await insert_new(self._collection, docs)}
+        return {copy.id for copy in copies} - inserted
 
     async def insert(self, copies: Iterable[Copy]) -> None:
         """Record copies now, for callers that must read them back at once: concurrent

@@ -23,7 +23,9 @@ from services.sync.mappings.service import (
 )
 from services.sync.mappings.service import snapshot as mapping_snapshot
 from services.sync.messages import endpoints as message_routes
-from services.sync.metrics import QueueCollector, SyncMetrics
+from services.sync.metrics import NotificationMetrics, QueueCollector, SyncMetrics
+from services.sync.notifications import directory as subscription_directory
+from services.sync.notifications.service import Notifications
 from services.sync.outbound import repository as outbox_repository
 from services.sync.outbound.intake import Intake
 from services.sync.outbound.jobs import Job
@@ -152,7 +154,28 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.mapping_repository = mappings_repo
     app.state.message_map = the_map
     subscriptions_repo = subscription_repository.SubscriptionRepository(runtime.db)
-    app.state.subscription_service = SubscriptionService(subscriptions_repo, connections)
+    subscription_cache: RefreshingCache[str, subscription_directory.SubscriptionSnapshot] = (
+        RefreshingCache.by_id(
+            subscriptions_repo,
+            subscription_directory.snapshot,
+            refresh_seconds=settings.cache_refresh_seconds,
+            name="subscriptions",
+        )
+    )
+    subscriptions = subscription_directory.SubscriptionDirectory(subscription_cache)
+    app.state.subscription_service = SubscriptionService(
+        subscriptions_repo, connections, subscriptions.apply
+    )
+    # Subscriptions' counts, in one bulk write a second.
+    counts = BatchedWriter(runtime.db, interval=1.0)
+    notifications = Notifications(
+        subscriptions=subscriptions,
+        message_map=the_map,
+        publisher=runtime.publisher,
+        db=runtime.db,
+        counts=counts,
+        metrics=NotificationMetrics(runtime.registry),
+    )
     app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
         integrations=integrations_repo,
@@ -170,12 +193,21 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # map copies written while later batches go on (its offsets committed once they are).
     runtime.consume_batch(Topic.CHAT_EVENTS, "outbound", ChatEvent, intake.events)
     runtime.consume_pipelined(Topic.PROVIDER_EVENTS, "inbound", ProviderEvent, inbound.publish)
+    # GitHub's and Jira's events as notifications: a group of its own on the same topic, so
+    # that neither holds the other up. Idempotent by derived ids, as the others.
+    runtime.consume_batch(
+        Topic.PROVIDER_EVENTS, "notifications", ProviderEvent, notifications.events
+    )
 
     async def start(_: Runtime) -> None:
         writer.start()
-        await asyncio.gather(integrations.refresh(), mapping_cache.refresh())
+        counts.start()
+        await asyncio.gather(
+            integrations.refresh(), mapping_cache.refresh(), subscription_cache.refresh()
+        )
         runtime.background("integration-cache", integrations.run)
         runtime.background("mapping-cache", mapping_cache.run)
+        runtime.background("subscription-cache", subscription_cache.run)
         runtime.background("sync-scheduler", scheduler.run)
         runtime.background("sync-heartbeat", ownership.keep_alive)
         runtime.background("sync-last-synced", synced.run)
@@ -193,11 +225,13 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())
+    runtime.on_shutdown("subscription_counts", lambda _: counts.stop(), cap=0.1)
     runtime.on_shutdown("sync_last_synced", lambda _: synced.write(everything=True), cap=0.1)
     runtime.on_shutdown("sync_release", lambda _: ownership.release())
     runtime.on_shutdown("provider_client", lambda _: client.aclose())
     runtime.ready_check("integration_cache", integrations.ready)
     runtime.ready_check("mapping_cache", mapping_cache.ready)
+    runtime.ready_check("subscription_cache", subscription_cache.ready)
 
 
 def definition() -> ServiceDefinition:

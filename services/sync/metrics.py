@@ -86,6 +86,32 @@ class SyncMetrics:
         )
 
 
+class NotificationMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.notifications = Counter(
+            "hookhub_notifications",
+            "Provider events per subscription, by provider, event (SPEC §12 name) and outcome "
+            "(sent: published; filtered: left out by the subscription; failed: the payload "
+            "could not be rendered, counted once per event)",
+            ["provider", "event", "outcome"],
+            registry=registry,
+        )
+        self.filtered = Counter(
+            "hookhub_notifications_filtered",
+            "Notifications left out, by provider and reason (quiet, event, excluded_event, "
+            "repository, project, branch, label, author, bot, draft)",
+            ["provider", "reason"],
+            registry=registry,
+        )
+        self.render = Histogram(
+            "hookhub_notification_render_seconds",
+            "Time to render one provider event into a notice, by provider",
+            ["provider"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+            registry=registry,
+        )
+
+
 class QueueCollector(Collector):
     """Queue depth and oldest waiting job per provider, of this replica's lanes."""
 

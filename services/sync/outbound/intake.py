@@ -16,7 +16,7 @@ from services.sync.outbound.lanes import Lanes
 from services.sync.outbound.repository import OutboxRepository
 from shared.envelopes import ChatEvent
 from shared.ids import utcnow
-from shared.message_map import Copy, MessageMap
+from shared.message_map import NOTIFICATION, Copy, MessageMap
 from shared.ownership import Ownership
 
 log = structlog.get_logger(__name__)
@@ -78,7 +78,13 @@ class Intake:
         copies = await self._map.of_messages(keys)
         # The inbound side writes a copy while it publishes the envelope (Inbound.events),
         # so the chat's answer can come back first: a copy it names is waited for, briefly.
-        told = {m.inbound_id for m in messages if m.op == "post" and m.inbound_id}
+        # Notifications (`ntf_…`) are not waited for: a thread's root is in the map before
+        # it is published, and the other notifications have no copy.
+        told = {
+            m.inbound_id
+            for m in messages
+            if m.op == "post" and m.inbound_id and not m.inbound_id.startswith(NOTIFICATION)
+        }
         missing = told - {copy.inbound_id for copy in copies}
         deadline, pause = time.monotonic() + self._copy_wait_seconds, 0.005
         while missing and time.monotonic() < deadline:

@@ -3,6 +3,7 @@ with filters that the provider's notices carry and event names its renderers kno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.sync.subscriptions.filters import problems
@@ -40,9 +41,17 @@ class InvalidSubscription(Invalid):
 
 
 class SubscriptionService:
-    def __init__(self, repository: SubscriptionRepository, connections: Connections) -> None:
+    def __init__(
+        self,
+        repository: SubscriptionRepository,
+        connections: Connections,
+        applied: Callable[[Document], None] = lambda _: None,
+    ) -> None:
+        """`applied`: told of every subscription this replica writes (the notifications
+        consumer's cache has it at once)."""
         self._repository = repository
         self._connections = connections
+        self._applied = applied
 
     async def _notifier(self, integration_id: str) -> tuple[Any, Notifier]:
         integration = await self._connections.integration(integration_id)
@@ -84,6 +93,7 @@ class SubscriptionService:
             "deleted_at": None,
         }
         await self._repository.insert(doc)
+        self._applied(doc)
         return doc
 
     async def update(
@@ -99,11 +109,14 @@ class SubscriptionService:
             raise NotFound(
                 f"subscription {subscription_id} not found on integration {integration_id}"
             )
+        self._applied(updated)
         return updated
 
     async def delete(self, integration_id: str, subscription_id: str) -> None:
         await self.get(integration_id, subscription_id)
-        await self._repository.remove(subscription_id)
+        tombstone = await self._repository.remove(subscription_id)
+        if tombstone is not None:
+            self._applied(tombstone)
 
 
 def _check(provider: str, notifier: Notifier, fields: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Notifications: GitHub and Jira events rendered into chat channels (SPEC §12)."""

@@ -1,0 +1,316 @@
+"""Notifications (SPEC §12): verified GitHub and Jira events → `message.received` on
+`hookhub.chat.inbound`, in the channel of each subscription that takes them, threaded per
+pull request, issue or Jira issue, the item's root edited to show its current state.
+
+Per batch of provider events, in the batch's order:
+
+1. **Subscriptions current.** When an event arrived after the subscription cache's last
+   refresh began, the cache is refreshed first: a subscription created a moment before its
+   first event (through another replica) is not missed. A subscription takes the events
+   that arrived (`received_at`) after it was created, while it is enabled.
+2. **Rendered once per event** by the provider's notifier, only for an integration with an
+   enabled subscription. An event that cannot be rendered is that event's problem: counted,
+   logged with its delivery id, and the `last_error` of the subscriptions it was for; the
+   batch goes on.
+3. **Filtered** by each subscription (services.sync.subscriptions.filters): what one leaves
+   out is counted (`filtered_count`, the metric by reason).
+4. **Threads.** The first notification about an item in a channel is its root; the root is
+   recorded in the message map (origin `notification`, services.sync.notifications's copy
+   per channel and item) *before* it is published, by an insert that only one process can
+   win, so two replicas (or a replay) never make two roots. Later notifications about the
+   item carry `thread_id` = the root's chat id (the chat's own id once it named it through
+   `inbound_id`, else the root's envelope id), each followed by a `message.edited` of the
+   root to the item as it is now.
+5. **Published**, then counted (`notified_count`, `last_notified_at`: written in bulk every
+   second, off the path).
+
+Envelope ids derive from (subscription, provider delivery id, part): a redelivered webhook,
+or a batch handled again after a crash, publishes the same envelopes, which the chat drops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import orjson
+import structlog
+
+from services.sync.metrics import NotificationMetrics
+from services.sync.notifications.directory import SubscriptionDirectory, SubscriptionSnapshot
+from services.sync.subscriptions.filters import filtered
+from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
+from shared import claim_check
+from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
+from shared.errors import NotFound
+from shared.ids import utcnow
+from shared.kafka import EventPublisher
+from shared.message_map import Copy, MessageMap, notification_id
+from shared.mongo import BatchedWriter, Database
+from shared.providers import commonmark as md
+from shared.providers.notifiers import NOTIFIERS
+from shared.providers.notify import Card, Notice, Notifier, Unrenderable
+
+log = structlog.get_logger(__name__)
+
+# Roots whose chat id is known, remembered (they never change again).
+KNOWN_ROOTS = 50_000
+# What a `last_error` keeps of a reason.
+ERROR_CHARS = 300
+# The author of a notification whose payload names nobody.
+NOBODY = {"github": "GitHub", "jira": "Jira"}
+
+
+@dataclass(frozen=True)
+class Post:
+    """One notification for one subscription."""
+
+    event: ProviderEvent
+    subscription: SubscriptionSnapshot
+    notice: Notice
+
+    @property
+    def id(self) -> str:
+        return notification_id(self.subscription.id, self.event.delivery_id, "post")
+
+    @property
+    def edit_id(self) -> str:
+        return notification_id(self.subscription.id, self.event.delivery_id, "root")
+
+    @property
+    def root_id(self) -> str | None:
+        """The map's id of the item's root in this channel, for a threaded notification."""
+        if not self.subscription.threads or self.notice.item is None:
+            return None
+        return root_copy_id(self.event, self.subscription, self.notice.item)
+
+
+def root_copy_id(event: ProviderEvent, subscription: SubscriptionSnapshot, item: str) -> str:
+    return Copy.new(
+        workspace_id=subscription.workspace_id,
+        channel_id=subscription.channel_id,
+        provider=event.provider,
+        integration_id=event.integration_id,
+        mapping_id=None,
+        external_channel_id=subscription.channel_id,
+        external_message_id=item,
+        origin="notification",
+    ).id
+
+
+def card_text(card: Card) -> str:
+    """An item's card as CommonMark, for its root message: the title linked, its state,
+    then its fields (`Labels: bug, ui`), each line escaped."""
+    title = md.link(f"**{md.text(card.title)}**", card.url)
+    head = f"{title} · {md.text(card.state)}" if card.state else title
+    lines = [head, *(f"{md.text(f.name)}: {md.text(f.value)}" for f in card.fields)]
+    return "  \n".join(lines)
+
+
+class Notifications:
+    def __init__(
+        self,
+        *,
+        subscriptions: SubscriptionDirectory,
+        message_map: MessageMap,
+        publisher: EventPublisher,
+        db: Database,
+        counts: BatchedWriter,
+        metrics: NotificationMetrics,
+        notifiers: dict[str, Notifier] | None = None,
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._map = message_map
+        self._publisher = publisher
+        self._db = db
+        self._counts = counts
+        self._metrics = metrics
+        self._notifiers = dict(notifiers if notifiers is not None else NOTIFIERS)
+        self._roots: OrderedDict[str, Copy] = OrderedDict()
+
+    async def events(self, events: list[ProviderEvent]) -> None:
+        ours = [e for e in events if e.provider in self._notifiers]
+        if not ours:
+            return
+        await self._subscriptions.covering(max(e.received_at for e in ours))
+        posts: list[Post] = []
+        for event in ours:
+            if not self._subscriptions.has(event.integration_id):
+                continue
+            posts += await self._posts(event)
+        if not posts:
+            return
+        roots = await self._roots_of(posts)
+        envelopes: list[Encoded] = []
+        for post in posts:
+            envelopes += self._envelopes(post, roots)
+        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
+        now = utcnow()
+        for post in posts:
+            self._metrics.notifications.labels(post.event.provider, post.notice.event, "sent").inc()
+            self._counts.bump(
+                SUBSCRIPTIONS,
+                post.subscription.id,
+                "notified_count",
+                set_max={"last_notified_at": now},
+            )
+
+    async def _posts(self, event: ProviderEvent) -> list[Post]:
+        """The posts one event makes: one per subscription that takes it."""
+        provider = event.provider
+        arrived = [
+            s
+            for s in self._subscriptions.of(event.integration_id, None)
+            if s.created_at <= event.received_at
+        ]
+        if not arrived:
+            return []
+        notice = await self._render(event, arrived)
+        if notice is None:
+            return []
+        posts = []
+        taking = {s.id for s in arrived}
+        for subscription in self._subscriptions.of(event.integration_id, notice.repository):
+            if subscription.id not in taking:
+                continue
+            reason = filtered(subscription.filters, notice)
+            if reason is None:
+                posts.append(Post(event, subscription, notice))
+                continue
+            self._metrics.notifications.labels(provider, notice.event, "filtered").inc()
+            self._metrics.filtered.labels(provider, reason).inc()
+            self._counts.bump(SUBSCRIPTIONS, subscription.id, "filtered_count")
+        return posts
+
+    async def _render(
+        self, event: ProviderEvent, subscriptions: list[SubscriptionSnapshot]
+    ) -> Notice | None:
+        provider = event.provider
+        notifier = self._notifiers[provider]
+        try:
+            payload = event.payload
+            if event.payload_ref:
+                payload = orjson.loads(await claim_check.load(self._db, event.payload_ref))
+            started = time.perf_counter()
+            notice = notifier.notice(event.event_type, payload)
+            self._metrics.render.labels(provider).observe(time.perf_counter() - started)
+            return notice
+        except (Unrenderable, NotFound, orjson.JSONDecodeError) as exc:
+            code, reason = "unrenderable", str(exc)
+        except Exception as exc:  # a renderer's bug meets one payload: that event's problem
+            log.exception("notification_render_failed", delivery_id=event.delivery_id)
+            code, reason = "render_failed", f"{type(exc).__name__}: {exc}"
+        name = event.event_type.strip().lower()[:60] or "-"
+        self._metrics.notifications.labels(provider, name, "failed").inc()
+        log.warning(
+            "notification_not_rendered",
+            provider=provider,
+            event_type=name,
+            delivery_id=event.delivery_id,
+            envelope_id=event.id,
+            reason=reason,
+        )
+        error = {
+            "code": code,
+            "message": f"{name} delivery {event.delivery_id}: {reason}"[:ERROR_CHARS],
+            "at": utcnow(),
+        }
+        for subscription in subscriptions:
+            self._counts.set_fields(SUBSCRIPTIONS, subscription.id, {"last_error": error})
+        return None
+
+    async def _roots_of(self, posts: list[Post]) -> dict[str, Copy]:
+        """The root of every threaded post's item in its channel: known (memory, then the
+        map), or claimed by the batch's first post about it."""
+        wanted = {post.root_id for post in posts if post.root_id is not None}
+        roots = {rid: self._roots[rid] for rid in wanted if rid in self._roots}
+        missing = wanted - set(roots)
+        if not missing:
+            return roots
+        roots.update(await self._map.by_ids(missing))
+        claims: dict[str, Copy] = {}
+        for post in posts:
+            rid = post.root_id
+            if rid is None or rid in roots or rid in claims:
+                continue
+            assert post.notice.item is not None
+            claims[rid] = Copy.new(
+                workspace_id=post.subscription.workspace_id,
+                channel_id=post.subscription.channel_id,
+                provider=post.event.provider,
+                integration_id=post.event.integration_id,
+                mapping_id=None,
+                external_channel_id=post.subscription.channel_id,
+                external_message_id=post.notice.item,
+                origin="notification",
+                inbound_id=post.id,
+            )
+        if claims:
+            # Another replica (or this one, before a crash) may have claimed some first:
+            # its root stands.
+            lost = await self._map.claim(list(claims.values()))
+            roots.update({rid: copy for rid, copy in claims.items() if rid not in lost})
+            if lost:
+                roots.update(await self._map.by_ids(lost))
+        for rid, copy in roots.items():
+            if copy.chat_message_id is not None and rid not in self._roots:
+                self._roots[rid] = copy
+                if len(self._roots) > KNOWN_ROOTS:
+                    self._roots.popitem(last=False)
+        return roots
+
+    def _envelopes(self, post: Post, roots: dict[str, Copy]) -> list[Encoded]:
+        notice = post.notice
+        root = roots.get(post.root_id) if post.root_id is not None else None
+        if root is None:
+            return [self._encode(post, post.id, notice.text, notice.card)]
+        if root.inbound_id == post.id:  # this post is the root
+            return [self._encode(post, post.id, notice.text, notice.item_card or notice.card)]
+        thread = root.chat_id
+        envelopes = [self._encode(post, post.id, notice.text, notice.card, thread_id=thread)]
+        if notice.item_card is not None and thread is not None:
+            envelopes.append(
+                self._encode(
+                    post,
+                    post.edit_id,
+                    card_text(notice.item_card),
+                    notice.item_card,
+                    edits=thread,
+                )
+            )
+        return envelopes
+
+    def _encode(
+        self,
+        post: Post,
+        envelope_id: str,
+        text: str,
+        card: Card | None,
+        *,
+        thread_id: str | None = None,
+        edits: str | None = None,
+    ) -> Encoded:
+        event, subscription, notice = post.event, post.subscription, post.notice
+        actor = notice.actor
+        return encode_inbound(
+            id=envelope_id,
+            type="message.edited" if edits is not None else "message.received",
+            workspace_id=subscription.workspace_id,
+            channel_id=subscription.channel_id,
+            provider=event.provider,
+            integration_id=event.integration_id,
+            external_channel_id=notice.repository or notice.project,
+            external_message_id=event.delivery_id,
+            external_thread_id=notice.item,
+            author_name=actor.name if actor else NOBODY.get(event.provider, event.provider),
+            avatar_url=actor.avatar_url if actor else None,
+            author_external_id=actor.external_id if actor else None,
+            text=text,
+            attachments=[],
+            blocks=None,
+            thread_id=thread_id,
+            occurred_at=event.received_at,
+            message_id=edits,
+            card=card.as_dict() if card is not None else None,
+        )

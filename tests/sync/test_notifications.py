@@ -1,0 +1,348 @@
+"""Notifications end to end (SPEC §12): signed GitHub and Jira webhooks through the gateway,
+the sync service's notifications consumer, messages on `hookhub.chat.inbound`; threads per
+item with the root edited, filters counted, bad payloads and late subscriptions, a restart
+and two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from shared.envelopes import ProviderEvent, Topic
+from shared.ids import utcnow
+from tests.gateway import signing
+from tests.support import ServiceProcess, admin_headers, github_corpus
+from tests.sync.conftest import World, connect, start_sync, until
+
+SECRET = "notify-secret"
+JIRA_PAYLOADS = Path(__file__).parents[1] / "providers" / "jira_payloads"
+
+
+def corpus(relative: str) -> dict[str, Any]:
+    return dict(json.loads((github_corpus()[0].parents[1] / relative).read_text()))
+
+
+def pr_story() -> list[tuple[str, dict[str, Any]]]:
+    """Codertocat/Hello-World#2 opened, reviewed, commented on, labeled, merged."""
+    opened = corpus("pull_request/opened.payload.json")
+    review = corpus("pull_request_review/submitted.payload.json")
+    comment = corpus("issue_comment/created.payload.json")
+    comment["issue"]["number"] = 2
+    comment["issue"]["pull_request"] = {"html_url": opened["pull_request"]["html_url"]}
+    labeled = corpus("pull_request/labeled.payload.json")
+    merged = corpus("pull_request/closed.payload.json")
+    merged["pull_request"]["merged"] = True
+    merged["pull_request"]["merged_at"] = "2019-05-15T15:20:40Z"
+    return [
+        ("pull_request", opened),
+        ("pull_request_review", review),
+        ("issue_comment", comment),
+        ("pull_request", labeled),
+        ("pull_request", merged),
+    ]
+
+
+def retitled(payloads: list[tuple[str, dict[str, Any]]], number: int, repo: str) -> list[Any]:
+    """The same story about another pull request (`repo`#`number`)."""
+    out = []
+    for event, payload in copy.deepcopy(payloads):
+        key = "pull_request" if "pull_request" in payload and event != "issue_comment" else "issue"
+        payload[key]["number"] = number
+        payload["repository"]["full_name"] = repo
+        out.append((event, payload))
+    return out
+
+
+async def send_github(
+    world: World, integration_id: str, event: str, payload: Any, delivery: str | None = None
+) -> str:
+    body = json.dumps(payload).encode()
+    delivery = delivery or str(uuid.uuid4())
+    signed = signing.github(SECRET, event, body, delivery)
+    answer = await world.gateway.client.post(
+        f"/api/webhooks/github/{integration_id}", content=body, headers=signed.headers
+    )
+    assert answer.status_code == 200, answer.text
+    return delivery
+
+
+async def subscribe(world: World, integration_id: str, **body: Any) -> dict[str, Any]:
+    answer = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={"channel_id": world.new_id("ch_"), **body},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+async def read_subscription(world: World, sub: dict[str, Any]) -> dict[str, Any]:
+    answer = await world.sync.get(
+        f"/api/integrations/{sub['integration_id']}/subscriptions/{sub['id']}",
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def subscription_when(world: World, sub: dict[str, Any], check: Any, what: str) -> Any:
+    """The subscription as read once `check` holds of it (counts are written every second)."""
+
+    async def read() -> dict[str, Any] | None:
+        got = await read_subscription(world, sub)
+        return got if check(got) else None
+
+    return await until(read, what=what)
+
+
+async def in_channel(world: World, channel: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` inbound envelopes of a channel (received and edited), in order."""
+    return await world.chat.received(lambda v: v["channel_id"] == channel, count=count)
+
+
+def story_checks(envelopes: list[dict[str, Any]]) -> dict[str, Any]:
+    """One root, four notifications in its thread, the root edited after each of them to
+    the pull request as it is then (merged at the end)."""
+    received = [v for v in envelopes if v["type"] == "message.received"]
+    edits = [v for v in envelopes if v["type"] == "message.edited"]
+    assert len({v["id"] for v in received}) == 5, [v["text"][:40] for v in received]
+    root = received[0]
+    assert "thread_id" not in root and "opened" in root["text"]
+    assert root["card"]["state"] == "open" and root["card"]["title"].startswith("#2 ")
+    assert [v.get("thread_id") for v in received[1:]] == [root["id"]] * 4
+    texts = [v["text"] for v in received[1:]]
+    assert "approved" in texts[0] or "reviewed" in texts[0]
+    assert "commented on" in texts[1]
+    assert "added the label" in texts[2]
+    assert "merged" in texts[3]
+    assert {v["message_id"] for v in edits} == {root["id"]}
+    last = max(edits, key=lambda v: envelopes.index(v))
+    assert last["card"]["state"] == "merged" and "merged" in last["text"]
+    assert root["source"]["provider"] == "github"
+    assert root["author"]["name"] == "Codertocat"
+    return root
+
+
+async def test_a_pull_requests_story_is_one_root_with_four_in_its_thread(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(
+        world, integration_id, events=["pull_request.*", "pull_request_review.*", "issue_comment.*"]
+    )
+    for event, payload in pr_story():
+        await send_github(world, integration_id, event, payload)
+    envelopes = await in_channel(world, sub["channel_id"], count=9)
+    story_checks(envelopes)
+    # The counts reach the subscription (written about once a second).
+    await subscription_when(
+        world,
+        sub,
+        lambda s: s["notified_count"] == 5 and s["last_notified_at"] is not None,
+        "the counts",
+    )
+
+
+async def test_redelivered_webhooks_are_the_same_envelopes(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id)
+    payload = corpus("pull_request/opened.payload.json")
+    delivery = await send_github(world, integration_id, "pull_request", payload)
+    first = await in_channel(world, sub["channel_id"], count=1)
+    await send_github(world, integration_id, "pull_request", payload, delivery=delivery)
+    later = corpus("pull_request/reopened.payload.json")
+    await send_github(world, integration_id, "pull_request", later)
+    envelopes = await in_channel(world, sub["channel_id"], count=2)
+    ids = [v["id"] for v in envelopes if v["type"] == "message.received"]
+    assert ids[0] == first[0]["id"]
+    # The redelivery, if the gateway passed it on at all, is the same envelope again.
+    assert len(set(ids)) == 2, ids
+
+
+async def test_filtered_events_are_counted_and_drafts_wait_for_ready(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(
+        world,
+        integration_id,
+        events=["pull_request.*"],
+        branches=["main"],
+        authors={"bots": False},
+    )
+    other = await subscribe(world, integration_id, events=["pull_request.opened"])
+    draft = corpus("pull_request/opened.payload.json")
+    draft["pull_request"]["draft"] = True
+    draft["pull_request"]["base"]["ref"] = "main"
+    await send_github(world, integration_id, "pull_request", draft)  # quiet: a draft
+    on_master = corpus("pull_request/opened.payload.json")  # base master: not main
+    await send_github(world, integration_id, "pull_request", on_master)
+    by_bot = corpus("pull_request/opened.payload.json")
+    by_bot["pull_request"]["base"]["ref"] = "main"
+    by_bot["sender"]["login"], by_bot["sender"]["type"] = "dependabot[bot]", "Bot"
+    await send_github(world, integration_id, "pull_request", by_bot)
+    ready = corpus("pull_request/ready_for_review.payload.json")
+    ready["pull_request"]["base"]["ref"] = "main"
+    await send_github(world, integration_id, "pull_request", ready)
+    [message] = await in_channel(world, sub["channel_id"], count=1)
+    assert "ready for review" in message["text"]
+    # The other subscription took both openings that were not drafts, on its own.
+    theirs = await world.chat.received(
+        lambda v: v["channel_id"] == other["channel_id"] and v["type"] == "message.received",
+        count=2,
+    )
+    assert [v["text"].split(" ")[:2] for v in theirs] == [
+        ["Codertocat", "opened"],
+        ["dependabot\\[bot\\]", "opened"],
+    ]
+    await subscription_when(
+        world,
+        sub,
+        lambda s: (s["filtered_count"], s["notified_count"]) == (3, 1),
+        "the filtered count",
+    )
+
+
+async def test_a_malformed_payload_is_recorded_and_stops_nothing(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id, events=["pull_request.*", "issues.*"])
+    await send_github(world, integration_id, "pull_request", {"action": "opened", "number": "x"})
+    await send_github(
+        world, integration_id, "issues", {"action": "opened", "issue": [], "repository": 7}
+    )
+    await send_github(
+        world, integration_id, "pull_request", corpus("pull_request/reopened.payload.json")
+    )
+    [message] = await in_channel(world, sub["channel_id"], count=1)
+    assert "reopened" in message["text"]
+    got = await subscription_when(
+        world, sub, lambda s: s["last_error"] is not None, "the last error"
+    )
+    assert got["last_error"]["code"] == "unrenderable"
+    assert "delivery" in got["last_error"]["message"]
+
+
+async def test_hostile_titles_stay_data(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id)
+    payload = corpus("pull_request/opened.payload.json")
+    payload["pull_request"]["title"] = "<script>x</script> [x](javascript:alert(1)) `` ` @everyone"
+    payload["pull_request"]["body"] = "@channel ```\n</code> [y](javascript:z)"
+    await send_github(world, integration_id, "pull_request", payload)
+    [message] = await in_channel(world, sub["channel_id"], count=1)
+    text = message["text"]
+    html = MarkdownIt("commonmark").render(text)
+    assert "<script" not in html and "javascript:" not in html.split("href=")[-1].split(">")[0]
+    assert 'href="javascript' not in html and "<code>" not in html.split("<blockquote>")[-1]
+    assert "@everyone" not in text and "@channel" not in text
+    assert message["card"]["title"].startswith("#2 <script>")  # cards are plain text
+
+
+async def test_a_subscription_takes_only_events_that_arrived_after_it(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id)
+    payload = corpus("pull_request/opened.payload.json")
+
+    async def publish(received_at: Any, delivery: str) -> None:
+        event = ProviderEvent(
+            id=f"pev_{uuid.uuid4().hex}",
+            provider="github",
+            integration_id=integration_id,
+            workspace_id=world.chat.workspace_id,
+            event_type="pull_request",
+            delivery_id=delivery,
+            received_at=received_at,
+            payload=payload,
+        )
+        await world.chat.producer.send_and_wait(
+            world.sync_settings.topic(Topic.PROVIDER_EVENTS),
+            event.to_kafka(),
+            key=event.partition_key(),
+        )
+
+    await publish(utcnow() - timedelta(minutes=5), "before")
+    await publish(utcnow(), "after")
+    [message] = await in_channel(world, sub["channel_id"], count=1)
+    assert message["source"]["external_message_id"] == "after"
+    await asyncio.sleep(0.5)  # nothing else comes for that channel
+    await world.chat.inbound.poll()
+    assert [
+        v["source"]["external_message_id"]
+        for v in world.chat.inbound.values()
+        if v["channel_id"] == sub["channel_id"]
+    ] == ["after"]
+
+
+def jira_sign(body: bytes) -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-hub-signature": f"sha256={digest}",
+        "x-atlassian-webhook-identifier": str(uuid.uuid4()),
+    }
+
+
+async def test_jira_issue_created_then_commented_is_one_thread(world: World) -> None:
+    integration_id = await connect(world, "jira", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id, events=["issue.*", "comment.*"])
+    for name in ("issue_created.json", "comment_created.json"):
+        body = (JIRA_PAYLOADS / name).read_bytes()
+        answer = await world.gateway.client.post(
+            f"/api/webhooks/jira/{integration_id}", content=body, headers=jira_sign(body)
+        )
+        assert answer.status_code == 200, answer.text
+    envelopes = await in_channel(world, sub["channel_id"], count=2)
+    root, reply = envelopes[0], envelopes[1]
+    assert root["source"]["provider"] == "jira" and "thread_id" not in root
+    assert reply["thread_id"] == root["id"] and reply["type"] == "message.received"
+
+
+# -- a restart, and two replicas ----------------------------------------------------------
+
+
+async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
+    bare: World, tmp_path: Path
+) -> None:
+    world = bare
+    one: ServiceProcess | None = await start_sync(world, tmp_path / "one.log")
+    two: ServiceProcess | None = None
+    try:
+        integrations = [await connect(world, "github", webhook_secret=SECRET) for _ in range(4)]
+        subs = [await subscribe(world, i, events=["*"]) for i in integrations]
+        story = pr_story()
+        # The first two steps of each story, then a restart in the middle of them.
+        for integration_id in integrations:
+            for event, payload in story[:2]:
+                await send_github(world, integration_id, event, payload)
+        for sub in subs:
+            await in_channel(world, sub["channel_id"], count=3)
+        assert one is not None
+        await one.stop()
+        one = await start_sync(world, tmp_path / "one-again.log")
+        two = await start_sync(world, tmp_path / "two.log")
+        for integration_id in integrations:
+            for event, payload in story[2:]:
+                await send_github(world, integration_id, event, payload)
+        for sub in subs:
+            envelopes = await in_channel(world, sub["channel_id"], count=9)
+            story_checks(envelopes)
+        # Nothing more comes: no second root, no duplicate under another id.
+        await asyncio.sleep(1.0)
+        await world.chat.inbound.poll()
+        for sub in subs:
+            ids = {
+                v["id"]
+                for v in world.chat.inbound.values()
+                if v["channel_id"] == sub["channel_id"] and v["type"] == "message.received"
+            }
+            assert len(ids) == 5, ids
+    finally:
+        await asyncio.gather(*(p.stop() for p in (one, two) if p is not None))
+        await world.sync.aclose()
