@@ -52,14 +52,15 @@ CHANNELS: tuple[Channel, ...] = (
         Topic.CHAT_INBOUND,
         TOPIC_MODELS[Topic.CHAT_INBOUND],
         "Messages hookhub hands to the chat product. Keyed by `channel_id`.",
-        "gateway (incoming webhooks), sync (provider messages, action replies), importer",
+        "gateway (incoming webhooks), sync (provider messages, notifications, action "
+        "replies), importer",
     ),
     Channel(
         Topic.PROVIDER_EVENTS,
         TOPIC_MODELS[Topic.PROVIDER_EVENTS],
         "One verified provider webhook each. Keyed by `integration_id`.",
         "gateway (provider webhooks)",
-        (("delivery", "provider-fanout"), ("sync", "inbound")),
+        (("delivery", "provider-fanout"), ("sync", "inbound"), ("sync", "notifications")),
     ),
     Channel(
         Topic.INTEGRATION_EVENTS,
