@@ -46,6 +46,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/events(/|$)", "delivery"),
     (r"^/api/integrations/[^/]+/mappings(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/subscriptions(/|$)", "sync"),
+    (r"^/api/notification-events(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/actions(/|$)", "sync"),
     (r"^/api/messages(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/import(/|$)", "importer"),

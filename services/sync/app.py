@@ -241,6 +241,7 @@ def definition() -> ServiceDefinition:
         routers=[
             mapping_routes.router,
             subscription_routes.router,
+            subscription_routes.events_router,
             message_routes.router,
             action_routes.router,
         ],

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import DELIVERIES
+from shared.providers.github.notify import NOTIFIER as GITHUB
 from tests.console.conftest import Console, Watched
 from tests.delivery.test_list import made
 from tests.e2e.stack import Stack
@@ -167,6 +170,150 @@ async def test_an_integration_shows_why_its_last_webhook_was_refused(
     await expect(errors).to_contain_text("invalid_signature: X-Hub-Signature-256 does not match")
     await expect(errors).to_contain_text("forged-delivery-1")
     await expect(errors.locator("time")).to_have_count(1)
+    assert_clean(page, console)
+
+
+async def test_a_github_integration_s_subscriptions_are_created_shown_disabled_and_deleted(
+    page: Watched, console: Console, console_stack: Stack
+) -> None:
+    from playwright.async_api import expect
+
+    integrations = []
+    for provider, settings in (
+        ("github", {"webhook_secret": "subs-secret"}),
+        ("jira", {"webhook_secret": "subs-secret"}),
+        ("slack", {}),
+    ):
+        created = await console.api.post(
+            "/api/integrations",
+            json={"provider": provider, "workspace_id": "ws_console", "settings": settings},
+        )
+        assert created.status_code == 201, created.text
+        integrations.append(created.json()["id"])
+    github_id, jira_id, slack_id = integrations
+    base = f"/api/integrations/{github_id}/subscriptions"
+
+    # A chat integration takes no subscriptions: no section on its page.
+    p = await sign_in(page, console, f"integrations/{slack_id}")
+    await expect(p.get_by_role("heading", name="Actions")).to_be_visible(timeout=EXPECT_MS)
+    await expect(p.get_by_role("heading", name="Notification subscriptions")).to_have_count(0)
+    # A Jira one's: Jira's events and filters.
+    subs = p.locator("section", has=p.get_by_role("heading", name="Notification subscriptions"))
+    await p.goto(f"{console.origin}/#/integrations/{jira_id}")
+    await expect(subs.get_by_label("issue.created default", exact=True)).to_be_visible(
+        timeout=EXPECT_MS
+    )
+    await expect(subs.get_by_label("Projects", exact=True)).to_be_visible()
+    await expect(subs.get_by_label("Repositories", exact=True)).to_have_count(0)
+
+    await p.goto(f"{console.origin}/#/integrations/{github_id}")
+    await expect(subs).to_contain_text("No channel is notified yet", timeout=EXPECT_MS)
+    # The events to choose from, by kind, the defaults marked.
+    pull_requests = subs.get_by_role("group", name="pull_request", exact=True)
+    await expect(pull_requests.get_by_role("checkbox")).to_have_count(
+        len([e for e in GITHUB.events if e.startswith("pull_request.")])
+    )
+    await expect(subs.get_by_label("pull_request.synchronize", exact=True)).to_be_visible()
+    await expect(subs.get_by_label("push default", exact=True)).to_be_visible()
+    await expect(subs.get_by_label("Projects", exact=True)).to_have_count(0)  # Jira's
+
+    await subs.get_by_label("Channel id", exact=True).fill("ch_console_eng")
+    await subs.get_by_label("pull_request.opened default", exact=True).check()
+    await subs.get_by_label("push default", exact=True).check()
+    await subs.get_by_label("Event patterns", exact=True).fill("check_run.*")
+    await subs.get_by_label("Leave out events", exact=True).fill("check_run.created")
+    await subs.get_by_label("Repositories", exact=True).fill("Codertocat/*")
+    await subs.get_by_label("Branches", exact=True).fill("main release/[")
+    await subs.get_by_label("Labels, none of", exact=True).fill("wontfix, won't do")
+    await subs.get_by_label("Authors left out", exact=True).fill("dependabot*")
+    await subs.get_by_label("Leave out bots", exact=True).check()
+    await subs.get_by_label("Threads", exact=True).select_option("off")
+    await subs.get_by_role("button", name="Create subscription").click()
+    await expect(subs.get_by_role("alert")).to_contain_text(
+        "invalid_subscription: branches: `release/[` has an unbalanced `[`", timeout=EXPECT_MS
+    )
+    assert (await console.api.get(base)).json()["data"] == []
+
+    await subs.get_by_label("Branches", exact=True).fill("main release/*")
+    await subs.get_by_role("button", name="Create subscription").click()
+    await expect(subs).to_contain_text("ch_console_eng is notified", timeout=EXPECT_MS)
+    await expect(subs.get_by_label("Channel id", exact=True)).to_have_value("")
+    [stored] = (await console.api.get(base)).json()["data"]
+    assert {k: stored[k] for k in ("channel_id", "events", "exclude_events", "threads")} == {
+        "channel_id": "ch_console_eng",
+        "events": ["pull_request.opened", "push", "check_run.*"],
+        "exclude_events": ["check_run.created"],
+        "threads": "off",
+    }
+    assert stored["repositories"] == ["Codertocat/*"]
+    assert stored["branches"] == ["main", "release/*"]
+    assert stored["labels"] == {"any": None, "all": None, "none": ["wontfix", "won't do"]}
+    assert stored["authors"] == {"exclude": ["dependabot*"], "bots": False}
+    assert stored["projects"] is None and stored["drafts"] is False and stored["enabled"]
+
+    # What the consumer will record, written here as it would: the counts and the last
+    # error, shown as text.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        console_stack.env["HOOKHUB_MONGO_URI"], tz_aware=True
+    )
+    try:
+        await client[console_stack.env.get("HOOKHUB_MONGO_DB", "hookhub")][
+            "subscriptions"
+        ].update_one(
+            {"_id": stored["id"]},
+            {
+                "$set": {
+                    "notified_count": 7,
+                    "filtered_count": 3,
+                    "last_notified_at": datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
+                    "last_error": {
+                        "code": "channel_not_found",
+                        "message": "<b>no such channel</b>",
+                        "at": datetime(2026, 11, 21, 10, 5, tzinfo=UTC),
+                    },
+                }
+            },
+        )
+    finally:
+        await client.close()
+    await p.reload()
+    row = subs.get_by_role("row").filter(has_text="ch_console_eng")
+    await expect(row.locator("td[data-label=Notified]")).to_have_text("7", timeout=EXPECT_MS)
+    await expect(row.locator("td[data-label=Filtered]")).to_have_text("3")
+    await expect(row.locator("td[data-label='Last notified'] time")).to_have_attribute(
+        "datetime", re.compile(r"^2026-11-21T10:00:00")
+    )
+    await expect(row.locator("td[data-label='Last error']")).to_contain_text(
+        "channel_not_found: <b>no such channel</b>"
+    )
+    await expect(row.locator("td[data-label=Events]")).to_contain_text(
+        "pull_request.opened, push, check_run.*"
+    )
+    await expect(row.locator("td[data-label=Events]")).to_contain_text("except check_run.created")
+    filters = row.locator("td[data-label=Filters]")
+    for line in (
+        "repositories: Codertocat/*",
+        "branches: main, release/*",
+        "labels, none of: wontfix, won't do",
+        "not by: dependabot*",
+        "no bots",
+    ):
+        await expect(filters).to_contain_text(line)
+    await expect(row.locator("td[data-label=Threads]")).to_have_text("off")
+    await expect(row.locator(".badge")).to_have_text("enabled")
+
+    await row.get_by_role("button", name="Disable").click()
+    await expect(row.locator(".badge")).to_have_text("disabled", timeout=EXPECT_MS)
+    assert (await console.api.get(f"{base}/{stored['id']}")).json()["enabled"] is False
+    await expect(row.get_by_role("button", name="Enable")).to_be_visible()
+
+    await row.get_by_role("button", name="Delete").click()
+    await expect(subs).to_contain_text("No channel is notified yet", timeout=EXPECT_MS)
+    assert (await console.api.get(f"{base}/{stored['id']}")).status_code == 404
+    assert page.dialogs == [
+        "confirm: Delete the subscription of ch_console_eng? Nothing more is posted through it."
+    ]
+    page.dialogs.clear()
     assert_clean(page, console)
 
 

@@ -35,6 +35,7 @@ from tests.support import RunningService, serve
         ("/api/integrations/int_1/mappings/m_1", "sync"),
         ("/api/integrations/int_1/subscriptions", "sync"),
         ("/api/integrations/int_1/subscriptions/sub_1", "sync"),
+        ("/api/notification-events", "sync"),
         ("/api/integrations/int_1/actions/create-issue", "sync"),
         ("/api/messages/lookup", "sync"),
         ("/api/integrations/int_1/import", "importer"),

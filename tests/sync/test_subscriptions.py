@@ -508,3 +508,41 @@ async def test_the_admin_token_is_required(world: World) -> None:
     integration_id = await connect(world, "github", webhook_secret="subs-secret")
     answer = await world.sync.get(f"/api/integrations/{integration_id}/subscriptions")
     assert answer.status_code == 401
+
+
+async def test_the_event_names_to_choose_from(world: World) -> None:
+    answer = await world.sync.get(
+        "/api/notification-events", params={"provider": "github"}, headers=admin_headers()
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["provider"] == "github"
+    events = {e["name"]: e for e in body["events"]}
+    assert set(events) == GITHUB.events
+    assert events["pull_request.opened"] == {
+        "name": "pull_request.opened",
+        "group": "pull_request",
+        "default": True,
+    }
+    assert events["push"] == {"name": "push", "group": "push", "default": True}
+    assert events["pull_request.synchronize"]["default"] is False
+    assert {n for n, e in events.items() if e["default"]} == set(GITHUB.default_events)
+    assert [e["name"] for e in body["events"]] == sorted(events)
+    assert body["generic"] == sorted(GITHUB.generic_events)
+
+    jira = await world.sync.get(
+        "/api/notification-events", params={"provider": "jira"}, headers=admin_headers()
+    )
+    assert jira.status_code == 200, jira.text
+    assert {e["name"] for e in jira.json()["events"] if e["default"]} == set(JIRA.default_events)
+    assert jira.json()["generic"] == []
+
+    slack = await world.sync.get(
+        "/api/notification-events", params={"provider": "slack"}, headers=admin_headers()
+    )
+    assert slack.status_code == 422
+    assert slack.json()["error"]["code"] == "provider_not_notifying"
+    missing = await world.sync.get("/api/notification-events", headers=admin_headers())
+    assert missing.status_code == 422
+    anonymous = await world.sync.get("/api/notification-events", params={"provider": "github"})
+    assert anonymous.status_code == 401

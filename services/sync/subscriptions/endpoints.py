@@ -1,18 +1,20 @@
-"""HTTP routes of `/api/integrations/{id}/subscriptions` (SPEC §4, §12)."""
+"""HTTP routes of `/api/integrations/{id}/subscriptions`, and of `/api/notification-events`:
+the event names a subscription can name (SPEC §4, §12)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.sync.subscriptions.repository import SubscriptionRepository
 from services.sync.subscriptions.schemas import (
+    NotificationEvents,
     SubscriptionCreate,
     SubscriptionOut,
     SubscriptionUpdate,
 )
-from services.sync.subscriptions.service import SubscriptionService, out
+from services.sync.subscriptions.service import SubscriptionService, notification_events, out
 from shared.http.app import from_state
 from shared.http.auth import AdminDep
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
@@ -20,6 +22,12 @@ from shared.http.pagination import Page, PageDep
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/subscriptions",
+    tags=["subscriptions"],
+    dependencies=[AdminDep],
+    responses=MANAGEMENT_ERRORS,
+)
+events_router = APIRouter(
+    prefix="/api/notification-events",
     tags=["subscriptions"],
     dependencies=[AdminDep],
     responses=MANAGEMENT_ERRORS,
@@ -94,3 +102,13 @@ async def delete_subscription(
 ) -> Response:
     await service.delete(integration_id, subscription_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@events_router.get("", response_model=NotificationEvents)
+async def list_notification_events(
+    provider: Annotated[str, Query(min_length=1, max_length=200)],
+) -> NotificationEvents:
+    """Every event a `github` or `jira` subscription's `events` can name: each with its kind
+    and whether it is among the provider's defaults, and the kinds rendered only generically
+    (any action of each). Another provider: 422 `provider_not_notifying`."""
+    return notification_events(provider)

@@ -97,3 +97,19 @@ class SubscriptionOut(BaseModel):
     last_error: SubscriptionError | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class NotificationEvent(BaseModel):
+    name: str
+    # Its kind: the name before the dot (`pull_request`), or the whole name (`push`).
+    group: str
+    # Whether a subscription without `events` notifies it (docs/notifications.md).
+    default: bool
+
+
+class NotificationEvents(BaseModel):
+    provider: str
+    # Every event the provider renders specifically, by name.
+    events: list[NotificationEvent]
+    # The event kinds rendered only generically: any action of each (`star`, `star.*`).
+    generic: list[str]

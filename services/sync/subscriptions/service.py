@@ -8,13 +8,18 @@ from typing import Any
 
 from services.sync.subscriptions.filters import problems
 from services.sync.subscriptions.repository import SubscriptionRepository
-from services.sync.subscriptions.schemas import SubscriptionCreate, SubscriptionUpdate
+from services.sync.subscriptions.schemas import (
+    NotificationEvent,
+    NotificationEvents,
+    SubscriptionCreate,
+    SubscriptionUpdate,
+)
 from shared.errors import Invalid, NotFound
 from shared.ids import new_id, utcnow
 from shared.integrations.connections import Connections
 from shared.mongo import Document
 from shared.providers.notifiers import NOTIFIERS
-from shared.providers.notify import Notifier
+from shared.providers.notify import Notifier, any_matches
 
 # What a subscription stores of its body (the rest is the service's).
 FIELDS = (
@@ -55,13 +60,7 @@ class SubscriptionService:
 
     async def _notifier(self, integration_id: str) -> tuple[Any, Notifier]:
         integration = await self._connections.integration(integration_id)
-        notifier = NOTIFIERS.get(integration.provider)
-        if notifier is None:
-            raise NotANotifyingIntegration(
-                f"{integration.provider} integrations take no subscriptions;"
-                f" these do: {', '.join(sorted(NOTIFIERS))}"
-            )
-        return integration, notifier
+        return integration, _notifier_of(integration.provider)
 
     async def get(self, integration_id: str, subscription_id: str) -> Document:
         doc = await self._repository.get(subscription_id)
@@ -117,6 +116,33 @@ class SubscriptionService:
         tombstone = await self._repository.remove(subscription_id)
         if tombstone is not None:
             self._applied(tombstone)
+
+
+def _notifier_of(provider: str) -> Notifier:
+    notifier = NOTIFIERS.get(provider)
+    if notifier is None:
+        raise NotANotifyingIntegration(
+            f"{provider} integrations take no subscriptions;"
+            f" these do: {', '.join(sorted(NOTIFIERS))}"
+        )
+    return notifier
+
+
+def notification_events(provider: str) -> NotificationEvents:
+    """The event names a `provider` subscription's `events` can name, for choosing them."""
+    notifier = _notifier_of(provider)
+    return NotificationEvents(
+        provider=provider,
+        events=[
+            NotificationEvent(
+                name=name,
+                group=name.split(".", 1)[0],
+                default=any_matches(notifier.default_events, name),
+            )
+            for name in sorted(notifier.events)
+        ],
+        generic=sorted(notifier.generic_events),
+    )
 
 
 def _check(provider: str, notifier: Notifier, fields: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 // Integrations: the table, one integration's details (webhook URL, setup steps, status,
-// last errors, connect through OAuth, disconnect), and creating one.
+// last errors, connect through OAuth, disconnect, a GitHub or Jira one's notification
+// subscriptions), and creating one.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -24,6 +25,7 @@ import {
   workspaceField,
 } from "../dom.js";
 import { PROVIDER_NAMES, PROVIDERS, providerIcon, providerTitle } from "../providers.js";
+import { NOTIFYING, subscriptionsSection } from "./subscriptions.js";
 
 export async function render(main, { id, params, go }) {
   if (id) return detail(main, id, go);
@@ -294,5 +296,6 @@ async function detail(main, id, go) {
     actions.push(h("a", { href: `#/mappings?integration_id=${enc(id)}`, class: "button" }, "Sync mappings"));
   }
   main.append(section("Actions", h("div", { class: "actions" }, actions), result));
+  if (NOTIFYING.includes(integration.provider)) main.append(await subscriptionsSection(integration));
   return null;
 }

@@ -1,0 +1,203 @@
+// A GitHub or Jira integration's notification subscriptions, on its page (SPEC §12): the
+// table (filters summarised, counts, last error), enable/disable, delete, and creating one
+// from the events the sync service lists (GET /api/notification-events).
+
+import { call, enc, get, post } from "../api.js";
+import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl } from "../dom.js";
+
+export const NOTIFYING = ["github", "jira"];
+
+// Defaults that count only in part (docs/notifications.md).
+const PARTLY = {
+  github: "a push counts only on the repository's default branch",
+  jira: "an issue update counts only when it changed the status",
+};
+
+/** Names, globs and keys: separated by spaces or commas. */
+function words(text) {
+  return String(text || "").split(/[\s,]+/).filter(Boolean);
+}
+
+/** Labels, which may hold spaces: separated by commas. */
+function items(text) {
+  return String(text || "")
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
+
+function check(name, value, ...label) {
+  return h("label", { class: "check" }, h("input", { type: "checkbox", name, value }), label);
+}
+
+function events(r) {
+  const chosen = r.events ? r.events.join(", ") : h("span", { class: "muted" }, "defaults");
+  const except = r.exclude_events?.length ? h("div", {}, `except ${r.exclude_events.join(", ")}`) : null;
+  return [chosen, except];
+}
+
+function filters(r) {
+  const lines = [];
+  if (r.repositories) lines.push(`repositories: ${r.repositories.join(", ")}`);
+  if (r.projects) lines.push(`projects: ${r.projects.join(", ")}`);
+  if (r.branches) lines.push(`branches: ${r.branches.join(", ")}`);
+  for (const part of ["any", "all", "none"]) {
+    if (r.labels?.[part]?.length) lines.push(`labels, ${part} of: ${r.labels[part].join(", ")}`);
+  }
+  if (r.authors?.exclude?.length) lines.push(`not by: ${r.authors.exclude.join(", ")}`);
+  if (r.authors?.bots === false) lines.push("no bots");
+  if (r.drafts) lines.push("drafts too");
+  return lines.length ? h("ul", { class: "plain" }, lines.map((line) => h("li", {}, line))) : "—";
+}
+
+export async function subscriptionsSection(integration) {
+  const base = `/api/integrations/${enc(integration.id)}/subscriptions`;
+  const list = pager(
+    (cursor) => get(base, { limit: 20, cursor }),
+    (rows) =>
+      table(
+        [
+          { title: "Channel", cell: (r) => h("code", {}, r.channel_id) },
+          { title: "Events", cell: events },
+          { title: "Filters", cell: filters },
+          { title: "Threads", cell: (r) => (r.threads === "off" ? "off" : "per item") },
+          { title: "Status", cell: (r) => badge(r.enabled ? "enabled" : "disabled") },
+          { title: "Notified", cell: (r) => String(r.notified_count ?? 0) },
+          { title: "Filtered", cell: (r) => String(r.filtered_count ?? 0) },
+          { title: "Last notified", cell: (r) => timeEl(r.last_notified_at) },
+          {
+            title: "Last error",
+            cell: (r) => (r.last_error ? [`${r.last_error.code}: ${r.last_error.message} `, timeEl(r.last_error.at)] : "—"),
+          },
+          {
+            title: "Actions",
+            cell: (r) =>
+              h(
+                "div",
+                { class: "actions" },
+                actionButton(r.enabled ? "Disable" : "Enable", async () => {
+                  await call("PATCH", `${base}/${enc(r.id)}`, { json: { enabled: !r.enabled } });
+                  list.reload();
+                }),
+                actionButton(
+                  "Delete",
+                  async () => {
+                    await call("DELETE", `${base}/${enc(r.id)}`);
+                    list.reload();
+                  },
+                  { className: "danger", confirmText: `Delete the subscription of ${r.channel_id}? Nothing more is posted through it.` },
+                ),
+              ),
+          },
+        ],
+        rows,
+        { caption: "Subscriptions", empty: "No channel is notified yet: subscribe one below." },
+      ),
+    { label: "subscriptions" },
+  );
+  const catalog = await get("/api/notification-events", { provider: integration.provider }).catch((err) => err);
+  return section(
+    "Notification subscriptions",
+    h("p", { class: "muted" }, "This integration's events as messages in chat channels, filtered."),
+    list,
+    h("h3", {}, "New subscription"),
+    createForm(integration.provider, catalog, base, () => list.reload()),
+  );
+}
+
+function eventPicker(provider, catalog) {
+  if (catalog instanceof Error) return errorBox(catalog);
+  const groups = new Map();
+  for (const e of catalog.events) groups.set(e.group, [...(groups.get(e.group) || []), e]);
+  const box = h(
+    "fieldset",
+    {},
+    h("legend", {}, "Events"),
+    h("p", { class: "hint" }, `None chosen: the provider's defaults, marked “default” (${PARTLY[provider]}).`),
+    h(
+      "div",
+      { class: "event-groups" },
+      [...groups].map(([group, names]) =>
+        h(
+          "fieldset",
+          {},
+          h("legend", {}, group),
+          names.map((e) => check("events", e.name, h("code", {}, e.name), e.default ? [" ", badge("default")] : null)),
+        ),
+      ),
+    ),
+  );
+  if (catalog.generic.length) {
+    box.append(
+      h(
+        "details",
+        {},
+        h("summary", {}, `Other events, rendered generically: who, what, where (${catalog.generic.length})`),
+        h("div", { class: "event-groups" }, catalog.generic.map((kind) => check("events", kind, h("code", {}, kind)))),
+      ),
+    );
+  }
+  return box;
+}
+
+function createForm(provider, catalog, base, created) {
+  const github = provider === "github";
+  const bots = h("input", { type: "checkbox", name: "no_bots" });
+  const drafts = h("input", { type: "checkbox", name: "drafts" });
+  return form(
+    [
+      field("Channel id", h("input", { name: "channel_id", required: true, autocomplete: "off" }), "the chat channel the notifications go to"),
+      eventPicker(provider, catalog),
+      field(
+        "Event patterns",
+        h("input", { name: "event_patterns", autocomplete: "off", spellcheck: "false" }),
+        "more, separated by spaces; * within a part or as a whole part: pull_request.*, check_run.fail*",
+      ),
+      field("Leave out events", h("input", { name: "exclude_events", autocomplete: "off", spellcheck: "false" }), "names or patterns, also left out of the defaults"),
+      h(
+        "fieldset",
+        { class: "columns" },
+        h("legend", {}, "Filters (empty: no filter)"),
+        github
+          ? [
+              field("Repositories", h("input", { name: "repositories", autocomplete: "off" }), "owner/name or owner/*"),
+              field("Branches", h("input", { name: "branches", autocomplete: "off" }), "globs: main, release/*"),
+              field("Labels, any of", h("input", { name: "labels.any", autocomplete: "off" }), "separated by commas"),
+              field("Labels, all of", h("input", { name: "labels.all", autocomplete: "off" }), "separated by commas"),
+              field("Labels, none of", h("input", { name: "labels.none", autocomplete: "off" }), "separated by commas"),
+            ]
+          : field("Projects", h("input", { name: "projects", autocomplete: "off" }), "Jira project keys: SP BUG"),
+        field("Authors left out", h("input", { name: "authors.exclude", autocomplete: "off" }), github ? "logins or globs: dependabot*" : "account ids"),
+        h("div", { class: "field check" }, bots, h("label", { for: (bots.id = "sub-no-bots") }, "Leave out bots")),
+        github ? h("div", { class: "field check" }, drafts, h("label", { for: (drafts.id = "sub-drafts") }, "Draft pull requests too")) : null,
+      ),
+      field("Threads", select("threads", [["item", "on: a thread per item, its root kept current"], ["off", "off: every notification in the channel"]], "item")),
+    ],
+    "Create subscription",
+    async (data, el) => {
+      const body = { channel_id: String(data.get("channel_id") || "").trim(), threads: data.get("threads") };
+      const chosen = [...data.getAll("events"), ...words(data.get("event_patterns"))];
+      if (chosen.length) body.events = chosen;
+      for (const name of ["exclude_events", "repositories", "branches", "projects"]) {
+        const value = words(data.get(name));
+        if (value.length) body[name] = value;
+      }
+      const labels = {};
+      for (const part of ["any", "all", "none"]) {
+        const value = items(data.get(`labels.${part}`));
+        if (value.length) labels[part] = value;
+      }
+      if (Object.keys(labels).length) body.labels = labels;
+      const authors = {};
+      const excluded = words(data.get("authors.exclude"));
+      if (excluded.length) authors.exclude = excluded;
+      if (bots.checked) authors.bots = false;
+      if (Object.keys(authors).length) body.authors = authors;
+      if (github && drafts.checked) body.drafts = true;
+      const sub = await post(base, body);
+      el.reset();
+      created();
+      return h("p", {}, `Subscription ${sub.id} created: ${sub.channel_id} is notified.`);
+    },
+  );
+}
