@@ -124,12 +124,16 @@ def test_the_other_actions_are_named_and_rendered(webhook_event: str, event: str
     )
 
 
-def test_an_issue_update_raised_by_a_comment_is_quiet() -> None:
+@pytest.mark.parametrize(
+    "echo",
+    ["issue_commented", "issue_comment_edited", "issue_work_logged", "issue_worklog_deleted"],
+)
+def test_an_issue_update_raised_by_a_comment_or_a_worklog_is_quiet(echo: str) -> None:
     payload = load("issue_created.json")
-    payload.update(webhookEvent="jira:issue_updated", issue_event_type_name="issue_commented")
-    assert render(payload).quiet
+    payload.update(webhookEvent="jira:issue_updated", issue_event_type_name=echo)
+    assert echo in (render(payload).quiet or "")
     payload["changelog"] = {"items": []}
-    assert render(payload).quiet
+    assert echo in (render(payload).quiet or "")
 
 
 def test_comments_in_wiki_markup_and_adf_read_as_text() -> None:

@@ -29,12 +29,13 @@ CHANGES_SHOWN = 10
 LONG_FIELDS = {"description", "environment", "comment"}
 # Changelog field ids that read better under another name.
 FIELD_NAMES = {"issuetype": "Type", "fixversion": "Fix version", "timespent": "Time spent"}
-# Jira's own bookkeeping on issue updates raised by a comment or a worklog.
+# Jira's own bookkeeping on issue updates raised by a comment or a worklog: the
+# `issue_event_type_name` Jira gives them (a worklog logged is `issue_work_logged`).
 ECHO_TYPES = {
     "issue_commented",
     "issue_comment_edited",
     "issue_comment_deleted",
-    "issue_worklog_created",
+    "issue_work_logged",
     "issue_worklog_updated",
     "issue_worklog_deleted",
 }
