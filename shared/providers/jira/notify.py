@@ -78,7 +78,7 @@ def _str(value: Any, *path: str) -> str | None:
 
 def _named(value: Any) -> str | None:
     """A Jira named thing: `{"name": ...}` or `{"displayName": ...}`, or the string itself
-    (Atlassian's own example gives `"priority": "Minor"`)."""
+    (Atlassian's Server/Data Center example gives `"priority": "Minor"`)."""
     if isinstance(value, str):
         return value.strip() or None
     return _str(value, "displayName") or _str(value, "name") or _str(value, "value")
