@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.providers.github.issues import _result, escape, issue_body, quote_message
+from shared.providers.commonmark import ZWJ
+from shared.providers.github.issues import _result, issue_body, quote_message
 from shared.providers.issues import (
     IssueRateLimited,
     IssueRefused,
@@ -18,6 +19,7 @@ from shared.providers.issues import (
     IssueUnreachable,
     QuotedMessage,
 )
+from tests.providers.notify_support import HOSTILE, assert_inert, plain, to_html
 
 
 def test_quote_has_author_time_text_and_link_back() -> None:
@@ -53,26 +55,52 @@ def test_quote_has_author_time_text_and_link_back() -> None:
         "&lt;script&gt; <!-- comment -->",
         "ends with backslash \\",
         "carriage\rreturn\r\nand\x00control",
+        "    indented like code",
+        *HOSTILE,
     ],
 )
 def test_every_line_of_the_text_stays_inside_the_quote_and_literal(hostile: str) -> None:
     quoted = quote_message(QuotedMessage(author="x", text=hostile))
     for line in quoted.split("\n"):
         assert line == ">" or line.startswith("> "), repr(line)
-    body = "\n".join(line[2:] for line in quoted.split("\n")[2:])
-    # No unescaped markup character survives.
-    for i, char in enumerate(body):
-        if char in "`*_[]<>#!|~@&":
-            assert body[i - 1] == "\\", (body, i)
+    # Read back with a CommonMark parser: one blockquote, and the text in it renders no
+    # markup of its own (no HTML, link, image, heading, list, code or emphasis).
+    rendered = to_html(quoted)
+    assert rendered.count("<blockquote>") == 1 and rendered.rstrip().endswith("</blockquote>")
+    text = "\n".join(quoted.split("\n")[2:])
+    assert_inert(text)
+    inner = to_html(text)
+    for tag in ("<ul", "<ol", "<code", "<pre", "<a ", "<table", "<hr"):
+        assert tag not in inner, (tag, inner)
+    # Neither a mention nor an issue reference survives for GitHub to link (a backslash would
+    # not stop either: GitHub finds them after Markdown is read).
+    assert "@octocat" not in quoted and "#12" not in quoted
     assert "\x00" not in quoted and "\r" not in quoted
 
 
-def test_escape_keeps_plain_words_and_urls_readable() -> None:
-    assert escape("plain words, https://example.com/a?b=c") == (
-        "plain words, https://example.com/a?b=c"
-    )
-    assert escape("- item") == "\\- item"
-    assert escape("2. second") == "2\\. second"
+def test_the_quote_reads_as_the_message_said_it() -> None:
+    said = "plain words, https://example.com/a?b=c\n- item\n2. second\n@octocat see #12"
+    quoted = quote_message(QuotedMessage(author="Ada", text=said))
+    assert quoted.split("\n")[2:] == [
+        "> plain words, https://example.com/a?b=c",
+        "> \\- item",
+        "> 2\\. second",
+        f"> @{ZWJ}octocat see #{ZWJ}12",
+    ]
+    assert (
+        "plain words, https://example.com/a?b=c\n- item\n2. second\n"
+        "@octocat see #12"  # as a reader sees it: the joiners do not show
+    ) in plain(quoted)
+
+
+def test_the_whole_message_is_quoted_and_the_author_stays_on_its_line() -> None:
+    long = "\n".join(f"line {n}" for n in range(100)) + "x" * 10_000
+    quoted = quote_message(QuotedMessage(author="Ada\n# Lovelace", text=long))
+    assert quoted.startswith("> **Ada # Lovelace** wrote:\n>\n> line 0\n")
+    assert quoted.endswith("x" * 10_000) and "…" not in quoted
+    # A link back only to an http(s) message.
+    quoted = quote_message(QuotedMessage(author="Ada", text="hi", permalink="javascript:x()"))
+    assert quoted == "> **Ada** wrote:\n>\n> hi"
 
 
 def test_body_is_the_callers_then_the_quote() -> None:

@@ -34,6 +34,7 @@ def render(payload: Any) -> Notice:
     [
         ("issue_created.json", "issue.created", "Ada Lovelace", "SP-10"),
         ("issue_updated.json", "issue.updated", "Bryan Rollins [Atlassian]", "JRA-20002"),
+        ("issue_updated_server.json", "issue.updated", "Bryan Rollins [Atlassian]", "JRA-20002"),
         ("issue_updated_status.json", "issue.updated", "Ada Lovelace", "SP-10"),
         ("comment_created.json", "comment.created", "Ada Lovelace", "SP-10"),
         ("comment_created_adf.json", "comment.created", "Ada Lovelace", "SP-10"),
@@ -80,11 +81,16 @@ def test_a_status_change_is_the_headline_and_the_default() -> None:
     assert "Type: Improvement → New Feature" in plain(other.text)
 
 
-def test_atlassians_string_priority_is_read() -> None:
-    notice = render(load("issue_updated.json"))
+@pytest.mark.parametrize("name", ["issue_updated.json", "issue_updated_server.json"])
+def test_atlassians_priority_is_read_as_an_object_or_a_string(name: str) -> None:
+    # Jira Cloud's example gives `priority` as an object, the Server/Data Center one as the
+    # bare string "Minor"; the user has an `accountId` in the first, `name`/`key` in the other.
+    notice = render(load(name))
     assert notice.item_card is not None
     assert ("Priority", "Minor") in [(f.name, f.value) for f in notice.item_card.fields]
     assert notice.labels == ("UI", "dialogue", "move")
+    assert notice.actor is not None
+    assert notice.actor.login in ("99:27935d01-92a7-4687-8272-a9b8d3b2ae2e", "brollins")
 
 
 def test_defaults() -> None:
@@ -124,12 +130,16 @@ def test_the_other_actions_are_named_and_rendered(webhook_event: str, event: str
     )
 
 
-def test_an_issue_update_raised_by_a_comment_is_quiet() -> None:
+@pytest.mark.parametrize(
+    "echo",
+    ["issue_commented", "issue_comment_edited", "issue_work_logged", "issue_worklog_deleted"],
+)
+def test_an_issue_update_raised_by_a_comment_or_a_worklog_is_quiet(echo: str) -> None:
     payload = load("issue_created.json")
-    payload.update(webhookEvent="jira:issue_updated", issue_event_type_name="issue_commented")
-    assert render(payload).quiet
+    payload.update(webhookEvent="jira:issue_updated", issue_event_type_name=echo)
+    assert echo in (render(payload).quiet or "")
     payload["changelog"] = {"items": []}
-    assert render(payload).quiet
+    assert echo in (render(payload).quiet or "")
 
 
 def test_comments_in_wiki_markup_and_adf_read_as_text() -> None:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared.providers import commonmark as md
 from shared.providers.github.oauth import OAUTH
 from shared.providers.issues import (
     CreatedIssue,
@@ -146,44 +147,27 @@ def _message(data: Any) -> str:
 
 # -- the chat message, quoted in Markdown ---------------------------------------------------
 
-# Characters that start Markdown or HTML anywhere on a line: emphasis, code, links, images,
-# raw HTML and entities, tables, strikethrough, mentions and issue references.
-_INLINE = re.compile(r"([\\`*_{}\[\]()<>#!|~@&])")
-# Markers that count only at a line's start: lists, headings' underlines, numbered lists.
-_LINE_START = re.compile(r"^(\s*)([-+=]|\d+[.)])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def escape(text: str) -> str:
-    """`text` as literal Markdown: every character that could start markup escaped with a
-    backslash (CommonMark allows it before any ASCII punctuation)."""
-    lines = []
-    for line in _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).split("\n"):
-        line = _INLINE.sub(r"\\\1", line)
-        match = _LINE_START.match(line)
-        if match:
-            marker = match.group(2)
-            line = f"{match.group(1)}{marker[:-1]}\\{marker[-1]}{line[match.end() :]}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _link_target(url: str) -> str:
-    """A URL safe inside `(<...>)`: nothing in it can end the link or the line."""
-    return re.sub(r"[\s<>\\]", lambda m: quote(m.group(0)), url)
+# GitHub links `#12` to issue 12 (and records the reference on it) after Markdown is read, so
+# a backslash does not stop it (github/cmark-gfm#181, as for `@` mentions: github/markup#1168);
+# a zero-width joiner after the `#`, as commonmark.py puts after an `@`, does.
+_ISSUE_REFERENCE = re.compile(r"#(?=\d)")
 
 
 def quote_message(message: QuotedMessage) -> str:
     """The message as a Markdown blockquote: `> **author** wrote at time:` then its text,
-    every line inside the quote, then a link back to it when there is one."""
-    said = f"**{escape(message.author)}** wrote"
+    every line inside the quote and literal (shared.providers.commonmark: no markup,
+    mentions or issue references come out of it), then a link back to it when there is one.
+    """
+    said = f"**{md.text(message.author)}** wrote"
     if message.time is not None:
         said += f" at {utc(message.time).strftime('%Y-%m-%d %H:%M UTC')}"
-    lines = [f"> {said}:", ">"]
-    for line in escape(message.text).split("\n"):
-        lines.append(f"> {line}" if line.strip() else ">")
-    if message.permalink:
-        lines += [">", f"> [View the message in chat](<{_link_target(message.permalink)}>)"]
+    lines = [f"> {said}:"]
+    # The whole text: the issue body's own limit (MAX_BODY) is the caller's to check.
+    text = md.quote(message.text, limit=MAX_BODY, lines=MAX_BODY)
+    if text:
+        lines += [">", _ISSUE_REFERENCE.sub("#" + md.ZWJ, text)]
+    if md.safe_url(message.permalink) is not None:
+        lines += [">", f"> {md.link('View the message in chat', message.permalink)}"]
     return "\n".join(lines)
 
 

@@ -435,6 +435,28 @@ def _item(c: _Context, key: str) -> _Item:
     )
 
 
+def _item_notice(
+    c: _Context, item: _Item, event: str, text: str, card: Card, quiet: str | None
+) -> Notice:
+    """An event on a pull request or an issue: threaded under it, with its facts (base
+    branch, labels, draft) and the fields the payload's `changes` name."""
+    return Notice(
+        event=event,
+        text=text,
+        card=card,
+        actor=c.actor,
+        item=item.key(c.repository),
+        item_card=item.card(c.repository),
+        quiet=quiet,
+        default=any_matches(DEFAULT_EVENTS, event),
+        repository=c.repository,
+        branch=item.base,
+        labels=item.labels,
+        draft=item.draft,
+        changed=frozenset(k.lower() for k in _obj(c.payload, "changes")),
+    )
+
+
 def _named(value: Any, key: str = "name") -> str:
     return md.code(_str(value, key) or "?")
 
@@ -516,29 +538,15 @@ def _item_event(c: _Context, key: str) -> Notice:
     text = f"{c.who} {phrase}{c.where}{branches}"
     if body:
         text += "\n\n" + body
-    event = c.name(event_action)
-    return Notice(
-        event=event,
-        text=text,
-        card=_card(
-            c,
-            item.label,
-            item.url,
-            item.state,
-            ("Label", _str(c.payload, "label", "name")),
-            ("Assignee", _str(c.payload, "assignee", "login")),
-        ),
-        actor=c.actor,
-        item=item.key(c.repository),
-        item_card=item.card(c.repository),
-        quiet=quiet,
-        default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.repository,
-        branch=item.base,
-        labels=item.labels,
-        draft=item.draft,
-        changed=frozenset(k.lower() for k in changes),
+    card = _card(
+        c,
+        item.label,
+        item.url,
+        item.state,
+        ("Label", _str(c.payload, "label", "name")),
+        ("Assignee", _str(c.payload, "assignee", "login")),
     )
+    return _item_notice(c, item, c.name(event_action), text, card, quiet)
 
 
 def _unchanged_edit(c: _Context, body: str | None) -> bool:
@@ -569,21 +577,13 @@ def _comment_event(c: _Context, key: str) -> Notice:
     text = f"{c.who} {verb} {where}{item.ref(url)}{c.where}"
     if c.action != "deleted" and body:
         text += "\n\n" + md.quote(body)
-    event = c.name(c.action or "created")
-    return Notice(
-        event=event,
-        text=text,
-        card=_card(c, item.label, url, "commented", ("File", _str(comment, "path"))),
-        actor=c.actor,
-        item=item.key(c.repository),
-        item_card=item.card(c.repository),
-        quiet="a comment edited to the same body" if _unchanged_edit(c, body) else None,
-        default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.repository,
-        branch=item.base,
-        labels=item.labels,
-        draft=item.draft,
-        changed=frozenset(k.lower() for k in _obj(c.payload, "changes")),
+    return _item_notice(
+        c,
+        item,
+        c.name(c.action or "created"),
+        text,
+        _card(c, item.label, url, "commented", ("File", _str(comment, "path"))),
+        "a comment edited to the same body" if _unchanged_edit(c, body) else None,
     )
 
 
@@ -610,25 +610,11 @@ def _review_event(c: _Context) -> Notice:
     text = f"{c.who} {verb} {item.ref(url)}{c.where}"
     if action != "dismissed" and body:
         text += "\n\n" + md.quote(body)
-    event = c.name(action)
     quiet = None
     if action == "edited" and not _obj(c.payload, "changes"):
         quiet = "a review edit that changed nothing"
-    return Notice(
-        event=event,
-        text=text,
-        card=_card(c, item.label, url, state or action),
-        actor=c.actor,
-        item=item.key(c.repository),
-        item_card=item.card(c.repository),
-        quiet=quiet,
-        default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.repository,
-        branch=item.base,
-        labels=item.labels,
-        draft=item.draft,
-        changed=frozenset(k.lower() for k in _obj(c.payload, "changes")),
-    )
+    card = _card(c, item.label, url, state or action)
+    return _item_notice(c, item, c.name(action), text, card, quiet)
 
 
 # -- pushes, branches and tags ---------------------------------------------------------------

@@ -29,12 +29,13 @@ CHANGES_SHOWN = 10
 LONG_FIELDS = {"description", "environment", "comment"}
 # Changelog field ids that read better under another name.
 FIELD_NAMES = {"issuetype": "Type", "fixversion": "Fix version", "timespent": "Time spent"}
-# Jira's own bookkeeping on issue updates raised by a comment or a worklog.
+# Jira's own bookkeeping on issue updates raised by a comment or a worklog: the
+# `issue_event_type_name` Jira gives them (a worklog logged is `issue_work_logged`).
 ECHO_TYPES = {
     "issue_commented",
     "issue_comment_edited",
     "issue_comment_deleted",
-    "issue_worklog_created",
+    "issue_work_logged",
     "issue_worklog_updated",
     "issue_worklog_deleted",
 }
@@ -77,7 +78,7 @@ def _str(value: Any, *path: str) -> str | None:
 
 def _named(value: Any) -> str | None:
     """A Jira named thing: `{"name": ...}` or `{"displayName": ...}`, or the string itself
-    (Atlassian's own example gives `"priority": "Minor"`)."""
+    (Atlassian's Server/Data Center example gives `"priority": "Minor"`)."""
     if isinstance(value, str):
         return value.strip() or None
     return _str(value, "displayName") or _str(value, "name") or _str(value, "value")
@@ -103,6 +104,16 @@ def _actor(user: Any) -> Actor | None:
         external_id=_str(user, "accountId") or _str(user, "key") or _str(user, "name"),
         bot=_str(user, "accountType") == "app",
     )
+
+
+def _who(actor: Actor | None) -> str:
+    return md.text(actor.name) if actor else "Someone"
+
+
+def _author(entity: dict[str, Any], action: str) -> Actor | None:
+    """Who wrote a comment or worklog: its `updateAuthor` for an update, else its author."""
+    author = entity.get("updateAuthor") if action == "updated" else entity.get("author")
+    return _actor(author) or _actor(entity.get("author"))
 
 
 class _Issue:
@@ -189,10 +200,58 @@ def _change_lines(items: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _issue_notice(
+    event: str,
+    issue: _Issue,
+    actor: Actor | None,
+    text: str,
+    body: str,
+    *,
+    url: str | None,
+    state: str | None,
+    detail: tuple[str, str | None],
+    base: str | None = None,
+    color: str | None = None,
+    quiet: str | None = None,
+    default: bool | None = None,
+    changed: frozenset[str] = frozenset(),
+) -> Notice:
+    """An issue, comment or worklog event: `text` said in the issue's project, then `body`;
+    a card of the event (`detail`, then who); threaded under the issue, whose card `base`
+    completes. `default` is the documented defaults' unless given."""
+    if issue.project:
+        text += f" in {md.text(issue.project)}"
+    if body:
+        text += "\n\n" + body
+    return Notice(
+        event=event,
+        text=text,
+        card=Card(
+            title=md.line(issue.label),
+            url=md.safe_url(url),
+            state=state,
+            color=color,
+            fields=tuple(
+                Field(name, md.line(value))
+                for name, value in (detail, ("By", actor and actor.name))
+                if value
+            ),
+        ),
+        actor=actor,
+        item=issue.key,
+        item_card=issue.card(base),
+        quiet=quiet,
+        default=any_matches(DEFAULT_EVENTS, event) if default is None else default,
+        project=issue.project,
+        labels=issue.labels,
+        changed=changed,
+    )
+
+
 def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
     issue = _Issue(payload, required=True)
     actor = _actor(payload.get("user"))
-    who = md.text(actor.name) if actor else "Someone"
+    who = _who(actor)
     changelog = field_at(payload, "changelog", "items")
     items = [i for i in changelog if isinstance(i, dict)] if isinstance(changelog, list) else []
     changed = frozenset((_str(i, "field") or _str(i, "fieldId") or "").lower() for i in items) - {
@@ -222,33 +281,20 @@ def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
             quiet = f"a `{echo}` update: the comment or worklog event says it"
         elif not items and not field_at(payload, "comment"):
             quiet = "an update that changed nothing"
-    if issue.project:
-        text += f" in {md.text(issue.project)}"
-    if body:
-        text += "\n\n" + body
     # SPEC §12's default for updates is a status change only.
     default = "status" in changed if event == "issue.updated" else event == "issue.created"
-    return Notice(
-        event=event,
-        text=text,
-        card=Card(
-            title=md.line(issue.label),
-            url=md.safe_url(issue.url()),
-            state=issue.status,
-            color=CATEGORY_COLORS.get(issue.category or ""),
-            fields=tuple(
-                Field(name, md.line(value))
-                for name, value in (("Project", issue.project), ("By", actor and actor.name))
-                if value
-            ),
-        ),
-        actor=actor,
-        item=issue.key,
-        item_card=issue.card(),
+    return _issue_notice(
+        event,
+        issue,
+        actor,
+        text,
+        body,
+        url=issue.url(),
+        state=issue.status,
+        detail=("Project", issue.project),
+        color=CATEGORY_COLORS.get(issue.category or ""),
         quiet=quiet,
         default=default,
-        project=issue.project,
-        labels=issue.labels,
         changed=changed,
     )
 
@@ -259,9 +305,7 @@ def _comment_event(event: str, payload: Mapping[str, Any]) -> Notice:
         raise Unrenderable("no `comment`")
     issue = _Issue(payload, required=False)
     action = event.split(".")[1]
-    author = comment.get("updateAuthor") if action == "updated" else comment.get("author")
-    actor = _actor(author) or _actor(comment.get("author")) or _actor(payload.get("user"))
-    who = md.text(actor.name) if actor else "Someone"
+    actor = _author(comment, action) or _actor(payload.get("user"))
     base = issue.base or _base(_str(comment, "self"))
     url = issue.url(base)
     comment_id = _str(comment, "id")
@@ -272,32 +316,17 @@ def _comment_event(event: str, payload: Mapping[str, Any]) -> Notice:
         "updated": "edited a comment on",
         "deleted": "deleted a comment on",
     }[action]
-    text = f"{who} {verb} {issue.ref(url)}"
-    if issue.project:
-        text += f" in {md.text(issue.project)}"
-    if action != "deleted":
-        body = md.quote(rich_text(comment.get("body")))
-        if body:
-            text += "\n\n" + body
-    return Notice(
-        event=event,
-        text=text,
-        card=Card(
-            title=md.line(issue.label),
-            url=md.safe_url(url),
-            state="commented",
-            fields=tuple(
-                Field(name, md.line(value))
-                for name, value in (("Project", issue.project), ("By", actor and actor.name))
-                if value
-            ),
-        ),
-        actor=actor,
-        item=issue.key,
-        item_card=issue.card(base),
-        default=any_matches(DEFAULT_EVENTS, event),
-        project=issue.project,
-        labels=issue.labels,
+    body = md.quote(rich_text(comment.get("body"))) if action != "deleted" else ""
+    return _issue_notice(
+        event,
+        issue,
+        actor,
+        f"{_who(actor)} {verb} {issue.ref(url)}",
+        body,
+        url=url,
+        state="commented",
+        detail=("Project", issue.project),
+        base=base,
     )
 
 
@@ -310,9 +339,8 @@ def _worklog_event(event: str, payload: Mapping[str, Any]) -> Notice:
         # Jira's worklog events name the issue by id only.
         issue.id = _str(worklog, "issueId")
     action = event.split(".")[1]
-    author = worklog.get("updateAuthor") if action == "updated" else worklog.get("author")
-    actor = _actor(author) or _actor(worklog.get("author"))
-    who = md.text(actor.name) if actor else "Someone"
+    actor = _author(worklog, action)
+    who = _who(actor)
     spent = _str(worklog, "timeSpent")
     amount = f" {md.text(spent)}" if spent else ""
     base = issue.base or _base(_str(worklog, "self"))
@@ -323,29 +351,17 @@ def _worklog_event(event: str, payload: Mapping[str, Any]) -> Notice:
         text = f"{who} changed a worklog{amount and ' to' + amount} on {target}"
     else:
         text = f"{who} deleted a worklog on {target}"
-    if issue.project:
-        text += f" in {md.text(issue.project)}"
     note = md.quote(rich_text(worklog.get("comment"))) if action != "deleted" else ""
-    if note:
-        text += "\n\n" + note
-    return Notice(
-        event=event,
-        text=text,
-        card=Card(
-            title=md.line(issue.label),
-            url=md.safe_url(issue.url(base)),
-            state=action,
-            fields=tuple(
-                Field(name, md.line(value))
-                for name, value in (("Time spent", spent), ("By", actor and actor.name))
-                if value
-            ),
-        ),
-        actor=actor,
-        item=issue.key,
-        item_card=issue.card(base),
-        project=issue.project,
-        labels=issue.labels,
+    return _issue_notice(
+        event,
+        issue,
+        actor,
+        text,
+        note,
+        url=issue.url(base),
+        state=action,
+        detail=("Time spent", spent),
+        base=base,
     )
 
 
