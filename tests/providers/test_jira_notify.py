@@ -314,7 +314,7 @@ def test_malformed_payloads_render_what_is_there_or_are_unrenderable(name: str) 
                 except Unrenderable as refused:
                     assert refused.reason
                     continue
-                assert notice.text
+                assert notice.text or notice.quiet
                 assert_inert(notice.text)
 
 
@@ -324,7 +324,6 @@ def test_malformed_payloads_render_what_is_there_or_are_unrenderable(name: str) 
         None,
         [],
         {},
-        {"webhookEvent": "board_created"},
         {"webhookEvent": 5},
         {"webhookEvent": "jira:issue_created", "issue": []},
         {"webhookEvent": "comment_created"},
@@ -334,3 +333,11 @@ def test_malformed_payloads_render_what_is_there_or_are_unrenderable(name: str) 
 def test_unrenderable(payload: Any) -> None:
     with pytest.raises(Unrenderable):
         render(payload)
+
+
+def test_an_event_notifications_do_not_render_is_quiet_not_an_error() -> None:
+    """A Jira webhook registered for more events than notifications render (a board, a
+    version): nothing is posted, and no subscription's `last_error` is set."""
+    notice = render({"webhookEvent": "board_created", "board": {"id": 1}})
+    assert notice.quiet and "board_created" in notice.quiet
+    assert notice.text == "" and notice.event == "board_created" and not notice.default

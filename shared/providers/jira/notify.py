@@ -416,10 +416,18 @@ class JiraNotifier:
     def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
         if not isinstance(payload, Mapping):
             raise Unrenderable("the payload is not a JSON object")
-        webhook_event = _str(payload, "webhookEvent") or (event_header or "")
+        webhook_event = payload.get("webhookEvent", event_header)
+        if not isinstance(webhook_event, str) or not webhook_event.strip():
+            raise Unrenderable("`webhookEvent` is missing or not a string")
         event = WEBHOOK_EVENTS.get(webhook_event)
         if event is None:
-            raise Unrenderable(f"`{webhook_event[:80]}` is not an event notifications render")
+            # A Jira webhook registered for more than notifications render (versions,
+            # projects, users, …): nothing to post, and nothing wrong either.
+            return Notice(
+                event=webhook_event[:80],
+                text="",
+                quiet=f"`{webhook_event[:80]}` is not an event notifications render",
+            )
         kind = event.split(".")[0]
         if kind == "issue":
             return _issue_event(event, payload)
