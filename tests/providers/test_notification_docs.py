@@ -52,6 +52,7 @@ def examples(provider: str) -> dict[str, str]:
 def rendered(notifier: Notifier) -> dict[str, set[str]]:
     """Every text the provider's test payloads render to, by event name (quiet or not)."""
     texts: dict[str, set[str]] = defaultdict(set)
+    paths: list[tuple[str | None, Path]]
     if notifier is GITHUB:
         paths = [(p.parent.name, p) for p in github_corpus()]
     else:
