@@ -158,22 +158,13 @@ class Notifications:
 
     async def _posts(self, event: ProviderEvent) -> list[Post]:
         """The posts one event makes: one per subscription that takes it."""
-        provider = event.provider
-        arrived = [
-            s
-            for s in self._subscriptions.of(event.integration_id, None)
-            if s.created_at <= event.received_at
-        ]
-        if not arrived:
-            return []
-        notice = await self._render(event, arrived)
+        notice = await self._render(event)
         if notice is None:
             return []
-        posts = []
-        taking = {s.id for s in arrived}
+        provider, posts = event.provider, []
         for subscription in self._subscriptions.of(event.integration_id, notice.repository):
-            if subscription.id not in taking:
-                continue
+            if subscription.created_at > event.received_at:
+                continue  # created after the event arrived
             reason = filtered(subscription.filters, notice)
             if reason is None:
                 posts.append(Post(event, subscription, notice))
@@ -183,9 +174,7 @@ class Notifications:
             self._counts.bump(SUBSCRIPTIONS, subscription.id, "filtered_count")
         return posts
 
-    async def _render(
-        self, event: ProviderEvent, subscriptions: list[SubscriptionSnapshot]
-    ) -> Notice | None:
+    async def _render(self, event: ProviderEvent) -> Notice | None:
         provider = event.provider
         notifier = self._notifiers[provider]
         try:
@@ -216,8 +205,9 @@ class Notifications:
             "message": f"{name} delivery {event.delivery_id}: {reason}"[:ERROR_CHARS],
             "at": utcnow(),
         }
-        for subscription in subscriptions:
-            self._counts.set_fields(SUBSCRIPTIONS, subscription.id, {"last_error": error})
+        for subscription in self._subscriptions.of(event.integration_id, None):
+            if subscription.created_at <= event.received_at:
+                self._counts.set_fields(SUBSCRIPTIONS, subscription.id, {"last_error": error})
         return None
 
     async def _roots_of(self, posts: list[Post]) -> dict[str, Copy]:
