@@ -135,17 +135,22 @@ class Notifications:
             return
         await self._subscriptions.covering(max(e.received_at for e in ours))
         posts: list[Post] = []
+        skipped: list[tuple[Post, str]] = []
         for event in ours:
-            if not self._subscriptions.has(event.integration_id):
-                continue
-            posts += await self._posts(event)
-        if not posts:
-            return
-        roots = await self._roots_of(posts)
-        envelopes: list[Encoded] = []
-        for post in posts:
-            envelopes += self._envelopes(post, roots)
-        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
+            if self._subscriptions.has(event.integration_id):
+                await self._posts(event, posts, skipped)
+        if posts:
+            roots = await self._roots_of(posts)
+            envelopes: list[Encoded] = []
+            for post in posts:
+                envelopes += self._envelopes(post, roots)
+            await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
+        # Counted once the batch is through (a batch that fails comes again, and counts then).
+        for post, reason in skipped:
+            provider = post.event.provider
+            self._metrics.notifications.labels(provider, post.notice.event, "filtered").inc()
+            self._metrics.filtered.labels(provider, reason).inc()
+            self._counts.bump(SUBSCRIPTIONS, post.subscription.id, "filtered_count")
         now = utcnow()
         for post in posts:
             self._metrics.notifications.labels(post.event.provider, post.notice.event, "sent").inc()
@@ -156,23 +161,23 @@ class Notifications:
                 set_max={"last_notified_at": now},
             )
 
-    async def _posts(self, event: ProviderEvent) -> list[Post]:
-        """The posts one event makes: one per subscription that takes it."""
+    async def _posts(
+        self, event: ProviderEvent, posts: list[Post], skipped: list[tuple[Post, str]]
+    ) -> None:
+        """The posts one event makes, one per subscription that takes it, added to `posts`;
+        those its subscriptions leave out to `skipped`, with the reason."""
         notice = await self._render(event)
         if notice is None:
-            return []
-        provider, posts = event.provider, []
+            return
         for subscription in self._subscriptions.of(event.integration_id, notice.repository):
             if subscription.created_at > event.received_at:
                 continue  # created after the event arrived
+            post = Post(event, subscription, notice)
             reason = filtered(subscription.filters, notice)
             if reason is None:
-                posts.append(Post(event, subscription, notice))
-                continue
-            self._metrics.notifications.labels(provider, notice.event, "filtered").inc()
-            self._metrics.filtered.labels(provider, reason).inc()
-            self._counts.bump(SUBSCRIPTIONS, subscription.id, "filtered_count")
-        return posts
+                posts.append(post)
+            else:
+                skipped.append((post, reason))
 
     async def _render(self, event: ProviderEvent) -> Notice | None:
         provider = event.provider
