@@ -54,8 +54,12 @@ from shared.providers.notify import Card, Notice, Notifier, Unrenderable
 
 log = structlog.get_logger(__name__)
 
-# Roots whose chat id is known, remembered (they never change again).
-KNOWN_ROOTS = 50_000
+# Thread roots remembered (the oldest forgotten first). A root does not change, except that
+# the chat may name its own id for it (`inbound_id`): one whose chat id is not known yet is
+# read again from the map at most this often, so a thread refers to the root by the chat's
+# id within that time (until then by the root's envelope id, which the chat also knows).
+KNOWN_ROOTS = 100_000
+ROOT_RECHECK_SECONDS = 30.0
 # What a `last_error` keeps of a reason.
 ERROR_CHARS = 300
 # The author of a notification whose payload names nobody.
@@ -127,7 +131,8 @@ class Notifications:
         self._counts = counts
         self._metrics = metrics
         self._notifiers = dict(notifiers if notifiers is not None else NOTIFIERS)
-        self._roots: OrderedDict[str, Copy] = OrderedDict()
+        # Root copies by id, with when (monotonic) one without a chat id was last read.
+        self._roots: OrderedDict[str, tuple[Copy, float]] = OrderedDict()
 
     async def events(self, events: list[ProviderEvent]) -> None:
         ours = [e for e in events if e.provider in self._notifiers]
@@ -219,18 +224,25 @@ class Notifications:
         """The root of every threaded post's item in its channel: known (memory, then the
         map), or claimed by the batch's first post about it."""
         wanted = {post.root_id for post in posts if post.root_id is not None}
-        roots = {rid: self._roots[rid] for rid in wanted if rid in self._roots}
+        now = time.monotonic()
+        roots: dict[str, Copy] = {}
+        for rid in wanted:
+            held = self._roots.get(rid)
+            if held is not None and (
+                held[0].chat_message_id is not None or now - held[1] < ROOT_RECHECK_SECONDS
+            ):
+                roots[rid] = held[0]
         missing = wanted - set(roots)
         if not missing:
             return roots
-        roots.update(await self._map.by_ids(missing))
+        read = await self._map.by_ids(missing)
         claims: dict[str, Copy] = {}
         for post in posts:
-            rid = post.root_id
-            if rid is None or rid in roots or rid in claims:
+            claim = post.root_id
+            if claim is None or claim not in missing or claim in read or claim in claims:
                 continue
             assert post.notice.item is not None
-            claims[rid] = Copy.new(
+            claims[claim] = Copy.new(
                 workspace_id=post.subscription.workspace_id,
                 channel_id=post.subscription.channel_id,
                 provider=post.event.provider,
@@ -245,15 +257,15 @@ class Notifications:
             # Another replica (or this one, before a crash) may have claimed some first:
             # its root stands.
             lost = await self._map.claim(list(claims.values()))
-            roots.update({rid: copy for rid, copy in claims.items() if rid not in lost})
+            read.update({rid: copy for rid, copy in claims.items() if rid not in lost})
             if lost:
-                roots.update(await self._map.by_ids(lost))
-        for rid, copy in roots.items():
-            if copy.chat_message_id is not None and rid not in self._roots:
-                self._roots[rid] = copy
-                if len(self._roots) > KNOWN_ROOTS:
-                    self._roots.popitem(last=False)
-        return roots
+                read.update(await self._map.by_ids(lost))
+        for rid, copy in read.items():
+            self._roots[rid] = (copy, now)
+            self._roots.move_to_end(rid)
+        while len(self._roots) > KNOWN_ROOTS:
+            self._roots.popitem(last=False)
+        return {**roots, **read}
 
     def _envelopes(self, post: Post, roots: dict[str, Copy]) -> list[Encoded]:
         notice = post.notice
