@@ -249,6 +249,10 @@ class SyncSettings(ServiceSettings):
     # The most messages one mapping's catch-up brings in (the oldest first), after sync was
     # down or a Discord Gateway session could not be resumed.
     sync_catch_up_max_messages: int = Field(5000, ge=1)
+    # How often each replica writes the subscriptions' counts (`notified_count`,
+    # `filtered_count`, `last_notified_at`, `last_error`): one update per subscription that
+    # changed, so a thousand busy subscriptions cost a thousand updates per interval.
+    sync_notification_counts_seconds: float = Field(10.0, gt=0)
 
 
 class ImporterSettings(ServiceSettings):

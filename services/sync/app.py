@@ -166,8 +166,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.subscription_service = SubscriptionService(
         subscriptions_repo, connections, subscriptions.apply
     )
-    # Subscriptions' counts, in one bulk write a second.
-    counts = BatchedWriter(runtime.db, interval=1.0)
+    # Subscriptions' counts, in one bulk write every few seconds.
+    counts = BatchedWriter(runtime.db, interval=settings.sync_notification_counts_seconds)
     notifications = Notifications(
         subscriptions=subscriptions,
         message_map=the_map,

@@ -181,6 +181,8 @@ SYNC_ENV = {
     "HOOKHUB_CACHE_REFRESH_SECONDS": "0.5",
     # Pacing is tested on its own; elsewhere a second per write would only slow tests.
     "HOOKHUB_SYNC_PACE_FACTOR": "0.05",
+    # Subscriptions' counts written at once, not every 10 s.
+    "HOOKHUB_SYNC_NOTIFICATION_COUNTS_SECONDS": "0.2",
 }
 
 

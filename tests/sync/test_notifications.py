@@ -97,7 +97,7 @@ async def read_subscription(world: World, sub: dict[str, Any]) -> dict[str, Any]
 
 
 async def subscription_when(world: World, sub: dict[str, Any], check: Any, what: str) -> Any:
-    """The subscription as read once `check` holds of it (counts are written every second)."""
+    """The subscription as read once `check` holds of it (the tests write counts every 0.2 s)."""
 
     async def read() -> dict[str, Any] | None:
         got = await read_subscription(world, sub)
@@ -143,7 +143,7 @@ async def test_a_pull_requests_story_is_one_root_with_four_in_its_thread(world: 
         await send_github(world, integration_id, event, payload)
     envelopes = await in_channel(world, sub["channel_id"], count=9)
     story_checks(envelopes)
-    # The counts reach the subscription (written about once a second).
+    # The counts reach the subscription (written every 0.2 s in the tests).
     await subscription_when(
         world,
         sub,

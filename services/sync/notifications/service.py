@@ -21,8 +21,8 @@ Per batch of provider events, in the batch's order:
    item carry `thread_id` = the root's chat id (the chat's own id once it named it through
    `inbound_id`, else the root's envelope id), each followed by a `message.edited` of the
    root to the item as it is now.
-5. **Published**, then counted (`notified_count`, `last_notified_at`: written in bulk every
-   second, off the path).
+5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
+   written in bulk every few seconds, off the path).
 
 Envelope ids derive from (subscription, provider delivery id, part): a redelivered webhook,
 or a batch handled again after a crash, publishes the same envelopes, which the chat drops.
