@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pymongo import MongoClient
 
 from bench.harness import (
     BenchError,
@@ -570,11 +569,7 @@ def attempt_log(
     infrastructure: Infrastructure, endpoint_id: str, expected: int, since: float
 ) -> AttemptLog:
     """Waits (up to LOG_WAIT s) until every delivery's attempt is in `delivery_attempts`."""
-    client: MongoClient[dict[str, Any]] = MongoClient(
-        infrastructure.mongo_uri, serverSelectionTimeoutMS=5000
-    )
-    try:
-        db = client[infrastructure.mongo_db]
+    with infrastructure.database() as db:
         deadline = time.monotonic() + LOG_WAIT
         lag: float | None = None
         logged = completed = 0
@@ -590,8 +585,6 @@ def attempt_log(
         rows = db.delivery_attempts.find(
             {"endpoint_id": endpoint_id}, {"_id": 0, "duration_ms": 1, "status_code": 1}
         ).to_list()
-    finally:
-        client.close()
     return AttemptLog(
         expected=expected,
         logged=logged,

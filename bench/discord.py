@@ -60,10 +60,9 @@ import orjson
 from bench.harness import (
     BenchError,
     BenchmarkResult,
+    CpuWindow,
     Harness,
     Measurement,
-    _cpu_times,
-    _host,
     ratio_note,
 )
 from bench.sync import TEXT
@@ -584,8 +583,8 @@ async def measure(
                             received[seq] = now
                             latencies[seq] = now - float(mark.group(3))
 
-        watched = pids or {}
-        started, host_started, opened = _cpu_times(watched), _host(), time.perf_counter()
+        cpu = CpuWindow(pids or {})
+        cpu.open()
         reading = asyncio.ensure_future(read())
         async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
             answer = await client.post(
@@ -597,8 +596,7 @@ async def measure(
             timeout = (count / rate if rate else count / 200) + 60
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reading, timeout)
-            elapsed = time.perf_counter() - opened
-            ended, host_ended = _cpu_times(watched), _host()
+            cpu.close()
             sent: dict[str, Any] = (await client.get(fake_url + "/_bench/sent")).json()
             if sent.get("error"):
                 raise BenchError(f"the fake failed sending: {sent['error']}")
@@ -610,17 +608,9 @@ async def measure(
         received=received,
         latencies=latencies,
         sent=sent,
-        elapsed=elapsed,
-        cpu_cores={
-            name: round((ended[name] - started[name]) / elapsed, 2)
-            for name in watched
-            if name in started and name in ended
-        },
-        host_cores={
-            name: round((host_ended[name] - host_started[name]) / elapsed, 2)
-            for name in host_started
-            if name in host_ended
-        },
+        elapsed=cpu.elapsed,
+        cpu_cores=cpu.cpu_cores,
+        host_cores=cpu.host_cores,
     )
 
 

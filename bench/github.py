@@ -41,13 +41,7 @@ class GitHubWebhooks:
         oauth.stop()
         gateway = harness.start_service("gateway")
         url = f"{gateway.url}/api/webhooks/github/{integration_id}"
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "push",
-            "X-GitHub-Delivery": SEQ.decode(),
-            "X-Hub-Signature-256": "sha256="
-            + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-        }
+        headers = signed_headers(body, "push", SEQ.decode(), secret)
         _post_once(url, body, headers)
         ours = harness.load(
             "hookhub gateway",
@@ -71,6 +65,17 @@ class GitHubWebhooks:
             watch=[("baseline", baseline.child)],
         )
         return BenchmarkResult(self.name, self.title, ours, base, notes)
+
+
+def signed_headers(body: bytes, event: str, delivery: str, secret: str) -> dict[str, str]:
+    """A GitHub webhook's headers for `body`, signed with the integration's secret."""
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": "sha256="
+        + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+    }
 
 
 def _create_integration(oauth_url: str, admin_token: str, secret: str) -> str:

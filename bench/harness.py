@@ -11,6 +11,7 @@ same body, concurrency and duration, and returns a `BenchmarkResult`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -32,6 +33,8 @@ from typing import Any, Literal, Protocol
 
 import httpx
 from cryptography.fernet import Fernet
+from pymongo import MongoClient
+from pymongo.database import Database
 
 from bench.loadgen import Target
 from shared.embedded import ChildProcess, free_port, spawn, start_broker, start_mongo
@@ -75,6 +78,8 @@ class Measurement:
     # The whole machine during the window, in cores: busy (any process), idle, and stolen by
     # the hypervisor (a noisy neighbour on a shared VM host).
     host_cores: dict[str, float] = field(default_factory=dict)
+    # Set by the benchmarks that report it (in notes and the JSON; the table shows p50, p99).
+    p95_ms: float | None = None
 
 
 @dataclass
@@ -148,6 +153,25 @@ class Infrastructure:
     data_dir: Path
     admin_token: str
     encryption_key: str
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[Database[dict[str, Any]]]:
+        """The run's database, through a PyMongo client closed after the block."""
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            self.mongo_uri, serverSelectionTimeoutMS=5000
+        )
+        try:
+            yield client[self.mongo_db]
+        finally:
+            client.close()
+
+    def pids(self) -> dict[str, int]:
+        """The broker's, MongoDB's and this process's (the harness's), for a `CpuWindow`."""
+        return {
+            "kafka": self.broker.process.pid,
+            "mongo": self.mongo.process.pid,
+            "harness": os.getpid(),
+        }
 
     def env(self) -> dict[str, str]:
         return {
@@ -402,16 +426,8 @@ class Harness:
                 + _tail(self.log_dir / "loadgen.log")
             )
         window = max(closed - opened, 1e-9)
-        cpu = {
-            name: round((ended[name] - started[name]) / window, 2)
-            for name in pids
-            if name in started and name in ended
-        }
-        host = {
-            name: round((host_ended[name] - host_started[name]) / window, 2)
-            for name in host_started
-            if name in host_ended
-        }
+        cpu = _per_second(started, ended, window)
+        host = _per_second(host_started, host_ended, window)
         return Measurement(
             label=label,
             rps=result["rps"],
@@ -550,6 +566,52 @@ def _host() -> dict[str, float]:
     }
 
 
+class CpuWindow:
+    """The CPU cores each of `pids` (and the whole machine: busy, idle, steal) used between
+    `open()` and `close()` (or over a `with` block), for benchmarks that time their own
+    window."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.opened_at: float | None = None
+        self._started: dict[str, float] = {}
+        self._host_started: dict[str, float] = {}
+        self.cpu_cores: dict[str, float] = {}
+        self.host_cores: dict[str, float] = {}
+        self.elapsed = 0.0
+
+    def open(self) -> None:
+        self._started, self._host_started = _cpu_times(self.pids), _host()
+        self.opened_at = time.perf_counter()
+
+    def close(self) -> None:
+        if self.opened_at is None:
+            return
+        self.elapsed = max(time.perf_counter() - self.opened_at, 1e-9)
+        ended, host_ended = _cpu_times(self.pids), _host()
+        self.cpu_cores = _per_second(self._started, ended, self.elapsed)
+        self.host_cores = _per_second(self._host_started, host_ended, self.elapsed)
+
+    def __enter__(self) -> CpuWindow:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def apply(self, measurement: Measurement) -> None:
+        """The window's figures as the measurement's CPU lines."""
+        measurement.cpu_cores, measurement.host_cores = self.cpu_cores, self.host_cores
+
+
+def _per_second(
+    started: dict[str, float], ended: dict[str, float], elapsed: float
+) -> dict[str, float]:
+    return {
+        name: round((ended[name] - started[name]) / elapsed, 2) for name in started if name in ended
+    }
+
+
 def _tail(path: Path | None, lines: int = 30) -> str:
     if path is None or not path.exists():
         return "(no log)"
@@ -579,6 +641,24 @@ def _signals_deferred() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+async def create_each(
+    service_url: str, admin_token: str, path: str, bodies: Sequence[dict[str, Any]], in_flight: int
+) -> None:
+    """POSTs every body to `path` on a service with the admin token, `in_flight` at a time
+    (mappings, subscriptions); BenchError unless each answer is 201."""
+    gate = asyncio.Semaphore(in_flight)
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(base_url=service_url, timeout=30, trust_env=False) as client:
+
+        async def create(index: int, body: dict[str, Any]) -> None:
+            async with gate:
+                answer = await client.post(path, json=body, headers=headers)
+            if answer.status_code != 201:
+                raise BenchError(f"POST {path} #{index}: {answer.status_code} {answer.text}")
+
+        await asyncio.gather(*(create(index, body) for index, body in enumerate(bodies)))
 
 
 def wait_answering(child: ChildProcess, url: str, name: str, timeout: float = 30.0) -> None:

@@ -104,6 +104,12 @@ def kafka_check(infrastructure: Infrastructure, name: str, ok: int) -> str:
 
 
 async def _topic_size(bootstrap: str, topic: str) -> int:
+    begin, end = await topic_offsets(bootstrap, topic)
+    return sum(end[partition] - begin[partition] for partition in end)
+
+
+async def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    """The first and the next offset of each partition of `topic`, by partition."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -119,7 +125,10 @@ async def _topic_size(bootstrap: str, topic: str) -> int:
             ]
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
-        return sum(end[tp] - begin[tp] for tp in partitions)
+        return (
+            {tp.partition: offset for tp, offset in begin.items()},
+            {tp.partition: offset for tp, offset in end.items()},
+        )
     finally:
         await consumer.stop()
 

@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import console, delivery, discord, github, importer, incoming, sync
+from bench import (
+    console,
+    delivery,
+    discord,
+    github,
+    importer,
+    incoming,
+    notifications,
+    sync,
+)
 from bench.harness import (
     BenchError,
     Benchmark,
@@ -30,6 +39,7 @@ BENCHMARKS: list[Benchmark] = [
     github.BENCHMARK,
     delivery.BENCHMARK,
     sync.BENCHMARK,
+    notifications.BENCHMARK,
     discord.BENCHMARK,
     importer.BENCHMARK,
     console.BENCHMARK,

@@ -58,17 +58,16 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
-from pymongo import MongoClient
 
 from bench.delivery import Sink, Window, publish_all, start_sink
 from bench.harness import (
     BenchError,
     BenchmarkResult,
+    CpuWindow,
     Harness,
     Infrastructure,
     Measurement,
-    _cpu_times,
-    _host,
+    create_each,
     ratio_note,
 )
 from shared.consumers import FETCH_MAX_WAIT_MS
@@ -243,27 +242,14 @@ class Sync:
         pids = {
             "gateway": gateway.child.process.pid,
             "sync": sync.child.process.pid,
-            "kafka": infrastructure.broker.process.pid,
-            "mongo": infrastructure.mongo.process.pid,
+            **infrastructure.pids(),
             "slack": standin.child.process.pid,
-            "harness": os.getpid(),
         }
-        started, host_started, opened = _cpu_times(pids), _host(), time.perf_counter()
-        in_ours, gateway_note = asyncio.run(
-            inbound_latency(bootstrap, inbound_topic, url, run, in_total, in_warm)
-        )
-        elapsed = time.perf_counter() - opened
-        ended, host_ended = _cpu_times(pids), _host()
-        in_ours.cpu_cores = {
-            name: round((ended[name] - started[name]) / elapsed, 2)
-            for name in pids
-            if name in started and name in ended
-        }
-        in_ours.host_cores = {
-            name: round((host_ended[name] - host_started[name]) / elapsed, 2)
-            for name in host_started
-            if name in host_ended
-        }
+        with CpuWindow(pids) as cpu:
+            in_ours, gateway_note = asyncio.run(
+                inbound_latency(bootstrap, inbound_topic, url, run, in_total, in_warm)
+            )
+        cpu.apply(in_ours)
         gateway.stop()
         sync.stop()
 
@@ -453,19 +439,12 @@ def _signing_secret() -> str:
 
 
 async def _create_mappings(sync_url: str, admin_token: str, integration_id: str) -> None:
-    gate = asyncio.Semaphore(MAPPINGS_IN_FLIGHT)
-    headers = {"Authorization": f"Bearer {admin_token}"}
+    bodies = [
+        {"external_channel_id": slack_channel(index), "channel_id": chat_channel(index)}
+        for index in range(CHANNELS)
+    ]
     path = f"/api/integrations/{integration_id}/mappings"
-    async with httpx.AsyncClient(base_url=sync_url, timeout=30, trust_env=False) as client:
-
-        async def create(index: int) -> None:
-            body = {"external_channel_id": slack_channel(index), "channel_id": chat_channel(index)}
-            async with gate:
-                answer = await client.post(path, json=body, headers=headers)
-            if answer.status_code != 201:
-                raise BenchError(f"creating mapping {index}: {answer.status_code} {answer.text}")
-
-        await asyncio.gather(*(create(index) for index in range(CHANNELS)))
+    await create_each(sync_url, admin_token, path, bodies, MAPPINGS_IN_FLIGHT)
 
 
 async def _topic_like(bootstrap: str, like: str, suffix: str) -> str:
@@ -551,11 +530,7 @@ class Written:
 
 
 def wait_written(infrastructure: Infrastructure, expected: int, since: float) -> Written:
-    client: MongoClient[dict[str, Any]] = MongoClient(
-        infrastructure.mongo_uri, serverSelectionTimeoutMS=5000
-    )
-    try:
-        db = client[infrastructure.mongo_db]
+    with infrastructure.database() as db:
         deadline = time.monotonic() + MAP_WAIT
         copies = done = 0
         while time.monotonic() < deadline:
@@ -565,8 +540,6 @@ def wait_written(infrastructure: Infrastructure, expected: int, since: float) ->
                 return Written(expected, copies, done, time.monotonic() - since)
             time.sleep(0.2)
         return Written(expected, copies, done, None)
-    finally:
-        client.close()
 
 
 # -- the inbound side ------------------------------------------------------------------------
@@ -686,34 +659,15 @@ async def inbound_latency(
     consumer = _consumer(bootstrap, topic, f"{topic}.bench-{run}")
     await consumer.start()
     latencies: dict[int, float] = {}
-    answered: dict[int, float] = {}
-    errors: Counter[str] = Counter()
+
+    def request(seq: int, sent_at: float) -> tuple[bytes, dict[str, str]]:
+        raw = slack_event(run, "inbound", seq, sent_at)
+        return raw, signed(raw)
+
     try:
         await _assigned(consumer)
         reader = asyncio.ensure_future(_read_latencies(consumer, latencies, total))
-        # aiohttp, not httpx: under this load httpcore's pool matching in the harness's own
-        # loop took the answers it timed to seconds while the gateway handled each request in
-        # a few milliseconds (its hookhub_gateway_webhook_seconds); aiohttp timed the same
-        # gateway at p99 16-38 ms (docs/benchmarks.md, sync 2026-11-23 (4)).
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=50),
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as client:
-
-            async def send(seq: int) -> None:
-                sent_at = time.time()
-                raw = slack_event(run, "inbound", seq, sent_at)
-                try:
-                    async with client.post(url, data=raw, headers=signed(raw)) as answer:
-                        await answer.read()
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    errors[type(exc).__name__] += 1
-                    return
-                answered[seq] = time.time() - sent_at
-                if answer.status != 200:
-                    errors[f"http_{answer.status}"] += 1
-
-            await _paced(send, IN_RATE, total)
+        answered, errors = await post_paced(url, request, IN_RATE, total)
         try:
             await asyncio.wait_for(reader, 30)
         except TimeoutError:
@@ -721,13 +675,55 @@ async def inbound_latency(
     finally:
         await consumer.stop()
     measurement = _latency_measurement("hookhub gateway + sync", latencies, errors, total, warm)
+    return measurement, answers_note(answered, warm)
+
+
+async def post_paced(
+    url: str,
+    request: Callable[[int, float], tuple[bytes, dict[str, str]]],
+    rate: float,
+    total: int,
+) -> tuple[dict[int, float], Counter[str]]:
+    """POSTs `request(seq, sent_at)` (the body and its headers) to `url` every 1/rate s,
+    `sent_at` taken as it is built; returns how long each answer took, by seq, and the
+    failures by kind (a non-200 is one)."""
+    answered: dict[int, float] = {}
+    errors: Counter[str] = Counter()
+    # aiohttp, not httpx: under this load httpcore's pool matching in the harness's own
+    # loop took the answers it timed to seconds while the gateway handled each request in
+    # a few milliseconds (its hookhub_gateway_webhook_seconds); aiohttp timed the same
+    # gateway at p99 16-38 ms (docs/benchmarks.md, sync 2026-11-23 (4)).
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=50),
+        timeout=aiohttp.ClientTimeout(total=10),
+    ) as client:
+
+        async def send(seq: int) -> None:
+            sent_at = time.time()
+            raw, headers = request(seq, sent_at)
+            try:
+                async with client.post(url, data=raw, headers=headers) as answer:
+                    await answer.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                errors[type(exc).__name__] += 1
+                return
+            answered[seq] = time.time() - sent_at
+            if answer.status != 200:
+                errors[f"http_{answer.status}"] += 1
+
+        await _paced(send, rate, total)
+    return answered, errors
+
+
+def answers_note(answered: dict[int, float], warm: int) -> str:
+    """How fast the gateway answered after the warm-up (its 200 means the event is on
+    `hookhub.provider.events`): where the time went, HTTP leg or after it."""
     http = sorted(seconds for seq, seconds in answered.items() if seq >= warm)
-    note = "the gateway's answers (200 once the event is on hookhub.provider.events): " + (
+    return "the gateway's answers (200 once the event is on hookhub.provider.events): " + (
         f"p50 {_ms(http, 0.50)} ms, p99 {_ms(http, 0.99)} ms, max {1000 * http[-1]:.1f} ms"
         if http
         else "none"
     )
-    return measurement, note
 
 
 def _ms(ordered: list[float], q: float) -> str:
@@ -747,9 +743,18 @@ async def _paced(send: Callable[[int], Any], rate: float, total: int) -> None:
     await asyncio.gather(*tasks)
 
 
-async def kafka_two_hops(bootstrap: str, like: str, run: str, total: int, warm: int) -> Measurement:
+async def kafka_two_hops(
+    bootstrap: str,
+    like: str,
+    run: str,
+    total: int,
+    warm: int,
+    record: Callable[[int, float], tuple[bytes, bytes]] | None = None,
+) -> Measurement:
     """The transport floor of the inbound path: publish → relay consumer → publish →
-    consumer, on two topics of their own, at the same rate."""
+    consumer, on two topics of their own, at the same rate. `record(seq, sent_at)` is what
+    is published (value, key); its value must hold `bench_seq=<seq> sent_at=<sent_at>`
+    (default: a Slack event keyed by its channel)."""
     from aiokafka import AIOKafkaProducer
 
     first = await _topic_like(bootstrap, like, "floor-1")
@@ -773,9 +778,12 @@ async def kafka_two_hops(bootstrap: str, like: str, run: str, total: int, warm: 
         relaying = asyncio.ensure_future(forward())
         reading = asyncio.ensure_future(_read_latencies(reader, latencies, total))
 
+        def slack(seq: int, sent_at: float) -> tuple[bytes, bytes]:
+            raw = slack_event(run, "floor", seq, sent_at)
+            return raw, slack_channel(seq % LATENCY_CHANNELS).encode()
+
         async def send(seq: int) -> None:
-            raw = slack_event(run, "floor", seq, time.time())
-            key = slack_channel(seq % LATENCY_CHANNELS).encode()
+            raw, key = (record or slack)(seq, time.time())
             await producer.send_and_wait(first, raw, key=key)
 
         await _paced(send, IN_RATE, total)
@@ -818,6 +826,7 @@ def _latency_measurement(
         error_kinds=dict(errors),
         window_s=round(measured / IN_RATE, 3),
         cpu_cores={},
+        p95_ms=at(0.95),
     )
 
 
