@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -260,12 +260,37 @@ def consume(
                 raise
 
 
+Wanted = Callable[[Any], bool]
+
+
+def header_in(name: str, values: Iterable[str]) -> Wanted:
+    """For a consumer that wants the records whose header `name` is one of `values` (and
+    those without it: written before the header was): the others are passed over without
+    being decoded, and committed with their batch."""
+    accepted = frozenset(value.encode() for value in values)
+
+    def wanted(record: Any) -> bool:
+        for key, value in record.headers or ():
+            if key == name:
+                return value in accepted
+        return True
+
+    return wanted
+
+
 async def _decoded(
-    runtime: Runtime, purpose: str, model: type[E], records: Sequence[Any]
+    runtime: Runtime,
+    purpose: str,
+    model: type[E],
+    records: Sequence[Any],
+    wanted: Wanted | None = None,
 ) -> list[_Item]:
-    """The records' envelopes; those that do not decode are dead-lettered one by one."""
+    """The records' envelopes (those `wanted`); those that do not decode are dead-lettered
+    one by one."""
     items: list[_Item] = []
     for record in records:
+        if wanted is not None and not wanted(record):
+            continue
         try:
             items.append(_Item(record, model.model_validate_json(record.value or b"")))
         except ValidationError as exc:
@@ -316,6 +341,7 @@ def consume_batch(
     handler: Callable[[list[E]], Awaitable[object]],
     *,
     max_records: int = 500,
+    wanted: Wanted | None = None,
 ) -> None:
     """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
     batch instead of a round trip per message). The handler must be idempotent by itself:
@@ -330,7 +356,7 @@ def consume_batch(
         records = message.raw_message
         assert isinstance(records, tuple)
         started = time.perf_counter()
-        items = await _decoded(runtime, purpose, model, records)
+        items = await _decoded(runtime, purpose, model, records, wanted)
         if not items:
             return
         try:
@@ -358,6 +384,7 @@ def consume_pipelined(
     *,
     max_records: int = 500,
     max_pending: int = 5_000,
+    wanted: Wanted | None = None,
 ) -> Pipeline:
     """Like `consume_batch`, for handlers whose work has two parts: what must be done before
     the next batch is handled (publishing, in order), and what must only be done before
@@ -383,7 +410,7 @@ def consume_pipelined(
         batch = _Batch.of(records)
         if not await pipeline.room(message.consumer, batch):
             return  # rewound: these records come again
-        items = await _decoded(runtime, purpose, model, records)
+        items = await _decoded(runtime, purpose, model, records, wanted)
         envelopes = [item.envelope for item in items]
         rest: Awaitable[object] | None = None
         try:

@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it t
     from shared.providers.chat import Author, MessageChange
 
 
+# The record header naming a provider event's provider (ProviderEvent.kafka_headers).
+PROVIDER_HEADER = "hookhub-provider"
+
+
 class Topic(StrEnum):
     """Topic names without the test namespace; `Settings.topic()` adds it where set."""
 
@@ -43,6 +47,8 @@ class Encoded:
     id: str
     key: bytes | None
     value: bytes
+    # Record headers besides `content-type` and `hookhub-id` (Envelope.kafka_headers).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Envelope(BaseModel):
@@ -54,6 +60,10 @@ class Envelope(BaseModel):
 
     def to_kafka(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+    def kafka_headers(self) -> tuple[tuple[str, bytes], ...]:
+        """Record headers that let a consumer pass over a record without decoding it."""
+        return ()
 
 
 class ChatEvent(Envelope):
@@ -266,6 +276,11 @@ class ProviderEvent(Envelope):
 
     def partition_key(self) -> bytes:
         return self.integration_id.encode()
+
+    def kafka_headers(self) -> tuple[tuple[str, bytes], ...]:
+        # Sync's consumers each read one kind of provider (chat providers; GitHub and
+        # Jira): a 20 KB GitHub payload is not decoded by the one that does not want it.
+        return ((PROVIDER_HEADER, self.provider.encode()),)
 
     def to_kafka_with_raw_payload(self, raw_json: bytes) -> bytes:
         """The envelope with `payload` spliced in as the provider's own JSON bytes.

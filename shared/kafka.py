@@ -167,7 +167,15 @@ class EventPublisher:
         """`value`, when given, is the envelope already encoded (see ProviderEvent)."""
         partition_key = key if key is not None else _partition_key(envelope)
         await self.publish_encoded(
-            topic, [Encoded(envelope.id, partition_key, value or envelope.to_kafka())]
+            topic,
+            [
+                Encoded(
+                    envelope.id,
+                    partition_key,
+                    value or envelope.to_kafka(),
+                    envelope.kafka_headers(),
+                )
+            ],
         )
 
     async def publish_encoded(
@@ -190,7 +198,7 @@ class EventPublisher:
             return
         name = self._settings.topic(topic)
         records = [
-            (e.key, e.value, [("content-type", _JSON), ("hookhub-id", e.id.encode())])
+            (e.key, e.value, [("content-type", _JSON), ("hookhub-id", e.id.encode()), *e.headers])
             for e in envelopes
         ]
         started = time.perf_counter()

@@ -122,9 +122,10 @@ class Runtime:
         purpose: str,
         model: type[E],
         handler: Callable[[list[E]], Awaitable[object]],
+        wanted: consumers.Wanted | None = None,
     ) -> None:
         """Subscribe a batch handler (see shared.consumers.consume_batch)."""
-        consumers.consume_batch(self, topic, purpose, model, handler)
+        consumers.consume_batch(self, topic, purpose, model, handler, wanted=wanted)
 
     def consume_pipelined(
         self,
@@ -132,9 +133,10 @@ class Runtime:
         purpose: str,
         model: type[E],
         handler: Callable[[list[E]], Awaitable[Awaitable[object]]],
+        wanted: consumers.Wanted | None = None,
     ) -> None:
         """Subscribe a two-part batch handler (see shared.consumers.consume_pipelined)."""
-        consumers.consume_pipelined(self, topic, purpose, model, handler)
+        consumers.consume_pipelined(self, topic, purpose, model, handler, wanted=wanted)
 
     def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
         self._tasks.append(asyncio.create_task(_log_crash(name, factory), name=name))

@@ -34,10 +34,10 @@ from services.sync.outbound.sender import Sender
 from services.sync.subscriptions import endpoints as subscription_routes
 from services.sync.subscriptions import repository as subscription_repository
 from services.sync.subscriptions.service import SubscriptionService
+from shared import consumers, message_map
 from shared import mappings as mapping_repository
-from shared import message_map
 from shared.cache import RefreshingCache
-from shared.envelopes import ChatEvent, ProviderEvent, Topic
+from shared.envelopes import PROVIDER_HEADER, ChatEvent, ProviderEvent, Topic
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.connections import Connections
@@ -50,6 +50,7 @@ from shared.providers.chats import chat_providers, provider_client
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
+from shared.providers.notifiers import NOTIFIERS
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
 
@@ -192,11 +193,21 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # pipelined: a batch's envelopes are published before the next batch is handled, its
     # map copies written while later batches go on (its offsets committed once they are).
     runtime.consume_batch(Topic.CHAT_EVENTS, "outbound", ChatEvent, intake.events)
-    runtime.consume_pipelined(Topic.PROVIDER_EVENTS, "inbound", ProviderEvent, inbound.publish)
+    runtime.consume_pipelined(
+        Topic.PROVIDER_EVENTS,
+        "inbound",
+        ProviderEvent,
+        inbound.publish,
+        wanted=consumers.header_in(PROVIDER_HEADER, providers),
+    )
     # GitHub's and Jira's events as notifications: a group of its own on the same topic, so
     # that neither holds the other up. Idempotent by derived ids, as the others.
     runtime.consume_batch(
-        Topic.PROVIDER_EVENTS, "notifications", ProviderEvent, notifications.events
+        Topic.PROVIDER_EVENTS,
+        "notifications",
+        ProviderEvent,
+        notifications.events,
+        wanted=consumers.header_in(PROVIDER_HEADER, NOTIFIERS),
     )
 
     async def start(_: Runtime) -> None:

@@ -494,3 +494,60 @@ class _Always(set[str]):
 
     def discard(self, value: object) -> None:
         self.failures += 1
+
+
+async def test_records_a_consumer_does_not_want_are_passed_over_undecoded(
+    runtime: Runtime,
+) -> None:
+    """A provider event carries its provider in a header; a consumer that wants only some
+    providers never decodes the others (not even to dead-letter one that would not decode)
+    and still commits past them."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.envelopes import PROVIDER_HEADER, ProviderEvent
+    from shared.kafka import ensure_topics
+
+    def event(provider: str) -> ProviderEvent:
+        return ProviderEvent(
+            id=new_id("pev"),
+            provider=provider,
+            integration_id="int_1",
+            workspace_id="ws_1",
+            event_type="push",
+            delivery_id=new_id("dlv"),
+            payload={"n": 1},
+        )
+
+    settings = runtime.settings
+    topic = settings.topic(Topic.PROVIDER_EVENTS)
+    await ensure_topics(settings, [topic])
+    seen: list[str] = []
+
+    async def handler(events: list[ProviderEvent]) -> None:
+        seen.extend(e.provider for e in events)
+
+    runtime.consume_batch(
+        Topic.PROVIDER_EVENTS,
+        "wanted",
+        ProviderEvent,
+        handler,
+        wanted=consumers.header_in(PROVIDER_HEADER, ["github"]),
+    )
+    await runtime.start([], [Topic.PROVIDER_EVENTS])
+    await _until(lambda: runtime.kafka_started)
+    # What the gateway publishes carries the header...
+    await runtime.publisher.publish(Topic.PROVIDER_EVENTS, event("slack"))
+    # ...and a record of another provider that would not even decode is not looked at.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, b"{not json", key=b"int_1", headers=[(PROVIDER_HEADER, b"discord")]
+        )
+    finally:
+        await producer.stop()
+    await runtime.publisher.publish(Topic.PROVIDER_EVENTS, event("github"))
+    await _until(lambda: seen == ["github"])
+    assert not runtime.registry.get_sample_value(
+        "hookhub_consumer_dead_letters_total", {"consumer": "wanted", "reason": "undecodable"}
+    )
