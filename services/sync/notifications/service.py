@@ -6,8 +6,9 @@ Per batch of provider events, in the batch's order:
 
 1. **Subscriptions current.** When an event arrived after the subscription cache's last
    refresh began, the cache is refreshed first: a subscription created a moment before its
-   first event (through another replica) is not missed. A subscription takes the events
-   that arrived (`received_at`) after it was created, while it is enabled.
+   first event (through another replica) is not missed (the batch is rendered meanwhile).
+   A subscription takes the events that arrived (`received_at`) after it was created, while
+   it is enabled.
 2. **Rendered once per event** by the provider's notifier, only for an integration with an
    enabled subscription. An event that cannot be rendered is that event's problem: counted,
    logged with its delivery id, and the `last_error` of the subscriptions it was for; the
@@ -30,6 +31,7 @@ or a batch handled again after a crash, publishes the same envelopes, which the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -138,12 +140,27 @@ class Notifications:
         ours = [e for e in events if e.provider in self._notifiers]
         if not ours:
             return
-        await self._subscriptions.covering(max(e.received_at for e in ours))
+        fresh = asyncio.ensure_future(
+            self._subscriptions.covering(max(e.received_at for e in ours))
+        )
+        try:
+            if not all(self._subscriptions.has(e.integration_id) for e in ours):
+                await fresh  # which integrations have subscriptions is known after it
+            # Rendered while the cache is refreshed (if it must be): what an event says does
+            # not depend on the subscriptions, which of them take it does.
+            notices = [
+                (event, await self._render(event))
+                for event in ours
+                if self._subscriptions.has(event.integration_id)
+            ]
+            await fresh
+        finally:
+            fresh.cancel()
         posts: list[Post] = []
         skipped: list[tuple[Post, str]] = []
-        for event in ours:
-            if self._subscriptions.has(event.integration_id):
-                await self._posts(event, posts, skipped)
+        for event, notice in notices:
+            if notice is not None:
+                self._match(event, notice, posts, skipped)
         if posts:
             roots = await self._roots_of(posts)
             envelopes: list[Encoded] = []
@@ -166,14 +183,15 @@ class Notifications:
                 set_max={"last_notified_at": now},
             )
 
-    async def _posts(
-        self, event: ProviderEvent, posts: list[Post], skipped: list[tuple[Post, str]]
+    def _match(
+        self,
+        event: ProviderEvent,
+        notice: Notice,
+        posts: list[Post],
+        skipped: list[tuple[Post, str]],
     ) -> None:
         """The posts one event makes, one per subscription that takes it, added to `posts`;
         those its subscriptions leave out to `skipped`, with the reason."""
-        notice = await self._render(event)
-        if notice is None:
-            return
         for subscription in self._subscriptions.of(event.integration_id, notice.repository):
             if subscription.created_at > event.received_at:
                 continue  # created after the event arrived
