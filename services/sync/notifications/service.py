@@ -16,8 +16,8 @@ Per batch of provider events, in the batch's order:
 3. **Filtered** by each subscription (services.sync.subscriptions.filters): what one leaves
    out is counted (`filtered_count`, the metric by reason).
 4. **Threads.** The first notification about an item in a channel is its root; the root is
-   recorded in the message map (origin `notification`, services.sync.notifications's copy
-   per channel and item) *before* it is published, by an insert that only one process can
+   recorded in the message map (a copy with origin `notification`, one per channel and
+   item: shared/message_map.py) *before* it is published, by an insert that only one process can
    win, so two replicas (or a replay) never make two roots. Later notifications about the
    item carry `thread_id` = the root's chat id (the chat's own id once it named it through
    `inbound_id`, else the root's envelope id), each followed by a `message.edited` of the
