@@ -54,6 +54,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/integrations(/|$)", "oauth"),
     (r"^/api/auth/oauth(/|$)", "oauth"),
     (r"^/api/providers(/|$)", "oauth"),
+    (r"^/api/workspaces/[^/]+/api-keys(/|$)", "oauth"),
 )
 _COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
 

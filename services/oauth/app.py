@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from services.oauth.api_keys import endpoints as api_key_routes
 from services.oauth.connect import endpoints as connect
 from services.oauth.connect import repository as state_repository
 from services.oauth.connect.service import ConnectService
@@ -15,6 +16,7 @@ from services.oauth.providers import endpoints as providers
 from services.oauth.revocations import repository as revocation_repository
 from services.oauth.revocations.service import Revoker
 from services.oauth.tasks import Maintenance
+from shared import api_keys
 from shared.integrations import repository as integration_repository
 from shared.metrics import CountedGauge, count_by
 from shared.oauth.tokens import TokenKeeper
@@ -47,6 +49,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     keeper = TokenKeeper(repository, directory, runtime.secrets, settings, runtime.publisher)
     app.state.integration_repository = repository
+    app.state.api_key_repository = api_keys.ApiKeyRepository(runtime.db)
     app.state.provider_apps = provider_apps
     app.state.token_keeper = keeper
     app.state.integrations = IntegrationService(
@@ -97,9 +100,10 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="oauth",
         description="Connects workspaces to providers and keeps their tokens encrypted and fresh.",
-        routers=[integrations.router, providers.router, connect.router],
+        routers=[integrations.router, providers.router, connect.router, api_key_routes.router],
         indexes=[
             *integration_repository.INDEXES,
+            *api_keys.INDEXES,
             *apps.INDEXES,
             *state_repository.INDEXES,
             *revocation_repository.INDEXES,

@@ -42,6 +42,8 @@ from tests.support import RunningService, serve
         ("/api/imports/job_1/cancel", "importer"),
         ("/api/auth/oauth/callback", "oauth"),
         ("/api/providers/slack", "oauth"),
+        ("/api/workspaces/ws_1/api-keys", "oauth"),
+        ("/api/workspaces/ws_1/api-keys/key_1", "oauth"),
         ("/api/webhooksx", None),
         ("/api/unknown", None),
     ],

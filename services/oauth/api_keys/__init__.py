@@ -1,0 +1,1 @@
+"""Workspace API keys: `/api/workspaces/{workspace_id}/api-keys` (SPEC §13)."""

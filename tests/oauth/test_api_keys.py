@@ -1,0 +1,111 @@
+"""Workspace API keys (SPEC §13): issued with the key shown once, listed and read without
+it, revoked; stored as a fingerprint only (no document in MongoDB holds the key); admin
+token only; bad scopes and expiries refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from shared import api_keys
+from shared.crypto import fingerprint
+from shared.ids import isoformat, utcnow
+from shared.settings import ServiceSettings
+from tests.support import RunningService, admin_headers
+
+
+def _workspace() -> str:
+    return f"ws_{uuid.uuid4().hex[:8]}"
+
+
+async def _create(oauth: RunningService, workspace: str, **body: Any) -> Any:
+    return await oauth.client.post(
+        f"/api/workspaces/{workspace}/api-keys",
+        json={"name": "bot", "scopes": ["read"], **body},
+        headers=admin_headers(),
+    )
+
+
+async def test_a_key_is_shown_once_listed_without_it_and_revoked(oauth: RunningService) -> None:
+    workspace = _workspace()
+    expires = isoformat(utcnow() + timedelta(days=7))
+    created = await _create(oauth, workspace, scopes=["write", "read"], expires_at=expires)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    key: str = body["key"]
+    assert key.startswith("hhk_") and len(key) == 4 + 43
+    assert body["id"].startswith("key_") and body["workspace_id"] == workspace
+    assert body["scopes"] == ["read", "write"] and body["prefix"] == key[:12]
+    assert body["last_used_at"] is None and body["expires_at"].startswith(expires[:19])
+
+    base = f"/api/workspaces/{workspace}/api-keys"
+    listed = (await oauth.client.get(base, headers=admin_headers())).json()
+    shown = {k: v for k, v in body.items() if k != "key"}
+    assert listed == {"data": [shown], "next_cursor": None}
+    got = await oauth.client.get(f"{base}/{body['id']}", headers=admin_headers())
+    assert got.status_code == 200 and got.json() == shown and key not in got.text
+    # Another workspace's path does not find it.
+    other = await oauth.client.get(
+        f"/api/workspaces/{_workspace()}/api-keys/{body['id']}", headers=admin_headers()
+    )
+    assert other.status_code == 404
+
+    revoked = await oauth.client.delete(f"{base}/{body['id']}", headers=admin_headers())
+    assert revoked.status_code == 204
+    assert (
+        await oauth.client.get(f"{base}/{body['id']}", headers=admin_headers())
+    ).status_code == 404
+    assert (await oauth.client.get(base, headers=admin_headers())).json()["data"] == []
+    again = await oauth.client.delete(f"{base}/{body['id']}", headers=admin_headers())
+    assert again.status_code == 404
+
+
+async def test_no_document_holds_a_key(
+    oauth: RunningService, oauth_settings: ServiceSettings
+) -> None:
+    workspace = _workspace()
+    keys = [(await _create(oauth, workspace)).json()["key"] for _ in range(3)]
+    client: AsyncMongoClient[Any] = AsyncMongoClient(oauth_settings.mongo_uri)
+    try:
+        docs = (
+            await client[oauth_settings.mongo_db][api_keys.COLLECTION]
+            .find({"workspace_id": workspace})
+            .to_list()
+        )
+    finally:
+        await client.close()
+    assert len(docs) == 3
+    dumped = repr(docs)
+    for key in keys:
+        secret = key.removeprefix("hhk_")
+        assert secret not in dumped and secret[8:16] not in dumped
+        assert fingerprint(key) in {doc["key_hash"] for doc in docs}
+
+
+async def test_refusals(oauth: RunningService) -> None:
+    workspace = _workspace()
+    body: dict[str, Any]
+    for body in (
+        {"scopes": ["write"]},
+        {"scopes": []},
+        {"scopes": ["admin"]},
+        {"scopes": "read"},
+        {"name": ""},
+        {"expires_at": "2030-01-01T00:00:00"},
+        {"extra": 1},
+    ):
+        answer = await _create(oauth, workspace, **body)
+        assert answer.status_code == 422, (body, answer.text)
+    past = await _create(oauth, workspace, expires_at=isoformat(utcnow() - timedelta(seconds=1)))
+    assert past.status_code == 422 and past.json()["error"]["code"] == "invalid_expiry"
+    unauthenticated = await oauth.client.post(
+        f"/api/workspaces/{workspace}/api-keys", json={"name": "x", "scopes": ["read"]}
+    )
+    assert unauthenticated.status_code == 401
+    forged = await oauth.client.get(
+        f"/api/workspaces/{workspace}/api-keys", headers={"Authorization": "Bearer hhk_nope"}
+    )
+    assert forged.status_code == 401
