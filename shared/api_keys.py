@@ -1,7 +1,6 @@
 """Workspace API keys (SPEC §13): issued per workspace, `hhk_` then 43 URL-safe characters
 (256 random bits), stored as their SHA-256 fingerprint only, never the key. Every query on the
-`api_keys` collection lives here. Revoking keeps a tombstone, for the per-replica caches
-that will find keys by fingerprint to learn of it.
+`api_keys` collection lives here, and `KeyChecker`, which finds a key by its fingerprint.
 
 Issued and revoked through the oauth service; not accepted by the management API yet (the
 scoping of every route to the key's workspace comes with it, SPEC §13)."""
@@ -9,8 +8,14 @@ scoping of every route to the key's workspace comes with it, SPEC §13)."""
 from __future__ import annotations
 
 import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from shared.mongo import Database, Document, Index, TombstoneCollection
+from shared.cache import RefreshingCache
+from shared.crypto import fingerprint
+from shared.ids import utcnow
+from shared.mongo import BatchedWriter, Database, Document, Index, TombstoneCollection
 
 COLLECTION = "api_keys"
 PREFIX = "hhk_"
@@ -34,3 +39,68 @@ class ApiKeyRepository(TombstoneCollection):
 
     async def find_by_hash(self, key_hash: str) -> Document | None:
         return await self.collection.find_one({"key_hash": key_hash})
+
+
+@dataclass(frozen=True)
+class KeySnapshot:
+    """What authenticating with a key needs of it."""
+
+    id: str
+    workspace_id: str
+    scopes: frozenset[str]
+    expires_at: datetime | None
+
+    def usable(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+def snapshot(doc: Document) -> KeySnapshot:
+    expires = doc.get("expires_at")
+    if expires is not None and expires.tzinfo is None:  # MongoDB gives naive UTC times back
+        expires = expires.replace(tzinfo=UTC)
+    return KeySnapshot(
+        id=doc["_id"],
+        workspace_id=doc["workspace_id"],
+        scopes=frozenset(doc.get("scopes") or ()),
+        expires_at=expires,
+    )
+
+
+class KeyChecker:
+    """Keys found by fingerprint in a per-replica cache, never by a MongoDB read per request
+    (a stream of made-up keys costs a dict lookup each): a key issued or revoked through
+    another replica is known here after the cache's next refresh, which must come within
+    5 s (SPEC §13). Each key's `last_used_at` is written in bulk, at most once a minute per
+    key, not once per request."""
+
+    LAST_USED_EVERY_SECONDS = 60.0
+
+    def __init__(
+        self, repository: ApiKeyRepository, writer: BatchedWriter, *, refresh_seconds: float
+    ) -> None:
+        self.cache: RefreshingCache[str, KeySnapshot] = RefreshingCache(
+            changed_since=repository.changed_since,
+            find=repository.find_by_hash,
+            key=lambda doc: str(doc["key_hash"]),
+            snapshot=snapshot,
+            refresh_seconds=refresh_seconds,
+            name="api keys",
+        )
+        self._writer = writer
+        self._noted: dict[str, float] = {}
+
+    def check(self, key: str) -> KeySnapshot | None:
+        """The key's snapshot if it is one hookhub issued, not revoked and not expired."""
+        if not key.startswith(PREFIX):
+            return None
+        found = self.cache.get(fingerprint(key))
+        now = utcnow()
+        if found is None or not found.usable(now):
+            return None
+        moment = time.monotonic()
+        if moment - self._noted.get(found.id, -self.LAST_USED_EVERY_SECONDS) >= (
+            self.LAST_USED_EVERY_SECONDS
+        ):
+            self._noted[found.id] = moment
+            self._writer.set_fields(COLLECTION, found.id, {"last_used_at": now})
+        return found
