@@ -82,6 +82,9 @@ _NOT_RELAYED = _HOP_BY_HOP | {b"date", b"server"}
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 20.0
 BODY_MIN_RATE = 500
+# How long a connection ended early (408, or an answer before the body's end) keeps reading
+# and dropping what the client still sends, after the answer, before it is closed.
+LINGER_SECONDS = 2.0
 
 
 class _Refused(Exception):
@@ -378,11 +381,19 @@ class _EdgeProtocol(HttpToolsProtocol):
       or of its first byte; else 408 `request_timeout` (nothing if nothing came) and close;
     - an answer given before its request's body has fully arrived ends the connection:
       what is still coming is not read.
+
+    Either way the connection ends with a lingering close, as nginx's: the answer, then
+    the end of our side (FIN), then for up to `linger` seconds whatever the client still
+    sends is read and dropped before the socket is closed. Closed at once, the kernel
+    answers the client's next bytes with a reset, which can destroy the answer before the
+    client has read it (it sees "connection reset" instead of its 408 or 413).
     """
 
     header_timeout = HEADER_TIMEOUT
+    linger = LINGER_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
     _head_started = False
+    _lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -402,7 +413,23 @@ class _EdgeProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self._linger_then_close()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._lingering:
+            super().data_received(data)
+
+    def _linger_then_close(self) -> None:
+        """Our side ended, the client's drained and dropped for a while, then closed."""
+        if self._lingering:
+            return
+        self._lingering = True
+        self._stop_head_timer()
+        if not self.transport.can_write_eof():
             self.transport.close()
+            return
+        self.transport.write_eof()
+        self.loop.call_later(self.linger, self.transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -437,6 +464,8 @@ class _EdgeProtocol(HttpToolsProtocol):
                 b"connection: close\r\n\r\n",
             ]
             self.transport.write(b"".join(head) + body)
+            self._linger_then_close()
+            return
         self.transport.close()
 
 
