@@ -1,4 +1,5 @@
-"""Sync composition root: mappings, the message map, the outbox and its lanes, inbound."""
+"""Sync composition root: mappings, the message map, the outbox and its lanes, inbound,
+notifications and their subscriptions, actions."""
 
 from __future__ import annotations
 
@@ -248,7 +249,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="sync",
-        description="Keeps channels in sync with Slack, Discord and Telegram both ways.",
+        description=(
+            "Keeps channels in sync with Slack, Discord and Telegram both ways, and posts "
+            "GitHub and Jira events into channels."
+        ),
         routers=[
             mapping_routes.router,
             subscription_routes.router,
