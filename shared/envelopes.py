@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -273,6 +273,13 @@ class ProviderEvent(Envelope):
     payload: Any = None
     # Claim check: set instead of `payload` when the body is too large for one Kafka message.
     payload_ref: str | None = None
+
+    @field_validator("received_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        """A time without a zone (written by another producer) is UTC, as hookhub's are:
+        consumers compare it with aware times."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     def partition_key(self) -> bytes:
         return self.integration_id.encode()

@@ -218,3 +218,24 @@ def test_encode_inbound_leaves_out_an_avatar_that_is_not_a_web_url() -> None:
         with pytest.raises(ValidationError):
             InboundMessage.model_validate({**json.loads(encoded.value), "author": {
                 "name": "Ann", "avatar_url": bad}})  # fmt: skip
+
+
+def test_a_provider_event_time_without_a_zone_is_utc() -> None:
+    """Written by another producer without a zone, `received_at` is read as UTC: consumers
+    compare it with aware times (notifications: with a subscription's creation)."""
+    from datetime import UTC, datetime
+
+    from shared.envelopes import ProviderEvent
+
+    fields = {
+        "id": "pev_1",
+        "provider": "github",
+        "integration_id": "int_1",
+        "workspace_id": "ws_1",
+        "event_type": "push",
+        "delivery_id": "d1",
+    }
+    naive = ProviderEvent.model_validate({**fields, "received_at": "2026-01-01T00:00:00"})
+    assert naive.received_at == datetime(2026, 1, 1, tzinfo=UTC)
+    aware = ProviderEvent.model_validate({**fields, "received_at": "2026-01-01T02:00:00+02:00"})
+    assert aware.received_at == datetime(2026, 1, 1, tzinfo=UTC)
