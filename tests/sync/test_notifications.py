@@ -208,6 +208,12 @@ async def test_filtered_events_are_counted_and_drafts_wait_for_ready(world: Worl
         lambda s: (s["filtered_count"], s["notified_count"]) == (3, 1),
         "the filtered count",
     )
+    # And by reason, in the metrics (the module's world shares them: at least these three).
+    metrics = (await world.sync.get("/metrics")).text
+    for reason in ("draft", "branch", "bot"):
+        line = f'hookhub_notifications_filtered_total{{provider="github",reason="{reason}"}}'
+        assert line in metrics, reason
+        assert float(metrics.split(line, 1)[1].split()[0]) >= 1
 
 
 async def test_a_malformed_payload_is_recorded_and_stops_nothing(world: World) -> None:
