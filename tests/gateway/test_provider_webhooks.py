@@ -749,7 +749,9 @@ async def test_provider_apps_configured_through_the_api_win_over_the_environment
     )
     assert bad.status_code == 422
 
-    await refreshed(state(gateway).provider_app_cache)
+    # The app's new secret, and the default Slack integration made above (the app-level URL
+    # finds it there: answered 404 until the gateway's integration cache has it).
+    await refreshed(state(gateway).provider_app_cache, state(gateway).integration_cache)
     team = "T" + uuid.uuid4().hex[:6]
     body = signing.slack_callback(team, "Ev" + team, {"type": "message"})
     assert (
