@@ -32,6 +32,7 @@ or a batch handled again after a crash, publishes the same envelopes, which the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
 from shared.errors import NotFound
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
-from shared.message_map import Copy, MessageMap, notification_id
+from shared.message_map import Copy, MessageMap, copy_id, notification_id
 from shared.mongo import BatchedWriter, Database
 from shared.providers import commonmark as md
 from shared.providers.notifiers import NOTIFIERS
@@ -84,25 +85,14 @@ class Post:
     def edit_id(self) -> str:
         return notification_id(self.subscription.id, self.event.delivery_id, "root")
 
-    @property
+    @functools.cached_property
     def root_id(self) -> str | None:
-        """The map's id of the item's root in this channel, for a threaded notification."""
+        """The map's id of the item's root in this channel, for a threaded notification: a
+        copy whose provider coordinates are the item in the chat channel (one per both)."""
         if not self.subscription.threads or self.notice.item is None:
             return None
-        return root_copy_id(self.event, self.subscription, self.notice.item)
-
-
-def root_copy_id(event: ProviderEvent, subscription: SubscriptionSnapshot, item: str) -> str:
-    return Copy.new(
-        workspace_id=subscription.workspace_id,
-        channel_id=subscription.channel_id,
-        provider=event.provider,
-        integration_id=event.integration_id,
-        mapping_id=None,
-        external_channel_id=subscription.channel_id,
-        external_message_id=item,
-        origin="notification",
-    ).id
+        channel = self.subscription.channel_id
+        return copy_id(self.event.provider, self.event.integration_id, channel, self.notice.item)
 
 
 def card_text(card: Card) -> str:
