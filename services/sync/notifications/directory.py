@@ -52,6 +52,10 @@ def snapshot(doc: Document) -> SubscriptionSnapshot:
     )
 
 
+def _age(subscription: SubscriptionSnapshot) -> tuple[datetime, str]:
+    return subscription.created_at, subscription.id
+
+
 @dataclass
 class _Integration:
     by_repository: dict[str, list[SubscriptionSnapshot]] = field(
@@ -71,7 +75,7 @@ class SubscriptionDirectory:
         if self._version == self.cache.version:
             return
         index: dict[str, _Integration] = defaultdict(_Integration)
-        for sub in sorted(self.cache.values(), key=lambda s: (s.created_at, s.id)):
+        for sub in sorted(self.cache.values(), key=_age):
             if not sub.filters.enabled:
                 continue
             entry = index[sub.integration_id]
@@ -81,6 +85,13 @@ class SubscriptionDirectory:
             else:
                 for repository in sub.exact_repositories:
                     entry.by_repository[repository].append(sub)
+        # A repository's list holds those naming it and those naming none, oldest first:
+        # merged here once, not at every event.
+        for entry in index.values():
+            entry.by_repository = {
+                repository: sorted([*named, *entry.rest], key=_age)
+                for repository, named in entry.by_repository.items()
+            }
         self._by_integration = dict(index)
         self._version = self.cache.version
 
@@ -99,10 +110,7 @@ class SubscriptionDirectory:
             return []
         if repository is None:
             return entry.every
-        named = entry.by_repository.get(repository.lower())
-        if not named:
-            return entry.rest
-        return sorted([*named, *entry.rest], key=lambda s: (s.created_at, s.id))
+        return entry.by_repository.get(repository.lower(), entry.rest)
 
     def apply(self, doc: Document) -> None:
         """A subscription as this replica just wrote it."""

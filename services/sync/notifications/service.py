@@ -77,7 +77,7 @@ class Post:
     subscription: SubscriptionSnapshot
     notice: Notice
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return notification_id(self.subscription.id, self.event.delivery_id, "post")
 
