@@ -55,6 +55,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/auth/oauth(/|$)", "oauth"),
     (r"^/api/providers(/|$)", "oauth"),
     (r"^/api/workspaces/[^/]+/api-keys(/|$)", "oauth"),
+    (r"^/api/workspaces/[^/]+/portal-sessions(/|$)", "oauth"),
+    (r"^/api/me(/|$)", "oauth"),
 )
 _COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
 

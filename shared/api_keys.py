@@ -1,9 +1,12 @@
-"""Workspace API keys (SPEC §13): issued per workspace, `hhk_` then 43 URL-safe characters
-(256 random bits), stored as their SHA-256 fingerprint only, never the key. Every query on the
-`api_keys` collection lives here, and `KeyChecker`, which finds a key by its fingerprint.
+"""Workspace API keys and portal sessions (SPEC §13): issued per workspace, `hhk_` (a key)
+or `hhp_` (a portal session's token) then 43 URL-safe characters (256 random bits), stored
+as their SHA-256 fingerprint only, never the key. Both live in the `api_keys` collection
+(`kind` tells them apart): a portal session is a key that expires within a week and is
+ended with the workspace's other sessions by expire-all. Every query on the collection
+lives here, and `KeyChecker`, which finds a key by its fingerprint.
 
-Issued and revoked through the oauth service; not accepted by the management API yet (the
-scoping of every route to the key's workspace comes with it, SPEC §13)."""
+Issued and revoked through the oauth service; accepted by every service's management API
+(shared.http.auth)."""
 
 from __future__ import annotations
 
@@ -15,10 +18,21 @@ from datetime import UTC, datetime
 from shared.cache import RefreshingCache
 from shared.crypto import fingerprint
 from shared.ids import utcnow
-from shared.mongo import BatchedWriter, Database, Document, Index, TombstoneCollection
+from shared.mongo import (
+    BatchedWriter,
+    Database,
+    Document,
+    Index,
+    TombstoneCollection,
+    paginate,
+)
 
 COLLECTION = "api_keys"
 PREFIX = "hhk_"
+PORTAL_PREFIX = "hhp_"
+PREFIXES = (PREFIX, PORTAL_PREFIX)
+KEY = "key"
+PORTAL = "portal"
 # What a key's listing shows of it: `hhk_` and its first 8 characters.
 SHOWN = len(PREFIX) + 8
 
@@ -29,8 +43,8 @@ INDEXES = [
 ]
 
 
-def new_key() -> str:
-    return PREFIX + secrets.token_urlsafe(32)
+def new_key(prefix: str = PREFIX) -> str:
+    return prefix + secrets.token_urlsafe(32)
 
 
 class ApiKeyRepository(TombstoneCollection):
@@ -39,6 +53,25 @@ class ApiKeyRepository(TombstoneCollection):
 
     async def find_by_hash(self, key_hash: str) -> Document | None:
         return await self.collection.find_one({"key_hash": key_hash})
+
+    async def page_of_kind(
+        self, kind: str, workspace_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[Document], str | None]:
+        """A workspace's keys (`KEY`) or portal sessions (`PORTAL`); keys written before
+        portal sessions existed have no `kind`."""
+        query: Document = {"deleted_at": None, "workspace_id": workspace_id}
+        query["kind"] = {"$in": [KEY, None]} if kind == KEY else kind
+        return await paginate(self.collection, query, limit=limit, cursor=cursor)
+
+    async def end_portal_sessions(self, workspace_id: str) -> int:
+        """Every open portal session of the workspace ended (tombstoned: every replica's
+        cache learns of it at its next refresh)."""
+        now = utcnow()
+        result = await self.collection.update_many(
+            {"workspace_id": workspace_id, "kind": PORTAL, "deleted_at": None},
+            {"$set": {"deleted_at": now, "updated_at": now}},
+        )
+        return result.modified_count
 
 
 @dataclass(frozen=True)
@@ -49,6 +82,7 @@ class KeySnapshot:
     workspace_id: str
     scopes: frozenset[str]
     expires_at: datetime | None
+    kind: str = KEY
 
     def usable(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -63,6 +97,7 @@ def snapshot(doc: Document) -> KeySnapshot:
         workspace_id=doc["workspace_id"],
         scopes=frozenset(doc.get("scopes") or ()),
         expires_at=expires,
+        kind=doc.get("kind") or KEY,
     )
 
 
@@ -89,11 +124,16 @@ class KeyChecker:
         self._writer = writer
         self._noted: dict[str, float] = {}
 
-    def check(self, key: str) -> KeySnapshot | None:
-        """The key's snapshot if it is one hookhub issued, not revoked and not expired."""
-        if not key.startswith(PREFIX):
+    async def check(self, key: str) -> KeySnapshot | None:
+        """The key's snapshot if it is one hookhub issued, not revoked and not expired.
+
+        A key this replica does not know yet (issued through another one a moment ago) is
+        looked for in MongoDB once, and its absence remembered for one refresh interval:
+        only a well-formed key gets that far, and a valid one is then served from memory."""
+        if not well_formed(key):
             return None
-        found = self.cache.get(fingerprint(key))
+        digest = fingerprint(key)
+        found = self.cache.get(digest) or await self.cache.lookup(digest)
         now = utcnow()
         if found is None or not found.usable(now):
             return None
@@ -104,3 +144,11 @@ class KeyChecker:
             self._noted[found.id] = moment
             self._writer.set_fields(COLLECTION, found.id, {"last_used_at": now})
         return found
+
+
+_BODY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def well_formed(key: str) -> bool:
+    """`hhk_` or `hhp_` then the 43 characters `new_key` makes."""
+    return len(key) == len(PREFIX) + 43 and key.startswith(PREFIXES) and _BODY.issuperset(key[4:])

@@ -17,6 +17,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
+from shared import tenancy
 from shared.errors import BadRequest
 from shared.ids import new_id, utcnow
 from shared.settings import Settings
@@ -101,16 +102,22 @@ async def paginate(
 
 class TombstoneCollection:
     """CRUD over a collection whose deletions are tombstones (`deleted_at` set, kept), so
-    every replica's cache refresh (shared.cache) learns of them. Repositories extend it."""
+    every replica's cache refresh (shared.cache) learns of them. Repositories extend it.
+
+    What a request asks (`get`, `page`, `update`, `soft_delete`, `insert`) is confined to
+    the request's workspace (shared.tenancy): another workspace's document is not found,
+    and one cannot be inserted there (403). The cache feeds (`find_any`, `changed_since`)
+    are every workspace's."""
 
     def __init__(self, db: Database, name: str) -> None:
         self.collection: Collection = db[name]
 
     async def insert(self, doc: Document) -> None:
+        tenancy.may_create_in(doc.get("workspace_id"))
         await self.collection.insert_one(doc)
 
     async def get(self, doc_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": doc_id, "deleted_at": None})
+        return await self.collection.find_one(tenancy.narrow({"_id": doc_id, "deleted_at": None}))
 
     async def find_any(self, doc_id: str) -> Document | None:
         """Including a tombstone (for caches, which must learn of deletions)."""
@@ -121,13 +128,13 @@ class TombstoneCollection:
     ) -> tuple[list[Document], str | None]:
         query: Document = {"deleted_at": None}
         query.update({name: value for name, value in filters.items() if value})
-        return await paginate(self.collection, query, limit=limit, cursor=cursor)
+        return await paginate(self.collection, tenancy.narrow(query), limit=limit, cursor=cursor)
 
     async def update(
         self, doc_id: str, fields: dict[str, Any], *, only_if: Document | None = None
     ) -> Document | None:
         return await self.collection.find_one_and_update(
-            {"_id": doc_id, "deleted_at": None, **(only_if or {})},
+            tenancy.narrow({"_id": doc_id, "deleted_at": None, **(only_if or {})}),
             {"$set": {**fields, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
@@ -135,7 +142,7 @@ class TombstoneCollection:
     async def soft_delete(self, doc_id: str, **cleared: Any) -> Document | None:
         now = utcnow()
         return await self.collection.find_one_and_update(
-            {"_id": doc_id, "deleted_at": None},
+            tenancy.narrow({"_id": doc_id, "deleted_at": None}),
             {"$set": {**cleared, "deleted_at": now, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     mongo_db: str = "hookhub"
     mongo_timeout_seconds: float = Field(3.0, gt=0)
 
+    # How often each process re-reads the API keys and portal sessions issued, revoked or
+    # ended elsewhere (SPEC §13: a revoked key is refused everywhere within 5 s).
+    api_key_refresh_seconds: float = Field(1.0, gt=0, le=4)
+
     # The bounded stop (shared.shutdown): a service asked to stop has exited within this.
     shutdown_seconds: float = Field(10.0, gt=0, le=300)
 

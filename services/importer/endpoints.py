@@ -13,14 +13,15 @@ from services.importer.jobs import JobRepository
 from services.importer.schemas import ApiImportCreate, ChannelMap, ImportJobOut, Status, out
 from services.importer.service import ImportService
 from services.importer.uploads import receive
+from shared import tenancy
 from shared.errors import BadRequest, Invalid
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.limits import max_body
 from shared.http.pagination import Page, PageDep
 
-router = APIRouter(tags=["imports"], dependencies=[AdminDep], responses=MANAGEMENT_ERRORS)
+router = APIRouter(tags=["imports"], dependencies=[Authenticated], responses=MANAGEMENT_ERRORS)
 
 ServiceDep = Annotated[ImportService, Depends(from_state("import_service", ImportService))]
 JobsDep = Annotated[JobRepository, Depends(from_state("import_jobs", JobRepository))]
@@ -86,6 +87,7 @@ async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
         workspace_id = upload.fields.get("workspace_id", "").strip()
         if not workspace_id or len(workspace_id) > 200:
             raise Invalid("workspace_id is required", code="invalid_request")
+        tenancy.may_create_in(workspace_id)
         channel_map = _channel_map(upload.fields.get("channel_map"))
         dry_run = _flag(upload.fields.get("dry_run"))
     except BaseException:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pymongo import ReturnDocument
 
 from services.importer.schemas import Progress
+from shared import tenancy
 from shared.ids import new_id, utcnow
 from shared.mongo import Collection, Database, Document, Index, paginate
 
@@ -75,16 +76,17 @@ class JobRepository:
         self.lease = lease
 
     async def insert(self, doc: Document) -> None:
+        tenancy.may_create_in(doc["workspace_id"])
         await self.collection.insert_one(doc)
 
     async def get(self, job_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": job_id})
+        return await self.collection.find_one(tenancy.narrow({"_id": job_id}))
 
     async def page(
         self, *, limit: int, cursor: str | None, **filters: str | None
     ) -> tuple[list[Document], str | None]:
         query = {name: value for name, value in filters.items() if value}
-        return await paginate(self.collection, query, limit=limit, cursor=cursor)
+        return await paginate(self.collection, tenancy.narrow(query), limit=limit, cursor=cursor)
 
     # -- the lease -----------------------------------------------------------------------
 
@@ -157,14 +159,14 @@ class JobRepository:
         `import_progress_seconds` whatever the job is waiting for."""
         now = utcnow()
         doc = await self.collection.find_one_and_update(
-            {"_id": job_id, "status": "queued", "owner": None},
+            tenancy.narrow({"_id": job_id, "status": "queued", "owner": None}),
             {"$set": {"status": "cancelled", "finished_at": now, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )
         if doc is not None:
             return doc
         return await self.collection.find_one_and_update(
-            {"_id": job_id, "status": {"$in": list(ACTIVE)}},
+            tenancy.narrow({"_id": job_id, "status": {"$in": list(ACTIVE)}}),
             {"$set": {"cancel_requested": True, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )
@@ -172,7 +174,7 @@ class JobRepository:
     async def resume(self, job_id: str) -> Document | None:
         """A cancelled or failed job queued again; it goes on from its checkpoint."""
         return await self.collection.find_one_and_update(
-            {"_id": job_id, "status": {"$in": ["cancelled", "failed"]}},
+            tenancy.narrow({"_id": job_id, "status": {"$in": ["cancelled", "failed"]}}),
             {
                 "$set": {
                     "status": "queued",

@@ -7,6 +7,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.oauth.api_keys import endpoints as api_key_routes
+from services.oauth.api_keys import portal
 from services.oauth.connect import endpoints as connect
 from services.oauth.connect import repository as state_repository
 from services.oauth.connect.service import ConnectService
@@ -100,7 +101,14 @@ def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="oauth",
         description="Connects workspaces to providers and keeps their tokens encrypted and fresh.",
-        routers=[integrations.router, providers.router, connect.router, api_key_routes.router],
+        routers=[
+            integrations.router,
+            providers.router,
+            connect.router,
+            api_key_routes.router,
+            portal.router,
+            portal.me_router,
+        ],
         indexes=[
             *integration_repository.INDEXES,
             *api_keys.INDEXES,

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
 from shared.http import limits
+from shared.http.auth import Access
 from shared.http.errors import SERVER_ERRORS, document_json_bodies, install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.telemetry import RequestTelemetry
@@ -69,6 +70,7 @@ def create_app(
         responses=SERVER_ERRORS,
     )
     app.state.runtime = runtime
+    app.state.access = Access(runtime)
     install_error_handlers(app)
     for router in definition.routers:
         document_json_bodies(router)

@@ -1,13 +1,13 @@
-"""The management API's front door: the admin token checked, and the body bounded, before
-any of the body is read.
+"""The management API's front door: the caller checked, and the body bounded, before any
+of the body is read.
 
 FastAPI reads and parses a route's whole body before it runs the route's dependencies, the
-admin check among them: without this, a client with no token could make a service hold
+authentication among them: without this, a client with no token could make a service hold
 whatever it sends (a 200 MB POST took the gateway from 88 to 633 MiB to be told
 `malformed_json`). Here, in front of the app:
 
-1. if the route requires the admin token (its dependencies include `require_admin`), the
-   token is checked and a 401 answered before anything is read;
+1. if the route requires a caller (its dependencies include `authenticate`), the caller is
+   identified and a 401 or 403 (shared.http.auth.permit) answered before anything is read;
 2. a `Content-Length` over the route's limit is answered 413 without reading a byte;
 3. the body is counted as it arrives, and refused with 413 as soon as it passes the limit
    (a chunked body, or a length that lied): the app never holds more than the limit.
@@ -18,8 +18,12 @@ answered before this runs (`ServiceApp`) and has its own per-route limits.
 
 What is left of a refused body is not read by the app; uvicorn discards it as it arrives
 (a client that sent `Expect: 100-continue`, as curl does for large bodies, is answered
-before it sends any). The admin token must be required by the route or its APIRouter
-(`dependencies=[AdminDep]`), as every service does, for the guard to see it.
+before it sends any). Authentication must be required by the route or its APIRouter
+(`dependencies=[Authenticated]` or `[AdminOnly]`), as every service does, for the guard to
+see it.
+
+It also clears the request's workspace scope (shared.tenancy) around every request, so
+that nothing of one request's caller outlives it in the task that served it.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from fastapi.dependencies.models import Dependant
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import tenancy
 from shared.errors import BadRequest, HookhubError, PayloadTooLarge
-from shared.http.auth import check_authorization_header, require_admin
+from shared.http.auth import access_of, authenticate, permit, require_admin
 from shared.http.errors import response_for
 
 DEFAULT_SETTING = "api_max_body_bytes"
@@ -71,11 +76,12 @@ def too_large_message(limit: int, setting: str) -> str:
 
 @dataclass(frozen=True)
 class _Policy:
-    admin: bool
+    authenticated: bool
+    admin_only: bool
     setting: str
 
 
-_OPEN = _Policy(admin=False, setting=DEFAULT_SETTING)
+_OPEN = _Policy(authenticated=False, admin_only=False, setting=DEFAULT_SETTING)
 
 
 def install(app: FastAPI) -> None:
@@ -90,13 +96,14 @@ def install(app: FastAPI) -> None:
 
 
 class ManagementGuard:
-    """ASGI middleware bounding what the app reads of a request body, and checking the admin
-    token first for the routes that require it.
+    """ASGI middleware bounding what the app reads of a request body, and checking the
+    caller first for the routes that require one.
 
     It acts when the app first asks for the body, that is once the router has chosen the
     route (`scope["route"]`) and before FastAPI reads and parses the body for it: the
-    route's own dependencies (`require_admin`, `max_body`) say what to check. A route that
-    reads no body needs nothing here: its dependencies run as they always did.
+    route's own dependencies (`authenticate`, `require_admin`, `max_body`) say what to
+    check. A route that reads no body needs nothing here: its dependencies run as they
+    always did.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -107,6 +114,7 @@ class ManagementGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        tenancy.enter(None)
         settings = scope["app"].state.runtime.settings
         limit = 0
         setting = DEFAULT_SETTING
@@ -117,11 +125,12 @@ class ManagementGuard:
             nonlocal limit, setting, received
             if received is None:
                 policy = self._policy(scope.get("route"))
-                if policy.admin:
+                if policy.authenticated:
                     try:
-                        check_authorization_header(
-                            _header(scope, b"authorization"), settings.admin_token
+                        caller = await access_of(scope["app"]).identify_header(
+                            _header(scope, b"authorization")
                         )
+                        permit(caller, scope["method"], admin_only=policy.admin_only)
                     except HookhubError as exc:
                         raise Refused(exc) from None
                 setting, limit = policy.setting, getattr(settings, policy.setting)
@@ -148,6 +157,8 @@ class ManagementGuard:
             if started:
                 raise
             await response_for(exc.error)(scope, receive, send)
+        finally:
+            tenancy.enter(None)
 
     def _policy(self, route: object) -> _Policy:
         dependant: Dependant | None = getattr(route, "dependant", None)
@@ -158,7 +169,9 @@ class ManagementGuard:
             calls = list(_calls(dependant))
             settings = [call.setting for call in calls if isinstance(call, _BodyLimit)]
             policy = self._policies[id(route)] = _Policy(
-                admin=require_admin in calls, setting=settings[-1] if settings else DEFAULT_SETTING
+                authenticated=authenticate in calls,
+                admin_only=require_admin in calls,
+                setting=settings[-1] if settings else DEFAULT_SETTING,
             )
         return policy
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import structlog
 
+from shared import tenancy
 from shared.cache import RefreshingCache
 from shared.envelopes import Topic
 from shared.errors import HookhubError, Invalid, NotFound
@@ -57,6 +58,7 @@ class Connections:
         found = await self._integrations.lookup(integration_id)
         if found is None or self._integrations.gone(integration_id):
             raise NotFound(f"integration {integration_id} not found")
+        tenancy.require_visible(found.workspace_id, f"integration {integration_id}")
         return found
 
     async def integration_for_account(

@@ -109,3 +109,96 @@ async def test_refusals(oauth: RunningService) -> None:
         f"/api/workspaces/{workspace}/api-keys", headers={"Authorization": "Bearer hhk_nope"}
     )
     assert forged.status_code == 401
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def _github(oauth: RunningService, workspace: str, name: str) -> Any:
+    answer = await oauth.client.post(
+        "/api/integrations",
+        json={
+            "workspace_id": workspace,
+            "provider": "github",
+            "name": name,
+            "settings": {"webhook_secret": "s" * 20},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def test_a_key_acts_in_its_workspace_only(oauth: RunningService) -> None:
+    mine, other = _workspace(), _workspace()
+    key = (await _create(oauth, mine, scopes=["read", "write"])).json()["key"]
+    own = await _github(oauth, mine, "mine")
+    theirs = await _github(oauth, other, "theirs")
+
+    # Lists show the key's workspace whatever workspace_id asks for.
+    for query in ("", f"?workspace_id={other}", f"?workspace_id={mine}"):
+        listed = await oauth.client.get(f"/api/integrations{query}", headers=_bearer(key))
+        assert listed.status_code == 200, listed.text
+        assert [i["id"] for i in listed.json()["data"]] == [own["id"]], query
+    # Another workspace's resource does not exist for it; its own does.
+    for method, path in (
+        ("GET", f"/api/integrations/{theirs['id']}"),
+        ("GET", f"/api/integrations/{theirs['id']}/status"),
+        ("PATCH", f"/api/integrations/{theirs['id']}"),
+        ("DELETE", f"/api/integrations/{theirs['id']}"),
+        ("POST", f"/api/integrations/{theirs['id']}/disconnect"),
+    ):
+        body = {"name": "taken"} if method == "PATCH" else None
+        answer = await oauth.client.request(method, path, json=body, headers=_bearer(key))
+        assert answer.status_code == 404, (method, path, answer.text)
+    assert (
+        await oauth.client.get(f"/api/integrations/{theirs['id']}", headers=admin_headers())
+    ).json()["name"] == "theirs"
+    renamed = await oauth.client.patch(
+        f"/api/integrations/{own['id']}", json={"name": "renamed"}, headers=_bearer(key)
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
+    # Creating in another workspace is 403; in its own, 201.
+    refused = await oauth.client.post(
+        "/api/integrations",
+        json={
+            "workspace_id": other,
+            "provider": "github",
+            "settings": {"webhook_secret": "x" * 20},
+        },
+        headers=_bearer(key),
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "other_workspace"
+    # What belongs to no workspace is the admin's.
+    for method, path in (
+        ("GET", "/api/providers"),
+        ("GET", f"/api/workspaces/{mine}/api-keys"),
+        ("POST", f"/api/workspaces/{mine}/api-keys"),
+    ):
+        body = {"name": "x", "scopes": ["read"]} if method == "POST" else None
+        answer = await oauth.client.request(method, path, json=body, headers=_bearer(key))
+        assert answer.status_code == 403, (method, path, answer.text)
+        assert answer.json()["error"]["code"] == "admin_only"
+    me = (await oauth.client.get("/api/me", headers=_bearer(key))).json()
+    assert me["kind"] == "key" and me["workspace_id"] == mine and me["can_write"] is True
+
+
+async def test_a_read_key_changes_nothing(oauth: RunningService) -> None:
+    mine = _workspace()
+    key = (await _create(oauth, mine)).json()["key"]
+    own = await _github(oauth, mine, "mine")
+    assert (
+        await oauth.client.get(f"/api/integrations/{own['id']}", headers=_bearer(key))
+    ).status_code == 200
+    for method, path in (
+        ("PATCH", f"/api/integrations/{own['id']}"),
+        ("DELETE", f"/api/integrations/{own['id']}"),
+        ("POST", "/api/integrations"),
+    ):
+        answer = await oauth.client.request(method, path, json={"name": "x"}, headers=_bearer(key))
+        assert answer.status_code == 403, (method, path, answer.text)
+        assert answer.json()["error"]["code"] == "read_only"
+    assert (
+        await oauth.client.get(f"/api/integrations/{own['id']}", headers=admin_headers())
+    ).json()["name"] == "mine"

@@ -63,21 +63,23 @@ async def test_two_replicas_refuse_a_revoked_key_after_their_next_refresh(db: Da
     await one.cache.refresh()
     await two.cache.refresh()
     for checker in (one, two):
-        found = checker.check(key)
+        found = await checker.check(key)
         assert found is not None and found.workspace_id == "ws_a"
         assert found.scopes == frozenset({"read"})
-        assert checker.check(expired) is None  # expired: refused without a refresh
-        assert checker.check("hhk_" + "x" * 43) is None and checker.check("Bearer") is None
+        assert await checker.check(expired) is None  # expired: refused without a refresh
+        assert (
+            await checker.check("hhk_" + "x" * 43) is None and await checker.check("Bearer") is None
+        )
     doc = await repository.find_by_hash(fingerprint(key))
     assert doc is not None
     await repository.soft_delete(doc["_id"])
     # Until its refresh a replica still knows the key; the first refresh after the
     # revocation (at most 5 s later: HOOKHUB_CACHE_REFRESH_SECONDS) ends it.
-    assert two.check(key) is not None
+    assert await two.check(key) is not None
     await two.cache.refresh()
-    assert two.check(key) is None
+    assert await two.check(key) is None
     await one.cache.refresh()
-    assert one.check(key) is None
+    assert await one.check(key) is None
 
 
 async def test_last_used_is_written_once_per_key_and_interval(db: Database) -> None:
@@ -87,7 +89,7 @@ async def test_last_used_is_written_once_per_key_and_interval(db: Database) -> N
     key = await _issue(db, "ws_b")
     await checker.cache.refresh()
     for _ in range(100):
-        assert checker.check(key) is not None
+        assert await checker.check(key) is not None
     doc = await repository.find_by_hash(fingerprint(key))
     assert doc is not None and doc["last_used_at"] is None  # nothing written per check
     await writer.stop()  # the bulk write

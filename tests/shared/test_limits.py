@@ -26,7 +26,7 @@ from services.delivery.app import definition as delivery
 from services.gateway.app import definition as gateway
 from services.oauth.app import definition as oauth
 from shared.http.app import ServiceApp, create_app
-from shared.http.auth import AdminDep, require_admin
+from shared.http.auth import Authenticated, authenticate
 from shared.http.limits import max_body
 from shared.runtime import ServiceDefinition
 from shared.settings import GatewaySettings
@@ -110,7 +110,7 @@ def _admin_routes_with_bodies(
             dependency = pending.pop()
             calls.append(dependency.call)
             pending.extend(dependency.dependencies)
-        if require_admin not in calls:
+        if authenticate not in calls:
             continue
         path = re.sub(r"{[^}]+}", "x", route.path)
         found += [(m, path) for m in sorted(route.methods or ()) if m in ("POST", "PUT", "PATCH")]
@@ -257,7 +257,7 @@ async def test_over_http_a_body_over_the_limit_is_a_413_whatever_its_framing(
 
 async def test_a_route_can_name_a_larger_limit_of_its_own(infra: Infra, tmp_path: Path) -> None:
     """An upload route: `max_body("<setting>")` instead of HOOKHUB_API_MAX_BODY_BYTES."""
-    upload = APIRouter(prefix="/api/test-upload", dependencies=[AdminDep])
+    upload = APIRouter(prefix="/api/test-upload", dependencies=[Authenticated])
 
     @upload.post("", dependencies=[max_body("incoming_max_body_bytes")])
     async def take(body: dict[str, str]) -> dict[str, int]:

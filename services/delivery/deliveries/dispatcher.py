@@ -344,6 +344,7 @@ class Dispatcher:
             {
                 "delivery_id": job.id,
                 "endpoint_id": job.endpoint_id,
+                "workspace_id": job.workspace_id,
                 "attempt": number,
                 "at": now,
                 "status_code": status_code,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import tenancy
 from shared.mongo import (
     Collection,
     Database,
@@ -67,7 +68,7 @@ class DeliveryRepository:
         return await insert_new(self._deliveries, docs)
 
     async def get(self, delivery_id: str) -> Document | None:
-        return await self._deliveries.find_one({"_id": delivery_id})
+        return await self._deliveries.find_one(tenancy.narrow({"_id": delivery_id}))
 
     async def attempts(self, delivery_id: str) -> list[Document]:
         return await self._attempts.find({"delivery_id": delivery_id}).sort("attempt", 1).to_list()
@@ -77,7 +78,11 @@ class DeliveryRepository:
     ) -> tuple[list[Document], str | None]:
         # Without the payload (`body`, up to a Kafka message each): the list does not show it.
         return await paginate(
-            self._deliveries, filters, limit=limit, cursor=cursor, projection={"body": 0}
+            self._deliveries,
+            tenancy.narrow(filters),
+            limit=limit,
+            cursor=cursor,
+            projection={"body": 0},
         )
 
     async def claim(self, owner: str, now: datetime, dead: list[str], limit: int) -> list[Document]:
@@ -113,7 +118,7 @@ class DeliveryRepository:
         )
 
     async def reopen(self, query: Document, fields: dict[str, Any]) -> int:
-        result = await self._deliveries.update_many(query, {"$set": fields})
+        result = await self._deliveries.update_many(tenancy.narrow(query), {"$set": fields})
         return result.modified_count
 
     async def attempts_per_minute(
@@ -121,7 +126,7 @@ class DeliveryRepository:
     ) -> list[tuple[datetime, int | None, int]]:
         """(minute, status code or None when there was no answer, attempts) since `since`,
         counted by the database: a busy hour is hundreds of thousands of attempts."""
-        match: Document = {"at": {"$gte": since}}
+        match: Document = tenancy.narrow({"at": {"$gte": since}})
         if endpoint_id:
             match["endpoint_id"] = endpoint_id
         group = {
@@ -137,7 +142,7 @@ class DeliveryRepository:
         return [(row["_id"]["m"], row["_id"]["c"] or None, row["n"]) for row in rows]
 
     async def counts(self, endpoint_id: str | None) -> dict[str, int]:
-        match: Document = {"endpoint_id": endpoint_id} if endpoint_id else {}
+        match: Document = tenancy.narrow({"endpoint_id": endpoint_id} if endpoint_id else {})
         rows = await (
             await self._deliveries.aggregate(
                 [{"$match": match}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]

@@ -20,7 +20,7 @@ from services.delivery.outgoing_webhooks.schemas import (
 from services.delivery.outgoing_webhooks.service import EndpointService, snapshot
 from shared.cache import RefreshingCache
 from shared.http.app import from_state, runtime_of
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
@@ -30,7 +30,7 @@ from shared.runtime import Runtime
 router = APIRouter(
     prefix="/api/outgoing-webhooks",
     tags=["outgoing webhooks"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 

@@ -18,7 +18,7 @@ from shared.crypto import fingerprint
 from shared.envelopes import Topic
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.http.app import from_state, runtime_of
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
 from shared.http.pagination import Page, PageDep
@@ -30,7 +30,7 @@ from shared.settings import GatewaySettings
 management = APIRouter(
     prefix="/api/incoming-webhooks",
     tags=["incoming webhooks"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 

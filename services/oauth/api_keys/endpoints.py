@@ -13,7 +13,7 @@ from shared import api_keys
 from shared.crypto import fingerprint
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import AdminOnly
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.ids import new_id, utcnow
@@ -22,7 +22,7 @@ from shared.mongo import Document
 router = APIRouter(
     prefix="/api/workspaces/{workspace_id}/api-keys",
     tags=["api keys"],
-    dependencies=[AdminDep],
+    dependencies=[AdminOnly],
     responses=MANAGEMENT_ERRORS,
 )
 
@@ -80,7 +80,11 @@ def _out(doc: Document) -> ApiKeyOut:
 
 async def _get(repository: api_keys.ApiKeyRepository, workspace_id: str, key_id: str) -> Document:
     doc = await repository.get(key_id)
-    if doc is None or doc["workspace_id"] != workspace_id:
+    if (
+        doc is None
+        or doc["workspace_id"] != workspace_id
+        or doc.get("kind", api_keys.KEY) != api_keys.KEY
+    ):
         raise NotFound(f"api key {key_id} not found in workspace {workspace_id}")
     return doc
 
@@ -97,6 +101,7 @@ async def create_api_key(
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     doc: Document = {
         "_id": new_id("key"),
+        "kind": api_keys.KEY,
         "workspace_id": workspace_id,
         "name": body.name,
         "prefix": key[: api_keys.SHOWN],
@@ -116,8 +121,8 @@ async def create_api_key(
 async def list_api_keys(
     workspace_id: WorkspaceId, page: PageDep, repository: RepositoryDep
 ) -> Page[ApiKeyOut]:
-    docs, cursor = await repository.page(
-        limit=page.limit, cursor=page.cursor, workspace_id=workspace_id
+    docs, cursor = await repository.page_of_kind(
+        api_keys.KEY, workspace_id, limit=page.limit, cursor=page.cursor
     )
     return Page(data=[_out(doc) for doc in docs], next_cursor=cursor)
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectStarted
 from services.oauth.connect.service import ConnectService, Outcome
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
 
 router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
@@ -20,7 +20,10 @@ ServiceDep = Annotated[ConnectService, Depends(from_state("connect", ConnectServ
 
 
 @router.post(
-    "/connect", response_model=ConnectStarted, dependencies=[AdminDep], responses=MANAGEMENT_ERRORS
+    "/connect",
+    response_model=ConnectStarted,
+    dependencies=[Authenticated],
+    responses=MANAGEMENT_ERRORS,
 )
 async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
     """Start connecting: send the user's browser to `authorization_url`."""

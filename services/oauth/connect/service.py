@@ -18,6 +18,7 @@ import structlog
 
 from services.oauth.connect.repository import StateRepository
 from services.oauth.connect.schemas import ConnectRequest, ConnectStarted
+from shared import tenancy
 from shared.crypto import SecretBox, fingerprint
 from shared.envelopes import Topic
 from shared.errors import BadRequest, HookhubError, Invalid, NotFound
@@ -93,6 +94,7 @@ class ConnectService:
         )
 
     async def start(self, body: ConnectRequest) -> ConnectStarted:
+        tenancy.may_create_in(body.workspace_id)
         provider = self._providers[body.provider]
         app = await self._app(provider)
         if body.integration_id:

@@ -16,7 +16,7 @@ from services.oauth.integrations.schemas import (
 from services.oauth.integrations.service import IntegrationService, webhook_url
 from shared.errors import NotFound
 from shared.http.app import from_state, runtime_of
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.integrations.model import Provider
@@ -27,7 +27,7 @@ from shared.runtime import Runtime
 router = APIRouter(
     prefix="/api/integrations",
     tags=["integrations"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 

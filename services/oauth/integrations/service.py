@@ -10,6 +10,7 @@ from typing import Any
 
 from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUpdate, Revocation
 from services.oauth.revocations.service import Revoker
+from shared import tenancy
 from shared.crypto import SecretBox
 from shared.envelopes import Topic
 from shared.errors import Invalid, NotFound
@@ -66,6 +67,7 @@ class IntegrationService:
         return {name: self._box.encrypt(value) for name, value in values.items()}
 
     async def create(self, body: IntegrationCreate) -> Document:
+        tenancy.may_create_in(body.workspace_id)  # before the provider is called
         values = check_settings(body.provider, body.settings, creating=True)
         doc = new_integration(
             body.provider,

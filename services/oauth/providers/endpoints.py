@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state, runtime_of
-from shared.http.auth import AdminDep
+from shared.http.auth import AdminOnly
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page
 from shared.mongo import Document
@@ -22,7 +22,7 @@ from shared.runtime import Runtime
 router = APIRouter(
     prefix="/api/providers",
     tags=["provider apps"],
-    dependencies=[AdminDep],
+    dependencies=[AdminOnly],
     responses=MANAGEMENT_ERRORS,
 )
 

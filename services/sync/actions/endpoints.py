@@ -11,13 +11,13 @@ from services.sync.actions.schemas import IssueCreate, IssueCreated
 from services.sync.actions.service import Actions
 from shared.errors import BadRequest
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/actions",
     tags=["actions"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 

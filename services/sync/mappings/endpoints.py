@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from services.sync.mappings.schemas import MappingCreate, MappingOut, MappingUpdate
 from services.sync.mappings.service import MappingService, out
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
 from shared.mappings import MappingRepository
@@ -17,7 +17,7 @@ from shared.mappings import MappingRepository
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/mappings",
     tags=["mappings"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 

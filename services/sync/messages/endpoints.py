@@ -7,14 +7,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
+from shared import tenancy
 from shared.errors import BadRequest, NotFound
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.message_map import Copy, MessageMap
 
 router = APIRouter(
-    prefix="/api/messages", tags=["messages"], dependencies=[AdminDep], responses=MANAGEMENT_ERRORS
+    prefix="/api/messages",
+    tags=["messages"],
+    dependencies=[Authenticated],
+    responses=MANAGEMENT_ERRORS,
 )
 
 MapDep = Annotated[MessageMap, Depends(from_state("message_map", MessageMap))]
@@ -69,6 +73,8 @@ async def lookup_message(
             "message_id",
             code="incomplete_lookup",
         )
+    # The map serves every workspace's sync from its cache: confined here, not in its queries.
+    copies = [c for c in copies if tenancy.visible(c.workspace_id)]
     if not copies:
         raise NotFound("the message map holds no such message")
     return _lookup(copies)

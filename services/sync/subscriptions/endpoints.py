@@ -16,20 +16,20 @@ from services.sync.subscriptions.schemas import (
 )
 from services.sync.subscriptions.service import SubscriptionService, notification_events, out
 from shared.http.app import from_state
-from shared.http.auth import AdminDep
+from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/subscriptions",
     tags=["subscriptions"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 events_router = APIRouter(
     prefix="/api/notification-events",
     tags=["subscriptions"],
-    dependencies=[AdminDep],
+    dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
 
