@@ -396,9 +396,11 @@ class _EdgeProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
     _head_started = False
     _lingering = False
+    _raw: asyncio.Transport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._raw = transport
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def on_message_begin(self) -> None:
@@ -427,11 +429,11 @@ class _EdgeProtocol(HttpToolsProtocol):
             return
         self._lingering = True
         self._stop_head_timer()
-        if not self.transport.can_write_eof():
-            self.transport.close()
+        if not self._raw.can_write_eof():
+            self._raw.close()
             return
-        self.transport.write_eof()
-        self.loop.call_later(self.linger, self.transport.close)
+        self._raw.write_eof()
+        self.loop.call_later(self.linger, self._raw.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -471,6 +473,32 @@ class _EdgeProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class _LingeringTransport:
+    """The connection's transport as uvicorn sees it, except that closing it while the
+    request's body is still coming lingers (uvicorn closes at once after an answer that
+    says `connection: close`, which the edge gives an early answer so that the client does
+    not send another request on it)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _EdgeProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def close(self) -> None:
+        cycle = self._protocol.cycle
+        if cycle is not None and cycle.more_body:
+            self._protocol._linger_then_close()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def edge_protocol(header_timeout: float = HEADER_TIMEOUT) -> type[HttpToolsProtocol]:
+    """The edge's HTTP protocol (its head timeout and lingering close)."""
+    return type("EdgeProtocol", (_EdgeProtocol,), {"header_timeout": header_timeout})
+
+
 def edge_config(
     upstreams: dict[str, str],
     host: str,
@@ -481,12 +509,11 @@ def edge_config(
     **options: Any,
 ) -> uvicorn.Config:
     """How `hookhub edge` and `hookhub run` serve the edge."""
-    protocol = type("EdgeProtocol", (_EdgeProtocol,), {"header_timeout": header_timeout})
     return uvicorn.Config(
         create_edge_app(upstreams, body_timeout=body_timeout),
         host=host,
         port=port,
-        http=protocol,
+        http=edge_protocol(header_timeout),
         access_log=False,
         log_level="warning",
         lifespan="on",

@@ -91,19 +91,20 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: ASGIApp, *, wait_ready: bool = True, probe: str | None = None
+    app: ASGIApp, *, wait_ready: bool = True, probe: str | None = None, http: Any = None
 ) -> AsyncIterator[RunningService]:
     """The app on a real loopback port with its lifespan, as `hookhub serve` runs it.
 
     `probe` is the path polled until it answers 200 (default `/readyz`); fakes of
-    third-party APIs pass one of their own."""
+    third-party APIs pass one of their own. `http`: another uvicorn protocol (the edge's)."""
     port = free_port()
     runtime = getattr(getattr(app, "state", None), "runtime", None)
     shutdown_seconds = runtime.settings.shutdown_seconds if runtime is not None else 10.0
     # The same server and bounded stop as `hookhub serve`, without its signal handlers.
-    server = ServiceServer(
-        ServiceServer.make_config(app, "127.0.0.1", port, shutdown_seconds), signals=False
-    )
+    config = ServiceServer.make_config(app, "127.0.0.1", port, shutdown_seconds)
+    if http is not None:
+        config.http = http
+    server = ServiceServer(config, signals=False)
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"
     # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: at

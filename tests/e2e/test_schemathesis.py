@@ -14,7 +14,6 @@ A fixed seed, so a run is repeatable; HOOKHUB_SCHEMATHESIS_SEED picks another.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import sys
@@ -23,20 +22,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 
-from services.delivery.app import definition as delivery_definition
-from services.edge import create_edge_app
-from services.gateway.app import definition as gateway_definition
-from services.oauth.app import definition as oauth_definition
-from services.sync.app import definition as sync_definition
-from shared.http.app import create_app
-from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings, SyncSettings
-from tests.fakes.oauth_providers import FAKES
+from tests.e2e.origin import running_origin
 from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
-from tests.support import ADMIN_TOKEN, RunningService, admin_headers, make_settings, new_namespace
-from tests.support import serve as serve_app
+from tests.support import ADMIN_TOKEN, RunningService, admin_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -59,50 +49,9 @@ BUDGET_SECONDS = 150
 async def origin(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory, telegram_api: tuple[FakeTelegram, str]
 ) -> AsyncIterator[RunningService]:
-    namespace = new_namespace()
     data_dir = tmp_path_factory.mktemp("schemathesis")
-    # One database and one key for all of them: the gateway opens what oauth sealed.
-    shared = {"encryption_keys": Fernet.generate_key().decode()}
-    async with contextlib.AsyncExitStack() as stack:
-        fakes = {name: cls() for name, cls in FAKES.items()}
-        for fake in fakes.values():
-            running = await stack.enter_async_context(serve_app(fake.app(), probe="/healthz"))
-            fake.base_url = running.base_url
-        gateway = make_settings(GatewaySettings, infra, namespace, data_dir, **shared)
-        delivery = make_settings(DeliverySettings, infra, namespace, data_dir, **shared)
-        oauth = make_settings(
-            ServiceSettings,
-            infra,
-            namespace,
-            data_dir,
-            telegram_api_base=telegram_api[1],
-            oauth_poll_seconds=3600,
-            **shared,
-            **{
-                k: v
-                for fake in fakes.values()
-                for k, v in fake.hookhub_settings(fake.base_url).items()
-            },
-        )
-        sync = make_settings(
-            SyncSettings,
-            infra,
-            namespace,
-            data_dir,
-            **{k: v for k, v in oauth.model_dump().items() if k.endswith("_api_base")},
-            **shared,
-        )
-        upstreams = {}
-        for name, app in (
-            ("gateway", create_app(gateway_definition(), gateway)),
-            ("delivery", create_app(delivery_definition(), delivery)),
-            ("oauth", create_app(oauth_definition(), oauth)),
-            ("sync", create_app(sync_definition(), sync)),
-        ):
-            upstreams[name] = (await stack.enter_async_context(serve_app(app))).base_url
-        yield await stack.enter_async_context(
-            serve_app(create_edge_app(upstreams), probe="/healthz")
-        )
+    async with running_origin(infra, data_dir, telegram_api[1], importer=False) as running:
+        yield running.edge
 
 
 async def test_every_operation_documents_its_errors_with_the_error_schema(
