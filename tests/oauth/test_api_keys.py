@@ -176,10 +176,8 @@ async def test_a_key_acts_in_its_workspace_only(oauth: RunningService) -> None:
         ("GET", f"/api/workspaces/{mine}/api-keys"),
         ("POST", f"/api/workspaces/{mine}/api-keys"),
     ):
-        body: dict[str, Any] | None = (
-            {"name": "x", "scopes": ["read"]} if method == "POST" else None
-        )
-        answer = await oauth.client.request(method, path, json=body, headers=_bearer(key))
+        sent = {"name": "x", "scopes": ["read"]} if method == "POST" else None
+        answer = await oauth.client.request(method, path, json=sent, headers=_bearer(key))
         assert answer.status_code == 403, (method, path, answer.text)
         assert answer.json()["error"]["code"] == "admin_only"
     me = (await oauth.client.get("/api/me", headers=_bearer(key))).json()
