@@ -57,7 +57,10 @@ class ErrorResponse(BaseModel):
 _ERROR_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON or the URL is not valid",
     401: "Missing or invalid admin token",
-    403: "Refused in the resource's present state (e.g. disabled)",
+    403: (
+        "Not for this caller (a read key's change, another workspace, what only the admin "
+        "token may do) or refused in the resource's present state (e.g. disabled)"
+    ),
     404: "No such resource",
     409: "Conflicts with the resource's present state",
     413: "Body over the limit",
@@ -84,7 +87,7 @@ SERVER_ERRORS = error_responses(500)
 
 # What any management route may answer: a body not JSON, the token, an id that names
 # nothing, the body limit, validation, and MongoDB or Kafka away.
-MANAGEMENT_ERRORS = error_responses(400, 401, 404, 413, 422, 503)
+MANAGEMENT_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 
 
 ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorResponse"}
