@@ -109,9 +109,13 @@ class ManagementList:
             f"{k.rps:,.0f} / {a.rps:,.0f} ({k.rps / a.rps if a.rps else 0:.2f})"
             for k, a in zip(key_runs, admin_runs, strict=True)
         )
+        per_list = ", ".join(
+            f"{name} {_ms_per(ours, name)} / {_ms_per(base, name)}" for name, _ in watch
+        )
         notes = [
             ratio_note(ours, base, TARGET),
             f"rounds, key / admin req/s (ratio): {rounds}",
+            f"CPU ms per list, key / admin: {per_list}",
             page_note,
             f"{PER_WORKSPACE} outgoing webhooks in each of {WORKSPACE} (A) and "
             f"{OTHER_WORKSPACE} (B), B's created last; {index_note}",
@@ -164,6 +168,11 @@ def combined(label: str, runs: list[Measurement]) -> Measurement:
         cpu_cores=cores([run.cpu_cores for run in runs]),
         host_cores=cores([run.host_cores for run in runs]),
     )
+
+
+def _ms_per(run: Measurement, process: str) -> str:
+    cores = run.cpu_cores.get(process)
+    return "-" if cores is None or not run.rps else f"{cores / run.rps * 1000:.1f}"
 
 
 def _create_read_key(oauth_url: str, admin_token: str) -> str:
