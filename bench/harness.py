@@ -340,9 +340,16 @@ class Harness:
     # -- load ----------------------------------------------------------------------------
 
     def load(
-        self, label: str, target: Target, watch: Sequence[tuple[str, ChildProcess]] = ()
+        self,
+        label: str,
+        target: Target,
+        watch: Sequence[tuple[str, ChildProcess]] = (),
+        *,
+        duration: float | None = None,
     ) -> Measurement:
-        """Drives `target` from a separate client process with the run's options.
+        """Drives `target` from a separate client process with the run's options (its
+        measured window `duration` seconds instead of `--duration` when given: a benchmark
+        alternating rounds of two targets).
 
         The CPU time of the `watch`ed processes and of the client is sampled when the
         client opens and closes its measured window.
@@ -358,12 +365,14 @@ class Harness:
             target.url,
             "--body-file",
             str(body_file),
+            "--method",
+            target.method,
             "--client",
             options.client,
             "--concurrency",
             str(options.concurrency),
             "--duration",
-            str(options.duration),
+            str(options.duration if duration is None else duration),
             "--warmup",
             str(options.warmup),
             "--timeout",

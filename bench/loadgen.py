@@ -1,9 +1,10 @@
 """The load generator: a closed loop of keep-alive HTTP/1.1 connections, run as its own process.
 
 `python -m bench.loadgen --url URL --body-file F --concurrency N --duration S --warmup W`
-opens N connections and keeps exactly one request in flight on each: when a response
-completes, the next request goes out on the same connection at once. Responses completing
-during the warm-up are discarded; those completing inside the measured window are counted.
+(`--method GET` for reads, POST by default) opens N connections and keeps exactly one request
+in flight on each: when a response completes, the next request goes out on the same
+connection at once. Responses completing during the warm-up are discarded; those completing
+inside the measured window are counted.
 
 Two clients, chosen with `--client`:
 
@@ -125,6 +126,7 @@ class Target:
     url: str
     body: bytes
     headers: dict[str, str]
+    method: str = "POST"
 
     @property
     def host(self) -> str:
@@ -155,10 +157,12 @@ class Target:
         if parts.scheme != "http":
             raise SystemExit("the raw client speaks plain http only")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # A GET without a body says nothing of one, as clients send it.
+        framing = [] if self.method == "GET" and not self.body else [len(self.body)]
         lines = [
-            f"POST {path} HTTP/1.1",
+            f"{self.method} {path} HTTP/1.1",
             f"Host: {parts.netloc}",
-            f"Content-Length: {len(self.body)}",
+            *(f"Content-Length: {length}" for length in framing),
             "Connection: keep-alive",
             *(f"{name}: {value}" for name, value in self.headers.items()),
         ]
@@ -323,8 +327,8 @@ async def _httpx_workers(
             while keep_going():
                 started = time.perf_counter()
                 try:
-                    response = await client.post(
-                        target.url, content=target.body, headers=target.headers
+                    response = await client.request(
+                        target.method, target.url, content=target.body, headers=target.headers
                     )
                 except httpx.TimeoutException:
                     recorder.failure("timeout")
@@ -398,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
     parser.add_argument("--url", required=True)
     parser.add_argument("--body-file", type=Path, required=True)
+    parser.add_argument("--method", choices=("POST", "GET"), default="POST")
     parser.add_argument("--header", action="append", type=_parse_header, default=[])
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--concurrency", type=int, default=50)
@@ -405,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args(argv)
-    target = Target(args.url, args.body_file.read_bytes(), dict(args.header))
+    target = Target(args.url, args.body_file.read_bytes(), dict(args.header), args.method)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it

@@ -20,6 +20,7 @@ from bench import (
     github,
     importer,
     incoming,
+    management,
     notifications,
     sync,
 )
@@ -43,6 +44,7 @@ BENCHMARKS: list[Benchmark] = [
     discord.BENCHMARK,
     importer.BENCHMARK,
     console.BENCHMARK,
+    management.BENCHMARK,
 ]
 
 
