@@ -53,15 +53,6 @@ def visible(workspace_id: object) -> bool:
     return workspace is None or workspace_id == workspace
 
 
-def found(doc: Any) -> Any:
-    """`doc` when the current workspace may see it; None in its place otherwise (so that the
-    caller answers 404, as if it did not exist: a 403 would confirm it does)."""
-    if doc is None:
-        return None
-    workspace = doc.get("workspace_id") if isinstance(doc, dict) else doc.workspace_id
-    return doc if visible(workspace) else None
-
-
 def require_visible(workspace_id: object, what: str) -> None:
     if not visible(workspace_id):
         raise NotFound(f"{what} not found")
