@@ -15,7 +15,7 @@ import structlog
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from shared import tenancy
 from shared.errors import BadRequest
@@ -30,6 +30,9 @@ Collection = AsyncCollection[Document]
 
 # Errors that mean "the database cannot be reached now", as opposed to a bad query.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
+# What creating an index refuses when one of the same keys exists with other options
+# (IndexOptionsConflict, IndexKeySpecsConflict: which, depends on the server's version).
+INDEX_CONFLICTS = frozenset({85, 86})
 
 
 def connect(settings: Settings, appname: str) -> AsyncMongoClient[Document]:
@@ -59,8 +62,21 @@ class Index:
 
 
 async def ensure_indexes(db: Database, indexes: Sequence[Index]) -> None:
+    """Create the indexes. A TTL index that exists with another expiry (its retention
+    setting changed) is given the new one in place: creating it again would be refused."""
     for index in indexes:
-        await db[index.collection].create_index(list(index.keys), **dict(index.options))
+        try:
+            await db[index.collection].create_index(list(index.keys), **dict(index.options))
+        except OperationFailure as exc:
+            expiry = index.options.get("expireAfterSeconds")
+            if exc.code not in INDEX_CONFLICTS or expiry is None:
+                raise
+            await db.command(
+                "collMod",
+                index.collection,
+                index={"keyPattern": dict(index.keys), "expireAfterSeconds": expiry},
+            )
+            log.info("ttl_index_changed", collection=index.collection, expire_after=expiry)
 
 
 async def ping(db: Database) -> None:
@@ -90,9 +106,12 @@ async def paginate(
     projection: Document | None = None,
 ) -> tuple[list[Document], str | None]:
     """Newest first by `_id` (ids are time-ordered); returns the page and the next cursor.
-    `limit + 1` documents are asked for: the one more says whether there is a next page."""
+    `limit + 1` documents are asked for: the one more says whether there is a next page.
+    An `_id` range in `query` (a lower bound by time, `shared.ids.id_floor`) is kept."""
     if cursor:
-        query = {**query, "_id": {"$lt": decode_cursor(cursor)}}
+        bounds = query.get("_id")
+        below = {"$lt": decode_cursor(cursor)}
+        query = {**query, "_id": {**bounds, **below} if isinstance(bounds, dict) else below}
     docs = await collection.find(query, projection).sort("_id", -1).limit(limit + 1).to_list()
     if len(docs) > limit:
         docs = docs[:limit]
@@ -114,10 +133,12 @@ class TombstoneCollection:
 
     async def insert(self, doc: Document) -> None:
         tenancy.may_create_in(doc.get("workspace_id"))
-        await self.collection.insert_one(doc)
+        await self.collection.insert_one(tenancy.note(doc))
 
     async def get(self, doc_id: str) -> Document | None:
-        return await self.collection.find_one(tenancy.narrow({"_id": doc_id, "deleted_at": None}))
+        return tenancy.note(
+            await self.collection.find_one(tenancy.narrow({"_id": doc_id, "deleted_at": None}))
+        )
 
     async def find_any(self, doc_id: str) -> Document | None:
         """Including a tombstone (for caches, which must learn of deletions)."""
@@ -133,18 +154,22 @@ class TombstoneCollection:
     async def update(
         self, doc_id: str, fields: dict[str, Any], *, only_if: Document | None = None
     ) -> Document | None:
-        return await self.collection.find_one_and_update(
-            tenancy.narrow({"_id": doc_id, "deleted_at": None, **(only_if or {})}),
-            {"$set": {**fields, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
+        return tenancy.note(
+            await self.collection.find_one_and_update(
+                tenancy.narrow({"_id": doc_id, "deleted_at": None, **(only_if or {})}),
+                {"$set": {**fields, "updated_at": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
     async def soft_delete(self, doc_id: str, **cleared: Any) -> Document | None:
         now = utcnow()
-        return await self.collection.find_one_and_update(
-            tenancy.narrow({"_id": doc_id, "deleted_at": None}),
-            {"$set": {**cleared, "deleted_at": now, "updated_at": now}},
-            return_document=ReturnDocument.AFTER,
+        return tenancy.note(
+            await self.collection.find_one_and_update(
+                tenancy.narrow({"_id": doc_id, "deleted_at": None}),
+                {"$set": {**cleared, "deleted_at": now, "updated_at": now}},
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
     async def changed_since(self, since: datetime | None) -> list[Document]:

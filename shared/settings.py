@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # ended elsewhere (SPEC §13: a revoked key is refused everywhere within 5 s).
     api_key_refresh_seconds: float = Field(1.0, gt=0, le=4)
 
+    # How long the audit log (shared.audit) keeps an entry: a TTL index on its time, so
+    # MongoDB removes it within a minute or so after (SPEC §13, §14).
+    audit_retention_days: int = Field(365, ge=1, le=36_500)
+
     # The bounded stop (shared.shutdown): a service asked to stop has exited within this.
     shutdown_seconds: float = Field(10.0, gt=0, le=300)
 

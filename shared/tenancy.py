@@ -16,16 +16,25 @@ and background tasks run outside any request, hence unscoped.
 
 The value lives in a context variable: set by the authentication dependency in the
 request's task, cleared around every request by `shared.http.limits.ManagementGuard`.
+
+The same queries also `note` the workspace of what a request touched, for the audit log
+(shared.http.trail): an admin's DELETE answers 204 with no body, and the entry must still
+say whose resource it was.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import Any
+from contextvars import ContextVar, Token
+from typing import Any, TypeVar
 
 from shared.errors import Forbidden, NotFound
 
+T = TypeVar("T")
+
 _workspace: ContextVar[str | None] = ContextVar("hookhub_tenancy_workspace", default=None)
+# The workspace of the first document the current request found (a list of at most
+# one, filled in place); None outside a request that is watched.
+_touched: ContextVar[list[str] | None] = ContextVar("hookhub_tenancy_touched", default=None)
 
 
 class OtherWorkspace(Forbidden):
@@ -56,6 +65,31 @@ def visible(workspace_id: object) -> bool:
 def require_visible(workspace_id: object, what: str) -> None:
     if not visible(workspace_id):
         raise NotFound(f"{what} not found")
+    _remember(workspace_id)
+
+
+def watch() -> tuple[list[str], Token[list[str] | None]]:
+    """Start noting the workspace of what the current request touches first: the list
+    `note` fills, and the token that `unwatch` takes at the end of the request."""
+    touched: list[str] = []
+    return touched, _touched.set(touched)
+
+
+def unwatch(token: Token[list[str] | None]) -> None:
+    _touched.reset(token)
+
+
+def note(doc: T) -> T:
+    """`doc` unchanged; its `workspace_id` noted for the watched request (if any)."""
+    if doc is not None:
+        _remember(doc.get("workspace_id") if isinstance(doc, dict) else None)
+    return doc
+
+
+def _remember(workspace_id: object) -> None:
+    touched = _touched.get()
+    if touched is not None and not touched and isinstance(workspace_id, str) and workspace_id:
+        touched.append(workspace_id)
 
 
 def may_create_in(workspace_id: object) -> None:

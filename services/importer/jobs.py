@@ -80,7 +80,7 @@ class JobRepository:
         await self.collection.insert_one(doc)
 
     async def get(self, job_id: str) -> Document | None:
-        return await self.collection.find_one(tenancy.narrow({"_id": job_id}))
+        return tenancy.note(await self.collection.find_one(tenancy.narrow({"_id": job_id})))
 
     async def page(
         self, *, limit: int, cursor: str | None, **filters: str | None

@@ -14,11 +14,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
+from shared import audit
 from shared.http import limits
 from shared.http.auth import Access
 from shared.http.errors import SERVER_ERRORS, document_json_bodies, install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.telemetry import RequestTelemetry
+from shared.http.trail import AuditTrail
 from shared.kafka import ConsumerLagCollector
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
@@ -71,6 +73,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.access = Access(runtime)
+    app.state.audit = audit.AuditLog(runtime.db, app.state.access.writer)
     install_error_handlers(app)
     for router in definition.routers:
         document_json_bodies(router)
@@ -79,6 +82,7 @@ def create_app(
     if definition.setup:
         definition.setup(app, runtime)
     _add_health_routes(app, runtime)
+    app.add_middleware(AuditTrail)  # inside the guard: sees only what it let through
     limits.install(app)  # inside the request context: its answers are logged
     app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
     return app
@@ -130,13 +134,15 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        request_id = self.telemetry.begin(scope).encode()
+        request_id = self.telemetry.begin(scope)
+        scope.setdefault("state", {})["request_id"] = request_id  # for the audit trail
+        header = request_id.encode()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", header)]
             await send(message)
 
         try:

@@ -63,11 +63,14 @@ ADMIN = Caller(kind="admin", id="admin", workspace_id=None, can_write=True)
 
 class Access:
     """A service's means of knowing callers: the key cache and the writer of `last_used_at`
-    (both started with the service, by `create_app`)."""
+    and of the audit log's entries (shared.audit), both started with the service, by
+    `create_app`. The writer flushes every second, so that an entry is listed that soon
+    after its change (a key's `last_used_at` is handed to it once a minute at most, and an
+    idle flush costs nothing)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.admin_token: str = runtime.settings.admin_token
-        self.writer = BatchedWriter(runtime.db, interval=5.0)
+        self.writer = BatchedWriter(runtime.db, interval=1.0)
         self.keys = api_keys.KeyChecker(
             api_keys.ApiKeyRepository(runtime.db),
             self.writer,
@@ -79,7 +82,7 @@ class Access:
             runtime.background("api-key-cache", self.keys.cache.run)
 
         runtime.on_startup(start)
-        runtime.on_shutdown("api_key_writer", lambda _: self.writer.stop(), minimum=0.02)
+        runtime.on_shutdown("access_writer", lambda _: self.writer.stop(), minimum=0.02)
 
     async def identify(self, scheme: str | None, token: str) -> Caller:
         """The caller `scheme token` names, or 401."""

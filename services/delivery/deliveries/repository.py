@@ -68,7 +68,7 @@ class DeliveryRepository:
         return await insert_new(self._deliveries, docs)
 
     async def get(self, delivery_id: str) -> Document | None:
-        return await self._deliveries.find_one(tenancy.narrow({"_id": delivery_id}))
+        return tenancy.note(await self._deliveries.find_one(tenancy.narrow({"_id": delivery_id})))
 
     async def attempts(self, delivery_id: str) -> list[Document]:
         return await self._attempts.find({"delivery_id": delivery_id}).sort("attempt", 1).to_list()
