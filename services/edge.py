@@ -57,6 +57,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/workspaces/[^/]+/api-keys(/|$)", "oauth"),
     (r"^/api/workspaces/[^/]+/portal-sessions(/|$)", "oauth"),
     (r"^/api/me(/|$)", "oauth"),
+    (r"^/api/audit-events(/|$)", "oauth"),
 )
 _COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
 

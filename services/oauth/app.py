@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.oauth.api_keys import endpoints as api_key_routes
 from services.oauth.api_keys import portal
+from services.oauth.audit import endpoints as audit_routes
 from services.oauth.connect import endpoints as connect
 from services.oauth.connect import repository as state_repository
 from services.oauth.connect.service import ConnectService
@@ -108,6 +109,7 @@ def definition() -> ServiceDefinition:
             api_key_routes.router,
             portal.router,
             portal.me_router,
+            audit_routes.router,
         ],
         indexes=[
             *integration_repository.INDEXES,

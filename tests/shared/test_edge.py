@@ -44,6 +44,7 @@ from tests.support import RunningService, serve
         ("/api/providers/slack", "oauth"),
         ("/api/workspaces/ws_1/api-keys", "oauth"),
         ("/api/workspaces/ws_1/api-keys/key_1", "oauth"),
+        ("/api/audit-events", "oauth"),
         ("/api/webhooksx", None),
         ("/api/unknown", None),
     ],

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectStarted
-from services.oauth.connect.service import ConnectService, Outcome
+from services.oauth.connect.service import CALLBACK_PATH, ConnectService, Outcome
+from shared import audit
+from shared.http import trail
 from shared.http.app import from_state
-from shared.http.auth import Authenticated
+from shared.http.auth import Authenticated, CallerDep
 from shared.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
 
 router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
@@ -25,9 +27,9 @@ ServiceDep = Annotated[ConnectService, Depends(from_state("connect", ConnectServ
     dependencies=[Authenticated],
     responses=MANAGEMENT_ERRORS,
 )
-async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
+async def connect(body: ConnectRequest, service: ServiceDep, caller: CallerDep) -> ConnectStarted:
     """Start connecting: send the user's browser to `authorization_url`."""
-    return await service.start(body)
+    return await service.start(body, {"kind": caller.kind, "id": caller.id})
 
 
 @router.get(
@@ -43,6 +45,7 @@ async def connect(body: ConnectRequest, service: ServiceDep) -> ConnectStarted:
 async def callback(request: Request, service: ServiceDep) -> Response:
     """Where the provider sends the browser back (no admin token: the state is the proof)."""
     outcome = await service.finish(dict(request.query_params))
+    _audit(request, outcome)
     if outcome.return_to:
         return RedirectResponse(_with_query(outcome.return_to, _report(outcome)), status_code=302)
     if outcome.error is not None:
@@ -58,6 +61,22 @@ async def callback(request: Request, service: ServiceDep) -> Response:
             status=doc["status"],
             account=doc.get("account"),
         ).model_dump()
+    )
+
+
+def _audit(request: Request, outcome: Outcome) -> None:
+    """The one change made with no caller's token (the state is the proof): recorded as
+    made by whoever started the connect. A connect started before states said who is not."""
+    doc = outcome.integration
+    plan = audit.plan("GET", CALLBACK_PATH)
+    if doc is None or outcome.started_by is None or plan is None:
+        return
+    trail.record(
+        request.scope,
+        plan,
+        status=302 if outcome.return_to else 200,
+        actor=outcome.started_by,
+        answer={"id": doc["_id"], "workspace_id": doc["workspace_id"]},
     )
 
 

@@ -55,6 +55,8 @@ class Outcome:
     return_to: str | None
     integration: Document | None = None
     error: HookhubError | None = None
+    # Who started the connect (`{kind, id}` of the caller of /connect), for the audit log.
+    started_by: Mapping[str, str] | None = None
 
 
 def redirect_uri(public_url: str) -> str:
@@ -93,7 +95,7 @@ class ConnectService:
             provider, app, self._settings, redirect_uri=redirect_uri(self._settings.public_url)
         )
 
-    async def start(self, body: ConnectRequest) -> ConnectStarted:
+    async def start(self, body: ConnectRequest, started_by: Mapping[str, str]) -> ConnectStarted:
         tenancy.may_create_in(body.workspace_id)
         provider = self._providers[body.provider]
         app = await self._app(provider)
@@ -130,6 +132,7 @@ class ConnectService:
                 "code_verifier": self._box.encrypt(verifier) if verifier else None,
                 "created_at": now,
                 "expires_at": now + STATE_TTL,
+                "started_by": dict(started_by),
             }
         )
         return ConnectStarted(
@@ -162,7 +165,7 @@ class ConnectService:
         except HookhubError as exc:
             log.info("oauth_connect_failed", provider=provider.name, error=exc.code)
             return Outcome(return_to, error=exc)
-        return Outcome(return_to, integration=doc)
+        return Outcome(return_to, integration=doc, started_by=record.get("started_by"))
 
     async def _connect(
         self, provider: OAuthProvider, record: Document, params: Mapping[str, str]
