@@ -4,6 +4,7 @@
 
 import { checkToken, forgetToken, setToken, token, whenUnauthorized } from "./api.js";
 import { clear, errorBox, field, flash, h } from "./dom.js";
+import * as audit from "./pages/audit.js";
 import * as deliveries from "./pages/deliveries.js";
 import * as endpoints from "./pages/endpoints.js";
 import * as imports from "./pages/imports.js";
@@ -22,6 +23,7 @@ const PAGES = [
   ["mappings", "Sync mappings", mappings],
   ["imports", "Imports", imports],
   ["providers", "Provider apps", providers],
+  ["audit", "Audit log", audit],
 ];
 
 const main = document.getElementById("main");

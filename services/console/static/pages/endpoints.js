@@ -21,6 +21,7 @@ import {
   timeEl,
   workspaceField,
 } from "../dom.js";
+import { recentChanges } from "./audit.js";
 
 export async function render(main, { id, go }) {
   if (id) return detail(main, id, go);
@@ -185,7 +186,12 @@ async function detail(main, id, go) {
       { className: "danger", confirmText: "Delete this endpoint? Its open deliveries fail." },
     ),
   );
-  main.append(section("Actions", actions, testResult), headersSection(endpoint, go), recoverSection(id));
+  main.append(
+    section("Actions", actions, testResult),
+    headersSection(endpoint, go),
+    recoverSection(id),
+    recentChanges(id),
+  );
   return null;
 }
 

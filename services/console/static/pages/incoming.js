@@ -1,14 +1,17 @@
-// Incoming webhooks: create, copy the URL, rotate its token, disable.
+// Incoming webhooks: create, copy the URL, rotate its token, disable; one's page with its
+// recent changes.
 
 import { call, enc, get, post } from "../api.js";
 import {
   actionButton,
   badge,
   copyable,
+  dl,
   field,
   flash,
   form,
   h,
+  link,
   pager,
   rememberWorkspace,
   section,
@@ -16,15 +19,17 @@ import {
   timeEl,
   workspaceField,
 } from "../dom.js";
+import { recentChanges } from "./audit.js";
 
-export async function render(main, { go }) {
+export async function render(main, { id, go }) {
+  if (id) return detail(main, id);
   main.append(h("h1", {}, "Incoming webhooks"));
   const list = pager(
     (cursor) => get("/api/incoming-webhooks", { limit: 20, cursor }),
     (rows) =>
       table(
         [
-          { title: "Name", cell: (r) => r.name },
+          { title: "Name", cell: (r) => link(`#/incoming/${enc(r.id)}`, r.name) },
           { title: "Channel", cell: (r) => r.target_channel_id },
           { title: "URL", cell: (r) => copyable(r.url, "Copy URL") },
           { title: "State", cell: (r) => badge(r.enabled ? "enabled" : "disabled") },
@@ -92,5 +97,28 @@ export async function render(main, { go }) {
     ),
   );
   void go;
+  return null;
+}
+
+async function detail(main, id) {
+  const hook = await get(`/api/incoming-webhooks/${enc(id)}`);
+  main.append(
+    h("p", {}, link("#/incoming", "← Incoming webhooks")),
+    h("h1", {}, hook.name || hook.id),
+    section(
+      "Incoming webhook",
+      dl([
+        ["Id", h("code", {}, hook.id)],
+        ["Workspace", hook.workspace_id],
+        ["Channel", hook.target_channel_id],
+        ["URL", copyable(hook.url, "Copy URL")],
+        ["State", badge(hook.enabled ? "enabled" : "disabled")],
+        ["Messages", String(hook.message_count ?? 0)],
+        ["Last message", timeEl(hook.last_message_at)],
+        ["Created", timeEl(hook.created_at)],
+      ]),
+    ),
+    recentChanges(id),
+  );
   return null;
 }

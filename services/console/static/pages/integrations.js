@@ -25,6 +25,7 @@ import {
   workspaceField,
 } from "../dom.js";
 import { PROVIDER_NAMES, PROVIDERS, providerIcon, providerTitle } from "../providers.js";
+import { recentChanges } from "./audit.js";
 import { NOTIFYING, subscriptionsSection } from "./subscriptions.js";
 
 export async function render(main, { id, params, go }) {
@@ -297,5 +298,6 @@ async function detail(main, id, go) {
   }
   main.append(section("Actions", h("div", { class: "actions" }, actions), result));
   if (NOTIFYING.includes(integration.provider)) main.append(await subscriptionsSection(integration));
+  main.append(recentChanges(id));
   return null;
 }
