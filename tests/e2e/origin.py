@@ -6,12 +6,13 @@ loopback: the API as a user calls it, for the tests that walk all of it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 
 from services.delivery.app import definition as delivery_definition
 from services.edge import create_edge_app, edge_protocol
@@ -37,12 +38,19 @@ from tests.support import RunningService, make_settings, new_namespace, serve
 class Origin:
     edge: RunningService
     fakes: dict[str, FakeAuthorizationServer]
+    apps: dict[str, FastAPI]  # by service name
 
 
 @contextlib.asynccontextmanager
 async def running_origin(
-    infra: Infra, data_dir: Path, telegram_base: str, *, importer: bool = True
+    infra: Infra,
+    data_dir: Path,
+    telegram_base: str,
+    *,
+    importer: bool = True,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[Origin]:
+    """`overrides`: settings of one service or another, by service name."""
     namespace = new_namespace()
     # One database and one key for all of them: the gateway opens what oauth sealed.
     shared: dict[str, Any] = {"encryption_keys": Fernet.generate_key().decode()}
@@ -80,13 +88,15 @@ async def running_origin(
             apps.append(
                 ("importer", importer_definition(), settings(ImporterSettings, **api_bases))
             )
-        upstreams = {}
+        upstreams: dict[str, str] = {}
+        built: dict[str, FastAPI] = {}
         for name, definition, values in apps:
-            app = create_app(definition, values)
+            values = values.model_copy(update=dict((overrides or {}).get(name, {})))
+            built[name] = app = create_app(definition, values)
             upstreams[name] = (await stack.enter_async_context(serve(app))).base_url
         # With the edge's own protocol: an answer before the body's end is read by the
         # client (the lingering close), as through `hookhub run`'s edge.
         edge = await stack.enter_async_context(
             serve(create_edge_app(upstreams), probe="/healthz", http=edge_protocol())
         )
-        yield Origin(edge, fakes)
+        yield Origin(edge, fakes, built)

@@ -3,52 +3,36 @@ each kind of change, whoever made it, attributed to its workspace, holding no se
 listed with filters and cursors, a workspace's key seeing its own workspace only; written
 by each service's batched writer after the answer, never in the request.
 
-The services run in-process on the session's broker and database (as in
-test_schemathesis.py), so that the tests can wait for their writers by construction.
+The services run in-process on the session's broker and database (tests/e2e/origin.py),
+so that the tests can wait for their writers by construction.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
-from services.delivery.app import definition as delivery_definition
 from services.delivery.deliveries.repository import DELIVERIES
-from services.edge import create_edge_app
-from services.gateway.app import definition as gateway_definition
-from services.importer.app import definition as importer_definition
-from services.oauth.app import definition as oauth_definition
-from services.sync.app import definition as sync_definition
 from shared import audit
-from shared.http.app import create_app
 from shared.ids import isoformat, utcnow
 from shared.mongo import BatchedWriter, Database, Document
-from shared.settings import (
-    DeliverySettings,
-    GatewaySettings,
-    ImporterSettings,
-    ServiceSettings,
-    SyncSettings,
-)
 from tests.delivery.test_list import made
-from tests.fakes.oauth_providers import FAKES
+from tests.e2e.origin import running_origin
+from tests.fakes.slack_export import generate
 from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
 from tests.oauth.flow import consent
-from tests.support import admin_headers, make_settings, new_namespace, serve, until
+from tests.support import admin_headers, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -84,46 +68,16 @@ async def hub(
 ) -> AsyncIterator[Hub]:
     telegram_api[0].add_bot(TELEGRAM_TOKEN, 777001, "audit_bot")
     telegram_api[0].add_chat(TELEGRAM_CHAT, "supergroup", "audit")
-    namespace, data_dir = new_namespace(), tmp_path_factory.mktemp("audit")
-    common: dict[str, Any] = {
-        "encryption_keys": Fernet.generate_key().decode(),
-        "telegram_api_base": telegram_api[1],
+    overrides: dict[str, dict[str, Any]] = {
+        "sync": {"cache_refresh_seconds": 0.2},
+        # Jobs stay queued: cancelled at once, resumed to queued again.
+        "importer": {"import_poll_seconds": 3600},
     }
-    async with contextlib.AsyncExitStack() as stack:
-        for fake in (fakes := {name: cls() for name, cls in FAKES.items()}).values():
-            fake.base_url = (
-                await stack.enter_async_context(serve(fake.app(), probe="/healthz"))
-            ).base_url
-        for fake in fakes.values():
-            common.update(fake.hookhub_settings(fake.base_url))
-        settings: dict[str, ServiceSettings] = {
-            "gateway": make_settings(GatewaySettings, infra, namespace, data_dir, **common),
-            "delivery": make_settings(DeliverySettings, infra, namespace, data_dir, **common),
-            "oauth": make_settings(
-                ServiceSettings, infra, namespace, data_dir, oauth_poll_seconds=3600, **common
-            ),
-            "sync": make_settings(
-                SyncSettings, infra, namespace, data_dir, cache_refresh_seconds=0.2, **common
-            ),
-            # Jobs stay queued: cancelled at once, resumed to queued again.
-            "importer": make_settings(
-                ImporterSettings, infra, namespace, data_dir, import_poll_seconds=3600, **common
-            ),
-        }
-        definitions = {
-            "gateway": gateway_definition,
-            "delivery": delivery_definition,
-            "oauth": oauth_definition,
-            "sync": sync_definition,
-            "importer": importer_definition,
-        }
-        apps: dict[str, FastAPI] = {}
-        upstreams = {}
-        for name, define in definitions.items():
-            apps[name] = create_app(define(), settings[name])
-            upstreams[name] = (await stack.enter_async_context(serve(apps[name]))).base_url
-        edge = await stack.enter_async_context(serve(create_edge_app(upstreams), probe="/healthz"))
-        yield Hub(edge.client, apps, apps["oauth"].state.runtime.db)
+    async with running_origin(
+        infra, tmp_path_factory.mktemp("audit"), telegram_api[1], overrides=overrides
+    ) as origin:
+        apps = origin.apps
+        yield Hub(origin.edge.client, apps, apps["oauth"].state.runtime.db)
 
 
 def _workspace() -> str:
@@ -136,20 +90,9 @@ async def _ok(answer: Any, status: int = 200) -> Any:
     return response.json() if response.content else None
 
 
-def _export_zip() -> bytes:
-    """A Slack export of one channel and one message (the job stays queued)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as export:
-        export.writestr("users.json", "[]")
-        export.writestr("channels.json", json.dumps([{"id": "C0AUDIT", "name": "general"}]))
-        export.writestr(
-            "general/2024-03-01.json",
-            json.dumps([{"type": "message", "ts": "1709251200.000100", "text": "hi"}]),
-        )
-    return buffer.getvalue()
-
-
-async def test_every_kind_of_change_is_recorded_and_no_secret_reaches_the_log(hub: Hub) -> None:
+async def test_every_kind_of_change_is_recorded_and_no_secret_reaches_the_log(
+    hub: Hub, tmp_path: Path
+) -> None:
     api, admin = hub.api, admin_headers()
     ws = _workspace()
     secrets = ["github-webhook-secret-0123456789", TELEGRAM_TOKEN, "header-value-secret-42"]
@@ -259,11 +202,13 @@ async def test_every_kind_of_change_is_recorded_and_no_secret_reaches_the_log(hu
     )
 
     # An import uploaded, cancelled while queued, resumed.
+    export = tmp_path / "export.zip"
+    generate(export, messages=3, channels=1)
     job = await _ok(
         api.post(
             "/api/imports",
-            data={"workspace_id": ws, "channel_map": json.dumps({"C0AUDIT": "ch_i"})},
-            files={"file": ("export.zip", _export_zip(), "application/zip")},
+            data={"workspace_id": ws, "dry_run": "true"},
+            files={"file": ("export.zip", export.read_bytes(), "application/zip")},
             headers=admin,
         ),
         202,
