@@ -79,6 +79,7 @@ def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
         port,
         header_timeout=settings.edge_header_timeout_seconds,
         body_timeout=settings.edge_body_timeout_seconds,
+        portal_frame_ancestors=settings.portal_frame_ancestors,
         timeout_graceful_shutdown=2,  # proxied requests in flight; then it is gone
     )
     uvicorn.Server(config).run()

@@ -7,7 +7,7 @@ both ways (a service's early answer is relayed while the body still comes), and 
 could resolve into another (dot and empty segments), header values that are not UTF-8,
 and clients too slow to send their request (docs/operations.md, "The single origin"). It also
 serves the AsyncAPI document of the Kafka topics (`/asyncapi.json`, and as a page at
-`/asyncapi`: services/asyncapi) and the operator console's static files (`/`,
+`/asyncapi`: services/asyncapi) and the operator console's static files (`/`, `/portal`,
 `/console/*`: services/console).
 """
 
@@ -184,6 +184,7 @@ def create_edge_app(
     request_timeout: float = 60.0,
     body_timeout: float = BODY_TIMEOUT,
     body_min_rate: float = BODY_MIN_RATE,
+    portal_frame_ancestors: str = "",
 ) -> ASGIApp:
     # aiohttp, not httpx: it reads the service's answer while the body is still being
     # sent, so that an early answer (401, 413, 404) is relayed at once. Created in the
@@ -335,7 +336,8 @@ def create_edge_app(
             Route("/openapi.json", openapi),
             Route("/asyncapi.json", asyncapi_json),
             Route("/asyncapi", asyncapi_page),
-            *console_routes(),  # the operator console: `/` and `/console/*`
+            # The operator console: `/`, `/portal` and `/console/*`.
+            *console_routes(portal_frame_ancestors),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
@@ -507,11 +509,14 @@ def edge_config(
     *,
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    portal_frame_ancestors: str = "",
     **options: Any,
 ) -> uvicorn.Config:
     """How `hookhub edge` and `hookhub run` serve the edge."""
     return uvicorn.Config(
-        create_edge_app(upstreams, body_timeout=body_timeout),
+        create_edge_app(
+            upstreams, body_timeout=body_timeout, portal_frame_ancestors=portal_frame_ancestors
+        ),
         host=host,
         port=port,
         http=edge_protocol(header_timeout),

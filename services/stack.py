@@ -164,6 +164,7 @@ async def _run(settings: Settings) -> int:
                 settings.http_port,
                 header_timeout=settings.edge_header_timeout_seconds,
                 body_timeout=settings.edge_body_timeout_seconds,
+                portal_frame_ancestors=settings.portal_frame_ancestors,
                 timeout_graceful_shutdown=2,
             )
         )

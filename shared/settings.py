@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Literal, Self
 
 from cryptography.fernet import Fernet
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.http import origins
 
 SERVICE_PORTS: dict[str, int] = {
     "gateway": 8081,
@@ -69,6 +71,10 @@ class Settings(BaseSettings):
     # arrive within the first; its body get going within the second, and keep coming.
     edge_header_timeout_seconds: float = Field(10.0, gt=0)
     edge_body_timeout_seconds: float = Field(20.0, gt=0)
+    # The sites whose pages may show the portal in a frame (its CSP's `frame-ancestors`):
+    # origins separated by spaces (shared.http.origins). Empty: none may, the console's
+    # own rule. The operator console at `/` can never be framed.
+    portal_frame_ancestors: str = ""
 
     admin_token: str = ""
     # The largest request body a management route reads (413 past it); a route may name a
@@ -134,6 +140,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("portal_frame_ancestors")
+    @classmethod
+    def _origins_only(cls, value: str) -> str:
+        return origins.frame_ancestors(value)
 
     @model_validator(mode="after")
     def _public_url_follows_the_port(self) -> Settings:

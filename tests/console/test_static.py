@@ -9,6 +9,7 @@ import httpx
 
 from services.console import CONTENT_SECURITY_POLICY, STATIC
 from services.edge import create_edge_app
+from shared.settings import Settings
 
 SCRIPTS = sorted(STATIC.rglob("*.js"))
 
@@ -39,6 +40,79 @@ async def test_the_page_and_its_modules_carry_the_security_headers() -> None:
         # The API is still the services': with no upstream it is the edge's 404.
         missing = await client.get("/api/integrations")
         assert missing.json()["error"]["code"] == "not_found"
+
+
+def directives(policy: str) -> dict[str, str]:
+    return {
+        name: value.strip()
+        for name, _, value in (d.strip().partition(" ") for d in policy.split(";"))
+    }
+
+
+async def test_the_portal_is_the_console_page_and_not_framable_by_default() -> None:
+    transport = httpx.ASGITransport(app=create_edge_app({}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+        portal = await client.get("/portal")
+        console = await client.get("/")
+        head = await client.head("/portal")
+    assert portal.status_code == 200
+    assert portal.headers["content-type"].startswith("text/html")
+    assert portal.content == console.content == (STATIC / "index.html").read_bytes()
+    assert head.status_code == 200
+    for answer in (portal, head):
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_portal_is_framable_by_the_configured_origins_alone() -> None:
+    ancestors = Settings(
+        portal_frame_ancestors="https://chat.example.com  https://Settings.Example.org:8443"
+    ).portal_frame_ancestors
+    app = create_edge_app({}, portal_frame_ancestors=ancestors)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+        portal = await client.get("/portal")
+        console = await client.get("/")
+        module = await client.get("/console/app.js")
+    policy = directives(portal.headers["content-security-policy"])
+    assert policy["frame-ancestors"] == "https://chat.example.com https://settings.example.org:8443"
+    # X-Frame-Options names one origin or none: with a list, only the CSP says who may frame.
+    assert "x-frame-options" not in portal.headers
+    # Everything else as the console's.
+    assert policy == directives(CONTENT_SECURITY_POLICY) | {
+        "frame-ancestors": policy["frame-ancestors"]
+    }
+    # The operator console is never framable, whatever the setting.
+    for answer in (console, module):
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
+async def test_the_portal_shows_images_from_its_logo_s_origin_only() -> None:
+    transport = httpx.ASGITransport(app=create_edge_app({}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+
+        async def images(logo: str | None) -> str:
+            answer = await client.get("/portal", params={"accent": "4f46e5", "logo": logo})
+            return directives(answer.headers["content-security-policy"])["img-src"]
+
+        assert await images("https://cdn.example.com/brand/logo.svg?v=2") == (
+            "'self' data: https://cdn.example.com"
+        )
+        assert await images("https://cdn.example.com:8443/logo.png") == (
+            "'self' data: https://cdn.example.com:8443"
+        )
+        for refused in (
+            None,
+            "http://cdn.example.com/logo.png",
+            "https://cdn.example.com;script-src https://evil.example/x.png",
+            "https://cdn.example.com/x.png' https://evil.example",
+            "javascript:alert(1)",
+            "https://user:pass@cdn.example.com/logo.png",
+        ):
+            assert await images(refused) == "'self' data:", refused
 
 
 def test_the_page_has_no_inline_script_or_style() -> None:
