@@ -50,8 +50,12 @@ class Stack:
 
 
 def start_stack(
-    data_dir: Path, ports: dict[str, int], stderr: IO[str] | int = subprocess.STDOUT
+    data_dir: Path,
+    ports: dict[str, int],
+    stderr: IO[str] | int = subprocess.STDOUT,
+    settings: dict[str, str] | None = None,
 ) -> Stack:
+    """`settings`: HOOKHUB_ variables of the test's, over the environment's."""
     env = {
         **os.environ,
         "HOOKHUB_DATA_DIR": str(data_dir),
@@ -67,6 +71,7 @@ def start_stack(
         "HOOKHUB_PUBLIC_URL",
     ):
         env.pop(name, None)
+    env |= settings or {}
     process = subprocess.Popen(
         # The tree under test: the venv's `hookhub` script imports whichever checkout the
         # venv was installed from, which need not be this one.

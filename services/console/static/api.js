@@ -1,7 +1,20 @@
-// The management API, as the console calls it: the admin token from sessionStorage in the
-// Authorization header, never in a URL; JSON in, JSON out; errors as ApiError.
+// The management API, as the console calls it: the admin token (at /portal, the portal
+// session's) from sessionStorage in the Authorization header, never in a URL; JSON in, JSON
+// out; errors as ApiError. Also who the caller is, for the pages to offer only what it may do.
 
-const TOKEN_KEY = "hookhub.admin_token";
+/** The console in one workspace (SPEC §13), opened by a portal session's link. */
+export const PORTAL = window.location.pathname === "/portal";
+const TOKEN_KEY = PORTAL ? "hookhub.portal_session" : "hookhub.admin_token";
+// Where the token is kept when the browser refuses this page its storage (a portal in a
+// third-party frame may be): in this page only, gone when it is reloaded.
+let kept = null;
+
+/** Who calls (GET /api/me): the admin until a portal session says otherwise. */
+export const caller = { kind: "admin", workspace_id: null, can_write: true, expires_at: null };
+
+export function canWrite() {
+  return caller.can_write;
+}
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -13,15 +26,28 @@ export class ApiError extends Error {
 }
 
 export function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return kept;
+  }
 }
 
 export function setToken(value) {
-  sessionStorage.setItem(TOKEN_KEY, value);
+  try {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  } catch {
+    kept = value;
+  }
 }
 
 export function forgetToken() {
-  sessionStorage.removeItem(TOKEN_KEY);
+  kept = null;
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* nothing was kept there */
+  }
 }
 
 let onUnauthorized = () => {};

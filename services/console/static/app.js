@@ -1,8 +1,8 @@
 // The console's shell: sign-in, navigation and hash routing (#/page/id?filters). Nothing
 // after the "#" is sent to the server, so neither the token nor a filter is in any request
-// line or access log.
+// line or access log. At /portal: a portal session's workspace alone (portal.js).
 
-import { checkToken, forgetToken, setToken, token, whenUnauthorized } from "./api.js";
+import { PORTAL, checkToken, forgetToken, setToken, token, whenUnauthorized } from "./api.js";
 import { clear, errorBox, field, flash, h } from "./dom.js";
 import * as audit from "./pages/audit.js";
 import * as deliveries from "./pages/deliveries.js";
@@ -13,6 +13,12 @@ import * as integrations from "./pages/integrations.js";
 import * as mappings from "./pages/mappings.js";
 import * as overview from "./pages/overview.js";
 import * as providers from "./pages/providers.js";
+import * as portal from "./portal.js";
+
+if (PORTAL) {
+  portal.takeToken(); // first of all: the token out of the address bar
+  portal.applyLook(document.querySelector(".brand"));
+}
 
 const PAGES = [
   ["overview", "Overview", overview],
@@ -26,6 +32,10 @@ const PAGES = [
   ["audit", "Audit log", audit],
 ];
 
+// What belongs to no workspace is not in the portal.
+const pages = PORTAL ? PAGES.filter(([key]) => !["overview", "providers"].includes(key)) : PAGES;
+const HOME = PORTAL ? "integrations" : "overview";
+
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const signOutButton = document.getElementById("sign-out");
@@ -36,7 +46,7 @@ function parseHash() {
   const raw = window.location.hash.replace(/^#\/?/, "");
   const [path, query = ""] = raw.split("?", 2);
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  return { page: parts[0] || "overview", id: parts[1] || null, params: new URLSearchParams(query) };
+  return { page: parts[0] || HOME, id: parts[1] || null, params: new URLSearchParams(query) };
 }
 
 export function go(page, id, params) {
@@ -64,7 +74,7 @@ function buildNav(current) {
     h(
       "ul",
       {},
-      PAGES.map(([key, title]) =>
+      pages.map(([key, title]) =>
         h(
           "li",
           {},
@@ -75,27 +85,32 @@ function buildNav(current) {
   );
 }
 
+// The portal's session, once GET /api/me has said whose it is (false: it has ended).
+let opened = PORTAL ? portal.open(main, signOutButton) : Promise.resolve(true);
+
 async function route() {
   stop();
+  if (!(await opened)) return;
   if (!token()) {
-    showSignIn();
+    if (PORTAL) portal.ended(main);
+    else showSignIn();
     return;
   }
   nav.hidden = false;
-  signOutButton.hidden = false;
+  signOutButton.hidden = PORTAL;
   const { page, id, params } = parseHash();
-  const entry = PAGES.find(([key]) => key === page);
+  const entry = pages.find(([key]) => key === page);
   buildNav(entry ? page : null);
   clear(main);
   if (!entry) {
     main.append(h("h1", {}, "Not found"), h("p", {}, "No such page. Pick one above."));
     return;
   }
-  document.title = `${entry[1]} · hookhub console`;
+  document.title = `${entry[1]} · ${PORTAL ? portal.title : "hookhub console"}`;
   try {
     cleanup = await entry[2].render(main, { id, params, go });
   } catch (err) {
-    main.append(errorBox(err));
+    if (token()) main.append(errorBox(err)); // else refused: sign-in or the ended page shows
   }
 }
 
@@ -160,6 +175,11 @@ function showSignIn() {
 
 whenUnauthorized(() => {
   forgetToken();
+  if (PORTAL) {
+    stop();
+    portal.ended(main);
+    return;
+  }
   signInMessage = "The admin token was refused (changed or revoked?). Sign in again.";
   route();
 });
@@ -173,16 +193,22 @@ signOutButton.addEventListener("click", () => {
 });
 
 window.addEventListener("hashchange", () => {
+  // A new link into the same page (only its fragment changed, so it was not loaded again).
+  if (PORTAL && portal.takeToken()) opened = portal.open(main, signOutButton);
   route();
   main.focus({ preventScroll: true });
 });
 
-// Back from an OAuth connect: the callback redirected to /?integration_id=…&status=…
+// Back from an OAuth connect: the callback redirected to /?integration_id=…&status=… (a
+// portal's own query kept before those; a portal without its session says it on its page).
 const back = new URLSearchParams(window.location.search);
-if (back.has("status") || back.has("error")) {
+if ((back.has("status") || back.has("error")) && (token() || !PORTAL)) {
+  const integrationId = back.get("integration_id");
   if (back.get("error")) flash(`The provider did not connect: ${back.get("error")} ${back.get("error_description") || ""}`, "error");
-  else flash(`${back.get("provider") || "The provider"} connected (${back.get("integration_id") || ""}).`);
-  window.history.replaceState(null, "", `/${back.get("integration_id") ? `#/integrations/${encodeURIComponent(back.get("integration_id"))}` : window.location.hash}`);
+  else flash(`${back.get("provider") || "The provider"} connected (${integrationId || ""}).`);
+  for (const name of ["integration_id", "provider", "status", "error", "error_description"]) back.delete(name);
+  const rest = back.toString() ? `?${back}` : "";
+  window.history.replaceState(null, "", `${window.location.pathname}${rest}${integrationId ? `#/integrations/${encodeURIComponent(integrationId)}` : window.location.hash}`);
 }
 
 route();

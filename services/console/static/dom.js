@@ -1,6 +1,13 @@
 // Building the page. Everything is made with createElement and textContent: a value that
 // came from outside (a payload, a provider's name, an error text) is always text, never
 // markup. No function here takes HTML.
+//
+// A caller that can only read (a read-only portal session) is offered nothing that
+// changes anything: an action button or a form is left out unless it says it only reads
+// (`reads: true`: a filter, a lookup, a refresh), and so is what a page wraps in
+// `writes(…)` or a table column marked `writes: true`. The API refuses such a caller anyway.
+
+import { canWrite, caller } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -140,11 +147,18 @@ export function jsonBlock(value) {
   return h("pre", { class: "json", tabindex: "0" }, text);
 }
 
+/** What only a caller that can write is shown: `nodes` for it, nothing for the others. */
+export function writes(...nodes) {
+  const fragment = document.createDocumentFragment();
+  return canWrite() ? append(fragment, nodes) : fragment;
+}
+
 /**
- * A table. columns: [{title, cell: (row) => Node|string}], rows: [...].
+ * A table. columns: [{title, cell: (row) => Node|string, writes?}], rows: [...].
  */
 export function table(columns, rows, { caption, empty = "Nothing here yet." } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
+  columns = columns.filter((c) => !c.writes || canWrite());
   return h(
     "div",
     { class: "table-wrap" },
@@ -237,8 +251,10 @@ export function errorBox(err) {
   return box;
 }
 
-/** A form whose submit runs `action(form data)` and shows its error in the form. */
-export function form(fields, submitLabel, action, { className = "form" } = {}) {
+/** A form whose submit runs `action(form data)` and shows its error in the form; nothing
+ * for a caller that cannot write, unless the form only `reads`. */
+export function form(fields, submitLabel, action, { className = "form", reads = false } = {}) {
+  if (!reads && !canWrite()) return document.createDocumentFragment();
   const status = h("div", { class: "form-status", "aria-live": "polite" });
   const submit = h("button", { type: "submit", class: "primary" }, submitLabel);
   const el = h("form", { class: className, novalidate: false }, fields, h("div", { class: "actions" }, submit), status);
@@ -262,8 +278,10 @@ export function section(title, ...children) {
   return h("section", { class: "card" }, h("h2", {}, title), children);
 }
 
-/** An action button that runs `fn` and reports its error next to itself. */
-export function actionButton(label, fn, { className = "", confirmText } = {}) {
+/** An action button that runs `fn` and reports its error next to itself; nothing for a
+ * caller that cannot write, unless the action only `reads`. */
+export function actionButton(label, fn, { className = "", confirmText, reads = false } = {}) {
+  if (!reads && !canWrite()) return document.createDocumentFragment();
   const button = h("button", { type: "button", class: className }, label);
   button.addEventListener("click", async () => {
     if (confirmText && !window.confirm(confirmText)) return;
@@ -303,8 +321,9 @@ export function pct(part, whole) {
 
 const WORKSPACE_KEY = "hookhub.workspace";
 
-/** The workspace the operator last used (not a secret: kept in localStorage). */
+/** The workspace the operator last used (not a secret: kept in localStorage); a portal's own. */
 export function lastWorkspace() {
+  if (caller.workspace_id) return caller.workspace_id;
   try {
     return localStorage.getItem(WORKSPACE_KEY) || "ws_demo";
   } catch {
@@ -313,6 +332,7 @@ export function lastWorkspace() {
 }
 
 export function rememberWorkspace(value) {
+  if (caller.workspace_id) return;
   try {
     if (value) localStorage.setItem(WORKSPACE_KEY, value);
   } catch {
@@ -329,10 +349,12 @@ export function filled(data) {
   return out;
 }
 
-/** The workspace field every create form has. */
+/** The workspace field every create form has: fixed to a portal's workspace. */
 export function workspaceField() {
+  const fixed = Boolean(caller.workspace_id);
   return field(
     "Workspace id",
-    h("input", { name: "workspace_id", required: true, value: lastWorkspace(), autocomplete: "off" }),
+    h("input", { name: "workspace_id", required: true, value: lastWorkspace(), autocomplete: "off", readonly: fixed }),
+    fixed ? "this portal's workspace" : null,
   );
 }

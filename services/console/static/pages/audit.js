@@ -66,7 +66,7 @@ export async function render(main, { params, go }) {
       ],
       "Filter",
       async (data) => go("audit", null, filled(data)),
-      { className: "form inline filters" },
+      { className: "form inline filters", reads: true },
     ),
   );
   const sinceIso = since ? new Date(since).toISOString() : "";

@@ -42,7 +42,7 @@ export async function render(main, { id, params, go }) {
       ],
       "Filter",
       async (data) => go("deliveries", null, filled(data)),
-      { className: "form inline filters" },
+      { className: "form inline filters", reads: true },
     ),
   );
   const sinceIso = since ? new Date(since).toISOString() : "";
@@ -73,7 +73,7 @@ export async function render(main, { id, params, go }) {
       ),
     { label: "deliveries" },
   );
-  main.append(h("div", { class: "actions" }, actionButton("Refresh", () => list.reload())), list);
+  main.append(h("div", { class: "actions" }, actionButton("Refresh", () => list.reload(), { reads: true })), list);
   if (webhookId) main.append(recoverSection(webhookId));
   return null;
 }

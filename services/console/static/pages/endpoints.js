@@ -20,6 +20,7 @@ import {
   table,
   timeEl,
   workspaceField,
+  writes,
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
 
@@ -51,7 +52,7 @@ export async function render(main, { id, go }) {
       { label: "endpoints" },
     ),
   );
-  main.append(createSection(secretBox, go));
+  main.append(writes(createSection(secretBox, go)));
   return null;
 }
 
@@ -187,7 +188,7 @@ async function detail(main, id, go) {
     ),
   );
   main.append(
-    section("Actions", actions, testResult),
+    writes(section("Actions", actions, testResult)),
     headersSection(endpoint, go),
     recoverSection(id),
     recentChanges(id),
@@ -206,6 +207,7 @@ function headersSection(endpoint, go) {
       { title: "Value", cell: () => h("span", { class: "muted" }, "set (write-only)") },
       {
         title: "",
+        writes: true,
         cell: (name) =>
           actionButton(
             `Remove ${name}`,
@@ -252,5 +254,5 @@ export function recoverSection(id) {
     },
     { className: "form inline" },
   );
-  return section("Recover since", el);
+  return writes(section("Recover since", el));
 }

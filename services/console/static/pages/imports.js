@@ -19,6 +19,7 @@ import {
   table,
   timeEl,
   workspaceField,
+  writes,
 } from "../dom.js";
 
 const LIVE = new Set(["queued", "running"]);
@@ -65,7 +66,7 @@ export async function render(main, { id }) {
       return null;
     },
   );
-  main.append(section("Upload an export", upload), live);
+  main.append(writes(section("Upload an export", upload)), live);
   main.append(
     section(
       "Jobs",

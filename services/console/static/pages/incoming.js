@@ -18,6 +18,7 @@ import {
   table,
   timeEl,
   workspaceField,
+  writes,
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
 
@@ -37,6 +38,7 @@ export async function render(main, { id, go }) {
           { title: "Last message", cell: (r) => timeEl(r.last_message_at) },
           {
             title: "Actions",
+            writes: true,
             cell: (r) =>
               h(
                 "div",
@@ -72,7 +74,7 @@ export async function render(main, { id, go }) {
   );
   main.append(list);
   main.append(
-    section(
+    writes(section(
       "New incoming webhook",
       form(
         [
@@ -94,7 +96,7 @@ export async function render(main, { id, go }) {
           return h("div", {}, h("p", {}, "Created. Post to:"), copyable(created.url, "Copy URL"));
         },
       ),
-    ),
+    )),
   );
   void go;
   return null;

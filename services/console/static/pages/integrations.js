@@ -2,7 +2,7 @@
 // last errors, connect through OAuth, disconnect, a GitHub or Jira one's notification
 // subscriptions), and creating one.
 
-import { call, enc, get, post } from "../api.js";
+import { call, caller, canWrite, enc, get, post } from "../api.js";
 import {
   actionButton,
   badge,
@@ -23,6 +23,7 @@ import {
   table,
   timeEl,
   workspaceField,
+  writes,
 } from "../dom.js";
 import { PROVIDER_NAMES, PROVIDERS, providerIcon, providerTitle } from "../providers.js";
 import { recentChanges } from "./audit.js";
@@ -37,11 +38,11 @@ export async function render(main, { id, params, go }) {
   const filters = form(
     [
       field("Provider", select("provider", [["", "any"], ...PROVIDER_NAMES], provider)),
-      field("Workspace id", h("input", { name: "workspace_id", value: workspace })),
+      caller.workspace_id ? null : field("Workspace id", h("input", { name: "workspace_id", value: workspace })),
     ],
     "Filter",
     async (data) => go("integrations", null, filled(data)),
-    { className: "form inline filters" },
+    { className: "form inline filters", reads: true },
   );
   main.append(filters);
 
@@ -74,7 +75,7 @@ export async function render(main, { id, params, go }) {
     ),
   );
 
-  main.append(createSection(go), connectSection());
+  main.append(writes(createSection(go), connectSection()));
   return null;
 }
 
@@ -143,7 +144,7 @@ function connectSection() {
       const body = {
         provider: data.get("provider"),
         workspace_id: data.get("workspace_id"),
-        return_to: `${window.location.origin}/`,
+        return_to: returnTo(),
       };
       const scopes = String(data.get("scopes") || "").trim();
       if (scopes) body.scopes = scopes.split(/\s+/);
@@ -153,6 +154,11 @@ function connectSection() {
     },
   );
   return section("Connect an account through OAuth", h("p", { class: "muted" }, "hookhub's app at the provider must be set up first (Provider apps)."), el);
+}
+
+/** Where the provider sends the browser back: this console (the portal keeps its query). */
+function returnTo() {
+  return `${window.location.origin}${window.location.pathname}${window.location.search}`;
 }
 
 function authorizeLink(url) {
@@ -168,7 +174,8 @@ function authorizeLink(url) {
     "p",
     {},
     "Continue at the provider: ",
-    h("a", { href: safe, rel: "noopener noreferrer", class: "button primary" }, "Authorize"),
+    // In a frame, the provider's page in a tab of its own: providers refuse to be framed.
+    h("a", { href: safe, rel: "noopener noreferrer", class: "button primary", target: window.top === window ? null : "_blank" }, "Authorize"),
   );
 }
 
@@ -177,8 +184,9 @@ async function detail(main, id, go) {
     get(`/api/integrations/${enc(id)}`),
     get(`/api/integrations/${enc(id)}/status`).catch(() => null),
   ]);
-  // The provider's default OAuth scopes, as the oauth service asks for them.
-  const app = await get(`/api/providers/${enc(integration.provider)}`).catch(() => null);
+  // The provider's default OAuth scopes, as the oauth service asks for them (the admin's
+  // to read: provider apps belong to no workspace).
+  const app = caller.workspace_id ? null : await get(`/api/providers/${enc(integration.provider)}`).catch(() => null);
   const scopes = app?.default_scopes || [];
   const spec = PROVIDERS[integration.provider];
   main.append(
@@ -276,7 +284,7 @@ async function detail(main, id, go) {
           provider: integration.provider,
           workspace_id: integration.workspace_id,
           integration_id: integration.id,
-          return_to: `${window.location.origin}/`,
+          return_to: returnTo(),
         });
         clear(result).append(authorizeLink(started.authorization_url));
       }),
@@ -293,10 +301,9 @@ async function detail(main, id, go) {
       { className: "danger", confirmText: "Delete this integration?" },
     ),
   );
-  if (["slack", "telegram", "discord"].includes(integration.provider)) {
-    actions.push(h("a", { href: `#/mappings?integration_id=${enc(id)}`, class: "button" }, "Sync mappings"));
-  }
-  main.append(section("Actions", h("div", { class: "actions" }, actions), result));
+  const chat = ["slack", "telegram", "discord"].includes(integration.provider);
+  if (chat) actions.push(h("a", { href: `#/mappings?integration_id=${enc(id)}`, class: "button" }, "Sync mappings"));
+  if (chat || canWrite()) main.append(section("Actions", h("div", { class: "actions" }, actions), result));
   if (NOTIFYING.includes(integration.provider)) main.append(await subscriptionsSection(integration));
   main.append(recentChanges(id));
   return null;

@@ -16,6 +16,7 @@ import {
   select,
   table,
   timeEl,
+  writes,
 } from "../dom.js";
 import { providerIcon } from "../providers.js";
 
@@ -31,7 +32,7 @@ export async function render(main, { params, go }) {
       [field("Integration", select("integration_id", [["", "choose…"], ...options], integrationId))],
       "Show mappings",
       async (data) => go("mappings", null, filled(data)),
-      { className: "form inline filters" },
+      { className: "form inline filters", reads: true },
     ),
   );
   if (integrationId) {
@@ -53,6 +54,7 @@ export async function render(main, { params, go }) {
             { title: "Last synced", cell: (r) => timeEl(r.last_synced_at) },
             {
               title: "Actions",
+              writes: true,
               cell: (r) =>
                 h(
                   "div",
@@ -82,7 +84,7 @@ export async function render(main, { params, go }) {
     main.append(
       h("p", {}, link(`#/integrations/${enc(integrationId)}`, "The integration")),
       list,
-      section(
+      writes(section(
         "New mapping",
         form(
           [
@@ -101,7 +103,7 @@ export async function render(main, { params, go }) {
             return h("p", {}, `Mapping ${created.id} created (${created.external_channel_name || created.external_channel_id}).`);
           },
         ),
-      ),
+      )),
     );
   }
   main.append(lookupSection());
@@ -118,7 +120,7 @@ function lookupSection() {
     ],
     "Look up by provider copy",
     async (data) => show(result, await get("/api/messages/lookup", filled(data))),
-    { className: "form inline" },
+    { className: "form inline", reads: true },
   );
   const byChat = form(
     [
@@ -127,7 +129,7 @@ function lookupSection() {
     ],
     "Look up by chat message",
     async (data) => show(result, await get("/api/messages/lookup", filled(data))),
-    { className: "form inline" },
+    { className: "form inline", reads: true },
   );
   return section("Message lookup", h("p", { class: "muted" }, "Every copy sync knows of one message."), byProvider, byChat, result);
 }

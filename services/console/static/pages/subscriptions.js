@@ -3,7 +3,7 @@
 // from the events the sync service lists (GET /api/notification-events).
 
 import { call, enc, get, post } from "../api.js";
-import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl } from "../dom.js";
+import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl, writes } from "../dom.js";
 
 export const NOTIFYING = ["github", "jira"];
 
@@ -71,6 +71,7 @@ export async function subscriptionsSection(integration) {
           },
           {
             title: "Actions",
+            writes: true,
             cell: (r) =>
               h(
                 "div",
@@ -100,8 +101,7 @@ export async function subscriptionsSection(integration) {
     "Notification subscriptions",
     h("p", { class: "muted" }, "This integration's events as messages in chat channels, filtered."),
     list,
-    h("h3", {}, "New subscription"),
-    createForm(integration.provider, catalog, base, () => list.reload()),
+    writes(h("h3", {}, "New subscription"), createForm(integration.provider, catalog, base, () => list.reload())),
   );
 }
 
