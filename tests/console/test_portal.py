@@ -370,6 +370,7 @@ async def test_a_read_only_portal_offers_no_change_and_the_api_refuses_one(
         timeout=EXPECT_MS
     )
     await expect(p.locator("#session")).to_contain_text("read-only")
+    await expect(p.locator(".brand")).to_have_text("hookhub")  # no title asked for
 
     async def offers_nothing(route: str, shown: str) -> None:
         await p.goto(f"{console.origin}/portal#/{route}")

@@ -4,7 +4,7 @@
 // shown once the session has ended.
 
 import { call, caller, forgetToken, setToken, token } from "./api.js";
-import { badge, clear, errorBox, h, timeEl } from "./dom.js";
+import { append, badge, clear, errorBox, h, timeEl } from "./dom.js";
 
 const PREFIX = "hhp_";
 // ?accent=4f46e5&background=ffffff… → the stylesheet's custom properties (console.css).
@@ -53,7 +53,7 @@ export function applyLook(brand) {
     }
   }
   const logo = logoUrl(query.get("logo"));
-  clear(brand).append(logo ? h("img", { class: "logo", src: logo, alt: "" }) : null, title);
+  append(clear(brand), [logo ? h("img", { class: "logo", src: logo, alt: "" }) : null, title]);
 }
 
 /** An https image URL (http on this machine), as the edge lets the page's policy name its

@@ -153,7 +153,8 @@ function connectSection() {
       return authorizeLink(started.authorization_url);
     },
   );
-  return section("Connect an account through OAuth", h("p", { class: "muted" }, "hookhub's app at the provider must be set up first (Provider apps)."), el);
+  const first = caller.workspace_id ? "by hookhub's operator" : "(Provider apps)";
+  return section("Connect an account through OAuth", h("p", { class: "muted" }, `hookhub's app at the provider must be set up first ${first}.`), el);
 }
 
 /** Where the provider sends the browser back: this console (the portal keeps its query). */
