@@ -23,11 +23,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from services.sync.mappings.schemas import MappingCreate
+from services.sync.mappings.service import mapping_doc
 from shared import api_keys
 from shared.crypto import fingerprint
 from shared.ids import new_id, utcnow
 from shared.mappings import COLLECTION as MAPPINGS
-from shared.mappings import live_key
 from tests.console.conftest import Console, Watched, running_stack
 from tests.console.test_console import EXPECT_MS, wait_for
 from tests.e2e.stack import Stack
@@ -198,38 +199,36 @@ async def workspaces(
         )
     # A mapping needs a connected integration and the provider's word that the channel is
     # usable: written here as the sync service would.
-    now = utcnow()
+    await stored(
+        console_stack,
+        MAPPINGS,
+        *(
+            mapping_doc(
+                workspace_id=w.id,
+                integration_id=w.chat,
+                provider="slack",
+                external_channel_id=f"C0{w.marker.upper()}",
+                external_channel_name=f"{w.marker.lower()}-general",
+                body=MappingCreate(
+                    external_channel_id=f"C0{w.marker.upper()}",
+                    channel_id=f"ch-{w.marker.lower()}-sync",
+                ),
+            )
+            for w in made
+        ),
+    )
+    return made[0], made[1]
+
+
+async def stored(stack: Stack, collection: str, *docs: dict[str, Any]) -> None:
+    """`docs` written straight into the stack's database."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        console_stack.env["HOOKHUB_MONGO_URI"], tz_aware=True
+        stack.env["HOOKHUB_MONGO_URI"], tz_aware=True
     )
     try:
-        await client[console_stack.env.get("HOOKHUB_MONGO_DB", "hookhub")][MAPPINGS].insert_many(
-            [
-                {
-                    "_id": new_id("map"),
-                    "workspace_id": w.id,
-                    "integration_id": w.chat,
-                    "provider": "slack",
-                    "external_channel_id": f"C0{w.marker.upper()}",
-                    "external_channel_name": f"{w.marker.lower()}-general",
-                    "live_key": live_key(w.chat, f"C0{w.marker.upper()}"),
-                    "channel_id": f"ch-{w.marker.lower()}-sync",
-                    "direction": "both",
-                    "enabled": True,
-                    "last_error": None,
-                    "error_count": 0,
-                    "failing": False,
-                    "last_synced_at": None,
-                    "created_at": now,
-                    "updated_at": now,
-                    "deleted_at": None,
-                }
-                for w in made
-            ]
-        )
+        await client[stack.env.get("HOOKHUB_MONGO_DB", "hookhub")][collection].insert_many(docs)
     finally:
         await client.close()
-    return made[0], made[1]
 
 
 async def portal_session(
@@ -456,30 +455,24 @@ async def test_an_expired_missing_or_foreign_token_opens_nothing(
     # A session that ended an hour ago, never seen by any replica's cache.
     expired = api_keys.new_key(api_keys.PORTAL_PREFIX)
     now = utcnow()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        console_stack.env["HOOKHUB_MONGO_URI"], tz_aware=True
+    await stored(
+        console_stack,
+        api_keys.COLLECTION,
+        {
+            "_id": new_id("pts"),
+            "kind": api_keys.PORTAL,
+            "workspace_id": mine.id,
+            "name": "portal session",
+            "prefix": expired[: api_keys.SHOWN],
+            "key_hash": fingerprint(expired),
+            "scopes": ["read", "write"],
+            "created_at": now - timedelta(hours=2),
+            "last_used_at": None,
+            "expires_at": now - timedelta(hours=1),
+            "updated_at": now - timedelta(hours=2),
+            "deleted_at": None,
+        },
     )
-    try:
-        await client[console_stack.env.get("HOOKHUB_MONGO_DB", "hookhub")][
-            api_keys.COLLECTION
-        ].insert_one(
-            {
-                "_id": new_id("pts"),
-                "kind": api_keys.PORTAL,
-                "workspace_id": mine.id,
-                "name": "portal session",
-                "prefix": expired[: api_keys.SHOWN],
-                "key_hash": fingerprint(expired),
-                "scopes": ["read", "write"],
-                "created_at": now - timedelta(hours=2),
-                "last_used_at": None,
-                "expires_at": now - timedelta(hours=1),
-                "updated_at": now - timedelta(hours=2),
-                "deleted_at": None,
-            }
-        )
-    finally:
-        await client.close()
     p = page.page
     for url in (
         portal_url(console, expired),

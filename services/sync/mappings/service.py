@@ -154,6 +154,40 @@ class LastSynced:
             self._written[mapping_id] = now
 
 
+def mapping_doc(
+    *,
+    workspace_id: str,
+    integration_id: str,
+    provider: str,
+    external_channel_id: str,
+    external_channel_name: str | None,
+    body: MappingCreate,
+) -> Document:
+    """A new mapping as it is stored, of a channel the provider has confirmed."""
+    now = utcnow()
+    return {
+        "_id": new_id("map"),
+        "workspace_id": workspace_id,
+        "integration_id": integration_id,
+        "provider": provider,
+        "external_channel_id": external_channel_id,
+        "external_channel_name": external_channel_name,
+        # One chat channel may have several mappings; one provider channel has one, so a
+        # provider message is one chat message (with one envelope id) wherever it goes.
+        "live_key": live_key(integration_id, external_channel_id),
+        "channel_id": body.channel_id,
+        "direction": body.direction,
+        "enabled": body.enabled,
+        "last_error": None,
+        "error_count": 0,
+        "failing": False,
+        "last_synced_at": None,
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+    }
+
+
 class ChannelNotUsable(Invalid):
     code = "channel_not_usable"
 
@@ -196,28 +230,14 @@ class MappingService:
         # The provider's own id for the channel (a Telegram `@name` becomes its number,
         # which is how its updates name it).
         external_channel_id = channel.id or body.external_channel_id
-        now = utcnow()
-        doc: dict[str, Any] = {
-            "_id": new_id("map"),
-            "workspace_id": integration.workspace_id,
-            "integration_id": integration_id,
-            "provider": integration.provider,
-            "external_channel_id": external_channel_id,
-            "external_channel_name": channel.name,
-            # One chat channel may have several mappings; one provider channel has one, so
-            # a provider message is one chat message (with one envelope id) wherever it goes.
-            "live_key": live_key(integration_id, external_channel_id),
-            "channel_id": body.channel_id,
-            "direction": body.direction,
-            "enabled": body.enabled,
-            "last_error": None,
-            "error_count": 0,
-            "failing": False,
-            "last_synced_at": None,
-            "created_at": now,
-            "updated_at": now,
-            "deleted_at": None,
-        }
+        doc = mapping_doc(
+            workspace_id=integration.workspace_id,
+            integration_id=integration_id,
+            provider=integration.provider,
+            external_channel_id=external_channel_id,
+            external_channel_name=channel.name,
+            body=body,
+        )
         try:
             await self._repository.insert(doc)
         except DuplicateKeyError as exc:
