@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from services.edge import ROUTES, edge_config, owner_of
+from services.edge import BODY_TIMEOUT, HEADER_TIMEOUT, ROUTES, edge_config, owner_of
 from shared.embedded import free_port
 from tests.support import RunningService, serve
 
@@ -94,10 +94,17 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def _serve_edge(upstreams: dict[str, str], **limits: float) -> AsyncIterator[RunningService]:
+async def _serve_edge(
+    upstreams: dict[str, str],
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+) -> AsyncIterator[RunningService]:
     """The edge as `hookhub edge` serves it (its own protocol and limits), on a real port."""
     port = free_port()
-    server = _Server(edge_config(upstreams, "127.0.0.1", port, **limits))
+    config = edge_config(
+        upstreams, "127.0.0.1", port, header_timeout=header_timeout, body_timeout=body_timeout
+    )
+    server = _Server(config)
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"
     limits_ = httpx.Limits(keepalive_expiry=2.0)  # below uvicorn's 5 s keep-alive
