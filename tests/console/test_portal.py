@@ -45,6 +45,7 @@ PORTAL_PAGES = [
     "Deliveries",
     "Sync mappings",
     "Imports",
+    "Audit log",
 ]
 
 
@@ -314,6 +315,8 @@ async def test_a_portal_shows_its_workspace_and_nothing_of_another_or_global(
     await shows(f"mappings?integration_id={mine.chat}", f"ch-{mine.marker.lower()}-sync")
     await shows("imports", mine.job)
     await shows(f"imports/{mine.job}", f"ch-{mine.marker.lower()}-import")
+    await shows(f"incoming/{mine.incoming}", f"{mine.marker} alerts")
+    await shows("audit", mine.github, mine.endpoint)  # the workspace's changes alone
     # Another workspace's resources do not exist here, and global pages are not pages.
     for route in (
         f"integrations/{other.github}",
@@ -391,6 +394,7 @@ async def test_a_read_only_portal_offers_no_change_and_the_api_refuses_one(
     await offers_nothing(f"deliveries/{mine.delivery}", mine.delivery)
     await offers_nothing(f"mappings?integration_id={mine.chat}", f"ch-{mine.marker.lower()}-sync")
     await offers_nothing("imports", mine.job)
+    await offers_nothing("audit", mine.github)
     for heading in ("New integration", "New incoming webhook", "New endpoint", "Upload an export"):
         await expect(p.get_by_role("heading", name=heading)).to_have_count(0)
 
