@@ -74,6 +74,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
     connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
+    app.state.connections = connections
     mappings_repo = mapping_repository.MappingRepository(runtime.db)
     mapping_cache: RefreshingCache[str, MappingSnapshot] = RefreshingCache.by_id(
         mappings_repo,

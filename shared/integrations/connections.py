@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import structlog
+from fastapi import Depends, Request
 
 from shared import tenancy
 from shared.cache import RefreshingCache
@@ -155,3 +156,15 @@ class Connections:
         while len(self._authors) > AUTHORS_KEPT:
             self._authors.popitem(last=False)
         return found
+
+
+async def integration_in_scope(request: Request, integration_id: str) -> None:
+    """A router dependency of the routes nested under an integration: 404 when the request
+    is confined to a workspace the integration is not of (a list of its mappings would
+    otherwise answer an empty page, as if the integration were there)."""
+    if tenancy.current() is not None:
+        connections: Connections = request.app.state.connections
+        await connections.integration(integration_id)
+
+
+InScope = Depends(integration_in_scope)

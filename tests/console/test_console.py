@@ -69,6 +69,14 @@ async def test_sign_in_refuses_a_wrong_token_and_keeps_the_right_one_in_the_tab(
     await p.get_by_label("Admin token").fill("not-the-token")
     await p.get_by_role("button", name="Sign in").click()
     await expect(p.get_by_role("alert")).to_contain_text("That token was refused")
+    # A workspace's key is not the admin's: the operator console is not opened with it.
+    key = await console.api.post(
+        "/api/workspaces/ws_console_signin/api-keys",
+        json={"name": "not the admin", "scopes": ["read", "write"]},
+    )
+    await p.get_by_label("Admin token").fill(key.json()["key"])
+    await p.get_by_role("button", name="Sign in").click()
+    await expect(p.get_by_role("alert")).to_contain_text("a workspace's key", timeout=EXPECT_MS)
     assert await p.evaluate("sessionStorage.length") == 0
     await expect(p.get_by_role("navigation", name="Pages")).to_be_hidden()
 

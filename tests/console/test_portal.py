@@ -326,10 +326,9 @@ async def test_a_portal_shows_its_workspace_and_nothing_of_another_or_global(
         await p.goto(f"{console.origin}/portal#/{route}")
         await expect(p.locator("main")).to_contain_text("not_found", timeout=EXPECT_MS)
         assert_none_of(other, await page_text(p), route, ids=False)
-    # The mappings of another workspace's integration: none (the API lists none; the
-    # integration's 404 is for its own routes).
+    # The mappings of another workspace's integration: its integration is not found.
     await p.goto(f"{console.origin}/portal#/mappings?integration_id={other.chat}")
-    await expect(p.locator("main")).to_contain_text("maps no channel yet", timeout=EXPECT_MS)
+    await expect(p.locator("main")).to_contain_text("not_found", timeout=EXPECT_MS)
     assert_none_of(other, await page_text(p), "another's mappings", ids=False)
     for route in ("overview", "providers"):
         await p.goto(f"{console.origin}/portal#/{route}")

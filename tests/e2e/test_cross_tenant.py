@@ -343,6 +343,10 @@ async def test_another_workspaces_key_sees_and_changes_nothing_of_mine(world: Wo
                 shown = [m for m in world.mine.markers() if m in answer.text]
                 if shown:
                     leaks.append(f"{where}: shows {shown}")
+                elif "{integration_id}" in template or "{" in template.rsplit("/", 1)[-1]:
+                    # A list nested under my integration, or my resource itself: they are
+                    # not there for theirs (404), not empty.
+                    leaks.append(f"{where}: mine's resource should be 404")
             elif answer.status_code not in (403, 404):
                 leaks.append(f"{where}: a read should be 403, 404 or a 2xx of theirs only")
         elif answer.status_code not in (403, 404):

@@ -123,8 +123,11 @@ export const patch = (path, json) => call("PATCH", path, { json });
 export const del = (path) => call("DELETE", path);
 
 /** Whether `candidate` is the admin token: one cheap authenticated read. */
+/** The operator console is the admin's: a workspace key or a portal token is refused here
+ * (a 401, as a wrong token), rather than opening a console of global pages it cannot read. */
 export async function checkToken(candidate) {
-  await call("GET", "/api/integrations", { query: { limit: 1 }, bearer: candidate, quiet401: true });
+  const me = await call("GET", "/api/me", { bearer: candidate, quiet401: true });
+  if (me.kind !== "admin") throw new ApiError(401, "not_admin", "not the admin token");
 }
 
 export const enc = encodeURIComponent;

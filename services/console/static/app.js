@@ -155,7 +155,13 @@ function showSignIn() {
     } catch (err) {
       status.append(
         err.status === 401
-          ? h("p", { class: "error", role: "alert" }, "That token was refused: it is not hookhub's admin token.")
+          ? h(
+              "p",
+              { class: "error", role: "alert" },
+              err.code === "not_admin"
+                ? "That is a workspace's key, not the admin token: a workspace opens its console through a portal link."
+                : "That token was refused: it is not hookhub's admin token.",
+            )
           : errorBox(err),
       );
     } finally {

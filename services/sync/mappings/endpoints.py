@@ -12,12 +12,13 @@ from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
+from shared.integrations.connections import InScope
 from shared.mappings import MappingRepository
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/mappings",
     tags=["mappings"],
-    dependencies=[Authenticated],
+    dependencies=[Authenticated, InScope],
     responses=MANAGEMENT_ERRORS,
 )
 

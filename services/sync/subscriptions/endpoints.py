@@ -19,11 +19,12 @@ from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
+from shared.integrations.connections import InScope
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/subscriptions",
     tags=["subscriptions"],
-    dependencies=[Authenticated],
+    dependencies=[Authenticated, InScope],
     responses=MANAGEMENT_ERRORS,
 )
 events_router = APIRouter(
