@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared import tenancy
-from shared.ids import id_floor, new_id
+from shared.ids import id_floor, new_id_at
 from shared.mongo import BatchedWriter, Database, Document, Index, paginate
 from shared.settings import Settings
 
@@ -175,7 +175,7 @@ def entry(plan: Plan | None, request: Request, at: datetime) -> Document:
     if action == "update" and isinstance(body.get("enabled"), bool):
         action = "enable" if body["enabled"] else "disable"
     return {
-        "_id": new_id(ID_PREFIX),
+        "_id": new_id_at(ID_PREFIX, at),
         "at": at,
         "workspace_id": _workspace(request, body, answer),
         "actor": {"kind": request.actor_kind, "id": request.actor_id},

@@ -18,6 +18,11 @@ def new_id(prefix: str) -> str:
     return _timed(prefix, time.time(), os.urandom(10))
 
 
+def new_id_at(prefix: str, moment: datetime) -> str:
+    """`new_id` as if made at `moment` (a record of something that happened then)."""
+    return _timed(prefix, moment.timestamp(), os.urandom(10))
+
+
 def id_floor(prefix: str, seconds: float) -> str:
     """The smallest `new_id(prefix)` made at `seconds` (Unix time) or later, for range
     queries over ids by creation time."""

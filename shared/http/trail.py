@@ -14,6 +14,7 @@ writer: the request waits neither for it nor for its write.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -71,6 +72,9 @@ class AuditTrail:
             return
         body, answer = _Capture(), _Capture()
         status = 0
+        # The change's time is its request's: recorded later, an entry must not sort (or
+        # match `since`) after a request that began once this one was answered.
+        at = utcnow()
         touched, token = tenancy.watch()
 
         async def capturing_receive() -> Message:
@@ -99,7 +103,7 @@ class AuditTrail:
         finally:
             tenancy.unwatch(token)
         if 200 <= status < 300:
-            self._record(scope, status, body, answer, touched)
+            self._record(scope, status, body, answer, touched, at)
 
     def _audited(self, scope: Scope) -> bool:
         return self._plan(scope) is not None
@@ -121,7 +125,13 @@ class AuditTrail:
         return self._plans[key]
 
     def _record(
-        self, scope: Scope, status: int, body: _Capture, answer: _Capture, touched: list[str]
+        self,
+        scope: Scope,
+        status: int,
+        body: _Capture,
+        answer: _Capture,
+        touched: list[str],
+        at: datetime,
     ) -> None:
         caller = (scope.get("state") or {}).get("caller")
         plan = self._plan(scope)
@@ -135,6 +145,7 @@ class AuditTrail:
                 body=body.parsed(),
                 answer=answer.parsed(),
                 touched=touched,
+                at=at,
             )
 
 
@@ -148,6 +159,7 @@ def record(
     body: Any = None,
     answer: Any = None,
     touched: Sequence[str] = (),
+    at: datetime | None = None,
 ) -> None:
     """Hand the entry of one change the request made to the service's audit log. Never
     raises: the change is made and answered, a failure here is a log line, not a 500."""
@@ -165,7 +177,7 @@ def record(
             answer=answer,
             touched=list(touched),
         )
-        audit_log_of(scope).record(audit.entry(plan, request, utcnow()))
+        audit_log_of(scope).record(audit.entry(plan, request, at or utcnow()))
     except Exception:
         log.exception("audit_entry_failed", route=getattr(scope.get("route"), "path", None))
 

@@ -115,12 +115,15 @@ async def test_refusals(oauth: RunningService) -> None:
     assert forged.status_code == 401
 
 
-def _bearer(key: str) -> dict[str, str]:
+def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def _github(oauth: RunningService, workspace: str, name: str) -> Any:
-    answer = await oauth.client.post(
+async def create_github(
+    oauth: RunningService, workspace: str, headers: dict[str, str], name: str = "github"
+) -> Any:
+    """`POST /api/integrations` of a GitHub integration in `workspace`: the answer."""
+    return await oauth.client.post(
         "/api/integrations",
         json={
             "workspace_id": workspace,
@@ -128,8 +131,12 @@ async def _github(oauth: RunningService, workspace: str, name: str) -> Any:
             "name": name,
             "settings": {"webhook_secret": "s" * 20},
         },
-        headers=admin_headers(),
+        headers=headers,
     )
+
+
+async def _github(oauth: RunningService, workspace: str, name: str) -> Any:
+    answer = await create_github(oauth, workspace, admin_headers(), name)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -142,7 +149,7 @@ async def test_a_key_acts_in_its_workspace_only(oauth: RunningService) -> None:
 
     # Lists show the key's workspace whatever workspace_id asks for.
     for query in ("", f"?workspace_id={other}", f"?workspace_id={mine}"):
-        listed = await oauth.client.get(f"/api/integrations{query}", headers=_bearer(key))
+        listed = await oauth.client.get(f"/api/integrations{query}", headers=bearer(key))
         assert listed.status_code == 200, listed.text
         assert [i["id"] for i in listed.json()["data"]] == [own["id"]], query
     # Another workspace's resource does not exist for it; its own does.
@@ -154,25 +161,17 @@ async def test_a_key_acts_in_its_workspace_only(oauth: RunningService) -> None:
         ("POST", f"/api/integrations/{theirs['id']}/disconnect"),
     ):
         body = {"name": "taken"} if method == "PATCH" else None
-        answer = await oauth.client.request(method, path, json=body, headers=_bearer(key))
+        answer = await oauth.client.request(method, path, json=body, headers=bearer(key))
         assert answer.status_code == 404, (method, path, answer.text)
     assert (
         await oauth.client.get(f"/api/integrations/{theirs['id']}", headers=admin_headers())
     ).json()["name"] == "theirs"
     renamed = await oauth.client.patch(
-        f"/api/integrations/{own['id']}", json={"name": "renamed"}, headers=_bearer(key)
+        f"/api/integrations/{own['id']}", json={"name": "renamed"}, headers=bearer(key)
     )
     assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
     # Creating in another workspace is 403; in its own, 201.
-    refused = await oauth.client.post(
-        "/api/integrations",
-        json={
-            "workspace_id": other,
-            "provider": "github",
-            "settings": {"webhook_secret": "x" * 20},
-        },
-        headers=_bearer(key),
-    )
+    refused = await create_github(oauth, other, bearer(key))
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "other_workspace"
     # What belongs to no workspace is the admin's.
     for method, path in (
@@ -181,10 +180,10 @@ async def test_a_key_acts_in_its_workspace_only(oauth: RunningService) -> None:
         ("POST", f"/api/workspaces/{mine}/api-keys"),
     ):
         sent = {"name": "x", "scopes": ["read"]} if method == "POST" else None
-        answer = await oauth.client.request(method, path, json=sent, headers=_bearer(key))
+        answer = await oauth.client.request(method, path, json=sent, headers=bearer(key))
         assert answer.status_code == 403, (method, path, answer.text)
         assert answer.json()["error"]["code"] == "admin_only"
-    me = (await oauth.client.get("/api/me", headers=_bearer(key))).json()
+    me = (await oauth.client.get("/api/me", headers=bearer(key))).json()
     assert me["kind"] == "key" and me["workspace_id"] == mine and me["can_write"] is True
 
 
@@ -193,14 +192,14 @@ async def test_a_read_key_changes_nothing(oauth: RunningService) -> None:
     key = (await _create(oauth, mine)).json()["key"]
     own = await _github(oauth, mine, "mine")
     assert (
-        await oauth.client.get(f"/api/integrations/{own['id']}", headers=_bearer(key))
+        await oauth.client.get(f"/api/integrations/{own['id']}", headers=bearer(key))
     ).status_code == 200
     for method, path in (
         ("PATCH", f"/api/integrations/{own['id']}"),
         ("DELETE", f"/api/integrations/{own['id']}"),
         ("POST", "/api/integrations"),
     ):
-        answer = await oauth.client.request(method, path, json={"name": "x"}, headers=_bearer(key))
+        answer = await oauth.client.request(method, path, json={"name": "x"}, headers=bearer(key))
         assert answer.status_code == 403, (method, path, answer.text)
         assert answer.json()["error"]["code"] == "read_only"
     assert (

@@ -25,15 +25,12 @@ from shared.http.app import create_app
 from shared.ids import new_id, utcnow
 from shared.settings import DeliverySettings, ServiceSettings
 from tests.infra import Infra
+from tests.oauth.test_api_keys import bearer, create_github
 from tests.support import RunningService, admin_headers, make_settings, refreshed, serve
 
 
 def _workspace() -> str:
     return f"ws_{uuid.uuid4().hex[:8]}"
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def _session(oauth: RunningService, workspace: str, **body: Any) -> Any:
@@ -58,7 +55,7 @@ async def test_a_session_opens_the_console_in_its_workspace_through_the_fragment
     expires = session["expires_at"]
     assert session["read_only"] is False
     assert timedelta(seconds=3590) < _time(expires) - before < timedelta(seconds=3610)
-    me = (await oauth.client.get("/api/me", headers=_bearer(token))).json()
+    me = (await oauth.client.get("/api/me", headers=bearer(token))).json()
     assert me == {
         "kind": "portal",
         "id": session["id"],
@@ -67,31 +64,15 @@ async def test_a_session_opens_the_console_in_its_workspace_through_the_fragment
         "expires_at": expires,
     }
     # It acts in its workspace: it may create there, not elsewhere, and nothing global.
-    made = await oauth.client.post(
-        "/api/integrations",
-        json={
-            "workspace_id": workspace,
-            "provider": "github",
-            "settings": {"webhook_secret": "x" * 20},
-        },
-        headers=_bearer(token),
-    )
+    made = await create_github(oauth, workspace, bearer(token))
     assert made.status_code == 201, made.text
-    elsewhere = await oauth.client.post(
-        "/api/integrations",
-        json={
-            "workspace_id": _workspace(),
-            "provider": "github",
-            "settings": {"webhook_secret": "x" * 20},
-        },
-        headers=_bearer(token),
-    )
+    elsewhere = await create_github(oauth, _workspace(), bearer(token))
     assert elsewhere.status_code == 403
-    providers = await oauth.client.get("/api/providers", headers=_bearer(token))
+    providers = await oauth.client.get("/api/providers", headers=bearer(token))
     assert providers.status_code == 403
     # A session cannot open another (it would outlive itself).
     again = await oauth.client.post(
-        f"/api/workspaces/{workspace}/portal-sessions", json={}, headers=_bearer(token)
+        f"/api/workspaces/{workspace}/portal-sessions", json={}, headers=bearer(token)
     )
     assert again.status_code == 403 and again.json()["error"]["code"] == "not_a_key"
 
@@ -103,16 +84,8 @@ async def test_a_read_only_session_changes_nothing_and_lengths_are_bounded(
     session = await _session(oauth, workspace, read_only=True, expires_in=600)
     assert session["read_only"] is True
     token = session["token"]
-    assert (await oauth.client.get("/api/integrations", headers=_bearer(token))).status_code == 200
-    refused = await oauth.client.post(
-        "/api/integrations",
-        json={
-            "workspace_id": workspace,
-            "provider": "github",
-            "settings": {"webhook_secret": "x" * 20},
-        },
-        headers=_bearer(token),
-    )
+    assert (await oauth.client.get("/api/integrations", headers=bearer(token))).status_code == 200
+    refused = await create_github(oauth, workspace, bearer(token))
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "read_only"
     for expires_in in (0, 59, 604801, "soon"):
         answer = await oauth.client.post(
@@ -144,15 +117,15 @@ async def test_a_write_key_opens_sessions_of_its_own_workspace_only(
         )
     ).json()["key"]
     own = await oauth.client.post(
-        f"/api/workspaces/{workspace}/portal-sessions", json={}, headers=_bearer(write)
+        f"/api/workspaces/{workspace}/portal-sessions", json={}, headers=bearer(write)
     )
     assert own.status_code == 201
     other = await oauth.client.post(
-        f"/api/workspaces/{_workspace()}/portal-sessions", json={}, headers=_bearer(write)
+        f"/api/workspaces/{_workspace()}/portal-sessions", json={}, headers=bearer(write)
     )
     assert other.status_code == 403 and other.json()["error"]["code"] == "other_workspace"
     by_read = await oauth.client.post(
-        f"/api/workspaces/{workspace}/portal-sessions", json={}, headers=_bearer(read)
+        f"/api/workspaces/{workspace}/portal-sessions", json={}, headers=bearer(read)
     )
     assert by_read.status_code == 403 and by_read.json()["error"]["code"] == "read_only"
     # Sessions are not keys: the workspace's key list does not show them.
@@ -185,7 +158,7 @@ async def test_an_expired_session_is_refused_at_once(
         )
     finally:
         await client.close()
-    answer = await oauth.client.get("/api/integrations", headers=_bearer(token))
+    answer = await oauth.client.get("/api/integrations", headers=bearer(token))
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "invalid_token"
 
 
@@ -233,7 +206,7 @@ async def test_keys_revoked_and_sessions_ended_are_refused_by_every_replica(
         tokens = [key["key"], *(s["token"] for s in sessions), other["token"]]
         for replica in replicas:  # each learns of them (a miss is looked up once)
             for token in tokens:
-                answer = await replica.client.get("/api/outgoing-webhooks", headers=_bearer(token))
+                answer = await replica.client.get("/api/outgoing-webhooks", headers=bearer(token))
                 assert answer.status_code == 200, answer.text
 
         revoked = await oauth.client.delete(
@@ -247,10 +220,10 @@ async def test_keys_revoked_and_sessions_ended_are_refused_by_every_replica(
         await refreshed(*(r.app.state.access.keys.cache for r in replicas))  # type: ignore[attr-defined]
         for replica in replicas:
             for token in tokens[:3]:
-                answer = await replica.client.get("/api/outgoing-webhooks", headers=_bearer(token))
+                answer = await replica.client.get("/api/outgoing-webhooks", headers=bearer(token))
                 assert answer.status_code == 401, answer.text
             # Another workspace's session is untouched.
-            kept = await replica.client.get("/api/outgoing-webhooks", headers=_bearer(tokens[3]))
+            kept = await replica.client.get("/api/outgoing-webhooks", headers=bearer(tokens[3]))
             assert kept.status_code == 200
 
 
