@@ -38,8 +38,11 @@ class Console:
     api: httpx.AsyncClient  # the management API with the admin token, for setting up
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the console's modules that need no settings of their own (each start
+    costs about 10 s), stopped once they are done; a module that does overrides this
+    fixture (test_portal.py)."""
     yield from running_stack(tmp_path_factory)
 
 

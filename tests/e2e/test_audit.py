@@ -333,7 +333,13 @@ async def _hook(hub: Hub, workspace: str, headers: dict[str, str]) -> dict[str, 
 
 
 async def _listed(hub: Hub, headers: dict[str, str] | None = None, **params: Any) -> Any:
+    """The list, once every change made before the call is written."""
     await hub.written()
+    return await _read(hub, headers, **params)
+
+
+async def _read(hub: Hub, headers: dict[str, str] | None = None, **params: Any) -> Any:
+    """The list as it is (no change made since the last `_listed`)."""
     return await _ok(
         hub.api.get("/api/audit-events", params=params, headers=headers or admin_headers())
     )
@@ -372,14 +378,14 @@ async def test_who_made_a_change_and_what_a_workspace_key_sees(hub: Hub) -> None
     )
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "other_workspace"
-    own = await _listed(hub, _bearer(key["key"]), workspace_id=mine)
+    own = await _read(hub, _bearer(key["key"]), workspace_id=mine)
     assert own["data"] == listed["data"]
-    assert (await _listed(hub, _bearer(key["key"]), resource_id=by_admin["id"]))["data"] == []
+    assert (await _read(hub, _bearer(key["key"]), resource_id=by_admin["id"]))["data"] == []
 
     # The admin sees every workspace, and what belongs to none (provider apps).
-    theirs_listed = await _listed(hub, workspace_id=theirs)
+    theirs_listed = await _read(hub, workspace_id=theirs)
     assert [e["resource_id"] for e in theirs_listed["data"]] == [by_admin["id"]]
-    apps = await _listed(hub, resource_type="provider_app")
+    apps = await _read(hub, resource_type="provider_app")
     assert apps["data"][0]["workspace_id"] is None
     assert apps["data"][0]["resource_id"] == "google"
     assert apps["data"][0]["fields"] == ["client_id", "client_secret"]
@@ -400,13 +406,12 @@ async def test_filters_cursor_and_the_request_id(hub: Hub) -> None:
             )
         )
 
+    await hub.written()
     # Newest first, two at a time, to the end.
     walked: list[dict[str, Any]] = []
     cursor = None
     for _ in range(10):
-        page = await _listed(
-            hub, workspace_id=ws, limit=2, **({"cursor": cursor} if cursor else {})
-        )
+        page = await _read(hub, workspace_id=ws, limit=2, **({"cursor": cursor} if cursor else {}))
         assert len(page["data"]) <= 2
         walked += page["data"]
         cursor = page["next_cursor"]
@@ -415,21 +420,21 @@ async def test_filters_cursor_and_the_request_id(hub: Hub) -> None:
     assert len(walked) == 8
     assert [e["id"] for e in walked] == sorted((e["id"] for e in walked), reverse=True)
 
-    updates = await _listed(hub, workspace_id=ws, action="update")
+    updates = await _read(hub, workspace_id=ws, action="update")
     assert [e["resource_id"] for e in updates["data"]] == [h["id"] for h in reversed(hooks[:3])]
     for entry, answer in zip(reversed(updates["data"]), answers, strict=True):
         assert entry["request_id"] == answer.headers["x-request-id"]
         assert entry["request_id"] == f"audit-{entry['resource_id']}"
         assert entry["fields"] == ["name"]
-    one = await _listed(hub, resource_id=hooks[4]["id"])
+    one = await _read(hub, resource_id=hooks[4]["id"])
     assert [(e["action"], e["resource_type"]) for e in one["data"]] == [
         ("create", "incoming_webhook")
     ]
-    since = await _listed(hub, workspace_id=ws, since=isoformat(before_renames))
+    since = await _read(hub, workspace_id=ws, since=isoformat(before_renames))
     assert {e["action"] for e in since["data"]} == {"update"}
-    by_actor = await _listed(hub, workspace_id=ws, actor="admin", resource_type="incoming_webhook")
+    by_actor = await _read(hub, workspace_id=ws, actor="admin", resource_type="incoming_webhook")
     assert len(by_actor["data"]) == 8
-    assert (await _listed(hub, workspace_id=ws, actor="key_nobody"))["data"] == []
+    assert (await _read(hub, workspace_id=ws, actor="key_nobody"))["data"] == []
     bad = await hub.api.get(
         "/api/audit-events", params={"cursor": "not-a-cursor"}, headers=admin_headers()
     )
