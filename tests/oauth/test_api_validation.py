@@ -106,3 +106,29 @@ async def test_provider_apps_are_listed_in_the_list_format(oauth: RunningService
     assert set(body) == {"data", "next_cursor"}
     assert body["next_cursor"] is None
     assert {app["provider"] for app in body["data"]} >= {"slack", "github", "telegram"}
+
+
+async def test_a_provider_app_value_copied_with_an_example_s_ellipsis_is_refused(
+    oauth: RunningService,
+) -> None:
+    """`{"client_id": "Ov23li…"}` from the docs' example is not a client id: refused (422)
+    and nothing stored, not kept to fail at the provider later."""
+    for body in (
+        {"client_id": "Ov23li…"},
+        {"client_id": "Ov23li abc"},
+        {"client_secret": "…"},
+        {"client_secret": "abc\n"},
+        {"signing_secret": "sécret"},
+    ):
+        answer = await oauth.client.put("/api/providers/github", json=body, headers=admin_headers())
+        assert answer.status_code == 422, (body, answer.text)
+        assert "printable ASCII" in answer.text
+    app = await oauth.client.get("/api/providers/github", headers=admin_headers())
+    assert app.json()["source"] != "api"
+    fine = await oauth.client.put(
+        "/api/providers/github",
+        json={"client_id": "Ov23liA1b2C3d4E5f6G7", "client_secret": "0123abcd" * 5},
+        headers=admin_headers(),
+    )
+    assert fine.status_code == 200 and fine.json()["client_id"] == "Ov23liA1b2C3d4E5f6G7"
+    await oauth.client.delete("/api/providers/github", headers=admin_headers())

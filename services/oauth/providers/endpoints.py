@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state, runtime_of
@@ -44,6 +44,19 @@ class ProviderAppUpdate(BaseModel):
     # Slack: the rate tier of conversations.history|replies for imports (SPEC §9): tier3
     # (internal and Marketplace apps) or limited (other commercially distributed apps).
     history_tier: Literal["tier3", "limited"] | None = None
+
+    @field_validator("client_id", "client_secret", "signing_secret")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        # Providers issue these in printable ASCII without spaces (RFC 6749 A.1 allows
+        # spaces in a client_id; none of ours uses them): an ellipsis or a space is an
+        # example or a line break copied along, refused rather than stored to fail later.
+        if value is not None and not all("!" <= c <= "~" for c in value):
+            raise ValueError(
+                "only printable ASCII without spaces: copy the value from the provider's "
+                "app settings (an example's … or a line break is not part of it)"
+            )
+        return value
 
 
 class ProviderApp(BaseModel):
