@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from shared.cache import RefreshingCache
 from shared.crypto import fingerprint
-from shared.ids import utcnow
+from shared.ids import new_id, utcnow, utcnow_ms
 from shared.mongo import (
     BatchedWriter,
     Database,
@@ -45,6 +45,33 @@ INDEXES = [
 
 def new_key(prefix: str = PREFIX) -> str:
     return prefix + secrets.token_urlsafe(32)
+
+
+def issue(
+    kind: str,
+    workspace_id: str,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+) -> tuple[str, Document]:
+    """A new key (`KEY`) or portal session's token (`PORTAL`) and the document that stands
+    for it: its fingerprint and what it shows of itself, never the key."""
+    key = new_key(PORTAL_PREFIX if kind == PORTAL else PREFIX)
+    now = utcnow_ms()
+    return key, {
+        "_id": new_id("pts" if kind == PORTAL else "key"),
+        "kind": kind,
+        "workspace_id": workspace_id,
+        "name": name,
+        "prefix": key[:SHOWN],
+        "key_hash": fingerprint(key),
+        "scopes": scopes,
+        "created_at": now,
+        "last_used_at": None,
+        "expires_at": expires_at,
+        "updated_at": now,
+        "deleted_at": None,
+    }
 
 
 class ApiKeyRepository(TombstoneCollection):

@@ -71,6 +71,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utcnow_ms() -> datetime:
+    """Now, to the millisecond, as MongoDB keeps a time: an answer built from a document
+    just written is then what a read of it gives."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def isoformat(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -21,6 +21,7 @@ has not seen yet, issued a moment ago elsewhere).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
@@ -52,6 +53,7 @@ class Caller:
     id: str
     workspace_id: str | None
     can_write: bool
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -99,6 +101,7 @@ class Access:
                 id=found.id,
                 workspace_id=found.workspace_id,
                 can_write="write" in found.scopes,
+                expires_at=found.expires_at,
             )
         if not self.admin_token or not constant_time_equal(token, self.admin_token):
             raise Unauthorized("invalid admin token", code="invalid_token", headers=_CHALLENGE)

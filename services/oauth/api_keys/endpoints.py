@@ -10,13 +10,12 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import api_keys
-from shared.crypto import fingerprint
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state
 from shared.http.auth import AdminOnly
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
-from shared.ids import new_id, utcnow
+from shared.ids import utcnow
 from shared.mongo import Document
 
 router = APIRouter(
@@ -93,26 +92,11 @@ async def _get(repository: api_keys.ApiKeyRepository, workspace_id: str, key_id:
 async def create_api_key(
     workspace_id: WorkspaceId, body: ApiKeyCreate, repository: RepositoryDep
 ) -> ApiKeyCreated:
-    now = utcnow()
-    if body.expires_at is not None and body.expires_at.astimezone(UTC) <= now:
+    if body.expires_at is not None and body.expires_at.astimezone(UTC) <= utcnow():
         raise Invalid("expires_at is not in the future", code="invalid_expiry")
-    key = api_keys.new_key()
-    # To the millisecond, as MongoDB keeps it: the answer is what a read gives.
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    doc: Document = {
-        "_id": new_id("key"),
-        "kind": api_keys.KEY,
-        "workspace_id": workspace_id,
-        "name": body.name,
-        "prefix": key[: api_keys.SHOWN],
-        "key_hash": fingerprint(key),
-        "scopes": body.scopes,
-        "created_at": now,
-        "last_used_at": None,
-        "expires_at": body.expires_at,
-        "updated_at": now,
-        "deleted_at": None,
-    }
+    key, doc = api_keys.issue(
+        api_keys.KEY, workspace_id, body.name, list(body.scopes), body.expires_at
+    )
     await repository.insert(doc)
     return ApiKeyCreated.model_validate({**doc, "id": doc["_id"], "key": key})
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.oauth.api_keys.endpoints import RepositoryDep, WorkspaceId
 from shared import api_keys, tenancy
-from shared.crypto import fingerprint
 from shared.errors import Forbidden
-from shared.http.app import from_state, runtime_of
-from shared.http.auth import Authenticated, CallerDep, access_of
+from shared.http.app import runtime_of
+from shared.http.auth import Authenticated, CallerDep
 from shared.http.errors import MANAGEMENT_ERRORS
-from shared.ids import new_id, utcnow
-from shared.mongo import Document
 from shared.runtime import Runtime
 
 router = APIRouter(
@@ -31,12 +29,7 @@ router = APIRouter(
     responses=MANAGEMENT_ERRORS,
 )
 
-RepositoryDep = Annotated[
-    api_keys.ApiKeyRepository,
-    Depends(from_state("api_key_repository", api_keys.ApiKeyRepository)),
-]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-WorkspaceId = Annotated[str, Path(min_length=1, max_length=200)]
 
 DEFAULT_SECONDS = 3600
 MAX_SECONDS = 7 * 24 * 3600
@@ -62,7 +55,7 @@ class Expired(BaseModel):
     expired: int
 
 
-def _issuer(caller: CallerDep, workspace_id: WorkspaceId) -> None:
+async def _issuer(caller: CallerDep, workspace_id: WorkspaceId) -> None:
     if caller.kind == "portal":
         raise Forbidden("a portal session cannot open another", code="not_a_key")
     tenancy.may_create_in(workspace_id)
@@ -84,23 +77,14 @@ async def create_portal_session(
     body: PortalSessionCreate | None = None,
 ) -> PortalSession:
     body = body or PortalSessionCreate()
-    token = api_keys.new_key(api_keys.PORTAL_PREFIX)
-    now = utcnow()
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as MongoDB keeps it
-    doc: Document = {
-        "_id": new_id("pts"),
-        "kind": api_keys.PORTAL,
-        "workspace_id": workspace_id,
-        "name": "portal session",
-        "prefix": token[: api_keys.SHOWN],
-        "key_hash": fingerprint(token),
-        "scopes": ["read"] if body.read_only else ["read", "write"],
-        "created_at": now,
-        "last_used_at": None,
-        "expires_at": now + timedelta(seconds=body.expires_in),
-        "updated_at": now,
-        "deleted_at": None,
-    }
+    token, doc = api_keys.issue(
+        api_keys.PORTAL,
+        workspace_id,
+        "portal session",
+        ["read"] if body.read_only else ["read", "write"],
+        None,
+    )
+    doc["expires_at"] = doc["created_at"] + timedelta(seconds=body.expires_in)
     await repository.insert(doc)
     base = runtime.settings.public_url.rstrip("/")
     return PortalSession(
@@ -133,19 +117,11 @@ class Me(BaseModel):
 
 
 @me_router.get("", response_model=Me)
-async def who_am_i(request: Request, caller: CallerDep) -> Me:
-    expires_at = None
-    if caller.kind != "admin":
-        found = access_of(request.app).keys.cache.get(_bearer_hash(request))
-        expires_at = found.expires_at if found is not None else None
+async def who_am_i(caller: CallerDep) -> Me:
     return Me(
         kind=caller.kind,
         id=caller.id,
         workspace_id=caller.workspace_id,
         can_write=caller.can_write,
-        expires_at=expires_at,
+        expires_at=caller.expires_at,
     )
-
-
-def _bearer_hash(request: Request) -> str:
-    return fingerprint(request.headers.get("authorization", "").partition(" ")[2].strip())

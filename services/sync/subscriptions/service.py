@@ -15,7 +15,7 @@ from services.sync.subscriptions.schemas import (
     SubscriptionUpdate,
 )
 from shared.errors import Invalid, NotFound
-from shared.ids import new_id, utcnow
+from shared.ids import new_id, utcnow_ms
 from shared.integrations.connections import Connections
 from shared.mongo import Document
 from shared.providers.notifiers import NOTIFIERS
@@ -74,9 +74,7 @@ class SubscriptionService:
         integration, notifier = await self._notifier(integration_id)
         fields = body.model_dump(exclude_none=True)
         _check(integration.provider, notifier, fields)
-        # To the millisecond, as MongoDB keeps it: the answer is what a read gives.
-        now = utcnow()
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        now = utcnow_ms()
         doc: dict[str, Any] = {
             "_id": new_id("sub"),
             "workspace_id": integration.workspace_id,
