@@ -1,7 +1,7 @@
 """Benchmark "discord": Discord Gateway dispatches → `hookhub.chat.inbound` through one sync
 process, against a minimal WebSocket-reader → Kafka-producer loop on the same fake.
 
-The set-up, once: `tests.fakes.discord.FakeDiscord` (REST + a real Gateway WebSocket) in a
+The set-up, once: `services.sandbox.discord.FakeDiscord` (REST + a real Gateway WebSocket) in a
 process of its own (`python -m bench.discord fake --port P`, served by uvicorn as the
 services are), with one bot, one guild, 200 text channels and 20 users, and a few control
 routes under `/_bench/` (below); a Discord integration with the bot token created through
@@ -134,7 +134,7 @@ class SendJob:
 class FakeControl:
     """The fake's world and its `/_bench/` routes."""
 
-    fake: Any  # tests.fakes.discord.FakeDiscord (imported in the fake's process only)
+    fake: Any  # services.sandbox.discord.FakeDiscord (imported in the fake's process only)
     job: SendJob | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -233,7 +233,7 @@ class FakeControl:
 
 
 def build_fake() -> Any:
-    from tests.fakes.discord import FakeDiscord
+    from services.sandbox.discord import FakeDiscord
 
     fake = FakeDiscord()  # Discord's heartbeat interval (41.25 s)
     fake.add_bot(BOT_TOKEN, BOT_ID, "hookhub-bench", APP_ID)
@@ -513,7 +513,7 @@ class Discord:
                 f"{_cpu_ms(burst, 'sync')}, baseline loop {_cpu_ms(base_burst, 'baseline')}, "
                 f"the fake {_cpu_ms(burst, 'discord-fake')} (with sync) and "
                 f"{_cpu_ms(base_burst, 'discord-fake')} (with the baseline)",
-                "the fake (tests.fakes.discord.FakeDiscord on uvicorn) runs in a process of "
+                "the fake (services.sandbox.discord.FakeDiscord on uvicorn) runs in a process of "
                 "its own; CPU from the send started to the last envelope read",
             ],
             setup=f"{EVENTS:,} dispatches, first sent → last envelope read",

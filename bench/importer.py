@@ -2,7 +2,7 @@
 importer process, against a minimal loop that reads the same ZIP and produces the same
 envelopes, in the same run (issue #16).
 
-The exports: `tests.fakes.slack_export.generate` over 200 conversations (channels, private
+The exports: `tests.slack_export.generate` over 200 conversations (channels, private
 channels, DMs, group DMs), one per size (`--import-messages`, default 100,000 and
 1,000,000), written once into `bench/results/exports/` (git-ignored) and reused while the
 size, the seed and the generator's source are the same (1,000,000 messages take about a
@@ -133,7 +133,7 @@ def export(messages: int, cache: Path = CACHE_DIR) -> Export:
     path, meta_path = cache / f"{stem}.zip", cache / f"{stem}.json"
     generated_in = None
     if not (path.exists() and meta_path.exists()):
-        from tests.fakes.slack_export import generate
+        from tests.slack_export import generate
 
         cache.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")

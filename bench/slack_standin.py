@@ -14,7 +14,7 @@ answers them (`{"ok": true, ...}`, HTTP 200), on keep-alive connections, with on
   (any user exists): form-encoded, as sync sends read methods; never counted.
 
 Every other method answers `{"ok": false, "error": "unknown_method"}`. The token is not
-checked: this is a stand-in for measuring, not a fake for testing (tests/fakes/slack.py is).
+checked: this is a stand-in for measuring, not a fake for testing (services/sandbox/slack.py is).
 Requests under `/_bench/` control the counting (`bench.sink` documents them).
 """
 

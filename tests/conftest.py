@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.sandbox.telegram import FakeTelegram
 from shared.mongo import Database
-from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra, provide_infra
 from tests.support import new_namespace, serve
 

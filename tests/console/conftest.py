@@ -22,8 +22,8 @@ import pytest
 
 from shared.embedded import free_port
 from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
-from tests.fakes.webhook_sink import WebhookSink
 from tests.support import serve
+from tests.webhook_sink import WebhookSink
 
 CHROMIUM = Path(os.environ.get("HOOKHUB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

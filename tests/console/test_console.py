@@ -23,8 +23,8 @@ from shared.providers.github.notify import NOTIFIER as GITHUB
 from tests.console.conftest import Console, Watched
 from tests.delivery.test_list import made
 from tests.e2e.stack import Stack
-from tests.fakes.slack_export import ExportBuilder, message
-from tests.fakes.webhook_sink import WebhookSink
+from tests.slack_export import ExportBuilder, message
+from tests.webhook_sink import WebhookSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -32,9 +32,9 @@ from shared.mappings import COLLECTION as MAPPINGS
 from tests.console.conftest import Console, Watched, running_stack
 from tests.console.test_console import EXPECT_MS, wait_for
 from tests.e2e.stack import Stack
-from tests.fakes.slack_export import ExportBuilder, message
-from tests.fakes.webhook_sink import WebhookSink
+from tests.slack_export import ExportBuilder, message
 from tests.support import serve
+from tests.webhook_sink import WebhookSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

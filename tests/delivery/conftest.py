@@ -9,9 +9,9 @@ import pytest
 from services.delivery.app import definition
 from shared.http.app import create_app
 from shared.settings import DeliverySettings
-from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
 from tests.support import RunningService, make_settings, new_namespace, serve
+from tests.webhook_sink import WebhookSink
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.settings import DeliverySettings
 from shared.signing import verify
-from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
 from tests.support import (
     KafkaTap,
@@ -35,6 +34,7 @@ from tests.support import (
     refreshed,
     serve,
 )
+from tests.webhook_sink import WebhookSink
 
 Sink = tuple[WebhookSink, str]
 

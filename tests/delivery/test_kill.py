@@ -18,7 +18,6 @@ import pytest
 
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.settings import DeliverySettings
-from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
 from tests.support import (
     ServiceProcess,
@@ -28,6 +27,7 @@ from tests.support import (
     produce_chat_events,
     serve,
 )
+from tests.webhook_sink import WebhookSink
 
 EVENTS = 2000
 

@@ -19,6 +19,8 @@ from services.edge import create_edge_app, edge_protocol
 from services.gateway.app import definition as gateway_definition
 from services.importer.app import definition as importer_definition
 from services.oauth.app import definition as oauth_definition
+from services.sandbox import FAKES
+from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sync.app import definition as sync_definition
 from shared.http.app import create_app
 from shared.settings import (
@@ -28,8 +30,6 @@ from shared.settings import (
     ServiceSettings,
     SyncSettings,
 )
-from tests.fakes.oauth_providers import FAKES
-from tests.fakes.oauth_server import FakeAuthorizationServer
 from tests.infra import Infra
 from tests.support import RunningService, make_settings, new_namespace, serve
 

@@ -23,15 +23,15 @@ import pytest
 from fastapi import FastAPI
 
 from services.delivery.deliveries.repository import DELIVERIES
+from services.sandbox.telegram import FakeTelegram
 from shared import audit
 from shared.ids import isoformat, utcnow
 from shared.mongo import BatchedWriter, Database, Document
 from tests.delivery.test_list import made
 from tests.e2e.origin import running_origin
-from tests.fakes.slack_export import generate
-from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
 from tests.oauth.flow import consent
+from tests.slack_export import generate
 from tests.support import admin_headers, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -20,7 +20,6 @@ from pymongo import AsyncMongoClient
 from shared.embedded import free_port, start_broker, start_mongo
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.settings import SERVICE_PORTS, ServiceSettings
-from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
 from tests.support import (
     ServiceProcess,
@@ -31,6 +30,7 @@ from tests.support import (
     produce_chat_events,
     serve,
 )
+from tests.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
 

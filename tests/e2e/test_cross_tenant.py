@@ -30,12 +30,12 @@ from typing import Any
 import httpx
 import pytest
 
+from services.sandbox.slack import FakeSlack
+from services.sandbox.telegram import FakeTelegram
 from shared.ids import isoformat, utcnow
 from tests.e2e.origin import Origin, running_origin
-from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_export import generate
-from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
+from tests.slack_export import generate
 from tests.support import admin_headers, until
 
 pytestmark = pytest.mark.e2e

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from services.sandbox.telegram import FakeTelegram
 from tests.e2e.origin import running_origin
-from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
 from tests.support import ADMIN_TOKEN, RunningService, admin_headers
 

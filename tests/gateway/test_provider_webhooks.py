@@ -20,13 +20,13 @@ import pytest
 
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
+from services.sandbox.telegram import FakeTelegram
 from shared import claim_check
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import derived_id, utcnow
 from shared.mongo import connect
 from shared.settings import GatewaySettings, ServiceSettings
-from tests.fakes.telegram import FakeTelegram
 from tests.gateway import signing
 from tests.gateway.signing import Case, provider_cases
 from tests.infra import Infra

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.sandbox.discord import GET_CHANNEL_MESSAGES
+from services.sandbox.slack import TEAM_ID, history_message
 from shared.message_map import inbound_message_id
-from tests.fakes.discord import GET_CHANNEL_MESSAGES
-from tests.fakes.slack import TEAM_ID, history_message
 from tests.importer.conftest import Imports
 from tests.support import admin_headers
 from tests.sync.conftest import DISCORD_BOT_ID, DISCORD_GUILD

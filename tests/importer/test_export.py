@@ -9,10 +9,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from services.sandbox.slack import TEAM_ID as FAKE_TEAM
 from shared.message_map import inbound_message_id
-from tests.fakes.slack import TEAM_ID as FAKE_TEAM
-from tests.fakes.slack_export import TEAM_ID, ExportBuilder, message, slack_file
 from tests.importer.conftest import Imports
+from tests.slack_export import TEAM_ID, ExportBuilder, message, slack_file
 from tests.support import admin_headers
 
 

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from services.importer.sources import Source
+from services.sandbox.discord import GET_CHANNEL_MESSAGES
+from services.sandbox.slack import history_message
 from shared.message_map import inbound_message_id
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import SlackExport
-from tests.fakes.discord import GET_CHANNEL_MESSAGES
-from tests.fakes.slack import history_message
-from tests.fakes.slack_export import generate
 from tests.importer.conftest import Imports
 from tests.importer.test_api import start
+from tests.slack_export import generate
 from tests.support import admin_headers
 
 HISTORY = "conversations.history"

@@ -8,11 +8,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from services.sandbox.oauth_server import REDIRECT_URI
 from shared.crypto import SecretBox
 from shared.ids import utcnow
 from shared.mongo import Database, Document
 from shared.oauth.tokens import TokenKeeper
-from tests.fakes.oauth_server import REDIRECT_URI
 from tests.support import RunningService, admin_headers
 
 

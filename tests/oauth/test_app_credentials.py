@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.sandbox.oauth_server import FakeAuthorizationServer
 from shared.settings import ServiceSettings
-from tests.fakes.oauth_server import FakeAuthorizationServer
 from tests.oauth.flow import consent
 from tests.support import RunningService, admin_headers
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from services.sandbox.telegram import FakeTelegram
 from shared.oauth.tokens import NotConnected
-from tests.fakes.telegram import FakeTelegram
 from tests.oauth.flow import keeper, stored
 from tests.support import KafkaTap, RunningService, admin_headers
 

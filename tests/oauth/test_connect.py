@@ -9,10 +9,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from services.sandbox.oauth_server import REDIRECT_URI, FakeAuthorizationServer
 from shared.crypto import fingerprint
 from shared.ids import utcnow
 from shared.oauth.tokens import NotConnected
-from tests.fakes.oauth_server import REDIRECT_URI, FakeAuthorizationServer
 from tests.oauth.flow import connect, consent, db_of, expire_soon, keeper, start, stored, tokens
 from tests.support import KafkaTap, RunningService, admin_headers
 

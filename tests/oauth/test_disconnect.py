@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.oauth.tasks import Maintenance
+from services.sandbox.oauth_server import FakeAuthorizationServer
+from services.sandbox.telegram import FakeTelegram
 from shared.ids import utcnow
-from tests.fakes.oauth_server import FakeAuthorizationServer
-from tests.fakes.telegram import FakeTelegram
 from tests.oauth.flow import box_of, connect, db_of, tokens
 from tests.support import KafkaTap, RunningService, admin_headers
 

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from services.sandbox import FakeGitHub, FakeSlack
+from services.sandbox.oauth_server import FakeAuthorizationServer
 from shared.oauth.provider import ProviderRefused
 from shared.providers import OAUTH_PROVIDERS
-from tests.fakes.oauth_providers import FakeGitHub, FakeSlack
-from tests.fakes.oauth_server import FakeAuthorizationServer
 from tests.oauth.flow import connect, expire_soon, keeper, start, stored, tokens
 from tests.support import KafkaTap, RunningService, admin_headers
 

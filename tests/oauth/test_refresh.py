@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from services.oauth.app import definition
+from services.sandbox.oauth_server import FakeAuthorizationServer
 from shared.crypto import SecretBox
 from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.oauth.provider import ProviderUnreachable, TokenSet
 from shared.oauth.tokens import token_state
 from shared.settings import ServiceSettings
-from tests.fakes.oauth_server import FakeAuthorizationServer
 from tests.oauth.flow import connect, expire_soon, keeper, stored, tokens
 from tests.support import KafkaTap, RunningService, serve
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.oauth_server import FakeAuthorizationServer
-from tests.fakes.slack import FakeSlack
+from services.sandbox.oauth_server import FakeAuthorizationServer
+from services.sandbox.slack import FakeSlack
 from tests.oauth.flow import box_of, keeper, stored
 from tests.support import RunningService, admin_headers
 

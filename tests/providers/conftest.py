@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from services.sandbox.discord import FakeDiscord
+from services.sandbox.slack import FakeSlack
 from shared.providers.slack.api import SlackApi
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.slack import FakeSlack
 from tests.support import serve
 
 

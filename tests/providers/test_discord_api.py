@@ -11,6 +11,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from services.sandbox.discord import (
+    ALL,
+    CREATE_MESSAGE,
+    EDIT_MESSAGE,
+    EXECUTE_WEBHOOK,
+    GET_CHANNEL,
+    GET_CHANNEL_MESSAGES,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    FakeDiscord,
+)
 from shared.embedded import free_port
 from shared.oauth.provider import ProviderUnreachable
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
@@ -24,17 +35,6 @@ from shared.providers.discord.api import (
     base_url,
 )
 from shared.settings import Settings
-from tests.fakes.discord import (
-    ALL,
-    CREATE_MESSAGE,
-    EDIT_MESSAGE,
-    EXECUTE_WEBHOOK,
-    GET_CHANNEL,
-    GET_CHANNEL_MESSAGES,
-    SEND_MESSAGES,
-    VIEW_CHANNEL,
-    FakeDiscord,
-)
 
 _ids = itertools.count(1)
 

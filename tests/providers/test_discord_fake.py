@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.fakes.discord import (
+from services.sandbox.discord import (
     ALL,
     CREATE_MESSAGE,
     EXECUTE_WEBHOOK,
@@ -30,7 +30,7 @@ from tests.fakes.discord import (
     VIEW_CHANNEL,
     FakeDiscord,
 )
-from tests.fakes.oauth_server import REDIRECT_URI
+from services.sandbox.oauth_server import REDIRECT_URI
 from tests.support import serve
 
 TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAx.fake.bot-token"

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from services.sandbox import discord as fake_discord
+from services.sandbox.discord import FakeDiscord
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -39,8 +41,6 @@ from shared.providers.discord.messages import (
     snowflake_time,
     webhook_username,
 )
-from tests.fakes import discord as fake_discord
-from tests.fakes.discord import FakeDiscord
 
 GUILD = "290926798999357249"
 CHANNEL = "290926798999357250"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from services.sandbox.atlassian import adf_problem
 from shared.providers.issues import QuotedMessage
 from shared.providers.jira import adf
-from tests.fakes.oauth_providers import adf_problem
 
 
 def test_paragraphs_at_blank_lines_and_hard_breaks_at_line_breaks() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from services.sandbox.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from shared.embedded import free_port
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 from shared.providers.slack.api import DEFAULT_BASE_URL, SlackApi, base_url
 from shared.settings import Settings
-from tests.fakes.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The Slack export ZIP reader (shared/providers/slack/export.py) on exports made with
-tests/fakes/slack_export.py: what is refused at open, how each kind of record reads, what is
+tests/slack_export.py: what is refused at open, how each kind of record reads, what is
 quarantined, resuming from a checkpoint, and memory on a generated export."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from shared.providers.chat import Attachment, Author
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import ExportLimits, ExportRefused, SlackExport
 from shared.zipdir import ZipDirectory
-from tests.fakes.slack_export import TEAM_ID, ExportBuilder, message, slack_file, zip64_directory
+from tests.slack_export import TEAM_ID, ExportBuilder, message, slack_file, zip64_directory
 
 DAY1, DAY2, DAY3 = "2024-03-01", "2024-03-02", "2024-03-03"
 # Slack ts of moments on those days (UTC).
@@ -761,7 +761,7 @@ def test_the_directory_keeps_tens_of_bytes_a_member(tmp_path: Path) -> None:
 GENERATE = """
 import json, resource, sys
 from pathlib import Path
-from tests.fakes.slack_export import generate
+from tests.slack_export import generate
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 stats = generate(Path(sys.argv[1]), 100_000, 200)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

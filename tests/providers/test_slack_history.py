@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from services.sandbox.slack import FakeSlack, history_message
 from shared.providers.chat import ProviderUnreachable
 from shared.providers.history import HistoryRecord
 from shared.providers.slack.api import SlackApi
 from shared.providers.slack.history import LIMITED, TIER_3, SlackHistory, Tier
-from tests.fakes.slack import FakeSlack, history_message
 from tests.support import FakeClock
 
 BASE = 1_700_000_000

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.sandbox.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from shared.providers.base import InboundRequest
 from shared.providers.chat import (
     Attachment,
@@ -32,7 +33,6 @@ from shared.providers.chat import (
 from shared.providers.slack.api import SlackApi
 from shared.providers.slack.messages import SlackChat, escape
 from shared.providers.slack.webhooks import WEBHOOKS
-from tests.fakes.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from tests.support import FakeClock, serve
 
 ME = BotIdentity(user_id="U0BOT", bot_id="B0BOT", app_id="A0APP", team_id="T0TEAM")

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from services.sandbox.telegram import FakeTelegram
 from shared.embedded import free_port
 from shared.oauth.provider import ProviderUnreachable
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 from shared.providers.telegram.api import TelegramApi, TelegramRefused, refusal
-from tests.fakes.telegram import FakeTelegram
 
 _ids = itertools.count(1)
 

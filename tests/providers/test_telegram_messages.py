@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from services.sandbox.telegram import FakeTelegram, parse_html, utf16_len
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -27,7 +28,6 @@ from shared.providers.chat import (
 )
 from shared.providers.telegram.api import TelegramApi
 from shared.providers.telegram.messages import TelegramChat, escape, format_post
-from tests.fakes.telegram import FakeTelegram, parse_html, utf16_len
 from tests.support import serve
 
 DATE, EDITED = 1_700_000_000, 1_700_000_600

@@ -20,14 +20,14 @@ from cryptography.fernet import Fernet
 
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
+from services.sandbox.discord import FakeDiscord
+from services.sandbox.slack import FakeSlack
+from services.sandbox.telegram import FakeTelegram
 from services.sync.app import definition as sync_definition
 from shared.envelopes import ChatEvent, Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.settings import GatewaySettings, ServiceSettings, SyncSettings
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.slack import FakeSlack
-from tests.fakes.telegram import FakeTelegram
 from tests.infra import Infra
 from tests.support import (
     KafkaTap,

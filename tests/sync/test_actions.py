@@ -18,6 +18,7 @@ import structlog
 from cryptography.fernet import Fernet
 
 from services.oauth.app import definition as oauth_definition
+from services.sandbox import FakeAtlassian, FakeGitHub
 from services.sync.actions.idempotency import COLLECTION
 from services.sync.actions.schemas import GitHubIssueCreate
 from services.sync.actions.service import CREATE_ISSUE, body_hash
@@ -26,7 +27,6 @@ from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.settings import ServiceSettings, SyncSettings
-from tests.fakes.oauth_providers import FakeAtlassian, FakeGitHub
 from tests.infra import Infra
 from tests.oauth.flow import connect, db_of, expire_soon, stored, tokens
 from tests.support import (

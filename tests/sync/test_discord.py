@@ -12,8 +12,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.produce import PartitionProducer
-from tests.fakes.discord import (
+from services.sandbox.discord import (
     CREATE_MESSAGE,
     EXECUTE_WEBHOOK,
     READ_MESSAGE_HISTORY,
@@ -21,6 +20,7 @@ from tests.fakes.discord import (
     VIEW_CHANNEL,
     FakeDiscord,
 )
+from shared.produce import PartitionProducer
 from tests.support import admin_headers
 from tests.sync.conftest import World, connect, in_channel, until
 

@@ -12,15 +12,15 @@ import orjson
 import pytest
 
 from services.delivery.app import definition as delivery_definition
+from services.sandbox.slack import TEAM_ID
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import isoformat, utcnow
 from shared.settings import DeliverySettings
-from tests.fakes.slack import TEAM_ID
-from tests.fakes.webhook_sink import WebhookSink
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, make_settings, serve
 from tests.sync.conftest import World, in_channel, until
+from tests.webhook_sink import WebhookSink
 
 OTHER = "ws_other"
 HUGE = 18446744073709551616  # 2^64: past every 64-bit integer

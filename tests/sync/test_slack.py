@@ -3,7 +3,7 @@ the chat to Slack and from Slack to the chat, with no echo of our own posts."""
 
 from __future__ import annotations
 
-from tests.fakes.slack import BOT_ID
+from services.sandbox.slack import BOT_ID
 from tests.support import admin_headers
 from tests.sync.conftest import World, in_channel, until
 

@@ -6,8 +6,7 @@ URIs compared exactly, codes single-use and short-lived, refresh tokens rotated,
 rotated refresh token that comes back revokes the whole grant (OAuth 2.0 Security BCP:
 reuse means two parties hold it). It counts what it sees, so tests can assert on it.
 
-The provider fakes (FakeSlack in tests/fakes/slack.py, FakeDiscord in tests/fakes/discord.py,
-the others in tests/fakes/oauth_providers.py, whose `FAKES` names them all) subclass it to
+The providers' stand-ins (services/sandbox/, whose `FAKES` names them all) subclass it to
 answer in each provider's own shapes and to serve the API calls hookhub makes after connecting.
 """
 
@@ -414,6 +413,11 @@ class FakeAuthorizationServer:
 
     def app(self) -> Starlette:
         return Starlette(routes=self.routes())
+
+
+def form_token(form: Any) -> str:
+    """The `token` field of a revocation request's form."""
+    return str(form.get("token") or "")
 
 
 def answer(

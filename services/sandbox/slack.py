@@ -1,4 +1,4 @@
-"""Fake Slack on loopback: OAuth v2 (on the strict server of tests/fakes/oauth_server.py), the
+"""Fake Slack on loopback: OAuth v2 (on the strict server of services/sandbox/oauth_server.py), the
 Web API methods hookhub calls, and the Events API side (signed `event_callback`s to the URL a
 test sets). Strict like Slack: `{"ok": false, "error": ...}` with HTTP 200 for refusals,
 HTTP 429 + `Retry-After` for limits, read methods that read only query or form arguments,
@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.oauth_server import AccessToken, FakeAuthorizationServer, Grant
+from services.sandbox.oauth_server import AccessToken, FakeAuthorizationServer, Grant
 
 TEAM_ID = "T0TEAM"
 TEAM_NAME = "Acme"

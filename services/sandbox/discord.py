@@ -14,7 +14,7 @@ op 9 and the documented close codes. Every message created, edited or deleted, t
 or by a test's user, is dispatched to the sessions that may see it (the echo of our own sends
 included, as Discord does).
 
-OAuth2 (on the strict server of tests/fakes/oauth_server.py): bot authorisation, whose token
+OAuth2 (on the strict server of services/sandbox/oauth_server.py): bot authorisation, whose token
 answer names the guild and whose callback adds `guild_id`; `GET /api/v10/users/@me` with an
 access token (`Bearer`) is the authorising user; RFC 7009 revocation with HTTP Basic.
 """
@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from tests.fakes.oauth_server import FakeAuthorizationServer, answer
+from services.sandbox.oauth_server import FakeAuthorizationServer, answer
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000

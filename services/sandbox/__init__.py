@@ -1,0 +1,20 @@
+"""The providers' stand-ins (SPEC §2): Slack, Discord, Telegram, GitHub, Jira (Atlassian) and
+Google, each speaking its provider's wire format on loopback. The tests drive them directly;
+`hookhub run --sandbox` serves them seeded, wired to the stack, with the page at `/sandbox/`
+and its JSON API (services/sandbox/app.py). `FAKES` is every OAuth provider's one stand-in,
+by provider name (Telegram has no OAuth: services/sandbox/telegram.py)."""
+
+from __future__ import annotations
+
+from services.sandbox.atlassian import FakeAtlassian
+from services.sandbox.discord import FakeDiscord
+from services.sandbox.github import FakeGitHub
+from services.sandbox.google import FakeGoogle
+from services.sandbox.oauth_server import FakeAuthorizationServer
+from services.sandbox.slack import FakeSlack
+
+__all__ = ["FAKES", "FakeAtlassian", "FakeDiscord", "FakeGitHub", "FakeGoogle", "FakeSlack"]
+
+FAKES: dict[str, type[FakeAuthorizationServer]] = {
+    fake.provider: fake for fake in (FakeSlack, FakeDiscord, FakeGitHub, FakeAtlassian, FakeGoogle)
+}
