@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := $(VENV)/.tools
 
-.PHONY: run test lint typecheck check-compose bench clean install
+.PHONY: run sandbox test lint typecheck check-compose bench clean install
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hookhub needs Python 3.11+")'
@@ -24,6 +24,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	@exec $(BIN)/hookhub run
+
+# The same stack with every provider's stand-in at /sandbox/ (docs/sandbox.md).
+sandbox: $(STAMP)
+	@exec $(BIN)/hookhub run --sandbox
 
 test: $(STAMP) $(TOOLS) lint typecheck check-compose
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)

@@ -86,6 +86,41 @@ def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
     return 0
 
 
+def sandbox(port: int) -> int:
+    """The providers' stand-ins, seeded, on 127.0.0.1:`port` (`hookhub run --sandbox` starts
+    it; services/sandbox/app.py). Refused outside HOOKHUB_ENV=dev."""
+    import uvicorn
+
+    from services.sandbox.app import Sandbox, credentials
+    from shared.settings import Settings
+
+    try:
+        settings = Settings()
+    except ConfigurationError as exc:
+        print(f"hookhub sandbox: {exc}", file=sys.stderr)
+        return 2
+    if settings.env != "dev":
+        print(SANDBOX_REFUSED, file=sys.stderr)
+        return 2
+    settings.resolve_dev_secrets()
+    origin = f"http://127.0.0.1:{settings.http_port}"
+    app = Sandbox(
+        credentials(settings.data_dir),
+        port=port,
+        public_url=settings.public_url or origin,
+        origin=origin,
+        admin_token=settings.admin_token,
+    ).app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+    return 0
+
+
+SANDBOX_REFUSED = (
+    "hookhub: the sandbox runs only with HOOKHUB_ENV=dev: its stand-ins hand out made-up "
+    "credentials and answer anyone on loopback"
+)
+
+
 def rotate_keys() -> int:
     import asyncio
 
@@ -149,7 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("--host", default=None)
     serve_cmd.add_argument("--port", type=int, default=None)
 
-    commands.add_parser("run", help="the embedded stack: broker, database, every service, :8080")
+    run_cmd = commands.add_parser(
+        "run", help="the embedded stack: broker, database, every service, :8080"
+    )
+    run_cmd.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="with every provider's stand-in, seeded, at /sandbox/ (HOOKHUB_ENV=dev only)",
+    )
+
+    sandbox_cmd = commands.add_parser(
+        "sandbox", help="the providers' stand-ins alone (what `run --sandbox` starts)"
+    )
+    sandbox_cmd.add_argument("--port", type=int, required=True)
 
     edge_cmd = commands.add_parser("edge", help="the single-origin router in front of the services")
     edge_cmd.add_argument("--host", default="0.0.0.0")
@@ -177,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from services.stack import run_stack
 
-        return run_stack()
+        return run_stack(sandbox=args.sandbox)
+    if args.command == "sandbox":
+        return sandbox(args.port)
     if args.command == "edge":
         return edge(args.host, args.port, args.upstream)
     if args.command == "keys" and args.keys_command == "generate":

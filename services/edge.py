@@ -58,6 +58,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/workspaces/[^/]+/portal-sessions(/|$)", "oauth"),
     (r"^/api/me(/|$)", "oauth"),
     (r"^/api/audit-events(/|$)", "oauth"),
+    # `hookhub run --sandbox` only: without a sandbox upstream, a 404 like any unknown path.
+    (r"^/sandbox(/|$)", "sandbox"),
 )
 _COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
 

@@ -48,16 +48,21 @@ def _port_of_mongo(uri: str) -> int:
     return urlsplit(uri).port or 27017
 
 
-def plan_ports(settings: Settings) -> dict[str, int]:
+def plan_ports(settings: Settings, sandbox: bool = False) -> dict[str, int]:
     ports = {"HTTP (single origin)": settings.http_port}
     for offset, service in enumerate(SERVICE_PORTS, start=1):
         ports[f"{service} service"] = settings.http_port + offset
+    if sandbox:
+        ports[SANDBOX] = settings.http_port + len(SERVICE_PORTS) + 1
     ports["Kafka broker"] = _port_of_bootstrap(settings.kafka_bootstrap)
     ports["MongoDB server"] = _port_of_mongo(settings.mongo_uri)
     return ports
 
 
-def run_stack() -> int:
+SANDBOX = "sandbox"
+
+
+def run_stack(sandbox: bool = False) -> int:
     # `make run | tee log` and Ctrl-C: tee gets the SIGINT too and is gone before we say
     # we are stopping; a closed terminal goes the same way. Our output is for the user
     # only: losing it must not cost the ordered stop.
@@ -68,8 +73,15 @@ def run_stack() -> int:
     except ConfigurationError as exc:
         print(f"hookhub run: {exc}", file=sys.stderr)
         return 2
+    if sandbox and settings.env != "dev":
+        from services.cli import SANDBOX_REFUSED
+
+        print(SANDBOX_REFUSED, file=sys.stderr)
+        return 2
     taken = [
-        f"{what} port {port}" for what, port in plan_ports(settings).items() if not port_free(port)
+        f"{what} port {port}"
+        for what, port in plan_ports(settings, sandbox).items()
+        if not port_free(port)
     ]
     if taken:
         for item in taken:
@@ -87,7 +99,7 @@ def run_stack() -> int:
     _keep_private(settings.data_dir)
     settings.resolve_dev_secrets()  # only now: a refused run leaves no secrets behind
     try:
-        return asyncio.run(_run(settings))
+        return asyncio.run(_run(settings, sandbox))
     except KeyboardInterrupt:
         return 0
 
@@ -106,11 +118,11 @@ def _keep_private(data_dir: Path) -> None:
                     path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, sandbox: bool) -> int:
 
     from services.edge import edge_config
 
-    ports = plan_ports(settings)
+    ports = plan_ports(settings, sandbox)
     data_dir = settings.data_dir.resolve()
     log_dir = data_dir / "logs"
     children: list[ChildProcess] = []
@@ -135,6 +147,20 @@ async def _run(settings: Settings) -> int:
         remember(start_mongo(ports["MongoDB server"], data_dir / "mongo", log_dir))
         env = _service_env(settings)
         upstreams: dict[str, str] = {}
+        if sandbox:
+            from services.sandbox.app import credentials, service_environment
+
+            port = ports[SANDBOX]
+            env |= service_environment(credentials(data_dir), port, settings.public_url)
+            upstreams[SANDBOX] = f"http://127.0.0.1:{port}"
+            remember(
+                spawn(
+                    SANDBOX,
+                    [sys.executable, "-m", "services.cli", "sandbox", "--port", str(port)],
+                    log_dir,
+                    env={**env, "HOOKHUB_HTTP_PORT": str(settings.http_port)},
+                )
+            )
         for service in SERVICE_PORTS:
             port = ports[f"{service} service"]
             upstreams[service] = f"http://127.0.0.1:{port}"
@@ -315,6 +341,11 @@ def _banner(settings: Settings, upstreams: dict[str, str]) -> None:
         *(
             [f"  public URL    {settings.public_url}   (in the URLs hookhub hands out)"]
             if settings.public_url.rstrip("/") != origin
+            else []
+        ),
+        *(
+            [f"  sandbox       {origin}/sandbox/   (every provider's stand-in)"]
+            if "sandbox" in upstreams
             else []
         ),
         f"  admin token   {settings.admin_token}",

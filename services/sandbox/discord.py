@@ -965,7 +965,7 @@ class FakeDiscord(FakeAuthorizationServer):
         self.gateway_bot_calls += 1
         return JSONResponse(
             {
-                "url": f"ws://{call.request.url.netloc}/gateway",
+                "url": _websocket_base(call.request.base_url) + "/gateway",
                 "shards": 1,
                 "session_start_limit": {
                     "total": self.session_start_total,
@@ -1513,7 +1513,7 @@ class FakeDiscord(FakeAuthorizationServer):
         session.connection = connection
         connection.session = session
         guilds = [g for g in self.guilds.values() if g.has(bot)]
-        netloc = connection.websocket.url.netloc
+        base = _websocket_base(connection.websocket.base_url)
         await self._emit(
             session,
             "READY",
@@ -1522,7 +1522,7 @@ class FakeDiscord(FakeAuthorizationServer):
                 "user": bot.user(),
                 "guilds": [{"id": g.id, "unavailable": True} for g in guilds],
                 "session_id": session.id,
-                "resume_gateway_url": f"ws://{netloc}/resume-gateway",
+                "resume_gateway_url": base + "/resume-gateway",
                 "session_type": "normal",
                 "private_channels": [],
                 "application": {
@@ -1711,6 +1711,13 @@ def _transport(websocket: WebSocket) -> Any:
                 if callable(cell.cell_contents):
                     pending.append(cell.cell_contents)
     return None
+
+
+def _websocket_base(base_url: Any) -> str:
+    """`ws://host:port` and the path this app is mounted at (the sandbox serves it below
+    `/sandbox/discord`), without a trailing slash."""
+    scheme, _, rest = str(base_url).partition("://")
+    return ("wss" if scheme in ("https", "wss") else "ws") + "://" + rest.rstrip("/")
 
 
 def _major(template: str, params: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import secrets
 import time
 from collections import defaultdict
@@ -36,7 +37,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 REDIRECT_URI = "http://hookhub.test/api/auth/oauth/callback"
@@ -185,10 +186,20 @@ class FakeAuthorizationServer:
     rotate: ClassVar[bool] = True
     token_prefix: ClassVar[str] = ""
 
-    def __init__(self, *, access_token_lifetime: int = 3600) -> None:
-        self.client = Client(
+    def __init__(
+        self,
+        *,
+        access_token_lifetime: int = 3600,
+        client: Client | None = None,
+        consent: bool = False,
+    ) -> None:
+        """`client`: the one registered client (hookhub's app); `consent`: the authorize
+        endpoint shows a consent page the user answers (the sandbox, in a browser) instead of
+        granting at once (the tests' requests)."""
+        self.client = client or Client(
             "hookhub-" + secrets.token_hex(4), secrets.token_urlsafe(24), REDIRECT_URI
         )
+        self.consent = consent
         self.access_token_lifetime = access_token_lifetime
         self.user = "user-1"
         self.deny = False
@@ -370,7 +381,12 @@ class FakeAuthorizationServer:
             grant = self._server.get_consent_grant(oauth_request, end_user=self.user)
         except OAuth2Error as error:
             return answer(*self._server.handle_error_response(oauth_request, error))
-        if self.deny:
+        decision = "allow"
+        if self.consent:
+            if request.method != "POST":
+                return consent_page(self.provider, request)
+            decision = str((await request.form()).get("decision", ""))
+        if self.deny or decision != "allow":
             denied = AccessDeniedError(redirect_uri=grant.redirect_uri)
             denied.state = oauth_request.payload.state
             return answer(*denied())
@@ -407,12 +423,49 @@ class FakeAuthorizationServer:
 
         return [
             Route("/healthz", healthz),
-            Route(self.authorize_path, self._authorize),
+            Route(self.authorize_path, self._authorize, methods=["GET", "POST"]),
             Route(self.token_path, self._token, methods=["POST"]),
         ]
 
     def app(self) -> Starlette:
         return Starlette(routes=self.routes())
+
+
+CONSENT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def consent_page(provider: str, request: Request) -> Response:
+    """The provider's "allow this app?" page: what is asked, Allow and Cancel. Its form posts
+    back to the same URL (the request's parameters in its query), as providers' pages do;
+    Cancel denies (`error=access_denied` to the redirect URI)."""
+    asked = request.query_params
+    scope = asked.get("scope") or asked.get("user_scope") or "(none)"
+    name = html.escape(provider.capitalize())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{name} (sandbox): authorize hookhub</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body>
+<main>
+<h1>{name} (sandbox)</h1>
+<p>The app <strong>{html.escape(asked.get("client_id", ""))}</strong> asks to connect to your
+{name} account with these permissions:</p>
+<p><code>{html.escape(scope)}</code></p>
+<p>It will be sent back to <code>{html.escape(asked.get("redirect_uri", ""))}</code>.</p>
+<form method="post" action="?{html.escape(request.url.query)}">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Cancel</button>
+</form>
+<p><small>A stand-in of {name} run by hookhub's sandbox: no real account is involved.</small></p>
+</main>
+</body></html>
+"""
+    return HTMLResponse(page, headers=CONSENT_HEADERS)
 
 
 def form_token(form: Any) -> str:

@@ -330,7 +330,9 @@ class FakeTelegram:
             if len(self.webhooks) != 1:
                 raise AssertionError(f"say which bot's webhook: {sorted(self.webhooks)}")
             token = next(iter(self.webhooks))
-        hook = self.webhooks[token]
+        hook = self.webhooks.get(token)
+        if hook is None:  # the bot has no webhook (yet): the update waits for nobody
+            return 0
         update = {"update_id": self.next_update_id, kind: message}
         self.next_update_id += 1
         headers = {}

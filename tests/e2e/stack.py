@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -22,7 +23,7 @@ REPOSITORY = Path(__file__).parents[2]
 
 
 def http_base() -> int:
-    """A port P with P..P+5 all free (the origin and the five services), below the range
+    """A port P with P..P+6 all free (the origin, the five services and the sandbox), below the range
     the kernel hands out to outgoing connections: a port found free there may be taken by
     any client's connection before `hookhub run` binds it (seen once: oauth's)."""
     lowest_ephemeral = 32768
@@ -31,10 +32,10 @@ def http_base() -> int:
             Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
         )
     for _ in range(200):
-        base = random.randrange(10_000, max(lowest_ephemeral - 6, 10_001))
-        if all(port_free(base + i) for i in range(6)):
+        base = random.randrange(10_000, max(lowest_ephemeral - 7, 10_001))
+        if all(port_free(base + i) for i in range(7)):
             return base
-    raise RuntimeError("no run of six free ports")
+    raise RuntimeError("no run of seven free ports")
 
 
 @dataclass
@@ -54,8 +55,10 @@ def start_stack(
     ports: dict[str, int],
     stderr: IO[str] | int = subprocess.STDOUT,
     settings: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Stack:
-    """`settings`: HOOKHUB_ variables of the test's, over the environment's."""
+    """`settings`: HOOKHUB_ variables of the test's, over the environment's; `args`: more
+    arguments of `hookhub run` (`--sandbox`)."""
     env = {
         **os.environ,
         "HOOKHUB_DATA_DIR": str(data_dir),
@@ -75,7 +78,7 @@ def start_stack(
     process = subprocess.Popen(
         # The tree under test: the venv's `hookhub` script imports whichever checkout the
         # venv was installed from, which need not be this one.
-        [sys.executable, "-m", "services.cli", "run"],
+        [sys.executable, "-m", "services.cli", "run", *args],
         cwd=REPOSITORY,
         env=env,
         stdout=subprocess.PIPE,

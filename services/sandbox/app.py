@@ -1,0 +1,614 @@
+"""The sandbox (SPEC §2): every provider's stand-in, seeded, wired to the stack, behind one
+port, with the page at `/sandbox/` and the JSON API it uses at `/sandbox/api/…`.
+
+`hookhub run --sandbox` (`make sandbox`) starts it as one more process (`hookhub sandbox`)
+and the edge sends `/sandbox/*` to it; the services are pointed at the stand-ins by the
+environment `service_environment` gives. Each stand-in is served below `/sandbox/<name>`:
+the services call them there directly (`http://127.0.0.1:<port>/sandbox/slack/api/…`), and
+a browser reaches the consent pages through the origin (`<public URL>/sandbox/slack/…`).
+
+What it holds lives in memory: a restart seeds the same world again (the same ids, so the
+mappings hookhub keeps still name the same channels) with the messages gone. Its
+credentials are generated once per data directory (`sandbox.json`), so integrations made
+with them keep working across restarts; OAuth grants do not survive one (connect again).
+Nothing of it runs unless HOOKHUB_ENV=dev.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.console import SECURITY_HEADERS
+from services.sandbox.atlassian import FakeAtlassian
+from services.sandbox.discord import FakeDiscord
+from services.sandbox.github import FakeGitHub
+from services.sandbox.google import FakeGoogle
+from services.sandbox.oauth_server import Client, FakeAuthorizationServer
+from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
+from services.sandbox.telegram import FakeTelegram
+
+STATIC = Path(__file__).parent / "static"
+CREDENTIALS_FILE = "sandbox.json"
+# The hookhub workspace the sandbox's walk-throughs and the console's forms use.
+WORKSPACE_ID = "ws_demo"
+CHAT_PROVIDERS = ("slack", "discord", "telegram")
+EVENT_PROVIDERS = ("github", "jira")
+MAX_BODY = 64 * 1024
+MAX_TEXT = 4000
+
+# The seeded world. Fixed ids: hookhub's mappings name them, and survive a restart.
+SLACK_CHANNELS = {"C0GENERAL": "general", "C0RANDOM": "random", "C0DEPLOYS": "deploys"}
+SLACK_USERS = {"U0ALICE": "Alice Archer", "U0BOB": "Bob Baker", "U0CAROL": "Carol Chen"}
+DISCORD_GUILD = ("1300000000000000001", "Acme (sandbox)")
+DISCORD_BOT = ("1300000000000000009", "hookhub", "1300000000000000008")  # user, name, app
+DISCORD_CHANNELS = {"1300000000000000101": "general", "1300000000000000102": "random"}
+DISCORD_USERS = {
+    "1300000000000000201": ("alice", "Alice Archer"),
+    "1300000000000000202": ("bob", "Bob Baker"),
+}
+TELEGRAM_BOT = (7000000001, "hookhub_sandbox_bot")
+TELEGRAM_CHATS = {-1001000000001: "Acme (sandbox)", -1001000000002: "Acme deploys"}
+TELEGRAM_USERS = {
+    100001: ("alice", "Alice", "Archer"),
+    100002: ("bob", "Bob", "Baker"),
+}
+
+# Credentials generated per data directory: (name, prefix).
+_CREDENTIALS = (
+    ("slack_client_id", "1000000000001."),
+    ("slack_client_secret", ""),
+    ("slack_signing_secret", ""),
+    ("slack_bot_token", "xoxb-1000000000001-"),
+    ("discord_client_id", "1300000000000000008"),  # the bot's application: no random part
+    ("discord_client_secret", ""),
+    ("discord_bot_token", "MTMwMDAwMDAwMDAwMDAwMDAwOQ."),
+    ("telegram_bot_token", f"{TELEGRAM_BOT[0]}:AAH"),
+    ("github_client_id", "Iv23li"),
+    ("github_client_secret", ""),
+    ("github_token", "ghp_"),
+    ("github_webhook_secret", ""),
+    ("jira_client_id", ""),
+    ("jira_client_secret", ""),
+    ("jira_token", ""),
+    ("jira_webhook_secret", ""),
+    ("google_client_id", "sandbox.apps.googleusercontent.com-"),
+    ("google_client_secret", "GOCSPX-"),
+)
+
+
+def credentials(data_dir: Path) -> dict[str, str]:
+    """The sandbox's credentials for this data directory: made on first use, then kept (the
+    file is readable by its owner alone, like the rest of the data directory)."""
+    path = data_dir / CREDENTIALS_FILE
+    known: dict[str, str] = {}
+    if path.exists():
+        known = {k: str(v) for k, v in json.loads(path.read_text()).items()}
+    made = dict(known)
+    for name, prefix in _CREDENTIALS:
+        if not made.get(name):
+            made[name] = prefix if name == "discord_client_id" else prefix + _random(name)
+    if made != known:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(made, indent=2) + "\n")
+    return made
+
+
+def _random(name: str) -> str:
+    if name.endswith("_client_id") or name == "slack_bot_token":
+        return secrets.token_hex(8)
+    return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
+
+
+def _oauth_standins() -> dict[str, type[FakeAuthorizationServer]]:
+    return {
+        "slack": FakeSlack,
+        "discord": FakeDiscord,
+        "github": FakeGitHub,
+        "jira": FakeAtlassian,
+        "google": FakeGoogle,
+    }
+
+
+def service_environment(creds: Mapping[str, str], port: int, public_url: str) -> dict[str, str]:
+    """The HOOKHUB_* variables that point every service at the stand-ins: the API, token and
+    revocation URLs at the sandbox's port, the authorization URL (a browser's) at the origin,
+    and the apps' credentials."""
+    direct = f"http://127.0.0.1:{port}/sandbox"
+    through_origin = public_url.rstrip("/") + "/sandbox"
+    env: dict[str, str] = {}
+    for name, standin in _oauth_standins().items():
+        upper = f"HOOKHUB_{name.upper()}"
+        env[f"{upper}_CLIENT_ID"] = creds[f"{name}_client_id"]
+        env[f"{upper}_CLIENT_SECRET"] = creds[f"{name}_client_secret"]
+        env[f"{upper}_AUTHORIZE_URL"] = f"{through_origin}/{name}{standin.authorize_path}"
+        env[f"{upper}_TOKEN_URL"] = f"{direct}/{name}{standin.token_path}"
+        env[f"{upper}_API_BASE"] = f"{direct}/{name}{standin.api_path}"
+        if standin.revoke_path:
+            env[f"{upper}_REVOKE_URL"] = f"{direct}/{name}{standin.revoke_path}"
+    env["HOOKHUB_SLACK_SIGNING_SECRET"] = creds["slack_signing_secret"]
+    env["HOOKHUB_TELEGRAM_API_BASE"] = f"{direct}/telegram"
+    return env
+
+
+class SandboxError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _refuse(status: int, code: str, message: str) -> SandboxError:
+    return SandboxError(status, code, message)
+
+
+class Sandbox:
+    """The stand-ins, seeded, and the app that serves them, the page and the JSON API.
+
+    `origin`: where hookhub answers from here (the app-level webhook URLs the stand-ins send
+    to); `public_url`: what hookhub hands out (its callback URL, the stand-ins' browser
+    URLs); `admin_token`: to find the GitHub and Jira integrations to send events to.
+    """
+
+    def __init__(
+        self,
+        creds: Mapping[str, str],
+        *,
+        port: int,
+        public_url: str,
+        origin: str,
+        admin_token: str = "",
+    ) -> None:
+        self.creds = dict(creds)
+        self.public_url = public_url.rstrip("/")
+        self.origin = origin.rstrip("/")
+        self.admin_token = admin_token
+        self.direct = f"http://127.0.0.1:{port}/sandbox"
+        callback = self.public_url + "/api/auth/oauth/callback"
+
+        def client(name: str) -> Client:
+            return Client(creds[f"{name}_client_id"], creds[f"{name}_client_secret"], callback)
+
+        self.slack = FakeSlack(client=client("slack"), consent=True)
+        self.discord = FakeDiscord(client=client("discord"), consent=True)
+        self.github = FakeGitHub(client=client("github"), consent=True)
+        self.jira = FakeAtlassian(client=client("jira"), consent=True)
+        self.google = FakeGoogle(client=client("google"), consent=True)
+        self.telegram = FakeTelegram()
+        self.oauth: dict[str, FakeAuthorizationServer] = {
+            "slack": self.slack,
+            "discord": self.discord,
+            "github": self.github,
+            "jira": self.jira,
+            "google": self.google,
+        }
+        for name, standin in self.oauth.items():
+            standin.base_url = f"{self.direct}/{name}"
+        self._seed()
+
+    # -- the world ------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        creds = self.creds
+        slack = self.slack
+        slack.add_bot_token(creds["slack_bot_token"])
+        slack.signing_secret = creds["slack_signing_secret"]
+        # Slack's one Request URL per app: hookhub's app-level URL, which routes by team.
+        slack.events_url = self.origin + "/api/webhooks/slack"
+        for channel_id, name in SLACK_CHANNELS.items():
+            slack.add_channel(channel_id, name)
+        for user_id, name in SLACK_USERS.items():
+            slack.add_user(user_id, name, display_name=name.split()[0].lower())
+        slack.add_user(BOT_USER_ID, BOT_NAME, bot_id=BOT_ID)
+
+        discord = self.discord
+        user_id, username, application_id = DISCORD_BOT
+        discord.add_bot(creds["discord_bot_token"], user_id, username, application_id)
+        discord.add_guild(*DISCORD_GUILD)
+        for channel_id, name in DISCORD_CHANNELS.items():
+            discord.add_channel(channel_id, DISCORD_GUILD[0], name)
+        for discord_user, (handle, display) in DISCORD_USERS.items():
+            discord.add_user(discord_user, handle, global_name=display)
+
+        telegram = self.telegram
+        telegram.add_bot(creds["telegram_bot_token"], *TELEGRAM_BOT)
+        for chat_id, title in TELEGRAM_CHATS.items():
+            telegram.add_chat(chat_id, "supergroup", title)
+
+        self.github.add_personal_token(creds["github_token"])
+        self.github.seed_demo()
+        self.jira.add_personal_token(creds["jira_token"])
+        self.jira.seed_demo()
+
+    # -- what the API answers -------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        creds = self.creds
+        return {
+            "workspace_id": WORKSPACE_ID,
+            "hookhub": {
+                "origin": self.public_url,
+                "callback_url": self.public_url + "/api/auth/oauth/callback",
+            },
+            "slack": {
+                "base_url": f"{self.direct}/slack",
+                "api_base": f"{self.direct}/slack/api",
+                "team": {"id": TEAM_ID, "name": FakeSlack.team["name"]},
+                "bot_token": creds["slack_bot_token"],
+                "signing_secret": creds["slack_signing_secret"],
+                "client_id": creds["slack_client_id"],
+                "events_url": self.slack.events_url,
+                "channels": [{"id": c.id, "name": c.name} for c in self.slack.channels.values()],
+                "users": [
+                    {"id": u["id"], "name": u["real_name"]}
+                    for u in self.slack.users.values()
+                    if not u["is_bot"]
+                ],
+            },
+            "discord": {
+                "base_url": f"{self.direct}/discord",
+                "api_base": f"{self.direct}/discord/api/v10",
+                "guild": {"id": DISCORD_GUILD[0], "name": DISCORD_GUILD[1]},
+                "bot_token": creds["discord_bot_token"],
+                "application_id": DISCORD_BOT[2],
+                "client_id": creds["discord_client_id"],
+                # Whether a Gateway session is open (hookhub's sync connected the bot).
+                "connected": bool(self.discord.sessions()),
+                "channels": [{"id": c.id, "name": c.name} for c in self.discord.channels.values()],
+                "users": [
+                    {"id": u["id"], "name": u["global_name"] or u["username"]}
+                    for u in self.discord.users.values()
+                ],
+            },
+            "telegram": {
+                "base_url": f"{self.direct}/telegram",
+                "bot_token": creds["telegram_bot_token"],
+                "bot": {"id": TELEGRAM_BOT[0], "username": TELEGRAM_BOT[1]},
+                "webhook": _webhook_of(self.telegram, creds["telegram_bot_token"]),
+                "channels": [
+                    {"id": str(c.id), "name": c.title} for c in self.telegram.chats.values()
+                ],
+                "users": [
+                    {"id": str(user_id), "name": f"{first} {last}"}
+                    for user_id, (_, first, last) in TELEGRAM_USERS.items()
+                ],
+            },
+            "github": {
+                "base_url": f"{self.direct}/github",
+                "api_base": f"{self.direct}/github{FakeGitHub.api_path}",
+                "token": creds["github_token"],
+                "webhook_secret": creds["github_webhook_secret"],
+                "client_id": creds["github_client_id"],
+                **self.github.world(),
+            },
+            "jira": {
+                "base_url": f"{self.direct}/jira",
+                "api_base": f"{self.direct}/jira{FakeAtlassian.api_path}",
+                "token": creds["jira_token"],
+                "webhook_secret": creds["jira_webhook_secret"],
+                "client_id": creds["jira_client_id"],
+                **self.jira.world(),
+            },
+            "google": {"base_url": f"{self.direct}/google", "client_id": creds["google_client_id"]},
+        }
+
+    async def write(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A user writes in a channel, delivered to hookhub as the provider would."""
+        channel = _text(body, "channel", required=True)
+        user = _text(body, "user", required=True)
+        text = _text(body, "text", required=True)
+        thread = _text(body, "thread")
+        if len(text) > MAX_TEXT:
+            raise _refuse(422, "invalid", f"text is longer than {MAX_TEXT} characters")
+        if provider == "slack":
+            self._slack_channel(channel)
+            user_id = _find_user(user, SLACK_USERS)
+            if thread and self.slack.message(channel, thread) is None:
+                raise _refuse(404, "not_found", f"no message {thread} in {channel}")
+            before = len(self.slack.deliveries)
+            ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
+            delivered = self.slack.deliveries[before:]
+            return {"id": ts, "delivered": delivered[0].status if delivered else None}
+        if provider == "discord":
+            if channel not in self.discord.channels:
+                raise _refuse(404, "not_found", f"no Discord channel {channel}")
+            names = {k: v[1] for k, v in DISCORD_USERS.items()}
+            names |= {k: v[0] for k, v in DISCORD_USERS.items() if v[0] == user}
+            user_id = _find_user(user, names)
+            if thread and self.discord.message(channel, thread) is None:
+                raise _refuse(404, "not_found", f"no message {thread} in {channel}")
+            message = await self.discord.user_sends(channel, user_id, text, reply_to=thread)
+            return {"id": message["id"], "delivered": self.discord.sessions() != []}
+        chat = self._telegram_chat(channel)
+        names = {str(k): f"{v[1]} {v[2]}" for k, v in TELEGRAM_USERS.items()}
+        names |= {str(k): v[0] for k, v in TELEGRAM_USERS.items() if v[0] == user}
+        user_id = int(_find_user(user, names))
+        handle, first, last = TELEGRAM_USERS[user_id]
+        person = {"id": user_id, "first_name": first, "last_name": last, "username": handle}
+        reply_to = _telegram_id(thread) if thread else None
+        if reply_to is not None and reply_to not in chat.messages:
+            raise _refuse(404, "not_found", f"no message {thread} in {channel}")
+        message_id = chat.next_message_id  # what user_sends stores it as, before any wait
+        status = await self.telegram.user_sends(
+            chat.id, person, text, reply_to, token=self.creds["telegram_bot_token"]
+        )
+        return {"id": str(message_id), "delivered": status or None}
+
+    def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
+        """What is in a channel now, oldest first, in one shape for every provider."""
+        if provider == "slack":
+            found = self._slack_channel(channel)
+            users = self.slack.users
+            items = sorted(found.messages.values(), key=lambda m: float(m["ts"]))
+            return [_slack_message(m, users) for m in items]
+        if provider == "discord":
+            if channel not in self.discord.channels:
+                raise _refuse(404, "not_found", f"no Discord channel {channel}")
+            return [_discord_message(m) for m in self.discord.messages(channel)]
+        chat = self._telegram_chat(channel)
+        return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
+
+    async def event(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """GitHub or Jira sends the webhook `event` to every integration registered with it,
+        hookhub's integrations of that provider among them (registered here on the way)."""
+        event = _text(body, "event", required=True)
+        params = {k: v for k, v in body.items() if k != "event"}
+        await self.register_hookhub(provider)
+        standin = self.github if provider == "github" else self.jira
+        try:
+            deliveries = await standin.send(event, **params)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _refuse(422, "invalid", str(exc).strip("'\"") or type(exc).__name__) from None
+        return {"event": event, "deliveries": deliveries}
+
+    async def register_hookhub(self, provider: str) -> None:
+        """Every integration hookhub has for `provider` as a webhook of the stand-in, with
+        the sandbox's webhook secret: what a user does in GitHub's or Jira's settings."""
+        if not self.admin_token:
+            return
+        secret = self.creds[f"{provider}_webhook_secret"]
+        urls: list[str] = []
+        cursor: str | None = None
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for _ in range(20):
+                params = {
+                    "provider": provider,
+                    "limit": "100",
+                    **({"cursor": cursor} if cursor else {}),
+                }
+                answer = await client.get(
+                    self.origin + "/api/integrations",
+                    params=params,
+                    headers={"Authorization": f"Bearer {self.admin_token}"},
+                )
+                if answer.status_code != 200:
+                    return
+                page = answer.json()
+                urls += [i["webhook_url"] for i in page["items"] if i.get("webhook_url")]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+        standin = self.github if provider == "github" else self.jira
+        for url in urls:
+            standin.ensure_hook(url, secret)
+
+    def _slack_channel(self, channel: str) -> Any:
+        found = self.slack.channels.get(channel)
+        if found is None:
+            raise _refuse(404, "not_found", f"no Slack channel {channel}")
+        return found
+
+    def _telegram_chat(self, channel: str) -> Any:
+        chat = self.telegram.chats.get(_telegram_id(channel))
+        if chat is None:
+            raise _refuse(404, "not_found", f"no Telegram chat {channel}")
+        return chat
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        async def page(_: Request) -> Response:
+            return FileResponse(
+                STATIC / "index.html",
+                media_type="text/html; charset=utf-8",
+                headers=SECURITY_HEADERS,
+            )
+
+        async def bare(_: Request) -> Response:
+            return RedirectResponse("/sandbox/", 308)
+
+        async def state(_: Request) -> Response:
+            return _json(self.state())
+
+        async def write(request: Request) -> Response:
+            provider = _provider(request, CHAT_PROVIDERS)
+            return _json(await self.write(provider, await _body(request)), 201)
+
+        async def messages(request: Request) -> Response:
+            provider = _provider(request, CHAT_PROVIDERS)
+            items = self.messages(provider, request.path_params["channel"])
+            return _json({"items": items})
+
+        async def event(request: Request) -> Response:
+            provider = _provider(request, EVENT_PROVIDERS)
+            return _json(await self.event(provider, await _body(request)), 201)
+
+        async def healthz(_: Request) -> Response:
+            return JSONResponse({"status": "ok", "service": "sandbox"})
+
+        async def readyz(_: Request) -> Response:
+            return JSONResponse({"status": "ready", "service": "sandbox"})
+
+        routes: list[BaseRoute] = [
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/sandbox", bare),
+            Route("/sandbox/", page, methods=["GET", "HEAD"]),
+            Mount("/sandbox/static", app=_Headers(StaticFiles(directory=STATIC))),
+            Route("/sandbox/api/state", _guarded(state)),
+            Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
+            Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
+            Route("/sandbox/api/{provider}/events", _guarded(event), methods=["POST"]),
+            Route("/sandbox/api/{rest:path}", _guarded(_unknown), methods=["GET", "POST"]),
+            *(Mount(f"/sandbox/{name}", app=standin.app()) for name, standin in self.oauth.items()),
+            Mount("/sandbox/telegram", app=self.telegram.app()),
+        ]
+        return Starlette(routes=routes)
+
+
+class _Headers:
+    """The console's security headers on every answer of the page's static files."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        raw = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *raw]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _guarded(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SandboxError as error:
+            return _error(error.status, error.code, error.message)
+
+    return run
+
+
+async def _unknown(request: Request) -> Response:
+    raise _refuse(404, "not_found", f"no sandbox route {request.url.path}")
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json({"error": {"code": code, "message": message}}, status)
+
+
+def _provider(request: Request, allowed: tuple[str, ...]) -> str:
+    provider = str(request.path_params["provider"])
+    if provider not in allowed:
+        raise _refuse(404, "not_found", f"{provider!r} is not one of {', '.join(allowed)}")
+    return provider
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise _refuse(415, "unsupported_media_type", "send JSON (content-type: application/json)")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise _refuse(413, "too_large", f"the body is over {MAX_BODY} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _refuse(400, "malformed", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _refuse(422, "invalid", "the body must be a JSON object")
+    return body
+
+
+def _text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str:
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise _refuse(422, "invalid", f"{name} is required")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _refuse(422, "invalid", f"{name} must be a string")
+    return str(value)
+
+
+def _find_user(user: str, names: Mapping[str, str]) -> str:
+    """A user by id or by name (as the state lists them)."""
+    if user in names:
+        return user
+    for user_id, name in names.items():
+        if name == user:
+            return user_id
+    raise _refuse(404, "not_found", f"no user {user!r}; the state lists them")
+
+
+def _telegram_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise _refuse(404, "not_found", f"{value!r} is not a Telegram id") from None
+
+
+def _webhook_of(telegram: FakeTelegram, token: str) -> str | None:
+    hook = telegram.webhooks.get(token)
+    return str(hook["url"]) if hook else None
+
+
+def _slack_message(message: Mapping[str, Any], users: Mapping[str, Any]) -> dict[str, Any]:
+    user = users.get(str(message.get("user", "")))
+    from_hookhub = message.get("bot_id") == BOT_ID
+    name = message.get("username") or (user["real_name"] if user else message.get("user"))
+    return {
+        "id": message["ts"],
+        "user": {"id": message.get("user") or message.get("bot_id"), "name": name},
+        "text": message.get("text", ""),
+        "thread": message.get("thread_ts") if message.get("thread_ts") != message["ts"] else None,
+        "edited": "edited" in message,
+        "from_hookhub": from_hookhub,
+    }
+
+
+def _discord_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    author = message.get("author") or {}
+    reference = message.get("message_reference") or {}
+    return {
+        "id": message["id"],
+        "user": {
+            "id": author.get("id"),
+            "name": author.get("global_name") or author.get("username"),
+        },
+        "text": message.get("content", ""),
+        "thread": reference.get("message_id"),
+        "edited": message.get("edited_timestamp") is not None,
+        "from_hookhub": bool(author.get("bot") or message.get("webhook_id")),
+    }
+
+
+def _telegram_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    sender = message.get("from") or {}
+    name = " ".join(p for p in (sender.get("first_name"), sender.get("last_name")) if p)
+    reply = message.get("reply_to_message") or {}
+    return {
+        "id": str(message["message_id"]),
+        "user": {"id": str(sender.get("id", "")), "name": name or sender.get("username")},
+        "text": message.get("text", ""),
+        "thread": str(reply["message_id"]) if reply else None,
+        "edited": "edit_date" in message,
+        "from_hookhub": bool(sender.get("is_bot")),
+    }

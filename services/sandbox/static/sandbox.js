@@ -1,0 +1,227 @@
+// hookhub sandbox page: the stand-ins' channels, live, a box to write as a user, and buttons
+// that make GitHub and Jira send events. Everything from the stand-ins and from hookhub is put
+// in the page as text (textContent), never as HTML. Its API is docs/sandbox.md.
+
+const CHATS = { slack: "Slack", discord: "Discord", telegram: "Telegram" };
+const TABS = { ...CHATS, github: "GitHub", jira: "Jira", credentials: "Credentials" };
+const POLL_MS = 1500;
+
+const main = document.getElementById("main");
+const flash = document.getElementById("flash");
+let state = null;
+let tab = "slack";
+const chosen = {}; // provider → channel id
+const replyTo = {}; // provider → message id
+let poll = null;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (value !== false && value !== null && value !== undefined) node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function call(path, body) {
+  const options = body === undefined ? {} : {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  };
+  const answer = await fetch("/sandbox/api/" + path, options);
+  const data = await answer.json().catch(() => null);
+  if (!answer.ok) throw new Error(data?.error?.message || `${answer.status} ${answer.statusText}`);
+  return data;
+}
+
+function say(text, ok = true) {
+  flash.textContent = text;
+  flash.className = ok ? "ok" : "bad";
+}
+
+function tabs() {
+  const list = document.getElementById("tabs");
+  list.replaceChildren(...Object.entries(TABS).map(([name, label]) => el("li", {},
+    el("button", {
+      type: "button", role: "tab", "aria-selected": String(name === tab), "data-tab": name,
+      onclick: () => { tab = name; location.hash = name; render(); },
+    }, label))));
+}
+
+async function render() {
+  tabs();
+  clearInterval(poll);
+  poll = null;
+  try {
+    state = await call("state");
+  } catch (error) {
+    say(`The sandbox does not answer: ${error.message}`, false);
+    return;
+  }
+  if (tab in CHATS) renderChat(tab);
+  else if (tab === "github") renderGitHub();
+  else if (tab === "jira") renderJira();
+  else renderCredentials();
+}
+
+// -- chats ------------------------------------------------------------------------------
+
+function renderChat(provider) {
+  const world = state[provider];
+  const channel = chosen[provider] || world.channels[0]?.id;
+  chosen[provider] = channel;
+  const messages = el("ol", { class: "messages", "aria-live": "polite", "aria-label": "Messages" });
+  const channels = el("ul", { class: "channels" }, world.channels.map((c) => el("li", {},
+    el("button", {
+      type: "button", "aria-current": String(c.id === channel),
+      onclick: () => { chosen[provider] = c.id; replyTo[provider] = null; render(); },
+    }, (provider === "telegram" ? "" : "#") + c.name))));
+  const replying = el("span", { class: "hint" });
+  const form = el("form", { class: "write", "aria-label": "Write as a user" },
+    el("label", {}, "As", el("select", { name: "user" },
+      world.users.map((u) => el("option", { value: u.id }, u.name))) ),
+    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
+    el("button", { class: "primary", type: "submit" }, "Send"),
+    replying);
+  const showReply = () => {
+    replying.replaceChildren();
+    if (replyTo[provider]) {
+      replying.append(`replying to ${replyTo[provider]} `,
+        el("button", { class: "link", type: "button", onclick: () => { replyTo[provider] = null; showReply(); } }, "cancel"));
+    }
+  };
+  showReply();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { channel, user: form.user.value, text: form.text.value };
+    if (replyTo[provider]) body.thread = replyTo[provider];
+    try {
+      const sent = await call(`${provider}/messages`, body);
+      say(sent.delivered ? `Sent (${sent.id}); hookhub answered ${sent.delivered}.` :
+        `Sent (${sent.id}); not delivered to hookhub: no ${TABS[provider]} integration listens yet.`);
+      form.text.value = "";
+      replyTo[provider] = null;
+      showReply();
+      await refresh();
+    } catch (error) {
+      say(error.message, false);
+    }
+  });
+  const refresh = async () => {
+    if (!channel) return;
+    try {
+      const { items } = await call(`${provider}/channels/${encodeURIComponent(channel)}/messages`);
+      messages.replaceChildren(...(items.length ? items.map((m) => message(provider, m, showReply)) :
+        [el("li", { class: "empty" }, "No messages yet.")]));
+    } catch (error) {
+      say(error.message, false);
+    }
+  };
+  const name = world.channels.find((c) => c.id === channel)?.name || channel;
+  main.replaceChildren(el("div", { class: "panel" },
+    el("section", { class: "card", "aria-label": "Channels" }, el("h2", {}, `${TABS[provider]} channels`), channels),
+    el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, form)));
+  refresh();
+  poll = setInterval(refresh, POLL_MS);
+}
+
+function message(provider, m, showReply) {
+  return el("li", { class: m.from_hookhub ? "hookhub" : "", "data-id": m.id },
+    m.from_hookhub ? el("span", { class: "badge" }, "hookhub") : null,
+    el("span", { class: "who" }, m.user?.name || m.user?.id || "?"),
+    m.thread ? el("span", { class: "meta" }, `in reply to ${m.thread}`) : null,
+    m.edited ? el("span", { class: "meta" }, "(edited)") : null,
+    el("button", { class: "link", type: "button", onclick: () => { replyTo[provider] = m.id; showReply(); } }, "reply"),
+    el("p", { class: "text" }, m.text));
+}
+
+// -- GitHub and Jira ----------------------------------------------------------------------
+
+async function send(provider, event, params = {}) {
+  try {
+    const result = await call(`${provider}/events`, { event, ...params });
+    const deliveries = result.deliveries || [];
+    const statuses = deliveries.map((d) => d.status ?? d.error ?? "?").join(", ");
+    say(deliveries.length ? `${TABS[provider]} sent ${event} to ${deliveries.length} webhook(s): ${statuses}` :
+      `${TABS[provider]} made ${event}, but no webhook is registered: create a ${TABS[provider]} integration in hookhub first.`);
+    await render();
+  } catch (error) {
+    say(error.message, false);
+  }
+}
+
+function line(label, fields, onsubmit) {
+  const form = el("form", { class: "line", "aria-label": label },
+    fields.map(([name, text, value]) => el("label", {}, text, el("input", { name, value: value || "", required: true }))),
+    el("button", { class: "primary", type: "submit" }, label));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    onsubmit(Object.fromEntries(fields.map(([name]) => [name, form[name].value])));
+  });
+  return form;
+}
+
+function hooks(world) {
+  const items = world.hooks || [];
+  return el("section", { class: "card", "aria-label": "Webhooks" }, el("h3", {}, "Webhooks registered"),
+    items.length ? el("ul", { class: "items" }, items.map((h) => el("li", {}, h.url,
+      el("span", { class: "state" }, h.last_status ? `last answer ${h.last_status}` : "nothing sent yet")))) :
+      el("p", { class: "hint" }, "None yet: each hookhub integration of this provider is registered when an event is sent."));
+}
+
+function renderGitHub() {
+  const world = state.github;
+  const repo = world.repository || {};
+  const full = repo.full_name || `${repo.owner}/${repo.name}`;
+  const pulls = (world.pull_requests || []).filter((p) => p.state === "open");
+  const issues = world.issues || [];
+  main.replaceChildren(el("div", { class: "grid2" },
+    el("section", { class: "card", "aria-label": "Pull requests" }, el("h2", {}, `${full}: pull requests`),
+      el("ul", { class: "items" }, pulls.length ? pulls.map((p) => el("li", {}, `#${p.number} ${p.title}`,
+        el("div", {},
+          el("button", { class: "action", type: "button", onclick: () => send("github", "pull_request_review.submitted", { number: p.number }) }, "Review"),
+          el("button", { class: "action", type: "button", onclick: () => send("github", "issue_comment.created", { number: p.number, body: "Looks good from the sandbox." }) }, "Comment"),
+          el("button", { class: "action", type: "button", onclick: () => send("github", "pull_request.merged", { number: p.number }) }, "Merge")))) :
+        [el("li", { class: "hint" }, "No open pull request.")]),
+      line("Open a pull request", [["title", "Title", "Add the widget endpoint"]], (v) => send("github", "pull_request.opened", v)),
+      line("Push", [["branch", "Branch", "main"], ["message", "Commit message", "Fix the build"]], (v) => send("github", "push", v))),
+    el("section", { class: "card", "aria-label": "Issues" }, el("h2", {}, `${full}: issues`),
+      el("ul", { class: "items" }, issues.map((i) => el("li", {}, `#${i.number} ${i.title}`, el("span", { class: "state" }, i.state)))),
+      line("Open an issue", [["title", "Title", "The widget is upside down"]], (v) => send("github", "issues.opened", v))),
+    hooks(world)));
+}
+
+function renderJira() {
+  const world = state.jira;
+  const project = world.project || {};
+  main.replaceChildren(el("div", { class: "grid2" },
+    el("section", { class: "card", "aria-label": "Jira issues" }, el("h2", {}, `${project.key || ""} ${project.name || ""}`),
+      el("ul", { class: "items" }, (world.issues || []).map((i) => el("li", {}, `${i.key} ${i.summary}`,
+        el("span", { class: "state" }, i.status),
+        el("div", {},
+          el("button", { class: "action", type: "button", onclick: () => send("jira", "jira:issue_updated", { key: i.key }) }, "Move to next status"),
+          el("button", { class: "action", type: "button", onclick: () => send("jira", "comment_created", { key: i.key, body: "Seen in the sandbox." }) }, "Comment"))))),
+      line("Open an issue", [["summary", "Summary", "Users cannot sign in"]], (v) => send("jira", "jira:issue_created", v))),
+    hooks(world)));
+}
+
+// -- credentials --------------------------------------------------------------------------
+
+function renderCredentials() {
+  const sections = Object.entries(state).filter(([, v]) => v && typeof v === "object").map(([name, values]) => {
+    const rows = Object.entries(values).filter(([, v]) => v === null || typeof v !== "object");
+    return el("section", { class: "card", "aria-label": name }, el("h2", {}, TABS[name] || name),
+      el("dl", { class: "creds" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")])));
+  });
+  main.replaceChildren(el("p", { class: "hint" },
+    `hookhub workspace for the walk-throughs: ${state.workspace_id}. These are the stand-ins' made-up credentials: create integrations with them.`),
+    el("div", { class: "grid2" }, sections));
+}
+
+const wanted = location.hash.slice(1);
+if (wanted in TABS) tab = wanted;
+render();

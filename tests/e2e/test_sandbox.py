@@ -1,0 +1,354 @@
+"""The sandbox as a newcomer uses it (SPEC §2): `hookhub run --sandbox`, then nothing but the
+origin: the stand-ins' credentials from `/sandbox/api/state`, integrations made with them,
+users writing through `/sandbox/api/…`, and hookhub's posts read back from the stand-ins.
+Slack, Discord and Telegram both ways, a GitHub event onto hookhub.provider.events, an API
+import from the sandbox's Slack, OAuth through a stand-in's consent page and the page at
+`/sandbox/` in Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from shared.embedded import free_port
+from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
+from tests.support import KafkaTap, until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("sandbox") / ".hookhub"
+    ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
+    started = start_stack(data_dir, ports, args=["--sandbox"])
+    try:
+        wait_ready(started)
+        yield started
+    finally:
+        if started.process.poll() is None:
+            os.killpg(started.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+async def hub(sandbox_stack: Stack) -> AsyncIterator[Hub]:
+    token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
+    async with httpx.AsyncClient(
+        base_url=sandbox_stack.origin,
+        timeout=20,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        yield Hub(client, sandbox_stack)
+
+
+class Hub:
+    def __init__(self, client: httpx.AsyncClient, stack: Stack) -> None:
+        self.client = client
+        self.stack = stack
+
+    async def state(self) -> dict[str, Any]:
+        answer = await self.client.get("/sandbox/api/state")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def post(self, path: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+        answer = await self.client.post(path, json=body)
+        assert answer.status_code == status, f"{path}: {answer.status_code} {answer.text}"
+        return dict(answer.json())
+
+    async def integration(self, provider: str, settings: dict[str, Any]) -> dict[str, Any]:
+        return await self.post(
+            "/api/integrations",
+            {"provider": provider, "workspace_id": "ws_demo", "settings": settings},
+        )
+
+    async def mapping(self, integration: str, external: str, channel: str) -> None:
+        await self.post(
+            f"/api/integrations/{integration}/mappings",
+            {"external_channel_id": external, "channel_id": channel},
+        )
+
+    async def chat_message(self, channel: str, text: str) -> None:
+        message_id = "m_" + uuid.uuid4().hex[:8]
+        await self.post(
+            "/api/events",
+            {
+                "id": "evt_" + message_id,
+                "type": "message.created",
+                "workspace_id": "ws_demo",
+                "occurred_at": "2026-11-25T10:00:00Z",
+                "actor": {"id": "u_ada", "name": "Ada"},
+                "data": {"message_id": message_id, "channel_id": channel, "text": text},
+            },
+            status=202,
+        )
+
+    async def posted(self, provider: str, channel: str, text: str) -> dict[str, Any]:
+        """hookhub's post of `text` in the stand-in's channel, once it is there."""
+
+        async def find() -> dict[str, Any] | None:
+            answer = await self.client.get(f"/sandbox/api/{provider}/channels/{channel}/messages")
+            assert answer.status_code == 200, answer.text
+            found = [m for m in answer.json()["items"] if text in m["text"]]
+            return found[0] if found else None
+
+        return dict(await until(find, timeout=30, what=f"hookhub's post in {provider}"))
+
+    def tap(self, topic: str) -> KafkaTap:
+        return KafkaTap(self.stack.kafka_bootstrap, topic)
+
+
+async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
+    state = await hub.state()
+    world = state[provider]
+    integration = await hub.integration(provider, settings)
+    assert integration["status"] == "connected", integration
+    external = world["channels"][0]["id"]
+    channel = f"ch_{provider}_{uuid.uuid4().hex[:6]}"
+    await hub.mapping(integration["id"], external, channel)
+    if provider == "discord":
+        # The Gateway connection a sync replica opens within a second of the mapping.
+        await until(lambda: _discord_connected(hub), timeout=30, what="sync on Discord's Gateway")
+
+    # Outbound: the chat product's message, posted by hookhub into the stand-in.
+    text_out = f"deploy {uuid.uuid4().hex[:6]} done"
+    await hub.chat_message(channel, text_out)
+    post = await hub.posted(provider, external, text_out)
+    assert post["from_hookhub"] is True
+
+    # Inbound: a user writes in the stand-in; hookhub publishes it for the chat product.
+    user = world["users"][0]
+    text_in = f"hello from {provider} {uuid.uuid4().hex[:6]}"
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        sent = await hub.post(
+            f"/sandbox/api/{provider}/messages",
+            {"channel": external, "user": user["id"], "text": text_in},
+        )
+        assert sent["id"]
+        [received] = await tap.wait_for(lambda v: v.get("text") == text_in, timeout=30)
+    assert received["type"] == "message.received"
+    assert received["channel_id"] == channel
+    assert received["author"]["name"] == user["name"] or user["name"].startswith(
+        received["author"]["name"]
+    ), received["author"]
+    # The user's message is in the stand-in's channel too, and not marked as hookhub's.
+    mine = await hub.posted(provider, external, text_in)
+    assert mine["from_hookhub"] is False
+
+
+async def _discord_connected(hub: Hub) -> bool:
+    return bool((await hub.state())["discord"]["connected"])
+
+
+async def test_slack_both_ways_through_the_stand_in(hub: Hub) -> None:
+    state = await hub.state()
+    await _both_ways(hub, "slack", {"bot_token": state["slack"]["bot_token"]})
+
+
+async def test_discord_both_ways_through_the_stand_in(hub: Hub) -> None:
+    state = await hub.state()
+    await _both_ways(hub, "discord", {"bot_token": state["discord"]["bot_token"]})
+
+
+async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
+    state = await hub.state()
+    await _both_ways(hub, "telegram", {"bot_token": state["telegram"]["bot_token"]})
+    # hookhub pointed the bot's webhook at itself when the integration was made.
+    webhook = (await hub.state())["telegram"]["webhook"]
+    assert webhook.startswith(hub.stack.origin + "/api/webhooks/telegram/")
+
+
+async def test_a_github_event_from_the_sandbox_reaches_provider_events(hub: Hub) -> None:
+    state = await hub.state()
+    integration = await hub.integration(
+        "github", {"webhook_secret": state["github"]["webhook_secret"]}
+    )
+    title = f"Add the widget endpoint {uuid.uuid4().hex[:6]}"
+    async with hub.tap("hookhub.provider.events") as tap:
+        sent = await hub.post(
+            "/sandbox/api/github/events", {"event": "pull_request.opened", "title": title}
+        )
+        ours = [d for d in sent["deliveries"] if integration["id"] in d["url"]]
+        assert ours and ours[0]["status"] == 202, sent
+        [event] = await tap.wait_for(
+            lambda v: v.get("integration_id") == integration["id"], timeout=30
+        )
+    assert event["provider"] == "github"
+    assert event["event_type"] == "pull_request"
+    assert event["payload"]["action"] == "opened"
+    assert event["payload"]["pull_request"]["title"] == title
+
+
+async def test_an_api_import_from_the_sandbox_slack(hub: Hub) -> None:
+    state = await hub.state()
+    slack = state["slack"]
+    integration = await hub.integration("slack", {"bot_token": slack["bot_token"]})
+    external = slack["channels"][-1]["id"]
+    texts = [f"old news {n} {uuid.uuid4().hex[:6]}" for n in range(3)]
+    for text in texts:
+        await hub.post(
+            "/sandbox/api/slack/messages",
+            {"channel": external, "user": slack["users"][1]["id"], "text": text},
+        )
+    channel = "ch_import_" + uuid.uuid4().hex[:6]
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        job = await hub.post(
+            f"/api/integrations/{integration['id']}/import",
+            {"channel_ids": [external], "channel_map": {external: channel}},
+            status=202,
+        )
+
+        async def finished() -> dict[str, Any] | None:
+            answer = (await hub.client.get(f"/api/imports/{job['id']}")).json()
+            return answer if answer["status"] in ("completed", "failed") else None
+
+        done = await until(finished, timeout=60, what="the import")
+        assert done["status"] == "completed", done
+        imported = await tap.wait_for(
+            lambda v: v.get("channel_id") == channel and v.get("imported") is True,
+            count=len(texts),
+            timeout=30,
+        )
+    assert {m["text"] for m in imported} >= set(texts)
+
+
+# -- in Chromium -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _screenshot(page: Any, name: str) -> None:
+    out = REPOSITORY / "test-output" / "sandbox"
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+
+
+def test_oauth_connect_through_the_consent_page(sandbox_stack: Stack, browser: Any) -> None:
+    token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    started = httpx.post(
+        sandbox_stack.origin + "/api/auth/oauth/connect",
+        json={"provider": "github", "workspace_id": "ws_demo"},
+        headers=auth,
+        timeout=20,
+    )
+    assert started.status_code in (200, 201), started.text
+    url = started.json()["authorization_url"]
+    assert url.startswith(sandbox_stack.origin + "/sandbox/github/")
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        assert page.get_by_role("heading", name="Github (sandbox)").is_visible()
+        _screenshot(page, "consent")
+        page.get_by_role("button", name="Allow").click()
+        page.wait_for_url(sandbox_stack.origin + "/**", timeout=30_000)
+        assert "/sandbox/" not in page.url
+    finally:
+        page.close()
+    integration_id = started.json().get("integration_id")
+    listed = httpx.get(
+        sandbox_stack.origin + "/api/integrations?provider=github", headers=auth, timeout=20
+    ).json()["items"]
+    connected = [
+        i
+        for i in listed
+        if i["status"] == "connected"
+        and (integration_id is None or i["id"] == integration_id)
+        and i.get("account")
+    ]
+    assert connected, listed
+
+
+def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
+    sandbox_stack: Stack, browser: Any
+) -> None:
+    async def prepare() -> tuple[str, str, str]:
+        async with httpx.AsyncClient(
+            base_url=sandbox_stack.origin,
+            timeout=20,
+            headers={
+                "Authorization": "Bearer "
+                + (sandbox_stack.data_dir / "admin_token").read_text().strip()
+            },
+        ) as client:
+            hub = Hub(client, sandbox_stack)
+            state = await hub.state()
+            integration = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
+            external = state["slack"]["channels"][1]["id"]
+            channel = "ch_page_" + uuid.uuid4().hex[:6]
+            await hub.mapping(integration["id"], external, channel)
+            text = f"posted by hookhub {uuid.uuid4().hex[:6]}"
+            await hub.chat_message(channel, text)
+            await hub.posted("slack", external, text)
+            return state["slack"]["channels"][1]["name"], channel, text
+
+    name, channel, posted = asyncio.run(prepare())
+    page = browser.new_page()
+    try:
+        page.goto(sandbox_stack.origin + "/sandbox/#slack")
+        page.get_by_role("button", name="#" + name).click()
+        hookhub_post = page.locator(".messages li.hookhub", has_text=posted)
+        hookhub_post.wait_for(timeout=30_000)
+        assert hookhub_post.locator(".badge").inner_text() == "hookhub"
+        written = f"typed in the page {uuid.uuid4().hex[:6]}"
+        page.get_by_label("Message").fill(written)
+        page.get_by_role("button", name="Send").click()
+        page.locator(".messages li", has_text=written).wait_for(timeout=30_000)
+        _screenshot(page, "page")
+    finally:
+        page.close()
+
+    async def arrived() -> list[dict[str, Any]]:
+        async with KafkaTap(sandbox_stack.kafka_bootstrap, "hookhub.chat.inbound") as tap:
+            return await tap.wait_for(lambda v: v.get("text") == written, timeout=30)
+
+    [received] = asyncio.run(arrived())
+    assert received["channel_id"] == channel
+
+
+# -- refused where it does not belong ------------------------------------------------------
+
+
+def test_the_sandbox_is_refused_in_production(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HOOKHUB_ENV": "production",
+        "HOOKHUB_DATA_DIR": str(tmp_path / ".hookhub"),
+        "HOOKHUB_ADMIN_TOKEN": "hh_admin_" + uuid.uuid4().hex,
+        "HOOKHUB_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "HOOKHUB_PUBLIC_URL": "https://hookhub.example.com",
+        "HOOKHUB_HTTP_PORT": str(http_base()),
+    }
+    for argv in (["run", "--sandbox"], ["sandbox", "--port", str(free_port())]):
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", *argv],
+            cwd=REPOSITORY,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, (argv, done.stdout, done.stderr)
+        assert "only with HOOKHUB_ENV=dev" in done.stderr, done.stderr
+    assert not (tmp_path / ".hookhub" / "sandbox.json").exists()
