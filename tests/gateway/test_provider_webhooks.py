@@ -568,6 +568,39 @@ async def test_app_level_urls_route_by_account_or_signature(
     ).status_code == 404
 
 
+async def test_an_app_level_event_for_an_integration_made_a_moment_ago_is_routed(
+    oauth: RunningService, gateway_settings: GatewaySettings
+) -> None:
+    """A Slack event that comes before this replica's cache has seen the integration (made a
+    second ago through oauth) is routed once the cache has caught up, not refused with 404.
+    The cache's own refresh is an hour away here: only the catch-up can find it."""
+    settings = gateway_settings.model_copy(update={"cache_refresh_seconds": 3600.0})
+    async with (
+        serve(create_app(gateway_definition(), settings)) as slow,
+        KafkaTap.of(settings, Topic.PROVIDER_EVENTS) as tap,
+    ):
+        await until(lambda: state(slow).integration_cache.loaded, what="the first refresh")
+        team = "T" + uuid.uuid4().hex[:8]
+        doc = await integration(oauth, "slack")
+        client = connect(settings, "test")
+        try:
+            await client[settings.mongo_db].integrations.update_one(
+                {"_id": doc["id"]}, {"$set": {"account": {"id": team}, "updated_at": utcnow()}}
+            )
+        finally:
+            await client.close()
+        assert state(slow).integration_cache.get(doc["id"]) is None  # not seen yet
+        body = signing.slack_callback(team, "Ev" + team, {"type": "message"})
+        answer = await post(slow, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, body))
+        assert answer.status_code == 200, answer.text
+        [routed] = await tap.wait_for(of(doc))
+        assert routed["payload"]["team_id"] == team
+        # An account nobody has is still refused, after the same catch-up.
+        stranger = signing.slack_callback("T0NOBODY", "Ev" + team + "x", {"type": "message"})
+        refused = await post(slow, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, stranger))
+        assert refused.status_code == 404, refused.text
+
+
 # -- Discord, Telegram, Jira -------------------------------------------------------------------
 
 

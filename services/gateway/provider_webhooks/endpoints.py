@@ -193,6 +193,14 @@ class ProviderIngress:
     ) -> tuple[IntegrationSnapshot, ParsedWebhook]:
         try:
             return self._app_level_once(webhooks, inbound)
+        except NotFound:
+            # No integration for the account (or no default) in what this replica holds:
+            # one made a moment ago (a Slack event a second after the integration) is in
+            # MongoDB already. Once the cache covers the request's arrival (one refresh,
+            # shared by every request waiting for it), the routing is done again.
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
+                await self.integrations.covering(inbound.received_at)
+            return self._app_level_once(webhooks, inbound)
         except SignatureInvalid as refused:
             if self.app_secrets.for_provider(webhooks.name):
                 raise  # the app's own secret failed, not an integration's
