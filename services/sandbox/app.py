@@ -313,7 +313,9 @@ class Sandbox:
             raise _refuse(422, "invalid", f"text is longer than {MAX_TEXT} characters")
         if provider == "slack":
             self._slack_channel(channel)
-            user_id = _find_user(user, SLACK_USERS)
+            user_id = _find_user(
+                user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()}
+            )
             if thread and self.slack.message(channel, thread) is None:
                 raise _refuse(404, "not_found", f"no message {thread} in {channel}")
             before = len(self.slack.deliveries)
@@ -323,19 +325,16 @@ class Sandbox:
         if provider == "discord":
             if channel not in self.discord.channels:
                 raise _refuse(404, "not_found", f"no Discord channel {channel}")
-            names = {k: v[1] for k, v in DISCORD_USERS.items()}
-            names |= {k: v[0] for k, v in DISCORD_USERS.items() if v[0] == user}
-            user_id = _find_user(user, names)
+            user_id = _find_user(user, DISCORD_USERS)
             if thread and self.discord.message(channel, thread) is None:
                 raise _refuse(404, "not_found", f"no message {thread} in {channel}")
-            message = await self.discord.user_sends(channel, user_id, text, reply_to=thread)
+            message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
             return {"id": message["id"], "delivered": self.discord.sessions() != []}
         chat = self._telegram_chat(channel)
-        names = {str(k): f"{v[1]} {v[2]}" for k, v in TELEGRAM_USERS.items()}
-        names |= {str(k): v[0] for k, v in TELEGRAM_USERS.items() if v[0] == user}
-        user_id = int(_find_user(user, names))
-        handle, first, last = TELEGRAM_USERS[user_id]
-        person = {"id": user_id, "first_name": first, "last_name": last, "username": handle}
+        names = {str(k): (f"{v[1]} {v[2]}", v[0]) for k, v in TELEGRAM_USERS.items()}
+        telegram_user = int(_find_user(user, names))
+        handle, first, last = TELEGRAM_USERS[telegram_user]
+        person = {"id": telegram_user, "first_name": first, "last_name": last, "username": handle}
         reply_to = _telegram_id(thread) if thread else None
         if reply_to is not None and reply_to not in chat.messages:
             raise _refuse(404, "not_found", f"no message {thread} in {channel}")
@@ -395,7 +394,7 @@ class Sandbox:
                 if answer.status_code != 200:
                     return
                 page = answer.json()
-                urls += [i["webhook_url"] for i in page["items"] if i.get("webhook_url")]
+                urls += [i["webhook_url"] for i in page["data"] if i.get("webhook_url")]
                 cursor = page.get("next_cursor")
                 if not cursor:
                     break
@@ -548,12 +547,12 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str:
     return str(value)
 
 
-def _find_user(user: str, names: Mapping[str, str]) -> str:
-    """A user by id or by name (as the state lists them)."""
+def _find_user(user: str, names: Mapping[str, tuple[str, ...]]) -> str:
+    """A user by id, or by one of the names the state lists them by (or their handle)."""
     if user in names:
         return user
-    for user_id, name in names.items():
-        if name == user:
+    for user_id, aliases in names.items():
+        if user in aliases:
             return user_id
     raise _refuse(404, "not_found", f"no user {user!r}; the state lists them")
 

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -965,7 +965,7 @@ class FakeDiscord(FakeAuthorizationServer):
         self.gateway_bot_calls += 1
         return JSONResponse(
             {
-                "url": _websocket_base(call.request.base_url) + "/gateway",
+                "url": _websocket_base(call.request) + "/gateway",
                 "shards": 1,
                 "session_start_limit": {
                     "total": self.session_start_total,
@@ -1513,7 +1513,7 @@ class FakeDiscord(FakeAuthorizationServer):
         session.connection = connection
         connection.session = session
         guilds = [g for g in self.guilds.values() if g.has(bot)]
-        base = _websocket_base(connection.websocket.base_url)
+        base = _websocket_base(connection.websocket)
         await self._emit(
             session,
             "READY",
@@ -1713,11 +1713,12 @@ def _transport(websocket: WebSocket) -> Any:
     return None
 
 
-def _websocket_base(base_url: Any) -> str:
+def _websocket_base(connection: HTTPConnection) -> str:
     """`ws://host:port` and the path this app is mounted at (the sandbox serves it below
-    `/sandbox/discord`), without a trailing slash."""
-    scheme, _, rest = str(base_url).partition("://")
-    return ("wss" if scheme in ("https", "wss") else "ws") + "://" + rest.rstrip("/")
+    `/sandbox/discord`: the scope's `root_path`), without a trailing slash."""
+    secure = connection.url.scheme in ("https", "wss")
+    mounted = str(connection.scope.get("root_path", "")).rstrip("/")
+    return f"{'wss' if secure else 'ws'}://{connection.url.netloc}{mounted}"
 
 
 def _major(template: str, params: dict[str, str]) -> str:

@@ -431,6 +431,13 @@ class FakeAuthorizationServer:
         return Starlette(routes=self.routes())
 
 
+PROVIDER_NAMES = {
+    "slack": "Slack",
+    "discord": "Discord",
+    "github": "GitHub",
+    "jira": "Atlassian",
+    "google": "Google",
+}
 CONSENT_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -446,7 +453,7 @@ def consent_page(provider: str, request: Request) -> Response:
     Cancel denies (`error=access_denied` to the redirect URI)."""
     asked = request.query_params
     scope = asked.get("scope") or asked.get("user_scope") or "(none)"
-    name = html.escape(provider.capitalize())
+    name = html.escape(PROVIDER_NAMES.get(provider, provider))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{name} (sandbox): authorize hookhub</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>

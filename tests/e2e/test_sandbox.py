@@ -8,14 +8,15 @@ import from the sandbox's Slack, OAuth through a stand-in's consent page and the
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_read
 from tests.support import KafkaTap, until
 
 pytestmark = pytest.mark.e2e
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +137,11 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
             f"/sandbox/api/{provider}/messages",
             {"channel": external, "user": user["id"], "text": text_in},
         )
-        assert sent["id"]
+        assert sent["id"] and sent["delivered"] in (200, True), sent
         [received] = await tap.wait_for(lambda v: v.get("text") == text_in, timeout=30)
     assert received["type"] == "message.received"
     assert received["channel_id"] == channel
-    assert received["author"]["name"] == user["name"] or user["name"].startswith(
-        received["author"]["name"]
-    ), received["author"]
+    assert received["author"]["external_id"] == user["id"], received["author"]
     # The user's message is in the stand-in's channel too, and not marked as hookhub's.
     mine = await hub.posted(provider, external, text_in)
     assert mine["from_hookhub"] is False
@@ -238,6 +238,13 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+def _outside_playwright(work: Coroutine[Any, Any, T]) -> T:
+    """Runs `work` to its end on a thread of its own: Playwright's sync API holds an event
+    loop in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
 def _screenshot(page: Any, name: str) -> None:
     out = REPOSITORY / "test-output" / "sandbox"
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +266,7 @@ def test_oauth_connect_through_the_consent_page(sandbox_stack: Stack, browser: A
     page = browser.new_page()
     try:
         page.goto(url)
-        assert page.get_by_role("heading", name="Github (sandbox)").is_visible()
+        assert page.get_by_role("heading", name="GitHub (sandbox)").is_visible()
         _screenshot(page, "consent")
         page.get_by_role("button", name="Allow").click()
         page.wait_for_url(sandbox_stack.origin + "/**", timeout=30_000)
@@ -269,7 +276,7 @@ def test_oauth_connect_through_the_consent_page(sandbox_stack: Stack, browser: A
     integration_id = started.json().get("integration_id")
     listed = httpx.get(
         sandbox_stack.origin + "/api/integrations?provider=github", headers=auth, timeout=20
-    ).json()["items"]
+    ).json()["data"]
     connected = [
         i
         for i in listed
@@ -303,7 +310,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             await hub.posted("slack", external, text)
             return state["slack"]["channels"][1]["name"], channel, text
 
-    name, channel, posted = asyncio.run(prepare())
+    name, channel, posted = _outside_playwright(prepare())
     page = browser.new_page()
     try:
         page.goto(sandbox_stack.origin + "/sandbox/#slack")
@@ -312,7 +319,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         hookhub_post.wait_for(timeout=30_000)
         assert hookhub_post.locator(".badge").inner_text() == "hookhub"
         written = f"typed in the page {uuid.uuid4().hex[:6]}"
-        page.get_by_label("Message").fill(written)
+        page.get_by_role("textbox", name="Message").fill(written)
         page.get_by_role("button", name="Send").click()
         page.locator(".messages li", has_text=written).wait_for(timeout=30_000)
         _screenshot(page, "page")
@@ -323,7 +330,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         async with KafkaTap(sandbox_stack.kafka_bootstrap, "hookhub.chat.inbound") as tap:
             return await tap.wait_for(lambda v: v.get("text") == written, timeout=30)
 
-    [received] = asyncio.run(arrived())
+    [received] = _outside_playwright(arrived())
     assert received["channel_id"] == channel
 
 
