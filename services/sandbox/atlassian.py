@@ -53,8 +53,16 @@ from starlette.routing import Route
 
 from services.sandbox import hooks
 from services.sandbox.hooks import Delivery, EventRefused
-from services.sandbox.jira_world import STATUSES, JiraIssue, JiraWorld, epoch_ms, jira_time
+from services.sandbox.jira_world import (
+    ISSUE_TYPES,
+    STATUSES,
+    JiraIssue,
+    JiraWorld,
+    epoch_ms,
+    jira_time,
+)
 from services.sandbox.oauth_server import FakeAuthorizationServer, answer
+from shared.providers.jira.markup import adf_text
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +126,7 @@ class FakeAtlassian(FakeAuthorizationServer):
         self.sent: deque[dict[str, Any]] = deque(maxlen=hooks.KEPT)
         self._hook_ids = itertools.count(1)
         self._delivery_ids = itertools.count(1)
+        self._pending = hooks.Pending()
 
     def token_answer(
         self, grant_type: str, status: int, body: dict[str, Any], headers: Any
@@ -177,7 +186,14 @@ class FakeAtlassian(FakeAuthorizationServer):
             return _jira_errors(["Issue must have fields"], {})
         errors: dict[str, str] = {}
         project = (fields.get("project") or {}).get("key")
-        types = self.projects.get(project) if isinstance(project, str) else None
+        in_world = isinstance(project, str) and project in self.world.projects
+        types = (
+            set(ISSUE_TYPES)
+            if in_world
+            else self.projects.get(project)
+            if isinstance(project, str)
+            else None
+        )
         if types is None:
             errors["project"] = "Specify a valid project ID or key"
         elif (fields.get("issuetype") or {}).get("name") not in types:
@@ -191,6 +207,8 @@ class FakeAtlassian(FakeAuthorizationServer):
         if errors:
             return _jira_errors([], errors)
         assert isinstance(project, str)
+        if in_world:
+            return self._world_issue(project, fields)
         number = next(self._keys.setdefault(project, itertools.count(1)))
         issue_id = str(next(self._ids))
         key = f"{project}-{number}"
@@ -198,6 +216,37 @@ class FakeAtlassian(FakeAuthorizationServer):
         return JSONResponse(
             {"id": issue_id, "key": key, "self": f"{self.base_url}/rest/api/3/issue/{issue_id}"},
             201,
+        )
+
+    def _world_issue(self, project: str, fields: dict[str, Any]) -> Response:
+        """An issue created in a project of the site joins it (its ADF description kept as
+        the plain text it reads as), and Jira's `jira:issue_created` goes to the hooks once
+        the answer is out. Its reporter is the site's first user."""
+        priority = (fields.get("priority") or {}).get("name")
+        labels = fields.get("labels")
+        try:
+            issue = self.world.create_issue(
+                project,
+                str(fields["summary"]),
+                description=(adf_text(fields["description"]) or None)
+                if "description" in fields
+                else None,
+                issue_type=fields["issuetype"]["name"],
+                priority=priority if isinstance(priority, str) else "Medium",
+                labels=[str(label) for label in labels] if isinstance(labels, list) else (),
+            )
+        except EventRefused as refused:
+            return _jira_errors([str(refused)], {})
+        self.issues.append({"id": issue.id, "key": issue.key, "fields": fields})
+        webhook = ("jira:issue_created", self.world.issue_created_payload(issue, issue.reporter))
+        return JSONResponse(
+            {
+                "id": issue.id,
+                "key": issue.key,
+                "self": f"{self.base_url}/rest/api/3/issue/{issue.id}",
+            },
+            201,
+            background=self._pending.later(lambda: self._dispatch("jira:issue_created", [webhook])),
         )
 
     # -- the site and its webhooks -------------------------------------------------------------
@@ -256,7 +305,11 @@ class FakeAtlassian(FakeAuthorizationServer):
         to every enabled hook that takes them. No hook taking them is not an error: nothing
         is delivered (logged, and kept in `sent`). Raises `EventRefused` when the event
         cannot happen."""
-        webhooks = self.world.event(event, **params)
+        return await self._dispatch(event, self.world.event(event, **params))
+
+    async def _dispatch(
+        self, event: str, webhooks: list[tuple[str, dict[str, Any]]]
+    ) -> list[Delivery]:
         deliveries = []
         for webhook_event, payload in webhooks:
             for hook in list(self.hooks.values()):
@@ -303,6 +356,11 @@ class FakeAtlassian(FakeAuthorizationServer):
         await hooks.post(again)
         self._record(self.hooks.get(again.hook_id), again)
         return again
+
+    async def settled(self) -> None:
+        """Wait until every delivery an API call started (the webhook about an issue it
+        created) has been answered."""
+        await self._pending.settled()
 
     def state(self) -> dict[str, Any]:
         """The site, its hooks and what was sent, JSON-able, for the sandbox page."""

@@ -42,14 +42,13 @@ import json
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import structlog
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -128,7 +127,7 @@ class FakeGitHub(FakeAuthorizationServer):
         self.hookshot = secrets.token_hex(4)[:7]  # GitHub-Hookshot/<version>
         self._hook_ids = itertools.count(500_000_001)
         self._delivery_ids = itertools.count(90_000_000_001)
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._pending = hooks.Pending()
 
     async def _token(self, request: Request) -> Response:
         self.accept_headers.append(request.headers.get("accept", ""))
@@ -247,7 +246,8 @@ class FakeGitHub(FakeAuthorizationServer):
         if accept not in ("", "*/*", "application/json") and "github" not in accept:
             return JSONResponse({"message": f"Unsupported media type {accept}"}, 415)
         repo = f"{request.path_params['owner']}/{request.path_params['repo']}"
-        labels = self.repos.get(repo)
+        world_repo = self.world.repositories.get(repo.lower())
+        labels = set(world_repo.labels) if world_repo is not None else self.repos.get(repo)
         if labels is None:
             return JSONResponse(
                 {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, 404
@@ -265,6 +265,11 @@ class FakeGitHub(FakeAuthorizationServer):
         if any(label not in labels for label in wanted):
             return self._validation_failed(
                 {"resource": "Label", "code": "invalid", "field": "labels"}
+            )
+        api_version = request.headers.get("x-github-api-version")
+        if world_repo is not None:
+            return self._world_issue(
+                world_repo, title, body.get("body"), wanted, accept, api_version
             )
         number = next(self._numbers)
         issue = {
@@ -287,6 +292,44 @@ class FakeGitHub(FakeAuthorizationServer):
             }
         )
         return JSONResponse(issue, 201)
+
+    def _world_issue(
+        self,
+        repo: Repository,
+        title: str,
+        text: Any,
+        labels: list[str],
+        accept: str,
+        api_version: str | None,
+    ) -> Response:
+        """An issue created in a repository of the world joins it, and GitHub's
+        `issues.opened` goes to the repository's hooks once the answer is out. Its author is
+        the account `/user` names: the world's first user."""
+        try:
+            author = self.world.user(None)
+            issue = self.world.open_issue(
+                repo,
+                title=title,
+                body=text if isinstance(text, str) else None,
+                user=author.login,
+                labels=labels,
+            )
+        except EventRefused as refused:
+            return self._validation_failed(
+                {"resource": "Issue", "code": "custom", "message": str(refused)}
+            )
+        answer = self.world.issue_json(repo, issue)
+        self.issues.append(
+            {**answer, "repo": repo.full_name, "accept": accept, "api_version": api_version}
+        )
+        webhook = ("issues", self.world.issue_payload("opened", repo, issue, author.login))
+        return JSONResponse(
+            answer,
+            201,
+            background=self._pending.later(
+                lambda: self._dispatch("issues.opened", repo, [webhook])
+            ),
+        )
 
     @staticmethod
     def _validation_failed(error: dict[str, str]) -> Response:
@@ -364,6 +407,11 @@ class FakeGitHub(FakeAuthorizationServer):
         kept in `sent`). Raises `EventRefused` when the event cannot happen."""
         webhooks = self.world.event(event, **params)
         repo = self.world.repository(params.get("repository"))
+        return await self._dispatch(event, repo, webhooks)
+
+    async def _dispatch(
+        self, event: str, repo: Repository, webhooks: list[tuple[str, dict[str, Any]]]
+    ) -> list[Delivery]:
         deliveries = []
         for header, payload in webhooks:
             for hook in self._hooks_of(repo):
@@ -417,9 +465,9 @@ class FakeGitHub(FakeAuthorizationServer):
         return again
 
     async def settled(self) -> None:
-        """Wait until every delivery started by an API call (a ping) has been answered."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait until every delivery an API call started (a ping, the webhook about an issue
+        it created) has been answered."""
+        await self._pending.settled()
 
     def state(self) -> dict[str, Any]:
         """The world, its hooks and what was sent, JSON-able, for the sandbox page."""
@@ -546,16 +594,6 @@ class FakeGitHub(FakeAuthorizationServer):
             url=delivery.url,
             status=delivery.status,
         )
-
-    def _later(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> BackgroundTask:
-        """Run `work` (a coroutine function) after the API answer has gone out."""
-
-        async def run() -> None:
-            task = asyncio.create_task(work())
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-        return BackgroundTask(run)
 
     # -- the hooks API ----------------------------------------------------------------------
 
@@ -714,7 +752,7 @@ class FakeGitHub(FakeAuthorizationServer):
             )
         # GitHub pings a hook as soon as it is created.
         return JSONResponse(
-            self._hook_json(hook), 201, background=self._later(lambda: self.ping(hook.id))
+            self._hook_json(hook), 201, background=self._pending.later(lambda: self.ping(hook.id))
         )
 
     def _found_hook(self, request: Request, repo: Repository) -> GitHubHook | None:
@@ -742,7 +780,7 @@ class FakeGitHub(FakeAuthorizationServer):
         hook = self._found_hook(request, repo)
         if hook is None:
             return _not_found()
-        return Response(status_code=204, background=self._later(lambda: self.ping(hook.id)))
+        return Response(status_code=204, background=self._pending.later(lambda: self.ping(hook.id)))
 
     async def _hook_deliveries(self, request: Request) -> Response:
         """`GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries`, newest first."""
@@ -781,7 +819,9 @@ class FakeGitHub(FakeAuthorizationServer):
         delivery_id = request.path_params["delivery_id"]
         if hook is None or not any(d.id == delivery_id for d in hook.deliveries):
             return _not_found()
-        return JSONResponse({}, 202, background=self._later(lambda: self.redeliver(delivery_id)))
+        return JSONResponse(
+            {}, 202, background=self._pending.later(lambda: self.redeliver(delivery_id))
+        )
 
 
 def _not_found() -> Response:

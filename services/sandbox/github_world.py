@@ -592,7 +592,7 @@ class GitHubWorld:
         item.updated_at = comment.created_at
         payload = {
             "action": "created",
-            "issue": self._issue_json(repo, item),
+            "issue": self.issue_json(repo, item),
             "comment": self._comment_json(repo, comment, isinstance(item, PullRequest)),
             "repository": self._repository_json(repo),
             "sender": self.user_json(self.users[author.lower()]),
@@ -639,7 +639,7 @@ class GitHubWorld:
     ) -> list[tuple[str, dict[str, Any]]]:
         repo = self.repository(repository)
         issue = self.open_issue(repo, title=title, body=body, user=user, labels=labels)
-        return [("issues", self._issue_payload("opened", repo, issue, issue.user))]
+        return [("issues", self.issue_payload("opened", repo, issue, issue.user))]
 
     def _issue_closed(
         self,
@@ -656,7 +656,7 @@ class GitHubWorld:
         sender = self.user(user).login
         issue.state, issue.state_reason, issue.closed_at = "closed", reason, self.clock()
         issue.updated_at = issue.closed_at
-        return [("issues", self._issue_payload("closed", repo, issue, sender))]
+        return [("issues", self.issue_payload("closed", repo, issue, sender))]
 
     # -- payloads ----------------------------------------------------------------------------
 
@@ -685,12 +685,12 @@ class GitHubWorld:
         }
         return self._with_organization(repo, payload)
 
-    def _issue_payload(
+    def issue_payload(
         self, action: str, repo: Repository, issue: Issue, sender: str
     ) -> dict[str, Any]:
         payload = {
             "action": action,
-            "issue": self._issue_json(repo, issue),
+            "issue": self.issue_json(repo, issue),
             "repository": self._repository_json(repo),
             "sender": self.user_json(self.users[sender.lower()]),
         }
@@ -959,7 +959,7 @@ class GitHubWorld:
             "repo": self._repository_json(repo),
         }
 
-    def _issue_json(self, repo: Repository, item: PullRequest | Issue) -> dict[str, Any]:
+    def issue_json(self, repo: Repository, item: PullRequest | Issue) -> dict[str, Any]:
         api = f"{repo.api_url}/issues/{item.number}"
         is_pull = isinstance(item, PullRequest)
         html = f"{repo.html_url}/{'pull' if is_pull else 'issues'}/{item.number}"

@@ -4,12 +4,15 @@ stand-in cannot send."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
+from starlette.background import BackgroundTask
 
 # How much of an answer a delivery keeps, and how long a POST may take (GitHub gives up
 # after 10 s).
@@ -88,3 +91,24 @@ async def post(delivery: Delivery) -> Delivery:
         delivery.response_body = answer.text[:EXCERPT]
     delivery.duration = time.monotonic() - started
     return delivery
+
+
+class Pending:
+    """Deliveries an API call starts (GitHub's ping of a new hook, the webhook about an issue
+    the API created), sent once the call's answer has gone out, as the providers do."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def later(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> BackgroundTask:
+        async def run() -> None:
+            task = asyncio.create_task(work())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return BackgroundTask(run)
+
+    async def settled(self) -> None:
+        """Wait until every delivery started this way has been answered."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

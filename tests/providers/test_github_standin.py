@@ -26,6 +26,7 @@ from services.sandbox.hooks import Delivery, EventRefused
 from services.sandbox.oauth_server import AccessToken, Grant
 from shared.embedded import free_port
 from shared.providers.base import InboundRequest
+from shared.providers.github.issues import GitHubIssues
 from shared.providers.github.notify import NOTIFIER
 from shared.providers.github.webhooks import WEBHOOKS
 from shared.providers.ids import JsonBody
@@ -437,6 +438,31 @@ async def test_a_redelivery_keeps_the_guid_and_a_deleted_hook_gets_nothing(stage
     gone = await stage.api.get(f"{HOOKS}/{hook['id']}", headers=stage.auth())
     assert gone.status_code == 404 and gone.json()["message"] == "Not Found"
     assert await fake.send("issues.opened", title="After") == []
+
+
+async def test_an_issue_hookhub_creates_joins_the_world_and_is_announced(stage: Stage) -> None:
+    await stage.register()
+    fake = stage.fake
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = await GitHubIssues(client, fake.base_url + fake.api_path).create(
+            fake.personal_access_token, "acme/widgets", title="Export fails", labels=["bug"]
+        )
+    assert (created.key_or_number, created.url) == (
+        "4",
+        "https://github.com/acme/widgets/issues/4",
+    )
+    await fake.settled()
+    _ping, announced = stage.sink.at("/github")
+    payload = accepted(announced, "issues")
+    assert (payload["action"], payload["issue"]["number"]) == ("opened", 4)
+    assert payload["sender"]["login"] == "octocat"
+    assert fake.world.repository("acme/widgets").issues[4].labels == ["bug"]
+    assert fake.issues[-1]["repo"] == "acme/widgets"
+    # A repository outside the world answers as before.
+    refused = await stage.api.post(
+        "/api/repos/acme/gadgets/issues", headers=stage.auth(), json={"title": "x"}
+    )
+    assert refused.status_code == 404
 
 
 def _validation_error(answer: httpx.Response) -> dict[str, Any]:

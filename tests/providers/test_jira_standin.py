@@ -24,6 +24,8 @@ from services.sandbox.hooks import EventRefused
 from services.sandbox.oauth_server import AccessToken, Grant
 from shared.embedded import free_port
 from shared.providers.base import InboundRequest
+from shared.providers.jira.adf import document
+from shared.providers.jira.issues import JiraIssues
 from shared.providers.jira.notify import NOTIFIER
 from shared.providers.jira.webhooks import WEBHOOKS
 from tests.providers.notify_support import assert_inert, plain
@@ -396,6 +398,37 @@ async def test_a_hook_without_a_body_or_a_secret(stage: Stage) -> None:
     [unsigned] = stage.sink.at("/unsigned")
     assert "x-hub-signature" not in unsigned.headers
     assert json.loads(unsigned.body)["issue"]["key"] == "HUB-4"
+
+
+async def test_an_issue_hookhub_creates_joins_the_site_and_is_announced(stage: Stage) -> None:
+    await stage.register()
+    fake = stage.fake
+    fake.access_tokens["at-issued"] = AccessToken(
+        Grant(fake.user, fake.client.client_id, ""), time.time() + 60
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        created = await JiraIssues(client, fake.base_url).create(
+            "at-issued",
+            fake.cloud_id,
+            project_key="HUB",
+            issue_type="Bug",
+            summary="Export fails",
+            description=document("Steps: press export"),
+            site_url=fake.site_url,
+        )
+    assert (created.key_or_number, created.url) == (
+        "HUB-4",
+        "https://acme.atlassian.net/browse/HUB-4",
+    )
+    await fake.settled()
+    [announced] = stage.sink.at("/jira")
+    payload = accepted(announced)
+    assert payload["webhookEvent"] == "jira:issue_created"
+    fields = payload["issue"]["fields"]
+    assert (payload["issue"]["key"], fields["summary"]) == ("HUB-4", "Export fails")
+    assert fields["description"] == "Steps: press export"
+    assert fields["issuetype"]["name"] == "Bug"
+    assert fake.issues[-1]["key"] == "HUB-4"
 
 
 async def test_what_cannot_happen_is_refused(stage: Stage) -> None:
