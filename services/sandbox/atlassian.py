@@ -25,8 +25,13 @@ the latest issue):
 - `comment_created`: key, body (wiki markup). Jira also raises a `jira:issue_updated`
   (`issue_event_type_name: issue_commented`) with it, sent to the hooks that take that.
 
-`redeliver(delivery_id)` sends a delivery again as Jira's retry does. `state()` is the site as
-the sandbox page shows it.
+Parameters come as a JSON API passes them (None is the default); an unknown event or
+parameter, one of the wrong type, or a change the site cannot make (an unknown status, a
+move to the status the issue has) raises `EventRefused`, and nothing changes.
+
+`redeliver(delivery_id)` sends a delivery again as Jira's retry does. An issue created
+through the API in a project of the site joins it, and its `jira:issue_created` is sent.
+`state()` is the site as the sandbox page shows it.
 """
 
 from __future__ import annotations

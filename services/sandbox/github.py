@@ -27,9 +27,15 @@ defaults to the world's first, `user` to its first user, `number` to the latest 
 - `issues.opened`: title, body, user, labels. `issues.closed`: number, user, reason
   (`completed`, `not_planned`).
 
+Parameters come as a JSON API passes them: None is the default, `number` may be a string of
+digits; an unknown event or parameter, one of the wrong type, or an event the world cannot
+have (merging a closed pull request, approving one's own) raises `EventRefused`, and nothing
+changes.
+
 A hook created through the API gets GitHub's `ping` right away; `ping(hook_id)` sends
 another, `redeliver(delivery_id)` sends a delivery again with its GUID (as GitHub's
-"Redeliver" does). `state()` is the world as the sandbox page shows it.
+"Redeliver" does). An issue created through the API in a repository of the world joins it,
+and its `issues.opened` is sent. `state()` is the world as the sandbox page shows it.
 """
 
 from __future__ import annotations
@@ -439,7 +445,10 @@ class FakeGitHub(FakeAuthorizationServer):
         return deliveries
 
     async def ping(self, hook_id: int) -> Delivery:
-        hook = self.hooks[hook_id]
+        """GitHub's `ping` to the hook, whatever events it takes."""
+        hook = self.hooks.get(hook_id)
+        if hook is None:
+            raise EventRefused(f"no hook {hook_id}")
         repo = self.world.repository(hook.repository)
         people = [u for u in self.world.users.values() if u.kind != "Organization"]
         sender = people[0] if people else self.world.users[repo.owner.lower()]

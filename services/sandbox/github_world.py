@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import itertools
 import re
 from collections.abc import Callable, Iterable
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.sandbox.hooks import EventRefused
+from services.sandbox.hooks import EventRefused, bind
 
 WEB = "https://github.com"
 API = "https://api.github.com"
@@ -393,14 +392,15 @@ class GitHubWorld:
     ) -> Issue:
         if not title.strip():
             raise EventRefused("an issue needs a title")
+        author, names = self.user(user).login, self._labels(repo, labels)
         at = self.clock()
         issue = Issue(
             number=self._number(repo),
             id=next(self._ids),
             title=title,
             body=body,
-            user=self.user(user).login,
-            labels=self._labels(repo, labels),
+            user=author,
+            labels=names,
             created_at=at,
             updated_at=at,
         )
@@ -456,11 +456,7 @@ class GitHubWorld:
         handler = self.events.get(name)
         if handler is None:
             raise EventRefused(f"unknown event {name!r}; one of {', '.join(sorted(self.events))}")
-        try:
-            inspect.signature(handler).bind(**params)
-        except TypeError as error:
-            raise EventRefused(f"{name}: {error}") from None
-        return handler(**params)
+        return handler(**bind(name, handler, params))
 
     def _pull_request_opened(
         self,

@@ -5,8 +5,9 @@ stand-in cannot send."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,62 @@ class EventRefused(ValueError):
     """The stand-in cannot send the event asked for: an unknown event, repository, project,
     user or item, a parameter the event does not take, or an action the item's state forbids
     (merging a closed pull request). The message says which."""
+
+
+# The JSON types of the events' parameters, by name, in both stand-ins.
+_TEXT = [
+    "title",
+    "body",
+    "user",
+    "head",
+    "base",
+    "state",
+    "reason",
+    "branch",
+    "repository",
+    "summary",
+    "description",
+    "issue_type",
+    "priority",
+    "assignee",
+    "status",
+    "key",
+    "project",
+]
+PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(_TEXT, (str,)),
+    "number": (int,),
+    "draft": (bool,),
+    "labels": (list, tuple),
+    "commits": (str, list, tuple),
+}
+
+
+def bind(event: str, handler: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's parameters as its handler takes them, as a JSON API would pass them: None
+    means the default, a number may come as a string of digits. A parameter the event does
+    not take, or one of the wrong type, is refused."""
+    given = {key: value for key, value in params.items() if value is not None}
+    number = given.get("number")
+    if isinstance(number, str) and number.isdigit():
+        given["number"] = int(number)
+    try:
+        inspect.signature(handler).bind(**given)
+    except TypeError as error:
+        raise EventRefused(f"{event}: {error}") from None
+    for key, value in given.items():
+        kinds = PARAM_TYPES.get(key, (object,))
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if isinstance(value, list | tuple) and not all(isinstance(v, str) for v in value):
+            wrong = True
+        if wrong:
+            names = " or ".join(
+                dict.fromkeys(
+                    "a list of strings" if k in (list, tuple) else k.__name__ for k in kinds
+                )
+            )
+            raise EventRefused(f"{event}: {key} must be {names}")
+    return given
 
 
 @dataclass

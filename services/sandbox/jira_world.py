@@ -11,7 +11,6 @@ is an `EventRefused` whose message says what to change.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import secrets
 from collections.abc import Callable, Iterable
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.sandbox.hooks import EventRefused
+from services.sandbox.hooks import EventRefused, bind
 
 
 @dataclass(frozen=True)
@@ -212,6 +211,8 @@ class JiraWorld:
         names = list(dict.fromkeys(labels))
         if any(not name or " " in name for name in names):
             raise EventRefused("a label has no spaces")
+        reporter = self.user(user).account_id
+        assigned = self.user(assignee).account_id if assignee else None
         at = self.clock()
         issue = JiraIssue(
             id=str(next(self._ids)),
@@ -222,8 +223,8 @@ class JiraWorld:
             issue_type=issue_type,
             priority=priority,
             status=STATUSES[0],
-            reporter=self.user(user).account_id,
-            assignee=self.user(assignee).account_id if assignee else None,
+            reporter=reporter,
+            assignee=assigned,
             labels=names,
             created=at,
             updated=at,
@@ -310,11 +311,7 @@ class JiraWorld:
         handler = self.events.get(name)
         if handler is None:
             raise EventRefused(f"unknown event {name!r}; one of {', '.join(sorted(self.events))}")
-        try:
-            inspect.signature(handler).bind(**params)
-        except TypeError as error:
-            raise EventRefused(f"{name}: {error}") from None
-        return handler(**params)
+        return handler(**bind(name, handler, params))
 
     def _issue_created(
         self,

@@ -544,6 +544,25 @@ async def test_what_cannot_happen_is_refused(stage: Stage) -> None:
     assert len(fake.sent) == 1  # only the close happened
 
 
+async def test_parameters_are_taken_as_a_json_api_passes_them(stage: Stage) -> None:
+    fake = stage.fake
+    wrong: list[tuple[dict[str, Any], str]] = [
+        ({"title": 5}, "title must be str"),
+        ({"title": "x", "labels": ["bug", 3]}, "labels must be a list of strings"),
+        ({"title": "x", "draft": "yes"}, "draft must be bool"),
+    ]
+    for params, message in wrong:
+        with pytest.raises(EventRefused, match=message):
+            await fake.send("pull_request.opened", **params)
+    with pytest.raises(EventRefused, match="number must be int"):
+        await fake.send("pull_request.merged", number=True)
+    # A number as a string of digits, and None as "the default".
+    assert await fake.send("issue_comment.created", number="2", body="Digits", user=None) == []
+    assert fake.world.repository().issues[2].comments == 1
+    assert await fake.send("issues.opened", title=None, body=None) == []
+    assert fake.world.repository().issues[4].title == "Something is not right"
+
+
 def test_deliveries_summarise_to_json() -> None:
     delivery = Delivery(
         id=1,
