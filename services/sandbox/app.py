@@ -35,6 +35,7 @@ from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
+from services.sandbox.hooks import EventRefused
 from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.telegram import FakeTelegram
@@ -226,9 +227,9 @@ class Sandbox:
         for chat_id, title in TELEGRAM_CHATS.items():
             telegram.add_chat(chat_id, "supergroup", title)
 
-        self.github.add_personal_token(creds["github_token"])
+        self.github.personal_access_token = creds["github_token"]
         self.github.seed_demo()
-        self.jira.add_personal_token(creds["jira_token"])
+        self.jira.api_token = creds["jira_token"]
         self.jira.seed_demo()
 
     # -- what the API answers -------------------------------------------------------------
@@ -285,20 +286,18 @@ class Sandbox:
                 ],
             },
             "github": {
-                "base_url": f"{self.direct}/github",
+                **self.github.state(),
                 "api_base": f"{self.direct}/github{FakeGitHub.api_path}",
                 "token": creds["github_token"],
                 "webhook_secret": creds["github_webhook_secret"],
                 "client_id": creds["github_client_id"],
-                **self.github.world(),
             },
             "jira": {
-                "base_url": f"{self.direct}/jira",
+                **self.jira.state(),
                 "api_base": f"{self.direct}/jira{FakeAtlassian.api_path}",
                 "token": creds["jira_token"],
                 "webhook_secret": creds["jira_webhook_secret"],
                 "client_id": creds["jira_client_id"],
-                **self.jira.world(),
             },
             "google": {"base_url": f"{self.direct}/google", "client_id": creds["google_client_id"]},
         }
@@ -367,9 +366,9 @@ class Sandbox:
         standin = self.github if provider == "github" else self.jira
         try:
             deliveries = await standin.send(event, **params)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise _refuse(422, "invalid", str(exc).strip("'\"") or type(exc).__name__) from None
-        return {"event": event, "deliveries": deliveries}
+        except EventRefused as refused:
+            raise _refuse(422, "invalid", str(refused)) from None
+        return {"event": event, "deliveries": [d.summary() for d in deliveries]}
 
     async def register_hookhub(self, provider: str) -> None:
         """Every integration hookhub has for `provider` as a webhook of the stand-in, with
@@ -398,9 +397,20 @@ class Sandbox:
                 cursor = page.get("next_cursor")
                 if not cursor:
                     break
-        standin = self.github if provider == "github" else self.jira
-        for url in urls:
-            standin.ensure_hook(url, secret)
+        if provider == "github":
+            for repo in self.github.world.repositories.values():
+                known = {
+                    h.url for h in self.github.hooks.values() if h.repository == repo.full_name
+                }
+                for url in urls:
+                    if url not in known:
+                        owner, name = repo.full_name.split("/")
+                        self.github.add_hook(owner, name, url, secret)
+        else:
+            known = {h.url for h in self.jira.hooks.values()}
+            for url in urls:
+                if url not in known:
+                    self.jira.add_hook(url, secret)
 
     def _slack_channel(self, channel: str) -> Any:
         found = self.slack.channels.get(channel)

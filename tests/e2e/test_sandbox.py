@@ -180,7 +180,7 @@ async def test_a_github_event_from_the_sandbox_reaches_provider_events(hub: Hub)
             "/sandbox/api/github/events", {"event": "pull_request.opened", "title": title}
         )
         ours = [d for d in sent["deliveries"] if integration["id"] in d["url"]]
-        assert ours and ours[0]["status"] == 202, sent
+        assert ours and ours[0]["ok"] is True, sent
         [event] = await tap.wait_for(
             lambda v: v.get("integration_id") == integration["id"], timeout=30
         )
@@ -323,6 +323,17 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         page.get_by_role("button", name="Send").click()
         page.locator(".messages li", has_text=written).wait_for(timeout=30_000)
         _screenshot(page, "page")
+        # GitHub's buttons: a pull request opened through the page is in its list.
+        page.get_by_role("tab", name="GitHub").click()
+        title = f"From the page {uuid.uuid4().hex[:6]}"
+        opened = page.get_by_role("form", name="Open a pull request")
+        opened.get_by_label("Title").fill(title)
+        opened.get_by_role("button", name="Open a pull request").click()
+        page.get_by_role("region", name="Pull requests").get_by_text(title).wait_for(
+            timeout=30_000
+        )
+        assert "pull_request.opened" in page.locator("#flash").inner_text()
+        _screenshot(page, "github")
     finally:
         page.close()
 

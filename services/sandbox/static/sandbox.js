@@ -145,7 +145,7 @@ async function send(provider, event, params = {}) {
   try {
     const result = await call(`${provider}/events`, { event, ...params });
     const deliveries = result.deliveries || [];
-    const statuses = deliveries.map((d) => d.status ?? d.error ?? "?").join(", ");
+    const statuses = deliveries.map((d) => d.status_code ?? d.status ?? "?").join(", ");
     say(deliveries.length ? `${TABS[provider]} sent ${event} to ${deliveries.length} webhook(s): ${statuses}` :
       `${TABS[provider]} made ${event}, but no webhook is registered: create a ${TABS[provider]} integration in hookhub first.`);
     await render();
@@ -165,48 +165,54 @@ function line(label, fields, onsubmit) {
   return form;
 }
 
-function hooks(world) {
-  const items = world.hooks || [];
+function hooks(items) {
   return el("section", { class: "card", "aria-label": "Webhooks" }, el("h3", {}, "Webhooks registered"),
-    items.length ? el("ul", { class: "items" }, items.map((h) => el("li", {}, h.url,
-      el("span", { class: "state" }, h.last_status ? `last answer ${h.last_status}` : "nothing sent yet")))) :
+    items.length ? el("ul", { class: "items" }, items.map((h) => {
+      const last = (h.deliveries || [])[0];
+      return el("li", {}, h.url, el("span", { class: "state" },
+        last ? `last answer ${last.status_code ?? last.status}` : "nothing sent yet"));
+    })) :
       el("p", { class: "hint" }, "None yet: each hookhub integration of this provider is registered when an event is sent."));
 }
 
 function renderGitHub() {
-  const world = state.github;
-  const repo = world.repository || {};
-  const full = repo.full_name || `${repo.owner}/${repo.name}`;
-  const pulls = (world.pull_requests || []).filter((p) => p.state === "open");
-  const issues = world.issues || [];
+  const repo = state.github.repositories[0];
+  const full = repo.full_name;
+  const pulls = repo.pull_requests.filter((p) => p.state === "open" || p.state === "draft");
+  const action = (label, event, params) => el("button", {
+    class: "action", type: "button", onclick: () => send("github", event, params),
+  }, label);
   main.replaceChildren(el("div", { class: "grid2" },
     el("section", { class: "card", "aria-label": "Pull requests" }, el("h2", {}, `${full}: pull requests`),
       el("ul", { class: "items" }, pulls.length ? pulls.map((p) => el("li", {}, `#${p.number} ${p.title}`,
+        el("span", { class: "state" }, p.state),
         el("div", {},
-          el("button", { class: "action", type: "button", onclick: () => send("github", "pull_request_review.submitted", { number: p.number }) }, "Review"),
-          el("button", { class: "action", type: "button", onclick: () => send("github", "issue_comment.created", { number: p.number, body: "Looks good from the sandbox." }) }, "Comment"),
-          el("button", { class: "action", type: "button", onclick: () => send("github", "pull_request.merged", { number: p.number }) }, "Merge")))) :
+          action("Approve", "pull_request_review.submitted", { number: p.number, state: "approved" }),
+          action("Comment", "issue_comment.created", { number: p.number, body: "Looks good from the sandbox." }),
+          action("Merge", "pull_request.merged", { number: p.number })))) :
         [el("li", { class: "hint" }, "No open pull request.")]),
-      line("Open a pull request", [["title", "Title", "Add the widget endpoint"]], (v) => send("github", "pull_request.opened", v)),
-      line("Push", [["branch", "Branch", "main"], ["message", "Commit message", "Fix the build"]], (v) => send("github", "push", v))),
+      line("Open a pull request", [["title", "Title", "Add the widget endpoint"]], (v) => send("github", "pull_request.opened", { ...v, repository: full })),
+      line("Push", [["branch", "Branch", repo.default_branch], ["commits", "Commit message", "Fix the build"]], (v) => send("github", "push", { ...v, repository: full }))),
     el("section", { class: "card", "aria-label": "Issues" }, el("h2", {}, `${full}: issues`),
-      el("ul", { class: "items" }, issues.map((i) => el("li", {}, `#${i.number} ${i.title}`, el("span", { class: "state" }, i.state)))),
-      line("Open an issue", [["title", "Title", "The widget is upside down"]], (v) => send("github", "issues.opened", v))),
-    hooks(world)));
+      el("ul", { class: "items" }, repo.issues.map((i) => el("li", {}, `#${i.number} ${i.title}`, el("span", { class: "state" }, i.state)))),
+      line("Open an issue", [["title", "Title", "The widget is upside down"]], (v) => send("github", "issues.opened", { ...v, repository: full }))),
+    hooks(repo.hooks)));
 }
 
 function renderJira() {
-  const world = state.jira;
-  const project = world.project || {};
+  const jira = state.jira;
+  const project = jira.projects[0];
+  const statuses = jira.statuses;
+  const next = (status) => statuses[(statuses.indexOf(status) + 1) % statuses.length];
   main.replaceChildren(el("div", { class: "grid2" },
-    el("section", { class: "card", "aria-label": "Jira issues" }, el("h2", {}, `${project.key || ""} ${project.name || ""}`),
-      el("ul", { class: "items" }, (world.issues || []).map((i) => el("li", {}, `${i.key} ${i.summary}`,
+    el("section", { class: "card", "aria-label": "Jira issues" }, el("h2", {}, `${project.key}: ${project.name}`),
+      el("ul", { class: "items" }, project.issues.map((i) => el("li", {}, `${i.key} ${i.summary}`,
         el("span", { class: "state" }, i.status),
         el("div", {},
-          el("button", { class: "action", type: "button", onclick: () => send("jira", "jira:issue_updated", { key: i.key }) }, "Move to next status"),
+          el("button", { class: "action", type: "button", onclick: () => send("jira", "jira:issue_updated", { key: i.key, status: next(i.status) }) }, `Move to ${next(i.status)}`),
           el("button", { class: "action", type: "button", onclick: () => send("jira", "comment_created", { key: i.key, body: "Seen in the sandbox." }) }, "Comment"))))),
-      line("Open an issue", [["summary", "Summary", "Users cannot sign in"]], (v) => send("jira", "jira:issue_created", v))),
-    hooks(world)));
+      line("Open an issue", [["summary", "Summary", "Users cannot sign in"]], (v) => send("jira", "jira:issue_created", { ...v, project: project.key }))),
+    hooks(jira.hooks)));
 }
 
 // -- credentials --------------------------------------------------------------------------
