@@ -192,6 +192,57 @@ async def test_a_test_event_s_delivery_shows_on_its_endpoint_s_page_once_finishe
     assert_clean(page, console)
 
 
+# 4. No workspace filled in that was never used; the sandbox's, when there is one.
+
+
+async def test_no_workspace_is_filled_in_until_one_is_used_and_no_sandbox_link(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "endpoints")
+    for route in ("endpoints", "incoming", "integrations", "imports"):
+        await p.goto(f"{console.origin}/#/{route}")
+        fields = p.locator("main input[name=workspace_id]")
+        await expect(fields.first).to_be_visible(timeout=EXPECT_MS)
+        for n in range(await fields.count()):
+            await expect(fields.nth(n)).to_have_value("")
+    # Without the sandbox (its state answers 404): no link to it. It was asked once, and
+    # without the token.
+    await expect(p.get_by_role("link", name="Sandbox")).to_have_count(0)
+    async with p.expect_request("**/sandbox/api/state") as asked:
+        await p.reload()
+    request = await asked.value
+    assert "authorization" not in await request.all_headers()
+    await expect(p.get_by_role("button", name="Sign out")).to_be_visible(timeout=EXPECT_MS)
+    await expect(p.get_by_role("navigation", name="Pages")).to_be_visible()
+    await expect(p.get_by_role("link", name="Sandbox")).to_have_count(0)
+
+    # A refused create remembers nothing; a create that succeeds remembers its workspace.
+    await p.goto(f"{console.origin}/#/endpoints")
+    refused = p.locator("section", has=p.get_by_role("heading", name="New endpoint"))
+    await refused.get_by_label("Workspace id").fill("ws_refused")
+    await refused.get_by_label("URL", exact=True).fill("https://example.com/refused")
+    await refused.get_by_label("Retry schedule (seconds)").fill("soon")
+    await p.get_by_role("button", name="Create endpoint").click()
+    await expect(refused.get_by_role("alert")).to_be_visible(timeout=EXPECT_MS)
+    assert await p.evaluate("localStorage.getItem('hookhub.workspace')") is None
+    await p.goto(f"{console.origin}/#/incoming")
+    create = p.locator("section", has=p.get_by_role("heading", name="New incoming webhook"))
+    workspace = unique("ws_remembered")
+    await create.get_by_label("Workspace id").fill(workspace)
+    await create.get_by_label("Target channel id").fill("ch_remembered")
+    await p.get_by_role("button", name="Create incoming webhook").click()
+    await expect(create).to_contain_text("Post to:", timeout=EXPECT_MS)
+    await expect(create.get_by_label("Workspace id")).to_have_value(workspace)
+    assert await p.evaluate("localStorage.getItem('hookhub.workspace')") == workspace
+    await p.goto(f"{console.origin}/#/endpoints")
+    await expect(p.locator("main input[name=workspace_id]")).to_have_value(
+        workspace, timeout=EXPECT_MS
+    )
+    assert_clean(page, console)
+
+
 # 6. A dry run's counts are what it would import.
 
 

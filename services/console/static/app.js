@@ -14,6 +14,7 @@ import * as mappings from "./pages/mappings.js";
 import * as overview from "./pages/overview.js";
 import * as providers from "./pages/providers.js";
 import * as portal from "./portal.js";
+import { sandbox } from "./sandbox.js";
 
 if (PORTAL) {
   portal.takeToken(); // first of all: the token out of the address bar
@@ -41,6 +42,8 @@ const nav = document.getElementById("nav");
 const signOutButton = document.getElementById("sign-out");
 let cleanup = null;
 let signInMessage = "";
+// Whether the stack runs with the sandbox (sandbox.js): asked at once, not in a portal.
+const withSandbox = PORTAL ? Promise.resolve(null) : sandbox();
 
 function parseHash() {
   const raw = window.location.hash.replace(/^#\/?/, "");
@@ -69,7 +72,7 @@ function stop() {
   cleanup = null;
 }
 
-function buildNav(current) {
+function buildNav(current, withSandboxLink) {
   clear(nav).append(
     h(
       "ul",
@@ -81,6 +84,7 @@ function buildNav(current) {
           h("a", { href: `#/${key}`, "aria-current": key === current ? "page" : null }, title),
         ),
       ),
+      withSandboxLink ? h("li", {}, h("a", { href: "/sandbox/", class: "sandbox" }, "Sandbox")) : null,
     ),
   );
 }
@@ -96,11 +100,12 @@ async function route() {
     else showSignIn();
     return;
   }
+  const sandboxState = await withSandbox;
   nav.hidden = false;
   signOutButton.hidden = PORTAL;
   const { page, id, params } = parseHash();
   const entry = pages.find(([key]) => key === page);
-  buildNav(entry ? page : null);
+  buildNav(entry ? page : null, Boolean(sandboxState));
   clear(main);
   if (!entry) {
     main.append(h("h1", {}, "Not found"), h("p", {}, "No such page. Pick one above."));

@@ -335,23 +335,34 @@ function resetForm(el) {
 }
 
 const WORKSPACE_KEY = "hookhub.workspace";
+// The sandbox's workspace, when the stack runs with it (sandbox.js): the default until one
+// was used. Nothing else is: no workspace is made up.
+let sandboxWorkspace = "";
 
-/** The workspace the operator last used (not a secret: kept in localStorage); a portal's own. */
-export function lastWorkspace() {
-  if (caller.workspace_id) return caller.workspace_id;
-  try {
-    return localStorage.getItem(WORKSPACE_KEY) || "ws_demo";
-  } catch {
-    return "ws_demo";
-  }
+export function setSandboxWorkspace(value) {
+  sandboxWorkspace = value || "";
 }
 
+/** The workspace the operator last used (not a secret: kept in localStorage), else the
+ * sandbox's, else none; a portal's own. */
+export function lastWorkspace() {
+  if (caller.workspace_id) return caller.workspace_id;
+  let remembered = null;
+  try {
+    remembered = localStorage.getItem(WORKSPACE_KEY);
+  } catch {
+    remembered = null;
+  }
+  return remembered || sandboxWorkspace;
+}
+
+/** Called once a create in `value` has succeeded. */
 export function rememberWorkspace(value) {
   if (caller.workspace_id) return;
   try {
-    if (value) localStorage.setItem(WORKSPACE_KEY, value);
+    if (value) localStorage.setItem(WORKSPACE_KEY, String(value));
   } catch {
-    /* storage refused: the default stays */
+    /* storage refused: nothing is remembered */
   }
 }
 
@@ -377,6 +388,6 @@ export function workspaceField() {
       readonly: fixed,
       "data-workspace": true,
     }),
-    fixed ? "this portal's workspace" : null,
+    fixed ? "this portal's workspace" : "remembered in this browser once a create succeeds",
   );
 }
