@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.console.conftest import Console, Watched
+from tests.console.conftest import SCREENSHOTS, Console, Watched
 from tests.console.test_console import EXPECT_MS, assert_clean, sign_in, wait_for
 from tests.e2e.stack import Stack
 from tests.slack_export import ExportBuilder, message
@@ -189,6 +189,86 @@ async def test_a_test_event_s_delivery_shows_on_its_endpoint_s_page_once_finishe
     await expect(deliveries).to_contain_text("100.0 % (1 of 1 finished)")
     await expect(p.locator("#test-result")).to_contain_text("completed")
     assert len(fake.at("/newcomer-test")) == 1
+    assert_clean(page, console)
+
+
+# 2. No sign-out on the sign-in page.
+
+
+async def test_the_sign_in_page_shows_no_sign_out_button(page: Watched, console: Console) -> None:
+    from playwright.async_api import expect
+
+    p = page.page
+    await p.goto(console.origin + "/")
+    await expect(p.get_by_role("heading", name="Sign in to hookhub")).to_be_visible()
+    await expect(p.get_by_role("button", name="Sign out")).to_be_hidden()
+    await expect(p.locator("#sign-out")).to_have_count(1)  # there, hidden
+    await expect(p.get_by_role("navigation", name="Pages")).to_be_hidden()
+    await expect(p.get_by_role("button", name="Menu")).to_be_hidden()
+    assert_clean(page, console)
+
+
+# 3. A phone: the navigation collapses behind a menu button, the chart stays readable.
+
+
+async def chart_metrics(p: Any) -> dict[str, float]:
+    metrics: dict[str, float] = await p.evaluate(
+        """() => {
+            const svg = document.querySelector('#chart svg');
+            const box = svg.getBoundingClientRect();
+            const view = svg.viewBox.baseVal;
+            const scale = view && view.width ? box.width / view.width : 1;
+            const fonts = [...svg.querySelectorAll('text')]
+                .map((t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+            return {width: box.width, height: box.height, font: Math.min(...fonts)};
+        }"""
+    )
+    return metrics
+
+
+async def test_at_phone_size_the_menu_collapses_and_the_chart_stays_readable(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    p = page.page
+    await p.set_viewport_size(PHONE)
+    await sign_in(page, console, "overview")
+    nav = p.get_by_role("navigation", name="Pages")
+    menu = p.get_by_role("button", name="Menu")
+    await expect(nav).to_be_hidden()
+    await expect(menu).to_be_visible()
+    await expect(menu).to_have_attribute("aria-expanded", "false")
+    await expect(menu).to_have_attribute("aria-controls", "nav")
+    header = await p.locator("header.top").bounding_box()
+    assert header and header["height"] < 0.2 * PHONE["height"], header
+
+    await expect(p.locator("#chart svg")).to_be_visible(timeout=EXPECT_MS)
+    chart = await chart_metrics(p)
+    assert chart["width"] >= MIN_CHART_WIDTH_PX, chart
+    assert chart["height"] >= MIN_CHART_HEIGHT_PX, chart
+    assert chart["font"] >= MIN_CHART_FONT_PX, chart
+    assert await p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    await menu.click()
+    await expect(nav).to_be_visible()
+    await expect(menu).to_have_attribute("aria-expanded", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await p.screenshot(
+        path=str(SCREENSHOTS / "test_at_phone_size_the_menu_collapses_menu_open.png")
+    )
+    await nav.get_by_role("link", name="Deliveries").click()
+    await expect(p.get_by_role("heading", name="Deliveries")).to_be_visible(timeout=EXPECT_MS)
+    await expect(nav).to_be_hidden()
+    await expect(menu).to_have_attribute("aria-expanded", "false")
+    # Open again, then Escape closes it and gives the focus back to the button.
+    await menu.click()
+    await expect(nav).to_be_visible()
+    await p.keyboard.press("Escape")
+    await expect(nav).to_be_hidden()
+    await expect(menu).to_be_focused()
+    await p.goto(f"{console.origin}/#/overview")
+    await expect(p.locator("#chart svg")).to_be_visible(timeout=EXPECT_MS)
     assert_clean(page, console)
 
 
