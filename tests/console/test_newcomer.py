@@ -323,6 +323,80 @@ async def test_no_workspace_is_filled_in_until_one_is_used_and_no_sandbox_link(
     assert_clean(page, console)
 
 
+# 5. The mappings picker tells integrations of one provider apart, or says why it is empty.
+
+
+async def test_the_mapping_picker_tells_two_integrations_of_one_provider_apart(
+    page: Watched, console: Console, console_stack: Stack
+) -> None:
+    from playwright.async_api import expect
+
+    workspace = unique("ws_picker")
+    ids = []
+    for _ in range(2):  # no names: both "slack integration"
+        created = await console.api.post(
+            "/api/integrations", json={"provider": "slack", "workspace_id": workspace}
+        )
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    await set_fields(
+        console_stack, "integrations", ids[0], {"account": {"id": "T0ACME", "name": "Acme HQ"}}
+    )
+
+    p = await sign_in(page, console, "mappings")
+    picker = p.get_by_label("Integration", exact=True)
+    await expect(picker).to_be_visible(timeout=EXPECT_MS)
+    labels = []
+    for integration_id in ids:
+        option = picker.locator(f"option[value='{integration_id}']")
+        labels.append(await option.inner_text())
+    assert labels[0] != labels[1], labels
+    for integration_id, label in zip(ids, labels, strict=True):
+        assert label.startswith("slack integration"), label
+        assert "Slack" in label and integration_id[-6:] in label, label
+    assert "Acme HQ (T0ACME)" in labels[0], labels
+    texts = await picker.locator("option").all_inner_texts()
+    assert len(texts) == len(set(texts)), "two options read the same"
+    assert_clean(page, console)
+
+
+async def test_the_mapping_picker_says_why_it_offers_no_integration(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    workspace = unique("ws_no_chat")
+    session = await console.api.post(f"/api/workspaces/{workspace}/portal-sessions", json={})
+    assert session.status_code == 201, session.text
+    p = page.page
+    await p.goto(session.json()["url"])
+    await p.get_by_role("link", name="Sync mappings").click()
+    main = p.locator("main")
+    await expect(main).to_contain_text(
+        "No Slack, Discord or Telegram integration in this workspace yet", timeout=EXPECT_MS
+    )
+    await expect(main.get_by_role("link", name="Integrations")).to_have_attribute(
+        "href", "#/integrations"
+    )
+    await expect(main.get_by_label("Integration", exact=True)).to_have_count(0)
+
+    created = await console.api.post(
+        "/api/integrations",
+        json={"provider": "discord", "workspace_id": workspace, "name": "Gone quiet"},
+    )
+    assert created.status_code == 201, created.text
+    gone = await console.api.post(f"/api/integrations/{created.json()['id']}/disconnect")
+    assert gone.status_code == 200, gone.text
+    await p.reload()
+    await expect(main.get_by_label("Integration", exact=True)).to_be_visible(timeout=EXPECT_MS)
+    await expect(main).to_contain_text("none of them is connected")
+    option = main.get_by_label("Integration", exact=True).locator(
+        f"option[value='{created.json()['id']}']"
+    )
+    await expect(option).to_contain_text("Gone quiet · Discord · disconnected")
+    assert_clean(page, console)
+
+
 # 6. A dry run's counts are what it would import.
 
 
