@@ -9,6 +9,7 @@ Every test leaves its screenshot in test-output/console/<test name>.png (conftes
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -438,4 +439,118 @@ async def test_a_dry_run_s_counts_say_would_import(
     await p.goto(f"{console.origin}/#/imports")
     row = p.get_by_role("row").filter(has_text=job_id)
     await expect(row).to_contain_text("would import 5", timeout=EXPECT_MS)
+    assert_clean(page, console)
+
+
+# 7. A clipped date, a table wider than its page, raw ids and field names, a heading twice.
+
+
+async def assert_whole(p: Any, locator: Any) -> None:
+    """The date-time field is at least as wide as it is on its own (not cut off)."""
+    await locator.scroll_into_view_if_needed()
+    widths = await locator.evaluate(
+        """(el) => {
+            const alone = el.cloneNode();
+            alone.style.position = 'absolute';
+            alone.style.left = '0';
+            alone.style.top = '0';
+            document.body.append(alone);
+            const whole = alone.getBoundingClientRect().width;
+            alone.remove();
+            return [el.getBoundingClientRect().width, whole];
+        }"""
+    )
+    shown, whole = widths
+    assert shown >= whole - 0.5, f"{shown} px shown of {whole} px"
+
+
+async def test_date_time_fields_show_their_whole_date(page: Watched, console: Console) -> None:
+    created = await endpoint(console, "ws_console_dates", "Dated", "https://example.com/dated")
+    p = await sign_in(page, console, f"endpoints/{created['id']}")
+    recover = p.locator("section", has=p.get_by_role("heading", name="Recover since"))
+    since = recover.get_by_label("Since")
+    await since.wait_for(timeout=EXPECT_MS)
+    await assert_whole(p, since)
+    await p.goto(f"{console.origin}/#/deliveries")
+    await assert_whole(p, p.get_by_label("Created since"))
+    await p.goto(f"{console.origin}/#/audit")
+    await assert_whole(p, p.get_by_label("Since"))
+    await p.set_viewport_size(PHONE)
+    await assert_whole(p, p.get_by_label("Since"))
+    await p.set_viewport_size({"width": 1280, "height": 800})
+    await p.goto(f"{console.origin}/#/endpoints/{created['id']}")
+    await since.wait_for(timeout=EXPECT_MS)
+    assert_clean(page, console)
+
+
+async def test_the_deliveries_page_fits_1280_px_and_offers_the_endpoints_by_name(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    fake, base = sink
+    fake.on("/newcomer-wide", 200)
+    name = unique("A receiver whose name is long enough to fill a column")
+    good = await endpoint(console, "ws_console_wide", name, base + "/newcomer-wide")
+    # Nothing listens on port 9: a long connection error as the last answer.
+    down = await endpoint(console, "ws_console_wide", "Down", "http://127.0.0.1:9/never")
+    sent = []
+    for created in (good, down):
+        answer = await console.api.post(f"/api/outgoing-webhooks/{created['id']}/test")
+        sent.append(answer.json()["delivery_id"])
+    for delivery_id in sent:
+        assert await wait_for(lambda d=delivery_id: finished(console, d)), delivery_id
+
+    p = await sign_in(page, console, "deliveries")
+    await expect(p.get_by_role("link", name=sent[1])).to_be_visible(timeout=EXPECT_MS)
+    sizes = await p.evaluate(
+        """() => ({
+            page: [document.documentElement.scrollWidth, window.innerWidth],
+            tables: [...document.querySelectorAll('main .table-wrap')]
+                .map((w) => [w.scrollWidth, w.clientWidth]),
+        })"""
+    )
+    assert sizes["page"][0] <= sizes["page"][1], sizes
+    assert sizes["tables"] and all(s <= c for s, c in sizes["tables"]), sizes
+    # The endpoint by its name, the id as its title.
+    row = p.get_by_role("row").filter(has_text=sent[0])
+    await expect(row.get_by_role("link", name=name)).to_have_attribute("title", good["id"])
+
+    picker = p.get_by_label("Endpoint", exact=True)
+    await expect(picker.locator(f"option[value='{good['id']}']")).to_contain_text(name)
+    await picker.select_option(good["id"])
+    await p.get_by_role("button", name="Filter").click()
+    await expect(p.get_by_role("link", name=sent[1])).to_have_count(0, timeout=EXPECT_MS)
+    await expect(p.get_by_role("link", name=sent[0])).to_be_visible()
+    assert f"webhook_id={good['id']}" in p.url
+    await expect(picker).to_have_value(good["id"])
+    assert_clean(page, console)
+
+
+async def test_the_overview_names_its_services_once(page: Watched, console: Console) -> None:
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "overview")
+    await expect(p.locator("#health")).to_contain_text("hookhub is ready", timeout=EXPECT_MS)
+    await expect(p.locator("main").get_by_text("Services", exact=True)).to_have_count(1)
+    await expect(p.get_by_role("heading", name="Services")).to_have_count(1)
+    assert_clean(page, console)
+
+
+async def test_the_provider_apps_form_has_human_labels(page: Watched, console: Console) -> None:
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "providers")
+    form = p.locator("section", has=p.get_by_role("heading", name="Set a provider app"))
+    await form.get_by_label("Provider").select_option("github")
+    await expect(form.get_by_label("Client ID", exact=True)).to_be_visible(timeout=EXPECT_MS)
+    await expect(form.get_by_label("Client secret", exact=True)).to_be_visible()
+    await form.get_by_label("Provider").select_option("slack")
+    await expect(form.get_by_label("Signing secret", exact=True)).to_be_visible()
+    await expect(form.get_by_label("History tier", exact=True)).to_be_visible()
+    await form.get_by_label("Provider").select_option("discord")
+    await expect(form.get_by_label("Public key", exact=True)).to_be_visible()
+    raw = re.compile(r"^(client_id|client_secret|signing_secret|public_key|history_tier)$")
+    await expect(form.locator("label").filter(has_text=raw)).to_have_count(0)
+    await expect(p.get_by_role("columnheader", name="Client ID")).to_be_visible()
     assert_clean(page, console)

@@ -103,7 +103,6 @@ async function readiness() {
         },
       ],
       rows,
-      { caption: "Services" },
     ),
     table(
       [
