@@ -108,6 +108,7 @@ async def test_create_an_integration_and_copy_its_webhook_url(
     p = await sign_in(page, console, "integrations")
     create = p.locator("section", has=p.get_by_role("heading", name="New integration"))
     await create.get_by_label("Provider").select_option("github")
+    await create.get_by_label("Workspace id").fill("ws_console")  # none filled in for you
     await create.get_by_label("Name").fill("Acme repos")
     await p.get_by_label("Webhook secret").fill("s3cret-for-github")
     await p.get_by_role("button", name="Create integration").click()
@@ -333,6 +334,7 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     fake, base = sink
     fake.on("/console-ok", 200)
     p = await sign_in(page, console, "endpoints")
+    await p.get_by_label("Workspace id").fill("ws_console")
     await p.get_by_label("Name", exact=True).fill("Receiver")
     await p.get_by_label("URL", exact=True).fill(base + "/console-ok")
     await p.get_by_label("Events", exact=True).fill("*")

@@ -14,6 +14,7 @@ import * as mappings from "./pages/mappings.js";
 import * as overview from "./pages/overview.js";
 import * as providers from "./pages/providers.js";
 import * as portal from "./portal.js";
+import { sandbox } from "./sandbox.js";
 
 if (PORTAL) {
   portal.takeToken(); // first of all: the token out of the address bar
@@ -38,9 +39,29 @@ const HOME = PORTAL ? "integrations" : "overview";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
+const menuButton = document.getElementById("menu");
 const signOutButton = document.getElementById("sign-out");
 let cleanup = null;
 let signInMessage = "";
+// Whether the stack runs with the sandbox (sandbox.js): asked at once, not in a portal.
+const withSandbox = PORTAL ? Promise.resolve(null) : sandbox();
+
+// On a narrow screen the navigation is behind the menu button (console.css), closed until
+// it is opened, and closed again by any navigation or Escape.
+function setMenu(open) {
+  nav.classList.toggle("open", open);
+  menuButton.setAttribute("aria-expanded", String(open));
+}
+menuButton.addEventListener("click", () => setMenu(!nav.classList.contains("open")));
+nav.addEventListener("click", (event) => {
+  if (event.target instanceof Element && event.target.closest("a")) setMenu(false);
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && nav.classList.contains("open")) {
+    setMenu(false);
+    menuButton.focus();
+  }
+});
 
 function parseHash() {
   const raw = window.location.hash.replace(/^#\/?/, "");
@@ -69,7 +90,7 @@ function stop() {
   cleanup = null;
 }
 
-function buildNav(current) {
+function buildNav(current, withSandboxLink) {
   clear(nav).append(
     h(
       "ul",
@@ -81,6 +102,7 @@ function buildNav(current) {
           h("a", { href: `#/${key}`, "aria-current": key === current ? "page" : null }, title),
         ),
       ),
+      withSandboxLink ? h("li", {}, h("a", { href: "/sandbox/", class: "sandbox" }, "Sandbox")) : null,
     ),
   );
 }
@@ -96,11 +118,14 @@ async function route() {
     else showSignIn();
     return;
   }
+  const sandboxState = await withSandbox;
+  setMenu(false);
   nav.hidden = false;
+  menuButton.hidden = false;
   signOutButton.hidden = PORTAL;
   const { page, id, params } = parseHash();
   const entry = pages.find(([key]) => key === page);
-  buildNav(entry ? page : null);
+  buildNav(entry ? page : null, Boolean(sandboxState));
   clear(main);
   if (!entry) {
     main.append(h("h1", {}, "Not found"), h("p", {}, "No such page. Pick one above."));
@@ -115,7 +140,9 @@ async function route() {
 }
 
 function showSignIn() {
+  setMenu(false);
   nav.hidden = true;
+  menuButton.hidden = true;
   signOutButton.hidden = true;
   document.title = "Sign in · hookhub console";
   const input = h("input", {

@@ -33,6 +33,8 @@ function setAttrs(el, attrs) {
     if (name.startsWith("on") && typeof value === "function") {
       el.addEventListener(name.slice(2), value);
     } else if (name === "value" && "value" in el) {
+      // Also the default a form's reset goes back to (an input's value attribute).
+      if ("defaultValue" in el) el.defaultValue = value;
       el.value = value;
     } else if (name === "checked" || name === "selected" || name === "disabled") {
       el[name] = Boolean(value);
@@ -252,7 +254,10 @@ export function errorBox(err) {
 }
 
 /** A form whose submit runs `action(form data)` and shows its error in the form; nothing
- * for a caller that cannot write, unless the form only `reads`. */
+ * for a caller that cannot write, unless the form only `reads`. Once a form that changes
+ * something has done it, its fields go back to their defaults (a second click must not make
+ * a duplicate; the workspace field keeps the one just used); a form that only reads (a
+ * filter, a lookup) keeps what was asked. */
 export function form(fields, submitLabel, action, { className = "form", reads = false } = {}) {
   if (!reads && !canWrite()) return document.createDocumentFragment();
   const status = h("div", { class: "form-status", "aria-live": "polite" });
@@ -264,6 +269,7 @@ export function form(fields, submitLabel, action, { className = "form", reads = 
     submit.disabled = true;
     try {
       const result = await action(new FormData(el), el);
+      if (!reads) resetForm(el);
       if (result instanceof Node) status.append(result);
     } catch (err) {
       status.append(errorBox(err));
@@ -319,24 +325,44 @@ export function pct(part, whole) {
   return `${((100 * part) / whole).toFixed(1)} %`;
 }
 
-const WORKSPACE_KEY = "hookhub.workspace";
-
-/** The workspace the operator last used (not a secret: kept in localStorage); a portal's own. */
-export function lastWorkspace() {
-  if (caller.workspace_id) return caller.workspace_id;
-  try {
-    return localStorage.getItem(WORKSPACE_KEY) || "ws_demo";
-  } catch {
-    return "ws_demo";
+/** A form back to its defaults, its workspace field to the workspace last used. */
+function resetForm(el) {
+  el.reset();
+  for (const input of el.querySelectorAll("input[data-workspace]")) {
+    input.defaultValue = lastWorkspace();
+    input.value = input.defaultValue;
   }
 }
 
+const WORKSPACE_KEY = "hookhub.workspace";
+// The sandbox's workspace, when the stack runs with it (sandbox.js): the default until one
+// was used. Nothing else is: no workspace is made up.
+let sandboxWorkspace = "";
+
+export function setSandboxWorkspace(value) {
+  sandboxWorkspace = value || "";
+}
+
+/** The workspace the operator last used (not a secret: kept in localStorage), else the
+ * sandbox's, else none; a portal's own. */
+export function lastWorkspace() {
+  if (caller.workspace_id) return caller.workspace_id;
+  let remembered = null;
+  try {
+    remembered = localStorage.getItem(WORKSPACE_KEY);
+  } catch {
+    remembered = null;
+  }
+  return remembered || sandboxWorkspace;
+}
+
+/** Called once a create in `value` has succeeded. */
 export function rememberWorkspace(value) {
   if (caller.workspace_id) return;
   try {
-    if (value) localStorage.setItem(WORKSPACE_KEY, value);
+    if (value) localStorage.setItem(WORKSPACE_KEY, String(value));
   } catch {
-    /* storage refused: the default stays */
+    /* storage refused: nothing is remembered */
   }
 }
 
@@ -354,7 +380,14 @@ export function workspaceField() {
   const fixed = Boolean(caller.workspace_id);
   return field(
     "Workspace id",
-    h("input", { name: "workspace_id", required: true, value: lastWorkspace(), autocomplete: "off", readonly: fixed }),
-    fixed ? "this portal's workspace" : null,
+    h("input", {
+      name: "workspace_id",
+      required: true,
+      value: lastWorkspace(),
+      autocomplete: "off",
+      readonly: fixed,
+      "data-workspace": true,
+    }),
+    fixed ? "this portal's workspace" : "remembered in this browser once a create succeeds",
   );
 }

@@ -112,6 +112,7 @@ export async function open(main, before) {
 /** The page of a link that no longer opens anything (or never did). */
 export function ended(main) {
   document.getElementById("nav").hidden = true;
+  document.getElementById("menu").hidden = true;
   document.getElementById("session")?.remove();
   document.title = `Link expired · ${title}`;
   // Back from a provider in a tab of its own (a framed portal's OAuth): no session here.

@@ -32,10 +32,19 @@ export async function render(main, { id, params, go }) {
   const eventType = params.get("event_type") || "";
   const since = params.get("since") || "";
   main.append(h("h1", {}, "Deliveries"));
+  // The endpoints by name, for the filter and the table (the first 200: a list of more
+  // still filters by an id given in the address).
+  const endpoints = await get("/api/outgoing-webhooks", { limit: 200 }).then(
+    (page) => page.data,
+    () => [],
+  );
+  const names = new Map(endpoints.map((e) => [e.id, e.name || e.id]));
+  const choices = endpoints.map((e) => [e.id, `${e.name || e.id} (…${e.id.slice(-6)})`]);
+  if (webhookId && !names.has(webhookId)) choices.unshift([webhookId, webhookId]);
   main.append(
     form(
       [
-        field("Endpoint id", h("input", { name: "webhook_id", value: webhookId, autocomplete: "off" })),
+        field("Endpoint", select("webhook_id", [["", "any"], ...choices], webhookId)),
         field("Status", select("status", [["", "any"], ...STATUSES], status)),
         field("Event type", h("input", { name: "event_type", value: eventType, autocomplete: "off" })),
         field("Created since", h("input", { name: "since", type: "datetime-local", value: since })),
@@ -61,7 +70,10 @@ export async function render(main, { id, params, go }) {
         [
           { title: "Delivery", cell: (r) => link(`#/deliveries/${enc(r.id)}`, r.id) },
           { title: "Event type", cell: (r) => r.event_type },
-          { title: "Endpoint", cell: (r) => link(`#/endpoints/${enc(r.webhook_id)}`, r.webhook_id) },
+          {
+            title: "Endpoint",
+            cell: (r) => h("a", { href: `#/endpoints/${enc(r.webhook_id)}`, title: r.webhook_id }, names.get(r.webhook_id) || r.webhook_id),
+          },
           { title: "Status", cell: (r) => badge(r.status) },
           { title: "Attempts", cell: (r) => String(r.attempts) },
           { title: "Last answer", cell: (r) => lastAnswer(r) },
@@ -74,13 +86,14 @@ export async function render(main, { id, params, go }) {
     { label: "deliveries" },
   );
   main.append(h("div", { class: "actions" }, actionButton("Refresh", () => list.reload(), { reads: true })), list);
-  if (webhookId) main.append(recoverSection(webhookId));
+  if (webhookId) main.append(recoverSection(webhookId, () => list.reload()));
   return null;
 }
 
+/** The status code, or the error (its first lines; the whole as the title). */
 function lastAnswer(r) {
   if (r.last_status_code) return String(r.last_status_code);
-  if (r.last_error) return r.last_error;
+  if (r.last_error) return h("span", { class: "clip", title: r.last_error }, r.last_error);
   return "—";
 }
 

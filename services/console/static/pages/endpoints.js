@@ -29,8 +29,7 @@ export async function render(main, { id, go }) {
   main.append(h("h1", {}, "Outgoing endpoints"));
   const secretBox = h("div", { "aria-live": "polite" });
   main.append(secretBox);
-  main.append(
-    pager(
+  const list = pager(
       (cursor) => get("/api/outgoing-webhooks", { limit: 20, cursor }),
       (rows) => {
         const rendered = table(
@@ -50,9 +49,8 @@ export async function render(main, { id, go }) {
         return rendered;
       },
       { label: "endpoints" },
-    ),
-  );
-  main.append(writes(createSection(secretBox, go)));
+    );
+  main.append(list, writes(createSection(secretBox, () => list.reload())));
   return null;
 }
 
@@ -73,7 +71,7 @@ function successRate(endpointId) {
   return cell;
 }
 
-function createSection(secretBox, go) {
+function createSection(secretBox, created) {
   const el = form(
     [
       workspaceField(),
@@ -96,10 +94,11 @@ function createSection(secretBox, go) {
       if (name) body.name = name;
       const schedule = String(data.get("retry_schedule") || "").trim();
       if (schedule) body.retry_schedule = schedule.split(",").map((v) => Number(v.trim()));
-      const created = await post("/api/outgoing-webhooks", body);
+      const endpoint = await post("/api/outgoing-webhooks", body);
       rememberWorkspace(body.workspace_id);
-      showSecret(secretBox, created, "created");
-      return h("p", {}, "Created: ", link(`#/endpoints/${enc(created.id)}`, created.name || created.id));
+      showSecret(secretBox, endpoint, "created");
+      created();
+      return h("p", {}, "Created: ", link(`#/endpoints/${enc(endpoint.id)}`, endpoint.name || endpoint.id));
     },
   );
   return section("New endpoint", el);
@@ -119,16 +118,82 @@ function showSecret(box, endpoint, verb) {
   );
 }
 
+const OPEN = new Set(["pending", "active", "delayed"]);
+// How long a test event's delivery is followed on the endpoint's page before the page
+// leaves it to the delivery's own page: one look a second.
+const FOLLOW_TRIES = 30;
+
 async function detail(main, id, go) {
   const endpoint = await get(`/api/outgoing-webhooks/${enc(id)}`);
-  const stats = await get("/api/webhooks/stats", { webhook_id: id });
-  const finished = stats.completed + stats.failed;
+  const stats = h("div", {}, statsFacts(await get("/api/webhooks/stats", { webhook_id: id })));
   main.append(
     h("p", {}, link("#/endpoints", "← Outgoing endpoints")),
     h("h1", {}, endpoint.name || endpoint.id),
   );
   const secretBox = h("div", { "aria-live": "polite" });
   const testResult = h("div", { "aria-live": "polite", id: "test-result" });
+  const recent = pager(
+    (cursor) => get("/api/deliveries", { limit: 10, cursor, webhook_id: id }),
+    (rows) =>
+      table(
+        [
+          { title: "Delivery", cell: (r) => link(`#/deliveries/${enc(r.id)}`, r.id) },
+          { title: "Event type", cell: (r) => r.event_type },
+          { title: "Status", cell: (r) => badge(r.status) },
+          { title: "Attempts", cell: (r) => String(r.attempts) },
+          { title: "Last answer", cell: (r) => (r.last_status_code ? String(r.last_status_code) : r.last_error || "—") },
+          { title: "Event time", cell: (r) => timeEl(r.occurred_at) },
+        ],
+        rows,
+        { caption: "Latest deliveries", empty: "No deliveries yet." },
+      ),
+    { label: "this endpoint's deliveries" },
+  );
+  let stopped = false;
+  let timer = null;
+  let following = 0;
+
+  /** The counts and the latest deliveries again: after a test event or a recovery. */
+  async function refresh() {
+    const fresh = await get("/api/webhooks/stats", { webhook_id: id });
+    if (stopped) return;
+    stats.replaceChildren(statsFacts(fresh));
+    await recent.reload();
+  }
+
+  const pause = (ms) =>
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    });
+
+  /** A test event's delivery, looked at every second until it has finished (bounded). */
+  async function follow(deliveryId, state) {
+    const mine = ++following;
+    for (let tries = 0; tries < FOLLOW_TRIES; tries += 1) {
+      let delivery = null;
+      try {
+        delivery = await get(`/api/deliveries/${enc(deliveryId)}`);
+      } catch (err) {
+        if (err.status !== 404) throw err; // 404: not written yet
+      }
+      if (stopped) return;
+      if (delivery) {
+        if (mine === following) {
+          state.replaceChildren(badge(delivery.status), delivery.last_status_code ? ` ${delivery.last_status_code}` : "");
+        }
+        if (!OPEN.has(delivery.status)) {
+          await refresh();
+          return;
+        }
+        if (tries === 0) await recent.reload();
+      }
+      await pause(1000);
+      if (stopped) return;
+    }
+    if (mine === following) state.append(" still open: follow it on its page.");
+    await refresh();
+  }
+
   main.append(
     secretBox,
     section(
@@ -140,19 +205,19 @@ async function detail(main, id, go) {
         ["Events", (endpoint.events || []).join(", ")],
         ["State", badge(endpoint.enabled ? "enabled" : "disabled")],
         ["Disabled because", endpoint.disabled_reason || "—"],
-        ["Retry schedule", (endpoint.retry_schedule || []).join(", ") + " s"],
+        [
+          "Retry schedule",
+          (endpoint.retry_schedule || []).length ? `${endpoint.retry_schedule.join(", ")} s` : "none: one attempt only",
+        ],
         ["Timeout", `${endpoint.timeout_seconds} s`],
         ["Created", timeEl(endpoint.created_at)],
       ]),
     ),
     section(
       "Deliveries",
-      dl([
-        ["Success rate", finished ? `${pct(stats.completed, finished)} (${stats.completed} of ${finished} finished)` : "no deliveries finished yet"],
-        ["Pending / active / delayed", `${stats.pending} / ${stats.active} / ${stats.delayed}`],
-        ["Failed", String(stats.failed)],
-      ]),
-      h("p", {}, link(`#/deliveries?webhook_id=${enc(id)}`, "This endpoint's deliveries")),
+      stats,
+      recent,
+      h("p", {}, link(`#/deliveries?webhook_id=${enc(id)}`, "All of this endpoint's deliveries")),
     ),
   );
   const actions = h(
@@ -160,9 +225,13 @@ async function detail(main, id, go) {
     { class: "actions" },
     actionButton("Send test event", async () => {
       const sent = await post(`/api/outgoing-webhooks/${enc(id)}/test`, {});
+      const state = h("span", { class: "muted" }, "sent, waiting for it to finish…");
       clear(testResult).append(
-        h("p", {}, "Test event sent: ", link(`#/deliveries/${enc(sent.delivery_id)}`, `delivery ${sent.delivery_id}`)),
+        h("p", {}, "Test event: ", link(`#/deliveries/${enc(sent.delivery_id)}`, `delivery ${sent.delivery_id}`), " ", state),
       );
+      follow(sent.delivery_id, state).catch((err) => {
+        state.replaceChildren(`could not be followed (${err.message})`);
+      });
     }),
     actionButton(endpoint.enabled ? "Disable" : "Enable", async () => {
       await call("PATCH", `/api/outgoing-webhooks/${enc(id)}`, { json: { enabled: !endpoint.enabled } });
@@ -190,10 +259,22 @@ async function detail(main, id, go) {
   main.append(
     writes(section("Actions", actions, testResult)),
     headersSection(endpoint, go),
-    recoverSection(id),
+    recoverSection(id, () => refresh()),
     recentChanges(id),
   );
-  return null;
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function statsFacts(stats) {
+  const finished = stats.completed + stats.failed;
+  return dl([
+    ["Success rate", finished ? `${pct(stats.completed, finished)} (${stats.completed} of ${finished} finished)` : "no deliveries finished yet"],
+    ["Pending / active / delayed", `${stats.pending} / ${stats.active} / ${stats.delayed}`],
+    ["Failed", String(stats.failed)],
+  ]);
 }
 
 /** Extra headers: names only (values are write-only: the API never returns them); set one
@@ -241,7 +322,9 @@ function headersSection(endpoint, go) {
   return section("Extra headers", rows, setForm);
 }
 
-export function recoverSection(id) {
+/** Recover an endpoint's failed deliveries since a time; `recovered()` refreshes what
+ * shows them. */
+export function recoverSection(id, recovered) {
   const hourAgo = new Date(Date.now() - 3600_000);
   const local = new Date(hourAgo.getTime() - hourAgo.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   const el = form(
@@ -250,6 +333,7 @@ export function recoverSection(id) {
     async (data) => {
       const since = new Date(String(data.get("since"))).toISOString();
       const answer = await post(`/api/outgoing-webhooks/${enc(id)}/recover`, { since });
+      if (recovered) await recovered();
       return h("p", {}, `${answer.recovered} failed deliveries sent again.`);
     },
     { className: "form inline" },

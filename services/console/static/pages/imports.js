@@ -53,44 +53,50 @@ export async function render(main, { id }) {
     async (data) => {
       const job = await uploadExport(data, dryRun.checked);
       rememberWorkspace(String(data.get("workspace_id")));
-      stopPanel();
-      panel = jobPanel(job.id, {
+      // The form is emptied once this returns: the real import takes what the dry run read.
+      const uploaded = data;
+      show(job.id, {
         onRealImport: async () => {
-          const real = await uploadExport(new FormData(upload), false);
-          stopPanel();
-          panel = jobPanel(real.id);
-          clear(live).append(panel.el);
+          const real = await uploadExport(uploaded, false);
+          show(real.id);
         },
       });
-      clear(live).append(panel.el);
       return null;
     },
   );
-  main.append(writes(section("Upload an export", upload)), live);
-  main.append(
-    section(
-      "Jobs",
-      pager(
-        (cursor) => get("/api/imports", { limit: 20, cursor }),
-        (rows) =>
-          table(
-            [
-              { title: "Job", cell: (r) => link(`#/imports/${enc(r.id)}`, r.id) },
-              { title: "Source", cell: (r) => `${r.provider} ${r.source}${r.dry_run ? " (dry run)" : ""}` },
-              { title: "Status", cell: (r) => badge(r.status) },
-              { title: "Progress", cell: (r) => `${Math.round(r.progress.percent)} %` },
-              { title: "Imported", cell: (r) => String(r.progress.messages_imported) },
-              { title: "Quarantined", cell: (r) => String(r.progress.messages_quarantined) },
-              { title: "Created", cell: (r) => timeEl(r.created_at) },
-            ],
-            rows,
-            { caption: "Import jobs", empty: "No imports yet." },
-          ),
-        { label: "import jobs" },
+  const jobs = pager(
+    (cursor) => get("/api/imports", { limit: 20, cursor }),
+    (rows) =>
+      table(
+        [
+          { title: "Job", cell: (r) => link(`#/imports/${enc(r.id)}`, r.id) },
+          { title: "Source", cell: (r) => `${r.provider} ${r.source}${r.dry_run ? " (dry run)" : ""}` },
+          { title: "Status", cell: (r) => badge(r.status) },
+          { title: "Progress", cell: (r) => `${Math.round(r.progress.percent)} %` },
+          { title: "Imported", cell: (r) => count(r, r.progress.messages_imported, "would import") },
+          { title: "Quarantined", cell: (r) => count(r, r.progress.messages_quarantined, "would quarantine") },
+          { title: "Created", cell: (r) => timeEl(r.created_at) },
+        ],
+        rows,
+        { caption: "Import jobs", empty: "No imports yet." },
       ),
-    ),
+    { label: "import jobs" },
   );
+  // A job just made is listed at once, and again each time its status changes.
+  function show(id, options = {}) {
+    stopPanel();
+    panel = jobPanel(id, { ...options, onStatus: () => jobs.reload() });
+    clear(live).append(panel.el);
+    jobs.reload();
+  }
+  main.append(writes(section("Upload an export", upload)), live);
+  main.append(section("Jobs", jobs));
   return stopPanel;
+}
+
+/** A count as a job reports it: for a dry run, what it would do. */
+function count(job, n, dryVerb) {
+  return job.dry_run ? `${dryVerb} ${n}` : String(n);
 }
 
 async function uploadExport(data, dryRun) {
@@ -113,7 +119,7 @@ async function uploadExport(data, dryRun) {
 }
 
 /** One job, followed live (every second while it is queued or running). */
-function jobPanel(id, { onRealImport } = {}) {
+function jobPanel(id, { onRealImport, onStatus } = {}) {
   const el = h("section", { class: "card job", "data-job": id });
   const bar = h("progress", { max: "100", value: "0", id: `progress-${id}` });
   const barLabel = h("label", { for: bar.id }, "Progress");
@@ -123,6 +129,7 @@ function jobPanel(id, { onRealImport } = {}) {
   el.append(heading, h("div", { class: "progress-row" }, barLabel, bar, percent), body);
   let timer = null;
   let stopped = false;
+  let lastStatus = null;
 
   async function load() {
     let job;
@@ -133,20 +140,25 @@ function jobPanel(id, { onRealImport } = {}) {
       return;
     }
     if (stopped) return;
+    if (lastStatus !== null && job.status !== lastStatus && onStatus) onStatus(job);
+    lastStatus = job.status;
     const value = job.status === "completed" ? 100 : Math.max(0, Math.min(100, job.progress.percent));
     bar.value = value;
     bar.setAttribute("aria-valuenow", String(Math.round(value)));
     percent.textContent = `${Math.round(value)} %`;
     heading.textContent = `Job ${job.id}${job.dry_run ? " (dry run)" : ""}`;
     const p = job.progress;
+    // A dry run publishes nothing: its counts are what the import would do.
+    const dry = job.dry_run;
     const parts = [
+      dry ? h("p", { class: "muted" }, "A dry run: nothing was imported; these are the counts an import would reach.") : null,
       dl([
         ["Status", badge(job.status)],
         ["Source", `${job.provider} ${job.source}${job.upload?.filename ? `: ${job.upload.filename}` : ""}`],
         ["Channels", `${p.channels_done} of ${p.channels_total}`],
-        ["Messages imported", String(p.messages_imported)],
-        ["Skipped", String(p.messages_skipped)],
-        ["Quarantined", String(p.messages_quarantined)],
+        [dry ? "Would import" : "Messages imported", String(p.messages_imported)],
+        [dry ? "Would skip" : "Skipped", String(p.messages_skipped)],
+        [dry ? "Would quarantine" : "Quarantined", String(p.messages_quarantined)],
         ["Errors", String(p.errors)],
         ["Time left", p.eta_seconds != null && LIVE.has(job.status) ? `about ${Math.ceil(p.eta_seconds)} s` : "—"],
         ["Error", job.error || "—"],
@@ -173,7 +185,7 @@ function jobPanel(id, { onRealImport } = {}) {
       actions.append(actionButton("Import for real", onRealImport, { className: "primary" }));
     }
     parts.push(actions);
-    if (job.report) parts.push(report(job.report));
+    if (job.report) parts.push(report(job.report, dry));
     append(clear(body), parts);
     if (LIVE.has(job.status)) timer = setTimeout(load, 1000);
   }
@@ -188,19 +200,19 @@ function jobPanel(id, { onRealImport } = {}) {
   };
 }
 
-function report(r) {
+function report(r, dry) {
   const subtypes = Object.entries(r.by_subtype || {}).sort((a, b) => b[1] - a[1]);
   return h(
     "div",
     { class: "report" },
-    h("h3", {}, "Report"),
+    h("h3", {}, dry ? "Report (dry run: what an import would do)" : "Report"),
     table(
       [
         { title: "Channel", cell: (c) => c.name },
         { title: "Chat channel", cell: (c) => c.channel_id },
-        { title: "Imported", cell: (c) => String(c.imported) },
-        { title: "Skipped", cell: (c) => String(c.skipped) },
-        { title: "Quarantined", cell: (c) => String(c.quarantined) },
+        { title: dry ? "Would import" : "Imported", cell: (c) => String(c.imported) },
+        { title: dry ? "Would skip" : "Skipped", cell: (c) => String(c.skipped) },
+        { title: dry ? "Would quarantine" : "Quarantined", cell: (c) => String(c.quarantined) },
       ],
       r.channels || [],
       { caption: "Channels", empty: "No channel imported." },
@@ -246,6 +258,6 @@ function report(r) {
       { caption: "Records left out (the first 100)", empty: "Nothing quarantined." },
     ),
     r.pace ? h("details", {}, h("summary", {}, "Pace"), jsonBlock(r.pace)) : null,
-    h("p", { class: "muted" }, `Reactions on imported messages: ${r.reactions ?? 0}`),
+    h("p", { class: "muted" }, `${dry ? "Reactions on the messages it would import" : "Reactions on imported messages"}: ${r.reactions ?? 0}`),
   );
 }

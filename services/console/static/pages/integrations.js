@@ -148,8 +148,8 @@ function connectSection() {
       };
       const scopes = String(data.get("scopes") || "").trim();
       if (scopes) body.scopes = scopes.split(/\s+/);
-      rememberWorkspace(body.workspace_id);
       const started = await post("/api/auth/oauth/connect", body);
+      rememberWorkspace(body.workspace_id);
       return authorizeLink(started.authorization_url);
     },
   );

@@ -1,7 +1,7 @@
 // Sync mappings of one integration (with their errors), creating one (the API's validation
 // errors shown as they come), and the message lookup: every copy of one message.
 
-import { call, enc, get, post } from "../api.js";
+import { call, caller, enc, get, post } from "../api.js";
 import {
   actionButton,
   badge,
@@ -18,23 +18,69 @@ import {
   timeEl,
   writes,
 } from "../dom.js";
-import { providerIcon } from "../providers.js";
+import { providerIcon, providerTitle } from "../providers.js";
 
-export async function render(main, { params, go }) {
-  const integrationId = params.get("integration_id") || "";
-  main.append(h("h1", {}, "Sync mappings"));
-  const chats = await get("/api/integrations", { limit: 100 }).catch(() => ({ data: [] }));
-  const options = chats.data
-    .filter((i) => ["slack", "telegram", "discord"].includes(i.provider))
-    .map((i) => [i.id, `${i.name || i.id} (${i.provider}, ${i.status})`]);
-  main.append(
+const CHAT = ["slack", "discord", "telegram"];
+
+/** An integration as the picker offers it: its name, then what tells it from another of
+ * the same name: the provider, the account it is connected as, its workspace (the admin
+ * sees every one), its status unless connected, and the end of its id. */
+function integrationLabel(i) {
+  const parts = [i.name || i.id, providerTitle(i.provider)];
+  if (i.account) parts.push(i.account.name ? `${i.account.name} (${i.account.id})` : i.account.id);
+  if (!caller.workspace_id) parts.push(i.workspace_id);
+  if (i.status !== "connected") parts.push(i.status);
+  parts.push(`…${i.id.slice(-6)}`);
+  return parts.join(" · ");
+}
+
+/** The chat integrations to pick from (the first 100 of each provider). */
+async function chatIntegrations() {
+  const pages = await Promise.all(
+    CHAT.map((provider) => get("/api/integrations", { limit: 100, provider }).catch(() => ({ data: [] }))),
+  );
+  return pages.flatMap((page) => page.data);
+}
+
+function picker(chats, integrationId, go) {
+  const where = caller.workspace_id ? " in this workspace" : "";
+  if (!chats.length && !integrationId) {
+    return h(
+      "p",
+      { class: "empty", role: "status" },
+      `No Slack, Discord or Telegram integration${where} yet: mappings are a chat integration's. Create one on `,
+      link("#/integrations", "Integrations"),
+      ".",
+    );
+  }
+  const options = chats.map((i) => [i.id, integrationLabel(i)]);
+  if (integrationId && !chats.some((i) => i.id === integrationId)) options.unshift([integrationId, integrationId]);
+  const connected = chats.some((i) => i.status === "connected");
+  return h(
+    "div",
+    {},
     form(
       [field("Integration", select("integration_id", [["", "choose…"], ...options], integrationId))],
       "Show mappings",
       async (data) => go("mappings", null, filled(data)),
       { className: "form inline filters", reads: true },
     ),
+    connected
+      ? null
+      : h(
+          "p",
+          { class: "muted", role: "status" },
+          `There are Slack, Discord or Telegram integrations${where}, but none of them is connected: a new mapping needs a connected one (connect it from its page on `,
+          link("#/integrations", "Integrations"),
+          ").",
+        ),
   );
+}
+
+export async function render(main, { params, go }) {
+  const integrationId = params.get("integration_id") || "";
+  main.append(h("h1", {}, "Sync mappings"));
+  main.append(picker(await chatIntegrations(), integrationId, go));
   if (integrationId) {
     const list = pager(
       (cursor) => get(`/api/integrations/${enc(integrationId)}/mappings`, { limit: 20, cursor }),

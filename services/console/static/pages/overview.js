@@ -22,6 +22,24 @@ export async function render(main) {
   );
   let timer = null;
   let stopped = false;
+  let lastTimeline = null;
+  // The chart is drawn at the width it is shown at (its text at its own size on a phone as
+  // on a wide screen): again when that width changes.
+  const drawChart = () => {
+    if (lastTimeline) chart.replaceChildren(barChart(lastTimeline, chart.clientWidth));
+  };
+  let drawnAt = 0;
+  let frame = 0;
+  const onResize = () => {
+    cancelAnimationFrame(frame);
+    frame = requestAnimationFrame(() => {
+      if (chart.clientWidth !== drawnAt) {
+        drawnAt = chart.clientWidth;
+        drawChart();
+      }
+    });
+  };
+  window.addEventListener("resize", onResize);
 
   async function load() {
     const [ready, stats, timeline] = await Promise.all([
@@ -34,15 +52,22 @@ export async function render(main) {
     counters.replaceChildren(
       stats instanceof Error ? h("p", { class: "error" }, stats.message) : counterList(stats),
     );
-    chart.replaceChildren(
-      timeline instanceof Error ? h("p", { class: "error" }, timeline.message) : barChart(timeline),
-    );
+    if (timeline instanceof Error) {
+      lastTimeline = null;
+      chart.replaceChildren(h("p", { class: "error" }, timeline.message));
+    } else {
+      lastTimeline = timeline;
+      drawnAt = chart.clientWidth;
+      drawChart();
+    }
     timer = setTimeout(() => load().catch(() => {}), 10_000);
   }
   await load();
   return () => {
     stopped = true;
     clearTimeout(timer);
+    cancelAnimationFrame(frame);
+    window.removeEventListener("resize", onResize);
   };
 }
 
@@ -78,7 +103,6 @@ async function readiness() {
         },
       ],
       rows,
-      { caption: "Services" },
     ),
     table(
       [
@@ -104,12 +128,17 @@ function counterList(stats) {
   );
 }
 
-/** Stacked bars, one a minute, built as SVG elements (no chart library, no markup strings). */
-function barChart(timeline) {
+// The chart's coordinates are CSS pixels: drawn as wide as it is shown (never narrower than
+// this; a narrower screen scrolls it sideways), its labels keep the stylesheet's size.
+const CHART_MIN_WIDTH = 320;
+
+/** Stacked bars, one a minute, built as SVG elements (no chart library, no markup strings),
+ * `available` pixels wide. */
+function barChart(timeline, available) {
   const minutes = timeline.minutes || [];
-  const width = 720;
-  const height = 200;
-  const pad = { left: 40, bottom: 24, top: 8, right: 8 };
+  const width = Math.max(CHART_MIN_WIDTH, Math.floor(available || 720));
+  const height = width < 600 ? 180 : 200;
+  const pad = { left: 40, bottom: 24, top: 10, right: 8 };
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
   const totals = minutes.map((m) => OUTCOMES.reduce((sum, [key]) => sum + (m[key] || 0), 0));
@@ -118,10 +147,10 @@ function barChart(timeline) {
   const total = totals.reduce((a, b) => a + b, 0);
   const svg = s(
     "svg",
-    { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-labelledby": "chart-title" },
+    { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart", role: "img", "aria-labelledby": "chart-title" },
     s("title", { id: "chart-title" }, `Deliveries per minute by outcome over the last hour: ${total} attempts, at most ${max} in a minute`),
     s("line", { x1: pad.left, y1: pad.top + innerH, x2: pad.left + innerW, y2: pad.top + innerH, class: "axis" }),
-    s("text", { x: pad.left - 4, y: pad.top + 10, class: "tick", "text-anchor": "end" }, String(max)),
+    s("text", { x: pad.left - 4, y: pad.top + 12, class: "tick", "text-anchor": "end" }, String(max)),
     s("text", { x: pad.left - 4, y: pad.top + innerH, class: "tick", "text-anchor": "end" }, "0"),
     s("text", { x: pad.left, y: height - 6, class: "tick" }, "−60 min"),
     s("text", { x: pad.left + innerW, y: height - 6, class: "tick", "text-anchor": "end" }, "now"),
@@ -147,5 +176,11 @@ function barChart(timeline) {
     { class: "legend" },
     OUTCOMES.map(([key, label]) => h("li", {}, h("span", { class: `swatch bar-${key}` }), `${label}: ${minutes.reduce((a, m) => a + (m[key] || 0), 0)}`)),
   );
-  return h("figure", {}, svg, legend, h("figcaption", { class: "muted" }, "Attempts that ended in each minute, by outcome."));
+  return h(
+    "figure",
+    {},
+    h("div", { class: "chart-scroll" }, svg),
+    legend,
+    h("figcaption", { class: "muted" }, "Attempts that ended in each minute, by outcome."),
+  );
 }

@@ -13,6 +13,17 @@ const FIELDS = {
   telegram: [],
 };
 
+// What each field is called at the provider's own pages; its name in the API as the hint.
+const LABELS = {
+  client_id: "Client ID",
+  client_secret: "Client secret",
+  signing_secret: "Signing secret",
+  public_key: "Public key",
+  history_tier: "History tier",
+};
+
+const label = (name) => LABELS[name] || name;
+
 export async function render(main, { go }) {
   main.append(h("h1", {}, "Provider apps"));
   const apps = await get("/api/providers");
@@ -21,8 +32,8 @@ export async function render(main, { go }) {
       [
         { title: "", cell: (r) => providerIcon(r.provider) },
         { title: "Provider", cell: (r) => providerTitle(r.provider) },
-        { title: "Client id", cell: (r) => r.client_id || "—" },
-        { title: "Set", cell: (r) => (r.configured || []).join(", ") || "nothing" },
+        { title: "Client ID", cell: (r) => r.client_id || "—" },
+        { title: "Set", cell: (r) => (r.configured || []).map(label).join(", ") || "nothing" },
         { title: "From", cell: (r) => badge(r.source) },
         { title: "Updated", cell: (r) => timeEl(r.updated_at) },
         {
@@ -42,19 +53,33 @@ export async function render(main, { go }) {
         },
       ],
       apps.data,
-      { caption: "Provider apps" },
+      { caption: "Each provider's app" },
     ),
   );
-  const fieldsBox = h("div");
-  const providerSelect = select("provider", Object.keys(FIELDS).filter((p) => FIELDS[p].length), "github");
+  const fieldsBox = h("div", { class: "fields" });
+  const providerSelect = select(
+    "provider",
+    Object.keys(FIELDS)
+      .filter((p) => FIELDS[p].length)
+      .map((p) => [p, providerTitle(p)]),
+    "github",
+  );
   const draw = () => {
     const provider = providerSelect.value;
     fieldsBox.replaceChildren(
       ...FIELDS[provider].map((name) =>
-        field(name, h("input", { name, type: name === "client_id" ? "text" : "password", autocomplete: "off" }), name === "client_id" ? "" : "write-only"),
+        field(
+          label(name),
+          h("input", { name, type: name === "client_id" ? "text" : "password", autocomplete: "off", spellcheck: "false" }),
+          name === "client_id" ? `API field ${name}` : `API field ${name}; write-only: never shown again`,
+        ),
       ),
       provider === "slack"
-        ? field("history_tier", select("history_tier", [["", "unchanged"], "tier3", "limited"], ""), "Slack's history rate tier for imports")
+        ? field(
+            label("history_tier"),
+            select("history_tier", [["", "unchanged"], "tier3", "limited"], ""),
+            "API field history_tier: Slack's rate tier for reading history in imports",
+          )
         : "",
     );
   };
