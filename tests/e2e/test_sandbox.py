@@ -329,9 +329,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         opened = page.get_by_role("form", name="Open a pull request")
         opened.get_by_label("Title").fill(title)
         opened.get_by_role("button", name="Open a pull request").click()
-        page.get_by_role("region", name="Pull requests").get_by_text(title).wait_for(
-            timeout=30_000
-        )
+        page.get_by_role("region", name="Pull requests").get_by_text(title).wait_for(timeout=30_000)
         assert "pull_request.opened" in page.locator("#flash").inner_text()
         _screenshot(page, "github")
     finally:
@@ -343,6 +341,29 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
 
     [received] = _outside_playwright(arrived())
     assert received["channel_id"] == channel
+
+
+def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
+    sandbox_stack: Stack, browser: Any
+) -> None:
+    token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
+    page = browser.new_page()
+    try:
+        page.goto(sandbox_stack.origin + "/#/endpoints")
+        page.get_by_label("Admin token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        link = page.get_by_role("navigation", name="Pages").get_by_role("link", name="Sandbox")
+        link.wait_for(timeout=30_000)
+        assert link.get_attribute("href") == "/sandbox/"
+        workspace = page.locator("main input[name=workspace_id]").first
+        workspace.wait_for(timeout=30_000)
+        assert workspace.input_value() == "ws_demo"
+        _screenshot(page, "console")
+        link.click()
+        page.get_by_role("tab", name="Slack").wait_for(timeout=30_000)
+        assert page.url == sandbox_stack.origin + "/sandbox/"
+    finally:
+        page.close()
 
 
 # -- refused where it does not belong ------------------------------------------------------
