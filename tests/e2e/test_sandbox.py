@@ -34,6 +34,7 @@ T = TypeVar("T")
 def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("sandbox") / ".hookhub"
     ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
+    _INTEGRATIONS.clear()
     started = start_stack(data_dir, ports, args=["--sandbox"])
     try:
         wait_ready(started)
@@ -54,6 +55,9 @@ async def hub(sandbox_stack: Stack) -> AsyncIterator[Hub]:
         yield Hub(client, sandbox_stack)
 
 
+_INTEGRATIONS: dict[str, dict[str, Any]] = {}
+
+
 class Hub:
     def __init__(self, client: httpx.AsyncClient, stack: Stack) -> None:
         self.client = client
@@ -70,10 +74,16 @@ class Hub:
         return dict(answer.json())
 
     async def integration(self, provider: str, settings: dict[str, Any]) -> dict[str, Any]:
-        return await self.post(
-            "/api/integrations",
-            {"provider": provider, "workspace_id": "ws_demo", "settings": settings},
-        )
+        """The module's one integration of `provider` (made on first use): as a newcomer
+        has one. Slack's events come to one app-level URL and are routed by team to the
+        first integration of that team; a second one would hold mappings none reaches."""
+        made = _INTEGRATIONS.get(provider)
+        if made is None:
+            made = _INTEGRATIONS[provider] = await self.post(
+                "/api/integrations",
+                {"provider": provider, "workspace_id": "ws_demo", "settings": settings},
+            )
+        return made
 
     async def mapping(self, integration: str, external: str, channel: str) -> None:
         await self.post(
