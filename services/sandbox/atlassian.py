@@ -1,16 +1,106 @@
-"""Jira's (Atlassian's) stand-in."""
+"""Jira's (Atlassian's) stand-in: OAuth (3LO), accessible resources, issue creation
+(hookhub's actions), and a Jira Cloud site (services/sandbox/jira_world.py) that sends the
+signed webhooks Jira Cloud sends.
+
+Webhooks are registered as a Jira Cloud admin registers them: `POST /rest/webhooks/1.0/webhook`
+`{name, url, events, filters?, excludeBody?, secret?}` on the site, authenticated as the site
+admin (`admin_email` and `api_token`, HTTP Basic) or with an OAuth token the stand-in issued;
+or with `add_hook`. A hook with a secret is signed as Jira Cloud signs admin webhooks and as
+hookhub verifies them: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`. Each
+delivery carries `X-Atlassian-Webhook-Identifier` (the same on a retry, which adds
+`X-Atlassian-Webhook-Retry`), `X-Atlassian-Webhook-Flow: Primary` and
+`User-Agent: Atlassian Webhook HTTP Client`, and the body names the hook in
+`matchedWebhookIds`. Unlike Jira Cloud, the stand-in takes http:// URLs (the sandbox is on
+loopback) and keeps a hook's JQL `filters` without applying them.
+
+Events `send` takes, by Jira's `webhookEvent` names, with their parameters (all optional;
+`user` is an account id or a display name, default the site's first user; `key` defaults to
+the latest issue):
+
+- `jira:issue_created`: summary, description (wiki markup), issue_type (Task, Bug, Story,
+  Epic), priority (Highest … Lowest), assignee, labels, project (default the first).
+- `jira:issue_updated`: key, and what changes: status (a transition on To Do → In Progress →
+  Done, any to any as Jira's simplified workflow allows; Done sets the resolution), assignee
+  (`""` unassigns), summary, priority. The `changelog` lists each change as Jira does.
+- `comment_created`: key, body (wiki markup). Jira also raises a `jira:issue_updated`
+  (`issue_event_type_name: issue_commented`) with it, sent to the hooks that take that.
+
+Parameters come as a JSON API passes them (None is the default); an unknown event or
+parameter, one of the wrong type, or a change the site cannot make (an unknown status, a
+move to the status the issue has) raises `EventRefused`, and nothing changes.
+
+`redeliver(delivery_id)` sends a delivery again as Jira's retry does. An issue created
+through the API in a project of the site joins it, and its `jira:issue_created` is sent.
+`state()` is the site as the sandbox page shows it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import itertools
+import json
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.sandbox import hooks
+from services.sandbox.hooks import Delivery, EventRefused
+from services.sandbox.jira_world import (
+    ISSUE_TYPES,
+    STATUSES,
+    JiraIssue,
+    JiraWorld,
+    epoch_ms,
+    jira_time,
+)
 from services.sandbox.oauth_server import FakeAuthorizationServer, answer
+from shared.providers.jira.markup import adf_text
+
+log = structlog.get_logger(__name__)
+
+# What `add_hook` subscribes a hook to unless told otherwise: the issue and comment events.
+ISSUE_EVENTS = (
+    "jira:issue_created",
+    "jira:issue_updated",
+    "jira:issue_deleted",
+    "comment_created",
+    "comment_updated",
+    "comment_deleted",
+)
+
+
+@dataclass
+class JiraHook:
+    """An admin webhook, as `POST /rest/webhooks/1.0/webhook` registers it."""
+
+    id: int
+    name: str
+    url: str
+    events: list[str]
+    secret: str | None
+    filters: dict[str, str]
+    exclude_body: bool
+    enabled: bool
+    description: str | None
+    last_updated: datetime
+    last_updated_user: str  # account id
+    deliveries: deque[Delivery] = field(default_factory=lambda: deque(maxlen=hooks.KEPT))
+
+    def takes(self, event: str) -> bool:
+        return self.enabled and event in self.events
 
 
 class FakeAtlassian(FakeAuthorizationServer):
@@ -32,6 +122,16 @@ class FakeAtlassian(FakeAuthorizationServer):
         self.issue_delay = 0.0
         self._ids = itertools.count(10_000)
         self._keys: dict[str, itertools.count[int]] = {}
+        # The site the webhooks are about, its admin, and the hooks the webhooks go to.
+        self.world = JiraWorld(self.site_url)
+        self.admin_email = "admin@acme.test"
+        self.api_token = "ATATT3x" + secrets.token_urlsafe(32)
+        self.hooks: dict[int, JiraHook] = {}
+        self.deliveries: deque[Delivery] = deque(maxlen=10 * hooks.KEPT)
+        self.sent: deque[dict[str, Any]] = deque(maxlen=hooks.KEPT)
+        self._hook_ids = itertools.count(1)
+        self._delivery_ids = itertools.count(1)
+        self._pending = hooks.Pending()
 
     def token_answer(
         self, grant_type: str, status: int, body: dict[str, Any], headers: Any
@@ -63,6 +163,12 @@ class FakeAtlassian(FakeAuthorizationServer):
             *super().routes(),
             Route("/oauth/token/accessible-resources", resources),
             Route("/ex/jira/{cloud_id}/rest/api/3/issue", self._create_issue, methods=["POST"]),
+            Route("/rest/webhooks/1.0/webhook", self._webhooks, methods=["GET", "POST"]),
+            Route(
+                "/rest/webhooks/1.0/webhook/{hook_id:int}",
+                self._webhook,
+                methods=["GET", "DELETE"],
+            ),
         ]
 
     async def _create_issue(self, request: Request) -> Response:
@@ -85,7 +191,14 @@ class FakeAtlassian(FakeAuthorizationServer):
             return _jira_errors(["Issue must have fields"], {})
         errors: dict[str, str] = {}
         project = (fields.get("project") or {}).get("key")
-        types = self.projects.get(project) if isinstance(project, str) else None
+        in_world = isinstance(project, str) and project in self.world.projects
+        types = (
+            set(ISSUE_TYPES)
+            if in_world
+            else self.projects.get(project)
+            if isinstance(project, str)
+            else None
+        )
         if types is None:
             errors["project"] = "Specify a valid project ID or key"
         elif (fields.get("issuetype") or {}).get("name") not in types:
@@ -99,6 +212,8 @@ class FakeAtlassian(FakeAuthorizationServer):
         if errors:
             return _jira_errors([], errors)
         assert isinstance(project, str)
+        if in_world:
+            return self._world_issue(project, fields)
         number = next(self._keys.setdefault(project, itertools.count(1)))
         issue_id = str(next(self._ids))
         key = f"{project}-{number}"
@@ -107,6 +222,378 @@ class FakeAtlassian(FakeAuthorizationServer):
             {"id": issue_id, "key": key, "self": f"{self.base_url}/rest/api/3/issue/{issue_id}"},
             201,
         )
+
+    def _world_issue(self, project: str, fields: dict[str, Any]) -> Response:
+        """An issue created in a project of the site joins it (its ADF description kept as
+        the plain text it reads as), and Jira's `jira:issue_created` goes to the hooks once
+        the answer is out. Its reporter is the site's first user."""
+        priority = (fields.get("priority") or {}).get("name")
+        labels = fields.get("labels")
+        try:
+            issue = self.world.create_issue(
+                project,
+                str(fields["summary"]),
+                description=(adf_text(fields["description"]) or None)
+                if "description" in fields
+                else None,
+                issue_type=fields["issuetype"]["name"],
+                priority=priority if isinstance(priority, str) else "Medium",
+                labels=[str(label) for label in labels] if isinstance(labels, list) else (),
+            )
+        except EventRefused as refused:
+            return _jira_errors([str(refused)], {})
+        self.issues.append({"id": issue.id, "key": issue.key, "fields": fields})
+        webhook = ("jira:issue_created", self.world.issue_created_payload(issue, issue.reporter))
+        return JSONResponse(
+            {
+                "id": issue.id,
+                "key": issue.key,
+                "self": f"{self.base_url}/rest/api/3/issue/{issue.id}",
+            },
+            201,
+            background=self._pending.later(lambda: self._dispatch("jira:issue_created", [webhook])),
+        )
+
+    # -- the site and its webhooks -------------------------------------------------------------
+
+    def seed_demo(self) -> None:
+        """The sandbox's site: project HUB led by Ada Lovelace, with Grace Hopper, and three
+        issues (HUB-1 To Do, HUB-2 In Progress, HUB-3 To Do)."""
+        ada = self.world.add_user("Ada Lovelace", account_id="5b10ac8d82e05b22cc7d4ef5")
+        grace = self.world.add_user("Grace Hopper", account_id="5b10a2844c20165700ede21f")
+        self.world.add_project("HUB", "Hookhub Demo", id="10000", lead=ada.account_id)
+        self.world.create_issue(
+            "HUB",
+            "Post new orders to the #sales channel",
+            description="When an order comes in, the channel should hear about it.",
+            issue_type="Story",
+            user=ada.account_id,
+            labels=["notifications"],
+        )
+        retried = self.world.create_issue(
+            "HUB",
+            "Webhook deliveries are retried too quickly",
+            description="Three retries within a second after a *502*.",
+            issue_type="Bug",
+            priority="High",
+            user=grace.account_id,
+            assignee=grace.account_id,
+        )
+        self.world.update_issue(retried, status="In Progress")
+        self.world.create_issue(
+            "HUB",
+            "Write the sandbox guide",
+            issue_type="Task",
+            priority="Low",
+            user=ada.account_id,
+        )
+
+    def add_hook(
+        self,
+        url: str,
+        secret: str | None,
+        events: Iterable[str] = ISSUE_EVENTS,
+        *,
+        name: str = "hookhub",
+        enabled: bool = True,
+    ) -> JiraHook:
+        """An admin webhook, validated as the REST registration validates one."""
+        problems = self._hook_problems({"name": name, "url": url, "events": list(events)})
+        if problems:
+            raise EventRefused("; ".join(problems.values()))
+        hook = self._new_hook({"name": name, "url": url, "events": list(events), "secret": secret})
+        hook.enabled = enabled
+        return hook
+
+    async def send(self, event: str, **params: Any) -> list[Delivery]:
+        """Make `event` happen on the site and deliver the webhooks Jira Cloud sends about it
+        to every enabled hook that takes them. No hook taking them is not an error: nothing
+        is delivered (logged, and kept in `sent`). Raises `EventRefused` when the event
+        cannot happen."""
+        return await self._dispatch(event, self.world.event(event, **params))
+
+    async def _dispatch(
+        self, event: str, webhooks: list[tuple[str, dict[str, Any]]]
+    ) -> list[Delivery]:
+        deliveries = []
+        for webhook_event, payload in webhooks:
+            for hook in list(self.hooks.values()):
+                if hook.takes(webhook_event):
+                    deliveries.append(await self._deliver(hook, webhook_event, payload))
+        self.sent.append(
+            {
+                "event": event,
+                "at": jira_time(self.world.clock()),
+                "key": webhooks[0][1]["issue"]["key"],
+                "webhooks": [webhook_event for webhook_event, _ in webhooks],
+                "deliveries": [d.summary() for d in deliveries],
+            }
+        )
+        if not deliveries:
+            log.info(
+                "sandbox_webhook_not_delivered",
+                provider="jira",
+                sandbox_event=event,
+                reason="no enabled hook takes it",
+            )
+        return deliveries
+
+    async def redeliver(self, delivery_id: int) -> Delivery:
+        """The delivery again, as Jira retries one: the same identifier and body, with
+        `X-Atlassian-Webhook-Retry` counting the retries."""
+        original = next((d for d in self.deliveries if d.id == delivery_id), None)
+        if original is None:
+            raise EventRefused(f"no delivery {delivery_id} (or one too old to be kept)")
+        retries = sum(1 for d in self.deliveries if d.guid == original.guid)
+        again = replace(
+            original,
+            id=next(self._delivery_ids),
+            delivered_at=self.world.clock(),
+            request_headers={
+                **original.request_headers,
+                "X-Atlassian-Webhook-Retry": str(retries),
+            },
+            redelivery=True,
+            status_code=None,
+            status="",
+            response_body="",
+        )
+        await hooks.post(again)
+        self._record(self.hooks.get(again.hook_id), again)
+        return again
+
+    async def settled(self) -> None:
+        """Wait until every delivery an API call started (the webhook about an issue it
+        created) has been answered."""
+        await self._pending.settled()
+
+    def state(self) -> dict[str, Any]:
+        """The site, its hooks and what was sent, JSON-able, for the sandbox page."""
+        users = self.world.users
+        return {
+            "base_url": self.base_url,
+            "site_url": self.site_url,
+            "cloud_id": self.cloud_id,
+            "admin_email": self.admin_email,
+            "api_token": self.api_token,
+            "events": sorted(self.world.events),
+            "statuses": [s.name for s in STATUSES],
+            "users": [
+                {"account_id": u.account_id, "display_name": u.display_name} for u in users.values()
+            ],
+            "projects": [
+                {
+                    "key": p.key,
+                    "id": p.id,
+                    "name": p.name,
+                    "lead": users[p.lead].display_name,
+                    "issues": [
+                        self._issue_state(i)
+                        for i in self.world.issues.values()
+                        if i.project == p.key
+                    ],
+                }
+                for p in self.world.projects.values()
+            ],
+            "hooks": [
+                {
+                    "id": h.id,
+                    "name": h.name,
+                    "url": h.url,
+                    "events": h.events,
+                    "enabled": h.enabled,
+                    "signed": bool(h.secret),
+                    "deliveries": [d.summary() for d in reversed(h.deliveries)][:10],
+                }
+                for h in self.hooks.values()
+            ],
+            "sent": list(self.sent)[-20:],
+        }
+
+    def _issue_state(self, issue: JiraIssue) -> dict[str, Any]:
+        users = self.world.users
+        return {
+            "key": issue.key,
+            "summary": issue.summary,
+            "status": issue.status.name,
+            "type": issue.issue_type,
+            "priority": issue.priority,
+            "assignee": users[issue.assignee].display_name if issue.assignee else None,
+            "reporter": users[issue.reporter].display_name,
+            "labels": issue.labels,
+            "comments": len(issue.comments),
+            "html_url": f"{self.site_url}/browse/{issue.key}",
+        }
+
+    async def _deliver(self, hook: JiraHook, event: str, payload: dict[str, Any]) -> Delivery:
+        body = b""
+        if not hook.exclude_body:
+            body = json.dumps(
+                {**payload, "matchedWebhookIds": [hook.id]}, ensure_ascii=False
+            ).encode()
+        headers = {
+            "Content-Type": "application/json; charset=UTF-8",
+            "User-Agent": "Atlassian Webhook HTTP Client",
+            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
+            "X-Atlassian-Webhook-Flow": "Primary",
+        }
+        if hook.secret:
+            digest = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-Hub-Signature"] = f"sha256={digest}"
+        delivery = Delivery(
+            id=next(self._delivery_ids),
+            guid=headers["X-Atlassian-Webhook-Identifier"],
+            hook_id=hook.id,
+            event=event,
+            action=payload.get("issue_event_type_name"),
+            url=hook.url,
+            delivered_at=self.world.clock(),
+            request_headers=headers,
+            request_body=body,
+            payload=payload,
+        )
+        await hooks.post(delivery)
+        self._record(hook, delivery)
+        return delivery
+
+    def _record(self, hook: JiraHook | None, delivery: Delivery) -> None:
+        self.deliveries.append(delivery)
+        if hook is not None:
+            hook.deliveries.append(delivery)
+        log.info(
+            "sandbox_webhook_delivered",
+            provider="jira",
+            webhook=delivery.event,
+            url=delivery.url,
+            status=delivery.status,
+        )
+
+    # -- the admin webhooks API ---------------------------------------------------------------
+
+    def _admin(self, request: Request) -> str | None:
+        """The account of an admin request: HTTP Basic with the admin's email and API token,
+        or an OAuth token the stand-in issued; else None."""
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                email, _, token = base64.b64decode(credentials).decode().partition(":")
+            except ValueError:
+                return None
+            if email == self.admin_email and secrets.compare_digest(
+                token.encode(), self.api_token.encode()
+            ):
+                return self.world.user(None).account_id if self.world.users else email
+            return None
+        return self.bearer(request)
+
+    @staticmethod
+    def _hook_problems(body: Any) -> dict[str, str]:
+        if not isinstance(body, dict):
+            return {"body": "The request body must be a JSON object."}
+        problems: dict[str, str] = {}
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems["name"] = "The webhook needs a name."
+        url = body.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            problems["url"] = "The webhook needs a valid http(s) URL."
+        events = body.get("events")
+        if (
+            not isinstance(events, list)
+            or not events
+            or not all(isinstance(e, str) and e.strip() for e in events)
+        ):
+            problems["events"] = "The webhook needs at least one event."
+        filters = body.get("filters", {})
+        if not isinstance(filters, dict) or not all(isinstance(v, str) for v in filters.values()):
+            problems["filters"] = "Filters map a section to a JQL query."
+        for flag in ("excludeBody", "enabled"):
+            if flag in body and not isinstance(body[flag], bool):
+                problems[flag] = f"{flag} is true or false."
+        if body.get("secret") is not None and not isinstance(body["secret"], str):
+            problems["secret"] = "The secret is a string."
+        return problems
+
+    def _new_hook(self, body: dict[str, Any], account: str | None = None) -> JiraHook:
+        hook = JiraHook(
+            id=next(self._hook_ids),
+            name=body["name"],
+            url=body["url"],
+            events=list(dict.fromkeys(body["events"])),
+            secret=body.get("secret") or None,
+            filters=dict(body.get("filters") or {}),
+            exclude_body=bool(body.get("excludeBody", False)),
+            enabled=bool(body.get("enabled", True)),
+            description=body.get("description"),
+            last_updated=self.world.clock(),
+            last_updated_user=account
+            or (self.world.user(None).account_id if self.world.users else ""),
+        )
+        self.hooks[hook.id] = hook
+        return hook
+
+    def _hook_json(self, hook: JiraHook) -> dict[str, Any]:
+        """A webhook as the REST API answers it; the secret never shown."""
+        updater = self.world.users.get(hook.last_updated_user)
+        found: dict[str, Any] = {
+            "name": hook.name,
+            "url": hook.url,
+            "excludeBody": hook.exclude_body,
+            "filters": hook.filters,
+            "events": hook.events,
+            "enabled": hook.enabled,
+            "self": f"{self.site_url}/rest/webhooks/1.0/webhook/{hook.id}",
+            "lastUpdatedUser": hook.last_updated_user,
+            "lastUpdatedDisplayName": updater.display_name if updater else None,
+            "lastUpdated": epoch_ms(hook.last_updated),
+            "isSigned": bool(hook.secret),
+        }
+        if hook.description is not None:
+            found["description"] = hook.description
+        return found
+
+    async def _webhooks(self, request: Request) -> Response:
+        """`GET`/`POST /rest/webhooks/1.0/webhook`."""
+        account = self._admin(request)
+        if account is None:
+            return _unauthenticated()
+        if request.method == "GET":
+            return JSONResponse([self._hook_json(h) for h in self.hooks.values()])
+        try:
+            body = await request.json()
+        except ValueError:
+            return _jira_errors(["Unexpected character in the JSON body"], {})
+        problems = self._hook_problems(body)
+        if problems:
+            return _jira_errors([], problems)
+        return JSONResponse(self._hook_json(self._new_hook(body, account)), 201)
+
+    async def _webhook(self, request: Request) -> Response:
+        """`GET`/`DELETE /rest/webhooks/1.0/webhook/{id}`."""
+        if self._admin(request) is None:
+            return _unauthenticated()
+        hook = self.hooks.get(request.path_params["hook_id"])
+        if hook is None:
+            return JSONResponse(
+                {"errorMessages": ["The webhook does not exist."], "errors": {}}, 404
+            )
+        if request.method == "GET":
+            return JSONResponse(self._hook_json(hook))
+        del self.hooks[hook.id]
+        return Response(status_code=204)
+
+
+def _unauthenticated() -> Response:
+    return JSONResponse(
+        {
+            "errorMessages": [
+                "You are not authenticated. Authentication required to perform this operation."
+            ],
+            "errors": {},
+        },
+        401,
+    )
 
 
 def _jira_errors(messages: list[str], errors: dict[str, str]) -> Response:
