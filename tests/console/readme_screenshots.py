@@ -1,7 +1,8 @@
-"""The README's console screenshots (docs/images/console-*.png), at 1280x800.
+"""The console screenshots of the README and docs/console.md (docs/images/console-*.png), at
+1280x800.
 
-Against a running stack with some data in it (`make run`, then a few integrations, an
-endpoint and events, as the README's walk-throughs make them):
+Against a running stack with some data in it (`make sandbox`, then a few integrations, an
+endpoint and events, as docs/walkthroughs.md makes them):
 
     HOOKHUB_ADMIN_TOKEN=$(cat .hookhub/admin_token) .venv/bin/python -m tests.console.readme_screenshots http://127.0.0.1:8080
 """
