@@ -457,16 +457,7 @@ class FakeAtlassian(FakeAuthorizationServer):
         return delivery
 
     def _record(self, hook: JiraHook | None, delivery: Delivery) -> None:
-        self.deliveries.append(delivery)
-        if hook is not None:
-            hook.deliveries.append(delivery)
-        log.info(
-            "sandbox_webhook_delivered",
-            provider="jira",
-            webhook=delivery.event,
-            url=delivery.url,
-            status=delivery.status,
-        )
+        hooks.record("jira", self.deliveries, hook.deliveries if hook else None, delivery)
 
     # -- the admin webhooks API ---------------------------------------------------------------
 

@@ -592,17 +592,7 @@ class FakeGitHub(FakeAuthorizationServer):
         return delivery
 
     def _record(self, hook: GitHubHook | None, delivery: Delivery) -> None:
-        self.deliveries.append(delivery)
-        if hook is not None:
-            hook.deliveries.append(delivery)
-        log.info(
-            "sandbox_webhook_delivered",
-            provider="github",
-            webhook=delivery.event,
-            action=delivery.action,
-            url=delivery.url,
-            status=delivery.status,
-        )
+        hooks.record("github", self.deliveries, hook.deliveries if hook else None, delivery)
 
     # -- the hooks API ----------------------------------------------------------------------
 

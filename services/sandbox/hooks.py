@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, MutableSequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
+import structlog
 from starlette.background import BackgroundTask
 
 # How much of an answer a delivery keeps, and how long a POST may take (GitHub gives up
@@ -169,3 +170,24 @@ class Pending:
         """Wait until every delivery started this way has been answered."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def record(
+    provider: str,
+    kept: MutableSequence[Delivery],
+    hook_deliveries: MutableSequence[Delivery] | None,
+    delivery: Delivery,
+) -> None:
+    """Keep a delivery in the stand-in's list and its hook's (None: the hook is gone since),
+    and log it."""
+    kept.append(delivery)
+    if hook_deliveries is not None:
+        hook_deliveries.append(delivery)
+    structlog.get_logger(__name__).info(
+        "sandbox_webhook_delivered",
+        provider=provider,
+        webhook=delivery.event,
+        action=delivery.action,
+        url=delivery.url,
+        status=delivery.status,
+    )
