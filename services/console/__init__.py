@@ -62,7 +62,7 @@ def portal_headers(frame_ancestors: str, logo: str | None) -> dict[str, str]:
     return headers
 
 
-class _SecurityHeaders:
+class SecurityHeaders:
     """Adds the console's security headers to every answer of the wrapped app."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -88,11 +88,9 @@ def console_routes(portal_frame_ancestors: str = "") -> list[BaseRoute]:
         return _index(headers)
 
     return [
-        Route("/", _SecurityHeaders(_index_app), methods=["GET", "HEAD"]),
+        Route("/", SecurityHeaders(_index_app), methods=["GET", "HEAD"]),
         Route("/portal", portal, methods=["GET", "HEAD"]),
-        Mount(
-            "/console", app=_SecurityHeaders(StaticFiles(directory=STATIC, follow_symlink=False))
-        ),
+        Mount("/console", app=SecurityHeaders(StaticFiles(directory=STATIC, follow_symlink=False))),
     ]
 
 

@@ -30,7 +30,8 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from services.console import SECURITY_HEADERS
+from services.console import SECURITY_HEADERS, SecurityHeaders
+from services.sandbox import FAKES
 from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.github import FakeGitHub
@@ -113,16 +114,6 @@ def _random(name: str) -> str:
     return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
-def _oauth_standins() -> dict[str, type[FakeAuthorizationServer]]:
-    return {
-        "slack": FakeSlack,
-        "discord": FakeDiscord,
-        "github": FakeGitHub,
-        "jira": FakeAtlassian,
-        "google": FakeGoogle,
-    }
-
-
 def service_environment(creds: Mapping[str, str], port: int, public_url: str) -> dict[str, str]:
     """The HOOKHUB_* variables that point every service at the stand-ins: the API, token and
     revocation URLs at the sandbox's port, the authorization URL (a browser's) at the origin,
@@ -130,7 +121,7 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
     direct = f"http://127.0.0.1:{port}/sandbox"
     through_origin = public_url.rstrip("/") + "/sandbox"
     env: dict[str, str] = {}
-    for name, standin in _oauth_standins().items():
+    for name, standin in FAKES.items():
         upper = f"HOOKHUB_{name.upper()}"
         env[f"{upper}_CLIENT_ID"] = creds[f"{name}_client_id"]
         env[f"{upper}_CLIENT_SECRET"] = creds[f"{name}_client_secret"]
@@ -148,10 +139,6 @@ class SandboxError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-def _refuse(status: int, code: str, message: str) -> SandboxError:
-    return SandboxError(status, code, message)
 
 
 class Sandbox:
@@ -309,24 +296,24 @@ class Sandbox:
         text = _text(body, "text", required=True)
         thread = _text(body, "thread")
         if len(text) > MAX_TEXT:
-            raise _refuse(422, "invalid", f"text is longer than {MAX_TEXT} characters")
+            raise SandboxError(422, "invalid", f"text is longer than {MAX_TEXT} characters")
         if provider == "slack":
             self._slack_channel(channel)
             user_id = _find_user(
                 user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()}
             )
             if thread and self.slack.message(channel, thread) is None:
-                raise _refuse(404, "not_found", f"no message {thread} in {channel}")
+                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
             before = len(self.slack.deliveries)
             ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
             delivered = self.slack.deliveries[before:]
             return {"id": ts, "delivered": delivered[0].status if delivered else None}
         if provider == "discord":
             if channel not in self.discord.channels:
-                raise _refuse(404, "not_found", f"no Discord channel {channel}")
+                raise SandboxError(404, "not_found", f"no Discord channel {channel}")
             user_id = _find_user(user, DISCORD_USERS)
             if thread and self.discord.message(channel, thread) is None:
-                raise _refuse(404, "not_found", f"no message {thread} in {channel}")
+                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
             message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
             return {"id": message["id"], "delivered": self.discord.sessions() != []}
         chat = self._telegram_chat(channel)
@@ -336,7 +323,7 @@ class Sandbox:
         person = {"id": telegram_user, "first_name": first, "last_name": last, "username": handle}
         reply_to = _telegram_id(thread) if thread else None
         if reply_to is not None and reply_to not in chat.messages:
-            raise _refuse(404, "not_found", f"no message {thread} in {channel}")
+            raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
         message_id = chat.next_message_id  # what user_sends stores it as, before any wait
         status = await self.telegram.user_sends(
             chat.id, person, text, reply_to, token=self.creds["telegram_bot_token"]
@@ -352,7 +339,7 @@ class Sandbox:
             return [_slack_message(m, users) for m in items]
         if provider == "discord":
             if channel not in self.discord.channels:
-                raise _refuse(404, "not_found", f"no Discord channel {channel}")
+                raise SandboxError(404, "not_found", f"no Discord channel {channel}")
             return [_discord_message(m) for m in self.discord.messages(channel)]
         chat = self._telegram_chat(channel)
         return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
@@ -367,7 +354,7 @@ class Sandbox:
         try:
             deliveries = await standin.send(event, **params)
         except EventRefused as refused:
-            raise _refuse(422, "invalid", str(refused)) from None
+            raise SandboxError(422, "invalid", str(refused)) from None
         return {"event": event, "deliveries": [d.summary() for d in deliveries]}
 
     async def register_hookhub(self, provider: str) -> None:
@@ -415,13 +402,13 @@ class Sandbox:
     def _slack_channel(self, channel: str) -> Any:
         found = self.slack.channels.get(channel)
         if found is None:
-            raise _refuse(404, "not_found", f"no Slack channel {channel}")
+            raise SandboxError(404, "not_found", f"no Slack channel {channel}")
         return found
 
     def _telegram_chat(self, channel: str) -> Any:
         chat = self.telegram.chats.get(_telegram_id(channel))
         if chat is None:
-            raise _refuse(404, "not_found", f"no Telegram chat {channel}")
+            raise SandboxError(404, "not_found", f"no Telegram chat {channel}")
         return chat
 
     # -- HTTP -----------------------------------------------------------------------------
@@ -464,7 +451,7 @@ class Sandbox:
             Route("/readyz", readyz),
             Route("/sandbox", bare),
             Route("/sandbox/", page, methods=["GET", "HEAD"]),
-            Mount("/sandbox/static", app=_Headers(StaticFiles(directory=STATIC))),
+            Mount("/sandbox/static", app=SecurityHeaders(StaticFiles(directory=STATIC))),
             Route("/sandbox/api/state", _guarded(state)),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
@@ -474,23 +461,6 @@ class Sandbox:
             Mount("/sandbox/telegram", app=self.telegram.app()),
         ]
         return Starlette(routes=routes)
-
-
-class _Headers:
-    """The console's security headers on every answer of the page's static files."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        raw = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-
-        async def with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *raw]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def _guarded(
@@ -506,7 +476,7 @@ def _guarded(
 
 
 async def _unknown(request: Request) -> Response:
-    raise _refuse(404, "not_found", f"no sandbox route {request.url.path}")
+    raise SandboxError(404, "not_found", f"no sandbox route {request.url.path}")
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -525,24 +495,26 @@ def _error(status: int, code: str, message: str) -> Response:
 def _provider(request: Request, allowed: tuple[str, ...]) -> str:
     provider = str(request.path_params["provider"])
     if provider not in allowed:
-        raise _refuse(404, "not_found", f"{provider!r} is not one of {', '.join(allowed)}")
+        raise SandboxError(404, "not_found", f"{provider!r} is not one of {', '.join(allowed)}")
     return provider
 
 
 async def _body(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _refuse(415, "unsupported_media_type", "send JSON (content-type: application/json)")
+        raise SandboxError(
+            415, "unsupported_media_type", "send JSON (content-type: application/json)"
+        )
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            raise _refuse(413, "too_large", f"the body is over {MAX_BODY} bytes")
+            raise SandboxError(413, "too_large", f"the body is over {MAX_BODY} bytes")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _refuse(400, "malformed", "the body is not JSON") from None
+        raise SandboxError(400, "malformed", "the body is not JSON") from None
     if not isinstance(body, dict):
-        raise _refuse(422, "invalid", "the body must be a JSON object")
+        raise SandboxError(422, "invalid", "the body must be a JSON object")
     return body
 
 
@@ -550,10 +522,10 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str:
     value = body.get(name)
     if value is None or value == "":
         if required:
-            raise _refuse(422, "invalid", f"{name} is required")
+            raise SandboxError(422, "invalid", f"{name} is required")
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _refuse(422, "invalid", f"{name} must be a string")
+        raise SandboxError(422, "invalid", f"{name} must be a string")
     return str(value)
 
 
@@ -564,14 +536,14 @@ def _find_user(user: str, names: Mapping[str, tuple[str, ...]]) -> str:
     for user_id, aliases in names.items():
         if user in aliases:
             return user_id
-    raise _refuse(404, "not_found", f"no user {user!r}; the state lists them")
+    raise SandboxError(404, "not_found", f"no user {user!r}; the state lists them")
 
 
 def _telegram_id(value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise _refuse(404, "not_found", f"{value!r} is not a Telegram id") from None
+        raise SandboxError(404, "not_found", f"{value!r} is not a Telegram id") from None
 
 
 def _webhook_of(telegram: FakeTelegram, token: str) -> str | None:
