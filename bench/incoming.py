@@ -43,8 +43,8 @@ class IncomingWebhooks:
     def run(self, harness: Harness) -> BenchmarkResult:
         infrastructure = harness.infrastructure()
         gateway = harness.start_service("gateway")
-        url = _create_webhook(gateway.url, infrastructure.admin_token)
-        _post_once(url)
+        url = create_webhook(gateway.url, infrastructure.admin_token)
+        post_once(url)
         ours = harness.load(
             "hookhub gateway",
             Target(url, BODY, HEADERS),
@@ -70,7 +70,7 @@ class IncomingWebhooks:
         return BenchmarkResult(self.name, self.title, ours, base, notes)
 
 
-def _create_webhook(gateway_url: str, admin_token: str) -> str:
+def create_webhook(gateway_url: str, admin_token: str) -> str:
     response = httpx.post(
         gateway_url + "/api/incoming-webhooks",
         headers={"Authorization": f"Bearer {admin_token}"},
@@ -83,7 +83,7 @@ def _create_webhook(gateway_url: str, admin_token: str) -> str:
     return url
 
 
-def _post_once(url: str) -> None:
+def post_once(url: str) -> None:
     response = httpx.post(url, content=BODY, headers=HEADERS, timeout=10)
     if response.status_code != 200 or response.text != "ok":
         raise BenchError(f"a single post was not accepted: {response.status_code} {response.text}")

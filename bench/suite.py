@@ -22,6 +22,7 @@ from bench import (
     incoming,
     management,
     notifications,
+    retention,
     sync,
 )
 from bench.harness import (
@@ -45,6 +46,7 @@ BENCHMARKS: list[Benchmark] = [
     importer.BENCHMARK,
     console.BENCHMARK,
     management.BENCHMARK,
+    retention.BENCHMARK,
 ]
 
 

@@ -21,7 +21,9 @@ from shared.mongo import Collection, Index
 
 COLLECTION = "processed_envelopes"
 
-INDEXES = [Index(COLLECTION, [("expires_at", 1)], {"expireAfterSeconds": 0})]
+# Removed in batches once `expires_at` passed (shared.retention; every service's runtime
+# runs that sweep): one document per envelope and consumer is too many for a TTL index.
+INDEXES = [Index(COLLECTION, [("expires_at", 1)])]
 
 T = TypeVar("T")
 

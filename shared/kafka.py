@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaConnectionError,
@@ -89,6 +91,67 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
         log.info("kafka_topics_created", topics=missing)
         return missing
     finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class TopicOffsets:
+    """Where a topic's partitions begin and end, and where each consumer group that ever
+    committed on it is (the next offset it will read)."""
+
+    starts: dict[int, int]
+    ends: dict[int, int]
+    groups: dict[str, dict[int, int]]
+
+    def past(self, ends: Mapping[int, int]) -> bool:
+        """Whether every record below `ends` (an earlier look at the ends) has been read by
+        every group, or has left the log."""
+        for partition, end in ends.items():
+            if self.starts.get(partition, 0) >= end:
+                continue
+            if any(committed.get(partition, -1) < end for committed in self.groups.values()):
+                return False
+        return True
+
+
+async def topic_offsets(settings: Settings, topic: str) -> TopicOffsets:
+    """One look at `topic` (as named on the broker) and its consumer groups."""
+    timeout_ms = int(settings.kafka_publish_timeout_seconds * 1000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=timeout_ms
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=timeout_ms,
+    )
+    await admin.start()
+    try:
+        await consumer.start()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()  # the metadata of every topic
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        starts = await consumer.beginning_offsets(tps) if tps else {}
+        ends = await consumer.end_offsets(tps) if tps else {}
+        groups: dict[str, dict[int, int]] = {}
+        for group, _ in await admin.list_consumer_groups():
+            if not group.startswith(settings.topic_namespace):  # another run's (tests)
+                continue
+            # With the partitions named: tansu refuses the all-partitions form.
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            mine = {tp.partition: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+            if mine:
+                groups[group] = mine
+        return TopicOffsets(
+            {tp.partition: o for tp, o in starts.items()},
+            {tp.partition: o for tp, o in ends.items()},
+            groups,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
         await admin.close()
 
 

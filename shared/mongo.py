@@ -63,14 +63,21 @@ class Index:
 
 async def ensure_indexes(db: Database, indexes: Sequence[Index]) -> None:
     """Create the indexes. A TTL index that exists with another expiry (its retention
-    setting changed) is given the new one in place: creating it again would be refused."""
+    setting changed) is given the new one in place: creating it again would be refused. One
+    that was a TTL index and no longer is (removal moved to shared.retention's batches) is
+    dropped and made again without the expiry."""
     for index in indexes:
         try:
             await db[index.collection].create_index(list(index.keys), **dict(index.options))
         except OperationFailure as exc:
-            expiry = index.options.get("expireAfterSeconds")
-            if exc.code not in INDEX_CONFLICTS or expiry is None:
+            if exc.code not in INDEX_CONFLICTS:
                 raise
+            expiry = index.options.get("expireAfterSeconds")
+            if expiry is None:
+                await db[index.collection].drop_index(list(index.keys))
+                await db[index.collection].create_index(list(index.keys), **dict(index.options))
+                log.info("ttl_index_dropped", collection=index.collection, keys=index.keys)
+                continue
             await db.command(
                 "collMod",
                 index.collection,

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from shared import audit, consumers, idempotency
 from shared.crypto import SecretBox
 from shared.envelopes import Envelope
+from shared.ids import new_id
 from shared.kafka import (
     ConsumerLagCollector,
     EventPublisher,
@@ -30,6 +31,7 @@ from shared.kafka import (
     topic_names,
 )
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
+from shared.retention import ExpiredDocuments, Retention, Sweep
 from shared.settings import ServiceSettings
 from shared.shutdown import StopBudget, StopHook, StopStep
 
@@ -83,6 +85,16 @@ class Runtime:
         self._ready_checks: dict[str, ReadyCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.pipelines: list[consumers.Pipeline] = []
+        # What this service removes once its retention passed (shared.retention); every
+        # service with consumers keeps the processed-envelope ledger, so that is one.
+        self.retention = Retention(
+            self.db,
+            [ExpiredDocuments(self.db[idempotency.COLLECTION], "expires_at")],
+            owner=new_id("ret"),
+            registry=self.registry,
+            interval=self.settings.retention_interval_seconds,
+            batch=self.settings.retention_batch_size,
+        )
         self.dead_letters = consumers.DeadLetters(self, self.registry)
 
     # -- composition ---------------------------------------------------------------------
@@ -97,6 +109,10 @@ class Runtime:
         the order registered. It is given at least `minimum` and at most `cap` of the stop
         budget (fractions), as far as the steps before it left time."""
         self._shutdown_hooks.append(StopStep(name, hook, minimum, cap))
+
+    def retain(self, *sweeps: Sweep) -> None:
+        """Run these sweeps too (before `start`): see shared.retention."""
+        self.retention.add(*sweeps)
 
     def ready_check(self, name: str, check: ReadyCheck) -> None:
         self._ready_checks[name] = check
@@ -146,18 +162,19 @@ class Runtime:
     async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
         all_indexes = [*idempotency.INDEXES, *audit.indexes(self.settings), *indexes]
         names = topic_names(self.settings, topics)
-        self.background(
-            "mongo-indexes",
-            lambda: self._retry(
-                "mongo_indexes", lambda: ensure_indexes(self.db, all_indexes), "indexes_ready"
-            ),
-        )
+        self.background("mongo-indexes-then-retention", lambda: self._indexes(all_indexes))
         self.background(
             "kafka-connect",
             lambda: self._retry("kafka_connect", lambda: self._start_kafka(names), "kafka_started"),
         )
         for hook in self._startup_hooks:
             await hook(self)
+
+    async def _indexes(self, indexes: list[Index]) -> None:
+        await self._retry(
+            "mongo_indexes", lambda: ensure_indexes(self.db, indexes), "indexes_ready"
+        )
+        await self.retention.run()  # its queries read the indexes just made
 
     async def _start_kafka(self, names: list[str]) -> None:
         try:
@@ -221,6 +238,7 @@ class Runtime:
                 StopStep("kafka_consumers", lambda _: self.broker.stop(), 0.1, 0.35),
                 StopStep("background_tasks", lambda _: self._cancel_tasks(), 0.05, 0.1),
                 *self._shutdown_hooks,
+                StopStep("retention_leases", lambda _: self.retention.release(), 0.0, 0.05),
                 StopStep("kafka_publisher", self.publisher.stop, 0.05, 0.15),
                 StopStep("mongo", lambda _: self.mongo.close(), 0.05),
             ]

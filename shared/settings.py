@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from cryptography.fernet import Fernet
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.http import origins
@@ -26,6 +28,32 @@ SERVICE_PORTS: dict[str, int] = {
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a runnable hookhub."""
+
+
+_DURATION_PART = re.compile(r"(\d+)([wdhms])")
+_UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """`30d`, `12h`, `90s`, `15m`, `2w` or a sum such as `1d12h`; a bare number is
+    seconds. Anything else is left to pydantic's own timedelta parsing (ISO 8601)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    parts = _DURATION_PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+    if re.fullmatch(r"[\d.]+[a-z]*", text):
+        raise ValueError(f"not a duration: {value!r} (examples: 30d, 12h, 15m, 90s)")
+    return value
+
+
+# A length of time in the environment: `HOOKHUB_DELIVERY_RETENTION=30d`.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), Field(gt=timedelta(0))]
 
 
 class Settings(BaseSettings):
@@ -58,6 +86,18 @@ class Settings(BaseSettings):
     # How long the audit log (shared.audit) keeps an entry: a TTL index on its time, so
     # MongoDB removes it within a minute or so after (SPEC §13, §14).
     audit_retention_days: int = Field(365, ge=1, le=36_500)
+
+    # What hookhub keeps and for how long (SPEC §14, docs/operations.md "Retention"): a
+    # delivery and its attempts this long after it ended; an import upload this long after
+    # its job ended; a claim-checked body this long after it was received, and never
+    # before every consumer group is past its record. Removed in batches of
+    # `retention_batch_size` by one replica at a time, a pass every
+    # `retention_interval_seconds`.
+    delivery_retention: Duration = timedelta(days=30)
+    import_upload_retention: Duration = timedelta(days=7)
+    claim_check_retention: Duration = timedelta(days=7)
+    retention_interval_seconds: float = Field(60.0, gt=0)
+    retention_batch_size: int = Field(1000, ge=1, le=10_000)
 
     # The bounded stop (shared.shutdown): a service asked to stop has exited within this.
     shutdown_seconds: float = Field(10.0, gt=0, le=300)

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
+from services.delivery.deliveries.retention import EndedDeliveries
 from services.delivery.deliveries.service import Event, FanOut, Scheduler
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
@@ -125,6 +126,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("delivery-scheduler", scheduler.run)
         runtime.background("delivery-heartbeat", ownership.keep_alive)
 
+    runtime.retain(EndedDeliveries(runtime.db, settings.delivery_retention))
     runtime.on_startup(start)
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.

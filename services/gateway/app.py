@@ -13,12 +13,15 @@ from services.gateway.provider_webhooks import endpoints as provider
 from services.gateway.provider_webhooks import repository as seen_repository
 from services.gateway.provider_webhooks.service import AppSecrets, Deduplicator
 from services.gateway.provider_webhooks.window import SeenWindow
+from shared import claim_check
 from shared.cache import RecentIds, RefreshingCache
+from shared.envelopes import Topic
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.model import IntegrationSnapshot
 from shared.mongo import BatchedWriter
 from shared.providers import apps
+from shared.retention import ExpiredDocuments
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import GatewaySettings
 
@@ -82,6 +85,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if window is not None:
             runtime.background("dedupe-window", window.run)
 
+    runtime.retain(
+        # Buckets of seen ids once their newest has left the dedupe window.
+        ExpiredDocuments(runtime.db[seen_repository.COLLECTION], "expires_at"),
+        claim_check.ReadBodies(runtime.db, settings, settings.topic(Topic.PROVIDER_EVENTS)),
+    )
     runtime.on_startup(start)
     runtime.on_shutdown("dedupe_writes", lambda _: writer.stop())
     runtime.ready_check("token_cache", tokens.ready)
@@ -99,6 +107,7 @@ def definition() -> ServiceDefinition:
         indexes=[
             *incoming_repository.INDEXES,
             *seen_repository.INDEXES,
+            *claim_check.INDEXES,
             *integration_repository.INDEXES,
             *apps.INDEXES,
         ],

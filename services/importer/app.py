@@ -86,6 +86,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 
         runtime.background("import-runner", lambda: runner.run(lambda: runtime.kafka_started))
 
+    runtime.retain(
+        uploads.EndedJobUploads(runtime.db, settings.import_upload_retention, service.scratch)
+    )
     runtime.on_startup(start)
     runtime.on_shutdown("provider_client", lambda _: client.aclose())
     runtime.ready_check("integration_cache", integrations.ready)

@@ -174,7 +174,13 @@ class JobRepository:
     async def resume(self, job_id: str) -> Document | None:
         """A cancelled or failed job queued again; it goes on from its checkpoint."""
         return await self.collection.find_one_and_update(
-            tenancy.narrow({"_id": job_id, "status": {"$in": ["cancelled", "failed"]}}),
+            tenancy.narrow(
+                {
+                    "_id": job_id,
+                    "status": {"$in": ["cancelled", "failed"]},
+                    "upload.removed_at": {"$exists": False},
+                }
+            ),
             {
                 "$set": {
                     "status": "queued",

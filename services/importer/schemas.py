@@ -110,6 +110,9 @@ class Upload(BaseModel):
     size: int
     team_id: str | None = None
     conversations: int = 0
+    # When the file was removed (HOOKHUB_IMPORT_UPLOAD_RETENTION after a failed or
+    # cancelled job ended): the job can no longer be resumed.
+    removed_at: datetime | None = None
 
 
 class ImportJobOut(BaseModel):

@@ -157,7 +157,11 @@ class ImportService:
                 f"the import is {doc['status']}: only a cancelled or failed import resumes",
                 code="import_not_resumable",
             )
-        return await self._jobs.resume(job_id) or await self.get(job_id)
+        upload_kept(doc)
+        resumed = await self._jobs.resume(job_id)
+        if resumed is None:  # it changed meanwhile: retention took its upload, or a resume
+            upload_kept(doc := await self.get(job_id))
+        return resumed or doc
 
     # -- the runner ---------------------------------------------------------------------
 
@@ -295,3 +299,12 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
         return datetime.combine(date.fromisoformat(value), time.max if end else time.min, UTC)
     moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def upload_kept(doc: Document) -> None:
+    if (doc.get("upload") or {}).get("removed_at"):
+        raise Conflict(
+            "the upload of this import was removed after HOOKHUB_IMPORT_UPLOAD_RETENTION; "
+            "upload the export again to import it",
+            code="import_upload_removed",
+        )

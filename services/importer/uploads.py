@@ -14,17 +14,22 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from bson import Binary, ObjectId
 from gridfs import AsyncGridFSBucket
+from pymongo import UpdateOne
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
+from services.importer.jobs import COLLECTION as JOBS
+from services.importer.jobs import ENDED
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.ids import utcnow
-from shared.mongo import Database, Index
+from shared.mongo import Database, Document, Index
+from shared.retention import EPOCH, ExpiredDocuments, remove_files
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -260,3 +265,43 @@ async def forget(db: Database, file_id: Any, scratch: Path) -> None:
     with contextlib.suppress(Exception):
         await AsyncGridFSBucket(db, bucket_name=BUCKET).delete(file_id)
     await asyncio.to_thread((scratch / f"export-{file_id}.zip").unlink, missing_ok=True)
+
+
+class EndedJobUploads(ExpiredDocuments):
+    """The uploads of failed and cancelled jobs (a completed job's goes at once),
+    `HOOKHUB_IMPORT_UPLOAD_RETENTION` after the job ended. The job forgets its upload first
+    (`upload.removed_at`; a resume is refused from then on), then the file and this
+    replica's local copy go. Read through the jobs: `finished_at` is the clock."""
+
+    def __init__(self, db: Database, keep: timedelta, scratch: Path) -> None:
+        super().__init__(
+            db[JOBS],
+            "finished_at",
+            keep,
+            where={"status": {"$in": list(ENDED)}, "upload.file_id": {"$exists": True}},
+            projection={"_id": 1, "upload.file_id": 1},
+        )
+        self.name = BUCKET
+        self._db = db
+        self._scratch = scratch
+
+    async def dispose(self, docs: list[Document], cutoff: datetime) -> dict[str, int]:
+        due = {"finished_at": {"$gte": EPOCH, "$lt": cutoff}, "status": {"$in": list(ENDED)}}
+        forgotten = [
+            UpdateOne(
+                {"_id": doc["_id"], "upload.file_id": doc["upload"]["file_id"], **due},
+                {"$unset": {"upload.file_id": ""}, "$set": {"upload.removed_at": utcnow()}},
+            )
+            for doc in docs
+        ]
+        await self.collection.bulk_write(forgotten, ordered=False)
+        # Only those this did forget: one resumed meanwhile keeps its upload.
+        still = {"_id": {"$in": [d["_id"] for d in docs]}, "upload.file_id": {"$exists": True}}
+        kept = {d["_id"] for d in await self.collection.find(still, {"_id": 1}).to_list()}
+        files = [d["upload"]["file_id"] for d in docs if d["_id"] not in kept]
+        removed = await remove_files(self._db, BUCKET, files)
+        for file_id in files:
+            await asyncio.to_thread(
+                (self._scratch / f"export-{file_id}.zip").unlink, missing_ok=True
+            )
+        return removed

@@ -52,6 +52,7 @@ from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
 from shared.providers.notifiers import NOTIFIERS
+from shared.retention import ExpiredDocuments
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
 
@@ -232,6 +233,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if cut:
             await outbox.mark_recovered([job.id for job in cut])
 
+    runtime.retain(
+        ExpiredDocuments(
+            runtime.db[outbox_repository.OUTBOX], "finished_at", outbox_repository.KEEP_FINISHED
+        )
+    )
     runtime.on_startup(start)
     # The Gateway sessions first: handed on resumable, another replica resumes them at once.
     runtime.on_shutdown("discord_gateways", lambda _: gateways.stop(), cap=0.2)

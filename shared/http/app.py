@@ -104,6 +104,9 @@ def _add_health_routes(app: FastAPI, runtime: Runtime) -> None:
                 # Messages behind per consumer group and topic (the operator console's
                 # overview); the same figures as hookhub_kafka_consumer_lag.
                 "consumer_lag": _consumer_lag(runtime),
+                # What removal did on its last pass, per collection (shared.retention):
+                # `state` says `behind` when it cannot keep up. Not a readiness condition.
+                "retention": runtime.retention.readiness(),
             },
             status_code=200 if ready else 503,
         )

@@ -365,13 +365,14 @@ class Dispatcher:
             **schedule(next_attempt_at=decision.next_attempt_at),  # held by nobody now
         }
         if decision.verdict is Verdict.COMPLETED:
-            fields.update(status="completed", completed_at=utcnow())
+            ended = utcnow()
+            fields.update(status="completed", completed_at=ended, ended_at=ended)
             self._healthy(endpoint)
         elif decision.verdict is Verdict.RETRY:
             fields.update(status="delayed")
             self._failing(endpoint, now)
         else:
-            fields.update(status="failed", manual=False)
+            fields.update(status="failed", manual=False, ended_at=utcnow())
             await self._dead_letter(job, number, status_code, error)
             if decision.verdict is Verdict.GONE:
                 self._on_gone(endpoint.id, "the endpoint answered 410 Gone")
@@ -423,6 +424,7 @@ class Dispatcher:
             "last_error": "the outgoing webhook was deleted",
             "manual": False,
             "updated_at": utcnow(),
+            "ended_at": utcnow(),
             **schedule(next_attempt_at=None),
         }
         self._writer.set_fields(DELIVERIES, delivery_id, fields)

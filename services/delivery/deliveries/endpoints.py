@@ -164,7 +164,8 @@ async def retry_delivery(
         },
     )
     updated = await deliveries.get(delivery_id)
-    assert updated is not None
+    if updated is None:  # removed by retention a moment ago
+        raise NotFound(f"delivery {delivery_id} not found")
     return Delivery.model_validate(_delivery(updated))
 
 

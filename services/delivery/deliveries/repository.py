@@ -38,6 +38,8 @@ INDEXES = [
     Index(DELIVERIES, [("workspace_id", 1), ("_id", -1)]),
     # An endpoint's failed deliveries created in a range (recover).
     Index(DELIVERIES, [("endpoint_id", 1), ("status", 1), ("created_at", 1)]),
+    # When each ended: retention removes them a window at a time (deliveries/retention.py).
+    Index(DELIVERIES, [("ended_at", 1)]),
     Index(ATTEMPTS, [("delivery_id", 1), ("attempt", 1)]),
     Index(ATTEMPTS, [("at", 1)]),  # the attempts of the last hour (stats/timeline)
 ]
@@ -118,7 +120,9 @@ class DeliveryRepository:
         )
 
     async def reopen(self, query: Document, fields: dict[str, Any]) -> int:
-        result = await self._deliveries.update_many(tenancy.narrow(query), {"$set": fields})
+        """Open again (retry, recover): no longer ended, so retention keeps it."""
+        update = {"$set": {**fields, "ended_at": None}}
+        result = await self._deliveries.update_many(tenancy.narrow(query), update)
         return result.modified_count
 
     async def attempts_per_minute(

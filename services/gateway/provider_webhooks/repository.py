@@ -16,7 +16,8 @@ from shared.mongo import BatchedExistence, BatchedWriter, Database, Document, In
 COLLECTION = "seen_deliveries"
 
 INDEXES = [
-    Index(COLLECTION, [("expires_at", 1)], {"expireAfterSeconds": 0}),
+    # Buckets are removed in batches once expired (the gateway's retention sweep).
+    Index(COLLECTION, [("expires_at", 1)]),
     Index(COLLECTION, [("ids", 1)]),
 ]
 

@@ -4,12 +4,12 @@ An outbox job is one write to one provider channel (post, edit or delete of one 
 message in one mapping). Jobs are written before the chat event's offset is committed,
 with ids derived from what they do, so a replayed event finds them there and nothing is
 sent twice. A job is held by the process that wrote it (shared.ownership) until it is
-finished; finished jobs keep their outcome for a week (TTL on `finished_at`).
+finished; finished jobs keep their outcome for a week (`KEEP_FINISHED`, removed in batches).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.mongo import Collection, Database, Document, Index, insert_new
@@ -17,11 +17,13 @@ from shared.mongo import Collection, Database, Document, Index, insert_new
 OUTBOX = "sync_outbox"
 WORKERS = "sync_workers"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-KEEP_FINISHED_SECONDS = 7 * 24 * 3600
+KEEP_FINISHED = timedelta(days=7)
 
 INDEXES = [
     Index(OUTBOX, [("lease_owner", 1), ("next_attempt_at", 1)]),
-    Index(OUTBOX, [("finished_at", 1)], {"expireAfterSeconds": KEEP_FINISHED_SECONDS}),
+    # Finished jobs are removed in batches KEEP_FINISHED after they finished (sync's
+    # retention sweep).
+    Index(OUTBOX, [("finished_at", 1)]),
     Index(OUTBOX, [("mapping_id", 1), ("status", 1)]),
 ]
 

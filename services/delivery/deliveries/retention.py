@@ -1,0 +1,87 @@
+"""Deliveries and their attempts, removed `HOOKHUB_DELIVERY_RETENTION` after they ended
+(SPEC §14).
+
+A delivery ends when it is completed or failed (dead-lettered, or its endpoint deleted):
+the dispatcher writes `ended_at` with that outcome, and a retry or recover that reopens it
+clears it. Pending, active and delayed deliveries have none and are never removed. The
+attempts go with their delivery, and the workspace's usage counts of deliveries and
+attempts kept go down by as much.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from pymongo import DeleteMany, UpdateOne
+
+from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES
+from shared.mongo import Database, Document
+from shared.retention import ExpiredDocuments
+
+# (workspace id, deliveries removed, attempts removed)
+OnRemoved = Callable[[str, int, int], None]
+ENDED = ("completed", "failed")
+
+
+class EndedDeliveries(ExpiredDocuments):
+    def __init__(self, db: Database, keep: timedelta, on_removed: OnRemoved | None = None):
+        super().__init__(
+            db[DELIVERIES],
+            "ended_at",
+            keep,
+            projection={"_id": 1, "workspace_id": 1, "attempts": 1},
+        )
+        self._attempts = db[ATTEMPTS]
+        self._on_removed = on_removed
+        self._backfilled = False
+
+    async def remove(self, now: datetime, limit: int) -> dict[str, int]:
+        if not self._backfilled:
+            await self._backfill(limit)
+        return await super().remove(now, limit)
+
+    async def dispose(self, docs: list[Document], cutoff: datetime) -> dict[str, int]:
+        removed = await super().dispose(docs, cutoff)
+        if removed[self.name] < len(docs):  # some were reopened meanwhile: they stay
+            ids = [d["_id"] for d in docs]
+            kept = {
+                d["_id"]
+                for d in await self.collection.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
+            }
+            docs = [d for d in docs if d["_id"] not in kept]
+        if docs:
+            result = await self._attempts.bulk_write(
+                [DeleteMany({"delivery_id": d["_id"]}) for d in docs], ordered=False
+            )
+            removed[ATTEMPTS] = result.deleted_count
+        if self._on_removed is not None:
+            per_workspace: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            for doc in docs:
+                counts = per_workspace[doc.get("workspace_id") or ""]
+                counts[0] += 1
+                counts[1] += int(doc.get("attempts") or 0)
+            for workspace_id, (deliveries, attempts) in per_workspace.items():
+                self._on_removed(workspace_id, deliveries, attempts)
+        return removed
+
+    async def _backfill(self, limit: int) -> None:
+        """Deliveries that ended before `ended_at` was written take their last update's
+        time as it, a batch a pass, until none is left (then never looked for again)."""
+        for status in ENDED:
+            query = {"status": status, "ended_at": {"$exists": False}}
+            docs = await self.collection.find(query, {"updated_at": 1}).limit(limit).to_list()
+            if docs:
+                await self.collection.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": d["_id"], **query}, {"$set": {"ended_at": d["updated_at"]}}
+                        )
+                        for d in docs
+                    ],
+                    ordered=False,
+                )
+                self.floor = None  # they ended long ago: below where the sweep got to
+                return
+        self._backfilled = True
