@@ -58,6 +58,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/workspaces/[^/]+/portal-sessions(/|$)", "oauth"),
     (r"^/api/me(/|$)", "oauth"),
     (r"^/api/audit-events(/|$)", "oauth"),
+    (r"^/api/usage(/|$)", "oauth"),
     # `hookhub run --sandbox` only: without a sandbox upstream, a 404 like any unknown path.
     (r"^/sandbox(/|$)", "sandbox"),
 )

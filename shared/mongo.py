@@ -351,8 +351,10 @@ async def insert_new(collection: Collection, docs: list[Document]) -> list[Docum
 class BatchedWriter:
     """Writes kept off the request path and flushed in one bulk write per collection.
 
-    - `bump(collection, id, counter, set_max=...)`: increment a counter (and raise fields
-      such as `last_event_at`) on an existing document.
+    - `bump(collection, id, counter, by=..., set_max=..., create=...)`: increment a counter
+      (and raise fields such as `last_event_at`) on an existing document; with `create`, on
+      the document made with those fields if there is none yet (an upsert: for counters
+      whose document is made by the first count, such as shared.usage's day buckets).
     - `insert_once(collection, id, fields)`: create a document unless it exists. Fields
       `set_fields` gives the same document before the flush are folded into the insert.
     - `set_fields(collection, id, fields)`: `$set` on an existing document; for one field,
@@ -379,18 +381,31 @@ class BatchedWriter:
         self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
         self._inserts: dict[tuple[str, str], Document] = {}
         self._sets: dict[tuple[str, str], Document] = defaultdict(dict)
+        self._creates: dict[tuple[str, str], Document] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._task: asyncio.Task[None] | None = None
+        # One flush at a time: a flush called while another writes waits for it, so that
+        # what was handed over before the call is written (or kept) when it returns.
+        self._flushing = asyncio.Lock()
         self._stopped = asyncio.Event()
         self._waiters: list[asyncio.Future[None]] = []
         self._kept = False
 
     def bump(
-        self, collection: str, doc_id: str, counter: str, *, set_max: Document | None = None
+        self,
+        collection: str,
+        doc_id: str,
+        counter: str,
+        *,
+        by: int = 1,
+        set_max: Document | None = None,
+        create: Document | None = None,
     ) -> None:
-        self._incs[(collection, doc_id)][counter] += 1
+        self._incs[(collection, doc_id)][counter] += by
         if set_max:
             self._maxes[(collection, doc_id)].update(set_max)
+        if create is not None:
+            self._creates[(collection, doc_id)] = create
 
     def insert_once(self, collection: str, doc_id: str, fields: Document) -> None:
         self._inserts[(collection, doc_id)] = fields
@@ -440,6 +455,10 @@ class BatchedWriter:
                 return
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
         waiters, self._waiters = self._waiters, []
         self._kept = False
         try:
@@ -456,17 +475,18 @@ class BatchedWriter:
 
     async def _flush(self) -> None:
         incs, maxes, inserts, sets = self._incs, self._maxes, self._inserts, self._sets
-        buckets = self._buckets
+        buckets, creates = self._buckets, self._creates
         if not incs and not maxes and not inserts and not sets and not buckets:
             return
         self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
         self._inserts, self._sets, self._buckets = {}, defaultdict(dict), {}
+        self._creates = {}
         await self._write_buckets(buckets)
         # Inserts first: a document created and updated in one window must exist to be set.
         failed = await self._write_inserts(inserts)
         if failed:
             # Their updates wait with them: the documents may not exist yet.
-            self._keep(failed, incs, maxes, inserts, sets)
+            self._keep(failed, incs, maxes, inserts, sets, creates)
         updates: dict[str, list[tuple[tuple[str, str], UpdateOne]]] = defaultdict(list)
         for key in (set(incs) | set(maxes) | set(sets)) - failed:
             update: Document = {}
@@ -476,7 +496,9 @@ class BatchedWriter:
                 update["$max"] = maxes[key]
             if key in sets:
                 update["$set"] = sets[key]
-            updates[key[0]].append((key, UpdateOne({"_id": key[1]}, update)))
+            if key in creates:
+                update["$setOnInsert"] = creates[key]
+            updates[key[0]].append((key, UpdateOne({"_id": key[1]}, update, upsert=key in creates)))
         for name, batch in updates.items():
             # Bounded requests: one huge backlog write could outlast the socket timeout and
             # be retried whole, forever. What a failed chunk and those after it held is kept.
@@ -487,7 +509,7 @@ class BatchedWriter:
                 except PyMongoError as exc:
                     log.warning("batched_write_failed", collection=name, error=str(exc))
                     unwritten = {key for key, _ in batch[start:]}
-                    self._keep(unwritten, incs, maxes, inserts, sets)
+                    self._keep(unwritten, incs, maxes, inserts, sets, creates)
                     break
 
     async def _write_inserts(
@@ -537,6 +559,7 @@ class BatchedWriter:
         maxes: dict[tuple[str, str], dict[str, Any]],
         inserts: dict[tuple[str, str], Document],
         sets: dict[tuple[str, str], Document],
+        creates: dict[tuple[str, str], Document],
     ) -> None:
         """Put the unwritten changes back for the next flush."""
         self._kept = True
@@ -549,6 +572,8 @@ class BatchedWriter:
                 self._inserts.setdefault(key, inserts[key])
             if key in sets:
                 self._sets[key] = {**sets[key], **self._sets[key]}
+            if key in creates:
+                self._creates.setdefault(key, creates[key])
 
 
 @dataclass

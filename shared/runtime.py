@@ -17,7 +17,7 @@ import pymongo
 import structlog
 from prometheus_client import CollectorRegistry
 
-from shared import audit, consumers, idempotency
+from shared import audit, consumers, idempotency, usage
 from shared.crypto import SecretBox
 from shared.envelopes import Envelope
 from shared.ids import new_id
@@ -160,7 +160,12 @@ class Runtime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
-        all_indexes = [*idempotency.INDEXES, *audit.indexes(self.settings), *indexes]
+        all_indexes = [
+            *idempotency.INDEXES,
+            *audit.indexes(self.settings),
+            *usage.INDEXES,
+            *indexes,
+        ]
         names = topic_names(self.settings, topics)
         self.background("mongo-indexes-then-retention", lambda: self._indexes(all_indexes))
         self.background(

@@ -27,6 +27,7 @@ from shared.mongo import BatchedWriter
 from shared.ownership import Ownership
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import DeliverySettings
+from shared.usage import UsageCounters
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -43,6 +44,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     deliveries = delivery_repository.DeliveryRepository(runtime.db)
     writer = BatchedWriter(runtime.db, interval=0.5)
+    # Deliveries and attempts made and kept (the retention job takes those it removes off).
+    usage = UsageCounters(runtime.db)
     background: set[asyncio.Task[None]] = set()
 
     def later(coro: Coroutine[Any, Any, None]) -> None:
@@ -78,11 +81,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         on_failing=lambda endpoint_id, since: later(failing(endpoint_id, since)),
         registry=runtime.registry,
         failure_window=timedelta(seconds=settings.failure_window_seconds),
+        usage=usage,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
     )
-    fan_out = FanOut(cache, deliveries, dispatcher, ownership)
+    fan_out = FanOut(cache, deliveries, dispatcher, ownership, usage)
     scheduler = Scheduler(
         deliveries,
         dispatcher,
@@ -96,6 +100,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.endpoint_cache = cache
     app.state.delivery_repository = deliveries
     app.state.fan_out = fan_out
+    app.state.usage = usage
 
     async def on_chat_events(events: list[ChatEvent]) -> None:
         await fan_out.events(
@@ -132,6 +137,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("delivery_log", lambda _: writer.stop())
     runtime.on_shutdown("delivery_release", lambda _: ownership.release())
+    # After the attempts: those that end during the stop are counted.
+    usage.register(runtime)
     runtime.ready_check("endpoint_cache", cache.ready)
 
 

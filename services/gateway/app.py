@@ -24,6 +24,7 @@ from shared.providers import apps
 from shared.retention import ExpiredDocuments
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import GatewaySettings
+from shared.usage import UsageCounters
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -31,6 +32,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     assert isinstance(settings, GatewaySettings)
     writer = BatchedWriter(runtime.db)
     app.state.counters = writer
+    usage = UsageCounters(runtime.db)
+    app.state.usage = usage
 
     hooks = incoming_repository.IncomingWebhookRepository(runtime.db)
     tokens = TokenCache(hooks, refresh_seconds=settings.cache_refresh_seconds)
@@ -70,6 +73,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         integrations,
         Deduplicator(RecentIds(), seen, timedelta(seconds=settings.dedupe_window_seconds), window),
         writer,
+        usage,
         AppSecrets(
             {p: apps.from_environment(settings, p) for p in ("slack", "discord")},
             provider_apps.get,
@@ -92,6 +96,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     runtime.on_startup(start)
     runtime.on_shutdown("dedupe_writes", lambda _: writer.stop())
+    usage.register(runtime)
     runtime.ready_check("token_cache", tokens.ready)
     runtime.ready_check("integration_cache", integrations.ready)
 

@@ -24,6 +24,7 @@ from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.chats import chat_providers, provider_client
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ImporterSettings
+from shared.usage import UsageCounters
 
 # Import traffic is slow and paced: a few connections are plenty.
 _MAX_CONNECTIONS = 20
@@ -58,6 +59,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         history_tier=apps.slack_history_tier,
     )
     metrics = ImportMetrics(runtime.registry)
+    usage = UsageCounters(runtime.db)
     counted = jobs_gauge()
     runtime.registry.register(counted)
     runner = Runner(
@@ -71,8 +73,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         batch_size=settings.import_batch_size,
         progress_seconds=min(settings.import_progress_seconds, settings.import_lease_seconds / 3),
         poll_seconds=settings.import_poll_seconds,
+        usage=usage,
     )
     app.state.import_service = service
+    app.state.usage = usage
     app.state.import_jobs = job_repository
 
     async def start(_: Runtime) -> None:
@@ -91,6 +95,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     runtime.on_startup(start)
     runtime.on_shutdown("provider_client", lambda _: client.aclose())
+    usage.register(runtime)
     runtime.ready_check("integration_cache", integrations.ready)
 
 

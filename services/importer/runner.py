@@ -45,6 +45,7 @@ from shared.providers.chat import (
     RateLimited,
 )
 from shared.providers.history import Conversation, HistoryRecord
+from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 
@@ -242,6 +243,7 @@ class Runner:
         batch_size: int,
         progress_seconds: float,
         poll_seconds: float,
+        usage: UsageCounters,
     ) -> None:
         self._jobs = jobs
         self._open_job = open_job
@@ -253,6 +255,7 @@ class Runner:
         self._batch = batch_size
         self._progress_seconds = progress_seconds
         self._poll = poll_seconds
+        self._usage = usage
 
     async def run(self, ready: Callable[[], bool]) -> None:
         """Take a job, run it, look for the next; one job at a time per replica. Only
@@ -504,6 +507,9 @@ class Runner:
             await self._publisher.publish_encoded(Topic.CHAT_INBOUND, prepared.envelopes)
             if prepared.copies:
                 await self._map.insert(prepared.copies)
+            self._usage.count(
+                str(job.doc["workspace_id"]), "messages_imported", len(prepared.envelopes)
+            )
         conversation, tally, provider = target.conversation, job.tally, job.source.provider
         row = tally.channel(conversation, target.channel_id)
         imported = sum(prepared.imported.values())

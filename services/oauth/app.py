@@ -18,6 +18,7 @@ from services.oauth.providers import endpoints as providers
 from services.oauth.revocations import repository as revocation_repository
 from services.oauth.revocations.service import Revoker
 from services.oauth.tasks import Maintenance
+from services.oauth.usage import endpoints as usage_routes
 from shared import api_keys
 from shared.integrations import repository as integration_repository
 from shared.metrics import CountedGauge, count_by
@@ -110,6 +111,7 @@ def definition() -> ServiceDefinition:
             portal.router,
             portal.me_router,
             audit_routes.router,
+            usage_routes.router,
         ],
         indexes=[
             *integration_repository.INDEXES,

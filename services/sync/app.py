@@ -55,6 +55,7 @@ from shared.providers.notifiers import NOTIFIERS
 from shared.retention import ExpiredDocuments
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
+from shared.usage import UsageCounters
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -94,6 +95,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     writer = BatchedWriter(runtime.db, interval=0.05)
     # Mappings that synced a message in either direction, and when (`last_synced_at`).
     synced = LastSynced(mappings_repo, mappings)
+    # Messages relayed either way, per workspace (shared.usage).
+    usage = UsageCounters(runtime.db)
+    app.state.usage = usage
     sender = Sender(
         connections=connections,
         message_map=the_map,
@@ -102,6 +106,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         writer=writer,
         metrics=metrics,
         synced=synced,
+        usage=usage,
     )
 
     def pace(job: Job) -> float:
@@ -128,6 +133,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         db=runtime.db,
         metrics=metrics,
         synced=synced,
+        usage=usage,
     )
 
     catch_up = CatchUp(
@@ -247,6 +253,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("subscription_counts", lambda _: counts.stop(), cap=0.1)
     runtime.on_shutdown("sync_last_synced", lambda _: synced.write(everything=True), cap=0.1)
     runtime.on_shutdown("sync_release", lambda _: ownership.release())
+    usage.register(runtime)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.02)
     runtime.ready_check("integration_cache", integrations.ready)
     runtime.ready_check("mapping_cache", mapping_cache.ready)

@@ -45,6 +45,7 @@ from tests.support import RunningService, serve
         ("/api/workspaces/ws_1/api-keys", "oauth"),
         ("/api/workspaces/ws_1/api-keys/key_1", "oauth"),
         ("/api/audit-events", "oauth"),
+        ("/api/usage", "oauth"),
         ("/api/webhooksx", None),
         ("/api/unknown", None),
     ],

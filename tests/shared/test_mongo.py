@@ -55,6 +55,20 @@ async def test_stopping_during_a_flush_loses_nothing_of_the_batch_it_took(db: Da
     assert await db.things.count_documents({"status": "pending"}) == 2_000
 
 
+async def test_a_flush_returns_once_the_flush_under_way_has_written_too(db: Database) -> None:
+    """`flush()` while another flush writes: it waits for that one, so what was handed
+    over before the call is in MongoDB when it returns (a caller's "flush, then read")."""
+    writer = BatchedWriter(db)
+    for n in range(500):
+        writer.bump("counts", f"c{n}", "n", by=2, create={"kind": "count"})
+    under_way = asyncio.create_task(writer.flush())
+    while writer._incs:  # it has taken the batch and is writing it
+        await asyncio.sleep(0)
+    await writer.flush()
+    assert await db.counts.count_documents({"n": 2, "kind": "count"}) == 500
+    await under_way
+
+
 async def test_bucket_values_are_found_by_concurrent_lookups(db: Database) -> None:
     writer = BatchedWriter(db)
     expires = utcnow() + timedelta(hours=1)

@@ -101,3 +101,22 @@ def test_the_public_url_follows_the_http_port_unless_set(monkeypatch: pytest.Mon
     assert GatewaySettings().public_url == "http://127.0.0.1:28080"
     monkeypatch.setenv("HOOKHUB_PUBLIC_URL", "https://hooks.example.com")
     assert Settings().public_url == "https://hooks.example.com"
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("30d", 30 * 86_400), ("12h", 43_200), ("15m", 900), ("90s", 90), ("3600", 3600)],
+)
+def test_the_delivery_retention_is_a_duration(given: str, seconds: int) -> None:
+    assert Settings(delivery_retention=given).delivery_retention.total_seconds() == seconds
+
+
+def test_the_delivery_retention_defaults_to_30_days_and_is_never_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().delivery_retention.days == 30
+    monkeypatch.setenv("HOOKHUB_DELIVERY_RETENTION", "7d")
+    assert Settings().delivery_retention.days == 7
+    for refused in ("0d", "-1h", "1w", "d", ""):
+        with pytest.raises(ValidationError, match="delivery_retention"):
+            Settings(delivery_retention=refused)

@@ -29,6 +29,7 @@ from shared.ids import isoformat, utcnow
 from shared.kafka import EventPublisher
 from shared.mongo import BatchedWriter, Document
 from shared.signing import delivery_headers
+from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 
@@ -139,10 +140,12 @@ class Dispatcher:
         registry: CollectorRegistry,
         failure_window: timedelta,
         on_failing: Callable[[str, datetime | None], None],
+        usage: UsageCounters,
     ) -> None:
         self._endpoints = endpoints
         self._client_for = client_for
         self._writer = writer
+        self._usage = usage
         self._publisher = publisher
         self._on_gone = on_gone
         self._on_failing = on_failing
@@ -355,6 +358,7 @@ class Dispatcher:
                 "next_attempt_at": decision.next_attempt_at,
             },
         )
+        self._usage.made(job.workspace_id, "attempts")
         fields: dict[str, Any] = {
             "attempts": number,
             "tries": job.tries + 1,

@@ -28,6 +28,7 @@ from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
 from shared.mongo import Document
 from shared.ownership import Ownership
 from shared.signing import webhook_body
+from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 
@@ -85,11 +86,13 @@ class FanOut:
         repository: DeliveryRepository,
         dispatcher: Dispatcher,
         ownership: Ownership,
+        usage: UsageCounters,
     ) -> None:
         self._endpoints = endpoints
         self._repository = repository
         self._dispatcher = dispatcher
         self._ownership = ownership
+        self._usage = usage
 
     async def event(
         self,
@@ -131,8 +134,10 @@ class FanOut:
         if not docs:
             return []
         await self._ownership.registered()
+        # Those a replayed event had made already are not among them: counted once.
         created = await self._repository.insert_new(docs)
         for doc in created:
+            self._usage.made(doc["workspace_id"], "deliveries")
             self._dispatcher.submit(Job.from_doc(doc))
         return created
 

@@ -26,6 +26,7 @@ from shared.ids import new_id, utcnow
 from shared.mongo import BatchedWriter, Document
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
+from shared.usage import UsageCounters
 
 management = APIRouter(
     prefix="/api/incoming-webhooks",
@@ -163,6 +164,8 @@ async def post_incoming_webhook(request: IngressRequest) -> RawResponse:
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters: BatchedWriter = state.counters
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
+    usage: UsageCounters = state.usage
+    usage.event(hook.workspace_id, "incoming")
     return _OK
 
 

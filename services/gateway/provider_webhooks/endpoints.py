@@ -40,6 +40,7 @@ from shared.providers.base import (
 from shared.providers.ids import JsonBody
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
+from shared.usage import UsageCounters
 
 _OUTCOMES: dict[type[HookhubError], str] = {
     SignatureInvalid: "bad_signature",
@@ -57,6 +58,7 @@ class ProviderIngress:
         integrations: RefreshingCache[str, IntegrationSnapshot],
         dedupe: Deduplicator,
         writer: BatchedWriter,
+        usage: UsageCounters,
         app_secrets: AppSecrets,
         registry: CollectorRegistry,
     ) -> None:
@@ -67,6 +69,7 @@ class ProviderIngress:
         self.integrations = integrations
         self.dedupe = dedupe
         self.writer = writer
+        self.usage = usage
         self.app_secrets = app_secrets
         self.limiter = RateLimiter(settings.default_rate_limit_per_second)
         self.requests = Labelled(
@@ -246,6 +249,7 @@ class ProviderIngress:
         self.writer.bump(
             INTEGRATIONS, integration.id, "event_count", set_max={"last_event_at": now}
         )
+        self.usage.event(integration.workspace_id, integration.provider)
         return "accepted"
 
     async def _claim_check(self, envelope: ProviderEvent, inbound: InboundRequest) -> ProviderEvent:

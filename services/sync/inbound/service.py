@@ -37,6 +37,7 @@ from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
 from shared.mongo import Database
 from shared.produce import Stream
 from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
+from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +95,7 @@ class Inbound:
         db: Database,
         metrics: SyncMetrics,
         synced: LastSynced,
+        usage: UsageCounters,
     ) -> None:
         self._connections = connections
         self._mappings = mappings
@@ -102,6 +104,7 @@ class Inbound:
         self._db = db
         self._metrics = metrics
         self._synced = synced
+        self._usage = usage
         # Copies being written (Inbound.publish), by id.
         self._writing: dict[str, Copy] = {}
         self._recent = RecentIds(RECENT_COPIES)
@@ -222,6 +225,8 @@ class Inbound:
             self._metrics.messages.labels(item.provider.name, "inbound", "done").inc()
             seen = item.change.occurred_at if item.change.kind == "created" else None
             self._synced.saw(item.mapping.id, now, inbound=seen)
+            if item.change.kind == "created":  # a message brought in (not an edit, a delete)
+                self._usage.count(item.integration.workspace_id, "messages_synced")
         return done, written
 
     def _brought_in(self, item: Item, known: dict[str, Copy], replayed: bool) -> bool:

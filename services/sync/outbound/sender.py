@@ -34,6 +34,7 @@ from shared.providers.chat import (
     Posted,
     RateLimited,
 )
+from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,7 @@ class Sender:
         writer: BatchedWriter,
         metrics: SyncMetrics,
         synced: LastSynced,
+        usage: UsageCounters,
     ) -> None:
         self._connections = connections
         self._map = message_map
@@ -67,6 +69,7 @@ class Sender:
         self._metrics = metrics
         # Mappings that synced a message, and when: written every few seconds.
         self._synced = synced
+        self._usage = usage
         # Copies posted by this process, by (mapping, chat message): what an edit or a
         # reply right behind a post needs, before the batched write has stored it.
         self._recent: OrderedDict[tuple[str, str], Copy] = OrderedDict()
@@ -249,6 +252,8 @@ class Sender:
         self._metrics.messages.labels(job.provider, "outbound", status).inc()
         if status == "done":
             self._synced.saw(job.mapping_id, now)
+            if job.op == "post":  # a message relayed (its edits and deletes are not others)
+                self._usage.count(job.workspace_id, "messages_synced")
         self._writer.set_fields(
             OUTBOX,
             job.id,

@@ -1,7 +1,8 @@
 // Overview: each service's readiness and its consumers' lag (the origin's /readyz), the
-// six delivery queue counters, and deliveries per minute by outcome over the last hour.
+// six delivery queue counters, deliveries per minute by outcome over the last hour, and
+// (the admin's alone: it spans workspaces) the busiest workspaces over the usage window.
 
-import { get } from "../api.js";
+import { PORTAL, caller, get } from "../api.js";
 import { badge, h, s, section, table } from "../dom.js";
 
 const OUTCOMES = [
@@ -15,10 +16,13 @@ export async function render(main) {
   const health = h("div", { id: "health" }, h("p", { class: "muted" }, "Asking every service…"));
   const counters = h("div", { id: "counters" });
   const chart = h("div", { id: "chart" });
+  const everyWorkspace = !PORTAL && caller.kind === "admin";
+  const busiest = h("div", { id: "busiest" });
   main.append(
     section("Services", health),
     section("Delivery queue", counters),
     section("Deliveries per minute, last hour", chart),
+    ...(everyWorkspace ? [section("Busiest workspaces", busiest)] : []),
   );
   let timer = null;
   let stopped = false;
@@ -42,12 +46,18 @@ export async function render(main) {
   window.addEventListener("resize", onResize);
 
   async function load() {
-    const [ready, stats, timeline] = await Promise.all([
+    const [ready, stats, timeline, usage] = await Promise.all([
       readiness(),
       get("/api/webhooks/stats").catch((err) => err),
       get("/api/webhooks/stats/timeline", { minutes: 60 }).catch((err) => err),
+      everyWorkspace ? get("/api/usage", { limit: 10 }).catch((err) => err) : null,
     ]);
     if (stopped) return;
+    if (usage) {
+      busiest.replaceChildren(
+        usage instanceof Error ? h("p", { class: "error" }, usage.message) : busiestTable(usage),
+      );
+    }
     health.replaceChildren(ready);
     counters.replaceChildren(
       stats instanceof Error ? h("p", { class: "error" }, stats.message) : counterList(stats),
@@ -114,6 +124,33 @@ async function readiness() {
       lagRows,
       { caption: "Consumer lag", empty: "No consumer lag reported." },
     ),
+  );
+}
+
+/** GET /api/usage's ranking: one row a workspace, the busiest first. */
+function busiestTable(usage) {
+  const { since, days } = usage.window;
+  const byProvider = (counts) =>
+    Object.entries(counts.by_provider)
+      .map(([provider, n]) => `${provider} ${n}`)
+      .join(" · ");
+  const withDetail = (counts) =>
+    h("span", {}, String(counts.total), counts.total ? h("span", { class: "muted" }, ` (${byProvider(counts)})`) : null);
+  return table(
+    [
+      { title: "Workspace", cell: (w) => w.workspace_id },
+      { title: "Events", cell: (w) => withDetail(w.events) },
+      { title: "Deliveries", cell: (w) => String(w.deliveries) },
+      { title: "Messages synced", cell: (w) => String(w.messages_synced) },
+      { title: "Messages imported", cell: (w) => String(w.messages_imported) },
+      { title: "Integrations", cell: (w) => withDetail(w.integrations) },
+      { title: "Endpoints", cell: (w) => String(w.endpoints) },
+    ],
+    usage.data,
+    {
+      caption: `The last ${days} days (since ${new Date(since).toLocaleDateString()}), the busiest first`,
+      empty: `No workspace has done anything in the last ${days} days.`,
+    },
   );
 }
 
