@@ -86,12 +86,10 @@ class Settings(BaseSettings):
     # How long the audit log (shared.audit) keeps an entry: a TTL index on its time, so
     # MongoDB removes it within a minute or so after (SPEC §13, §14).
     audit_retention_days: int = Field(365, ge=1, le=36_500)
-    # How long deliveries and their attempts are kept, and the window the usage counts
-    # (`GET /api/usage`, shared.usage) cover: a duration such as `30d`, `12h`, `90s`.
-    delivery_retention: timedelta = Field(timedelta(days=30))
 
     # What hookhub keeps and for how long (SPEC §14, docs/operations.md "Retention"): a
-    # delivery and its attempts this long after it ended; an import upload this long after
+    # delivery and its attempts this long after it ended (also the window the usage counts
+    # of `GET /api/usage` cover, shared.usage); an import upload this long after
     # its job ended; a claim-checked body this long after it was received, and never
     # before every consumer group is past its record. Removed in batches of
     # `retention_batch_size` by one replica at a time, a pass every
@@ -189,22 +187,6 @@ class Settings(BaseSettings):
     def _origins_only(cls, value: str) -> str:
         return origins.frame_ancestors(value)
 
-    @field_validator("delivery_retention", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> object:
-        """`30d`, `12h`, `15m`, `90s`, or seconds (or what else pydantic reads as a
-        timedelta: ISO 8601); more than none."""
-        if isinstance(value, str) and (found := _DURATION.fullmatch(value.strip())):
-            value = timedelta(seconds=int(found[1]) * _UNITS[found[2].lower()])
-        return value
-
-    @field_validator("delivery_retention")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("give a duration of more than none, such as 30d, 12h or 90s")
-        return value
-
     @model_validator(mode="after")
     def _public_url_follows_the_port(self) -> Settings:
         if not self.public_url:
@@ -256,10 +238,6 @@ class Settings(BaseSettings):
 
     def consumer_group(self, service: str, purpose: str) -> str:
         return self.topic(f"hookhub.{service}.{purpose}")
-
-
-_DURATION = re.compile(r"(\d{1,9})\s*([smhdSMHD]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 def _new_admin_token() -> str:

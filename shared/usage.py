@@ -17,7 +17,7 @@ The collection `usage` holds two kinds of documents per workspace:
   deliveries created; `attempts`: delivery attempts made; `activity`: the sum of all
   these, by which workspaces are ranked. The usage window reads the buckets of the
   retention window (`window`); the retention job removes older ones
-  (`remove_buckets_before`).
+  (`OldDays`, with the deliveries).
 - **the running totals** (`_id` `kept:<workspace>`): `deliveries` and `attempts` kept,
   +1 for each one stored and -1 for each one the retention job removes (`keep`).
 """
@@ -130,6 +130,25 @@ async def remove_buckets_before(db: Database, day: datetime) -> int:
     totals are not buckets and stay."""
     result = await db[COLLECTION].delete_many({"day": {"$lt": day_of(day)}})
     return result.deleted_count
+
+
+class OldDays:
+    """The retention sweep of the day documents (shared.retention): those before the
+    window, in one `delete_many` (days times active workspaces: a few thousand at most)."""
+
+    name = COLLECTION
+
+    def __init__(self, db: Database, retention: timedelta) -> None:
+        self.floor: datetime | None = None
+        self._db = db
+        self._retention = retention
+
+    async def cutoff(self, now: datetime) -> datetime:
+        return day_of(now - self._retention)
+
+    async def remove(self, now: datetime, limit: int) -> dict[str, int]:
+        self.floor = await self.cutoff(now)
+        return {self.name: await remove_buckets_before(self._db, now - self._retention)}
 
 
 # -- reading -------------------------------------------------------------------------------

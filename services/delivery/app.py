@@ -27,7 +27,7 @@ from shared.mongo import BatchedWriter
 from shared.ownership import Ownership
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import DeliverySettings
-from shared.usage import UsageCounters
+from shared.usage import OldDays, UsageCounters
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -131,7 +131,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("delivery-scheduler", scheduler.run)
         runtime.background("delivery-heartbeat", ownership.keep_alive)
 
-    runtime.retain(EndedDeliveries(runtime.db, settings.delivery_retention))
+    def removed(workspace_id: str, deliveries: int, attempts: int) -> None:
+        usage.keep(workspace_id, "deliveries", -deliveries)
+        usage.keep(workspace_id, "attempts", -attempts)
+
+    runtime.retain(
+        EndedDeliveries(runtime.db, settings.delivery_retention, removed),
+        OldDays(runtime.db, settings.delivery_retention),
+    )
     runtime.on_startup(start)
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.

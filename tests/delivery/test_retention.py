@@ -73,9 +73,16 @@ async def test_ended_deliveries_go_with_their_attempts_and_open_ones_stay(
     # Their attempts went with them; the delayed ones' stay.
     client: AsyncMongoClient[Document] = AsyncMongoClient(delivery_settings.mongo_uri)
     try:
-        attempts = client[delivery_settings.mongo_db][ATTEMPTS]
+        db = client[delivery_settings.mongo_db]
         for hook, expected in ((ok, 0), (dead, 0), (later, 3)):
-            assert await attempts.count_documents({"endpoint_id": hook["id"]}) == expected
+            assert await db[ATTEMPTS].count_documents({"endpoint_id": hook["id"]}) == expected
+
+        # The workspace's usage: 9 stored and 12 attempts made, 6 and 9 of them removed.
+        async def kept() -> bool:
+            totals = await db["usage"].find_one({"_id": "kept:ws_d"}) or {}
+            return totals.get("deliveries") == 3 and totals.get("attempts") == 3
+
+        await until(kept, timeout=15, what="usage's kept deliveries and attempts down to 3")
     finally:
         await client.close()
     # What the API counts agrees with what is kept.
