@@ -52,7 +52,7 @@ class Sweep(Protocol):
         ...
 
     # Everything older than this (by the sweep's clock) has been removed; None: not known
-    # yet. The runner keeps it in the sweep's lease document across restarts.
+    # yet (a process's first pass looks for the oldest).
     floor: datetime | None
 
     async def remove(self, now: datetime, limit: int) -> dict[str, int]:
@@ -77,9 +77,11 @@ class ExpiredDocuments:
     the next one is twice as long; a full one is halved. So a batch reads what it removes
     and not the whole backlog below the cutoff (which the embedded server would scan on
     every query: 25 µs a document), and on any server each query is one bounded index
-    range. Nothing new appears below the floor: the clocks are when something ended or
-    expires, written as it happens; a straggler (a replica's clock behind) is found by the
-    full look for the oldest that is made once a day.
+    range. The floor is found by a look for the oldest due document, made by a process's
+    first pass and then once a day: nothing new appears below it meanwhile (the clocks are
+    when something ended or expires, written as it happens), and a straggler (a replica's
+    clock behind, documents written by hand) waits a day at most. On the embedded server
+    that look reads the whole due range: nearly nothing once caught up.
     """
 
     MIN_STEP = timedelta(milliseconds=1)
@@ -129,8 +131,6 @@ class ExpiredDocuments:
         stale = self._scanned_at is not None and now - self._scanned_at > self.RESCAN
         if self.floor is None or stale:
             self.floor = await self._oldest(cutoff) or cutoff
-            self._scanned_at = now
-        elif self._scanned_at is None:  # the floor the last holder left
             self._scanned_at = now
         found: list[Document] = []
         while len(found) < limit and self.floor < cutoff:
@@ -192,11 +192,6 @@ class Lease:
             return None
         return doc
 
-    async def note(self, name: str, floor: datetime) -> None:
-        """Where the sweep got to, for whoever holds the lease next."""
-        await self._collection.update_one(
-            {"_id": name, "owner": self.owner}, {"$set": {"floor": floor}}
-        )
 
     async def release(self, name: str) -> None:
         await self._collection.update_one(
@@ -290,13 +285,10 @@ class Retention:
 
     async def _sweep(self, sweep: Sweep) -> int:
         status = self.status[sweep.name]
-        held = await self.lease.take(sweep.name)
-        if held is None:
+        if await self.lease.take(sweep.name) is None:
             status.removed_last_pass = 0
             self._state(sweep.name, "run by another replica")
             return 0
-        if sweep.floor is None:
-            sweep.floor = held.get("floor")  # where the last holder got to
         deadline = time.monotonic() + self.interval / 2
         total = 0
         while True:
@@ -316,7 +308,6 @@ class Retention:
         cutoff = await sweep.cutoff(now)
         floor = sweep.floor or cutoff
         overdue = max((cutoff - floor).total_seconds(), 0.0)
-        await self.lease.note(sweep.name, floor)
         status.removed_last_pass = total
         status.kept_since = floor
         status.overdue_seconds = overdue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -14,17 +15,27 @@ from tests.support import RunningService, make_settings, new_namespace, serve
 from tests.webhook_sink import WebhookSink
 
 
-@pytest.fixture(scope="module")
-def delivery_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> DeliverySettings:
+def settings_for(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, **overrides: Any
+) -> DeliverySettings:
+    """A module's delivery service: its own namespace, loopback reachable, quick polls."""
     return make_settings(
         DeliverySettings,
         infra,
         new_namespace(),
         tmp_path_factory.mktemp("delivery"),
-        egress_allow_cidrs="127.0.0.0/8",
-        scheduler_poll_seconds=0.2,
-        lease_seconds=10,
+        **{
+            "egress_allow_cidrs": "127.0.0.0/8",
+            "scheduler_poll_seconds": 0.2,
+            "lease_seconds": 10,
+            **overrides,
+        },
     )
+
+
+@pytest.fixture(scope="module")
+def delivery_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> DeliverySettings:
+    return settings_for(infra, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

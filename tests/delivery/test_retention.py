@@ -14,23 +14,16 @@ from services.delivery.deliveries.retention import EndedDeliveries
 from shared.ids import utcnow
 from shared.mongo import Database, Document
 from shared.settings import DeliverySettings
+from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import Sink, endpoint, path, publish
 from tests.infra import Infra
-from tests.support import RunningService, admin_headers, make_settings, new_namespace, until
+from tests.support import RunningService, admin_headers, until
 
 
 @pytest.fixture(scope="module")
 def delivery_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> DeliverySettings:
-    return make_settings(
-        DeliverySettings,
-        infra,
-        new_namespace(),
-        tmp_path_factory.mktemp("delivery-retention"),
-        egress_allow_cidrs="127.0.0.0/8",
-        scheduler_poll_seconds=0.2,
-        lease_seconds=10,
-        delivery_retention="2s",
-        retention_interval_seconds=0.3,
+    return settings_for(
+        infra, tmp_path_factory, delivery_retention="2s", retention_interval_seconds=0.3
     )
 
 
