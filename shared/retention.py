@@ -7,9 +7,9 @@ in a background task (never on a request or a consumer's path). Each sweep runs 
 lease (`retention_leases`, one document per sweep, taken with a conditional update), so
 that of several replicas of a service one removes at a time; when it dies, another takes
 the lease over once it has run out. Between batches the runner sleeps as long as the batch
-took, so removal never has more than half of the database's time, and a pass stops after
-half an interval: a backlog of millions is worked through over several passes while the
-services go on writing.
+took, so removal never has more than half of the database's time; a pass stops after half
+an interval, and while more is due the next one follows a second later: a backlog of
+millions is worked through at that pace while the services go on writing.
 
 Why batches and not TTL indexes: on the embedded MongoDB server a TTL index is a pass
 over every document of its collection every 60 s, which stalls every other operation for
@@ -234,6 +234,7 @@ class Retention:
         ttl = timedelta(seconds=max(3 * self.interval, 30))
         self.lease = Lease(self.db[LEASES], self.owner, ttl)
         self.status = {sweep.name: SweepStatus() for sweep in self.sweeps}
+        self._more = False  # the last pass stopped with more due
         self.removed = Counter(
             "hookhub_retention_removed",
             "Documents removed by retention (SPEC §14), per collection",
@@ -262,11 +263,15 @@ class Retention:
     async def run(self) -> None:
         while True:
             await self.pass_once()
-            await asyncio.sleep(self.interval)
+            # With more due than a pass removed, the next pass starts after a pause as long
+            # as a batch may take, not an interval: a backlog goes at half the database's
+            # time, and the other sweeps get their turn in between.
+            await asyncio.sleep(min(1.0, self.interval) if self._more else self.interval)
 
     async def pass_once(self) -> dict[str, int]:
         """One pass of every sweep this replica holds the lease of; removed per sweep."""
         removed: dict[str, int] = {}
+        self._more = False
         for sweep in self.sweeps:
             try:
                 removed[sweep.name] = await self._sweep(sweep)
@@ -298,7 +303,10 @@ class Retention:
                 self.removed.labels(collection).inc(n)
             count = removed.get(sweep.name, 0)
             total += count
-            if count < self.batch or time.monotonic() >= deadline:
+            if count < self.batch:
+                break
+            if time.monotonic() >= deadline:
+                self._more = True
                 break
             # Half of the database's time at most: as long again as the batch took.
             await asyncio.sleep(time.monotonic() - started)
