@@ -66,6 +66,7 @@ class ReadBodies(ExpiredDocuments):
     """
 
     MAX_MARKS = 1000
+    ASK_EVERY = timedelta(seconds=10)
 
     def __init__(self, db: Database, settings: Settings, topic: str) -> None:
         super().__init__(db[f"{BUCKET}.files"], "uploadDate", settings.claim_check_retention)
@@ -74,12 +75,16 @@ class ReadBodies(ExpiredDocuments):
         self._marks = db[LEASES]
         self._settings = settings
         self._topic = topic
+        self._asked: tuple[datetime, datetime] | None = None
         # A record is acknowledged within the publish timeout of its body being stored; the
         # rest allows for the clocks of the gateway and of this process to differ.
         self._lag = timedelta(seconds=settings.kafka_publish_timeout_seconds + 30)
 
     async def cutoff(self, now: datetime) -> datetime:
-        return min(now - self.keep, await self._read_before(now))
+        # Kafka is asked once a pass (a pass asks for the cutoff on every batch and after).
+        if self._asked is None or now - self._asked[0] > self.ASK_EVERY:
+            self._asked = (now, await self._read_before(now))
+        return min(now - self.keep, self._asked[1])
 
     async def _read_before(self, now: datetime) -> datetime:
         """Bodies stored before this are no longer needed by any consumer."""
@@ -93,11 +98,7 @@ class ReadBodies(ExpiredDocuments):
             log.warning("claim_check_offsets_unavailable", error=repr(exc))
             return read_before
         marks.append({"at": now, "ends": {str(p): o for p, o in offsets.ends.items()}})
-        passed = [
-            i
-            for i, m in enumerate(marks)
-            if offsets.past({int(p): o for p, o in m["ends"].items()})
-        ]
+        passed = [i for i, mark in enumerate(marks) if offsets.past(_ends(mark))]
         if passed:
             newest = passed[-1]
             read_before = max(read_before, marks[newest]["at"] - self._lag)

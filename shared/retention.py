@@ -192,7 +192,6 @@ class Lease:
             return None
         return doc
 
-
     async def release(self, name: str) -> None:
         await self._collection.update_one(
             {"_id": name, "owner": self.owner}, {"$set": {"until": EPOCH}}
