@@ -29,6 +29,7 @@ from shared.kafka import (
     subscribers_joined,
     topic_names,
 )
+from shared.metrics import EventLoopLag
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
 from shared.settings import ServiceSettings
 from shared.shutdown import StopBudget, StopHook, StopStep
@@ -73,6 +74,7 @@ class Runtime:
         self.db: Database = self.mongo[self.settings.mongo_db]
         self.broker = make_broker(self.settings, self.service, self.registry)
         self.registry.register(ConsumerLagCollector(self.broker))
+        self.loop_lag = EventLoopLag(self.registry)
         self.publisher = EventPublisher(self.settings, self.service, self.registry)
         self.secrets = SecretBox(self.settings.encryption_key_list)
         self.kafka_started = False
@@ -146,6 +148,7 @@ class Runtime:
     async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
         all_indexes = [*idempotency.INDEXES, *audit.indexes(self.settings), *indexes]
         names = topic_names(self.settings, topics)
+        self.background("event-loop-lag", self.loop_lag.run)
         self.background(
             "mongo-indexes",
             lambda: self._retry(
