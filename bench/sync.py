@@ -68,6 +68,7 @@ from bench.harness import (
     Infrastructure,
     Measurement,
     create_each,
+    create_integration,
     ratio_note,
 )
 from shared.consumers import FETCH_MAX_WAIT_MS
@@ -163,7 +164,13 @@ class Sync:
         unpaced = {**env, "HOOKHUB_SYNC_PACE_FACTOR": "0"}
 
         oauth = harness.start_service("oauth", env=env)
-        integration_id = _create_integration(oauth.url, infrastructure.admin_token)
+        integration_id = create_integration(
+            oauth.url,
+            infrastructure.admin_token,
+            "slack",
+            WORKSPACE,
+            {"bot_token": BOT_TOKEN, "signing_secret": _signing_secret()},
+        )
         oauth.stop()
         sync = harness.start_service("sync", env=unpaced)
         setup_started = time.perf_counter()
@@ -413,25 +420,6 @@ class Sync:
 
 def start_standin(harness: Harness) -> Sink:
     return start_sink(harness, "bench.slack_standin", "slack-standin")
-
-
-def _create_integration(oauth_url: str, admin_token: str) -> str:
-    response = httpx.post(
-        oauth_url + "/api/integrations",
-        headers={"Authorization": f"Bearer {admin_token}"},
-        json={
-            "provider": "slack",
-            "workspace_id": WORKSPACE,
-            "settings": {"bot_token": BOT_TOKEN, "signing_secret": _signing_secret()},
-            # The benchmark measures sync, not the gateway's per-integration limit.
-            "rate_limit_per_second": 100_000,
-        },
-        timeout=10,
-    )
-    if response.status_code != 201:
-        raise BenchError(f"creating the integration: {response.status_code} {response.text}")
-    integration_id: str = response.json()["id"]
-    return integration_id
 
 
 def _signing_secret() -> str:
