@@ -37,7 +37,14 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from bench.loadgen import Target
-from shared.embedded import ChildProcess, free_port, spawn, start_broker, start_mongo
+from shared.embedded import (
+    ChildProcess,
+    free_port,
+    spawn,
+    start_broker,
+    start_mongo,
+    wait_for_port,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -54,6 +61,8 @@ class Options:
     concurrency: int = 50
     client: str = "raw"
     timeout: float = 10.0
+    # The soak's length (`--duration` when given; bench.soak.DEFAULT_SECONDS otherwise).
+    soak_seconds: float = 1200.0
     # Extra HOOKHUB_* variables for the services under test (`--set KEY=VALUE`).
     service_env: dict[str, str] = field(default_factory=dict)
     keep_logs: bool = False
@@ -161,6 +170,8 @@ class Infrastructure:
     admin_token: str
     encryption_key: str
     mongo_storage: Path
+    # `bench.tcp_proxy`, in front of the broker: every client connects through it.
+    broker_proxy: ChildProcess | None = None
 
     @property
     def mongo_port(self) -> int:
@@ -260,28 +271,31 @@ class Harness:
             self._infrastructure = self.new_infrastructure()
         return self._infrastructure
 
-    def new_infrastructure(
-        self, name: str = "", *, kafka_advertised_port: int | None = None
-    ) -> Infrastructure:
+    def new_infrastructure(self, name: str = "", *, proxied: bool = False) -> Infrastructure:
         """A broker and MongoDB server on free ports, with a data dir, topic namespace,
         database, admin token and key of their own. The run's (`infrastructure()`) is
         unnamed; a benchmark that stops them (the soak) makes its own, named, whose logs
-        are `kafka-<name>.log` and `mongo-<name>.log`. `kafka_advertised_port`: the port
-        the broker sends clients to (a proxy in front of it)."""
+        are `kafka-<name>.log` and `mongo-<name>.log`. `proxied`: the broker behind
+        `bench.tcp_proxy`, which it advertises, so that the proxy can stop "the broker"."""
         suffix = f"-{name}" if name else ""
         root = self.root / name if name else self.root
-        kafka_port, mongo_port = free_port(), free_port()
+        kafka_port, mongo_port, proxy_port = free_port(), free_port(), free_port()
         broker = self._adopt(
             start_broker(
                 kafka_port,
                 self.log_dir,
-                advertised_port=kafka_advertised_port,
+                advertised_port=proxy_port if proxied else None,
                 name="kafka" + suffix,
             )
         )
+        proxy = None
+        if proxied:
+            argv = [sys.executable, "-m", "bench.tcp_proxy", "--port", str(proxy_port)]
+            proxy = self.start_process("kafka-proxy" + suffix, [*argv, "--target", str(kafka_port)])
+            wait_for_port(proxy_port, 10, proxy.process)
+            kafka_port = proxy_port
         storage = root / "mongo"
         mongo = self._adopt(start_mongo(mongo_port, storage, self.log_dir, name="mongo" + suffix))
-        kafka_port = kafka_advertised_port or kafka_port
         return Infrastructure(
             broker=broker,
             mongo=mongo,
@@ -293,6 +307,7 @@ class Harness:
             admin_token="hh_admin_" + secrets.token_urlsafe(32),
             encryption_key=Fernet.generate_key().decode(),
             mongo_storage=storage,
+            broker_proxy=proxy,
         )
 
     def start_mongo_again(self, infrastructure: Infrastructure) -> None:

@@ -114,6 +114,26 @@ class Verdict:
         return asdict(self)
 
 
+def judge(
+    samples: Sequence[Sample],
+    faults: Sequence[Fault],
+    end: float,
+    rules: Rules,
+    services: Iterable[str],
+    exempt: Mapping[str, str] | None = None,
+) -> list[Verdict]:
+    """Every rule but loss, on the samples up to `end` (the end of the load): memory and
+    descriptors of each of `services`, each group's lag after each fault, and collections."""
+    within = [sample for sample in samples if sample.t <= end]
+    verdicts = []
+    for name in services:
+        verdicts += rss_growth(within, name, faults, rules)
+        verdicts += fd_growth(within, name, faults, rules)
+    verdicts += lag_recovery(within, faults, rules)
+    verdicts += levelling(within, end, rules, exempt)
+    return verdicts
+
+
 def passed(verdicts: Iterable[Verdict]) -> bool:
     """True when no verdict failed (one not judged is not a failure; it is reported)."""
     return all(verdict.ok is not False for verdict in verdicts)
@@ -238,8 +258,8 @@ def _growth(
         windows = _windows(points, rules)
         if windows is None:
             detail = (
-                f"not judged: {len(points)} quiet samples after its {rules.warmup:.0f} s "
-                f"warm-up, fewer than two windows of {rules.min_samples}"
+                f"{len(points)} quiet samples after its {rules.warmup:.0f} s warm-up, "
+                f"fewer than two windows of {rules.min_samples}"
             )
             verdicts.append(Verdict(rule, subject, None, detail))
             continue
@@ -300,9 +320,7 @@ def lag_recovery(samples: Sequence[Sample], faults: Sequence[Fault], rules: Rule
         lags = _lags(samples, group)
         before = [lag for t, lag in lags if t < first_fault]
         if not before:
-            verdicts.append(
-                Verdict("lag", group, None, "not judged: no lag before the first fault")
-            )
+            verdicts.append(Verdict("lag", group, None, "no lag read before the first fault"))
             continue
         steady = statistics.median(before)
         limit = max(steady * rules.lag_factor, steady + rules.lag_slack)
@@ -344,7 +362,7 @@ def levelling(
     retention keeps it level. Judged only when the last third begins after `settle`."""
     if 2 * end / 3 < rules.settle:
         detail = (
-            f"not judged: the run's last third begins at {2 * end / 3:.0f} s, before "
+            f"the run's last third begins at {2 * end / 3:.0f} s, before "
             f"retention levels collections off ({rules.settle:.0f} s)"
         )
         return [Verdict("level", "collections", None, detail)]
@@ -352,7 +370,7 @@ def levelling(
     verdicts = []
     for name in names:
         if exempt and name in exempt:
-            verdicts.append(Verdict("level", name, None, f"not judged: {exempt[name]}"))
+            verdicts.append(Verdict("level", name, None, exempt[name]))
             continue
         points = [
             (s.t, float(s.collections[name].count))
@@ -362,7 +380,7 @@ def levelling(
         first = [p for p in points if p[0] <= end / 3]
         last = [p for p in points if p[0] >= 2 * end / 3]
         if len(first) < rules.min_samples or len(last) < rules.min_samples:
-            verdicts.append(Verdict("level", name, None, "not judged: too few samples"))
+            verdicts.append(Verdict("level", name, None, "too few samples"))
             continue
         early, late = slope(first), slope(last)
         ok = late <= max(rules.level_ratio * early, rules.level_floor)
