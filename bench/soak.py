@@ -125,9 +125,12 @@ class Plan:
         return self.seconds * (0.3, 0.5, 0.7)[index]
 
     def rules(self) -> Rules:
+        window = min(60.0, max(30.0, self.seconds / 20))
         return Rules(
-            warmup=min(300.0, self.seconds / 4),
-            window=min(60.0, max(30.0, self.seconds / 20)),
+            # Ends a window before the first fault: the first quiet window is the last
+            # before it (300 s, then 300-360 s, in 20 minutes).
+            warmup=min(300.0, self.fault_at(0) - window),
+            window=window,
             # Until the next fault at the latest (faults are 20% of the length apart).
             recovery=min(60.0, self.seconds / 5 - self.fault_seconds),
         )

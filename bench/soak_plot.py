@@ -106,6 +106,7 @@ def plot(samples: Sequence[Sample], faults: Sequence[Fault], path: Path, title: 
         ax.legend(loc="upper left", fontsize=7, ncol=3)
     size.legend(loc="upper right", fontsize=7)
     loop.legend(loc="upper right", fontsize=7)
+    descriptors.set_yscale("log")  # tens for most processes, hundreds for delivery's pools
     pending.set_xlabel("minutes since the load began")
     memory.set_title(title)
     fig.tight_layout()

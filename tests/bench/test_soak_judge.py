@@ -1,10 +1,15 @@
-"""The soak's judging code (bench/soak_judge.py) on hand-made series: each rule passes when
-its target is met, fails when it is not, and says "not judged" when it cannot tell."""
+"""The soak's judging code (bench/soak_judge.py) on hand-made series and on a recorded run
+(`soak_300s.json`, a 5-minute soak's samples and faults): each rule passes when its target
+is met, fails when it is not, and says "not judged" when it cannot tell."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
+from pathlib import Path
 
+from bench.soak import SERVICES, Plan
 from bench.soak_judge import (
     Coll,
     Fault,
@@ -12,9 +17,11 @@ from bench.soak_judge import (
     Proc,
     Rules,
     Sample,
+    Verdict,
     arrivals,
     deliveries,
     fd_growth,
+    judge,
     lag_recovery,
     levelling,
     passed,
@@ -22,6 +29,7 @@ from bench.soak_judge import (
     series,
     slope,
 )
+from bench.soak_plot import plot
 
 MB = 1_000_000
 # A 20-minute soak read the way bench.soak reads it: warm-up 300 s, minute windows.
@@ -262,3 +270,124 @@ def test_samples_round_trip_through_json() -> None:
         loop_lag={"gateway": 0.01, "delivery": None},
     )
     assert Sample.from_json(sample.to_json()) == sample
+
+
+def test_the_twenty_minute_plan_is_the_issues() -> None:
+    plan = Plan(1200)
+    assert [plan.fault_at(i) for i in range(3)] == [360, 600, 840]
+    assert plan.fault_seconds == 60
+    assert plan.rules() == Rules(warmup=300, window=60, recovery=60)
+
+
+def test_a_short_plan_keeps_a_quiet_window_before_its_first_fault() -> None:
+    plan = Plan(300)
+    rules = plan.rules()
+    assert plan.fault_seconds == 30
+    assert rules.warmup + rules.window == plan.fault_at(0) == 90
+    assert rules.recovery == 30  # the next fault begins 60 s after the first began
+
+
+# -- a recorded run --------------------------------------------------------------------------
+
+RECORDED = json.loads((Path(__file__).parent / "soak_300s.json").read_text())
+
+
+def recorded() -> tuple[list[Sample], list[Fault], Rules]:
+    """The 5-minute run's samples (fresh copies), faults, and the rules it was judged by."""
+    samples = [Sample.from_json(raw) for raw in RECORDED["samples"]]
+    faults = [Fault(**raw) for raw in RECORDED["faults"]]
+    return samples, faults, Plan(RECORDED["seconds"]).rules()
+
+
+def outcomes(verdicts: list[Verdict], rule: str) -> dict[str, bool | None]:
+    """By subject's first word (the service, the group): the rule's verdicts."""
+    found: dict[str, bool | None] = {}
+    for verdict in verdicts:
+        if verdict.rule == rule:
+            found.setdefault(verdict.subject.split(" ")[0], verdict.ok)
+    return found
+
+
+def change(samples: list[Sample], name: str, since: float, **fields: int) -> None:
+    """`name`'s figures from `since` on, replaced."""
+    for sample in samples:
+        proc = sample.processes.get(name)
+        if proc is not None and sample.t >= since:
+            sample.processes[name] = dataclasses.replace(proc, **fields)
+
+
+def test_the_recorded_run_as_it_was_judged() -> None:
+    samples, faults, rules = recorded()
+    verdicts = judge(samples, faults, RECORDED["seconds"], rules, SERVICES)
+    assert outcomes(verdicts, "rss") == {
+        "gateway": True,
+        "delivery": None,  # killed at 210 s: neither of its lives had two quiet windows
+        "sync": True,
+        "oauth": True,
+    }
+    # After the broker came back, gateway and sync held two and four descriptors more
+    # (26 → 28, 31 → 35) until the end: "not at all" is not met.
+    assert outcomes(verdicts, "fds") == {
+        "gateway": False,
+        "delivery": None,
+        "sync": False,
+        "oauth": True,
+    }
+    lags = [v for v in verdicts if v.rule == "lag"]
+    assert len(lags) == 5 * 3 and all(v.ok for v in lags)
+    assert outcomes(verdicts, "level") == {"collections": None}  # 300 s: too short
+
+
+def test_recorded_memory_grown_a_sixth_fails() -> None:
+    samples, faults, rules = recorded()
+    proc = samples[-1].processes["sync"]
+    assert proc is not None
+    change(samples, "sync", 240, rss=int(proc.rss * 1.16))
+    assert outcomes(rss_growth(samples, "sync", faults, rules), "rss") == {"sync": False}
+
+
+def test_recorded_descriptors_back_where_they_were_pass() -> None:
+    samples, faults, rules = recorded()
+    change(samples, "gateway", 240, fds=26)
+    assert outcomes(fd_growth(samples, "gateway", faults, rules), "fds") == {"gateway": True}
+
+
+def test_recorded_lag_still_high_after_mongodb_came_back_fails() -> None:
+    samples, faults, rules = recorded()
+    mongo = faults[1]
+    group = next(g for g in samples[0].lag or {} if g.endswith("delivery.fanout"))
+    for sample in samples:
+        if sample.lag is not None and mongo.end <= sample.t <= mongo.end + rules.recovery:
+            sample.lag[group] = 200
+    verdicts = [v for v in lag_recovery(samples, faults, rules) if v.subject.startswith(group)]
+    assert [v.ok for v in verdicts] == [True, False, True]
+
+
+def test_recorded_lag_unread_after_the_broker_came_back_fails() -> None:
+    samples, faults, rules = recorded()
+    broker = faults[0]
+    for sample in samples:
+        if broker.end <= sample.t <= broker.end + rules.recovery:
+            sample.lag = None
+    verdicts = lag_recovery(samples, faults, rules)
+    assert {v.ok for v in verdicts if "after broker stopped" in v.subject} == {False}
+
+
+def test_recorded_collections_without_retention_do_not_level_off() -> None:
+    samples, _, rules = recorded()
+    settled = dataclasses.replace(rules, settle=0)  # judged as if retention had run from 0 s
+    verdicts = {v.subject: v.ok for v in levelling(samples, RECORDED["seconds"], settled)}
+    assert verdicts["deliveries"] is False  # no retention in that tree: growing all along
+    assert verdicts["endpoints"] is True
+    for sample in samples:  # what three minutes' retention would have kept, roughly
+        if sample.collections is not None:
+            kept = sample.collections["deliveries"]
+            sample.collections["deliveries"] = Coll(min(kept.count, 8000), kept.size)
+    verdicts = {v.subject: v.ok for v in levelling(samples, RECORDED["seconds"], settled)}
+    assert verdicts["deliveries"] is True
+
+
+def test_the_recorded_run_plots(tmp_path: Path) -> None:
+    samples, faults, _ = recorded()
+    picture = plot(samples, faults, tmp_path / "soak.png", "recorded")
+    assert picture.read_bytes().startswith(b"\x89PNG")
