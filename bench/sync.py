@@ -134,17 +134,24 @@ def message_text(seq: int, sent_at: float) -> str:
 
 
 def chat_event(run: str, phase: str, seq: int, channels: int, sent_at: float) -> ChatEvent:
+    return message_created(
+        f"{run}_{phase}_{seq:07d}",
+        WORKSPACE,
+        chat_channel(seq % channels),
+        message_text(seq, sent_at),
+    )
+
+
+def message_created(name: str, workspace_id: str, channel_id: str, text: str) -> ChatEvent:
+    """Alice's message in a chat channel, as the chat product announces it: the event
+    `evt_bench_<name>`, the message `msg_<name>`."""
     return ChatEvent(
-        id=f"evt_bench_{run}_{phase}_{seq:07d}",
+        id=f"evt_bench_{name}",
         type="message.created",
-        workspace_id=WORKSPACE,
+        workspace_id=workspace_id,
         occurred_at=utcnow(),
         actor=ACTOR,
-        data={
-            "message_id": f"msg_{run}_{phase}_{seq:07d}",
-            "channel_id": chat_channel(seq % channels),
-            "text": message_text(seq, sent_at),
-        },
+        data={"message_id": f"msg_{name}", "channel_id": channel_id, "text": text},
     )
 
 
