@@ -206,6 +206,17 @@ class Stack:
     def urls(self) -> dict[str, str]:
         return {name: server.url for name, server in self.servers.items()}
 
+    def ports(self) -> dict[int, str]:
+        """Who listens where: the services, the broker (its proxy), MongoDB, the sink, the
+        sandbox."""
+        infrastructure = self.infrastructure
+        urls = {**self.urls(), "sandbox": self.sandbox_url}
+        ports = {int(url.rpartition(":")[2]): name for name, url in urls.items()}
+        ports[int(infrastructure.kafka_bootstrap.rpartition(":")[2])] = "kafka"
+        ports[infrastructure.mongo_port] = "mongo"
+        ports[self.sink_port] = "sink"
+        return ports
+
 
 def start_stack(harness: Harness) -> Stack:
     infrastructure = harness.new_infrastructure("soak", proxied=True)
@@ -603,6 +614,7 @@ class Soak:
             infrastructure.mongo_db,
             stack.pids,
             stack.urls,
+            stack.ports,
         )
         timeout = aiohttp.ClientTimeout(total=15)
         http = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=50))

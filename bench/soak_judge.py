@@ -36,11 +36,13 @@ class Fault:
 
 @dataclass(frozen=True)
 class Proc:
-    """One process at one sample: its pid, resident memory (bytes) and open descriptors."""
+    """One process at one sample: its pid, resident memory (bytes) and open descriptors;
+    of those, its TCP connections by the port at the other end (where descriptors went)."""
 
     pid: int
     rss: int
     fds: int
+    peers: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

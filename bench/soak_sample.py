@@ -1,6 +1,8 @@
 """What the soak reads every 10 s, into a `bench.soak_judge.Sample`.
 
-- Each process's RSS (`VmRSS` of /proc/<pid>/status) and open descriptors (/proc/<pid>/fd).
+- Each process's RSS (`VmRSS` of /proc/<pid>/status) and open descriptors (/proc/<pid>/fd),
+  and its TCP connections among them by peer (`to mongo`, `from gateway`: /proc/net/tcp),
+  to say where descriptors that grew went.
 - Each consumer group's lag from the broker itself: its committed offsets
   (`list_consumer_group_offsets`, given every partition of the run's topics: tansu answers
   it only with `partitions=`) against the partitions' ends. So the lag is read while the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,22 +37,52 @@ PENDING = ("pending", "active", "delayed")
 TIMEOUT = 5.0  # s for any one figure
 
 
-def process_figures(pid: int) -> Proc | None:
+def tcp_sockets() -> dict[str, tuple[int, int]]:
+    """Every TCP socket of the machine, by inode: its local and remote ports."""
+    sockets = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, remote = (int(a.rpartition(":")[2], 16) for a in fields[1:3])
+                sockets[fields[9]] = (local, remote)
+    return sockets
+
+
+def _peer(local: int, remote: int, ports: Mapping[int, str]) -> str:
+    """`to kafka`, `from <a client of> gateway`, or `other`."""
+    if remote in ports:
+        return f"to {ports[remote]}"
+    if local in ports:
+        return f"from {ports[local]}"
+    return "other"
+
+
+def process_figures(
+    pid: int, sockets: Mapping[str, tuple[int, int]], ports: Mapping[int, str]
+) -> Proc | None:
+    """`sockets`: `tcp_sockets()`, read once for every process of a sample; `ports`: the
+    stack's listening ports by name, to say where its connections go."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-        fds = sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+        links = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                links.append(fd.readlink().name)
     except OSError:
         return None
+    inodes = [link[8:-1] for link in links if link.startswith("socket:[")]
+    peers = Counter(_peer(*sockets[inode], ports) for inode in inodes if inode in sockets)
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
-            return Proc(pid, int(line.split()[1]) * 1024, fds)
+            return Proc(pid, int(line.split()[1]) * 1024, len(links), dict(peers))
     return None  # a zombie has no VmRSS
 
 
 class Sampler:
     """`pids()` gives each process to read (None: not running now); `services()` each
-    hookhub service's URL, as they are at the time of the sample (a restarted service
-    has a new pid and port)."""
+    hookhub service's URL and `ports()` each listening port's name, as they are at the
+    time of the sample (a restarted service has a new pid and port)."""
 
     def __init__(
         self,
@@ -59,11 +92,13 @@ class Sampler:
         database: str,
         pids: Callable[[], Mapping[str, int | None]],
         services: Callable[[], Mapping[str, str]],
+        ports: Callable[[], Mapping[int, str]],
     ) -> None:
         self.bootstrap = bootstrap
         self.prefix = namespace + "."
         self.pids = pids
         self.services = services
+        self.ports = ports
         self.mongo: MongoClient[dict[str, Any]] = MongoClient(
             mongo_uri,
             serverSelectionTimeoutMS=2000,
@@ -87,8 +122,10 @@ class Sampler:
             asyncio.to_thread(self._mongo),
             self.loop_lags(),
         )
+        sockets, ports = tcp_sockets(), self.ports()
         processes = {
-            name: None if pid is None else process_figures(pid) for name, pid in self.pids().items()
+            name: None if pid is None else process_figures(pid, sockets, ports)
+            for name, pid in self.pids().items()
         }
         collections, pending = mongo if mongo is not None else (None, None)
         return Sample(t, processes, lag, collections, pending, loop_lag)

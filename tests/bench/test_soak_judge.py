@@ -308,12 +308,14 @@ def outcomes(verdicts: list[Verdict], rule: str) -> dict[str, bool | None]:
     return found
 
 
-def change(samples: list[Sample], name: str, since: float, **fields: int) -> None:
-    """`name`'s figures from `since` on, replaced."""
+def change(samples: list[Sample], name: str, since: float, *, rss: int = 0, fds: int = 0) -> None:
+    """`name`'s RSS or descriptors (those given) from `since` on, replaced."""
     for sample in samples:
         proc = sample.processes.get(name)
         if proc is not None and sample.t >= since:
-            sample.processes[name] = dataclasses.replace(proc, **fields)
+            sample.processes[name] = dataclasses.replace(
+                proc, rss=rss or proc.rss, fds=fds or proc.fds
+            )
 
 
 def test_the_recorded_run_as_it_was_judged() -> None:
