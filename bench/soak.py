@@ -75,7 +75,18 @@ from bench.harness import (
     wait_answering,
 )
 from bench.sink import _percentile_ms
-from bench.soak_judge import Fault, Outcomes, Rules, Sample, Verdict, arrivals, deliveries, judge
+from bench.soak_judge import (
+    Fault,
+    Outcomes,
+    Rules,
+    Sample,
+    Verdict,
+    arrivals,
+    deliveries,
+    ends,
+    judge,
+    missing,
+)
 from bench.soak_plot import plot
 from bench.soak_sample import Sampler
 from bench.sync import TEXT, _paced, message_created
@@ -539,9 +550,7 @@ class Accounting:
     figures: dict[str, Any]
 
 
-async def account(
-    stack: Stack, load: Load, sink: EndpointSink, failed: set[tuple[str, str]]
-) -> Accounting:
+async def account(stack: Stack, load: Load, sink: EndpointSink, sampler: Sampler) -> Accounting:
     bootstrap = stack.infrastructure.kafka_bootstrap
     letters = [orjson.loads(v) for v in await read_topic(bootstrap, stack.topic(DEAD_LETTER_TOPIC))]
     inbound = marks(await read_topic(bootstrap, stack.topic(Topic.CHAT_INBOUND)))
@@ -555,7 +564,7 @@ async def account(
             (stack.endpoints[n], by_message[msg]) for n, msg in sink.delivered if msg in by_message
         ),
         dead_lettered=frozenset((d["endpoint_id"], d["event_id"]) for d in letters),
-        failed=frozenset(failed),
+        failed=frozenset(sampler.failed),
     )
     verdicts = [
         deliveries("chat events", streams["chat"].accepted, stack.endpoints, outcomes),
@@ -572,11 +581,37 @@ async def account(
         "answer_p99_ms": _percentile_ms(answers, 0.99),
         "sink_requests": dict(sink.requests),
         "dead_letters": len(letters),
-        "failed_deliveries_seen": len(failed),
+        "failed_deliveries_seen": len(sampler.failed),
         "chat_events_echoed_to_chat_inbound": sum(inbound[e] for e in streams["chat"].accepted),
         "consumer_dead_letters": len(poison),
+        "lost": await whereabouts(sampler, stack.endpoints, streams, outcomes, in_slack),
     }
     return Accounting(verdicts, figures)
+
+
+async def whereabouts(
+    sampler: Sampler,
+    endpoints: list[str],
+    streams: dict[str, Stream],
+    outcomes: Outcomes,
+    in_slack: Counter[str],
+) -> dict[str, Any]:
+    """What MongoDB still says of the first items lost (their delivery, their outbox job),
+    to tell where each stopped."""
+    events = streams["chat"].accepted + streams["github"].accepted
+    _, pairs = ends(events, endpoints, outcomes)
+    to_slack = missing(streams["chat"].accepted, in_slack)
+    found: dict[str, Any] = {}
+    if pairs:
+        query: dict[str, Any] = {"$or": [{"endpoint_id": p, "event_id": e} for p, e in pairs[:20]]}
+        fields = ["event_id", "endpoint_id", "status", "attempts", "last_error", "lease_owner"]
+        found["deliveries"] = await sampler.find("deliveries", query, fields)
+    if to_slack:
+        messages = ["msg_" + event.removeprefix("evt_bench_") for event in to_slack[:20]]
+        query = {"message_id": {"$in": messages}}
+        fields = ["message_id", "status", "error", "lease_owner", "next_attempt_at", "attempts"]
+        found["sync_outbox"] = await sampler.find("sync_outbox", query, fields)
+    return found
 
 
 # -- the benchmark ---------------------------------------------------------------------------
@@ -635,7 +670,7 @@ class Soak:
                 await fault_task
                 await sampling
             drained = await _drain(sampler, sink, stack, http)
-            accounting = await account(stack, load, sink, sampler.failed)
+            accounting = await account(stack, load, sink, sampler)
         finally:
             await http.close()
             await producer.stop()
@@ -722,7 +757,7 @@ def _result(
         "plot": str(picture),
     }
     path = RESULTS_DIR / f"soak-{stamp}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
     ours = _measurement(plan, accounting.figures, failed)
     cpu.apply(ours)
     streams = accounting.figures["streams"]
@@ -734,6 +769,11 @@ def _result(
             for name, s in streams.items()
         ),
         f"drained in {drained:g} s" if drained is not None else "NOT drained",
+        *(
+            [f"what MongoDB says of the first lost: {accounting.figures['lost']}"]
+            if accounting.figures["lost"]
+            else []
+        ),
         "p50/p99: the HTTP answers of the gateway and the Slack stand-in, faults included; "
         "CPU: over the load, less the delivery process and MongoDB (restarted by the faults)",
         f"samples, faults, accounting and verdicts: {path}; plot: {picture}",

@@ -22,6 +22,7 @@ during a fault or in the recovery window after it (the "quiet" samples).
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -154,11 +155,11 @@ class Outcomes:
     failed: frozenset[tuple[str, str]] = frozenset()
 
 
-def deliveries(
-    kind: str, accepted: Sequence[str], endpoints: Sequence[str], outcomes: Outcomes
-) -> Verdict:
-    """Every accepted event of `kind` delivered to, or dead-lettered at, every endpoint."""
-    counts = {"delivered": 0, "dead-lettered": 0, "failed without a dead letter": 0}
+def ends(
+    accepted: Sequence[str], endpoints: Sequence[str], outcomes: Outcomes
+) -> tuple[Counter[str], list[tuple[str, str]]]:
+    """How the (endpoint, event) pairs ended, counted, and those that did not (lost)."""
+    counts: Counter[str] = Counter()
     lost: list[tuple[str, str]] = []
     for event in accepted:
         for endpoint in endpoints:
@@ -171,6 +172,14 @@ def deliveries(
                 counts["failed without a dead letter"] += 1
             else:
                 lost.append(pair)
+    return counts, lost
+
+
+def deliveries(
+    kind: str, accepted: Sequence[str], endpoints: Sequence[str], outcomes: Outcomes
+) -> Verdict:
+    """Every accepted event of `kind` delivered to, or dead-lettered at, every endpoint."""
+    counts, lost = ends(accepted, endpoints, outcomes)
     ended = ", ".join(f"{n:,} {what}" for what, n in counts.items() if n)
     detail = (
         f"{len(accepted):,} accepted, {len(endpoints)} endpoints each: {ended or 'none'}"
@@ -181,12 +190,16 @@ def deliveries(
     return Verdict("loss", kind, not lost, detail)
 
 
+def missing(accepted: Sequence[str], seen: Mapping[str, int]) -> list[str]:
+    return [item for item in accepted if not seen.get(item)]
+
+
 def arrivals(
     kind: str, accepted: Sequence[str], seen: Mapping[str, int], *, exactly_once: bool
 ) -> Verdict:
     """Every accepted id seen where it goes (`seen`: times each id arrived); with
     `exactly_once`, no more than once either."""
-    lost = [item for item in accepted if not seen.get(item)]
+    lost = missing(accepted, seen)
     twice = [item for item in accepted if seen.get(item, 0) > 1]
     detail = (
         f"{len(accepted):,} accepted: {len(lost):,} lost, {len(twice):,} arrived more than once"

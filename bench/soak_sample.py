@@ -198,6 +198,20 @@ class Sampler:
             return None
         return collections, pending
 
+    async def find(
+        self, collection: str, query: dict[str, Any], fields: list[str]
+    ) -> list[dict[str, Any]] | str:
+        """Up to 20 documents' `fields` (the error's name if MongoDB cannot answer)."""
+
+        def read() -> list[dict[str, Any]]:
+            projection = dict.fromkeys(fields, 1)
+            return self.db[collection].find(query, projection).limit(20).to_list()
+
+        try:
+            return await asyncio.to_thread(read)
+        except Exception as exc:
+            return type(exc).__name__
+
     # -- the services' metrics -------------------------------------------------------------
 
     async def loop_lags(self) -> dict[str, float | None]:
