@@ -714,14 +714,15 @@ async def _sample_every(
 async def _drain(
     sampler: Sampler, sink: EndpointSink, stack: Stack, http: aiohttp.ClientSession
 ) -> float | None:
-    """Seconds until no delivery is pending and nothing new arrives at the sink or in Slack
-    for 10 s (None: not within DRAIN_SECONDS)."""
+    """Seconds until no delivery is pending, no sync outbox job queued, and nothing new
+    arrives at the sink or in Slack for 10 s (None: not within DRAIN_SECONDS)."""
     started = time.monotonic()
     last: tuple[int, int] | None = None
     while time.monotonic() - started < DRAIN_SECONDS:
         sample = await sampler.sample(0.0)  # also keeps the failed deliveries up to date
+        queued = await sampler.find("sync_outbox", {"status": "queued"}, ["_id"])
         now = (len(sink.delivered), len(await slack_texts(http, stack)))
-        if sample.pending == 0 and now == last:
+        if sample.pending == 0 and queued == [] and now == last:
             return round(time.monotonic() - started, 1)
         last = now
         await asyncio.sleep(10.0)
