@@ -85,10 +85,11 @@ from bench.soak_judge import (
     deliveries,
     ends,
     judge,
+    left_open,
     missing,
 )
 from bench.soak_plot import plot
-from bench.soak_sample import Sampler
+from bench.soak_sample import PENDING, Sampler
 from bench.sync import TEXT, _paced, message_created
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC
 from services.sandbox.app import SLACK_USERS, credentials, service_environment
@@ -566,7 +567,10 @@ async def account(stack: Stack, load: Load, sink: EndpointSink, sampler: Sampler
         dead_lettered=frozenset((d["endpoint_id"], d["event_id"]) for d in letters),
         failed=frozenset(sampler.failed),
     )
+    open_fields = ["event_id", "endpoint_id", "status", "attempts", "last_error", "updated_at"]
+    still_open = await sampler.find("deliveries", {"status": {"$in": list(PENDING)}}, open_fields)
     verdicts = [
+        left_open("deliveries", still_open),
         deliveries("chat events", streams["chat"].accepted, stack.endpoints, outcomes),
         deliveries("GitHub webhooks", streams["github"].accepted, stack.endpoints, outcomes),
         arrivals("chat → Slack", streams["chat"].accepted, in_slack, exactly_once=True),

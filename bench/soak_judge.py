@@ -211,6 +211,15 @@ def arrivals(
     return Verdict("loss", kind, not lost and not (exactly_once and twice), detail)
 
 
+def left_open(kind: str, found: Sequence[Mapping[str, Any]] | str) -> Verdict:
+    """None of `kind` is still open once the stack was given time to finish (`found`: those
+    that are, up to a few; or why they could not be read)."""
+    if isinstance(found, str):
+        return Verdict("loss", f"{kind} left open", None, f"could not be read: {found}")
+    detail = f"{len(found)} still open after the drain" + (f", e.g. {found[0]}" if found else "")
+    return Verdict("loss", f"{kind} left open", not found, detail)
+
+
 # -- memory and descriptors ------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from bench.soak_judge import (
     fd_growth,
     judge,
     lag_recovery,
+    left_open,
     levelling,
     passed,
     rss_growth,
@@ -95,6 +96,14 @@ def test_arrivals_lost_and_twice() -> None:
     lost = arrivals("incoming", ["a", "b", "c"], seen, exactly_once=False)
     assert lost.ok is False
     assert "1 lost" in lost.detail
+
+
+def test_nothing_left_open_after_the_drain() -> None:
+    assert left_open("deliveries", []).ok is True
+    stuck = left_open("deliveries", [{"_id": "dlv_1", "status": "active"}])
+    assert stuck.ok is False
+    assert stuck.detail == "1 still open after the drain, e.g. {'_id': 'dlv_1', 'status': 'active'}"
+    assert left_open("deliveries", "ServerSelectionTimeoutError").ok is None
 
 
 # -- memory and descriptors ------------------------------------------------------------------
