@@ -242,9 +242,9 @@ def series(samples: Sequence[Sample], name: str) -> list[list[tuple[float, Proc]
 
 
 def _windows(
-    points: Sequence[tuple[float, float]], rules: Rules
-) -> tuple[list[float], list[float]] | None:
-    """The values of the first and of the last `window` seconds of `points` (at least
+    points: Sequence[tuple[float, Proc]], rules: Rules
+) -> tuple[list[Proc], list[Proc]] | None:
+    """The figures of the first and of the last `window` seconds of `points` (at least
     `min_samples` each), or None when they would overlap."""
     if len(points) < 2 * rules.min_samples:
         return None
@@ -269,13 +269,14 @@ def _growth(
     value: Callable[[Proc], float],
     within: Callable[[float, float], bool],
     unit: Callable[[float], str],
+    explain: Callable[[list[Proc], list[Proc]], str] | None = None,
 ) -> list[Verdict]:
     verdicts = []
     for run in series(samples, name):
         start, pid = run[0][0], run[0][1].pid
         subject = f"{name} (pid {pid}, from {start:.0f} s)"
         points = [
-            (t, value(proc))
+            (t, proc)
             for t, proc in run
             if t >= start + rules.warmup and quiet(t, faults, rules.recovery)
         ]
@@ -287,11 +288,15 @@ def _growth(
             )
             verdicts.append(Verdict(rule, subject, None, detail))
             continue
-        before, after = statistics.median(windows[0]), statistics.median(windows[1])
+        first, last = windows
+        before = statistics.median(value(proc) for proc in first)
+        after = statistics.median(value(proc) for proc in last)
         detail = (
             f"median {unit(before)} in its first quiet minute after the warm-up, "
             f"{unit(after)} in its last"
         )
+        if explain is not None and before != after:
+            detail += explain(first, last)
         verdicts.append(Verdict(rule, subject, within(before, after), detail))
     return verdicts
 
@@ -321,7 +326,20 @@ def fd_growth(
     def fds(value: float) -> str:
         return f"{value:g} descriptors"
 
-    return _growth("fds", samples, name, faults, rules, lambda p: p.fds, within, fds)
+    return _growth(
+        "fds", samples, name, faults, rules, lambda p: p.fds, within, fds, _peers_changed
+    )
+
+
+def _peers_changed(first: list[Proc], last: list[Proc]) -> str:
+    """Which TCP connections (by peer) the medians of the two windows differ by."""
+    changes = []
+    for peer in sorted({peer for proc in first + last for peer in proc.peers}):
+        before = statistics.median(proc.peers.get(peer, 0) for proc in first)
+        after = statistics.median(proc.peers.get(peer, 0) for proc in last)
+        if before != after:
+            changes.append(f"{after - before:+g} {peer}")
+    return f" (TCP connections: {', '.join(changes)})" if changes else ""
 
 
 # -- consumer lag ----------------------------------------------------------------------------

@@ -336,14 +336,16 @@ def test_the_recorded_run_as_it_was_judged() -> None:
         "sync": True,
         "oauth": True,
     }
-    # After the broker came back, gateway and sync held two and four descriptors more
-    # (26 → 28, 31 → 35) until the end: "not at all" is not met.
+    # After the faults, gateway and sync held three and four descriptors more (26 → 29,
+    # 31 → 35) until the end: "not at all" is not met; the detail says where they went.
     assert outcomes(verdicts, "fds") == {
         "gateway": False,
         "delivery": None,
         "sync": False,
         "oauth": True,
     }
+    [sync_fds] = [v for v in verdicts if v.rule == "fds" and v.subject.startswith("sync")]
+    assert sync_fds.detail.endswith("35 descriptors in its last (TCP connections: +4 to mongo)")
     lags = [v for v in verdicts if v.rule == "lag"]
     assert len(lags) == 5 * 3 and all(v.ok for v in lags)
     assert outcomes(verdicts, "level") == {"collections": None}  # 300 s: too short
