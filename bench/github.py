@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.harness import BenchError, BenchmarkResult, Harness
+from bench.harness import BenchError, BenchmarkResult, Harness, create_integration
 from bench.incoming import kafka_check
 from bench.loadgen import SEQ, Target
 from shared.envelopes import Topic
@@ -37,7 +37,7 @@ class GitHubWebhooks:
         secret = uuid.uuid4().hex
         infrastructure = harness.infrastructure()
         oauth = harness.start_service("oauth")
-        integration_id = _create_integration(oauth.url, infrastructure.admin_token, secret)
+        integration_id = github_integration(oauth.url, infrastructure.admin_token, secret)
         oauth.stop()
         gateway = harness.start_service("gateway")
         url = f"{gateway.url}/api/webhooks/github/{integration_id}"
@@ -78,23 +78,12 @@ def signed_headers(body: bytes, event: str, delivery: str, secret: str) -> dict[
     }
 
 
-def _create_integration(oauth_url: str, admin_token: str, secret: str) -> str:
-    response = httpx.post(
-        oauth_url + "/api/integrations",
-        headers={"Authorization": f"Bearer {admin_token}"},
-        json={
-            "provider": "github",
-            "workspace_id": "ws_bench",
-            "settings": {"webhook_secret": secret},
-            # The benchmark measures the gateway, not its per-integration limit.
-            "rate_limit_per_second": 100_000,
-        },
-        timeout=10,
-    )
-    if response.status_code != 201:
-        raise BenchError(f"creating the integration: {response.status_code} {response.text}")
-    integration_id: str = response.json()["id"]
-    return integration_id
+def github_integration(
+    oauth_url: str, admin_token: str, secret: str, workspace_id: str = "ws_bench"
+) -> str:
+    """A GitHub integration whose webhooks are signed with `secret`; its id."""
+    settings = {"webhook_secret": secret}
+    return create_integration(oauth_url, admin_token, "github", workspace_id, settings)
 
 
 def _post_once(url: str, body: bytes, headers: dict[str, str]) -> None:

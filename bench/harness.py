@@ -37,7 +37,14 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from bench.loadgen import Target
-from shared.embedded import ChildProcess, free_port, spawn, start_broker, start_mongo
+from shared.embedded import (
+    ChildProcess,
+    free_port,
+    spawn,
+    start_broker,
+    start_mongo,
+    wait_for_port,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -54,6 +61,8 @@ class Options:
     concurrency: int = 50
     client: str = "raw"
     timeout: float = 10.0
+    # The soak's length (`--duration` when given; bench.soak.DEFAULT_SECONDS otherwise).
+    soak_seconds: float = 1200.0
     # Extra HOOKHUB_* variables for the services under test (`--set KEY=VALUE`).
     service_env: dict[str, str] = field(default_factory=dict)
     keep_logs: bool = False
@@ -87,7 +96,8 @@ class BenchmarkResult:
     name: str
     title: str
     ours: Measurement
-    baseline: Measurement
+    # None: a benchmark judged against targets alone (the soak).
+    baseline: Measurement | None
     notes: list[str] = field(default_factory=list)
     # For benchmarks not driven by the load generator: how the run was set up (printed in
     # place of the load options), what the rate column counts, and what the ratio compares:
@@ -98,13 +108,15 @@ class BenchmarkResult:
 
     @property
     def ratio(self) -> float | None:
-        if self.compare != "rps":
+        if self.compare != "rps" or self.baseline is None:
             return None
         return self.ours.rps / self.baseline.rps if self.baseline.rps else None
 
     @property
     def latency_ratios(self) -> dict[str, float | None]:
         """ours/baseline of p50 and p99 (lower is better), for `compare="latency"`."""
+        if self.baseline is None:
+            return {"p50": None, "p99": None}
         pairs = {
             "p50": (self.ours.p50_ms, self.baseline.p50_ms),
             "p99": (self.ours.p99_ms, self.baseline.p99_ms),
@@ -115,15 +127,19 @@ class BenchmarkResult:
         }
 
     @property
+    def runs(self) -> list[Measurement]:
+        return [self.ours] if self.baseline is None else [self.ours, self.baseline]
+
+    @property
     def flagged(self) -> bool:
-        return bool(self.ours.errors or self.baseline.errors)
+        return any(run.errors for run in self.runs)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "title": self.title,
             "ours": asdict(self.ours),
-            "baseline": asdict(self.baseline),
+            "baseline": asdict(self.baseline) if self.baseline is not None else None,
             "ratio": round(self.ratio, 3) if self.ratio is not None else None,
             "flagged": self.flagged,
             "notes": self.notes,
@@ -153,6 +169,13 @@ class Infrastructure:
     data_dir: Path
     admin_token: str
     encryption_key: str
+    mongo_storage: Path
+    # `bench.tcp_proxy`, in front of the broker: every client connects through it.
+    broker_proxy: ChildProcess | None = None
+
+    @property
+    def mongo_port(self) -> int:
+        return int(self.mongo_uri.rpartition(":")[2])
 
     @contextlib.contextmanager
     def database(self) -> Iterator[Database[dict[str, Any]]]:
@@ -245,28 +268,72 @@ class Harness:
 
     def infrastructure(self) -> Infrastructure:
         if self._infrastructure is None:
-            kafka_port, mongo_port = free_port(), free_port()
-            broker = self._adopt(start_broker(kafka_port, self.log_dir))
-            mongo = self._adopt(start_mongo(mongo_port, self.root / "mongo", self.log_dir))
-            self._infrastructure = Infrastructure(
-                broker=broker,
-                mongo=mongo,
-                kafka_bootstrap=f"127.0.0.1:{kafka_port}",
-                mongo_uri=f"mongodb://127.0.0.1:{mongo_port}",
-                mongo_db=f"hookhub_bench_{self.run_id}",
-                topic_namespace=f"bench-{self.run_id}",
-                data_dir=self.root / "data",
-                admin_token="hh_admin_" + secrets.token_urlsafe(32),
-                encryption_key=Fernet.generate_key().decode(),
-            )
+            self._infrastructure = self.new_infrastructure()
         return self._infrastructure
 
+    def new_infrastructure(self, name: str = "", *, proxied: bool = False) -> Infrastructure:
+        """A broker and MongoDB server on free ports, with a data dir, topic namespace,
+        database, admin token and key of their own. The run's (`infrastructure()`) is
+        unnamed; a benchmark that stops them (the soak) makes its own, named, whose logs
+        are `kafka-<name>.log` and `mongo-<name>.log`. `proxied`: the broker behind
+        `bench.tcp_proxy`, which it advertises, so that the proxy can stop "the broker"."""
+        suffix = f"-{name}" if name else ""
+        root = self.root / name if name else self.root
+        kafka_port, mongo_port, proxy_port = free_port(), free_port(), free_port()
+        broker = self._adopt(
+            start_broker(
+                kafka_port,
+                self.log_dir,
+                advertised_port=proxy_port if proxied else None,
+                name="kafka" + suffix,
+            )
+        )
+        proxy = None
+        if proxied:
+            argv = [sys.executable, "-m", "bench.tcp_proxy", "--port", str(proxy_port)]
+            proxy = self.start_process("kafka-proxy" + suffix, [*argv, "--target", str(kafka_port)])
+            wait_for_port(proxy_port, 10, proxy.process)
+            kafka_port = proxy_port
+        storage = root / "mongo"
+        mongo = self._adopt(start_mongo(mongo_port, storage, self.log_dir, name="mongo" + suffix))
+        return Infrastructure(
+            broker=broker,
+            mongo=mongo,
+            kafka_bootstrap=f"127.0.0.1:{kafka_port}",
+            mongo_uri=f"mongodb://127.0.0.1:{mongo_port}",
+            mongo_db=f"hookhub_bench_{self.run_id}{suffix.replace('-', '_')}",
+            topic_namespace=f"bench-{self.run_id}{suffix}",
+            data_dir=root / "data",
+            admin_token="hh_admin_" + secrets.token_urlsafe(32),
+            encryption_key=Fernet.generate_key().decode(),
+            mongo_storage=storage,
+            broker_proxy=proxy,
+        )
+
+    def start_mongo_again(self, infrastructure: Infrastructure) -> None:
+        """MongoDB started again (after it was stopped) on its port and storage."""
+        mongo = infrastructure.mongo
+        infrastructure.mongo = self._adopt(
+            start_mongo(
+                infrastructure.mongo_port,
+                infrastructure.mongo_storage,
+                self.log_dir,
+                name=mongo.name,
+            )
+        )
+
     def start_service(
-        self, service: str, env: dict[str, str] | None = None, *, wait: bool = True
+        self,
+        service: str,
+        env: dict[str, str] | None = None,
+        *,
+        wait: bool = True,
+        infrastructure: Infrastructure | None = None,
     ) -> Server:
-        """`hookhub serve <service>` as its own process, as in production; waits for /readyz
-        unless `wait` is false (then call `wait_ready` when it matters)."""
-        infrastructure = self.infrastructure()
+        """`hookhub serve <service>` as its own process, as in production, on the run's
+        infrastructure or the one given; waits for /readyz unless `wait` is false (then call
+        `wait_ready` when it matters)."""
+        infrastructure = infrastructure or self.infrastructure()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "services.cli", "serve", service]
@@ -290,10 +357,13 @@ class Harness:
             self.wait_ready(server)
         return server
 
-    def start_process(self, name: str, argv: Sequence[str]) -> ChildProcess:
+    def start_process(
+        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None
+    ) -> ChildProcess:
         """A helper process of a benchmark (a sink, a client), logged to `<name>.log` and
-        stopped with everything else."""
-        return self._adopt(spawn(name, list(argv), self.log_dir, env=self._python_env()))
+        stopped with everything else; `env` added to its environment."""
+        env = {**self._python_env(), **(env or {})}
+        return self._adopt(spawn(name, list(argv), self.log_dir, env=env))
 
     def baseline(self) -> Server:
         """The bare FastAPI + uvicorn app (`bench.baseline`), started once per run."""
@@ -469,6 +539,15 @@ def _number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _ratio_row(result: BenchmarkResult) -> tuple[str, str, str, str, str]:
+    if result.compare == "latency":
+        ratios = result.latency_ratios
+        cells = ["-" if ratios[q] is None else f"{ratios[q]:.2f}" for q in ("p50", "p99")]
+        return ("ratio ours/baseline", "-", cells[0], cells[1], "")
+    ratio = result.ratio
+    return ("ratio ours/baseline", "-" if ratio is None else f"{ratio:.2f}", "", "", "")
+
+
 def render(result: BenchmarkResult, options: Options) -> str:
     setup = result.setup or (
         f"{options.concurrency} connections, "
@@ -477,7 +556,7 @@ def render(result: BenchmarkResult, options: Options) -> str:
     )
     header = f"{result.title} [{result.name}]: {setup}"
     rows = [("", result.unit, "p50 ms", "p99 ms", "errors")]
-    for run in (result.ours, result.baseline):
+    for run in result.runs:
         rows.append(
             (
                 run.label,
@@ -487,26 +566,21 @@ def render(result: BenchmarkResult, options: Options) -> str:
                 str(run.errors),
             )
         )
-    if result.compare == "latency":
-        ratios = result.latency_ratios
-        cells = ["-" if ratios[q] is None else f"{ratios[q]:.2f}" for q in ("p50", "p99")]
-        rows.append(("ratio ours/baseline", "-", cells[0], cells[1], ""))
-    else:
-        ratio = result.ratio
-        rows.append(("ratio ours/baseline", "-" if ratio is None else f"{ratio:.2f}", "", "", ""))
+    if result.baseline is not None:
+        rows.append(_ratio_row(result))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [header, "-" * len(header)]
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, 5)]
         lines.append("  ".join(cells).rstrip())
-    for run in (result.ours, result.baseline):
+    for run in result.runs:
         if run.cpu_cores:
             used = ", ".join(f"{name} {cores:.2f}" for name, cores in run.cpu_cores.items())
             lines.append(f"CPU cores during {run.label}: {used}")
             if run.host_cores:
                 host = ", ".join(f"{name} {cores:.2f}" for name, cores in run.host_cores.items())
                 lines.append(f"  whole machine: {host}")
-    for run in (result.ours, result.baseline):
+    for run in result.runs:
         if run.errors:
             kinds = ", ".join(f"{kind}={n}" for kind, n in sorted(run.error_kinds.items()))
             lines.append(f"!! FLAGGED: {run.label} had {run.errors} errors ({kinds})")
@@ -654,20 +728,45 @@ def _signals_deferred() -> Iterator[None]:
 
 async def create_each(
     service_url: str, admin_token: str, path: str, bodies: Sequence[dict[str, Any]], in_flight: int
-) -> None:
+) -> list[dict[str, Any]]:
     """POSTs every body to `path` on a service with the admin token, `in_flight` at a time
-    (mappings, subscriptions); BenchError unless each answer is 201."""
+    (mappings, subscriptions); returns what each answer made, in the bodies' order;
+    BenchError unless each answer is 201."""
     gate = asyncio.Semaphore(in_flight)
     headers = {"Authorization": f"Bearer {admin_token}"}
     async with httpx.AsyncClient(base_url=service_url, timeout=30, trust_env=False) as client:
 
-        async def create(index: int, body: dict[str, Any]) -> None:
+        async def create(index: int, body: dict[str, Any]) -> dict[str, Any]:
             async with gate:
                 answer = await client.post(path, json=body, headers=headers)
             if answer.status_code != 201:
                 raise BenchError(f"POST {path} #{index}: {answer.status_code} {answer.text}")
+            made: dict[str, Any] = answer.json()
+            return made
 
-        await asyncio.gather(*(create(index, body) for index, body in enumerate(bodies)))
+        return await asyncio.gather(*(create(index, body) for index, body in enumerate(bodies)))
+
+
+def create_integration(
+    oauth_url: str, admin_token: str, provider: str, workspace_id: str, settings: dict[str, Any]
+) -> str:
+    """An integration made through the oauth service, its rate limit out of the way (the
+    benchmarks measure the services, not the gateway's per-integration limit); its id."""
+    response = httpx.post(
+        oauth_url + "/api/integrations",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={
+            "provider": provider,
+            "workspace_id": workspace_id,
+            "settings": settings,
+            "rate_limit_per_second": 100_000,
+        },
+        timeout=10,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the integration: {response.status_code} {response.text}")
+    integration_id: str = response.json()["id"]
+    return integration_id
 
 
 def wait_answering(child: ChildProcess, url: str, name: str, timeout: float = 30.0) -> None:

@@ -63,7 +63,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.github import _create_integration, signed_headers
+from bench.github import github_integration, signed_headers
 from bench.harness import (
     BenchError,
     BenchmarkResult,
@@ -456,7 +456,7 @@ class Notifications:
         secret = uuid.uuid4().hex
 
         oauth = harness.start_service("oauth")
-        integration_id = _create_integration(oauth.url, infrastructure.admin_token, secret)
+        integration_id = github_integration(oauth.url, infrastructure.admin_token, secret)
         oauth.stop()
         sync = harness.start_service("sync")
         setup_started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 A benchmark is a module exposing an object with `name`, `title` and
 `run(harness) -> BenchmarkResult` (or a list of them, one table each; see
-`bench.harness.Benchmark`); adding one is adding it to `BENCHMARKS`.
+`bench.harness.Benchmark`); adding one is adding it to `BENCHMARKS`, or to `ON_REQUEST` for
+one that runs only when named with `--only` (the 20-minute soak).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench import (
     management,
     notifications,
     retention,
+    soak,
     sync,
 )
 from bench.harness import (
@@ -48,6 +50,8 @@ BENCHMARKS: list[Benchmark] = [
     management.BENCHMARK,
     retention.BENCHMARK,
 ]
+# Not in a plain `make bench`: only with `--only <name>`.
+ON_REQUEST: list[Benchmark] = [soak.BENCHMARK]
 
 
 def _parse_env(item: str) -> tuple[str, str]:
@@ -58,13 +62,15 @@ def _parse_env(item: str) -> tuple[str, str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    names = [benchmark.name for benchmark in BENCHMARKS]
+    names = [benchmark.name for benchmark in BENCHMARKS + ON_REQUEST]
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="hookhub throughput against a bare FastAPI baseline, same machine, same run.",
     )
     parser.add_argument(
-        "--duration", type=float, default=10.0, help="measured seconds per load run (10)"
+        "--duration",
+        type=float,
+        help=f"measured seconds per load run (10); the soak's length ({soak.DEFAULT_SECONDS:g})",
     )
     parser.add_argument(
         "--warmup", type=float, default=2.0, help="unmeasured seconds before each window (2)"
@@ -102,7 +108,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.warmup < 0 or args.concurrency < 1:
+    if (
+        (args.duration is not None and args.duration <= 0)
+        or args.warmup < 0
+        or args.concurrency < 1
+    ):
         parser.error("--duration and --concurrency must be positive, --warmup not negative")
     if args.import_messages and min(args.import_messages) < 1_000:
         parser.error("--import-messages: at least 1000 (200 conversations)")
@@ -118,16 +128,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for benchmark in BENCHMARKS:
             print(f"{benchmark.name}\t{benchmark.title}")
+        for benchmark in ON_REQUEST:
+            print(f"{benchmark.name}\t{benchmark.title} (only with --only {benchmark.name})")
         return 0
     options = Options(
-        duration=args.duration,
+        duration=10.0 if args.duration is None else args.duration,
+        soak_seconds=soak.DEFAULT_SECONDS if args.duration is None else args.duration,
         warmup=args.warmup,
         concurrency=args.concurrency,
         client=args.client,
         service_env=dict(args.service_env),
         keep_logs=args.keep_logs,
     )
-    selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    selected = [b for b in BENCHMARKS + ON_REQUEST if b.name in (args.only or ())]
+    selected = selected or BENCHMARKS
     if args.import_messages:
         importer.BENCHMARK.sizes = tuple(args.import_messages)
     # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background

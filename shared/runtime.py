@@ -30,6 +30,7 @@ from shared.kafka import (
     subscribers_joined,
     topic_names,
 )
+from shared.metrics import EventLoopLag
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
 from shared.retention import ExpiredDocuments, Retention, Sweep
 from shared.settings import ServiceSettings
@@ -75,6 +76,7 @@ class Runtime:
         self.db: Database = self.mongo[self.settings.mongo_db]
         self.broker = make_broker(self.settings, self.service, self.registry)
         self.registry.register(ConsumerLagCollector(self.broker))
+        self.loop_lag = EventLoopLag(self.registry)
         self.publisher = EventPublisher(self.settings, self.service, self.registry)
         self.secrets = SecretBox(self.settings.encryption_key_list)
         self.kafka_started = False
@@ -168,6 +170,7 @@ class Runtime:
         ]
         names = topic_names(self.settings, topics)
         self.background("mongo-indexes-then-retention", lambda: self._indexes(all_indexes))
+        self.background("event-loop-lag", self.loop_lag.run)
         self.background(
             "kafka-connect",
             lambda: self._retry("kafka_connect", lambda: self._start_kafka(names), "kafka_started"),
