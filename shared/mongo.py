@@ -49,6 +49,9 @@ def connect(settings: Settings, appname: str) -> AsyncMongoClient[Document]:
         # for 100 s after the database came back from an outage. With it, the wait ends in
         # a WaitQueueTimeoutError (a ConnectionFailure: 503, retry later).
         waitQueueTimeoutMS=operation_ms,
+        # A pooled connection idle this long is closed: the pool grows for a burst (a
+        # backlog after an outage) and shrinks back, instead of holding its peak for good.
+        maxIdleTimeMS=60_000,
     )
 
 

@@ -56,8 +56,14 @@ class Ownership:
             await asyncio.sleep(self.lease.total_seconds() / 3)
 
     async def dead(self, now: datetime) -> list[str]:
-        """Workers that stopped, or whose heartbeat is older than the lease."""
-        gone = {"$or": [{"stopped": True}, {"heartbeat_at": {"$lt": now - self.lease}}]}
+        """Workers that stopped, or whose heartbeat is older than the lease: never this one.
+        Its own heartbeat is stale after MongoDB was away for longer than the lease, and
+        taking its own work over sent what it was sending a second time (and left the first
+        attempt's outcome overwritten: found by the soak)."""
+        gone = {
+            "_id": {"$ne": self.id},
+            "$or": [{"stopped": True}, {"heartbeat_at": {"$lt": now - self.lease}}],
+        }
         return [d["_id"] for d in await self._workers.find(gone, {"_id": 1}).to_list()]
 
     async def others_alive(self, now: datetime) -> int:

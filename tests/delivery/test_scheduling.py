@@ -99,9 +99,23 @@ async def test_a_released_worker_hands_over_at_once_and_is_forgotten_a_day_later
     claimed = await repository.claim("next", utcnow(), [], limit=10)
     assert [doc["_id"] for doc in claimed] == ["queued"]
     # Released means gone: what it writes while it stops is taken over like a dead one's.
-    assert await stopping.dead(utcnow()) == ["stopping"]
+    assert await _worker(repository, "next").dead(utcnow()) == ["stopping"]
 
     await stopping.forget_dead(utcnow())
     assert await db[WORKERS].count_documents({}) == 1  # gone, but only just
     await stopping.forget_dead(utcnow() + timedelta(days=2))
     assert await db[WORKERS].count_documents({}) == 0
+
+
+async def test_a_process_whose_own_heartbeat_went_stale_is_not_dead_to_itself(
+    db: Database,
+) -> None:
+    """MongoDB away for longer than the lease: its heartbeat is stale when it comes back,
+    but what it holds is still its own, not a dead worker's to take over and send again."""
+    repository = await _repository(db)
+    now = utcnow()
+    me, other = _worker(repository, "me"), _worker(repository, "other")
+    await me.beat(now - 2 * LEASE)
+    await other.beat(now - 2 * LEASE)
+    assert await me.dead(now) == ["other"]
+    assert await other.dead(now) == ["me"]

@@ -178,7 +178,7 @@ class Scheduler:
             await asyncio.sleep(self._poll)
 
     async def poll(self, now: datetime) -> None:
-        dead = [w for w in await self._ownership.dead(now) if w != self._ownership.id]
+        dead = await self._ownership.dead(now)
         claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
         if claimed:
             log.info("sync_jobs_claimed", count=len(claimed), dead_workers=len(dead))
