@@ -110,19 +110,14 @@ async def _topic_size(bootstrap: str, topic: str) -> int:
 
 async def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
     """The first and the next offset of each partition of `topic`, by partition."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from shared.kafka import partitions_of
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         await consumer.start()
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            await consumer.topics()  # refreshes metadata
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+        partitions = await partitions_of(consumer, topic)
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
         return (

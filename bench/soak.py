@@ -510,13 +510,14 @@ async def _ready(server: Server) -> None:
 
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Every record's value on `topic`, from the beginning to its end now."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from shared.kafka import partitions_of
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = await partitions_of(consumer, topic)
         if not partitions:
             return []
         consumer.assign(partitions)

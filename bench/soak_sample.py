@@ -161,26 +161,17 @@ class Sampler:
             await consumer.stop()
 
     async def lag(self) -> dict[str, int]:
-        from aiokafka import TopicPartition
+        from shared.kafka import committed_offsets, partitions_of
 
         admin, consumer = await self._clients()
         topics = [topic for topic in await consumer.topics() if topic.startswith(self.prefix)]
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = [tp for topic in topics for tp in await partitions_of(consumer, topic)]
         ends = await consumer.end_offsets(partitions)
-        groups = [g for g, _ in await admin.list_consumer_groups() if g.startswith(self.prefix)]
-        lag: dict[str, int] = {}
-        for group in sorted(groups):
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-            lag[group] = sum(
-                max(ends[tp] - mark.offset, 0)
-                for tp, mark in committed.items()
-                if mark.offset >= 0 and tp in ends
-            )
-        return lag
+        groups = await committed_offsets(admin, partitions, self.prefix)
+        return {
+            group: sum(max(ends[tp] - offset, 0) for tp, offset in committed.items() if tp in ends)
+            for group, committed in sorted(groups.items())
+        }
 
     # -- MongoDB (in a thread: PyMongo blocks) ---------------------------------------------
 

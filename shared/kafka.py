@@ -114,6 +114,32 @@ class TopicOffsets:
         return True
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """`topic`'s partitions, its metadata asked for when the consumer has none yet."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer.topics()  # the metadata of every topic
+        partitions = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(partitions or ())]
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, partitions: Sequence[TopicPartition], prefix: str = ""
+) -> dict[str, dict[TopicPartition, int]]:
+    """Where each consumer group named `prefix...` that committed on `partitions` is (the
+    next offset it will read), by partition; a partition it never committed on is absent."""
+    groups: dict[str, dict[TopicPartition, int]] = {}
+    for group, _ in await admin.list_consumer_groups():
+        if not group.startswith(prefix):
+            continue
+        # With the partitions named: tansu refuses the all-partitions form.
+        committed = await admin.list_consumer_group_offsets(group, partitions=list(partitions))
+        mine = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+        if mine:
+            groups[group] = mine
+    return groups
+
+
 async def topic_offsets(settings: Settings, topic: str) -> TopicOffsets:
     """One look at `topic` (as named on the broker) and its consumer groups."""
     timeout_ms = int(settings.kafka_publish_timeout_seconds * 1000)
@@ -128,26 +154,15 @@ async def topic_offsets(settings: Settings, topic: str) -> TopicOffsets:
     await admin.start()
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()  # the metadata of every topic
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(consumer, topic)
         starts = await consumer.beginning_offsets(tps) if tps else {}
         ends = await consumer.end_offsets(tps) if tps else {}
-        groups: dict[str, dict[int, int]] = {}
-        for group, _ in await admin.list_consumer_groups():
-            if not group.startswith(settings.topic_namespace):  # another run's (tests)
-                continue
-            # With the partitions named: tansu refuses the all-partitions form.
-            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-            mine = {tp.partition: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
-            if mine:
-                groups[group] = mine
+        # The namespace leaves out another run's groups (tests share a broker).
+        groups = await committed_offsets(admin, tps, settings.topic_namespace)
         return TopicOffsets(
             {tp.partition: o for tp, o in starts.items()},
             {tp.partition: o for tp, o in ends.items()},
-            groups,
+            {g: {tp.partition: o for tp, o in c.items()} for g, c in groups.items()},
         )
     finally:
         with contextlib.suppress(Exception):
