@@ -19,13 +19,15 @@ data that inflates past its declared size is a `MemberError` when the member is 
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import threading
 import zlib
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 __all__ = ["MemberError", "NotAZip", "TooManyMembers", "ZipDirectory"]
 
@@ -115,6 +117,23 @@ class ZipDirectory:
         size = self._file_size[member]
         if limit is not None and size > limit:
             raise MemberError(f"the member is {size} bytes, over the limit of {limit}")
+        out = bytearray()
+        for piece in self.pieces(member):
+            out += piece
+        return out
+
+    def open(self, member: int) -> io.BufferedReader:
+        """The member as a file read as it inflates (a megabyte of the archive at a time),
+        with `read`'s checks: a `MemberError` from the `read()` that meets the problem, the
+        CRC-32's at the end. For members too large to hold whole."""
+        return io.BufferedReader(_MemberStream(self.pieces(member)), buffer_size=_CHUNK)
+
+    def pieces(self, member: int) -> Iterator[bytes]:
+        """The member's bytes in pieces of at most a megabyte, each yielded as it is
+        inflated: the declared size is enforced as they come, the CRC-32 checked after the
+        last (a `MemberError` then, so a reader acts on what it read only at the end, or
+        accepts that a corrupt member's start was read)."""
+        size = self._file_size[member]
         flags = self._flags[member]
         method = self._method[member]
         if flags & _ENCRYPTED_FLAG:
@@ -128,36 +147,43 @@ class ZipDirectory:
         remaining = self._compress_size[member]
         at = self._data_start(member, name)
         inflate = zlib.decompressobj(-15) if method == DEFLATED else None
-        out = bytearray()
+        produced = 0
         crc = 0
         try:
-            while remaining:
-                chunk = self._pread(min(remaining, _CHUNK), at)
-                if not chunk:
-                    raise MemberError("the archive ends inside the member")
-                at += len(chunk)
-                remaining -= len(chunk)
-                # One byte more than declared is allowed out, to see that there is more.
-                piece = chunk if inflate is None else inflate.decompress(chunk, size + 1 - len(out))
-                if len(out) + len(piece) > size or (
-                    inflate is not None and inflate.unconsumed_tail
-                ):
+            while remaining or (inflate is not None and inflate.unconsumed_tail):
+                if inflate is not None and inflate.unconsumed_tail:
+                    chunk = inflate.unconsumed_tail
+                else:
+                    chunk = self._pread(min(remaining, _CHUNK), at)
+                    if not chunk:
+                        raise MemberError("the archive ends inside the member")
+                    at += len(chunk)
+                    remaining -= len(chunk)
+                # At most a megabyte out per step; one byte more than declared is allowed
+                # out, to see that there is more.
+                piece = (
+                    chunk
+                    if inflate is None
+                    else inflate.decompress(chunk, min(_CHUNK, size + 1 - produced))
+                )
+                if produced + len(piece) > size:
                     raise MemberError(
                         f"the member is larger than the archive's directory says ({size} bytes)"
                     )
                 crc = zlib.crc32(piece, crc)
-                out += piece
+                produced += len(piece)
+                if piece:
+                    yield piece
         except zlib.error as exc:
             raise MemberError(f"the member's compressed data is corrupt ({exc})") from exc
         if inflate is not None and not inflate.eof:
             raise MemberError("the member's compressed data is cut short")
-        if len(out) != size:
+        if produced != size:
             raise MemberError(
-                f"the member is {len(out)} bytes, the archive's directory says {size}"
+                f"the member is {produced} bytes, the archive's directory says {size}"
             )
         if crc != self._crc[member]:
             raise MemberError(f"Bad CRC-32 for the member {name.decode('utf-8')!r}")
-        return out
 
     def close(self) -> None:
         self._file.close()
@@ -298,6 +324,28 @@ class ZipDirectory:
     def _pread(self, size: int, offset: int) -> bytes:
         with self._lock:
             return _read_at(self._file, offset, size)
+
+
+class _MemberStream(io.RawIOBase):
+    """A member's inflated pieces as a raw stream (see `ZipDirectory.open`)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._left = piece
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
 
 
 class _Chunks:

@@ -25,18 +25,26 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
 
-from shared.errors import HookhubError
 from shared.providers.chat import Author
+from shared.providers.exports import (
+    UNREADABLE,
+    ExportLimits,
+    ExportRefused,
+    checked_members,
+    json_type,
+    open_archive,
+    short,
+)
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
 from shared.providers.slack.messages import author_of, change_of, reactions_of
-from shared.zipdir import MemberError, NameNotUtf8, NotAZip, TooManyMembers, ZipDirectory
+from shared.zipdir import ZipDirectory
 
 __all__ = ["ExportLimits", "ExportRefused", "SlackExport"]
 
@@ -50,45 +58,6 @@ INDEX_FILES = (
 USER_FILES = ("users.json", "org_users.json")
 DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
 TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
-MAX_NAME_CHARS = 1024
-MAX_SEGMENT_BYTES = 255
-_DRIVE = re.compile(r"^[A-Za-z]:")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# What reading a member can raise: a bad CRC or local header, an encrypted member, a
-# compression method other than stored and deflated, corrupt compressed data (MemberError),
-# and the disk's errors (OSError).
-_UNREADABLE = (MemberError, OSError)
-
-
-class ExportRefused(HookhubError):
-    """The file cannot be imported as a Slack export; nothing of it was imported.
-    `code`: not_a_zip (400) | no_channels_json | malformed_index | unsafe_member_name |
-    too_many_members | export_too_large | zip_bomb (422)."""
-
-    status = 422
-    code = "export_refused"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, code=code)
-        if code == "not_a_zip":
-            self.status = 400
-
-
-@dataclass(frozen=True)
-class ExportLimits:
-    """What an export may be. Sizes are uncompressed bytes, as the ZIP's directory declares
-    them (and as reading enforces: a member is never read past its declared size)."""
-
-    max_uncompressed_bytes: int = 20 * 2**30
-    # Per member, for members of at least `ratio_floor_bytes`: Slack's JSON compresses
-    # about 10:1; a bomb's filler compresses 1000:1 and more.
-    max_ratio: float = 200.0
-    ratio_floor_bytes: int = 2**20
-    max_members: int = 500_000  # about 60 MB of directory (HOOKHUB_IMPORT_MAX_MEMBERS)
-    # A bigger day file is quarantined whole, not read (a day file is read whole).
-    max_day_file_bytes: int = 256 * 2**20
-    # channels.json, users.json and the others are read whole, at open.
-    max_index_bytes: int = 512 * 2**20
 
 
 class SlackExport:
@@ -118,20 +87,7 @@ class SlackExport:
         """Check the export from its central directory and its index files, and keep it open
         for reading. Raises `ExportRefused` saying what is wrong."""
         limits = limits or ExportLimits()
-        try:
-            archive = ZipDirectory(path, max_members=limits.max_members)
-        except TooManyMembers as exc:
-            raise ExportRefused(
-                "too_many_members",
-                f"the export has {'' if exc.exact else 'more than '}{exc.count} members, "
-                f"more than the limit of {limits.max_members}",
-            ) from exc
-        except NameNotUtf8 as exc:
-            raise ExportRefused(
-                "unsafe_member_name", "a member name is flagged UTF-8 but is not UTF-8"
-            ) from exc
-        except NotAZip as exc:
-            raise ExportRefused("not_a_zip", f"the file is not a ZIP archive ({exc})") from exc
+        archive = open_archive(path, limits)
         try:
             return cls._checked(archive, limits)
         except BaseException:
@@ -236,7 +192,7 @@ class SlackExport:
             return [], f"the day file is {size} bytes, over the limit of {limit}"
         try:
             data = self._archive.read(day)
-        except _UNREADABLE as exc:
+        except UNREADABLE as exc:
             return [], f"the day file cannot be read: {exc}"
         try:
             records = orjson.loads(data)
@@ -246,9 +202,9 @@ class SlackExport:
             try:
                 records = json.loads(data)
             except (ValueError, RecursionError) as exc:
-                return [], f"the day file is not JSON: {_short(exc)}"
+                return [], f"the day file is not JSON: {short(exc)}"
         if not isinstance(records, list):
-            return [], f"the day file is not a JSON array but {_json_type(records)}"
+            return [], f"the day file is not a JSON array but {json_type(records)}"
         return records, None
 
     def _peek_team(self) -> str | None:
@@ -288,7 +244,7 @@ def _record(channel: str, file: str, index: int, record: Any, done: float) -> Hi
         return HistoryRecord(checkpoint, quarantined=Quarantined(file, index, reason), done=done)
 
     if not isinstance(record, Mapping):
-        return quarantined(f"the record is not a JSON object but {_json_type(record)}")
+        return quarantined(f"the record is not a JSON object but {json_type(record)}")
     ts = record.get("ts")
     if not isinstance(ts, str) or not TS.match(ts):
         return quarantined("the record has no valid ts")
@@ -313,43 +269,6 @@ def _resume_point(after: Mapping[str, Any] | None) -> tuple[str | None, int | No
 # -- the archive's directory ---------------------------------------------------------------------
 
 
-def _check_name(name: str) -> None:
-    def refuse(why: str) -> None:
-        raise ExportRefused("unsafe_member_name", f"the member name {name!r} {why}")
-
-    if _CONTROL.search(name):
-        refuse("holds a control character")
-    if "\\" in name:
-        refuse("holds a backslash")
-    if name.startswith("/"):
-        refuse("is an absolute path")
-    if _DRIVE.match(name):
-        refuse("starts with a drive letter")
-    if len(name) > MAX_NAME_CHARS:
-        refuse(f"is over {MAX_NAME_CHARS} characters")
-    segments = name.rstrip("/").split("/")
-    if ".." in segments:
-        refuse("holds a '..' segment")
-    if len(name) > MAX_SEGMENT_BYTES // 4 and any(
-        len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES for segment in segments
-    ):
-        refuse(f"holds a segment over {MAX_SEGMENT_BYTES} bytes")
-
-
-def _check_ratio(name: str, archive: ZipDirectory, member: int, limits: ExportLimits) -> None:
-    size = archive.file_size(member)
-    if size < limits.ratio_floor_bytes:
-        return
-    compressed = archive.compress_size(member)
-    ratio = size / max(compressed, 1)
-    if ratio > limits.max_ratio:
-        raise ExportRefused(
-            "zip_bomb",
-            f"the member {name!r} expands {ratio:.0f} times ({size} bytes from "
-            f"{compressed}), over the limit of {limits.max_ratio:.0f}",
-        )
-
-
 def _members(archive: ZipDirectory, limits: ExportLimits) -> tuple[str, dict[str, array[int]]]:
     """Every member checked (its name, the sizes), in one pass over the directory, and where
     the index files are (the root) with the day files (`<folder>/YYYY-MM-DD.json`) by folder,
@@ -357,20 +276,7 @@ def _members(archive: ZipDirectory, limits: ExportLimits) -> tuple[str, dict[str
     root = _root(archive)
     folders: dict[str, array[int]] = {}
     one_top = True
-    total = 0
-    for member in range(len(archive)):
-        name = archive.name(member)
-        _check_name(name)
-        if member == archive.duplicate:
-            raise ExportRefused("unsafe_member_name", f"the member {name!r} appears twice")
-        total += archive.file_size(member)
-        if total > limits.max_uncompressed_bytes:
-            raise ExportRefused(
-                "export_too_large",
-                f"the export's uncompressed size is over the limit of "
-                f"{limits.max_uncompressed_bytes} bytes",
-            )
-        _check_ratio(name, archive, member, limits)
+    for member, name in checked_members(archive, limits):
         if root is None:
             continue
         if not name.startswith(root):
@@ -419,13 +325,13 @@ def _index(
         found = json.loads(archive.read(member))
     except RecursionError as exc:
         raise refuse("is nested too deep") from exc
-    except (*_UNREADABLE, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise refuse(f"cannot be read: {_short(exc)}") from exc
+    except (*UNREADABLE, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise refuse(f"cannot be read: {short(exc)}") from exc
     if not isinstance(found, list):
-        raise refuse(f"is not a JSON array but {_json_type(found)}")
+        raise refuse(f"is not a JSON array but {json_type(found)}")
     for position, item in enumerate(found):
         if not isinstance(item, dict):
-            raise refuse(f"item {position} is not a JSON object but {_json_type(item)}")
+            raise refuse(f"item {position} is not a JSON object but {json_type(item)}")
     return found
 
 
@@ -470,22 +376,3 @@ def _channel_team(indexes: Mapping[str, list[Mapping[str, Any]] | None]) -> str 
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"
-
-
-def _short(error: BaseException) -> str:
-    text = str(error)
-    return text if len(text) <= 200 else text[:197] + "..."
