@@ -288,6 +288,13 @@ class DeliverySettings(ServiceSettings):
     lease_seconds: float = Field(60.0, ge=5)
     # How often due retries (and deliveries a dead process held) are looked for.
     scheduler_poll_seconds: float = Field(0.5, gt=0)
+    # The most deliveries one process holds in memory, queued in its lanes or in flight,
+    # each with its body (a few KB typically; as large as the event). Beyond it they wait in
+    # MongoDB, so a backlog after an outage comes in in pieces. 1,000: about 1.5 s of what
+    # one process sends at best (~700/s, docs/benchmarks.md), so its lanes do not run dry
+    # between two polls, and 50 endpoints' 10 connections each busy with as many queued
+    # again; a few MB of bodies.
+    delivery_max_held: int = Field(1000, ge=1)
 
 
 class SyncSettings(ServiceSettings):

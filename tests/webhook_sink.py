@@ -30,6 +30,7 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes | None = None  # instead of {"ok": ...}; send it with its content-type
+    gate: asyncio.Event | None = None  # answer only once it is set (recorded at once)
 
 
 @dataclass
@@ -45,8 +46,9 @@ class WebhookSink:
         delay: float = 0.0,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
+        gate: asyncio.Event | None = None,
     ) -> None:
-        self.scripts[path] = Script(list(statuses) or [200], dict(headers or {}), delay, body)
+        self.scripts[path] = Script(list(statuses) or [200], dict(headers or {}), delay, body, gate)
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -71,6 +73,8 @@ class WebhookSink:
             script = self.scripts.get(path, Script())
             index = min(self._served[path], len(script.statuses) - 1)
             self._served[path] += 1
+            if script.gate is not None:
+                await script.gate.wait()
             if script.delay:
                 await asyncio.sleep(script.delay)
             status = script.statuses[index]

@@ -82,11 +82,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         registry=runtime.registry,
         failure_window=timedelta(seconds=settings.failure_window_seconds),
         usage=usage,
+        max_held=settings.delivery_max_held,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
     )
-    fan_out = FanOut(cache, deliveries, dispatcher, ownership, usage)
+    fan_out = FanOut(cache, deliveries, dispatcher, ownership, usage, registry=runtime.registry)
     scheduler = Scheduler(
         deliveries,
         dispatcher,
@@ -100,6 +101,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.endpoint_cache = cache
     app.state.delivery_repository = deliveries
     app.state.fan_out = fan_out
+    app.state.dispatcher = dispatcher
+    app.state.scheduler = scheduler
     app.state.usage = usage
 
     async def on_chat_events(events: list[ChatEvent]) -> None:

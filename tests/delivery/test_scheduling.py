@@ -4,7 +4,9 @@ real MongoDB-protocol server."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, cast
 
 from services.delivery.deliveries.repository import (
     DELIVERIES,
@@ -119,3 +121,54 @@ async def test_a_process_whose_own_heartbeat_went_stale_is_not_dead_to_itself(
     await other.beat(now - 2 * LEASE)
     assert await me.dead(now) == ["other"]
     assert await other.dead(now) == ["me"]
+
+
+class _SentMeanwhile:
+    """The deliveries collection, with `meanwhile` run just before the first update: what
+    another scheduler does between this one's find and its conditional update."""
+
+    def __init__(self, collection: Any, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        self._collection = collection
+        self._meanwhile: Callable[[], Awaitable[None]] | None = meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def update_many(self, *args: Any, **kwargs: Any) -> Any:
+        if self._meanwhile is not None:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            await meanwhile()
+        return await self._collection.update_many(*args, **kwargs)
+
+
+async def test_a_delivery_another_scheduler_sent_meanwhile_is_not_claimed_again(
+    db: Database,
+) -> None:
+    """Held by nobody again once its attempt ended, but no longer due: not claimable."""
+    repository = await _repository(db)
+    now = utcnow()
+    await db[DELIVERIES].insert_many(
+        [
+            {"_id": key, "status": "pending", **schedule(next_attempt_at=now - MINUTE)}
+            for key in ("completed", "retried", "still_due")
+        ]
+    )
+
+    async def another_scheduler_meanwhile() -> None:
+        claimed = await DeliveryRepository(db).claim("other", utcnow(), [], limit=10)
+        outcomes = {
+            "completed": {"status": "completed", **schedule(next_attempt_at=None)},
+            "retried": {"status": "delayed", **schedule(next_attempt_at=utcnow() + MINUTE)},
+            # Not sent: handed back (a stopping process), due at once.
+            "still_due": schedule(next_attempt_at=now),
+        }
+        assert {doc["_id"] for doc in claimed} == set(outcomes)
+        for doc in claimed:
+            await db[DELIVERIES].update_one({"_id": doc["_id"]}, {"$set": outcomes[doc["_id"]]})
+
+    collection = repository.deliveries
+    cast(Any, repository)._deliveries = _SentMeanwhile(collection, another_scheduler_meanwhile)
+    claimed = await repository.claim("me", utcnow(), [], limit=10)
+    owners = {doc["_id"]: doc["lease_owner"] async for doc in db[DELIVERIES].find()}
+    assert owners == {"completed": None, "retried": None, "still_due": "me"}
+    assert [doc["_id"] for doc in claimed] == ["still_due"]

@@ -8,8 +8,9 @@ retried later (the scheduler picks it up when due), dead-lettered, or the endpoi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +142,7 @@ class Dispatcher:
         failure_window: timedelta,
         on_failing: Callable[[str, datetime | None], None],
         usage: UsageCounters,
+        max_held: int,
     ) -> None:
         self._endpoints = endpoints
         self._client_for = client_for
@@ -157,6 +159,10 @@ class Dispatcher:
         # collect them.
         self._background: set[asyncio.Task[None]] = set()
         self.held: set[str] = set()
+        self.max_held = max_held
+        self._reserved = 0  # room promised to a claim or fan-out whose write is under way
+        self._drained = asyncio.Event()  # nothing held
+        self._drained.set()
         self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of an attempt
         self._stopping = False
         self.outcomes = Counter(
@@ -180,6 +186,29 @@ class Dispatcher:
             registry=registry,
         )
         self.in_memory.set_function(lambda: len(self.held))
+        self.held_limit = Gauge(
+            "hookhub_delivery_held_limit",
+            "The most deliveries this process holds in memory (HOOKHUB_DELIVERY_MAX_HELD)",
+            registry=registry,
+        )
+        self.held_limit.set(max_held)
+
+    @contextlib.contextmanager
+    def room_for(self, wanted: int) -> Iterator[int]:
+        """How many of `wanted` deliveries this process may take on, kept for them until the
+        block ends: the claim or write that takes them awaits MongoDB, and the scheduler and
+        both fan-out consumers would otherwise each count the same free room. Submit the
+        taken ones inside the block."""
+        room = max(0, min(wanted, self.max_held - len(self.held) - self._reserved))
+        self._reserved += room
+        try:
+            yield room
+        finally:
+            self._reserved -= room
+
+    async def drained(self) -> None:
+        """Until nothing is held (returns at once if nothing is)."""
+        await self._drained.wait()
 
     def submit(self, job: Job) -> None:
         if job.id in self.held or self._stopping:
@@ -191,7 +220,13 @@ class Dispatcher:
             self._not_here(job)
             return
         self.held.add(job.id)
+        self._drained.clear()
         self._lane(endpoint).queue.put_nowait(job)
+
+    def _let_go(self, job: Job) -> None:
+        self.held.discard(job.id)
+        if not self.held:
+            self._drained.set()
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
         lane = self._lanes.get(endpoint.id)
@@ -243,17 +278,17 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("delivery_attempt_crashed", delivery_id=job.id)
-                self.held.discard(job.id)
+                self._let_go(job)
                 self._set_aside(job.id, AFTER_A_CRASH)
             else:
-                self.held.discard(job.id)
+                self._let_go(job)
             finally:
                 self._busy.discard(me)
 
     def _cut_off(self, job: Job) -> None:
         """An attempt the stop did not wait for: not an outcome, so no attempt is logged and
         the delivery stays open, due now, for whichever process takes it over."""
-        self.held.discard(job.id)
+        self._let_go(job)
         if self._stopping:
             status = "delayed" if job.attempts else "pending"
             self._writer.set_fields(DELIVERIES, job.id, {"status": status})

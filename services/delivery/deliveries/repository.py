@@ -101,15 +101,18 @@ class DeliveryRepository:
         ids = [
             d["_id"] for d in await self._deliveries.find(due, {"_id": 1}).limit(limit).to_list()
         ]
+        orphans = {"lease_owner": {"$in": dead}}
         if dead and len(ids) < limit:
-            orphans = {"lease_owner": {"$in": dead}}
             cursor = self._deliveries.find(orphans, {"_id": 1}).limit(limit - len(ids))
             ids += [d["_id"] for d in await cursor.to_list()]
         if not ids:
             return []
+        # Still due or orphaned when the update comes: between the find and it another
+        # scheduler may have claimed one, sent it and cleared its owner (`completed`, or
+        # `delayed` until later); "held by nobody" alone would take it a second time.
+        still = {"$or": [due, orphans]} if dead else due
         await self._deliveries.update_many(
-            {"_id": {"$in": ids}, "lease_owner": {"$in": [None, *dead]}},
-            {"$set": {"lease_owner": owner}},
+            {"_id": {"$in": ids}, **still}, {"$set": {"lease_owner": owner}}
         )
         return await self._deliveries.find({"_id": {"$in": ids}, "lease_owner": owner}).to_list()
 

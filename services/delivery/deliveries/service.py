@@ -6,18 +6,25 @@ twice. Each is held by the process that wrote it (`lease_owner`), which keeps ev
 holds with one heartbeat. The scheduler hands due deliveries (retries, and anything a dead
 process held) to the dispatcher, taking each with a conditional update so two processes
 never send the same one at once.
+
+A process holds at most `Dispatcher.max_held` deliveries in memory (their bodies in the
+lanes' queues). What fan-out makes beyond that is written held by nobody and due now, and the
+scheduler claims only as much as there is room for: a backlog after an outage (Kafka's or
+MongoDB's) waits in MongoDB and comes in in pieces, to whichever process has room first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.delivery.deliveries.dispatcher import Dispatcher, Job
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
@@ -32,6 +39,9 @@ from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 
+CLAIM_LIMIT = 1000  # the most one poll claims, however much room there is
+UPKEEP_SECONDS = 10.0
+
 
 def delivery_doc(
     *,
@@ -41,7 +51,7 @@ def delivery_doc(
     occurred_at: datetime,
     body: bytes,
     now: datetime,
-    owner: str,
+    owner: str | None,
     manual: bool = False,
 ) -> Document:
     return {
@@ -61,7 +71,8 @@ def delivery_doc(
         "tries": 0,
         "manual": manual,
         # Held by the process that wrote it until it is sent; if that process dies, the
-        # scheduler of another one takes over once the heartbeat is stale.
+        # scheduler of another one takes over once the heartbeat is stale. Held by nobody
+        # (`owner` None) when the writer had no room: any process's scheduler takes it.
         **schedule(next_attempt_at=now, owner=owner),
         "created_at": now,
         "updated_at": now,
@@ -87,12 +98,19 @@ class FanOut:
         dispatcher: Dispatcher,
         ownership: Ownership,
         usage: UsageCounters,
+        *,
+        registry: CollectorRegistry,
     ) -> None:
         self._endpoints = endpoints
         self._repository = repository
         self._dispatcher = dispatcher
         self._ownership = ownership
         self._usage = usage
+        self.unheld = Counter(
+            "hookhub_delivery_written_unheld",
+            "Deliveries fan-out wrote for any process to take, this one holding its most",
+            registry=registry,
+        )
 
     async def event(
         self,
@@ -134,11 +152,20 @@ class FanOut:
         if not docs:
             return []
         await self._ownership.registered()
-        # Those a replayed event had made already are not among them: counted once.
-        created = await self._repository.insert_new(docs)
-        for doc in created:
-            self._usage.made(doc["workspace_id"], "deliveries")
-            self._dispatcher.submit(Job.from_doc(doc))
+        with self._dispatcher.room_for(len(docs)) as room:
+            # Beyond this process's room (a Kafka backlog after an outage fans out thousands
+            # at once): written all the same, before the offset is committed, but held by
+            # nobody and due now, for the scheduler of whichever process has room.
+            for doc in docs[room:]:
+                doc.update(schedule(next_attempt_at=now))
+            # Those a replayed event had made already are not among them: counted once.
+            created = await self._repository.insert_new(docs)
+            for doc in created:
+                self._usage.made(doc["workspace_id"], "deliveries")
+                if doc["lease_owner"] is None:
+                    self.unheld.inc()
+                else:
+                    self._dispatcher.submit(Job.from_doc(doc))
         return created
 
     def _targets(self, event: Event) -> list[EndpointSnapshot]:
@@ -170,23 +197,41 @@ class Scheduler:
         )
 
     async def run(self) -> None:
-        polls = 0
+        # By the clock, not by polls: while a backlog comes in, polls follow each other
+        # sooner than the interval.
+        upkeep = 0.0  # when the retries are next counted and dead workers forgotten
         while True:
+            filled = False
             try:
-                await self.poll()
-                if polls % max(int(10 / self._poll), 1) == 0:  # every ~10 s
+                filled = await self.poll()
+                if time.monotonic() >= upkeep:
+                    upkeep = time.monotonic() + UPKEEP_SECONDS
                     self.scheduled.set(await self._repository.count_scheduled(utcnow()))
                     await self._ownership.forget_dead(utcnow())
             except Exception as exc:
                 log.warning("scheduler_poll_failed", error=repr(exc))
-            polls += 1
-            await asyncio.sleep(self._poll)
+            await self._pause(filled)
 
-    async def poll(self) -> None:
-        now = utcnow()
-        dead = await self._ownership.dead(now)
-        claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
-        if claimed and dead:
-            log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))
-        for doc in claimed:
-            self._dispatcher.submit(Job.from_doc(doc))
+    async def poll(self) -> bool:
+        """Claim what is due, as much as this process has room for (nothing when it is
+        full). True when the claim filled the room: more may be waiting."""
+        with self._dispatcher.room_for(CLAIM_LIMIT) as room:
+            if not room:
+                return False
+            now = utcnow()
+            dead = await self._ownership.dead(now)
+            claimed = await self._repository.claim(self._ownership.id, now, dead, limit=room)
+            if claimed and dead:
+                log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))
+            for doc in claimed:
+                self._dispatcher.submit(Job.from_doc(doc))
+        return len(claimed) == room
+
+    async def _pause(self, filled: bool) -> None:
+        """The poll interval; after a claim that filled the room, only until the lanes have
+        sent all of it, if that is sooner: a backlog's next piece is not left waiting."""
+        if not filled:
+            await asyncio.sleep(self._poll)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._dispatcher.drained(), self._poll)

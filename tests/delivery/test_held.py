@@ -1,0 +1,194 @@
+"""How many deliveries one process holds in memory (HOOKHUB_DELIVERY_MAX_HELD): a backlog
+beyond it waits in MongoDB, held by nobody, and comes in as room frees.
+
+The endpoint holds every request until the test lets them go, so nothing leaves the lanes
+meanwhile: what the process holds then is the most it took on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, cast
+
+import pytest
+
+from services.delivery.app import definition
+from services.delivery.deliveries.dispatcher import Dispatcher
+from services.delivery.deliveries.service import Event, FanOut, Scheduler, delivery_doc
+from shared.http.app import create_app
+from shared.ids import utcnow
+from shared.mongo import Collection
+from tests.delivery.conftest import settings_for
+from tests.infra import Infra
+from tests.support import RunningService, admin_headers, serve, until
+from tests.webhook_sink import WebhookSink
+
+MAX_HELD = 5
+Sink = tuple[WebhookSink, str]
+
+
+@pytest.fixture(scope="module")
+async def delivery(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningService]:
+    settings = settings_for(infra, tmp_path_factory, delivery_max_held=MAX_HELD)
+    async with serve(create_app(definition(), settings)) as running:
+        yield running
+
+
+class Peak(set[str]):
+    """`Dispatcher.held`, remembering the most it ever held."""
+
+    def __init__(self, items: Iterable[str]) -> None:
+        super().__init__(items)
+        self.most = len(self)
+
+    def add(self, item: str) -> None:
+        super().add(item)
+        self.most = max(self.most, len(self))
+
+
+def _state(delivery: RunningService) -> Any:
+    return cast(Any, delivery.app).state
+
+
+def _watched(delivery: RunningService) -> tuple[Dispatcher, Peak]:
+    dispatcher: Dispatcher = _state(delivery).dispatcher
+    dispatcher.held = peak = Peak(dispatcher.held)
+    return dispatcher, peak
+
+
+async def _endpoint(delivery: RunningService, url: str, workspace: str) -> str:
+    # Ten connections (the default), more than the process may hold: the bound is what
+    # limits here, not the lane.
+    body = {"workspace_id": workspace, "url": url, "events": ["*"], "max_concurrency": 10}
+    answer = await delivery.client.post(
+        "/api/outgoing-webhooks", json=body, headers=admin_headers()
+    )
+    assert answer.status_code == 201, answer.text
+    endpoint_id: str = answer.json()["id"]
+    return endpoint_id
+
+
+def _events(workspace: str, count: int) -> list[Event]:
+    return [
+        Event(f"evt_{uuid.uuid4().hex}", workspace, "message.created", utcnow(), {"n": n})
+        for n in range(count)
+    ]
+
+
+def _gated(sink: Sink) -> tuple[str, str, asyncio.Event]:
+    """A path on the sink that answers nothing until the returned event is set."""
+    fake, base_url = sink
+    path = "/held/" + uuid.uuid4().hex[:8]
+    gate = asyncio.Event()
+    fake.on(path, 200, gate=gate)
+    return path, base_url + path, gate
+
+
+async def _all_sent_once(
+    delivery: RunningService, sink: Sink, path: str, endpoint_id: str, count: int
+) -> None:
+    deliveries: Collection = _state(delivery).delivery_repository.deliveries
+    done = {"endpoint_id": endpoint_id, "status": "completed"}
+    await until(lambda: _has(deliveries, done, count), what=f"{count} deliveries completed")
+    received = sink[0].at(path)
+    assert len(received) == count
+    assert len({r.headers["webhook-id"] for r in received}) == count
+
+
+async def _has(collection: Collection, query: dict[str, Any], count: int) -> bool:
+    return await collection.count_documents(query) == count
+
+
+def _metric(delivery: RunningService, name: str) -> float | None:
+    value: float | None = _state(delivery).runtime.registry.get_sample_value(name)
+    return value
+
+
+async def test_a_fan_out_beyond_the_room_is_written_unheld_and_each_sent_once(
+    delivery: RunningService, sink: Sink
+) -> None:
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_fan_out"
+    endpoint_id = await _endpoint(delivery, url, workspace)
+    fan_out: FanOut = _state(delivery).fan_out
+    scheduler: Scheduler = _state(delivery).scheduler
+    deliveries: Collection = _state(delivery).delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery)
+    unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
+    try:
+        # Two batches at once, as the chat and provider consumers fan out.
+        first, second = await asyncio.gather(
+            fan_out.events(_events(workspace, 10)), fan_out.events(_events(workspace, 10))
+        )
+        assert len(first) + len(second) == 20
+        assert len(dispatcher.held) == MAX_HELD
+        assert _metric(delivery, "hookhub_delivery_held") == MAX_HELD
+        assert _metric(delivery, "hookhub_delivery_held_limit") == MAX_HELD
+        unheld_now = _metric(delivery, "hookhub_delivery_written_unheld_total")
+        assert unheld_now == unheld_before + 15
+        await sink[0].wait_for(path, MAX_HELD)  # out, and held there
+
+        docs = await deliveries.find({"endpoint_id": endpoint_id}).to_list()
+        assert len(docs) == 20
+        assert {d["_id"] for d in docs if d["lease_owner"] is not None} == set(dispatcher.held)
+        waiting = [d for d in docs if d["lease_owner"] is None]
+        assert len(waiting) == 15
+        assert {d["status"] for d in waiting} == {"pending"}
+        assert all(d["next_attempt_at"] <= utcnow() for d in waiting)  # due: for anyone
+
+        assert await scheduler.poll() is False  # full: it claims nothing
+        assert len(dispatcher.held) == MAX_HELD
+        assert len(sink[0].at(path)) == MAX_HELD
+    finally:
+        gate.set()
+    # The rest come in as the lanes free room, by the scheduler.
+    await _all_sent_once(delivery, sink, path, endpoint_id, 20)
+    assert peak.most == MAX_HELD
+    assert not dispatcher.held
+
+
+async def test_the_scheduler_claims_no_more_than_the_room_left(
+    delivery: RunningService, sink: Sink
+) -> None:
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_scheduler"
+    endpoint_id = await _endpoint(delivery, url, workspace)
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    scheduler: Scheduler = state.scheduler
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery)
+    try:
+        await fan_out.events(_events(workspace, 2))
+        assert len(dispatcher.held) == 2
+        # Ten due and held by nobody, as a stopping process or a full fan-out leaves them.
+        endpoint = state.endpoint_cache.get(endpoint_id)
+        now = utcnow()
+        unheld = [
+            delivery_doc(
+                endpoint=endpoint,
+                event_id=event.id,
+                event_type=event.type,
+                occurred_at=event.occurred_at,
+                body=b"{}",
+                now=now,
+                owner=None,
+            )
+            for event in _events(workspace, 10)
+        ]
+        await state.delivery_repository.insert_new(unheld)
+        await scheduler.poll()  # and the running scheduler's own polls
+        await until(lambda: len(dispatcher.held) >= MAX_HELD, what="the room taken")
+        assert len(dispatcher.held) == MAX_HELD
+        assert await scheduler.poll() is False
+        left = {"endpoint_id": endpoint_id, "lease_owner": None, "status": "pending"}
+        assert await deliveries.count_documents(left) == 7
+        await sink[0].wait_for(path, MAX_HELD)
+        assert len(sink[0].at(path)) == MAX_HELD
+    finally:
+        gate.set()
+    await _all_sent_once(delivery, sink, path, endpoint_id, 12)
+    assert peak.most == MAX_HELD
