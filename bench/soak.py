@@ -93,6 +93,7 @@ from bench.soak_sample import PENDING, Sampler
 from bench.sync import TEXT, _paced, message_created
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC
 from services.sandbox.app import SLACK_USERS, credentials, service_environment
+from shared.egress import NewestFirst
 from shared.embedded import ChildProcess, free_port
 from shared.envelopes import ChatEvent, Topic
 from shared.ids import derived_id
@@ -666,7 +667,10 @@ class Soak:
             stack.ports,
         )
         timeout = aiohttp.ClientTimeout(total=15)
-        http = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=50))
+        # The load's clients keep the connections they use: aiohttp's own pool reuses the
+        # one idle longest, so every connection a burst opened stays warm for as long as the
+        # load goes on, and the gateway's descriptors would measure the load generator.
+        http = aiohttp.ClientSession(timeout=timeout, connector=NewestFirst(limit=50))
         try:
             load = Load(stack, harness.run_id, http, producer)
             await _first_of_each(load, sink)

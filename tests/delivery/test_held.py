@@ -53,9 +53,13 @@ def _state(delivery: RunningService) -> Any:
     return cast(Any, delivery.app).state
 
 
-def _watched(delivery: RunningService) -> tuple[Dispatcher, Peak]:
+def _watched(delivery: RunningService, lane_limit: int = MAX_HELD) -> tuple[Dispatcher, Peak]:
+    """The dispatcher, its `held` remembering its peak. One endpoint may take the whole room
+    unless `lane_limit` says otherwise (its share is a quarter by default: one delivery of
+    five)."""
     dispatcher: Dispatcher = _state(delivery).dispatcher
     dispatcher.held = peak = Peak(dispatcher.held)
+    dispatcher.lane_limit = lane_limit
     return dispatcher, peak
 
 
@@ -192,3 +196,49 @@ async def test_the_scheduler_claims_no_more_than_the_room_left(
         gate.set()
     await _all_sent_once(delivery, sink, path, endpoint_id, 12)
     assert peak.most == MAX_HELD
+
+
+async def test_one_endpoint_takes_no_more_than_its_share_and_the_claim_leaves_the_rest(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """An endpoint that answers only at its timeout, with a backlog, holds its share of the
+    room and no more: another endpoint's deliveries still find room, and the scheduler does
+    not claim more of the slow one's while its share is taken."""
+    slow_path, slow_url, slow_gate = _gated(sink)
+    other_path, other_url, other_gate = _gated(sink)
+    workspace = "ws_held_share"
+    slow = await _endpoint(delivery, slow_url, workspace)
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    scheduler: Scheduler = state.scheduler
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery, lane_limit=2)
+    try:
+        await fan_out.events(_events(workspace, 8))  # only the slow endpoint exists yet
+        assert len(dispatcher.held) == 2
+        assert dispatcher.full_lanes() == [slow]
+        await sink[0].wait_for(slow_path, 2)
+        other = await _endpoint(delivery, other_url, workspace)
+        await until(lambda: state.endpoint_cache.get(other) is not None, what="cached")
+        # Room is left (5 - 2): the other endpoint's two get it; the slow one's part of the
+        # batch, and its six waiting in MongoDB, stay there while its share is taken.
+        await fan_out.events(_events(workspace, 2))
+        await sink[0].wait_for(other_path, 2)
+        assert await scheduler.poll() is False
+        held = await deliveries.count_documents({"endpoint_id": slow, "lease_owner": {"$ne": None}})
+        assert held == 2
+        assert len(dispatcher.held) == 4
+        other_gate.set()
+        await _all_sent_once(delivery, sink, other_path, other, 2)
+        # The other endpoint done: room for three, none of it for the slow one's backlog.
+        await scheduler.poll()
+        assert len(dispatcher.held) == 2
+        waiting = {"endpoint_id": slow, "lease_owner": None, "status": "pending"}
+        assert (
+            await deliveries.count_documents(waiting) == 8
+        )  # 6 of the first batch, 2 of the second
+    finally:
+        slow_gate.set()
+        other_gate.set()
+    await _all_sent_once(delivery, sink, slow_path, slow, 10)
+    assert peak.most <= MAX_HELD

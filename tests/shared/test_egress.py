@@ -13,6 +13,7 @@ import aiohttp
 import aiohttp.abc
 import pytest
 import trustme
+from aiohttp import web
 from aiohttp.abc import ResolveResult
 
 from shared.egress import (
@@ -590,3 +591,43 @@ async def test_https_refuses_a_certificate_for_another_name_or_from_another_ca(
                 await _post(client, f"https://hooks.example.com:{server.port}/hook")
             await asyncio.sleep(0.05)
             assert all(data == b"" for data in server.connections)  # nothing of the request
+
+
+async def test_idle_connections_are_reused_newest_first() -> None:
+    """After a burst opened three connections, one request at a time uses one of them, not
+    each in turn: the others fall idle and the pool closes them (KEEPALIVE_SECONDS)."""
+    gate = asyncio.Event()
+    ports: dict[str, list[int]] = {"burst": [], "steady": []}
+
+    async def handle(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        ports[request.match_info["phase"]].append(request.transport.get_extra_info("peername")[1])
+        if request.match_info["phase"] == "burst":
+            await gate.wait()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{phase}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with GuardedClient(LOOPBACK_V4, 3) as client:
+            burst = [
+                asyncio.ensure_future(_post(client, f"http://127.0.0.1:{port}/burst"))
+                for _ in range(3)
+            ]
+            while len(ports["burst"]) < 3:  # all three in the handler, each on its own connection
+                await asyncio.sleep(0.01)
+            gate.set()
+            assert [status for status, _, _ in await asyncio.gather(*burst)] == [200] * 3
+            for _ in range(6):
+                status, _, _ = await _post(client, f"http://127.0.0.1:{port}/steady")
+                assert status == 200
+    finally:
+        await runner.cleanup()
+    assert len(set(ports["burst"])) == 3
+    assert set(ports["steady"]) <= set(ports["burst"])  # reused, none opened
+    assert len(set(ports["steady"])) == 1, ports  # the same one each time

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter as CounterOf
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ DEAD_LETTER_TOPIC = "hookhub.delivery.dead-letters"
 USER_AGENT = f"hookhub/{__version__}"
 RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
 AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
+LANE_SHARE = 0.25  # of a process's room, the most one endpoint's deliveries take
 
 
 class DeadLetter(Envelope):
@@ -160,6 +162,11 @@ class Dispatcher:
         self._background: set[asyncio.Task[None]] = set()
         self.held: set[str] = set()
         self.max_held = max_held
+        # One endpoint's share of the room: an endpoint that answers only at its timeout,
+        # with a backlog, would otherwise fill it and slow every other endpoint here to its
+        # pace. The rest of its backlog waits in MongoDB (the claim skips full lanes).
+        self.lane_limit = max(1, int(max_held * LANE_SHARE))
+        self._per_lane: CounterOf[str] = CounterOf()  # held, by endpoint id
         self._reserved = 0  # room promised to a claim or fan-out whose write is under way
         self._drained = asyncio.Event()  # nothing held
         self._drained.set()
@@ -206,6 +213,14 @@ class Dispatcher:
         finally:
             self._reserved -= room
 
+    def lane_room(self, endpoint_id: str) -> int:
+        """How many more of one endpoint's deliveries this process may hold."""
+        return max(0, self.lane_limit - self._per_lane[endpoint_id])
+
+    def full_lanes(self) -> list[str]:
+        """The endpoints whose share of the room is taken: a claim leaves theirs alone."""
+        return [e for e, held in self._per_lane.items() if held >= self.lane_limit]
+
     async def drained(self) -> None:
         """Until nothing is held (returns at once if nothing is)."""
         await self._drained.wait()
@@ -220,11 +235,16 @@ class Dispatcher:
             self._not_here(job)
             return
         self.held.add(job.id)
+        self._per_lane[job.endpoint_id] += 1
         self._drained.clear()
         self._lane(endpoint).queue.put_nowait(job)
 
     def _let_go(self, job: Job) -> None:
-        self.held.discard(job.id)
+        if job.id in self.held:
+            self.held.discard(job.id)
+            self._per_lane[job.endpoint_id] -= 1
+            if self._per_lane[job.endpoint_id] <= 0:
+                del self._per_lane[job.endpoint_id]
         if not self.held:
             self._drained.set()
 

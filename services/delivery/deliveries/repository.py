@@ -3,6 +3,8 @@ them lives here."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,10 +89,20 @@ class DeliveryRepository:
             projection={"body": 0},
         )
 
-    async def claim(self, owner: str, now: datetime, dead: list[str], limit: int) -> list[Document]:
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        dead: list[str],
+        limit: int,
+        *,
+        full: Sequence[str] = (),
+        room_of: Callable[[str], int] | None = None,
+    ) -> list[Document]:
         """Take for `owner` the open deliveries nobody holds that are due, and those held by
-        the `dead` workers. Conditional on the holder still being the same, so when two
-        schedulers race, each delivery goes to one."""
+        the `dead` workers: at most `limit`, none of the endpoints in `full`, and at most
+        `room_of(endpoint)` of each other one. Conditional on the holder still being the
+        same, so when two schedulers race, each delivery goes to one."""
         # Only the index's fields. An attempt's outcome clears the owner in the same write
         # as the status, so what is owned is open, and finished deliveries have neither an
         # owner nor a next attempt. A `status` condition made SecantusDB scan the whole
@@ -98,13 +110,19 @@ class DeliveryRepository:
         # Bounded on both sides too: with only `$lte` it walked every null `next_attempt_at`
         # (300 ms at 10,000 deliveries, on every poll).
         due = {"lease_owner": None, "next_attempt_at": {"$gte": EPOCH, "$lte": now}}
-        ids = [
-            d["_id"] for d in await self._deliveries.find(due, {"_id": 1}).limit(limit).to_list()
-        ]
         orphans = {"lease_owner": {"$in": dead}}
-        if dead and len(ids) < limit:
-            cursor = self._deliveries.find(orphans, {"_id": 1}).limit(limit - len(ids))
-            ids += [d["_id"] for d in await cursor.to_list()]
+        skip = {"endpoint_id": {"$nin": list(full)}} if full else {}
+        taken: Counter[str] = Counter()
+        ids: list[str] = []
+        for query in (due, orphans) if dead else (due,):
+            if len(ids) >= limit:
+                break
+            cursor = self._deliveries.find({**query, **skip}, {"_id": 1, "endpoint_id": 1})
+            for doc in await cursor.limit(limit - len(ids)).to_list():
+                endpoint_id = doc.get("endpoint_id", "")
+                if room_of is None or taken[endpoint_id] < room_of(endpoint_id):
+                    taken[endpoint_id] += 1
+                    ids.append(doc["_id"])
         if not ids:
             return []
         # Still due or orphaned when the update comes: between the find and it another

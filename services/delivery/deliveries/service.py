@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter as Tally
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,8 +157,16 @@ class FanOut:
             # Beyond this process's room (a Kafka backlog after an outage fans out thousands
             # at once): written all the same, before the offset is committed, but held by
             # nobody and due now, for the scheduler of whichever process has room.
-            for doc in docs[room:]:
-                doc.update(schedule(next_attempt_at=now))
+            # So is what is beyond an endpoint's share of the room (see `Dispatcher`).
+            taken: Tally[str] = Tally()
+            for doc in docs:
+                endpoint_id = doc["endpoint_id"]
+                if taken.total() < room and taken[endpoint_id] < self._dispatcher.lane_room(
+                    endpoint_id
+                ):
+                    taken[endpoint_id] += 1
+                else:
+                    doc.update(schedule(next_attempt_at=now))
             # Those a replayed event had made already are not among them: counted once.
             created = await self._repository.insert_new(docs)
             for doc in created:
@@ -220,7 +229,14 @@ class Scheduler:
                 return False
             now = utcnow()
             dead = await self._ownership.dead(now)
-            claimed = await self._repository.claim(self._ownership.id, now, dead, limit=room)
+            claimed = await self._repository.claim(
+                self._ownership.id,
+                now,
+                dead,
+                limit=room,
+                full=self._dispatcher.full_lanes(),
+                room_of=self._dispatcher.lane_room,
+            )
             if claimed and dead:
                 log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))
             for doc in claimed:
