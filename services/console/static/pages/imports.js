@@ -66,9 +66,9 @@ export async function render(main, { id }) {
     "slack_export",
   );
   const fileInput = h("input", { name: "file", type: "file", required: true });
-  const fileField = field("Export file", fileInput, "");
+  const fileField = field("Export file", fileInput, SOURCES.slack_export.hint);
   const mapInput = h("textarea", { name: "channel_map", rows: "3", placeholder: '{"general": "ch_general"}', spellcheck: "false" });
-  const mapField = field("Channel map (JSON)", mapInput, "");
+  const mapField = field("Channel map (JSON)", mapInput, "each channel → a chat channel");
   // The file's hint and accepted types, and the map's hint, follow the source chosen (and
   // its reset to Slack once an upload went through).
   const follow = () => {
