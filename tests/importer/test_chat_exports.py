@@ -359,11 +359,11 @@ async def test_a_cancelled_telegram_import_resumes_from_its_checkpoint(
 
     monkeypatch.setattr(service, "_source", held_source)
     job = await upload(imports, path, "telegram_export", channel_map=channel_map)
-    await asyncio.wait_for(held[0].reached.wait(), 60)
-    deadline = time.monotonic() + 30
-    while (await imports.job(job["id"]))["progress"]["messages_imported"] == 0:
-        assert time.monotonic() < deadline
+    deadline = time.monotonic() + 60
+    while not held or (await imports.job(job["id"]))["progress"]["messages_imported"] == 0:
+        assert time.monotonic() < deadline, "the job did not start"
         await asyncio.sleep(0.1)
+    await asyncio.wait_for(held[0].reached.wait(), 60)
     cancelled = await cancel_heard(imports, job["id"])
     assert 0 < cancelled["progress"]["percent"] < 100
     released.set()
