@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from services.importer.sources import EXPORTS, Source
+from services.importer.sources import EXPORTS
 from shared.message_map import inbound_message_id
+from shared.providers.exports import ExportLimits
 from tests.chat_exports import (
     discord_author,
     discord_channel,
@@ -30,7 +31,7 @@ from tests.chat_exports import (
 )
 from tests.importer.conftest import Imports
 from tests.importer.test_api import start
-from tests.importer.test_jobs import HeldSource, all_arrived, cancel_heard
+from tests.importer.test_jobs import all_arrived, cancel_heard, expected_ids, held_sources
 from tests.support import admin_headers
 from tests.sync.conftest import (
     DISCORD_BOT_ID,
@@ -335,29 +336,14 @@ async def test_a_cancelled_telegram_import_resumes_from_its_checkpoint(
     generated = generate_telegram(path, 3_000, 4)
     prefix = imports.world.new_id("ch_") + "_"
     channel_map = {chat: f"{prefix}{n}" for n, chat in enumerate(generated.conversations)}
-    export = EXPORTS["telegram_export"].open(path, imports.service.limits)  # type: ignore[union-attr]
+    export = EXPORTS["telegram_export"].open(path, ExportLimits())
     try:
-        account = str(TELEGRAM_BOT_ID)
-        ids = {
-            inbound_message_id("telegram", account, c.id, r.change.external_message_id)
-            for c in export.conversations
-            for r in export.records(c)
-            if r.change is not None and not r.change.ignored
-        }
+        ids = expected_ids(export, str(TELEGRAM_BOT_ID))
     finally:
         export.close()
     assert len(ids) == generated.importable
     released = asyncio.Event()
-    held: list[HeldSource] = []
-    service = imports.service
-    assert service is not None
-    opened = service._source
-
-    async def held_source(*args: Any) -> Source:
-        held.append(HeldSource(await opened(*args), 1_000, released))
-        return held[-1]
-
-    monkeypatch.setattr(service, "_source", held_source)
+    held = held_sources(imports, monkeypatch, 1_000, released)
     job = await upload(imports, path, "telegram_export", channel_map=channel_map)
     deadline = time.monotonic() + 60
     while not held or (await imports.job(job["id"]))["progress"]["messages_imported"] == 0:
