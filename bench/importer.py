@@ -778,24 +778,18 @@ def _json_documents(path: Path) -> Iterator[IO[bytes]]:
                     yield member
 
 
-def _streamed(
-    document: IO[bytes], items: str, heads: dict[str, str]
-) -> Iterator[tuple[dict[str, Any], Any]]:
-    """ijson's items at the prefix `items`, each with what was last seen at the `heads`
-    prefixes (a chat's id, a channel's, written before its messages): {name: value}."""
+def _objects(document: IO[bytes], prefix: str) -> Iterator[dict[str, Any]]:
+    """The objects at `prefix` (a chat of an account's export; a channel file, ``), each
+    with its keys as ijson's C parser builds them: its `messages` a list of one chat's or
+    one channel file's messages (the baseline holds one at a time)."""
     import ijson  # type: ignore[import-untyped]
 
-    seen: dict[str, Any] = {}
-
-    def watched(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
-        for event in events:
-            name = heads.get(event[0])
-            if name is not None:
-                seen[name] = event[2]
-            yield event
-
-    for item in ijson.items(watched(ijson.parse(document)), items):
-        yield seen, item
+    found: dict[str, Any] = {}
+    for key, value in ijson.kvitems(document, prefix):
+        found[key] = value
+        if key == "messages":  # written after the chat's or channel's own keys
+            yield found
+            found = {}
 
 
 def telegram_envelopes(
@@ -803,9 +797,8 @@ def telegram_envelopes(
 ) -> Iterator[tuple[str, bytes]]:
     """A Telegram Desktop export's messages (service messages skipped), chat by chat. The
     workspace has no Telegram integration: the account is `export`."""
-    heads = {"chats.list.item.type": "type", "chats.list.item.id": "id"}
     for document in _json_documents(path):
-        for chat, record in _streamed(document, "chats.list.item.messages.item", heads):
+        for chat, record in _messages(_objects(document, "chats.list.item")):
             if record.get("type") != "message":
                 continue
             chat_id = _telegram_chat_id(chat["type"], chat["id"])
@@ -827,6 +820,15 @@ def telegram_envelopes(
             )  # fmt: skip
 
 
+def _messages(
+    objects: Iterator[dict[str, Any]],
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each message with the chat or channel file it is in (its other keys)."""
+    for found in objects:
+        for record in found.pop("messages"):
+            yield found, record
+
+
 def _telegram_chat_id(chat_type: str, export_id: Any) -> str:
     if chat_type.endswith(("supergroup", "channel")):
         return f"-100{export_id}"
@@ -838,16 +840,15 @@ def discord_envelopes(
 ) -> Iterator[tuple[str, bytes]]:
     """DiscordChatExporter's channel files' messages (system messages skipped). The
     workspace has no Discord integration: the account is the guild."""
-    heads = {"guild.id": "guild", "channel.id": "channel"}
     for document in _json_documents(path):
-        for seen, record in _streamed(document, "messages.item", heads):
+        for head, record in _messages(_objects(document, "")):
             if record.get("type") not in ("Default", "Reply"):
                 continue
             author = record.get("author") or {}
             reference = record.get("reference") or {}
-            channel = seen["channel"]
+            channel = head["channel"]["id"]
             yield channel_map[channel], _minimal_envelope(
-                "discord", seen["guild"], workspace, channel_map[channel], channel,
+                "discord", head["guild"]["id"], workspace, channel_map[channel], channel,
                 record["id"], reference.get("messageId"),
                 {"name": author.get("nickname") or author.get("name") or "unknown",
                  "avatar_url": author.get("avatarUrl"), "external_id": author.get("id")},

@@ -49,7 +49,7 @@ async def import_from_api(
     "/api/imports",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportJobOut,
-    responses=error_responses(400, 413, 422),
+    responses=error_responses(400, 404, 413, 422),
     dependencies=[max_body("import_max_upload_bytes")],
     openapi_extra={
         "requestBody": {
