@@ -529,6 +529,29 @@ def test_replies_thread_under_the_replied_message_wherever_it_is(tmp_path: Path)
     }
 
 
+def test_a_supergroups_migrated_history_keeps_its_shifted_ids(tmp_path: Path) -> None:
+    """tdesktop exports a supergroup with the basic group it was migrated from first, those
+    messages' ids and same-chat reply ids shifted by -1,000,000,000
+    (export_data_types.cpp, AdjustMigrateMessageIds)."""
+    shift = -1_000_000_000
+    messages = [
+        message(5 + shift, "in the old group", at=BASE_TIME),
+        message(6 + shift, "reply in the old group", at=BASE_TIME, reply_to_message_id=5 + shift),
+        service(7 + shift, "migrate_to_supergroup", at=BASE_TIME),
+        service(1, "migrate_from_group", title="Team"),
+        message(2, "in the supergroup"),
+    ]
+    found = changes(one_chat(tmp_path, messages))
+    assert [(c.external_message_id, c.external_thread_id) for c in found] == [
+        ("-999999995", None),
+        ("-999999994", "-999999995"),
+        ("-999999993", None),
+        ("1", None),
+        ("2", None),
+    ]
+    assert {c.external_channel_id for c in found} == {"-1001234567890"}
+
+
 def test_an_edited_message_is_its_latest_text_at_its_first_date(tmp_path: Path) -> None:
     change = the_change(tmp_path, message(1, "fixed typo", at=BASE_TIME, edited=BASE_TIME + 600))
     assert change.kind == "created"

@@ -46,7 +46,11 @@ and the same envelope id. In private chats and basic groups each account numbers
 messages it receives itself (pyrogram's "Message identifiers", after Telethon's): the id in a
 member's export is not the id the bot saw, and an import there can repeat, as new envelopes,
 messages live sync already delivered. Nothing in the export can map one numbering onto the
-other.
+other. A supergroup that was a basic group before carries that group's history first, its
+ids and its replies' ids shifted by -1,000,000,000 (tdesktop's export_data_types.cpp,
+`AdjustMigrateMessageIds`, `kMigratedMessagesIdShift`): negative ids, read as they are,
+which cannot collide with the supergroup's own (nor match what live sync heard in the basic
+group, under its own chat id).
 
 How it is read. `result.json` can hold a million messages: it is never loaded whole. `open`
 streams it once (ijson's C parser, fed in pieces that end at each `{`, so that a chat's

@@ -90,10 +90,11 @@ def service(
     action: str | None,
     /,
     *,
+    at: int | None = None,
     actor: tuple[str, str] = ("Alice Liddell", "user1001"),
     **fields: Any,
 ) -> dict[str, Any]:
-    moment = BASE_TIME + 60 * message_id
+    moment = at if at is not None else BASE_TIME + 60 * message_id
     out: dict[str, Any] = {
         "id": message_id,
         "type": "service",
