@@ -18,11 +18,13 @@ from typing import Any, Protocol
 from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.providers.chat import Author, ChannelInfo, ChatProvider, TokenRejected
+from shared.providers.discord.export import DiscordExport
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.exports import ExportLimits, ExportReader
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import SlackExport
 from shared.providers.slack.history import SlackHistory
+from shared.providers.telegram.export import TelegramExport
 
 # Records taken from an export's iterator per thread hop (it reads and parses files).
 _EXPORT_CHUNK = 500
@@ -40,6 +42,16 @@ class ExportKind:
 
 EXPORTS: dict[str, ExportKind] = {
     "slack_export": ExportKind("slack", SlackExport.open, "Slack's export ZIP"),
+    "telegram_export": ExportKind(
+        "telegram",
+        TelegramExport.open,
+        "Telegram Desktop's result.json of a chat or of the whole account, bare or zipped",
+    ),
+    "discord_export": ExportKind(
+        "discord",
+        DiscordExport.open,
+        "DiscordChatExporter's JSON: one channel's file bare, or a ZIP of several",
+    ),
 }
 DEFAULT_EXPORT = "slack_export"
 
