@@ -20,10 +20,10 @@ from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import DELIVERIES
 from shared.providers.github.notify import NOTIFIER as GITHUB
-from tests.chat_exports import telegram_chat, telegram_message, telegram_service, write_export
 from tests.console.conftest import Console, Watched
 from tests.delivery.test_list import made
 from tests.e2e.stack import Stack
+from tests.providers import telegram_exports as tg
 from tests.slack_export import ExportBuilder, message
 from tests.webhook_sink import WebhookSink
 
@@ -494,11 +494,12 @@ async def test_a_telegram_export_is_picked_and_imported(
 ) -> None:
     from playwright.async_api import expect
 
-    at = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-    messages: list[Any] = [telegram_service(1, at, "create_group", title="Console chat")]
-    messages += [telegram_message(n, at, f"hello {n}") for n in range(2, 14)]
-    chat = telegram_chat(1_700_000_201, "Console chat", messages)
-    path = write_export(tmp_path / "result.json", {"result.json": chat}, zipped=False)
+    messages: list[Any] = [tg.service(1, "create_group", title="Console chat")]
+    messages += [tg.message(n, f"hello {n}") for n in range(2, 14)]
+    path = tmp_path / "result.json"
+    path.write_bytes(
+        tg.chat_export(tg.chat("Console chat", "public_supergroup", 1_700_000_201, messages))
+    )
 
     p = await sign_in(page, console, "imports")
     await p.get_by_label("Workspace id").fill("ws_console")

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,8 +23,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from shared.embedded import free_port
-from tests.chat_exports import telegram_chat, telegram_message, write_export
 from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
+from tests.providers import telegram_exports as tg
 from tests.support import KafkaTap, until
 
 pytestmark = pytest.mark.e2e
@@ -256,16 +255,12 @@ async def test_a_telegram_message_synced_live_and_imported_from_an_export_is_one
         )
         [live] = await tap.wait_for(lambda v: v.get("text") == text, timeout=30)
         message_id = int(live["source"]["external_message_id"])
-        export = telegram_chat(
-            int(chat["id"].removeprefix("-100")),  # the export's id of a supergroup
-            chat["name"],
-            [
-                telegram_message(
-                    message_id, datetime.now(UTC), text, user["name"], f"user{user['id']}"
-                )
-            ],
+        said = tg.message(message_id, text, sender=(user["name"], f"user{user['id']}"))
+        export_id = int(chat["id"].removeprefix("-100"))  # the export's id of a supergroup
+        path = tmp_path / "result.json"
+        path.write_bytes(
+            tg.chat_export(tg.chat(chat["name"], "public_supergroup", export_id, [said]))
         )
-        path = write_export(tmp_path / "result.json", {"result.json": export}, zipped=False)
         with path.open("rb") as file:
             answer = await hub.client.post(
                 "/api/imports",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +17,12 @@ import pytest
 from services.importer.sources import EXPORTS
 from shared.message_map import inbound_message_id
 from shared.providers.exports import ExportLimits
-from tests.chat_exports import (
-    discord_author,
-    discord_channel,
-    discord_file_name,
-    discord_message,
-    generate_telegram,
-    telegram_account,
-    telegram_chat,
-    telegram_message,
-    telegram_service,
-    write_export,
-)
+from tests.chat_exports import discord_file_name, discord_message, generate_telegram
 from tests.importer.conftest import Imports
 from tests.importer.test_api import start
 from tests.importer.test_jobs import all_arrived, cancel_heard, expected_ids, held_sources
+from tests.providers import telegram_exports as tg
+from tests.providers.test_discord_export import channel, dce_file, user, zipped
 from tests.support import admin_headers
 from tests.sync.conftest import (
     DISCORD_BOT_ID,
@@ -41,7 +32,9 @@ from tests.sync.conftest import (
     in_channel,
 )
 
-AT = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+AT = int(datetime(2024, 3, 1, 9, 0, tzinfo=UTC).timestamp())
+ADA_SENDER = ("Ada Lovelace", "user4001")
+GRACE_SENDER = ("Grace Hopper", "user4002")
 ADA = {"id": 4001, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}
 
 
@@ -77,54 +70,53 @@ def telegram_supergroup(export_id: int, name: str = "Team chat") -> dict[str, An
     """A supergroup's export with what an import must handle: a service message first,
     plain, formatted and replying messages, a photo, a sticker, reactions, an edit, a pin
     (service), and a record that is not a message object."""
-    at = AT
     messages: list[Any] = [
-        telegram_service(1, at, "create_group", title=name, members=[]),
-        telegram_message(2, at + timedelta(minutes=1), "hello everyone"),
-        telegram_message(
+        tg.service(1, "create_group", at=AT, actor=ADA_SENDER, title=name, members=[]),
+        tg.message(2, "hello everyone", at=AT + 60, sender=ADA_SENDER),
+        tg.message(
             3,
-            at + timedelta(minutes=2),
             [
                 "see ",
                 {"type": "bold", "text": "this"},
                 " cc ",
                 {"type": "mention", "text": "@grace"},
             ],
-            "Grace Hopper",
-            "user4002",
+            at=AT + 120,
+            sender=GRACE_SENDER,
             reactions=[{"type": "emoji", "count": 3, "emoji": "👍"}],
         ),
-        telegram_message(
-            4,
-            at + timedelta(minutes=3),
-            "a reply",
-            "Grace Hopper",
-            "user4002",
-            reply_to_message_id=2,
-            edited="2024-03-01T09:04:00",
-            edited_unixtime="1709283840",
+        tg.message(
+            4, "a reply", at=AT + 180, sender=GRACE_SENDER, reply_to_message_id=2, edited=AT + 240
         ),
         "not a message",
-        telegram_message(
+        tg.message(
             5,
-            at + timedelta(minutes=4),
             "the photo",
+            at=AT + 240,
+            sender=ADA_SENDER,
             photo="(File not included. Change data exporting settings to download.)",
             width=1280,
             height=720,
         ),
-        telegram_message(
+        tg.message(
             6,
-            at + timedelta(minutes=5),
             "",
+            at=AT + 300,
+            sender=ADA_SENDER,
             file="stickers/sticker.webp",
             media_type="sticker",
             sticker_emoji="👍",
             mime_type="image/webp",
         ),
-        telegram_service(7, at + timedelta(minutes=6), "pin_message", message_id=2),
+        tg.service(7, "pin_message", at=AT + 360, actor=ADA_SENDER, message_id=2),
     ]
-    return telegram_chat(export_id, name, messages)
+    return tg.chat(name, "public_supergroup", export_id, messages)
+
+
+def bare(path: Path, chat: dict[str, Any]) -> Path:
+    """One chat's `result.json` (Export chat history)."""
+    path.write_bytes(tg.chat_export(chat))
+    return path
 
 
 async def test_a_telegram_export_is_imported_bare_then_zipped_with_the_same_ids(
@@ -135,8 +127,12 @@ async def test_a_telegram_export_is_imported_bare_then_zipped_with_the_same_ids(
     chat_id = f"-100{export_id}"  # the supergroup as the Bot API (and live sync) names it
     channel = world.new_id("ch_")
     chat = telegram_supergroup(export_id)
-    bare = write_export(tmp_path / "result.json", {"result.json": chat}, zipped=False)
-    job = await upload(imports, bare, "telegram_export", channel_map={chat_id: channel})
+    job = await upload(
+        imports,
+        bare(tmp_path / "result.json", chat),
+        "telegram_export",
+        channel_map={chat_id: channel},
+    )
     assert job["provider"] == "telegram" and job["upload"]["source"] == "telegram_export"
     # The workspace's only Telegram integration: its bot is the account, as live sync has it.
     assert job["integration_id"] == world.telegram_integration
@@ -168,14 +164,13 @@ async def test_a_telegram_export_is_imported_bare_then_zipped_with_the_same_ids(
 
     # The same chat in the whole account's export, zipped as the export folder, mapped by
     # its name this time: the same envelope ids, none new.
-    other = telegram_chat(1_700_000_102, "Elsewhere", [telegram_message(1, AT, "not mapped")])
-    account = telegram_account([chat, other])
-    zipped = write_export(
-        tmp_path / "export.zip", {"DataExport_2024-06-30/result.json": account}, zipped=True
+    other = tg.chat("Elsewhere", "private_supergroup", 1_700_000_102, [tg.message(1, "no")])
+    account = tg.zip_export(
+        tmp_path / "export.zip", tg.account_export([chat, other]), root="DataExport_2024-06-30/"
     )
     again = await completed(
         imports,
-        await upload(imports, zipped, "telegram_export", channel_map={"Team chat": channel}),
+        await upload(imports, account, "telegram_export", channel_map={"Team chat": channel}),
     )
     assert [s["name"] for s in again["report"]["skipped_channels"]] == ["Elsewhere"]
     twice = await imports.inbox.of_channel(channel, 10)
@@ -200,22 +195,12 @@ async def test_a_telegram_message_synced_live_and_imported_from_an_export_is_one
     [live_reply] = await world.chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
 
     export_id = int(str(chat_id).removeprefix("-100"))
-    chat = telegram_chat(
-        export_id,
-        f"chat {chat_id}",
-        [
-            telegram_message(message_id, AT, "said live", "Ada Lovelace", "user4001"),
-            telegram_message(
-                message_id + 1,
-                AT,
-                "a live reply",
-                "Ada Lovelace",
-                "user4001",
-                reply_to_message_id=message_id,
-            ),
-        ],
+    said = tg.message(message_id, "said live", at=AT, sender=ADA_SENDER)
+    reply = tg.message(
+        message_id + 1, "a live reply", at=AT, sender=ADA_SENDER, reply_to_message_id=message_id
     )
-    path = write_export(tmp_path / "result.json", {"result.json": chat}, zipped=False)
+    chat = tg.chat(f"chat {chat_id}", "public_supergroup", export_id, [said, reply])
+    path = bare(tmp_path / "result.json", chat)
     await completed(imports, await upload(imports, path, "telegram_export"))
     imported = await imports.inbox.of_channel(channel, 2)
     assert {e["id"] for e in imported} == {live["id"], live_reply["id"]}
@@ -223,31 +208,30 @@ async def test_a_telegram_message_synced_live_and_imported_from_an_export_is_one
     assert by_id[live_reply["id"]]["thread_id"] == live["id"]
 
 
-def _discord_export_of(imports: Imports, channel_id: str) -> dict[str, Any]:
-    """DiscordChatExporter's export of a channel of the Discord fake, as it would write it."""
-    discord = imports.world.discord
+GUILD = {"id": DISCORD_GUILD, "name": "sync tests", "iconUrl": None}
+
+
+def _discord_export_of(imports: Imports, channel_id: str) -> tuple[str, bytes]:
+    """DiscordChatExporter's export of a channel of the Discord fake: its file name and
+    its content."""
     messages = []
-    for stored in discord.messages(channel_id):
+    for stored in imports.world.discord.messages(channel_id):
         author = stored["author"]
-        extra: dict[str, Any] = {}
         reference = stored.get("message_reference")
-        if reference:
-            extra["reference"] = {
-                "messageId": reference["message_id"],
-                "channelId": channel_id,
-                "guildId": DISCORD_GUILD,
-            }
         messages.append(
             discord_message(
                 stored["id"],
                 datetime.fromisoformat(stored["timestamp"]),
                 stored["content"],
-                discord_author(author["id"], author["username"], author.get("global_name")),
+                user(author["id"], author["username"], author.get("global_name"), avatar=None),
                 "Reply" if reference else "Default",
-                **extra,
+                reply_to=(reference["message_id"], channel_id, DISCORD_GUILD)
+                if reference
+                else None,
             )
         )
-    return discord_channel(DISCORD_GUILD, channel_id, f"sync-{channel_id[-6:]}", messages)
+    chan = channel(channel_id, f"sync-{channel_id[-6:]}")
+    return discord_file_name(GUILD, chan), dce_file(messages, chan, GUILD)
 
 
 async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_messages(
@@ -271,9 +255,9 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
     api_ids = {e["id"] for e in from_api}
     assert len(api_ids) == 7
 
-    exported = _discord_export_of(imports, external)
-    bare = write_export(tmp_path / "one.json", {"one.json": exported}, zipped=False, indent=2)
-    job = await upload(imports, bare, "discord_export", channel_map={external: channel})
+    name, exported = _discord_export_of(imports, external)
+    (tmp_path / name).write_bytes(exported)
+    job = await upload(imports, tmp_path / name, "discord_export", channel_map={external: channel})
     # The server's only Discord integration (a bot token's: its account is the bot user, as
     # the API import's and the Gateway's).
     assert job["integration_id"] == world.discord_integration
@@ -286,25 +270,12 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
     assert reply["thread_id"] == inbound_message_id("discord", DISCORD_BOT_ID, external, root["id"])
 
     # Several channels zipped (`exportguild`), mapped by name: the same ids again.
-    second = _discord_export_of(imports, other)
-    zipped = write_export(
-        tmp_path / "guild.zip",
-        {discord_file_name(exported): exported, discord_file_name(second): second},
-        zipped=True,
-        indent=2,
-    )
+    second_name, second = _discord_export_of(imports, other)
+    guild = zipped(tmp_path / "guild.zip", {name: exported, second_name: second})
     other_channel = world.new_id("ch_")
+    channel_map = {f"sync-{external[-6:]}": channel, f"#sync-{other[-6:]}": other_channel}
     done = await completed(
-        imports,
-        await upload(
-            imports,
-            zipped,
-            "discord_export",
-            channel_map={
-                exported["channel"]["name"]: channel,
-                f"#{second['channel']['name']}": other_channel,
-            },
-        ),
+        imports, await upload(imports, guild, "discord_export", channel_map=channel_map)
     )
     assert done["progress"]["channels_total"] == 2
     assert {e["id"] for e in await imports.inbox.of_channel(channel, 21)} == api_ids
@@ -316,9 +287,7 @@ async def test_a_telegram_dry_run_reports_and_publishes_nothing(
     imports: Imports, tmp_path: Path
 ) -> None:
     channel = imports.world.new_id("ch_")
-    path = write_export(
-        tmp_path / "result.json", {"result.json": telegram_supergroup(1_700_000_103)}, zipped=False
-    )
+    path = bare(tmp_path / "result.json", telegram_supergroup(1_700_000_103))
     job = await upload(
         imports, path, "telegram_export", channel_map={"-1001700000103": channel}, dry_run="true"
     )
@@ -368,10 +337,9 @@ async def test_what_is_refused_before_any_job(imports: Imports, tmp_path: Path) 
     notes.write_text("these are my notes, not an export")
     other_json = tmp_path / "other.json"
     other_json.write_text('{"hello": "world"}')
-    tricky = tmp_path / "tricky.zip"
     chat = telegram_supergroup(1_700_000_104)
-    write_export(tricky, {"../../result.json": chat}, zipped=True)
-    slack_ok = write_export(tmp_path / "r.json", {"r.json": chat}, zipped=False)
+    tricky = zipped(tmp_path / "tricky.zip", {"../../result.json": tg.chat_export(chat)})
+    slack_ok = bare(tmp_path / "r.json", chat)
     cases: list[tuple[Path, str | None, dict[str, Any], int, str]] = [
         (notes, "telegram_export", {}, 400, "not_an_export_file"),
         (notes, "discord_export", {}, 400, "not_an_export_file"),
@@ -406,8 +374,7 @@ async def test_which_telegram_bot_an_export_is_imported_for(
     named, or the one that maps the chat, else the import is refused naming them."""
     world = imports.world
     workspace = world.new_id("ws_bots_").lower()
-    chat = telegram_supergroup(1_700_000_105)
-    path = write_export(tmp_path / "result.json", {"result.json": chat}, zipped=False)
+    path = bare(tmp_path / "result.json", telegram_supergroup(1_700_000_105))
     alone = await upload(imports, path, "telegram_export", workspace_id=workspace)
     assert alone["integration_id"] is None and alone["upload"]["account"] == "export"
 
