@@ -106,6 +106,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help="import: the export sizes in messages, repeatable (100000 and 1000000)",
     )
+    parser.add_argument(
+        "--import-source",
+        action="append",
+        choices=importer.KINDS,
+        metavar="SOURCE",
+        help=f"import: the export sources, repeatable (all: {', '.join(importer.KINDS)})",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     if (
@@ -144,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = selected or BENCHMARKS
     if args.import_messages:
         importer.BENCHMARK.sizes = tuple(args.import_messages)
+    if args.import_source:
+        importer.BENCHMARK.kinds = tuple(args.import_source)
     # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background
     # job of a non-interactive shell); SIGTERM does the same, so both stop every process.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -47,6 +47,20 @@ class MappingRepository(TombstoneCollection):
         )
         return [str(integration_id) for integration_id in found]
 
+    async def integrations_mapping(
+        self, integration_ids: Sequence[str], external_channel_ids: Sequence[str]
+    ) -> list[str]:
+        """Those of the integrations with a live mapping of one of these provider channels."""
+        found = await self.collection.distinct(
+            "integration_id",
+            {
+                "integration_id": {"$in": list(integration_ids)},
+                "external_channel_id": {"$in": list(external_channel_ids)},
+                "deleted_at": None,
+            },
+        )
+        return sorted(str(integration_id) for integration_id in found)
+
     async def inbound_of(self, integration_id: str) -> list[Document]:
         """The live, enabled mappings of an integration that let messages in."""
         return await self.collection.find(

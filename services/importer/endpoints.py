@@ -11,7 +11,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.importer.jobs import JobRepository
 from services.importer.schemas import ApiImportCreate, ChannelMap, ImportJobOut, Status, out
-from services.importer.service import ImportService
+from services.importer.service import ExportForm, ImportService
+from services.importer.sources import DEFAULT_EXPORT, EXPORTS
 from services.importer.uploads import receive
 from shared import tenancy
 from shared.errors import BadRequest, Invalid
@@ -48,7 +49,7 @@ async def import_from_api(
     "/api/imports",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportJobOut,
-    responses=error_responses(400, 413, 422),
+    responses=error_responses(400, 404, 413, 422),
     dependencies=[max_body("import_max_upload_bytes")],
     openapi_extra={
         "requestBody": {
@@ -60,7 +61,21 @@ async def import_from_api(
                         "required": ["workspace_id", "file"],
                         "properties": {
                             "workspace_id": {"type": "string"},
+                            "source": {
+                                "type": "string",
+                                "enum": list(EXPORTS),
+                                "default": DEFAULT_EXPORT,
+                                "description": "what the file is: "
+                                + "; ".join(f"{k}: {v.description}" for k, v in EXPORTS.items()),
+                            },
                             "file": {"type": "string", "format": "binary"},
+                            "integration_id": {
+                                "type": "string",
+                                "description": "the integration the export is imported for "
+                                "(its account in the envelope ids, its mappings); by default "
+                                "the workspace's of the export's team or guild, or its only "
+                                "(else default) integration of the provider",
+                            },
                             "channel_map": {
                                 "type": "string",
                                 "description": "a JSON object: channel id or name → chat "
@@ -75,8 +90,10 @@ async def import_from_api(
     },
 )
 async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
-    """Upload a Slack export ZIP (multipart). It is checked before any job exists: not a
-    ZIP, no channels.json, unsafe member names and zip bombs are refused with a 4xx; a
+    """Upload an export (multipart): Slack's export ZIP (`source=slack_export`, the
+    default), Telegram Desktop's `result.json` (`telegram_export`) or DiscordChatExporter's
+    JSON (`discord_export`), bare or zipped. It is checked before any job exists: a file
+    that is not that export, unsafe member names and zip bombs are refused with a 4xx; a
     body over `HOOKHUB_IMPORT_MAX_UPLOAD_BYTES` with 413 as soon as it passes it."""
     upload = await receive(
         request.headers.get("content-type"),
@@ -88,12 +105,28 @@ async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
         if not workspace_id or len(workspace_id) > 200:
             raise Invalid("workspace_id is required", code="invalid_request")
         tenancy.may_create_in(workspace_id)
-        channel_map = _channel_map(upload.fields.get("channel_map"))
-        dry_run = _flag(upload.fields.get("dry_run"))
+        form = ExportForm(
+            source=_source(upload.fields.get("source")),
+            integration_id=upload.fields.get("integration_id", "").strip()[:200] or None,
+            channel_map=_channel_map(upload.fields.get("channel_map")),
+            dry_run=_flag(upload.fields.get("dry_run")),
+        )
     except BaseException:
         upload.discard()
         raise
-    return out(await service.create_export_import(workspace_id, upload, channel_map, dry_run))
+    return out(await service.create_export_import(workspace_id, upload, form))
+
+
+def _source(raw: str | None) -> str:
+    source = (raw or "").strip() or DEFAULT_EXPORT
+    if source not in EXPORTS:
+        raise Invalid(
+            f"source is one of {', '.join(EXPORTS)} ("
+            + "; ".join(f"{name}: {kind.description}" for name, kind in EXPORTS.items())
+            + f"), not {source[:100]!r}",
+            code="invalid_source",
+        )
+    return source
 
 
 def _channel_map(raw: str | None) -> dict[str, str]:

@@ -108,7 +108,14 @@ class Report(BaseModel):
 class Upload(BaseModel):
     filename: str | None = None
     size: int
-    team_id: str | None = None
+    # What the file is (POST /api/imports' `source`).
+    source: str = "slack_export"
+    # The provider account in the envelope ids (shared.message_map.inbound_message_id):
+    # the integration's, as live sync has it; without one, the export's team or guild, or
+    # `export` (a Telegram export without a bot, a Slack export naming no team).
+    account: str | None = None
+    team_id: str | None = None  # a Slack export's team
+    guild_id: str | None = None  # a DiscordChatExporter export's server
     conversations: int = 0
     # When the file was removed (HOOKHUB_IMPORT_UPLOAD_RETENTION after a failed or
     # cancelled job ended): the job can no longer be resumed.

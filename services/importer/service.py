@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ from services.importer import uploads
 from services.importer.jobs import JobRepository, new_job
 from services.importer.runner import Target
 from services.importer.schemas import ApiImportCreate
-from services.importer.sources import DiscordApiSource, ExportSource, SlackApiSource, Source
+from services.importer.sources import (
+    DEFAULT_EXPORT,
+    EXPORTS,
+    DiscordApiSource,
+    ExportKind,
+    ExportSource,
+    SlackApiSource,
+    Source,
+)
 from shared.errors import Conflict, Invalid, NotFound
 from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
@@ -25,9 +34,9 @@ from shared.mappings import MappingRepository
 from shared.mongo import Database, Document
 from shared.providers.chat import ChatProvider
 from shared.providers.discord.messages import DiscordChat
+from shared.providers.exports import ExportLimits
 from shared.providers.history import Conversation
 from shared.providers.slack import limits
-from shared.providers.slack.export import ExportLimits, SlackExport
 from shared.providers.slack.history import SlackHistory
 from shared.providers.slack.messages import SlackChat
 from shared.settings import ImporterSettings
@@ -35,6 +44,21 @@ from shared.settings import ImporterSettings
 log = structlog.get_logger(__name__)
 
 IMPORTABLE = ("slack", "discord")
+# The account of an export's envelope ids when neither the file nor an integration names
+# one (a Slack export without a team, a Telegram export into a workspace without a bot).
+EXPORT_ACCOUNT = "export"
+
+
+@dataclass(frozen=True)
+class ExportForm:
+    """`POST /api/imports`'s fields besides the file."""
+
+    source: str = DEFAULT_EXPORT
+    integration_id: str | None = None
+    channel_map: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
 _USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
@@ -102,41 +126,102 @@ class ImportService:
         return job
 
     async def create_export_import(
-        self, workspace_id: str, upload: uploads.Upload, channel_map: dict[str, str], dry_run: bool
+        self,
+        workspace_id: str,
+        upload: uploads.Upload,
+        form: ExportForm,
     ) -> Document:
-        """The upload is checked as an export (refused → 4xx, nothing kept), then kept in
-        GridFS for whichever replica runs the job."""
+        """The upload is checked as the export its `source` says (refused → 4xx, nothing
+        kept), its integration found, then it is kept in GridFS for whichever replica runs
+        the job."""
+        kind = EXPORTS[form.source]
         try:
-            team_id, conversations = await asyncio.to_thread(_checked, upload.path, self.limits)
-            integration = await self._slack_integration(workspace_id, team_id)
+            account, conversations = await asyncio.to_thread(
+                _checked, kind, upload.path, self.limits
+            )
+            integration = await self._export_integration(
+                workspace_id, kind.provider, account, conversations, form.integration_id
+            )
             file_id = await uploads.keep(self._db, upload)
         finally:
             upload.discard()
+        named = {"slack": "team_id", "discord": "guild_id"}.get(kind.provider)
         job = new_job(
             workspace_id=workspace_id,
-            provider="slack",
+            provider=kind.provider,
             source="export",
             integration_id=integration.id if integration else None,
-            params={"channel_map": channel_map, "dry_run": dry_run},
+            params={"channel_map": form.channel_map, "dry_run": form.dry_run},
             upload={
                 "file_id": file_id,
                 "filename": upload.filename,
                 "size": upload.size,
-                "team_id": team_id,
-                "conversations": conversations,
+                "source": form.source,
+                # The account of every envelope id (shared.message_map.inbound_message_id),
+                # as live sync has it: the integration's, else the file's, else `export`.
+                "account": _account(integration) if integration else account or EXPORT_ACCOUNT,
+                **({named: account} if named else {}),
+                "conversations": len(conversations),
             },
         )
         await self._jobs.insert(job)
         return job
 
-    async def _slack_integration(
-        self, workspace_id: str, team_id: str | None
+    async def _export_integration(
+        self,
+        workspace_id: str,
+        provider: str,
+        account: str | None,
+        conversations: list[str],
+        integration_id: str | None,
     ) -> IntegrationSnapshot | None:
-        """The workspace's Slack integration for the export's team, if there is one: its
-        mappings say where channels go, and the imported messages enter its message map."""
-        if team_id is None:
-            return None
-        return await self._connections.integration_for_account(workspace_id, "slack", team_id)
+        """The integration an export is imported for (its mappings say where channels go,
+        its account is in the envelope ids, the imported messages enter its message map):
+
+        - the one named by `integration_id`, of this workspace and provider;
+        - else the workspace's integration of the export's account (a Slack team; a Discord
+          guild connected through OAuth). A Slack export without one has none;
+        - else (a Telegram export names no bot; a Discord server's bot-token integration's
+          account is the bot) the workspace's only integration of the provider, or the one
+          that maps one of the export's conversations, or its default one;
+        - several and none of these: refused, naming them (`integration_required`)."""
+        if integration_id:
+            return await self._named_integration(workspace_id, provider, account, integration_id)
+        if account:
+            found = await self._connections.integration_for_account(workspace_id, provider, account)
+            if found is not None or provider == "slack":
+                return found
+        candidates = await self._connections.integrations_of(workspace_id, provider)
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        by_id = {c.id: c for c in candidates}
+        mapping = await self._mappings.integrations_mapping(list(by_id), conversations)
+        defaults = [c.id for c in candidates if c.is_default]
+        for chosen in (mapping, defaults):
+            if len(chosen) == 1:
+                return by_id[chosen[0]]
+        raise Invalid(
+            f"the workspace has {len(candidates)} {provider} integrations "
+            f"({', '.join(by_id)}): name the one the export is for with integration_id",
+            code="integration_required",
+        )
+
+    async def _named_integration(
+        self, workspace_id: str, provider: str, account: str | None, integration_id: str
+    ) -> IntegrationSnapshot:
+        integration = await self._connections.integration(integration_id)
+        if integration.workspace_id != workspace_id or integration.provider != provider:
+            raise Invalid(
+                f"integration {integration_id} is not a {provider} integration of {workspace_id}",
+                code="integration_mismatch",
+            )
+        if provider == "slack" and account and integration.account_id not in (None, account):
+            raise Invalid(
+                f"the export is of the Slack team {account}, integration {integration_id} "
+                f"of {integration.account_id}",
+                code="integration_mismatch",
+            )
+        return integration
 
     async def get(self, job_id: str) -> Document:
         doc = await self._jobs.get(job_id)
@@ -196,12 +281,16 @@ class ImportService:
     ) -> Source:
         oldest, latest = _day(params.get("start_date")), _day(params.get("end_date"), end=True)
         if doc["source"] == "export":
-            path = await uploads.fetch(self._db, doc["upload"]["file_id"], self.scratch)
-            export = await asyncio.to_thread(SlackExport.open, path, self.limits)
+            upload = doc["upload"]
+            kind = EXPORTS[upload.get("source") or DEFAULT_EXPORT]
+            path = await uploads.fetch(self._db, upload["file_id"], self.scratch)
+            export = await asyncio.to_thread(kind.open, path, self.limits)
+            # Jobs made before `upload.account` was kept: as they were made.
             account = (
-                (integration.account_id if integration else None)
-                or doc["upload"].get("team_id")
-                or "export"
+                upload.get("account")
+                or (integration.account_id if integration else None)
+                or upload.get("team_id")
+                or EXPORT_ACCOUNT
             )
             return ExportSource(export, account)
         assert integration is not None
@@ -284,10 +373,19 @@ class ImportService:
         return targets, skipped
 
 
-def _checked(path: Path, limits: ExportLimits) -> tuple[str | None, int]:
-    """The export checked whole (ExportRefused else): its team and how many conversations."""
-    with SlackExport.open(path, limits) as export:
-        return export.team_id, len(export.conversations)
+def _checked(kind: ExportKind, path: Path, limits: ExportLimits) -> tuple[str | None, list[str]]:
+    """The export checked whole (ExportRefused else): the account it names (Slack team,
+    Discord guild; None for Telegram) and its conversations' ids."""
+    export = kind.open(path, limits)
+    try:
+        return export.account, [conversation.id for conversation in export.conversations]
+    finally:
+        export.close()
+
+
+def _account(integration: IntegrationSnapshot) -> str:
+    """An integration's account as live sync puts it in envelope ids."""
+    return integration.account_id or integration.id
 
 
 def _day(value: str | None, end: bool = False) -> datetime | None:

@@ -1,5 +1,6 @@
-"""Where an import job reads: a Slack export (a ZIP kept in GridFS, copied to a local
-file to be read), Slack's Web API, or Discord's REST API. Each is a `Source` the runner
+"""Where an import job reads: an export file (Slack's export ZIP, Telegram Desktop's
+`result.json`, DiscordChatExporter's JSON; kept in GridFS, copied to a local file to be
+read), Slack's Web API, or Discord's REST API. Each is a `Source` the runner
 reads the same way: its conversations, its users, and each conversation's records in order
 from a checkpoint (shared.providers.history)."""
 
@@ -7,21 +8,52 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import islice
+from pathlib import Path
 from typing import Any, Protocol
 
 from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.providers.chat import Author, ChannelInfo, ChatProvider, TokenRejected
+from shared.providers.discord.export import DiscordExport
 from shared.providers.discord.messages import DiscordChat
+from shared.providers.exports import ExportLimits, ExportReader
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import SlackExport
 from shared.providers.slack.history import SlackHistory
+from shared.providers.telegram.export import TelegramExport
 
 # Records taken from an export's iterator per thread hop (it reads and parses files).
 _EXPORT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """What `POST /api/imports` takes as its `source`: whose messages the file holds, and
+    the reader that checks and opens it (raising `ExportRefused`)."""
+
+    provider: str
+    open: Callable[[Path, ExportLimits], ExportReader]
+    description: str  # what the file is, for an error that lists the sources
+
+
+EXPORTS: dict[str, ExportKind] = {
+    "slack_export": ExportKind("slack", SlackExport.open, "Slack's export ZIP"),
+    "telegram_export": ExportKind(
+        "telegram",
+        TelegramExport.open,
+        "Telegram Desktop's result.json of a chat or of the whole account, bare or zipped",
+    ),
+    "discord_export": ExportKind(
+        "discord",
+        DiscordExport.open,
+        "DiscordChatExporter's JSON: one channel's file bare, or a ZIP of several",
+    ),
+}
+DEFAULT_EXPORT = "slack_export"
 
 
 class Source(Protocol):
@@ -50,10 +82,13 @@ class Source(Protocol):
 
 
 class ExportSource:
-    provider = "slack"
+    """Any opened export (`ExportReader`) as a job's source: whose messages they are is the
+    reader's; the account is the job's (the export's team or guild, or the integration's
+    account when the job has one, as live sync has it)."""
 
-    def __init__(self, export: SlackExport, account: str) -> None:
+    def __init__(self, export: ExportReader, account: str) -> None:
         self._export = export
+        self.provider = export.provider
         self.account = account
 
     async def conversations(self) -> list[Conversation]:

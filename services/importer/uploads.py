@@ -1,9 +1,10 @@
-"""A Slack export upload: the multipart body read as it streams (never whole in memory)
+"""An export upload: the multipart body read as it streams (never whole in memory)
 into a local file, refused with 413 the moment it passes the limit, then kept in GridFS
 (bucket `import_uploads`) so that whichever importer replica runs the job can read it.
 
 A runner copies the export from GridFS to its scratch directory before reading it (a ZIP
-is read from its end, and member by member: it needs a seekable local file).
+is read from its end, and member by member; a bare JSON file is read again on resume: it
+needs a seekable local file).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ _CHUNK_BYTES = 1024 * 1024
 _FETCH_BATCH = 2  # chunks a reply while an upload is copied back from GridFS
 # The form's other fields are small: a channel_map of 10,000 entries fits in 1 MiB.
 _MAX_FIELD_BYTES = 1024 * 1024
-_FIELDS = ("workspace_id", "channel_map", "dry_run")
-# The form has five parts; a few more are tolerated (a client's extra field), not thousands.
+_FIELDS = ("workspace_id", "source", "integration_id", "channel_map", "dry_run")
+# The form has six parts at most; a few more are tolerated (a client's extra field), not
+# thousands.
 _MAX_PARTS = 16
 # A part's header line: a Content-Disposition with a long file name fits.
 _MAX_HEADER_BYTES = 4096
@@ -175,7 +177,7 @@ async def receive(content_type: str | None, body: AsyncIterator[bytes], scratch:
                     "the multipart body ends before its closing boundary", code="invalid_upload"
                 )
         if parts.files == 0:
-            raise BadRequest("the form has no `file` part (the export ZIP)", code="invalid_upload")
+            raise BadRequest("the form has no `file` part (the export)", code="invalid_upload")
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
@@ -212,7 +214,7 @@ async def keep(db: Database, upload: Upload) -> ObjectId:
                 "length": length,
                 "chunkSize": _CHUNK_BYTES,
                 "uploadDate": utcnow(),
-                "filename": upload.filename or "export.zip",
+                "filename": upload.filename or "export",
                 "metadata": {"size": upload.size},
             }
         )

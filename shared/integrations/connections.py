@@ -69,6 +69,15 @@ class Connections:
         doc = await self._repository.find_account(workspace_id, provider, account_id)
         return None if doc is None else await self._integrations.lookup(str(doc["_id"]))
 
+    async def integrations_of(self, workspace_id: str, provider: str) -> list[IntegrationSnapshot]:
+        """The workspace's integrations of this provider."""
+        found = []
+        for integration_id in await self._repository.of_provider(workspace_id, provider):
+            snapshot = await self._integrations.lookup(integration_id)
+            if snapshot is not None:
+                found.append(snapshot)
+        return found
+
     def provider(self, integration: IntegrationSnapshot) -> ChatProvider:
         provider = self.providers.get(integration.provider)
         if provider is None:

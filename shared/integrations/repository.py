@@ -52,6 +52,13 @@ class IntegrationRepository(TombstoneCollection):
             }
         )
 
+    async def of_provider(self, workspace_id: str, provider: str) -> list[str]:
+        """The ids of the workspace's integrations of this provider, oldest first."""
+        found = await self.collection.find(
+            {"workspace_id": workspace_id, "provider": provider, "deleted_at": None}, {"_id": 1}
+        ).to_list()
+        return sorted(str(doc["_id"]) for doc in found)
+
     # -- token refresh leases (shared.oauth.tokens) ---------------------------------------
 
     async def take_refresh_lease(

@@ -23,6 +23,7 @@ from shared.providers.github.notify import NOTIFIER as GITHUB
 from tests.console.conftest import Console, Watched
 from tests.delivery.test_list import made
 from tests.e2e.stack import Stack
+from tests.providers import telegram_exports as tg
 from tests.slack_export import ExportBuilder, message
 from tests.webhook_sink import WebhookSink
 
@@ -460,7 +461,8 @@ async def test_an_export_is_dry_run_then_imported_with_the_bar_reaching_100(
 
     p = await sign_in(page, console, "imports")
     await p.get_by_label("Workspace id").fill("ws_console")
-    await p.get_by_label("Slack export (ZIP)").set_input_files(str(path))
+    await expect(p.get_by_label("Source")).to_have_value("slack_export")
+    await p.get_by_label("Export file").set_input_files(str(path))
     await p.get_by_label("Channel map (JSON)").fill(json.dumps({"general": "ch_general"}))
     await expect(p.get_by_label("Dry run first")).to_be_checked()
     await p.get_by_role("button", name="Upload").click()
@@ -484,6 +486,48 @@ async def test_an_export_is_dry_run_then_imported_with_the_bar_reaching_100(
     real = [job for job in jobs["data"] if not job["dry_run"]]
     assert real and real[0]["status"] == "completed"
     assert real[0]["progress"]["messages_imported"] == 40
+    assert_clean(page, console)
+
+
+async def test_a_telegram_export_is_picked_and_imported(
+    page: Watched, console: Console, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    messages: list[Any] = [tg.service(1, "create_group", title="Console chat")]
+    messages += [tg.message(n, f"hello {n}") for n in range(2, 14)]
+    path = tmp_path / "result.json"
+    path.write_bytes(
+        tg.chat_export(tg.chat("Console chat", "public_supergroup", 1_700_000_201, messages))
+    )
+
+    p = await sign_in(page, console, "imports")
+    await p.get_by_label("Workspace id").fill("ws_console")
+    await p.get_by_label("Source").select_option(label="Telegram Desktop export")
+    # The form says how to make the export and takes a bare result.json.
+    await expect(p.locator(".field").filter(has=p.get_by_label("Export file"))).to_contain_text(
+        "Export chat history"
+    )
+    assert ".json" in (await p.get_by_label("Export file").get_attribute("accept") or "")
+    await p.get_by_label("Export file").set_input_files(str(path))
+    await p.get_by_label("Channel map (JSON)").fill(json.dumps({"Console chat": "ch_telegram"}))
+    await p.get_by_label("Dry run first").uncheck()
+    await p.get_by_role("button", name="Upload").click()
+
+    live = p.locator("#import-live")
+    await expect(live.locator(".badge").first).to_have_text("completed", timeout=60_000)
+    await expect(live).to_contain_text("Telegram Desktop export: result.json")
+    await expect(live).to_contain_text("ch_telegram")
+    # The form went back to its defaults: Slack, with Slack's hint.
+    await expect(p.get_by_label("Source")).to_have_value("slack_export")
+    await expect(p.locator(".field").filter(has=p.get_by_label("Export file"))).to_contain_text(
+        "Import/Export Data"
+    )
+    jobs = (await console.api.get("/api/imports", params={"workspace_id": "ws_console"})).json()
+    job = next(j for j in jobs["data"] if (j["upload"] or {}).get("source") == "telegram_export")
+    assert job["status"] == "completed" and job["provider"] == "telegram"
+    assert job["progress"]["messages_imported"] == 12
+    assert job["report"]["by_subtype"]  # the service message counted as skipped
     assert_clean(page, console)
 
 

@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 
 from shared.embedded import free_port
 from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
+from tests.providers import telegram_exports as tg
 from tests.support import KafkaTap, until
 
 pytestmark = pytest.mark.e2e
@@ -231,6 +232,55 @@ async def test_an_api_import_from_the_sandbox_slack(hub: Hub) -> None:
             timeout=30,
         )
     assert {m["text"] for m in imported} >= set(texts)
+
+
+async def test_a_telegram_message_synced_live_and_imported_from_an_export_is_one_envelope(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A newcomer's bot syncs the sandbox's supergroup; a message said there live, then the
+    chat's Telegram Desktop export uploaded: the export's copy has the live one's id."""
+    state = await hub.state()
+    telegram = state["telegram"]
+    integration = await hub.integration("telegram", {"bot_token": telegram["bot_token"]})
+    chat = telegram["channels"][-1]
+    assert chat["id"].startswith("-100"), chat  # a supergroup, as the Bot API names it
+    channel = "ch_tg_" + uuid.uuid4().hex[:6]
+    await hub.mapping(integration["id"], chat["id"], channel)
+    user = telegram["users"][0]
+    text = f"said live {uuid.uuid4().hex[:6]}"
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        await hub.post(
+            "/sandbox/api/telegram/messages",
+            {"channel": chat["id"], "user": user["id"], "text": text},
+        )
+        [live] = await tap.wait_for(lambda v: v.get("text") == text, timeout=30)
+        message_id = int(live["source"]["external_message_id"])
+        said = tg.message(message_id, text, sender=(user["name"], f"user{user['id']}"))
+        export_id = int(chat["id"].removeprefix("-100"))  # the export's id of a supergroup
+        path = tmp_path / "result.json"
+        path.write_bytes(
+            tg.chat_export(tg.chat(chat["name"], "public_supergroup", export_id, [said]))
+        )
+        with path.open("rb") as file:
+            answer = await hub.client.post(
+                "/api/imports",
+                data={"workspace_id": "ws_demo", "source": "telegram_export"},
+                files={"file": ("result.json", file, "application/json")},
+            )
+        assert answer.status_code == 202, answer.text
+        job = answer.json()
+        assert job["integration_id"] == integration["id"]
+
+        async def finished() -> dict[str, Any] | None:
+            found = (await hub.client.get(f"/api/imports/{job['id']}")).json()
+            return found if found["status"] in ("completed", "failed") else None
+
+        done = await until(finished, timeout=60, what="the import")
+        assert done["status"] == "completed", done
+        [imported] = await tap.wait_for(
+            lambda v: v.get("channel_id") == channel and v.get("imported") is True, timeout=30
+        )
+    assert imported["id"] == live["id"]
 
 
 # -- in Chromium -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from services.importer.sources import Source
 from services.sandbox.discord import GET_CHANNEL_MESSAGES
 from services.sandbox.slack import history_message
 from shared.message_map import inbound_message_id
+from shared.providers.exports import ExportReader
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import SlackExport
 from tests.importer.conftest import Imports
@@ -37,15 +38,18 @@ def expected(path: Path, channel_prefix: str) -> tuple[dict[str, str], set[str]]
     """The channel map sending every conversation to a chat channel of its own, and the
     envelope ids the import must publish (read with the export reader)."""
     with SlackExport.open(path) as export:
-        team = export.team_id or "export"
         channel_map = {c.id: f"{channel_prefix}{c.id}" for c in export.conversations}
-        ids = {
-            inbound_message_id("slack", team, c.id, r.change.external_message_id)
-            for c in export.conversations
-            for r in export.records(c)
-            if r.change is not None and not r.change.ignored
-        }
-    return channel_map, ids
+        return channel_map, expected_ids(export, export.team_id or "export")
+
+
+def expected_ids(export: ExportReader, account: str) -> set[str]:
+    """The envelope ids an import of the export publishes, with this account in them."""
+    return {
+        inbound_message_id(export.provider, account, c.id, r.change.external_message_id)
+        for c in export.conversations
+        for r in export.records(c)
+        if r.change is not None and not r.change.ignored
+    }
 
 
 class HeldSource:
@@ -74,6 +78,24 @@ class HeldSource:
                 yield record
 
 
+def held_sources(
+    imports: Imports, monkeypatch: pytest.MonkeyPatch, after: int, released: asyncio.Event
+) -> list[HeldSource]:
+    """Every source the in-process importer opens from now on, held after `after` records
+    until `released` (appended as they are opened)."""
+    held: list[HeldSource] = []
+    service = imports.service
+    assert service is not None
+    opened = service._source
+
+    async def held_source(*args: Any) -> Source:
+        held.append(HeldSource(await opened(*args), after, released))
+        return held[-1]
+
+    monkeypatch.setattr(service, "_source", held_source)
+    return held
+
+
 async def cancel_heard(imports: Imports, job_id: str) -> dict[str, Any]:
     """The job cancelled through the API, and `cancelled` within the promised seconds."""
     answer = await imports.api.post(f"/api/imports/{job_id}/cancel", headers=admin_headers())
@@ -90,16 +112,7 @@ async def test_a_running_import_reports_progress_is_cancelled_within_seconds_and
     channel_map, ids = expected(path, prefix)
     # The export's records stop after 1,000 until released: the job cannot end before.
     released = asyncio.Event()
-    held: list[HeldSource] = []
-    service = imports.service
-    assert service is not None
-    opened = service._source
-
-    async def held_source(*args: Any) -> Source:
-        held.append(HeldSource(await opened(*args), 1_000, released))
-        return held[-1]
-
-    monkeypatch.setattr(service, "_source", held_source)
+    held = held_sources(imports, monkeypatch, 1_000, released)
     answer = await imports.upload(path, channel_map=channel_map)
     assert answer.status_code == 202, answer.text
     job_id = answer.json()["id"]

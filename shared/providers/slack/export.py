@@ -61,7 +61,11 @@ TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
 
 
 class SlackExport:
-    """An opened, checked export. Use `SlackExport.open(path)`, as a context manager."""
+    """An opened, checked export (an `ExportReader`). Use `SlackExport.open(path)`, as a
+    context manager. Its `account` is the Slack team the export's users and channels name
+    (None when none does)."""
+
+    provider = "slack"
 
     def __init__(
         self,
@@ -76,7 +80,7 @@ class SlackExport:
         self.limits = limits
         self.conversations = conversations
         self._users = users
-        self.team_id = team_id
+        self.account: str | None = team_id
         # Per conversation, its day files' member numbers in date order: 4 bytes a day file.
         self._days = days
 
@@ -123,10 +127,15 @@ class SlackExport:
             found = next((folders[folder] for folder in wanted if folder in folders), array("I"))
             days[conversation.id] = array("I", sorted(found, key=archive.name))
         export = cls(archive, limits, conversations, users, None, days)
-        export.team_id = (
+        export.account = (
             teams.most_common(1)[0][0] if teams else _channel_team(indexes) or export._peek_team()
         )
         return export
+
+    @property
+    def team_id(self) -> str | None:
+        """The export's Slack team: its `account`."""
+        return self.account
 
     # -- reading -------------------------------------------------------------------------------
 

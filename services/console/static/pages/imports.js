@@ -1,5 +1,6 @@
-// Imports: upload a Slack export (a dry run first, with its report), then import it for
-// real; a progress bar that follows the job live; cancel, resume; the quarantine list.
+// Imports: upload an export (Slack's ZIP, Telegram Desktop's result.json, DiscordChatExporter's
+// JSON; a dry run first, with its report), then import it for real; a progress bar that
+// follows the job live; cancel, resume; the quarantine list.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -16,6 +17,7 @@ import {
   pager,
   rememberWorkspace,
   section,
+  select,
   table,
   timeEl,
   workspaceField,
@@ -23,6 +25,28 @@ import {
 } from "../dom.js";
 
 const LIVE = new Set(["queued", "running"]);
+
+// POST /api/imports' `source`: what the file is, how to make it, whose channels it names.
+const SOURCES = {
+  slack_export: {
+    label: "Slack export",
+    accept: ".zip,application/zip",
+    hint: "Workspace settings → Import/Export Data → Export, the ZIP as downloaded",
+    channels: "Slack channel",
+  },
+  telegram_export: {
+    label: "Telegram Desktop export",
+    accept: ".json,.zip,application/json,application/zip",
+    hint: "Telegram Desktop: a chat's ⋮ menu → Export chat history (or Settings → Advanced → Export Telegram data), format “Machine-readable JSON”: result.json, or the export folder zipped",
+    channels: "Telegram chat (name or id, -100… for a supergroup)",
+  },
+  discord_export: {
+    label: "DiscordChatExporter export",
+    accept: ".json,.zip,application/json,application/zip",
+    hint: "DiscordChatExporter, format JSON: one channel's .json, or a ZIP of several (exportguild)",
+    channels: "Discord channel (name or id)",
+  },
+};
 
 export async function render(main, { id }) {
   if (id) {
@@ -36,17 +60,38 @@ export async function render(main, { id }) {
   let panel = null;
   const stopPanel = () => panel && panel.stop();
 
-  const fileInput = h("input", { name: "file", type: "file", accept: ".zip,application/zip", required: true });
+  const sourceSelect = select(
+    "source",
+    Object.entries(SOURCES).map(([value, spec]) => [value, spec.label]),
+    "slack_export",
+  );
+  const fileInput = h("input", { name: "file", type: "file", required: true });
+  const fileField = field("Export file", fileInput, SOURCES.slack_export.hint);
+  const mapInput = h("textarea", { name: "channel_map", rows: "3", placeholder: '{"general": "ch_general"}', spellcheck: "false" });
+  const mapField = field("Channel map (JSON)", mapInput, "each channel → a chat channel");
+  // The file's hint and accepted types, and the map's hint, follow the source chosen (and
+  // its reset to Slack once an upload went through).
+  const follow = () => {
+    const spec = SOURCES[sourceSelect.value] || SOURCES.slack_export;
+    fileInput.accept = spec.accept;
+    fileField.querySelector(".hint").textContent = spec.hint;
+    mapField.querySelector(".hint").textContent =
+      `each ${spec.channels} → a chat channel; empty: the integration's mappings decide`;
+  };
+  sourceSelect.addEventListener("change", follow);
+  follow();
   const dryRun = h("input", { name: "dry_run", type: "checkbox", checked: true });
   const upload = form(
     [
       workspaceField(),
-      field("Slack export (ZIP)", fileInput, "Workspace settings → Import/Export Data → Export, as downloaded"),
+      field("Source", sourceSelect, "what the file is"),
+      fileField,
       field(
-        "Channel map (JSON)",
-        h("textarea", { name: "channel_map", rows: "3", placeholder: '{"general": "ch_general"}', spellcheck: "false" }),
-        "each Slack channel (name, #name or id) → a chat channel; empty: your Slack integration's mappings decide",
+        "Integration id (optional)",
+        h("input", { name: "integration_id", autocomplete: "off", placeholder: "int_…" }),
+        "the integration the export is for; empty: the workspace's one of that provider (of the export's team or server)",
       ),
+      mapField,
       h("div", { class: "field check" }, dryRun, h("label", { for: (dryRun.id = "dry-run") }, "Dry run first: read everything, publish nothing, report")),
     ],
     "Upload",
@@ -70,7 +115,7 @@ export async function render(main, { id }) {
       table(
         [
           { title: "Job", cell: (r) => link(`#/imports/${enc(r.id)}`, r.id) },
-          { title: "Source", cell: (r) => `${r.provider} ${r.source}${r.dry_run ? " (dry run)" : ""}` },
+          { title: "Source", cell: (r) => `${sourceName(r)}${r.dry_run ? " (dry run)" : ""}` },
           { title: "Status", cell: (r) => badge(r.status) },
           { title: "Progress", cell: (r) => `${Math.round(r.progress.percent)} %` },
           { title: "Imported", cell: (r) => count(r, r.progress.messages_imported, "would import") },
@@ -89,9 +134,16 @@ export async function render(main, { id }) {
     clear(live).append(panel.el);
     jobs.reload();
   }
+  upload.addEventListener("reset", () => setTimeout(follow));
   main.append(writes(section("Upload an export", upload)), live);
   main.append(section("Jobs", jobs));
   return stopPanel;
+}
+
+/** What a job reads: "Telegram Desktop export", or "slack api". */
+function sourceName(job) {
+  const spec = job.upload && SOURCES[job.upload.source];
+  return spec ? spec.label : `${job.provider} ${job.source}`;
 }
 
 /** A count as a job reports it: for a dry run, what it would do. */
@@ -102,15 +154,18 @@ function count(job, n, dryVerb) {
 async function uploadExport(data, dryRun) {
   const body = new FormData();
   body.set("workspace_id", String(data.get("workspace_id") || ""));
+  body.set("source", String(data.get("source") || "slack_export"));
+  const integration = String(data.get("integration_id") || "").trim();
+  if (integration) body.set("integration_id", integration);
   const file = data.get("file");
-  if (!(file instanceof File) || !file.size) throw new Error("Choose the export's ZIP file first.");
+  if (!(file instanceof File) || !file.size) throw new Error("Choose the export file first.");
   body.set("file", file, file.name);
   const map = String(data.get("channel_map") || "").trim();
   if (map) {
     try {
       JSON.parse(map);
     } catch {
-      throw new Error("The channel map is not JSON: write it as {\"slack channel\": \"chat channel\"}.");
+      throw new Error("The channel map is not JSON: write it as {\"their channel\": \"chat channel\"}.");
     }
     body.set("channel_map", map);
   }
@@ -154,7 +209,8 @@ function jobPanel(id, { onRealImport, onStatus } = {}) {
       dry ? h("p", { class: "muted" }, "A dry run: nothing was imported; these are the counts an import would reach.") : null,
       dl([
         ["Status", badge(job.status)],
-        ["Source", `${job.provider} ${job.source}${job.upload?.filename ? `: ${job.upload.filename}` : ""}`],
+        ["Source", `${sourceName(job)}${job.upload?.filename ? `: ${job.upload.filename}` : ""}`],
+        ...(job.upload?.account ? [["Account in the ids", job.upload.account]] : []),
         ["Channels", `${p.channels_done} of ${p.channels_total}`],
         [dry ? "Would import" : "Messages imported", String(p.messages_imported)],
         [dry ? "Would skip" : "Skipped", String(p.messages_skipped)],
