@@ -511,8 +511,7 @@ class DiscordChat:
             elif not payload.get("edited_timestamp"):
                 ignored = "an update that is no edit (an embed resolved, a pin)"
         if message_type not in (DEFAULT, REPLY):
-            known = _MESSAGE_TYPES.get(message_type) if type(message_type) is int else None
-            subtype = known or f"type_{message_type}"
+            subtype = system_subtype(message_type)
             ignored = ignored or f"Discord system message ({subtype})"
         if ignored is None and not text and not attachments:
             ignored = (
@@ -558,21 +557,59 @@ class DiscordChat:
         return _MARKUP.sub(lambda match: self._readable(match, names), text)
 
     def _readable(self, match: re.Match[str], names: Mapping[str, str]) -> str:
-        if user := match.group("user"):
-            return "@" + names.get(user, user)
-        if channel := match.group("channel"):
-            return "#" + self._channel_names.get(channel, channel)
-        if role := match.group("role"):
-            return "@" + self._role_names.get(role, "role")
-        if emoji := match.group("emoji"):
-            return f":{emoji}:"
-        if command := match.group("command"):
-            return "/" + command
-        stamp = int(match.group("time"))
-        try:
-            return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
-        except (OverflowError, OSError, ValueError):
-            return match.group(0)
+        return _readable_markup(match, names, self._channel_names, self._role_names)
+
+
+def readable(
+    text: str,
+    users: Mapping[str, str],
+    channels: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
+) -> str:
+    """Discord markup made readable as `DiscordChat.render` makes it, with the names the
+    caller knows (users', channels' and roles' by id; an unknown user is `@<id>`, an unknown
+    channel `#<id>`, an unknown role `@role`). Text without markup comes back as it is.
+    For a reader that knows the names itself (a DiscordChatExporter file's `mentions`)."""
+    known_channels = channels or {}
+    known_roles = roles or {}
+    return _MARKUP.sub(
+        lambda match: _readable_markup(match, users, known_channels, known_roles), text
+    )
+
+
+def has_markup(text: str) -> bool:
+    """Whether the text holds Discord markup that `readable` would change."""
+    return "<" in text and _MARKUP.search(text) is not None
+
+
+def system_subtype(message_type: Any) -> str:
+    """The subtype a message of a type other than DEFAULT and REPLY is ignored under
+    (`thread_created`, `user_join`, ...; `type_<n>` for a type without a name here)."""
+    known = _MESSAGE_TYPES.get(message_type) if type(message_type) is int else None
+    return known or f"type_{message_type}"
+
+
+def _readable_markup(
+    match: re.Match[str],
+    names: Mapping[str, str],
+    channels: Mapping[str, str],
+    roles: Mapping[str, str],
+) -> str:
+    if user := match.group("user"):
+        return "@" + names.get(user, user)
+    if channel := match.group("channel"):
+        return "#" + channels.get(channel, channel)
+    if role := match.group("role"):
+        return "@" + roles.get(role, "role")
+    if emoji := match.group("emoji"):
+        return f":{emoji}:"
+    if command := match.group("command"):
+        return "/" + command
+    stamp = int(match.group("time"))
+    try:
+        return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return match.group(0)
 
 
 # -- permissions ----------------------------------------------------------------------------
