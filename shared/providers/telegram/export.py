@@ -500,9 +500,9 @@ class _ZipSource(_Source):
 
 
 class _Pieces:
-    """A member's inflated pieces as a stream. Unlike `ZipDirectory.open`'s buffered reader,
-    which reads ahead, a read returns what was inflated before a problem and the next read
-    raises it: a CRC-32 that fails after the last piece loses nothing read."""
+    """A member's inflated pieces as a stream: a read returns what was inflated before a
+    problem and the next read raises it (a buffered reader reading ahead would drop what it
+    held with the error): a CRC-32 that fails after the last piece loses nothing read."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
