@@ -19,7 +19,6 @@ data that inflates past its declared size is a `MemberError` when the member is 
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import threading
@@ -27,7 +26,7 @@ import zlib
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 __all__ = ["MemberError", "NotAZip", "TooManyMembers", "ZipDirectory"]
 
@@ -121,12 +120,6 @@ class ZipDirectory:
         for piece in self.pieces(member):
             out += piece
         return out
-
-    def open(self, member: int) -> io.BufferedReader:
-        """The member as a file read as it inflates (a megabyte of the archive at a time),
-        with `read`'s checks: a `MemberError` from the `read()` that meets the problem, the
-        CRC-32's at the end. For members too large to hold whole."""
-        return io.BufferedReader(_MemberStream(self.pieces(member)), buffer_size=_CHUNK)
 
     def pieces(self, member: int) -> Iterator[bytes]:
         """The member's bytes in pieces of at most a megabyte, each yielded as it is
@@ -324,28 +317,6 @@ class ZipDirectory:
     def _pread(self, size: int, offset: int) -> bytes:
         with self._lock:
             return _read_at(self._file, offset, size)
-
-
-class _MemberStream(io.RawIOBase):
-    """A member's inflated pieces as a raw stream (see `ZipDirectory.open`)."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return 0
-            self._left = piece
-        size = min(len(buffer), len(self._left))
-        buffer[:size] = self._left[:size]
-        self._left = self._left[size:]
-        return size
 
 
 class _Chunks:

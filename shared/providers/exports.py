@@ -7,6 +7,12 @@
 - `open_archive` and `checked_members`: a ZIP opened and every member of its directory
   checked (path tricks, duplicates, total size, compression ratio) before a record is read.
 - `kind_of`: a ZIP, JSON, or neither, from the file's first bytes.
+- `JsonGuard` and `CheckedReader`: a JSON document checked before ijson is given a byte
+  of it. `ijson.items` and `ijson.parse` build a prefix string for every level a value
+  nests (the C backend too): a few hundred kilobytes of `[[[[` take gigabytes. The guard
+  stops at the first byte where values nest deeper than `MAX_DEPTH`, or where one value (a
+  string, a number) has run on for more than `MAX_VALUE_BYTES` (yajl buffers a value until
+  it ends).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -23,10 +30,15 @@ from shared.providers.history import Conversation, HistoryRecord
 from shared.zipdir import MemberError, NameNotUtf8, NotAZip, TooManyMembers, ZipDirectory
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_VALUE_BYTES",
     "UNREADABLE",
+    "CheckedReader",
     "ExportLimits",
     "ExportReader",
     "ExportRefused",
+    "JsonGuard",
+    "Unacceptable",
     "checked_members",
     "json_type",
     "kind_of",
@@ -44,6 +56,22 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UNREADABLE = (MemberError, OSError)
 # Refusals that say the request was wrong (400); the others say the file was (422).
 _BAD_REQUEST = frozenset({"not_a_zip", "not_an_export_file"})
+# What an export's JSON may be (`JsonGuard`). Telegram Desktop nests 10 deep at most
+# (account → chats → list → chat → messages → message → reactions → reaction → recent →
+# sender), DiscordChatExporter 7 (messages → message → reactions → reaction → users →
+# user → roles → role): nothing real comes near.
+MAX_DEPTH = 64
+# Bytes fed to the parser without it finishing a token: one string or number that long.
+# Telegram's longest text is 4096 characters, Discord's 4000.
+MAX_VALUE_BYTES = 64 * 2**20
+_BOM = b"\xef\xbb\xbf"
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'{}[]"')
+_NUMBER = b"0123456789+-.eE"
+_STEP = [0] * 256  # a bracket's step in depth
+for _bracket in b"[{":
+    _STEP[_bracket] = 1
+for _bracket in b"]}":
+    _STEP[_bracket] = -1
 
 
 class ExportRefused(HookhubError):
@@ -219,3 +247,178 @@ def short(error: BaseException) -> str:
     """An error's text, cut to 200 characters."""
     text = str(error)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- JSON checked before ijson is given it -------------------------------------------------------
+
+
+class Unacceptable(Exception):
+    """A JSON document cannot be read on from `position` (an offset, as `JsonGuard` counts
+    them): `reason` says why (values nest too deep, a value runs on too long)."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"{reason} (at byte {position})")
+        self.position = position
+        self.reason = reason
+
+
+class JsonGuard:
+    """A JSON document's bytes, fed in order, checked before a parser is given them: values
+    nest at most `MAX_DEPTH` deep, and no value runs on for more than `MAX_VALUE_BYTES`
+    (see the module's docstring). `position`: the offset of the next byte to feed (`start`
+    before the first); `problem`: why the guard stopped (nothing more is accepted then).
+
+    In C-speed steps over each piece, without parsing it: escaped backslashes, then escaped
+    quotes are cut out; of what is left, quotes and brackets are kept; the runs between
+    quotes outside strings hold the structure's brackets, whose running depth is summed.
+    Where a piece is too deep, the first byte that is, by bisection on the same steps.
+
+    This follows the document as yajl does as long as it is JSON, and yajl stops where it
+    is not (a stray backslash or bracket, an unknown escape): a parser given only accepted
+    bytes never nests deeper, nor buffers a longer value, than the guard allows. A string
+    (or number) is counted in whole pieces: it is refused within a piece of the limit."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.max_depth = MAX_DEPTH
+        self.max_value_bytes = MAX_VALUE_BYTES
+        self.position = start
+        self.problem: Unacceptable | None = None
+        self.depth = 0
+        self._inside = False  # in a string
+        self._escaped = False  # the next byte is escaped (a piece ended in a string's `\`)
+        self._value = 0  # bytes of the value the last piece ended in, at least as many
+
+    def feed(self, data: bytes) -> int:
+        """How many of `data`'s bytes (the document's next) are acceptable: all, or those
+        before the first that is not, `problem` then saying why (the guard accepts nothing
+        more)."""
+        if self.problem is not None or not data:
+            return 0
+        brackets, quotes, escaped = self._structure(data)
+        opens = brackets.count(b"[") + brackets.count(b"{")
+        if self.depth + opens > self.max_depth and self._peak(brackets) > self.max_depth:
+            return self._stop(
+                self._too_deep(data), f"values nest deeper than {self.max_depth} levels"
+            )
+        if not quotes and (self._inside or not data.translate(None, _NUMBER)):
+            self._value += len(data)  # all of it in the string, or the number, it began in
+        else:
+            self._value = len(data)  # the value it ends in began in it
+        if self._value > self.max_value_bytes:
+            return self._stop(0, f"a value runs on for more than {self.max_value_bytes} bytes")
+        self.depth += 2 * opens - len(brackets)
+        self._inside = self._inside != (quotes % 2 == 1)
+        self._escaped = escaped
+        self.position += len(data)
+        return len(data)
+
+    def _structure(self, data: bytes) -> tuple[bytes, int, bool]:
+        """(the brackets of `data` outside strings, in order; how many of its quotes start or
+        end a string; whether its last byte escapes the next)."""
+        text = data[1:] if self._escaped else data
+        escaped = False
+        if b"\\" in text:
+            escaped = (len(text) - len(text.rstrip(b"\\"))) % 2 == 1
+            text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        skeleton = text.translate(None, _NOT_STRUCTURE)
+        quotes = skeleton.count(b'"')
+        if not quotes:
+            return (b"" if self._inside else skeleton), 0, escaped
+        # Every string made whole (the one it began in opened, the one it ends in closed):
+        # strings are then the runs between the 1st and 2nd quote, the 3rd and 4th, ...
+        if self._inside:
+            skeleton = b'"' + skeleton
+        if (quotes + self._inside) % 2:
+            skeleton += b'"'
+        # Most strings hold no bracket: a quote left after cutting out `""` shows one does.
+        brackets = skeleton.replace(b'""', b"")
+        if b'"' in brackets:
+            brackets = b"".join(skeleton.split(b'"')[::2])
+        return brackets, quotes, escaped
+
+    def _peak(self, brackets: bytes) -> int:
+        return max(accumulate(map(_STEP.__getitem__, brackets), initial=self.depth))
+
+    def _too_deep(self, data: bytes) -> int:
+        """Where in `data` the first bracket too deep is: the shortest start of it that is
+        too deep ends with it."""
+        low, high = 0, len(data)  # data[:low] is not too deep, data[:high] is
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._peak(self._structure(data[:middle])[0]) > self.max_depth:
+                high = middle
+            else:
+                low = middle
+        return low
+
+    def _stop(self, accepted: int, reason: str) -> int:
+        self.position += accepted
+        self.problem = Unacceptable(self.position, reason)
+        return accepted
+
+
+class CheckedReader:
+    """A JSON document given in pieces (a file's chunks, a ZIP member's inflated pieces) as
+    the file `ijson.items` and `ijson.parse` read, each read returning only bytes a
+    `JsonGuard` accepted: where it stops, a read returns the bytes before and the next one
+    raises `Unacceptable`. An error of the pieces (a ZIP member's CRC-32, checked after its
+    last piece) is raised after every piece before it was read. A UTF-8 byte order mark at
+    the start is dropped (yajl refuses it). `count`: the document's bytes read so far."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._guard = JsonGuard()
+        self._left = b""
+        self._at = 0
+        self._started = False
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson reads 0 bytes first, to see they are bytes
+            return b""
+        guard = self._guard
+        if guard.problem is not None:  # what it accepted was all returned with it
+            raise guard.problem
+        if self._at >= len(self._left):
+            self._left, self._at = self._next(), 0
+        end = len(self._left) if size < 0 else min(len(self._left), self._at + size)
+        data = self._left[self._at : end]
+        accepted = guard.feed(data)
+        if accepted < len(data):
+            data = data[:accepted]
+            if not data and guard.problem is not None:
+                raise guard.problem
+        self._at += len(data)
+        self.count += len(data)
+        return data
+
+    def _next(self) -> bytes:
+        """The next piece that is not empty, or nothing at the end."""
+        piece = b""
+        for piece in self._pieces:
+            if piece:
+                break
+        if not self._started and piece:
+            self._started = True
+            while len(piece) < len(_BOM) and _BOM.startswith(piece):
+                more = self._next()  # a piece shorter than the mark
+                if not more:
+                    break
+                piece += more
+            if piece.startswith(_BOM):
+                piece = piece[len(_BOM) :]
+                self._guard.position = len(_BOM)  # offsets are the file's
+                if not piece:
+                    return self._next()
+        return piece
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> CheckedReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.providers import exports
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.discord import export as export_module
 from shared.providers.discord.api import DiscordApi
@@ -907,6 +908,102 @@ def test_a_small_member_with_a_bad_crc_is_read_then_quarantined_too(tmp_path: Pa
     assert records[-1].quarantined is not None
     assert "CRC" in records[-1].quarantined.reason
     assert records[-1].quarantined.position == 1
+
+
+# -- nesting too deep, a value too long ------------------------------------------------------------------
+
+# ijson builds a prefix string for every level a value nests (`item.item.item...`, its C
+# backend too): a few hundred kilobytes of brackets would take gigabytes (a 400 KB file of
+# `[` got a process killed for its memory).
+DEEP = 400_000
+
+
+def deep_file(where: str, levels: int = DEEP) -> bytes:
+    """A channel file of three messages with `levels` of `[` (and as many `]`) where the
+    second message's content goes (`message`), or as a field before `messages`."""
+    nested = b"[" * levels + b"]" * levels
+    content = dce_file([dce_message(1, "before"), dce_message(2, "DEEP"), dce_message(3, "after")])
+    if where == "message":
+        return content.replace(b'"DEEP"', nested)
+    return content.replace(b'"exportedAt"', b'"deep": ' + nested + b',\n  "exportedAt"')
+
+
+def too_deep_at(content: bytes, depth: int) -> int:
+    """The offset of the first `[` of the run that opens level 65, the run starting at
+    `depth` (the levels of the objects and arrays around it)."""
+    return content.index(b"[" * 100) + 64 - depth
+
+
+@pytest.mark.parametrize("zip_it", [False, True], ids=["bare", "zipped"])
+def test_values_nested_too_deep_in_a_message_are_quarantined_not_parsed(
+    tmp_path: Path, zip_it: bool
+) -> None:
+    """Opening reads a file up to its messages; reading checks the rest before ijson is
+    given it: the message before is read, the rest of the file is quarantined from the
+    message that nests too deep, saying where, in a few megabytes."""
+    content = deep_file("message")
+    if zip_it:
+        path, name = zipped(tmp_path / "e.zip", {"general.json": content}), "general.json"
+    else:
+        path, name = write(tmp_path / "general.json", content), BARE
+    tracemalloc.start()
+    try:
+        with DiscordExport.open(path) as export:
+            records = read(export, export.conversations[0])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert [c.text for c in changes(records)] == ["before"]
+    last = records[-1].quarantined
+    assert last is not None and (last.file, last.position) == (name, 1)
+    # The document, `messages` and the message are levels 1 to 3.
+    at = too_deep_at(content, 3)
+    assert f"values nest deeper than 64 levels (at byte {at})" in last.reason
+    assert records[-1].checkpoint == {"file": name, "index": None}
+
+
+def test_values_nested_too_deep_before_the_messages(tmp_path: Path) -> None:
+    """The head is read to find the channel: nested too deep there, the file is no export
+    (refused bare; in a ZIP left out, the other files read)."""
+    content = deep_file("head")
+    at = too_deep_at(content, 1)
+    tracemalloc.start()
+    try:
+        error = refused(write(tmp_path / "general.json", content))
+        members = {
+            "general.json": content,
+            "random.json": dce_file([dce_message(4, "elsewhere")], channel(RANDOM, "random")),
+        }
+        with DiscordExport.open(zipped(tmp_path / "e.zip", members)) as export:
+            assert [c.id for c in export.conversations] == [RANDOM]
+            (skipped,) = export.skipped_files
+            records = read(export, export.conversations[0])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert (error.code, error.status) == ("not_a_discord_export", 422)
+    assert f"values nest deeper than 64 levels (at byte {at})" in error.message
+    assert skipped.file == "general.json"
+    assert f"values nest deeper than 64 levels (at byte {at})" in skipped.reason
+    assert [c.text for c in changes(records)] == ["elsewhere"]
+
+
+def test_a_value_that_runs_on_is_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """yajl holds a string (or a number) until it ends: one longer than the limit is not
+    read (the limit is 64 MiB; 100,000 bytes here)."""
+    monkeypatch.setattr(exports, "MAX_VALUE_BYTES", 100_000)
+    messages = [dce_message(1, "before"), dce_message(2, "x" * 300_000), dce_message(3, "after")]
+    path = write(tmp_path / "general.json", dce_file(messages))
+    with DiscordExport.open(path) as export:
+        records = read(export, export.conversations[0])
+    assert [c.text for c in changes(records)] == ["before"]
+    last = records[-1].quarantined
+    assert last is not None and last.position == 1
+    assert "a value runs on for more than 100000 bytes" in last.reason
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------

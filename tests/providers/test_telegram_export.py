@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from shared.providers import exports
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.history import Conversation, HistoryRecord
-from shared.providers.telegram import export as telegram_export
 from shared.providers.telegram.export import (
     ExportLimits,
     ExportRefused,
@@ -936,7 +936,7 @@ def test_nesting_too_deep_is_a_break_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_a_value_that_runs_on_is_a_break(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(telegram_export, "MAX_VALUE_BYTES", 100_000)
+    monkeypatch.setattr(exports, "MAX_VALUE_BYTES", 100_000)
     messages = [message(1, "before"), message(2, "x" * 300_000), message(3, "after")]
     records = one_chat(tmp_path, messages)
     assert [c.text for c in changes(records)] == ["before"]

@@ -54,13 +54,14 @@ group, under its own chat id).
 
 How it is read. `result.json` can hold a million messages: it is never loaded whole. `open`
 streams it once (ijson's C parser, fed in pieces that end at each `{`, so that a chat's
-opening brace is known to the byte) and keeps, per chat, its id, name, type and byte span;
-every value is checked not to nest deeper than `MAX_DEPTH` (ijson's prefixes grow with the
-depth: a few hundred kilobytes of brackets would take gigabytes) nor to run on past
-`MAX_VALUE_BYTES`, and no later pass parses a byte this one did not check. `records` then
-streams one chat's span again with `ijson.items`, one message object at a time; a chat of an
-account export is read as a document of its own (its span between `{"chats":{"list":[` and
-`{}]}}`), so no chat is parsed to get to another. In a ZIP the member is read as it inflates
+opening brace is known to the byte) and keeps, per chat, its id, name, type and byte span.
+It parses only what `shared.providers.exports.JsonGuard` accepted: values nested at most 64
+deep (ijson's prefixes grow with the depth: a few hundred kilobytes of brackets would take
+gigabytes), none running on past 64 MiB; the document breaks at the first byte that is not
+(and no later pass parses a byte this one did not check). `records` then streams one chat's
+span again with `ijson.items`, one message object at a time; a chat of an account export is
+read as a document of its own (its span between `{"chats":{"list":[` and `{}]}}`), so no
+chat is parsed to get to another. In a ZIP the member is read as it inflates
 (`ZipDirectory.pieces`, a megabyte at a time); a stream read up to one chat is kept to go on
 to the next, since a member cannot be sought.
 
@@ -105,6 +106,7 @@ from shared.providers.exports import (
     UNREADABLE,
     ExportLimits,
     ExportRefused,
+    JsonGuard,
     checked_members,
     json_type,
     kind_of,
@@ -123,12 +125,6 @@ __all__ = [
 ]
 
 RESULT = "result.json"
-# tdesktop nests 10 deep at most (account → chats → list → chat → messages → message →
-# reactions → reaction → recent → sender); nothing real comes near.
-MAX_DEPTH = 64
-# Bytes fed to the parser without it finishing a token: one string or number that long.
-# Telegram's longest text is 4096 characters.
-MAX_VALUE_BYTES = 64 * 2**20
 PAGE = 1000  # `page_start` every PAGE messages (the importer counts them as pages read)
 _CHUNK = 2**16
 _BOM = b"\xef\xbb\xbf"
@@ -504,9 +500,9 @@ class _ZipSource(_Source):
 
 
 class _Pieces:
-    """A member's inflated pieces as a stream. Unlike `ZipDirectory.open`'s buffered reader,
-    which reads ahead, a read returns what was inflated before a problem and the next read
-    raises it: a CRC-32 that fails after the last piece loses nothing read."""
+    """A member's inflated pieces as a stream: a read returns what was inflated before a
+    problem and the next read raises it (a buffered reader reading ahead would drop what it
+    held with the error): a CRC-32 that fails after the last piece loses nothing read."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
@@ -723,8 +719,9 @@ _LISTS = ("chats", "left_chats")
 def _walk(stream: _Readable, source: _Source, walked: _Walked) -> None:
     """Parse the whole document, noting the root's chat fields (a one-chat export) and each
     chat of `chats.list` and `left_chats.list` with the offset of its `{`. The parser is fed
-    pieces that end at a `{`: a map's start event then comes last for its piece, and the
-    brace is that piece's last byte. Raises `_Broken` where it cannot go on."""
+    what a `JsonGuard` accepted, in pieces that end at a `{`: a map's start event then comes
+    last for its piece, and the brace is that piece's last byte. Raises `_Broken` where it
+    cannot go on."""
     events = ijson.sendable_list()
     parser = ijson.basic_parse_coro(events, use_float=True)
     root, found = walked.root, walked.chats
@@ -733,19 +730,20 @@ def _walk(stream: _Readable, source: _Source, walked: _Walked) -> None:
     depth = 0
     chat: _Found | None = None
     counts = dict.fromkeys(_LISTS, 0)
-    quiet = 0  # bytes fed since the parser last finished a token
     position = 0  # the source offset of the current chunk
     pending = _read(stream, source, 0, len(_BOM))
     if pending == _BOM:
         position, pending, walked.origin = len(_BOM), b"", len(_BOM)
+    guard = JsonGuard(position)
     while True:
         chunk = pending + _read(stream, source, position + len(pending), _CHUNK)
         pending = b""
         if not chunk:
             break
-        start, size = 0, len(chunk)
+        size = guard.feed(chunk)
+        start = 0
         while start < size:
-            at = chunk.find(b"{", start)
+            at = chunk.find(b"{", start, size)
             end = size if at < 0 else at + 1
             try:
                 parser.send(chunk[start:end])
@@ -753,24 +751,12 @@ def _walk(stream: _Readable, source: _Source, walked: _Walked) -> None:
                 syntax: BaseException | None = exc  # the events before it are checked first
             else:
                 syntax = None
-            if events:
-                quiet = 0
-            else:
-                quiet += end - start
-                if quiet > MAX_VALUE_BYTES:
-                    raise _Broken(
-                        position + start, f"a value runs on for more than {MAX_VALUE_BYTES} bytes"
-                    )
             for event, value in events:
                 if event == "map_key":
                     if depth < 5:
                         keys[depth] = value
                 elif event == "start_map" or event == "start_array":
                     depth += 1
-                    if depth > MAX_DEPTH:
-                        raise _Broken(
-                            position + start, f"values nest deeper than {MAX_DEPTH} levels"
-                        )
                     if depth < 8:
                         keys[depth] = None
                         arrays[depth] = event == "start_array"
@@ -800,6 +786,8 @@ def _walk(stream: _Readable, source: _Source, walked: _Walked) -> None:
             if syntax is not None:
                 raise _Broken(None, f"a syntax error: {_first_line(syntax)}") from syntax
             start = end
+        if guard.problem is not None:
+            raise _Broken(guard.problem.position, guard.problem.reason)
         position += size
     try:
         parser.close()
