@@ -206,12 +206,17 @@ class Dispatcher:
         block ends: the claim or write that takes them awaits MongoDB, and the scheduler and
         both fan-out consumers would otherwise each count the same free room. Submit the
         taken ones inside the block."""
-        room = max(0, min(wanted, self.max_held - len(self.held) - self._reserved))
+        room = min(wanted, self.free)
         self._reserved += room
         try:
             yield room
         finally:
             self._reserved -= room
+
+    @property
+    def free(self) -> int:
+        """Room neither held nor promised."""
+        return max(0, self.max_held - len(self.held) - self._reserved)
 
     def lane_room(self, endpoint_id: str) -> int:
         """How many more of one endpoint's deliveries this process may hold."""

@@ -224,7 +224,10 @@ class Scheduler:
     async def poll(self) -> bool:
         """Claim what is due, as much as this process has room for (nothing when it is
         full). True when the claim filled the room: more may be waiting."""
-        with self._dispatcher.room_for(CLAIM_LIMIT) as room:
+        # Half the free room at most: fan-out, which hands what it writes to the lanes at
+        # once, keeps the other half while the claim is out (seconds, after an outage).
+        half = (self._dispatcher.free + 1) // 2
+        with self._dispatcher.room_for(min(CLAIM_LIMIT, half)) as room:
             if not room:
                 return False
             now = utcnow()
