@@ -119,6 +119,10 @@ class Tally:
     by_subtype: Counter[str] = field(default_factory=Counter)
     by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped_channels: list[dict[str, Any]] = field(default_factory=list)
+    # Files of an export left out whole (a ZIP's `.json` member that is not one of its
+    # exports): the first 100, and how many in all.
+    skipped_files: list[dict[str, Any]] = field(default_factory=list)
+    skipped_files_total: int = 0
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     failed_channels: list[dict[str, Any]] = field(default_factory=list)
     pace: dict[str, Any] | None = None
@@ -183,6 +187,8 @@ class Tally:
             "by_subtype": dict(self.by_subtype),
             "channels": list(self.by_channel.values()),
             "skipped_channels": self.skipped_channels,
+            "skipped_files": self.skipped_files,
+            "skipped_files_total": self.skipped_files_total,
             "failed_channels": self.failed_channels,
             "quarantined": self.quarantined,
             "quarantined_total": self.quarantined_total,
@@ -338,6 +344,7 @@ class Runner:
         source, provider, targets, skipped = await self._open_job(doc)
         tally = Tally.from_job(doc)
         tally.skipped_channels = skipped
+        tally.skipped_files, tally.skipped_files_total = source.left_out()
         tally.pace = source.pace()
         tally.channels_total = len(targets)
         checkpoint = dict(doc.get("checkpoint") or {})

@@ -93,6 +93,10 @@ class Report(BaseModel):
     by_subtype: dict[str, int] = Field(default_factory=dict)
     channels: list[ChannelReport] = Field(default_factory=list)
     skipped_channels: list[SkippedChannel] = Field(default_factory=list)
+    # Files of an export left out whole (a DiscordChatExporter ZIP's `.json` member that is
+    # not a channel's export): the first 100 (file, reason), and how many in all.
+    skipped_files: list[Quarantined] = Field(default_factory=list)
+    skipped_files_total: int = 0
     # Channels that could not be read (the bot is not in them, they are gone).
     failed_channels: list[SkippedChannel] = Field(default_factory=list)
     # The first 100 records left out (file, position, reason); all are counted.

@@ -78,6 +78,11 @@ class Source(Protocol):
         """How fast the provider lets it read, for the job's report (None: unpaced)."""
         ...
 
+    def left_out(self) -> tuple[list[dict[str, Any]], int]:
+        """Files of an export left out whole, for the report (the first ones, and how many
+        in all): a ZIP's `.json` member that is not one of the export's files."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -126,6 +131,12 @@ class ExportSource:
     def pace(self) -> dict[str, Any] | None:
         return None
 
+    def left_out(self) -> tuple[list[dict[str, Any]], int]:
+        # Only DiscordChatExporter's ZIPs hold files that may not be its own (downloaded
+        # media can be `.json`); Slack's and Telegram's exports are refused whole instead.
+        files = getattr(self._export, "skipped_files", [])
+        return [f.as_dict() for f in files], int(getattr(self._export, "skipped_total", 0))
+
     async def close(self) -> None:
         await asyncio.to_thread(self._export.close)
 
@@ -166,6 +177,9 @@ class SlackApiSource:
 
     def size(self, conversation: Conversation) -> int:
         return 1
+
+    def left_out(self) -> tuple[list[dict[str, Any]], int]:
+        return [], 0
 
     def pace(self) -> dict[str, Any] | None:
         tier = self._history.tier
@@ -232,6 +246,9 @@ class DiscordApiSource:
 
     async def users(self) -> dict[str, Author]:
         return {}  # every Discord message names its author
+
+    def left_out(self) -> tuple[list[dict[str, Any]], int]:
+        return [], 0
 
     def pace(self) -> dict[str, Any] | None:
         # Discord's buckets are learnt from its headers as the pages are read.

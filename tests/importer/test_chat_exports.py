@@ -271,13 +271,19 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
 
     # Several channels zipped (`exportguild`), mapped by name: the same ids again.
     second_name, second = _discord_export_of(imports, other)
-    guild = zipped(tmp_path / "guild.zip", {name: exported, second_name: second})
+    # With a JSON file of another kind beside them: left out whole, and the report says so.
+    guild = zipped(
+        tmp_path / "guild.zip", {name: exported, second_name: second, "notes.json": b'{"a": 1}'}
+    )
     other_channel = world.new_id("ch_")
     channel_map = {f"sync-{external[-6:]}": channel, f"#sync-{other[-6:]}": other_channel}
     done = await completed(
         imports, await upload(imports, guild, "discord_export", channel_map=channel_map)
     )
     assert done["progress"]["channels_total"] == 2
+    assert done["report"]["skipped_files_total"] == 1
+    [left_out] = done["report"]["skipped_files"]
+    assert left_out["file"] == "notes.json" and "not" in left_out["reason"]
     assert {e["id"] for e in await imports.inbox.of_channel(channel, 21)} == api_ids
     [elsewhere] = await imports.inbox.of_channel(other_channel, 1)
     assert elsewhere["text"] == "in the other channel"
