@@ -140,7 +140,7 @@ async def test_an_import_s_dry_run_and_real_import_are_listed_in_the_jobs_table(
     p = await sign_in(page, console, "imports")
     upload = p.locator("section", has=p.get_by_role("heading", name="Upload an export"))
     await upload.get_by_label("Workspace id").fill(unique("ws_jobs"))
-    await upload.get_by_label("Slack export (ZIP)").set_input_files(str(path))
+    await upload.get_by_label("Export file").set_input_files(str(path))
     await upload.get_by_label("Channel map (JSON)").fill('{"general": "ch_jobs"}')
     await p.get_by_role("button", name="Upload").click()
 
@@ -153,7 +153,7 @@ async def test_an_import_s_dry_run_and_real_import_are_listed_in_the_jobs_table(
     await expect(dry_row).to_contain_text("(dry run)", timeout=EXPECT_MS)
     await expect(dry_row.locator(".badge")).to_have_text("completed", timeout=EXPECT_MS)
     # The form is emptied; the dry run's file and map are kept for the real import.
-    await expect(upload.get_by_label("Slack export (ZIP)")).to_have_value("")
+    await expect(upload.get_by_label("Export file")).to_have_value("")
     await expect(upload.get_by_label("Channel map (JSON)")).to_have_value("")
 
     await p.get_by_role("button", name="Import for real").click()

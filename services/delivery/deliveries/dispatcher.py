@@ -215,7 +215,10 @@ class Dispatcher:
 
     @property
     def free(self) -> int:
-        """Room neither held nor promised."""
+        """Room neither held nor promised; none once stopping (what a claim took then would
+        only be handed back)."""
+        if self._stopping:
+            return 0
         return max(0, self.max_held - len(self.held) - self._reserved)
 
     def lane_room(self, endpoint_id: str) -> int:
