@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from shared.errors import HookhubError
 from shared.providers.chat import Author
@@ -135,6 +135,19 @@ class ExportReader(Protocol):
     ) -> Iterator[HistoryRecord]: ...
 
     def close(self) -> None: ...
+
+
+class ClosingExport:
+    """An export reader as a context manager: `with Reader.open(path) as export:` closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def kind_of(path: Path) -> Literal["zip", "json", "other"]:

@@ -109,7 +109,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import ijson  # type: ignore[import-untyped]
@@ -125,6 +124,7 @@ from shared.providers.discord.messages import (
 from shared.providers.exports import (
     UNREADABLE,
     CheckedReader,
+    ClosingExport,
     ExportLimits,
     ExportRefused,
     Unacceptable,
@@ -213,7 +213,7 @@ class _Header:
     parent_name: str | None
 
 
-class DiscordExport:
+class DiscordExport(ClosingExport):
     """An opened, checked export. Use `DiscordExport.open(path)`, as a context manager.
 
     - `account`: the guild the files are of (None for direct messages, guild `0`).
@@ -588,17 +588,6 @@ class DiscordExport:
     def close(self) -> None:
         if self._archive is not None:
             self._archive.close()
-
-    def __enter__(self) -> DiscordExport:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _FileChunks:

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -35,6 +34,7 @@ import orjson
 from shared.providers.chat import Author
 from shared.providers.exports import (
     UNREADABLE,
+    ClosingExport,
     ExportLimits,
     ExportRefused,
     checked_members,
@@ -60,7 +60,7 @@ DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
 TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
 
 
-class SlackExport:
+class SlackExport(ClosingExport):
     """An opened, checked export (an `ExportReader`). Use `SlackExport.open(path)`, as a
     context manager. Its `account` is the Slack team the export's users and channels name
     (None when none does)."""
@@ -230,17 +230,6 @@ class SlackExport:
 
     def close(self) -> None:
         self._archive.close()
-
-    def __enter__(self) -> SlackExport:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- one record ----------------------------------------------------------------------------------

@@ -95,7 +95,6 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import ijson  # type: ignore[import-untyped]
@@ -104,6 +103,7 @@ from shared.providers import commonmark as md
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.exports import (
     UNREADABLE,
+    ClosingExport,
     ExportLimits,
     ExportRefused,
     JsonGuard,
@@ -209,7 +209,7 @@ class _Chat:
         return f"{self.listed_in}.list[{self.index}].messages" if self.listed_in else "messages"
 
 
-class TelegramExport:
+class TelegramExport(ClosingExport):
     """An opened, checked export. Use `TelegramExport.open(path)`, as a context manager."""
 
     provider = "telegram"
@@ -372,17 +372,6 @@ class TelegramExport:
 
     def close(self) -> None:
         self._source.close()
-
-    def __enter__(self) -> TelegramExport:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _end_of(chat: _Chat, size: int) -> int:
