@@ -132,10 +132,8 @@ class ExportSource:
         return None
 
     def left_out(self) -> tuple[list[dict[str, Any]], int]:
-        # Only DiscordChatExporter's ZIPs hold files that may not be its own (downloaded
-        # media can be `.json`); Slack's and Telegram's exports are refused whole instead.
-        files = getattr(self._export, "skipped_files", [])
-        return [f.as_dict() for f in files], int(getattr(self._export, "skipped_total", 0))
+        files, total = self._export.left_out()
+        return [f.as_dict() for f in files], total
 
     async def close(self) -> None:
         await asyncio.to_thread(self._export.close)

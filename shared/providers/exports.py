@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol, Self
 
 from shared.errors import HookhubError
 from shared.providers.chat import Author
-from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.history import Conversation, HistoryRecord, Quarantined
 from shared.zipdir import MemberError, NameNotUtf8, NotAZip, TooManyMembers, ZipDirectory
 
 __all__ = [
@@ -134,14 +134,23 @@ class ExportReader(Protocol):
         self, conversation: Conversation, after: Mapping[str, Any] | None = None
     ) -> Iterator[HistoryRecord]: ...
 
+    def left_out(self) -> tuple[list[Quarantined], int]:
+        """Files of the export left out whole (the first ones, and how many in all), for
+        the job's report: a ZIP's `.json` member that is not one of its files."""
+        ...
+
     def close(self) -> None: ...
 
 
-class ClosingExport:
-    """An export reader as a context manager: `with Reader.open(path) as export:` closes it."""
+class ExportFile:
+    """What the readers share: `with Reader.open(path) as export:` closes it, and no file
+    of it is left out unless the reader says so (`left_out`)."""
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def left_out(self) -> tuple[list[Quarantined], int]:
+        return [], 0
 
     def __enter__(self) -> Self:
         return self

@@ -159,12 +159,12 @@ class FanOut:
             # nobody and due now, for the scheduler of whichever process has room.
             # So is what is beyond an endpoint's share of the room (see `Dispatcher`).
             taken: Tally[str] = Tally()
+            held = 0
             for doc in docs:
                 endpoint_id = doc["endpoint_id"]
-                if taken.total() < room and taken[endpoint_id] < self._dispatcher.lane_room(
-                    endpoint_id
-                ):
+                if held < room and taken[endpoint_id] < self._dispatcher.lane_room(endpoint_id):
                     taken[endpoint_id] += 1
+                    held += 1
                 else:
                     doc.update(schedule(next_attempt_at=now))
             # Those a replayed event had made already are not among them: counted once.
@@ -223,7 +223,7 @@ class Scheduler:
 
     async def poll(self) -> bool:
         """Claim what is due, as much as this process has room for (nothing when it is
-        full). True when the claim filled the room: more may be waiting."""
+        full). True when the claim took all it asked for: more may be waiting."""
         # Half the free room at most: fan-out, which hands what it writes to the lanes at
         # once, keeps the other half while the claim is out (seconds, after an outage).
         half = (self._dispatcher.free + 1) // 2
@@ -247,8 +247,9 @@ class Scheduler:
         return len(claimed) == room
 
     async def _pause(self, filled: bool) -> None:
-        """The poll interval; after a claim that filled the room, only until the lanes have
-        sent all of it, if that is sooner: a backlog's next piece is not left waiting."""
+        """The poll interval; after a claim that took all it asked for, only until the lanes
+        have sent all they hold, if that is sooner: a backlog's next piece is not left
+        waiting."""
         if not filled:
             await asyncio.sleep(self._poll)
             return

@@ -124,7 +124,7 @@ from shared.providers.discord.messages import (
 from shared.providers.exports import (
     UNREADABLE,
     CheckedReader,
-    ClosingExport,
+    ExportFile,
     ExportLimits,
     ExportRefused,
     Unacceptable,
@@ -213,7 +213,7 @@ class _Header:
     parent_name: str | None
 
 
-class DiscordExport(ClosingExport):
+class DiscordExport(ExportFile):
     """An opened, checked export. Use `DiscordExport.open(path)`, as a context manager.
 
     - `account`: the guild the files are of (None for direct messages, guild `0`).
@@ -588,6 +588,9 @@ class DiscordExport(ClosingExport):
     def close(self) -> None:
         if self._archive is not None:
             self._archive.close()
+
+    def left_out(self) -> tuple[list[Quarantined], int]:
+        return list(self.skipped_files), self.skipped_total
 
 
 class _FileChunks:

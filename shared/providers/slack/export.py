@@ -34,7 +34,7 @@ import orjson
 from shared.providers.chat import Author
 from shared.providers.exports import (
     UNREADABLE,
-    ClosingExport,
+    ExportFile,
     ExportLimits,
     ExportRefused,
     checked_members,
@@ -60,7 +60,7 @@ DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
 TS = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
 
 
-class SlackExport(ClosingExport):
+class SlackExport(ExportFile):
     """An opened, checked export (an `ExportReader`). Use `SlackExport.open(path)`, as a
     context manager. Its `account` is the Slack team the export's users and channels name
     (None when none does)."""

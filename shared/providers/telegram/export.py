@@ -103,7 +103,7 @@ from shared.providers import commonmark as md
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.exports import (
     UNREADABLE,
-    ClosingExport,
+    ExportFile,
     ExportLimits,
     ExportRefused,
     JsonGuard,
@@ -209,7 +209,7 @@ class _Chat:
         return f"{self.listed_in}.list[{self.index}].messages" if self.listed_in else "messages"
 
 
-class TelegramExport(ClosingExport):
+class TelegramExport(ExportFile):
     """An opened, checked export. Use `TelegramExport.open(path)`, as a context manager."""
 
     provider = "telegram"
