@@ -113,11 +113,20 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     async def on_provider_events(events: list[ProviderEvent]) -> None:
         batch = []
         for event in events:
-            payload = event.payload
-            if event.payload_ref:
-                payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
             kind = f"{event.provider}.{event.event_type}"
-            batch.append(Event(event.id, event.workspace_id, kind, event.received_at, payload))
+            if not event.payload_ref:
+                batch.append(
+                    Event(event.id, event.workspace_id, kind, event.received_at, event.payload)
+                )
+                continue
+            # Too large for Kafka (megabytes): loaded and fanned out on its own, so that a
+            # batch holds one such body in memory at a time, not hundreds.
+            await fan_out.events(batch)
+            batch = []
+            payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
+            await fan_out.events(
+                [Event(event.id, event.workspace_id, kind, event.received_at, payload)]
+            )
         await fan_out.events(batch)
 
     # Fan-out is idempotent by itself (delivery ids derive from event and endpoint), so these

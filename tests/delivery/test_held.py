@@ -14,11 +14,13 @@ from typing import Any, cast
 import pytest
 
 from services.delivery.app import definition
+from services.delivery.deliveries import service as fan_out_module
 from services.delivery.deliveries.dispatcher import Dispatcher
 from services.delivery.deliveries.service import Event, FanOut, Scheduler, delivery_doc
 from shared.http.app import create_app
-from shared.ids import utcnow
+from shared.ids import isoformat, utcnow
 from shared.mongo import Collection
+from shared.signing import webhook_body
 from tests.delivery.conftest import settings_for
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, serve, until
@@ -127,7 +129,7 @@ async def test_a_fan_out_beyond_the_room_is_written_unheld_and_each_sent_once(
         first, second = await asyncio.gather(
             fan_out.events(_events(workspace, 10)), fan_out.events(_events(workspace, 10))
         )
-        assert len(first) + len(second) == 20
+        assert first + second == 20
         assert len(dispatcher.held) == MAX_HELD
         assert _metric(delivery, "hookhub_delivery_held") == MAX_HELD
         assert _metric(delivery, "hookhub_delivery_held_limit") == MAX_HELD
@@ -242,3 +244,44 @@ async def test_one_endpoint_takes_no_more_than_its_share_and_the_claim_leaves_th
         other_gate.set()
     await _all_sent_once(delivery, sink, slow_path, slow, 10)
     assert peak.most <= MAX_HELD
+
+
+async def test_a_batch_is_written_a_piece_at_a_time(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's deliveries are built and written `FANOUT_PIECE` at a time, fewer when their
+    bodies add up to `FANOUT_PIECE_BYTES`: a backlog is never in memory whole. Each is
+    written and sent once all the same."""
+    fake, base_url = sink
+    paths = ["/pieces/" + uuid.uuid4().hex[:8] for _ in range(2)]
+    for path in paths:
+        fake.on(path, 200)
+    workspace = "ws_held_pieces"
+    first = await _endpoint(delivery, base_url + paths[0], workspace)
+    second = await _endpoint(delivery, base_url + paths[1], workspace)
+    state = _state(delivery)
+    await until(lambda: state.endpoint_cache.get(second) is not None, what="cached")
+    repository = state.delivery_repository
+    written: list[int] = []
+    insert_new = repository.insert_new
+
+    async def counted(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        written.append(len(docs))
+        created: list[dict[str, Any]] = await insert_new(docs)
+        return created
+
+    monkeypatch.setattr(repository, "insert_new", counted)
+    monkeypatch.setattr(fan_out_module, "FANOUT_PIECE", 3)
+    fan_out: FanOut = state.fan_out
+    assert await fan_out.events(_events(workspace, 5)) == 10
+    assert written == [3, 3, 3, 1]
+    # The same events again: found written, none new, none sent twice.
+    written.clear()
+    events = _events(workspace, 3)
+    body = webhook_body("message.created", isoformat(events[0].occurred_at), {"n": 0})
+    monkeypatch.setattr(fan_out_module, "FANOUT_PIECE_BYTES", 2 * len(body))
+    assert await fan_out.events(events) == 6
+    assert written == [2, 2, 2]
+    assert await fan_out.events(events) == 0
+    for endpoint, path in ((first, paths[0]), (second, paths[1])):
+        await _all_sent_once(delivery, sink, path, endpoint, 8)

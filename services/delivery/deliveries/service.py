@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,10 @@ from shared.usage import UsageCounters
 log = structlog.get_logger(__name__)
 
 CLAIM_LIMIT = 1000  # the most one poll claims, however much room there is
+# Deliveries built and written at a time, fewer when their bodies (a copy each in the
+# write) add up to more than FANOUT_PIECE_BYTES.
+FANOUT_PIECE = 500
+FANOUT_PIECE_BYTES = 8 << 20
 UPKEEP_SECONDS = 10.0
 
 
@@ -123,35 +127,59 @@ class FanOut:
         data: Mapping[str, Any] | Any,
         only: EndpointSnapshot | None = None,
     ) -> list[Document]:
-        return await self.events(
-            [Event(event_id, workspace_id, event_type, occurred_at, data)], only=only
-        )
+        """The deliveries one event made (those a replay had made already are not among
+        them)."""
+        created: list[Document] = []
+        event = Event(event_id, workspace_id, event_type, occurred_at, data)
+        for docs in self._pieces([event], only):
+            created += await self._write(docs)
+        return created
 
-    async def events(
+    async def events(self, events: list[Event]) -> int:
+        """Every delivery of every event in the batch, written a piece at a time; how many
+        were new."""
+        created = 0
+        for docs in self._pieces(events):
+            created += len(await self._write(docs))
+        return created
+
+    def _pieces(
         self, events: list[Event], only: EndpointSnapshot | None = None
-    ) -> list[Document]:
-        """One bulk write for every delivery of every event in the batch."""
-        now = utcnow()
+    ) -> Iterator[list[Document]]:
+        """The batch's deliveries, at most `FANOUT_PIECE` (or `FANOUT_PIECE_BYTES` of
+        bodies) at a time, built as they are written: a backlog after an outage (500 events
+        to 50 endpoints, say) is not held in memory whole, whose peak a Python process
+        keeps for good (its allocator does not give fragmented memory back)."""
         docs: list[Document] = []
+        size = 0
         for event in events:
             targets = [only] if only is not None else self._targets(event)
             if not targets:
                 continue
             body = webhook_body(event.type, isoformat(event.occurred_at), event.data)
-            docs += [
-                delivery_doc(
-                    endpoint=e,
-                    event_id=event.id,
-                    event_type=event.type,
-                    occurred_at=event.occurred_at,
-                    body=body,
-                    now=now,
-                    owner=self._ownership.id,
+            now = utcnow()
+            for endpoint in targets:
+                docs.append(
+                    delivery_doc(
+                        endpoint=endpoint,
+                        event_id=event.id,
+                        event_type=event.type,
+                        occurred_at=event.occurred_at,
+                        body=body,
+                        now=now,
+                        owner=self._ownership.id,
+                    )
                 )
-                for e in targets
-            ]
-        if not docs:
-            return []
+                size += len(body)
+                if len(docs) == FANOUT_PIECE or size >= FANOUT_PIECE_BYTES:
+                    yield docs
+                    docs, size = [], 0
+        if docs:
+            yield docs
+
+    async def _write(self, docs: list[Document]) -> list[Document]:
+        """One bulk write; those this process has room for handed to its lanes."""
+        now = utcnow()
         await self._ownership.registered()
         with self._dispatcher.room_for(len(docs)) as room:
             # Beyond this process's room (a Kafka backlog after an outage fans out thousands
