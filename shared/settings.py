@@ -295,6 +295,11 @@ class DeliverySettings(ServiceSettings):
     # between two polls, and 50 endpoints' 10 connections each busy with as many queued
     # again; a few MB of bodies.
     delivery_max_held: int = Field(1000, ge=1)
+    # How long fan-out waits, per batch of events, for room to hold what it writes before
+    # it writes the rest held by nobody (for the scheduler to claim): meanwhile the batch's
+    # offsets wait, so a backlog stays in Kafka, where it costs nothing and shows as lag
+    # (what KEDA scales on). 0: never wait.
+    delivery_fanout_wait_seconds: float = Field(30.0, ge=0)
 
 
 class SyncSettings(ServiceSettings):

@@ -87,7 +87,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
     )
-    fan_out = FanOut(cache, deliveries, dispatcher, ownership, usage, registry=runtime.registry)
+    fan_out = FanOut(
+        cache,
+        deliveries,
+        dispatcher,
+        ownership,
+        usage,
+        registry=runtime.registry,
+        room_wait=settings.delivery_fanout_wait_seconds,
+    )
     scheduler = Scheduler(
         deliveries,
         dispatcher,
@@ -104,6 +112,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
     app.state.usage = usage
+    app.state.ownership = ownership
 
     async def on_chat_events(events: list[ChatEvent]) -> None:
         await fan_out.events(

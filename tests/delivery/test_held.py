@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 import pytest
+from pymongo.errors import NetworkTimeout
 
 from services.delivery.app import definition
 from services.delivery.deliveries import service as fan_out_module
@@ -34,7 +35,10 @@ Sink = tuple[WebhookSink, str]
 async def delivery(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningService]:
-    settings = settings_for(infra, tmp_path_factory, delivery_max_held=MAX_HELD)
+    # Fan-out does not wait for room here unless a test says so (`FanOut.room_wait`).
+    settings = settings_for(
+        infra, tmp_path_factory, delivery_max_held=MAX_HELD, delivery_fanout_wait_seconds=0
+    )
     async with serve(create_app(definition(), settings)) as running:
         yield running
 
@@ -249,9 +253,9 @@ async def test_one_endpoint_takes_no_more_than_its_share_and_the_claim_leaves_th
 async def test_a_batch_is_written_a_piece_at_a_time(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch's deliveries are built and written `FANOUT_PIECE` at a time, fewer when their
-    bodies add up to `FANOUT_PIECE_BYTES`: a backlog is never in memory whole. Each is
-    written and sent once all the same."""
+    """A batch's deliveries are built and written a piece at a time (`FANOUT_PIECE`, half
+    the room, fewer when their bodies add up to `FANOUT_PIECE_BYTES`): a backlog is never
+    in memory whole. Each is written and sent once all the same."""
     fake, base_url = sink
     paths = ["/pieces/" + uuid.uuid4().hex[:8] for _ in range(2)]
     for path in paths:
@@ -271,17 +275,87 @@ async def test_a_batch_is_written_a_piece_at_a_time(
         return created
 
     monkeypatch.setattr(repository, "insert_new", counted)
-    monkeypatch.setattr(fan_out_module, "FANOUT_PIECE", 3)
     fan_out: FanOut = state.fan_out
+    # Half the room (5) at most: two.
     assert await fan_out.events(_events(workspace, 5)) == 10
-    assert written == [3, 3, 3, 1]
-    # The same events again: found written, none new, none sent twice.
+    assert written == [2, 2, 2, 2, 2]
+    # A body's worth of bytes each: one at a time.
     written.clear()
     events = _events(workspace, 3)
     body = webhook_body("message.created", isoformat(events[0].occurred_at), {"n": 0})
-    monkeypatch.setattr(fan_out_module, "FANOUT_PIECE_BYTES", 2 * len(body))
+    monkeypatch.setattr(fan_out_module, "FANOUT_PIECE_BYTES", len(body))
     assert await fan_out.events(events) == 6
-    assert written == [2, 2, 2]
+    assert written == [1] * 6
+    # The same events again: found written, none new, none sent twice.
     assert await fan_out.events(events) == 0
     for endpoint, path in ((first, paths[0]), (second, paths[1])):
         await _all_sent_once(delivery, sink, path, endpoint, 8)
+
+
+async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """With `room_wait`, a piece the process has no room for waits until the lanes have
+    sent enough (the batch's offsets with it), rather than be written for the scheduler to
+    claim; the scheduler claims nothing meanwhile."""
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_wait"
+    endpoint = await _endpoint(delivery, url, workspace)
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    scheduler: Scheduler = state.scheduler
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery)
+    unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
+    fan_out.room_wait = 600.0
+    try:
+        # Pieces of two (half the room): two fit, the third waits for room.
+        writing = asyncio.ensure_future(fan_out.events(_events(workspace, 6)))
+        await until(lambda: dispatcher.waiting == 1, what="fan-out waiting for room")
+        assert len(dispatcher.held) == 4
+        assert await deliveries.count_documents({"endpoint_id": endpoint}) == 4
+        assert await scheduler.poll() is False
+        assert not writing.done()
+        gate.set()
+        assert await writing == 6
+    finally:
+        fan_out.room_wait = 0.0
+        gate.set()
+    await _all_sent_once(delivery, sink, path, endpoint, 6)
+    assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before
+    assert peak.most <= MAX_HELD
+
+
+async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB wrote the batch but the write raised (a timeout after the write): the replay
+    finds the deliveries written, held by this process and by no lane. The scheduler's
+    upkeep takes them back, and each is sent once."""
+    fake, base_url = sink
+    path = "/unanswered/" + uuid.uuid4().hex[:8]
+    fake.on(path, 200)
+    workspace = "ws_held_unanswered"
+    endpoint = await _endpoint(delivery, base_url + path, workspace)
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    scheduler: Scheduler = state.scheduler
+    repository = state.delivery_repository
+    insert_new = repository.insert_new
+
+    async def written_then_timed_out(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        await insert_new(docs)
+        raise NetworkTimeout("timed out")
+
+    events = _events(workspace, 2)
+    monkeypatch.setattr(repository, "insert_new", written_then_timed_out)
+    with pytest.raises(NetworkTimeout):
+        await fan_out.events(events)
+    monkeypatch.setattr(repository, "insert_new", insert_new)
+    assert await fan_out.events(events) == 0  # the replay: written already
+    mine = {"endpoint_id": endpoint, "lease_owner": state.ownership.id, "status": "pending"}
+    assert await repository.deliveries.count_documents(mine) == 2
+    assert fake.at(path) == []
+    assert await scheduler.take_back() == 2
+    await _all_sent_once(delivery, sink, path, endpoint, 2)
+    assert await scheduler.take_back() == 0

@@ -161,6 +161,10 @@ class Dispatcher:
         # collect them.
         self._background: set[asyncio.Task[None]] = set()
         self.held: set[str] = set()
+        # Deliveries a fan-out wrote held by this process in a write that raised: MongoDB
+        # may have written them all the same (a timeout after the write), held by no lane
+        # then. The scheduler looks them up (`Scheduler.take_back`).
+        self.unanswered: set[str] = set()
         self.max_held = max_held
         # One endpoint's share of the room: an endpoint that answers only at its timeout,
         # with a backlog, would otherwise fill it and slow every other endpoint here to its
@@ -170,6 +174,8 @@ class Dispatcher:
         self._reserved = 0  # room promised to a claim or fan-out whose write is under way
         self._drained = asyncio.Event()  # nothing held
         self._drained.set()
+        self._freed = asyncio.Event()  # something let go since it was cleared
+        self.waiting = 0  # fan-outs waiting for room
         self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of an attempt
         self._stopping = False
         self.outcomes = Counter(
@@ -229,6 +235,24 @@ class Dispatcher:
         """The endpoints whose share of the room is taken: a claim leaves theirs alone."""
         return [e for e, held in self._per_lane.items() if held >= self.lane_limit]
 
+    async def room(self, wanted: int, deadline: float) -> None:
+        """Until `wanted` deliveries fit (`max_held` at most), the process stops, or the
+        `time.monotonic()` `deadline` passes."""
+        wanted = min(wanted, self.max_held)
+        if self.free >= wanted:
+            return
+        self.waiting += 1
+        try:
+            while self.free < wanted and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), remaining)
+        finally:
+            self.waiting -= 1
+
     async def drained(self) -> None:
         """Until nothing is held (returns at once if nothing is)."""
         await self._drained.wait()
@@ -253,6 +277,7 @@ class Dispatcher:
             self._per_lane[job.endpoint_id] -= 1
             if self._per_lane[job.endpoint_id] <= 0:
                 del self._per_lane[job.endpoint_id]
+        self._freed.set()
         if not self.held:
             self._drained.set()
 

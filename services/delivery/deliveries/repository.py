@@ -141,6 +141,11 @@ class DeliveryRepository:
             return []
         return await self._deliveries.find({"_id": {"$in": ids}, "lease_owner": owner}).to_list()
 
+    async def held_by(self, owner: str, ids: list[str]) -> list[Document]:
+        """Those of `ids` that `owner` holds and has not tried yet."""
+        query = {"_id": {"$in": ids}, "lease_owner": owner, "attempts": 0, "status": "pending"}
+        return await self._deliveries.find(query).to_list()
+
     async def count_scheduled(self, now: datetime) -> int:
         """Deliveries nobody holds that wait for a later attempt (retries, mostly)."""
         return await self._deliveries.count_documents(

@@ -105,8 +105,10 @@ class FanOut:
         usage: UsageCounters,
         *,
         registry: CollectorRegistry,
+        room_wait: float = 0.0,
     ) -> None:
         self._endpoints = endpoints
+        self.room_wait = room_wait
         self._repository = repository
         self._dispatcher = dispatcher
         self._ownership = ownership
@@ -132,24 +134,29 @@ class FanOut:
         created: list[Document] = []
         event = Event(event_id, workspace_id, event_type, occurred_at, data)
         for docs in self._pieces([event], only):
-            created += await self._write(docs)
+            created += await self._write(docs, deadline=0.0)  # asked for: no waiting
         return created
 
     async def events(self, events: list[Event]) -> int:
         """Every delivery of every event in the batch, written a piece at a time; how many
-        were new."""
+        were new. Each piece waits until this process has room to hold it, for up to
+        `room_wait` seconds in all: a backlog is taken at the pace the lanes send it, the
+        rest of it left in Kafka meanwhile."""
+        deadline = time.monotonic() + self.room_wait
         created = 0
         for docs in self._pieces(events):
-            created += len(await self._write(docs))
+            created += len(await self._write(docs, deadline))
         return created
 
     def _pieces(
         self, events: list[Event], only: EndpointSnapshot | None = None
     ) -> Iterator[list[Document]]:
         """The batch's deliveries, at most `FANOUT_PIECE` (or `FANOUT_PIECE_BYTES` of
-        bodies) at a time, built as they are written: a backlog after an outage (500 events
-        to 50 endpoints, say) is not held in memory whole, whose peak a Python process
-        keeps for good (its allocator does not give fragmented memory back)."""
+        bodies, or half the room) at a time, built as they are written: a backlog after an
+        outage (500 events to 50 endpoints, say) is not held in memory whole, whose peak a
+        Python process keeps for good (its allocator does not give fragmented memory
+        back)."""
+        most = min(FANOUT_PIECE, max(1, self._dispatcher.max_held // 2))
         docs: list[Document] = []
         size = 0
         for event in events:
@@ -171,20 +178,21 @@ class FanOut:
                     )
                 )
                 size += len(body)
-                if len(docs) == FANOUT_PIECE or size >= FANOUT_PIECE_BYTES:
+                if len(docs) == most or size >= FANOUT_PIECE_BYTES:
                     yield docs
                     docs, size = [], 0
         if docs:
             yield docs
 
-    async def _write(self, docs: list[Document]) -> list[Document]:
+    async def _write(self, docs: list[Document], deadline: float) -> list[Document]:
         """One bulk write; those this process has room for handed to its lanes."""
-        now = utcnow()
         await self._ownership.registered()
+        await self._dispatcher.room(len(docs), deadline)
+        now = utcnow()
         with self._dispatcher.room_for(len(docs)) as room:
-            # Beyond this process's room (a Kafka backlog after an outage fans out thousands
-            # at once): written all the same, before the offset is committed, but held by
-            # nobody and due now, for the scheduler of whichever process has room.
+            # Beyond this process's room (its lanes slower than the backlog comes for
+            # `room_wait`): written all the same, before the offset is committed, but held
+            # by nobody and due now, for the scheduler of whichever process has room.
             # So is what is beyond an endpoint's share of the room (see `Dispatcher`).
             taken: Tally[str] = Tally()
             held = 0
@@ -196,7 +204,14 @@ class FanOut:
                 else:
                     doc.update(schedule(next_attempt_at=now))
             # Those a replayed event had made already are not among them: counted once.
-            created = await self._repository.insert_new(docs)
+            try:
+                created = await self._repository.insert_new(docs)
+            except Exception:
+                mine = self._ownership.id
+                self._dispatcher.unanswered.update(
+                    doc["_id"] for doc in docs if doc["lease_owner"] == mine
+                )
+                raise
             for doc in created:
                 self._usage.made(doc["workspace_id"], "deliveries")
                 if doc["lease_owner"] is None:
@@ -244,6 +259,7 @@ class Scheduler:
                 if time.monotonic() >= upkeep:
                     upkeep = time.monotonic() + UPKEEP_SECONDS
                     self.scheduled.set(await self._repository.count_scheduled(utcnow()))
+                    await self.take_back()
                     await self._ownership.forget_dead(utcnow())
             except Exception as exc:
                 log.warning("scheduler_poll_failed", error=repr(exc))
@@ -254,6 +270,10 @@ class Scheduler:
         full). True when the claim took all it asked for: more may be waiting."""
         # Half the free room at most: fan-out, which hands what it writes to the lanes at
         # once, keeps the other half while the claim is out (seconds, after an outage).
+        if self._dispatcher.waiting:
+            # Fan-out is waiting for room (a Kafka backlog): it goes first, for as long as it
+            # may wait (`room_wait`), or the claims would keep taking what frees up.
+            return False
         half = (self._dispatcher.free + 1) // 2
         with self._dispatcher.room_for(min(CLAIM_LIMIT, half)) as room:
             if not room:
@@ -273,6 +293,21 @@ class Scheduler:
             for doc in claimed:
                 self._dispatcher.submit(Job.from_doc(doc))
         return len(claimed) == room
+
+    async def take_back(self) -> int:
+        """Hand to the lanes the deliveries a failed fan-out write made all the same, held by
+        this process and so by nobody else, never sent (a replay of the batch finds them
+        written and leaves them); how many."""
+        unanswered = list(self._dispatcher.unanswered)
+        if not unanswered:
+            return 0
+        found = await self._repository.held_by(self._ownership.id, unanswered)
+        self._dispatcher.unanswered.difference_update(unanswered)
+        for doc in found:
+            self._dispatcher.submit(Job.from_doc(doc))
+        if found:
+            log.warning("deliveries_taken_back", count=len(found))
+        return len(found)
 
     async def _pause(self, filled: bool) -> None:
         """The poll interval; after a claim that took all it asked for, only until the lanes
