@@ -299,7 +299,7 @@ class DeliverySettings(ServiceSettings):
     # it writes the rest held by nobody (for the scheduler to claim): meanwhile the batch's
     # offsets wait, so a backlog stays in Kafka, where it costs nothing and shows as lag
     # (what KEDA scales on). 0: never wait.
-    delivery_fanout_wait_seconds: float = Field(30.0, ge=0)
+    delivery_fanout_wait_seconds: float = Field(60.0, ge=0)
 
 
 class SyncSettings(ServiceSettings):

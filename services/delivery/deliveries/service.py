@@ -41,10 +41,12 @@ from shared.usage import UsageCounters
 log = structlog.get_logger(__name__)
 
 CLAIM_LIMIT = 1000  # the most one poll claims, however much room there is
-# Deliveries built and written at a time, fewer when their bodies (a copy each in the
-# write) add up to more than FANOUT_PIECE_BYTES.
+# Deliveries built and written at a time (half the room at most), fewer when their bodies
+# (a copy each in the write) add up to more than FANOUT_PIECE_BYTES. Fan-out waits for room
+# for FANOUT_STEP at least: not a write for every delivery a lane lets go of.
 FANOUT_PIECE = 500
 FANOUT_PIECE_BYTES = 8 << 20
+FANOUT_STEP = 50
 UPKEEP_SECONDS = 10.0
 
 
@@ -133,32 +135,39 @@ class FanOut:
         them)."""
         created: list[Document] = []
         event = Event(event_id, workspace_id, event_type, occurred_at, data)
-        for docs in self._pieces([event], only):
-            created += await self._write(docs, deadline=0.0)  # asked for: no waiting
+        docs = self._built([event], only)
+        while piece := self._piece(docs, self._most):  # asked for: no waiting
+            created += await self._write(piece)
         return created
 
     async def events(self, events: list[Event]) -> int:
         """Every delivery of every event in the batch, written a piece at a time; how many
-        were new. Each piece waits until this process has room to hold it, for up to
-        `room_wait` seconds in all: a backlog is taken at the pace the lanes send it, the
-        rest of it left in Kafka meanwhile."""
+        were new. Before each piece, fan-out waits until this process has room to hold at
+        least `FANOUT_STEP` more (for up to `room_wait` seconds in all), and the piece is as
+        large as the room then: a backlog is taken at the pace the lanes send it, the rest
+        of it left in Kafka meanwhile, not in MongoDB for the scheduler to claim."""
         deadline = time.monotonic() + self.room_wait
+        step = min(self._most, FANOUT_STEP)
+        docs = self._built(events)
         created = 0
-        for docs in self._pieces(events):
-            created += len(await self._write(docs, deadline))
-        return created
+        while True:
+            await self._dispatcher.room(step, deadline)
+            piece = self._piece(docs, max(step, min(self._most, self._dispatcher.free)))
+            if not piece:
+                return created
+            created += len(await self._write(piece))
 
-    def _pieces(
+    @property
+    def _most(self) -> int:
+        """The most deliveries in a piece: `FANOUT_PIECE`, or half the room."""
+        return min(FANOUT_PIECE, max(1, self._dispatcher.max_held // 2))
+
+    def _built(
         self, events: list[Event], only: EndpointSnapshot | None = None
-    ) -> Iterator[list[Document]]:
-        """The batch's deliveries, at most `FANOUT_PIECE` (or `FANOUT_PIECE_BYTES` of
-        bodies, or half the room) at a time, built as they are written: a backlog after an
-        outage (500 events to 50 endpoints, say) is not held in memory whole, whose peak a
-        Python process keeps for good (its allocator does not give fragmented memory
-        back)."""
-        most = min(FANOUT_PIECE, max(1, self._dispatcher.max_held // 2))
-        docs: list[Document] = []
-        size = 0
+    ) -> Iterator[Document]:
+        """The batch's deliveries, built as they are written: a backlog after an outage (500
+        events to 50 endpoints, say) is not held in memory whole, whose peak a Python
+        process keeps for good (its allocator does not give fragmented memory back)."""
         for event in events:
             targets = [only] if only is not None else self._targets(event)
             if not targets:
@@ -166,28 +175,32 @@ class FanOut:
             body = webhook_body(event.type, isoformat(event.occurred_at), event.data)
             now = utcnow()
             for endpoint in targets:
-                docs.append(
-                    delivery_doc(
-                        endpoint=endpoint,
-                        event_id=event.id,
-                        event_type=event.type,
-                        occurred_at=event.occurred_at,
-                        body=body,
-                        now=now,
-                        owner=self._ownership.id,
-                    )
+                yield delivery_doc(
+                    endpoint=endpoint,
+                    event_id=event.id,
+                    event_type=event.type,
+                    occurred_at=event.occurred_at,
+                    body=body,
+                    now=now,
+                    owner=self._ownership.id,
                 )
-                size += len(body)
-                if len(docs) == most or size >= FANOUT_PIECE_BYTES:
-                    yield docs
-                    docs, size = [], 0
-        if docs:
-            yield docs
 
-    async def _write(self, docs: list[Document], deadline: float) -> list[Document]:
+    @staticmethod
+    def _piece(docs: Iterator[Document], most: int) -> list[Document]:
+        """The next `most` of `docs`, fewer once their bodies (a copy each in the write) add
+        up to `FANOUT_PIECE_BYTES`."""
+        piece: list[Document] = []
+        size = 0
+        for doc in docs:
+            piece.append(doc)
+            size += len(doc["body"])
+            if len(piece) >= most or size >= FANOUT_PIECE_BYTES:
+                break
+        return piece
+
+    async def _write(self, docs: list[Document]) -> list[Document]:
         """One bulk write; those this process has room for handed to its lanes."""
         await self._ownership.registered()
-        await self._dispatcher.room(len(docs), deadline)
         now = utcnow()
         with self._dispatcher.room_for(len(docs)) as room:
             # Beyond this process's room (its lanes slower than the backlog comes for
@@ -270,10 +283,6 @@ class Scheduler:
         full). True when the claim took all it asked for: more may be waiting."""
         # Half the free room at most: fan-out, which hands what it writes to the lanes at
         # once, keeps the other half while the claim is out (seconds, after an outage).
-        if self._dispatcher.waiting:
-            # Fan-out is waiting for room (a Kafka backlog): it goes first, for as long as it
-            # may wait (`room_wait`), or the claims would keep taking what frees up.
-            return False
         half = (self._dispatcher.free + 1) // 2
         with self._dispatcher.room_for(min(CLAIM_LIMIT, half)) as room:
             if not room:
