@@ -357,3 +357,18 @@ async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
     assert await scheduler.take_back() == 2
     await _all_sent_once(delivery, sink, path, endpoint, 2)
     assert await scheduler.take_back() == 0
+
+    # A write that raised without writing: the replay makes them and hands them to the
+    # lanes itself; nothing is left to take back.
+    async def timed_out(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise NetworkTimeout("timed out")
+
+    events = _events(workspace, 2)
+    monkeypatch.setattr(repository, "insert_new", timed_out)
+    with pytest.raises(NetworkTimeout):
+        await fan_out.events(events)
+    monkeypatch.setattr(repository, "insert_new", insert_new)
+    assert state.dispatcher.unanswered
+    assert await fan_out.events(events) == 2
+    assert not state.dispatcher.unanswered
+    await _all_sent_once(delivery, sink, path, endpoint, 4)

@@ -225,6 +225,9 @@ class FanOut:
                     doc["_id"] for doc in docs if doc["lease_owner"] == mine
                 )
                 raise
+            # Made by this write after all (MongoDB had not written them): handed to the
+            # lanes below, so not for the scheduler to take back.
+            self._dispatcher.unanswered.difference_update(doc["_id"] for doc in created)
             for doc in created:
                 self._usage.made(doc["workspace_id"], "deliveries")
                 if doc["lease_owner"] is None:
