@@ -346,10 +346,7 @@ async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
         raise NetworkTimeout("timed out")
 
     events = _events(workspace, 2)
-    monkeypatch.setattr(repository, "insert_new", written_then_timed_out)
-    with pytest.raises(NetworkTimeout):
-        await fan_out.events(events)
-    monkeypatch.setattr(repository, "insert_new", insert_new)
+    await _fails_once(fan_out, events, repository, written_then_timed_out, monkeypatch)
     assert await fan_out.events(events) == 0  # the replay: written already
     mine = {"endpoint_id": endpoint, "lease_owner": state.ownership.id, "status": "pending"}
     assert await repository.deliveries.count_documents(mine) == 2
@@ -364,11 +361,23 @@ async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
         raise NetworkTimeout("timed out")
 
     events = _events(workspace, 2)
-    monkeypatch.setattr(repository, "insert_new", timed_out)
-    with pytest.raises(NetworkTimeout):
-        await fan_out.events(events)
-    monkeypatch.setattr(repository, "insert_new", insert_new)
+    await _fails_once(fan_out, events, repository, timed_out, monkeypatch)
     assert state.dispatcher.unanswered
     assert await fan_out.events(events) == 2
     assert not state.dispatcher.unanswered
     await _all_sent_once(delivery, sink, path, endpoint, 4)
+
+
+async def _fails_once(
+    fan_out: FanOut,
+    events: list[Event],
+    repository: Any,
+    insert_new: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fan `events` out with `insert_new` in place of the repository's, which raises."""
+    real = repository.insert_new
+    monkeypatch.setattr(repository, "insert_new", insert_new)
+    with pytest.raises(NetworkTimeout):
+        await fan_out.events(events)
+    monkeypatch.setattr(repository, "insert_new", real)

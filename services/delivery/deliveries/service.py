@@ -8,9 +8,10 @@ process held) to the dispatcher, taking each with a conditional update so two pr
 never send the same one at once.
 
 A process holds at most `Dispatcher.max_held` deliveries in memory (their bodies in the
-lanes' queues). What fan-out makes beyond that is written held by nobody and due now, and the
-scheduler claims only as much as there is room for: a backlog after an outage (Kafka's or
-MongoDB's) waits in MongoDB and comes in in pieces, to whichever process has room first.
+lanes' queues). Fan-out waits for room before each piece it writes (`room_wait` a batch), so
+a Kafka backlog after an outage stays in Kafka; what it makes beyond the room after that,
+or beyond a slow endpoint's share, is written held by nobody and due now, and the scheduler
+claims only as much as there is room for, to whichever process has room first.
 """
 
 from __future__ import annotations
