@@ -314,6 +314,9 @@ async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
         assert len(dispatcher.held) == 4
         assert await deliveries.count_documents({"endpoint_id": endpoint}) == 4
         assert not writing.done()
+        # A batch that makes no delivery (no endpoint wants it) does not wait for room.
+        nothing = fan_out.events(_events("ws_held_nobody", 3))
+        assert await asyncio.wait_for(nothing, 60) == 0
         gate.set()
         assert await writing == 6
     finally:

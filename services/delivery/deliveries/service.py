@@ -23,6 +23,7 @@ from collections import Counter as Tally
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import structlog
@@ -151,12 +152,12 @@ class FanOut:
         step = min(self._most, FANOUT_STEP)
         docs = self._built(events)
         created = 0
-        while True:
+        # One delivery built before waiting: a batch that makes none waits for nothing.
+        for first in docs:
             await self._dispatcher.room(step, deadline)
-            piece = self._piece(docs, max(step, min(self._most, self._dispatcher.free)))
-            if not piece:
-                return created
-            created += len(await self._write(piece))
+            most = max(step, min(self._most, self._dispatcher.free))
+            created += len(await self._write(self._piece(chain([first], docs), most)))
+        return created
 
     @property
     def _most(self) -> int:
