@@ -38,12 +38,14 @@ class Fault:
 @dataclass(frozen=True)
 class Proc:
     """One process at one sample: its pid, resident memory (bytes) and open descriptors;
-    of those, its TCP connections by the port at the other end (where descriptors went)."""
+    of those, its TCP connections by the port at the other end (where descriptors went);
+    and the CPU time it has used so far (user and system, seconds)."""
 
     pid: int
     rss: int
     fds: int
     peers: dict[str, int] = field(default_factory=dict)
+    cpu: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """What the soak reads every 10 s, into a `bench.soak_judge.Sample`.
 
-- Each process's RSS (`VmRSS` of /proc/<pid>/status) and open descriptors (/proc/<pid>/fd),
+- Each process's RSS (`VmRSS` of /proc/<pid>/status), CPU time so far (/proc/<pid>/stat)
+  and open descriptors (/proc/<pid>/fd),
   and its TCP connections among them by peer (`to mongo`, `from gateway`: /proc/net/tcp),
   to say where descriptors that grew went.
 - Each consumer group's lag from the broker itself: its committed offsets
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,6 +67,7 @@ def process_figures(
     stack's listening ports by name, to say where its connections go."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
         links = []
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             with contextlib.suppress(OSError):  # closed meanwhile
@@ -75,8 +78,16 @@ def process_figures(
     peers = Counter(_peer(*sockets[inode], ports) for inode in inodes if inode in sockets)
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
-            return Proc(pid, int(line.split()[1]) * 1024, len(links), dict(peers))
+            rss = int(line.split()[1]) * 1024
+            return Proc(pid, rss, len(links), dict(peers), _cpu_seconds(stat))
     return None  # a zombie has no VmRSS
+
+
+def _cpu_seconds(stat: str) -> float:
+    """utime + stime of a /proc/<pid>/stat line (fields 14 and 15, after the command's
+    parenthesis, which may hold spaces)."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sampler:

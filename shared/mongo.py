@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -391,6 +392,7 @@ class BatchedWriter:
         # what was handed over before the call is written (or kept) when it returns.
         self._flushing = asyncio.Lock()
         self._stopped = asyncio.Event()
+        self._hurried = asyncio.Event()  # flush now, not at the end of the interval
         self._waiters: list[asyncio.Future[None]] = []
         self._kept = False
 
@@ -430,6 +432,11 @@ class BatchedWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batched-writer")
 
+    def hurry(self) -> None:
+        """Flush as soon as the flush under way (if any) ends, not at the interval's end:
+        for a caller whose work waits on what it handed over (`written()`)."""
+        self._hurried.set()
+
     async def written(self) -> None:
         """Return once everything handed to the writer before the call is in MongoDB (at
         the end of the next flush that wrote all it took; after a failed one, the flush
@@ -445,17 +452,18 @@ class BatchedWriter:
         task, self._task = self._task, None
         if task:
             self._stopped.set()
+            self._hurried.set()
             await asyncio.gather(task, return_exceptions=True)
         await self.flush()
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._stopped.wait(), self._interval)
-            except TimeoutError:
-                await self.flush()
-            else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurried.wait(), self._interval)
+            if self._stopped.is_set():
                 return
+            self._hurried.clear()
+            await self.flush()
 
     async def flush(self) -> None:
         async with self._flushing:

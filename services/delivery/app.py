@@ -110,6 +110,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.delivery_repository = deliveries
     app.state.fan_out = fan_out
     app.state.dispatcher = dispatcher
+    app.state.delivery_writer = writer
     app.state.scheduler = scheduler
     app.state.usage = usage
     app.state.ownership = ownership

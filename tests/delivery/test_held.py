@@ -327,6 +327,50 @@ async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
     assert peak.most <= MAX_HELD
 
 
+async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent and answered, but its outcome not yet in MongoDB (the writer held): the room
+    stays taken, so fan-out writes what comes meanwhile for the scheduler and the scheduler
+    claims nothing; once the writer has written, the room is free again."""
+    fake, base_url = sink
+    path = "/unwritten/" + uuid.uuid4().hex[:8]
+    fake.on(path, 200)
+    workspace = "ws_held_unwritten"
+    endpoint = await _endpoint(delivery, base_url + path, workspace)
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    scheduler: Scheduler = state.scheduler
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery)
+    writer = state.delivery_writer
+    flush = writer._flush
+    gate = asyncio.Event()
+
+    async def held_flush() -> None:
+        await gate.wait()
+        await flush()
+
+    monkeypatch.setattr(writer, "_flush", held_flush)
+    unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
+    try:
+        assert await fan_out.events(_events(workspace, MAX_HELD)) == MAX_HELD
+        await sink[0].wait_for(path, MAX_HELD)
+        await until(lambda: not dispatcher.held, what="the lanes done")
+        assert dispatcher.free == 0
+        mine = {"endpoint_id": endpoint, "status": "pending"}
+        assert await deliveries.count_documents(mine) == MAX_HELD  # no outcome written yet
+        assert await fan_out.events(_events(workspace, 3)) == 3
+        assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before + 3
+        assert await scheduler.poll() is False
+        assert not dispatcher.held
+    finally:
+        gate.set()
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free again")
+    await _all_sent_once(delivery, sink, path, endpoint, MAX_HELD + 3)
+    assert peak.most <= MAX_HELD
+
+
 async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:

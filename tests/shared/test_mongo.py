@@ -55,6 +55,23 @@ async def test_stopping_during_a_flush_loses_nothing_of_the_batch_it_took(db: Da
     assert await db.things.count_documents({"status": "pending"}) == 2_000
 
 
+async def test_hurry_flushes_before_the_interval_ends(db: Database) -> None:
+    """An hour's interval: only `hurry()` can have written it."""
+    writer = BatchedWriter(db, interval=3600)
+    writer.start()
+    try:
+        writer.insert_once("things", "hurried", {"status": "pending"})
+        written = asyncio.ensure_future(writer.written())
+        writer.hurry()
+        await asyncio.wait_for(written, 60)
+        assert await db.things.find_one({"_id": "hurried"}) == {
+            "_id": "hurried",
+            "status": "pending",
+        }
+    finally:
+        await writer.stop()
+
+
 async def test_a_flush_returns_once_the_flush_under_way_has_written_too(db: Database) -> None:
     """`flush()` while another flush writes: it waits for that one, so what was handed
     over before the call is in MongoDB when it returns (a caller's "flush, then read")."""

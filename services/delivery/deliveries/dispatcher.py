@@ -172,6 +172,17 @@ class Dispatcher:
         self.lane_limit = max(1, int(max_held * LANE_SHARE))
         self._per_lane: CounterOf[str] = CounterOf()  # held, by endpoint id
         self._reserved = 0  # room promised to a claim or fan-out whose write is under way
+        # Let go of, their outcomes with the writer and not yet in MongoDB: they keep their
+        # room until written, so what MongoDB cannot write yet (after an outage, or while it
+        # is saturated) holds fan-out and claims back and the writer's buffer stays bounded;
+        # else the lanes would take on work as fast as they send, whatever MongoDB keeps up
+        # with. `_unwritten`: not yet waited for; `_writing`: waiting for `written()`.
+        self._unwritten = 0
+        self._writing = 0
+        self._confirming: asyncio.Task[None] | None = None
+        # Outcomes waiting that make the writer flush at once: a flush of more than that
+        # costs MongoDB no more per outcome than the interval's.
+        self._hurry_at = max(1, max_held // 4)
         self._drained = asyncio.Event()  # nothing held
         self._drained.set()
         self._freed = asyncio.Event()  # something let go since it was cleared
@@ -225,7 +236,8 @@ class Dispatcher:
         only be handed back)."""
         if self._stopping:
             return 0
-        return max(0, self.max_held - len(self.held) - self._reserved)
+        taken = len(self.held) + self._reserved + self._unwritten + self._writing
+        return max(0, self.max_held - taken)
 
     def lane_room(self, endpoint_id: str) -> int:
         """How many more of one endpoint's deliveries this process may hold."""
@@ -272,14 +284,34 @@ class Dispatcher:
         self._lane(endpoint).queue.put_nowait(job)
 
     def _let_go(self, job: Job) -> None:
+        """`job` is done with here; its room is free once what it handed the writer (its
+        outcome) is written."""
         if job.id in self.held:
             self.held.discard(job.id)
             self._per_lane[job.endpoint_id] -= 1
             if self._per_lane[job.endpoint_id] <= 0:
                 del self._per_lane[job.endpoint_id]
-        self._freed.set()
+            self._unwritten += 1
+            if self._confirming is None:
+                self._confirming = asyncio.create_task(self._confirm(), name="outcomes-written")
+            if self._unwritten + self._writing >= self._hurry_at:
+                self._writer.hurry()
         if not self.held:
             self._drained.set()
+
+    async def _confirm(self) -> None:
+        """Frees the room of let-go jobs as the writer writes their outcomes."""
+        try:
+            while self._unwritten:
+                count, self._unwritten = self._unwritten, 0
+                self._writing += count
+                try:
+                    await self._writer.written()
+                finally:
+                    self._writing -= count
+                    self._freed.set()
+        finally:
+            self._confirming = None
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
         lane = self._lanes.get(endpoint.id)
@@ -364,6 +396,8 @@ class Dispatcher:
             await asyncio.gather(*workers, return_exceptions=True)
         await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._confirming is not None:  # the writer's stop writes what it holds
+            self._confirming.cancel()
 
     def _close_later(self, lane: Lane) -> None:
         """A replaced lane's pool, once its cancelled workers have let go of it."""
