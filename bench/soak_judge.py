@@ -63,7 +63,8 @@ class Sample:
     processes: dict[str, Proc | None] = field(default_factory=dict)
     # Messages behind, by consumer group; None: the broker did not answer.
     lag: dict[str, int] | None = None
-    # By collection; None: MongoDB did not answer.
+    # By collection; None: not read in this sample (bench.soak_sample.COLLECTIONS_EVERY),
+    # or MongoDB did not answer (then `pending` is None too).
     collections: dict[str, Coll] | None = None
     # Deliveries pending, active or delayed; None: MongoDB did not answer.
     pending: int | None = None

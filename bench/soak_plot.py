@@ -61,6 +61,12 @@ def _data_size(s: Sample) -> float | None:
     return None if s.collections is None else sum(c.size for c in s.collections.values()) / 1e6
 
 
+def _read(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples that read the collections, and those MongoDB did not answer (a gap):
+    the collections are read every few samples only (bench.soak_sample)."""
+    return [s for s in samples if s.collections is not None or s.pending is None]
+
+
 def plot(samples: Sequence[Sample], faults: Sequence[Fault], path: Path, title: str) -> Path:
     import matplotlib
 
@@ -74,12 +80,13 @@ def plot(samples: Sequence[Sample], faults: Sequence[Fault], path: Path, title: 
         _line(descriptors, samples, _of_process(name, lambda p: p.fds), label=name)
     for group in _names(samples, lambda s: s.lag):
         _line(lag, samples, _of(lambda s: s.lag, group), label=_short(group))
-    final = (samples[-1].collections or {}) if samples else {}
+    read = _read(samples)
+    final = next((s.collections for s in reversed(read) if s.collections), {})
     largest = sorted(final, key=lambda n: final[n].count, reverse=True)[:COLLECTIONS_SHOWN]
     for name in largest:
-        _line(documents, samples, _of(lambda s: s.collections, name), label=name)
+        _line(documents, read, _of(lambda s: s.collections, name), label=name)
     size = documents.twinx()
-    _line(size, samples, _data_size, color="black", linestyle="--", label="data size (MB, right)")
+    _line(size, read, _data_size, color="black", linestyle="--", label="data size (MB, right)")
     _line(pending, samples, lambda s: s.pending, color="black", label="deliveries pending (left)")
     loop = pending.twinx()
     for service in _names(samples, lambda s: s.loop_lag):

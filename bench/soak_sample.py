@@ -8,9 +8,11 @@
   (`list_consumer_group_offsets`, given every partition of the run's topics: tansu answers
   it only with `partitions=`) against the partitions' ends. So the lag is read while the
   group's service is down too; it is what the group has committed, not yet what it holds.
-- MongoDB's documents and bytes per collection (`collStats`, which SecantusDB answers by
-  reading every document: the sample costs MongoDB about a second per 50 MB held), and the
-  deliveries pending, active or delayed. Deliveries seen `failed` are kept (their endpoint
+- MongoDB's documents and bytes per collection (`collStats`), every `COLLECTIONS_EVERY`th
+  sample only: SecantusDB answers it by reading every document and index entry under its
+  global lock (about a second per 50 MB held), which every 10 s took 18% of the embedded
+  server's time in a soak — the measurement slowing what it measures. And, every sample,
+  the deliveries pending, active or delayed. Deliveries seen `failed` are kept (their endpoint
   and event) for the loss accounting: retention removes them before the end.
 - `hookhub_event_loop_lag_seconds` from each service's `/metrics`.
 
@@ -36,6 +38,7 @@ from bench.soak_judge import Coll, Proc, Sample
 
 LOOP_LAG = "hookhub_event_loop_lag_seconds"
 PENDING = ("pending", "active", "delayed")
+COLLECTIONS_EVERY = 3  # samples: collection statistics every 30 s
 TIMEOUT = 5.0  # s for any one figure
 
 
@@ -119,6 +122,7 @@ class Sampler:
         self.db = self.mongo[database]
         self.failed: set[tuple[str, str]] = set()  # (endpoint, event) of failed deliveries
         self._kafka: tuple[Any, Any] | None = None
+        self._taken = 0  # samples so far
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -128,9 +132,11 @@ class Sampler:
         self.mongo.close()
 
     async def sample(self, t: float) -> Sample:
+        every = self._taken % COLLECTIONS_EVERY == 0
+        self._taken += 1
         lag, mongo, loop_lag = await asyncio.gather(
             self._guarded(self.lag()),
-            asyncio.to_thread(self._mongo),
+            asyncio.to_thread(self._mongo, every),
             self.loop_lags(),
         )
         sockets, ports = tcp_sockets(), self.ports()
@@ -186,12 +192,14 @@ class Sampler:
 
     # -- MongoDB (in a thread: PyMongo blocks) ---------------------------------------------
 
-    def _mongo(self) -> tuple[dict[str, Coll], int] | None:
+    def _mongo(self, with_collections: bool) -> tuple[dict[str, Coll] | None, int] | None:
         try:
-            collections = {}
-            for name in sorted(self.db.list_collection_names()):
-                stats = self.db.command("collStats", name)
-                collections[name] = Coll(int(stats["count"]), int(stats["size"]))
+            collections: dict[str, Coll] | None = None
+            if with_collections:
+                collections = {}
+                for name in sorted(self.db.list_collection_names()):
+                    stats = self.db.command("collStats", name)
+                    collections[name] = Coll(int(stats["count"]), int(stats["size"]))
             deliveries = self.db["deliveries"]
             pending = deliveries.count_documents({"status": {"$in": list(PENDING)}})
             failed = deliveries.find({"status": "failed"}, {"endpoint_id": 1, "event_id": 1})

@@ -83,6 +83,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         failure_window=timedelta(seconds=settings.failure_window_seconds),
         usage=usage,
         max_held=settings.delivery_max_held,
+        max_in_flight=settings.delivery_max_in_flight,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)

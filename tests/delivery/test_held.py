@@ -346,29 +346,64 @@ async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
     writer = state.delivery_writer
     flush = writer._flush
     gate = asyncio.Event()
+    # The earlier tests' outcomes written and their room free: the writer is held below.
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
 
     async def held_flush() -> None:
         await gate.wait()
         await flush()
 
     monkeypatch.setattr(writer, "_flush", held_flush)
-    unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
     try:
         assert await fan_out.events(_events(workspace, MAX_HELD)) == MAX_HELD
         await sink[0].wait_for(path, MAX_HELD)
         await until(lambda: not dispatcher.held, what="the lanes done")
         assert dispatcher.free == 0
+        assert _metric(delivery, "hookhub_delivery_outcomes_unwritten") == MAX_HELD
         mine = {"endpoint_id": endpoint, "status": "pending"}
         assert await deliveries.count_documents(mine) == MAX_HELD  # no outcome written yet
+        unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
         assert await fan_out.events(_events(workspace, 3)) == 3
         assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before + 3
         assert await scheduler.poll() is False
         assert not dispatcher.held
     finally:
         gate.set()
-    await until(lambda: dispatcher.free == MAX_HELD, what="the room free again")
     await _all_sent_once(delivery, sink, path, endpoint, MAX_HELD + 3)
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free again")
+    assert _metric(delivery, "hookhub_delivery_outcomes_unwritten") == 0
     assert peak.most <= MAX_HELD
+
+
+async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HOOKHUB_DELIVERY_MAX_IN_FLIGHT, here 2: two endpoints of ten connections each, two
+    deliveries each, every request held by the endpoint. Two are out; the lanes' other
+    workers have taken their deliveries and wait for a slot."""
+    paths, gate = [], asyncio.Event()
+    endpoints = []
+    for name in ("one", "two"):
+        path = f"/slots/{name}/" + uuid.uuid4().hex[:8]
+        sink[0].on(path, 200, gate=gate)
+        paths.append(path)
+        endpoints.append(await _endpoint(delivery, sink[1] + path, f"ws_held_slots_{name}"))
+    state = _state(delivery)
+    dispatcher, _ = _watched(delivery)
+    monkeypatch.setattr(dispatcher, "_slots", asyncio.Semaphore(2))
+    try:
+        for name in ("one", "two"):
+            assert await state.fan_out.events(_events(f"ws_held_slots_{name}", 2)) == 2
+        await until(lambda: _metric(delivery, "hookhub_delivery_in_flight") == 2, what="2 out")
+        lanes = [dispatcher._lanes[endpoint] for endpoint in endpoints]
+        await until(lambda: all(lane.queue.empty() for lane in lanes), what="all taken")
+        assert len(dispatcher.held) == 4
+        assert sum(len(sink[0].at(path)) for path in paths) == 2
+    finally:
+        gate.set()
+    for endpoint, path in zip(endpoints, paths, strict=True):
+        await _all_sent_once(delivery, sink, path, endpoint, 2)
+    assert _metric(delivery, "hookhub_delivery_in_flight") == 0
 
 
 async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(

@@ -145,6 +145,7 @@ class Dispatcher:
         on_failing: Callable[[str, datetime | None], None],
         usage: UsageCounters,
         max_held: int,
+        max_in_flight: int,
     ) -> None:
         self._endpoints = endpoints
         self._client_for = client_for
@@ -187,7 +188,9 @@ class Dispatcher:
         self._drained.set()
         self._freed = asyncio.Event()  # something let go since it was cleared
         self.waiting = 0  # fan-outs waiting for room
-        self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of an attempt
+        # Attempts out at once, over every lane: a lane's worker takes a slot for each.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._busy: set[asyncio.Task[Any]] = set()  # workers with a slot, in an attempt
         self._stopping = False
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
@@ -210,6 +213,18 @@ class Dispatcher:
             registry=registry,
         )
         self.in_memory.set_function(lambda: len(self.held))
+        self.unwritten = Gauge(
+            "hookhub_delivery_outcomes_unwritten",
+            "Deliveries attempted whose outcome is not yet in MongoDB (they keep their room)",
+            registry=registry,
+        )
+        self.unwritten.set_function(lambda: self._unwritten + self._writing)
+        self.in_flight = Gauge(
+            "hookhub_delivery_in_flight",
+            "Attempts out at once in this process (HOOKHUB_DELIVERY_MAX_IN_FLIGHT at most)",
+            registry=registry,
+        )
+        self.in_flight.set_function(lambda: len(self._busy))
         self.held_limit = Gauge(
             "hookhub_delivery_held_limit",
             "The most deliveries this process holds in memory (HOOKHUB_DELIVERY_MAX_HELD)",
@@ -343,15 +358,16 @@ class Dispatcher:
         return lane
 
     async def _work(self, lane: Lane) -> None:
+        me = asyncio.current_task()
+        assert me is not None
         while not self._stopping:
             job = await lane.queue.get()
-            me = asyncio.current_task()
-            assert me is not None
-            self._busy.add(me)
             try:
-                if lane.bucket:
+                if lane.bucket:  # a rate-limited lane waits for its turn without a slot
                     await lane.bucket.take()
-                await self.attempt(job, lane.client)
+                async with self._slots:
+                    self._busy.add(me)  # a stop lets an attempt end, and cuts a wait off
+                    await self.attempt(job, lane.client)
             except asyncio.CancelledError:
                 # The lane is being replaced (new concurrency or rate) or the process stops:
                 # hand the job to the lane that replaced this one, still held by us.
