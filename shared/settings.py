@@ -290,10 +290,10 @@ class DeliverySettings(ServiceSettings):
     scheduler_poll_seconds: float = Field(0.5, gt=0)
     # The most deliveries one process holds in memory, queued in its lanes or in flight,
     # each with its body (a few KB typically; as large as the event). Beyond it they wait in
-    # MongoDB, so a backlog after an outage comes in in pieces. 1,000: about 1.5 s of what
-    # one process sends at best (~700/s, docs/benchmarks.md), so its lanes do not run dry
-    # between two polls, and 50 endpoints' 10 connections each busy with as many queued
-    # again; a few MB of bodies.
+    # MongoDB, so a backlog after an outage comes in in pieces. A delivery keeps its room
+    # until its outcome is written, so this also bounds what waits for MongoDB. 1,000: a few
+    # seconds of what one process sends and records at best (docs/benchmarks.md), so its
+    # lanes do not run dry between two polls; a few MB of bodies.
     delivery_max_held: int = Field(1000, ge=1)
     # The most attempts one process has out at once, over all its endpoints (each still at
     # most its own `max_concurrency`): each is a connection, and a burst of them (every lane
