@@ -1,8 +1,10 @@
 """Sends deliveries: one lane per endpoint, so a slow or dead endpoint only ever delays itself.
 
-Each lane has `max_concurrency` workers and an optional rate limit. Every attempt is
-signed, sent through the egress-guarded client, logged (batched), and decided: completed,
-retried later (the scheduler picks it up when due), dead-lettered, or the endpoint disabled.
+Each lane has `max_concurrency` workers and an optional rate limit, and the process has at
+most `max_in_flight` attempts out over all its lanes. Every attempt is signed, sent through
+the egress-guarded client, logged (batched), and decided: completed, retried later (the
+scheduler picks it up when due), dead-lettered, or the endpoint disabled. A delivery keeps
+its room in the process until its outcome is in MongoDB.
 """
 
 from __future__ import annotations
