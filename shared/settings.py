@@ -295,11 +295,11 @@ class DeliverySettings(ServiceSettings):
     # seconds of what one process sends and records at best (docs/benchmarks.md), so its
     # lanes do not run dry between two polls; a few MB of bodies.
     delivery_max_held: int = Field(1000, ge=1)
-    # The most attempts one process has out at once, over all its endpoints (each still at
-    # most its own `max_concurrency`): each is a connection, and a burst of them (every lane
-    # catching up at once after an outage) leaves the process the memory it took. 128: a
-    # hundred endpoints answering within a second each at 1 event/s, or thousands of
-    # deliveries/s to quick ones; beyond it, more replicas (KEDA scales on the lag).
+    # The most attempts one process has out at once, over all its endpoints (each at most
+    # its own `max_concurrency` and a quarter of these): each is a connection, and a burst
+    # of them (every lane catching up at once after an outage) leaves the process the memory
+    # it took. 128: a hundred endpoints answering within a second each at 1 event/s, or
+    # thousands of deliveries/s to quick ones; beyond it, more replicas (KEDA scales on lag).
     delivery_max_in_flight: int = Field(128, ge=1)
     # How long fan-out waits, per batch of events, for room to hold what it writes before
     # it writes the rest held by nobody (for the scheduler to claim): meanwhile the batch's

@@ -406,6 +406,35 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
     assert _metric(delivery, "hookhub_delivery_in_flight") == 0
 
 
+async def test_one_endpoint_has_no_more_than_its_share_of_the_attempts_in_flight(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """Its `max_concurrency` 10, but a lane has at most a quarter of the process's slots
+    (here 2): a hanging endpoint cannot take them all, and another one's are sent."""
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_lane_slots"
+    endpoint = await _endpoint(delivery, url, workspace)
+    fake, base_url = sink
+    other_path = "/slots/other/" + uuid.uuid4().hex[:8]
+    fake.on(other_path, 200)
+    other = await _endpoint(delivery, base_url + other_path, "ws_held_lane_slots_other")
+    state = _state(delivery)
+    dispatcher, _ = _watched(delivery)
+    share = dispatcher.lane_slots
+    dispatcher.lane_slots = 2  # before the endpoints' lanes are made
+    try:
+        assert await state.fan_out.events(_events(workspace, 4)) == 4
+        await sink[0].wait_for(path, 2)
+        assert len(dispatcher._lanes[endpoint].workers) == 2
+        assert await state.fan_out.events(_events("ws_held_lane_slots_other", 1)) == 1
+        await _all_sent_once(delivery, sink, other_path, other, 1)
+        assert len(sink[0].at(path)) == 2
+    finally:
+        gate.set()
+        dispatcher.lane_slots = share
+    await _all_sent_once(delivery, sink, path, endpoint, 4)
+
+
 async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:

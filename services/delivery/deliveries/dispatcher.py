@@ -42,7 +42,7 @@ DEAD_LETTER_TOPIC = "hookhub.delivery.dead-letters"
 USER_AGENT = f"hookhub/{__version__}"
 RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
 AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
-LANE_SHARE = 0.25  # of a process's room, the most one endpoint's deliveries take
+LANE_SHARE = 0.25  # of a process's room and attempts in flight, the most one endpoint takes
 
 
 class DeadLetter(Envelope):
@@ -190,8 +190,11 @@ class Dispatcher:
         self._drained.set()
         self._freed = asyncio.Event()  # something let go since it was cleared
         self.waiting = 0  # fan-outs waiting for room
-        # Attempts out at once, over every lane: a lane's worker takes a slot for each.
+        # Attempts out at once, over every lane: a lane's worker takes a slot for each. A lane
+        # has at most a quarter of them (however large its endpoint's `max_concurrency`), so
+        # one hanging endpoint cannot take them all.
         self._slots = asyncio.Semaphore(max_in_flight)
+        self.lane_slots = max(1, int(max_in_flight * LANE_SHARE))
         self._busy: set[asyncio.Task[Any]] = set()  # workers with a slot, in an attempt
         self._stopping = False
         self.outcomes = Counter(
@@ -354,7 +357,7 @@ class Dispatcher:
             lane = replacement
             lane.workers = [
                 asyncio.create_task(self._work(lane), name=f"lane-{endpoint.id}")
-                for _ in range(endpoint.max_concurrency)
+                for _ in range(min(endpoint.max_concurrency, self.lane_slots))
             ]
             self._lanes[endpoint.id] = lane
         return lane
