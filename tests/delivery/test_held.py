@@ -97,6 +97,16 @@ def _gated(sink: Sink) -> tuple[str, str, asyncio.Event]:
     return path, base_url + path, gate
 
 
+async def _answering(
+    delivery: RunningService, sink: Sink, name: str, workspace: str
+) -> tuple[str, str]:
+    """A path on the sink that answers 200 at once, and an endpoint for it: (path, id)."""
+    fake, base_url = sink
+    path = f"/{name}/" + uuid.uuid4().hex[:8]
+    fake.on(path, 200)
+    return path, await _endpoint(delivery, base_url + path, workspace)
+
+
 async def _all_sent_once(
     delivery: RunningService, sink: Sink, path: str, endpoint_id: str, count: int
 ) -> None:
@@ -333,11 +343,8 @@ async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
     """Sent and answered, but its outcome not yet in MongoDB (the writer held): the room
     stays taken, so fan-out writes what comes meanwhile for the scheduler and the scheduler
     claims nothing; once the writer has written, the room is free again."""
-    fake, base_url = sink
-    path = "/unwritten/" + uuid.uuid4().hex[:8]
-    fake.on(path, 200)
     workspace = "ws_held_unwritten"
-    endpoint = await _endpoint(delivery, base_url + path, workspace)
+    path, endpoint = await _answering(delivery, sink, "unwritten", workspace)
     state = _state(delivery)
     fan_out: FanOut = state.fan_out
     scheduler: Scheduler = state.scheduler
@@ -414,10 +421,7 @@ async def test_one_endpoint_has_no_more_than_its_share_of_the_attempts_in_flight
     path, url, gate = _gated(sink)
     workspace = "ws_held_lane_slots"
     endpoint = await _endpoint(delivery, url, workspace)
-    fake, base_url = sink
-    other_path = "/slots/other/" + uuid.uuid4().hex[:8]
-    fake.on(other_path, 200)
-    other = await _endpoint(delivery, base_url + other_path, "ws_held_lane_slots_other")
+    other_path, other = await _answering(delivery, sink, "other", "ws_held_lane_slots_other")
     state = _state(delivery)
     dispatcher, _ = _watched(delivery)
     share = dispatcher.lane_slots
@@ -441,11 +445,9 @@ async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
     """MongoDB wrote the batch but the write raised (a timeout after the write): the replay
     finds the deliveries written, held by this process and by no lane. The scheduler's
     upkeep takes them back, and each is sent once."""
-    fake, base_url = sink
-    path = "/unanswered/" + uuid.uuid4().hex[:8]
-    fake.on(path, 200)
+    fake = sink[0]
     workspace = "ws_held_unanswered"
-    endpoint = await _endpoint(delivery, base_url + path, workspace)
+    path, endpoint = await _answering(delivery, sink, "unanswered", workspace)
     state = _state(delivery)
     fan_out: FanOut = state.fan_out
     scheduler: Scheduler = state.scheduler
