@@ -391,7 +391,7 @@ class BatchedWriter:
         # One flush at a time: a flush called while another writes waits for it, so that
         # what was handed over before the call is written (or kept) when it returns.
         self._flushing = asyncio.Lock()
-        self._stopped = asyncio.Event()
+        self._stopped = False
         self._hurried = asyncio.Event()  # flush now, not at the end of the interval
         self._waiters: list[asyncio.Future[None]] = []
         self._kept = False
@@ -451,7 +451,7 @@ class BatchedWriter:
         status updates, seen as deliveries left `active`)."""
         task, self._task = self._task, None
         if task:
-            self._stopped.set()
+            self._stopped = True
             self._hurried.set()
             await asyncio.gather(task, return_exceptions=True)
         await self.flush()
@@ -460,7 +460,7 @@ class BatchedWriter:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hurried.wait(), self._interval)
-            if self._stopped.is_set():
+            if self._stopped:
                 return
             self._hurried.clear()
             await self.flush()

@@ -388,13 +388,12 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
     """HOOKHUB_DELIVERY_MAX_IN_FLIGHT, here 2: two endpoints of ten connections each, two
     deliveries each, every request held by the endpoint. Two are out; the lanes' other
     workers have taken their deliveries and wait for a slot."""
-    paths, gate = [], asyncio.Event()
-    endpoints = []
+    paths, gates, endpoints = [], [], []
     for name in ("one", "two"):
-        path = f"/slots/{name}/" + uuid.uuid4().hex[:8]
-        sink[0].on(path, 200, gate=gate)
+        path, url, gate = _gated(sink)
         paths.append(path)
-        endpoints.append(await _endpoint(delivery, sink[1] + path, f"ws_held_slots_{name}"))
+        gates.append(gate)
+        endpoints.append(await _endpoint(delivery, url, f"ws_held_slots_{name}"))
     state = _state(delivery)
     dispatcher, _ = _watched(delivery)
     monkeypatch.setattr(dispatcher, "_slots", asyncio.Semaphore(2))
@@ -407,7 +406,8 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
         assert len(dispatcher.held) == 4
         assert sum(len(sink[0].at(path)) for path in paths) == 2
     finally:
-        gate.set()
+        for gate in gates:
+            gate.set()
     for endpoint, path in zip(endpoints, paths, strict=True):
         await _all_sent_once(delivery, sink, path, endpoint, 2)
     assert _metric(delivery, "hookhub_delivery_in_flight") == 0
