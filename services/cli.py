@@ -91,7 +91,8 @@ def sandbox(port: int) -> int:
     it; services/sandbox/app.py). Refused outside HOOKHUB_ENV=dev."""
     import uvicorn
 
-    from services.sandbox.app import Sandbox, credentials
+    from services.sandbox.app import Sandbox, credentials, refused
+    from shared.logging import configure_logging
     from shared.settings import Settings
 
     try:
@@ -99,10 +100,11 @@ def sandbox(port: int) -> int:
     except ConfigurationError as exc:
         print(f"hookhub sandbox: {exc}", file=sys.stderr)
         return 2
-    if settings.env != "dev":
-        print(SANDBOX_REFUSED, file=sys.stderr)
+    if why := refused(settings.env):
+        print(why, file=sys.stderr)
         return 2
     settings.resolve_dev_secrets()
+    configure_logging(settings.log_level, settings.log_format, service="sandbox")
     origin = f"http://127.0.0.1:{settings.http_port}"
     app = Sandbox(
         credentials(settings.data_dir),
@@ -111,14 +113,11 @@ def sandbox(port: int) -> int:
         origin=origin,
         admin_token=settings.admin_token,
     ).app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+    # log_config=None: uvicorn's own lines rendered by shared.logging, like the services'.
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", log_config=None, ws="websockets"
+    )
     return 0
-
-
-SANDBOX_REFUSED = (
-    "hookhub: the sandbox runs only with HOOKHUB_ENV=dev: its stand-ins hand out made-up "
-    "credentials and answer anyone on loopback"
-)
 
 
 def rotate_keys() -> int:

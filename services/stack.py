@@ -73,11 +73,12 @@ def run_stack(sandbox: bool = False) -> int:
     except ConfigurationError as exc:
         print(f"hookhub run: {exc}", file=sys.stderr)
         return 2
-    if sandbox and settings.env != "dev":
-        from services.cli import SANDBOX_REFUSED
+    if sandbox:
+        from services.sandbox.app import refused
 
-        print(SANDBOX_REFUSED, file=sys.stderr)
-        return 2
+        if why := refused(settings.env):
+            print(why, file=sys.stderr)
+            return 2
     taken = [
         f"{what} port {port}"
         for what, port in plan_ports(settings, sandbox).items()
@@ -179,7 +180,7 @@ async def _run(settings: Settings, sandbox: bool) -> int:
                         str(port),
                     ],
                     log_dir,
-                    env={**env, "HOOKHUB_LOG_FORMAT": "json"},
+                    env=env,
                 )
             )
         await _wait_healthy(upstreams, children, stopping)
@@ -267,7 +268,10 @@ class _QuietServer(uvicorn.Server):
 
 
 def _service_env(settings: Settings) -> dict[str, str]:
+    """What every process the stack starts is given: the stack's settings, and a log of
+    JSON lines (`logs/<name>.log`, one object a line, as shared.logging writes them)."""
     return {
+        "HOOKHUB_LOG_FORMAT": "json",
         "HOOKHUB_ENV": settings.env,
         "HOOKHUB_DATA_DIR": str(settings.data_dir.resolve()),
         "HOOKHUB_ADMIN_TOKEN": settings.admin_token,
@@ -336,6 +340,7 @@ def _banner(settings: Settings, upstreams: dict[str, str]) -> None:
         "",
         "hookhub is running",
         f"  origin        {origin}   (every public route)",
+        f"  console       {origin}/   (the operator console: sign in with the admin token)",
         f"  health        {origin}/healthz   {origin}/readyz",
         f"  API docs      {origin}/openapi.json   events {origin}/asyncapi.json",
         *(

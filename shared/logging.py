@@ -58,6 +58,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str = "ho
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # Python's warnings (a library's DeprecationWarning) as log lines too, not raw text.
+    logging.captureWarnings(True)
     root.setLevel(logging.WARNING)
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).setLevel(logging.ERROR)

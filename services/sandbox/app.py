@@ -34,6 +34,7 @@ from services.console import SECURITY_HEADERS, SecurityHeaders
 from services.sandbox import FAKES
 from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.discord import FakeDiscord
+from services.sandbox.exports import slack_export, slack_file_name, telegram_export
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
 from services.sandbox.hooks import EventRefused
@@ -42,10 +43,15 @@ from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeS
 from services.sandbox.telegram import FakeTelegram
 
 STATIC = Path(__file__).parent / "static"
+# The docs the page links, served as text from the checkout the sandbox runs from (it runs
+# only in dev, from a clone).
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+LINKED_DOCS = ("walkthroughs.md", "sandbox.md", "import.md")
 CREDENTIALS_FILE = "sandbox.json"
 # The hookhub workspace the sandbox's walk-throughs and the console's forms use.
 WORKSPACE_ID = "ws_demo"
 CHAT_PROVIDERS = ("slack", "discord", "telegram")
+EXPORT_PROVIDERS = ("slack", "telegram")
 EVENT_PROVIDERS = ("github", "jira")
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
@@ -88,6 +94,17 @@ _CREDENTIALS = (
     ("google_client_id", "sandbox.apps.googleusercontent.com-"),
     ("google_client_secret", "GOCSPX-"),
 )
+
+
+def refused(env: str) -> str | None:
+    """Why the sandbox may not run in `env` (None: it may). `hookhub sandbox` and `hookhub run
+    --sandbox` both ask: its stand-ins hand out made-up credentials to anyone on loopback."""
+    if env == "dev":
+        return None
+    return (
+        "hookhub: the sandbox runs only with HOOKHUB_ENV=dev: its stand-ins hand out made-up "
+        "credentials and answer anyone on loopback"
+    )
 
 
 def credentials(data_dir: Path) -> dict[str, str]:
@@ -213,6 +230,11 @@ class Sandbox:
         telegram.add_bot(creds["telegram_bot_token"], *TELEGRAM_BOT)
         for chat_id, title in TELEGRAM_CHATS.items():
             telegram.add_chat(chat_id, "supergroup", title)
+        # The sample export's history came first: what is said live is numbered after it.
+        users = [(user_id, first, last) for user_id, (_, first, last) in TELEGRAM_USERS.items()]
+        self.telegram_export, next_ids = telegram_export(list(TELEGRAM_CHATS.items()), users)
+        for chat_id, next_id in next_ids.items():
+            telegram.chats[chat_id].next_message_id = next_id
 
         self.github.personal_access_token = creds["github_token"]
         self.github.seed_demo()
@@ -399,6 +421,15 @@ class Sandbox:
                 if url not in known:
                     self.jira.add_hook(url, secret)
 
+    def export(self, provider: str) -> tuple[bytes, str, str]:
+        """The provider's sample export: (its bytes, media type, file name)."""
+        if provider == "slack":
+            channels = [{"id": c.id, "name": c.name} for c in self.slack.channels.values()]
+            users = list(self.slack.users.values())
+            zipped = slack_export(TEAM_ID, channels, users)
+            return zipped, "application/zip", slack_file_name()
+        return self.telegram_export, "application/json", "result.json"
+
     def _slack_channel(self, channel: str) -> Any:
         found = self.slack.channels.get(channel)
         if found is None:
@@ -440,6 +471,27 @@ class Sandbox:
             provider = _provider(request, EVENT_PROVIDERS)
             return _json(await self.event(provider, await _body(request)), 201)
 
+        async def export(request: Request) -> Response:
+            content, media_type, name = self.export(_provider(request, EXPORT_PROVIDERS))
+            return Response(
+                content,
+                media_type=media_type,
+                headers={
+                    "Content-Disposition": f'attachment; filename="{name}"',
+                    "Cache-Control": "no-store",
+                },
+            )
+
+        async def doc(request: Request) -> Response:
+            name = request.path_params["name"]
+            if name not in LINKED_DOCS or not (DOCS / name).is_file():
+                raise SandboxError(404, "not_found", f"no doc {name} here: see hookhub's docs/")
+            return FileResponse(
+                DOCS / name,
+                media_type="text/plain; charset=utf-8",
+                headers=SECURITY_HEADERS,
+            )
+
         async def healthz(_: Request) -> Response:
             return JSONResponse({"status": "ok", "service": "sandbox"})
 
@@ -452,10 +504,12 @@ class Sandbox:
             Route("/sandbox", bare),
             Route("/sandbox/", page, methods=["GET", "HEAD"]),
             Mount("/sandbox/static", app=SecurityHeaders(StaticFiles(directory=STATIC))),
+            Route("/sandbox/docs/{name}", _guarded(doc), methods=["GET", "HEAD"]),
             Route("/sandbox/api/state", _guarded(state)),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
             Route("/sandbox/api/{provider}/events", _guarded(event), methods=["POST"]),
+            Route("/sandbox/api/exports/{provider}", _guarded(export)),
             Route("/sandbox/api/{rest:path}", _guarded(_unknown), methods=["GET", "POST"]),
             *(Mount(f"/sandbox/{name}", app=standin.app()) for name, standin in self.oauth.items()),
             Mount("/sandbox/telegram", app=self.telegram.app()),

@@ -554,3 +554,49 @@ async def test_the_provider_apps_form_has_human_labels(page: Watched, console: C
     await expect(form.locator("label").filter(has_text=raw)).to_have_count(0)
     await expect(p.get_by_role("columnheader", name="Client ID")).to_be_visible()
     assert_clean(page, console)
+
+
+async def test_at_phone_size_a_github_integration_s_subscriptions_are_near_the_top(
+    page: Watched, console: Console
+) -> None:
+    """Subscriptions are what a GitHub or Jira integration is for: on a phone their section
+    follows the integration's summary, within the first screen, and the event types, some
+    forty checkboxes, are folded behind a disclosure that says what is chosen."""
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/integrations",
+        json={
+            "provider": "github",
+            "workspace_id": unique("ws_phone"),
+            "settings": {"webhook_secret": "phone-secret"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    p = page.page
+    await p.set_viewport_size(PHONE)
+    await sign_in(page, console, f"integrations/{created.json()['id']}")
+    heading = p.get_by_role("heading", name="Notification subscriptions")
+    await expect(heading).to_be_visible(timeout=EXPECT_MS)
+    headings = await p.locator("main h2").all_inner_texts()
+    assert headings[:2] == ["Status", "Notification subscriptions"], headings
+    box = await heading.bounding_box()
+    assert box and box["y"] + box["height"] <= PHONE["height"], box  # no scrolling to it
+
+    subs = p.locator("section", has=heading)
+    events = subs.locator("details.event-picker")
+    await expect(events).not_to_have_attribute("open", "")
+    await expect(events.locator(":scope > summary")).to_contain_text("none chosen")
+    push = subs.get_by_label("push default", exact=True)
+    await expect(push).to_be_hidden()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await p.screenshot(path=str(SCREENSHOTS / "phone_subscriptions_folded.png"))
+    await events.locator(":scope > summary").click()
+    await expect(push).to_be_visible()
+    await push.check()
+    await expect(events.locator(":scope > summary")).to_contain_text("1 chosen")
+    assert await p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # The form, its long select options included, within its card.
+    card, form = await subs.bounding_box(), await subs.locator("form").bounding_box()
+    assert card and form and form["x"] + form["width"] <= card["x"] + card["width"], (card, form)
+    assert_clean(page, console)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import signal
 import subprocess
@@ -91,6 +92,31 @@ class Hub:
             f"/api/integrations/{integration}/mappings",
             {"external_channel_id": external, "channel_id": channel},
         )
+
+    async def mapped(self, integration: str, external: str) -> str:
+        """The chat channel `external` is mapped to: another test's mapping of it, or one
+        made here (an external channel has one mapping per integration)."""
+        answer = await self.client.get(
+            f"/api/integrations/{integration}/mappings", params={"limit": "100"}
+        )
+        assert answer.status_code == 200, answer.text
+        for mapping in answer.json()["data"]:
+            if mapping["external_channel_id"] == external:
+                return str(mapping["channel_id"])
+        channel = "ch_mapped_" + uuid.uuid4().hex[:6]
+        await self.mapping(integration, external, channel)
+        return channel
+
+    async def imported(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The import job once it has ended, completed."""
+
+        async def ended() -> dict[str, Any] | None:
+            found = (await self.client.get(f"/api/imports/{job['id']}")).json()
+            return found if found["status"] in ("completed", "failed") else None
+
+        done = dict(await until(ended, timeout=60, what="the import"))
+        assert done["status"] == "completed", done
+        return done
 
     async def chat_message(self, channel: str, text: str) -> None:
         message_id = "m_" + uuid.uuid4().hex[:8]
@@ -201,6 +227,38 @@ async def test_a_github_event_from_the_sandbox_reaches_provider_events(hub: Hub)
     assert event["payload"]["pull_request"]["title"] == title
 
 
+async def test_the_sandbox_log_is_json_lines_like_every_other(hub: Hub) -> None:
+    """`.hookhub/logs/sandbox.log`, like the services' logs: one JSON object a line, uvicorn's
+    and the stand-ins' own lines (a webhook the GitHub stand-in delivered) alike."""
+    state = await hub.state()
+    await hub.integration("github", {"webhook_secret": state["github"]["webhook_secret"]})
+    title = f"Logged {uuid.uuid4().hex[:6]}"
+    await hub.post("/sandbox/api/github/events", {"event": "issues.opened", "title": title})
+    log = hub.stack.data_dir / "logs" / "sandbox.log"
+
+    async def logged() -> list[str] | None:
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        return lines if any("sandbox_webhook_delivered" in line for line in lines) else None
+
+    lines = await until(logged, timeout=30, what="the stand-in's delivery in sandbox.log")
+    not_json = [line for line in lines if not _json_object(line)]
+    assert not not_json, not_json[:5]
+    delivered = [
+        entry
+        for entry in map(json.loads, lines)
+        if entry.get("event") == "sandbox_webhook_delivered"
+    ]
+    assert delivered[-1]["service"] == "sandbox", delivered[-1]
+    assert delivered[-1]["webhook"] == "issues", delivered[-1]
+
+
+def _json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 async def test_an_api_import_from_the_sandbox_slack(hub: Hub) -> None:
     state = await hub.state()
     slack = state["slack"]
@@ -281,6 +339,77 @@ async def test_a_telegram_message_synced_live_and_imported_from_an_export_is_one
             lambda v: v.get("channel_id") == channel and v.get("imported") is True, timeout=30
         )
     assert imported["id"] == live["id"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "source", "external", "texts"),
+    [
+        (
+            "slack",
+            "slack_export",
+            "C0DEPLOYS",
+            [
+                "Deploying widgets v2.3.0 to staging.",
+                "Staging looks good: error rate flat, p95 latency 180 ms.",
+                "Ship it to production after the 3pm freeze lifts.",
+            ],
+        ),
+        (
+            "telegram",
+            "telegram_export",
+            "-1001000000001",
+            [
+                "Morning all! Standup in 10 minutes, same room as last week.",
+                "On my way. I'll bring the release notes draft.",
+                "Thanks Bob, can you share the link here too?",
+                "Here: https://wiki.example.com/release-notes/2025-10",
+                "Welcome aboard 🎉",
+            ],
+        ),
+    ],
+)
+async def test_the_sandbox_s_sample_export_downloads_and_imports_into_its_mapped_channel(
+    hub: Hub, provider: str, source: str, external: str, texts: list[str]
+) -> None:
+    """A newcomer downloads the sandbox's sample export of a provider, as the page links it,
+    and uploads it as it is: the importer takes it for the sandbox's integration, whose
+    mapping of the channel says where the history goes, and publishes every message."""
+    state = await hub.state()
+    integration = await hub.integration(provider, {"bot_token": state[provider]["bot_token"]})
+    channel = await hub.mapped(integration["id"], external)
+    download = await hub.client.get(f"/sandbox/api/exports/{provider}")
+    assert download.status_code == 200, download.text
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith("attachment; filename="), disposition
+    name = disposition.split("filename=")[1].strip('"')
+    assert name.endswith(".zip" if provider == "slack" else "result.json"), name
+
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        answer = await hub.client.post(
+            "/api/imports",
+            data={"workspace_id": "ws_demo", "source": source},
+            files={"file": (name, download.content, download.headers["content-type"])},
+        )
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["integration_id"] == integration["id"]
+        await hub.imported(answer.json())
+        imported = await tap.wait_for(
+            lambda v: v.get("channel_id") == channel and v.get("imported") is True,
+            count=len(texts),
+            timeout=30,
+        )
+    by_text = {m["text"]: m for m in imported}
+    assert sorted(by_text) == sorted(texts), sorted(by_text)
+    assert all(m["occurred_at"].startswith("2025-10-0") for m in imported), imported
+    # A reply is threaded under the message it answers.
+    reply = by_text[texts[2]]
+    assert reply["thread_id"] == by_text[texts[0] if provider == "slack" else texts[1]]["id"]
+
+
+def test_an_unknown_sample_export_is_a_404(sandbox_stack: Stack) -> None:
+    answer = httpx.get(sandbox_stack.origin + "/sandbox/api/exports/jira", timeout=20)
+    assert answer.status_code == 404
+    assert "'jira' is not one of slack, telegram" in answer.json()["error"]["message"]
 
 
 # -- in Chromium -------------------------------------------------------------------------
@@ -422,6 +551,14 @@ def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
         link.click()
         page.get_by_role("tab", name="Slack").wait_for(timeout=30_000)
         assert page.url == sandbox_stack.origin + "/sandbox/"
+        # The sample export to import, beside the channels it holds the history of.
+        download = page.get_by_role("region", name="Channels").get_by_role("link", name="Download")
+        download.wait_for(timeout=30_000)
+        assert download.get_attribute("href") == "/sandbox/api/exports/slack"
+        # The walk-throughs, one click away, readable in the browser.
+        page.get_by_role("link", name="docs/walkthroughs.md").click()
+        page.wait_for_url(sandbox_stack.origin + "/sandbox/docs/walkthroughs.md")
+        assert page.locator("body").inner_text().startswith("# Walk-throughs")
     finally:
         page.close()
 

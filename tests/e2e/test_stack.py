@@ -159,6 +159,8 @@ def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
     output = _interrupt(stack)
     assert stack.process.returncode == 0, output
     assert "admin token" in output
+    # The banner names the console, where a newcomer signs in with that token.
+    assert f"console       {stack.origin}/ " in output, output
     deadline = time.monotonic() + 10
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)

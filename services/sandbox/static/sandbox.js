@@ -3,6 +3,12 @@
 // in the page as text (textContent), never as HTML. Its API is docs/sandbox.md.
 
 const CHATS = { slack: "Slack", discord: "Discord", telegram: "Telegram" };
+// The sample exports the sandbox serves (GET /sandbox/api/exports/{provider}), with the
+// importer's `source` for each: their history, to try an import with (docs/sandbox.md).
+const EXPORTS = {
+  slack: { source: "slack_export", what: "Slack's export ZIP" },
+  telegram: { source: "telegram_export", what: "Telegram Desktop's result.json" },
+};
 const TABS = { ...CHATS, github: "GitHub", jira: "Jira", credentials: "Credentials" };
 const POLL_MS = 1500;
 
@@ -123,10 +129,21 @@ function renderChat(provider) {
   };
   const name = world.channels.find((c) => c.id === channel)?.name || channel;
   main.replaceChildren(el("div", { class: "panel" },
-    el("section", { class: "card", "aria-label": "Channels" }, el("h2", {}, `${TABS[provider]} channels`), channels),
+    el("section", { class: "card", "aria-label": "Channels" }, el("h2", {}, `${TABS[provider]} channels`), channels,
+      sampleExport(provider)),
     el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, form)));
   refresh();
   poll = setInterval(refresh, POLL_MS);
+}
+
+function sampleExport(provider) {
+  const sample = EXPORTS[provider];
+  if (!sample) return null;
+  return el("div", { class: "export" }, el("h3", {}, "Sample export"),
+    el("p", { class: "hint" }, "These channels' history, as ", sample.what, ": ",
+      el("a", { href: `/sandbox/api/exports/${provider}`, download: "" }, "Download"),
+      `, then upload it (POST /api/imports, source ${sample.source}); your mappings say where it goes. `,
+      el("a", { href: "/sandbox/docs/sandbox.md" }, "How, in docs/sandbox.md"), "."));
 }
 
 function message(provider, m, showReply) {

@@ -212,6 +212,9 @@ async function detail(main, id, go) {
     ]),
   );
   main.append(facts);
+  // What a GitHub or Jira integration is for, right after what it is: not below the setup
+  // steps and the actions, a phone's several screens down.
+  if (NOTIFYING.includes(integration.provider)) main.append(await subscriptionsSection(integration));
 
   if (integration.webhook_url) {
     main.append(
@@ -305,7 +308,6 @@ async function detail(main, id, go) {
   const chat = ["slack", "telegram", "discord"].includes(integration.provider);
   if (chat) actions.push(h("a", { href: `#/mappings?integration_id=${enc(id)}`, class: "button" }, "Sync mappings"));
   if (chat || canWrite()) main.append(section("Actions", h("div", { class: "actions" }, actions), result));
-  if (NOTIFYING.includes(integration.provider)) main.append(await subscriptionsSection(integration));
   main.append(recentChanges(id));
   return null;
 }

@@ -105,15 +105,19 @@ export async function subscriptionsSection(integration) {
   );
 }
 
+// A phone's width (console.css's breakpoint): the event checkboxes, a screen or two of them,
+// start folded there.
+const NARROW = "(max-width: 640px)";
+
 function eventPicker(provider, catalog) {
   if (catalog instanceof Error) return errorBox(catalog);
   const groups = new Map();
   for (const e of catalog.events) groups.set(e.group, [...(groups.get(e.group) || []), e]);
-  const box = h(
-    "fieldset",
-    {},
-    h("legend", {}, "Events"),
-    h("p", { class: "hint" }, `None chosen: the provider's defaults, marked “default” (${PARTLY[provider]}).`),
+  const chosen = h("span", { class: "muted" });
+  const picker = h(
+    "details",
+    { class: "event-picker", open: !window.matchMedia(NARROW).matches },
+    h("summary", {}, "Event types ", chosen),
     h(
       "div",
       { class: "event-groups" },
@@ -128,7 +132,7 @@ function eventPicker(provider, catalog) {
     ),
   );
   if (catalog.generic.length) {
-    box.append(
+    picker.append(
       h(
         "details",
         {},
@@ -137,7 +141,20 @@ function eventPicker(provider, catalog) {
       ),
     );
   }
-  return box;
+  // The summary says what is chosen, so that a folded picker still shows it.
+  const count = () => {
+    const n = picker.querySelectorAll("input[name=events]:checked").length;
+    chosen.textContent = n ? `(${n} chosen)` : "(none chosen: the defaults)";
+  };
+  picker.addEventListener("change", count);
+  count();
+  return h(
+    "fieldset",
+    {},
+    h("legend", {}, "Events"),
+    h("p", { class: "hint" }, `None chosen: the provider's defaults, marked “default” (${PARTLY[provider]}).`),
+    picker,
+  );
 }
 
 function createForm(provider, catalog, base, created) {
@@ -196,6 +213,7 @@ function createForm(provider, catalog, base, created) {
       if (github && drafts.checked) body.drafts = true;
       const sub = await post(base, body);
       el.reset();
+      el.querySelector(".event-picker")?.dispatchEvent(new Event("change")); // its count
       created();
       return h("p", {}, `Subscription ${sub.id} created: ${sub.channel_id} is notified.`);
     },
