@@ -97,6 +97,10 @@ class Notice:
     - `default`: whether a subscription without `events` notifies it (the provider's
       documented defaults, refined by facts of the payload: a push to the default branch,
       a Jira update that changed the status).
+    - `occurrence`: what happened, named alike by every delivery that tells of it, where a
+      provider sends one thing twice (a Jira comment: its `comment_created` and the issue
+      update beside it); the envelope ids derive from it instead of the delivery id, so a
+      subscription that takes both posts one message. None: each delivery is its own.
     - facts for filters: `repository` (`owner/name`) or `project` (Jira key); `branch` (a
       push's branch, a pull request's base, a run's head branch, a deployment's ref);
       `labels`; `draft`; `changed` (the fields an update changed, lower case: `status`,
@@ -117,6 +121,7 @@ class Notice:
     labels: tuple[str, ...] = ()
     draft: bool = False
     changed: frozenset[str] = field(default_factory=frozenset)
+    occurrence: str | None = None
 
 
 class Notifier(Protocol):

@@ -295,19 +295,48 @@ def jira_sign(body: bytes) -> dict[str, str]:
     }
 
 
+async def send_jira(world: World, integration_id: str, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    answer = await world.gateway.client.post(
+        f"/api/webhooks/jira/{integration_id}", content=body, headers=jira_sign(body)
+    )
+    assert answer.status_code == 200, answer.text
+
+
 async def test_jira_issue_created_then_commented_is_one_thread(world: World) -> None:
+    """Jira Cloud tells of a comment twice (`comment_created`, and the `jira:issue_updated`
+    beside it with the same comment): one message. A Server-style update that tells of
+    another comment is that comment's message, in the issue's thread too."""
     integration_id = await connect(world, "jira", webhook_secret=SECRET)
     sub = await subscribe(world, integration_id, events=["issue.*", "comment.*"])
-    for name in ("issue_created.json", "comment_created.json"):
-        body = (JIRA_PAYLOADS / name).read_bytes()
-        answer = await world.gateway.client.post(
-            f"/api/webhooks/jira/{integration_id}", content=body, headers=jira_sign(body)
-        )
-        assert answer.status_code == 200, answer.text
-    envelopes = await in_channel(world, sub["channel_id"], count=2)
-    root, reply = envelopes[0], envelopes[1]
+    created = json.loads((JIRA_PAYLOADS / "issue_created.json").read_text())
+    comment = json.loads((JIRA_PAYLOADS / "comment_created.json").read_text())
+    beside = {
+        **created,
+        "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": "issue_commented",
+        "comment": comment["comment"],
+    }
+    later = copy.deepcopy(beside)
+    later["comment"].update(id="43736", body="A second comment, from Jira Server.")
+    for payload in (created, comment, beside, later):
+        await send_jira(world, integration_id, payload)
+    # In order (one integration's events are), so the third is the later comment's.
+    root, first, second = await world.chat.received(
+        lambda v: v["channel_id"] == sub["channel_id"] and v["type"] == "message.received",
+        count=3,
+    )
     assert root["source"]["provider"] == "jira" and "thread_id" not in root
-    assert reply["thread_id"] == root["id"] and reply["type"] == "message.received"
+    assert "commented on" in first["text"] and "Reproduced on staging" in first["text"]
+    assert "A second comment, from Jira Server." in second["text"]
+    assert first["thread_id"] == root["id"] and second["thread_id"] == root["id"]
+    # The second delivery of the first comment was known for what it is (before the later
+    # comment's message, which came after it).
+    metrics = (await world.sync.get("/metrics")).text
+    line = (
+        'hookhub_notifications_total{event="comment.created",outcome="duplicate",provider="jira"}'
+    )
+    assert line in metrics, [m for m in metrics.splitlines() if "duplicate" in m]
 
 
 # -- a restart, and two replicas ----------------------------------------------------------
