@@ -15,7 +15,16 @@ import pytest
 from shared.providers.jira.markup import adf_text, wiki_text
 from shared.providers.jira.notify import NOTIFIER
 from shared.providers.notify import Notice, Notifier, Unrenderable, known
-from tests.providers.notify_support import HOSTILE, assert_inert, links, plain, to_html
+from tests.providers.notify_support import (
+    CARD_HOSTILE,
+    CARD_READS,
+    HOSTILE,
+    assert_defused,
+    assert_inert,
+    links,
+    plain,
+    to_html,
+)
 
 PAYLOADS = Path(__file__).parent / "jira_payloads"
 _notifier: Notifier = NOTIFIER
@@ -367,6 +376,31 @@ def test_hostile_summaries_and_comments(hostile: str) -> None:
     status["changelog"]["items"][0]["toString"] = hostile
     status["user"]["displayName"] = hostile
     assert_inert(render(status).text, flat)
+
+
+@pytest.mark.parametrize("name", ["issue_created.json", "comment_created.json"])
+def test_a_cards_text_from_outside_is_defused(name: str) -> None:
+    payload = load(name)
+    fields = payload["issue"]["fields"]
+    fields["summary"] = CARD_HOSTILE
+    fields["status"]["name"] = CARD_HOSTILE
+    fields["project"]["name"] = CARD_HOSTILE
+    fields["priority"] = {"name": CARD_HOSTILE}
+    for user in (payload.get("user"), payload.get("comment", {}).get("author")):
+        if user:
+            user["displayName"] = CARD_HOSTILE
+    notice = render(payload)
+    assert notice.card is not None and notice.item_card is not None
+    for card in (notice.card, notice.item_card):
+        assert_defused(card.title, f"SP-10 {CARD_READS}")
+        assert card.state is not None
+        assert_defused(card.state)
+        for field in card.fields:
+            assert_defused(field.value)
+    assert notice.actor is not None
+    assert_defused(notice.actor.name, CARD_READS)
+    assert "\u202e" not in notice.text
+    assert_inert(notice.text)
 
 
 def test_links_only_to_http() -> None:

@@ -239,8 +239,13 @@ async def test_hostile_titles_stay_data(world: World) -> None:
     integration_id = await connect(world, "github", webhook_secret=SECRET)
     sub = await subscribe(world, integration_id)
     payload = corpus("pull_request/opened.payload.json")
-    payload["pull_request"]["title"] = "<script>x</script> [x](javascript:alert(1)) `` ` @everyone"
+    payload["pull_request"]["title"] = (
+        "<script>x</script> [x](javascript:alert(1)) `` ` @everyone <!channel> <@U024BE7LH> "
+        "\u202eevil\u202c"
+    )
     payload["pull_request"]["body"] = "@channel ```\n</code> [y](javascript:z)"
+    payload["pull_request"]["labels"][0]["name"] = "<!here> \u202ebug"
+    payload["sender"]["login"] = "\u202eCodertocat"
     await send_github(world, integration_id, "pull_request", payload)
     [message] = await in_channel(world, sub["channel_id"], count=1)
     text = message["text"]
@@ -248,7 +253,15 @@ async def test_hostile_titles_stay_data(world: World) -> None:
     assert "<script" not in html and "javascript:" not in html.split("href=")[-1].split(">")[0]
     assert 'href="javascript' not in html and "<code>" not in html.split("<blockquote>")[-1]
     assert "@everyone" not in text and "@channel" not in text
-    assert message["card"]["title"].startswith("#2 <script>")  # cards are plain text
+    # Cards are plain text, defused as the text is: nothing a chat or a browser would read
+    # as a mention, a tag or a direction change.
+    card = message["card"]
+    shown = [card["title"], card["state"], *(f["value"] for f in card["fields"])]
+    for value in [*shown, message["author"]["name"], text]:
+        for live in ("<script", "@everyone", "<!channel>", "<@U024BE7LH>", "<!here>", "\u202e"):
+            assert live not in value, (live, value)
+    assert card["title"].replace("\u200d", "").startswith("#2 <script>x</script>")
+    assert message["author"]["name"] == "Codertocat"
 
 
 async def test_a_subscription_takes_only_events_that_arrived_after_it(world: World) -> None:
