@@ -192,6 +192,10 @@ def test_an_older_jiras_edited_comment_is_an_edit() -> None:
     payload["comment"]["updated"] = "2013-03-27T17:10:00.000+0000"
     notice = render(payload)
     assert notice.event == "comment.updated" and "edited a comment on" in plain(notice.text)
+    # A type name that is not a comment's (a transition that changed nothing, with a
+    # comment): the comment is what there is to tell.
+    payload["issue_event_type_name"] = "issue_generic"
+    assert render(payload).event == "comment.updated"
 
 
 def test_a_comment_and_the_issue_update_beside_it_are_one_occurrence() -> None:

@@ -11,12 +11,13 @@ a `jira:issue_updated` whose `issue_event_type_name` says what happened to the c
 (`issue_commented`, `issue_comment_edited`, `issue_comment_deleted`) and which carries
 the same comment (Atlassian: the `comment_*` webhooks replace the comment object of the
 `jira:issue_*` ones). Jira Server and Data Center send that `jira:issue_updated`, and older
-ones send it with a `comment` but no type name. Each is rendered as the comment event it
-tells of (`comment.created`, ...), and both name the same `occurrence` (the comment's id,
-what happened, its `updated` time), from which the envelope ids derive: a subscription
-that takes both gets one message. A type-named update without a comment (what Cloud sends
-once the object is removed) is quiet for a created or edited comment (its `comment_*` event
-says it) and rendered for a deleted one (Jira's own deletion sends none: the issue only).
+ones send it with a `comment` but no type name (or another one). Each is rendered as the
+comment event it tells of (`comment.created`, ...), and both name the same `occurrence`
+(the comment's id, what happened, its `updated` time), from which the envelope ids derive:
+a subscription that takes both gets one message. A type-named update without a comment
+(what Cloud sends once the object is removed) is quiet for a created or edited comment
+(its `comment_*` event says it) and rendered for a deleted one (Jira's own deletion sends
+none: the issue only).
 
 An update that changed fields and carries a comment (a transition with a comment) quotes
 the comment under its changes. Payloads are read defensively: a field of the wrong type
@@ -323,13 +324,14 @@ def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
 
 def _told_comment(echo: str | None, comment: dict[str, Any]) -> str | None:
     """The comment event an issue update that changed no field tells of (`comment.created`,
-    ...), if it tells of one: by its type name, or (older Jira, no type name) by the
-    comment it carries, an edit when the comment was updated after it was written."""
+    ...), if it tells of one: by its type name, or (an older Jira, with no type name or
+    another one) by the comment it carries, an edit when the comment was updated after it
+    was written."""
     action = COMMENT_TYPES.get(echo or "")
     if action is not None:
         # Created or edited: only with the comment to show. Deleted: Jira sends no comment.
         return f"comment.{action}" if comment or action == "deleted" else None
-    if echo is None and comment:
+    if comment and echo not in WORKLOG_TYPES:
         created, updated = _str(comment, "created"), _str(comment, "updated")
         edited = created is not None and updated is not None and created != updated
         return "comment.updated" if edited else "comment.created"
