@@ -22,6 +22,7 @@ from pydantic import (
 
 from shared import jsonlimits
 from shared.ids import new_id, utcnow
+from shared.text import printable
 
 if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it that way
     from shared.providers.chat import Author, MessageChange
@@ -107,6 +108,11 @@ class MessageAuthor(BaseModel):
     avatar_url: AnyHttpUrl | None = None
     external_id: str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return printable(value)
+
 
 InboundType = Literal["message.received", "message.edited", "message.deleted"]
 
@@ -134,6 +140,13 @@ class InboundMessage(Envelope):
     message_id: str | None = None
     imported: bool = False
     occurred_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("text")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        """What came from outside, without control or bidirectional characters
+        (shared.text): no name or message reads other than it is."""
+        return printable(value)
 
     def partition_key(self) -> bytes:
         return self.channel_id.encode()
@@ -165,8 +178,9 @@ def encode_inbound(
     """An `InboundMessage`'s Kafka bytes without building the model: for paths that publish
     thousands a second (an import), where validating and dumping the model cost a fifth of
     the time. The bytes are those of `InboundMessage(...).to_kafka()` (tests hold the two
-    equal); the one value from outside that the model validates, the avatar URL, is checked
-    the same way here and left out when it is not an http(s) URL."""
+    equal): the author's name and the text lose control and bidirectional characters as
+    the model has them (shared.text); the avatar URL is checked the same way here and left
+    out when it is not an http(s) URL."""
     source = {
         "provider": provider,
         "integration_id": integration_id,
@@ -177,7 +191,7 @@ def encode_inbound(
         ),
     }
     author = {
-        "name": author_name,
+        "name": printable(author_name),
         **_present(
             avatar_url=_http_url(avatar_url) if avatar_url is not None else None,
             external_id=author_external_id,
@@ -190,7 +204,7 @@ def encode_inbound(
         "channel_id": channel_id,
         "source": source,
         "author": author,
-        "text": text,
+        "text": printable(text),
         "attachments": attachments,
         **_present(blocks=blocks, card=card, thread_id=thread_id, message_id=message_id),
         "imported": imported,

@@ -92,7 +92,8 @@ class NotificationMetrics:
             "hookhub_notifications",
             "Provider events per subscription, by provider, event (SPEC §12 name) and outcome "
             "(sent: published; filtered: left out by the subscription; failed: the payload "
-            "could not be rendered, counted once per event)",
+            "could not be rendered, counted once per event; duplicate: another delivery of "
+            "what was already published, such as a Jira comment's second webhook)",
             ["provider", "event", "outcome"],
             registry=registry,
         )

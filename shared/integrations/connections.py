@@ -168,12 +168,12 @@ class Connections:
 
 
 async def integration_in_scope(request: Request, integration_id: str) -> None:
-    """A router dependency of the routes nested under an integration: 404 when the request
-    is confined to a workspace the integration is not of (a list of its mappings would
-    otherwise answer an empty page, as if the integration were there)."""
-    if tenancy.current() is not None:
-        connections: Connections = request.app.state.connections
-        await connections.integration(integration_id)
+    """A router dependency of the routes nested under an integration: 404 when there is no
+    such integration, or when the request is confined to a workspace the integration is not
+    of (the same answer: another workspace's key learns nothing of it). A list of its
+    mappings would otherwise answer an empty page, as if the integration were there."""
+    connections: Connections = request.app.state.connections
+    await connections.integration(integration_id)
 
 
 InScope = Depends(integration_in_scope)

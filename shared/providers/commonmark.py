@@ -16,9 +16,15 @@ What each helper guarantees, wherever its result is placed in a line or a link's
 - `quote` is a blockquote, every line of it quoted, the value trimmed to `QUOTE_LIMIT`
   characters first.
 
-Mentions: an `@` followed by a name character gets a zero-width joiner (U+200D) after it,
-so no chat (Slack, Discord, Mattermost, Zulip) reads `@everyone`, `@here`, `@channel` or
-`@someone` from outside as a mention of its own users; it looks the same to a reader.
+Mentions: an `@` followed by a name character, and a `<` followed by anything but a space,
+get a zero-width joiner (U+200D) after them, so no chat (Slack, Discord, Mattermost, Zulip)
+reads `@everyone`, `@here`, `@channel`, `@someone`, Slack's `<!channel>`, `<@U123>` and
+`<https://x|label>` or Discord's `<@123>` from outside as a mention or markup of its own,
+and no HTML renderer reads `<script>` as a tag; it looks the same to a reader. `plain` is
+that for plain text (a card's title and fields, an author's name).
+
+Control characters and bidirectional formatting characters (a right-to-left override) are
+removed everywhere (shared.text).
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ from __future__ import annotations
 import re
 from urllib.parse import quote as percent
 
+from shared.text import BIDI_CONTROLS, printable
+
 # Bodies and comments are shown as a preview: the link leads to the rest.
 QUOTE_LIMIT = 500
 QUOTE_LINES = 12
 ZWJ = "\u200d"
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # Anywhere on a line: emphasis, code spans, link and image brackets (with `[` and `]`
 # escaped, no `(...)` or `!` can form a link or an image), raw HTML and autolinks (`<`),
 # entities (`&`), GFM tables and strikethrough.
@@ -40,20 +47,27 @@ _INLINE = re.compile(r"([\\`*_\[\]<|~&])")
 # breaks and setext underlines, ordered lists (`1.` or `1)` before a space); the last
 # character of the marker is escaped.
 _LINE_START = re.compile(r"^(?:#{1,6}(?=\s|$)|[>+=-]|\d{1,9}[.)](?=\s|$))")
-_MENTION = re.compile(r"@(?=[\w.-])")
+_MENTION = re.compile(r"@(?=[\w.-])|<(?=[^\s\u200d])")
 _BACKTICKS = re.compile(r"`+")
-_URL_UNSAFE = re.compile(r"[\s<>\\\x00-\x1f\x7f]")
+_URL_UNSAFE = re.compile(f"[\\s<>\\\\\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
 
 
 def clean(value: object) -> str:
-    """A string with control characters gone and line endings as `\\n`."""
+    """A string with control and bidirectional formatting characters gone and line
+    endings as `\\n`."""
     if not isinstance(value, str):
         value = "" if value is None else str(value)
-    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return printable(value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def unmention(value: str) -> str:
-    return _MENTION.sub("@" + ZWJ, value)
+    return _MENTION.sub(lambda found: found.group(0) + ZWJ, value)
+
+
+def plain(value: object) -> str:
+    """Plain text from outside, for where a chat shows text as it is (a card, a name):
+    control and bidirectional characters gone, mentions and markup defused."""
+    return unmention(clean(value))
 
 
 def _escape_line(line: str) -> str:

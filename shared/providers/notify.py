@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.providers import commonmark as md
+
 __all__ = [
     "Actor",
     "Card",
@@ -29,6 +31,14 @@ __all__ = [
     "Unrenderable",
     "event_matches",
 ]
+
+
+def _defuse(instance: object, *names: str) -> None:
+    """A frozen instance's text fields as plain text from outside (`md.plain`)."""
+    for name in names:
+        value = getattr(instance, name)
+        if value is not None:
+            object.__setattr__(instance, name, md.plain(value))
 
 
 class Unrenderable(Exception):
@@ -44,17 +54,27 @@ class Field:
     name: str
     value: str
 
+    def __post_init__(self) -> None:
+        _defuse(self, "name", "value")
+
 
 @dataclass(frozen=True)
 class Card:
     """SPEC §12's card, for chat products that render cards. `title` and field values are
-    plain text (not CommonMark): the chat product escapes them for its own format."""
+    plain text (not CommonMark): the chat product escapes them for its own format. What
+    came from outside is defused here, whichever renderer made the card: control and
+    bidirectional characters removed, mentions and `<` markup broken with a zero-width
+    joiner (shared.providers.commonmark), the URL http(s) only."""
 
     title: str
     url: str | None = None
     state: str | None = None
     color: str | None = None
     fields: tuple[Field, ...] = ()
+
+    def __post_init__(self) -> None:
+        _defuse(self, "title", "state")
+        object.__setattr__(self, "url", md.safe_url(self.url))
 
     def as_dict(self) -> dict[str, Any]:
         card: dict[str, Any] = {
@@ -80,6 +100,9 @@ class Actor:
     external_id: str | None = None
     bot: bool = False
 
+    def __post_init__(self) -> None:
+        _defuse(self, "name")  # shown as the message's author
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -97,6 +120,10 @@ class Notice:
     - `default`: whether a subscription without `events` notifies it (the provider's
       documented defaults, refined by facts of the payload: a push to the default branch,
       a Jira update that changed the status).
+    - `occurrence`: what happened, named alike by every delivery that tells of it, where a
+      provider sends one thing twice (a Jira comment: its `comment_created` and the issue
+      update beside it); the envelope ids derive from it instead of the delivery id, so a
+      subscription that takes both posts one message. None: each delivery is its own.
     - facts for filters: `repository` (`owner/name`) or `project` (Jira key); `branch` (a
       push's branch, a pull request's base, a run's head branch, a deployment's ref);
       `labels`; `draft`; `changed` (the fields an update changed, lower case: `status`,
@@ -117,6 +144,7 @@ class Notice:
     labels: tuple[str, ...] = ()
     draft: bool = False
     changed: frozenset[str] = field(default_factory=frozenset)
+    occurrence: str | None = None
 
 
 class Notifier(Protocol):

@@ -87,6 +87,26 @@ def assert_inert(text: str, *expected: str) -> None:
         assert mention not in text
 
 
+# What a probe found raw in a card: a tag, chat-wide mentions in Slack's and everyone's
+# spelling, a Slack user mention, and a right-to-left override; and how it reads defused.
+CARD_HOSTILE = "<script>x</script> @everyone <!channel> <@U024BE7LH> \u202eevil\u202c"
+CARD_READS = "<script>x</script> @everyone <!channel> <@U024BE7LH> evil"
+
+# What a card or an author's name from outside may not hold (chat-wide mentions, Slack's and
+# Discord's `<…>` markup, an HTML tag) and the characters no published text keeps.
+_LIVE = re.compile(
+    r"@[\w.-]|<[^\s\u200d]|[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def assert_defused(value: str, expected: str | None = None) -> None:
+    """`value` (a card's title or field, a name) is plain text that nothing reads as a
+    mention, markup or a direction change, and reads as `expected` (joiners aside)."""
+    assert not _LIVE.search(value), value
+    if expected is not None:
+        assert value.replace(ZWJ, "") == expected, value
+
+
 def set_path(payload: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     node = payload

@@ -15,7 +15,16 @@ import pytest
 from shared.providers.commonmark import QUOTE_LIMIT, ZWJ
 from shared.providers.github.notify import NOTIFIER, PUSH_COMMITS
 from shared.providers.notify import Notice, Notifier, Unrenderable, event_matches, known
-from tests.providers.notify_support import HOSTILE, assert_inert, links, plain, to_html
+from tests.providers.notify_support import (
+    CARD_HOSTILE,
+    CARD_READS,
+    HOSTILE,
+    assert_defused,
+    assert_inert,
+    links,
+    plain,
+    to_html,
+)
 from tests.support import github_corpus
 
 RENDERED = {
@@ -430,7 +439,30 @@ def test_a_hostile_title_stays_the_title(hostile: str) -> None:
     assert_inert(notice.text, f"#2 {flat}")
     # The link's text is the title, whole; its target the pull request.
     assert (payload["pull_request"]["html_url"], f"#2 {flat}") in links(notice.text)
-    assert notice.item_card is not None and notice.item_card.title == f"#2 {flat}"
+    assert notice.item_card is not None
+    assert_defused(notice.item_card.title, f"#2 {flat}")
+
+
+def test_a_cards_text_from_outside_is_defused() -> None:
+    """The card carries what the text does, defused alike: every field of it."""
+    payload = load("pull_request/opened.payload.json")
+    payload["pull_request"]["title"] = CARD_HOSTILE
+    payload["pull_request"]["labels"][0]["name"] = CARD_HOSTILE
+    payload["pull_request"]["base"]["ref"] = CARD_HOSTILE
+    payload["sender"]["login"] = CARD_HOSTILE
+    notice = render("pull_request", payload)
+    assert notice.card is not None and notice.item_card is not None
+    for card in (notice.card, notice.item_card):
+        assert_defused(card.title, f"#2 {CARD_READS}")
+        for field in card.fields:
+            assert_defused(field.name)
+            assert_defused(field.value)
+        assert card.state is None or not card.state.startswith("<")
+    assert any(CARD_READS in f.value.replace("\u200d", "") for f in notice.item_card.fields)
+    assert notice.actor is not None
+    assert_defused(notice.actor.name, CARD_READS)
+    assert "\u202e" not in notice.text
+    assert_inert(notice.text)
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)

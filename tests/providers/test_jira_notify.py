@@ -15,7 +15,16 @@ import pytest
 from shared.providers.jira.markup import adf_text, wiki_text
 from shared.providers.jira.notify import NOTIFIER
 from shared.providers.notify import Notice, Notifier, Unrenderable, known
-from tests.providers.notify_support import HOSTILE, assert_inert, links, plain, to_html
+from tests.providers.notify_support import (
+    CARD_HOSTILE,
+    CARD_READS,
+    HOSTILE,
+    assert_defused,
+    assert_inert,
+    links,
+    plain,
+    to_html,
+)
 
 PAYLOADS = Path(__file__).parent / "jira_payloads"
 _notifier: Notifier = NOTIFIER
@@ -36,6 +45,8 @@ def render(payload: Any) -> Notice:
         ("issue_updated.json", "issue.updated", "Bryan Rollins [Atlassian]", "JRA-20002"),
         ("issue_updated_server.json", "issue.updated", "Bryan Rollins [Atlassian]", "JRA-20002"),
         ("issue_updated_status.json", "issue.updated", "Ada Lovelace", "SP-10"),
+        ("issue_commented_server.json", "comment.created", "Leo Franchi", "BUG-15"),
+        ("issue_deleted_legacy.json", "issue.deleted", "Leo Franchi", "BUG-15"),
         ("comment_created.json", "comment.created", "Ada Lovelace", "SP-10"),
         ("comment_created_adf.json", "comment.created", "Ada Lovelace", "SP-10"),
         ("worklog_created.json", "worklog.created", "Test User", None),
@@ -140,6 +151,95 @@ def test_an_issue_update_raised_by_a_comment_or_a_worklog_is_quiet(echo: str) ->
     assert echo in (render(payload).quiet or "")
     payload["changelog"] = {"items": []}
     assert echo in (render(payload).quiet or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "event", "verb", "quoted"),
+    [
+        ("issue_commented_server.json", "comment.created", "commented on", True),
+        ("issue_comment_edited_server.json", "comment.updated", "edited a comment on", True),
+        ("issue_comment_deleted_server.json", "comment.deleted", "deleted a comment on", False),
+        # An older Jira: the comment, and no `issue_event_type_name`.
+        ("issue_commented_legacy.json", "comment.created", "commented on", True),
+    ],
+)
+def test_jira_server_comments_are_comment_notifications_in_the_issues_thread(
+    name: str, event: str, verb: str, quoted: bool
+) -> None:
+    """Jira Server and Data Center tell of a comment by a `jira:issue_updated` alone."""
+    payload = load(name)
+    assert payload["webhookEvent"] == "jira:issue_updated" and "changelog" not in payload
+    notice = render(payload)
+    assert notice.quiet is None
+    assert notice.event == event
+    key, summary = payload["issue"]["key"], payload["issue"]["fields"]["summary"]
+    assert notice.item == key  # threaded under the issue
+    assert notice.default == (event == "comment.created")
+    seen = plain(notice.text)
+    assert seen.startswith(f"{payload['user']['displayName']} {verb} {key} {summary}")
+    [(href, _)] = links(notice.text)
+    assert href.startswith(f"{payload['issue']['self'].split('/rest/')[0]}/browse/{key}")
+    if quoted:
+        assert "<blockquote>" in to_html(notice.text)
+        assert payload["comment"]["body"] in seen
+        assert notice.occurrence and payload["comment"]["id"] in notice.occurrence
+    else:
+        assert "<blockquote>" not in to_html(notice.text) and notice.occurrence is None
+
+
+def test_an_older_jiras_edited_comment_is_an_edit() -> None:
+    payload = load("issue_commented_legacy.json")
+    payload["comment"]["updated"] = "2013-03-27T17:10:00.000+0000"
+    notice = render(payload)
+    assert notice.event == "comment.updated" and "edited a comment on" in plain(notice.text)
+    # A type name that is not a comment's (a transition that changed nothing, with a
+    # comment): the comment is what there is to tell.
+    payload["issue_event_type_name"] = "issue_generic"
+    assert render(payload).event == "comment.updated"
+
+
+def test_a_comment_and_the_issue_update_beside_it_are_one_occurrence() -> None:
+    """Jira Cloud sends `comment_created` and a `jira:issue_updated` (`issue_commented`) of
+    the same comment: both name it alike; an edit and a later edit do not."""
+    created = load("comment_created.json")
+    beside = load("issue_created.json")
+    beside.update(
+        webhookEvent="jira:issue_updated",
+        issue_event_type_name="issue_commented",
+        comment=copy.deepcopy(created["comment"]),
+    )
+    one, two = render(created), render(beside)
+    assert (one.event, two.event) == ("comment.created", "comment.created")
+    assert one.occurrence is not None and one.occurrence == two.occurrence
+    edited = copy.deepcopy(created)
+    edited["webhookEvent"] = "comment_updated"
+    edited["comment"]["updated"] = "2030-01-01T00:00:00.000+0000"
+    again = copy.deepcopy(edited)
+    again["comment"]["updated"] = "2030-01-02T00:00:00.000+0000"
+    occurrences = {one.occurrence, render(edited).occurrence, render(again).occurrence}
+    assert len(occurrences) == 3
+    # Without the comment (Cloud once it drops the object), the comment event says it.
+    beside.pop("comment")
+    assert "issue_commented" in (render(beside).quiet or "")
+
+
+def test_an_update_with_changes_quotes_the_comment_it_carries() -> None:
+    """Atlassian's Data Center example: a summary and type change with a comment."""
+    notice = render(load("issue_updated_server.json"))
+    assert notice.event == "issue.updated"
+    assert "Just in time for AtlasCamp!" in plain(notice.text)
+    assert "<blockquote>" in to_html(notice.text)
+
+
+def test_a_deleted_issue_is_linked_from_its_self_and_key() -> None:
+    """An older Jira's `jira:issue_deleted` has no browse link: the site's address comes
+    from `issue.self`, the issue's from its key."""
+    notice = render(load("issue_deleted_legacy.json"))
+    assert notice.event == "issue.deleted"
+    assert links(notice.text) == [
+        ("http://lfranchi.com:8080/browse/BUG-15", "BUG-15 New bug with hook")
+    ]
+    assert notice.card is not None and notice.card.url == "http://lfranchi.com:8080/browse/BUG-15"
 
 
 def test_comments_in_wiki_markup_and_adf_read_as_text() -> None:
@@ -280,6 +380,31 @@ def test_hostile_summaries_and_comments(hostile: str) -> None:
     status["changelog"]["items"][0]["toString"] = hostile
     status["user"]["displayName"] = hostile
     assert_inert(render(status).text, flat)
+
+
+@pytest.mark.parametrize("name", ["issue_created.json", "comment_created.json"])
+def test_a_cards_text_from_outside_is_defused(name: str) -> None:
+    payload = load(name)
+    fields = payload["issue"]["fields"]
+    fields["summary"] = CARD_HOSTILE
+    fields["status"]["name"] = CARD_HOSTILE
+    fields["project"]["name"] = CARD_HOSTILE
+    fields["priority"] = {"name": CARD_HOSTILE}
+    for user in (payload.get("user"), payload.get("comment", {}).get("author")):
+        if user:
+            user["displayName"] = CARD_HOSTILE
+    notice = render(payload)
+    assert notice.card is not None and notice.item_card is not None
+    for card in (notice.card, notice.item_card):
+        assert_defused(card.title, f"SP-10 {CARD_READS}")
+        assert card.state is not None
+        assert_defused(card.state)
+        for field in card.fields:
+            assert_defused(field.value)
+    assert notice.actor is not None
+    assert_defused(notice.actor.name, CARD_READS)
+    assert "\u202e" not in notice.text
+    assert_inert(notice.text)
 
 
 def test_links_only_to_http() -> None:

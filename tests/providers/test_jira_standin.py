@@ -256,7 +256,15 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str, bool, list[str], str
                 ],
                 "comment_created.json",
             ),
-            ("jira:issue_updated", "issue.updated", True, [], "issue_created.json"),
+            # Jira's update beside it tells of the same comment (one occurrence: sync
+            # posts one message for the two).
+            (
+                "jira:issue_updated",
+                "comment.created",
+                False,
+                ["Ada Lovelace commented on HUB-2", "Fixed in the PR"],
+                "issue_created.json",
+            ),
         ],
     ),
 ]

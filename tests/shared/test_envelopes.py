@@ -158,6 +158,10 @@ _ENCODED_CASES = [
     ),
     pytest.param({"text": 'héllo \u2028 <b>&amp;"</b> 🎉', "imported": True}, id="text"),
     pytest.param(
+        {"text": "a\u202eb\x07\tc\r\nd\u2066e\u0085", "author_name": "Ann\u202e\x1b[31m"},
+        id="unprintable",
+    ),
+    pytest.param(
         {"occurred_at": datetime(2024, 2, 29, 23, 59, 1, 5, tzinfo=timezone(timedelta(hours=2)))},
         id="offset",
     ),
@@ -201,6 +205,25 @@ def test_encode_inbound_gives_the_models_bytes(changes: dict[str, object]) -> No
     encoded = encode_inbound(**fields)
     assert encoded.value == model.to_kafka()
     assert (encoded.id, encoded.key) == (model.id, model.partition_key())
+
+
+def test_what_a_chat_message_shows_has_no_control_or_bidi_characters() -> None:
+    """A name or text from Slack, Discord or Telegram (every inbound message is encoded
+    here) loses right-to-left overrides, isolates, marks and control characters; tabs and
+    line breaks stay, and so does every script."""
+    encoded = encode_inbound(
+        id="msg_1", type="message.received", workspace_id="ws", channel_id="ch",
+        provider="slack", integration_id="", external_channel_id="C1",
+        external_message_id="1.0", external_thread_id=None,
+        author_name="\u202eAnn\u200f \u0627\u0644\x00",
+        avatar_url=None, author_external_id="U1",
+        text="line\u202e one\n\tline\u2067 two\x1b\u061c\u200d \U0001f389",
+        attachments=[], blocks=None, thread_id=None,
+        occurred_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    value = json.loads(encoded.value)
+    assert value["author"]["name"] == "Ann \u0627\u0644"
+    assert value["text"] == "line one\n\tline two\u200d \U0001f389"
 
 
 def test_encode_inbound_leaves_out_an_avatar_that_is_not_a_web_url() -> None:

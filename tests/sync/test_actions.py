@@ -552,6 +552,38 @@ async def test_what_is_refused_before_any_call(stage: Stage) -> None:
     assert newline.status_code == 422
 
 
+async def test_a_wrong_body_is_told_for_the_integrations_provider(stage: Stage) -> None:
+    """The body is GitHub's or Jira's by the integration: a wrong one is answered with what
+    is wrong for that provider alone, each place as the caller wrote it (`body`,
+    `body.title`), never pydantic's name for a union member."""
+    github_id = await stage.github_integration()
+    jira_id = await stage.jira_integration()
+
+    async def details(integration_id: str, body: Any) -> list[tuple[list[str], str]]:
+        answer = await stage.create(integration_id, body)
+        assert answer.status_code == 422, answer.text
+        error = error_of(answer)
+        assert error["code"] == "invalid"
+        found = [(d["loc"], d["message"]) for d in answer.json()["error"]["details"]]
+        for loc, message in found:
+            assert loc[0] == "body" and not any("[" in p or "IssueCreate" in p for p in loc)
+            assert "IssueCreate" not in message
+        return found
+
+    assert await details(github_id, github_body(reply=True)) == [
+        (["body"], "reply: true needs the message to reply to")
+    ]
+    [(loc, message)] = await details(github_id, github_body(title=" "))
+    assert loc == ["body", "title"] and "at least 1 character" in message
+    # A Jira integration's wrong body: Jira's fields, not GitHub's.
+    jira_said = await details(jira_id, {"summary": "two\nlines"})
+    assert ["body", "project_key"] in [loc for loc, _ in jira_said]
+    assert ["body", "summary"] in [loc for loc, _ in jira_said]
+    assert not any(loc[-1] in ("repo", "title") for loc, _ in jira_said)
+    # Not an object at all.
+    assert await details(github_id, ["x"]) == [(["body"], "the body is a JSON object")]
+
+
 async def test_the_canonical_log_line_names_the_provider_call(stage: Stage) -> None:
     integration_id = await stage.github_integration()
     stage.github.secondary_rate_limit = True

@@ -239,8 +239,13 @@ async def test_hostile_titles_stay_data(world: World) -> None:
     integration_id = await connect(world, "github", webhook_secret=SECRET)
     sub = await subscribe(world, integration_id)
     payload = corpus("pull_request/opened.payload.json")
-    payload["pull_request"]["title"] = "<script>x</script> [x](javascript:alert(1)) `` ` @everyone"
+    payload["pull_request"]["title"] = (
+        "<script>x</script> [x](javascript:alert(1)) `` ` @everyone <!channel> <@U024BE7LH> "
+        "\u202eevil\u202c"
+    )
     payload["pull_request"]["body"] = "@channel ```\n</code> [y](javascript:z)"
+    payload["pull_request"]["labels"][0]["name"] = "<!here> \u202ebug"
+    payload["sender"]["login"] = "\u202eCodertocat"
     await send_github(world, integration_id, "pull_request", payload)
     [message] = await in_channel(world, sub["channel_id"], count=1)
     text = message["text"]
@@ -248,7 +253,15 @@ async def test_hostile_titles_stay_data(world: World) -> None:
     assert "<script" not in html and "javascript:" not in html.split("href=")[-1].split(">")[0]
     assert 'href="javascript' not in html and "<code>" not in html.split("<blockquote>")[-1]
     assert "@everyone" not in text and "@channel" not in text
-    assert message["card"]["title"].startswith("#2 <script>")  # cards are plain text
+    # Cards are plain text, defused as the text is: nothing a chat or a browser would read
+    # as a mention, a tag or a direction change.
+    card = message["card"]
+    shown = [card["title"], card["state"], *(f["value"] for f in card["fields"])]
+    for value in [*shown, message["author"]["name"], text]:
+        for live in ("<script", "@everyone", "<!channel>", "<@U024BE7LH>", "<!here>", "\u202e"):
+            assert live not in value, (live, value)
+    assert card["title"].replace("\u200d", "").startswith("#2 <script>x</script>")
+    assert message["author"]["name"] == "Codertocat"
 
 
 async def test_a_subscription_takes_only_events_that_arrived_after_it(world: World) -> None:
@@ -295,19 +308,48 @@ def jira_sign(body: bytes) -> dict[str, str]:
     }
 
 
+async def send_jira(world: World, integration_id: str, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    answer = await world.gateway.client.post(
+        f"/api/webhooks/jira/{integration_id}", content=body, headers=jira_sign(body)
+    )
+    assert answer.status_code == 200, answer.text
+
+
 async def test_jira_issue_created_then_commented_is_one_thread(world: World) -> None:
+    """Jira Cloud tells of a comment twice (`comment_created`, and the `jira:issue_updated`
+    beside it with the same comment): one message. A Server-style update that tells of
+    another comment is that comment's message, in the issue's thread too."""
     integration_id = await connect(world, "jira", webhook_secret=SECRET)
     sub = await subscribe(world, integration_id, events=["issue.*", "comment.*"])
-    for name in ("issue_created.json", "comment_created.json"):
-        body = (JIRA_PAYLOADS / name).read_bytes()
-        answer = await world.gateway.client.post(
-            f"/api/webhooks/jira/{integration_id}", content=body, headers=jira_sign(body)
-        )
-        assert answer.status_code == 200, answer.text
-    envelopes = await in_channel(world, sub["channel_id"], count=2)
-    root, reply = envelopes[0], envelopes[1]
+    created = json.loads((JIRA_PAYLOADS / "issue_created.json").read_text())
+    comment = json.loads((JIRA_PAYLOADS / "comment_created.json").read_text())
+    beside = {
+        **created,
+        "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": "issue_commented",
+        "comment": comment["comment"],
+    }
+    later = copy.deepcopy(beside)
+    later["comment"].update(id="43736", body="A second comment, from Jira Server.")
+    for payload in (created, comment, beside, later):
+        await send_jira(world, integration_id, payload)
+    # In order (one integration's events are), so the third is the later comment's.
+    root, first, second = await world.chat.received(
+        lambda v: v["channel_id"] == sub["channel_id"] and v["type"] == "message.received",
+        count=3,
+    )
     assert root["source"]["provider"] == "jira" and "thread_id" not in root
-    assert reply["thread_id"] == root["id"] and reply["type"] == "message.received"
+    assert "commented on" in first["text"] and "Reproduced on staging" in first["text"]
+    assert "A second comment, from Jira Server." in second["text"]
+    assert first["thread_id"] == root["id"] and second["thread_id"] == root["id"]
+    # The second delivery of the first comment was known for what it is (before the later
+    # comment's message, which came after it).
+    metrics = (await world.sync.get("/metrics")).text
+    line = (
+        'hookhub_notifications_total{event="comment.created",outcome="duplicate",provider="jira"}'
+    )
+    assert line in metrics, [m for m in metrics.splitlines() if "duplicate" in m]
 
 
 # -- a restart, and two replicas ----------------------------------------------------------

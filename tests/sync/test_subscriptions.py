@@ -546,3 +546,52 @@ async def test_the_event_names_to_choose_from(world: World) -> None:
     assert missing.status_code == 422
     anonymous = await world.sync.get("/api/notification-events", params={"provider": "github"})
     assert anonymous.status_code == 401
+
+
+async def test_the_collections_of_an_integration_that_is_not_there_answer_404(
+    world: World,
+) -> None:
+    """Subscriptions, mappings and actions under an integration that does not exist are
+    404, as the integration itself is (not an empty list, not a refusal of the body); and
+    another workspace's key gets the same answer for this workspace's integration: it does
+    not learn that one is there."""
+    github_id = await connect(world, "github", webhook_secret="subs-secret")
+    unknown = world.new_id("int_")
+    key = await world.oauth.client.post(
+        "/api/workspaces/ws_elsewhere/api-keys",
+        json={"name": "another workspace", "scopes": ["read", "write"]},
+        headers=admin_headers(),
+    )
+    assert key.status_code == 201, key.text
+    theirs = {"Authorization": f"Bearer {key.json()['key']}"}
+
+    async def answers(integration_id: str, headers: dict[str, str]) -> list[tuple[int, str]]:
+        base = f"/api/integrations/{integration_id}"
+        calls = [
+            ("GET", f"{base}/subscriptions", None),
+            ("GET", f"{base}/subscriptions/sub_nope", None),
+            ("POST", f"{base}/subscriptions", {"channel_id": "ch_x"}),
+            ("GET", f"{base}/mappings", None),
+            ("GET", f"{base}/mappings/map_nope", None),
+            ("POST", f"{base}/mappings", {"channel_id": "ch_x", "external_channel_id": "C1"}),
+            ("POST", f"{base}/actions/create-issue", {"repo": "a/b", "title": "t"}),
+            ("POST", f"{base}/actions/create-issue", {"title": ""}),  # a wrong body too
+        ]
+        found = []
+        for method, path, body in calls:
+            answer = await world.sync.request(method, path, json=body, headers=headers)
+            error = answer.json().get("error", {}) if answer.content else {}
+            message = str(error.get("message", "")).replace(integration_id, "{id}")
+            found.append((answer.status_code, f"{error.get('code')}: {message}"))
+        return found
+
+    unknown_answers = await answers(unknown, admin_headers())
+    assert {status for status, _ in unknown_answers} == {404}, unknown_answers
+    assert all("integration {id} not found" in said for _, said in unknown_answers)
+    # Another workspace's key: this workspace's integration reads exactly as one not there.
+    assert await answers(github_id, theirs) == await answers(unknown, theirs) == unknown_answers
+    # This workspace's own answers are not 404 (the calls reach it).
+    listed = await world.sync.get(
+        f"/api/integrations/{github_id}/subscriptions", headers=admin_headers()
+    )
+    assert listed.status_code == 200 and listed.json()["data"] == []

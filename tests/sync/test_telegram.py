@@ -61,9 +61,14 @@ async def test_telegram_messages_reach_the_chat_with_replies_and_edits(world: Wo
     assert received["author"] == {"name": "Ada Lovelace", "external_id": "4001"}
     root_id = int(received["source"]["external_message_id"])
 
-    await telegram.user_sends(chat_id, ADA, "replying", reply_to=root_id, token=TELEGRAM_TOKEN)
+    # A right-to-left override in a name and a text from outside is not passed on; the
+    # text's tab and line break are.
+    mallory = {"id": 4002, "first_name": "\u202eMallory", "last_name": "\u2066X\u2069"}
+    said = "replying\tto\n\u202eyou\u202c"
+    await telegram.user_sends(chat_id, mallory, said, reply_to=root_id, token=TELEGRAM_TOKEN)
     [reply] = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
     assert reply["thread_id"] == received["id"]
+    assert reply["author"]["name"] == "Mallory X" and reply["text"] == "replying\tto\nyou"
 
     await telegram.user_edits(chat_id, root_id, "hello again", token=TELEGRAM_TOKEN)
     [edited] = await chat.received(in_channel(channel, "message.edited"))

@@ -1,24 +1,74 @@
-"""HTTP routes of `/api/integrations/{id}/actions` (SPEC §10)."""
+"""HTTP routes of `/api/integrations/{id}/actions` (SPEC §10).
+
+A `create-issue` body is GitHub's or Jira's, by the integration's provider; the schema is
+their union, which pydantic reports per member (`function-after[…, GitHubIssueCreate]`).
+A body that fits neither is answered with what is wrong for *this* integration's provider
+alone, each place named as the caller wrote it (`body`, `body.title`)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
-from services.sync.actions.schemas import IssueCreate, IssueCreated
+from services.sync.actions.schemas import IssueBody, IssueCreate, IssueCreated
 from services.sync.actions.service import Actions
 from shared.errors import BadRequest
 from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.integrations.connections import InScope
+
+
+def for_the_body(errors: Sequence[Any], expected: type[IssueBody]) -> list[dict[str, Any]]:
+    """The body's errors as `expected` (the integration's provider's body) has them, the
+    union member pydantic names after `body` left out of each place."""
+    kept = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if len(loc) >= 2 and loc[0] == "body" and isinstance(loc[1], str):
+            member = re.findall(r"\w+", loc[1])
+            if member and member[-1] in (m.__name__ for m in IssueBody.__subclasses__()):
+                if member[-1] != expected.__name__:
+                    continue  # the other provider's reading of the body
+                error = {**error, "loc": (loc[0], *loc[2:])}
+                if error.get("type") in ("model_type", "model_attributes_type"):
+                    error["msg"] = "the body is a JSON object"
+        kept.append(error)
+    return kept
+
+
+class _IssueBodyRoute(APIRoute):
+    """A route whose body errors are told for the integration's provider (the module's
+    docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                actions: Actions = request.app.state.actions
+                _, expected = await actions.issue_body(request.path_params["integration_id"])
+                raise RequestValidationError(
+                    for_the_body(exc.errors(), expected), body=exc.body
+                ) from None
+
+        return handle
+
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/actions",
     tags=["actions"],
-    dependencies=[Authenticated],
+    # InScope first: an integration that is not there is 404, whatever the body.
+    dependencies=[Authenticated, InScope],
     responses=MANAGEMENT_ERRORS,
+    route_class=_IssueBodyRoute,
 )
 
 ServiceDep = Annotated[Actions, Depends(from_state("actions", Actions))]

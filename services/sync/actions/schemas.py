@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.providers.issues import QuotedMessage
 
@@ -36,7 +37,9 @@ class ChatMessage(BaseModel):
         )
 
 
-class _IssueCreate(BaseModel):
+class IssueBody(BaseModel):
+    """What every provider's `create-issue` body has."""
+
     model_config = ConfigDict(extra="forbid")
 
     message: ChatMessage | None = None
@@ -44,13 +47,16 @@ class _IssueCreate(BaseModel):
     reply: bool = False
 
     @model_validator(mode="after")
-    def _reply_needs_message(self) -> _IssueCreate:
+    def _reply_needs_message(self) -> IssueBody:
         if self.reply and self.message is None:
-            raise ValueError("reply: true needs the message to reply to")
+            # A custom error: its message is the user's reading, with no "Value error, ".
+            raise PydanticCustomError(
+                "reply_needs_message", "reply: true needs the message to reply to"
+            )
         return self
 
 
-class GitHubIssueCreate(_IssueCreate):
+class GitHubIssueCreate(IssueBody):
     """For a GitHub integration."""
 
     repo: str = Field(
@@ -67,7 +73,7 @@ class GitHubIssueCreate(_IssueCreate):
     ] = Field(default_factory=list, max_length=100)
 
 
-class JiraIssueCreate(_IssueCreate):
+class JiraIssueCreate(IssueBody):
     """For a Jira integration."""
 
     project_key: str = Field(max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_]*$", examples=["PROJ"])

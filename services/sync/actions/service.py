@@ -22,7 +22,12 @@ import structlog
 
 from services.sync.actions.idempotency import Claim, IdempotencyStore, InProgress, KeyReused
 from services.sync.actions.metrics import ActionMetrics
-from services.sync.actions.schemas import GitHubIssueCreate, IssueCreate, JiraIssueCreate
+from services.sync.actions.schemas import (
+    GitHubIssueCreate,
+    IssueBody,
+    IssueCreate,
+    JiraIssueCreate,
+)
 from shared.envelopes import (
     InboundMessage,
     IntegrationEvent,
@@ -116,11 +121,9 @@ class Actions:
         self._publisher = publisher
         self._metrics = metrics
 
-    async def create_issue(
-        self, integration_id: str, request: IssueCreate, key: str | None
-    ) -> ActionAnswer:
-        action = CREATE_ISSUE
-        _bind(action=action)
+    async def issue_body(self, integration_id: str) -> tuple[Document, type[IssueBody]]:
+        """The integration and the body its `create-issue` takes; NotFound, or
+        ActionUnsupported for a provider without issues."""
         doc = await self._integrations.get(integration_id)
         if doc is None:
             raise NotFound(f"integration {integration_id} not found")
@@ -132,7 +135,15 @@ class Actions:
                 f"integration {integration_id} is {provider}: issues can be created on "
                 "github and jira integrations"
             )
-        expected = GitHubIssueCreate if provider == "github" else JiraIssueCreate
+        return doc, GitHubIssueCreate if provider == "github" else JiraIssueCreate
+
+    async def create_issue(
+        self, integration_id: str, request: IssueCreate, key: str | None
+    ) -> ActionAnswer:
+        action = CREATE_ISSUE
+        _bind(action=action)
+        doc, expected = await self.issue_body(integration_id)
+        provider = str(doc["provider"])
         if not isinstance(request, expected):
             self._count(provider, "invalid")
             ordered = sorted(

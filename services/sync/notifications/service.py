@@ -27,6 +27,11 @@ Per batch of provider events, in the batch's order:
 
 Envelope ids derive from (subscription, provider delivery id, part): a redelivered webhook,
 or a batch handled again after a crash, publishes the same envelopes, which the chat drops.
+Where a provider tells of one thing in two deliveries (Jira: a comment's `comment_created`
+and the `jira:issue_updated` beside it), the notice names the `occurrence`, which takes the
+delivery id's place: both make the same envelopes. This process publishes an envelope id
+once (it remembers the ones it published lately, in memory); another replica's second copy
+is the same envelope, which the chat drops.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from services.sync.notifications.directory import SubscriptionDirectory, Subscri
 from services.sync.subscriptions.filters import filtered
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
 from shared import claim_check
+from shared.cache import RecentIds
 from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
 from shared.errors import NotFound
 from shared.ids import utcnow
@@ -63,6 +69,9 @@ log = structlog.get_logger(__name__)
 # id within that time (until then by the root's envelope id, which the chat also knows).
 KNOWN_ROOTS = 100_000
 ROOT_RECHECK_SECONDS = 30.0
+# Notification ids this process published lately: a second delivery of the same occurrence
+# (module docstring) is not published or counted again.
+PUBLISHED_KEPT = 50_000
 # What a `last_error` keeps of a reason.
 ERROR_CHARS = 300
 # The author of a notification whose payload names nobody.
@@ -77,13 +86,18 @@ class Post:
     subscription: SubscriptionSnapshot
     notice: Notice
 
+    @property
+    def source(self) -> str:
+        """What the envelope ids derive from: what happened, else the delivery."""
+        return self.notice.occurrence or self.event.delivery_id
+
     @functools.cached_property
     def id(self) -> str:
-        return notification_id(self.subscription.id, self.event.delivery_id, "post")
+        return notification_id(self.subscription.id, self.source, "post")
 
     @property
     def edit_id(self) -> str:
-        return notification_id(self.subscription.id, self.event.delivery_id, "root")
+        return notification_id(self.subscription.id, self.source, "root")
 
     @functools.cached_property
     def root_id(self) -> str | None:
@@ -125,6 +139,7 @@ class Notifications:
         self._notifiers = dict(notifiers if notifiers is not None else NOTIFIERS)
         # Root copies by id, with when (monotonic) one without a chat id was last read.
         self._roots: OrderedDict[str, tuple[Copy, float]] = OrderedDict()
+        self._published = RecentIds(PUBLISHED_KEPT)
 
     async def events(self, events: list[ProviderEvent]) -> None:
         ours = [e for e in events if e.provider in self._notifiers]
@@ -151,12 +166,15 @@ class Notifications:
         for event, notice in notices:
             if notice is not None:
                 self._match(event, notice, posts, skipped)
+        posts = self._once(posts)
         if posts:
             roots = await self._roots_of(posts)
             envelopes: list[Encoded] = []
             for post in posts:
                 envelopes += self._envelopes(post, roots)
             await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
+            for post in posts:
+                self._published.add(post.id)
         # Counted once the batch is through (a batch that fails comes again, and counts then).
         for post, reason in skipped:
             provider = post.event.provider
@@ -191,6 +209,21 @@ class Notifications:
                 posts.append(post)
             else:
                 skipped.append((post, reason))
+
+    def _once(self, posts: list[Post]) -> list[Post]:
+        """The posts whose envelopes this process has not published yet, each once: a second
+        delivery of one occurrence, in this batch or a recent one, makes nothing more."""
+        seen: set[str] = set()
+        kept = []
+        for post in posts:
+            if post.id in self._published or post.id in seen:
+                self._metrics.notifications.labels(
+                    post.event.provider, post.notice.event, "duplicate"
+                ).inc()
+                continue
+            seen.add(post.id)
+            kept.append(post)
+        return kept
 
     async def _render(self, event: ProviderEvent) -> Notice | None:
         provider = event.provider

@@ -6,9 +6,22 @@ Names come from `webhookEvent`: `jira:issue_created` → `issue.created`, `comme
 key (`BUG-15`). Jira Cloud sends rich text (descriptions, comments) as wiki markup in most
 webhooks and as ADF in some; both are read (shared.providers.jira.markup).
 
-A comment also raises a `jira:issue_updated` whose `issue_event_type_name` says so
-(`issue_commented`); that one is quiet when it changed no field, for the comment event
-says it. Payloads are read defensively: a field of the wrong type counts as absent.
+Comments come two ways. Jira Cloud sends `comment_created|updated|deleted`, and beside it
+a `jira:issue_updated` whose `issue_event_type_name` says what happened to the comment
+(`issue_commented`, `issue_comment_edited`, `issue_comment_deleted`) and which carries
+the same comment (Atlassian: the `comment_*` webhooks replace the comment object of the
+`jira:issue_*` ones). Jira Server and Data Center send that `jira:issue_updated`, and older
+ones send it with a `comment` but no type name (or another one). Each is rendered as the
+comment event it tells of (`comment.created`, ...), and both name the same `occurrence`
+(the comment's id, what happened, its `updated` time), from which the envelope ids derive:
+a subscription that takes both gets one message. A type-named update without a comment
+(what Cloud sends once the object is removed) is quiet for a created or edited comment
+(its `comment_*` event says it) and rendered for a deleted one (Jira's own deletion sends
+none: the issue only).
+
+An update that changed fields and carries a comment (a transition with a comment) quotes
+the comment under its changes. Payloads are read defensively: a field of the wrong type
+counts as absent.
 """
 
 from __future__ import annotations
@@ -29,16 +42,14 @@ CHANGES_SHOWN = 10
 LONG_FIELDS = {"description", "environment", "comment"}
 # Changelog field ids that read better under another name.
 FIELD_NAMES = {"issuetype": "Type", "fixversion": "Fix version", "timespent": "Time spent"}
-# Jira's own bookkeeping on issue updates raised by a comment or a worklog: the
-# `issue_event_type_name` Jira gives them (a worklog logged is `issue_work_logged`).
-ECHO_TYPES = {
-    "issue_commented",
-    "issue_comment_edited",
-    "issue_comment_deleted",
-    "issue_work_logged",
-    "issue_worklog_updated",
-    "issue_worklog_deleted",
+# The `issue_event_type_name` of an issue update raised by a comment, and what it did.
+COMMENT_TYPES = {
+    "issue_commented": "created",
+    "issue_comment_edited": "updated",
+    "issue_comment_deleted": "deleted",
 }
+# Jira's own bookkeeping on issue updates raised by a worklog: the worklog event says it.
+WORKLOG_TYPES = {"issue_work_logged", "issue_worklog_updated", "issue_worklog_deleted"}
 
 WEBHOOK_EVENTS = {
     "jira:issue_created": "issue.created",
@@ -215,6 +226,7 @@ def _issue_notice(
     quiet: str | None = None,
     default: bool | None = None,
     changed: frozenset[str] = frozenset(),
+    occurrence: str | None = None,
 ) -> Notice:
     """An issue, comment or worklog event: `text` said in the issue's project, then `body`;
     a card of the event (`detail`, then who); threaded under the issue, whose card `base`
@@ -245,6 +257,7 @@ def _issue_notice(
         project=issue.project,
         labels=issue.labels,
         changed=changed,
+        occurrence=occurrence,
     )
 
 
@@ -257,6 +270,7 @@ def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
     changed = frozenset((_str(i, "field") or _str(i, "fieldId") or "").lower() for i in items) - {
         ""
     }
+    comment = _obj(payload, "comment")
     quiet = None
     body = ""
     if event == "issue.created":
@@ -264,8 +278,13 @@ def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
         text = f"{who} created {kind}{issue.ref()}"
         body = md.quote(rich_text(issue.description))
     elif event == "issue.deleted":
-        text = f"{who} deleted {md.text(issue.label)}"
+        text = f"{who} deleted {issue.ref()}"
     else:
+        echo = _str(payload, "issue_event_type_name")
+        if not items:
+            told = _told_comment(echo, comment)
+            if told is not None:
+                return _comment_notice(told, payload, comment)
         status = next((i for i in items if (_str(i, "field") or "").lower() == "status"), None)
         if status is not None:
             before = _str(status, "fromString") or "?"
@@ -276,10 +295,14 @@ def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
             text = f"{who} updated {issue.ref()}"
             rest = items
         body = "\n".join(_change_lines(rest))
-        echo = _str(payload, "issue_event_type_name")
-        if not items and echo in ECHO_TYPES:
-            quiet = f"a `{echo}` update: the comment or worklog event says it"
-        elif not items and not field_at(payload, "comment"):
+        said = md.quote(rich_text(comment.get("body"))) if items else ""
+        if said:
+            body = f"{body}\n\n{said}" if body else said
+        if not items and echo in COMMENT_TYPES:
+            quiet = f"a `{echo}` update without the comment: the comment event says it"
+        elif not items and echo in WORKLOG_TYPES:
+            quiet = f"a `{echo}` update: the worklog event says it"
+        elif not items:
             quiet = "an update that changed nothing"
     # SPEC §12's default for updates is a status change only.
     default = "status" in changed if event == "issue.updated" else event == "issue.created"
@@ -299,17 +322,39 @@ def _issue_event(event: str, payload: Mapping[str, Any]) -> Notice:
     )
 
 
+def _told_comment(echo: str | None, comment: dict[str, Any]) -> str | None:
+    """The comment event an issue update that changed no field tells of (`comment.created`,
+    ...), if it tells of one: by its type name, or (an older Jira, with no type name or
+    another one) by the comment it carries, an edit when the comment was updated after it
+    was written."""
+    action = COMMENT_TYPES.get(echo or "")
+    if action is not None:
+        # Created or edited: only with the comment to show. Deleted: Jira sends no comment.
+        return f"comment.{action}" if comment or action == "deleted" else None
+    if comment and echo not in WORKLOG_TYPES:
+        created, updated = _str(comment, "created"), _str(comment, "updated")
+        edited = created is not None and updated is not None and created != updated
+        return "comment.updated" if edited else "comment.created"
+    return None
+
+
 def _comment_event(event: str, payload: Mapping[str, Any]) -> Notice:
     comment = _obj(payload, "comment")
     if not comment:
         raise Unrenderable("no `comment`")
+    return _comment_notice(event, payload, comment)
+
+
+def _comment_notice(event: str, payload: Mapping[str, Any], comment: dict[str, Any]) -> Notice:
+    """A comment created, edited or deleted, from a `comment_*` event or from the issue
+    update that tells of it (whose comment may be absent for a deletion)."""
     issue = _Issue(payload, required=False)
     action = event.split(".")[1]
     actor = _author(comment, action) or _actor(payload.get("user"))
     base = issue.base or _base(_str(comment, "self"))
     url = issue.url(base)
     comment_id = _str(comment, "id")
-    if url and comment_id:
+    if url and comment_id and action != "deleted":
         url += f"?focusedCommentId={quote(comment_id, safe='')}"
     verb = {
         "created": "commented on",
@@ -317,6 +362,10 @@ def _comment_event(event: str, payload: Mapping[str, Any]) -> Notice:
         "deleted": "deleted a comment on",
     }[action]
     body = md.quote(rich_text(comment.get("body"))) if action != "deleted" else ""
+    # Every delivery about this comment's change names it alike (see the module's docstring).
+    occurrence = None
+    if comment_id is not None:
+        occurrence = f"comment {comment_id} {action} {_str(comment, 'updated') or ''}".strip()
     return _issue_notice(
         event,
         issue,
@@ -327,6 +376,7 @@ def _comment_event(event: str, payload: Mapping[str, Any]) -> Notice:
         state="commented",
         detail=("Project", issue.project),
         base=base,
+        occurrence=occurrence,
     )
 
 
