@@ -170,7 +170,11 @@ async def test_a_reply_to_a_reply_is_in_the_thread_of_the_chains_first_message(
             "message.created",
             {"message_id": f"dflat{n}", "channel_id": channel, "text": "ok", "thread_id": thread},
         )
-        await until(lambda n=n: len(bot_replies()) == n, what=f"the chat's answer {n}")
+
+        def answered(count: int = n) -> bool:
+            return len(bot_replies()) == count
+
+        await until(answered, what=f"the chat's answer {n}")
         assert bot_replies()[-1]["message_reference"]["message_id"] == first["id"]
 
 

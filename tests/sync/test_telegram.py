@@ -228,5 +228,9 @@ async def test_a_reply_to_a_reply_is_in_the_thread_of_the_chains_first_message(
             "message.created",
             {"message_id": f"flat{n}", "channel_id": channel, "text": "ok", "thread_id": thread},
         )
-        await until(lambda n=n: len(replies()) == n, what=f"the chat's answer {n}")
+
+        def answered(count: int = n) -> bool:
+            return len(replies()) == count
+
+        await until(answered, what=f"the chat's answer {n}")
         assert replies()[-1]["reply_parameters"]["message_id"] == first_id
