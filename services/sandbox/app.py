@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from services.console import SECURITY_HEADERS, SecurityHeaders
 from services.sandbox import FAKES
 from services.sandbox.atlassian import FakeAtlassian
-from services.sandbox.discord import FakeDiscord
+from services.sandbox.discord import FakeDiscord, public_key_of
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
 from services.sandbox.hooks import EventRefused
@@ -136,6 +136,10 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
         if standin.revoke_path:
             env[f"{upper}_REVOKE_URL"] = f"{direct}/{name}{standin.revoke_path}"
     env["HOOKHUB_SLACK_SIGNING_SECRET"] = creds["slack_signing_secret"]
+    # The app's key, as for Slack's signing secret: an integration's own `public_key` wins.
+    env["HOOKHUB_DISCORD_PUBLIC_KEY"] = public_key_of(
+        bytes.fromhex(creds["discord_interactions_key"])
+    )
     env["HOOKHUB_TELEGRAM_API_BASE"] = f"{direct}/telegram"
     return env
 

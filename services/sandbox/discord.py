@@ -162,8 +162,7 @@ class Bot:
     @property
     def public_key(self) -> str:
         """The application's `verify_key`: 64 hex digits."""
-        raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return raw.hex()
+        return _public_hex(self.signing_key)
 
     def signed(self, body: bytes, timestamp: str | None = None) -> dict[str, str]:
         """The headers Discord sends an interaction with."""
@@ -185,6 +184,15 @@ class Bot:
             "bot": True,
             "public_flags": 0,
         }
+
+
+def public_key_of(seed: bytes) -> str:
+    """The public key (64 hex digits) of the Ed25519 key with this 32-byte seed."""
+    return _public_hex(Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def _public_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
 @dataclass
