@@ -14,7 +14,9 @@ write one document, and a lookup from a provider event is a read by `_id`:
   notification thread, SPEC §12: its provider coordinates are the item it is about,
   `external_message_id` `owner/repo#42` or `BUG-15`, in the chat channel it was posted to,
   `external_channel_id` = the chat channel, so that a channel has one root per item).
-- `external_thread_id`: the provider id of the thread's root, for replies.
+- `external_thread_id`: the provider id of the thread's root, for replies. Threads are
+  flat: for a reply to a reply (Telegram and Discord reply chains) it is the chain's first
+  message, not the parent, so a reply to this copy finds its thread's root here.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from services.console import SECURITY_HEADERS, SecurityHeaders
 from services.sandbox import FAKES
 from services.sandbox.atlassian import FakeAtlassian
-from services.sandbox.discord import FakeDiscord
+from services.sandbox.discord import FakeDiscord, public_key_of
 from services.sandbox.exports import slack_export, slack_file_name, telegram_export
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
@@ -82,6 +82,9 @@ _CREDENTIALS = (
     ("discord_client_id", "1300000000000000008"),  # the bot's application: no random part
     ("discord_client_secret", ""),
     ("discord_bot_token", "MTMwMDAwMDAwMDAwMDAwMDAwOQ."),
+    # The seed of the application's Ed25519 key: its interactions are signed with it, and
+    # the state names its public key (the Developer Portal's "Public Key").
+    ("discord_interactions_key", ""),
     ("telegram_bot_token", f"{TELEGRAM_BOT[0]}:AAH"),
     ("github_client_id", "Iv23li"),
     ("github_client_secret", ""),
@@ -128,6 +131,8 @@ def credentials(data_dir: Path) -> dict[str, str]:
 def _random(name: str) -> str:
     if name.endswith("_client_id") or name == "slack_bot_token":
         return secrets.token_hex(8)
+    if name == "discord_interactions_key":
+        return secrets.token_hex(32)
     return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
@@ -148,6 +153,10 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
         if standin.revoke_path:
             env[f"{upper}_REVOKE_URL"] = f"{direct}/{name}{standin.revoke_path}"
     env["HOOKHUB_SLACK_SIGNING_SECRET"] = creds["slack_signing_secret"]
+    # The app's key, as for Slack's signing secret: an integration's own `public_key` wins.
+    env["HOOKHUB_DISCORD_PUBLIC_KEY"] = public_key_of(
+        bytes.fromhex(creds["discord_interactions_key"])
+    )
     env["HOOKHUB_TELEGRAM_API_BASE"] = f"{direct}/telegram"
     return env
 
@@ -219,7 +228,13 @@ class Sandbox:
 
         discord = self.discord
         user_id, username, application_id = DISCORD_BOT
-        discord.add_bot(creds["discord_bot_token"], user_id, username, application_id)
+        discord.add_bot(
+            creds["discord_bot_token"],
+            user_id,
+            username,
+            application_id,
+            signing_seed=bytes.fromhex(creds["discord_interactions_key"]),
+        )
         discord.add_guild(*DISCORD_GUILD)
         for channel_id, name in DISCORD_CHANNELS.items():
             discord.add_channel(channel_id, DISCORD_GUILD[0], name)
@@ -273,6 +288,10 @@ class Sandbox:
                 "bot_token": creds["discord_bot_token"],
                 "application_id": DISCORD_BOT[2],
                 "client_id": creds["discord_client_id"],
+                # What the sandbox signs the application's interactions with (Ed25519).
+                "public_key": self._discord_bot().public_key,
+                # Set with PATCH {api_base}/applications/@me, as in Discord.
+                "interactions_url": self._discord_bot().interactions_endpoint_url,
                 # Whether a Gateway session is open (hookhub's sync connected the bot).
                 "connected": bool(self.discord.sessions()),
                 "channels": [{"id": c.id, "name": c.name} for c in self.discord.channels.values()],
@@ -310,6 +329,42 @@ class Sandbox:
             },
             "google": {"base_url": f"{self.direct}/google", "client_id": creds["google_client_id"]},
         }
+
+    def _discord_bot(self) -> Any:
+        return self.discord.bots[self.creds["discord_bot_token"]]
+
+    async def interact(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A Discord user runs a slash command: the interaction goes, signed, to the
+        application's Interactions Endpoint URL (hookhub's, once set)."""
+        channel = _text(body, "channel", required=True)
+        user = _text(body, "user", required=True)
+        command = _text(body, "command", required=True).removeprefix("/")
+        text = _text(body, "text")
+        if channel not in self.discord.channels:
+            raise SandboxError(404, "not_found", f"no Discord channel {channel}")
+        user_id = _find_user(user, DISCORD_USERS)
+        if not self._discord_bot().interactions_endpoint_url:
+            raise SandboxError(
+                409,
+                "no_interactions_url",
+                "the sandbox Discord application has no Interactions Endpoint URL: set it "
+                "to your Discord integration's webhook_url with PATCH "
+                f"{self.direct}/discord/api/v10/applications/@me "
+                '{"interactions_endpoint_url": "…"} (docs/walkthroughs.md)',
+            )
+        try:
+            status, answer = await self.discord.interact(
+                self.creds["discord_bot_token"],
+                channel,
+                user_id,
+                command,
+                {"text": text} if text else None,
+            )
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the Interactions Endpoint URL did not answer: {exc!r}"
+            ) from None
+        return {"delivered": status, "response": answer}
 
     async def write(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """A user writes in a channel, delivered to hookhub as the provider would."""
@@ -492,6 +547,9 @@ class Sandbox:
                 headers=SECURITY_HEADERS,
             )
 
+        async def interact(request: Request) -> Response:
+            return _json(await self.interact(await _body(request)), 201)
+
         async def healthz(_: Request) -> Response:
             return JSONResponse({"status": "ok", "service": "sandbox"})
 
@@ -508,6 +566,7 @@ class Sandbox:
             Route("/sandbox/api/state", _guarded(state)),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
+            Route("/sandbox/api/discord/interactions", _guarded(interact), methods=["POST"]),
             Route("/sandbox/api/{provider}/events", _guarded(event), methods=["POST"]),
             Route("/sandbox/api/exports/{provider}", _guarded(export)),
             Route("/sandbox/api/{rest:path}", _guarded(_unknown), methods=["GET", "POST"]),

@@ -14,6 +14,13 @@ op 9 and the documented close codes. Every message created, edited or deleted, t
 or by a test's user, is dispatched to the sessions that may see it (the echo of our own sends
 included, as Discord does).
 
+Interactions: each bot's application has an Ed25519 key (`verify_key`, the Developer Portal's
+"Public Key"); `PATCH /applications/@me` sets its Interactions Endpoint URL, checked first as
+Discord checks it (a signed PING must be answered `{"type": 1}`, a forged one 401), and
+`interact` sends an APPLICATION_COMMAND there, signed as Discord signs it: Ed25519 over the
+`X-Signature-Timestamp` value followed by the body, hex in `X-Signature-Ed25519`
+(docs.discord.com/developers/interactions/overview, "Setting Up an Endpoint").
+
 OAuth2 (on the strict server of services/sandbox/oauth_server.py): bot authorisation, whose token
 answer names the guild and whose callback adds `guild_id`; `GET /api/v10/users/@me` with an
 access token (`Bearer`) is the authorising user; RFC 7009 revocation with HTTP Basic.
@@ -35,6 +42,9 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
@@ -78,6 +88,7 @@ GET_CURRENT_USER = "get_current_user"
 GET_USER = "get_user"
 GET_GATEWAY_BOT = "get_gateway_bot"
 GET_APPLICATION = "get_application"
+EDIT_APPLICATION = "edit_current_application"
 GET_CHANNEL = "get_channel"
 GET_GUILD = "get_guild"
 GET_GUILD_ROLES = "get_guild_roles"
@@ -137,11 +148,31 @@ def _refuse(status_code_message: tuple[int, int, str]) -> DiscordError:
 
 @dataclass
 class Bot:
+    """A bot user and its application (one each, as Discord has it)."""
+
     token: str
     user_id: str
     username: str
     application_id: str
     message_content_intent: bool = True
+    # The application's interactions key and where its interactions are sent.
+    signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    interactions_endpoint_url: str | None = None
+
+    @property
+    def public_key(self) -> str:
+        """The application's `verify_key`: 64 hex digits."""
+        return _public_hex(self.signing_key)
+
+    def signed(self, body: bytes, timestamp: str | None = None) -> dict[str, str]:
+        """The headers Discord sends an interaction with."""
+        stamp = timestamp or str(int(time.time()))
+        signature = self.signing_key.sign(stamp.encode() + body).hex()
+        return {
+            "content-type": "application/json",
+            "x-signature-ed25519": signature,
+            "x-signature-timestamp": stamp,
+        }
 
     def user(self) -> dict[str, Any]:
         return {
@@ -153,6 +184,15 @@ class Bot:
             "bot": True,
             "public_flags": 0,
         }
+
+
+def public_key_of(seed: bytes) -> str:
+    """The public key (64 hex digits) of the Ed25519 key with this 32-byte seed."""
+    return _public_hex(Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def _public_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
 @dataclass
@@ -335,10 +375,69 @@ class FakeDiscord(FakeAuthorizationServer):
         application_id: str,
         *,
         message_content_intent: bool = True,
+        signing_seed: bytes | None = None,
     ) -> Bot:
+        """`signing_seed`: 32 bytes, the application's interactions key (else a new one)."""
         bot = Bot(token, user_id, username, application_id, message_content_intent)
+        if signing_seed is not None:
+            bot.signing_key = Ed25519PrivateKey.from_private_bytes(signing_seed)
         self.bots[token] = bot
         return bot
+
+    async def interact(
+        self,
+        token: str,
+        channel_id: str,
+        user_id: str,
+        command: str,
+        options: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """A user runs the slash command `/command` in a channel: the APPLICATION_COMMAND
+        interaction goes to the bot's application's Interactions Endpoint URL, signed.
+        The endpoint's status and answer."""
+        bot = self.bots[token]
+        if not bot.interactions_endpoint_url:
+            raise DiscordError(400, 0, "the application has no Interactions Endpoint URL")
+        channel = self.channels[channel_id]
+        user = self.users[user_id]
+        interaction = {
+            "id": self.snowflake(),
+            "application_id": bot.application_id,
+            "type": 2,  # APPLICATION_COMMAND
+            "data": {
+                "id": self.snowflake(),
+                "name": command,
+                "type": 1,  # CHAT_INPUT
+                "options": [
+                    {"name": name, "type": 3, "value": value}  # STRING
+                    for name, value in (options or {}).items()
+                ],
+            },
+            "guild_id": channel.guild_id,
+            "channel_id": channel_id,
+            "channel": {"id": channel_id, "type": 0, "name": channel.name},
+            "member": {"user": user, "nick": None, "roles": [], "permissions": str(ALL)},
+            "token": secrets.token_urlsafe(48),
+            "version": 1,
+            "app_permissions": str(ALL),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+        }
+        return await self._send_interaction(bot, bot.interactions_endpoint_url, interaction)
+
+    async def _send_interaction(
+        self, bot: Bot, url: str, interaction: dict[str, Any], *, forged: bool = False
+    ) -> tuple[int, Any]:
+        body = json.dumps(interaction).encode()
+        headers = bot.signed(body)
+        if forged:  # signed by another key: what Discord's security checks send
+            headers = Bot("", "", "", "").signed(body, headers["x-signature-timestamp"])
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            answer = await client.post(url, content=body, headers=headers)
+        try:
+            return answer.status_code, answer.json()
+        except ValueError:
+            return answer.status_code, answer.text
 
     def add_guild(self, guild_id: str, name: str, *, bots: Iterable[str] | None = None) -> Guild:
         """`bots`: user ids of the bots that are members (default: every bot)."""
@@ -610,6 +709,7 @@ class FakeDiscord(FakeAuthorizationServer):
             ("GET", "/users/{user_id}", GET_USER, self._get_user, True),
             ("GET", "/gateway/bot", GET_GATEWAY_BOT, self._get_gateway_bot, True),
             ("GET", "/oauth2/applications/@me", GET_APPLICATION, self._get_application, True),
+            ("PATCH", "/applications/@me", EDIT_APPLICATION, self._edit_application, True),
             ("GET", "/channels/{channel_id}", GET_CHANNEL, self._get_channel, True),
             ("GET", "/guilds/{guild_id}", GET_GUILD, self._get_guild, True),
             ("GET", "/guilds/{guild_id}/roles", GET_GUILD_ROLES, self._get_roles, True),
@@ -989,9 +1089,47 @@ class FakeDiscord(FakeAuthorizationServer):
                 "bot_require_code_grant": False,
                 "bot": bot.user(),
                 "flags": GATEWAY_MESSAGE_CONTENT if bot.message_content_intent else 0,
-                "verify_key": secrets.token_hex(32),
+                "verify_key": bot.public_key,
+                "interactions_endpoint_url": bot.interactions_endpoint_url,
             }
         )
+
+    async def _edit_application(self, call: _Call) -> Response:
+        """Edit Current Application: only `interactions_endpoint_url` is kept. Discord saves
+        a URL only once it answered a signed PING with a PONG and refused a forged one."""
+        assert call.bot is not None
+        bot = call.bot
+        body = call.json_object()
+        if "interactions_endpoint_url" in body:
+            url = body["interactions_endpoint_url"]
+            if url:
+                if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                    raise form_error(
+                        "interactions_endpoint_url",
+                        "URL_TYPE_INVALID_URL",
+                        "Not a well formed URL.",
+                    )
+                await self._check_endpoint(bot, url)
+            bot.interactions_endpoint_url = url or None
+        return await self._get_application(call)
+
+    async def _check_endpoint(self, bot: Bot, url: str) -> None:
+        ping = {"id": self.snowflake(), "application_id": bot.application_id, "type": 1,
+                "token": secrets.token_urlsafe(48), "version": 1}  # fmt: skip
+        unverified = form_error(
+            "interactions_endpoint_url",
+            "APPLICATION_INTERACTIONS_ENDPOINT_URL_INVALID",
+            "The specified interactions endpoint url could not be verified.",
+        )
+        try:
+            status, answer = await self._send_interaction(bot, url, ping)
+            forged_status, _ = await self._send_interaction(bot, url, ping, forged=True)
+        except httpx.HTTPError:
+            raise unverified from None
+        if status != 200 or not isinstance(answer, dict) or answer.get("type") != 1:
+            raise unverified
+        if forged_status != 401:
+            raise unverified
 
     async def _get_channel(self, call: _Call) -> Response:
         return JSONResponse(self._channel_body(self._channel(call)))

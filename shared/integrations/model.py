@@ -89,6 +89,17 @@ def check_settings(
     return values
 
 
+# Providers whose bot a bot token names: one bot is one integration (docs/oauth.md).
+BOT_PROVIDERS = frozenset({Provider.TELEGRAM, Provider.DISCORD})
+
+
+def bot_key(provider: Provider, account_id: str) -> str:
+    """What an integration holding a bot stores in `bot_key` (unique): the bot's identity at
+    its provider (Telegram's bot id from getMe, Discord's bot user id from /users/@me), not
+    the token's text, which a reset changes while the bot stays the same."""
+    return f"{provider.value}:{account_id}"
+
+
 @dataclass(frozen=True)
 class IntegrationSnapshot:
     """What the gateway needs per integration, secrets decrypted, held in memory only."""

@@ -19,6 +19,13 @@ INDEXES = [
     Index(COLLECTION, [("updated_at", 1)]),
     # The refresh loop's query: connected integrations whose token is due.
     Index(COLLECTION, [("status", 1), ("oauth.refresh_at", 1)]),
+    # One bot is one integration (a Telegram bot, a Discord bot user), also when two creates
+    # race: `bot_key` is set while the integration holds the bot, cleared when it lets go.
+    Index(
+        COLLECTION,
+        [("bot_key", 1)],
+        {"unique": True, "partialFilterExpression": {"bot_key": {"$type": "string"}}},
+    ),
 ]
 
 _NO_LEASE = {"oauth.lease_owner": None, "oauth.lease_until": None}
@@ -50,6 +57,30 @@ class IntegrationRepository(TombstoneCollection):
                 "account.id": account_id,
                 "deleted_at": None,
             }
+        )
+
+    async def bot_holder(
+        self, key: str, provider: str, account_id: str, *, besides: str | None = None
+    ) -> Document | None:
+        """The live integration that holds this bot, whichever workspace it is in (not the
+        request's: a bot is one integration everywhere): by `bot_key`, or, for one made
+        before the key was kept, by its bot token's account."""
+        return await self.collection.find_one(
+            {
+                "_id": {"$ne": besides},
+                "deleted_at": None,
+                "status": {"$ne": Status.DISCONNECTED.value},
+                "$or": [
+                    {"bot_key": key},
+                    {
+                        "provider": provider,
+                        "account.id": account_id,
+                        "bot_key": {"$exists": False},
+                        "secrets.bot_token": {"$exists": True},
+                    },
+                ],
+            },
+            {"_id": 1, "workspace_id": 1},
         )
 
     async def of_provider(self, workspace_id: str, provider: str) -> list[str]:

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,8 +195,44 @@ async def test_slack_both_ways_through_the_stand_in(hub: Hub) -> None:
 
 
 async def test_discord_both_ways_through_the_stand_in(hub: Hub) -> None:
-    state = await hub.state()
-    await _both_ways(hub, "discord", {"bot_token": state["discord"]["bot_token"]})
+    """With the state's bot token and public key: messages both ways, and the sandbox's
+    signed interactions verified by the integration (its webhook URL set as the
+    application's Interactions Endpoint URL, as in Discord's Developer Portal)."""
+    discord = (await hub.state())["discord"]
+    assert re.fullmatch(r"[0-9a-f]{64}", discord["public_key"]), discord
+    settings = {"bot_token": discord["bot_token"], "public_key": discord["public_key"]}
+    await _both_ways(hub, "discord", settings)
+    integration = await hub.integration("discord", settings)
+
+    # Discord saves the URL once a signed PING got its PONG (and a forged one a 401).
+    edit = await hub.client.patch(
+        discord["api_base"] + "/applications/@me",
+        json={"interactions_endpoint_url": integration["webhook_url"]},
+        headers={"Authorization": f"Bot {discord['bot_token']}"},
+    )
+    assert edit.status_code == 200, edit.text
+    assert edit.json()["verify_key"] == discord["public_key"]
+    assert (await hub.state())["discord"]["interactions_url"] == integration["webhook_url"]
+
+    user = discord["users"][0]
+    async with hub.tap("hookhub.provider.events") as tap:
+        sent = await hub.post(
+            "/sandbox/api/discord/interactions",
+            {"channel": discord["channels"][0]["id"], "user": user["id"], "command": "deploy",
+             "text": "api"},
+        )  # fmt: skip
+        assert sent["delivered"] == 200, sent
+        assert sent["response"] == {"type": 5}  # deferred: the answer comes from a consumer
+        [event] = await tap.wait_for(
+            lambda v: (
+                v.get("integration_id") == integration["id"]
+                and v.get("event_type") == "application_command"
+            ),
+            timeout=30,
+        )
+    assert event["payload"]["data"]["name"] == "deploy"
+    assert event["payload"]["member"]["user"]["id"] == user["id"]
+    await _second_integration_refused(hub, "discord", discord["bot_token"])
 
 
 async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
@@ -204,6 +241,26 @@ async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
     # hookhub pointed the bot's webhook at itself when the integration was made.
     webhook = (await hub.state())["telegram"]["webhook"]
     assert webhook.startswith(hub.stack.origin + "/api/webhooks/telegram/")
+    # The probe's case: the same bot again, in another workspace, took the webhook (201).
+    await _second_integration_refused(hub, "telegram", state["telegram"]["bot_token"])
+    assert (await hub.state())["telegram"]["webhook"] == webhook
+
+
+async def _second_integration_refused(hub: Hub, provider: str, bot_token: str) -> None:
+    """A second integration of the sandbox's bot, in another workspace: 409 `bot_in_use`,
+    naming neither the first's workspace nor the first."""
+    first = await hub.integration(provider, {})
+    answer = await hub.client.post(
+        "/api/integrations",
+        json={"provider": provider, "workspace_id": "ws_probe", "settings": {"bot_token": bot_token}},
+    )  # fmt: skip
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "bot_in_use"
+    assert "ws_demo" not in error["message"] and first["id"] not in error["message"]
+    assert (await hub.client.get(f"/api/integrations/{first['id']}")).json()["status"] == (
+        "connected"
+    )
 
 
 async def test_a_github_event_from_the_sandbox_reaches_provider_events(hub: Hub) -> None:

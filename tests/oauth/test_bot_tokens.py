@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from typing import Any
 
+import httpx
 import pytest
 
+from services.sandbox.discord import FakeDiscord
+from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sandbox.telegram import FakeTelegram
+from shared.integrations.repository import IntegrationRepository
 from shared.oauth.tokens import NotConnected
 from tests.oauth.flow import keeper, stored
 from tests.support import KafkaTap, RunningService, admin_headers
@@ -19,9 +24,15 @@ _ids = itertools.count(1)
 
 
 async def create(oauth: RunningService, provider: str, **settings: str) -> dict[str, Any]:
+    return await create_in(oauth, provider, "ws_bots", **settings)
+
+
+async def create_in(
+    oauth: RunningService, provider: str, workspace_id: str, **settings: str
+) -> dict[str, Any]:
     answer = await oauth.client.post(
         "/api/integrations",
-        json={"provider": provider, "workspace_id": "ws_bots", "settings": settings},
+        json={"provider": provider, "workspace_id": workspace_id, "settings": settings},
         headers=admin_headers(),
     )
     assert answer.status_code == 201, answer.text
@@ -126,3 +137,161 @@ async def test_a_rejected_bot_token_puts_the_integration_in_error_once(
     )
     assert answer.status_code == 200, answer.text
     assert await tokens.access_token(integration["id"], rejected=token) == fresh
+
+
+# -- one bot, one integration ----------------------------------------------------------------
+
+
+async def attempt(
+    oauth: RunningService, provider: str, workspace_id: str, bot_token: str
+) -> httpx.Response:
+    return await oauth.client.post(
+        "/api/integrations",
+        json={"provider": provider, "workspace_id": workspace_id, "settings": {"bot_token": bot_token}},
+        headers=admin_headers(),
+    )  # fmt: skip
+
+
+def refused_for_the_bot(answer: httpx.Response, *, unnamed: tuple[str, ...]) -> str:
+    """A 409 `bot_in_use` whose message names none of `unnamed` (another workspace, and
+    an integration there): the message."""
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "bot_in_use", error
+    assert "one bot is one integration" in error["message"]
+    for word in unnamed:
+        assert word not in error["message"], error["message"]
+    return str(error["message"])
+
+
+async def test_a_second_integration_of_a_telegram_bot_is_refused_and_the_first_keeps_it(
+    oauth: RunningService, telegram_api: tuple[FakeTelegram, str]
+) -> None:
+    """The probe's case: a second integration took the bot's webhook (201) while the first
+    still said `connected`. Keyed by the bot (getMe's id), not by the token's text."""
+    fake = telegram_api[0]
+    token = new_bot(fake)
+    bot_id = int(token.split(":")[0])
+    first_ws, other_ws = "ws_tg_" + uuid.uuid4().hex[:6], "ws_tg_" + uuid.uuid4().hex[:6]
+    first = await create_in(oauth, "telegram", first_ws, bot_token=token)
+    hooked = fake.webhooks[token]["url"]
+    assert hooked.endswith(first["id"])
+
+    # Same workspace: the holder is named; another workspace: neither it nor its integration.
+    same = refused_for_the_bot(await attempt(oauth, "telegram", first_ws, token), unnamed=())
+    assert first["id"] in same
+    refused_for_the_bot(
+        await attempt(oauth, "telegram", other_ws, token), unnamed=(first_ws, first["id"])
+    )
+    # A reset token of the same bot (the same id, other text) is the same bot.
+    reset = f"{bot_id}:reset-{uuid.uuid4().hex}"
+    fake.add_bot(reset, bot_id, f"bot_token_{bot_id}_bot")
+    refused_for_the_bot(
+        await attempt(oauth, "telegram", other_ws, reset), unnamed=(first_ws, first["id"])
+    )
+    # Nothing was taken: the webhook is the first's, which is connected and alone.
+    assert fake.webhooks[token]["url"] == hooked and reset not in fake.webhooks
+    assert (await stored(oauth, first["id"]))["status"] == "connected"
+    listed = await oauth.client.get(
+        "/api/integrations", params={"workspace_id": other_ws}, headers=admin_headers()
+    )
+    assert listed.json()["data"] == []
+
+    # Changing another integration's settings to this bot is refused the same way.
+    elsewhere = await create_in(oauth, "telegram", other_ws, bot_token=new_bot(fake))
+    moved = await oauth.client.patch(
+        f"/api/integrations/{elsewhere['id']}",
+        json={"settings": {"bot_token": reset}},
+        headers=admin_headers(),
+    )
+    refused_for_the_bot(moved, unnamed=(first_ws, first["id"]))
+    assert (await stored(oauth, elsewhere["id"]))["account"] == elsewhere["account"]
+
+    # Deleting the first frees the bot.
+    deleted = await oauth.client.delete(f"/api/integrations/{first['id']}", headers=admin_headers())
+    assert deleted.status_code == 204, deleted.text
+    second = await attempt(oauth, "telegram", other_ws, reset)
+    assert second.status_code == 201, second.text
+    assert fake.webhooks[reset]["url"].endswith(second.json()["id"])
+
+
+async def test_two_creates_of_one_telegram_bot_at_once_make_one_integration(
+    oauth: RunningService,
+    telegram_api: tuple[FakeTelegram, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Held by a unique index, not only by the look before the insert: both creates have
+    looked (and found the bot free) before either inserts."""
+    fake = telegram_api[0]
+    token = new_bot(fake)
+    both = asyncio.Event()
+    looked: list[str] = []
+    look = IntegrationRepository.bot_holder
+
+    async def bot_holder(self: IntegrationRepository, *args: Any, **kwargs: Any) -> Any:
+        found = await look(self, *args, **kwargs)
+        looked.append(args[0])
+        if len(looked) == 2:
+            both.set()
+        await both.wait()
+        return found
+
+    monkeypatch.setattr(IntegrationRepository, "bot_holder", bot_holder)
+    answers = await asyncio.gather(
+        attempt(oauth, "telegram", "ws_race_" + uuid.uuid4().hex[:6], token),
+        attempt(oauth, "telegram", "ws_race_" + uuid.uuid4().hex[:6], token),
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    [made] = [a.json() for a in answers if a.status_code == 201]
+    refused_for_the_bot(
+        next(a for a in answers if a.status_code == 409), unnamed=(made["workspace_id"],)
+    )
+    # The loser never pointed the bot's webhook at itself.
+    assert fake.webhooks[token]["url"].endswith(made["id"])
+    assert len([c for c in fake.calls if c == (token, "setWebhook")]) == 1
+
+
+async def test_a_second_integration_of_a_discord_bot_is_refused_in_any_workspace(
+    oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
+) -> None:
+    """The probe's case: one bot token in two workspaces brought one server's messages to
+    both. Keyed by the bot user (/users/@me), not by the token's text."""
+    discord = providers["discord"]
+    assert isinstance(discord, FakeDiscord)
+    n = next(_ids)
+    user_id, app_id = f"14000000000000{n:05d}", f"14100000000000{n:05d}"
+    token = f"MTQw{n}.Gbot.one-bot-one-integration-{uuid.uuid4().hex}"
+    discord.add_bot(token, user_id, f"bot{n}", app_id)
+    first_ws, other_ws = "ws_dc_" + uuid.uuid4().hex[:6], "ws_dc_" + uuid.uuid4().hex[:6]
+    first = await create_in(oauth, "discord", first_ws, bot_token=token)
+    assert first["account"]["id"] == user_id
+
+    assert first["id"] in refused_for_the_bot(
+        await attempt(oauth, "discord", first_ws, token), unnamed=()
+    )
+    refused_for_the_bot(
+        await attempt(oauth, "discord", other_ws, token), unnamed=(first_ws, first["id"])
+    )
+    reset = f"MTQw{n}.Greset.{uuid.uuid4().hex}"
+    discord.add_bot(reset, user_id, f"bot{n}", app_id)
+    refused_for_the_bot(
+        await attempt(oauth, "discord", other_ws, reset), unnamed=(first_ws, first["id"])
+    )
+    # A Discord integration without a bot (a public key only) holds no bot.
+    keyed = await create_in(oauth, "discord", other_ws, public_key="cd" * 32)
+    moved = await oauth.client.patch(
+        f"/api/integrations/{keyed['id']}",
+        json={"settings": {"bot_token": reset}},
+        headers=admin_headers(),
+    )
+    refused_for_the_bot(moved, unnamed=(first_ws, first["id"]))
+
+    deleted = await oauth.client.delete(f"/api/integrations/{first['id']}", headers=admin_headers())
+    assert deleted.status_code == 204, deleted.text
+    moved = await oauth.client.patch(
+        f"/api/integrations/{keyed['id']}",
+        json={"settings": {"bot_token": reset}},
+        headers=admin_headers(),
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["account"]["id"] == user_id

@@ -10,11 +10,16 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -31,6 +36,8 @@ from services.sandbox.discord import (
     FakeDiscord,
 )
 from services.sandbox.oauth_server import REDIRECT_URI
+from shared.providers.base import InboundRequest, SignatureInvalid
+from shared.providers.discord.webhooks import WEBHOOKS
 from tests.support import serve
 
 TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAx.fake.bot-token"
@@ -511,3 +518,69 @@ async def test_reconnect_acks_and_the_heartbeat_deadline(
         assert await closed_with(ws) == 4009
         assert 1.0 < time.monotonic() - started < 3.0
     assert fake.connections == 0
+
+
+# -- interactions ------------------------------------------------------------------------------
+
+
+def _endpoint(public_key: str | None, seen: list[dict[str, Any]]) -> Starlette:
+    """An Interactions Endpoint: with `public_key`, verified as the gateway verifies Discord's
+    requests (shared/providers/discord/webhooks.py); without, it trusts everything."""
+
+    async def interactions(request: Request) -> Response:
+        inbound = InboundRequest(
+            {k.lower(): v for k, v in request.headers.items()},
+            await request.body(),
+            datetime.now(UTC),
+        )
+        if public_key is not None:
+            try:
+                WEBHOOKS.verify(inbound, {"public_key": public_key}, inbound.received_at)
+            except SignatureInvalid:
+                return PlainTextResponse("invalid request signature", 401)
+        parsed = WEBHOOKS.parse(inbound)
+        seen.append(dict(parsed.payload))
+        assert parsed.reply is not None
+        return JSONResponse(parsed.reply.body, parsed.reply.status)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[Route("/healthz", healthz), Route("/interactions", interactions, methods=["POST"])]
+    )
+
+
+async def test_interactions_are_signed_as_discord_signs_them(
+    fake: FakeDiscord, api: httpx.AsyncClient
+) -> None:
+    """The application's `verify_key` checks what the fake sends (Ed25519 over the
+    timestamp and the body); an Interactions Endpoint URL is saved only once it answered a
+    signed PING with a PONG and refused a forged one, as Discord checks it."""
+    public_key = (await api.get("/oauth2/applications/@me")).json()["verify_key"]
+    assert public_key == fake.bots[TOKEN].public_key and len(bytes.fromhex(public_key)) == 32
+    seen: list[dict[str, Any]] = []
+    async with serve(_endpoint(None, seen), probe="/healthz") as careless:
+        refused = await api.patch(
+            "/applications/@me",
+            json={"interactions_endpoint_url": careless.base_url + "/interactions"},
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errors"]["interactions_endpoint_url"]["_errors"][0]["code"] == (
+            "APPLICATION_INTERACTIONS_ENDPOINT_URL_INVALID"
+        )
+    assert fake.bots[TOKEN].interactions_endpoint_url is None
+    seen.clear()
+    async with serve(_endpoint(public_key, seen), probe="/healthz") as endpoint:
+        url = endpoint.base_url + "/interactions"
+        saved = await api.patch("/applications/@me", json={"interactions_endpoint_url": url})
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["interactions_endpoint_url"] == url
+        assert [s["type"] for s in seen] == [1]  # the PING; the forged one never got in
+        status, answer = await fake.interact(TOKEN, CHANNEL, ADA, "deploy", {"text": "api"})
+    assert (status, answer) == (200, {"type": 5})
+    command = seen[-1]
+    assert command["type"] == 2 and command["application_id"] == APP_ID
+    assert command["data"]["name"] == "deploy"
+    assert command["data"]["options"] == [{"name": "text", "type": 3, "value": "api"}]
+    assert command["channel_id"] == CHANNEL and command["member"]["user"]["id"] == ADA

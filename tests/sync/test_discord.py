@@ -22,7 +22,7 @@ from services.sandbox.discord import (
 )
 from shared.produce import PartitionProducer
 from tests.support import admin_headers
-from tests.sync.conftest import World, connect, in_channel, until
+from tests.sync.conftest import DISCORD_BOT_ID, World, connect, in_channel, until
 
 ADA = "1300000000000000001"
 
@@ -140,6 +140,42 @@ async def test_discord_messages_reach_the_chat_with_replies_edits_and_deletes(
     await discord.user_bulk_deletes(external, [third["id"], fourth["id"]])
     gone = await chat.received(in_channel(channel, "message.deleted"), count=3)
     assert {g["source"]["external_message_id"] for g in gone} >= {third["id"], fourth["id"]}
+
+
+async def test_a_reply_to_a_reply_is_in_the_thread_of_the_chains_first_message(
+    world: World,
+) -> None:
+    """Threads are flat (SPEC §8): a Discord reply to a reply comes to the chat in the
+    thread of the chain's first message, and the chat's answer in that thread (or naming
+    the reply as its thread) goes out as a reply to that first message."""
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+
+    first = await discord.user_sends(external, ADA, "is the deploy done?")
+    [received] = await chat.received(in_channel(channel))
+    reply = await discord.user_sends(external, ADA, "which one?", reply_to=first["id"])
+    answer = await discord.user_sends(external, ADA, "the API", reply_to=reply["id"])
+    got = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v, count=2)
+    by_source = {v["source"]["external_message_id"]: v for v in got}
+    assert by_source[reply["id"]]["thread_id"] == received["id"]
+    assert by_source[answer["id"]]["thread_id"] == received["id"]  # not the reply's id
+
+    def bot_replies() -> list[dict[str, Any]]:
+        return [m for m in discord.messages(external) if m["author"]["id"] == DISCORD_BOT_ID]
+
+    for n, thread in enumerate((received["id"], by_source[answer["id"]]["id"]), start=1):
+        await chat.publish(
+            "message.created",
+            {"message_id": f"dflat{n}", "channel_id": channel, "text": "ok", "thread_id": thread},
+        )
+
+        def answered(count: int = n) -> bool:
+            return len(bot_replies()) == count
+
+        await until(answered, what=f"the chat's answer {n}")
+        assert bot_replies()[-1]["message_reference"]["message_id"] == first["id"]
 
 
 async def test_a_dropped_connection_is_resumed_with_nothing_lost_or_doubled(

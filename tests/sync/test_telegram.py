@@ -201,3 +201,41 @@ async def test_a_chat_message_waits_for_the_inbound_copy_it_names(
     )
     await until(lambda: slack.posts(external), what="the later message on Slack")
     assert [p["text"] for p in slack.posts(external)] == ["later"]
+
+
+async def test_a_reply_to_a_reply_is_in_the_thread_of_the_chains_first_message(
+    world: World,
+) -> None:
+    """Threads are flat (SPEC §8): in Telegram Bob answers Ada's reply, not her first
+    message; the chat gets it in the thread of that first message, and the chat's answer
+    in that thread (or naming the reply as its thread) replies to the first message."""
+    telegram, chat = world.telegram, world.chat
+    chat_id, channel = await world.telegram_pair()
+    bob = {"id": 4002, "first_name": "Bob", "username": "bob"}
+
+    await telegram.user_sends(chat_id, ADA, "is the deploy done?", token=TELEGRAM_TOKEN)
+    [first] = await chat.received(in_channel(channel))
+    first_id = int(first["source"]["external_message_id"])
+    await telegram.user_sends(chat_id, bob, "which one?", reply_to=first_id, token=TELEGRAM_TOKEN)
+    [reply] = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
+    reply_id = int(reply["source"]["external_message_id"])
+    await telegram.user_sends(chat_id, ADA, "the API", reply_to=reply_id, token=TELEGRAM_TOKEN)
+    [answer] = await chat.received(lambda v: in_channel(channel)(v) and v["text"] == "the API")
+    assert reply["thread_id"] == first["id"]
+    assert answer["thread_id"] == first["id"]  # not the reply it answered
+
+    def replies() -> list[dict[str, Any]]:
+        return [p for p in telegram.sent() if int(p["chat_id"]) == chat_id]
+
+    # The chat answers in the thread it shows, then names the reply to a reply as thread.
+    for n, thread in enumerate((answer["thread_id"], answer["id"]), start=1):
+        await chat.publish(
+            "message.created",
+            {"message_id": f"flat{n}", "channel_id": channel, "text": "ok", "thread_id": thread},
+        )
+
+        def answered(count: int = n) -> bool:
+            return len(replies()) == count
+
+        await until(answered, what=f"the chat's answer {n}")
+        assert replies()[-1]["reply_parameters"]["message_id"] == first_id

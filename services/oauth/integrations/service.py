@@ -1,5 +1,6 @@
 """Integration logic: settings checks, encryption of secrets, the Telegram bot handshake and
-the Slack bot token check, disconnecting (revocation at the provider, tokens forgotten,
+the Slack and Discord bot token checks, one integration per bot (409 `bot_in_use`),
+disconnecting (revocation at the provider, tokens forgotten,
 `integration.disconnected`)."""
 
 from __future__ import annotations
@@ -8,15 +9,19 @@ import contextlib
 import secrets
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUpdate, Revocation
 from services.oauth.revocations.service import Revoker
 from shared import tenancy
 from shared.crypto import SecretBox
 from shared.envelopes import Topic
-from shared.errors import Invalid, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.integrations.model import (
+    BOT_PROVIDERS,
     Provider,
     Status,
+    bot_key,
     check_settings,
     integration_event,
     new_integration,
@@ -80,7 +85,7 @@ class IntegrationService:
         integration_id = doc["_id"]
         if body.provider is Provider.TELEGRAM:
             values.setdefault("secret_token", secrets.token_urlsafe(32))
-            doc["account"] = await self._connect_telegram(integration_id, values)
+            doc["account"] = await self._telegram_bot(values["bot_token"])
         elif body.provider is Provider.SLACK and "bot_token" in values:
             doc["account"] = await self._connect_slack(values["bot_token"])
         elif body.provider is Provider.DISCORD and "bot_token" in values:
@@ -88,22 +93,85 @@ class IntegrationService:
         elif body.provider is Provider.GOOGLE:
             doc["status"] = Status.PENDING.value  # OAuth only: connected by the callback
         doc["secrets"] = self._seal(values)
-        await self._repository.insert(doc)
+        key = await self._bot_free(body.provider, doc["account"], body.workspace_id)
+        if key is not None:
+            doc["bot_key"] = key
+        try:
+            await self._repository.insert(doc)
+        except DuplicateKeyError as exc:  # another create of the same bot won the race
+            raise self._bot_taken(body.provider, doc["account"], None) from exc
+        if body.provider is Provider.TELEGRAM:
+            # Only once the bot is this integration's: setWebhook is what takes its updates.
+            try:
+                await self._point_webhook(integration_id, values)
+            except BaseException:
+                await self._repository.soft_delete(integration_id, bot_key=None, secrets={})
+                raise
         if body.is_default:
             await self._repository.clear_default(
                 doc["provider"], body.workspace_id, keep=integration_id
             )
         return doc
 
-    async def _connect_telegram(
-        self, integration_id: str, values: dict[str, str]
-    ) -> dict[str, Any]:
-        """Check the token with getMe, then point the bot's webhook at our URL and secret."""
-        bot = await self._telegram.get_me(values["bot_token"])
+    async def _bot_free(
+        self,
+        provider: Provider,
+        account: dict[str, Any] | None,
+        workspace_id: str,
+        besides: str | None = None,
+    ) -> str | None:
+        """The `bot_key` this integration is to hold, once no other holds the bot (409
+        otherwise); None for an integration without a bot of its own."""
+        if provider not in BOT_PROVIDERS or not account or not account.get("id"):
+            return None
+        key = bot_key(provider, str(account["id"]))
+        holder = await self._repository.bot_holder(
+            key, provider.value, str(account["id"]), besides=besides
+        )
+        if holder is not None:
+            same = holder["workspace_id"] == workspace_id
+            raise self._bot_taken(provider, account, str(holder["_id"]) if same else None)
+        return key
+
+    @staticmethod
+    def _bot_taken(
+        provider: Provider, account: dict[str, Any] | None, same_workspace: str | None
+    ) -> Conflict:
+        """409 naming the bot and why, and the other integration only when it is in the
+        same workspace: another workspace is never named."""
+        account = account or {}
+        name = account.get("name")
+        bot = f"{'@' + name if name else 'bot'} (id {account.get('id')})"
+        where = (
+            f"integration {same_workspace} of this workspace"
+            if same_workspace
+            else "another hookhub integration"
+        )
+        title = "Telegram" if provider is Provider.TELEGRAM else "Discord"
+        # Telegram sends a bot's updates to one webhook; a Discord bot's Gateway carries
+        # every server it is in: a second integration would take them or get them twice.
+        fix = (
+            "make another bot with @BotFather"
+            if provider is Provider.TELEGRAM
+            else "make another application with a bot in the Developer Portal"
+        )
+        return Conflict(
+            f"the {title} bot {bot} is already connected to {where}: one bot is one "
+            f"integration. Map more channels on that integration, delete it to free the "
+            f"bot, or {fix}",
+            code="bot_in_use",
+        )
+
+    async def _telegram_bot(self, bot_token: str) -> dict[str, Any]:
+        """The account of a bot token, checked with getMe."""
+        bot = await self._telegram.get_me(bot_token)
+        return {"id": str(bot.id), "name": bot.username}
+
+    async def _point_webhook(self, integration_id: str, values: dict[str, str]) -> None:
+        """Point the bot's webhook at our URL and secret (this takes the bot's updates)."""
         url = webhook_url(self._public_url, Provider.TELEGRAM, integration_id)
         assert url is not None
         await self._telegram.set_webhook(values["bot_token"], url, values["secret_token"])
-        return {"id": str(bot.id), "name": bot.username}
 
     async def _connect_slack(self, bot_token: str) -> dict[str, Any]:
         """Check a hand-installed app's bot token with auth.test; the account it names."""
@@ -179,7 +247,15 @@ class IntegrationService:
                         "connect it again",
                         code="missing_setting",
                     )
-                fields["account"] = await self._connect_telegram(integration_id, merged)
+                fields["account"] = await self._telegram_bot(merged["bot_token"])
+                await self._claim_bot(current, fields["account"])
+                try:
+                    await self._point_webhook(integration_id, merged)
+                except BaseException:
+                    await self._repository.update(
+                        integration_id, {"bot_key": current.get("bot_key")}
+                    )
+                    raise
                 fields["status"] = Status.CONNECTED.value  # a new bot token reconnects
             if provider is Provider.SLACK and "bot_token" in values:
                 fields["account"] = await self._connect_slack(values["bot_token"])
@@ -187,6 +263,7 @@ class IntegrationService:
                 fields["last_error"] = None
             if provider is Provider.DISCORD and "bot_token" in values:
                 fields["account"] = await self._connect_discord(values["bot_token"])
+                await self._claim_bot(current, fields["account"])
                 fields["status"] = Status.CONNECTED.value
                 fields["last_error"] = None
             for name, sealed in self._seal(values).items():
@@ -200,13 +277,30 @@ class IntegrationService:
             )
         return updated
 
+    async def _claim_bot(self, current: Document, account: dict[str, Any]) -> None:
+        """The bot an integration's new bot token names becomes this integration's, unless
+        another holds it (409, and nothing changed)."""
+        provider = Provider(current["provider"])
+        key = await self._bot_free(
+            provider, account, current["workspace_id"], besides=str(current["_id"])
+        )
+        if key is None or key == current.get("bot_key"):
+            return
+        try:
+            await self._repository.update(str(current["_id"]), {"bot_key": key})
+        except DuplicateKeyError as exc:
+            raise self._bot_taken(provider, account, None) from exc
+
     async def delete(self, integration_id: str) -> None:
         current = await self._repository.get(integration_id)
         if current is None:
             raise NotFound(f"integration {integration_id} not found")
         if current["status"] in (Status.CONNECTED, Status.ERROR) or current.get("tokens"):
             await self.disconnect(integration_id)  # revoke first: a deleted grant stays dead
-        await self._repository.soft_delete(integration_id, secrets={}, tokens={}, oauth={})
+        # The bot is free again (bot_key cleared) for another integration.
+        await self._repository.soft_delete(
+            integration_id, secrets={}, tokens={}, oauth={}, bot_key=None
+        )
 
     async def disconnect(self, integration_id: str) -> tuple[Document, Revocation]:
         """Revoke at the provider (or leave it to the retry loop when it cannot be reached),
@@ -215,7 +309,12 @@ class IntegrationService:
         if current is None:
             raise NotFound(f"integration {integration_id} not found")
         stored = {k: self._box.decrypt(v) for k, v in (current.get("tokens") or {}).items()}
-        fields: dict[str, Any] = {"status": Status.DISCONNECTED.value, "tokens": {}, "oauth": {}}
+        fields: dict[str, Any] = {
+            "status": Status.DISCONNECTED.value,
+            "tokens": {},
+            "oauth": {},
+            "bot_key": None,  # it receives nothing now: the bot may be another's
+        }
         if current["provider"] == Provider.TELEGRAM and "bot_token" in current["secrets"]:
             # The bot token is the connection: deleteWebhook with it, then forget it.
             stored = {"bot_token": self._box.decrypt(current["secrets"]["bot_token"])}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,8 +184,16 @@ class Inbound:
             for item in items
             if item.change.external_thread_id
         ]
-        known = await self._map.by_ids(wanted)
-        known.update({i: self._writing[i] for i in wanted if i in self._writing})
+        known = await self._lookup(wanted)
+        # Threads are flat: a reply to a reply is in the thread of the chain's first
+        # message, which its parent's copy names (`external_thread_id`). Those roots are
+        # read too, in one more read, only for a batch with a reply to a reply.
+        roots = {
+            item.copy_id(root)
+            for item in items
+            if (root := self._root(item, known)) and root != item.change.external_thread_id
+        }
+        known.update(await self._lookup(roots - known.keys()))
         envelopes: list[Encoded] = []
         done: list[Item] = []
         copies: list[Copy] = []
@@ -203,7 +211,7 @@ class Inbound:
             envelopes.append(envelope)
             done.append(item)
             if item.change.kind == "created":
-                copy = self._copy(item, envelope.id)
+                copy = self._copy(item, envelope.id, self._root(item, known))
                 copies.append(copy)
                 known[copy.id] = copy  # an edit of it later in this batch finds it
         # The copies are written once the envelopes are published, never before or while:
@@ -228,6 +236,13 @@ class Inbound:
             if item.change.kind == "created":  # a message brought in (not an edit, a delete)
                 self._usage.count(item.integration.workspace_id, "messages_synced")
         return done, written
+
+    async def _lookup(self, ids: Iterable[str]) -> dict[str, Copy]:
+        """Copies by id: from the map, and those this process is writing."""
+        wanted = list(ids)
+        known = await self._map.by_ids(wanted)
+        known.update({i: self._writing[i] for i in wanted if i in self._writing})
+        return known
 
     def _brought_in(self, item: Item, known: dict[str, Copy], replayed: bool) -> bool:
         """Whether this new message is in the chat already: brought in by this process
@@ -342,10 +357,25 @@ class Inbound:
             return False
         return item.provider.is_own(item.change, identity)
 
+    @staticmethod
+    def _root(item: Item, known: dict[str, Copy]) -> str | None:
+        """The provider id of the message that started the reply chain this message is in
+        (None for a message that replies to nothing): threads are flat (SPEC §8), so a
+        reply to a reply is in its parent's thread. The parent's copy names that thread's
+        root; a parent the map does not hold (written before the mapping) is the root."""
+        parent_id = item.change.external_thread_id
+        if not parent_id or parent_id == item.change.external_message_id:
+            return None
+        parent = known.get(item.copy_id(parent_id))
+        if parent is not None and parent.external_thread_id not in (None, parent_id):
+            return parent.external_thread_id
+        return parent_id
+
     def _thread(self, item: Item, known: dict[str, Copy]) -> str | None:
-        """The chat's id of the thread's root (SPEC §8 "Threads")."""
-        root_id = item.change.external_thread_id
-        if not root_id or root_id == item.change.external_message_id:
+        """The chat's id of the thread's root (SPEC §8 "Threads"): its `message_id` if the
+        chat named it, else the id of its `message.received` envelope."""
+        root_id = self._root(item, known)
+        if root_id is None:
             return None
         root = known.get(item.copy_id(root_id))
         if root is not None and root.chat_id:
@@ -354,7 +384,9 @@ class Inbound:
             item.provider.name, item.account, item.change.external_channel_id, root_id
         )
 
-    def _copy(self, item: Item, envelope_id: str) -> Copy:
+    def _copy(self, item: Item, envelope_id: str, root: str | None) -> Copy:
+        """The copy of a message brought in; `external_thread_id`: its chain's first
+        message (a reply to this reply finds the root there)."""
         return Copy.new(
             workspace_id=item.integration.workspace_id,
             channel_id=item.mapping.channel_id,
@@ -363,7 +395,7 @@ class Inbound:
             mapping_id=item.mapping.id,
             external_channel_id=item.change.external_channel_id,
             external_message_id=item.change.external_message_id,
-            external_thread_id=item.change.external_thread_id,
+            external_thread_id=root,
             origin="inbound",
             inbound_id=envelope_id,
         )
