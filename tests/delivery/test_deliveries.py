@@ -491,6 +491,20 @@ async def test_events_no_consumer_could_carry_are_refused_with_where(
         assert answer.status_code == 422, answer.text
         [detail] = answer.json()["error"]["details"]
         assert detail["loc"] == ["body", "data"] and where in detail["message"], answer.text
+    # Nested past what a JSON parser follows, it is refused as too deep too (once "There
+    # was an error parsing the body").
+    for opening, closing in ((b"[", b"]"), (b'{"a":', b"}")):
+        body = b'{"data": ' + opening * 100_000 + b"1" + closing * 100_000 + b"}"
+        answer = await delivery.client.post(
+            "/api/events",
+            content=body,
+            headers={**admin_headers(), "content-type": "application/json"},
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == {
+            "code": "too_deep",
+            "message": "the body is nested deeper than 64 levels",
+        }
     fine = {"n": 2**63 - 1, "deep": deep["a"]["a"]}  # 64 levels, data included
     answer = await delivery.client.post(
         "/api/events",

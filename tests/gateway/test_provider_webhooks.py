@@ -389,12 +389,14 @@ async def test_a_signed_body_nested_past_the_limit_is_refused_not_published(
     def nested(marker: str, depth: int) -> signing.Signed:
         """A valid body of the provider's with a value `depth` levels deep added."""
         body = case.valid(marker).body.rstrip()
-        value = b'{"a":' * depth + b"1" + b"}" * depth
+        value = b"[" * depth + b"1" + b"]" * depth
         return _resign(provider, case, body[:-1] + b', "x": ' + value + b"}")
 
-    answer = await post(gateway, path_of(doc), nested(uuid.uuid4().hex[:12], 300))
-    assert answer.status_code == 400, answer.text
-    assert "nested deeper than 64 levels" in answer.json()["error"]["message"]
+    # 100,000 levels: past what any parser follows (once "body is not valid UTF-8 JSON").
+    for depth in (300, 100_000):
+        answer = await post(gateway, path_of(doc), nested(uuid.uuid4().hex[:12], depth))
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["message"] == "body is nested deeper than 64 levels"
     # Just inside the limit, the same body is taken.
     marker = uuid.uuid4().hex[:12]
     assert (await post(gateway, path_of(doc), nested(marker, 60))).status_code == 200
