@@ -121,3 +121,17 @@ async def test_a_json_body_under_another_content_type_gets_415_saying_so(
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert sent.status_code == 200, sent.text
+
+
+@pytest.mark.parametrize("field", ["workspace_id", "target_channel_id"])
+async def test_ids_with_unseen_characters_are_refused_naming_the_field(
+    gateway: RunningService, field: str
+) -> None:
+    """Once stored (201): the chat channel every post of the hook then went to."""
+    body = {"workspace_id": "ws_ids", "target_channel_id": "ch_ids", field: "ch\u202e\x00"}
+    answer = await gateway.client.post("/api/incoming-webhooks", json=body, headers=admin_headers())
+    assert answer.status_code == 422, answer.text
+    [detail] = answer.json()["error"]["details"]
+    assert detail["loc"] == ["body", field]
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 2" in detail["message"]
+
