@@ -104,7 +104,7 @@ def isoformat(moment: datetime) -> str:
 # space makes two ids that look one. Every id a provider makes fits (Slack `C0…`, Discord
 # snowflakes, Telegram's `-100…`, Jira's `PROJ-1`, GitHub's `owner/repo`), and so do ids in
 # any script. The rule is the Unicode general categories below (surrogates included, which
-# no UTF-8 text can hold); docs/api.md ("Ids") states it for users.
+# no UTF-8 text can hold); docs/api.md ("Requests and resources") states it for users.
 
 MAX_ID_LENGTH = 200
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
