@@ -4,11 +4,12 @@
 (`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
 both ways (a service's early answer is relayed while the body still comes), and aggregates
 `/readyz` and `/openapi.json` across the services. What it refuses itself: paths a hop
-could resolve into another (dot and empty segments), header values that are not UTF-8,
-and clients too slow to send their request (docs/operations.md, "The single origin"). It also
-serves the AsyncAPI document of the Kafka topics (`/asyncapi.json`, and as a page at
-`/asyncapi`: services/asyncapi) and the operator console's static files (`/`, `/portal`,
-`/console/*`: services/console).
+could resolve into another (dot and empty segments), and clients too slow to send their
+request (docs/operations.md, "The single origin"). A header value that is not UTF-8 is
+left out and named to the service, which refuses it only if it reads it
+(shared.http.headers). It also serves the AsyncAPI document of the Kafka topics
+(`/asyncapi.json`, and as a page at `/asyncapi`: services/asyncapi) and the operator
+console's static files (`/`, `/portal`, `/console/*`: services/console).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from yarl import URL
 from services.asyncapi import asyncapi_document, render_html
 from services.console import SECURITY_HEADERS, console_routes
 from shared.http.errors import ERROR_SCHEMA_REF
+from shared.http.headers import UNDECODABLE_HEADERS
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -78,6 +80,7 @@ _HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
+_UNDECODABLE = UNDECODABLE_HEADERS.encode()
 # The edge's own server writes one of each on every answer; the service's are left out.
 _NOT_RELAYED = _HOP_BY_HOP | {b"date", b"server"}
 
@@ -121,18 +124,24 @@ def _ambiguous(path: str) -> bool:
 
 
 def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
+    """The headers the service is sent: the client's, less hop-by-hop ones. A value that is
+    not UTF-8 (legal in HTTP, and which the client library can only write as UTF-8 text)
+    is left out and its name put in `hookhub-undecodable-headers`, for the service to
+    refuse if it reads it; the same header from a client is not passed on."""
     headers: list[tuple[str, str]] = []
+    undecodable: list[str] = []
     for name, value in scope["headers"]:
-        if name in _HOP_BY_HOP:
+        if name in _HOP_BY_HOP or name == _UNDECODABLE:
             continue
+        # Names are tokens (httptools refuses others), hence ASCII.
         try:
             # Whitespace around a value is not part of it (RFC 9110 5.5); httptools keeps
             # what trails it, and the client library on the way to the service refuses it.
             headers.append((name.decode("ascii"), value.strip(b" \t").decode("utf-8")))
         except UnicodeDecodeError:
-            raise _Refused(
-                400, "bad_request", f"the value of the {name.decode('latin-1')} header is not UTF-8"
-            ) from None
+            undecodable.append(name.decode("ascii"))
+    if undecodable:
+        headers.append((UNDECODABLE_HEADERS, ", ".join(dict.fromkeys(undecodable))))
     return headers
 
 

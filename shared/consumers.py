@@ -295,8 +295,10 @@ async def _decoded(
             items.append(_Item(record, model.model_validate_json(record.value or b"")))
         except ValidationError as exc:
             await runtime.dead_letters.send(record, purpose, "undecodable", str(exc))
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
             log.warning(
-                "envelope_invalid", error=exc.errors()[0]["msg"], **_context(record, purpose)
+                "envelope_invalid", error=f"{where}: {first['msg']}", **_context(record, purpose)
             )
     return items
 

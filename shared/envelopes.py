@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from shared import jsonlimits
-from shared.ids import new_id, utcnow
+from shared.ids import PrintableId, id_problem, new_id, utcnow
 from shared.text import printable
 
 if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it that way
@@ -57,7 +57,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: PrintableId
 
     def to_kafka(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -71,10 +71,21 @@ class ChatEvent(Envelope):
     """`hookhub.chat.events`: the chat product's own events, keyed by channel (or workspace)."""
 
     type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=200)
-    workspace_id: str = Field(min_length=1)
+    workspace_id: PrintableId
     occurred_at: datetime
     actor: dict[str, Any] | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _channel_routed_by(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """`data.channel_id` keys the event's partition and finds its mappings: an id by
+        the same rule as the others (shared.ids)."""
+        channel = data.get("channel_id")
+        problem = id_problem(channel) if isinstance(channel, str) else None
+        if problem is not None:
+            raise ValueError(f"data.channel_id {problem}")
+        return data
 
     @field_validator("actor", "data")
     @classmethod

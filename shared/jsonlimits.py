@@ -43,6 +43,12 @@ def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
     return bool(nesting)
 
 
+def nested_too_deep(what: str) -> str:
+    """What a user is told of a document nested past `MAX_DEPTH`: whether the nesting was
+    measured, or was so deep that a parser gave up on it (a RecursionError) before."""
+    return f"{what} is nested deeper than {MAX_DEPTH} levels"
+
+
 def problem(value: Any, where: str, limit: int = MAX_DEPTH) -> str | None:
     """What makes the decoded JSON `value` one hookhub does not take, or None: nesting over
     `limit`, or an integer outside 64 bits (`where` names `value` in the message, and the

@@ -32,6 +32,8 @@ from shared.errors import Forbidden, NotFound
 T = TypeVar("T")
 
 _workspace: ContextVar[str | None] = ContextVar("hookhub_tenancy_workspace", default=None)
+# What the confined caller is, as a refusal names it: a key, a portal session.
+_acting_as: ContextVar[str] = ContextVar("hookhub_tenancy_acting_as", default="key")
 # The workspace of the first document the current request found (a list of at most
 # one, filled in place); None outside a request that is watched.
 _touched: ContextVar[list[str] | None] = ContextVar("hookhub_tenancy_touched", default=None)
@@ -47,8 +49,14 @@ def current() -> str | None:
     return _workspace.get()
 
 
-def enter(workspace_id: str | None) -> None:
+def acting_as() -> str:
+    """What the confined caller is, for a refusal's words: `key` or `portal session`."""
+    return _acting_as.get()
+
+
+def enter(workspace_id: str | None, acting_as: str = "key") -> None:
     _workspace.set(workspace_id)
+    _acting_as.set(acting_as)
 
 
 def narrow(query: dict[str, Any]) -> dict[str, Any]:
@@ -96,5 +104,6 @@ def may_create_in(workspace_id: object) -> None:
     """403 when the request is confined to another workspace than `workspace_id`."""
     if not visible(workspace_id):
         raise OtherWorkspace(
-            f"this key acts in workspace {_workspace.get()} only, not in {workspace_id}"
+            f"this {_acting_as.get()} acts in workspace {_workspace.get()} only, "
+            f"not in {workspace_id}"
         )

@@ -21,6 +21,7 @@ from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.limits import max_body
 from shared.http.pagination import Page, PageDep
+from shared.ids import MAX_ID_LENGTH, id_pattern, id_problem
 
 router = APIRouter(tags=["imports"], dependencies=[Authenticated], responses=MANAGEMENT_ERRORS)
 
@@ -60,7 +61,12 @@ async def import_from_api(
                         "type": "object",
                         "required": ["workspace_id", "file"],
                         "properties": {
-                            "workspace_id": {"type": "string"},
+                            "workspace_id": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_ID_LENGTH,
+                                "pattern": id_pattern(),
+                            },
                             "source": {
                                 "type": "string",
                                 "enum": list(EXPORTS),
@@ -102,8 +108,11 @@ async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
     )
     try:
         workspace_id = upload.fields.get("workspace_id", "").strip()
-        if not workspace_id or len(workspace_id) > 200:
+        if not workspace_id:
             raise Invalid("workspace_id is required", code="invalid_request")
+        problem = id_problem(workspace_id)
+        if problem is not None:
+            raise Invalid(f"workspace_id {problem}", code="invalid_request")
         tenancy.may_create_in(workspace_id)
         form = ExportForm(
             source=_source(upload.fields.get("source")),

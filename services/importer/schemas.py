@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.ids import PrintableId
 from shared.mongo import Document
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+ExternalId = PrintableId
 ChannelMap = dict[
     Annotated[str, StringConstraints(min_length=1, max_length=200)],
-    Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s]+$")],
+    PrintableId,
 ]
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 

@@ -61,6 +61,8 @@ class Caller:
 
 
 ADMIN = Caller(kind="admin", id="admin", workspace_id=None, can_write=True)
+# How refusals name the caller (`this key …`, `this portal session …`).
+_NAMED = {"admin": "admin token", "key": "key", "portal": "portal session"}
 
 
 class Access:
@@ -122,7 +124,19 @@ def permit(caller: Caller, method: str, *, admin_only: bool) -> None:
             "only the admin token can do this: it belongs to no workspace", code="admin_only"
         )
     if method not in READS and not caller.can_write:
-        raise Forbidden("this key can only read", code="read_only")
+        raise Forbidden(
+            _PORTAL_READ_ONLY if caller.kind == "portal" else _KEY_READ_ONLY, code="read_only"
+        )
+
+
+# What a `read` caller is told of a change: what it is, and what would make the change.
+_KEY_READ_ONLY = (
+    'this key can only read (its scopes are ["read"]): a change needs a key with the write scope'
+)
+_PORTAL_READ_ONLY = (
+    "this portal session can only read (it was opened read-only): a change needs a portal "
+    "session opened without read_only"
+)
 
 
 def access_of(app: Any) -> Access:
@@ -141,7 +155,7 @@ async def authenticate(
         caller = await access.identify(credentials.scheme, credentials.credentials)
     permit(caller, request.method, admin_only=False)
     request.state.caller = caller
-    tenancy.enter(caller.workspace_id)
+    tenancy.enter(caller.workspace_id, acting_as=_NAMED[caller.kind])
     return caller
 
 

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared import jsonlimits
 from shared.errors import HookhubError
 from shared.mongo import UNAVAILABLE_ERRORS
 
@@ -168,6 +169,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):
+            # FastAPI's "There was an error parsing the body", for a JSON body nested past
+            # what the standard library's parser follows: it is too deep, and said so.
+            return error_response(400, "too_deep", jsonlimits.nested_too_deep("the body"))
         code = _STATUS_CODES.get(exc.status_code, "error")
         return error_response(
             exc.status_code, code, str(exc.detail), dict(exc.headers) if exc.headers else None

@@ -30,6 +30,7 @@ from shared.http.errors import (
     error_response,
     response_for,
 )
+from shared.http.headers import RequestHeaders
 from shared.http.telemetry import RequestTelemetry
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class IngressRequest:
     """The parts of a request a webhook receiver reads, taken straight from the ASGI scope.
 
     `headers` has lower-case names (ASGI guarantees it); a repeated header keeps its first
-    value, as Starlette's `Headers.get` does.
+    value, as Starlette's `Headers.get` does; a value is decoded from UTF-8 when it is read,
+    and one that is not UTF-8 is a 400 only then (shared.http.headers).
     """
 
     __slots__ = ("_query", "_receive", "_scope", "app", "headers", "path_params")
@@ -56,10 +58,7 @@ class IngressRequest:
     ) -> None:
         self.app = app
         self.path_params = path_params
-        self.headers: dict[str, str] = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(scope["headers"])
-        }
+        self.headers = RequestHeaders(scope["headers"])
         self._scope = scope
         self._receive = receive
         self._query: dict[str, str] | None = None

@@ -40,8 +40,12 @@ from shared import tenancy
 from shared.errors import BadRequest, HookhubError, PayloadTooLarge
 from shared.http.auth import access_of, authenticate, permit, require_admin
 from shared.http.errors import response_for
+from shared.http.headers import check_read
 
 DEFAULT_SETTING = "api_max_body_bytes"
+# The request headers the management API reads (besides Content-Length, a number): one that
+# is not UTF-8 is refused naming it, before anything else (shared.http.headers).
+READ_HEADERS = ("authorization", "content-type", "idempotency-key")
 
 
 class _BodyLimit:
@@ -115,6 +119,11 @@ class ManagementGuard:
             await self.app(scope, receive, send)
             return
         tenancy.enter(None)
+        try:
+            check_read(scope, READ_HEADERS)
+        except BadRequest as exc:
+            await response_for(exc)(scope, receive, send)
+            return
         settings = scope["app"].state.runtime.settings
         limit = 0
         setting = DEFAULT_SETTING

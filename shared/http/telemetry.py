@@ -64,8 +64,13 @@ class RequestTelemetry:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
+    """The request id the caller sent; None (a new one is made) when it is not UTF-8: an id
+    is for finding the request in the logs, and a value no one could type finds nothing."""
     for key, value in scope.get("headers", []):
         if key == name:
-            decoded: str = value.decode("latin-1")[:_MAX_REQUEST_ID]
+            try:
+                decoded: str = value.decode("utf-8")[:_MAX_REQUEST_ID]
+            except UnicodeDecodeError:
+                return None
             return decoded
     return None

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 import simdjson
 
-from shared.jsonlimits import MAX_DEPTH, too_deep
+from shared.jsonlimits import nested_too_deep, too_deep
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -46,17 +46,20 @@ def decode_json(text: str | bytes, what: str = "body") -> Any:
         try:
             decoded = text.decode("utf-8") if isinstance(text, bytes) else text
             value = json.loads(decoded, parse_constant=_refuse_constant)
-        # ValueError covers invalid UTF-8, invalid JSON and over-long integers;
-        # RecursionError is what deeply nested arrays raise.
-        except (ValueError, RecursionError) as exc:
+        # ValueError covers invalid UTF-8, invalid JSON and over-long integers.
+        except ValueError as exc:
             raise MalformedWebhook(f"{what} is not valid UTF-8 JSON") from exc
+        # What a body nested far past the limit raises (orjson stops at 1024 levels, the
+        # standard library at its recursion limit): it is too deep, whatever else it is.
+        except RecursionError as exc:
+            raise MalformedWebhook(nested_too_deep(what)) from exc
     _refuse_too_deep(text.encode() if isinstance(text, str) else text, what)
     return value
 
 
 def _refuse_too_deep(body: bytes, what: str) -> None:
     if too_deep(body):
-        raise MalformedWebhook(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        raise MalformedWebhook(nested_too_deep(what))
 
 
 def decode_json_object(text: str | bytes, what: str = "body") -> dict[str, Any]:

@@ -17,11 +17,13 @@ from typing import Any, cast
 import pytest
 import standardwebhooks.webhooks
 import svix.webhooks
+from aiokafka import AIOKafkaProducer
 
 from services.delivery.app import definition
 from shared.envelopes import ProviderEvent, Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
+from shared.kafka import DEAD_LETTER_TOPIC
 from shared.settings import DeliverySettings
 from shared.signing import verify
 from tests.infra import Infra
@@ -468,6 +470,76 @@ async def test_invalid_events_are_refused_over_http(delivery: RunningService) ->
         assert answer.status_code == 422
 
 
+async def test_an_event_on_kafka_whose_ids_are_not_ids_is_dead_lettered_and_counted(
+    delivery: RunningService, delivery_settings: DeliverySettings, sink: Sink
+) -> None:
+    """Written straight to Kafka, past the API: the envelope is at fault, never its
+    partition. Dead-lettered with the reason, counted, and the event behind it delivered."""
+    fake, _ = sink
+    hook = path()
+    await endpoint(delivery, sink, hook, workspace_id="ws_kafka_ids")
+    registry = cast(Any, delivery.app).state.runtime.registry
+    labels = {"consumer": "delivery.fanout", "reason": "undecodable"}
+
+    def counted() -> float:
+        return float(registry.get_sample_value("hookhub_consumer_dead_letters_total", labels) or 0)
+
+    before = counted()
+    channel = "ch_kafka_" + uuid.uuid4().hex[:8]
+    values = [
+        {"id": "evt\x00" + uuid.uuid4().hex, "workspace_id": "ws_kafka_ids"},
+        {"id": "evt_" + uuid.uuid4().hex, "workspace_id": "ws_kafka_ids\u202e"},
+        {"id": "evt_" + uuid.uuid4().hex, "workspace_id": "ws_kafka_ids"},
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=delivery_settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:  # one key, so one partition, in this order
+            event = {**value, "type": "message.created", "occurred_at": utcnow().isoformat()}
+            await producer.send_and_wait(
+                delivery_settings.topic(Topic.CHAT_EVENTS),
+                json.dumps({**event, "data": {"channel_id": channel}}).encode(),
+                key=channel.encode(),
+            )
+    finally:
+        await producer.stop()
+    [received] = await fake.wait_for(hook, 1)  # the good one: the only one with valid ids
+    assert json.loads(received.body)["data"] == {"channel_id": channel}
+    # The good event came after them in their partition: both were dead-lettered by then.
+    assert counted() == before + 2
+    async with KafkaTap.of(delivery_settings, DEAD_LETTER_TOPIC) as tap:
+        for _ in range(40):  # a bound on a hang: they were written before they were counted
+            ours = [record for record in tap.records if channel.encode() in record.value]
+            if len(ours) == 2:
+                break
+            await tap.poll()
+    reasons = [dict(record.headers)["hookhub-reason"].decode() for record in ours]
+    assert len(reasons) == 2, reasons
+    assert "id\n" in reasons[0] and "U+0000" in reasons[0]
+    assert "workspace_id\n" in reasons[1] and "U+202E" in reasons[1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("id", "evt\x00", "U+0000 (a control character) at position 3"),
+        ("id", "e" * 201, "at most 200 characters"),
+        ("workspace_id", "ws\u202e\x00", "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 2"),
+        ("workspace_id", "w" * 201, "at most 200 characters"),
+    ],
+)
+async def test_an_event_whose_ids_are_not_ids_is_refused_naming_the_field(
+    delivery: RunningService, field: str, value: str, named: str
+) -> None:
+    """An event id with a NUL was accepted (202) and delivered as every delivery's event id."""
+    event = {"id": "evt_ids", "type": "message.created", "workspace_id": "ws_ids"}
+    event |= {"occurred_at": "2026-01-01T00:00:00Z", field: value}
+    answer = await delivery.client.post("/api/events", json=event, headers=admin_headers())
+    assert answer.status_code == 422, answer.text
+    [detail] = answer.json()["error"]["details"]
+    assert detail["loc"] == ["body", field] and named in detail["message"]
+
+
 async def test_events_no_consumer_could_carry_are_refused_with_where(
     delivery: RunningService,
 ) -> None:
@@ -491,6 +563,20 @@ async def test_events_no_consumer_could_carry_are_refused_with_where(
         assert answer.status_code == 422, answer.text
         [detail] = answer.json()["error"]["details"]
         assert detail["loc"] == ["body", "data"] and where in detail["message"], answer.text
+    # Nested past what a JSON parser follows, it is refused as too deep too (once "There
+    # was an error parsing the body").
+    for opening, closing in ((b"[", b"]"), (b'{"a":', b"}")):
+        too_deep = b'{"data": ' + opening * 100_000 + b"1" + closing * 100_000 + b"}"
+        answer = await delivery.client.post(
+            "/api/events",
+            content=too_deep,
+            headers={**admin_headers(), "content-type": "application/json"},
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == {
+            "code": "too_deep",
+            "message": "the body is nested deeper than 64 levels",
+        }
     fine = {"n": 2**63 - 1, "deep": deep["a"]["a"]}  # 64 levels, data included
     answer = await delivery.client.post(
         "/api/events",

@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from services.delivery.deliveries.repository import DELIVERIES, LIST_INDEXES
 from services.delivery.deliveries.service import delivery_doc
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
+from shared import api_keys
 from shared.mongo import Document
 from shared.settings import DeliverySettings
 from tests.support import RunningService, admin_headers
@@ -25,7 +26,8 @@ STATUSES = ("completed", "failed", "delayed", "completed")
 def snapshot(endpoint_id: str) -> EndpointSnapshot:
     return EndpointSnapshot(
         id=endpoint_id,
-        workspace_id="ws_list",
+        # Two workspaces: the third endpoint is another's.
+        workspace_id="ws_list_other" if endpoint_id == ENDPOINTS[2] else "ws_list",
         url="https://receiver.example/hook",
         events=("*",),
         enabled=True,
@@ -89,6 +91,11 @@ FILTERS: list[tuple[dict[str, str], Any]] = [
     ({}, lambda d: True),
     ({"webhook_id": "owh_list_b"}, lambda d: d["endpoint_id"] == "owh_list_b"),
     ({"status": "failed"}, lambda d: d["status"] == "failed"),
+    ({"workspace_id": "ws_list_other"}, lambda d: d["workspace_id"] == "ws_list_other"),
+    (
+        {"workspace_id": "ws_list", "status": "completed"},
+        lambda d: d["workspace_id"] == "ws_list" and d["status"] == "completed",
+    ),
     ({"event_type": "message.deleted"}, lambda d: d["event_type"] == "message.deleted"),
     (
         {"webhook_id": "owh_list_a", "status": "completed"},
@@ -115,6 +122,28 @@ async def test_every_filter_lists_newest_event_first_across_cursor_pages(
     assert times == [d["occurred_at"] for d in expected]
     # Walking with another page size gives the same list: the cursor loses nothing.
     assert [row["id"] for row in await walk(delivery, 7, **params)] == [d["_id"] for d in expected]
+
+
+async def test_a_workspace_key_lists_its_own_workspace_whatever_workspace_id_asks(
+    delivery: RunningService, delivery_settings: DeliverySettings, listed: list[Document]
+) -> None:
+    """`workspace_id` is the admin's filter; a key stays in its workspace (docs/api.md,
+    tests/e2e/test_cross_tenant.py): asking for another lists its own, never the other's."""
+    token, key = api_keys.issue(api_keys.KEY, "ws_list", "list reader", ["read"], None)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(delivery_settings.mongo_uri)
+    try:
+        await client[delivery_settings.mongo_db][api_keys.COLLECTION].insert_one(key)
+    finally:
+        await client.close()
+    own = sorted((d["_id"] for d in listed if d["workspace_id"] == "ws_list"), reverse=True)
+    for asked in ({}, {"workspace_id": "ws_list"}, {"workspace_id": "ws_list_other"}):
+        answer = await delivery.client.get(
+            "/api/deliveries",
+            params={"limit": 200, **asked},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert [row["id"] for row in answer.json()["data"]] == own, asked
 
 
 async def test_a_cursor_keeps_its_filter_and_a_forged_one_is_refused(
@@ -149,7 +178,7 @@ async def test_each_list_filter_has_an_index_of_its_equality_fields_then_the_id(
     keys = [
         [(field, int(direction)) for field, direction in index["key"]] for index in info.values()
     ]
-    for fields in (["endpoint_id"], ["status"], ["event_type"]):
+    for fields in (["endpoint_id"], ["status"], ["event_type"], ["workspace_id"]):
         assert [*((f, 1) for f in fields), ("_id", -1)] in keys, fields
     for index in LIST_INDEXES:
         assert list(index.keys) in keys

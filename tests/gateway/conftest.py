@@ -1,4 +1,5 @@
-"""A gateway on a real port, against the session's broker and database, one per module."""
+"""A gateway on a real port, against the session's broker and database, one per module;
+the single origin in front of it when a test asks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.edge import create_edge_app, edge_protocol
 from services.gateway.app import definition
 from shared.envelopes import Topic
 from shared.http.app import create_app
@@ -24,6 +26,14 @@ def gateway_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 async def gateway(gateway_settings: GatewaySettings) -> AsyncIterator[RunningService]:
     async with serve(create_app(definition(), gateway_settings)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def edge(gateway: RunningService) -> AsyncIterator[RunningService]:
+    """The single origin in front of the module's gateway, as users reach it."""
+    app = create_edge_app({"gateway": gateway.base_url})
+    async with serve(app, probe="/healthz", http=edge_protocol()) as running:
         yield running
 
 

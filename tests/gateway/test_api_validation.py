@@ -6,13 +6,14 @@ of that hook, and every list of its workspace, answered 500.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.gateway.test_incoming_webhooks import create_hook, ingress_path
-from tests.support import RunningService, admin_headers
+from tests.gateway.test_incoming_webhooks import create_hook, in_channel, ingress_path
+from tests.support import KafkaTap, RunningService, admin_headers
 
 
 @pytest.mark.parametrize(
@@ -121,3 +122,51 @@ async def test_a_json_body_under_another_content_type_gets_415_saying_so(
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert sent.status_code == 200, sent.text
+
+
+@pytest.mark.parametrize("field", ["workspace_id", "target_channel_id"])
+async def test_ids_with_unseen_characters_are_refused_naming_the_field(
+    gateway: RunningService, field: str
+) -> None:
+    """Once stored (201): the chat channel every post of the hook then went to."""
+    body = {"workspace_id": "ws_ids", "target_channel_id": "ch_ids", field: "ch\u202e\x00"}
+    answer = await gateway.client.post("/api/incoming-webhooks", json=body, headers=admin_headers())
+    assert answer.status_code == 422, answer.text
+    [detail] = answer.json()["error"]["details"]
+    assert detail["loc"] == ["body", field]
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 2" in detail["message"]
+
+
+async def test_only_the_headers_hookhub_reads_must_be_utf8_at_the_gateway_and_the_origin(
+    gateway: RunningService, edge: RunningService, inbound: KafkaTap
+) -> None:
+    """An incoming-webhook post and a management request with `X-Foo: caf\\xe9` (legal HTTP)
+    are answered as without it (through the origin, once a 400); an `Idempotency-Key` or
+    `Authorization` that is not UTF-8 is a 400 naming it, at the service and through the
+    origin alike (which leaves the value out and names it to the service)."""
+    hook = await create_hook(gateway, workspace_id="ws_headers")
+    admin = {b"authorization": admin_headers()["Authorization"].encode()}
+    odd = {b"x-foo": b"caf\xe9"}
+    for via in (gateway, edge):
+        posted = await via.client.post(ingress_path(hook), json={"text": "hi"}, headers=odd)
+        assert posted.status_code == 200, (via.base_url, posted.text)
+        listed = await via.client.get("/api/incoming-webhooks", headers={**admin, **odd})
+        assert listed.status_code == 200, (via.base_url, listed.text)
+    assert len(await inbound.wait_for(in_channel(hook), count=2)) == 2
+    # A request id that is not UTF-8 could find nothing in the logs: a new one is made.
+    named = await gateway.client.get(
+        "/api/incoming-webhooks", headers={**admin, b"x-request-id": b"r\xe9"}
+    )
+    assert named.status_code == 200 and re.fullmatch("[0-9a-f]{32}", named.headers["x-request-id"])
+    for via in (gateway, edge):
+        keyed = await via.client.post(
+            ingress_path(hook), json={"text": "hi"}, headers={b"idempotency-key": b"k\xe9"}
+        )
+        assert keyed.status_code == 400, (via.base_url, keyed.text)
+        assert keyed.json()["error"]["code"] == "bad_header"
+        assert "idempotency-key header is not UTF-8" in keyed.json()["error"]["message"]
+        token = admin[b"authorization"] + b"\xe9"
+        refused = await via.client.get("/api/incoming-webhooks", headers={b"authorization": token})
+        assert refused.status_code == 400, (via.base_url, refused.text)
+        assert refused.json()["error"]["code"] == "bad_header"
+        assert "authorization header is not UTF-8" in refused.json()["error"]["message"]

@@ -134,8 +134,15 @@ async def test_idempotency_key_gives_a_retried_post_the_same_id(
         (b'{"text": "   "}', "application/json", 422, "no_text"),
         (b'{"text": 5}', "application/json", 422, "invalid_payload"),
         (b'{"text": "x", "icon_url": "not a url"}', "application/json", 422, "invalid_payload"),
-        # Deeper than the standard library parses (a RecursionError, once a 500).
-        (b"[" * 10_000 + b"]" * 10_000, "application/json", 400, "malformed_json"),
+        # Deeper than the standard library parses (a RecursionError: once a 500, then
+        # "not valid JSON"): too deep, as one that parses.
+        (b"[" * 10_000 + b"]" * 10_000, "application/json", 400, "too_deep"),
+        (
+            b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "application/json",
+            400,
+            "too_deep",
+        ),
         # Parsed, but past what hookhub carries (once a 500 while publishing it).
         (
             b'{"text": "x", "blocks": [' + b'{"a":' * 900 + b"1" + b"}" * 900 + b"]}",
@@ -159,6 +166,8 @@ async def test_bad_bodies_get_a_clear_error_and_publish_nothing(
     )
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
+    if code == "too_deep":
+        assert answer.json()["error"]["message"] == "body is nested deeper than 64 levels"
     assert await inbound.wait_for(in_channel(hook), timeout=1.0) == []
 
 

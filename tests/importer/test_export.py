@@ -235,8 +235,12 @@ async def test_bad_uploads_are_refused_before_any_job(imports: Imports, tmp_path
     good, _ = rich_export(tmp_path)
     form_cases = [
         ({"workspace_id": ""}, 422),
+        # Not an id (shared.ids): once a job of a workspace named with a bidi override.
+        ({"workspace_id": "ws\u202e\x00"}, 422),
+        ({"workspace_id": "w" * 201}, 422),
         ({"channel_map": "{not json"}, 400),
         ({"channel_map": '["a"]'}, 422),
+        ({"channel_map": '{"general": "ch\\u0000"}'}, 422),
         ({"dry_run": "maybe"}, 422),
     ]
     for fields, status in form_cases:
@@ -249,6 +253,8 @@ async def test_bad_uploads_are_refused_before_any_job(imports: Imports, tmp_path
                 headers=admin_headers(),
             )
         assert answer.status_code == status, (fields, answer.text)
+        if fields.get("workspace_id"):
+            assert answer.json()["error"]["message"].startswith("workspace_id "), answer.text
     answer = await imports.api.post(
         "/api/imports",
         content=b"{}",

@@ -202,6 +202,7 @@ async def test_a_read_key_changes_nothing(oauth: RunningService) -> None:
         answer = await oauth.client.request(method, path, json={"name": "x"}, headers=bearer(key))
         assert answer.status_code == 403, (method, path, answer.text)
         assert answer.json()["error"]["code"] == "read_only"
+        assert answer.json()["error"]["message"].startswith("this key can only read")
     assert (
         await oauth.client.get(f"/api/integrations/{own['id']}", headers=admin_headers())
     ).json()["name"] == "mine"

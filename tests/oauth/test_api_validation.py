@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -132,3 +133,30 @@ async def test_a_provider_app_value_copied_with_an_example_s_ellipsis_is_refused
     )
     assert fine.status_code == 200 and fine.json()["client_id"] == "Ov23liA1b2C3d4E5f6G7"
     await oauth.client.delete("/api/providers/github", headers=admin_headers())
+
+
+@pytest.mark.parametrize(
+    ("workspace", "named"),
+    [
+        ("ws\u202e\x00", "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 2"),
+        ("ws\x00", "U+0000 (a control character) at position 2"),
+        ("w" * 201, "at most 200 characters"),
+    ],
+)
+async def test_a_workspace_id_with_unseen_characters_or_overlong_is_refused_naming_it(
+    oauth: RunningService, workspace: str, named: str
+) -> None:
+    """Once stored (201), and shown in the console as another workspace's name."""
+    body = {"provider": "github", "workspace_id": workspace, "settings": {"webhook_secret": "s"}}
+    created = await oauth.client.post("/api/integrations", json=body, headers=admin_headers())
+    assert created.status_code == 422, created.text
+    [detail] = created.json()["error"]["details"]
+    assert detail["loc"] == ["body", "workspace_id"] and named in detail["message"]
+    keys = await oauth.client.post(
+        f"/api/workspaces/{quote(workspace)}/api-keys",
+        json={"name": "k", "scopes": ["read"]},
+        headers=admin_headers(),
+    )
+    assert keys.status_code == 422, keys.text
+    [detail] = keys.json()["error"]["details"]
+    assert detail["loc"] == ["path", "workspace_id"] and named in detail["message"]

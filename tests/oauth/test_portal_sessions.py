@@ -68,6 +68,9 @@ async def test_a_session_opens_the_console_in_its_workspace_through_the_fragment
     assert made.status_code == 201, made.text
     elsewhere = await create_github(oauth, _workspace(), bearer(token))
     assert elsewhere.status_code == 403
+    assert elsewhere.json()["error"]["message"].startswith(
+        f"this portal session acts in workspace {workspace} only"
+    )
     providers = await oauth.client.get("/api/providers", headers=bearer(token))
     assert providers.status_code == 403
     # A session cannot open another (it would outlive itself).
@@ -87,6 +90,11 @@ async def test_a_read_only_session_changes_nothing_and_lengths_are_bounded(
     assert (await oauth.client.get("/api/integrations", headers=bearer(token))).status_code == 200
     refused = await create_github(oauth, workspace, bearer(token))
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "read_only"
+    # A session is not a key, and is told what it is and what would make the change.
+    assert refused.json()["error"]["message"] == (
+        "this portal session can only read (it was opened read-only): a change needs a "
+        "portal session opened without read_only"
+    )
     for expires_in in (0, 59, 604801, "soon"):
         answer = await oauth.client.post(
             f"/api/workspaces/{workspace}/portal-sessions",

@@ -78,3 +78,14 @@ def test_every_real_github_payload_is_checked_as_it_decodes() -> None:
     for path in github_corpus():
         body = path.read_bytes()
         assert check_json_object(body).decode() == json.loads(body), path
+
+
+@pytest.mark.parametrize("depth", [65, 500, 1_500, 100_000])
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'])
+def test_a_body_nested_too_deep_is_told_so_however_deep(depth: int, opening: bytes) -> None:
+    """100,000 levels once read "not valid UTF-8 JSON" (the parser's RecursionError), where
+    500 read "nested deeper than 64 levels": both are the same fault, named as such."""
+    closing = b"]" if opening == b"[" else b"}"
+    body = b'{"x": ' + opening * depth + b"1" + closing * depth + b"}"
+    with pytest.raises(MalformedWebhook, match=r"^body is nested deeper than 64 levels$"):
+        check_json_object(body)

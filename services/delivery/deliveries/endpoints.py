@@ -95,12 +95,22 @@ def _delivery(doc: Document) -> dict[str, Any]:
 async def list_deliveries(
     deliveries: DeliveriesDep,
     page: PageDep,
+    workspace_id: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="one workspace's deliveries (the admin token's filter; a key's or "
+            "portal session's list is its own workspace's whatever this asks)",
+        ),
+    ] = None,
     webhook_id: str | None = None,
     status: Status | None = None,
     event_type: str | None = None,
     since: datetime | None = None,
 ) -> Page[Delivery]:
     filters: Document = {}
+    if workspace_id:
+        filters["workspace_id"] = workspace_id  # narrowed to a key's own by the repository
     if webhook_id:
         filters["endpoint_id"] = webhook_id
     if status:

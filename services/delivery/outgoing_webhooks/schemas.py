@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.delivery.outgoing_webhooks.matching import valid_pattern
 from shared.http.patch import Patch
+from shared.ids import PrintableId
 from shared.signing import FORBIDDEN_EXTRA_HEADERS, RESERVED_HEADERS
 
 DEFAULT_RETRY_SCHEDULE = [5, 10, 20]
@@ -83,7 +84,7 @@ def _check_schedule(schedule: list[int] | None) -> list[int] | None:
 class OutgoingWebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workspace_id: str = Field(min_length=1, max_length=200)
+    workspace_id: PrintableId
     name: str = Field("Outgoing webhook", min_length=1, max_length=200)
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] = Field(min_length=1, max_length=100)

@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from shared.http.patch import Patch
+from shared.ids import PrintableId
 
 
 class IncomingWebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workspace_id: str = Field(min_length=1, max_length=200)
-    target_channel_id: str = Field(min_length=1, max_length=200)
+    workspace_id: PrintableId
+    target_channel_id: PrintableId
     name: str = Field("Incoming webhook", min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     # Shown as the author when a post names none (Slack's "customize name and icon").
@@ -26,7 +27,7 @@ class IncomingWebhookCreate(BaseModel):
 class IncomingWebhookUpdate(Patch):
     clearable = frozenset({"description", "default_username", "default_icon_url"})
 
-    target_channel_id: str | None = Field(None, min_length=1, max_length=200)
+    target_channel_id: PrintableId | None = None
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     default_username: str | None = Field(None, max_length=200)

@@ -55,13 +55,12 @@ def parse_post(body: bytes, content_type: str) -> IncomingPost:
         raw = body
     try:
         data: Any = json.loads(raw)
-    # RecursionError: what deeply nested arrays raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("body is not valid JSON", code="malformed_json") from exc
+    except RecursionError as exc:  # nested past what the parser follows: too deep
+        raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep") from exc
     if jsonlimits.too_deep(raw.encode() if isinstance(raw, str) else raw):
-        raise BadRequest(
-            f"body is nested deeper than {jsonlimits.MAX_DEPTH} levels", code="too_deep"
-        )
+        raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep")
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="malformed_json")
     try:

@@ -21,7 +21,7 @@ from services.gateway.provider_webhooks.service import (
 from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
-from shared.errors import HookhubError, NotFound, PayloadTooLarge, Unavailable
+from shared.errors import BadRequest, HookhubError, NotFound, PayloadTooLarge, Unavailable
 from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
@@ -152,7 +152,10 @@ class ProviderIngress:
         """`error_count` + 1 and why in `last_webhook_error`, both in the integration's next
         batched write: a forged request costs no MongoDB round trip of its own."""
         header = webhooks.delivery_id_header if webhooks is not None else None
-        delivery_id = (inbound.header(header) or "").strip()[:200] if header else ""
+        try:
+            delivery_id = (inbound.header(header) or "").strip()[:200] if header else ""
+        except BadRequest:  # not UTF-8: the refusal is still recorded, without it
+            delivery_id = ""
         self.writer.bump(INTEGRATIONS, integration.id, "error_count")
         self.writer.set_fields(
             INTEGRATIONS,

@@ -15,7 +15,7 @@ from shared.http.app import from_state
 from shared.http.auth import AdminOnly
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
-from shared.ids import utcnow
+from shared.ids import PrintableId, utcnow
 from shared.mongo import Document
 
 router = APIRouter(
@@ -29,7 +29,7 @@ RepositoryDep = Annotated[
     api_keys.ApiKeyRepository,
     Depends(from_state("api_key_repository", api_keys.ApiKeyRepository)),
 ]
-WorkspaceId = Annotated[str, Path(min_length=1, max_length=200)]
+WorkspaceId = Annotated[PrintableId, Path()]
 KeyId = Annotated[str, Path(max_length=200)]
 Scope = Literal["read", "write"]
 

@@ -76,7 +76,9 @@ async def list_audit_events(
     since: Annotated[datetime | None, Query(description="entries at or after")] = None,
 ) -> Page[AuditEvent]:
     if workspace_id and not tenancy.visible(workspace_id):
-        raise tenancy.OtherWorkspace(f"the audit log of workspace {workspace_id} is not this key's")
+        raise tenancy.OtherWorkspace(
+            f"the audit log of workspace {workspace_id} is not this {tenancy.acting_as()}'s"
+        )
     docs, next_cursor = await log.page(
         limit=page.limit,
         cursor=page.cursor,

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from shared.ids import PrintableId
+
 OAuthProviderName = Literal["slack", "discord", "github", "jira", "google"]
 Scope = Annotated[str, Field(pattern=r"^[^\s,]+$", max_length=200)]
 
@@ -15,7 +17,7 @@ class ConnectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: OAuthProviderName
-    workspace_id: str = Field(min_length=1, max_length=200)
+    workspace_id: PrintableId
     scopes: list[Scope] | None = Field(
         None, min_length=1, max_length=100, description="default: the provider's (README)"
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.http.patch import Patch
+from shared.ids import PrintableId
 from shared.integrations.model import Provider, Status
 
 # One webhook per 100 s at the slowest: below that the Retry-After of a refused webhook is
@@ -22,7 +23,7 @@ class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: Provider
-    workspace_id: str = Field(min_length=1, max_length=200)
+    workspace_id: PrintableId
     name: str | None = Field(None, max_length=200)
     settings: dict[str, Any] = Field(default_factory=dict)
     # The integration that serves `POST /api/webhooks/{provider}` (the app-level URL) for

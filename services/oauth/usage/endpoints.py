@@ -108,7 +108,9 @@ async def get_usage(
     ] = 10,
 ) -> UsageReport:
     if workspace_id and not tenancy.visible(workspace_id):
-        raise tenancy.OtherWorkspace(f"the usage of workspace {workspace_id} is not this key's")
+        raise tenancy.OtherWorkspace(
+            f"the usage of workspace {workspace_id} is not this {tenancy.acting_as()}'s"
+        )
     window = usage.window(runtime.settings.delivery_retention)
     db = runtime.db
     scope = workspace_id or tenancy.current()

@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from shared.ids import PrintableId
 from shared.providers.issues import QuotedMessage
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Whitespace around an id is dropped (a copy-paste's), then the id is one by hookhub's rule.
+Id = Annotated[PrintableId, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 
 
 class ChatMessage(BaseModel):

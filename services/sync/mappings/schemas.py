@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from shared.http.patch import Patch
+from shared.ids import PrintableId
 
 Direction = Literal["both", "inbound", "outbound"]
-ChannelId = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
 
 
 class MappingCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    external_channel_id: str = ChannelId
-    channel_id: str = ChannelId
+    external_channel_id: PrintableId
+    channel_id: PrintableId
     direction: Direction = "both"
     enabled: bool = True
 

@@ -8,9 +8,9 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.http.patch import Patch
+from shared.ids import PrintableId
 
 Threads = Literal["item", "off"]
-ChannelId = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
 # An event name, glob, label, login or key; emptiness and spaces are the service's to
 # refuse, naming the value.
 Value = Annotated[str, StringConstraints(max_length=200)]
@@ -51,7 +51,7 @@ class SubscriptionFields(BaseModel):
 
 
 class SubscriptionCreate(SubscriptionFields):
-    channel_id: str = ChannelId
+    channel_id: PrintableId
     threads: Threads = "item"
     enabled: bool = True
 
