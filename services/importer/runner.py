@@ -89,6 +89,8 @@ class Target:
     conversation: Conversation
     channel_id: str
     mapping_id: str | None
+    # What decided the destination: `channel_map:<the key that matched>` or `mapping`.
+    matched: str | None = None
 
 
 @dataclass(eq=False)
@@ -150,13 +152,16 @@ class Tally:
         tally.failed_channels = list(report.get("failed_channels") or [])
         return tally
 
-    def channel(self, conversation: Conversation, channel_id: str) -> dict[str, Any]:
+    def channel(
+        self, conversation: Conversation, channel_id: str, matched: str | None = None
+    ) -> dict[str, Any]:
         row = self.by_channel.get(conversation.id)
         if row is None:
             row = self.by_channel[conversation.id] = {
                 "external_channel_id": conversation.id,
                 "name": conversation.name,
                 "channel_id": channel_id,
+                "matched": matched,
                 "imported": 0,
                 "skipped": 0,
                 "quarantined": 0,
@@ -360,7 +365,7 @@ class Runner:
         )
         for target in targets:
             tally.weights[target.conversation.id] = source.size(target.conversation)
-            tally.channel(target.conversation, target.channel_id)
+            tally.channel(target.conversation, target.channel_id, target.matched)
             state = checkpoint.get(target.conversation.id) or {}
             if state.get("done"):
                 tally.done_share[target.conversation.id] = 1.0
