@@ -332,3 +332,27 @@ def test_the_real_files_are_the_ones_the_readme_names() -> None:
     for path in REAL.rglob("*.json"):
         assert str(path.relative_to(REAL)) in readme, path
         json.loads(path.read_bytes())
+
+
+async def test_a_reply_before_its_chain_reaches_the_chat_in_its_first_messages_thread(
+    imports: Imports, tmp_path: Path
+) -> None:
+    """Through the stack: a reply to a reply written before both (its parent and the
+    chain's first message come later in the file) has the first message's envelope id as
+    its `thread_id`, as the reply to it does."""
+    world = imports.world
+    target = world.new_id("ch_")
+    messages = [
+        tg.message(10, "a reply to a reply, before both", reply_to_message_id=12),
+        tg.message(11, "the first message"),
+        tg.message(12, "a reply to the first", reply_to_message_id=11),
+    ]
+    path = tmp_path / "result.json"
+    path.write_bytes(tg.chat_export(tg.chat("Team", "private_supergroup", 1_700_000_201, messages)))
+    job = await upload(imports, path, "telegram_export", channel_map={"-1001700000201": target})
+    await completed(imports, job)
+    got = {e["text"]: e for e in await imports.inbox.of_channel(target, 3)}
+    first = got["the first message"]
+    assert "thread_id" not in first
+    assert got["a reply to a reply, before both"]["thread_id"] == first["id"]
+    assert got["a reply to the first"]["thread_id"] == first["id"]
