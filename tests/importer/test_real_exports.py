@@ -84,6 +84,20 @@ def test_dce_replies_written_as_default_with_a_reference_are_threaded() -> None:
     )
 
 
+def test_a_default_message_referencing_another_channel_or_forwarding_is_no_reply(
+    tmp_path: Path,
+) -> None:
+    """A crosspost's reference names the source channel, a forward's has type `Forward`:
+    neither is a reply."""
+    crosspost = dce_message(2, "news", reference=sid(1), reference_channel="1100000000000000099")
+    forward = dce_message(3, "", reference=sid(1))
+    forward["reference"]["type"] = "Forward"
+    forward["content"] = "forwarded"
+    path = tmp_path / "general.json"
+    path.write_bytes(dce_file([dce_message(1, "one"), crosspost, forward]))
+    assert [c.external_thread_id for c in changes(discord_records(path))] == [None, None, None]
+
+
 def test_a_message_exported_twice_is_one_message_and_stickers_are_named_and_linked() -> None:
     """SV_5A_5M writes 459136077417021488 twice (an edited message): the last copy is the
     message, the first skipped as a duplicate. Its sticker is named and linked."""

@@ -67,13 +67,19 @@ import of a channel are one set of messages (same ids, the same envelope ids):
   renderer live sync uses (`readable`), with the names the file gives (the message's
   `mentions`, the authors and roles seen so far, the export's channel files); text DCE
   rendered has no markup left and comes through as it is.
-- replies (`Reply`) are threaded under `reference.messageId`, as the API import threads
-  `message_reference`; other references (a pin notice's, a crosspost's, a forward's) are not
-  replies.
+- replies (`Reply`, and `Default` with a `reference` to a message of the same channel: how
+  older DCE versions write a reply, as chat-analytics' sample GC_3A_5M shows) are threaded
+  under the first message of their chain (threads are flat, `shared.providers.exports.
+  Outline`: a first pass over the conversation's files notes each reply's parent); other
+  references (a pin notice's, a crosspost's, a forward's) are not replies.
 - attachments as links (`url`, `fileName`); a downloaded file's path is replaced by the
   attachment's CDN address (`cdn.discordapp.com/attachments/{channel}/{id}/{fileName}`).
-  The file gives no content type. Embeds, stickers and forwarded messages are not imported
-  (the API import does not import them either): a message with nothing else is ignored.
+  The file gives no content type. Stickers are named in the text (`[sticker: Laugh]`) and
+  linked (`sourceUrl`, or the CDN's address when it is a downloaded file's path). Embeds
+  and forwarded messages are not imported (the API import does not import them either): a
+  message with nothing else is ignored (`empty`).
+- a message the file writes twice (chat-analytics' SV_5A_5M: an edited message) is one
+  message, its last copy; the earlier ones are ignored as `duplicate`.
 - `Default` and `Reply` are messages; every other type is ignored with the subtype the API
   import gives it (`recipient_add`, `user_join`, `thread_created`, `chat_input_command`,
   `thread_starter_message`, ...), so the importer counts them as `skipped:<subtype>`.
@@ -838,16 +844,18 @@ def _parent(item: dict[str, Any], channel_id: str) -> str | None:
     message with a reference (older DCE versions write replies so), when the reference is a
     reply's (not a forward's) and in the same channel (a crosspost's is another channel's)."""
     kind = item.get("type", "Default")
-    if kind not in ("Reply", "Default", REPLY, DEFAULT, None):
-        return None
     reference = item.get("reference")
     if type(reference) is not dict:
+        return None
+    if kind in ("Reply", REPLY):  # as the API import threads `message_reference`
+        return _snowflake(reference.get("messageId"))
+    if kind not in ("Default", DEFAULT, None):
         return None
     if reference.get("type") not in (None, "Default", 0):
         return None  # a forward
     elsewhere = _snowflake(reference.get("channelId"))
     if elsewhere is not None and elsewhere != channel_id:
-        return None
+        return None  # a crosspost's source
     return _snowflake(reference.get("messageId"))
 
 

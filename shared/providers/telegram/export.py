@@ -77,6 +77,12 @@ inflated or whose CRC-32 fails) is read up to the break; what is left of that ch
 quarantined as one record saying why and that any chat after it could not be read either
 (chats after the break cannot be found: they are not listed; `broken` says why).
 
+Before a chat's messages are read, a first pass over the chat notes each reply's parent and
+each message's id (`shared.providers.exports.Outline`): a reply is threaded under the first
+message of its chain (threads are flat), wherever that message is, and a message written
+twice is imported once (its last copy). A zipped export is inflated once per pass, each
+pass going on from chat to chat on its own stream.
+
 Text is rendered as CommonMark (`render_text`): Telegram's formatting as markup, every other
 character literal (leading whitespace of a line is dropped, as commonmark.py does, since four
 spaces would start a code block; mentions are left as they are, as live sync leaves them).
