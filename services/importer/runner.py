@@ -511,7 +511,10 @@ class Runner:
             if change.ignored or (held is not None and held.origin == "outbound"):
                 # A notice the policy skips, or a message hookhub itself posted there (its
                 # original is already in the chat).
-                prepared.skipped[subtype if change.ignored else "posted_by_hookhub"] += 1
+                # A skipped message says why in its kind: a plain one skipped had nothing
+                # to bridge (`empty`), never `skipped:message`.
+                why = (change.subtype or "empty") if change.ignored else "posted_by_hookhub"
+                prepared.skipped[why] += 1
                 continue
             parent = change.external_thread_id
             if parent and parent != change.external_message_id:

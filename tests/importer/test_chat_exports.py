@@ -248,11 +248,15 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
     reply = discord.post_silently(external, "1300000000000000035", "a reply", reply_to=root["id"])
     # Threads are flat: a reply to the reply is in the thread of the chain's first message.
     discord.post_silently(external, "1300000000000000035", "a reply's reply", reply_to=reply["id"])
+    # Nothing to bridge (an embed alone, here not even that): skipped, and the report says why.
+    discord.post_silently(external, "1300000000000000035", "")
     discord.post_silently(other, "1300000000000000035", "in the other channel")
     job = await start(
         imports, world.discord_integration, channel_ids=[external], channel_map={external: channel}
     )
-    assert (await imports.until(job["id"], "completed", "failed"))["status"] == "completed"
+    done = await imports.until(job["id"], "completed", "failed")
+    assert done["status"] == "completed"
+    assert done["report"]["by_subtype"]["skipped:empty"] == 1
     from_api = await imports.inbox.of_channel(channel, 8)
     api_ids = {e["id"] for e in from_api}
     assert len(api_ids) == 8
