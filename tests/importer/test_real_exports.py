@@ -13,10 +13,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shared.message_map import inbound_message_id
 from shared.providers.chat import Attachment, MessageChange
 from shared.providers.discord.export import DiscordExport
-from shared.providers.exports import Outline
+from shared.providers.exports import ExportRefused, Outline
 from shared.providers.history import HistoryRecord
 from shared.providers.telegram.export import TelegramExport
 from tests.importer.conftest import Imports
@@ -122,18 +124,63 @@ def test_a_message_exported_twice_is_one_message_and_stickers_are_named_and_link
     )
 
 
-def test_a_cut_real_file_is_quarantined_in_the_users_words(tmp_path: Path) -> None:
-    """Cut before its fourth message, each real file is read up to there, and the rest is
-    quarantined saying what is wrong: no bytes repr, no caret diagram of the parser."""
-    telegram = telegram_records(copy(tmp_path, TG_DM, b'"id": 3662'))["700000000"]
-    discord = discord_records(copy(tmp_path, DCE_GROUP, b'"id": "1064991070322180096"'))
-    for records, expected in ((telegram, 3), (discord, 3)):
-        assert len(changes(records)) == expected
+RAW = ("b'", 'b"', "^", "right here", "\n")
+
+
+def changed(tmp_path: Path, real: Path, old: bytes, new: bytes) -> Path:
+    """The real file with one change, at the first place `old` is (as a bad copy or an
+    editor leaves one)."""
+    data = real.read_bytes()
+    assert old in data
+    path = tmp_path / real.name
+    path.write_bytes(data.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("cut", "the file is cut short (it ends before its JSON does)"),
+        ("syntax", "invalid char in json text"),
+        ("utf8", "invalid bytes in UTF8 string"),
+    ],
+)
+def test_a_damaged_real_file_is_quarantined_in_the_users_words(
+    tmp_path: Path, damage: str, said: str
+) -> None:
+    """Each real file damaged at its fourth message is read up to there, and the rest is
+    quarantined saying what is wrong in words: no bytes repr, no caret diagram."""
+    if damage == "cut":
+        telegram_path = copy(tmp_path, TG_DM, b'"id": 3662')
+        discord_path = copy(tmp_path, DCE_GROUP, b'"id": "1064991070322180096"')
+    elif damage == "syntax":
+        telegram_path = changed(tmp_path, TG_DM, b'"text": "world?"', b'"text": world?')
+        discord_path = changed(tmp_path, DCE_GROUP, b'"content": "hey', b'"content": hey')
+    else:
+        telegram_path = changed(tmp_path, TG_DM, b'"text": "world?"', b'"text": "w\xff?"')
+        discord_path = changed(tmp_path, DCE_GROUP, b'"content": "hey', b'"content": "h\xff')
+    telegram = telegram_records(telegram_path)["700000000"]
+    discord = discord_records(discord_path)
+    for records in (telegram, discord):
+        assert len(changes(records)) == 3
         last = records[-1].quarantined
         assert last is not None, records[-1]
-        assert "the file is cut short (it ends before its JSON does)" in last.reason, last.reason
-        for raw in ("b'", 'b"', "^", "right here", "\n"):
+        assert said in last.reason, last.reason
+        for raw in RAW:
             assert raw not in last.reason, last.reason
+
+
+def test_a_real_dce_file_broken_before_its_messages_is_refused_in_the_users_words(
+    tmp_path: Path,
+) -> None:
+    path = changed(tmp_path, DCE_GROUP, b'"name": "a group chat"', b'"name": a group chat')
+    with pytest.raises(ExportRefused) as caught:
+        DiscordExport.open(path)
+    reason = caught.value.message
+    assert reason.startswith("the file is not a DiscordChatExporter JSON export: it is not valid")
+    assert "invalid char in json text" in reason
+    for raw in RAW:
+        assert raw not in reason, reason
 
 
 # -- made in the real files' shapes --------------------------------------------------------------

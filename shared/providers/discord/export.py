@@ -684,7 +684,7 @@ def _header(stream: CheckedReader) -> _Header:
     try:
         values, messages = _preamble(stream)
     except ijson.JSONError as exc:
-        raise _NotAnExport(f"it is not valid JSON ({short(exc)})") from exc
+        raise _NotAnExport(f"it is {json_problem(exc, stream.count)}") from exc
     except Unacceptable as exc:
         raise _NotAnExport(f"it cannot be read up to its messages: {exc}") from exc
     channel = values.get("channel")
