@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from array import array
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
@@ -315,6 +316,9 @@ def json_problem(error: BaseException, before: int | None = None) -> str:
 MAX_OUTLINED = 2_000_000
 # Replies followed up a chain to its first message, at most (a loop in a forged file ends).
 MAX_CHAIN = 10_000
+# Messages out of id order the first pass looks at as possible copies, at most (a file
+# sorted otherwise than oldest first has every message out of order).
+MAX_SUSPECTS = 100_000
 _INT64 = range(-(2**63), 2**63)
 _NONE = -(2**63)  # a record without an id (no message id is that)
 
@@ -335,7 +339,8 @@ class Outline:
     Memory: 8 bytes per record and 16 per reply while the pass runs (in arrays, not Python
     objects), the replies' 16 bytes after; at most `MAX_OUTLINED` records: past that the
     rest is imported as it reads (a reply under its parent's chain as far as it is known,
-    every copy of a message)."""
+    every copy of a message). A copy is looked for among the messages whose id is not
+    larger than every id before them (a later copy's is not), `MAX_SUSPECTS` at most."""
 
     def __init__(self, limit: int = MAX_OUTLINED) -> None:
         self.limit = limit
@@ -343,8 +348,10 @@ class Outline:
         self._ids = array("q")  # every record's id, _NONE for one without
         self._children = array("q")
         self._parents = array("q")
-        self._last = _NONE
-        self._ordered = True  # ids strictly increasing so far (no copy possible)
+        self._last = _NONE  # the largest id so far
+        # Ids not larger than every id before them: a message's second copy is one (the
+        # exports write messages oldest first, ids growing); at most MAX_SUSPECTS.
+        self._suspects: set[int] = set()
         self._copies: dict[int, int] = {}  # id written twice or more → its last position
 
     def add(self, message_id: int | None, parent: int | None = None) -> None:
@@ -357,8 +364,10 @@ class Outline:
             self._ids.append(_NONE)
             return
         if message_id <= self._last:
-            self._ordered = False
-        self._last = message_id
+            if len(self._suspects) < MAX_SUSPECTS:
+                self._suspects.add(message_id)
+        else:
+            self._last = message_id
         self._ids.append(message_id)
         if parent is not None and parent != message_id and parent in _INT64:
             self._children.append(message_id)
@@ -371,13 +380,14 @@ class Outline:
             order = sorted(range(len(children)), key=children.__getitem__)
             self._children = array("q", (children[i] for i in order))
             self._parents = array("q", (self._parents[i] for i in order))
-        if not self._ordered:
-            ids = sorted(self._ids)
-            twice = {ids[i] for i in range(1, len(ids)) if ids[i] == ids[i - 1]}
-            twice.discard(_NONE)
+        if self._suspects:
+            suspects, seen = self._suspects, Counter[int]()
             for position, message_id in enumerate(self._ids):
-                if message_id in twice:
+                if message_id in suspects:
+                    seen[message_id] += 1
                     self._copies[message_id] = position
+            self._copies = {m: at for m, at in self._copies.items() if seen[m] > 1}
+            self._suspects = set()
         self._ids = array("q")
 
     def _parent(self, message_id: int) -> int | None:

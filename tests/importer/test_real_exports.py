@@ -417,3 +417,14 @@ async def test_a_reply_before_its_chain_reaches_the_chat_in_its_first_messages_t
     assert "thread_id" not in first
     assert got["a reply to a reply, before both"]["thread_id"] == first["id"]
     assert got["a reply to the first"]["thread_id"] == first["id"]
+
+
+def test_the_outline_finds_copies_among_the_messages_out_of_order() -> None:
+    """A second copy comes with an id not larger than those before it; a message merely out
+    of order (6 after 7) is no copy."""
+    outline = Outline()
+    for message_id in (5, 7, 6, 9, 7, 10, None):
+        outline.add(message_id)
+    outline.seal()
+    assert not outline.kept(7, 1) and outline.kept(7, 4)
+    assert all(outline.kept(m, at) for m, at in ((5, 0), (6, 2), (9, 3), (10, 5)))
