@@ -21,6 +21,7 @@ from shared.providers.discord.export import DiscordExport
 from shared.providers.exports import ExportRefused, Outline
 from shared.providers.history import HistoryRecord
 from shared.providers.telegram.export import TelegramExport
+from shared.zipdir import ZipDirectory
 from tests.importer.conftest import Imports
 from tests.importer.test_chat_exports import completed, upload
 from tests.providers import telegram_exports as tg
@@ -428,3 +429,42 @@ def test_the_outline_finds_copies_among_the_messages_out_of_order() -> None:
     outline.seal()
     assert not outline.kept(7, 1) and outline.kept(7, 4)
     assert all(outline.kept(m, at) for m, at in ((5, 0), (6, 2), (9, 3), (10, 5)))
+
+
+def test_a_zipped_account_export_is_inflated_once_per_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chat of a zipped account export is read twice (its first pass, then its
+    messages), each pass going on from chat to chat on its own stream: reading every chat
+    inflates `result.json` twice, not once per chat."""
+    chats = [
+        tg.chat(
+            f"Team {n}",
+            "private_supergroup",
+            1_700_000_300 + n,
+            [
+                tg.message(
+                    100 * n + 1, "a reply before its parent", reply_to_message_id=100 * n + 3
+                ),
+                tg.message(100 * n + 2, "the first message"),
+                tg.message(100 * n + 3, "a reply", reply_to_message_id=100 * n + 2),
+            ],
+        )
+        for n in range(1, 4)
+    ]
+    path = tg.zip_export(tmp_path / "export.zip", tg.account_export(chats))
+    inflations = []
+    real_pieces = ZipDirectory.pieces
+
+    def pieces(self: ZipDirectory, member: int) -> Any:
+        inflations.append(member)
+        return real_pieces(self, member)
+
+    with TelegramExport.open(path) as export:
+        monkeypatch.setattr(ZipDirectory, "pieces", pieces)
+        threads = [
+            [c.external_thread_id for c in changes(list(export.records(conversation)))]
+            for conversation in export.conversations
+        ]
+    assert threads == [[str(100 * n + 2), None, str(100 * n + 2)] for n in range(1, 4)]
+    assert len(inflations) == 2
