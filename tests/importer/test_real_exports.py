@@ -18,7 +18,7 @@ import pytest
 from shared.message_map import inbound_message_id
 from shared.providers.chat import Attachment, MessageChange
 from shared.providers.discord.export import DiscordExport
-from shared.providers.exports import ExportRefused, Outline
+from shared.providers.exports import ExportRefused, Outline, json_problem
 from shared.providers.history import HistoryRecord
 from shared.providers.telegram.export import TelegramExport
 from shared.zipdir import ZipDirectory
@@ -468,3 +468,24 @@ def test_a_zipped_account_export_is_inflated_once_per_pass(
         ]
     assert threads == [[str(100 * n + 2), None, str(100 * n + 2)] for n in range(1, 4)]
     assert len(inflations) == 2
+
+
+def test_a_parsers_error_is_said_in_words_whatever_form_it_comes_in() -> None:
+    """yajl's message comes as text, as bytes, or as the repr of bytes (ijson's backends
+    differ): each is its first line, without the diagram."""
+    diagram = "parse error: premature EOF\n                 \n   (right here) ------^\n"
+    for error in (
+        ValueError(diagram),
+        ValueError(diagram.encode()),
+        ValueError(repr(diagram.encode())),
+    ):
+        assert json_problem(error, 4096) == (
+            "not valid JSON before byte 4096: the file is cut short (it ends before its JSON does)"
+        )
+    bad = b'{"a": "\xff"}'
+    try:
+        bad.decode()
+    except UnicodeDecodeError as error:
+        assert (
+            json_problem(error) == "not valid JSON: a byte that is not UTF-8 (invalid start byte)"
+        )
