@@ -53,7 +53,7 @@ log = structlog.get_logger(__name__)
 # (it can be resumed); a rate limit is waited out however often it comes.
 MAX_UNREACHABLE = 5
 # Replies whose thread's first message the job remembers (threads are flat: a reply to one
-# of them joins that thread), the most recent kept: about 20 MB at most.
+# of them joins that thread), the most recent kept: about 30 MB at most (measured).
 MAX_REMEMBERED_ROOTS = 100_000
 
 
