@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -52,6 +52,9 @@ log = structlog.get_logger(__name__)
 # A conversation whose provider is unreachable this many times in a row fails the job
 # (it can be resumed); a rate limit is waited out however often it comes.
 MAX_UNREACHABLE = 5
+# Replies whose thread's first message the job remembers (threads are flat: a reply to one
+# of them joins that thread), the most recent kept: about 30 MB at most (measured).
+MAX_REMEMBERED_ROOTS = 100_000
 
 
 class Cancelled(Exception):
@@ -89,6 +92,8 @@ class Target:
     conversation: Conversation
     channel_id: str
     mapping_id: str | None
+    # What decided the destination: `channel_map:<the key that matched>` or `mapping`.
+    matched: str | None = None
 
 
 @dataclass(eq=False)
@@ -150,13 +155,16 @@ class Tally:
         tally.failed_channels = list(report.get("failed_channels") or [])
         return tally
 
-    def channel(self, conversation: Conversation, channel_id: str) -> dict[str, Any]:
+    def channel(
+        self, conversation: Conversation, channel_id: str, matched: str | None = None
+    ) -> dict[str, Any]:
         row = self.by_channel.get(conversation.id)
         if row is None:
             row = self.by_channel[conversation.id] = {
                 "external_channel_id": conversation.id,
                 "name": conversation.name,
                 "channel_id": channel_id,
+                "matched": matched,
                 "imported": 0,
                 "skipped": 0,
                 "quarantined": 0,
@@ -212,6 +220,23 @@ class Job:
     users: dict[str, Author] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     share_at_start: float = 0.0
+    # (channel, reply) → the first message of its thread, for the replies read last.
+    roots: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
+
+    def thread_root(self, change: MessageChange, parent: str, held: Copy | None) -> str:
+        """The first message of the chain the change replies into (threads are flat): the
+        root its parent was threaded under, as this job read it or as the message map has
+        it, else the parent itself. An export's reader has already followed the chain
+        (through its first pass); an API source reads parents before their replies."""
+        channel = change.external_channel_id
+        root = self.roots.get((channel, parent))
+        if root is None and held is not None and held.external_thread_id:
+            root = held.external_thread_id
+        root = root or parent
+        self.roots[(channel, change.external_message_id)] = root
+        if len(self.roots) > MAX_REMEMBERED_ROOTS:
+            self.roots.popitem(last=False)
+        return root
 
     @property
     def doc(self) -> Document:
@@ -360,7 +385,7 @@ class Runner:
         )
         for target in targets:
             tally.weights[target.conversation.id] = source.size(target.conversation)
-            tally.channel(target.conversation, target.channel_id)
+            tally.channel(target.conversation, target.channel_id, target.matched)
             state = checkpoint.get(target.conversation.id) or {}
             if state.get("done"):
                 tally.done_share[target.conversation.id] = 1.0
@@ -486,8 +511,17 @@ class Runner:
             if change.ignored or (held is not None and held.origin == "outbound"):
                 # A notice the policy skips, or a message hookhub itself posted there (its
                 # original is already in the chat).
-                prepared.skipped[subtype if change.ignored else "posted_by_hookhub"] += 1
+                # A skipped message says why in its kind: a plain one skipped had nothing
+                # to bridge (`empty`), never `skipped:message`.
+                why = (change.subtype or "empty") if change.ignored else "posted_by_hookhub"
+                prepared.skipped[why] += 1
                 continue
+            parent = change.external_thread_id
+            if parent and parent != change.external_message_id:
+                parent_copy = self._held(job, known, change.external_channel_id, parent)
+                root = job.thread_root(change, parent, parent_copy)
+                if root != parent:
+                    change = replace(change, external_thread_id=root)
             envelope = await self._envelope(job, target, change, known)
             prepared.envelopes.append(envelope)
             prepared.imported[subtype] += 1

@@ -76,6 +76,9 @@ class ChannelReport(BaseModel):
     external_channel_id: str
     name: str
     channel_id: str
+    # What chose `channel_id`: `channel_map:<the key that matched>` (the provider's id, the
+    # id as the export writes it, the name or `#name`) or `mapping` (the integration's).
+    matched: str | None = None
     imported: int = 0
     skipped: int = 0
     quarantined: int = 0

@@ -330,8 +330,9 @@ class ImportService:
         channel_map: dict[str, str],
         integration: IntegrationSnapshot | None,
     ) -> tuple[list[Target], list[dict[str, Any]]]:
-        """`channel_map` (by external id, name or #name) first, else the integration's
-        mapping of the channel; a conversation with neither is skipped and reported."""
+        """`channel_map` (by external id, the id as the export writes it, name or #name)
+        first, else the integration's mapping of the channel; a conversation with neither is
+        skipped and reported. The target says which decided (`matched`)."""
         mapped: dict[str, Document] = {}
         if integration is not None:
             for live in await self._mappings.inbound_of(integration.id):
@@ -349,19 +350,30 @@ class ImportService:
                     }
                 )
                 continue
-            channel_id = (
-                channel_map.get(conversation.id)
-                or channel_map.get(conversation.name)
-                or channel_map.get("#" + conversation.name)
+            key = next(
+                (
+                    key
+                    for key in (
+                        conversation.id,
+                        *conversation.aliases,
+                        conversation.name,
+                        "#" + conversation.name,
+                    )
+                    if channel_map.get(key)
+                ),
+                None,
             )
             mapping = mapped.get(conversation.id)
-            if channel_id is not None:
+            if key is not None:
+                channel_id = channel_map[key]
                 mapping_id = (
                     mapping["_id"] if mapping and mapping["channel_id"] == channel_id else None
                 )
-                targets.append(Target(conversation, channel_id, mapping_id))
+                targets.append(Target(conversation, channel_id, mapping_id, f"channel_map:{key}"))
             elif mapping is not None:
-                targets.append(Target(conversation, mapping["channel_id"], mapping["_id"]))
+                targets.append(
+                    Target(conversation, mapping["channel_id"], mapping["_id"], "mapping")
+                )
             else:
                 skipped.append(
                     {

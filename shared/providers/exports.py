@@ -7,6 +7,11 @@
 - `open_archive` and `checked_members`: a ZIP opened and every member of its directory
   checked (path tricks, duplicates, total size, compression ratio) before a record is read.
 - `kind_of`: a ZIP, JSON, or neither, from the file's first bytes.
+- `Outline`: what a first pass over one conversation learns before its messages are
+  imported: each reply's parent, so that a reply is threaded under the first message of its
+  chain (threads are flat), wherever in the export that message is; and which copy of a
+  message written more than once is the one imported.
+- `json_problem`: a JSON parser's error in the user's words.
 - `JsonGuard` and `CheckedReader`: a JSON document checked before ijson is given a byte
   of it. `ijson.items` and `ijson.parse` build a prefix string for every level a value
   nests (the C backend too): a few hundred kilobytes of `[[[[` take gigabytes. The guard
@@ -18,6 +23,9 @@
 from __future__ import annotations
 
 import re
+from array import array
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
@@ -38,8 +46,10 @@ __all__ = [
     "ExportReader",
     "ExportRefused",
     "JsonGuard",
+    "Outline",
     "Unacceptable",
     "checked_members",
+    "json_problem",
     "json_type",
     "kind_of",
     "open_archive",
@@ -269,6 +279,144 @@ def short(error: BaseException) -> str:
     """An error's text, cut to 200 characters."""
     text = str(error)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# yajl's words → the user's (its first line, `parse error: premature EOF`, ...).
+_YAJL_WORDS = {
+    "premature EOF": "the file is cut short (it ends before its JSON does)",
+    "trailing garbage": "something follows the end of the JSON document",
+}
+
+
+def json_problem(error: BaseException, before: int | None = None) -> str:
+    """A JSON parser's error in the user's words: `not valid JSON before byte N: what` (`N`:
+    the bytes read when the parser stopped; the problem is in the last piece read). yajl's
+    text is its first line without its `parse error:` prefix: never the caret diagram that
+    follows it, nor Python's repr of bytes (`b'...'`) some errors carry."""
+    if isinstance(error, UnicodeDecodeError):
+        what = f"a byte that is not UTF-8 ({error.reason})"
+    else:
+        text = str(error.args[0]) if error.args else str(error)
+        if isinstance(error.args[0] if error.args else None, bytes):
+            text = error.args[0].decode("utf-8", errors="replace")
+        elif text.startswith(("b'", 'b"')):
+            text = text[2:-1].replace("\\n", "\n")
+        what = text.strip().split("\n", 1)[0].strip()
+        for prefix in ("parse error:", "lexical error:"):
+            what = what.removeprefix(prefix).strip()
+        what = _YAJL_WORDS.get(what, what).rstrip(".") or "a syntax error"
+    where = f" before byte {before}" if before is not None else ""
+    return short(ValueError(f"not valid JSON{where}: {what}"))
+
+
+# -- the first pass over a conversation ----------------------------------------------------------
+
+# Messages per conversation whose ids (and replies whose parents) the first pass keeps: 8
+# bytes a message and 16 a reply, about 48 MB at the bound.
+MAX_OUTLINED = 2_000_000
+# Replies followed up a chain to its first message, at most (a loop in a forged file ends).
+MAX_CHAIN = 10_000
+# Messages out of id order the first pass looks at as possible copies, at most (a file
+# sorted otherwise than oldest first has every message out of order).
+MAX_SUSPECTS = 100_000
+_INT64 = range(-(2**63), 2**63)
+_NONE = -(2**63)  # a record without an id (no message id is that)
+
+
+class Outline:
+    """What a first pass over one conversation learns (SPEC §9, docs/import.md "Threads"):
+
+    - each reply's parent (`add(id, parent)`), so that `root(parent)` is the first message
+      of the chain a reply belongs to (threads are flat: a reply to a reply is in the thread
+      of the message that started the chain), wherever that message is in the conversation:
+      before the reply or after it, in the same file or another of the same export. A parent
+      the conversation does not hold is its chain's first message.
+    - which copy of a message written more than once is imported (`kept(id, position)`): the
+      last one (some DiscordChatExporter versions write an edited message twice; the last
+      is its latest text). `position`: the record's number in the conversation, counting
+      from 0 every record the pass was given (`add`), with an id or not.
+
+    Memory: 8 bytes per record and 16 per reply while the pass runs (in arrays, not Python
+    objects), the replies' 16 bytes after; at most `MAX_OUTLINED` records: past that the
+    rest is imported as it reads (a reply under its parent's chain as far as it is known,
+    every copy of a message). A copy is looked for among the messages whose id is not
+    larger than every id before them (a later copy's is not), `MAX_SUSPECTS` at most."""
+
+    def __init__(self, limit: int = MAX_OUTLINED) -> None:
+        self.limit = limit
+        self.full = False  # the bound was reached
+        self._ids = array("q")  # every record's id, _NONE for one without
+        self._children = array("q")
+        self._parents = array("q")
+        self._last = _NONE  # the largest id so far
+        # Ids not larger than every id before them: a message's second copy is one (the
+        # exports write messages oldest first, ids growing); at most MAX_SUSPECTS.
+        self._suspects: set[int] = set()
+        self._copies: dict[int, int] = {}  # id written twice or more → its last position
+
+    def add(self, message_id: int | None, parent: int | None = None) -> None:
+        """The conversation's next record, in the order they are read: its message id (None:
+        it has none) and the message it replies to."""
+        if len(self._ids) >= self.limit:
+            self.full = True
+            return
+        if message_id is None or message_id not in _INT64 or message_id == _NONE:
+            self._ids.append(_NONE)
+            return
+        if message_id <= self._last:
+            if len(self._suspects) < MAX_SUSPECTS:
+                self._suspects.add(message_id)
+        else:
+            self._last = message_id
+        self._ids.append(message_id)
+        if parent is not None and parent != message_id and parent in _INT64:
+            self._children.append(message_id)
+            self._parents.append(parent)
+
+    def seal(self) -> None:
+        """The pass is over: replies sorted for look-ups, copies found, the ids let go."""
+        children = self._children
+        if any(children[i] > children[i + 1] for i in range(len(children) - 1)):
+            order = sorted(range(len(children)), key=children.__getitem__)
+            self._children = array("q", (children[i] for i in order))
+            self._parents = array("q", (self._parents[i] for i in order))
+        if self._suspects:
+            suspects, seen = self._suspects, Counter[int]()
+            for position, message_id in enumerate(self._ids):
+                if message_id in suspects:
+                    seen[message_id] += 1
+                    self._copies[message_id] = position
+            self._copies = {m: at for m, at in self._copies.items() if seen[m] > 1}
+            self._suspects = set()
+        self._ids = array("q")
+
+    def _parent(self, message_id: int) -> int | None:
+        children = self._children
+        at = bisect_left(children, message_id)
+        if at < len(children) and children[at] == message_id:
+            return self._parents[at]
+        return None
+
+    def root(self, parent: int) -> int:
+        """The first message of the chain `parent` is in (`parent` itself when it replies to
+        nothing the conversation holds)."""
+        found = parent
+        for _ in range(MAX_CHAIN):
+            above = self._parent(found)
+            if above is None or above == parent:
+                break
+            found = above
+        return found
+
+    @property
+    def count(self) -> int:
+        """Records added so far."""
+        return len(self._ids)
+
+    def kept(self, message_id: int, position: int) -> bool:
+        """Whether this copy of the message is the one imported (the last)."""
+        last = self._copies.get(message_id)
+        return last is None or last == position
 
 
 # -- JSON checked before ijson is given it -------------------------------------------------------

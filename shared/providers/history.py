@@ -39,6 +39,9 @@ class Conversation:
     name: str
     kind: str = "channel"  # channel | group | dm | mpim | thread
     members: tuple[str, ...] = ()
+    # Other ids the file writes for it (a Telegram chat's bare `"id"`, where `id` is the
+    # Bot API's `-100…` form): `channel_map` finds it by these too.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -245,15 +245,26 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
     root = discord.post_silently(external, "1300000000000000035", "first <@1300000000000000035>")
     for n in range(5):
         discord.post_silently(external, "1300000000000000035", f"m{n}")
-    discord.post_silently(external, "1300000000000000035", "a reply", reply_to=root["id"])
+    reply = discord.post_silently(external, "1300000000000000035", "a reply", reply_to=root["id"])
+    # Threads are flat: a reply to the reply is in the thread of the chain's first message.
+    discord.post_silently(external, "1300000000000000035", "a reply's reply", reply_to=reply["id"])
+    # Nothing to bridge (an embed alone, here not even that): skipped, and the report says why.
+    discord.post_silently(external, "1300000000000000035", "")
     discord.post_silently(other, "1300000000000000035", "in the other channel")
     job = await start(
         imports, world.discord_integration, channel_ids=[external], channel_map={external: channel}
     )
-    assert (await imports.until(job["id"], "completed", "failed"))["status"] == "completed"
-    from_api = await imports.inbox.of_channel(channel, 7)
+    done = await imports.until(job["id"], "completed", "failed")
+    assert done["status"] == "completed"
+    assert done["report"]["by_subtype"]["skipped:empty"] == 1
+    from_api = await imports.inbox.of_channel(channel, 8)
     api_ids = {e["id"] for e in from_api}
-    assert len(api_ids) == 7
+    assert len(api_ids) == 8
+    root_id = inbound_message_id("discord", DISCORD_BOT_ID, external, root["id"])
+    assert {e["text"]: e.get("thread_id") for e in from_api if "reply" in e["text"]} == {
+        "a reply": root_id,
+        "a reply's reply": root_id,
+    }
 
     name, exported = _discord_export_of(imports, external)
     (tmp_path / name).write_bytes(exported)
@@ -264,10 +275,10 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
     assert job["upload"]["account"] == DISCORD_BOT_ID
     assert job["upload"]["guild_id"] == DISCORD_GUILD
     await completed(imports, job)
-    both = await imports.inbox.of_channel(channel, 14)
+    both = await imports.inbox.of_channel(channel, 16)
     assert {e["id"] for e in both} == api_ids
-    reply = next(e for e in both if e["text"] == "a reply")
-    assert reply["thread_id"] == inbound_message_id("discord", DISCORD_BOT_ID, external, root["id"])
+    for text in ("a reply", "a reply's reply"):
+        assert {e["thread_id"] for e in both if e["text"] == text} == {root_id}
 
     # Several channels zipped (`exportguild`), mapped by name: the same ids again.
     second_name, second = _discord_export_of(imports, other)
@@ -284,7 +295,7 @@ async def test_a_discord_export_and_an_api_import_of_a_channel_are_one_set_of_me
     assert done["report"]["skipped_files_total"] == 1
     [left_out] = done["report"]["skipped_files"]
     assert left_out["file"] == "notes.json" and "not" in left_out["reason"]
-    assert {e["id"] for e in await imports.inbox.of_channel(channel, 21)} == api_ids
+    assert {e["id"] for e in await imports.inbox.of_channel(channel, 24)} == api_ids
     [elsewhere] = await imports.inbox.of_channel(other_channel, 1)
     assert elsewhere["text"] == "in the other channel"
 

@@ -339,7 +339,8 @@ def test_each_message_reads_as_a_change(general: Path) -> None:
 def test_system_messages_and_empty_ones_are_skipped_and_counted_by_type(general: Path) -> None:
     """System types are ignored under the API import's subtype (a type DCE has no name for
     is written as its number: 20 is a slash command's answer); a message with only an embed
-    or a sticker carries nothing the import takes."""
+    carries nothing the import takes (`skipped:empty`, saying why); one with only a sticker
+    is a message, the sticker named and linked."""
     with DiscordExport.open(general) as export:
         records = read(export, export.conversations[0])
     found = by_id(records)
@@ -350,14 +351,15 @@ def test_system_messages_and_empty_ones_are_skipped_and_counted_by_type(general:
             "channel_pinned_message": 1,
             "thread_created": 1,
             "chat_input_command": 1,
-            "message": 2,
+            "empty": 1,
         }
     )
     assert found[sid(10)].ignored == "Discord system message (user_join)"
     assert "embed" in (found[sid(8)].ignored or "")
-    assert "sticker" in (found[sid(9)].ignored or "")
+    assert found[sid(9)].text == "[sticker: rock]"
+    assert found[sid(9)].attachments == (Attachment(url=STICKER["sourceUrl"], name="rock.png"),)
     imported = Counter(c.subtype or "message" for c in found.values() if not c.ignored)
-    assert imported == Counter({"message": 6, "reply": 2})
+    assert imported == Counter({"message": 7, "reply": 2})
 
 
 @pytest.mark.parametrize(
@@ -835,7 +837,7 @@ def test_malformed_messages_are_quarantined_with_their_position(tmp_path: Path) 
     # Fields of the wrong type are read as absent: no text, author or file left to import.
     odd = by_id(records)[sid(8)]
     assert (odd.text, odd.author, odd.attachments, odd.sender) == ("", None, (), SenderMarks())
-    assert "no text or file" in (odd.ignored or "")
+    assert "no text, file or sticker" in (odd.ignored or "")
     assert records[7].reactions == 0
     assert [c.text for c in changes(records)] == ["one", "", "nine"]
     assert [r.checkpoint for r in records] == [{"file": BARE, "index": i} for i in range(9)]

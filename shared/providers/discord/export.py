@@ -67,13 +67,19 @@ import of a channel are one set of messages (same ids, the same envelope ids):
   renderer live sync uses (`readable`), with the names the file gives (the message's
   `mentions`, the authors and roles seen so far, the export's channel files); text DCE
   rendered has no markup left and comes through as it is.
-- replies (`Reply`) are threaded under `reference.messageId`, as the API import threads
-  `message_reference`; other references (a pin notice's, a crosspost's, a forward's) are not
-  replies.
+- replies (`Reply`, and `Default` with a `reference` to a message of the same channel: how
+  older DCE versions write a reply, as chat-analytics' sample GC_3A_5M shows) are threaded
+  under the first message of their chain (threads are flat, `shared.providers.exports.
+  Outline`: a first pass over the conversation's files notes each reply's parent); other
+  references (a pin notice's, a crosspost's, a forward's) are not replies.
 - attachments as links (`url`, `fileName`); a downloaded file's path is replaced by the
   attachment's CDN address (`cdn.discordapp.com/attachments/{channel}/{id}/{fileName}`).
-  The file gives no content type. Embeds, stickers and forwarded messages are not imported
-  (the API import does not import them either): a message with nothing else is ignored.
+  The file gives no content type. Stickers are named in the text (`[sticker: Laugh]`) and
+  linked (`sourceUrl`, or the CDN's address when it is a downloaded file's path). Embeds
+  and forwarded messages are not imported (the API import does not import them either): a
+  message with nothing else is ignored (`empty`).
+- a message the file writes twice (chat-analytics' SV_5A_5M: an edited message) is one
+  message, its last copy; the earlier ones are ignored as `duplicate`.
 - `Default` and `Reply` are messages; every other type is ignored with the subtype the API
   import gives it (`recipient_add`, `user_join`, `thread_created`, `chat_input_command`,
   `thread_starter_message`, ...), so the importer counts them as `skipped:<subtype>`.
@@ -127,8 +133,10 @@ from shared.providers.exports import (
     ExportFile,
     ExportLimits,
     ExportRefused,
+    Outline,
     Unacceptable,
     checked_members,
+    json_problem,
     json_type,
     kind_of,
     open_archive,
@@ -179,9 +187,12 @@ _DEFAULT_AVATAR = re.compile(r"^https://cdn\.discordapp\.com/embed/avatars/\d+\.
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _CHUNK = 2**16  # a bare file's bytes read at a time (what ijson asks for)
 _NO_CONTENT = (
-    "the message carries no text or file (an embed, a sticker or a forwarded message only: "
+    "the message carries no text, file or sticker (an embed or a forwarded message only: "
     "those are not imported)"
 )
+_DUPLICATE = "the export writes this message again later: the later copy is imported"
+# DCE's `stickers[].format` → the file's extension on Discord's CDN.
+_STICKER_FILES = {"Lottie": "json", "Gif": "gif"}
 
 
 class _NotAnExport(Exception):
@@ -404,8 +415,9 @@ class DiscordExport(ExportFile):
         files = self._files.get(conversation.id, [])
         total = sum(file.size for file in files) or 1
         skip_to, skip_index, newer_than = _resume_point(after, [file.name for file in files])
+        outline, starts = self._outline(conversation.id, files)
         before = 0
-        for file in files:
+        for number, file in enumerate(files):
             start = 0
             if skip_to is not None:
                 if file.name != skip_to:
@@ -416,8 +428,32 @@ class DiscordExport(ExportFile):
                     before += file.size
                     continue
                 start = skip_index + 1
-            yield from self._read(conversation.id, file, start, before, total, newer_than)
+            yield from self._read(
+                conversation.id, file, start, before, total, newer_than, outline, starts[number]
+            )
             before += file.size
+
+    def _outline(self, channel_id: str, files: list[_File]) -> tuple[Outline, list[int]]:
+        """The first pass over the conversation's files: its replies' parents and its
+        messages' ids (see `Outline`), and where each file's records start in its count. A
+        problem is the second pass's to report."""
+        outline = Outline()
+        starts: list[int] = []
+        for file in files:
+            starts.append(outline.count)
+            try:
+                with CheckedReader(self._pieces(file)) as stream:
+                    for item in ijson.items(stream, "messages.item", use_float=True):
+                        message_id = _snowflake(item.get("id")) if type(item) is dict else None
+                        if message_id is None:
+                            outline.add(None)
+                            continue
+                        parent = _parent(item, channel_id)
+                        outline.add(int(message_id), int(parent) if parent else None)
+            except (ijson.JSONError, Unacceptable, *UNREADABLE):
+                continue
+        outline.seal()
+        return outline, starts
 
     def _read(
         self,
@@ -427,6 +463,8 @@ class DiscordExport(ExportFile):
         before: int,
         total: int,
         newer_than: int | None,
+        outline: Outline,
+        start_of: int,
     ) -> Iterator[HistoryRecord]:
         name = file.name
         index = -1
@@ -447,9 +485,14 @@ class DiscordExport(ExportFile):
                     page_start = first or index % PAGE == 0
                     first = False
                     done = min(1.0, (before + stream.count) / total)
-                    yield message(channel_id, name, index, item, done, page_start)
+                    position = start_of + index
+                    yield message(
+                        channel_id, name, index, item, done, page_start, outline, position
+                    )
             except ijson.JSONError as exc:
-                problem = f"the file is not valid JSON from there on: {short(exc)}"
+                problem = (
+                    f"the file cannot be read from there on: {json_problem(exc, stream.count)}"
+                )
             except Unacceptable as exc:
                 problem = f"the file cannot be read from there on: {exc}"
             except UNREADABLE as exc:
@@ -473,7 +516,15 @@ class DiscordExport(ExportFile):
     # -- one message ---------------------------------------------------------------------------
 
     def _message(
-        self, channel_id: str, file: str, index: int, item: Any, done: float, page_start: bool
+        self,
+        channel_id: str,
+        file: str,
+        index: int,
+        item: Any,
+        done: float,
+        page_start: bool,
+        outline: Outline | None = None,
+        position: int | None = None,
     ) -> HistoryRecord:
         """The change the API import makes of the same message (see the module's
         docstring), or the message quarantined saying why."""
@@ -512,16 +563,26 @@ class DiscordExport(ExportFile):
             text = self._readable(text, item)
         found = item.get("attachments")
         attachments = _attachments(found, channel_id) if found else ()
-        thread = None
-        if number == REPLY:
-            reference = item.get("reference")
-            if type(reference) is dict:
-                thread = _snowflake(reference.get("messageId"))
+        stickers = item.get("stickers")
+        if stickers and number in (DEFAULT, REPLY):
+            label, files = _stickers(stickers)
+            if label:
+                text = f"{label}\n{text}" if text else label
+                attachments += files
+        thread = _parent(item, channel_id)
+        if thread is not None and outline is not None:
+            thread = str(outline.root(int(thread)))  # threads are flat: the chain's first
         ignored = None
         if number != DEFAULT and number != REPLY:
             ignored = f"Discord system message ({subtype})"
+        elif (
+            outline is not None
+            and position is not None
+            and not outline.kept(int(message_id), position)
+        ):
+            subtype, ignored = "duplicate", _DUPLICATE
         elif not text and not attachments:
-            ignored = _NO_CONTENT
+            subtype, ignored = "empty", _NO_CONTENT
         reactions = item.get("reactions")
         return HistoryRecord(
             checkpoint,
@@ -623,7 +684,7 @@ def _header(stream: CheckedReader) -> _Header:
     try:
         values, messages = _preamble(stream)
     except ijson.JSONError as exc:
-        raise _NotAnExport(f"it is not valid JSON ({short(exc)})") from exc
+        raise _NotAnExport(f"it is {json_problem(exc, stream.count)}") from exc
     except Unacceptable as exc:
         raise _NotAnExport(f"it cannot be read up to its messages: {exc}") from exc
     channel = values.get("channel")
@@ -776,6 +837,47 @@ def _attachments(value: Any, channel_id: str) -> tuple[Attachment, ...]:
             url = f"{CDN}/attachments/{channel_id}/{attachment_id}/{name}"
         made.append(Attachment(url=url, name=name))
     return tuple(made)
+
+
+def _parent(item: dict[str, Any], channel_id: str) -> str | None:
+    """The message a reply answers: `reference.messageId` of a `Reply`, or of a `Default`
+    message with a reference (older DCE versions write replies so), when the reference is a
+    reply's (not a forward's) and in the same channel (a crosspost's is another channel's)."""
+    kind = item.get("type", "Default")
+    reference = item.get("reference")
+    if type(reference) is not dict:
+        return None
+    if kind in ("Reply", REPLY):  # as the API import threads `message_reference`
+        return _snowflake(reference.get("messageId"))
+    if kind not in ("Default", DEFAULT, None):
+        return None
+    if reference.get("type") not in (None, "Default", 0):
+        return None  # a forward
+    elsewhere = _snowflake(reference.get("channelId"))
+    if elsewhere is not None and elsewhere != channel_id:
+        return None  # a crosspost's source
+    return _snowflake(reference.get("messageId"))
+
+
+def _stickers(value: Any) -> tuple[str, tuple[Attachment, ...]]:
+    """Stickers named in the text as a Telegram sticker is (`[sticker: Laugh]`), each linked
+    to its image: DCE's `sourceUrl`, or the CDN's address of it when the export downloaded
+    the file (`--media`: the url is then a local path)."""
+    names: list[str] = []
+    files: list[Attachment] = []
+    for sticker in value if type(value) is list else ():
+        if type(sticker) is not dict:
+            continue
+        name = _text(sticker.get("name")) or "sticker"
+        names.append(f"[sticker: {name}]")
+        url = sticker.get("sourceUrl")
+        if type(url) is not str or not url.startswith(("https://", "http://")):
+            sticker_id = _snowflake(sticker.get("id"))
+            extension = _STICKER_FILES.get(str(sticker.get("format")), "png")
+            url = f"{CDN}/stickers/{sticker_id}.{extension}" if sticker_id else None
+        if url:
+            files.append(Attachment(url=url, name=f"{name}.{url.rsplit('.', 1)[-1][:8]}"))
+    return " ".join(names), tuple(files)
 
 
 def _reactions(value: Any) -> int:

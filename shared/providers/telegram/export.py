@@ -77,6 +77,12 @@ inflated or whose CRC-32 fails) is read up to the break; what is left of that ch
 quarantined as one record saying why and that any chat after it could not be read either
 (chats after the break cannot be found: they are not listed; `broken` says why).
 
+Before a chat's messages are read, a first pass over the chat notes each reply's parent and
+each message's id (`shared.providers.exports.Outline`): a reply is threaded under the first
+message of its chain (threads are flat), wherever that message is, and a message written
+twice is imported once (its last copy). A zipped export is inflated once per pass, each
+pass going on from chat to chat on its own stream.
+
 Text is rendered as CommonMark (`render_text`): Telegram's formatting as markup, every other
 character literal (leading whitespace of a line is dropped, as commonmark.py does, since four
 spaces would start a code block; mentions are left as they are, as live sync leaves them).
@@ -107,7 +113,9 @@ from shared.providers.exports import (
     ExportLimits,
     ExportRefused,
     JsonGuard,
+    Outline,
     checked_members,
+    json_problem,
     json_type,
     kind_of,
     open_archive,
@@ -294,7 +302,47 @@ class TelegramExport(ExportFile):
         skip = _resume_point(chat, after)
         if skip is None:
             return
-        yield from self._read(chat, skip)
+        yield from self._read(chat, skip, self._outline(chat))
+
+    def _outline(self, chat: _Chat) -> Outline:
+        """The first pass over the chat: its replies' parents and its messages' ids (see
+        `Outline`), read from a stream of its own (a ZIP member's second inflation goes on
+        from chat to chat as the first does). A problem is the second pass's to report."""
+        outline = Outline()
+        window, prefix = self._window(chat, lane=1)
+        context = self._context(chat, None)
+        try:
+            for item in ijson.items(window, prefix, use_float=True):
+                if type(item) is dict and type(item.get("id")) is int:
+                    outline.add(item["id"], _parent(context, item))
+                else:
+                    outline.add(None)
+        except _ERRORS:
+            pass
+        finally:
+            window.release()
+        outline.seal()
+        return outline
+
+    def _window(self, chat: _Chat, lane: int = 0) -> tuple[_Window, str]:
+        """The chat's span as a document of its own, and the prefix of its messages."""
+        if chat.listed_in:
+            head = b'{"' + chat.listed_in.encode() + b'":{"list":['
+            tail = b"{}]}}" if chat.whole else b""
+            prefix = f"{chat.listed_in}.list.item.messages.item"
+        else:
+            head, tail, prefix = b"", b"", "messages.item"
+        return _Window(self._source, chat.start, chat.stop, head, tail, lane), prefix
+
+    def _context(self, chat: _Chat, outline: Outline | None) -> _Context:
+        source = self._source
+        return _Context(
+            channel=chat.conversation.id,
+            bare_id=chat.bare_id,
+            bot_chat=chat.telegram_type == "bot_chat",
+            file=f"{source.name}: {chat.label}" if chat.listed_in else source.name,
+            outline=outline,
+        )
 
     def _chat(self, conversation: Conversation) -> _Chat:
         chat = self._chats.get(conversation.id)
@@ -302,24 +350,13 @@ class TelegramExport(ExportFile):
             raise ValueError(f"{conversation.id!r} is not a chat of this export")
         return chat
 
-    def _read(self, chat: _Chat, skip: int) -> Iterator[HistoryRecord]:
+    def _read(self, chat: _Chat, skip: int, outline: Outline) -> Iterator[HistoryRecord]:
         source = self._source
         end = _end_of(chat, source.size)
         span = max(1, end - chat.start)
-        if chat.listed_in:
-            head = b'{"' + chat.listed_in.encode() + b'":{"list":['
-            tail = b"{}]}}" if chat.whole else b""
-            prefix = f"{chat.listed_in}.list.item.messages.item"
-        else:
-            head, tail, prefix = b"", b"", "messages.item"
-        file = f"{source.name}: {chat.label}" if chat.listed_in else source.name
-        window = _Window(source, chat.start, chat.stop, head, tail)
-        context = _Context(
-            channel=chat.conversation.id,
-            bare_id=chat.bare_id,
-            bot_chat=chat.telegram_type == "bot_chat",
-            file=file,
-        )
+        window, prefix = self._window(chat)
+        context = self._context(chat, outline)
+        file = context.file
         index = -1
         held: HistoryRecord | None = None
         first = True
@@ -345,7 +382,7 @@ class TelegramExport(ExportFile):
                     yield replace(held, done=1.0)
                 return
             if broken is None:
-                problem = f"the rest of the chat cannot be read: {short(failed or ValueError())}"
+                problem = f"the rest of the chat cannot be read: {_problem(failed, window)}"
             elif chat.end is not None:  # the chat was whole; the document breaks after it
                 problem = f"the export cannot be read past this chat: {broken}"
             elif failed is not None:
@@ -414,10 +451,10 @@ class _Source:
     name: str
     size: int
 
-    def stream(self, at: int) -> _Readable:
+    def stream(self, at: int, lane: int = 0) -> _Readable:
         raise NotImplementedError
 
-    def give_back(self, stream: _Readable, position: int) -> None:
+    def give_back(self, stream: _Readable, position: int, lane: int = 0) -> None:
         stream.close()
 
     def close(self) -> None:
@@ -436,7 +473,7 @@ class _FileSource(_Source):
                 f"{limits.max_uncompressed_bytes}",
             )
 
-    def stream(self, at: int) -> _Readable:
+    def stream(self, at: int, lane: int = 0) -> _Readable:
         file = self._path.open("rb")
         file.seek(at)
         return file
@@ -444,12 +481,14 @@ class _FileSource(_Source):
 
 class _ZipSource(_Source):
     """`result.json` in the ZIP, read as it inflates. A ZIP member cannot be sought: a stream
-    given back after reading one chat is kept, to go on from there to a later chat."""
+    given back after reading one chat is kept, to go on from there to a later chat. One is
+    kept per lane: the first pass over each chat (lane 1) and the reading of its messages
+    (lane 0) each go through the member once, chat after chat."""
 
     def __init__(self, path: Path, limits: ExportLimits) -> None:
         self._archive = open_archive(path, limits)
         self._lock = threading.Lock()
-        self._kept: tuple[_Readable, int] | None = None
+        self._kept: dict[int, tuple[_Readable, int]] = {}
         try:
             self._member = _result_member(self._archive, limits)
         except BaseException:
@@ -458,9 +497,9 @@ class _ZipSource(_Source):
         self.name = self._archive.name(self._member)
         self.size = self._archive.file_size(self._member)
 
-    def stream(self, at: int) -> _Readable:
+    def stream(self, at: int, lane: int = 0) -> _Readable:
         with self._lock:
-            kept, self._kept = self._kept, None
+            kept = self._kept.pop(lane, None)
         if kept is not None and kept[1] <= at:
             stream, position = kept
         else:
@@ -474,17 +513,18 @@ class _ZipSource(_Source):
             position += len(piece)
         return stream
 
-    def give_back(self, stream: _Readable, position: int) -> None:
+    def give_back(self, stream: _Readable, position: int, lane: int = 0) -> None:
         with self._lock:
-            kept, self._kept = self._kept, (stream, position)
+            kept = self._kept.pop(lane, None)
+            self._kept[lane] = (stream, position)
         if kept is not None:
             kept[0].close()
 
     def close(self) -> None:
         with self._lock:
-            kept, self._kept = self._kept, None
-        if kept is not None:
-            kept[0].close()
+            kept, self._kept = list(self._kept.values()), {}
+        for stream, _ in kept:
+            stream.close()
         self._archive.close()
 
 
@@ -552,9 +592,16 @@ class _Window:
     its own. `position`: the source offset read up to."""
 
     def __init__(
-        self, source: _Source, start: int, stop: int | None, head: bytes, tail: bytes
+        self,
+        source: _Source,
+        start: int,
+        stop: int | None,
+        head: bytes,
+        tail: bytes,
+        lane: int = 0,
     ) -> None:
         self._source = source
+        self._lane = lane
         self._stream: _Readable | None = None
         self._start = start
         self._stop = stop
@@ -575,7 +622,7 @@ class _Window:
         if want > 0:
             try:
                 if self._stream is None:
-                    self._stream = self._source.stream(self._start)
+                    self._stream = self._source.stream(self._start, self._lane)
                 piece = self._stream.read(want)
             except BaseException:
                 self._failed = True
@@ -593,7 +640,7 @@ class _Window:
         if stream is not None and self._failed:
             stream.close()
         elif stream is not None:
-            self._source.give_back(stream, self.position)
+            self._source.give_back(stream, self.position, self._lane)
 
 
 # -- the open pass -------------------------------------------------------------------------------
@@ -690,7 +737,12 @@ def _chat(one: _Found, stop: int | None, *, whole: bool) -> _Chat:
     name = name or _UNNAMED.get(telegram_type or "") or chat_id
     kind = _TYPES.get(telegram_type or "", ("channel", "user"))[0]
     return _Chat(
-        conversation=Conversation(id=chat_id, name=name, kind=kind),
+        conversation=Conversation(
+            id=chat_id,
+            name=name,
+            kind=kind,
+            aliases=(str(bare),) if bare is not None and str(bare) != chat_id else (),
+        ),
         telegram_type=telegram_type,
         bare_id=bare,
         listed_in=one.listed_in,
@@ -781,7 +833,7 @@ def _walk(stream: _Readable, source: _Source, walked: _Walked) -> None:
     try:
         parser.close()
     except _ERRORS as exc:
-        raise _Broken(None, f"the document is cut short: {_first_line(exc)}") from exc
+        raise _Broken(None, _first_line(exc)) from exc
 
 
 def _in_list(keys: list[Any], arrays: list[bool]) -> bool:
@@ -797,10 +849,15 @@ def _read(stream: _Readable, source: _Source, position: int, size: int) -> bytes
 
 
 def _first_line(error: BaseException) -> str:
-    text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1].replace("\\n", "\n")
-    return short(ValueError(text.strip().split("\n", 1)[0]))
+    """A parser's error in the user's words (`json_problem`), without the byte it names."""
+    return json_problem(error).removeprefix("not valid JSON: ")
+
+
+def _problem(error: BaseException | None, window: _Window) -> str:
+    """Why the rest of a chat cannot be read, in the user's words."""
+    if isinstance(error, ijson.JSONError | UnicodeDecodeError):
+        return json_problem(error, window.position)
+    return short(error or ValueError("it ends early"))
 
 
 # -- one message ---------------------------------------------------------------------------------
@@ -812,6 +869,7 @@ class _Context:
     bare_id: int | None
     bot_chat: bool
     file: str
+    outline: Outline | None = None  # the chat's first pass (`Outline`)
 
 
 def _record(context: _Context, index: int, item: Any, done: float) -> HistoryRecord:
@@ -835,7 +893,7 @@ def _record(context: _Context, index: int, item: Any, done: float) -> HistoryRec
         return quarantined("the message has no usable date")
     if kind == "service":
         action = item.get("action")
-        subtype = action if isinstance(action, str) and action else "service"
+        subtype: str | None = action if isinstance(action, str) and action else "service"
         change = MessageChange(
             kind="created",
             external_channel_id=context.channel,
@@ -850,18 +908,29 @@ def _record(context: _Context, index: int, item: Any, done: float) -> HistoryRec
     body = render_text(item.get("text_entities"), item.get("text"))
     media_kind, label, attachments = _media(item)
     text = f"{label}\n{body}" if label and body else label or body
+    outline = context.outline
+    parent = _parent(context, item)
+    if parent is not None and outline is not None:
+        parent = outline.root(parent)  # threads are flat: the chain's first message
+    subtype, ignored = media_kind, None
+    if outline is not None and not outline.kept(message_id, index):
+        subtype = "duplicate"
+        ignored = "the export writes this message again later: the later copy is imported"
+    elif not text:
+        subtype = "empty"
+        ignored = "the message carries nothing that can be bridged"
     change = MessageChange(
         kind="created",
         external_channel_id=context.channel,
         external_message_id=str(message_id),
         occurred_at=occurred_at,
         text=text,
-        external_thread_id=_thread(context, item),
+        external_thread_id=str(parent) if parent is not None else None,
         author=_author(item, "from"),
         sender=_sender(context, item, "from"),
         attachments=attachments,
-        subtype=media_kind,
-        ignored=None if text else "the message carries nothing that can be bridged",
+        subtype=subtype,
+        ignored=ignored,
     )
     return HistoryRecord(checkpoint, change=change, done=done, reactions=_reactions(item))
 
@@ -923,16 +992,16 @@ def _sender(context: _Context, item: Mapping[str, Any], field: str) -> SenderMar
     return SenderMarks(user_id=str(peer[1]), is_bot=context.bot_chat and peer[1] == context.bare_id)
 
 
-def _thread(context: _Context, item: Mapping[str, Any]) -> str | None:
+def _parent(context: _Context, item: Mapping[str, Any]) -> int | None:
     """The replied message's id, unless it is in another chat (`reply_to_peer_id`): live
     sync's `reply_to_message` is only ever a message of the same chat."""
-    root = item.get("reply_to_message_id")
-    if type(root) is not int:
+    parent = item.get("reply_to_message_id")
+    if type(parent) is not int:
         return None
     elsewhere = _peer(item.get("reply_to_peer_id"))
     if elsewhere is not None and elsewhere[1] != context.bare_id:
         return None
-    return str(root)
+    return parent
 
 
 def _reactions(item: Mapping[str, Any]) -> int:
@@ -960,13 +1029,16 @@ def _media(item: Mapping[str, Any]) -> tuple[str | None, str, tuple[Attachment, 
     if isinstance(photo, str):
         kind = "photo"
         files += _file(photo, None, item.get("mime_type") or "image/jpeg")
-    elif isinstance(file, str):
+    elif isinstance(file, str) or item.get("media_type") in _MEDIA_TYPES:
+        # A sticker, a voice message ... with its file, or with none (an export that left
+        # the `file` out): named all the same, as live sync names it.
         media_type = item.get("media_type")
         kind = _MEDIA_TYPES.get(media_type, "document") if isinstance(media_type, str) else None
         kind = kind or "document"
         file_name = item.get("file_name") if isinstance(item.get("file_name"), str) else None
         mime = item.get("mime_type") if isinstance(item.get("mime_type"), str) else None
-        files += _file(file, file_name, mime)
+        if isinstance(file, str):
+            files += _file(file, file_name, mime)
         detail = {
             "document": file_name or (files[0].name if files else None),
             "audio": _audio_title(item) or file_name,
@@ -1042,8 +1114,9 @@ def _escape(text: str, line_start: bool) -> str:
 
 
 def render_text(entities: Any, text: Any = None) -> str:
-    """A message's text as CommonMark, from `text_entities` (preferred: always an array of
-    `{type, text}`) or `text` (a string, or an array of strings and entities).
+    """A message's text as CommonMark, from `text_entities` (preferred: an array of `{type,
+    text}`) or, when that is absent or empty, `text` (a string, or an array of strings and
+    entities).
 
     bold `**`, italic `*`, strikethrough `~~`, code a code span whose fence is longer than
     any backtick run inside, pre a fenced block (with its `language`), blockquote `> ` lines,
@@ -1051,7 +1124,8 @@ def render_text(entities: Any, text: Any = None) -> str:
     the text); underline and spoiler (CommonMark has neither), mention, mention_name,
     hashtag, cashtag, bot_command, email, phone, bank_card and custom_emoji as their text.
     Every other character is literal: `*not bold*` stays `\\*not bold\\*`."""
-    parts = entities if isinstance(entities, list) else text
+    # Entities when there are some: an export may write `text_entities: []` beside a text.
+    parts = entities if isinstance(entities, list) and entities else text
     if isinstance(parts, str):
         return _escape(parts, True).strip()
     if not isinstance(parts, list):

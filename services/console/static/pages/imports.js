@@ -38,7 +38,7 @@ const SOURCES = {
     label: "Telegram Desktop export",
     accept: ".json,.zip,application/json,application/zip",
     hint: "Telegram Desktop: a chat's ⋮ menu → Export chat history (or Settings → Advanced → Export Telegram data), format “Machine-readable JSON”: result.json, or the export folder zipped",
-    channels: "Telegram chat (name or id, -100… for a supergroup)",
+    channels: "Telegram chat (name, or id: as result.json writes it, or the Bot API's -100…)",
   },
   discord_export: {
     label: "DiscordChatExporter export",
@@ -266,6 +266,8 @@ function report(r, dry) {
       [
         { title: "Channel", cell: (c) => c.name },
         { title: "Chat channel", cell: (c) => c.channel_id },
+        // What chose it: the channel_map key that matched, or the integration's mapping.
+        { title: "Chosen by", cell: (c) => c.matched || "" },
         { title: dry ? "Would import" : "Imported", cell: (c) => String(c.imported) },
         { title: dry ? "Would skip" : "Skipped", cell: (c) => String(c.skipped) },
         { title: dry ? "Would quarantine" : "Quarantined", cell: (c) => String(c.quarantined) },
