@@ -551,11 +551,13 @@ class FakeDiscord(FakeAuthorizationServer):
         *,
         reply_to: str | None = None,
         attachments: Sequence[dict[str, Any]] = (),
+        stickers: Sequence[dict[str, Any]] = (),
         at: float | None = None,
     ) -> dict[str, Any]:
         """A user's message stored in the channel's history without any dispatch (posted while
         nobody was connected). `at`: its time (epoch seconds), which its id encodes; ids only
-        increase, so a time before the last id made gives the next id instead."""
+        increase, so a time before the last id made gives the next id instead. `stickers`:
+        sticker items (`id`, `name`, `format_type`), the message's `sticker_items`."""
         channel = self.channels[channel_id]
         message = self._new_message(
             channel,
@@ -565,6 +567,8 @@ class FakeDiscord(FakeAuthorizationServer):
             attachments=[self._attachment(spec) for spec in attachments],
             message_id=self.snowflake(at),
         )
+        if stickers:  # Discord sends `sticker_items` only when there are some
+            message["sticker_items"] = [dict(sticker) for sticker in stickers]
         channel.messages[message["id"]] = message
         return message
 
@@ -576,12 +580,18 @@ class FakeDiscord(FakeAuthorizationServer):
         *,
         reply_to: str | None = None,
         attachments: Sequence[dict[str, Any]] = (),
+        stickers: Sequence[dict[str, Any]] = (),
         mentions: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """A user posts: stored, then MESSAGE_CREATE to the sessions that see the channel.
         `mentions`: user ids; by default the `<@id>` in `content`."""
         message = self.post_silently(
-            channel_id, user_id, content, reply_to=reply_to, attachments=attachments
+            channel_id,
+            user_id,
+            content,
+            reply_to=reply_to,
+            attachments=attachments,
+            stickers=stickers,
         )
         if mentions is not None:
             message["mentions"] = [self.users[u] for u in mentions if u in self.users]

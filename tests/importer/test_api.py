@@ -11,6 +11,7 @@ from shared.message_map import inbound_message_id
 from tests.importer.conftest import Imports
 from tests.support import admin_headers
 from tests.sync.conftest import DISCORD_BOT_ID, DISCORD_GUILD
+from tests.sync.test_discord import WAVE
 
 
 async def start(imports: Imports, integration_id: str, **body: Any) -> dict[str, Any]:
@@ -77,6 +78,9 @@ async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Im
         discord.post_silently(external, "1300000000000000001", f"m{n}") for n in range(150)
     ]
     reply = discord.post_silently(external, "1300000000000000001", "a reply", reply_to=first["id"])
+    # A message that is only a sticker (the documentation's "Example Sticker" as a sticker
+    # item, docs: resources/sticker) is a message too, named and linked.
+    sticker = discord.post_silently(external, "1300000000000000001", "", stickers=[WAVE])
     # Two 429s on the history route, and a bucket of 1 page a second: waited out, no page lost.
     discord.rate_limit_next(2, route=GET_CHANNEL_MESSAGES, retry_after=0.3)
     discord.set_rate_limit(GET_CHANNEL_MESSAGES, 1, 1.0, major=external)
@@ -88,15 +92,20 @@ async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Im
     )
     done = await imports.until(job["id"], "completed", "failed")
     assert done["status"] == "completed", done
-    got = await imports.inbox.of_channel(channel, len(posted) + 1)
+    got = await imports.inbox.of_channel(channel, len(posted) + 2)
     ids = [e["source"]["external_message_id"] for e in got]
-    assert ids == [m["id"] for m in posted] + [reply["id"]]  # oldest first, across pages
+    # Oldest first, across pages.
+    assert ids == [m["id"] for m in posted] + [reply["id"], sticker["id"]]
     account = DISCORD_BOT_ID  # the account of a bot-token integration: the bot user
     by_id = {e["source"]["external_message_id"]: e for e in got}
     assert by_id[reply["id"]]["thread_id"] == inbound_message_id(
         "discord", account, external, first["id"]
     )
     assert by_id[first["id"]]["author"]["name"] == "Grace"
+    assert by_id[sticker["id"]]["text"] == "[sticker: Wave]"
+    assert [(a["url"], a["name"]) for a in by_id[sticker["id"]]["attachments"]] == [
+        ("https://cdn.discordapp.com/stickers/749054660769218631.json", "Wave.json")
+    ]
     # The guild's other channels have no map entry and no mapping: skipped and reported.
     assert unmapped in [c["external_channel_id"] for c in done["report"]["skipped_channels"]]
     metrics = (await imports.api.get("/metrics")).text
@@ -104,7 +113,7 @@ async def test_a_discord_guild_is_imported_oldest_first_with_replies(imports: Im
     assert _metric(metrics, 'hookhub_import_pages_total{provider="discord",source="api"}') >= 2
     assert 'hookhub_import_jobs{status="running"}' in metrics
     imported = 'hookhub_import_messages_total{outcome="imported",provider="discord"}'
-    assert _metric(metrics, imported) >= len(posted) + 1
+    assert _metric(metrics, imported) >= len(posted) + 2
 
 
 def _metric(text: str, sample: str) -> float:

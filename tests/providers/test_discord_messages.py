@@ -217,6 +217,27 @@ def test_discord_chat_is_a_chat_provider() -> None:
         ),
         pytest.param(
             "MESSAGE_CREATE",
+            # The documentation's "Example Sticker" as a sticker item (docs: resources/sticker,
+            # "Sticker Item Object"); a message's `sticker_items` (docs: resources/message).
+            message(
+                content="",
+                sticker_items=[{"id": "749054660769218631", "name": "Wave", "format_type": 3}],
+            ),
+            [
+                example(
+                    text="[sticker: Wave]",
+                    attachments=(
+                        Attachment(
+                            "https://cdn.discordapp.com/stickers/749054660769218631.json",
+                            "Wave.json",
+                        ),
+                    ),
+                )
+            ],
+            id="a sticker alone is named and linked",
+        ),
+        pytest.param(
+            "MESSAGE_CREATE",
             message(
                 webhook_id="9000",
                 application_id="9100",
@@ -269,6 +290,28 @@ def test_dispatches_become_changes(
         assert all(abs(c.occurred_at - datetime.now(UTC)) < timedelta(seconds=5) for c in found)
     else:
         assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("format_type", "url"),
+    [
+        # docs: reference, "Image Formatting": PNG for PNG and APNG, Lottie for LOTTIE, and
+        # "Sticker GIFs do not use the CDN base url" but media.discordapp.net.
+        (1, "https://cdn.discordapp.com/stickers/749054660769218631.png"),
+        (2, "https://cdn.discordapp.com/stickers/749054660769218631.png"),
+        (3, "https://cdn.discordapp.com/stickers/749054660769218631.json"),
+        (4, "https://media.discordapp.net/stickers/749054660769218631.gif"),
+        (99, "https://cdn.discordapp.com/stickers/749054660769218631.png"),
+    ],
+)
+def test_a_stickers_file_is_where_discord_documents_it(format_type: int, url: str) -> None:
+    """Each sticker format's file (the documentation's example sticker in every format), the
+    sticker named on the text's first line above what the message says."""
+    item = {"id": "749054660769218631", "name": "Wave", "format_type": format_type}
+    [change] = PROVIDER.changes("MESSAGE_CREATE", message(sticker_items=[item]))
+    assert change.text == "[sticker: Wave]\nSupa Hot"
+    assert change.attachments == (Attachment(url, f"Wave.{url.rsplit('.', 1)[-1]}"),)
+    assert change.ignored is None
 
 
 @pytest.mark.parametrize(

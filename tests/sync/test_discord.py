@@ -142,6 +142,29 @@ async def test_discord_messages_reach_the_chat_with_replies_edits_and_deletes(
     assert {g["source"]["external_message_id"] for g in gone} >= {third["id"], fourth["id"]}
 
 
+# A sticker item (docs: resources/sticker, "Sticker Item Object": `id`, `name`,
+# `format_type`) of the documentation's "Example Sticker" (Wave, LOTTIE = 3).
+WAVE = {"id": "749054660769218631", "name": "Wave", "format_type": 3}
+
+
+async def test_a_sticker_alone_reaches_the_chat_named_and_linked(world: World) -> None:
+    """A MESSAGE_CREATE whose only content is a sticker (`sticker_items`) is a message: the
+    sticker named in the text as the export reader names it, and linked to its file on the
+    CDN (a Lottie sticker's is `.json`, docs: reference, "Image Formatting")."""
+    discord, chat = world.discord, world.chat
+    _ada(discord)
+    external, channel = await world.discord_pair()
+    await _connected(world)
+
+    sent = await discord.user_sends(external, ADA, "", stickers=[WAVE])
+    [received] = await chat.received(in_channel(channel))
+    assert received["source"]["external_message_id"] == sent["id"]
+    assert received["text"] == "[sticker: Wave]"
+    [attachment] = received["attachments"]
+    assert attachment["url"] == "https://cdn.discordapp.com/stickers/749054660769218631.json"
+    assert attachment["name"] == "Wave.json"
+
+
 async def test_a_reply_to_a_reply_is_in_the_thread_of_the_chains_first_message(
     world: World,
 ) -> None:

@@ -125,7 +125,9 @@ from shared.providers.discord.messages import (
     avatar_url,
     has_markup,
     readable,
+    sticker_url,
     system_subtype,
+    with_stickers,
 )
 from shared.providers.exports import (
     UNREADABLE,
@@ -191,7 +193,8 @@ _NO_CONTENT = (
     "those are not imported)"
 )
 _DUPLICATE = "the export writes this message again later: the later copy is imported"
-# DCE's `stickers[].format` → the file's extension on Discord's CDN.
+# DCE's `stickers[].format` → the file's extension on Discord's CDN (as `STICKER_FILES`
+# maps the API's `format_type`; any other format is PNG).
 _STICKER_FILES = {"Lottie": "json", "Gif": "gif"}
 
 
@@ -565,10 +568,7 @@ class DiscordExport(ExportFile):
         attachments = _attachments(found, channel_id) if found else ()
         stickers = item.get("stickers")
         if stickers and number in (DEFAULT, REPLY):
-            label, files = _stickers(stickers)
-            if label:
-                text = f"{label}\n{text}" if text else label
-                attachments += files
+            text, attachments = with_stickers(text, attachments, _stickers(stickers))
         thread = _parent(item, channel_id)
         if thread is not None and outline is not None:
             thread = str(outline.root(int(thread)))  # threads are flat: the chain's first
@@ -859,25 +859,19 @@ def _parent(item: dict[str, Any], channel_id: str) -> str | None:
     return _snowflake(reference.get("messageId"))
 
 
-def _stickers(value: Any) -> tuple[str, tuple[Attachment, ...]]:
-    """Stickers named in the text as a Telegram sticker is (`[sticker: Laugh]`), each linked
-    to its image: DCE's `sourceUrl`, or the CDN's address of it when the export downloaded
-    the file (`--media`: the url is then a local path)."""
-    names: list[str] = []
-    files: list[Attachment] = []
+def _stickers(value: Any) -> Iterator[tuple[str | None, str | None]]:
+    """DCE's `stickers` as (name, url) for `with_stickers`, named and linked as the API import
+    names them: the url DCE's `sourceUrl`, or the CDN's address of the file when the export
+    downloaded it (`--media`: the url is then a local path)."""
     for sticker in value if type(value) is list else ():
         if type(sticker) is not dict:
             continue
-        name = _text(sticker.get("name")) or "sticker"
-        names.append(f"[sticker: {name}]")
         url = sticker.get("sourceUrl")
         if type(url) is not str or not url.startswith(("https://", "http://")):
             sticker_id = _snowflake(sticker.get("id"))
             extension = _STICKER_FILES.get(str(sticker.get("format")), "png")
-            url = f"{CDN}/stickers/{sticker_id}.{extension}" if sticker_id else None
-        if url:
-            files.append(Attachment(url=url, name=f"{name}.{url.rsplit('.', 1)[-1][:8]}"))
-    return " ".join(names), tuple(files)
+            url = sticker_url(sticker_id, extension) if sticker_id else None
+        yield _text(sticker.get("name")), url
 
 
 def _reactions(value: Any) -> int:

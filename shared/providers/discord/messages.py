@@ -15,7 +15,9 @@ Inbound. Only guild channels, and only DEFAULT (0) and REPLY (19) messages, are 
 joins, pins, boosts, thread notices and the other system types come back `ignored`, as do
 direct messages and updates that are no edit (an embed resolved, a pin: no `content` or
 no `edited_timestamp`). Messages of other bots and webhooks are bridged like people's;
-ours are recognised by `is_own`.
+ours are recognised by `is_own`. A sticker (`sticker_items`) is named in the text and linked
+to its file (`with_stickers`, as the export reader does): a message that is only a sticker
+is a message.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -46,6 +48,8 @@ from shared.providers.discord.api import MAX_CONTENT, DiscordApi, WebhookGone
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
 
 CDN = "https://cdn.discordapp.com"
+# Where a GIF sticker is served instead of the CDN (docs: reference, "Image Formatting").
+MEDIA = "https://media.discordapp.net"
 WEBHOOK_NAME = "hookhub"
 # Discord's epoch (docs: reference, "Snowflakes"): the first second of 2015, in ms.
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -107,6 +111,10 @@ _MESSAGE_TYPES = {
     44: "purchase_notification",
     46: "poll_result",
 }
+# A sticker's `format_type` (docs: resources/sticker, "Sticker Format Types": PNG 1, APNG 2,
+# LOTTIE 3, GIF 4) → its file's extension on the CDN (docs: reference, "Image Formatting": PNG
+# for PNG and APNG, Lottie JSON for LOTTIE, GIF for GIF).
+STICKER_FILES = {1: "png", 2: "png", 3: "json", 4: "gif"}
 _CREATED_OR_EDITED: dict[str, Literal["created", "edited"]] = {
     "MESSAGE_CREATE": "created",
     "MESSAGE_UPDATE": "edited",
@@ -502,6 +510,10 @@ class DiscordChat:
         raw_text = payload.get("content")
         text = raw_text if isinstance(raw_text, str) else ""
         attachments = _attachments(payload.get("attachments"))
+        if message_type in (DEFAULT, REPLY) and payload.get("sticker_items"):
+            text, attachments = with_stickers(
+                text, attachments, _sticker_items(payload.get("sticker_items"))
+            )
         subtype = "reply" if message_type == REPLY else None
         ignored = direct
         if kind == "edited" and ignored is None:
@@ -515,8 +527,8 @@ class DiscordChat:
             ignored = ignored or f"Discord system message ({subtype})"
         if ignored is None and not text and not attachments:
             ignored = (
-                "the message carries no text or file (is the Message Content intent enabled "
-                "for the bot?)"
+                "the message carries no text, file or sticker (is the Message Content intent "
+                "enabled for the bot?)"
             )
         stamp = payload.get("edited_timestamp") if kind == "edited" else payload.get("timestamp")
         return [
@@ -829,6 +841,51 @@ def _attachments(value: Any) -> tuple[Attachment, ...]:
                 )
             )
     return tuple(found)
+
+
+def sticker_url(sticker_id: str, extension: str) -> str:
+    """A sticker's file as Discord documents it (reference, "Image Formatting"):
+    `stickers/{id}.{png|json|gif}` on the CDN, a GIF one on media.discordapp.net ("Sticker
+    GIFs do not use the CDN base url")."""
+    return f"{MEDIA if extension == 'gif' else CDN}/stickers/{sticker_id}.{extension}"
+
+
+def with_stickers(
+    text: str,
+    attachments: tuple[Attachment, ...],
+    stickers: Iterable[tuple[str | None, str | None]],
+) -> tuple[str, tuple[Attachment, ...]]:
+    """The text and attachments of a message with its stickers, each a (name, url): named on
+    a first line as a Telegram sticker is (`[sticker: Wave]`, "sticker" when it has no name),
+    each linked to its file (`Wave.json`) when its url is known. A message that is only a
+    sticker is so a message, not an empty one."""
+    names: list[str] = []
+    files: list[Attachment] = []
+    for name, url in stickers:
+        label = name or "sticker"
+        names.append(f"[sticker: {label}]")
+        if url:
+            files.append(Attachment(url=url, name=f"{label}.{url.rsplit('.', 1)[-1][:8]}"))
+    if not names:
+        return text, attachments
+    line = " ".join(names)
+    return (f"{line}\n{text}" if text else line), attachments + tuple(files)
+
+
+def _sticker_items(value: Any) -> Iterator[tuple[str | None, str | None]]:
+    """A message's `sticker_items` (docs: resources/message, Message Object; resources/
+    sticker, "Sticker Item Object": `id`, `name`, `format_type`) as (name, url); a format
+    this code does not know is taken as PNG, what Discord serves most stickers as."""
+    for item in value if isinstance(value, list) else ():
+        if not isinstance(item, Mapping):
+            continue
+        sticker_id = _str(item.get("id"))
+        format_type = item.get("format_type")
+        extension = STICKER_FILES.get(format_type, "png") if type(format_type) is int else "png"
+        yield (
+            _str(item.get("name")),
+            sticker_url(sticker_id, extension) if sticker_id and sticker_id.isdigit() else None,
+        )
 
 
 def _message_id(message: Mapping[str, Any]) -> str:
