@@ -24,7 +24,8 @@ from tests.support import service_app
 
 VALID = [
     "ws_demo",
-    new_id("evt"),
+    # A fresh one; its name is fixed, so that every xdist worker collects the same tests.
+    pytest.param(new_id("evt"), id="new_id"),
     "C0123ABCDEF",  # Slack channel
     "T024BE7LD",  # Slack team
     "1234567890123456789",  # Discord snowflake
