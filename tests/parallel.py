@@ -19,17 +19,24 @@ from xdist.scheduler import LoadScopeScheduling
 ONE_WORKER_PACKAGES = ("tests/console/",)
 OWN_STACK = ("tests/console/test_portal.py",)
 
-# Where the suite's time goes (`--durations`): the modules that start `hookhub run`,
-# processes of their own or a world of services go first, in this order; the rest
-# (unit tests, fakes on loopback) follow, largest first.
+# Where the suite's time goes (`--durations`), longest first: the console's browser tests,
+# the modules that start `hookhub run`, processes of their own or a world of services, and
+# the three 100,000-message exports (CPU-bound); each directory's modules largest first.
+# The rest (unit tests, fakes on loopback: seconds each) follow, largest first, and fill
+# in around them.
 FIRST = (
     "tests/console/",
     "tests/e2e/",
-    "tests/importer/",
-    "tests/sync/",
+    "tests/providers/test_discord_export.py",
+    "tests/providers/test_telegram_export.py",
+    "tests/providers/test_slack_export.py",
     "tests/delivery/",
-    "tests/oauth/",
+    "tests/sync/",
+    "tests/importer/",
     "tests/gateway/",
+    "tests/deploy/test_topics_command.py",
+    "tests/shared/test_consumers.py",
+    "tests/oauth/",
     "tests/bench/",
 )
 
