@@ -30,8 +30,8 @@ sandbox: $(STAMP)
 	@exec $(BIN)/hookhub run --sandbox
 
 # pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). The
-# suite waits on its services far more than it computes (under half of two cores on one
-# worker), so four on two cores finish sooner than two; PYTEST_WORKERS=0: one process.
+# suite waits on its services far more than it computes (two workers keep a third of two
+# cores busy), so four on two cores finish sooner than two; PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 4
 
 test: $(STAMP) $(TOOLS) lint typecheck check-compose
