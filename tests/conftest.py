@@ -6,6 +6,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -14,6 +15,24 @@ from services.sandbox.telegram import FakeTelegram
 from shared.mongo import Database
 from tests.infra import Infra, provide_infra
 from tests.support import new_namespace, serve
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`-n N` (`make test`): whole modules per worker, the slowest first (tests/parallel.py);
+    another `--dist` chosen on the command line is xdist's own."""
+    if config.getoption("dist") != "load":
+        return None
+    from tests.parallel import StackScheduling
+
+    return StackScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput") and config.getoption("dist") == "load":
+        from tests.parallel import in_queue_order
+
+        items[:] = in_queue_order(items)
 
 
 @pytest.fixture(scope="session")

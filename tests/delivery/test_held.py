@@ -401,6 +401,8 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
         for name in ("one", "two"):
             assert await state.fan_out.events(_events(f"ws_held_slots_{name}", 2)) == 2
         await until(lambda: _metric(delivery, "hookhub_delivery_in_flight") == 2, what="2 out")
+        # The two out may both be the first endpoint's, before the second has a lane.
+        await until(lambda: all(e in dispatcher._lanes for e in endpoints), what="both lanes")
         lanes = [dispatcher._lanes[endpoint] for endpoint in endpoints]
         await until(lambda: all(lane.queue.empty() for lane in lanes), what="all taken")
         assert len(dispatcher.held) == 4

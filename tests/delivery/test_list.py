@@ -108,7 +108,11 @@ FILTERS: list[tuple[dict[str, str], Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("params", "keep"), FILTERS, ids=lambda f: str(f) if f else "")
+# Ids from the filters alone: the same in every process (pytest-xdist's workers compare
+# their collections), which a lambda's repr is not.
+@pytest.mark.parametrize(
+    ("params", "keep"), FILTERS, ids=[str(params) if params else "all" for params, _ in FILTERS]
+)
 async def test_every_filter_lists_newest_event_first_across_cursor_pages(
     delivery: RunningService, listed: list[Document], params: dict[str, str], keep: Any
 ) -> None:

@@ -1044,6 +1044,9 @@ def test_done_grows_to_one_and_pages_start_every_thousand(tmp_path: Path) -> Non
 # -- a large export ------------------------------------------------------------------------------
 
 
+# CPU-bound under tracemalloc: ~45 s alone on a 2-core machine, more beside the other
+# workers; the run's 120 s hang guard is too close for it.
+@pytest.mark.timeout(300)
 def test_a_generated_export_of_100000_messages_is_read_in_bounded_memory(tmp_path: Path) -> None:
     """An account export of 100,000 messages in 20 chats (33 MiB), opened and read whole:
     the Python allocations' peak stays a small fraction of the file (the reader holds a

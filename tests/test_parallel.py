@@ -1,0 +1,42 @@
+"""The units `make test` hands its xdist workers, and their order (tests/parallel.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.parallel import in_queue_order, scope_of
+
+
+@dataclass
+class Item:
+    nodeid: str
+
+
+def test_a_module_is_one_unit_and_the_console_shares_one_but_for_its_own_stack() -> None:
+    assert scope_of("tests/sync/test_slack.py::test_a[x]") == "tests/sync/test_slack.py"
+    assert scope_of("tests/sync/test_slack.py::Case::test_b") == "tests/sync/test_slack.py"
+    assert scope_of("tests/console/test_console.py::test_c") == "tests/console/"
+    assert scope_of("tests/console/test_newcomer.py::test_d") == "tests/console/"
+    assert scope_of("tests/console/test_portal.py::test_e") == "tests/console/test_portal.py"
+
+
+def test_stacks_go_first_then_the_rest_largest_first_each_unit_as_collected() -> None:
+    ids = [
+        "tests/providers/test_small.py::test_1",
+        "tests/providers/test_large.py::test_1",
+        "tests/providers/test_large.py::test_2",
+        "tests/console/test_console.py::test_1",
+        "tests/providers/test_large.py::test_3",
+        "tests/e2e/test_stack.py::test_1",
+        "tests/console/test_newcomer.py::test_1",
+    ]
+    ordered = [item.nodeid for item in in_queue_order([Item(i) for i in ids])]
+    assert ordered == [
+        "tests/console/test_console.py::test_1",
+        "tests/console/test_newcomer.py::test_1",
+        "tests/e2e/test_stack.py::test_1",
+        "tests/providers/test_large.py::test_1",
+        "tests/providers/test_large.py::test_2",
+        "tests/providers/test_large.py::test_3",
+        "tests/providers/test_small.py::test_1",
+    ]
