@@ -303,7 +303,7 @@ async def test_a_batch_is_written_a_piece_at_a_time(
 
 
 async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
-    delivery: RunningService, sink: Sink
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With `room_wait`, a piece the process has no room for waits until the lanes have
     sent enough (the batch's offsets with it), rather than be written for the scheduler to
@@ -316,8 +316,14 @@ async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
     deliveries: Collection = state.delivery_repository.deliveries
     dispatcher, peak = _watched(delivery)
     unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
+
     # The earlier tests' outcomes written and their room free (a delivery keeps its room
-    # until its outcome is written): else only one piece fits below, on a busy machine.
+    # until its outcome is written), and the running scheduler claiming nothing meanwhile (a
+    # claim holds half the free room while it is out): else only one piece fits below.
+    async def no_claim() -> bool:
+        return False
+
+    monkeypatch.setattr(state.scheduler, "poll", no_claim)
     await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
     fan_out.room_wait = 600.0
     try:
