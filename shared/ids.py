@@ -147,9 +147,8 @@ def id_problem(value: str) -> str | None:
 
 
 def _printable(value: str) -> str:
-    found = refused_in_id(value)
-    if found is not None:
-        raise PydanticCustomError("id_character", "{problem}", {"problem": id_problem(value)})
+    if (problem := id_problem(value)) is not None:
+        raise PydanticCustomError("id_character", "{problem}", {"problem": problem})
     return value
 
 
