@@ -47,6 +47,10 @@ async def _metric(world: World, name: str, **labels: str) -> float:
     return 0.0
 
 
+async def _above(world: World, name: str, before: float, **labels: str) -> bool:
+    return await _metric(world, name, **labels) > before
+
+
 async def _connected(world: World) -> None:
     """The Gateway session is ready (a dispatch sent now reaches sync)."""
     await until(lambda: world.discord.identifies + world.discord.resumes > 0, what="a session")
@@ -274,13 +278,14 @@ async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: Wo
     got = await chat.received(in_channel(channel), count=4, timeout=30)
     assert [v["text"] for v in got] == ["seen live", "missed 0", "missed 1", "missed 2"]
     assert [v["source"]["external_message_id"] for v in got[1:]] == [m["id"] for m in missed]
-    # The operator sees why and what came back.
-    assert (
-        await _metric(
-            world, "hookhub_sync_catch_up_messages_total", provider="discord", outcome="recovered"
-        )
-        == recovered + 3
+    # The operator sees why and what came back (counted once the catch-up's pass has ended,
+    # which may be just after its last message reached the chat service).
+    caught_up = "hookhub_sync_catch_up_messages_total"
+    await until(
+        lambda: _above(world, caught_up, recovered, provider="discord", outcome="recovered"),
+        what="the catch-up counted",
     )
+    assert await _metric(world, caught_up, provider="discord", outcome="recovered") == recovered + 3
     assert (
         await _metric(
             world, "hookhub_sync_discord_gateway_reconnects_total", reason="invalid_session"
@@ -288,7 +293,9 @@ async def test_an_invalid_session_is_followed_by_catch_up_from_history(world: Wo
         == invalid + 1
     )
     assert await _metric(world, "hookhub_sync_discord_gateway_events_total", type="READY") >= 2
-    assert await _metric(world, "hookhub_sync_discord_gateway_heartbeat_seconds_count") >= 1
+    # Beats come every second after the first (at a random point of the first second).
+    beats = "hookhub_sync_discord_gateway_heartbeat_seconds_count"
+    await until(lambda: _above(world, beats, 0), what="a heartbeat's latency observed")
 
 
 async def test_a_message_both_caught_up_and_dispatched_comes_in_once(world: World) -> None:
