@@ -56,6 +56,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/integrations(/|$)", "oauth"),
     (r"^/api/auth/oauth(/|$)", "oauth"),
     (r"^/api/providers(/|$)", "oauth"),
+    (r"^/api/provider-catalog(/|$)", "oauth"),
     (r"^/api/workspaces/[^/]+/api-keys(/|$)", "oauth"),
     (r"^/api/workspaces/[^/]+/portal-sessions(/|$)", "oauth"),
     (r"^/api/me(/|$)", "oauth"),

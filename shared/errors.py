@@ -46,6 +46,11 @@ class Conflict(HookhubError):
     code = "conflict"
 
 
+class MethodNotAllowed(HookhubError):
+    status = 405
+    code = "method_not_allowed"
+
+
 class PayloadTooLarge(HookhubError):
     status = 413
     code = "payload_too_large"

@@ -79,6 +79,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             provider_apps.get,
         ),
         runtime.registry,
+        integrations_repo,
     )
 
     async def start(_: Runtime) -> None:

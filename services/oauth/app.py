@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.oauth.api_keys import endpoints as api_key_routes
 from services.oauth.api_keys import portal
 from services.oauth.audit import endpoints as audit_routes
+from services.oauth.catalog import endpoints as catalog
 from services.oauth.connect import endpoints as connect
 from services.oauth.connect import repository as state_repository
 from services.oauth.connect.service import ConnectService
@@ -106,6 +107,7 @@ def definition() -> ServiceDefinition:
         routers=[
             integrations.router,
             providers.router,
+            catalog.router,
             connect.router,
             api_key_routes.router,
             portal.router,

@@ -64,6 +64,18 @@ class IngressRequest:
         self._query: dict[str, str] | None = None
 
     @property
+    def method(self) -> str:
+        return str(self._scope["method"])
+
+    @property
+    def path_and_query(self) -> str:
+        """The path and query string as the client sent them (what a provider signs)."""
+        raw = self._scope.get("raw_path") or self._scope["path"].encode()
+        query: bytes = self._scope.get("query_string", b"")
+        path = raw.decode("latin-1")
+        return f"{path}?{query.decode('latin-1')}" if query else path
+
+    @property
     def query_params(self) -> dict[str, str]:
         if self._query is None:
             raw: bytes = self._scope.get("query_string", b"")
@@ -137,10 +149,14 @@ class IngressRoute:
     responses: Mapping[int, str]
     request_media_types: tuple[str, ...] = ("application/json",)
     headers: Mapping[str, str] = field(default_factory=dict)  # documented request headers
+    # Methods besides POST the endpoint answers itself (a provider's GET or HEAD handshake);
+    # any other method is 405 before it is called.
+    other_methods: tuple[str, ...] = ()
 
 
 class Ingress:
-    """Matches `POST` requests against the routes (first match wins) and serves them."""
+    """Matches requests against the routes (first match wins) and serves them: `POST`, and
+    the route's `other_methods`."""
 
     def __init__(self, routes: Sequence[IngressRoute], telemetry: RequestTelemetry) -> None:
         self._routes = [(_compile(route.path), route) for route in routes]
@@ -170,9 +186,10 @@ class Ingress:
         request_id = self._telemetry.begin(scope)
         response: Response | RawResponse
         try:
-            if scope["method"] != "POST":
+            if scope["method"] != "POST" and scope["method"] not in route.other_methods:
+                allow = ", ".join(("POST", *route.other_methods))
                 response = error_response(
-                    405, "method_not_allowed", "Method Not Allowed", {"Allow": "POST"}
+                    405, "method_not_allowed", "Method Not Allowed", {"Allow": allow}
                 )
             else:
                 response = await route.endpoint(IngressRequest(app, scope, receive, path_params))
@@ -189,7 +206,9 @@ class Ingress:
                     "headers": [*response.raw_headers, (b"x-request-id", request_id.encode())],
                 }
             )
-            await send({"type": "http.response.body", "body": response.body})
+            # A HEAD is answered with the headers a GET would get, and no body.
+            body = b"" if scope["method"] == "HEAD" else response.body
+            await send({"type": "http.response.body", "body": body})
         finally:
             self._telemetry.finish(scope, route.path, response.status_code, started)
 
@@ -224,7 +243,10 @@ def document_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> Non
             return app.openapi_schema
         schema = build_schema()
         for route in routes:
-            schema.setdefault("paths", {}).setdefault(route.path, {})["post"] = _operation(route)
+            path = schema.setdefault("paths", {}).setdefault(route.path, {})
+            path["post"] = _operation(route)
+            for method in route.other_methods:
+                path[method.lower()] = _operation(route, method)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(error_component_schemas())
         app.openapi_schema = schema
@@ -233,7 +255,7 @@ def document_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> Non
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _operation(route: IngressRoute) -> dict[str, Any]:
+def _operation(route: IngressRoute, method: str = "POST") -> dict[str, Any]:
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PARAM.findall(route.path)
@@ -247,12 +269,11 @@ def _operation(route: IngressRoute) -> dict[str, Any]:
         }
         for name, text in route.headers.items()
     ]
-    return {
+    operation: dict[str, Any] = {
         "tags": ["webhook ingress"],
-        "summary": route.summary,
-        "operationId": route.endpoint.__name__,
+        "summary": route.summary if method == "POST" else f"{route.summary}: {method} handshake",
+        "operationId": route.endpoint.__name__ + ("" if method == "POST" else f"_{method.lower()}"),
         "parameters": parameters,
-        "requestBody": {"content": {media: {} for media in route.request_media_types}},
         "responses": {
             str(code): {"description": text}
             | (
@@ -266,3 +287,6 @@ def _operation(route: IngressRoute) -> dict[str, Any]:
             }.items()
         },
     }
+    if method == "POST":
+        operation["requestBody"] = {"content": {media: {} for media in route.request_media_types}}
+    return operation

@@ -13,6 +13,7 @@ from shared.envelopes import IntegrationEvent, new_event_id
 from shared.errors import Invalid
 from shared.ids import new_id, utcnow
 from shared.mongo import Document
+from shared.providers.catalog import CATALOG, Entry
 
 
 class Provider(StrEnum):
@@ -31,30 +32,31 @@ class Status(StrEnum):
     DISCONNECTED = "disconnected"
 
 
-# The write-only settings each provider takes (SPEC §4). Required ones must be given at
-# creation; the others fall back to app-level configuration or are generated.
-SETTINGS: dict[Provider, dict[str, bool]] = {
-    Provider.GITHUB: {"webhook_secret": True},
-    Provider.JIRA: {"webhook_secret": True},
-    Provider.SLACK: {"signing_secret": False, "bot_token": False},
-    Provider.DISCORD: {"public_key": False, "bot_token": False},
-    Provider.TELEGRAM: {"bot_token": True, "secret_token": False},
-    Provider.GOOGLE: {},
-}
-
 _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-def check_settings(
-    provider: Provider, settings: Mapping[str, Any], *, creating: bool
-) -> dict[str, str]:
-    """Validate write-only settings; return them as strings. Raises Invalid (422)."""
-    allowed = SETTINGS[provider]
+def catalog_entry(provider: str) -> Entry:
+    """The provider's catalog entry (its settings, its webhooks); 422 for an unknown one."""
+    entry = CATALOG.get(str(provider))
+    if entry is None:
+        raise Invalid(
+            f"no provider {provider!r}; GET /api/provider-catalog lists them",
+            code="unknown_provider",
+        )
+    return entry
+
+
+def check_settings(provider: str, settings: Mapping[str, Any], *, creating: bool) -> dict[str, str]:
+    """Validate settings against the provider's catalog entry; return them as strings.
+    Raises Invalid (422). Secret ones go to `secrets` (sealed), others to `config`
+    (`split_settings`)."""
+    entry = catalog_entry(provider)
+    allowed = {s.name: s for s in entry.settings}
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise Invalid(
-            f"{provider.value} takes no setting {', '.join(unknown)}; "
+            f"{provider} takes no setting {', '.join(unknown)}; "
             f"it takes: {', '.join(allowed) or 'none (OAuth only)'}",
             code="unknown_setting",
         )
@@ -64,15 +66,24 @@ def check_settings(
             raise Invalid(f"setting {name} must be a non-empty string", code="invalid_setting")
         values[name] = value.strip()
     if creating:
-        missing = [name for name, required in allowed.items() if required and name not in values]
+        missing = [
+            s.name
+            for s in entry.settings
+            if s.required and s.name not in values and s.default is None
+        ]
         if missing:
-            raise Invalid(f"{provider.value} needs {', '.join(missing)}", code="missing_setting")
-    if "public_key" in values and not _HEX_KEY.match(values["public_key"]):
+            raise Invalid(f"{provider} needs {', '.join(missing)}", code="missing_setting")
+    if (
+        provider == Provider.DISCORD
+        and "public_key" in values
+        and not _HEX_KEY.match(values["public_key"])
+    ):
         raise Invalid(
-            "public_key must be the application's 64-hex-digit Ed25519 key", code="invalid_setting"
+            "public_key must be the application's 64-hex-digit Ed25519 key",
+            code="invalid_setting",
         )
     if (
-        provider is Provider.SLACK
+        provider == Provider.SLACK
         and "bot_token" in values
         and not values["bot_token"].startswith("xoxb-")
     ):
@@ -81,23 +92,45 @@ def check_settings(
             "page after installing it to the workspace",
             code="invalid_setting",
         )
-    if "secret_token" in values and not _TELEGRAM_SECRET.match(values["secret_token"]):
+    if (
+        provider == Provider.TELEGRAM
+        and "secret_token" in values
+        and not _TELEGRAM_SECRET.match(values["secret_token"])
+    ):
         raise Invalid(
             "secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
             code="invalid_setting",
         )
+    for name, value in values.items():
+        problem = allowed[name].problem(value)
+        if problem is not None:
+            raise Invalid(problem, code="invalid_setting")
     return values
+
+
+def split_settings(
+    provider: str, values: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(secret settings, the others): the first sealed in `secrets`, the rest in `config`."""
+    entry = catalog_entry(provider)
+    secret = {n: v for n, v in values.items() if (s := entry.setting(n)) is None or s.secret}
+    return secret, {n: v for n, v in values.items() if n not in secret}
+
+
+def defaults(provider: str) -> dict[str, str]:
+    """The catalog's defaults of the settings not given (a generic source's algorithm)."""
+    return {s.name: s.default for s in catalog_entry(provider).settings if s.default is not None}
 
 
 # Providers whose bot a bot token names: one bot is one integration (docs/oauth.md).
 BOT_PROVIDERS = frozenset({Provider.TELEGRAM, Provider.DISCORD})
 
 
-def bot_key(provider: Provider, account_id: str) -> str:
+def bot_key(provider: str, account_id: str) -> str:
     """What an integration holding a bot stores in `bot_key` (unique): the bot's identity at
     its provider (Telegram's bot id from getMe, Discord's bot user id from /users/@me), not
     the token's text, which a reset changes while the bot stays the same."""
-    return f"{provider.value}:{account_id}"
+    return f"{provider}:{account_id}"
 
 
 @dataclass(frozen=True)
@@ -113,6 +146,8 @@ class IntegrationSnapshot:
     account_id: str | None
     rate_limit_per_second: float | None
     secrets: Mapping[str, str] = field(repr=False, default_factory=dict)
+    # Settings that are not secret (a generic source's header name, its algorithm).
+    config: Mapping[str, str] = field(default_factory=dict)
 
 
 def snapshot(doc: Document, box: SecretBox) -> IntegrationSnapshot:
@@ -127,11 +162,12 @@ def snapshot(doc: Document, box: SecretBox) -> IntegrationSnapshot:
         account_id=str(account["id"]) if account.get("id") is not None else None,
         rate_limit_per_second=doc.get("rate_limit_per_second"),
         secrets={name: box.decrypt(value) for name, value in (doc.get("secrets") or {}).items()},
+        config=dict(doc.get("config") or {}),
     )
 
 
 def new_integration(
-    provider: Provider,
+    provider: str,
     workspace_id: str,
     *,
     name: str | None = None,
@@ -142,14 +178,15 @@ def new_integration(
     return {
         "_id": new_id("int"),
         "workspace_id": workspace_id,
-        "provider": provider.value,
-        "name": name or f"{provider.value} integration",
+        "provider": str(provider),
+        "name": name or f"{provider} integration",
         "status": Status.CONNECTED.value,
         "enabled": True,
         "is_default": False,
         "rate_limit_per_second": None,
         "account": None,
         "secrets": {},
+        "config": {},
         "last_event_at": None,
         "event_count": 0,
         "error_count": 0,

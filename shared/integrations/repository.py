@@ -47,6 +47,24 @@ class IntegrationRepository(TombstoneCollection):
             {"$set": {"is_default": False, "updated_at": utcnow()}},
         )
 
+    async def keep_secrets(self, integration_id: str, sealed: dict[str, str]) -> bool:
+        """Sealed settings a provider's handshake handed over, set only where the integration
+        holds none of them yet; False when it already does (or is gone)."""
+        result = await self.collection.update_one(
+            {
+                "_id": integration_id,
+                "deleted_at": None,
+                **{f"secrets.{name}": {"$exists": False} for name in sealed},
+            },
+            {
+                "$set": {
+                    **{f"secrets.{name}": value for name, value in sealed.items()},
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        return result.matched_count == 1
+
     async def find_account(
         self, workspace_id: str, provider: str, account_id: str
     ) -> Document | None:

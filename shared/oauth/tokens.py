@@ -43,7 +43,7 @@ from shared.crypto import SecretBox
 from shared.envelopes import Topic
 from shared.errors import Conflict, HookhubError, NotFound
 from shared.ids import utcnow
-from shared.integrations.model import SETTINGS, Status, integration_event
+from shared.integrations.model import Status, integration_event
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Database, Document
@@ -57,6 +57,7 @@ from shared.oauth.provider import (
 )
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.providers.catalog import CATALOG
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -380,7 +381,8 @@ class TokenKeeper:
         ways = []
         if provider in self._providers:
             ways.append("connect it through OAuth: POST /api/auth/oauth/connect")
-        if any(p.value == provider and "bot_token" in s for p, s in SETTINGS.items()):
+        entry = CATALOG.get(provider)
+        if entry is not None and entry.setting("bot_token") is not None:
             ways.append(f"give it settings.bot_token with PATCH /api/integrations/{integration_id}")
         return " or ".join(ways) or f"{provider} integrations take no token"
 

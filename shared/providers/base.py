@@ -30,12 +30,20 @@ class MalformedWebhook(BadRequest):
 
 @dataclass(frozen=True)
 class InboundRequest:
-    """One webhook request as received: raw body bytes, lower-cased header names."""
+    """One webhook request as received: raw body bytes, lower-cased header names.
+
+    `url` is the URL as the provider called it (hookhub's public URL, the path and the
+    query string): what Twilio, Square, HubSpot and Trello sign."""
 
     headers: Mapping[str, str]
     body: bytes
     received_at: datetime
     query: Mapping[str, str] = field(default_factory=dict)
+    method: str = "POST"
+    url: str = ""
+    # The integration's settings that are not secret (a generic source's header names,
+    # where its event name is): what `parse` may read besides the request.
+    config: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -43,11 +51,16 @@ class InboundRequest:
 
 @dataclass(frozen=True)
 class Reply:
-    """What the gateway answers. `body` None means an empty body."""
+    """What the gateway answers. `body` None means an empty body.
+
+    `store`: settings a handshake hands over (Asana's `X-Hook-Secret`, Notion's
+    verification token), kept (sealed) on the integration before the answer is sent."""
 
     status: int = 200
     body: Any = None
     media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    store: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,9 @@ class ParsedWebhook:
     publish: bool = True
     account: str | Callable[[], str | None] | None = None
     payload_is_body: bool = True
+    # A body of several events (SendGrid, HubSpot): each published as its own envelope,
+    # deduplicated by its own id; empty for the usual one event a request.
+    events: tuple[ParsedWebhook, ...] = ()
 
     @cached_property
     def account_id(self) -> str | None:
@@ -89,19 +105,38 @@ class ParsedWebhook:
 class ProviderWebhooks(Protocol):
     """Webhook knowledge of one provider (one module under `shared/providers/<name>/`)."""
 
-    name: str
-    # Largest body accepted; bigger ones get 413 without being read past the limit.
-    max_body_bytes: int
-    # Integration settings (write-only secrets) the verification needs, e.g.
-    # ("webhook_secret",); app-level fallbacks come from the environment (SPEC §3).
-    secret_fields: tuple[str, ...]
-    # The header carrying the provider's delivery id, for providers that send it in one
-    # (GitHub, Jira): what a refused request is recorded with. None: the id is in the body,
-    # which an unverified request is not parsed for.
-    delivery_id_header: str | None
+    @property
+    def name(self) -> str: ...
 
-    def handshake(self, request: InboundRequest) -> Reply | None:
-        """An unauthenticated probe to answer before verification (Slack `ssl_check`)."""
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest body accepted; bigger ones get 413 without being read past the limit."""
+        ...
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        """Integration settings (write-only secrets) the verification needs, e.g.
+        ("webhook_secret",); app-level fallbacks come from the environment (SPEC §3)."""
+        ...
+
+    @property
+    def delivery_id_header(self) -> str | None:
+        """The header carrying the provider's delivery id, for providers that send it in
+        one (GitHub, Jira): what a refused request is recorded with. None: the id is in the
+        body, which an unverified request is not parsed for."""
+        ...
+
+    @property
+    def handshake_methods(self) -> tuple[str, ...]:
+        """Methods besides POST that the provider's handshakes use (GET, HEAD)."""
+        ...
+
+    def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
+        """An unauthenticated probe to answer before verification (Slack `ssl_check`,
+        Dropbox's `GET ?challenge=`, Meta's `hub.challenge`), given the integration's
+        settings; None on the app-level URL, where no integration is known and only
+        Slack's `ssl_check` is answered. Only `POST` reaches `verify` and `parse`: a
+        provider answers other methods here or they are refused (405)."""
         ...
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:

@@ -124,13 +124,13 @@ def test_missing_secret_names_the_setting(secrets: dict[str, str]) -> None:
 
 def test_ssl_check_is_answered_before_verification() -> None:
     unsigned = request(b"ssl_check=1&token=xyz", content_type=FORM, timestamp=None)
-    reply = WEBHOOKS.handshake(unsigned)
+    reply = WEBHOOKS.handshake(unsigned, {})
     assert reply is not None
     assert (reply.status, reply.body) == (200, None)
-    assert WEBHOOKS.handshake(request(b"ssl_check=0", content_type=FORM)) is None
-    assert WEBHOOKS.handshake(request(b"ssl_check=1")) is None
-    assert WEBHOOKS.handshake(request(VECTOR_BODY, content_type=FORM)) is None
-    assert WEBHOOKS.handshake(request(b"%FF", content_type=FORM)) is None
+    assert WEBHOOKS.handshake(request(b"ssl_check=0", content_type=FORM), {}) is None
+    assert WEBHOOKS.handshake(request(b"ssl_check=1"), {}) is None
+    assert WEBHOOKS.handshake(request(VECTOR_BODY, content_type=FORM), {}) is None
+    assert WEBHOOKS.handshake(request(b"%FF", content_type=FORM), {}) is None
 
 
 def test_url_verification_answers_the_challenge_and_publishes_nothing() -> None:

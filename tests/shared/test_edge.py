@@ -42,6 +42,7 @@ from tests.support import RunningService, serve
         ("/api/imports/job_1/cancel", "importer"),
         ("/api/auth/oauth/callback", "oauth"),
         ("/api/providers/slack", "oauth"),
+        ("/api/provider-catalog/stripe", "oauth"),
         ("/api/workspaces/ws_1/api-keys", "oauth"),
         ("/api/workspaces/ws_1/api-keys/key_1", "oauth"),
         ("/api/audit-events", "oauth"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -21,11 +22,20 @@ from services.gateway.provider_webhooks.service import (
 from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
-from shared.errors import BadRequest, HookhubError, NotFound, PayloadTooLarge, Unavailable
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    HookhubError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot
 from shared.integrations.repository import COLLECTION as INTEGRATIONS
+from shared.integrations.repository import IntegrationRepository
 from shared.metrics import LATENCY_BUCKETS, Labelled
 from shared.mongo import UNAVAILABLE_ERRORS, BatchedWriter
 from shared.providers import WEBHOOK_PROVIDERS
@@ -61,10 +71,14 @@ class ProviderIngress:
         usage: UsageCounters,
         app_secrets: AppSecrets,
         registry: CollectorRegistry,
+        repository: IntegrationRepository,
     ) -> None:
         settings = runtime.settings
         assert isinstance(settings, GatewaySettings)
         self.settings = settings
+        self.repository = repository
+        # What providers call: the URL Twilio, Square, HubSpot and Trello sign.
+        self.public_url = settings.public_url.rstrip("/")
         self.runtime = runtime
         self.integrations = integrations
         self.dedupe = dedupe
@@ -102,6 +116,13 @@ class ProviderIngress:
             if webhooks is None:
                 outcome = "unknown_provider"
                 raise NotFound(f"no provider {provider!r}", code="unknown_provider")
+            if request.method != "POST" and request.method not in webhooks.handshake_methods:
+                outcome = "method_not_allowed"
+                raise MethodNotAllowed(
+                    f"{provider} webhooks are POSTed",
+                    code="method_not_allowed",
+                    headers={"Allow": ", ".join(("POST", *webhooks.handshake_methods))},
+                )
             if integration_id is not None:
                 integration = check_usable(await self.integrations.lookup(integration_id), provider)
             inbound = InboundRequest(
@@ -109,11 +130,28 @@ class ProviderIngress:
                 body=await request.body(webhooks.max_body_bytes),
                 received_at=utcnow(),
                 query=request.query_params,
+                method=request.method,
+                url=self.public_url + request.path_and_query,
+                config=integration.config if integration is not None else {},
             )
-            handshake = webhooks.handshake(inbound)
+            # A handshake is answered only for an integration that exists and is enabled
+            # (None: the app-level URL, where only Slack's ssl_check is).
+            secrets = (
+                self.app_secrets.for_integration(integration) if integration is not None else None
+            )
+            handshake = webhooks.handshake(inbound, secrets)
             if handshake is not None:
                 outcome = "handshake"
+                if handshake.store and integration is not None:
+                    await self._keep(integration, handshake.store)
                 return _render(handshake)
+            if request.method != "POST":
+                outcome = "method_not_allowed"
+                raise MethodNotAllowed(
+                    f"this {request.method} is no {provider} handshake",
+                    code="method_not_allowed",
+                    headers={"Allow": ", ".join(("POST", *webhooks.handshake_methods))},
+                )
             if integration is None:
                 integration, parsed = await self._app_level(webhooks, inbound)
             else:
@@ -232,11 +270,34 @@ class ProviderIngress:
         defaults = [i for i in usable if i.is_default]
         return verify_app_level(webhooks, inbound, defaults, usable, self.app_secrets)
 
+    async def _keep(self, integration: IntegrationSnapshot, values: Mapping[str, str]) -> None:
+        """Settings a handshake handed over (Asana's X-Hook-Secret), sealed on the
+        integration before the answer: the provider signs with them from the next request.
+        Only when the integration holds none yet: a second handshake cannot replace them
+        (the operator clears the setting first, docs/providers.md)."""
+        sealed = {name: self.runtime.secrets.encrypt(value) for name, value in values.items()}
+        try:
+            kept = await self.repository.keep_secrets(integration.id, sealed)
+        except UNAVAILABLE_ERRORS as exc:
+            raise Unavailable("the integration store is unavailable; retry later") from exc
+        if not kept:
+            raise Conflict(
+                f"this integration already holds {', '.join(values)}; clear it "
+                f"(PATCH /api/integrations/{integration.id}) to take a new one",
+                code="handshake_refused",
+            )
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            await self.integrations.reread(integration.id, at_most_every=0)
+
     async def _accept(
         self, integration: IntegrationSnapshot, parsed: ParsedWebhook, inbound: InboundRequest
     ) -> str:
         if not parsed.publish:
             return "handshake"
+        if parsed.events:
+            # Several events in one body: each its own envelope, all on Kafka before the 2xx.
+            outcomes = [await self._accept(integration, event, inbound) for event in parsed.events]
+            return "accepted" if "accepted" in outcomes else "duplicate"
         envelope = envelope_for(integration, parsed, inbound)
         if await self.dedupe.seen(envelope.id):
             return "duplicate"
@@ -287,11 +348,15 @@ def _raw_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bytes | None
 
 def _render(reply: Reply) -> RawResponse:
     if reply.body is None:
-        return RawResponse(reply.status)
-    if reply.media_type == "application/json":
-        return RawResponse.json(reply.body, reply.status)
-    body = reply.body if isinstance(reply.body, bytes) else str(reply.body).encode()
-    return RawResponse(reply.status, body, reply.media_type)
+        response = RawResponse(reply.status)
+    elif reply.media_type == "application/json":
+        response = RawResponse.json(reply.body, reply.status)
+    else:
+        body = reply.body if isinstance(reply.body, bytes) else str(reply.body).encode()
+        response = RawResponse(reply.status, body, reply.media_type)
+    for name, value in reply.headers.items():
+        response.raw_headers.append((name.lower().encode(), value.encode("latin-1")))
+    return response
 
 
 async def provider_webhook(request: IngressRequest) -> RawResponse:
@@ -316,6 +381,8 @@ _RESPONSES = {
     401: "missing, invalid or stale signature",
     403: "integration disabled",
     404: "unknown provider or integration",
+    405: "a method the provider does not use (GET and HEAD are its handshakes only)",
+    409: "a handshake handing over a secret the integration already holds",
     413: "body over the provider's limit",
     429: "rate limited; see Retry-After",
     503: "Kafka or the payload store unavailable: nothing accepted, retry",
@@ -325,9 +392,12 @@ INGRESS = [
     IngressRoute(
         "/api/webhooks/{provider}/{integration_id}",
         provider_webhook,
-        summary="A provider webhook for one integration (github, slack, discord, telegram, jira)",
+        summary="A provider webhook for one integration (any provider of the catalog)",
         responses=_RESPONSES,
         request_media_types=_MEDIA,
+        # Dropbox's and Meta's GET challenges, Trello's HEAD: answered for the providers
+        # that send them, 405 for the others.
+        other_methods=("GET", "HEAD"),
     ),
     IngressRoute(
         "/api/webhooks/{provider}",

@@ -40,7 +40,11 @@ class AppSecrets:
         known = self._merged.get(integration.id)
         if known is not None and known[0] is integration and known[1] is app:
             return known[2]
-        merged = {**self.for_provider(integration.provider), **integration.secrets}
+        merged = {
+            **self.for_provider(integration.provider),
+            **integration.config,
+            **integration.secrets,
+        }
         self._merged[integration.id] = (integration, app, merged)
         return merged
 

@@ -12,6 +12,7 @@ from services.oauth.integrations.schemas import (
     IntegrationOut,
     IntegrationStatus,
     IntegrationUpdate,
+    ProviderName,
 )
 from services.oauth.integrations.service import IntegrationService, webhook_url
 from shared.errors import NotFound
@@ -19,7 +20,6 @@ from shared.http.app import from_state, runtime_of
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
-from shared.integrations.model import Provider
 from shared.integrations.repository import IntegrationRepository
 from shared.mongo import Document
 from shared.runtime import Runtime
@@ -46,7 +46,8 @@ def _fields(doc: Document, runtime: Runtime) -> dict[str, Any]:
     return {
         **doc,
         "id": doc["_id"],
-        "settings_configured": sorted(doc.get("secrets") or {}),
+        "settings_configured": sorted({*(doc.get("secrets") or {}), *(doc.get("config") or {})}),
+        "config": doc.get("config") or {},
         "oauth": {**oauth, "tokens_configured": tokens} if tokens else None,
         "webhook_url": webhook_url(runtime.settings.public_url, doc["provider"], doc["_id"]),
     }
@@ -77,11 +78,11 @@ async def list_integrations(
     runtime: RuntimeDep,
     page: PageDep,
     workspace_id: str | None = None,
-    provider: Provider | None = None,
+    provider: ProviderName | None = None,
 ) -> Page[IntegrationOut]:
     docs, next_cursor = await repository.page(
         workspace_id=workspace_id,
-        provider=provider.value if provider else None,
+        provider=provider,
         limit=page.limit,
         cursor=page.cursor,
     )

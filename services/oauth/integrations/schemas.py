@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.http.patch import Patch
 from shared.ids import PrintableId
-from shared.integrations.model import Provider, Status
+from shared.integrations.model import Status
+from shared.providers.catalog import CATALOG
+
+
+def _known(provider: str) -> str:
+    if provider not in CATALOG:
+        raise ValueError(f"no provider {provider!r}; GET /api/provider-catalog lists them")
+    return provider
+
+
+# A provider of the catalog (GET /api/provider-catalog), by its name.
+ProviderName = Annotated[
+    str, AfterValidator(_known), Field(json_schema_extra={"enum": list(CATALOG)})
+]
 
 # One webhook per 100 s at the slowest: below that the Retry-After of a refused webhook is
 # no number at all (5e-324 made it infinite).
@@ -22,7 +35,7 @@ RATE_DESCRIPTION = (
 class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: Provider
+    provider: ProviderName
     workspace_id: PrintableId
     name: str | None = Field(None, max_length=200)
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -86,12 +99,16 @@ class WebhookRefusal(BaseModel):
 class IntegrationOut(BaseModel):
     id: str
     workspace_id: str
-    provider: Provider
+    provider: ProviderName
     name: str
     status: Status
     enabled: bool
     is_default: bool
     settings_configured: list[str] = Field(description="names of the write-only settings set")
+    config: dict[str, str] = Field(
+        default_factory=dict,
+        description="the settings that are not secret (a generic source's header, algorithm)",
+    )
     account: Account | None
     oauth: OAuthConnection | None = Field(None, description="present once connected by OAuth")
     webhook_url: str | None
@@ -107,7 +124,7 @@ class IntegrationOut(BaseModel):
 
 class IntegrationStatus(BaseModel):
     id: str
-    provider: Provider
+    provider: ProviderName
     status: Status
     enabled: bool
     last_event_at: datetime | None

@@ -23,24 +23,23 @@ from shared.integrations.model import (
     Status,
     bot_key,
     check_settings,
+    defaults,
     integration_event,
     new_integration,
+    split_settings,
 )
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
+from shared.providers.catalog import WEBHOOK_PROVIDERS
 from shared.providers.chat import PermanentError, RateLimited
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi
 from shared.providers.telegram.api import TelegramApi
 
-# Providers whose webhooks arrive at `/api/webhooks/{provider}/{id}`.
-WEBHOOK_PROVIDERS = frozenset(
-    {Provider.GITHUB, Provider.SLACK, Provider.DISCORD, Provider.TELEGRAM, Provider.JIRA}
-)
-
 
 def webhook_url(public_url: str, provider: str, integration_id: str) -> str | None:
+    """Where the provider sends this integration's webhooks (None: it sends none)."""
     if provider not in WEBHOOK_PROVIDERS:
         return None
     return f"{public_url.rstrip('/')}/api/webhooks/{provider}/{integration_id}"
@@ -73,7 +72,10 @@ class IntegrationService:
 
     async def create(self, body: IntegrationCreate) -> Document:
         tenancy.may_create_in(body.workspace_id)  # before the provider is called
-        values = check_settings(body.provider, body.settings, creating=True)
+        values = {
+            **defaults(body.provider),
+            **check_settings(body.provider, body.settings, creating=True),
+        }
         doc = new_integration(
             body.provider,
             body.workspace_id,
@@ -83,16 +85,17 @@ class IntegrationService:
             rate_limit_per_second=body.rate_limit_per_second,
         )
         integration_id = doc["_id"]
-        if body.provider is Provider.TELEGRAM:
+        if body.provider == Provider.TELEGRAM:
             values.setdefault("secret_token", secrets.token_urlsafe(32))
             doc["account"] = await self._telegram_bot(values["bot_token"])
-        elif body.provider is Provider.SLACK and "bot_token" in values:
+        elif body.provider == Provider.SLACK and "bot_token" in values:
             doc["account"] = await self._connect_slack(values["bot_token"])
-        elif body.provider is Provider.DISCORD and "bot_token" in values:
+        elif body.provider == Provider.DISCORD and "bot_token" in values:
             doc["account"] = await self._connect_discord(values["bot_token"])
-        elif body.provider is Provider.GOOGLE:
+        elif body.provider == Provider.GOOGLE:
             doc["status"] = Status.PENDING.value  # OAuth only: connected by the callback
-        doc["secrets"] = self._seal(values)
+        hidden, doc["config"] = split_settings(body.provider, values)
+        doc["secrets"] = self._seal(hidden)
         key = await self._bot_free(body.provider, doc["account"], body.workspace_id)
         if key is not None:
             doc["bot_key"] = key
@@ -100,7 +103,7 @@ class IntegrationService:
             await self._repository.insert(doc)
         except DuplicateKeyError as exc:  # another create of the same bot won the race
             raise self._bot_taken(body.provider, doc["account"], None) from exc
-        if body.provider is Provider.TELEGRAM:
+        if body.provider == Provider.TELEGRAM:
             # Only once the bot is this integration's: setWebhook is what takes its updates.
             try:
                 await self._point_webhook(integration_id, values)
@@ -115,7 +118,7 @@ class IntegrationService:
 
     async def _bot_free(
         self,
-        provider: Provider,
+        provider: str,
         account: dict[str, Any] | None,
         workspace_id: str,
         besides: str | None = None,
@@ -126,7 +129,7 @@ class IntegrationService:
             return None
         key = bot_key(provider, str(account["id"]))
         holder = await self._repository.bot_holder(
-            key, provider.value, str(account["id"]), besides=besides
+            key, str(provider), str(account["id"]), besides=besides
         )
         if holder is not None:
             same = holder["workspace_id"] == workspace_id
@@ -135,7 +138,7 @@ class IntegrationService:
 
     @staticmethod
     def _bot_taken(
-        provider: Provider, account: dict[str, Any] | None, same_workspace: str | None
+        provider: str, account: dict[str, Any] | None, same_workspace: str | None
     ) -> Conflict:
         """409 naming the bot and why, and the other integration only when it is in the
         same workspace: another workspace is never named."""
@@ -147,12 +150,12 @@ class IntegrationService:
             if same_workspace
             else "another hookhub integration"
         )
-        title = "Telegram" if provider is Provider.TELEGRAM else "Discord"
+        title = "Telegram" if provider == Provider.TELEGRAM else "Discord"
         # Telegram sends a bot's updates to one webhook; a Discord bot's Gateway carries
         # every server it is in: a second integration would take them or get them twice.
         fix = (
             "make another bot with @BotFather"
-            if provider is Provider.TELEGRAM
+            if provider == Provider.TELEGRAM
             else "make another application with a bot in the Developer Portal"
         )
         return Conflict(
@@ -234,9 +237,9 @@ class IntegrationService:
             raise NotFound(f"integration {integration_id} not found")
         fields: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"settings"})
         if body.settings is not None:
-            provider = Provider(current["provider"])
+            provider = str(current["provider"])
             values = check_settings(provider, body.settings, creating=False)
-            if provider is Provider.TELEGRAM and values:
+            if provider == Provider.TELEGRAM and values:
                 merged = {
                     **{k: self._box.decrypt(v) for k, v in current["secrets"].items()},
                     **values,
@@ -257,17 +260,20 @@ class IntegrationService:
                     )
                     raise
                 fields["status"] = Status.CONNECTED.value  # a new bot token reconnects
-            if provider is Provider.SLACK and "bot_token" in values:
+            if provider == Provider.SLACK and "bot_token" in values:
                 fields["account"] = await self._connect_slack(values["bot_token"])
                 fields["status"] = Status.CONNECTED.value
                 fields["last_error"] = None
-            if provider is Provider.DISCORD and "bot_token" in values:
+            if provider == Provider.DISCORD and "bot_token" in values:
                 fields["account"] = await self._connect_discord(values["bot_token"])
                 await self._claim_bot(current, fields["account"])
                 fields["status"] = Status.CONNECTED.value
                 fields["last_error"] = None
-            for name, sealed in self._seal(values).items():
+            hidden, shown = split_settings(provider, values)
+            for name, sealed in self._seal(hidden).items():
                 fields[f"secrets.{name}"] = sealed
+            for name, value in shown.items():
+                fields[f"config.{name}"] = value
         updated = await self._repository.update(integration_id, fields) if fields else current
         if updated is None:
             raise NotFound(f"integration {integration_id} not found")
@@ -280,7 +286,7 @@ class IntegrationService:
     async def _claim_bot(self, current: Document, account: dict[str, Any]) -> None:
         """The bot an integration's new bot token names becomes this integration's, unless
         another holds it (409, and nothing changed)."""
-        provider = Provider(current["provider"])
+        provider = str(current["provider"])
         key = await self._bot_free(
             provider, account, current["workspace_id"], besides=str(current["_id"])
         )

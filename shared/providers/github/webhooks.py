@@ -36,9 +36,10 @@ class GitHubWebhooks:
     # GitHub does not deliver payloads above 25 MB.
     max_body_bytes: int = 25 * 1024 * 1024
     secret_fields: tuple[str, ...] = ("webhook_secret",)
+    handshake_methods: tuple[str, ...] = ()
     delivery_id_header: str | None = "x-github-delivery"
 
-    def handshake(self, request: InboundRequest) -> Reply | None:
+    def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
         return None
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:

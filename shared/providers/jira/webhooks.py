@@ -33,9 +33,10 @@ class JiraWebhooks:
     # with room to spare, and fits one Kafka message with the envelope around it.
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("webhook_secret",)
+    handshake_methods: tuple[str, ...] = ()
     delivery_id_header: str | None = "x-atlassian-webhook-identifier"
 
-    def handshake(self, request: InboundRequest) -> Reply | None:
+    def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
         return None
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:

@@ -39,9 +39,10 @@ class SlackWebhooks:
     name: str = "slack"
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("signing_secret",)
+    handshake_methods: tuple[str, ...] = ()
     delivery_id_header: str | None = None  # the id is in the body
 
-    def handshake(self, request: InboundRequest) -> Reply | None:
+    def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
         # Slack checks the certificate with an unsigned form POST; it only needs a 200.
         if not is_form(request):
             return None

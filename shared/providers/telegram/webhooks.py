@@ -20,9 +20,10 @@ class TelegramWebhooks:
     name: str = "telegram"
     max_body_bytes: int = 1024 * 1024
     secret_fields: tuple[str, ...] = ("secret_token",)
+    handshake_methods: tuple[str, ...] = ()
     delivery_id_header: str | None = None  # the id is in the body
 
-    def handshake(self, request: InboundRequest) -> Reply | None:
+    def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
         return None
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:

@@ -1,0 +1,1 @@
+"""The provider catalog: `/api/provider-catalog`."""

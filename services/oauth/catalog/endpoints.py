@@ -1,0 +1,89 @@
+"""`GET /api/provider-catalog[/{provider}]`: every provider hookhub knows, for any valid key.
+
+What the console's "new integration" form is built from: each provider's settings (secrets
+flagged), how its webhooks are verified, its events, and its setup steps with
+`{webhook_url}` where the integration's URL goes (SPEC §15).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from shared.errors import NotFound
+from shared.http.auth import Authenticated
+from shared.http.errors import MANAGEMENT_ERRORS
+from shared.providers.catalog import CATALOG, CATEGORIES
+
+router = APIRouter(
+    prefix="/api/provider-catalog",
+    tags=["provider catalog"],
+    dependencies=[Authenticated],
+    responses=MANAGEMENT_ERRORS,
+)
+
+Capability = Literal["webhooks", "oauth", "sync", "import", "actions", "notifications"]
+
+
+class CatalogSetting(BaseModel):
+    name: str
+    secret: bool = Field(description="sealed at rest, write-only: never shown again")
+    required: bool
+    description: str
+    choices: list[str] | None = None
+    default: str | None = None
+
+
+class Verification(BaseModel):
+    scheme: str = Field(
+        description="hmac, timestamped_hmac, standard_webhooks, token, basic, ecdsa_p256, "
+        "ed25519, any_of, or the provider's own"
+    )
+    headers: list[str] = Field(description="the request headers it reads")
+
+
+class CatalogEntry(BaseModel):
+    provider: str
+    name: str
+    category: str
+    capabilities: list[Capability]
+    verification: Verification | None = Field(description="null: the provider sends no webhooks")
+    settings: list[CatalogSetting]
+    handshake: str | None = Field(description="what the provider checks before sending, if any")
+    events: list[str] = Field(description="common event names, as the provider spells them")
+    setup: list[str] = Field(description="steps; `{webhook_url}` is where the URL goes")
+    docs_url: str
+
+
+class Catalog(BaseModel):
+    items: list[CatalogEntry]
+
+
+@router.get("", response_model=Catalog)
+async def provider_catalog(
+    category: str | None = None, capability: Capability | None = None
+) -> dict[str, object]:
+    """Every provider, by name; narrowed to a `category` or a `capability` when given."""
+    if category is not None and category not in CATEGORIES:
+        raise NotFound(
+            f"no category {category!r}; one of {', '.join(sorted(CATEGORIES))}",
+            code="unknown_category",
+        )
+    return {
+        "items": [
+            entry.to_json()
+            for entry in CATALOG.values()
+            if (category is None or entry.category == category)
+            and (capability is None or capability in entry.capabilities)
+        ]
+    }
+
+
+@router.get("/{provider}", response_model=CatalogEntry)
+async def provider_catalog_entry(provider: str) -> dict[str, object]:
+    entry = CATALOG.get(provider)
+    if entry is None:
+        raise NotFound(f"no provider {provider!r} in the catalog", code="unknown_provider")
+    return entry.to_json()

@@ -1,0 +1,1 @@
+"""A generic source authenticated with HTTP Basic credentials."""

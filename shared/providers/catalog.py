@@ -1,0 +1,229 @@
+"""The provider catalog: what hookhub knows of each provider, gathered from its folder.
+
+Each provider folder under `shared/providers/` that has a `catalog.py` with an `ENTRY` is a
+catalog provider: `GET /api/provider-catalog` shows it, `POST /api/integrations` takes its
+settings, and the gateway verifies its webhooks (`ENTRY.webhooks`). Adding a provider is
+adding a folder (docs/providers.md); nothing else lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from shared.providers.base import InboundRequest, ProviderWebhooks
+from shared.providers.schemes import Scheme, describe
+
+CATEGORIES = frozenset(
+    {
+        "chat",
+        "devtools",
+        "payments",
+        "commerce",
+        "monitoring",
+        "incidents",
+        "messaging",
+        "email",
+        "video",
+        "crm",
+        "support",
+        "forms",
+        "scheduling",
+        "productivity",
+        "storage",
+        "social",
+        "identity",
+        "generic",
+    }
+)
+CAPABILITIES = ("webhooks", "oauth", "sync", "import", "actions", "notifications")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One integration setting. A secret is sealed at rest and never returned; the others
+    (a header's name, an algorithm) are shown as they were set."""
+
+    name: str
+    description: str
+    secret: bool = True
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None  # what a value must match (fullmatch), said in `description`
+    default: str | None = None
+
+    def problem(self, value: str) -> str | None:
+        if self.choices and value not in self.choices:
+            return f"setting {self.name} must be one of {', '.join(self.choices)}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            return f"setting {self.name} is not valid: {self.description}"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "secret": self.secret,
+            "required": self.required,
+            "description": self.description,
+        }
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A webhook as the provider documents it: the body in `samples/<file>` of its folder
+    (where it came from in `samples/README.md`), and the unsigned headers the provider
+    sends with it (the event's name, its delivery id). The sandbox sends it, signed."""
+
+    file: str
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def body(self, provider: str) -> bytes:
+        return (Path(__file__).parent / provider / "samples" / self.file).read_bytes()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A provider's handshake as the provider sends it, and what the answer must be: how
+    the tests check each handshake end to end, through a real gateway. `answer` None: any
+    body; `stores`: the settings the handshake hands over (kept sealed)."""
+
+    method: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    status: int = 200
+    answer: bytes | None = None
+    answer_headers: Mapping[str, str] = field(default_factory=dict)
+    stores: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A provider as the catalog shows it. `setup` steps write `{webhook_url}` where the
+    integration's URL goes; `handshake` says what the provider checks before sending."""
+
+    provider: str
+    name: str
+    category: str
+    docs_url: str
+    setup: tuple[str, ...]
+    events: tuple[str, ...] = ()
+    settings: tuple[Setting, ...] = ()
+    webhooks: ProviderWebhooks | None = None
+    capabilities: tuple[str, ...] = ("webhooks",)
+    handshake: str | None = None
+    # The scheme's name and headers, when `webhooks` is not a `Declared` (whose scheme says).
+    verification: tuple[str, tuple[str, ...]] | None = None
+    # A documented webhook of the provider's, which the sandbox can send signed.
+    sample: Sample | None = None
+    # Settings the sandbox and the tests give an integration of theirs: fresh each call
+    # (random secrets); None → a random value for each setting without a default.
+    example_settings: Callable[[], dict[str, str]] | None = None
+    # The provider's handshake for an integration with these settings at this URL, now.
+    handshake_probe: Callable[[Mapping[str, str], str, datetime], Probe] | None = None
+
+    def examples(self) -> dict[str, str]:
+        """Settings an integration of the sandbox's (or a test's) is made with."""
+        if self.example_settings is not None:
+            return self.example_settings()
+        return {
+            s.name: s.default if s.default is not None else secrets.token_urlsafe(24)
+            for s in self.settings
+            if s.required or s.default is not None
+        }
+
+    def __post_init__(self) -> None:
+        assert self.category in CATEGORIES, self.category
+        assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
+        assert ("webhooks" in self.capabilities) == (self.webhooks is not None), self.provider
+
+    def signed_sample(
+        self, settings: Mapping[str, str], url: str, now: datetime
+    ) -> tuple[bytes, dict[str, str]]:
+        """The sample as the provider would send it to `url` (the integration's webhook
+        URL) for an integration with `settings`: its body and headers, signed."""
+        scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
+        if self.sample is None or scheme is None:
+            raise LookupError(f"{self.provider} has no sample the sandbox can sign")
+        body = self.sample.body(self.provider)
+        headers = {"content-type": self.sample.content_type, **self.sample.headers}
+        unsigned = InboundRequest(
+            headers={k.lower(): v for k, v in headers.items()},
+            body=body,
+            received_at=now,
+            query=dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)),
+            url=url,
+        )
+        return body, {**headers, **scheme.sign(unsigned, settings, now)}
+
+    def setting(self, name: str) -> Setting | None:
+        return next((s for s in self.settings if s.name == name), None)
+
+    def verification_json(self) -> dict[str, Any] | None:
+        scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
+        if scheme is not None:
+            described = describe(scheme)
+            return {"scheme": described.scheme, "headers": list(described.headers)}
+        if self.verification is not None:
+            return {"scheme": self.verification[0], "headers": list(self.verification[1])}
+        return None
+
+    def to_json(self, webhook_url: str | None = None) -> dict[str, Any]:
+        """What `GET /api/provider-catalog` shows; with `webhook_url`, the setup steps have
+        it filled in (the console shows an integration's own)."""
+        steps = [
+            step.replace("{webhook_url}", webhook_url) if webhook_url else step
+            for step in self.setup
+        ]
+        return {
+            "provider": self.provider,
+            "name": self.name,
+            "category": self.category,
+            "capabilities": list(self.capabilities),
+            "verification": self.verification_json(),
+            "settings": [s.to_json() for s in self.settings],
+            "handshake": self.handshake,
+            "events": list(self.events),
+            "setup": steps,
+            "docs_url": self.docs_url,
+        }
+
+
+def _discover() -> dict[str, Entry]:
+    import shared.providers as package
+
+    entries: dict[str, Entry] = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.ispkg:
+            continue
+        name = f"{package.__name__}.{module.name}.catalog"
+        try:
+            found = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a package that is no provider (none today)
+            raise
+        entry: Entry = found.ENTRY
+        assert entry.provider == module.name, (entry.provider, module.name)
+        entries[entry.provider] = entry
+    return dict(sorted(entries.items()))
+
+
+CATALOG: dict[str, Entry] = _discover()
+WEBHOOK_PROVIDERS: dict[str, ProviderWebhooks] = {
+    name: entry.webhooks for name, entry in CATALOG.items() if entry.webhooks is not None
+}

@@ -1,0 +1,1 @@
+"""A generic HMAC-signed source, configured per integration."""

@@ -1,0 +1,1 @@
+"""Any Standard Webhooks or Svix-signed sender (Clerk, Resend, …)."""

@@ -1,0 +1,1 @@
+"""Stripe: events signed in `Stripe-Signature` (t=, v1=)."""

@@ -1,0 +1,1 @@
+"""A generic source authenticated by a token in a header."""

@@ -1,0 +1,96 @@
+"""Every provider of the catalog keeps the contract: a complete entry, its documented sample
+signed by its scheme verifies and parses, and what is forged, unsigned or stale is refused.
+
+Each provider's own tests (test_<provider>.py) check its scheme against the provider's
+published vectors and official SDK; these check that no provider skips the basics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from shared.providers.base import SignatureInvalid
+from shared.providers.catalog import CATALOG, CATEGORIES, Entry
+from tests.providers.catalog.support import DECLARED, NOW, declared, signed_sample
+
+ids = [e.provider for e in DECLARED]
+
+
+@pytest.mark.parametrize("entry", CATALOG.values(), ids=list(CATALOG))
+def test_every_entry_is_complete(entry: Entry) -> None:
+    assert entry.name and entry.category in CATEGORIES
+    assert entry.docs_url.startswith("https://")
+    assert entry.setup and all(step.strip() for step in entry.setup)
+    names = [s.name for s in entry.settings]
+    assert len(names) == len(set(names))
+    assert all(s.description for s in entry.settings)
+    if entry.webhooks is not None:
+        assert entry.events or entry.category == "generic", "the events a user can pick"
+        assert entry.verification_json() is not None
+        assert set(entry.webhooks.secret_fields) <= set(names), "the scheme's settings exist"
+        shown = entry.to_json("https://h.example/api/webhooks/x/int_1")
+        urls = [step for step in shown["setup"] if "https://h.example/" in step]
+        assert urls or entry.provider == "telegram", "a setup step says where the URL goes"
+
+
+@pytest.mark.parametrize("entry", DECLARED, ids=ids)
+def test_the_documented_sample_signed_verifies_and_parses(entry: Entry) -> None:
+    webhooks = declared(entry)
+    settings = entry.examples()
+    request = signed_sample(entry, settings)
+    webhooks.verify(request, settings, NOW)
+    parsed = webhooks.parse(request)
+    events = parsed.events or (parsed,)
+    for event in events:
+        assert event.event_type and event.delivery_id
+        assert event.event_type in entry.events or entry.provider in _OPEN_EVENT_NAMES, (
+            f"{event.event_type} of the sample is among the catalog's events"
+        )
+
+
+# Generic sources name their events as configured: the catalog cannot list them.
+_OPEN_EVENT_NAMES = {"hmac", "token", "basic", "standard_webhooks"}
+
+
+@pytest.mark.parametrize("entry", DECLARED, ids=ids)
+def test_another_secret_a_changed_body_and_no_signature_are_refused(entry: Entry) -> None:
+    webhooks = declared(entry)
+    settings = entry.examples()
+    request = signed_sample(entry, settings)
+    other = entry.examples()
+    assert other != settings
+    with pytest.raises(SignatureInvalid):
+        webhooks.verify(request, other, NOW)
+    assert entry.sample is not None
+    sent = {k.lower() for k in (*entry.sample.headers, "content-type")}
+    unsigned = dataclasses.replace(
+        request, headers={k: v for k, v in request.headers.items() if k in sent}
+    )
+    with pytest.raises(SignatureInvalid):
+        webhooks.verify(unsigned, settings, NOW)
+    if webhooks.scheme.name not in ("token", "basic"):  # a token does not cover the body
+        changed = dataclasses.replace(request, body=request.body.replace(b"}", b" }", 1))
+        with pytest.raises(SignatureInvalid):
+            webhooks.verify(changed, settings, NOW)
+
+
+@pytest.mark.parametrize("entry", DECLARED, ids=ids)
+def test_a_stale_signature_is_refused_where_the_provider_signs_a_time(entry: Entry) -> None:
+    webhooks = declared(entry)
+    settings = entry.examples()
+    old = signed_sample(entry, settings, NOW - timedelta(hours=1))
+    if old.headers == signed_sample(entry, settings).headers:
+        pytest.skip(f"{entry.provider} signs no time: a redelivery is the dedupe's")
+    with pytest.raises(SignatureInvalid, match="stale"):
+        webhooks.verify(old, settings, NOW)
+
+
+@pytest.mark.parametrize("entry", DECLARED, ids=ids)
+def test_a_handshake_is_only_an_integrations(entry: Entry) -> None:
+    """On the app-level URL (no integration: settings None) nothing is answered."""
+    webhooks = declared(entry)
+    request = signed_sample(entry, entry.examples())
+    assert webhooks.handshake(request, None) is None
