@@ -450,6 +450,8 @@ class Harness:
         ]
         for name, value in target.headers.items():
             argv += ["--header", f"{name}: {value}"]
+        if target.signer is not None:
+            argv += ["--signer", target.signer]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / "loadgen.log").open("ab") as log:
             process = subprocess.Popen(

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import resource
@@ -121,12 +123,33 @@ def _emit(record: dict[str, Any]) -> None:
 SEQ = b"{seq}"
 
 
+def stripe_signer(secret: str) -> Callable[[bytes], dict[str, str]]:
+    """Stripe's `Stripe-Signature` of each body as Stripe makes it (stripe-python's
+    `WebhookSignature`): a body with its own event id is signed anew, now."""
+    key = secret.encode()
+
+    def sign(body: bytes) -> dict[str, str]:
+        stamp = b"%d" % time.time()
+        digest = hmac.new(key, stamp + b"." + body, hashlib.sha256).hexdigest()
+        return {"Stripe-Signature": f"t={stamp.decode()},v1={digest}"}
+
+    return sign
+
+
+# `--signer NAME:SECRET`: the requests whose body changes (its `{seq}`), signed each time.
+SIGNERS: dict[str, Callable[[str], Callable[[bytes], dict[str, str]]]] = {
+    "stripe": stripe_signer,
+}
+
+
 @dataclass(frozen=True)
 class Target:
     url: str
     body: bytes
     headers: dict[str, str]
     method: str = "POST"
+    # `NAME:SECRET` of SIGNERS: `{seq}` is in the body, and each body is signed anew.
+    signer: str | None = None
 
     @property
     def host(self) -> str:
@@ -140,6 +163,8 @@ class Target:
     def requests(self) -> Callable[[], bytes]:
         """The request to send next. `{seq}` in a header becomes a value unique to each
         request (36 characters, like the GUIDs in GitHub's X-GitHub-Delivery)."""
+        if self.signer is not None:
+            return self._signed_requests()
         template = self.request_bytes()
         if SEQ not in template:
             return lambda: template
@@ -151,6 +176,21 @@ class Target:
             return b"%s%s%012x%s" % (head, prefix, next(counter), tail)
 
         return unique
+
+    def _signed_requests(self) -> Callable[[], bytes]:
+        assert self.signer is not None
+        name, _, secret = self.signer.partition(":")
+        sign = SIGNERS[name](secret)
+        head, tail = self.body.split(SEQ, 1)
+        prefix = uuid.uuid4().hex[:24].encode()
+        counter = itertools.count()
+
+        def signed() -> bytes:
+            body = b"%s%s%012x%s" % (head, prefix, next(counter), tail)
+            target = Target(self.url, body, {**self.headers, **sign(body)}, self.method)
+            return target.request_bytes()
+
+        return signed
 
     def request_bytes(self) -> bytes:
         parts = urlsplit(self.url)
@@ -409,8 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--signer", choices=None, default=None, help="NAME:SECRET of SIGNERS")
     args = parser.parse_args(argv)
-    target = Target(args.url, args.body_file.read_bytes(), dict(args.header), args.method)
+    target = Target(
+        args.url, args.body_file.read_bytes(), dict(args.header), args.method, args.signer
+    )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it

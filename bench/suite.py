@@ -25,6 +25,7 @@ from bench import (
     notifications,
     retention,
     soak,
+    sources,
     sync,
 )
 from bench.harness import (
@@ -41,6 +42,7 @@ from shared.embedded import EmbeddedError
 BENCHMARKS: list[Benchmark] = [
     incoming.BENCHMARK,
     github.BENCHMARK,
+    sources.BENCHMARK,
     delivery.BENCHMARK,
     sync.BENCHMARK,
     notifications.BENCHMARK,

@@ -18,12 +18,12 @@ import simdjson
 from shared.providers.base import InboundRequest, MalformedWebhook, ParsedWebhook, Reply
 from shared.providers.ids import (
     JsonBody,
-    check_json_object,
     decode_form,
     decode_json,
     derived_delivery_id,
     field_at,
     is_form,
+    parse_json_object,
 )
 from shared.providers.schemes import Scheme
 
@@ -52,9 +52,8 @@ class _Lazy:
     """A JSON object read field by field with simdjson, never built in Python: what lets a
     Stripe event's `id` and `type` be found in a few µs (docs/benchmarks.md)."""
 
-    def __init__(self, body: bytes) -> None:
-        self._parser = simdjson.Parser()
-        self._doc: Any = self._parser.parse(body)
+    def __init__(self, document: simdjson.Object) -> None:
+        self._doc: Any = document
 
     def get(self, path: tuple[str, ...]) -> Any:
         value = self._doc
@@ -277,12 +276,12 @@ class Declared:
         if self.split is not None:
             value = decode_json(request.body)
             return value, _Decoded(value)
-        checked = check_json_object(request.body)
-        try:
-            return checked, _Lazy(request.body)
-        except (ValueError, RuntimeError):  # valid JSON simdjson refuses (a BOM, big ints)
-            decoded = checked.decode()
-            return decoded, _Decoded(decoded)
+        checked, document = parse_json_object(request.body)
+        if document is not None:
+            return checked, _Lazy(document)
+        # Valid JSON simdjson refuses (a BOM, integers past 64 bits): decoded instead.
+        decoded = checked.decode()
+        return decoded, _Decoded(decoded)
 
     def _split(self, request: InboundRequest, payload: Any) -> ParsedWebhook:
         assert self.split is not None

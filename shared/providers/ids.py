@@ -95,18 +95,25 @@ def check_json_object(body: bytes) -> JsonBody:
     beyond 64 bits, lone surrogates, `1e400`: all accepted by the standard library), and a
     UTF-8 BOM (which simdjson skips and JSON forbids), `decode_json_object` decides.
     """
+    return parse_json_object(body)[0]
+
+
+def parse_json_object(body: bytes) -> tuple[JsonBody, simdjson.Object | None]:
+    """`check_json_object`, and the simdjson document it checked when simdjson could (None
+    otherwise), to read a few fields from without parsing again. The document lives as
+    long as a reference to it does (it holds its parser)."""
     if not body.startswith(_UTF8_BOM):
         try:
             # A parser per call: one cannot parse again while a proxy of its last document
             # lives, and making one costs less than 0.1 µs.
-            is_object = isinstance(simdjson.Parser().parse(body), simdjson.Object)
+            document = simdjson.Parser().parse(body)
         except (ValueError, RuntimeError):  # invalid for simdjson: decided below
-            is_object = False
-        if is_object:
+            document = None
+        if isinstance(document, simdjson.Object):
             _refuse_too_deep(body, "body")
-            return JsonBody(body)
+            return JsonBody(body), document
     decode_json_object(body)
-    return JsonBody(body)
+    return JsonBody(body), None
 
 
 def decode_form(body: bytes) -> dict[str, str | list[str]]:
