@@ -90,7 +90,11 @@ def test_a_stale_signature_is_refused_where_the_provider_signs_a_time(entry: Ent
 
 @pytest.mark.parametrize("entry", DECLARED, ids=ids)
 def test_a_handshake_is_only_an_integrations(entry: Entry) -> None:
-    """On the app-level URL (no integration: settings None) nothing is answered."""
+    """On the app-level URL (no integration: settings None) nothing is answered; nor, for
+    a provider without a handshake, on an integration's."""
     webhooks = declared(entry)
-    request = signed_sample(entry, entry.examples())
+    settings = entry.examples()
+    request = signed_sample(entry, settings)
     assert webhooks.handshake(request, None) is None
+    if entry.handshake is None:
+        assert webhooks.handshake(request, settings) is None
