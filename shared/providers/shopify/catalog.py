@@ -11,13 +11,61 @@ parameters), so the tests sign as the docs describe.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.providers.base import InboundRequest, SignatureInvalid
 from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.declared import Declared, FromHeader
 from shared.providers.schemes import Hmac
 
+
+@dataclass(frozen=True)
+class WithPrevious:
+    """`scheme` keyed by the integration's secret, else by the secret it replaced: "If you
+    rotate your app's client secret, it can take up to an hour for the HMAC digest to be
+    generated using the new secret", so both are good until `previous` is cleared."""
+
+    scheme: Hmac
+    previous: str
+
+    @property
+    def name(self) -> str:
+        return self.scheme.name
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return (*self.scheme.settings, self.previous)
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        return self.scheme.headers
+
+    def configured(self, secrets: Mapping[str, str]) -> bool:
+        return self.scheme.configured(secrets)
+
+    def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
+        try:
+            self.scheme.verify(request, secrets, now)
+        except SignatureInvalid:
+            previous = secrets.get(self.previous)
+            if not previous or not secrets.get(self.scheme.setting):
+                raise
+            self.scheme.verify(request, {self.scheme.setting: previous}, now)
+
+    def sign(
+        self, request: InboundRequest, secrets: Mapping[str, str], now: datetime
+    ) -> dict[str, str]:
+        return self.scheme.sign(request, secrets, now)
+
+
 WEBHOOKS = Declared(
     name="shopify",
-    scheme=Hmac("x-shopify-hmac-sha256", setting="client_secret", encoding="base64"),
+    scheme=WithPrevious(
+        Hmac("x-shopify-hmac-sha256", setting="client_secret", encoding="base64"),
+        previous="previous_client_secret",
+    ),
     event=FromHeader("x-shopify-topic"),
     # "A unique composite key per delivery. Use to identify and deduplicate individual
     # deliveries." `X-Shopify-Event-Id` is shared by every subscription's delivery of one
@@ -39,6 +87,12 @@ ENTRY = Entry(
             "client_secret",
             "the app's Client secret (Dev Dashboard → the app → Settings); for a webhook "
             "made in the store admin, the key shown under Settings → Notifications → Webhooks",
+        ),
+        Setting(
+            "previous_client_secret",
+            "after rotating the client secret: the old one, accepted too while Shopify "
+            "switches to the new one (up to an hour); clear it afterwards",
+            required=False,
         ),
     ),
     events=(

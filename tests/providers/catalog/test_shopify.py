@@ -82,3 +82,20 @@ def test_topic_webhook_id_and_shop_come_from_the_headers() -> None:
     without_topic = {k: v for k, v in HEADERS.items() if k != "x-shopify-topic"}
     with pytest.raises(MalformedWebhook, match="header x-shopify-topic"):
         WEBHOOKS.parse(inbound(BODY, without_topic))
+
+
+def test_while_the_secret_rotates_the_previous_one_is_accepted_too() -> None:
+    """Shopify signs with a rotated secret only up to an hour later: the old one set as
+    previous_client_secret still verifies, and nothing else does."""
+    rotating = {"client_secret": "the-new-secret", "previous_client_secret": SECRET}
+    old_signed = signed(base64.b64encode(digest()).decode())
+    WEBHOOKS.verify(inbound(BODY, old_signed), rotating, NOW)
+    new_signed = signed(base64.b64encode(digest(secret="the-new-secret")).decode())
+    WEBHOOKS.verify(inbound(BODY, new_signed), rotating, NOW)
+    other = signed(base64.b64encode(digest(secret="neither")).decode())
+    with pytest.raises(SignatureInvalid):
+        WEBHOOKS.verify(inbound(BODY, other), rotating, NOW)
+    with pytest.raises(SignatureInvalid):  # once cleared, the old secret is refused
+        WEBHOOKS.verify(inbound(BODY, old_signed), {"client_secret": "the-new-secret"}, NOW)
+    with pytest.raises(SignatureInvalid):  # the previous secret alone is no configuration
+        WEBHOOKS.verify(inbound(BODY, old_signed), {"previous_client_secret": SECRET}, NOW)
