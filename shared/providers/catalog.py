@@ -90,6 +90,9 @@ class Sample:
     file: str
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+    # A provider that signs a time inside the body (Linear's `webhookTimestamp`): the body
+    # as the provider would send it at `now`, else the file's bytes as they are.
+    stamped: Callable[[bytes, datetime], bytes] | None = None
 
     def body(self, provider: str) -> bytes:
         return (Path(__file__).parent / provider / "samples" / self.file).read_bytes()
@@ -160,6 +163,8 @@ class Entry:
         if self.sample is None or scheme is None:
             raise LookupError(f"{self.provider} has no sample the sandbox can sign")
         body = self.sample.body(self.provider)
+        if self.sample.stamped is not None:
+            body = self.sample.stamped(body, now)
         headers = {"content-type": self.sample.content_type, **self.sample.headers}
         unsigned = InboundRequest(
             headers={k.lower(): v for k, v in headers.items()},

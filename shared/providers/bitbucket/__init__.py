@@ -1,0 +1,1 @@
+"""Bitbucket Cloud: webhooks signed in `X-Hub-Signature: sha256=<hex>`."""

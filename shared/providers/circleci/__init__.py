@@ -1,0 +1,1 @@
+"""CircleCI: outbound webhooks signed in `circleci-signature: v1=<hex>`."""

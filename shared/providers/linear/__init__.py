@@ -1,0 +1,1 @@
+"""Linear: webhooks signed in `Linear-Signature`, timed by the body's `webhookTimestamp`."""

@@ -1,0 +1,1 @@
+"""PagerDuty: v3 webhook subscriptions signed in `X-PagerDuty-Signature: v1=<hex>[,v1=…]`."""
