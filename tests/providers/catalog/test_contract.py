@@ -72,7 +72,9 @@ def test_another_secret_a_changed_body_and_no_signature_are_refused(entry: Entry
     with pytest.raises(SignatureInvalid):
         webhooks.verify(unsigned, settings, NOW)
     if webhooks.scheme.name not in ("token", "basic"):  # a token does not cover the body
-        changed = dataclasses.replace(request, body=request.body.replace(b"}", b" }", 1))
+        # A form body (Twilio's) has no brace to change: a trailing space changes its last value.
+        body = request.body.replace(b"}", b" }", 1) if b"}" in request.body else request.body + b" "
+        changed = dataclasses.replace(request, body=body)
         with pytest.raises(SignatureInvalid):
             webhooks.verify(changed, settings, NOW)
 
