@@ -13,17 +13,11 @@ SDK (hubspot-api-client 12, `hubspot.utils.signature.Signature`), which the test
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.providers.catalog import Entry, Sample, Setting
-from shared.providers.declared import Declared, FromJson, Split
+from shared.providers.declared import Declared, FromJson, Split, json_array
 from shared.providers.schemes import BODY, METHOD, URL, HeaderValue, Hmac, Window
 
 _STAMP = "X-HubSpot-Request-Timestamp"
-
-
-def _events(body: Any) -> list[Any]:
-    return body if isinstance(body, list) else []
 
 
 WEBHOOKS = Declared(
@@ -36,7 +30,7 @@ WEBHOOKS = Declared(
         window=Window(300, header=_STAMP, unit="ms"),
     ),
     event=FromJson("subscriptionType"),
-    split=Split(_events, event=FromJson("subscriptionType"), delivery_id=FromJson("eventId")),
+    split=Split(json_array, event=FromJson("subscriptionType"), delivery_id=FromJson("eventId")),
 )
 
 ENTRY = Entry(
