@@ -1,8 +1,7 @@
 """HubSpot's webhooks: `X-HubSpot-Signature-v3`, the standard base64 of an HMAC-SHA256 of
 `{method}{URL}{raw body}{X-HubSpot-Request-Timestamp}` keyed by the app's client secret as
 text; the timestamp is Unix milliseconds and a request more than five minutes off is
-refused. The URL is the one HubSpot called, scheme to query (hookhub's has no query and no
-percent-encoded characters, so the decoding HubSpot's docs describe changes nothing).
+refused. The URL is the one HubSpot called, scheme to query string, as sent.
 
 The body is a JSON array of events, each published on its own, named by its
 `subscriptionType` and deduplicated by its `eventId` (the same on a retry, when
