@@ -8,6 +8,7 @@ adding a folder (docs/providers.md); nothing else lists them.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
@@ -173,6 +174,11 @@ class Entry:
             query=dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)),
             url=url,
         )
+        # A scheme whose signature is in the body (Mailgun's) writes it there first.
+        signed_body: Callable[..., bytes] | None = getattr(scheme, "signed_body", None)
+        if signed_body is not None:
+            body = signed_body(unsigned, settings, now)
+            unsigned = dataclasses.replace(unsigned, body=body)
         return body, {**headers, **scheme.sign(unsigned, settings, now)}
 
     def setting(self, name: str) -> Setting | None:

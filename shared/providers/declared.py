@@ -183,6 +183,12 @@ BODY_DIGEST = BodyDigest()
 Handshake = Callable[[InboundRequest, Mapping[str, str]], Reply | None]
 
 
+def json_array(body: Any) -> Sequence[Any]:
+    """The items of a body that is a JSON array of events (SendGrid's, HubSpot's); none
+    for any other body (a 400: "the body carries no events")."""
+    return body if isinstance(body, list) else ()
+
+
 @dataclass(frozen=True)
 class Split:
     """A body carrying several events (SendGrid's array, HubSpot's): each becomes its own

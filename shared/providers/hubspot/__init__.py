@@ -1,0 +1,1 @@
+"""HubSpot: webhook batches signed in `X-HubSpot-Signature-v3`."""

@@ -1,0 +1,1 @@
+"""Intercom: notifications signed in `X-Hub-Signature` (sha1=, hex)."""

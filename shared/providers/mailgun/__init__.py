@@ -1,0 +1,1 @@
+"""Mailgun: event webhooks carrying their signature in the body."""

@@ -1,0 +1,1 @@
+"""SendGrid: Event Webhook batches signed with ECDSA P-256."""

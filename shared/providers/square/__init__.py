@@ -1,0 +1,1 @@
+"""Square: event notifications signed in `x-square-hmacsha256-signature`."""

@@ -1,0 +1,1 @@
+"""Zoom: events signed in `x-zm-signature` (v0=), and its `endpoint.url_validation`."""
