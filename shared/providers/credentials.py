@@ -66,8 +66,9 @@ def basic_settings(where: str) -> tuple[Setting, ...]:
 
 URL_TOKEN_SETTING = Setting(
     "url_token",
-    "a long random token (`openssl rand -hex 32`) the sender's URL carries as "
-    "`?token=<url_token>`: it proves the caller knows the URL, not who the caller is",
+    "a long random token, 32 to 200 of A-Z, a-z, 0-9, _ and - (`openssl rand -hex 32`), "
+    "that the sender's URL carries as `?token=<url_token>`: it proves the caller knows the "
+    "URL, not who the caller is",
     required=False,
     pattern=r"[A-Za-z0-9_-]{32,200}",
 )

@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from shared.errors import Invalid
+from shared.integrations.model import check_settings
 from shared.providers.base import MalformedWebhook
 from shared.providers.catalog import CATALOG, Sample
 from tests.providers.catalog import credentials
@@ -23,6 +25,8 @@ def test_the_token_is_in_the_url() -> None:
     credentials.check_url_token(ENTRY, {"url_token": TOKEN})
     assert [s.name for s in ENTRY.settings if s.required] == ["url_token"]
     assert ENTRY.to_json()["verification"] == {"scheme": "token", "headers": []}
+    with pytest.raises(Invalid, match="setting url_token is not valid: a long random token"):
+        check_settings("statuspage", {"url_token": "guessable"}, creating=True)
 
 
 def test_a_component_update_and_an_incident_are_named_by_their_status() -> None:
