@@ -73,6 +73,9 @@ def check_settings(provider: str, settings: Mapping[str, Any], *, creating: bool
         ]
         if missing:
             raise Invalid(f"{provider} needs {', '.join(missing)}", code="missing_setting")
+        unchosen = entry.unchosen(values)
+        if unchosen is not None:
+            raise Invalid(unchosen, code="missing_setting")
     if (
         provider == Provider.DISCORD
         and "public_key" in values

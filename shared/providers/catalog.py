@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from shared.providers.base import InboundRequest, ProviderWebhooks
-from shared.providers.schemes import Scheme, describe
+from shared.providers.schemes import AnyOf, Scheme, describe, url_params
 
 CATEGORIES = frozenset(
     {
@@ -155,11 +155,21 @@ class Entry:
         assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
         assert ("webhooks" in self.capabilities) == (self.webhooks is not None), self.provider
 
+    def sender_url(self, settings: Mapping[str, str], webhook_url: str) -> str:
+        """The URL to give the provider: the integration's webhook URL, with the token in
+        its query for a sender that can carry a secret nowhere else (Statuspage)."""
+        scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
+        params = url_params(scheme, settings) if scheme is not None else {}
+        if not params:
+            return webhook_url
+        return webhook_url + ("&" if urlsplit(webhook_url).query else "?") + urlencode(params)
+
     def signed_sample(
         self, settings: Mapping[str, str], url: str, now: datetime
     ) -> tuple[bytes, dict[str, str]]:
         """The sample as the provider would send it to `url` (the integration's webhook
-        URL) for an integration with `settings`: its body and headers, signed."""
+        URL as given to the provider: `sender_url`) for an integration with `settings`:
+        its body and headers, signed."""
         scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
         if self.sample is None or scheme is None:
             raise LookupError(f"{self.provider} has no sample the sandbox can sign")
@@ -180,6 +190,21 @@ class Entry:
             body = signed_body(unsigned, settings, now)
             unsigned = dataclasses.replace(unsigned, body=body)
         return body, {**headers, **scheme.sign(unsigned, settings, now)}
+
+    def unchosen(self, settings: Mapping[str, str]) -> str | None:
+        """For a sender offering several ways (`AnyOf`) with none of them set: what to set,
+        in the user's words (an integration that could verify nothing is refused)."""
+        scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
+        given = {**{s.name: s.default for s in self.settings if s.default}, **settings}
+        if not isinstance(scheme, AnyOf) or scheme.configured(given):
+            return None
+        options = [
+            " and ".join(n for n in option.settings if (s := self.setting(n)) and s.secret)
+            for option in scheme.schemes
+        ]
+        return f"{self.provider} needs one way to check its sender: " + ", or ".join(
+            o for o in options if o
+        )
 
     def setting(self, name: str) -> Setting | None:
         return next((s for s in self.settings if s.name == name), None)

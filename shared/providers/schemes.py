@@ -469,7 +469,13 @@ class Token:
         self, request: InboundRequest, secrets: Mapping[str, str], now: datetime
     ) -> dict[str, str]:
         if self.query:
-            raise Unsignable("a query token goes in the URL, not a header")
+            # The token is in the URL the sender was given (`url_params`): nothing to add.
+            if request.query.get(self.query) != secrets[self.setting]:
+                raise Unsignable(
+                    f"a query token goes in the URL: call the URL with ?{self.query}=<token> "
+                    "(Entry.sender_url)"
+                )
+            return {}
         return {self.header: self.prefix + secrets[self.setting]}
 
 
@@ -611,6 +617,17 @@ class AnyOf:
         if scheme is None:
             raise Unsignable("no scheme is configured")
         return scheme.sign(request, secrets, now)
+
+
+def url_params(scheme: Scheme, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The query parameters the sender's URL must carry for `scheme` with these settings: a
+    `Token(query=...)`'s token (Statuspage can put its secret nowhere else); none else."""
+    if isinstance(scheme, AnyOf):
+        chosen = scheme.chosen(secrets)
+        return url_params(chosen, secrets) if chosen is not None else {}
+    if isinstance(scheme, Token) and scheme.query and secrets.get(scheme.setting):
+        return {scheme.query: secrets[scheme.setting]}
+    return {}
 
 
 def with_headers(request: InboundRequest, headers: Mapping[str, str]) -> InboundRequest:

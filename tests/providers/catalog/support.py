@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
 
 from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry
@@ -42,6 +43,7 @@ def declared(entry: Entry) -> Declared:
 
 
 def signed_sample(entry: Entry, settings: Mapping[str, str], at: datetime = NOW) -> InboundRequest:
-    url = URL.format(provider=entry.provider)
+    url = entry.sender_url(settings, URL.format(provider=entry.provider))
     body, headers = entry.signed_sample(settings, url, at)
-    return inbound(body, headers, url=url, at=at)
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    return inbound(body, headers, url=url, query=query, at=at)

@@ -72,6 +72,7 @@ def test_another_secret_a_changed_body_and_no_signature_are_refused(entry: Entry
         request,
         headers={k: v for k, v in request.headers.items() if k in sent},
         body=entry.sample.body(entry.provider),
+        query={},
     )
     with pytest.raises(SignatureInvalid):
         webhooks.verify(unsigned, settings, NOW)

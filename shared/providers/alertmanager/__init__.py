@@ -1,0 +1,1 @@
+"""Prometheus Alertmanager: webhook_config notifications, authenticated by http_config."""

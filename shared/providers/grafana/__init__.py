@@ -1,0 +1,1 @@
+"""Grafana Alerting: webhook contact point notifications (HMAC, bearer or Basic)."""

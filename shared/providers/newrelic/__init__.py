@@ -1,0 +1,1 @@
+"""New Relic: Webhook destinations of alert workflows (bearer token or Basic)."""

@@ -1,0 +1,1 @@
+"""Opsgenie: the outgoing Webhook integration's alert actions, with a custom token header."""

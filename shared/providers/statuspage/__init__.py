@@ -1,0 +1,1 @@
+"""Atlassian Statuspage: webhook subscriptions, with a token in the URL (nothing signed)."""
