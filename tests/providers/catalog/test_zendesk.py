@@ -142,3 +142,18 @@ def test_event_type_delivery_id_and_account() -> None:
 
 def test_no_handshake() -> None:
     assert WEBHOOKS.handshake(request(None), {"signing_secret": SECRET}) is None
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [str(int(NOW.timestamp())), "2024-06-01", "2024-06-01T12:00:00", "2024-13-01T12:00:00Z"],
+    ids=["unix", "date", "no-offset", "month-13"],
+)
+def test_a_timestamp_that_is_no_rfc3339_time_is_refused(stamp: str) -> None:
+    with pytest.raises(SignatureInvalid, match="RFC 3339"):
+        WEBHOOKS.verify(request(signature(stamp), stamp), {"signing_secret": SECRET}, NOW)
+
+
+def test_an_offset_is_a_time_like_any() -> None:
+    stamp = "2024-06-01T05:00:00-07:00"  # NOW
+    WEBHOOKS.verify(request(signature(stamp), stamp), {"signing_secret": SECRET}, NOW)
