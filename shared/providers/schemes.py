@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -131,13 +131,14 @@ def signed_content(parts: Sequence[Part], request: InboundRequest) -> bytes:
 class Window:
     """A signed timestamp and the replay window around now: a stale request is refused.
 
-    `header` holds the timestamp (Unix seconds, or milliseconds with `unit`); or `json` is
-    its path in the JSON body (Linear's `webhookTimestamp`)."""
+    `header` holds the timestamp (Unix seconds, or milliseconds with `unit`, or an RFC 3339
+    time with `unit="rfc3339"`: Zendesk, Box, Twitch); or `json` is its path in the JSON
+    body (Linear's `webhookTimestamp`)."""
 
     tolerance_seconds: int
     header: str | None = None
     json: tuple[str, ...] = ()
-    unit: Literal["s", "ms"] = "s"
+    unit: Literal["s", "ms", "rfc3339"] = "s"
 
     def check(self, request: InboundRequest, now: datetime) -> None:
         if self.header is not None:
@@ -146,9 +147,14 @@ class Window:
         else:
             raw = field_at(decode_json_object(request.body), *self.json)
             where = "`" + ".".join(self.json) + "`"
-        check_window(raw, where, self.tolerance_seconds, now, self.unit)
+        if self.unit == "rfc3339":
+            check_rfc3339(raw, where, self.tolerance_seconds, now)
+        else:
+            check_window(raw, where, self.tolerance_seconds, now, self.unit)
 
     def stamp(self, now: datetime) -> str:
+        if self.unit == "rfc3339":
+            return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         seconds = now.timestamp()
         return str(int(seconds * 1000) if self.unit == "ms" else int(seconds))
 
@@ -169,6 +175,29 @@ def check_window(
     if abs(now.timestamp() - seconds) > tolerance:
         raise SignatureInvalid(f"{where} is stale (more than {tolerance} s off)")
     return value
+
+
+# A date, a time to the second (any fraction: Twitch sends nanoseconds) and an offset.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def check_rfc3339(raw: object, where: str, tolerance: int, now: datetime) -> datetime:
+    """An RFC 3339 timestamp (`2021-03-25T05:09:27Z`, `2016-07-11T10:10:33-07:00`), once
+    within `tolerance` seconds of `now`; else 401."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not _RFC3339.fullmatch(text):
+        raise SignatureInvalid(f"{where} is missing or not an RFC 3339 timestamp")
+    try:
+        # Python 3.11's fromisoformat reads any fraction (keeping microseconds) and `Z`.
+        moment = datetime.fromisoformat(text.upper())
+    except ValueError as exc:  # month 13, hour 25
+        raise SignatureInvalid(f"{where} is not a valid RFC 3339 timestamp") from exc
+    if abs((now - moment).total_seconds()) > tolerance:
+        raise SignatureInvalid(f"{where} is stale (more than {tolerance} s off)")
+    return moment
 
 
 def key_bytes(secret: str, form: KeyForm) -> bytes:

@@ -1,0 +1,1 @@
+"""Calendly: scheduling events (invitees booked, canceled), signed with the signing key."""

@@ -1,0 +1,1 @@
+"""Dropbox: notifications that linked accounts' files changed, signed with the app secret."""

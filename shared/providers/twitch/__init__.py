@@ -1,0 +1,1 @@
+"""Twitch: EventSub notifications over webhooks, signed with the subscription's secret."""

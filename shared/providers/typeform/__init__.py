@@ -1,0 +1,1 @@
+"""Typeform: form responses, signed with the webhook's secret."""

@@ -1,0 +1,1 @@
+"""Zendesk: webhooks of Zendesk events and of triggers, signed with the signing secret."""
