@@ -9,6 +9,7 @@ settings the user gives: hookhub never returns a secret, so the sandbox cannot r
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -22,6 +23,9 @@ from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry
 from shared.providers.declared import Declared
 from shared.providers.schemes import Unsignable
+
+# An integration's id as hookhub makes them: what may go into the path of the API call.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 class SendRefused(Exception):
@@ -95,8 +99,10 @@ class CatalogWebhooks:
                     self.own.pop(provider, None)
                     answer = await self._send(client, entry, *await self._own(client, entry))
                 return answer
-            if not isinstance(integration_id, str):
-                raise SendRefused(422, "invalid", "integration_id must be a string")
+            if not isinstance(integration_id, str) or not _ID.fullmatch(integration_id):
+                raise SendRefused(
+                    422, "invalid", "integration_id must be an integration's id (int_…)"
+                )
             return await self._send(
                 client, entry, *await self._users(client, entry, integration_id, given)
             )

@@ -537,6 +537,12 @@ async def test_the_sandbox_signs_for_a_users_integration_with_the_settings_given
         422,
     )
     assert "a stripe integration, not hmac" in other["error"]["message"]
+    elsewhere = await hub.post(
+        "/sandbox/api/webhooks/stripe",
+        {"integration_id": f"{mine}/mappings", "settings": {"signing_secret": secret}},
+        422,
+    )
+    assert "an integration's id" in elsewhere["error"]["message"]
     unknown = await hub.post("/sandbox/api/webhooks/slack", {}, 404)
     assert "GET /sandbox/api/webhooks" in unknown["error"]["message"]
 
