@@ -45,6 +45,14 @@ def sendable() -> dict[str, Entry]:
     }
 
 
+def sender_url(entry: Entry, settings: Mapping[str, str], webhook_url: str) -> str:
+    """The URL the provider is given for an integration with `settings`: its webhook URL,
+    plus what the catalog says a sender carries in the query (`Entry.sender_url`: a token,
+    for a sender that can carry one nowhere else), where the catalog says it."""
+    given = getattr(entry, "sender_url", None)
+    return str(given(settings, webhook_url)) if callable(given) else webhook_url
+
+
 class CatalogWebhooks:
     """Sends the catalog's samples to hookhub at `origin` (where the sandbox reaches it),
     making its own integrations with `admin_token` in `workspace_id`."""
@@ -207,22 +215,23 @@ class CatalogWebhooks:
         settings: dict[str, str],
     ) -> dict[str, Any]:
         now = utcnow()
+        url = sender_url(entry, settings, webhook_url)
         try:
-            body, headers = entry.signed_sample(settings, webhook_url, now)
+            body, headers = entry.signed_sample(settings, url, now)
         except Unsignable as exc:
             raise SendRefused(422, "unsignable", f"{entry.name}: {exc}") from None
         except (KeyError, ValueError) as exc:  # a setting the scheme cannot use
             raise SendRefused(
                 422, "invalid", f"{entry.name} cannot sign with these settings: {exc!r}"
             ) from None
-        parts = urlsplit(webhook_url)
+        parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         answer = await _call(client.post(path, content=body, headers=headers))
         return {
             "provider": entry.provider,
             "integration_id": integration_id,
             "webhook_url": webhook_url,
-            "event_type": _event_type(entry, webhook_url, body, headers, settings),
+            "event_type": _event_type(entry, url, body, headers, settings),
             "status": answer.status_code,
             "answer": _decoded(answer),
             # The signatures shown are the sandbox's own, for its made-up settings or the

@@ -25,6 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.oauth.app import definition as oauth_definition
+from services.sandbox.catalog import sender_url
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
@@ -150,11 +151,11 @@ def path_of(url: str, query: Mapping[str, str] | None = None) -> str:
 
 
 def expected_events(
-    entry: Entry, doc: Mapping[str, Any], body: bytes, headers: Mapping[str, str]
+    entry: Entry, doc: Mapping[str, Any], url: str, body: bytes, headers: Mapping[str, str]
 ) -> list[Any]:
     """(event_type, delivery_id) of each event the signed sample carries, as the provider's
-    own parse finds them for this integration (its `config`): what the envelopes say."""
-    url = doc["webhook_url"]
+    own parse finds them for this integration (its `config`) at `url`: what the envelopes
+    say."""
     assert isinstance(entry.webhooks, Declared)
     parsed = entry.webhooks.parse(
         InboundRequest(
@@ -182,16 +183,20 @@ async def test_the_documented_sample_is_published_once_a_forgery_never(
 ) -> None:
     settings = entry.examples()
     doc = await create(oauth, entry, settings)
-    url = doc["webhook_url"]
+    url = sender_url(entry, settings, doc["webhook_url"])
     body, headers = entry.signed_sample(settings, url, utcnow())
-    expected = expected_events(entry, doc, body, headers)
+    expected = expected_events(entry, doc, url, body, headers)
 
     first = await gateway.client.post(path_of(url), content=body, headers=headers)
     assert first.status_code == 200, first.text
     again = await gateway.client.post(path_of(url), content=body, headers=headers)
     assert again.status_code == 200, again.text
-    forged_body, forged_headers = entry.signed_sample(entry.examples(), url, utcnow())
-    forged = await gateway.client.post(path_of(url), content=forged_body, headers=forged_headers)
+    other = entry.examples()
+    elsewhere = sender_url(entry, other, doc["webhook_url"])
+    forged_body, forged_headers = entry.signed_sample(other, elsewhere, utcnow())
+    forged = await gateway.client.post(
+        path_of(elsewhere), content=forged_body, headers=forged_headers
+    )
     assert forged.status_code == 401, forged.text
     assert error_code(forged) == "invalid_signature"
     unknown = f"/api/webhooks/{entry.provider}/{UNKNOWN}"
@@ -258,10 +263,9 @@ async def test_the_handshake_is_answered_for_an_enabled_integration_only(
         assert set(stores) <= set(shown.json()["settings_configured"]), shown.json()
         assert not set(stores) & set(shown.json()["config"]), "kept sealed"
         # The sample signed with what was handed over is accepted at once.
-        body, headers = entry.signed_sample(settings, doc["webhook_url"], utcnow())
-        accepted = await gateway.client.post(
-            path_of(doc["webhook_url"]), content=body, headers=headers
-        )
+        url = sender_url(entry, settings, doc["webhook_url"])
+        body, headers = entry.signed_sample(settings, url, utcnow())
+        accepted = await gateway.client.post(path_of(url), content=body, headers=headers)
         assert accepted.status_code == 200, accepted.text
 
     unknown = _PLACEHOLDER.format(provider=entry.provider)
@@ -296,6 +300,7 @@ async def test_a_handshake_hands_its_settings_over_once(
     assert again.status_code == 409, again.text
     assert error_code(again) in ("handshake_refused", None)
     if set(probe.stores) <= set(settings):  # the values handed over are the settings'
-        body, headers = entry.signed_sample(settings, url, utcnow())
-        kept = await gateway.client.post(path_of(url), content=body, headers=headers)
+        sent_to = sender_url(entry, settings, url)
+        body, headers = entry.signed_sample(settings, sent_to, utcnow())
+        kept = await gateway.client.post(path_of(sent_to), content=body, headers=headers)
         assert kept.status_code == 200, kept.text
