@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from services.console import SECURITY_HEADERS, SecurityHeaders
 from services.sandbox import FAKES
 from services.sandbox.atlassian import FakeAtlassian
+from services.sandbox.catalog import CatalogWebhooks, SendRefused
 from services.sandbox.discord import FakeDiscord, public_key_of
 from services.sandbox.exports import slack_export, slack_file_name, telegram_export
 from services.sandbox.github import FakeGitHub
@@ -209,6 +210,8 @@ class Sandbox:
         }
         for name, standin in self.oauth.items():
             standin.base_url = f"{self.direct}/{name}"
+        # Every other provider of the catalog: its documented webhook, signed (SPEC §15).
+        self.catalog = CatalogWebhooks(self.origin, admin_token, WORKSPACE_ID)
         self._seed()
 
     # -- the world ------------------------------------------------------------------------
@@ -526,6 +529,13 @@ class Sandbox:
             provider = _provider(request, EVENT_PROVIDERS)
             return _json(await self.event(provider, await _body(request)), 201)
 
+        async def catalog(_: Request) -> Response:
+            return _json({"items": self.catalog.listing()})
+
+        async def catalog_send(request: Request) -> Response:
+            provider = request.path_params["provider"]
+            return _json(await self.catalog.send(provider, await _body(request)), 201)
+
         async def export(request: Request) -> Response:
             content, media_type, name = self.export(_provider(request, EXPORT_PROVIDERS))
             return Response(
@@ -564,6 +574,8 @@ class Sandbox:
             Mount("/sandbox/static", app=SecurityHeaders(StaticFiles(directory=STATIC))),
             Route("/sandbox/docs/{name}", _guarded(doc), methods=["GET", "HEAD"]),
             Route("/sandbox/api/state", _guarded(state)),
+            Route("/sandbox/api/webhooks", _guarded(catalog)),
+            Route("/sandbox/api/webhooks/{provider}", _guarded(catalog_send), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
             Route("/sandbox/api/discord/interactions", _guarded(interact), methods=["POST"]),
@@ -582,7 +594,7 @@ def _guarded(
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
-        except SandboxError as error:
+        except (SandboxError, SendRefused) as error:
             return _error(error.status, error.code, error.message)
 
     return run

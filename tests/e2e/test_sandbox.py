@@ -24,6 +24,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from services.sandbox.catalog import sendable
 from shared.embedded import free_port
 from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
 from tests.providers import telegram_exports as tg
@@ -463,6 +464,89 @@ async def test_the_sandbox_s_sample_export_downloads_and_imports_into_its_mapped
     assert reply["thread_id"] == by_text[texts[0] if provider == "slack" else texts[1]]["id"]
 
 
+async def test_the_sandbox_sends_every_catalog_provider_s_webhook_signed(hub: Hub) -> None:
+    """Each provider's documented sample, signed for the sandbox's own integration of it
+    (made on first use), accepted by hookhub and on hookhub.provider.events; sent again, the
+    same integration and a redelivery (200, published once)."""
+    listed = await hub.client.get("/sandbox/api/webhooks")
+    assert listed.status_code == 200, listed.text
+    assert [i["provider"] for i in listed.json()["items"]] == list(sendable())
+    async with hub.tap("hookhub.provider.events") as tap:
+        sent: dict[str, dict[str, Any]] = {}
+        for provider in sendable():
+            answer = await hub.post(f"/sandbox/api/webhooks/{provider}", {})
+            assert answer["status"] == 200, answer
+            assert answer["webhook_url"] == (
+                f"{hub.stack.origin}/api/webhooks/{provider}/{answer['integration_id']}"
+            )
+            assert answer["event_type"], answer
+            assert answer["sent_headers"], answer
+            sent[answer["integration_id"]] = answer
+
+        async def arrived() -> bool:
+            await tap.poll()
+            return set(sent) <= {v.get("integration_id") for v in tap.values()}
+
+        await until(arrived, timeout=30, what="every provider's webhook on provider.events")
+        again = await hub.post("/sandbox/api/webhooks/stripe", {})
+        assert again["status"] == 200 and again["integration_id"] in sent, again
+        await tap.poll()
+    first: dict[str, dict[str, Any]] = {}
+    for value in tap.values():
+        first.setdefault(str(value.get("integration_id")), value)
+    for integration_id, answer in sent.items():
+        envelope = first[integration_id]
+        assert envelope["provider"] == answer["provider"]
+        assert envelope["event_type"] == answer["event_type"]
+        assert envelope["workspace_id"] == "ws_demo"
+    listing = (await hub.client.get("/sandbox/api/webhooks")).json()["items"]
+    assert {i["integration_id"] for i in listing} == set(sent)
+
+
+async def test_the_sandbox_signs_for_a_users_integration_with_the_settings_given(
+    hub: Hub,
+) -> None:
+    secret = "whsec_" + uuid.uuid4().hex
+    made = await hub.post(
+        "/api/integrations",
+        {"provider": "stripe", "workspace_id": "ws_demo", "settings": {"signing_secret": secret}},
+    )
+    mine = made["id"]
+    unsigned = await hub.post("/sandbox/api/webhooks/stripe", {"integration_id": mine}, 422)
+    assert unsigned["error"]["code"] == "settings_required"
+    assert "never returns a secret" in unsigned["error"]["message"]
+    wrong = await hub.post(
+        "/sandbox/api/webhooks/stripe",
+        {"integration_id": mine, "settings": {"signing_secret": "whsec_other"}},
+    )
+    assert wrong["status"] == 401, wrong
+    assert wrong["answer"]["error"]["code"] == "invalid_signature"
+    async with hub.tap("hookhub.provider.events") as tap:
+        right = await hub.post(
+            "/sandbox/api/webhooks/stripe",
+            {"integration_id": mine, "settings": {"signing_secret": secret}},
+        )
+        assert right["status"] == 200, right
+        assert right["integration_id"] == mine and right["webhook_url"] == made["webhook_url"]
+        assert right["sent_headers"]["stripe-signature"].startswith("t="), right
+        [event] = await tap.wait_for(lambda v: v.get("integration_id") == mine, timeout=30)
+    assert event["event_type"] == right["event_type"] == "setup_intent.created"
+    other = await hub.post(
+        "/sandbox/api/webhooks/hmac",
+        {"integration_id": mine, "settings": {"secret": "x"}},
+        422,
+    )
+    assert "a stripe integration, not hmac" in other["error"]["message"]
+    elsewhere = await hub.post(
+        "/sandbox/api/webhooks/stripe",
+        {"integration_id": f"{mine}/mappings", "settings": {"signing_secret": secret}},
+        422,
+    )
+    assert "an integration's id" in elsewhere["error"]["message"]
+    unknown = await hub.post("/sandbox/api/webhooks/slack", {}, 404)
+    assert "GET /sandbox/api/webhooks" in unknown["error"]["message"]
+
+
 def test_an_unknown_sample_export_is_a_404(sandbox_stack: Stack) -> None:
     answer = httpx.get(sandbox_stack.origin + "/sandbox/api/exports/jira", timeout=20)
     assert answer.status_code == 404
@@ -616,6 +700,29 @@ def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
         page.get_by_role("link", name="docs/walkthroughs.md").click()
         page.wait_for_url(sandbox_stack.origin + "/sandbox/docs/walkthroughs.md")
         assert page.locator("body").inner_text().startswith("# Walk-throughs")
+    finally:
+        page.close()
+
+
+def test_the_sandbox_page_sends_a_provider_s_webhook(sandbox_stack: Stack, browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        # The Credentials tab's lists, pairs of name and value, are text (they were
+        # "[object HTMLElement]": the page's el() flattened its children one level only).
+        page.goto(sandbox_stack.origin + "/sandbox/#credentials")
+        github = page.get_by_role("region", name="github")
+        github.wait_for(timeout=30_000)
+        assert "webhook_secret" in github.inner_text()
+        assert "[object" not in page.locator("main").inner_text()
+        page.get_by_role("tab", name="Webhooks").click()
+        form = page.get_by_role("form", name="Send a provider's webhook")
+        form.get_by_label("Provider").select_option("standard_webhooks")
+        form.get_by_role("button", name="Send the webhook").click()
+        page.locator(".answer dd.status").wait_for(timeout=30_000)
+        assert page.locator(".answer dd.status").inner_text() == "200"
+        assert "hookhub answered 200" in page.locator("#flash").inner_text()
+        assert "webhook-signature" in page.locator(".answer").inner_text()
+        _screenshot(page, "webhooks")
     finally:
         page.close()
 

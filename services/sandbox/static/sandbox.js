@@ -1,5 +1,5 @@
-// hookhub sandbox page: the stand-ins' channels, live, a box to write as a user, and buttons
-// that make GitHub and Jira send events. Everything from the stand-ins and from hookhub is put
+// hookhub sandbox page: the stand-ins' channels, live, a box to write as a user, buttons
+// that make GitHub and Jira send events, and every catalog provider's webhook, signed. Everything from the stand-ins and from hookhub is put
 // in the page as text (textContent), never as HTML. Its API is docs/sandbox.md.
 
 const CHATS = { slack: "Slack", discord: "Discord", telegram: "Telegram" };
@@ -9,7 +9,7 @@ const EXPORTS = {
   slack: { source: "slack_export", what: "Slack's export ZIP" },
   telegram: { source: "telegram_export", what: "Telegram Desktop's result.json" },
 };
-const TABS = { ...CHATS, github: "GitHub", jira: "Jira", credentials: "Credentials" };
+const TABS = { ...CHATS, github: "GitHub", jira: "Jira", webhooks: "Webhooks", credentials: "Credentials" };
 const POLL_MS = 1500;
 
 const main = document.getElementById("main");
@@ -27,7 +27,7 @@ function el(tag, attrs = {}, ...children) {
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else if (value !== false && value !== null && value !== undefined) node.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -71,6 +71,7 @@ async function render() {
   if (tab in CHATS) renderChat(tab);
   else if (tab === "github") renderGitHub();
   else if (tab === "jira") renderJira();
+  else if (tab === "webhooks") renderWebhooks();
   else renderCredentials();
 }
 
@@ -230,6 +231,66 @@ function renderJira() {
           el("button", { class: "action", type: "button", onclick: () => send("jira", "comment_created", { key: i.key, body: "Seen in the sandbox." }) }, "Comment"))))),
       line("Open an issue", [["summary", "Summary", "Users cannot sign in"]], (v) => send("jira", "jira:issue_created", { ...v, project: project.key }))),
     hooks(jira.hooks)));
+}
+
+// -- every catalog provider's webhook ---------------------------------------------------
+
+async function renderWebhooks() {
+  let items = [];
+  try {
+    ({ items } = await call("webhooks"));
+  } catch (error) {
+    say(error.message, false);
+    return;
+  }
+  const answer = el("div", { class: "answer", "aria-live": "polite" },
+    el("p", { class: "hint" }, "Nothing sent yet."));
+  const form = el("form", { class: "line", "aria-label": "Send a provider's webhook" },
+    el("label", {}, "Provider", el("select", { name: "provider" },
+      items.map((p) => el("option", { value: p.provider }, `${p.name} (${p.category})`)))),
+    el("label", {}, "Your integration id (optional)", el("input", { name: "integration_id", placeholder: "the sandbox's own" })),
+    el("label", {}, "Its settings, as JSON", el("textarea", { name: "settings", rows: 2, placeholder: '{"signing_secret": "whsec_…"}' })),
+    el("button", { class: "primary", type: "submit" }, "Send the webhook"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {};
+    if (form.integration_id.value.trim()) body.integration_id = form.integration_id.value.trim();
+    if (form.settings.value.trim()) {
+      try {
+        body.settings = JSON.parse(form.settings.value);
+      } catch {
+        say("The settings are not JSON: write them as {\"name\": \"value\"}.", false);
+        return;
+      }
+    }
+    try {
+      const sent = await call(`webhooks/${encodeURIComponent(form.provider.value)}`, body);
+      say(`${sent.provider}: hookhub answered ${sent.status}.`, sent.status < 300);
+      answer.replaceChildren(sentWebhook(sent));
+    } catch (error) {
+      say(error.message, false);
+    }
+  });
+  main.replaceChildren(el("section", { class: "card", "aria-label": "Send a provider's webhook" },
+    el("h2", {}, "Send a provider's webhook"),
+    el("p", { class: "hint" }, "Each provider's documented sample webhook, signed as the provider signs it, sent to hookhub: ",
+      "to the sandbox's own integration of it (made in ", state.workspace_id, " on first use), or to yours with the settings you gave it ",
+      "(hookhub never shows a secret). The same sample twice is a redelivery: answered 200, published once. ",
+      el("a", { href: "/sandbox/docs/sandbox.md" }, "docs/sandbox.md"), "."),
+    form, answer));
+}
+
+function sentWebhook(sent) {
+  const shown = typeof sent.answer === "string" ? sent.answer : JSON.stringify(sent.answer, null, 2);
+  return el("div", {},
+    el("dl", { class: "creds" },
+      el("dt", {}, "status"), el("dd", { class: "status" }, String(sent.status)),
+      el("dt", {}, "event_type"), el("dd", {}, sent.event_type ?? "—"),
+      el("dt", {}, "integration"), el("dd", {}, sent.integration_id),
+      el("dt", {}, "webhook_url"), el("dd", {}, sent.webhook_url)),
+    el("h3", {}, "hookhub's answer"), el("pre", { class: "payload" }, shown),
+    el("h3", {}, "Headers sent"),
+    el("dl", { class: "creds" }, Object.entries(sent.sent_headers).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
 }
 
 // -- credentials --------------------------------------------------------------------------
