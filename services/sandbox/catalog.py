@@ -45,14 +45,6 @@ def sendable() -> dict[str, Entry]:
     }
 
 
-def sender_url(entry: Entry, settings: Mapping[str, str], webhook_url: str) -> str:
-    """The URL the provider is given for an integration with `settings`: its webhook URL,
-    plus what the catalog says a sender carries in the query (`Entry.sender_url`: a token,
-    for a sender that can carry one nowhere else), where the catalog says it."""
-    given = getattr(entry, "sender_url", None)
-    return str(given(settings, webhook_url)) if callable(given) else webhook_url
-
-
 class CatalogWebhooks:
     """Sends the catalog's samples to hookhub at `origin` (where the sandbox reaches it),
     making its own integrations with `admin_token` in `workspace_id`."""
@@ -215,7 +207,7 @@ class CatalogWebhooks:
         settings: dict[str, str],
     ) -> dict[str, Any]:
         now = utcnow()
-        url = sender_url(entry, settings, webhook_url)
+        url = entry.sender_url(settings, webhook_url)
         try:
             body, headers = entry.signed_sample(settings, url, now)
         except Unsignable as exc:

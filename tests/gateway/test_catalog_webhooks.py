@@ -25,7 +25,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.oauth.app import definition as oauth_definition
-from services.sandbox.catalog import sender_url
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
@@ -183,7 +182,7 @@ async def test_the_documented_sample_is_published_once_a_forgery_never(
 ) -> None:
     settings = entry.examples()
     doc = await create(oauth, entry, settings)
-    url = sender_url(entry, settings, doc["webhook_url"])
+    url = entry.sender_url(settings, doc["webhook_url"])
     body, headers = entry.signed_sample(settings, url, utcnow())
     expected = expected_events(entry, doc, url, body, headers)
 
@@ -192,7 +191,7 @@ async def test_the_documented_sample_is_published_once_a_forgery_never(
     again = await gateway.client.post(path_of(url), content=body, headers=headers)
     assert again.status_code == 200, again.text
     other = entry.examples()
-    elsewhere = sender_url(entry, other, doc["webhook_url"])
+    elsewhere = entry.sender_url(other, doc["webhook_url"])
     forged_body, forged_headers = entry.signed_sample(other, elsewhere, utcnow())
     forged = await gateway.client.post(
         path_of(elsewhere), content=forged_body, headers=forged_headers
@@ -263,7 +262,7 @@ async def test_the_handshake_is_answered_for_an_enabled_integration_only(
         assert set(stores) <= set(shown.json()["settings_configured"]), shown.json()
         assert not set(stores) & set(shown.json()["config"]), "kept sealed"
         # The sample signed with what was handed over is accepted at once.
-        url = sender_url(entry, settings, doc["webhook_url"])
+        url = entry.sender_url(settings, doc["webhook_url"])
         body, headers = entry.signed_sample(settings, url, utcnow())
         accepted = await gateway.client.post(path_of(url), content=body, headers=headers)
         assert accepted.status_code == 200, accepted.text
@@ -300,7 +299,7 @@ async def test_a_handshake_hands_its_settings_over_once(
     assert again.status_code == 409, again.text
     assert error_code(again) in ("handshake_refused", None)
     if set(probe.stores) <= set(settings):  # the values handed over are the settings'
-        sent_to = sender_url(entry, settings, url)
+        sent_to = entry.sender_url(settings, url)
         body, headers = entry.signed_sample(settings, sent_to, utcnow())
         kept = await gateway.client.post(path_of(sent_to), content=body, headers=headers)
         assert kept.status_code == 200, kept.text
