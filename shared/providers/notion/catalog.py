@@ -62,17 +62,9 @@ WEBHOOKS = Declared(
 
 
 def _probe(settings: Mapping[str, str], url: str, now: datetime) -> Probe:
-    token = "secret_" + secrets.token_urlsafe(32)
-    body = orjson.dumps({TOKEN: token})
-    if settings.get(TOKEN):
-        # An integration that holds a token already refuses another (a forged first POST
-        # cannot replace the real one).
-        return Probe("POST", headers={"content-type": "application/json"}, body=body, status=409)
-    return Probe(
-        "POST",
-        headers={"content-type": "application/json"},
-        body=body,
-        stores=(TOKEN,),
+    body = orjson.dumps({TOKEN: "secret_" + secrets.token_urlsafe(32)})
+    return Probe("POST", headers={"content-type": "application/json"}, body=body).handing_over(
+        TOKEN, settings
     )
 
 
