@@ -13,7 +13,7 @@ import pkgutil
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,13 +109,6 @@ class Probe:
     answer: bytes | None = None
     answer_headers: Mapping[str, str] = field(default_factory=dict)
     stores: tuple[str, ...] = ()
-
-    def handing_over(self, setting: str, settings: Mapping[str, str]) -> Probe:
-        """This probe as a handshake that hands `setting` over (Asana's secret, Notion's
-        token): kept by an integration without it, refused 409 by one that holds it."""
-        if settings.get(setting):
-            return replace(self, status=409, answer=None, answer_headers={}, stores=())
-        return replace(self, stores=(setting,))
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,13 @@ WEBHOOKS = Declared(
 
 
 def _probe(settings: Mapping[str, str], url: str, now: datetime) -> Probe:
-    body = orjson.dumps({TOKEN: "secret_" + secrets.token_urlsafe(32)})
-    return Probe("POST", headers={"content-type": "application/json"}, body=body).handing_over(
-        TOKEN, settings
+    """Notion's verification POST handing over the settings' token (a new one if none)."""
+    token = settings.get(TOKEN) or "secret_" + secrets.token_urlsafe(32)
+    return Probe(
+        "POST",
+        headers={"content-type": "application/json"},
+        body=orjson.dumps({TOKEN: token}),
+        stores=(TOKEN,),
     )
 
 

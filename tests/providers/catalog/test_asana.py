@@ -93,10 +93,10 @@ def test_the_handshake_echoes_and_keeps_the_secret() -> None:
     assert injected is not None and injected.status == 400 and not injected.store
 
 
-def test_the_probe() -> None:
+def test_the_probe_hands_the_settings_secret_over() -> None:
     assert ENTRY.handshake_probe is not None
-    probe = ENTRY.handshake_probe({}, "https://h/x", NOW)
+    probe = ENTRY.handshake_probe(SETTINGS, "https://h/x", NOW)
     reply = WEBHOOKS.handshake(inbound(probe.body, dict(probe.headers)), {})
-    assert reply is not None and probe.stores == ("webhook_secret",)
+    assert reply is not None and dict(reply.store) == SETTINGS
+    assert probe.stores == ("webhook_secret",) and probe.status == 200
     assert {k.lower(): v for k, v in reply.headers.items()} == dict(probe.answer_headers)
-    assert ENTRY.handshake_probe(SETTINGS, "https://h/x", NOW).status == 409

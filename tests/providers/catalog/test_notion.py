@@ -78,11 +78,11 @@ def test_the_verification_post_hands_the_token_over() -> None:
         assert WEBHOOKS.handshake(inbound(other, {}), {}) is None
 
 
-def test_the_probe_stores_the_token_unless_one_is_kept() -> None:
+def test_the_probe_hands_the_settings_token_over() -> None:
     assert ENTRY.handshake_probe is not None
+    probe = ENTRY.handshake_probe(SETTINGS, "https://h/x", NOW)
+    assert probe.stores == ("verification_token",) and probe.status == 200
+    reply = WEBHOOKS.handshake(inbound(probe.body, dict(probe.headers)), {})
+    assert reply is not None and dict(reply.store) == SETTINGS
     fresh = ENTRY.handshake_probe({}, "https://h/x", NOW)
-    assert fresh.stores == ("verification_token",) and fresh.status == 200
-    reply = WEBHOOKS.handshake(inbound(fresh.body, dict(fresh.headers)), {})
-    assert reply is not None and set(reply.store) == {"verification_token"}
-    held = ENTRY.handshake_probe(SETTINGS, "https://h/x", NOW)
-    assert held.status == 409 and held.stores == ()
+    assert json.loads(fresh.body)["verification_token"].startswith("secret_")
