@@ -112,16 +112,13 @@ _HEADERS = {
 
 
 def _probe(settings: Mapping[str, str], url: str, now: datetime) -> Probe:
-    """The `sync` message a new channel starts with: answered 200, not published."""
-    return Probe(
-        "POST",
-        headers={
-            **_HEADERS,
-            "X-Goog-Resource-State": "sync",
-            "X-Goog-Message-Number": "1",
-            "X-Goog-Channel-Token": settings[TOKEN],
-        },
-    )
+    """The `sync` message a new channel starts with: answered 200, not published (401
+    for an integration made for OAuth alone: it has no channel token to compare)."""
+    token = settings.get(TOKEN)
+    headers = {**_HEADERS, "X-Goog-Resource-State": "sync", "X-Goog-Message-Number": "1"}
+    if token is None:
+        return Probe("POST", headers=headers, status=401)
+    return Probe("POST", headers={**headers, "X-Goog-Channel-Token": token})
 
 
 ENTRY = Entry(

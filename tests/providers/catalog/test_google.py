@@ -101,3 +101,4 @@ def test_the_probe_is_the_sync_message() -> None:
     request = inbound(probe.body, dict(probe.headers), method=probe.method)
     WEBHOOKS.verify(request, SETTINGS, NOW)
     assert WEBHOOKS.parse(request).publish is False and probe.status == 200
+    assert ENTRY.handshake_probe({}, "https://h/x", NOW).status == 401
