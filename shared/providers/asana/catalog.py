@@ -93,8 +93,8 @@ ENTRY = Entry(
     settings=(
         Setting(
             SECRET,
-            "the webhook's X-Hook-Secret: kept by hookhub from Asana's handshake; set it "
-            "yourself (from the create-webhook response) only if the handshake was missed",
+            "the webhook's X-Hook-Secret: kept by hookhub from Asana's handshake (Asana "
+            "makes no webhook whose handshake is not answered)",
             required=False,
         ),
     ),
