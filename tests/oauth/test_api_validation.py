@@ -160,3 +160,36 @@ async def test_a_workspace_id_with_unseen_characters_or_overlong_is_refused_nami
     assert keys.status_code == 422, keys.text
     [detail] = keys.json()["error"]["details"]
     assert detail["loc"] == ["path", "workspace_id"] and named in detail["message"]
+
+
+async def test_notions_verification_token_is_shown_until_the_first_verified_event(
+    oauth: RunningService,
+) -> None:
+    """The token Notion's first POST handed over (kept sealed by the gateway, as
+    `keep_secrets` does) is what the user pastes into Notion: GET shows it while no
+    verified event has come; lists never do; after an event, GET does not either."""
+    workspace = "ws_" + uuid.uuid4().hex[:6]
+    body = {"provider": "notion", "workspace_id": workspace}
+    answer = await oauth.client.post("/api/integrations", json=body, headers=admin_headers())
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    assert created["pending_verification_token"] is None
+    path = f"/api/integrations/{created['id']}"
+    assert (await oauth.client.get(path, headers=admin_headers())).json()[
+        "pending_verification_token"
+    ] is None  # nothing handed over yet
+    token = "secret_tMrlL1qK5vuQAh1b6cZGhFChZTSYJlce98V0pYn7yBl"  # Notion's docs' example
+    repository = oauth.app.state.integration_repository  # type: ignore[attr-defined]
+    box = oauth.app.state.runtime.secrets  # type: ignore[attr-defined]
+    assert await repository.keep_secrets(created["id"], {"verification_token": box.encrypt(token)})
+    shown = (await oauth.client.get(path, headers=admin_headers())).json()
+    assert shown["pending_verification_token"] == token
+    assert shown["settings_configured"] == ["verification_token"]
+    listed = await oauth.client.get(
+        "/api/integrations", params={"workspace_id": workspace}, headers=admin_headers()
+    )
+    assert [i["pending_verification_token"] for i in listed.json()["data"]] == [None]
+    db = oauth.app.state.runtime.db  # type: ignore[attr-defined]
+    await db.integrations.update_one({"_id": created["id"]}, {"$inc": {"event_count": 1}})
+    after = (await oauth.client.get(path, headers=admin_headers())).json()
+    assert after["event_count"] == 1 and after["pending_verification_token"] is None

@@ -22,6 +22,7 @@ from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.integrations.repository import IntegrationRepository
 from shared.mongo import Document
+from shared.providers.notion.catalog import TOKEN as NOTION_TOKEN
 from shared.runtime import Runtime
 
 router = APIRouter(
@@ -93,7 +94,20 @@ async def list_integrations(
 async def get_integration(
     integration_id: IntegrationId, repository: RepositoryDep, runtime: RuntimeDep
 ) -> IntegrationOut:
-    return _out(await _get(repository, integration_id), runtime)
+    doc = await _get(repository, integration_id)
+    return IntegrationOut.model_validate(
+        {**_fields(doc, runtime), "pending_verification_token": _pending_token(doc, runtime)}
+    )
+
+
+def _pending_token(doc: Document, runtime: Runtime) -> str | None:
+    """Notion's verification_token, which the user pastes into Notion to verify the
+    subscription: shown while no verified event has come, the only time it is needed (an
+    event signed with it means Notion has it). A secret otherwise never leaves hookhub."""
+    sealed = (doc.get("secrets") or {}).get(NOTION_TOKEN)
+    if doc["provider"] != "notion" or sealed is None or doc.get("event_count", 0) > 0:
+        return None
+    return runtime.secrets.decrypt(sealed)
 
 
 @router.patch("/{integration_id}", response_model=IntegrationOut)

@@ -118,6 +118,12 @@ class IntegrationOut(BaseModel):
     error_count: int
     last_error: str | None
     last_webhook_error: WebhookRefusal | None = None
+    pending_verification_token: str | None = Field(
+        None,
+        description="Notion: the verification_token its first POST handed over, to paste "
+        "into Notion's Verify form; shown by GET /api/integrations/{id} only until the "
+        "first verified event (null afterwards, and in lists)",
+    )
     created_at: datetime
     updated_at: datetime
 

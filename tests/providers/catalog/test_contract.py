@@ -67,7 +67,8 @@ def test_another_secret_a_changed_body_and_no_signature_are_refused(entry: Entry
         webhooks.verify(request, other, NOW)
     assert entry.sample is not None
     sent = {k.lower() for k in (*entry.sample.headers, "content-type")}
-    # The sample as documented, without what signing added (headers; Mailgun's is in the body).
+    # The documented sample as it is: without what signing added (headers, the query's
+    # token; Mailgun's signature and Microsoft Graph's clientState are in the body).
     unsigned = dataclasses.replace(
         request,
         headers={k: v for k, v in request.headers.items() if k in sent},

@@ -1,0 +1,1 @@
+"""Airtable: webhook notification pings."""

@@ -1,0 +1,1 @@
+"""Asana: webhooks (events on a resource), with the X-Hook-Secret handshake."""

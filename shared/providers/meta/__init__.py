@@ -1,0 +1,1 @@
+"""Meta (Facebook, Instagram, WhatsApp, Messenger): Graph API webhooks."""

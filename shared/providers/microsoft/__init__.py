@@ -1,0 +1,1 @@
+"""Microsoft Graph: change notifications (Outlook, Teams, OneDrive, users and groups)."""
