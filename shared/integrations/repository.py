@@ -47,6 +47,13 @@ class IntegrationRepository(TombstoneCollection):
             {"$set": {"is_default": False, "updated_at": utcnow()}},
         )
 
+    async def unset(self, integration_id: str, fields: list[str]) -> None:
+        """Forget these fields (settings PATCHed to null)."""
+        await self.collection.update_one(
+            {"_id": integration_id, "deleted_at": None},
+            {"$unset": dict.fromkeys(fields, ""), "$set": {"updated_at": utcnow()}},
+        )
+
     async def keep_secrets(self, integration_id: str, sealed: dict[str, str]) -> bool:
         """Sealed settings a provider's handshake handed over, set only where the integration
         holds none of them yet; False when it already does (or is gone)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -32,7 +32,7 @@ from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry, Probe
 from shared.providers.declared import Declared
 from shared.settings import GatewaySettings, ServiceSettings
-from tests.support import KafkaTap, RunningService, admin_headers, serve
+from tests.support import KafkaTap, RunningService, admin_headers, refreshed, serve
 
 DECLARED = [e for e in CATALOG.values() if isinstance(e.webhooks, Declared)]
 PROBED = [e for e in DECLARED if e.handshake_probe is not None]
@@ -297,9 +297,21 @@ async def test_a_handshake_hands_its_settings_over_once(
     assert not set(probe.stores) & set(shown.json()["config"]), "kept sealed"
     again = await send(gateway, url, _probe(entry, settings, url, utcnow()))
     assert again.status_code == 409, again.text
-    assert error_code(again) in ("handshake_refused", None)
+    assert error_code(again) == "handshake_refused"
+    assert "null" in again.json()["error"]["message"], "it says how to clear the setting"
     if set(probe.stores) <= set(settings):  # the values handed over are the settings'
         sent_to = entry.sender_url(settings, url)
         body, headers = entry.signed_sample(settings, sent_to, utcnow())
         kept = await gateway.client.post(path_of(sent_to), content=body, headers=headers)
         assert kept.status_code == 200, kept.text
+    # The operator clears what was handed over: the provider's next handshake is taken.
+    cleared = await oauth.client.patch(
+        f"/api/integrations/{doc['id']}",
+        json={"settings": dict.fromkeys(probe.stores)},
+        headers=admin_headers(),
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert not set(probe.stores) & set(cleared.json()["settings_configured"])
+    await refreshed(cast(Any, gateway.app).state.integration_cache)
+    retaken = await send(gateway, url, _probe(entry, settings, url, utcnow()))
+    check_answer(retaken, probe)

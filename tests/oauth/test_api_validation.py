@@ -193,3 +193,55 @@ async def test_notions_verification_token_is_shown_until_the_first_verified_even
     await db.integrations.update_one({"_id": created["id"]}, {"$inc": {"event_count": 1}})
     after = (await oauth.client.get(path, headers=admin_headers())).json()
     assert after["event_count"] == 1 and after["pending_verification_token"] is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "settings", "patch", "problem"),
+    [
+        # A required setting is replaced, never cleared.
+        ("stripe", {"signing_secret": "whsec_abc"}, {"signing_secret": None}, "is required"),
+        # The first six's settings connect bots and webhooks: replaced, not cleared.
+        ("github", {"webhook_secret": "s3cret"}, {"webhook_secret": None}, "not cleared"),
+        ("hmac", {"secret": "s", "header": "X-Sig"}, {"no_such": None}, "takes no setting"),
+    ],
+    ids=["required", "first-six", "unknown"],
+)
+async def test_a_setting_cleared_with_null_only_when_optional(
+    oauth: RunningService,
+    provider: str,
+    settings: dict[str, str],
+    patch: dict[str, Any],
+    problem: str,
+) -> None:
+    body = {
+        "provider": provider,
+        "workspace_id": "ws_" + uuid.uuid4().hex[:6],
+        "settings": settings,
+    }
+    created = await oauth.client.post("/api/integrations", json=body, headers=admin_headers())
+    assert created.status_code == 201, created.text
+    path = f"/api/integrations/{created.json()['id']}"
+    refused = await oauth.client.patch(path, json={"settings": patch}, headers=admin_headers())
+    assert refused.status_code == 422, refused.text
+    assert problem in refused.json()["error"]["message"]
+    kept = (await oauth.client.get(path, headers=admin_headers())).json()
+    assert kept["settings_configured"] == created.json()["settings_configured"]
+    assert set(settings) <= set(kept["settings_configured"])
+
+
+async def test_an_optional_setting_cleared_with_null_is_forgotten(oauth: RunningService) -> None:
+    body = {
+        "provider": "hmac",
+        "workspace_id": "ws_" + uuid.uuid4().hex[:6],
+        "settings": {"secret": "s", "header": "X-Sig", "prefix": "sha256="},
+    }
+    created = await oauth.client.post("/api/integrations", json=body, headers=admin_headers())
+    assert created.status_code == 201, created.text
+    assert created.json()["config"]["prefix"] == "sha256="
+    path = f"/api/integrations/{created.json()['id']}"
+    cleared = await oauth.client.patch(
+        path, json={"settings": {"prefix": None}}, headers=admin_headers()
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert "prefix" not in cleared.json()["config"]
+    assert "prefix" not in cleared.json()["settings_configured"]

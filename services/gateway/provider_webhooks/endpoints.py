@@ -282,8 +282,9 @@ class ProviderIngress:
             raise Unavailable("the integration store is unavailable; retry later") from exc
         if not kept:
             raise Conflict(
-                f"this integration already holds {', '.join(values)}; clear it "
-                f"(PATCH /api/integrations/{integration.id}) to take a new one",
+                f"this integration already holds {', '.join(values)}; clear it (PATCH "
+                f"/api/integrations/{integration.id} with settings {{{values_null(values)}}}) "
+                "to take a new one",
                 code="handshake_refused",
             )
         with contextlib.suppress(*UNAVAILABLE_ERRORS):
@@ -332,6 +333,11 @@ class ProviderIngress:
         except UNAVAILABLE_ERRORS as exc:
             raise Unavailable("the payload store is unavailable; retry later") from exc
         return envelope.model_copy(update={"payload": None, "payload_ref": ref})
+
+
+def values_null(values: Mapping[str, str]) -> str:
+    """`"a": null, "b": null`: the PATCH that clears these settings."""
+    return ", ".join(f'"{name}": null' for name in values)
 
 
 def _raw_payload(inbound: InboundRequest, parsed: ParsedWebhook) -> bytes | None:

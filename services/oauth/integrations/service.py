@@ -22,6 +22,7 @@ from shared.integrations.model import (
     Provider,
     Status,
     bot_key,
+    catalog_entry,
     check_settings,
     defaults,
     integration_event,
@@ -32,6 +33,7 @@ from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
 from shared.providers.catalog import WEBHOOK_PROVIDERS
+from shared.providers.declared import Declared
 from shared.providers.chat import PermanentError, RateLimited
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi
@@ -236,9 +238,13 @@ class IntegrationService:
         if current is None:
             raise NotFound(f"integration {integration_id} not found")
         fields: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"settings"})
+        unset: dict[str, Any] = {}
         if body.settings is not None:
             provider = str(current["provider"])
-            values = check_settings(provider, body.settings, creating=False)
+            cleared = [name for name, value in body.settings.items() if value is None]
+            unset = self._cleared(provider, cleared)
+            given = {n: v for n, v in body.settings.items() if v is not None}
+            values = check_settings(provider, given, creating=False)
             if provider == Provider.TELEGRAM and values:
                 merged = {
                     **{k: self._box.decrypt(v) for k, v in current["secrets"].items()},
@@ -274,7 +280,14 @@ class IntegrationService:
                 fields[f"secrets.{name}"] = sealed
             for name, value in shown.items():
                 fields[f"config.{name}"] = value
-        updated = await self._repository.update(integration_id, fields) if fields else current
+        if unset:
+            await self._repository.unset(integration_id, list(unset))
+        if fields:
+            updated = await self._repository.update(integration_id, fields)
+        elif unset:
+            updated = await self._repository.get(integration_id)
+        else:
+            updated = current
         if updated is None:
             raise NotFound(f"integration {integration_id} not found")
         if body.is_default:
@@ -282,6 +295,32 @@ class IntegrationService:
                 updated["provider"], updated["workspace_id"], keep=integration_id
             )
         return updated
+
+    @staticmethod
+    def _cleared(provider: str, names: list[str]) -> dict[str, Any]:
+        """The fields to remove for settings PATCHed to null: an optional setting is
+        forgotten (a handshake's secret, so that the provider's next handshake is taken);
+        a required one cannot be (422)."""
+        entry = catalog_entry(provider)
+        unset: dict[str, Any] = {}
+        if names and not isinstance(entry.webhooks, Declared):
+            # The first six's settings connect bots and webhooks (Telegram's secret_token
+            # is in its setWebhook): they are replaced, or the integration disconnected.
+            raise Invalid(
+                f"{provider} settings are replaced, not cleared: give a new value",
+                code="invalid_setting",
+            )
+        for name in names:
+            setting = entry.setting(name)
+            if setting is None:
+                raise Invalid(f"{provider} takes no setting {name}", code="unknown_setting")
+            if setting.required:
+                raise Invalid(
+                    f"setting {name} is required: give a new value instead of null",
+                    code="invalid_setting",
+                )
+            unset[f"{'secrets' if setting.secret else 'config'}.{name}"] = ""
+        return unset
 
     async def _claim_bot(self, current: Document, account: dict[str, Any]) -> None:
         """The bot an integration's new bot token names becomes this integration's, unless
