@@ -33,8 +33,8 @@ from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
 from shared.providers.catalog import WEBHOOK_PROVIDERS
-from shared.providers.declared import Declared
 from shared.providers.chat import PermanentError, RateLimited
+from shared.providers.declared import Declared
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi
 from shared.providers.telegram.api import TelegramApi

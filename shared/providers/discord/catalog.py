@@ -28,6 +28,7 @@ ENTRY = Entry(
         "Developer Portal → your application → General Information: copy the Public Key here.",
         "Interactions Endpoint URL: {webhook_url} (Discord's PING is answered at once).",
         "For Webhook Events: Webhooks → Endpoint URL: {webhook_url}.",
+        "For sync: OAuth2 → URL Generator, scope bot, and invite the bot to your server.",
     ),
     docs_url="https://discord.com/developers/docs/interactions/overview#preparing-for-interactions",
 )

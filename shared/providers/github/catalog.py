@@ -24,6 +24,7 @@ ENTRY = Entry(
         "In the repository or organization: Settings → Webhooks → Add webhook.",
         "Payload URL: {webhook_url}; Content type: application/json; Secret: the same secret.",
         "Pick the events; GitHub sends a `ping` at once.",
+        "For actions (create issues), connect through OAuth: it asks for the default scopes.",
     ),
     docs_url="https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries",
 )

@@ -25,6 +25,7 @@ ENTRY = Entry(
         "Choose a random secret and save it here as webhook_secret.",
         "Jira → Settings → System → WebHooks → Create a WebHook.",
         "URL: {webhook_url}; Secret: the same secret; pick the events.",
+        "For actions (create issues), connect through OAuth: it asks for the default scopes.",
     ),
     docs_url="https://developer.atlassian.com/server/jira/platform/webhooks/",
 )

@@ -38,7 +38,11 @@ ENTRY = Entry(
         "At api.slack.com → your app → Basic Information: copy the Signing Secret here.",
         "Event Subscriptions → Request URL: {webhook_url} (Slack's url_verification is "
         "answered at once).",
+        "Subscribe to the bot events message.channels and message.groups (for sync).",
+        "Bot Token Scopes: chat:write, chat:write.customize, channels:read, groups:read, "
+        "channels:history, groups:history, users:read.",
         "Slash Commands and Interactivity & Shortcuts → Request URL: {webhook_url}.",
+        "Invite the bot into each channel to sync: /invite @YourApp.",
     ),
     docs_url="https://api.slack.com/authentication/verifying-requests-from-slack",
 )

@@ -25,6 +25,8 @@ ENTRY = Entry(
     setup=(
         "Create a bot with @BotFather and paste its token here: hookhub calls setWebhook "
         "with {webhook_url} itself.",
+        "Add the bot to the groups to sync; for a group, turn its privacy mode off in "
+        "@BotFather (/setprivacy).",
     ),
     docs_url="https://core.telegram.org/bots/api#setwebhook",
 )
