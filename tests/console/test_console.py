@@ -174,6 +174,13 @@ async def test_stripe_and_generic_hmac_integrations_are_made_from_the_catalog_fo
     )
     await create.get_by_label("Workspace id").fill("ws_console_catalog")
     await create.get_by_label("Name").fill("Acme payments")
+    # Not a signing secret: the API's refusal under the form, which keeps what was typed.
+    await secret_field.fill("sk_test_not_a_signing_secret")
+    await p.get_by_role("button", name="Create integration").click()
+    await expect(create.get_by_role("alert")).to_contain_text(
+        "invalid_setting: setting signing_secret is not valid", timeout=EXPECT_MS
+    )
+    await expect(create.get_by_label("Name")).to_have_value("Acme payments")
     signing_secret = "whsec_" + uuid.uuid4().hex
     await secret_field.fill(signing_secret)
     await p.get_by_role("button", name="Create integration").click()
