@@ -2,7 +2,8 @@
 1280x800.
 
 Against a running stack with some data in it (`make sandbox`, then a few integrations, an
-endpoint and events, as docs/walkthroughs.md makes them):
+endpoint and events, as docs/walkthroughs.md makes them; a Stripe integration for the
+setup steps' shot):
 
     HOOKHUB_ADMIN_TOKEN=$(cat .hookhub/admin_token) .venv/bin/python -m tests.console.readme_screenshots http://127.0.0.1:8080
 """
@@ -35,6 +36,18 @@ def main(origin: str) -> None:
             page.locator("table").first.wait_for()
             page.wait_for_timeout(500)
             page.screenshot(path=str(IMAGES / f"console-{name}.png"))
+        # The first Stripe integration listed: its page, setup steps and all.
+        listing = page.request.get(
+            f"{origin}/api/integrations",
+            params={"provider": "stripe", "limit": 1},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        if listing["data"]:
+            page.goto(f"{origin}/#/integrations/{listing['data'][0]['id']}")
+            steps = page.locator("section", has=page.get_by_role("heading", name="Setting up"))
+            steps.wait_for()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(IMAGES / "console-integration-setup.png"), full_page=True)
         browser.close()
 
 

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import DELIVERIES
+from shared.providers.catalog import CATALOG
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from tests.console.conftest import Console, Watched
 from tests.delivery.test_list import made
@@ -108,7 +110,7 @@ async def test_create_an_integration_and_copy_its_webhook_url(
 
     p = await sign_in(page, console, "integrations")
     create = p.locator("section", has=p.get_by_role("heading", name="New integration"))
-    await create.get_by_label("Provider").select_option("github")
+    await create.get_by_label("Provider", exact=True).select_option("github")
     await create.get_by_label("Workspace id").fill("ws_console")  # none filled in for you
     await create.get_by_label("Name").fill("Acme repos")
     await p.get_by_label("Webhook secret").fill("s3cret-for-github")
@@ -138,6 +140,128 @@ async def test_create_an_integration_and_copy_its_webhook_url(
     row = p.get_by_role("row").filter(has_text="Acme repos")
     await expect(row).to_contain_text("connected")
     await expect(row).to_contain_text("GitHub")
+    assert_clean(page, console)
+
+
+async def test_stripe_and_generic_hmac_integrations_are_made_from_the_catalog_form(
+    page: Watched, console: Console
+) -> None:
+    """The form is the catalog's (GET /api/provider-catalog): a provider found by typing,
+    grouped by category, its settings as the entry says (a secret write-only, choices as a
+    select, defaults filled in); once created, the setup steps with this integration's own
+    webhook URL, copyable, and its status counting a signed webhook."""
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "integrations")
+    create = p.locator("section", has=p.get_by_role("heading", name="New integration"))
+    providers = create.get_by_label("Provider", exact=True)
+    # Every provider of the catalog is offered, under its category.
+    catalog = (await console.api.get("/api/provider-catalog")).json()["items"]
+    await expect(providers.locator("option")).to_have_count(len(catalog))
+    await expect(providers.locator("optgroup[label=Payments] option")).to_contain_text(["Stripe"])
+    await create.get_by_label("Find a provider").fill("stripe")
+    await expect(providers.locator("option")).to_have_count(1)
+    await expect(providers).to_have_value("stripe")
+    await expect(create).to_contain_text("verification: timestamped_hmac, from stripe-signature")
+    await expect(create.get_by_role("link", name="Stripe documentation")).to_have_attribute(
+        "href", CATALOG["stripe"].docs_url
+    )
+    secret_field = create.get_by_label("Signing secret")
+    await expect(secret_field).to_have_attribute("type", "password")
+    await expect(secret_field).to_have_attribute("required", "")
+    await expect(create.locator(".field", has=p.get_by_label("Signing secret"))).to_contain_text(
+        "required; write-only: never shown again"
+    )
+    await create.get_by_label("Workspace id").fill("ws_console_catalog")
+    await create.get_by_label("Name").fill("Acme payments")
+    # Not a signing secret: the API's refusal under the form, which keeps what was typed.
+    await secret_field.fill("sk_test_not_a_signing_secret")
+    await p.get_by_role("button", name="Create integration").click()
+    await expect(create.get_by_role("alert")).to_contain_text(
+        "invalid_setting: setting signing_secret is not valid", timeout=EXPECT_MS
+    )
+    await expect(create.get_by_label("Name")).to_have_value("Acme payments")
+    signing_secret = "whsec_" + uuid.uuid4().hex
+    await secret_field.fill(signing_secret)
+    await p.get_by_role("button", name="Create integration").click()
+
+    await expect(p.get_by_role("heading", name="Acme payments")).to_be_visible(timeout=EXPECT_MS)
+    stripe_id = p.url.rsplit("/", 1)[1]
+    stored = (await console.api.get(f"/api/integrations/{stripe_id}")).json()
+    assert (stored["provider"], stored["settings_configured"]) == ("stripe", ["signing_secret"])
+    url = stored["webhook_url"]
+    assert url == f"{console.origin}/api/webhooks/stripe/{stripe_id}"
+    steps = p.locator("section", has=p.get_by_role("heading", name="Setting up Stripe"))
+    await expect(steps.locator("li")).to_contain_text(
+        [step.replace("{webhook_url}", url) for step in CATALOG["stripe"].setup]
+    )
+    await expect(steps.locator("li code")).to_have_text([url])
+    await steps.get_by_role("button", name=f"Copy: {url}").click()
+    assert await p.evaluate("navigator.clipboard.readText()") == url
+    status = p.locator("section", has=p.get_by_role("heading", name="Status"))
+    await expect(status).to_contain_text("timestamped_hmac, from stripe-signature")
+    await expect(status).to_contain_text("Events0")
+    assert signing_secret not in await p.content()
+
+    # Stripe's documented event, signed as Stripe signs it: the status counts it.
+    body, headers = CATALOG["stripe"].signed_sample(
+        {"signing_secret": signing_secret}, url, datetime.now(UTC)
+    )
+    async with httpx.AsyncClient(timeout=20) as sender:
+        sent = await sender.post(url, content=body, headers=headers)
+    assert sent.is_success, sent.text
+
+    async def counted() -> Any:
+        answer = await console.api.get(f"/api/integrations/{stripe_id}")
+        return answer.json()["event_count"] == 1
+
+    assert await wait_for(counted), "the gateway's batched count never came"
+    await p.reload()
+    await expect(status).to_contain_text("Events1", timeout=EXPECT_MS)
+    await expect(status.locator("time")).to_have_count(1)  # its last event
+
+    # A generic HMAC source: its choices as selects, the defaults chosen.
+    await p.goto(f"{console.origin}/#/integrations")
+    await create.get_by_label("Find a provider").fill("hmac")
+    await expect(providers).to_have_value("hmac")
+    algorithm = create.get_by_label("Algorithm")
+    await expect(algorithm.locator("option")).to_have_text(["sha1", "sha256", "sha512"])
+    await expect(algorithm).to_have_value("sha256")
+    await expect(create.get_by_label("Separator").locator("option")).to_have_text(
+        ["none", ",", "space", ";"]
+    )
+    await expect(create.get_by_label("Tolerance seconds")).to_have_value("300")
+    await expect(create.get_by_label("Secret", exact=False).first).to_have_attribute(
+        "type", "password"
+    )
+    await expect(create.get_by_label("Header", exact=False).first).to_have_attribute("type", "text")
+    await create.get_by_label("Workspace id").fill("ws_console_catalog")
+    await create.get_by_label("Name").fill("Acme orders")
+    hmac_secret = uuid.uuid4().hex
+    await create.locator("input[name='settings.secret']").fill(hmac_secret)
+    await create.locator("input[name='settings.header']").fill("X-Acme-Signature")
+    await algorithm.select_option("sha512")
+    await create.get_by_label("Encoding", exact=True).select_option("base64")
+    await p.get_by_role("button", name="Create integration").click()
+
+    await expect(p.get_by_role("heading", name="Acme orders")).to_be_visible(timeout=EXPECT_MS)
+    hmac_id = p.url.rsplit("/", 1)[1]
+    stored = (await console.api.get(f"/api/integrations/{hmac_id}")).json()
+    assert "secret" in stored["settings_configured"] and "secret" not in stored["config"]
+    config = stored["config"]
+    assert (config["header"], config["algorithm"], config["encoding"]) == (
+        "X-Acme-Signature",
+        "sha512",
+        "base64",
+    )
+    assert "separator" not in config  # none chosen: none sent
+    shown = p.locator("section", has=p.get_by_role("heading", name="Settings", exact=True))
+    await expect(shown).to_contain_text("Algorithmsha512")
+    await expect(shown).to_contain_text("HeaderX-Acme-Signature")
+    steps = p.locator("section", has=p.get_by_role("heading", name="Setting up Any HMAC"))
+    await expect(steps).to_contain_text(f"URL {stored['webhook_url']}, and the same secret.")
+    await expect(steps).to_contain_text("`openssl rand -hex 32`")  # text, as written
+    assert hmac_secret not in await p.content()
     assert_clean(page, console)
 
 

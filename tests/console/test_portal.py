@@ -306,7 +306,15 @@ async def test_a_portal_shows_its_workspace_and_nothing_of_another_or_global(
         assert_none_of(other, await page_text(p), route)
 
     await shows("integrations", f"{mine.marker} repos", f"{mine.marker} chat")
+    # The catalog is the same for a workspace's session: its form offers every provider,
+    # and an integration's page has its provider's setup steps.
+    catalog = (await console.api.get("/api/provider-catalog")).json()["items"]
+    create = p.locator("section", has=p.get_by_role("heading", name="New integration"))
+    await expect(create.get_by_label("Provider", exact=True).locator("option")).to_have_count(
+        len(catalog)
+    )
     await shows(f"integrations/{mine.github}", f"ch-{mine.marker.lower()}-news")
+    await expect(p.get_by_role("heading", name="Setting up GitHub")).to_be_visible()
     await shows("incoming", f"{mine.marker} alerts")
     await shows("endpoints", f"{mine.marker} receiver")
     await shows(f"endpoints/{mine.endpoint}", f"{mine.marker} receiver")

@@ -14,6 +14,7 @@ import * as mappings from "./pages/mappings.js";
 import * as overview from "./pages/overview.js";
 import * as providers from "./pages/providers.js";
 import * as portal from "./portal.js";
+import { loadCatalog } from "./providers.js";
 import { sandbox } from "./sandbox.js";
 
 if (PORTAL) {
@@ -119,6 +120,13 @@ async function route() {
     return;
   }
   const sandboxState = await withSandbox;
+  // Every page names providers as the catalog does; a page that needs more of it asks again
+  // (and shows the error) when this failed.
+  try {
+    await loadCatalog();
+  } catch {
+    if (!token()) return; // refused: sign-in or the ended page shows
+  }
   setMenu(false);
   nav.hidden = false;
   menuButton.hidden = false;

@@ -8,6 +8,7 @@ import {
   badge,
   clear,
   copyable,
+  copyButton,
   dl,
   field,
   filled,
@@ -25,11 +26,19 @@ import {
   workspaceField,
   writes,
 } from "../dom.js";
-import { PROVIDER_NAMES, PROVIDERS, providerIcon, providerTitle } from "../providers.js";
+import {
+  catalogEntries,
+  catalogEntry,
+  loadCatalog,
+  providerIcon,
+  providersThat,
+  providerTitle,
+} from "../providers.js";
 import { recentChanges } from "./audit.js";
 import { NOTIFYING, subscriptionsSection } from "./subscriptions.js";
 
 export async function render(main, { id, params, go }) {
+  await loadCatalog();
   if (id) return detail(main, id, go);
   const provider = params.get("provider") || "";
   const workspace = params.get("workspace_id") || "";
@@ -37,7 +46,7 @@ export async function render(main, { id, params, go }) {
 
   const filters = form(
     [
-      field("Provider", select("provider", [["", "any"], ...PROVIDER_NAMES], provider)),
+      field("Provider", select("provider", [["", "any"], ...catalogEntries().map((e) => [e.provider, e.name])], provider)),
       caller.workspace_id ? null : field("Workspace id", h("input", { name: "workspace_id", value: workspace })),
     ],
     "Filter",
@@ -79,38 +88,126 @@ export async function render(main, { id, params, go }) {
   return null;
 }
 
-function settingsFields(provider, box) {
-  clear(box);
-  const spec = PROVIDERS[provider];
-  if (!spec) return;
-  for (const [name, label, required] of spec.settings) {
-    box.append(
-      field(
-        label,
-        h("input", {
-          name: `settings.${name}`,
-          type: "password",
-          autocomplete: "off",
-          required,
-          "data-setting": name,
-        }),
-        required ? "required; write-only: never shown again" : "optional; write-only",
-      ),
-    );
+/** "webhook_secret" → "Webhook secret": the API's name, as a label reads. */
+function settingLabel(name) {
+  const words = String(name).replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** One setting's field, as the catalog describes it: a secret as a password input
+ * (write-only), `choices` as a select, `default` filled in, required marked. */
+function settingField(setting) {
+  const name = `settings.${setting.name}`;
+  let control;
+  if (setting.choices) {
+    const options = setting.choices.map((choice) => [choice, choice === " " ? "space" : choice]);
+    // Not required and no default: none chosen is an answer; required: one must be picked.
+    if (setting.default == null) options.unshift(["", setting.required ? "choose…" : "none"]);
+    control = select(name, options, setting.default ?? "");
+    control.required = setting.required;
+  } else {
+    control = h("input", {
+      name,
+      type: setting.secret ? "password" : "text",
+      autocomplete: setting.secret ? "new-password" : "off",
+      spellcheck: "false",
+      required: setting.required,
+      value: setting.default ?? null,
+    });
   }
-  if (!spec.settings.length) box.append(h("p", { class: "muted" }, "No settings: connect it through OAuth below."));
+  control.dataset.setting = setting.name;
+  const marks = [setting.required ? "required" : "optional"];
+  if (setting.secret) marks.push("write-only: never shown again");
+  if (setting.default != null) marks.push(`default ${setting.default}`);
+  return field(
+    [settingLabel(setting.name), setting.required ? h("span", { class: "required" }, " (required)") : null],
+    control,
+    `${setting.description} · ${marks.join("; ")}`,
+  );
+}
+
+/** What the form says of the provider picked: how its webhooks are verified, its docs. */
+function providerFacts(entry) {
+  return h(
+    "p",
+    { class: "muted provider-facts" },
+    `${categoryTitle(entry.category)} · verification: ${verificationText(entry)} · `,
+    docsLink(entry),
+  );
+}
+
+/** The provider's documentation: an https link, else its address as text. */
+function docsLink(entry) {
+  const safe = urlOf(entry.docs_url, ["https:"]);
+  const text = `${entry.name} documentation`;
+  return safe ? h("a", { href: safe, rel: "noopener noreferrer", target: "_blank" }, text) : `${text}: ${entry.docs_url}`;
+}
+
+function categoryTitle(category) {
+  return settingLabel(category);
+}
+
+/** The provider picker: grouped by category, narrowed by what is typed in Find. */
+function providerOptions(providerSelect, query, selected) {
+  const words = query.trim().toLowerCase();
+  const shown = catalogEntries().filter(
+    (e) => !words || [e.name, e.provider, e.category].some((text) => text.toLowerCase().includes(words)),
+  );
+  const groups = new Map();
+  for (const entry of shown) {
+    if (!groups.has(entry.category)) groups.set(entry.category, []);
+    groups.get(entry.category).push(entry);
+  }
+  clear(providerSelect).append(
+    ...[...groups.keys()].sort().map((category) =>
+      h(
+        "optgroup",
+        { label: categoryTitle(category) },
+        groups.get(category).map((e) => h("option", { value: e.provider, selected: e.provider === selected }, e.name)),
+      ),
+    ),
+  );
+  if (!shown.some((e) => e.provider === selected) && shown.length) providerSelect.value = shown[0].provider;
+  return shown.length;
 }
 
 function createSection(go) {
-  const providerSelect = select("provider", PROVIDER_NAMES, "github");
+  const first = catalogEntry("github") ? "github" : catalogEntries()[0]?.provider;
+  const providerSelect = h("select", { name: "provider", required: true });
+  const find = h("input", { type: "search", autocomplete: "off", spellcheck: "false" });
+  const findField = field("Find a provider", find, " ");
+  // How many the typing left, said as it changes.
+  const found = findField.querySelector(".hint");
+  found.setAttribute("aria-live", "polite");
+  const facts = h("div");
   const settingsBox = h("fieldset", { class: "settings" }, h("legend", {}, "Settings"));
   const inner = h("div");
   settingsBox.append(inner);
-  settingsFields("github", inner);
-  providerSelect.addEventListener("change", () => settingsFields(providerSelect.value, inner));
+  const draw = () => {
+    const entry = catalogEntry(providerSelect.value);
+    clear(facts);
+    clear(inner);
+    if (!entry) return;
+    facts.append(providerFacts(entry));
+    inner.append(...entry.settings.map(settingField));
+    if (!entry.settings.length) inner.append(h("p", { class: "muted" }, "No settings: connect it through OAuth below."));
+  };
+  const narrow = () => {
+    const before = providerSelect.value;
+    const count = providerOptions(providerSelect, find.value, before);
+    found.textContent = count ? `${count} of ${catalogEntries().length} providers` : "No provider matches.";
+    if (providerSelect.value !== before || !count) draw();
+  };
+  providerOptions(providerSelect, "", first);
+  found.textContent = `${catalogEntries().length} providers`;
+  draw();
+  find.addEventListener("input", narrow);
+  providerSelect.addEventListener("change", draw);
   const el = form(
     [
+      findField,
       field("Provider", providerSelect),
+      facts,
       workspaceField(),
       field("Name", h("input", { name: "name", autocomplete: "off" })),
       settingsBox,
@@ -120,8 +217,13 @@ function createSection(go) {
       const body = { provider: data.get("provider"), workspace_id: data.get("workspace_id"), settings: {} };
       const name = (data.get("name") || "").trim();
       if (name) body.name = name;
-      for (const [k, v] of data.entries()) {
-        if (k.startsWith("settings.") && String(v).trim()) body.settings[k.slice(9)] = String(v).trim();
+      const entry = catalogEntry(body.provider);
+      for (const setting of entry?.settings || []) {
+        const value = String(data.get(`settings.${setting.name}`) ?? "");
+        // A choice is sent as it is (a space is a separator); a typed value without the
+        // spaces a paste brings along.
+        const sent = setting.choices ? value : value.trim();
+        if (sent) body.settings[setting.name] = sent;
       }
       const created = await post("/api/integrations", body);
       rememberWorkspace(body.workspace_id);
@@ -129,13 +231,20 @@ function createSection(go) {
       go("integrations", created.id);
     },
   );
+  // The form's reset puts the first provider back: its settings with it.
+  el.addEventListener("reset", () =>
+    setTimeout(() => {
+      providerOptions(providerSelect, "", first);
+      draw();
+    }),
+  );
   return section("New integration", el);
 }
 
 function connectSection() {
   const el = form(
     [
-      field("Provider", select("provider", ["github", "slack", "discord", "jira", "google"], "github")),
+      field("Provider", select("provider", providersThat("oauth").map((e) => [e.provider, e.name]), "github")),
       workspaceField(),
       field("Scopes", h("input", { name: "scopes", autocomplete: "off" }), "space-separated; empty: the provider's defaults"),
     ],
@@ -162,14 +271,18 @@ function returnTo() {
   return `${window.location.origin}${window.location.pathname}${window.location.search}`;
 }
 
-function authorizeLink(url) {
-  let safe = null;
+/** `url` when it is a URL of one of `protocols` (a link's href), else null. */
+function urlOf(url, protocols) {
   try {
     const parsed = new URL(url);
-    if (parsed.protocol === "https:" || parsed.protocol === "http:") safe = parsed.href;
+    return protocols.includes(parsed.protocol) ? parsed.href : null;
   } catch {
-    safe = null;
+    return null;
   }
+}
+
+function authorizeLink(url) {
+  const safe = urlOf(url, ["https:", "http:"]);
   if (!safe) return h("p", { class: "error" }, "The provider's authorization URL is not an http(s) URL.");
   return h(
     "p",
@@ -178,6 +291,26 @@ function authorizeLink(url) {
     // In a frame, the provider's page in a tab of its own: providers refuse to be framed.
     h("a", { href: safe, rel: "noopener noreferrer", class: "button primary", target: window.top === window ? null : "_blank" }, "Authorize"),
   );
+}
+
+function verificationText(entry) {
+  const v = entry.verification;
+  if (!v) return "none: the provider sends no webhooks";
+  return v.headers.length ? `${v.scheme}, from ${v.headers.join(", ")}` : v.scheme;
+}
+
+/** The names of the secrets set: what is set and not shown in `config`. */
+function writeOnly(integration) {
+  const shown = new Set(Object.keys(integration.config || {}));
+  return (integration.settings_configured || []).filter((name) => !shown.has(name));
+}
+
+/** A setup step with this integration's webhook URL where `{webhook_url}` is, and then a
+ * button that copies the URL; all of it text. */
+function setupStep(step, webhookUrl) {
+  const parts = String(step).split("{webhook_url}");
+  const filled = parts.map((text, i) => [i ? (webhookUrl ? h("code", {}, webhookUrl) : "(no webhook URL)") : null, text]);
+  return parts.length > 1 && webhookUrl ? [filled, " ", copyButton(webhookUrl, "Copy")] : filled;
 }
 
 async function detail(main, id, go) {
@@ -189,7 +322,7 @@ async function detail(main, id, go) {
   // to read: provider apps belong to no workspace).
   const app = caller.workspace_id ? null : await get(`/api/providers/${enc(integration.provider)}`).catch(() => null);
   const scopes = app?.default_scopes || [];
-  const spec = PROVIDERS[integration.provider];
+  const entry = catalogEntry(integration.provider);
   main.append(
     h("p", {}, link("#/integrations", "← Integrations")),
     h("h1", {}, providerIcon(integration.provider), " ", integration.name || integration.id),
@@ -204,7 +337,9 @@ async function detail(main, id, go) {
       ["Status", badge(integration.status)],
       ["Enabled", integration.enabled === false ? "no" : "yes"],
       ["Account", integration.account ? `${integration.account.name || ""} (${integration.account.id || ""})` : "—"],
-      ["Settings set", (integration.settings_configured || []).join(", ") || "none"],
+      ["Verification", entry ? verificationText(entry) : "—"],
+      entry?.handshake ? ["Handshake", entry.handshake] : null,
+      ["Write-only settings set", writeOnly(integration).join(", ") || "none"],
       ["Last event", timeEl(integration.last_event_at)],
       ["Events", String(integration.event_count ?? 0)],
       ["Errors", String(integration.error_count ?? 0)],
@@ -225,12 +360,25 @@ async function detail(main, id, go) {
       ),
     );
   }
-  if (spec) {
+  const config = Object.entries(integration.config || {});
+  if (config.length) {
     main.append(
       section(
-        `Setting up ${spec.title}`,
-        h("ol", { class: "steps" }, spec.steps.map((step) => h("li", {}, step))),
+        "Settings",
+        dl(config.map(([name, value]) => [settingLabel(name), h("code", {}, value === " " ? "space" : value)])),
+      ),
+    );
+  }
+  if (entry) {
+    main.append(
+      section(
+        `Setting up ${entry.name}`,
+        h("ol", { class: "steps" }, entry.setup.map((step) => h("li", {}, setupStep(step, integration.webhook_url)))),
         scopes.length ? h("p", {}, "OAuth scopes asked for by default: ", h("code", {}, scopes.join(" "))) : null,
+        entry.events.length
+          ? h("p", {}, "Common events: ", entry.events.map((event, i) => [i ? " " : null, h("code", {}, event)]))
+          : null,
+        h("p", {}, docsLink(entry)),
       ),
     );
   }
@@ -281,7 +429,7 @@ async function detail(main, id, go) {
       { className: "danger", confirmText: "Disconnect this integration? Its tokens are revoked and forgotten." },
     ),
   ];
-  if (integration.provider !== "telegram") {
+  if (entry?.capabilities.includes("oauth")) {
     actions.push(
       actionButton("Connect through OAuth", async () => {
         const started = await post("/api/auth/oauth/connect", {
@@ -305,7 +453,7 @@ async function detail(main, id, go) {
       { className: "danger", confirmText: "Delete this integration?" },
     ),
   );
-  const chat = ["slack", "telegram", "discord"].includes(integration.provider);
+  const chat = Boolean(entry?.capabilities.includes("sync"));
   if (chat) actions.push(h("a", { href: `#/mappings?integration_id=${enc(id)}`, class: "button" }, "Sync mappings"));
   if (chat || canWrite()) main.append(section("Actions", h("div", { class: "actions" }, actions), result));
   main.append(recentChanges(id));
