@@ -8,7 +8,9 @@ published vectors and official SDK; these check that no provider skips the basic
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +112,17 @@ def test_a_handshake_is_only_an_integrations(entry: Entry) -> None:
     assert webhooks.handshake(request, None) is None
     if entry.handshake is None:
         assert webhooks.handshake(request, settings) is None
+
+
+def test_the_docs_table_lists_every_catalog_provider() -> None:
+    """docs/providers.md's catalog table has a row for each provider that takes webhooks,
+    and each row's link finds its section."""
+    text = (Path(__file__).parents[3] / "docs" / "providers.md").read_text()
+    for entry in DECLARED:
+        assert f"(`{entry.provider}`) |" in text, f"no row for {entry.provider}"
+    headings = {
+        re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", text, re.M)
+    }
+    links = re.findall(r"^\| \[[^]]+\]\(#([^)]+)\) \(`", text, re.M)
+    assert links and set(links) <= headings, set(links) - headings
