@@ -67,6 +67,8 @@ class UsageCounters:
 
     def __init__(self, db: Database, *, interval: float = FLUSH_SECONDS) -> None:
         self._writer = BatchedWriter(db, interval=interval)
+        self._day: datetime | None = None
+        self._day_name = ""
 
     def register(self, runtime: Runtime) -> None:
         """Started with the service; its last counts written at the stop, in a step after
@@ -118,7 +120,9 @@ class UsageCounters:
         if not workspace_id or n <= 0:
             return
         day = day_of(utcnow())
-        doc_id = f"{day:%Y-%m-%d}:{workspace_id}"
+        if day != self._day:  # the day's name, made once a day rather than per event
+            self._day, self._day_name = day, f"{day:%Y-%m-%d}"
+        doc_id = f"{self._day_name}:{workspace_id}"
         create = {"workspace_id": workspace_id, "day": day}
         self._writer.bump(COLLECTION, doc_id, counter, by=n, create=create)
         self._writer.bump(COLLECTION, doc_id, ACTIVITY, by=n, create=create)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 
 import structlog
@@ -43,7 +43,9 @@ class RequestTelemetry:
     @staticmethod
     def begin(scope: Scope) -> str:
         """The request's id (the caller's `X-Request-ID`, else a new one), bound for logs."""
-        request_id = _header(scope, b"x-request-id") or os.urandom(16).hex()
+        # An id to find the request's lines by, not a secret: the Mersenne Twister's 128 bits
+        # cost a tenth of what os.urandom's system call does on every request.
+        request_id = _header(scope, b"x-request-id") or f"{random.getrandbits(128):032x}"
         structlog.contextvars.bind_contextvars(request_id=request_id)
         return request_id
 

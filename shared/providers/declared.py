@@ -270,7 +270,8 @@ class Declared:
             delivery_id=self.delivery_id.find(request, fields) or derived_delivery_id(request.body),
             payload=payload,
             reply=self.reply,
-            account=self.account.find(request, fields) if self.account is not None else None,
+            # Looked for only by an app-level request, to route it (GitHub's way).
+            account=_finder(self.account, request, fields),
         )
 
     def _read(self, request: InboundRequest) -> tuple[Any, Fields]:
@@ -318,6 +319,15 @@ class Declared:
             reply=self.reply,
             events=tuple(events),
         )
+
+
+def _finder(
+    locator: Locator | None, request: InboundRequest, fields: Fields
+) -> Callable[[], str | None] | None:
+    """What finds the account when asked (`ParsedWebhook.account`), not before."""
+    if locator is None:
+        return None
+    return lambda: locator.find(request, fields)
 
 
 def _item_bytes(item: Any) -> bytes:

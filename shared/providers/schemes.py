@@ -215,7 +215,8 @@ def key_bytes(secret: str, form: KeyForm) -> bytes:
 
 
 def _digest(key: bytes, content: bytes, algorithm: Algorithm) -> bytes:
-    return hmac.new(key, content, algorithm).digest()
+    # The one-shot form: OpenSSL's HMAC in one call, no HMAC object (a third of the cost).
+    return hmac.digest(key, content, algorithm)
 
 
 def _encode(digest: bytes, encoding: Encoding) -> str:
