@@ -22,7 +22,7 @@ from shared.ids import utcnow
 from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry
 from shared.providers.declared import Declared
-from shared.providers.schemes import Unsignable
+from shared.providers.schemes import AnyOf, Unsignable
 
 # An integration's id as hookhub makes them: what may go into the path of the API call.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
@@ -188,12 +188,16 @@ class CatalogWebhooks:
             )
         settings = {**doc.get("config", {}), **given}
         assert isinstance(entry.webhooks, Declared)
-        missing = [n for n in entry.webhooks.secret_fields if n not in settings]
-        if missing:
+        scheme = entry.webhooks.scheme
+        # A sender offering several ways (GitLab's token or signing token) needs only the
+        # one the integration was made with.
+        if not scheme.configured(settings):
+            missing = [n for n in entry.webhooks.secret_fields if n not in settings]
+            joined = " or ".join(missing) if isinstance(scheme, AnyOf) else ", ".join(missing)
             raise SendRefused(
                 422,
                 "settings_required",
-                f"{entry.name} signs with {', '.join(missing)}: give the value(s) integration "
+                f"{entry.name} signs with {joined}: give the value(s) integration "
                 f"{integration_id} was made with",
             )
         return integration_id, doc["webhook_url"], settings

@@ -543,6 +543,18 @@ async def test_the_sandbox_signs_for_a_users_integration_with_the_settings_given
         422,
     )
     assert "an integration's id" in elsewhere["error"]["message"]
+    # A sender offering a choice (GitLab's secret token or signing token): the one the
+    # integration was made with is enough.
+    token = "tok-" + uuid.uuid4().hex
+    gitlab = await hub.post(
+        "/api/integrations",
+        {"provider": "gitlab", "workspace_id": "ws_demo", "settings": {"secret_token": token}},
+    )
+    sent = await hub.post(
+        "/sandbox/api/webhooks/gitlab",
+        {"integration_id": gitlab["id"], "settings": {"secret_token": token}},
+    )
+    assert sent["status"] == 200, sent
     unknown = await hub.post("/sandbox/api/webhooks/slack", {}, 404)
     assert "GET /sandbox/api/webhooks" in unknown["error"]["message"]
 
