@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,10 +29,6 @@ class Status(StrEnum):
     CONNECTED = "connected"
     ERROR = "error"
     DISCONNECTED = "disconnected"
-
-
-_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def catalog_entry(provider: str) -> Entry:
@@ -76,34 +71,6 @@ def check_settings(provider: str, settings: Mapping[str, Any], *, creating: bool
         unchosen = entry.unchosen(values)
         if unchosen is not None:
             raise Invalid(unchosen, code="missing_setting")
-    if (
-        provider == Provider.DISCORD
-        and "public_key" in values
-        and not _HEX_KEY.match(values["public_key"])
-    ):
-        raise Invalid(
-            "public_key must be the application's 64-hex-digit Ed25519 key",
-            code="invalid_setting",
-        )
-    if (
-        provider == Provider.SLACK
-        and "bot_token" in values
-        and not values["bot_token"].startswith("xoxb-")
-    ):
-        raise Invalid(
-            "bot_token must be a Slack bot token (xoxb-…), from the app's OAuth & Permissions "
-            "page after installing it to the workspace",
-            code="invalid_setting",
-        )
-    if (
-        provider == Provider.TELEGRAM
-        and "secret_token" in values
-        and not _TELEGRAM_SECRET.match(values["secret_token"])
-    ):
-        raise Invalid(
-            "secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
-            code="invalid_setting",
-        )
     for name, value in values.items():
         problem = allowed[name].problem(value)
         if problem is not None:

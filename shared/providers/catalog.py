@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from shared.providers.base import InboundRequest, ProviderWebhooks
-from shared.providers.schemes import AnyOf, Scheme, describe, url_params
+from shared.providers.schemes import AnyOf, Scheme, url_params
 
 CATEGORIES = frozenset(
     {
@@ -59,13 +59,19 @@ class Setting:
     required: bool = True
     choices: tuple[str, ...] = ()
     pattern: str | None = None  # what a value must match (fullmatch), said in `description`
+    # What a value not matching `pattern` is told (else the description is repeated).
+    refusal: str | None = None
     default: str | None = None
+    # A secret a provider's handshake hands over that the user must copy back into the
+    # provider (Notion's verification_token): shown by GET /api/integrations/{id} as
+    # `pending_verification_token` until the first verified event, never afterwards.
+    shown_until_first_event: bool = False
 
     def problem(self, value: str) -> str | None:
         if self.choices and value not in self.choices:
             return f"setting {self.name} must be one of {', '.join(self.choices)}"
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
-            return f"setting {self.name} is not valid: {self.description}"
+            return self.refusal or f"setting {self.name} is not valid: {self.description}"
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -212,8 +218,7 @@ class Entry:
     def verification_json(self) -> dict[str, Any] | None:
         scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
         if scheme is not None:
-            described = describe(scheme)
-            return {"scheme": described.scheme, "headers": list(described.headers)}
+            return {"scheme": scheme.name, "headers": list(scheme.headers)}
         if self.verification is not None:
             return {"scheme": self.verification[0], "headers": list(self.verification[1])}
         return None

@@ -17,7 +17,6 @@ import simdjson
 
 from shared.providers.base import InboundRequest, MalformedWebhook, ParsedWebhook, Reply
 from shared.providers.ids import (
-    JsonBody,
     decode_form,
     decode_json,
     derived_delivery_id,
@@ -183,6 +182,13 @@ BODY_DIGEST = BodyDigest()
 Handshake = Callable[[InboundRequest, Mapping[str, str]], Reply | None]
 
 
+def echoed(text: str) -> Reply:
+    """A handshake's challenge given back as the provider asks (Dropbox, Meta, Twitch,
+    Microsoft Graph): 200 `text/plain`, with `nosniff` so that text from outside cannot be
+    taken for a page or a script."""
+    return Reply(200, text, media_type="text/plain", headers={"X-Content-Type-Options": "nosniff"})
+
+
 def json_array(body: Any) -> Sequence[Any]:
     """The items of a body that is a JSON array of events (SendGrid's, HubSpot's); none
     for any other body (a 400: "the body carries no events")."""
@@ -332,8 +338,3 @@ def _finder(
 
 def _item_bytes(item: Any) -> bytes:
     return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-
-
-def json_payload(payload: Any) -> Any:
-    """The decoded body of a parsed request (a `JsonBody` is decoded on demand)."""
-    return payload.decode() if isinstance(payload, JsonBody) else payload

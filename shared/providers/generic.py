@@ -22,6 +22,7 @@ from shared.providers.schemes import (
     Encoding,
     HeaderValue,
     Hmac,
+    KeyedBy,
     KeyForm,
     Part,
     Text,
@@ -134,7 +135,7 @@ def _hmac(
     )
 
 
-class _Configured:
+class _Configured(KeyedBy):
     """A scheme built per request from the integration's settings (`scheme`), keyed by
     the setting named `setting`; the headers it reads are the integration's."""
 
@@ -142,15 +143,8 @@ class _Configured:
     setting = ""
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         return ()
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def scheme(self, settings: Mapping[str, str]) -> Hmac | Token:
         raise NotImplementedError

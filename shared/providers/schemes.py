@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -168,9 +169,10 @@ def check_window(
     """The timestamp, once an integer within `tolerance` seconds of `now`; else 401."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
-    if not isinstance(raw, str) or not _INTEGER.fullmatch(raw.strip()):
+    # As sent: the digits are what is signed, so padding is not taken off.
+    if not isinstance(raw, str) or not _INTEGER.fullmatch(raw):
         raise SignatureInvalid(f"{where} is missing or not an integer timestamp")
-    value = int(raw.strip())
+    value = int(raw)
     seconds = value / 1000 if unit == "ms" else value
     if abs(now.timestamp() - seconds) > tolerance:
         raise SignatureInvalid(f"{where} is stale (more than {tolerance} s off)")
@@ -279,8 +281,22 @@ class Scheme(Protocol):
         ...
 
 
+class KeyedBy:
+    """A scheme keyed by one integration setting, the one its `setting` names: the
+    settings it reads and whether it is configured follow from that name."""
+
+    setting: str
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return (self.setting,)
+
+    def configured(self, secrets: Mapping[str, str]) -> bool:
+        return bool(secrets.get(self.setting))
+
+
 @dataclass(frozen=True)
-class Hmac:
+class Hmac(KeyedBy):
     """An HMAC of chosen parts of the request, in one header.
 
     `several`: the header may carry several signatures separated by it (a secret being
@@ -298,18 +314,11 @@ class Hmac:
     name: str = "hmac"
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         extra = [p.name for p in self.signed if isinstance(p, HeaderValue)]
         if self.window is not None and self.window.header is not None:
             extra.append(self.window.header)
         return tuple(dict.fromkeys([self.header, *extra]))
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         secret = required_secret(secrets, self.setting)
@@ -357,7 +366,7 @@ _PAIR = re.compile(r"\s*([A-Za-z0-9_]+)=([^,]*)")
 
 
 @dataclass(frozen=True)
-class Timestamped:
+class Timestamped(KeyedBy):
     """`<header>: t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`; several `v1`
     may be given (Stripe signs with each secret being rolled)."""
 
@@ -368,15 +377,8 @@ class Timestamped:
     name: str = "timestamped_hmac"
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         return (self.header,)
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         secret = required_secret(secrets, self.setting)
@@ -405,7 +407,7 @@ class Timestamped:
 
 
 @dataclass(frozen=True)
-class StandardWebhooks:
+class StandardWebhooks(KeyedBy):
     """Standard Webhooks (standardwebhooks.com), which Svix-signed senders follow too:
     `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64> ...` (or the same
     under `svix-`), an HMAC-SHA256 of `{id}.{timestamp}.{body}` keyed by the base64 after
@@ -416,15 +418,8 @@ class StandardWebhooks:
     name: str = "standard_webhooks"
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         return ("webhook-id", "webhook-timestamp", "webhook-signature")
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         secret = required_secret(secrets, self.setting)
@@ -463,7 +458,7 @@ class StandardWebhooks:
 
 
 @dataclass(frozen=True)
-class Token:
+class Token(KeyedBy):
     """A header (or, with `query`, a query parameter) equal to a secret; `prefix` is what
     comes before it (`Bearer `), compared case-insensitively as HTTP's schemes are."""
 
@@ -474,15 +469,8 @@ class Token:
     name: str = "token"
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         return () if self.query else (self.header,)
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         secret = required_secret(secrets, self.setting)
@@ -665,24 +653,4 @@ def with_headers(request: InboundRequest, headers: Mapping[str, str]) -> Inbound
     if not headers:
         return request
     merged = {**request.headers, **{k.lower(): v for k, v in headers.items()}}
-    return InboundRequest(
-        headers=merged,
-        body=request.body,
-        received_at=request.received_at,
-        query=request.query,
-        method=request.method,
-        url=request.url,
-        config=request.config,
-    )
-
-
-@dataclass(frozen=True)
-class Described:
-    """What the catalog says of a scheme: its name and the headers it reads."""
-
-    scheme: str
-    headers: tuple[str, ...] = field(default_factory=tuple)
-
-
-def describe(scheme: Scheme) -> Described:
-    return Described(scheme.name, scheme.headers)
+    return dataclasses.replace(request, headers=merged)

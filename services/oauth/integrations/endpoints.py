@@ -22,7 +22,7 @@ from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page, PageDep
 from shared.integrations.repository import IntegrationRepository
 from shared.mongo import Document
-from shared.providers.notion.catalog import TOKEN as NOTION_TOKEN
+from shared.providers.catalog import CATALOG
 from shared.runtime import Runtime
 
 router = APIRouter(
@@ -101,11 +101,14 @@ async def get_integration(
 
 
 def _pending_token(doc: Document, runtime: Runtime) -> str | None:
-    """Notion's verification_token, which the user pastes into Notion to verify the
-    subscription: shown while no verified event has come, the only time it is needed (an
-    event signed with it means Notion has it). A secret otherwise never leaves hookhub."""
-    sealed = (doc.get("secrets") or {}).get(NOTION_TOKEN)
-    if doc["provider"] != "notion" or sealed is None or doc.get("event_count", 0) > 0:
+    """A handed-over secret the user copies back into the provider (Notion's
+    verification_token, to verify the subscription): shown while no verified event has
+    come, the only time it is needed (an event signed with it means the provider has it).
+    A secret otherwise never leaves hookhub."""
+    entry = CATALOG.get(doc["provider"])
+    shown = [s.name for s in entry.settings if s.shown_until_first_event] if entry else []
+    sealed = (doc.get("secrets") or {}).get(shown[0]) if shown else None
+    if sealed is None or doc.get("event_count", 0) > 0:
         return None
     return runtime.secrets.decrypt(sealed)
 

@@ -19,6 +19,7 @@ ENTRY = Entry(
             "app-level HOOKHUB_DISCORD_PUBLIC_KEY",
             required=False,
             pattern=r"[0-9a-fA-F]{64}",
+            refusal="public_key must be the application's 64-hex-digit Ed25519 key",
         ),
         Setting("bot_token", "the bot's token (Bot → Reset Token), for sync", required=False),
     ),

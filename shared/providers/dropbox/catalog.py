@@ -20,7 +20,7 @@ from datetime import datetime
 
 from shared.providers.base import InboundRequest, Reply
 from shared.providers.catalog import Entry, Probe, Sample, Setting
-from shared.providers.declared import BODY_DIGEST, Declared, Fields, Found
+from shared.providers.declared import BODY_DIGEST, Declared, Fields, Found, echoed
 from shared.providers.ids import decode_json_object
 from shared.providers.schemes import Hmac
 
@@ -34,9 +34,7 @@ def _challenge(request: InboundRequest, settings: Mapping[str, str]) -> Reply | 
     challenge = request.query.get("challenge")
     if request.method != "GET" or not challenge or len(challenge) > _MAX_CHALLENGE:
         return None
-    return Reply(
-        200, challenge, media_type="text/plain", headers={"X-Content-Type-Options": "nosniff"}
-    )
+    return echoed(challenge)
 
 
 def _event(request: InboundRequest, fields: Fields) -> str | None:

@@ -30,7 +30,7 @@ from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInv
 from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.declared import Declared, FromJson
 from shared.providers.ids import decode_json_object, required_secret
-from shared.providers.schemes import check_window
+from shared.providers.schemes import KeyedBy, check_window
 
 _TOLERANCE = 900
 
@@ -50,22 +50,15 @@ def _signature_object(body: bytes) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class MailgunSignature:
+class MailgunSignature(KeyedBy):
     """The `signature` object of the body (see the module docstring)."""
 
     setting: str = "signing_key"
     name: str = "mailgun"
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         return ()
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         key = required_secret(secrets, self.setting)

@@ -27,7 +27,7 @@ from typing import Any
 from shared.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, Reply, SignatureInvalid
 from shared.providers.catalog import Entry, Probe, Sample, Setting
-from shared.providers.declared import Declared, Fields, Found
+from shared.providers.declared import Declared, Fields, Found, echoed
 from shared.providers.ids import decode_json_object
 from shared.providers.schemes import Hmac
 
@@ -94,7 +94,7 @@ def verification(request: InboundRequest, settings: Mapping[str, str]) -> Reply 
         return Reply(403, {"error": "hub.verify_token is not this integration's verify_token"})
     if not challenge.isdigit() or len(challenge) > 64:  # "an int": never echo other text
         return Reply(400, {"error": "hub.challenge is not an integer"})
-    return Reply(200, challenge, media_type="text/plain")
+    return echoed(challenge)
 
 
 def event_name(request: InboundRequest, fields: Fields) -> str | None:

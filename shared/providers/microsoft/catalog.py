@@ -30,8 +30,9 @@ import orjson
 from shared.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, MalformedWebhook, Reply, SignatureInvalid
 from shared.providers.catalog import Entry, Probe, Sample, Setting
-from shared.providers.declared import Declared, FirstOf, FromJson, Split
+from shared.providers.declared import Declared, FirstOf, FromJson, Split, echoed
 from shared.providers.ids import decode_json_object, required_secret
+from shared.providers.schemes import KeyedBy
 
 CLIENT_STATE = "client_state"
 _PLACEHOLDER = b'"clientState":"secretClientValue"'  # in the docs' example
@@ -43,7 +44,7 @@ def notifications(payload: Any) -> Sequence[Any]:
 
 
 @dataclass(frozen=True)
-class ClientState:
+class ClientState(KeyedBy):
     """Every notification's `clientState` equals the integration's `client_state`: a
     token, carried in the body (so no header of its own)."""
 
@@ -51,15 +52,8 @@ class ClientState:
     name: str = "token"
 
     @property
-    def settings(self) -> tuple[str, ...]:
-        return (self.setting,)
-
-    @property
     def headers(self) -> tuple[str, ...]:
         return ()
-
-    def configured(self, secrets: Mapping[str, str]) -> bool:
-        return bool(secrets.get(self.setting))
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         expected = required_secret(secrets, self.setting)
@@ -96,7 +90,7 @@ def validation(request: InboundRequest, settings: Mapping[str, str]) -> Reply | 
         return None
     if not token or len(token) > 4096:
         return Reply(400, {"error": "validationToken is empty or longer than 4096 characters"})
-    return Reply(200, token, media_type="text/plain", headers={"X-Content-Type-Options": "nosniff"})
+    return echoed(token)
 
 
 WEBHOOKS = Declared(

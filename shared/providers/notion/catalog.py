@@ -83,6 +83,7 @@ ENTRY = Entry(
             "the subscription's verification_token (secret_…): kept by hookhub from "
             "Notion's first POST; set it yourself only if that POST was missed",
             required=False,
+            shown_until_first_event=True,
         ),
     ),
     events=(

@@ -24,6 +24,8 @@ ENTRY = Entry(
             "a bot token (xoxb-…) of the app installed to the workspace, for sync without OAuth",
             required=False,
             pattern=r"xoxb-.+",
+            refusal="bot_token must be a Slack bot token (xoxb-…), from the app's OAuth & "
+            "Permissions page after installing it to the workspace",
         ),
     ),
     handshake="url_verification: the challenge echoed; ssl_check: an empty 200",

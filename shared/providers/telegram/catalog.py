@@ -19,6 +19,7 @@ ENTRY = Entry(
             "1-256 characters of A-Z, a-z, 0-9, _ and -; generated when not given",
             required=False,
             pattern=r"[A-Za-z0-9_-]{1,256}",
+            refusal="secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
         ),
     ),
     events=("message", "edited_message", "channel_post", "callback_query", "my_chat_member"),

@@ -21,7 +21,7 @@ import orjson
 
 from shared.providers.base import InboundRequest, MalformedWebhook, Reply
 from shared.providers.catalog import Entry, Probe, Sample, Setting
-from shared.providers.declared import Declared, Fields, Found, FromHeader
+from shared.providers.declared import Declared, Fields, Found, FromHeader, echoed
 from shared.providers.schemes import BODY, HeaderValue, Hmac, Window
 
 MESSAGE_ID = "twitch-eventsub-message-id"
@@ -45,7 +45,7 @@ def _verification(request: InboundRequest, fields: Fields) -> Reply | None:
     challenge = fields.get(("challenge",))
     if not isinstance(challenge, str) or not challenge:
         raise MalformedWebhook("a webhook_callback_verification without its `challenge`")
-    return Reply(200, challenge, media_type="text/plain")
+    return echoed(challenge)
 
 
 def _event(request: InboundRequest, fields: Fields) -> str | None:
