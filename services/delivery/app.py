@@ -166,7 +166,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("delivery_log", lambda _: writer.stop())
-    runtime.on_shutdown("delivery_release", lambda _: ownership.release())
+    runtime.on_shutdown("delivery_release", ownership.release)
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)
     runtime.ready_check("endpoint_cache", cache.ready)

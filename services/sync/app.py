@@ -252,7 +252,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())
     runtime.on_shutdown("subscription_counts", lambda _: counts.stop(), cap=0.1)
     runtime.on_shutdown("sync_last_synced", lambda _: synced.write(everything=True), cap=0.1)
-    runtime.on_shutdown("sync_release", lambda _: ownership.release())
+    runtime.on_shutdown("sync_release", ownership.release)
     usage.register(runtime)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.02)
     runtime.ready_check("integration_cache", integrations.ready)

@@ -172,3 +172,19 @@ async def test_a_delivery_another_scheduler_sent_meanwhile_is_not_claimed_again(
     owners = {doc["_id"]: doc["lease_owner"] async for doc in db[DELIVERIES].find()}
     assert owners == {"completed": None, "retried": None, "still_due": "me"}
     assert [doc["_id"] for doc in claimed] == ["still_due"]
+
+
+async def test_a_release_cut_off_by_the_stop_still_hands_everything_over(db: Database) -> None:
+    repository = await _repository(db)
+    now = utcnow()
+    stopping = _worker(repository, "stopping")
+    await stopping.beat(now)
+    held = {"status": "pending", **schedule(next_attempt_at=now, owner="stopping")}
+    await db[DELIVERIES].insert_many([{"_id": f"d{n}", **held} for n in range(3)])
+    # No time left to clear the owners: the one write saying it stopped is what hands over.
+    assert await stopping.release(0) == 0
+    assert await db[DELIVERIES].count_documents({"lease_owner": "stopping"}) == 3
+    dead = await _worker(repository, "next").dead(utcnow())
+    assert dead == ["stopping"]
+    claimed = await repository.claim("next", utcnow(), dead, limit=10)
+    assert sorted(doc["_id"] for doc in claimed) == ["d0", "d1", "d2"]
