@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -160,6 +161,14 @@ class Entry:
         assert self.category in CATEGORIES, self.category
         assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
         assert ("webhooks" in self.capabilities) == (self.webhooks is not None), self.provider
+        if self.notifies and "notifications" not in self.capabilities:
+            object.__setattr__(self, "capabilities", (*self.capabilities, "notifications"))
+
+    @property
+    def notifies(self) -> bool:
+        """Whether its webhooks can be subscriptions' notifications (SPEC §16): every
+        provider sending webhooks, except the chats, whose messages are synced instead."""
+        return self.webhooks is not None and self.category != "chat"
 
     def sender_url(self, settings: Mapping[str, str], webhook_url: str) -> str:
         """The URL to give the provider: the integration's webhook URL, with the token in
@@ -244,20 +253,25 @@ class Entry:
         }
 
 
+def provider_module(provider: str, part: str) -> ModuleType | None:
+    """`shared.providers.<provider>.<part>`, or None when the folder has no such module."""
+    name = f"shared.providers.{provider}.{part}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
 def _discover() -> dict[str, Entry]:
     import shared.providers as package
 
     entries: dict[str, Entry] = {}
     for module in pkgutil.iter_modules(package.__path__):
-        if not module.ispkg:
-            continue
-        name = f"{package.__name__}.{module.name}.catalog"
-        try:
-            found = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # a package that is no provider (none today)
-            raise
+        found = provider_module(module.name, "catalog") if module.ispkg else None
+        if found is None:
+            continue  # a module, or a package that is no provider (none today)
         entry: Entry = found.ENTRY
         assert entry.provider == module.name, (entry.provider, module.name)
         entries[entry.provider] = entry

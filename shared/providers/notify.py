@@ -16,13 +16,19 @@ sync to count and record; any other exception escaping a renderer is a bug.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.providers import commonmark as md
 
 __all__ = [
+    "GRAY",
+    "GREEN",
+    "RED",
+    "YELLOW",
     "Actor",
     "Card",
     "Field",
@@ -30,7 +36,13 @@ __all__ = [
     "Notifier",
     "Unrenderable",
     "event_matches",
+    "when",
 ]
+
+# The colours of states common to every service, as GitHub's own (a renderer may have more).
+RED, GREEN, YELLOW, GRAY = "#cf222e", "#1f883d", "#bf8700", "#6e7781"
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def _defuse(instance: object, *names: str) -> None:
@@ -128,6 +140,13 @@ class Notice:
       push's branch, a pull request's base, a run's head branch, a deployment's ref);
       `labels`; `draft`; `changed` (the fields an update changed, lower case: `status`,
       `assignee`, `title`).
+    - the item's lifecycle (SPEC §16), for items that open and resolve (an alert, an
+      incident, a Sentry issue, a merge request): `resolved` True when this event ends the
+      item (resolved, closed, merged), False when it starts or re-opens it (triggered,
+      firing, reopened), None when it leaves that as it was (a comment, an
+      acknowledgement); `started_at` when the item began, where the payload says (an
+      alert's `startsAt`, an incident's `created_at`), for "open for 1 h 20 min". The
+      item's current state is `item_card.state`; who changed it, `actor`.
     """
 
     event: str
@@ -145,13 +164,16 @@ class Notice:
     draft: bool = False
     changed: frozenset[str] = field(default_factory=frozenset)
     occurrence: str | None = None
+    resolved: bool | None = None
+    started_at: datetime | None = None
 
 
 class Notifier(Protocol):
     """A provider's renderers.
 
-    `events` is every event name it renders specifically; `generic_events` the event kinds
-    it renders only generically (who, what, which repository, the link), any action of
+    `events` is every event name it renders specifically (an alerting service's few
+    names, or a catalog provider's own); `generic_events` the event kinds it renders only
+    generically (who, what, which repository, the link), any action of
     which is `<kind>` or `<kind>.<action>`; `default_events` the patterns a subscription
     without `events` starts from (`Notice.default` is the final word, per event)."""
 
@@ -159,6 +181,9 @@ class Notifier(Protocol):
     events: frozenset[str]
     generic_events: frozenset[str]
     default_events: tuple[str, ...]
+    # The subscription filters its notices carry the facts of (services.sync.subscriptions
+    # .filters.FILTERS); a subscription setting any other is refused.
+    filters: frozenset[str]
 
     def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
         """The payload rendered; `event_header` is the event's name where the provider
@@ -193,3 +218,27 @@ def known(notifier: Notifier, pattern: str) -> bool:
 
 def any_matches(patterns: Iterable[str], event: str) -> bool:
     return any(event_matches(pattern, event) for pattern in patterns)
+
+
+def when(value: object) -> datetime | None:
+    """A time as a payload writes it, aware and in UTC: ISO 8601 (`Z` or an offset, up to
+    nanoseconds, as Go's services write), or seconds or milliseconds since the epoch; None
+    for anything else, and for Go's zero time (`0001-01-01T00:00:00Z`, "not yet")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 10**11 else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _FRACTION.sub(r"\1", value.strip())
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if found.year <= 1:
+        return None
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)

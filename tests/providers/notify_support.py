@@ -66,17 +66,23 @@ def links(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def assert_inert(text: str, *expected: str) -> None:
+def _emphasis(html_text: str) -> list[int]:
+    return [html_text.count(tag) for tag in ("<em>", "<strong>", "<del>")]
+
+
+def assert_inert(text: str, *expected: str, baseline: str | None = None) -> None:
     """`text` renders no markup of its own making from outside strings: no script, no
-    raw HTML, no link or image to anything but http(s), no heading; each of `expected`
-    reads intact; no chat-wide mention survives."""
+    raw HTML, no link or image to anything but http(s), no heading, no emphasis (beyond
+    the renderer's own in `baseline`: the same notice made from harmless strings); each of
+    `expected` reads intact; no chat-wide mention survives."""
     rendered = to_html(text)
     lowered = rendered.lower()
     assert "<script" not in lowered
     assert "<img" not in lowered
     assert "<!--" not in lowered
     assert not re.search(r"<h[1-6]", lowered)
-    assert "<em>" not in lowered and "<strong>" not in lowered and "<del>" not in lowered
+    own = _emphasis(to_html(baseline).lower()) if baseline is not None else [0, 0, 0]
+    assert _emphasis(lowered) == own, (_emphasis(lowered), own)
     for href, _ in links(text):
         assert href.startswith(("https://", "http://")), href
     assert "javascript:" not in " ".join(href for href, _ in links(text))

@@ -499,7 +499,7 @@ async def test_unknown_integration_and_subscription(world: World) -> None:
 
 
 async def test_chat_integrations_take_no_subscriptions(world: World) -> None:
-    message = refused(await subscribe(world, world.slack_integration), "slack", "github, jira")
+    message = refused(await subscribe(world, world.slack_integration), "slack", "mappings")
     assert "take no subscriptions" in message
     answer = await world.sync.get(
         f"/api/integrations/{world.slack_integration}/subscriptions", headers=admin_headers()

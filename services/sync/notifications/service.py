@@ -1,6 +1,7 @@
-"""Notifications (SPEC §12): verified GitHub and Jira events → `message.received` on
-`hookhub.chat.inbound`, in the channel of each subscription that takes them, threaded per
-pull request, issue or Jira issue, the item's root edited to show its current state.
+"""Notifications (SPEC §12, §16): verified provider events (GitHub's, Jira's, an alert's, any
+catalog provider's) → `message.received` on `hookhub.chat.inbound`, in the channel of each
+subscription that takes them, threaded per item (a pull request, a Jira issue, an alert
+group, an incident), the item's root edited to show its current state.
 
 Per batch of provider events, in the batch's order:
 
@@ -58,6 +59,7 @@ from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, notification_id
 from shared.mongo import BatchedWriter, Database
 from shared.providers import commonmark as md
+from shared.providers.catalog import CATALOG
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Card, Notice, Notifier, Unrenderable
 
@@ -74,8 +76,6 @@ ROOT_RECHECK_SECONDS = 30.0
 PUBLISHED_KEPT = 50_000
 # What a `last_error` keeps of a reason.
 ERROR_CHARS = 300
-# The author of a notification whose payload names nobody.
-NOBODY = {"github": "GitHub", "jira": "Jira"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,12 @@ class Post:
             return None
         channel = self.subscription.channel_id
         return copy_id(self.event.provider, self.event.integration_id, channel, self.notice.item)
+
+
+def _nobody(provider: str) -> str:
+    """The author of a notification whose payload names nobody: the service itself."""
+    entry = CATALOG.get(provider)
+    return entry.name if entry is not None else provider
 
 
 def card_text(card: Card) -> str:
@@ -351,7 +357,7 @@ class Notifications:
             external_channel_id=notice.repository or notice.project,
             external_message_id=event.delivery_id,
             external_thread_id=notice.item,
-            author_name=actor.name if actor else NOBODY.get(event.provider, event.provider),
+            author_name=actor.name if actor else _nobody(event.provider),
             avatar_url=actor.avatar_url if actor else None,
             author_external_id=actor.external_id if actor else None,
             text=text,

@@ -32,11 +32,6 @@ REASONS = (
     "draft",
 )
 
-# The filters each provider's notices carry the facts of; any other is refused.
-APPLIES: Mapping[str, frozenset[str]] = {
-    "github": frozenset({"repositories", "branches", "labels", "authors", "drafts"}),
-    "jira": frozenset({"projects", "authors"}),
-}
 FILTERS = ("repositories", "projects", "branches", "labels", "authors", "drafts")
 
 _CLASS = re.compile(r"\[!?\]?[^\]]*\]")
@@ -186,7 +181,7 @@ def problems(provider: str, notifier: Notifier, fields: Mapping[str, Any]) -> li
     """Everything wrong with a subscription's `fields` (as stored: only those set) for
     `provider`, each naming the field and the value."""
     found: list[str] = []
-    applies = APPLIES.get(provider, frozenset())
+    applies = notifier.filters
     for name in FILTERS:
         if fields.get(name) is not None and name not in applies:
             found.append(

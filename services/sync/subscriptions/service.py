@@ -120,8 +120,8 @@ def _notifier_of(provider: str) -> Notifier:
     notifier = NOTIFIERS.get(provider)
     if notifier is None:
         raise NotANotifyingIntegration(
-            f"{provider} integrations take no subscriptions;"
-            f" these do: {', '.join(sorted(NOTIFIERS))}"
+            f"{provider} integrations take no subscriptions: a chat's messages are synced"
+            " through mappings; every other provider that sends webhooks takes them"
         )
     return notifier
 

@@ -1011,6 +1011,7 @@ class GitHubNotifier:
     events: frozenset[str] = EVENTS
     generic_events: frozenset[str] = GENERIC_EVENTS
     default_events: tuple[str, ...] = DEFAULT_EVENTS
+    filters: frozenset[str] = frozenset({"repositories", "branches", "labels", "authors", "drafts"})
 
     def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
         event = (event_header or "").strip().lower()

@@ -462,6 +462,7 @@ class JiraNotifier:
     events: frozenset[str] = EVENTS
     generic_events: frozenset[str] = frozenset()
     default_events: tuple[str, ...] = DEFAULT_EVENTS
+    filters: frozenset[str] = frozenset({"projects", "authors"})
 
     def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
         if not isinstance(payload, Mapping):

@@ -89,7 +89,7 @@ def test_a_drive_body_is_kept_and_missing_headers_are_a_400() -> None:
 
 
 def test_the_channel_token_is_optional_for_oauth_and_the_entry_offers_both() -> None:
-    assert ENTRY.capabilities == ("webhooks", "oauth")
+    assert ENTRY.capabilities == ("webhooks", "oauth", "notifications")
     setting = ENTRY.setting("channel_token")
     assert setting is not None and setting.secret and not setting.required
     assert setting.problem("x" * 257) is not None and setting.problem(TOKEN) is None

@@ -1,0 +1,171 @@
+"""Alertmanager's notifications as chat messages (SPEC §16): one thread per alert group,
+its root turning from firing to resolved.
+
+A webhook is one group (`groupKey`: the route and the labels it groups by) with its
+`status` (`firing` while any alert of it fires, `resolved` once all have) and every alert of
+it (`alerts`, each with its own status, labels, annotations, `startsAt` and
+`generatorURL`). The item is the group, so a group's firing, its changes and its
+resolution are one thread; its state is the group's status. Each alert is a line: its
+name, its summary (the `summary` annotation, else `description`, else `message`) and the
+labels that tell it apart from the others (those not common to the group), linked to its
+source; the labels the group shares are the card's fields.
+
+Payload version 4, as https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
+documents it. Grafana's alerting webhooks are this format with more fields
+(shared.providers.grafana.notify reuses `group_notice`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.providers import commonmark as md
+from shared.providers.ids import field_at, str_field
+from shared.providers.notify import (
+    GREEN,
+    RED,
+    YELLOW,
+    Card,
+    Field,
+    Notice,
+    Unrenderable,
+    when,
+)
+
+EVENTS = frozenset({"firing", "resolved"})
+# Alerts listed in one message; the rest are counted ("and 12 more").
+ALERTS_SHOWN = 20
+# Labels shown as the card's fields, and beside each alert.
+LABELS_SHOWN = 8
+STATE_COLORS = {"firing": RED, "resolved": GREEN}
+# Labels that say where an alert is: shown first.
+FIRST_LABELS = ("severity", "environment", "env", "cluster", "namespace", "service", "job")
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items() if isinstance(v, str | int | float)}
+
+
+def _ordered(labels: Mapping[str, str], skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    first = [(k, labels[k]) for k in FIRST_LABELS if k in labels and k not in skip]
+    rest = sorted((k, v) for k, v in labels.items() if k not in FIRST_LABELS and k not in skip)
+    return (first + rest)[:LABELS_SHOWN]
+
+
+def _summary(annotations: Any, besides: str | None = None) -> str | None:
+    """What an alert says of itself: its `summary`, else `description`, else `message`;
+    the first that is not `besides` (the group's common summary, said once above)."""
+    if not isinstance(annotations, dict):
+        return None
+    for key in ("summary", "description", "message"):
+        value = annotations.get(key)
+        if isinstance(value, str) and value.strip() and value != besides:
+            return value
+    return None
+
+
+def _alert_line(
+    alert: Mapping[str, Any], common: Mapping[str, str], summary: str | None, url_key: str
+) -> str:
+    labels = _labels(alert.get("labels"))
+    name = labels.get("alertname") or "alert"
+    head = md.link(f"**{md.text(name)}**", alert.get(url_key))
+    if str_field(alert, "status") == "resolved":
+        head += " (resolved)"
+    own_summary = _summary(alert.get("annotations"), besides=summary)
+    if own_summary:
+        head += f": {md.text(own_summary)}"
+    own = [(k, v) for k, v in _ordered(labels, ("alertname",)) if common.get(k) != v]
+    if own:
+        head += " · " + ", ".join(f"{md.text(k)}={md.text(v)}" for k, v in own)
+    return f"- {head}"
+
+
+def group_notice(
+    payload: Mapping[str, Any],
+    *,
+    service: str,
+    url: str | None,
+    alert_url_key: str = "generatorURL",
+    title: str | None = None,
+) -> Notice:
+    """An Alertmanager-format group (Alertmanager's, Grafana's) rendered: its item is
+    `groupKey`, its state `status`; `url` is where the group is seen (Alertmanager's
+    `externalURL`, Grafana's alert rule); `alert_url_key` each alert's link."""
+    status = str_field(payload, "status")
+    if status not in EVENTS:
+        raise Unrenderable(f"`status` is {status!r}, not firing or resolved")
+    group_key = str_field(payload, "groupKey")
+    if group_key is None:
+        raise Unrenderable("`groupKey` is missing")
+    alerts = [a for a in payload.get("alerts") or [] if isinstance(a, dict)]
+    common = _labels(payload.get("commonLabels"))
+    group_labels = _labels(payload.get("groupLabels"))
+    firing = sum(1 for a in alerts if str_field(a, "status") == "firing")
+    name = (
+        title
+        or " ".join(group_labels.values())
+        or common.get("alertname")
+        or next((_labels(a.get("labels")).get("alertname") for a in alerts), None)
+        or "alerts"
+    )
+    counted = f"{status.upper()}:{firing}" if status == "firing" else status.upper()
+    heading = f"[{counted}] {name}"
+    common_summary = _summary(payload.get("commonAnnotations"))
+    lines = [md.link(f"**{md.text(heading)}**", url) + f" · {md.text(service)}"]
+    if common_summary:
+        lines.append(md.quote(common_summary))
+    lines += [_alert_line(a, common, common_summary, alert_url_key) for a in alerts[:ALERTS_SHOWN]]
+    if len(alerts) > ALERTS_SHOWN:
+        lines.append(f"- and {len(alerts) - ALERTS_SHOWN} more")
+    resolved_count = len(alerts) - firing
+    fields = [Field(k, v) for k, v in _ordered(common, ("alertname",))]
+    fields.append(
+        Field(
+            "Alerts",
+            f"{firing} firing" + (f", {resolved_count} resolved" if resolved_count else ""),
+        )
+    )
+    card = Card(
+        title=heading,
+        url=md.safe_url(url),
+        state=status,
+        color=STATE_COLORS.get(status, YELLOW),
+        fields=tuple(fields),
+    )
+    starts = [t for a in alerts if (t := when(a.get("startsAt"))) is not None]
+    return Notice(
+        event=status,
+        text="\n".join(lines),
+        card=card,
+        item=group_key,
+        item_card=card,
+        default=True,
+        resolved=status == "resolved",
+        started_at=min(starts) if starts else None,
+    )
+
+
+class AlertmanagerNotifier:
+    name: str = "alertmanager"
+    events: frozenset[str] = EVENTS
+    generic_events: frozenset[str] = frozenset()
+    default_events: tuple[str, ...] = ("firing", "resolved")
+    filters: frozenset[str] = frozenset()
+
+    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+        if not isinstance(payload, Mapping):
+            raise Unrenderable("the payload is not a JSON object")
+        receiver = field_at(payload, "receiver")
+        service = (
+            f"Alertmanager ({receiver})"
+            if isinstance(receiver, str) and receiver
+            else "Alertmanager"
+        )
+        return group_notice(payload, service=service, url=str_field(payload, "externalURL"))
+
+
+NOTIFIER = AlertmanagerNotifier()
