@@ -146,7 +146,9 @@ class Notice:
       firing, reopened), None when it leaves that as it was (a comment, an
       acknowledgement); `started_at` when the item began, where the payload says (an
       alert's `startsAt`, an incident's `created_at`), for "open for 1 h 20 min". The
-      item's current state is `item_card.state`; who changed it, `actor`.
+      item's current state is `item_card.state`; who changed it, `actor`. `needs_root`: a
+      notice that only means something in its item's thread (a pipeline that passed again
+      after failing: "recovered"), posted only when the item has a root in the channel.
     """
 
     event: str
@@ -166,6 +168,7 @@ class Notice:
     occurrence: str | None = None
     resolved: bool | None = None
     started_at: datetime | None = None
+    needs_root: bool = False
 
 
 class Notifier(Protocol):
