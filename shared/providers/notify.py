@@ -215,6 +215,8 @@ def known(notifier: Notifier, pattern: str) -> bool:
     subscription's `events`)."""
     if any(event_matches(pattern, name) for name in notifier.events):
         return True
+    if "*" in notifier.generic_events:
+        return True  # rendered generically, whatever it is called
     kind = pattern.split(".", 1)[0]
     return any(fnmatch.fnmatchcase(name, kind) for name in notifier.generic_events)
 

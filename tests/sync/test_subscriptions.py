@@ -539,6 +539,20 @@ async def test_the_event_names_to_choose_from(world: World) -> None:
     assert jira.status_code == 200, jira.text
     assert {e["name"] for e in jira.json()["events"] if e["default"]} == set(JIRA.default_events)
     assert jira.json()["generic"] == []
+    assert body["filters"] == ["repositories", "branches", "labels", "authors", "drafts"]
+    assert jira.json()["filters"] == ["projects", "authors"]
+    # Every provider sending webhooks notifies (SPEC §16): its own renderer's events, or
+    # any event it sends, by name, rendered generically.
+    for provider, named, generic in (
+        ("alertmanager", {"firing", "resolved"}, []),
+        ("typeform", {"form_response", "form_response_partial"}, ["*"]),
+    ):
+        answer = await world.sync.get(
+            "/api/notification-events", params={"provider": provider}, headers=admin_headers()
+        )
+        assert answer.status_code == 200, answer.text
+        assert {e["name"] for e in answer.json()["events"]} == named
+        assert answer.json()["generic"] == generic and answer.json()["filters"] == []
 
     slack = await world.sync.get(
         "/api/notification-events", params={"provider": "slack"}, headers=admin_headers()

@@ -111,5 +111,8 @@ class NotificationEvents(BaseModel):
     provider: str
     # Every event the provider renders specifically, by name.
     events: list[NotificationEvent]
-    # The event kinds rendered only generically: any action of each (`star`, `star.*`).
+    # The event kinds rendered only generically: any action of each (`star`, `star.*`);
+    # `*` where any event the provider sends can be named (a provider rendered generically).
     generic: list[str]
+    # The filters its subscriptions take (the others are refused).
+    filters: list[str]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.sync.subscriptions.filters import problems
+from services.sync.subscriptions.filters import FILTERS, problems
 from services.sync.subscriptions.repository import SubscriptionRepository
 from services.sync.subscriptions.schemas import (
     NotificationEvent,
@@ -140,6 +140,7 @@ def notification_events(provider: str) -> NotificationEvents:
             for name in sorted(notifier.events)
         ],
         generic=sorted(notifier.generic_events),
+        filters=[name for name in FILTERS if name in notifier.filters],
     )
 
 

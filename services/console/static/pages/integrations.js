@@ -35,7 +35,7 @@ import {
   providerTitle,
 } from "../providers.js";
 import { recentChanges } from "./audit.js";
-import { NOTIFYING, subscriptionsSection } from "./subscriptions.js";
+import { notifies, subscriptionsSection } from "./subscriptions.js";
 
 export async function render(main, { id, params, go }) {
   await loadCatalog();
@@ -347,9 +347,9 @@ async function detail(main, id, go) {
     ]),
   );
   main.append(facts);
-  // What a GitHub or Jira integration is for, right after what it is: not below the setup
-  // steps and the actions, a phone's several screens down.
-  if (NOTIFYING.includes(integration.provider)) main.append(await subscriptionsSection(integration));
+  // What an integration sending webhooks is for, right after what it is: not below the
+  // setup steps and the actions, a phone's several screens down.
+  if (notifies(integration.provider)) main.append(await subscriptionsSection(integration));
 
   if (integration.webhook_url) {
     main.append(

@@ -1,11 +1,24 @@
-// A GitHub or Jira integration's notification subscriptions, on its page (SPEC §12): the
-// table (filters summarised, counts, last error), enable/disable, delete, and creating one
-// from the events the sync service lists (GET /api/notification-events).
+// An integration's notification subscriptions, on its page (SPEC §12, §16): the table
+// (filters summarised, counts, last error), enable/disable, delete, and creating one from
+// the events and filters the sync service lists (GET /api/notification-events).
 
 import { call, enc, get, post } from "../api.js";
 import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl, writes } from "../dom.js";
+import { catalogEntry } from "../providers.js";
 
-export const NOTIFYING = ["github", "jira"];
+/** Whether `provider`'s integrations take subscriptions: every one sending webhooks but
+ * the chats, whose messages are synced (the catalog says "notifications"). */
+export function notifies(provider) {
+  const entry = catalogEntry(provider);
+  return Boolean(entry && entry.category !== "chat" && entry.capabilities.includes("notifications"));
+}
+
+// What a repository is called, where the provider has them.
+const REPOSITORY_HINT = {
+  github: "owner/name or owner/*",
+  gitlab: "group/project or group/*",
+  bitbucket: "workspace/repository or workspace/*",
+};
 
 // Defaults that count only in part (docs/notifications.md).
 const PARTLY = {
@@ -152,15 +165,23 @@ function eventPicker(provider, catalog) {
     "fieldset",
     {},
     h("legend", {}, "Events"),
-    h("p", { class: "hint" }, `None chosen: the provider's defaults, marked “default” (${PARTLY[provider]}).`),
+    h(
+      "p",
+      { class: "hint" },
+      catalog.events.some((e) => e.default)
+        ? `None chosen: the provider's defaults, marked “default”${PARTLY[provider] ? ` (${PARTLY[provider]})` : ""}.`
+        : "None chosen: nothing is notified until events are named (this provider has no defaults).",
+    ),
     picker,
   );
 }
 
 function createForm(provider, catalog, base, created) {
+  const applies = new Set(catalog instanceof Error ? [] : catalog.filters);
   const github = provider === "github";
   const bots = h("input", { type: "checkbox", name: "no_bots" });
   const drafts = h("input", { type: "checkbox", name: "drafts" });
+  const only = (name, ...fields) => (applies.has(name) ? fields : null);
   return form(
     [
       field("Channel id", h("input", { name: "channel_id", required: true, autocomplete: "off" }), "the chat channel the notifications go to"),
@@ -171,23 +192,28 @@ function createForm(provider, catalog, base, created) {
         "more, separated by spaces; * within a part or as a whole part: pull_request.*, check_run.fail*",
       ),
       field("Leave out events", h("input", { name: "exclude_events", autocomplete: "off", spellcheck: "false" }), "names or patterns, also left out of the defaults"),
-      h(
-        "fieldset",
-        { class: "columns" },
-        h("legend", {}, "Filters (empty: no filter)"),
-        github
-          ? [
-              field("Repositories", h("input", { name: "repositories", autocomplete: "off" }), "owner/name or owner/*"),
-              field("Branches", h("input", { name: "branches", autocomplete: "off" }), "globs: main, release/*"),
+      applies.size
+        ? h(
+            "fieldset",
+            { class: "columns" },
+            h("legend", {}, "Filters (empty: no filter)"),
+            only("repositories", field("Repositories", h("input", { name: "repositories", autocomplete: "off" }), REPOSITORY_HINT[provider] || "names or globs")),
+            only("branches", field("Branches", h("input", { name: "branches", autocomplete: "off" }), "globs: main, release/*")),
+            only(
+              "labels",
               field("Labels, any of", h("input", { name: "labels.any", autocomplete: "off" }), "separated by commas"),
               field("Labels, all of", h("input", { name: "labels.all", autocomplete: "off" }), "separated by commas"),
               field("Labels, none of", h("input", { name: "labels.none", autocomplete: "off" }), "separated by commas"),
-            ]
-          : field("Projects", h("input", { name: "projects", autocomplete: "off" }), "Jira project keys: SP BUG"),
-        field("Authors left out", h("input", { name: "authors.exclude", autocomplete: "off" }), github ? "logins or globs: dependabot*" : "account ids"),
-        h("div", { class: "field check" }, bots, h("label", { for: (bots.id = "sub-no-bots") }, "Leave out bots")),
-        github ? h("div", { class: "field check" }, drafts, h("label", { for: (drafts.id = "sub-drafts") }, "Draft pull requests too")) : null,
-      ),
+            ),
+            only("projects", field("Projects", h("input", { name: "projects", autocomplete: "off" }), provider === "jira" ? "Jira project keys: SP BUG" : "keys, separated by spaces")),
+            only(
+              "authors",
+              field("Authors left out", h("input", { name: "authors.exclude", autocomplete: "off" }), github ? "logins or globs: dependabot*" : "names, ids or globs"),
+              h("div", { class: "field check" }, bots, h("label", { for: (bots.id = "sub-no-bots") }, "Leave out bots")),
+            ),
+            only("drafts", h("div", { class: "field check" }, drafts, h("label", { for: (drafts.id = "sub-drafts") }, "Drafts too"))),
+          )
+        : null,
       field("Threads", select("threads", [["item", "on: a thread per item, its root kept current"], ["off", "off: every notification in the channel"]], "item")),
     ],
     "Create subscription",
@@ -210,7 +236,7 @@ function createForm(provider, catalog, base, created) {
       if (excluded.length) authors.exclude = excluded;
       if (bots.checked) authors.bots = false;
       if (Object.keys(authors).length) body.authors = authors;
-      if (github && drafts.checked) body.drafts = true;
+      if (applies.has("drafts") && drafts.checked) body.drafts = true;
       const sub = await post(base, body);
       el.reset();
       el.querySelector(".event-picker")?.dispatchEvent(new Event("change")); // its count
