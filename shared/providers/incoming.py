@@ -84,8 +84,13 @@ def hex_color(value: object) -> str | None:
     return None
 
 
+def field_name(name: object) -> str:
+    """A field's name without the colon some senders end it with (`Board:`)."""
+    return string(name).strip().rstrip(":").rstrip()
+
+
 def field(name: object, value: object) -> Field | None:
-    shown_name, shown_value = md.line(name, MAX_LINE), md.line(value, MAX_LINE)
+    shown_name, shown_value = md.line(field_name(name), MAX_LINE), md.line(value, MAX_LINE)
     if not shown_name and not shown_value:
         return None
     return Field(shown_name, shown_value)
@@ -128,7 +133,7 @@ def field_lines(markup: Markup, value: object, name_key: str, value_key: str) ->
     """A list of fields as `**name:** value` lines: the name plain text, the value in
     `markup`; at most `MAX_FIELDS`, then "… and N more"."""
     lines = [
-        field_line(md.text(f.get(name_key), MAX_LINE), markup.inline(f.get(value_key)))
+        field_line(md.text(field_name(f.get(name_key)), MAX_LINE), markup.inline(f.get(value_key)))
         for f in items(value, MAX_FIELDS)
     ]
     return [*lines, more(value, MAX_FIELDS)]
@@ -141,12 +146,15 @@ def footer(*parts: str) -> str:
 
 
 def join(parts: Iterable[str], separator: str = "\n\n") -> str:
+    """The non-empty parts; paragraphs by default (a quote, a list or a code block in one
+    part must end before the next begins)."""
     return separator.join(part for part in parts if part)
 
 
 def finish(parts: Iterable[str]) -> str:
     """The parts as paragraphs, cut at `MAX_TEXT` characters at a line's end."""
-    text = join(part.strip("\n") for part in parts)
+    # Private-use characters are held pieces' in `Markup`; a sender's own go everywhere alike.
+    text = _PRIVATE.sub("", join(part.strip("\n") for part in parts))
     if len(text) <= MAX_TEXT:
         return text
     cut = text[:MAX_TEXT].rsplit("\n", 1)[0]
@@ -243,12 +251,18 @@ class Markup:
 
     def _lines(self, text: str) -> list[str]:
         out = []
+        in_block = False
         for raw in text.split("\n"):
             line = raw.strip()
             marker = self.blocks.match(line)
             prefix = ""
             if marker:
                 prefix, line = self.block(marker), line[marker.end() :]
+            elif in_block and line:
+                # The chats end a quote or a list at the line's end; CommonMark would run the
+                # next line on into it (a lazy continuation) without a blank line between.
+                out.append("")
+            in_block = bool(marker)
             out.append(prefix + self.inline(line) if line or not prefix else prefix.rstrip())
         return out
 
@@ -297,7 +311,7 @@ def _markdown_atom(found: re.Match[str]) -> str:
     if (code := found.group("code")) is not None:
         return md.code(code, MAX_LINE)
     if (label := found.group("label")) is not None:
-        return md.link(MARKDOWN.inline(label), found.group("target"))
+        return link_or_text(label, found.group("target"))
     if (autolink := found.group("autolink")) is not None:
         return link_or_text(autolink, autolink)
     if (url := found.group("url")) is not None:

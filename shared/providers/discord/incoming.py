@@ -75,19 +75,19 @@ def _object(value: object) -> Mapping[str, Any]:
 
 def _embed(embed: Mapping[str, Any]) -> str:
     author = _object(embed.get("author"))
-    lines = [
+    head = [
         byline(author.get("name"), author.get("url")),
         heading(embed.get("title"), embed.get("url")),
-        MARKDOWN.text(string(embed.get("description"))),
-        *field_lines(MARKDOWN, embed.get("fields"), "name", "value"),
     ]
+    tail = field_lines(MARKDOWN, embed.get("fields"), "name", "value")
     for key in ("image", "thumbnail"):
         url = md.safe_url(_object(embed.get(key)).get("url"))
         if url:
-            lines.append(link_or_text(key, url))
+            tail.append(link_or_text(key, url))
     text = string(_object(embed.get("footer")).get("text"))
-    lines.append(footer(text, string(embed.get("timestamp"))))
-    return join(lines, "\n")
+    tail.append(footer(text, string(embed.get("timestamp"))))
+    description = MARKDOWN.text(string(embed.get("description")))
+    return join([join(head, "\n"), description, join(tail, "\n")])
 
 
 def _card(embeds: list[Mapping[str, Any]]) -> Card | None:

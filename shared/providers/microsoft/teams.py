@@ -37,7 +37,6 @@ from shared.providers.incoming import (
     Incoming,
     card,
     field,
-    field_line,
     field_lines,
     finish,
     hex_color,
@@ -119,22 +118,17 @@ def _message_card(message: Mapping[str, Any]) -> tuple[str, Card | None]:
 
 
 def _section(section: Mapping[str, Any]) -> str:
-    lines = []
-    title = string(section.get("title")).strip()
-    if title:
-        lines.append(strong(md.text(title, MAX_LINE)))
+    head = [strong(md.text(string(section.get("title")), MAX_LINE))]
     activity = string(section.get("activityTitle")).strip()
     if activity:
-        lines.append(strong(MARKDOWN.inline(activity)))
-    for key in ("activitySubtitle", "activityText", "text"):
-        lines.append(MARKDOWN.text(string(section.get(key))))
-    for fact in items(section.get("facts"), MAX_FIELDS):
-        lines.append(
-            field_line(md.text(fact.get("name"), MAX_LINE), MARKDOWN.inline(fact.get("value")))
-        )
-    lines.append(more(section.get("facts"), MAX_FIELDS))
-    lines.append(join((link for link, _ in _open_uris(section.get("potentialAction"))), " · "))
-    return join(lines, "\n")
+        head.append(strong(MARKDOWN.inline(activity)))
+    texts = [
+        MARKDOWN.text(string(section.get(key)))
+        for key in ("activitySubtitle", "activityText", "text")
+    ]
+    tail = field_lines(MARKDOWN, section.get("facts"), "name", "value")
+    tail.append(join((link for link, _ in _open_uris(section.get("potentialAction"))), " · "))
+    return join([join(head, "\n"), *texts, join(tail, "\n")])
 
 
 def _open_uris(actions: object) -> list[tuple[str, str]]:
@@ -214,7 +208,7 @@ def _element(element: Mapping[str, Any], reading: _Reading, depth: int) -> None:
     elif kind == "FactSet":
         lines.extend(field_lines(MARKDOWN, element.get("facts"), "title", "value"))
         reading.fields.extend(
-            field(string(fact.get("title")).rstrip(": "), fact.get("value"))
+            field(fact.get("title"), fact.get("value"))
             for fact in items(element.get("facts"), MAX_FIELDS)
         )
     elif kind == "ColumnSet":

@@ -138,7 +138,9 @@ def _card(body: Mapping[str, Any], attachments: list[Mapping[str, Any]]) -> Any:
         return None
     titled = next((a for a in attachments if string(a.get("title")).strip()), None)
     header = next((_text_of(b.get("text")) for b in block_list if b.get("type") == "header"), "")
-    title = plain(titled.get("title")) if titled else header
+    # No title: the message's own first line names what the card is about.
+    first_line = plain(body.get("text")).strip().split("\n", 1)[0]
+    title = decode(string(titled.get("title"))) if titled else header or first_line
     url = titled.get("title_link") if titled else None
     color = _color(attachments[0].get("color")) if attachments else None
     fields: list[Field | None] = []
@@ -174,18 +176,22 @@ def _section_fields(blocks: Iterable[Mapping[str, Any]]) -> list[Field | None]:
 
 
 def _attachment(attachment: Mapping[str, Any]) -> str:
-    lines = [
-        MRKDWN.text(string(attachment.get("pretext"))),
+    head = [
         byline(attachment.get("author_name"), attachment.get("author_link")),
-        heading(attachment.get("title"), attachment.get("title_link")),
-        MRKDWN.text(string(attachment.get("text"))),
-        *field_lines(MRKDWN, attachment.get("fields"), "title", "value"),
-        _blocks(attachment.get("blocks")),
+        heading(decode(string(attachment.get("title"))), attachment.get("title_link")),
     ]
+    tail = field_lines(MRKDWN, attachment.get("fields"), "title", "value")
     if md.safe_url(attachment.get("image_url")):
-        lines.append(link_or_text("image", attachment.get("image_url")))
-    lines.append(footer(string(attachment.get("footer")), _time(attachment.get("ts"))))
-    return join(lines, "\n") or MRKDWN.text(string(attachment.get("fallback")))
+        tail.append(link_or_text("image", attachment.get("image_url")))
+    tail.append(footer(string(attachment.get("footer")), _time(attachment.get("ts"))))
+    parts = [
+        MRKDWN.text(string(attachment.get("pretext"))),
+        join(head, "\n"),
+        MRKDWN.text(string(attachment.get("text"))),
+        _blocks(attachment.get("blocks")),
+        join(tail, "\n"),
+    ]
+    return join(parts) or MRKDWN.text(string(attachment.get("fallback")))
 
 
 def _time(value: object) -> str:
@@ -237,12 +243,11 @@ def _block(block: Mapping[str, Any]) -> str:
         title = md.text(_text_of(block.get("text")), MAX_LINE)
         return f"### {title}" if title else ""
     if kind == "section":
-        lines = [_text_object(block.get("text"))]
-        lines.extend(_text_object(f, one_line=True) for f in items(block.get("fields")))
+        lines = [_text_object(f, one_line=True) for f in items(block.get("fields"))]
         accessory = block.get("accessory")
         if isinstance(accessory, dict):
             lines.append(_element(accessory))
-        return join(lines, "\n")
+        return join([_text_object(block.get("text")), join(lines, "\n")])
     if kind == "context":
         pieces = [
             _text_object(e, one_line=True)
@@ -259,7 +264,7 @@ def _block(block: Mapping[str, Any]) -> str:
     if kind == "actions":
         return join((_element(e) for e in items(block.get("elements"))), " · ")
     if kind == "rich_text":
-        return join((_rich(e) for e in items(block.get("elements"))), "\n")
+        return join(_rich(e) for e in items(block.get("elements")))
     if kind == "markdown":  # Slack's block of standard Markdown
         return MARKDOWN.text(string(block.get("text")))
     return ""
