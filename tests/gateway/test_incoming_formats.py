@@ -87,6 +87,19 @@ async def test_discord_wait_true_answers_the_message_and_retries_share_an_id(
     assert "@\u200d123" in messages[0]["text"] and "@\u200deveryone" in messages[0]["text"]
 
 
+@pytest.mark.parametrize(
+    "avatar", ["https://[::1", "https://x.test:99999/", "ftp://x.test/a.png", 5]
+)
+async def test_discord_avatar_the_envelope_cannot_take_falls_back_to_the_hooks(
+    gateway: RunningService, inbound: KafkaTap, avatar: Any
+) -> None:
+    hook = await create_hook(gateway, default_icon_url="https://x.test/hook.png")
+    body = json.dumps({"content": "up", "avatar_url": avatar}).encode()
+    assert (await post(gateway, hook, "/discord", body)).status_code == 204
+    [message] = await inbound.wait_for(in_channel(hook))
+    assert message["author"]["avatar_url"] == "https://x.test/hook.png"
+
+
 async def test_teams_route_answers_202_for_a_message_card_and_a_workflows_card(
     gateway: RunningService, inbound: KafkaTap
 ) -> None:

@@ -229,6 +229,8 @@ _SLACK = {
     422: "no text, attachments or blocks",
 }
 _SLACK_MEDIA = ("application/json", "application/x-www-form-urlencoded")
+# Discord and Teams take JSON; a JSON body labelled as a form (`curl -d`) is read as JSON.
+_JSON_MEDIA = _SLACK_MEDIA
 
 INGRESS = [
     IngressRoute(
@@ -257,6 +259,7 @@ INGRESS = [
             **_COMMON,
             422: "neither content nor an embed to show",
         },
+        request_media_types=_JSON_MEDIA,
         headers=_HEADERS,
     ),
     IngressRoute(
@@ -269,6 +272,7 @@ INGRESS = [
             **_COMMON,
             422: "neither a MessageCard nor an Adaptive Card attachment",
         },
+        request_media_types=_JSON_MEDIA,
         headers=_HEADERS,
     ),
 ]

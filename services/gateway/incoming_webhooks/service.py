@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from pydantic import ValidationError
+from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
 from shared import jsonlimits
@@ -121,6 +121,21 @@ def read_teams(body: bytes, content_type: str) -> Post:
     return Post(incoming=teams.convert(read_json(body, content_type)))
 
 
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+def _avatar(url: str | None) -> str | None:
+    """The avatar a post asked for, if it is a URL the envelope takes (Discord's
+    `avatar_url` is not checked before; an unusable one falls back to the hook's)."""
+    if url is None:
+        return None
+    try:
+        _URL.validate_python(url)
+    except ValidationError:
+        return None
+    return url
+
+
 def to_inbound_message(
     hook: HookSnapshot, post: Post, idempotency_key: str | None = None
 ) -> InboundMessage:
@@ -145,7 +160,7 @@ def to_inbound_message(
         author=MessageAuthor.model_validate(
             {
                 "name": shown.username or hook.default_username or hook.name,
-                "avatar_url": shown.avatar_url or hook.default_icon_url,
+                "avatar_url": _avatar(shown.avatar_url) or hook.default_icon_url,
             }
         ),
         text=shown.text,
