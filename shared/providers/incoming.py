@@ -272,15 +272,18 @@ def _around(mark: str) -> Callable[[re.Match[str]], str]:
 
 
 def emphasis(marker: str, *, intraword: bool = False) -> re.Pattern[str]:
-    """`marker`text`marker`, the text not starting or ending with a space, on one line;
-    unless `intraword`, not inside a word (Slack's rule, and CommonMark's for `_`)."""
+    """`marker`text`marker` on one line, the text neither starting nor ending with a space
+    nor holding the marker itself (so a line of unclosed markers costs one scan, not one per
+    marker); unless `intraword`, not inside a word (Slack's rule, and CommonMark's for
+    `_`)."""
     m = re.escape(marker)
-    single = re.escape(marker[0])
-    before = "" if intraword else rf"(?<![\w{single}\\])"
-    after = "" if intraword else rf"(?![\w{single}])"
-    return re.compile(
-        rf"{before}{m}(?=[^\s{single}])([^\n]*?[^\s{single}\\]|[^\s{single}\\]){m}{after}"
-    )
+    c = re.escape(marker[0])
+    # A single marker's text has none of its character; a double's, no double.
+    inside = f"[^{c}\\n]" if len(marker) == 1 else f"(?:[^{c}\\n]|{c}(?!{c}))"
+    edge = f"[^\\s{c}\\\\]"
+    before = "" if intraword else rf"(?<![\w{c}\\])"
+    after = "" if intraword else rf"(?![\w{c}])"
+    return re.compile(f"{before}{m}(?=[^\\s{c}])((?:{inside})*?{edge}|{edge}){m}{after}")
 
 
 def link_or_text(label: str, url: object) -> str:

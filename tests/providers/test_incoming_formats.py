@@ -654,3 +654,21 @@ def test_huge_counts_and_deep_nesting_are_bounded() -> None:
     assert plain(converted.text).count("level") == MAX_DEPTH
 
     assert len(slack.convert({"text": "*a* " * 20_000}).text) <= MAX_TEXT + 20
+
+
+@pytest.mark.parametrize(
+    ("convert", "body"),
+    [
+        (slack.convert, {"text": "*a " * 8_000}),
+        (slack.convert, {"text": "~a _a " * 4_000}),
+        (discord.convert, {"content": "**a " * 6_000}),
+        (discord.convert, {"content": "__a ||a " * 3_000}),
+    ],
+)
+def test_a_line_of_unclosed_markers_stays_text(convert: Convert, body: dict[str, Any]) -> None:
+    """Markers that never close are text; each is looked at once (a pattern that scanned
+    to the line's end from every marker took seconds on a 40,000-character line)."""
+    converted = convert(body)
+    assert "<strong>" not in to_html(converted.text) and "<em>" not in to_html(converted.text)
+    written = next(iter(body.values()))
+    assert plain(converted.text).split() == written.split()
