@@ -12,8 +12,8 @@ this: `text` is rendered only when the blocks render to nothing. Attachments fol
 Slack's order: pretext, author (linked), title (linked), text, fields as `name: value`,
 image, footer with its time; an attachment's own `blocks` are rendered too. The card takes
 the first title (an attachment's, else a header block's), its link, the first attachment's
-colour (`good`, `warning` and `danger` as Slack draws them) and every field (attachment
-fields, and section fields written `*Name*\\nvalue`).
+colour (`good`, `warning` and `danger` as the hex values commonly sent for them) and every
+field (attachment fields, and section fields written `*Name*\\nvalue`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from shared.providers.notify import Field
 __all__ = ["MRKDWN", "convert", "plain"]
 
 # Slack names three attachment colours, "good (green), warning (yellow), danger (red)",
-# without their values; these are the ones its clients draw (and other code sends).
+# without their values; these are the values commonly sent for them.
 NAMED_COLORS = {"good": "#2eb886", "warning": "#daa038", "danger": "#a30200"}
 _ENTITIES = re.compile(r"&(lt|gt|amp);")
 _ENTITY_TEXT = {"lt": "<", "gt": ">", "amp": "&"}
