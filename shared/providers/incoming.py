@@ -190,11 +190,17 @@ class Held:
         """`text` (the sender's characters and held pieces) as one line of CommonMark."""
         # An `@` right before a held piece (`@*everyone*`) must not join it into a mention.
         escaped = md.text(_AT_HELD.sub("@" + md.ZWJ, text), MAX_TEXT)
-        return _PRIVATE.sub(lambda found: self.pieces[ord(found.group(0)) - _FIRST_HELD], escaped)
+        return _PRIVATE.sub(self._piece, escaped)
+
+    def _piece(self, found: re.Match[str]) -> str:
+        index = ord(found.group(0)) - _FIRST_HELD
+        return self.pieces[index] if index < len(self.pieces) else ""
 
 
 def unprivate(value: object) -> str:
-    return _PRIVATE.sub("", md.clean(value))
+    """Text from outside (`string`'s reading of it) without control, bidirectional and
+    private-use characters (the last are `Held`'s)."""
+    return _PRIVATE.sub("", md.clean(string(value)))
 
 
 def fence(body: str) -> str:

@@ -439,6 +439,32 @@ def _slack_everywhere(value: str) -> dict[str, Any]:
                 "text": value,
                 "fields": [{"title": value, "value": value}],
                 "footer": value,
+                "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": value}},
+                    {
+                        "type": "section",
+                        "text": {"type": "mrkdwn", "text": value},
+                        "fields": [{"type": "plain_text", "text": value}],
+                    },
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": value}]},
+                    {
+                        "type": "rich_text",
+                        "elements": [
+                            {
+                                "type": "rich_text_section",
+                                "elements": [
+                                    {"type": "text", "text": value, "style": {"bold": True}},
+                                    {"type": "link", "url": "javascript:x", "text": value},
+                                    {"type": "user", "user_id": value},
+                                ],
+                            },
+                            {
+                                "type": "rich_text_preformatted",
+                                "elements": [{"type": "text", "text": value}],
+                            },
+                        ],
+                    },
+                ],
             }
         ],
     }

@@ -67,7 +67,7 @@ def convert(body: Mapping[str, Any]) -> Incoming:
     that is neither form, or whose cards have nothing to show."""
     rendered: list[tuple[str, Card | None]] = []
     if body.get("type") == "message" and isinstance(body.get("attachments"), list):
-        for attachment in items(body.get("attachments"), 10):
+        for attachment in items(body.get("attachments")):
             content = attachment.get("content")
             if not isinstance(content, dict):
                 continue

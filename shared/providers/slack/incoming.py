@@ -47,6 +47,7 @@ from shared.providers.incoming import (
     link_or_text,
     more,
     string,
+    unprivate,
 )
 from shared.providers.notify import Field
 
@@ -305,22 +306,22 @@ def _rich_section(section: Mapping[str, Any]) -> str:
     for run in items(section.get("elements"), 500):
         kind = run.get("type")
         if kind == "text":
-            text += _styled(held, string(run.get("text")), run.get("style"))
+            text += _styled(held, unprivate(run.get("text")), run.get("style"))
         elif kind == "link":
             url = run.get("url")
-            label = string(run.get("text")) or string(url)
+            label = unprivate(run.get("text")) or string(url)
             text += held.hold(link_or_text(label, url))
         elif kind in ("user", "usergroup"):
-            text += "@" + string(run.get("user_id") or run.get("usergroup_id"))
+            text += "@" + unprivate(run.get("user_id") or run.get("usergroup_id"))
         elif kind == "channel":
-            text += "#" + string(run.get("channel_id"))
+            text += "#" + unprivate(run.get("channel_id"))
         elif kind == "broadcast":
-            text += "@" + string(run.get("range"))
+            text += "@" + unprivate(run.get("range"))
         elif kind == "emoji":
-            text += ":" + string(run.get("name")) + ":"
+            text += ":" + unprivate(run.get("name")) + ":"
         elif kind == "date":
-            text += string(run.get("fallback"))
-    return "\n".join(held.line(line) for line in md.clean(text).split("\n"))
+            text += unprivate(run.get("fallback"))
+    return "\n".join(held.line(line) for line in text.split("\n"))
 
 
 def _styled(held: Held, text: str, style: object) -> str:
