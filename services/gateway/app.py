@@ -107,9 +107,9 @@ def definition() -> ServiceDefinition:
         name="gateway",
         description="Verifies inbound webhooks and puts them on Kafka.",
         routers=[incoming.management],
-        # In this order: `/api/webhooks/incoming/{token}` must win over
+        # In this order: `/api/webhooks/incoming/{token}` (and its format routes) must win over
         # `/api/webhooks/{provider}/{integration_id}`.
-        ingress=[incoming.INGRESS, *provider.INGRESS],
+        ingress=[*incoming.INGRESS, *provider.INGRESS],
         indexes=[
             *incoming_repository.INDEXES,
             *seen_repository.INDEXES,

@@ -87,7 +87,7 @@ async def test_curl_style_json_labelled_as_form_is_read_as_json(
     assert message["author"]["name"] == "Incoming webhook"
 
 
-async def test_blocks_and_attachments_only_get_a_plain_text_rendering(
+async def test_blocks_and_attachments_only_are_rendered_as_commonmark(
     gateway: RunningService, inbound: KafkaTap
 ) -> None:
     hook = await create_hook(gateway)
@@ -101,7 +101,9 @@ async def test_blocks_and_attachments_only_get_a_plain_text_rendering(
     )
     assert answer.status_code == 200, answer.text
     [message] = await inbound.wait_for(in_channel(hook))
-    assert message["text"] == "Incident\n*sev2*\ndb latency high"
+    # The header a heading, Slack's *bold* CommonMark's, the attachment its fallback.
+    assert message["text"] == "### Incident\n\n**sev2**\n\ndb latency high"
+    assert message["card"]["title"] == "Incident"
     assert message["blocks"] == blocks
     assert message["attachments"] == attachments
 

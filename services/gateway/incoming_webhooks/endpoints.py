@@ -1,7 +1,9 @@
-"""HTTP routes: `/api/incoming-webhooks` (management) and `/api/webhooks/incoming/{token}`."""
+"""HTTP routes: `/api/incoming-webhooks` (management) and `/api/webhooks/incoming/{token}`
+(Slack's format) with `/slack`, `/discord` and `/teams` beside it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
@@ -13,9 +15,16 @@ from services.gateway.incoming_webhooks.schemas import (
     IncomingWebhookOut,
     IncomingWebhookUpdate,
 )
-from services.gateway.incoming_webhooks.service import new_token, parse_post, to_inbound_message
+from services.gateway.incoming_webhooks.service import (
+    Post,
+    new_token,
+    read_discord,
+    read_slack,
+    read_teams,
+    to_inbound_message,
+)
 from shared.crypto import fingerprint
-from shared.envelopes import Topic
+from shared.envelopes import InboundMessage, Topic
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import Authenticated
@@ -142,8 +151,9 @@ async def rotate_incoming_webhook_token(
     return _out(doc, runtime)
 
 
-async def post_incoming_webhook(request: IngressRequest) -> RawResponse:
-    """Slack-compatible incoming webhook; 200 `ok` only once the message is on Kafka."""
+async def _publish(request: IngressRequest, read: Reader) -> InboundMessage:
+    """The checks every incoming-webhook route makes, the body read by `read`, and the
+    message published: returns once it is on Kafka, so the caller's 2xx means accepted."""
     state = request.app.state
     runtime: Runtime = state.runtime
     cache: TokenCache = state.incoming_cache
@@ -159,33 +169,110 @@ async def post_incoming_webhook(request: IngressRequest) -> RawResponse:
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         raise BadRequest("Idempotency-Key must be 1-200 characters", code="bad_idempotency_key")
     body = await request.body(settings.incoming_max_body_bytes)
-    post = parse_post(body, request.headers.get("content-type", "application/json"))
+    post = read(body, request.headers.get("content-type", "application/json"))
     message = to_inbound_message(hook, post, idempotency_key)
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters: BatchedWriter = state.counters
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     usage: UsageCounters = state.usage
     usage.event(hook.workspace_id, "incoming")
+    return message
+
+
+async def post_incoming_webhook(request: IngressRequest) -> RawResponse:
+    """Slack's body; 200 `ok` only once the message is on Kafka, as Slack answers."""
+    await _publish(request, read_slack)
     return _OK
 
 
+async def post_discord_webhook(request: IngressRequest) -> RawResponse:
+    """Discord's Execute Webhook body: 204, or with `?wait=true` 200 and the message (its
+    `id`, `channel_id` and `content`), as Discord answers; only once it is on Kafka."""
+    message = await _publish(request, read_discord)
+    if request.query_params.get("wait", "").lower() not in ("true", "1"):
+        return RawResponse(204)
+    hook_id = message.source.integration_id
+    reply = {
+        "id": message.id,
+        "type": 0,
+        "channel_id": message.channel_id,
+        "webhook_id": hook_id,
+        "content": message.text,
+        "timestamp": message.occurred_at.isoformat(),
+    }
+    return RawResponse.json(reply)
+
+
+async def post_teams_webhook(request: IngressRequest) -> RawResponse:
+    """A Teams MessageCard or Workflows message; 202, as Workflows' webhooks answer, only
+    once it is on Kafka."""
+    await _publish(request, read_teams)
+    return RawResponse(202)
+
+
+Reader = Callable[[bytes, str], Post]
 _MAX_TOKEN = 200
 _MAX_IDEMPOTENCY_KEY = 200
 _OK = RawResponse(200, b"ok", "text/plain")
+_PATH = "/api/webhooks/incoming/{token}"
+_HEADERS = {"Idempotency-Key": "retries with the same key give the same envelope id"}
+_COMMON = {
+    400: "malformed JSON (or form, for Slack's)",
+    403: "the incoming webhook is disabled",
+    404: "unknown or revoked token",
+    413: "body over the limit",
+    503: "Kafka unavailable: nothing was accepted, retry",
+}
+_SLACK = {
+    200: "`ok`: the message is on Kafka",
+    **_COMMON,
+    422: "no text, attachments or blocks",
+}
+_SLACK_MEDIA = ("application/json", "application/x-www-form-urlencoded")
+# Discord and Teams take JSON; a JSON body labelled as a form (`curl -d`) is read as JSON.
+_JSON_MEDIA = _SLACK_MEDIA
 
-INGRESS = IngressRoute(
-    "/api/webhooks/incoming/{token}",
-    post_incoming_webhook,
-    summary="Post a message to an incoming webhook (Slack-compatible JSON or payload= form)",
-    responses={
-        200: "`ok`: the message is on Kafka",
-        400: "malformed JSON or form",
-        403: "the incoming webhook is disabled",
-        404: "unknown or revoked token",
-        413: "body over the limit",
-        422: "no text, attachments or blocks",
-        503: "Kafka unavailable: nothing was accepted, retry",
-    },
-    request_media_types=("application/json", "application/x-www-form-urlencoded"),
-    headers={"Idempotency-Key": "retries with the same key give the same envelope id"},
-)
+INGRESS = [
+    IngressRoute(
+        _PATH,
+        post_incoming_webhook,
+        summary="Post a message to an incoming webhook (Slack's JSON or payload= form)",
+        responses=_SLACK,
+        request_media_types=_SLACK_MEDIA,
+        headers=_HEADERS,
+    ),
+    IngressRoute(
+        _PATH + "/slack",
+        post_incoming_webhook,
+        summary="Post a message to an incoming webhook in Slack's format",
+        responses=_SLACK,
+        request_media_types=_SLACK_MEDIA,
+        headers=_HEADERS,
+    ),
+    IngressRoute(
+        _PATH + "/discord",
+        post_discord_webhook,
+        summary="Post a message to an incoming webhook in Discord's format (Execute Webhook)",
+        responses={
+            200: "with `?wait=true`: the message (`id`, `channel_id`, `content`), on Kafka",
+            204: "the message is on Kafka",
+            **_COMMON,
+            422: "neither content nor an embed to show",
+        },
+        request_media_types=_JSON_MEDIA,
+        headers=_HEADERS,
+    ),
+    IngressRoute(
+        _PATH + "/teams",
+        post_teams_webhook,
+        summary="Post a message to an incoming webhook in Microsoft Teams' format "
+        "(a MessageCard, or a Workflows message with Adaptive Cards)",
+        responses={
+            202: "the message is on Kafka",
+            **_COMMON,
+            422: "neither a MessageCard nor an Adaptive Card attachment",
+        },
+        request_media_types=_JSON_MEDIA,
+        headers=_HEADERS,
+    ),
+]

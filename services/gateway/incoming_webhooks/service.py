@@ -1,20 +1,25 @@
-"""Incoming-webhook logic: parse a post, check it, and turn it into a `message.received`."""
+"""Incoming-webhook logic: read a post in Slack's, Discord's or Teams' format, check it,
+and turn it into a `message.received`."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from pydantic import ValidationError
+from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
 from shared import jsonlimits
 from shared.envelopes import InboundMessage, MessageAuthor, MessageSource
 from shared.errors import BadRequest, Invalid
 from shared.ids import derived_id, new_id, utcnow
+from shared.providers.discord import incoming as discord
+from shared.providers.incoming import Incoming
+from shared.providers.microsoft import teams
+from shared.providers.slack import incoming as slack
 
 TOKEN_PREFIX = "hhwh_"  # noqa: S105 - a prefix, not a secret
 SOURCE_PROVIDER = "incoming_webhook"
@@ -37,17 +42,20 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def parse_post(body: bytes, content_type: str) -> IncomingPost:
-    """Slack accepts JSON, or a form whose `payload` field holds the JSON; so do we."""
+def read_json(body: bytes, content_type: str, *, form: bool = False) -> dict[str, Any]:
+    """The body's JSON object; with `form`, also a form whose `payload` field holds it (as
+    Slack accepts)."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     # `curl -d '{"text": ...}'` labels JSON as a form; Slack reads it as JSON, and so do we.
     looks_like_json = body.lstrip().startswith(b"{")
-    if media_type == "application/x-www-form-urlencoded" and not looks_like_json:
+    if form and media_type == "application/x-www-form-urlencoded" and not looks_like_json:
         try:
-            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+            fields = parse_qs(
+                body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body)
+            )
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadRequest("form body is malformed", code="malformed_form") from exc
-        payloads = form.get("payload")
+        payloads = fields.get("payload")
         if not payloads:
             raise BadRequest("form body has no `payload` field", code="malformed_form")
         raw: str | bytes = payloads[0]
@@ -63,6 +71,12 @@ def parse_post(body: bytes, content_type: str) -> IncomingPost:
         raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep")
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="malformed_json")
+    return data
+
+
+def parse_post(body: bytes, content_type: str) -> IncomingPost:
+    """Slack accepts JSON, or a form whose `payload` field holds the JSON; so do we."""
+    data = read_json(body, content_type, form=True)
     try:
         post = IncomingPost.model_validate(data)
     except ValidationError as exc:
@@ -74,45 +88,63 @@ def parse_post(body: bytes, content_type: str) -> IncomingPost:
     return post
 
 
-def render_text(post: IncomingPost) -> str:
-    """Plain text for chat products that do not render attachments or blocks."""
-    if post.text and post.text.strip():
-        return post.text
-    lines: list[str] = []
-    for block in post.blocks or []:
-        lines.extend(_block_text(block))
-    for attachment in post.attachments or []:
-        for key in ("fallback", "pretext", "title", "text"):
-            value = attachment.get(key)
-            if isinstance(value, str) and value.strip():
-                lines.append(value)
-                break
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Post:
+    """A body read in one of the three formats: the message to show (`Incoming`, which a
+    template's result may replace), and what the envelope carries beside it."""
+
+    incoming: Incoming
+    channel: str | None = None
+    thread: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    blocks: list[dict[str, Any]] | None = None
 
 
-def _block_text(block: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    text = block.get("text")
-    if isinstance(text, dict) and isinstance(text.get("text"), str):
-        found.append(text["text"])
-    elif isinstance(text, str):
-        found.append(text)
-    for key in ("fields", "elements"):
-        for element in block.get(key) or []:
-            if isinstance(element, dict):
-                found.extend(_block_text(element))
-    return found
+def read_slack(body: bytes, content_type: str) -> Post:
+    """Slack's body; its `attachments` and `blocks` stay on the envelope as received, for
+    chat products that render Slack's own."""
+    post = parse_post(body, content_type)
+    return Post(
+        incoming=slack.convert(post.model_dump(mode="json")),
+        channel=post.channel,
+        thread=post.thread_ts,
+        attachments=post.attachments or [],
+        blocks=post.blocks,
+    )
+
+
+def read_discord(body: bytes, content_type: str) -> Post:
+    return Post(incoming=discord.convert(read_json(body, content_type)))
+
+
+def read_teams(body: bytes, content_type: str) -> Post:
+    return Post(incoming=teams.convert(read_json(body, content_type)))
+
+
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+def _avatar(url: str | None) -> str | None:
+    """The avatar a post asked for, if it is a URL the envelope takes (Discord's
+    `avatar_url` is not checked before; an unusable one falls back to the hook's)."""
+    if url is None:
+        return None
+    try:
+        _URL.validate_python(url)
+    except ValidationError:
+        return None
+    return url
 
 
 def to_inbound_message(
-    hook: HookSnapshot, post: IncomingPost, idempotency_key: str | None = None
+    hook: HookSnapshot, post: Post, idempotency_key: str | None = None
 ) -> InboundMessage:
     # With an Idempotency-Key a retried post gets the same envelope id, so consumers see it
     # once; without one every post is a new message, as with Slack.
     message_id = (
         derived_id(SOURCE_PROVIDER, hook.id, idempotency_key) if idempotency_key else new_id("evt")
     )
-    icon = str(post.icon_url) if post.icon_url else hook.default_icon_url
+    shown = post.incoming
     return InboundMessage(
         id=message_id,
         type="message.received",
@@ -123,13 +155,17 @@ def to_inbound_message(
             integration_id=hook.id,
             external_channel_id=post.channel,
             external_message_id=message_id,
-            external_thread_id=post.thread_ts,
+            external_thread_id=post.thread,
         ),
         author=MessageAuthor.model_validate(
-            {"name": post.username or hook.default_username or hook.name, "avatar_url": icon}
+            {
+                "name": shown.username or hook.default_username or hook.name,
+                "avatar_url": _avatar(shown.avatar_url) or hook.default_icon_url,
+            }
         ),
-        text=render_text(post),
-        attachments=post.attachments or [],
+        text=shown.text,
+        attachments=post.attachments,
         blocks=post.blocks,
+        card=shown.card.as_dict() if shown.card else None,
         occurred_at=utcnow(),
     )
