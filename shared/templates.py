@@ -9,13 +9,14 @@ result's shape and its checks, the result as a `Notice` text and card, the error
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.errors import Invalid
+from shared.errors import BadRequest, Invalid
 from shared.ids import utcnow
 from shared.jsbox import Sandbox, ScriptError
 from shared.providers import commonmark as md
@@ -147,14 +148,19 @@ class TemplateMetrics:
 
 
 def event_of(
-    provider: str, event_type: str, payload: Any, headers: dict[str, str] | None = None
+    provider: str, event_type: str, payload: Any, headers: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """The `event` a template is called with; headers lower-cased, without credentials."""
-    kept = {
-        name.lower(): value
-        for name, value in (headers or {}).items()
-        if not _CREDENTIAL.search(name.lower())
-    }
+    """The `event` a template is called with; headers lower-cased, without credentials (and
+    without one whose value is not UTF-8)."""
+    given: Mapping[str, str] = headers or {}
+    kept: dict[str, str] = {}
+    for name in given:
+        if _CREDENTIAL.search(name.lower()):
+            continue
+        try:
+            kept[name.lower()] = given[name]
+        except BadRequest:
+            continue
     return {"provider": provider, "event_type": event_type, "headers": kept, "payload": payload}
 
 

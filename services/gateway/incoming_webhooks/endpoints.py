@@ -14,6 +14,7 @@ from services.gateway.incoming_webhooks.schemas import (
     IncomingWebhookUpdate,
 )
 from services.gateway.incoming_webhooks.service import new_token, parse_post, to_inbound_message
+from services.gateway.incoming_webhooks.templates import templated_message
 from shared.crypto import fingerprint
 from shared.envelopes import Topic
 from shared.errors import BadRequest, Forbidden, NotFound
@@ -26,6 +27,7 @@ from shared.ids import new_id, utcnow
 from shared.mongo import BatchedWriter, Document
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
+from shared.templates import Templates
 from shared.usage import UsageCounters
 
 management = APIRouter(
@@ -40,6 +42,7 @@ RepositoryDep = Annotated[
     IncomingWebhookRepository, Depends(from_state("incoming_repository", IncomingWebhookRepository))
 ]
 CacheDep = Annotated[TokenCache, Depends(from_state("incoming_cache", TokenCache))]
+TemplatesDep = Annotated[Templates, Depends(from_state("templates", Templates))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 HookId = Annotated[str, Path(max_length=200)]
 
@@ -56,6 +59,8 @@ def _out(doc: Document, runtime: Runtime) -> IncomingWebhookOut:
             "description": doc.get("description"),
             "default_username": doc.get("default_username"),
             "default_icon_url": doc.get("default_icon_url"),
+            "template": doc.get("template"),
+            "last_error": doc.get("last_error"),
         }
     )
 
@@ -67,8 +72,13 @@ def _token_fields(runtime: Runtime) -> dict[str, str]:
 
 @management.post("", status_code=status.HTTP_201_CREATED, response_model=IncomingWebhookOut)
 async def create_incoming_webhook(
-    body: IncomingWebhookCreate, repository: RepositoryDep, cache: CacheDep, runtime: RuntimeDep
+    body: IncomingWebhookCreate,
+    repository: RepositoryDep,
+    cache: CacheDep,
+    runtime: RuntimeDep,
+    templates: TemplatesDep,
 ) -> IncomingWebhookOut:
+    await templates.check(body.template)
     now = utcnow()
     doc: Document = {
         "_id": new_id("iwh"),
@@ -112,8 +122,10 @@ async def update_incoming_webhook(
     repository: RepositoryDep,
     cache: CacheDep,
     runtime: RuntimeDep,
+    templates: TemplatesDep,
 ) -> IncomingWebhookOut:
     fields: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
+    await templates.check(fields.get("template"))
     doc = await (repository.update(hook_id, fields) if fields else repository.get(hook_id))
     if doc is None:
         raise NotFound(f"incoming webhook {hook_id} not found")
@@ -159,10 +171,17 @@ async def post_incoming_webhook(request: IngressRequest) -> RawResponse:
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         raise BadRequest("Idempotency-Key must be 1-200 characters", code="bad_idempotency_key")
     body = await request.body(settings.incoming_max_body_bytes)
-    post = parse_post(body, request.headers.get("content-type", "application/json"))
-    message = to_inbound_message(hook, post, idempotency_key)
-    await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters: BatchedWriter = state.counters
+    if hook.template is not None:  # SPEC §16: the hook's template renders the post
+        message = await templated_message(
+            state.templates, counters, hook, body, request.headers, idempotency_key
+        )
+        if message is None:  # skipped by the template: accepted, nothing to show
+            return _OK
+    else:
+        post = parse_post(body, request.headers.get("content-type", "application/json"))
+        message = to_inbound_message(hook, post, idempotency_key)
+    await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     usage: UsageCounters = state.usage
     usage.event(hook.workspace_id, "incoming")

@@ -31,6 +31,8 @@ class HookSnapshot:
     enabled: bool
     default_username: str | None = None
     default_icon_url: str | None = None
+    # JavaScript rendering the posts (SPEC §16): services.gateway.incoming_webhooks.templates.
+    template: str | None = None
 
 
 def new_token() -> str:
@@ -39,6 +41,20 @@ def new_token() -> str:
 
 def parse_post(body: bytes, content_type: str) -> IncomingPost:
     """Slack accepts JSON, or a form whose `payload` field holds the JSON; so do we."""
+    data = parse_body(body, content_type)
+    try:
+        post = IncomingPost.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise Invalid(f"{where}: {first['msg']}", code="invalid_payload") from exc
+    if not (post.text and post.text.strip()) and not post.attachments and not post.blocks:
+        raise Invalid("a message needs `text`, `attachments` or `blocks`", code="no_text")
+    return post
+
+
+def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    """The JSON object posted, as JSON or as a form's `payload` field."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     # `curl -d '{"text": ...}'` labels JSON as a form; Slack reads it as JSON, and so do we.
     looks_like_json = body.lstrip().startswith(b"{")
@@ -63,15 +79,7 @@ def parse_post(body: bytes, content_type: str) -> IncomingPost:
         raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep")
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="malformed_json")
-    try:
-        post = IncomingPost.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise Invalid(f"{where}: {first['msg']}", code="invalid_payload") from exc
-    if not (post.text and post.text.strip()) and not post.attachments and not post.blocks:
-        raise Invalid("a message needs `text`, `attachments` or `blocks`", code="no_text")
-    return post
+    return data
 
 
 def render_text(post: IncomingPost) -> str:
