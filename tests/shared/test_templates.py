@@ -4,7 +4,10 @@ the runs counted, the check at save."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,8 @@ from shared.templates import (
     notice_of,
     result_of,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +162,43 @@ async def test_a_template_is_checked_at_save(
     assert caught.value.code == "invalid_template"
     assert caught.value.extra == {"line": 2, "column": 17}
     assert "SyntaxError" in caught.value.message
+
+
+def doc_examples() -> list[str]:
+    text = (ROOT / "docs" / "notifications.md").read_text()
+    section = text[text.index("\n## Templates\n") :]
+    return re.findall(r"^```js\n(.*?)^```", section, re.M | re.S)
+
+
+async def test_the_documented_examples_do_what_the_page_says(
+    templates: tuple[Templates, CollectorRegistry],
+) -> None:
+    runner, _ = templates
+    group, as_fields, only_failures = doc_examples()
+    alert = json.loads((ROOT / "shared/providers/alertmanager/samples/resolved.json").read_text())
+    summary = await runner.render(
+        group, event_of("incoming_webhook", "message", alert), use="test", scope=""
+    )
+    assert isinstance(summary, TemplateResult), summary
+    assert summary.text == "**High CPU Temperature**: 0 of 1 firing"
+    assert (summary.state, summary.color, summary.item) == ("resolved", "#2ea44f", "{}/{}:{}")
+    assert summary.fields is not None and summary.fields[0].name == "andromeda"
+    flat = {"service": "api", "version": "2.4.1", "ok": True, "nested": {"x": 1}}
+    shown = await runner.render(
+        as_fields, event_of("incoming_webhook", "message", flat), use="test", scope=""
+    )
+    assert isinstance(shown, TemplateResult) and shown.fields is not None
+    assert [(f.name, f.value) for f in shown.fields] == [
+        ("service", "api"),
+        ("version", "2.4.1"),
+        ("ok", "true"),
+    ]
+    deployment = json.loads(
+        (ROOT / "tests/corpus/github/deployment_status/payload.json").read_text()
+    )
+    deployment["deployment"]["environment"] = "production"
+    for state, skipped in (("success", True), ("failure", False)):
+        deployment["deployment_status"]["state"] = state
+        event = event_of("github", f"deployment_status.{state}", deployment)
+        outcome = await runner.render(only_failures, event, use="test", scope="")
+        assert isinstance(outcome, TemplateResult) and outcome.skip is skipped
