@@ -7,15 +7,16 @@ flagged), how its webhooks are verified, its events, and its setup steps with
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shared.errors import NotFound
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
-from shared.providers.catalog import CATALOG, CATEGORIES
+from shared.providers.catalog import CATALOG, CATEGORIES, Entry
 
 router = APIRouter(
     prefix="/api/provider-catalog",
@@ -44,6 +45,13 @@ class Verification(BaseModel):
     headers: list[str] = Field(description="the request headers it reads")
 
 
+class CatalogSample(BaseModel):
+    """The provider's documented example webhook, for trying a template on (SPEC §16)."""
+
+    headers: dict[str, str] = Field(description="the unsigned headers it comes with")
+    payload: Any = Field(description="its JSON body")
+
+
 class CatalogEntry(BaseModel):
     provider: str
     name: str
@@ -55,6 +63,11 @@ class CatalogEntry(BaseModel):
     events: list[str] = Field(description="common event names, as the provider spells them")
     setup: list[str] = Field(description="steps; `{webhook_url}` is where the URL goes")
     docs_url: str
+    sample: CatalogSample | None = Field(
+        None,
+        description="only on `GET /api/provider-catalog/{provider}`: the provider's example "
+        "webhook (where the catalog has one with a JSON body)",
+    )
 
 
 class Catalog(BaseModel):
@@ -86,4 +99,11 @@ async def provider_catalog_entry(provider: str) -> dict[str, object]:
     entry = CATALOG.get(provider)
     if entry is None:
         raise NotFound(f"no provider {provider!r} in the catalog", code="unknown_provider")
-    return entry.to_json()
+    return {**entry.to_json(), "sample": _sample(entry)}
+
+
+def _sample(entry: Entry) -> dict[str, Any] | None:
+    sample = entry.sample
+    if sample is None or sample.content_type != "application/json":
+        return None
+    return {"headers": dict(sample.headers), "payload": orjson.loads(sample.body(entry.provider))}
