@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,6 +34,8 @@ __all__ = [
     "event_of",
     "notice_of",
 ]
+
+log = structlog.get_logger(__name__)
 
 MAX_TEMPLATE_CHARS = 20_000
 FUNCTION = "handler"
@@ -196,6 +199,9 @@ class Templates:
             outcome = result_of(value)
         except ScriptError as exc:
             outcome = failure_of(exc)
+        except Exception as exc:  # the sandbox's own trouble: the event still gets rendered
+            log.exception("template_sandbox_failed", use=use)
+            outcome = TemplateFailure("template_error", f"the sandbox failed: {exc!r}")
         if self._metrics is not None:
             label = "ok" if isinstance(outcome, TemplateResult) else outcome.outcome
             self._metrics.runs.labels(use, label).inc()

@@ -177,12 +177,16 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         )
     )
     subscriptions = subscription_directory.SubscriptionDirectory(subscription_cache)
-    # Subscriptions' templates (SPEC §16): user JavaScript, in this process's sandbox.
+    # Subscriptions' templates (SPEC §16): user JavaScript, in a sandbox for the consumer,
+    # and one of its own for the API's checks and test runs, which so never take the
+    # consumer's turns.
+    template_metrics = TemplateMetrics(runtime.registry)
     sandbox = Sandbox()
-    templates = Templates(sandbox, TemplateMetrics(runtime.registry))
-    app.state.templates = templates
+    templates = Templates(sandbox, template_metrics)
+    tried = Sandbox(concurrency=1)
+    app.state.templates = Templates(tried, template_metrics)
     app.state.subscription_service = SubscriptionService(
-        subscriptions_repo, connections, subscriptions.apply, templates
+        subscriptions_repo, connections, subscriptions.apply, app.state.templates
     )
     # Subscriptions' counts, in one bulk write every few seconds.
     counts = BatchedWriter(runtime.db, interval=settings.sync_notification_counts_seconds)
@@ -264,10 +268,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("sync_release", ownership.release)
     usage.register(runtime)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.02)
-    runtime.on_shutdown("template_sandbox", lambda _: sandbox.close(), minimum=0.02)
+    runtime.on_shutdown("template_sandboxes", lambda _: _close(sandbox, tried), minimum=0.02)
     runtime.ready_check("integration_cache", integrations.ready)
     runtime.ready_check("mapping_cache", mapping_cache.ready)
     runtime.ready_check("subscription_cache", subscription_cache.ready)
+
+
+async def _close(*sandboxes: Sandbox) -> None:
+    await asyncio.gather(*(sandbox.close() for sandbox in sandboxes))
 
 
 def definition() -> ServiceDefinition:

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from shared.errors import Invalid
-from shared.jsbox import Sandbox
+from shared.jsbox import Limits, Sandbox
 from shared.providers.notify import Card, Notice
 from shared.templates import (
     TemplateFailure,
@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 async def templates() -> AsyncIterator[tuple[Templates, CollectorRegistry]]:
     registry = CollectorRegistry()
-    sandbox = Sandbox()
+    # A time limit long enough that an unbounded allocation reaches the heap's limit first,
+    # however busy the machine.
+    sandbox = Sandbox(Limits(seconds=5))
     yield Templates(sandbox, TemplateMetrics(registry)), registry
     await sandbox.close()
 

@@ -526,14 +526,16 @@ async def test_a_template_is_tried_on_a_payload(world: World) -> None:
         headers=admin_headers(),
     )
     assert answer.json()["result"]["text"] == "x-event"
-    for template, code in [
-        ("function handler(e) {\n  throw new Error('no');\n}", "template_error"),
-        (LOOPING, "template_timeout"),
+    for template, codes in [
+        ("function handler(e) {\n  throw new Error('no');\n}", {"template_error"}),
+        (LOOPING, {"template_timeout"}),
+        # Which of its limits an unbounded allocation meets first depends on the machine's
+        # speed (tests/shared/test_jsbox.py shows the heap's); either way it is stopped.
         (
             "function handler(e) { let a = []; while (true) a.push(new Array(1e6)); }",
-            "template_memory",
+            {"template_memory", "template_timeout"},
         ),
-        ("function handler(e) { return {text: 5}; }", "bad_result"),
+        ("function handler(e) { return {text: 5}; }", {"bad_result"}),
     ]:
         answer = await world.sync.post(
             "/api/templates/test",
@@ -541,7 +543,7 @@ async def test_a_template_is_tried_on_a_payload(world: World) -> None:
             headers=admin_headers(),
         )
         assert answer.status_code == 422, answer.text
-        assert answer.json()["error"]["code"] == code
+        assert answer.json()["error"]["code"] in codes
     thrown = await world.sync.post(
         "/api/templates/test",
         json={"template": "function handler(e) {\n  throw new Error('no');\n}"},
