@@ -51,6 +51,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/notification-events(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/actions(/|$)", "sync"),
     (r"^/api/messages(/|$)", "sync"),
+    (r"^/api/templates(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/import(/|$)", "importer"),
     (r"^/api/imports(/|$)", "importer"),
     (r"^/api/integrations(/|$)", "oauth"),

@@ -13,12 +13,15 @@ class HookhubError(Exception):
         *,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
+        """`extra`: more fields of the error body (a template's `line` and `column`)."""
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
 class BadRequest(HookhubError):

@@ -19,11 +19,13 @@ from shared.envelopes import Topic
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.model import IntegrationSnapshot
+from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
 from shared.providers import apps
 from shared.retention import ExpiredDocuments
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import GatewaySettings
+from shared.templates import TemplateMetrics, Templates
 from shared.usage import UsageCounters
 
 
@@ -39,6 +41,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     tokens = TokenCache(hooks, refresh_seconds=settings.cache_refresh_seconds)
     app.state.incoming_repository = hooks
     app.state.incoming_cache = tokens
+    # Incoming webhooks' templates (SPEC §16): user JavaScript, in this process's sandbox.
+    sandbox = Sandbox()
+    app.state.templates = Templates(sandbox, TemplateMetrics(runtime.registry))
 
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
@@ -97,6 +102,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     runtime.on_startup(start)
     runtime.on_shutdown("dedupe_writes", lambda _: writer.stop())
+    runtime.on_shutdown("template_sandbox", lambda _: sandbox.close(), minimum=0.02)
     usage.register(runtime)
     runtime.ready_check("token_cache", tokens.ready)
     runtime.ready_check("integration_cache", integrations.ready)

@@ -27,6 +27,7 @@ from services.sync.messages import endpoints as message_routes
 from services.sync.metrics import NotificationMetrics, QueueCollector, SyncMetrics
 from services.sync.notifications import directory as subscription_directory
 from services.sync.notifications.service import Notifications
+from services.sync.notifications.templates import PostTemplates
 from services.sync.outbound import repository as outbox_repository
 from services.sync.outbound.intake import Intake
 from services.sync.outbound.jobs import Job
@@ -35,6 +36,7 @@ from services.sync.outbound.sender import Sender
 from services.sync.subscriptions import endpoints as subscription_routes
 from services.sync.subscriptions import repository as subscription_repository
 from services.sync.subscriptions.service import SubscriptionService
+from services.sync.templates import endpoints as template_routes
 from shared import consumers, message_map
 from shared import mappings as mapping_repository
 from shared.cache import RefreshingCache
@@ -43,6 +45,7 @@ from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
+from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
 from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
@@ -55,6 +58,7 @@ from shared.providers.notifiers import NOTIFIERS
 from shared.retention import ExpiredDocuments
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
+from shared.templates import TemplateMetrics, Templates
 from shared.usage import UsageCounters
 
 
@@ -173,8 +177,16 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         )
     )
     subscriptions = subscription_directory.SubscriptionDirectory(subscription_cache)
+    # Subscriptions' templates (SPEC §16): user JavaScript, in a sandbox for the consumer,
+    # and one of its own for the API's checks and test runs, which so never take the
+    # consumer's turns.
+    template_metrics = TemplateMetrics(runtime.registry)
+    sandbox = Sandbox()
+    templates = Templates(sandbox, template_metrics)
+    tried = Sandbox(concurrency=1)
+    app.state.templates = Templates(tried, template_metrics)
     app.state.subscription_service = SubscriptionService(
-        subscriptions_repo, connections, subscriptions.apply
+        subscriptions_repo, connections, subscriptions.apply, app.state.templates
     )
     # Subscriptions' counts, in one bulk write every few seconds.
     counts = BatchedWriter(runtime.db, interval=settings.sync_notification_counts_seconds)
@@ -185,6 +197,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         db=runtime.db,
         counts=counts,
         metrics=NotificationMetrics(runtime.registry),
+        templates=PostTemplates(templates, db=runtime.db, counts=counts),
     )
     app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
@@ -255,9 +268,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("sync_release", ownership.release)
     usage.register(runtime)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.02)
+    runtime.on_shutdown("template_sandboxes", lambda _: _close(sandbox, tried), minimum=0.02)
     runtime.ready_check("integration_cache", integrations.ready)
     runtime.ready_check("mapping_cache", mapping_cache.ready)
     runtime.ready_check("subscription_cache", subscription_cache.ready)
+
+
+async def _close(*sandboxes: Sandbox) -> None:
+    await asyncio.gather(*(sandbox.close() for sandbox in sandboxes))
 
 
 def definition() -> ServiceDefinition:
@@ -273,6 +291,7 @@ def definition() -> ServiceDefinition:
             subscription_routes.events_router,
             message_routes.router,
             action_routes.router,
+            template_routes.router,
         ],
         indexes=[
             *mapping_repository.INDEXES,

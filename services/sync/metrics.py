@@ -100,7 +100,8 @@ class NotificationMetrics:
         self.filtered = Counter(
             "hookhub_notifications_filtered",
             "Notifications left out, by provider and reason (quiet, event, excluded_event, "
-            "repository, project, branch, label, author, bot, draft)",
+            "repository, project, branch, label, author, bot, draft; template: skipped by "
+            "the subscription's template)",
             ["provider", "reason"],
             registry=registry,
         )

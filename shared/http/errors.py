@@ -127,7 +127,7 @@ def error_response(
 def response_for(exc: Exception) -> JSONResponse:
     """The SPEC §4 answer to an exception raised while handling a request."""
     if isinstance(exc, HookhubError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
     if isinstance(exc, UNAVAILABLE_ERRORS):
         log.warning("database_unavailable", error=str(exc))
         return error_response(

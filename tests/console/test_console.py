@@ -815,3 +815,48 @@ async def test_the_deliveries_page_loads_one_page_and_follows_the_cursor(
     await expect(rows).to_have_count(50, timeout=EXPECT_MS)
     await expect(rows.first).to_contain_text(newest[0])
     assert_clean(page, console)
+
+
+async def test_an_incoming_webhook_s_template_is_tested_in_the_form_and_saved(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    p = await sign_in(page, console, "incoming")
+    creating = p.locator("section", has=p.get_by_role("heading", name="New incoming webhook"))
+    await creating.get_by_label("Workspace id", exact=True).fill("ws_console_tpl")
+    await creating.get_by_label("Target channel id", exact=True).fill("ch_console_tpl")
+    await creating.get_by_text("Template (JavaScript").click()
+    source = creating.get_by_label("Template", exact=True)
+    await source.fill("function handler(event) {\n  return {text: event.payload.nope.x};\n}")
+    await creating.get_by_label("Sample payload", exact=True).fill(
+        '{"text": "<b>deployed</b> @everyone", "build": 42}'
+    )
+    await creating.get_by_role("button", name="Test").click()
+    preview = creating.locator(".template-preview")
+    await expect(preview.get_by_role("alert")).to_contain_text(
+        "template_error: TypeError: Cannot read properties of undefined (reading 'x')"
+        " (line 2, column 36)",
+        timeout=EXPECT_MS,
+    )
+    template = (
+        "function handler(event) {\n"
+        "  return {text: event.payload.text, title: `Build ${event.payload.build}`,\n"
+        "          fields: [{name: 'build', value: event.payload.build}]};\n}"
+    )
+    await source.fill(template)
+    await creating.get_by_role("button", name="Test").click()
+    # The message as the chat would get it, as text: no element made of the payload's markup.
+    await expect(preview.locator("pre")).to_have_text(
+        "<\u200db>deployed<\u200d/b> @\u200deveryone", timeout=EXPECT_MS
+    )
+    await expect(preview.locator("b")).to_have_count(0)
+    await expect(preview).to_contain_text("Build 42")
+    await expect(preview).to_contain_text("build: 42")
+    await creating.get_by_role("button", name="Create incoming webhook").click()
+    await expect(creating).to_contain_text("Created. Post to:", timeout=EXPECT_MS)
+    hooks = (
+        await console.api.get("/api/incoming-webhooks", params={"workspace_id": "ws_console_tpl"})
+    ).json()["data"]
+    assert [hook["template"] for hook in hooks] == [template]
+    assert_clean(page, console)

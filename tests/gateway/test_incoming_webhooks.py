@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import KafkaTap, RunningService, admin_headers
+from tests.support import KafkaTap, RunningService, admin_headers, until
 
 
 async def create_hook(gateway: RunningService, **fields: Any) -> dict[str, Any]:
@@ -331,3 +331,117 @@ async def test_message_counts_are_written_off_the_request_path(gateway: RunningS
         await asyncio.sleep(0.1)
     assert current["message_count"] == 3
     assert current["last_message_at"] is not None
+
+
+# Templates (SPEC §16): the hook's JavaScript renders any JSON posted to it.
+
+ALERT = """function handler(event) {
+  const alerts = event.payload.alerts || [];
+  if (event.payload.status === "test") return {skip: true};
+  return {
+    text: `**${alerts.length} alerts ${event.payload.status}** via ${event.headers["user-agent"]}`,
+    title: event.payload.groupLabels.alertname,
+    color: event.payload.status === "firing" ? "#d00000" : "#2ea44f",
+    fields: alerts.map((a) => ({name: a.labels.instance, value: a.annotations.summary})),
+    item: event.payload.groupKey,
+    state: Object.keys(event.headers).filter((h) => h.includes("token")).join() || "clean",
+  };
+}
+"""
+GROUP = {
+    "status": "firing",
+    "groupKey": '{}:{alertname="HighLatency"}',
+    "groupLabels": {"alertname": "HighLatency"},
+    "alerts": [
+        {"labels": {"instance": "api-1"}, "annotations": {"summary": "p99 over 2 s"}},
+        {"labels": {"instance": "api-2"}, "annotations": {"summary": "p99 over 3 s"}},
+    ],
+}
+
+
+async def hook_when(gateway: RunningService, hook: dict[str, Any], check: Any) -> dict[str, Any]:
+    async def read() -> dict[str, Any] | None:
+        answer = await gateway.client.get(
+            f"/api/incoming-webhooks/{hook['id']}", headers=admin_headers()
+        )
+        current: dict[str, Any] = answer.json()
+        return current if check(current) else None
+
+    found: dict[str, Any] = await until(read, what="the hook's state")
+    return found
+
+
+async def test_a_template_renders_any_json(gateway: RunningService, inbound: KafkaTap) -> None:
+    hook = await create_hook(gateway, template=ALERT)
+    assert hook["template"] == ALERT and hook["last_error"] is None
+    answer = await gateway.client.post(
+        ingress_path(hook),
+        json={**GROUP, "status": "test"},
+        headers={"user-agent": "Alertmanager/0.27", "x-gitlab-token": "secret"},
+    )
+    assert answer.status_code == 200 and answer.text == "ok"  # skipped: accepted, not shown
+    answer = await gateway.client.post(
+        ingress_path(hook),
+        json=GROUP,
+        headers={"user-agent": "Alertmanager/0.27", "x-gitlab-token": "secret"},
+    )
+    assert answer.status_code == 200, answer.text
+    [message] = await inbound.wait_for(in_channel(hook))
+    assert message["text"] == "**2 alerts firing** via Alertmanager/0.27"
+    assert message["card"] == {
+        "title": "HighLatency",
+        "url": None,
+        "state": "clean",  # the token header was not shown to the template
+        "color": "#d00000",
+        "fields": [
+            {"name": "api-1", "value": "p99 over 2 s"},
+            {"name": "api-2", "value": "p99 over 3 s"},
+        ],
+    }
+    assert message["source"]["external_thread_id"] == GROUP["groupKey"]
+    assert message["attachments"] == [] and message.get("blocks") is None
+
+
+async def test_a_failing_template_falls_back_and_is_kept(
+    gateway: RunningService, inbound: KafkaTap
+) -> None:
+    hook = await create_hook(gateway, template="function handler(event) {\n  while (true) {}\n}")
+    slack = await gateway.client.post(ingress_path(hook), json={"text": "as Slack's"})
+    assert slack.status_code == 200
+    other = await gateway.client.post(ingress_path(hook), json={"build": 7, "ok": False})
+    assert other.status_code == 200, other.text
+    first, second = await inbound.wait_for(in_channel(hook), count=2)
+    assert first["text"] == "as Slack's"
+    assert second["text"] == '```\n{\n  "build": 7,\n  "ok": false\n}\n```'
+    current = await hook_when(gateway, hook, lambda h: h["last_error"] is not None)
+    assert current["last_error"]["code"] == "template_timeout"
+    throwing = "function handler(event) {\n  return event.payload.nope.x;\n}"
+    answer = await gateway.client.patch(
+        f"/api/incoming-webhooks/{hook['id']}", json={"template": throwing}, headers=admin_headers()
+    )
+    assert answer.status_code == 200 and answer.json()["template"] == throwing
+    again = await gateway.client.post(ingress_path(hook), json={"text": "again"})
+    assert again.status_code == 200
+    await inbound.wait_for(lambda v: in_channel(hook)(v) and v["text"] == "again")
+    current = await hook_when(
+        gateway, hook, lambda h: (h["last_error"] or {}).get("code") == "template_error"
+    )
+    assert (current["last_error"]["line"], current["last_error"]["column"]) == (2, 29)
+
+
+async def test_a_template_is_checked_at_save(gateway: RunningService) -> None:
+    body = {
+        "workspace_id": "ws_1",
+        "target_channel_id": "ch_t",
+        "template": "function handler(e) {\n  return {text: };\n}",
+    }
+    answer = await gateway.client.post("/api/incoming-webhooks", json=body, headers=admin_headers())
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["line"], error["column"]) == ("invalid_template", 2, 17)
+    hook = await create_hook(gateway, template=ALERT)
+    path = f"/api/incoming-webhooks/{hook['id']}"
+    answer = await gateway.client.patch(path, json={"template": "1 +"}, headers=admin_headers())
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_template"
+    answer = await gateway.client.patch(path, json={"template": None}, headers=admin_headers())
+    assert answer.status_code == 200 and answer.json()["template"] is None

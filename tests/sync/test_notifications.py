@@ -394,3 +394,164 @@ async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
     finally:
         await asyncio.gather(*(p.stop() for p in (one, two) if p is not None))
         await world.sync.aclose()
+
+
+# Templates (SPEC §16): user JavaScript renders a subscription's notifications.
+
+LOOPING = "function handler(event) {\n  while (true) {}\n}\n"
+FIELDS = """function handler(event) {
+  const pr = event.payload.pull_request;
+  return {
+    text: `**${event.event_type}**: ${pr.title} @everyone`,
+    title: `#${pr.number} ${pr.title}`,
+    url: pr.html_url,
+    state: pr.state,
+    color: "#2EA44F",
+    fields: [{name: "author", value: pr.user.login}, {name: "commits", value: pr.commits}],
+    item: `pr-${pr.number}`,
+  };
+}
+"""
+
+
+async def test_a_looping_template_falls_back_and_holds_up_no_other(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    looping = await subscribe(world, integration_id, template=LOOPING)
+    plain = await subscribe(world, integration_id)
+    templated = await subscribe(world, integration_id, template=FIELDS)
+    assert looping["template"] == LOOPING and plain["template"] is None
+    await send_github(
+        world, integration_id, "pull_request", corpus("pull_request/opened.payload.json")
+    )
+    [default] = await in_channel(world, plain["channel_id"], count=1)
+    assert "opened" in default["text"] and default["card"]["title"].startswith("#2 ")
+    # The looping template's subscription got the default rendering, the same message.
+    [fallback] = await in_channel(world, looping["channel_id"], count=1)
+    assert (fallback["text"], fallback["card"]) == (default["text"], default["card"])
+    [shown] = await in_channel(world, templated["channel_id"], count=1)
+    assert shown["text"].startswith("**pull_request.opened**: Update the README with new info")
+    assert "@everyone" not in shown["text"]  # defused: the workspace's markup, no mentions
+    assert shown["card"] == {
+        "title": "#2 Update the README with new information.",
+        "url": "https://github.com/Codertocat/Hello-World/pull/2",
+        "state": "open",
+        "color": "#2ea44f",
+        "fields": [{"name": "author", "value": "Codertocat"}, {"name": "commits", "value": "1"}],
+    }
+    assert shown["source"]["external_thread_id"] == "pr-2"
+    got = await subscription_when(
+        world, looping, lambda s: s["last_error"] is not None, "the template's error"
+    )
+    assert got["last_error"]["code"] == "template_timeout"
+    assert "50 ms" in got["last_error"]["message"]
+    assert got["notified_count"] == 1
+    metrics = (await world.sync.get("/metrics")).text
+    assert 'hookhub_template_runs_total{outcome="timeout",use="subscription"}' in metrics
+
+
+async def test_a_template_that_skips_and_one_that_throws(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    skipping = await subscribe(
+        world,
+        integration_id,
+        template="function handler(e) {\n  if (e.payload.action === 'opened') return {skip: true};\n"
+        "  return {text: 'PR ' + e.payload.action};\n}",
+    )
+    throwing = await subscribe(
+        world, integration_id, template="function handler(e) {\n  return e.payload.nope.x;\n}"
+    )
+    for action in ("opened", "reopened"):
+        payload = corpus(f"pull_request/{action}.payload.json")
+        await send_github(world, integration_id, "pull_request", payload)
+    [first] = await in_channel(world, skipping["channel_id"], count=1)
+    assert first["text"] == "PR reopened"
+    await subscription_when(world, skipping, lambda s: s["filtered_count"] == 1, "the skip")
+    fallback = await in_channel(world, throwing["channel_id"], count=2)
+    assert "opened" in fallback[0]["text"]
+    got = await subscription_when(
+        world, throwing, lambda s: s["last_error"] is not None, "the template's error"
+    )
+    error = got["last_error"]
+    assert error["code"] == "template_error" and "TypeError" in error["message"]
+    assert (error["line"], error["column"]) == (2, 25)
+
+
+async def test_a_template_is_checked_at_save_and_cleared_with_null(world: World) -> None:
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    answer = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={"channel_id": "ch_t", "template": "function handler(e) {\n  return {text: };\n}"},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["line"], error["column"]) == ("invalid_template", 2, 17)
+    too_long = "//" + "x" * 20_000
+    answer = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={"channel_id": "ch_t", "template": too_long},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422
+    sub = await subscribe(world, integration_id, template=FIELDS)
+    path = f"/api/integrations/{integration_id}/subscriptions/{sub['id']}"
+    answer = await world.sync.patch(path, json={"template": "handler("}, headers=admin_headers())
+    assert answer.status_code == 422 and answer.json()["error"]["line"] == 1
+    answer = await world.sync.patch(path, json={"template": None}, headers=admin_headers())
+    assert answer.status_code == 200 and answer.json()["template"] is None
+
+
+async def test_a_template_is_tried_on_a_payload(world: World) -> None:
+    payload = corpus("pull_request/opened.payload.json")
+    answer = await world.sync.post(
+        "/api/templates/test",
+        json={
+            "template": FIELDS,
+            "payload": payload,
+            "provider": "github",
+            "event_type": "pull_request.opened",
+            "headers": {"X-Hub-Signature-256": "sha256=x", "X-GitHub-Event": "pull_request"},
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["result"]["item"] == "pr-2" and body["result"]["fields"][1]["value"] == "1"
+    assert body["notice"]["text"].endswith("@\u200deveryone")
+    assert body["notice"]["card"]["color"] == "#2ea44f"
+    headers = "function handler(e) { return {text: Object.keys(e.headers).join()}; }"
+    answer = await world.sync.post(
+        "/api/templates/test",
+        json={"template": headers, "headers": {"Authorization": "x", "X-Event": "y"}},
+        headers=admin_headers(),
+    )
+    assert answer.json()["result"]["text"] == "x-event"
+    for template, codes in [
+        ("function handler(e) {\n  throw new Error('no');\n}", {"template_error"}),
+        (LOOPING, {"template_timeout"}),
+        # Which of its limits an unbounded allocation meets first depends on the machine's
+        # speed (tests/shared/test_jsbox.py shows the heap's); either way it is stopped.
+        (
+            "function handler(e) { let a = []; while (true) a.push(new Array(1e6)); }",
+            {"template_memory", "template_timeout"},
+        ),
+        ("function handler(e) { return {text: 5}; }", {"bad_result"}),
+    ]:
+        answer = await world.sync.post(
+            "/api/templates/test",
+            json={"template": template, "payload": {}},
+            headers=admin_headers(),
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] in codes
+    thrown = await world.sync.post(
+        "/api/templates/test",
+        json={"template": "function handler(e) {\n  throw new Error('no');\n}"},
+        headers=admin_headers(),
+    )
+    assert thrown.json()["error"] == {
+        "code": "template_error",
+        "message": "Error: no",
+        "line": 2,
+        "column": 3,
+    }

@@ -17,11 +17,14 @@ export function canWrite() {
 }
 
 export class ApiError extends Error {
-  constructor(status, code, message, details) {
+  constructor(status, code, message, details, where = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.details = details;
+    // Where in a template the error is (422 invalid_template, template_error).
+    this.line = where.line;
+    this.column = where.column;
   }
 }
 
@@ -110,6 +113,7 @@ export async function call(method, path, { query, json, form, bearer, quiet401 =
       error.code || `http_${response.status}`,
       error.message || (typeof data === "string" && data) || response.statusText,
       error.details,
+      error,
     );
     if (response.status === 401 && !quiet401) onUnauthorized(err);
     throw err;

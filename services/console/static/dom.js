@@ -239,6 +239,7 @@ export function errorBox(err) {
   const box = h("div", { class: "error", role: "alert" });
   const code = err && err.code ? `${err.code}: ` : "";
   box.append(h("strong", {}, "Error "), `${code}${(err && err.message) || String(err)}`);
+  if (err && Number.isInteger(err.line)) box.append(` (line ${err.line}, column ${err.column})`); // a template's
   if (err && Array.isArray(err.details) && err.details.length) {
     box.append(
       h(

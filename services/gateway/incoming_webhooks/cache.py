@@ -36,4 +36,5 @@ def snapshot(doc: Document) -> HookSnapshot:
         enabled=bool(doc.get("enabled", True)),
         default_username=doc.get("default_username"),
         default_icon_url=doc.get("default_icon_url"),
+        template=doc.get("template"),
     )

@@ -23,6 +23,7 @@ from services.gateway.incoming_webhooks.service import (
     read_teams,
     to_inbound_message,
 )
+from services.gateway.incoming_webhooks.templates import templated_message
 from shared.crypto import fingerprint
 from shared.envelopes import InboundMessage, Topic
 from shared.errors import BadRequest, Forbidden, NotFound
@@ -35,6 +36,7 @@ from shared.ids import new_id, utcnow
 from shared.mongo import BatchedWriter, Document
 from shared.runtime import Runtime
 from shared.settings import GatewaySettings
+from shared.templates import Templates
 from shared.usage import UsageCounters
 
 management = APIRouter(
@@ -49,6 +51,7 @@ RepositoryDep = Annotated[
     IncomingWebhookRepository, Depends(from_state("incoming_repository", IncomingWebhookRepository))
 ]
 CacheDep = Annotated[TokenCache, Depends(from_state("incoming_cache", TokenCache))]
+TemplatesDep = Annotated[Templates, Depends(from_state("templates", Templates))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 HookId = Annotated[str, Path(max_length=200)]
 
@@ -65,6 +68,8 @@ def _out(doc: Document, runtime: Runtime) -> IncomingWebhookOut:
             "description": doc.get("description"),
             "default_username": doc.get("default_username"),
             "default_icon_url": doc.get("default_icon_url"),
+            "template": doc.get("template"),
+            "last_error": doc.get("last_error"),
         }
     )
 
@@ -76,8 +81,13 @@ def _token_fields(runtime: Runtime) -> dict[str, str]:
 
 @management.post("", status_code=status.HTTP_201_CREATED, response_model=IncomingWebhookOut)
 async def create_incoming_webhook(
-    body: IncomingWebhookCreate, repository: RepositoryDep, cache: CacheDep, runtime: RuntimeDep
+    body: IncomingWebhookCreate,
+    repository: RepositoryDep,
+    cache: CacheDep,
+    runtime: RuntimeDep,
+    templates: TemplatesDep,
 ) -> IncomingWebhookOut:
+    await templates.check(body.template)
     now = utcnow()
     doc: Document = {
         "_id": new_id("iwh"),
@@ -121,8 +131,10 @@ async def update_incoming_webhook(
     repository: RepositoryDep,
     cache: CacheDep,
     runtime: RuntimeDep,
+    templates: TemplatesDep,
 ) -> IncomingWebhookOut:
     fields: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
+    await templates.check(fields.get("template"))
     doc = await (repository.update(hook_id, fields) if fields else repository.get(hook_id))
     if doc is None:
         raise NotFound(f"incoming webhook {hook_id} not found")
@@ -151,9 +163,10 @@ async def rotate_incoming_webhook_token(
     return _out(doc, runtime)
 
 
-async def _publish(request: IngressRequest, read: Reader) -> InboundMessage:
-    """The checks every incoming-webhook route makes, the body read by `read`, and the
-    message published: returns once it is on Kafka, so the caller's 2xx means accepted."""
+async def _publish(request: IngressRequest, read: Reader) -> InboundMessage | None:
+    """The checks every incoming-webhook route makes, the body read by `read` (or rendered
+    by the hook's template), and the message published: returns once it is on Kafka, so
+    the caller's 2xx means accepted; None when the template skipped the post."""
     state = request.app.state
     runtime: Runtime = state.runtime
     cache: TokenCache = state.incoming_cache
@@ -169,10 +182,17 @@ async def _publish(request: IngressRequest, read: Reader) -> InboundMessage:
     if idempotency_key is not None and not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
         raise BadRequest("Idempotency-Key must be 1-200 characters", code="bad_idempotency_key")
     body = await request.body(settings.incoming_max_body_bytes)
-    post = read(body, request.headers.get("content-type", "application/json"))
-    message = to_inbound_message(hook, post, idempotency_key)
-    await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters: BatchedWriter = state.counters
+    if hook.template is not None:  # SPEC §16: the hook's template renders the post
+        message = await templated_message(
+            state.templates, counters, hook, body, request.headers, idempotency_key, read
+        )
+        if message is None:  # skipped by the template: accepted, nothing to show
+            return None
+    else:
+        post = read(body, request.headers.get("content-type", "application/json"))
+        message = to_inbound_message(hook, post, idempotency_key)
+    await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     usage: UsageCounters = state.usage
     usage.event(hook.workspace_id, "incoming")
@@ -189,7 +209,7 @@ async def post_discord_webhook(request: IngressRequest) -> RawResponse:
     """Discord's Execute Webhook body: 204, or with `?wait=true` 200 and the message (its
     `id`, `channel_id` and `content`), as Discord answers; only once it is on Kafka."""
     message = await _publish(request, read_discord)
-    if request.query_params.get("wait", "").lower() not in ("true", "1"):
+    if message is None or request.query_params.get("wait", "").lower() not in ("true", "1"):
         return RawResponse(204)
     hook_id = message.source.integration_id
     reply = {

@@ -9,6 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from shared.http.patch import Patch
 from shared.ids import PrintableId
+from shared.templates import MAX_TEMPLATE_CHARS
 
 
 class IncomingWebhookCreate(BaseModel):
@@ -22,10 +23,13 @@ class IncomingWebhookCreate(BaseModel):
     default_username: str | None = Field(None, max_length=200)
     default_icon_url: AnyHttpUrl | None = None
     enabled: bool = True
+    # JavaScript `function handler(event)` rendering each post (SPEC §16,
+    # docs/notifications.md#templates); checked at save.
+    template: str | None = Field(None, max_length=MAX_TEMPLATE_CHARS)
 
 
 class IncomingWebhookUpdate(Patch):
-    clearable = frozenset({"description", "default_username", "default_icon_url"})
+    clearable = frozenset({"description", "default_username", "default_icon_url", "template"})
 
     target_channel_id: PrintableId | None = None
     name: str | None = Field(None, min_length=1, max_length=200)
@@ -33,6 +37,17 @@ class IncomingWebhookUpdate(Patch):
     default_username: str | None = Field(None, max_length=200)
     default_icon_url: AnyHttpUrl | None = None
     enabled: bool | None = None
+    template: str | None = Field(None, max_length=MAX_TEMPLATE_CHARS)
+
+
+class TemplateError(BaseModel):
+    """The template's last failure: its code, message and where in the template."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    at: datetime
 
 
 class IncomingWebhookOut(BaseModel):
@@ -47,6 +62,8 @@ class IncomingWebhookOut(BaseModel):
     url: str
     message_count: int
     last_message_at: datetime | None
+    template: str | None = None
+    last_error: TemplateError | None = None
     created_at: datetime
     updated_at: datetime
 

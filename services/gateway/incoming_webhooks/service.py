@@ -36,6 +36,8 @@ class HookSnapshot:
     enabled: bool
     default_username: str | None = None
     default_icon_url: str | None = None
+    # JavaScript rendering the posts (SPEC §16): services.gateway.incoming_webhooks.templates.
+    template: str | None = None
 
 
 def new_token() -> str:

@@ -7,15 +7,19 @@ flagged), how its webhooks are verified, its events, and its setup steps with
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shared.errors import NotFound
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
-from shared.providers.catalog import CATALOG, CATEGORIES
+from shared.ids import utcnow
+from shared.providers.base import InboundRequest
+from shared.providers.catalog import CATALOG, CATEGORIES, Entry
 
 router = APIRouter(
     prefix="/api/provider-catalog",
@@ -44,6 +48,14 @@ class Verification(BaseModel):
     headers: list[str] = Field(description="the request headers it reads")
 
 
+class CatalogSample(BaseModel):
+    """The provider's documented example webhook, for trying a template on (SPEC §16)."""
+
+    headers: dict[str, str] = Field(description="the unsigned headers it comes with")
+    payload: Any = Field(description="its JSON body")
+    event_type: str | None = Field(None, description="the event name the gateway gives it")
+
+
 class CatalogEntry(BaseModel):
     provider: str
     name: str
@@ -55,6 +67,11 @@ class CatalogEntry(BaseModel):
     events: list[str] = Field(description="common event names, as the provider spells them")
     setup: list[str] = Field(description="steps; `{webhook_url}` is where the URL goes")
     docs_url: str
+    sample: CatalogSample | None = Field(
+        None,
+        description="only on `GET /api/provider-catalog/{provider}`: the provider's example "
+        "webhook (where the catalog has one with a JSON body)",
+    )
 
 
 class Catalog(BaseModel):
@@ -86,4 +103,28 @@ async def provider_catalog_entry(provider: str) -> dict[str, object]:
     entry = CATALOG.get(provider)
     if entry is None:
         raise NotFound(f"no provider {provider!r} in the catalog", code="unknown_provider")
-    return entry.to_json()
+    return {**entry.to_json(), "sample": _sample(entry)}
+
+
+def _sample(entry: Entry) -> dict[str, Any] | None:
+    sample = entry.sample
+    if sample is None or sample.content_type != "application/json":
+        return None
+    body = sample.body(entry.provider)
+    return {
+        "headers": dict(sample.headers),
+        "payload": orjson.loads(body),
+        "event_type": _event_type(entry, body, sample.headers),
+    }
+
+
+def _event_type(entry: Entry, body: bytes, headers: Mapping[str, str]) -> str | None:
+    """The event name the gateway gives the sample (what a subscription names)."""
+    if entry.webhooks is None:
+        return None
+    request = InboundRequest({k.lower(): v for k, v in headers.items()}, body, utcnow())
+    try:
+        parsed = entry.webhooks.parse(request)
+    except Exception:  # a sample that needs more than its body and headers
+        return None
+    return parsed.event_type or None

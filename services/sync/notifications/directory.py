@@ -26,6 +26,8 @@ class SubscriptionSnapshot:
     threads: bool
     created_at: datetime
     filters: Filters
+    # The subscription's template (SPEC §16), run by services.sync.notifications.templates.
+    template: str | None = None
     # The lower-cased repositories of a `repositories` filter without globs, else None.
     exact_repositories: frozenset[str] | None = field(default=None)
 
@@ -48,6 +50,7 @@ def snapshot(doc: Document) -> SubscriptionSnapshot:
         threads=doc.get("threads", "item") != "off",
         created_at=created,
         filters=filters,
+        template=doc.get("template"),
         exact_repositories=exact,
     )
 

@@ -48,6 +48,7 @@ import structlog
 
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications.directory import SubscriptionDirectory, SubscriptionSnapshot
+from services.sync.notifications.templates import PostTemplates
 from services.sync.subscriptions.filters import filtered
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
 from shared import claim_check
@@ -135,6 +136,7 @@ class Notifications:
         counts: BatchedWriter,
         metrics: NotificationMetrics,
         notifiers: dict[str, Notifier] | None = None,
+        templates: PostTemplates | None = None,
     ) -> None:
         self._subscriptions = subscriptions
         self._map = message_map
@@ -146,6 +148,7 @@ class Notifications:
         # Root copies by id, with when (monotonic) one without a chat id was last read.
         self._roots: OrderedDict[str, tuple[Copy, float]] = OrderedDict()
         self._published = RecentIds(PUBLISHED_KEPT)
+        self._templates = templates
 
     async def events(self, events: list[ProviderEvent]) -> None:
         ours = [e for e in events if e.provider in self._notifiers]
@@ -173,6 +176,8 @@ class Notifications:
             if notice is not None:
                 self._match(event, notice, posts, skipped)
         posts = self._once(posts)
+        if self._templates is not None:  # subscriptions' templates (SPEC §16)
+            posts = await self._templates.render(posts, skipped)
         if posts:
             roots = await self._roots_of(posts)
             envelopes: list[Encoded] = []

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.http.patch import Patch
 from shared.ids import PrintableId
+from shared.templates import MAX_TEMPLATE_CHARS
 
 Threads = Literal["item", "off"]
 # An event name, glob, label, login or key; emptiness and spaces are the service's to
@@ -48,6 +49,9 @@ class SubscriptionFields(BaseModel):
     labels: LabelFilter | None = None
     authors: AuthorFilter | None = None
     drafts: bool | None = None
+    # JavaScript `function handler(event)` rendering the subscription's notifications
+    # (SPEC §16, docs/notifications.md#templates); checked at save.
+    template: str | None = Field(None, max_length=MAX_TEMPLATE_CHARS)
 
 
 class SubscriptionCreate(SubscriptionFields):
@@ -61,7 +65,7 @@ class SubscriptionUpdate(Patch, SubscriptionFields):
 
     clearable: ClassVar[frozenset[str]] = frozenset(
         {"events", "exclude_events", "repositories", "projects", "branches", "labels", "authors"}
-    )
+    ) | {"template"}
 
     channel_id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
     threads: Threads | None = None
@@ -71,6 +75,9 @@ class SubscriptionUpdate(Patch, SubscriptionFields):
 class SubscriptionError(BaseModel):
     code: str
     message: str
+    # Where in the template, for a template's error.
+    line: int | None = None
+    column: int | None = None
     at: datetime
 
 
@@ -91,6 +98,7 @@ class SubscriptionOut(BaseModel):
     drafts: bool = False
     threads: Threads = "item"
     enabled: bool = True
+    template: str | None = None
     notified_count: int = 0
     filtered_count: int = 0
     last_notified_at: datetime | None = None

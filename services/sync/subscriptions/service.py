@@ -20,6 +20,7 @@ from shared.integrations.connections import Connections
 from shared.mongo import Document
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Notifier, any_matches
+from shared.templates import Templates
 
 # What a subscription stores of its body (the rest is the service's).
 FIELDS = (
@@ -34,6 +35,7 @@ FIELDS = (
     "drafts",
     "threads",
     "enabled",
+    "template",
 )
 
 
@@ -51,12 +53,14 @@ class SubscriptionService:
         repository: SubscriptionRepository,
         connections: Connections,
         applied: Callable[[Document], None] = lambda _: None,
+        templates: Templates | None = None,
     ) -> None:
         """`applied`: told of every subscription this replica writes (the notifications
-        consumer's cache has it at once)."""
+        consumer's cache has it at once); `templates` checks a template at save."""
         self._repository = repository
         self._connections = connections
         self._applied = applied
+        self._templates = templates
 
     async def _notifier(self, integration_id: str) -> tuple[Any, Notifier]:
         integration = await self._connections.integration(integration_id)
@@ -74,6 +78,7 @@ class SubscriptionService:
         integration, notifier = await self._notifier(integration_id)
         fields = body.model_dump(exclude_none=True)
         _check(integration.provider, notifier, fields)
+        await self._check_template(fields.get("template"))
         now = utcnow_ms()
         doc: dict[str, Any] = {
             "_id": new_id("sub"),
@@ -101,6 +106,7 @@ class SubscriptionService:
         changes = body.model_dump(exclude_unset=True)
         merged = {name: current.get(name) for name in FIELDS} | changes
         _check(integration.provider, notifier, {k: v for k, v in merged.items() if v is not None})
+        await self._check_template(changes.get("template"))
         updated = await self._repository.update(subscription_id, changes)
         if updated is None:
             raise NotFound(
@@ -108,6 +114,10 @@ class SubscriptionService:
             )
         self._applied(updated)
         return updated
+
+    async def _check_template(self, template: str | None) -> None:
+        if template is not None and self._templates is not None:
+            await self._templates.check(template)
 
     async def delete(self, integration_id: str, subscription_id: str) -> None:
         await self.get(integration_id, subscription_id)

@@ -21,6 +21,10 @@ import {
   writes,
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
+import { templateEditor, templateOf, whereIn } from "./templates.js";
+
+// What the template's test is given until the sender's own payload is pasted.
+const SAMPLE = { text: "Build #42 passed", username: "ci" };
 
 export async function render(main, { id, go }) {
   if (id) return detail(main, id);
@@ -81,6 +85,7 @@ export async function render(main, { id, go }) {
           workspaceField(),
           field("Target channel id", h("input", { name: "target_channel_id", required: true, autocomplete: "off" })),
           field("Name", h("input", { name: "name", autocomplete: "off" })),
+          templateEditor({ sample: SAMPLE }),
         ],
         "Create incoming webhook",
         async (data) => {
@@ -90,6 +95,8 @@ export async function render(main, { id, go }) {
           };
           const name = String(data.get("name") || "").trim();
           if (name) body.name = name;
+          const template = templateOf(data);
+          if (template) body.template = template;
           const created = await post("/api/incoming-webhooks", body);
           rememberWorkspace(body.workspace_id);
           list.reload();
@@ -117,10 +124,31 @@ async function detail(main, id) {
         ["State", badge(hook.enabled ? "enabled" : "disabled")],
         ["Messages", String(hook.message_count ?? 0)],
         ["Last message", timeEl(hook.last_message_at)],
+        ["Template", hook.template ? h("pre", { class: "template-text" }, hook.template) : "none: posts are read as Slack's"],
+        ["Template's last error", templateError(hook.last_error)],
         ["Created", timeEl(hook.created_at)],
       ]),
+    ),
+    writes(
+      section(
+        "Template",
+        form(
+          [templateEditor({ sample: SAMPLE, value: hook.template })],
+          "Save template",
+          async (data) => {
+            const template = templateOf(data) ?? null;
+            await call("PATCH", `/api/incoming-webhooks/${enc(id)}`, { json: { template } });
+            return h("p", {}, template ? "Template saved: posts are rendered by it." : "Template removed.");
+          },
+        ),
+      ),
     ),
     recentChanges(id),
   );
   return null;
+}
+
+function templateError(error) {
+  if (!error) return "—";
+  return [`${error.code}: ${error.message}${whereIn(error)} `, timeEl(error.at)];
 }

@@ -5,6 +5,7 @@
 import { call, enc, get, post } from "../api.js";
 import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl, writes } from "../dom.js";
 import { catalogEntry } from "../providers.js";
+import { templateEditor, templateOf, whereIn } from "./templates.js";
 
 /** Whether `provider`'s integrations take subscriptions: every one sending webhooks but
  * the chats, whose messages are synced (the catalog says "notifications"). */
@@ -60,6 +61,7 @@ function filters(r) {
   if (r.authors?.exclude?.length) lines.push(`not by: ${r.authors.exclude.join(", ")}`);
   if (r.authors?.bots === false) lines.push("no bots");
   if (r.drafts) lines.push("drafts too");
+  if (r.template) lines.push("rendered by its template");
   return lines.length ? h("ul", { class: "plain" }, lines.map((line) => h("li", {}, line))) : "—";
 }
 
@@ -80,7 +82,7 @@ export async function subscriptionsSection(integration) {
           { title: "Last notified", cell: (r) => timeEl(r.last_notified_at) },
           {
             title: "Last error",
-            cell: (r) => (r.last_error ? [`${r.last_error.code}: ${r.last_error.message} `, timeEl(r.last_error.at)] : "—"),
+            cell: (r) => (r.last_error ? [`${r.last_error.code}: ${r.last_error.message}${whereIn(r.last_error)} `, timeEl(r.last_error.at)] : "—"),
           },
           {
             title: "Actions",
@@ -110,11 +112,15 @@ export async function subscriptionsSection(integration) {
     { label: "subscriptions" },
   );
   const catalog = await get("/api/notification-events", { provider: integration.provider }).catch((err) => err);
+  // The provider's documented example webhook, where the catalog has one, for the template's test.
+  const sample = await get(`/api/provider-catalog/${enc(integration.provider)}`)
+    .then((entry) => entry.sample ?? {})
+    .catch(() => ({}));
   return section(
     "Notification subscriptions",
     h("p", { class: "muted" }, "This integration's events as messages in chat channels, filtered."),
     list,
-    writes(h("h3", {}, "New subscription"), createForm(integration.provider, catalog, base, () => list.reload())),
+    writes(h("h3", {}, "New subscription"), createForm(integration.provider, catalog, sample, base, () => list.reload())),
   );
 }
 
@@ -176,7 +182,10 @@ function eventPicker(provider, catalog) {
   );
 }
 
-function createForm(provider, catalog, base, created) {
+// The event type a template's test run is given, by provider.
+const SAMPLE_EVENT = { github: "pull_request.opened", jira: "issue.created" };
+
+function createForm(provider, catalog, sample, base, created) {
   const applies = new Set(catalog instanceof Error ? [] : catalog.filters);
   const github = provider === "github";
   const bots = h("input", { type: "checkbox", name: "no_bots" });
@@ -215,6 +224,7 @@ function createForm(provider, catalog, base, created) {
           )
         : null,
       field("Threads", select("threads", [["item", "on: a thread per item, its root kept current"], ["off", "off: every notification in the channel"]], "item")),
+      templateEditor({ provider, eventType: SAMPLE_EVENT[provider] || sample.event_type || "", sample: sample.payload ?? {} }),
     ],
     "Create subscription",
     async (data, el) => {
@@ -237,6 +247,8 @@ function createForm(provider, catalog, base, created) {
       if (bots.checked) authors.bots = false;
       if (Object.keys(authors).length) body.authors = authors;
       if (applies.has("drafts") && drafts.checked) body.drafts = true;
+      const template = templateOf(data);
+      if (template) body.template = template;
       const sub = await post(base, body);
       el.reset();
       el.querySelector(".event-picker")?.dispatchEvent(new Event("change")); // its count

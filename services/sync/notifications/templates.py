@@ -1,0 +1,90 @@
+"""Subscriptions' templates (SPEC §16) in the notifications consumer: the posts of a batch
+whose subscription has a template, rendered by it instead of the provider's renderer.
+
+The renderer has rendered the event and the subscription's filters have taken it (they
+judge the renderer's facts: a template changes how a notification looks, not which events
+a subscription takes). Then the batch's templates run together in the sandbox (at most 50
+ms each, bounded in number at once, off the consumer's event loop); a post whose template
+gave a result is shown as it says (shared.templates.notice_of) or, with `skip`, left out
+and counted as filtered (reason `template`). A post whose template failed (an error, a
+time-out, memory, a bad result, or suspended after failures in a row) keeps the renderer's
+notice: the failure is counted and kept as the subscription's `last_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
+from shared import claim_check
+from shared.errors import NotFound
+from shared.mongo import BatchedWriter, Database
+from shared.templates import TemplateFailure, TemplateResult, Templates, event_of, notice_of
+
+if TYPE_CHECKING:
+    from services.sync.notifications.service import Post
+
+SKIPPED = "template"
+
+
+class PostTemplates:
+    def __init__(self, templates: Templates, *, db: Database, counts: BatchedWriter) -> None:
+        self._templates = templates
+        self._db = db
+        self._counts = counts
+
+    async def render(self, posts: list[Post], skipped: list[tuple[Post, str]]) -> list[Post]:
+        """`posts` as their templates show them; those a template skips are added to
+        `skipped`."""
+        templated = [post for post in posts if post.subscription.template]
+        if not templated:
+            return posts
+        payloads = await self._payloads(templated)
+        outcomes = await asyncio.gather(
+            *(self._run(post, payloads.get(post.event.id)) for post in templated)
+        )
+        rendered = dict(zip((id(post) for post in templated), outcomes, strict=True))
+        kept: list[Post] = []
+        for post in posts:
+            outcome = rendered.get(id(post))
+            if isinstance(outcome, TemplateResult):
+                if outcome.skip:
+                    skipped.append((post, SKIPPED))
+                    continue
+                post = dataclasses.replace(post, notice=notice_of(outcome, post.notice))
+            elif isinstance(outcome, TemplateFailure):
+                error = outcome.as_last_error()
+                self._counts.set_fields(SUBSCRIPTIONS, post.subscription.id, {"last_error": error})
+            kept.append(post)
+        return kept
+
+    async def _run(self, post: Post, payload: Any) -> TemplateResult | TemplateFailure:
+        template = post.subscription.template
+        assert template is not None
+        event = event_of(post.event.provider, post.notice.event, payload)
+        return await self._templates.render(
+            template, event, use="subscription", scope=post.subscription.workspace_id
+        )
+
+    async def _payloads(self, posts: list[Post]) -> dict[str, Any]:
+        """Each event's payload, by envelope id: a claim-checked one read once (the
+        renderer read it too, but kept only its notice)."""
+        payloads: dict[str, Any] = {}
+        for post in posts:
+            event = post.event
+            if event.id in payloads:
+                continue
+            if event.payload_ref:
+                try:
+                    payloads[event.id] = orjson.loads(
+                        await claim_check.load(self._db, event.payload_ref)
+                    )
+                except (NotFound, orjson.JSONDecodeError):
+                    payloads[event.id] = None  # the renderer had it; gone since
+            else:
+                payloads[event.id] = event.payload
+        return payloads

@@ -1,0 +1,556 @@
+"""User JavaScript in a V8 isolate with hard limits: the one sandbox of sync's and the
+gateway's templates (SPEC §16) and delivery's transformations (§17).
+
+A script defines a function (`handler`); a run calls it with one JSON value and takes its
+return value back as JSON. What a run may do:
+
+- **No I/O.** Bare V8 (mini-racer): no `fetch`, `require`, `process`, `XMLHttpRequest`,
+  module loader or file system. Whatever could run later, outside a run's limits, is taken
+  away before the script runs: `setTimeout` (mini-racer's, built on `Atomics.waitAsync`),
+  `Atomics`, `FinalizationRegistry`, `WeakRef`, `WebAssembly`; and so are `ArrayBuffer`,
+  `SharedArrayBuffer`, `DataView` and the typed arrays, whose memory V8 keeps outside the
+  heap its limit counts. `Date`, `Math.random`, `JSON`, `Intl`, `RegExp` are there.
+- **Limits** (`Limits`), enforced by V8 through mini-racer, not by watching from Python:
+  the time (wall clock, 50 ms: mini-racer terminates the isolate's execution when its
+  task is cancelled) covers the call and the promise jobs it leaves behind, and the heap
+  (32 MB: V8's hard limit on the isolate). The result is JSON of at most 64 KB.
+- **One isolate per (scope, script)**: a script compiled once, kept (least recently used
+  first out), called many times, one run at a time; two scopes (two workspaces) never
+  share an isolate, so no script sees another's globals. An isolate whose run timed out
+  or ran out of memory is thrown away (it is never trusted again) and the script
+  compiled anew at its next run.
+- **In a process of its own.** The isolates live in a worker process (`python -m
+  shared.jsbox`), each run on a V8 thread of its own, so a caller awaits a run while its
+  event loop goes on, and a script that makes V8 stop its process (V8 aborts on some
+  allocations past its limits, such as splitting a 300-million-character string) takes
+  only the worker down: the runs it held fail (`error`), and the next run starts a new
+  worker. At most `concurrency` runs at once; a worker that answers nothing for far longer
+  than the limits allow is stopped the same way.
+- **Suspension.** A script that failed `failures` times in a row (an error, a time-out,
+  memory, a bad result) is suspended for `suspend_seconds`: its runs fail at once with
+  kind `suspended`, so a looping script cannot cost 50 ms at every event of a batch. The
+  next run after that is a trial: a success clears the count, a failure suspends again.
+
+Errors are `ScriptError` with a `kind` (syntax, error, timeout, memory, result,
+suspended), a message and, where V8 says where, the script's line and column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+import orjson
+from py_mini_racer import (
+    JSEvalException,
+    JSOOMException,
+    JSParseException,
+    JSTimeoutException,
+    MiniRacer,
+)
+
+__all__ = ["Limits", "Sandbox", "ScriptError"]
+
+Kind = Literal["syntax", "error", "timeout", "memory", "result", "suspended"]
+
+_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+# What V8 puts first in the message of an exception thrown by one of our scripts (each is
+# evaluated as its own `<anonymous>` script), and the caret line under the source line.
+_WHERE = re.compile(r"^<anonymous>:(\d+): ?(.*)$")
+_MESSAGE_CHARS = 300
+
+# Run before any user code, in every isolate: takes away what could outlive a run or escape
+# the heap limit, and installs the runner, with JSON's functions as they were (a script
+# that changes `JSON` changes only what it does itself).
+_PREPARE = """
+(() => {
+  const g = globalThis;
+  for (const name of [
+    "Atomics", "FinalizationRegistry", "WeakRef", "WebAssembly", "ArrayBuffer",
+    "SharedArrayBuffer", "DataView", "Int8Array", "Uint8Array", "Uint8ClampedArray",
+    "Int16Array", "Uint16Array", "Int32Array", "Uint32Array", "Float16Array",
+    "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
+  ]) {
+    delete g[name];
+  }
+  g.setTimeout = undefined;
+  g.clearTimeout = undefined;
+  g.__timer_manager = undefined;
+  const parse = JSON.parse, stringify = JSON.stringify, Pending = Promise;
+  let entry;
+  const runner = Object.freeze({
+    bind(fn) {
+      entry = fn;
+      return typeof fn === "function";
+    },
+    run(input, limit) {
+      const value = entry(parse(input));
+      if (value instanceof Pending) return "!returned a Promise: the function cannot be async";
+      let out;
+      try {
+        out = stringify(value);
+      } catch (e) {
+        return "!returned what is not JSON: " + String(e && e.message ? e.message : e);
+      }
+      if (out === undefined) return "!returned nothing (undefined)";
+      if (out.length > limit) {
+        return "!returned " + out.length + " characters of JSON, over " + limit;
+      }
+      return out;
+    },
+  });
+  Object.defineProperty(g, "__jsbox", {value: runner, writable: false, configurable: false});
+})();
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float = 0.05
+    memory_bytes: int = 32 * 1024 * 1024
+    # Characters of the result's JSON.
+    result_chars: int = 64 * 1024
+
+
+class ScriptError(Exception):
+    """A script that did not give a result: `kind` says how, `line`/`column` (1-based)
+    where in the script, when V8 says."""
+
+    def __init__(
+        self, kind: Kind, message: str, line: int | None = None, column: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind: Kind = kind
+        self.message = message
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        where = f" (line {self.line}, column {self.column})" if self.line is not None else ""
+        return f"{self.message}{where}"
+
+
+def located(kind: Kind, text: str) -> ScriptError:
+    """A ScriptError from mini-racer's text of a V8 exception: `<anonymous>:LINE: message`,
+    the source line, then a caret under the column."""
+    lines = text.split("\n")
+    found = _WHERE.match(lines[0])
+    if found is None:
+        return ScriptError(kind, lines[0][:_MESSAGE_CHARS] or "the script failed")
+    line, message = int(found.group(1)), found.group(2)
+    column = None
+    if len(lines) > 2 and "^" in lines[2]:
+        column = lines[2].index("^") + 1
+    return ScriptError(kind, message[:_MESSAGE_CHARS] or "the script failed", line, column)
+
+
+@dataclass
+class _Record:
+    """A script's failures in a row, and until when (monotonic) it is suspended."""
+
+    failures: int = 0
+    until: float = 0.0
+
+
+def script_key(scope: str, function: str, source: str) -> str:
+    digest = hashlib.sha256(f"{function}\0{source}".encode()).hexdigest()
+    return f"{scope}\0{digest}"
+
+
+# A reply line may carry a whole result; a request line a whole payload.
+_LINE_LIMIT = 256 * 1024 * 1024
+
+
+class Sandbox:
+    """Runs scripts (module docstring), in a worker process started at the first run."""
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        compiled: int = 32,
+        concurrency: int = 2,
+        failures: int = 5,
+        suspend_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits or Limits()
+        self._size = compiled
+        self._failures = failures
+        self._suspend_seconds = suspend_seconds
+        self._clock = clock
+        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._worker: _Worker | None = None
+        self._starting = asyncio.Lock()
+        # The longest a run may take in the worker: its source, the binding and the call,
+        # each within the limit, behind at most one run of the same script; past this the
+        # worker is taken to be stuck.
+        self._guard = 8 * self.limits.seconds + 2.0
+
+    async def check(self, source: str, function: str = "handler") -> None:
+        """Compiles `source` in a fresh isolate (running its top level, within the limits)
+        and checks that it defines `function`. Raises ScriptError."""
+        _check_name(function)
+        await self._ask({"op": "check", "source": source, "function": function})
+
+    async def run(
+        self,
+        source: str,
+        data: Any,
+        *,
+        function: str = "handler",
+        scope: str = "",
+        keep: bool = True,
+    ) -> Any:
+        """`function(data)` of `source`, as JSON. `keep`: compile once and keep the isolate
+        (and count failures towards suspension); otherwise a fresh isolate, closed after
+        (an editor's test run). Raises ScriptError."""
+        _check_name(function)
+        key = script_key(scope, function, source)
+        record = self._records.get(key) if keep else None
+        if record is not None and record.until > self._clock():
+            left = record.until - self._clock()
+            raise ScriptError(
+                "suspended",
+                f"suspended after {record.failures} failures in a row; tried again in {left:.0f} s",
+            )
+        request = {
+            "op": "run",
+            "key": key,
+            "source": source,
+            "function": function,
+            "text": orjson.dumps(data).decode(),
+            "keep": keep,
+        }
+        try:
+            out = await self._ask(request)
+        except ScriptError:
+            if keep:
+                self._failed(key)
+            raise
+        if keep:
+            self._records.pop(key, None)
+        return orjson.loads(out)
+
+    def suspended(self, source: str, *, function: str = "handler", scope: str = "") -> bool:
+        record = self._records.get(script_key(scope, function, source))
+        return record is not None and record.until > self._clock()
+
+    async def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.stop()
+
+    async def _ask(self, request: dict[str, Any]) -> str:
+        async with self._slots:
+            worker = await self._running()
+            try:
+                async with asyncio.timeout(self._guard):
+                    return await worker.ask(request)
+            except TimeoutError:
+                await worker.stop()
+                raise ScriptError(
+                    "timeout", "the sandbox did not answer: it was restarted"
+                ) from None
+
+    async def _running(self) -> _Worker:
+        async with self._starting:
+            worker = self._worker
+            if worker is None or not worker.alive or worker.loop is not asyncio.get_running_loop():
+                if worker is not None:
+                    await worker.stop()
+                self._worker = worker = await _Worker.start(self.limits, self._size)
+            return worker
+
+    def _failed(self, key: str) -> None:
+        record = self._records.pop(key, None) or _Record()
+        record.failures += 1
+        if record.failures >= self._failures:
+            record.until = self._clock() + self._suspend_seconds
+        self._records[key] = record
+        while len(self._records) > 4 * self._size:
+            self._records.popitem(last=False)
+
+
+def _check_name(function: str) -> None:
+    if not _NAME.match(function):
+        raise ValueError(f"not a function name: {function!r}")
+
+
+class _Worker:
+    """The worker process, as its parent sees it: one JSON line per request and reply."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.loop = asyncio.get_running_loop()
+        self.alive = True
+        self._next = 0
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def start(cls, limits: Limits, size: int) -> _Worker:
+        settings = orjson.dumps(
+            {
+                "seconds": limits.seconds,
+                "memory_bytes": limits.memory_bytes,
+                "result_chars": limits.result_chars,
+                "size": size,
+            }
+        ).decode()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "shared.jsbox",
+            settings,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=_LINE_LIMIT,
+        )
+        return cls(process)
+
+    async def ask(self, request: dict[str, Any]) -> str:
+        if not self.alive:
+            raise ScriptError("error", "the sandbox stopped before the script ran")
+        self._next += 1
+        ident = self._next
+        reply: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        self._waiting[ident] = reply
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(orjson.dumps({**request, "id": ident}) + b"\n")
+            await self.process.stdin.drain()
+            answer = await reply
+        except asyncio.CancelledError:
+            if self.alive:  # the caller gave up: V8 stops the script
+                self.process.stdin.write(orjson.dumps({"op": "cancel", "id": ident}) + b"\n")
+            raise
+        except (ConnectionError, RuntimeError) as exc:
+            raise ScriptError("error", "the sandbox stopped while the script ran") from exc
+        finally:
+            self._waiting.pop(ident, None)
+        if "error" in answer:
+            error = answer["error"]
+            raise ScriptError(error["kind"], error["message"], error["line"], error["column"])
+        out: str = answer["out"]
+        return out
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        try:
+            while line := await self.process.stdout.readline():
+                answer = orjson.loads(line)
+                waiting = self._waiting.get(answer["id"])
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(answer)
+        finally:
+            self.alive = False
+            crashed = ScriptError(
+                "error", "the script stopped the sandbox (V8 ended its process): not run again"
+            )
+            for waiting in self._waiting.values():
+                if not waiting.done():
+                    waiting.set_exception(crashed)
+
+    async def stop(self) -> None:
+        self.alive = False
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        await self.process.wait()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+# The worker process ----------------------------------------------------------------------
+
+
+@dataclass
+class _Compiled:
+    """One script in its own isolate."""
+
+    racer: MiniRacer
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.racer.close()
+
+
+class _Isolates:
+    """The worker's isolates: compiled scripts kept by key, least recently used first out."""
+
+    def __init__(self, limits: Limits, size: int) -> None:
+        self.limits = limits
+        self._size = size
+        self._compiled: OrderedDict[str, _Compiled] = OrderedDict()
+
+    async def check(self, source: str, function: str) -> str:
+        compiled = await self._compile(source, function)
+        compiled.close()
+        return "null"
+
+    async def run(self, key: str, source: str, function: str, text: str, keep: bool) -> str:
+        call = f"__jsbox.run({orjson.dumps(text).decode()}, {self.limits.result_chars})"
+        if not keep:
+            compiled = await self._compile(source, function)
+            try:
+                return _result(await self._limited(compiled, call))
+            finally:
+                compiled.close()
+        while True:
+            found = self._compiled.get(key)
+            if found is None:
+                fresh = await self._compile(source, function)
+                found = self._compiled.get(key)  # another run may have compiled it meanwhile
+                if found is None:
+                    found = fresh
+                    self._keep(key, fresh)
+                else:
+                    fresh.close()
+            compiled = found
+            self._compiled.move_to_end(key)
+            async with compiled.lock:
+                if compiled.closed:  # thrown away while this run waited for it
+                    if self._compiled.get(key) is compiled:
+                        del self._compiled[key]
+                    continue
+                try:
+                    return _result(await self._limited(compiled, call))
+                finally:
+                    if compiled.closed:
+                        if self._compiled.get(key) is compiled:
+                            del self._compiled[key]
+                    elif self._compiled.get(key) is not compiled:
+                        compiled.close()  # let go of (least recently used) while it ran
+
+    async def _compile(self, source: str, function: str) -> _Compiled:
+        """A new isolate with `source` evaluated and `function` bound as the entry."""
+        racer = MiniRacer()
+        compiled = _Compiled(racer)
+        try:
+            racer.set_hard_memory_limit(self.limits.memory_bytes)
+            await racer.eval_cancelable(_PREPARE)
+            await self._limited(compiled, source, "syntax")
+            bound = await self._limited(
+                compiled, f"__jsbox.bind(typeof {function} === 'function' ? {function} : 0)"
+            )
+            if bound is not True:
+                raise ScriptError("error", f"the script defines no function {function}")
+        except BaseException:
+            compiled.close()
+            raise
+        return compiled
+
+    async def _limited(self, compiled: _Compiled, code: str, kind: Kind = "error") -> Any:
+        """`code` evaluated within the time limit; then a no-op within what is left of it,
+        which runs only after the promise jobs `code` left behind (so they are bounded too)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.seconds
+        racer = compiled.racer
+        try:
+            async with asyncio.timeout_at(deadline):
+                value = await racer.eval_cancelable(code)
+                await racer.eval_cancelable("0")
+        except (TimeoutError, JSTimeoutException) as exc:
+            compiled.close()
+            seconds = self.limits.seconds
+            raise ScriptError("timeout", f"the script ran over its {seconds * 1000:g} ms") from exc
+        except JSOOMException as exc:
+            compiled.close()
+            mb = self.limits.memory_bytes // (1024 * 1024)
+            raise ScriptError("memory", f"the script ran out of its {mb} MB of memory") from exc
+        except JSParseException as exc:
+            raise located("syntax", str(exc)) from exc
+        except JSEvalException as exc:
+            raise located(kind, str(exc)) from exc
+        return value
+
+    def _keep(self, key: str, compiled: _Compiled) -> None:
+        self._compiled[key] = compiled
+        while len(self._compiled) > self._size:
+            _, oldest = self._compiled.popitem(last=False)
+            if not oldest.lock.locked():  # else its run closes it when it ends
+                oldest.close()
+
+
+def _result(out: Any) -> str:
+    if not isinstance(out, str):
+        raise ScriptError("result", "the runner returned no JSON")
+    if out.startswith("!"):
+        raise ScriptError("result", f"the function {out[1:]}")
+    return out
+
+
+async def _serve(isolates: _Isolates, requests: asyncio.StreamReader, replies: IO[bytes]) -> None:
+    """Answers the parent's requests, each as it comes, until its end of the pipe closes."""
+    running: dict[int, asyncio.Task[None]] = {}
+
+    async def answer(request: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"id": request["id"]}
+        try:
+            if request["op"] == "check":
+                reply["out"] = await isolates.check(request["source"], request["function"])
+            else:
+                reply["out"] = await isolates.run(
+                    request["key"],
+                    request["source"],
+                    request["function"],
+                    request["text"],
+                    request["keep"],
+                )
+        except ScriptError as exc:
+            reply["error"] = {
+                "kind": exc.kind,
+                "message": exc.message,
+                "line": exc.line,
+                "column": exc.column,
+            }
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # the worker's own trouble, told to the parent
+            reply["error"] = {
+                "kind": "error",
+                "message": f"the sandbox failed: {exc!r}"[:_MESSAGE_CHARS],
+                "line": None,
+                "column": None,
+            }
+        finally:
+            running.pop(request["id"], None)
+        replies.write(orjson.dumps(reply) + b"\n")
+        replies.flush()
+
+    while line := await requests.readline():
+        request = orjson.loads(line)
+        if request["op"] == "cancel":
+            task = running.get(request["id"])
+            if task is not None:
+                task.cancel()
+            continue
+        running[request["id"]] = asyncio.ensure_future(answer(request))
+
+
+async def _main(settings: dict[str, Any]) -> None:
+    # Replies go to the original stdout alone; anything else written there (by V8, by a
+    # library) goes to stderr instead, so it cannot break a reply.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    limits = Limits(settings["seconds"], settings["memory_bytes"], settings["result_chars"])
+    loop = asyncio.get_running_loop()
+    requests = asyncio.StreamReader(limit=_LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(requests), sys.stdin)
+    await _serve(_Isolates(limits, settings["size"]), requests, replies)
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(orjson.loads(sys.argv[1])))

@@ -1,0 +1,260 @@
+"""Templates (SPEC §16): a workspace's JavaScript `function handler(event)` that renders an
+event for a subscription (sync) or an incoming webhook (gateway), run in shared.jsbox.
+
+What they share: the `event` handed to a template (headers without credentials), the
+result's shape and its checks, the result as a `Notice` text and card, the error kept as a
+`last_error`, the metric of runs, and the check at save (422 with the line and column).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.errors import BadRequest, Invalid
+from shared.ids import utcnow
+from shared.jsbox import Sandbox, ScriptError
+from shared.providers import commonmark as md
+from shared.providers.notify import Card, Notice
+from shared.providers.notify import Field as CardField
+
+__all__ = [
+    "MAX_TEMPLATE_CHARS",
+    "TemplateFailure",
+    "TemplateMetrics",
+    "TemplateResult",
+    "Templates",
+    "card_of",
+    "event_of",
+    "notice_of",
+]
+
+log = structlog.get_logger(__name__)
+
+MAX_TEMPLATE_CHARS = 20_000
+FUNCTION = "handler"
+Use = Literal["subscription", "incoming_webhook", "test"]
+
+# A header whose name says it carries a credential is not shown to a template.
+_CREDENTIAL = re.compile(r"authorization|cookie|token|secret|signature|password|api-?key|session")
+_ERROR_CHARS = 300
+
+
+class TemplateField(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    value: str = Field(max_length=2000)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        """Numbers and booleans shown as JavaScript writes them (`3`, `true`)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return format(value, "g") if isinstance(value, float) else str(value)
+        return value
+
+
+class TemplateResult(BaseModel):
+    """What a template returns. `text` is required unless `skip` is true."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str | None = Field(None, max_length=40_000)
+    title: str | None = Field(None, max_length=300)
+    url: str | None = Field(None, max_length=2000)
+    fields: list[TemplateField] | None = Field(None, max_length=25)
+    state: str | None = Field(None, max_length=100)
+    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+    item: str | None = Field(None, min_length=1, max_length=200)
+    skip: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and md.safe_url(value) is None:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _text(self) -> TemplateResult:
+        if not self.skip and not (self.text and self.text.strip()):
+            raise ValueError("`text` is required (or `skip: true`)")
+        return self
+
+
+@dataclass(frozen=True)
+class TemplateFailure:
+    """A run that gave no usable result: `code` as the API says it (template_error,
+    template_timeout, template_memory, bad_result, template_suspended)."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    @property
+    def outcome(self) -> str:
+        """The metric's outcome: error, timeout, memory, bad_result, suspended."""
+        return _OUTCOMES[self.code]
+
+    def as_error(self) -> dict[str, Any]:
+        """The body of a 422, and (with `at`) a `last_error`."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message[:_ERROR_CHARS]}
+        if self.line is not None:
+            error["line"] = self.line
+            error["column"] = self.column
+        return error
+
+    def as_last_error(self) -> dict[str, Any]:
+        return {**self.as_error(), "at": utcnow()}
+
+
+_CODES = {
+    "syntax": "template_error",
+    "error": "template_error",
+    "timeout": "template_timeout",
+    "memory": "template_memory",
+    "result": "bad_result",
+    "suspended": "template_suspended",
+}
+_OUTCOMES = {
+    "template_error": "error",
+    "template_timeout": "timeout",
+    "template_memory": "memory",
+    "bad_result": "bad_result",
+    "template_suspended": "suspended",
+}
+
+
+def failure_of(error: ScriptError) -> TemplateFailure:
+    return TemplateFailure(_CODES[error.kind], error.message, error.line, error.column)
+
+
+class TemplateMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            "hookhub_template_runs",
+            "Template runs, by use (subscription, incoming_webhook, test) and outcome (ok, "
+            "error, timeout, memory, bad_result, suspended: not run, after failures in a row)",
+            ["use", "outcome"],
+            registry=registry,
+        )
+
+
+def event_of(
+    provider: str, event_type: str, payload: Any, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The `event` a template is called with; headers lower-cased, without credentials (and
+    without one whose value is not UTF-8)."""
+    given: Mapping[str, str] = headers or {}
+    kept: dict[str, str] = {}
+    for name in given:
+        if _CREDENTIAL.search(name.lower()):
+            continue
+        try:
+            kept[name.lower()] = given[name]
+        except BadRequest:
+            continue
+    return {"provider": provider, "event_type": event_type, "headers": kept, "payload": payload}
+
+
+class Templates:
+    """Runs templates in a sandbox, checks their results, counts the runs."""
+
+    def __init__(self, sandbox: Sandbox, metrics: TemplateMetrics | None) -> None:
+        self.sandbox = sandbox
+        self._metrics = metrics
+
+    async def check(self, template: str | None) -> None:
+        """At save: a template that does not compile, or defines no `handler`, is refused
+        (422 `invalid_template`, with its line and column)."""
+        if template is None:
+            return
+        try:
+            await self.sandbox.check(template, FUNCTION)
+        except ScriptError as exc:
+            where: dict[str, object] = {}
+            if exc.line is not None:
+                where = {"line": exc.line, "column": exc.column}
+            raise Invalid(f"template: {exc}", code="invalid_template", extra=where) from exc
+
+    async def render(
+        self, template: str, event: dict[str, Any], *, use: Use, scope: str
+    ) -> TemplateResult | TemplateFailure:
+        """The template's result for `event`, or why there is none (counted either way)."""
+        outcome: TemplateResult | TemplateFailure
+        try:
+            value = await self.sandbox.run(
+                template, event, function=FUNCTION, scope=scope, keep=use != "test"
+            )
+            outcome = result_of(value)
+        except ScriptError as exc:
+            outcome = failure_of(exc)
+        except Exception as exc:  # the sandbox's own trouble: the event still gets rendered
+            log.exception("template_sandbox_failed", use=use)
+            outcome = TemplateFailure("template_error", f"the sandbox failed: {exc!r}")
+        if self._metrics is not None:
+            label = "ok" if isinstance(outcome, TemplateResult) else outcome.outcome
+            self._metrics.runs.labels(use, label).inc()
+        return outcome
+
+
+_JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def result_of(value: Any) -> TemplateResult | TemplateFailure:
+    if not isinstance(value, dict):
+        kind = _JSON_KINDS.get(type(value), "an array") if value is not None else "null"
+        return TemplateFailure("bad_result", f"the function returned {kind}, not an object")
+    try:
+        return TemplateResult.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "result"
+        return TemplateFailure("bad_result", f"{where}: {first['msg']}")
+
+
+def card_of(result: TemplateResult) -> Card | None:
+    """The result's card, when it has any of title, url, state, colour or fields (the title
+    then defaults to the text's first line). Defused as every card is (Card)."""
+    if not (result.title or result.url or result.state or result.color or result.fields):
+        return None
+    return Card(
+        title=result.title or md.line((result.text or "").split("\n", 1)[0]),
+        url=result.url,
+        state=result.state,
+        color=result.color.lower() if result.color else None,
+        fields=tuple(CardField(f.name, f.value) for f in result.fields or ()),
+    )
+
+
+def text_of(result: TemplateResult) -> str:
+    """The workspace's own CommonMark, as written, with mentions and raw HTML defused and
+    control characters gone (shared.providers.commonmark.plain)."""
+    return md.plain(result.text or "")
+
+
+def notice_of(result: TemplateResult, default: Notice) -> Notice:
+    """`default` (the renderer's notice, whose facts the filters used) shown as the template
+    says: its text and card; threaded by its `item` (else the renderer's); the root edited
+    only to a template's card; `skip` makes it quiet."""
+    if result.skip:
+        return replace(default, quiet="skipped by the template")
+    card = card_of(result)
+    item = result.item or default.item
+    return replace(
+        default,
+        text=text_of(result),
+        card=card,
+        item=item,
+        item_card=card if item is not None else None,
+    )

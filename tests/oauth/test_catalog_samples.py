@@ -1,0 +1,26 @@
+"""`GET /api/provider-catalog/{provider}` gives the provider's documented example webhook
+(for trying a template on it, SPEC §16); the list does not carry them."""
+
+from __future__ import annotations
+
+import json
+
+from services.oauth.catalog.endpoints import (
+    CatalogEntry,
+    provider_catalog,
+    provider_catalog_entry,
+)
+from shared.providers.catalog import CATALOG
+
+
+async def test_an_entry_carries_its_json_sample_and_the_list_none() -> None:
+    entry = CatalogEntry.model_validate(await provider_catalog_entry("alertmanager"))
+    assert entry.sample is not None
+    body = CATALOG["alertmanager"].sample
+    assert body is not None
+    assert entry.sample.payload == json.loads(body.body("alertmanager"))
+    assert entry.sample.payload["status"] == "resolved"
+    github = CatalogEntry.model_validate(await provider_catalog_entry("github"))
+    assert github.sample is None  # no sample in the catalog (its corpus is the tests')
+    listed = await provider_catalog()
+    assert all("sample" not in item for item in listed["items"])  # type: ignore[attr-defined]

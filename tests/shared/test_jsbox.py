@@ -1,0 +1,198 @@
+"""The sandbox of user JavaScript (shared/jsbox.py): results as JSON, errors with their line
+and column, the time and memory limits enforced by V8, nothing that does I/O or outlives a
+run, one isolate per scope, suspension after failures in a row, the caller's loop free."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.jsbox import Limits, Sandbox, ScriptError
+
+ECHO = "function handler(event) {\n  return {seen: event, n: Math.random() < 2};\n}\n"
+LOOP = "function handler(event) {\n  while (true) {}\n}\n"
+HOG = "function handler(event) {\n  let a = [];\n  while (true) a.push(new Array(1e6));\n}\n"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+async def box() -> AsyncIterator[Sandbox]:
+    sandbox = Sandbox()
+    yield sandbox
+    await sandbox.close()
+
+
+async def failure(sandbox: Sandbox, source: str, data: object = None, **kw: object) -> ScriptError:
+    with pytest.raises(ScriptError) as caught:
+        await sandbox.run(source, data, **kw)  # type: ignore[arg-type]
+    return caught.value
+
+
+async def test_a_result_crosses_back_as_json(box: Sandbox) -> None:
+    event = {"provider": "github", "payload": {"a": [1, "x", None], "__proto__": {"b": 2}}}
+    assert await box.run(ECHO, event) == {"seen": event, "n": True}
+
+
+async def test_a_syntax_error_says_where(box: Sandbox) -> None:
+    error = await failure(box, "function handler(e) {\n  return {text: 'a' +;\n}\n")
+    assert (error.kind, error.line, error.column) == ("syntax", 2, 22)
+    assert "Unexpected token" in error.message
+    with pytest.raises(ScriptError) as caught:
+        await box.check("function handler(e) {\n  return {text: 'a' +;\n}\n")
+    assert (caught.value.kind, caught.value.line) == ("syntax", 2)
+
+
+async def test_a_throw_says_where(box: Sandbox) -> None:
+    source = "function handler(event) {\n  const x = null;\n  return x.foo;\n}\n"
+    error = await failure(box, source, {})
+    assert (error.kind, error.line, error.column) == ("error", 3, 12)
+    assert error.message == "TypeError: Cannot read properties of null (reading 'foo')"
+    thrown = await failure(
+        box, 'function handler(e) {\n\tthrow new Error("no " + e.x);\n}', {"x": 7}
+    )
+    assert (thrown.kind, thrown.message, thrown.line, thrown.column) == (
+        "error",
+        "Error: no 7",
+        2,
+        2,
+    )
+
+
+async def test_a_script_without_the_function_is_refused(box: Sandbox) -> None:
+    for source in ("var handler = 3;", "function other() {}"):
+        error = await failure(box, source, {})
+        assert error.kind == "error" and "defines no function handler" in error.message
+    with pytest.raises(ScriptError):
+        await box.check("let x = 1;")
+
+
+async def test_a_loop_is_stopped_and_the_isolate_replaced(box: Sandbox) -> None:
+    source = (
+        "var runs = 0;\nfunction handler(e) {\n  runs++;\n  while (e.loop) {}\n  return {runs};\n}"
+    )
+    assert await box.run(source, {"loop": False}, scope="loop") == {"runs": 1}
+    assert (await failure(box, source, {"loop": True}, scope="loop")).kind == "timeout"
+    # The isolate that timed out was thrown away: the script starts over in a new one.
+    assert await box.run(source, {"loop": False}, scope="loop") == {"runs": 1}
+    assert (await failure(box, "while (true) {}", {})).kind == "timeout"  # at the top level
+
+
+async def test_unbounded_memory_is_stopped() -> None:
+    # A long time limit: the heap's is the one reached, however slow the machine.
+    sandbox = Sandbox(Limits(seconds=30))
+    try:
+        error = await failure(sandbox, HOG, {})
+        assert error.kind == "memory" and "32 MB" in error.message
+        assert await sandbox.run(ECHO, 1) == {"seen": 1, "n": True}
+    finally:
+        await sandbox.close()
+
+
+async def test_a_script_that_makes_v8_abort_takes_down_only_the_worker(box: Sandbox) -> None:
+    # V8 ends its process on a FixedArray past its maximum length (crbug.com/1201626):
+    # the worker's, not the caller's.
+    crash = "function handler() {\n  return 'x'.repeat(3e8).split('').length;\n}"
+    assert await box.run(ECHO, 0, scope="crash") == {"seen": 0, "n": True}
+    error = await failure(box, crash, None, scope="crash")
+    assert error.kind == "error" and "stopped the sandbox" in error.message
+    # The next run starts a new worker.
+    assert await box.run(ECHO, 1, scope="crash") == {"seen": 1, "n": True}
+
+
+async def test_nothing_does_io_or_escapes_the_limits(box: Sandbox) -> None:
+    names = [
+        "fetch", "require", "process", "XMLHttpRequest", "setTimeout", "Atomics",
+        "WebAssembly", "ArrayBuffer", "SharedArrayBuffer", "Uint8Array", "FinalizationRegistry",
+    ]  # fmt: skip
+    source = f"function handler() {{ return {names!r}.map((n) => typeof globalThis[n]); }}"
+    assert await box.run(source, None) == ["undefined"] * len(names)
+    for call in ("fetch('http://127.0.0.1/')", "require('fs')", "process.exit(1)"):
+        error = await failure(box, f"function handler() {{\n  return {call};\n}}", None)
+        assert (error.kind, error.line) == ("error", 2) and "ReferenceError" in error.message
+    imported = await failure(box, "function handler() { return import('fs'); }", None)
+    assert imported.kind == "result" and "Promise" in imported.message
+    # Typed arrays' memory is outside the heap the limit counts: there are none to make.
+    assert await box.run(
+        "function handler() { return [typeof Date.now(), typeof Math.random()]; }", 0
+    ) == [
+        "number",
+        "number",
+    ]
+
+
+async def test_promise_jobs_left_behind_are_bounded_too(box: Sandbox) -> None:
+    source = "function handler() {\n  Promise.resolve().then(() => { while (true) {} });\n  return {text: 'x'};\n}"
+    assert (await failure(box, source, None, scope="jobs")).kind == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("function handler() { return 'x'.repeat(70000); }", "characters of JSON, over 65536"),
+        ("function handler() { return {a: 1n}; }", "not JSON"),
+        ("async function handler() { return {}; }", "Promise"),
+        ("function handler() {}", "nothing"),
+        ("function handler() { const a = {}; a.a = a; return a; }", "not JSON"),
+    ],
+)
+async def test_a_result_that_is_not_json_or_too_large(box: Sandbox, source: str, says: str) -> None:
+    error = await failure(box, source, None)
+    assert error.kind == "result" and says in error.message
+
+
+async def test_a_scope_never_sees_anothers_globals(box: Sandbox) -> None:
+    source = "var seen = [];\nfunction handler(e) {\n  seen.push(e);\n  return seen;\n}"
+    assert await box.run(source, "a1", scope="ws_a") == ["a1"]
+    assert await box.run(source, "a2", scope="ws_a") == ["a1", "a2"]
+    assert await box.run(source, "b1", scope="ws_b") == ["b1"]
+    # A test run (not kept) starts from nothing.
+    assert await box.run(source, "t", scope="ws_a", keep=False) == ["t"]
+
+
+async def test_failures_in_a_row_suspend_a_script_for_a_while() -> None:
+    clock = Clock()
+    sandbox = Sandbox(failures=3, suspend_seconds=60, clock=clock)
+    source = "function handler(e) {\n  if (e.fail) throw new Error('no');\n  return {ok: true};\n}"
+    try:
+        for _ in range(2):
+            assert (await failure(sandbox, source, {"fail": True})).kind == "error"
+        assert await sandbox.run(source, {"fail": False}) == {"ok": True}  # clears the count
+        for _ in range(3):
+            assert (await failure(sandbox, source, {"fail": True})).kind == "error"
+        assert sandbox.suspended(source)
+        # Not run at all while suspended, even on an input it would take.
+        assert (await failure(sandbox, source, {"fail": False})).kind == "suspended"
+        # Another scope's copy of the script is its own.
+        assert await sandbox.run(source, {"fail": False}, scope="other") == {"ok": True}
+        clock.now += 61
+        assert (await failure(sandbox, source, {"fail": True})).kind == "error"  # the trial
+        assert (await failure(sandbox, source, {"fail": False})).kind == "suspended"
+        clock.now += 61
+        assert await sandbox.run(source, {"fail": False}) == {"ok": True}
+        assert not sandbox.suspended(source)
+    finally:
+        await sandbox.close()
+
+
+async def test_the_callers_loop_goes_on_while_a_script_runs() -> None:
+    # A long limit holds the looping script mid-run while the rest goes on.
+    sandbox = Sandbox(Limits(seconds=60))
+    try:
+        looping = asyncio.ensure_future(sandbox.run(LOOP, None, scope="held"))
+        assert await sandbox.run(ECHO, 2, scope="free") == {"seen": 2, "n": True}
+        assert not looping.done()
+        looping.cancel()  # the caller gives up: V8 stops the script
+        with pytest.raises(asyncio.CancelledError):
+            await looping
+        assert await sandbox.run(ECHO, 3, scope="free") == {"seen": 3, "n": True}
+    finally:
+        await sandbox.close()
