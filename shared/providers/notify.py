@@ -35,6 +35,7 @@ __all__ = [
     "Notice",
     "Notifier",
     "Unrenderable",
+    "card_of",
     "event_matches",
     "when",
 ]
@@ -98,6 +99,24 @@ class Card:
         if self.color is not None:
             card["color"] = self.color
         return card
+
+
+def card_of(
+    title: object,
+    url: object,
+    state: str | None,
+    color: str | None,
+    fields: Iterable[tuple[str, object]] = (),
+) -> Card:
+    """A card from outside values: the title and each field's value on one line (trimmed),
+    the fields without a value left out."""
+    return Card(
+        title=md.line(title),
+        url=md.safe_url(url),
+        state=state,
+        color=color,
+        fields=tuple(Field(name, md.line(value)) for name, value in fields if value),
+    )
 
 
 @dataclass(frozen=True)
