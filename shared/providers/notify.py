@@ -34,10 +34,13 @@ __all__ = [
     "Field",
     "Notice",
     "Notifier",
+    "Scene",
     "Unrenderable",
     "card_of",
     "event_matches",
+    "placed",
     "when",
+    "who",
 ]
 
 # The colours of states common to every service, as GitHub's own (a renderer may have more).
@@ -133,6 +136,36 @@ class Actor:
 
     def __post_init__(self) -> None:
         _defuse(self, "name")  # shown as the message's author
+
+
+def who(actor: Actor | None) -> str:
+    """The actor's name as CommonMark text, or "Someone"."""
+    return md.text(actor.name) if actor else "Someone"
+
+
+def placed(name: str | None, url: object) -> str:
+    """` in [name](url)`: where it happened (a repository, a project), or nothing."""
+    return "" if name is None else " in " + md.link(md.text(name), url)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What every rendering of one payload shares: the event's name, the payload, who
+    acted, and where (a repository or project: `place`, linked to `place_url`)."""
+
+    event: str
+    payload: Mapping[str, Any]
+    actor: Actor | None
+    place: str | None
+    place_url: str | None
+
+    @property
+    def who(self) -> str:
+        return who(self.actor)
+
+    @property
+    def where(self) -> str:
+        return placed(self.place, self.place_url)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.providers.bitbucket.notify import NOTIFIER as BITBUCKET
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.gitlab.notify import NOTIFIER as GITLAB
 from shared.providers.jira.notify import NOTIFIER as JIRA
@@ -60,8 +61,11 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     elif notifier is JIRA:
         paths = [(None, p) for p in sorted(JIRA_PAYLOADS.glob("*.json"))]
     else:
-        # The provider's samples (the event is in the body for these).
-        paths = [(None, p) for p in sorted((PROVIDERS / notifier.name / "samples").glob("*.json"))]
+        # The provider's samples: the event in the body, or (Bitbucket's `X-Event-Key`) in
+        # the sample's name.
+        samples = sorted((PROVIDERS / notifier.name / "samples").glob("*.json"))
+        named = notifier is BITBUCKET
+        paths = [(p.stem.replace("_", ":", 1) if named else None, p) for p in samples]
     payloads = [(header, json.loads(path.read_text())) for header, path in paths]
     if notifier is GITHUB:
         # The corpus has no merged pull request: the page's is the closed one, merged.
@@ -79,13 +83,15 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     return texts
 
 
-DOCUMENTED = [("GitHub", GITHUB), ("Jira", JIRA), ("GitLab", GITLAB)]
+DOCUMENTED = [("GitHub", GITHUB), ("Jira", JIRA), ("GitLab", GITLAB), ("Bitbucket", BITBUCKET)]
 
 
 @pytest.mark.parametrize(("provider", "notifier"), DOCUMENTED)
 def test_every_example_is_what_the_renderer_makes_today(provider: str, notifier: Notifier) -> None:
     shown, texts = examples(provider), rendered(notifier)
-    assert len(shown) >= 6, f"no examples found under ## {provider}"
+    assert len(shown) >= (6 if notifier in (GITHUB, JIRA) else 3), (
+        f"no examples under ## {provider}"
+    )
     for name, example in shown.items():
         if name == "star.created":  # the generic rendering, shown in prose
             continue

@@ -36,6 +36,7 @@ from shared.providers.notify import (
     Actor,
     Card,
     Notice,
+    Scene,
     Unrenderable,
     any_matches,
     card_of,
@@ -168,29 +169,14 @@ BOOKKEEPING = frozenset(
 _BOT_USER = re.compile(r"^(project|group)_\d+_bot")
 
 
-@dataclass(frozen=True)
-class _Context:
-    kind: str
-    payload: Mapping[str, Any]
-    actor: Actor | None
-    project: str | None
-    project_url: str | None
-
-    @property
-    def who(self) -> str:
-        return md.text(self.actor.name) if self.actor else "Someone"
-
-    @property
-    def where(self) -> str:
-        if self.project is None:
-            return ""
-        return " in " + md.link(md.text(self.project), self.project_url)
+class _Context(Scene):
+    """`event` is GitLab's `object_kind`; `place` the project's `group/project`."""
 
     def path_url(self, *parts: str) -> str | None:
         """A page of the project: `<web_url>/-/<parts>`, each part a path segment."""
-        if self.project_url is None:
+        if self.place_url is None:
             return None
-        return "/".join([self.project_url.rstrip("/"), "-", *(quote(p, safe="") for p in parts)])
+        return "/".join([self.place_url.rstrip("/"), "-", *(quote(p, safe="") for p in parts)])
 
 
 def _actor(payload: Mapping[str, Any]) -> Actor | None:
@@ -221,7 +207,7 @@ def _project(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
 def _card(
     c: _Context, title: str, url: str | None, state: str | None, *fields: tuple[str, str | None]
 ) -> Card:
-    shown = [("Project", c.project), *fields, ("By", c.actor.name if c.actor else None)]
+    shown = [("Project", c.place), *fields, ("By", c.actor.name if c.actor else None)]
     return card_of(title, url, state, STATE_COLORS.get(state or ""), shown)
 
 
@@ -312,11 +298,11 @@ def _item_notice(
         text=text_,
         card=card,
         actor=c.actor,
-        item=item.key(c.project),
-        item_card=item.card(c.project),
+        item=item.key(c.place),
+        item_card=item.card(c.place),
         quiet=quiet,
         default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.project,
+        repository=c.place,
         branch=item.target,
         labels=item.labels,
         draft=item.draft,
@@ -471,7 +457,7 @@ def _note(c: _Context) -> Notice:
         card=_card(c, title, url, "commented"),
         actor=c.actor,
         quiet=quiet,
-        repository=c.project,
+        repository=c.place,
     )
 
 
@@ -491,7 +477,7 @@ def _push(c: _Context) -> Notice:
     ref = text(c.payload, "ref")
     if ref is None:
         raise Unrenderable("a push without a `ref`")
-    tag = c.kind == "tag_push"
+    tag = c.event == "tag_push"
     prefix = "refs/tags/" if tag else "refs/heads/"
     name = ref[len(prefix) :] if ref.startswith(prefix) else ref
     kind = "tag" if tag else "branch"
@@ -523,11 +509,11 @@ def _push(c: _Context) -> Notice:
         state, title = "pushed", f"{plural(total, 'commit')} to {name}"
     default_branch = text(c.payload, "project", "default_branch")
     return Notice(
-        event=c.kind,
+        event=c.event,
         text=line,
         card=_card(c, title, compare or page, state, ("Tag" if tag else "Branch", name)),
         actor=c.actor,
-        repository=c.project,
+        repository=c.place,
         branch=None if tag else name,
         default=False if tag else (name == default_branch and after != ZERO_SHA),
     )
@@ -570,7 +556,7 @@ def _run_notice(
         quiet = f"a {noun} that has not finished"
     elif allowed_failure and name == "failed":
         quiet = "a job that is allowed to fail"
-    item = f"{c.project}@{ref}:{item_suffix}" if c.project and ref else None
+    item = f"{c.place}@{ref}:{item_suffix}" if c.place and ref else None
     card = _card(c, f"{noun.capitalize()} {label}", url, status, ("Ref", ref), *fields)
     event = f"{noun}.{name}"
     return Notice(
@@ -582,7 +568,7 @@ def _run_notice(
         item_card=card if item else None,
         quiet=quiet,
         default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.project,
+        repository=c.place,
         branch=ref,
         resolved={"failed": False, "recovered": True}.get(name),
         needs_root=name == "recovered",
@@ -688,7 +674,7 @@ def _deployment(c: _Context) -> Notice:
         card=_card(c, f"Deployment to {environment}", url, status, ("Commit", sha)),
         actor=c.actor,
         default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.project,
+        repository=c.place,
         branch=text(c.payload, "ref"),
     )
 
@@ -716,7 +702,7 @@ def _release(c: _Context) -> Notice:
         card=_card(c, name, url, action, ("Tag", tag)),
         actor=c.actor,
         default=any_matches(DEFAULT_EVENTS, event),
-        repository=c.project,
+        repository=c.place,
     )
 
 
@@ -734,27 +720,27 @@ def _wiki_page(c: _Context) -> Notice:
         text=line,
         card=_card(c, title, url, action),
         actor=c.actor,
-        repository=c.project,
+        repository=c.place,
     )
 
 
 def _generic(c: _Context) -> Notice:
     action = text(c.payload, "object_attributes", "action") or text(c.payload, "event_type")
-    event = f"{c.kind}.{action.lower()}" if action else c.kind
+    event = f"{c.event}.{action.lower()}" if action else c.event
     attrs = obj(c.payload, "object_attributes")
     subject = text(attrs, "title") or text(attrs, "name") or text(c.payload, "name")
-    url = text(attrs, "url") or c.project_url
+    url = text(attrs, "url") or c.place_url
     line = f"{c.who}: {md.code(event)}{c.where}"
     if subject:
         line += f": {md.link(md.text(subject), url)}"
-    elif url and url != c.project_url:
+    elif url and url != c.place_url:
         line += f" ({md.link('view', url)})"
     return Notice(
         event=event,
         text=line,
         card=_card(c, subject or event, url, action),
         actor=c.actor,
-        repository=c.project,
+        repository=c.place,
     )
 
 
@@ -791,13 +777,13 @@ class GitLabNotifier:
             raise Unrenderable("the webhook names no `object_kind`")
         project, project_url = _project(payload)
         c = _Context(
-            kind=kind.lower(),
+            event=kind.lower(),
             payload=payload,
             actor=_actor(payload),
-            project=project,
-            project_url=project_url,
+            place=project,
+            place_url=project_url,
         )
-        notice = _RENDERERS.get(c.kind, _generic)(c)
+        notice = _RENDERERS.get(c.event, _generic)(c)
         if notice.quiet is not None and notice.default:
             notice = replace(notice, default=False)
         return notice
