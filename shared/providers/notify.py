@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,7 +38,9 @@ __all__ = [
     "Unrenderable",
     "card_of",
     "event_matches",
+    "named_only",
     "placed",
+    "settled",
     "when",
     "who",
 ]
@@ -168,6 +170,17 @@ class Scene:
         return placed(self.place, self.place_url)
 
 
+def named_only(scene: Scene, subject: str | None, url: object) -> str:
+    """An event a renderer knows only by its name: `who: `event` in place: [subject](url)`
+    (or `(view)` linked when there is no subject)."""
+    line = f"{scene.who}: {md.code(scene.event)}{scene.where}"
+    if subject:
+        return line + f": {md.link(md.text(subject), url)}"
+    if md.safe_url(url) and url != scene.place_url:
+        return line + f" ({md.link('view', url)})"
+    return line
+
+
 @dataclass(frozen=True)
 class Notice:
     """One provider event, rendered.
@@ -221,6 +234,14 @@ class Notice:
     resolved: bool | None = None
     started_at: datetime | None = None
     needs_root: bool = False
+
+
+def settled(notice: Notice) -> Notice:
+    """`notice` as sync gets it: nothing is posted for a quiet event, so it is never a
+    default either."""
+    if notice.quiet is not None and notice.default:
+        return replace(notice, default=False)
+    return notice
 
 
 class Notifier(Protocol):

@@ -14,6 +14,7 @@ from shared.providers.bitbucket.notify import NOTIFIER as BITBUCKET
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.gitlab.notify import NOTIFIER as GITLAB
 from shared.providers.jira.notify import NOTIFIER as JIRA
+from shared.providers.linear.notify import NOTIFIER as LINEAR
 from shared.providers.notify import Notifier, Unrenderable
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
@@ -83,7 +84,13 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     return texts
 
 
-DOCUMENTED = [("GitHub", GITHUB), ("Jira", JIRA), ("GitLab", GITLAB), ("Bitbucket", BITBUCKET)]
+DOCUMENTED = [
+    ("GitHub", GITHUB),
+    ("Jira", JIRA),
+    ("GitLab", GITLAB),
+    ("Bitbucket", BITBUCKET),
+    ("Linear", LINEAR),
+]
 
 
 @pytest.mark.parametrize(("provider", "notifier"), DOCUMENTED)

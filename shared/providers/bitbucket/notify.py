@@ -16,7 +16,6 @@ them, read defensively.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from shared.providers import commonmark as md
@@ -31,6 +30,8 @@ from shared.providers.notify import (
     Unrenderable,
     any_matches,
     card_of,
+    named_only,
+    settled,
 )
 from shared.providers.reading import first_line, moment, obj, objs, plural, text
 
@@ -259,12 +260,9 @@ def _generic(c: Scene) -> Notice:
         or text(c.payload, "commit_status", "url")
         or c.place_url
     )
-    line = f"{c.who}: {md.code(c.event)}{c.where}"
-    if title:
-        line += f": {md.link(md.text(title), url)}"
     return Notice(
         event=c.event,
-        text=line,
+        text=named_only(c, title, url),
         card=_card(c, title or c.event, url, text(c.payload, "commit_status", "state")),
         actor=c.actor,
         repository=c.place,
@@ -297,9 +295,7 @@ class BitbucketNotifier:
             notice = _push(c)
         else:
             notice = _generic(c)
-        if notice.quiet is not None and notice.default:
-            notice = replace(notice, default=False)
-        return notice
+        return settled(notice)
 
 
 NOTIFIER = BitbucketNotifier()

@@ -40,6 +40,8 @@ from shared.providers.notify import (
     Unrenderable,
     any_matches,
     card_of,
+    named_only,
+    settled,
 )
 from shared.providers.reading import (
     first_line,
@@ -730,14 +732,9 @@ def _generic(c: _Context) -> Notice:
     attrs = obj(c.payload, "object_attributes")
     subject = text(attrs, "title") or text(attrs, "name") or text(c.payload, "name")
     url = text(attrs, "url") or c.place_url
-    line = f"{c.who}: {md.code(event)}{c.where}"
-    if subject:
-        line += f": {md.link(md.text(subject), url)}"
-    elif url and url != c.place_url:
-        line += f" ({md.link('view', url)})"
     return Notice(
         event=event,
-        text=line,
+        text=named_only(replace(c, event=event), subject, url),
         card=_card(c, subject or event, url, action),
         actor=c.actor,
         repository=c.place,
@@ -783,10 +780,7 @@ class GitLabNotifier:
             place=project,
             place_url=project_url,
         )
-        notice = _RENDERERS.get(c.event, _generic)(c)
-        if notice.quiet is not None and notice.default:
-            notice = replace(notice, default=False)
-        return notice
+        return settled(_RENDERERS.get(c.event, _generic)(c))
 
 
 NOTIFIER = GitLabNotifier()
