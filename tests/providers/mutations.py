@@ -3,9 +3,12 @@ raises but `Unrenderable` is a bug)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from shared.providers.notify import Unrenderable
 
 
 def mutations(payload: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -31,3 +34,11 @@ def mutations(payload: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[
                 items = copy.deepcopy(payload)
                 items[index] = sub
                 yield sub_path, items
+
+
+def survives(render: Callable[[Any], object], payload: Any) -> None:
+    """`render` of every mutation of `payload` renders or raises `Unrenderable`, nothing
+    else."""
+    for _, broken in mutations(payload):
+        with contextlib.suppress(Unrenderable):
+            render(broken)

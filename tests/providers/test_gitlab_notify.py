@@ -5,7 +5,6 @@ shared/providers/gitlab/samples (their README says where each comes from)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from shared.providers.gitlab.notify import NOTIFIER, PUSH_COMMITS
 from shared.providers.notify import Notice, Unrenderable
-from tests.providers.mutations import mutations
+from tests.providers.mutations import survives
 from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "gitlab" / "samples"
@@ -298,10 +297,7 @@ def test_outside_text_stays_text(hostile: str) -> None:
     ],
 )
 def test_broken_payloads_are_unrenderable_or_rendered_with_what_is_there(name: str) -> None:
-    original = sample(name)
-    for _, broken in mutations(original):
-        with contextlib.suppress(Unrenderable):
-            render(broken)
+    survives(render, sample(name))
     bad: Any
     for bad in ([], "x", {}):
         with pytest.raises(Unrenderable):
