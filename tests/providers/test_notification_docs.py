@@ -17,6 +17,7 @@ from shared.providers.gitlab.notify import NOTIFIER as GITLAB
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.linear.notify import NOTIFIER as LINEAR
 from shared.providers.notify import Notifier, Unrenderable
+from shared.providers.stripe.notify import NOTIFIER as STRIPE
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
@@ -92,6 +93,7 @@ DOCUMENTED = [
     ("Bitbucket", BITBUCKET),
     ("Linear", LINEAR),
     ("CircleCI", CIRCLECI),
+    ("Stripe", STRIPE),
 ]
 
 
