@@ -5,8 +5,6 @@ from)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +13,11 @@ from shared.providers.circleci.notify import NOTIFIER
 from shared.providers.notify import Notice, Unrenderable
 from tests.providers.mutations import survives
 from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
-
-SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "circleci" / "samples"
+from tests.providers.samples import load
 
 
 def sample(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
-    return loaded
+    return load("circleci", name)
 
 
 def render(payload: dict[str, Any]) -> Notice:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,11 @@ def test_outside_text_stays_text(hostile: str) -> None:
     assert_defused(notice.actor.name)
     named = generic_notice("S", hostile, {})
     assert_inert(named.text, baseline="**S**")
+
+
+def test_the_pages_example_is_what_it_makes_of_asanas_sample() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "notifications.md").read_text()
+    section = page[page.index("\n## Other services\n") :]
+    example = next(line[4:] for line in section.splitlines() if line.startswith("    "))
+    event, payload = gateway_view(CATALOG["asana"])
+    assert GenericNotifier(CATALOG["asana"]).notice(event, payload).text == example

@@ -5,9 +5,7 @@ shared/providers/gitlab/samples (their README says where each comes from)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +14,11 @@ from shared.providers.gitlab.notify import NOTIFIER, PUSH_COMMITS
 from shared.providers.notify import Notice, Unrenderable
 from tests.providers.mutations import survives
 from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
-
-SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "gitlab" / "samples"
+from tests.providers.samples import load
 
 
 def sample(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
-    return loaded
+    return load("gitlab", name)
 
 
 def render(payload: dict[str, Any]) -> Notice:

@@ -5,9 +5,7 @@ shared/providers/linear/samples (their README says where each comes from)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,14 +14,13 @@ from shared.providers.linear.notify import NOTIFIER
 from shared.providers.notify import Notice, Unrenderable
 from tests.providers.mutations import survives
 from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
+from tests.providers.samples import load
 
-SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "linear" / "samples"
 ACTOR = {"id": "2e6eea91", "name": "Ada Lovelace", "email": "ada@example.com", "type": "user"}
 
 
 def sample(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
-    return loaded
+    return load("linear", name)
 
 
 def render(payload: dict[str, Any]) -> Notice:

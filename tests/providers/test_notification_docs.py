@@ -18,6 +18,7 @@ from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.linear.notify import NOTIFIER as LINEAR
 from shared.providers.notify import Notifier, Unrenderable
 from shared.providers.stripe.notify import NOTIFIER as STRIPE
+from shared.providers.zendesk.notify import NOTIFIER as ZENDESK
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
@@ -94,6 +95,7 @@ DOCUMENTED = [
     ("Linear", LINEAR),
     ("CircleCI", CIRCLECI),
     ("Stripe", STRIPE),
+    ("Zendesk", ZENDESK),
 ]
 
 

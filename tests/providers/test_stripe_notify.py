@@ -6,9 +6,7 @@ event generically; outside text stays text. Payloads from shared/providers/strip
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +15,11 @@ from shared.providers.notify import Notice, Unrenderable
 from shared.providers.stripe.notify import NOTIFIER, money
 from tests.providers.mutations import survives
 from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
-
-SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "stripe" / "samples"
+from tests.providers.samples import load
 
 
 def sample(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
-    return loaded
+    return load("stripe", name)
 
 
 def render(payload: dict[str, Any]) -> Notice:
