@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from services.sync.subscriptions.filters import Authors, Filters, Labels, filtered, problems
+from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.gitlab.notify import NOTIFIER, PUSH_COMMITS
 from shared.providers.notify import Notice, Unrenderable
 from tests.providers.mutations import survives
@@ -298,3 +300,20 @@ def test_broken_payloads_are_unrenderable_or_rendered_with_what_is_there(name: s
     for bad in ([], "x", {}):
         with pytest.raises(Unrenderable):
             NOTIFIER.notice(None, bad)
+
+
+def test_subscription_filters_read_the_facts_of_gitlab_notices() -> None:
+    opened = render(sample("merge_request_open"))
+    assert filtered(Filters(repositories=("GitlabHQ/*",)), opened) is None
+    assert filtered(Filters(repositories=("other/*",)), opened) == "repository"
+    assert filtered(Filters(branches=("release/*",)), opened) == "branch"
+    assert filtered(Filters(labels=Labels(none=("api",))), opened) == "label"
+    assert filtered(Filters(authors=Authors(exclude=("user*",))), opened) == "author"
+    draft = sample("merge_request_open")
+    draft["object_attributes"]["draft"] = True
+    assert filtered(Filters(), render(draft)) == "draft"
+    assert filtered(Filters(), render(pipeline("running"))) == "quiet"
+    # A project in a subgroup is named by its whole path, and a subscription may say so.
+    assert problems("gitlab", NOTIFIER, {"repositories": ["group/sub/project", "group/*"]}) == []
+    assert problems("gitlab", NOTIFIER, {"repositories": ["group"]}) != []
+    assert problems("github", GITHUB, {"repositories": ["owner/sub/name"]}) != []
