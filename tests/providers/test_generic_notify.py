@@ -14,6 +14,7 @@ import pytest
 
 from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry
+from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Unrenderable
 from shared.providers.notify_generic import DEPTH, GenericNotifier, generic_notice
 from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
@@ -51,6 +52,16 @@ def test_every_catalog_sample_renders_generically_naming_its_event(entry: Entry)
     assert_defused(notice.card.title)
     for href, _ in links(notice.text):
         assert href.startswith(("https://", "http://"))
+
+
+@pytest.mark.parametrize("entry", SAMPLED, ids=[e.provider for e in SAMPLED])
+def test_every_catalog_sample_renders_through_its_providers_notifier(entry: Entry) -> None:
+    """Whichever renders it (its own renderer or the generic one), a provider's documented
+    sample, named as the gateway names it, is a notice with text."""
+    event, payload = gateway_view(entry)
+    notice = NOTIFIERS[entry.provider].notice(event, payload)
+    assert notice.text.strip() and notice.event
+    assert_inert(notice.text, baseline=notice.text)
 
 
 def test_who_which_object_and_the_link_by_common_names() -> None:
