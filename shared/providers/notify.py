@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,9 +34,15 @@ __all__ = [
     "Field",
     "Notice",
     "Notifier",
+    "Scene",
     "Unrenderable",
+    "card_of",
     "event_matches",
+    "named_only",
+    "placed",
+    "settled",
     "when",
+    "who",
 ]
 
 # The colours of states common to every service, as GitHub's own (a renderer may have more).
@@ -100,6 +106,24 @@ class Card:
         return card
 
 
+def card_of(
+    title: object,
+    url: object,
+    state: str | None,
+    color: str | None,
+    fields: Iterable[tuple[str, object]] = (),
+) -> Card:
+    """A card from outside values: the title and each field's value on one line (trimmed),
+    the fields without a value left out."""
+    return Card(
+        title=md.line(title),
+        url=md.safe_url(url),
+        state=state,
+        color=color,
+        fields=tuple(Field(name, md.line(value)) for name, value in fields if value),
+    )
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who did it: the message's author. `login` is the provider's handle (GitHub login,
@@ -114,6 +138,47 @@ class Actor:
 
     def __post_init__(self) -> None:
         _defuse(self, "name")  # shown as the message's author
+
+
+def who(actor: Actor | None) -> str:
+    """The actor's name as CommonMark text, or "Someone"."""
+    return md.text(actor.name) if actor else "Someone"
+
+
+def placed(name: str | None, url: object) -> str:
+    """` in [name](url)`: where it happened (a repository, a project), or nothing."""
+    return "" if name is None else " in " + md.link(md.text(name), url)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What every rendering of one payload shares: the event's name, the payload, who
+    acted, and where (a repository or project: `place`, linked to `place_url`)."""
+
+    event: str
+    payload: Mapping[str, Any]
+    actor: Actor | None
+    place: str | None
+    place_url: str | None
+
+    @property
+    def who(self) -> str:
+        return who(self.actor)
+
+    @property
+    def where(self) -> str:
+        return placed(self.place, self.place_url)
+
+
+def named_only(scene: Scene, subject: str | None, url: object) -> str:
+    """An event a renderer knows only by its name: `who: `event` in place: [subject](url)`
+    (or `(view)` linked when there is no subject)."""
+    line = f"{scene.who}: {md.code(scene.event)}{scene.where}"
+    if subject:
+        return line + f": {md.link(md.text(subject), url)}"
+    if md.safe_url(url) and url != scene.place_url:
+        return line + f" ({md.link('view', url)})"
+    return line
 
 
 @dataclass(frozen=True)
@@ -169,6 +234,14 @@ class Notice:
     resolved: bool | None = None
     started_at: datetime | None = None
     needs_root: bool = False
+
+
+def settled(notice: Notice) -> Notice:
+    """`notice` as sync gets it: nothing is posted for a quiet event, so it is never a
+    default either."""
+    if notice.quiet is not None and notice.default:
+        return replace(notice, default=False)
+    return notice
 
 
 class Notifier(Protocol):

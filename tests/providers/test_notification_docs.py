@@ -10,13 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from shared.providers.bitbucket.notify import NOTIFIER as BITBUCKET
+from shared.providers.circleci.notify import NOTIFIER as CIRCLECI
 from shared.providers.github.notify import NOTIFIER as GITHUB
+from shared.providers.gitlab.notify import NOTIFIER as GITLAB
 from shared.providers.jira.notify import NOTIFIER as JIRA
+from shared.providers.linear.notify import NOTIFIER as LINEAR
 from shared.providers.notify import Notifier, Unrenderable
+from shared.providers.stripe.notify import NOTIFIER as STRIPE
+from shared.providers.zendesk.notify import NOTIFIER as ZENDESK
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
 DOC = Path(__file__).parents[2] / "docs" / "notifications.md"
+PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 JIRA_PAYLOADS = Path(__file__).parent / "jira_payloads"
 CLOSED = "tests/corpus/github/pull_request/closed.payload.json"
 _HEADING = re.compile(r"^### `([a-z_.*]+)`$")
@@ -55,8 +62,14 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     paths: list[tuple[str | None, Path]]
     if notifier is GITHUB:
         paths = [(p.parent.name, p) for p in github_corpus()]
-    else:
+    elif notifier is JIRA:
         paths = [(None, p) for p in sorted(JIRA_PAYLOADS.glob("*.json"))]
+    else:
+        # The provider's samples: the event in the body, or (Bitbucket's `X-Event-Key`) in
+        # the sample's name.
+        samples = sorted((PROVIDERS / notifier.name / "samples").glob("*.json"))
+        named = notifier is BITBUCKET
+        paths = [(p.stem.replace("_", ":", 1) if named else None, p) for p in samples]
     payloads = [(header, json.loads(path.read_text())) for header, path in paths]
     if notifier is GITHUB:
         # The corpus has no merged pull request: the page's is the closed one, merged.
@@ -74,10 +87,24 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     return texts
 
 
-@pytest.mark.parametrize(("provider", "notifier"), [("GitHub", GITHUB), ("Jira", JIRA)])
+DOCUMENTED = [
+    ("GitHub", GITHUB),
+    ("Jira", JIRA),
+    ("GitLab", GITLAB),
+    ("Bitbucket", BITBUCKET),
+    ("Linear", LINEAR),
+    ("CircleCI", CIRCLECI),
+    ("Stripe", STRIPE),
+    ("Zendesk", ZENDESK),
+]
+
+
+@pytest.mark.parametrize(("provider", "notifier"), DOCUMENTED)
 def test_every_example_is_what_the_renderer_makes_today(provider: str, notifier: Notifier) -> None:
     shown, texts = examples(provider), rendered(notifier)
-    assert len(shown) >= 6, f"no examples found under ## {provider}"
+    assert len(shown) >= (6 if notifier in (GITHUB, JIRA) else 2), (
+        f"no examples under ## {provider}"
+    )
     for name, example in shown.items():
         if name == "star.created":  # the generic rendering, shown in prose
             continue
@@ -88,7 +115,7 @@ def test_every_example_is_what_the_renderer_makes_today(provider: str, notifier:
         )
 
 
-@pytest.mark.parametrize(("provider", "notifier"), [("GitHub", GITHUB), ("Jira", JIRA)])
+@pytest.mark.parametrize(("provider", "notifier"), DOCUMENTED)
 def test_every_event_name_is_on_the_page(provider: str, notifier: Notifier) -> None:
     section = _section(provider)
     missing = sorted(name for name in notifier.events if f"`{name}`" not in section)

@@ -177,6 +177,21 @@ def glob_problem(pattern: str) -> str | None:
     return None
 
 
+# GitLab's projects sit in groups and subgroups (`group/subgroup/project`).
+_NESTED_PATHS = frozenset({"gitlab"})
+
+
+def _repository_problem(provider: str, pattern: str) -> str | None:
+    parts = pattern.split("/")
+    if provider in _NESTED_PATHS:
+        if len(parts) >= 2 and all(_REPOSITORY_PART.match(part) for part in parts):
+            return None
+        return "is not `group/project`, `group/subgroup/project` or `group/*`"
+    if len(parts) == 2 and all(_REPOSITORY_PART.match(part) for part in parts):
+        return None
+    return "is not `owner/name` or `owner/*`"
+
+
 def problems(provider: str, notifier: Notifier, fields: Mapping[str, Any]) -> list[str]:
     """Everything wrong with a subscription's `fields` (as stored: only those set) for
     `provider`, each naming the field and the value."""
@@ -206,9 +221,7 @@ def problems(provider: str, notifier: Notifier, fields: Mapping[str, Any]) -> li
         for pattern in value:
             problem = glob_problem(pattern)
             if problem is None and name == "repositories":
-                owner, _, repo = pattern.partition("/")
-                if not (_REPOSITORY_PART.match(owner) and _REPOSITORY_PART.match(repo)):
-                    problem = "is not `owner/name` or `owner/*`"
+                problem = _repository_problem(provider, pattern)
             if problem is not None:
                 found.append(f"{name}: `{pattern}` {problem}")
     projects = fields.get("projects")

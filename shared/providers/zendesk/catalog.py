@@ -56,6 +56,7 @@ ENTRY = Entry(
         "zen:event-type:organization.created",
         "zen:event-type:ticket.created",
         "zen:event-type:ticket.status_changed",
+        "zen:event-type:ticket.comment_added",
         "zen:event-type:article.published",
         "trigger",
     ),
