@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import copy
 import html
+import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from shared.providers.commonmark import ZWJ
-from shared.providers.notify import Unrenderable
+from shared.providers.notify import Card, Unrenderable
 
 PARSER = MarkdownIt("commonmark")
+PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 
 # Text from outside that must stay text wherever a notification places it.
 HOSTILE = [
@@ -165,3 +168,16 @@ def assert_renders_or_refuses(
         made = _emphasis(to_html(notice.text))
         assert all(m <= o for m, o in zip(made, own, strict=True)), (made, own)
         assert_inert(notice.text, baseline=notice.text)  # emphasis checked just above
+
+
+def sample(provider: str, name: str) -> dict[str, Any]:
+    """`shared/providers/<provider>/samples/<name>.json`, a fresh copy."""
+    loaded: dict[str, Any] = json.loads(
+        (PROVIDERS / provider / "samples" / f"{name}.json").read_text()
+    )
+    return loaded
+
+
+def card_fields(card: Card | None) -> dict[str, str]:
+    assert card is not None
+    return {f.name: f.value for f in card.fields}

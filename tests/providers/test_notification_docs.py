@@ -14,6 +14,7 @@ from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.notify import Notifier, Unrenderable
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
+from shared.providers.sentry.notify import NOTIFIER as SENTRY
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
@@ -24,7 +25,7 @@ PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 _HEADING = re.compile(r"^### `([a-z_.*]+)`$")
 # Providers whose examples are what they make of their samples
 # (shared/providers/<name>/samples), by the page's section name.
-SAMPLED: dict[str, Notifier] = {"PagerDuty": PAGERDUTY}
+SAMPLED: dict[str, Notifier] = {"PagerDuty": PAGERDUTY, "Sentry": SENTRY}
 
 
 def _section(provider: str) -> str:

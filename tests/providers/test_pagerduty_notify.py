@@ -5,9 +5,7 @@ incident's thread; outside text stays text. Payloads from shared/providers/pager
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,17 +23,16 @@ from tests.providers.notify_support import (
     plain,
     set_path,
 )
-
-SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "pagerduty" / "samples"
+from tests.providers.notify_support import (
+    card_fields as fields,
+)
+from tests.providers.notify_support import (
+    sample as provider_sample,
+)
 
 
 def sample(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
-    return loaded
-
-
-def fields(card: Any) -> dict[str, str]:
-    return {f.name: f.value for f in card.fields}
+    return provider_sample("pagerduty", name)
 
 
 def test_an_incident_triggered_acknowledged_and_resolved_is_one_item() -> None:

@@ -33,6 +33,7 @@ from shared.providers.notify import (
     Unrenderable,
     when,
 )
+from shared.providers.pagerduty.catalog import ENTRY
 
 # What each incident event did, as "<who> <verb> <incident>".
 VERBS = {
@@ -52,8 +53,8 @@ VERBS = {
 }
 # Events that start or end the incident (SPEC §16); the others leave that as it was.
 RESOLVES = {"incident.resolved": True, "incident.triggered": False, "incident.reopened": False}
-SERVICE_EVENTS = ("service.created", "service.updated", "service.deleted")
-EVENTS: frozenset[str] = frozenset({*VERBS, *SERVICE_EVENTS, "pagey.ping"})
+# Subscriptions name the catalog's events (PagerDuty's names).
+EVENTS: frozenset[str] = frozenset(ENTRY.events)
 # The incident's lifecycle and who holds it: what a channel following incidents wants.
 DEFAULT_EVENTS: tuple[str, ...] = (
     "incident.triggered",
@@ -292,7 +293,12 @@ class PagerDutyNotifier:
             return _reference_notice(event_type, event, data)
         if str_field(data, "type") in ("incident", None) and event_type.startswith("incident"):
             return _incident_notice(event_type, event, data)
-        raise Unrenderable(f"`{event_type}` is not about an incident or a service")
+        # A resource PagerDuty added after these: nothing to post, and nothing wrong either.
+        return Notice(
+            event=event_type,
+            text="",
+            quiet=f"`{event_type}` is not about an incident or a service",
+        )
 
 
 NOTIFIER = PagerDutyNotifier()
