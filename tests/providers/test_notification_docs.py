@@ -13,6 +13,7 @@ import pytest
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.notify import Notifier, Unrenderable
+from shared.providers.opsgenie.notify import NOTIFIER as OPSGENIE
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
 from shared.providers.sentry.notify import NOTIFIER as SENTRY
 from tests.providers.test_github_notify import push
@@ -25,7 +26,7 @@ PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 _HEADING = re.compile(r"^### `([a-z_.*]+)`$")
 # Providers whose examples are what they make of their samples
 # (shared/providers/<name>/samples), by the page's section name.
-SAMPLED: dict[str, Notifier] = {"PagerDuty": PAGERDUTY, "Sentry": SENTRY}
+SAMPLED: dict[str, Notifier] = {"PagerDuty": PAGERDUTY, "Sentry": SENTRY, "Opsgenie": OPSGENIE}
 
 
 def _section(provider: str) -> str:
