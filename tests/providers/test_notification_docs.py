@@ -17,6 +17,7 @@ from shared.providers.notify import Notifier, Unrenderable
 from shared.providers.opsgenie.notify import NOTIFIER as OPSGENIE
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
 from shared.providers.sentry.notify import NOTIFIER as SENTRY
+from shared.providers.statuspage.notify import NOTIFIER as STATUSPAGE
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
@@ -32,6 +33,7 @@ SAMPLED: dict[str, Notifier] = {
     "Sentry": SENTRY,
     "Opsgenie": OPSGENIE,
     "Grafana Alerting": GRAFANA,
+    "Atlassian Statuspage": STATUSPAGE,
 }
 
 
