@@ -18,6 +18,7 @@ from shared.providers.opsgenie.notify import NOTIFIER as OPSGENIE
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
 from shared.providers.sentry.notify import NOTIFIER as SENTRY
 from shared.providers.statuspage.notify import NOTIFIER as STATUSPAGE
+from shared.providers.uptimerobot.notify import NOTIFIER as UPTIMEROBOT
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
@@ -34,6 +35,7 @@ SAMPLED: dict[str, Notifier] = {
     "Opsgenie": OPSGENIE,
     "Grafana Alerting": GRAFANA,
     "Atlassian Statuspage": STATUSPAGE,
+    "UptimeRobot": UPTIMEROBOT,
 }
 
 
