@@ -13,6 +13,7 @@ import pytest
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.grafana.notify import NOTIFIER as GRAFANA
 from shared.providers.jira.notify import NOTIFIER as JIRA
+from shared.providers.newrelic.notify import NOTIFIER as NEWRELIC
 from shared.providers.notify import Notifier, Unrenderable
 from shared.providers.opsgenie.notify import NOTIFIER as OPSGENIE
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
@@ -36,6 +37,7 @@ SAMPLED: dict[str, Notifier] = {
     "Grafana Alerting": GRAFANA,
     "Atlassian Statuspage": STATUSPAGE,
     "UptimeRobot": UPTIMEROBOT,
+    "New Relic": NEWRELIC,
 }
 
 

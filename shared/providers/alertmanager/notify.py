@@ -29,6 +29,7 @@ from shared.providers.notify import (
     Card,
     Field,
     Notice,
+    ServiceNotifier,
     Unrenderable,
     when,
 )
@@ -170,23 +171,17 @@ def group_notice(
     )
 
 
-class AlertmanagerNotifier:
-    name: str = "alertmanager"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = ("firing", "resolved")
-    filters: frozenset[str] = frozenset()
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        receiver = field_at(payload, "receiver")
-        service = (
-            f"Alertmanager ({receiver})"
-            if isinstance(receiver, str) and receiver
-            else "Alertmanager"
-        )
-        return group_notice(payload, service=service, url=str_field(payload, "externalURL"))
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    receiver = field_at(payload, "receiver")
+    service = (
+        f"Alertmanager ({receiver})" if isinstance(receiver, str) and receiver else "Alertmanager"
+    )
+    return group_notice(payload, service=service, url=str_field(payload, "externalURL"))
 
 
-NOTIFIER = AlertmanagerNotifier()
+NOTIFIER = ServiceNotifier(
+    name="alertmanager",
+    events=EVENTS,
+    default_events=("firing", "resolved"),
+    render=_render,
+)

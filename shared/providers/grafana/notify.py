@@ -27,7 +27,17 @@ from typing import Any
 from shared.providers import commonmark as md
 from shared.providers.alertmanager.notify import group_notice
 from shared.providers.ids import field_at, id_field, str_field
-from shared.providers.notify import GRAY, GREEN, RED, YELLOW, Card, Field, Notice, Unrenderable
+from shared.providers.notify import (
+    GRAY,
+    GREEN,
+    RED,
+    YELLOW,
+    Card,
+    Field,
+    Notice,
+    ServiceNotifier,
+    Unrenderable,
+)
 
 # Legacy `state` → the event it is, its colour, and whether it opens or ends the rule's thread.
 LEGACY = {
@@ -114,25 +124,21 @@ def _legacy_notice(payload: Mapping[str, Any]) -> Notice:
     )
 
 
-class GrafanaNotifier:
-    name: str = "grafana"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = DEFAULT_EVENTS
-    filters: frozenset[str] = frozenset()
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        if "groupKey" not in payload and "ruleId" in payload:
-            return _legacy_notice(payload)
-        receiver = str_field(payload, "receiver")
-        return group_notice(
-            payload,
-            service=f"Grafana ({receiver})" if receiver else "Grafana",
-            url=str_field(payload, "externalURL"),
-            alert_extra=_alert_extra,
-        )
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    if "groupKey" not in payload and "ruleId" in payload:
+        return _legacy_notice(payload)
+    receiver = str_field(payload, "receiver")
+    return group_notice(
+        payload,
+        service=f"Grafana ({receiver})" if receiver else "Grafana",
+        url=str_field(payload, "externalURL"),
+        alert_extra=_alert_extra,
+    )
 
 
-NOTIFIER = GrafanaNotifier()
+NOTIFIER = ServiceNotifier(
+    name="grafana",
+    events=EVENTS,
+    default_events=DEFAULT_EVENTS,
+    render=_render,
+)

@@ -30,6 +30,7 @@ from shared.providers.notify import (
     Card,
     Field,
     Notice,
+    ServiceNotifier,
     Unrenderable,
     when,
 )
@@ -129,66 +130,63 @@ def _alert_card(alert: Mapping[str, Any], state: str | None, title: str) -> Card
     )
 
 
-class OpsgenieNotifier:
-    name: str = "opsgenie"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = DEFAULT_EVENTS
-    filters: frozenset[str] = frozenset({"authors"})
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        action = str_field(payload, "action") or (event_header or "").strip()
-        if not action:
-            raise Unrenderable("`action` is missing")
-        event = action.lower()[:EVENT_CHARS]
-        alert = field_at(payload, "alert")
-        item = str_field(alert, "alertId")
-        if not isinstance(alert, dict) or item is None:
-            raise Unrenderable("`alert.alertId` is missing")
-        if event == "escalate":
-            return _escalation_notice(event, payload, item)
-        message = str_field(alert, "message")
-        tiny = str_field(alert, "tinyId")
-        title = " ".join(p.strip() for p in (f"#{tiny}" if tiny else None, message) if p)
-        title = title or f"Alert {item}"
-        state = STATES.get(event)
-        card = _alert_card(alert, state, title)
-        actor = _actor(alert)
-        who = md.text(actor.name) if actor else "Opsgenie"
-        verb = VERBS.get(event)
-        alert_text = f"**{md.text(title)}**"
-        if verb is None:  # a custom action (Opsgenie's "alert actions")
-            head = f"{who} ran {md.code(action)} on {alert_text}"
-        else:
-            head = f"{who} {verb} {alert_text}"
-        if event == "assignownership" and str_field(alert, "owner"):
-            head += f" to {md.text(str_field(alert, 'owner'))}"
-        added = str_field(alert, "addedTags") or str_field(alert, "removedTags")
-        if event in ("addtags", "removetags") and added:
-            head += f": {md.text(added)}"
-        lines = [head]
-        if event == "create":
-            facts = [f"{f.name}: {md.text(f.value)}" for f in card.fields]
-            if facts:
-                lines.append(" · ".join(facts))
-            description = str_field(alert, "description")
-            if description:
-                lines.append(f"\n{md.quote(description)}")
-        if event == "addnote" and str_field(alert, "note"):
-            lines.append(f"\n{md.quote(str_field(alert, 'note'))}")
-        return Notice(
-            event=event,
-            text="\n".join(lines),
-            card=card,
-            actor=actor,
-            item=item,
-            item_card=card if state is not None else None,
-            default=event in DEFAULT_EVENTS,
-            resolved=RESOLVES.get(event),
-            started_at=when(alert.get("createdAt")),
-        )
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    action = str_field(payload, "action") or (event_header or "").strip()
+    if not action:
+        raise Unrenderable("`action` is missing")
+    event = action.lower()[:EVENT_CHARS]
+    alert = field_at(payload, "alert")
+    item = str_field(alert, "alertId")
+    if not isinstance(alert, dict) or item is None:
+        raise Unrenderable("`alert.alertId` is missing")
+    if event == "escalate":
+        return _escalation_notice(event, payload, item)
+    message = str_field(alert, "message")
+    tiny = str_field(alert, "tinyId")
+    title = " ".join(p.strip() for p in (f"#{tiny}" if tiny else None, message) if p)
+    title = title or f"Alert {item}"
+    state = STATES.get(event)
+    card = _alert_card(alert, state, title)
+    actor = _actor(alert)
+    who = md.text(actor.name) if actor else "Opsgenie"
+    verb = VERBS.get(event)
+    alert_text = f"**{md.text(title)}**"
+    if verb is None:  # a custom action (Opsgenie's "alert actions")
+        head = f"{who} ran {md.code(action)} on {alert_text}"
+    else:
+        head = f"{who} {verb} {alert_text}"
+    if event == "assignownership" and str_field(alert, "owner"):
+        head += f" to {md.text(str_field(alert, 'owner'))}"
+    added = str_field(alert, "addedTags") or str_field(alert, "removedTags")
+    if event in ("addtags", "removetags") and added:
+        head += f": {md.text(added)}"
+    lines = [head]
+    if event == "create":
+        facts = [f"{f.name}: {md.text(f.value)}" for f in card.fields]
+        if facts:
+            lines.append(" · ".join(facts))
+        description = str_field(alert, "description")
+        if description:
+            lines.append(f"\n{md.quote(description)}")
+    if event == "addnote" and str_field(alert, "note"):
+        lines.append(f"\n{md.quote(str_field(alert, 'note'))}")
+    return Notice(
+        event=event,
+        text="\n".join(lines),
+        card=card,
+        actor=actor,
+        item=item,
+        item_card=card if state is not None else None,
+        default=event in DEFAULT_EVENTS,
+        resolved=RESOLVES.get(event),
+        started_at=when(alert.get("createdAt")),
+    )
 
 
-NOTIFIER = OpsgenieNotifier()
+NOTIFIER = ServiceNotifier(
+    name="opsgenie",
+    events=EVENTS,
+    default_events=DEFAULT_EVENTS,
+    filters=frozenset({"authors"}),
+    render=_render,
+)

@@ -30,6 +30,7 @@ from shared.providers.notify import (
     Card,
     Field,
     Notice,
+    ServiceNotifier,
     Unrenderable,
     when,
 )
@@ -265,40 +266,37 @@ def _service_notice(event_type: str, event: Mapping[str, Any], data: Any) -> Not
     )
 
 
-class PagerDutyNotifier:
-    name: str = "pagerduty"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = DEFAULT_EVENTS
-    filters: frozenset[str] = frozenset({"authors"})
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        event = field_at(payload, "event")
-        if not isinstance(event, dict):
-            raise Unrenderable("`event` is missing: not a V3 webhook")
-        event_type = (str_field(event, "event_type") or event_header or "").strip().lower()
-        if not event_type:
-            raise Unrenderable("`event.event_type` is missing")
-        event_type = event_type[:EVENT_CHARS]
-        data = field_at(event, "data")
-        if event_type == "pagey.ping":
-            return Notice(event=event_type, text="PagerDuty sent a test webhook (ping)")
-        if event_type.startswith("service."):
-            return _service_notice(event_type, event, data)
-        if not isinstance(data, dict):
-            raise Unrenderable("`event.data` is missing")
-        if isinstance(data.get("incident"), dict):
-            return _reference_notice(event_type, event, data)
-        if str_field(data, "type") in ("incident", None) and event_type.startswith("incident"):
-            return _incident_notice(event_type, event, data)
-        # A resource PagerDuty added after these: nothing to post, and nothing wrong either.
-        return Notice(
-            event=event_type,
-            text="",
-            quiet=f"`{event_type}` is not about an incident or a service",
-        )
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    event = field_at(payload, "event")
+    if not isinstance(event, dict):
+        raise Unrenderable("`event` is missing: not a V3 webhook")
+    event_type = (str_field(event, "event_type") or event_header or "").strip().lower()
+    if not event_type:
+        raise Unrenderable("`event.event_type` is missing")
+    event_type = event_type[:EVENT_CHARS]
+    data = field_at(event, "data")
+    if event_type == "pagey.ping":
+        return Notice(event=event_type, text="PagerDuty sent a test webhook (ping)")
+    if event_type.startswith("service."):
+        return _service_notice(event_type, event, data)
+    if not isinstance(data, dict):
+        raise Unrenderable("`event.data` is missing")
+    if isinstance(data.get("incident"), dict):
+        return _reference_notice(event_type, event, data)
+    if str_field(data, "type") in ("incident", None) and event_type.startswith("incident"):
+        return _incident_notice(event_type, event, data)
+    # A resource PagerDuty added after these: nothing to post, and nothing wrong either.
+    return Notice(
+        event=event_type,
+        text="",
+        quiet=f"`{event_type}` is not about an incident or a service",
+    )
 
 
-NOTIFIER = PagerDutyNotifier()
+NOTIFIER = ServiceNotifier(
+    name="pagerduty",
+    events=EVENTS,
+    default_events=DEFAULT_EVENTS,
+    filters=frozenset({"authors"}),
+    render=_render,
+)

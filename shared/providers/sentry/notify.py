@@ -40,6 +40,7 @@ from shared.providers.notify import (
     Card,
     Field,
     Notice,
+    ServiceNotifier,
     Unrenderable,
     when,
 )
@@ -330,35 +331,32 @@ def _comment_notice(event: str, payload: Mapping[str, Any], actor: Actor | None)
     )
 
 
-class SentryNotifier:
-    name: str = "sentry"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = DEFAULT_EVENTS
-    filters: frozenset[str] = frozenset({"authors"})
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        event = _event_name(event_header, payload)
-        actor = _actor(payload)
-        resource = event.split(".", 1)[0]
-        if resource == "issue":
-            return _issue_notice(event, payload, actor)
-        if resource in ("error", "event_alert"):
-            return _event_notice(
-                "event_alert.triggered" if resource == "event_alert" else event, payload, actor
-            )
-        if resource == "metric_alert":
-            return _metric_alert_notice(event, payload, actor)
-        if resource == "comment":
-            return _comment_notice(event, payload, actor)
-        if resource == "installation":
-            what = "installed" if event.endswith(".created") else "uninstalled"
-            return Notice(event=event, text=f"Sentry integration {what}", actor=actor)
-        # A resource Sentry added after these (Seer, preprod artifacts): nothing to post,
-        # and nothing wrong either.
-        return Notice(event=event, text="", quiet=f"`{event}` is not an event notifications render")
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    event = _event_name(event_header, payload)
+    actor = _actor(payload)
+    resource = event.split(".", 1)[0]
+    if resource == "issue":
+        return _issue_notice(event, payload, actor)
+    if resource in ("error", "event_alert"):
+        return _event_notice(
+            "event_alert.triggered" if resource == "event_alert" else event, payload, actor
+        )
+    if resource == "metric_alert":
+        return _metric_alert_notice(event, payload, actor)
+    if resource == "comment":
+        return _comment_notice(event, payload, actor)
+    if resource == "installation":
+        what = "installed" if event.endswith(".created") else "uninstalled"
+        return Notice(event=event, text=f"Sentry integration {what}", actor=actor)
+    # A resource Sentry added after these (Seer, preprod artifacts): nothing to post,
+    # and nothing wrong either.
+    return Notice(event=event, text="", quiet=f"`{event}` is not an event notifications render")
 
 
-NOTIFIER = SentryNotifier()
+NOTIFIER = ServiceNotifier(
+    name="sentry",
+    events=EVENTS,
+    default_events=DEFAULT_EVENTS,
+    filters=frozenset({"authors"}),
+    render=_render,
+)

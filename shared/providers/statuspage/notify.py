@@ -36,6 +36,7 @@ from shared.providers.notify import (
     Card,
     Field,
     Notice,
+    ServiceNotifier,
     Unrenderable,
     when,
 )
@@ -195,27 +196,23 @@ def _component_notice(event: str, payload: Mapping[str, Any]) -> Notice:
     )
 
 
-class StatuspageNotifier:
-    name: str = "statuspage"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = DEFAULT_EVENTS
-    filters: frozenset[str] = frozenset()
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        if isinstance(payload.get("incident"), dict):
-            status = str_field(payload, "incident", "status")
-            return _incident_notice(f"incident.{status or 'updated'}"[:EVENT_CHARS], payload)
-        if isinstance(payload.get("component_update"), dict) or isinstance(
-            payload.get("component"), dict
-        ):
-            status = str_field(payload, "component_update", "new_status") or str_field(
-                payload, "component", "status"
-            )
-            return _component_notice(f"component.{status or 'updated'}"[:EVENT_CHARS], payload)
-        raise Unrenderable("neither `incident` nor `component_update`: not a Statuspage webhook")
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    if isinstance(payload.get("incident"), dict):
+        status = str_field(payload, "incident", "status")
+        return _incident_notice(f"incident.{status or 'updated'}"[:EVENT_CHARS], payload)
+    if isinstance(payload.get("component_update"), dict) or isinstance(
+        payload.get("component"), dict
+    ):
+        status = str_field(payload, "component_update", "new_status") or str_field(
+            payload, "component", "status"
+        )
+        return _component_notice(f"component.{status or 'updated'}"[:EVENT_CHARS], payload)
+    raise Unrenderable("neither `incident` nor `component_update`: not a Statuspage webhook")
 
 
-NOTIFIER = StatuspageNotifier()
+NOTIFIER = ServiceNotifier(
+    name="statuspage",
+    events=EVENTS,
+    default_events=DEFAULT_EVENTS,
+    render=_render,
+)

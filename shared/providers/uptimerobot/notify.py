@@ -27,7 +27,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.providers import commonmark as md
-from shared.providers.notify import GRAY, GREEN, RED, Card, Field, Notice, Unrenderable, when
+from shared.providers.notify import (
+    GRAY,
+    GREEN,
+    RED,
+    Card,
+    Field,
+    Notice,
+    ServiceNotifier,
+    Unrenderable,
+    when,
+)
 from shared.providers.uptimerobot.catalog import ENTRY
 
 EVENTS: frozenset[str] = frozenset(name.lower() for name in ENTRY.events)
@@ -73,66 +83,62 @@ def _started(payload: Mapping[str, Any], state: str | None) -> datetime | None:
     return moment - timedelta(seconds=int(seconds)) if seconds and seconds.isdigit() else None
 
 
-class UptimeRobotNotifier:
-    name: str = "uptimerobot"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = DEFAULT_EVENTS
-    filters: frozenset[str] = frozenset()
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        name = _value(payload, "monitor_friendly_name")
-        url = _value(payload, "monitor_url")
-        item = _value(payload, "monitor_id") or url or name
-        if item is None:
-            raise Unrenderable("the monitor is not named (`monitor_id`, `monitor_url`)")
-        alert_type = _value(payload, "alert_type")
-        friendly = _value(payload, "alert_type_friendly_name") or (event_header or "").strip()
-        state, color, resolved = ALERT_TYPES.get(alert_type or "", (None, GRAY, None))
-        if state is None and friendly.lower() in ("down", "up"):
-            state, color, resolved = ALERT_TYPES["1" if friendly.lower() == "down" else "2"]
-        event = (state or friendly.lower() or "alert")[:EVENT_CHARS]
-        title = name or url or f"Monitor {item}"
-        details = _value(payload, "alert_details")
-        duration = _value(payload, "alert_friendly_duration")
-        heading = md.link(f"**{md.text(title)}**", url)
-        if state == "down":
-            head = f"{heading} is down"
-        elif state == "up":
-            head = f"{heading} is up again"
-        else:
-            head = f"{heading}: {md.text(friendly or 'alert')}"
-        if details:
-            head += f": {md.text(details)}"
-        if state == "up" and duration:
-            head += f" · down for {md.text(duration)}"
-        lines = [head]
-        if url and md.safe_url(url) is None:  # a host or an address, not a link
-            lines.append(f"Monitor: {md.code(url)}")
-        pairs = [
-            ("Monitor", url),
-            ("Details", details),
-            ("Down for" if state == "up" else "Duration", duration),
-        ]
-        card = Card(
-            title=title,
-            url=url,
-            state=state or friendly or None,
-            color=color,
-            fields=tuple(Field(k, v) for k, v in pairs if v),
-        )
-        return Notice(
-            event=event,
-            text="\n".join(lines),
-            card=card,
-            item=item,
-            item_card=card if state is not None else None,
-            default=event in DEFAULT_EVENTS,
-            resolved=resolved,
-            started_at=_started(payload, state),
-        )
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    name = _value(payload, "monitor_friendly_name")
+    url = _value(payload, "monitor_url")
+    item = _value(payload, "monitor_id") or url or name
+    if item is None:
+        raise Unrenderable("the monitor is not named (`monitor_id`, `monitor_url`)")
+    alert_type = _value(payload, "alert_type")
+    friendly = _value(payload, "alert_type_friendly_name") or (event_header or "").strip()
+    state, color, resolved = ALERT_TYPES.get(alert_type or "", (None, GRAY, None))
+    if state is None and friendly.lower() in ("down", "up"):
+        state, color, resolved = ALERT_TYPES["1" if friendly.lower() == "down" else "2"]
+    event = (state or friendly.lower() or "alert")[:EVENT_CHARS]
+    title = name or url or f"Monitor {item}"
+    details = _value(payload, "alert_details")
+    duration = _value(payload, "alert_friendly_duration")
+    heading = md.link(f"**{md.text(title)}**", url)
+    if state == "down":
+        head = f"{heading} is down"
+    elif state == "up":
+        head = f"{heading} is up again"
+    else:
+        head = f"{heading}: {md.text(friendly or 'alert')}"
+    if details:
+        head += f": {md.text(details)}"
+    if state == "up" and duration:
+        head += f" · down for {md.text(duration)}"
+    lines = [head]
+    if url and md.safe_url(url) is None:  # a host or an address, not a link
+        lines.append(f"Monitor: {md.code(url)}")
+    pairs = [
+        ("Monitor", url),
+        ("Details", details),
+        ("Down for" if state == "up" else "Duration", duration),
+    ]
+    card = Card(
+        title=title,
+        url=url,
+        state=state or friendly or None,
+        color=color,
+        fields=tuple(Field(k, v) for k, v in pairs if v),
+    )
+    return Notice(
+        event=event,
+        text="\n".join(lines),
+        card=card,
+        item=item,
+        item_card=card if state is not None else None,
+        default=event in DEFAULT_EVENTS,
+        resolved=resolved,
+        started_at=_started(payload, state),
+    )
 
 
-NOTIFIER = UptimeRobotNotifier()
+NOTIFIER = ServiceNotifier(
+    name="uptimerobot",
+    events=EVENTS,
+    default_events=DEFAULT_EVENTS,
+    render=_render,
+)
