@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.grafana.notify import NOTIFIER as GRAFANA
 from shared.providers.jira.notify import NOTIFIER as JIRA
@@ -38,6 +39,7 @@ SAMPLED: dict[str, Notifier] = {
     "Atlassian Statuspage": STATUSPAGE,
     "UptimeRobot": UPTIMEROBOT,
     "New Relic": NEWRELIC,
+    "Prometheus Alertmanager": ALERTMANAGER,
 }
 
 
