@@ -15,6 +15,7 @@ from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.grafana.notify import NOTIFIER as GRAFANA
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.newrelic.notify import NOTIFIER as NEWRELIC
+from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Notifier, Unrenderable
 from shared.providers.opsgenie.notify import NOTIFIER as OPSGENIE
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
@@ -122,3 +123,11 @@ def test_every_event_name_is_on_the_page(provider: str, notifier: Notifier) -> N
     section = _section(provider)
     missing = sorted(name for name in notifier.events if f"`{name}`" not in section)
     assert not missing, f"not in docs/notifications.md under ## {provider}: {missing}"
+
+
+@pytest.mark.parametrize(("provider", "notifier"), SAMPLED.items())
+def test_sync_renders_each_alerting_service_with_its_own_renderer(
+    provider: str, notifier: Notifier
+) -> None:
+    # Not the generic rendering every other catalog provider gets.
+    assert NOTIFIERS[notifier.name] is notifier, provider
