@@ -108,6 +108,12 @@ def test_the_incident_s_thread_escalated_delegated_noted_and_updated() -> None:
     responder = notices["responder_added"]
     assert "asked Harsh Santwani to help with" in plain(responder.text)
     assert "pending" in plain(responder.text)
+    replied = NOTIFIER.notice(None, sample("incident_responder_replied"))
+    assert replied.item == "Q3B15VLMF3ASBD" and replied.resolved is None
+    assert plain(replied.text).startswith(
+        "Harsh Santwani replied to the request for help with Critical: Checkout API"
+    )
+    assert "accepted" in plain(replied.text) and "> Checking now." in replied.text
     update = notices["status_update_published"]
     assert "published a status update on" in plain(update.text)
     assert "We've identified a database lock" in plain(update.text)
