@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ __all__ = [
     "Notice",
     "Notifier",
     "Scene",
+    "ServiceNotifier",
     "Unrenderable",
     "card_of",
     "event_matches",
@@ -266,6 +267,25 @@ class Notifier(Protocol):
         sends it in a header (GitHub's `X-GitHub-Event`), None where the body says it.
         Raises `Unrenderable`."""
         ...
+
+
+@dataclass
+class ServiceNotifier:
+    """A `Notifier` made of a service's names and its `render`, which is given the payload
+    only when it is a JSON object (anything else is Unrenderable before it): what the
+    alerting services' renderers share."""
+
+    name: str
+    events: frozenset[str]
+    default_events: tuple[str, ...]
+    render: Callable[[str | None, Mapping[str, Any]], Notice]
+    filters: frozenset[str] = frozenset()
+    generic_events: frozenset[str] = frozenset()
+
+    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+        if not isinstance(payload, Mapping):
+            raise Unrenderable("the payload is not a JSON object")
+        return self.render(event_header, payload)
 
 
 def event_matches(pattern: str, event: str) -> bool:

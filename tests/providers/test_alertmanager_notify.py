@@ -14,7 +14,14 @@ import pytest
 
 from shared.providers.alertmanager.notify import ALERTS_SHOWN, NOTIFIER
 from shared.providers.notify import Unrenderable
-from tests.providers.notify_support import HOSTILE, assert_defused, assert_inert, links, plain
+from tests.providers.notify_support import (
+    HOSTILE,
+    assert_defused,
+    assert_inert,
+    assert_renders_or_refuses,
+    links,
+    plain,
+)
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "alertmanager" / "samples"
 
@@ -88,3 +95,15 @@ def test_what_is_not_a_group_is_unrenderable() -> None:
     # Wrong types inside are absent, not errors.
     odd = {"status": "firing", "groupKey": "g", "alerts": [1, {"labels": 5}], "commonLabels": []}
     assert "[FIRING:0] alerts" in plain(NOTIFIER.notice("firing", odd).text)
+
+
+def test_alerts_alertmanager_left_out_are_counted() -> None:
+    # `truncatedAlerts` (Alertmanager 0.25, the webhook's `max_alerts`): alerts not sent.
+    payload = sample("firing")
+    payload["truncatedAlerts"] = 4
+    assert "and 4 more" in plain(NOTIFIER.notice("firing", payload).text)
+
+
+@pytest.mark.parametrize("name", ["firing", "resolved"])
+def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
+    assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))

@@ -10,23 +10,44 @@ from pathlib import Path
 
 import pytest
 
+from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
 from shared.providers.bitbucket.notify import NOTIFIER as BITBUCKET
 from shared.providers.circleci.notify import NOTIFIER as CIRCLECI
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.gitlab.notify import NOTIFIER as GITLAB
+from shared.providers.grafana.notify import NOTIFIER as GRAFANA
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.linear.notify import NOTIFIER as LINEAR
+from shared.providers.newrelic.notify import NOTIFIER as NEWRELIC
+from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Notifier, Unrenderable
+from shared.providers.opsgenie.notify import NOTIFIER as OPSGENIE
+from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
+from shared.providers.sentry.notify import NOTIFIER as SENTRY
+from shared.providers.statuspage.notify import NOTIFIER as STATUSPAGE
 from shared.providers.stripe.notify import NOTIFIER as STRIPE
+from shared.providers.uptimerobot.notify import NOTIFIER as UPTIMEROBOT
 from shared.providers.zendesk.notify import NOTIFIER as ZENDESK
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
 DOC = Path(__file__).parents[2] / "docs" / "notifications.md"
-PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 JIRA_PAYLOADS = Path(__file__).parent / "jira_payloads"
 CLOSED = "tests/corpus/github/pull_request/closed.payload.json"
+PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 _HEADING = re.compile(r"^### `([a-z_.*]+)`$")
+# Providers whose examples are what they make of their samples
+# (shared/providers/<name>/samples), by the page's section name.
+SAMPLED: dict[str, Notifier] = {
+    "PagerDuty": PAGERDUTY,
+    "Sentry": SENTRY,
+    "Opsgenie": OPSGENIE,
+    "Grafana Alerting": GRAFANA,
+    "Atlassian Statuspage": STATUSPAGE,
+    "UptimeRobot": UPTIMEROBOT,
+    "New Relic": NEWRELIC,
+    "Prometheus Alertmanager": ALERTMANAGER,
+}
 
 
 def _section(provider: str) -> str:
@@ -96,6 +117,7 @@ DOCUMENTED = [
     ("CircleCI", CIRCLECI),
     ("Stripe", STRIPE),
     ("Zendesk", ZENDESK),
+    *SAMPLED.items(),
 ]
 
 
@@ -120,3 +142,11 @@ def test_every_event_name_is_on_the_page(provider: str, notifier: Notifier) -> N
     section = _section(provider)
     missing = sorted(name for name in notifier.events if f"`{name}`" not in section)
     assert not missing, f"not in docs/notifications.md under ## {provider}: {missing}"
+
+
+@pytest.mark.parametrize(("provider", "notifier"), SAMPLED.items())
+def test_sync_renders_each_alerting_service_with_its_own_renderer(
+    provider: str, notifier: Notifier
+) -> None:
+    # Not the generic rendering every other catalog provider gets.
+    assert NOTIFIERS[notifier.name] is notifier, provider

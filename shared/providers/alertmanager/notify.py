@@ -17,7 +17,7 @@ documents it. Grafana's alerting webhooks are this format with more fields
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.providers import commonmark as md
@@ -29,6 +29,7 @@ from shared.providers.notify import (
     Card,
     Field,
     Notice,
+    ServiceNotifier,
     Unrenderable,
     when,
 )
@@ -67,8 +68,16 @@ def _summary(annotations: Any, besides: str | None = None) -> str | None:
     return None
 
 
+# What a sender adds to an alert's line (Grafana: its values and links), as CommonMark.
+AlertExtra = Callable[[Mapping[str, Any]], list[str]]
+
+
 def _alert_line(
-    alert: Mapping[str, Any], common: Mapping[str, str], summary: str | None, url_key: str
+    alert: Mapping[str, Any],
+    common: Mapping[str, str],
+    summary: str | None,
+    url_key: str,
+    extra: AlertExtra | None = None,
 ) -> str:
     labels = _labels(alert.get("labels"))
     name = labels.get("alertname") or "alert"
@@ -81,6 +90,8 @@ def _alert_line(
     own = [(k, v) for k, v in _ordered(labels, ("alertname",)) if common.get(k) != v]
     if own:
         head += " · " + ", ".join(f"{md.text(k)}={md.text(v)}" for k, v in own)
+    if extra is not None:
+        head += "".join(f" · {part}" for part in extra(alert) if part)
     return f"- {head}"
 
 
@@ -91,17 +102,21 @@ def group_notice(
     url: str | None,
     alert_url_key: str = "generatorURL",
     title: str | None = None,
+    alert_extra: AlertExtra | None = None,
 ) -> Notice:
     """An Alertmanager-format group (Alertmanager's, Grafana's) rendered: its item is
     `groupKey`, its state `status`; `url` is where the group is seen (Alertmanager's
-    `externalURL`, Grafana's alert rule); `alert_url_key` each alert's link."""
+    `externalURL`, Grafana's alert rule); `alert_url_key` each alert's link;
+    `alert_extra` what a sender adds to each alert's line (Grafana's values and links).
+    Alerts the sender left out (`truncatedAlerts`) are counted with those not shown."""
     status = str_field(payload, "status")
     if status not in EVENTS:
         raise Unrenderable(f"`status` is {status!r}, not firing or resolved")
     group_key = str_field(payload, "groupKey")
     if group_key is None:
         raise Unrenderable("`groupKey` is missing")
-    alerts = [a for a in payload.get("alerts") or [] if isinstance(a, dict)]
+    listed = payload.get("alerts")
+    alerts = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
     common = _labels(payload.get("commonLabels"))
     group_labels = _labels(payload.get("groupLabels"))
     firing = sum(1 for a in alerts if str_field(a, "status") == "firing")
@@ -118,9 +133,16 @@ def group_notice(
     lines = [md.link(f"**{md.text(heading)}**", url) + f" · {md.text(service)}"]
     if common_summary:
         lines.append(md.quote(common_summary))
-    lines += [_alert_line(a, common, common_summary, alert_url_key) for a in alerts[:ALERTS_SHOWN]]
-    if len(alerts) > ALERTS_SHOWN:
-        lines.append(f"- and {len(alerts) - ALERTS_SHOWN} more")
+    lines += [
+        _alert_line(a, common, common_summary, alert_url_key, alert_extra)
+        for a in alerts[:ALERTS_SHOWN]
+    ]
+    truncated = field_at(payload, "truncatedAlerts")
+    left_out = max(len(alerts) - ALERTS_SHOWN, 0) + (
+        truncated if type(truncated) is int and truncated > 0 else 0
+    )
+    if left_out:
+        lines.append(f"- and {left_out} more")
     resolved_count = len(alerts) - firing
     fields = [Field(k, v) for k, v in _ordered(common, ("alertname",))]
     fields.append(
@@ -149,23 +171,17 @@ def group_notice(
     )
 
 
-class AlertmanagerNotifier:
-    name: str = "alertmanager"
-    events: frozenset[str] = EVENTS
-    generic_events: frozenset[str] = frozenset()
-    default_events: tuple[str, ...] = ("firing", "resolved")
-    filters: frozenset[str] = frozenset()
-
-    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
-        if not isinstance(payload, Mapping):
-            raise Unrenderable("the payload is not a JSON object")
-        receiver = field_at(payload, "receiver")
-        service = (
-            f"Alertmanager ({receiver})"
-            if isinstance(receiver, str) and receiver
-            else "Alertmanager"
-        )
-        return group_notice(payload, service=service, url=str_field(payload, "externalURL"))
+def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+    receiver = field_at(payload, "receiver")
+    service = (
+        f"Alertmanager ({receiver})" if isinstance(receiver, str) and receiver else "Alertmanager"
+    )
+    return group_notice(payload, service=service, url=str_field(payload, "externalURL"))
 
 
-NOTIFIER = AlertmanagerNotifier()
+NOTIFIER = ServiceNotifier(
+    name="alertmanager",
+    events=EVENTS,
+    default_events=("firing", "resolved"),
+    render=_render,
+)

@@ -28,15 +28,16 @@ from shared.providers.credentials import (
     basic_settings,
     token_settings,
 )
-from shared.providers.declared import Declared, FromJson
+from shared.providers.declared import Declared, FirstOf, FromJson
 from shared.providers.grafana.signature import GrafanaHmac
 from shared.providers.schemes import AnyOf
 
 WEBHOOKS = Declared(
     name="grafana",
     scheme=AnyOf((GrafanaHmac(), HEADER_TOKEN, BASIC)),
-    # `firing` or `resolved` (the deprecated `state` says `alerting` or `ok`).
-    event=FromJson("status"),
+    # `firing` or `resolved`; legacy alerting (before Grafana 8) sends no `status`, only
+    # its rule's `state` (`alerting`, `ok`, `no_data`, `pending`, `paused`).
+    event=FirstOf((FromJson("status"), FromJson("state"))),
 )
 
 ENTRY = Entry(

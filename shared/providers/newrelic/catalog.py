@@ -5,10 +5,11 @@ the header the integration names) or Basic credentials the integration has set i
 request must carry, compared in constant time.
 
 The body is the workflow's payload template; the event is the default template's `state`
-(`CREATED`, `ACTIVATED`, `CLOSED`). No delivery id: the body's digest (`updatedAt` differs
-between notifications of an issue). Checked against newrelic/terraform-provider-newrelic's
-`notification_destination` docs (`auth_basic`, `auth_token` with `prefix`, custom headers)
-and zulip/zulip's deliveries of the default payload.
+(`CREATED`, `ACTIVATED`, `CLOSED`), or the legacy alert policy webhook's `current_state`.
+No delivery id: the body's digest (`updatedAt` differs between notifications of an issue).
+Checked against newrelic/terraform-provider-newrelic's `notification_destination` docs
+(`auth_basic`, `auth_token` with `prefix`, custom headers) and zulip/zulip's deliveries of the
+default payload and of the legacy webhook.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import secrets
 
 from shared.providers.catalog import Entry, Sample
 from shared.providers.credentials import BASIC, HEADER_TOKEN, basic_settings, token_settings
-from shared.providers.declared import Declared, FromJson
+from shared.providers.declared import Declared, FirstOf, FromJson
 from shared.providers.schemes import AnyOf
 
 WEBHOOKS = Declared(
     name="newrelic",
     scheme=AnyOf((HEADER_TOKEN, BASIC)),
-    event=FromJson("state"),
+    # The default workflow payload's `state`; the legacy alert policy webhook's
+    # `current_state` (`open`, `acknowledged`, `closed`).
+    event=FirstOf((FromJson("state"), FromJson("current_state"))),
 )
 
 ENTRY = Entry(

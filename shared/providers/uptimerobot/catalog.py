@@ -6,7 +6,8 @@ knows the URL, not that UptimeRobot sent it. The first of the two the integratio
 what every request must carry, compared in constant time.
 
 The event is `alert_type_friendly_name` (`Down`, `Up`) of the JSON template hookhub's setup
-gives (Zulip's); POST parameters (a form) with the same names are taken too. No delivery id:
+gives (Zulip's, with the monitor's id and the alert's time added), or `alertTypeFriendlyName`
+of Zulip's earlier one; POST parameters (a form) with the same names are taken too. No delivery id:
 the body's digest. Checked against UptimeRobot's "Webhook Integration" help page (custom
 headers; JSON, POST parameters or a custom body) and zulip/zulip's UptimeRobot integration.
 """
@@ -17,19 +18,24 @@ import secrets
 
 from shared.providers.catalog import Entry, Sample
 from shared.providers.credentials import HEADER_TOKEN, URL_TOKEN, URL_TOKEN_SETTING, token_settings
-from shared.providers.declared import Declared, FromJson
+from shared.providers.declared import Declared, FirstOf, FromJson
 from shared.providers.schemes import AnyOf
 
+# Zulip's template, with the monitor's id (what a notification threads on) and the alert's
+# time and duration in seconds (when the outage began) added.
 TEMPLATE = (
-    '{"monitor_url":"*monitorURL*","monitor_friendly_name":"*monitorFriendlyName*",'
+    '{"monitor_id":"*monitorID*","monitor_url":"*monitorURL*",'
+    '"monitor_friendly_name":"*monitorFriendlyName*",'
     '"alert_type":"*alertType*","alert_type_friendly_name":"*alertTypeFriendlyName*",'
-    '"alert_details":"*alertDetails*","alert_friendly_duration":"*alertFriendlyDuration*"}'
+    '"alert_details":"*alertDetails*","alert_friendly_duration":"*alertFriendlyDuration*",'
+    '"alert_duration":"*alertDuration*","alert_datetime":"*alertDateTime*"}'
 )
 
 WEBHOOKS = Declared(
     name="uptimerobot",
     scheme=AnyOf((HEADER_TOKEN, URL_TOKEN)),
-    event=FromJson("alert_type_friendly_name"),
+    # Zulip's earlier template (still in use) names the variables as UptimeRobot does.
+    event=FirstOf((FromJson("alert_type_friendly_name"), FromJson("alertTypeFriendlyName"))),
     body="json_or_form",
 )
 

@@ -6,6 +6,7 @@ notification_destination docs describe them (New Relic signs nothing: no vector;
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.providers.catalog.support import NOW, declared
 
 ENTRY = CATALOG["newrelic"]
 WEBHOOKS = declared(ENTRY)
+SAMPLES = Path(__file__).parents[3] / "shared" / "providers" / "newrelic" / "samples"
 
 
 def test_the_destinations_token_and_custom_headers() -> None:
@@ -48,3 +50,10 @@ def test_the_event_is_the_issues_state_and_the_id_the_bodys_digest() -> None:
     assert WEBHOOKS.parse(dataclasses.replace(request, body=closed)).event_type == "CLOSED"
     with pytest.raises(MalformedWebhook, match="no event name in `state`"):
         WEBHOOKS.parse(dataclasses.replace(request, body=b'{"id":"x"}'))
+
+
+def test_the_legacy_policy_webhook_s_event_is_its_current_state() -> None:
+    # Zulip's capture of a legacy alert policy webhook (shared/providers/newrelic/samples).
+    body = (SAMPLES / "incident_open.json").read_bytes()
+    request = dataclasses.replace(sample(ENTRY, {}), body=body)
+    assert WEBHOOKS.parse(request).event_type == "open"

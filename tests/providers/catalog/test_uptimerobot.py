@@ -50,3 +50,11 @@ def test_the_event_is_the_friendly_alert_type_as_json_or_form() -> None:
     assert WEBHOOKS.parse(as_form).event_type == "Up"
     with pytest.raises(MalformedWebhook, match="no event name in `alert_type_friendly_name`"):
         WEBHOOKS.parse(dataclasses.replace(request, body=b'{"alert_type":"1"}'))
+
+
+def test_zulip_s_earlier_template_names_the_event_as_uptimerobot_does() -> None:
+    # {"monitorID":"*monitorID*", …, "alertTypeFriendlyName":"*alertTypeFriendlyName*"}:
+    # Zulip's capture of it (shared/providers/uptimerobot/samples/down.json).
+    body = b'{"monitorID": "784350743", "alertType": "1", "alertTypeFriendlyName": "Down"}'
+    assert WEBHOOKS.parse(dataclasses.replace(sample(ENTRY, {}), body=body)).event_type == "Down"
+    assert '"monitor_id":"*monitorID*"' in TEMPLATE
