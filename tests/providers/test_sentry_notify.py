@@ -137,7 +137,13 @@ def test_a_metric_alert_critical_then_resolved_is_one_item() -> None:
         NOTIFIER.notice("metric_alert.critical", critical),
         NOTIFIER.notice("metric_alert.resolved", resolved),
     ]
-    assert {n.item for n in notices} == {"4"}
+    # The rule is the item (its incident, `id` 4, changes each time it fires again).
+    assert {n.item for n in notices} == {"metric_alert:rule:7"}
+    again = json.loads(json.dumps(critical))
+    again["data"]["metric_alert"]["id"] = "5"
+    assert NOTIFIER.notice("metric_alert.critical", again).item == "metric_alert:rule:7"
+    del again["data"]["metric_alert"]["alert_rule"]
+    assert NOTIFIER.notice("metric_alert.critical", again).item == "metric_alert:5"
     assert [n.resolved for n in notices] == [False, True]
     assert [n.item_card.state for n in notices if n.item_card] == ["critical", "resolved"]
     assert [n.item_card.color for n in notices if n.item_card] == ["#cf222e", "#1f883d"]

@@ -13,8 +13,10 @@ once called archiving an issue `ignored`: that action is `issue.archived` here t
 - error (`data.error`) and issue alert (`data.event`, with `triggered_rule`): an event of
   an issue, in that issue's thread (`issue_id`); an issue alert firing starts (or
   re-opens) the issue's thread. Neither says the issue's state, so the root is left as is.
-- metric alert (`data.metric_alert`): the item is the alert's incident (`metric_alert.id`,
-  the same from critical to resolved); its state is the action.
+- metric alert (`data.metric_alert`): the item is the alert rule
+  (`metric_alert.alert_rule.id`; the incident's id where no rule is named), so a rule
+  firing again within the hour of resolving reopens its thread (each firing is a new
+  incident); its state is the action.
 - comment: in its issue's thread (`data.issue_id`).
 
 Payloads as https://docs.sentry.io/integrations/integration-platform/webhooks/ documents
@@ -268,10 +270,13 @@ def _metric_alert_notice(event: str, payload: Mapping[str, Any], actor: Actor | 
     action = event.split(".", 1)[1]
     data = _obj(payload, "data")
     alert = _obj(data, "metric_alert")
-    item = id_field(alert, "id")
-    if item is None:
-        raise Unrenderable("`data.metric_alert.id` is missing")
     rule = _obj(alert, "alert_rule")
+    # The alert rule is the item, as Sentry's own alerting keys it: a rule that fires again
+    # within the hour reopens its thread (each firing is a new incident id).
+    rule_id, incident = id_field(rule, "id"), id_field(alert, "id")
+    if rule_id is None and incident is None:
+        raise Unrenderable("`data.metric_alert.alert_rule.id` and `.id` are missing")
+    item = f"metric_alert:rule:{rule_id}" if rule_id else f"metric_alert:{incident}"
     name = str_field(rule, "name") or str_field(alert, "title") or "metric alert"
     title = str_field(data, "description_title") or f"{action.capitalize()}: {name}"
     url = str_field(data, "web_url")
