@@ -859,4 +859,10 @@ async def test_an_incoming_webhook_s_template_is_tested_in_the_form_and_saved(
         await console.api.get("/api/incoming-webhooks", params={"workspace_id": "ws_console_tpl"})
     ).json()["data"]
     assert [hook["template"] for hook in hooks] == [template]
+    # Its page gives the URL in each sender's format (SPEC §16).
+    await p.goto(f"{console.origin}/#/incoming/{hooks[0]['id']}")
+    await expect(p.get_by_text(f"{hooks[0]['url']}/teams", exact=True)).to_be_visible(
+        timeout=EXPECT_MS
+    )
+    await expect(p.get_by_text(f"{hooks[0]['url']}/discord", exact=True)).to_be_visible()
     assert_clean(page, console)

@@ -121,6 +121,9 @@ async function detail(main, id) {
         ["Workspace", hook.workspace_id],
         ["Channel", hook.target_channel_id],
         ["URL", copyable(hook.url, "Copy URL")],
+        // The same hook in the formats other senders write (docs/api.md).
+        ["Discord's format", copyable(`${hook.url}/discord`, "Copy Discord URL")],
+        ["Teams' format", copyable(`${hook.url}/teams`, "Copy Teams URL")],
         ["State", badge(hook.enabled ? "enabled" : "disabled")],
         ["Messages", String(hook.message_count ?? 0)],
         ["Last message", timeEl(hook.last_message_at)],
