@@ -112,6 +112,8 @@ ROUTES: dict[tuple[str, str], Plan | None] = {
     # Data, not a change: the chat product's events, published over HTTP as on Kafka. An
     # entry each would make the log a second, year-long copy of the event stream.
     ("POST", "/api/events"): None,
+    # Runs a template on a sample for the console's editor: nothing is kept or changed.
+    ("POST", "/api/templates/test"): None,
 }
 
 

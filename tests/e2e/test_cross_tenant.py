@@ -57,6 +57,9 @@ GLOBAL_READS = {
     ("GET", "/api/provider-catalog"),
     ("GET", "/api/provider-catalog/{provider}"),
 }
+# Run on what the request carries, for any key that may write: nobody's data is read or
+# changed (a template tried on a sample in the console's editor).
+GLOBAL_RUNS = {("POST", "/api/templates/test")}
 
 
 @dataclass
@@ -297,6 +300,10 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
             "repo": "mine/repo",
             "title": "from the walk",
         },
+        ("POST", "/api/templates/test"): {
+            "template": "function handler(event) { return {text: event.payload.says}; }",
+            "payload": {"says": "hello"},
+        },
         ("POST", "/api/integrations/{integration_id}/import"): {
             "channel_ids": [mine.channel],
             "dry_run": True,
@@ -356,6 +363,9 @@ async def test_another_workspaces_key_sees_and_changes_nothing_of_mine(world: Wo
                     leaks.append(f"{where}: mine's resource should be 404")
             elif answer.status_code not in (403, 404):
                 leaks.append(f"{where}: a read should be 403, 404 or a 2xx of theirs only")
+        elif (method, template) in GLOBAL_RUNS:
+            if answer.status_code != 200 or any(m in answer.text for m in world.mine.markers()):
+                leaks.append(f"{where}: a run on what it is given, the same for every caller")
         elif answer.status_code not in (403, 404):
             leaks.append(f"{where}: a change should be 403 or 404")
         if (method, template) in ADMIN_ONLY:
