@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
@@ -309,14 +310,35 @@ async def _undecoded(_message: Any) -> None:
     would parse every body as JSON first, a second parse of each, for nothing)."""
 
 
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Calls `on_assigned` when the consumer's partitions are (re)assigned."""
+
+    def __init__(self, on_assigned: Callable[[], object]) -> None:
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self._on_assigned()
+
+
 def _batch_subscriber(
-    runtime: Runtime, topic: str, purpose: str, ack_policy: AckPolicy, max_records: int
+    runtime: Runtime,
+    topic: str,
+    purpose: str,
+    ack_policy: AckPolicy,
+    max_records: int,
+    on_assigned: Callable[[], object] | None = None,
 ) -> Callable[[Callable[[KafkaMessage], Awaitable[None]]], Any]:
     """The broker's subscriber for a batch consumer of `topic` (group: the service's and
-    `purpose`), batches of up to `max_records`: whatever has been fetched when it asks."""
+    `purpose`), batches of up to `max_records`: whatever has been fetched when it asks.
+    `on_assigned` is called whenever its partitions are (re)assigned (a handler's memory
+    of what another replica may have changed meanwhile is stale then)."""
     settings = runtime.settings
     return runtime.broker.subscriber(
         settings.topic(topic),
+        listener=_Assigned(on_assigned) if on_assigned is not None else None,
         group_id=settings.consumer_group(runtime.service, purpose),
         auto_offset_reset="earliest",
         ack_policy=ack_policy,
@@ -344,16 +366,18 @@ def consume_batch(
     *,
     max_records: int = 500,
     wanted: Wanted | None = None,
+    on_assigned: Callable[[], object] | None = None,
 ) -> None:
     """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
     batch instead of a round trip per message). The handler must be idempotent by itself:
     a batch that failed for MongoDB's or Kafka's sake comes back whole. Undecodable messages
-    are dead-lettered one by one, and so are those that fail alone (see the module's doc)."""
+    are dead-lettered one by one, and so are those that fail alone (see the module's doc).
+    `on_assigned`: see `_batch_subscriber`."""
 
     async def run(envelopes: list[E]) -> None:
         await handler(envelopes)
 
-    @_batch_subscriber(runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records)
+    @_batch_subscriber(runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records, on_assigned)
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)

@@ -185,6 +185,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         db=runtime.db,
         counts=counts,
         metrics=NotificationMetrics(runtime.registry),
+        reopen_seconds=settings.sync_reopen_seconds,
     )
     app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
@@ -217,6 +218,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         ProviderEvent,
         notifications.events,
         wanted=consumers.header_in(PROVIDER_HEADER, NOTIFIERS),
+        on_assigned=notifications.assigned,
     )
 
     async def start(_: Runtime) -> None:

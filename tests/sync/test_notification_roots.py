@@ -49,9 +49,9 @@ class HeldMap(MessageMap):
         super().__init__(db)
         self._barrier = barrier
 
-    async def claim(self, copies: list[Copy]) -> set[str]:
+    async def claim(self, copies: list[Copy], extra: dict[str, Any] | None = None) -> set[str]:
         await self._barrier.wait()
-        return await super().claim(copies)
+        return await super().claim(copies, extra)
 
 
 def _payload(relative: str) -> dict[str, Any]:
