@@ -3,14 +3,17 @@ parser (markdown-it-py, raw HTML on as CommonMark has it), and the hostile strin
 
 from __future__ import annotations
 
+import copy
 import html
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from shared.providers.commonmark import ZWJ
+from shared.providers.notify import Unrenderable
 
 PARSER = MarkdownIt("commonmark")
 
@@ -119,3 +122,46 @@ def set_path(payload: dict[str, Any], path: str, value: Any) -> None:
     for key in parents:
         node = node[key]
     node[last] = value
+
+
+# What a field of a payload may be turned into: absent in effect, or of another type.
+RETYPED: tuple[Any, ...] = (None, 5, [], "", {"x": 1}, True)
+
+
+def mutations(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """`payload` with one field (at any depth of its objects) replaced by each of
+    `RETYPED`, one copy at a time: what a renderer must render or call Unrenderable."""
+
+    def paths(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield (*prefix, key)
+                yield from paths(value, (*prefix, key))
+
+    for path in list(paths(payload)):
+        for replacement in RETYPED:
+            changed = copy.deepcopy(payload)
+            node = changed
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = replacement
+            yield changed
+
+
+def assert_renders_or_refuses(
+    render: Callable[[dict[str, Any]], Any], payload: dict[str, Any]
+) -> None:
+    """Every mutation of `payload` renders inert text, or is Unrenderable with a reason:
+    no other exception escapes the renderer, and the renderer's own emphasis is at most
+    what the payload as it was shows."""
+    own = _emphasis(to_html(render(payload).text))
+    for changed in mutations(payload):
+        try:
+            notice = render(changed)
+        except Unrenderable as refused:
+            assert refused.reason
+            continue
+        assert notice.text or notice.quiet
+        made = _emphasis(to_html(notice.text))
+        assert all(m <= o for m, o in zip(made, own, strict=True)), (made, own)
+        assert_inert(notice.text, baseline=notice.text)  # emphasis checked just above

@@ -13,13 +13,18 @@ import pytest
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from shared.providers.jira.notify import NOTIFIER as JIRA
 from shared.providers.notify import Notifier, Unrenderable
+from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
 from tests.providers.test_github_notify import push
 from tests.support import github_corpus
 
 DOC = Path(__file__).parents[2] / "docs" / "notifications.md"
 JIRA_PAYLOADS = Path(__file__).parent / "jira_payloads"
 CLOSED = "tests/corpus/github/pull_request/closed.payload.json"
+PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
 _HEADING = re.compile(r"^### `([a-z_.*]+)`$")
+# Providers whose examples are what they make of their samples
+# (shared/providers/<name>/samples), by the page's section name.
+SAMPLED: dict[str, Notifier] = {"PagerDuty": PAGERDUTY}
 
 
 def _section(provider: str) -> str:
@@ -55,6 +60,8 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     paths: list[tuple[str | None, Path]]
     if notifier is GITHUB:
         paths = [(p.parent.name, p) for p in github_corpus()]
+    elif notifier is not JIRA:  # the event's name is in the sample itself
+        paths = [(None, p) for p in sorted((PROVIDERS / notifier.name / "samples").glob("*.json"))]
     else:
         paths = [(None, p) for p in sorted(JIRA_PAYLOADS.glob("*.json"))]
     payloads = [(header, json.loads(path.read_text())) for header, path in paths]
@@ -74,7 +81,10 @@ def rendered(notifier: Notifier) -> dict[str, set[str]]:
     return texts
 
 
-@pytest.mark.parametrize(("provider", "notifier"), [("GitHub", GITHUB), ("Jira", JIRA)])
+DOCUMENTED = [("GitHub", GITHUB), ("Jira", JIRA), *SAMPLED.items()]
+
+
+@pytest.mark.parametrize(("provider", "notifier"), DOCUMENTED)
 def test_every_example_is_what_the_renderer_makes_today(provider: str, notifier: Notifier) -> None:
     shown, texts = examples(provider), rendered(notifier)
     assert len(shown) >= 6, f"no examples found under ## {provider}"
@@ -88,7 +98,7 @@ def test_every_example_is_what_the_renderer_makes_today(provider: str, notifier:
         )
 
 
-@pytest.mark.parametrize(("provider", "notifier"), [("GitHub", GITHUB), ("Jira", JIRA)])
+@pytest.mark.parametrize(("provider", "notifier"), DOCUMENTED)
 def test_every_event_name_is_on_the_page(provider: str, notifier: Notifier) -> None:
     section = _section(provider)
     missing = sorted(name for name in notifier.events if f"`{name}`" not in section)
