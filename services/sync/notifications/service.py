@@ -22,7 +22,15 @@ Per batch of provider events, in the batch's order:
    win, so two replicas (or a replay) never make two roots. Later notifications about the
    item carry `thread_id` = the root's chat id (the chat's own id once it named it through
    `inbound_id`, else the root's envelope id), each followed by a `message.edited` of the
-   root to the item as it is now.
+   root to the item as it is now, with who changed it and, resolved, how long it was open.
+   The item's lifecycle in the channel (services.sync.notifications.threads: resolved,
+   reopened within HOOKHUB_SYNC_REOPEN_SECONDS, a new root after it, late events turning
+   nothing back) is kept on its first root: read with the roots (one read per batch, for
+   the items this process does not know), written once per batch where it changed, after
+   the batch is published. What this process knows of threads is forgotten when the
+   consumer's partitions are assigned: another replica may have handled the integration
+   meanwhile. A notice that needs its item's root (`needs_root`) and finds none is
+   filtered (`no_open_item`).
 5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
    written in bulk every few seconds, off the path).
 
