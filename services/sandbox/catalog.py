@@ -8,7 +8,8 @@ settings the user gives: hookhub never returns a secret, so the sandbox cannot r
 Another sample of the provider's folder may be named (`sample`: `firing.json`, then
 `resolved.json`, to watch an alert's thread resolve): sent with the catalog sample's
 headers, except that a delivery id the provider sends in a header is the named sample's own
-(each sample is its own delivery; the same one sent again is a redelivery).
+(each sample is its own delivery; the same one sent again is a redelivery). Not for a
+provider that names the event in a header: the sample files do not hold it.
 """
 
 from __future__ import annotations
@@ -253,6 +254,14 @@ def _named_sample(entry: Entry, name: Any) -> Sample | None:
     provider would send it (module docstring)."""
     if name is None or entry.sample is None or name == entry.sample.file:
         return None
+    # Where the header is read first, it would name the catalog sample's event.
+    if isinstance(_options(getattr(entry.webhooks, "event", None))[0], FromHeader):
+        raise SendRefused(
+            422,
+            "invalid",
+            f"{entry.name} names the event in a header the sample files do not hold: the "
+            "sandbox sends its catalog sample only",
+        )
     folder = entry.sample.folder(entry.provider)
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "README.md")
     if not isinstance(name, str) or not _SAMPLE.fullmatch(name) or name not in names:
@@ -261,8 +270,7 @@ def _named_sample(entry: Entry, name: Any) -> Sample | None:
             "invalid",
             f"sample must name one of {entry.name}'s samples: {', '.join(names)}",
         )
-    delivery = getattr(entry.webhooks, "delivery_id", None)
-    options = delivery.options if isinstance(delivery, FirstOf) else (delivery,)
+    options = _options(getattr(entry.webhooks, "delivery_id", None))
     own = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hookhub-sandbox:{entry.provider}/{name}"))
     headers = {
         key: own
@@ -271,6 +279,11 @@ def _named_sample(entry: Entry, name: Any) -> Sample | None:
         for key, value in entry.sample.headers.items()
     }
     return dataclasses.replace(entry.sample, file=name, headers=headers)
+
+
+def _options(locator: Any) -> tuple[Any, ...]:
+    """Where a declared value may be (each place of a `FirstOf`)."""
+    return locator.options if isinstance(locator, FirstOf) else (locator,)
 
 
 async def _call(request: Any) -> httpx.Response:

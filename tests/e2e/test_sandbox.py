@@ -793,3 +793,12 @@ async def test_an_alert_that_fires_and_resolves_is_one_thread_in_the_chat(hub: H
     assert edit["type"] == "message.edited" and edit["message_id"] == root["id"]
     assert edit["card"]["state"] == "resolved" and edit["card"]["color"] == "#1f883d"
     assert {f["name"] for f in edit["card"]["fields"]} >= {"By", "Open for"}
+    # A sample whose provider sends a delivery id in a header is a delivery of its own.
+    pagerduty = await hub.post(
+        "/sandbox/api/webhooks/pagerduty", {"sample": "incident_triggered.json"}
+    )
+    assert pagerduty["status"] == 200 and pagerduty["event_type"] == "incident.triggered"
+    assert pagerduty["sent_headers"]["x-webhook-id"] != "01BWDWL3P0RBTW7CM9GDXDTPNV"
+    # Where the event's name is a header, the files do not hold it: the catalog sample only.
+    header = await hub.post("/sandbox/api/webhooks/bitbucket", {"sample": "other.json"}, 422)
+    assert "names the event in a header" in header["error"]["message"]
