@@ -1,6 +1,10 @@
-"""Benchmark "notifications": signed GitHub webhooks through the gateway → notifications on
+"""Benchmark "notifications": signed webhooks through the gateway → notifications on
 `hookhub.chat.inbound` by one sync process, against a minimal aiokafka consumer → producer
-loop that reads the same provider events.
+loop that reads the same provider events. Two mixes, one after the other in the same run,
+each with its own tables and baseline: GitHub's (below) and the alerts'
+(`notifications-alerts`, `notifications-alerts-latency`: Alertmanager groups and PagerDuty
+incidents through their lifecycles, bench.notification_alerts). A mix is a `Mix`: another
+one (subscriptions with templates) is one more entry of `mixes()`.
 
 The set-up, once: a GitHub integration with a webhook secret, created through the oauth
 service (then stopped; its rate limit raised, as in `github`); 1,000 subscriptions created
@@ -115,7 +119,16 @@ MAX_RECORDS = 500  # the services' batch consumers' `max_records`
 RATE = IN_RATE  # webhooks/s of the latency part: sync's inbound leg's, whose floor is reused
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
-PHASES = {"check": 1, "burst": 2, "latency": 3}
+# Each mix's phases are its own: the harness reads the inbound topic from its start, where
+# an earlier mix's notifications are.
+PHASES = {
+    "check": 1,
+    "burst": 2,
+    "latency": 3,
+    "alerts-check": 4,
+    "alerts-burst": 5,
+    "alerts-latency": 6,
+}
 _NOTIFICATION = re.compile(
     rb'"type":"message\.(received|edited)".*?"external_message_id":"([^"]+)"'
 )
@@ -437,11 +450,12 @@ async def post_backlog(origin: str, webhooks: Iterator[Webhook]) -> tuple[float,
     return seconds, sent
 
 
-async def check(bootstrap: str, topic: str, origin: str, mix: Mix) -> None:
+async def check(bootstrap: str, topic: str, origin: str, mix: Mix, prefix: str) -> None:
     """One webhook of each kind end to end, every subscription notified, before anything is
     timed."""
-    hooks = [mix.webhook("check", seq, kind) for seq, (kind, _) in enumerate(mix.mix)]
-    tally = Tally("check", expected=len(hooks) * PER_REPOSITORY, seq_of=mix.seq_of)
+    phase = f"{prefix}check"
+    hooks = [mix.webhook(phase, seq, kind) for seq, (kind, _) in enumerate(mix.mix)]
+    tally = Tally(phase, expected=len(hooks) * PER_REPOSITORY, seq_of=mix.seq_of)
     consumer = _consumer(bootstrap, topic, f"{topic}.nbench-check-{time.monotonic_ns()}")
     await consumer.start()
     try:
@@ -465,13 +479,19 @@ async def check(bootstrap: str, topic: str, origin: str, mix: Mix) -> None:
 
 
 async def latency(
-    bootstrap: str, topic: str, origin: str, hooks: list[Webhook], warm: int, mix: Mix
+    bootstrap: str,
+    topic: str,
+    origin: str,
+    hooks: list[Webhook],
+    warm: int,
+    mix: Mix,
+    prefix: str,
 ) -> tuple[Measurement, Tally, dict[int, float], str]:
     """`hooks` at RATE a second; each webhook's latency is its last notification read minus
     its request sent. The measurement, what was read, when each was sent, and the gateway's
     answers."""
     total = len(hooks)
-    tally = Tally("latency", expected=total * PER_REPOSITORY, seq_of=mix.seq_of)
+    tally = Tally(f"{prefix}latency", expected=total * PER_REPOSITORY, seq_of=mix.seq_of)
     sent: dict[int, float] = {}
 
     def request(seq: int, sent_at: float) -> tuple[bytes, dict[str, str]]:
@@ -548,6 +568,7 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
     provider_topic = f"{infrastructure.topic_namespace}.{Topic.PROVIDER_EVENTS}"
     inbound = f"{infrastructure.topic_namespace}.{Topic.CHAT_INBOUND}"
     suffix = "" if mix.name == "github" else f"-{mix.name}"
+    prefix = "" if mix.name == "github" else f"{mix.name}-"  # its phases (PHASES)
 
     oauth = harness.start_service("oauth")
     mix.prepare(oauth.url, infrastructure.admin_token)
@@ -567,7 +588,7 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
         )
     subscribed_in = time.perf_counter() - setup_started
     gateway = harness.start_service("gateway")
-    asyncio.run(check(bootstrap, inbound, gateway.url, mix))
+    asyncio.run(check(bootstrap, inbound, gateway.url, mix, prefix))
     sync.stop()
 
     # -- 1. throughput, ours: a backlog, one sync process started on it ---------------------
@@ -576,7 +597,7 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
 
     def burst() -> Iterator[Webhook]:
         for seq in range(EVENTS):
-            hook = mix.webhook("burst", seq)
+            hook = mix.webhook(f"{prefix}burst", seq)
             kinds[hook.event] += 1
             yield hook
 
@@ -588,7 +609,7 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
         started.append(harness.start_service("sync", wait=False).child)
         return {"sync": started[-1].process.pid, **infrastructure.pids()}
 
-    tally = Tally("burst", EVENTS * PER_REPOSITORY, seq_of=mix.seq_of)
+    tally = Tally(f"{prefix}burst", EVENTS * PER_REPOSITORY, seq_of=mix.seq_of)
     cpu = asyncio.run(backlog(bootstrap, inbound, tally, start_sync))
     sync_child = started[0]
     if not sync_child.alive():
@@ -600,11 +621,11 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
     gateway = harness.start_service("gateway")
     warm = round(RATE * options.warmup)
     total = warm + round(RATE * options.duration)
-    paced = [mix.webhook("latency", seq) for seq in range(total)]
+    paced = [mix.webhook(f"{prefix}latency", seq) for seq in range(total)]
     pids = {"gateway": gateway.child.process.pid, "sync": sync_child.process.pid}
     with CpuWindow({**pids, **infrastructure.pids()}) as lat_cpu:
         lat_ours, lat_tally, sent, answers = asyncio.run(
-            latency(bootstrap, inbound, gateway.url, paced, warm, mix)
+            latency(bootstrap, inbound, gateway.url, paced, warm, mix, prefix)
         )
     lat_cpu.apply(lat_ours)
     gateway.stop()
@@ -621,7 +642,7 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
         loops.append(harness.start_process(f"notifications-baseline{suffix}", argv))
         return {"baseline": loops[-1].process.pid, **infrastructure.pids()}
 
-    base_tally = Tally("burst", EVENTS, fixed=True)
+    base_tally = Tally(f"{prefix}burst", EVENTS, fixed=True)
     base_cpu = asyncio.run(backlog(bootstrap, base_topic, base_tally, start_baseline))
     base = base_tally.throughput("baseline (aiokafka consume → produce)", EVENTS, base_cpu)
     loops[0].stop()

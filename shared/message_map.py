@@ -193,21 +193,14 @@ class MessageMap:
         }
 
     async def set_lifecycles(self, lifecycles: dict[str, Document]) -> None:
-        """Record roots' lifecycles, in one write: each unless the one stored changed later
-        (`changed_at`), so a replica that decided on older events never turns one back."""
+        """Record roots' lifecycles, in one write. By `_id` alone: the replica handling an
+        integration (one at a time) decided them on what it read since its partitions were
+        assigned, so there is nothing newer to keep (and a filter on more than `_id` costs
+        the embedded server a scan)."""
         if lifecycles:
             await self._collection.bulk_write(
                 [
-                    UpdateOne(
-                        {
-                            "_id": rid,
-                            "$or": [
-                                {"lifecycle.changed_at": None},
-                                {"lifecycle.changed_at": {"$lte": life["changed_at"]}},
-                            ],
-                        },
-                        {"$set": {"lifecycle": life}},
-                    )
+                    UpdateOne({"_id": rid}, {"$set": {"lifecycle": life}})
                     for rid, life in lifecycles.items()
                 ],
                 ordered=False,
