@@ -310,17 +310,25 @@ async def _undecoded(_message: Any) -> None:
     would parse every body as JSON first, a second parse of each, for nothing)."""
 
 
-class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Calls `on_assigned` when the consumer's partitions are (re)assigned."""
+class _Rebalanced(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells a handler of its consumer's rebalances: `on_revoked` is awaited before the
+    partitions go to another member, `on_assigned` called once they are (re)assigned."""
 
-    def __init__(self, on_assigned: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        on_assigned: Callable[[], object] | None,
+        on_revoked: Callable[[], Awaitable[object]] | None,
+    ) -> None:
         self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: object) -> None:
-        pass
+        if self._on_revoked is not None:
+            await self._on_revoked()
 
     async def on_partitions_assigned(self, assigned: object) -> None:
-        self._on_assigned()
+        if self._on_assigned is not None:
+            self._on_assigned()
 
 
 def _batch_subscriber(
@@ -330,15 +338,21 @@ def _batch_subscriber(
     ack_policy: AckPolicy,
     max_records: int,
     on_assigned: Callable[[], object] | None = None,
+    on_revoked: Callable[[], Awaitable[object]] | None = None,
 ) -> Callable[[Callable[[KafkaMessage], Awaitable[None]]], Any]:
     """The broker's subscriber for a batch consumer of `topic` (group: the service's and
     `purpose`), batches of up to `max_records`: whatever has been fetched when it asks.
-    `on_assigned` is called whenever its partitions are (re)assigned (a handler's memory
-    of what another replica may have changed meanwhile is stale then)."""
+    `on_revoked` is awaited before its partitions are taken away in a rebalance (to write
+    what another member will read), `on_assigned` called whenever they are (re)assigned
+    (a handler's memory of what another member may have changed meanwhile is stale)."""
     settings = runtime.settings
     return runtime.broker.subscriber(
         settings.topic(topic),
-        listener=_Assigned(on_assigned) if on_assigned is not None else None,
+        listener=(
+            _Rebalanced(on_assigned, on_revoked)
+            if on_assigned is not None or on_revoked is not None
+            else None
+        ),
         group_id=settings.consumer_group(runtime.service, purpose),
         auto_offset_reset="earliest",
         ack_policy=ack_policy,
@@ -367,17 +381,20 @@ def consume_batch(
     max_records: int = 500,
     wanted: Wanted | None = None,
     on_assigned: Callable[[], object] | None = None,
+    on_revoked: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
     batch instead of a round trip per message). The handler must be idempotent by itself:
     a batch that failed for MongoDB's or Kafka's sake comes back whole. Undecodable messages
     are dead-lettered one by one, and so are those that fail alone (see the module's doc).
-    `on_assigned`: see `_batch_subscriber`."""
+    `on_assigned`, `on_revoked`: see `_batch_subscriber`."""
 
     async def run(envelopes: list[E]) -> None:
         await handler(envelopes)
 
-    @_batch_subscriber(runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records, on_assigned)
+    @_batch_subscriber(
+        runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records, on_assigned, on_revoked
+    )
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pymongo import UpdateMany, UpdateOne
+from pymongo import UpdateMany
 
 from shared.ids import derived_id, utcnow
 from shared.mongo import Collection, Database, Document, GroupInserter, Index, insert_new
@@ -191,20 +191,6 @@ class MessageMap:
             )
             for doc in docs
         }
-
-    async def set_lifecycles(self, lifecycles: dict[str, Document]) -> None:
-        """Record roots' lifecycles, in one write. By `_id` alone: the replica handling an
-        integration (one at a time) decided them on what it read since its partitions were
-        assigned, so there is nothing newer to keep (and a filter on more than `_id` costs
-        the embedded server a scan)."""
-        if lifecycles:
-            await self._collection.bulk_write(
-                [
-                    UpdateOne({"_id": rid}, {"$set": {"lifecycle": life}})
-                    for rid, life in lifecycles.items()
-                ],
-                ordered=False,
-            )
 
     async def of_messages(self, chat_ids: Iterable[str]) -> list[Copy]:
         """Every copy of these chat messages, by the chat's id or the inbound id."""

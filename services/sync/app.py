@@ -219,6 +219,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         notifications.events,
         wanted=consumers.header_in(PROVIDER_HEADER, NOTIFIERS),
         on_assigned=notifications.assigned,
+        on_revoked=notifications.revoked,
     )
 
     async def start(_: Runtime) -> None:

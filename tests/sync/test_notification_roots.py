@@ -199,7 +199,9 @@ async def test_an_alert_group_resolves_reopens_within_the_hour_and_later_starts_
             [_alert(integration_id, "resolved.json", t + 5 * minute, "d2", t - 75 * minute)]
         )
         # The resolution again after a restart (a process that has not published it): the
-        # same message, the chat drops it; no second edit.
+        # same message, the chat drops it; no second edit. A stopping process writes what
+        # it holds, as one whose partitions are revoked does.
+        await consumer.revoked()
         restarted = await _consumer(runtime, MessageMap(runtime.db))
         await restarted.events(
             [_alert(integration_id, "resolved.json", t + 5 * minute, "d2", t - 75 * minute)]
@@ -242,6 +244,7 @@ async def test_an_alert_group_resolves_reopens_within_the_hour_and_later_starts_
     assert _fields(closed_edit)["Open for"] == "11 min"
     assert anew["type"] == "message.received" and "thread_id" not in anew
     assert anew["card"]["state"] == "firing"
+    await restarted.revoked()  # what it changed, written
     roots = await runtime.db[message_map.COLLECTION].find({"channel_id": channel}).to_list()
     assert len(roots) == 2
     first_root = next(r for r in roots if r["inbound_id"] == root["id"])
@@ -261,8 +264,10 @@ async def test_a_resolution_on_another_replica_edits_the_same_root_and_a_reassig
         await one.events([_alert(integration_id, "firing.json", t, "r1", t)])
         # The integration's partition moved to the other replica: it resolves the same root.
         await two.events([_alert(integration_id, "resolved.json", t + hour, "r2", t)])
-        # And back: the first one's partitions are assigned again, so it knows the thread
-        # resolved; firing two hours later starts a new one (it still remembered it open).
+        # And back: the other writes what it changed as its partitions are revoked, the
+        # first one's are assigned again, so it knows the thread resolved; firing two hours
+        # later starts a new one (it still remembered it open).
+        await two.revoked()
         one.assigned()
         await one.events([_alert(integration_id, "firing.json", t + 3 * hour, "r3", t + 3 * hour)])
         root, resolved, edit, anew = await _channel(tap, channel, 4)

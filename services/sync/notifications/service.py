@@ -66,6 +66,7 @@ from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
 from shared.errors import NotFound
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
+from shared.message_map import COLLECTION as MAP
 from shared.message_map import Copy, MessageMap, copy_id, notification_id
 from shared.mongo import BatchedWriter, Database
 from shared.providers import commonmark as md
@@ -251,7 +252,7 @@ class Notifications:
         if posts:
             batch = await self._thread(posts)
             await self._publisher.publish_encoded(Topic.CHAT_INBOUND, batch.envelopes)
-            await self._settle(batch)
+            self._settle(batch)
             skipped += [(post, "no_open_item") for post in batch.unrooted]
             posts = [post for post in posts if post not in batch.unrooted]
             for post in posts:
@@ -342,6 +343,11 @@ class Notifications:
                 self._counts.set_fields(SUBSCRIPTIONS, subscription.id, {"last_error": error})
         return None
 
+    async def revoked(self) -> None:
+        """The consumer's partitions are about to go to another replica, which reads the
+        lifecycles this one changed: they are written first."""
+        await self._counts.flush()
+
     def assigned(self) -> None:
         """The consumer's partitions were (re)assigned: an integration this process handles
         now may have been handled by another replica meanwhile, which may have changed its
@@ -393,16 +399,14 @@ class Notifications:
             envelopes += self._envelopes(post, made, held)
         return Threaded(envelopes, unrooted, threads, epoch)
 
-    async def _settle(self, batch: Threaded) -> None:
-        """Once a batch is published: the lifecycles it changed written (one write), then
-        remembered. A batch that fails before this comes again and decides as it did."""
-        await self._map.set_lifecycles(
-            {
-                key: thread.life.to_doc()
-                for key, thread in batch.threads.items()
-                if thread.life != thread.stored
-            }
-        )
+    def _settle(self, batch: Threaded) -> None:
+        """Once a batch is published: the lifecycles it changed handed to the writer (written
+        with the subscriptions' counts, every few seconds, and before the partitions go to
+        another replica: `revoked`), then remembered. A batch that fails before this comes
+        again and decides as it did."""
+        for key, thread in batch.threads.items():
+            if thread.life != thread.stored:
+                self._counts.set_fields(MAP, key, {"lifecycle": thread.life.to_doc()})
         if batch.epoch != self._epoch:
             return  # reassigned meanwhile: read again
         for key, thread in batch.threads.items():
