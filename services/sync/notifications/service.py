@@ -26,11 +26,11 @@ Per batch of provider events, in the batch's order:
    The item's lifecycle in the channel (services.sync.notifications.threads: resolved,
    reopened within HOOKHUB_SYNC_REOPEN_SECONDS, a new root after it, late events turning
    nothing back) is kept on its first root: read with the roots (one read per batch, for
-   the items this process does not know), written once per batch where it changed, after
-   the batch is published. What this process knows of threads is forgotten when the
-   consumer's partitions are assigned: another replica may have handled the integration
-   meanwhile. A notice that needs its item's root (`needs_root`) and finds none is
-   filtered (`no_open_item`).
+   the items this process does not know), written where it changed by the batched writer
+   of the counts (below), and at once before the consumer's partitions are revoked. What
+   this process knows of threads is forgotten when they are assigned: another replica may
+   have handled the integration meanwhile. A notice that needs its item's root
+   (`needs_root`) and finds none is filtered (`no_open_item`).
 5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
    written in bulk every few seconds, off the path).
 
@@ -405,7 +405,9 @@ class Notifications:
         another replica: `revoked`), then remembered. A batch that fails before this comes
         again and decides as it did."""
         for key, thread in batch.threads.items():
-            if thread.life != thread.stored:
+            # Written when the item resolved, reopened or started a thread (its `course`):
+            # a state that changed alone (acknowledged, merged) is remembered here only.
+            if thread.life.course() != thread.stored.course():
                 self._counts.set_fields(MAP, key, {"lifecycle": thread.life.to_doc()})
         if batch.epoch != self._epoch:
             return  # reassigned meanwhile: read again

@@ -50,6 +50,12 @@ class Lifecycle:
     changed_at: datetime | None = None
     source: str | None = None
 
+    def course(self) -> tuple[int, datetime | None, datetime | None]:
+        """Which thread is current and whether its item is open: what another replica, or
+        this one after a restart, must find stored (the state and who set it matter to the
+        root's next edit only, and the next change of state sets them again)."""
+        return self.generation, self.opened_at, self.resolved_at
+
     def to_doc(self) -> dict[str, Any]:
         return {
             "generation": self.generation,
