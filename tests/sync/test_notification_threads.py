@@ -13,6 +13,7 @@ from services.sync.notifications.service import card_text
 from services.sync.notifications.threads import (
     BY,
     OPEN_FOR,
+    Cards,
     Lifecycle,
     Step,
     advance,
@@ -148,3 +149,16 @@ def test_lifecycles_are_stored_and_read_back_and_old_roots_have_none() -> None:
     life = first(incident("triggered", False), T0, "d1", "PagerDuty").lifecycle
     assert Lifecycle.from_doc(life.to_doc()) == life
     assert Lifecycle.from_doc(None, claimed_at=T0) == Lifecycle(opened_at=T0)
+
+
+def test_a_batch_makes_a_root_card_once_for_every_subscription_of_an_event() -> None:
+    """A notice is every subscription's of its event: their roots' cards are made once,
+    and one whose lifecycle shows otherwise (another channel's) gets its own."""
+    notice, cards = alert("resolved.json"), Cards()
+    life = first(alert("firing.json"), T0, "d1", "Alertmanager").lifecycle
+    one = advance(life, notice, T0 + HOUR, "d2", "Ada", HOUR, cards)
+    two = advance(life, notice, T0 + HOUR, "d2", "Ada", HOUR, cards)
+    other = advance(life, notice, T0 + HOUR, "d2", "Bob", HOUR, cards)
+    assert one.card is two.card and one.card is not None and len(cards) == 2
+    assert fields(other)[BY] == "Bob" and fields(one)[BY] == "Ada"
+    assert advance(life, notice, T0 + HOUR, "d2", "Ada", HOUR).card == one.card

@@ -57,7 +57,14 @@ import structlog
 
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications.directory import SubscriptionDirectory, SubscriptionSnapshot
-from services.sync.notifications.threads import Lifecycle, Step, advance, duration, first
+from services.sync.notifications.threads import (
+    Cards,
+    Lifecycle,
+    Step,
+    advance,
+    duration,
+    first,
+)
 from services.sync.subscriptions.filters import filtered
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
 from shared import claim_check
@@ -363,6 +370,10 @@ class Notifications:
         decided: list[tuple[Post, Step | None, Copy | None]] = []
         unrooted: list[Post] = []
         claims: dict[str, tuple[Copy, Lifecycle | None]] = {}
+        # The batch's root cards and their texts, made once for all the subscriptions that
+        # take an event (kept alive by `cards` until the batch's envelopes are made).
+        cards: Cards = {}
+        texts: dict[int, str] = {}
         for post in posts:
             key, notice = post.root_id, post.notice
             if key is None:
@@ -377,9 +388,9 @@ class Notifications:
                 if notice.needs_root:
                     unrooted.append(post)
                     continue
-                step = first(notice, at, source, actor, thread.life.generation)
+                step = first(notice, at, source, actor, thread.life.generation, cards)
             else:
-                step = advance(thread.life, notice, at, source, actor, self._reopen_after)
+                step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
             if step.new_thread:
                 root = post.root_copy(step.generation)
                 # The first root carries the item's lifecycle; a later one's is written there.
@@ -396,7 +407,7 @@ class Notifications:
         envelopes: list[Encoded] = []
         for post, made, at_root in decided:
             held = lost.get(at_root.id, at_root) if at_root is not None else None
-            envelopes += self._envelopes(post, made, held)
+            envelopes += self._envelopes(post, made, held, texts)
         return Threaded(envelopes, unrooted, threads, epoch)
 
     def _settle(self, batch: Threaded) -> None:
@@ -469,7 +480,9 @@ class Notifications:
         )
         return await self._map.by_ids(lost) if lost else {}
 
-    def _envelopes(self, post: Post, step: Step | None, root: Copy | None) -> list[Encoded]:
+    def _envelopes(
+        self, post: Post, step: Step | None, root: Copy | None, texts: dict[int, str]
+    ) -> list[Encoded]:
         """One post's envelopes: in its item's thread (`root`, the thread's root) unless it
         is the root, and the root's edit."""
         notice = post.notice
@@ -484,9 +497,10 @@ class Notifications:
         envelopes = [self._encode(post, post.id, text, notice.card, thread_id=thread)]
         # A root another process claimed first (`new_thread`, lost) is edited as any other.
         if (step.edits_root or step.new_thread) and step.card is not None and thread is not None:
-            envelopes.append(
-                self._encode(post, post.edit_id, card_text(step.card), step.card, edits=thread)
-            )
+            shown = texts.get(id(step.card))
+            if shown is None:
+                shown = texts[id(step.card)] = card_text(step.card)
+            envelopes.append(self._encode(post, post.edit_id, shown, step.card, edits=thread))
         return envelopes
 
     def _encode(

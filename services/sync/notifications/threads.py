@@ -34,6 +34,10 @@ from shared.providers.notify import Card, Field, Notice
 # The root card's fields added to the item's own.
 BY, OPEN_FOR = "By", "Open for"
 
+# Root cards made for one batch, by notice (its id: the notices outlive the batch's use)
+# and what the card shows of the lifecycle.
+Cards = dict[tuple[int, str | None, datetime | None, datetime | None], Card]
+
 
 @dataclass(frozen=True)
 class Lifecycle:
@@ -105,11 +109,18 @@ class Step:
     reopened_after: timedelta | None = None
 
 
-def first(notice: Notice, at: datetime, source: str, actor: str, generation: int = 0) -> Step:
+def first(
+    notice: Notice,
+    at: datetime,
+    source: str,
+    actor: str,
+    generation: int = 0,
+    cards: Cards | None = None,
+) -> Step:
     """The first notice of an item in a channel (or of its thread `generation`, whose root
-    is gone): its root."""
+    is gone): its root. `cards`: see `root_card`."""
     life = _opened(Lifecycle(generation=generation), notice, at, source, actor)
-    return Step(generation, True, False, root_card(notice, life), life, True)
+    return Step(generation, True, False, root_card(notice, life, cards), life, True)
 
 
 def advance(
@@ -119,9 +130,10 @@ def advance(
     source: str,
     actor: str,
     reopen_after: timedelta,
+    cards: Cards | None = None,
 ) -> Step:
     """A later notice of an item whose current thread has a root (`life`): see the
-    module's docstring."""
+    module's docstring. `cards`: see `root_card`."""
     keep = Step(life.generation, False, False, None, life, False)
     if source == life.source or (life.changed_at is not None and at < life.changed_at):
         return keep  # history, or the latest change seen again
@@ -136,20 +148,20 @@ def advance(
             changed_at=at,
             source=source,
         )
-        return Step(life.generation, False, True, root_card(notice, after), after, True)
+        return Step(life.generation, False, True, root_card(notice, after, cards), after, True)
     if notice.resolved is False and life.resolved_at is not None:
         gap = at - life.resolved_at
         if gap > reopen_after:
             after = _opened(Lifecycle(generation=life.generation + 1), notice, at, source, actor)
-            return Step(after.generation, True, False, root_card(notice, after), after, True)
+            return Step(after.generation, True, False, root_card(notice, after, cards), after, True)
         after = _opened(life, notice, at, source, actor)
-        return Step(life.generation, False, True, root_card(notice, after), after, True, gap)
+        return Step(life.generation, False, True, root_card(notice, after, cards), after, True, gap)
     state = _state(notice, life)
     changed = state != life.state
     after = replace(life, state=state, by=actor, changed_at=at, source=source) if changed else life
     if notice.item_card is None:
         return replace(keep, lifecycle=after, changed=changed)
-    return Step(life.generation, False, True, root_card(notice, after), after, changed)
+    return Step(life.generation, False, True, root_card(notice, after, cards), after, changed)
 
 
 def _state(notice: Notice, life: Lifecycle) -> str | None:
@@ -172,13 +184,24 @@ def _opened(life: Lifecycle, notice: Notice, at: datetime, source: str, actor: s
     )
 
 
-def root_card(notice: Notice, life: Lifecycle) -> Card | None:
+def root_card(notice: Notice, life: Lifecycle, cards: Cards | None = None) -> Card | None:
     """The item card as its root shows it: who made the latest change and, resolved, how
     long it was open (from the item's own start where the notice says it, else from when
-    its thread opened, until the resolution arrived)."""
+    its thread opened, until the resolution arrived). `cards` remembers those made for
+    notices alive meanwhile (one batch's: a notice is every subscription's of its event)."""
     card = notice.item_card
     if card is None:
         return None
+    if cards is None:
+        return _root_card(card, notice, life)
+    key = (id(notice), life.by, life.resolved_at, life.opened_at)
+    made = cards.get(key)
+    if made is None:
+        made = cards[key] = _root_card(card, notice, life)
+    return made
+
+
+def _root_card(card: Card, notice: Notice, life: Lifecycle) -> Card:
     fields = list(card.fields)
     if life.by:
         fields.append(Field(BY, life.by))
