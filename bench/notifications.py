@@ -1,6 +1,10 @@
-"""Benchmark "notifications": signed GitHub webhooks through the gateway → notifications on
+"""Benchmark "notifications": signed webhooks through the gateway → notifications on
 `hookhub.chat.inbound` by one sync process, against a minimal aiokafka consumer → producer
-loop that reads the same provider events.
+loop that reads the same provider events. Two mixes, one after the other in the same run,
+each with its own tables and baseline: GitHub's (below) and the alerts'
+(`notifications-alerts`, `notifications-alerts-latency`: Alertmanager groups and PagerDuty
+incidents through their lifecycles, bench.notification_alerts). A mix is a `Mix`: another
+one (subscriptions with templates) is one more entry of `mixes()`.
 
 The set-up, once: a GitHub integration with a webhook secret, created through the oauth
 service (then stopped; its rate limit raised, as in `github`); 1,000 subscriptions created
@@ -58,7 +62,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -101,7 +105,12 @@ PULLS = 5  # pull requests a repository, and as many issues: the items threads a
 ISSUES = 5
 SUBSCRIBED = ["pull_request.*", "push", "issue_comment.*", "check_run.*"]
 # The mix, by weight: check runs and pushes are most of a busy organisation's webhooks.
-MIX = (("pull_request", 30), ("push", 25), ("issue_comment", 20), ("check_run", 25))
+MIX: tuple[tuple[str, int], ...] = (
+    ("pull_request", 30),
+    ("push", 25),
+    ("issue_comment", 20),
+    ("check_run", 25),
+)
 PULL_ACTIONS = ("opened", "synchronize", "synchronize", "labeled", "review_requested", "closed")
 MAX_COMMITS = 50
 IN_FLIGHT = 50  # webhooks POSTed at once for the backlog
@@ -110,10 +119,20 @@ MAX_RECORDS = 500  # the services' batch consumers' `max_records`
 RATE = IN_RATE  # webhooks/s of the latency part: sync's inbound leg's, whose floor is reused
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
-PHASES = {"check": 1, "burst": 2, "latency": 3}
+# Each mix's phases are its own: the harness reads the inbound topic from its start, where
+# an earlier mix's notifications are.
+PHASES = {
+    "check": 1,
+    "burst": 2,
+    "latency": 3,
+    "alerts-check": 4,
+    "alerts-burst": 5,
+    "alerts-latency": 6,
+}
 _NOTIFICATION = re.compile(
-    rb'"type":"message\.(received|edited)".*?"external_message_id":"([0-9a-f-]{36})"'
+    rb'"type":"message\.(received|edited)".*?"external_message_id":"([^"]+)"'
 )
+_GUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SEQ_BITS = (1 << 64) - 1
 
 
@@ -130,6 +149,11 @@ def delivery_id(phase: str, seq: int) -> str:
     return str(uuid.UUID(int=(PHASES[phase] << 64) | seq))
 
 
+def _guid_seq(delivery: bytes) -> int | None:
+    """`delivery_id`'s (phase << 64 | seq), from a GUID it made."""
+    return uuid.UUID(delivery.decode()).int if _GUID.fullmatch(delivery) else None
+
+
 def _sha(*parts: object) -> str:
     return hashlib.sha1("-".join(map(str, parts)).encode()).hexdigest()  # noqa: S324 (an id)
 
@@ -139,18 +163,28 @@ def _sha(*parts: object) -> str:
 
 @dataclass(frozen=True)
 class Webhook:
+    """One webhook as its provider sends it: where (the integration's path), its body and
+    headers, signed; `event` is its kind in the mix, `delivery` the GUID naming its phase
+    and sequence number."""
+
     event: str
     body: bytes
     delivery: str
-
-    def headers(self, secret: str) -> dict[str, str]:
-        return signed_headers(self.body, self.event, self.delivery, secret)
+    path: str
+    headers: dict[str, str]
 
 
 class Corpus:
-    """Webhooks made from the real payloads, the same for the same phase and seq."""
+    """GitHub webhooks made from the real payloads, the same for the same phase and seq."""
+
+    name = "github"
+    title = "GitHub notifications"
+    mix: tuple[tuple[str, int], ...] = MIX
 
     def __init__(self) -> None:
+        self.integration_id = ""
+        self.secret = uuid.uuid4().hex
+
         def read(path: str) -> str:
             return (CORPUS / path).read_text()
 
@@ -189,7 +223,36 @@ class Corpus:
             run["html_url"] = f"https://github.com/{repository}/runs/{run['id']}"
             for pull in run.get("pull_requests", []):
                 pull["number"] = 1 + rng.randrange(PULLS)
-        return Webhook(kind, orjson.dumps(payload), delivery_id(phase, seq))
+        body, delivery = orjson.dumps(payload), delivery_id(phase, seq)
+        return Webhook(
+            kind,
+            body,
+            delivery,
+            f"/api/webhooks/github/{self.integration_id}",
+            signed_headers(body, kind, delivery, self.secret),
+        )
+
+    def prepare(self, oauth_url: str, admin_token: str) -> None:
+        self.integration_id = github_integration(oauth_url, admin_token, self.secret)
+
+    def subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (self.integration_id, subscription(i)) for i in range(REPOSITORIES * PER_REPOSITORY)
+        ]
+
+    def seq_of(self, delivery: bytes) -> int | None:
+        """The phase and sequence number a notification's delivery id names."""
+        return _guid_seq(delivery)
+
+    def fixed_message(self) -> bytes:
+        return fixed_message()
+
+    def notes(self, kinds: Counter[str]) -> list[str]:
+        return [
+            f"{REPOSITORIES * PER_REPOSITORY:,} subscriptions ({PER_REPOSITORY} a "
+            f"repository over {REPOSITORIES}, threads on, a `repositories` filter each)",
+            f"mix: {_mix(kinds, MIX)}",
+        ]
 
     def _load(self, template: str, repository: str) -> dict[str, Any]:
         payload: dict[str, Any] = orjson.loads(
@@ -256,6 +319,8 @@ class Tally:
     phase: str
     expected: int  # records of the phase that complete it
     fixed: bool = False
+    # A notification's delivery id → (phase << 64 | seq): the mix's `seq_of`.
+    seq_of: Callable[[bytes], int | None] = _guid_seq
     count: Counter[int] = field(default_factory=Counter)
     first: dict[int, float] = field(default_factory=dict)  # seq → first read (time.time())
     last: dict[int, float] = field(default_factory=dict)
@@ -273,8 +338,8 @@ class Tally:
             found = _NOTIFICATION.search(value)
             if found is None:
                 return
-            ident = uuid.UUID(found.group(2).decode()).int
-            if ident >> 64 != PHASES[self.phase]:
+            ident = self.seq_of(found.group(2))
+            if ident is None or ident >> 64 != PHASES[self.phase]:
                 return
             if found.group(1) == b"edited":
                 self.edits += 1
@@ -352,9 +417,9 @@ async def backlog(
 # -- sending -----------------------------------------------------------------------------------
 
 
-async def post_backlog(url: str, webhooks: Iterator[Webhook], secret: str) -> tuple[float, int]:
-    """Every webhook POSTed, IN_FLIGHT at a time; (seconds, bytes); BenchError if any was
-    not accepted."""
+async def post_backlog(origin: str, webhooks: Iterator[Webhook]) -> tuple[float, int]:
+    """Every webhook POSTed to the gateway at `origin`, IN_FLIGHT at a time; (seconds,
+    bytes); BenchError if any was not accepted."""
     errors: Counter[str] = Counter()
     sent = 0
     async with aiohttp.ClientSession(
@@ -367,7 +432,9 @@ async def post_backlog(url: str, webhooks: Iterator[Webhook], secret: str) -> tu
             for hook in webhooks:
                 sent += len(hook.body)
                 try:
-                    async with client.post(url, data=hook.body, headers=hook.headers(secret)) as r:
+                    async with client.post(
+                        origin + hook.path, data=hook.body, headers=hook.headers
+                    ) as r:
                         await r.read()
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     errors[type(exc).__name__] += 1
@@ -383,17 +450,21 @@ async def post_backlog(url: str, webhooks: Iterator[Webhook], secret: str) -> tu
     return seconds, sent
 
 
-async def check(bootstrap: str, topic: str, url: str, corpus: Corpus, secret: str) -> None:
+async def check(bootstrap: str, topic: str, origin: str, mix: Mix, prefix: str) -> None:
     """One webhook of each kind end to end, every subscription notified, before anything is
     timed."""
-    hooks = [corpus.webhook("check", seq, kind) for seq, (kind, _) in enumerate(MIX)]
-    tally = Tally("check", expected=len(hooks) * PER_REPOSITORY)
+    phase = f"{prefix}check"
+    hooks = [mix.webhook(phase, seq, kind) for seq, (kind, _) in enumerate(mix.mix)]
+    tally = Tally(phase, expected=len(hooks) * PER_REPOSITORY, seq_of=mix.seq_of)
     consumer = _consumer(bootstrap, topic, f"{topic}.nbench-check-{time.monotonic_ns()}")
     await consumer.start()
     try:
         await _assigned(consumer)
         _, errors = await post_paced(
-            url, lambda seq, _: (hooks[seq].body, hooks[seq].headers(secret)), 10.0, len(hooks)
+            lambda seq: origin + hooks[seq].path,
+            lambda seq, _: (hooks[seq].body, hooks[seq].headers),
+            10.0,
+            len(hooks),
         )
         if errors:
             raise BenchError(f"a first webhook was refused: {dict(errors)}")
@@ -403,30 +474,38 @@ async def check(bootstrap: str, topic: str, url: str, corpus: Corpus, secret: st
     if not tally.complete:
         raise BenchError(
             f"{tally.notifications} of {tally.expected} notifications of the first webhooks "
-            f"({', '.join(kind for kind, _ in MIX)}) reached {topic} within 60 s"
+            f"({', '.join(kind for kind, _ in mix.mix)}) reached {topic} within 60 s"
         )
 
 
 async def latency(
-    bootstrap: str, topic: str, url: str, hooks: list[Webhook], secret: str, warm: int
+    bootstrap: str,
+    topic: str,
+    origin: str,
+    hooks: list[Webhook],
+    warm: int,
+    mix: Mix,
+    prefix: str,
 ) -> tuple[Measurement, Tally, dict[int, float], str]:
     """`hooks` at RATE a second; each webhook's latency is its last notification read minus
     its request sent. The measurement, what was read, when each was sent, and the gateway's
     answers."""
     total = len(hooks)
-    tally = Tally("latency", expected=total * PER_REPOSITORY)
+    tally = Tally(f"{prefix}latency", expected=total * PER_REPOSITORY, seq_of=mix.seq_of)
     sent: dict[int, float] = {}
 
     def request(seq: int, sent_at: float) -> tuple[bytes, dict[str, str]]:
         sent[seq] = sent_at
-        return hooks[seq].body, hooks[seq].headers(secret)
+        return hooks[seq].body, hooks[seq].headers
 
     consumer = _consumer(bootstrap, topic, f"{topic}.nbench-latency-{time.monotonic_ns()}")
     await consumer.start()
     try:
         await _assigned(consumer)
         reader = asyncio.ensure_future(read(consumer, tally, total / RATE + 30))
-        answered, errors = await post_paced(url, request, RATE, total)
+        answered, errors = await post_paced(
+            lambda seq: origin + hooks[seq].path, request, RATE, total
+        )
         await reader
     finally:
         await consumer.stop()
@@ -442,182 +521,218 @@ async def latency(
 # -- the benchmark -------------------------------------------------------------------------------
 
 
+class Mix(Protocol):
+    """What one mix of webhooks brings to the benchmark: its integrations and
+    subscriptions, its webhooks (the same for the same phase and seq), how a notification's
+    delivery id names the webhook, and the baseline's fixed message. A mix is one more pair
+    of tables (`notifications<suffix>`, `notifications<suffix>-latency`)."""
+
+    name: str
+    title: str
+    mix: tuple[tuple[str, int], ...]
+
+    def prepare(self, oauth_url: str, admin_token: str) -> None: ...
+    def subscriptions(self) -> list[tuple[str, dict[str, Any]]]: ...
+    def webhook(self, phase: str, seq: int, kind: str | None = None) -> Webhook: ...
+    def seq_of(self, delivery: bytes) -> int | None: ...
+    def fixed_message(self) -> bytes: ...
+    def notes(self, kinds: Counter[str]) -> list[str]: ...
+
+
+def mixes() -> list[Mix]:
+    """The mixes measured, each against its own baseline in the same run: GitHub's, then
+    alerts and incidents (bench.notification_alerts). Another mix (subscriptions with
+    templates) is one more entry here."""
+    from bench.notification_alerts import Alerts
+
+    return [Corpus(), Alerts()]
+
+
 class Notifications:
     name = "notifications"
-    title = "GitHub notifications, webhook → hookhub.chat.inbound"
+    title = "notifications, webhook → hookhub.chat.inbound (GitHub's mix, alerts' mix)"
 
     def run(self, harness: Harness) -> list[BenchmarkResult]:
-        options = harness.options
-        infrastructure = harness.infrastructure()
-        bootstrap = infrastructure.kafka_bootstrap
-        provider_topic = f"{infrastructure.topic_namespace}.{Topic.PROVIDER_EVENTS}"
-        inbound = f"{infrastructure.topic_namespace}.{Topic.CHAT_INBOUND}"
-        corpus = Corpus()
-        secret = uuid.uuid4().hex
+        results: list[BenchmarkResult] = []
+        for mix in mixes():
+            results += run_mix(harness, mix)
+        return results
 
-        oauth = harness.start_service("oauth")
-        integration_id = github_integration(oauth.url, infrastructure.admin_token, secret)
-        oauth.stop()
-        sync = harness.start_service("sync")
-        setup_started = time.perf_counter()
+
+def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
+    """Throughput (a backlog, one sync process started on it) and latency (200 webhooks/s
+    through the gateway) of one mix, each against its baseline (module docstring)."""
+    options = harness.options
+    infrastructure = harness.infrastructure()
+    bootstrap = infrastructure.kafka_bootstrap
+    provider_topic = f"{infrastructure.topic_namespace}.{Topic.PROVIDER_EVENTS}"
+    inbound = f"{infrastructure.topic_namespace}.{Topic.CHAT_INBOUND}"
+    suffix = "" if mix.name == "github" else f"-{mix.name}"
+    prefix = "" if mix.name == "github" else f"{mix.name}-"  # its phases (PHASES)
+
+    oauth = harness.start_service("oauth")
+    mix.prepare(oauth.url, infrastructure.admin_token)
+    oauth.stop()
+    sync = harness.start_service("sync")
+    setup_started = time.perf_counter()
+    subscriptions = mix.subscriptions()
+    for integration_id in dict.fromkeys(i for i, _ in subscriptions):
         asyncio.run(
             create_each(
                 sync.url,
                 infrastructure.admin_token,
                 f"/api/integrations/{integration_id}/subscriptions",
-                [subscription(i) for i in range(REPOSITORIES * PER_REPOSITORY)],
+                [body for i, body in subscriptions if i == integration_id],
                 SUBSCRIPTIONS_IN_FLIGHT,
             )
         )
-        subscribed_in = time.perf_counter() - setup_started
-        gateway = harness.start_service("gateway")
-        url = f"{gateway.url}/api/webhooks/github/{integration_id}"
-        asyncio.run(check(bootstrap, inbound, url, corpus, secret))
-        sync.stop()
+    subscribed_in = time.perf_counter() - setup_started
+    gateway = harness.start_service("gateway")
+    asyncio.run(check(bootstrap, inbound, gateway.url, mix, prefix))
+    sync.stop()
 
-        # -- 1. throughput, ours: a backlog, one sync process started on it -----------------
-        _, backlog_from = asyncio.run(topic_offsets(bootstrap, provider_topic))
-        kinds: Counter[str] = Counter()
+    # -- 1. throughput, ours: a backlog, one sync process started on it ---------------------
+    _, backlog_from = asyncio.run(topic_offsets(bootstrap, provider_topic))
+    kinds: Counter[str] = Counter()
 
-        def burst() -> Iterator[Webhook]:
-            for seq in range(EVENTS):
-                hook = corpus.webhook("burst", seq)
-                kinds[hook.event] += 1
-                yield hook
+    def burst() -> Iterator[Webhook]:
+        for seq in range(EVENTS):
+            hook = mix.webhook(f"{prefix}burst", seq)
+            kinds[hook.event] += 1
+            yield hook
 
-        posted_in, posted_bytes = asyncio.run(post_backlog(url, burst(), secret))
-        gateway.stop()
-        started: list[ChildProcess] = []
+    posted_in, posted_bytes = asyncio.run(post_backlog(gateway.url, burst()))
+    gateway.stop()
+    started: list[ChildProcess] = []
 
-        def start_sync() -> dict[str, int]:
-            started.append(harness.start_service("sync", wait=False).child)
-            return {"sync": started[-1].process.pid, **infrastructure.pids()}
+    def start_sync() -> dict[str, int]:
+        started.append(harness.start_service("sync", wait=False).child)
+        return {"sync": started[-1].process.pid, **infrastructure.pids()}
 
-        tally = Tally("burst", EVENTS * PER_REPOSITORY)
-        cpu = asyncio.run(backlog(bootstrap, inbound, tally, start_sync))
-        sync_child = started[0]
-        if not sync_child.alive():
-            raise BenchError(f"the sync service exited; its log: {sync_child.log_path}")
-        ours = tally.throughput("hookhub sync", EVENTS, cpu)
-        roots = _roots(infrastructure)
+    tally = Tally(f"{prefix}burst", EVENTS * PER_REPOSITORY, seq_of=mix.seq_of)
+    cpu = asyncio.run(backlog(bootstrap, inbound, tally, start_sync))
+    sync_child = started[0]
+    if not sync_child.alive():
+        raise BenchError(f"the sync service exited; its log: {sync_child.log_path}")
+    ours = tally.throughput("hookhub sync", EVENTS, cpu)
+    roots = _roots(infrastructure)
 
-        # -- 2. latency: gateway + the same sync process -----------------------------------
-        gateway = harness.start_service("gateway")
-        url = f"{gateway.url}/api/webhooks/github/{integration_id}"
-        warm = round(RATE * options.warmup)
-        total = warm + round(RATE * options.duration)
-        paced = [corpus.webhook("latency", seq) for seq in range(total)]
-        pids = {"gateway": gateway.child.process.pid, "sync": sync_child.process.pid}
-        with CpuWindow({**pids, **infrastructure.pids()}) as lat_cpu:
-            lat_ours, lat_tally, sent, answers = asyncio.run(
-                latency(bootstrap, inbound, url, paced, secret, warm)
-            )
-        lat_cpu.apply(lat_ours)
-        gateway.stop()
-        sync_child.stop()
-
-        # -- baselines ------------------------------------------------------------------------
-        base_topic = asyncio.run(_topic_like(bootstrap, inbound, "notifications-baseline"))
-        argv = [sys.executable, "-m", "bench.notifications", "baseline", "--bootstrap"]
-        argv += [bootstrap, "--topic", provider_topic, "--out", base_topic]
-        argv += ["--count", str(EVENTS), "--start", json.dumps(backlog_from)]
-        loops: list[ChildProcess] = []
-
-        def start_baseline() -> dict[str, int]:
-            loops.append(harness.start_process("notifications-baseline", argv))
-            return {"baseline": loops[-1].process.pid, **infrastructure.pids()}
-
-        base_tally = Tally("burst", EVENTS, fixed=True)
-        base_cpu = asyncio.run(backlog(bootstrap, base_topic, base_tally, start_baseline))
-        base = base_tally.throughput("baseline (aiokafka consume → produce)", EVENTS, base_cpu)
-        loops[0].stop()
-
-        def floor_record(seq: int, sent_at: float) -> tuple[bytes, bytes]:
-            mark = b"bench_seq=%d sent_at=%.6f " % (seq, sent_at)
-            return mark + paced[seq].body, integration_id.encode()
-
-        floor = asyncio.run(
-            kafka_two_hops(bootstrap, inbound, harness.run_id, total, warm, floor_record)
+    # -- 2. latency: gateway + the same sync process ---------------------------------------
+    gateway = harness.start_service("gateway")
+    warm = round(RATE * options.warmup)
+    total = warm + round(RATE * options.duration)
+    paced = [mix.webhook(f"{prefix}latency", seq) for seq in range(total)]
+    pids = {"gateway": gateway.child.process.pid, "sync": sync_child.process.pid}
+    with CpuWindow({**pids, **infrastructure.pids()}) as lat_cpu:
+        lat_ours, lat_tally, sent, answers = asyncio.run(
+            latency(bootstrap, inbound, gateway.url, paced, warm, mix, prefix)
         )
+    lat_cpu.apply(lat_ours)
+    gateway.stop()
+    sync_child.stop()
 
-        window = ours.window_s or 1e-9
-        throughput = BenchmarkResult(
-            "notifications",
-            "GitHub webhooks → notifications on hookhub.chat.inbound, one sync process",
-            ours,
-            base,
-            notes=[
-                f"{EVENTS:,} signed webhooks ({_mix(kinds)}; {posted_bytes / EVENTS:,.0f} bytes "
-                f"a body on average) POSTed to the gateway in {posted_in:.1f} s "
-                f"({IN_FLIGHT} at a time) with sync stopped; the gateway was stopped before "
-                "one sync process was started on the backlog",
-                f"{REPOSITORIES * PER_REPOSITORY:,} subscriptions ({PER_REPOSITORY} a "
-                f"repository over {REPOSITORIES}, threads on), created through the API in "
-                f"{subscribed_in:.1f} s",
-                f"hookhub: {tally.notifications:,} message.received "
-                f"({tally.notifications / window:,.0f} notifications/s) and {tally.edits:,} "
-                f"message.edited of thread roots ({tally.edits / window:,.0f}/s), first "
-                "notification read → the one completing every webhook's "
-                f"{PER_REPOSITORY}",
-                "baseline: python -m bench.notifications baseline, aiokafka getmany "
-                f"({MAX_RECORDS} records, fetch_max_wait_ms {FETCH_MAX_WAIT_MS}) on the "
-                "provider-events topic (a group of its own, from where the backlog starts) "
-                "→ orjson.loads of each event → one produce (acks=all) of a fixed "
-                "message.received to a topic of its own → commit per batch; timed the same "
-                "way on that topic",
-                "the ratio compares notifications (message.received) a second with the "
-                "baseline's fixed messages a second (one per event), as the issue puts it; "
-                "provider events a second: hookhub "
-                f"{ours.ok / window:,.0f}, baseline {base.rps:,.0f} "
-                f"({ours.ok / window / base.rps:.2f}): hookhub renders, matches and threads each "
-                f"and publishes {PER_REPOSITORY} notifications (and the roots' edits), the "
-                "baseline publishes one fixed message"
-                if base.rps
-                else "the baseline published nothing",
-                ratio_note(ours, base, TARGET_RATIO),
-                "records published a second, for comparison: hookhub "
-                f"{(tally.notifications + tally.edits) / window:,.0f}, baseline "
-                f"{base.rps:,.0f} ({(tally.notifications + tally.edits) / window / base.rps:.2f})"
-                if base.rps
-                else "records published a second: the baseline published none",
-                f"thread roots in the message map (MongoDB) after the backlog: {roots:,}, each "
-                "claimed by an insert before its first notification was published",
-                f"CPU per event: hookhub sync {_cpu_ms(ours, 'sync')}, baseline loop "
-                f"{_cpu_ms(base, 'baseline')}",
-            ],
-            setup=f"{EVENTS:,} webhooks in a backlog, first → last notification read",
-            unit="notifications/s",
-        )
-        latency_result = BenchmarkResult(
-            "notifications-latency",
-            "webhook sent → its notifications read from hookhub.chat.inbound",
-            lat_ours,
-            floor,
-            notes=[
-                _targets(lat_ours, None, TARGET_P99_MS),
-                f"{RATE:g} signed webhooks/s of the same mix to the gateway; a webhook's "
-                f"latency: its last ({PER_REPOSITORY}th) message.received read by an aiokafka "
-                f"consumer (fetch_max_wait_ms {FETCH_MAX_WAIT_MS}) in the harness minus the "
-                "time its request was sent",
-                f"p95: hookhub {_number(lat_ours.p95_ms)} ms, Kafka alone "
-                f"{_number(floor.p95_ms)} ms; {_first_note(lat_tally, sent, warm)}",
-                answers,
-                f"message.edited of thread roots read: {lat_tally.edits:,}",
-                "CPU: from the first webhook sent to the last notification read, warm-up "
-                "included; the harness sends the webhooks and reads the topic",
-                "baseline: Kafka's own floor, the same bodies at the same rate over two hops "
-                "(publish acks=all → relay consumer → publish → consumer, keyed by the "
-                "integration as the gateway keys them), same fetch settings; no HTTP, no "
-                "verification, no rendering",
-            ],
-            setup=(
-                f"{RATE:g} webhooks/s, {options.duration:g} s measured after "
-                f"{options.warmup:g} s warm-up"
-            ),
-            unit="webhooks/s",
-            compare="latency",
-        )
-        return [throughput, latency_result]
+    # -- baselines ----------------------------------------------------------------------------
+    base_topic = asyncio.run(_topic_like(bootstrap, inbound, f"notifications-baseline{suffix}"))
+    argv = [sys.executable, "-m", "bench.notifications", "baseline", "--bootstrap"]
+    argv += [bootstrap, "--topic", provider_topic, "--out", base_topic, "--mix", mix.name]
+    argv += ["--count", str(EVENTS), "--start", json.dumps(backlog_from)]
+    loops: list[ChildProcess] = []
+
+    def start_baseline() -> dict[str, int]:
+        loops.append(harness.start_process(f"notifications-baseline{suffix}", argv))
+        return {"baseline": loops[-1].process.pid, **infrastructure.pids()}
+
+    base_tally = Tally(f"{prefix}burst", EVENTS, fixed=True)
+    base_cpu = asyncio.run(backlog(bootstrap, base_topic, base_tally, start_baseline))
+    base = base_tally.throughput("baseline (aiokafka consume → produce)", EVENTS, base_cpu)
+    loops[0].stop()
+
+    def floor_record(seq: int, sent_at: float) -> tuple[bytes, bytes]:
+        mark = b"bench_seq=%d sent_at=%.6f " % (seq, sent_at)
+        return mark + paced[seq].body, paced[seq].path.rsplit("/", 1)[-1].encode()
+
+    floor = asyncio.run(
+        kafka_two_hops(bootstrap, inbound, f"{harness.run_id}{suffix}", total, warm, floor_record)
+    )
+
+    window = ours.window_s or 1e-9
+    throughput = BenchmarkResult(
+        f"notifications{suffix}",
+        f"{mix.title}: webhooks → notifications on hookhub.chat.inbound, one sync process",
+        ours,
+        base,
+        notes=[
+            f"{EVENTS:,} signed webhooks ({posted_bytes / EVENTS:,.0f} bytes a body on "
+            f"average) POSTed to the gateway in {posted_in:.1f} s ({IN_FLIGHT} at a time) "
+            "with sync stopped; the gateway was stopped before one sync process was started "
+            "on the backlog",
+            *mix.notes(kinds),
+            f"subscriptions created through the API in {subscribed_in:.1f} s",
+            f"hookhub: {tally.notifications:,} message.received "
+            f"({tally.notifications / window:,.0f} notifications/s) and {tally.edits:,} "
+            f"message.edited of thread roots ({tally.edits / window:,.0f}/s), first "
+            "notification read → the one completing every webhook's "
+            f"{PER_REPOSITORY}",
+            "baseline: python -m bench.notifications baseline, aiokafka getmany "
+            f"({MAX_RECORDS} records, fetch_max_wait_ms {FETCH_MAX_WAIT_MS}) on the "
+            "provider-events topic (a group of its own, from where the backlog starts) "
+            "→ orjson.loads of each event → one produce (acks=all) of a fixed "
+            "message.received to a topic of its own → commit per batch; timed the same "
+            "way on that topic",
+            "the ratio compares notifications (message.received) a second with the "
+            "baseline's fixed messages a second (one per event), as the issue puts it; "
+            "provider events a second: hookhub "
+            f"{ours.ok / window:,.0f}, baseline {base.rps:,.0f} "
+            f"({ours.ok / window / base.rps:.2f}): hookhub renders, matches and threads each "
+            f"and publishes {PER_REPOSITORY} notifications (and the roots' edits), the "
+            "baseline publishes one fixed message"
+            if base.rps
+            else "the baseline published nothing",
+            ratio_note(ours, base, TARGET_RATIO),
+            "records published a second, for comparison: hookhub "
+            f"{(tally.notifications + tally.edits) / window:,.0f}, baseline "
+            f"{base.rps:,.0f} ({(tally.notifications + tally.edits) / window / base.rps:.2f})"
+            if base.rps
+            else "records published a second: the baseline published none",
+            f"thread roots in the message map (MongoDB) after the backlog: {roots:,} (every "
+            "mix so far), each claimed by an insert before its first notification was "
+            "published",
+            f"CPU per event: hookhub sync {_cpu_ms(ours, 'sync')}, baseline loop "
+            f"{_cpu_ms(base, 'baseline')}",
+        ],
+        setup=f"{EVENTS:,} webhooks in a backlog, first → last notification read",
+        unit="notifications/s",
+    )
+    latency_result = BenchmarkResult(
+        f"notifications{suffix}-latency",
+        f"{mix.title}: webhook sent → its notifications read from hookhub.chat.inbound",
+        lat_ours,
+        floor,
+        notes=[
+            _targets(lat_ours, None, TARGET_P99_MS),
+            f"{RATE:g} signed webhooks/s of the same mix to the gateway; a webhook's "
+            f"latency: its last ({PER_REPOSITORY}th) message.received read by an aiokafka "
+            f"consumer (fetch_max_wait_ms {FETCH_MAX_WAIT_MS}) in the harness minus the "
+            "time its request was sent",
+            f"p95: hookhub {_number(lat_ours.p95_ms)} ms, Kafka alone "
+            f"{_number(floor.p95_ms)} ms; {_first_note(lat_tally, sent, warm)}",
+            answers,
+            f"message.edited of thread roots read: {lat_tally.edits:,}",
+            "CPU: from the first webhook sent to the last notification read, warm-up "
+            "included; the harness sends the webhooks and reads the topic",
+            "baseline: Kafka's own floor, the same bodies at the same rate over two hops "
+            "(publish acks=all → relay consumer → publish → consumer, keyed by the "
+            "integration as the gateway keys them), same fetch settings; no HTTP, no "
+            "verification, no rendering",
+        ],
+        setup=(
+            f"{RATE:g} webhooks/s, {options.duration:g} s measured after "
+            f"{options.warmup:g} s warm-up"
+        ),
+        unit="webhooks/s",
+        compare="latency",
+    )
+    return [throughput, latency_result]
 
 
 def _roots(infrastructure: Infrastructure) -> int:
@@ -625,8 +740,8 @@ def _roots(infrastructure: Infrastructure) -> int:
         return db[MAP].count_documents({"origin": "notification"})
 
 
-def _mix(kinds: Counter[str]) -> str:
-    return ", ".join(f"{kinds[kind]:,} {kind}" for kind, _ in MIX)
+def _mix(kinds: Counter[str], mix: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"{kinds[kind]:,} {kind}" for kind, _ in mix)
 
 
 def _number(value: float | None) -> str:
@@ -655,22 +770,28 @@ BENCHMARK = Notifications()
 
 def fixed_message() -> bytes:
     """Sync's own notification of the corpus's pull_request.opened, encoded once."""
-    from shared.envelopes import encode_inbound
     from shared.providers.github.notify import NOTIFIER
 
     payload = orjson.loads((CORPUS / "pull_request" / "opened.payload.json").read_bytes())
-    notice = NOTIFIER.notice("pull_request", payload)
+    return encoded(NOTIFIER.notice("pull_request", payload), "github")
+
+
+def encoded(notice: Any, provider: str) -> bytes:
+    """A notice as sync publishes it, a root (its item card), in the benchmark's first
+    channel: the baseline's fixed message."""
+    from shared.envelopes import encode_inbound
+
     return encode_inbound(
         id="ntf_bench_fixed",
         type="message.received",
         workspace_id="ws_bench",
         channel_id=chat_channel(0),
-        provider="github",
+        provider=provider,
         integration_id="int_bench",
         external_channel_id=notice.repository,
         external_message_id=str(uuid.UUID(int=0)),
         external_thread_id=notice.item,
-        author_name=notice.actor.name if notice.actor else "GitHub",
+        author_name=notice.actor.name if notice.actor else provider,
         avatar_url=notice.actor.avatar_url if notice.actor else None,
         author_external_id=notice.actor.external_id if notice.actor else None,
         text=notice.text,
@@ -682,12 +803,13 @@ def fixed_message() -> bytes:
     ).value
 
 
-async def baseline_loop(bootstrap: str, topic: str, out: str, count: int, start: str) -> None:
+async def baseline_loop(
+    bootstrap: str, topic: str, out: str, count: int, start: str, message: bytes
+) -> None:
     """Reads `count` provider events of `topic` from the offsets `start` names, and for each
-    publishes the fixed message to `out`."""
+    publishes the fixed `message` to `out`."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    message = fixed_message()
     offsets = {int(partition): offset for partition, offset in json.loads(start).items()}
     consumer = AIOKafkaConsumer(
         topic,
@@ -734,10 +856,13 @@ def main(argv: list[str] | None = None) -> int:
     base.add_argument("--out", required=True, help="the topic the fixed messages go to")
     base.add_argument("--count", type=int, required=True, help="events to handle, then exit")
     base.add_argument("--start", required=True, help='{"partition": offset} to start from')
+    base.add_argument("--mix", default="github", help="whose notification the fixed one is")
     args = parser.parse_args(argv)
     import uvloop
 
-    uvloop.run(baseline_loop(args.bootstrap, args.topic, args.out, args.count, args.start))
+    [mix] = [m for m in mixes() if m.name == args.mix]
+    message = mix.fixed_message()
+    uvloop.run(baseline_loop(args.bootstrap, args.topic, args.out, args.count, args.start, message))
     return 0
 
 

@@ -674,14 +674,14 @@ async def inbound_latency(
 
 
 async def post_paced(
-    url: str,
+    url: str | Callable[[int], str],
     request: Callable[[int, float], tuple[bytes, dict[str, str]]],
     rate: float,
     total: int,
 ) -> tuple[dict[int, float], Counter[str]]:
-    """POSTs `request(seq, sent_at)` (the body and its headers) to `url` every 1/rate s,
-    `sent_at` taken as it is built; returns how long each answer took, by seq, and the
-    failures by kind (a non-200 is one)."""
+    """POSTs `request(seq, sent_at)` (the body and its headers) to `url` (or `url(seq)`)
+    every 1/rate s, `sent_at` taken as it is built; returns how long each answer took, by
+    seq, and the failures by kind (a non-200 is one)."""
     answered: dict[int, float] = {}
     errors: Counter[str] = Counter()
     # aiohttp, not httpx: under this load httpcore's pool matching in the harness's own
@@ -697,7 +697,8 @@ async def post_paced(
             sent_at = time.time()
             raw, headers = request(seq, sent_at)
             try:
-                async with client.post(url, data=raw, headers=headers) as answer:
+                target = url(seq) if callable(url) else url
+                async with client.post(target, data=raw, headers=headers) as answer:
                     await answer.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 errors[type(exc).__name__] += 1

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
@@ -309,14 +310,49 @@ async def _undecoded(_message: Any) -> None:
     would parse every body as JSON first, a second parse of each, for nothing)."""
 
 
+class _Rebalanced(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells a handler of its consumer's rebalances: `on_revoked` is awaited before the
+    partitions go to another member, `on_assigned` called once they are (re)assigned."""
+
+    def __init__(
+        self,
+        on_assigned: Callable[[], object] | None,
+        on_revoked: Callable[[], Awaitable[object]] | None,
+    ) -> None:
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        if self._on_revoked is not None:
+            await self._on_revoked()
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        if self._on_assigned is not None:
+            self._on_assigned()
+
+
 def _batch_subscriber(
-    runtime: Runtime, topic: str, purpose: str, ack_policy: AckPolicy, max_records: int
+    runtime: Runtime,
+    topic: str,
+    purpose: str,
+    ack_policy: AckPolicy,
+    max_records: int,
+    on_assigned: Callable[[], object] | None = None,
+    on_revoked: Callable[[], Awaitable[object]] | None = None,
 ) -> Callable[[Callable[[KafkaMessage], Awaitable[None]]], Any]:
     """The broker's subscriber for a batch consumer of `topic` (group: the service's and
-    `purpose`), batches of up to `max_records`: whatever has been fetched when it asks."""
+    `purpose`), batches of up to `max_records`: whatever has been fetched when it asks.
+    `on_revoked` is awaited before its partitions are taken away in a rebalance (to write
+    what another member will read), `on_assigned` called whenever they are (re)assigned
+    (a handler's memory of what another member may have changed meanwhile is stale)."""
     settings = runtime.settings
     return runtime.broker.subscriber(
         settings.topic(topic),
+        listener=(
+            _Rebalanced(on_assigned, on_revoked)
+            if on_assigned is not None or on_revoked is not None
+            else None
+        ),
         group_id=settings.consumer_group(runtime.service, purpose),
         auto_offset_reset="earliest",
         ack_policy=ack_policy,
@@ -344,16 +380,21 @@ def consume_batch(
     *,
     max_records: int = 500,
     wanted: Wanted | None = None,
+    on_assigned: Callable[[], object] | None = None,
+    on_revoked: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Like `consume`, for handlers that act on many envelopes at once (one bulk write per
     batch instead of a round trip per message). The handler must be idempotent by itself:
     a batch that failed for MongoDB's or Kafka's sake comes back whole. Undecodable messages
-    are dead-lettered one by one, and so are those that fail alone (see the module's doc)."""
+    are dead-lettered one by one, and so are those that fail alone (see the module's doc).
+    `on_assigned`, `on_revoked`: see `_batch_subscriber`."""
 
     async def run(envelopes: list[E]) -> None:
         await handler(envelopes)
 
-    @_batch_subscriber(runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records)
+    @_batch_subscriber(
+        runtime, topic, purpose, AckPolicy.NACK_ON_ERROR, max_records, on_assigned, on_revoked
+    )
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)

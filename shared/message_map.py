@@ -14,6 +14,10 @@ write one document, and a lookup from a provider event is a read by `_id`:
   notification thread, SPEC §12: its provider coordinates are the item it is about,
   `external_message_id` `owner/repo#42` or `BUG-15`, in the chat channel it was posted to,
   `external_channel_id` = the chat channel, so that a channel has one root per item).
+  An item's first root also keeps its `lifecycle` in the channel (SPEC §16,
+  services.sync.notifications.threads): which thread is current (a later one's copy has
+  `external_message_id` `<item>~<generation>`), the item's state and who set it, when it
+  opened and resolved.
 - `external_thread_id`: the provider id of the thread's root, for replies. Threads are
   flat: for a reply to a reply (Telegram and Discord reply chains) it is the chain's first
   message, not the parent, so a reply to this copy finds its thread's root here.
@@ -173,6 +177,21 @@ class MessageMap:
         docs = await self._collection.find({"_id": {"$in": wanted}}).to_list()
         return {doc["_id"]: Copy.from_doc(doc) for doc in docs}
 
+    async def roots(self, ids: Iterable[str]) -> dict[str, tuple[Copy, Document]]:
+        """Notification roots by id, each with its `lifecycle` and `created_at` (when it was
+        claimed)."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        docs = await self._collection.find({"_id": {"$in": wanted}}).to_list()
+        return {
+            doc["_id"]: (
+                Copy.from_doc(doc),
+                {"lifecycle": doc.get("lifecycle"), "created_at": doc.get("created_at")},
+            )
+            for doc in docs
+        }
+
     async def of_messages(self, chat_ids: Iterable[str]) -> list[Copy]:
         """Every copy of these chat messages, by the chat's id or the inbound id."""
         wanted = list(set(chat_ids))
@@ -217,10 +236,12 @@ class MessageMap:
                 ordered=False,
             )
 
-    async def claim(self, copies: list[Copy]) -> set[str]:
+    async def claim(self, copies: list[Copy], extra: dict[str, Document] | None = None) -> set[str]:
         """Insert the copies now, each unless a copy with its id exists (another process
-        claimed it first, or this one before a restart): the ids of those that existed."""
-        docs = [copy.to_doc(utcnow()) for copy in copies]
+        claimed it first, or this one before a restart): the ids of those that existed.
+        `extra`: more fields of some copies, by id (a root's `lifecycle`)."""
+        now, extra = utcnow(), extra or {}
+        docs = [{**copy.to_doc(now), **extra.get(copy.id, {})} for copy in copies]
         inserted = {doc["_id"] for doc in await insert_new(self._collection, docs)}
         return {copy.id for copy in copies} - inserted
 

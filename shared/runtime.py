@@ -141,9 +141,20 @@ class Runtime:
         model: type[E],
         handler: Callable[[list[E]], Awaitable[object]],
         wanted: consumers.Wanted | None = None,
+        on_assigned: Callable[[], object] | None = None,
+        on_revoked: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """Subscribe a batch handler (see shared.consumers.consume_batch)."""
-        consumers.consume_batch(self, topic, purpose, model, handler, wanted=wanted)
+        consumers.consume_batch(
+            self,
+            topic,
+            purpose,
+            model,
+            handler,
+            wanted=wanted,
+            on_assigned=on_assigned,
+            on_revoked=on_revoked,
+        )
 
     def consume_pipelined(
         self,

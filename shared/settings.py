@@ -331,6 +331,9 @@ class SyncSettings(ServiceSettings):
     # `filtered_count`, `last_notified_at`, `last_error`): one update per subscription that
     # changed, so a thousand busy subscriptions cost a thousand updates per interval.
     sync_notification_counts_seconds: float = Field(10.0, gt=0)
+    # How long after an item's thread resolved a notification that opens it again (an alert
+    # firing again) reopens that thread; later, it starts a new thread (SPEC §16).
+    sync_reopen_seconds: float = Field(3600.0, ge=0)
 
 
 class ImporterSettings(ServiceSettings):

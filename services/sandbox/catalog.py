@@ -4,12 +4,20 @@ sample, signed as the provider signs it for an integration's `webhook_url`, POST
 An integration of the sandbox's own (one per provider, in the sandbox's workspace, made on
 first use with the catalog's example settings and remembered in memory), or a user's, whose
 settings the user gives: hookhub never returns a secret, so the sandbox cannot read them.
+
+Another sample of the provider's folder may be named (`sample`: `firing.json`, then
+`resolved.json`, to watch an alert's thread resolve): sent with the catalog sample's
+headers, except that a delivery id the provider sends in a header is the named sample's own
+(each sample is its own delivery; the same one sent again is a redelivery). Not for a
+provider that names the event in a header: the sample files do not hold it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -20,12 +28,14 @@ import orjson
 from shared.errors import HookhubError
 from shared.ids import utcnow
 from shared.providers.base import InboundRequest
-from shared.providers.catalog import CATALOG, Entry
-from shared.providers.declared import Declared
+from shared.providers.catalog import CATALOG, Entry, Sample
+from shared.providers.declared import Declared, FirstOf, FromHeader
 from shared.providers.schemes import AnyOf, Unsignable
 
 # An integration's id as hookhub makes them: what may go into the path of the API call.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+# A sample's file name in its provider's folder (no path).
+_SAMPLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}")
 
 
 class SendRefused(Exception):
@@ -83,6 +93,7 @@ class CatalogWebhooks:
             )
         integration_id = body.get("integration_id")
         given = _settings(body.get("settings"))
+        sample = _named_sample(entry, body.get("sample"))
         async with self._client() as client:
             if integration_id is None or integration_id == "":
                 if given is not None:
@@ -93,18 +104,19 @@ class CatalogWebhooks:
                         "has the settings it was made with",
                     )
                 found = await self._own(client, entry)
-                answer = await self._send(client, entry, *found)
+                answer = await self._send(client, entry, *found, sample)
                 if answer["status"] == 404 and _code(answer) == "unknown_integration":
                     # Deleted in hookhub since the sandbox made it: made again, sent again.
                     self.own.pop(provider, None)
-                    answer = await self._send(client, entry, *await self._own(client, entry))
+                    made = await self._own(client, entry)
+                    answer = await self._send(client, entry, *made, sample)
                 return answer
             if not isinstance(integration_id, str) or not _ID.fullmatch(integration_id):
                 raise SendRefused(
                     422, "invalid", "integration_id must be an integration's id (int_…)"
                 )
             return await self._send(
-                client, entry, *await self._users(client, entry, integration_id, given)
+                client, entry, *await self._users(client, entry, integration_id, given), sample
             )
 
     def _client(self) -> httpx.AsyncClient:
@@ -209,11 +221,12 @@ class CatalogWebhooks:
         integration_id: str,
         webhook_url: str,
         settings: dict[str, str],
+        sample: Sample | None = None,
     ) -> dict[str, Any]:
         now = utcnow()
         url = entry.sender_url(settings, webhook_url)
         try:
-            body, headers = entry.signed_sample(settings, url, now)
+            body, headers = entry.signed_sample(settings, url, now, sample)
         except Unsignable as exc:
             raise SendRefused(422, "unsignable", f"{entry.name}: {exc}") from None
         except (KeyError, ValueError) as exc:  # a setting the scheme cannot use
@@ -234,6 +247,43 @@ class CatalogWebhooks:
             # ones the user gave it.
             "sent_headers": headers,
         }
+
+
+def _named_sample(entry: Entry, name: Any) -> Sample | None:
+    """The sample of the provider's folder named `name` (None: the catalog's), as the
+    provider would send it (module docstring)."""
+    if name is None or entry.sample is None or name == entry.sample.file:
+        return None
+    # Where the header is read first, it would name the catalog sample's event.
+    if isinstance(_options(getattr(entry.webhooks, "event", None))[0], FromHeader):
+        raise SendRefused(
+            422,
+            "invalid",
+            f"{entry.name} names the event in a header the sample files do not hold: the "
+            "sandbox sends its catalog sample only",
+        )
+    folder = entry.sample.folder(entry.provider)
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "README.md")
+    if not isinstance(name, str) or not _SAMPLE.fullmatch(name) or name not in names:
+        raise SendRefused(
+            422,
+            "invalid",
+            f"sample must name one of {entry.name}'s samples: {', '.join(names)}",
+        )
+    options = _options(getattr(entry.webhooks, "delivery_id", None))
+    own = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hookhub-sandbox:{entry.provider}/{name}"))
+    headers = {
+        key: own
+        if any(isinstance(o, FromHeader) and o.name == key.lower() for o in options)
+        else value
+        for key, value in entry.sample.headers.items()
+    }
+    return dataclasses.replace(entry.sample, file=name, headers=headers)
+
+
+def _options(locator: Any) -> tuple[Any, ...]:
+    """Where a declared value may be (each place of a `FirstOf`)."""
+    return locator.options if isinstance(locator, FirstOf) else (locator,)
 
 
 async def _call(request: Any) -> httpx.Response:

@@ -198,6 +198,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         counts=counts,
         metrics=NotificationMetrics(runtime.registry),
         templates=PostTemplates(templates, db=runtime.db, counts=counts),
+        reopen_seconds=settings.sync_reopen_seconds,
     )
     app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
@@ -230,6 +231,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         ProviderEvent,
         notifications.events,
         wanted=consumers.header_in(PROVIDER_HEADER, NOTIFIERS),
+        on_assigned=notifications.assigned,
+        on_revoked=notifications.revoked,
     )
 
     async def start(_: Runtime) -> None:

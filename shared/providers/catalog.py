@@ -103,7 +103,12 @@ class Sample:
     stamped: Callable[[bytes, datetime], bytes] | None = None
 
     def body(self, provider: str) -> bytes:
-        return (Path(__file__).parent / provider / "samples" / self.file).read_bytes()
+        return (self.folder(provider) / self.file).read_bytes()
+
+    @staticmethod
+    def folder(provider: str) -> Path:
+        """The provider's samples (and their sources, in its README.md)."""
+        return Path(__file__).parent / provider / "samples"
 
 
 @dataclass(frozen=True)
@@ -180,18 +185,19 @@ class Entry:
         return webhook_url + ("&" if urlsplit(webhook_url).query else "?") + urlencode(params)
 
     def signed_sample(
-        self, settings: Mapping[str, str], url: str, now: datetime
+        self, settings: Mapping[str, str], url: str, now: datetime, sample: Sample | None = None
     ) -> tuple[bytes, dict[str, str]]:
-        """The sample as the provider would send it to `url` (the integration's webhook
-        URL as given to the provider: `sender_url`) for an integration with `settings`:
-        its body and headers, signed."""
+        """The sample (`sample`, else the entry's) as the provider would send it to `url`
+        (the integration's webhook URL as given to the provider: `sender_url`) for an
+        integration with `settings`: its body and headers, signed."""
         scheme: Scheme | None = getattr(self.webhooks, "scheme", None)
-        if self.sample is None or scheme is None:
+        sample = sample or self.sample
+        if sample is None or scheme is None:
             raise LookupError(f"{self.provider} has no sample the sandbox can sign")
-        body = self.sample.body(self.provider)
-        if self.sample.stamped is not None:
-            body = self.sample.stamped(body, now)
-        headers = {"content-type": self.sample.content_type, **self.sample.headers}
+        body = sample.body(self.provider)
+        if sample.stamped is not None:
+            body = sample.stamped(body, now)
+        headers = {"content-type": sample.content_type, **sample.headers}
         unsigned = InboundRequest(
             headers={k.lower(): v for k, v in headers.items()},
             body=body,

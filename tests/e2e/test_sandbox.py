@@ -559,6 +559,44 @@ async def test_the_sandbox_signs_for_a_users_integration_with_the_settings_given
     assert "GET /sandbox/api/webhooks" in unknown["error"]["message"]
 
 
+async def test_an_alert_that_fires_and_resolves_is_one_thread_in_the_chat(hub: Hub) -> None:
+    """docs/notifications.md's walk-through: an Alertmanager integration and a subscription,
+    the sandbox sends Alertmanager's firing sample, then its resolved one: one thread, its
+    root edited to resolved."""
+    token = uuid.uuid4().hex
+    made = await hub.post(
+        "/api/integrations",
+        {"provider": "alertmanager", "workspace_id": "ws_demo", "settings": {"token": token}},
+    )
+    channel = "ch_alerts_" + uuid.uuid4().hex[:6]
+    await hub.post(f"/api/integrations/{made['id']}/subscriptions", {"channel_id": channel})
+    mine = {"integration_id": made["id"], "settings": {"token": token}}
+    unknown = await hub.post("/sandbox/api/webhooks/alertmanager", {**mine, "sample": "x"}, 422)
+    assert "firing.json, resolved.json" in unknown["error"]["message"]
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        for sample in ("firing.json", "resolved.json"):
+            sent = await hub.post("/sandbox/api/webhooks/alertmanager", {**mine, "sample": sample})
+            assert sent["status"] == 200 and sent["event_type"] == sample[:-5], sent
+        root, resolved, edit = await tap.wait_for(
+            lambda v: v["channel_id"] == channel, count=3, timeout=30
+        )
+    assert root["type"] == "message.received" and "thread_id" not in root
+    assert root["card"]["state"] == "firing" and "FIRING:2" in root["text"]
+    assert resolved["thread_id"] == root["id"] and "RESOLVED" in resolved["text"]
+    assert edit["type"] == "message.edited" and edit["message_id"] == root["id"]
+    assert edit["card"]["state"] == "resolved" and edit["card"]["color"] == "#1f883d"
+    assert {f["name"] for f in edit["card"]["fields"]} >= {"By", "Open for"}
+    # A sample whose provider sends a delivery id in a header is a delivery of its own.
+    pagerduty = await hub.post(
+        "/sandbox/api/webhooks/pagerduty", {"sample": "incident_triggered.json"}
+    )
+    assert pagerduty["status"] == 200 and pagerduty["event_type"] == "incident.triggered"
+    assert pagerduty["sent_headers"]["x-webhook-id"] != "01BWDWL3P0RBTW7CM9GDXDTPNV"
+    # Where the event's name is a header, the files do not hold it: the catalog sample only.
+    header = await hub.post("/sandbox/api/webhooks/bitbucket", {"sample": "other.json"}, 422)
+    assert "names the event in a header" in header["error"]["message"]
+
+
 def test_an_unknown_sample_export_is_a_404(sandbox_stack: Stack) -> None:
     answer = httpx.get(sandbox_stack.origin + "/sandbox/api/exports/jira", timeout=20)
     assert answer.status_code == 404

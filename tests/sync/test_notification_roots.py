@@ -1,13 +1,18 @@
-"""Two notification consumers that both find an item without a root, at the same moment (two
-sync replicas during a rebalance, or a replay beside the live consumer), make one root: the
-race is held open by construction, on the real broker and database."""
+"""Notification consumers on the real broker and database, driven batch by batch: two that
+both find an item without a root at the same moment (two sync replicas during a rebalance, or
+a replay beside the live consumer) make one root, the race held open by construction; an
+alert group's lifecycle in a channel (SPEC §16) — resolved, reopened within the hour, a new
+thread after it, late and repeated events — decided by the events' own times (set by the
+tests: nothing waits); a resolution on another replica, and a replica whose partitions were
+reassigned; notices that need a root."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,8 @@ from shared.envelopes import ProviderEvent, Topic
 from shared.ids import new_id, utcnow
 from shared.message_map import Copy, MessageMap
 from shared.mongo import BatchedWriter, ensure_indexes
+from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
+from shared.providers.notify import Notice, Notifier
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
 from tests.infra import Infra
@@ -49,9 +56,9 @@ class HeldMap(MessageMap):
         super().__init__(db)
         self._barrier = barrier
 
-    async def claim(self, copies: list[Copy]) -> set[str]:
+    async def claim(self, copies: list[Copy], extra: dict[str, Any] | None = None) -> set[str]:
         await self._barrier.wait()
-        return await super().claim(copies)
+        return await super().claim(copies, extra)
 
 
 def _payload(relative: str) -> dict[str, Any]:
@@ -71,7 +78,12 @@ def _event(integration_id: str, event_type: str, payload: dict[str, Any]) -> Pro
     )
 
 
-async def _consumer(runtime: Runtime, the_map: MessageMap) -> Notifications:
+async def _consumer(
+    runtime: Runtime,
+    the_map: MessageMap,
+    notifiers: dict[str, Notifier] | None = None,
+    metrics: NotificationMetrics | None = None,
+) -> Notifications:
     cache: RefreshingCache[str, directory.SubscriptionSnapshot] = RefreshingCache.by_id(
         subscriptions.SubscriptionRepository(runtime.db),
         directory.snapshot,
@@ -85,11 +97,13 @@ async def _consumer(runtime: Runtime, the_map: MessageMap) -> Notifications:
         publisher=runtime.publisher,
         db=runtime.db,
         counts=BatchedWriter(runtime.db),
-        metrics=NotificationMetrics(CollectorRegistry()),
+        metrics=metrics or NotificationMetrics(CollectorRegistry()),
+        notifiers=notifiers,
     )
 
 
-async def test_two_consumers_racing_for_an_items_root_make_one(runtime: Runtime) -> None:
+async def _subscribe(runtime: Runtime, provider: str) -> tuple[str, str]:
+    """An integration's subscription to every event, threaded: (integration, channel)."""
     integration_id, channel = new_id("int"), new_id("ch")
     created = utcnow() - timedelta(minutes=1)
     await subscriptions.SubscriptionRepository(runtime.db).insert(
@@ -97,7 +111,7 @@ async def test_two_consumers_racing_for_an_items_root_make_one(runtime: Runtime)
             "_id": new_id("sub"),
             "workspace_id": "ws_roots",
             "integration_id": integration_id,
-            "provider": "github",
+            "provider": provider,
             "channel_id": channel,
             "events": ["*"],
             "threads": "item",
@@ -107,6 +121,11 @@ async def test_two_consumers_racing_for_an_items_root_make_one(runtime: Runtime)
             "deleted_at": None,
         }
     )
+    return integration_id, channel
+
+
+async def test_two_consumers_racing_for_an_items_root_make_one(runtime: Runtime) -> None:
+    integration_id, channel = await _subscribe(runtime, "github")
     barrier = asyncio.Barrier(2)
     one = await _consumer(runtime, HeldMap(runtime.db, barrier))
     two = await _consumer(runtime, HeldMap(runtime.db, barrier))
@@ -130,3 +149,171 @@ async def test_two_consumers_racing_for_an_items_root_make_one(runtime: Runtime)
     assert [(r["channel_id"], r["external_message_id"], r["inbound_id"]) for r in roots] == [
         (channel, "Codertocat/Hello-World#2", root["id"])
     ]
+
+
+# -- an alert group's lifecycle ------------------------------------------------------------
+
+ALERT_SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "alertmanager" / "samples"
+
+
+def _alert(
+    integration_id: str, sample: str, at: datetime, delivery: str, started: datetime
+) -> ProviderEvent:
+    """Alertmanager's own sample (both name one group), received at `at`, its alerts
+    started at `started`."""
+    payload = json.loads((ALERT_SAMPLES / sample).read_text())
+    for each in payload["alerts"]:
+        each["startsAt"] = started.isoformat()
+    return ProviderEvent(
+        id=f"pev_{delivery}",
+        provider="alertmanager",
+        integration_id=integration_id,
+        workspace_id="ws_roots",
+        event_type=payload["status"],
+        delivery_id=delivery,
+        received_at=at,
+        payload=payload,
+    )
+
+
+def _fields(envelope: dict[str, Any]) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in envelope["card"]["fields"]}
+
+
+async def _channel(tap: KafkaTap, channel: str, count: int) -> list[dict[str, Any]]:
+    found = await tap.wait_for(lambda v: v["channel_id"] == channel, count=count)
+    assert len(found) >= count, [(v["type"], v["text"][:30]) for v in found]
+    return found
+
+
+async def test_an_alert_group_resolves_reopens_within_the_hour_and_later_starts_anew(
+    runtime: Runtime,
+) -> None:
+    integration_id, channel = await _subscribe(runtime, "alertmanager")
+    consumer = await _consumer(runtime, MessageMap(runtime.db))
+    t = utcnow()
+    minute = timedelta(minutes=1)
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        await consumer.events([_alert(integration_id, "firing.json", t, "d1", t - 75 * minute)])
+        await consumer.events(
+            [_alert(integration_id, "resolved.json", t + 5 * minute, "d2", t - 75 * minute)]
+        )
+        # The resolution again after a restart (a process that has not published it): the
+        # same message, the chat drops it; no second edit. A stopping process writes what
+        # it holds, as one whose partitions are revoked does.
+        await consumer.revoked()
+        restarted = await _consumer(runtime, MessageMap(runtime.db))
+        await restarted.events(
+            [_alert(integration_id, "resolved.json", t + 5 * minute, "d2", t - 75 * minute)]
+        )
+        # Firing again 30 min after it resolved: its thread reopened.
+        await restarted.events(
+            [_alert(integration_id, "firing.json", t + 35 * minute, "d3", t + 34 * minute)]
+        )
+        # A firing received before the resolution, handled only now (a replay): history in
+        # the thread, the root not turned back.
+        await restarted.events(
+            [_alert(integration_id, "firing.json", t + 2 * minute, "d0", t - 75 * minute)]
+        )
+        await restarted.events(
+            [_alert(integration_id, "resolved.json", t + 45 * minute, "d4", t + 34 * minute)]
+        )
+        # Two hours after: a new thread, with a root of its own.
+        await restarted.events(
+            [_alert(integration_id, "firing.json", t + 165 * minute, "d5", t + 164 * minute)]
+        )
+        found = await _channel(tap, channel, 10)
+    root, resolved, edit, again, fired, reopened, late, closed, closed_edit, anew = found[:10]
+    assert "thread_id" not in root and root["card"]["state"] == "firing"
+    assert _fields(root)["By"] == "Prometheus Alertmanager"
+    assert resolved["thread_id"] == root["id"] and "RESOLVED" in resolved["text"]
+    assert edit["type"] == "message.edited" and edit["message_id"] == root["id"]
+    assert edit["card"]["state"] == "resolved" and _fields(edit)["Open for"] == "1 h 20 min"
+    assert "Open for: 1 h 20 min" in edit["text"]
+    # The redelivered resolution: its message again (same id), no edit.
+    assert again["id"] == resolved["id"] and again["type"] == "message.received"
+    assert fired["type"] == "message.received" and fired["thread_id"] == root["id"]
+    assert fired["text"].startswith("Reopened 30 min after it resolved.")
+    assert reopened["type"] == "message.edited" and reopened["message_id"] == root["id"]
+    assert reopened["card"]["state"] == "firing" and "Open for" not in _fields(reopened)
+    # The late firing edited nothing: the next edit is the second resolution's.
+    assert late["type"] == "message.received" and late["thread_id"] == root["id"]
+    assert "FIRING" in late["text"] and not late["text"].startswith("Reopened")
+    assert closed["type"] == "message.received" and closed["thread_id"] == root["id"]
+    assert closed_edit["type"] == "message.edited" and closed_edit["card"]["state"] == "resolved"
+    assert _fields(closed_edit)["Open for"] == "11 min"
+    assert anew["type"] == "message.received" and "thread_id" not in anew
+    assert anew["card"]["state"] == "firing"
+    await restarted.revoked()  # what it changed, written
+    roots = await runtime.db[message_map.COLLECTION].find({"channel_id": channel}).to_list()
+    assert len(roots) == 2
+    first_root = next(r for r in roots if r["inbound_id"] == root["id"])
+    assert first_root["lifecycle"]["generation"] == 1
+    assert first_root["lifecycle"]["resolved_at"] is None
+
+
+async def test_a_resolution_on_another_replica_edits_the_same_root_and_a_reassigned_one_rereads(
+    runtime: Runtime,
+) -> None:
+    integration_id, channel = await _subscribe(runtime, "alertmanager")
+    one = await _consumer(runtime, MessageMap(runtime.db))
+    two = await _consumer(runtime, MessageMap(runtime.db))
+    t = utcnow()
+    hour = timedelta(hours=1)
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        await one.events([_alert(integration_id, "firing.json", t, "r1", t)])
+        # The integration's partition moved to the other replica: it resolves the same root.
+        await two.events([_alert(integration_id, "resolved.json", t + hour, "r2", t)])
+        # And back: the other writes what it changed as its partitions are revoked, the
+        # first one's are assigned again, so it knows the thread resolved; firing two hours
+        # later starts a new one (it still remembered it open).
+        await two.revoked()
+        one.assigned()
+        await one.events([_alert(integration_id, "firing.json", t + 3 * hour, "r3", t + 3 * hour)])
+        root, resolved, edit, anew = await _channel(tap, channel, 4)
+    assert resolved["thread_id"] == root["id"] and edit["message_id"] == root["id"]
+    assert edit["card"]["state"] == "resolved" and _fields(edit)["Open for"] == "1 h"
+    assert anew["type"] == "message.received" and "thread_id" not in anew
+    assert anew["id"] != root["id"]
+
+
+class Recoveries:
+    """Alertmanager's renderer, its resolutions made recoveries: meaningful only in the
+    thread of the firing (`needs_root`), as a pipeline that passed again after failing."""
+
+    name = "alertmanager"
+    events = ALERTMANAGER.events
+    generic_events = ALERTMANAGER.generic_events
+    default_events = ALERTMANAGER.default_events
+    filters = ALERTMANAGER.filters
+
+    def notice(self, event_header: str | None, payload: Mapping[str, Any]) -> Notice:
+        notice = ALERTMANAGER.notice(event_header, payload)
+        return replace(notice, needs_root=notice.resolved is True)
+
+
+async def test_a_notice_that_needs_a_root_waits_for_one(runtime: Runtime) -> None:
+    integration_id, channel = await _subscribe(runtime, "alertmanager")
+    registry = CollectorRegistry()
+    consumer = await _consumer(
+        runtime,
+        MessageMap(runtime.db),
+        {"alertmanager": Recoveries()},
+        NotificationMetrics(registry),
+    )
+    t = utcnow()
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        # A recovery of a group the channel never saw firing: nothing.
+        await consumer.events([_alert(integration_id, "resolved.json", t, "n1", t)])
+        await consumer.events([_alert(integration_id, "firing.json", t, "n2", t)])
+        await consumer.events([_alert(integration_id, "resolved.json", t, "n3", t)])
+        found = await _channel(tap, channel, 3)
+    root, recovered, edit = found[:3]
+    assert "thread_id" not in root and root["card"]["state"] == "firing"
+    assert recovered["thread_id"] == root["id"] and edit["card"]["state"] == "resolved"
+    assert all(v["source"]["external_message_id"] != "n1" for v in found)
+    filtered = registry.get_sample_value(
+        "hookhub_notifications_filtered_total",
+        {"provider": "alertmanager", "reason": "no_open_item"},
+    )
+    assert filtered == 1

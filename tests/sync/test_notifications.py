@@ -25,6 +25,7 @@ from tests.sync.conftest import World, connect, start_sync, until
 
 SECRET = "notify-secret"
 JIRA_PAYLOADS = Path(__file__).parents[1] / "providers" / "jira_payloads"
+PAGERDUTY = Path(__file__).parents[2] / "shared" / "providers" / "pagerduty" / "samples"
 
 
 def corpus(relative: str) -> dict[str, Any]:
@@ -355,22 +356,65 @@ async def test_jira_issue_created_then_commented_is_one_thread(world: World) -> 
 # -- a restart, and two replicas ----------------------------------------------------------
 
 
+def incident(stage: str) -> dict[str, Any]:
+    """PagerDuty's own sample of an incident's stage; PagerDuty's samples are of three
+    incidents, so each is made the same incident (the triggered one's id)."""
+    payload: dict[str, Any] = json.loads((PAGERDUTY / f"incident_{stage}.json").read_text())
+    payload["event"]["data"]["id"] = "PFQZPSY"
+    return payload
+
+
+async def send_pagerduty(world: World, integration_id: str, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    answer = await world.gateway.client.post(
+        f"/api/webhooks/pagerduty/{integration_id}",
+        content=body,
+        headers={
+            "content-type": "application/json",
+            "x-pagerduty-signature": f"v1={signature}",
+            "x-webhook-id": str(uuid.uuid4()),
+        },
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def incident_checks(envelopes: list[dict[str, Any]]) -> None:
+    """One root (triggered), the acknowledgement and the resolution in its thread, the root
+    edited to each state with who changed it, and how long it was open."""
+    root, acked, acked_edit, resolved, resolved_edit = envelopes[:5]
+    assert "thread_id" not in root and root["card"]["state"] == "triggered"
+    assert [acked["thread_id"], resolved["thread_id"]] == [root["id"]] * 2
+    assert acked_edit["message_id"] == resolved_edit["message_id"] == root["id"]
+    assert acked_edit["card"]["state"] == "acknowledged"
+    fields = {f["name"]: f["value"] for f in resolved_edit["card"]["fields"]}
+    assert resolved_edit["card"]["state"] == "resolved"
+    assert fields["By"] == resolved["author"]["name"] and fields["Open for"]
+    assert f"Open for: {fields['Open for']}" in resolved_edit["text"]
+
+
 async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
     bare: World, tmp_path: Path
 ) -> None:
+    """GitHub's pull requests, and a PagerDuty incident triggered before the restart and
+    acknowledged and resolved after it, with two replicas."""
     world = bare
     one: ServiceProcess | None = await start_sync(world, tmp_path / "one.log")
     two: ServiceProcess | None = None
     try:
         integrations = [await connect(world, "github", webhook_secret=SECRET) for _ in range(4)]
         subs = [await subscribe(world, i, events=["*"]) for i in integrations]
+        pagerduty = await connect(world, "pagerduty", signing_secret=SECRET)
+        incidents = await subscribe(world, pagerduty)
         story = pr_story()
         # The first two steps of each story, then a restart in the middle of them.
         for integration_id in integrations:
             for event, payload in story[:2]:
                 await send_github(world, integration_id, event, payload)
+        await send_pagerduty(world, pagerduty, incident("triggered"))
         for sub in subs:
             await in_channel(world, sub["channel_id"], count=3)
+        await in_channel(world, incidents["channel_id"], count=1)
         assert one is not None
         await one.stop()
         one = await start_sync(world, tmp_path / "one-again.log")
@@ -378,9 +422,12 @@ async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
         for integration_id in integrations:
             for event, payload in story[2:]:
                 await send_github(world, integration_id, event, payload)
+        for stage in ("acknowledged", "resolved"):
+            await send_pagerduty(world, pagerduty, incident(stage))
         for sub in subs:
             envelopes = await in_channel(world, sub["channel_id"], count=9)
             story_checks(envelopes)
+        incident_checks(await in_channel(world, incidents["channel_id"], count=5))
         # Nothing more comes: no second root, no duplicate under another id.
         await asyncio.sleep(1.0)
         await world.chat.inbound.poll()
@@ -436,7 +483,12 @@ async def test_a_looping_template_falls_back_and_holds_up_no_other(world: World)
         "url": "https://github.com/Codertocat/Hello-World/pull/2",
         "state": "open",
         "color": "#2ea44f",
-        "fields": [{"name": "author", "value": "Codertocat"}, {"name": "commits", "value": "1"}],
+        # The template's fields; then, as every item's root, who changed it (SPEC §16).
+        "fields": [
+            {"name": "author", "value": "Codertocat"},
+            {"name": "commits", "value": "1"},
+            {"name": "By", "value": "Codertocat"},
+        ],
     }
     assert shown["source"]["external_thread_id"] == "pr-2"
     got = await subscription_when(

@@ -22,7 +22,15 @@ Per batch of provider events, in the batch's order:
    win, so two replicas (or a replay) never make two roots. Later notifications about the
    item carry `thread_id` = the root's chat id (the chat's own id once it named it through
    `inbound_id`, else the root's envelope id), each followed by a `message.edited` of the
-   root to the item as it is now.
+   root to the item as it is now, with who changed it and, resolved, how long it was open.
+   The item's lifecycle in the channel (services.sync.notifications.threads: resolved,
+   reopened within HOOKHUB_SYNC_REOPEN_SECONDS, a new root after it, late events turning
+   nothing back) is kept on its first root: read with the roots (one read per batch, for
+   the items this process does not know), written where it changed by the batched writer
+   of the counts (below), and at once before the consumer's partitions are revoked. What
+   this process knows of threads is forgotten when they are assigned: another replica may
+   have handled the integration meanwhile. A notice that needs its item's root
+   (`needs_root`) and finds none is filtered (`no_open_item`).
 5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
    written in bulk every few seconds, off the path).
 
@@ -42,6 +50,7 @@ import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 
 import orjson
 import structlog
@@ -49,6 +58,14 @@ import structlog
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications.directory import SubscriptionDirectory, SubscriptionSnapshot
 from services.sync.notifications.templates import PostTemplates
+from services.sync.notifications.threads import (
+    Cards,
+    Lifecycle,
+    Step,
+    advance,
+    duration,
+    first,
+)
 from services.sync.subscriptions.filters import filtered
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
 from shared import claim_check
@@ -57,6 +74,7 @@ from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
 from shared.errors import NotFound
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
+from shared.message_map import COLLECTION as MAP
 from shared.message_map import Copy, MessageMap, copy_id, notification_id
 from shared.mongo import BatchedWriter, Database
 from shared.providers import commonmark as md
@@ -75,6 +93,9 @@ ROOT_RECHECK_SECONDS = 30.0
 # Notification ids this process published lately: a second delivery of the same occurrence
 # (module docstring) is not published or counted again.
 PUBLISHED_KEPT = 50_000
+# How long after an item's thread resolved a notice that opens it again reopens that thread
+# rather than starting a new one (SPEC §16; HOOKHUB_SYNC_REOPEN_SECONDS).
+REOPEN_SECONDS = 3600.0
 # What a `last_error` keeps of a reason.
 ERROR_CHARS = 300
 
@@ -109,6 +130,64 @@ class Post:
         channel = self.subscription.channel_id
         return copy_id(self.event.provider, self.event.integration_id, channel, self.notice.item)
 
+    @property
+    def actor_name(self) -> str:
+        """Who made this change, as the root says: the actor, else the service."""
+        actor = self.notice.actor
+        return actor.name if actor is not None else _nobody(self.event.provider)
+
+    def root_copy(self, generation: int) -> Copy:
+        """The map's copy of the root of the item's thread `generation` in this channel (0:
+        `root_id`; a later one: the item named `<item>~<generation>`)."""
+        assert self.notice.item is not None
+        item = self.notice.item if generation == 0 else f"{self.notice.item}~{generation}"
+        return Copy.new(
+            workspace_id=self.subscription.workspace_id,
+            channel_id=self.subscription.channel_id,
+            provider=self.event.provider,
+            integration_id=self.event.integration_id,
+            mapping_id=None,
+            external_channel_id=self.subscription.channel_id,
+            external_message_id=item,
+            origin="notification",
+            inbound_id=self.id,
+        )
+
+
+@dataclass
+class Thread:
+    """An item's thread in one channel, as this process knows it: the lifecycle (as decided
+    and as stored), and the current thread's root (None: none yet)."""
+
+    life: Lifecycle
+    root: Copy | None
+    stored: Lifecycle
+    read_at: float
+
+    def copy(self) -> Thread:
+        return Thread(self.life, self.root, self.stored, self.read_at)
+
+
+@dataclass
+class Threaded:
+    """A batch's posts threaded: their envelopes, the posts left out for want of a root,
+    and the threads as they are after it (remembered once it is published)."""
+
+    envelopes: list[Encoded]
+    unrooted: list[Post]
+    threads: dict[str, Thread]
+    epoch: int
+
+
+def _later_root_id(root: Copy, generation: int) -> str:
+    """The id of a later thread's root, from the item's first root."""
+    return copy_id(
+        root.provider,
+        root.integration_id,
+        root.external_channel_id,
+        f"{root.external_message_id}~{generation}",
+    )
+
 
 def _nobody(provider: str) -> str:
     """The author of a notification whose payload names nobody: the service itself."""
@@ -137,6 +216,7 @@ class Notifications:
         metrics: NotificationMetrics,
         notifiers: dict[str, Notifier] | None = None,
         templates: PostTemplates | None = None,
+        reopen_seconds: float = REOPEN_SECONDS,
     ) -> None:
         self._subscriptions = subscriptions
         self._map = message_map
@@ -145,8 +225,11 @@ class Notifications:
         self._counts = counts
         self._metrics = metrics
         self._notifiers = dict(notifiers if notifiers is not None else NOTIFIERS)
-        # Root copies by id, with when (monotonic) one without a chat id was last read.
-        self._roots: OrderedDict[str, tuple[Copy, float]] = OrderedDict()
+        # Items' threads by their first root's id (module docstring, 4). Forgotten when the
+        # consumer's partitions are assigned (`assigned`); `_epoch` counts the assignments.
+        self._threads: OrderedDict[str, Thread] = OrderedDict()
+        self._epoch = 0
+        self._reopen_after = timedelta(seconds=reopen_seconds)
         self._published = RecentIds(PUBLISHED_KEPT)
         self._templates = templates
 
@@ -179,11 +262,11 @@ class Notifications:
         if self._templates is not None:  # subscriptions' templates (SPEC §16)
             posts = await self._templates.render(posts, skipped)
         if posts:
-            roots = await self._roots_of(posts)
-            envelopes: list[Encoded] = []
-            for post in posts:
-                envelopes += self._envelopes(post, roots)
-            await self._publisher.publish_encoded(Topic.CHAT_INBOUND, envelopes)
+            batch = await self._thread(posts)
+            await self._publisher.publish_encoded(Topic.CHAT_INBOUND, batch.envelopes)
+            self._settle(batch)
+            skipped += [(post, "no_open_item") for post in batch.unrooted]
+            posts = [post for post in posts if post not in batch.unrooted]
             for post in posts:
                 self._published.add(post.id)
         # Counted once the batch is through (a batch that fails comes again, and counts then).
@@ -272,72 +355,157 @@ class Notifications:
                 self._counts.set_fields(SUBSCRIPTIONS, subscription.id, {"last_error": error})
         return None
 
-    async def _roots_of(self, posts: list[Post]) -> dict[str, Copy]:
-        """The root of every threaded post's item in its channel: known (memory, then the
-        map), or claimed by the batch's first post about it."""
-        wanted = {post.root_id for post in posts if post.root_id is not None}
-        now = time.monotonic()
-        roots: dict[str, Copy] = {}
-        for rid in wanted:
-            held = self._roots.get(rid)
-            if held is not None and (
-                held[0].chat_message_id is not None or now - held[1] < ROOT_RECHECK_SECONDS
-            ):
-                roots[rid] = held[0]
-        missing = wanted - set(roots)
-        if not missing:
-            return roots
-        read = await self._map.by_ids(missing)
-        claims: dict[str, Copy] = {}
-        for post in posts:
-            claim = post.root_id
-            if claim is None or claim not in missing or claim in read or claim in claims:
-                continue
-            assert post.notice.item is not None
-            claims[claim] = Copy.new(
-                workspace_id=post.subscription.workspace_id,
-                channel_id=post.subscription.channel_id,
-                provider=post.event.provider,
-                integration_id=post.event.integration_id,
-                mapping_id=None,
-                external_channel_id=post.subscription.channel_id,
-                external_message_id=post.notice.item,
-                origin="notification",
-                inbound_id=post.id,
-            )
-        if claims:
-            # Another replica (or this one, before a crash) may have claimed some first:
-            # its root stands.
-            lost = await self._map.claim(list(claims.values()))
-            read.update({rid: copy for rid, copy in claims.items() if rid not in lost})
-            if lost:
-                read.update(await self._map.by_ids(lost))
-        for rid, copy in read.items():
-            self._roots[rid] = (copy, now)
-            self._roots.move_to_end(rid)
-        while len(self._roots) > KNOWN_ROOTS:
-            self._roots.popitem(last=False)
-        return {**roots, **read}
+    async def revoked(self) -> None:
+        """The consumer's partitions are about to go to another replica, which reads the
+        lifecycles this one changed: they are written first."""
+        await self._counts.flush()
 
-    def _envelopes(self, post: Post, roots: dict[str, Copy]) -> list[Encoded]:
+    def assigned(self) -> None:
+        """The consumer's partitions were (re)assigned: an integration this process handles
+        now may have been handled by another replica meanwhile, which may have changed its
+        items' lifecycles. What is known of threads is read again."""
+        self._epoch += 1
+        self._threads.clear()
+
+    async def _thread(self, posts: list[Post]) -> Threaded:
+        """The envelopes of the batch's posts, in order, threaded (module docstring, 4), and
+        the posts that need a root their item does not have."""
+        epoch = self._epoch
+        threads = await self._known({p.root_id for p in posts if p.root_id is not None})
+        decided: list[tuple[Post, Step | None, Copy | None]] = []
+        unrooted: list[Post] = []
+        claims: dict[str, tuple[Copy, Lifecycle | None]] = {}
+        # The batch's root cards and their texts, made once for all the subscriptions that
+        # take an event (kept alive by `cards` until the batch's envelopes are made).
+        cards: Cards = {}
+        texts: dict[int, str] = {}
+        for post in posts:
+            key, notice = post.root_id, post.notice
+            if key is None:
+                if notice.needs_root:
+                    unrooted.append(post)  # no thread to need (threads off, or no item)
+                else:
+                    decided.append((post, None, None))
+                continue
+            thread = threads[key]
+            at, source, actor = post.event.received_at, post.source, post.actor_name
+            if thread.root is None:
+                if notice.needs_root:
+                    unrooted.append(post)
+                    continue
+                step = first(notice, at, source, actor, thread.life.generation, cards)
+            else:
+                step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
+            if step.new_thread:
+                root = post.root_copy(step.generation)
+                # The first root carries the item's lifecycle; a later one's is written there.
+                claims[root.id] = (root, step.lifecycle if step.generation == 0 else None)
+                thread.root = root
+            thread.life = step.lifecycle
+            decided.append((post, step, thread.root))
+        lost = await self._claim(claims)
+        for thread in threads.values():
+            if thread.root is not None and thread.root.id in lost:
+                thread.root = lost[thread.root.id]
+            elif thread.root is not None and thread.root.id in claims:
+                thread.stored = claims[thread.root.id][1] or thread.stored
+        envelopes: list[Encoded] = []
+        for post, made, at_root in decided:
+            held = lost.get(at_root.id, at_root) if at_root is not None else None
+            envelopes += self._envelopes(post, made, held, texts)
+        return Threaded(envelopes, unrooted, threads, epoch)
+
+    def _settle(self, batch: Threaded) -> None:
+        """Once a batch is published: the lifecycles it changed handed to the writer (written
+        with the subscriptions' counts, every few seconds, and before the partitions go to
+        another replica: `revoked`), then remembered. A batch that fails before this comes
+        again and decides as it did."""
+        for key, thread in batch.threads.items():
+            # Written when the item resolved, reopened or started a thread (its `course`):
+            # a state that changed alone (acknowledged, merged) is remembered here only.
+            if thread.life.course() != thread.stored.course():
+                self._counts.set_fields(MAP, key, {"lifecycle": thread.life.to_doc()})
+        if batch.epoch != self._epoch:
+            return  # reassigned meanwhile: read again
+        for key, thread in batch.threads.items():
+            thread.stored = thread.life
+            self._threads[key] = thread
+            self._threads.move_to_end(key)
+        while len(self._threads) > KNOWN_ROOTS:
+            self._threads.popitem(last=False)
+
+    async def _known(self, keys: set[str]) -> dict[str, Thread]:
+        """The threads of these items (keys: their first roots' ids): from memory, else
+        read from the map (one read, and one more for items on a later thread). A root whose
+        chat id is not known yet is read again at most every ROOT_RECHECK_SECONDS."""
+        now = time.monotonic()
+        threads: dict[str, Thread] = {}
+        for key in keys:
+            held = self._threads.get(key)
+            if held is not None and (
+                held.root is None
+                or held.root.chat_message_id is not None
+                or now - held.read_at < ROOT_RECHECK_SECONDS
+            ):
+                threads[key] = held.copy()
+        missing = keys - set(threads)
+        if not missing:
+            return threads
+        read = await self._map.roots(missing)
+        later: dict[str, str] = {}
+        for key in missing:
+            found = read.get(key)
+            if found is None:
+                threads[key] = Thread(Lifecycle(), None, Lifecycle(), now)
+                continue
+            root, extra = found
+            life = Lifecycle.from_doc(extra["lifecycle"], claimed_at=extra["created_at"])
+            threads[key] = Thread(life, root, life, now)
+            if life.generation:
+                later[_later_root_id(root, life.generation)] = key
+        if later:
+            found_later = await self._map.by_ids(later)
+            for rid, key in later.items():
+                # None if its root is gone: the item's next notice makes one.
+                threads[key].root = found_later.get(rid)
+        return threads
+
+    async def _claim(self, claims: dict[str, tuple[Copy, Lifecycle | None]]) -> dict[str, Copy]:
+        """Roots claimed by an insert only one process wins: those another process (or this
+        one, before a crash) claimed first, as they are."""
+        if not claims:
+            return {}
+        lost = await self._map.claim(
+            [copy for copy, _ in claims.values()],
+            {
+                rid: {"lifecycle": life.to_doc()}
+                for rid, (_, life) in claims.items()
+                if life is not None
+            },
+        )
+        return await self._map.by_ids(lost) if lost else {}
+
+    def _envelopes(
+        self, post: Post, step: Step | None, root: Copy | None, texts: dict[int, str]
+    ) -> list[Encoded]:
+        """One post's envelopes: in its item's thread (`root`, the thread's root) unless it
+        is the root, and the root's edit."""
         notice = post.notice
-        root = roots.get(post.root_id) if post.root_id is not None else None
-        if root is None:
+        if step is None or root is None:
             return [self._encode(post, post.id, notice.text, notice.card)]
         if root.inbound_id == post.id:  # this post is the root
-            return [self._encode(post, post.id, notice.text, notice.item_card or notice.card)]
+            return [self._encode(post, post.id, notice.text, step.card or notice.card)]
         thread = root.chat_id
-        envelopes = [self._encode(post, post.id, notice.text, notice.card, thread_id=thread)]
-        if notice.item_card is not None and thread is not None:
-            envelopes.append(
-                self._encode(
-                    post,
-                    post.edit_id,
-                    card_text(notice.item_card),
-                    notice.item_card,
-                    edits=thread,
-                )
-            )
+        text = notice.text
+        if step.reopened_after is not None:
+            text = f"Reopened {duration(step.reopened_after)} after it resolved.\n\n{text}"
+        envelopes = [self._encode(post, post.id, text, notice.card, thread_id=thread)]
+        # A root another process claimed first (`new_thread`, lost) is edited as any other.
+        if (step.edits_root or step.new_thread) and step.card is not None and thread is not None:
+            shown = texts.get(id(step.card))
+            if shown is None:
+                shown = texts[id(step.card)] = card_text(step.card)
+            envelopes.append(self._encode(post, post.edit_id, shown, step.card, edits=thread))
         return envelopes
 
     def _encode(

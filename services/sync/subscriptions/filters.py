@@ -5,7 +5,8 @@ Every filter applies to the notices that carry its fact: `branches` to those wit
 `labels` to pull requests and issues, `repositories` and `projects` to those naming one (a
 Jira sprint names no project), `authors` to those with an actor. Reasons, in the order they
 are checked: `disabled`, `quiet`, `event`, `excluded_event`, `repository`, `project`,
-`branch`, `label`, `author`, `bot`, `draft`.
+`branch`, `label`, `author`, `bot`, `draft`; and, once past them, `no_open_item` (a notice
+that needs its item's root where the item has none: services.sync.notifications).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ REASONS = (
     "author",
     "bot",
     "draft",
+    # Counted by the notifications consumer, not here: a notice that needs its item's root
+    # (Notice.needs_root, a recovery) about an item with no root in the channel.
+    "no_open_item",
 )
 
 FILTERS = ("repositories", "projects", "branches", "labels", "authors", "drafts")

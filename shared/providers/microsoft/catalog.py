@@ -114,14 +114,15 @@ class GraphEntry(Entry):
     the only way a Graph notification is authentic."""
 
     def signed_sample(
-        self, settings: Mapping[str, str], url: str, now: datetime
+        self, settings: Mapping[str, str], url: str, now: datetime, sample: Sample | None = None
     ) -> tuple[bytes, dict[str, str]]:
-        assert self.sample is not None
-        body = self.sample.body(self.provider)
+        sample = sample or self.sample
+        assert sample is not None
+        body = sample.body(self.provider)
         assert _PLACEHOLDER in body, "the sample holds the docs' clientState placeholder"
         state = orjson.dumps(settings[CLIENT_STATE])
         body = body.replace(_PLACEHOLDER, b'"clientState":' + state)
-        return body, {"content-type": self.sample.content_type, **self.sample.headers}
+        return body, {"content-type": sample.content_type, **sample.headers}
 
 
 def _probe(settings: Mapping[str, str], url: str, now: datetime) -> Probe:
