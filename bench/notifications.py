@@ -128,6 +128,9 @@ PHASES = {
     "alerts-check": 4,
     "alerts-burst": 5,
     "alerts-latency": 6,
+    "templates-check": 7,
+    "templates-burst": 8,
+    "templates-latency": 9,
 }
 _NOTIFICATION = re.compile(
     rb'"type":"message\.(received|edited)".*?"external_message_id":"([^"]+)"'
@@ -541,16 +544,20 @@ class Mix(Protocol):
 
 def mixes() -> list[Mix]:
     """The mixes measured, each against its own baseline in the same run: GitHub's, then
-    alerts and incidents (bench.notification_alerts). Another mix (subscriptions with
-    templates) is one more entry here."""
+    alerts and incidents (bench.notification_alerts), then the alerts with every
+    subscription on a template (bench.notification_templates)."""
     from bench.notification_alerts import Alerts
+    from bench.notification_templates import TemplatedAlerts
 
-    return [Corpus(), Alerts()]
+    return [Corpus(), Alerts(), TemplatedAlerts()]
 
 
 class Notifications:
     name = "notifications"
-    title = "notifications, webhook → hookhub.chat.inbound (GitHub's mix, alerts' mix)"
+    title = (
+        "notifications, webhook → hookhub.chat.inbound (GitHub's mix, alerts' mix, alerts' "
+        "on templates)"
+    )
 
     def run(self, harness: Harness) -> list[BenchmarkResult]:
         results: list[BenchmarkResult] = []
