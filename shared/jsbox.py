@@ -60,6 +60,11 @@ from py_mini_racer import (
 
 __all__ = ["Limits", "Sandbox", "ScriptError"]
 
+# The worker's first line: it has started, V8 too.
+READY = b'{"ready":true}'
+# How long a worker may take to start (an interpreter and V8, on a machine under load).
+START_SECONDS = 60.0
+
 Kind = Literal["syntax", "error", "timeout", "memory", "result", "suspended"]
 
 _NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
@@ -317,6 +322,19 @@ class _Worker:
             stdout=asyncio.subprocess.PIPE,
             limit=_LINE_LIMIT,
         )
+        # Ready once V8 is: an interpreter and V8 starting on a busy machine take seconds,
+        # which are no script's (the guard of each request counts from here).
+        assert process.stdout is not None
+        try:
+            async with asyncio.timeout(START_SECONDS):
+                ready = await process.stdout.readline()
+        except TimeoutError:
+            ready = b""
+        if ready.strip() != READY:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise ScriptError("error", "the sandbox did not start")
         return cls(process)
 
     async def ask(self, request: dict[str, Any]) -> str:
@@ -549,6 +567,9 @@ async def _main(settings: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     requests = asyncio.StreamReader(limit=_LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(requests), sys.stdin)
+    MiniRacer().close()  # V8 started before the parent is told it is ready
+    replies.write(READY + b"\n")
+    replies.flush()
     await _serve(_Isolates(limits, settings["size"]), requests, replies)
 
 
