@@ -695,7 +695,7 @@ def run_mix(harness: Harness, mix: Mix) -> list[BenchmarkResult]:
             "baseline publishes one fixed message"
             if base.rps
             else "the baseline published nothing",
-            ratio_note(ours, base, TARGET_RATIO),
+            ratio_note(ours, base, getattr(mix, "target_ratio", TARGET_RATIO)),
             "records published a second, for comparison: hookhub "
             f"{(tally.notifications + tally.edits) / window:,.0f}, baseline "
             f"{base.rps:,.0f} ({(tally.notifications + tally.edits) / window / base.rps:.2f})"

@@ -8,7 +8,8 @@ ms each, bounded in number at once, off the consumer's event loop); a post whose
 gave a result is shown as it says (shared.templates.notice_of) or, with `skip`, left out
 and counted as filtered (reason `template`). A post whose template failed (an error, a
 time-out, memory, a bad result, or suspended after failures in a row) keeps the renderer's
-notice: the failure is counted and kept as the subscription's `last_error`.
+notice: the failure is counted and kept as the subscription's `last_error`. A template
+runs once per event in a workspace, however many of its subscriptions carry it.
 """
 
 from __future__ import annotations
@@ -44,13 +45,18 @@ class PostTemplates:
         if not templated:
             return posts
         payloads = await self._payloads(templated)
+        # One run per event and template of a workspace: subscriptions of several channels
+        # with the same template get its one result (each failure is each one's error).
+        runs: dict[tuple[str, str, str], Post] = {}
+        for post in templated:
+            runs.setdefault(_run_key(post), post)
         outcomes = await asyncio.gather(
-            *(self._run(post, payloads.get(post.event.id)) for post in templated)
+            *(self._run(post, payloads.get(post.event.id)) for post in runs.values())
         )
-        rendered = dict(zip((id(post) for post in templated), outcomes, strict=True))
+        rendered = dict(zip(runs, outcomes, strict=True))
         kept: list[Post] = []
         for post in posts:
-            outcome = rendered.get(id(post))
+            outcome = rendered.get(_run_key(post)) if post.subscription.template else None
             if isinstance(outcome, TemplateResult):
                 if outcome.skip:
                     skipped.append((post, SKIPPED))
@@ -88,3 +94,9 @@ class PostTemplates:
             else:
                 payloads[event.id] = event.payload
         return payloads
+
+
+def _run_key(post: Post) -> tuple[str, str, str]:
+    """What a template's run depends on: the workspace (its isolates' scope), the template,
+    the event (its payload and, through the notice, its name)."""
+    return (post.subscription.workspace_id, post.subscription.template or "", post.event.id)
