@@ -26,6 +26,12 @@ return value back as JSON. What a run may do:
   only the worker down: the runs it held fail (`error`), and the next run starts a new
   worker. At most `concurrency` runs at once; a worker that answers nothing for far longer
   than the limits allow is stopped the same way.
+- **Batches** (`Sandbox.run_many`): many calls of a kept script cross to the worker in one
+  request and run in one V8 evaluation, which hands back, after one call at least, what it
+  has done once a run's time has gone (its own limit: three runs' time). A call that gave
+  no result there (it threw, took over a run's time, returned a bad result) is run again
+  on its own, and so is every call of an evaluation stopped as a whole: a batch changes
+  the cost of a run (one pipe's round and one entry into V8 for many), never its outcome.
 - **Suspension.** A script that failed `failures` times in a row (an error, a time-out,
   memory, a bad result) is suspended for `suspend_seconds`: its runs fail at once with
   kind `suspended`, so a looping script cannot cost 50 ms at every event of a batch. The
@@ -45,7 +51,7 @@ import re
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -112,6 +118,30 @@ _PREPARE = """
       }
       return out;
     },
+    // Many calls in one evaluation: each call's result as JSON, or null where the call
+    // did not give one within its limits (the caller runs that one again on its own, for
+    // the exact error); stopping, after at least one call, once `budget` ms have gone.
+    runMany(input, limit, ms, budget) {
+      const begin = Date.now();
+      const items = parse(input);
+      const results = [];
+      for (const item of items) {
+        if (results.length > 0 && Date.now() - begin >= budget) break;
+        const start = Date.now();
+        let out = null;
+        try {
+          const value = entry(item);
+          if (!(value instanceof Pending)) {
+            const text = stringify(value);
+            if (text !== undefined && text.length <= limit) out = text;
+          }
+        } catch (e) {
+          out = null;
+        }
+        results.push(Date.now() - start > ms ? null : out);
+      }
+      return stringify(results);
+    },
   });
   Object.defineProperty(g, "__jsbox", {value: runner, writable: false, configurable: false});
 })();
@@ -173,6 +203,12 @@ def script_key(scope: str, function: str, source: str) -> str:
 
 # A reply line may carry a whole result; a request line a whole payload.
 _LINE_LIMIT = 256 * 1024 * 1024
+# A batch of runs (Sandbox.run_many): at most this many calls, and this many characters of
+# their inputs' JSON, in one evaluation (a call whose input is larger goes alone); its
+# evaluation's limit, in runs' time (module docstring).
+BATCH_RUNS = 200
+BATCH_CHARS = 1024 * 1024
+BATCH_SECONDS = 3
 
 
 class Sandbox:
@@ -247,6 +283,55 @@ class Sandbox:
             self._records.pop(key, None)
         return orjson.loads(out)
 
+    async def run_many(
+        self, source: str, items: Sequence[Any], *, function: str = "handler", scope: str = ""
+    ) -> list[Any]:
+        """`function(item)` for each of `items`, in order, each as `run` (kept): its result,
+        or the ScriptError it gave, in its place. The calls cross to the worker in batches,
+        many in one V8 evaluation (one pipe's round and one entry into V8 for all of them,
+        where each run pays both); a call that gave no result there is run again on its
+        own, and so is every call of a batch that failed as a whole, so that an error, the
+        limits and the count towards suspension are exactly a run's. While a script has
+        failures in a row, its calls are runs, one at a time."""
+        _check_name(function)
+        key = script_key(scope, function, source)
+        texts = [orjson.dumps(item) for item in items]
+        results: list[Any] = [None] * len(items)
+        start = 0
+        while start < len(items):
+            if key in self._records:  # failures in a row: a run, until one succeeds
+                results[start] = await self._alone(source, items[start], function, scope)
+                start += 1
+                continue
+            end = _batch_end(texts, start)
+            request = {
+                "op": "runs",
+                "key": key,
+                "source": source,
+                "function": function,
+                "text": (b"[" + b",".join(texts[start:end]) + b"]").decode(),
+            }
+            given: list[str | None] = []
+            with contextlib.suppress(ScriptError):
+                given = _batch_results(await self._ask(request), end - start)
+            if given:
+                end = start + len(given)
+            for n in range(start, end):
+                text = given[n - start] if given else None
+                if text is None:
+                    results[n] = await self._alone(source, items[n], function, scope)
+                else:
+                    self._records.pop(key, None)
+                    results[n] = orjson.loads(text)
+            start = end
+        return results
+
+    async def _alone(self, source: str, item: Any, function: str, scope: str) -> Any:
+        try:
+            return await self.run(source, item, function=function, scope=scope)
+        except ScriptError as exc:
+            return exc
+
     def suspended(self, source: str, *, function: str = "handler", scope: str = "") -> bool:
         record = self._records.get(script_key(scope, function, source))
         return record is not None and record.until > self._clock()
@@ -285,6 +370,30 @@ class Sandbox:
         self._records[key] = record
         while len(self._records) > 4 * self._size:
             self._records.popitem(last=False)
+
+
+def _batch_end(texts: list[bytes], start: int) -> int:
+    """Where the batch from `start` ends: BATCH_RUNS calls, BATCH_CHARS of input, one at
+    least."""
+    end, size = start + 1, len(texts[start])
+    while end < len(texts) and end - start < BATCH_RUNS and size + len(texts[end]) <= BATCH_CHARS:
+        size += len(texts[end])
+        end += 1
+    return end
+
+
+def _batch_results(out: str, count: int) -> list[str | None]:
+    """The worker's answer to a batch: a result's JSON or null for each call it made (some
+    of the first `count`, one at least); anything else is no answer."""
+    try:
+        given = orjson.loads(out)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(given, list) or not 0 < len(given) <= count:
+        return []
+    if not all(text is None or isinstance(text, str) for text in given):
+        return []
+    return given
 
 
 def _check_name(function: str) -> None:
@@ -426,6 +535,26 @@ class _Isolates:
                 return _result(await self._limited(compiled, call))
             finally:
                 compiled.close()
+        return _result(await self._kept(key, source, function, call, self.limits.seconds))
+
+    async def runs(self, key: str, source: str, function: str, text: str) -> str:
+        """Many calls of the kept script in one evaluation (`text`: a JSON array of their
+        inputs): a JSON array of each call's result's JSON, or null where the caller must
+        run that call on its own; cut short, after one call at least, once a run's time
+        has gone by, so the evaluation's limit is a run's time twice, and some to spare."""
+        ms = self.limits.seconds * 1000
+        call = (
+            f"__jsbox.runMany({orjson.dumps(text).decode()}, {self.limits.result_chars}, "
+            f"{ms:g}, {ms:g})"
+        )
+        out = await self._kept(key, source, function, call, BATCH_SECONDS * self.limits.seconds)
+        if not isinstance(out, str):
+            raise ScriptError("result", "the runner returned no JSON")
+        return out
+
+    async def _kept(self, key: str, source: str, function: str, call: str, seconds: float) -> Any:
+        """`call` evaluated in the script's kept isolate (compiled at its first run), one
+        evaluation at a time."""
         while True:
             found = self._compiled.get(key)
             if found is None:
@@ -444,7 +573,7 @@ class _Isolates:
                         del self._compiled[key]
                     continue
                 try:
-                    return _result(await self._limited(compiled, call))
+                    return await self._limited(compiled, call, seconds=seconds)
                 finally:
                     if compiled.closed:
                         if self._compiled.get(key) is compiled:
@@ -470,11 +599,14 @@ class _Isolates:
             raise
         return compiled
 
-    async def _limited(self, compiled: _Compiled, code: str, kind: Kind = "error") -> Any:
-        """`code` evaluated within the time limit; then a no-op within what is left of it,
-        which runs only after the promise jobs `code` left behind (so they are bounded too)."""
+    async def _limited(
+        self, compiled: _Compiled, code: str, kind: Kind = "error", *, seconds: float | None = None
+    ) -> Any:
+        """`code` evaluated within the time limit (a run's, unless `seconds`); then a no-op
+        within what is left of it, which runs only after the promise jobs `code` left behind
+        (so they are bounded too)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.seconds
+        deadline = loop.time() + (self.limits.seconds if seconds is None else seconds)
         racer = compiled.racer
         try:
             async with asyncio.timeout_at(deadline):
@@ -519,6 +651,10 @@ async def _serve(isolates: _Isolates, requests: asyncio.StreamReader, replies: I
         try:
             if request["op"] == "check":
                 reply["out"] = await isolates.check(request["source"], request["function"])
+            elif request["op"] == "runs":
+                reply["out"] = await isolates.runs(
+                    request["key"], request["source"], request["function"], request["text"]
+                )
             else:
                 reply["out"] = await isolates.run(
                     request["key"],

@@ -191,21 +191,45 @@ class Templates:
         self, template: str, event: dict[str, Any], *, use: Use, scope: str
     ) -> TemplateResult | TemplateFailure:
         """The template's result for `event`, or why there is none (counted either way)."""
-        outcome: TemplateResult | TemplateFailure
         try:
             value = await self.sandbox.run(
                 template, event, function=FUNCTION, scope=scope, keep=use != "test"
             )
-            outcome = result_of(value)
         except ScriptError as exc:
-            outcome = failure_of(exc)
+            value = exc
         except Exception as exc:  # the sandbox's own trouble: the event still gets rendered
-            log.exception("template_sandbox_failed", use=use)
-            outcome = TemplateFailure("template_error", f"the sandbox failed: {exc!r}")
+            value = _sandbox_failed(exc, use)
+        return self._outcome(value, use)
+
+    async def render_many(
+        self, template: str, events: list[dict[str, Any]], *, use: Use, scope: str
+    ) -> list[TemplateResult | TemplateFailure]:
+        """`render` for each of `events`, in order, the runs batched in the sandbox
+        (Sandbox.run_many): a consumer's batch of events crosses to V8 at once."""
+        try:
+            values = await self.sandbox.run_many(template, events, function=FUNCTION, scope=scope)
+        except Exception as exc:
+            values = [_sandbox_failed(exc, use)] * len(events)
+        return [self._outcome(value, use) for value in values]
+
+    def _outcome(self, value: Any, use: Use) -> TemplateResult | TemplateFailure:
+        """A run's value (or the ScriptError it gave) as its outcome, counted."""
+        if isinstance(value, TemplateFailure):
+            outcome: TemplateResult | TemplateFailure = value
+        elif isinstance(value, ScriptError):
+            outcome = failure_of(value)
+        else:
+            outcome = result_of(value)
         if self._metrics is not None:
             label = "ok" if isinstance(outcome, TemplateResult) else outcome.outcome
             self._metrics.runs.labels(use, label).inc()
         return outcome
+
+
+def _sandbox_failed(exc: Exception, use: Use) -> TemplateFailure:
+    """The sandbox's own trouble (not the script's): the event still gets rendered."""
+    log.exception("template_sandbox_failed", use=use, exc_info=exc)
+    return TemplateFailure("template_error", f"the sandbox failed: {exc!r}")
 
 
 _JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "a boolean"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,11 @@ from shared.jsbox import Limits, Sandbox, ScriptError
 ECHO = "function handler(event) {\n  return {seen: event, n: Math.random() < 2};\n}\n"
 LOOP = "function handler(event) {\n  while (true) {}\n}\n"
 HOG = "function handler(event) {\n  let a = [];\n  while (true) a.push(new Array(1e6));\n}\n"
+
+
+# Limits for the tests: a run's time far above what any call here takes on a loaded machine
+# (a loop still reaches it); the sandbox's own default is 50 ms.
+ROOMY = Limits(seconds=0.5)
 
 
 class Clock:
@@ -26,7 +32,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 async def box() -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox()
+    sandbox = Sandbox(ROOMY)
     yield sandbox
     await sandbox.close()
 
@@ -160,7 +166,7 @@ async def test_a_scope_never_sees_anothers_globals(box: Sandbox) -> None:
 
 async def test_failures_in_a_row_suspend_a_script_for_a_while() -> None:
     clock = Clock()
-    sandbox = Sandbox(failures=3, suspend_seconds=60, clock=clock)
+    sandbox = Sandbox(ROOMY, failures=3, suspend_seconds=60, clock=clock)
     source = "function handler(e) {\n  if (e.fail) throw new Error('no');\n  return {ok: true};\n}"
     try:
         for _ in range(2):
@@ -194,5 +200,69 @@ async def test_the_callers_loop_goes_on_while_a_script_runs() -> None:
         with pytest.raises(asyncio.CancelledError):
             await looping
         assert await sandbox.run(ECHO, 3, scope="free") == {"seen": 3, "n": True}
+    finally:
+        await sandbox.close()
+
+
+class Counted(Sandbox):
+    """A sandbox that counts the requests crossing to its worker."""
+
+    requests = 0
+
+    async def _ask(self, request: dict[str, Any]) -> str:
+        self.requests += 1
+        return await super()._ask(request)
+
+
+MIXED = (
+    "function handler(e) {\n  if (e === 2) throw new Error('two');\n"
+    "  while (e === 4) {}\n  return e * 10;\n}"
+)
+
+
+async def test_a_batch_crosses_at_once_and_each_call_keeps_its_own_outcome() -> None:
+    sandbox = Counted(ROOMY)
+    try:
+        items = list(range(10, 60))
+        assert await sandbox.run_many(MIXED, items, scope="ws") == [i * 10 for i in items]
+        assert sandbox.requests == 1  # one evaluation for the 50 calls
+        # A call that throws gets a run's error, where it threw; one that loops a run's
+        # time-out; the others their results, in order.
+        outcomes = await sandbox.run_many(MIXED, [1, 2, 3, 4, 5], scope="ws")
+        assert [o if isinstance(o, int) else o.kind for o in outcomes] == [
+            10, "error", 30, "timeout", 50,
+        ]  # fmt: skip
+        assert (outcomes[1].message, outcomes[1].line, outcomes[1].column) == (
+            "Error: two",
+            2,
+            16,
+        )
+        assert not sandbox.suspended(MIXED, scope="ws")  # no two failures were in a row
+    finally:
+        await sandbox.close()
+
+
+async def test_a_batch_longer_than_a_runs_time_is_cut_and_goes_on() -> None:
+    # Each call busy for 2 ms: 100 of them are twice a run's 100 ms.
+    busy = (
+        "function handler(e) {\n  const end = Date.now() + 2;\n  while (Date.now() < end) {}\n"
+        "  return {e};\n}"
+    )
+    sandbox = Counted(Limits(seconds=0.1))
+    try:
+        assert await sandbox.run_many(busy, list(range(100))) == [{"e": i} for i in range(100)]
+        assert sandbox.requests > 1
+    finally:
+        await sandbox.close()
+
+
+async def test_a_batch_of_a_failing_script_suspends_it_as_runs_do() -> None:
+    sandbox = Sandbox(ROOMY, failures=3, suspend_seconds=60, clock=Clock())
+    try:
+        thrower = "function handler(e) {\n  throw new Error('no');\n}"
+        outcomes = await sandbox.run_many(thrower, list(range(8)))
+        assert [o.kind for o in outcomes] == ["error"] * 3 + ["suspended"] * 5
+        syntax = await sandbox.run_many("function handler(e) {", [1, 2])
+        assert [o.kind for o in syntax] == ["syntax", "syntax"]
     finally:
         await sandbox.close()

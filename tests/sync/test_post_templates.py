@@ -63,8 +63,15 @@ async def test_one_run_per_event_and_template_of_a_workspace(db: Database) -> No
     templates = PostTemplates(
         Templates(sandbox, TemplateMetrics(registry)), db=db, counts=BatchedWriter(db)
     )
+    # A second event of the batch, resolved, for two of them: each event gets its own run.
+    resolved = json.loads((SAMPLE / "resolved.json").read_text())
+    later = event.model_copy(update={"id": "evt_2", "event_type": "resolved", "payload": resolved})
+    batch = [Post(event, s, notice) for s in subscriptions] + [
+        Post(later, s, NOTIFIER.notice("resolved", resolved))
+        for s in (subscriptions[0], subscriptions[4])
+    ]
     try:
-        posts = await templates.render([Post(event, s, notice) for s in subscriptions], [])
+        posts = await templates.render(batch, [])
     finally:
         await sandbox.close()
     assert [p.notice.text for p in posts] == [
@@ -73,8 +80,10 @@ async def test_one_run_per_event_and_template_of_a_workspace(db: Database) -> No
         "said: firing",
         "other: firing",
         "said: firing",
+        "said: resolved",
+        "said: resolved",
     ]
     runs = registry.get_sample_value(
         "hookhub_template_runs_total", {"use": "subscription", "outcome": "ok"}
     )
-    assert runs == 3  # ws_a's SAYS once, ws_a's OTHER, ws_b's SAYS
+    assert runs == 5  # evt_1: ws_a's SAYS once, ws_a's OTHER, ws_b's SAYS; evt_2: two

@@ -46,14 +46,20 @@ class PostTemplates:
             return posts
         payloads = await self._payloads(templated)
         # One run per event and template of a workspace: subscriptions of several channels
-        # with the same template get its one result (each failure is each one's error).
-        runs: dict[tuple[str, str, str], Post] = {}
+        # with the same template get its one result (each failure is each one's error); a
+        # template's runs of the batch, batched in the sandbox.
+        runs: dict[tuple[str, str], dict[str, Post]] = {}
         for post in templated:
-            runs.setdefault(_run_key(post), post)
+            workspace, template, event = _run_key(post)
+            runs.setdefault((workspace, template), {}).setdefault(event, post)
         outcomes = await asyncio.gather(
-            *(self._run(post, payloads.get(post.event.id)) for post in runs.values())
+            *(self._run(template, posts, payloads) for template, posts in runs.items())
         )
-        rendered = dict(zip(runs, outcomes, strict=True))
+        rendered = {
+            (workspace, template, event): outcome
+            for ((workspace, template), posts), given in zip(runs.items(), outcomes, strict=True)
+            for event, outcome in zip(posts, given, strict=True)
+        }
         kept: list[Post] = []
         for post in posts:
             outcome = rendered.get(_run_key(post)) if post.subscription.template else None
@@ -68,12 +74,17 @@ class PostTemplates:
             kept.append(post)
         return kept
 
-    async def _run(self, post: Post, payload: Any) -> TemplateResult | TemplateFailure:
-        template = post.subscription.template
-        assert template is not None
-        event = event_of(post.event.provider, post.notice.event, payload)
-        return await self._templates.render(
-            template, event, use="subscription", scope=post.subscription.workspace_id
+    async def _run(
+        self, template: tuple[str, str], posts: dict[str, Post], payloads: dict[str, Any]
+    ) -> list[TemplateResult | TemplateFailure]:
+        """A workspace's template over its events of the batch (one post each)."""
+        workspace, source = template
+        events = [
+            event_of(post.event.provider, post.notice.event, payloads.get(post.event.id))
+            for post in posts.values()
+        ]
+        return await self._templates.render_many(
+            source, events, use="subscription", scope=workspace
         )
 
     async def _payloads(self, posts: list[Post]) -> dict[str, Any]:
