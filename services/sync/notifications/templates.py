@@ -24,6 +24,7 @@ from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
 from shared import claim_check
 from shared.errors import NotFound
 from shared.mongo import BatchedWriter, Database
+from shared.providers.notify import Notice
 from shared.templates import TemplateFailure, TemplateResult, Templates, event_of, notice_of
 
 if TYPE_CHECKING:
@@ -61,13 +62,20 @@ class PostTemplates:
             for event, outcome in zip(posts, given, strict=True)
         }
         kept: list[Post] = []
+        # A result shown once for all the posts of its event (they share the renderer's
+        # notice): its text and card made and defused once.
+        shown: dict[tuple[tuple[str, str, str], int], Notice] = {}
         for post in posts:
-            outcome = rendered.get(_run_key(post)) if post.subscription.template else None
+            key = _run_key(post)
+            outcome = rendered.get(key) if post.subscription.template else None
             if isinstance(outcome, TemplateResult):
                 if outcome.skip:
                     skipped.append((post, SKIPPED))
                     continue
-                post = dataclasses.replace(post, notice=notice_of(outcome, post.notice))
+                notice = shown.get((key, id(post.notice)))
+                if notice is None:
+                    notice = shown[key, id(post.notice)] = notice_of(outcome, post.notice)
+                post = dataclasses.replace(post, notice=notice)
             elif isinstance(outcome, TemplateFailure):
                 error = outcome.as_last_error()
                 self._counts.set_fields(SUBSCRIPTIONS, post.subscription.id, {"last_error": error})
