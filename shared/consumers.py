@@ -304,10 +304,13 @@ async def _decoded(
     return items
 
 
-async def _undecoded(_message: Any) -> None:
+async def _undecoded(message: Any) -> Any:
     """FastStream's decoding of a record's body, skipped: the handlers read the records
     themselves (`raw_message`) and decode them into their envelope model once (FastStream
-    would parse every body as JSON first, a second parse of each, for nothing)."""
+    would parse every body as JSON first, a second parse of each, for nothing). What a
+    handler is called with is the message itself: the broker applies no types
+    (shared.kafka.make_broker)."""
+    return message
 
 
 class _Rebalanced(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -56,6 +56,10 @@ def make_broker(
             ),
         ],
         logger=None,
+        # A handler is called with its message as the decoder gives it (shared.consumers):
+        # no dependency injection, whose `KafkaMessage` parameter FastDepends resolved in a
+        # worker thread, a thread's round trip (and a wait for the GIL) before every batch.
+        apply_types=False,
         # How long a stopping consumer waits for its in-flight handler before it leaves the
         # group; what is cut off is not committed and comes back (see shared.shutdown).
         graceful_timeout=settings.shutdown_seconds * 0.25,
