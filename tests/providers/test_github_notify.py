@@ -21,6 +21,7 @@ from tests.providers.notify_support import (
     HOSTILE,
     assert_defused,
     assert_inert,
+    clone,
     links,
     plain,
     to_html,
@@ -338,16 +339,16 @@ def _mutations(payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     made: list[tuple[str, dict[str, Any]]] = []
     for key, value in payload.items():
         for wrong in WRONG:
-            changed = copy.deepcopy(payload)
+            changed = clone(payload)
             changed[key] = wrong
             made.append((f"{key}={wrong!r}", changed))
-        removed = copy.deepcopy(payload)
+        removed = clone(payload)
         del removed[key]
         made.append((f"-{key}", removed))
         if isinstance(value, dict) and key not in ("repository", "organization", "installation"):
             for inner in value:
                 for wrong in WRONG:
-                    changed = copy.deepcopy(payload)
+                    changed = clone(payload)
                     changed[key][inner] = wrong
                     made.append((f"{key}.{inner}={wrong!r}", changed))
     return made

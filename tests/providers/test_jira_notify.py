@@ -21,6 +21,7 @@ from tests.providers.notify_support import (
     HOSTILE,
     assert_defused,
     assert_inert,
+    clone,
     links,
     plain,
     to_html,
@@ -429,7 +430,7 @@ def test_malformed_payloads_render_what_is_there_or_are_unrenderable(name: str) 
                 paths += [[key, "fields", inner] for inner in value["fields"]]
         for path in paths:
             for wrong in WRONG:
-                payload = copy.deepcopy(original)
+                payload = clone(original)
                 node = payload
                 for step in path[:-1]:
                     node = node[step]
