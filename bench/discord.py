@@ -563,11 +563,7 @@ async def measure(
     latencies: dict[int, float] = {}
     wanted = phase.encode()
     try:
-        await _assigned(consumer)
-        # Only what comes after this point: earlier phases' records are not read at all.
-        await consumer.seek_to_end()
-        for partition in consumer.assignment():
-            await consumer.position(partition)
+        await _assigned(consumer)  # at the end: earlier phases' records are not read at all
 
         async def read() -> None:
             while len(received) < count:

@@ -605,8 +605,16 @@ def _consumer(bootstrap: str, topic: str, group: str) -> Any:
 
 
 async def _assigned(consumer: Any) -> None:
+    """Once the consumer has its partitions, at their end: a bench's reader reads what comes
+    from now on. (A new group starts at the earliest record: a latency reader first worked
+    through every earlier phase's and mix's records, and that backlog became the phase's
+    latency — p99 0.5 to 1.2 s for the last mix of `notifications`, 84 ms alone.)"""
     for _ in range(600):  # 30 s for the group join
         if consumer.assignment():
+            partitions = consumer.assignment()
+            await consumer.seek_to_end(*partitions)
+            for partition in partitions:
+                await consumer.position(partition)  # resolved now, not at the first fetch
             return
         await asyncio.sleep(0.05)
     raise BenchError("a bench consumer got no partitions within 30 s")
