@@ -112,6 +112,24 @@ class NotificationMetrics:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
             registry=registry,
         )
+        self.batch = Histogram(
+            "hookhub_notification_batch_seconds",
+            "Time of a batch of provider events in the notifications consumer, by stage: "
+            "render (the batch's events rendered), subscriptions (then waiting for the "
+            "subscriptions' cache to cover the batch), templates, threads (roots read and "
+            "claimed), publish (until Kafka acknowledged); batch: the whole",
+            ["stage"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.age = Histogram(
+            "hookhub_notification_event_age_seconds",
+            "How long after the gateway took a provider event the notifications consumer "
+            "began its batch (Kafka, the consumer's fetch, batches before it; clocks of two "
+            "hosts)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0),
+            registry=registry,
+        )
 
 
 class QueueCollector(Collector):

@@ -503,6 +503,10 @@ async def test_a_looping_template_falls_back_and_holds_up_no_other(world: World)
     assert "50 ms" in got["last_error"]["message"]
     metrics = (await world.sync.get("/metrics")).text
     assert 'hookhub_template_runs_total{outcome="timeout",use="subscription"}' in metrics
+    # Where a batch's time went, stage by stage, and how old its events were.
+    for stage in ("render", "subscriptions", "templates", "threads", "publish", "batch"):
+        assert f'hookhub_notification_batch_seconds_count{{stage="{stage}"}}' in metrics
+    assert "hookhub_notification_event_age_seconds_count" in metrics
 
 
 async def test_a_template_that_skips_and_one_that_throws(world: World) -> None:

@@ -195,6 +195,23 @@ def _nobody(provider: str) -> str:
     return entry.name if entry is not None else provider
 
 
+class _Stages:
+    """A batch's time, stage by stage (`hookhub_notification_batch_seconds`): each stage from
+    where the one before it ended; `end` the whole batch."""
+
+    def __init__(self, metrics: NotificationMetrics) -> None:
+        self._metrics = metrics
+        self._began = self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._metrics.batch.labels(stage).observe(now - self._last)
+        self._last = now
+
+    def end(self) -> None:
+        self._metrics.batch.labels("batch").observe(time.perf_counter() - self._began)
+
+
 def card_text(card: Card) -> str:
     """An item's card as CommonMark, for its root message: the title linked, its state,
     then its fields (`Labels: bug, ui`), each line escaped."""
@@ -237,6 +254,10 @@ class Notifications:
         ours = [e for e in events if e.provider in self._notifiers]
         if not ours:
             return
+        stages = _Stages(self._metrics)
+        now = utcnow()
+        for event in ours:  # how long after the gateway took it this batch got to it
+            self._metrics.age.observe(max(0.0, (now - event.received_at).total_seconds()))
         fresh = asyncio.ensure_future(
             self._subscriptions.covering(max(e.received_at for e in ours))
         )
@@ -250,7 +271,9 @@ class Notifications:
                 for event in ours
                 if self._subscriptions.has(event.integration_id)
             ]
+            stages.done("render")
             await fresh
+            stages.done("subscriptions")
         finally:
             fresh.cancel()
         posts: list[Post] = []
@@ -261,9 +284,12 @@ class Notifications:
         posts = self._once(posts)
         if self._templates is not None:  # subscriptions' templates (SPEC §16)
             posts = await self._templates.render(posts, skipped)
+            stages.done("templates")
         if posts:
             batch = await self._thread(posts)
+            stages.done("threads")
             await self._publisher.publish_encoded(Topic.CHAT_INBOUND, batch.envelopes)
+            stages.done("publish")
             self._settle(batch)
             skipped += [(post, "no_open_item") for post in batch.unrooted]
             posts = [post for post in posts if post not in batch.unrooted]
@@ -276,6 +302,7 @@ class Notifications:
             self._metrics.filtered.labels(provider, reason).inc()
             self._counts.bump(SUBSCRIPTIONS, post.subscription.id, "filtered_count")
         now = utcnow()
+        stages.end()
         for post in posts:
             self._metrics.notifications.labels(post.event.provider, post.notice.event, "sent").inc()
             self._counts.bump(
