@@ -17,7 +17,7 @@ Each is reported as the client's wall time (one operation in flight, PyMongo, lo
 and the server's CPU time (its process's, from /proc), in µs per document: the
 difference between two rows is what that index costs each write. The server is started on a
 free port in a temporary directory, its storage on disk as the benchmarks' is (`--uri`
-measures a running server instead, wall time only). About half a minute with the
+measures a running server instead, wall time only). About 45 s with the
 defaults; not part of `make bench`.
 """
 
