@@ -19,7 +19,20 @@ Two parts, two tables:
    the endpoint's `max_concurrency`, POSTing the same N bodies with the same headers to
    the same sink, timed the same way. A note gives the same loop on aiohttp, the client
    the delivery service sends with, for what the service adds to it.
-2. **Latency** (`delivery-latency`). The running delivery process gets 100 events/s (in a
+2. **Logged** (`delivery-logged`, `delivery-floor`). What #48 measures the delivery design
+   against: hookhub's deliveries with their attempt logged per second (from the sink's
+   first request to the moment the attempt log held the last one) beside two loops that
+   also keep a record: `bench.sender` with `--log-uri`, sending the same N signed requests
+   to the same sink with the endpoint's `max_concurrency` in flight, and writing one attempt
+   document per request (the fields of `delivery_attempts`) into the run's MongoDB, a
+   collection of its own (`bench_attempts`, dropped before each run, with the attempt log's
+   indexes), by `insert_many` of up to 500 in the background, at least every 100 ms; timed
+   from the first request to the last document written. (1) `httpx + attempt log`: the
+   httpx loop; (2) the floor: the same on bare keep-alive sockets (asyncio streams,
+   hand-written requests). Each runs before hookhub's burst and after it (the machine is
+   shared); the table shows the mean, a note both. Targets (#48): ≥ 1.0 of (1), ≥ 0.3 of
+   the floor. Notes give the CPU per logged delivery of the sending process and of MongoDB.
+3. **Latency** (`delivery-latency`). The running delivery process gets 100 events/s (in a
    note), then 200 events/s (the table), paced, for `--warmup` + `--duration` seconds; the
    sink takes receive time minus `sent_at` for every event after the warm-up. Baseline:
    the same httpx loop paced at 200/s (a client, loopback and the sink). Notes check the
@@ -38,6 +51,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +67,20 @@ from bench.harness import (
     Server,
     _cpu_times,
     _host,
+    ratio_note,
     wait_answering,
 )
-from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data, webhook_request
+from bench.sender import (
+    CHANNELS,
+    EVENT_TYPE,
+    LOG_BATCH,
+    LOG_INTERVAL,
+    WORKSPACE,
+    event_id,
+    message_data,
+    webhook_request,
+)
+from services.delivery.deliveries.repository import ATTEMPTS, INDEXES
 from shared.consumers import FETCH_MAX_WAIT_MS
 from shared.embedded import ChildProcess, free_port
 from shared.envelopes import ChatEvent, Topic
@@ -67,8 +92,12 @@ RATE = 200.0  # events per second for the latency part
 LOG_WAIT = 180.0
 TARGET_P50_MS = 50.0
 TARGET_P99_MS = 250.0
-WORKSPACE = "ws_bench_delivery"  # not the other benchmarks': their provider events would match
+TARGET_P99_48_MS = 60.0  # #48's, at the same 200 events/s
 SINK_PATH = "/hooks/bench"
+# The logging loops' attempt log: a collection of its own in the run's database.
+LOOP_LOG = "bench_attempts"
+TARGET_OF_LOGGED = 1.0  # #48: hookhub's logged/s ≥ 1.0 of httpx + attempt log
+TARGET_OF_FLOOR = 0.3  # #48: and ≥ 0.3 of the floor (bare sockets + attempt log)
 ACTOR = {"type": "user", "id": "usr_01jcz8w3m5q7r9t2v4x6y8"}
 
 
@@ -94,6 +123,9 @@ class Deliveries:
         if not sink.wait_until("complete", time.monotonic() + 60, delivery.child.alive):
             raise BenchError(f"a first event was not delivered to the sink: {sink.stats()}")
         delivery.stop()
+        # The loops that keep a record, before hookhub's burst (and again after it).
+        loops = LoggedLoops(harness, sink, concurrency)
+        loops.run_all("before")
 
         # -- 1. throughput, ours: a backlog of EVENTS, one delivery process started on it ----
         events = [chat_event(run, "burst", seq) for seq in range(EVENTS)]
@@ -157,6 +189,8 @@ class Deliveries:
             timeout=max(180.0, EVENTS / 50),
         )
         bare_client = window.measurement("aiohttp loop", from_seq=0)
+        loops.run_all("after")
+        bare_floor = loops.run(FLOOR, "after", indexes=False)
 
         sink.reset(expect=total, open_after=warm + 1)
         rate_args = ["--rate", f"{RATE:g}", "--warmup", f"{options.warmup:g}"]
@@ -221,7 +255,29 @@ class Deliveries:
             unit="deliveries/s",
             compare="latency",
         )
-        return [throughput, latency]
+        logged = ours_logged(ours, log, EVENTS)
+        per_delivery = _per_delivery_note(logged, ours, loops)
+        loop_notes = [
+            "logged/s: requests (deliveries) whose attempt document is written, from the "
+            "first request to the last document written (hookhub: the sink's first request "
+            "to the attempt log holding the last delivery)",
+            f"the loops: the same {EVENTS:,} signed requests to the same sink, {concurrency} in "
+            f"flight, each attempt written to `{LOOP_LOG}` (the fields of delivery_attempts, "
+            f"its {len(_log_indexes())} indexes) by insert_many of up to {LOG_BATCH} "
+            f"documents at least every {LOG_INTERVAL * 1000:g} ms, not awaited per request",
+            per_delivery,
+        ]
+        against_loop = loops.against(
+            "delivery-logged", logged, HTTPX_LOG, TARGET_OF_LOGGED, loop_notes
+        )
+        floor_note = (
+            f"the floor with no index on its log but _id (after only): "
+            f"{bare_floor.rate:,.0f} logged/s"
+        )
+        against_floor = loops.against(
+            "delivery-floor", logged, FLOOR, TARGET_OF_FLOOR, [floor_note, *loop_notes]
+        )
+        return [throughput, against_loop, against_floor, latency]
 
     def _latency(
         self, harness: Harness, sink: Sink, delivery: Server, topic: str, rate: float, phase: str
@@ -550,11 +606,20 @@ class AttemptLog:
 
         return at(0.50), at(0.90), at(0.99), ordered[-1]
 
+    @property
+    def complete(self) -> bool:
+        return self.logged >= self.expected and self.lag_s is not None
+
+    def logged_s(self, window_s: float) -> float:
+        """From the sink's first request to the log holding every attempt (to the harness
+        giving up, when it never did)."""
+        return window_s + (self.lag_s if self.lag_s is not None else LOG_WAIT)
+
     def summary(self, window_s: float) -> str:
-        if self.logged >= self.expected and self.lag_s is not None:
+        if self.complete and self.lag_s is not None:
             when = (
                 f"{self.lag_s:.1f} s after the last request reached the sink "
-                f"({(self.expected - 1) / (window_s + self.lag_s):,.0f} deliveries/s if the "
+                f"({(self.expected - 1) / self.logged_s(window_s):,.0f} deliveries/s if the "
                 "window ended there)"
             )
         else:
@@ -599,7 +664,12 @@ def attempt_log(
 
 
 def run_sender(
-    harness: Harness, sink: Sink, mode: list[str], concurrency: int, timeout: float
+    harness: Harness,
+    sink: Sink,
+    mode: list[str],
+    concurrency: int,
+    timeout: float,
+    **more_pids: int,
 ) -> tuple[dict[str, Any], Window]:
     result_file = harness.root / f"sender-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "bench.sender", "--url", sink.url + SINK_PATH]
@@ -608,7 +678,7 @@ def run_sender(
     sender = harness.start_process("sender", argv)
     window = Window(
         sink,
-        {"client": sender.process.pid, "sink": sink.child.process.pid},
+        {"client": sender.process.pid, "sink": sink.child.process.pid, **more_pids},
         timeout=timeout,
         alive=sender.alive,
     )
@@ -617,9 +687,9 @@ def run_sender(
     try:
         sender.process.wait(60)
     except Exception as exc:
-        raise BenchError(f"the httpx sender did not finish: {exc!r}") from exc
+        raise BenchError(f"the sender did not finish: {exc!r}") from exc
     if not result_file.exists():
-        raise BenchError(f"the httpx sender left no result; its log: {sender.log_path}")
+        raise BenchError(f"the sender left no result; its log: {sender.log_path}")
     result: dict[str, Any] = json.loads(result_file.read_text())
     return result, window
 
@@ -631,6 +701,192 @@ def _apply_sender(measurement: Measurement, result: dict[str, Any]) -> None:
     measurement.max_ms = result["max_ms"]
     measurement.errors += result["errors"]
     measurement.error_kinds.update(result["error_kinds"])
+
+
+# -- the loops that keep a record ------------------------------------------------------------
+
+HTTPX_LOG = "httpx"
+FLOOR = "raw"
+LOOP_LABELS = {HTTPX_LOG: "httpx + attempt log", FLOOR: "floor: bare sockets + attempt log"}
+
+
+def _log_indexes() -> list[Any]:
+    return [index for index in INDEXES if index.collection == ATTEMPTS]
+
+
+@dataclass
+class LoggedRun:
+    """One run of `bench.sender --log-uri`: the sender's result, its sink window, and the
+    CPU seconds MongoDB spent from the sender's start to its exit."""
+
+    measurement: Measurement
+    result: dict[str, Any]
+    mongo_cpu_s: float
+    sink_rps: float  # requests/s at the sink, first to last request
+
+    @property
+    def rate(self) -> float:
+        return self.measurement.rps
+
+    def cpu_us(self) -> tuple[float, float]:
+        """(sending process, MongoDB) CPU µs per logged request."""
+        logged = max(int(self.result.get("logged", 0)), 1)
+        return 1e6 * float(self.result.get("cpu_s", 0.0)) / logged, 1e6 * self.mongo_cpu_s / logged
+
+
+class LoggedLoops:
+    """The httpx loop and the floor, each writing an attempt log, run before and after
+    hookhub's burst."""
+
+    def __init__(self, harness: Harness, sink: Sink, concurrency: int) -> None:
+        self.harness = harness
+        self.sink = sink
+        self.concurrency = concurrency
+        self.runs: dict[str, dict[str, LoggedRun]] = {HTTPX_LOG: {}, FLOOR: {}}
+
+    def run_all(self, when: str) -> None:
+        for client in (HTTPX_LOG, FLOOR):
+            self.runs[client][when] = self.run(client, when)
+
+    def run(self, client: str, when: str, *, indexes: bool = True) -> LoggedRun:
+        infrastructure = self.harness.infrastructure()
+        with infrastructure.database() as db:
+            db.drop_collection(LOOP_LOG)
+            for index in _log_indexes() if indexes else []:
+                db[LOOP_LOG].create_index(list(index.keys), **dict(index.options))
+        self.sink.reset(expect=EVENTS)
+        mongo = {"mongo": infrastructure.mongo.process.pid}
+        mongo_before = _cpu_times(mongo)
+        mode = ["--count", str(EVENTS), "--client", client, "--phase", f"log-{when}"]
+        mode += ["--log-uri", infrastructure.mongo_uri, "--log-db", infrastructure.mongo_db]
+        mode += ["--log-collection", LOOP_LOG]
+        result, window = run_sender(
+            self.harness,
+            self.sink,
+            mode,
+            self.concurrency,
+            timeout=max(180.0, EVENTS / 50),
+            mongo=infrastructure.mongo.process.pid,
+        )
+        mongo_after = _cpu_times(mongo)
+        with infrastructure.database() as db:
+            db.drop_collection(LOOP_LOG)  # hookhub's burst finds its MongoDB as it left it
+        measurement = window.measurement(f"{LOOP_LABELS[client]}, {when}", from_seq=0)
+        _apply_sender(measurement, result)
+        sink_rps = measurement.rps
+        # Timed by the sender, first request to last document written.
+        measurement.rps = float(result.get("logged_per_s", 0.0))
+        measurement.window_s = float(result.get("logged_s", 0.0))
+        spent = mongo_after.get("mongo", 0.0) - mongo_before.get("mongo", 0.0)
+        return LoggedRun(measurement, result, spent, sink_rps)
+
+    def mean(self, client: str) -> Measurement:
+        """The mean of the before and after runs: one row of the table."""
+        runs = [run.measurement for run in self.runs[client].values()]
+        count = len(runs)
+
+        def average(values: list[float | None]) -> float | None:
+            known = [value for value in values if value is not None]
+            return round(sum(known) / len(known), 2) if known else None
+
+        kinds: Counter[str] = Counter()
+        for run in runs:
+            kinds.update(run.error_kinds)
+        cores = {name for run in runs for name in run.cpu_cores}
+        return Measurement(
+            label=f"{LOOP_LABELS[client]} (mean of {count})",
+            rps=round(sum(run.rps for run in runs) / count, 1),
+            p50_ms=average([run.p50_ms for run in runs]),
+            p90_ms=average([run.p90_ms for run in runs]),
+            p99_ms=average([run.p99_ms for run in runs]),
+            max_ms=max((run.max_ms for run in runs if run.max_ms is not None), default=None),
+            ok=sum(run.ok for run in runs),
+            errors=sum(run.errors for run in runs),
+            error_kinds=dict(kinds),
+            window_s=round(sum(run.window_s for run in runs) / count, 3),
+            cpu_cores={
+                name: round(sum(run.cpu_cores.get(name, 0.0) for run in runs) / count, 2)
+                for name in sorted(cores)
+            },
+        )
+
+    def spread(self, client: str) -> str:
+        parts = [
+            f"{when} {run.rate:,.0f} logged/s (the sink: {run.sink_rps:,.0f} req/s)"
+            for when, run in self.runs[client].items()
+        ]
+        return f"{LOOP_LABELS[client]}: " + ", ".join(parts)
+
+    def against(
+        self, name: str, ours: Measurement, client: str, target: float, notes: list[str]
+    ) -> BenchmarkResult:
+        """hookhub's logged/s against the mean of a loop's runs, #48's target checked."""
+        base = self.mean(client)
+        runs = len(self.runs[client])
+        return BenchmarkResult(
+            name,
+            f"deliveries with their attempt logged, against {LOOP_LABELS[client]}",
+            ours,
+            base,
+            notes=[
+                f"{ratio_note(ours, base, target)} (#48)",
+                self.spread(client),
+                *notes,
+            ],
+            setup=f"{EVENTS:,} events, {self.concurrency} in flight, the loop's mean of {runs}",
+            unit="logged/s",
+        )
+
+    def cpu_us(self, client: str) -> tuple[float, float]:
+        """(sending process, MongoDB) CPU µs per logged request, the mean of the runs."""
+        pairs = [run.cpu_us() for run in self.runs[client].values()]
+        return (
+            sum(pair[0] for pair in pairs) / len(pairs),
+            sum(pair[1] for pair in pairs) / len(pairs),
+        )
+
+
+def ours_logged(ours: Measurement, log: AttemptLog, events: int) -> Measurement:
+    """hookhub's deliveries with their attempt logged per second: the sink's window plus
+    the time the log then took to hold the last attempt (`events` of the burst; the log
+    also holds the check's one)."""
+    window = log.logged_s(ours.window_s)
+    missing = max(log.expected - log.logged, 0)
+    kinds = dict(ours.error_kinds)
+    if missing:
+        kinds["attempt_not_logged"] = missing
+    logged = events - missing
+    return Measurement(
+        label="hookhub delivery",
+        rps=round(logged / window, 1) if window > 0 else 0.0,
+        p50_ms=ours.p50_ms,
+        p90_ms=ours.p90_ms,
+        p99_ms=ours.p99_ms,
+        max_ms=ours.max_ms,
+        ok=logged,
+        errors=ours.errors + missing,
+        error_kinds=kinds,
+        window_s=round(window, 3),
+        cpu_cores=dict(ours.cpu_cores),
+        host_cores=dict(ours.host_cores),
+    )
+
+
+def _per_delivery_note(logged: Measurement, ours: Measurement, loops: LoggedLoops) -> str:
+    """CPU µs per logged delivery: hookhub's process and MongoDB over the sink's window,
+    the loops' sending process and MongoDB over each whole run."""
+    per = ours.window_s / max(logged.ok, 1) * 1e6
+    mine = f"hookhub: delivery {ours.cpu_cores.get('delivery', 0.0) * per:,.0f}, "
+    mine += f"MongoDB {ours.cpu_cores.get('mongo', 0.0) * per:,.0f}"
+    parts = [mine]
+    for client in (HTTPX_LOG, FLOOR):
+        sending, mongo = loops.cpu_us(client)
+        parts.append(f"{LOOP_LABELS[client]}: client {sending:,.0f}, MongoDB {mongo:,.0f}")
+    return (
+        "CPU µs per logged delivery (hookhub over the sink's window; the loops from the "
+        "first request to the last document, MongoDB over each sender's whole run): "
+        + "; ".join(parts)
+    )
 
 
 # -- notes ---------------------------------------------------------------------------------
@@ -655,7 +911,8 @@ def _target_note(measurement: Measurement) -> str:
 
     return (
         f"targets: p50 ≤ {TARGET_P50_MS:g} ms ({verdict(measurement.p50_ms, TARGET_P50_MS)}), "
-        f"p99 ≤ {TARGET_P99_MS:g} ms ({verdict(measurement.p99_ms, TARGET_P99_MS)})"
+        f"p99 ≤ {TARGET_P99_MS:g} ms ({verdict(measurement.p99_ms, TARGET_P99_MS)}); "
+        f"#48: p99 ≤ {TARGET_P99_48_MS:g} ms ({verdict(measurement.p99_ms, TARGET_P99_48_MS)})"
     )
 
 

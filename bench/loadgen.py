@@ -73,13 +73,13 @@ class Recorder:
     def open_window(self) -> None:
         self.phase = MEASURE
         self.window_started = time.perf_counter()
-        self.cpu_started = _cpu_seconds()
+        self.cpu_started = cpu_seconds()
         _emit({"event": "measure-start"})
 
     def close_window(self) -> None:
         self.phase = DRAIN
         self.window_ended = time.perf_counter()
-        self.cpu_ended = _cpu_seconds()
+        self.cpu_ended = cpu_seconds()
         _emit({"event": "measure-end"})
 
     def result(self, client: str, concurrency: int) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def _percentile_ms(ordered: list[float], q: float) -> float | None:
     return round(ordered[index] * 1000, 2)
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
