@@ -144,6 +144,7 @@ def test_the_dashboard_covers_each_signal() -> None:
         "hookhub_kafka_consumer_lag",
         "hookhub_sync_queue_depth",
         "hookhub_sync_provider_rate_limited_total",
+        "hookhub_notification_batch_seconds_bucket",
         "hookhub_import_jobs",
         "hookhub_import_messages_total",
     ):
