@@ -39,7 +39,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +53,7 @@ from pymongo.errors import PyMongoError
 
 from bench.loadgen import Target, cpu_seconds
 from services import __version__
-from services.delivery.deliveries.dispatcher import RESPONSE_BODY_LIMIT
+from services.delivery.deliveries.dispatcher import RESPONSE_BODY_LIMIT, header_fields
 from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
 from shared.signing import delivery_headers, new_secret, webhook_body
 
@@ -169,15 +169,6 @@ class Reply:
     status: int
     headers: dict[str, str]
     body: str
-
-
-def header_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Header fields by lower-case name, repeated ones joined with ", " (RFC 9110 5.3)."""
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        key = name.lower()
-        fields[key] = f"{fields[key]}, {value}" if key in fields else value
-    return fields
 
 
 def _text(body: bytes) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as CounterOf
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -467,7 +467,7 @@ class Dispatcher:
                 endpoint.url, body=job.body, headers=headers, time_limit=endpoint.timeout_seconds
             ) as response:
                 status_code = response.status
-                response_headers = _header_fields(response.headers)
+                response_headers = header_fields(response.headers.items())
                 response_body = await _read_prefix(response.content, RESPONSE_BODY_LIMIT)
         except TimeoutError:
             error = f"timeout after {endpoint.timeout_seconds:g}s"
@@ -627,10 +627,10 @@ async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> str:
     return b"".join(chunks).decode("utf-8", errors="replace")
 
 
-def _header_fields(headers: Mapping[str, str]) -> dict[str, str]:
+def header_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Response headers by lower-case name, repeated fields joined with ", " (RFC 9110 5.3)."""
     fields: dict[str, str] = {}
-    for name, value in headers.items():
+    for name, value in pairs:
         key = name.lower()
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
     return fields
