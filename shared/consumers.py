@@ -241,7 +241,7 @@ def consume(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        decoder=_undecoded,
+        decoder=_the_message,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=heartbeat_ms(settings),
         title=f"{runtime.service}.{purpose}",
@@ -304,7 +304,7 @@ async def _decoded(
     return items
 
 
-async def _undecoded(message: Any) -> Any:
+async def _the_message(message: Any) -> Any:
     """FastStream's decoding of a record's body, skipped: the handlers read the records
     themselves (`raw_message`) and decode them into their envelope model once (FastStream
     would parse every body as JSON first, a second parse of each, for nothing). What a
@@ -362,7 +362,7 @@ def _batch_subscriber(
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         batch=True,
         max_records=max_records,
-        decoder=_undecoded,
+        decoder=_the_message,
         # Not a time to gather a batch (what is fetched is handed over at once): how long
         # FastStream waits for records, and then sleeps, when there are none. Records that
         # arrive during the sleep wait for it, so it is event latency when idle (20 ms
