@@ -265,8 +265,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("discord_gateways", lambda _: gateways.stop(), cap=0.2)
     runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
-    runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())
-    runtime.on_shutdown("subscription_counts", lambda _: counts.stop(), cap=0.1)
+    runtime.on_shutdown("sync_outcomes", writer.stop)
+    runtime.on_shutdown("subscription_counts", counts.stop, cap=0.1)
     runtime.on_shutdown("sync_last_synced", lambda _: synced.write(everything=True), cap=0.1)
     runtime.on_shutdown("sync_release", ownership.release)
     usage.register(runtime)
