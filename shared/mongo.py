@@ -479,7 +479,8 @@ class BatchedWriter:
         failed write, and counted; a flush still under way at the deadline is left to end
         on its own (its batch counts as unwritten: whether it lands is not known). Nothing
         its callers left that way is lost: a delivery whose outcome is unwritten stays
-        open and is handed over, so it is sent again."""
+        open and is handed over, so it is sent again; sync hands its jobs over as a stopped
+        worker's when the count is not 0, so their takers look for the post first."""
         self._deadline = None if seconds is None else self._clock() + seconds * _STOP_SHARE
         task = self._task
         if task:
