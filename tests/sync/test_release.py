@@ -13,35 +13,28 @@ from shared.ownership import Ownership
 LEASE = timedelta(seconds=60)
 
 
-async def _held(db: Database, owner: str) -> tuple[OutboxRepository, Ownership]:
-    outbox = OutboxRepository(db)
-    stopping = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id=owner)
-    await stopping.beat()
-    held = {"lease_owner": owner, "next_attempt_at": utcnow(), "status": "queued"}
-    await outbox.jobs.insert_many([{"_id": f"j{n}", "seq": n, **held} for n in range(3)])
-    return outbox, stopping
-
-
-async def _taken_by_the_next(outbox: OutboxRepository) -> dict[str, bool]:
-    following = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id="next")
-    taken = await outbox.claim("next", utcnow(), await following.dead(utcnow()), limit=10)
-    return {doc["_id"]: bool(doc.get("recovered")) for doc in taken}
-
-
 async def test_jobs_whose_outcomes_the_stop_may_have_left_unwritten_are_taken_as_recovered(
     db: Database,
 ) -> None:
-    """Not cleared: a job among them may have been posted, so whoever takes it looks for the
-    post before making it again."""
-    outbox, stopping = await _held(db, "stopping")
-    assert await stopping.release(1.0, clear=False) == 0
-    assert await outbox.jobs.count_documents({"lease_owner": "stopping"}) == 3
-    assert await _taken_by_the_next(outbox) == {"j0": True, "j1": True, "j2": True}
+    """`wrote_all` wrote every outcome: its jobs are cleared and taken as due. `left_some`
+    did not, so any of its jobs may have been posted: they stay its own, and whoever takes
+    them over looks for the post before making it again."""
+    outbox = OutboxRepository(db)
+    stopping = {}
+    for name in ("wrote_all", "left_some"):
+        stopping[name] = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id=name)
+        await stopping[name].beat()
+        held = {"lease_owner": name, "next_attempt_at": utcnow(), "status": "queued"}
+        await outbox.jobs.insert_many([{"_id": f"{name}{n}", "seq": n, **held} for n in (0, 1)])
+    assert await stopping["wrote_all"].release(1.0) == 2
+    assert await stopping["left_some"].release(1.0, clear=False) == 0
+    assert await outbox.jobs.count_documents({"lease_owner": "left_some"}) == 2
 
-
-async def test_jobs_of_a_stop_that_wrote_every_outcome_are_cleared_and_taken_as_due(
-    db: Database,
-) -> None:
-    outbox, stopping = await _held(db, "stopping")
-    assert await stopping.release(1.0) == 3
-    assert await _taken_by_the_next(outbox) == {"j0": False, "j1": False, "j2": False}
+    following = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id="next")
+    taken = await outbox.claim("next", utcnow(), await following.dead(utcnow()), limit=10)
+    assert {doc["_id"]: bool(doc.get("recovered")) for doc in taken} == {
+        "wrote_all0": False,
+        "wrote_all1": False,
+        "left_some0": True,
+        "left_some1": True,
+    }
