@@ -6,12 +6,14 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pymongo
 import structlog
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -316,6 +318,12 @@ class BatchedExistence:
 
 
 _MAX_BULK = 1000
+# A stop's pieces (`BatchedWriter.stop(seconds)`): one cut off by the deadline leaves at
+# most this many behind; on the embedded server 50 updates of a delivery take 50-100 ms.
+_STOP_PIECE = 50
+# The part of a stop step's seconds the writer writes in: the rest is for ending the write
+# under way (pymongo's own deadline) and going on with the stop.
+_STOP_SHARE = 0.8
 DUPLICATE_KEY = 11000
 # Bucket documents' `_id`s: `new_id(BUCKET_PREFIX)`, made when the bucket is written, so
 # they sort by when it was written (`shared.ids.id_floor`).
@@ -375,12 +383,20 @@ class BatchedWriter:
 
     Each call costs a dict update; a background task writes every `interval` seconds.
     What could not be written while MongoDB was down is kept and retried, so a blip loses
-    none of it.
+    none of it. `stop(seconds)` writes what is pending within a step of the bounded stop
+    (shared.shutdown) and says how much it left unwritten.
     """
 
-    def __init__(self, db: Database, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._interval = interval
+        self._clock = clock  # for the stop's deadline; pymongo's own deadlines use monotonic
         self._incs: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
         self._inserts: dict[tuple[str, str], Document] = {}
@@ -395,6 +411,11 @@ class BatchedWriter:
         self._hurried = asyncio.Event()  # flush now, not at the end of the interval
         self._waiters: list[asyncio.Future[None]] = []
         self._kept = False
+        self._deadline: float | None = None  # set by a bounded stop, on `clock`
+        # Of the batch the flush under way took: how many documents (and bucket values) are
+        # neither written nor kept yet. A bounded stop that leaves that flush to end on its
+        # own counts them as left unwritten.
+        self._in_flight = 0
 
     def bump(
         self,
@@ -445,16 +466,58 @@ class BatchedWriter:
         self._waiters.append(future)
         await future
 
-    async def stop(self) -> None:
-        """Write what is pending. A flush under way is let finish, not cancelled: it holds
-        the batch it took, which a cancellation lost (a stopping delivery service's last
-        status updates, seen as deliveries left `active`)."""
-        task, self._task = self._task, None
+    async def stop(self, seconds: float | None = None) -> int:
+        """Write what is pending; returns how many documents (and bucket values) it left
+        unwritten. A flush under way is let finish, not cancelled: it holds the batch it
+        took, which a cancellation lost (a stopping delivery service's last status updates,
+        seen as deliveries left `active`).
+
+        Given `seconds` (a step of the bounded stop, shared.shutdown), it writes within
+        most of them, so a slow MongoDB cannot make the step overrun: every write from then
+        on is a piece of at most `_STOP_PIECE` documents under pymongo's own deadline, and
+        once the time is gone no piece starts. What was not written is kept, as after a
+        failed write, and counted; a flush still under way at the deadline is left to end
+        on its own (its batch counts as unwritten: whether it lands is not known). Nothing
+        its callers left that way is lost: a delivery whose outcome is unwritten stays
+        open and is handed over, so it is sent again; sync hands its jobs over as a stopped
+        worker's when the count is not 0, so their takers look for the post first."""
+        self._deadline = None if seconds is None else self._clock() + seconds * _STOP_SHARE
+        task = self._task
         if task:
             self._stopped = True
             self._hurried.set()
-            await asyncio.gather(task, return_exceptions=True)
+            done, _ = await asyncio.wait({task}, timeout=self._time_left())
+            if not done:
+                return self._left_unwritten(self._in_flight)
+            self._task = None
         await self.flush()
+        return self._left_unwritten(0)
+
+    def _left_unwritten(self, in_flight: int) -> int:
+        kept: dict[str, int] = defaultdict(int)
+        for name, _ in set(self._incs) | set(self._maxes) | set(self._inserts) | set(self._sets):
+            kept[name] += 1
+        for (name, _), bucket in self._buckets.items():
+            kept[name] += len(bucket.values)
+        left = sum(kept.values()) + in_flight
+        if left:
+            log.warning("batched_writes_left", kept=dict(kept), in_flight=in_flight)
+        return left
+
+    def _time_left(self) -> float | None:
+        """Seconds until a bounded stop's deadline; None when there is none."""
+        return None if self._deadline is None else max(0.0, self._deadline - self._clock())
+
+    def _piece(self) -> int:
+        """How many documents the next write may hold: 0 once a bounded stop's time is gone."""
+        left = self._time_left()
+        return _MAX_BULK if left is None else _STOP_PIECE if left > 0 else 0
+
+    def _bounded(self) -> contextlib.AbstractContextManager[object]:
+        """A bounded stop's piece ends by the deadline (pymongo's own, not a cancellation:
+        cancelled, a write's outcome is unknown and its batch was lost)."""
+        left = self._time_left()
+        return contextlib.nullcontext() if left is None else pymongo.timeout(max(left, 1e-3))
 
     async def _run(self) -> None:
         while True:
@@ -489,65 +552,87 @@ class BatchedWriter:
         buckets, creates = self._buckets, self._creates
         if not incs and not maxes and not inserts and not sets and not buckets:
             return
+        if not self._piece():  # a bounded stop's time is gone: all of it stays pending
+            self._kept = True
+            return
         self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
         self._inserts, self._sets, self._buckets = {}, defaultdict(dict), {}
         self._creates = {}
-        await self._write_buckets(buckets)
-        # Inserts first: a document created and updated in one window must exist to be set.
-        failed = await self._write_inserts(inserts)
-        if failed:
-            # Their updates wait with them: the documents may not exist yet.
-            self._keep(failed, incs, maxes, inserts, sets, creates)
-        updates: dict[str, list[tuple[tuple[str, str], UpdateOne]]] = defaultdict(list)
-        for key in (set(incs) | set(maxes) | set(sets)) - failed:
-            update: Document = {}
-            if key in incs:
-                update["$inc"] = dict(incs[key])
-            if key in maxes:
-                update["$max"] = maxes[key]
-            if key in sets:
-                update["$set"] = sets[key]
-            if key in creates:
-                update["$setOnInsert"] = creates[key]
-            updates[key[0]].append((key, UpdateOne({"_id": key[1]}, update, upsert=key in creates)))
-        for name, batch in updates.items():
-            # Bounded requests: one huge backlog write could outlast the socket timeout and
-            # be retried whole, forever. What a failed chunk and those after it held is kept.
-            for start in range(0, len(batch), _MAX_BULK):
-                chunk = batch[start : start + _MAX_BULK]
-                try:
-                    await self._db[name].bulk_write([op for _, op in chunk], ordered=True)
-                except PyMongoError as exc:
-                    log.warning("batched_write_failed", collection=name, error=str(exc))
-                    unwritten = {key for key, _ in batch[start:]}
+        updated = set(incs) | set(maxes) | set(sets)
+        self._in_flight = len(updated | set(inserts))
+        self._in_flight += sum(len(bucket.values) for bucket in buckets.values())
+        try:
+            await self._write_buckets(buckets)
+            # Inserts first: a document created and updated in one window must exist to be
+            # set.
+            failed = await self._write_inserts(inserts)
+            self._in_flight -= len(set(inserts) - failed - updated)
+            if failed:
+                # Their updates wait with them: the documents may not exist yet.
+                self._keep(failed, incs, maxes, inserts, sets, creates)
+            updates: dict[str, list[tuple[tuple[str, str], UpdateOne]]] = defaultdict(list)
+            for key in updated - failed:
+                update: Document = {}
+                if key in incs:
+                    update["$inc"] = dict(incs[key])
+                if key in maxes:
+                    update["$max"] = maxes[key]
+                if key in sets:
+                    update["$set"] = sets[key]
+                if key in creates:
+                    update["$setOnInsert"] = creates[key]
+                one = UpdateOne({"_id": key[1]}, update, upsert=key in creates)
+                updates[key[0]].append((key, one))
+            for name, batch in updates.items():
+                # Bounded requests: one huge backlog write could outlast the socket timeout
+                # and be retried whole, forever. What a failed piece and those after it
+                # held is kept, and so is what a bounded stop had no time left for.
+                start = 0
+                while start < len(batch) and (chunk := batch[start : start + self._piece()]):
+                    try:
+                        with self._bounded():
+                            await self._db[name].bulk_write([op for _, op in chunk], ordered=True)
+                    except PyMongoError as exc:
+                        log.warning("batched_write_failed", collection=name, error=str(exc))
+                        break
+                    start += len(chunk)
+                    self._in_flight -= len(chunk)
+                unwritten = {key for key, _ in batch[start:]}
+                if unwritten:
                     self._keep(unwritten, incs, maxes, inserts, sets, creates)
-                    break
+        finally:
+            self._in_flight = 0
 
     async def _write_inserts(
         self, inserts: dict[tuple[str, str], Document]
     ) -> set[tuple[str, str]]:
         """Insert every document (one that exists already counts as written); the keys of
-        those that could not be written."""
+        those that could not be written, or that a bounded stop had no time left for."""
         per_collection: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for key in inserts:
             per_collection[key[0]].append(key)
         failed: set[tuple[str, str]] = set()
         for name, keys in per_collection.items():
-            for start in range(0, len(keys), _MAX_BULK):
-                chunk = keys[start : start + _MAX_BULK]
+            start = 0
+            while start < len(keys) and (chunk := keys[start : start + self._piece()]):
+                start += len(chunk)
                 docs = [{**inserts[key], "_id": key[1]} for key in chunk]
                 try:
-                    await self._db[name].insert_many(docs, ordered=False)
+                    with self._bounded():
+                        await self._db[name].insert_many(docs, ordered=False)
                 except BulkWriteError as exc:
                     failed.update(chunk[index] for index in not_written(exc, len(chunk)))
                 except PyMongoError as exc:
                     log.warning("batched_write_failed", collection=name, error=str(exc))
                     failed.update(chunk)
+            failed.update(keys[start:])  # a bounded stop had no time left for them
         return failed
 
     async def _write_buckets(self, buckets: dict[tuple[str, str], _Bucket]) -> None:
         for (name, field_name), bucket in buckets.items():
-            for start in range(0, len(bucket.values), _MAX_BULK):
+            start = 0
+            # A bucket document holds up to `_MAX_BULK` values whatever the stop: one insert.
+            while start < len(bucket.values) and self._piece():
                 values = bucket.values[start : start + _MAX_BULK]
                 doc = {
                     "_id": new_id(BUCKET_PREFIX),
@@ -555,13 +640,18 @@ class BatchedWriter:
                     "expires_at": bucket.expires_at,
                 }
                 try:
-                    await self._db[name].insert_one(doc)
+                    with self._bounded():
+                        await self._db[name].insert_one(doc)
                 except PyMongoError as exc:
                     log.warning("batched_write_failed", collection=name, error=str(exc))
-                    self._kept = True
-                    for value in bucket.values[start:]:
-                        self.add_to_bucket(name, field_name, value, bucket.expires_at)
                     break
+                start += len(values)
+                self._in_flight -= len(values)
+            if start < len(bucket.values):
+                self._kept = True
+                self._in_flight -= len(bucket.values) - start
+                for value in bucket.values[start:]:
+                    self.add_to_bucket(name, field_name, value, bucket.expires_at)
 
     def _keep(
         self,
@@ -574,6 +664,7 @@ class BatchedWriter:
     ) -> None:
         """Put the unwritten changes back for the next flush."""
         self._kept = True
+        self._in_flight -= len(keys)
         for key in keys:
             for counter, n in incs.get(key, {}).items():
                 self._incs[key][counter] += n

@@ -76,16 +76,22 @@ class Ownership:
             }
         )
 
-    async def release(self, seconds: float | None = None) -> int:
+    async def release(self, seconds: float | None = None, *, clear: bool = True) -> int:
         """On shutdown: what is still held goes to the other processes now, not after the
         lease. Saying this worker stopped hands all of it over in one write (the others
         take a stopped worker's work as a dead one's, so anything it still writes while
         stopping is taken over too); clearing the owner of each piece then spares them the
-        takeover, if it ends within most of `seconds`. Cut off, it leaves nothing behind."""
+        takeover, if it ends within most of `seconds`. Cut off, it leaves nothing behind.
+        Without `clear`, the one write only: for work whose outcome the stop may have left
+        unwritten, which its takers must treat as a dead worker's (sync marks it
+        `recovered`)."""
         await self._workers.update_one({"_id": self.id}, {"$set": {"stopped": True}})
-        clear = self._held.update_many({"lease_owner": self.id}, {"$set": {"lease_owner": None}})
+        if not clear:
+            log.warning("work_left_for_takeover", collection=self._held.name)
+            return 0
+        cleared = self._held.update_many({"lease_owner": self.id}, {"$set": {"lease_owner": None}})
         try:
-            result = await asyncio.wait_for(clear, None if seconds is None else seconds * 0.8)
+            result = await asyncio.wait_for(cleared, None if seconds is None else seconds * 0.8)
         except TimeoutError:
             log.warning("work_left_for_takeover", collection=self._held.name)
             return 0

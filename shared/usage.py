@@ -79,7 +79,7 @@ class UsageCounters:
             self._writer.start()
 
         runtime.on_startup(start)
-        runtime.on_shutdown("usage_counts", lambda _: self._writer.stop(), minimum=0.02, cap=0.1)
+        runtime.on_shutdown("usage_counts", self._writer.stop, minimum=0.02, cap=0.1)
 
     async def flush(self) -> None:
         """Write every count made before the call (what MongoDB refuses now is kept for the

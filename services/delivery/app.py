@@ -165,7 +165,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_startup(start)
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
-    runtime.on_shutdown("delivery_log", lambda _: writer.stop())
+    runtime.on_shutdown("delivery_log", writer.stop)
     runtime.on_shutdown("delivery_release", ownership.release)
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)

@@ -101,7 +101,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         claim_check.ReadBodies(runtime.db, settings, settings.topic(Topic.PROVIDER_EVENTS)),
     )
     runtime.on_startup(start)
-    runtime.on_shutdown("dedupe_writes", lambda _: writer.stop())
+    runtime.on_shutdown("dedupe_writes", writer.stop)
     runtime.on_shutdown("template_sandbox", lambda _: sandbox.close(), minimum=0.02)
     usage.register(runtime)
     runtime.ready_check("token_cache", tokens.ready)

@@ -265,10 +265,22 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("discord_gateways", lambda _: gateways.stop(), cap=0.2)
     runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
-    runtime.on_shutdown("sync_outcomes", lambda _: writer.stop())
-    runtime.on_shutdown("subscription_counts", lambda _: counts.stop(), cap=0.1)
+    outcomes_left: list[int] = []  # what the step left unwritten, once it has run
+
+    async def write_outcomes(seconds: float) -> None:
+        outcomes_left.append(await writer.stop(seconds))
+
+    async def release(seconds: float) -> None:
+        # A job whose outcome was left unwritten (or that the step, abandoned, never said)
+        # may have been posted: with its owner cleared it would be taken as due and posted
+        # again blind. Held by a stopped worker, its taker marks it `recovered` and looks
+        # for the post first.
+        await ownership.release(seconds, clear=outcomes_left == [0])
+
+    runtime.on_shutdown("sync_outcomes", write_outcomes)
+    runtime.on_shutdown("subscription_counts", counts.stop, cap=0.1)
     runtime.on_shutdown("sync_last_synced", lambda _: synced.write(everything=True), cap=0.1)
-    runtime.on_shutdown("sync_release", ownership.release)
+    runtime.on_shutdown("sync_release", release)
     usage.register(runtime)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.02)
     runtime.on_shutdown("template_sandboxes", lambda _: _close(sandbox, tried), minimum=0.02)

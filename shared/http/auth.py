@@ -86,7 +86,7 @@ class Access:
             runtime.background("api-key-cache", self.keys.cache.run)
 
         runtime.on_startup(start)
-        runtime.on_shutdown("access_writer", lambda _: self.writer.stop(), minimum=0.02)
+        runtime.on_shutdown("access_writer", self.writer.stop, minimum=0.02)
 
     async def identify(self, scheme: str | None, token: str) -> Caller:
         """The caller `scheme token` names, or 401."""

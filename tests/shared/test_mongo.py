@@ -55,6 +55,98 @@ async def test_stopping_during_a_flush_loses_nothing_of_the_batch_it_took(db: Da
     assert await db.things.count_documents({"status": "pending"}) == 2_000
 
 
+class _Timed:
+    """The real database, whose update writes take `per_write` seconds of a clock of its
+    own (the writer's `clock`) and can be held until released: a stop's deadline met by
+    construction, not by racing a timer."""
+
+    def __init__(self, db: Database, per_write: float = 0.0) -> None:
+        self.db = db
+        self.per_write = per_write
+        self.now = 0.0
+        self.writes: list[int] = []  # the size of each update write, in order
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    def clock(self) -> float:
+        return self.now
+
+    def __getitem__(self, name: str) -> _TimedCollection:
+        return _TimedCollection(self, name)
+
+
+class _TimedCollection:
+    def __init__(self, timed: _Timed, name: str) -> None:
+        self._timed = timed
+        self._name = name
+
+    async def bulk_write(self, ops: list[Any], **kwargs: Any) -> Any:
+        timed = self._timed
+        timed.started.set()
+        await timed.release.wait()
+        result = await timed.db[self._name].bulk_write(ops, **kwargs)
+        timed.writes.append(len(ops))
+        timed.now += timed.per_write
+        return result
+
+
+async def _cut_off(db: Database, writer: BatchedWriter, count: int) -> None:
+    """`count` documents `active` in MongoDB, and the writer holding the update of each to
+    `pending` (as a stopping delivery service's cut-off attempts)."""
+    await db.things.insert_many([{"_id": f"t{n}", "status": "active"} for n in range(count)])
+    for n in range(count):
+        writer.set_fields("things", f"t{n}", {"status": "pending"})
+
+
+async def test_a_stop_with_no_time_left_writes_nothing_and_keeps_it_all(db: Database) -> None:
+    writer = BatchedWriter(db)
+    await _cut_off(db, writer, 120)
+    writer.insert_once("things", "new", {"status": "pending"})
+    writer.add_to_bucket("seen", "ids", "evt_1", utcnow())
+    assert await writer.stop(0) == 122
+    assert await db.things.count_documents({"status": "active"}) == 120
+    assert await db.things.count_documents({}) == 120 and await db.seen.count_documents({}) == 0
+    # Kept, not dropped: a stop without a bound writes all of it.
+    assert await writer.stop() == 0
+    assert await db.things.count_documents({"status": "pending"}) == 121
+    assert await db.seen.count_documents({}) == 1
+
+
+async def test_a_bounded_stop_writes_the_pieces_that_fit_and_keeps_the_rest(
+    db: Database,
+) -> None:
+    """Each write of 50 takes 30 s of the writer's clock: of a stop's 100 s it writes
+    within 80, so three pieces start (at 0, 30, 60) and none after."""
+    timed = _Timed(db, per_write=30)
+    writer = BatchedWriter(cast(Database, timed), clock=timed.clock)
+    await _cut_off(db, writer, 300)
+    assert await writer.stop(100) == 150
+    assert timed.writes == [50, 50, 50]
+    assert await db.things.count_documents({"status": "pending"}) == 150
+    assert await db.things.count_documents({"status": "active"}) == 150
+    assert await writer.stop() == 0
+    assert await db.things.count_documents({"status": "pending"}) == 300
+
+
+async def test_a_bounded_stop_leaves_a_held_flush_to_end_on_its_own(db: Database) -> None:
+    """The periodic flush took the batch and its write does not end: the stop returns by
+    its deadline (what that flush holds counted as unwritten), without cancelling it."""
+    timed = _Timed(db)
+    timed.release.clear()
+    writer = BatchedWriter(cast(Database, timed), interval=3600)
+    await _cut_off(db, writer, 120)
+    writer.start()
+    writer.hurry()
+    await timed.started.wait()
+    writer.set_fields("things", "later", {"status": "pending"})  # after the flush took its batch
+    assert await writer.stop(0.05) == 121
+    assert await db.things.count_documents({"status": "pending"}) == 0
+    timed.release.set()
+    await writer.flush()  # waits for the flush under way: its batch lands, whole
+    assert await db.things.count_documents({"status": "pending"}) == 120
+
+
 async def test_hurry_flushes_before_the_interval_ends(db: Database) -> None:
     """An hour's interval: only `hurry()` can have written it."""
     writer = BatchedWriter(db, interval=3600)
