@@ -324,6 +324,9 @@ _STOP_PIECE = 50
 # The part of a stop step's seconds the writer writes in: the rest is for ending the write
 # under way (pymongo's own deadline) and going on with the stop.
 _STOP_SHARE = 0.8
+# A spread flush (`BatchedWriter(spread=True)`): its updates in pieces this large, paused
+# between so that they take up to half the interval.
+_SPREAD_PIECE = 50
 DUPLICATE_KEY = 11000
 # Bucket documents' `_id`s: `new_id(BUCKET_PREFIX)`, made when the bucket is written, so
 # they sort by when it was written (`shared.ids.id_floor`).
@@ -385,6 +388,14 @@ class BatchedWriter:
     What could not be written while MongoDB was down is kept and retried, so a blip loses
     none of it. `stop(seconds)` writes what is pending within a step of the bounded stop
     (shared.shutdown) and says how much it left unwritten.
+
+    `spread`: the interval's flush spreads its updates over up to half the interval, in
+    pieces of `_SPREAD_PIECE` with pauses between, rather than writing them in one burst:
+    for counts of many documents kept every few seconds (sync's subscription counts: an
+    update each of a thousand subscriptions every 10 s), whose burst took a core of the
+    embedded MongoDB server for most of a second and slowed every service sharing its
+    machine meanwhile. A flush asked for (`flush`, `hurry`, `stop`, `written`) is not
+    spread, and one under way stops pausing.
     """
 
     def __init__(
@@ -392,10 +403,15 @@ class BatchedWriter:
         db: Database,
         *,
         interval: float = 1.0,
+        spread: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._interval = interval
+        self._spread = spread
+        # While a spread flush may pause; a flush asked for ends its pauses (`_unpace`).
+        self._pacing = False
+        self._unpaced = asyncio.Event()
         self._clock = clock  # for the stop's deadline; pymongo's own deadlines use monotonic
         self._incs: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
@@ -456,6 +472,7 @@ class BatchedWriter:
     def hurry(self) -> None:
         """Flush as soon as the flush under way (if any) ends, not at the interval's end:
         for a caller whose work waits on what it handed over (`written()`)."""
+        self._unpace()
         self._hurried.set()
 
     async def written(self) -> None:
@@ -464,6 +481,7 @@ class BatchedWriter:
         after that). For callers that must not go on before their record is durable."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
+        self._unpace()
         await future
 
     async def stop(self, seconds: float | None = None) -> int:
@@ -482,6 +500,7 @@ class BatchedWriter:
         open and is handed over, so it is sent again; sync hands its jobs over as a stopped
         worker's when the count is not 0, so their takers look for the post first."""
         self._deadline = None if seconds is None else self._clock() + seconds * _STOP_SHARE
+        self._unpace()
         task = self._task
         if task:
             self._stopped = True
@@ -511,7 +530,9 @@ class BatchedWriter:
     def _piece(self) -> int:
         """How many documents the next write may hold: 0 once a bounded stop's time is gone."""
         left = self._time_left()
-        return _MAX_BULK if left is None else _STOP_PIECE if left > 0 else 0
+        if left is None:
+            return _SPREAD_PIECE if self._pacing else _MAX_BULK
+        return _STOP_PIECE if left > 0 else 0
 
     def _bounded(self) -> contextlib.AbstractContextManager[object]:
         """A bounded stop's piece ends by the deadline (pymongo's own, not a cancellation:
@@ -525,12 +546,30 @@ class BatchedWriter:
                 await asyncio.wait_for(self._hurried.wait(), self._interval)
             if self._stopped:
                 return
+            spread = self._spread and not self._hurried.is_set()
             self._hurried.clear()
-            await self.flush()
+            await self.flush(spread=spread)
 
-    async def flush(self) -> None:
+    async def flush(self, *, spread: bool = False) -> None:
+        """Write what is pending now; `spread`: as the interval's flush of a spread writer
+        (see the class)."""
+        self._unpace()
         async with self._flushing:
-            await self._flush_once()
+            self._pacing = spread
+            self._unpaced.clear()
+            try:
+                await self._flush_once()
+            finally:
+                self._pacing = False
+
+    def _unpace(self) -> None:
+        self._pacing = False
+        self._unpaced.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Between a spread flush's pieces; ends early once a flush is asked for."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._unpaced.wait(), seconds)
 
     async def _flush_once(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -583,12 +622,16 @@ class BatchedWriter:
                     update["$setOnInsert"] = creates[key]
                 one = UpdateOne({"_id": key[1]}, update, upsert=key in creates)
                 updates[key[0]].append((key, one))
+            pieces = sum(len(batch) // _SPREAD_PIECE + 1 for batch in updates.values())
+            pause = self._interval / 2 / max(1, pieces)
             for name, batch in updates.items():
                 # Bounded requests: one huge backlog write could outlast the socket timeout
                 # and be retried whole, forever. What a failed piece and those after it
                 # held is kept, and so is what a bounded stop had no time left for.
                 start = 0
                 while start < len(batch) and (chunk := batch[start : start + self._piece()]):
+                    if start and self._pacing:
+                        await self._pause(pause)
                     try:
                         with self._bounded():
                             await self._db[name].bulk_write([op for _, op in chunk], ordered=True)

@@ -188,8 +188,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.subscription_service = SubscriptionService(
         subscriptions_repo, connections, subscriptions.apply, app.state.templates
     )
-    # Subscriptions' counts, in one bulk write every few seconds.
-    counts = BatchedWriter(runtime.db, interval=settings.sync_notification_counts_seconds)
+    # Subscriptions' counts, written every few seconds, spread over half of them: an update
+    # of every subscription notified meanwhile, a burst that slowed notifications (#47).
+    counts = BatchedWriter(
+        runtime.db, interval=settings.sync_notification_counts_seconds, spread=True
+    )
     notifications = Notifications(
         subscriptions=subscriptions,
         message_map=the_map,

@@ -147,6 +147,25 @@ async def test_a_bounded_stop_leaves_a_held_flush_to_end_on_its_own(db: Database
     assert await db.things.count_documents({"status": "pending"}) == 120
 
 
+async def test_a_spread_flush_writes_in_paused_pieces_until_a_flush_is_asked_for(
+    db: Database,
+) -> None:
+    """An hour's interval: the pauses between the pieces (half of it over three pieces)
+    hold the flush after its first piece until `hurry()` asks for the rest."""
+    timed = _Timed(db)
+    writer = BatchedWriter(cast(Database, timed), interval=3600, spread=True)
+    await _cut_off(db, writer, 120)
+    spread = asyncio.ensure_future(writer.flush(spread=True))
+    while not timed.writes:  # the first piece is written, then the pause begins
+        await asyncio.sleep(0.01)
+    assert await db.things.count_documents({"status": "pending"}) == 50
+    assert not spread.done() and timed.writes == [50]
+    writer.hurry()
+    await asyncio.wait_for(spread, 60)
+    assert timed.writes == [50, 50, 20]
+    assert await db.things.count_documents({"status": "pending"}) == 120
+
+
 async def test_hurry_flushes_before_the_interval_ends(db: Database) -> None:
     """An hour's interval: only `hurry()` can have written it."""
     writer = BatchedWriter(db, interval=3600)

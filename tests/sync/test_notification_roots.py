@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications import directory
+from services.sync.notifications import service as notifications_service
 from services.sync.notifications.service import Notifications
 from services.sync.subscriptions import repository as subscriptions
 from shared import message_map
@@ -317,3 +318,55 @@ async def test_a_notice_that_needs_a_root_waits_for_one(runtime: Runtime) -> Non
         {"provider": "alertmanager", "reason": "no_open_item"},
     )
     assert filtered == 1
+
+
+class HeldRechecks(MessageMap):
+    """A message map whose reads by id (the roots' rechecks) wait until `release` is set."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def by_ids(self, ids: Any) -> dict[str, Copy]:
+        await self.release.wait()
+        return await super().by_ids(ids)
+
+
+async def test_a_roots_chat_id_is_read_again_beside_the_consumer(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the chat names its own id for a root, later notifications refer to it by that
+    id; the read that learns it never holds a batch (it is held here until released)."""
+    monkeypatch.setattr(notifications_service, "ROOT_RECHECK_SECONDS", 0.0)
+    integration_id, channel = await _subscribe(runtime, "github")
+    the_map = HeldRechecks(runtime.db)
+    consumer = await _consumer(runtime, the_map)
+    events = [
+        _event(integration_id, "pull_request", _payload("pull_request/opened.payload.json")),
+        _event(integration_id, "pull_request", _payload("pull_request/labeled.payload.json")),
+        _event(
+            integration_id,
+            "pull_request_review",
+            _payload("pull_request_review/submitted.payload.json"),
+        ),
+    ]
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        await consumer.events(events[:1])
+        [root] = await _channel(tap, channel, 1)
+        await runtime.db[message_map.COLLECTION].update_one(
+            {"origin": "notification", "inbound_id": root["id"]},
+            {"$set": {"chat_message_id": "chat-root-2"}},
+        )
+        the_map.release.clear()
+        await asyncio.wait_for(consumer.events(events[1:2]), 60)
+        the_map.release.set()
+        while getattr(consumer, "_rechecking", None) is not None:  # the recheck, released, ends
+            await asyncio.sleep(0.01)
+        await consumer.events(events[2:])
+        found = await _channel(tap, channel, 5)
+    replies = [v for v in found if v["type"] == "message.received" and "thread_id" in v]
+    edits = [v for v in found if v["type"] == "message.edited"]
+    # While the read was held, by the root's envelope id; then by the chat's.
+    assert [v["thread_id"] for v in replies] == [root["id"], "chat-root-2"]
+    assert [v["message_id"] for v in edits] == [root["id"], "chat-root-2"]

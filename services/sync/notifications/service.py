@@ -86,8 +86,9 @@ log = structlog.get_logger(__name__)
 
 # Thread roots remembered (the oldest forgotten first). A root does not change, except that
 # the chat may name its own id for it (`inbound_id`): one whose chat id is not known yet is
-# read again from the map at most this often, so a thread refers to the root by the chat's
-# id within that time (until then by the root's envelope id, which the chat also knows).
+# read again from the map (beside the consumer, not on its way) at most this often, so a
+# thread refers to the root by the chat's id within that time (until then by the root's
+# envelope id, which the chat also knows).
 KNOWN_ROOTS = 100_000
 ROOT_RECHECK_SECONDS = 30.0
 # Notification ids this process published lately: a second delivery of the same occurrence
@@ -179,6 +180,10 @@ class Threaded:
     epoch: int
 
 
+def _root_id(thread: Thread) -> str | None:
+    return thread.root.id if thread.root is not None else None
+
+
 def _later_root_id(root: Copy, generation: int) -> str:
     """The id of a later thread's root, from the item's first root."""
     return copy_id(
@@ -246,6 +251,9 @@ class Notifications:
         # consumer's partitions are assigned (`assigned`); `_epoch` counts the assignments.
         self._threads: OrderedDict[str, Thread] = OrderedDict()
         self._epoch = 0
+        # Known roots whose chat id is read again (`_recheck_roots`), and the task reading.
+        self._recheck: set[str] = set()
+        self._rechecking: asyncio.Future[None] | None = None
         self._reopen_after = timedelta(seconds=reopen_seconds)
         self._published = RecentIds(PUBLISHED_KEPT)
         self._templates = templates
@@ -469,12 +477,18 @@ class Notifications:
         threads: dict[str, Thread] = {}
         for key in keys:
             held = self._threads.get(key)
-            if held is not None and (
-                held.root is None
-                or held.root.chat_message_id is not None
-                or now - held.read_at < ROOT_RECHECK_SECONDS
+            if held is None:
+                continue
+            if (
+                held.root is not None
+                and held.root.chat_message_id is None
+                and now - held.read_at >= ROOT_RECHECK_SECONDS
             ):
-                threads[key] = held.copy()
+                held.read_at = now
+                self._recheck.add(key)
+            threads[key] = held.copy()
+        if self._recheck and self._rechecking is None:
+            self._rechecking = asyncio.ensure_future(self._recheck_roots())
         missing = keys - set(threads)
         if not missing:
             return threads
@@ -496,6 +510,35 @@ class Notifications:
                 # None if its root is gone: the item's next notice makes one.
                 threads[key].root = found_later.get(rid)
         return threads
+
+    async def _recheck_roots(self) -> None:
+        """The chat ids of known roots that had none, read beside the consumer, not on its
+        way: until one is known a thread refers to its root by the root's envelope id, which
+        the chat also knows. Only the root is taken from the read (what this process knows
+        of the item's lifecycle is newer than the map's). A batch that remembers its threads
+        after the read may put back the root without its id: read again a recheck later."""
+        try:
+            while self._recheck:
+                keys, self._recheck = self._recheck, set()
+                epoch = self._epoch
+                wanted = {
+                    thread.root.id: key
+                    for key in keys
+                    if (thread := self._threads.get(key)) is not None and thread.root is not None
+                }
+                found = await self._map.by_ids(wanted)
+                if epoch != self._epoch:
+                    continue  # reassigned meanwhile: what is known is read again anyway
+                for rid, key in wanted.items():
+                    thread = self._threads.get(key)
+                    copy = found.get(rid)
+                    # Still the same root (not a later thread's, begun meanwhile).
+                    if copy is not None and thread is not None and _root_id(thread) == rid:
+                        thread.root = copy
+        except Exception as exc:  # MongoDB away: the next recheck reads them again
+            log.warning("notification_roots_recheck_failed", error=repr(exc))
+        finally:
+            self._rechecking = None
 
     async def _claim(self, claims: dict[str, tuple[Copy, Lifecycle | None]]) -> dict[str, Copy]:
         """Roots claimed by an insert only one process wins: those another process (or this
