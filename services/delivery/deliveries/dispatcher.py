@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as CounterOf
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,6 +75,14 @@ class DeadLetter(Envelope):
         return self.endpoint_id.encode()
 
 
+@dataclass(slots=True)
+class Age:
+    """When a held job was handed to the lanes, and whether it is done with."""
+
+    since: float
+    done: bool = False
+
+
 @dataclass
 class Job:
     """A delivery held by this process (its lease is kept alive while it is)."""
@@ -92,9 +101,10 @@ class Job:
     # inserted as, and what its batch waits for. None once recorded.
     unrecorded: Document | None = None
     recorded: asyncio.Future[None] | None = None
-    since: float = 0.0  # when it was handed over (time.monotonic())
+    since: float = 0.0  # when it was handed to the lanes (time.monotonic())
     out: bool = False  # its attempt under way
     cut: bool = False  # let go of by the stop, unsent: not attempted
+    age: Age | None = None  # in its endpoint's order of hand-over (`Dispatcher.behind`)
 
     @classmethod
     def from_doc(cls, doc: Document) -> Job:
@@ -220,6 +230,10 @@ class Dispatcher:
         # Unrecorded jobs by delivery id, oldest first (see the module's doc).
         self._unrecorded: dict[str, Job] = {}
         self.hold_seconds = hold_seconds
+        self._recheck = hold_seconds / 4
+        # Each endpoint's held jobs in the order handed over, those let go of dropped from
+        # the front: how long its oldest has waited (`behind`).
+        self._ages: dict[str, deque[Age]] = {}
         self._owing = True  # takes unrecorded jobs; not once the stop has begun
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
@@ -297,23 +311,43 @@ class Dispatcher:
         """The endpoints whose share of the room is taken: a claim leaves theirs alone."""
         return [e for e, held in self._per_lane.items() if held >= self.lane_limit]
 
-    async def room(self, wanted: int, deadline: float) -> None:
-        """Until `wanted` deliveries fit (`max_held` at most), the process stops, or the
-        `time.monotonic()` `deadline` passes."""
+    async def room(self, wanted: int, deadline: float, endpoint_id: str | None = None) -> None:
+        """Until `wanted` deliveries fit (`max_held` at most) and, given `endpoint_id`, one
+        more of that endpoint's fits its share unless its lane is `behind`; or the process
+        stops, or the `time.monotonic()` `deadline` passes."""
         wanted = min(wanted, self.max_held)
-        if self.free >= wanted:
+
+        def short() -> bool:
+            if self.free < wanted:
+                return True
+            return endpoint_id is not None and self.lane_waits(endpoint_id, 0)
+
+        if not short():
             return
         self.waiting += 1
         try:
-            while self.free < wanted and not self._stopping:
+            while short() and not self._stopping:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
                 self._freed.clear()
+                # Looked at again now and then: a lane that stops moving is `behind`.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), remaining)
+                    await asyncio.wait_for(self._freed.wait(), min(remaining, self._recheck))
         finally:
             self.waiting -= 1
+
+    def lane_waits(self, endpoint_id: str, taken: int) -> bool:
+        """Whether one more of an endpoint's deliveries, after `taken` more, is beyond its
+        share of the room while its lane is moving (not `behind`): worth waiting for, where
+        one behind is written for any process (the claim skips full lanes)."""
+        return taken >= self.lane_room(endpoint_id) and not self.behind(endpoint_id)
+
+    def behind(self, endpoint_id: str) -> bool:
+        """Whether the oldest delivery this endpoint's lane holds was handed over more than
+        `hold_seconds` ago: it sends slower than it is given work (a slow endpoint)."""
+        ages = self._ages.get(endpoint_id)
+        return ages is not None and ages[0].since < time.monotonic() - self.hold_seconds
 
     async def drained(self) -> None:
         """Until nothing is held (returns at once if nothing is)."""
@@ -329,6 +363,9 @@ class Dispatcher:
             self._not_here(job)
             return
         self.held.add(job.id)
+        job.since = job.since or time.monotonic()
+        job.age = Age(job.since)
+        self._ages.setdefault(job.endpoint_id, deque()).append(job.age)
         self._per_lane[job.endpoint_id] += 1
         self._drained.clear()
         self._lane(endpoint).queue.put_nowait(job)
@@ -416,6 +453,14 @@ class Dispatcher:
     def _let_go(self, job: Job) -> None:
         """`job` is done with here; its room is free once what it handed the writer (its
         outcome) is written."""
+        if job.age is not None:
+            job.age.done = True
+            ages = self._ages.get(job.endpoint_id)
+            while ages and ages[0].done:
+                ages.popleft()
+            if not ages:
+                self._ages.pop(job.endpoint_id, None)
+        self._freed.set()  # its lane's share (the process's room: once written, below)
         if job.id in self.held:
             self.held.discard(job.id)
             self._per_lane[job.endpoint_id] -= 1

@@ -152,7 +152,7 @@ class FanOut:
         created: list[Document] = []
         event = Event(event_id, workspace_id, event_type, occurred_at, data)
         docs = self._built([event], only)
-        while piece := self._piece(docs, self._most):  # asked for: no waiting
+        while piece := self._piece(docs, self._most)[0]:  # asked for: no waiting
             created += await self._write(piece)
         return created
 
@@ -168,11 +168,17 @@ class FanOut:
         deadline = time.monotonic() + self.room_wait
         step = min(self._most, FANOUT_STEP)
         docs = self._built(events)
-        # One delivery built before waiting: a batch that makes none waits for nothing.
-        for first in docs:
-            await self._dispatcher.room(step, deadline)
+        # One delivery built before waiting: a batch that makes none waits for nothing. It
+        # also waits for its endpoint's share of the room, unless that endpoint's lane is
+        # behind (a slow endpoint: the rest of its deliveries are written for any process).
+        following = next(docs, None)
+        while following is not None:
+            await self._dispatcher.room(step, deadline, following["endpoint_id"])
             most = max(step, min(self._most, self._dispatcher.free))
-            await self._hand_over(self._piece(chain([first], docs), most), fanned)
+            piece, following = self._piece(chain([following], docs), most, deadline)
+            if following is None:
+                following = next(docs, None)
+            await self._hand_over(piece, fanned)
         return fanned
 
     async def recorded(self, fanned: Fanned) -> None:
@@ -207,18 +213,31 @@ class FanOut:
                     owner=self._ownership.id,
                 )
 
-    @staticmethod
-    def _piece(docs: Iterator[Document], most: int) -> list[Document]:
+    def _piece(
+        self, docs: Iterator[Document], most: int, deadline: float | None = None
+    ) -> tuple[list[Document], Document | None]:
         """The next `most` of `docs`, fewer once their bodies (a copy each in the write) add
-        up to `FANOUT_PIECE_BYTES`."""
+        up to `FANOUT_PIECE_BYTES`; given the room wait's `deadline`, fewer also before
+        one whose endpoint's share is taken while its lane is moving (that one returned
+        second, for the next piece, which waits for the lane)."""
         piece: list[Document] = []
+        taken: Tally[str] = Tally()
         size = 0
         for doc in docs:
+            endpoint_id = doc["endpoint_id"]
+            if (
+                piece
+                and deadline is not None
+                and time.monotonic() < deadline
+                and self._dispatcher.lane_waits(endpoint_id, taken[endpoint_id])
+            ):
+                return piece, doc
+            taken[endpoint_id] += 1
             piece.append(doc)
             size += len(doc["body"])
             if len(piece) >= most or size >= FANOUT_PIECE_BYTES:
                 break
-        return piece
+        return piece, None
 
     async def _hand_over(self, docs: list[Document], fanned: Fanned) -> None:
         """Those of `docs` not written already (a replayed batch's) to the lanes
