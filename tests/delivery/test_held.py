@@ -356,6 +356,55 @@ async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
     assert peak.most <= MAX_HELD
 
 
+async def test_fan_out_waits_for_a_moving_lane_and_writes_past_one_behind(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint's share of the room taken (here 2): while its lane moves (its oldest
+    delivery handed over within the hold bound), fan-out waits for it, and a backlog to one
+    quick endpoint stays in Kafka rather than go through the scheduler; once the lane is
+    behind (a slow endpoint), what is beyond its share is written for any process at once."""
+    moving_path, moving_url, moving_gate = _gated(sink)
+    behind_path, behind_url, behind_gate = _gated(sink)
+    moving = await _endpoint(delivery, moving_url, "ws_held_lane_moving")
+    behind = await _endpoint(delivery, behind_url, "ws_held_lane_behind")
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery, lane_limit=2)
+
+    async def no_claim() -> bool:
+        return False
+
+    monkeypatch.setattr(state.scheduler, "poll", no_claim)
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+    unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
+    fan_out.room_wait = 600.0
+    try:
+        writing = asyncio.ensure_future(fan_out.events(_events("ws_held_lane_moving", 4)))
+        await until(lambda: dispatcher.waiting == 1, what="fan-out waiting for the lane")
+        await sink[0].wait_for(moving_path, 2)
+        assert len(dispatcher.held) == 2
+        assert await deliveries.count_documents({"endpoint_id": moving}) == 0
+        moving_gate.set()
+        assert (await writing).made == 4
+        assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before
+        await _all_sent_once(delivery, sink, moving_path, moving, 4)
+
+        # Behind: its oldest delivery has waited past the bound (here, any wait at all).
+        monkeypatch.setattr(dispatcher, "hold_seconds", 0.0)
+        assert (await fan_out.events(_events("ws_held_lane_behind", 4))).made == 4
+        assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before + 2
+        waiting = {"endpoint_id": behind, "lease_owner": None, "status": "pending"}
+        assert await deliveries.count_documents(waiting) == 2
+    finally:
+        fan_out.room_wait = 0.0
+        moving_gate.set()
+        behind_gate.set()
+    monkeypatch.undo()  # the scheduler claims the two written
+    await _all_sent_once(delivery, sink, behind_path, behind, 4)
+    assert peak.most <= MAX_HELD
+
+
 async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:

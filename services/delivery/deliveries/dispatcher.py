@@ -347,7 +347,7 @@ class Dispatcher:
         """Whether the oldest delivery this endpoint's lane holds was handed over more than
         `hold_seconds` ago: it sends slower than it is given work (a slow endpoint)."""
         ages = self._ages.get(endpoint_id)
-        return ages is not None and ages[0].since < time.monotonic() - self.hold_seconds
+        return ages is not None and ages[0].since <= time.monotonic() - self.hold_seconds
 
     async def drained(self) -> None:
         """Until nothing is held (returns at once if nothing is)."""
