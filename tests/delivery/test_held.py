@@ -405,6 +405,32 @@ async def test_fan_out_waits_for_a_moving_lane_and_writes_past_one_behind(
     assert peak.most <= MAX_HELD
 
 
+async def test_a_batch_read_again_while_its_deliveries_are_out_sends_each_once(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """A batch fanned out again (a rewind) while its deliveries are still out, unrecorded:
+    not found in MongoDB, but not sent again either; the second reading waits for the same
+    records as the first."""
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_again"
+    endpoint = await _endpoint(delivery, url, workspace)
+    fan_out: FanOut = _state(delivery).fan_out
+    dispatcher, _ = _watched(delivery)
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+    events = _events(workspace, 2)
+    try:
+        first = await fan_out.events(events)
+        await sink[0].wait_for(path, 2)
+        again = await fan_out.events(events)
+        assert again.owed == first.owed and len(again.owed) == 2
+        assert not any(recorded.done() for recorded in again.owed)
+        assert len(dispatcher.held) == 2
+    finally:
+        gate.set()
+    await fan_out.recorded(again)
+    await _all_sent_once(delivery, sink, path, endpoint, 2)
+
+
 async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
