@@ -431,6 +431,7 @@ def consume_pipelined(
     max_records: int = 500,
     max_pending: int = 5_000,
     wanted: Wanted | None = None,
+    on_drain: Callable[[], object] | None = None,
 ) -> Pipeline:
     """Like `consume_batch`, for handlers whose work has two parts: what must be done before
     the next batch is handled (publishing, in order), and what must only be done before
@@ -440,8 +441,10 @@ def consume_pipelined(
     order, as each finishes, so a crash redelivers every batch whose second part had not
     finished (the handler must be idempotent, as for `consume_batch`). A failure in either
     part rewinds the partitions to the oldest batch not committed, which comes back after a
-    pause."""
-    pipeline = Pipeline(purpose, max_pending)
+    pause. `on_drain` is called as the stop begins to drain the pipeline (`Pipeline.drain`):
+    for second parts that would otherwise outlast the stop to give up (fail), leaving their
+    batches to the partitions' next owner."""
+    pipeline = Pipeline(purpose, max_pending, on_drain)
     runtime.pipelines.append(pipeline)
 
     async def run(envelopes: list[E]) -> None:
@@ -523,8 +526,11 @@ class Pipeline:
     it was reached. Commits happen beside the consumer (as batches settle), never on its
     way to the next batch."""
 
-    def __init__(self, purpose: str, max_pending: int) -> None:
+    def __init__(
+        self, purpose: str, max_pending: int, on_drain: Callable[[], object] | None = None
+    ) -> None:
         self.purpose = purpose
+        self._on_drain = on_drain
         self._max_pending = max_pending
         self._batches: deque[_Batch] = deque()
         self._records = 0  # in the batches pending
@@ -667,6 +673,8 @@ class Pipeline:
 
     async def drain(self) -> None:
         """At the stop, before the consumers leave: what runs is waited for and committed."""
+        if self._on_drain is not None:
+            self._on_drain()
         running = [b.settled for b in self._batches if b.settled is not None]
         if running:
             await asyncio.wait(running)

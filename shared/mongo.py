@@ -432,6 +432,7 @@ class BatchedWriter:
         # neither written nor kept yet. A bounded stop that leaves that flush to end on its
         # own counts them as left unwritten.
         self._in_flight = 0
+        self._inserting: dict[tuple[str, str], Document] = {}  # the flush under way's
 
     def bump(
         self,
@@ -458,6 +459,12 @@ class BatchedWriter:
             pending.update(fields)
         else:
             self._sets[(collection, doc_id)].update(fields)
+
+    def inserting(self, collection: str, doc_id: str) -> bool:
+        """Whether an `insert_once` of this document is handed over and not yet written: a
+        read of MongoDB does not find it yet."""
+        key = (collection, doc_id)
+        return key in self._inserts or key in self._inserting
 
     def add_to_bucket(self, collection: str, field: str, value: str, expires_at: datetime) -> None:
         bucket = self._buckets.get((collection, field))
@@ -597,6 +604,7 @@ class BatchedWriter:
         self._incs, self._maxes = defaultdict(lambda: defaultdict(int)), defaultdict(dict)
         self._inserts, self._sets, self._buckets = {}, defaultdict(dict), {}
         self._creates = {}
+        self._inserting = inserts
         updated = set(incs) | set(maxes) | set(sets)
         self._in_flight = len(updated | set(inserts))
         self._in_flight += sum(len(bucket.values) for bucket in buckets.values())
@@ -645,6 +653,7 @@ class BatchedWriter:
                     self._keep(unwritten, incs, maxes, inserts, sets, creates)
         finally:
             self._in_flight = 0
+            self._inserting = {}
 
     async def _write_inserts(
         self, inserts: dict[tuple[str, str], Document]

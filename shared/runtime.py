@@ -163,9 +163,12 @@ class Runtime:
         model: type[E],
         handler: Callable[[list[E]], Awaitable[Awaitable[object]]],
         wanted: consumers.Wanted | None = None,
+        on_drain: Callable[[], object] | None = None,
     ) -> None:
         """Subscribe a two-part batch handler (see shared.consumers.consume_pipelined)."""
-        consumers.consume_pipelined(self, topic, purpose, model, handler, wanted=wanted)
+        consumers.consume_pipelined(
+            self, topic, purpose, model, handler, wanted=wanted, on_drain=on_drain
+        )
 
     def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
         self._tasks.append(asyncio.create_task(_log_crash(name, factory), name=name))

@@ -306,6 +306,11 @@ class DeliverySettings(ServiceSettings):
     # offsets wait, so a backlog stays in Kafka, where it costs nothing and shows as lag
     # (what KEDA scales on). 0: never wait.
     delivery_fanout_wait_seconds: float = Field(60.0, ge=0)
+    # A delivery made from a consumed batch is written once, with its first outcome, and the
+    # batch's offsets wait for that. One not ended this long after its fan-out (a slow
+    # endpoint, a long queue) is written pending, held by this process, so that a slow
+    # endpoint never holds a partition's commit; its outcome is then an update.
+    delivery_hold_seconds: float = Field(2.0, gt=0)
 
 
 class SyncSettings(ServiceSettings):

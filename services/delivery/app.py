@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
 from services.delivery.deliveries.retention import EndedDeliveries
-from services.delivery.deliveries.service import Event, FanOut, Scheduler
+from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -84,6 +84,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         usage=usage,
         max_held=settings.delivery_max_held,
         max_in_flight=settings.delivery_max_in_flight,
+        hold_seconds=settings.delivery_hold_seconds,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
@@ -116,12 +117,19 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.usage = usage
     app.state.ownership = ownership
 
-    async def on_chat_events(events: list[ChatEvent]) -> None:
-        await fan_out.events(
+    # Pipelined: a batch's deliveries go to the lanes unrecorded, and its offsets are
+    # committed once each is written with its first outcome (FanOut.recorded), while later
+    # batches are fanned out. Fan-out is idempotent by itself (delivery ids derive from
+    # event and endpoint, and a replayed batch skips those written), so these consumers
+    # skip the envelope ledger.
+    async def on_chat_events(events: list[ChatEvent]) -> Awaitable[None]:
+        fanned = await fan_out.events(
             [Event(e.id, e.workspace_id, e.type, e.occurred_at, e.data) for e in events]
         )
+        return fan_out.recorded(fanned)
 
-    async def on_provider_events(events: list[ProviderEvent]) -> None:
+    async def on_provider_events(events: list[ProviderEvent]) -> Awaitable[None]:
+        fanned = Fanned()
         batch = []
         for event in events:
             kind = f"{event.provider}.{event.event_type}"
@@ -132,19 +140,26 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
                 continue
             # Too large for Kafka (megabytes): loaded and fanned out on its own, so that a
             # batch holds one such body in memory at a time, not hundreds.
-            await fan_out.events(batch)
+            await fan_out.events(batch, fanned)
             batch = []
             payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
             await fan_out.events(
-                [Event(event.id, event.workspace_id, kind, event.received_at, payload)]
+                [Event(event.id, event.workspace_id, kind, event.received_at, payload)], fanned
             )
-        await fan_out.events(batch)
+        await fan_out.events(batch, fanned)
+        return fan_out.recorded(fanned)
 
-    # Fan-out is idempotent by itself (delivery ids derive from event and endpoint), so these
-    # consumers take whole batches, one bulk write each, and skip the envelope ledger.
-    runtime.consume_batch(Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_events)
-    runtime.consume_batch(
-        Topic.PROVIDER_EVENTS, "provider-fanout", ProviderEvent, on_provider_events
+    # At the stop, the batches whose deliveries are still unrecorded are left to the
+    # partitions' next owner (Dispatcher.stop_owing), not waited for.
+    runtime.consume_pipelined(
+        Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_events, on_drain=dispatcher.stop_owing
+    )
+    runtime.consume_pipelined(
+        Topic.PROVIDER_EVENTS,
+        "provider-fanout",
+        ProviderEvent,
+        on_provider_events,
+        on_drain=dispatcher.stop_owing,
     )
 
     async def start(_: Runtime) -> None:
@@ -153,6 +168,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("endpoint-cache", cache.run)
         runtime.background("delivery-scheduler", scheduler.run)
         runtime.background("delivery-heartbeat", ownership.keep_alive)
+        runtime.background("delivery-hold", dispatcher.hold)
 
     def removed(workspace_id: str, deliveries: int, attempts: int) -> None:
         usage.keep(workspace_id, "deliveries", -deliveries)

@@ -35,9 +35,14 @@ Sink = tuple[WebhookSink, str]
 async def delivery(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningService]:
-    # Fan-out does not wait for room here unless a test says so (`FanOut.room_wait`).
+    # Fan-out does not wait for room here unless a test says so (`FanOut.room_wait`), and
+    # what the lanes hold unrecorded stays unrecorded for as long as the endpoint holds it.
     settings = settings_for(
-        infra, tmp_path_factory, delivery_max_held=MAX_HELD, delivery_fanout_wait_seconds=0
+        infra,
+        tmp_path_factory,
+        delivery_max_held=MAX_HELD,
+        delivery_fanout_wait_seconds=0,
+        delivery_hold_seconds=3600,
     )
     async with serve(create_app(definition(), settings)) as running:
         yield running
@@ -143,7 +148,7 @@ async def test_a_fan_out_beyond_the_room_is_written_unheld_and_each_sent_once(
         first, second = await asyncio.gather(
             fan_out.events(_events(workspace, 10)), fan_out.events(_events(workspace, 10))
         )
-        assert first + second == 20
+        assert first.made + second.made == 20
         assert len(dispatcher.held) == MAX_HELD
         assert _metric(delivery, "hookhub_delivery_held") == MAX_HELD
         assert _metric(delivery, "hookhub_delivery_held_limit") == MAX_HELD
@@ -151,9 +156,10 @@ async def test_a_fan_out_beyond_the_room_is_written_unheld_and_each_sent_once(
         assert unheld_now == unheld_before + 15
         await sink[0].wait_for(path, MAX_HELD)  # out, and held there
 
+        # Those held are not written until their outcome is (the batches' offsets wait).
         docs = await deliveries.find({"endpoint_id": endpoint_id}).to_list()
-        assert len(docs) == 20
-        assert {d["_id"] for d in docs if d["lease_owner"] is not None} == set(dispatcher.held)
+        assert len(docs) == 15
+        assert not {d["_id"] for d in docs} & set(dispatcher.held)
         waiting = [d for d in docs if d["lease_owner"] is None]
         assert len(waiting) == 15
         assert {d["status"] for d in waiting} == {"pending"}
@@ -241,8 +247,8 @@ async def test_one_endpoint_takes_no_more_than_its_share_and_the_claim_leaves_th
         await fan_out.events(_events(workspace, 2))
         await sink[0].wait_for(other_path, 2)
         assert await scheduler.poll() is False
-        held = await deliveries.count_documents({"endpoint_id": slow, "lease_owner": {"$ne": None}})
-        assert held == 2
+        # The slow endpoint's two held are not written: the eight waiting are.
+        assert await deliveries.count_documents({"endpoint_id": slow}) == 8
         assert len(dispatcher.held) == 4
         other_gate.set()
         await _all_sent_once(delivery, sink, other_path, other, 2)
@@ -263,9 +269,10 @@ async def test_one_endpoint_takes_no_more_than_its_share_and_the_claim_leaves_th
 async def test_a_batch_is_written_a_piece_at_a_time(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch's deliveries are built and written a piece at a time (`FANOUT_PIECE`, half
-    the room, fewer when their bodies add up to `FANOUT_PIECE_BYTES`): a backlog is never
-    in memory whole. Each is written and sent once all the same."""
+    """A batch's deliveries are built and handed over a piece at a time (`FANOUT_PIECE`,
+    half the room, fewer when their bodies add up to `FANOUT_PIECE_BYTES`): a backlog is
+    never in memory whole. Each piece is looked up once (a replay's deliveries are written
+    already); each delivery is sent once all the same."""
     fake, base_url = sink
     paths = ["/pieces/" + uuid.uuid4().hex[:8] for _ in range(2)]
     for path in paths:
@@ -276,28 +283,30 @@ async def test_a_batch_is_written_a_piece_at_a_time(
     state = _state(delivery)
     await until(lambda: state.endpoint_cache.get(second) is not None, what="cached")
     repository = state.delivery_repository
-    written: list[int] = []
-    insert_new = repository.insert_new
+    pieces: list[int] = []
+    existing = repository.existing
 
-    async def counted(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        written.append(len(docs))
-        created: list[dict[str, Any]] = await insert_new(docs)
-        return created
+    async def counted(ids: list[str]) -> set[str]:
+        pieces.append(len(ids))
+        found: set[str] = await existing(ids)
+        return found
 
-    monkeypatch.setattr(repository, "insert_new", counted)
+    monkeypatch.setattr(repository, "existing", counted)
     fan_out: FanOut = state.fan_out
     # Half the room (5) at most: two.
-    assert await fan_out.events(_events(workspace, 5)) == 10
-    assert written == [2, 2, 2, 2, 2]
+    assert (await fan_out.events(_events(workspace, 5))).made == 10
+    assert pieces == [2, 2, 2, 2, 2]
     # A body's worth of bytes each: one at a time.
-    written.clear()
+    pieces.clear()
     events = _events(workspace, 3)
     body = webhook_body("message.created", isoformat(events[0].occurred_at), {"n": 0})
     monkeypatch.setattr(fan_out_module, "FANOUT_PIECE_BYTES", len(body))
-    assert await fan_out.events(events) == 6
-    assert written == [1] * 6
-    # The same events again: found written, none new, none sent twice.
-    assert await fan_out.events(events) == 0
+    fanned = await fan_out.events(events)
+    assert fanned.made == 6
+    assert pieces == [1] * 6
+    # The same events again once recorded: found written, none new, none sent twice.
+    await fan_out.recorded(fanned)
+    assert (await fan_out.events(events)).made == 0
     for endpoint, path in ((first, paths[0]), (second, paths[1])):
         await _all_sent_once(delivery, sink, path, endpoint, 8)
 
@@ -331,19 +340,95 @@ async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(
         writing = asyncio.ensure_future(fan_out.events(_events(workspace, 6)))
         await until(lambda: dispatcher.waiting == 1, what="fan-out waiting for room")
         assert len(dispatcher.held) == 4
-        assert await deliveries.count_documents({"endpoint_id": endpoint}) == 4
+        # Held unrecorded: none written (the rest waits in Kafka, the offsets with it).
+        assert await deliveries.count_documents({"endpoint_id": endpoint}) == 0
         assert not writing.done()
         # A batch that makes no delivery (no endpoint wants it) does not wait for room.
         nothing = fan_out.events(_events("ws_held_nobody", 3))
-        assert await asyncio.wait_for(nothing, 60) == 0
+        assert (await asyncio.wait_for(nothing, 60)).made == 0
         gate.set()
-        assert await writing == 6
+        assert (await writing).made == 6
     finally:
         fan_out.room_wait = 0.0
         gate.set()
     await _all_sent_once(delivery, sink, path, endpoint, 6)
     assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before
     assert peak.most <= MAX_HELD
+
+
+async def test_fan_out_waits_for_a_moving_lane_and_writes_past_one_behind(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint's share of the room taken (here 2): while its lane moves (its oldest
+    delivery handed over within the hold bound), fan-out waits for it, and a backlog to one
+    quick endpoint stays in Kafka rather than go through the scheduler; once the lane is
+    behind (a slow endpoint), what is beyond its share is written for any process at once."""
+    moving_path, moving_url, moving_gate = _gated(sink)
+    behind_path, behind_url, behind_gate = _gated(sink)
+    moving = await _endpoint(delivery, moving_url, "ws_held_lane_moving")
+    behind = await _endpoint(delivery, behind_url, "ws_held_lane_behind")
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, peak = _watched(delivery, lane_limit=2)
+
+    async def no_claim() -> bool:
+        return False
+
+    monkeypatch.setattr(state.scheduler, "poll", no_claim)
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+    unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
+    fan_out.room_wait = 600.0
+    try:
+        writing = asyncio.ensure_future(fan_out.events(_events("ws_held_lane_moving", 4)))
+        await until(lambda: dispatcher.waiting == 1, what="fan-out waiting for the lane")
+        await sink[0].wait_for(moving_path, 2)
+        assert len(dispatcher.held) == 2
+        assert await deliveries.count_documents({"endpoint_id": moving}) == 0
+        moving_gate.set()
+        assert (await writing).made == 4
+        assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before
+        await _all_sent_once(delivery, sink, moving_path, moving, 4)
+
+        # Behind: its oldest delivery has waited past the bound (here, any wait at all).
+        monkeypatch.setattr(dispatcher, "hold_seconds", 0.0)
+        assert (await fan_out.events(_events("ws_held_lane_behind", 4))).made == 4
+        assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before + 2
+        waiting = {"endpoint_id": behind, "lease_owner": None, "status": "pending"}
+        assert await deliveries.count_documents(waiting) == 2
+    finally:
+        fan_out.room_wait = 0.0
+        moving_gate.set()
+        behind_gate.set()
+    monkeypatch.undo()  # the scheduler claims the two written
+    await _all_sent_once(delivery, sink, behind_path, behind, 4)
+    assert peak.most <= MAX_HELD
+
+
+async def test_a_batch_read_again_while_its_deliveries_are_out_sends_each_once(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """A batch fanned out again (a rewind) while its deliveries are still out, unrecorded:
+    not found in MongoDB, but not sent again either; the second reading waits for the same
+    records as the first."""
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_again"
+    endpoint = await _endpoint(delivery, url, workspace)
+    fan_out: FanOut = _state(delivery).fan_out
+    dispatcher, _ = _watched(delivery)
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+    events = _events(workspace, 2)
+    try:
+        first = await fan_out.events(events)
+        await sink[0].wait_for(path, 2)
+        again = await fan_out.events(events)
+        assert again.owed == first.owed and len(again.owed) == 2
+        assert not any(recorded.done() for recorded in again.owed)
+        assert len(dispatcher.held) == 2
+    finally:
+        gate.set()
+    await fan_out.recorded(again)
+    await _all_sent_once(delivery, sink, path, endpoint, 2)
 
 
 async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
@@ -371,15 +456,15 @@ async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
 
     monkeypatch.setattr(writer, "_flush", held_flush)
     try:
-        assert await fan_out.events(_events(workspace, MAX_HELD)) == MAX_HELD
+        assert (await fan_out.events(_events(workspace, MAX_HELD))).made == MAX_HELD
         await sink[0].wait_for(path, MAX_HELD)
         await until(lambda: not dispatcher.held, what="the lanes done")
         assert dispatcher.free == 0
         assert _metric(delivery, "hookhub_delivery_outcomes_unwritten") == MAX_HELD
-        mine = {"endpoint_id": endpoint, "status": "pending"}
-        assert await deliveries.count_documents(mine) == MAX_HELD  # no outcome written yet
+        # Written with their outcome, which is not written yet: none is.
+        assert await deliveries.count_documents({"endpoint_id": endpoint}) == 0
         unheld_before = _metric(delivery, "hookhub_delivery_written_unheld_total") or 0.0
-        assert await fan_out.events(_events(workspace, 3)) == 3
+        assert (await fan_out.events(_events(workspace, 3))).made == 3
         assert _metric(delivery, "hookhub_delivery_written_unheld_total") == unheld_before + 3
         assert await scheduler.poll() is False
         assert not dispatcher.held
@@ -408,7 +493,7 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
     monkeypatch.setattr(dispatcher, "_slots", asyncio.Semaphore(2))
     try:
         for name in ("one", "two"):
-            assert await state.fan_out.events(_events(f"ws_held_slots_{name}", 2)) == 2
+            assert (await state.fan_out.events(_events(f"ws_held_slots_{name}", 2))).made == 2
         await until(lambda: _metric(delivery, "hookhub_delivery_in_flight") == 2, what="2 out")
         # The two out may both be the first endpoint's, before the second has a lane.
         await until(lambda: all(e in dispatcher._lanes for e in endpoints), what="both lanes")
@@ -438,10 +523,10 @@ async def test_one_endpoint_has_no_more_than_its_share_of_the_attempts_in_flight
     share = dispatcher.lane_slots
     dispatcher.lane_slots = 2  # before the endpoints' lanes are made
     try:
-        assert await state.fan_out.events(_events(workspace, 4)) == 4
+        assert (await state.fan_out.events(_events(workspace, 4))).made == 4
         await sink[0].wait_for(path, 2)
         assert len(dispatcher._lanes[endpoint].workers) == 2
-        assert await state.fan_out.events(_events("ws_held_lane_slots_other", 1)) == 1
+        assert (await state.fan_out.events(_events("ws_held_lane_slots_other", 1))).made == 1
         await _all_sent_once(delivery, sink, other_path, other, 1)
         assert len(sink[0].at(path)) == 2
     finally:
@@ -453,9 +538,10 @@ async def test_one_endpoint_has_no_more_than_its_share_of_the_attempts_in_flight
 async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
     delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """MongoDB wrote the batch but the write raised (a timeout after the write): the replay
-    finds the deliveries written, held by this process and by no lane. The scheduler's
-    upkeep takes them back, and each is sent once."""
+    """A fan-out that writes before it sends (`FanOut.event`, a test send): MongoDB wrote
+    the deliveries but the write raised (a timeout after the write). Asked again, it finds
+    them written, held by this process and by no lane. The scheduler's upkeep takes them
+    back, and each is sent once."""
     fake = sink[0]
     workspace = "ws_held_unanswered"
     path, endpoint = await _answering(delivery, sink, "unanswered", workspace)
@@ -479,7 +565,7 @@ async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
 
     events = _events(workspace, 2)
     await _fails_once(fan_out, events, repository, written_then_timed_out, monkeypatch)
-    assert await fan_out.events(events) == 0  # the replay: written already
+    assert await _written(fan_out, events) == 0  # asked again: written already
     mine = {"endpoint_id": endpoint, "lease_owner": state.ownership.id, "status": "pending"}
     assert await repository.deliveries.count_documents(mine) == 2
     assert fake.at(path) == []
@@ -495,7 +581,7 @@ async def test_deliveries_a_failed_write_made_all_the_same_are_taken_back(
     events = _events(workspace, 2)
     await _fails_once(fan_out, events, repository, timed_out, monkeypatch)
     assert state.dispatcher.unanswered
-    assert await fan_out.events(events) == 2
+    assert await _written(fan_out, events) == 2
     assert not state.dispatcher.unanswered
     await _all_sent_once(delivery, sink, path, endpoint, 4)
 
@@ -507,9 +593,27 @@ async def _fails_once(
     insert_new: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Fan `events` out with `insert_new` in place of the repository's, which raises."""
+    """Fan each of `events` out (written first) with `insert_new` in place of the
+    repository's, which raises."""
     real = repository.insert_new
     monkeypatch.setattr(repository, "insert_new", insert_new)
-    with pytest.raises(NetworkTimeout):
-        await fan_out.events(events)
+    for event in events:
+        with pytest.raises(NetworkTimeout):
+            await _written(fan_out, [event])
     monkeypatch.setattr(repository, "insert_new", real)
+
+
+async def _written(fan_out: FanOut, events: list[Event]) -> int:
+    """Each event fanned out written before it is sent; how many deliveries were new."""
+    made = 0
+    for e in events:
+        made += len(
+            await fan_out.event(
+                event_id=e.id,
+                workspace_id=e.workspace_id,
+                event_type=e.type,
+                occurred_at=e.occurred_at,
+                data=e.data,
+            )
+        )
+    return made

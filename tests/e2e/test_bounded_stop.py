@@ -3,7 +3,8 @@
 Each service runs as `hookhub serve` does in production. The hard cases: Kafka and MongoDB
 both frozen (SIGSTOP: connections open, nothing answers) when the stop begins, and the
 delivery service with 200 attempts in flight to an endpoint that never answers. What a stop
-cuts off is left for a retry: never lost, never reported as delivered.
+cuts off is left for a retry: never lost, never reported as delivered (for a delivery not
+yet recorded, its event's uncommitted offset is the record).
 """
 
 from __future__ import annotations
@@ -139,17 +140,19 @@ async def test_delivery_with_200_attempts_in_flight_stops_in_time_and_hands_them
         assert took <= SHUTDOWN_SECONDS + EXIT_MARGIN, f"delivery took {took:.1f}s to stop"
         assert _stop_record(first)["overran"] == []
 
-        # Left for a retry: open, handed over, due; no attempt recorded as an outcome.
+        # Left for a retry: nothing recorded as an outcome. The attempts cut off were of
+        # deliveries made from consumed batches and not yet recorded (written once, with
+        # their outcome): not written at all, their batches' offsets not committed, so the
+        # next process fans those events out again. What is written is open, handed over
+        # and due: the deliveries beyond the endpoint's share of the room (pending, held by
+        # nobody), and any held past HOOKHUB_DELIVERY_HOLD_SECONDS before the stop (held by
+        # the stopped process).
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_uri)
         try:
             db = client[settings.mongo_db]
             deliveries = await db["deliveries"].find({}).to_list()
-            # The fan-out may have been stopped before it took every event: those wait in
-            # Kafka, uncommitted, and the next process fans them out.
-            assert 200 <= len(deliveries) <= events
-            # `active`: a cut-off attempt whose status update the log step had no time left
-            # to write (it writes within its seconds). Handed over all the same, below.
-            assert {d["status"] for d in deliveries} <= {"pending", "delayed", "active"}
+            assert len(deliveries) <= events
+            assert {d["status"] for d in deliveries} <= {"pending", "active"}
             # Handed over: the worker said it stopped (one write, so the others take what
             # it held as a dead one's), and the owners it had time to clear are cleared
             # (due: whoever polls next takes them).
@@ -161,7 +164,8 @@ async def test_delivery_with_200_attempts_in_flight_stops_in_time_and_hands_them
         finally:
             await client.close()
 
-        # The next process delivers every one of them once the endpoint answers.
+        # The next process delivers every one of them once the endpoint answers: those
+        # written, and those it fans out again from the uncommitted offsets.
         sink.on("/hook", 200)
         before = len(sink.at("/hook"))
         second = ServiceProcess.start("delivery", settings, tmp_path / "second.log", **env)

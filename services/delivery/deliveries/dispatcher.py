@@ -5,6 +5,13 @@ most `max_in_flight` attempts out over all its lanes. Every attempt is signed, s
 the egress-guarded client, logged (batched), and decided: completed, retried later (the
 scheduler picks it up when due), dead-lettered, or the endpoint disabled. A delivery keeps
 its room in the process until its outcome is in MongoDB.
+
+A delivery fan-out makes from a consumed batch comes here *unrecorded*: not in MongoDB yet,
+owed by the batch's uncommitted Kafka offsets. Its first outcome is inserted with the whole
+delivery (one write, not an insert and an update), and the batch waits for that
+(`recorded`). One not ended within `hold_seconds` (a slow endpoint, a long queue) is written
+pending, held by this process, and counts as recorded: a slow endpoint never holds a
+partition's commit; its outcome is then an update, as for any delivery that exists.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as CounterOf
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +53,11 @@ AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
 LANE_SHARE = 0.25  # of a process's room and attempts in flight, the most one endpoint takes
 
 
+class CutOff(Exception):
+    """An unrecorded delivery the stop let go of: its batch's offsets are not committed, so
+    the partition's next owner fans the batch out again."""
+
+
 class DeadLetter(Envelope):
     """On `hookhub.delivery.dead-letters`: a delivery that used up its schedule."""
 
@@ -62,6 +75,14 @@ class DeadLetter(Envelope):
         return self.endpoint_id.encode()
 
 
+@dataclass(slots=True)
+class Age:
+    """When a held job was handed to the lanes, and whether it is done with."""
+
+    since: float
+    done: bool = False
+
+
 @dataclass
 class Job:
     """A delivery held by this process (its lease is kept alive while it is)."""
@@ -76,6 +97,14 @@ class Job:
     attempts: int  # made so far, over the delivery's whole life (numbers the attempt log)
     tries: int  # made in the current round (indexes the retry schedule)
     manual: bool
+    # Not in MongoDB yet (see the module's doc): the delivery document its first outcome is
+    # inserted as, and what its batch waits for. None once recorded.
+    unrecorded: Document | None = None
+    recorded: asyncio.Future[None] | None = None
+    since: float = 0.0  # when it was handed to the lanes (time.monotonic())
+    out: bool = False  # its attempt under way
+    cut: bool = False  # let go of by the stop, unsent: not attempted
+    age: Age | None = None  # in its endpoint's order of hand-over (`Dispatcher.behind`)
 
     @classmethod
     def from_doc(cls, doc: Document) -> Job:
@@ -148,6 +177,7 @@ class Dispatcher:
         usage: UsageCounters,
         max_held: int,
         max_in_flight: int,
+        hold_seconds: float = 2.0,
     ) -> None:
         self._endpoints = endpoints
         self._client_for = client_for
@@ -197,6 +227,14 @@ class Dispatcher:
         self.lane_slots = max(1, int(max_in_flight * LANE_SHARE))
         self._busy: set[asyncio.Task[Any]] = set()  # workers with a slot, in an attempt
         self._stopping = False
+        # Unrecorded jobs by delivery id, oldest first (see the module's doc).
+        self._unrecorded: dict[str, Job] = {}
+        self.hold_seconds = hold_seconds
+        self._recheck = hold_seconds / 4
+        # Each endpoint's held jobs in the order handed over, those let go of dropped from
+        # the front: how long its oldest has waited (`behind`).
+        self._ages: dict[str, deque[Age]] = {}
+        self._owing = True  # takes unrecorded jobs; not once the stop has begun
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
             "Delivery attempts by outcome",
@@ -236,6 +274,12 @@ class Dispatcher:
             registry=registry,
         )
         self.held_limit.set(max_held)
+        self.written_held = Counter(
+            "hookhub_delivery_written_held",
+            "Deliveries not ended within HOOKHUB_DELIVERY_HOLD_SECONDS of their fan-out, written "
+            "pending and held by this process so that their batch's offsets are committed",
+            registry=registry,
+        )
 
     @contextlib.contextmanager
     def room_for(self, wanted: int) -> Iterator[int]:
@@ -267,23 +311,43 @@ class Dispatcher:
         """The endpoints whose share of the room is taken: a claim leaves theirs alone."""
         return [e for e, held in self._per_lane.items() if held >= self.lane_limit]
 
-    async def room(self, wanted: int, deadline: float) -> None:
-        """Until `wanted` deliveries fit (`max_held` at most), the process stops, or the
-        `time.monotonic()` `deadline` passes."""
+    async def room(self, wanted: int, deadline: float, endpoint_id: str | None = None) -> None:
+        """Until `wanted` deliveries fit (`max_held` at most) and, given `endpoint_id`, one
+        more of that endpoint's fits its share unless its lane is `behind`; or the process
+        stops, or the `time.monotonic()` `deadline` passes."""
         wanted = min(wanted, self.max_held)
-        if self.free >= wanted:
+
+        def short() -> bool:
+            if self.free < wanted:
+                return True
+            return endpoint_id is not None and self.lane_waits(endpoint_id, 0)
+
+        if not short():
             return
         self.waiting += 1
         try:
-            while self.free < wanted and not self._stopping:
+            while short() and not self._stopping:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
                 self._freed.clear()
+                # Looked at again now and then: a lane that stops moving is `behind`.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), remaining)
+                    await asyncio.wait_for(self._freed.wait(), min(remaining, self._recheck))
         finally:
             self.waiting -= 1
+
+    def lane_waits(self, endpoint_id: str, taken: int) -> bool:
+        """Whether one more of an endpoint's deliveries, after `taken` more, is beyond its
+        share of the room while its lane is moving (not `behind`): worth waiting for, where
+        one behind is written for any process (the claim skips full lanes)."""
+        return taken >= self.lane_room(endpoint_id) and not self.behind(endpoint_id)
+
+    def behind(self, endpoint_id: str) -> bool:
+        """Whether the oldest delivery this endpoint's lane holds was handed over more than
+        `hold_seconds` ago: it sends slower than it is given work (a slow endpoint)."""
+        ages = self._ages.get(endpoint_id)
+        return ages is not None and ages[0].since <= time.monotonic() - self.hold_seconds
 
     async def drained(self) -> None:
         """Until nothing is held (returns at once if nothing is)."""
@@ -299,13 +363,104 @@ class Dispatcher:
             self._not_here(job)
             return
         self.held.add(job.id)
+        job.since = job.since or time.monotonic()
+        job.age = Age(job.since)
+        self._ages.setdefault(job.endpoint_id, deque()).append(job.age)
         self._per_lane[job.endpoint_id] += 1
         self._drained.clear()
         self._lane(endpoint).queue.put_nowait(job)
 
+    def owe(self, doc: Document) -> asyncio.Future[None]:
+        """Hand the lanes a delivery that is not in MongoDB yet (room taken for it, see
+        `room_for`); done once it is recorded (its document handed to the writer: wait for
+        `recorded`), failed with `CutOff` if the stop lets go of it first."""
+        known = self._unrecorded.get(doc["_id"])
+        if known is not None and known.recorded is not None:
+            return known.recorded  # a batch read again while its first reading's job is here
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._owing or self._stopping:
+            _cut(recorded)
+            return recorded
+        if doc["_id"] in self.held or self._writer.inserting(DELIVERIES, doc["_id"]):
+            # Held (claimed: written) or recorded and not yet in MongoDB (an event that came
+            # twice, its first delivery sent a moment ago): `recorded` waits for the writer.
+            recorded.set_result(None)
+            return recorded
+        job = Job.from_doc(doc)
+        job.unrecorded, job.recorded, job.since = doc, recorded, time.monotonic()
+        self._unrecorded[job.id] = job
+        self.submit(job)
+        return recorded
+
+    async def recorded(self, owed: list[asyncio.Future[None]]) -> None:
+        """Until every one of `owed` is recorded and in MongoDB; raises `CutOff` if the stop
+        let go of one."""
+        for recorded in owed:
+            await recorded
+        if owed:
+            await self._writer.written()
+
+    async def hold(self) -> None:
+        """Writes pending, held by this process, the unrecorded jobs handed over more than
+        `hold_seconds` ago: one sweep for all of them, a few times per bound."""
+        while True:
+            await asyncio.sleep(self.hold_seconds / 4)
+            self.write_held(time.monotonic() - self.hold_seconds)
+
+    def write_held(self, before: float) -> int:
+        """The unrecorded jobs handed over before `before` written pending (or `active`,
+        their attempt under way), held by this process; how many."""
+        old = []
+        for job in self._unrecorded.values():  # oldest first
+            if job.since > before:
+                break
+            old.append(job)
+        for job in old:
+            self._record(job, {"status": "active" if job.out else "pending"})
+        self.written_held.inc(len(old))
+        return len(old)
+
+    def stop_owing(self) -> None:
+        """The stop has begun: the unrecorded jobs' batches are not committed (their next
+        owner fans them out again), so none is waited for. Those queued are never sent;
+        those out are recorded if they end before the stop cuts them off (the next owner
+        finds them written and leaves them)."""
+        self._owing = False
+        for job in self._unrecorded.values():
+            if job.recorded is not None and not job.recorded.done():
+                _cut(job.recorded)
+            if not job.out:
+                job.cut = True
+        # Not written pending by the sweep either; one out is still inserted with its outcome.
+        self._unrecorded.clear()
+
+    def _record(self, job: Job, fields: Document) -> None:
+        """`fields` set on the delivery: an update, or for an unrecorded job its document
+        inserted whole with them (one write; its usage counted then)."""
+        doc = job.unrecorded
+        if doc is None:
+            self._writer.set_fields(DELIVERIES, job.id, fields)
+            return
+        job.unrecorded = None
+        self._unrecorded.pop(job.id, None)
+        self._writer.insert_once(
+            DELIVERIES, job.id, {**{k: v for k, v in doc.items() if k != "_id"}, **fields}
+        )
+        self._usage.made(job.workspace_id, "deliveries")
+        if job.recorded is not None and not job.recorded.done():
+            job.recorded.set_result(None)
+
     def _let_go(self, job: Job) -> None:
         """`job` is done with here; its room is free once what it handed the writer (its
         outcome) is written."""
+        if job.age is not None:
+            job.age.done = True
+            ages = self._ages.get(job.endpoint_id)
+            while ages and ages[0].done:
+                ages.popleft()
+            if not ages:
+                self._ages.pop(job.endpoint_id, None)
+        self._freed.set()  # its lane's share (the process's room: once written, below)
         if job.id in self.held:
             self.held.discard(job.id)
             self._per_lane[job.endpoint_id] -= 1
@@ -367,6 +522,9 @@ class Dispatcher:
         assert me is not None
         while not self._stopping:
             job = await lane.queue.get()
+            if job.cut:  # its batch is read again by the partition's next owner
+                self._let_go(job)
+                continue
             try:
                 if lane.bucket:  # a rate-limited lane waits for its turn without a slot
                     await lane.bucket.take()
@@ -385,7 +543,7 @@ class Dispatcher:
             except Exception:
                 log.exception("delivery_attempt_crashed", delivery_id=job.id)
                 self._let_go(job)
-                self._set_aside(job.id, AFTER_A_CRASH)
+                self._set_aside(job, AFTER_A_CRASH)
             else:
                 self._let_go(job)
             finally:
@@ -393,16 +551,22 @@ class Dispatcher:
 
     def _cut_off(self, job: Job) -> None:
         """An attempt the stop did not wait for: not an outcome, so no attempt is logged and
-        the delivery stays open, due now, for whichever process takes it over."""
+        the delivery stays open, due now, for whichever process takes it over. One not in
+        MongoDB yet stays unwritten: its batch was not committed (`stop_owing`)."""
         self._let_go(job)
-        if self._stopping:
+        if job.unrecorded is not None:
+            self._unrecorded.pop(job.id, None)
+            if job.recorded is not None and not job.recorded.done():
+                _cut(job.recorded)
+        elif self._stopping:
             status = "delayed" if job.attempts else "pending"
             self._writer.set_fields(DELIVERIES, job.id, {"status": status})
 
     async def stop(self, seconds: float) -> None:
         """Take no more jobs; attempts in flight get most of `seconds` to end, then are cut
         off (see `_cut_off`). Queued jobs stay with their deliveries in MongoDB, which the
-        caller hands over (`Ownership.release`)."""
+        caller hands over (`Ownership.release`); unrecorded ones are let go of (`stop_owing`)."""
+        self.stop_owing()
         self._stopping = True
         workers = [worker for lane in self._lanes.values() for worker in lane.workers]
         for worker in workers:
@@ -442,12 +606,15 @@ class Dispatcher:
             return Verdict.RETRY
         if not endpoint.enabled:
             # Kept as it is: a re-enabled endpoint's deliveries can be recovered.
-            self._set_aside(job.id, RECHECK_LATER)
+            self._set_aside(job, RECHECK_LATER)
             return Verdict.RETRY
         number = job.attempts + 1
-        # `active` while the request is out. Folded into the outcome's update when the
-        # attempt ends before the writer's next flush, as it nearly always does.
-        self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
+        job.out = True
+        if job.unrecorded is None:
+            # `active` while the request is out. Folded into the outcome's update when the
+            # attempt ends before the writer's next flush, as it nearly always does. (An
+            # unrecorded delivery is written once, with its outcome.)
+            self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
         headers = delivery_headers(
             msg_id=job.msg_id,
             timestamp=int(time.time()),
@@ -525,7 +692,7 @@ class Dispatcher:
                 self._on_gone(endpoint.id, "the endpoint answered 410 Gone")
             else:
                 self._failing(endpoint, now)
-        self._writer.set_fields(DELIVERIES, job.id, fields)
+        self._record(job, fields)
         log.info(
             "delivery_attempt",
             delivery_id=job.id,
@@ -544,9 +711,9 @@ class Dispatcher:
         aside while the endpoint is looked up, and closed then if the lookup finds its
         tombstone (a process started after the deletion does not load tombstones)."""
         if self._endpoints.gone(job.endpoint_id):
-            self._close_deleted(job.id)
+            self._record(job, _closed())
             return
-        self._set_aside(job.id, RECHECK_LATER)
+        self._set_aside(job, RECHECK_LATER)
         waiting = self._lookups.get(job.endpoint_id)
         if waiting is None:
             waiting = self._lookups[job.endpoint_id] = []
@@ -562,24 +729,12 @@ class Dispatcher:
             waiting = self._lookups.pop(endpoint_id, [])
         if self._endpoints.gone(endpoint_id):
             for delivery_id in waiting:
-                self._close_deleted(delivery_id)
+                self._writer.set_fields(DELIVERIES, delivery_id, _closed())
 
-    def _close_deleted(self, delivery_id: str) -> None:
-        """Failed, not dead-lettered: nobody is left to deliver it to, or to retry it for."""
-        fields = {
-            "status": "failed",
-            "last_error": "the outgoing webhook was deleted",
-            "manual": False,
-            "updated_at": utcnow(),
-            "ended_at": utcnow(),
-            **schedule(next_attempt_at=None),
-        }
-        self._writer.set_fields(DELIVERIES, delivery_id, fields)
-
-    def _set_aside(self, delivery_id: str, delay: timedelta) -> None:
+    def _set_aside(self, job: Job, delay: timedelta) -> None:
         """Not sent now: no process holds it, and the scheduler tries it again later."""
         fields = {"status": "delayed", **schedule(next_attempt_at=utcnow() + delay)}
-        self._writer.set_fields(DELIVERIES, delivery_id, fields)
+        self._record(job, fields)
 
     def _healthy(self, endpoint: EndpointSnapshot) -> None:
         if self._failing_since.pop(endpoint.id, None) is not None:
@@ -612,6 +767,24 @@ class Dispatcher:
             await self._publisher.publish(DEAD_LETTER_TOPIC, letter)
         except Exception as exc:  # the delivery is `failed` and queryable either way
             log.warning("dead_letter_publish_failed", delivery_id=job.id, error=repr(exc))
+
+
+def _closed() -> Document:
+    """A deleted endpoint's delivery: failed, not dead-lettered (nobody is left to deliver
+    it to, or to retry it for)."""
+    return {
+        "status": "failed",
+        "last_error": "the outgoing webhook was deleted",
+        "manual": False,
+        "updated_at": utcnow(),
+        "ended_at": utcnow(),
+        **schedule(next_attempt_at=None),
+    }
+
+
+def _cut(recorded: asyncio.Future[None]) -> None:
+    recorded.set_exception(CutOff())
+    recorded.exception()  # retrieved: a batch that is not waited for logs nothing
 
 
 async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> str:

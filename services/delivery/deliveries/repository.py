@@ -71,6 +71,12 @@ class DeliveryRepository:
         deliveries exist already, so nothing is sent twice)."""
         return await insert_new(self._deliveries, docs)
 
+    async def existing(self, ids: list[str]) -> set[str]:
+        """Those of `ids` that are written (a replayed batch's deliveries): one read of the
+        `_id` index."""
+        found = await self._deliveries.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
+        return {doc["_id"] for doc in found}
+
     async def get(self, delivery_id: str) -> Document | None:
         return tenancy.note(await self._deliveries.find_one(tenancy.narrow({"_id": delivery_id})))
 

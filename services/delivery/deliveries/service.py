@@ -1,11 +1,16 @@
 """Fan-out and scheduling: an event becomes one delivery per matching endpoint, durably.
 
-Deliveries are written before the event's offset is committed, with ids derived from
-(event, endpoint), so a replayed event finds its deliveries already there and sends nothing
-twice. Each is held by the process that wrote it (`lease_owner`), which keeps everything it
-holds with one heartbeat. The scheduler hands due deliveries (retries, and anything a dead
-process held) to the dispatcher, taking each with a conditional update so two processes
-never send the same one at once.
+Delivery ids derive from (event, endpoint). A consumed batch's deliveries go to the lanes
+unrecorded (not in MongoDB: the batch's uncommitted offsets owe them) and are written once,
+with their first outcome (`Dispatcher.owe`); the batch's offsets are committed once every
+one is recorded. A replayed batch finds those already written (one read) and makes only
+the others again; what was sent but not recorded when the process died is sent again, with
+the same `webhook-id`. Deliveries written before they are sent (beyond the room, a slow
+endpoint past `hold_seconds`, a test send) are held by the process that wrote them
+(`lease_owner`), which keeps everything it holds with one heartbeat, or by nobody. The
+scheduler hands due deliveries (retries, and anything a dead process held) to the
+dispatcher, taking each with a conditional update so two processes never send the same one
+at once.
 
 A process holds at most `Dispatcher.max_held` deliveries in memory (their bodies in the
 lanes' queues). Fan-out waits for room before each piece it writes (`room_wait` a batch), so
@@ -21,7 +26,7 @@ import contextlib
 import time
 from collections import Counter as Tally
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -99,6 +104,15 @@ class Event:
     data: Mapping[str, Any] | Any
 
 
+@dataclass
+class Fanned:
+    """What fan-out made of a batch: how many deliveries were new, and the unrecorded ones'
+    records, which its offsets wait for (`FanOut.recorded`)."""
+
+    made: int = 0
+    owed: list[asyncio.Future[None]] = field(default_factory=list)
+
+
 class FanOut:
     def __init__(
         self,
@@ -138,26 +152,38 @@ class FanOut:
         created: list[Document] = []
         event = Event(event_id, workspace_id, event_type, occurred_at, data)
         docs = self._built([event], only)
-        while piece := self._piece(docs, self._most):  # asked for: no waiting
+        while piece := self._piece(docs, self._most)[0]:  # asked for: no waiting
             created += await self._write(piece)
         return created
 
-    async def events(self, events: list[Event]) -> int:
-        """Every delivery of every event in the batch, written a piece at a time; how many
-        were new. Before each piece, fan-out waits until this process has room to hold at
-        least `FANOUT_STEP` more (for up to `room_wait` seconds in all), and the piece is as
-        large as the room then: a backlog is taken at the pace the lanes send it, the rest
-        of it left in Kafka meanwhile, not in MongoDB for the scheduler to claim."""
+    async def events(self, events: list[Event], fanned: Fanned | None = None) -> Fanned:
+        """Every delivery of every event in the batch not made already, handed over a piece
+        at a time: to the lanes unrecorded, or beyond this process's room written pending
+        for any process. Before each piece, fan-out waits until this process has room to
+        hold at least `FANOUT_STEP` more (for up to `room_wait` seconds in all), and the
+        piece is as large as the room then: a backlog is taken at the pace the lanes send
+        it, the rest of it left in Kafka meanwhile, not in MongoDB for the scheduler to
+        claim. The batch's offsets wait for `recorded(fanned)`."""
+        fanned = fanned if fanned is not None else Fanned()
         deadline = time.monotonic() + self.room_wait
         step = min(self._most, FANOUT_STEP)
         docs = self._built(events)
-        created = 0
-        # One delivery built before waiting: a batch that makes none waits for nothing.
-        for first in docs:
-            await self._dispatcher.room(step, deadline)
+        # One delivery built before waiting: a batch that makes none waits for nothing. It
+        # also waits for its endpoint's share of the room, unless that endpoint's lane is
+        # behind (a slow endpoint: the rest of its deliveries are written for any process).
+        following = next(docs, None)
+        while following is not None:
+            await self._dispatcher.room(step, deadline, following["endpoint_id"])
             most = max(step, min(self._most, self._dispatcher.free))
-            created += len(await self._write(self._piece(chain([first], docs), most)))
-        return created
+            piece, following = self._piece(chain([following], docs), most, deadline)
+            if following is None:
+                following = next(docs, None)
+            await self._hand_over(piece, fanned)
+        return fanned
+
+    async def recorded(self, fanned: Fanned) -> None:
+        """Until every delivery `fanned` made is in MongoDB (see `Dispatcher.owe`)."""
+        await self._dispatcher.recorded(fanned.owed)
 
     @property
     def _most(self) -> int:
@@ -187,37 +213,72 @@ class FanOut:
                     owner=self._ownership.id,
                 )
 
-    @staticmethod
-    def _piece(docs: Iterator[Document], most: int) -> list[Document]:
+    def _piece(
+        self, docs: Iterator[Document], most: int, deadline: float | None = None
+    ) -> tuple[list[Document], Document | None]:
         """The next `most` of `docs`, fewer once their bodies (a copy each in the write) add
-        up to `FANOUT_PIECE_BYTES`."""
+        up to `FANOUT_PIECE_BYTES`; given the room wait's `deadline`, fewer also before
+        one whose endpoint's share is taken while its lane is moving (that one returned
+        second, for the next piece, which waits for the lane)."""
         piece: list[Document] = []
+        taken: Tally[str] = Tally()
         size = 0
         for doc in docs:
+            endpoint_id = doc["endpoint_id"]
+            if (
+                piece
+                and deadline is not None
+                and time.monotonic() < deadline
+                and self._dispatcher.lane_waits(endpoint_id, taken[endpoint_id])
+            ):
+                return piece, doc
+            taken[endpoint_id] += 1
             piece.append(doc)
             size += len(doc["body"])
             if len(piece) >= most or size >= FANOUT_PIECE_BYTES:
                 break
-        return piece
+        return piece, None
+
+    async def _hand_over(self, docs: list[Document], fanned: Fanned) -> None:
+        """Those of `docs` not written already (a replayed batch's) to the lanes
+        unrecorded, as many as this process has room for; the rest written pending."""
+        await self._ownership.registered()  # its id is the owner of those written held
+        existing = await self._repository.existing([doc["_id"] for doc in docs])
+        docs = [doc for doc in docs if doc["_id"] not in existing]
+        with self._dispatcher.room_for(len(docs)) as room:
+            held, unheld = self._shared(docs, room)
+            created = await self._repository.insert_new(unheld) if unheld else []
+            for doc in created:
+                self._usage.made(doc["workspace_id"], "deliveries")
+            self.unheld.inc(len(created))
+            fanned.owed += [self._dispatcher.owe(doc) for doc in held]
+            fanned.made += len(created) + len(held)
+
+    def _shared(self, docs: list[Document], room: int) -> tuple[list[Document], list[Document]]:
+        """`docs` split into those this process holds (`room` at most) and those it writes
+        held by nobody and due now, for the scheduler of whichever process has room: beyond
+        its room (its lanes slower than the backlog comes for `room_wait`), or beyond an
+        endpoint's share of the room (see `Dispatcher`)."""
+        now = utcnow()
+        taken: Tally[str] = Tally()
+        held: list[Document] = []
+        unheld: list[Document] = []
+        for doc in docs:
+            endpoint_id = doc["endpoint_id"]
+            if len(held) < room and taken[endpoint_id] < self._dispatcher.lane_room(endpoint_id):
+                taken[endpoint_id] += 1
+                held.append(doc)
+            else:
+                doc.update(schedule(next_attempt_at=now))
+                unheld.append(doc)
+        return held, unheld
 
     async def _write(self, docs: list[Document]) -> list[Document]:
-        """One bulk write; those this process has room for handed to its lanes."""
+        """One bulk write, before any is sent; those this process has room for held by it
+        and handed to its lanes."""
         await self._ownership.registered()
-        now = utcnow()
         with self._dispatcher.room_for(len(docs)) as room:
-            # Beyond this process's room (its lanes slower than the backlog comes for
-            # `room_wait`): written all the same, before the offset is committed, but held
-            # by nobody and due now, for the scheduler of whichever process has room.
-            # So is what is beyond an endpoint's share of the room (see `Dispatcher`).
-            taken: Tally[str] = Tally()
-            held = 0
-            for doc in docs:
-                endpoint_id = doc["endpoint_id"]
-                if held < room and taken[endpoint_id] < self._dispatcher.lane_room(endpoint_id):
-                    taken[endpoint_id] += 1
-                    held += 1
-                else:
-                    doc.update(schedule(next_attempt_at=now))
+            self._shared(docs, room)
             # Those a replayed event had made already are not among them: counted once.
             try:
                 created = await self._repository.insert_new(docs)

@@ -1,0 +1,250 @@
+"""A delivery made from a consumed batch is written once, with its first outcome, and the
+batch's offsets are committed only once it is: Kafka's uncommitted offset is the record that
+it is owed until then.
+
+The endpoint holds each request until the test lets it go, so "sent and not yet recorded"
+is a state the test holds, not one it races for."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from pymongo import AsyncMongoClient
+
+from services.delivery.app import definition
+from shared.envelopes import Topic
+from shared.http.app import create_app
+from shared.mongo import Collection
+from shared.settings import DeliverySettings
+from tests.delivery.conftest import settings_for
+from tests.delivery.test_deliveries import publish
+from tests.infra import Infra
+from tests.support import RunningService, admin_headers, serve, until
+from tests.webhook_sink import WebhookSink
+
+Sink = tuple[WebhookSink, str]
+
+
+@pytest.fixture(scope="module")
+def delivery_settings(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> DeliverySettings:
+    # Held as long as the endpoint holds it: the bound is tested on its own below.
+    return settings_for(infra, tmp_path_factory, delivery_hold_seconds=3600)
+
+
+def _state(delivery: RunningService) -> Any:
+    return cast(Any, delivery.app).state
+
+
+async def _offsets(settings: DeliverySettings) -> tuple[int, int]:
+    """The fan-out group's committed offsets on the chat events topic and the topic's end,
+    each summed over its partitions (read by a member that subscribes to nothing: no
+    rebalance)."""
+    topic = settings.topic(Topic.CHAT_EVENTS)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group("delivery", "fanout"),
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        committed = [await reader.committed(tp) for tp in partitions]
+        ends = await reader.end_offsets(partitions) if partitions else {}
+    finally:
+        await reader.stop()
+    return sum(offset or 0 for offset in committed), sum(ends.values())
+
+
+async def _committed(settings: DeliverySettings) -> int:
+    return (await _offsets(settings))[0]
+
+
+async def _all_committed(settings: DeliverySettings) -> int | None:
+    """The committed offsets' sum once every event published is committed, else None."""
+    committed, end = await _offsets(settings)
+    return committed if committed == end else None
+
+
+async def _endpoint(delivery: RunningService, url: str, workspace: str) -> str:
+    body = {"workspace_id": workspace, "url": url, "events": ["*"]}
+    answer = await delivery.client.post(
+        "/api/outgoing-webhooks", json=body, headers=admin_headers()
+    )
+    assert answer.status_code == 201, answer.text
+    endpoint_id: str = answer.json()["id"]
+    await until(lambda: _state(delivery).endpoint_cache.get(endpoint_id), what="cached")
+    return endpoint_id
+
+
+def _path(sink: Sink, gate: asyncio.Event | None = None) -> tuple[str, str]:
+    """A path on the sink (answering 200, once `gate` is set if given) and its URL."""
+    fake, base_url = sink
+    path = "/recorded/" + uuid.uuid4().hex[:8]
+    fake.on(path, 200, gate=gate)
+    return path, base_url + path
+
+
+async def _completed_once(deliveries: Collection, endpoint_id: str) -> dict[str, Any]:
+    query = {"endpoint_id": endpoint_id, "status": "completed"}
+    await until(lambda: deliveries.find_one(query), what="the delivery completed")
+    [doc] = await deliveries.find({"endpoint_id": endpoint_id}).to_list()
+    return doc
+
+
+async def test_a_delivery_is_written_once_with_its_first_outcome(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """While its first attempt is out, the delivery is nowhere in MongoDB (no `pending` or
+    `active` to update); it appears once, completed, with its attempt."""
+    gate = asyncio.Event()
+    path, url = _path(sink, gate)
+    endpoint_id = await _endpoint(delivery, url, "ws_recorded_once")
+    deliveries: Collection = _state(delivery).delivery_repository.deliveries
+    try:
+        await publish(delivery, "message.created", "ws_recorded_once")
+        [request] = await sink[0].wait_for(path, 1)
+        assert await deliveries.count_documents({"endpoint_id": endpoint_id}) == 0
+    finally:
+        gate.set()
+    doc = await _completed_once(deliveries, endpoint_id)
+    assert doc["attempts"] == 1 and doc["tries"] == 1
+    assert doc["last_status_code"] == 200 and doc["lease_owner"] is None
+    assert doc["msg_id"] == request.headers["webhook-id"]
+    assert doc["ended_at"] is not None and doc["next_attempt_at"] is None
+    answer = await delivery.client.get(f"/api/deliveries/{doc['_id']}", headers=admin_headers())
+    assert answer.status_code == 200, answer.text
+    assert [a["status_code"] for a in answer.json()["attempt_log"]] == [200]
+
+
+async def test_a_batch_is_committed_only_once_its_deliveries_are_recorded(
+    delivery: RunningService, delivery_settings: DeliverySettings, sink: Sink
+) -> None:
+    """The first event's request held: its offset is not committed, nor is a later event's
+    whose delivery completed meanwhile (offsets commit in order). Let go, both are."""
+    gate = asyncio.Event()
+    held_path, held_url = _path(sink, gate)
+    quick_path, quick_url = _path(sink)
+    await _endpoint(delivery, held_url, "ws_recorded_held")
+    quick = await _endpoint(delivery, quick_url, "ws_recorded_quick")
+    deliveries: Collection = _state(delivery).delivery_repository.deliveries
+    # Earlier tests' batches committed (each once its deliveries are recorded).
+    before = await until(
+        lambda: _all_committed(delivery_settings), what="earlier batches committed"
+    )
+    assert before is not None
+    try:
+        await publish(delivery, "message.created", "ws_recorded_held")
+        await sink[0].wait_for(held_path, 1)
+        await publish(delivery, "message.created", "ws_recorded_quick")
+        await _completed_once(deliveries, quick)
+        assert len(sink[0].at(quick_path)) == 1
+        assert await _committed(delivery_settings) == before
+    finally:
+        gate.set()
+    await until(lambda: _has_committed(delivery_settings, before + 2), what="both events committed")
+
+
+async def _has_committed(settings: DeliverySettings, offset: int) -> bool:
+    return await _committed(settings) == offset
+
+
+async def test_a_process_stopped_between_send_and_record_is_replayed_by_the_next(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sink: Sink
+) -> None:
+    """Stopped with a request out (cut off: never answered), its delivery unrecorded: its
+    event's offset is not committed, so the next process fans it out again and sends it
+    with the same `webhook-id`, recorded once. A later event's delivery, recorded before
+    the stop but not committed (offsets commit in order), is found written and not sent
+    again."""
+    settings = settings_for(infra, tmp_path_factory, shutdown_seconds=2)
+    gate = asyncio.Event()
+    held_path, held_url = _path(sink, gate)
+    quick_path, quick_url = _path(sink)
+    try:
+        async with serve(create_app(definition(), settings)) as first:
+            held = await _endpoint(first, held_url, "ws_replay_held")
+            quick = await _endpoint(first, quick_url, "ws_replay_quick")
+            deliveries: Collection = _state(first).delivery_repository.deliveries
+            await publish(first, "message.created", "ws_replay_held")
+            await sink[0].wait_for(held_path, 1)
+            await publish(first, "message.created", "ws_replay_quick")
+            await _completed_once(deliveries, quick)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_uri)
+        try:
+            written = client[settings.mongo_db]["deliveries"]
+            assert await written.count_documents({"endpoint_id": held}) == 0
+        finally:
+            await client.close()
+        assert await _committed(settings) == 0
+        gate.set()  # the next attempt is answered
+        async with serve(create_app(definition(), settings)) as second:
+            deliveries = _state(second).delivery_repository.deliveries
+            doc = await _completed_once(deliveries, held)
+            await until(lambda: _has_committed(settings, 2), what="both events committed")
+            sent = sink[0].at(held_path)
+            assert len(sent) == 2
+            assert {r.headers["webhook-id"] for r in sent} == {doc["msg_id"]}
+            assert doc["attempts"] == 1
+            assert len(sink[0].at(quick_path)) == 1
+            attempts = _state(second).delivery_repository.attempts
+            assert [a["status_code"] for a in await attempts(doc["_id"])] == [200]
+    finally:
+        gate.set()
+
+
+@pytest.fixture
+async def briefly_held(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[RunningService, DeliverySettings]]:
+    settings = settings_for(infra, tmp_path_factory, delivery_hold_seconds=0.2)
+    async with serve(create_app(definition(), settings)) as running:
+        yield running, settings
+
+
+async def test_a_slow_endpoint_past_the_hold_bound_does_not_hold_the_commit(
+    briefly_held: tuple[RunningService, DeliverySettings], sink: Sink
+) -> None:
+    """A request held past HOOKHUB_DELIVERY_HOLD_SECONDS: its delivery is written `active`,
+    held by this process, and the partition commits; another endpoint's deliveries go on
+    meanwhile. Let go, its outcome is recorded on that document."""
+    delivery, settings = briefly_held
+    gate = asyncio.Event()
+    slow_path, slow_url = _path(sink, gate)
+    quick_path, quick_url = _path(sink)
+    slow = await _endpoint(delivery, slow_url, "ws_hold")
+    quick = await _endpoint(delivery, quick_url, "ws_hold")
+    state = _state(delivery)
+    deliveries: Collection = state.delivery_repository.deliveries
+    mine = {"endpoint_id": slow, "status": "active", "lease_owner": state.ownership.id}
+    try:
+        await publish(delivery, "message.created", "ws_hold")
+        await sink[0].wait_for(slow_path, 1)
+        await until(lambda: deliveries.find_one(mine), what="the slow delivery written held")
+        await until(lambda: _has_committed(settings, 1), what="the event committed")
+        await publish(delivery, "message.created", "ws_hold")
+        await sink[0].wait_for(slow_path, 2)
+        await until(lambda: _has(deliveries, mine, 2), what="the second written held")
+        await until(lambda: _has_committed(settings, 2), what="the second event committed")
+        await until(lambda: len(sink[0].at(quick_path)) == 2, what="the quick endpoint's")
+        written_held = state.runtime.registry.get_sample_value(
+            "hookhub_delivery_written_held_total"
+        )
+        assert written_held == 2
+        assert len(sink[0].at(slow_path)) == 2
+    finally:
+        gate.set()
+    done = {"endpoint_id": slow, "status": "completed", "attempts": 1}
+    await until(lambda: _has(deliveries, done, 2), what="the slow endpoint's completed")
+    assert len(sink[0].at(slow_path)) == 2
+    quick_done = {"endpoint_id": quick, "status": "completed"}
+    await until(lambda: _has(deliveries, quick_done, 2), what="the quick endpoint's completed")
+
+
+async def _has(collection: Collection, query: dict[str, Any], count: int) -> bool:
+    return await collection.count_documents(query) == count
