@@ -432,6 +432,8 @@ def consume_pipelined(
     max_pending: int = 5_000,
     wanted: Wanted | None = None,
     on_drain: Callable[[], object] | None = None,
+    on_assigned: Callable[[], object] | None = None,
+    on_revoked: Callable[[], Awaitable[object]] | None = None,
 ) -> Pipeline:
     """Like `consume_batch`, for handlers whose work has two parts: what must be done before
     the next batch is handled (publishing, in order), and what must only be done before
@@ -443,7 +445,9 @@ def consume_pipelined(
     part rewinds the partitions to the oldest batch not committed, which comes back after a
     pause. `on_drain` is called as the stop begins to drain the pipeline (`Pipeline.drain`):
     for second parts that would otherwise outlast the stop to give up (fail), leaving their
-    batches to the partitions' next owner."""
+    batches to the partitions' next owner. `on_assigned`, `on_revoked`: see
+    `_batch_subscriber` (the second parts still running when the partitions are revoked
+    are not committed by this member: their batches are read again by the new owner)."""
     pipeline = Pipeline(purpose, max_pending, on_drain)
     runtime.pipelines.append(pipeline)
 
@@ -451,7 +455,9 @@ def consume_pipelined(
         await (await handler(envelopes))
 
     # Offsets are committed by the pipeline, batch by batch, as their work finishes.
-    @_batch_subscriber(runtime, topic, purpose, AckPolicy.MANUAL, max_records)
+    @_batch_subscriber(
+        runtime, topic, purpose, AckPolicy.MANUAL, max_records, on_assigned, on_revoked
+    )
     async def _consume(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple)

@@ -70,8 +70,8 @@ class Index:
 async def ensure_indexes(db: Database, indexes: Sequence[Index]) -> None:
     """Create the indexes. A TTL index that exists with another expiry (its retention
     setting changed) is given the new one in place: creating it again would be refused. One
-    that was a TTL index and no longer is (removal moved to shared.retention's batches) is
-    dropped and made again without the expiry."""
+    whose other options changed (a TTL index no longer, removal moved to shared.retention's
+    batches; a partial filter added) is dropped and made again with the new ones."""
     for index in indexes:
         try:
             await db[index.collection].create_index(list(index.keys), **dict(index.options))
@@ -82,7 +82,7 @@ async def ensure_indexes(db: Database, indexes: Sequence[Index]) -> None:
             if expiry is None:
                 await db[index.collection].drop_index(list(index.keys))
                 await db[index.collection].create_index(list(index.keys), **dict(index.options))
-                log.info("ttl_index_dropped", collection=index.collection, keys=index.keys)
+                log.info("index_remade", collection=index.collection, keys=index.keys)
                 continue
             await db.command(
                 "collMod",

@@ -164,10 +164,20 @@ class Runtime:
         handler: Callable[[list[E]], Awaitable[Awaitable[object]]],
         wanted: consumers.Wanted | None = None,
         on_drain: Callable[[], object] | None = None,
+        on_assigned: Callable[[], object] | None = None,
+        on_revoked: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """Subscribe a two-part batch handler (see shared.consumers.consume_pipelined)."""
         consumers.consume_pipelined(
-            self, topic, purpose, model, handler, wanted=wanted, on_drain=on_drain
+            self,
+            topic,
+            purpose,
+            model,
+            handler,
+            wanted=wanted,
+            on_drain=on_drain,
+            on_assigned=on_assigned,
+            on_revoked=on_revoked,
         )
 
     def background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:

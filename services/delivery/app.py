@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -150,17 +151,23 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         return fan_out.recorded(fanned)
 
     # At the stop, the batches whose deliveries are still unrecorded are left to the
-    # partitions' next owner (Dispatcher.stop_owing), not waited for.
-    runtime.consume_pipelined(
-        Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_events, on_drain=dispatcher.stop_owing
-    )
-    runtime.consume_pipelined(
-        Topic.PROVIDER_EVENTS,
-        "provider-fanout",
-        ProviderEvent,
-        on_provider_events,
-        on_drain=dispatcher.stop_owing,
-    )
+    # partitions' next owner (Dispatcher.stop_owing), not waited for. At a rebalance they
+    # are written, held by this process, before the partitions go (Dispatcher.revoked):
+    # the new owner finds them and leaves them to this process.
+    fan_out_consumers: list[tuple[Topic, str, Any, Any]] = [
+        (Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_events),
+        (Topic.PROVIDER_EVENTS, "provider-fanout", ProviderEvent, on_provider_events),
+    ]
+    for topic, purpose, model, handler in fan_out_consumers:
+        runtime.consume_pipelined(
+            topic,
+            purpose,
+            model,
+            handler,
+            on_drain=dispatcher.stop_owing,
+            on_assigned=partial(dispatcher.assigned, purpose),
+            on_revoked=partial(dispatcher.revoked, purpose),
+        )
 
     async def start(_: Runtime) -> None:
         writer.start()

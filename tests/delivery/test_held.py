@@ -74,10 +74,17 @@ def _watched(delivery: RunningService, lane_limit: int = MAX_HELD) -> tuple[Disp
     return dispatcher, peak
 
 
-async def _endpoint(delivery: RunningService, url: str, workspace: str) -> str:
+async def _endpoint(
+    delivery: RunningService, url: str, workspace: str, max_concurrency: int = 10
+) -> str:
     # Ten connections (the default), more than the process may hold: the bound is what
     # limits here, not the lane.
-    body = {"workspace_id": workspace, "url": url, "events": ["*"], "max_concurrency": 10}
+    body = {
+        "workspace_id": workspace,
+        "url": url,
+        "events": ["*"],
+        "max_concurrency": max_concurrency,
+    }
     answer = await delivery.client.post(
         "/api/outgoing-webhooks", json=body, headers=admin_headers()
     )
@@ -429,6 +436,49 @@ async def test_a_batch_read_again_while_its_deliveries_are_out_sends_each_once(
         gate.set()
     await fan_out.recorded(again)
     await _all_sent_once(delivery, sink, path, endpoint, 2)
+
+
+async def test_a_revoke_writes_what_is_out_unrecorded_and_the_new_owner_leaves_it(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """A rebalance without a crash: before a fan-out consumer's partitions go to another
+    member, every delivery handed over unrecorded is written, held by this process (`active`
+    the one out, `pending` those queued behind it), and its batch's record is done. The new
+    owner, fanning the batch out again, finds them all and makes none; what is handed over
+    until the partitions are assigned again is written at once; each is sent once."""
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_revoked"
+    # One connection: one delivery out, the others queued behind it.
+    endpoint = await _endpoint(delivery, url, workspace, max_concurrency=1)
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    deliveries: Collection = state.delivery_repository.deliveries
+    dispatcher, _ = _watched(delivery)
+    await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+    events = _events(workspace, 3)
+    try:
+        first = await fan_out.events(events)
+        await sink[0].wait_for(path, 1)
+        assert await deliveries.count_documents({"endpoint_id": endpoint}) == 0
+        assert len(first.owed) == 3 and not any(recorded.done() for recorded in first.owed)
+        await dispatcher.revoked("fanout")
+        try:
+            assert all(recorded.done() for recorded in first.owed)
+            await fan_out.recorded(first)  # none was cut off
+            docs = await deliveries.find({"endpoint_id": endpoint}).to_list()
+            assert sorted(doc["status"] for doc in docs) == ["active", "pending", "pending"]
+            assert {doc["lease_owner"] for doc in docs} == {state.ownership.id}
+            again = await fan_out.events(events)
+            assert again.made == 0 and again.owed == []
+            late = await fan_out.events(_events(workspace, 1))
+            assert late.made == 1 and all(recorded.done() for recorded in late.owed)
+            await fan_out.recorded(late)
+            assert await deliveries.count_documents({"endpoint_id": endpoint}) == 4
+        finally:
+            dispatcher.assigned("fanout")
+    finally:
+        gate.set()
+    await _all_sent_once(delivery, sink, path, endpoint, 4)
 
 
 async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.delivery.deliveries.repository import DELIVERIES, LIST_INDEXES
+from services.delivery.deliveries.repository import DELIVERIES, INDEXES, LIST_INDEXES
 from services.delivery.deliveries.service import delivery_doc
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared import api_keys
-from shared.mongo import Document
+from shared.mongo import Database, Document, ensure_indexes
 from shared.settings import DeliverySettings
 from tests.support import RunningService, admin_headers
 
@@ -186,3 +186,41 @@ async def test_each_list_filter_has_an_index_of_its_equality_fields_then_the_id(
         assert [*((f, 1) for f in fields), ("_id", -1)] in keys, fields
     for index in LIST_INDEXES:
         assert list(index.keys) in keys
+
+
+async def test_the_recover_index_holds_only_failed_deliveries_and_serves_the_recover_query(
+    delivery: RunningService, delivery_settings: DeliverySettings
+) -> None:
+    """Partial (`status: "failed"`): a delivery that ends otherwise, nearly every one, has
+    no entry in it; recover's query (which names the status) is still read off it."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(delivery_settings.mongo_uri)
+    try:
+        deliveries = client[delivery_settings.mongo_db][DELIVERIES]
+        info = await deliveries.index_information()
+        [(name, recover)] = [
+            (name, index)
+            for name, index in info.items()
+            if [field for field, _ in index["key"]] == ["endpoint_id", "status", "created_at"]
+        ]
+        assert dict(recover["partialFilterExpression"]) == {"status": "failed"}
+        since = datetime(2026, 1, 1, tzinfo=UTC)
+        query = {"endpoint_id": "ep_recover", "status": "failed", "created_at": {"$gte": since}}
+        plan = (await deliveries.find(query).explain())["queryPlanner"]["winningPlan"]
+    finally:
+        await client.close()
+    assert plan["inputStage"]["stage"] == "IXSCAN", plan
+    assert plan["inputStage"]["indexName"] == name, plan
+
+
+async def test_a_recover_index_made_before_it_was_partial_is_made_again(db: Database) -> None:
+    """A deployment's index of the same keys without the filter (made by an earlier version):
+    creating the partial one is refused, so it is dropped and made again at the start."""
+    keys = [("endpoint_id", 1), ("status", 1), ("created_at", 1)]
+    await db[DELIVERIES].create_index(keys)
+    await ensure_indexes(db, INDEXES)
+    [recover] = [
+        index
+        for index in (await db[DELIVERIES].index_information()).values()
+        if list(index["key"]) == keys
+    ]
+    assert dict(recover["partialFilterExpression"]) == {"status": "failed"}

@@ -551,3 +551,40 @@ async def test_records_a_consumer_does_not_want_are_passed_over_undecoded(
     assert not runtime.registry.get_sample_value(
         "hookhub_consumer_dead_letters_total", {"consumer": "wanted", "reason": "undecodable"}
     )
+
+
+async def test_a_pipelined_consumer_is_told_of_a_rebalance(runtime: Runtime) -> None:
+    """A second member joining the group: the pipelined consumer's `on_revoked` is awaited
+    before its partitions go, and `on_assigned` called once they are shared out again."""
+    from aiokafka import AIOKafkaConsumer
+
+    told: list[str] = []
+
+    async def on_revoked() -> None:
+        told.append("revoked")
+
+    consumers.consume_pipelined(
+        runtime,
+        Topic.CHAT_EVENTS,
+        "piped",
+        ChatEvent,
+        _Gated(),
+        on_assigned=lambda: told.append("assigned"),
+        on_revoked=on_revoked,
+    )
+    await runtime.start([], [])
+    await _until(lambda: runtime.kafka_started and subscribers_joined(runtime.broker)[0])
+    await _until(lambda: "assigned" in told)
+    before = len(told)
+    settings = runtime.settings
+    other = AIOKafkaConsumer(
+        settings.topic(Topic.CHAT_EVENTS),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group(runtime.service, "piped"),
+        enable_auto_commit=False,
+    )
+    await other.start()
+    try:
+        await _until(lambda: told[before:] == ["revoked", "assigned"])
+    finally:
+        await other.stop()

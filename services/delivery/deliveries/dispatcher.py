@@ -51,6 +51,9 @@ USER_AGENT = f"hookhub/{__version__}"
 RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
 AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
 LANE_SHARE = 0.25  # of a process's room and attempts in flight, the most one endpoint takes
+# How long a rebalance waits for the unrecorded deliveries to be written (`revoked`): well
+# within Kafka's rebalance timeout, so a MongoDB outage does not hold the group for long.
+REVOKE_WAIT_SECONDS = 10.0
 
 
 class CutOff(Exception):
@@ -235,6 +238,9 @@ class Dispatcher:
         # the front: how long its oldest has waited (`behind`).
         self._ages: dict[str, deque[Age]] = {}
         self._owing = True  # takes unrecorded jobs; not once the stop has begun
+        # Fan-out consumers whose partitions were revoked and not yet assigned again: what
+        # they hand over meanwhile is written at once (`revoked`).
+        self._revoked: set[str] = set()
         self.outcomes = Counter(
             "hookhub_delivery_attempts_total",
             "Delivery attempts by outcome",
@@ -390,6 +396,9 @@ class Dispatcher:
         job.unrecorded, job.recorded, job.since = doc, recorded, time.monotonic()
         self._unrecorded[job.id] = job
         self.submit(job)
+        if self._revoked and job.unrecorded is not None:
+            # Its batch's partition may be another member's by now: written held at once.
+            self._record(job, {"status": "pending"})
         return recorded
 
     async def recorded(self, owed: list[asyncio.Future[None]]) -> None:
@@ -419,6 +428,25 @@ class Dispatcher:
             self._record(job, {"status": "active" if job.out else "pending"})
         self.written_held.inc(len(old))
         return len(old)
+
+    async def revoked(self, consumer: str) -> None:
+        """`consumer`'s partitions go to another member (a rebalance, no crash): every
+        unrecorded job is written as at the hold bound (pending, or `active` if out, held by
+        this process), and waited for, so that the new owner, reading its batches again,
+        finds them written and leaves them; this process goes on sending them. Until it is
+        `assigned` again, what it hands over is written at once."""
+        self._revoked.add(consumer)
+        if not self.write_held(float("inf")):
+            return
+        try:
+            await asyncio.wait_for(self._writer.written(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            # MongoDB is down: the new owner may send these again (at least once).
+            log.warning("delivery_revoke_unwritten", consumer=consumer)
+
+    def assigned(self, consumer: str) -> None:
+        """`consumer` has its partitions (again): unrecorded jobs are owed by them."""
+        self._revoked.discard(consumer)
 
     def stop_owing(self) -> None:
         """The stop has begun: the unrecorded jobs' batches are not committed (their next
