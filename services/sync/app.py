@@ -227,12 +227,13 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         wanted=consumers.header_in(PROVIDER_HEADER, providers),
     )
     # GitHub's and Jira's events as notifications: a group of its own on the same topic, so
-    # that neither holds the other up. Idempotent by derived ids, as the others.
-    runtime.consume_batch(
+    # that neither holds the other up. Idempotent by derived ids, as the others. Pipelined:
+    # a batch is decided while the one before it waits for Kafka's acknowledgement.
+    runtime.consume_pipelined(
         Topic.PROVIDER_EVENTS,
         "notifications",
         ProviderEvent,
-        notifications.events,
+        notifications.publish,
         wanted=consumers.header_in(PROVIDER_HEADER, NOTIFIERS),
         on_assigned=notifications.assigned,
         on_revoked=notifications.revoked,

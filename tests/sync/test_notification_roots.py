@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from services.sync.metrics import NotificationMetrics
@@ -84,6 +85,7 @@ async def _consumer(
     the_map: MessageMap,
     notifiers: dict[str, Notifier] | None = None,
     metrics: NotificationMetrics | None = None,
+    publisher: Any = None,
 ) -> Notifications:
     cache: RefreshingCache[str, directory.SubscriptionSnapshot] = RefreshingCache.by_id(
         subscriptions.SubscriptionRepository(runtime.db),
@@ -95,7 +97,7 @@ async def _consumer(
     return Notifications(
         subscriptions=directory.SubscriptionDirectory(cache),
         message_map=the_map,
-        publisher=runtime.publisher,
+        publisher=publisher or runtime.publisher,
         db=runtime.db,
         counts=BatchedWriter(runtime.db),
         metrics=metrics or NotificationMetrics(CollectorRegistry()),
@@ -370,3 +372,66 @@ async def test_a_roots_chat_id_is_read_again_beside_the_consumer(
     # While the read was held, by the root's envelope id; then by the chat's.
     assert [v["thread_id"] for v in replies] == [root["id"], "chat-root-2"]
     assert [v["message_id"] for v in edits] == [root["id"], "chat-root-2"]
+
+
+class HeldAcks:
+    """The runtime's publisher, whose publishes are handed to the producer at once and
+    acknowledged only when released, each `release(n)` with the real publish, or failed."""
+
+    def __init__(self, publisher: Any) -> None:
+        self._publisher = publisher
+        self.waiting: list[asyncio.Future[bool]] = []
+
+    async def publish_encoded(self, topic: Any, envelopes: Any, **kwargs: Any) -> None:
+        handed = kwargs.get("handed")
+        if handed is not None:
+            handed()
+        verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiting.append(verdict)
+        if not await verdict:
+            raise KafkaTimeoutError("held, then failed")
+        await self._publisher.publish_encoded(topic, envelopes)
+
+
+async def test_a_batch_is_decided_while_the_one_before_waits_for_kafka(runtime: Runtime) -> None:
+    """Pipelined: the second batch's notifications are decided and handed over from the
+    threads as the first left them, before Kafka acknowledges the first; if the first is
+    not acknowledged, neither batch counts, and both come again from what the map holds."""
+    integration_id, channel = await _subscribe(runtime, "github")
+    held = HeldAcks(runtime.publisher)
+    registry = CollectorRegistry()
+    consumer = await _consumer(
+        runtime, MessageMap(runtime.db), metrics=NotificationMetrics(registry), publisher=held
+    )
+    opened = _event(integration_id, "pull_request", _payload("pull_request/opened.payload.json"))
+    labeled = _event(integration_id, "pull_request", _payload("pull_request/labeled.payload.json"))
+    first = await asyncio.wait_for(consumer.publish([opened]), 60)
+    second = await asyncio.wait_for(consumer.publish([labeled]), 60)
+    assert len(held.waiting) == 2 and not first.done() and not second.done()
+    held.waiting[0].set_result(False)  # the first is not acknowledged
+    with pytest.raises(KafkaTimeoutError):
+        await first
+    with pytest.raises(KafkaTimeoutError):
+        await second  # after a failed one, nothing counts
+    held.waiting[1].set_result(False)  # queued behind it in the stream: failed with it
+    sent = {"provider": "github", "event": "pull_request.opened", "outcome": "sent"}
+    assert registry.get_sample_value("hookhub_notifications_total", sent) is None
+    # Both come again (the pipeline rewinds): one root, the second in its thread.
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        again = asyncio.ensure_future(consumer.events([opened]))
+        while len(held.waiting) < 3:
+            await asyncio.sleep(0.01)
+        held.waiting[2].set_result(True)
+        await asyncio.wait_for(again, 60)
+        later = asyncio.ensure_future(consumer.events([labeled]))
+        while len(held.waiting) < 4:
+            await asyncio.sleep(0.01)
+        held.waiting[3].set_result(True)
+        await asyncio.wait_for(later, 60)
+        found = await _channel(tap, channel, 3)
+    [root] = [v for v in found if v["type"] == "message.received" and "thread_id" not in v]
+    [reply] = [v for v in found if v["type"] == "message.received" and "thread_id" in v]
+    assert reply["thread_id"] == root["id"]
+    roots = await runtime.db[message_map.COLLECTION].count_documents({"origin": "notification"})
+    assert roots == 1
+    assert registry.get_sample_value("hookhub_notifications_total", sent) == 1

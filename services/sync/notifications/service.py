@@ -32,7 +32,12 @@ Per batch of provider events, in the batch's order:
    have handled the integration meanwhile. A notice that needs its item's root
    (`needs_root`) and finds none is filtered (`no_open_item`).
 5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
-   written in bulk every few seconds, off the path).
+   written in bulk every few seconds, off the path). The consumer is pipelined: once a
+   batch's envelopes are handed to the producer (in order, one stream), the next batch is
+   decided from the threads as it left them while Kafka acknowledges it; its lifecycles
+   and counts are handed to the writer only once it is acknowledged. A publish that fails
+   fails the batches after it, and all of them come again, decided from the map
+   (`_publish_failed`).
 
 Envelope ids derive from (subscription, provider delivery id, part): a redelivered webhook,
 or a batch handled again after a crash, publishes the same envelopes, which the chat drops.
@@ -46,6 +51,7 @@ is the same envelope, which the chat drops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections import OrderedDict
@@ -77,6 +83,7 @@ from shared.kafka import EventPublisher
 from shared.message_map import COLLECTION as MAP
 from shared.message_map import Copy, MessageMap, copy_id, notification_id
 from shared.mongo import BatchedWriter, Database
+from shared.produce import Stream
 from shared.providers import commonmark as md
 from shared.providers.catalog import CATALOG
 from shared.providers.notifiers import NOTIFIERS
@@ -172,7 +179,7 @@ class Thread:
 @dataclass
 class Threaded:
     """A batch's posts threaded: their envelopes, the posts left out for want of a root,
-    and the threads as they are after it (remembered once it is published)."""
+    and the threads as they are after it (remembered once it is handed to the producer)."""
 
     envelopes: list[Encoded]
     unrooted: list[Post]
@@ -257,11 +264,31 @@ class Notifications:
         self._reopen_after = timedelta(seconds=reopen_seconds)
         self._published = RecentIds(PUBLISHED_KEPT)
         self._templates = templates
+        # The batches' publishes, in order (`_hand_over`); the last batch's second part,
+        # which the next one's follows; a failed publish's counts flush, before a re-read.
+        self._stream = Stream()
+        self._previous: asyncio.Future[None] | None = None
+        self._reread: asyncio.Future[None] | None = None
 
     async def events(self, events: list[ProviderEvent]) -> None:
+        """A batch through to its end: published, acknowledged, counted."""
+        await (await self.publish(events))
+
+    async def publish(self, events: list[ProviderEvent]) -> asyncio.Future[None]:
+        """A batch in two parts (the consumer is pipelined, shared.consumers): its
+        notifications decided and handed to the producer, in order, before the next batch
+        is handled; then, in what is returned, Kafka's acknowledgement awaited and the
+        batch's lifecycles and counts handed to the writer. Later batches are decided
+        meanwhile, from the threads as this one left them; if its publish fails, so do the
+        second parts after it, and what this process knows of threads is read again from
+        the map (`_publish_failed`) before the batches come again."""
+        if self._reread is not None:  # a failed publish's lifecycles, written first
+            with contextlib.suppress(Exception):
+                await self._reread
+            self._reread = None
         ours = [e for e in events if e.provider in self._notifiers]
         if not ours:
-            return
+            return self._then(None, [], [], [], None)
         stages = _Stages(self._metrics)
         now = utcnow()
         for event in ours:  # how long after the gateway took it this batch got to it
@@ -293,16 +320,97 @@ class Notifications:
         if self._templates is not None:  # subscriptions' templates (SPEC §16)
             posts = await self._templates.render(posts, skipped)
             stages.done("templates")
-        if posts:
-            batch = await self._thread(posts)
-            stages.done("threads")
-            await self._publisher.publish_encoded(Topic.CHAT_INBOUND, batch.envelopes)
+        if not posts:
+            return self._then(None, [], [], skipped, stages)
+        batch = await self._thread(posts)
+        stages.done("threads")
+        published = await self._hand_over(batch.envelopes)
+        changed = self._remember(batch)
+        skipped += [(post, "no_open_item") for post in batch.unrooted]
+        posts = [post for post in posts if post not in batch.unrooted]
+        for post in posts:
+            self._published.add(post.id)
+        return self._then(published, changed, posts, skipped, stages)
+
+    async def _hand_over(self, envelopes: list[Encoded]) -> asyncio.Future[None]:
+        """The envelopes handed to the producer, in order after the previous batch's (the
+        stream: once one of its publishes fails, none after it goes out); what is returned
+        completes once Kafka has acknowledged them."""
+        handed = asyncio.get_running_loop().create_future()
+
+        def given() -> None:
+            if not handed.done():
+                handed.set_result(None)
+
+        stream = self._stream
+        published = asyncio.ensure_future(
+            self._publisher.publish_encoded(
+                Topic.CHAT_INBOUND, envelopes, stream=stream, handed=given
+            )
+        )
+        await asyncio.wait({handed, published}, return_when=asyncio.FIRST_COMPLETED)
+        error = published.exception() if published.done() else None
+        if error is not None:
+            self._publish_failed(stream)
+            raise error
+        published.add_done_callback(functools.partial(self._acknowledged, stream))
+        return published
+
+    def _acknowledged(self, stream: Stream, published: asyncio.Future[None]) -> None:
+        if published.cancelled() or published.exception() is not None:
+            self._publish_failed(stream)
+
+    def _publish_failed(self, stream: Stream) -> None:
+        """A publish of `stream` failed: the batches from it on come again (the pipeline
+        rewinds), decided from the threads as the map has them once the lifecycles of the
+        batches Kafka did acknowledge are written; a new stream for them. Once per stream:
+        the publishes after the failed one fail with it."""
+        if stream is not self._stream:
+            return
+        self._stream = Stream()
+        # The second parts under way follow the failed one and fail; those of the batches
+        # that come again do not.
+        self._previous = None
+        self._published = RecentIds(PUBLISHED_KEPT)
+        self.assigned()
+        self._reread = asyncio.ensure_future(self._counts.flush())
+
+    def _then(
+        self,
+        published: asyncio.Future[None] | None,
+        changed: list[tuple[str, Lifecycle]],
+        posts: list[Post],
+        skipped: list[tuple[Post, str]],
+        stages: _Stages | None,
+    ) -> asyncio.Future[None]:
+        """The batch's second part, after the previous batch's: a batch whose publish (or
+        an earlier one's) failed writes and counts nothing."""
+        previous = self._previous
+        finished = asyncio.ensure_future(
+            self._finish(previous, published, changed, posts, skipped, stages)
+        )
+        self._previous = finished
+        return finished
+
+    async def _finish(
+        self,
+        previous: asyncio.Future[None] | None,
+        published: asyncio.Future[None] | None,
+        changed: list[tuple[str, Lifecycle]],
+        posts: list[Post],
+        skipped: list[tuple[Post, str]],
+        stages: _Stages | None,
+    ) -> None:
+        if previous is not None:
+            await previous
+        if published is not None:
+            await published
+        if stages is not None:
             stages.done("publish")
-            self._settle(batch)
-            skipped += [(post, "no_open_item") for post in batch.unrooted]
-            posts = [post for post in posts if post not in batch.unrooted]
-            for post in posts:
-                self._published.add(post.id)
+        # Written with the counts, every few seconds, and before the partitions go to
+        # another replica (`revoked`).
+        for key, life in changed:
+            self._counts.set_fields(MAP, key, {"lifecycle": life.to_doc()})
         # Counted once the batch is through (a batch that fails comes again, and counts then).
         for post, reason in skipped:
             provider = post.event.provider
@@ -310,7 +418,8 @@ class Notifications:
             self._metrics.filtered.labels(provider, reason).inc()
             self._counts.bump(SUBSCRIPTIONS, post.subscription.id, "filtered_count")
         now = utcnow()
-        stages.end()
+        if stages is not None:
+            stages.end()
         for post in posts:
             self._metrics.notifications.labels(post.event.provider, post.notice.event, "sent").inc()
             self._counts.bump(
@@ -392,7 +501,10 @@ class Notifications:
 
     async def revoked(self) -> None:
         """The consumer's partitions are about to go to another replica, which reads the
-        lifecycles this one changed: they are written first."""
+        lifecycles this one changed: the batches out are let end and they are written
+        first."""
+        if self._previous is not None:
+            await asyncio.wait({self._previous})
         await self._counts.flush()
 
     def assigned(self) -> None:
@@ -450,24 +562,26 @@ class Notifications:
             envelopes += self._envelopes(post, made, held, texts)
         return Threaded(envelopes, unrooted, threads, epoch)
 
-    def _settle(self, batch: Threaded) -> None:
-        """Once a batch is published: the lifecycles it changed handed to the writer (written
-        with the subscriptions' counts, every few seconds, and before the partitions go to
-        another replica: `revoked`), then remembered. A batch that fails before this comes
-        again and decides as it did."""
-        for key, thread in batch.threads.items():
-            # Written when the item resolved, reopened or started a thread (its `course`):
-            # a state that changed alone (acknowledged, merged) is remembered here only.
-            if thread.life.course() != thread.stored.course():
-                self._counts.set_fields(MAP, key, {"lifecycle": thread.life.to_doc()})
+    def _remember(self, batch: Threaded) -> list[tuple[str, Lifecycle]]:
+        """Once a batch is handed to the producer: its threads remembered, for the next
+        batch to decide from; the lifecycles it changed, for its second part to write once
+        Kafka has acknowledged it (a batch that fails comes again and decides as it did)."""
+        # Written when the item resolved, reopened or started a thread (its `course`): a
+        # state that changed alone (acknowledged, merged) is remembered here only.
+        changed = [
+            (key, thread.life)
+            for key, thread in batch.threads.items()
+            if thread.life.course() != thread.stored.course()
+        ]
         if batch.epoch != self._epoch:
-            return  # reassigned meanwhile: read again
+            return changed  # reassigned meanwhile: read again
         for key, thread in batch.threads.items():
             thread.stored = thread.life
             self._threads[key] = thread
             self._threads.move_to_end(key)
         while len(self._threads) > KNOWN_ROOTS:
             self._threads.popitem(last=False)
+        return changed
 
     async def _known(self, keys: set[str]) -> dict[str, Thread]:
         """The threads of these items (keys: their first roots' ids): from memory, else
