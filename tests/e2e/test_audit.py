@@ -449,9 +449,9 @@ async def test_the_request_does_not_wait_for_its_entry(
     writer = writer_of(hub.apps["gateway"])
     held, flush = asyncio.Event(), writer.flush
 
-    async def held_flush() -> None:
+    async def held_flush(*, spread: bool = False) -> None:
         await held.wait()
-        await flush()
+        await flush(spread=spread)
 
     monkeypatch.setattr(writer, "flush", held_flush)
     ws = _workspace()

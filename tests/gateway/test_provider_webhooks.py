@@ -516,9 +516,9 @@ async def test_slack_handshakes_commands_retries_and_stale_timestamps(
     writer, held = state(gateway).counters, asyncio.Event()
     flush = writer.flush
 
-    async def held_flush() -> None:
+    async def held_flush(*, spread: bool = False) -> None:
         await held.wait()
-        await flush()
+        await flush(spread=spread)
 
     monkeypatch.setattr(writer, "flush", held_flush)
     try:
