@@ -74,6 +74,19 @@ def _watched(delivery: RunningService, lane_limit: int = MAX_HELD) -> tuple[Disp
     return dispatcher, peak
 
 
+def _polls_stopped(monkeypatch: pytest.MonkeyPatch, scheduler: Scheduler) -> Any:
+    """The scheduler's own polls stopped (put back with the returned `poll`): a poll takes
+    half the free room while its claim is out, so a fan-out meanwhile holds less and writes
+    the rest for the scheduler — on a loaded machine, now and then."""
+    poll = scheduler.poll
+
+    async def no_claim() -> bool:
+        return False
+
+    monkeypatch.setattr(scheduler, "poll", no_claim)
+    return poll
+
+
 async def _endpoint(
     delivery: RunningService, url: str, workspace: str, max_concurrency: int = 10
 ) -> str:
@@ -505,14 +518,7 @@ async def test_a_delivery_keeps_its_room_until_its_outcome_is_written(
         await flush()
 
     monkeypatch.setattr(writer, "_flush", held_flush)
-    # The scheduler's own polls would take part of the room while their claim is out (and
-    # fan-out write the rest for the scheduler): this test polls by hand.
-    claim = scheduler.poll
-
-    async def no_claim() -> bool:
-        return False
-
-    monkeypatch.setattr(scheduler, "poll", no_claim)
+    claim = _polls_stopped(monkeypatch, scheduler)  # this test polls by hand
     try:
         assert (await fan_out.events(_events(workspace, MAX_HELD))).made == MAX_HELD
         await sink[0].wait_for(path, MAX_HELD)
@@ -550,6 +556,7 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
     state = _state(delivery)
     dispatcher, _ = _watched(delivery)
     monkeypatch.setattr(dispatcher, "_slots", asyncio.Semaphore(2))
+    claim = _polls_stopped(monkeypatch, state.scheduler)
     try:
         for name in ("one", "two"):
             assert (await state.fan_out.events(_events(f"ws_held_slots_{name}", 2))).made == 2
@@ -563,6 +570,7 @@ async def test_no_more_attempts_are_out_at_once_than_the_process_allows(
     finally:
         for gate in gates:
             gate.set()
+        monkeypatch.setattr(state.scheduler, "poll", claim)
     for endpoint, path in zip(endpoints, paths, strict=True):
         await _all_sent_once(delivery, sink, path, endpoint, 2)
     assert _metric(delivery, "hookhub_delivery_in_flight") == 0
