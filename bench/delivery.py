@@ -1095,16 +1095,19 @@ def kill_run(harness: Harness, sink: Sink, topic: str, env: dict[str, str]) -> B
     measurement.error_kinds.update(log.error_kinds(KILL_EVENTS))
     measurement.errors = sum(measurement.error_kinds.values())
     tally = KillCount.of(KILL_EVENTS, stats)
+    unwritten = at_kill.get("hookhub_delivery_outcomes_unwritten", 0.0)
     notes = [
         tally.verdict(),
         f"the second process killed (SIGKILL) once it had made "
         f"{at_kill.get(ATTEMPTS_TOTAL, 0.0):,.0f} attempts, "
         f"{killed_at - (seen['first_at'] or killed_at):.1f} s after the sink's first request, "
         f"with {at_kill.get('hookhub_delivery_in_flight', 0.0):,.0f} attempts out, "
-        f"{at_kill.get('hookhub_delivery_outcomes_unwritten', 0.0):,.0f} outcomes unwritten "
+        f"{unwritten:,.0f} outcomes unwritten "
         f"and {at_kill.get('hookhub_delivery_held', 0.0):,.0f} deliveries held (its /metrics "
         f"just before); the sink had {seen['requests']:,} requests, {seen['distinct']:,} "
-        "events by then",
+        "events by then; the guarantee's bound on duplicates (docs/operations.md: the "
+        "attempts out and the outcomes not yet written at the kill): "
+        f"{at_kill.get('hookhub_delivery_in_flight', 0.0) + unwritten:,.0f}",
         _arrival_note(stats, killed_at),
         log.summary(KILL_EVENTS),
         f"{count} partitions of the topic, {CHANNELS} channel keys; "
