@@ -7,7 +7,7 @@ pointing at `bench.sink` on loopback, a cheap HTTP/1.1 server in its own process
 `200` and notes which event arrived when. Every event is a ~1 KB `message.created` chat
 event carrying `data.bench_seq` and `data.sent_at` (`time.time()` when it was published).
 
-Two parts, two tables:
+Four parts:
 
 1. **Throughput** (`delivery`). With the delivery process stopped, N events are published to
    `<namespace>.hookhub.chat.events` (keyed by channel, as the chat product does); then the
@@ -38,6 +38,19 @@ Two parts, two tables:
    the same httpx loop paced at 200/s (a client, loopback and the sink). Notes check the
    targets (p50 50 ms, p99 250 ms) and, for comparison, give the broker alone: the same
    events at 200/s to a bare aiokafka consumer with the service consumer's fetch settings.
+4. **kill -9** (`delivery-kill`), after the baselines. Two delivery processes in one
+   consumer group (the topic's partitions, `HOOKHUB_KAFKA_PARTITIONS`, split between them;
+   session timeout 6 s and lease 5 s, so that the take-over takes seconds), the same
+   endpoint; once both hold partitions, 10,000 events are published at once. When the
+   second process's own `/metrics` say it has made 1,666 attempts (a third of its share,
+   its attempts out and outcomes unwritten read at that moment), it is killed with
+   SIGKILL; the first takes its partitions over after the session timeout, reads their
+   uncommitted batches again, and its scheduler claims what the dead one held once its
+   heartbeat is older than the lease. The sink counts by `webhook-id`: every event
+   delivered at least once (nothing lost) and the requests beyond the first of an id (the
+   duplicates; #48's target ≤ 1% of the events), the time to the last event, and how long
+   after the kill it arrived. Then each event must have one `deliveries` document in
+   MongoDB, completed. No baseline: the table is judged against the targets.
 
 The delivery process is stopped before the baselines run, so they never compete for CPU.
 """
@@ -99,6 +112,17 @@ LOOP_LOG = "bench_attempts"
 TARGET_OF_LOGGED = 1.0  # #48: hookhub's logged/s ≥ 1.0 of httpx + attempt log
 TARGET_OF_FLOOR = 0.3  # #48: and ≥ 0.3 of the floor (bare sockets + attempt log)
 ACTOR = {"type": "user", "id": "usr_01jcz8w3m5q7r9t2v4x6y8"}
+# The kill run: a backlog for two delivery processes; the second is killed once it has made
+# a sixth of the attempts (a third of its half of the partitions' share).
+KILL_EVENTS = 10_000
+KILL_AFTER = KILL_EVENTS // 6
+KILL_PHASE = "kill"
+KILL_WAIT = 240.0  # s for every event to reach the sink, the kill and the take-over included
+TARGET_DUPLICATES = 0.01  # #48: duplicates ≤ 1% of the events in the kill run
+# The group gives a dead member's partitions away after its session timeout, and the
+# survivor's scheduler claims what the dead one held once its heartbeat is older than the
+# lease: both lowered, so that the take-over is seconds, not a minute (the tests' values).
+KILL_ENV = {"HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": "6000", "HOOKHUB_LEASE_SECONDS": "5"}
 
 
 class Deliveries:
@@ -203,6 +227,8 @@ class Deliveries:
         )
         latency_base.errors += paced_result["errors"]
         latency_base.error_kinds.update(paced_result["error_kinds"])
+        # Last: it leaves a dead member in the group until its session times out.
+        killed = kill_run(harness, sink, topic, env)
         sink.child.stop()
 
         sink_cores = base.cpu_cores.get("sink")
@@ -277,7 +303,7 @@ class Deliveries:
         against_floor = loops.against(
             "delivery-floor", logged, FLOOR, TARGET_OF_FLOOR, [floor_note, *loop_notes]
         )
-        return [throughput, against_loop, against_floor, latency]
+        return [throughput, against_loop, against_floor, latency, killed]
 
     def _latency(
         self, harness: Harness, sink: Sink, delivery: Server, topic: str, rate: float, phase: str
@@ -537,8 +563,7 @@ async def kafka_floor(bootstrap: str, like: str, run: str, warm: int, total: int
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [described] = await admin.describe_topics([like])
-        await admin.create_topics([NewTopic(topic, len(described["partitions"]), 1)])
+        await admin.create_topics([NewTopic(topic, await partitions(admin, like), 1)])
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(
@@ -581,6 +606,23 @@ async def kafka_floor(bootstrap: str, like: str, run: str, warm: int, total: int
         return 1000 * ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
     return {"count": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99)}
+
+
+async def partitions(admin: Any, topic: str) -> int:
+    """How many partitions `topic` has (through a started AIOKafkaAdminClient)."""
+    [described] = await admin.describe_topics([topic])
+    return len(described["partitions"])
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await partitions(admin, topic)
+    finally:
+        await admin.close()
 
 
 _SEQ = re.compile(rb'"bench_seq":(\d+)')
@@ -886,6 +928,224 @@ def _per_delivery_note(logged: Measurement, ours: Measurement, loops: LoggedLoop
         "CPU µs per logged delivery (hookhub over the sink's window; the loops from the "
         "first request to the last document, MongoDB over each sender's whole run): "
         + "; ".join(parts)
+    )
+
+
+# -- the kill run ----------------------------------------------------------------------------
+
+ATTEMPTS_TOTAL = "hookhub_delivery_attempts_total"
+
+
+@dataclass(frozen=True)
+class KillCount:
+    """What the sink saw of the kill run's events, by `webhook-id` (the same on every
+    attempt of one event's delivery: one endpoint, so one per event)."""
+
+    events: int
+    delivered: int  # distinct webhook-ids
+    duplicates: int  # requests beyond the first of their webhook-id
+
+    @classmethod
+    def of(cls, events: int, stats: dict[str, Any]) -> KillCount:
+        return cls(events, int(stats["webhook_ids"]), int(stats["webhook_id_duplicates"]))
+
+    @property
+    def lost(self) -> int:
+        return max(self.events - self.delivered, 0)
+
+    @property
+    def share(self) -> float:
+        return self.duplicates / self.events if self.events else 0.0
+
+    def verdict(self) -> str:
+        lost = "nothing lost, met" if not self.lost else f"{self.lost:,} LOST, NOT MET"
+        duplicates = "met" if self.share <= TARGET_DUPLICATES else "NOT MET"
+        return (
+            f"targets (#48): every event delivered at least once: {self.delivered:,}/"
+            f"{self.events:,}, {lost}; duplicates (requests beyond the first of a webhook-id) "
+            f"≤ {TARGET_DUPLICATES:.0%} of the events: {self.duplicates:,} "
+            f"({self.share:.2%}), {duplicates}"
+        )
+
+
+@dataclass
+class KillLog:
+    """The kill run's `deliveries` documents in MongoDB."""
+
+    documents: int
+    events: int  # distinct event ids among them
+    statuses: dict[str, int]
+    attempts: int  # the sum of their `attempts`
+
+    def error_kinds(self, expected: int) -> dict[str, int]:
+        kinds = {
+            "not_in_delivery_log": expected - self.events,
+            "doubled_in_delivery_log": self.documents - self.events,
+            "not_completed": expected - self.statuses.get("completed", 0),
+        }
+        return {kind: count for kind, count in kinds.items() if count > 0}
+
+    def summary(self, expected: int) -> str:
+        statuses = ", ".join(f"{status} {n:,}" for status, n in sorted(self.statuses.items()))
+        one_each = self.documents == self.events == expected
+        return (
+            f"delivery log (MongoDB): {self.documents:,} `deliveries` documents for "
+            f"{self.events:,} distinct events of {expected:,} ({statuses}), "
+            f"{self.attempts:,} attempts recorded; one per event: "
+            + ("met" if one_each else "NOT MET")
+        )
+
+
+def kill_log(infrastructure: Infrastructure, run: str, expected: int) -> KillLog:
+    """Waits (up to LOG_WAIT s) until each of the run's events has its delivery completed
+    in MongoDB; what is there then."""
+    prefix = event_id(run, KILL_PHASE, 0).removesuffix(f"{0:07d}")
+    query = {"event_id": {"$regex": "^" + re.escape(prefix)}}
+    deadline = time.monotonic() + LOG_WAIT
+    with infrastructure.database() as db:
+        while True:
+            rows = db.deliveries.find(query, {"_id": 0, "event_id": 1, "status": 1, "attempts": 1})
+            found = rows.to_list()
+            statuses = Counter(str(row.get("status")) for row in found)
+            if statuses["completed"] >= expected or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+    return KillLog(
+        documents=len(found),
+        events=len({row["event_id"] for row in found}),
+        statuses=dict(statuses),
+        attempts=sum(int(row.get("attempts") or 0) for row in found),
+    )
+
+
+def _metrics(server: Server) -> dict[str, float]:
+    """A process's /metrics, each sample summed over its labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(server.url + "/metrics", timeout=5, trust_env=False)
+    figures: dict[str, float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            figures[sample.name] = figures.get(sample.name, 0.0) + sample.value
+    return figures
+
+
+def _consumes(server: Server, topic: str) -> bool:
+    """Whether the process's consumers hold partitions of `topic` (its /readyz lag)."""
+    answer = httpx.get(server.url + "/readyz", timeout=5, trust_env=False)
+    lag: dict[str, dict[str, int]] = answer.json().get("consumer_lag", {})
+    return any(topic in topics for topics in lag.values())
+
+
+def _until(condition: Callable[[], bool], timeout: float, step: float) -> float | None:
+    """Seconds until `condition()` held, checked every `step` s; None after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(step)
+    return None
+
+
+def kill_run(harness: Harness, sink: Sink, topic: str, env: dict[str, str]) -> BenchmarkResult:
+    """Two delivery processes in one consumer group on a backlog; the second killed with
+    SIGKILL once it has made KILL_AFTER attempts; the first delivers the rest."""
+    infrastructure = harness.infrastructure()
+    bootstrap = infrastructure.kafka_bootstrap
+    count = asyncio.run(topic_partitions(bootstrap, topic))
+    if count < 2:
+        raise BenchError(f"{topic} has {count} partition(s): two processes cannot share it")
+    run_env = {**env, **KILL_ENV}
+    first = harness.start_service("delivery", env=run_env)
+    second = harness.start_service("delivery", env=run_env, name="delivery_killed")
+    # The backlog goes out once both hold partitions, so that each gets its share.
+    split = _until(lambda: _consumes(first, topic) and _consumes(second, topic), 60.0, 0.2)
+    events = [chat_event(harness.run_id, KILL_PHASE, seq) for seq in range(KILL_EVENTS)]
+    sink.reset(expect=KILL_EVENTS)
+    window = Window.around(
+        sink, first, infrastructure, timeout=KILL_WAIT, delivery_killed=second.child.process.pid
+    )
+    window.start()
+    asyncio.run(publish_all(bootstrap, topic, events))
+    # The kill point is the second process's own progress, read from its /metrics.
+    at_kill: dict[str, float] = {}
+
+    def far_enough() -> bool:
+        nonlocal at_kill
+        if not second.child.alive():
+            raise BenchError(f"the second delivery process exited: {second.child.log_path}")
+        at_kill = _metrics(second)
+        return at_kill.get(ATTEMPTS_TOTAL, 0.0) >= KILL_AFTER
+
+    if _until(far_enough, KILL_WAIT, 0.05) is None:
+        raise BenchError(
+            f"the second delivery process made {at_kill.get(ATTEMPTS_TOTAL, 0.0):,.0f} "
+            f"attempts, never {KILL_AFTER:,}: did it get partitions? {second.child.log_path}"
+        )
+    killed_at = time.time()
+    second.child.kill()  # SIGKILL
+    seen = sink.stats()
+    window.join()
+    if not first.child.alive():
+        raise BenchError(f"the first delivery process exited: {first.child.log_path}")
+    log = kill_log(infrastructure, harness.run_id, KILL_EVENTS)
+    stats = sink.stats()  # after the log settled: a late duplicate is counted
+    first.stop()
+    measurement = window.measurement("hookhub delivery, 2 processes, 1 killed", from_seq=0)
+    measurement.error_kinds.update(log.error_kinds(KILL_EVENTS))
+    measurement.errors = sum(measurement.error_kinds.values())
+    tally = KillCount.of(KILL_EVENTS, stats)
+    unwritten = at_kill.get("hookhub_delivery_outcomes_unwritten", 0.0)
+    notes = [
+        tally.verdict(),
+        f"the second process killed (SIGKILL) once it had made "
+        f"{at_kill.get(ATTEMPTS_TOTAL, 0.0):,.0f} attempts, "
+        f"{killed_at - (seen['first_at'] or killed_at):.1f} s after the sink's first request, "
+        f"with {at_kill.get('hookhub_delivery_in_flight', 0.0):,.0f} attempts out, "
+        f"{unwritten:,.0f} outcomes unwritten "
+        f"and {at_kill.get('hookhub_delivery_held', 0.0):,.0f} deliveries held (its /metrics "
+        f"just before); the sink had {seen['requests']:,} requests, {seen['distinct']:,} "
+        "events by then; the guarantee's bound on duplicates (docs/operations.md: the "
+        "attempts out and the outcomes not yet written at the kill): "
+        f"{at_kill.get('hookhub_delivery_in_flight', 0.0) + unwritten:,.0f}",
+        _arrival_note(stats, killed_at),
+        log.summary(KILL_EVENTS),
+        f"{count} partitions of the topic, {CHANNELS} channel keys; "
+        + (
+            f"both processes held partitions {split:.1f} s after the second was ready"
+            if split is not None
+            else "both processes were not seen holding partitions within 60 s"
+        )
+        + f"; {', '.join(f'{k}={v}' for k, v in KILL_ENV.items())}",
+        f"counted by event (bench_seq) instead: {stats['distinct']:,} events, "
+        f"{stats['duplicates']:,} duplicates; requests without a webhook-id: "
+        f"{stats['unidentified']:,}",
+    ]
+    if stats["missing"]:
+        notes.append(f"events never received (the first 20 numbers): {stats['missing']}")
+    return BenchmarkResult(
+        "delivery-kill",
+        "kill -9 of a second delivery process under load",
+        measurement,
+        None,
+        notes=notes,
+        setup=(
+            f"{KILL_EVENTS:,} events published at once, two delivery processes in one consumer "
+            f"group, the second killed after {KILL_AFTER:,} attempts; first → last event at "
+            "the sink"
+        ),
+        unit="deliveries/s",
+    )
+
+
+def _arrival_note(stats: dict[str, Any], killed_at: float) -> str:
+    first, complete, last = stats["first_at"], stats["complete_at"], stats["last_at"]
+    if first is None or complete is None:
+        return f"not every event reached the sink within {KILL_WAIT:g} s"
+    return (
+        f"every event at the sink {complete - first:.1f} s after its first request; the "
+        f"last of them {complete - killed_at:.1f} s after the kill (the take-over), the last "
+        f"request of all (duplicates included) {(last or complete) - killed_at:.1f} s after it"
     )
 
 

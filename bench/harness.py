@@ -329,10 +329,12 @@ class Harness:
         *,
         wait: bool = True,
         infrastructure: Infrastructure | None = None,
+        name: str | None = None,
     ) -> Server:
         """`hookhub serve <service>` as its own process, as in production, on the run's
         infrastructure or the one given; waits for /readyz unless `wait` is false (then call
-        `wait_ready` when it matters)."""
+        `wait_ready` when it matters). `name`: the process's, for its log and CPU figures,
+        when a run has two of one service (the service's name otherwise)."""
         infrastructure = infrastructure or self.infrastructure()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -340,7 +342,7 @@ class Harness:
         argv += ["--host", "127.0.0.1", "--port", str(port)]
         child = self._adopt(
             spawn(
-                service,
+                name or service,
                 argv,
                 self.log_dir,
                 env={
@@ -352,7 +354,7 @@ class Harness:
                 },
             )
         )
-        server = Server(service, url, child)
+        server = Server(name or service, url, child)
         if wait:
             self.wait_ready(server)
         return server

@@ -2,8 +2,10 @@
 
 `python -m bench.sink --port P` answers every request `200 ok` on keep-alive connections and
 counts it. It is one `asyncio.Protocol` per connection on uvloop that parses only the
-request line, `Content-Length` and two numbers in the body: `"bench_seq":<int>` (which event
-this is) and `"sent_at":<unix seconds>` (when it was published or sent). Its cost per
+request line, `Content-Length`, the `webhook-id` header (Standard Webhooks: the same on
+every attempt of one event's delivery) and two numbers in the body: `"bench_seq":<int>`
+(which event this is) and `"sent_at":<unix seconds>` (when it was published or sent). Each
+request beyond the first of a `webhook-id` counts as a duplicate. Its cost per
 request is a few tens of microseconds, so it is never what limits a run (the benchmark
 prints its CPU to show it).
 
@@ -14,7 +16,8 @@ Requests under `/_bench/` control it (the benchmark's, never counted):
   (default 1: at the first request).
 - `GET /_bench/wait?until=open|complete&timeout=S`: answers as soon as that point is
   reached, or after S seconds; `{"reached": bool}`.
-- `GET /_bench/stats?from_seq=Q`: counts, the receive times of the window's ends, and the
+- `GET /_bench/stats?from_seq=Q`: counts (by event and by `webhook-id`), the first 20
+  numbers below N not received, the receive times of the window's ends, and the
   publish-to-receive latency of events numbered Q and above (first receipt of each).
 """
 
@@ -35,6 +38,7 @@ _SEQ = re.compile(rb'"bench_seq":(\d+)')
 _SENT_AT = re.compile(rb'"sent_at":([0-9.eE+-]+)')
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 _CONTENT_LENGTH = b"\r\ncontent-length:"
+_WEBHOOK_ID = b"\r\nwebhook-id:"
 _CONTROL = b"/_bench/"
 _LENGTH_REQUIRED = b"HTTP/1.1 411 Length Required\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 
@@ -52,6 +56,10 @@ class Sink:
         self.requests = 0
         self.duplicates = 0
         self.unnumbered = 0
+        # Requests by `webhook-id`: those beyond the first of an id are its duplicates.
+        self.webhook_ids: set[bytes] = set()
+        self.webhook_id_duplicates = 0
+        self.unidentified = 0  # requests without a `webhook-id`
         self.first_at: float | None = None
         self.open_at: float | None = None
         self.complete_at: float | None = None
@@ -61,12 +69,18 @@ class Sink:
 
     # -- counted requests -------------------------------------------------------------------
 
-    def record(self, body: bytes) -> None:
+    def record(self, body: bytes, webhook_id: bytes | None = None) -> None:
         now = time.time()
         self.requests += 1
         self.last_at = now
         if self.first_at is None:
             self.first_at = now
+        if webhook_id is None:
+            self.unidentified += 1
+        elif webhook_id in self.webhook_ids:
+            self.webhook_id_duplicates += 1
+        else:
+            self.webhook_ids.add(webhook_id)
         match = _SEQ.search(body)
         if match is None:
             self.unnumbered += 1
@@ -125,6 +139,10 @@ class Sink:
             "distinct": len(self.seen),
             "duplicates": self.duplicates,
             "unnumbered": self.unnumbered,
+            "webhook_ids": len(self.webhook_ids),
+            "webhook_id_duplicates": self.webhook_id_duplicates,
+            "unidentified": self.unidentified,
+            "missing": [seq for seq in range(self.expect) if seq not in self.seen][:20],
             "first_at": self.first_at,
             "open_at": self.open_at,
             "complete_at": self.complete_at,
@@ -167,6 +185,17 @@ def _answer(
     transport.write(head + body)
 
 
+def webhook_id(head: bytes, raw: bytes) -> bytes | None:
+    """The `webhook-id` header's value, as sent, from a request's head (`raw`) and the same
+    lower-cased (`head`, where the name is looked for); None without one."""
+    start = head.find(_WEBHOOK_ID)
+    if start < 0:
+        return None
+    start += len(_WEBHOOK_ID)
+    end = head.find(b"\r\n", start)
+    return raw[start : end if end >= 0 else None].strip() or None
+
+
 def _percentile_ms(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
@@ -177,11 +206,11 @@ def _percentile_ms(ordered: list[float], q: float) -> float | None:
 class Connection(asyncio.Protocol):
     """A minimal HTTP/1.1 server connection: each request's path and body go to `respond`,
     whose bytes are the whole answer; the sink's control paths are answered by the sink.
-    `respond` defaults to the sink's own: record the body, answer 200."""
+    Without `respond`, the sink's own: record the body and its `webhook-id`, answer 200."""
 
     def __init__(self, sink: Sink, respond: Callable[[bytes, bytes], bytes] | None = None) -> None:
         self.sink = sink
-        self.respond = respond or self._record
+        self.respond = respond
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -198,7 +227,8 @@ class Connection(asyncio.Protocol):
             head_end = buffer.find(b"\r\n\r\n")
             if head_end < 0:
                 return
-            head = bytes(buffer[:head_end]).lower()
+            raw = bytes(buffer[:head_end])
+            head = raw.lower()
             start = head.find(_CONTENT_LENGTH)
             length = 0
             if start >= 0:
@@ -219,11 +249,11 @@ class Connection(asyncio.Protocol):
             if target.startswith(_CONTROL):
                 self.sink.control(transport, method.upper(), target)
                 continue
-            transport.write(self.respond(target, body))
-
-    def _record(self, target: bytes, body: bytes) -> bytes:
-        self.sink.record(body)
-        return _OK
+            if self.respond is None:
+                self.sink.record(body, webhook_id(head, raw))
+                transport.write(_OK)
+            else:
+                transport.write(self.respond(target, body))
 
 
 async def serve(host: str, port: int) -> None:
