@@ -24,6 +24,7 @@ from shared import tenancy
 from shared.errors import BadRequest
 from shared.ids import new_id, utcnow
 from shared.settings import Settings
+from shared.shutdown import WORK_SHARE
 
 log = structlog.get_logger(__name__)
 
@@ -321,9 +322,6 @@ _MAX_BULK = 1000
 # A stop's pieces (`BatchedWriter.stop(seconds)`): one cut off by the deadline leaves at
 # most this many behind; on the embedded server 50 updates of a delivery take 50-100 ms.
 _STOP_PIECE = 50
-# The part of a stop step's seconds the writer writes in: the rest is for ending the write
-# under way (pymongo's own deadline) and going on with the stop.
-_STOP_SHARE = 0.8
 # A spread flush (`BatchedWriter(spread=True)`): its updates in pieces this large, paused
 # between so that they take up to half the interval.
 _SPREAD_PIECE = 50
@@ -506,7 +504,7 @@ class BatchedWriter:
         its callers left that way is lost: a delivery whose outcome is unwritten stays
         open and is handed over, so it is sent again; sync hands its jobs over as a stopped
         worker's when the count is not 0, so their takers look for the post first."""
-        self._deadline = None if seconds is None else self._clock() + seconds * _STOP_SHARE
+        self._deadline = None if seconds is None else self._clock() + seconds * WORK_SHARE
         self._unpace()
         task = self._task
         if task:

@@ -17,6 +17,7 @@ import structlog
 
 from shared.ids import new_id, utcnow
 from shared.mongo import Collection
+from shared.shutdown import WORK_SHARE
 
 log = structlog.get_logger(__name__)
 
@@ -90,8 +91,9 @@ class Ownership:
             log.warning("work_left_for_takeover", collection=self._held.name)
             return 0
         cleared = self._held.update_many({"lease_owner": self.id}, {"$set": {"lease_owner": None}})
+        within = None if seconds is None else seconds * WORK_SHARE
         try:
-            result = await asyncio.wait_for(cleared, None if seconds is None else seconds * 0.8)
+            result = await asyncio.wait_for(cleared, within)
         except TimeoutError:
             log.warning("work_left_for_takeover", collection=self._held.name)
             return 0

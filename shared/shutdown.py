@@ -20,6 +20,10 @@ import structlog
 
 log = structlog.get_logger("hookhub.shutdown")
 
+# The part of its seconds a step gives its own work (attempts let end, writes, owners
+# cleared): the rest is for ending that work cleanly and going on with the stop.
+WORK_SHARE = 0.8
+
 # A step, given the seconds it may take: work that can end itself cleanly inside them (a
 # drain that cancels what is left) uses them; the budget abandons it past them anyway.
 StopHook = Callable[[float], Awaitable[object]]

@@ -40,6 +40,7 @@ from shared.envelopes import Envelope
 from shared.ids import isoformat, utcnow
 from shared.kafka import EventPublisher
 from shared.mongo import BatchedWriter, Document
+from shared.shutdown import WORK_SHARE
 from shared.signing import delivery_headers
 from shared.usage import UsageCounters
 
@@ -601,7 +602,7 @@ class Dispatcher:
             if worker not in self._busy:
                 worker.cancel()  # idle, waiting on its queue
         if workers:
-            _, late = await asyncio.wait(workers, timeout=seconds * 0.8)
+            _, late = await asyncio.wait(workers, timeout=seconds * WORK_SHARE)
             for worker in late:
                 worker.cancel()
             if late:
