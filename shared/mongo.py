@@ -407,9 +407,10 @@ class BatchedWriter:
         self._db = db
         self._interval = interval
         self._spread = spread
-        # While a spread flush may pause; a flush asked for ends its pauses (`_unpace`).
-        self._pacing = False
+        # Clear while a spread flush may pause; a flush asked for sets it (`_unpace`), which
+        # ends the pauses.
         self._unpaced = asyncio.Event()
+        self._unpaced.set()
         self._clock = clock  # for the stop's deadline; pymongo's own deadlines use monotonic
         self._incs: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._maxes: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
@@ -560,16 +561,19 @@ class BatchedWriter:
         (see the class)."""
         self._unpace()
         async with self._flushing:
-            self._pacing = spread
-            self._unpaced.clear()
+            if spread:
+                self._unpaced.clear()
             try:
                 await self._flush_once()
             finally:
-                self._pacing = False
+                self._unpaced.set()
 
     def _unpace(self) -> None:
-        self._pacing = False
         self._unpaced.set()
+
+    @property
+    def _pacing(self) -> bool:
+        return not self._unpaced.is_set()
 
     async def _pause(self, seconds: float) -> None:
         """Between a spread flush's pieces; ends early once a flush is asked for."""
