@@ -21,6 +21,7 @@ from shared.providers.chat import Attachment, Author
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import ExportLimits, ExportRefused, SlackExport
 from shared.zipdir import ZipDirectory
+from tests.memory import Watch
 from tests.slack_export import TEAM_ID, ExportBuilder, message, slack_file, zip64_directory
 
 DAY1, DAY2, DAY3 = "2024-03-01", "2024-03-02", "2024-03-03"
@@ -769,13 +770,12 @@ print(json.dumps({"grown_kib": after - before, **vars(stats)}))
 """
 
 
-# CPU-bound under tracemalloc: ~45 s alone on a 2-core machine, more beside the other
-# workers; the run's 120 s hang guard is too close for it.
-@pytest.mark.timeout(300)
 def test_a_generated_export_of_100000_messages_is_read_in_bounded_memory(tmp_path: Path) -> None:
     """The generator streams (its peak resident memory grows by far less than the 75 MB it
     writes), and reading it whole, day file by day file, stays under 50 MB of Python
-    allocations; every record comes back, threads whole, and nothing is quarantined."""
+    allocations over the opening and the first 1,000 messages and leaves no more allocated
+    than before over the 99,000 after them (tests/memory.py); every record comes back,
+    threads whole, and nothing is quarantined."""
     path = tmp_path / "big.zip"
     done = subprocess.run(
         [sys.executable, "-c", GENERATE, str(path)],
@@ -791,33 +791,31 @@ def test_a_generated_export_of_100000_messages_is_read_in_bounded_memory(tmp_pat
     assert stats["replies_in_later_files"] > 0
     assert stats["replies_in_earlier_files"] > 0
 
-    tracemalloc.start()
-    try:
-        counts: Counter[str] = Counter()
-        threads = found_reactions = 0
-        with SlackExport.open(path) as export:
-            assert len(export.conversations) == 200
-            assert export.team_id == TEAM_ID
-            assert "général" in {c.name for c in export.conversations}
-            for conversation in export.conversations:
-                roots: set[str] = set()
-                replies: set[str] = set()
-                for record in export.records(conversation):
-                    assert record.change is not None, record.quarantined
-                    change = record.change
-                    counts[change.subtype or "plain"] += 1
-                    found_reactions += record.reactions
-                    if change.external_thread_id is None:
-                        roots.add(change.external_message_id)
-                    else:
-                        replies.add(change.external_thread_id)
-                # Every reply's root is in the conversation, whichever day file holds it.
-                assert replies <= roots
-                threads += len(replies)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 50 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    counts: Counter[str] = Counter()
+    threads = found_reactions = 0
+    with Watch(traced=1_000) as watch, SlackExport.open(path) as export:
+        assert len(export.conversations) == 200
+        assert export.team_id == TEAM_ID
+        assert "général" in {c.name for c in export.conversations}
+        for conversation in export.conversations:
+            roots: set[str] = set()
+            replies: set[str] = set()
+            for record in watch.each(export.records(conversation)):
+                assert record.change is not None, record.quarantined
+                change = record.change
+                counts[change.subtype or "plain"] += 1
+                found_reactions += record.reactions
+                if change.external_thread_id is None:
+                    roots.add(change.external_message_id)
+                else:
+                    replies.add(change.external_thread_id)
+            # Every reply's root is in the conversation, whichever day file holds it.
+            assert replies <= roots
+            threads += len(replies)
+    assert watch.peak < 50 * 2**20, f"peak {watch.peak / 2**20:.1f} MiB"
+    # A conversation's roots and replies (the loop's own sets, 500 messages at most) aside.
+    assert watch.grown < 3_000, f"{watch.grown} blocks more after {watch.untraced} messages"
+    assert watch.untraced == 99_000
     assert sum(counts.values()) == 100_000
     assert dict(counts) == stats["by_subtype"]
     assert found_reactions == stats["reactions"]
