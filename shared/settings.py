@@ -311,6 +311,12 @@ class DeliverySettings(ServiceSettings):
     # endpoint, a long queue) is written pending, held by this process, so that a slow
     # endpoint never holds a partition's commit; its outcome is then an update.
     delivery_hold_seconds: float = Field(2.0, gt=0)
+    # The most outcomes one process has sent and not yet written to MongoDB: its lanes send
+    # no more until the writer catches up. These (and the attempts out, each endpoint's
+    # `max_concurrency` at most) are what a kill -9 can have sent unrecorded, so what the
+    # next owner sends again (docs/operations.md). The writer flushes once half of them
+    # wait, so 64 lets one flush be written while the next fills.
+    delivery_max_unwritten: int = Field(64, ge=1)
 
 
 class SyncSettings(ServiceSettings):

@@ -86,6 +86,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         max_held=settings.delivery_max_held,
         max_in_flight=settings.delivery_max_in_flight,
         hold_seconds=settings.delivery_hold_seconds,
+        max_unwritten=settings.delivery_max_unwritten,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.delivery.app import definition
@@ -71,8 +72,15 @@ async def _all_committed(settings: DeliverySettings) -> int | None:
     return committed if committed == end else None
 
 
-async def _endpoint(delivery: RunningService, url: str, workspace: str) -> str:
-    body = {"workspace_id": workspace, "url": url, "events": ["*"]}
+async def _endpoint(
+    delivery: RunningService, url: str, workspace: str, max_concurrency: int = 10
+) -> str:
+    body = {
+        "workspace_id": workspace,
+        "url": url,
+        "events": ["*"],
+        "max_concurrency": max_concurrency,
+    }
     answer = await delivery.client.post(
         "/api/outgoing-webhooks", json=body, headers=admin_headers()
     )
@@ -248,3 +256,51 @@ async def test_a_slow_endpoint_past_the_hold_bound_does_not_hold_the_commit(
 
 async def _has(collection: Collection, query: dict[str, Any], count: int) -> bool:
     return await collection.count_documents(query) == count
+
+
+def _unwritten(delivery: RunningService) -> float | None:
+    registry: CollectorRegistry = _state(delivery).runtime.registry
+    return registry.get_sample_value("hookhub_delivery_outcomes_unwritten")
+
+
+async def test_no_more_is_sent_than_the_writer_has_room_for(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB writes nothing (the writer's flushes held): once HOOKHUB_DELIVERY_MAX_UNWRITTEN
+    outcomes wait for it, the lane sends no more — what a kill -9 could send twice stays
+    that bound (and the attempts out), however large the room. Let go, every delivery is
+    sent once and recorded."""
+    state = _state(delivery)
+    dispatcher = state.dispatcher
+    writer = state.delivery_writer
+    deliveries: Collection = state.delivery_repository.deliveries
+    await until(lambda: _unwritten(delivery) == 0, what="earlier outcomes written")
+    path, url = _path(sink)
+    # One connection: the lane sends one delivery at a time, so each attempt begins after
+    # the outcome before it is with the writer.
+    endpoint_id = await _endpoint(delivery, url, "ws_unwritten", max_concurrency=1)
+    writing = asyncio.Event()
+    flush = writer.flush
+
+    async def held(*, spread: bool = False) -> None:
+        await writing.wait()
+        await flush(spread=spread)
+
+    monkeypatch.setattr(writer, "flush", held)
+    monkeypatch.setattr(dispatcher, "max_unwritten", 3)
+    try:
+        for _ in range(6):
+            await publish(delivery, "message.created", "ws_unwritten")
+        await sink[0].wait_for(path, 3)
+        lane = dispatcher._lanes[endpoint_id]
+        # The fourth taken off the queue and waiting for the writer, two behind it, none out.
+        await until(lambda: lane.queue.qsize() == 2, what="the fourth taken, waiting")
+        assert _unwritten(delivery) == 3
+        assert not dispatcher._busy
+        assert len(sink[0].at(path)) == 3
+        assert await deliveries.count_documents({"endpoint_id": endpoint_id}) == 0
+    finally:
+        writing.set()
+    done = {"endpoint_id": endpoint_id, "status": "completed", "attempts": 1}
+    await until(lambda: _has(deliveries, done, 6), what="all six recorded")
+    assert len(sink[0].at(path)) == 6

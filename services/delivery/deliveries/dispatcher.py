@@ -182,6 +182,7 @@ class Dispatcher:
         max_held: int,
         max_in_flight: int,
         hold_seconds: float = 2.0,
+        max_unwritten: int = 64,
     ) -> None:
         self._endpoints = endpoints
         self._client_for = client_for
@@ -217,9 +218,17 @@ class Dispatcher:
         self._unwritten = 0
         self._writing = 0
         self._confirming: asyncio.Task[None] | None = None
-        # Outcomes waiting that make the writer flush at once: a flush of more than that
-        # costs MongoDB no more per outcome than the interval's.
-        self._hurry_at = max(1, max_held // 4)
+        # Outcomes sent and not yet written, at most: past it the lanes send nothing until
+        # the writer catches up. What a kill -9 can have sent unrecorded (with the attempts
+        # out), so what the next owner sends again: MongoDB's pace, not the room's, decides
+        # how many there are.
+        self.max_unwritten = max_unwritten
+        self._writable = asyncio.Event()  # fewer than `max_unwritten` wait for the writer
+        self._writable.set()
+        # Outcomes waiting that make the writer flush at once: half the bound, so that one
+        # flush is written while the next fills; a flush of more costs MongoDB no more per
+        # outcome than the interval's.
+        self._hurry_at = max(1, min(max_held // 4, max_unwritten // 2))
         self._drained = asyncio.Event()  # nothing held
         self._drained.set()
         self._freed = asyncio.Event()  # something let go since it was cleared
@@ -496,6 +505,8 @@ class Dispatcher:
             if self._per_lane[job.endpoint_id] <= 0:
                 del self._per_lane[job.endpoint_id]
             self._unwritten += 1
+            if self._unwritten + self._writing >= self.max_unwritten:
+                self._writable.clear()
             if self._confirming is None:
                 self._confirming = asyncio.create_task(self._confirm(), name="outcomes-written")
             if self._unwritten + self._writing >= self._hurry_at:
@@ -514,6 +525,8 @@ class Dispatcher:
                 finally:
                     self._writing -= count
                     self._freed.set()
+                    if self._unwritten + self._writing < self.max_unwritten:
+                        self._writable.set()
         finally:
             self._confirming = None
 
@@ -555,6 +568,8 @@ class Dispatcher:
                 self._let_go(job)
                 continue
             try:
+                # Sent no sooner than the writer has room for its outcome (`max_unwritten`).
+                await self._writable.wait()
                 if lane.bucket:  # a rate-limited lane waits for its turn without a slot
                     await lane.bucket.take()
                 async with self._slots:
