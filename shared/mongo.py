@@ -425,6 +425,7 @@ class BatchedWriter:
         self._stopped = False
         self._hurried = asyncio.Event()  # flush now, not at the end of the interval
         self._waiters: list[asyncio.Future[None]] = []
+        self._next: asyncio.Future[None] | None = None  # `next_flush`'s, until a flush takes it
         self._kept = False
         self._deadline: float | None = None  # set by a bounded stop, on `clock`
         # Of the batch the flush under way took: how many documents (and bucket values) are
@@ -485,10 +486,19 @@ class BatchedWriter:
         """Return once everything handed to the writer before the call is in MongoDB (at
         the end of the next flush that wrote all it took; after a failed one, the flush
         after that). For callers that must not go on before their record is durable."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        future = self.next_flush()
         self._unpace()
-        await future
+        await asyncio.shield(future)  # shared: one caller's cancellation is its own
+
+    def next_flush(self) -> asyncio.Future[None]:
+        """Done once everything handed to the writer so far is in MongoDB (as `written`),
+        without asking for a flush or waiting: one future shared by every caller until a
+        flush takes it, so a caller may ask for it per document it hands over (and count
+        them on it). Never cancel it."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._waiters.append(self._next)
+        return self._next
 
     async def stop(self, seconds: float | None = None) -> int:
         """Write what is pending; returns how many documents (and bucket values) it left
@@ -582,6 +592,7 @@ class BatchedWriter:
 
     async def _flush_once(self) -> None:
         waiters, self._waiters = self._waiters, []
+        self._next = None  # what is handed over from now on waits for the flush after
         self._kept = False
         try:
             await self._flush()

@@ -183,6 +183,33 @@ async def test_hurry_flushes_before_the_interval_ends(db: Database) -> None:
         await writer.stop()
 
 
+async def test_next_flush_is_done_when_the_flush_that_took_it_has_written(db: Database) -> None:
+    """What is handed over before a flush takes its batch shares one future, done when that
+    flush has written; what is handed over while it writes waits for the flush after it.
+    A `written()` caller cancelled does not cancel the shared future."""
+    timed = _Timed(db)
+    writer = BatchedWriter(cast(Database, timed), interval=3600)
+    await _cut_off(db, writer, 2)
+    first = writer.next_flush()
+    assert writer.next_flush() is first
+    timed.release.clear()
+    flushing = asyncio.create_task(writer.flush())
+    await timed.started.wait()  # the batch taken, its write held
+    writer.set_fields("things", "t0", {"status": "delayed"})
+    second = writer.next_flush()
+    assert second is not first
+    waiting = asyncio.ensure_future(writer.written())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    timed.release.set()
+    await flushing
+    assert first.done() and not second.done() and not second.cancelled()
+    assert await db.things.count_documents({"status": "pending"}) == 2
+    await writer.flush()
+    assert second.done()
+    assert (await db.things.find_one({"_id": "t0"}) or {})["status"] == "delayed"
+
+
 async def test_a_flush_returns_once_the_flush_under_way_has_written_too(db: Database) -> None:
     """`flush()` while another flush writes: it waits for that one, so what was handed
     over before the call is in MongoDB when it returns (a caller's "flush, then read")."""

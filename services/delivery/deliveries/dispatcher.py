@@ -214,10 +214,10 @@ class Dispatcher:
         # room until written, so what MongoDB cannot write yet (after an outage, or while it
         # is saturated) holds fan-out and claims back and the writer's buffer stays bounded;
         # else the lanes would take on work as fast as they send, whatever MongoDB keeps up
-        # with. `_unwritten`: not yet waited for; `_writing`: waiting for `written()`.
+        # with. Counted by the flush that writes them (`BatchedWriter.next_flush`), so each
+        # frees its room the moment that flush ends.
         self._unwritten = 0
-        self._writing = 0
-        self._confirming: asyncio.Task[None] | None = None
+        self._outcomes: dict[asyncio.Future[None], int] = {}
         # Outcomes sent and not yet written, at most: past it the lanes send nothing until
         # the writer catches up. What a kill -9 can have sent unrecorded (with the attempts
         # out), so what the next owner sends again: MongoDB's pace, not the room's, decides
@@ -277,7 +277,7 @@ class Dispatcher:
             "Deliveries attempted whose outcome is not yet in MongoDB (they keep their room)",
             registry=registry,
         )
-        self.unwritten.set_function(lambda: self._unwritten + self._writing)
+        self.unwritten.set_function(lambda: self._unwritten)
         self.in_flight = Gauge(
             "hookhub_delivery_in_flight",
             "Attempts out at once in this process (HOOKHUB_DELIVERY_MAX_IN_FLIGHT at most)",
@@ -316,7 +316,7 @@ class Dispatcher:
         only be handed back)."""
         if self._stopping:
             return 0
-        taken = len(self.held) + self._reserved + self._unwritten + self._writing
+        taken = len(self.held) + self._reserved + self._unwritten
         return max(0, self.max_held - taken)
 
     def lane_room(self, endpoint_id: str) -> int:
@@ -504,31 +504,25 @@ class Dispatcher:
             self._per_lane[job.endpoint_id] -= 1
             if self._per_lane[job.endpoint_id] <= 0:
                 del self._per_lane[job.endpoint_id]
+            written = self._writer.next_flush()
+            if written not in self._outcomes:
+                self._outcomes[written] = 0
+                written.add_done_callback(self._written)
+            self._outcomes[written] += 1
             self._unwritten += 1
-            if self._unwritten + self._writing >= self.max_unwritten:
+            if self._unwritten >= self.max_unwritten:
                 self._writable.clear()
-            if self._confirming is None:
-                self._confirming = asyncio.create_task(self._confirm(), name="outcomes-written")
-            if self._unwritten + self._writing >= self._hurry_at:
+            if self._unwritten >= self._hurry_at:
                 self._writer.hurry()
         if not self.held:
             self._drained.set()
 
-    async def _confirm(self) -> None:
-        """Frees the room of let-go jobs as the writer writes their outcomes."""
-        try:
-            while self._unwritten:
-                count, self._unwritten = self._unwritten, 0
-                self._writing += count
-                try:
-                    await self._writer.written()
-                finally:
-                    self._writing -= count
-                    self._freed.set()
-                    if self._unwritten + self._writing < self.max_unwritten:
-                        self._writable.set()
-        finally:
-            self._confirming = None
+    def _written(self, flush: asyncio.Future[None]) -> None:
+        """A flush wrote the outcomes counted on it: their room is free."""
+        self._unwritten -= self._outcomes.pop(flush, 0)
+        self._freed.set()
+        if self._unwritten < self.max_unwritten:
+            self._writable.set()
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
         lane = self._lanes.get(endpoint.id)
@@ -625,8 +619,6 @@ class Dispatcher:
             await asyncio.gather(*workers, return_exceptions=True)
         await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
         await asyncio.gather(*self._background, return_exceptions=True)
-        if self._confirming is not None:  # the writer's stop writes what it holds
-            self._confirming.cancel()
 
     def _close_later(self, lane: Lane) -> None:
         """A replaced lane's pool, once its cancelled workers have let go of it."""
