@@ -394,6 +394,10 @@ class BatchedWriter:
     embedded MongoDB server for most of a second and slowed every service sharing its
     machine meanwhile. A flush asked for (`flush`, `hurry`, `stop`, `written`) is not
     spread, and one under way stops pausing.
+
+    `first`: collections whose inserts a flush writes before any other's, so that a reader
+    never finds a document without the ones it refers to (a delivery's outcome without its
+    attempt's log entry).
     """
 
     def __init__(
@@ -402,9 +406,11 @@ class BatchedWriter:
         *,
         interval: float = 1.0,
         spread: bool = False,
+        first: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self._first = {name: rank for rank, name in enumerate(first)}
         self._interval = interval
         self._spread = spread
         # Clear while a spread flush may pause; a flush asked for sets it (`_unpace`), which
@@ -677,7 +683,10 @@ class BatchedWriter:
         for key in inserts:
             per_collection[key[0]].append(key)
         failed: set[tuple[str, str]] = set()
-        for name, keys in per_collection.items():
+        # `first`'s collections before the others (sorted is stable: the rest as handed over).
+        last = len(self._first)
+        ordered = sorted(per_collection.items(), key=lambda item: self._first.get(item[0], last))
+        for name, keys in ordered:
             start = 0
             while start < len(keys) and (chunk := keys[start : start + self._piece()]):
                 start += len(chunk)

@@ -44,7 +44,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="endpoints",
     )
     deliveries = delivery_repository.DeliveryRepository(runtime.db)
-    writer = BatchedWriter(runtime.db, interval=0.5)
+    # An attempt's log entry is in MongoDB before the delivery that shows its outcome.
+    writer = BatchedWriter(runtime.db, interval=0.5, first=(delivery_repository.ATTEMPTS,))
     # Deliveries and attempts made and kept (the retention job takes those it removes off).
     usage = UsageCounters(runtime.db)
     background: set[asyncio.Task[None]] = set()

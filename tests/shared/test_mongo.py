@@ -210,6 +210,41 @@ async def test_next_flush_is_done_when_the_flush_that_took_it_has_written(db: Da
     assert (await db.things.find_one({"_id": "t0"}) or {})["status"] == "delayed"
 
 
+class _Order:
+    """The real database, remembering which collection each insert went to, in order."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.inserts: list[str] = []
+
+    def __getitem__(self, name: str) -> Any:
+        order = self
+
+        class Collection:
+            async def insert_many(self, docs: list[Any], **kwargs: Any) -> Any:
+                order.inserts.append(name)
+                return await order.db[name].insert_many(docs, **kwargs)
+
+        return Collection()
+
+
+async def test_first_collections_are_inserted_before_the_others(db: Database) -> None:
+    """A delivery handed over before the attempt it refers to: with `first` naming the
+    attempts, a flush inserts the attempt first all the same (a reader that finds the
+    delivery finds its attempt)."""
+    order = _Order(db)
+    for first, expected in (
+        ((), ["deliveries", "attempts"]),
+        (("attempts",), ["attempts", "deliveries"]),
+    ):
+        order.inserts.clear()
+        writer = BatchedWriter(cast(Database, order), first=first)
+        writer.insert_once("deliveries", new_id("dlv"), {"status": "completed"})
+        writer.insert_once("attempts", new_id("att"), {"status_code": 200})
+        await writer.flush()
+        assert order.inserts == expected
+
+
 async def test_a_flush_returns_once_the_flush_under_way_has_written_too(db: Database) -> None:
     """`flush()` while another flush writes: it waits for that one, so what was handed
     over before the call is in MongoDB when it returns (a caller's "flush, then read")."""
