@@ -37,6 +37,9 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
 # What creating an index refuses when one of the same keys exists with other options
 # (IndexOptionsConflict, IndexKeySpecsConflict: which, depends on the server's version).
 INDEX_CONFLICTS = frozenset({85, 86})
+# Dropping an index that is not there: IndexNotFound, or NamespaceNotFound for a collection
+# that is not there either.
+NOT_THERE = frozenset({26, 27})
 
 
 def connect(settings: Settings, appname: str) -> AsyncMongoClient[Document]:
@@ -61,19 +64,31 @@ def connect(settings: Settings, appname: str) -> AsyncMongoClient[Document]:
 
 @dataclass(frozen=True)
 class Index:
-    """An index a repository needs; created idempotently at service start."""
+    """An index a repository needs; created idempotently at service start. A `retired` one
+    is no longer needed: dropped at service start where an older version made it (an index
+    costs every insert its entry)."""
 
     collection: str
     keys: Sequence[tuple[str, int]]
     options: Mapping[str, Any] = field(default_factory=dict)
+    retired: bool = False
 
 
 async def ensure_indexes(db: Database, indexes: Sequence[Index]) -> None:
     """Create the indexes. A TTL index that exists with another expiry (its retention
     setting changed) is given the new one in place: creating it again would be refused. One
     whose other options changed (a TTL index no longer, removal moved to shared.retention's
-    batches; a partial filter added) is dropped and made again with the new ones."""
+    batches; a partial filter added) is dropped and made again with the new ones. A retired
+    one is dropped if it exists."""
     for index in indexes:
+        if index.retired:
+            try:
+                await db[index.collection].drop_index(list(index.keys))
+                log.info("index_dropped", collection=index.collection, keys=index.keys)
+            except OperationFailure as exc:
+                if exc.code not in NOT_THERE:
+                    raise
+            continue
         try:
             await db[index.collection].create_index(list(index.keys), **dict(index.options))
         except OperationFailure as exc:

@@ -14,9 +14,11 @@ from prometheus_client import Counter
 
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
+from services.delivery.deliveries import timeline
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
 from services.delivery.deliveries.retention import EndedDeliveries
 from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler
+from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -48,6 +50,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     writer = BatchedWriter(runtime.db, interval=0.5, first=(delivery_repository.ATTEMPTS,))
     # Deliveries and attempts made and kept (the retention job takes those it removes off).
     usage = UsageCounters(runtime.db)
+    minutes = AttemptMinutes(runtime.db)  # the timeline's counts
     background: set[asyncio.Task[None]] = set()
 
     def later(coro: Coroutine[Any, Any, None]) -> None:
@@ -84,6 +87,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         registry=runtime.registry,
         failure_window=timedelta(seconds=settings.failure_window_seconds),
         usage=usage,
+        minutes=minutes,
         max_held=settings.delivery_max_held,
         max_in_flight=settings.delivery_max_in_flight,
         hold_seconds=settings.delivery_hold_seconds,
@@ -118,6 +122,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.delivery_writer = writer
     app.state.scheduler = scheduler
     app.state.usage = usage
+    app.state.attempt_minutes = minutes
     app.state.ownership = ownership
 
     # Pipelined: a batch's deliveries go to the lanes unrecorded, and its offsets are
@@ -194,6 +199,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("delivery_release", ownership.release)
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)
+    minutes.register(runtime)
     runtime.ready_check("endpoint_cache", cache.ready)
 
 
@@ -204,7 +210,12 @@ def definition() -> ServiceDefinition:
             "Sends the chat product's events to subscribers' URLs, signed, retried and logged."
         ),
         routers=[endpoint_routes.router, delivery_routes.router],
-        indexes=[*endpoint_repository.INDEXES, *delivery_repository.INDEXES],
+        indexes=[
+            *endpoint_repository.INDEXES,
+            *delivery_repository.INDEXES,
+            *delivery_repository.RETIRED_INDEXES,
+            *timeline.INDEXES,
+        ],
         internal_topics=[DEAD_LETTER_TOPIC],
         setup=setup,
         settings_class=DeliverySettings,

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
 from services.delivery.app import definition
+from services.delivery.deliveries.repository import ATTEMPTS, attempt_range
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.mongo import Collection
@@ -109,7 +110,9 @@ async def test_a_delivery_is_written_once_with_its_first_outcome(
     delivery: RunningService, sink: Sink
 ) -> None:
     """While its first attempt is out, the delivery is nowhere in MongoDB (no `pending` or
-    `active` to update); it appears once, completed, with its attempt."""
+    `active` to update); it appears once, completed, with its attempt in its document (one
+    insert, nothing in `delivery_attempts`). A later attempt is logged there, and the API
+    shows both in order."""
     gate = asyncio.Event()
     path, url = _path(sink, gate)
     endpoint_id = await _endpoint(delivery, url, "ws_recorded_once")
@@ -125,9 +128,41 @@ async def test_a_delivery_is_written_once_with_its_first_outcome(
     assert doc["last_status_code"] == 200 and doc["lease_owner"] is None
     assert doc["msg_id"] == request.headers["webhook-id"]
     assert doc["ended_at"] is not None and doc["next_attempt_at"] is None
+    assert doc["first_attempt"]["attempt"] == 1
+    assert doc["first_attempt"]["status_code"] == 200
+    attempts: Collection = deliveries.database[ATTEMPTS]
+    assert await attempts.count_documents(attempt_range(doc["_id"])) == 0
     answer = await delivery.client.get(f"/api/deliveries/{doc['_id']}", headers=admin_headers())
     assert answer.status_code == 200, answer.text
     assert [a["status_code"] for a in answer.json()["attempt_log"]] == [200]
+
+    retried = await delivery.client.post(
+        f"/api/deliveries/{doc['_id']}/retry", params={"force": "true"}, headers=admin_headers()
+    )
+    assert retried.status_code == 202, retried.text
+    await sink[0].wait_for(path, 2)
+    await until(lambda: attempts.find_one({"_id": f"{doc['_id']}:2"}), what="attempt 2 logged")
+
+    async def both() -> list[Any] | None:
+        answer = await delivery.client.get(f"/api/deliveries/{doc['_id']}", headers=admin_headers())
+        log = answer.json()["attempt_log"]
+        return log if len(log) == 2 else None
+
+    log = await until(both, what="both attempts in the API's log")
+    assert [(a["attempt"], a["status_code"]) for a in log] == [(1, 200), (2, 200)]
+
+    # The timeline counts them (deliveries/timeline.py), not the log.
+    async def counted() -> list[Any] | None:
+        answer = await delivery.client.get(
+            "/api/webhooks/stats/timeline",
+            params={"webhook_id": endpoint_id, "minutes": 5},
+            headers=admin_headers(),
+        )
+        minutes = answer.json()["minutes"]
+        return minutes if sum(m["success"] for m in minutes) == 2 else None
+
+    minutes = await until(counted, what="the timeline's two successes")
+    assert sum(m["http_error"] + m["network_error"] for m in minutes) == 0
 
 
 async def test_a_batch_is_committed_only_once_its_deliveries_are_recorded(
@@ -201,7 +236,7 @@ async def test_a_process_stopped_between_send_and_record_is_replayed_by_the_next
             assert doc["attempts"] == 1
             assert len(sink[0].at(quick_path)) == 1
             attempts = _state(second).delivery_repository.attempts
-            assert [a["status_code"] for a in await attempts(doc["_id"])] == [200]
+            assert [a["status_code"] for a in await attempts(doc)] == [200]
     finally:
         gate.set()
 

@@ -11,7 +11,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from shared.ids import new_id, utcnow
-from shared.mongo import BatchedExistence, BatchedWriter, Database, GroupInserter
+from shared.mongo import (
+    BatchedExistence,
+    BatchedWriter,
+    Database,
+    GroupInserter,
+    Index,
+    ensure_indexes,
+)
 from tests.infra import Infra
 from tests.support import new_namespace
 
@@ -30,6 +37,20 @@ async def test_insert_once_keeps_the_first_document_and_folds_in_later_fields(db
         "status": "completed",
         "n": 1,
     }
+
+
+async def test_a_retired_index_is_dropped_where_it_exists(db: Database) -> None:
+    await db.logs.create_index([("at", 1)])
+    await db.logs.create_index([("kind", 1)])
+    retired = [
+        Index("logs", [("at", 1)], retired=True),
+        Index("nothing_here", [("at", 1)], retired=True),  # no such collection: no error
+        Index("logs", [("kind", 1)]),
+    ]
+    for _ in range(2):  # and again, once it is gone
+        await ensure_indexes(db, retired)
+        names = set((await db.logs.index_information()).keys())
+        assert names == {"_id_", "kind_1"}
 
 
 async def test_set_fields_after_a_flush_updates_the_document(db: Database) -> None:

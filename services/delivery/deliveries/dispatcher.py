@@ -32,7 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services import __version__
 from services.delivery.deliveries.policy import Verdict, decide
-from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, schedule
+from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, FIRST_ATTEMPT, schedule
+from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
 from shared.egress import GuardedClient
@@ -179,6 +180,7 @@ class Dispatcher:
         failure_window: timedelta,
         on_failing: Callable[[str, datetime | None], None],
         usage: UsageCounters,
+        minutes: AttemptMinutes,
         max_held: int,
         max_in_flight: int,
         hold_seconds: float = 2.0,
@@ -187,6 +189,7 @@ class Dispatcher:
         self._endpoints = endpoints
         self._client_for = client_for
         self._writer = writer
+        self._minutes = minutes
         self._usage = usage
         self._publisher = publisher
         self._on_gone = on_gone
@@ -687,24 +690,16 @@ class Dispatcher:
         )
         self.latency.observe(duration)
         self.outcomes.labels(_outcome(status_code, error)).inc()
-        self._writer.insert_once(
-            ATTEMPTS,
-            f"{job.id}:{number}",
-            {
-                "delivery_id": job.id,
-                "endpoint_id": job.endpoint_id,
-                "workspace_id": job.workspace_id,
-                "attempt": number,
-                "at": now,
-                "status_code": status_code,
-                "response_headers": response_headers,
-                "response_body": response_body,
-                "duration_ms": round(duration * 1000, 2),
-                "error": error,
-                "next_attempt_at": decision.next_attempt_at,
-            },
-        )
-        self._usage.made(job.workspace_id, "attempts")
+        logged: Document = {
+            "attempt": number,
+            "at": now,
+            "status_code": status_code,
+            "response_headers": response_headers,
+            "response_body": response_body,
+            "duration_ms": round(duration * 1000, 2),
+            "error": error,
+            "next_attempt_at": decision.next_attempt_at,
+        }
         fields: dict[str, Any] = {
             "attempts": number,
             "tries": job.tries + 1,
@@ -714,6 +709,16 @@ class Dispatcher:
             "updated_at": utcnow(),
             **schedule(next_attempt_at=decision.next_attempt_at),  # held by nobody now
         }
+        if number == 1:
+            # Kept in the delivery's document, written with the outcome (repository.py).
+            fields[FIRST_ATTEMPT] = logged
+        else:
+            logged.update(
+                delivery_id=job.id, endpoint_id=job.endpoint_id, workspace_id=job.workspace_id
+            )
+            self._writer.insert_once(ATTEMPTS, f"{job.id}:{number}", logged)
+        self._usage.made(job.workspace_id, "attempts")
+        self._minutes.count(job.workspace_id, job.endpoint_id, now, status_code)
         if decision.verdict is Verdict.COMPLETED:
             ended = utcnow()
             fields.update(status="completed", completed_at=ended, ended_at=ended)

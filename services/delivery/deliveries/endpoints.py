@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel
 
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
+from services.delivery.deliveries.timeline import AttemptMinutes
 from shared import tenancy
 from shared.envelopes import ChatEvent, Topic
 from shared.errors import Conflict, NotFound
@@ -26,6 +27,7 @@ router = APIRouter(tags=["deliveries"], dependencies=[Authenticated], responses=
 DeliveriesDep = Annotated[
     DeliveryRepository, Depends(from_state("delivery_repository", DeliveryRepository))
 ]
+MinutesDep = Annotated[AttemptMinutes, Depends(from_state("attempt_minutes", AttemptMinutes))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 Status = Literal["pending", "active", "completed", "failed", "delayed"]
 
@@ -130,7 +132,7 @@ async def get_delivery(
     doc = await deliveries.get(delivery_id)
     if doc is None:
         raise NotFound(f"delivery {delivery_id} not found")
-    attempts = await deliveries.attempts(delivery_id)
+    attempts = await deliveries.attempts(doc)
     return DeliveryWithAttempts.model_validate(
         {**_delivery(doc), "payload": orjson.loads(bytes(doc["body"])), "attempt_log": attempts}
     )
@@ -187,7 +189,7 @@ async def delivery_stats(deliveries: DeliveriesDep, webhook_id: str | None = Non
 
 @router.get("/api/webhooks/stats/timeline", response_model=Timeline)
 async def delivery_timeline(
-    deliveries: DeliveriesDep,
+    counted: MinutesDep,
     minutes: Annotated[int, Query(ge=1, le=1440)] = 60,
     webhook_id: str | None = None,
 ) -> Timeline:
@@ -200,16 +202,12 @@ async def delivery_timeline(
         start + timedelta(minutes=i): Minute(minute=start + timedelta(minutes=i))
         for i in range(minutes)
     }
-    for minute, code, count in await deliveries.attempts_per_minute(start, webhook_id):
+    for minute, counts in await counted.since(start, webhook_id):
         bucket = buckets.get(minute.replace(tzinfo=UTC) if minute.tzinfo is None else minute)
-        if bucket is None:
-            continue
-        if code is None:
-            bucket.network_error += count
-        elif 200 <= code < 300:
-            bucket.success += count
-        else:
-            bucket.http_error += count
+        if bucket is not None:
+            bucket.success += counts["success"]
+            bucket.http_error += counts["http_error"]
+            bucket.network_error += counts["network_error"]
     return Timeline(since=start, until=until, minutes=list(buckets.values()))
 
 

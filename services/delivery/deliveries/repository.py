@@ -1,5 +1,12 @@
 """The `deliveries`, `delivery_attempts` and `delivery_workers` collections: every query on
-them lives here."""
+them lives here.
+
+A delivery's attempt log: its first attempt is kept in the delivery's own document
+(`first_attempt`), written with the outcome it led to (for nearly every delivery, the one
+write it costs: docs/operations.md); a later one is a document of `delivery_attempts`
+whose `_id` is `<delivery id>:<attempt>`, so a delivery's attempts are one range of the
+`_id` index and the log needs no index of its own. The timeline's counts per minute are
+kept apart (deliveries/timeline.py)."""
 
 from __future__ import annotations
 
@@ -48,9 +55,21 @@ INDEXES = [
     ),
     # When each ended: retention removes them a window at a time (deliveries/retention.py).
     Index(DELIVERIES, [("ended_at", 1)]),
-    Index(ATTEMPTS, [("delivery_id", 1), ("attempt", 1)]),
-    Index(ATTEMPTS, [("at", 1)]),  # the attempts of the last hour (stats/timeline)
 ]
+# No longer needed, dropped where an older version made them: the attempt log is read by
+# `_id`, the timeline from its own counts.
+RETIRED_INDEXES = [
+    Index(ATTEMPTS, [("delivery_id", 1), ("attempt", 1)], retired=True),
+    Index(ATTEMPTS, [("at", 1)], retired=True),
+]
+# Of the delivery's document: the attempt the delivery service keeps there.
+FIRST_ATTEMPT = "first_attempt"
+
+
+def attempt_range(delivery_id: str) -> Document:
+    """The `_id`s of a delivery's attempts in `delivery_attempts` (`<delivery id>:<n>`;
+    a delivery's id has no `:`, and `;` is the character after it)."""
+    return {"_id": {"$gte": f"{delivery_id}:", "$lt": f"{delivery_id};"}}
 
 
 def schedule(*, next_attempt_at: datetime | None, owner: str | None = None) -> Document:
@@ -86,19 +105,25 @@ class DeliveryRepository:
     async def get(self, delivery_id: str) -> Document | None:
         return tenancy.note(await self._deliveries.find_one(tenancy.narrow({"_id": delivery_id})))
 
-    async def attempts(self, delivery_id: str) -> list[Document]:
-        return await self._attempts.find({"delivery_id": delivery_id}).sort("attempt", 1).to_list()
+    async def attempts(self, delivery: Document) -> list[Document]:
+        """The attempt log of `delivery` (its document), oldest first."""
+        logged = await self._attempts.find(attempt_range(delivery["_id"])).to_list()
+        first = delivery.get(FIRST_ATTEMPT)
+        if first is not None:
+            logged.append(first)
+        return sorted(logged, key=lambda attempt: int(attempt["attempt"]))
 
     async def page(
         self, *, filters: Document, limit: int, cursor: str | None
     ) -> tuple[list[Document], str | None]:
-        # Without the payload (`body`, up to a Kafka message each): the list does not show it.
+        # Without the payload (`body`, up to a Kafka message each) and the first attempt's
+        # answer (up to 16 KiB): the list shows neither.
         return await paginate(
             self._deliveries,
             tenancy.narrow(filters),
             limit=limit,
             cursor=cursor,
-            projection={"body": 0},
+            projection={"body": 0, FIRST_ATTEMPT: 0},
         )
 
     async def claim(
@@ -151,7 +176,8 @@ class DeliveryRepository:
                 ids += picked
         if not ids:
             return []
-        return await self._deliveries.find({"_id": {"$in": ids}, "lease_owner": owner}).to_list()
+        claimed: Document = {"_id": {"$in": ids}, "lease_owner": owner}
+        return await self._deliveries.find(claimed, {FIRST_ATTEMPT: 0}).to_list()
 
     async def held_by(self, owner: str, ids: list[str]) -> list[Document]:
         """Those of `ids` that `owner` holds and has not tried yet."""
@@ -169,26 +195,6 @@ class DeliveryRepository:
         update = {"$set": {**fields, "ended_at": None}}
         result = await self._deliveries.update_many(tenancy.narrow(query), update)
         return result.modified_count
-
-    async def attempts_per_minute(
-        self, since: datetime, endpoint_id: str | None
-    ) -> list[tuple[datetime, int | None, int]]:
-        """(minute, status code or None when there was no answer, attempts) since `since`,
-        counted by the database: a busy hour is hundreds of thousands of attempts."""
-        match: Document = tenancy.narrow({"at": {"$gte": since}})
-        if endpoint_id:
-            match["endpoint_id"] = endpoint_id
-        group = {
-            "_id": {
-                "m": {"$dateTrunc": {"date": "$at", "unit": "minute"}},
-                "c": {"$ifNull": ["$status_code", 0]},
-            },
-            "n": {"$sum": 1},
-        }
-        rows = await (
-            await self._attempts.aggregate([{"$match": match}, {"$group": group}])
-        ).to_list()
-        return [(row["_id"]["m"], row["_id"]["c"] or None, row["n"]) for row in rows]
 
     async def counts(self, endpoint_id: str | None) -> dict[str, int]:
         match: Document = tenancy.narrow({"endpoint_id": endpoint_id} if endpoint_id else {})

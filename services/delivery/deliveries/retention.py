@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from pymongo import DeleteMany, UpdateOne
 
-from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES
+from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, attempt_range
 from shared.mongo import Database, Document
 from shared.retention import ExpiredDocuments
 
@@ -53,7 +53,7 @@ class EndedDeliveries(ExpiredDocuments):
             docs = [d for d in docs if d["_id"] not in kept]
         if docs:
             result = await self._attempts.bulk_write(
-                [DeleteMany({"delivery_id": d["_id"]}) for d in docs], ordered=False
+                [DeleteMany(attempt_range(d["_id"])) for d in docs], ordered=False
             )
             removed[ATTEMPTS] = result.deleted_count
         if self._on_removed is not None:
