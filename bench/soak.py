@@ -128,8 +128,11 @@ KEPT_LONGER = {
     "seen_deliveries": "the dedupe window, at least 24 h",
     "processed_envelopes": "kept 7 days",
     "audit_events": "HOOKHUB_AUDIT_RETENTION_DAYS",
+    "delivery_minutes": "the timeline's counts, a document per endpoint and minute, kept 2 days",
 }
-_MARK = re.compile(rb"soak=([A-Za-z0-9_]+)")
+# An item's id in a text: `_` may come escaped (`\_`, CommonMark's: an incoming webhook's
+# text is Markdown, what it meant literally is escaped), and `\` doubled in a JSON record.
+_MARK = re.compile(rb"soak=((?:[A-Za-z0-9_]|\\)+)")
 
 
 @dataclass(frozen=True)
@@ -543,7 +546,11 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
 def marks(texts: Iterable[bytes]) -> Counter[str]:
     """In how many of `texts` (records, messages) each `soak=<id>` appears: once a text
     however often it holds it (an inbound envelope has it in `text` and in `blocks`)."""
-    return Counter(m.decode() for text in texts for m in set(_MARK.findall(text)))
+    return Counter(
+        item
+        for text in texts
+        for item in {m.replace(b"\\", b"").decode() for m in _MARK.findall(text)}
+    )
 
 
 async def slack_texts(http: aiohttp.ClientSession, stack: Stack) -> list[bytes]:

@@ -9,7 +9,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.soak import SERVICES, Plan
+import orjson
+
+from bench.soak import SERVICES, Plan, marks
 from bench.soak_judge import (
     Coll,
     Fault,
@@ -404,3 +406,12 @@ def test_the_recorded_run_plots(tmp_path: Path) -> None:
     samples, faults, _ = recorded()
     picture = plot(samples, faults, tmp_path / "soak.png", "recorded")
     assert picture.read_bytes().startswith(b"\x89PNG")
+
+
+def test_an_items_id_is_found_escaped_or_not_once_a_text() -> None:
+    """An incoming webhook's text is Markdown: the `_` of its id comes escaped (`\\_`, and
+    the backslash doubled in the JSON record), beside the plain id in its blocks."""
+    record = orjson.dumps(
+        {"text": "soak=in_run_000001 done".replace("_", "\\_"), "blocks": "soak=in_run_000001"}
+    )
+    assert marks([record, b"soak=sl_run_000002 said"]) == {"in_run_000001": 1, "sl_run_000002": 1}

@@ -4,9 +4,9 @@ them lives here.
 A delivery's attempt log: its first attempt is kept in the delivery's own document
 (`first_attempt`), written with the outcome it led to (for nearly every delivery, the one
 write it costs: docs/operations.md); a later one is a document of `delivery_attempts`
-whose `_id` is `<delivery id>:<attempt>`, so a delivery's attempts are one range of the
-`_id` index and the log needs no index of its own. The timeline's counts per minute are
-kept apart (deliveries/timeline.py)."""
+whose `_id` is `<delivery id>:<attempt>`, so a delivery's attempts are found by `_id`
+from its count of attempts and the log needs no index of its own. The timeline's counts
+per minute are kept apart (deliveries/timeline.py)."""
 
 from __future__ import annotations
 
@@ -66,10 +66,14 @@ RETIRED_INDEXES = [
 FIRST_ATTEMPT = "first_attempt"
 
 
-def attempt_range(delivery_id: str) -> Document:
-    """The `_id`s of a delivery's attempts in `delivery_attempts` (`<delivery id>:<n>`;
-    a delivery's id has no `:`, and `;` is the character after it)."""
-    return {"_id": {"$gte": f"{delivery_id}:", "$lt": f"{delivery_id};"}}
+def attempt_ids(delivery: Document) -> list[str]:
+    """The `_id`s its attempts can have in `delivery_attempts` (`<delivery id>:<n>`), from
+    the first (an older version logged it there too) to one past the count on the delivery
+    (a process that died between writing an attempt and its outcome): point reads of the
+    `_id` index, where a range of `_id`s is a scan of the collection on the embedded
+    server."""
+    count = int(delivery.get("attempts") or 0)
+    return [f"{delivery['_id']}:{n}" for n in range(1, count + 2)]
 
 
 def schedule(*, next_attempt_at: datetime | None, owner: str | None = None) -> Document:
@@ -107,7 +111,8 @@ class DeliveryRepository:
 
     async def attempts(self, delivery: Document) -> list[Document]:
         """The attempt log of `delivery` (its document), oldest first."""
-        logged = await self._attempts.find(attempt_range(delivery["_id"])).to_list()
+        query = {"_id": {"$in": attempt_ids(delivery)}}
+        logged = await self._attempts.find(query).to_list()
         first = delivery.get(FIRST_ATTEMPT)
         if first is not None:
             logged.append(first)

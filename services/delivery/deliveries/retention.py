@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pymongo import DeleteMany, UpdateOne
+from pymongo import UpdateOne
 
-from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, attempt_range
+from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, attempt_ids
 from shared.mongo import Database, Document
 from shared.retention import ExpiredDocuments
 
@@ -52,9 +52,8 @@ class EndedDeliveries(ExpiredDocuments):
             }
             docs = [d for d in docs if d["_id"] not in kept]
         if docs:
-            result = await self._attempts.bulk_write(
-                [DeleteMany(attempt_range(d["_id"])) for d in docs], ordered=False
-            )
+            ids = [attempt_id for d in docs for attempt_id in attempt_ids(d)]
+            result = await self._attempts.delete_many({"_id": {"$in": ids}})
             removed[ATTEMPTS] = result.deleted_count
         if self._on_removed is not None:
             per_workspace: dict[str, list[int]] = defaultdict(lambda: [0, 0])
