@@ -11,9 +11,12 @@ sandbox's stand-in (`hookhub sandbox`, services/sandbox/slack.py), wired as `mak
 wires it: it sends its signed events to the gateway's app-level URL. Set up through the
 API: a Slack integration and two mappings (`SLACK_CHANNELS`), a GitHub integration, an
 incoming webhook, and `ENDPOINTS` outgoing webhooks on a sink served by this process
-(`/hooks/<n>`: `FAILING` answer 500, `HANGING` never answer, the rest 200), each for
-`message.created` and `github.push`, with a short retry schedule so that a failing
-delivery is dead-lettered within seconds.
+(`/hooks/<n>`: `FAILING` answer 500 and `HANGING` never answer until `RECOVER_AT` of the
+length, then 200 like the rest), each for `message.created` and `github.push`, with a short
+retry schedule. The down endpoints' circuits open within seconds (SPEC §17); their
+deliveries wait behind them without spending their retries, probed at most a minute
+apart (`HOOKHUB_CIRCUIT_MAX_COOL_DOWN_SECONDS=60` here; 10 minutes by default), and go
+once the endpoints are back: nothing they missed is lost.
 
 **The load**, paced (`RATES`, per second), for the whole length:
 - `chat`: `message.created` chat events on `hookhub.chat.events` (acks=all), over the
@@ -33,7 +36,7 @@ fault lasts until it is ready again).
 
 **The end**: the load stops, the stack is given up to `DRAIN_SECONDS` to finish (no
 delivery pending, nothing new at the sink or in Slack), then each accepted item is looked
-for: at the sink (each healthy endpoint's 2xx, by `webhook-id`), on
+for: at the sink (each endpoint's 2xx, by `webhook-id`), on
 `hookhub.delivery.dead-letters`, among the deliveries the sampler saw `failed`, on
 `hookhub.chat.inbound` and in the Slack channels. Results: `bench/results/soak-<time>.json`
 (samples, faults, accounting, verdicts) and the plot beside it (`bench.soak_plot`).
@@ -105,8 +108,9 @@ CHECK_SECONDS = 90.0  # for a first event through before the clock starts
 READY_SECONDS = 120.0  # for the delivery process to be ready after its restart
 WORKSPACE = "ws_soak"
 ENDPOINTS = 50
-FAILING = frozenset(range(5))  # answer 500
-HANGING = frozenset({5})  # never answer: each attempt ends at the endpoint's timeout
+FAILING = frozenset(range(5))  # answer 500 until RECOVER_AT
+HANGING = frozenset({5})  # never answer (each attempt ends at its time-out) until RECOVER_AT
+RECOVER_AT = 0.85  # of the length: after the last fault, a few minutes before the end
 HEALTHY = [n for n in range(ENDPOINTS) if n not in FAILING | HANGING]
 ENDPOINT_TIMEOUT = 2.0
 RETRY_SCHEDULE = [1, 2]  # s: three attempts, dead-lettered about 3 s after the first
@@ -118,6 +122,8 @@ RETENTION = {
     "HOOKHUB_CLAIM_CHECK_RETENTION": "3m",
     "HOOKHUB_IMPORT_UPLOAD_RETENTION": "3m",
     "HOOKHUB_RETENTION_INTERVAL_SECONDS": "15",
+    # The down endpoints come back near the end: probed within a minute, not ten.
+    "HOOKHUB_CIRCUIT_MAX_COOL_DOWN_SECONDS": "60",
 }
 SERVICES = ("gateway", "delivery", "sync", "oauth")
 # Kept longer than any soak by design (docs/operations.md#retention): they grow with the
@@ -166,20 +172,24 @@ class Plan:
 
 class EndpointSink:
     """The subscribers' endpoints, `/hooks/<n>` on one port of this process: remembers the
-    `webhook-id` of each delivery a healthy endpoint answered 200."""
+    `webhook-id` of each delivery an endpoint answered 200 (the down ones once `recover`ed)."""
 
     def __init__(self) -> None:
         self.delivered: set[tuple[int, str]] = set()
         self.requests: Counter[str] = Counter()
+        self.down = True  # FAILING and HANGING, until `recover`
         self._runner: web.AppRunner | None = None
+
+    def recover(self) -> None:
+        self.down = False
 
     async def _hook(self, request: web.Request) -> web.Response:
         endpoint = int(request.match_info["n"])
         await request.read()
-        if endpoint in HANGING:
+        if self.down and endpoint in HANGING:
             self.requests["hung"] += 1
             await asyncio.Event().wait()  # cancelled when the delivery gives up
-        if endpoint in FAILING:
+        if self.down and endpoint in FAILING:
             self.requests["500"] += 1
             return web.Response(status=500, text="failing on purpose")
         self.requests["200"] += 1
@@ -689,10 +699,12 @@ class Soak:
             faults = Faults(harness, stack, plan, clock)
             samples: list[Sample] = []
             fault_task = asyncio.ensure_future(faults.run())
+            recovery = asyncio.ensure_future(_recover(sink, plan, clock))
             sampling = asyncio.ensure_future(_sample_every(sampler, samples, clock, plan.seconds))
             with CpuWindow({n: pid for n, pid in stack.pids().items() if pid}) as cpu:
                 await load.drive(plan.seconds)
                 await fault_task
+                await recovery
                 await sampling
             drained = await _drain(sampler, sink, stack, http)
             accounting = await account(stack, load, sink, sampler)
@@ -702,6 +714,13 @@ class Soak:
             await sampler.close()
             await sink.stop()
         return _result(plan, samples, faults.done, accounting, drained, cpu)
+
+
+async def _recover(sink: EndpointSink, plan: Plan, clock: Callable[[], float]) -> None:
+    """The down endpoints answer 200 from `RECOVER_AT` of the length on."""
+    await asyncio.sleep(max(0.0, plan.seconds * RECOVER_AT - clock()))
+    print(f"bench: soak at {clock():.0f} s: the down endpoints are back", flush=True)
+    sink.recover()
 
 
 async def _first_of_each(load: Load, sink: EndpointSink) -> None:

@@ -317,6 +317,10 @@ class DeliverySettings(ServiceSettings):
     # next owner sends again (docs/operations.md). The writer flushes once half of them
     # wait, so 64 lets one flush be written while the next fills.
     delivery_max_unwritten: int = Field(64, ge=1)
+    # An endpoint's circuit breaker (SPEC §17): once open, the first probe after this long;
+    # each failed probe doubles it, up to the maximum.
+    circuit_cool_down_seconds: float = Field(30.0, gt=0)
+    circuit_max_cool_down_seconds: float = Field(600.0, gt=0)
 
 
 class SyncSettings(ServiceSettings):

@@ -15,6 +15,7 @@ from prometheus_client import Counter
 from services.delivery.deliveries import endpoints as delivery_routes
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries import timeline
+from services.delivery.deliveries.circuit import Circuit
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
 from services.delivery.deliveries.retention import EndedDeliveries
 from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler
@@ -76,6 +77,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if doc is not None:
             cache.apply(doc)
 
+    async def circuit_changed(endpoint_id: str, circuit: Circuit) -> None:
+        # Where the API shows it and the other replicas adopt it (deliveries/circuit.py).
+        doc = await endpoints_repo.update(endpoint_id, {"circuit": circuit.doc()})
+        if doc is not None:
+            cache.apply(doc)
+
     dispatcher = Dispatcher(
         endpoints=cache,
         # One pool per endpoint, sized to its concurrency (see Lane).
@@ -92,6 +99,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         max_in_flight=settings.delivery_max_in_flight,
         hold_seconds=settings.delivery_hold_seconds,
         max_unwritten=settings.delivery_max_unwritten,
+        on_circuit=lambda endpoint_id, circuit: later(circuit_changed(endpoint_id, circuit)),
+        circuit_cool_down=timedelta(seconds=settings.circuit_cool_down_seconds),
+        circuit_max_cool_down=timedelta(seconds=settings.circuit_max_cool_down_seconds),
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)

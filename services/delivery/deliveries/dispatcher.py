@@ -31,6 +31,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services import __version__
+from services.delivery.deliveries.circuit import Breaker, Circuit, State
 from services.delivery.deliveries.policy import Verdict, decide
 from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, FIRST_ATTEMPT, schedule
 from services.delivery.deliveries.timeline import AttemptMinutes
@@ -185,6 +186,9 @@ class Dispatcher:
         max_in_flight: int,
         hold_seconds: float = 2.0,
         max_unwritten: int = 64,
+        on_circuit: Callable[[str, Circuit], None] = lambda _id, _circuit: None,
+        circuit_cool_down: timedelta = timedelta(seconds=30),
+        circuit_max_cool_down: timedelta = timedelta(minutes=10),
     ) -> None:
         self._endpoints = endpoints
         self._client_for = client_for
@@ -196,6 +200,10 @@ class Dispatcher:
         self._on_failing = on_failing
         self._failure_window = failure_window
         self._lanes: dict[str, Lane] = {}
+        self._breakers: dict[str, Breaker] = {}  # by endpoint id (deliveries/circuit.py)
+        self._on_circuit = on_circuit
+        self._cool_down = circuit_cool_down
+        self._max_cool_down = circuit_max_cool_down
         self._failing_since: dict[str, datetime] = {}
         self._lookups: dict[str, list[str]] = {}  # endpoint id → deliveries set aside
         # Replaced lanes' pools closing, endpoint lookups: held until done, or the loop may
@@ -266,6 +274,20 @@ class Dispatcher:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.circuit_changes = Counter(
+            "hookhub_delivery_circuit_changes_total",
+            "Endpoint circuits that changed state in this process, by the state they took",
+            ["state"],
+            registry=registry,
+        )
+        self.circuits_open = Gauge(
+            "hookhub_delivery_circuits_open",
+            "Endpoints whose circuit is open or half open in this process: no attempts but a probe",
+            registry=registry,
+        )
+        self.circuits_open.set_function(
+            lambda: sum(1 for b in self._breakers.values() if b.state is not State.CLOSED)
+        )
         self.dead_letters = Counter(
             "hookhub_delivery_dead_letters_total", "Deliveries dead-lettered", registry=registry
         )
@@ -327,8 +349,41 @@ class Dispatcher:
         return max(0, self.lane_limit - self._per_lane[endpoint_id])
 
     def full_lanes(self) -> list[str]:
-        """The endpoints whose share of the room is taken: a claim leaves theirs alone."""
-        return [e for e, held in self._per_lane.items() if held >= self.lane_limit]
+        """The endpoints a claim leaves alone: those whose share of the room is taken, and
+        those whose circuit is open until a later probe (their deliveries stay in MongoDB
+        as they are meanwhile: nothing is claimed only to be set aside again)."""
+        full = [e for e, held in self._per_lane.items() if held >= self.lane_limit]
+        now = utcnow()
+        for endpoint_id in self._circuits_not_closed():
+            circuit = self._circuit(endpoint_id)
+            due = circuit.next_probe_at is None or circuit.next_probe_at <= now
+            if circuit.state is State.HALF_OPEN or not due:
+                full.append(endpoint_id)
+        return full
+
+    def claim_room(self, endpoint_id: str) -> int:
+        """How many of one endpoint's due deliveries a claim takes: its lane's room, or one
+        (the probe) while its circuit is open."""
+        room = self.lane_room(endpoint_id)
+        return min(room, 1) if self._circuit(endpoint_id).state is not State.CLOSED else room
+
+    def _circuit(self, endpoint_id: str) -> Circuit:
+        breaker = self._breakers.get(endpoint_id)
+        if breaker is not None:
+            endpoint = self._endpoints.get(endpoint_id)
+            breaker.adopt(endpoint.circuit if endpoint is not None else None)
+            return breaker.circuit
+        endpoint = self._endpoints.get(endpoint_id)
+        shared = endpoint.circuit if endpoint is not None else None
+        return shared if shared is not None else Circuit()
+
+    def _circuits_not_closed(self) -> set[str]:
+        """This process's open circuits and those another replica wrote open."""
+        ids = {e for e, breaker in self._breakers.items() if breaker.state is not State.CLOSED}
+        for endpoint in self._endpoints.values():
+            if endpoint.circuit is not None and endpoint.circuit.state is not State.CLOSED:
+                ids.add(endpoint.id)
+        return ids
 
     async def room(self, wanted: int, deadline: float, endpoint_id: str | None = None) -> None:
         """Until `wanted` deliveries fit (`max_held` at most) and, given `endpoint_id`, one
@@ -564,14 +619,23 @@ class Dispatcher:
             if job.cut:  # its batch is read again by the partition's next owner
                 self._let_go(job)
                 continue
+            breaker = self.breaker(lane.endpoint_id)
+            probe = False
             try:
                 # Sent no sooner than the writer has room for its outcome (`max_unwritten`).
                 await self._writable.wait()
-                if lane.bucket:  # a rate-limited lane waits for its turn without a slot
-                    await lane.bucket.take()
-                async with self._slots:
-                    self._busy.add(me)  # a stop lets an attempt end, and cuts a wait off
-                    await self.attempt(job, lane.client)
+                # Nor while the endpoint's circuit is open: then it is set aside until the
+                # next probe, its retries unspent and its room free (deliveries/circuit.py).
+                admission = await breaker.admit()
+                if admission.later is not None:
+                    self._set_aside(job, admission.later - utcnow())
+                else:
+                    probe = admission.probe
+                    if lane.bucket:  # a rate-limited lane waits for its turn without a slot
+                        await lane.bucket.take()
+                    async with self._slots:
+                        self._busy.add(me)  # a stop lets an attempt end, and cuts a wait off
+                        await self.attempt(job, lane.client, probe=probe)
             except asyncio.CancelledError:
                 # The lane is being replaced (new concurrency or rate) or the process stops:
                 # hand the job to the lane that replaced this one, still held by us.
@@ -589,6 +653,8 @@ class Dispatcher:
                 self._let_go(job)
             finally:
                 self._busy.discard(me)
+                if probe:
+                    breaker.unprobed()  # no-op once its outcome is recorded
 
     def _cut_off(self, job: Job) -> None:
         """An attempt the stop did not wait for: not an outcome, so no attempt is logged and
@@ -637,7 +703,29 @@ class Dispatcher:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def attempt(self, job: Job, client: GuardedClient) -> Verdict:
+    def breaker(self, endpoint_id: str) -> Breaker:
+        """The endpoint's circuit breaker in this process (deliveries/circuit.py)."""
+        breaker = self._breakers.get(endpoint_id)
+        if breaker is None:
+
+            def shared() -> Circuit | None:
+                endpoint = self._endpoints.get(endpoint_id)
+                return endpoint.circuit if endpoint is not None else None
+
+            def changed(circuit: Circuit) -> None:
+                self.circuit_changes.labels(circuit.state.value).inc()
+                log.info("delivery_circuit", endpoint_id=endpoint_id, **circuit.doc())
+                self._on_circuit(endpoint_id, circuit)
+
+            breaker = self._breakers[endpoint_id] = Breaker(
+                cool_down=self._cool_down,
+                max_cool_down=self._max_cool_down,
+                shared=shared,
+                on_change=changed,
+            )
+        return breaker
+
+    async def attempt(self, job: Job, client: GuardedClient, *, probe: bool = False) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
         now = utcnow()
         if endpoint is None:
@@ -690,6 +778,11 @@ class Dispatcher:
         )
         self.latency.observe(duration)
         self.outcomes.labels(_outcome(status_code, error)).inc()
+        self.breaker(job.endpoint_id).record(
+            failed=status_code is None or not 200 <= status_code < 300,
+            timed_out=error is not None and error.startswith("timeout"),
+            probe=probe,
+        )
         logged: Document = {
             "attempt": number,
             "at": now,

@@ -361,7 +361,7 @@ class Scheduler:
                 dead,
                 limit=room,
                 full=self._dispatcher.full_lanes(),
-                room_of=self._dispatcher.lane_room,
+                room_of=self._dispatcher.claim_room,
             )
             if claimed and dead:
                 log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
+from services.delivery.deliveries.circuit import circuit_out
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.service import FanOut
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
@@ -51,7 +52,12 @@ EndpointId = Annotated[str, Path(max_length=200)]
 
 def _out(doc: Document) -> dict[str, Any]:
     # Header values often are the receiver's credentials: write-only, names only here.
-    return {**doc, "id": doc["_id"], "headers_configured": list(doc.get("headers") or {})}
+    return {
+        **doc,
+        "id": doc["_id"],
+        "headers_configured": list(doc.get("headers") or {}),
+        "circuit": circuit_out(doc.get("circuit")),
+    }
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OutgoingWebhookWithSecret)

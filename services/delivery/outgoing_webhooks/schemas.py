@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -131,6 +131,17 @@ class OutgoingWebhookUpdate(Patch):
     _headers = field_validator("headers")(_check_headers)
 
 
+class CircuitOut(BaseModel):
+    """The endpoint's circuit breaker (SPEC §17): `open` while at least half of its last 20
+    attempts failed (or 5 timed out in a row) and no probe has succeeded since; no attempt
+    is made then but one probe at `next_probe_at`."""
+
+    state: Literal["closed", "open", "half_open"]
+    opened_at: datetime | None
+    failure_rate: float = Field(description="of its last 20 attempts, when the state changed")
+    next_probe_at: datetime | None
+
+
 class OutgoingWebhookOut(BaseModel):
     id: str
     workspace_id: str
@@ -139,6 +150,7 @@ class OutgoingWebhookOut(BaseModel):
     events: list[str]
     enabled: bool
     disabled_reason: str | None
+    circuit: CircuitOut
     headers_configured: list[str] = Field(
         description="names of the extra headers sent (their values are write-only)"
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.delivery.deliveries.circuit import Circuit
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
     MAX_HEADERS,
@@ -37,6 +38,7 @@ class EndpointSnapshot:
     max_concurrency: int
     secrets: tuple[tuple[str, datetime | None], ...] = field(repr=False, default=())
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
+    circuit: Circuit | None = None  # as the last change wrote it (deliveries/circuit.py)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret first, then old ones still inside their grace period, the
@@ -57,6 +59,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         max_concurrency=int(doc["max_concurrency"]),
         secrets=tuple((box.decrypt(s["secret"]), s.get("expires_at")) for s in doc["secrets"]),
         headers=open_headers(doc, box),
+        circuit=Circuit.from_doc(doc.get("circuit")),
     )
 
 

@@ -39,7 +39,11 @@ export async function render(main, { id, go }) {
             { title: "Events", cell: (r) => (r.events || []).join(", ") },
             {
               title: "State",
-              cell: (r) => [badge(r.enabled ? "enabled" : "disabled"), r.disabled_reason ? h("small", {}, ` ${r.disabled_reason}`) : null],
+              cell: (r) => [
+                badge(r.enabled ? "enabled" : "disabled"),
+                circuitBadge(r.circuit),
+                r.disabled_reason ? h("small", {}, ` ${r.disabled_reason}`) : null,
+              ],
             },
             { title: "Success rate", cell: (r) => successRate(r.id) },
           ],
@@ -205,6 +209,7 @@ async function detail(main, id, go) {
         ["Events", (endpoint.events || []).join(", ")],
         ["State", badge(endpoint.enabled ? "enabled" : "disabled")],
         ["Disabled because", endpoint.disabled_reason || "—"],
+        ["Circuit", circuitText(endpoint.circuit)],
         [
           "Retry schedule",
           (endpoint.retry_schedule || []).length ? `${endpoint.retry_schedule.join(", ")} s` : "none: one attempt only",
@@ -339,4 +344,22 @@ export function recoverSection(id, recovered) {
     { className: "form inline" },
   );
   return writes(section("Recover since", el));
+}
+
+// The circuit breaker (SPEC §17): shown only when it is not closed in the list.
+function circuitBadge(circuit) {
+  if (!circuit || circuit.state === "closed") return null;
+  return badge(`circuit ${circuit.state.replace("_", " ")}`, "failed");
+}
+
+function circuitText(circuit) {
+  if (!circuit || circuit.state === "closed") return "closed: attempts go out";
+  const rate = `${Math.round((circuit.failure_rate || 0) * 100)}% of the last attempts failed`;
+  return [
+    badge(circuit.state.replace("_", " "), "failed"),
+    ` since `,
+    timeEl(circuit.opened_at),
+    `; ${rate}; next probe `,
+    timeEl(circuit.next_probe_at),
+  ];
 }
