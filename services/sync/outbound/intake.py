@@ -67,7 +67,15 @@ class Intake:
         if not docs:
             return
         await self._ownership.registered()
-        for doc in await self._repository.insert_new(docs):
+        try:
+            created = await self._repository.insert_new(docs)
+        except Exception:
+            # MongoDB may have written them all the same: the scheduler looks (`take_back`).
+            self._lanes.unanswered.update(doc["_id"] for doc in docs)
+            raise
+        # Made now (the failed write had not): handed over here, not to be taken back.
+        self._lanes.unanswered.difference_update(doc["_id"] for doc in created)
+        for doc in created:
             self._lanes.submit(Job.from_doc(doc))
 
     async def _sources(self, messages: list[Message]) -> dict[str, list[Copy]]:

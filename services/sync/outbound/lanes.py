@@ -56,6 +56,10 @@ class Lanes:
         # message arriving half a second after the last one still waits for the pace.
         self._next_write: dict[str, float] = {}
         self._stopping = False
+        # Jobs a write that raised may have made all the same (a timeout after MongoDB wrote
+        # them), held by this process and by no lane: a replay of the batch finds them
+        # written and leaves them. The scheduler takes them back (`Scheduler.take_back`).
+        self.unanswered: set[str] = set()
 
     def submit(self, job: Job) -> None:
         if self._stopping:
@@ -177,7 +181,23 @@ class Scheduler:
             polls += 1
             await asyncio.sleep(self._poll)
 
+    async def take_back(self) -> int:
+        """Hand to the lanes the jobs a failed write made all the same, still queued and held
+        by this process, so by nobody else; how many. (Without it such a job waits for as
+        long as this process lives: it holds the job, its heartbeat is fresh.)"""
+        unanswered = list(self._lanes.unanswered)
+        if not unanswered:
+            return 0
+        found = await self._repository.held_by(self._ownership.id, unanswered)
+        self._lanes.unanswered.difference_update(unanswered)
+        for doc in found:
+            self._lanes.submit(Job.from_doc(doc))
+        if found:
+            log.warning("sync_jobs_taken_back", count=len(found))
+        return len(found)
+
     async def poll(self, now: datetime) -> None:
+        await self.take_back()
         dead = await self._ownership.dead(now)
         claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
         if claimed:

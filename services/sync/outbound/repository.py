@@ -36,6 +36,11 @@ class OutboxRepository:
     async def insert_new(self, docs: list[Document]) -> list[Document]:
         return await insert_new(self.jobs, docs)
 
+    async def held_by(self, owner: str, ids: list[str]) -> list[Document]:
+        """Those of `ids` that `owner` holds, still queued."""
+        query = {"_id": {"$in": ids}, "lease_owner": owner, "status": "queued"}
+        return await self.jobs.find(query).to_list()
+
     async def claim(self, owner: str, now: datetime, dead: list[str], limit: int) -> list[Document]:
         """Take for `owner` the open jobs nobody holds that are due, and those held by the
         `dead` workers, each conditionally so that two racing processes never both get one.
