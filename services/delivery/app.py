@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI
 from prometheus_client import Counter
 
@@ -32,6 +33,8 @@ from shared.ownership import Ownership
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import DeliverySettings
 from shared.usage import OldDays, UsageCounters
+
+log = structlog.get_logger(__name__)
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -77,11 +80,29 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if doc is not None:
             cache.apply(doc)
 
-    async def circuit_changed(endpoint_id: str, circuit: Circuit) -> None:
-        # Where the API shows it and the other replicas adopt it (deliveries/circuit.py).
-        doc = await endpoints_repo.update(endpoint_id, {"circuit": circuit.doc()})
-        if doc is not None:
-            cache.apply(doc)
+    # An endpoint's circuit changes, written on it where the API shows them and the other
+    # replicas adopt them (deliveries/circuit.py): one write at a time per endpoint, the
+    # latest change, so that a quick half-open → closed is not written in the other order.
+    circuits: dict[str, Circuit] = {}
+    writing: set[str] = set()
+
+    async def write_circuits(endpoint_id: str) -> None:
+        try:
+            while endpoint_id in circuits:
+                circuit = circuits.pop(endpoint_id)
+                doc = await endpoints_repo.update(endpoint_id, {"circuit": circuit.doc()})
+                if doc is not None:
+                    cache.apply(doc)
+        except Exception as exc:  # the next change writes its own; the state stays here
+            log.warning("delivery_circuit_not_written", endpoint_id=endpoint_id, error=repr(exc))
+        finally:
+            writing.discard(endpoint_id)
+
+    def circuit_changed(endpoint_id: str, circuit: Circuit) -> None:
+        circuits[endpoint_id] = circuit
+        if endpoint_id not in writing:
+            writing.add(endpoint_id)
+            later(write_circuits(endpoint_id))
 
     dispatcher = Dispatcher(
         endpoints=cache,
@@ -99,7 +120,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         max_in_flight=settings.delivery_max_in_flight,
         hold_seconds=settings.delivery_hold_seconds,
         max_unwritten=settings.delivery_max_unwritten,
-        on_circuit=lambda endpoint_id, circuit: later(circuit_changed(endpoint_id, circuit)),
+        on_circuit=circuit_changed,
         circuit_cool_down=timedelta(seconds=settings.circuit_cool_down_seconds),
         circuit_max_cool_down=timedelta(seconds=settings.circuit_max_cool_down_seconds),
     )
