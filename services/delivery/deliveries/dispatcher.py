@@ -368,14 +368,18 @@ class Dispatcher:
         return min(room, 1) if self._circuit(endpoint_id).state is not State.CLOSED else room
 
     def _circuit(self, endpoint_id: str) -> Circuit:
+        """The endpoint's circuit: this process's, brought up to another replica's later
+        change, or as written on the endpoint when this process has no breaker for it."""
+        shared = self._shared_circuit(endpoint_id)
         breaker = self._breakers.get(endpoint_id)
-        if breaker is not None:
-            endpoint = self._endpoints.get(endpoint_id)
-            breaker.adopt(endpoint.circuit if endpoint is not None else None)
-            return breaker.circuit
+        if breaker is None:
+            return shared if shared is not None else Circuit()
+        breaker.adopt(shared)
+        return breaker.circuit
+
+    def _shared_circuit(self, endpoint_id: str) -> Circuit | None:
         endpoint = self._endpoints.get(endpoint_id)
-        shared = endpoint.circuit if endpoint is not None else None
-        return shared if shared is not None else Circuit()
+        return endpoint.circuit if endpoint is not None else None
 
     def _circuits_not_closed(self) -> set[str]:
         """This process's open circuits and those another replica wrote open."""
@@ -708,10 +712,6 @@ class Dispatcher:
         breaker = self._breakers.get(endpoint_id)
         if breaker is None:
 
-            def shared() -> Circuit | None:
-                endpoint = self._endpoints.get(endpoint_id)
-                return endpoint.circuit if endpoint is not None else None
-
             def changed(circuit: Circuit) -> None:
                 self.circuit_changes.labels(circuit.state.value).inc()
                 log.info("delivery_circuit", endpoint_id=endpoint_id, **circuit.doc())
@@ -720,7 +720,7 @@ class Dispatcher:
             breaker = self._breakers[endpoint_id] = Breaker(
                 cool_down=self._cool_down,
                 max_cool_down=self._max_cool_down,
-                shared=shared,
+                shared=lambda: self._shared_circuit(endpoint_id),
                 on_change=changed,
             )
         return breaker
