@@ -67,6 +67,12 @@ class Ownership:
         }
         return [d["_id"] for d in await self._workers.find(gone, {"_id": 1}).to_list()]
 
+    async def alive(self, now: datetime) -> set[str]:
+        """Workers running (not stopped, heartbeat within the lease), this one among them
+        once it has beaten: whoever holds work and is not among them may lose it."""
+        running = {"stopped": {"$ne": True}, "heartbeat_at": {"$gte": now - self.lease}}
+        return {d["_id"] for d in await self._workers.find(running, {"_id": 1}).to_list()}
+
     async def others_alive(self, now: datetime) -> int:
         """How many other processes are running: not stopped, heartbeat within the lease."""
         return await self._workers.count_documents(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter
 
 from services.delivery.deliveries import endpoints as delivery_routes
+from services.delivery.deliveries import replay as replay_jobs
 from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries import timeline
 from services.delivery.deliveries.circuit import Circuit
@@ -136,6 +137,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         registry=runtime.registry,
         room_wait=settings.delivery_fanout_wait_seconds,
     )
+    # Replays of what an endpoint missed, read back from Kafka (deliveries/replay.py).
+    replays = replay_jobs.Replays(
+        runtime.db, settings, fan_out, cache, ownership, keep=settings.delivery_retention
+    )
     scheduler = Scheduler(
         deliveries,
         dispatcher,
@@ -155,6 +160,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.usage = usage
     app.state.attempt_minutes = minutes
     app.state.ownership = ownership
+    app.state.replays = replays
 
     # Pipelined: a batch's deliveries go to the lanes unrecorded, and its offsets are
     # committed once each is written with its first outcome (FanOut.recorded), while later
@@ -214,6 +220,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("delivery-scheduler", scheduler.run)
         runtime.background("delivery-heartbeat", ownership.keep_alive)
         runtime.background("delivery-hold", dispatcher.hold)
+        runtime.background("delivery-replays", replays.run)
 
     def removed(workspace_id: str, deliveries: int, attempts: int) -> None:
         usage.keep(workspace_id, "deliveries", -deliveries)
@@ -222,8 +229,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.retain(
         EndedDeliveries(runtime.db, settings.delivery_retention, removed),
         OldDays(runtime.db, settings.delivery_retention),
+        replays.retention(),
     )
     runtime.on_startup(start)
+    # First: a replay's positions stay those last written, for whoever takes it over.
+    runtime.on_shutdown("delivery_replays", replays.stop, cap=0.1)
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("delivery_log", writer.stop)
@@ -246,6 +256,7 @@ def definition() -> ServiceDefinition:
             *delivery_repository.INDEXES,
             *delivery_repository.RETIRED_INDEXES,
             *timeline.INDEXES,
+            *replay_jobs.INDEXES,
         ],
         internal_topics=[DEAD_LETTER_TOPIC],
         setup=setup,

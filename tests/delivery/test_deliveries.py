@@ -810,3 +810,97 @@ async def test_invalid_envelopes_on_the_topic_are_dead_lettered_with_the_reason(
     headers = {k: v.decode() for k, v in letter.headers}
     assert headers["hookhub-consumer"] == "delivery.fanout"
     assert "workspace_id" in headers["hookhub-reason"]
+
+
+async def _replay_done(delivery: RunningService, hook_id: str, replay_id: str) -> dict[str, Any]:
+    url = f"/api/outgoing-webhooks/{hook_id}/replays/{replay_id}"
+    deadline = time.monotonic() + 30
+    while True:
+        state: dict[str, Any] = (await delivery.client.get(url, headers=admin_headers())).json()
+        if state["status"] != "running" or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.1)
+
+
+async def test_a_replay_sends_what_a_disabled_endpoint_missed_and_nothing_twice(
+    delivery: RunningService, sink: Sink
+) -> None:
+    fake, _ = sink
+    hook, marks = path(), path()
+    since = utcnow() - timedelta(seconds=1)
+    ws = "ws_replay_" + uuid.uuid4().hex[:6]
+    created = await endpoint(delivery, sink, hook, workspace_id=ws, events=["replay.*"])
+    url = f"/api/outgoing-webhooks/{created['id']}"
+    # Events of this workspace have no channel: one partition, read in publication order,
+    # so the marker's arrival says the events published before it were fanned out.
+    await endpoint(delivery, sink, marks, workspace_id=ws, events=["marker.*"])
+    before = [await publish(delivery, "replay.before", ws) for _ in range(2)]
+    await fake.wait_for(hook, 2)
+
+    answer = await delivery.client.patch(url, json={"enabled": False}, headers=admin_headers())
+    assert answer.status_code == 200, answer.text
+    missed = [await publish(delivery, "replay.missed", ws, n=n) for n in range(3)]
+    await publish(delivery, "other.kind", ws)  # not of the endpoint's types
+    await publish(delivery, "replay.missed", "ws_elsewhere")  # not its workspace's
+    await publish(delivery, "marker.sent", ws)
+    assert len(await fake.wait_for(marks, 1)) == 1
+    refused = await delivery.client.post(
+        url + "/replay", json={"since": since.isoformat()}, headers=admin_headers()
+    )
+    assert refused.status_code == 409, refused.text  # disabled: enable it first
+    answer = await delivery.client.patch(url, json={"enabled": True}, headers=admin_headers())
+    assert answer.status_code == 200, answer.text
+    after = await publish(delivery, "replay.after", ws)
+    assert len(await fake.wait_for(hook, 3)) == 3
+
+    answer = await delivery.client.post(
+        url + "/replay", json={"since": since.isoformat()}, headers=admin_headers()
+    )
+    assert answer.status_code == 202, answer.text
+    done = await _replay_done(delivery, created["id"], answer.json()["id"])
+    assert done["status"] == "completed", done
+    assert (done["matched"], done["replayed"], done["already_delivered"]) == (6, 3, 3)
+    assert done["read"] >= 8 and done["records"] >= done["read"]
+    # Each missed event once, after the rest: nothing sent twice.
+    got = [json.loads(r.body)["data"] for r in fake.at(hook)]
+    assert len(got) == 6 and sorted(data.get("n") for data in got[3:]) == [0, 1, 2]
+    replayed = (await delivery.client.get(url + "/replays", headers=admin_headers())).json()
+    assert [r["id"] for r in replayed] == [done["id"]]
+    listed = (
+        await delivery.client.get(
+            "/api/deliveries", params={"webhook_id": created["id"]}, headers=admin_headers()
+        )
+    ).json()["data"]
+    assert sorted(d["event_id"] for d in listed if d["replayed"]) == sorted(missed)
+    assert {d["event_id"] for d in listed if not d["replayed"]} == {*before, after}
+
+    # A replay whose process died is taken over from its last positions; what it finds
+    # delivered is left alone.
+    replays = cast(Any, delivery.app).state.replays
+    now = utcnow()
+    orphan = {
+        "_id": "rpl_orphan_" + uuid.uuid4().hex[:8],
+        "endpoint_id": created["id"],
+        "workspace_id": ws,
+        "since": since,
+        "until": now,
+        "status": "running",
+        "owner": "wkr_gone",
+        **dict.fromkeys(("read", "matched", "replayed", "already_delivered"), 0),
+        "truncated": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await replays.collection.insert_one(orphan)
+    taken = await _replay_done(delivery, created["id"], orphan["_id"])
+    assert (taken["status"], taken["replayed"], taken["already_delivered"]) == ("completed", 0, 6)
+    assert len(fake.at(hook)) == 6
+
+    for bad in (
+        {"since": (utcnow() - timedelta(days=400)).isoformat()},  # older than retention
+        {"since": since.isoformat(), "until": since.isoformat()},
+        {"since": (utcnow() + timedelta(hours=1)).isoformat()},
+        {"since": since.isoformat(), "extra": 1},
+    ):
+        answer = await delivery.client.post(url + "/replay", json=bad, headers=admin_headers())
+        assert answer.status_code == 422, (bad, answer.text)

@@ -55,6 +55,7 @@ class Delivery(BaseModel):
     next_attempt_at: datetime | None
     last_status_code: int | None = None
     last_error: str | None = None
+    replayed: bool = False  # made by a replay of what the endpoint missed
     occurred_at: datetime
     created_at: datetime
     updated_at: datetime

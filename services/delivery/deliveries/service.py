@@ -67,6 +67,7 @@ def delivery_doc(
     now: datetime,
     owner: str | None,
     manual: bool = False,
+    replayed: bool = False,
 ) -> Document:
     return {
         # The same for a replayed event (so it is not sent twice), and listed newest first.
@@ -84,6 +85,8 @@ def delivery_doc(
         "attempts": 0,
         "tries": 0,
         "manual": manual,
+        # Made by a replay of what the endpoint missed (deliveries/replay.py).
+        **({"replayed": True} if replayed else {}),
         # Held by the process that wrote it until it is sent; if that process dies, the
         # scheduler of another one takes over once the heartbeat is stale. Held by nobody
         # (`owner` None) when the writer had no room: any process's scheduler takes it.
@@ -102,6 +105,7 @@ class Event:
     type: str
     occurred_at: datetime
     data: Mapping[str, Any] | Any
+    replayed: bool = False  # read back from Kafka for one endpoint (deliveries/replay.py)
 
 
 @dataclass
@@ -156,18 +160,25 @@ class FanOut:
             created += await self._write(piece)
         return created
 
-    async def events(self, events: list[Event], fanned: Fanned | None = None) -> Fanned:
+    async def events(
+        self,
+        events: list[Event],
+        fanned: Fanned | None = None,
+        *,
+        only: EndpointSnapshot | None = None,
+    ) -> Fanned:
         """Every delivery of every event in the batch not made already, handed over a piece
         at a time: to the lanes unrecorded, or beyond this process's room written pending
         for any process. Before each piece, fan-out waits until this process has room to
         hold at least `FANOUT_STEP` more (for up to `room_wait` seconds in all), and the
         piece is as large as the room then: a backlog is taken at the pace the lanes send
         it, the rest of it left in Kafka meanwhile, not in MongoDB for the scheduler to
-        claim. The batch's offsets wait for `recorded(fanned)`."""
+        claim. The batch's offsets wait for `recorded(fanned)`. With `only`, the events are
+        that endpoint's alone (a replay's)."""
         fanned = fanned if fanned is not None else Fanned()
         deadline = time.monotonic() + self.room_wait
         step = min(self._most, FANOUT_STEP)
-        docs = self._built(events)
+        docs = self._built(events, only)
         # One delivery built before waiting: a batch that makes none waits for nothing. It
         # also waits for its endpoint's share of the room, unless that endpoint's lane is
         # behind (a slow endpoint: the rest of its deliveries are written for any process).
@@ -211,6 +222,7 @@ class FanOut:
                     body=body,
                     now=now,
                     owner=self._ownership.id,
+                    replayed=event.replayed,
                 )
 
     def _piece(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.delivery.deliveries.circuit import circuit_out
+from services.delivery.deliveries.replay import ReplayCreate, ReplayOut, Replays, replay_out
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.service import FanOut
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
@@ -47,6 +48,7 @@ CacheDep = Annotated[
     RefreshingCache[str, Any], Depends(from_state("endpoint_cache", RefreshingCache))
 ]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+ReplaysDep = Annotated[Replays, Depends(from_state("replays", Replays))]
 EndpointId = Annotated[str, Path(max_length=200)]
 
 
@@ -158,3 +160,44 @@ async def recover_outgoing_webhook(
         },
     )
     return {"recovered": count}
+
+
+@router.post(
+    "/{endpoint_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=ReplayOut
+)
+async def replay_outgoing_webhook(
+    endpoint_id: EndpointId, body: ReplayCreate, service: ServiceDep, replays: ReplaysDep
+) -> ReplayOut:
+    """Send what this endpoint missed: its workspace's events of its types published in
+    [since, until) of which it has no delivery, read back from Kafka (a job: follow it at
+    `GET …/replays/{id}`)."""
+    return replay_out(await replays.start(await service.get(endpoint_id), body))
+
+
+@router.get("/{endpoint_id}/replays", response_model=list[ReplayOut])
+async def list_replays(
+    endpoint_id: EndpointId,
+    service: ServiceDep,
+    replays: ReplaysDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[ReplayOut]:
+    """This endpoint's replays, newest first."""
+    await service.get(endpoint_id)
+    return [replay_out(doc) for doc in await replays.page(endpoint_id, limit)]
+
+
+@router.get("/{endpoint_id}/replays/{replay_id}", response_model=ReplayOut)
+async def get_replay(
+    endpoint_id: EndpointId, replay_id: EndpointId, service: ServiceDep, replays: ReplaysDep
+) -> ReplayOut:
+    await service.get(endpoint_id)
+    return replay_out(await replays.get(endpoint_id, replay_id))
+
+
+@router.post("/{endpoint_id}/replays/{replay_id}/cancel", response_model=ReplayOut)
+async def cancel_replay(
+    endpoint_id: EndpointId, replay_id: EndpointId, service: ServiceDep, replays: ReplaysDep
+) -> ReplayOut:
+    """Stop a running replay; the deliveries it made are kept (and sent)."""
+    await service.get(endpoint_id)
+    return replay_out(await replays.cancel(await replays.get(endpoint_id, replay_id)))

@@ -1,5 +1,6 @@
 // Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, extra
-// headers (write-only values), the success rate of each, recover failed deliveries since a time.
+// headers (write-only values), the success rate of each, recover failed deliveries since a time,
+// replay what it missed while disabled.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -265,6 +266,7 @@ async function detail(main, id, go) {
     writes(section("Actions", actions, testResult)),
     headersSection(endpoint, go),
     recoverSection(id, () => refresh()),
+    replaySection(id),
     recentChanges(id),
   );
   return () => {
@@ -330,13 +332,11 @@ function headersSection(endpoint, go) {
 /** Recover an endpoint's failed deliveries since a time; `recovered()` refreshes what
  * shows them. */
 export function recoverSection(id, recovered) {
-  const hourAgo = new Date(Date.now() - 3600_000);
-  const local = new Date(hourAgo.getTime() - hourAgo.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   const el = form(
-    [field("Since", h("input", { name: "since", type: "datetime-local", required: true, value: local }), "your local time")],
+    [sinceField("your local time")],
     "Recover failed deliveries",
     async (data) => {
-      const since = new Date(String(data.get("since"))).toISOString();
+      const since = sinceOf(data);
       const answer = await post(`/api/outgoing-webhooks/${enc(id)}/recover`, { since });
       if (recovered) await recovered();
       return h("p", {}, `${answer.recovered} failed deliveries sent again.`);
@@ -344,6 +344,54 @@ export function recoverSection(id, recovered) {
     { className: "form inline" },
   );
   return writes(section("Recover since", el));
+}
+
+/** "Since", an hour ago in local time: where a recover or a replay starts. */
+function sinceField(hint) {
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const local = new Date(hourAgo.getTime() - hourAgo.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  return field("Since", h("input", { name: "since", type: "datetime-local", required: true, value: local }), hint);
+}
+
+function sinceOf(data) {
+  return new Date(String(data.get("since"))).toISOString();
+}
+
+/** Replay what the endpoint missed (SPEC §17): events of its types published since a time
+ * of which it has no delivery, read back from Kafka; the replays with their progress. */
+function replaySection(id) {
+  const url = `/api/outgoing-webhooks/${enc(id)}`;
+  const list = h("div", { "aria-live": "polite" });
+  const show = async () => {
+    const replays = await get(`${url}/replays`, { limit: 10 });
+    clear(list);
+    list.append(
+      table(
+        [
+          { title: "Started", cell: (r) => timeEl(r.created_at) },
+          { title: "Window", cell: (r) => [timeEl(r.since), " to ", r.until ? timeEl(r.until) : "its start"] },
+          { title: "Status", cell: (r) => [badge(r.status, r.status === "completed" ? "completed" : r.status === "running" ? "pending" : "failed"), r.error ? ` ${r.error}` : ""] },
+          { title: "Read", cell: (r) => (r.records == null ? String(r.read) : `${r.read} of ${r.records} records`) },
+          { title: "Replayed", cell: (r) => `${r.replayed} sent, ${r.already_delivered} had a delivery${r.truncated ? " (the topic no longer held the window's start)" : ""}` },
+        ],
+        replays,
+        { caption: "Replays", empty: "No replays yet." },
+      ),
+    );
+  };
+  const el = form(
+    [sinceField("your local time; enable the endpoint first")],
+    "Replay missed events",
+    async (data) => {
+      const since = sinceOf(data);
+      const replay = await post(`${url}/replay`, { since });
+      await show();
+      return h("p", {}, `Replay ${replay.id} started: events it has no delivery of are sent again.`);
+    },
+    { className: "form inline" },
+  );
+  show().catch(() => {});
+  return section("Replay what it missed", writes(el), list);
 }
 
 // The circuit breaker (SPEC §17): shown only when it is not closed in the list.
