@@ -194,6 +194,17 @@ async def test_a_global_type_round_trips_and_a_workspace_shadows_it_for_itself_a
         ),
         ({"schema": {"$ref": "https://example.com/s.json"}}, "references must be local"),
         ({"schema": {"$ref": "#/$defs/missing"}}, "points nowhere"),
+        ({"schema": {"maximum": 2**70}}, "schema.maximum: integer outside 64 bits"),
+        (
+            {
+                "schema": {
+                    "properties": {"x": {"$ref": "#/$defs/a"}},
+                    "$defs": {"a": {"$ref": "#/$defs/a"}},
+                },
+                "examples": [{"x": 1}],
+            },
+            "references loop without end",
+        ),
         (
             {"schema": CHANNEL_SCHEMA, "examples": [{"channel_id": "c", "count": "2"}]},
             "examples[0]: data.count: '2' is not of type 'integer'",

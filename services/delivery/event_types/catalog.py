@@ -36,6 +36,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from shared import jsonlimits
 from shared.cache import RefreshingCache
 from shared.envelopes import ChatEvent
 from shared.errors import Invalid
@@ -54,6 +55,10 @@ def where(json_path: str, root: str) -> str:
 def checked(schema: Mapping[str, Any], examples: list[dict[str, Any]]) -> Draft202012Validator:
     """The validator of `schema`, or 422 naming what makes it no JSON Schema 2020-12 that
     hookhub can apply, or the first example that fails it."""
+    for value, name in ((schema, "schema"), (examples, "examples")):
+        found = jsonlimits.problem(value, name)  # what neither MongoDB nor orjson holds
+        if found is not None:
+            raise Invalid(found, code="invalid_schema" if name == "schema" else "invalid_example")
     declared = schema.get("$schema")
     if declared is not None and (
         not isinstance(declared, str)
@@ -116,6 +121,8 @@ def first_problem(validator: Draft202012Validator, data: Any) -> str | None:
         error = best_match(validator.iter_errors(data))
     except Unresolvable as exc:  # refused at creation: only a schema stored otherwise
         return f"data: the schema cannot be applied ({exc})"
+    except RecursionError:  # a `$ref` that leads back to itself, met on this data's way
+        return "data: the schema's references loop without end"
     if error is None:
         return None
     return f"{where(error.json_path, 'data')}: {error.message}"
