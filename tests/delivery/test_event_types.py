@@ -65,6 +65,15 @@ async def create(
     return created
 
 
+async def enforced(delivery: RunningService, sink: Sink, workspace: str) -> tuple[str, str]:
+    """An endpoint of `workspace` taking every event (its path), and a new global type
+    enforcing CHANNEL_SCHEMA (its name)."""
+    hook, name = path(), kind()
+    await endpoint(delivery, sink, hook, workspace_id=workspace)
+    await create(delivery, name=name, schema=CHANNEL_SCHEMA, enforce=True)
+    return hook, name
+
+
 def event(event_type: str, workspace: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"evt_{uuid.uuid4().hex}",
@@ -237,10 +246,7 @@ async def test_an_enforced_schema_refuses_an_event_at_the_api_naming_the_path(
     delivery: RunningService, sink: Sink
 ) -> None:
     fake, _ = sink
-    hook = path()
-    await endpoint(delivery, sink, hook, workspace_id="ws_cat_api")
-    name = kind()
-    await create(delivery, name=name, schema=CHANNEL_SCHEMA, enforce=True)
+    hook, name = await enforced(delivery, sink, "ws_cat_api")
     before = sample(
         delivery, "hookhub_delivery_events_refused_total", source="api", reason="schema"
     )
@@ -275,10 +281,7 @@ async def test_an_event_on_kafka_that_fails_is_dead_lettered_counted_and_the_par
     delivery: RunningService, delivery_settings: DeliverySettings, sink: Sink
 ) -> None:
     fake, _ = sink
-    hook = path()
-    await endpoint(delivery, sink, hook, workspace_id="ws_cat_kafka")
-    name = kind()
-    await create(delivery, name=name, schema=CHANNEL_SCHEMA, enforce=True)
+    hook, name = await enforced(delivery, sink, "ws_cat_kafka")
     labels = {"consumer": "delivery.fanout", "reason": "refused"}
     before = sample(delivery, "hookhub_consumer_dead_letters_total", **labels)
     channel = "ch_cat_" + uuid.uuid4().hex[:8]
