@@ -60,7 +60,7 @@ class Recorder:
     def response(self, status: int, latency: float) -> None:
         if self.phase != MEASURE:
             return
-        if status == 200:
+        if 200 <= status < 300:  # 202: accepted (POST /api/events)
             self.ok += 1
             self.latencies.append(latency)
         else:

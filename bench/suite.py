@@ -18,6 +18,7 @@ from bench import (
     console,
     delivery,
     discord,
+    event_types,
     github,
     importer,
     incoming,
@@ -50,6 +51,7 @@ BENCHMARKS: list[Benchmark] = [
     importer.BENCHMARK,
     console.BENCHMARK,
     management.BENCHMARK,
+    event_types.BENCHMARK,
     retention.BENCHMARK,
 ]
 # Not in a plain `make bench`: only with `--only <name>`.

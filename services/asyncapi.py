@@ -6,10 +6,16 @@ broker built for the document only: it declares, for each topic, one `send` oper
 reads it, never connects, and runs nothing. The edge serves it at `/asyncapi.json` and as
 a plain page at `/asyncapi`. `CHANNELS` is written by hand; tests hold its consumer groups
 to the subscribers the services really register and its topics to `hookhub topics ensure`.
+
+The global event type catalog (SPEC §17) is added as the edge serves it
+(`with_event_types`): one message per type on `hookhub.chat.events`, its JSON Schema
+2020-12 as the envelope's `data`, its examples as the message's. A workspace's own types
+are its data, not the platform's contract: never in this public document.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import html
 from dataclasses import dataclass
@@ -133,6 +139,68 @@ def asyncapi_document() -> dict[str, Any]:
     ).to_specification()
     document: dict[str, Any] = specification.to_jsonable()
     return document
+
+
+# JSON Schema 2020-12 as an AsyncAPI 3.0 Multi Format Schema Object names it.
+SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
+EXAMPLE_ENVELOPE = {
+    "id": "evt_example",
+    "workspace_id": "ws_example",
+    "occurred_at": "2026-01-01T00:00:00Z",
+}
+
+
+def with_event_types(document: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
+    """A copy of `document` with a message per global event type (`name`, `description`,
+    `schema`, `examples`, `deprecated`, `enforce`) on the channel that sends
+    `hookhub.chat.events`: the envelope with `type` that name and `data` its schema (an
+    embedded resource of its own `$id`, so that its `#/$defs/…` references still resolve)."""
+    if not types:
+        return document
+    merged = copy.deepcopy(document)
+    [channel] = [
+        channel
+        for key, channel in merged["channels"].items()
+        if channel["address"] == Topic.CHAT_EVENTS
+        and any(
+            op["action"] == "send" and op["channel"]["$ref"] == f"#/channels/{key}"
+            for op in merged["operations"].values()
+        )
+    ]
+    components = merged["components"]
+    for entry in types:
+        key = f"EventType.{entry['name']}"
+        data = {"$id": f"urn:hookhub:event-type:{entry['name']}", **entry["schema"]}
+        components.setdefault("schemas", {})[key] = {
+            "schemaFormat": SCHEMA_FORMAT,
+            "schema": {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "properties": {"type": {"const": entry["name"]}, "data": data},
+                "required": ["id", "type", "workspace_id", "occurred_at", "data"],
+            },
+        }
+        flags = [word for word in ("deprecated", "enforce") if entry.get(word)]
+        components.setdefault("messages", {})[key] = {
+            "name": entry["name"],
+            "title": entry["name"],
+            "summary": entry["description"] or f"The chat event {entry['name']}.",
+            "description": (
+                "From the event type catalog (GET /api/event-types)"
+                + (f": {', '.join(flags)}" if flags else "")
+                + "."
+            ),
+            "payload": {"$ref": f"#/components/schemas/{key}"},
+            "examples": [
+                {
+                    "name": f"example_{number + 1}",
+                    "payload": {**EXAMPLE_ENVELOPE, "type": entry["name"], "data": example},
+                }
+                for number, example in enumerate(entry["examples"])
+            ],
+        }
+        channel["messages"][key] = {"$ref": f"#/components/messages/{key}"}
+    return merged
 
 
 def render_html(document: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from yarl import URL
 
-from services.asyncapi import asyncapi_document, render_html
+from services.asyncapi import asyncapi_document, render_html, with_event_types
 from services.console import SECURITY_HEADERS, console_routes
 from shared.http.errors import ERROR_SCHEMA_REF
 from shared.http.headers import UNDECODABLE_HEADERS
@@ -46,6 +46,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/outgoing-webhooks(/|$)", "delivery"),
     (r"^/api/deliveries(/|$)", "delivery"),
     (r"^/api/events(/|$)", "delivery"),
+    (r"^/api/event-types(/|$)", "delivery"),
     (r"^/api/integrations/[^/]+/mappings(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/subscriptions(/|$)", "sync"),
     (r"^/api/notification-events(/|$)", "sync"),
@@ -318,11 +319,25 @@ def create_edge_app(
                 merged["components"][section].update(components.get(section, {}))
         return JSONResponse(merged)
 
+    async def asyncapi() -> dict[str, Any]:
+        """The document with delivery's global event type catalog; without it while
+        delivery does not answer (the topics' document does not wait for it)."""
+        base = upstreams.get("delivery")
+        if base is None:
+            return asyncapi_document()
+        assert session is not None
+        try:
+            async with session.get(base + "/asyncapi/event-types", timeout=_QUICK) as answer:
+                types = orjson.loads(await answer.read())["data"] if answer.status == 200 else []
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+            types = []
+        return with_event_types(asyncapi_document(), types)
+
     async def asyncapi_json(_: Request) -> Response:
-        return JSONResponse(asyncapi_document())
+        return JSONResponse(await asyncapi())
 
     async def asyncapi_page(_: Request) -> Response:
-        return HTMLResponse(render_html(asyncapi_document()), headers=SECURITY_HEADERS)
+        return HTMLResponse(render_html(await asyncapi()), headers=SECURITY_HEADERS)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

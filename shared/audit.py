@@ -53,6 +53,7 @@ RESOURCE_TYPES = {
     "integrations": "integration",
     "incoming-webhooks": "incoming_webhook",
     "outgoing-webhooks": "outgoing_webhook",
+    "event-types": "event_type",
     "deliveries": "delivery",
     "mappings": "mapping",
     "subscriptions": "subscription",

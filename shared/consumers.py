@@ -262,6 +262,9 @@ def consume(
 
 
 Wanted = Callable[[Any], bool]
+# Whether a decoded envelope (and its record) is refused by a rule of the service's (an
+# event type's schema): the reason it is dead-lettered with (counted as `refused`), or None.
+Refuse = Callable[[Any, Any], Awaitable[str | None]]
 
 
 def header_in(name: str, values: Iterable[str]) -> Wanted:
@@ -285,15 +288,16 @@ async def _decoded(
     model: type[E],
     records: Sequence[Any],
     wanted: Wanted | None = None,
+    refuse: Refuse | None = None,
 ) -> list[_Item]:
-    """The records' envelopes (those `wanted`); those that do not decode are dead-lettered
-    one by one."""
+    """The records' envelopes (those `wanted`); those that do not decode, or that `refuse`
+    names a reason to refuse, are dead-lettered one by one."""
     items: list[_Item] = []
     for record in records:
         if wanted is not None and not wanted(record):
             continue
         try:
-            items.append(_Item(record, model.model_validate_json(record.value or b"")))
+            envelope = model.model_validate_json(record.value or b"")
         except ValidationError as exc:
             await runtime.dead_letters.send(record, purpose, "undecodable", str(exc))
             first = exc.errors()[0]
@@ -301,6 +305,18 @@ async def _decoded(
             log.warning(
                 "envelope_invalid", error=f"{where}: {first['msg']}", **_context(record, purpose)
             )
+            continue
+        refused = None if refuse is None else await refuse(record, envelope)
+        if refused is not None:
+            await runtime.dead_letters.send(record, purpose, "refused", refused)
+            log.warning(
+                "envelope_refused",
+                envelope_id=envelope.id,
+                error=refused[:500],
+                **_context(record, purpose),
+            )
+            continue
+        items.append(_Item(record, envelope))
     return items
 
 
@@ -431,6 +447,7 @@ def consume_pipelined(
     max_records: int = 500,
     max_pending: int = 5_000,
     wanted: Wanted | None = None,
+    refuse: Refuse | None = None,
     on_drain: Callable[[], object] | None = None,
     on_assigned: Callable[[], object] | None = None,
     on_revoked: Callable[[], Awaitable[object]] | None = None,
@@ -447,7 +464,8 @@ def consume_pipelined(
     for second parts that would otherwise outlast the stop to give up (fail), leaving their
     batches to the partitions' next owner. `on_assigned`, `on_revoked`: see
     `_batch_subscriber` (the second parts still running when the partitions are revoked
-    are not committed by this member: their batches are read again by the new owner)."""
+    are not committed by this member: their batches are read again by the new owner).
+    `refuse`: envelopes dead-lettered with its reason instead of handled (see `Refuse`)."""
     pipeline = Pipeline(purpose, max_pending, on_drain)
     runtime.pipelines.append(pipeline)
 
@@ -465,7 +483,7 @@ def consume_pipelined(
         batch = _Batch.of(records)
         if not await pipeline.room(message.consumer, batch):
             return  # rewound: these records come again
-        items = await _decoded(runtime, purpose, model, records, wanted)
+        items = await _decoded(runtime, purpose, model, records, wanted, refuse)
         envelopes = [item.envelope for item in items]
         rest: Awaitable[object] | None = None
         try:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it t
     from shared.providers.chat import Author, MessageChange
 
 
+# An event type: dotted lower-case words (`message.created`), as envelopes and the event
+# type catalog (services/delivery/event_types) name them.
+EVENT_TYPE_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
+
 # The record header naming a provider event's provider (ProviderEvent.kafka_headers).
 PROVIDER_HEADER = "hookhub-provider"
 
@@ -70,7 +74,7 @@ class Envelope(BaseModel):
 class ChatEvent(Envelope):
     """`hookhub.chat.events`: the chat product's own events, keyed by channel (or workspace)."""
 
-    type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=200)
+    type: str = Field(pattern=EVENT_TYPE_PATTERN, max_length=200)
     workspace_id: PrintableId
     occurred_at: datetime
     actor: dict[str, Any] | None = None

@@ -321,6 +321,9 @@ class DeliverySettings(ServiceSettings):
     # each failed probe doubles it, up to the maximum.
     circuit_cool_down_seconds: float = Field(30.0, gt=0)
     circuit_max_cool_down_seconds: float = Field(600.0, gt=0)
+    # The event type catalog (SPEC §17): true refuses an event whose type it does not hold
+    # (422 at the API, dead-lettered from Kafka); false keeps types an open set (SPEC §6).
+    event_types_strict: bool = False
 
 
 class SyncSettings(ServiceSettings):

@@ -222,6 +222,16 @@ class KafkaTap:
     def values(self) -> list[dict[str, Any]]:
         return [json.loads(record.value) for record in self.records]
 
+    async def holding(self, marker: bytes, count: int, polls: int = 40) -> list[Any]:
+        """The records whose value holds `marker`, once there are `count` of them (or after
+        `polls` polls: a bound on a hang, for records known to be written already)."""
+        for _ in range(polls):
+            ours = [record for record in self.records if marker in record.value]
+            if len(ours) >= count:
+                break
+            await self.poll()
+        return [record for record in self.records if marker in record.value]
+
 
 @dataclass
 class ServiceProcess:

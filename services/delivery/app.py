@@ -22,6 +22,10 @@ from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatche
 from services.delivery.deliveries.retention import EndedDeliveries
 from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler
 from services.delivery.deliveries.timeline import AttemptMinutes
+from services.delivery.event_types import catalog as event_type_catalog
+from services.delivery.event_types import endpoints as event_type_routes
+from services.delivery.event_types import repository as event_type_repository
+from services.delivery.event_types.service import EventTypeService
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -57,6 +61,20 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     usage = UsageCounters(runtime.db)
     minutes = AttemptMinutes(runtime.db)  # the timeline's counts
     background: set[asyncio.Task[None]] = set()
+    # The event type catalog (SPEC §17): every type's schema compiled once per replica.
+    event_types = event_type_repository.EventTypeRepository(runtime.db)
+    catalog = event_type_catalog.Catalog(
+        RefreshingCache(
+            changed_since=event_types.changed_since,
+            find=lambda key: event_types.named(*key),
+            key=event_type_catalog.key_of,
+            snapshot=event_type_catalog.snapshot,
+            refresh_seconds=1.0,
+            name="event_types",
+        ),
+        strict=settings.event_types_strict,
+        registry=runtime.registry,
+    )
 
     def later(coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -161,6 +179,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.attempt_minutes = minutes
     app.state.ownership = ownership
     app.state.replays = replays
+    app.state.event_type_service = EventTypeService(event_types)
+    app.state.event_type_catalog = catalog
 
     # Pipelined: a batch's deliveries go to the lanes unrecorded, and its offsets are
     # committed once each is written with its first outcome (FanOut.recorded), while later
@@ -208,6 +228,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             purpose,
             model,
             handler,
+            # An event that fails its type's enforced schema is dead-lettered, not fanned out.
+            refuse=catalog.refused_record if topic == Topic.CHAT_EVENTS else None,
             on_drain=dispatcher.stop_owing,
             on_assigned=partial(dispatcher.assigned, purpose),
             on_revoked=partial(dispatcher.revoked, purpose),
@@ -217,6 +239,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         writer.start()
         await cache.refresh()
         runtime.background("endpoint-cache", cache.run)
+        await catalog.cache.refresh()
+        runtime.background("event-type-cache", catalog.cache.run)
         runtime.background("delivery-scheduler", scheduler.run)
         runtime.background("delivery-heartbeat", ownership.keep_alive)
         runtime.background("delivery-hold", dispatcher.hold)
@@ -242,6 +266,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     usage.register(runtime)
     minutes.register(runtime)
     runtime.ready_check("endpoint_cache", cache.ready)
+    runtime.ready_check("event_type_cache", catalog.cache.ready)
 
 
 def definition() -> ServiceDefinition:
@@ -250,13 +275,19 @@ def definition() -> ServiceDefinition:
         description=(
             "Sends the chat product's events to subscribers' URLs, signed, retried and logged."
         ),
-        routers=[endpoint_routes.router, delivery_routes.router],
+        routers=[
+            endpoint_routes.router,
+            delivery_routes.router,
+            event_type_routes.router,
+            event_type_routes.catalog_router,
+        ],
         indexes=[
             *endpoint_repository.INDEXES,
             *delivery_repository.INDEXES,
             *delivery_repository.RETIRED_INDEXES,
             *timeline.INDEXES,
             *replay_jobs.INDEXES,
+            *event_type_repository.INDEXES,
         ],
         internal_topics=[DEAD_LETTER_TOPIC],
         setup=setup,

@@ -866,3 +866,56 @@ async def test_an_incoming_webhook_s_template_is_tested_in_the_form_and_saved(
     )
     await expect(p.get_by_text(f"{hooks[0]['url']}/discord", exact=True)).to_be_visible()
     assert_clean(page, console)
+
+
+async def test_the_event_type_catalog_shows_schemas_and_examples_as_text_and_feeds_the_endpoint_form(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    evil = '<img src=x onerror="window.__pwned = 1">'
+    name = f"console.t{uuid.uuid4().hex[:8]}"
+    created = await console.api.post(
+        "/api/event-types",
+        json={
+            "name": name,
+            "description": evil,
+            "schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+            "examples": [{"text": evil}],
+            "enforce": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+
+    p = await sign_in(page, console, "event-types")
+    await expect(p.get_by_role("link", name=name)).to_be_visible(timeout=EXPECT_MS)
+    await expect(p.get_by_text(evil, exact=True)).to_be_visible()
+    await p.get_by_role("link", name=name).click()
+    await expect(p.get_by_role("heading", name=name)).to_be_visible(timeout=EXPECT_MS)
+    await expect(p.locator("pre.json").last).to_contain_text(json.dumps(evil)[1:-1])
+    await expect(p.get_by_text("enforced: events whose data fails it are refused")).to_be_visible()
+
+    # A workspace's own type, made with the form.
+    own = f"console.own{uuid.uuid4().hex[:6]}"
+    await p.goto(f"{console.origin}/#/event-types")
+    await p.get_by_label("Name", exact=True).fill(own)
+    await p.get_by_label("Workspace id").fill("ws_console_types")
+    await p.get_by_role("button", name="Create event type").click()
+    await expect(p.get_by_role("heading", name=own)).to_be_visible(timeout=EXPECT_MS)
+    fetched = await console.api.get(
+        f"/api/event-types/{own}", params={"workspace_id": "ws_console_types"}
+    )
+    assert fetched.json()["workspace_id"] == "ws_console_types"
+
+    # The endpoint form offers the catalog: ticking a type adds it to the events typed.
+    await p.goto(f"{console.origin}/#/endpoints")
+    events = p.get_by_label("Events", exact=True)
+    await events.fill("message.*")
+    await p.get_by_text("From the catalog").click()
+    await p.get_by_role("checkbox", name=name).check()
+    await expect(events).to_have_value(f"message.*, {name}")
+    await p.get_by_role("checkbox", name=name).uncheck()
+    await expect(events).to_have_value("message.*")
+
+    assert await p.evaluate("window.__pwned") is None
+    assert_clean(page, console)

@@ -141,3 +141,22 @@ def test_no_script_builds_markup_from_strings() -> None:
 def test_the_files_ship_in_the_package() -> None:
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"services.console" = ["static/**/*"]' in pyproject
+
+
+def test_the_event_types_page_is_served_and_in_the_navigation() -> None:
+    app = (STATIC / "app.js").read_text()
+    assert 'import * as eventTypes from "./pages/eventtypes.js";' in app
+    assert '["event-types", "Event types", eventTypes]' in app
+    # Not one of the pages a portal leaves out: a workspace sees its view of the catalog.
+    assert re.search(r'\["overview", "providers"\]\.includes', app)
+    endpoints = (STATIC / "pages" / "endpoints.js").read_text()
+    assert 'import { catalogPicker } from "./eventtypes.js";' in endpoints
+
+
+async def test_the_event_types_module_is_served_with_the_security_headers() -> None:
+    transport = httpx.ASGITransport(app=create_edge_app({}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+        answer = await client.get("/console/pages/eventtypes.js")
+    assert answer.status_code == 200
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert b"export async function render" in answer.content

@@ -152,6 +152,12 @@ async def _furnish(client: httpx.AsyncClient, slack: FakeSlack, mine: Mine) -> N
         },
     )
     mine.ids["endpoint"] = endpoint["id"]
+    # The workspace's own event type: another workspace neither sees nor changes it.
+    event_type = await _admin(
+        client, "POST", "/api/event-types", json={"workspace_id": ws, "name": f"walk.t{tag}"}
+    )
+    mine.ids["event_type"] = event_type["id"]
+    mine.names.append(event_type["name"])
     tested = await _admin(client, "POST", f"/api/outgoing-webhooks/{endpoint['id']}/test")
     mine.ids["delivery"] = tested["delivery_id"]
     mapping = await _admin(
@@ -254,6 +260,7 @@ def _path(template: str, mine: Mine) -> str:
         "key_id": mine.ids["key"],
         "workspace_id": mine.workspace,
         "provider": "slack",
+        "name": f"walk.t{mine.workspace[-6:]}",
     }
     return template.format(**values)
 
@@ -277,6 +284,8 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
             "since": isoformat(utcnow() - timedelta(hours=1))
         },
         ("POST", "/api/events"): _message(ws, f"m_{uuid.uuid4().hex[:8]}"),
+        ("POST", "/api/event-types"): {"workspace_id": ws, "name": "walk.other"},
+        ("PATCH", "/api/event-types/{name}"): {"description": "renamed"},
         ("POST", "/api/integrations"): {
             "workspace_id": ws,
             "provider": "github",

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from services.asyncapi import CHANNELS, Channel, render_html
+from services.asyncapi import CHANNELS, Channel, render_html, with_event_types
 from services.cli import SERVICES, load_definition
 from services.edge import create_edge_app
 from shared.kafka import topic_names
@@ -144,3 +144,73 @@ async def test_the_page_lists_every_topic_as_escaped_html(
     page = render_html(hostile)
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x&gt;" in page
+
+
+CATALOG = [
+    {
+        "name": "message.created",
+        "description": "<b>a message</b>",
+        "schema": {
+            "type": "object",
+            "properties": {"channel_id": {"$ref": "#/$defs/id"}},
+            "required": ["channel_id"],
+            "$defs": {"id": {"type": "string"}},
+        },
+        "examples": [{"channel_id": "ch_1"}],
+        "deprecated": False,
+        "enforce": True,
+    }
+]
+
+
+@pytest.fixture(scope="module")
+async def edge_with_catalog() -> AsyncIterator[RunningService]:
+    """The edge in front of a stand-in for delivery that serves a global catalog."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def catalog(_: Request) -> Response:
+        return JSONResponse({"data": CATALOG})
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    upstream = Starlette(
+        routes=[Route("/asyncapi/event-types", catalog), Route("/healthz", healthz)]
+    )
+    async with serve(upstream, probe="/healthz") as delivery:
+        edge = create_edge_app({"delivery": delivery.base_url})
+        async with serve(edge, probe="/healthz") as running:
+            yield running
+
+
+async def test_the_global_event_type_catalog_is_a_message_of_the_chat_events_channel(
+    edge_with_catalog: RunningService,
+) -> None:
+    answer = await edge_with_catalog.client.get("/asyncapi.json")
+    document = answer.json()
+    assert schema_errors(document) == []
+    [sending] = [
+        key
+        for key, channel in document["channels"].items()
+        if channel["address"] == "hookhub.chat.events"
+        and "EventType.message.created" in channel["messages"]
+    ]
+    assert sending == "hookhub.chat.events"
+    message = document["components"]["messages"]["EventType.message.created"]
+    [example] = message["examples"]
+    payload = document["components"]["schemas"]["EventType.message.created"]
+    assert payload["schemaFormat"] == "application/schema+json;version=draft-2020-12"
+    # The schema's own references still resolve, embedded in the envelope's.
+    validator = jsonschema.Draft202012Validator(payload["schema"])
+    assert validator.is_valid(example["payload"])
+    assert not validator.is_valid({**example["payload"], "data": {"channel_id": 7}})
+    page = await edge_with_catalog.client.get("/asyncapi")
+    assert 'id="EventType.message.created"' in page.text  # its payload schema, as text
+
+
+def test_without_a_catalog_the_document_is_the_topics_alone(document: dict[str, Any]) -> None:
+    assert with_event_types(document, []) is document
+    assert not any(key.startswith("EventType.") for key in document["components"]["messages"])

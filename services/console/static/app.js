@@ -7,6 +7,7 @@ import { clear, errorBox, field, flash, h } from "./dom.js";
 import * as audit from "./pages/audit.js";
 import * as deliveries from "./pages/deliveries.js";
 import * as endpoints from "./pages/endpoints.js";
+import * as eventTypes from "./pages/eventtypes.js";
 import * as imports from "./pages/imports.js";
 import * as incoming from "./pages/incoming.js";
 import * as integrations from "./pages/integrations.js";
@@ -27,6 +28,7 @@ const PAGES = [
   ["integrations", "Integrations", integrations],
   ["incoming", "Incoming webhooks", incoming],
   ["endpoints", "Outgoing endpoints", endpoints],
+  ["event-types", "Event types", eventTypes],
   ["deliveries", "Deliveries", deliveries],
   ["mappings", "Sync mappings", mappings],
   ["imports", "Imports", imports],

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.timeline import AttemptMinutes
+from services.delivery.event_types.catalog import Catalog
 from shared import tenancy
 from shared.envelopes import ChatEvent, Topic
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
@@ -29,6 +30,7 @@ DeliveriesDep = Annotated[
 ]
 MinutesDep = Annotated[AttemptMinutes, Depends(from_state("attempt_minutes", AttemptMinutes))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+CatalogDep = Annotated[Catalog, Depends(from_state("event_type_catalog", Catalog))]
 Status = Literal["pending", "active", "completed", "failed", "delayed"]
 
 
@@ -213,8 +215,20 @@ async def delivery_timeline(
 
 
 @router.post("/api/events", status_code=status.HTTP_202_ACCEPTED)
-async def publish_event(event: ChatEvent, runtime: RuntimeDep) -> dict[str, str]:
-    """Publish a chat event; 202 once it is on `hookhub.chat.events`."""
+async def publish_event(
+    event: ChatEvent, runtime: RuntimeDep, catalog: CatalogDep
+) -> dict[str, str]:
+    """Publish a chat event; 202 once it is on `hookhub.chat.events`. 422 when its type's
+    enforced schema refuses its `data` (naming the JSON path that fails), or, with
+    HOOKHUB_EVENT_TYPES_STRICT, when the catalog does not hold its type."""
     tenancy.may_create_in(event.workspace_id)
+    refused = await catalog.refusal(
+        event.workspace_id, event.type, event.data, published_at=utcnow(), source="api"
+    )
+    if refused is not None:
+        raise Invalid(
+            refused.message,
+            code="unknown_event_type" if refused.reason == "unknown_type" else "invalid_event",
+        )
     await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
     return {"id": event.id, "status": "accepted"}

@@ -24,6 +24,7 @@ import {
   writes,
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
+import { catalogPicker } from "./eventtypes.js";
 
 export async function render(main, { id, go }) {
   if (id) return detail(main, id, go);
@@ -82,7 +83,7 @@ function createSection(secretBox, created) {
       workspaceField(),
       field("Name", h("input", { name: "name", autocomplete: "off" })),
       field("URL", h("input", { name: "url", type: "url", required: true, placeholder: "https://example.com/hooks" })),
-      field("Events", h("input", { name: "events", required: true, value: "message.*" }), "comma-separated: event types, * or prefixes like message.*"),
+      eventsField(),
       field("Retry schedule (seconds)", h("input", { name: "retry_schedule", placeholder: "5, 10, 20" }), "comma-separated; empty: the default"),
     ],
     "Create endpoint",
@@ -107,6 +108,12 @@ function createSection(secretBox, created) {
     },
   );
   return section("New endpoint", el);
+}
+
+/** The endpoint's `events`: typed (any type, `*`, prefixes), or ticked from the catalog. */
+function eventsField() {
+  const input = h("input", { name: "events", required: true, value: "message.*" });
+  return [field("Events", input, "comma-separated: event types, * or prefixes like message.*"), catalogPicker(input)];
 }
 
 /** The secret, once: it is not shown again after this page is left. */
