@@ -29,7 +29,7 @@ DeliveriesDep = Annotated[
 ]
 MinutesDep = Annotated[AttemptMinutes, Depends(from_state("attempt_minutes", AttemptMinutes))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-Status = Literal["pending", "active", "completed", "failed", "delayed"]
+Status = Literal["pending", "active", "completed", "failed", "delayed", "cancelled"]
 
 
 class Attempt(BaseModel):
@@ -72,6 +72,7 @@ class Stats(BaseModel):
     completed: int
     failed: int
     delayed: int
+    cancelled: int = 0
 
 
 class Minute(BaseModel):
