@@ -23,6 +23,7 @@ import {
   writes,
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
+import { transformationSection } from "./transformations.js";
 
 export async function render(main, { id, go }) {
   if (id) return detail(main, id, go);
@@ -264,6 +265,7 @@ async function detail(main, id, go) {
   main.append(
     writes(section("Actions", actions, testResult)),
     headersSection(endpoint, go),
+    writes(transformationSection(endpoint, go)),
     recoverSection(id, () => refresh()),
     recentChanges(id),
   );
@@ -279,6 +281,7 @@ function statsFacts(stats) {
     ["Success rate", finished ? `${pct(stats.completed, finished)} (${stats.completed} of ${finished} finished)` : "no deliveries finished yet"],
     ["Pending / active / delayed", `${stats.pending} / ${stats.active} / ${stats.delayed}`],
     ["Failed", String(stats.failed)],
+    ["Cancelled (by the transformation)", String(stats.cancelled || 0)],
   ]);
 }
 
