@@ -44,6 +44,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/webhooks(/|$)", "gateway"),
     (r"^/api/incoming-webhooks(/|$)", "gateway"),
     (r"^/api/outgoing-webhooks(/|$)", "delivery"),
+    (r"^/api/transformations(/|$)", "delivery"),
     (r"^/api/deliveries(/|$)", "delivery"),
     (r"^/api/events(/|$)", "delivery"),
     (r"^/api/event-types(/|$)", "delivery"),

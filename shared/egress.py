@@ -405,10 +405,18 @@ class GuardedClient:
 
     @contextlib.asynccontextmanager
     async def post(
-        self, url: str, *, body: bytes, headers: Mapping[str, str], time_limit: float
+        self,
+        url: str,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        time_limit: float,
+        method: str = "POST",
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """The response, its body unread; `time_limit` (s) bounds it all, connecting included."""
-        async with self._session.post(
+        """The response, its body unread; `time_limit` (s) bounds it all, connecting included.
+        `method`: another that sends a body (a transformation's PUT or PATCH)."""
+        async with self._session.request(
+            method,
             url,
             data=body,
             headers=headers,

@@ -11,9 +11,17 @@ return value back as JSON. What a run may do:
   `SharedArrayBuffer`, `DataView` and the typed arrays, whose memory V8 keeps outside the
   heap its limit counts. `Date`, `Math.random`, `JSON`, `Intl`, `RegExp` are there.
 - **Limits** (`Limits`), enforced by V8 through mini-racer, not by watching from Python:
-  the time (wall clock, 50 ms: mini-racer terminates the isolate's execution when its
-  task is cancelled) covers the call and the promise jobs it leaves behind, and the heap
-  (32 MB: V8's hard limit on the isolate). The result is JSON of at most 64 KB.
+  the time (wall clock, 50 ms) covers the call and the promise jobs it leaves behind, and
+  the heap (32 MB: V8's hard limit on the isolate). The result is JSON of at most 64 KB.
+  mini-racer has no time limit of V8's own (its `eval(timeout_sec=…)` is an asyncio
+  deadline around `eval_cancelable`, whose cancelling terminates the isolate's execution),
+  so a script's time is V8's view of it: the isolate notes the time before and after each
+  evaluation of user code (the script's top level, a call and its promise jobs), queued
+  with it on V8's thread. A deadline on the worker's loop stops what still runs then (an
+  endless loop); what it cut is judged by V8's times: a script that had its whole time is
+  out of it (`timeout`); one that V8 started late, or had finished when a busy loop woke
+  late, is evaluated again in a new isolate (at most `ATTEMPTS` times in all), so the
+  machine's load never counts as a script's time.
 - **One isolate per (scope, script)**: a script compiled once, kept (least recently used
   first out), called many times, one run at a time; two scopes (two workspaces) never
   share an isolate, so no script sees another's globals. An isolate whose run timed out
@@ -51,7 +59,7 @@ import re
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -96,9 +104,24 @@ _PREPARE = """
   g.setTimeout = undefined;
   g.clearTimeout = undefined;
   g.__timer_manager = undefined;
-  const parse = JSON.parse, stringify = JSON.stringify, Pending = Promise;
+  const parse = JSON.parse, stringify = JSON.stringify, Pending = Promise, now = Date.now;
   let entry;
+  // Each timed evaluation's [start, end] on V8's clock (Isolates._timed), by its number.
+  const spans = new Map();
   const runner = Object.freeze({
+    begin(n) {
+      spans.set(n, [now(), null]);
+      if (spans.size > 16) spans.delete(spans.keys().next().value);
+    },
+    end(n) {
+      const span = spans.get(n);
+      if (span) span[1] = now();
+    },
+    span(n) {
+      const span = spans.get(n);
+      spans.delete(n);
+      return stringify(span || null);
+    },
     bind(fn) {
       entry = fn;
       return typeof fn === "function";
@@ -209,6 +232,10 @@ _LINE_LIMIT = 256 * 1024 * 1024
 BATCH_RUNS = 200
 BATCH_CHARS = 1024 * 1024
 BATCH_SECONDS = 3
+# How many times an evaluation cut short before it had its time is made (module docstring).
+ATTEMPTS = 3
+# How long the isolate may take to tell what it saw of an evaluation that was cut.
+_SPAN_SECONDS = 1.0
 
 
 class Sandbox:
@@ -514,6 +541,11 @@ class _Compiled:
             self.racer.close()
 
 
+class _Cut(Exception):
+    """An evaluation stopped at the loop's deadline before it had its time on V8's clock:
+    made again, in a new isolate."""
+
+
 class _Isolates:
     """The worker's isolates: compiled scripts kept by key, least recently used first out."""
 
@@ -521,21 +553,28 @@ class _Isolates:
         self.limits = limits
         self._size = size
         self._compiled: OrderedDict[str, _Compiled] = OrderedDict()
+        self._evaluations = 0
 
     async def check(self, source: str, function: str) -> str:
-        compiled = await self._compile(source, function)
-        compiled.close()
+        async def once() -> None:
+            (await self._compile(source, function)).close()
+
+        await self._attempts(once)
         return "null"
 
     async def run(self, key: str, source: str, function: str, text: str, keep: bool) -> str:
         call = f"__jsbox.run({orjson.dumps(text).decode()}, {self.limits.result_chars})"
-        if not keep:
+
+        async def once() -> Any:
+            if keep:
+                return await self._kept(key, source, function, call, self.limits.seconds)
             compiled = await self._compile(source, function)
             try:
-                return _result(await self._limited(compiled, call))
+                return await self._limited(compiled, call)
             finally:
                 compiled.close()
-        return _result(await self._kept(key, source, function, call, self.limits.seconds))
+
+        return _result(await self._attempts(once))
 
     async def runs(self, key: str, source: str, function: str, text: str) -> str:
         """Many calls of the kept script in one evaluation (`text`: a JSON array of their
@@ -547,10 +586,22 @@ class _Isolates:
             f"__jsbox.runMany({orjson.dumps(text).decode()}, {self.limits.result_chars}, "
             f"{ms:g}, {ms:g})"
         )
-        out = await self._kept(key, source, function, call, BATCH_SECONDS * self.limits.seconds)
+        seconds = BATCH_SECONDS * self.limits.seconds
+        out = await self._attempts(lambda: self._kept(key, source, function, call, seconds))
         if not isinstance(out, str):
             raise ScriptError("result", "the runner returned no JSON")
         return out
+
+    async def _attempts(self, once: Callable[[], Awaitable[Any]]) -> Any:
+        """`once()`, made again while an evaluation of it is cut before its time."""
+        for _ in range(ATTEMPTS):
+            try:
+                return await once()
+            except _Cut:
+                continue
+        ms = self.limits.seconds * 1000
+        busy = f"the sandbox was too busy to give the script its {ms:g} ms, {ATTEMPTS} times"
+        raise ScriptError("timeout", busy)
 
     async def _kept(self, key: str, source: str, function: str, call: str, seconds: float) -> Any:
         """`call` evaluated in the script's kept isolate (compiled at its first run), one
@@ -602,20 +653,18 @@ class _Isolates:
     async def _limited(
         self, compiled: _Compiled, code: str, kind: Kind = "error", *, seconds: float | None = None
     ) -> Any:
-        """`code` evaluated within the time limit (a run's, unless `seconds`); then a no-op
-        within what is left of it, which runs only after the promise jobs `code` left behind
-        (so they are bounded too)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.limits.seconds if seconds is None else seconds)
-        racer = compiled.racer
+        """`code` evaluated within the time limit (a run's, unless `seconds`), with the
+        promise jobs it leaves behind (module docstring). Raises ScriptError, or _Cut."""
+        limit = self.limits.seconds if seconds is None else seconds
         try:
-            async with asyncio.timeout_at(deadline):
-                value = await racer.eval_cancelable(code)
-                await racer.eval_cancelable("0")
+            return await self._timed(compiled, code, limit)
         except (TimeoutError, JSTimeoutException) as exc:
             compiled.close()
-            seconds = self.limits.seconds
-            raise ScriptError("timeout", f"the script ran over its {seconds * 1000:g} ms") from exc
+            ms = self.limits.seconds * 1000
+            raise ScriptError("timeout", f"the script ran over its {ms:g} ms") from exc
+        except _Cut:
+            compiled.close()  # it may have stopped half-way: never trusted again
+            raise
         except JSOOMException as exc:
             compiled.close()
             mb = self.limits.memory_bytes // (1024 * 1024)
@@ -624,7 +673,41 @@ class _Isolates:
             raise located("syntax", str(exc)) from exc
         except JSEvalException as exc:
             raise located(kind, str(exc)) from exc
-        return value
+
+    async def _timed(self, compiled: _Compiled, code: str, seconds: float) -> Any:
+        """`code`, between two notes of V8's time queued with it (`__jsbox.begin`/`end`: the
+        second runs after the promise jobs `code` left); at the loop's deadline, what still
+        runs is stopped, and V8's times say whether it had its time (TimeoutError) or not
+        (_Cut)."""
+        self._evaluations += 1
+        n = self._evaluations
+        racer = compiled.racer
+        loop = asyncio.get_running_loop()
+        # Queued on V8's thread back to back, in this order, with no turn of the loop between.
+        begin, call, end = (
+            loop.create_task(racer.eval_cancelable(each))
+            for each in (f"__jsbox.begin({n})", code, f"__jsbox.end({n})")
+        )
+        _, pending = await asyncio.wait((begin, call, end), timeout=seconds)
+        if not pending:
+            return call.result()
+        cut_ms = time.time() * 1000  # the realtime clock, as JavaScript's Date.now()
+        for task in pending:
+            task.cancel()
+        await asyncio.wait((begin, call, end))
+        try:
+            async with asyncio.timeout(_SPAN_SECONDS):
+                span = orjson.loads(str(await racer.eval_cancelable(f"__jsbox.span({n})")))
+        except (TimeoutError, JSEvalException, orjson.JSONDecodeError):
+            raise TimeoutError from None  # the isolate is still taken: whatever ran, ran long
+        if span is None:
+            raise _Cut  # V8 never began it
+        start, finish = span
+        if finish is not None and call not in pending:
+            return call.result()  # done in time (its promise jobs too): the loop woke late
+        if (cut_ms if finish is None else finish) - start >= seconds * 1000:
+            raise TimeoutError
+        raise _Cut
 
     def _keep(self, key: str, compiled: _Compiled) -> None:
         self._compiled[key] = compiled

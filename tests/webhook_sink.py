@@ -20,6 +20,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
 
 @dataclass
@@ -68,6 +69,7 @@ class WebhookSink:
                     {k.lower(): v for k, v in request.headers.items()},
                     await request.body(),
                     time.monotonic(),
+                    request.method,
                 )
             )
             script = self.scripts.get(path, Script())
@@ -89,6 +91,6 @@ class WebhookSink:
         return Starlette(
             routes=[
                 Route("/healthz", healthz),
-                Route("/{path:path}", receive, methods=["POST", "GET", "PUT"]),
+                Route("/{path:path}", receive, methods=["POST", "GET", "PUT", "PATCH"]),
             ]
         )

@@ -29,10 +29,13 @@ from services.delivery.event_types.service import EventTypeService
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
+from services.delivery.transformations import endpoints as transformation_routes
+from services.delivery.transformations.service import TransformationMetrics, Transformer
 from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.egress import EgressPolicy, GuardedClient
 from shared.envelopes import ChatEvent, ProviderEvent, Topic
+from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
 from shared.ownership import Ownership
 from shared.runtime import Runtime, ServiceDefinition
@@ -47,7 +50,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     assert isinstance(settings, DeliverySettings)
     policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
     endpoints_repo = endpoint_repository.EndpointRepository(runtime.db)
-    endpoint_service = EndpointService(endpoints_repo, runtime.secrets, policy)
+    # Endpoints' transformations (SPEC §17): user JavaScript, in a sandbox process of its
+    # own for the lanes, and one for the API's checks and tests.
+    transformation_metrics = TransformationMetrics(runtime.registry)
+    sandbox, tried = Sandbox(), Sandbox(concurrency=1)
+    transformer = Transformer(sandbox, policy, transformation_metrics)
+    app.state.tried_transformer = tried_transformer = Transformer(
+        tried, policy, transformation_metrics
+    )
+    endpoint_service = EndpointService(
+        endpoints_repo, runtime.secrets, policy, check_code=tried_transformer.check
+    )
     cache: RefreshingCache[str, EndpointSnapshot] = RefreshingCache.by_id(
         endpoints_repo,
         lambda doc: snapshot(doc, runtime.secrets),
@@ -142,6 +155,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         on_circuit=circuit_changed,
         circuit_cool_down=timedelta(seconds=settings.circuit_cool_down_seconds),
         circuit_max_cool_down=timedelta(seconds=settings.circuit_max_cool_down_seconds),
+        transformer=transformer,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
@@ -262,6 +276,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("delivery_log", writer.stop)
     runtime.on_shutdown("delivery_release", ownership.release)
+    runtime.on_shutdown(
+        "transformation_sandboxes",
+        lambda _: asyncio.gather(sandbox.close(), tried.close()),
+        minimum=0.02,
+    )
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)
     minutes.register(runtime)
@@ -280,6 +299,7 @@ def definition() -> ServiceDefinition:
             delivery_routes.router,
             event_type_routes.router,
             event_type_routes.catalog_router,
+            transformation_routes.router,
         ],
         indexes=[
             *endpoint_repository.INDEXES,

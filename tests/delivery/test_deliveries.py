@@ -354,6 +354,7 @@ async def test_gone_disables_and_exhaustion_dead_letters_then_manual_retry_and_r
         "completed": 2,
         "failed": 0,
         "delayed": 0,
+        "cancelled": 0,
     }
 
 

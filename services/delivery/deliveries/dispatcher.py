@@ -36,6 +36,13 @@ from services.delivery.deliveries.policy import Verdict, decide
 from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, FIRST_ATTEMPT, schedule
 from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
+from services.delivery.transformations.service import (
+    TRANSFORMATION_ERROR,
+    Cancelled,
+    Outgoing,
+    TransformationFailure,
+    Transformer,
+)
 from shared.cache import RefreshingCache
 from shared.egress import GuardedClient
 from shared.envelopes import Envelope
@@ -189,8 +196,10 @@ class Dispatcher:
         on_circuit: Callable[[str, Circuit], None] = lambda _id, _circuit: None,
         circuit_cool_down: timedelta = timedelta(seconds=30),
         circuit_max_cool_down: timedelta = timedelta(minutes=10),
+        transformer: Transformer | None = None,
     ) -> None:
         self._endpoints = endpoints
+        self._transformer = transformer
         self._client_for = client_for
         self._writer = writer
         self._minutes = minutes
@@ -742,27 +751,46 @@ class Dispatcher:
             # attempt ends before the writer's next flush, as it nearly always does. (An
             # unrecorded delivery is written once, with its outcome.)
             self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
+        error: str | None = None
+        outgoing = Outgoing("POST", endpoint.url, job.body, endpoint.headers)
+        if endpoint.transformation is not None and self._transformer is not None:
+            # In the sandbox's process, within its limits: before signing, so the signature
+            # is over what is sent; a failure fails this attempt, retried on schedule.
+            transformed = await self._transformer.apply(
+                endpoint.transformation, job.event_type, outgoing, scope=job.workspace_id
+            )
+            if isinstance(transformed, Cancelled):
+                self._cancelled(job)
+                return Verdict.CANCELLED
+            if isinstance(transformed, TransformationFailure):
+                error = transformed.error
+            else:
+                outgoing = transformed
         headers = delivery_headers(
             msg_id=job.msg_id,
             timestamp=int(time.time()),
-            body=job.body,
+            body=outgoing.body,
             secrets=endpoint.signing_secrets(now),
             event_type=job.event_type,
             user_agent=USER_AGENT,
-            extra=endpoint.headers,
+            extra=outgoing.headers,
         )
         started = time.perf_counter()
         status_code: int | None = None
         response_headers: dict[str, str] = {}
         response_body = ""
-        error: str | None = None
         try:
-            async with client.post(
-                endpoint.url, body=job.body, headers=headers, time_limit=endpoint.timeout_seconds
-            ) as response:
-                status_code = response.status
-                response_headers = header_fields(response.headers.items())
-                response_body = await _read_prefix(response.content, RESPONSE_BODY_LIMIT)
+            if error is None:
+                async with client.post(
+                    outgoing.url,
+                    method=outgoing.method,
+                    body=outgoing.body,
+                    headers=headers,
+                    time_limit=endpoint.timeout_seconds,
+                ) as response:
+                    status_code = response.status
+                    response_headers = header_fields(response.headers.items())
+                    response_body = await _read_prefix(response.content, RESPONSE_BODY_LIMIT)
         except TimeoutError:
             error = f"timeout after {endpoint.timeout_seconds:g}s"
         except aiohttp.ClientError as exc:
@@ -778,11 +806,14 @@ class Dispatcher:
         )
         self.latency.observe(duration)
         self.outcomes.labels(_outcome(status_code, error)).inc()
-        self.breaker(job.endpoint_id).record(
-            failed=status_code is None or not 200 <= status_code < 300,
-            timed_out=error is not None and error.startswith("timeout"),
-            probe=probe,
-        )
+        # The endpoint's health is the endpoint's: a transformation's error never reached it.
+        endpoint_failed = error is None or not error.startswith(TRANSFORMATION_ERROR)
+        if endpoint_failed:
+            self.breaker(job.endpoint_id).record(
+                failed=status_code is None or not 200 <= status_code < 300,
+                timed_out=error is not None and error.startswith("timeout"),
+                probe=probe,
+            )
         logged: Document = {
             "attempt": number,
             "at": now,
@@ -818,13 +849,14 @@ class Dispatcher:
             self._healthy(endpoint)
         elif decision.verdict is Verdict.RETRY:
             fields.update(status="delayed")
-            self._failing(endpoint, now)
+            if endpoint_failed:
+                self._failing(endpoint, now)
         else:
             fields.update(status="failed", manual=False, ended_at=utcnow())
             await self._dead_letter(job, number, status_code, error)
             if decision.verdict is Verdict.GONE:
                 self._on_gone(endpoint.id, "the endpoint answered 410 Gone")
-            else:
+            elif endpoint_failed:
                 self._failing(endpoint, now)
         self._record(job, fields)
         log.info(
@@ -838,6 +870,14 @@ class Dispatcher:
             duration_ms=round(duration * 1000, 2),
         )
         return decision.verdict
+
+    def _cancelled(self, job: Job) -> None:
+        """Its transformation returned `{cancel: true}`: ended, no attempt made or logged."""
+        self.outcomes.labels("cancelled").inc()
+        ended = utcnow()
+        fields = {"status": "cancelled", "updated_at": ended, "ended_at": ended}
+        self._record(job, {**fields, "manual": False, **schedule(next_attempt_at=None)})
+        log.info("delivery_cancelled", delivery_id=job.id, endpoint_id=job.endpoint_id)
 
     def _not_here(self, job: Job) -> None:
         """The endpoint is not in this replica's cache: deleted, or created through another
@@ -944,6 +984,8 @@ def header_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def _outcome(status_code: int | None, error: str | None) -> str:
+    if error is not None and error.startswith(TRANSFORMATION_ERROR):
+        return TRANSFORMATION_ERROR
     if status_code is None:
         return "timeout" if error and error.startswith("timeout") else "connection_error"
     if 200 <= status_code < 300:

@@ -31,7 +31,7 @@ DeliveriesDep = Annotated[
 MinutesDep = Annotated[AttemptMinutes, Depends(from_state("attempt_minutes", AttemptMinutes))]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 CatalogDep = Annotated[Catalog, Depends(from_state("event_type_catalog", Catalog))]
-Status = Literal["pending", "active", "completed", "failed", "delayed"]
+Status = Literal["pending", "active", "completed", "failed", "delayed", "cancelled"]
 
 
 class Attempt(BaseModel):
@@ -75,6 +75,7 @@ class Stats(BaseModel):
     completed: int
     failed: int
     delayed: int
+    cancelled: int = 0
 
 
 class Minute(BaseModel):

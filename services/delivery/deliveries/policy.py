@@ -19,6 +19,7 @@ class Verdict(StrEnum):
     RETRY = "retry"  # try again at `next_attempt_at`
     FAILED = "failed"  # schedule exhausted (or a manual retry failed): dead-lettered
     GONE = "gone"  # 410: the endpoint asked to be disabled
+    CANCELLED = "cancelled"  # its transformation cancelled it: ended, unsent
 
 
 @dataclass(frozen=True)

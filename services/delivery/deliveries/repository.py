@@ -28,7 +28,7 @@ from shared.mongo import (
 DELIVERIES = "deliveries"
 ATTEMPTS = "delivery_attempts"
 WORKERS = "delivery_workers"
-STATUSES = ("pending", "active", "completed", "failed", "delayed")
+STATUSES = ("pending", "active", "completed", "failed", "delayed", "cancelled")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The list (`page`) is newest first by `_id`, filtered by equality on `endpoint_id`,

@@ -1,7 +1,8 @@
 """Deliveries and their attempts, removed `HOOKHUB_DELIVERY_RETENTION` after they ended
 (SPEC §14).
 
-A delivery ends when it is completed or failed (dead-lettered, or its endpoint deleted):
+A delivery ends when it is completed, failed (dead-lettered, or its endpoint deleted) or
+cancelled (by its endpoint's transformation):
 the dispatcher writes `ended_at` with that outcome, and a retry or recover that reopens it
 clears it. Pending, active and delayed deliveries have none and are never removed. The
 attempts go with their delivery, and the workspace's usage counts of deliveries and
@@ -22,7 +23,7 @@ from shared.retention import ExpiredDocuments
 
 # (workspace id, deliveries removed, attempts removed)
 OnRemoved = Callable[[str, int, int], None]
-ENDED = ("completed", "failed")
+ENDED = ("completed", "failed", "cancelled")
 
 
 class EndedDeliveries(ExpiredDocuments):

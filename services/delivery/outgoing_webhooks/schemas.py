@@ -9,6 +9,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.delivery.outgoing_webhooks.matching import valid_pattern
+from services.delivery.transformations.schemas import Transformation
 from shared.http.patch import Patch
 from shared.ids import PrintableId
 from shared.signing import FORBIDDEN_EXTRA_HEADERS, RESERVED_HEADERS
@@ -75,6 +76,9 @@ def _check_headers(headers: HeadersT | None) -> HeadersT | None:
     return headers
 
 
+check_headers = _check_headers  # a transformation's headers too (delivery/transformations)
+
+
 def _check_schedule(schedule: list[int] | None) -> list[int] | None:
     if schedule is not None and any(not 0 <= s <= 7 * 24 * 3600 for s in schedule):
         raise ValueError("retry_schedule entries are seconds from 0 to 604800")
@@ -103,6 +107,7 @@ class OutgoingWebhookCreate(BaseModel):
         None, ge=MIN_RATE, le=10_000, description=RATE_DESCRIPTION
     )
     max_concurrency: int = Field(10, ge=1, le=1000)
+    transformation: Transformation | None = None
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -110,7 +115,7 @@ class OutgoingWebhookCreate(BaseModel):
 
 
 class OutgoingWebhookUpdate(Patch):
-    clearable = frozenset({"rate_limit_per_second"})
+    clearable = frozenset({"rate_limit_per_second", "transformation"})
 
     name: str | None = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, min_length=1, max_length=2000)
@@ -125,6 +130,7 @@ class OutgoingWebhookUpdate(Patch):
         None, ge=MIN_RATE, le=10_000, description=RATE_DESCRIPTION
     )
     max_concurrency: int | None = Field(None, ge=1, le=1000)
+    transformation: Transformation | None = Field(None, description="null removes it")
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -158,6 +164,7 @@ class OutgoingWebhookOut(BaseModel):
     timeout_seconds: float
     rate_limit_per_second: float | None
     max_concurrency: int
+    transformation: Transformation | None = None
     created_at: datetime
     updated_at: datetime
 

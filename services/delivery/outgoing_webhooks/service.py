@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ class EndpointSnapshot:
     secrets: tuple[tuple[str, datetime | None], ...] = field(repr=False, default=())
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     circuit: Circuit | None = None  # as the last change wrote it (deliveries/circuit.py)
+    transformation: str | None = None  # its code, when enabled (delivery/transformations)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret first, then old ones still inside their grace period, the
@@ -60,7 +61,16 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         secrets=tuple((box.decrypt(s["secret"]), s.get("expires_at")) for s in doc["secrets"]),
         headers=open_headers(doc, box),
         circuit=Circuit.from_doc(doc.get("circuit")),
+        transformation=transformation_of(doc),
     )
+
+
+def transformation_of(doc: Document) -> str | None:
+    transformation = doc.get("transformation")
+    if transformation is None or not transformation.get("enabled", True):
+        return None
+    code: str = transformation["code"]
+    return code
 
 
 def open_headers(doc: Document, box: SecretBox) -> dict[str, str]:
@@ -81,11 +91,17 @@ def merge_headers(stored: Mapping[str, str], changes: Mapping[str, str | None]) 
 
 class EndpointService:
     def __init__(
-        self, repository: EndpointRepository, box: SecretBox, egress: EgressPolicy
+        self,
+        repository: EndpointRepository,
+        box: SecretBox,
+        egress: EgressPolicy,
+        check_code: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._repository = repository
         self._box = box
         self._egress = egress
+        # A transformation's code compiled at save (Transformer.check): 422 with its line.
+        self._check_code = check_code
 
     def _seal_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in headers.items()}
@@ -99,6 +115,8 @@ class EndpointService:
 
     async def create(self, body: OutgoingWebhookCreate) -> tuple[Document, str]:
         check_url(body.url, self._egress)
+        if body.transformation is not None and self._check_code is not None:
+            await self._check_code(body.transformation.code)
         secret = self._secret(body.secret)
         now = utcnow()
         doc: Document = {
@@ -125,6 +143,8 @@ class EndpointService:
         fields: dict[str, Any] = body.model_dump(exclude_unset=True)
         if "url" in fields:
             check_url(fields["url"], self._egress)
+        if body.transformation is not None and self._check_code is not None:
+            await self._check_code(body.transformation.code)
         only_if: Document | None = None
         if "headers" in fields:
             stored = (await self.get(endpoint_id)).get("headers")

@@ -22,7 +22,7 @@ import {
 } from "../dom.js";
 import { recoverSection } from "./endpoints.js";
 
-const STATUSES = ["pending", "active", "delayed", "completed", "failed"];
+const STATUSES = ["pending", "active", "delayed", "completed", "failed", "cancelled"];
 const OPEN = new Set(["pending", "active", "delayed"]);
 
 export async function render(main, { id, params, go }) {

@@ -25,6 +25,7 @@ import {
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
 import { catalogPicker } from "./eventtypes.js";
+import { transformationSection } from "./transformations.js";
 
 export async function render(main, { id, go }) {
   if (id) return detail(main, id, go);
@@ -272,6 +273,7 @@ async function detail(main, id, go) {
   main.append(
     writes(section("Actions", actions, testResult)),
     headersSection(endpoint, go),
+    writes(transformationSection(endpoint, go)),
     recoverSection(id, () => refresh()),
     replaySection(id),
     recentChanges(id),
@@ -288,6 +290,7 @@ function statsFacts(stats) {
     ["Success rate", finished ? `${pct(stats.completed, finished)} (${stats.completed} of ${finished} finished)` : "no deliveries finished yet"],
     ["Pending / active / delayed", `${stats.pending} / ${stats.active} / ${stats.delayed}`],
     ["Failed", String(stats.failed)],
+    ["Cancelled (by the transformation)", String(stats.cancelled || 0)],
   ]);
 }
 
