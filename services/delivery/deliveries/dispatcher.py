@@ -457,6 +457,11 @@ class Dispatcher:
         self._drained.clear()
         self._lane(endpoint).queue.put_nowait(job)
 
+    def has(self, delivery_id: str) -> bool:
+        """Whether the delivery is here: held (queued or out), or recorded and on its way to
+        MongoDB (a read of MongoDB does not find it yet)."""
+        return delivery_id in self.held or self._writer.inserting(DELIVERIES, delivery_id)
+
     def owe(self, doc: Document) -> asyncio.Future[None]:
         """Hand the lanes a delivery that is not in MongoDB yet (room taken for it, see
         `room_for`); done once it is recorded (its document handed to the writer: wait for
@@ -468,7 +473,7 @@ class Dispatcher:
         if not self._owing or self._stopping:
             _cut(recorded)
             return recorded
-        if doc["_id"] in self.held or self._writer.inserting(DELIVERIES, doc["_id"]):
+        if self.has(doc["_id"]):
             # Held (claimed: written) or recorded and not yet in MongoDB (an event that came
             # twice, its first delivery sent a moment ago): `recorded` waits for the writer.
             recorded.set_result(None)

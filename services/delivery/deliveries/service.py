@@ -263,8 +263,11 @@ class FanOut:
             for doc in created:
                 self._usage.made(doc["workspace_id"], "deliveries")
             self.unheld.inc(len(created))
+            # Those here already (an event that came twice, its delivery sent a moment ago
+            # and not yet in MongoDB) are owed, not made again.
+            made = sum(1 for doc in held if not self._dispatcher.has(doc["_id"]))
             fanned.owed += [self._dispatcher.owe(doc) for doc in held]
-            fanned.made += len(created) + len(held)
+            fanned.made += len(created) + made
 
     def _shared(self, docs: list[Document], room: int) -> tuple[list[Document], list[Document]]:
         """`docs` split into those this process holds (`room` at most) and those it writes
