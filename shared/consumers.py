@@ -293,7 +293,9 @@ async def _decoded(
         if wanted is not None and not wanted(record):
             continue
         try:
-            items.append(_Item(record, model.model_validate_json(record.value or b"")))
+            envelope = model.model_validate_json(record.value or b"")
+            envelope._position = (record.partition, record.offset)
+            items.append(_Item(record, envelope))
         except ValidationError as exc:
             await runtime.dead_letters.send(record, purpose, "undecodable", str(exc))
             first = exc.errors()[0]

@@ -39,6 +39,11 @@ class EndpointSnapshot:
     secrets: tuple[tuple[str, datetime | None], ...] = field(repr=False, default=())
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     circuit: Circuit | None = None  # as the last change wrote it (deliveries/circuit.py)
+    ordering: str = "none"  # "fifo": one at a time per key, in order (deliveries/fifo.py)
+
+    @property
+    def fifo(self) -> bool:
+        return self.ordering == "fifo"
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret first, then old ones still inside their grace period, the
@@ -60,6 +65,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         secrets=tuple((box.decrypt(s["secret"]), s.get("expires_at")) for s in doc["secrets"]),
         headers=open_headers(doc, box),
         circuit=Circuit.from_doc(doc.get("circuit")),
+        ordering=doc.get("ordering", "none"),
     )
 
 
