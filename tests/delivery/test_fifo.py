@@ -193,14 +193,20 @@ async def _started(settings: DeliverySettings, stack: AsyncExitStack) -> Running
 
 
 async def test_order_holds_across_a_restart(two: DeliverySettings, sink: Sink) -> None:
-    """The delivery service stops while a key's head is out (held at the sink) and its
-    successors wait; the next one sends the head again, then the rest, in order."""
+    """The delivery service stops while a key's head is out again (its retry, held at the
+    sink) and its successors wait in MongoDB; the next process sends the head again, then
+    the rest, then what was published after the restart, in order."""
     workspace = "ws_fifo_restart"
     out = asyncio.Event()
     released = asyncio.Event()
+    tries = 0
 
     async def answer(received: Received) -> int:
+        nonlocal tries
         if _seen(received) == ("a", 0) and not released.is_set():
+            tries += 1
+            if tries == 1:
+                return 500  # the key parks: its successors are queued in MongoDB
             out.set()
             await released.wait()
         return 200
@@ -215,7 +221,7 @@ async def test_order_holds_across_a_restart(two: DeliverySettings, sink: Sink) -
     finally:
         await first.aclose()  # stops it: the head's attempt is cut off
     released.set()
-    assert [_seen(r) for r in sink[0].at(path)] == [("a", 0)]
+    assert [_seen(r) for r in sink[0].at(path)] == [("a", 0), ("a", 0)]
     second = AsyncExitStack()
     delivery = await _started(two, second)
     try:
