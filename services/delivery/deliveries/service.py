@@ -400,7 +400,11 @@ class Scheduler:
             if claimed and dead:
                 log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))
             for doc in claimed:
-                self._dispatcher.submit(Job.from_doc(doc))
+                job = Job.from_doc(doc)
+                # A FIFO delivery claimed is a manual retry or a recover: never in its key's
+                # queue (QUEUED, which claims leave alone), so sent outside its order.
+                job.ordering_key = None
+                self._dispatcher.submit(job)
         return len(claimed) == room
 
     async def take_back(self) -> int:
