@@ -298,6 +298,7 @@ async def _decoded(
             continue
         try:
             envelope = model.model_validate_json(record.value or b"")
+            envelope._position = (record.partition, record.offset)
         except ValidationError as exc:
             await runtime.dead_letters.send(record, purpose, "undecodable", str(exc))
             first = exc.errors()[0]

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -62,6 +63,12 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: PrintableId
+    # Where a consumer read it (partition, offset): set by shared.consumers, not sent.
+    _position: tuple[int, int] | None = PrivateAttr(default=None)
+
+    def position(self) -> tuple[int, int] | None:
+        """The (partition, offset) it was consumed from; None when not read from Kafka."""
+        return self._position
 
     def to_kafka(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -79,6 +86,11 @@ class ChatEvent(Envelope):
     occurred_at: datetime
     actor: dict[str, Any] | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    ordering_key: PrintableId | None = Field(
+        None,
+        description="what a FIFO endpoint orders its deliveries by (else `data.channel_id`); "
+        "also the Kafka partition key, so that one key's events keep their order",
+    )
 
     @field_validator("data")
     @classmethod
@@ -102,6 +114,8 @@ class ChatEvent(Envelope):
         return value
 
     def partition_key(self) -> bytes:
+        if self.ordering_key:
+            return self.ordering_key.encode()
         channel = self.data.get("channel_id")
         return (str(channel) if channel else self.workspace_id).encode()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Script:
     delay: float = 0.0
     body: bytes | None = None  # instead of {"ok": ...}; send it with its content-type
     gate: asyncio.Event | None = None  # answer only once it is set (recorded at once)
+    # Instead of `statuses`: the status for each request, given it (recorded already).
+    answer: Callable[[Received], Awaitable[int]] | None = None
 
 
 @dataclass
@@ -48,8 +51,11 @@ class WebhookSink:
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
         gate: asyncio.Event | None = None,
+        answer: Callable[[Received], Awaitable[int]] | None = None,
     ) -> None:
-        self.scripts[path] = Script(list(statuses) or [200], dict(headers or {}), delay, body, gate)
+        self.scripts[path] = Script(
+            list(statuses) or [200], dict(headers or {}), delay, body, gate, answer
+        )
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -63,15 +69,14 @@ class WebhookSink:
     def app(self) -> Starlette:
         async def receive(request: Request) -> Response:
             path = request.url.path
-            self.received.append(
-                Received(
-                    path,
-                    {k.lower(): v for k, v in request.headers.items()},
-                    await request.body(),
-                    time.monotonic(),
-                    request.method,
-                )
+            received = Received(
+                path,
+                {k.lower(): v for k, v in request.headers.items()},
+                await request.body(),
+                time.monotonic(),
+                request.method,
             )
+            self.received.append(received)
             script = self.scripts.get(path, Script())
             index = min(self._served[path], len(script.statuses) - 1)
             self._served[path] += 1
@@ -80,6 +85,8 @@ class WebhookSink:
             if script.delay:
                 await asyncio.sleep(script.delay)
             status = script.statuses[index]
+            if script.answer is not None:
+                status = await script.answer(received)
             if script.body is not None:
                 return Response(script.body, status_code=status, headers=script.headers)
             body: Any = {"ok": 200 <= status < 300}

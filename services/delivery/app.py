@@ -19,6 +19,7 @@ from services.delivery.deliveries import repository as delivery_repository
 from services.delivery.deliveries import timeline
 from services.delivery.deliveries.circuit import Circuit
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
+from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.retention import EndedDeliveries
 from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler
 from services.delivery.deliveries.timeline import AttemptMinutes
@@ -160,6 +161,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
     )
+    # FIFO endpoints' keys (deliveries/fifo.py).
+    keys = delivery_repository.KeyRepository(runtime.db)
+    ordering = Ordering(
+        keys,
+        dispatcher,
+        writer,
+        owner=lambda: ownership.id,
+        insert=deliveries.insert_new,
+        count_made=lambda doc: usage.made(doc["workspace_id"], "deliveries"),
+        wanted=lambda: any(endpoint.fifo for endpoint in cache.values()),
+    )
     fan_out = FanOut(
         cache,
         deliveries,
@@ -168,6 +180,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         usage,
         registry=runtime.registry,
         room_wait=settings.delivery_fanout_wait_seconds,
+        ordering=ordering,
     )
     # Replays of what an endpoint missed, read back from Kafka (deliveries/replay.py).
     replays = replay_jobs.Replays(
@@ -179,12 +192,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         ownership,
         poll_seconds=settings.scheduler_poll_seconds,
         registry=runtime.registry,
+        ordering=ordering,
     )
 
     app.state.endpoint_service = endpoint_service
     app.state.endpoint_repository = endpoints_repo
     app.state.endpoint_cache = cache
     app.state.delivery_repository = deliveries
+    app.state.key_repository = keys
+    app.state.ordering = ordering
     app.state.fan_out = fan_out
     app.state.dispatcher = dispatcher
     app.state.delivery_writer = writer
@@ -202,9 +218,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # event and endpoint, and a replayed batch skips those written), so these consumers
     # skip the envelope ledger.
     async def on_chat_events(events: list[ChatEvent]) -> Awaitable[None]:
-        fanned = await fan_out.events(
-            [Event(e.id, e.workspace_id, e.type, e.occurred_at, e.data) for e in events]
-        )
+        fanned = await fan_out.events([_event(e) for e in events])
         return fan_out.recorded(fanned)
 
     async def on_provider_events(events: list[ProviderEvent]) -> Awaitable[None]:
@@ -212,9 +226,18 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         batch = []
         for event in events:
             kind = f"{event.provider}.{event.event_type}"
+            position = event.position()
+            sequence = position[1] if position is not None else None
             if not event.payload_ref:
                 batch.append(
-                    Event(event.id, event.workspace_id, kind, event.received_at, event.payload)
+                    Event(
+                        event.id,
+                        event.workspace_id,
+                        kind,
+                        event.received_at,
+                        event.payload,
+                        sequence=sequence,
+                    )
                 )
                 continue
             # Too large for Kafka (megabytes): loaded and fanned out on its own, so that a
@@ -223,7 +246,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             batch = []
             payload = orjson.loads(await claim_check.load(runtime.db, event.payload_ref))
             await fan_out.events(
-                [Event(event.id, event.workspace_id, kind, event.received_at, payload)], fanned
+                [
+                    Event(
+                        event.id,
+                        event.workspace_id,
+                        kind,
+                        event.received_at,
+                        payload,
+                        sequence=sequence,
+                    )
+                ],
+                fanned,
             )
         await fan_out.events(batch, fanned)
         return fan_out.recorded(fanned)
@@ -281,11 +314,26 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         lambda _: asyncio.gather(sandbox.close(), tried.close()),
         minimum=0.02,
     )
+    runtime.on_shutdown("delivery_keys", ordering.stop)
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)
     minutes.register(runtime)
     runtime.ready_check("endpoint_cache", cache.ready)
     runtime.ready_check("event_type_cache", catalog.cache.ready)
+
+
+def _event(event: ChatEvent) -> Event:
+    """What fan-out needs of a chat event, with its place in its key's order."""
+    position = event.position()
+    return Event(
+        event.id,
+        event.workspace_id,
+        event.type,
+        event.occurred_at,
+        event.data,
+        ordering_key=event.ordering_key,
+        sequence=position[1] if position is not None else None,
+    )
 
 
 def definition() -> ServiceDefinition:

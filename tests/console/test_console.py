@@ -27,6 +27,7 @@ from tests.delivery.test_list import made
 from tests.e2e.stack import Stack
 from tests.providers import telegram_exports as tg
 from tests.slack_export import ExportBuilder, message
+from tests.support import until
 from tests.webhook_sink import WebhookSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -482,6 +483,55 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     await expect(delivery).to_contain_text("webhook.test")
     [received] = fake.at("/console-ok")
     assert received.headers["webhook-signature"].startswith("v1,")
+    assert_clean(page, console)
+
+
+async def test_a_fifo_endpoint_shows_its_held_key_and_the_head_it_waits_for(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    fake, base = sink
+    fake.on("/console-fifo", 500)
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_console",
+            "name": "In order",
+            "url": base + "/console-fifo",
+            "events": ["fifo.*"],
+            "ordering": "fifo",
+            "retry_schedule": [3600],  # the head waits an hour: its key stays held
+        },
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    for n in range(2):
+        published = await console.api.post(
+            "/api/events",
+            json={
+                "id": f"evt_console_fifo_{n}",
+                "type": "fifo.step",
+                "workspace_id": "ws_console",
+                "occurred_at": "2025-01-01T00:00:00Z",
+                "ordering_key": "order-1",
+                "data": {"n": n},
+            },
+        )
+        assert published.status_code == 202, published.text
+    await until(lambda: len(fake.at("/console-fifo")) == 1, what="the head's first attempt")
+
+    async def held() -> bool:
+        answer = await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}/held-keys")
+        return any(key["ordering_key"] == "order-1" for key in answer.json()["data"])
+
+    await until(held, what="the key held")
+    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    keys = p.locator("section", has=p.get_by_role("heading", name="Held keys"))
+    row = keys.get_by_role("row").filter(has_text="order-1")
+    await expect(row).to_contain_text("delayed", timeout=EXPECT_MS)
+    await expect(row).to_contain_text("500")
+    assert len(fake.at("/console-fifo")) == 1  # the second waits behind the head
     assert_clean(page, console)
 
 

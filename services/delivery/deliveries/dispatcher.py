@@ -32,8 +32,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services import __version__
 from services.delivery.deliveries.circuit import Breaker, Circuit, State
+from services.delivery.deliveries.fifo import Runs
 from services.delivery.deliveries.policy import Verdict, decide
-from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, FIRST_ATTEMPT, schedule
+from services.delivery.deliveries.repository import (
+    ATTEMPTS,
+    DELIVERIES,
+    FIRST_ATTEMPT,
+    QUEUED,
+    schedule,
+)
 from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from services.delivery.transformations.service import (
@@ -118,6 +125,13 @@ class Job:
     out: bool = False  # its attempt under way
     cut: bool = False  # let go of by the stop, unsent: not attempted
     age: Age | None = None  # in its endpoint's order of hand-over (`Dispatcher.behind`)
+    # A FIFO endpoint's (deliveries/fifo.py): its key and place in the key's order, and
+    # what it was last recorded as (`status`, `next_attempt_at`), which decides what its
+    # key does next. None: not ordered.
+    ordering_key: str | None = None
+    sequence: int = 0
+    outcome: str | None = None
+    next_at: datetime | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Job:
@@ -132,6 +146,8 @@ class Job:
             attempts=int(doc.get("attempts", 0)),
             tries=int(doc.get("tries", 0)),
             manual=bool(doc.get("manual", False)),
+            ordering_key=doc.get("ordering_key"),
+            sequence=int(doc.get("sequence", 0)),
         )
 
 
@@ -209,6 +225,7 @@ class Dispatcher:
         self._on_failing = on_failing
         self._failure_window = failure_window
         self._lanes: dict[str, Lane] = {}
+        self.runs = Runs()  # FIFO keys' deliveries, only each head in a lane (fifo.py)
         self._breakers: dict[str, Breaker] = {}  # by endpoint id (deliveries/circuit.py)
         self._on_circuit = on_circuit
         self._cool_down = circuit_cool_down
@@ -448,6 +465,8 @@ class Dispatcher:
         endpoint = self._endpoints.get(job.endpoint_id)
         if endpoint is None:
             self._not_here(job)
+            if job.ordering_key is not None:
+                self.runs.parked(job)  # its key waits for it
             return
         self.held.add(job.id)
         job.since = job.since or time.monotonic()
@@ -455,7 +474,9 @@ class Dispatcher:
         self._ages.setdefault(job.endpoint_id, deque()).append(job.age)
         self._per_lane[job.endpoint_id] += 1
         self._drained.clear()
-        self._lane(endpoint).queue.put_nowait(job)
+        lane = self._lane(endpoint)
+        if job.ordering_key is None or self.runs.add(job):
+            lane.queue.put_nowait(job)
 
     def has(self, delivery_id: str) -> bool:
         """Whether the delivery is here: held (queued or out), or recorded and on its way to
@@ -551,6 +572,8 @@ class Dispatcher:
     def _record(self, job: Job, fields: Document) -> None:
         """`fields` set on the delivery: an update, or for an unrecorded job its document
         inserted whole with them (one write; its usage counted then)."""
+        if job.ordering_key is not None:
+            fields = self._ordered(job, fields)
         doc = job.unrecorded
         if doc is None:
             self._writer.set_fields(DELIVERIES, job.id, fields)
@@ -563,6 +586,31 @@ class Dispatcher:
         self._usage.made(job.workspace_id, "deliveries")
         if job.recorded is not None and not job.recorded.done():
             job.recorded.set_result(None)
+
+    @staticmethod
+    def _ordered(job: Job, fields: Document) -> Document:
+        """A FIFO delivery's `fields`: one still to be tried stays in its key's queue (not
+        for the scheduler's claims), and what it is recorded as is noted for its key."""
+        if "status" in fields:
+            job.outcome = fields["status"]
+            job.next_at = fields.get("next_attempt_at")
+        if fields.get("next_attempt_at") is not None and fields.get("lease_owner", QUEUED) is None:
+            return {**fields, "lease_owner": QUEUED}
+        return fields
+
+    def _next_in_order(self, job: Job) -> None:
+        """A FIFO head let go: its key's next one to its lane, or, the head to be tried
+        later, the ones behind it queued in MongoDB with it (their room freed)."""
+        following, behind = self.runs.ended(job)
+        if following is not None:
+            lane = self._lanes.get(following.endpoint_id)
+            if lane is not None:
+                lane.queue.put_nowait(following)
+        for parked in behind:
+            parked.ordering_key = None  # its key is done with it here
+            if parked.unrecorded is not None:
+                self._record(parked, {"status": "pending"})  # its document has QUEUED
+            self._let_go(parked)
 
     def _let_go(self, job: Job) -> None:
         """`job` is done with here; its room is free once what it handed the writer (its
@@ -592,6 +640,8 @@ class Dispatcher:
                 self._writer.hurry()
         if not self.held:
             self._drained.set()
+        if job.ordering_key is not None:
+            self._next_in_order(job)
 
     def _written(self, flush: asyncio.Future[None]) -> None:
         """A flush wrote the outcomes counted on it: their room is free."""
@@ -665,8 +715,8 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("delivery_attempt_crashed", delivery_id=job.id)
-                self._let_go(job)
                 self._set_aside(job, AFTER_A_CRASH)
+                self._let_go(job)
             else:
                 self._let_go(job)
             finally:

@@ -377,8 +377,16 @@ class _Job:
             event = ChatEvent.model_validate(raw)
         except (orjson.JSONDecodeError, AttributeError, ValidationError):
             return None
+        # In a FIFO endpoint's key's order by its offset, as when it was first fanned out.
         return Event(
-            event.id, event.workspace_id, event.type, event.occurred_at, event.data, replayed=True
+            event.id,
+            event.workspace_id,
+            event.type,
+            event.occurred_at,
+            event.data,
+            replayed=True,
+            ordering_key=event.ordering_key,
+            sequence=record.offset,
         )
 
 

@@ -28,6 +28,10 @@ from shared.mongo import (
 DELIVERIES = "deliveries"
 ATTEMPTS = "delivery_attempts"
 WORKERS = "delivery_workers"
+KEYS = "delivery_keys"  # which process sends each FIFO key's deliveries (deliveries/fifo.py)
+# The `lease_owner` of a FIFO endpoint's open delivery written to MongoDB: in its key's
+# queue, sent by whichever process holds the key, never claimed one by one.
+QUEUED = "fifo"
 STATUSES = ("pending", "active", "completed", "failed", "delayed", "cancelled")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -55,6 +59,16 @@ INDEXES = [
     ),
     # When each ended: retention removes them a window at a time (deliveries/retention.py).
     Index(DELIVERIES, [("ended_at", 1)]),
+    # A FIFO endpoint's queued deliveries, a key's in order (deliveries/fifo.py): partial,
+    # so no other delivery has an entry (the embedded server charges every insert for it
+    # all the same, ~45 µs: docs/operations.md).
+    Index(
+        DELIVERIES,
+        [("endpoint_id", 1), ("ordering_key", 1), ("sequence", 1)],
+        {"partialFilterExpression": {"lease_owner": QUEUED}},
+    ),
+    Index(KEYS, [("lease_owner", 1)]),
+    Index(KEYS, [("waiting", 1)], {"partialFilterExpression": {"waiting": True}}),
 ]
 # No longer needed, dropped where an older version made them: the attempt log is read by
 # `_id`, the timeline from its own counts.
@@ -212,3 +226,105 @@ class DeliveryRepository:
         for row in rows:
             counts[row["_id"]] = row["n"]
         return counts
+
+
+class KeyRepository:
+    """`delivery_keys` and the FIFO deliveries queued in `deliveries` (deliveries/fifo.py).
+
+    A key's document is `{_id: "<endpoint id> <key>", lease_owner, waiting}`: held by the
+    process whose id is its `lease_owner` (kept by that process's heartbeat, as its
+    deliveries are), and `waiting` while deliveries of the key are queued in MongoDB for
+    its holder to load."""
+
+    def __init__(self, db: Database) -> None:
+        self._keys: Collection = db[KEYS]
+        self._deliveries: Collection = db[DELIVERIES]
+
+    async def acquire(self, owner: str, ids: list[str]) -> set[str]:
+        """Those of `ids` now held by `owner`: made for it, or taken while held by nobody.
+        Conditional: of two processes asking at once, one gets each key."""
+        if not ids:
+            return set()
+        made = await insert_new(
+            self._keys, [{"_id": key_id, "lease_owner": owner, "waiting": False} for key_id in ids]
+        )
+        got = {doc["_id"] for doc in made}
+        rest = [key_id for key_id in ids if key_id not in got]
+        if rest:
+            await self._keys.update_many(
+                {"_id": {"$in": rest}, "lease_owner": None}, {"$set": {"lease_owner": owner}}
+            )
+            taken = self._keys.find({"_id": {"$in": rest}, "lease_owner": owner}, {"_id": 1})
+            got |= {doc["_id"] for doc in await taken.to_list()}
+        return got
+
+    async def take_over(self, owner: str, dead: list[str]) -> list[str]:
+        """The keys the `dead` workers held, now `owner`'s (waiting: what they queued is
+        loaded)."""
+        found = await self._keys.find({"lease_owner": {"$in": dead}}, {"_id": 1}).to_list()
+        ids = [doc["_id"] for doc in found]
+        if not ids:
+            return []
+        await self._keys.update_many(
+            {"_id": {"$in": ids}, "lease_owner": {"$in": dead}},
+            {"$set": {"lease_owner": owner, "waiting": True}},
+        )
+        return await self._held_of(owner, ids)
+
+    async def _held_of(self, owner: str, ids: list[str]) -> list[str]:
+        found = self._keys.find({"_id": {"$in": ids}, "lease_owner": owner}, {"_id": 1})
+        return [doc["_id"] for doc in await found.to_list()]
+
+    async def waiting(self) -> list[Document]:
+        """Keys with deliveries queued for their holder (or for whoever takes them)."""
+        return await self._keys.find({"waiting": True}).to_list()
+
+    async def mark_waiting(self, ids: list[str]) -> None:
+        """Deliveries of these keys were queued (after they were written): their holder, or
+        whoever takes a key held by nobody, loads them at its next sweep."""
+        if ids:
+            await self._keys.update_many({"_id": {"$in": ids}}, {"$set": {"waiting": True}})
+
+    async def clear_waiting(self, owner: str, key_id: str) -> None:
+        """Before its holder reads a key's queue: a delivery queued after that read marks
+        it waiting again."""
+        await self._keys.update_one(
+            {"_id": key_id, "lease_owner": owner}, {"$set": {"waiting": False}}
+        )
+
+    async def release(self, owner: str, ids: list[str] | None = None) -> int:
+        """`owner` no longer holds these keys (all of its own without `ids`). Those not
+        waiting are removed (a key's document exists while someone holds it or something
+        waits for it); the others are left for whoever takes them next."""
+        held: Document = {"lease_owner": owner}
+        if ids is not None:
+            held["_id"] = {"$in": ids}
+        removed = await self._keys.delete_many({**held, "waiting": {"$ne": True}})
+        freed = await self._keys.update_many(held, {"$set": {"lease_owner": None}})
+        return removed.deleted_count + freed.modified_count
+
+    async def queued(self, endpoint_id: str, key: str, limit: int) -> list[Document]:
+        """A key's deliveries queued in MongoDB, first in its order first."""
+        query = {"endpoint_id": endpoint_id, "ordering_key": key, "lease_owner": QUEUED}
+        found = self._deliveries.find(query, {FIRST_ATTEMPT: 0}).sort("sequence", 1)
+        return await found.limit(limit).to_list()
+
+    async def queued_keys(self, endpoint_ids: list[str], keys: list[str]) -> set[tuple[str, str]]:
+        """Of these endpoints' keys, the (endpoint id, key) pairs with deliveries queued."""
+        query = {
+            "endpoint_id": {"$in": endpoint_ids},
+            "ordering_key": {"$in": keys},
+            "lease_owner": QUEUED,
+        }
+        found = self._deliveries.find(query, {"endpoint_id": 1, "ordering_key": 1})
+        return {(doc["endpoint_id"], doc["ordering_key"]) for doc in await found.to_list()}
+
+    async def held_keys(self, endpoint_id: str, limit: int) -> list[Document]:
+        """An endpoint's queued deliveries, by key then order (the API's held keys):
+        without their bodies."""
+        query = {"endpoint_id": endpoint_id, "lease_owner": QUEUED}
+        projection = {"body": 0, FIRST_ATTEMPT: 0}
+        found = self._deliveries.find(query, projection).sort(
+            [("ordering_key", 1), ("sequence", 1)]
+        )
+        return await found.limit(limit).to_list()

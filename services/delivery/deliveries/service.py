@@ -35,7 +35,9 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.delivery.deliveries.dispatcher import Dispatcher, Job
-from services.delivery.deliveries.repository import DeliveryRepository, schedule
+from services.delivery.deliveries.fifo import key_of
+from services.delivery.deliveries.ordering import Ordering
+from services.delivery.deliveries.repository import QUEUED, DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
@@ -68,7 +70,14 @@ def delivery_doc(
     owner: str | None,
     manual: bool = False,
     replayed: bool = False,
+    order: tuple[str, int] | None = None,
 ) -> Document:
+    """A delivery's document; given `order` (its key and sequence), a FIFO endpoint's, in
+    its key's queue once written (deliveries/fifo.py)."""
+    ordered: Document = {}
+    if order is not None:
+        ordered = {"ordering_key": order[0], "sequence": order[1]}
+        owner = QUEUED
     return {
         # The same for a replayed event (so it is not sent twice), and listed newest first.
         "_id": derived_timed_id("dlv", occurred_at, event_id, endpoint.id),
@@ -93,6 +102,7 @@ def delivery_doc(
         **schedule(next_attempt_at=now, owner=owner),
         "created_at": now,
         "updated_at": now,
+        **ordered,
     }
 
 
@@ -106,6 +116,10 @@ class Event:
     occurred_at: datetime
     data: Mapping[str, Any] | Any
     replayed: bool = False  # read back from Kafka for one endpoint (deliveries/replay.py)
+    ordering_key: str | None = None
+    # Its place in its key's order: its Kafka offset (one key's events are in one
+    # partition); else the time fan-out saw it.
+    sequence: int | None = None
 
 
 @dataclass
@@ -128,8 +142,11 @@ class FanOut:
         *,
         registry: CollectorRegistry,
         room_wait: float = 0.0,
+        ordering: Ordering | None = None,
     ) -> None:
         self._endpoints = endpoints
+        self._ordering = ordering
+        self._stamp = 0  # the last sequence given an event read from no partition
         self.room_wait = room_wait
         self._repository = repository
         self._dispatcher = dispatcher
@@ -155,7 +172,7 @@ class FanOut:
         them)."""
         created: list[Document] = []
         event = Event(event_id, workspace_id, event_type, occurred_at, data)
-        docs = self._built([event], only)
+        docs = self._built([event], only, ordered=False)  # sent at once, outside any order
         while piece := self._piece(docs, self._most)[0]:  # asked for: no waiting
             created += await self._write(piece)
         return created
@@ -202,7 +219,7 @@ class FanOut:
         return min(FANOUT_PIECE, max(1, self._dispatcher.max_held // 2))
 
     def _built(
-        self, events: list[Event], only: EndpointSnapshot | None = None
+        self, events: list[Event], only: EndpointSnapshot | None = None, *, ordered: bool = True
     ) -> Iterator[Document]:
         """The batch's deliveries, built as they are written: a backlog after an outage (500
         events to 50 endpoints, say) is not held in memory whole, whose peak a Python
@@ -223,7 +240,15 @@ class FanOut:
                     now=now,
                     owner=self._ownership.id,
                     replayed=event.replayed,
+                    order=self._order(event) if ordered and endpoint.fifo else None,
                 )
+
+    def _order(self, event: Event) -> tuple[str, int]:
+        """A FIFO endpoint's delivery's key and sequence."""
+        sequence = event.sequence
+        if sequence is None:
+            sequence = self._stamp = max(self._stamp + 1, time.time_ns())
+        return key_of(event.ordering_key, event.data), sequence
 
     def _piece(
         self, docs: Iterator[Document], most: int, deadline: float | None = None
@@ -257,6 +282,11 @@ class FanOut:
         await self._ownership.registered()  # its id is the owner of those written held
         existing = await self._repository.existing([doc["_id"] for doc in docs])
         docs = [doc for doc in docs if doc["_id"] not in existing]
+        ordered = [doc for doc in docs if "ordering_key" in doc]
+        if ordered and self._ordering is not None:
+            docs = [doc for doc in docs if "ordering_key" not in doc]
+            fanned.made += sum(1 for doc in ordered if not self._dispatcher.has(doc["_id"]))
+            await self._ordering.hand_over(ordered, fanned.owed)
         with self._dispatcher.room_for(len(docs)) as room:
             held, unheld = self._shared(docs, room)
             created = await self._repository.insert_new(unheld) if unheld else []
@@ -331,8 +361,10 @@ class Scheduler:
         *,
         poll_seconds: float,
         registry: CollectorRegistry,
+        ordering: Ordering | None = None,
     ) -> None:
         self._repository = repository
+        self._ordering = ordering
         self._dispatcher = dispatcher
         self._ownership = ownership
         self._poll = poll_seconds
@@ -350,6 +382,8 @@ class Scheduler:
             filled = False
             try:
                 filled = await self.poll()
+                if self._ordering is not None and self._ordering.wanted():
+                    await self._ordering.sweep(await self._ownership.dead(utcnow()))
                 if time.monotonic() >= upkeep:
                     upkeep = time.monotonic() + UPKEEP_SECONDS
                     self.scheduled.set(await self._repository.count_scheduled(utcnow()))
@@ -381,7 +415,11 @@ class Scheduler:
             if claimed and dead:
                 log.info("deliveries_claimed", count=len(claimed), dead_workers=len(dead))
             for doc in claimed:
-                self._dispatcher.submit(Job.from_doc(doc))
+                job = Job.from_doc(doc)
+                # A FIFO delivery claimed is a manual retry or a recover: never in its key's
+                # queue (QUEUED, which claims leave alone), so sent outside its order.
+                job.ordering_key = None
+                self._dispatcher.submit(job)
         return len(claimed) == room
 
     async def take_back(self) -> int:

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.delivery.deliveries.circuit import circuit_out
 from services.delivery.deliveries.replay import ReplayCreate, ReplayOut, Replays, replay_out
-from services.delivery.deliveries.repository import DeliveryRepository, schedule
+from services.delivery.deliveries.repository import DeliveryRepository, KeyRepository, schedule
 from services.delivery.deliveries.service import FanOut
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
+    HeldKeysOut,
     OutgoingWebhookCreate,
     OutgoingWebhookOut,
     OutgoingWebhookUpdate,
@@ -44,6 +45,7 @@ DeliveriesDep = Annotated[
     DeliveryRepository, Depends(from_state("delivery_repository", DeliveryRepository))
 ]
 FanOutDep = Annotated[FanOut, Depends(from_state("fan_out", FanOut))]
+KeysDep = Annotated[KeyRepository, Depends(from_state("key_repository", KeyRepository))]
 CacheDep = Annotated[
     RefreshingCache[str, Any], Depends(from_state("endpoint_cache", RefreshingCache))
 ]
@@ -201,3 +203,30 @@ async def cancel_replay(
     """Stop a running replay; the deliveries it made are kept (and sent)."""
     await service.get(endpoint_id)
     return replay_out(await replays.cancel(await replays.get(endpoint_id, replay_id)))
+
+
+HELD_READ = 5000  # queued deliveries read for the held keys, at most
+
+
+@router.get("/{endpoint_id}/held-keys", response_model=HeldKeysOut)
+async def held_keys(endpoint_id: EndpointId, service: ServiceDep, keys: KeysDep) -> HeldKeysOut:
+    """A FIFO endpoint's keys whose deliveries wait in MongoDB (a head to be retried, or
+    queued behind one): each key's head and how long it has waited. Keys that flow are
+    not listed."""
+    await service.get(endpoint_id)  # in the caller's workspace
+    queued = await keys.held_keys(endpoint_id, HELD_READ)
+    now = utcnow()
+    by_key: dict[str, dict[str, Any]] = {}
+    for doc in queued:
+        held = by_key.get(doc["ordering_key"])
+        if held is None:
+            by_key[doc["ordering_key"]] = {
+                "ordering_key": doc["ordering_key"],
+                "head": {**doc, "id": doc["_id"]},
+                "waiting_seconds": round((now - doc["created_at"]).total_seconds(), 3),
+                "queued": 1,
+            }
+        else:
+            held["queued"] += 1
+    data = sorted(by_key.values(), key=lambda held: -held["waiting_seconds"])
+    return HeldKeysOut.model_validate({"data": data, "truncated": len(queued) >= HELD_READ})

@@ -19,6 +19,12 @@ DEFAULT_RETRY_SCHEDULE = [5, 10, 20]
 # (5e-324 made it infinite).
 MIN_RATE = 0.01
 RATE_DESCRIPTION = "deliveries per second to this endpoint (0.01-10000); null: no limit"
+Ordering = Literal["none", "fifo"]
+ORDERING_DESCRIPTION = (
+    "`fifo`: deliveries go one at a time in the order their events were published, per "
+    "ordering key (the event's `ordering_key`, else `data.channel_id`, else one queue); a "
+    "failing one holds the later ones of its key until it succeeds or is dead-lettered"
+)
 
 
 def _check_events(events: list[str] | None) -> list[str] | None:
@@ -108,6 +114,7 @@ class OutgoingWebhookCreate(BaseModel):
     )
     max_concurrency: int = Field(10, ge=1, le=1000)
     transformation: Transformation | None = None
+    ordering: Ordering = Field("none", description=ORDERING_DESCRIPTION)
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -131,6 +138,7 @@ class OutgoingWebhookUpdate(Patch):
     )
     max_concurrency: int | None = Field(None, ge=1, le=1000)
     transformation: Transformation | None = Field(None, description="null removes it")
+    ordering: Ordering | None = Field(None, description=ORDERING_DESCRIPTION)
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -165,6 +173,7 @@ class OutgoingWebhookOut(BaseModel):
     rate_limit_per_second: float | None
     max_concurrency: int
     transformation: Transformation | None = None
+    ordering: Ordering = "none"
     created_at: datetime
     updated_at: datetime
 
@@ -185,3 +194,30 @@ class Recover(BaseModel):
 
     since: datetime
     until: datetime | None = None
+
+
+class HeadOut(BaseModel):
+    """The delivery a held key waits for."""
+
+    id: str
+    event_id: str
+    event_type: str
+    status: Literal["pending", "active", "delayed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+class HeldKeyOut(BaseModel):
+    ordering_key: str = Field(description='"" for events with neither key nor channel')
+    head: HeadOut
+    waiting_seconds: float = Field(description="since the head was made")
+    queued: int = Field(description="deliveries of the key waiting, the head included")
+
+
+class HeldKeysOut(BaseModel):
+    """A FIFO endpoint's keys whose deliveries wait in its queue, the longest waiting first."""
+
+    data: list[HeldKeyOut]
+    truncated: bool = Field(description="more deliveries are queued than were read")

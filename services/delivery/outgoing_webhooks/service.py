@@ -40,6 +40,11 @@ class EndpointSnapshot:
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     circuit: Circuit | None = None  # as the last change wrote it (deliveries/circuit.py)
     transformation: str | None = None  # its code, when enabled (delivery/transformations)
+    ordering: str = "none"  # "fifo": one at a time per key, in order (deliveries/fifo.py)
+
+    @property
+    def fifo(self) -> bool:
+        return self.ordering == "fifo"
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret first, then old ones still inside their grace period, the
@@ -62,6 +67,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         headers=open_headers(doc, box),
         circuit=Circuit.from_doc(doc.get("circuit")),
         transformation=transformation_of(doc),
+        ordering=doc.get("ordering", "none"),
     )
 
 

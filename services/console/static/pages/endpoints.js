@@ -219,6 +219,7 @@ async function detail(main, id, go) {
         ["State", badge(endpoint.enabled ? "enabled" : "disabled")],
         ["Disabled because", endpoint.disabled_reason || "—"],
         ["Circuit", circuitText(endpoint.circuit)],
+        ["Ordering", endpoint.ordering === "fifo" ? "FIFO: one at a time per ordering key, in order" : "none"],
         [
           "Retry schedule",
           (endpoint.retry_schedule || []).length ? `${endpoint.retry_schedule.join(", ")} s` : "none: one attempt only",
@@ -272,6 +273,7 @@ async function detail(main, id, go) {
   );
   main.append(
     writes(section("Actions", actions, testResult)),
+    endpoint.ordering === "fifo" ? await heldKeysSection(id) : "",
     headersSection(endpoint, go),
     writes(transformationSection(endpoint, go)),
     recoverSection(id, () => refresh()),
@@ -282,6 +284,26 @@ async function detail(main, id, go) {
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+/** A FIFO endpoint's keys that wait (SPEC §17): each one's head delivery and how long. */
+async function heldKeysSection(id) {
+  const held = await get(`/api/outgoing-webhooks/${enc(id)}/held-keys`);
+  const rows = table(
+    [
+      { title: "Key", cell: (r) => h("code", {}, r.ordering_key || "(none: the endpoint's one queue)") },
+      { title: "Head delivery", cell: (r) => link(`#/deliveries/${enc(r.head.id)}`, r.head.id) },
+      { title: "Status", cell: (r) => badge(r.head.status) },
+      { title: "Attempts", cell: (r) => String(r.head.attempts) },
+      { title: "Last answer", cell: (r) => (r.head.last_status_code ? String(r.head.last_status_code) : r.head.last_error || "—") },
+      { title: "Next attempt", cell: (r) => (r.head.next_attempt_at ? timeEl(r.head.next_attempt_at) : "—") },
+      { title: "Waiting", cell: (r) => `${Math.round(r.waiting_seconds)} s` },
+      { title: "Queued", cell: (r) => String(r.queued) },
+    ],
+    held.data,
+    { caption: "Keys held behind their head delivery", empty: "No key is held: every key flows." },
+  );
+  return section("Held keys", rows, held.truncated ? h("p", { class: "muted" }, "More deliveries are queued than were read.") : "");
 }
 
 function statsFacts(stats) {
