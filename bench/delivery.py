@@ -338,9 +338,17 @@ class Sink:
     def _client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
 
-    def reset(self, expect: int, open_after: int = 1) -> None:
+    def reset(self, expect: int, open_after: int = 1, *, by_path: bool = False) -> None:
+        """`by_path`: each path's copy of an event counts (deliveries to many endpoints)."""
+        params = {"expect": expect, "open_after": open_after, "by_path": int(by_path)}
         with self._client() as client:
-            client.post("/_bench/reset", params={"expect": expect, "open_after": open_after})
+            client.post("/_bench/reset", params=params)
+
+    def arrivals(self, path: str) -> list[int]:
+        """The events first received on `path`, in arrival order (after a `by_path` reset)."""
+        with self._client() as client:
+            seqs: list[int] = client.get("/_bench/arrivals", params={"path": path}).json()["seqs"]
+        return seqs
 
     def stats(self, from_seq: int = 0) -> dict[str, Any]:
         with self._client() as client:

@@ -11,11 +11,14 @@ prints its CPU to show it).
 
 Requests under `/_bench/` control it (the benchmark's, never counted):
 
-- `POST /_bench/reset?expect=N&open_after=K`: forget everything; the run is complete when
-  N distinct events arrived, and its measured window opens when K distinct events did
-  (default 1: at the first request).
+- `POST /_bench/reset?expect=N&open_after=K&by_path=1`: forget everything; the run is
+  complete when N distinct events arrived, and its measured window opens when K distinct
+  events did (default 1: at the first request). With `by_path=1`, an event is distinct per
+  path (an event fanned out to several endpoints on one sink: N counts deliveries).
 - `GET /_bench/wait?until=open|complete&timeout=S`: answers as soon as that point is
   reached, or after S seconds; `{"reached": bool}`.
+- `GET /_bench/arrivals?path=P` (after a `by_path` reset): the `bench_seq` of each event
+  first received on path P, in the order they arrived.
 - `GET /_bench/stats?from_seq=Q`: counts (by event and by `webhook-id`), the first 20
   numbers below N not received, the receive times of the window's ends, and the
   publish-to-receive latency of events numbered Q and above (first receipt of each).
@@ -49,10 +52,12 @@ class Sink:
         # (point, transport, timer) of pending `wait` requests.
         self._waiters: list[tuple[str, asyncio.Transport, asyncio.TimerHandle]] = []
 
-    def reset(self, expect: int, open_after: int) -> None:
+    def reset(self, expect: int, open_after: int, by_path: bool = False) -> None:
         self.expect = expect
         self.open_after = max(open_after, 1)
-        self.seen: set[int] = set()
+        self.by_path = by_path
+        self.seen: set[int | tuple[bytes, int]] = set()
+        self.arrivals: dict[bytes, list[int]] = {}  # by path, with `by_path`
         self.requests = 0
         self.duplicates = 0
         self.unnumbered = 0
@@ -69,7 +74,7 @@ class Sink:
 
     # -- counted requests -------------------------------------------------------------------
 
-    def record(self, body: bytes, webhook_id: bytes | None = None) -> None:
+    def record(self, body: bytes, webhook_id: bytes | None = None, path: bytes = b"") -> None:
         now = time.time()
         self.requests += 1
         self.last_at = now
@@ -86,10 +91,13 @@ class Sink:
             self.unnumbered += 1
             return
         seq = int(match.group(1))
-        if seq in self.seen:
+        key = (path, seq) if self.by_path else seq
+        if key in self.seen:
             self.duplicates += 1
             return
-        self.seen.add(seq)
+        self.seen.add(key)
+        if self.by_path:
+            self.arrivals.setdefault(path, []).append(seq)
         sent = _SENT_AT.search(body)
         if sent is not None:
             self.latencies.append((seq, now - float(sent.group(1))))
@@ -142,7 +150,9 @@ class Sink:
             "webhook_ids": len(self.webhook_ids),
             "webhook_id_duplicates": self.webhook_id_duplicates,
             "unidentified": self.unidentified,
-            "missing": [seq for seq in range(self.expect) if seq not in self.seen][:20],
+            "missing": []
+            if self.by_path
+            else [seq for seq in range(self.expect) if seq not in self.seen][:20],
             "first_at": self.first_at,
             "open_at": self.open_at,
             "complete_at": self.complete_at,
@@ -161,13 +171,19 @@ class Sink:
         parts = urlsplit(target.decode("latin-1"))
         query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
         if parts.path == "/_bench/reset" and method == b"POST":
-            self.reset(int(query.get("expect", "0")), int(query.get("open_after", "1")))
+            self.reset(
+                int(query.get("expect", "0")),
+                int(query.get("open_after", "1")),
+                query.get("by_path") == "1",
+            )
             _answer(transport, {"reset": True})
         elif parts.path == "/_bench/wait":
             point = query.get("until", "complete")
             self.wait(point, transport, float(query.get("timeout", "1")))
         elif parts.path == "/_bench/stats":
             _answer(transport, self.stats(int(query.get("from_seq", "0"))))
+        elif parts.path == "/_bench/arrivals":
+            _answer(transport, {"seqs": self.arrivals.get(query.get("path", "").encode(), [])})
         elif parts.path == "/_bench/ready":
             _answer(transport, {"ready": True})
         else:
@@ -250,7 +266,7 @@ class Connection(asyncio.Protocol):
                 self.sink.control(transport, method.upper(), target)
                 continue
             if self.respond is None:
-                self.sink.record(body, webhook_id(head, raw))
+                self.sink.record(body, webhook_id(head, raw), target)
                 transport.write(_OK)
             else:
                 transport.write(self.respond(target, body))

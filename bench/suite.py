@@ -17,6 +17,7 @@ from types import FrameType
 from bench import (
     console,
     delivery,
+    delivery_mix,
     discord,
     event_types,
     github,
@@ -45,6 +46,7 @@ BENCHMARKS: list[Benchmark] = [
     github.BENCHMARK,
     sources.BENCHMARK,
     delivery.BENCHMARK,
+    delivery_mix.BENCHMARK,
     sync.BENCHMARK,
     notifications.BENCHMARK,
     discord.BENCHMARK,

@@ -59,3 +59,16 @@ def test_the_kill_run_counts_lost_events_and_judges_duplicates_against_one_perce
     lossy = KillCount.of(1000, {"webhook_ids": 997, "webhook_id_duplicates": 11})
     assert lossy.lost == 3
     assert "3 LOST, NOT MET" in lossy.verdict() and "(1.10%), NOT MET" in lossy.verdict()
+
+
+def test_by_path_an_event_counts_once_per_path_and_arrivals_keep_their_order() -> None:
+    state = Sink()
+    state.reset(expect=4, open_after=1, by_path=True)
+    for path, seq in ((b"/a", 1), (b"/a", 0), (b"/b", 0), (b"/a", 1), (b"/b", 1)):
+        state.record(b'{"data":{"bench_seq":%d,"sent_at":0.0}}' % seq, b"msg_" + path, path)
+    assert (len(state.seen), state.duplicates, state.complete_at is not None) == (4, 1, True)
+    assert state.arrivals == {b"/a": [1, 0], b"/b": [0, 1]}
+    state.reset(expect=2, open_after=1)  # by event again: a second path's copy is a duplicate
+    for path in (b"/a", b"/b"):
+        state.record(b'{"data":{"bench_seq":7,"sent_at":0.0}}', b"msg_7", path)
+    assert (len(state.seen), state.duplicates, state.arrivals) == (1, 1, {})
