@@ -75,6 +75,19 @@ CHANNELS: tuple[Channel, ...] = (
         "oauth, sync (`integration.error`, `action.*`), importer (`import.*`)",
     ),
     Channel(
+        Topic.OPERATIONAL_EVENTS,
+        TOPIC_MODELS[Topic.OPERATIONAL_EVENTS],
+        "Operational events (SPEC §17): an endpoint created, updated, deleted, disabled, "
+        "enabled, its circuit opened or closed; its deliveries failing, recovered, or one "
+        "exhausted; an integration's error or disconnection; an import failed. `data` names "
+        "the resource (`endpoint_id`, `delivery_id`, `integration_id`, `import_id`), the "
+        "`reason` and the last status or error. Delivered to the workspace's outgoing "
+        "webhooks that name them (`*` alone does not). Keyed by the resource's id.",
+        "delivery (`operational.endpoint.*`, `operational.delivery.*`), oauth and sync "
+        "(`operational.integration.*`), importer (`operational.import.failed`)",
+        (("delivery", "operational-fanout"),),
+    ),
+    Channel(
         DEAD_LETTER_TOPIC,
         bytes,
         "A record a consumer could not decode into its envelope, byte for byte; headers "

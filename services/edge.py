@@ -48,6 +48,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/deliveries(/|$)", "delivery"),
     (r"^/api/events(/|$)", "delivery"),
     (r"^/api/event-types(/|$)", "delivery"),
+    (r"^/api/operational-events(/|$)", "delivery"),
     (r"^/api/integrations/[^/]+/mappings(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/subscriptions(/|$)", "sync"),
     (r"^/api/notification-events(/|$)", "sync"),

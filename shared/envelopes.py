@@ -44,6 +44,7 @@ class Topic(StrEnum):
     CHAT_INBOUND = "hookhub.chat.inbound"
     PROVIDER_EVENTS = "hookhub.provider.events"
     INTEGRATION_EVENTS = "hookhub.integration.events"
+    OPERATIONAL_EVENTS = "hookhub.operational.events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,11 +370,52 @@ class IntegrationEvent(Envelope):
         return self.integration_id.encode()
 
 
+OperationalType = Literal[
+    "operational.endpoint.created",
+    "operational.endpoint.updated",
+    "operational.endpoint.deleted",
+    "operational.endpoint.disabled",
+    "operational.endpoint.enabled",
+    "operational.endpoint.circuit_opened",
+    "operational.endpoint.circuit_closed",
+    "operational.delivery.failing",
+    "operational.delivery.recovered",
+    "operational.delivery.exhausted",
+    "operational.integration.error",
+    "operational.integration.disconnected",
+    "operational.import.failed",
+]
+
+
+class OperationalEvent(Envelope):
+    """`hookhub.operational.events` (SPEC §17): what happened to a workspace's endpoints,
+    deliveries, integrations and imports, for its subscribers. `data` names the resource
+    (`endpoint_id`, `delivery_id`, `integration_id`, `import_id`), the `reason` and the last
+    status or error. Keyed by that resource."""
+
+    type: OperationalType
+    workspace_id: PrintableId
+    occurred_at: datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def resource_id(self) -> str | None:
+        """The endpoint, integration or import the event is about."""
+        for name in ("endpoint_id", "import_id", "integration_id"):
+            value = self.data.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def partition_key(self) -> bytes:
+        return (self.resource_id() or self.workspace_id).encode()
+
+
 TOPIC_MODELS: dict[Topic, type[Envelope]] = {
     Topic.CHAT_EVENTS: ChatEvent,
     Topic.CHAT_INBOUND: InboundMessage,
     Topic.PROVIDER_EVENTS: ProviderEvent,
     Topic.INTEGRATION_EVENTS: IntegrationEvent,
+    Topic.OPERATIONAL_EVENTS: OperationalEvent,
 }
 
 

@@ -27,6 +27,9 @@ from services.delivery.event_types import catalog as event_type_catalog
 from services.delivery.event_types import endpoints as event_type_routes
 from services.delivery.event_types import repository as event_type_repository
 from services.delivery.event_types.service import EventTypeService
+from services.delivery.operational import endpoints as operational_routes
+from services.delivery.operational import repository as operational_repository
+from services.delivery.operational.watch import EndpointWatch
 from services.delivery.outgoing_webhooks import endpoints as endpoint_routes
 from services.delivery.outgoing_webhooks import repository as endpoint_repository
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
@@ -35,9 +38,10 @@ from services.delivery.transformations.service import TransformationMetrics, Tra
 from shared import claim_check
 from shared.cache import RefreshingCache
 from shared.egress import EgressPolicy, GuardedClient
-from shared.envelopes import ChatEvent, ProviderEvent, Topic
+from shared.envelopes import ChatEvent, OperationalEvent, ProviderEvent, Topic
 from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
+from shared.operational import Announcer
 from shared.ownership import Ownership
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import DeliverySettings
@@ -51,6 +55,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     assert isinstance(settings, DeliverySettings)
     policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
     endpoints_repo = endpoint_repository.EndpointRepository(runtime.db)
+    # Operational events (SPEC §17) published off the paths that make them.
+    announcer = Announcer(runtime.publisher, runtime.registry)
+    watch = EndpointWatch(announcer.emit)
     # Endpoints' transformations (SPEC §17): user JavaScript, in a sandbox process of its
     # own for the lanes, and one for the API's checks and tests.
     transformation_metrics = TransformationMetrics(runtime.registry)
@@ -60,7 +67,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         tried, policy, transformation_metrics
     )
     endpoint_service = EndpointService(
-        endpoints_repo, runtime.secrets, policy, check_code=tried_transformer.check
+        endpoints_repo,
+        runtime.secrets,
+        policy,
+        check_code=tried_transformer.check,
+        announce=announcer.emit,
     )
     cache: RefreshingCache[str, EndpointSnapshot] = RefreshingCache.by_id(
         endpoints_repo,
@@ -132,6 +143,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             writing.discard(endpoint_id)
 
     def circuit_changed(endpoint_id: str, circuit: Circuit) -> None:
+        watch.circuit(cache.get(endpoint_id), circuit)
         circuits[endpoint_id] = circuit
         if endpoint_id not in writing:
             writing.add(endpoint_id)
@@ -157,6 +169,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         circuit_cool_down=timedelta(seconds=settings.circuit_cool_down_seconds),
         circuit_max_cool_down=timedelta(seconds=settings.circuit_max_cool_down_seconds),
         transformer=transformer,
+        on_attempted=watch.attempted,
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
@@ -211,6 +224,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.replays = replays
     app.state.event_type_service = EventTypeService(event_types)
     app.state.event_type_catalog = catalog
+    operational_events = operational_repository.OperationalEventRepository(runtime.db, writer)
+    app.state.operational_events = operational_events
 
     # Pipelined: a batch's deliveries go to the lanes unrecorded, and its offsets are
     # committed once each is written with its first outcome (FanOut.recorded), while later
@@ -261,6 +276,20 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         await fan_out.events(batch, fanned)
         return fan_out.recorded(fanned)
 
+    # Kept for the console's timelines (written with the batch's deliveries), and delivered
+    # to the endpoints that name them (services/delivery/outgoing_webhooks/matching.py).
+    async def on_operational_events(events: list[OperationalEvent]) -> Awaitable[None]:
+        for event in events:
+            operational_events.record(event)
+        fanned = await fan_out.events(
+            [Event(e.id, e.workspace_id, e.type, e.occurred_at, e.data) for e in events]
+        )
+        return recorded_and_kept(fanned)
+
+    async def recorded_and_kept(fanned: Fanned) -> None:
+        await fan_out.recorded(fanned)
+        await writer.written()
+
     # At the stop, the batches whose deliveries are still unrecorded are left to the
     # partitions' next owner (Dispatcher.stop_owing), not waited for. At a rebalance they
     # are written, held by this process, before the partitions go (Dispatcher.revoked):
@@ -268,6 +297,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     fan_out_consumers: list[tuple[Topic, str, Any, Any]] = [
         (Topic.CHAT_EVENTS, "fanout", ChatEvent, on_chat_events),
         (Topic.PROVIDER_EVENTS, "provider-fanout", ProviderEvent, on_provider_events),
+        (Topic.OPERATIONAL_EVENTS, "operational-fanout", OperationalEvent, on_operational_events),
     ]
     for topic, purpose, model, handler in fan_out_consumers:
         runtime.consume_pipelined(
@@ -292,6 +322,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("delivery-heartbeat", ownership.keep_alive)
         runtime.background("delivery-hold", dispatcher.hold)
         runtime.background("delivery-replays", replays.run)
+        runtime.background("operational-announcer", announcer.run)
 
     def removed(workspace_id: str, deliveries: int, attempts: int) -> None:
         usage.keep(workspace_id, "deliveries", -deliveries)
@@ -301,11 +332,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         EndedDeliveries(runtime.db, settings.delivery_retention, removed),
         OldDays(runtime.db, settings.delivery_retention),
         replays.retention(),
+        operational_events.retention(settings.delivery_retention),
     )
     runtime.on_startup(start)
     # First: a replay's positions stay those last written, for whoever takes it over.
     runtime.on_shutdown("delivery_replays", replays.stop, cap=0.1)
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
+    # After the attempts, whose outcomes may say something (failing, exhausted).
+    runtime.on_shutdown("operational_events", announcer.stop, minimum=0.02, cap=0.1)
     # Outcomes before the release: what finished is not handed over to be sent again.
     runtime.on_shutdown("delivery_log", writer.stop)
     runtime.on_shutdown("delivery_release", ownership.release)
@@ -348,6 +382,7 @@ def definition() -> ServiceDefinition:
             event_type_routes.router,
             event_type_routes.catalog_router,
             transformation_routes.router,
+            operational_routes.router,
         ],
         indexes=[
             *endpoint_repository.INDEXES,
@@ -356,6 +391,7 @@ def definition() -> ServiceDefinition:
             *timeline.INDEXES,
             *replay_jobs.INDEXES,
             *event_type_repository.INDEXES,
+            *operational_repository.INDEXES,
         ],
         internal_topics=[DEAD_LETTER_TOPIC],
         setup=setup,

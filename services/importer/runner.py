@@ -36,6 +36,7 @@ from shared.ids import utcnow
 from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
 from shared.mongo import Document
+from shared.operational import publish_integration_event
 from shared.providers.chat import (
     Author,
     ChatProvider,
@@ -713,6 +714,6 @@ class Runner:
             data={"job_id": str(doc["_id"]), "source": doc.get("source"), **data},
         )
         try:
-            await self._publisher.publish(Topic.INTEGRATION_EVENTS, event)
+            await publish_integration_event(self._publisher, event)
         except HookhubError as exc:  # the job document is what counts
             log.warning("import_event_not_published", kind=kind, error=exc.message)

@@ -14,13 +14,13 @@ from fastapi import Depends, Request
 
 from shared import tenancy
 from shared.cache import RefreshingCache
-from shared.envelopes import Topic
 from shared.errors import HookhubError, Invalid, NotFound
 from shared.ids import utcnow
 from shared.integrations.model import IntegrationSnapshot, Status, integration_event
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.oauth.tokens import TokenKeeper
+from shared.operational import publish_integration_event
 from shared.providers.chat import Author, BotIdentity, ChatProvider, TokenRejected
 
 log = structlog.get_logger(__name__)
@@ -132,9 +132,8 @@ class Connections:
         self._tokens_kept.pop(integration_id, None)
         if whole and doc.get("status") == Status.ERROR.value:
             try:
-                await self._publisher.publish(
-                    Topic.INTEGRATION_EVENTS,
-                    integration_event(doc, "error", reason=code, message=message),
+                await publish_integration_event(
+                    self._publisher, integration_event(doc, "error", reason=code, message=message)
                 )
             except HookhubError as exc:  # the stored status is what counts
                 log.warning("integration_event_not_published", error=exc.message)

@@ -40,7 +40,6 @@ from typing import Any
 import structlog
 
 from shared.crypto import SecretBox
-from shared.envelopes import Topic
 from shared.errors import Conflict, HookhubError, NotFound
 from shared.ids import utcnow
 from shared.integrations.model import Status, integration_event
@@ -55,6 +54,7 @@ from shared.oauth.provider import (
     ProviderUnreachable,
     TokenSet,
 )
+from shared.operational import publish_integration_event
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.catalog import CATALOG
@@ -352,9 +352,7 @@ class TokenKeeper:
     async def _announce(self, doc: Document, kind: str, **data: Any) -> None:
         # The stored state is what counts; a lost event is logged, not retried.
         try:
-            await self._publisher.publish(
-                Topic.INTEGRATION_EVENTS, integration_event(doc, kind, **data)
-            )
+            await publish_integration_event(self._publisher, integration_event(doc, kind, **data))
         except HookhubError as exc:
             log.warning("integration_event_not_published", kind=kind, error=exc.message)
 

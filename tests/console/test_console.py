@@ -577,6 +577,42 @@ async def test_an_endpoint_lists_its_header_names_and_sets_and_removes_one(
     assert_clean(page, console)
 
 
+async def test_an_endpoint_shows_its_operational_events_as_a_timeline(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_console",
+            "url": "https://example.com/operational",
+            "events": ["message.*"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    renamed = await console.api.patch(
+        f"/api/outgoing-webhooks/{endpoint_id}", json={"name": "<b>renamed</b>"}
+    )
+    assert renamed.status_code == 200, renamed.text
+
+    async def kept() -> bool:
+        answer = await console.api.get(
+            "/api/operational-events", params={"resource_id": endpoint_id}
+        )
+        return len(answer.json()["data"]) == 2
+
+    assert await wait_for(kept), "the endpoint's operational events were not kept"
+    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    timeline = p.locator("section", has=p.get_by_role("heading", name="Operational events"))
+    rows = timeline.get_by_role("row")
+    await expect(rows.filter(has_text="endpoint.updated")).to_be_visible(timeout=EXPECT_MS)
+    await expect(rows.filter(has_text="endpoint.created")).to_be_visible(timeout=EXPECT_MS)
+    assert await p.locator("b", has_text="renamed").count() == 0  # a name is never markup
+    assert_clean(page, console)
+
+
 async def test_a_failed_delivery_is_retried_from_its_page(
     page: Watched, console: Console, sink: tuple[WebhookSink, str]
 ) -> None:

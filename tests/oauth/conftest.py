@@ -67,3 +67,11 @@ async def integration_events(
 ) -> AsyncIterator[KafkaTap]:
     async with KafkaTap.of(oauth_settings, Topic.INTEGRATION_EVENTS) as tap:
         yield tap
+
+
+@pytest.fixture
+async def operational_events(
+    oauth: RunningService, oauth_settings: ServiceSettings
+) -> AsyncIterator[KafkaTap]:
+    async with KafkaTap.of(oauth_settings, Topic.OPERATIONAL_EVENTS) as tap:
+        yield tap

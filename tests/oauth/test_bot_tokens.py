@@ -100,6 +100,7 @@ async def test_a_rejected_bot_token_puts_the_integration_in_error_once(
     oauth: RunningService,
     telegram_api: tuple[FakeTelegram, str],
     integration_events: KafkaTap,
+    operational_events: KafkaTap,
 ) -> None:
     fake = telegram_api[0]
     token = new_bot(fake)
@@ -125,6 +126,11 @@ async def test_a_rejected_bot_token_puts_the_integration_in_error_once(
     )
     assert len(errors) == 1
     assert errors[0]["data"]["reason"] == "bot_token_rejected"
+    [operational] = await operational_events.wait_for(
+        lambda v: v["data"].get("integration_id") == integration["id"]
+    )
+    assert operational["type"] == "operational.integration.error"
+    assert operational["data"]["reason"] == "bot_token_rejected"
     with pytest.raises(NotConnected, match="is error: Telegram rejected the bot token"):
         await tokens.access_token(integration["id"])
 

@@ -22,6 +22,7 @@ async def test_an_unreachable_provider_is_retried_without_blocking_the_disconnec
     oauth: RunningService,
     providers: dict[str, FakeAuthorizationServer],
     integration_events: KafkaTap,
+    operational_events: KafkaTap,
 ) -> None:
     server = providers["google"]
     integration = await connect(oauth, "google", workspace_id="ws_unreachable")
@@ -42,6 +43,14 @@ async def test_an_unreachable_provider_is_retried_without_blocking_the_disconnec
             )
         )
         assert events and events[0]["data"]["revocation"] == "pending"
+        # An operational event too (SPEC §17), for the workspace's subscribers.
+        [operational] = await operational_events.wait_for(
+            lambda v: v["data"].get("integration_id") == integration["id"]
+        )
+        assert operational["type"] == "operational.integration.disconnected"
+        assert operational["workspace_id"] == "ws_unreachable"
+        assert operational["data"]["reason"] == "disconnected"
+        assert operational["data"]["revocation"] == "pending"
 
         pending = db_of(oauth).pending_revocations
         record = await pending.find_one({"integration_id": integration["id"]})

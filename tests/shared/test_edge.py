@@ -30,6 +30,7 @@ from tests.support import RunningService, serve
         ("/api/outgoing-webhooks/ow_1/test", "delivery"),
         ("/api/deliveries", "delivery"),
         ("/api/events", "delivery"),
+        ("/api/operational-events", "delivery"),
         ("/api/integrations", "oauth"),
         ("/api/integrations/int_1/status", "oauth"),
         ("/api/integrations/int_1/mappings/m_1", "sync"),

@@ -26,6 +26,7 @@ def test_topic_names_are_the_published_ones() -> None:
         "hookhub.chat.inbound",
         "hookhub.provider.events",
         "hookhub.integration.events",
+        "hookhub.operational.events",
     }
     assert set(TOPIC_MODELS) == set(Topic)
 

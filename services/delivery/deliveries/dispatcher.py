@@ -151,6 +151,20 @@ class Job:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """An attempt's outcome, for `on_attempted` (services/delivery/operational/watch.py)."""
+
+    endpoint: EndpointSnapshot
+    job: Job
+    number: int  # of the delivery's attempts
+    verdict: Verdict
+    status_code: int | None
+    error: str | None
+    # The outcome is the endpoint's: False when its transformation failed and nothing was sent.
+    reached: bool = True
+
+
 class TokenBucket:
     def __init__(self, rate: float) -> None:
         self.rate = rate
@@ -213,9 +227,11 @@ class Dispatcher:
         circuit_cool_down: timedelta = timedelta(seconds=30),
         circuit_max_cool_down: timedelta = timedelta(minutes=10),
         transformer: Transformer | None = None,
+        on_attempted: Callable[[Attempted], None] = lambda _: None,
     ) -> None:
         self._endpoints = endpoints
         self._transformer = transformer
+        self._on_attempted = on_attempted
         self._client_for = client_for
         self._writer = writer
         self._minutes = minutes
@@ -863,6 +879,10 @@ class Dispatcher:
         self.outcomes.labels(_outcome(status_code, error)).inc()
         # The endpoint's health is the endpoint's: a transformation's error never reached it.
         endpoint_failed = error is None or not error.startswith(TRANSFORMATION_ERROR)
+        # Before the breaker hears of it: a change of circuit it makes names this answer.
+        self._on_attempted(
+            Attempted(endpoint, job, number, decision.verdict, status_code, error, endpoint_failed)
+        )
         if endpoint_failed:
             self.breaker(job.endpoint_id).record(
                 failed=status_code is None or not 200 <= status_code < 300,

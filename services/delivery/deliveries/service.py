@@ -38,7 +38,7 @@ from services.delivery.deliveries.dispatcher import Dispatcher, Job
 from services.delivery.deliveries.fifo import key_of
 from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.repository import QUEUED, DeliveryRepository, schedule
-from services.delivery.outgoing_webhooks.matching import matches
+from services.delivery.outgoing_webhooks.matching import about_itself, matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
 from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
@@ -348,7 +348,10 @@ class FanOut:
         return [
             e
             for e in self._endpoints.values()
-            if e.workspace_id == event.workspace_id and e.enabled and matches(e.events, event.type)
+            if e.workspace_id == event.workspace_id
+            and e.enabled
+            and matches(e.events, event.type)
+            and not about_itself(e.id, event.type, event.data)
         ]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.delivery.deliveries.circuit import Circuit
+from services.delivery.operational.events import endpoint_event
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
     MAX_HEADERS,
@@ -17,6 +18,7 @@ from services.delivery.outgoing_webhooks.schemas import (
 )
 from shared.crypto import SecretBox
 from shared.egress import EgressPolicy, check_url
+from shared.envelopes import OperationalEvent, OperationalType
 from shared.errors import Conflict, Invalid, NotFound
 from shared.ids import new_id, utcnow
 from shared.mongo import Document
@@ -102,12 +104,14 @@ class EndpointService:
         box: SecretBox,
         egress: EgressPolicy,
         check_code: Callable[[str], Awaitable[None]] | None = None,
+        announce: Callable[[OperationalEvent], None] = lambda _: None,
     ) -> None:
         self._repository = repository
         self._box = box
         self._egress = egress
         # A transformation's code compiled at save (Transformer.check): 422 with its line.
         self._check_code = check_code
+        self._announce = announce  # operational events (shared.operational.Announcer.emit)
 
     def _seal_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in headers.items()}
@@ -137,6 +141,7 @@ class EndpointService:
             "deleted_at": None,
         }
         await self._repository.insert(doc)
+        self._announce(endpoint_event("operational.endpoint.created", doc))
         return doc, secret
 
     async def get(self, endpoint_id: str) -> Document:
@@ -152,8 +157,11 @@ class EndpointService:
         if body.transformation is not None and self._check_code is not None:
             await self._check_code(body.transformation.code)
         only_if: Document | None = None
-        if "headers" in fields:
-            stored = (await self.get(endpoint_id)).get("headers")
+        # Read first for headers to merge, and to say whether this PATCH enabled or
+        # disabled it (operational events).
+        current = await self.get(endpoint_id) if {"headers", "enabled"} & fields.keys() else None
+        if current is not None and "headers" in fields:
+            stored = current.get("headers")
             fields["headers"] = self._merged_headers(stored or {}, fields["headers"])
             # Written only over the headers read: a PATCH in between would be undone.
             only_if = {"headers": stored}
@@ -170,7 +178,20 @@ class EndpointService:
                     "the endpoint's headers changed during this PATCH: read it and send again"
                 )
             raise NotFound(f"outgoing webhook {endpoint_id} not found")
+        if fields:
+            self._announced_update(current, doc, sorted(body.model_dump(exclude_unset=True)))
         return doc
+
+    def _announced_update(self, before: Document | None, doc: Document, changed: list[str]) -> None:
+        self._announce(endpoint_event("operational.endpoint.updated", doc, changed=changed))
+        enabled = bool(doc.get("enabled", True))
+        if before is None or "enabled" not in changed or before.get("enabled", True) == enabled:
+            return
+        kind: OperationalType = (
+            "operational.endpoint.enabled" if enabled else "operational.endpoint.disabled"
+        )
+        reason = "enabled through the API" if enabled else "disabled through the API"
+        self._announce(endpoint_event(kind, doc, reason=reason))
 
     def _merged_headers(
         self, sealed: Mapping[str, str], changes: Mapping[str, str | None]
@@ -202,10 +223,16 @@ class EndpointService:
         return doc, secret
 
     async def disable(self, endpoint_id: str, reason: str) -> Document | None:
-        return await self._repository.update(
+        """Disabled by delivery itself (410 Gone, failing too long), if it was enabled."""
+        doc = await self._repository.update(
             endpoint_id, {"enabled": False, "disabled_reason": reason}, only_if={"enabled": True}
         )
+        if doc is not None:
+            self._announce(endpoint_event("operational.endpoint.disabled", doc, reason=reason))
+        return doc
 
     async def delete(self, endpoint_id: str) -> None:
-        if not await self._repository.soft_delete(endpoint_id):
+        doc = await self._repository.soft_delete(endpoint_id)
+        if doc is None:
             raise NotFound(f"outgoing webhook {endpoint_id} not found")
+        self._announce(endpoint_event("operational.endpoint.deleted", doc, reason="deleted"))

@@ -15,7 +15,6 @@ from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUp
 from services.oauth.revocations.service import Revoker
 from shared import tenancy
 from shared.crypto import SecretBox
-from shared.envelopes import Topic
 from shared.errors import Conflict, Invalid, NotFound
 from shared.integrations.model import (
     BOT_PROVIDERS,
@@ -32,6 +31,7 @@ from shared.integrations.model import (
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
+from shared.operational import publish_integration_event
 from shared.providers.catalog import WEBHOOK_PROVIDERS
 from shared.providers.chat import PermanentError, RateLimited
 from shared.providers.declared import Declared
@@ -378,8 +378,7 @@ class IntegrationService:
         updated = await self._repository.update(integration_id, fields)
         if updated is None:
             raise NotFound(f"integration {integration_id} not found")
-        await self._publisher.publish(
-            Topic.INTEGRATION_EVENTS,
-            integration_event(updated, "disconnected", revocation=revocation),
+        await publish_integration_event(
+            self._publisher, integration_event(updated, "disconnected", revocation=revocation)
         )
         return updated, revocation

@@ -1,6 +1,6 @@
 // Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, extra
 // headers (write-only values), the success rate of each, recover failed deliveries since a time,
-// replay what it missed while disabled.
+// replay what it missed while disabled, and its operational events as a timeline.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -278,6 +278,7 @@ async function detail(main, id, go) {
     writes(transformationSection(endpoint, go)),
     recoverSection(id, () => refresh()),
     replaySection(id),
+    operationalSection(id),
     recentChanges(id),
   );
   return () => {
@@ -424,6 +425,36 @@ function replaySection(id) {
   );
   show().catch(() => {});
   return section("Replay what it missed", writes(el), list);
+}
+
+/** The endpoint's operational events (its changes, failing and recovered, deliveries
+ * exhausted, its circuit), newest first: what its subscribers to `operational.*` were sent. */
+function operationalSection(id) {
+  const timeline = pager(
+    (cursor) => get("/api/operational-events", { limit: 20, cursor, resource_id: id }),
+    (rows) =>
+      table(
+        [
+          { title: "When", cell: (r) => timeEl(r.occurred_at) },
+          { title: "Event", cell: (r) => h("code", {}, r.type.replace(/^operational\./, "")) },
+          { title: "Reason", cell: (r) => String(r.data.reason || "—") },
+          { title: "Last answer", cell: (r) => lastAnswer(r.data) },
+          {
+            title: "Delivery",
+            cell: (r) => (r.data.delivery_id ? link(`#/deliveries/${enc(r.data.delivery_id)}`, r.data.delivery_id) : "—"),
+          },
+        ],
+        rows,
+        { caption: "Operational events", empty: "No operational events for this endpoint yet." },
+      ),
+    { label: "this endpoint's operational events" },
+  );
+  return section("Operational events", timeline);
+}
+
+function lastAnswer(data) {
+  if (data.last_status_code) return String(data.last_status_code);
+  return data.last_error ? String(data.last_error) : "—";
 }
 
 // The circuit breaker (SPEC §17): shown only when it is not closed in the list.
