@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it t
 # type catalog (services/delivery/event_types) name them.
 EVENT_TYPE_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 
+# The types of hookhub's own operational events (OperationalEvent), never a chat event's.
+OPERATIONAL_PREFIX = "operational."
 # The record header naming a provider event's provider (ProviderEvent.kafka_headers).
 PROVIDER_HEADER = "hookhub-provider"
 
@@ -92,6 +94,17 @@ class ChatEvent(Envelope):
         description="what a FIFO endpoint orders its deliveries by (else `data.channel_id`); "
         "also the Kafka partition key, so that one key's events keep their order",
     )
+
+    @field_validator("type")
+    @classmethod
+    def _not_operational(cls, value: str) -> str:
+        """`operational.*` is hookhub's own (`hookhub.operational.events`): a chat event so
+        named would reach the endpoints that take them, signed, as if hookhub said it."""
+        if value.startswith(OPERATIONAL_PREFIX):
+            raise ValueError(
+                "operational.* types are hookhub's own operational events, not chat events"
+            )
+        return value
 
     @field_validator("data")
     @classmethod

@@ -20,6 +20,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.envelopes import (
+    OPERATIONAL_PREFIX,
     Encoded,
     IntegrationEvent,
     OperationalEvent,
@@ -32,7 +33,6 @@ from shared.kafka import EventPublisher, EventTooLarge
 
 log = structlog.get_logger(__name__)
 
-PREFIX = "operational."
 TEXT_LIMIT = 1000
 BATCH = 500  # the most an announcer publishes in one produce request
 
@@ -45,7 +45,7 @@ _MIRRORED: dict[str, OperationalType] = {
 
 
 def is_operational(event_type: str) -> bool:
-    return event_type.startswith(PREFIX)
+    return event_type.startswith(OPERATIONAL_PREFIX)
 
 
 def operational_event(workspace_id: str, type: OperationalType, **data: Any) -> OperationalEvent:

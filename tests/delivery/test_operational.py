@@ -4,6 +4,7 @@ itself, and two operational endpoints that are down do not feed each other."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import standardwebhooks.webhooks
+from prometheus_client import CollectorRegistry
 
 from services.delivery.deliveries.circuit import FAILURES_TO_OPEN, Circuit, State
 from services.delivery.deliveries.dispatcher import Attempted, Job
@@ -21,7 +23,8 @@ from services.delivery.outgoing_webhooks.matching import about_itself, matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.envelopes import IntegrationEvent, OperationalEvent, Topic
 from shared.ids import utcnow
-from shared.operational import mirror, publish_integration_event
+from shared.kafka import EventPublisher
+from shared.operational import Announcer, mirror, operational_event, publish_integration_event
 from shared.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import endpoint, publish
@@ -332,6 +335,18 @@ async def test_endpoint_changes_and_troubles_reach_the_endpoints_that_name_them(
     assert other.json()["data"] == []
     assert (await delivery.client.get("/api/operational-events")).status_code == 401
 
+    # Nobody else speaks for hookhub: a chat event may not take an operational type.
+    forged = {
+        "id": "evt_" + uuid.uuid4().hex,
+        "type": "operational.endpoint.deleted",
+        "workspace_id": ws,
+        "occurred_at": utcnow().isoformat(),
+        "data": {"endpoint_id": ops["id"]},
+    }
+    answer = await delivery.client.post("/api/events", json=forged, headers=admin_headers())
+    assert answer.status_code == 422, answer.text
+    assert "hookhub's own operational events" in answer.text
+
 
 async def test_two_operational_endpoints_that_are_down_do_not_feed_each_other(
     delivery: RunningService, sink: Sink, delivery_settings: DeliverySettings
@@ -446,3 +461,41 @@ async def test_an_import_failed_and_an_integration_error_are_delivered_as_operat
         "integration.error",
         "integration.connected",
     ]
+
+
+async def test_the_announcer_keeps_what_kafka_did_not_take_and_counts_what_it_let_go(
+    delivery: RunningService, delivery_settings: DeliverySettings
+) -> None:
+    """Emitted while its publisher cannot reach Kafka: kept (the oldest let go of past its
+    limit, counted), published once it can; what the stop could not publish is counted."""
+    registry = CollectorRegistry()
+    publisher = EventPublisher(delivery_settings, "test-announcer", registry)
+    announcer = Announcer(publisher, registry, limit=2, pause=0.05)
+    ws = "ws_ann_" + uuid.uuid4().hex[:6]
+    events = [
+        operational_event(ws, "operational.endpoint.created", endpoint_id=f"ep_{n}")
+        for n in range(3)
+    ]
+    for event in events:
+        announcer.emit(event)
+    assert registry.get_sample_value("hookhub_operational_events_dropped_total") == 1
+    running = asyncio.create_task(announcer.run())
+    try:
+        async with KafkaTap.of(delivery_settings, Topic.OPERATIONAL_EVENTS) as tap:
+            await until(
+                lambda: registry.get_sample_value(
+                    "hookhub_kafka_published_total",
+                    {"topic": str(Topic.OPERATIONAL_EVENTS), "outcome": "failed"},
+                ),
+                what="a publish refused while not connected",
+            )
+            await publisher.start()
+            published = await tap.wait_for(lambda v: v["workspace_id"] == ws, count=2)
+        assert sorted(v["id"] for v in published) == sorted(e.id for e in events[1:])
+        assert registry.get_sample_value("hookhub_operational_events_waiting") == 0
+    finally:
+        running.cancel()
+        await publisher.stop(1)
+    announcer.emit(events[0])
+    await announcer.stop(0.5)  # its publisher stopped: not published, counted
+    assert registry.get_sample_value("hookhub_operational_events_dropped_total") == 2
