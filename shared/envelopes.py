@@ -35,6 +35,7 @@ EVENT_TYPE_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 
 # The types of hookhub's own operational events (OperationalEvent), never a chat event's.
 OPERATIONAL_PREFIX = "operational."
+
 # The record header naming a provider event's provider (ProviderEvent.kafka_headers).
 PROVIDER_HEADER = "hookhub-provider"
 
