@@ -59,7 +59,7 @@ GLOBAL_READS = {
 }
 # Run on what the request carries, for any key that may write: nobody's data is read or
 # changed (a template tried on a sample in the console's editor).
-GLOBAL_RUNS = {("POST", "/api/templates/test")}
+GLOBAL_RUNS = {("POST", "/api/templates/test"), ("POST", "/api/transformations/test")}
 
 
 @dataclass
@@ -152,6 +152,12 @@ async def _furnish(client: httpx.AsyncClient, slack: FakeSlack, mine: Mine) -> N
         },
     )
     mine.ids["endpoint"] = endpoint["id"]
+    # A replay of what it missed: another workspace neither follows nor cancels it.
+    since = isoformat(utcnow() - timedelta(hours=1))
+    replay = await _admin(
+        client, "POST", f"/api/outgoing-webhooks/{endpoint['id']}/replay", json={"since": since}
+    )
+    mine.ids["replay"] = replay["id"]
     # The workspace's own event type: another workspace neither sees nor changes it.
     event_type = await _admin(
         client, "POST", "/api/event-types", json={"workspace_id": ws, "name": f"walk.t{tag}"}
@@ -253,6 +259,7 @@ def _path(template: str, mine: Mine) -> str:
         "integration_id": integration,
         "hook_id": mine.ids["hook"],
         "endpoint_id": mine.ids["endpoint"],
+        "replay_id": mine.ids["replay"],
         "delivery_id": mine.ids["delivery"],
         "mapping_id": mine.ids["mapping"],
         "subscription_id": mine.ids["subscription"],
@@ -281,6 +288,9 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
         ("PATCH", "/api/outgoing-webhooks/{endpoint_id}"): {"name": "renamed"},
         ("POST", "/api/outgoing-webhooks/{endpoint_id}/rotate-secret"): {},
         ("POST", "/api/outgoing-webhooks/{endpoint_id}/recover"): {
+            "since": isoformat(utcnow() - timedelta(hours=1))
+        },
+        ("POST", "/api/outgoing-webhooks/{endpoint_id}/replay"): {
             "since": isoformat(utcnow() - timedelta(hours=1))
         },
         ("POST", "/api/events"): _message(ws, f"m_{uuid.uuid4().hex[:8]}"),
@@ -312,6 +322,10 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
         ("POST", "/api/templates/test"): {
             "template": "function handler(event) { return {text: event.payload.says}; }",
             "payload": {"says": "hello"},
+        },
+        ("POST", "/api/transformations/test"): {
+            "code": "function handler(webhook) { webhook.payload.n += 1; return webhook; }",
+            "payload": {"n": 1},
         },
         ("POST", "/api/integrations/{integration_id}/import"): {
             "channel_ids": [mine.channel],
