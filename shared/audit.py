@@ -61,6 +61,7 @@ RESOURCE_TYPES = {
     "providers": "provider_app",
     "api-keys": "api_key",
     "portal-sessions": "portal_session",
+    "replays": "replay",
 }
 
 # A trailing verb (`POST …/{id}/<verb>`) and the action it records.
@@ -74,6 +75,7 @@ VERBS = {
     "cancel": "cancel",
     "resume": "resume",
     "expire-all": "expire-all",
+    "replay": "replay",
 }
 
 _METHOD_ACTIONS = {"PATCH": "update", "PUT": "update", "DELETE": "delete"}
@@ -115,6 +117,8 @@ ROUTES: dict[tuple[str, str], Plan | None] = {
     ("POST", "/api/events"): None,
     # Runs a template on a sample for the console's editor: nothing is kept or changed.
     ("POST", "/api/templates/test"): None,
+    # The same for a transformation (SPEC §17): run on the sample given, nothing kept.
+    ("POST", "/api/transformations/test"): None,
 }
 
 
