@@ -336,7 +336,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     runtime.on_startup(start)
     # First: a replay's positions stay those last written, for whoever takes it over.
-    runtime.on_shutdown("delivery_replays", replays.stop, cap=0.1)
+    # Nothing reserved: a replay cut off is read on from its last positions.
+    runtime.on_shutdown("delivery_replays", replays.stop, minimum=0.0, cap=0.1)
     runtime.on_shutdown("delivery_attempts", dispatcher.stop, cap=0.4)
     # After the attempts, whose outcomes may say something (failing, exhausted).
     runtime.on_shutdown("operational_events", announcer.stop, minimum=0.02, cap=0.1)
@@ -348,7 +349,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         lambda _: asyncio.gather(sandbox.close(), tried.close()),
         minimum=0.02,
     )
-    runtime.on_shutdown("delivery_keys", ordering.stop)
+    # Nothing reserved: a FIFO key not let go of is taken over once the heartbeat is stale.
+    runtime.on_shutdown("delivery_keys", ordering.stop, minimum=0.0, cap=0.1)
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)
     minutes.register(runtime)
