@@ -42,7 +42,7 @@ import httpx
 import orjson
 
 from bench.delivery import Sink, Window, _until, publish_all, start_sink
-from bench.harness import BenchError, BenchmarkResult, Harness, Measurement
+from bench.harness import BenchError, BenchmarkResult, Harness, Measurement, Server
 from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data
 from services.delivery.transformations.service import Outgoing, Transformer
 from shared.egress import EgressPolicy
@@ -120,6 +120,7 @@ class DeliveryMix:
             runs[kind].append(measured)
             if paths["fifo"]:
                 orders.append(_order_note(sink, paths["fifo"]))
+            orders.append(_mongo_note(measured, expected, _metrics(delivery)))
             delivery.stop()
         cost = asyncio.run(transformation_cost(TRANSFORMATION_RUNS))
         sink.child.stop()
@@ -210,6 +211,41 @@ def _order_note(sink: Sink, fifo_paths: list[str]) -> str:
             last[channel] = seq
     verdict = "in order" if out_of_order == 0 else f"{out_of_order} events OUT OF ORDER"
     return f"FIFO endpoints ({len(fifo_paths)}): each channel's events {verdict}"
+
+
+def _metrics(server: Server) -> dict[str, float]:
+    """A process's /metrics by sample name, and by `name{reason}` for a `reason` label."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(server.url + "/metrics", timeout=5, trust_env=False)
+    figures: dict[str, float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            figures[sample.name] = figures.get(sample.name, 0.0) + sample.value
+            if "reason" in sample.labels:
+                figures[f"{sample.name}{{{sample.labels['reason']}}}"] = sample.value
+    return figures
+
+
+def _mongo_note(measured: Measurement, deliveries: int, metrics: dict[str, float]) -> str:
+    """What a run cost MongoDB: its CPU per delivery over the window, and what the delivery
+    process wrote beyond one insert per delivery (its /metrics): deliveries written before
+    their outcome (for any process past the room, held past the hold bound, FIFO ones
+    queued) and FIFO queues read back."""
+    mongo = measured.cpu_cores.get("mongo", 0.0) * measured.window_s
+    fifo = ", ".join(
+        f"{reason} {metrics.get(f'hookhub_delivery_fifo_queued_total{{{reason}}}', 0):,.0f}"
+        for reason in ("room", "behind", "elsewhere")
+    )
+    return (
+        f"{measured.label}: MongoDB {1000 * mongo / deliveries:.2f} ms CPU a delivery; "
+        f"written before their outcome: unheld "
+        f"{metrics.get('hookhub_delivery_written_unheld_total', 0):,.0f}, held past the bound "
+        f"{metrics.get('hookhub_delivery_written_held_total', 0):,.0f}, FIFO queued "
+        f"{metrics.get('hookhub_delivery_fifo_queued_total', 0):,.0f} ({fifo}); FIFO "
+        f"{metrics.get('hookhub_delivery_fifo_loaded_total', 0):,.0f} loaded in "
+        f"{metrics.get('hookhub_delivery_fifo_loads_total', 0):,.0f} reads"
+    )
 
 
 def _mean(label: str, runs: list[Measurement]) -> Measurement:

@@ -184,6 +184,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         insert=deliveries.insert_new,
         count_made=lambda doc: usage.made(doc["workspace_id"], "deliveries"),
         wanted=lambda: any(endpoint.fifo for endpoint in cache.values()),
+        registry=runtime.registry,
     )
     fan_out = FanOut(
         cache,

@@ -11,12 +11,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
+import orjson
 import pytest
 from pymongo.errors import NetworkTimeout
 
 from services.delivery.app import definition
 from services.delivery.deliveries import service as fan_out_module
 from services.delivery.deliveries.dispatcher import Dispatcher
+from services.delivery.deliveries.fifo import Run, key_id
 from services.delivery.deliveries.service import Event, FanOut, Scheduler, delivery_doc
 from shared.http.app import create_app
 from shared.ids import isoformat, utcnow
@@ -88,7 +90,7 @@ def _polls_stopped(monkeypatch: pytest.MonkeyPatch, scheduler: Scheduler) -> Any
 
 
 async def _endpoint(
-    delivery: RunningService, url: str, workspace: str, max_concurrency: int = 10
+    delivery: RunningService, url: str, workspace: str, max_concurrency: int = 10, **fields: Any
 ) -> str:
     # Ten connections (the default), more than the process may hold: the bound is what
     # limits here, not the lane.
@@ -97,6 +99,7 @@ async def _endpoint(
         "url": url,
         "events": ["*"],
         "max_concurrency": max_concurrency,
+        **fields,
     }
     answer = await delivery.client.post(
         "/api/outgoing-webhooks", json=body, headers=admin_headers()
@@ -147,8 +150,8 @@ async def _has(collection: Collection, query: dict[str, Any], count: int) -> boo
     return await collection.count_documents(query) == count
 
 
-def _metric(delivery: RunningService, name: str) -> float | None:
-    value: float | None = _state(delivery).runtime.registry.get_sample_value(name)
+def _metric(delivery: RunningService, name: str, **labels: str) -> float | None:
+    value: float | None = _state(delivery).runtime.registry.get_sample_value(name, labels)
     return value
 
 
@@ -416,6 +419,105 @@ async def test_fan_out_waits_for_a_moving_lane_and_writes_past_one_behind(
     monkeypatch.undo()  # the scheduler claims the two written
     await _all_sent_once(delivery, sink, behind_path, behind, 4)
     assert peak.most <= MAX_HELD
+
+
+def _keyed(workspace: str, key: str, count: int) -> list[Event]:
+    """A FIFO key's events, in its order."""
+    return [
+        Event(
+            f"evt_{uuid.uuid4().hex}",
+            workspace,
+            "message.created",
+            utcnow(),
+            {"n": n},
+            False,
+            key,
+            n,
+        )
+        for n in range(count)
+    ]
+
+
+async def _head_and_one_behind(
+    delivery: RunningService, sink: Sink, workspace: str
+) -> tuple[str, str, asyncio.Event, list[Event], Run]:
+    """A FIFO endpoint on a gated path and its key's first two events fanned out: the head
+    out (held at the sink), the second behind it, having waited half the hold bound (its
+    hand-over put back by that much)."""
+    path, url, gate = _gated(sink)
+    endpoint = await _endpoint(delivery, url, workspace, ordering="fifo")
+    dispatcher: Dispatcher = _state(delivery).dispatcher
+    events = _keyed(workspace, "k", 4)
+    assert (await _state(delivery).fan_out.events(events[:2])).made == 2
+    await sink[0].wait_for(path, 1)
+    run = dispatcher.runs.by_id[key_id(endpoint, "k")]
+    assert [job.sequence for job in run.jobs] == [0, 1]
+    run.jobs[1].since -= dispatcher.hold_seconds / 2
+    return path, endpoint, gate, events, run
+
+
+async def test_fan_out_waits_for_a_fifo_key_fed_faster_than_it_moves(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO key's delivery behind its head has waited half the hold bound while the key
+    moves (its head went out within the bound): fan-out waits for the key rather than hand
+    it more, which would wait past the bound behind their heads and each be written pending
+    and then updated; once the head ends the rest follow, in order, each written once with
+    its outcome, none queued in MongoDB. A key that does not move (its head out past the
+    bound) is not waited for."""
+    state = _state(delivery)
+    fan_out: FanOut = state.fan_out
+    dispatcher, peak = _watched(delivery)
+    _polls_stopped(monkeypatch, state.scheduler)
+    held_before = _metric(delivery, "hookhub_delivery_written_held_total") or 0.0
+    queued_before = _fifo_queued(delivery)
+    sent: list[tuple[str, str]] = []
+    gates: list[asyncio.Event] = []
+    fan_out.room_wait = 600.0
+    try:
+        await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+        path, endpoint, gate, events, run = await _head_and_one_behind(
+            delivery, sink, "ws_held_fifo_moving"
+        )
+        sent.append((path, endpoint))
+        gates.append(gate)
+        writing = asyncio.ensure_future(fan_out.events(events[2:]))
+        await until(lambda: dispatcher.waiting == 1, what="fan-out waiting for the key")
+        # For the key: the room and the endpoint's share are there.
+        assert dispatcher.free >= 2 and dispatcher.lane_room(endpoint) >= 2
+        assert len(run.jobs) == 2
+        gate.set()
+        assert (await writing).made == 2
+        await _all_sent_once(delivery, sink, path, endpoint, 4)
+
+        await until(lambda: dispatcher.free == MAX_HELD, what="the room free")
+        path, endpoint, gate, events, run = await _head_and_one_behind(
+            delivery, sink, "ws_held_fifo_stuck"
+        )
+        sent.append((path, endpoint))
+        gates.append(gate)
+        run.moved -= dispatcher.hold_seconds  # its head out for the whole bound
+        more = fan_out.events(events[2:])
+        assert (await asyncio.wait_for(more, 60)).made == 2
+        assert [job.sequence for job in run.jobs] == [0, 1, 2, 3]
+    finally:
+        fan_out.room_wait = 0.0
+        for opened in gates:
+            opened.set()
+    for path, endpoint in sent:
+        await _all_sent_once(delivery, sink, path, endpoint, 4)
+        assert [orjson.loads(r.body)["data"]["n"] for r in sink[0].at(path)] == [0, 1, 2, 3]
+    # Each written once, with its outcome: none pending past the bound, none queued.
+    assert _metric(delivery, "hookhub_delivery_written_held_total") == held_before
+    assert _fifo_queued(delivery) == queued_before
+    assert peak.most <= MAX_HELD
+
+
+def _fifo_queued(delivery: RunningService) -> float:
+    return sum(
+        _metric(delivery, "hookhub_delivery_fifo_queued_total", reason=reason) or 0.0
+        for reason in ("room", "behind", "elsewhere")
+    )
 
 
 async def test_a_batch_read_again_while_its_deliveries_are_out_sends_each_once(

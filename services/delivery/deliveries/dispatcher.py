@@ -431,16 +431,25 @@ class Dispatcher:
                 ids.add(endpoint.id)
         return ids
 
-    async def room(self, wanted: int, deadline: float, endpoint_id: str | None = None) -> None:
+    async def room(
+        self,
+        wanted: int,
+        deadline: float,
+        endpoint_id: str | None = None,
+        key: str | None = None,
+    ) -> None:
         """Until `wanted` deliveries fit (`max_held` at most) and, given `endpoint_id`, one
-        more of that endpoint's fits its share unless its lane is `behind`; or the process
-        stops, or the `time.monotonic()` `deadline` passes."""
+        more of that endpoint's fits its share unless its lane is `behind`, and given a FIFO
+        `key` too, one more of that key's is not to wait for it (`key_waits`); or the
+        process stops, or the `time.monotonic()` `deadline` passes."""
         wanted = min(wanted, self.max_held)
 
         def short() -> bool:
             if self.free < wanted:
                 return True
-            return endpoint_id is not None and self.lane_waits(endpoint_id, 0)
+            if endpoint_id is None:
+                return False
+            return self.lane_waits(endpoint_id, 0) or self.key_waits(endpoint_id, key)
 
         if not short():
             return
@@ -462,6 +471,11 @@ class Dispatcher:
         share of the room while its lane is moving (not `behind`): worth waiting for, where
         one behind is written for any process (the claim skips full lanes)."""
         return taken >= self.lane_room(endpoint_id) and not self.behind(endpoint_id)
+
+    def key_waits(self, endpoint_id: str, key: str | None) -> bool:
+        """Whether one more delivery of a FIFO key held here is worth waiting for: the key
+        moves, more slowly than fan-out feeds it (`Runs.waits`)."""
+        return key is not None and self.runs.waits(endpoint_id, key, self.hold_seconds)
 
     def behind(self, endpoint_id: str) -> bool:
         """Whether the oldest delivery this endpoint's lane holds was handed over more than

@@ -67,6 +67,7 @@ class Run:
     writing: int = 0  # fan-out writes of its deliveries to the queue under way
     loading: bool = False
     idle_since: float = field(default_factory=time.monotonic)
+    moved: float = field(default_factory=time.monotonic)  # its head handed to the lane
     timer: asyncio.TimerHandle | None = None
 
     @property
@@ -99,7 +100,23 @@ class Runs:
         assert job.ordering_key is not None
         run = self.of(job.endpoint_id, job.ordering_key)
         run.jobs.append(job)
-        return len(run.jobs) == 1 and run.due is None
+        if len(run.jobs) == 1 and run.due is None:
+            run.moved = time.monotonic()
+            return True
+        return False
+
+    def waits(self, endpoint_id: str, key: str, hold_seconds: float) -> bool:
+        """Whether fan-out waits before handing the key one more delivery: the key moves
+        (its head went to the lane less than `hold_seconds` ago) but more slowly than
+        fan-out feeds it (the one behind its head has waited half of `hold_seconds`). Fed
+        on, its deliveries would wait past the hold bound behind their heads and be
+        written pending, each then an insert and an update (`Dispatcher.write_held`); a
+        key that does not move is not waited for (its deliveries are written)."""
+        run = self.by_id.get(key_id(endpoint_id, key))
+        if run is None or len(run.jobs) < 2:
+            return False
+        now = time.monotonic()
+        return now - run.moved < hold_seconds and now - run.jobs[1].since >= hold_seconds / 2
 
     def parked(self, job: Job) -> None:
         """`job` was written to its key's queue before it reached the run (set aside, its
@@ -122,6 +139,7 @@ class Runs:
         run.idle_since = time.monotonic()
         if job.outcome in ("completed", "failed"):
             if run.jobs:
+                run.moved = run.idle_since
                 return run.jobs[0], []
             if run.queued:
                 self.on_queued(run)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 from services.delivery.deliveries.dispatcher import Dispatcher, Job
 from services.delivery.deliveries.fifo import Run, Runs, key_id
@@ -35,6 +36,7 @@ class Ordering:
         insert: Callable[[list[Document]], Awaitable[list[Document]]],
         count_made: Callable[[Document], None],
         wanted: Callable[[], bool] = lambda: True,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.wanted = wanted  # whether any endpoint is FIFO: else nothing to sweep
         self._keys = keys
@@ -49,6 +51,24 @@ class Ordering:
         self._lock = asyncio.Lock()  # key documents written one change at a time
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self.queued = Counter(
+            "hookhub_delivery_fifo_queued",
+            "FIFO deliveries written to their key's queue in MongoDB, by why: no room at "
+            "fan-out (room), their key's earlier ones queued (behind), their key held by "
+            "another process (elsewhere)",
+            ["reason"],
+            registry=registry,
+        )
+        self.loaded = Counter(
+            "hookhub_delivery_fifo_loaded",
+            "FIFO deliveries read back from their key's queue in MongoDB",
+            registry=registry,
+        )
+        self.loads = Counter(
+            "hookhub_delivery_fifo_loads",
+            "Reads of a FIFO key's queue in MongoDB",
+            registry=registry,
+        )
 
     async def hand_over(self, docs: list[Document], owed: list[asyncio.Future[None]]) -> int:
         """A fan-out piece's FIFO deliveries (not written yet), in their order: to the runs
@@ -68,6 +88,12 @@ class Ordering:
                     taken += 1
                     owed.append(self._dispatcher.owe(doc))
                     continue
+                if run is None:
+                    self.queued.labels("elsewhere").inc()
+                elif run.queued or run.due is not None:
+                    self.queued.labels("behind").inc()
+                else:
+                    self.queued.labels("room").inc()
                 if run is not None:
                     run.queued = True  # the rest of the key follows it in MongoDB
                     run.writing += 1
@@ -149,6 +175,8 @@ class Ordering:
             await self._keys.clear_waiting(self._owner(), run.id)
             room = max(1, min(LOAD, self._dispatcher.free))
             docs = await self._keys.queued(run.endpoint_id, run.key, room)
+            self.loads.inc()
+            self.loaded.inc(len(docs))
         except Exception as exc:  # MongoDB away: the next sweep finds the key again
             log.warning("fifo_key_load_failed", key=run.id, error=repr(exc))
             await self._keys_waiting([run.id])

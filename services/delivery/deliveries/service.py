@@ -198,10 +198,12 @@ class FanOut:
         docs = self._built(events, only)
         # One delivery built before waiting: a batch that makes none waits for nothing. It
         # also waits for its endpoint's share of the room, unless that endpoint's lane is
-        # behind (a slow endpoint: the rest of its deliveries are written for any process).
+        # behind (a slow endpoint: the rest of its deliveries are written for any process),
+        # and for a FIFO key that moves more slowly than it is fed (`Runs.waits`).
         following = next(docs, None)
         while following is not None:
-            await self._dispatcher.room(step, deadline, following["endpoint_id"])
+            endpoint_id, key = following["endpoint_id"], following.get("ordering_key")
+            await self._dispatcher.room(step, deadline, endpoint_id, key)
             most = max(step, min(self._most, self._dispatcher.free))
             piece, following = self._piece(chain([following], docs), most, deadline)
             if following is None:
@@ -255,8 +257,9 @@ class FanOut:
     ) -> tuple[list[Document], Document | None]:
         """The next `most` of `docs`, fewer once their bodies (a copy each in the write) add
         up to `FANOUT_PIECE_BYTES`; given the room wait's `deadline`, fewer also before
-        one whose endpoint's share is taken while its lane is moving (that one returned
-        second, for the next piece, which waits for the lane)."""
+        one whose endpoint's share is taken while its lane is moving, or whose FIFO key
+        moves more slowly than it is fed (that one returned second, for the next piece,
+        which waits for the lane or the key)."""
         piece: list[Document] = []
         taken: Tally[str] = Tally()
         size = 0
@@ -266,7 +269,10 @@ class FanOut:
                 piece
                 and deadline is not None
                 and time.monotonic() < deadline
-                and self._dispatcher.lane_waits(endpoint_id, taken[endpoint_id])
+                and (
+                    self._dispatcher.lane_waits(endpoint_id, taken[endpoint_id])
+                    or self._dispatcher.key_waits(endpoint_id, doc.get("ordering_key"))
+                )
             ):
                 return piece, doc
             taken[endpoint_id] += 1
