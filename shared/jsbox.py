@@ -40,6 +40,12 @@ return value back as JSON. What a run may do:
   no result there (it threw, took over a run's time, returned a bad result) is run again
   on its own, and so is every call of an evaluation stopped as a whole: a batch changes
   the cost of a run (one pipe's round and one entry into V8 for many), never its outcome.
+- **Calls gathered** (`Sandbox.call`): a kept run that crosses with the other calls of its
+  script: the first goes at once, as a run; those that come while it is out wait for it,
+  then go together as a batch (`run_many`), and so on while calls come. No timer: a call
+  waits at most for the request ahead of it, which it would have waited for in the
+  isolate anyway (one run at a time), and many callers of one script (a delivery lane's
+  workers) share one pipe's round, one turn of each loop and one entry into V8.
 - **Suspension.** A script that failed `failures` times in a row (an error, a time-out,
   memory, a bad result) is suspended for `suspend_seconds`: its runs fail at once with
   kind `suspended`, so a looping script cannot cost 50 ms at every event of a batch. The
@@ -260,6 +266,7 @@ class Sandbox:
         self._slots = asyncio.Semaphore(concurrency)
         self._worker: _Worker | None = None
         self._starting = asyncio.Lock()
+        self._gathered: dict[str, _Gathered] = {}
         # The longest a run may take in the worker: its source, the binding and the call,
         # each within the limit, behind at most one run of the same script; past this the
         # worker is taken to be stuck.
@@ -285,13 +292,8 @@ class Sandbox:
         (an editor's test run). Raises ScriptError."""
         _check_name(function)
         key = script_key(scope, function, source)
-        record = self._records.get(key) if keep else None
-        if record is not None and record.until > self._clock():
-            left = record.until - self._clock()
-            raise ScriptError(
-                "suspended",
-                f"suspended after {record.failures} failures in a row; tried again in {left:.0f} s",
-            )
+        if keep:
+            self._unless_suspended(key)
         request = {
             "op": "run",
             "key": key,
@@ -353,6 +355,59 @@ class Sandbox:
             start = end
         return results
 
+    async def call(
+        self, source: str, data: Any, *, function: str = "handler", scope: str = ""
+    ) -> Any:
+        """`run(source, data)` (kept), gathered with the script's other calls (module
+        docstring): the same result, or the same ScriptError. A caller that gives up leaves
+        the others' request going."""
+        _check_name(function)
+        key = script_key(scope, function, source)
+        self._unless_suspended(key)
+        loop = asyncio.get_running_loop()
+        gathered = self._gathered.get(key)
+        if gathered is None or gathered.sender.done() or gathered.sender.get_loop() is not loop:
+            gathered = self._gathered[key] = _Gathered()
+            gathered.sender = loop.create_task(self._send(key, gathered, source, function, scope))
+        reply: asyncio.Future[Any] = loop.create_future()
+        gathered.calls.append((data, reply))
+        outcome = await reply
+        if isinstance(outcome, ScriptError):
+            raise outcome
+        return outcome
+
+    async def _send(
+        self, key: str, gathered: _Gathered, source: str, function: str, scope: str
+    ) -> None:
+        """The script's gathered calls, a request at a time, until none waits."""
+        calls: list[tuple[Any, asyncio.Future[Any]]] = []
+        try:
+            while gathered.calls:
+                calls = [call for call in gathered.calls if not call[1].done()]
+                gathered.calls = []
+                outcomes: list[Any] = []
+                if len(calls) == 1:
+                    outcomes = [await self._alone(source, calls[0][0], function, scope)]
+                elif calls:
+                    items = [item for item, _ in calls]
+                    outcomes = await self.run_many(source, items, function=function, scope=scope)
+                for (_, reply), outcome in zip(calls, outcomes, strict=True):
+                    if not reply.done():
+                        reply.set_result(outcome)
+                calls = []
+        except BaseException as exc:  # the sandbox's own trouble, or the loop's end
+            for _, reply in [*calls, *gathered.calls]:
+                if reply.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    reply.cancel()
+                else:
+                    reply.set_exception(exc)
+            raise
+        finally:
+            if self._gathered.get(key) is gathered:
+                del self._gathered[key]
+
     async def _alone(self, source: str, item: Any, function: str, scope: str) -> Any:
         try:
             return await self.run(source, item, function=function, scope=scope)
@@ -389,6 +444,15 @@ class Sandbox:
                 self._worker = worker = await _Worker.start(self.limits, self._size)
             return worker
 
+    def _unless_suspended(self, key: str) -> None:
+        record = self._records.get(key)
+        if record is not None and record.until > self._clock():
+            left = record.until - self._clock()
+            raise ScriptError(
+                "suspended",
+                f"suspended after {record.failures} failures in a row; tried again in {left:.0f} s",
+            )
+
     def _failed(self, key: str) -> None:
         record = self._records.pop(key, None) or _Record()
         record.failures += 1
@@ -397,6 +461,15 @@ class Sandbox:
         self._records[key] = record
         while len(self._records) > 4 * self._size:
             self._records.popitem(last=False)
+
+
+@dataclass
+class _Gathered:
+    """A kept script's calls waiting for the request ahead of them (Sandbox.call), and the
+    task that sends them."""
+
+    calls: list[tuple[Any, asyncio.Future[Any]]] = field(default_factory=list)
+    sender: asyncio.Task[None] = field(init=False)
 
 
 def _batch_end(texts: list[bytes], start: int) -> int:
