@@ -292,25 +292,7 @@ class Sandbox:
         (an editor's test run). Raises ScriptError."""
         _check_name(function)
         key = script_key(scope, function, source)
-        if keep:
-            self._unless_suspended(key)
-        request = {
-            "op": "run",
-            "key": key,
-            "source": source,
-            "function": function,
-            "text": orjson.dumps(data).decode(),
-            "keep": keep,
-        }
-        try:
-            out = await self._ask(request)
-        except ScriptError:
-            if keep:
-                self._failed(key)
-            raise
-        if keep:
-            self._records.pop(key, None)
-        return orjson.loads(out)
+        return await self._run(key, source, function, orjson.dumps(data), keep=keep)
 
     async def run_many(
         self, source: str, items: Sequence[Any], *, function: str = "handler", scope: str = ""
@@ -324,12 +306,89 @@ class Sandbox:
         failures in a row, its calls are runs, one at a time."""
         _check_name(function)
         key = script_key(scope, function, source)
-        texts = [orjson.dumps(item) for item in items]
-        results: list[Any] = [None] * len(items)
+        return await self._many(key, source, function, [orjson.dumps(item) for item in items])
+
+    async def call(
+        self, source: str, data: Any, *, function: str = "handler", scope: str = ""
+    ) -> Any:
+        """`run(source, data)` (kept), gathered with the script's other calls (module
+        docstring): the same result, or the same ScriptError. A caller that gives up leaves
+        the others' request going."""
+        _check_name(function)
+        key = script_key(scope, function, source)
+        self._unless_suspended(key)
+        text = orjson.dumps(data)  # data that is not JSON fails this call alone
+        loop = asyncio.get_running_loop()
+        gathered = self._gathered.get(key)
+        if gathered is None or gathered.sender.done() or gathered.sender.get_loop() is not loop:
+            gathered = self._gathered[key] = _Gathered()
+            gathered.sender = loop.create_task(self._send(key, gathered, source, function))
+        reply: asyncio.Future[Any] = loop.create_future()
+        gathered.calls.append((text, reply))
+        outcome = await reply
+        if isinstance(outcome, ScriptError):
+            raise outcome
+        return outcome
+
+    async def _send(self, key: str, gathered: _Gathered, source: str, function: str) -> None:
+        """The script's gathered calls, a request at a time, until none waits."""
+        calls: list[tuple[bytes, asyncio.Future[Any]]] = []
+        try:
+            while gathered.calls:
+                calls = [call for call in gathered.calls if not call[1].done()]
+                gathered.calls = []
+                outcomes: list[Any] = []
+                if len(calls) == 1:
+                    outcomes = [await self._alone(key, source, function, calls[0][0])]
+                elif calls:
+                    outcomes = await self._many(key, source, function, [t for t, _ in calls])
+                for (_, reply), outcome in zip(calls, outcomes, strict=True):
+                    if not reply.done():
+                        reply.set_result(outcome)
+                calls = []
+        except BaseException as exc:  # the sandbox's own trouble, or the loop's end
+            for _, reply in [*calls, *gathered.calls]:
+                if reply.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    reply.cancel()
+                else:
+                    reply.set_exception(exc)  # told to each caller, not left to the task
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if self._gathered.get(key) is gathered:
+                del self._gathered[key]
+
+    async def _run(self, key: str, source: str, function: str, text: bytes, *, keep: bool) -> Any:
+        """A run of `text`, the input's JSON (`run`)."""
+        if keep:
+            self._unless_suspended(key)
+        request = {
+            "op": "run",
+            "key": key,
+            "source": source,
+            "function": function,
+            "text": text.decode(),
+            "keep": keep,
+        }
+        try:
+            out = await self._ask(request)
+        except ScriptError:
+            if keep:
+                self._failed(key)
+            raise
+        if keep:
+            self._records.pop(key, None)
+        return orjson.loads(out)
+
+    async def _many(self, key: str, source: str, function: str, texts: list[bytes]) -> list[Any]:
+        """Kept runs of `texts`, the inputs' JSON, in batches (`run_many`)."""
+        results: list[Any] = [None] * len(texts)
         start = 0
-        while start < len(items):
+        while start < len(texts):
             if key in self._records:  # failures in a row: a run, until one succeeds
-                results[start] = await self._alone(source, items[start], function, scope)
+                results[start] = await self._alone(key, source, function, texts[start])
                 start += 1
                 continue
             end = _batch_end(texts, start)
@@ -348,69 +407,17 @@ class Sandbox:
             for n in range(start, end):
                 text = given[n - start] if given else None
                 if text is None:
-                    results[n] = await self._alone(source, items[n], function, scope)
+                    results[n] = await self._alone(key, source, function, texts[n])
                 else:
                     self._records.pop(key, None)
                     results[n] = orjson.loads(text)
             start = end
         return results
 
-    async def call(
-        self, source: str, data: Any, *, function: str = "handler", scope: str = ""
-    ) -> Any:
-        """`run(source, data)` (kept), gathered with the script's other calls (module
-        docstring): the same result, or the same ScriptError. A caller that gives up leaves
-        the others' request going."""
-        _check_name(function)
-        key = script_key(scope, function, source)
-        self._unless_suspended(key)
-        loop = asyncio.get_running_loop()
-        gathered = self._gathered.get(key)
-        if gathered is None or gathered.sender.done() or gathered.sender.get_loop() is not loop:
-            gathered = self._gathered[key] = _Gathered()
-            gathered.sender = loop.create_task(self._send(key, gathered, source, function, scope))
-        reply: asyncio.Future[Any] = loop.create_future()
-        gathered.calls.append((data, reply))
-        outcome = await reply
-        if isinstance(outcome, ScriptError):
-            raise outcome
-        return outcome
-
-    async def _send(
-        self, key: str, gathered: _Gathered, source: str, function: str, scope: str
-    ) -> None:
-        """The script's gathered calls, a request at a time, until none waits."""
-        calls: list[tuple[Any, asyncio.Future[Any]]] = []
+    async def _alone(self, key: str, source: str, function: str, text: bytes) -> Any:
+        """A kept run, its ScriptError returned in its place."""
         try:
-            while gathered.calls:
-                calls = [call for call in gathered.calls if not call[1].done()]
-                gathered.calls = []
-                outcomes: list[Any] = []
-                if len(calls) == 1:
-                    outcomes = [await self._alone(source, calls[0][0], function, scope)]
-                elif calls:
-                    items = [item for item, _ in calls]
-                    outcomes = await self.run_many(source, items, function=function, scope=scope)
-                for (_, reply), outcome in zip(calls, outcomes, strict=True):
-                    if not reply.done():
-                        reply.set_result(outcome)
-                calls = []
-        except BaseException as exc:  # the sandbox's own trouble, or the loop's end
-            for _, reply in [*calls, *gathered.calls]:
-                if reply.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    reply.cancel()
-                else:
-                    reply.set_exception(exc)
-            raise
-        finally:
-            if self._gathered.get(key) is gathered:
-                del self._gathered[key]
-
-    async def _alone(self, source: str, item: Any, function: str, scope: str) -> Any:
-        try:
-            return await self.run(source, item, function=function, scope=scope)
+            return await self._run(key, source, function, text, keep=True)
         except ScriptError as exc:
             return exc
 

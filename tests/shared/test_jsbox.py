@@ -333,6 +333,8 @@ async def test_calls_that_come_while_one_is_out_cross_together() -> None:
         given_up = asyncio.ensure_future(sandbox.call(MIXED, 100, scope="ws"))
         other = asyncio.ensure_future(sandbox.call(ECHO, 0, scope="ws"))  # another script
         await asyncio.sleep(0)  # each call's first step: queued behind the first
+        with pytest.raises(TypeError):  # an input that is not JSON fails its call alone
+            await sandbox.call(MIXED, {1, 2}, scope="ws")
         given_up.cancel()
         sandbox.release.set()
         assert await first == 10
