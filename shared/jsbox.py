@@ -512,6 +512,29 @@ def _check_name(function: str) -> None:
         raise ValueError(f"not a function name: {function!r}")
 
 
+class _Replies(asyncio.Protocol):
+    """The worker's stdout, a line at a time: each handed on in the loop's turn that reads
+    it (a reader task would take one more turn of a busy loop for each reply)."""
+
+    def __init__(self, on_line: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        self._on_line = on_line
+        self._on_end = on_end
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) >= 0:
+            self._on_line(bytes(self._buffer[start:end]))
+            start = end + 1
+        del self._buffer[:start]
+        if len(self._buffer) > _LINE_LIMIT:
+            raise ValueError("a reply line over the limit")  # the transport closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_end()
+
+
 class _Worker:
     """The worker process, as its parent sees it: one JSON line per request and reply."""
 
@@ -521,7 +544,9 @@ class _Worker:
         self.alive = True
         self._next = 0
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._reader = asyncio.ensure_future(self._read())
+        self._ready: asyncio.Future[bytes] = self.loop.create_future()
+        self._ended: asyncio.Future[None] = self.loop.create_future()
+        self._replies: asyncio.ReadTransport | None = None
 
     @classmethod
     async def start(cls, limits: Limits, size: int) -> _Worker:
@@ -533,29 +558,36 @@ class _Worker:
                 "size": size,
             }
         ).decode()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "shared.jsbox",
-            settings,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=_LINE_LIMIT,
+        read_end, write_end = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "shared.jsbox",
+                settings,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=write_end,
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the worker's now: its end closes when the worker ends
+        worker = cls(process)
+        worker._replies, _ = await worker.loop.connect_read_pipe(
+            lambda: _Replies(worker._line, worker._end), os.fdopen(read_end, "rb", buffering=0)
         )
         # Ready once V8 is: an interpreter and V8 starting on a busy machine take seconds,
         # which are no script's (the guard of each request counts from here).
-        assert process.stdout is not None
         try:
             async with asyncio.timeout(START_SECONDS):
-                ready = await process.stdout.readline()
-        except TimeoutError:
+                ready = await asyncio.shield(worker._ready)
+        except (TimeoutError, ScriptError):
             ready = b""
         if ready.strip() != READY:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+            await worker.stop()
             raise ScriptError("error", "the sandbox did not start")
-        return cls(process)
+        return worker
 
     async def ask(self, request: dict[str, Any]) -> str:
         if not self.alive:
@@ -583,29 +615,36 @@ class _Worker:
         out: str = answer["out"]
         return out
 
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        try:
-            while line := await self.process.stdout.readline():
-                answer = orjson.loads(line)
-                waiting = self._waiting.get(answer["id"])
-                if waiting is not None and not waiting.done():
-                    waiting.set_result(answer)
-        finally:
-            self.alive = False
-            crashed = ScriptError(
-                "error", "the script stopped the sandbox (V8 ended its process): not run again"
-            )
-            for waiting in self._waiting.values():
-                if not waiting.done():
-                    waiting.set_exception(crashed)
+    def _line(self, line: bytes) -> None:
+        if not self._ready.done():
+            self._ready.set_result(line)
+            return
+        answer = orjson.loads(line)
+        waiting = self._waiting.get(answer["id"])
+        if waiting is not None and not waiting.done():
+            waiting.set_result(answer)
+
+    def _end(self) -> None:
+        self.alive = False
+        crashed = ScriptError(
+            "error", "the script stopped the sandbox (V8 ended its process): not run again"
+        )
+        pending: list[asyncio.Future[Any]] = [self._ready, *self._waiting.values()]
+        for waiting in pending:
+            if not waiting.done():
+                waiting.set_exception(crashed)
+        if not self._ended.done():
+            self._ended.set_result(None)
 
     async def stop(self) -> None:
         self.alive = False
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         await self.process.wait()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        if self._replies is not None:
+            self._replies.close()
+            await self._ended
+        self._end()
 
 
 # The worker process ----------------------------------------------------------------------
