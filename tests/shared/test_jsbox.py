@@ -302,3 +302,84 @@ async def test_a_batch_of_a_failing_script_suspends_it_as_runs_do() -> None:
         assert [o.kind for o in syntax] == ["syntax", "syntax"]
     finally:
         await sandbox.close()
+
+
+class Held(Counted):
+    """A sandbox whose first request's answer is held, once the worker gave it, until the
+    test releases it."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(limits)
+        self.ops: list[str] = []
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _ask(self, request: dict[str, Any]) -> str:
+        self.ops.append(request["op"])
+        out = await super()._ask(request)
+        if len(self.ops) == 1:
+            self.answered.set()
+            await self.release.wait()
+        return out
+
+
+async def test_calls_that_come_while_one_is_out_cross_together() -> None:
+    sandbox = Held(ROOMY)
+    try:
+        first = asyncio.ensure_future(sandbox.call(MIXED, 1, scope="ws"))
+        await sandbox.answered.wait()  # the first call's request is out (and held)
+        numbers = [2, 3, *range(5, 13)]  # not 4, which loops (a whole batch's time-out)
+        later = [asyncio.ensure_future(sandbox.call(MIXED, n, scope="ws")) for n in numbers]
+        given_up = asyncio.ensure_future(sandbox.call(MIXED, 100, scope="ws"))
+        other = asyncio.ensure_future(sandbox.call(ECHO, 0, scope="ws"))  # another script
+        await asyncio.sleep(0)  # each call's first step: queued behind the first
+        with pytest.raises(TypeError):  # an input that is not JSON fails its call alone
+            await sandbox.call(MIXED, {1, 2}, scope="ws")
+        given_up.cancel()
+        sandbox.release.set()
+        assert await first == 10
+        outcomes = await asyncio.gather(*later, return_exceptions=True)
+        # Each call's own outcome: results in order, a throw's error where it threw; the
+        # one that gave up is left out.
+        assert isinstance(outcomes[0], ScriptError)
+        assert (outcomes[0].kind, outcomes[0].line) == ("error", 2)
+        assert outcomes[1:] == [n * 10 for n in numbers[1:]]
+        assert await other == {"seen": 0, "n": True}
+        # The first call as a run, the ECHO call as one, the ten that came meanwhile in one
+        # batch, and the one of them that gave no result there on its own.
+        assert sorted(sandbox.ops) == ["run", "run", "run", "runs"]
+        assert not sandbox.suspended(MIXED, scope="ws")
+    finally:
+        await sandbox.close()
+
+
+async def test_a_call_giving_up_leaves_those_behind_it_going() -> None:
+    sandbox = Held(ROOMY)
+    try:
+        first = asyncio.ensure_future(sandbox.call(MIXED, 1))
+        await sandbox.answered.wait()
+        later = [asyncio.ensure_future(sandbox.call(MIXED, n)) for n in (5, 6, 7)]
+        await asyncio.sleep(0)
+        first.cancel()
+        sandbox.release.set()
+        assert await asyncio.gather(*later) == [50, 60, 70]
+        assert first.cancelled()
+        assert sandbox.ops == ["run", "runs"]
+    finally:
+        await sandbox.close()
+
+
+async def test_a_suspended_scripts_calls_fail_at_once() -> None:
+    sandbox = Counted(ROOMY, failures=2, suspend_seconds=60, clock=Clock())
+    thrower = "function handler(e) {\n  throw new Error('no');\n}"
+    try:
+        for _ in range(2):
+            with pytest.raises(ScriptError) as caught:
+                await sandbox.call(thrower, 1)
+            assert caught.value.kind == "error"
+        asked = sandbox.requests
+        with pytest.raises(ScriptError) as caught:
+            await sandbox.call(thrower, 1)
+        assert caught.value.kind == "suspended" and sandbox.requests == asked
+    finally:
+        await sandbox.close()

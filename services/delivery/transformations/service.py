@@ -143,9 +143,12 @@ class Transformer:
             "headers": dict(outgoing.headers),
         }
         try:
-            value = await self.sandbox.run(
-                code, webhook, function=FUNCTION, scope=scope, keep=use != "test"
-            )
+            if use == "test":  # an editor's code: a fresh isolate, closed after
+                value = await self.sandbox.run(
+                    code, webhook, function=FUNCTION, scope=scope, keep=False
+                )
+            else:  # with the endpoint's other attempts waiting for its script
+                value = await self.sandbox.call(code, webhook, function=FUNCTION, scope=scope)
         except ScriptError as exc:
             return TransformationFailure(exc.message, exc.line, exc.column)
         except Exception as exc:  # the sandbox's own trouble: this attempt fails, retried
