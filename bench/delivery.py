@@ -1037,7 +1037,8 @@ def kill_log(infrastructure: Infrastructure, run: str, expected: int) -> KillLog
 
 
 def _metrics(server: Server) -> dict[str, float]:
-    """A process's /metrics, each sample summed over its labels."""
+    """A process's /metrics, each sample summed over its labels, and by `name{reason}` for
+    one with a `reason` label."""
     from prometheus_client.parser import text_string_to_metric_families
 
     answer = httpx.get(server.url + "/metrics", timeout=5, trust_env=False)
@@ -1045,6 +1046,8 @@ def _metrics(server: Server) -> dict[str, float]:
     for family in text_string_to_metric_families(answer.text):
         for sample in family.samples:
             figures[sample.name] = figures.get(sample.name, 0.0) + sample.value
+            if "reason" in sample.labels:
+                figures[f"{sample.name}{{{sample.labels['reason']}}}"] = sample.value
     return figures
 
 

@@ -41,8 +41,8 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.delivery import Sink, Window, _until, publish_all, start_sink
-from bench.harness import BenchError, BenchmarkResult, Harness, Measurement, Server
+from bench.delivery import Sink, Window, _metrics, _until, publish_all, start_sink
+from bench.harness import BenchError, BenchmarkResult, Harness, Measurement
 from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data
 from services.delivery.transformations.service import Outgoing, Transformer
 from shared.egress import EgressPolicy
@@ -211,20 +211,6 @@ def _order_note(sink: Sink, fifo_paths: list[str]) -> str:
             last[channel] = seq
     verdict = "in order" if out_of_order == 0 else f"{out_of_order} events OUT OF ORDER"
     return f"FIFO endpoints ({len(fifo_paths)}): each channel's events {verdict}"
-
-
-def _metrics(server: Server) -> dict[str, float]:
-    """A process's /metrics by sample name, and by `name{reason}` for a `reason` label."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    answer = httpx.get(server.url + "/metrics", timeout=5, trust_env=False)
-    figures: dict[str, float] = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            figures[sample.name] = figures.get(sample.name, 0.0) + sample.value
-            if "reason" in sample.labels:
-                figures[f"{sample.name}{{{sample.labels['reason']}}}"] = sample.value
-    return figures
 
 
 def _mongo_note(measured: Measurement, deliveries: int, metrics: dict[str, float]) -> str:

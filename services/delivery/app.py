@@ -362,15 +362,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 def _event(event: ChatEvent) -> Event:
     """What fan-out needs of a chat event, with its place in its key's order."""
     position = event.position()
-    return Event(
-        event.id,
-        event.workspace_id,
-        event.type,
-        event.occurred_at,
-        event.data,
-        ordering_key=event.ordering_key,
-        sequence=position[1] if position is not None else None,
-    )
+    return Event.of(event, position[1] if position is not None else None)
 
 
 def definition() -> ServiceDefinition:

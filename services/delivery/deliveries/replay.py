@@ -378,16 +378,7 @@ class _Job:
         except (orjson.JSONDecodeError, AttributeError, ValidationError):
             return None
         # In a FIFO endpoint's key's order by its offset, as when it was first fanned out.
-        return Event(
-            event.id,
-            event.workspace_id,
-            event.type,
-            event.occurred_at,
-            event.data,
-            replayed=True,
-            ordering_key=event.ordering_key,
-            sequence=record.offset,
-        )
+        return Event.of(event, record.offset, replayed=True)
 
 
 _COUNTS = ("read", "matched", "replayed", "already_delivered")

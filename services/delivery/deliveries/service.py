@@ -41,6 +41,7 @@ from services.delivery.deliveries.repository import QUEUED, DeliveryRepository, 
 from services.delivery.outgoing_webhooks.matching import about_itself, matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from shared.cache import RefreshingCache
+from shared.envelopes import ChatEvent
 from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
 from shared.mongo import Document
 from shared.ownership import Ownership
@@ -120,6 +121,20 @@ class Event:
     # Its place in its key's order: its Kafka offset (one key's events are in one
     # partition); else the time fan-out saw it.
     sequence: int | None = None
+
+    @classmethod
+    def of(cls, event: ChatEvent, sequence: int | None, *, replayed: bool = False) -> Event:
+        """A chat event's, at `sequence` in its key's order (its Kafka offset)."""
+        return cls(
+            event.id,
+            event.workspace_id,
+            event.type,
+            event.occurred_at,
+            event.data,
+            replayed=replayed,
+            ordering_key=event.ordering_key,
+            sequence=sequence,
+        )
 
 
 @dataclass
