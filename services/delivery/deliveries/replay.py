@@ -198,9 +198,12 @@ class Replays:
         room = MOST_RUNNING - len(self._running)
         if room <= 0:
             return 0
+        running = await self.collection.find({"status": "running"}).to_list()
+        if not running:
+            return 0
         alive = await self._ownership.alive(utcnow())
         taken = 0
-        for doc in await self.collection.find({"status": "running"}).to_list():
+        for doc in running:
             owner = doc.get("owner")
             if owner in alive or doc["_id"] in self._running or taken >= room:
                 continue

@@ -27,31 +27,14 @@ export function templateEditor({ provider = "incoming_webhook", eventType = "mes
   payload.value = JSON.stringify(sample, null, 2);
   payload.defaultValue = payload.value;
   const kind = h("input", { name: "template_event_type", value: eventType, autocomplete: "off" });
-  const output = h("div", { class: "template-preview", "aria-live": "polite" });
-  const test = h("button", { type: "button", class: "template-test" }, "Test");
-  test.addEventListener("click", async () => {
-    clear(output);
-    let sampled;
-    try {
-      sampled = JSON.parse(payload.value || "null");
-    } catch (err) {
-      output.append(errorBox(new Error(`the sample payload is not JSON: ${err.message}`)));
-      return;
-    }
-    test.disabled = true;
-    try {
-      const answer = await post("/api/templates/test", {
-        template: source.value || STARTER,
-        payload: sampled,
-        provider,
-        event_type: kind.value || eventType,
-      });
-      output.append(preview(answer));
-    } catch (err) {
-      output.append(errorBox(err));
-    } finally {
-      test.disabled = false;
-    }
+  const { test, output } = sampleTest(payload, "payload", async (sampled) => {
+    const answer = await post("/api/templates/test", {
+      template: source.value || STARTER,
+      payload: sampled,
+      provider,
+      event_type: kind.value || eventType,
+    });
+    return preview(answer);
   });
   return h(
     "details",
@@ -63,6 +46,32 @@ export function templateEditor({ provider = "incoming_webhook", eventType = "mes
     h("div", { class: "actions" }, test),
     output,
   );
+}
+
+/** A "Test" button that parses `payload` (a textarea of JSON) and shows what `run(sampled)`
+ * returns in `output`, or the error; the template and transformation editors' both. */
+export function sampleTest(payload, what, run) {
+  const output = h("div", { class: "template-preview", "aria-live": "polite" });
+  const test = h("button", { type: "button", class: "template-test" }, "Test");
+  test.addEventListener("click", async () => {
+    clear(output);
+    let sampled;
+    try {
+      sampled = JSON.parse(payload.value || "null");
+    } catch (err) {
+      output.append(errorBox(new Error(`the sample ${what} is not JSON: ${err.message}`)));
+      return;
+    }
+    test.disabled = true;
+    try {
+      output.append(await run(sampled));
+    } catch (err) {
+      output.append(errorBox(err));
+    } finally {
+      test.disabled = false;
+    }
+  });
+  return { test, output };
 }
 
 /** The test's answer: the message's text as text (a <pre>), and its card. */

@@ -3,7 +3,8 @@
 // webhook it would send — as text, never as HTML — or the error with its line and column.
 
 import { call, enc, post } from "../api.js";
-import { clear, errorBox, field, flash, form, h, jsonBlock, section } from "../dom.js";
+import { errorBox, field, flash, form, h, jsonBlock, section } from "../dom.js";
+import { sampleTest } from "./templates.js";
 
 const STARTER = `function handler(webhook) {
   // webhook: {event_type, payload, url, method, headers}
@@ -25,30 +26,13 @@ export function transformationSection(endpoint, go) {
   const payload = h("textarea", { rows: "6", spellcheck: "false", class: "template-sample" });
   payload.value = JSON.stringify(SAMPLE, null, 2);
   const eventType = h("input", { value: "message.created", autocomplete: "off" });
-  const output = h("div", { class: "template-preview", "aria-live": "polite" });
-  const test = h("button", { type: "button", class: "template-test" }, "Test");
-  test.addEventListener("click", async () => {
-    clear(output);
-    let sampled;
-    try {
-      sampled = JSON.parse(payload.value || "null");
-    } catch (err) {
-      output.append(errorBox(new Error(`the sample event is not JSON: ${err.message}`)));
-      return;
-    }
-    test.disabled = true;
-    try {
-      const answer = await post("/api/transformations/test", {
-        code: code.value,
-        payload: sampled,
-        event_type: eventType.value || "message.created",
-      });
-      output.append(answer.cancel ? h("p", {}, "Cancelled: this delivery would end unsent.") : jsonBlock(answer.webhook));
-    } catch (err) {
-      output.append(errorBox(err));
-    } finally {
-      test.disabled = false;
-    }
+  const { test, output } = sampleTest(payload, "event", async (sampled) => {
+    const answer = await post("/api/transformations/test", {
+      code: code.value,
+      payload: sampled,
+      event_type: eventType.value || "message.created",
+    });
+    return answer.cancel ? h("p", {}, "Cancelled: this delivery would end unsent.") : jsonBlock(answer.webhook);
   });
   const url = `/api/outgoing-webhooks/${enc(endpoint.id)}`;
   const save = form(
