@@ -23,6 +23,7 @@ def load_definition(name: str) -> ServiceDefinition:
 
 
 def serve(name: str, host: str | None, port: int | None) -> int:
+    from shared import tracing
     from shared.http.app import create_app
     from shared.http.server import ServiceServer
     from shared.logging import configure_logging
@@ -35,6 +36,7 @@ def serve(name: str, host: str | None, port: int | None) -> int:
         return 2
     if port:
         settings.port = port
+    tracing.configure(name)  # before the logging, whose lines then carry the trace ids
     configure_logging(settings.log_level, settings.log_format, service=name)
     app = create_app(definition, settings)
     _settle_heap()

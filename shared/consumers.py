@@ -19,9 +19,10 @@ for an envelope's sake:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,6 +42,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
+from shared import tracing
 from shared.envelopes import Envelope
 from shared.errors import Unavailable
 from shared.idempotency import ClaimBusy
@@ -103,6 +105,8 @@ class _Item:
 
     record: Any
     envelope: Any
+    # Its CONSUMER span (shared.tracing), ended once its handler is done with it.
+    span: Any = None
 
 
 class DeadLetters:
@@ -254,7 +258,8 @@ def consume(
             if not items:
                 return
             try:
-                await _to_the_end(runtime, purpose, items, once)
+                with _handling(items), tracing.within(items[0].envelope.trace()):
+                    await _to_the_end(runtime, purpose, items, once)
             except Exception:
                 log.exception("envelope_failed", envelope_id=items[0].envelope.id)
                 await asyncio.sleep(_FAILURE_PAUSE_SECONDS)  # no hot loop while MongoDB is down
@@ -292,6 +297,7 @@ async def _decoded(
 ) -> list[_Item]:
     """The records' envelopes (those `wanted`); those that do not decode, or that `refuse`
     names a reason to refuse, are dead-lettered one by one."""
+    group = runtime.settings.consumer_group(runtime.service, purpose)
     items: list[_Item] = []
     for record in records:
         if wanted is not None and not wanted(record):
@@ -317,8 +323,19 @@ async def _decoded(
                 **_context(record, purpose),
             )
             continue
-        items.append(_Item(record, envelope))
+        items.append(_Item(record, envelope, tracing.consumed(record, envelope, group)))
     return items
+
+
+@contextlib.contextmanager
+def _handling(items: Sequence[_Item]) -> Iterator[None]:
+    """The items' spans (shared.tracing) ended as their handler is done, failed or not."""
+    try:
+        yield
+    except BaseException as exc:
+        tracing.ended([item.span for item in items], exc)
+        raise
+    tracing.ended([item.span for item in items])
 
 
 async def _the_message(message: Any) -> Any:
@@ -423,7 +440,8 @@ def consume_batch(
         if not items:
             return
         try:
-            await _to_the_end(runtime, purpose, items, run)
+            with _handling(items):
+                await _to_the_end(runtime, purpose, items, run)
         except Exception:
             log.exception("envelope_batch_failed", consumer=purpose, size=len(items))
             await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
@@ -488,12 +506,13 @@ def consume_pipelined(
         envelopes = [item.envelope for item in items]
         rest: Awaitable[object] | None = None
         try:
-            if envelopes and pipeline.suspect(batch):
-                # A batch from here failed in its second part, not for MongoDB's or
-                # Kafka's sake: both parts now run to their end, halving as needed.
-                await _to_the_end(runtime, purpose, items, run)
-            elif envelopes:
-                rest = await handler(envelopes)
+            with _handling(items):
+                if envelopes and pipeline.suspect(batch):
+                    # A batch from here failed in its second part, not for MongoDB's or
+                    # Kafka's sake: both parts now run to their end, halving as needed.
+                    await _to_the_end(runtime, purpose, items, run)
+                elif envelopes:
+                    rest = await handler(envelopes)
         except Exception as exc:
             try:
                 if transient(exc):

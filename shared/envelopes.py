@@ -59,6 +59,9 @@ class Encoded:
     value: bytes
     # Record headers besides `content-type` and `hookhub-id` (Envelope.kafka_headers).
     headers: tuple[tuple[str, bytes], ...] = ()
+    # The trace it goes on in (shared.tracing; an OpenTelemetry Context): the envelope it
+    # was derived from's, else the publisher's current one.
+    trace: Any = None
 
 
 class Envelope(BaseModel):
@@ -69,10 +72,18 @@ class Envelope(BaseModel):
     id: PrintableId
     # Where a consumer read it (partition, offset): set by shared.consumers, not sent.
     _position: tuple[int, int] | None = PrivateAttr(default=None)
+    # The trace it goes on in once consumed (an OpenTelemetry Context; shared.tracing).
+    _trace: Any = PrivateAttr(default=None)
 
     def position(self) -> tuple[int, int] | None:
         """The (partition, offset) it was consumed from; None when not read from Kafka."""
         return self._position
+
+    def trace(self) -> Any:
+        """The context of its trace where it was consumed (its record's span, or what its
+        producer's `traceparent` said): what is derived from it goes on in it. None when
+        tracing is off or it came with no trace."""
+        return self._trace
 
     def to_kafka(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()

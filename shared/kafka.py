@@ -23,6 +23,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from shared import tracing
 from shared.envelopes import Encoded, Envelope, Topic
 from shared.errors import KafkaUnavailable, PayloadTooLarge
 from shared.metrics import LATENCY_BUCKETS, Labelled
@@ -42,7 +43,13 @@ DEAD_LETTER_TOPIC = "hookhub.dead-letters"
 def make_broker(
     settings: Settings, service: str, registry: CollectorRegistry, middlewares: Iterable[Any] = ()
 ) -> KafkaBroker:
-    """The broker for subscribers (and dead letters); envelopes go out via `EventPublisher`."""
+    """The broker for subscribers (and dead letters); envelopes go out via `EventPublisher`.
+    Traced by FastStream's middleware (a span per batch consumed, linked to its records'
+    producers; the dead letters' `traceparent`) unless tracing is off (shared.tracing)."""
+    if tracing.mode() is not tracing.Mode.OFF:
+        from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+        middlewares = [*middlewares, KafkaTelemetryMiddleware()]
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"hookhub-{service}",
@@ -279,19 +286,29 @@ class EventPublisher:
                 handed()
             return
         name = self._settings.topic(topic)
-        records = [
-            (e.key, e.value, [("content-type", _JSON), ("hookhub-id", e.id.encode()), *e.headers])
-            for e in envelopes
-        ]
         started = time.perf_counter()
         count = len(envelopes)
         try:
             producer = self._producer
             if not self.started or producer is None:
                 raise KafkaConnectionError("publisher not connected yet")
-            # No timeout of our own: the producer fails what the publish timeout leaves
-            # unacknowledged, and never sends it afterwards.
-            await producer.send_many(name, records, stream=stream, handed=handed)
+            with tracing.publishing(name, count, [e.trace for e in envelopes]):
+                records = [
+                    (
+                        e.key,
+                        e.value,
+                        [
+                            ("content-type", _JSON),
+                            ("hookhub-id", e.id.encode()),
+                            *e.headers,
+                            *tracing.kafka_headers(e.trace),
+                        ],
+                    )
+                    for e in envelopes
+                ]
+                # No timeout of our own: the producer fails what the publish timeout leaves
+                # unacknowledged, and never sends it afterwards.
+                await producer.send_many(name, records, stream=stream, handed=handed)
         except asyncio.CancelledError:
             raise
         except TOO_LARGE_ERRORS as exc:  # permanent: a retry would be refused the same way

@@ -11,6 +11,8 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
+from shared import tracing
+
 
 def configure_logging(level: str = "INFO", fmt: str = "auto", service: str = "hookhub") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -19,6 +21,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str = "ho
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if tracing.mode() is not tracing.Mode.OFF:  # configured first (services.cli)
+        shared_processors.append(tracing.add_trace_ids)
     renderer: structlog.types.Processor
     factory: structlog.types.WrappedLogger
     if json_output:

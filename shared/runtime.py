@@ -17,7 +17,7 @@ import pymongo
 import structlog
 from prometheus_client import CollectorRegistry
 
-from shared import audit, consumers, idempotency, usage
+from shared import audit, consumers, idempotency, tracing, usage
 from shared.crypto import SecretBox
 from shared.envelopes import Envelope
 from shared.ids import new_id
@@ -277,6 +277,8 @@ class Runtime:
                 StopStep("mongo", lambda _: self.mongo.close(), 0.05),
             ]
         )
+        # The last spans out to the collector, briefly: a collector away holds no stop.
+        await asyncio.to_thread(tracing.flush, 1.0)
 
     async def _drain_pipelines(self) -> None:
         await asyncio.gather(*(pipeline.drain() for pipeline in self.pipelines))

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import __version__
-from shared import audit
+from shared import audit, tracing
 from shared.http import limits
 from shared.http.auth import Access
 from shared.http.errors import SERVER_ERRORS, document_json_bodies, install_error_handlers
@@ -50,6 +50,7 @@ def create_app(
     definition: ServiceDefinition, settings: ServiceSettings | None = None
 ) -> ServiceApp:
     settings = (settings or definition.settings_class()).resolve_dev_secrets()
+    tracing.configure(definition.name)  # before the runtime: its broker is traced by it
     runtime = Runtime(settings=settings, service=definition.name)
 
     @asynccontextmanager
@@ -85,6 +86,7 @@ def create_app(
     app.add_middleware(AuditTrail)  # inside the guard: sees only what it let through
     limits.install(app)  # inside the request context: its answers are logged
     app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
+    tracing.instrument_app(app)  # outermost: the request's log line is written in its span
     return app
 
 

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from shared import tracing
 from shared.errors import BadRequest, PayloadTooLarge
 from shared.http.errors import (
     ERROR_SCHEMA_REF,
@@ -34,6 +35,8 @@ from shared.http.headers import RequestHeaders
 from shared.http.telemetry import RequestTelemetry
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from shared.http.app import ServiceApp
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -182,6 +185,19 @@ class Ingress:
         receive: Receive,
         send: Send,
     ) -> None:
+        with tracing.server_span(scope, route.path) as span:
+            await self._serve(app, route, path_params, scope, receive, send, span)
+
+    async def _serve(
+        self,
+        app: ServiceApp,
+        route: IngressRoute,
+        path_params: dict[str, str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        span: Span | None,
+    ) -> None:
         started = time.perf_counter()
         request_id = self._telemetry.begin(scope)
         response: Response | RawResponse
@@ -194,10 +210,12 @@ class Ingress:
             else:
                 response = await route.endpoint(IngressRequest(app, scope, receive, path_params))
         except ClientDisconnected:
+            tracing.answered(span, 499)
             self._telemetry.finish(scope, route.path, 499, started)
             return
         except Exception as exc:
             response = response_for(exc)
+        tracing.answered(span, response.status_code)
         try:
             await send(
                 {

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.event_types.catalog import Catalog
-from shared import tenancy
+from shared import tenancy, tracing
 from shared.envelopes import ChatEvent, Topic
 from shared.errors import Conflict, Invalid, NotFound
 from shared.http.app import from_state, runtime_of
@@ -231,5 +231,6 @@ async def publish_event(
             refused.message,
             code="unknown_event_type" if refused.reason == "unknown_type" else "invalid_event",
         )
+    tracing.describe(event)
     await runtime.publisher.publish(Topic.CHAT_EVENTS, event)
     return {"id": event.id, "status": "accepted"}

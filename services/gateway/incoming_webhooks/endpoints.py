@@ -24,6 +24,7 @@ from services.gateway.incoming_webhooks.service import (
     to_inbound_message,
 )
 from services.gateway.incoming_webhooks.templates import templated_message
+from shared import tracing
 from shared.crypto import fingerprint
 from shared.envelopes import InboundMessage, Topic
 from shared.errors import BadRequest, Forbidden, NotFound
@@ -192,6 +193,7 @@ async def _publish(request: IngressRequest, read: Reader) -> InboundMessage | No
     else:
         post = read(body, request.headers.get("content-type", "application/json"))
         message = to_inbound_message(hook, post, idempotency_key)
+    tracing.describe(message)
     await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     usage: UsageCounters = state.usage

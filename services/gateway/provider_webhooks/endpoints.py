@@ -19,7 +19,7 @@ from services.gateway.provider_webhooks.service import (
     envelope_for,
     verify_app_level,
 )
-from shared import claim_check
+from shared import claim_check, tracing
 from shared.cache import RefreshingCache
 from shared.envelopes import ProviderEvent, Topic
 from shared.errors import (
@@ -308,6 +308,7 @@ class ProviderIngress:
         if len(value) > self.settings.kafka_max_message_bytes - 16 * 1024:
             envelope = await self._claim_check(envelope, inbound)
             value = envelope.to_kafka()
+        tracing.describe(envelope)
         await self.runtime.publisher.publish(Topic.PROVIDER_EVENTS, envelope, value=value)
         now = utcnow()
         self.dedupe.remember(envelope.id, now)

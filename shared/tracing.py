@@ -1,0 +1,433 @@
+"""Traces (SPEC §18): one event followed across the bus, by OpenTelemetry.
+
+Configured by the standard `OTEL_*` variables only, once per process (`configure`):
+
+- `OTEL_SDK_DISABLED=true`: off. No spans, no `traceparent` carried anywhere.
+- no exporter (no `OTEL_EXPORTER_OTLP_ENDPOINT` nor `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or
+  `OTEL_TRACES_EXPORTER=none`; an empty variable counts as unset): *carried*. No SDK is
+  installed, so OpenTelemetry's API makes no spans of its own, but a span started under a
+  caller's context takes that context: the `traceparent` a webhook or `POST /api/events`
+  brings goes on in the Kafka record headers, to the consumers, and to the subscribers that
+  ask for it (`propagate_trace`), and log lines written under it carry its `trace_id`.
+- an exporter: *exported*. The SDK's TracerProvider (its sampler from `OTEL_TRACES_SAMPLER`,
+  default parent-based always-on; resource from `OTEL_RESOURCE_ATTRIBUTES`, `service.name`
+  `hookhub-<service>` unless `OTEL_SERVICE_NAME` says otherwise), a BatchSpanProcessor
+  (`OTEL_BSP_*`) and OTLP over HTTP (protobuf, the default) or gRPC
+  (`OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL=grpc`); `console` prints the spans. Client
+  instrumentations are installed then: httpx (provider APIs) and PyMongo, whose spans are
+  made only inside a trace (a cache's refresh every few seconds would otherwise be a trace
+  of its own each time, thousands an hour).
+
+The servers' side: FastAPI's instrumentation for the API routes; the webhook ingress, which
+answers before any middleware (shared.http.ingress), and hookhub's own producer and batch
+consumers have no instrumentation, so their spans are made here: `server_span`,
+`kafka_headers`/`publishing` (a PRODUCER span per publish, the record headers) and
+`consumed` (a CONSUMER span per record, the child of the span that produced it and linked
+to the batch's span that FastStream's middleware makes). What a consumer derives from an
+envelope goes out under that envelope's span (`Encoded.trace`), so one trace runs from a
+provider's webhook through the gateway, Kafka and sync to the chat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from starlette.types import Scope
+
+    from shared.envelopes import Envelope
+
+log = structlog.get_logger("hookhub.tracing")
+
+
+class Mode(StrEnum):
+    OFF = "off"
+    CARRIED = "carried"
+    EXPORTED = "exported"
+
+
+class _State:
+    mode = Mode.OFF
+    configured = False
+    provider: TracerProvider | None = None
+
+
+_state = _State()
+# A proxy: it follows the provider `configure` installs (the API's no-op tracer before).
+TRACER = trace.get_tracer("hookhub")
+TRACEPARENT = "traceparent"
+_TRACE_HEADERS = (TRACEPARENT, "tracestate")
+_BYTES_HEADERS = tuple(name.encode() for name in _TRACE_HEADERS)
+
+
+def mode() -> Mode:
+    return _state.mode
+
+
+def configure(service: str, environ: Mapping[str, str] | None = None) -> Mode:
+    """Tracing for this process, from `environ` (default: the process's): the first call
+    decides (a process runs one service; tests build many apps in one process)."""
+    if _state.configured:
+        return _state.mode
+    env = os.environ if environ is None else environ
+    _state.configured = True
+    if _set(env, "OTEL_SDK_DISABLED").lower() == "true":
+        _state.mode = Mode.OFF
+        return _state.mode
+    exporter = _exporter(env)
+    if exporter is None:
+        _state.mode = Mode.CARRIED
+        return _state.mode
+    _state.provider = install(_provider(service, env, exporter))
+    _state.mode = Mode.EXPORTED
+    log.info("tracing_exported", exporter=type(exporter).__name__)
+    return _state.mode
+
+
+def install(provider: TracerProvider) -> TracerProvider:
+    """`provider` as the process's, with the client instrumentations on it."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    trace.set_tracer_provider(provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    PymongoInstrumentor().instrument(tracer_provider=_WithinATraceProvider(provider))
+    return provider
+
+
+def flush(seconds: float) -> None:
+    """Export what is still queued (a stopping service's last spans), for up to `seconds`."""
+    if _state.provider is not None:
+        _state.provider.force_flush(int(seconds * 1000))
+
+
+def _set(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _exporter(env: Mapping[str, str]) -> SpanExporter | None:
+    names = [n.strip() for n in (_set(env, "OTEL_TRACES_EXPORTER") or "otlp").split(",")]
+    if "console" in names:
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if "otlp" not in names:
+        return None
+    traces_endpoint = _set(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if not traces_endpoint and not _set(env, "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None
+    protocol = (
+        _set(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or _set(env, "OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    # The exporters read their endpoint, headers, timeout and compression from the
+    # environment themselves; an empty variable is taken out of their way.
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        if name in os.environ and not os.environ[name].strip():
+            del os.environ[name]
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _provider(service: str, env: Mapping[str, str], exporter: SpanExporter) -> TracerProvider:
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    named = _set(env, "OTEL_SERVICE_NAME") or "service.name=" in _set(
+        env, "OTEL_RESOURCE_ATTRIBUTES"
+    )
+    # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; what is given
+    # here wins over them, so the default name is given only when they name none.
+    given = {} if named else {SERVICE_NAME: f"hookhub-{service}"}
+    resource = Resource.create({"service.namespace": "hookhub", **given})
+    provider = TracerProvider(resource=resource, sampler=_get_from_env_or_default())
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+class _WithinATraceProvider(trace.TracerProvider):
+    """A provider whose tracers make spans only under a valid current span: PyMongo's
+    instrumentation traces every command, and most of a service's commands are its
+    background work's (leases, caches, heartbeats), a one-span trace each."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self._provider = provider
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _WithinATrace(self._provider.get_tracer(*args, **kwargs))
+
+
+class _WithinATrace(trace.Tracer):
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(
+        self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
+    ) -> Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    def start_as_current_span(
+        self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        # Not what PyMongo's instrumentation calls (start_span); there for the interface.
+        return self._tracer.start_as_current_span(name, context, *args, **kwargs)
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+def instrument_app(app: Any) -> None:
+    """FastAPI's instrumentation on a service's app (its API routes; not the probes)."""
+    if _state.mode is Mode.OFF:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="/healthz,/readyz,/metrics",
+        # One span a request: the ASGI messages' own spans tell an operator nothing.
+        exclude_spans=["receive", "send"],
+    )
+
+
+@contextlib.contextmanager
+def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
+    """The SERVER span of a webhook the ingress answers (the caller's `traceparent`
+    continued, else a trace started here), current while it is handled; None when off, or
+    when carried and the caller sent no context."""
+    if _state.mode is Mode.OFF:
+        yield None
+        return
+    carrier = _scope_headers(scope)
+    if _state.mode is Mode.CARRIED and not carrier:
+        yield None
+        return
+    parent = propagate.extract(carrier) if carrier else None
+    method = scope["method"]
+    span = TRACER.start_span(
+        f"{method} {route}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+        },
+    )
+    token = otel_context.attach(trace.set_span_in_context(span, parent))
+    try:
+        yield span
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def _scope_headers(scope: Scope) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _BYTES_HEADERS:
+            found[name.decode()] = value.decode("latin-1")
+    return found
+
+
+def answered(span: Span | None, status: int) -> None:
+    if span is not None and span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+
+
+def describe(envelope: Envelope) -> None:
+    """The envelope's attributes (`envelope_attributes`) on the current span, if recorded."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(envelope_attributes(envelope))
+
+
+def annotate(**attributes: str | int | None) -> None:
+    """`hookhub.<name>` attributes on the current span (an operator searches by them),
+    when it is recorded; None values are left out."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes({f"hookhub.{k}": v for k, v in attributes.items() if v is not None})
+
+
+# --- Kafka --------------------------------------------------------------------------------
+
+
+def kafka_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
+    """`traceparent` (and `tracestate`) of `context` (default: the current one), as record
+    headers; none when off or outside any trace."""
+    if _state.mode is Mode.OFF:
+        return []
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return []
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context)
+    return [(name, value.encode()) for name, value in carrier.items()]
+
+
+def record_context(headers: Sequence[tuple[str, bytes]] | None) -> Context | None:
+    """The context a record's headers carry, if any."""
+    carrier = {
+        name: value.decode("latin-1")
+        for name, value in headers or ()
+        if name in _TRACE_HEADERS and value is not None
+    }
+    return propagate.extract(carrier) if carrier else None
+
+
+def traceparent(context: Context | None = None) -> str | None:
+    """The W3C `traceparent` of `context` (default: the current one), to keep with what is
+    done later (a delivery's attempts); None outside any trace."""
+    if _state.mode is Mode.OFF:
+        return None
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context)
+    return carrier.get(TRACEPARENT)
+
+
+def from_traceparent(value: str | None) -> Context | None:
+    return propagate.extract({TRACEPARENT: value}) if value else None
+
+
+@contextlib.contextmanager
+def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) -> Iterator[None]:
+    """The PRODUCER span of one publish of `count` envelopes to `topic`: the parent of the
+    records that have no context of their own, linked to those that have (an envelope a
+    consumer derived from another goes on in its source's trace)."""
+    if _state.mode is not Mode.EXPORTED:
+        yield
+        return
+    links = _links(contexts)
+    with TRACER.start_as_current_span(
+        f"{topic} publish",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "messaging.batch.message_count": count,
+        },
+        links=links,
+    ):
+        yield
+
+
+def _links(contexts: Sequence[Context | None], limit: int = 128) -> list[Link]:
+    seen: dict[int, Link] = {}
+    for context in contexts:
+        if context is None or len(seen) >= limit:
+            continue
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid and span_context.span_id not in seen:
+            seen[span_context.span_id] = Link(span_context)
+    return list(seen.values())
+
+
+def consumed(record: Any, envelope: Envelope, consumer: str) -> Span | None:
+    """The record's CONSUMER span, a child of the span that produced it (when it says) and
+    linked to the batch's span (FastStream's, current): the envelope goes on under it
+    (`Envelope.trace`). Carried: the producer's context only, no span. Ended by `ended`."""
+    if _state.mode is Mode.OFF:
+        return None
+    parent = record_context(record.headers)
+    if _state.mode is Mode.CARRIED:
+        envelope._trace = parent
+        return None
+    batch = trace.get_current_span().get_span_context()
+    span = TRACER.start_span(
+        f"{record.topic} process",
+        context=parent or otel_context.Context(),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.consumer.group.name": consumer,
+            **envelope_attributes(envelope),
+        },
+        links=[Link(batch)] if batch.is_valid else None,
+    )
+    envelope._trace = trace.set_span_in_context(span)
+    return span
+
+
+def ended(spans: Sequence[Span | None], error: BaseException | None = None) -> None:
+    for span in spans:
+        if span is None:
+            continue
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:200]))
+        span.end()
+
+
+def envelope_attributes(envelope: Envelope) -> dict[str, str]:
+    """What an operator searches an envelope's spans by."""
+    attributes = {"hookhub.envelope_id": envelope.id}
+    for name in ("workspace_id", "integration_id", "provider", "endpoint_id"):
+        value = getattr(envelope, name, None)
+        if isinstance(value, str):
+            attributes[f"hookhub.{name}"] = value
+    kind = getattr(envelope, "event_type", None) or getattr(envelope, "type", None)
+    if isinstance(kind, str):
+        attributes["hookhub.event_type"] = kind
+    source = getattr(envelope, "source", None)
+    if source is not None and isinstance(getattr(source, "provider", None), str):
+        attributes["hookhub.provider"] = source.provider
+        attributes["hookhub.integration_id"] = source.integration_id
+    return attributes
+
+
+@contextlib.contextmanager
+def within(context: Context | None) -> Iterator[None]:
+    """`context` current for the block (the envelope's, for work done on its behalf)."""
+    if context is None:
+        yield
+        return
+    token = otel_context.attach(context)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+# --- Logs ---------------------------------------------------------------------------------
+
+
+def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: `trace_id` and `span_id` on a line written inside a span."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event["trace_id"] = format(span_context.trace_id, "032x")
+        event["span_id"] = format(span_context.span_id, "016x")
+    return event
