@@ -49,7 +49,7 @@ def make_broker(
     if tracing.mode() is not tracing.Mode.OFF:
         from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
-        middlewares = [*middlewares, KafkaTelemetryMiddleware()]
+        middlewares = [*middlewares, KafkaTelemetryMiddleware(tracer_provider=tracing.provider())]
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"hookhub-{service}",

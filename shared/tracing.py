@@ -62,11 +62,12 @@ class _State:
     mode = Mode.OFF
     configured = False
     provider: TracerProvider | None = None
+    # The API's no-op tracer until a provider is installed: spans take their parent's
+    # context and record nothing.
+    tracer: trace.Tracer = trace.NoOpTracer()
 
 
 _state = _State()
-# A proxy: it follows the provider `configure` installs (the API's no-op tracer before).
-TRACER = trace.get_tracer("hookhub")
 TRACEPARENT = "traceparent"
 _TRACE_HEADERS = (TRACEPARENT, "tracestate")
 _BYTES_HEADERS = tuple(name.encode() for name in _TRACE_HEADERS)
@@ -74,6 +75,11 @@ _BYTES_HEADERS = tuple(name.encode() for name in _TRACE_HEADERS)
 
 def mode() -> Mode:
     return _state.mode
+
+
+def provider() -> TracerProvider | None:
+    """The provider spans are recorded by; None when they are not."""
+    return _state.provider
 
 
 def configure(service: str, environ: Mapping[str, str] | None = None) -> Mode:
@@ -90,13 +96,12 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> Mode:
     if exporter is None:
         _state.mode = Mode.CARRIED
         return _state.mode
-    _state.provider = install(_provider(service, env, exporter))
-    _state.mode = Mode.EXPORTED
+    install(_provider(service, env, exporter))
     log.info("tracing_exported", exporter=type(exporter).__name__)
     return _state.mode
 
 
-def install(provider: TracerProvider) -> TracerProvider:
+def install(provider: TracerProvider) -> None:
     """`provider` as the process's, with the client instrumentations on it."""
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
@@ -104,7 +109,26 @@ def install(provider: TracerProvider) -> TracerProvider:
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     PymongoInstrumentor().instrument(tracer_provider=_WithinATraceProvider(provider))
-    return provider
+    _exported_by(provider)
+
+
+def _exported_by(provider: TracerProvider) -> None:
+    _state.provider = provider
+    _state.tracer = provider.get_tracer("hookhub")
+    _state.mode = Mode.EXPORTED
+
+
+@contextlib.contextmanager
+def recorded_by(provider: TracerProvider) -> Iterator[None]:
+    """Within the block, hookhub's own spans (and those of the apps and brokers built in
+    it) go to `provider` rather than the process's: for a test that reads the spans of
+    one process from an in-memory exporter. The client instrumentations stay as they are."""
+    saved = (_state.mode, _state.provider, _state.tracer)
+    _exported_by(provider)
+    try:
+        yield
+    finally:
+        _state.mode, _state.provider, _state.tracer = saved
 
 
 def flush(seconds: float) -> None:
@@ -208,6 +232,7 @@ def instrument_app(app: Any) -> None:
 
     FastAPIInstrumentor.instrument_app(
         app,
+        tracer_provider=_state.provider,
         excluded_urls="/healthz,/readyz,/metrics",
         # One span a request: the ASGI messages' own spans tell an operator nothing.
         exclude_spans=["receive", "send"],
@@ -228,7 +253,7 @@ def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
         return
     parent = propagate.extract(carrier) if carrier else None
     method = scope["method"]
-    span = TRACER.start_span(
+    span = _state.tracer.start_span(
         f"{method} {route}",
         context=parent,
         kind=SpanKind.SERVER,
@@ -327,7 +352,7 @@ def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) 
         yield
         return
     links = _links(contexts)
-    with TRACER.start_as_current_span(
+    with _state.tracer.start_as_current_span(
         f"{topic} publish",
         kind=SpanKind.PRODUCER,
         attributes={
@@ -363,7 +388,7 @@ def consumed(record: Any, envelope: Envelope, consumer: str) -> Span | None:
         envelope._trace = parent
         return None
     batch = trace.get_current_span().get_span_context()
-    span = TRACER.start_span(
+    span = _state.tracer.start_span(
         f"{record.topic} process",
         context=parent or otel_context.Context(),
         kind=SpanKind.CONSUMER,
