@@ -1,0 +1,173 @@
+"""Traces through the gateway (SPEC §18): a webhook's caller's context goes on to its
+record, carried with no exporter, and under the ingress's and the publish's spans when
+exported."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from services.gateway.app import definition
+from shared import tracing
+from shared.envelopes import Topic
+from shared.http.app import create_app
+from shared.settings import GatewaySettings
+from tests.gateway.test_incoming_webhooks import create_hook, in_channel, ingress_path
+from tests.support import KafkaTap, RunningService, serve
+
+# A caller's context, as W3C Trace Context writes it: version, trace id, parent id, flags.
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
+
+
+def _header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return str(value.decode())
+    return None
+
+
+async def _record_of(inbound: KafkaTap, hook: dict[str, Any]) -> Any:
+    [message] = await inbound.wait_for(in_channel(hook))
+    return next(r for r in inbound.records if json.loads(r.value)["id"] == message["id"])
+
+
+async def test_with_no_exporter_the_callers_traceparent_goes_on_to_the_record(
+    gateway: RunningService, inbound: KafkaTap
+) -> None:
+    assert tracing.mode() is tracing.Mode.CARRIED  # the suite sets no OTEL_* variable
+    hook = await create_hook(gateway)
+    answer = await gateway.client.post(
+        ingress_path(hook),
+        json={"text": "deploy started"},
+        headers={"traceparent": TRACEPARENT, "tracestate": "vendor=1"},
+    )
+    assert answer.status_code == 200, answer.text
+    record = await _record_of(inbound, hook)
+    # No span made here: the caller's own context, as it came.
+    assert _header(record, "traceparent") == TRACEPARENT
+    assert _header(record, "tracestate") == "vendor=1"
+
+
+async def test_with_no_exporter_and_no_caller_context_no_traceparent_is_made_up(
+    gateway: RunningService, inbound: KafkaTap
+) -> None:
+    hook = await create_hook(gateway)
+    answer = await gateway.client.post(ingress_path(hook), json={"text": "no trace"})
+    assert answer.status_code == 200, answer.text
+    record = await _record_of(inbound, hook)
+    assert _header(record, "traceparent") is None
+    assert _header(record, "hookhub-id") is not None  # the other headers are there
+
+
+@pytest.fixture
+async def recorded(gateway_settings: GatewaySettings) -> AsyncIterator[InMemorySpanExporter]:
+    """A gateway of its own whose spans go to an in-memory exporter, as they would go to a
+    collector with an exporter configured."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with tracing.recorded_by(provider):
+        yield exporter
+
+
+async def test_exported_the_ingress_and_the_publish_are_spans_of_the_callers_trace(
+    recorded: InMemorySpanExporter, gateway_settings: GatewaySettings
+) -> None:
+    async with serve(create_app(definition(), gateway_settings)) as gateway:
+        hook = await create_hook(gateway)
+        async with KafkaTap.of(gateway_settings, Topic.CHAT_INBOUND) as inbound:
+            answer = await gateway.client.post(
+                ingress_path(hook), json={"text": "traced"}, headers={"traceparent": TRACEPARENT}
+            )
+            assert answer.status_code == 200, answer.text
+            record = await _record_of(inbound, hook)
+            missing = await gateway.client.post(
+                "/api/webhooks/incoming/hhwh_" + "x" * 40, json={"text": "lost"}
+            )
+            assert missing.status_code == 404
+
+    spans = recorded.get_finished_spans()
+    [created] = _named(spans, "POST /api/incoming-webhooks")  # FastAPI's instrumentation
+    assert created.kind is SpanKind.SERVER
+    ingress = [s for s in _named(spans, "POST /api/webhooks/incoming/{token}") if _ours(s)]
+    [server] = [s for s in ingress if s.context.trace_id == int(TRACE_ID, 16)]
+    assert server.kind is SpanKind.SERVER
+    assert server.parent is not None and server.parent.span_id == int(CALLER_SPAN, 16)
+    attributes = dict(server.attributes or {})
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["hookhub.integration_id"] == hook["id"]
+    assert attributes["hookhub.workspace_id"] == "ws_1"
+    assert attributes["hookhub.event_type"] == "message.received"
+
+    [publish] = [
+        s
+        for s in spans
+        if s.kind is SpanKind.PRODUCER
+        and s.parent is not None
+        and s.parent.span_id == server.context.span_id
+    ]
+    assert publish.name.endswith(".chat.inbound publish")
+    assert dict(publish.attributes or {})["messaging.batch.message_count"] == 1
+    # The record names the publish span as its parent: the consumer's span goes on from it.
+    assert _header(record, "traceparent") == (f"00-{TRACE_ID}-{publish.context.span_id:016x}-01")
+    # A request that failed is a span too, with its status; a 4xx is not the server's error.
+    [lost] = [s for s in ingress if s.context.trace_id != int(TRACE_ID, 16)]
+    assert dict(lost.attributes or {})["http.response.status_code"] == 404
+    assert lost.parent is None and lost.status.status_code is not StatusCode.ERROR
+
+
+def _named(spans: Any, name: str) -> list[ReadableSpan]:
+    return [span for span in spans if span.name == name]
+
+
+def _ours(span: ReadableSpan) -> bool:
+    return span.instrumentation_scope is not None and span.instrumentation_scope.name == "hookhub"
+
+
+def test_the_exporter_is_chosen_by_the_standard_variables() -> None:
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    assert tracing._exporter({}) is None  # nothing exported: carried
+    assert tracing._exporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}) is None  # empty is unset
+    assert isinstance(tracing._exporter(endpoint), OTLPSpanExporter)
+    grpc = {**endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    assert isinstance(tracing._exporter(grpc), GrpcExporter)
+    traces_only = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}
+    assert isinstance(tracing._exporter(traces_only), OTLPSpanExporter)
+    assert tracing._exporter({**endpoint, "OTEL_TRACES_EXPORTER": "none"}) is None
+    assert isinstance(tracing._exporter({"OTEL_TRACES_EXPORTER": "console"}), ConsoleSpanExporter)
+
+
+def test_service_name_is_the_services_unless_the_environment_names_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exporter = InMemorySpanExporter()
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging")
+    named = tracing._provider("gateway", {}, exporter).resource.attributes
+    assert named["service.name"] == "hookhub-gateway"
+    assert named["service.namespace"] == "hookhub"
+    assert named["deployment.environment"] == "staging"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "edge-gateway-eu")
+    renamed = tracing._provider("gateway", {"OTEL_SERVICE_NAME": "edge-gateway-eu"}, exporter)
+    assert renamed.resource.attributes["service.name"] == "edge-gateway-eu"
+
+
+def test_log_lines_inside_a_span_carry_its_ids() -> None:
+    outside = tracing.add_trace_ids(None, "info", {"event": "x"})
+    assert "trace_id" not in outside
+    with tracing.within(tracing.from_traceparent(TRACEPARENT)):
+        inside = tracing.add_trace_ids(None, "info", {"event": "x"})
+    assert inside["trace_id"] == TRACE_ID and inside["span_id"] == CALLER_SPAN
