@@ -20,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
-from shared import tenancy
+from shared import tenancy, tracing
 from shared.errors import BadRequest
 from shared.ids import new_id, utcnow
 from shared.settings import Settings
@@ -235,7 +235,8 @@ class GroupInserter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((docs, future))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+            with tracing.detached():  # it writes for every caller, not the first one's trace
+                self._task = asyncio.create_task(self._drain())
         await future
 
     async def _drain(self) -> None:
@@ -295,7 +296,8 @@ class BatchedExistence:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(value, []).append(future)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+            with tracing.detached():  # it writes for every caller, not the first one's trace
+                self._task = asyncio.create_task(self._drain())
         return await future
 
     async def _found(self, values: list[str]) -> set[str]:
@@ -495,7 +497,8 @@ class BatchedWriter:
         bucket.expires_at = max(bucket.expires_at, expires_at)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="batched-writer")
+        with tracing.detached():
+            self._task = asyncio.create_task(self._run(), name="batched-writer")
 
     def hurry(self) -> None:
         """Flush as soon as the flush under way (if any) ends, not at the interval's end:

@@ -446,6 +446,18 @@ def within(context: Context | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
+@contextlib.contextmanager
+def detached() -> Iterator[None]:
+    """No trace current for the block: a task made in it (one that outlives the request or
+    batch that happened to start it, and works for many) starts outside any trace rather
+    than in that one's."""
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 # --- Logs ---------------------------------------------------------------------------------
 
 
