@@ -257,12 +257,8 @@ def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
         f"{method} {route}",
         context=parent,
         kind=SpanKind.SERVER,
-        attributes={
-            "http.request.method": method,
-            "http.route": route,
-            "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
-        },
+        # What an operator searches by, no more: every attribute costs each span's export.
+        attributes={"http.request.method": method, "http.route": route},
     )
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     try:
@@ -347,8 +343,25 @@ def from_traceparent(value: str | None) -> Context | None:
 def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) -> Iterator[None]:
     """The PRODUCER span of one publish of `count` envelopes to `topic`: the parent of the
     records that have no context of their own, linked to those that have (an envelope a
-    consumer derived from another goes on in its source's trace)."""
+    consumer derived from another goes on in its source's trace).
+
+    A request that publishes the one envelope it was made for (a webhook, `POST
+    /api/events`) is its publish: its SERVER span takes the messaging attributes and is the
+    record's parent. A span of its own would say nothing more, at a fifth of a webhook's
+    CPU (two spans a request instead of one; docs/benchmarks.md, `tracing`)."""
     if _state.mode is not Mode.EXPORTED:
+        yield
+        return
+    current = trace.get_current_span()
+    if count == 1 and getattr(current, "kind", None) is SpanKind.SERVER and not any(contexts):
+        if current.is_recording():
+            current.set_attributes(
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": topic,
+                }
+            )
         yield
         return
     links = _links(contexts)
