@@ -15,11 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from markdown_it import MarkdownIt
 
 from shared.envelopes import ProviderEvent, Topic
 from shared.ids import utcnow
 from tests.gateway import signing
+from tests.otlp_receiver import OtlpReceiver, Span
 from tests.support import ServiceProcess, admin_headers, github_corpus
 from tests.sync.conftest import World, connect, start_sync, until
 
@@ -441,6 +443,98 @@ async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
     finally:
         await asyncio.gather(*(p.stop() for p in (one, two) if p is not None))
         await world.sync.aclose()
+
+
+async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
+    bare: World, tmp_path: Path
+) -> None:
+    """SPEC §18, as an operator runs it: `hookhub serve gateway` and `hookhub serve sync`
+    processes told only `OTEL_EXPORTER_OTLP_ENDPOINT`, exporting to a collector (here the
+    tests' own on loopback). A GitHub webhook's trace starts at the gateway's ingress, goes
+    through Kafka to sync's consumer and on to the chat's topic; the gateway's log line of
+    the request carries its ids."""
+    world = bare
+    gateway_settings = world.gateway.app.state.runtime.settings  # type: ignore[attr-defined]
+    async with OtlpReceiver(grpc=False) as collector:
+        otel = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # exported within a tenth of a second
+        }
+        gateway = ServiceProcess.start(
+            "gateway",
+            gateway_settings,
+            tmp_path / "gateway.log",
+            HOOKHUB_CACHE_REFRESH_SECONDS="0.5",
+            **otel,
+        )
+        sync: ServiceProcess | None = None
+        try:
+            sync = await start_sync(world, tmp_path / "sync.log", **otel)
+            await gateway.ready()
+            integration_id = await connect(world, "github", webhook_secret=SECRET)
+            sub = await subscribe(world, integration_id)
+            body = json.dumps(corpus("pull_request/opened.payload.json")).encode()
+            signed = signing.github(SECRET, "pull_request", body, str(uuid.uuid4()))
+            url = f"{gateway.base_url}/api/webhooks/github/{integration_id}"
+            async with httpx.AsyncClient(timeout=15) as client:
+                answer = await until(
+                    lambda: _accepted(client, url, body, signed.headers),
+                    what="the gateway process knows the new integration",
+                )
+            [posted] = await in_channel(world, sub["channel_id"], count=1)
+
+            def hops(spans: list[Span]) -> tuple[Span, Span] | None:
+                served = [
+                    s
+                    for s in spans
+                    if s.service == "hookhub-gateway"
+                    and s.attributes.get("hookhub.integration_id") == integration_id
+                ]
+                for server in served:
+                    for consumed in spans:
+                        if consumed.service == "hookhub-sync" and (
+                            consumed.parent_span_id == server.span_id
+                        ):
+                            return server, consumed
+                return None
+
+            server, consumed = await collector.wait_for(hops)
+        finally:
+            await asyncio.gather(*(p.stop() for p in (gateway, sync) if p is not None))
+            await world.sync.aclose()
+
+    assert answer.status_code == 200
+    assert (
+        server.kind == "SERVER" and server.name == "POST /api/webhooks/{provider}/{integration_id}"
+    )
+    assert server.attributes["hookhub.provider"] == "github"
+    assert server.attributes["hookhub.event_type"] == "pull_request"
+    assert server.attributes["messaging.destination.name"].endswith("hookhub.provider.events")
+    assert consumed.kind == "CONSUMER" and consumed.trace_id == server.trace_id
+    assert consumed.attributes["hookhub.envelope_id"] == server.attributes["hookhub.envelope_id"]
+    assert consumed.attributes["messaging.consumer.group.name"].endswith("sync.notifications")
+    # The chat's message goes on in the same trace, under sync's span of the webhook's event.
+    record = next(
+        r for r in world.chat.inbound.records if json.loads(r.value)["id"] == posted["id"]
+    )
+    parent = dict(record.headers)["traceparent"].decode().split("-")
+    assert parent[1] == server.trace_id
+    assert parent[2] == consumed.span_id
+    # The gateway's line of the request, written inside its span, names it.
+    request_id = answer.headers["x-request-id"]
+    [line] = [
+        entry
+        for entry in gateway.log_lines()
+        if entry.get("event") == "http_request" and entry.get("request_id") == request_id
+    ]
+    assert (line["trace_id"], line["span_id"]) == (server.trace_id, server.span_id)
+
+
+async def _accepted(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+) -> httpx.Response | None:
+    answer = await client.post(url, content=body, headers=headers)
+    return answer if answer.status_code == 200 else None
 
 
 # Templates (SPEC §16): user JavaScript renders a subscription's notifications.
