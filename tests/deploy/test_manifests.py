@@ -5,7 +5,9 @@ overlay, every rendered object is validated against the Kubernetes API's schemas
 (kubernetes-validate) and the ScaledObjects against KEDA's CRD schema (vendored in
 schemas/), and the result is checked against `SERVICE_PORTS`, the settings model, the
 services' Kafka subscribers and the edge's route table. docker-compose.yml is validated
-against the Compose specification's JSON schema.
+against the Compose specification's JSON schema. The trace pipeline (compose's `tracing`
+profile, the chart's `tracing` values) is checked end to end on paper: the services' OTLP
+endpoint reaches the collector's receiver, and the collector's exporter reaches Jaeger.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ PROVIDER_SETTING = re.compile(
 KNOWN_SETTINGS = {f"HOOKHUB_{name.upper()}" for name in ServiceSettings.model_fields} | {
     "HOOKHUB_HOST",  # services/cli.py
 }
+# Tracing: the standard OpenTelemetry variables compose passes through from the host (empty:
+# unset), and each service's name (docs/operations.md, "Traces").
+OTEL_PASSED_THROUGH = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_RESOURCE_ATTRIBUTES",
+)
+OTEL_VARIABLES = {*OTEL_PASSED_THROUGH, "OTEL_SERVICE_NAME"}
+COLLECTOR_CONFIG = CHART / "files" / "otel-collector.yaml"
+TRACING_COMPONENTS = ("otel-collector", "jaeger")
+# Compose services without a healthcheck, and why (nothing may wait for their health).
+NO_HEALTHCHECK = {"otel-collector": "the image is the collector binary alone: no shell, no wget"}
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -79,15 +95,22 @@ def tool(name: str) -> str:
     return str(path)
 
 
+def helm_template(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [tool("helm"), "template", "hookhub", str(CHART), "--namespace", NAMESPACE, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
 @functools.cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    """Every object `helm install` would create with this overlay, hooks included."""
-    command = [tool("helm"), "template", "hookhub", str(CHART), "--namespace", NAMESPACE]
-    for values in OVERLAYS[overlay]:
-        command += ["--values", str(values)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+def render_with(*args: str) -> tuple[dict[str, Any], ...]:
+    """Every object `helm install` would create with these arguments, hooks included."""
+    result = helm_template(*args)
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def render(overlay: str) -> tuple[dict[str, Any], ...]:
+    """Every object `helm install` would create with this overlay, hooks included."""
+    return render_with(*(arg for values in OVERLAYS[overlay] for arg in ("--values", str(values))))
 
 
 def values(overlay: str) -> dict[str, Any]:
@@ -109,8 +132,12 @@ def values(overlay: str) -> dict[str, Any]:
 
 
 def resources(kind: str, overlay: str = "production") -> dict[str, dict[str, Any]]:
+    return of_kind(kind, render(overlay))
+
+
+def of_kind(kind: str, docs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for doc in render(overlay):
+    for doc in docs:
         if doc["kind"] == kind:
             name = doc["metadata"]["name"]
             assert name not in found, f"two {kind} resources named {name}"
@@ -219,7 +246,14 @@ def test_compose_healthcheck_probes_the_service_readiness(name: str) -> None:
 
 
 def test_every_compose_service_has_a_healthcheck() -> None:
-    for key, service in compose_services().items():
+    services = compose_services()
+    for key, service in services.items():
+        if key in NO_HEALTHCHECK:
+            assert "healthcheck" not in service, f"{key}: NO_HEALTHCHECK is out of date"
+            for other, spec in services.items():
+                rule = (spec.get("depends_on") or {}).get(key, {})
+                assert rule.get("condition") != "service_healthy", f"{other} waits on {key}"
+            continue
         assert "healthcheck" in service, f"{key} has no healthcheck"
         assert healthcheck_command(service).strip(), f"{key}: empty healthcheck"
 
@@ -255,7 +289,8 @@ def test_compose_wires_services_to_kafka_and_mongo() -> None:
         assert str(env["HOOKHUB_KAFKA_REPLICATION_FACTOR"]) == "1", "one broker, one replica"
         assert env["HOOKHUB_ENV"] in ("dev", "${HOOKHUB_ENV:-dev}"), "dev unless told otherwise"
         for variable in env:
-            assert variable in KNOWN_SETTINGS or PROVIDER_SETTING.match(variable), (
+            known = variable in KNOWN_SETTINGS or variable in OTEL_VARIABLES
+            assert known or PROVIDER_SETTING.match(variable), (
                 f"{key}: {variable} is not a hookhub setting"
             )
 
@@ -287,6 +322,95 @@ def test_compose_edge_routes_to_every_service() -> None:
         target_key, _ = compose_service_running(name)
         assert (url.scheme, url.hostname, url.port) == ("http", target_key, port), name
         assert edge["depends_on"][target_key]["condition"] == "service_healthy"
+
+
+# -- docker compose: tracing ----------------------------------------------------------------
+
+
+def collector_config() -> dict[str, Any]:
+    config = yaml.safe_load(COLLECTOR_CONFIG.read_text())
+    assert isinstance(config, dict)
+    return config
+
+
+def collector_receiver_port(protocol: str) -> int:
+    """The port the collector's OTLP receiver listens on for `grpc` or `http`."""
+    endpoint = collector_config()["receivers"]["otlp"]["protocols"][protocol]["endpoint"]
+    host, _, port = str(endpoint).rpartition(":")
+    assert host == "0.0.0.0", f"the {protocol} receiver must listen beyond localhost: {endpoint}"
+    return int(port)
+
+
+def test_collector_config_receives_otlp_and_batches_it_on() -> None:
+    config = collector_config()
+    assert {collector_receiver_port("grpc"), collector_receiver_port("http")} == {4317, 4318}
+    service = config["service"]
+    assert set(service["pipelines"]) == {"traces"}
+    traces = service["pipelines"]["traces"]
+    for section in ("receivers", "processors", "exporters"):
+        for component in traces[section]:
+            assert component in config[section], f"{section}: {component} is not configured"
+    for extension in service["extensions"]:
+        assert extension in config["extensions"], extension
+    # Memory first (refuse before the OOM killer steps in), batching last.
+    assert traces["processors"][0] == "memory_limiter"
+    assert traces["processors"][-1] == "batch"
+    (exporter,) = traces["exporters"]
+    assert exporter.split("/")[0] == "otlp_grpc"
+    assert config["exporters"][exporter]["endpoint"].startswith("${env:TRACES_BACKEND_ENDPOINT")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_passes_tracing_through(name: str) -> None:
+    key, service = compose_service_running(name)
+    env = environment_of(service)
+    for variable in OTEL_PASSED_THROUGH:
+        assert env[variable] == f"${{{variable}:-}}", f"{key}: {variable} from the host, or empty"
+    assert env["OTEL_SERVICE_NAME"] == f"hookhub-{name}"
+
+
+def test_compose_tracing_profile_runs_a_collector_before_jaeger() -> None:
+    services = compose_services()
+    tracing = {k: s for k, s in services.items() if "tracing" in s.get("profiles", [])}
+    assert set(tracing) == set(TRACING_COMPONENTS)
+    # Off by default: nothing else is in a profile, and nothing waits for them.
+    for key, service in services.items():
+        if key not in tracing:
+            assert not service.get("profiles"), key
+            assert not set(service.get("depends_on") or {}) & set(tracing), key
+    collector, jaeger = tracing["otel-collector"], tracing["jaeger"]
+    assert re.fullmatch(r"otel/opentelemetry-collector-contrib:\d+\.\d+\.\d+", collector["image"])
+    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", jaeger["image"])
+    # It runs the chart's config file...
+    (config_flag,) = [a for a in command_of(collector) if a.startswith("--config=")]
+    mounts = {
+        target: source for source, target, *_ in (str(m).split(":") for m in collector["volumes"])
+    }
+    assert (ROOT / mounts[config_flag.removeprefix("--config=")]).resolve() == COLLECTOR_CONFIG
+    # ...takes OTLP from the services (and the host)...
+    published = {str(p) for p in collector["ports"]}
+    for protocol in ("grpc", "http"):
+        port = collector_receiver_port(protocol)
+        assert f"{port}:{port}" in published
+    # ...and sends it to Jaeger's OTLP/gRPC receiver, once Jaeger is up.
+    assert environment_of(collector)["TRACES_BACKEND_ENDPOINT"] == "jaeger:4317"
+    assert collector["depends_on"]["jaeger"]["condition"] == "service_healthy"
+    assert "16686:16686" in [str(p) for p in jaeger["ports"]]
+
+
+def test_compose_says_how_to_start_tracing() -> None:
+    """The command at the top of docker-compose.yml points the services at the collector."""
+    found = re.search(
+        r"OTEL_EXPORTER_OTLP_ENDPOINT=(\S+) docker compose --profile tracing up",
+        COMPOSE_FILE.read_text(),
+    )
+    assert found, "docker-compose.yml must say how to start the tracing profile"
+    url = urlsplit(found.group(1))
+    assert (url.scheme, url.hostname, url.port) == (
+        "http",
+        "otel-collector",
+        collector_receiver_port("http"),
+    )
 
 
 # -- Kubernetes: the chart -----------------------------------------------------------------
@@ -574,15 +698,8 @@ def test_consumers_scale_on_the_lag_of_what_they_consume(overlay: str) -> None:
 
 def test_partitions_bound_the_consumers_replicas() -> None:
     """A max above the partition count renders as the partition count."""
-    command = [tool("helm"), "template", "hookhub", str(CHART), "--namespace", NAMESPACE]
-    command += ["--set", "kafka.partitions=4", "--set", "services.delivery.scaling.max=40"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    (delivery,) = [
-        d for d in docs if d["kind"] == "ScaledObject" and d["metadata"]["name"] == "delivery"
-    ]
-    assert delivery["spec"]["maxReplicaCount"] == 4
+    docs = render_with("--set", "kafka.partitions=4", "--set", "services.delivery.scaling.max=40")
+    assert of_kind("ScaledObject", docs)["delivery"]["spec"]["maxReplicaCount"] == 4
 
 
 def test_the_importer_scales_on_its_job_queue() -> None:
@@ -682,6 +799,160 @@ def test_topics_job_creates_the_topics_before_the_services(overlay: str) -> None
         assert env[key] == config[key], key
     for key in env:
         assert key in KNOWN_SETTINGS, key
+
+
+# -- Kubernetes: tracing ------------------------------------------------------------------
+
+TRACING_WITH_COLLECTOR = (
+    *("--set", "tracing.enabled=true"),
+    *("--set", "tracing.collector.enabled=true", "--set", "tracing.jaeger.enabled=true"),
+    *("--set", "tracing.sampler=parentbased_traceidratio", "--set", "tracing.samplerArg=0.25"),
+    *("--set-string", "tracing.resourceAttributes=deployment.environment.name=test"),
+)
+OWN_COLLECTOR = "http://otel-collector.observability.svc:4318"
+TRACING_WITH_ENDPOINT = (
+    "--set",
+    "tracing.enabled=true",
+    "--set",
+    f"tracing.endpoint={OWN_COLLECTOR}",
+)
+
+
+def env_of(workload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container(workload).get("env", [])}
+
+
+def otel_env(workload: dict[str, Any]) -> dict[str, str]:
+    """The OTEL_* variables of a Deployment's or Job's container."""
+    env = env_of(workload).items()
+    return {name: item["value"] for name, item in env if name.startswith("OTEL_")}
+
+
+def serving(name: str, docs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    deployments = of_kind("Deployment", docs).values()
+    (deployment,) = [d for d in deployments if container(d).get("args", [])[:2] == ["serve", name]]
+    return deployment
+
+
+def target_port(service: dict[str, Any], port: int | None) -> int | str:
+    """Which container port a Service sends its `port` to."""
+    (target,) = [p["targetPort"] for p in service["spec"]["ports"] if p["port"] == port]
+    assert isinstance(target, int | str)
+    return target
+
+
+@ALL_OVERLAYS
+def test_tracing_is_off_by_default(overlay: str) -> None:
+    docs = render(overlay)
+    for doc in docs:
+        assert doc["metadata"]["name"] not in TRACING_COMPONENTS, f"{doc['kind']} rendered"
+    for workload in [*of_kind("Deployment", docs).values(), *of_kind("Job", docs).values()]:
+        assert not otel_env(workload), workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_tracing_objects_match_their_schemas(version: str) -> None:
+    for docs in (render_with(*TRACING_WITH_COLLECTOR), render_with(*TRACING_WITH_ENDPOINT)):
+        for doc in docs:
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            assert not schema_errors(doc, version), (where, schema_errors(doc, version))
+            assert doc["metadata"].get("namespace") == NAMESPACE, where
+            assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "hookhub", where
+
+
+def test_tracing_with_the_collector_points_every_service_at_it() -> None:
+    docs = render_with(*TRACING_WITH_COLLECTOR)
+    collector = of_kind("Deployment", docs)["otel-collector"]
+    collector_service = of_kind("Service", docs)["otel-collector"]
+    assert selects(
+        collector_service["spec"]["selector"], collector["spec"]["template"]["metadata"]["labels"]
+    )
+    for name in SERVICES:
+        deployment = serving(name, docs)
+        env = otel_env(deployment)
+        assert env["OTEL_SERVICE_NAME"] == f"hookhub-{name}"
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+        url = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        assert (url.scheme, url.hostname) == ("http", f"otel-collector.{NAMESPACE}.svc")
+        port = named_port(collector, target_port(collector_service, url.port))
+        assert port == collector_receiver_port("http"), f"{name} sends OTLP/HTTP to {port}"
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+        attributes = dict(pair.split("=", 1) for pair in env["OTEL_RESOURCE_ATTRIBUTES"].split(","))
+        assert attributes["k8s.deployment.name"] == name
+        assert attributes["k8s.namespace.name"] == NAMESPACE
+        assert attributes["deployment.environment.name"] == "test"
+        # $(K8S_POD_NAME) is expanded by Kubernetes only from a variable defined before it.
+        names = [item["name"] for item in container(deployment)["env"]]
+        assert attributes["k8s.pod.name"] == "$(K8S_POD_NAME)"
+        assert names.index("K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+        pod_name = env_of(deployment)["K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert pod_name == "metadata.name"
+
+
+def test_the_release_collector_runs_the_compose_config_into_jaeger() -> None:
+    docs = render_with(*TRACING_WITH_COLLECTOR)
+    deployments, services = of_kind("Deployment", docs), of_kind("Service", docs)
+    config_map = of_kind("ConfigMap", docs)["otel-collector"]
+    assert yaml.safe_load(config_map["data"]["config.yaml"]) == collector_config()
+    collector = deployments["otel-collector"]
+    main = container(collector)
+    # The ConfigMap is mounted where --config points.
+    (config_flag,) = [a for a in main["args"] if a.startswith("--config=")]
+    path = Path(config_flag.removeprefix("--config="))
+    pod = collector["spec"]["template"]["spec"]
+    (volume,) = [
+        v["name"] for v in pod["volumes"] if v.get("configMap", {}).get("name") == "otel-collector"
+    ]
+    (mount,) = [m["mountPath"] for m in main["volumeMounts"] if m["name"] == volume]
+    assert (Path(mount), path.name) == (path.parent, "config.yaml")
+    # The probes ask the health_check extension.
+    health = int(collector_config()["extensions"]["health_check"]["endpoint"].rpartition(":")[2])
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert named_port(collector, main[probe]["httpGet"]["port"]) == health, probe
+    # The exporter reaches Jaeger's OTLP/gRPC receiver.
+    backend = env_of(collector)["TRACES_BACKEND_ENDPOINT"]["value"]
+    host, _, port = backend.rpartition(":")
+    assert host.split(".")[:2] == ["jaeger", NAMESPACE]
+    jaeger = deployments["jaeger"]
+    assert named_port(jaeger, target_port(services["jaeger"], int(port))) == 4317
+    assert selects(
+        services["jaeger"]["spec"]["selector"], jaeger["spec"]["template"]["metadata"]["labels"]
+    )
+    assert 16686 in [p["port"] for p in services["jaeger"]["spec"]["ports"]]
+    # One Jaeger: its traces live in its memory.
+    assert jaeger["spec"]["replicas"] == 1
+    # The same pinned images as compose, in pods as locked down as hookhub's.
+    compose = compose_services()
+    for name in TRACING_COMPONENTS:
+        pod = deployments[name]["spec"]["template"]["spec"]
+        (main,) = pod["containers"]
+        assert main["image"] == compose[name]["image"], name
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert main["securityContext"]["readOnlyRootFilesystem"] is True, name
+        assert main["securityContext"]["capabilities"]["drop"] == ["ALL"], name
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(main["resources"][bound]), f"{name} {bound}"
+
+
+def test_tracing_with_an_endpoint_sends_there_and_runs_no_collector() -> None:
+    docs = render_with(*TRACING_WITH_ENDPOINT)
+    assert not [d for d in docs if d["metadata"]["name"] in TRACING_COMPONENTS]
+    for name in SERVICES:
+        env = otel_env(serving(name, docs))
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == OWN_COLLECTOR, name
+        assert env["OTEL_SERVICE_NAME"] == f"hookhub-{name}"
+        assert "OTEL_TRACES_SAMPLER_ARG" not in env, "an empty samplerArg is not set"
+
+
+def test_tracing_with_nowhere_to_send_is_refused() -> None:
+    result = helm_template("--set", "tracing.enabled=true")
+    assert result.returncode != 0 and "tracing.endpoint" in result.stderr
+    result = helm_template(
+        "--set", "tracing.enabled=true", "--set", "tracing.collector.enabled=true"
+    )
+    assert result.returncode != 0 and "tracing.collector.exportTo" in result.stderr
 
 
 # -- image ----------------------------------------------------------------------------------
