@@ -80,6 +80,7 @@ from bench.harness import (
     Server,
     _cpu_times,
     _host,
+    mean_of,
     ratio_note,
     wait_answering,
 )
@@ -155,14 +156,7 @@ class Deliveries:
         body_size = len(
             webhook_request(run, "burst", 0, time.time(), "whsec_" + "A" * 32, utcnow())[0]
         )
-        published_in = asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, events))
-        sink.reset(expect=EVENTS)
-        delivery = harness.start_service("delivery", env=env, wait=False)
-        window = Window.around(sink, delivery, infrastructure, timeout=max(180.0, EVENTS / 50))
-        window.start()
-        window.join()
-        if not delivery.child.alive():
-            raise BenchError(f"the delivery service exited; its log: {delivery.child.log_path}")
+        delivery, window, published_in = deliver_backlog(harness, sink, topic, events, env)
         harness.wait_ready(delivery)
         log = attempt_log(
             infrastructure, str(endpoint["id"]), expected=EVENTS + 1, since=window.completed_at
@@ -479,6 +473,37 @@ class Window:
 
 
 # -- the hookhub side ----------------------------------------------------------------------
+
+
+def deliver_backlog(
+    harness: Harness,
+    sink: Sink,
+    topic: str,
+    events: list[ChatEvent],
+    env: dict[str, str],
+    *,
+    expect: int | None = None,
+    by_path: bool = False,
+    name: str | None = None,
+    **more_pids: int,
+) -> tuple[Server, Window, float]:
+    """Publishes `events` (no delivery process running), starts one (with `env`, named
+    `name`) on that backlog and watches the sink until `expect` (every event) arrived: the
+    process, still running, the window (its CPU also of `more_pids`'), and the seconds
+    publishing took."""
+    infrastructure = harness.infrastructure()
+    published_in = asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, events))
+    expect = len(events) if expect is None else expect
+    sink.reset(expect=expect, by_path=by_path)
+    delivery = harness.start_service("delivery", env=env, wait=False, name=name)
+    timeout = max(180.0, expect / 50)
+    window = Window.around(sink, delivery, infrastructure, timeout=timeout)
+    window.pids.update(more_pids)
+    window.start()
+    window.join()
+    if not delivery.child.alive():
+        raise BenchError(f"the delivery service exited; its log: {delivery.child.log_path}")
+    return delivery, window, published_in
 
 
 def _create_endpoint(delivery_url: str, admin_token: str, url: str) -> dict[str, Any]:
@@ -843,32 +868,7 @@ class LoggedLoops:
     def mean(self, client: str) -> Measurement:
         """The mean of the before and after runs: one row of the table."""
         runs = [run.measurement for run in self.runs[client].values()]
-        count = len(runs)
-
-        def average(values: list[float | None]) -> float | None:
-            known = [value for value in values if value is not None]
-            return round(sum(known) / len(known), 2) if known else None
-
-        kinds: Counter[str] = Counter()
-        for run in runs:
-            kinds.update(run.error_kinds)
-        cores = {name for run in runs for name in run.cpu_cores}
-        return Measurement(
-            label=f"{LOOP_LABELS[client]} (mean of {count})",
-            rps=round(sum(run.rps for run in runs) / count, 1),
-            p50_ms=average([run.p50_ms for run in runs]),
-            p90_ms=average([run.p90_ms for run in runs]),
-            p99_ms=average([run.p99_ms for run in runs]),
-            max_ms=max((run.max_ms for run in runs if run.max_ms is not None), default=None),
-            ok=sum(run.ok for run in runs),
-            errors=sum(run.errors for run in runs),
-            error_kinds=dict(kinds),
-            window_s=round(sum(run.window_s for run in runs) / count, 3),
-            cpu_cores={
-                name: round(sum(run.cpu_cores.get(name, 0.0) for run in runs) / count, 2)
-                for name in sorted(cores)
-            },
-        )
+        return mean_of(f"{LOOP_LABELS[client]} (mean of {len(runs)})", runs)
 
     def spread(self, client: str) -> str:
         parts = [

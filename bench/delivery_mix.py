@@ -41,8 +41,8 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.delivery import Sink, Window, _metrics, _until, publish_all, start_sink
-from bench.harness import BenchError, BenchmarkResult, Harness, Measurement
+from bench.delivery import Sink, _metrics, _until, deliver_backlog, start_sink
+from bench.harness import BenchError, BenchmarkResult, Harness, Measurement, mean_of
 from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data
 from services.delivery.transformations.service import Outgoing, Transformer
 from shared.egress import EgressPolicy
@@ -99,16 +99,10 @@ class DeliveryMix:
             paths = _endpoints(delivery.url, infrastructure.admin_token, sink, workspace, kind)
             delivery.stop()
             events = [_event(harness.run_id, workspace, index, seq) for seq in range(EVENTS)]
-            asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, events))
             expected = EVENTS * ENDPOINTS
-            sink.reset(expect=expected, by_path=True)
-            delivery = harness.start_service("delivery", env=env, wait=False)
-            timeout = max(180.0, expected / 50)
-            window = Window.around(sink, delivery, infrastructure, timeout=timeout)
-            window.start()
-            window.join()
-            if not delivery.child.alive():
-                raise BenchError(f"the delivery service exited; its log: {delivery.child.log_path}")
+            delivery, window, _ = deliver_backlog(
+                harness, sink, topic, events, env, expect=expected, by_path=True
+            )
             measured = window.measurement(f"{kind} run {index + 1}", from_seq=0)
             lag = _logged(infrastructure, workspace, expected)
             if lag is None:
@@ -126,8 +120,8 @@ class DeliveryMix:
         sink.child.stop()
         tried = [m for kind in KINDS[1:] for m in runs[kind]]
         named = "10% FIFO + 10% transformed" if runs["mixed"] else "+".join(sequence)
-        mixed = _mean(f"hookhub, {named}", tried)
-        plain = _mean("hookhub, plain endpoints (mean of 2)", runs["plain"])
+        mixed = mean_of(f"hookhub, {named}", tried)
+        plain = mean_of("hookhub, plain endpoints (mean of 2)", runs["plain"])
         setup = (
             f"{ENDPOINTS} endpoints on one sink, {EVENTS:,} events each run "
             f"({EVENTS * ENDPOINTS:,} deliveries), one delivery process on a backlog"
@@ -231,27 +225,6 @@ def _mongo_note(measured: Measurement, deliveries: int, metrics: dict[str, float
         f"{metrics.get('hookhub_delivery_fifo_queued_total', 0):,.0f} ({fifo}); FIFO "
         f"{metrics.get('hookhub_delivery_fifo_loaded_total', 0):,.0f} loaded in "
         f"{metrics.get('hookhub_delivery_fifo_loads_total', 0):,.0f} reads"
-    )
-
-
-def _mean(label: str, runs: list[Measurement]) -> Measurement:
-    first = runs[0]
-    return Measurement(
-        label=label,
-        rps=round(sum(m.rps for m in runs) / len(runs), 1),
-        p50_ms=None,
-        p90_ms=None,
-        p99_ms=None,
-        max_ms=None,
-        ok=sum(m.ok for m in runs),
-        errors=sum(m.errors for m in runs),
-        error_kinds={k: v for m in runs for k, v in m.error_kinds.items()},
-        window_s=round(sum(m.window_s for m in runs) / len(runs), 3),
-        cpu_cores={
-            name: round(sum(m.cpu_cores.get(name, 0.0) for m in runs) / len(runs), 2)
-            for name in first.cpu_cores
-        },
-        host_cores=dict(first.host_cores),
     )
 
 

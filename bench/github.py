@@ -12,14 +12,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
-from bench.harness import BenchError, BenchmarkResult, Harness, create_integration
-from bench.incoming import kafka_check
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    Harness,
+    Measurement,
+    Server,
+    create_integration,
+)
+from bench.incoming import kafka_check, watching
 from bench.loadgen import SEQ, Target
+from shared.embedded import ChildProcess
 from shared.envelopes import Topic
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "github" / "push"
@@ -40,18 +48,8 @@ class GitHubWebhooks:
         integration_id = github_integration(oauth.url, infrastructure.admin_token, secret)
         oauth.stop()
         gateway = harness.start_service("gateway")
-        url = f"{gateway.url}/api/webhooks/github/{integration_id}"
         headers = signed_headers(body, "push", SEQ.decode(), secret)
-        _post_once(url, body, headers)
-        ours = harness.load(
-            "hookhub gateway",
-            Target(url, body, headers),
-            watch=[
-                ("gateway", gateway.child),
-                ("kafka", infrastructure.broker),
-                ("mongo", infrastructure.mongo),
-            ],
-        )
+        ours = measure(harness, gateway, integration_id, body, headers)
         notes = [
             f"body: the {len(body):,}-byte corpus push payload, "
             "a new X-GitHub-Delivery per request",
@@ -61,10 +59,26 @@ class GitHubWebhooks:
         baseline = harness.baseline()
         base = harness.load(
             "baseline (bare FastAPI)",
-            Target(baseline.url + urlsplit(url).path, body, headers),
+            Target(f"{baseline.url}/api/webhooks/github/{integration_id}", body, headers),
             watch=[("baseline", baseline.child)],
         )
         return BenchmarkResult(self.name, self.title, ours, base, notes)
+
+
+def measure(
+    harness: Harness,
+    gateway: Server,
+    integration_id: str,
+    body: bytes,
+    headers: dict[str, str],
+    label: str = "hookhub gateway",
+    more: Sequence[tuple[str, ChildProcess]] = (),
+) -> Measurement:
+    """The run's load of signed `body` on the integration's webhook URL of a running
+    gateway, once one was accepted (as `bench.incoming.measure`)."""
+    url = f"{gateway.url}/api/webhooks/github/{integration_id}"
+    _post_once(url, body, headers)
+    return harness.load(label, Target(url, body, headers), watch=watching(harness, gateway, more))
 
 
 def signed_headers(body: bytes, event: str, delivery: str, secret: str) -> dict[str, str]:

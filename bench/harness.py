@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,9 @@ class BenchmarkResult:
     setup: str | None = None
     unit: str = "req/s"
     compare: Literal["rps", "latency"] = "rps"
+    # More rows between ours and the baseline (other configurations of ours), in notes'
+    # ratios: the ratio row is ours/baseline.
+    others: list[Measurement] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
@@ -128,7 +132,7 @@ class BenchmarkResult:
 
     @property
     def runs(self) -> list[Measurement]:
-        return [self.ours] if self.baseline is None else [self.ours, self.baseline]
+        return [self.ours, *self.others, *([self.baseline] if self.baseline else [])]
 
     @property
     def flagged(self) -> bool:
@@ -146,6 +150,7 @@ class BenchmarkResult:
             **({"setup": self.setup} if self.setup is not None else {}),
             **({"unit": self.unit} if self.unit != "req/s" else {}),
             **({"latency_ratios": self.latency_ratios} if self.compare == "latency" else {}),
+            **({"others": [asdict(run) for run in self.others]} if self.others else {}),
         }
 
 
@@ -525,6 +530,39 @@ class Harness:
             cpu_cores=cpu,
             host_cores=host,
         )
+
+
+def mean_of(label: str, runs: Sequence[Measurement]) -> Measurement:
+    """Several runs of one thing as one row: rates, percentiles, windows and CPU averaged
+    (a percentile over the runs that have it), requests and errors summed, the worst max."""
+    count = len(runs)
+
+    def average(values: list[float | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return round(sum(known) / len(known), 2) if known else None
+
+    def cores(of: list[dict[str, float]]) -> dict[str, float]:
+        names = sorted({name for figures in of for name in figures})
+        return {name: round(sum(f.get(name, 0.0) for f in of) / count, 2) for name in names}
+
+    kinds: Counter[str] = Counter()
+    for run in runs:
+        kinds.update(run.error_kinds)
+    return Measurement(
+        label=label,
+        rps=round(sum(run.rps for run in runs) / count, 1),
+        p50_ms=average([run.p50_ms for run in runs]),
+        p90_ms=average([run.p90_ms for run in runs]),
+        p99_ms=average([run.p99_ms for run in runs]),
+        max_ms=max((run.max_ms for run in runs if run.max_ms is not None), default=None),
+        ok=sum(run.ok for run in runs),
+        errors=sum(run.errors for run in runs),
+        error_kinds=dict(kinds),
+        window_s=round(sum(run.window_s for run in runs) / count, 3),
+        cpu_cores=cores([run.cpu_cores for run in runs]),
+        host_cores=cores([run.host_cores for run in runs]),
+        p95_ms=average([run.p95_ms for run in runs]),
+    )
 
 
 # -- output --------------------------------------------------------------------------------

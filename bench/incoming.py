@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httpx
 
-from bench.harness import BenchError, BenchmarkResult, Harness, Infrastructure
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    Harness,
+    Infrastructure,
+    Measurement,
+    Server,
+)
 from bench.loadgen import Target
+from shared.embedded import ChildProcess
 from shared.envelopes import Topic
 
 # What a CI system or monitoring tool typically posts: mrkdwn text with a link, a bot name and
@@ -44,16 +53,7 @@ class IncomingWebhooks:
         infrastructure = harness.infrastructure()
         gateway = harness.start_service("gateway")
         url = create_webhook(gateway.url, infrastructure.admin_token)
-        post_once(url)
-        ours = harness.load(
-            "hookhub gateway",
-            Target(url, BODY, HEADERS),
-            watch=[
-                ("gateway", gateway.child),
-                ("kafka", infrastructure.broker),
-                ("mongo", infrastructure.mongo),
-            ],
-        )
+        ours = measure(harness, gateway, url)
         notes = [
             f"body: {len(BODY)} bytes of Slack-style JSON to /api/webhooks/incoming/<token>",
             kafka_check(infrastructure, Topic.CHAT_INBOUND, ours.ok),
@@ -68,6 +68,32 @@ class IncomingWebhooks:
             watch=[("baseline", baseline.child)],
         )
         return BenchmarkResult(self.name, self.title, ours, base, notes)
+
+
+def measure(
+    harness: Harness,
+    gateway: Server,
+    url: str,
+    label: str = "hookhub gateway",
+    more: Sequence[tuple[str, ChildProcess]] = (),
+) -> Measurement:
+    """The run's load on the incoming webhook at `url` of a running gateway, once one post
+    was accepted; the CPU of the gateway, the broker, MongoDB and `more` processes."""
+    post_once(url)
+    return harness.load(label, Target(url, BODY, HEADERS), watch=watching(harness, gateway, more))
+
+
+def watching(
+    harness: Harness, service: Server, more: Sequence[tuple[str, ChildProcess]] = ()
+) -> list[tuple[str, ChildProcess]]:
+    """The processes whose CPU a load run on one service reports."""
+    infrastructure = harness.infrastructure()
+    return [
+        (service.name, service.child),
+        ("kafka", infrastructure.broker),
+        ("mongo", infrastructure.mongo),
+        *more,
+    ]
 
 
 def create_webhook(gateway_url: str, admin_token: str) -> str:

@@ -3,7 +3,8 @@
 A benchmark is a module exposing an object with `name`, `title` and
 `run(harness) -> BenchmarkResult` (or a list of them, one table each; see
 `bench.harness.Benchmark`); adding one is adding it to `BENCHMARKS`, or to `ON_REQUEST` for
-one that runs only when named with `--only` (the 20-minute soak).
+one that runs only when named with `--only` (the 20-minute soak; `tracing`, which runs
+`incoming`, `github` and `delivery` six times over).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench import (
     soak,
     sources,
     sync,
+    tracing,
 )
 from bench.harness import (
     BenchError,
@@ -57,7 +59,7 @@ BENCHMARKS: list[Benchmark] = [
     retention.BENCHMARK,
 ]
 # Not in a plain `make bench`: only with `--only <name>`.
-ON_REQUEST: list[Benchmark] = [soak.BENCHMARK]
+ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK]
 
 
 def _parse_env(item: str) -> tuple[str, str]:
