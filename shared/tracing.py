@@ -43,7 +43,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from starlette.types import Scope
 
@@ -162,6 +162,7 @@ def _exporter(env: Mapping[str, str]) -> SpanExporter | None:
     for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         if name in os.environ and not os.environ[name].strip():
             del os.environ[name]
+    _written_by_otlp_wire()
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
@@ -171,6 +172,43 @@ def _exporter(env: Mapping[str, str]) -> SpanExporter | None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
+
+
+class _Written:
+    """What the HTTP exporter asks of an encoded request: its bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def SerializePartialToString(self) -> bytes:
+        return self._data
+
+
+def _written_by_otlp_wire() -> None:
+    """The OTLP exporters' `encode_spans` (a protobuf object built per attribute from
+    Python: most of a span's export cost) replaced by shared.otlp_wire, which writes the
+    same bytes. The exporters look it up by name in their modules, per export; the family
+    is pinned (pyproject.toml), and tests/shared/test_otlp_wire.py holds the two equal."""
+    from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_exporter
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_exporter
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from shared import otlp_wire
+
+    def written(spans: Sequence[ReadableSpan]) -> _Written:
+        return _Written(otlp_wire.encode(spans))
+
+    def parsed(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
+        # gRPC's stub takes the message: parsed back in C, a small part of building it.
+        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(
+            otlp_wire.encode(spans)
+        )
+        return request
+
+    http_exporter.encode_spans = written  # type: ignore[attr-defined,assignment]
+    grpc_exporter.encode_spans = parsed  # type: ignore[attr-defined,assignment]
 
 
 def _provider(service: str, env: Mapping[str, str], exporter: SpanExporter) -> TracerProvider:

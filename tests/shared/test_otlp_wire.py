@@ -3,6 +3,8 @@ span hookhub (and its instrumentations) make."""
 
 from __future__ import annotations
 
+import asyncio
+
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -83,3 +85,35 @@ def test_the_bytes_are_the_message_opentelemetrys_encoder_makes() -> None:
 
 def test_nothing_is_an_empty_request() -> None:
     assert otlp_wire.encode([]) == b"" == encode_spans([]).SerializeToString()
+
+
+async def test_the_exporters_send_it_as_a_collector_reads_it() -> None:
+    """With shared.tracing's encoding in place, OpenTelemetry's OTLP exporters (HTTP and
+    gRPC) deliver every span to a collector as it was made."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from shared import tracing
+    from tests.otlp_receiver import OtlpReceiver
+
+    tracing._written_by_otlp_wire()
+    spans = _spans()
+    async with OtlpReceiver() as collector:
+        assert collector.grpc_endpoint is not None
+        exporters = [
+            OTLPSpanExporter(endpoint=collector.traces_url),
+            GrpcExporter(endpoint=collector.grpc_endpoint, insecure=True),
+        ]
+        for exporter in exporters:
+            result = await asyncio.to_thread(exporter.export, spans)
+            assert result is SpanExportResult.SUCCESS
+            exporter.shutdown()
+        received = await collector.wait_for(lambda got: got if len(got) == 2 * len(spans) else None)
+    server = [s for s in received if s.name.startswith("POST /api/webhooks")]
+    assert len(server) == 4  # two services, two exporters
+    assert {s.service for s in server} == {"hookhub-gateway", "hookhub-sync"}
+    assert all(s.attributes["names"] == ["a", "é", ""] for s in server)
+    assert all(s.parent_span_id == f"{REMOTE.span_id:016x}" for s in server)
