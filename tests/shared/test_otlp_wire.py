@@ -111,7 +111,8 @@ async def test_the_exporters_send_it_as_a_collector_reads_it() -> None:
             result = await asyncio.to_thread(exporter.export, spans)
             assert result is SpanExportResult.SUCCESS
             exporter.shutdown()
-        received = await collector.wait_for(lambda got: got if len(got) == 2 * len(spans) else None)
+        await collector.wait_for(lambda got: len(got) == 2 * len(spans))
+        received = collector.spans
     server = [s for s in received if s.name.startswith("POST /api/webhooks")]
     assert len(server) == 4  # two services, two exporters
     assert {s.service for s in server} == {"hookhub-gateway", "hookhub-sync"}
