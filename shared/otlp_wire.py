@@ -96,12 +96,20 @@ _REQUEST_RESOURCE_SPANS = _tag(1, _LENGTH)
 def encode(spans: Sequence[ReadableSpan]) -> bytes:
     """The `ExportTraceServiceRequest` of `spans`, serialized: grouped by resource, then
     by instrumentation scope, in the order they first appear (as `encode_spans` does)."""
-    grouped: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
+    # By identity: a Resource's hash is computed from its attributes on every call, and a
+    # process's spans share one Resource object (and one scope per tracer).
+    resources: dict[int, Resource] = {}
+    grouped: dict[int, dict[InstrumentationScope | None, list[bytes]]] = {}
     for span in spans:
-        scopes = grouped.setdefault(span.resource, {})
+        resource = span.resource
+        scopes = grouped.get(id(resource))
+        if scopes is None:
+            resources[id(resource)] = resource
+            scopes = grouped[id(resource)] = {}
         scopes.setdefault(span.instrumentation_scope or None, []).append(_span(span))
     out = bytearray()
-    for resource, scopes in grouped.items():
+    for key, scopes in grouped.items():
+        resource = resources[key]
         body = bytearray(_length(_RESOURCE_SPANS_RESOURCE, _resource(resource)))
         for scope, encoded in scopes.items():
             scope_spans = bytearray(_length(_SCOPE_SPANS_SCOPE, _scope(scope)))
@@ -118,17 +126,17 @@ def encode(spans: Sequence[ReadableSpan]) -> bytes:
     return bytes(out)
 
 
-_resources: dict[Resource, bytes] = {}
+# A process has one resource: written once (the Resource kept, so its id is not reused).
+_resources: dict[int, tuple[Resource, bytes]] = {}
 
 
 def _resource(resource: Resource) -> bytes:
-    """A process has one resource: written once."""
-    cached = _resources.get(resource)
+    cached = _resources.get(id(resource))
     if cached is None:
-        cached = _attributes(_RESOURCE_ATTRIBUTE, resource.attributes)
+        cached = (resource, _attributes(_RESOURCE_ATTRIBUTE, resource.attributes))
         if len(_resources) < 16:
-            _resources[resource] = cached
-    return cached
+            _resources[id(resource)] = cached
+    return cached[1]
 
 
 def _scope(scope: InstrumentationScope | None) -> bytes:
