@@ -391,7 +391,10 @@ def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) 
         yield
         return
     current = trace.get_current_span()
-    if count == 1 and getattr(current, "kind", None) is SpanKind.SERVER and not any(contexts):
+    served = getattr(current, "kind", None) is SpanKind.SERVER
+    # Under a span the sampler left out, a child would be left out too: none is made.
+    unsampled = not current.is_recording() and current.get_span_context().is_valid
+    if count == 1 and (served or unsampled) and not any(contexts):
         if current.is_recording():
             current.set_attributes(
                 {
