@@ -24,7 +24,8 @@ SIGNATURE_VERSION = "v1"
 # them: a user `webhook-signature` or `webhook-id` would make every delivery fail verification
 # at the receiver (or, worse, let a configured value masquerade as our signature). The svix-*
 # names are here because the svix library reads them in preference to webhook-*, so a stray
-# user `svix-signature` would break receivers that verify with svix.
+# user `svix-signature` would break receivers that verify with svix. The W3C trace context
+# is sent only to an endpoint that asks for it (`propagate_trace`), and only as hookhub's.
 RESERVED_HEADERS = frozenset(
     {
         "content-type",
@@ -37,6 +38,8 @@ RESERVED_HEADERS = frozenset(
         "svix-id",
         "svix-timestamp",
         "svix-signature",
+        "traceparent",
+        "tracestate",
     }
 )
 

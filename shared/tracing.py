@@ -35,6 +35,7 @@ import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from opentelemetry import context as otel_context
@@ -522,3 +523,94 @@ def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
         event["trace_id"] = format(span_context.trace_id, "032x")
         event["span_id"] = format(span_context.span_id, "016x")
     return event
+
+
+# --- Work done later: a delivery's attempts -----------------------------------------------
+
+
+def current() -> Context:
+    return otel_context.get_current()
+
+
+def kept(context: Context | None) -> dict[str, str]:
+    """`traceparent`, and `tracestate` when there is one, of `context` (`current()` for the
+    current one): kept with work done later, perhaps by another process (a delivery's
+    attempts, `client_span`), or sent to a subscriber that asks. Nothing when off, or for
+    no context or one outside any trace."""
+    if _state.mode is Mode.OFF or context is None:
+        return {}
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context)
+    return {name: carrier[name] for name in _TRACE_HEADERS if name in carrier}
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id a kept `traceparent` names (what a trace viewer is searched by)."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) >= 4 and len(parts[1]) == 32 else None
+
+
+@contextlib.contextmanager
+def client_span(
+    name: str, traceparent: str | None, tracestate: str | None = None
+) -> Iterator[Span | None]:
+    """The CLIENT span of a request made for work kept for later (a delivery's attempt), in
+    the trace `kept` gave it, else a trace of its own; current for the block (log lines
+    carry its ids), ERROR if the block raises. Carried: no span made, the kept context
+    current as it came. None when off, or carried and nothing was kept (the block then runs
+    in no trace, whatever the task's context was)."""
+    if _state.mode is Mode.OFF:
+        yield None
+        return
+    carrier = {TRACEPARENT: traceparent} if traceparent else {}
+    if carrier and tracestate:
+        carrier["tracestate"] = tracestate
+    parent = propagate.extract(carrier) if carrier else otel_context.Context()
+    if _state.mode is Mode.CARRIED:
+        found = trace.get_current_span(parent)
+        with within(parent):
+            yield found if found.get_span_context().is_valid else None
+        return
+    span = _state.tracer.start_span(name, context=parent, kind=SpanKind.CLIENT)
+    try:
+        with within(trace.set_span_in_context(span, parent)):
+            yield span
+    except BaseException as exc:
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
+        raise
+    finally:
+        span.end()
+
+
+def requesting(span: Span | None, method: str, url: str) -> None:
+    """The request a CLIENT span makes (HTTP client semantic conventions): named by its
+    method; `url.full` without its user info and query string, where credentials live."""
+    if span is None or not span.is_recording():
+        return
+    parts = urlsplit(url)
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "url.full": urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")),
+        "server.address": parts.hostname or "",
+    }
+    with contextlib.suppress(ValueError):  # a port out of range: the request fails anyway
+        attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+    span.update_name(method)
+    span.set_attributes(attributes)
+
+
+def responded(
+    span: Span | None, status_code: int | None, failure: str | None, error_type: str | None
+) -> None:
+    """How a CLIENT span's request ended: its status code, if answered, and ERROR with
+    `failure` (and `error.type`) when it failed."""
+    if span is None or not span.is_recording():
+        return
+    if status_code is not None:
+        span.set_attribute("http.response.status_code", status_code)
+    if failure is not None:
+        if error_type is not None:
+            span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, failure[:200]))

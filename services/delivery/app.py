@@ -21,7 +21,7 @@ from services.delivery.deliveries.circuit import Circuit
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC, Dispatcher
 from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.retention import EndedDeliveries
-from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler
+from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler, traced
 from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.event_types import catalog as event_type_catalog
 from services.delivery.event_types import endpoints as event_type_routes
@@ -253,6 +253,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
                         event.received_at,
                         event.payload,
                         sequence=sequence,
+                        trace=traced(event),
                     )
                 )
                 continue
@@ -270,6 +271,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
                         event.received_at,
                         payload,
                         sequence=sequence,
+                        trace=traced(event),
                     )
                 ],
                 fanned,
@@ -283,7 +285,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         for event in events:
             operational_events.record(event)
         fanned = await fan_out.events(
-            [Event(e.id, e.workspace_id, e.type, e.occurred_at, e.data) for e in events]
+            [
+                Event(e.id, e.workspace_id, e.type, e.occurred_at, e.data, trace=traced(e))
+                for e in events
+            ]
         )
         return recorded_and_kept(fanned)
 

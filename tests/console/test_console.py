@@ -464,6 +464,7 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     await p.get_by_label("Name", exact=True).fill("Receiver")
     await p.get_by_label("URL", exact=True).fill(base + "/console-ok")
     await p.get_by_label("Events", exact=True).fill("*")
+    await p.get_by_label("Send the trace context").check()
     await p.get_by_role("button", name="Create endpoint").click()
 
     secret_box = p.locator("#secret-once")
@@ -473,6 +474,7 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     await secret_box.get_by_role("link").click()
     await expect(p.get_by_role("heading", name="Receiver")).to_be_visible(timeout=EXPECT_MS)
     assert secret not in await p.content(), "the secret is shown once only"
+    await expect(p.locator("dl").first).to_contain_text("sent: each attempt's traceparent")
 
     await p.get_by_role("button", name="Send test event").click()
     await p.locator("#test-result a").click()
@@ -483,6 +485,61 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     await expect(delivery).to_contain_text("webhook.test")
     [received] = fake.at("/console-ok")
     assert received.headers["webhook-signature"].startswith("v1,")
+    # Asked for, but the test event came with no trace: none made up.
+    assert "traceparent" not in received.headers
+    await expect(delivery).to_contain_text("none: its event came with no trace")
+    assert_clean(page, console)
+
+
+async def test_a_delivery_shows_its_events_trace_id_and_the_endpoint_its_trace_setting(
+    page: Watched, console: Console, sink: tuple[WebhookSink, str]
+) -> None:
+    from playwright.async_api import expect
+
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    fake, base = sink
+    fake.on("/console-traced", 200)
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={
+            "workspace_id": "ws_console_trace",
+            "name": "Traced",
+            "url": base + "/console-traced",
+            "events": ["traced.*"],
+            "propagate_trace": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    event = {
+        "id": "evt_console_traced",
+        "type": "traced.step",
+        "workspace_id": "ws_console_trace",
+        "occurred_at": "2025-01-01T00:00:00Z",
+        "data": {},
+    }
+    published = await console.api.post(
+        "/api/events", json=event, headers={"traceparent": traceparent}
+    )
+    assert published.status_code == 202, published.text
+    [received] = await fake.wait_for("/console-traced", 1)
+    assert received.headers["traceparent"] == traceparent
+
+    async def written() -> Any:
+        answer = await console.api.get("/api/deliveries", params={"webhook_id": endpoint_id})
+        return answer.json()["data"]
+
+    [listed] = await wait_for(written)
+    p = await sign_in(page, console, f"deliveries/{listed['id']}")
+    await expect(p.locator("#delivery")).to_contain_text(trace_id, timeout=EXPECT_MS)
+
+    await p.get_by_role("link", name=endpoint_id).click()
+    await expect(p.locator("dl").first).to_contain_text("sent: each attempt's traceparent")
+    await p.get_by_role("button", name="Stop sending the trace context").click()
+    await expect(p.locator("dl").first).to_contain_text("not sent", timeout=EXPECT_MS)
+    answer = await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}")
+    assert answer.json()["propagate_trace"] is False
     assert_clean(page, console)
 
 

@@ -23,6 +23,8 @@ from tests.support import RunningService, admin_headers
         {"Webhook-Id": "msg_1"},
         {"X-Webhook-Signature": "x"},
         {"svix-signature": "v1,x"},
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        {"TraceState": "vendor=1"},
         {"Content-Type": "text/plain"},
         {"Content-Length": "5"},
         {"Transfer-Encoding": "chunked"},

@@ -54,7 +54,12 @@ async def endpoint(
 
 
 async def publish(
-    delivery: RunningService, event_type: str, workspace: str = "ws_d", **data: Any
+    delivery: RunningService,
+    event_type: str,
+    workspace: str = "ws_d",
+    *,
+    headers: dict[str, str] | None = None,  # the caller's own (a `traceparent`)
+    **data: Any,
 ) -> str:
     event_id = "evt_" + uuid.uuid4().hex
     event = {
@@ -64,7 +69,9 @@ async def publish(
         "occurred_at": utcnow().isoformat(),
         "data": data,
     }
-    answer = await delivery.client.post("/api/events", json=event, headers=admin_headers())
+    answer = await delivery.client.post(
+        "/api/events", json=event, headers={**admin_headers(), **(headers or {})}
+    )
     assert answer.status_code == 202, answer.text
     return event_id
 

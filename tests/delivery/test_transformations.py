@@ -37,6 +37,7 @@ function handler(webhook) {
   if (how === "private") webhook.url = "http://10.0.0.1/steal";
   if (how === "metadata") webhook.url = "http://169.254.169.254/latest/meta-data/";
   if (how === "signature") webhook.headers["Webhook-Signature"] = "v1,forged";
+  if (how === "trace") webhook.headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   if (how === "method") webhook.method = "DELETE";
   return webhook;
 }
@@ -153,7 +154,7 @@ async def test_a_failing_transformation_fails_the_attempt_and_is_retried(
         retry_schedule=[1, 1, 1],
         transformation={"code": BAD, "enabled": True},
     )
-    hows = ["throw", "loop", "hog", "private", "metadata", "signature", "method"]
+    hows = ["throw", "loop", "hog", "private", "metadata", "signature", "trace", "method"]
     for how in hows:
         await publish(delivery, f"bad.{how}", workspace=ws, how=how)
     errors: dict[str, str] = {}
@@ -169,6 +170,7 @@ async def test_a_failing_transformation_fails_the_attempt_and_is_retried(
     assert "10.0.0.1" in errors["private"] and "refused url" in errors["private"]
     assert "refused url" in errors["metadata"]
     assert "webhook-signature" in errors["signature"].lower()
+    assert "traceparent" in errors["trace"]  # hookhub's, sent only to those that ask
     assert "method" in errors["method"]
     assert not fake.at(p)  # nothing went out; the endpoint's circuit is untouched
     hook_now = (

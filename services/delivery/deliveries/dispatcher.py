@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services import __version__
@@ -50,6 +51,7 @@ from services.delivery.transformations.service import (
     TransformationFailure,
     Transformer,
 )
+from shared import tracing
 from shared.cache import RefreshingCache
 from shared.egress import GuardedClient
 from shared.envelopes import Envelope
@@ -132,6 +134,9 @@ class Job:
     sequence: int = 0
     outcome: str | None = None
     next_at: datetime | None = None
+    # Its event's trace (`tracing.kept`), which each attempt goes on in: None outside any.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Job:
@@ -148,6 +153,8 @@ class Job:
             manual=bool(doc.get("manual", False)),
             ordering_key=doc.get("ordering_key"),
             sequence=int(doc.get("sequence", 0)),
+            traceparent=doc.get("traceparent"),
+            tracestate=doc.get("tracestate"),
         )
 
 
@@ -821,7 +828,6 @@ class Dispatcher:
 
     async def attempt(self, job: Job, client: GuardedClient, *, probe: bool = False) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
-        now = utcnow()
         if endpoint is None:
             self._not_here(job)
             return Verdict.RETRY
@@ -829,6 +835,28 @@ class Dispatcher:
             # Kept as it is: a re-enabled endpoint's deliveries can be recovered.
             self._set_aside(job, RECHECK_LATER)
             return Verdict.RETRY
+        # A CLIENT span in its event's trace (SPEC §18), its transformation and log lines in it.
+        with tracing.client_span("POST", job.traceparent, job.tracestate) as span:
+            if span is not None:
+                tracing.annotate(
+                    delivery_id=job.id,
+                    endpoint_id=job.endpoint_id,
+                    workspace_id=job.workspace_id,
+                    event_type=job.event_type,
+                    envelope_id=job.event_id,
+                    attempt=job.attempts + 1,
+                )
+            return await self._attempt(job, client, endpoint, span, probe)
+
+    async def _attempt(
+        self,
+        job: Job,
+        client: GuardedClient,
+        endpoint: EndpointSnapshot,
+        span: Span | None,
+        probe: bool,
+    ) -> Verdict:
+        now = utcnow()
         number = job.attempts + 1
         job.out = True
         if job.unrecorded is None:
@@ -860,6 +888,10 @@ class Dispatcher:
             user_agent=USER_AGENT,
             extra=outgoing.headers,
         )
+        if span is not None:
+            tracing.requesting(span, outgoing.method, outgoing.url)
+            if endpoint.propagate_trace:  # the attempt's own context (carried: as it came)
+                headers.update(tracing.kept(tracing.current()))
         started = time.perf_counter()
         status_code: int | None = None
         response_headers: dict[str, str] = {}
@@ -890,7 +922,11 @@ class Dispatcher:
             manual=job.manual,
         )
         self.latency.observe(duration)
-        self.outcomes.labels(_outcome(status_code, error)).inc()
+        outcome = _outcome(status_code, error)
+        self.outcomes.labels(outcome).inc()
+        if span is not None:
+            failure = None if outcome == "success" else error or f"HTTP {status_code}"
+            tracing.responded(span, status_code, failure, str(status_code or outcome))
         # The endpoint's health is the endpoint's: a transformation's error never reached it.
         endpoint_failed = error is None or not error.startswith(TRANSFORMATION_ERROR)
         # Before the breaker hears of it: a change of circuit it makes names this answer.

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.timeline import AttemptMinutes
@@ -58,6 +58,11 @@ class Delivery(BaseModel):
     last_status_code: int | None = None
     last_error: str | None = None
     replayed: bool = False  # made by a replay of what the endpoint missed
+    trace_id: str | None = Field(
+        None,
+        description="the trace of the event it was made for (W3C trace id), which each of its "
+        "attempts is a span of; null when the event came with none or tracing is off",
+    )
     occurred_at: datetime
     created_at: datetime
     updated_at: datetime
@@ -94,7 +99,13 @@ class Timeline(BaseModel):
 def _delivery(doc: Document) -> dict[str, Any]:
     # Deliveries written before `occurred_at` was stored: the millisecond in their `_id`.
     occurred_at = doc.get("occurred_at") or datetime.fromtimestamp(id_time(doc["_id"]), UTC)
-    return {**doc, "id": doc["_id"], "webhook_id": doc["endpoint_id"], "occurred_at": occurred_at}
+    return {
+        **doc,
+        "id": doc["_id"],
+        "webhook_id": doc["endpoint_id"],
+        "occurred_at": occurred_at,
+        "trace_id": tracing.trace_id(doc.get("traceparent")),
+    }
 
 
 @router.get("/api/deliveries", response_model=Page[Delivery])

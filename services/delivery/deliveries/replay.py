@@ -37,6 +37,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, mode
 from services.delivery.deliveries.service import Event, FanOut
 from services.delivery.outgoing_webhooks.matching import matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
+from shared import tracing
 from shared.cache import RefreshingCache
 from shared.envelopes import ChatEvent, Topic
 from shared.errors import Conflict, Invalid, NotFound
@@ -380,8 +381,10 @@ class _Job:
             event = ChatEvent.model_validate(raw)
         except (orjson.JSONDecodeError, AttributeError, ValidationError):
             return None
-        # In a FIFO endpoint's key's order by its offset, as when it was first fanned out.
-        return Event.of(event, record.offset, replayed=True)
+        # In a FIFO endpoint's key's order by its offset, as when it was first fanned out;
+        # in the trace its record carries.
+        trace = tracing.kept(tracing.record_context(record.headers)) or None
+        return Event.of(event, record.offset, replayed=True, trace=trace)
 
 
 _COUNTS = ("read", "matched", "replayed", "already_delivered")

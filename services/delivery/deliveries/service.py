@@ -40,8 +40,9 @@ from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.repository import QUEUED, DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import about_itself, matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
+from shared import tracing
 from shared.cache import RefreshingCache
-from shared.envelopes import ChatEvent
+from shared.envelopes import ChatEvent, Envelope
 from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
 from shared.mongo import Document
 from shared.ownership import Ownership
@@ -72,9 +73,11 @@ def delivery_doc(
     manual: bool = False,
     replayed: bool = False,
     order: tuple[str, int] | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> Document:
     """A delivery's document; given `order` (its key and sequence), a FIFO endpoint's, in
-    its key's queue once written (deliveries/fifo.py)."""
+    its key's queue once written (deliveries/fifo.py); given `trace` (`tracing.kept`), its
+    event's trace, which each of its attempts goes on in."""
     ordered: Document = {}
     if order is not None:
         ordered = {"ordering_key": order[0], "sequence": order[1]}
@@ -104,6 +107,7 @@ def delivery_doc(
         "created_at": now,
         "updated_at": now,
         **ordered,
+        **(trace or {}),
     }
 
 
@@ -121,10 +125,20 @@ class Event:
     # Its place in its key's order: its Kafka offset (one key's events are in one
     # partition); else the time fan-out saw it.
     sequence: int | None = None
+    # Its trace (`tracing.kept`: traceparent, tracestate), kept on its deliveries.
+    trace: Mapping[str, str] | None = None
 
     @classmethod
-    def of(cls, event: ChatEvent, sequence: int | None, *, replayed: bool = False) -> Event:
-        """A chat event's, at `sequence` in its key's order (its Kafka offset)."""
+    def of(
+        cls,
+        event: ChatEvent,
+        sequence: int | None,
+        *,
+        replayed: bool = False,
+        trace: Mapping[str, str] | None = None,
+    ) -> Event:
+        """A chat event's, at `sequence` in its key's order (its Kafka offset), in the trace
+        it was consumed in unless `trace` says another."""
         return cls(
             event.id,
             event.workspace_id,
@@ -134,7 +148,13 @@ class Event:
             replayed=replayed,
             ordering_key=event.ordering_key,
             sequence=sequence,
+            trace=trace if trace is not None else traced(event),
         )
+
+
+def traced(envelope: Envelope) -> dict[str, str] | None:
+    """The trace an envelope was consumed in, to keep on its deliveries; None outside any."""
+    return tracing.kept(envelope.trace()) or None
 
 
 @dataclass
@@ -184,9 +204,10 @@ class FanOut:
         only: EndpointSnapshot | None = None,
     ) -> list[Document]:
         """The deliveries one event made (those a replay had made already are not among
-        them)."""
+        them), in the current trace (the request's that asked)."""
         created: list[Document] = []
-        event = Event(event_id, workspace_id, event_type, occurred_at, data)
+        trace = tracing.kept(tracing.current()) or None
+        event = Event(event_id, workspace_id, event_type, occurred_at, data, trace=trace)
         docs = self._built([event], only, ordered=False)  # sent at once, outside any order
         while piece := self._piece(docs, self._most)[0]:  # asked for: no waiting
             created += await self._write(piece)
@@ -258,6 +279,7 @@ class FanOut:
                     owner=self._ownership.id,
                     replayed=event.replayed,
                     order=self._order(event) if ordered and endpoint.fifo else None,
+                    trace=event.trace,
                 )
 
     def _order(self, event: Event) -> tuple[str, int]:

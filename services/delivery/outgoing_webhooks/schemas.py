@@ -25,6 +25,10 @@ ORDERING_DESCRIPTION = (
     "ordering key (the event's `ordering_key`, else `data.channel_id`, else one queue); a "
     "failing one holds the later ones of its key until it succeeds or is dead-lettered"
 )
+PROPAGATE_TRACE_DESCRIPTION = (
+    "send the W3C trace context (`traceparent`, and `tracestate` when there is one) of each "
+    "attempt: the trace of the event the delivery was made for; never sent when false"
+)
 
 
 def _check_events(events: list[str] | None) -> list[str] | None:
@@ -68,7 +72,7 @@ def _check_headers(headers: HeadersT | None) -> HeadersT | None:
         if not _HEADER_NAME.fullmatch(name) or len(name) > 100:
             raise ValueError(f"header name {name!r} is not an HTTP token of 1-100 characters")
         if lowered in RESERVED_HEADERS:
-            raise ValueError(f"header {name!r} is set by hookhub on every delivery")
+            raise ValueError(f"header {name!r} is set by hookhub itself")
         if lowered in FORBIDDEN_EXTRA_HEADERS:
             raise ValueError(f"header {name!r} belongs to the HTTP connection, not the request")
         if lowered in seen:
@@ -115,6 +119,7 @@ class OutgoingWebhookCreate(BaseModel):
     max_concurrency: int = Field(10, ge=1, le=1000)
     transformation: Transformation | None = None
     ordering: Ordering = Field("none", description=ORDERING_DESCRIPTION)
+    propagate_trace: bool = Field(False, description=PROPAGATE_TRACE_DESCRIPTION)
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -139,6 +144,7 @@ class OutgoingWebhookUpdate(Patch):
     max_concurrency: int | None = Field(None, ge=1, le=1000)
     transformation: Transformation | None = Field(None, description="null removes it")
     ordering: Ordering | None = Field(None, description=ORDERING_DESCRIPTION)
+    propagate_trace: bool | None = Field(None, description=PROPAGATE_TRACE_DESCRIPTION)
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -174,6 +180,7 @@ class OutgoingWebhookOut(BaseModel):
     max_concurrency: int
     transformation: Transformation | None = None
     ordering: Ordering = "none"
+    propagate_trace: bool = Field(False, description=PROPAGATE_TRACE_DESCRIPTION)
     created_at: datetime
     updated_at: datetime
 

@@ -43,6 +43,7 @@ class EndpointSnapshot:
     circuit: Circuit | None = None  # as the last change wrote it (deliveries/circuit.py)
     transformation: str | None = None  # its code, when enabled (delivery/transformations)
     ordering: str = "none"  # "fifo": one at a time per key, in order (deliveries/fifo.py)
+    propagate_trace: bool = False  # its attempts send `traceparent` (SPEC §18)
 
     @property
     def fifo(self) -> bool:
@@ -70,6 +71,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         circuit=Circuit.from_doc(doc.get("circuit")),
         transformation=transformation_of(doc),
         ordering=doc.get("ordering", "none"),
+        propagate_trace=bool(doc.get("propagate_trace", False)),
     )
 
 

@@ -115,6 +115,7 @@ async function detail(main, id, go) {
           ["Event", `${delivery.event_type} (${delivery.event_id})`],
           ["Endpoint", link(`#/endpoints/${enc(delivery.webhook_id)}`, delivery.webhook_id)],
           ["Message id (webhook-id)", h("code", {}, delivery.msg_id)],
+          ["Trace id", delivery.trace_id ? h("code", {}, delivery.trace_id) : "none: its event came with no trace"],
           ["Attempts", String(delivery.attempts)],
           ["Next attempt", timeEl(delivery.next_attempt_at)],
           ["Event time", timeEl(delivery.occurred_at)],

@@ -1,6 +1,7 @@
-// Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, extra
-// headers (write-only values), the success rate of each, recover failed deliveries since a time,
-// replay what it missed while disabled, and its operational events as a timeline.
+// Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, the trace
+// context sent or not, extra headers (write-only values), the success rate of each, recover
+// failed deliveries since a time, replay what it missed while disabled, and its operational
+// events as a timeline.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -86,6 +87,7 @@ function createSection(secretBox, created) {
       field("URL", h("input", { name: "url", type: "url", required: true, placeholder: "https://example.com/hooks" })),
       eventsField(),
       field("Retry schedule (seconds)", h("input", { name: "retry_schedule", placeholder: "5, 10, 20" }), "comma-separated; empty: the default"),
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "propagate_trace" }), TRACE_CHECK),
     ],
     "Create endpoint",
     async (data) => {
@@ -96,6 +98,7 @@ function createSection(secretBox, created) {
           .split(",")
           .map((e) => e.trim())
           .filter(Boolean),
+        propagate_trace: data.get("propagate_trace") === "on",
       };
       const name = String(data.get("name") || "").trim();
       if (name) body.name = name;
@@ -110,6 +113,8 @@ function createSection(secretBox, created) {
   );
   return section("New endpoint", el);
 }
+
+const TRACE_CHECK = "Send the trace context: each attempt's traceparent (W3C), for the receiver's traces";
 
 /** The endpoint's `events`: typed (any type, `*`, prefixes), or ticked from the catalog. */
 function eventsField() {
@@ -220,6 +225,7 @@ async function detail(main, id, go) {
         ["Disabled because", endpoint.disabled_reason || "—"],
         ["Circuit", circuitText(endpoint.circuit)],
         ["Ordering", endpoint.ordering === "fifo" ? "FIFO: one at a time per ordering key, in order" : "none"],
+        ["Trace context", endpoint.propagate_trace ? "sent: each attempt's traceparent" : "not sent"],
         [
           "Retry schedule",
           (endpoint.retry_schedule || []).length ? `${endpoint.retry_schedule.join(", ")} s` : "none: one attempt only",
@@ -251,6 +257,11 @@ async function detail(main, id, go) {
     actionButton(endpoint.enabled ? "Disable" : "Enable", async () => {
       await call("PATCH", `/api/outgoing-webhooks/${enc(id)}`, { json: { enabled: !endpoint.enabled } });
       flash(endpoint.enabled ? "Endpoint disabled." : "Endpoint enabled.");
+      go("endpoints", id);
+    }),
+    actionButton(endpoint.propagate_trace ? "Stop sending the trace context" : "Send the trace context", async () => {
+      await call("PATCH", `/api/outgoing-webhooks/${enc(id)}`, { json: { propagate_trace: !endpoint.propagate_trace } });
+      flash(endpoint.propagate_trace ? "The trace context is no longer sent." : "The trace context is sent from now on.");
       go("endpoints", id);
     }),
     actionButton(
