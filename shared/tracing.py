@@ -362,22 +362,6 @@ def record_context(headers: Sequence[tuple[str, bytes]] | None) -> Context | Non
     return propagate.extract(carrier) if carrier else None
 
 
-def traceparent(context: Context | None = None) -> str | None:
-    """The W3C `traceparent` of `context` (default: the current one), to keep with what is
-    done later (a delivery's attempts); None outside any trace."""
-    if _state.mode is Mode.OFF:
-        return None
-    if not trace.get_current_span(context).get_span_context().is_valid:
-        return None
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context)
-    return carrier.get(TRACEPARENT)
-
-
-def from_traceparent(value: str | None) -> Context | None:
-    return propagate.extract({TRACEPARENT: value}) if value else None
-
-
 @contextlib.contextmanager
 def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) -> Iterator[None]:
     """The PRODUCER span of one publish of `count` envelopes to `topic`: the parent of the

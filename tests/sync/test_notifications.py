@@ -498,7 +498,9 @@ async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
                             return server, consumed
                 return None
 
-            server, consumed = await collector.wait_for(hops)
+            found = await collector.wait_for(hops)
+            assert found is not None
+            server, consumed = found
         finally:
             await asyncio.gather(*(p.stop() for p in (gateway, sync) if p is not None))
             await world.sync.aclose()

@@ -709,10 +709,11 @@ class Dispatcher:
                 while not lane.queue.empty():
                     replacement.queue.put_nowait(lane.queue.get_nowait())
             lane = replacement
-            lane.workers = [
-                asyncio.create_task(self._work(lane), name=f"lane-{endpoint.id}")
-                for _ in range(min(endpoint.max_concurrency, self.lane_slots))
-            ]
+            with tracing.detached():  # a lane works for every event, not the first one's
+                lane.workers = [
+                    asyncio.create_task(self._work(lane), name=f"lane-{endpoint.id}")
+                    for _ in range(min(endpoint.max_concurrency, self.lane_slots))
+                ]
             self._lanes[endpoint.id] = lane
         return lane
 
