@@ -124,6 +124,7 @@ def recorded_by(provider: TracerProvider) -> Iterator[None]:
     """Within the block, hookhub's own spans (and those of the apps and brokers built in
     it) go to `provider` rather than the process's: for a test that reads the spans of
     one process from an in-memory exporter. The client instrumentations stay as they are."""
+    configure("test")  # as the process would be: what is restored afterwards
     saved = (_state.mode, _state.provider, _state.tracer)
     _exported_by(provider)
     try:
