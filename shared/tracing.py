@@ -456,3 +456,83 @@ def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
         event["trace_id"] = format(span_context.trace_id, "032x")
         event["span_id"] = format(span_context.span_id, "016x")
     return event
+
+
+# --- Work of hookhub's own ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def span(
+    name: str,
+    *,
+    context: Context | None = None,
+    root: bool = False,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, str | int] | None = None,
+    **hookhub: str | int | None,
+) -> Iterator[None]:
+    """A span of work hookhub does on its own account (an outbound job's provider calls, a
+    token refresh, an import job), current for the block: the child of `context` (an
+    envelope's `trace()`; default: the current context), or the first of a trace of its
+    own (`root`). `attributes` as they are, `hookhub` as `hookhub.<name>` (None left out).
+    Only when exported; carried, `context` is made current (log lines), nothing more."""
+    if _state.mode is not Mode.EXPORTED:
+        with within(context):
+            yield
+        return
+    given = {f"hookhub.{k}": v for k, v in hookhub.items() if v is not None}
+    with _state.tracer.start_as_current_span(
+        name,
+        context=otel_context.Context() if root else context,
+        kind=kind,
+        attributes={**(attributes or {}), **given},
+    ):
+        yield
+
+
+def client_span(method: str, url: str) -> contextlib.AbstractContextManager[None]:
+    """The CLIENT span of a provider call the httpx instrumentation does not see (Authlib's
+    token requests go out through the httpx2 fork)."""
+    if _state.mode is not Mode.EXPORTED:
+        return contextlib.nullcontext()
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "url.full": f"{parts.scheme}://{parts.netloc}{parts.path}",  # no query, no fragment
+        "server.address": parts.hostname or "",
+    }
+    if parts.port is not None:
+        attributes["server.port"] = parts.port
+    return span(method, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def exported() -> bool:
+    """Whether spans are recorded: what only they use is worked out only then."""
+    return _state.mode is Mode.EXPORTED
+
+
+def calls_within(context: Context | None) -> contextlib.AbstractContextManager[None]:
+    """`within(context)` for a block that may call a provider, on a hot path: when spans are
+    exported, so that the calls' CLIENT spans are the context's children; else nothing, not
+    even the context's attachment."""
+    if _state.mode is Mode.EXPORTED and context is not None:
+        return within(context)
+    return contextlib.nullcontext()
+
+
+def add_event(context: Context | None, name: str, attributes: Mapping[str, str]) -> None:
+    """A span event on the span of `context` (an envelope's record span), if recorded."""
+    recorded = trace.get_current_span(context)
+    if recorded.is_recording():
+        recorded.add_event(name, attributes)
+
+
+def detached() -> contextlib.AbstractContextManager[None]:
+    """No trace current in the block: for a long-lived task begun inside an envelope's trace
+    (a task keeps the context it was created in) whose pieces of work are each on their own
+    account (an outbound lane: each job goes on in its chat event's trace)."""
+    if _state.mode is Mode.OFF:
+        return contextlib.nullcontext()
+    return within(otel_context.Context())
