@@ -229,13 +229,14 @@ def encode_inbound(
     message_id: str | None = None,
     imported: bool = False,
     card: dict[str, Any] | None = None,
+    trace: Any = None,
 ) -> Encoded:
     """An `InboundMessage`'s Kafka bytes without building the model: for paths that publish
     thousands a second (an import), where validating and dumping the model cost a fifth of
     the time. The bytes are those of `InboundMessage(...).to_kafka()` (tests hold the two
     equal): the author's name and the text lose control and bidirectional characters as
     the model has them (shared.text); the avatar URL is checked the same way here and left
-    out when it is not an http(s) URL."""
+    out when it is not an http(s) URL. `trace`: the trace it goes on in (`Encoded.trace`)."""
     source = {
         "provider": provider,
         "integration_id": integration_id,
@@ -269,7 +270,7 @@ def encode_inbound(
         value = orjson.dumps(fields, option=orjson.OPT_UTC_Z)
     except TypeError:  # what orjson cannot write (an integer over 64 bits in blocks): the model can
         value = InboundMessage.model_validate(fields).to_kafka()
-    return Encoded(id, channel_id.encode(), value)
+    return Encoded(id, channel_id.encode(), value, trace=trace)
 
 
 def _present(**fields: Any) -> dict[str, Any]:
@@ -292,6 +293,7 @@ def encode_change(
     thread_id: str | None,
     message_id: str | None = None,
     imported: bool = False,
+    trace: Any = None,
 ) -> Encoded:
     """A provider's message change as the chat's envelope, live (sync) or imported alike:
     its ids, attachments, blocks and time from the change, its author (the sender's user
@@ -316,6 +318,7 @@ def encode_change(
         occurred_at=change.occurred_at,
         message_id=message_id,
         imported=imported,
+        trace=trace,
     )
 
 

@@ -531,6 +531,16 @@ def kept(context: Context | None) -> dict[str, str]:
     return {name: carrier[name] for name in _TRACE_HEADERS if name in carrier}
 
 
+def traceparent(context: Context | None) -> str | None:
+    """The `traceparent` alone that `kept` gives."""
+    return kept(context).get(TRACEPARENT)
+
+
+def from_traceparent(value: str | None) -> Context | None:
+    """The context a kept `traceparent` names; None for none."""
+    return propagate.extract({TRACEPARENT: value}) if value else None
+
+
 def trace_id(traceparent: str | None) -> str | None:
     """The trace id a kept `traceparent` names (what a trace viewer is searched by)."""
     parts = (traceparent or "").split("-")
@@ -599,3 +609,65 @@ def responded(
         if error_type is not None:
             span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, failure[:200]))
+
+
+# --- Work of hookhub's own ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def span(
+    name: str,
+    *,
+    context: Context | None = None,
+    root: bool = False,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, str | int] | None = None,
+    **hookhub: str | int | None,
+) -> Iterator[None]:
+    """A span of work hookhub does on its own account (an outbound job's provider calls, a
+    token refresh, an import job), current for the block: the child of `context` (an
+    envelope's `trace()`; default: the current context), or the first of a trace of its
+    own (`root`). `attributes` as they are, `hookhub` as `hookhub.<name>` (None left out).
+    Only when exported; carried, `context` is made current (log lines), nothing more."""
+    if _state.mode is not Mode.EXPORTED:
+        with within(context):
+            yield
+        return
+    given = {f"hookhub.{k}": v for k, v in hookhub.items() if v is not None}
+    with _state.tracer.start_as_current_span(
+        name,
+        context=otel_context.Context() if root else context,
+        kind=kind,
+        attributes={**(attributes or {}), **given},
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def request_span(method: str, url: str) -> Iterator[None]:
+    """The CLIENT span of a provider call the httpx instrumentation does not see (Authlib's
+    token requests go out through the httpx2 fork)."""
+    with span(method, kind=SpanKind.CLIENT):
+        requesting(trace.get_current_span(), method, url)
+        yield
+
+
+def exported() -> bool:
+    """Whether spans are recorded: what only they use is worked out only then."""
+    return _state.mode is Mode.EXPORTED
+
+
+def calls_within(context: Context | None) -> contextlib.AbstractContextManager[None]:
+    """`within(context)` for a block that may call a provider, on a hot path: when spans are
+    exported, so that the calls' CLIENT spans are the context's children; else nothing, not
+    even the context's attachment."""
+    if _state.mode is Mode.EXPORTED and context is not None:
+        return within(context)
+    return contextlib.nullcontext()
+
+
+def add_event(context: Context | None, name: str, attributes: Mapping[str, str]) -> None:
+    """A span event on the span of `context` (an envelope's record span), if recorded."""
+    recorded = trace.get_current_span(context)
+    if recorded.is_recording():
+        recorded.add_event(name, attributes)

@@ -30,6 +30,7 @@ from pymongo.errors import PyMongoError
 from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
 from services.importer.metrics import ImportMetrics
 from services.importer.sources import Source
+from shared import tracing
 from shared.envelopes import Encoded, IntegrationEvent, Topic, encode_change, new_event_id
 from shared.errors import HookhubError, Unavailable
 from shared.ids import utcnow
@@ -60,6 +61,14 @@ MAX_REMEMBERED_ROOTS = 100_000
 
 class Cancelled(Exception):
     pass
+
+
+def _source_name(doc: Document) -> str:
+    """What a job reads, as `POST /api/imports` names an export (`slack_export`), or the
+    provider's API (`slack_api`)."""
+    if doc.get("source") == "export":
+        return str((doc.get("upload") or {}).get("source") or "slack_export")
+    return f"{doc.get('provider')}_api"
 
 
 @dataclass(eq=False)
@@ -307,6 +316,19 @@ class Runner:
             await self.run_job(doc)
 
     async def run_job(self, doc: Document) -> None:
+        """The job run by this replica, in a trace of its own: its reads, publishes and
+        events under one span."""
+        with tracing.span(
+            f"import {_source_name(doc)}",
+            root=True,
+            workspace_id=doc.get("workspace_id"),
+            integration_id=doc.get("integration_id"),
+            provider=doc.get("provider"),
+            job_id=str(doc["_id"]),
+        ):
+            await self._run_job(doc)
+
+    async def _run_job(self, doc: Document) -> None:
         log.info("import_started", job_id=doc["_id"], attempt=doc.get("attempts"))
         run = Run(doc)
         try:

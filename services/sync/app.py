@@ -66,6 +66,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, SyncSettings)
     client = provider_client(settings.sync_max_connections, settings.provider_timeout_seconds)
+    app.state.provider_client = client  # one client for every provider call (its spans)
     apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
     # Catch-up and the search for a post after a crash read Slack's history: paced to the
     # app's tier, so that a start with a thousand mappings does not burst past it.

@@ -4,6 +4,7 @@ credentials can change at runtime (`PUT /api/providers/...`), and exchanges are 
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client, oauth2_client
 
+from shared import tracing
 from shared.oauth.provider import (
     AppCredentials,
     OAuthProvider,
@@ -31,6 +33,9 @@ _STATUS_ERRORS: tuple[type[Exception], ...] = (
     httpx.HTTPStatusError,
     oauth2_client.httpx2.HTTPStatusError,
 )
+# Whether the httpx instrumentation sees the token requests (shared.tracing): not when
+# Authlib's client is httpx2's, whose calls get a CLIENT span of their own here.
+_TRACED_BY_HTTPX = issubclass(AsyncOAuth2Client, httpx.AsyncClient)
 
 
 class OAuthClient:
@@ -95,9 +100,17 @@ class OAuthClient:
             )
 
     async def _call(self, call: Any) -> dict[str, Any]:
+        """The token endpoint's answer (its CLIENT span made here where the httpx
+        instrumentation does not see the call)."""
         title = self._provider.title
+        span = (
+            contextlib.nullcontext()
+            if _TRACED_BY_HTTPX
+            else tracing.request_span("POST", self._endpoints.token_url)
+        )
         try:
-            token = await call
+            with span:
+                token = await call
         except OAuthError as exc:
             error = str(exc.error or "")
             detail = f": {exc.description}" if exc.description else ""

@@ -13,7 +13,8 @@ from services.sandbox.slack import TEAM_ID as FAKE_TEAM
 from shared.message_map import inbound_message_id
 from tests.importer.conftest import Imports
 from tests.slack_export import TEAM_ID, ExportBuilder, message, slack_file
-from tests.support import admin_headers
+from tests.spans import hex_ids, ids, recorded, traceparent_of
+from tests.support import admin_headers, until
 
 
 def _id(channel: str, ts: str, team: str = TEAM_ID) -> str:
@@ -347,3 +348,49 @@ async def test_a_conversation_with_a_forged_id_is_skipped_and_the_rest_imported(
     (skipped,) = done["report"]["skipped_channels"]
     assert skipped["external_channel_id"] == "C1.$where"
     assert [e["text"] for e in await imports.inbox.of_channel(channel, 1)] == ["fine"]
+
+
+async def test_an_import_jobs_messages_and_events_are_one_trace(
+    imports: Imports, tmp_path: Path
+) -> None:
+    """Spans exported (recorded here): a job's run is a span of its own, the first of its
+    trace, and what it publishes goes on in that trace, whatever the batches."""
+    b = ExportBuilder(TEAM_ID)
+    b.add_user("U0ADA", "ada")
+    general = b.add_channel("general")
+    for n in range(5):
+        b.add_message(general, "2024-03-01", message(f"170925120{n}.000100", f"m{n}", "U0ADA"))
+    path = b.write(tmp_path / "traced.zip")
+    channel = imports.world.new_id("ch_")
+    with recorded() as spans:
+        answer = await imports.upload(path, channel_map={general["id"]: channel})
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+        done = await imports.until(job_id, "completed", "failed")
+        assert done["status"] == "completed", done
+        [job] = await until(
+            lambda: [
+                s
+                for s in spans.exporter.get_finished_spans()
+                if (s.attributes or {}).get("hookhub.job_id") == job_id
+            ],
+            what="the job's span",
+        )
+    trace_id, _, parent_id = hex_ids(job)
+    assert job.name == "import slack_export" and parent_id is None
+    assert (job.attributes or {})["hookhub.workspace_id"] == imports.world.chat.workspace_id
+    await imports.inbox.of_channel(channel, count=5)
+    records = [r for r in imports.inbox.tap.records if f'"{channel}"'.encode() in r.value]
+    events = await imports.events.wait_for(
+        lambda v: (
+            v["type"] in ("import.started", "import.completed")
+            and v["data"].get("job_id") == job_id
+        ),
+        count=2,
+    )
+    assert len(events) == 2, events
+    records += [
+        r for r in imports.events.records if job_id.encode() in r.value and b'"import.' in r.value
+    ]
+    traced = {ids(traceparent_of(r) or "0-none-0-0")[0] for r in records}
+    assert len(records) >= 7 and traced == {trace_id}

@@ -3,6 +3,7 @@ codes, rotating refresh tokens that die on reuse, and what the user is told when
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -14,6 +15,7 @@ from shared.crypto import fingerprint
 from shared.ids import utcnow
 from shared.oauth.tokens import NotConnected
 from tests.oauth.flow import connect, consent, db_of, expire_soon, keeper, start, stored, tokens
+from tests.spans import Caller, ids, traceparent_of
 from tests.support import KafkaTap, RunningService, admin_headers
 
 
@@ -243,3 +245,25 @@ async def test_the_provider_app_names_the_scopes_a_connect_asks_for(
         started = await start(oauth, provider)
         asked = dict(parse_qsl(urlsplit(started["authorization_url"]).query))
         assert asked["scope"].split() == defaults[provider], provider
+
+
+async def test_the_connected_event_goes_on_in_the_callbacks_trace(
+    oauth: RunningService, integration_events: KafkaTap
+) -> None:
+    """SPEC §18 with no exporter: `integration.connected` carries the trace of the
+    callback's request."""
+    started = await start(oauth, "github", workspace_id="ws_traced")
+    caller = Caller.new()
+    answer = await oauth.client.get(
+        "/api/auth/oauth/callback",
+        params=await consent(started["authorization_url"]),
+        headers={"traceparent": caller.traceparent},
+    )
+    assert answer.status_code == 200, answer.text
+    integration_id = answer.json()["integration_id"]
+    [event] = await integration_events.wait_for(
+        _event(integration_events, "connected", integration_id)
+    )
+    [record] = [r for r in integration_events.records if json.loads(r.value)["id"] == event["id"]]
+    traceparent = traceparent_of(record)
+    assert traceparent is not None and ids(traceparent)[0] == caller.trace_id

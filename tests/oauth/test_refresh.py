@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry.trace import SpanKind
 
 from services.oauth.app import definition
 from services.sandbox.oauth_server import FakeAuthorizationServer
@@ -21,6 +22,7 @@ from shared.oauth.provider import ProviderUnreachable, TokenSet
 from shared.oauth.tokens import token_state
 from shared.settings import ServiceSettings
 from tests.oauth.flow import connect, expire_soon, keeper, stored, tokens
+from tests.spans import hex_ids, ids, recorded, traceparent_of
 from tests.support import KafkaTap, RunningService, serve
 
 ROOT = Path(__file__).parents[2]
@@ -173,3 +175,36 @@ def test_margin_is_ten_minutes_capped_to_half_the_lifetime() -> None:
     assert no_refresh["refresh_at"] is None and no_refresh["expires_at"] is not None
     _, forever = token_state(secrets, TokenSet("a", "r"), box, now, 600)
     assert forever["expires_at"] is None and forever["refresh_at"] is None
+
+
+async def test_a_refresh_by_the_loop_is_a_trace_of_its_own(
+    oauth: RunningService,
+    providers: dict[str, FakeAuthorizationServer],
+    integration_events: KafkaTap,
+) -> None:
+    """Spans exported (recorded here): a refresh ahead of expiry is a trace of its own, the
+    token endpoint's call (Authlib's client, which the httpx instrumentation does not see)
+    and the `integration.refreshed` event under its span."""
+    integration = await connect(oauth, "jira", workspace_id="ws_traced")
+    await expire_soon(oauth, integration["id"], seconds_left=300)
+    with recorded() as spans:
+        await keeper(oauth).refresh_if_due(integration["id"])
+        [refresh] = [s for s in spans.exporter.get_finished_spans() if s.name == "oauth refresh"]
+        trace_id, span_id, parent_id = hex_ids(refresh)
+        found = spans.of_trace(trace_id)
+    assert parent_id is None
+    assert dict(refresh.attributes or {}) == {
+        "hookhub.provider": "jira",
+        "hookhub.integration_id": integration["id"],
+        "hookhub.workspace_id": "ws_traced",
+    }
+    [call] = [s for s in found if s.kind is SpanKind.CLIENT]
+    assert hex_ids(call)[2] == span_id and call.name == "POST"
+    token_url = providers["jira"].base_url + providers["jira"].token_path
+    assert (call.attributes or {})["url.full"] == token_url
+    [event] = await integration_events.wait_for(
+        lambda v: v["type"] == "integration.refreshed" and v["integration_id"] == integration["id"]
+    )
+    [record] = [r for r in integration_events.records if json.loads(r.value)["id"] == event["id"]]
+    traceparent = traceparent_of(record)
+    assert traceparent is not None and ids(traceparent)[0] == trace_id

@@ -63,6 +63,7 @@ class Chat:
         data: dict[str, Any],
         actor: dict[str, Any] | None = None,
         event_id: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> ChatEvent:
         event = ChatEvent(
             id=event_id or f"evt_{uuid.uuid4().hex}",
@@ -73,7 +74,10 @@ class Chat:
             data=data,
         )
         await self.producer.send_and_wait(
-            self.settings.topic(Topic.CHAT_EVENTS), event.to_kafka(), key=event.partition_key()
+            self.settings.topic(Topic.CHAT_EVENTS),
+            event.to_kafka(),
+            key=event.partition_key(),
+            headers=headers,
         )
         return event
 
@@ -101,6 +105,8 @@ class World:
     telegram_integration: str = ""
     discord_integration: str = ""
     counter: list[int] = field(default_factory=lambda: [0])
+    # The in-process sync service's app (`with_sync`), for what its API does not show.
+    sync_app: Any = None
 
     def new_id(self, prefix: str) -> str:
         self.counter[0] += 1
@@ -268,10 +274,12 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
             **common,
             **{key.removeprefix("HOOKHUB_").lower(): value for key, value in SYNC_ENV.items()},
         )
+        sync_app = None
         if with_sync:
-            sync = (
-                await stack.enter_async_context(serve(create_app(sync_definition(), settings)))
-            ).client
+            running_sync = await stack.enter_async_context(
+                serve(create_app(sync_definition(), settings))
+            )
+            sync, sync_app = running_sync.client, running_sync.app
         else:
             sync = await stack.enter_async_context(http_client("http://127.0.0.1:9"))
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
@@ -288,6 +296,7 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
             Chat(settings, producer, tap),
             settings,
             telegram_base,
+            sync_app=sync_app,
         )
         world.slack_integration = await _slack_integration(world)
         world.telegram_integration = await _telegram_integration(world)

@@ -17,11 +17,14 @@ from typing import Any
 
 import httpx
 from markdown_it import MarkdownIt
+from opentelemetry.trace import SpanKind
 
-from shared.envelopes import ProviderEvent, Topic
+from shared import tracing
+from shared.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
 from shared.ids import utcnow
 from tests.gateway import signing
 from tests.otlp_receiver import OtlpReceiver, Span
+from tests.spans import Caller, hex_ids, ids, recorded, traceparent_of
 from tests.support import ServiceProcess, admin_headers, github_corpus
 from tests.sync.conftest import World, connect, start_sync, until
 
@@ -66,16 +69,51 @@ def retitled(payloads: list[tuple[str, dict[str, Any]]], number: int, repo: str)
 
 
 async def send_github(
-    world: World, integration_id: str, event: str, payload: Any, delivery: str | None = None
+    world: World,
+    integration_id: str,
+    event: str,
+    payload: Any,
+    delivery: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str:
     body = json.dumps(payload).encode()
     delivery = delivery or str(uuid.uuid4())
     signed = signing.github(SECRET, event, body, delivery)
     answer = await world.gateway.client.post(
-        f"/api/webhooks/github/{integration_id}", content=body, headers=signed.headers
+        f"/api/webhooks/github/{integration_id}",
+        content=body,
+        headers={**signed.headers, **(headers or {})},
     )
     assert answer.status_code == 200, answer.text
     return delivery
+
+
+async def publish_github(
+    world: World,
+    integration_id: str,
+    payload: Any,
+    delivery: str,
+    received_at: Any,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> ProviderEvent:
+    """A GitHub event on `hookhub.provider.events` as if the gateway had taken it then."""
+    event = ProviderEvent(
+        id=f"pev_{uuid.uuid4().hex}",
+        provider="github",
+        integration_id=integration_id,
+        workspace_id=world.chat.workspace_id,
+        event_type="pull_request",
+        delivery_id=delivery,
+        received_at=received_at,
+        payload=payload,
+    )
+    await world.chat.producer.send_and_wait(
+        world.sync_settings.topic(Topic.PROVIDER_EVENTS),
+        event.to_kafka(),
+        key=event.partition_key(),
+        headers=headers,
+    )
+    return event
 
 
 async def subscribe(world: World, integration_id: str, **body: Any) -> dict[str, Any]:
@@ -272,25 +310,8 @@ async def test_a_subscription_takes_only_events_that_arrived_after_it(world: Wor
     sub = await subscribe(world, integration_id)
     payload = corpus("pull_request/opened.payload.json")
 
-    async def publish(received_at: Any, delivery: str) -> None:
-        event = ProviderEvent(
-            id=f"pev_{uuid.uuid4().hex}",
-            provider="github",
-            integration_id=integration_id,
-            workspace_id=world.chat.workspace_id,
-            event_type="pull_request",
-            delivery_id=delivery,
-            received_at=received_at,
-            payload=payload,
-        )
-        await world.chat.producer.send_and_wait(
-            world.sync_settings.topic(Topic.PROVIDER_EVENTS),
-            event.to_kafka(),
-            key=event.partition_key(),
-        )
-
-    await publish(utcnow() - timedelta(minutes=5), "before")
-    await publish(utcnow(), "after")
+    await publish_github(world, integration_id, payload, "before", utcnow() - timedelta(minutes=5))
+    await publish_github(world, integration_id, payload, "after", utcnow())
     [message] = await in_channel(world, sub["channel_id"], count=1)
     assert message["source"]["external_message_id"] == "after"
     await asyncio.sleep(0.5)  # nothing else comes for that channel
@@ -711,3 +732,94 @@ async def test_a_template_is_tried_on_a_payload(world: World) -> None:
         "line": 2,
         "column": 3,
     }
+
+
+def _record_of(world: World, envelope_id: str) -> Any:
+    """The `hookhub.chat.inbound` record of an envelope the chat has read."""
+    return next(r for r in world.chat.inbound.records if json.loads(r.value)["id"] == envelope_id)
+
+
+def _consumed(span: Any, envelope_id: str) -> bool:
+    """Whether `span` is a consumer's span of the record of that envelope."""
+    attributes = span.attributes or {}
+    return bool(
+        span.kind is SpanKind.CONSUMER and attributes.get("hookhub.envelope_id") == envelope_id
+    )
+
+
+async def test_a_webhooks_trace_goes_on_to_the_chats_message(world: World) -> None:
+    """SPEC §18 with no exporter (the suite's setting): the `traceparent` a provider's
+    webhook brings goes on through the gateway, Kafka and the notifications consumer to
+    the message on `hookhub.chat.inbound`."""
+    assert tracing.mode() is tracing.Mode.CARRIED, "the suite runs without an exporter"
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id)
+    callers = [Caller.new(), Caller.new()]
+    for caller, name in zip(callers, ("opened", "reopened"), strict=True):
+        await send_github(
+            world,
+            integration_id,
+            "pull_request",
+            corpus(f"pull_request/{name}.payload.json"),
+            headers={"traceparent": caller.traceparent},
+        )
+    # The pull request's root, then the reopening in its thread and the root's edit.
+    envelopes = await in_channel(world, sub["channel_id"], count=3)
+    assert [v["type"] for v in envelopes] == ["message.received"] * 2 + ["message.edited"]
+    assert "reopened" in envelopes[1]["text"]
+    # Each in its own webhook's trace (the two may be one batch of the consumer).
+    for envelope, caller in zip(envelopes, [*callers, callers[1]], strict=True):
+        traceparent = traceparent_of(_record_of(world, envelope["id"]))
+        assert traceparent is not None and ids(traceparent)[0] == caller.trace_id
+
+
+async def test_a_notifications_span_is_its_events_records_child(world: World) -> None:
+    """Spans exported (recorded here): the notifications consumer's span of a provider
+    event's record is the child of the span that its `traceparent` names, says what became
+    of the event, and the chat's message goes on under it."""
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id)
+    caller = Caller.new()
+    topic = world.sync_settings.topic(Topic.PROVIDER_EVENTS)
+    with recorded() as spans:
+        event = await publish_github(
+            world,
+            integration_id,
+            corpus("pull_request/opened.payload.json"),
+            str(uuid.uuid4()),
+            utcnow(),
+            headers=[(PROVIDER_HEADER, b"github"), ("traceparent", caller.traceparent.encode())],
+        )
+        [message] = await in_channel(world, sub["channel_id"], count=1)
+        found = await spans.finished(
+            caller.trace_id,
+            lambda found: any(_consumed(s, event.id) for s in found),
+            "the record's span",
+        )
+    [span] = [s for s in found if _consumed(s, event.id)]
+    trace_id, span_id, parent_id = hex_ids(span)
+    assert (trace_id, parent_id) == (caller.trace_id, caller.span_id)
+    attributes = dict(span.attributes or {})
+    assert span.name == f"{topic} process"
+    assert attributes["messaging.destination.name"] == topic
+    assert "notifications" in str(attributes["messaging.consumer.group.name"])
+    assert {
+        name: attributes.get(f"hookhub.{name}")
+        for name in ("provider", "integration_id", "workspace_id", "event_type")
+    } == {
+        "provider": "github",
+        "integration_id": integration_id,
+        "workspace_id": world.chat.workspace_id,
+        "event_type": "pull_request",
+    }
+    [notified] = [e for e in span.events if e.name == "notification"]
+    assert dict(notified.attributes or {}) == {
+        "hookhub.subscription_id": sub["id"],
+        "hookhub.channel_id": sub["channel_id"],
+        "hookhub.notification": "pull_request.opened",
+        "hookhub.envelope_id": message["id"],
+        "hookhub.item": "Codertocat/Hello-World#2",
+    }
+    # The chat's message is the span's child: one trace from the webhook to the chat.
+    traceparent = traceparent_of(_record_of(world, message["id"]))
+    assert traceparent is not None and ids(traceparent) == (caller.trace_id, span_id)

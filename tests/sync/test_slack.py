@@ -3,7 +3,16 @@ the chat to Slack and from Slack to the chat, with no echo of our own posts."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.trace import SpanKind
+
 from services.sandbox.slack import BOT_ID
+from services.sync.outbound.jobs import Job
+from shared import tracing
+from shared.envelopes import Topic
+from tests.spans import Caller, hex_ids, recorded
 from tests.support import admin_headers
 from tests.sync.conftest import World, in_channel, until
 
@@ -151,3 +160,69 @@ async def test_files_shared_in_slack_reach_the_chat_as_attachment_links(world: W
     [attachment] = received["attachments"]
     assert attachment["name"] == "q3.pdf" and attachment["mime_type"] == "application/pdf"
     assert attachment["url"].startswith("https://acme.slack.com/files/U0ADA/")
+
+
+def attributes_of(span: Any) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+async def test_a_chat_events_trace_reaches_slacks_api(world: World) -> None:
+    """Spans exported (recorded here, and the httpx instrumentation on the sync service's
+    provider client for this test alone): the Slack call that posts a chat message is in
+    the trace of the chat's event, under its job's span."""
+    slack, chat = world.slack, world.chat
+    external, channel = await world.slack_pair()
+    caller = Caller.new()
+    client = world.sync_app.state.provider_client
+    chat_events = world.sync_settings.topic(Topic.CHAT_EVENTS)
+
+    def posted(span: Any) -> bool:
+        attributes = span.attributes or {}
+        url = str(attributes.get("url.full") or attributes.get("http.url") or "")
+        return bool(span.kind is SpanKind.CLIENT and url.endswith("/chat.postMessage"))
+
+    with recorded() as spans:
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=spans.provider)
+        try:
+            await chat.publish(
+                "message.created",
+                {"message_id": "m1", "channel_id": channel, "text": "traced"},
+                headers=[("traceparent", caller.traceparent.encode())],
+            )
+            await until(lambda: slack.posts(external), what="the post")
+            # The call's span, its job's and the event's, each ended by then.
+            found = await spans.finished(
+                caller.trace_id,
+                lambda found: (
+                    any(posted(s) for s in found)
+                    and {"sync post", f"{chat_events} process"} <= {s.name for s in found}
+                ),
+                "the call's, the job's and the event's spans",
+            )
+        finally:
+            HTTPXClientInstrumentor.uninstrument_client(client)
+    by_id = {hex_ids(s)[1]: s for s in found}
+    [call] = [s for s in found if posted(s)]
+    job = by_id[hex_ids(call)[2] or ""]
+    assert job.name == "sync post"
+    mappings = await world.sync.get(
+        f"/api/integrations/{world.slack_integration}/mappings", headers=admin_headers()
+    )
+    [mapping] = [m for m in mappings.json()["data"] if m["external_channel_id"] == external]
+    attributes = attributes_of(job)
+    assert str(attributes.pop("hookhub.job_id")).startswith("job_")
+    assert attributes == {
+        "hookhub.provider": "slack",
+        "hookhub.integration_id": world.slack_integration,
+        "hookhub.workspace_id": chat.workspace_id,
+        "hookhub.mapping_id": mapping["id"],
+    }
+    event = by_id[hex_ids(job)[2] or ""]
+    assert event.kind is SpanKind.CONSUMER and hex_ids(event)[2] == caller.span_id
+    assert (event.attributes or {})["hookhub.event_type"] == "message.created"
+    # The job keeps its event's trace, for a process that takes it over.
+    doc = await world.sync_app.state.runtime.db.sync_outbox.find_one(
+        {"_id": attributes_of(job)["hookhub.job_id"]}
+    )
+    assert doc["traceparent"] == f"00-{caller.trace_id}-{hex_ids(event)[1]}-01"
+    assert tracing.traceparent(Job.from_doc(doc).trace) == doc["traceparent"]

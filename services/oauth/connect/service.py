@@ -18,7 +18,7 @@ import structlog
 
 from services.oauth.connect.repository import StateRepository
 from services.oauth.connect.schemas import ConnectRequest, ConnectStarted
-from shared import tenancy
+from shared import tenancy, tracing
 from shared.crypto import SecretBox, fingerprint
 from shared.envelopes import Topic
 from shared.errors import BadRequest, HookhubError, Invalid, NotFound
@@ -210,6 +210,10 @@ class ConnectService:
             "last_error": None,
         }
         doc = await self._store(provider, record, account.id, account.name, fields)
+        # On the callback's span, whose trace the event goes on in.
+        tracing.annotate(
+            provider=provider.name, integration_id=doc["_id"], workspace_id=doc.get("workspace_id")
+        )
         await self._publisher.publish(
             Topic.INTEGRATION_EVENTS,
             integration_event(

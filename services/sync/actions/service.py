@@ -28,6 +28,7 @@ from services.sync.actions.schemas import (
     IssueCreate,
     JiraIssueCreate,
 )
+from shared import tracing
 from shared.envelopes import (
     InboundMessage,
     IntegrationEvent,
@@ -129,6 +130,10 @@ class Actions:
             raise NotFound(f"integration {integration_id} not found")
         provider = str(doc["provider"])
         _bind(provider=provider)
+        # On the request's span: its reply and events go on in its trace (the publisher's).
+        tracing.annotate(
+            provider=provider, integration_id=integration_id, workspace_id=doc.get("workspace_id")
+        )
         if provider not in TITLES:
             self._count(provider, "unsupported")
             raise ActionUnsupported(

@@ -25,7 +25,7 @@ from pymongo.errors import PyMongoError
 
 from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
-from shared import claim_check
+from shared import claim_check, tracing
 from shared.cache import RecentIds
 from shared.envelopes import Encoded, ProviderEvent, Topic, encode_change
 from shared.errors import HookhubError
@@ -201,7 +201,9 @@ class Inbound:
             if item.change.kind == "created" and self._brought_in(item, known, replayed):
                 self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
                 continue
-            envelope = await self._envelope(item, known)
+            # Its author and mentions may be looked up at the provider: in its event's trace.
+            with tracing.calls_within(item.event.trace()):
+                envelope = await self._envelope(item, known)
             if envelope is None:
                 continue
             if item.change.kind == "created" and self._brought_in(item, known, replayed):
@@ -344,6 +346,7 @@ class Inbound:
             text=await provider.render(change.text, users) if change.kind != "deleted" else "",
             thread_id=self._thread(item, known),
             message_id=message_id,
+            trace=item.event.trace(),
         )
 
     async def _is_own(self, item: Item) -> bool:

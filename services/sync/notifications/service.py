@@ -74,7 +74,7 @@ from services.sync.notifications.threads import (
 )
 from services.sync.subscriptions.filters import filtered
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
-from shared import claim_check
+from shared import claim_check, tracing
 from shared.cache import RecentIds
 from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
 from shared.errors import NotFound
@@ -222,6 +222,35 @@ class _Stages:
 
     def end(self) -> None:
         self._metrics.batch.labels("batch").observe(time.perf_counter() - self._began)
+
+
+def _traced(posts: list[Post], skipped: list[tuple[Post, str]]) -> None:
+    """What became of each event, on its record's span (while its consumer still holds it
+    open): a span event per subscription that took it or left it out, and why."""
+    for post in posts:
+        tracing.add_event(
+            post.event.trace(),
+            "notification",
+            _post_attributes(post, {"hookhub.envelope_id": post.id}),
+        )
+    for post, reason in skipped:
+        tracing.add_event(
+            post.event.trace(),
+            "notification filtered",
+            _post_attributes(post, {"hookhub.reason": reason}),
+        )
+
+
+def _post_attributes(post: Post, extra: dict[str, str]) -> dict[str, str]:
+    found = {
+        "hookhub.subscription_id": post.subscription.id,
+        "hookhub.channel_id": post.subscription.channel_id,
+        "hookhub.notification": post.notice.event,
+        **extra,
+    }
+    if post.notice.item is not None:
+        found["hookhub.item"] = post.notice.item
+    return found
 
 
 def card_text(card: Card) -> str:
@@ -385,6 +414,8 @@ class Notifications:
     ) -> asyncio.Future[None]:
         """The batch's second part, after the previous batch's: a batch whose publish (or
         an earlier one's) failed writes and counts nothing."""
+        if tracing.exported():
+            _traced(posts, skipped)
         previous = self._previous
         finished = asyncio.ensure_future(
             self._finish(previous, published, changed, posts, skipped, stages)
@@ -724,4 +755,5 @@ class Notifications:
             occurred_at=event.received_at,
             message_id=edits,
             card=card.as_dict() if card is not None else None,
+            trace=event.trace(),  # the chat's message goes on in the webhook's trace
         )

@@ -75,8 +75,9 @@ class Intake:
             raise
         # Made now (the failed write had not): handed over here, not to be taken back.
         self._lanes.unanswered.difference_update(doc["_id"] for doc in created)
+        traces = {m.event_id: m.trace for m in messages if m.trace is not None}
         for doc in created:
-            self._lanes.submit(Job.from_doc(doc))
+            self._lanes.submit(Job.from_doc(doc, traces.get(doc["event_id"])))
 
     async def _sources(self, messages: list[Message]) -> dict[str, list[Copy]]:
         """The map's copies of messages that may have come from a provider: those the chat

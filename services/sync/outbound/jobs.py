@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
 
 from services.sync.mappings.service import MappingSnapshot
+from shared import tracing
 from shared.envelopes import ChatEvent
 from shared.ids import derived_id
 from shared.message_map import Copy
@@ -61,9 +62,13 @@ class Job:
     attachments: tuple[Mapping[str, str], ...]
     queued_at: datetime
     recovered: bool = False
+    # The trace of the chat event it is for (shared.tracing): its provider calls' parent.
+    trace: Any = field(default=None, compare=False)
 
     @classmethod
-    def from_doc(cls, doc: Document) -> Job:
+    def from_doc(cls, doc: Document, trace: Any = None) -> Job:
+        """`trace`: its chat event's, when this process read the event; else the one the
+        job keeps (`traceparent`, written when spans are exported)."""
         return cls(
             id=doc["_id"],
             seq=int(doc["seq"]),
@@ -82,6 +87,7 @@ class Job:
             attachments=tuple(doc.get("attachments") or ()),
             queued_at=doc["queued_at"],
             recovered=bool(doc.get("recovered", False)),
+            trace=trace if trace is not None else tracing.from_traceparent(doc.get("traceparent")),
         )
 
 
@@ -104,6 +110,7 @@ class Message:
     author_name: str
     author_avatar_url: str | None
     attachments: tuple[dict[str, str], ...]
+    trace: Any = field(default=None, compare=False)  # the event's (shared.tracing)
 
     @classmethod
     def of(cls, event: ChatEvent) -> Message | None:
@@ -129,6 +136,7 @@ class Message:
             author_name=_text(actor.get("name")) or _text(actor.get("id")) or "Unknown",
             author_avatar_url=_url(actor.get("avatar_url")),
             attachments=_attachments(data.get("attachments")),
+            trace=event.trace(),
         )
 
 
@@ -183,7 +191,11 @@ def plan(
     mappings holding a copy a provider user wrote get nothing."""
     docs: list[Document] = []
     base = time.time_ns()
+    exported = tracing.exported()
     for message in messages:
+        # Kept with the job for whichever process runs it (the one that read the event
+        # hands its jobs the trace in memory): only where spans are exported.
+        traceparent = tracing.traceparent(message.trace) if exported else None
         theirs = {
             copy.mapping_id
             for key in (message.message_id, message.inbound_id)
@@ -217,6 +229,7 @@ def plan(
                     # Held by this process until finished; see shared.ownership.
                     "lease_owner": ownership.id,
                     "next_attempt_at": now,
+                    **({"traceparent": traceparent} if traceparent else {}),
                 }
             )
     return docs

@@ -21,6 +21,7 @@ import structlog
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.repository import OutboxRepository
 from services.sync.outbound.sender import Retry, Sender
+from shared import tracing
 from shared.ids import utcnow
 from shared.ownership import Ownership
 from shared.providers.chat import RateLimited
@@ -77,6 +78,11 @@ class Lanes:
             lane.task = asyncio.create_task(self._run(lane), name=f"sync-lane-{job.mapping_id}")
 
     async def _run(self, lane: Lane) -> None:
+        # Begun while a batch of chat events was handled: none of their traces is its own.
+        with tracing.detached():
+            await self._drain(lane)
+
+    async def _drain(self, lane: Lane) -> None:
         try:
             while lane.jobs and not self._stopping:
                 # Taken off the heap before it runs: a job with a lower `seq` arriving

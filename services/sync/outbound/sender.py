@@ -17,6 +17,7 @@ from services.sync.mappings.service import LastSynced, MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.repository import OUTBOX
+from shared import tracing
 from shared.errors import HookhubError, NotFound
 from shared.ids import utcnow
 from shared.integrations.connections import Connections
@@ -75,6 +76,20 @@ class Sender:
         self._recent: OrderedDict[tuple[str, str], Copy] = OrderedDict()
 
     async def run(self, job: Job) -> None:
+        """The job's attempt, in its chat event's trace: the provider's API calls (their
+        CLIENT spans) are the event's."""
+        with tracing.span(
+            f"sync {job.op}",
+            context=job.trace,
+            provider=job.provider,
+            integration_id=job.integration_id,
+            workspace_id=job.workspace_id,
+            mapping_id=job.mapping_id,
+            job_id=job.id,
+        ):
+            await self._run(job)
+
+    async def _run(self, job: Job) -> None:
         mapping = self._mappings.get(job.mapping_id)
         if mapping is None or not mapping.outbound:
             self._finish(job, "skipped", "the mapping was deleted, disabled or made inbound-only")
