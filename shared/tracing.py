@@ -37,7 +37,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
@@ -49,8 +48,6 @@ if TYPE_CHECKING:
     from starlette.types import Scope
 
     from shared.envelopes import Envelope
-
-log = structlog.get_logger("hookhub.tracing")
 
 
 class Mode(StrEnum):
@@ -98,7 +95,6 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> Mode:
         _state.mode = Mode.CARRIED
         return _state.mode
     install(_provider(service, env, exporter))
-    log.info("tracing_exported", exporter=type(exporter).__name__)
     return _state.mode
 
 

@@ -50,7 +50,8 @@ def create_app(
     definition: ServiceDefinition, settings: ServiceSettings | None = None
 ) -> ServiceApp:
     settings = (settings or definition.settings_class()).resolve_dev_secrets()
-    tracing.configure(definition.name)  # before the runtime: its broker is traced by it
+    # Before the runtime: its broker is traced by it.
+    log.info("tracing", mode=tracing.configure(definition.name).value)
     runtime = Runtime(settings=settings, service=definition.name)
 
     @asynccontextmanager
