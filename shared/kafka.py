@@ -292,7 +292,7 @@ class EventPublisher:
             producer = self._producer
             if not self.started or producer is None:
                 raise KafkaConnectionError("publisher not connected yet")
-            with tracing.publishing(name, count, [e.trace for e in envelopes]):
+            with tracing.publishing(name, count, [e.trace for e in envelopes]) as under_it:
                 records = [
                     (
                         e.key,
@@ -301,7 +301,7 @@ class EventPublisher:
                             ("content-type", _JSON),
                             ("hookhub-id", e.id.encode()),
                             *e.headers,
-                            *tracing.kafka_headers(e.trace),
+                            *tracing.kafka_headers(None if under_it else e.trace),
                         ],
                     )
                     for e in envelopes

@@ -367,17 +367,23 @@ def record_context(headers: Sequence[tuple[str, bytes]] | None) -> Context | Non
 
 
 @contextlib.contextmanager
-def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) -> Iterator[None]:
-    """The PRODUCER span of one publish of `count` envelopes to `topic`: the parent of the
-    records that have no context of their own, linked to those that have (an envelope a
-    consumer derived from another goes on in its source's trace).
+def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) -> Iterator[bool]:
+    """The PRODUCER span of one publish of `count` envelopes to `topic`, current for the
+    block. Yields whether the records go out under it; if not, those with a context of
+    their own (`contexts`, one per record: an envelope a consumer derived from another)
+    keep it, and the span links to them.
 
-    A request that publishes the one envelope it was made for (a webhook, `POST
-    /api/events`) is its publish: its SERVER span takes the messaging attributes and is the
-    record's parent. A span of its own would say nothing more, at a fifth of a webhook's
-    CPU (two spans a request instead of one; docs/benchmarks.md, `tracing`)."""
+    - Every record derived from the one same envelope (a notification's root and its edit,
+      a batch of one): the span is that envelope's span's child, and the records' parent,
+      so the trace shows the hop onto `topic`.
+    - Records from several envelopes: the span sits in the batch's trace (FastStream's span
+      of it), linked to each; each record goes on in its own envelope's trace.
+    - A request that publishes the one envelope it was made for (a webhook, `POST
+      /api/events`) is its publish: its SERVER span names the topic and is the record's
+      parent. A span of its own would say nothing more, at a fifth of a webhook's CPU (two
+      spans a request instead of one; docs/benchmarks.md, `tracing`)."""
     if _state.mode is not Mode.EXPORTED:
-        yield
+        yield False
         return
     current = trace.get_current_span()
     served = getattr(current, "kind", None) is SpanKind.SERVER
@@ -386,11 +392,13 @@ def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) 
     if count == 1 and (served or unsampled) and not any(contexts):
         if current.is_recording():
             current.set_attribute("messaging.destination.name", topic)
-        yield
+        yield True
         return
     links = _links(contexts)
+    one_source = len(links) == 1 and all(context is not None for context in contexts)
     with _state.tracer.start_as_current_span(
         f"{topic} publish",
+        context=contexts[0] if one_source else None,
         kind=SpanKind.PRODUCER,
         attributes={
             "messaging.system": "kafka",
@@ -398,9 +406,9 @@ def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) 
             "messaging.destination.name": topic,
             "messaging.batch.message_count": count,
         },
-        links=links,
+        links=None if one_source else links,
     ):
-        yield
+        yield one_source or not any(contexts)
 
 
 def _links(contexts: Sequence[Context | None], limit: int = 128) -> list[Link]:

@@ -504,7 +504,9 @@ async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
                 )
             [posted] = await in_channel(world, sub["channel_id"], count=1)
 
-            def hops(spans: list[Span]) -> tuple[Span, Span] | None:
+            def hops(spans: list[Span]) -> tuple[Span, Span, Span] | None:
+                """The gateway's span of the webhook, sync's of its record (the
+                notifications consumer's), and what sync published under that."""
                 served = [
                     s
                     for s in spans
@@ -513,15 +515,21 @@ async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
                 ]
                 for server in served:
                     for consumed in spans:
-                        if consumed.service == "hookhub-sync" and (
-                            consumed.parent_span_id == server.span_id
+                        if not (
+                            consumed.service == "hookhub-sync"
+                            and consumed.parent_span_id == server.span_id
+                            and "notifications"
+                            in consumed.attributes["messaging.consumer.group.name"]
                         ):
-                            return server, consumed
+                            continue
+                        for publish in spans:
+                            if publish.parent_span_id == consumed.span_id:
+                                return server, consumed, publish
                 return None
 
             found = await collector.wait_for(hops)
             assert found is not None
-            server, consumed = found
+            server, consumed, publish = found
         finally:
             await asyncio.gather(*(p.stop() for p in (gateway, sync) if p is not None))
             await world.sync.aclose()
@@ -536,13 +544,15 @@ async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
     assert consumed.kind == "CONSUMER" and consumed.trace_id == server.trace_id
     assert consumed.attributes["hookhub.envelope_id"] == server.attributes["hookhub.envelope_id"]
     assert consumed.attributes["messaging.consumer.group.name"].endswith("sync.notifications")
-    # The chat's message goes on in the same trace, under sync's span of the webhook's event.
+    # The chat's message goes on in the same trace: sync's publish onto the chat's topic,
+    # the child of its span of the webhook's event, is the record's parent.
+    assert publish.kind == "PRODUCER" and publish.name.endswith("hookhub.chat.inbound publish")
+    assert (publish.trace_id, publish.parent_span_id) == (server.trace_id, consumed.span_id)
     record = next(
         r for r in world.chat.inbound.records if json.loads(r.value)["id"] == posted["id"]
     )
     parent = dict(record.headers)["traceparent"].decode().split("-")
-    assert parent[1] == server.trace_id
-    assert parent[2] == consumed.span_id
+    assert (parent[1], parent[2]) == (server.trace_id, publish.span_id)
     # The gateway's line of the request, written inside its span, names it.
     request_id = answer.headers["x-request-id"]
     [line] = [
@@ -820,6 +830,19 @@ async def test_a_notifications_span_is_its_events_records_child(world: World) ->
         "hookhub.envelope_id": message["id"],
         "hookhub.item": "Codertocat/Hello-World#2",
     }
-    # The chat's message is the span's child: one trace from the webhook to the chat.
+    # The chat's message goes out under sync's publish onto the chat's topic, the span's
+    # child: one trace from the webhook to the chat.
     traceparent = traceparent_of(_record_of(world, message["id"]))
-    assert traceparent is not None and ids(traceparent) == (caller.trace_id, span_id)
+    assert traceparent is not None
+    record_trace, record_parent = ids(traceparent)
+    assert record_trace == caller.trace_id
+    found = await spans.finished(
+        caller.trace_id,
+        lambda found: any(hex_ids(s)[1] == record_parent for s in found),
+        "the publish's span",
+    )
+    [publish] = [s for s in found if hex_ids(s)[1] == record_parent]
+    assert publish.kind is SpanKind.PRODUCER and publish.name.endswith(
+        "hookhub.chat.inbound publish"
+    )
+    assert hex_ids(publish)[2] == span_id
