@@ -215,6 +215,37 @@ class Tracing:
         watch = [("collector", collector.child)]
         token = infrastructure.admin_token
 
+        # Delivery first: the gateway runs below fill hookhub.provider.events, which the
+        # delivery process's provider fan-out would then read through during the delivery
+        # runs (its spans a load of their own in the exporting ones).
+        sink = start_sink(harness)
+        egress = {"HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
+        delivery = harness.start_service(
+            "delivery", env={**egress, **envs[DISABLED]}, name="delivery-setup"
+        )
+        _create_endpoint(delivery.url, token, sink.url + SINK_PATH)
+        delivery.stop()
+        topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
+        count = max(MIN_EVENTS, round(EVENTS_PER_SECOND * harness.options.duration))
+
+        def delivery_run(
+            index: int, config: str, env: dict[str, str]
+        ) -> tuple[Measurement, Server]:
+            events = [chat_event(harness.run_id, f"tracing{index}", seq) for seq in range(count)]
+            delivery, window, _ = deliver_backlog(
+                harness,
+                sink,
+                topic,
+                events,
+                {**egress, **env},
+                name=f"delivery-{config}",
+                collector=collector.child.process.pid,
+            )
+            return window.measurement(LABELS[config], from_seq=0), delivery
+
+        delivery_runs = run_all(collector, envs, delivery_run)
+        sink.child.stop()
+
         gateway = harness.start_service("gateway", env=envs[DISABLED], name="gateway-setup")
         path = urlsplit(incoming.create_webhook(gateway.url, token)).path
         gateway.stop()
@@ -244,33 +275,6 @@ class Tracing:
 
         github_runs = run_all(collector, envs, github_run)
 
-        sink = start_sink(harness)
-        egress = {"HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
-        delivery = harness.start_service(
-            "delivery", env={**egress, **envs[DISABLED]}, name="delivery-setup"
-        )
-        _create_endpoint(delivery.url, token, sink.url + SINK_PATH)
-        delivery.stop()
-        topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
-        count = max(MIN_EVENTS, round(EVENTS_PER_SECOND * harness.options.duration))
-
-        def delivery_run(
-            index: int, config: str, env: dict[str, str]
-        ) -> tuple[Measurement, Server]:
-            events = [chat_event(harness.run_id, f"tracing{index}", seq) for seq in range(count)]
-            delivery, window, _ = deliver_backlog(
-                harness,
-                sink,
-                topic,
-                events,
-                {**egress, **env},
-                name=f"delivery-{config}",
-                collector=collector.child.process.pid,
-            )
-            return window.measurement(LABELS[config], from_seq=0), delivery
-
-        delivery_runs = run_all(collector, envs, delivery_run)
-        sink.child.stop()
         collector.child.stop()
 
         exporting = ", ".join(f"{k}={v}" for k, v in envs[EXPORTING].items() if v)
