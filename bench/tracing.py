@@ -215,29 +215,36 @@ class Tracing:
         watch = [("collector", collector.child)]
         token = infrastructure.admin_token
 
-        # Delivery first: the gateway runs below fill hookhub.provider.events, which the
-        # delivery process's provider fan-out would then read through during the delivery
-        # runs (its spans a load of their own in the exporting ones).
+        # Delivery first, each run on topics of its own: the gateway's runs fill
+        # hookhub.provider.events, which a delivery process's provider fan-out would read
+        # through during its run (its spans a load of their own in the exporting ones).
         sink = start_sink(harness)
         egress = {"HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
-        delivery = harness.start_service(
-            "delivery", env={**egress, **envs[DISABLED]}, name="delivery-setup"
-        )
-        _create_endpoint(delivery.url, token, sink.url + SINK_PATH)
-        delivery.stop()
-        topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
         count = max(MIN_EVENTS, round(EVENTS_PER_SECOND * harness.options.duration))
 
         def delivery_run(
             index: int, config: str, env: dict[str, str]
         ) -> tuple[Measurement, Server]:
+            # A database and topics of its own each run: the embedded MongoDB and broker
+            # slow as they fill (six runs sharing them went from 1,508 to 544 deliveries/s,
+            # more drift than the configurations differ by).
+            own = {
+                "HOOKHUB_MONGO_DB": f"{infrastructure.mongo_db}_d{index}",
+                "HOOKHUB_TOPIC_NAMESPACE": f"{infrastructure.topic_namespace}-d{index}",
+            }
+            setup = harness.start_service(
+                "delivery", env={**egress, **envs[DISABLED], **own}, name=f"delivery-setup{index}"
+            )
+            _create_endpoint(setup.url, token, sink.url + SINK_PATH)
+            setup.stop()
+            topic = f"{own['HOOKHUB_TOPIC_NAMESPACE']}.{Topic.CHAT_EVENTS}"
             events = [chat_event(harness.run_id, f"tracing{index}", seq) for seq in range(count)]
             delivery, window, _ = deliver_backlog(
                 harness,
                 sink,
                 topic,
                 events,
-                {**egress, **env},
+                {**egress, **env, **own},
                 name=f"delivery-{config}",
                 collector=collector.child.process.pid,
             )
