@@ -416,56 +416,6 @@ def incident_checks(envelopes: list[dict[str, Any]]) -> None:
     assert f"Open for: {fields['Open for']}" in resolved_edit["text"]
 
 
-async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
-    bare: World, tmp_path: Path
-) -> None:
-    """GitHub's pull requests, and a PagerDuty incident triggered before the restart and
-    acknowledged and resolved after it, with two replicas."""
-    world = bare
-    one: ServiceProcess | None = await start_sync(world, tmp_path / "one.log")
-    two: ServiceProcess | None = None
-    try:
-        integrations = [await connect(world, "github", webhook_secret=SECRET) for _ in range(4)]
-        subs = [await subscribe(world, i, events=["*"]) for i in integrations]
-        pagerduty = await connect(world, "pagerduty", signing_secret=SECRET)
-        incidents = await subscribe(world, pagerduty)
-        story = pr_story()
-        # The first two steps of each story, then a restart in the middle of them.
-        for integration_id in integrations:
-            for event, payload in story[:2]:
-                await send_github(world, integration_id, event, payload)
-        await send_pagerduty(world, pagerduty, incident("triggered"))
-        for sub in subs:
-            await in_channel(world, sub["channel_id"], count=3)
-        await in_channel(world, incidents["channel_id"], count=1)
-        assert one is not None
-        await one.stop()
-        one = await start_sync(world, tmp_path / "one-again.log")
-        two = await start_sync(world, tmp_path / "two.log")
-        for integration_id in integrations:
-            for event, payload in story[2:]:
-                await send_github(world, integration_id, event, payload)
-        for stage in ("acknowledged", "resolved"):
-            await send_pagerduty(world, pagerduty, incident(stage))
-        for sub in subs:
-            envelopes = await in_channel(world, sub["channel_id"], count=9)
-            story_checks(envelopes)
-        incident_checks(await in_channel(world, incidents["channel_id"], count=5))
-        # Nothing more comes: no second root, no duplicate under another id.
-        await asyncio.sleep(1.0)
-        await world.chat.inbound.poll()
-        for sub in subs:
-            ids = {
-                v["id"]
-                for v in world.chat.inbound.values()
-                if v["channel_id"] == sub["channel_id"] and v["type"] == "message.received"
-            }
-            assert len(ids) == 5, ids
-    finally:
-        await asyncio.gather(*(p.stop() for p in (one, two) if p is not None))
-        await world.sync.aclose()
-
-
 async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
     bare: World, tmp_path: Path
 ) -> None:
@@ -473,7 +423,9 @@ async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
     processes told only `OTEL_EXPORTER_OTLP_ENDPOINT`, exporting to a collector (here the
     tests' own on loopback). A GitHub webhook's trace starts at the gateway's ingress, goes
     through Kafka to sync's consumer and on to the chat's topic; the gateway's log line of
-    the request carries its ids."""
+    the request carries its ids. The first of the module's tests with processes of their
+    own: members that left a consumer group linger in the embedded broker until their
+    session expires, and a new process's join waits for them."""
     world = bare
     gateway_settings = world.gateway.app.state.runtime.settings  # type: ignore[attr-defined]
     async with OtlpReceiver(grpc=False) as collector:
@@ -568,6 +520,56 @@ async def _accepted(
 ) -> httpx.Response | None:
     answer = await client.post(url, content=body, headers=headers)
     return answer if answer.status_code == 200 else None
+
+
+async def test_threads_survive_a_restart_and_two_replicas_make_one_root_each(
+    bare: World, tmp_path: Path
+) -> None:
+    """GitHub's pull requests, and a PagerDuty incident triggered before the restart and
+    acknowledged and resolved after it, with two replicas."""
+    world = bare
+    one: ServiceProcess | None = await start_sync(world, tmp_path / "one.log")
+    two: ServiceProcess | None = None
+    try:
+        integrations = [await connect(world, "github", webhook_secret=SECRET) for _ in range(4)]
+        subs = [await subscribe(world, i, events=["*"]) for i in integrations]
+        pagerduty = await connect(world, "pagerduty", signing_secret=SECRET)
+        incidents = await subscribe(world, pagerduty)
+        story = pr_story()
+        # The first two steps of each story, then a restart in the middle of them.
+        for integration_id in integrations:
+            for event, payload in story[:2]:
+                await send_github(world, integration_id, event, payload)
+        await send_pagerduty(world, pagerduty, incident("triggered"))
+        for sub in subs:
+            await in_channel(world, sub["channel_id"], count=3)
+        await in_channel(world, incidents["channel_id"], count=1)
+        assert one is not None
+        await one.stop()
+        one = await start_sync(world, tmp_path / "one-again.log")
+        two = await start_sync(world, tmp_path / "two.log")
+        for integration_id in integrations:
+            for event, payload in story[2:]:
+                await send_github(world, integration_id, event, payload)
+        for stage in ("acknowledged", "resolved"):
+            await send_pagerduty(world, pagerduty, incident(stage))
+        for sub in subs:
+            envelopes = await in_channel(world, sub["channel_id"], count=9)
+            story_checks(envelopes)
+        incident_checks(await in_channel(world, incidents["channel_id"], count=5))
+        # Nothing more comes: no second root, no duplicate under another id.
+        await asyncio.sleep(1.0)
+        await world.chat.inbound.poll()
+        for sub in subs:
+            ids = {
+                v["id"]
+                for v in world.chat.inbound.values()
+                if v["channel_id"] == sub["channel_id"] and v["type"] == "message.received"
+            }
+            assert len(ids) == 5, ids
+    finally:
+        await asyncio.gather(*(p.stop() for p in (one, two) if p is not None))
+        await world.sync.aclose()
 
 
 # Templates (SPEC §16): user JavaScript renders a subscription's notifications.
