@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ from services.sandbox.telegram import FakeTelegram
 from shared.mongo import Database
 from tests.infra import Infra, provide_infra
 from tests.support import new_namespace, serve
+
+# The suite's tracing is its own (no exporter; the tests that read spans set up theirs):
+# a developer's OTEL_* variables (an exporter, OTEL_SDK_DISABLED) would change what the
+# services do under test, and what the processes they start inherit.
+for _name in [name for name in os.environ if name.startswith("OTEL_")]:
+    del os.environ[_name]
 
 
 @pytest.hookimpl(optionalhook=True)
