@@ -349,11 +349,8 @@ def kafka_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
     headers; none when off or outside any trace."""
     if _state.mode is Mode.OFF:
         return []
-    if not trace.get_current_span(context).get_span_context().is_valid:
-        return []
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context)
-    return [(name, value.encode()) for name, value in carrier.items()]
+    kept_here = kept(otel_context.get_current() if context is None else context)
+    return [(name, value.encode()) for name, value in kept_here.items()]
 
 
 def record_context(headers: Sequence[tuple[str, bytes]] | None) -> Context | None:

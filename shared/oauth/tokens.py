@@ -203,8 +203,7 @@ class TokenKeeper:
         on_demand: bool,
         rejected: str | None,
     ) -> Document:
-        """`doc`: the integration as just read; re-read after each wait for another's lease.
-        A span of its own (the token endpoint's call under it): in the caller's trace on
+        """A span of its own (the token endpoint's call under it): in the caller's trace on
         demand, else the first of a trace (the oauth service's loop)."""
         with tracing.span(
             "oauth refresh",
@@ -213,42 +212,51 @@ class TokenKeeper:
             integration_id=str(doc["_id"]),
             workspace_id=doc.get("workspace_id"),
         ):
-            integration_id = str(doc["_id"])
-            lease = self._settings.oauth_lease_seconds
-            deadline = time.monotonic() + 2 * lease
-            failures_before: int | None = None
-            pause = 0.02
-            while True:
-                if not needed(doc):
-                    return doc
-                if failures_before is None:
-                    failures_before = _failures(doc)
-                    if on_demand and self._backing_off(doc):
-                        return self._after_failure(doc, on_demand, rejected)
-                elif _failures(doc) > failures_before:
-                    # The process that held the lease tried and failed; one attempt is enough.
+            return await self._refreshing(doc, needed, on_demand=on_demand, rejected=rejected)
+
+    async def _refreshing(
+        self,
+        doc: Document,
+        needed: Callable[[Document], bool],
+        *,
+        on_demand: bool,
+        rejected: str | None,
+    ) -> Document:
+        """`doc`: the integration as just read; re-read after each wait for another's lease."""
+        integration_id = str(doc["_id"])
+        lease = self._settings.oauth_lease_seconds
+        deadline = time.monotonic() + 2 * lease
+        failures_before: int | None = None
+        pause = 0.02
+        while True:
+            if not needed(doc):
+                return doc
+            if failures_before is None:
+                failures_before = _failures(doc)
+                if on_demand and self._backing_off(doc):
                     return self._after_failure(doc, on_demand, rejected)
-                owner = uuid.uuid4().hex
-                now = utcnow()
-                held = await self._repository.take_refresh_lease(
-                    integration_id, owner, now, now + timedelta(seconds=lease)
-                )
-                if held is not None:
-                    try:
-                        if not needed(held):
-                            return held  # refreshed by another process since we read it
-                        if _failures(held) > failures_before:
-                            return self._after_failure(held, on_demand, rejected)
-                        return await self._refresh_held(held, owner, on_demand, rejected)
-                    finally:
-                        await self._repository.release_refresh_lease(integration_id, owner)
-                if time.monotonic() > deadline:
-                    raise ProviderUnreachable(
-                        "the token refresh held by another process took too long"
-                    )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.25)
-                doc = self._connected(await self._repository.get(integration_id), integration_id)
+            elif _failures(doc) > failures_before:
+                # The process that held the lease tried and failed; one attempt is enough.
+                return self._after_failure(doc, on_demand, rejected)
+            owner = uuid.uuid4().hex
+            now = utcnow()
+            held = await self._repository.take_refresh_lease(
+                integration_id, owner, now, now + timedelta(seconds=lease)
+            )
+            if held is not None:
+                try:
+                    if not needed(held):
+                        return held  # refreshed by another process since we read it
+                    if _failures(held) > failures_before:
+                        return self._after_failure(held, on_demand, rejected)
+                    return await self._refresh_held(held, owner, on_demand, rejected)
+                finally:
+                    await self._repository.release_refresh_lease(integration_id, owner)
+            if time.monotonic() > deadline:
+                raise ProviderUnreachable("the token refresh held by another process took too long")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+            doc = self._connected(await self._repository.get(integration_id), integration_id)
 
     async def _refresh_held(
         self, doc: Document, owner: str, on_demand: bool, rejected: str | None
