@@ -220,7 +220,13 @@ def test_the_ordered_stop_does_not_depend_on_the_terminal(
     ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
     data_dir = tmp_path / ".hookhub"
     with (tmp_path / "err").open("w") as err:
-        stack = start_stack(data_dir, ports, stderr=err)
+        # Each stop step's share scales with the budget. Every service stops at once on two
+        # cores, so a step's share of the default 10 s (background tasks: 1 s) was overrun
+        # now and then by a starved event loop. This test is about order, not speed: a
+        # budget of 60 s lets a slow step finish and still catches one that hangs.
+        stack = start_stack(
+            data_dir, ports, stderr=err, settings={"HOOKHUB_SHUTDOWN_SECONDS": "60"}
+        )
     try:
         assert stack.process.stdout is not None
         for line in stack.process.stdout:  # what tee shows, up to the banner's last line

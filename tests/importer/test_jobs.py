@@ -30,8 +30,12 @@ from tests.slack_export import generate
 from tests.support import admin_headers
 
 HISTORY = "conversations.history"
-# SPEC §9: "cancel stops it within seconds"; the tests' importer renews every 0.5 s.
-CANCEL_SECONDS = 5.0
+# SPEC §9: "cancel stops it within seconds"; the tests' importer renews every 0.5 s, so a
+# cancel is heard in about that. The bound is loose so that a loaded machine cannot fail it;
+# the Retry-After the rate-limited tests cancel during (RETRY_AFTER) is far longer, so they
+# still show that a cancel does not wait one out.
+CANCEL_SECONDS = 30.0
+RETRY_AFTER = 120
 
 
 def expected(path: Path, channel_prefix: str) -> tuple[dict[str, str], set[str]]:
@@ -203,7 +207,7 @@ async def test_a_slack_import_waiting_out_a_retry_after_is_cancelled_within_seco
     world.slack.add_history(external, [history_message("1709251200.000100", "U0IMPA", "m")])
     limited = world.slack.limited
     # Longer than the cancel may take: the pacer waits it out after the 429.
-    world.slack.rate_limit(HISTORY, external, retry_after=15)
+    world.slack.rate_limit(HISTORY, external, retry_after=RETRY_AFTER)
     job = await start(
         imports, world.slack_integration, channel_ids=[external], channel_map={external: channel}
     )
@@ -224,7 +228,7 @@ async def test_a_discord_import_waiting_out_a_retry_after_is_cancelled_within_se
     discord.add_user("1300000000000000001", "grace", global_name="Grace")
     discord.post_silently(external, "1300000000000000001", "m")
     limited = discord.rate_limited
-    discord.rate_limit_next(1, route=GET_CHANNEL_MESSAGES, major=external, retry_after=15)
+    discord.rate_limit_next(1, route=GET_CHANNEL_MESSAGES, major=external, retry_after=RETRY_AFTER)
     job = await start(
         imports, world.discord_integration, channel_ids=[external], channel_map={external: channel}
     )
