@@ -159,7 +159,11 @@ class Deliveries:
         delivery, window, published_in = deliver_backlog(harness, sink, topic, events, env)
         harness.wait_ready(delivery)
         log = attempt_log(
-            infrastructure, str(endpoint["id"]), expected=EVENTS + 1, since=window.completed_at
+            infrastructure,
+            str(endpoint["id"]),
+            expected=EVENTS + 1,
+            since=window.completed_at,
+            process=delivery,
         )
         ours = window.measurement("hookhub delivery", from_seq=0)
         ours.p50_ms, ours.p90_ms, ours.p99_ms, ours.max_ms = log.percentiles()
@@ -706,14 +710,29 @@ class AttemptLog:
 
 
 def attempt_log(
-    infrastructure: Infrastructure, endpoint_id: str, expected: int, since: float
+    infrastructure: Infrastructure,
+    endpoint_id: str,
+    expected: int,
+    since: float,
+    process: Server | None = None,
 ) -> AttemptLog:
     """Waits (up to LOG_WAIT s) until every delivery's attempt is logged: its first in the
-    delivery's document (`first_attempt`), any later one in `delivery_attempts`."""
+    delivery's document (`first_attempt`), any later one in `delivery_attempts`.
+
+    The moment it was is read from `process`'s /metrics when given (no delivery held, no
+    outcome waiting for MongoDB: the writer's bulk insert acknowledged), every 10 ms, as
+    the loops time their own last insert; MongoDB's counts then confirm it. Timed by the
+    counts alone (every 0.2 s), the lag was the harness's: each count reads every delivery
+    of the endpoint, tenths of a second on the embedded server."""
     first = {"endpoint_id": endpoint_id, "first_attempt": {"$exists": True}}
+    deadline = time.monotonic() + LOG_WAIT
+    lag: float | None = None
+    while process is not None and time.monotonic() < deadline:
+        if _all_written(process):
+            lag = time.monotonic() - since
+            break
+        time.sleep(0.01)
     with infrastructure.database() as db:
-        deadline = time.monotonic() + LOG_WAIT
-        lag: float | None = None
         logged = completed = 0
         while time.monotonic() < deadline:
             logged = db.deliveries.count_documents(first)
@@ -721,8 +740,10 @@ def attempt_log(
                 {"endpoint_id": endpoint_id, "status": "completed"}
             )
             if logged >= expected and completed >= expected:
-                lag = time.monotonic() - since
+                if lag is None:  # timed by the counts (or /metrics spoke too soon)
+                    lag = time.monotonic() - since
                 break
+            lag = None
             time.sleep(0.2)
         fields = ("duration_ms", "status_code")
         rows = [
@@ -1049,6 +1070,15 @@ def _metrics(server: Server) -> dict[str, float]:
             if "reason" in sample.labels:
                 figures[f"{sample.name}{{{sample.labels['reason']}}}"] = sample.value
     return figures
+
+
+def _all_written(server: Server) -> bool:
+    """The delivery process holds no delivery and has no outcome waiting for MongoDB."""
+    figures = _metrics(server)
+    return (
+        figures.get("hookhub_delivery_held", 1.0) == 0
+        and figures.get("hookhub_delivery_outcomes_unwritten", 1.0) == 0
+    )
 
 
 def _consumes(server: Server, topic: str) -> bool:
