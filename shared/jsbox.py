@@ -114,11 +114,12 @@ _PREPARE = """
   let entry;
   // Each timed evaluation's [start, end] on V8's clock (Isolates._timed), by its number.
   const spans = new Map();
+  const begin = (n) => {
+    spans.set(n, [now(), null]);
+    if (spans.size > 16) spans.delete(spans.keys().next().value);
+  };
   const runner = Object.freeze({
-    begin(n) {
-      spans.set(n, [now(), null]);
-      if (spans.size > 16) spans.delete(spans.keys().next().value);
-    },
+    begin,
     end(n) {
       const span = spans.get(n);
       if (span) span[1] = now();
@@ -132,7 +133,9 @@ _PREPARE = """
       entry = fn;
       return typeof fn === "function";
     },
-    run(input, limit) {
+    // A run and a batch note their own start (`n`): one evaluation fewer to queue.
+    run(n, input, limit) {
+      begin(n);
       const value = entry(parse(input));
       if (value instanceof Pending) return "!returned a Promise: the function cannot be async";
       let out;
@@ -150,12 +153,13 @@ _PREPARE = """
     // Many calls in one evaluation: each call's result as JSON, or null where the call
     // did not give one within its limits (the caller runs that one again on its own, for
     // the exact error); stopping, after at least one call, once `budget` ms have gone.
-    runMany(input, limit, ms, budget) {
-      const begin = Date.now();
+    runMany(n, input, limit, ms, budget) {
+      begin(n);
+      const started = Date.now();
       const items = parse(input);
       const results = [];
       for (const item of items) {
-        if (results.length > 0 && Date.now() - begin >= budget) break;
+        if (results.length > 0 && Date.now() - started >= budget) break;
         const start = Date.now();
         let out = null;
         try {
@@ -512,9 +516,10 @@ def _check_name(function: str) -> None:
         raise ValueError(f"not a function name: {function!r}")
 
 
-class _Replies(asyncio.Protocol):
-    """The worker's stdout, a line at a time: each handed on in the loop's turn that reads
-    it (a reader task would take one more turn of a busy loop for each reply)."""
+class _Lines(asyncio.Protocol):
+    """A pipe read a line at a time (the worker's replies in the parent, the parent's
+    requests in the worker): each handed on in the loop's turn that reads it (a reader
+    task would take one more turn of a busy loop for each line)."""
 
     def __init__(self, on_line: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         self._on_line = on_line
@@ -529,7 +534,7 @@ class _Replies(asyncio.Protocol):
             start = end + 1
         del self._buffer[:start]
         if len(self._buffer) > _LINE_LIMIT:
-            raise ValueError("a reply line over the limit")  # the transport closes
+            raise ValueError("a line over the limit")  # the transport closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_end()
@@ -575,7 +580,7 @@ class _Worker:
             os.close(write_end)  # the worker's now: its end closes when the worker ends
         worker = cls(process)
         worker._replies, _ = await worker.loop.connect_read_pipe(
-            lambda: _Replies(worker._line, worker._end), os.fdopen(read_end, "rb", buffering=0)
+            lambda: _Lines(worker._line, worker._end), os.fdopen(read_end, "rb", buffering=0)
         )
         # Ready once V8 is: an interpreter and V8 starting on a busy machine take seconds,
         # which are no script's (the guard of each request counts from here).
@@ -664,6 +669,11 @@ class _Compiled:
             self.racer.close()
 
 
+# What `_timed` evaluates: a script, which a note of V8's time before it is queued with,
+# or the runner's call that notes its own start, given the evaluation's number.
+Evaluation = str | Callable[[int], str]
+
+
 class _Cut(Exception):
     """An evaluation stopped at the loop's deadline before it had its time on V8's clock:
     made again, in a new isolate."""
@@ -686,7 +696,10 @@ class _Isolates:
         return "null"
 
     async def run(self, key: str, source: str, function: str, text: str, keep: bool) -> str:
-        call = f"__jsbox.run({orjson.dumps(text).decode()}, {self.limits.result_chars})"
+        literal = orjson.dumps(text).decode()
+
+        def call(n: int) -> str:
+            return f"__jsbox.run({n}, {literal}, {self.limits.result_chars})"
 
         async def once() -> Any:
             if keep:
@@ -705,10 +718,12 @@ class _Isolates:
         run that call on its own; cut short, after one call at least, once a run's time
         has gone by, so the evaluation's limit is a run's time twice, and some to spare."""
         ms = self.limits.seconds * 1000
-        call = (
-            f"__jsbox.runMany({orjson.dumps(text).decode()}, {self.limits.result_chars}, "
-            f"{ms:g}, {ms:g})"
-        )
+        literal = orjson.dumps(text).decode()
+
+        def call(n: int) -> str:
+            limit = self.limits.result_chars
+            return f"__jsbox.runMany({n}, {literal}, {limit}, {ms:g}, {ms:g})"
+
         seconds = BATCH_SECONDS * self.limits.seconds
         out = await self._attempts(lambda: self._kept(key, source, function, call, seconds))
         if not isinstance(out, str):
@@ -726,7 +741,9 @@ class _Isolates:
         busy = f"the sandbox was too busy to give the script its {ms:g} ms, {ATTEMPTS} times"
         raise ScriptError("timeout", busy)
 
-    async def _kept(self, key: str, source: str, function: str, call: str, seconds: float) -> Any:
+    async def _kept(
+        self, key: str, source: str, function: str, call: Evaluation, seconds: float
+    ) -> Any:
         """`call` evaluated in the script's kept isolate (compiled at its first run), one
         evaluation at a time."""
         while True:
@@ -774,7 +791,12 @@ class _Isolates:
         return compiled
 
     async def _limited(
-        self, compiled: _Compiled, code: str, kind: Kind = "error", *, seconds: float | None = None
+        self,
+        compiled: _Compiled,
+        code: Evaluation,
+        kind: Kind = "error",
+        *,
+        seconds: float | None = None,
     ) -> Any:
         """`code` evaluated within the time limit (a run's, unless `seconds`), with the
         promise jobs it leaves behind (module docstring). Raises ScriptError, or _Cut."""
@@ -797,27 +819,30 @@ class _Isolates:
         except JSEvalException as exc:
             raise located(kind, str(exc)) from exc
 
-    async def _timed(self, compiled: _Compiled, code: str, seconds: float) -> Any:
-        """`code`, between two notes of V8's time queued with it (`__jsbox.begin`/`end`: the
-        second runs after the promise jobs `code` left); at the loop's deadline, what still
-        runs is stopped, and V8's times say whether it had its time (TimeoutError) or not
-        (_Cut)."""
+    async def _timed(self, compiled: _Compiled, code: Evaluation, seconds: float) -> Any:
+        """`code`, between two notes of V8's time queued with it (`__jsbox.begin`, or the
+        runner's call noting its own start, and `end`, which runs after the promise jobs
+        `code` left); at the loop's deadline, what still runs is stopped, and V8's times say
+        whether it had its time (TimeoutError) or not (_Cut)."""
         self._evaluations += 1
         n = self._evaluations
         racer = compiled.racer
         loop = asyncio.get_running_loop()
+        # Each a round trip to V8's thread and back (~0.1 ms): a run is two, not three.
+        if isinstance(code, str):
+            evaluations = [f"__jsbox.begin({n})", code, f"__jsbox.end({n})"]
+        else:
+            evaluations = [code(n), f"__jsbox.end({n})"]
         # Queued on V8's thread back to back, in this order, with no turn of the loop between.
-        begin, call, end = (
-            loop.create_task(racer.eval_cancelable(each))
-            for each in (f"__jsbox.begin({n})", code, f"__jsbox.end({n})")
-        )
-        _, pending = await asyncio.wait((begin, call, end), timeout=seconds)
+        tasks = [loop.create_task(racer.eval_cancelable(each)) for each in evaluations]
+        call = tasks[-2]
+        _, pending = await asyncio.wait(tasks, timeout=seconds)
         if not pending:
             return call.result()
         cut_ms = time.time() * 1000  # the realtime clock, as JavaScript's Date.now()
         for task in pending:
             task.cancel()
-        await asyncio.wait((begin, call, end))
+        await asyncio.wait(tasks)
         try:
             async with asyncio.timeout(_SPAN_SECONDS):
                 span = orjson.loads(str(await racer.eval_cancelable(f"__jsbox.span({n})")))
@@ -848,9 +873,11 @@ def _result(out: Any) -> str:
     return out
 
 
-async def _serve(isolates: _Isolates, requests: asyncio.StreamReader, replies: IO[bytes]) -> None:
+async def _serve(isolates: _Isolates, requests: IO[bytes], replies: IO[bytes]) -> None:
     """Answers the parent's requests, each as it comes, until its end of the pipe closes."""
+    loop = asyncio.get_running_loop()
     running: dict[int, asyncio.Task[None]] = {}
+    ended: asyncio.Future[None] = loop.create_future()
 
     async def answer(request: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": request["id"]}
@@ -890,14 +917,21 @@ async def _serve(isolates: _Isolates, requests: asyncio.StreamReader, replies: I
         replies.write(orjson.dumps(reply) + b"\n")
         replies.flush()
 
-    while line := await requests.readline():
+    def request(line: bytes) -> None:
         request = orjson.loads(line)
         if request["op"] == "cancel":
             task = running.get(request["id"])
             if task is not None:
                 task.cancel()
-            continue
-        running[request["id"]] = asyncio.ensure_future(answer(request))
+            return
+        running[request["id"]] = loop.create_task(answer(request))
+
+    def end() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    await loop.connect_read_pipe(lambda: _Lines(request, end), requests)
+    await ended
 
 
 async def _main(settings: dict[str, Any]) -> None:
@@ -906,13 +940,10 @@ async def _main(settings: dict[str, Any]) -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     limits = Limits(settings["seconds"], settings["memory_bytes"], settings["result_chars"])
-    loop = asyncio.get_running_loop()
-    requests = asyncio.StreamReader(limit=_LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(requests), sys.stdin)
     MiniRacer().close()  # V8 started before the parent is told it is ready
     replies.write(READY + b"\n")
     replies.flush()
-    await _serve(_Isolates(limits, settings["size"]), requests, replies)
+    await _serve(_Isolates(limits, settings["size"]), sys.stdin.buffer, replies)
 
 
 if __name__ == "__main__":
