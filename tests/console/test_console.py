@@ -670,6 +670,80 @@ async def test_an_endpoint_shows_its_operational_events_as_a_timeline(
     assert_clean(page, console)
 
 
+async def test_an_endpoints_transformation_is_tried_against_a_sample_and_saved(
+    page: Watched, console: Console
+) -> None:
+    """The editor on the endpoint's page (SPEC §17): "Test" runs the code in the sandbox
+    on the sample event and shows the webhook it would send, as text; an error says where;
+    the code is saved on the endpoint."""
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={"workspace_id": "ws_console", "url": "https://example.com/shaped", "events": ["*"]},
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    editor = p.locator("section", has=p.get_by_role("heading", name="Transformation"))
+    code = (
+        "function handler(webhook) {\n"
+        "  webhook.payload = {said: webhook.payload.data.text, kind: webhook.event_type};\n"
+        "  webhook.headers['X-Shaped'] = 'yes';\n"
+        "  return webhook;\n"
+        "}\n"
+    )
+    await editor.get_by_label("Code").fill(code)
+    sample = {"type": "message.created", "data": {"text": "<b>bold</b>"}}
+    await editor.get_by_label("Sample event (the body hookhub sends)").fill(json.dumps(sample))
+    await editor.get_by_role("button", name="Test").click()
+    shown = editor.locator("pre.json")
+    await expect(shown).to_contain_text('"said": "<b>bold</b>"', timeout=EXPECT_MS)
+    await expect(shown).to_contain_text('"X-Shaped": "yes"', timeout=EXPECT_MS)
+    assert await editor.locator("b", has_text="bold").count() == 0  # shown as text
+
+    await editor.get_by_label("Code").fill("function handler(webhook) {\n  return webhook.;\n}")
+    await editor.get_by_role("button", name="Test").click()
+    await expect(editor.get_by_role("alert")).to_contain_text("line 2", timeout=EXPECT_MS)
+
+    await editor.get_by_label("Code").fill(code)
+    await editor.get_by_role("button", name="Save transformation").click()
+    await expect(p.get_by_text("Transformation saved.")).to_be_visible(timeout=EXPECT_MS)
+    stored = (await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}")).json()
+    assert stored["transformation"] == {"code": code, "enabled": True}
+    assert_clean(page, console)
+
+
+async def test_a_replay_is_started_from_the_endpoint_page_and_shows_its_progress(
+    page: Watched, console: Console
+) -> None:
+    """SPEC §17's replay as an operator starts it: since an hour ago, read back from Kafka;
+    the job's row shows what it read and sent."""
+    from playwright.async_api import expect
+
+    created = await console.api.post(
+        "/api/outgoing-webhooks",
+        json={"workspace_id": "ws_console", "url": "https://example.com/missed", "events": ["*"]},
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id = created.json()["id"]
+    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    replay = p.locator("section", has=p.get_by_role("heading", name="Replay what it missed"))
+    await replay.get_by_role("button", name="Replay missed events").click()
+    await expect(replay).to_contain_text("started", timeout=EXPECT_MS)
+
+    async def ended() -> bool:
+        answer = await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}/replays")
+        return [r["status"] for r in answer.json()] == ["completed"]
+
+    assert await wait_for(ended), "the replay did not end"
+    await p.reload()
+    replay = p.locator("section", has=p.get_by_role("heading", name="Replay what it missed"))
+    row = replay.get_by_role("row").filter(has_text="completed")
+    await expect(row).to_contain_text("0 sent", timeout=EXPECT_MS)
+    assert_clean(page, console)
+
+
 async def test_a_failed_delivery_is_retried_from_its_page(
     page: Watched, console: Console, sink: tuple[WebhookSink, str]
 ) -> None:
