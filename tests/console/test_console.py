@@ -670,6 +670,16 @@ async def test_an_endpoint_shows_its_operational_events_as_a_timeline(
     assert_clean(page, console)
 
 
+async def _endpoint_page(page: Watched, console: Console, url: str) -> tuple[str, Any]:
+    """A new endpoint of `ws_console` sending everything to `url`, and its page, signed in."""
+    created = await console.api.post(
+        "/api/outgoing-webhooks", json={"workspace_id": "ws_console", "url": url, "events": ["*"]}
+    )
+    assert created.status_code == 201, created.text
+    endpoint_id: str = created.json()["id"]
+    return endpoint_id, await sign_in(page, console, f"endpoints/{endpoint_id}")
+
+
 async def test_an_endpoints_transformation_is_tried_against_a_sample_and_saved(
     page: Watched, console: Console
 ) -> None:
@@ -678,13 +688,7 @@ async def test_an_endpoints_transformation_is_tried_against_a_sample_and_saved(
     the code is saved on the endpoint."""
     from playwright.async_api import expect
 
-    created = await console.api.post(
-        "/api/outgoing-webhooks",
-        json={"workspace_id": "ws_console", "url": "https://example.com/shaped", "events": ["*"]},
-    )
-    assert created.status_code == 201, created.text
-    endpoint_id = created.json()["id"]
-    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    endpoint_id, p = await _endpoint_page(page, console, "https://example.com/shaped")
     editor = p.locator("section", has=p.get_by_role("heading", name="Transformation"))
     code = (
         "function handler(webhook) {\n"
@@ -721,13 +725,7 @@ async def test_a_replay_is_started_from_the_endpoint_page_and_shows_its_progress
     the job's row shows what it read and sent."""
     from playwright.async_api import expect
 
-    created = await console.api.post(
-        "/api/outgoing-webhooks",
-        json={"workspace_id": "ws_console", "url": "https://example.com/missed", "events": ["*"]},
-    )
-    assert created.status_code == 201, created.text
-    endpoint_id = created.json()["id"]
-    p = await sign_in(page, console, f"endpoints/{endpoint_id}")
+    endpoint_id, p = await _endpoint_page(page, console, "https://example.com/missed")
     replay = p.locator("section", has=p.get_by_role("heading", name="Replay what it missed"))
     await replay.get_by_role("button", name="Replay missed events").click()
     await expect(replay).to_contain_text("started", timeout=EXPECT_MS)
