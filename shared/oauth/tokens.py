@@ -203,60 +203,68 @@ class TokenKeeper:
         on_demand: bool,
         rejected: str | None,
     ) -> Document:
-        """A span of its own (the token endpoint's call under it): in the caller's trace on
+        """`doc`: the integration as just read; re-read after each wait for another's lease.
+        A span of its own (the token endpoint's call under it): in the caller's trace on
         demand, else the first of a trace (the oauth service's loop)."""
+        integration_id = str(doc["_id"])
         with tracing.span(
             "oauth refresh",
             root=not on_demand,
             provider=doc.get("provider"),
-            integration_id=str(doc["_id"]),
+            integration_id=integration_id,
             workspace_id=doc.get("workspace_id"),
         ):
-            return await self._refreshing(doc, needed, on_demand=on_demand, rejected=rejected)
+            lease = self._settings.oauth_lease_seconds
+            deadline = time.monotonic() + 2 * lease
+            failures_before: int | None = None
+            pause = 0.02
+            while True:
+                if not needed(doc):
+                    return doc
+                if failures_before is None:
+                    failures_before = _failures(doc)
+                    if on_demand and self._backing_off(doc):
+                        return self._after_failure(doc, on_demand, rejected)
+                elif _failures(doc) > failures_before:
+                    # The process that held the lease tried and failed; one attempt is enough.
+                    return self._after_failure(doc, on_demand, rejected)
+                owner = uuid.uuid4().hex
+                now = utcnow()
+                held = await self._repository.take_refresh_lease(
+                    integration_id, owner, now, now + timedelta(seconds=lease)
+                )
+                if held is not None:
+                    return await self._under_lease(
+                        held, owner, needed, failures_before, on_demand, rejected
+                    )
+                if time.monotonic() > deadline:
+                    raise ProviderUnreachable(
+                        "the token refresh held by another process took too long"
+                    )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.25)
+                doc = self._connected(await self._repository.get(integration_id), integration_id)
 
-    async def _refreshing(
+    async def _under_lease(
         self,
-        doc: Document,
+        held: Document,
+        owner: str,
         needed: Callable[[Document], bool],
-        *,
+        failures_before: int,
         on_demand: bool,
         rejected: str | None,
     ) -> Document:
-        """`doc`: the integration as just read; re-read after each wait for another's lease."""
-        integration_id = str(doc["_id"])
-        lease = self._settings.oauth_lease_seconds
-        deadline = time.monotonic() + 2 * lease
-        failures_before: int | None = None
-        pause = 0.02
-        while True:
-            if not needed(doc):
-                return doc
-            if failures_before is None:
-                failures_before = _failures(doc)
-                if on_demand and self._backing_off(doc):
-                    return self._after_failure(doc, on_demand, rejected)
-            elif _failures(doc) > failures_before:
-                # The process that held the lease tried and failed; one attempt is enough.
-                return self._after_failure(doc, on_demand, rejected)
-            owner = uuid.uuid4().hex
-            now = utcnow()
-            held = await self._repository.take_refresh_lease(
-                integration_id, owner, now, now + timedelta(seconds=lease)
-            )
-            if held is not None:
-                try:
-                    if not needed(held):
-                        return held  # refreshed by another process since we read it
-                    if _failures(held) > failures_before:
-                        return self._after_failure(held, on_demand, rejected)
-                    return await self._refresh_held(held, owner, on_demand, rejected)
-                finally:
-                    await self._repository.release_refresh_lease(integration_id, owner)
-            if time.monotonic() > deadline:
-                raise ProviderUnreachable("the token refresh held by another process took too long")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.25)
-            doc = self._connected(await self._repository.get(integration_id), integration_id)
+        """With the refresh lease (`held`: the integration as it took it): refreshed here,
+        unless another process refreshed it, or tried and failed, since it was read; the
+        lease released after."""
+        try:
+            if not needed(held):
+                return held  # refreshed by another process since we read it
+            if _failures(held) > failures_before:
+                return self._after_failure(held, on_demand, rejected)
+            return await self._refresh_held(held, owner, on_demand, rejected)
+        finally:
+            await self._repository.release_refresh_lease(str(held["_id"]), owner)
 
     async def _refresh_held(
         self, doc: Document, owner: str, on_demand: bool, rejected: str | None
