@@ -42,6 +42,7 @@ PORTAL_PAGES = [
     "Integrations",
     "Incoming webhooks",
     "Outgoing endpoints",
+    "Event types",
     "Deliveries",
     "Sync mappings",
     "Imports",
@@ -325,6 +326,29 @@ async def test_a_portal_shows_its_workspace_and_nothing_of_another_or_global(
     await shows(f"imports/{mine.job}", f"ch-{mine.marker.lower()}-import")
     await shows(f"incoming/{mine.incoming}", f"{mine.marker} alerts")
     await shows("audit", mine.github, mine.endpoint)  # the workspace's changes alone
+    # The event type catalog (SPEC §17): the global types and the workspace's own, each
+    # with its examples; not another workspace's.
+    types = {
+        owner: f"portal.{owner}{uuid.uuid4().hex[:6]}" for owner in ("global", "mine", "theirs")
+    }
+    for owner, workspace_id in (("global", None), ("mine", mine.id), ("theirs", other.id)):
+        made = await console.api.post(
+            "/api/event-types",
+            json={
+                "name": types[owner],
+                "workspace_id": workspace_id,
+                "schema": {"type": "object"},
+                "examples": [{"said": f"an example of {types[owner]}"}],
+            },
+        )
+        assert made.status_code == 201, made.text
+    await shows("event-types", types["global"], types["mine"])
+    assert types["theirs"] not in await page_text(p)
+    await shows(f"event-types/{types['mine']}", f"an example of {types['mine']}")
+    await shows(f"event-types/{types['global']}", f"an example of {types['global']}")
+    await p.goto(f"{console.origin}/portal#/event-types/{types['theirs']}")
+    await expect(p.locator("main")).to_contain_text("not_found", timeout=EXPECT_MS)
+    assert f"an example of {types['theirs']}" not in await page_text(p)
     # Another workspace's resources do not exist here, and global pages are not pages.
     for route in (
         f"integrations/{other.github}",
