@@ -294,8 +294,9 @@ async def test_a_batch_is_written_a_piece_at_a_time(
 ) -> None:
     """A batch's deliveries are built and handed over a piece at a time (`FANOUT_PIECE`,
     half the room, fewer when their bodies add up to `FANOUT_PIECE_BYTES`): a backlog is
-    never in memory whole. Each piece is looked up once (a replay's deliveries are written
-    already); each delivery is sent once all the same."""
+    never in memory whole. MongoDB is asked which are written once for as many as a piece
+    can hold (a replay's deliveries are written already), not once a piece; each delivery
+    is sent once all the same."""
     fake, base_url = sink
     paths = ["/pieces/" + uuid.uuid4().hex[:8] for _ in range(2)]
     for path in paths:
@@ -306,20 +307,29 @@ async def test_a_batch_is_written_a_piece_at_a_time(
     state = _state(delivery)
     await until(lambda: state.endpoint_cache.get(second) is not None, what="cached")
     repository = state.delivery_repository
+    fan_out: FanOut = state.fan_out
+    poll = _polls_stopped(monkeypatch, state.scheduler)  # the room is the fan-out's alone
+    lookups: list[int] = []
     pieces: list[int] = []
-    existing = repository.existing
+    existing, hand_over = repository.existing, fan_out._hand_over
 
-    async def counted(ids: list[str]) -> set[str]:
-        pieces.append(len(ids))
+    async def looked_up(ids: list[str]) -> set[str]:
+        lookups.append(len(ids))
         found: set[str] = await existing(ids)
         return found
 
-    monkeypatch.setattr(repository, "existing", counted)
-    fan_out: FanOut = state.fan_out
-    # Half the room (5) at most: two.
+    async def handed_over(docs: list[Any], *args: Any) -> None:
+        pieces.append(len(docs))
+        await hand_over(docs, *args)
+
+    monkeypatch.setattr(repository, "existing", looked_up)
+    monkeypatch.setattr(fan_out, "_hand_over", handed_over)
+    # Half the room (5) at most: two a piece, looked up all at once.
     assert (await fan_out.events(_events(workspace, 5))).made == 10
     assert pieces == [2, 2, 2, 2, 2]
-    # A body's worth of bytes each: one at a time.
+    assert lookups == [10]
+    # A body's worth of bytes each: one at a time, and looked up one at a time.
+    lookups.clear()
     pieces.clear()
     events = _events(workspace, 3)
     body = webhook_body("message.created", isoformat(events[0].occurred_at), {"n": 0})
@@ -327,11 +337,48 @@ async def test_a_batch_is_written_a_piece_at_a_time(
     fanned = await fan_out.events(events)
     assert fanned.made == 6
     assert pieces == [1] * 6
+    assert lookups == [1] * 6
     # The same events again once recorded: found written, none new, none sent twice.
     await fan_out.recorded(fanned)
     assert (await fan_out.events(events)).made == 0
+    monkeypatch.setattr(state.scheduler, "poll", poll)  # for any written for the scheduler
     for endpoint, path in ((first, paths[0]), (second, paths[1])):
         await _all_sent_once(delivery, sink, path, endpoint, 8)
+
+
+async def test_a_delivery_written_between_its_batchs_lookup_and_its_piece_is_not_sent_again(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch read twice (a seek back): when the second reading looks its deliveries up,
+    the first reading's is out, not in MongoDB; it is recorded and written before the
+    second reading's piece is handed over, so neither the lookup nor the lanes have it
+    then. It is not made or sent again."""
+    path, url, gate = _gated(sink)
+    workspace = "ws_held_passed"
+    endpoint = await _endpoint(delivery, url, workspace)
+    state = _state(delivery)
+    await until(lambda: state.endpoint_cache.get(endpoint) is not None, what="cached")
+    dispatcher: Dispatcher = state.dispatcher
+    fan_out: FanOut = state.fan_out
+    events = _events(workspace, 1)
+    first = await fan_out.events(events)
+    assert first.made == 1
+    repository = state.delivery_repository
+    existing = repository.existing
+
+    async def read_then_written(ids: list[str]) -> set[str]:
+        found: set[str] = await existing(ids)
+        assert not found, "out at the sink: not written yet"
+        gate.set()
+        await fan_out.recorded(first)
+        assert not any(dispatcher.has(delivery_id) for delivery_id in ids)
+        return found
+
+    monkeypatch.setattr(repository, "existing", read_then_written)
+    again = await fan_out.events(events)
+    assert again.made == 0
+    assert not again.owed
+    await _all_sent_once(delivery, sink, path, endpoint, 1)
 
 
 async def test_fan_out_waits_for_room_and_leaves_the_backlog_in_kafka(

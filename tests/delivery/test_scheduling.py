@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from services.delivery.deliveries.repository import (
+    CLAIM_PAGE,
     DELIVERIES,
     INDEXES,
     WORKERS,
@@ -58,6 +59,63 @@ async def test_only_due_unheld_deliveries_and_dead_workers_ones_are_claimed(db: 
     assert await repository.claim("me", utcnow(), dead, limit=100) == []
     assert await repository.claim("other", utcnow(), dead, limit=100) == []
     assert await repository.count_scheduled(utcnow()) == 1  # retry_later
+
+
+async def test_a_full_lanes_backlog_of_due_retries_does_not_hide_another_endpoints(
+    db: Database,
+) -> None:
+    """More of a full endpoint's deliveries are due than a page holds, all before another
+    endpoint's: the claim reads past them, and of the dead worker's too."""
+    repository = await _repository(db)
+    now = utcnow()
+    await _worker(repository, "dead").beat(now - 2 * LEASE)
+    slow = [
+        {
+            "_id": f"slow{n:04d}",
+            "endpoint_id": "slow",
+            "status": "delayed",
+            **schedule(next_attempt_at=now - 2 * MINUTE + timedelta(milliseconds=n)),
+        }
+        for n in range(3 * CLAIM_PAGE)
+    ]
+    other = [
+        {
+            "_id": f"other{n}",
+            "endpoint_id": "other",
+            "status": "delayed",
+            **schedule(next_attempt_at=now - MINUTE),
+        }
+        for n in range(3)
+    ]
+    orphans = [
+        {
+            "_id": f"orphan-{e}{n}",
+            "endpoint_id": e,
+            "status": "pending",
+            **schedule(next_attempt_at=now, owner="dead"),
+        }
+        for e in ("slow", "third")
+        for n in range(2)
+    ]
+    await db[DELIVERIES].insert_many([*slow, *other, *orphans])
+
+    dead = await _worker(repository, "me").dead(utcnow())
+    claimed = await repository.claim("me", utcnow(), dead, limit=10, full=["slow"])
+    assert {doc["_id"] for doc in claimed} == {
+        "other0",
+        "other1",
+        "other2",
+        "orphan-third0",
+        "orphan-third1",
+    }
+    left = await db[DELIVERIES].count_documents({"endpoint_id": "slow", "lease_owner": None})
+    assert left == 3 * CLAIM_PAGE, "the full lane's due deliveries stay where they were"
+    # Room comes back to it: the oldest of its backlog first.
+    claimed = await repository.claim("me", utcnow(), dead, limit=2)
+    assert [doc["_id"] for doc in sorted(claimed, key=lambda d: d["_id"])] == [
+        "slow0000",
+        "slow0001",
+    ]
 
 
 async def test_racing_schedulers_never_take_the_same_delivery(db: Database) -> None:

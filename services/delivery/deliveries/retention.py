@@ -69,19 +69,29 @@ class EndedDeliveries(ExpiredDocuments):
     async def _backfill(self, limit: int) -> None:
         """Deliveries that ended before `ended_at` was written take their last update's
         time as it, a batch a pass, until none is left (then never looked for again)."""
-        for status in ENDED:
-            query = {"status": status, "ended_at": {"$exists": False}}
-            docs = await self.collection.find(query, {"updated_at": 1}).limit(limit).to_list()
-            if docs:
-                await self.collection.bulk_write(
-                    [
-                        UpdateOne(
-                            {"_id": d["_id"], **query}, {"$set": {"ended_at": d["updated_at"]}}
-                        )
-                        for d in docs
-                    ],
-                    ordered=False,
-                )
-                self.floor = None  # they ended long ago: below where the sweep got to
-                return
+        # The query names only the index's field (`ended_at` null or missing: the open
+        # deliveries and these), so any server answers it from the index; the status is
+        # checked here. With the status in the query SecantusDB read every delivery
+        # (0.2 s at 20,000, at every process's start).
+        docs = []
+        async for doc in self.collection.find(
+            {"ended_at": None}, {"status": 1, "updated_at": 1, "ended_at": 1}
+        ):
+            if doc.get("status") in ENDED and "ended_at" not in doc:
+                docs.append(doc)
+                if len(docs) == limit:
+                    break
+        if docs:
+            await self.collection.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": d["_id"], "ended_at": {"$exists": False}},
+                        {"$set": {"ended_at": d["updated_at"]}},
+                    )
+                    for d in docs
+                ],
+                ordered=False,
+            )
+            self.floor = None  # they ended long ago: below where the sweep got to
+            return
         self._backfilled = True

@@ -231,21 +231,38 @@ class FanOut:
         fanned = fanned if fanned is not None else Fanned()
         deadline = time.monotonic() + self.room_wait
         step = min(self._most, FANOUT_STEP)
-        docs = self._built(events, only)
-        # One delivery built before waiting: a batch that makes none waits for nothing. It
-        # also waits for its endpoint's share of the room, unless that endpoint's lane is
-        # behind (a slow endpoint: the rest of its deliveries are written for any process),
-        # and for a FIFO key that moves more slowly than it is fed (`Runs.waits`).
-        following = next(docs, None)
-        while following is not None:
-            endpoint_id, key = following["endpoint_id"], following.get("ordering_key")
-            await self._dispatcher.room(step, deadline, endpoint_id, key)
-            most = max(step, min(self._most, self._dispatcher.free))
-            piece, following = self._piece(chain([following], docs), most, deadline)
-            if following is None:
-                following = next(docs, None)
-            await self._hand_over(piece, fanned)
+        built = self._built(events, only)
+        passed: set[str] = set()  # see `_unwritten`
+        # MongoDB is asked which are written once for the most a piece can be (one read per
+        # consumed batch, nearly always), not once for each piece the room cuts.
+        while chunk := self._piece(built, FANOUT_PIECE)[0]:
+            docs = iter(await self._unwritten(chunk, passed))
+            # One delivery built before waiting: a batch that makes none waits for nothing.
+            # It also waits for its endpoint's share of the room, unless that endpoint's
+            # lane is behind (a slow endpoint: the rest of its deliveries are written for
+            # any process), and for a FIFO key that moves more slowly than it is fed
+            # (`Runs.waits`).
+            following = next(docs, None)
+            while following is not None:
+                endpoint_id, key = following["endpoint_id"], following.get("ordering_key")
+                await self._dispatcher.room(step, deadline, endpoint_id, key)
+                most = max(step, min(self._most, self._dispatcher.free))
+                piece, following = self._piece(chain([following], docs), most, deadline)
+                if following is None:
+                    following = next(docs, None)
+                await self._hand_over(piece, fanned, passed)
         return fanned
+
+    async def _unwritten(self, docs: list[Document], passed: set[str]) -> list[Document]:
+        """Those of `docs` MongoDB does not have (a replayed batch's deliveries it has): one
+        read of the `_id` index. Those this process has meanwhile (held, or recorded and on
+        their way to MongoDB) are added to `passed`, noted before the read: by the time
+        their piece is handed over they may be written and gone, which the read did not
+        see (`_hand_over`)."""
+        ids = [doc["_id"] for doc in docs]
+        passed.update(delivery_id for delivery_id in ids if self._dispatcher.has(delivery_id))
+        written = await self._repository.existing(ids)
+        return [doc for doc in docs if doc["_id"] not in written]
 
     async def recorded(self, fanned: Fanned) -> None:
         """Until every delivery `fanned` made is in MongoDB (see `Dispatcher.owe`)."""
@@ -319,12 +336,15 @@ class FanOut:
                 break
         return piece, None
 
-    async def _hand_over(self, docs: list[Document], fanned: Fanned) -> None:
-        """Those of `docs` not written already (a replayed batch's) to the lanes
-        unrecorded, as many as this process has room for; the rest written pending."""
+    async def _hand_over(self, docs: list[Document], fanned: Fanned, passed: set[str]) -> None:
+        """`docs` (not written when read, see `_unwritten`) to the lanes unrecorded, as many
+        as this process has room for; the rest written pending. Those of `passed` (this
+        process had them when they were read, or an earlier piece handed them over: an
+        event twice in the batch) that it no longer has are in MongoDB by now: left."""
         await self._ownership.registered()  # its id is the owner of those written held
-        existing = await self._repository.existing([doc["_id"] for doc in docs])
-        docs = [doc for doc in docs if doc["_id"] not in existing]
+        has = self._dispatcher.has
+        docs = [doc for doc in docs if doc["_id"] not in passed or has(doc["_id"])]
+        passed.update(doc["_id"] for doc in docs)
         ordered = [doc for doc in docs if "ordering_key" in doc]
         if ordered and self._ordering is not None:
             docs = [doc for doc in docs if "ordering_key" not in doc]
