@@ -184,8 +184,10 @@ class DeliveryRepository:
         def pick(docs: list[Document], want: int) -> list[str]:
             picked: list[str] = []
             for doc in docs:
+                if len(picked) == want:
+                    break
                 endpoint_id = doc.get("endpoint_id", "")
-                if len(picked) == want or endpoint_id in skipped:
+                if endpoint_id in skipped:
                     continue
                 if room_of is None or taken[endpoint_id] < room_of(endpoint_id):
                     taken[endpoint_id] += 1

@@ -338,9 +338,9 @@ class FanOut:
 
     async def _hand_over(self, docs: list[Document], fanned: Fanned, passed: set[str]) -> None:
         """`docs` (not written when read, see `_unwritten`) to the lanes unrecorded, as many
-        as this process has room for; the rest written pending. Those of `passed` (this
-        process had them when they were read, or an earlier piece handed them over: an
-        event twice in the batch) that it no longer has are in MongoDB by now: left."""
+        as this process has room for; the rest written pending. Those of `passed` that it
+        no longer has are left: had when they were read, they are written by now; handed
+        over by an earlier piece (an event twice in the batch), they are owed already."""
         await self._ownership.registered()  # its id is the owner of those written held
         has = self._dispatcher.has
         docs = [doc for doc in docs if doc["_id"] not in passed or has(doc["_id"])]
