@@ -49,8 +49,6 @@ LIST_INDEXES = [
     Index(DELIVERIES, [("status", 1), ("_id", -1)]),
     Index(DELIVERIES, [("event_type", 1), ("_id", -1)]),
 ]
-# What every ended delivery has (and no open one): neither an owner nor a next attempt.
-FINISHED = {"lease_owner": None, "next_attempt_at": None}
 INDEXES = [
     # What waits and what has ended, one index for both: the scheduler's due deliveries
     # (nobody's, `next_attempt_at` in a range), a process's (`lease_owner`), and, past the
@@ -110,6 +108,11 @@ def schedule(*, next_attempt_at: datetime | None, owner: str | None = None) -> D
     process's backlog of thousands is kept by one heartbeat.
     """
     return {"next_attempt_at": next_attempt_at, "lease_owner": owner}
+
+
+# What every ended delivery has (the outcome that ends it writes it), and no open one:
+# neither an owner nor a next attempt.
+FINISHED = schedule(next_attempt_at=None)
 
 
 class DeliveryRepository:
@@ -208,7 +211,9 @@ class DeliveryRepository:
                 .limit(size)
                 .to_list()
             )
-            ids += await self._take(owner, pick(page, limit - len(ids)), due)
+            picked = pick(page, limit - len(ids))
+            await self._take(owner, picked, due)
+            ids += picked
             if len(ids) >= limit or len(page) < size:
                 break
             after = {"$gt": page[-1]["next_attempt_at"]}
@@ -217,17 +222,19 @@ class DeliveryRepository:
             # by their room, and the full lanes' must not hide the others'.
             orphans = {"lease_owner": {"$in": dead}}
             found = await self._deliveries.find(orphans, {"_id": 1, "endpoint_id": 1}).to_list()
-            ids += await self._take(owner, pick(found, limit - len(ids)), orphans)
+            picked = pick(found, limit - len(ids))
+            await self._take(owner, picked, orphans)
+            ids += picked
         if not ids:
             return []
         claimed: Document = {"_id": {"$in": ids}, "lease_owner": owner}
         return await self._deliveries.find(claimed, {FIRST_ATTEMPT: 0}).to_list()
 
-    async def _take(self, owner: str, picked: list[str], held: Document) -> list[str]:
+    async def _take(self, owner: str, picked: list[str], held: Document) -> None:
         """Make `owner` the holder of those of `picked` still as `held` says (still due, or
         still the dead worker's): between the find and this update another scheduler may
         have claimed one, sent it and cleared its owner (`completed`, or `delayed` until
-        later); "held by nobody" alone would take it a second time. The caller reads back
+        later); "held by nobody" alone would take it a second time. The claim reads back
         which it got. One update per condition: SecantusDB answers an `$or` beside
         `_id: {$in}` with a scan of the collection (23 s for 750 of 20,000 deliveries,
         against 2 s)."""
@@ -235,7 +242,6 @@ class DeliveryRepository:
             await self._deliveries.update_many(
                 {"_id": {"$in": picked}, **held}, {"$set": {"lease_owner": owner}}
             )
-        return picked
 
     async def held_by(self, owner: str, ids: list[str]) -> list[Document]:
         """Those of `ids` that `owner` holds and has not tried yet."""
