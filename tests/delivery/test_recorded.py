@@ -8,6 +8,7 @@ is a state the test holds, not one it races for."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -20,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from services.delivery.app import definition
 from services.delivery.deliveries.repository import ATTEMPTS
+from shared.embedded import free_port, start_broker
 from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.mongo import Collection
@@ -27,7 +29,7 @@ from shared.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import publish
 from tests.infra import Infra
-from tests.support import RunningService, admin_headers, serve, until
+from tests.support import RunningService, admin_headers, freeze, serve, until
 from tests.webhook_sink import WebhookSink
 
 Sink = tuple[WebhookSink, str]
@@ -239,6 +241,53 @@ async def test_a_process_stopped_between_send_and_record_is_replayed_by_the_next
             assert [a["status_code"] for a in await attempts(doc)] == [200]
     finally:
         gate.set()
+
+
+async def test_a_broker_away_mid_batch_loses_nothing_and_sends_nothing_twice(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sink: Sink
+) -> None:
+    """The broker stops answering (SIGSTOP, a broker of the test's own) while a batch's
+    delivery is out. Its outcome is recorded in MongoDB meanwhile, which needs no broker;
+    its offset is not committed until the broker answers again. Then the process goes on
+    without a restart: the event is not sent again (a replay of its batch finds its
+    delivery written), and an event published after it is delivered, once."""
+    port = free_port()
+    broker = start_broker(port, tmp_path_factory.mktemp("broker"))
+    own = Infra("embedded", f"127.0.0.1:{port}", infra.mongo_uri)
+    settings = settings_for(own, tmp_path_factory, delivery_hold_seconds=3600)
+    gate = asyncio.Event()
+    path, url = _path(sink, gate)
+    try:
+        async with serve(create_app(definition(), settings)) as running:
+            endpoint = await _endpoint(running, url, "ws_broker_away")
+            deliveries: Collection = _state(running).delivery_repository.deliveries
+            await publish(running, "message.created", "ws_broker_away")
+            await sink[0].wait_for(path, 1)  # out, unrecorded, its batch uncommitted
+            freeze(broker.process.pid)
+            try:
+                gate.set()
+                await _completed_once(deliveries, endpoint)
+                assert await deliveries.count_documents({"endpoint_id": endpoint}) == 1
+            finally:
+                broker.process.send_signal(signal.SIGCONT)
+            await until(lambda: _all_committed(settings), what="the held event committed")
+            await publish(running, "message.created", "ws_broker_away")
+            done = {"endpoint_id": endpoint, "status": "completed"}
+            await until(
+                lambda: _counted(deliveries, done, 2), timeout=30, what="the second delivered"
+            )
+            await until(lambda: _all_committed(settings), what="both events committed")
+            sent = sink[0].at(path)
+            assert len(sent) == 2
+            assert len({request.headers["webhook-id"] for request in sent}) == 2
+    finally:
+        gate.set()
+        broker.process.send_signal(signal.SIGCONT)
+        broker.stop()
+
+
+async def _counted(collection: Collection, query: dict[str, Any], count: int) -> bool:
+    return await collection.count_documents(query) == count
 
 
 @pytest.fixture
