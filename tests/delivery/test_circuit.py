@@ -5,6 +5,7 @@ whose answers are scripted (ten failures, a failed probe, then success)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from services.delivery.deliveries.circuit import (
+    DEFAULT_TUNING,
     FAILURES_TO_OPEN,
     GO,
     PROBE,
@@ -22,14 +24,16 @@ from services.delivery.deliveries.circuit import (
     Breaker,
     Circuit,
     State,
+    Tuning,
 )
+from services.delivery.deliveries.policy import JITTER
 from shared.ids import utcnow
 from shared.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import endpoint, publish
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, until
-from tests.webhook_sink import WebhookSink
+from tests.webhook_sink import Received, WebhookSink
 
 Sink = tuple[WebhookSink, str]
 COOL_DOWN = timedelta(seconds=30)
@@ -313,3 +317,221 @@ async def test_the_circuit_opens_holds_probes_and_closes_by_itself(
     assert f'hookhub_delivery_circuit_changes_total{{state="half_open"}} {opens:.1f}' in metrics
     assert 'hookhub_delivery_circuit_changes_total{state="closed"} 1.0' in metrics
     assert "hookhub_delivery_circuits_open 0.0" in metrics
+
+
+# -- tuned per endpoint, or off (its `circuit_breaker`) -------------------------------------
+
+FLAKY = (False, False, True)  # a flaky receiver: each delivery fails twice, then succeeds
+
+
+def flaky_outcomes(deliveries: int) -> list[bool]:
+    """`failed` of each attempt a flaky receiver's deliveries make, one delivery at a time."""
+    return [not ok for _ in range(deliveries) for ok in FLAKY]
+
+
+def tuned_breaker(clock: Clock, changes: list[Circuit], tuning: list[Tuning]) -> Breaker:
+    return Breaker(
+        cool_down=COOL_DOWN,
+        max_cool_down=MAX_COOL_DOWN,
+        on_change=changes.append,
+        clock=clock,
+        tuning=lambda: tuning[0],
+    )
+
+
+def test_a_ratio_is_of_a_full_window_rounded_up() -> None:
+    assert Tuning().failures_to_open == FAILURES_TO_OPEN == 10
+    assert Tuning(failure_ratio=0.7, window=10).failures_to_open == 7  # not 8 (0.7 * 10 > 7)
+    assert Tuning(failure_ratio=0.75, window=4).failures_to_open == 3
+    assert Tuning(failure_ratio=0.01, window=20).failures_to_open == 1
+    assert Tuning(failure_ratio=1.0, window=1000).failures_to_open == 1000
+    # An endpoint stored before the setting, or a PATCH that named some of its fields.
+    assert Tuning.from_doc(None) == Tuning.from_doc({}) == DEFAULT_TUNING
+    assert Tuning.from_doc({"window": 4}) == Tuning(window=4)
+
+
+async def test_off_nothing_is_counted_and_every_attempt_goes() -> None:
+    clock, changes = Clock(), list[Circuit]()
+    b = tuned_breaker(clock, changes, [Tuning(enabled=False)])
+    for failed in [True] * 40 + flaky_outcomes(20):  # every first attempt failed, and more
+        b.record(failed=failed, timed_out=False)
+        b.record(failed=True, timed_out=True)
+        assert await b.admit() == GO
+    assert changes == [] and state(b) is State.CLOSED
+
+
+async def test_tuned_it_opens_at_its_ratio_of_its_window_and_cools_down_its_time() -> None:
+    clock, changes = Clock(), list[Circuit]()
+    tuning = [Tuning(failure_ratio=0.75, window=4, cool_down_seconds=3600)]
+    b = tuned_breaker(clock, changes, tuning)
+    outcomes = flaky_outcomes(2)
+    for failed in outcomes[:3]:  # the first delivery's three: two of three failed
+        b.record(failed=failed, timed_out=False)
+        assert state(b) is State.CLOSED
+    b.record(failed=outcomes[3], timed_out=False)  # the second's first: three of four
+    [opened] = changes
+    assert opened.state is State.OPEN
+    assert opened.failure_rate == 0.75
+    assert opened.next_probe_at == clock.now + timedelta(hours=1)  # its own, not 30 s
+    # Past the deployment's 10 minutes already, a failed probe's doubling stops at its own.
+    clock.now = opened.next_probe_at
+    assert await b.admit() == PROBE
+    b.record(failed=True, timed_out=False, probe=True)
+    assert b.circuit.next_probe_at == clock.now + timedelta(hours=1)
+    # Under them, it doubles from its own (a minute, two, up to the 10).
+    tuning[0] = Tuning(failure_ratio=0.75, window=4, cool_down_seconds=60)
+    clock.now = b.circuit.next_probe_at
+    assert await b.admit() == PROBE
+    b.record(failed=False, timed_out=False, probe=True)  # closed
+    for failed in outcomes:
+        b.record(failed=failed, timed_out=False)
+    assert b.circuit.next_probe_at == clock.now + timedelta(minutes=1)
+    clock.now = b.circuit.next_probe_at
+    assert await b.admit() == PROBE
+    b.record(failed=True, timed_out=False, probe=True)
+    assert b.circuit.next_probe_at == clock.now + timedelta(minutes=2)
+
+    # The same receiver under today's defaults: ten failures of twenty, fifteen attempts in.
+    clock, changes = Clock(), list[Circuit]()
+    b = tuned_breaker(clock, changes, [DEFAULT_TUNING])
+    for number, failed in enumerate(flaky_outcomes(5), start=1):
+        b.record(failed=failed, timed_out=False)
+        assert (state(b) is State.OPEN) == (number == 14)
+        if number == 14:
+            break
+    assert [c.failure_rate for c in changes] == [10 / 14]
+
+
+async def test_a_smaller_window_keeps_the_last_attempts_and_turned_off_it_lets_all_go() -> None:
+    clock, changes = Clock(), list[Circuit]()
+    tuning = [DEFAULT_TUNING]
+    b = tuned_breaker(clock, changes, tuning)
+    for failed in (True, True, False, False, True):
+        b.record(failed=failed, timed_out=False)
+    tuning[0] = Tuning(window=4)  # PATCHed: its last four count
+    b.record(failed=False, timed_out=False)  # one of the last four failed
+    assert state(b) is State.CLOSED
+    b.record(failed=True, timed_out=False)  # two of the last four: half
+    assert state(b) is State.OPEN
+    assert await b.admit() == Admission(later=clock.now + COOL_DOWN)
+    tuning[0] = Tuning(window=4, enabled=False)
+    assert state(b) is State.CLOSED and await b.admit() == GO
+
+
+def flaky_receiver(fake: WebhookSink, path: str) -> None:
+    """The issue's receiver: 500 to each delivery's first two attempts, then 200 (a
+    delivery's attempts share their `webhook-id`)."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    async def answer(received: Received) -> int:
+        seen[received.headers["webhook-id"]] += 1
+        return 500 if seen[received.headers["webhook-id"]] <= 2 else 200
+
+    fake.on(path, answer=answer)
+
+
+async def _circuit_changes(delivery: RunningService) -> float:
+    """Circuit changes this delivery process made so far (its metrics)."""
+    metrics = (await delivery.client.get("/metrics")).text
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("hookhub_delivery_circuit_changes_total{")
+    ]
+    return sum(counted)
+
+
+async def _attempt_log(delivery: RunningService, delivery_id: str) -> list[dict[str, Any]]:
+    answer = await delivery.client.get(f"/api/deliveries/{delivery_id}", headers=admin_headers())
+    assert answer.status_code == 200, answer.text
+    logged: list[dict[str, Any]] = answer.json()["attempt_log"]
+    return logged
+
+
+SCHEDULE = [1, 2]
+
+
+async def test_a_flaky_endpoint_with_its_breaker_off_follows_its_retry_schedule(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """Twenty deliveries to the issue's flaky receiver at once: their forty failed first
+    attempts would open a breaker (ten failures of twenty); off, each is retried when its
+    schedule says and ends after three attempts, and the circuit never changes."""
+    fake, _ = sink
+    path = "/circuit/off"
+    flaky_receiver(fake, path)
+    created = await endpoint(
+        delivery, sink, path, retry_schedule=SCHEDULE, circuit_breaker={"enabled": False}
+    )
+    assert created["circuit_breaker"] == {
+        "enabled": False,
+        "failure_ratio": 0.5,
+        "window": 20,
+        "cool_down_seconds": None,
+    }
+    changes_before = await _circuit_changes(delivery)
+    events = {await publish(delivery, "circuit.flaky", "ws_d") for _ in range(20)}
+
+    async def completed() -> list[dict[str, Any]] | None:
+        found = [d for d in await _deliveries(delivery, created["id"]) if d["event_id"] in events]
+        done = len(found) == len(events) and all(d["status"] == "completed" for d in found)
+        return found if done else None
+
+    ended = await until(completed, timeout=60, what="the twenty delivered")
+    for d in ended:
+        log = await _attempt_log(delivery, d["id"])
+        assert [a["status_code"] for a in log] == [500, 500, 200], log
+        for attempt, after, wait in zip(log[:-1], log[1:], SCHEDULE, strict=True):
+            # The schedule's wait, give or take its jitter, from the attempt's start.
+            scheduled = datetime.fromisoformat(attempt["next_attempt_at"])
+            least = timedelta(seconds=wait * (1 - JITTER))
+            assert scheduled - datetime.fromisoformat(attempt["at"]) >= least
+            assert datetime.fromisoformat(after["at"]) >= scheduled
+    # Never opened, so nothing was set aside for a probe.
+    assert await _circuit_changes(delivery) == changes_before
+    assert (await _endpoint_doc(delivery, created["id"]))["circuit"]["state"] == "closed"
+
+
+async def test_a_flaky_endpoint_s_tuned_breaker_opens_at_its_ratio_and_holds_what_comes(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """`failure_ratio` 0.75 of a `window` of 4, one delivery after the other: the first
+    delivery's two failures of three leave it closed (it ends on schedule), the second's
+    first failure makes three of four and opens it, for its own hour; a delivery made then
+    is set aside, unattempted, until that probe."""
+    fake, _ = sink
+    path = "/circuit/tuned"
+    flaky_receiver(fake, path)
+    tuning = {"failure_ratio": 0.75, "window": 4, "cool_down_seconds": 3600}
+    created = await endpoint(
+        delivery, sink, path, retry_schedule=SCHEDULE, max_concurrency=1, circuit_breaker=tuning
+    )
+    endpoint_id = created["id"]
+    assert created["circuit_breaker"] == {"enabled": True, **tuning}
+
+    async def delivery_of(event_id: str, status: str) -> dict[str, Any] | None:
+        found = [d for d in await _deliveries(delivery, endpoint_id) if d["event_id"] == event_id]
+        return found[0] if found and found[0]["status"] == status else None
+
+    first = await publish(delivery, "circuit.flaky", "ws_d")
+    done = await until(lambda: delivery_of(first, "completed"), what="the first delivered")
+    assert done["attempts"] == 3
+    assert (await _endpoint_doc(delivery, endpoint_id))["circuit"]["state"] == "closed"
+
+    await publish(delivery, "circuit.flaky", "ws_d")
+
+    async def opened() -> dict[str, Any] | None:
+        found: dict[str, Any] = (await _endpoint_doc(delivery, endpoint_id))["circuit"]
+        return found if found["state"] == "open" else None
+
+    circuit = await until(opened, what="the circuit open")
+    assert circuit["failure_rate"] == 0.75
+    probe_at = datetime.fromisoformat(circuit["next_probe_at"])
+    assert probe_at - datetime.fromisoformat(circuit["opened_at"]) == timedelta(hours=1)
+    assert len(fake.at(path)) == 4
+
+    third = await publish(delivery, "circuit.flaky", "ws_d")
+    held = await until(lambda: delivery_of(third, "delayed"), what="the third set aside")
+    assert held["attempts"] == 0
+    assert datetime.fromisoformat(held["next_attempt_at"]) >= probe_at  # not on its schedule
+    assert len(fake.at(path)) == 4

@@ -2,7 +2,10 @@
 
 **Closed**, attempts go out as usual and each outcome is counted: once at least half of
 the last `WINDOW` attempts failed (any answer but a 2xx, or none), or `TIMEOUTS_IN_ROW`
-timed out in a row, the circuit **opens**. No attempt is made then: a delivery that comes
+timed out in a row, the circuit **opens**. An endpoint tunes the ratio, the window and the
+first cool-down, or turns the breaker off (`Tuning`, its `circuit_breaker`, read from the
+endpoint cache like the rest of its settings): off, every attempt goes when the retry
+schedule says and none is counted. No attempt is made then: a delivery that comes
 up is set aside until the next probe (`delayed`, its `next_attempt_at` that time, held by
 no process, no attempt counted), so an endpoint that is down spends none of its
 deliveries' retries and holds none of a process's room. After a cool-down
@@ -26,9 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -37,7 +41,7 @@ from shared.ids import utcnow
 from shared.mongo import Document
 
 WINDOW = 20
-FAILURES_TO_OPEN = WINDOW // 2
+FAILURE_RATIO = 0.5
 TIMEOUTS_IN_ROW = 5
 # How often a waiting attempt looks at the endpoint's shared state (the endpoint cache
 # refreshes every second): another replica's probe may have closed the circuit.
@@ -48,6 +52,39 @@ class State(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """An endpoint's `circuit_breaker` (SPEC §17), today's defaults where it sets none."""
+
+    enabled: bool = True
+    failure_ratio: float = FAILURE_RATIO
+    window: int = WINDOW
+    cool_down_seconds: float | None = None  # None: the deployment's (the Breaker's `cool_down`)
+
+    @property
+    def failures_to_open(self) -> int:
+        """Failures among the last `window` attempts that open the circuit: the ratio of a
+        full window, rounded up (0.7 of 10 is 7, not the 8 that 7.000000000000001 gives)."""
+        return max(1, math.ceil(round(self.failure_ratio * self.window, 9)))
+
+    @classmethod
+    def from_doc(cls, doc: Document | None) -> Tuning:
+        """As stored on the endpoint; an endpoint made before there was a setting, or a
+        PATCH that set only some of its fields, keeps the defaults of the rest."""
+        doc = doc or {}
+        cool_down = doc.get("cool_down_seconds")
+        return cls(
+            enabled=bool(doc.get("enabled", True)),
+            failure_ratio=float(doc.get("failure_ratio", FAILURE_RATIO)),
+            window=int(doc.get("window", WINDOW)),
+            cool_down_seconds=None if cool_down is None else float(cool_down),
+        )
+
+
+DEFAULT_TUNING = Tuning()
+FAILURES_TO_OPEN = DEFAULT_TUNING.failures_to_open
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +137,9 @@ PROBE = Admission(probe=True)
 
 class Breaker:
     """One endpoint's circuit in this process. `admit` before an attempt, `record` its
-    outcome; `on_change` hears every change of state (to write it on the endpoint)."""
+    outcome; `on_change` hears every change of state (to write it on the endpoint);
+    `tuning` is the endpoint's setting as it is now (a PATCH takes effect at the next
+    attempt)."""
 
     def __init__(
         self,
@@ -110,12 +149,14 @@ class Breaker:
         shared: Callable[[], Circuit | None] = lambda: None,
         on_change: Callable[[Circuit], None] = lambda _: None,
         clock: Callable[[], datetime] = utcnow,
+        tuning: Callable[[], Tuning] = lambda: DEFAULT_TUNING,
     ) -> None:
-        self._base = cool_down
+        self._default_cool_down = cool_down
         self._max = max_cool_down
         self._shared = shared
         self._on_change = on_change
         self._clock = clock
+        self._tuning = tuning
         self.circuit = Circuit()
         self._results: deque[bool] = deque(maxlen=WINDOW)  # True: failed
         self._timeouts = 0  # in a row
@@ -124,7 +165,8 @@ class Breaker:
 
     @property
     def state(self) -> State:
-        return self.circuit.state
+        """Closed whenever the endpoint has turned its breaker off, whatever was written."""
+        return self.circuit.state if self._tuning().enabled else State.CLOSED
 
     async def admit(self) -> Admission:
         """Whether an attempt may go out now. Closed: at once. Open: not before the next
@@ -135,7 +177,7 @@ class Breaker:
         while True:
             self.adopt(self._shared())
             circuit = self.circuit
-            if circuit.state is State.CLOSED:
+            if circuit.state is State.CLOSED or not self._tuning().enabled:
                 return GO
             now = self._clock()
             if circuit.state is State.OPEN and not self._probing:
@@ -157,19 +199,25 @@ class Breaker:
         """An attempt's outcome: `failed` unless the endpoint answered 2xx; `timed_out` when
         it did not answer within its time-out."""
         now = self._clock()
+        tuning = self._tuning()
         if probe:
             self._probing = False
             if failed:
-                self._open(now, min(self._max, 2 * self._cool_down()))
+                ceiling = max(self._max, self._base(tuning))
+                self._open(now, min(ceiling, 2 * self._cool_down()))
             else:
                 self._close(now)
             return
+        if not tuning.enabled:
+            return  # off: the retry schedule alone decides, nothing is counted
         if self.circuit.state is not State.CLOSED:
             return  # out when the circuit opened: the probe decides
+        if self._results.maxlen != tuning.window:  # tuned since: its last attempts kept
+            self._results = deque(self._results, maxlen=tuning.window)
         self._results.append(failed)
         self._timeouts = self._timeouts + 1 if timed_out else 0
-        if sum(self._results) >= FAILURES_TO_OPEN or self._timeouts >= TIMEOUTS_IN_ROW:
-            self._open(now, self._base)
+        if sum(self._results) >= tuning.failures_to_open or self._timeouts >= TIMEOUTS_IN_ROW:
+            self._open(now, self._base(tuning))
 
     def unprobed(self) -> None:
         """The probe `admit` gave made no attempt (cut off, or the endpoint was disabled or
@@ -197,9 +245,14 @@ class Breaker:
             self._timeouts = 0
         self._changed.set()
 
+    def _base(self, tuning: Tuning) -> timedelta:
+        """The first cool-down after an opening: the endpoint's, else the deployment's."""
+        seconds = tuning.cool_down_seconds
+        return self._default_cool_down if seconds is None else timedelta(seconds=seconds)
+
     def _cool_down(self) -> timedelta:
         seconds = self.circuit.cool_down_seconds
-        return timedelta(seconds=seconds) if seconds > 0 else self._base
+        return timedelta(seconds=seconds) if seconds > 0 else self._base(self._tuning())
 
     def _failure_rate(self) -> float:
         return sum(self._results) / len(self._results) if self._results else 1.0
@@ -233,3 +286,8 @@ def circuit_out(doc: Any) -> Document:
     shown = circuit.doc()
     del shown["cool_down_seconds"], shown["changed_at"]
     return shown
+
+
+def tuning_out(doc: Any) -> Document:
+    """An endpoint's `circuit_breaker` as the API shows it: the defaults where it set none."""
+    return asdict(Tuning.from_doc(doc))

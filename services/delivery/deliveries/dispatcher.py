@@ -32,7 +32,7 @@ from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services import __version__
-from services.delivery.deliveries.circuit import Breaker, Circuit, State
+from services.delivery.deliveries.circuit import DEFAULT_TUNING, Breaker, Circuit, State, Tuning
 from services.delivery.deliveries.fifo import Runs
 from services.delivery.deliveries.policy import Verdict, decide
 from services.delivery.deliveries.repository import (
@@ -419,12 +419,18 @@ class Dispatcher:
     def _circuit(self, endpoint_id: str) -> Circuit:
         """The endpoint's circuit: this process's, brought up to another replica's later
         change, or as written on the endpoint when this process has no breaker for it."""
+        if not self._tuning(endpoint_id).enabled:
+            return Circuit()  # off: nothing held, whatever was written before
         shared = self._shared_circuit(endpoint_id)
         breaker = self._breakers.get(endpoint_id)
         if breaker is None:
             return shared if shared is not None else Circuit()
         breaker.adopt(shared)
         return breaker.circuit
+
+    def _tuning(self, endpoint_id: str) -> Tuning:
+        endpoint = self._endpoints.get(endpoint_id)
+        return endpoint.circuit_breaker if endpoint is not None else DEFAULT_TUNING
 
     def _shared_circuit(self, endpoint_id: str) -> Circuit | None:
         endpoint = self._endpoints.get(endpoint_id)
@@ -824,6 +830,7 @@ class Dispatcher:
                 max_cool_down=self._max_cool_down,
                 shared=lambda: self._shared_circuit(endpoint_id),
                 on_change=changed,
+                tuning=lambda: self._tuning(endpoint_id),
             )
         return breaker
 

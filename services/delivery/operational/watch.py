@@ -144,7 +144,7 @@ class EndpointWatch:
             timed_out = error is not None and error.startswith("timeout")
             reason = (
                 "attempts timed out in a row"
-                if timed_out and circuit.failure_rate < 0.5
+                if timed_out and circuit.failure_rate < endpoint.circuit_breaker.failure_ratio
                 else f"{circuit.failure_rate:.0%} of the last attempts failed"
             )
             self._emit(

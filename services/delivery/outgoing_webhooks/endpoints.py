@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from services.delivery.deliveries.circuit import circuit_out
+from services.delivery.deliveries.circuit import circuit_out, tuning_out
 from services.delivery.deliveries.replay import ReplayCreate, ReplayOut, Replays, replay_out
 from services.delivery.deliveries.repository import DeliveryRepository, KeyRepository, schedule
 from services.delivery.deliveries.service import FanOut
@@ -55,12 +55,15 @@ EndpointId = Annotated[str, Path(max_length=200)]
 
 
 def _out(doc: Document) -> dict[str, Any]:
+    tuning = tuning_out(doc.get("circuit_breaker"))
     # Header values often are the receiver's credentials: write-only, names only here.
     return {
         **doc,
         "id": doc["_id"],
         "headers_configured": list(doc.get("headers") or {}),
-        "circuit": circuit_out(doc.get("circuit")),
+        # Off, nothing is held whatever a replica wrote before it heard (deliveries/circuit.py).
+        "circuit": circuit_out(doc.get("circuit") if tuning["enabled"] else None),
+        "circuit_breaker": tuning,
     }
 
 

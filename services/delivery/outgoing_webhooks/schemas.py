@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -89,6 +89,50 @@ def _check_headers(headers: HeadersT | None) -> HeadersT | None:
 check_headers = _check_headers  # a transformation's headers too (delivery/transformations)
 
 
+CIRCUIT_BREAKER_DESCRIPTION = (
+    "The endpoint's circuit breaker (SPEC §17): once `failure_ratio` of its last `window` "
+    "attempts failed (or 5 timed out in a row) it opens, and deliveries wait, their retries "
+    "unspent, for one probe after `cool_down_seconds` (doubling after each failed probe, "
+    "to 10 minutes or the cool-down if longer). `enabled: false`: the retry schedule alone "
+    "decides when each attempt goes."
+)
+MAX_COOL_DOWN = 24 * 3600
+RATIO_DESCRIPTION = "the share of the last `window` attempts that must fail to open it (0-1]"
+FailureRatio = Annotated[float, Field(gt=0, le=1, description=RATIO_DESCRIPTION)]
+Window = Annotated[
+    int, Field(ge=1, le=1000, description="how many of the endpoint's last attempts count (1-1000)")
+]
+CoolDown = Annotated[
+    float,
+    Field(
+        ge=1,
+        le=MAX_COOL_DOWN,
+        description="seconds from its opening to the first probe (1-86400); null: the "
+        "deployment's HOOKHUB_CIRCUIT_COOL_DOWN_SECONDS (30 unless set)",
+    ),
+]
+
+
+class CircuitBreaker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    failure_ratio: FailureRatio = 0.5
+    window: Window = 20
+    cool_down_seconds: CoolDown | None = None
+
+
+class CircuitBreakerUpdate(Patch):
+    """Merged into the endpoint's setting: the fields named change, the others are kept."""
+
+    clearable = frozenset({"cool_down_seconds"})
+
+    enabled: bool | None = None
+    failure_ratio: FailureRatio | None = None
+    window: Window | None = None
+    cool_down_seconds: CoolDown | None = None
+
+
 def _check_schedule(schedule: list[int] | None) -> list[int] | None:
     if schedule is not None and any(not 0 <= s <= 7 * 24 * 3600 for s in schedule):
         raise ValueError("retry_schedule entries are seconds from 0 to 604800")
@@ -120,6 +164,9 @@ class OutgoingWebhookCreate(BaseModel):
     transformation: Transformation | None = None
     ordering: Ordering = Field("none", description=ORDERING_DESCRIPTION)
     propagate_trace: bool = Field(False, description=PROPAGATE_TRACE_DESCRIPTION)
+    circuit_breaker: CircuitBreaker = Field(
+        default_factory=CircuitBreaker, description=CIRCUIT_BREAKER_DESCRIPTION
+    )
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -145,6 +192,9 @@ class OutgoingWebhookUpdate(Patch):
     transformation: Transformation | None = Field(None, description="null removes it")
     ordering: Ordering | None = Field(None, description=ORDERING_DESCRIPTION)
     propagate_trace: bool | None = Field(None, description=PROPAGATE_TRACE_DESCRIPTION)
+    circuit_breaker: CircuitBreakerUpdate | None = Field(
+        None, description=f"{CIRCUIT_BREAKER_DESCRIPTION} {CircuitBreakerUpdate.__doc__}"
+    )
 
     _events = field_validator("events")(_check_events)
     _schedule = field_validator("retry_schedule")(_check_schedule)
@@ -152,13 +202,16 @@ class OutgoingWebhookUpdate(Patch):
 
 
 class CircuitOut(BaseModel):
-    """The endpoint's circuit breaker (SPEC §17): `open` while at least half of its last 20
-    attempts failed (or 5 timed out in a row) and no probe has succeeded since; no attempt
-    is made then but one probe at `next_probe_at`."""
+    """The endpoint's circuit (SPEC §17): `open` while its `circuit_breaker`'s share of its
+    last attempts failed (half of 20 unless tuned; or 5 timed out in a row) and no probe has
+    succeeded since; no attempt is made then but one probe at `next_probe_at`. Always
+    `closed` while the breaker is off."""
 
     state: Literal["closed", "open", "half_open"]
     opened_at: datetime | None
-    failure_rate: float = Field(description="of its last 20 attempts, when the state changed")
+    failure_rate: float = Field(
+        description="of its last attempts (the breaker's window), when the state changed"
+    )
     next_probe_at: datetime | None
 
 
@@ -181,6 +234,7 @@ class OutgoingWebhookOut(BaseModel):
     transformation: Transformation | None = None
     ordering: Ordering = "none"
     propagate_trace: bool = Field(False, description=PROPAGATE_TRACE_DESCRIPTION)
+    circuit_breaker: CircuitBreaker = Field(description=CIRCUIT_BREAKER_DESCRIPTION)
     created_at: datetime
     updated_at: datetime
 

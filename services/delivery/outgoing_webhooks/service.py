@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.delivery.deliveries.circuit import Circuit
+from services.delivery.deliveries.circuit import DEFAULT_TUNING, Circuit, State, Tuning
 from services.delivery.operational.events import endpoint_event
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
@@ -41,6 +41,7 @@ class EndpointSnapshot:
     secrets: tuple[tuple[str, datetime | None], ...] = field(repr=False, default=())
     headers: Mapping[str, str] = field(repr=False, default_factory=dict)
     circuit: Circuit | None = None  # as the last change wrote it (deliveries/circuit.py)
+    circuit_breaker: Tuning = DEFAULT_TUNING  # its breaker's setting (deliveries/circuit.py)
     transformation: str | None = None  # its code, when enabled (delivery/transformations)
     ordering: str = "none"  # "fifo": one at a time per key, in order (deliveries/fifo.py)
     propagate_trace: bool = False  # its attempts send `traceparent` (SPEC §18)
@@ -69,6 +70,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         secrets=tuple((box.decrypt(s["secret"]), s.get("expires_at")) for s in doc["secrets"]),
         headers=open_headers(doc, box),
         circuit=Circuit.from_doc(doc.get("circuit")),
+        circuit_breaker=Tuning.from_doc(doc.get("circuit_breaker")),
         transformation=transformation_of(doc),
         ordering=doc.get("ordering", "none"),
         propagate_trace=bool(doc.get("propagate_trace", False)),
@@ -169,6 +171,8 @@ class EndpointService:
             only_if = {"headers": stored}
         if fields.get("enabled"):
             fields.update(disabled_reason=None, failing_since=None)
+        if "circuit_breaker" in fields:
+            self._tune_breaker(fields)
         doc = (
             await self._repository.update(endpoint_id, fields, only_if=only_if)
             if fields
@@ -183,6 +187,17 @@ class EndpointService:
         if fields:
             self._announced_update(current, doc, sorted(body.model_dump(exclude_unset=True)))
         return doc
+
+    @staticmethod
+    def _tune_breaker(fields: dict[str, Any]) -> None:
+        """A PATCH's `circuit_breaker` merged field by field into the stored one (an
+        endpoint made before the setting has none: the fields not set keep their
+        defaults). Turned off, its circuit is written closed, the later change every
+        replica adopts (deliveries/circuit.py): no delivery is held by what it counted."""
+        tuned: dict[str, Any] = fields.pop("circuit_breaker")
+        fields.update({f"circuit_breaker.{name}": value for name, value in tuned.items()})
+        if tuned.get("enabled") is False:
+            fields["circuit"] = Circuit(state=State.CLOSED, changed_at=utcnow()).doc()
 
     def _announced_update(self, before: Document | None, doc: Document, changed: list[str]) -> None:
         self._announce(endpoint_event("operational.endpoint.updated", doc, changed=changed))
