@@ -10,7 +10,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from services.delivery.outgoing_webhooks.repository import COLLECTION as ENDPOINTS
+from shared.mongo import Document
+from shared.settings import DeliverySettings
 from tests.delivery.test_deliveries import Sink, endpoint, path, publish
 from tests.support import RunningService, admin_headers
 
@@ -199,3 +203,87 @@ async def _completed(delivery: RunningService, webhook_id: str) -> dict[str, Any
             return found
         await asyncio.sleep(0.1)
     pytest.fail(f"no completed delivery for {webhook_id}")
+
+
+# -- an endpoint's circuit breaker (SPEC §17) -----------------------------------------------
+
+BREAKER_DEFAULTS = {"enabled": True, "failure_ratio": 0.5, "window": 20, "cool_down_seconds": None}
+
+
+@pytest.mark.parametrize(
+    ("tuning", "field"),
+    [
+        ({"failure_ratio": 0}, "failure_ratio"),  # would open on nothing
+        ({"failure_ratio": -0.5}, "failure_ratio"),
+        ({"failure_ratio": 1.5}, "failure_ratio"),
+        ({"failure_ratio": "half"}, "failure_ratio"),
+        ({"window": 0}, "window"),
+        ({"window": 1001}, "window"),
+        ({"window": 2.5}, "window"),
+        ({"cool_down_seconds": 0}, "cool_down_seconds"),  # a probe loop
+        ({"cool_down_seconds": 86401}, "cool_down_seconds"),
+        ({"enabled": "sometimes"}, "enabled"),
+        ({"ratio": 0.5}, "ratio"),  # a misspelt field is not ignored
+    ],
+)
+async def test_a_circuit_breaker_out_of_range_is_refused_naming_its_field(
+    delivery: RunningService, sink: Sink, tuning: dict[str, Any], field: str
+) -> None:
+    body = {"workspace_id": "ws_v", "url": sink[1] + path(), "events": ["*"]}
+    created = await delivery.client.post(
+        "/api/outgoing-webhooks", json={**body, "circuit_breaker": tuning}, headers=admin_headers()
+    )
+    assert created.status_code == 422, created.text
+    locs = [detail["loc"] for detail in created.json()["error"]["details"]]
+    assert ["body", "circuit_breaker", field] in locs, locs
+
+    existing = await endpoint(delivery, sink, path(), workspace_id="ws_v")
+    url = f"/api/outgoing-webhooks/{existing['id']}"
+    patched = await delivery.client.patch(
+        url, json={"circuit_breaker": tuning}, headers=admin_headers()
+    )
+    assert patched.status_code == 422, patched.text
+    locs = [detail["loc"] for detail in patched.json()["error"]["details"]]
+    assert ["body", "circuit_breaker", field] in locs, locs
+    fetched = await delivery.client.get(url, headers=admin_headers())
+    assert fetched.json()["circuit_breaker"] == BREAKER_DEFAULTS
+
+
+async def test_a_patch_tunes_the_breaker_field_by_field_and_an_older_endpoint_has_the_defaults(
+    delivery: RunningService, delivery_settings: DeliverySettings, sink: Sink
+) -> None:
+    created = await endpoint(
+        delivery, sink, path(), circuit_breaker={"window": 10, "cool_down_seconds": 60}
+    )
+    assert created["circuit_breaker"] == {**BREAKER_DEFAULTS, "window": 10, "cool_down_seconds": 60}
+    url = f"/api/outgoing-webhooks/{created['id']}"
+
+    async def patch(tuning: dict[str, Any]) -> dict[str, Any]:
+        answer = await delivery.client.patch(
+            url, json={"circuit_breaker": tuning}, headers=admin_headers()
+        )
+        assert answer.status_code == 200, answer.text
+        shown: dict[str, Any] = answer.json()["circuit_breaker"]
+        read = await delivery.client.get(url, headers=admin_headers())
+        assert read.json()["circuit_breaker"] == shown
+        return shown
+
+    tuned = {**BREAKER_DEFAULTS, "window": 10, "cool_down_seconds": 60, "failure_ratio": 0.8}
+    assert await patch({"failure_ratio": 0.8}) == tuned
+    assert await patch({"cool_down_seconds": None}) == {**tuned, "cool_down_seconds": None}
+    refused = await delivery.client.patch(
+        url, json={"circuit_breaker": {"window": None}}, headers=admin_headers()
+    )
+    assert refused.status_code == 422, refused.text
+
+    # An endpoint stored before the setting existed: today's defaults, and a PATCH of one
+    # field keeps them for the others.
+    client: AsyncMongoClient[Document] = AsyncMongoClient(delivery_settings.mongo_uri)
+    try:
+        endpoints = client[delivery_settings.mongo_db][ENDPOINTS]
+        await endpoints.update_one({"_id": created["id"]}, {"$unset": {"circuit_breaker": ""}})
+    finally:
+        await client.close()
+    read = await delivery.client.get(url, headers=admin_headers())
+    assert read.json()["circuit_breaker"] == BREAKER_DEFAULTS
+    assert await patch({"enabled": False}) == {**BREAKER_DEFAULTS, "enabled": False}

@@ -498,7 +498,8 @@ async def test_a_flaky_endpoint_s_tuned_breaker_opens_at_its_ratio_and_holds_wha
     """`failure_ratio` 0.75 of a `window` of 4, one delivery after the other: the first
     delivery's two failures of three leave it closed (it ends on schedule), the second's
     first failure makes three of four and opens it, for its own hour; a delivery made then
-    is set aside, unattempted, until that probe."""
+    is set aside, unattempted, until that probe. Turned off then, the next one follows its
+    schedule."""
     fake, _ = sink
     path = "/circuit/tuned"
     flaky_receiver(fake, path)
@@ -535,3 +536,16 @@ async def test_a_flaky_endpoint_s_tuned_breaker_opens_at_its_ratio_and_holds_wha
     assert held["attempts"] == 0
     assert datetime.fromisoformat(held["next_attempt_at"]) >= probe_at  # not on its schedule
     assert len(fake.at(path)) == 4
+
+    # Turned off, the circuit is closed at once and what comes follows its schedule.
+    answer = await delivery.client.patch(
+        f"/api/outgoing-webhooks/{endpoint_id}",
+        json={"circuit_breaker": {"enabled": False}},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["circuit"]["state"] == "closed"
+    assert answer.json()["circuit_breaker"] == {**tuning, "enabled": False}
+    fourth = await publish(delivery, "circuit.flaky", "ws_d")
+    done = await until(lambda: delivery_of(fourth, "completed"), what="the fourth delivered")
+    assert done["attempts"] == 3
