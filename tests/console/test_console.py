@@ -634,6 +634,53 @@ async def test_an_endpoint_lists_its_header_names_and_sets_and_removes_one(
     assert_clean(page, console)
 
 
+async def test_an_endpoints_circuit_breaker_is_shown_tuned_and_turned_off(
+    page: Watched, console: Console
+) -> None:
+    """Its `circuit_breaker` (SPEC §17): today's defaults in words, then tuned from its
+    section (a ratio of a window, its own cool-down) and turned off, each saved as a PATCH
+    and read back on the page."""
+    from playwright.async_api import expect
+
+    endpoint_id, p = await _endpoint_page(page, console, "https://example.com/breaker")
+    facts = p.locator("section", has=p.get_by_role("heading", name="Endpoint"))
+    shown = facts.locator("dd", has_text="attempts failed")
+    await expect(shown).to_contain_text(
+        "on: opens when 50% of the last 20 attempts failed", timeout=EXPECT_MS
+    )
+    await expect(shown).to_contain_text("the deployment's cool-down")
+
+    tune = p.locator("section", has=p.get_by_role("heading", name="Circuit breaker"))
+    await tune.get_by_label("Failure ratio").fill("0.75")
+    await tune.get_by_label("Window").fill("4")
+    await tune.get_by_label("Cool-down (seconds)").fill("3600")
+    await tune.get_by_role("button", name="Save circuit breaker").click()
+    await expect(facts.locator("dd", has_text="attempts failed")).to_contain_text(
+        "on: opens when 75% of the last 4 attempts failed (or 5 timed out in a row); the "
+        "first probe 3600 s after",
+        timeout=EXPECT_MS,
+    )
+    stored = (await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}")).json()
+    assert stored["circuit_breaker"] == {
+        "enabled": True,
+        "failure_ratio": 0.75,
+        "window": 4,
+        "cool_down_seconds": 3600,
+    }
+
+    tune = p.locator("section", has=p.get_by_role("heading", name="Circuit breaker"))
+    await expect(tune.get_by_label("Window")).to_have_value("4", timeout=EXPECT_MS)
+    await tune.get_by_label("On: stop sending while most attempts fail").uncheck()
+    await tune.get_by_role("button", name="Save circuit breaker").click()
+    await expect(facts).to_contain_text(
+        "off: the retry schedule alone decides when each attempt goes", timeout=EXPECT_MS
+    )
+    stored = (await console.api.get(f"/api/outgoing-webhooks/{endpoint_id}")).json()
+    assert stored["circuit_breaker"]["enabled"] is False
+    assert stored["circuit_breaker"]["window"] == 4  # the rest kept
+    assert_clean(page, console)
+
+
 async def test_an_endpoint_shows_its_operational_events_as_a_timeline(
     page: Watched, console: Console
 ) -> None:

@@ -48,6 +48,8 @@ PORTAL_PAGES = [
     "Imports",
     "Audit log",
 ]
+# An endpoint's circuit breaker as its page says it (SPEC §17): the defaults here.
+BREAKER_SHOWN = "on: opens when 50% of the last 20 attempts failed"
 
 
 @dataclass
@@ -318,7 +320,8 @@ async def test_a_portal_shows_its_workspace_and_nothing_of_another_or_global(
     await expect(p.get_by_role("heading", name="Setting up GitHub")).to_be_visible()
     await shows("incoming", f"{mine.marker} alerts")
     await shows("endpoints", f"{mine.marker} receiver")
-    await shows(f"endpoints/{mine.endpoint}", f"{mine.marker} receiver")
+    await shows(f"endpoints/{mine.endpoint}", f"{mine.marker} receiver", BREAKER_SHOWN)
+    await expect(p.get_by_role("button", name="Save circuit breaker")).to_be_visible()
     await shows("deliveries", mine.delivery)
     await shows("mappings", f"{mine.marker} chat")
     await shows(f"mappings?integration_id={mine.chat}", f"ch-{mine.marker.lower()}-sync")
@@ -422,6 +425,8 @@ async def test_a_read_only_portal_offers_no_change_and_the_api_refuses_one(
     await offers_nothing("incoming", f"{mine.marker} alerts")
     await offers_nothing("endpoints", f"{mine.marker} receiver")
     await offers_nothing(f"endpoints/{mine.endpoint}", f"{mine.marker} receiver")
+    await expect(p.locator("main")).to_contain_text(BREAKER_SHOWN)  # read, not tuned
+    await expect(p.get_by_role("heading", name="Circuit breaker")).to_have_count(0)
     await offers_nothing(f"deliveries/{mine.delivery}", mine.delivery)
     await offers_nothing(f"mappings?integration_id={mine.chat}", f"ch-{mine.marker.lower()}-sync")
     await offers_nothing("imports", mine.job)

@@ -1,7 +1,7 @@
 // Outgoing endpoints: create (the secret shown once), rotate, test, enable/disable, the trace
-// context sent or not, extra headers (write-only values), the success rate of each, recover
-// failed deliveries since a time, replay what it missed while disabled, and its operational
-// events as a timeline.
+// context sent or not, extra headers (write-only values), its circuit breaker tuned or off,
+// the success rate of each, recover failed deliveries since a time, replay what it missed
+// while disabled, and its operational events as a timeline.
 
 import { call, enc, get, post } from "../api.js";
 import {
@@ -224,6 +224,7 @@ async function detail(main, id, go) {
         ["State", badge(endpoint.enabled ? "enabled" : "disabled")],
         ["Disabled because", endpoint.disabled_reason || "—"],
         ["Circuit", circuitText(endpoint.circuit)],
+        ["Circuit breaker", breakerText(endpoint.circuit_breaker)],
         ["Ordering", endpoint.ordering === "fifo" ? "FIFO: one at a time per ordering key, in order" : "none"],
         ["Trace context", endpoint.propagate_trace ? "sent: each attempt's traceparent" : "not sent"],
         [
@@ -286,6 +287,7 @@ async function detail(main, id, go) {
     writes(section("Actions", actions, testResult)),
     endpoint.ordering === "fifo" ? await heldKeysSection(id) : "",
     headersSection(endpoint, go),
+    writes(breakerSection(endpoint, go)),
     writes(transformationSection(endpoint, go)),
     recoverSection(id, () => refresh()),
     replaySection(id),
@@ -484,4 +486,49 @@ function circuitText(circuit) {
     `; ${rate}; next probe `,
     timeEl(circuit.next_probe_at),
   ];
+}
+
+/** The endpoint's `circuit_breaker` (SPEC §17) in words: what opens it, or that it is off. */
+function breakerText(tuning) {
+  const t = tuning || {};
+  if (t.enabled === false) return "off: the retry schedule alone decides when each attempt goes";
+  const coolDown = t.cool_down_seconds == null ? "the deployment's cool-down (30 s unless set)" : `${t.cool_down_seconds} s`;
+  return (
+    `on: opens when ${Math.round((t.failure_ratio ?? 0.5) * 100)}% of the last ${t.window ?? 20} attempts failed ` +
+    `(or 5 timed out in a row); the first probe ${coolDown} after`
+  );
+}
+
+/** Tune the circuit breaker or turn it off: a PATCH of all four fields, an empty cool-down
+ * leaving it to the deployment's. */
+function breakerSection(endpoint, go) {
+  const t = endpoint.circuit_breaker || {};
+  const number = (name, value, attrs) => h("input", { name, type: "number", required: true, value: String(value), ...attrs });
+  const el = form(
+    [
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "enabled", checked: t.enabled !== false }), "On: stop sending while most attempts fail"),
+      field("Failure ratio", number("failure_ratio", t.failure_ratio ?? 0.5, { min: "0.01", max: "1", step: "0.01" }), "the share of the last attempts that must fail to open it (up to 1)"),
+      field("Window", number("window", t.window ?? 20, { min: "1", max: "1000", step: "1" }), "how many of the last attempts count (1-1000)"),
+      field(
+        "Cool-down (seconds)",
+        h("input", { name: "cool_down_seconds", type: "number", min: "1", max: "86400", step: "any", value: t.cool_down_seconds == null ? "" : String(t.cool_down_seconds), placeholder: "30" }),
+        "from its opening to the first probe; empty: the deployment's",
+      ),
+    ],
+    "Save circuit breaker",
+    async (data) => {
+      const coolDown = String(data.get("cool_down_seconds") || "").trim();
+      const circuitBreaker = {
+        enabled: data.get("enabled") === "on",
+        failure_ratio: Number(data.get("failure_ratio")),
+        window: Number(data.get("window")),
+        cool_down_seconds: coolDown ? Number(coolDown) : null,
+      };
+      await call("PATCH", `/api/outgoing-webhooks/${enc(endpoint.id)}`, { json: { circuit_breaker: circuitBreaker } });
+      flash(circuitBreaker.enabled ? "Circuit breaker saved." : "Circuit breaker turned off: the retry schedule alone decides.");
+      go("endpoints", endpoint.id);
+      return null;
+    },
+  );
+  return section("Circuit breaker", el);
 }
