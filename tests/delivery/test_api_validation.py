@@ -287,3 +287,14 @@ async def test_a_patch_tunes_the_breaker_field_by_field_and_an_older_endpoint_ha
     read = await delivery.client.get(url, headers=admin_headers())
     assert read.json()["circuit_breaker"] == BREAKER_DEFAULTS
     assert await patch({"enabled": False}) == {**BREAKER_DEFAULTS, "enabled": False}
+
+    # The OpenAPI document says so: the setting read, and taken on create and PATCH.
+    schemas = (await delivery.client.get("/openapi.json")).json()["components"]["schemas"]
+    assert "circuit_breaker" in schemas["OutgoingWebhookOut"]["required"]
+    tuning = schemas["CircuitBreaker"]["properties"]
+    assert {name: prop.get("default") for name, prop in tuning.items()} == BREAKER_DEFAULTS
+    assert tuning["failure_ratio"]["exclusiveMinimum"] == 0
+    assert (tuning["window"]["minimum"], tuning["window"]["maximum"]) == (1, 1000)
+    patched = schemas["CircuitBreakerUpdate"]["properties"]
+    assert patched.keys() == tuning.keys()
+    assert "default" not in patched["window"]  # left out: kept

@@ -49,14 +49,19 @@ class Clock:
 
 
 def breaker(
-    clock: Clock, changes: list[Circuit], shared: Callable[[], Circuit | None] = lambda: None
+    clock: Clock,
+    changes: list[Circuit],
+    shared: Callable[[], Circuit | None] = lambda: None,
+    tuning: list[Tuning] | None = None,  # the endpoint's setting, as a PATCH may change it
 ) -> Breaker:
+    tuned = tuning or [DEFAULT_TUNING]
     return Breaker(
         cool_down=COOL_DOWN,
         max_cool_down=MAX_COOL_DOWN,
         shared=shared,
         on_change=changes.append,
         clock=clock,
+        tuning=lambda: tuned[0],
     )
 
 
@@ -329,16 +334,6 @@ def flaky_outcomes(deliveries: int) -> list[bool]:
     return [not ok for _ in range(deliveries) for ok in FLAKY]
 
 
-def tuned_breaker(clock: Clock, changes: list[Circuit], tuning: list[Tuning]) -> Breaker:
-    return Breaker(
-        cool_down=COOL_DOWN,
-        max_cool_down=MAX_COOL_DOWN,
-        on_change=changes.append,
-        clock=clock,
-        tuning=lambda: tuning[0],
-    )
-
-
 def test_a_ratio_is_of_a_full_window_rounded_up() -> None:
     assert Tuning().failures_to_open == FAILURES_TO_OPEN == 10
     assert Tuning(failure_ratio=0.7, window=10).failures_to_open == 7  # not 8 (0.7 * 10 > 7)
@@ -352,7 +347,7 @@ def test_a_ratio_is_of_a_full_window_rounded_up() -> None:
 
 async def test_off_nothing_is_counted_and_every_attempt_goes() -> None:
     clock, changes = Clock(), list[Circuit]()
-    b = tuned_breaker(clock, changes, [Tuning(enabled=False)])
+    b = breaker(clock, changes, tuning=[Tuning(enabled=False)])
     for failed in [True] * 40 + flaky_outcomes(20):  # every first attempt failed, and more
         b.record(failed=failed, timed_out=False)
         b.record(failed=True, timed_out=True)
@@ -363,7 +358,7 @@ async def test_off_nothing_is_counted_and_every_attempt_goes() -> None:
 async def test_tuned_it_opens_at_its_ratio_of_its_window_and_cools_down_its_time() -> None:
     clock, changes = Clock(), list[Circuit]()
     tuning = [Tuning(failure_ratio=0.75, window=4, cool_down_seconds=3600)]
-    b = tuned_breaker(clock, changes, tuning)
+    b = breaker(clock, changes, tuning=tuning)
     outcomes = flaky_outcomes(2)
     for failed in outcomes[:3]:  # the first delivery's three: two of three failed
         b.record(failed=failed, timed_out=False)
@@ -393,7 +388,7 @@ async def test_tuned_it_opens_at_its_ratio_of_its_window_and_cools_down_its_time
 
     # The same receiver under today's defaults: ten failures of twenty, fifteen attempts in.
     clock, changes = Clock(), list[Circuit]()
-    b = tuned_breaker(clock, changes, [DEFAULT_TUNING])
+    b = breaker(clock, changes, tuning=[DEFAULT_TUNING])
     for number, failed in enumerate(flaky_outcomes(5), start=1):
         b.record(failed=failed, timed_out=False)
         assert (state(b) is State.OPEN) == (number == 14)
@@ -405,7 +400,7 @@ async def test_tuned_it_opens_at_its_ratio_of_its_window_and_cools_down_its_time
 async def test_a_smaller_window_keeps_the_last_attempts_and_turned_off_it_lets_all_go() -> None:
     clock, changes = Clock(), list[Circuit]()
     tuning = [DEFAULT_TUNING]
-    b = tuned_breaker(clock, changes, tuning)
+    b = breaker(clock, changes, tuning=tuning)
     for failed in (True, True, False, False, True):
         b.record(failed=failed, timed_out=False)
     tuning[0] = Tuning(window=4)  # PATCHed: its last four count
