@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from services.delivery.deliveries.circuit import circuit_out, tuning_out
+from services.delivery.deliveries.circuit import Circuit, State, circuit_out, tuning_out
 from services.delivery.deliveries.replay import ReplayCreate, ReplayOut, Replays, replay_out
 from services.delivery.deliveries.repository import DeliveryRepository, KeyRepository, schedule
 from services.delivery.deliveries.service import FanOut
@@ -52,6 +53,9 @@ CacheDep = Annotated[
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 ReplaysDep = Annotated[Replays, Depends(from_state("replays", Replays))]
 EndpointId = Annotated[str, Path(max_length=200)]
+# How much later than the probe's time the breaker may have written a delivery set aside
+# for it: its own clock read twice (utcnow() + (the probe's time - utcnow())).
+SET_ASIDE_SLACK = timedelta(seconds=1)
 
 
 def _out(doc: Document) -> dict[str, Any]:
@@ -100,10 +104,34 @@ async def update_outgoing_webhook(
     body: OutgoingWebhookUpdate,
     service: ServiceDep,
     cache: CacheDep,
+    deliveries: DeliveriesDep,
 ) -> OutgoingWebhookOut:
+    breaker_off = body.circuit_breaker is not None and body.circuit_breaker.enabled is False
+    before = await service.get(endpoint_id) if breaker_off else None
     doc = await service.update(endpoint_id, body)
     cache.apply(doc)
+    if before is not None:
+        await _release_set_aside(deliveries, before)
     return OutgoingWebhookOut.model_validate(_out(doc))
+
+
+async def _release_set_aside(deliveries: DeliveryRepository, before: Document) -> None:
+    """Its breaker turned off: what its open circuit set aside is due now, not at the next
+    probe's time, which is when the breaker made each due (deliveries/circuit.py; the
+    moment it did so adds microseconds). A FIFO key parked for the probe keeps its time."""
+    circuit = Circuit.from_doc(before.get("circuit"))
+    if circuit is None or circuit.state is State.CLOSED or circuit.next_probe_at is None:
+        return
+    probe_at = circuit.next_probe_at
+    await deliveries.reopen(
+        {
+            "endpoint_id": before["_id"],
+            "status": "delayed",
+            "lease_owner": None,
+            "next_attempt_at": {"$gte": probe_at, "$lt": probe_at + SET_ASIDE_SLACK},
+        },
+        schedule(next_attempt_at=utcnow()),
+    )
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
