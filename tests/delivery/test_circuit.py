@@ -412,6 +412,14 @@ async def test_a_smaller_window_keeps_the_last_attempts_and_turned_off_it_lets_a
     assert await b.admit() == Admission(later=clock.now + COOL_DOWN)
     tuning[0] = Tuning(window=4, enabled=False)
     assert state(b) is State.CLOSED and await b.admit() == GO
+    # A probe out when it was turned off: its failure reopens nothing.
+    tuning[0] = Tuning(window=4)
+    clock.now += COOL_DOWN
+    assert await b.admit() == PROBE
+    tuning[0] = Tuning(window=4, enabled=False)
+    b.record(failed=True, timed_out=False, probe=True)
+    assert [c.state for c in changes] == [State.OPEN, State.HALF_OPEN]
+    assert state(b) is State.CLOSED and await b.admit() == GO
 
 
 def flaky_receiver(fake: WebhookSink, path: str) -> None:

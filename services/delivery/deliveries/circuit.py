@@ -2,10 +2,7 @@
 
 **Closed**, attempts go out as usual and each outcome is counted: once at least half of
 the last `WINDOW` attempts failed (any answer but a 2xx, or none), or `TIMEOUTS_IN_ROW`
-timed out in a row, the circuit **opens**. An endpoint tunes the ratio, the window and the
-first cool-down, or turns the breaker off (`Tuning`, its `circuit_breaker`, read from the
-endpoint cache like the rest of its settings): off, every attempt goes when the retry
-schedule says and none is counted. No attempt is made then: a delivery that comes
+timed out in a row, the circuit **opens**. No attempt is made then: a delivery that comes
 up is set aside until the next probe (`delayed`, its `next_attempt_at` that time, held by
 no process, no attempt counted), so an endpoint that is down spends none of its
 deliveries' retries and holds none of a process's room. After a cool-down
@@ -15,6 +12,11 @@ endpoint's time-out at most). A success closes the circuit and they go at once; 
 opens it again for twice as long, up to `HOOKHUB_CIRCUIT_MAX_COOL_DOWN_SECONDS` (10
 minutes), and they are set aside again. Unlike auto-disable, it closes by itself; an
 endpoint whose probes keep failing is still disabled after its failure window.
+
+An endpoint tunes the share of failures, the window and the first cool-down, or turns its
+breaker off (`Tuning`: its `circuit_breaker`, read from the endpoint cache with the rest of
+its settings, never from MongoDB per attempt). Off, its circuit is closed whatever was
+written, every attempt goes when the retry schedule says, and none is counted.
 
 Each delivery process counts its own attempts. A change of state is written on the
 endpoint (`circuit`: state, opened_at, failure_rate, next_probe_at, and when it changed),
@@ -202,14 +204,15 @@ class Breaker:
         tuning = self._tuning()
         if probe:
             self._probing = False
+        if not tuning.enabled:
+            return  # off (a probe's too, turned off while it was out): nothing is counted
+        if probe:
             if failed:
                 ceiling = max(self._max, self._base(tuning))
                 self._open(now, min(ceiling, 2 * self._cool_down()))
             else:
                 self._close(now)
             return
-        if not tuning.enabled:
-            return  # off: the retry schedule alone decides, nothing is counted
         if self.circuit.state is not State.CLOSED:
             return  # out when the circuit opened: the probe decides
         if self._results.maxlen != tuning.window:  # tuned since: its last attempts kept
