@@ -60,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import sys
@@ -76,6 +77,7 @@ from py_mini_racer import (
     JSParseException,
     JSTimeoutException,
     MiniRacer,
+    init_mini_racer,
 )
 
 __all__ = ["Limits", "Sandbox", "ScriptError"]
@@ -92,11 +94,15 @@ _NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 # evaluated as its own `<anonymous>` script), and the caret line under the source line.
 _WHERE = re.compile(r"^<anonymous>:(\d+): ?(.*)$")
 _MESSAGE_CHARS = 300
+# The runner's evaluations are named (a script's are `<anonymous>`), so that a stack shows
+# a script its own frames only.
+_OURS = "\n//# sourceURL=jsbox"
 
 # Run before any user code, in every isolate: takes away what could outlive a run or escape
-# the heap limit, and installs the runner, with JSON's functions as they were (a script
-# that changes `JSON` changes only what it does itself).
-_PREPARE = """
+# the heap limit, and installs
+# the runner, with JSON's functions as they were (a script that changes `JSON` changes only
+# what it does itself). The runner's evaluations are named `jsbox` (_OURS).
+_PREPARE = r"""
 (() => {
   const g = globalThis;
   for (const name of [
@@ -110,24 +116,49 @@ _PREPARE = """
   g.setTimeout = undefined;
   g.clearTimeout = undefined;
   g.__timer_manager = undefined;
+  // Everything the runner does once user code has run goes through these, taken now: no
+  // method looked up on a prototype (Map.prototype.get, Array.prototype.push, an
+  // iterator), which a script could replace with a loop or a lie.
   const parse = JSON.parse, stringify = JSON.stringify, Pending = Promise, now = Date.now;
+  const isArray = Array.isArray;
   let entry;
-  // Each timed evaluation's [start, end] on V8's clock (Isolates._timed), by its number.
-  const spans = new Map();
+  // The last timed evaluations' numbers, starts and ends on V8's clock (Isolates._timed),
+  // in a ring of 16, in objects without a prototype (an index written is the object's own,
+  // never a setter a script put on Object.prototype).
+  const numbers = Object.create(null), starts = Object.create(null);
+  const ends = Object.create(null);
   const begin = (n) => {
-    spans.set(n, [now(), null]);
-    if (spans.size > 16) spans.delete(spans.keys().next().value);
+    const slot = n % 16;
+    numbers[slot] = n;
+    starts[slot] = now();
+    ends[slot] = undefined;
+  };
+  // A stack shows the script's frames, not the runner's (its evaluations are `jsbox`).
+  Error.prepareStackTrace = (error, frames) => {
+    let text = "";
+    try {
+      text = String(error);
+    } catch (e) {
+      text = "Error";
+    }
+    for (let i = 0; i < frames.length; i++) {
+      if (frames[i].getScriptNameOrSourceURL() !== "jsbox") text += "\n    at " + frames[i];
+    }
+    return text;
   };
   const runner = Object.freeze({
     begin,
     end(n) {
-      const span = spans.get(n);
-      if (span) span[1] = now();
+      if (numbers[n % 16] === n) ends[n % 16] = now();
     },
+    // "start,end" (end left empty while the evaluation has not ended), "" if it never
+    // began: a string made of numbers, which no script's toJSON or toString can change.
     span(n) {
-      const span = spans.get(n);
-      spans.delete(n);
-      return stringify(span || null);
+      const slot = n % 16;
+      if (numbers[slot] !== n) return "";
+      numbers[slot] = undefined;
+      const end = ends[slot];
+      return starts[slot] + "," + (end === undefined ? "" : end);
     },
     bind(fn) {
       entry = fn;
@@ -142,9 +173,16 @@ _PREPARE = """
       try {
         out = stringify(value);
       } catch (e) {
-        return "!returned what is not JSON: " + String(e && e.message ? e.message : e);
+        let why = "";
+        try {
+          why = String(e && e.message ? e.message : e);
+        } catch (e2) {
+          why = "it threw";
+        }
+        return "!returned what is not JSON: " + why;
       }
       if (out === undefined) return "!returned nothing (undefined)";
+      if (typeof out !== "string") return "!returned what is not JSON";
       if (out.length > limit) {
         return "!returned " + out.length + " characters of JSON, over " + limit;
       }
@@ -155,29 +193,48 @@ _PREPARE = """
     // the exact error); stopping, after at least one call, once `budget` ms have gone.
     runMany(n, input, limit, ms, budget) {
       begin(n);
-      const started = Date.now();
+      const started = now();
       const items = parse(input);
-      const results = [];
-      for (const item of items) {
-        if (results.length > 0 && Date.now() - started >= budget) break;
-        const start = Date.now();
-        let out = null;
+      if (!isArray(items)) return "[]";
+      let out = "[";
+      for (let i = 0; i < items.length; i++) {
+        if (i > 0 && now() - started >= budget) break;
+        const start = now();
+        let text = null;
         try {
-          const value = entry(item);
+          const value = entry(items[i]);
           if (!(value instanceof Pending)) {
-            const text = stringify(value);
-            if (text !== undefined && text.length <= limit) out = text;
+            const given = stringify(value);
+            if (typeof given === "string" && given.length <= limit) text = given;
           }
         } catch (e) {
-          out = null;
+          text = null;
         }
-        results.push(Date.now() - start > ms ? null : out);
+        if (now() - start > ms) text = null;
+        out += (i > 0 ? "," : "") + (text === null ? "null" : stringify(text));
       }
-      return stringify(results);
+      return out + "]";
     },
   });
   Object.defineProperty(g, "__jsbox", {value: runner, writable: false, configurable: false});
 })();
+//# sourceURL=jsbox
+"""
+
+
+# V8's flags in the worker. JSON.stringify's fast path (V8 14) finds a circular structure
+# only by running out of stack, ~50 ms: a whole run's time, for what is "not JSON".
+_FLAGS = ("--single-threaded", "--no-json-stringify-fast-path")
+# Evaluated once in the worker before it says it is ready: what V8 and ICU set up for the
+# whole process at the standard library's first use (time zones' data: ~140 ms on a
+# loaded machine; an error's first stack), so that no script's first run pays for it.
+_WARM = """
+new Intl.DateTimeFormat("en-US", {timeZone: "Europe/Paris", timeStyle: "long"}).format(0);
+new Intl.NumberFormat("de-DE", {style: "currency", currency: "EUR"}).format(1.5);
+new Date(0).toLocaleString("ja-JP", {timeZone: "Asia/Tokyo"});
+new Intl.RelativeTimeFormat("en").format(-1, "day");
+"a".localeCompare("b");
+String(new TypeError("x").stack);
 """
 
 
@@ -296,7 +353,7 @@ class Sandbox:
         (an editor's test run). Raises ScriptError."""
         _check_name(function)
         key = script_key(scope, function, source)
-        return await self._run(key, source, function, orjson.dumps(data), keep=keep)
+        return await self._run(key, source, function, _encoded(data), keep=keep)
 
     async def run_many(
         self, source: str, items: Sequence[Any], *, function: str = "handler", scope: str = ""
@@ -310,7 +367,7 @@ class Sandbox:
         failures in a row, its calls are runs, one at a time."""
         _check_name(function)
         key = script_key(scope, function, source)
-        return await self._many(key, source, function, [orjson.dumps(item) for item in items])
+        return await self._many(key, source, function, [_encoded(item) for item in items])
 
     async def call(
         self, source: str, data: Any, *, function: str = "handler", scope: str = ""
@@ -321,7 +378,7 @@ class Sandbox:
         _check_name(function)
         key = script_key(scope, function, source)
         self._unless_suspended(key)
-        text = orjson.dumps(data)  # data that is not JSON fails this call alone
+        text = _encoded(data)  # data that is not JSON fails this call alone
         loop = asyncio.get_running_loop()
         gathered = self._gathered.get(key)
         if gathered is None or gathered.sender.done() or gathered.sender.get_loop() is not loop:
@@ -381,14 +438,14 @@ class Sandbox:
             "keep": keep,
         }
         try:
-            out = await self._ask(request)
+            value = _decoded(await self._ask(request))
         except ScriptError:
             if keep:
                 self._failed(key)
             raise
         if keep:
             self._records.pop(key, None)
-        return orjson.loads(out)
+        return value
 
     async def _many(self, key: str, source: str, function: str, texts: list[bytes]) -> list[Any]:
         """Kept runs of `texts`, the inputs' JSON, in batches (`run_many`)."""
@@ -414,11 +471,13 @@ class Sandbox:
                 end = start + len(given)
             for n in range(start, end):
                 text = given[n - start] if given else None
-                if text is None:
-                    results[n] = await self._alone(key, source, function, texts[n])
-                else:
+                try:
+                    if text is None:
+                        raise ScriptError("result", "no result in the batch")
+                    results[n] = _decoded(text)
                     self._records.pop(key, None)
-                    results[n] = orjson.loads(text)
+                except ScriptError:  # run on its own, for the run's exact error
+                    results[n] = await self._alone(key, source, function, texts[n])
             start = end
         return results
 
@@ -509,6 +568,29 @@ def _batch_results(out: str, count: int) -> list[str | None]:
     if not all(text is None or isinstance(text, str) for text in given):
         return []
     return given
+
+
+def _encoded(data: Any) -> bytes:
+    """`data` as JSON. A string holding a lone surrogate (`"\\ud800"`, which UTF-8 cannot
+    carry, and which a webhook's JSON may) is written escaped, as JavaScript's JSON.stringify
+    writes it: the script sees it as it was. Raises TypeError for what is not JSON."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates not allowed" not in str(exc):
+            raise
+    return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _decoded(out: str) -> Any:
+    """A result's JSON, as the runner gave it. JSON.stringify escapes a lone surrogate
+    (`"\\ud800"`), which is no Unicode text: the script's fault, a bad result."""
+    try:
+        return orjson.loads(out)
+    except orjson.JSONDecodeError:
+        raise ScriptError(
+            "result", "the function returned a string with a lone surrogate: not Unicode text"
+        ) from None
 
 
 def _check_name(function: str) -> None:
@@ -699,7 +781,7 @@ class _Isolates:
         literal = orjson.dumps(text).decode()
 
         def call(n: int) -> str:
-            return f"__jsbox.run({n}, {literal}, {self.limits.result_chars})"
+            return f"__jsbox.run({n}, {literal}, {self.limits.result_chars}){_OURS}"
 
         async def once() -> Any:
             if keep:
@@ -722,7 +804,7 @@ class _Isolates:
 
         def call(n: int) -> str:
             limit = self.limits.result_chars
-            return f"__jsbox.runMany({n}, {literal}, {limit}, {ms:g}, {ms:g})"
+            return f"__jsbox.runMany({n}, {literal}, {limit}, {ms:g}, {ms:g}){_OURS}"
 
         seconds = BATCH_SECONDS * self.limits.seconds
         out = await self._attempts(lambda: self._kept(key, source, function, call, seconds))
@@ -781,7 +863,8 @@ class _Isolates:
             await racer.eval_cancelable(_PREPARE)
             await self._limited(compiled, source, "syntax")
             bound = await self._limited(
-                compiled, f"__jsbox.bind(typeof {function} === 'function' ? {function} : 0)"
+                compiled,
+                f"__jsbox.bind(typeof {function} === 'function' ? {function} : 0){_OURS}",
             )
             if bound is not True:
                 raise ScriptError("error", f"the script defines no function {function}")
@@ -830,9 +913,9 @@ class _Isolates:
         loop = asyncio.get_running_loop()
         # Each a round trip to V8's thread and back (~0.1 ms): a run is two, not three.
         if isinstance(code, str):
-            evaluations = [f"__jsbox.begin({n})", code, f"__jsbox.end({n})"]
+            evaluations = [f"__jsbox.begin({n}){_OURS}", code, f"__jsbox.end({n}){_OURS}"]
         else:
-            evaluations = [code(n), f"__jsbox.end({n})"]
+            evaluations = [code(n), f"__jsbox.end({n}){_OURS}"]
         # Queued on V8's thread back to back, in this order, with no turn of the loop between.
         tasks = [loop.create_task(racer.eval_cancelable(each)) for each in evaluations]
         call = tasks[-2]
@@ -845,12 +928,12 @@ class _Isolates:
         await asyncio.wait(tasks)
         try:
             async with asyncio.timeout(_SPAN_SECONDS):
-                span = orjson.loads(str(await racer.eval_cancelable(f"__jsbox.span({n})")))
-        except (TimeoutError, JSEvalException, orjson.JSONDecodeError):
+                span = await racer.eval_cancelable(f"__jsbox.span({n}){_OURS}")
+        except (TimeoutError, JSEvalException):
             raise TimeoutError from None  # the isolate is still taken: whatever ran, ran long
-        if span is None:
+        if span == "":
             raise _Cut  # V8 never began it
-        start, finish = span
+        start, finish = _span_of(span)
         if finish is not None and call not in pending:
             return call.result()  # done in time (its promise jobs too): the loop woke late
         if (cut_ms if finish is None else finish) - start >= seconds * 1000:
@@ -863,6 +946,16 @@ class _Isolates:
             _, oldest = self._compiled.popitem(last=False)
             if not oldest.lock.locked():  # else its run closes it when it ends
                 oldest.close()
+
+
+def _span_of(text: Any) -> tuple[float, float | None]:
+    """The runner's "start,end" (ms on V8's clock; end empty while it ran). Anything else
+    (which the runner never gives) is taken as a run that had its time: never trusted."""
+    try:
+        start, _, finish = str(text).partition(",")
+        return float(start), float(finish) if finish else None
+    except ValueError:
+        raise TimeoutError from None
 
 
 def _result(out: Any) -> str:
@@ -940,7 +1033,9 @@ async def _main(settings: dict[str, Any]) -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     limits = Limits(settings["seconds"], settings["memory_bytes"], settings["result_chars"])
-    MiniRacer().close()  # V8 started before the parent is told it is ready
+    init_mini_racer(flags=_FLAGS)
+    with MiniRacer() as racer:  # V8 started, and warmed, before the parent is told it is ready
+        racer.eval(_WARM)
     replies.write(READY + b"\n")
     replies.flush()
     await _serve(_Isolates(limits, settings["size"]), sys.stdin.buffer, replies)
