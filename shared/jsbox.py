@@ -12,7 +12,11 @@ return value back as JSON. What a run may do:
   heap its limit counts. `Date`, `Math.random`, `JSON`, `Intl`, `RegExp` are there.
 - **Limits** (`Limits`), enforced by V8 through mini-racer, not by watching from Python:
   the time (wall clock, 50 ms) covers the call and the promise jobs it leaves behind, and
-  the heap (32 MB: V8's hard limit on the isolate). The result is JSON of at most 64 KB.
+  the heap (32 MB: mini-racer's hard limit on the isolate, which V8 checks after each
+  garbage collection). One allocation that no collection follows is bounded by the time:
+  a string of 300 million characters is a tree of a few pieces until something reads it
+  whole (`'x'.repeat(3e8).length` allocates nothing), and writing it out whole takes V8
+  far longer than a run's 50 ms. The result is JSON of at most 64 KB.
   mini-racer has no time limit of V8's own (its `eval(timeout_sec=…)` is an asyncio
   deadline around `eval_cancelable`, whose cancelling terminates the isolate's execution),
   so a script's time is V8's view of it: the isolate notes the time before and after each
@@ -21,7 +25,14 @@ return value back as JSON. What a run may do:
   endless loop); what it cut is judged by V8's times: a script that had its whole time is
   out of it (`timeout`); one that V8 started late, or had finished when a busy loop woke
   late, is evaluated again in a new isolate (at most `ATTEMPTS` times in all), so the
-  machine's load never counts as a script's time.
+  machine's load never counts as a script's time. Once a script has run, the runner
+  calls nothing a script can change (a prototype's method, an iterator, `Date.now` as
+  the global holds it): its notes of V8's time live in objects without a prototype and
+  come back as a string of numbers, so a script that replaces `Map.prototype.get` with a
+  loop costs its own 50 ms and no more. What the standard library sets up for the whole
+  process at its first use (time zones' data) is set up before the worker is ready, and
+  V8 runs without JSON.stringify's fast path (which finds a circular result by running
+  out of stack, ~50 ms): neither is a script's time.
 - **One isolate per (scope, script)**: a script compiled once, kept (least recently used
   first out), called many times, one run at a time; two scopes (two workspaces) never
   share an isolate, so no script sees another's globals. An isolate whose run timed out
@@ -31,9 +42,16 @@ return value back as JSON. What a run may do:
   shared.jsbox`), each run on a V8 thread of its own, so a caller awaits a run while its
   event loop goes on, and a script that makes V8 stop its process (V8 aborts on some
   allocations past its limits, such as splitting a 300-million-character string) takes
-  only the worker down: the runs it held fail (`error`), and the next run starts a new
-  worker. At most `concurrency` runs at once; a worker that answers nothing for far longer
-  than the limits allow is stopped the same way.
+  only the worker down. A new worker is started at once, before the next run needs it;
+  each run that was out then is made once more, alone in the new worker, so the one that
+  ended the worker ends only that one and fails (`error`), and the others (another
+  workspace's) are answered. A worker that answers nothing for far longer than the limits
+  allow is stopped.
+- **Fair shares** (`_Fair`): at most `concurrency` runs out at once, and at most
+  `per_scope` of one scope's (default: one fewer than `concurrency`); each scope's runs
+  wait in a queue of their own, served in turn. A workspace whose scripts loop or end the
+  worker has its own queue grow, never another's: a second workspace's run goes out at
+  once however many the first has waiting.
 - **Batches** (`Sandbox.run_many`): many calls of a kept script cross to the worker in one
   request and run in one V8 evaluation, which hands back, after one call at least, what it
   has done once a run's time has gone (its own limit: three runs' time). A call that gave
@@ -50,6 +68,10 @@ return value back as JSON. What a run may do:
   memory, a bad result) is suspended for `suspend_seconds`: its runs fail at once with
   kind `suspended`, so a looping script cannot cost 50 ms at every event of a batch. The
   next run after that is a trial: a success clears the count, a failure suspends again.
+  A suspended script's runs are refused before they queue.
+- **Text.** A lone UTF-16 surrogate (half of a pair, which UTF-8 cannot carry) in an
+  input is handed to the script escaped, as it was; in a result, it is the script's bad
+  result (`result`). A stack shows the script's frames, not the runner's.
 
 Errors are `ScriptError` with a `kind` (syntax, error, timeout, memory, result,
 suspended), a message and, where V8 says where, the script's line and column.
@@ -65,8 +87,8 @@ import os
 import re
 import sys
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -314,6 +336,7 @@ class Sandbox:
         *,
         compiled: int = 32,
         concurrency: int = 2,
+        per_scope: int | None = None,
         failures: int = 5,
         suspend_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -324,7 +347,8 @@ class Sandbox:
         self._suspend_seconds = suspend_seconds
         self._clock = clock
         self._records: OrderedDict[str, _Record] = OrderedDict()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._fair = _Fair(concurrency, per_scope or max(1, concurrency - 1))
+        self._replacing: asyncio.Task[_Worker] | None = None
         self._worker: _Worker | None = None
         self._starting = asyncio.Lock()
         self._gathered: dict[str, _Gathered] = {}
@@ -493,21 +517,47 @@ class Sandbox:
         return record is not None and record.until > self._clock()
 
     async def close(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._replacing
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.stop()
 
     async def _ask(self, request: dict[str, Any]) -> str:
-        async with self._slots:
-            worker = await self._running()
+        """`request`'s answer, in its scope's turn (_Fair). A run that was out when V8
+        ended the worker's process is made once more, alone in a new worker: the run that
+        ended it ends that one too, and nothing else with it."""
+        scope = str(request.get("key", "")).partition("\0")[0]
+        try:
+            async with self._fair.slot(scope):
+                return await self._asked(request)
+        except _Crashed:
+            pass
+        async with self._fair.alone():
             try:
-                async with asyncio.timeout(self._guard):
-                    return await worker.ask(request)
-            except TimeoutError:
-                await worker.stop()
-                raise ScriptError(
-                    "timeout", "the sandbox did not answer: it was restarted"
-                ) from None
+                return await self._asked(request)
+            except _Crashed as exc:
+                raise ScriptError("error", exc.message) from None
+
+    async def _asked(self, request: dict[str, Any]) -> str:
+        worker = await self._running()
+        try:
+            async with asyncio.timeout(self._guard):
+                return await worker.ask(request)
+        except TimeoutError:
+            await worker.stop()
+            raise ScriptError("timeout", "the sandbox did not answer: it was restarted") from None
+        except _Crashed:
+            self._replace()
+            raise
+
+    def _replace(self) -> None:
+        """A new worker started now, for the next run, once V8 ended the last one."""
+        if self._replacing is None or self._replacing.done():
+            self._replacing = asyncio.get_running_loop().create_task(self._running())
+            self._replacing.add_done_callback(_quiet)
 
     async def _running(self) -> _Worker:
         async with self._starting:
@@ -535,6 +585,99 @@ class Sandbox:
         self._records[key] = record
         while len(self._records) > 4 * self._size:
             self._records.popitem(last=False)
+
+
+class _Crashed(ScriptError):
+    """The worker's process ended on its own (V8 aborted it) while a request was out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "error", "the script stopped the sandbox (V8 ended its process): not run again"
+        )
+
+
+def _quiet(task: asyncio.Task[Any]) -> None:
+    """A background start's failure is the next run's to see (it starts one again)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _Fair:
+    """The worker's slots, shared fairly among scopes (workspaces): each scope's requests
+    wait in a queue of their own, at most `per_scope` of them out at once, and a slot that
+    frees goes to the next scope in turn. So a scope whose scripts loop or crash has its
+    own queue grow and its own runs wait, never another's: with two slots and one a scope,
+    a second scope's run is out at once, however many the first has waiting."""
+
+    def __init__(self, slots: int, per_scope: int) -> None:
+        self._free = slots
+        self._per_scope = per_scope
+        self._out: dict[str, int] = {}
+        self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        self._held = False  # by a request made alone: nothing else goes out meanwhile
+        self._alone = asyncio.Lock()
+        self._idle: asyncio.Future[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self, scope: str) -> AsyncIterator[None]:
+        # Whenever a slot is free, no scope that may take one waits (_grant runs at each
+        # release): a scope under its share takes it at once.
+        if not self._held and self._free > 0 and self._out.get(scope, 0) < self._per_scope:
+            self._take(scope)
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(scope, deque()).append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():  # given a slot as it gave up
+                    self._release(scope)
+                raise
+        try:
+            yield
+        finally:
+            self._release(scope)
+
+    @contextlib.asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        """The worker for one request alone: once what is out has come back."""
+        async with self._alone:
+            self._held = True
+            try:
+                while len(self._out) > 0:
+                    self._idle = asyncio.get_running_loop().create_future()
+                    await self._idle
+                yield
+            finally:
+                self._held = False
+                self._grant()
+
+    def _take(self, scope: str) -> None:
+        self._free -= 1
+        self._out[scope] = self._out.get(scope, 0) + 1
+
+    def _release(self, scope: str) -> None:
+        self._free += 1
+        self._out[scope] -= 1
+        if self._out[scope] == 0:
+            del self._out[scope]
+        if not self._out and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+        self._grant()
+
+    def _grant(self) -> None:
+        """Free slots to the scopes waiting, one a turn, in the order they came to wait."""
+        while self._free > 0 and not self._held:
+            scope = next((s for s in self._waiting if self._out.get(s, 0) < self._per_scope), None)
+            if scope is None:
+                return
+            queue = self._waiting.pop(scope)
+            turn = queue.popleft()
+            if queue:
+                self._waiting[scope] = queue  # at the back: the other scopes' turn first
+            if not turn.done():
+                self._take(scope)
+                turn.set_result(None)
 
 
 @dataclass
@@ -629,6 +772,7 @@ class _Worker:
         self.process = process
         self.loop = asyncio.get_running_loop()
         self.alive = True
+        self.stopped = False  # by its parent (stop): not ended by V8
         self._next = 0
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ready: asyncio.Future[bytes] = self.loop.create_future()
@@ -713,8 +857,10 @@ class _Worker:
 
     def _end(self) -> None:
         self.alive = False
-        crashed = ScriptError(
-            "error", "the script stopped the sandbox (V8 ended its process): not run again"
+        crashed = (
+            ScriptError("error", "the sandbox was stopped while the script ran")
+            if self.stopped
+            else _Crashed()
         )
         pending: list[asyncio.Future[Any]] = [self._ready, *self._waiting.values()]
         for waiting in pending:
@@ -725,6 +871,7 @@ class _Worker:
 
     async def stop(self) -> None:
         self.alive = False
+        self.stopped = True
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         await self.process.wait()
