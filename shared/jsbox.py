@@ -357,11 +357,12 @@ class Sandbox:
         # worker is taken to be stuck.
         self._guard = 8 * self.limits.seconds + 2.0
 
-    async def check(self, source: str, function: str = "handler") -> None:
+    async def check(self, source: str, function: str = "handler", *, scope: str = "") -> None:
         """Compiles `source` in a fresh isolate (running its top level, within the limits)
-        and checks that it defines `function`. Raises ScriptError."""
+        and checks that it defines `function`, in `scope`'s queue. Raises ScriptError."""
         _check_name(function)
-        await self._ask({"op": "check", "source": source, "function": function})
+        key = script_key(scope, function, source)  # the worker reads no key of a check
+        await self._ask({"op": "check", "key": key, "source": source, "function": function})
 
     async def run(
         self,

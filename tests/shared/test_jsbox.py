@@ -483,6 +483,9 @@ async def test_a_lone_surrogate_is_the_scripts_bad_result(box: Sandbox) -> None:
     assert (thrown.kind, thrown.line) == ("error", 2)
 
 
+LOOP_TOP = "while (true) {}\nfunction handler() {}"
+
+
 async def test_one_scopes_queue_never_stands_in_front_of_anothers() -> None:
     # Workspace A's runs loop for as long as they are let (a limit of a minute): held
     # mid-run by construction. Workspace B's run is out at once and done while all of A's
@@ -494,10 +497,13 @@ async def test_one_scopes_queue_never_stands_in_front_of_anothers() -> None:
             asyncio.ensure_future(sandbox.run(LOOP, n, scope="a", keep=n % 2 == 0))
             for n in range(6)
         ]
+        # A's checks at save (a top level that loops), in A's queue too.
+        looping += [asyncio.ensure_future(sandbox.check(LOOP_TOP, scope="a")) for _ in range(2)]
         await asyncio.sleep(0)  # each of A's runs at its slot, or in A's queue
         async with asyncio.timeout(30):  # a bound, far past the run, that only a queue reaches
             assert await sandbox.run(ECHO, 1, scope="b") == {"seen": 1, "n": True}
             assert await sandbox.run(ECHO, 2, scope="b", keep=False) == {"seen": 2, "n": True}
+            await sandbox.check(ECHO, scope="b")
         assert not any(run.done() for run in looping)
         for run in looping:
             run.cancel()
