@@ -15,8 +15,10 @@ return value back as JSON. What a run may do:
   the heap (32 MB: mini-racer's hard limit on the isolate, which V8 checks after each
   garbage collection). One allocation that no collection follows is bounded by the time:
   a string of 300 million characters is a tree of a few pieces until something reads it
-  whole (`'x'.repeat(3e8).length` allocates nothing), and writing it out whole takes V8
-  far longer than a run's 50 ms. The result is JSON of at most 64 KB.
+  whole (`'x'.repeat(3e8).length` allocates nothing), and writing it out whole took V8
+  0.3-0.6 s here, past a run's 50 ms; what V8 can allocate within 50 ms and let go before
+  a collection (tens of MB) may pass 32 MB for that moment (mini-racer sets no heap size
+  of V8's own on an isolate). The result is JSON of at most 64 KB.
   mini-racer has no time limit of V8's own (its `eval(timeout_sec=…)` is an asyncio
   deadline around `eval_cancelable`, whose cancelling terminates the isolate's execution),
   so a script's time is V8's view of it: the isolate notes the time before and after each
