@@ -12,7 +12,13 @@ return value back as JSON. What a run may do:
   heap its limit counts. `Date`, `Math.random`, `JSON`, `Intl`, `RegExp` are there.
 - **Limits** (`Limits`), enforced by V8 through mini-racer, not by watching from Python:
   the time (wall clock, 50 ms) covers the call and the promise jobs it leaves behind, and
-  the heap (32 MB: V8's hard limit on the isolate). The result is JSON of at most 64 KB.
+  the heap (32 MB: mini-racer's hard limit on the isolate, which V8 checks after each
+  garbage collection). One allocation that no collection follows is bounded by the time:
+  a string of 300 million characters is a tree of a few pieces until something reads it
+  whole (`'x'.repeat(3e8).length` allocates nothing), and writing it out whole took V8
+  0.3-0.6 s here, past a run's 50 ms; what V8 can allocate within 50 ms and let go before
+  a collection (tens of MB) may pass 32 MB for that moment (mini-racer sets no heap size
+  of V8's own on an isolate). The result is JSON of at most 64 KB.
   mini-racer has no time limit of V8's own (its `eval(timeout_sec=…)` is an asyncio
   deadline around `eval_cancelable`, whose cancelling terminates the isolate's execution),
   so a script's time is V8's view of it: the isolate notes the time before and after each
@@ -21,7 +27,14 @@ return value back as JSON. What a run may do:
   endless loop); what it cut is judged by V8's times: a script that had its whole time is
   out of it (`timeout`); one that V8 started late, or had finished when a busy loop woke
   late, is evaluated again in a new isolate (at most `ATTEMPTS` times in all), so the
-  machine's load never counts as a script's time.
+  machine's load never counts as a script's time. Once a script has run, the runner
+  calls nothing a script can change (a prototype's method, an iterator, `Date.now` as
+  the global holds it): its notes of V8's time live in objects without a prototype and
+  come back as a string of numbers, so a script that replaces `Map.prototype.get` with a
+  loop costs its own 50 ms and no more. What the standard library sets up for the whole
+  process at its first use (time zones' data) is set up before the worker is ready, and
+  V8 runs without JSON.stringify's fast path (which finds a circular result by running
+  out of stack, ~50 ms): neither is a script's time.
 - **One isolate per (scope, script)**: a script compiled once, kept (least recently used
   first out), called many times, one run at a time; two scopes (two workspaces) never
   share an isolate, so no script sees another's globals. An isolate whose run timed out
@@ -31,9 +44,16 @@ return value back as JSON. What a run may do:
   shared.jsbox`), each run on a V8 thread of its own, so a caller awaits a run while its
   event loop goes on, and a script that makes V8 stop its process (V8 aborts on some
   allocations past its limits, such as splitting a 300-million-character string) takes
-  only the worker down: the runs it held fail (`error`), and the next run starts a new
-  worker. At most `concurrency` runs at once; a worker that answers nothing for far longer
-  than the limits allow is stopped the same way.
+  only the worker down. A new worker is started at once, before the next run needs it;
+  each run that was out then is made once more, alone in the new worker, so the one that
+  ended the worker ends only that one and fails (`error`), and the others (another
+  workspace's) are answered. A worker that answers nothing for far longer than the limits
+  allow is stopped.
+- **Fair shares** (`_Fair`): at most `concurrency` runs out at once, and at most
+  `per_scope` of one scope's (default: one fewer than `concurrency`); each scope's runs
+  wait in a queue of their own, served in turn. A workspace whose scripts loop or end the
+  worker has its own queue grow, never another's: a second workspace's run goes out at
+  once however many the first has waiting.
 - **Batches** (`Sandbox.run_many`): many calls of a kept script cross to the worker in one
   request and run in one V8 evaluation, which hands back, after one call at least, what it
   has done once a run's time has gone (its own limit: three runs' time). A call that gave
@@ -50,6 +70,10 @@ return value back as JSON. What a run may do:
   memory, a bad result) is suspended for `suspend_seconds`: its runs fail at once with
   kind `suspended`, so a looping script cannot cost 50 ms at every event of a batch. The
   next run after that is a trial: a success clears the count, a failure suspends again.
+  A suspended script's runs are refused before they queue.
+- **Text.** A lone UTF-16 surrogate (half of a pair, which UTF-8 cannot carry) in an
+  input is handed to the script escaped, as it was; in a result, it is the script's bad
+  result (`result`). A stack shows the script's frames, not the runner's.
 
 Errors are `ScriptError` with a `kind` (syntax, error, timeout, memory, result,
 suspended), a message and, where V8 says where, the script's line and column.
@@ -60,12 +84,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import sys
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -76,6 +101,7 @@ from py_mini_racer import (
     JSParseException,
     JSTimeoutException,
     MiniRacer,
+    init_mini_racer,
 )
 
 __all__ = ["Limits", "Sandbox", "ScriptError"]
@@ -92,11 +118,15 @@ _NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 # evaluated as its own `<anonymous>` script), and the caret line under the source line.
 _WHERE = re.compile(r"^<anonymous>:(\d+): ?(.*)$")
 _MESSAGE_CHARS = 300
+# The runner's evaluations are named (a script's are `<anonymous>`), so that a stack shows
+# a script its own frames only.
+_OURS = "\n//# sourceURL=jsbox"
 
 # Run before any user code, in every isolate: takes away what could outlive a run or escape
-# the heap limit, and installs the runner, with JSON's functions as they were (a script
-# that changes `JSON` changes only what it does itself).
-_PREPARE = """
+# the heap limit, and installs
+# the runner, with JSON's functions as they were (a script that changes `JSON` changes only
+# what it does itself). The runner's evaluations are named `jsbox` (_OURS).
+_PREPARE = r"""
 (() => {
   const g = globalThis;
   for (const name of [
@@ -110,24 +140,49 @@ _PREPARE = """
   g.setTimeout = undefined;
   g.clearTimeout = undefined;
   g.__timer_manager = undefined;
+  // Everything the runner does once user code has run goes through these, taken now: no
+  // method looked up on a prototype (Map.prototype.get, Array.prototype.push, an
+  // iterator), which a script could replace with a loop or a lie.
   const parse = JSON.parse, stringify = JSON.stringify, Pending = Promise, now = Date.now;
+  const isArray = Array.isArray;
   let entry;
-  // Each timed evaluation's [start, end] on V8's clock (Isolates._timed), by its number.
-  const spans = new Map();
+  // The last timed evaluations' numbers, starts and ends on V8's clock (Isolates._timed),
+  // in a ring of 16, in objects without a prototype (an index written is the object's own,
+  // never a setter a script put on Object.prototype).
+  const numbers = Object.create(null), starts = Object.create(null);
+  const ends = Object.create(null);
   const begin = (n) => {
-    spans.set(n, [now(), null]);
-    if (spans.size > 16) spans.delete(spans.keys().next().value);
+    const slot = n % 16;
+    numbers[slot] = n;
+    starts[slot] = now();
+    ends[slot] = undefined;
+  };
+  // A stack shows the script's frames, not the runner's (its evaluations are `jsbox`).
+  Error.prepareStackTrace = (error, frames) => {
+    let text = "";
+    try {
+      text = String(error);
+    } catch (e) {
+      text = "Error";
+    }
+    for (let i = 0; i < frames.length; i++) {
+      if (frames[i].getScriptNameOrSourceURL() !== "jsbox") text += "\n    at " + frames[i];
+    }
+    return text;
   };
   const runner = Object.freeze({
     begin,
     end(n) {
-      const span = spans.get(n);
-      if (span) span[1] = now();
+      if (numbers[n % 16] === n) ends[n % 16] = now();
     },
+    // "start,end" (end left empty while the evaluation has not ended), "" if it never
+    // began: a string made of numbers, which no script's toJSON or toString can change.
     span(n) {
-      const span = spans.get(n);
-      spans.delete(n);
-      return stringify(span || null);
+      const slot = n % 16;
+      if (numbers[slot] !== n) return "";
+      numbers[slot] = undefined;
+      const end = ends[slot];
+      return starts[slot] + "," + (end === undefined ? "" : end);
     },
     bind(fn) {
       entry = fn;
@@ -142,9 +197,16 @@ _PREPARE = """
       try {
         out = stringify(value);
       } catch (e) {
-        return "!returned what is not JSON: " + String(e && e.message ? e.message : e);
+        let why = "";
+        try {
+          why = String(e && e.message ? e.message : e);
+        } catch (e2) {
+          why = "it threw";
+        }
+        return "!returned what is not JSON: " + why;
       }
       if (out === undefined) return "!returned nothing (undefined)";
+      if (typeof out !== "string") return "!returned what is not JSON";
       if (out.length > limit) {
         return "!returned " + out.length + " characters of JSON, over " + limit;
       }
@@ -155,29 +217,48 @@ _PREPARE = """
     // the exact error); stopping, after at least one call, once `budget` ms have gone.
     runMany(n, input, limit, ms, budget) {
       begin(n);
-      const started = Date.now();
+      const started = now();
       const items = parse(input);
-      const results = [];
-      for (const item of items) {
-        if (results.length > 0 && Date.now() - started >= budget) break;
-        const start = Date.now();
-        let out = null;
+      if (!isArray(items)) return "[]";
+      let out = "[";
+      for (let i = 0; i < items.length; i++) {
+        if (i > 0 && now() - started >= budget) break;
+        const start = now();
+        let text = null;
         try {
-          const value = entry(item);
+          const value = entry(items[i]);
           if (!(value instanceof Pending)) {
-            const text = stringify(value);
-            if (text !== undefined && text.length <= limit) out = text;
+            const given = stringify(value);
+            if (typeof given === "string" && given.length <= limit) text = given;
           }
         } catch (e) {
-          out = null;
+          text = null;
         }
-        results.push(Date.now() - start > ms ? null : out);
+        if (now() - start > ms) text = null;
+        out += (i > 0 ? "," : "") + (text === null ? "null" : stringify(text));
       }
-      return stringify(results);
+      return out + "]";
     },
   });
   Object.defineProperty(g, "__jsbox", {value: runner, writable: false, configurable: false});
 })();
+//# sourceURL=jsbox
+"""
+
+
+# V8's flags in the worker. JSON.stringify's fast path (V8 14) finds a circular structure
+# only by running out of stack, ~50 ms: a whole run's time, for what is "not JSON".
+_FLAGS = ("--single-threaded", "--no-json-stringify-fast-path")
+# Evaluated once in the worker before it says it is ready: what V8 and ICU set up for the
+# whole process at the standard library's first use (time zones' data: ~140 ms on a
+# loaded machine; an error's first stack), so that no script's first run pays for it.
+_WARM = """
+new Intl.DateTimeFormat("en-US", {timeZone: "Europe/Paris", timeStyle: "long"}).format(0);
+new Intl.NumberFormat("de-DE", {style: "currency", currency: "EUR"}).format(1.5);
+new Date(0).toLocaleString("ja-JP", {timeZone: "Asia/Tokyo"});
+new Intl.RelativeTimeFormat("en").format(-1, "day");
+"a".localeCompare("b");
+String(new TypeError("x").stack);
 """
 
 
@@ -257,6 +338,7 @@ class Sandbox:
         *,
         compiled: int = 32,
         concurrency: int = 2,
+        per_scope: int | None = None,
         failures: int = 5,
         suspend_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -267,7 +349,8 @@ class Sandbox:
         self._suspend_seconds = suspend_seconds
         self._clock = clock
         self._records: OrderedDict[str, _Record] = OrderedDict()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._fair = _Fair(concurrency, per_scope or max(1, concurrency - 1))
+        self._replacing: asyncio.Task[_Worker] | None = None
         self._worker: _Worker | None = None
         self._starting = asyncio.Lock()
         self._gathered: dict[str, _Gathered] = {}
@@ -276,11 +359,12 @@ class Sandbox:
         # worker is taken to be stuck.
         self._guard = 8 * self.limits.seconds + 2.0
 
-    async def check(self, source: str, function: str = "handler") -> None:
+    async def check(self, source: str, function: str = "handler", *, scope: str = "") -> None:
         """Compiles `source` in a fresh isolate (running its top level, within the limits)
-        and checks that it defines `function`. Raises ScriptError."""
+        and checks that it defines `function`, in `scope`'s queue. Raises ScriptError."""
         _check_name(function)
-        await self._ask({"op": "check", "source": source, "function": function})
+        key = script_key(scope, function, source)  # the worker reads no key of a check
+        await self._ask({"op": "check", "key": key, "source": source, "function": function})
 
     async def run(
         self,
@@ -296,7 +380,7 @@ class Sandbox:
         (an editor's test run). Raises ScriptError."""
         _check_name(function)
         key = script_key(scope, function, source)
-        return await self._run(key, source, function, orjson.dumps(data), keep=keep)
+        return await self._run(key, source, function, _encoded(data), keep=keep)
 
     async def run_many(
         self, source: str, items: Sequence[Any], *, function: str = "handler", scope: str = ""
@@ -310,7 +394,7 @@ class Sandbox:
         failures in a row, its calls are runs, one at a time."""
         _check_name(function)
         key = script_key(scope, function, source)
-        return await self._many(key, source, function, [orjson.dumps(item) for item in items])
+        return await self._many(key, source, function, [_encoded(item) for item in items])
 
     async def call(
         self, source: str, data: Any, *, function: str = "handler", scope: str = ""
@@ -321,7 +405,7 @@ class Sandbox:
         _check_name(function)
         key = script_key(scope, function, source)
         self._unless_suspended(key)
-        text = orjson.dumps(data)  # data that is not JSON fails this call alone
+        text = _encoded(data)  # data that is not JSON fails this call alone
         loop = asyncio.get_running_loop()
         gathered = self._gathered.get(key)
         if gathered is None or gathered.sender.done() or gathered.sender.get_loop() is not loop:
@@ -381,14 +465,14 @@ class Sandbox:
             "keep": keep,
         }
         try:
-            out = await self._ask(request)
+            value = _decoded(await self._ask(request))
         except ScriptError:
             if keep:
                 self._failed(key)
             raise
         if keep:
             self._records.pop(key, None)
-        return orjson.loads(out)
+        return value
 
     async def _many(self, key: str, source: str, function: str, texts: list[bytes]) -> list[Any]:
         """Kept runs of `texts`, the inputs' JSON, in batches (`run_many`)."""
@@ -414,11 +498,13 @@ class Sandbox:
                 end = start + len(given)
             for n in range(start, end):
                 text = given[n - start] if given else None
-                if text is None:
-                    results[n] = await self._alone(key, source, function, texts[n])
-                else:
+                try:
+                    if text is None:
+                        raise ScriptError("result", "no result in the batch")
+                    results[n] = _decoded(text)
                     self._records.pop(key, None)
-                    results[n] = orjson.loads(text)
+                except ScriptError:  # run on its own, for the run's exact error
+                    results[n] = await self._alone(key, source, function, texts[n])
             start = end
         return results
 
@@ -434,21 +520,47 @@ class Sandbox:
         return record is not None and record.until > self._clock()
 
     async def close(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._replacing
         worker, self._worker = self._worker, None
         if worker is not None:
             await worker.stop()
 
     async def _ask(self, request: dict[str, Any]) -> str:
-        async with self._slots:
-            worker = await self._running()
+        """`request`'s answer, in its scope's turn (_Fair). A run that was out when V8
+        ended the worker's process is made once more, alone in a new worker: the run that
+        ended it ends that one too, and nothing else with it."""
+        scope = str(request.get("key", "")).partition("\0")[0]
+        try:
+            async with self._fair.slot(scope):
+                return await self._asked(request)
+        except _Crashed:
+            pass
+        async with self._fair.alone():
             try:
-                async with asyncio.timeout(self._guard):
-                    return await worker.ask(request)
-            except TimeoutError:
-                await worker.stop()
-                raise ScriptError(
-                    "timeout", "the sandbox did not answer: it was restarted"
-                ) from None
+                return await self._asked(request)
+            except _Crashed as exc:
+                raise ScriptError("error", exc.message) from None
+
+    async def _asked(self, request: dict[str, Any]) -> str:
+        worker = await self._running()
+        try:
+            async with asyncio.timeout(self._guard):
+                return await worker.ask(request)
+        except TimeoutError:
+            await worker.stop()
+            raise ScriptError("timeout", "the sandbox did not answer: it was restarted") from None
+        except _Crashed:
+            self._replace()
+            raise
+
+    def _replace(self) -> None:
+        """A new worker started now, for the next run, once V8 ended the last one."""
+        if self._replacing is None or self._replacing.done():
+            self._replacing = asyncio.get_running_loop().create_task(self._running())
+            self._replacing.add_done_callback(_quiet)
 
     async def _running(self) -> _Worker:
         async with self._starting:
@@ -476,6 +588,99 @@ class Sandbox:
         self._records[key] = record
         while len(self._records) > 4 * self._size:
             self._records.popitem(last=False)
+
+
+class _Crashed(ScriptError):
+    """The worker's process ended on its own (V8 aborted it) while a request was out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "error", "the script stopped the sandbox (V8 ended its process): not run again"
+        )
+
+
+def _quiet(task: asyncio.Task[Any]) -> None:
+    """A background start's failure is the next run's to see (it starts one again)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _Fair:
+    """The worker's slots, shared fairly among scopes (workspaces): each scope's requests
+    wait in a queue of their own, at most `per_scope` of them out at once, and a slot that
+    frees goes to the next scope in turn. So a scope whose scripts loop or crash has its
+    own queue grow and its own runs wait, never another's: with two slots and one a scope,
+    a second scope's run is out at once, however many the first has waiting."""
+
+    def __init__(self, slots: int, per_scope: int) -> None:
+        self._free = slots
+        self._per_scope = per_scope
+        self._out: dict[str, int] = {}
+        self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        self._held = False  # by a request made alone: nothing else goes out meanwhile
+        self._alone = asyncio.Lock()
+        self._idle: asyncio.Future[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self, scope: str) -> AsyncIterator[None]:
+        # Whenever a slot is free, no scope that may take one waits (_grant runs at each
+        # release): a scope under its share takes it at once.
+        if not self._held and self._free > 0 and self._out.get(scope, 0) < self._per_scope:
+            self._take(scope)
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(scope, deque()).append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():  # given a slot as it gave up
+                    self._release(scope)
+                raise
+        try:
+            yield
+        finally:
+            self._release(scope)
+
+    @contextlib.asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        """The worker for one request alone: once what is out has come back."""
+        async with self._alone:
+            self._held = True
+            try:
+                while len(self._out) > 0:
+                    self._idle = asyncio.get_running_loop().create_future()
+                    await self._idle
+                yield
+            finally:
+                self._held = False
+                self._grant()
+
+    def _take(self, scope: str) -> None:
+        self._free -= 1
+        self._out[scope] = self._out.get(scope, 0) + 1
+
+    def _release(self, scope: str) -> None:
+        self._free += 1
+        self._out[scope] -= 1
+        if self._out[scope] == 0:
+            del self._out[scope]
+        if not self._out and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+        self._grant()
+
+    def _grant(self) -> None:
+        """Free slots to the scopes waiting, one a turn, in the order they came to wait."""
+        while self._free > 0 and not self._held:
+            scope = next((s for s in self._waiting if self._out.get(s, 0) < self._per_scope), None)
+            if scope is None:
+                return
+            queue = self._waiting.pop(scope)
+            turn = queue.popleft()
+            if queue:
+                self._waiting[scope] = queue  # at the back: the other scopes' turn first
+            if not turn.done():
+                self._take(scope)
+                turn.set_result(None)
 
 
 @dataclass
@@ -509,6 +714,29 @@ def _batch_results(out: str, count: int) -> list[str | None]:
     if not all(text is None or isinstance(text, str) for text in given):
         return []
     return given
+
+
+def _encoded(data: Any) -> bytes:
+    """`data` as JSON. A string holding a lone surrogate (`"\\ud800"`, which UTF-8 cannot
+    carry, and which a webhook's JSON may) is written escaped, as JavaScript's JSON.stringify
+    writes it: the script sees it as it was. Raises TypeError for what is not JSON."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates not allowed" not in str(exc):
+            raise
+    return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _decoded(out: str) -> Any:
+    """A result's JSON, as the runner gave it. JSON.stringify escapes a lone surrogate
+    (`"\\ud800"`), which is no Unicode text: the script's fault, a bad result."""
+    try:
+        return orjson.loads(out)
+    except orjson.JSONDecodeError:
+        raise ScriptError(
+            "result", "the function returned a string with a lone surrogate: not Unicode text"
+        ) from None
 
 
 def _check_name(function: str) -> None:
@@ -547,6 +775,7 @@ class _Worker:
         self.process = process
         self.loop = asyncio.get_running_loop()
         self.alive = True
+        self.stopped = False  # by its parent (stop): not ended by V8
         self._next = 0
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ready: asyncio.Future[bytes] = self.loop.create_future()
@@ -631,8 +860,10 @@ class _Worker:
 
     def _end(self) -> None:
         self.alive = False
-        crashed = ScriptError(
-            "error", "the script stopped the sandbox (V8 ended its process): not run again"
+        crashed = (
+            ScriptError("error", "the sandbox was stopped while the script ran")
+            if self.stopped
+            else _Crashed()
         )
         pending: list[asyncio.Future[Any]] = [self._ready, *self._waiting.values()]
         for waiting in pending:
@@ -643,6 +874,7 @@ class _Worker:
 
     async def stop(self) -> None:
         self.alive = False
+        self.stopped = True
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         await self.process.wait()
@@ -699,7 +931,7 @@ class _Isolates:
         literal = orjson.dumps(text).decode()
 
         def call(n: int) -> str:
-            return f"__jsbox.run({n}, {literal}, {self.limits.result_chars})"
+            return f"__jsbox.run({n}, {literal}, {self.limits.result_chars}){_OURS}"
 
         async def once() -> Any:
             if keep:
@@ -722,7 +954,7 @@ class _Isolates:
 
         def call(n: int) -> str:
             limit = self.limits.result_chars
-            return f"__jsbox.runMany({n}, {literal}, {limit}, {ms:g}, {ms:g})"
+            return f"__jsbox.runMany({n}, {literal}, {limit}, {ms:g}, {ms:g}){_OURS}"
 
         seconds = BATCH_SECONDS * self.limits.seconds
         out = await self._attempts(lambda: self._kept(key, source, function, call, seconds))
@@ -781,7 +1013,8 @@ class _Isolates:
             await racer.eval_cancelable(_PREPARE)
             await self._limited(compiled, source, "syntax")
             bound = await self._limited(
-                compiled, f"__jsbox.bind(typeof {function} === 'function' ? {function} : 0)"
+                compiled,
+                f"__jsbox.bind(typeof {function} === 'function' ? {function} : 0){_OURS}",
             )
             if bound is not True:
                 raise ScriptError("error", f"the script defines no function {function}")
@@ -830,9 +1063,9 @@ class _Isolates:
         loop = asyncio.get_running_loop()
         # Each a round trip to V8's thread and back (~0.1 ms): a run is two, not three.
         if isinstance(code, str):
-            evaluations = [f"__jsbox.begin({n})", code, f"__jsbox.end({n})"]
+            evaluations = [f"__jsbox.begin({n}){_OURS}", code, f"__jsbox.end({n}){_OURS}"]
         else:
-            evaluations = [code(n), f"__jsbox.end({n})"]
+            evaluations = [code(n), f"__jsbox.end({n}){_OURS}"]
         # Queued on V8's thread back to back, in this order, with no turn of the loop between.
         tasks = [loop.create_task(racer.eval_cancelable(each)) for each in evaluations]
         call = tasks[-2]
@@ -845,12 +1078,12 @@ class _Isolates:
         await asyncio.wait(tasks)
         try:
             async with asyncio.timeout(_SPAN_SECONDS):
-                span = orjson.loads(str(await racer.eval_cancelable(f"__jsbox.span({n})")))
-        except (TimeoutError, JSEvalException, orjson.JSONDecodeError):
+                span = await racer.eval_cancelable(f"__jsbox.span({n}){_OURS}")
+        except (TimeoutError, JSEvalException):
             raise TimeoutError from None  # the isolate is still taken: whatever ran, ran long
-        if span is None:
+        if span == "":
             raise _Cut  # V8 never began it
-        start, finish = span
+        start, finish = _span_of(span)
         if finish is not None and call not in pending:
             return call.result()  # done in time (its promise jobs too): the loop woke late
         if (cut_ms if finish is None else finish) - start >= seconds * 1000:
@@ -863,6 +1096,16 @@ class _Isolates:
             _, oldest = self._compiled.popitem(last=False)
             if not oldest.lock.locked():  # else its run closes it when it ends
                 oldest.close()
+
+
+def _span_of(text: Any) -> tuple[float, float | None]:
+    """The runner's "start,end" (ms on V8's clock; end empty while it ran). Anything else
+    (which the runner never gives) is taken as a run that had its time: never trusted."""
+    try:
+        start, _, finish = str(text).partition(",")
+        return float(start), float(finish) if finish else None
+    except ValueError:
+        raise TimeoutError from None
 
 
 def _result(out: Any) -> str:
@@ -940,7 +1183,9 @@ async def _main(settings: dict[str, Any]) -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     limits = Limits(settings["seconds"], settings["memory_bytes"], settings["result_chars"])
-    MiniRacer().close()  # V8 started before the parent is told it is ready
+    init_mini_racer(flags=_FLAGS)
+    with MiniRacer() as racer:  # V8 started, and warmed, before the parent is told it is ready
+        racer.eval(_WARM)
     replies.write(READY + b"\n")
     replies.flush()
     await _serve(_Isolates(limits, settings["size"]), sys.stdin.buffer, replies)

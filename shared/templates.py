@@ -17,6 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared import tenancy
 from shared.errors import BadRequest, Invalid
 from shared.ids import utcnow
 from shared.jsbox import Sandbox, ScriptError
@@ -180,7 +181,8 @@ class Templates:
         if template is None:
             return
         try:
-            await self.sandbox.check(template, FUNCTION)
+            # In the saving workspace's queue of the sandbox (its fair share).
+            await self.sandbox.check(template, FUNCTION, scope=tenancy.current() or "")
         except ScriptError as exc:
             where: dict[str, object] = {}
             if exc.line is not None:

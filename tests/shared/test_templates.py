@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from prometheus_client import CollectorRegistry
 
 from shared.errors import Invalid
@@ -151,6 +152,34 @@ async def test_failures_are_coded_and_counted(
     for label in ("ok", "timeout", "memory", "bad_result"):
         assert runs(registry, "subscription", label) == 1
     assert runs(registry, "subscription", "error") == 2
+
+
+async def test_a_lone_surrogate_is_the_templates_fault_and_no_error_log(
+    templates: tuple[Templates, CollectorRegistry],
+) -> None:
+    # A payload's JSON may escape half of a UTF-16 pair ("\ud800"): a template that hands
+    # it back is a bad result, counted, not "the sandbox failed" logged at error level at
+    # each event (anyone could fill the error logs with it).
+    runner, registry = templates
+    event = event_of("incoming_webhook", "message", {"text": "a\ud800"})
+    echo = "function handler(e) {\n  return {text: e.payload.text};\n}"
+    counted = runs(registry, "incoming_webhook", "bad_result")
+    with structlog.testing.capture_logs() as logs:
+        for source, data in (
+            (echo, event),
+            ("function handler(e) {\n  return {text: 'x\\udc00'};\n}", event_of("x", "y", {})),
+        ):
+            outcome = await runner.render(source, data, use="incoming_webhook", scope="ws_s")
+            assert isinstance(outcome, TemplateFailure) and outcome.code == "bad_result"
+            assert "lone surrogate" in outcome.message
+        # Seen, not shown: a template that reads it still renders.
+        length = "function handler(e) {\n  return {text: 'chars: ' + e.payload.text.length};\n}"
+        shown = await runner.render(length, event, use="incoming_webhook", scope="ws_s")
+        assert shown == TemplateResult(text="chars: 2")
+        many = await runner.render_many(echo, [event, event], use="subscription", scope="ws_s")
+        assert [o.code for o in many if isinstance(o, TemplateFailure)] == ["bad_result"] * 2
+    assert runs(registry, "incoming_webhook", "bad_result") == counted + 2
+    assert not [log for log in logs if log["log_level"] in ("error", "critical")]
 
 
 async def test_a_template_is_checked_at_save(

@@ -15,6 +15,7 @@ from services.delivery.transformations.service import (
     Transformer,
     webhook_of,
 )
+from shared import tenancy
 from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
@@ -40,7 +41,9 @@ async def test_transformation(
     headers: 200 with the webhook it leaves (or `cancel: true`), or 422 `transformation_error`
     with the message and, where V8 says, the `line` and `column`."""
     sample = Outgoing("POST", SAMPLE_URL, orjson.dumps(body.payload), {})
-    outcome = await transformer.apply(body.code, body.event_type, sample, scope="", use="test")
+    # In the workspace's own queue of the sandbox (its fair share), not every workspace's.
+    scope = tenancy.current() or ""
+    outcome = await transformer.apply(body.code, body.event_type, sample, scope=scope, use="test")
     if isinstance(outcome, TransformationFailure):
         outcome.raise_invalid()
     if isinstance(outcome, Cancelled):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from services.delivery.outgoing_webhooks.schemas import MAX_HEADERS, check_headers
 from services.delivery.transformations.schemas import Method, Webhook
+from shared import tenancy
 from shared.egress import EgressPolicy, check_url
 from shared.errors import HookhubError, Invalid
 from shared.jsbox import Sandbox, ScriptError
@@ -118,7 +119,8 @@ class Transformer:
         """At save: code that does not compile or defines no `handler` is refused (422
         `transformation_error`, with its line and column)."""
         try:
-            await self.sandbox.check(code, FUNCTION)
+            # In the saving workspace's queue of the sandbox (its fair share).
+            await self.sandbox.check(code, FUNCTION, scope=tenancy.current() or "")
         except ScriptError as exc:
             TransformationFailure(exc.message, exc.line, exc.column).raise_invalid()
 

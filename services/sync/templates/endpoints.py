@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from services.sync.templates.schemas import TemplatePreview, TemplateTest, TemplateTestOut
+from shared import tenancy
 from shared.errors import Invalid
 from shared.http.app import from_state
 from shared.http.auth import Authenticated
@@ -30,7 +31,9 @@ async def test_template(body: TemplateTest, templates: TemplatesDep) -> Template
     `template_error`, `template_timeout`, `template_memory` or `bad_result`, the message
     and, where V8 says, the `line` and `column`."""
     event = event_of(body.provider, body.event_type, body.payload, body.headers)
-    outcome = await templates.render(body.template, event, use="test", scope="")
+    # In the workspace's own queue of the sandbox (its fair share), not every workspace's.
+    scope = tenancy.current() or ""
+    outcome = await templates.render(body.template, event, use="test", scope=scope)
     if isinstance(outcome, TemplateFailure):
         error = outcome.as_error()
         raise Invalid(error.pop("message"), code=error.pop("code"), extra=error)
