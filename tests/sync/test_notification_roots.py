@@ -67,15 +67,25 @@ def _payload(relative: str) -> dict[str, Any]:
     return dict(json.loads((github_corpus()[0].parents[1] / relative).read_text()))
 
 
-def _event(integration_id: str, event_type: str, payload: dict[str, Any]) -> ProviderEvent:
-    delivery = new_id("dlv")
+def _event(
+    integration_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    provider: str = "github",
+    delivery: str | None = None,
+    at: datetime | None = None,
+) -> ProviderEvent:
+    """`provider`'s event (a new delivery id unless `delivery`), received at `at` (else
+    now)."""
+    delivery = delivery or new_id("dlv")
     return ProviderEvent(
         id=f"pev_{delivery}",
-        provider="github",
+        provider=provider,
         integration_id=integration_id,
         workspace_id="ws_roots",
         event_type=event_type,
         delivery_id=delivery,
+        received_at=at or utcnow(),
         payload=payload,
     )
 
@@ -175,16 +185,7 @@ def _alert(
     payload = json.loads((ALERT_SAMPLES / sample).read_text())
     for each in payload["alerts"]:
         each["startsAt"] = started.isoformat()
-    return ProviderEvent(
-        id=f"pev_{delivery}",
-        provider="alertmanager",
-        integration_id=integration_id,
-        workspace_id="ws_roots",
-        event_type=payload["status"],
-        delivery_id=delivery,
-        received_at=at,
-        payload=payload,
-    )
+    return _event(integration_id, payload["status"], payload, "alertmanager", delivery, at)
 
 
 def _fields(envelope: dict[str, Any]) -> dict[str, str]:
@@ -332,15 +333,7 @@ async def test_a_notice_that_needs_a_root_waits_for_one(runtime: Runtime) -> Non
 
 def _circleci(integration_id: str, sample: str, delivery: str) -> ProviderEvent:
     payload = json.loads((CIRCLECI_SAMPLES / sample).read_text())
-    return ProviderEvent(
-        id=f"pev_{delivery}",
-        provider="circleci",
-        integration_id=integration_id,
-        workspace_id="ws_roots",
-        event_type=payload["type"],
-        delivery_id=delivery,
-        payload=payload,
-    )
+    return _event(integration_id, payload["type"], payload, "circleci", delivery)
 
 
 async def test_a_success_is_posted_where_named_and_by_default_only_as_a_recovery(
