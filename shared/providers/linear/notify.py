@@ -144,9 +144,9 @@ def _issue_card(issue: Mapping[str, Any], identifier: str, url: str | None) -> C
 
 
 def _standing(issue: Mapping[str, Any]) -> str:
-    """Where the issue stands, as Linear shows it beside the title: `Status: In Progress ·
-    Priority: Urgent · Assignee: Ada`, each as far as the payload says (Linear's "No
-    priority", priority 0, left out, as its own views leave it)."""
+    """Where the issue stands, the facts Zulip's rendering of the same payloads lists:
+    `Status: In Progress · Priority: Urgent · Assignee: Ada`, each as far as the payload
+    says (priority 0, Linear's "No priority", left out: it says nothing)."""
     priority = text(issue, "priorityLabel")
     if issue.get("priority") == 0:
         priority = None
