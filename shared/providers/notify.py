@@ -215,6 +215,9 @@ class Notice:
       item's current state is `item_card.state`; who changed it, `actor`. `needs_root`: a
       notice that only means something in its item's thread (a pipeline that passed again
       after failing: "recovered"), posted only when the item has a root in the channel.
+      `needs_root_by_default`: the same for a subscription that takes the notice by default
+      (one without `events`); one that names its event takes it anyway (a CircleCI
+      workflow that succeeded: a recovery by default, every completion when asked for).
     """
 
     event: str
@@ -235,6 +238,7 @@ class Notice:
     resolved: bool | None = None
     started_at: datetime | None = None
     needs_root: bool = False
+    needs_root_by_default: bool = False
 
 
 def settled(notice: Notice) -> Notice:

@@ -70,11 +70,34 @@ def test_a_pull_request_created_approved_merged_is_one_item_that_resolves() -> N
         "#1 new commit",
     ) in links(created.text)
     assert merged.item_card is not None and merged.item_card.state == "merged"
-    assert "merged pull request #1 new commit in kolaszek/repository-name into master" in plain(
-        merged.text
+    assert (
+        "merged pull request #1 new commit in kolaszek/repository-name (new-branch → master)"
+        in (plain(merged.text))
     )
     fields = {f.name: f.value for f in created.item_card.fields} if created.item_card else {}
     assert fields["Reviewers"] == "Tomasz Kolek" and fields["Destination"] == "master"
+
+
+@pytest.mark.parametrize("key", ["approved", "unapproved", "fulfilled", "rejected"])
+def test_every_pull_request_event_names_its_repository_and_branches(key: str) -> None:
+    """Zulip's capture sent as its tests send it (`X-Event-Key: pullrequest:<key>`): the
+    message and both cards name the repository and which branch goes where."""
+    notice = render(f"pullrequest:{key}", sample("pullrequest_approved"))
+    seen = plain(notice.text)
+    assert "#1 new commit in kolaszek/repository-name (new-branch → master)" in seen
+    assert notice.repository == "kolaszek/repository-name" and notice.branch == "master"
+    for card in (notice.card, notice.item_card):
+        assert card is not None
+        fields = {f.name: f.value for f in card.fields}
+        assert fields["Repository"] == "kolaszek/repository-name"
+        assert (fields["Source"], fields["Destination"]) == ("new-branch", "master")
+    # A payload without its own `repository` (derived: Zulip's capture, that object left
+    # out) still names the one the pull request's destination carries.
+    bare = sample("pullrequest_approved")
+    del bare["repository"]
+    notice = render(f"pullrequest:{key}", bare)
+    assert notice.repository == "kolaszek/repository-name" and notice.item is not None
+    assert "in kolaszek/repository-name" in plain(notice.text)
 
 
 def test_declined_ends_the_item_with_the_reason() -> None:
@@ -107,6 +130,22 @@ def test_a_push_lists_commits_and_counts_the_rest() -> None:
     main = pushed(1)
     main["repository"]["mainbranch"] = {"name": "name-of-branch"}
     assert render("repo:push", main).default
+
+
+def test_a_push_that_made_its_branch_links_the_push_and_lists_its_commits() -> None:
+    """Zulip's capture of three commits pushed to a new `master`, which Zulip shows as
+    "Tomasz [pushed](…/branch/master) 3 commits to branch master"."""
+    notice = render("repo:push", sample("zulip/push_multiple_committers"))
+    assert notice.event == "repo.push" and notice.repository == "kolaszek/repository-name"
+    seen = plain(notice.text)
+    assert "Tomasz pushed 3 commits to new branch master in kolaszek/repository-name" in seen
+    assert seen.count("first commit — Ben") == 2
+    branch = "https://bitbucket.org/kolaszek/repository-name/branch/master"
+    assert (branch, "master") in links(notice.text)
+    assert notice.card is not None and notice.card.url == branch
+    assert {f.name: f.value for f in notice.card.fields}["Repository"] == (
+        "kolaszek/repository-name"
+    )
 
 
 def test_a_new_or_deleted_branch_is_one_line() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.sync.subscriptions.filters import Filters, filtered
 from shared.providers.circleci.notify import NOTIFIER
 from shared.providers.notify import Notice, Unrenderable
 from tests.providers.mutations import survives
@@ -39,7 +40,7 @@ def test_a_workflow_failed_then_succeeded_is_a_thread_its_recovery_needs() -> No
     assert failed.event == "workflow.failed" and recovered.event == "workflow.recovered"
     assert failed.item == recovered.item == "github/circleci/webhook-service@main:build-test-deploy"
     assert (failed.resolved, recovered.resolved) == (False, True)
-    assert (failed.needs_root, recovered.needs_root) == (False, True)
+    assert (failed.needs_root_by_default, recovered.needs_root_by_default) == (False, True)
     assert failed.default and recovered.default and failed.branch == "main"
     seen = plain(failed.text)
     assert "Workflow build-test-deploy failed on main (1dc6aa6)" in seen
@@ -47,7 +48,7 @@ def test_a_workflow_failed_then_succeeded_is_a_thread_its_recovery_needs() -> No
     assert "Description of change — Author Name" in seen
     assert links(failed.text)[0][0].startswith("https://app.circleci.com/pipelines/github/")
     assert failed.card is not None and failed.card.color == "#cf222e"
-    assert "passed again" in plain(recovered.text)
+    assert "Workflow build-test-deploy succeeded on main" in plain(recovered.text)
     fields = {f.name: f.value for f in failed.card.fields}
     assert fields == {
         "Project": "github/circleci/webhook-service",
@@ -73,7 +74,8 @@ def test_each_workflow_status(
 
 def test_a_job_has_its_own_item_under_its_workflow() -> None:
     recovered = render(sample("job_completed"))
-    assert recovered.event == "job.recovered" and recovered.needs_root and not recovered.default
+    assert recovered.event == "job.recovered" and recovered.needs_root_by_default
+    assert not recovered.default
     item = "github/zulip-testing/circleci-webhook-test@main:sample:build-and-test"
     assert recovered.item == item
     failed_payload = sample("job_completed")
@@ -81,6 +83,41 @@ def test_a_job_has_its_own_item_under_its_workflow() -> None:
     failed = render(failed_payload)
     assert failed.event == "job.failed" and failed.item == item and failed.resolved is False
     assert "Job build-and-test (sample) failed on main" in plain(failed.text)
+
+
+@pytest.mark.parametrize(
+    ("name", "events", "shown"),
+    [
+        (
+            "job_completed",
+            ("job.*",),
+            "Job build-and-test (sample) succeeded on main (a5e30a9) in "
+            "github/zulip-testing/circleci-webhook-test, pipeline #4: "
+            ".circleci: Update Webhook URL. — Hari Prashant Bhimaraju",
+        ),
+        (
+            "github_workflow_completed",
+            ("workflow.recovered",),
+            "Workflow sample succeeded on main (a5e30a9) in "
+            "github/zulip-testing/circleci-webhook-test, pipeline #4: "
+            ".circleci: Update Webhook URL. — Hari Prashant Bhimaraju",
+        ),
+    ],
+)
+def test_a_success_is_posted_to_a_subscription_that_names_it(
+    name: str, events: tuple[str, ...], shown: str
+) -> None:
+    """Zulip's captures of a GitHub-hosted project's job and workflow that succeeded, which
+    Zulip shows ("Job `build-and-test` within Pipeline #4 has succeeded."): a subscription
+    naming the event takes them with no failure before (sync posts it: `needs_root` is
+    not set); one on the defaults takes a workflow's only as a failure's recovery."""
+    notice = render(sample(name))
+    assert plain(notice.text).strip() == shown
+    assert filtered(Filters(events=events), notice) is None
+    assert not notice.needs_root and notice.needs_root_by_default
+    assert notice.card is not None and notice.card.color == "#1f883d"
+    links_ = links(notice.text)
+    assert links_[0][0].startswith("https://app.circleci.com/pipelines/github/zulip-testing/")
 
 
 def test_a_ping_and_an_unknown_type() -> None:

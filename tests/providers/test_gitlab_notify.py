@@ -64,7 +64,9 @@ def test_a_merge_request_opened_names_its_branches_labels_and_thread() -> None:
     assert notice.item_card is not None and notice.item_card.state == "opened"
     fields = {f.name: f.value for f in notice.item_card.fields}
     assert fields["Target branch"] == "master" and fields["Labels"] == "API"
-    assert fields["Assignees"] == "user1"
+    assert fields["Source branch"] == "ms-viewport" and fields["Assignees"] == "user1"
+    assert notice.card is not None
+    assert {f.name: f.value for f in notice.card.fields}["Source branch"] == "ms-viewport"
 
 
 def test_a_merge_request_opened_approved_merged_is_one_item_that_resolves() -> None:
@@ -115,6 +117,21 @@ def test_an_update_says_what_changed_and_one_that_changed_nothing_is_quiet() -> 
     pushed = merge_request("update")
     pushed["object_attributes"]["oldrev"] = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
     assert "pushed new commits to merge request !1" in plain(render(pushed).text)
+
+
+def test_an_update_without_changes_is_shown_in_its_thread_as_it_is_now() -> None:
+    """Zulip's capture of a description edit (older GitLab sends no `changes`), which Zulip
+    shows as "Tomasz Kolek updated MR #3 (assigned to Tomasz Kolek): updated desc"."""
+    notice = render(sample("merge_request_update"))
+    assert notice.event == "merge_request.updated" and notice.quiet is None
+    assert notice.item == "tomaszkolek0/my-awesome-project!3" and not notice.default
+    seen = plain(notice.text)
+    assert "Tomasz Kolek updated merge request !3 New Merge Request in" in seen
+    assert "> updated desc" in notice.text
+    assert notice.item_card is not None
+    fields = {f.name: f.value for f in notice.item_card.fields}
+    assert fields["Source branch"] == "tomek" and fields["Target branch"] == "master"
+    assert fields["Assignees"] == "tomaszkolek0"
 
 
 def test_a_draft_is_marked_for_the_drafts_filter() -> None:

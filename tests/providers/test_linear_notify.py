@@ -54,6 +54,23 @@ def test_an_issue_created_names_its_team_priority_labels_and_thread() -> None:
     assert render(sample("issue_create")).item == "KOR-11"
 
 
+def test_an_issue_created_or_updated_says_where_it_stands() -> None:
+    """Zulip's captures as its test suite sends them: what Zulip shows of them ("Priority:
+    Urgent, Assignee: Satyam Bansal, Status: In Progress.") is in the message too."""
+    standing = "Status: In Progress · Priority: Urgent · Assignee: Satyam Bansal"
+    created = render(sample("issue_create_complex"))
+    assert plain(created.text).rstrip().endswith(standing)
+    updated = render(sample("issue_update"))
+    seen = plain(updated.text)
+    assert "Title: This is regarding the outage that we faced during" in seen
+    assert seen.rstrip().endswith(standing)
+    assert updated.card is not None and updated.item_card is not None
+    assert {f.name: f.value for f in updated.card.fields}["Changed"] == "title"
+    assert "Changed" not in {f.name for f in updated.item_card.fields}
+    # Linear's "No priority" (0) is no fact worth a line; the status still is.
+    assert plain(render(sample("issue_create")).text).rstrip().endswith("Status: Backlog")
+
+
 def test_an_issue_created_then_completed_is_one_item_that_resolves() -> None:
     created_payload = sample("issue_create_complex")
     created_payload["actor"] = ACTOR

@@ -63,6 +63,27 @@ def test_a_failed_charge_says_why_and_links_to_the_test_dashboard() -> None:
     assert not render(succeeded).default and "succeeded" in plain(render(succeeded).text)
 
 
+def test_a_charge_names_its_customer_linked_to_the_customers_page() -> None:
+    """Zulip's capture of a card charge, which Zulip files under its customer
+    (`cus_00000000000000`): the message links the customer, the card names both."""
+    notice = render(sample("charge.succeeded"))
+    assert notice.event == "charge.succeeded" and not notice.default
+    assert "Payment of AUD 1.00 from user@example.com succeeded" in plain(notice.text)
+    customer = "https://dashboard.stripe.com/customers/cus_00000000000000"
+    assert (customer, "user@example.com") in links(notice.text)
+    assert notice.card is not None
+    fields = {f.name: f.value.replace("\u200d", "") for f in notice.card.fields}
+    assert fields["Customer"] == "user@example.com"
+    assert fields["Customer ID"] == "cus_00000000000000"
+    # Only the customer's id: shown once, linked (the invoice's capture, in test mode).
+    failed = render(sample("invoice.payment_failed"))
+    assert (
+        "https://dashboard.stripe.com/test/customers/cus_00000000000000",
+        "cus_00000000000000",
+    ) in links(failed.text)
+    assert failed.card is not None and "Customer ID" not in {f.name for f in failed.card.fields}
+
+
 def test_a_dispute_created_then_closed_is_one_item_that_resolves() -> None:
     created = render(sample("charge.dispute.created"))
     # Stripe sends the same dispute object, its status final, in `charge.dispute.closed`.

@@ -67,15 +67,25 @@ def _payload(relative: str) -> dict[str, Any]:
     return dict(json.loads((github_corpus()[0].parents[1] / relative).read_text()))
 
 
-def _event(integration_id: str, event_type: str, payload: dict[str, Any]) -> ProviderEvent:
-    delivery = new_id("dlv")
+def _event(
+    integration_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    provider: str = "github",
+    delivery: str | None = None,
+    at: datetime | None = None,
+) -> ProviderEvent:
+    """`provider`'s event (a new delivery id unless `delivery`), received at `at` (else
+    now)."""
+    delivery = delivery or new_id("dlv")
     return ProviderEvent(
         id=f"pev_{delivery}",
-        provider="github",
+        provider=provider,
         integration_id=integration_id,
         workspace_id="ws_roots",
         event_type=event_type,
         delivery_id=delivery,
+        received_at=at or utcnow(),
         payload=payload,
     )
 
@@ -105,9 +115,16 @@ async def _consumer(
     )
 
 
-async def _subscribe(runtime: Runtime, provider: str) -> tuple[str, str]:
-    """An integration's subscription to every event, threaded: (integration, channel)."""
-    integration_id, channel = new_id("int"), new_id("ch")
+async def _subscribe(
+    runtime: Runtime,
+    provider: str,
+    events: tuple[str, ...] | None = ("*",),
+    integration_id: str | None = None,
+) -> tuple[str, str]:
+    """An integration's subscription to `events` (every event: `["*"]`; None: the
+    provider's defaults), threaded: (integration, channel). A new integration unless
+    `integration_id` names one."""
+    integration_id, channel = integration_id or new_id("int"), new_id("ch")
     created = utcnow() - timedelta(minutes=1)
     await subscriptions.SubscriptionRepository(runtime.db).insert(
         {
@@ -116,7 +133,7 @@ async def _subscribe(runtime: Runtime, provider: str) -> tuple[str, str]:
             "integration_id": integration_id,
             "provider": provider,
             "channel_id": channel,
-            "events": ["*"],
+            "events": None if events is None else list(events),
             "threads": "item",
             "enabled": True,
             "created_at": created,
@@ -157,6 +174,7 @@ async def test_two_consumers_racing_for_an_items_root_make_one(runtime: Runtime)
 # -- an alert group's lifecycle ------------------------------------------------------------
 
 ALERT_SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "alertmanager" / "samples"
+CIRCLECI_SAMPLES = ALERT_SAMPLES.parents[1] / "circleci" / "samples"
 
 
 def _alert(
@@ -167,16 +185,7 @@ def _alert(
     payload = json.loads((ALERT_SAMPLES / sample).read_text())
     for each in payload["alerts"]:
         each["startsAt"] = started.isoformat()
-    return ProviderEvent(
-        id=f"pev_{delivery}",
-        provider="alertmanager",
-        integration_id=integration_id,
-        workspace_id="ws_roots",
-        event_type=payload["status"],
-        delivery_id=delivery,
-        received_at=at,
-        payload=payload,
-    )
+    return _event(integration_id, payload["status"], payload, "alertmanager", delivery, at)
 
 
 def _fields(envelope: dict[str, Any]) -> dict[str, str]:
@@ -320,6 +329,36 @@ async def test_a_notice_that_needs_a_root_waits_for_one(runtime: Runtime) -> Non
         {"provider": "alertmanager", "reason": "no_open_item"},
     )
     assert filtered == 1
+
+
+def _circleci(integration_id: str, sample: str, delivery: str) -> ProviderEvent:
+    payload = json.loads((CIRCLECI_SAMPLES / sample).read_text())
+    return _event(integration_id, payload["type"], payload, "circleci", delivery)
+
+
+async def test_a_success_is_posted_where_named_and_by_default_only_as_a_recovery(
+    runtime: Runtime,
+) -> None:
+    """Zulip's capture of a GitHub-hosted project's workflow that succeeded, no failure
+    before it: the channel whose subscription names `workflow.*` gets it (as Zulip shows
+    every completion); the one on the defaults, where it would be a recovery, does not."""
+    integration_id, named = await _subscribe(runtime, "circleci", ("workflow.*",))
+    _, defaults = await _subscribe(runtime, "circleci", None, integration_id)
+    registry = CollectorRegistry()
+    consumer = await _consumer(
+        runtime, MessageMap(runtime.db), metrics=NotificationMetrics(registry)
+    )
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        await consumer.events([_circleci(integration_id, "github_workflow_completed.json", "c1")])
+        (posted,) = await _channel(tap, named, 1)
+    assert posted["type"] == "message.received" and "thread_id" not in posted
+    assert "Workflow [sample]" in posted["text"] and "succeeded on `main`" in posted["text"]
+    filtered = registry.get_sample_value(
+        "hookhub_notifications_filtered_total",
+        {"provider": "circleci", "reason": "no_open_item"},
+    )
+    assert filtered == 1  # the defaults' subscription's: nothing in its channel
+    assert all(v["channel_id"] != defaults for v in tap.values())
 
 
 class HeldRechecks(MessageMap):

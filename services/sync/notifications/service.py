@@ -30,7 +30,8 @@ Per batch of provider events, in the batch's order:
    of the counts (below), and at once before the consumer's partitions are revoked. What
    this process knows of threads is forgotten when they are assigned: another replica may
    have handled the integration meanwhile. A notice that needs its item's root
-   (`needs_root`) and finds none is filtered (`no_open_item`).
+   (`needs_root`, or `needs_root_by_default` for a subscription without `events`) and
+   finds none is filtered (`no_open_item`).
 5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
    written in bulk every few seconds, off the path). The consumer is pipelined: once a
    batch's envelopes are handed to the producer (in order, one stream), the next batch is
@@ -137,6 +138,15 @@ class Post:
             return None
         channel = self.subscription.channel_id
         return copy_id(self.event.provider, self.event.integration_id, channel, self.notice.item)
+
+    @property
+    def needs_root(self) -> bool:
+        """Whether this post is made only where its item has a root (Notice.needs_root;
+        `needs_root_by_default` for a subscription that took it by default)."""
+        notice = self.notice
+        return notice.needs_root or (
+            notice.needs_root_by_default and self.subscription.filters.events is None
+        )
 
     @property
     def actor_name(self) -> str:
@@ -560,7 +570,7 @@ class Notifications:
         for post in posts:
             key, notice = post.root_id, post.notice
             if key is None:
-                if notice.needs_root:
+                if post.needs_root:
                     unrooted.append(post)  # no thread to need (threads off, or no item)
                 else:
                     decided.append((post, None, None))
@@ -568,7 +578,7 @@ class Notifications:
             thread = threads[key]
             at, source, actor = post.event.received_at, post.source, post.actor_name
             if thread.root is None:
-                if notice.needs_root:
+                if post.needs_root:
                     unrooted.append(post)
                     continue
                 step = first(notice, at, source, actor, thread.life.generation, cards)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.providers import commonmark as md
 from shared.providers.notify import (
@@ -93,7 +94,30 @@ def _actor(user: Any) -> Actor | None:
 
 def _card(c: Scene, title: str, url: str | None, state: str | None, *fields: Any) -> Card:
     shown = [("Repository", c.place), *fields, ("By", c.actor.name if c.actor else None)]
-    return card_of(title, url, state, STATE_COLORS.get(state or ""), shown)
+    return card_of(title, url, state, STATE_COLORS.get((state or "").upper()), shown)
+
+
+def _repository(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(`workspace/repo`, its page): the payload's `repository`, else the one the pull
+    request's destination or the first pushed ref carries (each names it again), its name
+    read from its page's path where `full_name` is missing."""
+    changes = objs(payload, "push", "changes")[:1]
+    candidates = [
+        obj(payload, "repository"),
+        obj(payload, "pullrequest", "destination", "repository"),
+        *(
+            obj(change, "new", "repository") or obj(change, "old", "repository")
+            for change in changes
+        ),
+    ]
+    for repository in candidates:
+        name = text(repository, "full_name")
+        url = text(repository, "links", "html", "href")
+        if name is None and md.safe_url(url):
+            name = urlsplit(str(url)).path.strip("/") or None
+        if name is not None:
+            return name, url
+    return None, None
 
 
 def _event(header: str) -> tuple[str, str]:
@@ -127,6 +151,7 @@ def _pull_request(c: Scene, action: str) -> Notice:
         STATE_COLORS.get(state),
         [
             ("Repository", c.place),
+            ("Source", source),
             ("Destination", target),
             ("Author", text(pr, "author", "display_name")),
             (
@@ -159,12 +184,14 @@ def _pull_request(c: Scene, action: str) -> Notice:
         name = PR_ACTIONS.get(action, action)
         phrase = _PHRASES.get(name, md.text(name.replace("_", " ")))
         line = f"{c.who} {phrase} {named}{c.where}"
+        # Which branch goes where, whatever happened to the pull request (Zulip names them
+        # on a merge too).
+        if source and target:
+            line += f" ({md.code(source)} → {md.code(target)})"
+        elif target:
+            line += f" (→ {md.code(target)})"
         if name == "created":
-            if source and target:
-                line += f" ({md.code(source)} → {md.code(target)})"
             body = md.quote(text(pr, "description"))
-        elif name == "merged" and target:
-            line += f" into {md.code(target)}"
         elif name == "declined" and text(pr, "reason"):
             body = md.quote(text(pr, "reason"))
         event = f"pullrequest.{name}"
@@ -172,7 +199,7 @@ def _pull_request(c: Scene, action: str) -> Notice:
     return Notice(
         event=event,
         text=f"{line}\n\n{body}" if body else line,
-        card=_card(c, label, url, state.lower(), ("Destination", target)),
+        card=_card(c, label, url, state.lower(), ("Source", source), ("Destination", target)),
         actor=c.actor,
         item=f"{c.place}#{number}" if c.place else None,
         item_card=item_card,
@@ -209,14 +236,15 @@ def _change_text(c: Scene, change: Mapping[str, Any]) -> tuple[str, str | None]:
     if change.get("closed") is True or not new:
         return f"{c.who} deleted {kind_word} {md.code(name)}{c.where}", branch
     named = md.link(md.code(name), url)
-    if change.get("created") is True:
-        return f"{c.who} created {kind_word} {named}{c.where}", branch
     commits = objs(change, "commits")
+    if change.get("created") is True and not commits:
+        return f"{c.who} created {kind_word} {named}{c.where}", branch
     verb = "force-pushed" if change.get("forced") is True else "pushed"
-    what = f" {plural(len(commits), 'commit')} to" if commits else " to"
+    new_ref = f" new {kind_word}" if change.get("created") is True else ""
+    what = f" {plural(len(commits), 'commit')} to{new_ref}" if commits else f" to{new_ref}"
     line = f"{c.who} {verb}{what} {named}{c.where}"
     compare = text(change, "links", "html", "href")
-    if compare:
+    if compare and compare != url:
         line += f" ({md.link('compare', compare)})"
     lines = [_commit_line(commit) for commit in commits[:PUSH_COMMITS]]
     if len(commits) > PUSH_COMMITS:
@@ -237,12 +265,18 @@ def _push(c: Scene) -> Notice:
     branch = branches.pop() if len(branches) == 1 else None
     main = text(c.payload, "repository", "mainbranch", "name")
     deleted = all(ch.get("closed") is True or not obj(ch, "new") for ch in changes)
+    # The push's own page (its commits, as Zulip links "pushed"), else the branch's, else
+    # the repository's.
+    first = changes[0]
+    link = (
+        text(first, "links", "html", "href")
+        or text(first, "new", "links", "html", "href")
+        or c.place_url
+    )
     return Notice(
         event="repo.push",
         text="\n\n".join(line for line, _ in rendered),
-        card=_card(
-            c, f"Push to {branch or 'several refs'}", c.place_url, "pushed", ("Branch", branch)
-        ),
+        card=_card(c, f"Push to {branch or 'several refs'}", link, "pushed", ("Branch", branch)),
         actor=c.actor,
         default=branch is not None and branch == main and not deleted,
         repository=c.place,
@@ -282,12 +316,13 @@ class BitbucketNotifier:
         kind, action = _event(event_header or "")
         if not kind or not action:
             raise Unrenderable("no X-Event-Key (`repo:push`, `pullrequest:created`)")
+        place, place_url = _repository(payload)
         c = Scene(
             event=f"{kind}.{action}",
             payload=payload,
             actor=_actor(payload.get("actor")),
-            place=text(payload, "repository", "full_name"),
-            place_url=text(payload, "repository", "links", "html", "href"),
+            place=place,
+            place_url=place_url,
         )
         if kind == "pullrequest" and (action in PR_ACTIONS or action.startswith("comment_")):
             notice = _pull_request(c, action)

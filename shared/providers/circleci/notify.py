@@ -1,6 +1,7 @@
 """CircleCI webhooks as notifications (SPEC §16): a workflow (or a job) that failed opens
 a thread for its project, branch and name, and the next success there is its recovery,
-posted only in that thread.
+posted by default only in that thread; a subscription that names the success's event
+takes every success (Zulip shows each completed workflow and job).
 
 The gateway's event is `type` (`workflow-completed`, `job-completed`, `ping`); the names
 subscriptions use are `workflow.<status>` and `job.<status>`, the status as CircleCI's
@@ -49,7 +50,7 @@ DEFAULT_EVENTS: tuple[str, ...] = (
     "workflow.recovered",
 )
 _WORDS = {
-    "recovered": "passed again",
+    "recovered": "succeeded",
     "failed": "failed",
     "error": "errored",
     "canceled": "was canceled",
@@ -115,7 +116,9 @@ def _completed(c: Scene, noun: str) -> Notice:
         default=any_matches(DEFAULT_EVENTS, event),
         branch=branch,
         resolved=False if state in FAILED else True if state == "recovered" else None,
-        needs_root=state == "recovered",
+        # By default a success means something only after a failure (its recovery); asked
+        # for by name, every completion is news.
+        needs_root_by_default=state == "recovered",
     )
 
 

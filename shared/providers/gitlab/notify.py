@@ -247,6 +247,7 @@ class _Item:
     def card(self, project: str | None) -> Card:
         fields = [
             ("Project", project),
+            ("Source branch", self.source),
             ("Target branch", self.target),
             ("Labels", ", ".join(self.labels)),
             ("Assignees", ", ".join(self.assignees)),
@@ -265,8 +266,10 @@ def _item(found: Mapping[str, Any], kind: str, labels_from: Mapping[str, Any]) -
         state = "draft"
     labels = names(labels_from, "labels", "title") or names(found, "labels", "title")
     assignees = names(labels_from, "assignees", "username")
-    if not assignees and text(found, "assignee", "username"):
-        assignees = (str(text(found, "assignee", "username")),)
+    # Older payloads name one `assignee`, in the attributes or (merge requests) beside them.
+    single = text(found, "assignee", "username") or text(labels_from, "assignee", "username")
+    if not assignees and single:
+        assignees = (single,)
     return _Item(
         kind=kind,
         sigil="!" if is_mr else "#",
@@ -356,6 +359,11 @@ def _merge_request(c: _Context) -> Notice:
         body = md.quote(item.description)
     elif name == "updated" and text(attrs, "oldrev"):
         phrase = f"pushed new commits to {item.ref()}"
+    elif name == "updated" and not isinstance(c.payload.get("changes"), dict):
+        # Older GitLab sent no `changes` (Zulip's 2016 capture of a description edit): what
+        # changed is unknown, so the merge request is shown as it is now.
+        phrase = f"updated {item.ref()}"
+        body = md.quote(item.description)
     elif name == "updated":
         phrase = f"updated {item.ref()}"
         lines = _change_lines(c.payload)
@@ -383,6 +391,7 @@ def _merge_request(c: _Context) -> Notice:
         item.label,
         item.url,
         item.state,
+        ("Source branch", item.source),
         ("Target branch", item.target),
         ("Labels", ", ".join(item.labels)),
     )

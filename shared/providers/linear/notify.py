@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from shared.providers import commonmark as md
@@ -27,6 +28,7 @@ from shared.providers.notify import (
     YELLOW,
     Actor,
     Card,
+    Field,
     Notice,
     Scene,
     Unrenderable,
@@ -141,6 +143,21 @@ def _issue_card(issue: Mapping[str, Any], identifier: str, url: str | None) -> C
     )
 
 
+def _standing(issue: Mapping[str, Any]) -> str:
+    """Where the issue stands, the facts Zulip's rendering of the same payloads lists:
+    `Status: In Progress · Priority: Urgent · Assignee: Ada`, each as far as the payload
+    says (priority 0, Linear's "No priority", left out: it says nothing)."""
+    priority = text(issue, "priorityLabel")
+    if issue.get("priority") == 0:
+        priority = None
+    facts = [
+        ("Status", text(issue, "state", "name") or text(issue, "state", "type")),
+        ("Priority", priority),
+        ("Assignee", text(issue, "assignee", "name")),
+    ]
+    return " · ".join(f"{name}: {md.text(value)}" for name, value in facts if value)
+
+
 def _did(c: Scene, verb: str, named: str) -> str:
     """`Ada created [ENG-1 …](…) in Team`; without an actor (older payloads have none)
     `Issue [ENG-1 …](…) created in Team`. `verb` may place the item with `{}`."""
@@ -170,10 +187,11 @@ def _issue(c: Scene, action: str) -> Notice:
     if name == "updated" and "status" in changed and state_type in ENDED:
         name = state_type
     quiet, body = None, ""
+    standing = _standing(data)
     named = md.link(md.text(label), None if name == "removed" else url)
     if name == "created":
         line = _did(c, "created", named)
-        body = md.quote(text(data, "description"))
+        body = "\n\n".join(part for part in (md.quote(text(data, "description")), standing) if part)
     elif name in ENDED:
         line = _did(c, f"moved {{}} to {md.code(state_name or name)}", named)
     elif name == "updated":
@@ -193,20 +211,26 @@ def _issue(c: Scene, action: str) -> Notice:
         rest = sorted(changed - shown)
         if rest:
             lines.append(f"- Also changed: {md.text(', '.join(rest))}")
-        body = "\n".join(lines)
+        body = "\n\n".join(part for part in ("\n".join(lines), standing) if part)
         if not changed:
             quiet = "an update that changed nothing shown"
     else:
         line = _did(c, md.text(name), named)
     event = f"issue.{name}"
-    card = _issue_card(data, identifier, url)
+    item_card = _issue_card(data, identifier, url)
+    card = item_card
+    if name == "updated" and changed:
+        # The update's own card says what it changed; the root's shows the issue as it is.
+        card = replace(
+            item_card, fields=(*item_card.fields, Field("Changed", ", ".join(sorted(changed))))
+        )
     return Notice(
         event=event,
         text=f"{line}\n\n{body}" if body else line,
         card=card,
         actor=c.actor,
         item=identifier,
-        item_card=card,
+        item_card=item_card,
         quiet=quiet,
         default=any_matches(DEFAULT_EVENTS, event),
         project=text(data, "team", "key") or identifier.split("-", 1)[0],

@@ -178,15 +178,26 @@ class _Event:
             text(o, "customer_details", "name"),
             text(o, "customer", "email"),
             text(o, "customer"),
+            text(o, "customer", "id"),
         ):
             if found:
                 return found
         return None
 
+    def customer_id(self) -> str | None:
+        """The customer's id (`cus_…`), the object's `customer` as an id or expanded."""
+        return text(self.object, "customer") or text(self.object, "customer", "id")
+
 
 def _who(e: _Event) -> str:
+    """` from <the customer>`, linked to the customer's Dashboard page where the object
+    names the customer (Zulip threads a charge under it)."""
     customer = e.customer()
-    return f" from {md.text(customer)}" if customer else ""
+    if not customer:
+        return ""
+    customer_id = e.customer_id()
+    page = e.dashboard("customers", customer_id) if customer_id else None
+    return f" from {md.link(md.text(customer), page)}"
 
 
 def _mode(e: _Event) -> str:
@@ -206,12 +217,18 @@ def _notice(
     started: object = None,
     fields: tuple[tuple[str, str | None], ...] = (),
 ) -> Notice:
+    customer, customer_id = e.customer(), e.customer_id()
     card = card_of(
         title,
         url,
         state,
         STATE_COLORS.get(state or ""),
-        [*fields, ("Customer", e.customer()), ("Mode", None if e.live else "test")],
+        [
+            *fields,
+            ("Customer", customer),
+            ("Customer ID", customer_id if customer_id != customer else None),
+            ("Mode", None if e.live else "test"),
+        ],
     )
     return Notice(
         event=e.type,
