@@ -89,7 +89,7 @@ class CatalogWebhooks:
                     for s in entry.settings
                 ],
                 "integration_id": self.own[name][0] if name in self.own else None,
-                # The catalog's first: the one sent when none is named.
+                # The one sent when none is named first.
                 "samples": samples(entry),
             }
             for name, entry in sendable().items()
@@ -321,7 +321,7 @@ def _samples(provider: str) -> tuple[str, ...]:
     # The first is the catalog's, unless a subscription with the provider's default events
     # leaves it out and posts another (Stripe's `setup_intent.created`, against its
     # `charge.…` samples): a newcomer's first send then shows in the chat, one that starts
-    # an item's thread (PagerDuty's triggered incident) before one that changes it.
+    # an item's thread (PagerDuty's incident reopened or triggered) before one that changes it.
     entry = CATALOG[provider]
     assert entry.sample is not None
     catalog = entry.sample.file
