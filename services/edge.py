@@ -70,6 +70,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/sandbox(/|$)", "sandbox"),
 )
 _COMPILED = [(re.compile(pattern), service) for pattern, service in ROUTES]
+# Without `--sandbox`, answered 204 (no sandbox) rather than 404: console/static/sandbox.js.
+SANDBOX_STATE = "/sandbox/api/state"
 
 _HOP_BY_HOP = frozenset(
     {
@@ -218,6 +220,11 @@ def create_edge_app(
     async def _forward(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
         service = owner_of(request.url.path)
+        if service == "sandbox" and service not in upstreams and request.url.path == SANDBOX_STATE:
+            # The console asks on every load whether the sandbox runs; a 404 would be an
+            # error in the browser's console of every stack without it.
+            await Response(status_code=204)(scope, receive, send)
+            return
         if service is None or service not in upstreams:
             raise _Refused(404, "not_found", f"no route for {request.url.path}")
         assert session is not None, "the edge's lifespan has not run"

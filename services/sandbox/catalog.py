@@ -10,12 +10,19 @@ Another sample of the provider's folder may be named (`sample`: `firing.json`, t
 headers, except that a delivery id the provider sends in a header is the named sample's own
 (each sample is its own delivery; the same one sent again is a redelivery). Not for a
 provider that names the event in a header: the sample files do not hold it.
+
+What became of a sent webhook is said with the answer, since a 200 alone does not: whether
+hookhub published it or took it for a redelivery (its `Hookhub-Outcome` header), and what
+each of the integration's subscriptions does with the event (the provider's renderer and
+the subscriptions' own filters, as sync applies them), so that a filtered event is not a
+silence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -25,11 +32,15 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 
+from services.sync.subscriptions.filters import Filters, filtered, filters_of
 from shared.errors import HookhubError
 from shared.ids import utcnow
-from shared.providers.base import InboundRequest
+from shared.providers.base import OUTCOME_HEADER, InboundRequest, ParsedWebhook
 from shared.providers.catalog import CATALOG, Entry, Sample
 from shared.providers.declared import Declared, FirstOf, FromHeader
+from shared.providers.ids import JsonBody
+from shared.providers.notifiers import NOTIFIERS
+from shared.providers.notify import Notice
 from shared.providers.schemes import AnyOf, Unsignable
 
 # An integration's id as hookhub makes them: what may go into the path of the API call.
@@ -78,6 +89,8 @@ class CatalogWebhooks:
                     for s in entry.settings
                 ],
                 "integration_id": self.own[name][0] if name in self.own else None,
+                # The one sent when none is named first.
+                "samples": samples(entry),
             }
             for name, entry in sendable().items()
         ]
@@ -236,40 +249,161 @@ class CatalogWebhooks:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         answer = await _call(client.post(path, content=body, headers=headers))
+        parsed = _parsed(entry, url, body, headers, settings)
+        sent = sample or entry.sample
+        assert sent is not None  # sendable(): every provider here has one
+        outcome = answer.headers.get(OUTCOME_HEADER) if answer.is_success else None
         return {
             "provider": entry.provider,
             "integration_id": integration_id,
             "webhook_url": webhook_url,
-            "event_type": _event_type(entry, url, body, headers, settings),
+            "sample": sent.file,
+            "event_type": parsed.event_type if parsed is not None else None,
             "status": answer.status_code,
+            "outcome": outcome,
+            "notification": await self._notification(client, entry, integration_id, parsed)
+            if outcome == "accepted"
+            else None,
             "answer": _decoded(answer),
             # The signatures shown are the sandbox's own, for its made-up settings or the
             # ones the user gave it.
             "sent_headers": headers,
         }
 
+    async def _notification(
+        self,
+        client: httpx.AsyncClient,
+        entry: Entry,
+        integration_id: str,
+        parsed: ParsedWebhook | None,
+    ) -> dict[str, Any] | None:
+        """What sync makes of the event: the notice the provider's renderer gives it, and
+        for each of the integration's subscriptions why it leaves it out (None: it posts
+        it). None when there is nothing to tell (no renderer, an unreadable event)."""
+        if entry.provider not in NOTIFIERS or parsed is None:
+            return None
+        try:
+            notice = _notice(entry, parsed)
+        except Exception as exc:  # what sync would report as unrenderable, said here
+            return {"event": parsed.event_type, "unrenderable": f"{type(exc).__name__}: {exc}"}
+        answer = await _call(
+            client.get(f"/api/integrations/{integration_id}/subscriptions", params={"limit": "100"})
+        )
+        subscriptions = answer.json()["data"] if answer.status_code == 200 else None
+        return {
+            "event": notice.event,
+            "default": notice.default,
+            "quiet": notice.quiet,
+            "needs_root": notice.needs_root,
+            # None: hookhub did not list them (not the sandbox's to read).
+            "subscriptions": None
+            if subscriptions is None
+            else [
+                {
+                    "id": doc["id"],
+                    "channel_id": doc["channel_id"],
+                    "left_out": filtered(filters_of(doc), notice),
+                }
+                for doc in subscriptions
+            ],
+        }
+
+
+def samples(entry: Entry) -> list[str]:
+    """The samples the sandbox sends of a provider, the one sent when none is named first:
+    every file of its folder, or the catalog's alone where the event's name is a header
+    (module docstring)."""
+    return list(_samples(entry.provider))
+
+
+@functools.cache
+def _samples(provider: str) -> tuple[str, ...]:
+    # The first is the catalog's, unless a subscription with the provider's default events
+    # leaves it out and posts another (Stripe's `setup_intent.created`, against its
+    # `charge.…` samples): a newcomer's first send then shows in the chat, one that starts
+    # an item's thread (PagerDuty's incident reopened or triggered) before one that changes it.
+    entry = CATALOG[provider]
+    assert entry.sample is not None
+    catalog = entry.sample.file
+    if _names_event_in_header(entry):
+        return (catalog,)
+    folder = entry.sample.folder(provider)
+    others = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and p.name not in ("README.md", catalog)
+    )
+    if posted_by_default(entry, catalog) is None:
+        posted = {name: n for name in others if (n := posted_by_default(entry, name))}
+        if posted:
+            first = min(posted, key=lambda name: (posted[name].resolved is not False, name))
+            return (first, *sorted([catalog, *(n for n in others if n != first)]))
+    return (catalog, *others)
+
+
+def posted_by_default(entry: Entry, name: str) -> Notice | None:
+    """The notice of the sample `name` if a subscription with the provider's defaults (and
+    no filter) posts it into its channel, else None."""
+    if entry.provider not in NOTIFIERS:
+        return None
+    settings = entry.examples()
+    url = entry.sender_url(settings, f"https://hookhub.invalid/api/webhooks/{entry.provider}/x")
+    try:
+        body, headers = entry.signed_sample(settings, url, utcnow(), _as_sent(entry, name))
+    except (Unsignable, KeyError, ValueError):
+        return None
+    parsed = _parsed(entry, url, body, headers, settings)
+    if parsed is None:
+        return None
+    try:
+        notice = _notice(entry, parsed)
+    except Exception:  # a renderer that fails on a sample: not one to start with
+        return None
+    return notice if filtered(Filters(), notice) is None and not notice.needs_root else None
+
+
+def _notice(entry: Entry, parsed: ParsedWebhook) -> Notice:
+    """The notice sync renders of the event; what the renderer raises, raised."""
+    payload = parsed.payload
+    if isinstance(payload, JsonBody):
+        payload = payload.decode()
+    return NOTIFIERS[entry.provider].notice(parsed.event_type, payload)
+
+
+def _names_event_in_header(entry: Entry) -> bool:
+    # Where the header is read first, it would name the catalog sample's event.
+    return isinstance(_options(getattr(entry.webhooks, "event", None))[0], FromHeader)
+
 
 def _named_sample(entry: Entry, name: Any) -> Sample | None:
-    """The sample of the provider's folder named `name` (None: the catalog's), as the
-    provider would send it (module docstring)."""
-    if name is None or entry.sample is None or name == entry.sample.file:
+    """The sample of the provider's folder named `name` (None: the first of `samples`), as
+    the provider would send it (module docstring); None for the catalog's as it is."""
+    assert entry.sample is not None
+    if name is None:
+        name = samples(entry)[0]
+    if name == entry.sample.file:
         return None
-    # Where the header is read first, it would name the catalog sample's event.
-    if isinstance(_options(getattr(entry.webhooks, "event", None))[0], FromHeader):
+    if _names_event_in_header(entry):
         raise SendRefused(
             422,
             "invalid",
             f"{entry.name} names the event in a header the sample files do not hold: the "
             "sandbox sends its catalog sample only",
         )
-    folder = entry.sample.folder(entry.provider)
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "README.md")
+    names = sorted(samples(entry))
     if not isinstance(name, str) or not _SAMPLE.fullmatch(name) or name not in names:
         raise SendRefused(
             422,
             "invalid",
             f"sample must name one of {entry.name}'s samples: {', '.join(names)}",
         )
+    return _as_sent(entry, name)
+
+
+def _as_sent(entry: Entry, name: str) -> Sample:
+    """The sample `name` with the catalog sample's headers, a delivery id the provider
+    sends in a header made its own."""
+    assert entry.sample is not None
+    if name == entry.sample.file:
+        return entry.sample
     options = _options(getattr(entry.webhooks, "delivery_id", None))
     own = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hookhub-sandbox:{entry.provider}/{name}"))
     headers = {
@@ -304,15 +438,15 @@ def _settings(value: Any) -> dict[str, str] | None:
     return value
 
 
-def _event_type(
+def _parsed(
     entry: Entry,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
     settings: Mapping[str, str],
-) -> str | None:
-    """The event's name as hookhub reads it from the sample (the first, for a body of
-    several), or None when it cannot be read."""
+) -> ParsedWebhook | None:
+    """The event as hookhub reads it from the sample (the first, for a body of several),
+    or None when it cannot be read."""
     assert isinstance(entry.webhooks, Declared)
     config = {
         s.name: settings[s.name] for s in entry.settings if not s.secret and s.name in settings
@@ -326,9 +460,10 @@ def _event_type(
         config=config,
     )
     try:
-        return entry.webhooks.parse(request).event_type
+        parsed = entry.webhooks.parse(request)
     except HookhubError:
         return None
+    return parsed.events[0] if parsed.events else parsed
 
 
 def _decoded(answer: httpx.Response) -> Any:

@@ -15,6 +15,11 @@ from typing import Any, Protocol
 
 from shared.errors import BadRequest, Unauthorized
 
+# The header of the gateway's answer to a verified webhook that says what became of it:
+# `accepted` (published), `duplicate` (a redelivery: published before, not again) or
+# `handshake` (answered, nothing to publish).
+OUTCOME_HEADER = "hookhub-outcome"
+
 
 class SignatureInvalid(Unauthorized):
     """Missing, malformed, forged or stale signature: 401, nothing published."""

@@ -288,7 +288,7 @@ async def test_no_workspace_is_filled_in_until_one_is_used_and_no_sandbox_link(
         await expect(fields.first).to_be_visible(timeout=EXPECT_MS)
         for n in range(await fields.count()):
             await expect(fields.nth(n)).to_have_value("")
-    # Without the sandbox (its state answers 404): no link to it. It was asked once, and
+    # Without the sandbox (its state answers 204, no content): no link to it. It was asked once, and
     # without the token.
     await expect(p.get_by_role("link", name="Sandbox")).to_have_count(0)
     async with p.expect_request("**/sandbox/api/state") as asked:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from services.sandbox.catalog import sendable
+from services.sandbox.catalog import posted_by_default, samples, sendable
 from shared.embedded import free_port
 from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
 from tests.providers import telegram_exports as tg
@@ -475,7 +475,7 @@ async def test_the_sandbox_sends_every_catalog_provider_s_webhook_signed(hub: Hu
         sent: dict[str, dict[str, Any]] = {}
         for provider in sendable():
             answer = await hub.post(f"/sandbox/api/webhooks/{provider}", {})
-            assert answer["status"] == 200, answer
+            assert answer["status"] == 200 and answer["outcome"] == "accepted", answer
             assert answer["webhook_url"] == (
                 f"{hub.stack.origin}/api/webhooks/{provider}/{answer['integration_id']}"
             )
@@ -490,6 +490,8 @@ async def test_the_sandbox_sends_every_catalog_provider_s_webhook_signed(hub: Hu
         await until(arrived, timeout=30, what="every provider's webhook on provider.events")
         again = await hub.post("/sandbox/api/webhooks/stripe", {})
         assert again["status"] == 200 and again["integration_id"] in sent, again
+        # A 200 alone would not tell it from the first: the answer says it.
+        assert again["outcome"] == "duplicate" and again["notification"] is None, again
         await tap.poll()
     first: dict[str, dict[str, Any]] = {}
     for value in tap.values():
@@ -530,7 +532,8 @@ async def test_the_sandbox_signs_for_a_users_integration_with_the_settings_given
         assert right["integration_id"] == mine and right["webhook_url"] == made["webhook_url"]
         assert right["sent_headers"]["stripe-signature"].startswith("t="), right
         [event] = await tap.wait_for(lambda v: v.get("integration_id") == mine, timeout=30)
-    assert event["event_type"] == right["event_type"] == "setup_intent.created"
+    # Not the catalog's `setup_intent.created`, which no default subscription posts.
+    assert event["event_type"] == right["event_type"] == "charge.dispute.created"
     other = await hub.post(
         "/sandbox/api/webhooks/hmac",
         {"integration_id": mine, "settings": {"secret": "x"}},
@@ -595,6 +598,53 @@ async def test_an_alert_that_fires_and_resolves_is_one_thread_in_the_chat(hub: H
     # Where the event's name is a header, the files do not hold it: the catalog sample only.
     header = await hub.post("/sandbox/api/webhooks/bitbucket", {"sample": "other.json"}, 422)
     assert "names the event in a header" in header["error"]["message"]
+
+
+def test_the_sample_sent_first_is_one_a_default_subscription_posts() -> None:
+    """For every provider with a sample a subscription of its default events posts, the
+    sandbox sends one such first (the catalog's where it is one): Stripe's catalog sample,
+    `setup_intent.created`, is not; Alertmanager's first fires, its second resolves."""
+    for provider, entry in sendable().items():
+        first, *others = samples(entry)
+        if posted_by_default(entry, first) is None:
+            assert not [n for n in others if posted_by_default(entry, n)], provider
+    stripe = samples(sendable()["stripe"])
+    assert stripe[0] != "setup_intent.created.json" and "setup_intent.created.json" in stripe
+    assert samples(sendable()["alertmanager"]) == ["firing.json", "resolved.json"]
+
+
+async def test_the_sandbox_says_when_an_event_is_filtered_or_a_redelivery(hub: Hub) -> None:
+    """Stripe with a subscription of its defaults, as a newcomer makes it: the catalog's
+    `setup_intent.created` is said to be left out (it was a silent 200), the sample sent
+    first is posted in the channel, and its second send is said to be a redelivery."""
+    secret = "whsec_" + uuid.uuid4().hex
+    made = await hub.post(
+        "/api/integrations",
+        {"provider": "stripe", "workspace_id": "ws_demo", "settings": {"signing_secret": secret}},
+    )
+    channel = "ch_payments_" + uuid.uuid4().hex[:6]
+    subscription = await hub.post(
+        f"/api/integrations/{made['id']}/subscriptions", {"channel_id": channel}
+    )
+    mine = {"integration_id": made["id"], "settings": {"signing_secret": secret}}
+    left_out = await hub.post(
+        "/sandbox/api/webhooks/stripe", {**mine, "sample": "setup_intent.created.json"}
+    )
+    assert left_out["status"] == 200 and left_out["outcome"] == "accepted", left_out
+    told = left_out["notification"]
+    assert told["event"] == "setup_intent.created" and told["default"] is False, told
+    assert told["subscriptions"] == [
+        {"id": subscription["id"], "channel_id": channel, "left_out": "event"}
+    ]
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        first = await hub.post("/sandbox/api/webhooks/stripe", mine)
+        assert first["outcome"] == "accepted", first
+        assert first["notification"]["subscriptions"][0]["left_out"] is None, first
+        [posted] = await tap.wait_for(lambda v: v["channel_id"] == channel, timeout=30)
+    assert posted["type"] == "message.received" and "thread_id" not in posted, posted
+    again = await hub.post("/sandbox/api/webhooks/stripe", mine)
+    assert again["status"] == 200 and again["outcome"] == "duplicate", again
+    assert again["sample"] == first["sample"] and again["notification"] is None
 
 
 def test_an_unknown_sample_export_is_a_404(sandbox_stack: Stack) -> None:
@@ -773,6 +823,59 @@ def test_the_sandbox_page_sends_a_provider_s_webhook(sandbox_stack: Stack, brows
         assert "hookhub answered 200" in page.locator("#flash").inner_text()
         assert "webhook-signature" in page.locator(".answer").inner_text()
         _screenshot(page, "webhooks")
+    finally:
+        page.close()
+
+
+def test_the_sandbox_page_picks_a_sample_and_fits_a_phone(
+    sandbox_stack: Stack, browser: Any
+) -> None:
+    """At 390 px (a phone) the Webhooks tab does not scroll sideways (a provider's name and
+    category in its select made it 452 px wide) and the header band spans the page; an
+    alert is sent firing, then resolved, each picked; a second send is said to be a
+    redelivery (it was a bare 200). To an integration of the test's own: the module's
+    other tests send the sandbox's own its first sample."""
+    token = uuid.uuid4().hex
+    made = httpx.post(
+        sandbox_stack.origin + "/api/integrations",
+        json={"provider": "alertmanager", "workspace_id": "ws_demo", "settings": {"token": token}},
+        headers={
+            "Authorization": "Bearer "
+            + (sandbox_stack.data_dir / "admin_token").read_text().strip()
+        },
+        timeout=20,
+    )
+    assert made.status_code == 201, made.text
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        page.goto(sandbox_stack.origin + "/sandbox/#webhooks")
+        form = page.get_by_role("form", name="Send a provider's webhook")
+        form.get_by_label("Provider").select_option("alertmanager")
+        form.get_by_label("Your integration id").fill(made.json()["id"])
+        form.get_by_label("Its settings, as JSON").fill(json.dumps({"token": token}))
+        sample = form.get_by_label("Sample")
+        assert sample.locator("option").all_inner_texts() == [
+            "firing.json (first)",
+            "resolved.json",
+        ]
+        status = page.locator(".answer dd.outcome")
+        for picked, outcome in (
+            ("firing.json", "accepted"),
+            ("resolved.json", "accepted"),
+            ("resolved.json", "duplicate"),
+        ):
+            page.locator(".answer").evaluate("answer => answer.replaceChildren()")
+            sample.select_option(picked)
+            form.get_by_role("button", name="Send the webhook").click()
+            status.wait_for(timeout=30_000)
+            assert status.inner_text() == outcome
+            assert page.locator(".answer dd.sample").inner_text() == picked
+        assert "A redelivery: resolved.json was sent" in page.locator("#flash").inner_text()
+        _screenshot(page, "webhooks-phone")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390
+        band = page.locator("header.top").bounding_box()
+        assert band is not None and band["width"] == width  # the band spans the page
     finally:
         page.close()
 

@@ -26,6 +26,7 @@ from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import derived_id, utcnow
 from shared.mongo import connect
+from shared.providers.base import OUTCOME_HEADER
 from shared.settings import GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.gateway.signing import Case, provider_cases
@@ -150,10 +151,16 @@ async def test_github_redelivery_is_acknowledged_but_published_once(
     secret = "gh-" + uuid.uuid4().hex
     doc = await integration(oauth, "github", settings={"webhook_secret": secret})
     signed = signing.github(secret, "ping", b'{"zen": "Keep it logically awesome.", "hook_id": 1}')
+    outcomes = []
     for _ in range(3):
-        assert (await post(gateway, path_of(doc), signed)).status_code == 200
+        answer = await post(gateway, path_of(doc), signed)
+        assert answer.status_code == 200
+        outcomes.append(answer.headers[OUTCOME_HEADER])
+    # The 200 says which it was, to whoever sends by hand (the sandbox's page).
+    assert outcomes == ["accepted", "duplicate", "duplicate"]
     await state(gateway).counters.written()  # the seen-ids batch is in MongoDB
-    assert (await post(gateway, path_of(doc), signed)).status_code == 200
+    again = await post(gateway, path_of(doc), signed)
+    assert again.status_code == 200 and again.headers[OUTCOME_HEADER] == "duplicate"
     assert len(await provider_events.wait_for(of(doc), count=2, timeout=3)) == 1
     metrics = (await gateway.client.get("/metrics")).text
     assert 'hookhub_gateway_webhooks_total{outcome="duplicate",provider="github"}' in metrics

@@ -19,9 +19,9 @@ async def test_an_entry_carries_its_json_sample_and_the_list_none() -> None:
     body = CATALOG["alertmanager"].sample
     assert body is not None
     assert entry.sample.payload == json.loads(body.body("alertmanager"))
-    assert entry.sample.payload["status"] == "resolved"
+    assert entry.sample.payload["status"] == "firing"
     # The event name the gateway gives it: what a subscription names, a template is tried with.
-    assert entry.sample.event_type == "resolved"
+    assert entry.sample.event_type == "firing"
     sentry = CatalogEntry.model_validate(await provider_catalog_entry("sentry"))
     assert sentry.sample is not None and sentry.sample.event_type == "issue.created"
     github = CatalogEntry.model_validate(await provider_catalog_entry("github"))

@@ -675,6 +675,22 @@ async def test_a_template_is_checked_at_save_and_cleared_with_null(world: World)
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert (error["code"], error["line"], error["column"]) == ("invalid_template", 2, 17)
+    # With a wrong filter beside it, one answer names both (it named the filter alone, the
+    # template's error came with the next try).
+    answer = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={
+            "channel_id": "ch_t",
+            "events": ["pull_request.nope"],
+            "template": "function handler(e) {\n  return {text: };\n}",
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_subscription" and (error["line"], error["column"]) == (2, 17)
+    assert "`pull_request.nope` names no github event" in error["message"]
+    assert "template: SyntaxError" in error["message"]
     too_long = "//" + "x" * 20_000
     answer = await world.sync.post(
         f"/api/integrations/{integration_id}/subscriptions",

@@ -234,12 +234,19 @@ export function pager(fetchPage, render, { label = "items" } = {}) {
   return box;
 }
 
+/** ` (line 2, column 7)` for a template's error that says where, unless its message says
+ * it already (a template refused at save does). */
+export function whereIn(error) {
+  if (!Number.isInteger(error?.line)) return "";
+  const at = `(line ${error.line}, column ${error.column})`;
+  return String(error.message || "").includes(at) ? "" : ` ${at}`;
+}
+
 /** An API error as text: its code, message and the fields a 422 names. */
 export function errorBox(err) {
   const box = h("div", { class: "error", role: "alert" });
   const code = err && err.code ? `${err.code}: ` : "";
-  box.append(h("strong", {}, "Error "), `${code}${(err && err.message) || String(err)}`);
-  if (err && Number.isInteger(err.line)) box.append(` (line ${err.line}, column ${err.column})`); // a template's
+  box.append(h("strong", {}, "Error "), `${code}${(err && err.message) || String(err)}${whereIn(err)}`);
   if (err && Array.isArray(err.details) && err.details.length) {
     box.append(
       h(

@@ -1,6 +1,6 @@
 // The sandbox, when the stack runs with it: GET /sandbox/api/state on this origin answers
 // 200 with its state, which names the hookhub workspace it plays in; without the sandbox
-// it answers anything else. Asked once, at start, without the token (the sandbox is not
+// the edge answers 204 (a 404 was an error in the browser's console on every page). Asked once, at start, without the token (the sandbox is not
 // the management API). Its workspace becomes the forms' default until one has been used.
 
 import { setSandboxWorkspace } from "./dom.js";

@@ -21,7 +21,7 @@ import contextlib
 import time
 from collections import Counter as CounterOf
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +67,8 @@ log = structlog.get_logger(__name__)
 RESPONSE_BODY_LIMIT = 16 * 1024
 DEAD_LETTER_TOPIC = "hookhub.delivery.dead-letters"
 USER_AGENT = f"hookhub/{__version__}"
+# In an attempt's log, the value of a header the endpoint was given (as_sent).
+HIDDEN_HEADER = "(the endpoint's header: its value is not shown)"
 RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
 AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
 LANE_SHARE = 0.25  # of a process's room and attempts in flight, the most one endpoint takes
@@ -904,6 +906,9 @@ class Dispatcher:
         status_code: int | None = None
         response_headers: dict[str, str] = {}
         response_body = ""
+        # What the receiver was sent, for the attempt's log; nothing when the transformation
+        # failed before sending.
+        request = None if error is not None else as_sent(outgoing, headers, job.body, endpoint)
         try:
             if error is None:
                 async with client.post(
@@ -956,6 +961,7 @@ class Dispatcher:
             "duration_ms": round(duration * 1000, 2),
             "error": error,
             "next_attempt_at": decision.next_attempt_at,
+            "request": request,
         }
         fields: dict[str, Any] = {
             "attempts": number,
@@ -1105,6 +1111,26 @@ async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> str:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def as_sent(
+    outgoing: Outgoing, headers: Mapping[str, str], payload: bytes, endpoint: EndpointSnapshot
+) -> Document:
+    """An attempt's request as it went out, for its log (the signature too, as Svix shows
+    it): the values of the endpoint's own headers left out (write-only: sealed at rest,
+    never returned); the body only where it is not the delivery's payload as it is (a
+    transformation's), so an attempt of an untransformed delivery costs its headers alone."""
+    own = {name.lower() for name in endpoint.headers}
+    return {
+        "method": outgoing.method,
+        "url": outgoing.url,
+        "headers": {
+            name: HIDDEN_HEADER if name.lower() in own else value for name, value in headers.items()
+        },
+        "body": None
+        if outgoing.body is payload or outgoing.body == payload
+        else outgoing.body.decode("utf-8", "replace"),
+    }
 
 
 def header_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

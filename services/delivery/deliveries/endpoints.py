@@ -34,6 +34,21 @@ CatalogDep = Annotated[Catalog, Depends(from_state("event_type_catalog", Catalog
 Status = Literal["pending", "active", "completed", "failed", "delayed", "cancelled"]
 
 
+class SentRequest(BaseModel):
+    """What an attempt sent the endpoint."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = Field(
+        description="every header sent, the signatures too; the values of the endpoint's "
+        "own `headers` (write-only) replaced by a note"
+    )
+    body: str | None = Field(
+        description="the body sent where it is not the delivery's `payload` as it is (a "
+        "transformation's); null: the payload was sent"
+    )
+
+
 class Attempt(BaseModel):
     attempt: int
     at: datetime
@@ -43,6 +58,11 @@ class Attempt(BaseModel):
     duration_ms: float
     error: str | None
     next_attempt_at: datetime | None
+    request: SentRequest | None = Field(
+        None,
+        description="what was sent; null when nothing was (the transformation failed) or "
+        "the attempt was made before hookhub kept it",
+    )
 
 
 class Delivery(BaseModel):

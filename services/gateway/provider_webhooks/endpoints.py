@@ -40,6 +40,7 @@ from shared.metrics import LATENCY_BUCKETS, Labelled
 from shared.mongo import UNAVAILABLE_ERRORS, BatchedWriter
 from shared.providers import WEBHOOK_PROVIDERS
 from shared.providers.base import (
+    OUTCOME_HEADER,
     InboundRequest,
     MalformedWebhook,
     ParsedWebhook,
@@ -160,7 +161,12 @@ class ProviderIngress:
             # After verification, so forged requests cannot spend an integration's budget.
             self.limiter.take(integration)
             outcome = await self._accept(integration, parsed, inbound)
-            return _render(parsed.reply)
+            response = _render(parsed.reply)
+            # Whether this was news or a redelivery (which a 200 alone does not say): for
+            # whoever sends by hand (the sandbox's page, a curl), told only to a sender
+            # that passed verification.
+            response.raw_headers.append((OUTCOME_HEADER.encode(), outcome.encode()))
+            return response
         except HookhubError as exc:
             outcome = _OUTCOMES.get(type(exc), outcome if outcome != "error" else exc.code)
             if isinstance(exc, Unavailable):

@@ -245,15 +245,22 @@ async function renderWebhooks() {
   }
   const answer = el("div", { class: "answer", "aria-live": "polite" },
     el("p", { class: "hint" }, "Nothing sent yet."));
+  const byName = Object.fromEntries(items.map((p) => [p.provider, p]));
+  // A provider's samples, the one sent when none is picked first (docs/sandbox.md).
+  const sample = el("select", { name: "sample" });
+  const showSamples = (provider) => sample.replaceChildren(...(byName[provider]?.samples || [])
+    .map((file, i) => el("option", { value: file }, i ? file : `${file} (first)`)));
   const form = el("form", { class: "line", "aria-label": "Send a provider's webhook" },
-    el("label", {}, "Provider", el("select", { name: "provider" },
+    el("label", {}, "Provider", el("select", { name: "provider", onchange: (event) => showSamples(event.target.value) },
       items.map((p) => el("option", { value: p.provider }, `${p.name} (${p.category})`)))),
+    el("label", {}, "Sample", sample),
     el("label", {}, "Your integration id (optional)", el("input", { name: "integration_id", placeholder: "the sandbox's own" })),
     el("label", {}, "Its settings, as JSON", el("textarea", { name: "settings", rows: 2, placeholder: '{"signing_secret": "whsec_…"}' })),
     el("button", { class: "primary", type: "submit" }, "Send the webhook"));
+  showSamples(items[0]?.provider);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = {};
+    const body = { sample: form.sample.value };
     if (form.integration_id.value.trim()) body.integration_id = form.integration_id.value.trim();
     if (form.settings.value.trim()) {
       try {
@@ -265,8 +272,9 @@ async function renderWebhooks() {
     }
     try {
       const sent = await call(`webhooks/${encodeURIComponent(form.provider.value)}`, body);
-      say(`${sent.provider}: hookhub answered ${sent.status}.`, sent.status < 300);
-      answer.replaceChildren(sentWebhook(sent));
+      const told = became(sent, byName[sent.provider]?.name || sent.provider);
+      say(`${sent.provider}: hookhub answered ${sent.status}. ${told[0]}`, sent.status < 300);
+      answer.replaceChildren(sentWebhook(sent, told));
     } catch (error) {
       say(error.message, false);
     }
@@ -275,16 +283,54 @@ async function renderWebhooks() {
     el("h2", {}, "Send a provider's webhook"),
     el("p", { class: "hint" }, "Each provider's documented sample webhook, signed as the provider signs it, sent to hookhub: ",
       "to the sandbox's own integration of it (made in ", state.workspace_id, " on first use), or to yours with the settings you gave it ",
-      "(hookhub never shows a secret). The same sample twice is a redelivery: answered 200, published once. ",
+      "(hookhub never shows a secret). The same sample twice is a redelivery: answered 200, published once; ",
+      "pick another sample (an alert firing, then resolved) to go on. ",
       el("a", { href: "/sandbox/docs/sandbox.md" }, "docs/sandbox.md"), "."),
     form, answer));
 }
 
-function sentWebhook(sent) {
+// What became of a sent webhook, in sentences, the first the gist: published or a
+// redelivery, and what each subscription of the integration does with it.
+function became(sent, name) {
+  if (sent.status >= 300) return [sent.answer?.error?.message || "Refused: nothing published."];
+  if (sent.outcome === "duplicate") {
+    return [`A redelivery: ${sent.sample} was sent to this integration before, so hookhub did not publish it again. Pick another sample.`];
+  }
+  if (sent.outcome !== "accepted") return ["Answered; nothing to publish."];
+  const told = sent.notification;
+  if (!told) return ["Published on hookhub.provider.events."];
+  if (told.unrenderable) return [`Published, but no message can be made of it: ${told.unrenderable}`];
+  if (told.quiet) return [`Published; it makes no message: ${told.quiet}.`];
+  const subscriptions = told.subscriptions;
+  if (!subscriptions) return ["Published on hookhub.provider.events."];
+  if (!subscriptions.length) {
+    return [`Published; no subscription of this integration posts it yet: subscribe a channel on its page in the console.`];
+  }
+  const lines = subscriptions.map((s) => {
+    if (s.left_out === null) {
+      return told.needs_root ? `Subscription ${s.id} posts it in ${s.channel_id}, in the thread of its item if one is open there.`
+        : `Subscription ${s.id} posts it in ${s.channel_id}.`;
+    }
+    if (s.left_out === "event") {
+      return told.default ? `Subscription ${s.id} (${s.channel_id}) leaves it out: ${told.event} is not among its events.`
+        : `Filtered: subscription ${s.id} (${s.channel_id}) leaves it out: ${told.event} is not among ${name}'s default events (name it in the subscription's events, or pick another sample).`;
+    }
+    return `Filtered: subscription ${s.id} (${s.channel_id}) leaves it out (${s.left_out}).`;
+  });
+  const posted = subscriptions.filter((s) => s.left_out === null).length;
+  const gist = posted ? `Published; ${posted} of ${subscriptions.length} subscription(s) post it.`
+    : lines.find((line) => line.startsWith("Filtered")) || lines[0];
+  return [gist, ...lines.filter((line) => line !== gist)];
+}
+
+function sentWebhook(sent, told) {
   const shown = typeof sent.answer === "string" ? sent.answer : JSON.stringify(sent.answer, null, 2);
   return el("div", {},
+    el("ul", { class: "items told", "aria-label": "What became of it" }, told.map((line) => el("li", {}, line))),
     el("dl", { class: "creds" },
       el("dt", {}, "status"), el("dd", { class: "status" }, String(sent.status)),
+      el("dt", {}, "outcome"), el("dd", { class: "outcome" }, sent.outcome ?? "—"),
+      el("dt", {}, "sample"), el("dd", { class: "sample" }, sent.sample),
       el("dt", {}, "event_type"), el("dd", {}, sent.event_type ?? "—"),
       el("dt", {}, "integration"), el("dd", {}, sent.integration_id),
       el("dt", {}, "webhook_url"), el("dd", {}, sent.webhook_url)),

@@ -77,8 +77,7 @@ class SubscriptionService:
     async def create(self, integration_id: str, body: SubscriptionCreate) -> Document:
         integration, notifier = await self._notifier(integration_id)
         fields = body.model_dump(exclude_none=True)
-        _check(integration.provider, notifier, fields)
-        await self._check_template(fields.get("template"))
+        await self._check(integration.provider, notifier, fields, fields.get("template"))
         now = utcnow_ms()
         doc: dict[str, Any] = {
             "_id": new_id("sub"),
@@ -105,8 +104,12 @@ class SubscriptionService:
         current = await self.get(integration_id, subscription_id)
         changes = body.model_dump(exclude_unset=True)
         merged = {name: current.get(name) for name in FIELDS} | changes
-        _check(integration.provider, notifier, {k: v for k, v in merged.items() if v is not None})
-        await self._check_template(changes.get("template"))
+        await self._check(
+            integration.provider,
+            notifier,
+            {k: v for k, v in merged.items() if v is not None},
+            changes.get("template"),
+        )
         updated = await self._repository.update(subscription_id, changes)
         if updated is None:
             raise NotFound(
@@ -115,9 +118,26 @@ class SubscriptionService:
         self._applied(updated)
         return updated
 
-    async def _check_template(self, template: str | None) -> None:
+    async def _check(
+        self, provider: str, notifier: Notifier, fields: dict[str, Any], template: str | None
+    ) -> None:
+        """Everything wrong with a subscription at once, its template's error among them: a
+        form with a wrong filter and a template that does not compile hears of both (it
+        heard of the filter, then of the template)."""
+        found = problems(provider, notifier, fields)
+        refused: Invalid | None = None
         if template is not None and self._templates is not None:
-            await self._templates.check(template)
+            try:
+                await self._templates.check(template)
+            except Invalid as exc:
+                refused = exc
+        if refused is not None and not found:
+            raise refused  # 422 invalid_template, its line and column as fields
+        if refused is not None:
+            found.append(refused.message)
+        if found:
+            extra = refused.extra if refused is not None else None
+            raise InvalidSubscription("; ".join(found), extra=extra)
 
     async def delete(self, integration_id: str, subscription_id: str) -> None:
         await self.get(integration_id, subscription_id)
@@ -152,12 +172,6 @@ def notification_events(provider: str) -> NotificationEvents:
         generic=sorted(notifier.generic_events),
         filters=[name for name in FILTERS if name in notifier.filters],
     )
-
-
-def _check(provider: str, notifier: Notifier, fields: dict[str, Any]) -> None:
-    found = problems(provider, notifier, fields)
-    if found:
-        raise InvalidSubscription("; ".join(found))
 
 
 def out(doc: Document) -> dict[str, Any]:

@@ -49,6 +49,7 @@ ENTRY = Entry(
         "Alertmanager (SIGHUP or POST /-/reload).",
     ),
     docs_url="https://prometheus.io/docs/alerting/latest/configuration/#webhook_config",
-    sample=Sample("resolved.json"),
+    # Firing: the start of an alert's thread (the sandbox sends it first, resolved.json after).
+    sample=Sample("firing.json"),
     example_settings=lambda: {"token": secrets.token_hex(32)},
 )

@@ -32,10 +32,10 @@ def test_nothing_configured_is_refused() -> None:
 
 def test_the_event_is_the_groups_status_and_the_id_the_bodys_digest() -> None:
     credentials.check_body_digest(ENTRY, {"token": TOKEN})
-    assert WEBHOOKS.parse(sample(ENTRY, {})).event_type == "resolved"
+    assert WEBHOOKS.parse(sample(ENTRY, {})).event_type == "firing"
     # Alertmanager's JSON encoder ends the body with a newline.
-    firing = b'{"version":"4","status":"firing","alerts":[]}\n'
+    resolved = b'{"version":"4","status":"resolved","alerts":[]}\n'
     request = sample(ENTRY, {})
-    assert WEBHOOKS.parse(dataclasses.replace(request, body=firing)).event_type == "firing"
+    assert WEBHOOKS.parse(dataclasses.replace(request, body=resolved)).event_type == "resolved"
     with pytest.raises(MalformedWebhook, match="no event name in `status`"):
         WEBHOOKS.parse(dataclasses.replace(request, body=b'{"version":"4"}'))

@@ -97,7 +97,7 @@ export async function render(main, { params, go }) {
 export function recentChanges(resourceId) {
   const list = pager(
     (cursor) => get("/api/audit-events", { limit: 10, cursor, resource_id: resourceId }),
-    (rows) => table([WHEN, WHO, ACTION, FIELDS], rows, { caption: "Recent changes", empty: "No change recorded." }),
+    (rows) => table([WHEN, WHO, ACTION, FIELDS], rows, { caption: "Who changed what, newest first", empty: "No change recorded." }),
     { label: "recent changes" },
   );
   return section(

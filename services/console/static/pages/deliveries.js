@@ -149,10 +149,14 @@ async function detail(main, id, go) {
       section(
         `Attempts (${delivery.attempt_log.length})`,
         delivery.attempt_log.length
-          ? h("ol", { class: "attempts" }, delivery.attempt_log.map(attempt))
+          ? h("ol", { class: "attempts" }, delivery.attempt_log.map((a, i, all) => attempt(a, i === all.length - 1)))
           : h("p", { class: "muted" }, "No attempt yet."),
       ),
-      section("Payload", jsonBlock(delivery.payload)),
+      section(
+        "Payload",
+        h("p", { class: "muted" }, "The event as hookhub made it, before the endpoint's transformation (if it has one): what each attempt sent is shown with the attempt, above."),
+        jsonBlock(delivery.payload),
+      ),
     );
     if (OPEN.has(delivery.status)) timer = setTimeout(() => load().catch(() => {}), 1000);
   }
@@ -164,7 +168,26 @@ async function detail(main, id, go) {
   };
 }
 
-function attempt(a) {
+/** What an attempt sent: the request line, every header (the endpoint's own as a note:
+ * their values are write-only) and the body, where a transformation made it other than the
+ * payload. */
+function sent(request, latest) {
+  if (!request) return h("p", { class: "muted" }, "Request sent: not recorded (nothing was sent, or the attempt predates the record).");
+  return h(
+    "details",
+    { class: "sent", open: latest },
+    h("summary", {}, "Request sent"),
+    h("p", {}, h("code", { class: "wrap" }, `${request.method} ${request.url}`)),
+    h("h4", {}, "Headers"),
+    jsonBlock(request.headers),
+    h("h4", {}, "Body"),
+    request.body === null
+      ? h("p", { class: "muted" }, "The payload below, as it is.")
+      : h("pre", { class: "json sent-body" }, request.body),
+  );
+}
+
+function attempt(a, latest) {
   const ok = a.status_code && a.status_code >= 200 && a.status_code < 300;
   return h(
     "li",
@@ -181,6 +204,7 @@ function attempt(a) {
       a.next_attempt_at ? [" · next at ", timeEl(a.next_attempt_at)] : null,
     ),
     a.error ? h("p", { class: "error-text" }, a.error) : null,
+    sent(a.request, latest),
     Object.keys(a.response_headers || {}).length
       ? h("details", {}, h("summary", {}, "Response headers"), jsonBlock(a.response_headers))
       : null,

@@ -52,7 +52,7 @@ export async function render(main, { id, go }) {
             { title: "Success rate", cell: (r) => successRate(r.id) },
           ],
           rows,
-          { caption: "Outgoing endpoints", empty: "No endpoints yet: create one below." },
+          { caption: "Each endpoint, its events and its state", empty: "No endpoints yet: create one below." },
         );
         return rendered;
       },

@@ -79,7 +79,7 @@ export async function render(main, { id, params, go }) {
           { title: "Examples", cell: (r) => String((r.examples || []).length) },
         ],
         rows,
-        { caption: "Event types", empty: "No event types yet: the types stay an open set." },
+        { caption: "Each type, its owner and its schema", empty: "No event types yet: the types stay an open set." },
       ),
     { label: "event types" },
   );

@@ -17,11 +17,12 @@ import {
   section,
   table,
   timeEl,
+  whereIn,
   workspaceField,
   writes,
 } from "../dom.js";
 import { recentChanges } from "./audit.js";
-import { templateEditor, templateOf, whereIn } from "./templates.js";
+import { templateEditor, templateOf } from "./templates.js";
 
 // What the template's test is given until the sender's own payload is pasted.
 const SAMPLE = { text: "Build #42 passed", username: "ci" };
@@ -72,7 +73,7 @@ export async function render(main, { id, go }) {
           },
         ],
         rows,
-        { caption: "Incoming webhooks", empty: "No incoming webhooks yet." },
+        { caption: "Each URL and the channel it posts to", empty: "No incoming webhooks yet." },
       ),
     { label: "incoming webhooks" },
   );

@@ -78,7 +78,7 @@ export async function render(main, { id, params, go }) {
             { title: "Errors", cell: (r) => String(r.error_count ?? 0) },
           ],
           rows,
-          { caption: "Integrations", empty: "No integrations yet: create one below." },
+          { caption: "Each integration and its status", empty: "No integrations yet: create one below." },
         ),
       { label: "integrations" },
     ),
@@ -318,11 +318,14 @@ async function detail(main, id, go) {
     get(`/api/integrations/${enc(id)}`),
     get(`/api/integrations/${enc(id)}/status`).catch(() => null),
   ]);
+  const entry = catalogEntry(integration.provider);
+  // An account and a token are an OAuth connection's (or a chat's bot): a provider that only
+  // sends webhooks has neither, and no provider app to ask about (the API answers 422).
+  const oauth = Boolean(entry?.capabilities.includes("oauth"));
   // The provider's default OAuth scopes, as the oauth service asks for them (the admin's
   // to read: provider apps belong to no workspace).
-  const app = caller.workspace_id ? null : await get(`/api/providers/${enc(integration.provider)}`).catch(() => null);
+  const app = caller.workspace_id || !oauth ? null : await get(`/api/providers/${enc(integration.provider)}`).catch(() => null);
   const scopes = app?.default_scopes || [];
-  const entry = catalogEntry(integration.provider);
   main.append(
     h("p", {}, link("#/integrations", "← Integrations")),
     h("h1", {}, providerIcon(integration.provider), " ", integration.name || integration.id),
@@ -336,14 +339,14 @@ async function detail(main, id, go) {
       ["Workspace", integration.workspace_id],
       ["Status", badge(integration.status)],
       ["Enabled", integration.enabled === false ? "no" : "yes"],
-      ["Account", integration.account ? `${integration.account.name || ""} (${integration.account.id || ""})` : "—"],
+      oauth || integration.account ? ["Account", integration.account ? `${integration.account.name || ""} (${integration.account.id || ""})` : "—"] : null,
       ["Verification", entry ? verificationText(entry) : "—"],
       entry?.handshake ? ["Handshake", entry.handshake] : null,
       ["Write-only settings set", writeOnly(integration).join(", ") || "none"],
       ["Last event", timeEl(integration.last_event_at)],
       ["Events", String(integration.event_count ?? 0)],
       ["Errors", String(integration.error_count ?? 0)],
-      ["Token expires", timeEl(status?.token_expires_at)],
+      oauth || status?.token_expires_at ? ["Token expires", timeEl(status?.token_expires_at)] : null,
     ]),
   );
   main.append(facts);

@@ -3,9 +3,9 @@
 // the events and filters the sync service lists (GET /api/notification-events).
 
 import { call, enc, get, post } from "../api.js";
-import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl, writes } from "../dom.js";
+import { actionButton, badge, errorBox, field, form, h, pager, section, select, table, timeEl, whereIn, writes } from "../dom.js";
 import { catalogEntry } from "../providers.js";
-import { templateEditor, templateOf, whereIn } from "./templates.js";
+import { templateEditor, templateOf } from "./templates.js";
 
 /** Whether `provider`'s integrations take subscriptions: every one sending webhooks but
  * the chats, whose messages are synced (the catalog says "notifications"). */

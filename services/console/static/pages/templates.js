@@ -102,8 +102,3 @@ export function templateOf(data) {
   const text = String(data.get("template") || "");
   return text.trim() ? text : undefined;
 }
-
-/** ` (line 2, column 7)` for a template's error that says where. */
-export function whereIn(error) {
-  return Number.isInteger(error?.line) ? ` (line ${error.line}, column ${error.column})` : "";
-}
