@@ -3,9 +3,10 @@ its root turning from firing to resolved.
 
 A webhook is one group (`groupKey`: the route and the labels it groups by) with its
 `status` (`firing` while any alert of it fires, `resolved` once all have) and every alert of
-it (`alerts`, each with its own status, labels, annotations, `startsAt` and
+it (`alerts`, each with its own status, labels, annotations, `startsAt`, `endsAt` and
 `generatorURL`). The item is the group, so a group's firing, its changes and its
-resolution are one thread; its state is the group's status. Each alert is a line: its
+resolution are one thread; its state is the group's status; it began with its first
+alert's `startsAt` and, resolved, ended with its last alert's `endsAt`. Each alert is a line: its
 name, its summary (the `summary` annotation, else `description`, else `message`) and the
 labels that tell it apart from the others (those not common to the group), linked to its
 source; the labels the group shares are the card's fields.
@@ -159,6 +160,13 @@ def group_notice(
         fields=tuple(fields),
     )
     starts = [t for a in alerts if (t := when(a.get("startsAt"))) is not None]
+    # A firing alert's `endsAt` is when it will be taken as resolved if not seen again (a
+    # guess ahead); a resolved one's is when it resolved. The group ended with its last.
+    ends = [
+        t
+        for a in alerts
+        if str_field(a, "status") == "resolved" and (t := when(a.get("endsAt"))) is not None
+    ]
     return Notice(
         event=status,
         text="\n".join(lines),
@@ -168,6 +176,7 @@ def group_notice(
         default=True,
         resolved=status == "resolved",
         started_at=min(starts) if starts else None,
+        ended_at=max(ends) if ends and status == "resolved" else None,
     )
 
 

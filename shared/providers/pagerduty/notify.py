@@ -5,7 +5,8 @@ A V3 webhook is one event (`event.event_type`, PagerDuty's own name, kept as the
 name: `incident.triggered`, `incident.responder.added`) done by `event.agent` (a user, or
 the service or integration that raised it) to `event.data`. Most incident events carry
 the whole incident (`data.type` `incident`: its `id`, `number`, `title`, `status`,
-`urgency`, `priority`, `service`, `assignees`, `escalation_policy`, `created_at`); a note
+`urgency`, `priority`, `service`, `assignees`, `escalation_policy`, `created_at`; the
+event's own time is `event.occurred_at`, so a resolution says when it resolved); a note
 (`incident.annotated`), a responder request or reply and a status update carry their own
 object and a reference to the incident (`data.incident`). The item is the incident's id
 either way, so they thread under it; only events with the whole incident say its state.
@@ -202,6 +203,8 @@ def _incident_notice(event_type: str, event: Mapping[str, Any], incident: dict[s
         default=event_type in DEFAULT_EVENTS,
         resolved=RESOLVES.get(event_type),
         started_at=when(incident.get("created_at")),
+        # The resolve event's own time: when PagerDuty resolved it, not when it was sent.
+        ended_at=when(event.get("occurred_at")) if RESOLVES.get(event_type) else None,
     )
 
 
