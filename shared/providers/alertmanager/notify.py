@@ -1,16 +1,16 @@
 """Alertmanager's notifications as chat messages (SPEC §16): one thread per alert group,
 its root turning from firing to resolved.
 
-A webhook is one group (`groupKey`: the route and the labels it groups by) with its
-`status` (`firing` while any alert of it fires, `resolved` once all have) and every alert of
-it (`alerts`, each with its own status, labels, annotations, `startsAt`, `endsAt` and
-`generatorURL`). The item is the group, so a group's firing, its changes and its
-resolution are one thread; its state is the group's status; it began with its first
-alert's `startsAt` and, resolved, ended with its last alert's `endsAt`. Each alert is a line: its
-name, what it says (its `summary` and `description` annotations, else `message`; what
-every alert of the group says is quoted once above them) and the labels that tell it
-apart from the others (those not common to the group), linked to its
-source; the labels the group shares are the card's fields.
+A webhook is one group (`groupKey`: the route and the labels it groups by) with its `status`
+(`firing` while any alert of it fires, `resolved` once all have) and every alert of it
+(`alerts`, each with its own status, labels, annotations, `startsAt`, `endsAt` and
+`generatorURL`). The item is the group, so a group's firing, its changes and its resolution
+are one thread; its state is the group's status; it began with its first alert's `startsAt`
+and, resolved, ended with its last alert's `endsAt`. Each alert is a line: its name, what it
+says (its `summary` and `description` annotations, else `message`; what every alert of the
+group says is quoted once above them) and the labels that tell it apart from the others
+(those not common to the group), linked to its source; the labels the group shares are the
+card's fields.
 
 Payload version 4, as https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
 documents it. Grafana's alerting webhooks are this format with more fields
