@@ -225,3 +225,8 @@ def test_a_resolution_ends_when_pagerduty_resolved_it() -> None:
     # Other events end nothing, though each has its `occurred_at`.
     for name in ("incident_triggered", "incident_acknowledged", "incident_reopened"):
         assert NOTIFIER.notice(None, sample(name)).ended_at is None
+    # The capture of a trigger has no `created_at`: the incident began when it triggered.
+    triggered = NOTIFIER.notice(None, sample("incident_triggered"))
+    assert triggered.started_at == datetime(2021, 6, 4, 13, 35, 29, 781000, tzinfo=UTC)
+    # An acknowledgement's time is not when the incident began.
+    assert NOTIFIER.notice(None, sample("incident_acknowledged")).started_at is None
