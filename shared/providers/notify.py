@@ -50,6 +50,8 @@ __all__ = [
 RED, GREEN, YELLOW, GRAY = "#cf222e", "#1f883d", "#bf8700", "#6e7781"
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+# A time since the epoch below each bound is in that many parts of a second.
+_EPOCH_UNITS = ((10**11, 1), (10**14, 10**3), (10**17, 10**6))
 
 
 def _defuse(instance: object, *names: str) -> None:
@@ -211,7 +213,11 @@ class Notice:
       item (resolved, closed, merged), False when it starts or re-opens it (triggered,
       firing, reopened), None when it leaves that as it was (a comment, an
       acknowledgement); `started_at` when the item began, where the payload says (an
-      alert's `startsAt`, an incident's `created_at`), for "open for 1 h 20 min". The
+      alert's `startsAt`, an incident's `created_at`), and, on a notice that ends it,
+      `ended_at` when it ended by the provider's own account (an alert's `endsAt`, the
+      resolve event's `occurred_at`), for "open for 1 h 20 min" that a late or replayed
+      webhook tells as truly as a live one (sync falls back to the thread's times,
+      when hookhub received the webhooks, only where the payload has none). The
       item's current state is `item_card.state`; who changed it, `actor`. `needs_root`: a
       notice that only means something in its item's thread (a pipeline that passed again
       after failing: "recovered"), posted only when the item has a root in the channel.
@@ -237,6 +243,7 @@ class Notice:
     occurrence: str | None = None
     resolved: bool | None = None
     started_at: datetime | None = None
+    ended_at: datetime | None = None
     needs_root: bool = False
     needs_root_by_default: bool = False
 
@@ -324,12 +331,15 @@ def any_matches(patterns: Iterable[str], event: str) -> bool:
 
 def when(value: object) -> datetime | None:
     """A time as a payload writes it, aware and in UTC: ISO 8601 (`Z` or an offset, up to
-    nanoseconds, as Go's services write), or seconds or milliseconds since the epoch; None
-    for anything else, and for Go's zero time (`0001-01-01T00:00:00Z`, "not yet")."""
+    nanoseconds, as Go's services write), or seconds, milliseconds, microseconds or
+    nanoseconds since the epoch (Opsgenie's `updatedAt`); None for anything else, and for
+    Go's zero time (`0001-01-01T00:00:00Z`, "not yet")."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 10**11 else value
+        # The unit by magnitude: each reads as a year before 5138 in its own unit only.
+        scale = next((s for limit, s in _EPOCH_UNITS if abs(value) < limit), 10**9)
+        seconds = value / scale
         try:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):

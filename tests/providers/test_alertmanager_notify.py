@@ -107,3 +107,36 @@ def test_alerts_alertmanager_left_out_are_counted() -> None:
 @pytest.mark.parametrize("name", ["firing", "resolved"])
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_a_resolved_group_ended_with_its_last_alert_s_ends_at() -> None:
+    # The capture's `endsAt` is Go's zero time ("not yet"): no end is known from it.
+    assert NOTIFIER.notice(None, sample("resolved")).ended_at is None
+    # Two alerts of the group resolved at their own `endsAt` (the format's field): the
+    # group ended with the last.
+    payload = sample("firing")
+    payload["status"] = "resolved"
+    for alert, ended in zip(payload["alerts"], ("11:23", "11:05"), strict=True):
+        alert["status"] = "resolved"
+        alert["endsAt"] = f"2020-02-06T{ended}:00Z"
+    notice = NOTIFIER.notice(None, payload)
+    assert notice.ended_at == datetime(2020, 2, 6, 11, 23, tzinfo=UTC)
+    assert notice.started_at == datetime(2020, 2, 6, 0, 17, 58, 432911, tzinfo=UTC)
+    # Still firing: a firing alert's `endsAt` is a guess ahead, no end.
+    payload["status"] = "firing"
+    payload["alerts"][0]["status"] = "firing"
+    assert NOTIFIER.notice(None, payload).ended_at is None
+
+
+def test_each_alert_says_its_summary_and_its_description() -> None:
+    # The capture's alert has the group's common summary (quoted once, above) and its own
+    # description (on its line).
+    notice = NOTIFIER.notice(None, sample("resolved"))
+    seen = plain(notice.text)
+    assert seen.count("High CPU core temperature") == 1
+    assert "High CPU Temperature (resolved): CPU core temperature is 34.75C" in seen
+    both = sample("firing")
+    both["commonAnnotations"]["description"] = "Every core of the host"
+    assert "> High CPU core temperature\n>\n> Every core of the host" in (
+        NOTIFIER.notice(None, both).text
+    )

@@ -22,6 +22,7 @@ from tests.providers.notify_support import (
     assert_renders_or_refuses,
     links,
     plain,
+    to_html,
 )
 from tests.providers.notify_support import card_fields as fields
 from tests.providers.notify_support import sample as provider_sample
@@ -150,3 +151,31 @@ def test_what_names_no_group_or_rule_is_unrenderable() -> None:
 @pytest.mark.parametrize("name", ["firing", "firing_values", "legacy_alerting"])
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_each_alert_of_a_group_says_its_description() -> None:
+    # Zulip's capture of a Grafana 9 notification of three alerts, each with a summary and a
+    # description (runbook_url common to all): every alert's line carries both.
+    notice = NOTIFIER.notice("firing", sample("group_multiple"))
+    lines = [plain(line).strip() for line in notice.text.splitlines() if line.startswith("- ")]
+    assert len(lines) == 3
+    assert lines[0].startswith(
+        "Test alert: This is a summary field, failure on badhost.example.com"
+        " — This is a description"
+    )
+    assert "failure on otherhost.example.com — This is a description" in lines[1]
+    # Its description's `**here**` stays text, as Zulip's rendering does not make it bold.
+    assert "Testing **another** failing alert — Description **here**" in lines[2]
+    assert "<strong>here" not in to_html(notice.text)
+    # The documented example (Grafana's docs): each alert's description too.
+    documented = plain(NOTIFIER.notice("firing", sample("firing")).text)
+    assert "The system has high memory usage" in documented
+    assert "The system has high CPU usage" in documented
+
+
+def test_a_resolved_group_was_open_from_its_starts_to_its_ends() -> None:
+    # Zulip's capture: the group resolved at its alert's own `endsAt`, 10 min after it began.
+    resolved = NOTIFIER.notice("resolved", sample("group_resolved"))
+    assert resolved.started_at == datetime(2022, 6, 17, 0, 41, 0, 782137, tzinfo=UTC)
+    assert resolved.ended_at == datetime(2022, 6, 17, 0, 51, 24, 67337, tzinfo=UTC)
+    assert NOTIFIER.notice("firing", sample("group_firing")).ended_at is None

@@ -122,3 +122,43 @@ def test_what_names_no_issue_or_incident_is_unrenderable() -> None:
 @pytest.mark.parametrize("name", ["issue_created", "issue_acknowledged", "incident_open"])
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_an_incident_of_a_workflow_template_says_its_title_and_details() -> None:
+    # Zulip's captures of a workflow template that names the incident as the legacy webhook
+    # did: no `title`, its condition (`condition_name`) and `details`; Zulip shows
+    # "**active** for condition: **Server Down**" with the details quoted.
+    active = NOTIFIER.notice(None, sample("incident_active_new"))
+    assert active.event == "activated" and active.resolved is False
+    assert active.item == "8ceed342-f305-4bfa-adb8-97ba93f5dd26"
+    assert active.card is not None and active.card.title == "Server Down"
+    assert plain(active.text).startswith("Server Down · activated")
+    assert "> Violation description test." in active.text
+    assert fields(active.card) == {"Policy": "Test policy name", "Condition": "Server Down"}
+    assert active.started_at == datetime.fromtimestamp(1605133931.151, UTC)
+    # Acknowledged by its `owner` (Zulip: "acknowledged by **Alice**").
+    acknowledged = NOTIFIER.notice(None, sample("incident_acknowledged_new"))
+    assert acknowledged.event == "acknowledged" and acknowledged.item == "1234"
+    assert fields(acknowledged.card)["Acknowledged by"] == "Alice"
+    assert "Acknowledged by: Alice" in plain(acknowledged.text)
+
+
+def test_a_closed_issue_ends_when_new_relic_closed_it() -> None:
+    # Zulip's documented template: `closedAt`, and who acknowledged it (`owner`).
+    closed = NOTIFIER.notice(None, sample("issue_closed_owner"))
+    assert closed.resolved is True
+    assert closed.started_at == datetime.fromtimestamp(1713769949.493, UTC)
+    assert closed.ended_at == datetime.fromtimestamp(1713770135.419, UTC)
+    assert fields(closed.card)["Acknowledged by"] == "Pieter Cardillo Kwok"
+    # The default template has no `closedAt`: a closed issue's `updatedAt` is its closing.
+    default = NOTIFIER.notice(None, sample("issue_closed"))
+    assert default.ended_at == datetime.fromtimestamp(1713766657.383, UTC)
+    # "N/A" is New Relic's owner of an issue nobody acknowledged: not shown.
+    unowned = sample("issue_closed")
+    unowned["owner"] = "N/A"
+    assert "Acknowledged by" not in fields(NOTIFIER.notice(None, unowned).card)
+    # The legacy webhook's closing: its `timestamp`; an open one ends nothing.
+    assert NOTIFIER.notice(None, sample("incident_closed")).ended_at == datetime.fromtimestamp(
+        1605133931.151, UTC
+    )
+    assert NOTIFIER.notice(None, sample("incident_open")).ended_at is None

@@ -143,3 +143,12 @@ def test_what_names_no_alert_is_unrenderable() -> None:
 @pytest.mark.parametrize("name", ["create_with_priority", "addnote", "assignownership", "escalate"])
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_a_close_ends_at_the_action_s_own_time() -> None:
+    # Opsgenie's documented Close: `updatedAt` in nanoseconds, `createdAt` in milliseconds.
+    close = NOTIFIER.notice(None, sample("close"))
+    assert close.started_at is not None and close.ended_at is not None
+    assert close.ended_at.replace(microsecond=0) == datetime(2015, 1, 5, 10, 6, 14, tzinfo=UTC)
+    assert round((close.ended_at - close.started_at).total_seconds(), 3) == 183.565
+    assert NOTIFIER.notice(None, sample("acknowledge")).ended_at is None

@@ -215,3 +215,18 @@ def test_what_names_no_incident_is_unrenderable() -> None:
 )
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_a_resolution_ends_when_pagerduty_resolved_it() -> None:
+    # The resolve event's own `occurred_at` (Zulip's capture): how long the incident was open
+    # is measured to it, not to when the webhook arrived (SPEC §16, "Open for").
+    resolved = NOTIFIER.notice(None, sample("incident_resolved"))
+    assert resolved.ended_at == datetime(2021, 6, 4, 13, 16, 53, 816000, tzinfo=UTC)
+    # Other events end nothing, though each has its `occurred_at`.
+    for name in ("incident_triggered", "incident_acknowledged", "incident_reopened"):
+        assert NOTIFIER.notice(None, sample(name)).ended_at is None
+    # The capture of a trigger has no `created_at`: the incident began when it triggered.
+    triggered = NOTIFIER.notice(None, sample("incident_triggered"))
+    assert triggered.started_at == datetime(2021, 6, 4, 13, 35, 29, 781000, tzinfo=UTC)
+    # An acknowledgement's time is not when the incident began.
+    assert NOTIFIER.notice(None, sample("incident_acknowledged")).started_at is None

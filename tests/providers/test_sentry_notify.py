@@ -234,3 +234,15 @@ def test_what_names_no_issue_or_alert_is_unrenderable() -> None:
 )
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_a_metric_alert_resolved_ends_when_its_incident_closed() -> None:
+    # Sentry's documented resolution has `date_closed` null: no end is known from it.
+    resolved = sample("metric_alert_resolved")
+    assert NOTIFIER.notice("metric_alert.resolved", resolved).ended_at is None
+    # Where Sentry has set it (the field its docs describe), it is the end.
+    resolved["data"]["metric_alert"]["date_closed"] = "2020-09-13T12:41:40.000000Z"
+    notice = NOTIFIER.notice("metric_alert.resolved", resolved)
+    assert notice.ended_at == datetime(2020, 9, 13, 12, 41, 40, tzinfo=UTC)
+    critical = json.loads(json.dumps(resolved))
+    assert NOTIFIER.notice("metric_alert.critical", critical).ended_at is None

@@ -134,3 +134,22 @@ def test_what_names_no_incident_or_component_is_unrenderable() -> None:
 @pytest.mark.parametrize("name", ["incident_created", "component_update"])
 def test_any_field_removed_or_retyped_renders_or_is_unrenderable(name: str) -> None:
     assert_renders_or_refuses(lambda payload: NOTIFIER.notice(None, payload), sample(name))
+
+
+def test_an_incident_and_a_component_end_at_their_own_times() -> None:
+    # Zulip's capture: the incident's `resolved_at`, 5 min after its `created_at`.
+    resolved = NOTIFIER.notice("incident.resolved", sample("incident_resolved"))
+    assert resolved.ended_at == datetime(2017, 12, 26, 7, 37, 20, 785000, tzinfo=UTC)
+    assert NOTIFIER.notice("incident.identified", sample("incident_created")).ended_at is None
+    # A component's outage began, and ended, with its update's own `created_at` (the capture
+    # is a change to maintenance; the statuses are the documented ones).
+    down = sample("component_update")
+    down["component_update"]["new_status"] = "major_outage"
+    went = NOTIFIER.notice(None, down)
+    assert went.resolved is False and went.ended_at is None
+    assert went.started_at == datetime(2017, 12, 26, 7, 59, 9, 379000, tzinfo=UTC)
+    back = sample("component_update")
+    back["component_update"].update(old_status="major_outage", new_status="operational")
+    came = NOTIFIER.notice(None, back)
+    assert came.resolved is True and came.started_at is None
+    assert came.ended_at == datetime(2017, 12, 26, 7, 59, 9, 379000, tzinfo=UTC)

@@ -71,6 +71,8 @@ def test_hookhub_s_template_threads_on_the_id_and_says_when_it_began() -> None:
     notice = NOTIFIER.notice("Up", json.loads(body))
     assert notice.item == "784350743" and notice.resolved is True
     assert notice.started_at == datetime.fromtimestamp(1700000000, UTC)
+    # It ended at the Up alert's own time, however late its webhook arrives.
+    assert notice.ended_at == datetime.fromtimestamp(1700000060, UTC)
 
 
 def test_without_an_id_the_monitor_s_url_is_the_item() -> None:

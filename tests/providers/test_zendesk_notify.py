@@ -119,3 +119,12 @@ def test_broken_payloads_are_unrenderable_or_rendered_with_what_is_there(name: s
         NOTIFIER.notice("zen:event-type:ticket.created", bad)
     with pytest.raises(Unrenderable):
         NOTIFIER.notice(None, {"type": "zen:event-type:ticket.created", "detail": {}})
+
+
+def test_a_solved_ticket_ends_at_the_event_s_own_time() -> None:
+    # The example's `time`: solved 6 h 33 min after the ticket's `created_at`.
+    solved = render(sample("ticket.status_changed"))
+    assert solved.started_at == datetime(2025, 1, 8, 10, 12, 7, tzinfo=UTC)
+    assert solved.ended_at == datetime(2025, 1, 8, 16, 45, 20, 987654, tzinfo=UTC)
+    assert render(sample("ticket.comment_added")).ended_at is None
+    assert render(moved("SOLVED", "OPEN")).ended_at is None  # reopened

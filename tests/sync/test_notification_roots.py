@@ -4,7 +4,8 @@ a replay beside the live consumer) make one root, the race held open by construc
 alert group's lifecycle in a channel (SPEC §16) — resolved, reopened within the hour, a new
 thread after it, late and repeated events — decided by the events' own times (set by the
 tests: nothing waits); a resolution on another replica, and a replica whose partitions were
-reassigned; notices that need a root."""
+reassigned; how long an item was open by its provider's own times, its webhooks late;
+notices that need a root."""
 
 from __future__ import annotations
 
@@ -287,6 +288,58 @@ async def test_a_resolution_on_another_replica_edits_the_same_root_and_a_reassig
     assert edit["card"]["state"] == "resolved" and _fields(edit)["Open for"] == "1 h"
     assert anew["type"] == "message.received" and "thread_id" not in anew
     assert anew["id"] != root["id"]
+
+
+STATUSPAGE_SAMPLE = ALERT_SAMPLES.parents[1] / "statuspage" / "samples" / "component_update.json"
+
+
+def _component(
+    integration_id: str, status: str, at: datetime, delivery: str, changed: datetime
+) -> ProviderEvent:
+    """Statuspage's component update (Zulip's capture) to `status`, made at `changed` (its
+    `created_at`) and received at `at`."""
+    payload = json.loads(STATUSPAGE_SAMPLE.read_text())
+    update = payload["component_update"]
+    update.update(new_status=status, created_at=changed.isoformat())
+    update["old_status"] = "operational" if status != "operational" else "major_outage"
+    return ProviderEvent(
+        id=f"pev_{delivery}",
+        provider="statuspage",
+        integration_id=integration_id,
+        workspace_id="ws_roots",
+        event_type=f"component.{status}",
+        delivery_id=delivery,
+        received_at=at,
+        payload=payload,
+    )
+
+
+async def test_a_late_outage_was_open_from_its_own_start_to_its_own_end(
+    runtime: Runtime,
+) -> None:
+    """A Statuspage component down at 10:00 and operational at 11:23 by its updates' own
+    times, both webhooks received four hours later (a backlog replayed), the resolution on
+    another replica: open for 1 h 23 min, from the start the opening notice said (stored
+    with the root) to the end the resolution says, not the seconds between their arrivals."""
+    integration_id, channel = await _subscribe(runtime, "statuspage")
+    one = await _consumer(runtime, MessageMap(runtime.db))
+    two = await _consumer(runtime, MessageMap(runtime.db))
+    t = utcnow().replace(microsecond=0)  # as MongoDB keeps it (milliseconds)
+    began = t - timedelta(hours=4)
+    ended = began + timedelta(hours=1, minutes=23)
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        await one.events([_component(integration_id, "major_outage", t, "c1", began)])
+        later = t + timedelta(seconds=1)
+        await two.events([_component(integration_id, "operational", later, "c2", ended)])
+        root, back, edit = await _channel(tap, channel, 3)
+    assert back["thread_id"] == root["id"] and edit["message_id"] == root["id"]
+    assert edit["card"]["state"] == "operational"
+    assert _fields(edit)["Open for"] == "1 h 23 min" and "Open for: 1 h 23 min" in edit["text"]
+    await two.revoked()  # what it changed, written
+    stored = await runtime.db[message_map.COLLECTION].find_one({"inbound_id": root["id"]})
+    assert stored is not None
+    life = stored["lifecycle"]
+    assert (life["began_at"], life["ended_at"]) == (began, ended)
 
 
 class Recoveries:

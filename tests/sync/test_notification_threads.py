@@ -1,11 +1,13 @@
 """An item's lifecycle in a channel (SPEC §16), decided without a stack: which thread a
 notice goes in, whether it edits the root, who changed it and how long it was open, reopening
-within the hour and a new thread after it, and late or repeated events changing nothing.
-Times are the events' own: the tests set them, nothing waits."""
+within the hour and a new thread after it, and late or repeated events changing nothing;
+how long it was open by the provider's own times, whenever the webhooks arrived. Times are
+the events' own: the tests set them, nothing waits."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,19 +24,35 @@ from services.sync.notifications.threads import (
 )
 from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
 from shared.providers.notify import Card, Notice
+from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
 
-SAMPLES = Path(__file__).parents[2] / "shared" / "providers" / "alertmanager" / "samples"
+PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"
+SAMPLES = PROVIDERS / "alertmanager" / "samples"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def alert(name: str, started: datetime | None = None) -> Notice:
-    """Alertmanager's own sample (one group across both), its alerts started at `started`."""
+def alert(name: str, started: datetime | None = None, ended: datetime | None = None) -> Notice:
+    """Alertmanager's own sample (one group across both), its alerts started at `started`
+    and (resolved.json's) ended at `ended` (the capture's `endsAt` is Go's zero time)."""
     payload = json.loads((SAMPLES / name).read_text())
-    if started is not None:
-        for each in payload["alerts"]:
+    for each in payload["alerts"]:
+        if started is not None:
             each["startsAt"] = started.isoformat()
+        if ended is not None:
+            each["endsAt"] = ended.isoformat()
     return ALERTMANAGER.notice(None, payload)
+
+
+def pagerduty(name: str, occurred: datetime, created: datetime | None = None) -> Notice:
+    """PagerDuty's V3 webhook as Zulip captured it (shared/providers/pagerduty/samples), its
+    event `occurred_at` and, where given, the incident's `created_at` (V3's incident data
+    has it; these captures do not)."""
+    payload = json.loads((PROVIDERS / "pagerduty" / "samples" / name).read_text())
+    payload["event"]["occurred_at"] = occurred.isoformat()
+    if created is not None:
+        payload["event"]["data"]["created_at"] = created.isoformat()
+    return PAGERDUTY.notice(None, payload)
 
 
 def incident(state: str, resolved: bool | None) -> Notice:
@@ -162,3 +180,64 @@ def test_a_batch_makes_a_root_card_once_for_every_subscription_of_an_event() -> 
     assert one.card is two.card and one.card is not None and len(cards) == 2
     assert fields(other)[BY] == "Bob" and fields(one)[BY] == "Ada"
     assert advance(life, notice, T0 + HOUR, "d2", "Ada", HOUR).card == one.card
+
+
+def test_a_late_resolution_was_open_until_the_provider_resolved_it() -> None:
+    """PagerDuty: created 10:00, resolved 10:47 (the resolve event's `occurred_at`), its
+    webhook received at 13:00 (a slow sender, a backlog): open for 47 min, not 3 h."""
+    ten = T0.replace(hour=10)
+    life = first(pagerduty("incident_triggered.json", ten), ten, "d1", "PagerDuty").lifecycle
+    resolved = pagerduty("incident_resolved.json", ten + timedelta(minutes=47))
+    late = advance(life, resolved, ten + 3 * HOUR, "d2", "PIG 208", HOUR)
+    assert late.edits_root and fields(late)[OPEN_FOR] == "47 min"
+    # When it resolved by PagerDuty's account is kept beside when the webhook came.
+    assert late.lifecycle.ended_at == ten + timedelta(minutes=47)
+    assert late.lifecycle.resolved_at == ten + 3 * HOUR
+    # The whole incident replayed at 13:00 (both received then): its own times still say.
+    replayed = first(pagerduty("incident_triggered.json", ten), ten + 3 * HOUR, "r1", "PagerDuty")
+    again = advance(
+        replayed.lifecycle,
+        pagerduty("incident_resolved.json", ten + timedelta(minutes=47), created=ten),
+        ten + 3 * HOUR + timedelta(seconds=1),
+        "r2",
+        "PIG 208",
+        HOUR,
+    )
+    assert fields(again)[OPEN_FOR] == "47 min"
+
+
+def test_a_late_alert_group_was_open_from_its_starts_to_its_ends() -> None:
+    """Alertmanager: `startsAt` 10:00, `endsAt` 11:23, the resolution received at 14:00."""
+    ten = T0.replace(hour=10)
+    ended = ten + timedelta(hours=1, minutes=23)
+    life = first(alert("firing.json", ten), ten, "d1", "Alertmanager").lifecycle
+    late = advance(life, alert("resolved.json", ten, ended), ten + 4 * HOUR, "d2", "A", HOUR)
+    assert fields(late)[OPEN_FOR] == "1 h 23 min"
+    assert late.card is not None and "Open for: 1 h 23 min" in card_text(late.card)
+    # A first notice that resolves, late: its own times too.
+    alone = first(alert("resolved.json", ten, ended), ten + 4 * HOUR, "d9", "Alertmanager")
+    assert fields(alone)[OPEN_FOR] == "1 h 23 min"
+
+
+def test_where_the_resolution_says_no_start_the_opening_notice_s_own_start_stands() -> None:
+    """A resolution without the item's start (a Statuspage component back to operational)
+    is measured from when the opening notice said the item began, not from when hookhub
+    received that notice; both known ends survive a restart (the stored lifecycle)."""
+    ten = T0.replace(hour=10)
+    opening = replace(incident("triggered", False), started_at=ten)
+    life = first(opening, ten + 2 * HOUR, "d1", "Statuspage").lifecycle
+    stored = Lifecycle.from_doc(life.to_doc())
+    assert stored == life and stored.began_at == ten
+    ending = replace(incident("resolved", True), ended_at=ten + HOUR / 2)
+    done = advance(stored, ending, ten + 3 * HOUR, "d2", "Statuspage", HOUR)
+    assert fields(done)[OPEN_FOR] == "30 min"
+    assert Lifecycle.from_doc(done.lifecycle.to_doc()) == done.lifecycle
+
+
+def test_ends_that_disagree_show_no_duration() -> None:
+    """A resolution whose own end is before the item's start (a clock gone wrong): nothing
+    is said rather than a negative or made-up duration."""
+    ten = T0.replace(hour=10)
+    life = first(alert("firing.json", ten), ten, "d1", "Alertmanager").lifecycle
+    wrong = advance(life, alert("resolved.json", ten, ten - HOUR), ten + HOUR, "d2", "A", HOUR)
+    assert wrong.edits_root and OPEN_FOR not in fields(wrong)

@@ -20,7 +20,12 @@ and where the item is:
   seen again, changes nothing either.
 
 Times are the events' own (`received_at`), never the clock's: a replayed backlog decides as
-the live stream did.
+the live stream did. How long an item was open is the provider's own account where its
+payloads give one (`Notice.started_at`, `Notice.ended_at`: an alert's `startsAt` and
+`endsAt`, an incident's `created_at` and the resolve event's `occurred_at`), so a webhook
+that arrives or is replayed hours late still says how long the item itself was open; the
+thread's times (when hookhub received the notices that opened and resolved it) stand in
+only for what the payloads do not say.
 """
 
 from __future__ import annotations
@@ -35,16 +40,18 @@ from shared.providers.notify import Card, Field, Notice
 BY, OPEN_FOR = "By", "Open for"
 
 # Root cards made for one batch, by notice (its id: the notices outlive the batch's use)
-# and what the card shows of the lifecycle.
-Cards = dict[tuple[int, str | None, datetime | None, datetime | None], Card]
+# and what the card shows of the lifecycle (who, and the times "open for" is read from).
+Cards = dict[tuple[int, str | None, tuple[datetime | None, ...]], Card]
 
 
 @dataclass(frozen=True)
 class Lifecycle:
     """Where an item stands in a channel: its current thread (`generation`, 0 for the first
     root), its state (the item card's) and who set it, when the current thread's item
-    (re)opened and resolved (None while open), and which event made the latest change (its
-    `received_at` and source: a delivery id or an occurrence)."""
+    (re)opened and resolved (None while open: when hookhub received those notices), when
+    the item began and ended by the provider's own account where those notices said
+    (`began_at`, `ended_at`: their `started_at` and `ended_at`), and which event made the
+    latest change (its `received_at` and source: a delivery id or an occurrence)."""
 
     generation: int = 0
     state: str | None = None
@@ -53,6 +60,8 @@ class Lifecycle:
     resolved_at: datetime | None = None
     changed_at: datetime | None = None
     source: str | None = None
+    began_at: datetime | None = None
+    ended_at: datetime | None = None
 
     def course(self) -> tuple[int, datetime | None, datetime | None]:
         """Which thread is current and whether its item is open: what another replica, or
@@ -69,6 +78,8 @@ class Lifecycle:
             "resolved_at": self.resolved_at,
             "changed_at": self.changed_at,
             "source": self.source,
+            "began_at": self.began_at,
+            "ended_at": self.ended_at,
         }
 
     @classmethod
@@ -86,6 +97,8 @@ class Lifecycle:
             resolved_at=doc.get("resolved_at"),
             changed_at=doc.get("changed_at"),
             source=doc.get("source"),
+            began_at=doc.get("began_at"),
+            ended_at=doc.get("ended_at"),
         )
 
 
@@ -147,6 +160,7 @@ def advance(
             resolved_at=at,
             changed_at=at,
             source=source,
+            ended_at=notice.ended_at,
         )
         return Step(life.generation, False, True, root_card(notice, after, cards), after, True)
     if notice.resolved is False and life.resolved_at is not None:
@@ -181,20 +195,22 @@ def _opened(life: Lifecycle, notice: Notice, at: datetime, source: str, actor: s
         resolved_at=at if resolved else None,
         changed_at=at,
         source=source,
+        began_at=None if resolved else notice.started_at,
+        ended_at=notice.ended_at if resolved else None,
     )
 
 
 def root_card(notice: Notice, life: Lifecycle, cards: Cards | None = None) -> Card | None:
     """The item card as its root shows it: who made the latest change and, resolved, how
-    long it was open (from the item's own start where the notice says it, else from when
-    its thread opened, until the resolution arrived). `cards` remembers those made for
-    notices alive meanwhile (one batch's: a notice is every subscription's of its event)."""
+    long it was open (`open_for`). `cards` remembers those made for notices alive
+    meanwhile (one batch's: a notice is every subscription's of its event)."""
     card = notice.item_card
     if card is None:
         return None
     if cards is None:
         return _root_card(card, notice, life)
-    key = (id(notice), life.by, life.resolved_at, life.opened_at)
+    times = (life.opened_at, life.resolved_at, life.began_at, life.ended_at)
+    key = (id(notice), life.by, times)
     made = cards.get(key)
     if made is None:
         made = cards[key] = _root_card(card, notice, life)
@@ -205,11 +221,26 @@ def _root_card(card: Card, notice: Notice, life: Lifecycle) -> Card:
     fields = list(card.fields)
     if life.by:
         fields.append(Field(BY, life.by))
-    if life.resolved_at is not None:
-        began = notice.started_at or life.opened_at
-        if began is not None and began <= life.resolved_at:
-            fields.append(Field(OPEN_FOR, duration(life.resolved_at - began)))
+    span = open_for(notice, life)
+    if span is not None:
+        fields.append(Field(OPEN_FOR, duration(span)))
     return replace(card, fields=tuple(fields))
+
+
+def open_for(notice: Notice, life: Lifecycle) -> timedelta | None:
+    """How long a resolved item was open: from when it began to when it ended by the
+    provider's own account (the notice's `started_at`, else the opening notice's; the
+    resolving notice's `ended_at`), each end the thread's own (when hookhub received the
+    notice that opened or resolved it) only where the payloads did not say. None while
+    open, or where neither says when it began (or the two disagree: it began after it
+    ended)."""
+    if life.resolved_at is None:
+        return None
+    began = notice.started_at or life.began_at or life.opened_at
+    ended = life.ended_at or life.resolved_at
+    if began is None or began > ended:
+        return None
+    return ended - began
 
 
 def duration(span: timedelta) -> str:

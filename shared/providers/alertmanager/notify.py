@@ -1,14 +1,16 @@
 """Alertmanager's notifications as chat messages (SPEC §16): one thread per alert group,
 its root turning from firing to resolved.
 
-A webhook is one group (`groupKey`: the route and the labels it groups by) with its
-`status` (`firing` while any alert of it fires, `resolved` once all have) and every alert of
-it (`alerts`, each with its own status, labels, annotations, `startsAt` and
-`generatorURL`). The item is the group, so a group's firing, its changes and its
-resolution are one thread; its state is the group's status. Each alert is a line: its
-name, its summary (the `summary` annotation, else `description`, else `message`) and the
-labels that tell it apart from the others (those not common to the group), linked to its
-source; the labels the group shares are the card's fields.
+A webhook is one group (`groupKey`: the route and the labels it groups by) with its `status`
+(`firing` while any alert of it fires, `resolved` once all have) and every alert of it
+(`alerts`, each with its own status, labels, annotations, `startsAt`, `endsAt` and
+`generatorURL`). The item is the group, so a group's firing, its changes and its resolution
+are one thread; its state is the group's status; it began with its first alert's `startsAt`
+and, resolved, ended with its last alert's `endsAt`. Each alert is a line: its name, what it
+says (its `summary` and `description` annotations, else `message`; what every alert of the
+group says is quoted once above them) and the labels that tell it apart from the others
+(those not common to the group), linked to its source; the labels the group shares are the
+card's fields.
 
 Payload version 4, as https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
 documents it. Grafana's alerting webhooks are this format with more fields
@@ -56,16 +58,20 @@ def _ordered(labels: Mapping[str, str], skip: tuple[str, ...] = ()) -> list[tupl
     return (first + rest)[:LABELS_SHOWN]
 
 
-def _summary(annotations: Any, besides: str | None = None) -> str | None:
-    """What an alert says of itself: its `summary`, else `description`, else `message`;
-    the first that is not `besides` (the group's common summary, said once above)."""
+def _said(annotations: Any, besides: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """What an alert says of itself: its `summary` and its `description` (the annotations
+    Prometheus's and Grafana's rules conventionally write), else its `message`; each once,
+    leaving out what is in `besides` (the group's common ones, said once above)."""
     if not isinstance(annotations, dict):
-        return None
+        return ()
+    said: list[str] = []
     for key in ("summary", "description", "message"):
         value = annotations.get(key)
-        if isinstance(value, str) and value.strip() and value != besides:
-            return value
-    return None
+        if key == "message" and said:
+            break
+        if isinstance(value, str) and value.strip() and value not in said:
+            said.append(value)
+    return tuple(value for value in said if value not in besides)
 
 
 # What a sender adds to an alert's line (Grafana: its values and links), as CommonMark.
@@ -75,7 +81,7 @@ AlertExtra = Callable[[Mapping[str, Any]], list[str]]
 def _alert_line(
     alert: Mapping[str, Any],
     common: Mapping[str, str],
-    summary: str | None,
+    common_said: tuple[str, ...],
     url_key: str,
     extra: AlertExtra | None = None,
 ) -> str:
@@ -84,12 +90,12 @@ def _alert_line(
     head = md.link(f"**{md.text(name)}**", alert.get(url_key))
     if str_field(alert, "status") == "resolved":
         head += " (resolved)"
-    own_summary = _summary(alert.get("annotations"), besides=summary)
-    if own_summary:
-        head += f": {md.text(own_summary)}"
-    own = [(k, v) for k, v in _ordered(labels, ("alertname",)) if common.get(k) != v]
+    own = _said(alert.get("annotations"), besides=common_said)
     if own:
-        head += " · " + ", ".join(f"{md.text(k)}={md.text(v)}" for k, v in own)
+        head += ": " + " — ".join(md.text(value) for value in own)
+    apart = [(k, v) for k, v in _ordered(labels, ("alertname",)) if common.get(k) != v]
+    if apart:
+        head += " · " + ", ".join(f"{md.text(k)}={md.text(v)}" for k, v in apart)
     if extra is not None:
         head += "".join(f" · {part}" for part in extra(alert) if part)
     return f"- {head}"
@@ -129,12 +135,12 @@ def group_notice(
     )
     counted = f"{status.upper()}:{firing}" if status == "firing" else status.upper()
     heading = f"[{counted}] {name}"
-    common_summary = _summary(payload.get("commonAnnotations"))
+    common_said = _said(payload.get("commonAnnotations"))
     lines = [md.link(f"**{md.text(heading)}**", url) + f" · {md.text(service)}"]
-    if common_summary:
-        lines.append(md.quote(common_summary))
+    if common_said:
+        lines.append(md.quote("\n\n".join(common_said)))
     lines += [
-        _alert_line(a, common, common_summary, alert_url_key, alert_extra)
+        _alert_line(a, common, common_said, alert_url_key, alert_extra)
         for a in alerts[:ALERTS_SHOWN]
     ]
     truncated = field_at(payload, "truncatedAlerts")
@@ -159,6 +165,13 @@ def group_notice(
         fields=tuple(fields),
     )
     starts = [t for a in alerts if (t := when(a.get("startsAt"))) is not None]
+    # A firing alert's `endsAt` is when it will be taken as resolved if not seen again (a
+    # guess ahead); a resolved one's is when it resolved. The group ended with its last.
+    ends = [
+        t
+        for a in alerts
+        if str_field(a, "status") == "resolved" and (t := when(a.get("endsAt"))) is not None
+    ]
     return Notice(
         event=status,
         text="\n".join(lines),
@@ -168,6 +181,7 @@ def group_notice(
         default=True,
         resolved=status == "resolved",
         started_at=min(starts) if starts else None,
+        ended_at=max(ends) if ends and status == "resolved" else None,
     )
 
 

@@ -3,11 +3,15 @@ closed.
 
 A workflow's Webhook destination sends its payload template; the default one has the issue
 (`id`, `title`, `priority`, `state`, `trigger`, `issueUrl`, `impactedEntities`,
-`alertPolicyNames`, `alertConditionNames`, `totalIncidents`, `createdAt`). Its `state`
-(`CREATED`, `ACTIVATED`, `ACKNOWLEDGED`, `CLOSED`), lower case, names the event: created
-and activated open the issue's thread, closed ends it (with how long since `createdAt`),
-acknowledged leaves it as it was. An `ACTIVATED` notification that a user's action raised
-(`trigger` `USER_ACTION`) is an acknowledgement, as New Relic sends one (Zulip's capture).
+`alertPolicyNames`, `alertConditionNames`, `totalIncidents`, `createdAt`, `updatedAt`). Its
+`state` (`CREATED`, `ACTIVATED`, `ACKNOWLEDGED`, `CLOSED`), lower case, names the event:
+created and activated open the issue's thread, closed ends it (open from `createdAt` to
+`closedAt`, else to a closed issue's `updatedAt`), acknowledged leaves it as it was.
+Templates of users' own (Zulip's documented one, earlier ones) add `owner` (who acknowledged
+it), `closedAt`, or name the incident as the legacy webhook did, with its `condition_name`
+(the title, where there is no `title`) and `details` (quoted). An `ACTIVATED` notification
+that a user's action raised (`trigger` `USER_ACTION`) is an acknowledgement, as New Relic
+sends one (Zulip's capture).
 
 The legacy alert policy webhook sends an incident (`incident_id`, `current_state` `open`,
 `acknowledged` or `closed`, `policy_name`, `condition_name`, `details`, `incident_url`):
@@ -71,6 +75,7 @@ def _notice(
     facts: list[tuple[str, str | None]],
     body: str | None,
     started: Any,
+    ended: Any,
 ) -> Notice:
     present = [(name, value) for name, value in facts if value]
     card = Card(
@@ -94,6 +99,7 @@ def _notice(
         default=state in DEFAULT_EVENTS,
         resolved=RESOLVES.get(state),
         started_at=when(started),
+        ended_at=when(ended) if RESOLVES.get(state) else None,
     )
 
 
@@ -105,20 +111,27 @@ def _issue_notice(payload: Mapping[str, Any]) -> Notice:
     if state == "activated" and str_field(payload, "trigger") == "USER_ACTION":
         state = "acknowledged"
     total = field_at(payload, "totalIncidents")
+    condition = _names(payload.get("alertConditionNames")) or str_field(payload, "condition_name")
+    owner = str_field(payload, "owner")
     return _notice(
         state=state or "updated",
         item=item,
-        title=str_field(payload, "title") or f"Issue {item}",
+        title=str_field(payload, "title") or condition or f"Issue {item}",
         url=str_field(payload, "issueUrl"),
         facts=[
             ("Priority", str_field(payload, "priority")),
             ("Entities", _names(payload.get("impactedEntities"))),
             ("Policy", _names(payload.get("alertPolicyNames"))),
-            ("Condition", _names(payload.get("alertConditionNames"))),
+            ("Condition", condition),
             ("Incidents", str(total) if type(total) is int else None),
+            # The template's `owner`: who acknowledged it ("N/A" until someone has).
+            ("Acknowledged by", owner if owner != "N/A" else None),
         ],
-        body=None,
+        body=str_field(payload, "details"),
         started=payload.get("createdAt"),
+        # `closedAt` where the template has it; the default one's `updatedAt` of a closed
+        # issue is when it closed.
+        ended=payload.get("closedAt") or payload.get("updatedAt"),
     )
 
 
@@ -135,8 +148,10 @@ def _incident_notice(payload: Mapping[str, Any]) -> Notice:
         url=str_field(payload, "incident_url"),
         facts=[("Policy", str_field(payload, "policy_name"))],
         body=str_field(payload, "details"),
-        # The time of this notification: when the incident opened, on `open`.
+        # The time of this notification: when the incident opened, on `open`; when it
+        # closed, on `closed`.
         started=payload.get("timestamp") if state == "open" else None,
+        ended=payload.get("timestamp"),
     )
 
 

@@ -3,7 +3,8 @@ root turning from open to acknowledged to closed, with who did each.
 
 A webhook is one alert action (`action`: `Create`, `Acknowledge`, `AddNote`, `Close`, …,
 or a custom action's name) on an alert (`alert`: `alertId`, `tinyId`, `message`,
-`priority`, `tags`, `source`, `entity`, `createdAt`), done by `alert.username`. The event's
+`priority`, `tags`, `source`, `entity`, `createdAt` in milliseconds and `updatedAt`, the
+action's time, in nanoseconds), done by `alert.username`. The event's
 name is the action in lower case (`create`, `addnote`: the catalog's names, as
 subscriptions write them); the item is `alert.alertId`. Create opens it, Close ends it;
 Acknowledge and UnAcknowledge change its state; the other actions (a note, tags, an owner,
@@ -180,6 +181,8 @@ def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
         default=event in DEFAULT_EVENTS,
         resolved=RESOLVES.get(event),
         started_at=when(alert.get("createdAt")),
+        # The action's own time: the alert was last updated by it (nanoseconds).
+        ended_at=when(alert.get("updatedAt")) if RESOLVES.get(event) else None,
     )
 
 

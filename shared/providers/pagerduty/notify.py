@@ -5,7 +5,9 @@ A V3 webhook is one event (`event.event_type`, PagerDuty's own name, kept as the
 name: `incident.triggered`, `incident.responder.added`) done by `event.agent` (a user, or
 the service or integration that raised it) to `event.data`. Most incident events carry
 the whole incident (`data.type` `incident`: its `id`, `number`, `title`, `status`,
-`urgency`, `priority`, `service`, `assignees`, `escalation_policy`, `created_at`); a note
+`urgency`, `priority`, `service`, `assignees`, `escalation_policy`, `created_at`; the
+event's own time is `event.occurred_at`, so a resolution says when it resolved and a
+trigger when the incident began, where `created_at` is missing); a note
 (`incident.annotated`), a responder request or reply and a status update carry their own
 object and a reference to the incident (`data.incident`). The item is the incident's id
 either way, so they thread under it; only events with the whole incident say its state.
@@ -189,6 +191,7 @@ def _incident_notice(event_type: str, event: Mapping[str, Any], incident: dict[s
     if card.state and card.state != verb:  # the state it is left in, where not said
         head += f" · {md.text(card.state)}"
     lines = [head]
+    resolves, occurred = RESOLVES.get(event_type), when(event.get("occurred_at"))
     facts = _facts(event_type, incident)
     if facts:
         lines.append(facts)
@@ -200,8 +203,12 @@ def _incident_notice(event_type: str, event: Mapping[str, Any], incident: dict[s
         item=item,
         item_card=card,
         default=event_type in DEFAULT_EVENTS,
-        resolved=RESOLVES.get(event_type),
-        started_at=when(incident.get("created_at")),
+        resolved=resolves,
+        # When the incident was created, else (a payload without it) when the event that
+        # opened it happened; the resolve event's own time is when it resolved. Neither is
+        # when the webhook was sent.
+        started_at=when(incident.get("created_at")) or (occurred if resolves is False else None),
+        ended_at=occurred if resolves else None,
     )
 
 

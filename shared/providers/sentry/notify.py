@@ -311,6 +311,8 @@ def _metric_alert_notice(event: str, payload: Mapping[str, Any], actor: Actor | 
         default=event in DEFAULT_EVENTS,
         resolved=ALERT_RESOLVES.get(action),
         started_at=when(alert.get("date_started")),
+        # When the incident closed, where Sentry has set it by the time it sends.
+        ended_at=when(alert.get("date_closed")) if ALERT_RESOLVES.get(action) else None,
     )
 
 

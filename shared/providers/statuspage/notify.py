@@ -7,13 +7,14 @@ A webhook tells of an incident (`incident`, with every update so far, newest fir
 `incident.<status>` or `component.<new status>`.
 
 - An incident's item is its id; `investigating` and `identified` open it, `resolved` and
-  `postmortem` end it (with how long since its `created_at`), `monitoring` leaves it as it
-  was. A scheduled maintenance (`scheduled`, `in_progress`, `verifying`, `completed`) is an
-  incident too: in progress opens it, completed ends it. Its colour is its `impact`
-  (`none`, `minor`, `major`, `critical`), green once it ends; the message quotes the latest
-  update's body and lists the components it affects.
+  `postmortem` end it (open from its `created_at` to its `resolved_at`), `monitoring` leaves
+  it as it was. A scheduled maintenance (`scheduled`, `in_progress`, `verifying`,
+  `completed`) is an incident too: in progress opens it, completed ends it. Its colour is
+  its `impact` (`none`, `minor`, `major`, `critical`), green once it ends; the message
+  quotes the latest update's body and lists the components it affects.
 - A component's item is its id: `operational` ends its thread, `degraded_performance`,
-  `partial_outage` and `major_outage` open it, `under_maintenance` leaves it as it was.
+  `partial_outage` and `major_outage` open it, `under_maintenance` leaves it as it was;
+  the outage began and ended with the updates' own `created_at`.
 
 Nobody is named as who did it (a status page speaks for its company). Payloads as Zulip's
 captures show them (Atlassian's "Enable webhook notifications" describes them); samples in
@@ -155,6 +156,7 @@ def _incident_notice(event: str, payload: Mapping[str, Any]) -> Notice:
         default=True,
         resolved=INCIDENT_RESOLVES.get(status),
         started_at=when(incident.get("created_at")),
+        ended_at=when(incident.get("resolved_at")) if INCIDENT_RESOLVES.get(status) else None,
     )
 
 
@@ -168,6 +170,7 @@ def _component_notice(event: str, payload: Mapping[str, Any]) -> Notice:
     if new is None:
         raise Unrenderable("`component_update.new_status` is missing")
     old = str_field(update, "old_status")
+    changed_at = when(field_at(update, "created_at"))
     name = str_field(component, "name") or f"Component {item}"
     url = _page_url(payload)
     change = f"{_words(old)} → {_words(new)}" if old else _words(new)
@@ -193,6 +196,9 @@ def _component_notice(event: str, payload: Mapping[str, Any]) -> Notice:
         item_card=card,
         default=new != "under_maintenance",
         resolved=COMPONENT_RESOLVES.get(new),
+        # The change's own time: an outage began, or ended, with it.
+        started_at=changed_at if COMPONENT_RESOLVES.get(new) is False else None,
+        ended_at=changed_at if COMPONENT_RESOLVES.get(new) else None,
     )
 
 

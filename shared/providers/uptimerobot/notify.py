@@ -12,8 +12,8 @@ counts as absent.
 The item is the monitor (`monitor_id`; a template without it threads on the monitor's URL,
 else its name). `alert_type` 1 (Down) opens it, 2 (Up) ends it; other alerts (an SSL
 certificate about to expire) leave it as it was. The event is the friendly alert type in
-lower case (`down`, `up`: the catalog's names). On Up, the outage began the alert's
-duration before the alert's time, where the template has both.
+lower case (`down`, `up`: the catalog's names). On Up, the outage ended at the alert's
+time and began the alert's duration before it, where the template has both.
 
 Checked against UptimeRobot's "Webhook Integration" help page and Zulip's captures; samples
 in ./samples.
@@ -71,10 +71,15 @@ def _value(payload: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
+def _alerted(payload: Mapping[str, Any]) -> datetime | None:
+    """The alert's own time (`alert_datetime`, seconds since the epoch)."""
+    at = _value(payload, "alert_datetime")
+    return when(int(at)) if at and at.isdigit() else when(at)
+
+
 def _started(payload: Mapping[str, Any], state: str | None) -> datetime | None:
     """When the outage began: a Down alert's time, or an Up alert's time less its duration."""
-    at = _value(payload, "alert_datetime")
-    moment = when(int(at)) if at and at.isdigit() else when(at)
+    moment = _alerted(payload)
     if moment is None or state not in ("down", "up"):
         return None
     if state == "down":
@@ -133,6 +138,7 @@ def _render(event_header: str | None, payload: Mapping[str, Any]) -> Notice:
         default=event in DEFAULT_EVENTS,
         resolved=resolved,
         started_at=_started(payload, state),
+        ended_at=_alerted(payload) if state == "up" else None,
     )
 
 

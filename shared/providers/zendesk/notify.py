@@ -11,8 +11,9 @@ status), else `ticket.status_changed`.
 
 Payloads as https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/
 documents them: `subject` `zen:ticket:<id>`, `detail` the ticket (its `subject`, `status`,
-`priority`, `type`, `tags`, the ids of its people), `event` what changed. They carry no
-link to the ticket (the account's subdomain is not in them) and only the ids of people,
+`priority`, `type`, `tags`, the ids of its people, its `created_at`), `event` what changed,
+`time` when (a solved or closed ticket was open from its `created_at` to then). They carry
+no link to the ticket (the account's subdomain is not in them) and only the ids of people,
 but for a comment's author.
 """
 
@@ -179,6 +180,8 @@ def _ticket(event: str, payload: Mapping[str, Any]) -> Notice:
         default=any_matches(DEFAULT_EVENTS, event),
         resolved=resolved,
         started_at=when(detail.get("created_at")),
+        # The event's own time (Zendesk's `time`): when it was solved, closed or deleted.
+        ended_at=when(payload.get("time")) if resolved else None,
     )
 
 
