@@ -31,7 +31,6 @@ import structlog
 from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services import __version__
 from services.delivery.deliveries.circuit import Breaker, Circuit, State
 from services.delivery.deliveries.fifo import Runs
 from services.delivery.deliveries.job import Age, Job
@@ -62,6 +61,7 @@ from shared.mongo import BatchedWriter, Document
 from shared.shutdown import WORK_SHARE
 from shared.signing import delivery_headers
 from shared.usage import UsageCounters
+from shared.version import __version__
 
 log = structlog.get_logger(__name__)
 
