@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from bench.harness import create_integration
-from bench.notifications import (
+from bench.notification_mix import (
     PER_REPOSITORY,
     PHASES,
     Webhook,

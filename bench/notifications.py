@@ -60,9 +60,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import orjson
@@ -79,6 +78,19 @@ from bench.harness import (
     ratio_note,
 )
 from bench.incoming import topic_offsets
+from bench.notification_alerts import Alerts
+from bench.notification_mix import (
+    PER_REPOSITORY,
+    PHASES,
+    Mix,
+    Webhook,
+    _guid_seq,
+    _mix,
+    chat_channel,
+    delivery_id,
+    encoded,
+)
+from bench.notification_templates import TemplatedAlerts
 from bench.sync import (
     IN_RATE,
     _assigned,
@@ -99,7 +111,6 @@ from shared.message_map import COLLECTION as MAP
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "github"
 ORG = "hookhub-bench"
 REPOSITORIES = 200
-PER_REPOSITORY = 5  # subscriptions, each to its own channel: notifications per webhook
 EVENTS = 5_000  # webhooks of the throughput part
 PULLS = 5  # pull requests a repository, and as many issues: the items threads are about
 ISSUES = 5
@@ -119,23 +130,9 @@ MAX_RECORDS = 500  # the services' batch consumers' `max_records`
 RATE = IN_RATE  # webhooks/s of the latency part: sync's inbound leg's, whose floor is reused
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
-# Each mix's phases are its own: the harness reads the inbound topic from its start, where
-# an earlier mix's notifications are.
-PHASES = {
-    "check": 1,
-    "burst": 2,
-    "latency": 3,
-    "alerts-check": 4,
-    "alerts-burst": 5,
-    "alerts-latency": 6,
-    "templates-check": 7,
-    "templates-burst": 8,
-    "templates-latency": 9,
-}
 _NOTIFICATION = re.compile(
     rb'"type":"message\.(received|edited)".*?"external_message_id":"([^"]+)"'
 )
-_GUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SEQ_BITS = (1 << 64) - 1
 
 
@@ -143,38 +140,11 @@ def repository_name(index: int) -> str:
     return f"{ORG}/repo-{index:03d}"
 
 
-def chat_channel(index: int) -> str:
-    return f"ch_notify{index:04d}"
-
-
-def delivery_id(phase: str, seq: int) -> str:
-    """A GUID, as GitHub's X-GitHub-Delivery, that names the phase and the webhook."""
-    return str(uuid.UUID(int=(PHASES[phase] << 64) | seq))
-
-
-def _guid_seq(delivery: bytes) -> int | None:
-    """`delivery_id`'s (phase << 64 | seq), from a GUID it made."""
-    return uuid.UUID(delivery.decode()).int if _GUID.fullmatch(delivery) else None
-
-
 def _sha(*parts: object) -> str:
     return hashlib.sha1("-".join(map(str, parts)).encode()).hexdigest()  # noqa: S324 (an id)
 
 
 # -- the webhooks ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """One webhook as its provider sends it: where (the integration's path), its body and
-    headers, signed; `event` is its kind in the mix, `delivery` the GUID naming its phase
-    and sequence number."""
-
-    event: str
-    body: bytes
-    delivery: str
-    path: str
-    headers: dict[str, str]
 
 
 class Corpus:
@@ -524,31 +494,10 @@ async def latency(
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-class Mix(Protocol):
-    """What one mix of webhooks brings to the benchmark: its integrations and
-    subscriptions, its webhooks (the same for the same phase and seq), how a notification's
-    delivery id names the webhook, and the baseline's fixed message. A mix is one more pair
-    of tables (`notifications<suffix>`, `notifications<suffix>-latency`)."""
-
-    name: str
-    title: str
-    mix: tuple[tuple[str, int], ...]
-
-    def prepare(self, oauth_url: str, admin_token: str) -> None: ...
-    def subscriptions(self) -> list[tuple[str, dict[str, Any]]]: ...
-    def webhook(self, phase: str, seq: int, kind: str | None = None) -> Webhook: ...
-    def seq_of(self, delivery: bytes) -> int | None: ...
-    def fixed_message(self) -> bytes: ...
-    def notes(self, kinds: Counter[str]) -> list[str]: ...
-
-
 def mixes() -> list[Mix]:
     """The mixes measured, each against its own baseline in the same run: GitHub's, then
     alerts and incidents (bench.notification_alerts), then the alerts with every
     subscription on a template (bench.notification_templates)."""
-    from bench.notification_alerts import Alerts
-    from bench.notification_templates import TemplatedAlerts
-
     return [Corpus(), Alerts(), TemplatedAlerts()]
 
 
@@ -747,10 +696,6 @@ def _roots(infrastructure: Infrastructure) -> int:
         return db[MAP].count_documents({"origin": "notification"})
 
 
-def _mix(kinds: Counter[str], mix: tuple[tuple[str, int], ...]) -> str:
-    return ", ".join(f"{kinds[kind]:,} {kind}" for kind, _ in mix)
-
-
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -781,33 +726,6 @@ def fixed_message() -> bytes:
 
     payload = orjson.loads((CORPUS / "pull_request" / "opened.payload.json").read_bytes())
     return encoded(NOTIFIER.notice("pull_request", payload), "github")
-
-
-def encoded(notice: Any, provider: str) -> bytes:
-    """A notice as sync publishes it, a root (its item card), in the benchmark's first
-    channel: the baseline's fixed message."""
-    from shared.envelopes import encode_inbound
-
-    return encode_inbound(
-        id="ntf_bench_fixed",
-        type="message.received",
-        workspace_id="ws_bench",
-        channel_id=chat_channel(0),
-        provider=provider,
-        integration_id="int_bench",
-        external_channel_id=notice.repository,
-        external_message_id=str(uuid.UUID(int=0)),
-        external_thread_id=notice.item,
-        author_name=notice.actor.name if notice.actor else provider,
-        avatar_url=notice.actor.avatar_url if notice.actor else None,
-        author_external_id=notice.actor.external_id if notice.actor else None,
-        text=notice.text,
-        attachments=[],
-        blocks=None,
-        thread_id=None,
-        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
-        card=notice.item_card.as_dict() if notice.item_card else None,
-    ).value
 
 
 async def baseline_loop(

@@ -1,3 +1,5 @@
 """The deployable hookhub services, their command line and the embedded development stack."""
 
-__version__ = "0.1.0"
+from shared.version import __version__
+
+__all__ = ["__version__"]

@@ -26,12 +26,12 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
-from services import __version__
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC as DELIVERY_DEAD_LETTERS
 from services.delivery.deliveries.dispatcher import DeadLetter
 from shared.envelopes import TOPIC_MODELS, Topic
 from shared.kafka import DEAD_LETTER_TOPIC
 from shared.settings import Settings
+from shared.version import __version__
 
 
 @dataclass(frozen=True)

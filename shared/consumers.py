@@ -48,9 +48,9 @@ from shared.errors import Unavailable
 from shared.idempotency import ClaimBusy
 from shared.kafka import DEAD_LETTER_TOPIC
 from shared.oauth.provider import ProviderUnreachable
+from shared.process import ServiceProcess
 
 if TYPE_CHECKING:
-    from shared.runtime import Runtime
     from shared.settings import Settings
 
 log = structlog.get_logger("hookhub.consumer")
@@ -113,7 +113,7 @@ class DeadLetters:
     """A runtime's dead letters: `hookhub.dead-letters`, with the reason in the headers,
     counted by consumer and reason (`undecodable`, `failed`)."""
 
-    def __init__(self, runtime: Runtime, registry: CollectorRegistry) -> None:
+    def __init__(self, runtime: ServiceProcess, registry: CollectorRegistry) -> None:
         self._runtime = runtime
         self._count = Counter(
             "hookhub_consumer_dead_letters",
@@ -153,7 +153,7 @@ def _context(record: Any, purpose: str) -> dict[str, object]:
     }
 
 
-async def _given_up(runtime: Runtime, purpose: str, item: _Item, exc: BaseException) -> None:
+async def _given_up(runtime: ServiceProcess, purpose: str, item: _Item, exc: BaseException) -> None:
     reason = f"{type(exc).__name__}: {exc}"
     log.error(
         "envelope_dead_lettered",
@@ -166,7 +166,7 @@ async def _given_up(runtime: Runtime, purpose: str, item: _Item, exc: BaseExcept
 
 
 async def _one_by_one(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     purpose: str,
     items: Sequence[_Item],
     run: Callable[[list[Any]], Awaitable[object]],
@@ -207,7 +207,7 @@ async def _one_by_one(
 
 
 async def _to_the_end(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     purpose: str,
     items: Sequence[_Item],
     run: Callable[[list[Any]], Awaitable[object]],
@@ -223,7 +223,7 @@ async def _to_the_end(
 
 
 def consume(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     topic: str,
     purpose: str,
     model: type[E],
@@ -288,7 +288,7 @@ def header_in(name: str, values: Iterable[str]) -> Wanted:
 
 
 async def _decoded(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     purpose: str,
     model: type[E],
     records: Sequence[Any],
@@ -369,7 +369,7 @@ class _Rebalanced(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _batch_subscriber(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     topic: str,
     purpose: str,
     ack_policy: AckPolicy,
@@ -409,7 +409,7 @@ def _batch_subscriber(
 
 
 def consume_batch(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     topic: str,
     purpose: str,
     model: type[E],
@@ -457,7 +457,7 @@ def consume_batch(
 
 
 def consume_pipelined(
-    runtime: Runtime,
+    runtime: ServiceProcess,
     topic: str,
     purpose: str,
     model: type[E],

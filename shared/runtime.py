@@ -32,6 +32,7 @@ from shared.kafka import (
 )
 from shared.metrics import EventLoopLag
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
+from shared.process import Drains
 from shared.retention import ExpiredDocuments, Retention, Sweep
 from shared.settings import ServiceSettings
 from shared.shutdown import StopBudget, StopHook, StopStep
@@ -86,7 +87,7 @@ class Runtime:
         self.stop_requested_at: float | None = None
         self._ready_checks: dict[str, ReadyCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
-        self.pipelines: list[consumers.Pipeline] = []
+        self.pipelines: list[Drains] = []  # shared.consumers.Pipeline
         # What this service removes once its retention passed (shared.retention); every
         # service with consumers keeps the processed-envelope ledger, so that is one.
         self.retention = Retention(

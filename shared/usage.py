@@ -26,15 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from shared.ids import utcnow
 from shared.integrations.repository import COLLECTION as INTEGRATIONS
 from shared.metrics import count_by
 from shared.mongo import BatchedWriter, Database, Document, Index
-
-if TYPE_CHECKING:
-    from shared.runtime import Runtime
+from shared.process import ServiceProcess
 
 COLLECTION = "usage"
 # The delivery service's outgoing webhooks, counted (never written) here.
@@ -70,12 +67,12 @@ class UsageCounters:
         self._day: datetime | None = None
         self._day_name = ""
 
-    def register(self, runtime: Runtime) -> None:
+    def register(self, runtime: ServiceProcess) -> None:
         """Started with the service; its last counts written at the stop, in a step after
         those registered before this call (so register it after the steps whose work it
         counts: a dispatcher's attempts cut off at the stop are counted once they end)."""
 
-        async def start(_: Runtime) -> None:
+        async def start(_: ServiceProcess) -> None:
             self._writer.start()
 
         runtime.on_startup(start)

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services import __version__
 from shared import audit, tracing
 from shared.http import limits
 from shared.http.auth import Access
@@ -24,6 +23,7 @@ from shared.http.trail import AuditTrail
 from shared.kafka import ConsumerLagCollector
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
+from shared.version import __version__
 
 log = structlog.get_logger("hookhub.http")
 

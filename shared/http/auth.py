@@ -31,7 +31,7 @@ from shared import api_keys, tenancy
 from shared.crypto import constant_time_equal
 from shared.errors import Forbidden, Unauthorized
 from shared.mongo import BatchedWriter
-from shared.runtime import Runtime
+from shared.process import ServiceProcess
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -72,7 +72,7 @@ class Access:
     after its change (a key's `last_used_at` is handed to it once a minute at most, and an
     idle flush costs nothing)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: ServiceProcess) -> None:
         self.admin_token: str = runtime.settings.admin_token
         self.writer = BatchedWriter(runtime.db, interval=1.0)
         self.keys = api_keys.KeyChecker(
@@ -81,7 +81,7 @@ class Access:
             refresh_seconds=runtime.settings.api_key_refresh_seconds,
         )
 
-        async def start(_: Runtime) -> None:
+        async def start(_: ServiceProcess) -> None:
             self.writer.start()
             runtime.background("api-key-cache", self.keys.cache.run)
 

@@ -37,8 +37,6 @@ from shared.http.telemetry import RequestTelemetry
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from shared.http.app import ServiceApp
-
 _PARAM = re.compile(r"{(\w+)}")
 
 
@@ -57,7 +55,7 @@ class IngressRequest:
     __slots__ = ("_query", "_receive", "_scope", "app", "headers", "path_params")
 
     def __init__(
-        self, app: ServiceApp, scope: Scope, receive: Receive, path_params: dict[str, str]
+        self, app: FastAPI, scope: Scope, receive: Receive, path_params: dict[str, str]
     ) -> None:
         self.app = app
         self.path_params = path_params
@@ -178,7 +176,7 @@ class Ingress:
 
     async def serve(
         self,
-        app: ServiceApp,
+        app: FastAPI,
         route: IngressRoute,
         path_params: dict[str, str],
         scope: Scope,
@@ -190,7 +188,7 @@ class Ingress:
 
     async def _serve(
         self,
-        app: ServiceApp,
+        app: FastAPI,
         route: IngressRoute,
         path_params: dict[str, str],
         scope: Scope,

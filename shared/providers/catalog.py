@@ -271,10 +271,10 @@ def provider_module(provider: str, part: str) -> ModuleType | None:
 
 
 def _discover() -> dict[str, Entry]:
-    import shared.providers as package
-
+    # The folders beside this module, not the package's `__path__`: importing the package
+    # here (it imports this module) would be an import cycle.
     entries: dict[str, Entry] = {}
-    for module in pkgutil.iter_modules(package.__path__):
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         found = provider_module(module.name, "catalog") if module.ispkg else None
         if found is None:
             continue  # a module, or a package that is no provider (none today)

@@ -16,7 +16,8 @@ import standardwebhooks.webhooks
 from prometheus_client import CollectorRegistry
 
 from services.delivery.deliveries.circuit import FAILURES_TO_OPEN, Circuit, State
-from services.delivery.deliveries.dispatcher import Attempted, Job
+from services.delivery.deliveries.dispatcher import Attempted
+from services.delivery.deliveries.job import Job
 from services.delivery.deliveries.policy import Verdict
 from services.delivery.operational.watch import FAILURES_TO_WARN, WARN_EVERY, EndpointWatch
 from services.delivery.outgoing_webhooks.matching import about_itself, matches

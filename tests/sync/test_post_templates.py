@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from services.sync.notifications.directory import SubscriptionSnapshot
-from services.sync.notifications.service import Post
+from services.sync.notifications.post import Post
 from services.sync.notifications.templates import PostTemplates
 from services.sync.subscriptions.filters import filters_of
 from shared.envelopes import ProviderEvent

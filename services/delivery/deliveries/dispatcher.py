@@ -31,9 +31,9 @@ import structlog
 from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services import __version__
 from services.delivery.deliveries.circuit import DEFAULT_TUNING, Breaker, Circuit, State, Tuning
 from services.delivery.deliveries.fifo import Runs
+from services.delivery.deliveries.job import Age, Job
 from services.delivery.deliveries.policy import Verdict, decide
 from services.delivery.deliveries.repository import (
     ATTEMPTS,
@@ -61,6 +61,7 @@ from shared.mongo import BatchedWriter, Document
 from shared.shutdown import WORK_SHARE
 from shared.signing import delivery_headers
 from shared.usage import UsageCounters
+from shared.version import __version__
 
 log = structlog.get_logger(__name__)
 
@@ -97,67 +98,6 @@ class DeadLetter(Envelope):
 
     def partition_key(self) -> bytes:
         return self.endpoint_id.encode()
-
-
-@dataclass(slots=True)
-class Age:
-    """When a held job was handed to the lanes, and whether it is done with."""
-
-    since: float
-    done: bool = False
-
-
-@dataclass
-class Job:
-    """A delivery held by this process (its lease is kept alive while it is)."""
-
-    id: str
-    endpoint_id: str
-    workspace_id: str
-    event_id: str
-    event_type: str
-    msg_id: str
-    body: bytes
-    attempts: int  # made so far, over the delivery's whole life (numbers the attempt log)
-    tries: int  # made in the current round (indexes the retry schedule)
-    manual: bool
-    # Not in MongoDB yet (see the module's doc): the delivery document its first outcome is
-    # inserted as, and what its batch waits for. None once recorded.
-    unrecorded: Document | None = None
-    recorded: asyncio.Future[None] | None = None
-    since: float = 0.0  # when it was handed to the lanes (time.monotonic())
-    out: bool = False  # its attempt under way
-    cut: bool = False  # let go of by the stop, unsent: not attempted
-    age: Age | None = None  # in its endpoint's order of hand-over (`Dispatcher.behind`)
-    # A FIFO endpoint's (deliveries/fifo.py): its key and place in the key's order, and
-    # what it was last recorded as (`status`, `next_attempt_at`), which decides what its
-    # key does next. None: not ordered.
-    ordering_key: str | None = None
-    sequence: int = 0
-    outcome: str | None = None
-    next_at: datetime | None = None
-    # Its event's trace (`tracing.kept`), which each attempt goes on in: None outside any.
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-    @classmethod
-    def from_doc(cls, doc: Document) -> Job:
-        return cls(
-            id=doc["_id"],
-            endpoint_id=doc["endpoint_id"],
-            workspace_id=doc["workspace_id"],
-            event_id=doc["event_id"],
-            event_type=doc["event_type"],
-            msg_id=doc["msg_id"],
-            body=bytes(doc["body"]),
-            attempts=int(doc.get("attempts", 0)),
-            tries=int(doc.get("tries", 0)),
-            manual=bool(doc.get("manual", False)),
-            ordering_key=doc.get("ordering_key"),
-            sequence=int(doc.get("sequence", 0)),
-            traceparent=doc.get("traceparent"),
-            tracestate=doc.get("tracestate"),
-        )
 
 
 @dataclass(frozen=True, slots=True)

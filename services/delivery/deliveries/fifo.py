@@ -34,10 +34,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from services.delivery.deliveries.dispatcher import Job
+from services.delivery.deliveries.job import Job
 
 
 def key_of(event_key: str | None, data: Any) -> str:

@@ -11,8 +11,9 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
-from services.delivery.deliveries.dispatcher import Dispatcher, Job
+from services.delivery.deliveries.dispatcher import Dispatcher
 from services.delivery.deliveries.fifo import Run, Runs, key_id
+from services.delivery.deliveries.job import Job
 from services.delivery.deliveries.repository import KeyRepository
 from shared.ids import utcnow
 from shared.mongo import BatchedWriter, Document

@@ -34,8 +34,9 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.delivery.deliveries.dispatcher import Dispatcher, Job
+from services.delivery.deliveries.dispatcher import Dispatcher
 from services.delivery.deliveries.fifo import key_of
+from services.delivery.deliveries.job import Job
 from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.repository import QUEUED, DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import about_itself, matches

@@ -63,7 +63,8 @@ import orjson
 import structlog
 
 from services.sync.metrics import NotificationMetrics
-from services.sync.notifications.directory import SubscriptionDirectory, SubscriptionSnapshot
+from services.sync.notifications.directory import SubscriptionDirectory
+from services.sync.notifications.post import Post, nobody
 from services.sync.notifications.templates import PostTemplates
 from services.sync.notifications.threads import (
     Cards,
@@ -82,11 +83,10 @@ from shared.errors import NotFound
 from shared.ids import utcnow
 from shared.kafka import EventPublisher
 from shared.message_map import COLLECTION as MAP
-from shared.message_map import Copy, MessageMap, copy_id, notification_id
+from shared.message_map import Copy, MessageMap, copy_id
 from shared.mongo import BatchedWriter, Database
 from shared.produce import Stream
 from shared.providers import commonmark as md
-from shared.providers.catalog import CATALOG
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Card, Notice, Notifier, Unrenderable
 
@@ -107,69 +107,6 @@ PUBLISHED_KEPT = 50_000
 REOPEN_SECONDS = 3600.0
 # What a `last_error` keeps of a reason.
 ERROR_CHARS = 300
-
-
-@dataclass(frozen=True)
-class Post:
-    """One notification for one subscription."""
-
-    event: ProviderEvent
-    subscription: SubscriptionSnapshot
-    notice: Notice
-
-    @property
-    def source(self) -> str:
-        """What the envelope ids derive from: what happened, else the delivery."""
-        return self.notice.occurrence or self.event.delivery_id
-
-    @functools.cached_property
-    def id(self) -> str:
-        return notification_id(self.subscription.id, self.source, "post")
-
-    @property
-    def edit_id(self) -> str:
-        return notification_id(self.subscription.id, self.source, "root")
-
-    @functools.cached_property
-    def root_id(self) -> str | None:
-        """The map's id of the item's root in this channel, for a threaded notification: a
-        copy whose provider coordinates are the item in the chat channel (one per both)."""
-        if not self.subscription.threads or self.notice.item is None:
-            return None
-        channel = self.subscription.channel_id
-        return copy_id(self.event.provider, self.event.integration_id, channel, self.notice.item)
-
-    @property
-    def needs_root(self) -> bool:
-        """Whether this post is made only where its item has a root (Notice.needs_root;
-        `needs_root_by_default` for a subscription that took it by default)."""
-        notice = self.notice
-        return notice.needs_root or (
-            notice.needs_root_by_default and self.subscription.filters.events is None
-        )
-
-    @property
-    def actor_name(self) -> str:
-        """Who made this change, as the root says: the actor, else the service."""
-        actor = self.notice.actor
-        return actor.name if actor is not None else _nobody(self.event.provider)
-
-    def root_copy(self, generation: int) -> Copy:
-        """The map's copy of the root of the item's thread `generation` in this channel (0:
-        `root_id`; a later one: the item named `<item>~<generation>`)."""
-        assert self.notice.item is not None
-        item = self.notice.item if generation == 0 else f"{self.notice.item}~{generation}"
-        return Copy.new(
-            workspace_id=self.subscription.workspace_id,
-            channel_id=self.subscription.channel_id,
-            provider=self.event.provider,
-            integration_id=self.event.integration_id,
-            mapping_id=None,
-            external_channel_id=self.subscription.channel_id,
-            external_message_id=item,
-            origin="notification",
-            inbound_id=self.id,
-        )
 
 
 @dataclass
@@ -209,12 +146,6 @@ def _later_root_id(root: Copy, generation: int) -> str:
         root.external_channel_id,
         f"{root.external_message_id}~{generation}",
     )
-
-
-def _nobody(provider: str) -> str:
-    """The author of a notification whose payload names nobody: the service itself."""
-    entry = CATALOG.get(provider)
-    return entry.name if entry is not None else provider
 
 
 class _Stages:
@@ -755,7 +686,7 @@ class Notifications:
             external_channel_id=notice.repository or notice.project,
             external_message_id=event.delivery_id,
             external_thread_id=notice.item,
-            author_name=actor.name if actor else _nobody(event.provider),
+            author_name=actor.name if actor else nobody(event.provider),
             avatar_url=actor.avatar_url if actor else None,
             author_external_id=actor.external_id if actor else None,
             text=text,

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from services.sync.notifications.post import Post
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
 from shared import claim_check
 from shared.errors import NotFound
 from shared.mongo import BatchedWriter, Database
 from shared.providers.notify import Notice
 from shared.templates import TemplateFailure, TemplateResult, Templates, event_of, notice_of
-
-if TYPE_CHECKING:
-    from services.sync.notifications.service import Post
 
 SKIPPED = "template"
 

@@ -30,10 +30,11 @@ import orjson
 
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 from shared.settings import Settings
+from shared.version import __version__
 
 DEFAULT_BASE_URL = "https://discord.com/api/v10"
 # Discord asks every client to name itself so (docs: reference, "User Agent").
-USER_AGENT = "DiscordBot (https://github.com/hookhub/hookhub, 0.1.0)"
+USER_AGENT = f"DiscordBot (https://github.com/hookhub/hookhub, {__version__})"
 # When a 429 says nothing about how long to wait (no body field, no header): the only
 # number this module makes up, and only for an answer that gives none.
 DEFAULT_RETRY_AFTER = 1.0
