@@ -170,3 +170,41 @@ async def test_only_the_headers_hookhub_reads_must_be_utf8_at_the_gateway_and_th
         assert refused.status_code == 400, (via.base_url, refused.text)
         assert refused.json()["error"]["code"] == "bad_header"
         assert "authorization header is not UTF-8" in refused.json()["error"]["message"]
+
+
+async def test_a_lone_surrogate_in_a_management_body_is_a_400_and_stores_nothing(
+    gateway: RunningService,
+) -> None:
+    """Taken by FastAPI's parser, `"\\ud800"` reached MongoDB's encoder: a 500."""
+    workspace = "ws_lone_" + uuid.uuid4().hex[:8]
+    hook = await create_hook(gateway, workspace_id=workspace)
+    headers = admin_headers() | {"content-type": "application/json"}
+    created = await gateway.client.post(
+        "/api/incoming-webhooks",
+        content=b'{"workspace_id": "%s", "target_channel_id": "c", "name": "\\ud800"}'
+        % workspace.encode(),
+        headers=headers,
+    )
+    patched = await gateway.client.patch(
+        f"/api/incoming-webhooks/{hook['id']}",
+        content=b'{"description": "a \\udc00 b"}',
+        headers=headers,
+    )
+    for answer in (created, patched):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "malformed_json"
+        assert "lone UTF-16 surrogate" in answer.json()["error"]["message"]
+    listed = await gateway.client.get(
+        "/api/incoming-webhooks", params={"workspace_id": workspace}, headers=admin_headers()
+    )
+    assert [(h["id"], h["name"], h["description"]) for h in listed.json()["data"]] == [
+        (hook["id"], hook["name"], None)
+    ]
+    # A pair is one character: taken.
+    paired = await gateway.client.patch(
+        f"/api/incoming-webhooks/{hook['id']}",
+        content=b'{"description": "\\ud83d\\ude00"}',
+        headers=headers,
+    )
+    assert paired.status_code == 200, paired.text
+    assert paired.json()["description"] == "\U0001f600"
