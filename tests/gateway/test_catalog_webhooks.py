@@ -429,3 +429,24 @@ async def test_a_lone_surrogate_as_the_event_name_or_id_is_a_400_not_a_500(
         gateway, oauth, entry, with_value(entry, ("probe",), "\U0001f600")
     )
     assert paired.status_code == 200, paired.text
+
+
+async def test_twilio_checks_the_signature_before_the_form(
+    gateway: RunningService, oauth: RunningService, published: Tap
+) -> None:
+    """Twilio signs the URL and the form's parameters, so the form is read to verify: junk
+    that is no UTF-8 form, under a made-up signature, was a 400 `malformed_webhook` and
+    recorded as malformed. Nothing is malformed before it is known to be Twilio's: 401."""
+    entry = CATALOG["twilio"]
+    doc = await create(oauth, entry, entry.examples())
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for headers in (form, {**form, "x-twilio-signature": "c2lnbmVk"}):
+        answer = await gateway.client.post(
+            path_of(doc["webhook_url"]), content=b"Body=caf%E9&%FF", headers=headers
+        )
+        assert answer.status_code == 401, answer.text
+        assert error_code(answer) == "invalid_signature"
+    await cast(Any, gateway.app).state.provider_ingress.writer.written()
+    shown = await oauth.client.get(f"/api/integrations/{doc['id']}", headers=admin_headers())
+    assert shown.json()["last_webhook_error"]["code"] == "invalid_signature"
+    assert not [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
