@@ -450,3 +450,75 @@ async def test_twilio_checks_the_signature_before_the_form(
     shown = await oauth.client.get(f"/api/integrations/{doc['id']}", headers=admin_headers())
     assert shown.json()["last_webhook_error"]["code"] == "invalid_signature"
     assert not [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
+
+
+def notifications(entry: Entry, count: int) -> Sample:
+    """Graph's documented notification, `count` times in one body, each with its own id."""
+    sample = entry.sample
+    assert sample is not None
+
+    def repeated(body: bytes, now: datetime) -> bytes:
+        document = json.loads(body)
+        [item] = document["value"]
+        document["value"] = [{**item, "id": f"{item['id']}-{n}"} for n in range(count)]
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    return dataclasses.replace(sample, stamped=repeated)
+
+
+async def test_a_split_body_is_published_in_one_batch_and_answered_for_all_of_it(
+    gateway: RunningService, oauth: RunningService, published: Tap
+) -> None:
+    """One Graph POST of 5,000 notifications, on an integration allowed one request a
+    second, was published an envelope at a time: it outlasted the edge's wait, a 504 after
+    3,904 were published. The events are handed to Kafka together: one publish, and the
+    2xx covers every one of them."""
+    entry = CATALOG["microsoft"]
+    count = 1000
+    settings = entry.examples()
+    doc = await create(oauth, entry, settings, rate_limit_per_second=1)
+    body, headers = entry.signed_sample(
+        settings, doc["webhook_url"], utcnow(), notifications(entry, count)
+    )
+    registry = cast(Any, gateway.app).state.runtime.registry
+    labels = {"topic": str(Topic.PROVIDER_EVENTS)}
+
+    def publishes() -> float:
+        return registry.get_sample_value("hookhub_kafka_publish_seconds_count", labels) or 0.0
+
+    before = publishes()
+    answer = await gateway.client.post(path_of(doc["webhook_url"]), content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert publishes() - before == 1
+    envelopes = [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
+    assert sorted(v["delivery_id"] for v in envelopes) == sorted(
+        f"lsgTZMr9KwAAA-{n}" for n in range(count)
+    )
+    # Each carries its own notification, not the body (which each once carried whole).
+    assert all(v["payload"]["id"] == v["delivery_id"] for v in envelopes)
+    # The same body again: every event a duplicate, nothing published, still a 200.
+    again = await gateway.client.post(path_of(doc["webhook_url"]), content=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert publishes() - before == 1
+
+
+@pytest.mark.parametrize("challenge", ["\u0661\u0662\u0663", "\uff11\uff12\uff13", "12\u00b3"])
+async def test_metas_handshake_echoes_ascii_digits_only(
+    challenge: str, gateway: RunningService, oauth: RunningService
+) -> None:
+    """`str.isdigit` took Arabic-Indic (`١٢٣`), full-width and superscript digits for Meta's
+    "int"."""
+    entry = CATALOG["meta"]
+    settings = entry.examples()
+    doc = await create(oauth, entry, settings)
+    probe = dataclasses.replace(
+        _probe(entry, settings, doc["webhook_url"], utcnow()),
+        query={
+            "hub.mode": "subscribe",
+            "hub.challenge": challenge,
+            "hub.verify_token": settings["verify_token"],
+        },
+    )
+    answer = await send(gateway, doc["webhook_url"], probe)
+    assert answer.status_code == 400, answer.text
+    assert challenge not in answer.text
