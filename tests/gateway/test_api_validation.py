@@ -6,6 +6,7 @@ of that hook, and every list of its workspace, answered 500.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -208,3 +209,68 @@ async def test_a_lone_surrogate_in_a_management_body_is_a_400_and_stores_nothing
     )
     assert paired.status_code == 200, paired.text
     assert paired.json()["description"] == "\U0001f600"
+
+
+async def test_headers_over_the_limit_are_a_431_at_the_gateway_and_the_origin(
+    gateway: RunningService, edge: RunningService
+) -> None:
+    """300 KB of headers were read, held and answered as any request. A head within the
+    limit is served as ever."""
+    hook = await create_hook(gateway, workspace_id="ws_big_head")
+    for via in (gateway, edge):
+        for path in ("/api/incoming-webhooks", ingress_path(hook)):
+            big = await via.client.post(
+                path, json={"text": "hi"}, headers={**admin_headers(), "x-big": "a" * 300_000}
+            )
+            assert big.status_code == 431, (via.base_url, path, big.text)
+            assert big.json()["error"]["code"] == "headers_too_large"
+            assert "32768 bytes" in big.json()["error"]["message"]
+        served = await via.client.get(
+            "/api/incoming-webhooks", headers={**admin_headers(), "x-fair": "a" * 20_000}
+        )
+        assert served.status_code == 200, (via.base_url, served.text)
+
+
+async def handshake_status(service: RunningService, path: str) -> int:
+    """The status a WebSocket handshake to `path` is answered with, as a browser sends it."""
+    host, port = service.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_a_websocket_handshake_to_a_path_nothing_serves_is_a_404(
+    gateway: RunningService, edge: RunningService
+) -> None:
+    """It was a 500: nothing of hookhub's public API speaks WebSocket."""
+    for via in (gateway, edge):
+        for path in ("/nowhere", "/api/incoming-webhooks", "/api/webhooks/github/int_1"):
+            assert await handshake_status(via, path) == 404, (via.base_url, path)
+
+
+async def test_the_openapi_document_tells_the_incoming_url_from_a_providers(
+    gateway: RunningService,
+) -> None:
+    """`/api/webhooks/incoming/{token}` and `/api/webhooks/{provider}/{integration_id}`
+    overlapped (a provider named `incoming`); the incoming URL is matched first, so the
+    provider is documented as one of the catalog's, whose names do not include it."""
+    document = (await gateway.client.get("/openapi.json")).json()
+    for path in ("/api/webhooks/{provider}/{integration_id}", "/api/webhooks/{provider}"):
+        for method, operation in document["paths"][path].items():
+            [provider] = [p for p in operation["parameters"] if p["name"] == "provider"]
+            names = provider["schema"]["enum"]
+            assert "incoming" not in names and {"github", "stripe", "twilio"} <= set(names), (
+                path,
+                method,
+            )
+    answer = await gateway.client.post("/api/webhooks/incoming/hhwh_unknown", json={"text": "hi"})
+    assert answer.status_code == 404 and answer.json()["error"]["code"] != "unknown_provider"
