@@ -411,6 +411,11 @@ _RESPONSES = {
     503: "Kafka or the payload store unavailable: nothing accepted, retry",
 }
 _MEDIA = ("application/json", "application/x-www-form-urlencoded")
+# The providers by name: `/api/webhooks/incoming/{token}` (matched first) is no provider's,
+# which the document says rather than two templates that overlap. Another name is a 404.
+_PROVIDER = {
+    "provider": {"type": "string", "enum": sorted(WEBHOOK_PROVIDERS)},
+}
 INGRESS = [
     IngressRoute(
         "/api/webhooks/{provider}/{integration_id}",
@@ -418,6 +423,7 @@ INGRESS = [
         summary="A provider webhook for one integration (any provider of the catalog)",
         responses=_RESPONSES,
         request_media_types=_MEDIA,
+        parameter_schemas=_PROVIDER,
         # Dropbox's and Meta's GET challenges, Trello's HEAD: answered for the providers
         # that send them, 405 for the others.
         other_methods=("GET", "HEAD"),
@@ -428,5 +434,6 @@ INGRESS = [
         summary="A provider app's webhook, routed to the integration it is for",
         responses=_RESPONSES,
         request_media_types=_MEDIA,
+        parameter_schemas=_PROVIDER,
     ),
 ]
