@@ -37,6 +37,7 @@ from services.asyncapi import asyncapi_document, render_html, with_event_types
 from services.console import SECURITY_HEADERS, console_routes
 from shared.http.errors import ERROR_SCHEMA_REF
 from shared.http.headers import UNDECODABLE_HEADERS
+from shared.http.server import HeadLimit, no_websocket
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -386,6 +387,9 @@ def create_edge_app(
     app.router.default = forward
 
     async def edge(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # the edge forwards HTTP only: this was a 500
+            await no_websocket(scope, receive, send)
+            return
         # Refused before routing, on every path: routing must be done on the path the
         # service will see, and a dot segment is resolved by whatever lies on the way.
         if scope["type"] == "http" and _ambiguous(scope.get("raw_path", b"").decode("latin-1")):
@@ -416,9 +420,10 @@ def _failure(exc: Exception, service: str, body: _Body | None) -> Response:
     return _error(400, "bad_request", "the request cannot be sent on as it is")
 
 
-class _EdgeProtocol(HttpToolsProtocol):
+class _EdgeProtocol(HeadLimit):
     """uvicorn's HTTP protocol with the limits it lacks (its keep-alive timer restarts at
-    every byte, so a head sent a byte at a time held a connection for good):
+    every byte, so a head sent a byte at a time held a connection for good; a head's size
+    is bounded as a service's is, HeadLimit):
 
     - a request head must be complete within `header_timeout` seconds of the connection
       or of its first byte; else 408 `request_timeout` (nothing if nothing came) and close;
@@ -464,6 +469,9 @@ class _EdgeProtocol(HttpToolsProtocol):
         if not self._lingering:
             super().data_received(data)
 
+    def end_refused(self) -> None:
+        self._linger_then_close()
+
     def _linger_then_close(self) -> None:
         """Our side ended, the client's drained and dropped for a while, then closed."""
         if self._lingering:
@@ -491,25 +499,11 @@ class _EdgeProtocol(HttpToolsProtocol):
             return
         idle = self.cycle is None or self.cycle.response_complete
         if self._head_started and idle:
-            body = orjson.dumps(
-                {
-                    "error": {
-                        "code": "request_timeout",
-                        "message": "the request's head did not arrive in time",
-                    }
-                }
+            self.answer_and_end(
+                b"408 Request Timeout",
+                "request_timeout",
+                "the request's head did not arrive in time",
             )
-            head = [b"HTTP/1.1 408 Request Timeout\r\n"]
-            head += [
-                name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-            ]
-            head += [
-                b"content-type: application/json\r\n",
-                b"content-length: %d\r\n" % len(body),
-                b"connection: close\r\n\r\n",
-            ]
-            self.transport.write(b"".join(head) + body)
-            self._linger_then_close()
             return
         self.transport.close()
 

@@ -18,6 +18,7 @@ from shared.http import limits
 from shared.http.auth import Access
 from shared.http.errors import SERVER_ERRORS, document_json_bodies, install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
+from shared.http.server import no_websocket
 from shared.http.telemetry import RequestTelemetry
 from shared.http.trail import AuditTrail
 from shared.kafka import ConsumerLagCollector
@@ -43,6 +44,9 @@ class ServiceApp(FastAPI):
             if matched is not None:
                 await self.ingress.serve(self, *matched, scope, receive, send)
                 return
+        elif scope["type"] == "websocket":  # no route is one: Starlette's answer was a 403
+            await no_websocket(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 

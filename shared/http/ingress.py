@@ -153,6 +153,9 @@ class IngressRoute:
     # Methods besides POST the endpoint answers itself (a provider's GET or HEAD handshake);
     # any other method is 405 before it is called.
     other_methods: tuple[str, ...] = ()
+    # JSON Schemas of path parameters that take less than any string (the providers), so
+    # that paths whose templates overlap are told apart in the OpenAPI document.
+    parameter_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Ingress:
@@ -273,7 +276,12 @@ def document_ingress_routes(app: FastAPI, routes: Sequence[IngressRoute]) -> Non
 
 def _operation(route: IngressRoute, method: str = "POST") -> dict[str, Any]:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": dict(route.parameter_schemas.get(name, {"type": "string"})),
+        }
         for name in _PARAM.findall(route.path)
     ] + [
         {

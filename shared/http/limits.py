@@ -10,7 +10,10 @@ whatever it sends (a 200 MB POST took the gateway from 88 to 633 MiB to be told
    identified and a 401 or 403 (shared.http.auth.permit) answered before anything is read;
 2. a `Content-Length` over the route's limit is answered 413 without reading a byte;
 3. the body is counted as it arrives, and refused with 413 as soon as it passes the limit
-   (a chunked body, or a length that lied): the app never holds more than the limit.
+   (a chunked body, or a length that lied): the app never holds more than the limit;
+4. a JSON body holding a lone UTF-16 surrogate (`"\\ud800"`) is refused with 400
+   `malformed_json` once it is all in: FastAPI's parser (the standard library's) takes it,
+   and no consumer could write it again (MongoDB, orjson, Kafka's: shared.jsonlimits).
 
 The limit is `HOOKHUB_API_MAX_BODY_BYTES` unless a route names a larger setting of its own
 with `dependencies=[max_body("<settings field>")]` (an upload route). The webhook ingress is
@@ -36,7 +39,7 @@ from fastapi.dependencies.models import Dependant
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import tenancy
+from shared import jsonlimits, tenancy
 from shared.errors import BadRequest, HookhubError, PayloadTooLarge
 from shared.http.auth import access_of, authenticate, permit, require_admin
 from shared.http.errors import response_for
@@ -129,6 +132,8 @@ class ManagementGuard:
         setting = DEFAULT_SETTING
         received: int | None = None  # None until the app first asks for the body
         started = False
+        # A JSON body's chunks, looked through for lone surrogates once the last is in.
+        chunks: list[bytes] | None = [] if _is_json(scope) else None
 
         async def bounded_receive() -> Message:
             nonlocal limit, setting, received
@@ -152,6 +157,10 @@ class ManagementGuard:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise Refused(PayloadTooLarge(too_large_message(limit, setting)))
+                if chunks is not None:
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        _refuse_lone_surrogates(b"".join(chunks))
             return message
 
         async def watched_send(message: Message) -> None:
@@ -197,6 +206,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
             decoded: str = value.decode("latin-1")
             return decoded
     return None
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether FastAPI would parse the body as JSON (`application/json`, `*/*+json`)."""
+    media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _refuse_lone_surrogates(body: bytes) -> None:
+    if jsonlimits.holds_lone_surrogate(body):
+        raise Refused(BadRequest(jsonlimits.lone_surrogate("the body"), code="malformed_json"))
 
 
 def _declared_length(scope: Scope) -> int | None:

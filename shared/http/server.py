@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+import orjson
 import structlog
 import uvicorn
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = structlog.get_logger("hookhub.shutdown")
@@ -51,12 +53,123 @@ class _CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing each response with one system call."""
+# A request's line and headers together, at most: nginx's default (four 8 KB buffers)
+# ends at 32 KB too. httptools sets none: 300 KB of headers were read and held.
+MAX_HEAD_BYTES = 32 * 1024
+
+
+class HeadLimit(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bound on a request's head: past
+    `MAX_HEAD_BYTES` of URL and headers, 431 and the connection closed, before the rest
+    of the head is read or the app sees anything."""
+
+    _head_bytes = 0
+    _head_too_large = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            # Raised in the parser's callback, it stops the parse; uvicorn then answers
+            # its 400, which send_400_response turns into the 431.
+            self._head_too_large = True
+            raise HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._head_too_large:
+            super().send_400_response(msg)
+            return
+        self.answer_and_end(
+            b"431 Request Header Fields Too Large",
+            "headers_too_large",
+            f"the request's line and headers are over {MAX_HEAD_BYTES} bytes",
+        )
+
+    def answer_and_end(self, status: bytes, code: str, message: str) -> None:
+        """An error answered outside any request's cycle (its head is not, or not all, in),
+        in the SPEC §4 format, then the connection ended (`end_refused`)."""
+        body = orjson.dumps({"error": {"code": code, "message": message}})
+        head = [b"HTTP/1.1 " + status + b"\r\n"]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.end_refused()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._head_too_large:  # what follows a refused head is dropped unread
+            super().data_received(data)
+
+    def end_refused(self) -> None:
+        """Our side ended, then what the client still sends drained for a while before the
+        socket closes: closed at once, the kernel answers the rest of a large head with a
+        reset, which can destroy the 431 before the client reads it."""
+        transport = self.transport
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, transport.close)
+
+
+_LINGER_SECONDS = 2.0
+
+
+async def no_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket handshake, which nothing of hookhub's API speaks: 404 in the SPEC §4
+    format, as uvicorn lets an app deny a handshake with an HTTP answer (its
+    `websocket.http.response` extension); closed (a 403) where the server cannot."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    body = orjson.dumps(
+        {"error": {"code": "not_found", "message": "nothing here answers a WebSocket handshake"}}
+    )
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 404,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+class HeadTooLarge(Exception):
+    """A request's head passed `MAX_HEAD_BYTES`."""
+
+
+class CoalescingHttpToolsProtocol(HeadLimit):
+    """uvicorn's httptools protocol, writing each response with one system call (and
+    bounding a request's head: HeadLimit)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalescing: Any = _CoalescingTransport(transport, self.loop)

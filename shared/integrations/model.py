@@ -57,9 +57,13 @@ def check_settings(provider: str, settings: Mapping[str, Any], *, creating: bool
         )
     values: dict[str, str] = {}
     for name, value in settings.items():
-        if not isinstance(value, str) or not value.strip():
-            raise Invalid(f"setting {name} must be a non-empty string", code="invalid_setting")
-        values[name] = value.strip()
+        text = allowed[name].text_of(value)
+        if text is None:
+            raise Invalid(
+                f"setting {name} must be {allowed[name].expected()}, not {_json_kind(value)}",
+                code="invalid_setting",
+            )
+        values[name] = text
     if creating:
         missing = [
             s.name
@@ -76,6 +80,19 @@ def check_settings(provider: str, settings: Mapping[str, Any], *, creating: bool
         if problem is not None:
             raise Invalid(problem, code="invalid_setting")
     return values
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in a user's words (what a setting was given instead)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "an empty string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def split_settings(

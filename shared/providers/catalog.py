@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from shared.providers.base import InboundRequest, ProviderWebhooks
@@ -67,6 +67,28 @@ class Setting:
     # provider (Notion's verification_token): shown by GET /api/integrations/{id} as
     # `pending_verification_token` until the first verified event, never afterwards.
     shown_until_first_event: bool = False
+    # What the value is: text, or a whole number (given as a JSON number or as its digits;
+    # kept as its digits, as every setting is kept as text).
+    kind: Literal["text", "integer"] = "text"
+
+    def text_of(self, value: object) -> str | None:
+        """The value as the text it is kept as, or None when it is not of this setting's
+        kind (a JSON number for a text setting, a fraction for an integer one...)."""
+        if isinstance(value, str):
+            return value.strip() or None
+        if (
+            self.kind == "integer"
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            return str(int(value)) if float(value).is_integer() else None
+        return None
+
+    def expected(self) -> str:
+        """What `text_of` takes, in a user's words."""
+        if self.kind == "integer":
+            return "a whole number (a JSON number, or a string of its digits)"
+        return "a non-empty string"
 
     def problem(self, value: str) -> str | None:
         if self.choices and value not in self.choices:
@@ -86,6 +108,8 @@ class Setting:
             out["choices"] = list(self.choices)
         if self.default is not None:
             out["default"] = self.default
+        if self.kind != "text":
+            out["type"] = self.kind
         return out
 
 

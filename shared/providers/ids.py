@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 import simdjson
 
-from shared.jsonlimits import nested_too_deep, too_deep
+from shared.jsonlimits import has_surrogate, lone_surrogate, nested_too_deep, too_deep
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -35,12 +35,14 @@ def is_form(request: InboundRequest) -> bool:
 
 
 def decode_json(text: str | bytes, what: str = "body") -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, at most `MAX_DEPTH` deep (what every
-    consumer can decode: shared.jsonlimits), and never an error other than Malformed."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogate, at most `MAX_DEPTH`
+    deep (what every consumer can decode: shared.jsonlimits), and never an error other
+    than Malformed."""
     try:
-        # orjson is strict too (UTF-8, no NaN) and several times faster on a 7 KB payload;
-        # what it refuses (integers beyond 64 bits, lone surrogates, nesting past 1024) is
-        # decided by the standard library below, so both paths accept the same bodies.
+        # orjson is strict too (UTF-8, no NaN, no lone surrogate) and several times faster
+        # on a 7 KB payload; what else it refuses (integers beyond 64 bits, nesting past
+        # 1024) is decided by the standard library below, so both paths accept the same
+        # bodies.
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         try:
@@ -53,6 +55,10 @@ def decode_json(text: str | bytes, what: str = "body") -> Any:
         # standard library at its recursion limit): it is too deep, whatever else it is.
         except RecursionError as exc:
             raise MalformedWebhook(nested_too_deep(what)) from exc
+        # The standard library takes `"\ud800"`, which no consumer could write again: an
+        # envelope holding it would be acknowledged, then dead-lettered as undecodable.
+        if has_surrogate(value):
+            raise MalformedWebhook(lone_surrogate(what)) from None
     _refuse_too_deep(text.encode() if isinstance(text, str) else text, what)
     return value
 

@@ -586,7 +586,22 @@ async def test_events_no_consumer_could_carry_are_refused_with_where(
             "code": "too_deep",
             "message": "the body is nested deeper than 64 levels",
         }
-    fine = {"n": 2**63 - 1, "deep": deep["a"]["a"]}  # 64 levels, data included
+    # A lone UTF-16 surrogate (in a value, a key, the type) is no text any consumer could
+    # write: once a 500 from the envelope's serializer.
+    for body in (
+        json.dumps({**event, "occurred_at": "2026-01-01T00:00:00Z", "data": {"t": "\ud800"}}),
+        json.dumps({**event, "occurred_at": "2026-01-01T00:00:00Z", "data": {"\udfff": 1}}),
+        json.dumps({**event, "type": "\ud800", "occurred_at": "2026-01-01T00:00:00Z"}),
+    ):
+        answer = await delivery.client.post(
+            "/api/events",
+            content=body,
+            headers={**admin_headers(), "content-type": "application/json"},
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "malformed_json"
+        assert "lone UTF-16 surrogate" in answer.json()["error"]["message"]
+    fine = {"n": 2**63 - 1, "deep": deep["a"]["a"], "pair": "\U0001f600"}  # 64 levels
     answer = await delivery.client.post(
         "/api/events",
         json={**event, "id": "evt_y", "occurred_at": "2026-01-01T00:00:00Z", "data": fine},

@@ -6,6 +6,7 @@ of that hook, and every list of its workspace, answered 500.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -170,3 +171,106 @@ async def test_only_the_headers_hookhub_reads_must_be_utf8_at_the_gateway_and_th
         assert refused.status_code == 400, (via.base_url, refused.text)
         assert refused.json()["error"]["code"] == "bad_header"
         assert "authorization header is not UTF-8" in refused.json()["error"]["message"]
+
+
+async def test_a_lone_surrogate_in_a_management_body_is_a_400_and_stores_nothing(
+    gateway: RunningService,
+) -> None:
+    """Taken by FastAPI's parser, `"\\ud800"` reached MongoDB's encoder: a 500."""
+    workspace = "ws_lone_" + uuid.uuid4().hex[:8]
+    hook = await create_hook(gateway, workspace_id=workspace)
+    headers = admin_headers() | {"content-type": "application/json"}
+    created = await gateway.client.post(
+        "/api/incoming-webhooks",
+        content=b'{"workspace_id": "%s", "target_channel_id": "c", "name": "\\ud800"}'
+        % workspace.encode(),
+        headers=headers,
+    )
+    patched = await gateway.client.patch(
+        f"/api/incoming-webhooks/{hook['id']}",
+        content=b'{"description": "a \\udc00 b"}',
+        headers=headers,
+    )
+    for answer in (created, patched):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "malformed_json"
+        assert "lone UTF-16 surrogate" in answer.json()["error"]["message"]
+    listed = await gateway.client.get(
+        "/api/incoming-webhooks", params={"workspace_id": workspace}, headers=admin_headers()
+    )
+    assert [(h["id"], h["name"], h["description"]) for h in listed.json()["data"]] == [
+        (hook["id"], hook["name"], None)
+    ]
+    # A pair is one character: taken.
+    paired = await gateway.client.patch(
+        f"/api/incoming-webhooks/{hook['id']}",
+        content=b'{"description": "\\ud83d\\ude00"}',
+        headers=headers,
+    )
+    assert paired.status_code == 200, paired.text
+    assert paired.json()["description"] == "\U0001f600"
+
+
+async def test_headers_over_the_limit_are_a_431_at_the_gateway_and_the_origin(
+    gateway: RunningService, edge: RunningService
+) -> None:
+    """300 KB of headers were read, held and answered as any request. A head within the
+    limit is served as ever."""
+    hook = await create_hook(gateway, workspace_id="ws_big_head")
+    for via in (gateway, edge):
+        for path in ("/api/incoming-webhooks", ingress_path(hook)):
+            big = await via.client.post(
+                path, json={"text": "hi"}, headers={**admin_headers(), "x-big": "a" * 300_000}
+            )
+            assert big.status_code == 431, (via.base_url, path, big.text)
+            assert big.json()["error"]["code"] == "headers_too_large"
+            assert "32768 bytes" in big.json()["error"]["message"]
+        served = await via.client.get(
+            "/api/incoming-webhooks", headers={**admin_headers(), "x-fair": "a" * 20_000}
+        )
+        assert served.status_code == 200, (via.base_url, served.text)
+
+
+async def handshake_status(service: RunningService, path: str) -> int:
+    """The status a WebSocket handshake to `path` is answered with, as a browser sends it."""
+    host, port = service.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_a_websocket_handshake_to_a_path_nothing_serves_is_a_404(
+    gateway: RunningService, edge: RunningService
+) -> None:
+    """It was a 500: nothing of hookhub's public API speaks WebSocket."""
+    for via in (gateway, edge):
+        for path in ("/nowhere", "/api/incoming-webhooks", "/api/webhooks/github/int_1"):
+            assert await handshake_status(via, path) == 404, (via.base_url, path)
+
+
+async def test_the_openapi_document_tells_the_incoming_url_from_a_providers(
+    gateway: RunningService,
+) -> None:
+    """`/api/webhooks/incoming/{token}` and `/api/webhooks/{provider}/{integration_id}`
+    overlapped (a provider named `incoming`); the incoming URL is matched first, so the
+    provider is documented as one of the catalog's, whose names do not include it."""
+    document = (await gateway.client.get("/openapi.json")).json()
+    for path in ("/api/webhooks/{provider}/{integration_id}", "/api/webhooks/{provider}"):
+        for method, operation in document["paths"][path].items():
+            [provider] = [p for p in operation["parameters"] if p["name"] == "provider"]
+            names = provider["schema"]["enum"]
+            assert "incoming" not in names and {"github", "stripe", "twilio"} <= set(names), (
+                path,
+                method,
+            )
+    answer = await gateway.client.post("/api/webhooks/incoming/hhwh_unknown", json={"text": "hi"})
+    assert answer.status_code == 404 and answer.json()["error"]["code"] != "unknown_provider"

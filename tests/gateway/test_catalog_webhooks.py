@@ -15,6 +15,8 @@ what was published is read up to the topic's end once a test's requests are answ
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -29,7 +31,7 @@ from shared.envelopes import Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.providers.base import InboundRequest
-from shared.providers.catalog import CATALOG, Entry, Probe
+from shared.providers.catalog import CATALOG, Entry, Probe, Sample
 from shared.providers.declared import Declared
 from shared.settings import GatewaySettings, ServiceSettings
 from tests.support import KafkaTap, RunningService, admin_headers, refreshed, serve
@@ -315,3 +317,208 @@ async def test_a_handshake_hands_its_settings_over_once(
     await refreshed(cast(Any, gateway.app).state.integration_cache)
     retaken = await send(gateway, url, _probe(entry, settings, url, utcnow()))
     check_answer(retaken, probe)
+
+
+# A lone UTF-16 surrogate, as JSON escapes it: the standard library's parser takes it, no
+# UTF-8 encoder writes it again (orjson, BSON, every consumer of the envelope).
+LONE = "\ud800"
+
+
+def _json_sample(entry: Entry) -> bool:
+    """Whether the entry's sample is a JSON body a test can change and still sign: not
+    Google's (Calendar's notifications have no body), not Mailgun's (its signing reads the
+    body it signs, and refuses the changed one as the gateway does)."""
+    if entry.sample is None or hasattr(getattr(entry.webhooks, "scheme", None), "signed_body"):
+        return False
+    try:
+        return isinstance(json.loads(entry.sample.body(entry.provider)), dict | list)
+    except ValueError:
+        return False
+
+
+JSON_SAMPLES = [e for e in DECLARED if _json_sample(e)]
+
+
+def with_value(entry: Entry, path: tuple[str | int, ...], value: str) -> Sample:
+    """The entry's documented sample with `value` at `path` of its JSON body (added there
+    when absent), written as `json.dumps` does, escaping a surrogate: the probe's body."""
+    sample = entry.sample
+    assert sample is not None
+    stamped = sample.stamped
+
+    def changed(body: bytes, now: datetime) -> bytes:
+        document = json.loads(stamped(body, now) if stamped is not None else body)
+        # A body that is an array of events (SendGrid's, HubSpot's): its first one.
+        parent = document[0] if isinstance(document, list) else document
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = value
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    return dataclasses.replace(sample, stamped=changed)
+
+
+# Microsoft Graph authenticates a notification by the clientState inside it: a body that
+# cannot be read has none to check (401), like any request whose signature cannot match.
+REFUSED_AS = {"microsoft": (401, "invalid_signature")}
+
+
+def assert_refused(entry: Entry, answer: httpx.Response) -> None:
+    status, code = REFUSED_AS.get(entry.provider, (400, "malformed_webhook"))
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code
+    assert "surrogate" in answer.json()["error"]["message"]
+
+
+async def post_sample(
+    gateway: RunningService, oauth: RunningService, entry: Entry, sample: Sample
+) -> tuple[dict[str, Any], httpx.Response]:
+    """`sample` signed as the provider signs it, for a new integration of `entry`."""
+    settings = entry.examples()
+    doc = await create(oauth, entry, settings)
+    url = entry.sender_url(settings, doc["webhook_url"])
+    body, headers = entry.signed_sample(settings, url, utcnow(), sample)
+    return doc, await gateway.client.post(path_of(url), content=body, headers=headers)
+
+
+@pytest.mark.parametrize("entry", JSON_SAMPLES, ids=_ids(JSON_SAMPLES))
+async def test_a_lone_surrogate_only_in_the_payload_is_a_400_and_publishes_nothing(
+    entry: Entry, gateway: RunningService, oauth: RunningService, published: Tap
+) -> None:
+    """Answered 200, such an envelope was dead-lettered by sync and delivery as undecodable:
+    a 2xx for an event that was lost. Refused before any 2xx instead."""
+    doc, answer = await post_sample(gateway, oauth, entry, with_value(entry, ("probe",), LONE))
+    assert_refused(entry, answer)
+    assert not [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
+
+
+# Where each provider names its event (and Stripe its id) in the body, per its declaration:
+# the probe's `{"id": "evt_ls1", "type": "\ud800"}` and the like, on the documented samples.
+NAMED_BY_A_SURROGATE: dict[str, list[tuple[str | int, ...]]] = {
+    "stripe": [("type",), ("id",)],
+    "standard_webhooks": [("type",)],
+    "pagerduty": [("event", "event_type")],
+    "zoom": [("event",)],
+    "meta": [("object",)],
+    "microsoft": [("value", 0, "changeType"), ("value", 0, "id")],
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "path"),
+    [(p, path) for p, paths in NAMED_BY_A_SURROGATE.items() for path in paths],
+    ids=[
+        f"{p}-{'.'.join(map(str, path))}"
+        for p, paths in NAMED_BY_A_SURROGATE.items()
+        for path in paths
+    ],
+)
+async def test_a_lone_surrogate_as_the_event_name_or_id_is_a_400_not_a_500(
+    provider: str,
+    path: tuple[str | int, ...],
+    gateway: RunningService,
+    oauth: RunningService,
+    published: Tap,
+) -> None:
+    entry = CATALOG[provider]
+    doc, answer = await post_sample(gateway, oauth, entry, with_value(entry, path, LONE))
+    assert_refused(entry, answer)
+    assert not [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
+    # A surrogate pair is one character (😀): taken as it is.
+    _, paired = await post_sample(
+        gateway, oauth, entry, with_value(entry, ("probe",), "\U0001f600")
+    )
+    assert paired.status_code == 200, paired.text
+
+
+async def test_twilio_checks_the_signature_before_the_form(
+    gateway: RunningService, oauth: RunningService, published: Tap
+) -> None:
+    """Twilio signs the URL and the form's parameters, so the form is read to verify: junk
+    that is no UTF-8 form, under a made-up signature, was a 400 `malformed_webhook` and
+    recorded as malformed. Nothing is malformed before it is known to be Twilio's: 401."""
+    entry = CATALOG["twilio"]
+    doc = await create(oauth, entry, entry.examples())
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for headers in (form, {**form, "x-twilio-signature": "c2lnbmVk"}):
+        answer = await gateway.client.post(
+            path_of(doc["webhook_url"]), content=b"Body=caf%E9&%FF", headers=headers
+        )
+        assert answer.status_code == 401, answer.text
+        assert error_code(answer) == "invalid_signature"
+    await cast(Any, gateway.app).state.provider_ingress.writer.written()
+    shown = await oauth.client.get(f"/api/integrations/{doc['id']}", headers=admin_headers())
+    assert shown.json()["last_webhook_error"]["code"] == "invalid_signature"
+    assert not [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
+
+
+def notifications(entry: Entry, count: int) -> Sample:
+    """Graph's documented notification, `count` times in one body, each with its own id."""
+    sample = entry.sample
+    assert sample is not None
+
+    def repeated(body: bytes, now: datetime) -> bytes:
+        document = json.loads(body)
+        [item] = document["value"]
+        document["value"] = [{**item, "id": f"{item['id']}-{n}"} for n in range(count)]
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    return dataclasses.replace(sample, stamped=repeated)
+
+
+async def test_a_split_body_is_published_in_one_batch_and_answered_for_all_of_it(
+    gateway: RunningService, oauth: RunningService, published: Tap
+) -> None:
+    """One Graph POST of 5,000 notifications, on an integration allowed one request a
+    second, was published an envelope at a time: it outlasted the edge's wait, a 504 after
+    3,904 were published. The events are handed to Kafka together: one publish, and the
+    2xx covers every one of them."""
+    entry = CATALOG["microsoft"]
+    count = 1000
+    settings = entry.examples()
+    doc = await create(oauth, entry, settings, rate_limit_per_second=1)
+    body, headers = entry.signed_sample(
+        settings, doc["webhook_url"], utcnow(), notifications(entry, count)
+    )
+    registry = cast(Any, gateway.app).state.runtime.registry
+    labels = {"topic": str(Topic.PROVIDER_EVENTS)}
+
+    def publishes() -> float:
+        return registry.get_sample_value("hookhub_kafka_publish_seconds_count", labels) or 0.0
+
+    before = publishes()
+    answer = await gateway.client.post(path_of(doc["webhook_url"]), content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert publishes() - before == 1
+    envelopes = [v for v in await published.caught_up() if v["integration_id"] == doc["id"]]
+    assert sorted(v["delivery_id"] for v in envelopes) == sorted(
+        f"lsgTZMr9KwAAA-{n}" for n in range(count)
+    )
+    # Each carries its own notification, not the body (which each once carried whole).
+    assert all(v["payload"]["id"] == v["delivery_id"] for v in envelopes)
+    # The same body again: every event a duplicate, nothing published, still a 200.
+    again = await gateway.client.post(path_of(doc["webhook_url"]), content=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert publishes() - before == 1
+
+
+@pytest.mark.parametrize("challenge", ["\u0661\u0662\u0663", "\uff11\uff12\uff13", "12\u00b3"])
+async def test_metas_handshake_echoes_ascii_digits_only(
+    challenge: str, gateway: RunningService, oauth: RunningService
+) -> None:
+    """`str.isdigit` took Arabic-Indic (`١٢٣`), full-width and superscript digits for Meta's
+    "int"."""
+    entry = CATALOG["meta"]
+    settings = entry.examples()
+    doc = await create(oauth, entry, settings)
+    probe = dataclasses.replace(
+        _probe(entry, settings, doc["webhook_url"], utcnow()),
+        query={
+            "hub.mode": "subscribe",
+            "hub.challenge": challenge,
+            "hub.verify_token": settings["verify_token"],
+        },
+    )
+    answer = await send(gateway, doc["webhook_url"], probe)
+    assert answer.status_code == 400, answer.text
+    assert challenge not in answer.text

@@ -152,6 +152,15 @@ async def test_idempotency_key_gives_a_retried_post_the_same_id(
             400,
             "too_deep",
         ),
+        # A lone UTF-16 surrogate: the standard library's parser takes it, no consumer can
+        # write it again (once accepted, then dead-lettered as undecodable).
+        (b'{"text": "\\ud800"}', "application/json", 400, "malformed_json"),
+        (
+            b"payload=%7B%22text%22%3A%22%5Cudc00%22%7D",
+            "application/x-www-form-urlencoded",
+            400,
+            "malformed_json",
+        ),
     ],
 )
 async def test_bad_bodies_get_a_clear_error_and_publish_nothing(

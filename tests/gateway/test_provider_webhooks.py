@@ -862,3 +862,18 @@ async def test_provider_apps_configured_through_the_api_win_over_the_environment
         await post(gateway, "/api/webhooks/slack", signing.slack(SLACK_APP_SECRET, body2))
     ).status_code == 200
     assert slack_doc["id"]
+
+
+LONE = "\ud800"  # a lone UTF-16 surrogate: half a character
+
+
+@pytest.mark.parametrize("provider", ["github", "slack", "discord"])
+async def test_a_lone_surrogate_in_a_signed_body_is_a_400_not_a_2xx_then_lost(
+    provider: str, gateway: RunningService, case_integrations: dict[str, dict[str, Any]]
+) -> None:
+    """`"\\ud800"` (as each signer's json.dumps escapes it), validly signed: the standard
+    library's parser took it, and the envelope could be written by no consumer."""
+    answer = await post(gateway, path_of(case_integrations[provider]), CASES[provider].valid(LONE))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "malformed_webhook"
+    assert "lone UTF-16 surrogate" in answer.json()["error"]["message"]

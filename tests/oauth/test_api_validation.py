@@ -245,3 +245,45 @@ async def test_an_optional_setting_cleared_with_null_is_forgotten(oauth: Running
     assert cleared.status_code == 200, cleared.text
     assert "prefix" not in cleared.json()["config"]
     assert "prefix" not in cleared.json()["settings_configured"]
+
+
+async def test_a_setting_that_is_a_number_takes_a_json_number(oauth: RunningService) -> None:
+    """`tolerance_seconds: 300` was refused (`invalid_setting`): only `"300"` was taken. A
+    number is kept as its digits, as every setting is; what is refused says what was
+    expected and what was given."""
+    body = {
+        "provider": "hmac",
+        "workspace_id": "ws_" + uuid.uuid4().hex[:6],
+        "settings": {"secret": "s", "header": "X-Sig", "tolerance_seconds": 600},
+    }
+    created = await oauth.client.post("/api/integrations", json=body, headers=admin_headers())
+    assert created.status_code == 201, created.text
+    assert created.json()["config"]["tolerance_seconds"] == "600"
+    path = f"/api/integrations/{created.json()['id']}"
+    for given, kept in ((120, "120"), (90.0, "90"), ("45", "45")):
+        patched = await oauth.client.patch(
+            path, json={"settings": {"tolerance_seconds": given}}, headers=admin_headers()
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["config"]["tolerance_seconds"] == kept
+    for settings, said in (
+        (
+            {"tolerance_seconds": 1.5},
+            "must be a whole number (a JSON number, or a string of its digits), not the number 1.5",
+        ),
+        ({"tolerance_seconds": True}, "must be a whole number"),
+        ({"tolerance_seconds": [300]}, "not an array"),
+        ({"header": 5}, "setting header must be a non-empty string, not the number 5"),
+        ({"header": ""}, "setting header must be a non-empty string, not an empty string"),
+    ):
+        refused = await oauth.client.patch(
+            path, json={"settings": settings}, headers=admin_headers()
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "invalid_setting"
+        assert said in refused.json()["error"]["message"], refused.text
+    kept_config = (await oauth.client.get(path, headers=admin_headers())).json()["config"]
+    assert (kept_config["tolerance_seconds"], kept_config["header"]) == ("45", "X-Sig")
+    catalog = await oauth.client.get("/api/provider-catalog/hmac", headers=admin_headers())
+    types = {s["name"]: s["type"] for s in catalog.json()["settings"]}
+    assert (types["tolerance_seconds"], types["header"]) == ("integer", "text")

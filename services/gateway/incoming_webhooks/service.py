@@ -71,6 +71,8 @@ def read_json(body: bytes, content_type: str, *, form: bool = False) -> dict[str
         raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep") from exc
     if jsonlimits.too_deep(raw.encode() if isinstance(raw, str) else raw):
         raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep")
+    if jsonlimits.has_surrogate(data):  # taken by json.loads, written by no consumer
+        raise BadRequest(jsonlimits.lone_surrogate("body"), code="malformed_json")
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object", code="malformed_json")
     return data

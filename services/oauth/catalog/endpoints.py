@@ -38,6 +38,9 @@ class CatalogSetting(BaseModel):
     description: str
     choices: list[str] | None = None
     default: str | None = None
+    type: Literal["text", "integer"] = Field(
+        "text", description="integer: given as a JSON number or a string of digits"
+    )
 
 
 class Verification(BaseModel):

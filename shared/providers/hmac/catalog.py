@@ -86,6 +86,7 @@ ENTRY = Entry(
             required=False,
             pattern=r"[0-9]{2,5}",
             default="300",
+            kind="integer",
         ),
         Setting(
             "key_encoding",

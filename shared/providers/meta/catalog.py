@@ -92,7 +92,8 @@ def verification(request: InboundRequest, settings: Mapping[str, str]) -> Reply 
     given = request.query.get("hub.verify_token")
     if not expected or given is None or not constant_time_equal(given, expected):
         return Reply(403, {"error": "hub.verify_token is not this integration's verify_token"})
-    if not challenge.isdigit() or len(challenge) > 64:  # "an int": never echo other text
+    # "An int": ASCII digits only (str.isdigit takes `١٢٣` too), never other text echoed.
+    if not (challenge.isascii() and challenge.isdigit()) or len(challenge) > 64:
         return Reply(400, {"error": "hub.challenge is not an integer"})
     return echoed(challenge)
 

@@ -60,7 +60,7 @@ class ClientState(KeyedBy):
         try:
             items = notifications(decode_json_object(request.body))
         except MalformedWebhook as exc:
-            raise SignatureInvalid("the body is no JSON object: no clientState to check") from exc
+            raise SignatureInvalid(f"no clientState to check: {exc.message}") from exc
         if not items:
             raise SignatureInvalid("the body has no notifications (`value`) to check")
         # Every item is compared, whatever the first ones gave: the time says nothing.
@@ -119,6 +119,8 @@ class GraphEntry(Entry):
         sample = sample or self.sample
         assert sample is not None
         body = sample.body(self.provider)
+        if sample.stamped is not None:
+            body = sample.stamped(body, now)
         assert _PLACEHOLDER in body, "the sample holds the docs' clientState placeholder"
         state = orjson.dumps(settings[CLIENT_STATE])
         body = body.replace(_PLACEHOLDER, b'"clientState":' + state)

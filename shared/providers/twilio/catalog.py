@@ -24,7 +24,7 @@ from datetime import datetime
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from shared.crypto import constant_time_equal
-from shared.providers.base import InboundRequest, Reply, SignatureInvalid
+from shared.providers.base import InboundRequest, MalformedWebhook, Reply, SignatureInvalid
 from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.declared import Declared, FirstOf, Fixed, FromHeader, FromJson
 from shared.providers.ids import decode_form, is_form, required_secret
@@ -55,7 +55,14 @@ def signed_params(request: InboundRequest) -> bytes:
     """What follows the URL: the form's parameters sorted, or nothing for a JSON body whose
     `bodySHA256` matches it (refused otherwise: Twilio's signature would not cover it)."""
     if is_form(request):
-        fields = decode_form(request.body)
+        try:
+            fields = decode_form(request.body)
+        except MalformedWebhook as exc:
+            # Before the signature is known good nothing is "malformed": a form Twilio
+            # could not have signed is a request whose signature cannot match (a 401).
+            raise SignatureInvalid(
+                "the body is not a UTF-8 form: no parameters a signature could cover"
+            ) from exc
         out = []
         for name in sorted(fields):
             given = fields[name]
