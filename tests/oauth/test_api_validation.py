@@ -245,3 +245,40 @@ async def test_an_optional_setting_cleared_with_null_is_forgotten(oauth: Running
     assert cleared.status_code == 200, cleared.text
     assert "prefix" not in cleared.json()["config"]
     assert "prefix" not in cleared.json()["settings_configured"]
+
+
+async def test_a_misspelt_provider_is_404_unknown_provider(oauth: RunningService) -> None:
+    # A new user's `githb` was a 422 `invalid` ("does not match the schema"), though the
+    # error table lists 404 `unknown_provider` for it, as the webhook ingress answers.
+    created = await oauth.client.post(
+        "/api/integrations",
+        json={"provider": "githb", "workspace_id": "ws_typo", "settings": {}},
+        headers=admin_headers(),
+    )
+    read = [
+        await oauth.client.request(method, f"/api/{path}", headers=admin_headers())
+        for method, path in (
+            ("GET", "provider-catalog/githb"),
+            ("GET", "providers/githb"),
+            ("DELETE", "providers/githb"),
+        )
+    ]
+    for answer in (created, *read):
+        assert answer.status_code == 404, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "unknown_provider", error
+        assert "'githb'" in error["message"] and "/api/provider-catalog" in error["message"]
+    nothing = await oauth.client.get(
+        "/api/integrations", params={"workspace_id": "ws_typo"}, headers=admin_headers()
+    )
+    assert nothing.json()["data"] == []
+
+
+async def test_a_provider_without_an_app_is_404_naming_those_with_one(
+    oauth: RunningService,
+) -> None:
+    answer = await oauth.client.get("/api/providers/stripe", headers=admin_headers())
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
+    assert "stripe has no provider app" in answer.json()["error"]["message"]
+    assert "slack, discord, github" in answer.json()["error"]["message"]
