@@ -282,3 +282,20 @@ async def test_a_provider_without_an_app_is_404_naming_those_with_one(
     assert answer.json()["error"]["code"] == "not_found"
     assert "stripe has no provider app" in answer.json()["error"]["message"]
     assert "slack, discord, github" in answer.json()["error"]["message"]
+
+
+async def test_a_malformed_json_body_is_400_saying_where(oauth: RunningService) -> None:
+    # The comma after "github" is missing: line 3, column 3, where the parser stopped.
+    body = b'{\n  "provider": "github"\n  "workspace_id": "ws_1"\n}'
+    answer = await oauth.client.post(
+        "/api/integrations",
+        content=body,
+        headers={**admin_headers(), "content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "malformed_json"
+    assert (error["line"], error["column"]) == (3, 3)
+    assert error["message"] == (
+        "request body is not valid JSON: Expecting ',' delimiter at line 3, column 3"
+    )
