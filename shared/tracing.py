@@ -13,7 +13,8 @@ Configured by the standard `OTEL_*` variables only, once per process (`configure
   default parent-based always-on; resource from `OTEL_RESOURCE_ATTRIBUTES`, `service.name`
   `hookhub-<service>` unless `OTEL_SERVICE_NAME` says otherwise), a BatchSpanProcessor
   (`OTEL_BSP_*`) and OTLP over HTTP (protobuf, the default) or gRPC
-  (`OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL=grpc`); `console` prints the spans. Client
+  (`OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL=grpc`); `console` writes each span to stdout as
+  one JSON line. Client
   instrumentations are installed then: httpx (provider APIs) and PyMongo, whose spans are
   made only inside a trace (a cache's refresh every few seconds would otherwise be a trace
   of its own each time, thousands an hour).
@@ -151,7 +152,9 @@ def _exporter(env: Mapping[str, str]) -> SpanExporter | None:
     if "console" in names:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter()
+        # One JSON line per span on stdout (the SDK's own indents each over some thirty):
+        # under `make run` stdout is the service's log, one JSON line per record.
+        return ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
     if "otlp" not in names:
         return None
     traces_endpoint = _set(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")

@@ -208,8 +208,10 @@ class CatalogWebhooks:
             raise SendRefused(
                 422,
                 "invalid",
-                f"integration {integration_id} is a {doc['provider']} integration, not "
-                f"{entry.provider}",
+                # No article: "a alertmanager integration" (a provider's name may start
+                # with a vowel).
+                f"integration {integration_id} takes {doc['provider']} webhooks, not "
+                f"{entry.provider}'s",
             )
         settings = {**doc.get("config", {}), **given}
         assert isinstance(entry.webhooks, Declared)

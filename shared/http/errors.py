@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -153,14 +154,34 @@ def _not_json(request: Request) -> JSONResponse:
     )
 
 
+def _malformed_json(error: dict[str, Any], body: object) -> JSONResponse:
+    """400 `malformed_json` saying where, as the parser does: FastAPI keeps the parser's
+    reason and offset and the decoded body, and "not valid JSON" alone left a user to
+    search a long body for the comma it lacked."""
+    loc, ctx = error.get("loc", ()), error.get("ctx") or {}
+    offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+    if not isinstance(body, str) or offset is None:
+        return error_response(400, "malformed_json", "request body is not valid JSON")
+    # The standard library's own arithmetic for lineno and colno (1-based, in characters).
+    where = json.JSONDecodeError(str(ctx.get("error") or "JSON decode error"), body, offset)
+    return error_response(
+        400,
+        "malformed_json",
+        f"request body is not valid JSON: {where.msg} at line {where.lineno}, column {where.colno}",
+        line=where.lineno,
+        column=where.colno,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         if isinstance(exc.body, bytes):
             return _not_json(request)
         errors = exc.errors()
-        if any(err.get("type") == "json_invalid" for err in errors):
-            return error_response(400, "malformed_json", "request body is not valid JSON")
+        broken = next((err for err in errors if err.get("type") == "json_invalid"), None)
+        if broken is not None:
+            return _malformed_json(broken, exc.body)
         details = [
             {"loc": [str(part) for part in err.get("loc", ())], "message": err.get("msg", "")}
             for err in errors

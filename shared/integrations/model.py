@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.crypto import SecretBox
 from shared.envelopes import IntegrationEvent, new_event_id
-from shared.errors import Invalid
+from shared.errors import Invalid, NotFound
 from shared.ids import new_id, utcnow
 from shared.mongo import Document
 from shared.providers.catalog import CATALOG, Entry
@@ -32,10 +32,11 @@ class Status(StrEnum):
 
 
 def catalog_entry(provider: str) -> Entry:
-    """The provider's catalog entry (its settings, its webhooks); 422 for an unknown one."""
+    """The provider's catalog entry (its settings, its webhooks); 404 `unknown_provider`
+    for one the catalog lacks: what a request names is not there, as for a webhook to it."""
     entry = CATALOG.get(str(provider))
     if entry is None:
-        raise Invalid(
+        raise NotFound(
             f"no provider {provider!r}; GET /api/provider-catalog lists them",
             code="unknown_provider",
         )

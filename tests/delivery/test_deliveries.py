@@ -20,6 +20,7 @@ import svix.webhooks
 from aiokafka import AIOKafkaProducer
 
 from services.delivery.app import definition
+from shared.embedded import free_port
 from shared.envelopes import ProviderEvent, Topic
 from shared.http.app import create_app
 from shared.ids import utcnow
@@ -787,6 +788,25 @@ async def test_a_name_is_judged_where_it_connects_after_the_allow_list_narrows(
     assert f"localhost:{local_url.rsplit(':', 1)[1]}" in attempt["error"]
     assert "egress refused: 127.0.0.1 is not a public address" in attempt["error"]
     assert fake.at(p) == []
+
+
+async def test_a_refused_connection_says_so_with_the_host_and_port(
+    delivery: RunningService, sink: Sink
+) -> None:
+    """What a new user's endpoint at `http://localhost:9` showed was aiohttp's "Cannot
+    connect to host localhost:9 ssl:default [...]": a TLS setting, on a plain refusal."""
+    closed = free_port()  # bound and closed again: nothing listens there
+    hook = await endpoint(
+        delivery, (sink[0], f"http://localhost:{closed}"), path(), retry_schedule=[]
+    )
+    await publish(delivery, "message.created")
+    [failed] = await _deliveries(delivery, hook["id"], "failed")
+    detail = (
+        await delivery.client.get(f"/api/deliveries/{failed['id']}", headers=admin_headers())
+    ).json()
+    [attempt] = detail["attempt_log"]
+    assert attempt["status_code"] is None
+    assert attempt["error"] == detail["last_error"] == f"connection refused by localhost:{closed}"
 
 
 async def test_metrics(delivery: RunningService, sink: Sink) -> None:

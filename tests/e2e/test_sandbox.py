@@ -539,7 +539,19 @@ async def test_the_sandbox_signs_for_a_users_integration_with_the_settings_given
         {"integration_id": mine, "settings": {"secret": "x"}},
         422,
     )
-    assert "a stripe integration, not hmac" in other["error"]["message"]
+    assert other["error"]["message"] == f"integration {mine} takes stripe webhooks, not hmac's"
+    alerts = await hub.post(
+        "/api/integrations",
+        {"provider": "alertmanager", "workspace_id": "ws_demo", "settings": {"token": "t"}},
+    )
+    misdirected = await hub.post(
+        "/sandbox/api/webhooks/stripe",
+        {"integration_id": alerts["id"], "settings": {"signing_secret": secret}},
+        422,
+    )
+    assert misdirected["error"]["message"] == (
+        f"integration {alerts['id']} takes alertmanager webhooks, not stripe's"
+    )
     elsewhere = await hub.post(
         "/sandbox/api/webhooks/stripe",
         {"integration_id": f"{mine}/mappings", "settings": {"signing_secret": secret}},

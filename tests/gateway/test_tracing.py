@@ -3,6 +3,7 @@ record, carried with no exporter, and under the ingress's span when exported."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -142,6 +143,25 @@ def test_the_exporter_is_chosen_by_the_standard_variables() -> None:
     assert isinstance(tracing._exporter(traces_only), OTLPSpanExporter)
     assert tracing._exporter({**endpoint, "OTEL_TRACES_EXPORTER": "none"}) is None
     assert isinstance(tracing._exporter({"OTEL_TRACES_EXPORTER": "console"}), ConsoleSpanExporter)
+
+
+def test_the_console_exporter_writes_one_json_line_per_span() -> None:
+    """Under `make run` stdout is the service's log, one JSON line per record: the SDK's
+    own console exporter wrote each span as indented JSON over some thirty lines."""
+    exporter = tracing._exporter({"OTEL_TRACES_EXPORTER": "console"})
+    assert isinstance(exporter, ConsoleSpanExporter)
+    exporter.out = out = io.StringIO()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("hookhub")
+    with (
+        tracer.start_as_current_span("outer", attributes={"hookhub.topic": "a\nb"}),
+        tracer.start_as_current_span("inner"),
+    ):
+        pass
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["name"] for line in lines] == ["inner", "outer"]
+    assert json.loads(lines[1])["attributes"] == {"hookhub.topic": "a\nb"}
 
 
 def test_service_name_is_the_services_unless_the_environment_names_one(

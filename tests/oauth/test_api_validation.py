@@ -97,7 +97,9 @@ async def test_ids_with_control_or_non_ascii_characters_are_not_found(
         answer = await oauth.client.request(
             method, f"/api/providers/{odd_id}", json={}, headers=admin_headers()
         )
-        assert answer.status_code == 422, (method, answer.text)
+        # A provider the catalog lacks, as any misspelt one (it was a 422 `invalid`).
+        assert answer.status_code == 404, (method, answer.text)
+        assert answer.json()["error"]["code"] == "unknown_provider"
 
 
 async def test_provider_apps_are_listed_in_the_list_format(oauth: RunningService) -> None:
@@ -287,3 +289,57 @@ async def test_a_setting_that_is_a_number_takes_a_json_number(oauth: RunningServ
     catalog = await oauth.client.get("/api/provider-catalog/hmac", headers=admin_headers())
     types = {s["name"]: s["type"] for s in catalog.json()["settings"]}
     assert (types["tolerance_seconds"], types["header"]) == ("integer", "text")
+
+
+async def test_a_misspelt_provider_is_404_unknown_provider(oauth: RunningService) -> None:
+    # A new user's `githb` was a 422 `invalid` ("does not match the schema"), though the
+    # error table lists 404 `unknown_provider` for it, as the webhook ingress answers.
+    created = await oauth.client.post(
+        "/api/integrations",
+        json={"provider": "githb", "workspace_id": "ws_typo", "settings": {}},
+        headers=admin_headers(),
+    )
+    read = [
+        await oauth.client.request(method, f"/api/{path}", headers=admin_headers())
+        for method, path in (
+            ("GET", "provider-catalog/githb"),
+            ("GET", "providers/githb"),
+            ("DELETE", "providers/githb"),
+        )
+    ]
+    for answer in (created, *read):
+        assert answer.status_code == 404, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "unknown_provider", error
+        assert "'githb'" in error["message"] and "/api/provider-catalog" in error["message"]
+    nothing = await oauth.client.get(
+        "/api/integrations", params={"workspace_id": "ws_typo"}, headers=admin_headers()
+    )
+    assert nothing.json()["data"] == []
+
+
+async def test_a_provider_without_an_app_is_404_naming_those_with_one(
+    oauth: RunningService,
+) -> None:
+    answer = await oauth.client.get("/api/providers/stripe", headers=admin_headers())
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
+    assert "stripe has no provider app" in answer.json()["error"]["message"]
+    assert "slack, discord, github" in answer.json()["error"]["message"]
+
+
+async def test_a_malformed_json_body_is_400_saying_where(oauth: RunningService) -> None:
+    # The comma after "github" is missing: line 3, column 3, where the parser stopped.
+    body = b'{\n  "provider": "github"\n  "workspace_id": "ws_1"\n}'
+    answer = await oauth.client.post(
+        "/api/integrations",
+        content=body,
+        headers={**admin_headers(), "content-type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "malformed_json"
+    assert (error["line"], error["column"]) == (3, 3)
+    assert error["message"] == (
+        "request body is not valid JSON: Expecting ',' delimiter at line 3, column 3"
+    )

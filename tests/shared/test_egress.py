@@ -21,9 +21,11 @@ from shared.egress import (
     EgressRefused,
     GuardedClient,
     check_url,
+    describe_failure,
     is_public_address,
     parse_inet_aton,
 )
+from shared.embedded import free_port
 from shared.errors import Invalid
 
 NOTHING_EXTRA = EgressPolicy.from_setting("")
@@ -631,3 +633,37 @@ async def test_idle_connections_are_reused_newest_first() -> None:
     assert len(set(ports["burst"])) == 3
     assert set(ports["steady"]) <= set(ports["burst"])  # reused, none opened
     assert len(set(ports["steady"])) == 1, ports  # the same one each time
+
+
+class NoSuchName(aiohttp.abc.AbstractResolver):
+    """A resolver that finds nothing, as for a misspelt host."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_failed_connect_says_what_failed_in_words() -> None:
+    """aiohttp's "Cannot connect to host 127.0.0.1:9 ssl:default [...]" read as a TLS
+    problem on a plain refusal: the attempt's error says what failed, and where."""
+    closed = free_port()  # bound and closed again: nothing listens there
+    async with GuardedClient(LOOPBACK_V4, 2) as client:
+        with pytest.raises(aiohttp.ClientConnectorError) as refused:
+            await _post(client, f"http://127.0.0.1:{closed}/hook")
+    assert describe_failure(refused.value) == f"connection refused by 127.0.0.1:{closed}"
+    async with GuardedClient(LOOPBACK_V4, 2, resolver=NoSuchName()) as client:
+        with pytest.raises(aiohttp.ClientConnectorDNSError) as unresolved:
+            await _post(client, "https://hooks.example.com/hook")
+    assert describe_failure(unresolved.value) == (
+        "could not resolve hooks.example.com: Name or service not known"
+    )
+    async with GuardedClient(NOTHING_EXTRA, 2) as client:
+        with pytest.raises(aiohttp.ClientConnectorError) as judged:
+            await _post(client, f"http://127.0.0.1:{closed}/hook")
+    assert describe_failure(judged.value).startswith(
+        f"127.0.0.1:{closed}: egress refused: 127.0.0.1 is not a public address"
+    )

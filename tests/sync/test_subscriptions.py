@@ -559,6 +559,11 @@ async def test_the_event_names_to_choose_from(world: World) -> None:
     )
     assert slack.status_code == 422
     assert slack.json()["error"]["code"] == "provider_not_notifying"
+    misspelt = await world.sync.get(
+        "/api/notification-events", params={"provider": "githb"}, headers=admin_headers()
+    )
+    assert misspelt.status_code == 404, misspelt.text
+    assert misspelt.json()["error"]["code"] == "unknown_provider"
     missing = await world.sync.get("/api/notification-events", headers=admin_headers())
     assert missing.status_code == 422
     anonymous = await world.sync.get("/api/notification-events", params={"provider": "github"})

@@ -53,7 +53,7 @@ from services.delivery.transformations.service import (
 )
 from shared import tracing
 from shared.cache import RefreshingCache
-from shared.egress import GuardedClient
+from shared.egress import GuardedClient, describe_failure
 from shared.envelopes import Envelope
 from shared.ids import isoformat, utcnow
 from shared.kafka import EventPublisher
@@ -864,7 +864,7 @@ class Dispatcher:
         except TimeoutError:
             error = f"timeout after {endpoint.timeout_seconds:g}s"
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
+            error = describe_failure(exc)[:1000]
         duration = time.perf_counter() - started
         decision = decide(
             status_code=status_code,

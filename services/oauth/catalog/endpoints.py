@@ -18,6 +18,7 @@ from shared.errors import NotFound
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.ids import utcnow
+from shared.integrations.model import catalog_entry
 from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, CATEGORIES, Entry
 
@@ -103,9 +104,7 @@ async def provider_catalog(
 
 @router.get("/{provider}", response_model=CatalogEntry)
 async def provider_catalog_entry(provider: str) -> dict[str, object]:
-    entry = CATALOG.get(provider)
-    if entry is None:
-        raise NotFound(f"no provider {provider!r} in the catalog", code="unknown_provider")
+    entry = catalog_entry(provider)
     return {**entry.to_json(), "sample": _sample(entry)}
 
 

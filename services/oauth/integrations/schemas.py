@@ -9,13 +9,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.http.patch import Patch
 from shared.ids import PrintableId
-from shared.integrations.model import Status
+from shared.integrations.model import Status, catalog_entry
 from shared.providers.catalog import CATALOG
 
 
 def _known(provider: str) -> str:
-    if provider not in CATALOG:
-        raise ValueError(f"no provider {provider!r}; GET /api/provider-catalog lists them")
+    # NotFound, not a ValueError: pydantic lets it through, so a misspelt provider is the
+    # 404 `unknown_provider` the rest of the API answers (a 422 `invalid` said "schema").
+    catalog_entry(provider)
     return provider
 
 

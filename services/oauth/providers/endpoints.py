@@ -6,14 +6,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, Path, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from shared.errors import Invalid, NotFound
 from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminOnly
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page
+from shared.integrations.model import catalog_entry
 from shared.mongo import Document
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
@@ -27,6 +28,20 @@ router = APIRouter(
 )
 
 ProviderName = Literal["slack", "discord", "github", "jira", "google", "telegram"]
+
+
+def _with_app(provider: str) -> str:
+    # NotFound passes through pydantic (a ValueError would be a 422 `invalid`): a name the
+    # catalog lacks is 404 `unknown_provider`, one of its providers without an app 404.
+    if provider not in FIELDS:
+        catalog_entry(provider)
+        raise NotFound(f"{provider} has no provider app; the ones there are: {', '.join(FIELDS)}")
+    return provider
+
+
+AppProvider = Annotated[
+    str, Path(json_schema_extra={"enum": list(FIELDS)}), AfterValidator(_with_app)
+]
 RepositoryDep = Annotated[
     ProviderAppRepository, Depends(from_state("provider_apps", ProviderAppRepository))
 ]
@@ -99,14 +114,14 @@ async def list_provider_apps(repository: RepositoryDep, runtime: RuntimeDep) -> 
 
 @router.get("/{provider}", response_model=ProviderApp)
 async def get_provider_app(
-    provider: ProviderName, repository: RepositoryDep, runtime: RuntimeDep
+    provider: AppProvider, repository: RepositoryDep, runtime: RuntimeDep
 ) -> ProviderApp:
     return _out(provider, await repository.get(provider), runtime)
 
 
 @router.put("/{provider}", response_model=ProviderApp)
 async def put_provider_app(
-    provider: ProviderName, body: ProviderAppUpdate, repository: RepositoryDep, runtime: RuntimeDep
+    provider: AppProvider, body: ProviderAppUpdate, repository: RepositoryDep, runtime: RuntimeDep
 ) -> ProviderApp:
     """Set (merge) the app's settings; the API wins over the environment."""
     values = body.model_dump(exclude_none=True)
@@ -125,7 +140,7 @@ async def put_provider_app(
 
 
 @router.delete("/{provider}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_provider_app(provider: ProviderName, repository: RepositoryDep) -> Response:
+async def delete_provider_app(provider: AppProvider, repository: RepositoryDep) -> Response:
     """Forget the API's settings; the environment's apply again."""
     if not await repository.delete(provider):
         raise NotFound(f"no {provider} app configured through the API")

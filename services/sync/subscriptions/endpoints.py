@@ -109,7 +109,9 @@ async def delete_subscription(
 async def list_notification_events(
     provider: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> NotificationEvents:
-    """Every event a `github` or `jira` subscription's `events` can name: each with its kind
-    and whether it is among the provider's defaults, and the kinds rendered only generically
-    (any action of each). Another provider: 422 `provider_not_notifying`."""
+    """Every event a subscription of `provider` can name in `events`: each with its kind and
+    whether it is among the provider's defaults, the kinds rendered only generically (any
+    action of each; `*` for a provider rendered generically) and the filters it takes. A
+    chat (Slack, Discord, Telegram): 422 `provider_not_notifying`; a provider the catalog
+    lacks: 404 `unknown_provider`."""
     return notification_events(provider)

@@ -17,6 +17,7 @@ from services.sync.subscriptions.schemas import (
 from shared.errors import Invalid, NotFound
 from shared.ids import new_id, utcnow_ms
 from shared.integrations.connections import Connections
+from shared.integrations.model import catalog_entry
 from shared.mongo import Document
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Notifier, any_matches
@@ -149,6 +150,7 @@ class SubscriptionService:
 def _notifier_of(provider: str) -> Notifier:
     notifier = NOTIFIERS.get(provider)
     if notifier is None:
+        catalog_entry(provider)  # a misspelt name: 404 `unknown_provider`
         raise NotANotifyingIntegration(
             f"{provider} integrations take no subscriptions: a chat's messages are synced"
             " through mappings; every other provider that sends webhooks takes them"
