@@ -10,6 +10,7 @@ run`), never the other way round."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ def _imports(source: str, module: str, is_package: bool, modules: set[str]) -> s
     return found - {module}
 
 
+@functools.cache  # the tree's ~700 files parsed once for the module's tests
 def _graph() -> dict[str, set[str]]:
     paths = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")]
     modules = {_module_name(path) for path in paths}

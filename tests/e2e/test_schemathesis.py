@@ -41,8 +41,9 @@ CHECKS = ",".join(
         "response_schema_conformance",
     )
 )
-# ~25 s on a 2-core machine; the ceiling leaves room for a busy one.
-BUDGET_SECONDS = 150
+# 75-82 s alone on a quiet 2-core machine (78 operations), over 150 s beside the rest of
+# the suite on four workers; the ceiling leaves room for a busy one.
+BUDGET_SECONDS = 300
 
 
 @pytest.fixture(scope="module")
