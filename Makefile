@@ -43,10 +43,11 @@ run: $(RUN_STAMP)
 sandbox: $(RUN_STAMP)
 	@exec $(BIN)/hookhub run --sandbox
 
-# pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). The
-# suite waits on its services far more than it computes (two workers keep a third of two
-# cores busy), so four on two cores finish sooner than two; PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 4
+# pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). Two on
+# two cores: on four, the load reached 10-15 and tests bound by a wall clock (a script's
+# 50 ms, a delivery's timeout, schemathesis's budget) failed now and then, two or three a
+# run; PYTEST_WORKERS=0: one process (docs/development.md).
+PYTEST_WORKERS ?= 2
 
 test: $(DEV_STAMP) $(TOOLS) lint typecheck check-compose
 	$(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
