@@ -219,6 +219,20 @@ class KafkaTap:
                 return matching
             await self.poll()
 
+    async def settled(
+        self, predicate: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """The values (those `predicate` takes) once every record on the topic at the call is
+        read: what a service answered 2xx for was published before its answer, so an absence
+        (a redelivery published once, a refusal never) is known at once, never waited for."""
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        while True:
+            positions = [await self._consumer.position(tp) for tp in ends]
+            if all(at >= end for at, end in zip(positions, ends.values(), strict=True)):
+                break
+            await self.poll(0.2)
+        return [v for v in self.values() if predicate is None or predicate(v)]
+
     def values(self) -> list[dict[str, Any]]:
         return [json.loads(record.value) for record in self.records]
 

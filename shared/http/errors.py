@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, params
@@ -32,6 +33,35 @@ _STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+# An endpoint's own checks of a body (a subscription's filters and template), heard beside
+# the schema's errors: one 422 lists everything wrong with a form, not the schema's part
+# first and the rest at the next try. `check(request, body)` is given the decoded body the
+# schema refused and answers more details (`loc`, `message`); it runs after the route's
+# dependencies (authentication, scope) passed, and whatever it cannot judge it leaves out.
+BodyCheck = Callable[[Request, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+_ALSO_CHECKED = "__hookhub_also_checked__"
+
+
+def also_checked(check: BodyCheck) -> Callable[[_Endpoint], _Endpoint]:
+    def mark(endpoint: _Endpoint) -> _Endpoint:
+        setattr(endpoint, _ALSO_CHECKED, check)
+        return endpoint
+
+    return mark
+
+
+async def _also_wrong(request: Request, body: object) -> list[dict[str, Any]]:
+    check: BodyCheck | None = getattr(request.scope.get("endpoint"), _ALSO_CHECKED, None)
+    if check is None or not isinstance(body, dict):
+        return []
+    try:
+        return await check(request, body)
+    except Exception:  # the schema's errors are the answer; these are a help
+        log.info("also_checked_failed", path=request.url.path, exc_info=True)
+        return []
 
 
 class ErrorDetail(BaseModel):
@@ -186,6 +216,7 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": [str(part) for part in err.get("loc", ())], "message": err.get("msg", "")}
             for err in errors
         ]
+        details += await _also_wrong(request, exc.body)
         return error_response(422, "invalid", "request does not match the schema", details=details)
 
     @app.exception_handler(StarletteHTTPException)

@@ -380,8 +380,11 @@ async def test_no_more_is_sent_than_the_writer_has_room_for(
         await sink[0].wait_for(path, 3)
         lane = dispatcher._lanes[endpoint_id]
         # The fourth taken off the queue and waiting for the writer, two behind it, none out.
-        await until(lambda: lane.queue.qsize() == 2, what="the fourth taken, waiting")
-        assert _unwritten(delivery) == 3
+        # (The sink has the third before its outcome reaches the writer: both awaited.)
+        await until(
+            lambda: lane.queue.qsize() == 2 and _unwritten(delivery) == 3,
+            what="three outcomes with the writer, the fourth taken and waiting",
+        )
         assert not dispatcher._busy
         assert len(sink[0].at(path)) == 3
         assert await deliveries.count_documents({"endpoint_id": endpoint_id}) == 0

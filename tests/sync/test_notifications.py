@@ -700,6 +700,37 @@ async def test_a_template_is_checked_at_save_and_cleared_with_null(world: World)
     assert error["code"] == "invalid_subscription" and (error["line"], error["column"]) == (2, 17)
     assert "`pull_request.nope` names no github event" in error["message"]
     assert "template: SyntaxError" in error["message"]
+    # With a field the schema refuses too (a channel id with a space), the schema's error
+    # and the filter's and the template's come in one answer (it was the schema's alone).
+    answer = await world.sync.post(
+        f"/api/integrations/{integration_id}/subscriptions",
+        json={
+            "channel_id": "ch t",
+            "threads": "sometimes",
+            "events": ["pull_request.nope"],
+            "branches": ["main"],
+            "template": "function handler(e) {\n  return {text: };\n}",
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid"
+    said = {(tuple(d["loc"]), d["message"].split(":")[0]) for d in error["details"]}
+    assert {loc for loc, _ in said} >= {("body", "channel_id"), ("body", "threads")}
+    assert (("body",), "events") in said
+    assert (("body", "template"), "template") in said
+    assert not any("branches" in d["message"] for d in error["details"]), "main is a branch"
+    # Patched so: the same.
+    sub = await subscribe(world, integration_id)
+    answer = await world.sync.patch(
+        f"/api/integrations/{integration_id}/subscriptions/{sub['id']}",
+        json={"threads": "sometimes", "exclude_events": ["push.nope"]},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    messages = [d["message"] for d in answer.json()["error"]["details"]]
+    assert len(messages) == 2 and "`push.nope` names no github event" in messages[1]
     too_long = "//" + "x" * 20_000
     answer = await world.sync.post(
         f"/api/integrations/{integration_id}/subscriptions",

@@ -3,9 +3,9 @@ the event names a subscription can name (SPEC §4, §12)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.sync.subscriptions.repository import SubscriptionRepository
 from services.sync.subscriptions.schemas import (
@@ -17,7 +17,7 @@ from services.sync.subscriptions.schemas import (
 from services.sync.subscriptions.service import SubscriptionService, notification_events, out
 from shared.http.app import from_state
 from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.http.errors import MANAGEMENT_ERRORS, also_checked, error_responses
 from shared.http.pagination import Page, PageDep
 from shared.integrations.connections import InScope
 
@@ -45,12 +45,19 @@ IntegrationId = Annotated[str, Path(max_length=200)]
 SubscriptionId = Annotated[str, Path(max_length=200)]
 
 
+async def _also_wrong(request: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A wrong filter or template heard with the schema's errors (shared.http.errors)."""
+    service: SubscriptionService = request.app.state.subscription_service
+    return await service.also_wrong(request.path_params["integration_id"], body)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SubscriptionOut,
     responses=error_responses(404, 422),
 )
+@also_checked(_also_wrong)
 async def create_subscription(
     integration_id: IntegrationId, body: SubscriptionCreate, service: ServiceDep
 ) -> SubscriptionOut:
@@ -82,6 +89,7 @@ async def get_subscription(
 @router.patch(
     "/{subscription_id}", response_model=SubscriptionOut, responses=error_responses(404, 422)
 )
+@also_checked(_also_wrong)
 async def update_subscription(
     integration_id: IntegrationId,
     subscription_id: SubscriptionId,

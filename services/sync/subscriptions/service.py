@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from services.sync.subscriptions.filters import FILTERS, problems
 from services.sync.subscriptions.repository import SubscriptionRepository
 from services.sync.subscriptions.schemas import (
     NotificationEvent,
     NotificationEvents,
     SubscriptionCreate,
+    SubscriptionFields,
     SubscriptionUpdate,
 )
 from shared.errors import Invalid, NotFound
@@ -139,6 +142,32 @@ class SubscriptionService:
         if found:
             extra = refused.extra if refused is not None else None
             raise InvalidSubscription("; ".join(found), extra=extra)
+
+    async def also_wrong(self, integration_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """For a body the schema refused: what `_check` finds wrong in its filters and
+        template that are well-formed each on its own (the others are the schema's), as
+        details of that 422."""
+        integration, notifier = await self._notifier(integration_id)
+        fields: dict[str, Any] = {}
+        for name in SubscriptionFields.model_fields:
+            if body.get(name) is None:
+                continue
+            try:
+                one = SubscriptionFields.model_validate({name: body[name]})
+            except ValidationError:
+                continue
+            fields[name] = one.model_dump(exclude_none=True)[name]
+        details = [
+            {"loc": ["body"], "message": message}
+            for message in problems(integration.provider, notifier, fields)
+        ]
+        template = fields.get("template")
+        if template is not None and self._templates is not None:
+            try:
+                await self._templates.check(template)
+            except Invalid as refused:
+                details.append({"loc": ["body", "template"], "message": refused.message})
+        return details
 
     async def delete(self, integration_id: str, subscription_id: str) -> None:
         await self.get(integration_id, subscription_id)

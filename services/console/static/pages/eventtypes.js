@@ -29,8 +29,14 @@ const STARTER_SCHEMA = { type: "object", properties: { channel_id: { type: "stri
 /** The types a workspace sees (its own and the unshadowed global ones); the admin's
  * without a workspace: every type. One page of 200: a catalog is short. */
 export async function catalogNames(workspaceId) {
-  const page = await get("/api/event-types", { limit: 200, workspace_id: workspaceId || undefined });
-  return [...new Set(page.data.map((t) => t.name))].sort();
+  const names = new Set();
+  let cursor;
+  do {
+    const page = await get("/api/event-types", { limit: 200, cursor, workspace_id: workspaceId || undefined });
+    page.data.forEach((t) => names.add(t.name));
+    cursor = page.next_cursor;
+  } while (cursor);
+  return [...names].sort();
 }
 
 /** Whether this caller may change `type`: the admin any, a portal that can write its own. */
