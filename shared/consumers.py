@@ -47,7 +47,6 @@ from shared.envelopes import Envelope
 from shared.errors import Unavailable
 from shared.idempotency import ClaimBusy
 from shared.kafka import DEAD_LETTER_TOPIC
-from shared.oauth.provider import ProviderUnreachable
 from shared.process import ServiceProcess
 
 if TYPE_CHECKING:
@@ -91,8 +90,7 @@ def transient(exc: BaseException) -> bool:
         | ExecutionTimeout
         | WTimeoutError
         | KafkaError
-        | Unavailable
-        | ProviderUnreachable
+        | Unavailable  # a provider unreachable (shared.oauth.provider.ProviderUnreachable) too
         | httpx.TransportError
         | OSError
         | TimeoutError,

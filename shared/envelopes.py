@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import (
@@ -24,10 +25,6 @@ from pydantic import (
 from shared import jsonlimits
 from shared.ids import PrintableId, id_problem, new_id, utcnow
 from shared.text import printable
-
-if TYPE_CHECKING:  # the provider seam imports nothing from here, but keeps it that way
-    from shared.providers.chat import Author, MessageChange
-
 
 # An event type: dotted lower-case words (`message.created`), as envelopes and the event
 # type catalog (services/delivery/event_types) name them.
@@ -277,6 +274,47 @@ def _present(**fields: Any) -> dict[str, Any]:
     """The fields that have a value, in their order: what the model's dump leaves out when
     it is None is left out here too."""
     return {name: value for name, value in fields.items() if value is not None}
+
+
+class _Sender(Protocol):
+    @property
+    def user_id(self) -> str | None: ...
+
+
+class _Attachment(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class MessageChange(Protocol):
+    """What `encode_change` reads of a provider's message change: the shape of
+    shared.providers.chat.MessageChange, which this module does not import (the envelopes
+    are below the providers: docs/development.md, Layers)."""
+
+    @property
+    def external_channel_id(self) -> str: ...
+    @property
+    def external_message_id(self) -> str: ...
+    @property
+    def external_thread_id(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def sender(self) -> _Sender: ...
+    @property
+    def attachments(self) -> Sequence[_Attachment]: ...
+    @property
+    def blocks(self) -> list[dict[str, Any]] | None: ...
+
+
+class Author(Protocol):
+    """What `encode_change` reads of a message's author (shared.providers.chat.Author)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def avatar_url(self) -> str | None: ...
+    @property
+    def external_id(self) -> str | None: ...
 
 
 def encode_change(
