@@ -23,9 +23,9 @@ from shared.mongo import (
     Database,
     Document,
     Index,
-    TombstoneCollection,
     paginate,
 )
+from shared.tenancy import WorkspaceCollection
 
 COLLECTION = "api_keys"
 PREFIX = "hhk_"
@@ -74,7 +74,7 @@ def issue(
     }
 
 
-class ApiKeyRepository(TombstoneCollection):
+class ApiKeyRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)
 

@@ -8,7 +8,8 @@ from datetime import datetime
 from pymongo import ReturnDocument, UpdateOne
 
 from shared.ids import utcnow
-from shared.mongo import Database, Document, Index, TombstoneCollection
+from shared.mongo import Database, Document, Index
+from shared.tenancy import WorkspaceCollection
 
 COLLECTION = "mappings"
 # The directions that let messages in (provider → chat) and out (chat → provider).
@@ -27,7 +28,7 @@ def live_key(integration_id: str, external_channel_id: str) -> str:
     return f"{integration_id}:{external_channel_id}"
 
 
-class MappingRepository(TombstoneCollection):
+class MappingRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pymongo
 import structlog
@@ -20,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
-from shared import tenancy, tracing
+from shared import tracing
 from shared.errors import BadRequest
 from shared.ids import new_id, utcnow
 from shared.settings import Settings
@@ -148,25 +148,63 @@ async def paginate(
     return docs, None
 
 
+D = TypeVar("D", bound=Document | None)
+
+
+class Scope(Protocol):
+    """What of a collection the current request may see: the narrowing `TombstoneCollection`
+    asks for on every request-facing query. The kernel knows no owner of a document; the
+    domain's workspaces are one (shared.tenancy.WORKSPACES, through
+    `shared.tenancy.WorkspaceCollection`)."""
+
+    def narrow(self, query: Document) -> Document:
+        """`query` confined to what the current request may see."""
+        ...
+
+    def note(self, doc: D) -> D:
+        """`doc` unchanged, noted as found by the current request."""
+        ...
+
+    def may_insert(self, doc: Document) -> None:
+        """Raises when the current request may not create `doc`."""
+        ...
+
+
+class _Unscoped:
+    def narrow(self, query: Document) -> Document:
+        return query
+
+    def note(self, doc: D) -> D:
+        return doc
+
+    def may_insert(self, doc: Document) -> None:
+        return None
+
+
+# Every document, whoever asks: for collections no request reads by owner.
+UNSCOPED: Scope = _Unscoped()
+
+
 class TombstoneCollection:
     """CRUD over a collection whose deletions are tombstones (`deleted_at` set, kept), so
     every replica's cache refresh (shared.cache) learns of them. Repositories extend it.
 
-    What a request asks (`get`, `page`, `update`, `soft_delete`, `insert`) is confined to
-    the request's workspace (shared.tenancy): another workspace's document is not found,
-    and one cannot be inserted there (403). The cache feeds (`find_any`, `changed_since`)
-    are every workspace's."""
+    What a request asks (`get`, `page`, `update`, `soft_delete`, `insert`) is confined by
+    `scope` (the domain's repositories: the request's workspace, shared.tenancy): a document
+    out of it is not found, and one cannot be inserted there. The cache feeds (`find_any`,
+    `changed_since`) are everyone's."""
 
-    def __init__(self, db: Database, name: str) -> None:
+    def __init__(self, db: Database, name: str, scope: Scope) -> None:
         self.collection: Collection = db[name]
+        self.scope = scope
 
     async def insert(self, doc: Document) -> None:
-        tenancy.may_create_in(doc.get("workspace_id"))
-        await self.collection.insert_one(tenancy.note(doc))
+        self.scope.may_insert(doc)
+        await self.collection.insert_one(self.scope.note(doc))
 
     async def get(self, doc_id: str) -> Document | None:
-        return tenancy.note(
-            await self.collection.find_one(tenancy.narrow({"_id": doc_id, "deleted_at": None}))
+        return self.scope.note(
+            await self.collection.find_one(self.scope.narrow({"_id": doc_id, "deleted_at": None}))
         )
 
     async def find_any(self, doc_id: str) -> Document | None:
@@ -178,14 +216,14 @@ class TombstoneCollection:
     ) -> tuple[list[Document], str | None]:
         query: Document = {"deleted_at": None}
         query.update({name: value for name, value in filters.items() if value})
-        return await paginate(self.collection, tenancy.narrow(query), limit=limit, cursor=cursor)
+        return await paginate(self.collection, self.scope.narrow(query), limit=limit, cursor=cursor)
 
     async def update(
         self, doc_id: str, fields: dict[str, Any], *, only_if: Document | None = None
     ) -> Document | None:
-        return tenancy.note(
+        return self.scope.note(
             await self.collection.find_one_and_update(
-                tenancy.narrow({"_id": doc_id, "deleted_at": None, **(only_if or {})}),
+                self.scope.narrow({"_id": doc_id, "deleted_at": None, **(only_if or {})}),
                 {"$set": {**fields, "updated_at": utcnow()}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -193,9 +231,9 @@ class TombstoneCollection:
 
     async def soft_delete(self, doc_id: str, **cleared: Any) -> Document | None:
         now = utcnow()
-        return tenancy.note(
+        return self.scope.note(
             await self.collection.find_one_and_update(
-                tenancy.narrow({"_id": doc_id, "deleted_at": None}),
+                self.scope.narrow({"_id": doc_id, "deleted_at": None}),
                 {"$set": {**cleared, "deleted_at": now, "updated_at": now}},
                 return_document=ReturnDocument.AFTER,
             )

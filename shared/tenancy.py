@@ -4,9 +4,10 @@ request-facing repository query goes through.
 The management API's authentication (`shared.http.auth.authenticate`) puts the caller's
 workspace here: none for the admin token, the key's or the portal session's workspace for
 the others. The repositories then narrow what a request reads and writes to it, in one
-place each (`narrow` in their query methods, `TombstoneCollection` for the CRUD every
-resource shares), so a route added later is scoped without anyone remembering to. The
-walk in `tests/access/test_cross_tenant.py` holds every operation of the API to it.
+place each (`narrow` in their query methods, `WorkspaceCollection` for the CRUD every
+resource shares: the kernel's `TombstoneCollection` narrowed by `WORKSPACES`), so a route
+added later is scoped without anyone remembering to. The walk in
+`tests/access/test_cross_tenant.py` holds every operation of the API to it.
 
 What is narrowed is what a request asks for: `get`, `page`, `update`, deletes, the lookups
 nested routes make of their integration. What feeds the per-replica caches
@@ -28,6 +29,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from shared.errors import Forbidden, NotFound
+from shared.mongo import Database, Document, TombstoneCollection
 
 T = TypeVar("T")
 
@@ -107,3 +109,29 @@ def may_create_in(workspace_id: object) -> None:
             f"this {_acting_as.get()} acts in workspace {_workspace.get()} only, "
             f"not in {workspace_id}"
         )
+
+
+class _Workspaces:
+    """The current request's workspace as the kernel's repositories ask for it
+    (shared.mongo.Scope)."""
+
+    def narrow(self, query: Document) -> Document:
+        return narrow(query)
+
+    def note(self, doc: T) -> T:
+        return note(doc)
+
+    def may_insert(self, doc: Document) -> None:
+        may_create_in(doc.get("workspace_id"))
+
+
+WORKSPACES = _Workspaces()
+
+
+class WorkspaceCollection(TombstoneCollection):
+    """A `TombstoneCollection` of documents that belong to a workspace (`workspace_id`):
+    what a request asks is confined to its workspace. Every request-facing repository
+    extends it."""
+
+    def __init__(self, db: Database, name: str) -> None:
+        super().__init__(db, name, WORKSPACES)

@@ -9,7 +9,8 @@ from pymongo import ReturnDocument
 
 from shared.ids import utcnow
 from shared.integrations.model import Status
-from shared.mongo import Database, Document, Index, TombstoneCollection
+from shared.mongo import Database, Document, Index
+from shared.tenancy import WorkspaceCollection
 
 COLLECTION = "integrations"
 
@@ -31,7 +32,7 @@ INDEXES = [
 _NO_LEASE = {"oauth.lease_owner": None, "oauth.lease_until": None}
 
 
-class IntegrationRepository(TombstoneCollection):
+class IntegrationRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)
 

@@ -12,7 +12,8 @@ from pymongo import ReturnDocument
 
 from shared import tenancy
 from shared.ids import utcnow
-from shared.mongo import Database, Document, Index, TombstoneCollection, paginate
+from shared.mongo import Database, Document, Index, paginate
+from shared.tenancy import WorkspaceCollection
 
 COLLECTION = "event_types"
 
@@ -28,7 +29,7 @@ def live_key(workspace_id: str | None, name: str) -> str:
     return f"{workspace_id or '*'} {name}"
 
 
-class EventTypeRepository(TombstoneCollection):
+class EventTypeRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)
 
