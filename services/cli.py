@@ -24,9 +24,9 @@ def load_definition(name: str) -> ServiceDefinition:
 
 def serve(name: str, host: str | None, port: int | None) -> int:
     from shared import tracing
-    from shared.http.app import create_app
     from shared.http.server import ServiceServer
     from shared.logging import configure_logging
+    from shared.platform import create_app
 
     definition = load_definition(name)
     try:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from shared.cache import RefreshingCache
 from shared.crypto import fingerprint
+from shared.http.auth import Caller
 from shared.ids import new_id, utcnow, utcnow_ms
 from shared.mongo import (
     BatchedWriter,
@@ -25,6 +26,7 @@ from shared.mongo import (
     Index,
     paginate,
 )
+from shared.process import ServiceProcess
 from shared.tenancy import WorkspaceCollection
 
 COLLECTION = "api_keys"
@@ -179,3 +181,38 @@ _BODY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 def well_formed(key: str) -> bool:
     """`hhk_` or `hhp_` then the 43 characters `new_key` makes."""
     return len(key) == len(PREFIX) + 43 and key.startswith(PREFIXES) and _BODY.issuperset(key[4:])
+
+
+class Credentials:
+    """Keys and portal sessions as the kernel's `Access` asks for them
+    (shared.http.auth.Credentials): the per-replica cache of their fingerprints, refreshed
+    in the background from the service's start, so that a request costs no MongoDB read (one
+    for a key this replica has not seen yet, issued a moment ago elsewhere). `writer` takes
+    their `last_used_at`."""
+
+    def __init__(self, runtime: ServiceProcess, writer: BatchedWriter) -> None:
+        self.keys = KeyChecker(
+            ApiKeyRepository(runtime.db),
+            writer,
+            refresh_seconds=runtime.settings.api_key_refresh_seconds,
+        )
+
+        async def start(_: ServiceProcess) -> None:
+            runtime.background("api-key-cache", self.keys.cache.run)
+
+        runtime.on_startup(start)
+
+    def recognises(self, token: str) -> bool:
+        return token.startswith(PREFIXES)
+
+    async def identify(self, token: str) -> Caller | None:
+        found = await self.keys.check(token)
+        if found is None:
+            return None
+        return Caller(
+            kind="portal" if found.kind == PORTAL else "key",
+            id=found.id,
+            workspace_id=found.workspace_id,
+            can_write="write" in found.scopes,
+            expires_at=found.expires_at,
+        )

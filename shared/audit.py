@@ -2,8 +2,9 @@
 each route of the management API changes.
 
 An entry is derived from the route that answered, never written route by route: the
-middleware every service has (`shared.http.trail.AuditTrail`) asks `plan` what a route
-changes, and `entry` builds the document from the request it saw once the answer was a 2xx.
+middleware every service has (the kernel's `shared.http.trail.ChangeTrail`) hands the
+changes answered 2xx to this module's `AuditRecorder`, which asks `plan` what a route
+changes, and `entry` builds the document from what the request sent and was answered.
 What was sent is recorded by the NAMES of its fields only, never a value: no secret (a
 bot token, an endpoint's secret, a header) can reach the log.
 
@@ -14,14 +15,22 @@ them; the oauth service lists them (`GET /api/audit-events`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import structlog
+from starlette.types import Scope
+
 from shared import tenancy
-from shared.ids import id_floor, new_id_at
+from shared.http.trail import Change
+from shared.ids import id_floor, new_id_at, utcnow
 from shared.mongo import BatchedWriter, Database, Document, Index, paginate
 from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 COLLECTION = "audit_events"
 ID_PREFIX = "aud"
@@ -267,3 +276,95 @@ class AuditLog:
             moment = since if since.tzinfo else since.replace(tzinfo=UTC)
             query["_id"] = {"$gte": id_floor(ID_PREFIX, moment.timestamp())}
         return await paginate(self.collection, tenancy.narrow(query), limit=limit, cursor=cursor)
+
+
+# -- the trail's recorder ----------------------------------------------------------------
+
+
+class AuditRecorder:
+    """What the kernel's `ChangeTrail` hands every change to (shared.http.trail.
+    ChangeRecorder): the routes `plan` names are recorded, with the workspace of the first
+    document each request found (`tenancy.watch`), into the app's `AuditLog`."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[int, str], Plan | None] = {}
+
+    def records(self, scope: Scope) -> bool:
+        return self._plan(scope) is not None
+
+    @contextmanager
+    def watch(self) -> Iterator[Callable[[Change], None]]:
+        touched, token = tenancy.watch()
+        try:
+            yield lambda change: self._record(change, touched)
+        finally:
+            tenancy.unwatch(token)
+
+    def _plan(self, scope: Scope) -> Plan | None:
+        """The route's plan; for a route this module cannot name, one with no resource
+        type (recorded all the same, and logged: tests/shared/test_audit.py fails on it)."""
+        route = scope.get("route")
+        template = getattr(route, "path", None)
+        if template is None:
+            return None
+        key = (id(route), scope["method"])
+        if key not in self._plans:
+            try:
+                self._plans[key] = plan(scope["method"], template)
+            except UnknownRoute as exc:
+                log.warning("audit_route_unknown", error=str(exc))
+                self._plans[key] = Plan(None, scope["method"].lower())
+        return self._plans[key]
+
+    def _record(self, change: Change, touched: list[str]) -> None:
+        planned = self._plan(change.scope)
+        if planned is not None:
+            record(
+                change.scope,
+                planned,
+                status=change.status,
+                actor={"kind": change.caller.kind, "id": change.caller.id},
+                actor_workspace=change.caller.workspace_id,
+                body=change.body,
+                answer=change.answer,
+                touched=touched,
+                at=change.at,
+            )
+
+
+def record(
+    scope: Scope,
+    plan: Plan,
+    *,
+    status: int,
+    actor: Mapping[str, str],
+    actor_workspace: str | None = None,
+    body: Any = None,
+    answer: Any = None,
+    touched: Sequence[str] = (),
+    at: datetime | None = None,
+) -> None:
+    """Hand the entry of one change the request made to the service's audit log. Never
+    raises: the change is made and answered, a failure here is a log line, not a 500."""
+    try:
+        request = Request(
+            method=scope["method"],
+            route=scope["route"].path,
+            path_params=dict(scope.get("path_params") or {}),
+            status=status,
+            request_id=(scope.get("state") or {}).get("request_id"),
+            actor_kind=actor["kind"],
+            actor_id=actor["id"],
+            actor_workspace=actor_workspace,
+            body=body,
+            answer=answer,
+            touched=list(touched),
+        )
+        audit_log_of(scope).record(entry(plan, request, at or utcnow()))
+    except Exception:
+        log.exception("audit_entry_failed", route=getattr(scope.get("route"), "path", None))
+
+
+def audit_log_of(scope: Scope) -> AuditLog:
+    found: AuditLog = scope["app"].state.audit
+    return found

@@ -34,8 +34,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo import DeleteMany, DeleteOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from shared.ids import utcnow
+from shared import idempotency
+from shared.ids import new_id, utcnow
 from shared.mongo import UNAVAILABLE_ERRORS, Collection, Database, Document
+from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -336,6 +338,31 @@ class Retention:
         for sweep in self.sweeps:
             with contextlib.suppress(Exception):
                 await self.lease.release(sweep.name)
+
+
+def install(runtime: Runtime) -> Retention:
+    """The process's runner (shared.platform plugs it into every service): started once the
+    indexes are made (its queries read them), its last pass in /readyz (`retention`: `state`
+    says `behind` when removal cannot keep up), its leases handed back at the stop. Every
+    service with consumers keeps the processed-envelope ledger, so that is one sweep."""
+    retention = Retention(
+        runtime.db,
+        [ExpiredDocuments(runtime.db[idempotency.COLLECTION], "expires_at")],
+        owner=new_id("ret"),
+        registry=runtime.registry,
+        interval=runtime.settings.retention_interval_seconds,
+        batch=runtime.settings.retention_batch_size,
+    )
+    runtime.provide(retention)
+    runtime.once_indexed("retention", retention.run)
+    runtime.report("retention", retention.readiness)
+    runtime.on_shutdown("retention_leases", lambda _: retention.release(), minimum=0.0, cap=0.05)
+    return retention
+
+
+def retain(runtime: Runtime, *sweeps: Sweep) -> None:
+    """Run these sweeps too, in the process's runner (before `start`)."""
+    runtime.part(Retention).add(*sweeps)
 
 
 def _age(seconds: float) -> str:

@@ -1,7 +1,10 @@
 """One service process: its settings, MongoDB, Kafka broker and publisher, background tasks.
 
 A service describes itself with a `ServiceDefinition`; `Runtime` wires it to the
-infrastructure and reports readiness. Nothing here knows about any particular service.
+infrastructure and reports readiness. Nothing here knows about any particular service, nor
+about the domain: what every service has of it (the audit log's and usage's indexes, the
+retention runner) is plugged in by shared.domain's platform through `declare`, `once_indexed`,
+`report`, `provide` and the hooks below.
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ import pymongo
 import structlog
 from prometheus_client import CollectorRegistry
 
-from shared import audit, consumers, idempotency, tracing, usage
+from shared import consumers, idempotency, tracing
 from shared.crypto import SecretBox
 from shared.envelopes import Envelope
-from shared.ids import new_id
 from shared.kafka import (
     ConsumerLagCollector,
     EventPublisher,
@@ -33,7 +35,6 @@ from shared.kafka import (
 from shared.metrics import EventLoopLag
 from shared.mongo import Database, Index, connect, ensure_indexes, ping
 from shared.process import Drains
-from shared.retention import ExpiredDocuments, Retention, Sweep
 from shared.settings import ServiceSettings
 from shared.shutdown import StopBudget, StopHook, StopStep
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 E = TypeVar("E", bound=Envelope)
+P = TypeVar("P")
 Hook = Callable[["Runtime"], Awaitable[None]]
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -88,16 +90,13 @@ class Runtime:
         self._ready_checks: dict[str, ReadyCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.pipelines: list[Drains] = []  # shared.consumers.Pipeline
-        # What this service removes once its retention passed (shared.retention); every
-        # service with consumers keeps the processed-envelope ledger, so that is one.
-        self.retention = Retention(
-            self.db,
-            [ExpiredDocuments(self.db[idempotency.COLLECTION], "expires_at")],
-            owner=new_id("ret"),
-            registry=self.registry,
-            interval=self.settings.retention_interval_seconds,
-            batch=self.settings.retention_batch_size,
-        )
+        # Every service keeps the processed-envelope ledger; what else every service has is
+        # declared by what is plugged in (`declare`).
+        self._indexes: list[Index] = [*idempotency.INDEXES]
+        self._once_indexed: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        # Sections of /readyz besides the checks, each what its function says now.
+        self.reports: dict[str, Callable[[], object]] = {}
+        self._parts: dict[type, object] = {}
         self.dead_letters = consumers.DeadLetters(self, self.registry)
 
     # -- composition ---------------------------------------------------------------------
@@ -113,9 +112,28 @@ class Runtime:
         budget (fractions), as far as the steps before it left time."""
         self._shutdown_hooks.append(StopStep(name, hook, minimum, cap))
 
-    def retain(self, *sweeps: Sweep) -> None:
-        """Run these sweeps too (before `start`): see shared.retention."""
-        self.retention.add(*sweeps)
+    def declare(self, *indexes: Index) -> None:
+        """Indexes to make at the start besides the service's own (before `start`)."""
+        self._indexes.extend(indexes)
+
+    def once_indexed(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
+        """A background task started once the indexes are made (its queries read them)."""
+        self._once_indexed.append((name, factory))
+
+    def report(self, name: str, section: Callable[[], object]) -> None:
+        """A section of /readyz besides the checks (not a readiness condition)."""
+        self.reports[name] = section
+
+    def provide(self, part: object) -> None:
+        """Keep `part` for whatever the process hosts to find by its type (`part`): what a
+        layer above plugs in and the services then use (shared.retention.Retention)."""
+        self._parts[type(part)] = part
+
+    def part(self, kind: type[P]) -> P:
+        found = self._parts.get(kind)
+        if not isinstance(found, kind):
+            raise LookupError(f"this process was given no {kind.__name__}")
+        return found
 
     def ready_check(self, name: str, check: ReadyCheck) -> None:
         self._ready_checks[name] = check
@@ -189,14 +207,9 @@ class Runtime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, indexes: Sequence[Index], topics: Sequence[str]) -> None:
-        all_indexes = [
-            *idempotency.INDEXES,
-            *audit.indexes(self.settings),
-            *usage.INDEXES,
-            *indexes,
-        ]
+        all_indexes = [*self._indexes, *indexes]
         names = topic_names(self.settings, topics)
-        self.background("mongo-indexes-then-retention", lambda: self._indexes(all_indexes))
+        self.background("mongo-indexes", lambda: self._make_indexes(all_indexes))
         self.background("event-loop-lag", self.loop_lag.run)
         self.background(
             "kafka-connect",
@@ -205,11 +218,12 @@ class Runtime:
         for hook in self._startup_hooks:
             await hook(self)
 
-    async def _indexes(self, indexes: list[Index]) -> None:
+    async def _make_indexes(self, indexes: list[Index]) -> None:
         await self._retry(
             "mongo_indexes", lambda: ensure_indexes(self.db, indexes), "indexes_ready"
         )
-        await self.retention.run()  # its queries read the indexes just made
+        for name, factory in self._once_indexed:
+            self.background(name, factory)
 
     async def _start_kafka(self, names: list[str]) -> None:
         try:
@@ -273,7 +287,6 @@ class Runtime:
                 StopStep("kafka_consumers", lambda _: self.broker.stop(), 0.1, 0.35),
                 StopStep("background_tasks", lambda _: self._cancel_tasks(), 0.05, 0.1),
                 *self._shutdown_hooks,
-                StopStep("retention_leases", lambda _: self.retention.release(), 0.0, 0.05),
                 StopStep("kafka_publisher", self.publisher.stop, 0.05, 0.15),
                 StopStep("mongo", lambda _: self.mongo.close(), 0.05),
             ]

@@ -2,12 +2,13 @@
 request-facing repository query goes through.
 
 The management API's authentication (`shared.http.auth.authenticate`) puts the caller's
-workspace here: none for the admin token, the key's or the portal session's workspace for
-the others. The repositories then narrow what a request reads and writes to it, in one
-place each (`narrow` in their query methods, `WorkspaceCollection` for the CRUD every
-resource shares: the kernel's `TombstoneCollection` narrowed by `WORKSPACES`), so a route
-added later is scoped without anyone remembering to. The walk in
-`tests/access/test_cross_tenant.py` holds every operation of the API to it.
+workspace here (`confine`, the kernel's `Access.confine` in every service): none for the
+admin token, the key's or the portal session's workspace for the others. The repositories
+then narrow what a request reads and writes to it, in one place each (`narrow` in their
+query methods, `WorkspaceCollection` for the CRUD every resource shares: the kernel's
+`TombstoneCollection` narrowed by `WORKSPACES`), so a route added later is scoped without
+anyone remembering to. The walk in `tests/access/test_cross_tenant.py` holds every
+operation of the API to it.
 
 What is narrowed is what a request asks for: `get`, `page`, `update`, deletes, the lookups
 nested routes make of their integration. What feeds the per-replica caches
@@ -16,7 +17,8 @@ refresh a request happens to start must not fill it with one workspace only. Con
 and background tasks run outside any request, hence unscoped.
 
 The value lives in a context variable: set by the authentication dependency in the
-request's task, cleared around every request by `shared.http.limits.ManagementGuard`.
+request's task, cleared around every request by `shared.http.limits.ManagementGuard`
+(both through `confine`).
 
 The same queries also `note` the workspace of what a request touched, for the audit log
 (shared.http.trail): an admin's DELETE answers 204 with no body, and the entry must still
@@ -29,6 +31,7 @@ from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 from shared.errors import Forbidden, NotFound
+from shared.http.auth import Caller
 from shared.mongo import Database, Document, TombstoneCollection
 
 T = TypeVar("T")
@@ -59,6 +62,19 @@ def acting_as() -> str:
 def enter(workspace_id: str | None, acting_as: str = "key") -> None:
     _workspace.set(workspace_id)
     _acting_as.set(acting_as)
+
+
+# How refusals name the confined caller (`this key …`, `this portal session …`).
+_NAMED = {"admin": "admin token", "key": "key", "portal": "portal session"}
+
+
+def confine(caller: Caller | None) -> None:
+    """The request confined to `caller`'s workspace (the admin: every one); None clears it
+    (shared.http.auth.Confine)."""
+    if caller is None:
+        enter(None)
+    else:
+        enter(caller.workspace_id, acting_as=_NAMED[caller.kind])
 
 
 def narrow(query: dict[str, Any]) -> dict[str, Any]:

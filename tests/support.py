@@ -27,9 +27,9 @@ from starlette.types import ASGIApp
 from services.cli import load_definition
 from shared.embedded import free_port
 from shared.envelopes import ChatEvent, Topic
-from shared.http.app import create_app
 from shared.http.server import ServiceServer
 from shared.ids import utcnow
+from shared.platform import create_app
 from shared.settings import ServiceSettings
 from tests.infra import Infra
 

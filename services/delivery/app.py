@@ -43,6 +43,7 @@ from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
 from shared.operational import Announcer
 from shared.ownership import Ownership
+from shared.retention import retain
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import DeliverySettings
 from shared.usage import OldDays, UsageCounters
@@ -334,7 +335,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         usage.keep(workspace_id, "deliveries", -deliveries)
         usage.keep(workspace_id, "attempts", -attempts)
 
-    runtime.retain(
+    retain(
+        runtime,
         EndedDeliveries(runtime.db, settings.delivery_retention, removed),
         OldDays(runtime.db, settings.delivery_retention),
         replays.retention(),

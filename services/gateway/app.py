@@ -22,7 +22,7 @@ from shared.integrations.model import IntegrationSnapshot
 from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
 from shared.providers import apps
-from shared.retention import ExpiredDocuments
+from shared.retention import ExpiredDocuments, retain
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import GatewaySettings
 from shared.templates import TemplateMetrics, Templates
@@ -95,7 +95,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if window is not None:
             runtime.background("dedupe-window", window.run)
 
-    runtime.retain(
+    retain(
+        runtime,
         # Buckets of seen ids once their newest has left the dedupe window.
         ExpiredDocuments(runtime.db[seen_repository.COLLECTION], "expires_at"),
         claim_check.ReadBodies(runtime.db, settings, settings.topic(Topic.PROVIDER_EVENTS)),

@@ -22,6 +22,7 @@ from shared.metrics import count_by
 from shared.oauth.tokens import TokenKeeper
 from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.chats import chat_providers, provider_client
+from shared.retention import retain
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ImporterSettings
 from shared.usage import UsageCounters
@@ -90,8 +91,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 
         runtime.background("import-runner", lambda: runner.run(lambda: runtime.kafka_started))
 
-    runtime.retain(
-        uploads.EndedJobUploads(runtime.db, settings.import_upload_retention, service.scratch)
+    retain(
+        runtime,
+        uploads.EndedJobUploads(runtime.db, settings.import_upload_retention, service.scratch),
     )
     runtime.on_startup(start)
     runtime.on_shutdown("provider_client", lambda _: client.aclose())

@@ -55,7 +55,7 @@ from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
 from shared.providers.notifiers import NOTIFIERS
-from shared.retention import ExpiredDocuments
+from shared.retention import ExpiredDocuments, retain
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import SyncSettings
 from shared.templates import TemplateMetrics, Templates
@@ -260,10 +260,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if cut:
             await outbox.mark_recovered([job.id for job in cut])
 
-    runtime.retain(
+    retain(
+        runtime,
         ExpiredDocuments(
             runtime.db[outbox_repository.OUTBOX], "finished_at", outbox_repository.KEEP_FINISHED
-        )
+        ),
     )
     runtime.on_startup(start)
     # The Gateway sessions first: handed on resumable, another replica resumes them at once.

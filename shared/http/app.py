@@ -1,11 +1,17 @@
-"""Builds a service's FastAPI app: lifespan, health, metrics, request logging, error format."""
+"""Builds a service's FastAPI app: lifespan, health, metrics, request logging, error format.
+
+The kernel's app knows no caller but the admin, keeps no record of changes and scopes no
+request: a `Platform` plugs those in (shared.platform.DOMAIN, through the domain's own
+`create_app`), once the runtime exists and before the service's setup.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -13,14 +19,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import audit, tracing
+from shared import tracing
 from shared.http import limits
-from shared.http.auth import Access
+from shared.http.auth import Access, Confine, Credentials
 from shared.http.errors import SERVER_ERRORS, document_json_bodies, install_error_handlers
 from shared.http.ingress import Ingress, document_ingress_routes
 from shared.http.server import no_websocket
 from shared.http.telemetry import RequestTelemetry
-from shared.http.trail import AuditTrail
+from shared.http.trail import ChangeRecorder, ChangeTrail
 from shared.kafka import ConsumerLagCollector
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ServiceSettings
@@ -50,8 +56,29 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+@dataclass(frozen=True)
+class Plugs:
+    """What a platform gives every service's app: the callers besides the admin
+    (`credentials`), what confines a request to its caller (`confine`), and where the
+    changes the API answered go (`changes`)."""
+
+    credentials: Credentials
+    confine: Confine
+    changes: ChangeRecorder
+
+
+class Platform(Protocol):
+    """What the layers above the kernel plug into every service (shared.platform.DOMAIN)."""
+
+    def install(self, app: ServiceApp, runtime: Runtime) -> Plugs:
+        """Called once the app and its runtime exist, before the service's own setup: it may
+        declare indexes, hooks, background tasks and readiness reports on `runtime`, and put
+        what it serves on `app.state`."""
+        ...
+
+
 def create_app(
-    definition: ServiceDefinition, settings: ServiceSettings | None = None
+    definition: ServiceDefinition, settings: ServiceSettings | None = None, *, platform: Platform
 ) -> ServiceApp:
     settings = (settings or definition.settings_class()).resolve_dev_secrets()
     # Before the runtime: its broker is traced by it.
@@ -78,8 +105,8 @@ def create_app(
         responses=SERVER_ERRORS,
     )
     app.state.runtime = runtime
-    app.state.access = Access(runtime)
-    app.state.audit = audit.AuditLog(runtime.db, app.state.access.writer)
+    plugs = platform.install(app, runtime)
+    app.state.access = Access(settings.admin_token, plugs.credentials, plugs.confine)
     install_error_handlers(app)
     for router in definition.routers:
         document_json_bodies(router)
@@ -88,7 +115,8 @@ def create_app(
     if definition.setup:
         definition.setup(app, runtime)
     _add_health_routes(app, runtime)
-    app.add_middleware(AuditTrail)  # inside the guard: sees only what it let through
+    # Inside the guard: sees only what it let through.
+    app.add_middleware(ChangeTrail, recorder=plugs.changes)
     limits.install(app)  # inside the request context: its answers are logged
     app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
     tracing.instrument_app(app)  # outermost: the request's log line is written in its span
@@ -111,9 +139,9 @@ def _add_health_routes(app: FastAPI, runtime: Runtime) -> None:
                 # Messages behind per consumer group and topic (the operator console's
                 # overview); the same figures as hookhub_kafka_consumer_lag.
                 "consumer_lag": _consumer_lag(runtime),
-                # What removal did on its last pass, per collection (shared.retention):
-                # `state` says `behind` when it cannot keep up. Not a readiness condition.
-                "retention": runtime.retention.readiness(),
+                # What was plugged in reports (not readiness conditions): the domain's
+                # `retention`, what removal did on its last pass, per collection.
+                **{name: section() for name, section in runtime.reports.items()},
             },
             status_code=200 if ready else 503,
         )

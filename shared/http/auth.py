@@ -3,9 +3,9 @@
 
 `authenticate` is the one dependency every management router has (`Authenticated`): it
 yields the `Caller`, refuses a `read` caller any change (403 `read_only`), and confines the
-request to the caller's workspace (`shared.tenancy`), which every repository query then
-honours. `AdminOnly` is for what belongs to no workspace (provider apps, API keys): 403 to
-anyone but the admin.
+request to the caller's workspace (`Access.confine`: the domain's `shared.tenancy.confine`),
+which every repository query then honours. `AdminOnly` is for what belongs to no workspace
+(provider apps, API keys): 403 to anyone but the admin.
 
 The check runs twice for a route that reads a body: first in
 `shared.http.limits.ManagementGuard`, before any of the body is read (FastAPI reads and
@@ -13,25 +13,23 @@ parses a body before it runs a route's dependencies, so a dependency alone would
 unauthenticated client make the process hold whatever it sends), then as the route's
 dependency, which is also what puts the bearer scheme in the OpenAPI document.
 
-Keys and portal sessions are checked against a per-replica cache of their fingerprints
-(`shared.api_keys.KeyChecker`): no MongoDB read per request (one for a key this replica
-has not seen yet, issued a moment ago elsewhere).
+The kernel knows the admin token; every other token is the domain's `Credentials` (keys and
+portal sessions, checked against a per-replica cache of their fingerprints:
+`shared.api_keys.Credentials`), plugged in by the service's platform (shared.http.app).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared import api_keys, tenancy
 from shared.crypto import constant_time_equal
 from shared.errors import Forbidden, Unauthorized
-from shared.mongo import BatchedWriter
-from shared.process import ServiceProcess
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -61,50 +59,47 @@ class Caller:
 
 
 ADMIN = Caller(kind="admin", id="admin", workspace_id=None, can_write=True)
-# How refusals name the caller (`this key …`, `this portal session …`).
-_NAMED = {"admin": "admin token", "key": "key", "portal": "portal session"}
+
+
+class Credentials(Protocol):
+    """The bearer tokens besides the admin token: who each names (the domain's API keys
+    and portal sessions, shared.api_keys.Credentials)."""
+
+    def recognises(self, token: str) -> bool:
+        """Whether `token` is one of these (by its form), rather than the admin token."""
+        ...
+
+    async def identify(self, token: str) -> Caller | None:
+        """The caller `token` names; None: unknown, revoked or expired."""
+        ...
+
+
+# Confines the current request to what its caller may see (None: no caller yet; clears
+# what a previous request left): the domain's workspaces, shared.tenancy.confine.
+Confine = Callable[[Caller | None], None]
 
 
 class Access:
-    """A service's means of knowing callers: the key cache and the writer of `last_used_at`
-    and of the audit log's entries (shared.audit), both started with the service, by
-    `create_app`. The writer flushes every second, so that an entry is listed that soon
-    after its change (a key's `last_used_at` is handed to it once a minute at most, and an
-    idle flush costs nothing)."""
+    """A service's means of knowing callers: the admin token, the other `credentials`, and
+    what confines a request to its caller (`confine`), both plugged in by the service's
+    platform (shared.http.app.Platform)."""
 
-    def __init__(self, runtime: ServiceProcess) -> None:
-        self.admin_token: str = runtime.settings.admin_token
-        self.writer = BatchedWriter(runtime.db, interval=1.0)
-        self.keys = api_keys.KeyChecker(
-            api_keys.ApiKeyRepository(runtime.db),
-            self.writer,
-            refresh_seconds=runtime.settings.api_key_refresh_seconds,
-        )
-
-        async def start(_: ServiceProcess) -> None:
-            self.writer.start()
-            runtime.background("api-key-cache", self.keys.cache.run)
-
-        runtime.on_startup(start)
-        runtime.on_shutdown("access_writer", self.writer.stop, minimum=0.02)
+    def __init__(self, admin_token: str, credentials: Credentials, confine: Confine) -> None:
+        self.admin_token = admin_token
+        self.credentials = credentials
+        self.confine = confine
 
     async def identify(self, scheme: str | None, token: str) -> Caller:
         """The caller `scheme token` names, or 401."""
         if scheme is None or scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing bearer token", code="missing_token", headers=_CHALLENGE)
-        if token.startswith(api_keys.PREFIXES):
-            found = await self.keys.check(token)
-            if found is None:
+        if self.credentials.recognises(token):
+            caller = await self.credentials.identify(token)
+            if caller is None:
                 raise Unauthorized(
                     "unknown, revoked or expired key", code="invalid_token", headers=_CHALLENGE
                 )
-            return Caller(
-                kind="portal" if found.kind == api_keys.PORTAL else "key",
-                id=found.id,
-                workspace_id=found.workspace_id,
-                can_write="write" in found.scopes,
-                expires_at=found.expires_at,
-            )
+            return caller
         if not self.admin_token or not constant_time_equal(token, self.admin_token):
             raise Unauthorized("invalid admin token", code="invalid_token", headers=_CHALLENGE)
         return ADMIN
@@ -155,7 +150,7 @@ async def authenticate(
         caller = await access.identify(credentials.scheme, credentials.credentials)
     permit(caller, request.method, admin_only=False)
     request.state.caller = caller
-    tenancy.enter(caller.workspace_id, acting_as=_NAMED[caller.kind])
+    access.confine(caller)
     return caller
 
 

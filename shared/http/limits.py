@@ -25,8 +25,9 @@ before it sends any). Authentication must be required by the route or its APIRou
 (`dependencies=[Authenticated]` or `[AdminOnly]`), as every service does, for the guard to
 see it.
 
-It also clears the request's workspace scope (shared.tenancy) around every request, so
-that nothing of one request's caller outlives it in the task that served it.
+It also clears the request's workspace scope (`Access.confine`, the domain's shared.tenancy)
+around every request, so that nothing of one request's caller outlives it in the task that
+served it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from fastapi.dependencies.models import Dependant
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import jsonlimits, tenancy
+from shared import jsonlimits
 from shared.errors import BadRequest, HookhubError, PayloadTooLarge
 from shared.http.auth import access_of, authenticate, permit, require_admin
 from shared.http.errors import response_for
@@ -121,7 +122,8 @@ class ManagementGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        tenancy.enter(None)
+        confine = access_of(scope["app"]).confine
+        confine(None)
         try:
             check_read(scope, READ_HEADERS)
         except BadRequest as exc:
@@ -176,7 +178,7 @@ class ManagementGuard:
                 raise
             await response_for(exc.error)(scope, receive, send)
         finally:
-            tenancy.enter(None)
+            confine(None)
 
     def _policy(self, route: object) -> _Policy:
         dependant: Dependant | None = getattr(route, "dependant", None)

@@ -1,31 +1,32 @@
-"""The audit trail of every service's management API (SPEC §13): one entry per change.
+"""The trail of every service's management API: the changes it answered, handed on.
 
-One middleware in front of every service's routes, so that no route is audited by
+One middleware in front of every service's routes, so that no route is recorded by
 remembering to: a request whose method changes something (not GET, HEAD, OPTIONS), made
 by a caller the authentication identified (`request.state.caller`, set by
-`shared.http.auth.authenticate`), and answered 2xx, is described by `shared.audit` from its
-route's template, its path parameters, the names of its JSON body's fields, its answer's
-`id` and `workspace_id`, and the workspaces of the documents it found (`shared.tenancy.note`).
+`shared.http.auth.authenticate`), and answered 2xx, is handed as a `Change` (its route,
+the JSON body it sent and the JSON answer, the caller, the time) to the service's
+`ChangeRecorder`: the domain's audit log (shared.audit.AuditRecorder), plugged in by the
+service's platform (shared.http.app.Platform). The recorder says which routes it records
+(their bodies are kept only for those) and is entered around the request, so that it can
+watch what the request touched.
 
-The entry is built once the answer has been sent and handed to the service's batched
-writer: the request waits neither for it nor for its write.
+The change is handed on once the answer has been sent: the request waits neither for it
+nor for what the recorder does with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import audit, tenancy
 from shared.http.auth import READS, Caller
 from shared.ids import utcnow
-
-log = structlog.get_logger(__name__)
 
 # The most of a JSON body or answer kept to read its names from (the guard refuses larger
 # request bodies before this sees them; answers of changes are small).
@@ -58,13 +59,39 @@ class _Capture:
             return None
 
 
-class AuditTrail:
-    """ASGI middleware recording the changes the app's routes answered 2xx. It reads the
-    route once the router chose it (`scope["route"]`), as `ManagementGuard` does."""
+@dataclass(frozen=True)
+class Change:
+    """One change a request made, answered 2xx: `body` and `answer` parsed when JSON and
+    kept (else None); `at` when the request began."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    scope: Scope
+    status: int
+    caller: Caller
+    body: Any
+    answer: Any
+    at: datetime
+
+
+class ChangeRecorder(Protocol):
+    def records(self, scope: Scope) -> bool:
+        """Whether the changes of the route the router chose (`scope["route"]`) are
+        recorded: their JSON bodies are kept only then."""
+        ...
+
+    def watch(self) -> AbstractContextManager[Callable[[Change], None]]:
+        """Entered around a request that may change something: what it yields records the
+        request's change, once answered (after the context is left)."""
+        ...
+
+
+class ChangeTrail:
+    """ASGI middleware handing the changes the app's routes answered 2xx to `recorder`. It
+    reads the route once the router chose it (`scope["route"]`), as `ManagementGuard`
+    does."""
+
+    def __init__(self, app: ASGIApp, recorder: ChangeRecorder) -> None:
         self.app = app
-        self._plans: dict[tuple[int, str], audit.Plan | None] = {}
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in READS:
@@ -75,13 +102,12 @@ class AuditTrail:
         # The change's time is its request's: recorded later, an entry must not sort (or
         # match `since`) after a request that began once this one was answered.
         at = utcnow()
-        touched, token = tenancy.watch()
 
         async def capturing_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
                 if body.wanted is None:
-                    body.wanted = _is_json(scope["headers"]) and self._audited(scope)
+                    body.wanted = _is_json(scope["headers"]) and self.recorder.records(scope)
                 body.add(message.get("body", b""))
             return message
 
@@ -92,99 +118,17 @@ class AuditTrail:
                 answer.wanted = (
                     200 <= status < 300
                     and _is_json(message.get("headers", []))
-                    and self._audited(scope)
+                    and self.recorder.records(scope)
                 )
             elif message["type"] == "http.response.body":
                 answer.add(message.get("body", b""))
             await send(message)
 
-        try:
+        with self.recorder.watch() as record:
             await self.app(scope, capturing_receive, capturing_send)
-        finally:
-            tenancy.unwatch(token)
-        if 200 <= status < 300:
-            self._record(scope, status, body, answer, touched, at)
-
-    def _audited(self, scope: Scope) -> bool:
-        return self._plan(scope) is not None
-
-    def _plan(self, scope: Scope) -> audit.Plan | None:
-        """The route's plan; for a route `shared.audit` cannot name, one with no resource
-        type (recorded all the same, and logged: tests/shared/test_audit.py fails on it)."""
-        route = scope.get("route")
-        template = getattr(route, "path", None)
-        if template is None:
-            return None
-        key = (id(route), scope["method"])
-        if key not in self._plans:
-            try:
-                self._plans[key] = audit.plan(scope["method"], template)
-            except audit.UnknownRoute as exc:
-                log.warning("audit_route_unknown", error=str(exc))
-                self._plans[key] = audit.Plan(None, scope["method"].lower())
-        return self._plans[key]
-
-    def _record(
-        self,
-        scope: Scope,
-        status: int,
-        body: _Capture,
-        answer: _Capture,
-        touched: list[str],
-        at: datetime,
-    ) -> None:
         caller = (scope.get("state") or {}).get("caller")
-        plan = self._plan(scope)
-        if isinstance(caller, Caller) and plan is not None:
-            record(
-                scope,
-                plan,
-                status=status,
-                actor={"kind": caller.kind, "id": caller.id},
-                actor_workspace=caller.workspace_id,
-                body=body.parsed(),
-                answer=answer.parsed(),
-                touched=touched,
-                at=at,
-            )
-
-
-def record(
-    scope: Scope,
-    plan: audit.Plan,
-    *,
-    status: int,
-    actor: Mapping[str, str],
-    actor_workspace: str | None = None,
-    body: Any = None,
-    answer: Any = None,
-    touched: Sequence[str] = (),
-    at: datetime | None = None,
-) -> None:
-    """Hand the entry of one change the request made to the service's audit log. Never
-    raises: the change is made and answered, a failure here is a log line, not a 500."""
-    try:
-        request = audit.Request(
-            method=scope["method"],
-            route=scope["route"].path,
-            path_params=dict(scope.get("path_params") or {}),
-            status=status,
-            request_id=(scope.get("state") or {}).get("request_id"),
-            actor_kind=actor["kind"],
-            actor_id=actor["id"],
-            actor_workspace=actor_workspace,
-            body=body,
-            answer=answer,
-            touched=list(touched),
-        )
-        audit_log_of(scope).record(audit.entry(plan, request, at or utcnow()))
-    except Exception:
-        log.exception("audit_entry_failed", route=getattr(scope.get("route"), "path", None))
-
-
-def audit_log_of(scope: Scope) -> audit.AuditLog:
-    found: audit.AuditLog = scope["app"].state.audit
-    return found
+        if 200 <= status < 300 and isinstance(caller, Caller):
+            record(Change(scope, status, caller, body.parsed(), answer.parsed(), at))
 
 
 def _is_json(headers: Any) -> bool:

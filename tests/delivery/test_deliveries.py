@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaProducer
 from services.delivery.app import definition
 from shared.embedded import free_port
 from shared.envelopes import ProviderEvent, Topic
-from shared.http.app import create_app
 from shared.ids import utcnow
 from shared.kafka import DEAD_LETTER_TOPIC
+from shared.platform import create_app
 from shared.settings import DeliverySettings
 from shared.signing import verify
 from tests.infra import Infra

@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 
 from services.delivery.app import definition
-from shared.http.app import create_app
+from shared.platform import create_app
 from shared.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.infra import Infra

@@ -23,8 +23,8 @@ from services.delivery.app import definition
 from services.delivery.deliveries.repository import ATTEMPTS
 from shared.embedded import free_port, start_broker
 from shared.envelopes import Topic
-from shared.http.app import create_app
 from shared.mongo import Collection
+from shared.platform import create_app
 from shared.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import publish

@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from services.delivery.app import definition
 from shared import tracing
-from shared.http.app import create_app
 from shared.ids import utcnow
+from shared.platform import create_app
 from shared.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import endpoint, path, publish

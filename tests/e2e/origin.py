@@ -22,7 +22,7 @@ from services.oauth.app import definition as oauth_definition
 from services.sandbox import FAKES
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sync.app import definition as sync_definition
-from shared.http.app import create_app
+from shared.platform import create_app
 from shared.settings import (
     DeliverySettings,
     GatewaySettings,

@@ -56,7 +56,7 @@ class Hub:
 
 
 def writer_of(app: FastAPI) -> BatchedWriter:
-    writer: BatchedWriter = app.state.access.writer
+    writer: BatchedWriter = app.state.audit.writer
     return writer
 
 

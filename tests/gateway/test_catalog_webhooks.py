@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer
 
 from services.oauth.app import definition as oauth_definition
 from shared.envelopes import Topic
-from shared.http.app import create_app
 from shared.ids import utcnow
+from shared.platform import create_app
 from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry, Probe, Sample
 from shared.providers.declared import Declared

@@ -15,7 +15,7 @@ import pytest
 
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
-from shared.http.app import create_app
+from shared.platform import create_app
 from shared.settings import GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.infra import Infra

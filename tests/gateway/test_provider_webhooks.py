@@ -23,9 +23,9 @@ from services.oauth.app import definition as oauth_definition
 from services.sandbox.telegram import FakeTelegram
 from shared import claim_check
 from shared.envelopes import Topic
-from shared.http.app import create_app
 from shared.ids import derived_id, utcnow
 from shared.mongo import connect
+from shared.platform import create_app
 from shared.providers.base import OUTCOME_HEADER
 from shared.settings import GatewaySettings, ServiceSettings
 from tests.gateway import signing

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from services.gateway.app import definition
 from shared import tracing
 from shared.envelopes import Topic
-from shared.http.app import create_app
+from shared.platform import create_app
 from shared.settings import GatewaySettings
 from tests.gateway.test_incoming_webhooks import create_hook, in_channel, ingress_path
 from tests.support import KafkaTap, RunningService, serve

@@ -18,8 +18,8 @@ from services.oauth.app import definition as oauth_definition
 from services.sandbox.telegram import FakeTelegram
 from shared.embedded import free_port, start_broker, start_mongo
 from shared.envelopes import Topic
-from shared.http.app import create_app
 from shared.kafka import PUBLIC_TOPICS, ensure_topics
+from shared.platform import create_app
 from shared.settings import GatewaySettings, ServiceSettings
 from tests.gateway.signing import provider_cases
 from tests.infra import Infra

@@ -25,8 +25,8 @@ from services.delivery.outgoing_webhooks.service import open_headers
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
 from services.sandbox import FakeGitHub, FakeGoogle
-from shared.http.app import create_app
 from shared.mongo import connect
+from shared.platform import create_app
 from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.infra import Infra

@@ -25,9 +25,10 @@ from starlette.types import Message
 from services.delivery.app import definition as delivery
 from services.gateway.app import definition as gateway
 from services.oauth.app import definition as oauth
-from shared.http.app import ServiceApp, create_app
+from shared.http.app import ServiceApp
 from shared.http.auth import Authenticated, authenticate
 from shared.http.limits import max_body
+from shared.platform import create_app
 from shared.runtime import ServiceDefinition
 from shared.settings import GatewaySettings
 from tests.infra import Infra

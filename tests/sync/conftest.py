@@ -25,8 +25,8 @@ from services.sandbox.slack import FakeSlack
 from services.sandbox.telegram import FakeTelegram
 from services.sync.app import definition as sync_definition
 from shared.envelopes import ChatEvent, Topic
-from shared.http.app import create_app
 from shared.ids import utcnow
+from shared.platform import create_app
 from shared.settings import GatewaySettings, ServiceSettings, SyncSettings
 from tests.infra import Infra
 from tests.support import (

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from shared import tenancy
 from shared.mongo import BatchedWriter, Database, Document, Index
-from shared.retention import ExpiredDocuments
+from shared.retention import ExpiredDocuments, retain
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -57,7 +57,7 @@ class AttemptMinutes:
 
         runtime.on_startup(start)
         runtime.on_shutdown("delivery_minutes", self._writer.stop, minimum=0.02, cap=0.1)
-        runtime.retain(ExpiredDocuments(self._collection, "minute", KEEP))
+        retain(runtime, ExpiredDocuments(self._collection, "minute", KEEP))
 
     async def flush(self) -> None:
         await self._writer.flush()
