@@ -9,8 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.http.patch import Patch
 from shared.ids import PrintableId
-from shared.integrations.model import Status, catalog_entry
-from shared.providers.catalog import CATALOG
+from shared.integrations.model import Status
+from shared.providers.catalog import CATALOG, catalog_entry
 
 
 def _known(provider: str) -> str:

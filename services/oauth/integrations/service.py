@@ -21,18 +21,20 @@ from shared.integrations.model import (
     Provider,
     Status,
     bot_key,
-    catalog_entry,
-    check_settings,
-    defaults,
     integration_event,
     new_integration,
-    split_settings,
 )
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
 from shared.operational import publish_integration_event
-from shared.providers.catalog import WEBHOOK_PROVIDERS
+from shared.providers.catalog import (
+    WEBHOOK_PROVIDERS,
+    catalog_entry,
+    check_settings,
+    defaults,
+    split_settings,
+)
 from shared.providers.chat import PermanentError, RateLimited
 from shared.providers.declared import Declared
 from shared.providers.discord.api import DiscordApi

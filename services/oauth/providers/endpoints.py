@@ -14,10 +14,10 @@ from shared.http.app import from_state, runtime_of
 from shared.http.auth import AdminOnly
 from shared.http.errors import MANAGEMENT_ERRORS
 from shared.http.pagination import Page
-from shared.integrations.model import catalog_entry
 from shared.mongo import Document
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
+from shared.providers.catalog import catalog_entry
 from shared.runtime import Runtime
 
 router = APIRouter(

@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from shared.errors import Invalid
-from shared.integrations.model import check_settings
 from shared.providers.base import InboundRequest, SignatureInvalid
-from shared.providers.catalog import Entry
+from shared.providers.catalog import Entry, check_settings
 from shared.providers.declared import Declared
 from shared.providers.ids import derived_delivery_id
 from shared.providers.schemes import Unsignable

@@ -16,9 +16,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from shared.integrations.model import check_settings
 from shared.providers.base import InboundRequest, SignatureInvalid
-from shared.providers.catalog import CATALOG
+from shared.providers.catalog import CATALOG, check_settings
 from tests.providers.catalog.support import NOW, declared, inbound
 
 HMAC = declared(CATALOG["hmac"])
