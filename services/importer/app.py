@@ -16,12 +16,12 @@ from shared.cache import RefreshingCache
 from shared.ids import new_id
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
-from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.metrics import count_by
 from shared.oauth.tokens import TokenKeeper
 from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.chats import chat_providers, provider_client
+from shared.providers.connections import Connections
 from shared.retention import retain
 from shared.runtime import Runtime, ServiceDefinition
 from shared.settings import ImporterSettings

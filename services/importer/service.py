@@ -28,11 +28,11 @@ from services.importer.sources import (
     Source,
 )
 from shared.errors import Conflict, Invalid, NotFound
-from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.mappings import MappingRepository
 from shared.mongo import Database, Document
 from shared.providers.chat import ChatProvider
+from shared.providers.connections import Connections
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.exports import ExportLimits
 from shared.providers.history import Conversation

@@ -15,9 +15,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.providers.chat import Author, ChannelInfo, ChatProvider, TokenRejected
+from shared.providers.connections import Connections
 from shared.providers.discord.export import DiscordExport
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.exports import ExportLimits, ExportReader

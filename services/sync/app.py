@@ -43,7 +43,6 @@ from shared.cache import RefreshingCache
 from shared.envelopes import PROVIDER_HEADER, ChatEvent, ProviderEvent, Topic
 from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
-from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
@@ -51,6 +50,7 @@ from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
 from shared.providers.apps import AppDirectory, ProviderAppRepository
 from shared.providers.chats import chat_providers, provider_client
+from shared.providers.connections import Connections
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues

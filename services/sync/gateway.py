@@ -41,10 +41,10 @@ from services.sync.metrics import SyncMetrics
 from shared.envelopes import ProviderEvent
 from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
-from shared.integrations.connections import Connections
 from shared.mongo import Database, Document
 from shared.produce import Stream
 from shared.providers.chat import RateLimited
+from shared.providers.connections import Connections
 from shared.providers.discord.api import DiscordApi
 from shared.providers.discord.gateway import (
     GatewayConnection,

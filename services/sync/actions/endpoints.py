@@ -21,7 +21,7 @@ from shared.errors import BadRequest
 from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.integrations.connections import InScope
+from shared.providers.connections import InScope
 
 
 def for_the_body(errors: Sequence[Any], expected: type[IssueBody]) -> list[dict[str, Any]]:

@@ -39,11 +39,11 @@ from shared.envelopes import (
 )
 from shared.errors import HookhubError, Invalid, NotFound, Unavailable
 from shared.ids import derived_id, utcnow
-from shared.integrations.connections import Connections
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
 from shared.mongo import Document
 from shared.oauth.tokens import NotConnected
+from shared.providers.connections import Connections
 from shared.providers.github import issues as github_issues
 from shared.providers.github.issues import GitHubIssues
 from shared.providers.issues import (

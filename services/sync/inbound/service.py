@@ -30,13 +30,13 @@ from shared.cache import RecentIds
 from shared.envelopes import Encoded, ProviderEvent, Topic, encode_change
 from shared.errors import HookhubError
 from shared.ids import derived_id, utcnow
-from shared.integrations.connections import Connections
 from shared.integrations.model import IntegrationSnapshot
 from shared.kafka import EventPublisher
 from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
 from shared.mongo import Database
 from shared.produce import Stream
 from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
+from shared.providers.connections import Connections
 from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)

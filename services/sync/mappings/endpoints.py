@@ -12,8 +12,8 @@ from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.http.pagination import Page, PageDep
-from shared.integrations.connections import InScope
 from shared.mappings import MappingRepository
+from shared.providers.connections import InScope
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/mappings",

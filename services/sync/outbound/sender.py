@@ -20,7 +20,6 @@ from services.sync.outbound.repository import OUTBOX
 from shared import tracing
 from shared.errors import HookhubError, NotFound
 from shared.ids import utcnow
-from shared.integrations.connections import Connections
 from shared.mappings import MappingRepository
 from shared.message_map import COLLECTION as MAP
 from shared.message_map import Copy, MessageMap
@@ -35,6 +34,7 @@ from shared.providers.chat import (
     Posted,
     RateLimited,
 )
+from shared.providers.connections import Connections
 from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)

@@ -19,7 +19,7 @@ from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS, also_checked, error_responses
 from shared.http.pagination import Page, PageDep
-from shared.integrations.connections import InScope
+from shared.providers.connections import InScope
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/subscriptions",

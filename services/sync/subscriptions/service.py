@@ -19,9 +19,9 @@ from services.sync.subscriptions.schemas import (
 )
 from shared.errors import Invalid, NotFound
 from shared.ids import new_id, utcnow_ms
-from shared.integrations.connections import Connections
 from shared.mongo import Document
 from shared.providers.catalog import catalog_entry
+from shared.providers.connections import Connections
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Notifier, any_matches
 from shared.templates import Templates

@@ -1,6 +1,9 @@
 """Calls to a provider on behalf of one integration: the token from TokenKeeper (refreshed
 once when the provider rejects it), who our bot is there (cached), and the provider's users
-(cached), so that nothing above this module handles tokens or caches provider answers."""
+(cached), so that nothing above this module handles tokens or caches provider answers.
+
+It joins the domain's integrations and tokens to the chat providers' calls, hence its place
+among the providers, above the domain (docs/development.md, Layers)."""
 
 from __future__ import annotations
 
