@@ -2,15 +2,16 @@
 event for a subscription (sync) or an incoming webhook (gateway), run in shared.jsbox.
 
 What they share: the `event` handed to a template (headers without credentials), the
-result's shape and its checks, the result as a `Notice` text and card, the error kept as a
-`last_error`, the metric of runs, and the check at save (422 with the line and column).
+result's shape and its checks, the error kept as a `last_error`, the metric of runs, and
+the check at save (422 with the line and column). The result shown as a provider's text,
+card or `Notice` is the providers' (shared.providers.templated).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
@@ -21,9 +22,6 @@ from shared import tenancy
 from shared.errors import BadRequest, Invalid
 from shared.ids import utcnow
 from shared.jsbox import Sandbox, ScriptError
-from shared.providers import commonmark as md
-from shared.providers.notify import Card, Notice
-from shared.providers.notify import Field as CardField
 
 __all__ = [
     "MAX_TEMPLATE_CHARS",
@@ -31,9 +29,7 @@ __all__ = [
     "TemplateMetrics",
     "TemplateResult",
     "Templates",
-    "card_of",
     "event_of",
-    "notice_of",
 ]
 
 log = structlog.get_logger(__name__)
@@ -81,7 +77,7 @@ class TemplateResult(BaseModel):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
-        if value is not None and md.safe_url(value) is None:
+        if value is not None and not _is_http_url(value):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value
 
@@ -249,38 +245,8 @@ def result_of(value: Any) -> TemplateResult | TemplateFailure:
         return TemplateFailure("bad_result", f"{where}: {first['msg']}")
 
 
-def card_of(result: TemplateResult) -> Card | None:
-    """The result's card, when it has any of title, url, state, colour or fields (the title
-    then defaults to the text's first line). Defused as every card is (Card)."""
-    if not (result.title or result.url or result.state or result.color or result.fields):
-        return None
-    return Card(
-        title=result.title or md.line((result.text or "").split("\n", 1)[0]),
-        url=result.url,
-        state=result.state,
-        color=result.color.lower() if result.color else None,
-        fields=tuple(CardField(f.name, f.value) for f in result.fields or ()),
-    )
-
-
-def text_of(result: TemplateResult) -> str:
-    """The workspace's own CommonMark, as written, with mentions and raw HTML defused and
-    control characters gone (shared.providers.commonmark.plain)."""
-    return md.plain(result.text or "")
-
-
-def notice_of(result: TemplateResult, default: Notice) -> Notice:
-    """`default` (the renderer's notice, whose facts the filters used) shown as the template
-    says: its text and card; threaded by its `item` (else the renderer's); the root edited
-    only to a template's card; `skip` makes it quiet."""
-    if result.skip:
-        return replace(default, quiet="skipped by the template")
-    card = card_of(result)
-    item = result.item or default.item
-    return replace(
-        default,
-        text=text_of(result),
-        card=card,
-        item=item,
-        item_card=card if item is not None else None,
-    )
+def _is_http_url(url: str) -> bool:
+    """An absolute http(s) URL: what a card links to (shared.providers.commonmark.safe_url
+    takes the same)."""
+    url = url.strip()
+    return url.lower().startswith(("https://", "http://")) and len(url) > len("https://")

@@ -17,13 +17,13 @@ from prometheus_client import CollectorRegistry
 from shared.errors import Invalid
 from shared.jsbox import Limits, Sandbox
 from shared.providers.notify import Card, Notice
+from shared.providers.templated import notice_of
 from shared.templates import (
     TemplateFailure,
     TemplateMetrics,
     TemplateResult,
     Templates,
     event_of,
-    notice_of,
     result_of,
 )
 

@@ -30,7 +30,8 @@ from shared.envelopes import InboundMessage
 from shared.errors import Invalid
 from shared.mongo import BatchedWriter
 from shared.providers.incoming import Incoming
-from shared.templates import TemplateFailure, Templates, card_of, event_of, text_of
+from shared.providers.templated import card_of, text_of
+from shared.templates import TemplateFailure, Templates, event_of
 
 EVENT_TYPE = "message"
 # What of a body that neither the template nor Slack's reading could show is shown.

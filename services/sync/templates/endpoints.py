@@ -12,7 +12,8 @@ from shared.errors import Invalid
 from shared.http.app import from_state
 from shared.http.auth import Authenticated
 from shared.http.errors import MANAGEMENT_ERRORS
-from shared.templates import TemplateFailure, Templates, card_of, event_of, text_of
+from shared.providers.templated import card_of, text_of
+from shared.templates import TemplateFailure, Templates, event_of
 
 router = APIRouter(
     prefix="/api/templates",
