@@ -18,8 +18,7 @@ from shared.integrations import model as integration_model
 from shared.integrations import repository as integration_repository
 from shared.integrations.model import IntegrationSnapshot
 from shared.metrics import count_by
-from shared.oauth.tokens import TokenKeeper
-from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.chats import chat_providers, provider_client
 from shared.providers.connections import Connections
 from shared.retention import retain
@@ -44,7 +43,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         refresh_seconds=5.0,
         name="integrations",
     )
-    tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
+    tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
     connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
     job_repository = jobs.JobRepository(
         runtime.db, timedelta(seconds=settings.import_lease_seconds)

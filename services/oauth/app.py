@@ -24,8 +24,8 @@ from shared import api_keys
 from shared.integrations import repository as integration_repository
 from shared.metrics import CountedGauge, count_by
 from shared.oauth.tokens import TokenKeeper
-from shared.providers import apps
-from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.providers import OAUTH_PROVIDERS, apps
+from shared.providers.apps import BOT_TOKEN_PROVIDERS, AppDirectory, ProviderAppRepository
 from shared.providers.discord import api as discord_api
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi, base_url
@@ -51,7 +51,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         client,
         telegram,
     )
-    keeper = TokenKeeper(repository, directory, runtime.secrets, settings, runtime.publisher)
+    keeper = TokenKeeper(
+        repository,
+        directory,
+        runtime.secrets,
+        settings,
+        runtime.publisher,
+        OAUTH_PROVIDERS,
+        BOT_TOKEN_PROVIDERS,
+    )
     app.state.integration_repository = repository
     app.state.api_key_repository = api_keys.ApiKeyRepository(runtime.db)
     app.state.provider_apps = provider_apps

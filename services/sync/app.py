@@ -46,9 +46,8 @@ from shared.integrations import repository as integration_repository
 from shared.integrations.model import IntegrationSnapshot
 from shared.jsbox import Sandbox
 from shared.mongo import BatchedWriter
-from shared.oauth.tokens import TokenKeeper
 from shared.ownership import Ownership
-from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.chats import chat_providers, provider_client
 from shared.providers.connections import Connections
 from shared.providers.discord.messages import DiscordChat
@@ -79,7 +78,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         refresh_seconds=settings.cache_refresh_seconds,
         name="integrations",
     )
-    tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
+    tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
     connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
     app.state.connections = connections
     mappings_repo = mapping_repository.MappingRepository(runtime.db)

@@ -26,6 +26,10 @@ Integrations without an OAuth access token use the bot token in their sealed set
 (`secrets.bot_token`: Telegram; Slack and Discord bots given one). It is handed out as it
 is and cannot be refreshed: when the provider rejects it, the integration goes to `error`
 (under the same lease, so that it happens once) and the caller gets NotConnected.
+
+The providers are given, not imported (the domain is below them: docs/development.md,
+Layers): their OAuth descriptions, their apps' credentials, and which take a bot token.
+`shared.providers.apps.token_keeper` builds one with all of hookhub's.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -46,9 +50,10 @@ from shared.ids import utcnow
 from shared.integrations.model import Status, integration_event
 from shared.integrations.repository import IntegrationRepository
 from shared.kafka import EventPublisher
-from shared.mongo import Database, Document
+from shared.mongo import Document
 from shared.oauth.client import OAuthClient
 from shared.oauth.provider import (
+    AppCredentials,
     AppMisconfigured,
     OAuthProvider,
     ProviderRefused,
@@ -56,9 +61,6 @@ from shared.oauth.provider import (
     TokenSet,
 )
 from shared.operational import publish_integration_event
-from shared.providers import OAUTH_PROVIDERS
-from shared.providers.apps import AppDirectory, ProviderAppRepository
-from shared.providers.catalog import CATALOG
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -114,15 +116,27 @@ def _failures(doc: Document) -> int:
     return int(_oauth(doc).get("refresh_failures") or 0)
 
 
+class OAuthApps(Protocol):
+    """hookhub's own app at each provider (shared.providers.apps.AppDirectory)."""
+
+    async def oauth_client(self, provider: str) -> AppCredentials | None:
+        """The app's OAuth client credentials; None when none is configured."""
+        ...
+
+
 class TokenKeeper:
+    """`providers`: the providers connected through OAuth, by name; `bot_tokens`: the
+    providers whose integrations take a bot token in their settings."""
+
     def __init__(
         self,
         repository: IntegrationRepository,
-        apps: AppDirectory,
+        apps: OAuthApps,
         box: SecretBox,
         settings: Settings,
         publisher: EventPublisher,
-        providers: Mapping[str, OAuthProvider] = OAUTH_PROVIDERS,
+        providers: Mapping[str, OAuthProvider],
+        bot_tokens: Container[str],
     ) -> None:
         self._repository = repository
         self._apps = apps
@@ -130,14 +144,7 @@ class TokenKeeper:
         self._settings = settings
         self._publisher = publisher
         self._providers = providers
-
-    @classmethod
-    def for_database(
-        cls, db: Database, box: SecretBox, settings: Settings, publisher: EventPublisher
-    ) -> TokenKeeper:
-        """What any service needs to hand out tokens: its database, keys and publisher."""
-        apps = AppDirectory(ProviderAppRepository(db), box, settings)
-        return cls(IntegrationRepository(db), apps, box, settings, publisher)
+        self._bot_tokens = bot_tokens
 
     # -- for callers ------------------------------------------------------------------------
 
@@ -407,8 +414,7 @@ class TokenKeeper:
         ways = []
         if provider in self._providers:
             ways.append("connect it through OAuth: POST /api/auth/oauth/connect")
-        entry = CATALOG.get(provider)
-        if entry is not None and entry.setting("bot_token") is not None:
+        if provider in self._bot_tokens:
             ways.append(f"give it settings.bot_token with PATCH /api/integrations/{integration_id}")
         return " or ".join(ways) or f"{provider} integrations take no token"
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from shared.crypto import SecretBox
 from shared.kafka import EventPublisher
 from shared.mongo import connect
-from shared.oauth.tokens import TokenKeeper
+from shared.providers.apps import token_keeper
 from shared.settings import Settings
 
 
@@ -26,7 +26,7 @@ async def main(integration_id: str, count: int) -> None:
     client = connect(settings, "hookhub-refresher")
     publisher = EventPublisher(settings, "refresher", CollectorRegistry())
     await publisher.start()
-    keeper = TokenKeeper.for_database(
+    keeper = token_keeper(
         client[settings.mongo_db], SecretBox(settings.encryption_key_list), settings, publisher
     )
     await client[settings.mongo_db].command("ping")
