@@ -11,20 +11,20 @@ from services.importer import endpoints, jobs, uploads
 from services.importer.metrics import ImportMetrics, jobs_gauge
 from services.importer.runner import Runner
 from services.importer.service import ImportService
-from shared import mappings, message_map
-from shared.cache import RefreshingCache
-from shared.ids import new_id
-from shared.integrations import model as integration_model
-from shared.integrations import repository as integration_repository
-from shared.integrations.model import IntegrationSnapshot
-from shared.metrics import count_by
+from shared.domain import mappings, message_map
+from shared.domain.integrations import model as integration_model
+from shared.domain.integrations import repository as integration_repository
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.retention import retain
+from shared.domain.usage import UsageCounters
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.ids import new_id
+from shared.kernel.metrics import count_by
+from shared.kernel.runtime import Runtime, ServiceDefinition
+from shared.kernel.settings import ImporterSettings
 from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.chats import chat_providers, provider_client
 from shared.providers.connections import Connections
-from shared.retention import retain
-from shared.runtime import Runtime, ServiceDefinition
-from shared.settings import ImporterSettings
-from shared.usage import UsageCounters
 
 # Import traffic is slow and paced: a few connections are plenty.
 _MAX_CONNECTIONS = 20

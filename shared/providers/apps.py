@@ -11,16 +11,16 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from shared.crypto import SecretBox
-from shared.ids import utcnow
-from shared.integrations.repository import IntegrationRepository
-from shared.kafka import EventPublisher
-from shared.mongo import Collection, Database, Document, Index
-from shared.oauth.provider import AppCredentials
-from shared.oauth.tokens import TokenKeeper
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.provider import AppCredentials
+from shared.domain.oauth.tokens import TokenKeeper
+from shared.kernel.crypto import SecretBox
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Collection, Database, Document, Index
+from shared.kernel.settings import Settings
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.catalog import CATALOG
-from shared.settings import Settings
 
 COLLECTION = "provider_apps"
 INDEXES = [Index(COLLECTION, [("updated_at", 1)])]

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from shared.errors import Invalid, NotFound
+from shared.kernel.errors import Invalid, NotFound
 from shared.providers.base import InboundRequest, ProviderWebhooks
 from shared.providers.schemes import AnyOf, Scheme, url_params
 

@@ -15,15 +15,15 @@ from typing import TypeVar
 import structlog
 from fastapi import Depends, Request
 
-from shared import tenancy
-from shared.cache import RefreshingCache
-from shared.errors import HookhubError, Invalid, NotFound
-from shared.ids import utcnow
-from shared.integrations.model import IntegrationSnapshot, Status, integration_event
-from shared.integrations.repository import IntegrationRepository
-from shared.kafka import EventPublisher
-from shared.oauth.tokens import TokenKeeper
-from shared.operational import publish_integration_event
+from shared.domain import tenancy
+from shared.domain.integrations.model import IntegrationSnapshot, Status, integration_event
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.tokens import TokenKeeper
+from shared.domain.operational import publish_integration_event
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.errors import HookhubError, Invalid, NotFound
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
 from shared.providers.chat import Author, BotIdentity, ChatProvider, TokenRejected
 
 log = structlog.get_logger(__name__)

@@ -1,13 +1,13 @@
-"""A template's result (shared.templates) as the providers show it: text, a card, a notice."""
+"""A template's result (shared.domain.templates) as the providers show it: text, card, notice."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from shared.domain.templates import TemplateResult
 from shared.providers import commonmark as md
 from shared.providers.notify import Card, Notice
 from shared.providers.notify import Field as CardField
-from shared.templates import TemplateResult
 
 __all__ = ["card_of", "notice_of", "text_of"]
 

@@ -14,11 +14,11 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from shared.crypto import SecretBox
-from shared.kafka import EventPublisher
-from shared.mongo import connect
+from shared.kernel.crypto import SecretBox
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import connect
+from shared.kernel.settings import Settings
 from shared.providers.apps import token_keeper
-from shared.settings import Settings
 
 
 async def main(integration_id: str, count: int) -> None:

@@ -19,11 +19,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.app import definition as delivery_definition
-from shared import api_keys
-from shared.crypto import fingerprint
-from shared.ids import new_id, utcnow
-from shared.platform import create_app
-from shared.settings import DeliverySettings, ServiceSettings
+from shared.domain import api_keys
+from shared.domain.platform import create_app
+from shared.kernel.crypto import fingerprint
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.settings import DeliverySettings, ServiceSettings
 from tests.infra import Infra
 from tests.oauth.test_api_keys import bearer, create_github
 from tests.support import RunningService, admin_headers, make_settings, refreshed, serve

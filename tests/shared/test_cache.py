@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared import cache as cache_module
-from shared.cache import RefreshingCache
-from shared.ids import utcnow
-from shared.mongo import UNSCOPED, Database, Document, TombstoneCollection
+from shared.kernel import cache as cache_module
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import UNSCOPED, Database, Document, TombstoneCollection
 from tests.support import FakeClock, until
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.mongo import Database, Index
-from shared.tenancy import WorkspaceCollection
+from shared.domain.tenancy import WorkspaceCollection
+from shared.kernel.mongo import Database, Index
 
 COLLECTION = "endpoints"
 

@@ -22,12 +22,12 @@ import orjson
 
 from services.sync.notifications.post import Post
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
-from shared import claim_check
-from shared.errors import NotFound
-from shared.mongo import BatchedWriter, Database
+from shared.domain import claim_check
+from shared.domain.templates import TemplateFailure, TemplateResult, Templates, event_of
+from shared.kernel.errors import NotFound
+from shared.kernel.mongo import BatchedWriter, Database
 from shared.providers.notify import Notice
 from shared.providers.templated import notice_of
-from shared.templates import TemplateFailure, TemplateResult, Templates, event_of
 
 SKIPPED = "template"
 

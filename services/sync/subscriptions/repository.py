@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.mongo import Database, Document, Index
-from shared.tenancy import WorkspaceCollection
+from shared.domain.tenancy import WorkspaceCollection
+from shared.kernel.mongo import Database, Document, Index
 
 COLLECTION = "subscriptions"
 

@@ -10,7 +10,7 @@ import dataclasses
 import httpx
 import pytest
 
-from shared.errors import Invalid
+from shared.kernel.errors import Invalid
 from shared.providers.base import InboundRequest, SignatureInvalid
 from shared.providers.catalog import Entry, check_settings
 from shared.providers.declared import Declared

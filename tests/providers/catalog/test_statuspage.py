@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from shared.errors import Invalid
+from shared.kernel.errors import Invalid
 from shared.providers.base import MalformedWebhook
 from shared.providers.catalog import CATALOG, Sample, check_settings
 from tests.providers.catalog import credentials
