@@ -49,7 +49,7 @@ COPY --from=build /opt/hookhub /opt/hookhub
 USER 10001:10001
 WORKDIR /home/hookhub
 
-# edge, gateway, delivery, oauth, sync, importer (shared/settings.py SERVICE_PORTS)
+# edge, gateway, delivery, oauth, sync, importer (shared/kernel/settings.py SERVICE_PORTS)
 EXPOSE 8080 8081 8082 8083 8084 8085
 
 ENTRYPOINT ["hookhub"]

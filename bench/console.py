@@ -47,9 +47,9 @@ from bench.harness import (
 from services.delivery.deliveries.repository import DELIVERIES
 from services.delivery.deliveries.service import delivery_doc
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared.embedded import free_port
-from shared.ids import utcnow
-from shared.mongo import Document
+from shared.kernel.embedded import free_port
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Document
 
 DELIVERIES_COUNT = 100_000
 ENDPOINTS = 20

@@ -94,10 +94,10 @@ from bench.sender import (
     message_data,
     webhook_request,
 )
-from shared.consumers import FETCH_MAX_WAIT_MS
-from shared.embedded import ChildProcess, free_port
-from shared.envelopes import ChatEvent, Topic
-from shared.ids import utcnow
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import ChildProcess, free_port
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.ids import utcnow
 
 EVENTS = 10_000  # pre-published for the throughput part
 RATE = 200.0  # events per second for the latency part

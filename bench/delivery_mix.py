@@ -45,10 +45,10 @@ from bench.delivery import Sink, _metrics, _until, deliver_backlog, start_sink
 from bench.harness import BenchError, BenchmarkResult, Harness, Measurement, mean_of
 from bench.sender import CHANNELS, EVENT_TYPE, event_id, message_data
 from services.delivery.transformations.service import Outgoing, Transformer
-from shared.egress import EgressPolicy
-from shared.envelopes import ChatEvent, Topic
-from shared.ids import utcnow
-from shared.jsbox import Sandbox
+from shared.kernel.egress import EgressPolicy
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.jsbox import Sandbox
 
 ENDPOINTS = 20
 FIFO = 2  # of them: 10%

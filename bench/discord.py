@@ -66,9 +66,9 @@ from bench.harness import (
     ratio_note,
 )
 from bench.sync import TEXT
-from shared.consumers import FETCH_MAX_WAIT_MS
-from shared.embedded import ChildProcess, free_port
-from shared.envelopes import Topic
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import ChildProcess, free_port
+from shared.kernel.envelopes import Topic
 
 WORKSPACE = "ws_bench_discord"
 BOT_TOKEN = "MTMwMDAwMDAwMDAwMDAwMDAx.GbenchT.discord-bench-bot-token-0000000000"  # noqa: S105 (the fake's)
@@ -246,7 +246,7 @@ def build_fake() -> Any:
 
 
 def serve_fake(port: int) -> int:
-    from shared.http.server import ServiceServer
+    from shared.kernel.http.server import ServiceServer
 
     fake = build_fake()
     fake.base_url = f"http://127.0.0.1:{port}"

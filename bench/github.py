@@ -27,8 +27,8 @@ from bench.harness import (
 )
 from bench.incoming import kafka_check, watching
 from bench.loadgen import SEQ, Target
-from shared.embedded import ChildProcess
-from shared.envelopes import Topic
+from shared.kernel.embedded import ChildProcess
+from shared.kernel.envelopes import Topic
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "github" / "push"
 PAYLOAD = CORPUS / "payload.json"

@@ -38,7 +38,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from bench.loadgen import Target
-from shared.embedded import (
+from shared.kernel.embedded import (
     ChildProcess,
     free_port,
     spawn,

@@ -25,7 +25,7 @@ For each size, smallest first:
 2. **Baseline.** `python -m bench.importer baseline`, in its own process, started once the
    importer is stopped: zipfile + orjson reading the same ZIP conversation by conversation,
    day file by day file, building the same envelope as a plain dict (id from
-   `shared.message_map.inbound_message_id`, channel from the map, text as written, author
+   `shared.domain.message_map.inbound_message_id`, channel from the map, text as written, author
    from users.json or the bot's username, attachments, blocks, thread, occurred_at,
    `imported: true`), skipping the same notices, and producing it with aiokafka (acks=all,
    keyed by channel, linger 5 ms, 512 KiB batches) without awaiting each send: it awaits the
@@ -71,10 +71,10 @@ from bench.harness import (
     _host,
     ratio_note,
 )
-from shared.consumers import FETCH_MAX_WAIT_MS
-from shared.embedded import ChildProcess
-from shared.envelopes import Topic
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import ChildProcess
+from shared.kernel.envelopes import Topic
 
 WORKSPACE = "ws_bench_import"
 CHANNELS = 200  # a Slack export's conversations

@@ -24,8 +24,8 @@ from bench.harness import (
     Server,
 )
 from bench.loadgen import Target
-from shared.embedded import ChildProcess
-from shared.envelopes import Topic
+from shared.kernel.embedded import ChildProcess
+from shared.kernel.envelopes import Topic
 
 # What a CI system or monitoring tool typically posts: mrkdwn text with a link, a bot name and
 # an emoji icon: 246 bytes.
@@ -138,7 +138,7 @@ async def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dic
     """The first and the next offset of each partition of `topic`, by partition."""
     from aiokafka import AIOKafkaConsumer
 
-    from shared.kafka import partitions_of
+    from shared.kernel.kafka import partitions_of
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:

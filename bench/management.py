@@ -8,8 +8,8 @@ and the key's narrowing has something to filter. A `read` key for A is issued th
 oauth service, which is then stopped.
 
 - **ours:** `GET /api/outgoing-webhooks?limit=50` through the edge with the key: the request
-  is confined to A (`shared.tenancy`), the key found in the replica's fingerprint cache
-  (`shared.api_keys.KeyChecker`);
+  is confined to A (`shared.domain.tenancy`), the key found in the replica's fingerprint cache
+  (`shared.domain.api_keys.KeyChecker`);
 - **baseline:** the same list with the admin token asking for `?workspace_id=A`: the same
   MongoDB query, the same page.
 

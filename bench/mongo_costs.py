@@ -43,9 +43,9 @@ from bench.sender import WORKSPACE, Reply, attempt_doc, event_id, webhook_reques
 from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, INDEXES
 from services.delivery.deliveries.service import delivery_doc
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared.embedded import free_port, start_mongo
-from shared.ids import utcnow
-from shared.mongo import Index
+from shared.kernel.embedded import free_port, start_mongo
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Index
 
 BATCH = 500
 ENDPOINT = EndpointSnapshot(

@@ -82,7 +82,7 @@ def _mix(kinds: Counter[str], mix: tuple[tuple[str, int], ...]) -> str:
 def encoded(notice: Any, provider: str) -> bytes:
     """A notice as sync publishes it, a root (its item card), in the benchmark's first
     channel: the baseline's fixed message."""
-    from shared.envelopes import encode_inbound
+    from shared.kernel.envelopes import encode_inbound
 
     return encode_inbound(
         id="ntf_bench_fixed",

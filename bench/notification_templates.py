@@ -1,6 +1,6 @@
 """The templates' mix of benchmark "notifications" (bench.notifications): the alerts' mix
 (bench.notification_alerts) with every subscription on a template (SPEC §16), so each
-notification is rendered by the workspace's JavaScript in the sandbox (shared.jsbox) instead
+notification is rendered by the workspace's JavaScript in the sandbox (shared.kernel.jsbox) instead
 of the provider's renderer: the renderer still runs (the filters judge its facts), then the
 batch's templates run together in the sandbox's worker process.
 

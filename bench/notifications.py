@@ -103,10 +103,10 @@ from bench.sync import (
     kafka_two_hops,
     post_paced,
 )
-from shared.consumers import FETCH_MAX_WAIT_MS
-from shared.embedded import ChildProcess
-from shared.envelopes import Topic
-from shared.message_map import COLLECTION as MAP
+from shared.domain.message_map import COLLECTION as MAP
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import ChildProcess
+from shared.kernel.envelopes import Topic
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "github"
 ORG = "hookhub-bench"

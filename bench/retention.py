@@ -22,7 +22,7 @@ from bench.harness import BenchError, BenchmarkResult, Harness, Infrastructure, 
 from bench.incoming import BODY, HEADERS, create_webhook, post_once
 from bench.loadgen import Target
 from services.delivery.deliveries import repository as delivery_repository
-from shared.ids import utcnow
+from shared.kernel.ids import utcnow
 
 BACKLOG = 100_000
 _INSERT_BATCH = 5_000

@@ -96,10 +96,10 @@ from bench.soak_sample import PENDING, Sampler
 from bench.sync import TEXT, _paced, message_created
 from services.delivery.deliveries.dispatcher import DEAD_LETTER_TOPIC
 from services.sandbox.app import SLACK_USERS, credentials, service_environment
-from shared.egress import NewestFirst
-from shared.embedded import ChildProcess, free_port
-from shared.envelopes import ChatEvent, Topic
-from shared.ids import derived_id
+from shared.kernel.egress import NewestFirst
+from shared.kernel.embedded import ChildProcess, free_port
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.ids import derived_id
 
 DEFAULT_SECONDS = 1200.0
 SAMPLE_EVERY = 10.0
@@ -529,7 +529,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Every record's value on `topic`, from the beginning to its end now."""
     from aiokafka import AIOKafkaConsumer
 
-    from shared.kafka import partitions_of
+    from shared.kernel.kafka import partitions_of
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

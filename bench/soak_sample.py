@@ -178,7 +178,7 @@ class Sampler:
             await consumer.stop()
 
     async def lag(self) -> dict[str, int]:
-        from shared.kafka import committed_offsets, partitions_of
+        from shared.kernel.kafka import committed_offsets, partitions_of
 
         admin, consumer = await self._clients()
         topics = [topic for topic in await consumer.topics() if topic.startswith(self.prefix)]

@@ -26,7 +26,7 @@ import httpx
 from bench.harness import BenchError, BenchmarkResult, Harness, create_integration
 from bench.incoming import kafka_check
 from bench.loadgen import SEQ, Target, stripe_signer
-from shared.envelopes import Topic
+from shared.kernel.envelopes import Topic
 from shared.providers.catalog import CATALOG
 
 

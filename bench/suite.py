@@ -41,7 +41,7 @@ from bench.harness import (
     render,
     write_results,
 )
-from shared.embedded import EmbeddedError
+from shared.kernel.embedded import EmbeddedError
 
 BENCHMARKS: list[Benchmark] = [
     incoming.BENCHMARK,

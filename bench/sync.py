@@ -7,7 +7,7 @@ process answering `chat.postMessage`, `auth.test`, `bots.info`, `conversations.i
 with a bot token created through the oauth service (which calls `auth.test` and `bots.info`
 on the stand-in; it is then stopped); 1,000 channel mappings created through sync's API
 (each checked with `conversations.info`), chat channel `ch_sync<i>` ↔ Slack `C0BENCH<i>`.
-Every chat event is a `message.created` (`shared.envelopes.ChatEvent`, keyed by channel,
+Every chat event is a `message.created` (`shared.kernel.envelopes.ChatEvent`, keyed by channel,
 `data = {message_id, channel_id, text}`, `actor = {id, name, avatar_url}`) whose text
 starts with `bench_seq=<n> sent_at=<unix seconds>`, which the stand-in reads.
 
@@ -71,10 +71,10 @@ from bench.harness import (
     create_integration,
     ratio_note,
 )
-from shared.consumers import FETCH_MAX_WAIT_MS
-from shared.envelopes import ChatEvent, Topic
-from shared.ids import utcnow
-from shared.message_map import COLLECTION as MAP
+from shared.domain.message_map import COLLECTION as MAP
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.ids import utcnow
 
 WORKSPACE = "ws_bench_sync"
 CHANNELS = 1_000

@@ -35,7 +35,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench.sync import slack_of
-from shared.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
 
 CONNECTIONS = 200
 MAX_RECORDS = 500

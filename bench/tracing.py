@@ -49,8 +49,8 @@ from bench.harness import (
     wait_answering,
 )
 from bench.loadgen import SEQ
-from shared.embedded import ChildProcess, free_port
-from shared.envelopes import Topic
+from shared.kernel.embedded import ChildProcess, free_port
+from shared.kernel.envelopes import Topic
 
 DISABLED, NO_EXPORTER, EXPORTING = "disabled", "no-exporter", "exporting"
 LABELS = {

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet
 
-from shared.runtime import ServiceDefinition
-from shared.settings import SERVICE_PORTS, ConfigurationError
+from shared.kernel.runtime import ServiceDefinition
+from shared.kernel.settings import SERVICE_PORTS, ConfigurationError
 
 SERVICES = tuple(SERVICE_PORTS)
 
@@ -23,10 +23,10 @@ def load_definition(name: str) -> ServiceDefinition:
 
 
 def serve(name: str, host: str | None, port: int | None) -> int:
-    from shared import tracing
-    from shared.http.app import create_app
-    from shared.http.server import ServiceServer
-    from shared.logging import configure_logging
+    from shared.domain.platform import create_app
+    from shared.kernel import tracing
+    from shared.kernel.http.server import ServiceServer
+    from shared.kernel.logging import configure_logging
 
     definition = load_definition(name)
     try:
@@ -66,7 +66,7 @@ def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
     import uvicorn
 
     from services.edge import edge_config
-    from shared.settings import Settings
+    from shared.kernel.settings import Settings
 
     settings = Settings()
     table = {name: f"http://127.0.0.1:{default}" for name, default in SERVICE_PORTS.items()}
@@ -94,8 +94,8 @@ def sandbox(port: int) -> int:
     import uvicorn
 
     from services.sandbox.app import Sandbox, credentials, refused
-    from shared.logging import configure_logging
-    from shared.settings import Settings
+    from shared.kernel.logging import configure_logging
+    from shared.kernel.settings import Settings
 
     try:
         settings = Settings()
@@ -115,7 +115,7 @@ def sandbox(port: int) -> int:
         origin=origin,
         admin_token=settings.admin_token,
     ).app()
-    # log_config=None: uvicorn's own lines rendered by shared.logging, like the services'.
+    # log_config=None: uvicorn's own lines rendered by shared.kernel.logging, like the services'.
     uvicorn.run(
         app, host="127.0.0.1", port=port, log_level="warning", log_config=None, ws="websockets"
     )
@@ -125,10 +125,10 @@ def sandbox(port: int) -> int:
 def rotate_keys() -> int:
     import asyncio
 
-    from shared.crypto import SecretBox
-    from shared.keys import rotate_all
-    from shared.mongo import connect
-    from shared.settings import Settings
+    from shared.domain.keys import rotate_all
+    from shared.kernel.crypto import SecretBox
+    from shared.kernel.mongo import connect
+    from shared.kernel.settings import Settings
 
     settings = Settings().resolve_dev_secrets()
 
@@ -153,8 +153,8 @@ def ensure_topics() -> int:
     Run before the services (the chart's topics Job); they create what is missing too."""
     import asyncio
 
-    from shared import kafka
-    from shared.settings import Settings
+    from shared.kernel import kafka
+    from shared.kernel.settings import Settings
 
     settings = Settings()
     internal = [topic for name in SERVICES for topic in load_definition(name).internal_topics]

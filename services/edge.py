@@ -7,7 +7,7 @@ both ways (a service's early answer is relayed while the body still comes), and 
 could resolve into another (dot and empty segments), and clients too slow to send their
 request (docs/operations.md, "The single origin"). A header value that is not UTF-8 is
 left out and named to the service, which refuses it only if it reads it
-(shared.http.headers). It also serves the AsyncAPI document of the Kafka topics
+(shared.kernel.http.headers). It also serves the AsyncAPI document of the Kafka topics
 (`/asyncapi.json`, and as a page at `/asyncapi`: services/asyncapi) and the operator
 console's static files (`/`, `/portal`, `/console/*`: services/console).
 """
@@ -35,9 +35,9 @@ from yarl import URL
 
 from services.asyncapi import asyncapi_document, render_html, with_event_types
 from services.console import SECURITY_HEADERS, console_routes
-from shared.http.errors import ERROR_SCHEMA_REF
-from shared.http.headers import UNDECODABLE_HEADERS
-from shared.http.server import HeadLimit, no_websocket
+from shared.kernel.http.errors import ERROR_SCHEMA_REF
+from shared.kernel.http.headers import UNDECODABLE_HEADERS
+from shared.kernel.http.server import HeadLimit, no_websocket
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 
-from shared.embedded import (
+from shared.kernel.embedded import (
     ChildProcess,
     EmbeddedError,
     port_free,
@@ -30,7 +30,7 @@ from shared.embedded import (
     start_broker,
     start_mongo,
 )
-from shared.settings import SERVICE_PORTS, ConfigurationError, Settings
+from shared.kernel.settings import SERVICE_PORTS, ConfigurationError, Settings
 
 PIDS_FILE = "stack.pids"
 
@@ -269,7 +269,7 @@ class _QuietServer(uvicorn.Server):
 
 def _service_env(settings: Settings) -> dict[str, str]:
     """What every process the stack starts is given: the stack's settings, and a log of
-    JSON lines (`logs/<name>.log`, one object a line, as shared.logging writes them)."""
+    JSON lines (`logs/<name>.log`, one object a line, as shared.kernel.logging writes them)."""
     return {
         "HOOKHUB_LOG_FORMAT": "json",
         "HOOKHUB_ENV": settings.env,

@@ -13,7 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.sandbox.telegram import FakeTelegram
-from shared.mongo import Database
+from shared.kernel.mongo import Database
 from tests.infra import Infra, provide_infra
 from tests.support import new_namespace, serve
 

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.embedded import free_port, start_broker, start_mongo
+from shared.kernel.embedded import free_port, start_broker, start_mongo
 
 
 @dataclass(frozen=True)

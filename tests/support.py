@@ -25,12 +25,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from services.cli import load_definition
-from shared.embedded import free_port
-from shared.envelopes import ChatEvent, Topic
-from shared.http.app import create_app
-from shared.http.server import ServiceServer
-from shared.ids import utcnow
-from shared.settings import ServiceSettings
+from shared.domain.platform import create_app
+from shared.kernel.embedded import free_port
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.http.server import ServiceServer
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -1,4 +1,6 @@
-"""The tree's imports form no cycle, and `shared/` imports nothing of `services/`.
+"""The tree's imports form no cycle, `shared/` imports nothing of `services/`, and the layers
+of `shared/` hold: the kernel imports nothing of the domain or the providers, the domain
+nothing of the providers (docs/development.md, Layers).
 
 Every import counts, at any depth of the code: a function's lazy import and one under
 `TYPE_CHECKING` too, where a cycle hides until the day the modules load in another order
@@ -139,6 +141,60 @@ def test_shared_imports_nothing_of_services() -> None:
         if imported.partition(".")[0] == "services"
     )
     assert not climbing, climbing
+
+
+# What each layer may not import: the layers above it, and the services.
+FORBIDDEN = {
+    "shared.kernel": ("shared.domain", "shared.providers", "services"),
+    "shared.domain": ("shared.providers", "services"),
+}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _layer_breaches(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a module by one of a layer below it, as `importer -> imported`."""
+    return sorted(
+        f"{module} -> {imported}"
+        for module, imports in graph.items()
+        for layer, above in FORBIDDEN.items()
+        if _within(module, layer)
+        for imported in imports
+        if any(_within(imported, package) for package in above)
+    )
+
+
+def test_the_layers_import_only_downwards() -> None:
+    graph = _graph()
+    # The layers are there to be held: a rename leaving them empty passes nothing.
+    for layer in FORBIDDEN:
+        assert any(_within(module, layer) for module in graph), f"no module under {layer}"
+    breaches = _layer_breaches(graph)
+    assert not breaches, "imports against the layers:\n" + "\n".join(breaches)
+
+
+def test_a_layer_breach_is_found() -> None:
+    """What the test above relies on: each forbidden direction is found, lazy and under
+    TYPE_CHECKING too (the graph's edges), and the allowed ones are not."""
+    graph = {
+        "shared.kernel.mongo": {"shared.domain.tenancy"},
+        "shared.kernel.http.app": {"shared.domain", "shared.kernel.runtime"},
+        "shared.kernel.envelopes": {"shared.providers.chat"},
+        "shared.kernel.runtime": {"services.cli"},
+        "shared.domain.tokens": {"shared.providers", "shared.kernel.kafka"},
+        "shared.domain.audit": {"shared.kernel.http.trail", "shared.domain.tenancy"},
+        "shared.providers.apps": {"shared.domain.oauth.tokens", "shared.kernel.mongo"},
+        "shared.kernelish": {"shared.providers"},  # not the kernel: a name that begins alike
+    }
+    assert _layer_breaches(graph) == [
+        "shared.domain.tokens -> shared.providers",
+        "shared.kernel.envelopes -> shared.providers.chat",
+        "shared.kernel.http.app -> shared.domain",
+        "shared.kernel.mongo -> shared.domain.tenancy",
+        "shared.kernel.runtime -> services.cli",
+    ]
 
 
 def test_every_kind_of_import_is_an_edge() -> None:

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http import origins
+from shared.kernel.http import origins
 
 STATIC = Path(__file__).parent / "static"
 

@@ -35,17 +35,18 @@ from services.delivery.outgoing_webhooks import repository as endpoint_repositor
 from services.delivery.outgoing_webhooks.service import EndpointService, EndpointSnapshot, snapshot
 from services.delivery.transformations import endpoints as transformation_routes
 from services.delivery.transformations.service import TransformationMetrics, Transformer
-from shared import claim_check
-from shared.cache import RefreshingCache
-from shared.egress import EgressPolicy, GuardedClient
-from shared.envelopes import ChatEvent, OperationalEvent, ProviderEvent, Topic
-from shared.jsbox import Sandbox
-from shared.mongo import BatchedWriter
-from shared.operational import Announcer
-from shared.ownership import Ownership
-from shared.runtime import Runtime, ServiceDefinition
-from shared.settings import DeliverySettings
-from shared.usage import OldDays, UsageCounters
+from shared.domain import claim_check
+from shared.domain.operational import Announcer
+from shared.domain.retention import retain
+from shared.domain.usage import OldDays, UsageCounters
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.egress import EgressPolicy, GuardedClient
+from shared.kernel.envelopes import ChatEvent, OperationalEvent, ProviderEvent, Topic
+from shared.kernel.jsbox import Sandbox
+from shared.kernel.mongo import BatchedWriter
+from shared.kernel.ownership import Ownership
+from shared.kernel.runtime import Runtime, ServiceDefinition
+from shared.kernel.settings import DeliverySettings
 
 log = structlog.get_logger(__name__)
 
@@ -334,7 +335,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         usage.keep(workspace_id, "deliveries", -deliveries)
         usage.keep(workspace_id, "attempts", -attempts)
 
-    runtime.retain(
+    retain(
+        runtime,
         EndedDeliveries(runtime.db, settings.delivery_retention, removed),
         OldDays(runtime.db, settings.delivery_retention),
         replays.retention(),

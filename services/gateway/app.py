@@ -13,20 +13,20 @@ from services.gateway.provider_webhooks import endpoints as provider
 from services.gateway.provider_webhooks import repository as seen_repository
 from services.gateway.provider_webhooks.service import AppSecrets, Deduplicator
 from services.gateway.provider_webhooks.window import SeenWindow
-from shared import claim_check
-from shared.cache import RecentIds, RefreshingCache
-from shared.envelopes import Topic
-from shared.integrations import model as integration_model
-from shared.integrations import repository as integration_repository
-from shared.integrations.model import IntegrationSnapshot
-from shared.jsbox import Sandbox
-from shared.mongo import BatchedWriter
+from shared.domain import claim_check
+from shared.domain.integrations import model as integration_model
+from shared.domain.integrations import repository as integration_repository
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.retention import ExpiredDocuments, retain
+from shared.domain.templates import TemplateMetrics, Templates
+from shared.domain.usage import UsageCounters
+from shared.kernel.cache import RecentIds, RefreshingCache
+from shared.kernel.envelopes import Topic
+from shared.kernel.jsbox import Sandbox
+from shared.kernel.mongo import BatchedWriter
+from shared.kernel.runtime import Runtime, ServiceDefinition
+from shared.kernel.settings import GatewaySettings
 from shared.providers import apps
-from shared.retention import ExpiredDocuments
-from shared.runtime import Runtime, ServiceDefinition
-from shared.settings import GatewaySettings
-from shared.templates import TemplateMetrics, Templates
-from shared.usage import UsageCounters
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -95,7 +95,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if window is not None:
             runtime.background("dedupe-window", window.run)
 
-    runtime.retain(
+    retain(
+        runtime,
         # Buckets of seen ids once their newest has left the dedupe window.
         ExpiredDocuments(runtime.db[seen_repository.COLLECTION], "expires_at"),
         claim_check.ReadBodies(runtime.db, settings, settings.topic(Topic.PROVIDER_EVENTS)),

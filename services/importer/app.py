@@ -11,20 +11,20 @@ from services.importer import endpoints, jobs, uploads
 from services.importer.metrics import ImportMetrics, jobs_gauge
 from services.importer.runner import Runner
 from services.importer.service import ImportService
-from shared import mappings, message_map
-from shared.cache import RefreshingCache
-from shared.ids import new_id
-from shared.integrations import model as integration_model
-from shared.integrations import repository as integration_repository
-from shared.integrations.connections import Connections
-from shared.integrations.model import IntegrationSnapshot
-from shared.metrics import count_by
-from shared.oauth.tokens import TokenKeeper
-from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.domain import mappings, message_map
+from shared.domain.integrations import model as integration_model
+from shared.domain.integrations import repository as integration_repository
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.retention import retain
+from shared.domain.usage import UsageCounters
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.ids import new_id
+from shared.kernel.metrics import count_by
+from shared.kernel.runtime import Runtime, ServiceDefinition
+from shared.kernel.settings import ImporterSettings
+from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.chats import chat_providers, provider_client
-from shared.runtime import Runtime, ServiceDefinition
-from shared.settings import ImporterSettings
-from shared.usage import UsageCounters
+from shared.providers.connections import Connections
 
 # Import traffic is slow and paced: a few connections are plenty.
 _MAX_CONNECTIONS = 20
@@ -43,7 +43,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         refresh_seconds=5.0,
         name="integrations",
     )
-    tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
+    tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
     connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
     job_repository = jobs.JobRepository(
         runtime.db, timedelta(seconds=settings.import_lease_seconds)
@@ -90,8 +90,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 
         runtime.background("import-runner", lambda: runner.run(lambda: runtime.kafka_started))
 
-    runtime.retain(
-        uploads.EndedJobUploads(runtime.db, settings.import_upload_retention, service.scratch)
+    retain(
+        runtime,
+        uploads.EndedJobUploads(runtime.db, settings.import_upload_retention, service.scratch),
     )
     runtime.on_startup(start)
     runtime.on_shutdown("provider_client", lambda _: client.aclose())

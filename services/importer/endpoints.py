@@ -14,14 +14,14 @@ from services.importer.schemas import ApiImportCreate, ChannelMap, ImportJobOut,
 from services.importer.service import ExportForm, ImportService
 from services.importer.sources import DEFAULT_EXPORT, EXPORTS
 from services.importer.uploads import receive
-from shared import tenancy
-from shared.errors import BadRequest, Invalid
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.http.limits import max_body
-from shared.http.pagination import Page, PageDep
-from shared.ids import MAX_ID_LENGTH, id_pattern, id_problem
+from shared.domain import tenancy
+from shared.kernel.errors import BadRequest, Invalid
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.kernel.http.limits import max_body
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.ids import MAX_ID_LENGTH, id_pattern, id_problem
 
 router = APIRouter(tags=["imports"], dependencies=[Authenticated], responses=MANAGEMENT_ERRORS)
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pymongo import ReturnDocument
 
 from services.importer.schemas import Progress
-from shared import tenancy
-from shared.ids import new_id, utcnow
-from shared.mongo import Collection, Database, Document, Index, paginate
+from shared.domain import tenancy
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Collection, Database, Document, Index, paginate
 
 COLLECTION = "import_jobs"
 INDEXES = [

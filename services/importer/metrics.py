@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.metrics import CountedGauge
+from shared.kernel.metrics import CountedGauge
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 

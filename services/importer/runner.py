@@ -30,14 +30,15 @@ from pymongo.errors import PyMongoError
 from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
 from services.importer.metrics import ImportMetrics
 from services.importer.sources import Source
-from shared import tracing
-from shared.envelopes import Encoded, IntegrationEvent, Topic, encode_change, new_event_id
-from shared.errors import HookhubError, Unavailable
-from shared.ids import utcnow
-from shared.kafka import EventPublisher
-from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
-from shared.mongo import Document
-from shared.operational import publish_integration_event
+from shared.domain.message_map import Copy, MessageMap, copy_id, inbound_message_id
+from shared.domain.operational import publish_integration_event
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.envelopes import Encoded, IntegrationEvent, Topic, encode_change, new_event_id
+from shared.kernel.errors import HookhubError, Unavailable
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Document
 from shared.providers.chat import (
     Author,
     ChatProvider,
@@ -47,7 +48,6 @@ from shared.providers.chat import (
     RateLimited,
 )
 from shared.providers.history import Conversation, HistoryRecord
-from shared.usage import UsageCounters
 
 log = structlog.get_logger(__name__)
 

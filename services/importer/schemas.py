@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.ids import PrintableId
-from shared.mongo import Document
+from shared.kernel.ids import PrintableId
+from shared.kernel.mongo import Document
 
 ExternalId = PrintableId
 ChannelMap = dict[
@@ -118,7 +118,7 @@ class Upload(BaseModel):
     size: int
     # What the file is (POST /api/imports' `source`).
     source: str = "slack_export"
-    # The provider account in the envelope ids (shared.message_map.inbound_message_id):
+    # The provider account in the envelope ids (shared.domain.message_map.inbound_message_id):
     # the integration's, as live sync has it; without one, the export's team or guild, or
     # `export` (a Telegram export without a bot, a Slack export naming no team).
     account: str | None = None

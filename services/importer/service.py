@@ -27,19 +27,19 @@ from services.importer.sources import (
     SlackApiSource,
     Source,
 )
-from shared.errors import Conflict, Invalid, NotFound
-from shared.integrations.connections import Connections
-from shared.integrations.model import IntegrationSnapshot
-from shared.mappings import MappingRepository
-from shared.mongo import Database, Document
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.mappings import MappingRepository
+from shared.kernel.errors import Conflict, Invalid, NotFound
+from shared.kernel.mongo import Database, Document
+from shared.kernel.settings import ImporterSettings
 from shared.providers.chat import ChatProvider
+from shared.providers.connections import Connections
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.exports import ExportLimits
 from shared.providers.history import Conversation
 from shared.providers.slack import limits
 from shared.providers.slack.history import SlackHistory
 from shared.providers.slack.messages import SlackChat
-from shared.settings import ImporterSettings
 
 log = structlog.get_logger(__name__)
 
@@ -157,7 +157,7 @@ class ImportService:
                 "filename": upload.filename,
                 "size": upload.size,
                 "source": form.source,
-                # The account of every envelope id (shared.message_map.inbound_message_id),
+                # The account of every envelope id (shared.domain.message_map.inbound_message_id),
                 # as live sync has it: the integration's, else the file's, else `export`.
                 "account": _account(integration) if integration else account or EXPORT_ACCOUNT,
                 **({named: account} if named else {}),

@@ -15,9 +15,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.integrations.connections import Connections
-from shared.integrations.model import IntegrationSnapshot
+from shared.domain.integrations.model import IntegrationSnapshot
 from shared.providers.chat import Author, ChannelInfo, ChatProvider, TokenRejected
+from shared.providers.connections import Connections
 from shared.providers.discord.export import DiscordExport
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.exports import ExportLimits, ExportReader
@@ -59,7 +59,7 @@ DEFAULT_EXPORT = "slack_export"
 class Source(Protocol):
     provider: str
     # The provider account the messages belong to (Slack team, Discord guild): part of
-    # every envelope id, as in live sync (shared.message_map.inbound_message_id).
+    # every envelope id, as in live sync (shared.domain.message_map.inbound_message_id).
     account: str
 
     async def conversations(self) -> list[Conversation]: ...

@@ -27,10 +27,10 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from services.importer.jobs import COLLECTION as JOBS
 from services.importer.jobs import ENDED
-from shared.errors import BadRequest, PayloadTooLarge
-from shared.ids import utcnow
-from shared.mongo import Database, Document, Index
-from shared.retention import EPOCH, ExpiredDocuments, remove_files
+from shared.domain.retention import EPOCH, ExpiredDocuments, remove_files
+from shared.kernel.errors import BadRequest, PayloadTooLarge
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, Document, Index
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

@@ -20,17 +20,17 @@ from services.oauth.revocations import repository as revocation_repository
 from services.oauth.revocations.service import Revoker
 from services.oauth.tasks import Maintenance
 from services.oauth.usage import endpoints as usage_routes
-from shared import api_keys
-from shared.integrations import repository as integration_repository
-from shared.metrics import CountedGauge, count_by
-from shared.oauth.tokens import TokenKeeper
-from shared.providers import apps
-from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.domain import api_keys
+from shared.domain.integrations import repository as integration_repository
+from shared.domain.oauth.tokens import TokenKeeper
+from shared.kernel.metrics import CountedGauge, count_by
+from shared.kernel.runtime import Runtime, ServiceDefinition
+from shared.providers import OAUTH_PROVIDERS, apps
+from shared.providers.apps import BOT_TOKEN_PROVIDERS, AppDirectory, ProviderAppRepository
 from shared.providers.discord import api as discord_api
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi, base_url
 from shared.providers.telegram.api import TelegramApi
-from shared.runtime import Runtime, ServiceDefinition
 
 # How often the integrations are counted for `hookhub_integrations`.
 _COUNT_SECONDS = 15.0
@@ -51,7 +51,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         client,
         telegram,
     )
-    keeper = TokenKeeper(repository, directory, runtime.secrets, settings, runtime.publisher)
+    keeper = TokenKeeper(
+        repository,
+        directory,
+        runtime.secrets,
+        settings,
+        runtime.publisher,
+        OAUTH_PROVIDERS,
+        BOT_TOKEN_PROVIDERS,
+    )
     app.state.integration_repository = repository
     app.state.api_key_repository = api_keys.ApiKeyRepository(runtime.db)
     app.state.provider_apps = provider_apps

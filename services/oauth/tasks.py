@@ -1,6 +1,6 @@
 """The oauth service's background work: tokens refreshed ahead of expiry, revocations retried.
 
-Every replica runs it; the refresh lease (shared.oauth.tokens) and the revocation claim
+Every replica runs it; the refresh lease (shared.domain.oauth.tokens) and the revocation claim
 (services/oauth/revocations) make sure each piece of work is done by one of them.
 """
 
@@ -11,9 +11,9 @@ import asyncio
 import structlog
 
 from services.oauth.revocations.service import Revoker
-from shared.ids import utcnow
-from shared.integrations.repository import IntegrationRepository
-from shared.oauth.tokens import TokenKeeper
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.tokens import TokenKeeper
+from shared.kernel.ids import utcnow
 
 log = structlog.get_logger(__name__)
 

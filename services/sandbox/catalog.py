@@ -33,8 +33,8 @@ import httpx
 import orjson
 
 from services.sync.subscriptions.filters import Filters, filtered, filters_of
-from shared.errors import HookhubError
-from shared.ids import utcnow
+from shared.kernel.errors import HookhubError
+from shared.kernel.ids import utcnow
 from shared.providers.base import OUTCOME_HEADER, InboundRequest, ParsedWebhook
 from shared.providers.catalog import CATALOG, Entry, Sample
 from shared.providers.declared import Declared, FirstOf, FromHeader

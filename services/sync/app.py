@@ -37,29 +37,29 @@ from services.sync.subscriptions import endpoints as subscription_routes
 from services.sync.subscriptions import repository as subscription_repository
 from services.sync.subscriptions.service import SubscriptionService
 from services.sync.templates import endpoints as template_routes
-from shared import consumers, message_map
-from shared import mappings as mapping_repository
-from shared.cache import RefreshingCache
-from shared.envelopes import PROVIDER_HEADER, ChatEvent, ProviderEvent, Topic
-from shared.integrations import model as integration_model
-from shared.integrations import repository as integration_repository
-from shared.integrations.connections import Connections
-from shared.integrations.model import IntegrationSnapshot
-from shared.jsbox import Sandbox
-from shared.mongo import BatchedWriter
-from shared.oauth.tokens import TokenKeeper
-from shared.ownership import Ownership
-from shared.providers.apps import AppDirectory, ProviderAppRepository
+from shared.domain import mappings as mapping_repository
+from shared.domain import message_map
+from shared.domain.integrations import model as integration_model
+from shared.domain.integrations import repository as integration_repository
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.retention import ExpiredDocuments, retain
+from shared.domain.templates import TemplateMetrics, Templates
+from shared.domain.usage import UsageCounters
+from shared.kernel import consumers
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.envelopes import PROVIDER_HEADER, ChatEvent, ProviderEvent, Topic
+from shared.kernel.jsbox import Sandbox
+from shared.kernel.mongo import BatchedWriter
+from shared.kernel.ownership import Ownership
+from shared.kernel.runtime import Runtime, ServiceDefinition
+from shared.kernel.settings import SyncSettings
+from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.chats import chat_providers, provider_client
+from shared.providers.connections import Connections
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
 from shared.providers.notifiers import NOTIFIERS
-from shared.retention import ExpiredDocuments
-from shared.runtime import Runtime, ServiceDefinition
-from shared.settings import SyncSettings
-from shared.templates import TemplateMetrics, Templates
-from shared.usage import UsageCounters
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -79,7 +79,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         refresh_seconds=settings.cache_refresh_seconds,
         name="integrations",
     )
-    tokens = TokenKeeper.for_database(runtime.db, runtime.secrets, settings, runtime.publisher)
+    tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
     connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
     app.state.connections = connections
     mappings_repo = mapping_repository.MappingRepository(runtime.db)
@@ -100,7 +100,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     writer = BatchedWriter(runtime.db, interval=0.05)
     # Mappings that synced a message in either direction, and when (`last_synced_at`).
     synced = LastSynced(mappings_repo, mappings)
-    # Messages relayed either way, per workspace (shared.usage).
+    # Messages relayed either way, per workspace (shared.domain.usage).
     usage = UsageCounters(runtime.db)
     app.state.usage = usage
     sender = Sender(
@@ -260,10 +260,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         if cut:
             await outbox.mark_recovered([job.id for job in cut])
 
-    runtime.retain(
+    retain(
+        runtime,
         ExpiredDocuments(
             runtime.db[outbox_repository.OUTBOX], "finished_at", outbox_repository.KEEP_FINISHED
-        )
+        ),
     )
     runtime.on_startup(start)
     # The Gateway sessions first: handed on resumable, another replica resumes them at once.

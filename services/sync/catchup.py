@@ -28,15 +28,15 @@ from services.sync.inbound.service import Inbound
 from services.sync.mappings.service import LastSynced
 from services.sync.mappings.service import snapshot as mapping_snapshot
 from services.sync.metrics import SyncMetrics
-from shared.errors import HookhubError
-from shared.ids import utcnow
-from shared.integrations.connections import Connections
-from shared.integrations.model import IntegrationSnapshot
-from shared.mappings import MappingRepository
-from shared.mongo import Document
-from shared.oauth.tokens import NotConnected
-from shared.ownership import Ownership
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.mappings import MappingRepository
+from shared.domain.oauth.tokens import NotConnected
+from shared.kernel.errors import HookhubError
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Document
+from shared.kernel.ownership import Ownership
 from shared.providers.chat import PermanentError, RateLimited
+from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 

@@ -38,13 +38,13 @@ from pymongo.errors import DuplicateKeyError
 
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
-from shared.envelopes import ProviderEvent
-from shared.errors import HookhubError
-from shared.ids import derived_id, utcnow
-from shared.integrations.connections import Connections
-from shared.mongo import Database, Document
-from shared.produce import Stream
+from shared.kernel.envelopes import ProviderEvent
+from shared.kernel.errors import HookhubError
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.mongo import Database, Document
+from shared.kernel.produce import Stream
 from shared.providers.chat import RateLimited
+from shared.providers.connections import Connections
 from shared.providers.discord.api import DiscordApi
 from shared.providers.discord.gateway import (
     GatewayConnection,
@@ -444,7 +444,7 @@ class DiscordGateways:
         settle in `_settle`, which advances the stored sequence past them in order.
 
         Order per channel when a publish fails: the batches go out as one ordered stream
-        (shared.produce.Stream). Once one of them fails, nothing later of the stream is
+        (shared.kernel.produce.Stream). Once one of them fails, nothing later of the stream is
         sent; here no batch is handed on until `_settle` has published every earlier one
         again (in order, each acknowledged before the next), and the next goes out on a
         new stream."""

@@ -3,7 +3,7 @@ entry); `catalog.CATALOG` gathers them."""
 
 from __future__ import annotations
 
-from shared.oauth.provider import OAuthProvider
+from shared.domain.oauth.provider import OAuthProvider
 from shared.providers.catalog import CATALOG, WEBHOOK_PROVIDERS
 from shared.providers.discord.oauth import OAUTH as DISCORD_OAUTH
 from shared.providers.github.oauth import OAUTH as GITHUB_OAUTH

@@ -11,11 +11,16 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from shared.crypto import SecretBox
-from shared.ids import utcnow
-from shared.mongo import Collection, Database, Document, Index
-from shared.oauth.provider import AppCredentials
-from shared.settings import Settings
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.provider import AppCredentials
+from shared.domain.oauth.tokens import TokenKeeper
+from shared.kernel.crypto import SecretBox
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Collection, Database, Document, Index
+from shared.kernel.settings import Settings
+from shared.providers import OAUTH_PROVIDERS
+from shared.providers.catalog import CATALOG
 
 COLLECTION = "provider_apps"
 INDEXES = [Index(COLLECTION, [("updated_at", 1)])]
@@ -116,3 +121,29 @@ class AppDirectory:
         if values.get("client_id") and values.get("client_secret"):
             return AppCredentials(values["client_id"], values["client_secret"])
         return None
+
+
+# The providers whose integrations take a bot token in their settings (Telegram's; Slack's
+# and Discord's bots given one).
+BOT_TOKEN_PROVIDERS = frozenset(
+    name for name, entry in CATALOG.items() if entry.setting("bot_token") is not None
+)
+
+
+def token_keeper(
+    db: Database,
+    box: SecretBox,
+    settings: Settings,
+    publisher: EventPublisher,
+) -> TokenKeeper:
+    """What any service needs to hand out tokens, with hookhub's providers: its database,
+    keys and publisher."""
+    return TokenKeeper(
+        IntegrationRepository(db),
+        AppDirectory(ProviderAppRepository(db), box, settings),
+        box,
+        settings,
+        publisher,
+        OAUTH_PROVIDERS,
+        BOT_TOKEN_PROVIDERS,
+    )

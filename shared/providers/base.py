@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Protocol
 
-from shared.errors import BadRequest, Unauthorized
+from shared.kernel.errors import BadRequest, Unauthorized
 
 # The header of the gateway's answer to a verified webhook that says what became of it:
 # `accepted` (published), `duplicate` (a redelivery: published before, not again) or

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from shared.kernel.errors import Invalid, NotFound
 from shared.providers.base import InboundRequest, ProviderWebhooks
 from shared.providers.schemes import AnyOf, Scheme, url_params
 
@@ -312,3 +313,85 @@ CATALOG: dict[str, Entry] = _discover()
 WEBHOOK_PROVIDERS: dict[str, ProviderWebhooks] = {
     name: entry.webhooks for name, entry in CATALOG.items() if entry.webhooks is not None
 }
+
+
+# -- an integration's settings ------------------------------------------------------------
+
+
+def catalog_entry(provider: str) -> Entry:
+    """The provider's catalog entry (its settings, its webhooks); 404 `unknown_provider`
+    for one the catalog lacks: what a request names is not there, as for a webhook to it."""
+    entry = CATALOG.get(str(provider))
+    if entry is None:
+        raise NotFound(
+            f"no provider {provider!r}; GET /api/provider-catalog lists them",
+            code="unknown_provider",
+        )
+    return entry
+
+
+def check_settings(provider: str, settings: Mapping[str, Any], *, creating: bool) -> dict[str, str]:
+    """Validate settings against the provider's catalog entry; return them as strings.
+    Raises Invalid (422). Secret ones go to `secrets` (sealed), others to `config`
+    (`split_settings`)."""
+    entry = catalog_entry(provider)
+    allowed = {s.name: s for s in entry.settings}
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise Invalid(
+            f"{provider} takes no setting {', '.join(unknown)}; "
+            f"it takes: {', '.join(allowed) or 'none (OAuth only)'}",
+            code="unknown_setting",
+        )
+    values: dict[str, str] = {}
+    for name, value in settings.items():
+        text = allowed[name].text_of(value)
+        if text is None:
+            raise Invalid(
+                f"setting {name} must be {allowed[name].expected()}, not {_json_kind(value)}",
+                code="invalid_setting",
+            )
+        values[name] = text
+    if creating:
+        missing = [
+            s.name
+            for s in entry.settings
+            if s.required and s.name not in values and s.default is None
+        ]
+        if missing:
+            raise Invalid(f"{provider} needs {', '.join(missing)}", code="missing_setting")
+        unchosen = entry.unchosen(values)
+        if unchosen is not None:
+            raise Invalid(unchosen, code="missing_setting")
+    for name, value in values.items():
+        problem = allowed[name].problem(value)
+        if problem is not None:
+            raise Invalid(problem, code="invalid_setting")
+    return values
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in a user's words (what a setting was given instead)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "an empty string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def split_settings(
+    provider: str, values: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(secret settings, the others): the first sealed in `secrets`, the rest in `config`."""
+    entry = catalog_entry(provider)
+    secret = {n: v for n, v in values.items() if (s := entry.setting(n)) is None or s.secret}
+    return secret, {n: v for n, v in values.items() if n not in secret}
+
+
+def defaults(provider: str) -> dict[str, str]:
+    """The catalog's defaults of the settings not given (a generic source's algorithm)."""
+    return {s.name: s.default for s in catalog_entry(provider).settings if s.default is not None}

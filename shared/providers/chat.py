@@ -9,7 +9,7 @@ the caller treats each differently:
 - `RateLimited`: wait `retry_after` seconds, then the same call again (this channel only).
 - `PermanentError`: retrying cannot help (channel gone, bot removed, token revoked): record
   it on the mapping and stop. `TokenRejected` is the one that a refreshed token may cure.
-- `ProviderUnreachable` (shared.oauth.provider): a passing failure (timeout, 5xx): retry
+- `ProviderUnreachable` (shared.domain.oauth.provider): a passing failure (timeout, 5xx): retry
   with backoff.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from shared import errors
-from shared.errors import HookhubError
-from shared.oauth.provider import ProviderUnreachable
+from shared.domain.oauth.provider import ProviderUnreachable
+from shared.kernel import errors
+from shared.kernel.errors import HookhubError
 
 __all__ = [
     "Attachment",

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shared.kernel.settings import Settings
 from shared.providers.chat import ChatProvider
 from shared.providers.discord import api as discord_api
 from shared.providers.discord.messages import DiscordChat
@@ -16,7 +17,6 @@ from shared.providers.slack import api as slack_api
 from shared.providers.slack.messages import SlackChat
 from shared.providers.telegram.api import TelegramApi
 from shared.providers.telegram.messages import TelegramChat
-from shared.settings import Settings
 
 
 class GatedClient(httpx.AsyncClient):

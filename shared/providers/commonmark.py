@@ -24,7 +24,7 @@ and no HTML renderer reads `<script>` as a tag; it looks the same to a reader. `
 that for plain text (a card's title and fields, an author's name).
 
 Control characters and bidirectional formatting characters (a right-to-left override) are
-removed everywhere (shared.text).
+removed everywhere (shared.kernel.text).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote as percent
 
-from shared.text import BIDI_CONTROLS, printable
+from shared.kernel.text import BIDI_CONTROLS, printable
 
 # Bodies and comments are shown as a preview: the link leads to the rest.
 QUOTE_LIMIT = 500

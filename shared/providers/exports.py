@@ -32,10 +32,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self
 
-from shared.errors import HookhubError
+from shared.kernel.errors import HookhubError
+from shared.kernel.zipdir import MemberError, NameNotUtf8, NotAZip, TooManyMembers, ZipDirectory
 from shared.providers.chat import Author
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
-from shared.zipdir import MemberError, NameNotUtf8, NotAZip, TooManyMembers, ZipDirectory
 
 __all__ = [
     "MAX_DEPTH",
@@ -122,7 +122,7 @@ class ExportReader(Protocol):
     - `provider`: whose messages they are (`slack`, `telegram`, `discord`).
     - `account`: the provider account the file says they belong to (Slack team, Discord
       guild), or None when it does not say (a Telegram export: the job's integration, the
-      bot, says). Part of every envelope id (shared.message_map.inbound_message_id).
+      bot, says). Part of every envelope id (shared.domain.message_map.inbound_message_id).
     - `conversations`: what can be imported, ids as live sync knows them (a Telegram
       supergroup's `-100…` id, a Discord channel's snowflake).
     - `records(conversation, after)`: its messages in order, each with the checkpoint to go

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 import simdjson
 
-from shared.jsonlimits import has_surrogate, lone_surrogate, nested_too_deep, too_deep
+from shared.kernel.jsonlimits import has_surrogate, lone_surrogate, nested_too_deep, too_deep
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -36,7 +36,7 @@ def is_form(request: InboundRequest) -> bool:
 
 def decode_json(text: str | bytes, what: str = "body") -> Any:
     """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogate, at most `MAX_DEPTH`
-    deep (what every consumer can decode: shared.jsonlimits), and never an error other
+    deep (what every consumer can decode: shared.kernel.jsonlimits), and never an error other
     than Malformed."""
     try:
         # orjson is strict too (UTF-8, no NaN, no lone surrogate) and several times faster

@@ -20,8 +20,8 @@ import httpx
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 
 if TYPE_CHECKING:
-    from shared.oauth.provider import OAuthProvider
-    from shared.settings import Settings
+    from shared.domain.oauth.provider import OAuthProvider
+    from shared.kernel.settings import Settings
 
 
 class IssueTracker:

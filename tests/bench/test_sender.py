@@ -23,8 +23,8 @@ from bench.sender import (
 )
 from bench.sink import Connection, Sink
 from services.delivery.deliveries.endpoints import Attempt
-from shared.embedded import free_port
-from shared.mongo import Database
+from shared.kernel.embedded import free_port
+from shared.kernel.mongo import Database
 from tests.infra import Infra
 
 SINK_OK = Reply(200, {"content-type": "text/plain", "content-length": "2"}, "ok")

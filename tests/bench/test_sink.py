@@ -7,7 +7,7 @@ import asyncio
 
 from bench.delivery import KillCount
 from bench.sink import Connection, Sink
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 
 
 def _request(seq: int, webhook_id: str | None, name: str = "webhook-id") -> bytes:

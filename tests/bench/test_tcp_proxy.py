@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bench.tcp_proxy import Proxy
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -19,7 +19,7 @@ from bench.tracing import (
     result,
     sequence,
 )
-from shared.embedded import ChildProcess
+from shared.kernel.embedded import ChildProcess
 
 
 def _measured(rps: float) -> Measurement:

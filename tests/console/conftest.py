@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
 from tests.support import serve
 from tests.webhook_sink import WebhookSink

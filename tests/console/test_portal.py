@@ -25,10 +25,10 @@ from starlette.routing import Route
 
 from services.sync.mappings.schemas import MappingCreate
 from services.sync.mappings.service import mapping_doc
-from shared import api_keys
-from shared.crypto import fingerprint
-from shared.ids import new_id, utcnow
-from shared.mappings import COLLECTION as MAPPINGS
+from shared.domain import api_keys
+from shared.domain.mappings import COLLECTION as MAPPINGS
+from shared.kernel.crypto import fingerprint
+from shared.kernel.ids import new_id, utcnow
 from tests.console.conftest import Console, Watched, running_stack
 from tests.console.test_console import EXPECT_MS, wait_for
 from tests.e2e.stack import Stack

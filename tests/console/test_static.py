@@ -9,7 +9,7 @@ import httpx
 
 from services.console import CONTENT_SECURITY_POLICY, STATIC
 from services.edge import create_edge_app
-from shared.settings import Settings
+from shared.kernel.settings import Settings
 
 SCRIPTS = sorted(STATIC.rglob("*.js"))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.ids import isoformat, utcnow
+from shared.kernel.ids import isoformat, utcnow
 from tests.console.conftest import Console, Watched
 from tests.console.test_console import EXPECT_MS, assert_clean, sign_in
 from tests.webhook_sink import WebhookSink

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from services.delivery.app import definition
-from shared.http.app import create_app
-from shared.settings import DeliverySettings
+from shared.domain.platform import create_app
+from shared.kernel.settings import DeliverySettings
 from tests.infra import Infra
 from tests.support import RunningService, make_settings, new_namespace, serve
 from tests.webhook_sink import WebhookSink

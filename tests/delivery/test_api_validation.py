@@ -13,8 +13,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.outgoing_webhooks.repository import COLLECTION as ENDPOINTS
-from shared.mongo import Document
-from shared.settings import DeliverySettings
+from shared.kernel.mongo import Document
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.test_deliveries import Sink, endpoint, path, publish
 from tests.support import RunningService, admin_headers
 

@@ -28,8 +28,8 @@ from services.delivery.deliveries.circuit import (
     Tuning,
 )
 from services.delivery.deliveries.policy import JITTER
-from shared.ids import utcnow
-from shared.settings import DeliverySettings
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import endpoint, publish
 from tests.infra import Infra

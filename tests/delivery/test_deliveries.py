@@ -20,13 +20,13 @@ import svix.webhooks
 from aiokafka import AIOKafkaProducer
 
 from services.delivery.app import definition
-from shared.embedded import free_port
-from shared.envelopes import ProviderEvent, Topic
-from shared.http.app import create_app
-from shared.ids import utcnow
-from shared.kafka import DEAD_LETTER_TOPIC
-from shared.settings import DeliverySettings
-from shared.signing import verify
+from shared.domain.platform import create_app
+from shared.kernel.embedded import free_port
+from shared.kernel.envelopes import ProviderEvent, Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import DEAD_LETTER_TOPIC
+from shared.kernel.settings import DeliverySettings
+from shared.kernel.signing import verify
 from tests.infra import Infra
 from tests.support import (
     KafkaTap,

@@ -13,12 +13,12 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.delivery.event_types.catalog import Catalog
-from shared import api_keys
-from shared.envelopes import Topic
-from shared.ids import utcnow
-from shared.kafka import DEAD_LETTER_TOPIC
-from shared.mongo import Document
-from shared.settings import DeliverySettings
+from shared.domain import api_keys
+from shared.kernel.envelopes import Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import DEAD_LETTER_TOPIC
+from shared.kernel.mongo import Document
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.test_deliveries import Sink, endpoint, path
 from tests.support import KafkaTap, RunningService, admin_headers
 

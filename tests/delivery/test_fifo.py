@@ -16,8 +16,8 @@ from typing import Any, cast
 import pytest
 
 from services.delivery.app import definition
-from shared.http.app import create_app
-from shared.settings import DeliverySettings
+from shared.domain.platform import create_app
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, serve, until

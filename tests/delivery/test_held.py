@@ -20,10 +20,10 @@ from services.delivery.deliveries import service as fan_out_module
 from services.delivery.deliveries.dispatcher import Dispatcher
 from services.delivery.deliveries.fifo import Run, key_id
 from services.delivery.deliveries.service import Event, FanOut, Scheduler, delivery_doc
-from shared.http.app import create_app
-from shared.ids import isoformat, utcnow
-from shared.mongo import Collection
-from shared.signing import webhook_body
+from shared.domain.platform import create_app
+from shared.kernel.ids import isoformat, utcnow
+from shared.kernel.mongo import Collection
+from shared.kernel.signing import webhook_body
 from tests.delivery.conftest import settings_for
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, serve, until

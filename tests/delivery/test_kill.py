@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.kafka import PUBLIC_TOPICS, ensure_topics
-from shared.settings import DeliverySettings
+from shared.kernel.kafka import PUBLIC_TOPICS, ensure_topics
+from shared.kernel.settings import DeliverySettings
 from tests.infra import Infra
 from tests.support import (
     ServiceProcess,

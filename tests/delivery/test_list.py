@@ -13,9 +13,9 @@ from pymongo import AsyncMongoClient
 from services.delivery.deliveries.repository import DELIVERIES, INDEXES, LIST_INDEXES
 from services.delivery.deliveries.service import delivery_doc
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared import api_keys
-from shared.mongo import Database, Document, ensure_indexes
-from shared.settings import DeliverySettings
+from shared.domain import api_keys
+from shared.kernel.mongo import Database, Document, ensure_indexes
+from shared.kernel.settings import DeliverySettings
 from tests.support import RunningService, admin_headers
 
 BASE = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

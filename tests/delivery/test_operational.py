@@ -22,11 +22,16 @@ from services.delivery.deliveries.policy import Verdict
 from services.delivery.operational.watch import FAILURES_TO_WARN, WARN_EVERY, EndpointWatch
 from services.delivery.outgoing_webhooks.matching import about_itself, matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared.envelopes import IntegrationEvent, OperationalEvent, Topic
-from shared.ids import utcnow
-from shared.kafka import EventPublisher
-from shared.operational import Announcer, mirror, operational_event, publish_integration_event
-from shared.settings import DeliverySettings
+from shared.domain.operational import (
+    Announcer,
+    mirror,
+    operational_event,
+    publish_integration_event,
+)
+from shared.kernel.envelopes import IntegrationEvent, OperationalEvent, Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import endpoint, publish
 from tests.infra import Infra

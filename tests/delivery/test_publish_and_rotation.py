@@ -14,7 +14,7 @@ import pytest
 import standardwebhooks.webhooks
 
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared.ids import utcnow
+from shared.kernel.ids import utcnow
 from tests.delivery.test_deliveries import Sink, endpoint, path, publish
 from tests.support import RunningService, admin_headers
 

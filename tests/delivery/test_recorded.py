@@ -21,11 +21,11 @@ from pymongo import AsyncMongoClient
 
 from services.delivery.app import definition
 from services.delivery.deliveries.repository import ATTEMPTS
-from shared.embedded import free_port, start_broker
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.mongo import Collection
-from shared.settings import DeliverySettings
+from shared.domain.platform import create_app
+from shared.kernel.embedded import free_port, start_broker
+from shared.kernel.envelopes import Topic
+from shared.kernel.mongo import Collection
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import publish
 from tests.infra import Infra

@@ -11,9 +11,9 @@ from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES
 from services.delivery.deliveries.retention import EndedDeliveries
-from shared.ids import utcnow
-from shared.mongo import Database, Document
-from shared.settings import DeliverySettings
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, Document
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import Sink, endpoint, path, publish
 from tests.infra import Infra

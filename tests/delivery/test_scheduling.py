@@ -16,9 +16,9 @@ from services.delivery.deliveries.repository import (
     DeliveryRepository,
     schedule,
 )
-from shared.ids import utcnow
-from shared.mongo import Database, ensure_indexes
-from shared.ownership import Ownership
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, ensure_indexes
+from shared.kernel.ownership import Ownership
 
 LEASE = timedelta(seconds=60)
 MINUTE = timedelta(minutes=1)

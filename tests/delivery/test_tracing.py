@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from services.delivery.app import definition
-from shared import tracing
-from shared.http.app import create_app
-from shared.ids import utcnow
-from shared.settings import DeliverySettings
+from shared.domain.platform import create_app
+from shared.kernel import tracing
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import endpoint, path, publish
 from tests.infra import Infra

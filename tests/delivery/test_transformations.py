@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from services.delivery.deliveries.dispatcher import HIDDEN_HEADER
-from shared.signing import verify
+from shared.kernel.signing import verify
 from tests.delivery.test_deliveries import endpoint, publish
 from tests.support import RunningService, admin_headers, until
 from tests.webhook_sink import WebhookSink

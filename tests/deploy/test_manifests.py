@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from services.edge import ROUTES
-from shared.settings import SERVICE_PORTS, ServiceSettings
+from shared.kernel.settings import SERVICE_PORTS, ServiceSettings
 from tests.support import consumed
 
 ROOT = Path(__file__).resolve().parents[2]

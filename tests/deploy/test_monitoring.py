@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from services.cli import SERVICES, load_definition
-from shared.http.app import create_app
+from shared.domain.platform import create_app
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 DASHBOARD = MONITORING / "grafana-dashboard.json"

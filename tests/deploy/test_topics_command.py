@@ -12,8 +12,8 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.cli import SERVICES, load_definition
-from shared.envelopes import Topic
-from shared.kafka import DEAD_LETTER_TOPIC
+from shared.kernel.envelopes import Topic
+from shared.kernel.kafka import DEAD_LETTER_TOPIC
 from tests.infra import Infra
 from tests.support import new_namespace
 

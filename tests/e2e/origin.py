@@ -22,8 +22,8 @@ from services.oauth.app import definition as oauth_definition
 from services.sandbox import FAKES
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sync.app import definition as sync_definition
-from shared.http.app import create_app
-from shared.settings import (
+from shared.domain.platform import create_app
+from shared.kernel.settings import (
     DeliverySettings,
     GatewaySettings,
     ImporterSettings,

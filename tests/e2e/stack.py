@@ -17,7 +17,7 @@ from typing import IO
 
 import httpx
 
-from shared.embedded import port_free
+from shared.kernel.embedded import port_free
 
 REPOSITORY = Path(__file__).parents[2]
 

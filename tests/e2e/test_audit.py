@@ -24,9 +24,9 @@ from fastapi import FastAPI
 
 from services.delivery.deliveries.repository import DELIVERIES
 from services.sandbox.telegram import FakeTelegram
-from shared import audit
-from shared.ids import isoformat, utcnow
-from shared.mongo import BatchedWriter, Database, Document
+from shared.domain import audit
+from shared.kernel.ids import isoformat, utcnow
+from shared.kernel.mongo import BatchedWriter, Database, Document
 from tests.delivery.test_list import made
 from tests.e2e.origin import running_origin
 from tests.infra import Infra
@@ -56,7 +56,7 @@ class Hub:
 
 
 def writer_of(app: FastAPI) -> BatchedWriter:
-    writer: BatchedWriter = app.state.access.writer
+    writer: BatchedWriter = app.state.audit.writer
     return writer
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.embedded import free_port, start_broker, start_mongo
-from shared.kafka import PUBLIC_TOPICS, ensure_topics
-from shared.settings import SERVICE_PORTS, ServiceSettings
+from shared.kernel.embedded import free_port, start_broker, start_mongo
+from shared.kernel.kafka import PUBLIC_TOPICS, ensure_topics
+from shared.kernel.settings import SERVICE_PORTS, ServiceSettings
 from tests.infra import Infra
 from tests.support import (
     ServiceProcess,

@@ -32,7 +32,7 @@ import pytest
 
 from services.sandbox.slack import FakeSlack
 from services.sandbox.telegram import FakeTelegram
-from shared.ids import isoformat, utcnow
+from shared.kernel.ids import isoformat, utcnow
 from tests.e2e.origin import Origin, running_origin
 from tests.infra import Infra
 from tests.slack_export import generate

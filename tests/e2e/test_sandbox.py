@@ -25,7 +25,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from services.sandbox.catalog import posted_by_default, samples, sendable
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
 from tests.providers import telegram_exports as tg
 from tests.support import KafkaTap, until

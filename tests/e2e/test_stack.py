@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded import free_port, port_free
-from shared.settings import SERVICE_PORTS
+from shared.kernel.embedded import free_port, port_free
+from shared.kernel.settings import SERVICE_PORTS
 from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
 from tests.support import KafkaTap
 

@@ -25,8 +25,8 @@ import pytest
 
 from services.sandbox.slack import FakeSlack
 from services.sandbox.telegram import FakeTelegram
-from shared.ids import isoformat, utcnow
-from shared.usage import UsageCounters
+from shared.domain.usage import UsageCounters
+from shared.kernel.ids import isoformat, utcnow
 from tests.e2e.origin import Origin, running_origin
 from tests.gateway import signing
 from tests.infra import Infra

@@ -10,9 +10,9 @@ import pytest
 
 from services.edge import create_edge_app, edge_protocol
 from services.gateway.app import definition
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.settings import GatewaySettings
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.settings import GatewaySettings
 from tests.infra import Infra
 from tests.support import KafkaTap, RunningService, make_settings, new_namespace, serve
 

@@ -27,13 +27,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.oauth.app import definition as oauth_definition
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.ids import utcnow
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import GatewaySettings, ServiceSettings
 from shared.providers.base import InboundRequest
 from shared.providers.catalog import CATALOG, Entry, Probe, Sample
 from shared.providers.declared import Declared
-from shared.settings import GatewaySettings, ServiceSettings
 from tests.support import KafkaTap, RunningService, admin_headers, refreshed, serve
 
 DECLARED = [e for e in CATALOG.values() if isinstance(e.webhooks, Declared)]

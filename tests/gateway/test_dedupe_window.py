@@ -13,9 +13,9 @@ from typing import Any
 from services.gateway.provider_webhooks.repository import COLLECTION, SeenDeliveries
 from services.gateway.provider_webhooks.service import Deduplicator
 from services.gateway.provider_webhooks.window import CLOCK_SKEW_SECONDS, SeenWindow
-from shared.cache import RecentIds
-from shared.ids import id_floor
-from shared.mongo import BUCKET_PREFIX, BatchedWriter, Database
+from shared.kernel.cache import RecentIds
+from shared.kernel.ids import id_floor
+from shared.kernel.mongo import BUCKET_PREFIX, BatchedWriter, Database
 
 WINDOW = timedelta(days=1)
 

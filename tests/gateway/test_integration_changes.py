@@ -15,8 +15,8 @@ import pytest
 
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
-from shared.http.app import create_app
-from shared.settings import GatewaySettings, ServiceSettings
+from shared.domain.platform import create_app
+from shared.kernel.settings import GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, make_settings, new_namespace, serve

@@ -21,13 +21,13 @@ import pytest
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
 from services.sandbox.telegram import FakeTelegram
-from shared import claim_check
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.ids import derived_id, utcnow
-from shared.mongo import connect
+from shared.domain import claim_check
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.mongo import connect
+from shared.kernel.settings import GatewaySettings, ServiceSettings
 from shared.providers.base import OUTCOME_HEADER
-from shared.settings import GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.gateway.signing import Case, provider_cases
 from tests.infra import Infra

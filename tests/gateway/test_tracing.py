@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from services.gateway.app import definition
-from shared import tracing
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.settings import GatewaySettings
+from shared.domain.platform import create_app
+from shared.kernel import tracing
+from shared.kernel.envelopes import Topic
+from shared.kernel.settings import GatewaySettings
 from tests.gateway.test_incoming_webhooks import create_hook, in_channel, ingress_path
 from tests.support import KafkaTap, RunningService, serve
 

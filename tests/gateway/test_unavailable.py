@@ -16,11 +16,11 @@ import httpx
 from services.gateway.app import definition
 from services.oauth.app import definition as oauth_definition
 from services.sandbox.telegram import FakeTelegram
-from shared.embedded import free_port, start_broker, start_mongo
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.kafka import PUBLIC_TOPICS, ensure_topics
-from shared.settings import GatewaySettings, ServiceSettings
+from shared.domain.platform import create_app
+from shared.kernel.embedded import free_port, start_broker, start_mongo
+from shared.kernel.envelopes import Topic
+from shared.kernel.kafka import PUBLIC_TOPICS, ensure_topics
+from shared.kernel.settings import GatewaySettings, ServiceSettings
 from tests.gateway.signing import provider_cases
 from tests.infra import Infra
 from tests.support import KafkaTap, admin_headers, make_settings, new_namespace, serve

@@ -18,9 +18,9 @@ import pytest
 
 from services.importer.app import definition as importer_definition
 from services.importer.service import ImportService
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.settings import ImporterSettings
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.settings import ImporterSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, admin_headers, serve
 from tests.sync.conftest import World, build_world

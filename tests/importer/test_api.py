@@ -7,7 +7,7 @@ from typing import Any
 
 from services.sandbox.discord import GET_CHANNEL_MESSAGES
 from services.sandbox.slack import TEAM_ID, history_message
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
 from tests.importer.conftest import Imports
 from tests.support import admin_headers
 from tests.sync.conftest import DISCORD_BOT_ID, DISCORD_GUILD

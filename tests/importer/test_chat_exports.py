@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from services.importer.sources import EXPORTS
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
 from shared.providers.exports import ExportLimits
 from tests.chat_exports import discord_file_name, discord_message, generate_telegram
 from tests.importer.conftest import Imports

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from services.sandbox.slack import TEAM_ID as FAKE_TEAM
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
 from tests.importer.conftest import Imports
 from tests.slack_export import TEAM_ID, ExportBuilder, message, slack_file
 from tests.spans import hex_ids, ids, recorded, traceparent_of
@@ -236,7 +236,7 @@ async def test_bad_uploads_are_refused_before_any_job(imports: Imports, tmp_path
     good, _ = rich_export(tmp_path)
     form_cases = [
         ({"workspace_id": ""}, 422),
-        # Not an id (shared.ids): once a job of a workspace named with a bidi override.
+        # Not an id (shared.kernel.ids): once a job of a workspace named with a bidi override.
         ({"workspace_id": "ws\u202e\x00"}, 422),
         ({"workspace_id": "w" * 201}, 422),
         ({"channel_map": "{not json"}, 400),

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from services.sandbox.slack import TEAM_ID, Hold, history_message
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
 from tests.importer.conftest import Imports, importer_env
 from tests.importer.test_jobs import HISTORY, all_arrived
 from tests.support import ServiceProcess, admin_headers

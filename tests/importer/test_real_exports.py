@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
+from shared.kernel.zipdir import ZipDirectory
 from shared.providers.chat import Attachment, MessageChange
 from shared.providers.discord.export import DiscordExport
 from shared.providers.exports import ExportRefused, Outline, json_problem
 from shared.providers.history import HistoryRecord
 from shared.providers.telegram.export import TelegramExport
-from shared.zipdir import ZipDirectory
 from tests.importer.conftest import Imports
 from tests.importer.test_chat_exports import completed, upload
 from tests.providers import telegram_exports as tg

@@ -12,9 +12,9 @@ from bson import ObjectId
 
 from services.importer import jobs, uploads
 from services.importer.service import upload_kept
-from shared.errors import Conflict
-from shared.ids import utcnow
-from shared.mongo import Database, ensure_indexes
+from shared.kernel.errors import Conflict
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, ensure_indexes
 
 
 async def _job(db: Database, status: str, ended: Any, scratch: Path) -> tuple[str, ObjectId]:

@@ -12,9 +12,9 @@ from services.oauth.app import definition
 from services.sandbox import FAKES
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sandbox.telegram import FakeTelegram
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.settings import ServiceSettings
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, RunningService, make_settings, new_namespace, serve
 

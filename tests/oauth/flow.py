@@ -9,10 +9,10 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from services.sandbox.oauth_server import REDIRECT_URI
-from shared.crypto import SecretBox
-from shared.ids import utcnow
-from shared.mongo import Database, Document
-from shared.oauth.tokens import TokenKeeper
+from shared.domain.oauth.tokens import TokenKeeper
+from shared.kernel.crypto import SecretBox
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, Document
 from tests.support import RunningService, admin_headers
 
 

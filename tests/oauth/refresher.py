@@ -14,11 +14,11 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from shared.crypto import SecretBox
-from shared.kafka import EventPublisher
-from shared.mongo import connect
-from shared.oauth.tokens import TokenKeeper
-from shared.settings import Settings
+from shared.kernel.crypto import SecretBox
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import connect
+from shared.kernel.settings import Settings
+from shared.providers.apps import token_keeper
 
 
 async def main(integration_id: str, count: int) -> None:
@@ -26,7 +26,7 @@ async def main(integration_id: str, count: int) -> None:
     client = connect(settings, "hookhub-refresher")
     publisher = EventPublisher(settings, "refresher", CollectorRegistry())
     await publisher.start()
-    keeper = TokenKeeper.for_database(
+    keeper = token_keeper(
         client[settings.mongo_db], SecretBox(settings.encryption_key_list), settings, publisher
     )
     await client[settings.mongo_db].command("ping")

@@ -10,10 +10,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from shared import api_keys
-from shared.crypto import fingerprint
-from shared.ids import isoformat, utcnow
-from shared.settings import ServiceSettings
+from shared.domain import api_keys
+from shared.kernel.crypto import fingerprint
+from shared.kernel.ids import isoformat, utcnow
+from shared.kernel.settings import ServiceSettings
 from tests.support import RunningService, admin_headers
 
 

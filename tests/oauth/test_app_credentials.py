@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from services.sandbox.oauth_server import FakeAuthorizationServer
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 from tests.oauth.flow import consent
 from tests.support import RunningService, admin_headers
 

@@ -15,8 +15,8 @@ import pytest
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sandbox.telegram import FakeTelegram
-from shared.integrations.repository import IntegrationRepository
-from shared.oauth.tokens import NotConnected
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.tokens import NotConnected
 from tests.oauth.flow import keeper, stored
 from tests.support import KafkaTap, RunningService, admin_headers
 

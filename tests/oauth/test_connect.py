@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from services.sandbox.oauth_server import REDIRECT_URI, FakeAuthorizationServer
-from shared.crypto import fingerprint
-from shared.ids import utcnow
-from shared.oauth.tokens import NotConnected
+from shared.domain.oauth.tokens import NotConnected
+from shared.kernel.crypto import fingerprint
+from shared.kernel.ids import utcnow
 from tests.oauth.flow import connect, consent, db_of, expire_soon, keeper, start, stored, tokens
 from tests.spans import Caller, ids, traceparent_of
 from tests.support import KafkaTap, RunningService, admin_headers

@@ -8,7 +8,7 @@ from datetime import timedelta
 from services.oauth.tasks import Maintenance
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sandbox.telegram import FakeTelegram
-from shared.ids import utcnow
+from shared.kernel.ids import utcnow
 from tests.oauth.flow import box_of, connect, db_of, tokens
 from tests.support import KafkaTap, RunningService, admin_headers
 

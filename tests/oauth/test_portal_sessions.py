@@ -19,11 +19,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.app import definition as delivery_definition
-from shared import api_keys
-from shared.crypto import fingerprint
-from shared.http.app import create_app
-from shared.ids import new_id, utcnow
-from shared.settings import DeliverySettings, ServiceSettings
+from shared.domain import api_keys
+from shared.domain.platform import create_app
+from shared.kernel.crypto import fingerprint
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.settings import DeliverySettings, ServiceSettings
 from tests.infra import Infra
 from tests.oauth.test_api_keys import bearer, create_github
 from tests.support import RunningService, admin_headers, make_settings, refreshed, serve
@@ -225,7 +225,7 @@ async def test_keys_revoked_and_sessions_ended_are_refused_by_every_replica(
             f"/api/workspaces/{workspace}/portal-sessions/expire-all", headers=admin_headers()
         )
         assert ended.json() == {"expired": 2}
-        await refreshed(*(r.app.state.access.keys.cache for r in replicas))  # type: ignore[attr-defined]
+        await refreshed(*(r.app.state.credentials.keys.cache for r in replicas))  # type: ignore[attr-defined]
         for replica in replicas:
             for token in tokens[:3]:
                 answer = await replica.client.get("/api/outgoing-webhooks", headers=bearer(token))

@@ -12,7 +12,7 @@ import pytest
 
 from services.sandbox import FakeGitHub, FakeSlack
 from services.sandbox.oauth_server import FakeAuthorizationServer
-from shared.oauth.provider import ProviderRefused
+from shared.domain.oauth.provider import ProviderRefused
 from shared.providers import OAUTH_PROVIDERS
 from tests.oauth.flow import connect, expire_soon, keeper, start, stored, tokens
 from tests.support import KafkaTap, RunningService, admin_headers

@@ -15,12 +15,12 @@ from opentelemetry.trace import SpanKind
 
 from services.oauth.app import definition
 from services.sandbox.oauth_server import FakeAuthorizationServer
-from shared.crypto import SecretBox
-from shared.http.app import create_app
-from shared.ids import utcnow
-from shared.oauth.provider import ProviderUnreachable, TokenSet
-from shared.oauth.tokens import token_state
-from shared.settings import ServiceSettings
+from shared.domain.oauth.provider import ProviderUnreachable, TokenSet
+from shared.domain.oauth.tokens import token_state
+from shared.domain.platform import create_app
+from shared.kernel.crypto import SecretBox
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import ServiceSettings
 from tests.oauth.flow import connect, expire_soon, keeper, stored, tokens
 from tests.spans import hex_ids, ids, recorded, traceparent_of
 from tests.support import KafkaTap, RunningService, serve

@@ -22,8 +22,9 @@ from services.sandbox.discord import (
     VIEW_CHANNEL,
     FakeDiscord,
 )
-from shared.embedded import free_port
-from shared.oauth.provider import ProviderUnreachable
+from shared.domain.oauth.provider import ProviderUnreachable
+from shared.kernel.embedded import free_port
+from shared.kernel.settings import Settings
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 from shared.providers.discord.api import (
     USER_AGENT,
@@ -34,7 +35,6 @@ from shared.providers.discord.api import (
     WebhookGone,
     base_url,
 )
-from shared.settings import Settings
 
 _ids = itertools.count(1)
 

@@ -24,7 +24,7 @@ from githubkit_schemas.latest.models import Hook, HookDeliveryItem
 from services.sandbox import FakeGitHub
 from services.sandbox.hooks import Delivery, EventRefused
 from services.sandbox.oauth_server import AccessToken, Grant
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 from shared.providers.base import InboundRequest
 from shared.providers.github.issues import GitHubIssues
 from shared.providers.github.notify import NOTIFIER

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from shared.errors import Invalid
+from shared.kernel.errors import Invalid
 from shared.providers.commonmark import ZWJ
 from shared.providers.discord import incoming as discord
 from shared.providers.incoming import MAX_DEPTH, MAX_FIELDS, MAX_TEXT, Incoming

@@ -22,7 +22,7 @@ from githubkit.webhooks import verify as githubkit_verify
 from services.sandbox import FakeAtlassian
 from services.sandbox.hooks import EventRefused
 from services.sandbox.oauth_server import AccessToken, Grant
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 from shared.providers.base import InboundRequest
 from shared.providers.jira.adf import document
 from shared.providers.jira.issues import JiraIssues

@@ -6,10 +6,10 @@ import httpx
 import pytest
 
 from services.sandbox.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
+from shared.kernel.settings import Settings
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 from shared.providers.slack.api import DEFAULT_BASE_URL, SlackApi, base_url
-from shared.settings import Settings
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from shared.message_map import inbound_message_id
+from shared.domain.message_map import inbound_message_id
+from shared.kernel.zipdir import ZipDirectory
 from shared.providers.chat import Attachment, Author
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.slack.export import ExportLimits, ExportRefused, SlackExport
-from shared.zipdir import ZipDirectory
 from tests.memory import Watch
 from tests.slack_export import TEAM_ID, ExportBuilder, message, slack_file, zip64_directory
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from services.sandbox.telegram import FakeTelegram
-from shared.embedded import free_port
-from shared.oauth.provider import ProviderUnreachable
+from shared.domain.oauth.provider import ProviderUnreachable
+from shared.kernel.embedded import free_port
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 from shared.providers.telegram.api import TelegramApi, TelegramRefused, refusal
 

@@ -1,4 +1,4 @@
-"""KeyChecker (shared/api_keys.py) on the real database: two replicas' checkers, a key issued,
+"""KeyChecker (shared/domain/api_keys.py) on the real database: two replicas' checkers, a key issued,
 then revoked through one replica's repository: the other refuses it after its next cache
 refresh (by construction: a refresh begun after the change), never by a database read per
 request; an expired key is refused at once; `last_used_at` is written in bulk, once per key
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from shared import api_keys
-from shared.crypto import fingerprint
-from shared.ids import new_id, utcnow
-from shared.mongo import BatchedWriter, Database, ensure_indexes
-from shared.runtime import Runtime
-from shared.settings import ServiceSettings
+from shared.domain import api_keys
+from shared.kernel.crypto import fingerprint
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import BatchedWriter, Database, ensure_indexes
+from shared.kernel.runtime import Runtime
+from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import make_settings, new_namespace
 

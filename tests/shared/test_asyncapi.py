@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from services.asyncapi import CHANNELS, Channel, render_html, with_event_types
 from services.cli import SERVICES, load_definition
 from services.edge import create_edge_app
-from shared.kafka import topic_names
-from shared.settings import Settings
+from shared.kernel.kafka import topic_names
+from shared.kernel.settings import Settings
 from tests.support import RunningService, consumed, serve
 
 NAMES = Settings.model_construct()  # topic and group names without a test namespace

@@ -1,4 +1,4 @@
-"""What an audit entry says (shared.audit): every route of every service that changes
+"""What an audit entry says (shared.domain.audit): every route of every service that changes
 something has a derivation, field names and never values, the workspace an entry is
 attributed to; and the retention index, whose expiry follows the setting."""
 
@@ -12,11 +12,11 @@ import pytest
 from fastapi.routing import APIRoute
 
 from services.cli import load_definition
-from shared import audit, tenancy
-from shared.http.auth import READS
-from shared.ids import new_id
-from shared.mongo import Database, ensure_indexes, paginate
-from shared.settings import SERVICE_PORTS, Settings
+from shared.domain import audit, tenancy
+from shared.kernel.http.auth import READS
+from shared.kernel.ids import new_id
+from shared.kernel.mongo import Database, ensure_indexes, paginate
+from shared.kernel.settings import SERVICE_PORTS, Settings
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

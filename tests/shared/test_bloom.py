@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from shared.bloom import BloomBlock
+from shared.kernel.bloom import BloomBlock
 
 
 def _ids(n: int) -> list[str]:

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared import cache as cache_module
-from shared.cache import RefreshingCache
-from shared.ids import utcnow
-from shared.mongo import Database, Document, TombstoneCollection
+from shared.kernel import cache as cache_module
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import UNSCOPED, Database, Document, TombstoneCollection
 from tests.support import FakeClock, until
 
 
@@ -41,7 +41,7 @@ def _cache(
 
 
 async def test_a_refresh_that_read_before_a_write_here_does_not_undo_it(db: Database) -> None:
-    repository = TombstoneCollection(db, "things")
+    repository = TombstoneCollection(db, "things", UNSCOPED)
     now = utcnow()
     await repository.insert(
         {"_id": "t1", "secret": "old", "created_at": now, "updated_at": now, "deleted_at": None}
@@ -76,7 +76,7 @@ async def test_reread_asks_mongodb_at_most_once_a_second_per_key(
     # The cache's clock is the test's: "too soon" holds however slow the round trips are.
     clock = FakeClock()
     monkeypatch.setattr(cache_module, "time", SimpleNamespace(monotonic=clock))
-    repository = TombstoneCollection(db, "things")
+    repository = TombstoneCollection(db, "things", UNSCOPED)
     now = utcnow()
     await repository.insert(
         {"_id": "t2", "secret": "one", "created_at": now, "updated_at": now, "deleted_at": None}
@@ -101,7 +101,7 @@ async def test_documents_changed_together_long_ago_are_not_read_at_every_refresh
     """A burst of documents written within seconds of each other (a thousand mappings
     created at once) is read once, not again at every refresh because they all lie within
     the overlap of the newest of them."""
-    repository = TombstoneCollection(db, "burst")
+    repository = TombstoneCollection(db, "burst", UNSCOPED)
     long_ago = utcnow() - timedelta(hours=1)
     await repository.collection.insert_many(
         [

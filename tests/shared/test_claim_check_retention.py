@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bson import ObjectId
 
-from shared import claim_check
-from shared.ids import utcnow
-from shared.kafka import topic_offsets
-from shared.mongo import Database
-from shared.settings import GatewaySettings
+from shared.domain import claim_check
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import topic_offsets
+from shared.kernel.mongo import Database
+from shared.kernel.settings import GatewaySettings
 from tests.infra import Infra
 from tests.support import make_settings, new_namespace
 

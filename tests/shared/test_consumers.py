@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from shared import consumers
-from shared.envelopes import ChatEvent, Topic
-from shared.idempotency import ClaimBusy, Outcome, ProcessedLedger
-from shared.ids import new_id, utcnow
-from shared.kafka import DEAD_LETTER_TOPIC, subscribers_joined
-from shared.runtime import Runtime
-from shared.settings import ServiceSettings
+from shared.kernel import consumers
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.idempotency import ClaimBusy, Outcome, ProcessedLedger
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.kafka import DEAD_LETTER_TOPIC, subscribers_joined
+from shared.kernel.runtime import Runtime
+from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, make_settings, new_namespace
 
@@ -185,7 +185,7 @@ async def test_an_invalid_envelope_too_large_to_dead_letter_whole_does_not_stop_
         await runtime.stop()
 
 
-# -- pipelined batches (shared.consumers.consume_pipelined) ---------------------------------
+# -- pipelined batches (shared.kernel.consumers.consume_pipelined) ---------------------------------
 
 
 async def _committed(runtime: Runtime, purpose: str) -> int:
@@ -370,7 +370,7 @@ async def _published_ahead(runtime: Runtime, events: list[ChatEvent]) -> None:
     in one batch)."""
     from aiokafka import AIOKafkaProducer
 
-    from shared.kafka import ensure_topics
+    from shared.kernel.kafka import ensure_topics
 
     settings = runtime.settings
     await ensure_topics(settings, [settings.topic(Topic.CHAT_EVENTS)])
@@ -504,8 +504,8 @@ async def test_records_a_consumer_does_not_want_are_passed_over_undecoded(
     and still commits past them."""
     from aiokafka import AIOKafkaProducer
 
-    from shared.envelopes import PROVIDER_HEADER, ProviderEvent
-    from shared.kafka import ensure_topics
+    from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent
+    from shared.kernel.kafka import ensure_topics
 
     def event(provider: str) -> ProviderEvent:
         return ProviderEvent(

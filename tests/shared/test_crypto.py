@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from shared.crypto import SecretBox, SecretBoxError, constant_time_equal, fingerprint
+from shared.kernel.crypto import SecretBox, SecretBoxError, constant_time_equal, fingerprint
 
 
 def test_round_trip_and_ciphertext_hides_the_secret() -> None:

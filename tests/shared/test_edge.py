@@ -15,7 +15,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from services.edge import BODY_TIMEOUT, HEADER_TIMEOUT, ROUTES, edge_config, owner_of
-from shared.embedded import free_port
+from shared.kernel.embedded import free_port
 from tests.support import RunningService, serve
 
 
@@ -313,7 +313,7 @@ async def test_a_header_value_that_is_not_utf8_is_left_out_and_named_to_the_serv
     edge: RunningService,
 ) -> None:
     """Legal in HTTP (obs-text), and once a 400 for every route: now the service decides,
-    refusing it only if it reads that header (shared.http.headers). A client's own
+    refusing it only if it reads that header (shared.kernel.http.headers). A client's own
     `hookhub-undecodable-headers` is not passed on: only the edge says which it left out."""
     answer = await _exchange(
         edge.base_url,

@@ -16,7 +16,7 @@ import trustme
 from aiohttp import web
 from aiohttp.abc import ResolveResult
 
-from shared.egress import (
+from shared.kernel.egress import (
     EgressPolicy,
     EgressRefused,
     GuardedClient,
@@ -25,8 +25,8 @@ from shared.egress import (
     is_public_address,
     parse_inet_aton,
 )
-from shared.embedded import free_port
-from shared.errors import Invalid
+from shared.kernel.embedded import free_port
+from shared.kernel.errors import Invalid
 
 NOTHING_EXTRA = EgressPolicy.from_setting("")
 LOOPBACK_V4 = EgressPolicy.from_setting("127.0.0.0/8")

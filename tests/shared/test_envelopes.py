@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.envelopes import (
+from shared.kernel.envelopes import (
     TOPIC_MODELS,
     ChatEvent,
     InboundMessage,
@@ -17,7 +17,7 @@ from shared.envelopes import (
     Topic,
     encode_inbound,
 )
-from shared.ids import derived_id, new_id
+from shared.kernel.ids import derived_id, new_id
 
 
 def test_topic_names_are_the_published_ones() -> None:
@@ -121,7 +121,7 @@ def test_the_spliced_envelope_is_the_models_own_json(received_at: datetime) -> N
 def test_id_floor_and_id_time_follow_the_creation_time_in_an_id() -> None:
     import time
 
-    from shared.ids import id_floor, id_time
+    from shared.kernel.ids import id_floor, id_time
 
     before = time.time()
     made = new_id("bkt")
@@ -135,7 +135,7 @@ def test_id_floor_and_id_time_follow_the_creation_time_in_an_id() -> None:
 def test_derived_timed_ids_are_deterministic_and_sort_by_their_moment() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from shared.ids import derived_timed_id, id_time
+    from shared.kernel.ids import derived_timed_id, id_time
 
     moment = datetime(2026, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
     made = derived_timed_id("dlv", moment, "evt_1", "ep_1")
@@ -249,7 +249,7 @@ def test_a_provider_event_time_without_a_zone_is_utc() -> None:
     compare it with aware times (notifications: with a subscription's creation)."""
     from datetime import UTC, datetime
 
-    from shared.envelopes import ProviderEvent
+    from shared.kernel.envelopes import ProviderEvent
 
     fields = {
         "id": "pev_1",

@@ -1,4 +1,4 @@
-"""Ids from outside (`shared.ids.PrintableId`): what every provider and the suite use is an
+"""Ids from outside (`shared.kernel.ids.PrintableId`): what every provider and the suite use is an
 id; NUL, bidi overrides, zero-width and other unseen characters, whitespace and overlong ones
 are not, refused naming the field; and /openapi.json states the same rule as a pattern."""
 
@@ -18,8 +18,8 @@ from services.oauth.integrations.schemas import IntegrationCreate
 from services.sync.actions.schemas import ChatMessage
 from services.sync.mappings.schemas import MappingCreate
 from services.sync.subscriptions.schemas import SubscriptionCreate
-from shared.envelopes import ChatEvent
-from shared.ids import MAX_ID_LENGTH, PrintableId, id_pattern, id_problem, new_id
+from shared.kernel.envelopes import ChatEvent
+from shared.kernel.ids import MAX_ID_LENGTH, PrintableId, id_pattern, id_problem, new_id
 from tests.support import service_app
 
 VALID = [

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from shared.errors import Forbidden
-from shared.http.app import ServiceApp
-from shared.http.errors import install_error_handlers
-from shared.http.ingress import Ingress, IngressRequest, IngressRoute, RawResponse
-from shared.http.telemetry import RequestTelemetry
+from shared.kernel.errors import Forbidden
+from shared.kernel.http.app import ServiceApp
+from shared.kernel.http.errors import install_error_handlers
+from shared.kernel.http.ingress import Ingress, IngressRequest, IngressRoute, RawResponse
+from shared.kernel.http.telemetry import RequestTelemetry
 from tests.support import serve
 
 _LIMIT = 1_000

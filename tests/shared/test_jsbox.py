@@ -1,4 +1,4 @@
-"""The sandbox of user JavaScript (shared/jsbox.py): results as JSON, errors with their line
+"""The sandbox of user JavaScript (shared/kernel/jsbox.py): results as JSON, errors with their line
 and column, the time and memory limits enforced by V8, nothing that does I/O or outlives a
 run, one isolate per scope, suspension after failures in a row, the caller's loop free."""
 
@@ -13,7 +13,7 @@ import orjson
 import pytest
 from py_mini_racer import MiniRacer
 
-from shared.jsbox import Limits, Sandbox, ScriptError, _Isolates
+from shared.kernel.jsbox import Limits, Sandbox, ScriptError, _Isolates
 
 ECHO = "function handler(event) {\n  return {seen: event, n: Math.random() < 2};\n}\n"
 LOOP = "function handler(event) {\n  while (true) {}\n}\n"
@@ -407,7 +407,7 @@ async def test_a_script_changing_what_the_runner_could_use_only_costs_its_own_ti
     # other runs never do on a loaded machine). How long the
     # isolate may take to tell what it saw of a cut run is made far longer than the bound
     # below: a runner that looped after the cut would hold this test past it.
-    monkeypatch.setattr("shared.jsbox._SPAN_SECONDS", 600.0)
+    monkeypatch.setattr("shared.kernel.jsbox._SPAN_SECONDS", 600.0)
     isolates = _Isolates(ROOMY, 4)
     source = (
         f"{override}\nfunction handler(e) {{\n  while (e.loop) {{}}\n  return {{ok: true}};\n}}"

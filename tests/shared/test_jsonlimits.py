@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.jsonlimits import MAX_DEPTH, problem, too_deep
+from shared.kernel.jsonlimits import MAX_DEPTH, problem, too_deep
 from tests.support import github_corpus
 
 

@@ -12,11 +12,11 @@ from aiokafka.consumer.fetcher import OffsetResetStrategy
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from shared.envelopes import ChatEvent, Topic
-from shared.errors import KafkaUnavailable
-from shared.ids import utcnow
-from shared.kafka import ConsumerLagCollector, EventPublisher, EventTooLarge, ensure_topics
-from shared.settings import ServiceSettings
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.errors import KafkaUnavailable
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import ConsumerLagCollector, EventPublisher, EventTooLarge, ensure_topics
+from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, make_settings, new_namespace
 

@@ -25,9 +25,9 @@ from services.delivery.outgoing_webhooks.service import open_headers
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
 from services.sandbox import FakeGitHub, FakeGoogle
-from shared.http.app import create_app
-from shared.mongo import connect
-from shared.settings import DeliverySettings, GatewaySettings, ServiceSettings
+from shared.domain.platform import create_app
+from shared.kernel.mongo import connect
+from shared.kernel.settings import DeliverySettings, GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.infra import Infra
 from tests.oauth import flow

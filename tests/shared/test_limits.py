@@ -1,4 +1,4 @@
-"""The management API's front door (`shared.http.limits`): the admin token before the body,
+"""The management API's front door (`shared.kernel.http.limits`): the admin token before the body,
 and every body bounded.
 
 The ASGI-level tests call each service's real app without a server, so they can count what
@@ -25,11 +25,12 @@ from starlette.types import Message
 from services.delivery.app import definition as delivery
 from services.gateway.app import definition as gateway
 from services.oauth.app import definition as oauth
-from shared.http.app import ServiceApp, create_app
-from shared.http.auth import Authenticated, authenticate
-from shared.http.limits import max_body
-from shared.runtime import ServiceDefinition
-from shared.settings import GatewaySettings
+from shared.domain.platform import create_app
+from shared.kernel.http.app import ServiceApp
+from shared.kernel.http.auth import Authenticated, authenticate
+from shared.kernel.http.limits import max_body
+from shared.kernel.runtime import ServiceDefinition
+from shared.kernel.settings import GatewaySettings
 from tests.infra import Infra
 from tests.support import ADMIN_TOKEN, RunningService, make_settings, new_namespace, serve
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from shared.logging import TickFlushedLogger
+from shared.kernel.logging import TickFlushedLogger
 
 
 class CountedFile(io.BytesIO):

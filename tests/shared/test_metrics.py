@@ -7,7 +7,7 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from shared.metrics import EventLoopLag
+from shared.kernel.metrics import EventLoopLag
 
 NAME = "hookhub_event_loop_lag_seconds"
 

@@ -10,8 +10,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from shared.ids import new_id, utcnow
-from shared.mongo import (
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import (
     BatchedExistence,
     BatchedWriter,
     Database,

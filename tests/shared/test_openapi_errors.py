@@ -19,8 +19,8 @@ from starlette.routing import Route
 
 from services.cli import SERVICES
 from services.edge import create_edge_app, owner_of
-from shared.errors import Unauthorized
-from shared.http.errors import error_response, response_for
+from shared.kernel.errors import Unauthorized
+from shared.kernel.http.errors import error_response, response_for
 from tests.support import RunningService, serve, service_app
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}

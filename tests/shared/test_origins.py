@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.http.origins import frame_ancestors, origin_of_url
-from shared.settings import Settings
+from shared.kernel.http.origins import frame_ancestors, origin_of_url
+from shared.kernel.settings import Settings
 
 
 def test_frame_ancestors_are_https_origins_loopback_or_self_normalised() -> None:

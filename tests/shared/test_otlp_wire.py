@@ -1,4 +1,4 @@
-"""shared.otlp_wire writes the message OpenTelemetry's own encoder makes, for every kind of
+"""shared.kernel.otlp_wire writes the message OpenTelemetry's own encoder makes, for every kind of
 span hookhub (and its instrumentations) make."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from shared import otlp_wire
+from shared.kernel import otlp_wire
 
 REMOTE = SpanContext(
     0x4BF92F3577B34DA6A3CE929D0E0E4736,
@@ -88,7 +88,7 @@ def test_nothing_is_an_empty_request() -> None:
 
 
 async def test_the_exporters_send_it_as_a_collector_reads_it() -> None:
-    """With shared.tracing's encoding in place, OpenTelemetry's OTLP exporters (HTTP and
+    """With shared.kernel.tracing's encoding in place, OpenTelemetry's OTLP exporters (HTTP and
     gRPC) deliver every span to a collector as it was made."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
         OTLPSpanExporter as GrpcExporter,
@@ -96,7 +96,7 @@ async def test_the_exporters_send_it_as_a_collector_reads_it() -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    from shared import tracing
+    from shared.kernel import tracing
     from tests.otlp_receiver import OtlpReceiver
 
     tracing._written_by_otlp_wire()

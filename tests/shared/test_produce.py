@@ -1,4 +1,4 @@
-"""The acknowledged producer (`shared.produce`) on a real broker: order, acks, limits, outages.
+"""The acknowledged producer (`shared.kernel.produce`) on a real broker: order, acks, limits, outages.
 
 The outage tests start their own embedded broker, to stop it without touching the session's.
 """
@@ -24,10 +24,10 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.produce import ProduceRequest
 
-from shared.embedded import free_port, start_broker
-from shared.kafka import ensure_topics
-from shared.produce import PartitionProducer, Stream, _Batch, _for_each_record
-from shared.settings import ServiceSettings
+from shared.kernel.embedded import free_port, start_broker
+from shared.kernel.kafka import ensure_topics
+from shared.kernel.produce import PartitionProducer, Stream, _Batch, _for_each_record
+from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, freeze, make_settings, new_namespace, until
 

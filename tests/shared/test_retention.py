@@ -1,4 +1,4 @@
-"""shared.retention: what is due is removed in bounded batches, what is not stays, and of
+"""shared.domain.retention: what is due is removed in bounded batches, what is not stays, and of
 two replicas one removes at a time."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
-from shared.ids import utcnow
-from shared.mongo import Database
-from shared.retention import LEASES, ExpiredDocuments, Lease, Retention
+from shared.domain.retention import LEASES, ExpiredDocuments, Lease, Retention
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database
 
 
 async def _seed(db: Database, due: int, kept: int, open_: int) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.consumers import heartbeat_ms
-from shared.crypto import SecretBox
-from shared.settings import ConfigurationError, GatewaySettings, Settings
+from shared.kernel.consumers import heartbeat_ms
+from shared.kernel.crypto import SecretBox
+from shared.kernel.settings import ConfigurationError, GatewaySettings, Settings
 
 
 def test_production_refuses_to_start_without_admin_token_and_keys(

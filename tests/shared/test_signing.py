@@ -13,7 +13,7 @@ import pytest
 import standardwebhooks.webhooks
 import svix.webhooks
 
-from shared.signing import (
+from shared.kernel.signing import (
     compat_signature,
     delivery_headers,
     is_valid_secret,

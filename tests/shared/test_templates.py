@@ -1,4 +1,4 @@
-"""Templates' shared rules (shared/templates.py): the event without credentials, the result's
+"""Templates' shared rules (shared/domain/templates.py): the event without credentials, the result's
 checks naming the path, the result as a notice (mentions defused), the failures' codes and
 the runs counted, the check at save."""
 
@@ -14,18 +14,18 @@ import pytest
 import structlog.testing
 from prometheus_client import CollectorRegistry
 
-from shared.errors import Invalid
-from shared.jsbox import Limits, Sandbox
-from shared.providers.notify import Card, Notice
-from shared.templates import (
+from shared.domain.templates import (
     TemplateFailure,
     TemplateMetrics,
     TemplateResult,
     Templates,
     event_of,
-    notice_of,
     result_of,
 )
+from shared.kernel.errors import Invalid
+from shared.kernel.jsbox import Limits, Sandbox
+from shared.providers.notify import Card, Notice
+from shared.providers.templated import notice_of
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The usage counters (shared.usage) against the real MongoDB-protocol server: counted in
+"""The usage counters (shared.domain.usage) against the real MongoDB-protocol server: counted in
 memory, written in one bulk write of summed `$inc` upserts, kept totals going down as well
 as up, day buckets removed by the retention, the window and the ranking read back."""
 
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from shared import usage
-from shared.mongo import Database
-from shared.usage import COLLECTION, UsageCounters
+from shared.domain import usage
+from shared.domain.usage import COLLECTION, UsageCounters
+from shared.kernel.mongo import Database
 from tests.infra import Infra
 from tests.support import new_namespace
 

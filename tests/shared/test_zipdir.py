@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.zipdir import MemberError, ZipDirectory
+from shared.kernel.zipdir import MemberError, ZipDirectory
 
 
 def _archive(path: Path, data: bytes, method: int = zipfile.ZIP_DEFLATED) -> Path:

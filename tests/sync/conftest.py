@@ -24,10 +24,10 @@ from services.sandbox.discord import FakeDiscord
 from services.sandbox.slack import FakeSlack
 from services.sandbox.telegram import FakeTelegram
 from services.sync.app import definition as sync_definition
-from shared.envelopes import ChatEvent, Topic
-from shared.http.app import create_app
-from shared.ids import utcnow
-from shared.settings import GatewaySettings, ServiceSettings, SyncSettings
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import GatewaySettings, ServiceSettings, SyncSettings
 from tests.infra import Infra
 from tests.support import (
     KafkaTap,

@@ -23,10 +23,10 @@ from services.sync.actions.idempotency import COLLECTION
 from services.sync.actions.schemas import GitHubIssueCreate
 from services.sync.actions.service import CREATE_ISSUE, body_hash
 from services.sync.app import definition as sync_definition
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.ids import utcnow
-from shared.settings import ServiceSettings, SyncSettings
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.ids import utcnow
+from shared.kernel.settings import ServiceSettings, SyncSettings
 from tests.infra import Infra
 from tests.oauth.flow import connect, db_of, expire_soon, stored, tokens
 from tests.support import (

@@ -20,7 +20,7 @@ from services.sandbox.discord import (
     VIEW_CHANNEL,
     FakeDiscord,
 )
-from shared.produce import PartitionProducer
+from shared.kernel.produce import PartitionProducer
 from tests.support import admin_headers
 from tests.sync.conftest import DISCORD_BOT_ID, World, connect, in_channel, until
 

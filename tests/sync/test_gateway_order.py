@@ -15,8 +15,8 @@ from typing import Any, cast
 import orjson
 
 from services.sync.gateway import DiscordGateways, Dispatch, Held
-from shared.envelopes import ProviderEvent
-from shared.produce import Stream
+from shared.kernel.envelopes import ProviderEvent
+from shared.kernel.produce import Stream
 from tests.shared.test_produce import _OwnBroker, _records
 from tests.support import freeze
 

@@ -26,16 +26,16 @@ from services.sync.notifications import directory
 from services.sync.notifications import service as notifications_service
 from services.sync.notifications.service import Notifications
 from services.sync.subscriptions import repository as subscriptions
-from shared import message_map
-from shared.cache import RefreshingCache
-from shared.envelopes import ProviderEvent, Topic
-from shared.ids import new_id, utcnow
-from shared.message_map import Copy, MessageMap
-from shared.mongo import BatchedWriter, ensure_indexes
+from shared.domain import message_map
+from shared.domain.message_map import Copy, MessageMap
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.envelopes import ProviderEvent, Topic
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import BatchedWriter, ensure_indexes
+from shared.kernel.runtime import Runtime
+from shared.kernel.settings import ServiceSettings
 from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
 from shared.providers.notify import Notice, Notifier
-from shared.runtime import Runtime
-from shared.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, github_corpus, make_settings, new_namespace, until
 

@@ -19,9 +19,9 @@ import httpx
 from markdown_it import MarkdownIt
 from opentelemetry.trace import SpanKind
 
-from shared import tracing
-from shared.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
-from shared.ids import utcnow
+from shared.kernel import tracing
+from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
+from shared.kernel.ids import utcnow
 from tests.gateway import signing
 from tests.otlp_receiver import OtlpReceiver, Span
 from tests.spans import Caller, hex_ids, ids, recorded, traceparent_of

@@ -13,10 +13,10 @@ import pytest
 
 from services.delivery.app import definition as delivery_definition
 from services.sandbox.slack import TEAM_ID
-from shared.envelopes import Topic
-from shared.http.app import create_app
-from shared.ids import isoformat, utcnow
-from shared.settings import DeliverySettings
+from shared.domain.platform import create_app
+from shared.kernel.envelopes import Topic
+from shared.kernel.ids import isoformat, utcnow
+from shared.kernel.settings import DeliverySettings
 from tests.infra import Infra
 from tests.support import RunningService, admin_headers, make_settings, serve
 from tests.sync.conftest import World, in_channel, until

@@ -13,12 +13,12 @@ from services.sync.notifications.directory import SubscriptionSnapshot
 from services.sync.notifications.post import Post
 from services.sync.notifications.templates import PostTemplates
 from services.sync.subscriptions.filters import filters_of
-from shared.envelopes import ProviderEvent
-from shared.ids import utcnow
-from shared.jsbox import Sandbox
-from shared.mongo import BatchedWriter, Database
+from shared.domain.templates import TemplateMetrics, Templates
+from shared.kernel.envelopes import ProviderEvent
+from shared.kernel.ids import utcnow
+from shared.kernel.jsbox import Sandbox
+from shared.kernel.mongo import BatchedWriter, Database
 from shared.providers.alertmanager.notify import NOTIFIER
-from shared.templates import TemplateMetrics, Templates
 
 SAMPLE = Path(__file__).parents[2] / "shared" / "providers" / "alertmanager" / "samples"
 SAYS = "function handler(event) { return {text: 'said: ' + event.payload.status}; }"

@@ -17,11 +17,11 @@ from services.sync.outbound.jobs import Job
 from services.sync.outbound.lanes import Lanes, Scheduler
 from services.sync.outbound.repository import OutboxRepository
 from services.sync.outbound.sender import Sender
-from shared.envelopes import ChatEvent
-from shared.ids import utcnow
-from shared.message_map import MessageMap
-from shared.mongo import Database
-from shared.ownership import Ownership
+from shared.domain.message_map import MessageMap
+from shared.kernel.envelopes import ChatEvent
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database
+from shared.kernel.ownership import Ownership
 from tests.support import until
 
 LEASE = timedelta(seconds=60)

@@ -10,8 +10,8 @@ from opentelemetry.trace import SpanKind
 
 from services.sandbox.slack import BOT_ID
 from services.sync.outbound.jobs import Job
-from shared import tracing
-from shared.envelopes import Topic
+from shared.kernel import tracing
+from shared.kernel.envelopes import Topic
 from tests.spans import Caller, hex_ids, recorded
 from tests.support import admin_headers
 from tests.sync.conftest import World, in_channel, until

@@ -8,8 +8,8 @@ from typing import Any
 
 from services.sync.notifications.directory import SubscriptionDirectory, snapshot
 from services.sync.subscriptions.filters import filtered
-from shared.cache import RefreshingCache
-from shared.ids import utcnow
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.ids import utcnow
 from shared.providers.notify import Notice
 
 REPOSITORIES: list[list[str] | None] = [

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.message_map import Copy, MessageMap, inbound_message_id
+from shared.domain.message_map import Copy, MessageMap, inbound_message_id
 from tests.sync.conftest import TELEGRAM_TOKEN, World, in_channel, until
 
 ADA = {"id": 4001, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}

@@ -57,7 +57,7 @@ export function applyLook(brand) {
 }
 
 /** An https image URL (http on this machine), as the edge lets the page's policy name its
- * origin (shared/http/origins.py); else null. */
+ * origin (shared/kernel/http/origins.py); else null. */
 function logoUrl(value) {
   if (!value) return null;
   let url;

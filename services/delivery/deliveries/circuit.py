@@ -39,8 +39,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.ids import utcnow
-from shared.mongo import Document
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Document
 
 WINDOW = 20
 FAILURE_RATIO = 0.5

@@ -51,17 +51,17 @@ from services.delivery.transformations.service import (
     TransformationFailure,
     Transformer,
 )
-from shared import tracing
-from shared.cache import RefreshingCache
-from shared.egress import GuardedClient, describe_failure
-from shared.envelopes import Envelope
-from shared.ids import isoformat, utcnow
-from shared.kafka import EventPublisher
-from shared.mongo import BatchedWriter, Document
-from shared.shutdown import WORK_SHARE
-from shared.signing import delivery_headers
-from shared.usage import UsageCounters
-from shared.version import __version__
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.egress import GuardedClient, describe_failure
+from shared.kernel.envelopes import Envelope
+from shared.kernel.ids import isoformat, utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import BatchedWriter, Document
+from shared.kernel.shutdown import WORK_SHARE
+from shared.kernel.signing import delivery_headers
+from shared.kernel.version import __version__
 
 log = structlog.get_logger(__name__)
 

@@ -12,16 +12,17 @@ from pydantic import BaseModel, Field
 from services.delivery.deliveries.repository import DeliveryRepository, schedule
 from services.delivery.deliveries.timeline import AttemptMinutes
 from services.delivery.event_types.catalog import Catalog
-from shared import tenancy, tracing
-from shared.envelopes import ChatEvent, Topic
-from shared.errors import Conflict, Invalid, NotFound
-from shared.http.app import from_state, runtime_of
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.http.pagination import Page, PageDep
-from shared.ids import id_time, utcnow
-from shared.mongo import Document
-from shared.runtime import Runtime
+from shared.domain import tenancy
+from shared.kernel import tracing
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.errors import Conflict, Invalid, NotFound
+from shared.kernel.http.app import from_state, runtime_of
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.ids import id_time, utcnow
+from shared.kernel.mongo import Document
+from shared.kernel.runtime import Runtime
 
 router = APIRouter(tags=["deliveries"], dependencies=[Authenticated], responses=MANAGEMENT_ERRORS)
 

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.mongo import Document
+from shared.kernel.mongo import Document
 
 
 @dataclass(slots=True)

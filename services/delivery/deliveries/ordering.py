@@ -15,8 +15,8 @@ from services.delivery.deliveries.dispatcher import Dispatcher
 from services.delivery.deliveries.fifo import Run, Runs, key_id
 from services.delivery.deliveries.job import Job
 from services.delivery.deliveries.repository import KeyRepository
-from shared.ids import utcnow
-from shared.mongo import BatchedWriter, Document
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import BatchedWriter, Document
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ deliveries the endpoint has already (by their id, which derives from event and e
 are left alone, the rest sent from memory at the pace the endpoint takes them and written
 once, with their first outcome. The job's positions are written once a batch's deliveries
 are recorded: a process that dies mid-way leaves the job to another one (its heartbeat in
-`delivery_workers`, as for deliveries: `shared.ownership`), which reads again from the
+`delivery_workers`, as for deliveries: `shared.kernel.ownership`), which reads again from the
 last positions written and finds what was made meanwhile already there.
 
 What it cannot know: a delivery removed by retention (`HOOKHUB_DELIVERY_RETENTION`) looks
@@ -37,16 +37,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, mode
 from services.delivery.deliveries.service import Event, FanOut
 from services.delivery.outgoing_webhooks.matching import matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared import tracing
-from shared.cache import RefreshingCache
-from shared.envelopes import ChatEvent, Topic
-from shared.errors import Conflict, Invalid, NotFound
-from shared.ids import new_id, utcnow
-from shared.kafka import partitions_of
-from shared.mongo import Collection, Database, Document, Index
-from shared.ownership import Ownership
-from shared.retention import ExpiredDocuments
-from shared.settings import Settings
+from shared.domain.retention import ExpiredDocuments
+from shared.kernel import tracing
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.errors import Conflict, Invalid, NotFound
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.kafka import partitions_of
+from shared.kernel.mongo import Collection, Database, Document, Index
+from shared.kernel.ownership import Ownership
+from shared.kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
 

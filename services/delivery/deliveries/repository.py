@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import tenancy
-from shared.mongo import (
+from shared.domain import tenancy
+from shared.kernel.mongo import (
     Collection,
     Database,
     Document,
@@ -119,7 +119,7 @@ class DeliveryRepository:
     def __init__(self, db: Database) -> None:
         self._deliveries: Collection = db[DELIVERIES]
         self._attempts: Collection = db[ATTEMPTS]
-        # Whose deliveries are whose (shared.ownership).
+        # Whose deliveries are whose (shared.kernel.ownership).
         self.workers: Collection = db[WORKERS]
         self.deliveries: Collection = self._deliveries
 

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from pymongo import UpdateOne
 
 from services.delivery.deliveries.repository import ATTEMPTS, DELIVERIES, FINISHED, attempt_ids
-from shared.mongo import Database, Document
-from shared.retention import ExpiredDocuments
+from shared.domain.retention import ExpiredDocuments
+from shared.kernel.mongo import Database, Document
 
 # (workspace id, deliveries removed, attempts removed)
 OnRemoved = Callable[[str, int, int], None]

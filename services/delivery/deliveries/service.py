@@ -41,14 +41,14 @@ from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.repository import QUEUED, DeliveryRepository, schedule
 from services.delivery.outgoing_webhooks.matching import about_itself, matches
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared import tracing
-from shared.cache import RefreshingCache
-from shared.envelopes import ChatEvent, Envelope
-from shared.ids import derived_id, derived_timed_id, isoformat, utcnow
-from shared.mongo import Document
-from shared.ownership import Ownership
-from shared.signing import webhook_body
-from shared.usage import UsageCounters
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.envelopes import ChatEvent, Envelope
+from shared.kernel.ids import derived_id, derived_timed_id, isoformat, utcnow
+from shared.kernel.mongo import Document
+from shared.kernel.ownership import Ownership
+from shared.kernel.signing import webhook_body
 
 log = structlog.get_logger(__name__)
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared import tenancy
-from shared.mongo import BatchedWriter, Database, Document, Index
-from shared.retention import ExpiredDocuments
+from shared.domain import tenancy
+from shared.domain.retention import ExpiredDocuments, retain
+from shared.kernel.mongo import BatchedWriter, Database, Document, Index
 
 if TYPE_CHECKING:
-    from shared.runtime import Runtime
+    from shared.kernel.runtime import Runtime
 
 COLLECTION = "delivery_minutes"
 FLUSH_SECONDS = 2.0
@@ -57,7 +57,7 @@ class AttemptMinutes:
 
         runtime.on_startup(start)
         runtime.on_shutdown("delivery_minutes", self._writer.stop, minimum=0.02, cap=0.1)
-        runtime.retain(ExpiredDocuments(self._collection, "minute", KEEP))
+        retain(runtime, ExpiredDocuments(self._collection, "minute", KEEP))
 
     async def flush(self) -> None:
         await self._writer.flush()

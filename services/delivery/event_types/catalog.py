@@ -36,12 +36,12 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from shared import jsonlimits
-from shared.cache import RefreshingCache
-from shared.envelopes import ChatEvent
-from shared.errors import Invalid
-from shared.ids import utcnow
-from shared.mongo import Document
+from shared.kernel import jsonlimits
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.envelopes import ChatEvent
+from shared.kernel.errors import Invalid
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Document
 
 CatalogKey = tuple[str | None, str]  # (workspace id, None for a global type; name)
 _REFERENCES = ("$ref", "$dynamicRef")
@@ -244,7 +244,7 @@ class Catalog:
         return found
 
     async def refused_record(self, record: Any, event: ChatEvent) -> str | None:
-        """For the `hookhub.chat.events` consumer (shared.consumers.Refuse): the reason an
+        """For the `hookhub.chat.events` consumer (shared.kernel.consumers.Refuse): the reason an
         event read from Kafka is dead-lettered, or None."""
         stamp = getattr(record, "timestamp", None)
         published = (

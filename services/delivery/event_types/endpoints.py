@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from services.delivery.event_types.catalog import Catalog, EventTypeSnapshot
 from services.delivery.event_types.schemas import EventTypeCreate, EventTypeOut, EventTypeUpdate
 from services.delivery.event_types.service import EventTypeService, examples_of, schema_of
-from shared.envelopes import EVENT_TYPE_PATTERN
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.http.pagination import Page, PageDep
-from shared.mongo import Document
+from shared.kernel.envelopes import EVENT_TYPE_PATTERN
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.mongo import Document
 
 router = APIRouter(
     prefix="/api/event-types",

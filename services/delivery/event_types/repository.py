@@ -10,9 +10,10 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from shared import tenancy
-from shared.ids import utcnow
-from shared.mongo import Database, Document, Index, TombstoneCollection, paginate
+from shared.domain import tenancy
+from shared.domain.tenancy import WorkspaceCollection
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, Document, Index, paginate
 
 COLLECTION = "event_types"
 
@@ -24,11 +25,11 @@ INDEXES = [
 
 
 def live_key(workspace_id: str | None, name: str) -> str:
-    # Workspace ids never hold a space (shared.ids), so `* name` is no workspace's.
+    # Workspace ids never hold a space (shared.kernel.ids), so `* name` is no workspace's.
     return f"{workspace_id or '*'} {name}"
 
 
-class EventTypeRepository(TombstoneCollection):
+class EventTypeRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.envelopes import EVENT_TYPE_PATTERN
-from shared.http.patch import Patch
-from shared.ids import PrintableId
+from shared.kernel.envelopes import EVENT_TYPE_PATTERN
+from shared.kernel.http.patch import Patch
+from shared.kernel.ids import PrintableId
 
 MAX_EXAMPLES = 20
 SCHEMA_DESCRIPTION = (

@@ -11,10 +11,10 @@ from pymongo.errors import DuplicateKeyError
 from services.delivery.event_types.catalog import checked
 from services.delivery.event_types.repository import EventTypeRepository, live_key
 from services.delivery.event_types.schemas import EventTypeCreate, EventTypeUpdate
-from shared import tenancy
-from shared.errors import Conflict, Forbidden, Invalid, NotFound
-from shared.ids import new_id, utcnow
-from shared.mongo import Document
+from shared.domain import tenancy
+from shared.kernel.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Document
 
 
 def _owner(workspace_id: str | None) -> str:

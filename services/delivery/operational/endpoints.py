@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from services.delivery.operational.repository import OperationalEventRepository
-from shared.envelopes import OperationalType
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.http.pagination import Page, PageDep
-from shared.mongo import Document
+from shared.kernel.envelopes import OperationalType
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.mongo import Document
 
 router = APIRouter(
     prefix="/api/operational-events",

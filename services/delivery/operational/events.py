@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.envelopes import OperationalEvent, OperationalType
-from shared.mongo import Document
-from shared.operational import operational_event
+from shared.domain.operational import operational_event
+from shared.kernel.envelopes import OperationalEvent, OperationalType
+from shared.kernel.mongo import Document
 
 
 def endpoint_event(type: OperationalType, doc: Document, **data: Any) -> OperationalEvent:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared import tenancy
-from shared.envelopes import OperationalEvent
-from shared.mongo import BatchedWriter, Database, Document, Index, paginate
-from shared.retention import ExpiredDocuments
+from shared.domain import tenancy
+from shared.domain.retention import ExpiredDocuments
+from shared.kernel.envelopes import OperationalEvent
+from shared.kernel.mongo import BatchedWriter, Database, Document, Index, paginate
 
 COLLECTION = "operational_events"
 
@@ -44,7 +44,7 @@ class OperationalEventRepository:
     async def page(
         self, filters: Document, *, limit: int, cursor: str | None
     ) -> tuple[list[Document], str | None]:
-        """Newest first, in the caller's workspace (shared.tenancy)."""
+        """Newest first, in the caller's workspace (shared.domain.tenancy)."""
         return await paginate(self._collection, tenancy.narrow(filters), limit=limit, cursor=cursor)
 
     def retention(self, keep: timedelta) -> ExpiredDocuments:

@@ -25,9 +25,9 @@ from services.delivery.deliveries.circuit import Circuit, State
 from services.delivery.deliveries.dispatcher import Attempted
 from services.delivery.deliveries.policy import Verdict
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
-from shared.envelopes import OperationalEvent, OperationalType
-from shared.ids import isoformat, utcnow
-from shared.operational import is_operational, operational_event
+from shared.domain.operational import is_operational, operational_event
+from shared.kernel.envelopes import OperationalEvent, OperationalType
+from shared.kernel.ids import isoformat, utcnow
 
 FAILURES_TO_WARN = 5
 WARN_EVERY = timedelta(hours=1)

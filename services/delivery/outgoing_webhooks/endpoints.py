@@ -22,14 +22,14 @@ from services.delivery.outgoing_webhooks.schemas import (
     RotateSecret,
 )
 from services.delivery.outgoing_webhooks.service import EndpointService, snapshot
-from shared.cache import RefreshingCache
-from shared.http.app import from_state, runtime_of
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.http.pagination import Page, PageDep
-from shared.ids import new_id, utcnow
-from shared.mongo import Document
-from shared.runtime import Runtime
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.http.app import from_state, runtime_of
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Document
+from shared.kernel.runtime import Runtime
 
 router = APIRouter(
     prefix="/api/outgoing-webhooks",

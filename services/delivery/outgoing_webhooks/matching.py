@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.operational import is_operational
+from shared.domain.operational import is_operational
 
 
 def matches(patterns: Iterable[str], event_type: str) -> bool:

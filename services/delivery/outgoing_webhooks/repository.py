@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.mongo import Database, Index, TombstoneCollection
+from shared.domain.tenancy import WorkspaceCollection
+from shared.kernel.mongo import Database, Index
 
 COLLECTION = "endpoints"
 
@@ -12,6 +13,6 @@ INDEXES = [
 ]
 
 
-class EndpointRepository(TombstoneCollection):
+class EndpointRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.delivery.outgoing_webhooks.matching import valid_pattern
 from services.delivery.transformations.schemas import Transformation
-from shared.http.patch import Patch
-from shared.ids import PrintableId
-from shared.signing import FORBIDDEN_EXTRA_HEADERS, RESERVED_HEADERS
+from shared.kernel.http.patch import Patch
+from shared.kernel.ids import PrintableId
+from shared.kernel.signing import FORBIDDEN_EXTRA_HEADERS, RESERVED_HEADERS
 
 DEFAULT_RETRY_SCHEDULE = [5, 10, 20]
 # One delivery per 100 s at the slowest: below that the wait for a token is no rate at all

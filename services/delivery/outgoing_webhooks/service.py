@@ -16,13 +16,13 @@ from services.delivery.outgoing_webhooks.schemas import (
     OutgoingWebhookUpdate,
     RotateSecret,
 )
-from shared.crypto import SecretBox
-from shared.egress import EgressPolicy, check_url
-from shared.envelopes import OperationalEvent, OperationalType
-from shared.errors import Conflict, Invalid, NotFound
-from shared.ids import new_id, utcnow
-from shared.mongo import Document
-from shared.signing import is_valid_secret, new_secret
+from shared.kernel.crypto import SecretBox
+from shared.kernel.egress import EgressPolicy, check_url
+from shared.kernel.envelopes import OperationalEvent, OperationalType
+from shared.kernel.errors import Conflict, Invalid, NotFound
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Document
+from shared.kernel.signing import is_valid_secret, new_secret
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class EndpointService:
         self._egress = egress
         # A transformation's code compiled at save (Transformer.check): 422 with its line.
         self._check_code = check_code
-        self._announce = announce  # operational events (shared.operational.Announcer.emit)
+        self._announce = announce  # operational events (shared.domain.operational.Announcer.emit)
 
     def _seal_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in headers.items()}

@@ -15,10 +15,10 @@ from services.delivery.transformations.service import (
     Transformer,
     webhook_of,
 )
-from shared import tenancy
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
+from shared.domain import tenancy
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
 
 router = APIRouter(
     prefix="/api/transformations",

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# As long as a template may be (shared.templates).
+# As long as a template may be (shared.domain.templates).
 MAX_CODE_CHARS = 20_000
 Method = Literal["POST", "PUT", "PATCH"]
 CODE_DESCRIPTION = (

@@ -1,5 +1,5 @@
 """Runs an endpoint's transformation (SPEC §17) in the sandbox of user JavaScript
-(shared.jsbox, as templates do: the same limits) and checks what it returns.
+(shared.kernel.jsbox, as templates do: the same limits) and checks what it returns.
 
 A transformation is `function handler(webhook)`, called before each attempt with
 `{event_type, payload, url, method, headers}`: the body hookhub would send (parsed), the
@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from services.delivery.outgoing_webhooks.schemas import MAX_HEADERS, check_headers
 from services.delivery.transformations.schemas import Method, Webhook
-from shared import tenancy
-from shared.egress import EgressPolicy, check_url
-from shared.errors import HookhubError, Invalid
-from shared.jsbox import Sandbox, ScriptError
+from shared.domain import tenancy
+from shared.kernel.egress import EgressPolicy, check_url
+from shared.kernel.errors import HookhubError, Invalid
+from shared.kernel.jsbox import Sandbox, ScriptError
 
 log = structlog.get_logger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from services.gateway.incoming_webhooks.repository import IncomingWebhookRepository
 from services.gateway.incoming_webhooks.service import HookSnapshot
-from shared.cache import RefreshingCache
-from shared.crypto import fingerprint
-from shared.mongo import Document
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.crypto import fingerprint
+from shared.kernel.mongo import Document
 
 
 class TokenCache(RefreshingCache[str, HookSnapshot]):

@@ -24,21 +24,21 @@ from services.gateway.incoming_webhooks.service import (
     to_inbound_message,
 )
 from services.gateway.incoming_webhooks.templates import templated_message
-from shared import tracing
-from shared.crypto import fingerprint
-from shared.envelopes import InboundMessage, Topic
-from shared.errors import BadRequest, Forbidden, NotFound
-from shared.http.app import from_state, runtime_of
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
-from shared.http.pagination import Page, PageDep
-from shared.ids import new_id, utcnow
-from shared.mongo import BatchedWriter, Document
-from shared.runtime import Runtime
-from shared.settings import GatewaySettings
-from shared.templates import Templates
-from shared.usage import UsageCounters
+from shared.domain.templates import Templates
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.crypto import fingerprint
+from shared.kernel.envelopes import InboundMessage, Topic
+from shared.kernel.errors import BadRequest, Forbidden, NotFound
+from shared.kernel.http.app import from_state, runtime_of
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.ingress import IngressRequest, IngressRoute, RawResponse
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import BatchedWriter, Document
+from shared.kernel.runtime import Runtime
+from shared.kernel.settings import GatewaySettings
 
 management = APIRouter(
     prefix="/api/incoming-webhooks",

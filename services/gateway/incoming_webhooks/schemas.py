@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from shared.http.patch import Patch
-from shared.ids import PrintableId
-from shared.templates import MAX_TEMPLATE_CHARS
+from shared.domain.templates import MAX_TEMPLATE_CHARS
+from shared.kernel.http.patch import Patch
+from shared.kernel.ids import PrintableId
 
 
 class IncomingWebhookCreate(BaseModel):

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
-from shared import jsonlimits
-from shared.envelopes import InboundMessage, MessageAuthor, MessageSource
-from shared.errors import BadRequest, Invalid
-from shared.ids import derived_id, new_id, utcnow
+from shared.kernel import jsonlimits
+from shared.kernel.envelopes import InboundMessage, MessageAuthor, MessageSource
+from shared.kernel.errors import BadRequest, Invalid
+from shared.kernel.ids import derived_id, new_id, utcnow
 from shared.providers.discord import incoming as discord
 from shared.providers.incoming import Incoming
 from shared.providers.microsoft import teams

@@ -26,11 +26,12 @@ from services.gateway.incoming_webhooks.service import (
     read_json,
     to_inbound_message,
 )
-from shared.envelopes import InboundMessage
-from shared.errors import Invalid
-from shared.mongo import BatchedWriter
+from shared.domain.templates import TemplateFailure, Templates, event_of
+from shared.kernel.envelopes import InboundMessage
+from shared.kernel.errors import Invalid
+from shared.kernel.mongo import BatchedWriter
 from shared.providers.incoming import Incoming
-from shared.templates import TemplateFailure, Templates, card_of, event_of, text_of
+from shared.providers.templated import card_of, text_of
 
 EVENT_TYPE = "message"
 # What of a body that neither the template nor Slack's reading could show is shown.

@@ -19,10 +19,15 @@ from services.gateway.provider_webhooks.service import (
     envelope_for,
     verify_app_level,
 )
-from shared import claim_check, tracing
-from shared.cache import RefreshingCache
-from shared.envelopes import Encoded, ProviderEvent, Topic
-from shared.errors import (
+from shared.domain import claim_check
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.integrations.repository import COLLECTION as INTEGRATIONS
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.envelopes import Encoded, ProviderEvent, Topic
+from shared.kernel.errors import (
     BadRequest,
     Conflict,
     HookhubError,
@@ -31,13 +36,12 @@ from shared.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from shared.http.ingress import IngressRequest, IngressRoute, RawResponse
-from shared.ids import utcnow
-from shared.integrations.model import IntegrationSnapshot
-from shared.integrations.repository import COLLECTION as INTEGRATIONS
-from shared.integrations.repository import IntegrationRepository
-from shared.metrics import LATENCY_BUCKETS, Labelled
-from shared.mongo import UNAVAILABLE_ERRORS, BatchedWriter
+from shared.kernel.http.ingress import IngressRequest, IngressRoute, RawResponse
+from shared.kernel.ids import utcnow
+from shared.kernel.metrics import LATENCY_BUCKETS, Labelled
+from shared.kernel.mongo import UNAVAILABLE_ERRORS, BatchedWriter
+from shared.kernel.runtime import Runtime
+from shared.kernel.settings import GatewaySettings
 from shared.providers import WEBHOOK_PROVIDERS
 from shared.providers.base import (
     OUTCOME_HEADER,
@@ -49,9 +53,6 @@ from shared.providers.base import (
     SignatureInvalid,
 )
 from shared.providers.ids import JsonBody
-from shared.runtime import Runtime
-from shared.settings import GatewaySettings
-from shared.usage import UsageCounters
 
 _OUTCOMES: dict[type[HookhubError], str] = {
     SignatureInvalid: "bad_signature",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from shared.mongo import BatchedExistence, BatchedWriter, Database, Document, Index
+from shared.kernel.mongo import BatchedExistence, BatchedWriter, Database, Document, Index
 
 COLLECTION = "seen_deliveries"
 

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 
 from services.gateway.provider_webhooks.repository import SeenDeliveries
 from services.gateway.provider_webhooks.window import SeenWindow
-from shared.cache import RecentIds
-from shared.envelopes import ProviderEvent
-from shared.errors import Forbidden, NotFound, RateLimited
-from shared.ids import derived_id
-from shared.integrations.model import IntegrationSnapshot, Status
+from shared.domain.integrations.model import IntegrationSnapshot, Status
+from shared.kernel.cache import RecentIds
+from shared.kernel.envelopes import ProviderEvent
+from shared.kernel.errors import Forbidden, NotFound, RateLimited
+from shared.kernel.ids import derived_id
 from shared.providers.base import InboundRequest, ParsedWebhook, ProviderWebhooks, SignatureInvalid
 from shared.providers.ids import JsonBody
 

@@ -31,9 +31,9 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.gateway.provider_webhooks.repository import SeenDeliveries
-from shared.bloom import BloomBlock
-from shared.ids import id_floor
-from shared.mongo import BUCKET_PREFIX
+from shared.kernel.bloom import BloomBlock
+from shared.kernel.ids import id_floor
+from shared.kernel.mongo import BUCKET_PREFIX
 
 log = structlog.get_logger(__name__)
 

@@ -9,14 +9,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import api_keys
-from shared.errors import Invalid, NotFound
-from shared.http.app import from_state
-from shared.http.auth import AdminOnly
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.http.pagination import Page, PageDep
-from shared.ids import PrintableId, utcnow
-from shared.mongo import Document
+from shared.domain import api_keys
+from shared.kernel.errors import Invalid, NotFound
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import AdminOnly
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.ids import PrintableId, utcnow
+from shared.kernel.mongo import Document
 
 router = APIRouter(
     prefix="/api/workspaces/{workspace_id}/api-keys",

@@ -2,7 +2,7 @@
 opens the console in one workspace, for the chat product to link to or embed from its own
 settings page; and expire-all.
 
-A session is a key of kind `portal` (shared.api_keys): checked, cached and refused once
+A session is a key of kind `portal` (shared.domain.api_keys): checked, cached and refused once
 ended exactly as a key is. Issued by the admin token or a `write` key of that workspace;
 never by a portal session (a session must not outlive itself through another)."""
 
@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.oauth.api_keys.endpoints import RepositoryDep, WorkspaceId
-from shared import api_keys, tenancy
-from shared.errors import Forbidden
-from shared.http.app import runtime_of
-from shared.http.auth import Authenticated, CallerDep
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.runtime import Runtime
+from shared.domain import api_keys, tenancy
+from shared.kernel.errors import Forbidden
+from shared.kernel.http.app import runtime_of
+from shared.kernel.http.auth import Authenticated, CallerDep
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.runtime import Runtime
 
 router = APIRouter(
     prefix="/api/workspaces/{workspace_id}/portal-sessions",

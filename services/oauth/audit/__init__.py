@@ -1,1 +1,1 @@
-"""The audit log's listing: `GET /api/audit-events` (SPEC §13; entries: shared.audit)."""
+"""The audit log's listing: `GET /api/audit-events` (SPEC §13; entries: shared.domain.audit)."""

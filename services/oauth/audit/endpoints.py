@@ -13,12 +13,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from shared import audit, tenancy
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.http.pagination import Page, PageDep
-from shared.mongo import Document
+from shared.domain import audit, tenancy
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.mongo import Document
 
 router = APIRouter(
     prefix="/api/audit-events",

@@ -14,13 +14,12 @@ import orjson
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from shared.errors import NotFound
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.ids import utcnow
-from shared.integrations.model import catalog_entry
+from shared.kernel.errors import NotFound
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.ids import utcnow
 from shared.providers.base import InboundRequest
-from shared.providers.catalog import CATALOG, CATEGORIES, Entry
+from shared.providers.catalog import CATALOG, CATEGORIES, Entry, catalog_entry
 
 router = APIRouter(
     prefix="/api/provider-catalog",

@@ -10,11 +10,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectStarted
 from services.oauth.connect.service import CALLBACK_PATH, ConnectService, Outcome
-from shared import audit
-from shared.http import trail
-from shared.http.app import from_state
-from shared.http.auth import Authenticated, CallerDep
-from shared.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
+from shared.domain import audit
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated, CallerDep
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
 
 router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
 
@@ -71,7 +70,7 @@ def _audit(request: Request, outcome: Outcome) -> None:
     plan = audit.plan("GET", CALLBACK_PATH)
     if doc is None or outcome.started_by is None or plan is None:
         return
-    trail.record(
+    audit.record(
         request.scope,
         plan,
         status=302 if outcome.return_to else 200,

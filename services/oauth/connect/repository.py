@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.mongo import Collection, Database, Document, Index
+from shared.kernel.mongo import Collection, Database, Document, Index
 
 COLLECTION = "oauth_states"
 

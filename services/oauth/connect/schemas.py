@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from shared.ids import PrintableId
+from shared.kernel.ids import PrintableId
 
 OAuthProviderName = Literal["slack", "discord", "github", "jira", "google"]
 Scope = Annotated[str, Field(pattern=r"^[^\s,]+$", max_length=200)]

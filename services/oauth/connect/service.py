@@ -18,21 +18,22 @@ import structlog
 
 from services.oauth.connect.repository import StateRepository
 from services.oauth.connect.schemas import ConnectRequest, ConnectStarted
-from shared import tenancy, tracing
-from shared.crypto import SecretBox, fingerprint
-from shared.envelopes import Topic
-from shared.errors import BadRequest, HookhubError, Invalid, NotFound
-from shared.ids import utcnow
-from shared.integrations.model import Provider, Status, integration_event, new_integration
-from shared.integrations.repository import IntegrationRepository
-from shared.kafka import EventPublisher
-from shared.mongo import Document
-from shared.oauth.client import OAuthClient
-from shared.oauth.provider import AppCredentials, OAuthProvider, ProviderApi
-from shared.oauth.tokens import token_state
+from shared.domain import tenancy
+from shared.domain.integrations.model import Provider, Status, integration_event, new_integration
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.client import OAuthClient
+from shared.domain.oauth.provider import AppCredentials, OAuthProvider, ProviderApi
+from shared.domain.oauth.tokens import token_state
+from shared.kernel import tracing
+from shared.kernel.crypto import SecretBox, fingerprint
+from shared.kernel.envelopes import Topic
+from shared.kernel.errors import BadRequest, HookhubError, Invalid, NotFound
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Document
+from shared.kernel.settings import Settings
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import AppDirectory
-from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -15,15 +15,15 @@ from services.oauth.integrations.schemas import (
     ProviderName,
 )
 from services.oauth.integrations.service import IntegrationService, webhook_url
-from shared.errors import NotFound
-from shared.http.app import from_state, runtime_of
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.http.pagination import Page, PageDep
-from shared.integrations.repository import IntegrationRepository
-from shared.mongo import Document
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.kernel.errors import NotFound
+from shared.kernel.http.app import from_state, runtime_of
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.pagination import Page, PageDep
+from shared.kernel.mongo import Document
+from shared.kernel.runtime import Runtime
 from shared.providers.catalog import CATALOG
-from shared.runtime import Runtime
 
 router = APIRouter(
     prefix="/api/integrations",

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from shared.http.patch import Patch
-from shared.ids import PrintableId
-from shared.integrations.model import Status, catalog_entry
-from shared.providers.catalog import CATALOG
+from shared.domain.integrations.model import Status
+from shared.kernel.http.patch import Patch
+from shared.kernel.ids import PrintableId
+from shared.providers.catalog import CATALOG, catalog_entry
 
 
 def _known(provider: str) -> str:

@@ -13,26 +13,28 @@ from pymongo.errors import DuplicateKeyError
 
 from services.oauth.integrations.schemas import IntegrationCreate, IntegrationUpdate, Revocation
 from services.oauth.revocations.service import Revoker
-from shared import tenancy
-from shared.crypto import SecretBox
-from shared.errors import Conflict, Invalid, NotFound
-from shared.integrations.model import (
+from shared.domain import tenancy
+from shared.domain.integrations.model import (
     BOT_PROVIDERS,
     Provider,
     Status,
     bot_key,
+    integration_event,
+    new_integration,
+)
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.operational import publish_integration_event
+from shared.kernel.crypto import SecretBox
+from shared.kernel.errors import Conflict, Invalid, NotFound
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Document
+from shared.providers.catalog import (
+    WEBHOOK_PROVIDERS,
     catalog_entry,
     check_settings,
     defaults,
-    integration_event,
-    new_integration,
     split_settings,
 )
-from shared.integrations.repository import IntegrationRepository
-from shared.kafka import EventPublisher
-from shared.mongo import Document
-from shared.operational import publish_integration_event
-from shared.providers.catalog import WEBHOOK_PROVIDERS
 from shared.providers.chat import PermanentError, RateLimited
 from shared.providers.declared import Declared
 from shared.providers.discord.api import DiscordApi

@@ -9,16 +9,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from shared.errors import Invalid, NotFound
-from shared.http.app import from_state, runtime_of
-from shared.http.auth import AdminOnly
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.http.pagination import Page
-from shared.integrations.model import catalog_entry
-from shared.mongo import Document
+from shared.kernel.errors import Invalid, NotFound
+from shared.kernel.http.app import from_state, runtime_of
+from shared.kernel.http.auth import AdminOnly
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.pagination import Page
+from shared.kernel.mongo import Document
+from shared.kernel.runtime import Runtime
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import FIELDS, PUBLIC_FIELDS, ProviderAppRepository, from_environment
-from shared.runtime import Runtime
+from shared.providers.catalog import catalog_entry
 
 router = APIRouter(
     prefix="/api/providers",

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from shared.mongo import Collection, Database, Document, Index
+from shared.kernel.mongo import Collection, Database, Document, Index
 
 COLLECTION = "pending_revocations"
 

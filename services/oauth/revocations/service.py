@@ -16,17 +16,17 @@ import httpx
 import structlog
 
 from services.oauth.revocations.repository import RevocationRepository
-from shared.crypto import SecretBox
-from shared.errors import HookhubError, Unavailable
-from shared.ids import new_id, utcnow
-from shared.integrations.model import Provider
-from shared.mongo import Document
-from shared.oauth.provider import OAuthProvider, ProviderApi, ProviderRefused
-from shared.oauth.tokens import backoff
+from shared.domain.integrations.model import Provider
+from shared.domain.oauth.provider import OAuthProvider, ProviderApi, ProviderRefused
+from shared.domain.oauth.tokens import backoff
+from shared.kernel.crypto import SecretBox
+from shared.kernel.errors import HookhubError, Unavailable
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Document
+from shared.kernel.settings import Settings
 from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import AppDirectory
 from shared.providers.telegram.api import TelegramApi, TelegramRefused
-from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 

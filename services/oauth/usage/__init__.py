@@ -1,1 +1,1 @@
-"""What each workspace uses: `GET /api/usage` (SPEC §14; the counters: shared.usage)."""
+"""What each workspace uses: `GET /api/usage` (SPEC §14; the counters: shared.domain.usage)."""

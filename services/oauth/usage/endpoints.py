@@ -1,5 +1,5 @@
 """`GET /api/usage`: what each workspace uses (SPEC §14), from the counters kept as the work
-happens (shared.usage), never a scan of the deliveries.
+happens (shared.domain.usage), never a scan of the deliveries.
 
 With `workspace_id` (the admin, or that workspace's key or portal session): that workspace.
 Without it: the admin gets the busiest workspaces of the window, a key or portal session
@@ -13,11 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from shared import tenancy, usage
-from shared.http.app import runtime_of
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.runtime import Runtime
+from shared.domain import tenancy, usage
+from shared.kernel.http.app import runtime_of
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.runtime import Runtime
 
 router = APIRouter(
     prefix="/api/usage",

@@ -17,11 +17,11 @@ from fastapi.routing import APIRoute
 
 from services.sync.actions.schemas import IssueBody, IssueCreate, IssueCreated
 from services.sync.actions.service import Actions
-from shared.errors import BadRequest
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.integrations.connections import InScope
+from shared.kernel.errors import BadRequest
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.providers.connections import InScope
 
 
 def for_the_body(errors: Sequence[Any], expected: type[IssueBody]) -> list[dict[str, Any]]:

@@ -21,9 +21,9 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from shared.errors import Conflict
-from shared.ids import new_id, utcnow
-from shared.mongo import Database, Document, Index
+from shared.kernel.errors import Conflict
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Database, Document, Index
 
 COLLECTION = "action_requests"
 

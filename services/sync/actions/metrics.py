@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from shared.metrics import LATENCY_BUCKETS
+from shared.kernel.metrics import LATENCY_BUCKETS
 
 
 class ActionMetrics:

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.ids import PrintableId
+from shared.kernel.ids import PrintableId
 from shared.providers.issues import QuotedMessage
 
 # Whitespace around an id is dropped (a copy-paste's), then the id is one by hookhub's rule.

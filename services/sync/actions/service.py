@@ -28,8 +28,10 @@ from services.sync.actions.schemas import (
     IssueCreate,
     JiraIssueCreate,
 )
-from shared import tracing
-from shared.envelopes import (
+from shared.domain.integrations.repository import IntegrationRepository
+from shared.domain.oauth.tokens import NotConnected
+from shared.kernel import tracing
+from shared.kernel.envelopes import (
     InboundMessage,
     IntegrationEvent,
     MessageAuthor,
@@ -37,13 +39,11 @@ from shared.envelopes import (
     Topic,
     new_event_id,
 )
-from shared.errors import HookhubError, Invalid, NotFound, Unavailable
-from shared.ids import derived_id, utcnow
-from shared.integrations.connections import Connections
-from shared.integrations.repository import IntegrationRepository
-from shared.kafka import EventPublisher
-from shared.mongo import Document
-from shared.oauth.tokens import NotConnected
+from shared.kernel.errors import HookhubError, Invalid, NotFound, Unavailable
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Document
+from shared.providers.connections import Connections
 from shared.providers.github import issues as github_issues
 from shared.providers.github.issues import GitHubIssues
 from shared.providers.issues import (

@@ -25,19 +25,20 @@ from pymongo.errors import PyMongoError
 
 from services.sync.mappings.service import LastSynced, MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
-from shared import claim_check, tracing
-from shared.cache import RecentIds
-from shared.envelopes import Encoded, ProviderEvent, Topic, encode_change
-from shared.errors import HookhubError
-from shared.ids import derived_id, utcnow
-from shared.integrations.connections import Connections
-from shared.integrations.model import IntegrationSnapshot
-from shared.kafka import EventPublisher
-from shared.message_map import Copy, MessageMap, copy_id, inbound_message_id
-from shared.mongo import Database
-from shared.produce import Stream
+from shared.domain import claim_check
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.message_map import Copy, MessageMap, copy_id, inbound_message_id
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.cache import RecentIds
+from shared.kernel.envelopes import Encoded, ProviderEvent, Topic, encode_change
+from shared.kernel.errors import HookhubError
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Database
+from shared.kernel.produce import Stream
 from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
-from shared.usage import UsageCounters
+from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Path, Response, status
 
 from services.sync.mappings.schemas import MappingCreate, MappingOut, MappingUpdate
 from services.sync.mappings.service import MappingService, out
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, error_responses
-from shared.http.pagination import Page, PageDep
-from shared.integrations.connections import InScope
-from shared.mappings import MappingRepository
+from shared.domain.mappings import MappingRepository
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
+from shared.kernel.http.pagination import Page, PageDep
+from shared.providers.connections import InScope
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/mappings",

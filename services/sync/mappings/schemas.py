@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.http.patch import Patch
-from shared.ids import PrintableId
+from shared.kernel.http.patch import Patch
+from shared.kernel.ids import PrintableId
 
 Direction = Literal["both", "inbound", "outbound"]
 

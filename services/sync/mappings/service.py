@@ -15,13 +15,13 @@ import structlog
 from pymongo.errors import DuplicateKeyError
 
 from services.sync.mappings.schemas import MappingCreate, MappingUpdate
-from shared.cache import RefreshingCache
-from shared.errors import Conflict, Invalid, NotFound
-from shared.ids import new_id, utcnow
-from shared.integrations.connections import Connections
-from shared.mappings import INBOUND, OUTBOUND, MappingRepository, live_key
-from shared.mongo import Document
+from shared.domain.mappings import INBOUND, OUTBOUND, MappingRepository, live_key
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.errors import Conflict, Invalid, NotFound
+from shared.kernel.ids import new_id, utcnow
+from shared.kernel.mongo import Document
 from shared.providers.chat import PermanentError
+from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 

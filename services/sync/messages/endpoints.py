@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
-from shared import tenancy
-from shared.errors import BadRequest, NotFound
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.message_map import Copy, MessageMap
+from shared.domain import tenancy
+from shared.domain.message_map import Copy, MessageMap
+from shared.kernel.errors import BadRequest, NotFound
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
 
 router = APIRouter(
     prefix="/api/messages",

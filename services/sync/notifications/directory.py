@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.sync.subscriptions.filters import Filters, filters_of
-from shared.cache import RefreshingCache
-from shared.mongo import Document
+from shared.kernel.cache import RefreshingCache
+from shared.kernel.mongo import Document
 
 _GLOB = frozenset("*?[")
 

@@ -7,8 +7,8 @@ import functools
 from dataclasses import dataclass
 
 from services.sync.notifications.directory import SubscriptionSnapshot
-from shared.envelopes import ProviderEvent
-from shared.message_map import Copy, copy_id, notification_id
+from shared.domain.message_map import Copy, copy_id, notification_id
+from shared.kernel.envelopes import ProviderEvent
 from shared.providers.catalog import CATALOG
 from shared.providers.notify import Notice
 

@@ -17,28 +17,27 @@ Per batch of provider events, in the batch's order:
 3. **Filtered** by each subscription (services.sync.subscriptions.filters): what one leaves
    out is counted (`filtered_count`, the metric by reason).
 4. **Threads.** The first notification about an item in a channel is its root; the root is
-   recorded in the message map (a copy with origin `notification`, one per channel and
-   item: shared/message_map.py) *before* it is published, by an insert that only one process can
-   win, so two replicas (or a replay) never make two roots. Later notifications about the
-   item carry `thread_id` = the root's chat id (the chat's own id once it named it through
-   `inbound_id`, else the root's envelope id), each followed by a `message.edited` of the
-   root to the item as it is now, with who changed it and, resolved, how long it was open.
-   The item's lifecycle in the channel (services.sync.notifications.threads: resolved,
+   recorded in the message map (a copy with origin `notification`, one per channel and item:
+   shared/domain/message_map.py) *before* it is published, by an insert that only one
+   process can win, so two replicas (or a replay) never make two roots. Later notifications
+   about the item carry `thread_id` = the root's chat id (the chat's own id once it named it
+   through `inbound_id`, else the root's envelope id), each followed by a `message.edited`
+   of the root to the item as it is now, with who changed it and, resolved, how long it was
+   open. The item's lifecycle in the channel (services.sync.notifications.threads: resolved,
    reopened within HOOKHUB_SYNC_REOPEN_SECONDS, a new root after it, late events turning
-   nothing back) is kept on its first root: read with the roots (one read per batch, for
-   the items this process does not know), written where it changed by the batched writer
-   of the counts (below), and at once before the consumer's partitions are revoked. What
-   this process knows of threads is forgotten when they are assigned: another replica may
-   have handled the integration meanwhile. A notice that needs its item's root
-   (`needs_root`, or `needs_root_by_default` for a subscription without `events`) and
-   finds none is filtered (`no_open_item`).
-5. **Published**, then counted (`notified_count`, `filtered_count`, `last_notified_at`:
-   written in bulk every few seconds, off the path). The consumer is pipelined: once a
-   batch's envelopes are handed to the producer (in order, one stream), the next batch is
-   decided from the threads as it left them while Kafka acknowledges it; its lifecycles
-   and counts are handed to the writer only once it is acknowledged. A publish that fails
-   fails the batches after it, and all of them come again, decided from the map
-   (`_publish_failed`).
+   nothing back) is kept on its first root: read with the roots (one read per batch, for the
+   items this process does not know), written where it changed by the batched writer of the
+   counts (below), and at once before the consumer's partitions are revoked. What this
+   process knows of threads is forgotten when they are assigned: another replica may have
+   handled the integration meanwhile. A notice that needs its item's root (`needs_root`, or
+   `needs_root_by_default` for a subscription without `events`) and finds none is filtered
+   (`no_open_item`). 5. **Published**, then counted (`notified_count`, `filtered_count`,
+   `last_notified_at`: written in bulk every few seconds, off the path). The consumer is
+   pipelined: once a batch's envelopes are handed to the producer (in order, one stream),
+   the next batch is decided from the threads as it left them while Kafka acknowledges it;
+   its lifecycles and counts are handed to the writer only once it is acknowledged. A
+   publish that fails fails the batches after it, and all of them come again, decided from
+   the map (`_publish_failed`).
 
 Envelope ids derive from (subscription, provider delivery id, part): a redelivered webhook,
 or a batch handled again after a crash, publishes the same envelopes, which the chat drops.
@@ -76,16 +75,17 @@ from services.sync.notifications.threads import (
 )
 from services.sync.subscriptions.filters import filtered
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
-from shared import claim_check, tracing
-from shared.cache import RecentIds
-from shared.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
-from shared.errors import NotFound
-from shared.ids import utcnow
-from shared.kafka import EventPublisher
-from shared.message_map import COLLECTION as MAP
-from shared.message_map import Copy, MessageMap, copy_id
-from shared.mongo import BatchedWriter, Database
-from shared.produce import Stream
+from shared.domain import claim_check
+from shared.domain.message_map import COLLECTION as MAP
+from shared.domain.message_map import Copy, MessageMap, copy_id
+from shared.kernel import tracing
+from shared.kernel.cache import RecentIds
+from shared.kernel.envelopes import Encoded, ProviderEvent, Topic, encode_inbound
+from shared.kernel.errors import NotFound
+from shared.kernel.ids import utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import BatchedWriter, Database
+from shared.kernel.produce import Stream
 from shared.providers import commonmark as md
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Card, Notice, Notifier, Unrenderable
@@ -245,7 +245,7 @@ class Notifications:
         await (await self.publish(events))
 
     async def publish(self, events: list[ProviderEvent]) -> asyncio.Future[None]:
-        """A batch in two parts (the consumer is pipelined, shared.consumers): its
+        """A batch in two parts (the consumer is pipelined, shared.kernel.consumers): its
         notifications decided and handed to the producer, in order, before the next batch
         is handled; then, in what is returned, Kafka's acknowledgement awaited and the
         batch's lifecycles and counts handed to the writer. Later batches are decided

@@ -5,7 +5,7 @@ The renderer has rendered the event and the subscription's filters have taken it
 judge the renderer's facts: a template changes how a notification looks, not which events
 a subscription takes). Then the batch's templates run together in the sandbox (at most 50
 ms each, bounded in number at once, off the consumer's event loop); a post whose template
-gave a result is shown as it says (shared.templates.notice_of) or, with `skip`, left out
+gave a result is shown as it says (shared.providers.templated.notice_of) or, with `skip`, left out
 and counted as filtered (reason `template`). A post whose template failed (an error, a
 time-out, memory, a bad result, or suspended after failures in a row) keeps the renderer's
 notice: the failure is counted and kept as the subscription's `last_error`. A template
@@ -22,11 +22,12 @@ import orjson
 
 from services.sync.notifications.post import Post
 from services.sync.subscriptions.repository import COLLECTION as SUBSCRIPTIONS
-from shared import claim_check
-from shared.errors import NotFound
-from shared.mongo import BatchedWriter, Database
+from shared.domain import claim_check
+from shared.domain.templates import TemplateFailure, TemplateResult, Templates, event_of
+from shared.kernel.errors import NotFound
+from shared.kernel.mongo import BatchedWriter, Database
 from shared.providers.notify import Notice
-from shared.templates import TemplateFailure, TemplateResult, Templates, event_of, notice_of
+from shared.providers.templated import notice_of
 
 SKIPPED = "template"
 

@@ -14,10 +14,10 @@ from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import BadChatEvent, Job, Message, plan
 from services.sync.outbound.lanes import Lanes
 from services.sync.outbound.repository import OutboxRepository
-from shared.envelopes import ChatEvent
-from shared.ids import utcnow
-from shared.message_map import NOTIFICATION, Copy, MessageMap
-from shared.ownership import Ownership
+from shared.domain.message_map import NOTIFICATION, Copy, MessageMap
+from shared.kernel.envelopes import ChatEvent
+from shared.kernel.ids import utcnow
+from shared.kernel.ownership import Ownership
 
 log = structlog.get_logger(__name__)
 

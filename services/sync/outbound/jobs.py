@@ -22,12 +22,12 @@ from typing import Any, Literal
 import structlog
 
 from services.sync.mappings.service import MappingSnapshot
-from shared import tracing
-from shared.envelopes import ChatEvent
-from shared.ids import derived_id
-from shared.message_map import Copy
-from shared.mongo import Document
-from shared.ownership import Ownership
+from shared.domain.message_map import Copy
+from shared.kernel import tracing
+from shared.kernel.envelopes import ChatEvent
+from shared.kernel.ids import derived_id
+from shared.kernel.mongo import Document
+from shared.kernel.ownership import Ownership
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,7 @@ class Job:
     attachments: tuple[Mapping[str, str], ...]
     queued_at: datetime
     recovered: bool = False
-    # The trace of the chat event it is for (shared.tracing): its provider calls' parent.
+    # The trace of the chat event it is for (shared.kernel.tracing): its provider calls' parent.
     trace: Any = field(default=None, compare=False)
 
     @classmethod
@@ -110,7 +110,7 @@ class Message:
     author_name: str
     author_avatar_url: str | None
     attachments: tuple[dict[str, str], ...]
-    trace: Any = field(default=None, compare=False)  # the event's (shared.tracing)
+    trace: Any = field(default=None, compare=False)  # the event's (shared.kernel.tracing)
 
     @classmethod
     def of(cls, event: ChatEvent) -> Message | None:
@@ -226,7 +226,7 @@ def plan(
                     "event_id": message.event_id,
                     "status": "queued",
                     "queued_at": now,
-                    # Held by this process until finished; see shared.ownership.
+                    # Held by this process until finished; see shared.kernel.ownership.
                     "lease_owner": ownership.id,
                     "next_attempt_at": now,
                     **({"traceparent": traceparent} if traceparent else {}),

@@ -21,9 +21,9 @@ import structlog
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.repository import OutboxRepository
 from services.sync.outbound.sender import Retry, Sender
-from shared import tracing
-from shared.ids import utcnow
-from shared.ownership import Ownership
+from shared.kernel import tracing
+from shared.kernel.ids import utcnow
+from shared.kernel.ownership import Ownership
 from shared.providers.chat import RateLimited
 
 log = structlog.get_logger(__name__)

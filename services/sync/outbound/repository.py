@@ -3,7 +3,7 @@
 An outbox job is one write to one provider channel (post, edit or delete of one chat
 message in one mapping). Jobs are written before the chat event's offset is committed,
 with ids derived from what they do, so a replayed event finds them there and nothing is
-sent twice. A job is held by the process that wrote it (shared.ownership) until it is
+sent twice. A job is held by the process that wrote it (shared.kernel.ownership) until it is
 finished; finished jobs keep their outcome for a week (`KEEP_FINISHED`, removed in batches).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.mongo import Collection, Database, Document, Index, insert_new
+from shared.kernel.mongo import Collection, Database, Document, Index, insert_new
 
 OUTBOX = "sync_outbox"
 WORKERS = "sync_workers"

@@ -17,15 +17,15 @@ from services.sync.mappings.service import LastSynced, MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.repository import OUTBOX
-from shared import tracing
-from shared.errors import HookhubError, NotFound
-from shared.ids import utcnow
-from shared.integrations.connections import Connections
-from shared.mappings import MappingRepository
-from shared.message_map import COLLECTION as MAP
-from shared.message_map import Copy, MessageMap
-from shared.mongo import BatchedWriter
-from shared.oauth.tokens import NotConnected
+from shared.domain.mappings import MappingRepository
+from shared.domain.message_map import COLLECTION as MAP
+from shared.domain.message_map import Copy, MessageMap
+from shared.domain.oauth.tokens import NotConnected
+from shared.domain.usage import UsageCounters
+from shared.kernel import tracing
+from shared.kernel.errors import HookhubError, NotFound
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import BatchedWriter
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -35,7 +35,7 @@ from shared.providers.chat import (
     Posted,
     RateLimited,
 )
-from shared.usage import UsageCounters
+from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 

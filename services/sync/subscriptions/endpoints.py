@@ -15,11 +15,11 @@ from services.sync.subscriptions.schemas import (
     SubscriptionUpdate,
 )
 from services.sync.subscriptions.service import SubscriptionService, notification_events, out
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS, also_checked, error_responses
-from shared.http.pagination import Page, PageDep
-from shared.integrations.connections import InScope
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, also_checked, error_responses
+from shared.kernel.http.pagination import Page, PageDep
+from shared.providers.connections import InScope
 
 router = APIRouter(
     prefix="/api/integrations/{integration_id}/subscriptions",
@@ -46,7 +46,7 @@ SubscriptionId = Annotated[str, Path(max_length=200)]
 
 
 async def _also_wrong(request: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """A wrong filter or template heard with the schema's errors (shared.http.errors)."""
+    """A wrong filter or template heard with the schema's errors (shared.kernel.http.errors)."""
     service: SubscriptionService = request.app.state.subscription_service
     return await service.also_wrong(request.path_params["integration_id"], body)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.mongo import Database, Document, Index, TombstoneCollection
+from shared.domain.tenancy import WorkspaceCollection
+from shared.kernel.mongo import Database, Document, Index
 
 COLLECTION = "subscriptions"
 
@@ -13,7 +14,7 @@ INDEXES = [
 ]
 
 
-class SubscriptionRepository(TombstoneCollection):
+class SubscriptionRepository(WorkspaceCollection):
     def __init__(self, db: Database) -> None:
         super().__init__(db, COLLECTION)
 

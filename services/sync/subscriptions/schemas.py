@@ -7,9 +7,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.http.patch import Patch
-from shared.ids import PrintableId
-from shared.templates import MAX_TEMPLATE_CHARS
+from shared.domain.templates import MAX_TEMPLATE_CHARS
+from shared.kernel.http.patch import Patch
+from shared.kernel.ids import PrintableId
 
 Threads = Literal["item", "off"]
 # An event name, glob, label, login or key; emptiness and spaces are the service's to

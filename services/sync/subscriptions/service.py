@@ -17,14 +17,14 @@ from services.sync.subscriptions.schemas import (
     SubscriptionFields,
     SubscriptionUpdate,
 )
-from shared.errors import Invalid, NotFound
-from shared.ids import new_id, utcnow_ms
-from shared.integrations.connections import Connections
-from shared.integrations.model import catalog_entry
-from shared.mongo import Document
+from shared.domain.templates import Templates
+from shared.kernel.errors import Invalid, NotFound
+from shared.kernel.ids import new_id, utcnow_ms
+from shared.kernel.mongo import Document
+from shared.providers.catalog import catalog_entry
+from shared.providers.connections import Connections
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Notifier, any_matches
-from shared.templates import Templates
 
 # What a subscription stores of its body (the rest is the service's).
 FIELDS = (

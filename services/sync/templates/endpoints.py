@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from services.sync.templates.schemas import TemplatePreview, TemplateTest, TemplateTestOut
-from shared import tenancy
-from shared.errors import Invalid
-from shared.http.app import from_state
-from shared.http.auth import Authenticated
-from shared.http.errors import MANAGEMENT_ERRORS
-from shared.templates import TemplateFailure, Templates, card_of, event_of, text_of
+from shared.domain import tenancy
+from shared.domain.templates import TemplateFailure, Templates, event_of
+from shared.kernel.errors import Invalid
+from shared.kernel.http.app import from_state
+from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.providers.templated import card_of, text_of
 
 router = APIRouter(
     prefix="/api/templates",

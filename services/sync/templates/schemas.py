@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.templates import MAX_TEMPLATE_CHARS
+from shared.domain.templates import MAX_TEMPLATE_CHARS
 
 
 class TemplateTest(BaseModel):

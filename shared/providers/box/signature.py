@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.crypto import constant_time_equal
+from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, SignatureInvalid
 from shared.providers.ids import required_secret
 from shared.providers.schemes import Window

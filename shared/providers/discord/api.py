@@ -28,9 +28,9 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from shared.kernel.settings import Settings
+from shared.kernel.version import __version__
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
-from shared.settings import Settings
-from shared.version import __version__
 
 DEFAULT_BASE_URL = "https://discord.com/api/v10"
 # Discord asks every client to name itself so (docs: reference, "User Agent").

@@ -119,6 +119,7 @@ from typing import Any
 
 import ijson  # type: ignore[import-untyped]
 
+from shared.kernel.zipdir import ZipDirectory
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.discord.messages import (
     CDN,
@@ -145,7 +146,6 @@ from shared.providers.exports import (
     short,
 )
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
-from shared.zipdir import ZipDirectory
 
 __all__ = ["DiscordExport", "ExportLimits", "ExportRefused"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from shared.oauth.provider import (
+from shared.domain.oauth.provider import (
     Account,
     AppCredentials,
     OAuthProvider,

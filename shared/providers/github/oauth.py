@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from shared.oauth.provider import (
+from shared.domain.oauth.provider import (
     Account,
     AppCredentials,
     OAuthProvider,

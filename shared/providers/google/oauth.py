@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from shared.oauth.provider import (
+from shared.domain.oauth.provider import (
     Account,
     AppCredentials,
     OAuthProvider,

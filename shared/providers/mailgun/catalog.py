@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from shared.crypto import constant_time_equal
+from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.declared import Declared, FromJson

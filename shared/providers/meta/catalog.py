@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from shared.crypto import constant_time_equal
+from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, Reply, SignatureInvalid
 from shared.providers.catalog import Entry, Probe, Sample, Setting
 from shared.providers.declared import Declared, Fields, Found, echoed

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from shared.crypto import constant_time_equal
+from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, MalformedWebhook, Reply, SignatureInvalid
 from shared.providers.catalog import Entry, Probe, Sample, Setting
 from shared.providers.declared import Declared, FirstOf, FromJson, Split, echoed

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.errors import Invalid
+from shared.kernel.errors import Invalid
 from shared.providers import commonmark as md
 from shared.providers.incoming import (
     MARKDOWN,

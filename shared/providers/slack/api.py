@@ -16,8 +16,8 @@ from typing import Any, Literal
 import httpx
 import orjson
 
+from shared.kernel.settings import Settings
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
-from shared.settings import Settings
 
 DEFAULT_BASE_URL = "https://slack.com/api"
 # When a limit says nothing about how long to wait (`error: ratelimited` without a header).

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from shared.kernel.zipdir import ZipDirectory
 from shared.providers.chat import Author
 from shared.providers.exports import (
     UNREADABLE,
@@ -44,7 +45,6 @@ from shared.providers.exports import (
 )
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
 from shared.providers.slack.messages import author_of, change_of, reactions_of
-from shared.zipdir import ZipDirectory
 
 __all__ = ["ExportLimits", "ExportRefused", "SlackExport"]
 

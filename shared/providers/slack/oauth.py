@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from shared.oauth.provider import (
+from shared.domain.oauth.provider import (
     Account,
     AppCredentials,
     OAuthProvider,
@@ -15,7 +15,7 @@ from shared.oauth.provider import (
     TokenSet,
     standard_token,
 )
-from shared.settings import Settings
+from shared.kernel.settings import Settings
 
 # Answers to auth.revoke that mean there is nothing left to revoke.
 _ALREADY_GONE = frozenset({"invalid_auth", "token_revoked", "token_expired", "not_authed"})

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shared.crypto import constant_time_equal
+from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import (
     InboundRequest,
     MalformedWebhook,

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from shared.errors import HookhubError, Invalid
-from shared.oauth.provider import ProviderUnreachable
+from shared.domain.oauth.provider import ProviderUnreachable
+from shared.kernel.errors import HookhubError, Invalid
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 
 # Longest text of a message, in UTF-16 code units after entities are parsed (sendMessage).

@@ -105,6 +105,7 @@ from typing import Any, Literal, Protocol
 
 import ijson  # type: ignore[import-untyped]
 
+from shared.kernel.zipdir import ZipDirectory
 from shared.providers import commonmark as md
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.exports import (
@@ -122,7 +123,6 @@ from shared.providers.exports import (
     short,
 )
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
-from shared.zipdir import ZipDirectory
 
 __all__ = [
     "ExportLimits",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from shared.crypto import constant_time_equal
+from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import InboundRequest, MalformedWebhook, Reply, SignatureInvalid
 from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.declared import Declared, FirstOf, Fixed, FromHeader, FromJson

@@ -10,10 +10,9 @@ import dataclasses
 import httpx
 import pytest
 
-from shared.errors import Invalid
-from shared.integrations.model import check_settings
+from shared.kernel.errors import Invalid
 from shared.providers.base import InboundRequest, SignatureInvalid
-from shared.providers.catalog import Entry
+from shared.providers.catalog import Entry, check_settings
 from shared.providers.declared import Declared
 from shared.providers.ids import derived_delivery_id
 from shared.providers.schemes import Unsignable

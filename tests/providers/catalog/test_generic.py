@@ -16,9 +16,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from shared.integrations.model import check_settings
 from shared.providers.base import InboundRequest, SignatureInvalid
-from shared.providers.catalog import CATALOG
+from shared.providers.catalog import CATALOG, check_settings
 from tests.providers.catalog.support import NOW, declared, inbound
 
 HMAC = declared(CATALOG["hmac"])
@@ -140,7 +139,7 @@ def test_hmac_event_and_delivery_id_where_the_integration_says() -> None:
 def test_hmac_settings_out_of_their_choices_are_refused(
     given: dict[str, str], problem: str
 ) -> None:
-    from shared.errors import Invalid
+    from shared.kernel.errors import Invalid
 
     with pytest.raises(Invalid, match=problem):
         check_settings("hmac", {"secret": SECRET, "header": "X-Sig", **given}, creating=True)

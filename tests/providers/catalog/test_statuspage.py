@@ -9,10 +9,9 @@ import json
 
 import pytest
 
-from shared.errors import Invalid
-from shared.integrations.model import check_settings
+from shared.kernel.errors import Invalid
 from shared.providers.base import MalformedWebhook
-from shared.providers.catalog import CATALOG, Sample
+from shared.providers.catalog import CATALOG, Sample, check_settings
 from tests.providers.catalog import credentials
 from tests.providers.catalog.credentials import TOKEN, sample
 from tests.providers.catalog.support import declared

@@ -1,0 +1,252 @@
+"""The message map: for each chat message, every provider copy of it (SPEC §8). Sync writes
+it and reads it; the importer writes imported history into it. Every query on the
+`message_map` collection lives here.
+
+One document per provider copy, its `_id` derived from the copy's provider coordinates
+(provider, integration, channel, message id), so two processes recording the same copy
+write one document, and a lookup from a provider event is a read by `_id`:
+
+- `chat_message_id`: the chat's id of the message, once known. A message that came from a
+  provider is known first by its inbound envelope id (`inbound_id`); the chat product names
+  its own id later, in `message.created` with `data.inbound_id`, and `link` records it.
+- `origin`: `outbound` (hookhub posted it), `inbound` (a provider user wrote it, sync
+  brought it in), `import` (brought in from history) or `notification` (the root of a
+  notification thread, SPEC §12: its provider coordinates are the item it is about,
+  `external_message_id` `owner/repo#42` or `BUG-15`, in the chat channel it was posted to,
+  `external_channel_id` = the chat channel, so that a channel has one root per item).
+  An item's first root also keeps its `lifecycle` in the channel (SPEC §16,
+  services.sync.notifications.threads): which thread is current (a later one's copy has
+  `external_message_id` `<item>~<generation>`), the item's state and who set it, when it
+  opened and resolved.
+- `external_thread_id`: the provider id of the thread's root, for replies. Threads are
+  flat: for a reply to a reply (Telegram and Discord reply chains) it is the chain's first
+  message, not the parent, so a reply to this copy finds its thread's root here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pymongo import UpdateMany
+
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.mongo import Collection, Database, Document, GroupInserter, Index, insert_new
+
+COLLECTION = "message_map"
+
+INDEXES = [
+    Index(COLLECTION, [("chat_message_id", 1), ("mapping_id", 1)]),
+    Index(COLLECTION, [("inbound_id", 1)]),
+    Index(COLLECTION, [("channel_id", 1), ("chat_message_id", 1)]),
+]
+
+Origin = Literal["outbound", "inbound", "import", "notification"]
+
+
+def copy_id(
+    provider: str, integration_id: str, external_channel_id: str, external_message_id: str
+) -> str:
+    return derived_id(
+        provider, integration_id, external_channel_id, external_message_id, prefix="cpy"
+    )
+
+
+def inbound_message_id(
+    provider: str, account_id: str, external_channel_id: str, external_message_id: str
+) -> str:
+    """The envelope id of a provider message brought to the chat (`message.received`),
+    live or imported: the same message always gets the same id (SPEC §9), so a re-import
+    or an overlap of import and sync is a duplicate the chat product drops. `account_id`
+    is the provider account (Slack team, Telegram bot, Discord guild)."""
+    return derived_id(provider, account_id, external_channel_id, external_message_id, prefix="msg")
+
+
+# Envelope ids of notifications (SPEC §12) start so: a thread's root is in the map before
+# its envelope is published, the other notifications have no copy.
+NOTIFICATION = "ntf_"
+
+
+def notification_id(subscription_id: str, delivery_id: str, part: str) -> str:
+    """A notification's envelope id: a redelivered webhook gets the same ids."""
+    return derived_id(subscription_id, delivery_id, part, prefix=NOTIFICATION[:-1])
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One provider copy of a chat message."""
+
+    id: str
+    workspace_id: str
+    channel_id: str
+    chat_message_id: str | None
+    inbound_id: str | None
+    provider: str
+    integration_id: str
+    mapping_id: str | None
+    external_channel_id: str
+    external_message_id: str
+    external_thread_id: str | None
+    origin: Origin
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        workspace_id: str,
+        channel_id: str,
+        provider: str,
+        integration_id: str,
+        mapping_id: str | None,
+        external_channel_id: str,
+        external_message_id: str,
+        origin: Origin,
+        chat_message_id: str | None = None,
+        inbound_id: str | None = None,
+        external_thread_id: str | None = None,
+    ) -> Copy:
+        return cls(
+            id=copy_id(provider, integration_id, external_channel_id, external_message_id),
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            chat_message_id=chat_message_id,
+            inbound_id=inbound_id,
+            provider=provider,
+            integration_id=integration_id,
+            mapping_id=mapping_id,
+            external_channel_id=external_channel_id,
+            external_message_id=external_message_id,
+            external_thread_id=external_thread_id,
+            origin=origin,
+        )
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Copy:
+        return cls(
+            id=doc["_id"],
+            workspace_id=doc["workspace_id"],
+            channel_id=doc["channel_id"],
+            chat_message_id=doc.get("chat_message_id"),
+            inbound_id=doc.get("inbound_id"),
+            provider=doc["provider"],
+            integration_id=doc["integration_id"],
+            mapping_id=doc.get("mapping_id"),
+            external_channel_id=doc["external_channel_id"],
+            external_message_id=doc["external_message_id"],
+            external_thread_id=doc.get("external_thread_id"),
+            origin=doc["origin"],
+        )
+
+    def to_doc(self, now: datetime) -> Document:
+        return {
+            "_id": self.id,
+            "workspace_id": self.workspace_id,
+            "channel_id": self.channel_id,
+            "chat_message_id": self.chat_message_id,
+            "inbound_id": self.inbound_id,
+            "provider": self.provider,
+            "integration_id": self.integration_id,
+            "mapping_id": self.mapping_id,
+            "external_channel_id": self.external_channel_id,
+            "external_message_id": self.external_message_id,
+            "external_thread_id": self.external_thread_id,
+            "origin": self.origin,
+            "created_at": now,
+        }
+
+    @property
+    def chat_id(self) -> str | None:
+        """How the chat knows this message: its own id, else the inbound envelope id it
+        received the message under (SPEC §8 "Threads")."""
+        return self.chat_message_id or self.inbound_id
+
+
+class MessageMap:
+    def __init__(self, db: Database) -> None:
+        self._collection: Collection = db[COLLECTION]
+        # Copies are known from memory until written (Inbound), so they may wait 20 ms to
+        # go in one insert with the others of a burst.
+        self._inserter = GroupInserter(self._collection, interval=0.02)
+
+    async def by_ids(self, ids: Iterable[str]) -> dict[str, Copy]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        docs = await self._collection.find({"_id": {"$in": wanted}}).to_list()
+        return {doc["_id"]: Copy.from_doc(doc) for doc in docs}
+
+    async def roots(self, ids: Iterable[str]) -> dict[str, tuple[Copy, Document]]:
+        """Notification roots by id, each with its `lifecycle` and `created_at` (when it was
+        claimed)."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        docs = await self._collection.find({"_id": {"$in": wanted}}).to_list()
+        return {
+            doc["_id"]: (
+                Copy.from_doc(doc),
+                {"lifecycle": doc.get("lifecycle"), "created_at": doc.get("created_at")},
+            )
+            for doc in docs
+        }
+
+    async def of_messages(self, chat_ids: Iterable[str]) -> list[Copy]:
+        """Every copy of these chat messages, by the chat's id or the inbound id."""
+        wanted = list(set(chat_ids))
+        if not wanted:
+            return []
+        query = {"$or": [{"chat_message_id": {"$in": wanted}}, {"inbound_id": {"$in": wanted}}]}
+        return [Copy.from_doc(doc) for doc in await self._collection.find(query).to_list()]
+
+    async def copy_in(self, chat_id: str, mapping_id: str) -> Copy | None:
+        """The copy of chat message `chat_id` (its id or inbound id) in one mapping."""
+        for field in ("chat_message_id", "inbound_id"):
+            doc = await self._collection.find_one({field: chat_id, "mapping_id": mapping_id})
+            if doc is not None:
+                return Copy.from_doc(doc)
+        return None
+
+    async def lookup_external(
+        self, provider: str, external_channel_id: str, external_message_id: str
+    ) -> list[Copy]:
+        """Every copy of the chat message that one provider message is a copy of."""
+        found = await self._collection.find_one(
+            {
+                "provider": provider,
+                "external_channel_id": external_channel_id,
+                "external_message_id": external_message_id,
+            }
+        )
+        if found is None:
+            return []
+        origin = Copy.from_doc(found)
+        ids = [i for i in (origin.chat_message_id, origin.inbound_id) if i]
+        return await self.of_messages(ids)
+
+    async def link(self, links: dict[str, str]) -> None:
+        """Record the chat's message id of messages it received: {inbound_id: chat id}."""
+        if links:
+            await self._collection.bulk_write(
+                [
+                    UpdateMany({"inbound_id": inbound}, {"$set": {"chat_message_id": chat}})
+                    for inbound, chat in links.items()
+                ],
+                ordered=False,
+            )
+
+    async def claim(self, copies: list[Copy], extra: dict[str, Document] | None = None) -> set[str]:
+        """Insert the copies now, each unless a copy with its id exists (another process
+        claimed it first, or this one before a restart): the ids of those that existed.
+        `extra`: more fields of some copies, by id (a root's `lifecycle`)."""
+        now, extra = utcnow(), extra or {}
+        docs = [{**copy.to_doc(now), **extra.get(copy.id, {})} for copy in copies]
+        inserted = {doc["_id"] for doc in await insert_new(self._collection, docs)}
+        return {copy.id for copy in copies} - inserted
+
+    async def insert(self, copies: Iterable[Copy]) -> None:
+        """Record copies now, for callers that must read them back at once: concurrent
+        callers' copies share bulk inserts (a burst of batches costs a few writes)."""
+        now = utcnow()
+        await self._inserter.insert([copy.to_doc(now) for copy in copies])
