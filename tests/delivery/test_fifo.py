@@ -143,6 +143,55 @@ async def test_a_failing_head_holds_its_key_while_another_key_flows(
     await _nothing_held(delivery, endpoint_id)
 
 
+async def test_a_delivery_queued_while_its_key_is_read_from_mongodb_is_sent_after(
+    delivery: RunningService, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parked key's queue is read back while fan-out queues one more of its deliveries
+    (the read held, by construction, after its query and until that write is done): the
+    read missed it, so the key stays queued and is read again once drained. (It was marked
+    as having nothing queued: the delivery stayed in MongoDB, sent by nobody.)"""
+    workspace = "ws_fifo_load_race"
+    tries: dict[int, int] = {}
+
+    async def answer(received: Received) -> int:
+        _, n = _seen(received)
+        tries[n] = tries.get(n, 0) + 1
+        return 500 if n == 0 and tries[n] == 1 else 200  # the head parks its key once
+
+    path, endpoint_id = await _fifo_endpoint(delivery, sink, answer, workspace)
+    keys = _state(delivery).ordering._keys
+    query = keys.queued
+    read, go = asyncio.Event(), asyncio.Event()
+
+    async def held_after_the_query(of: str, key: str, limit: int) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = await query(of, key, limit)
+        if of == endpoint_id:
+            read.set()
+            await go.wait()
+        return docs
+
+    monkeypatch.setattr(keys, "queued", held_after_the_query)
+    deliveries = _state(delivery).delivery_repository.deliveries
+    try:
+        await _publish(delivery, workspace, "k", 0)
+        await until(read.is_set, what="the parked key's queue read")
+        await _publish(delivery, workspace, "k", 1)
+        queued = {"endpoint_id": endpoint_id, "lease_owner": "fifo"}
+        await until(
+            lambda: _has(deliveries, queued, 2), what="k1 queued behind k0 while it was read"
+        )
+    finally:
+        go.set()
+    fake = sink[0]
+    await until(lambda: len(fake.at(path)) == 3, what="k0 twice, then k1")
+    _order_holds(fake.at(path), "k", 2)
+    await _nothing_held(delivery, endpoint_id)
+
+
+async def _has(collection: Any, query: dict[str, Any], count: int) -> bool:
+    return bool(await collection.count_documents(query) == count)
+
+
 async def test_a_dead_lettered_head_lets_its_key_go_on(
     delivery: RunningService, sink: Sink
 ) -> None:

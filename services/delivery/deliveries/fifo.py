@@ -64,6 +64,7 @@ class Run:
     queued: bool = False  # deliveries of the key may wait in MongoDB: load them when drained
     due: datetime | None = None  # the parked head's next attempt
     writing: int = 0  # fan-out writes of its deliveries to the queue under way
+    written: int = 0  # fan-out writes of its deliveries to the queue done (a count)
     loading: bool = False
     idle_since: float = field(default_factory=time.monotonic)
     moved: float = field(default_factory=time.monotonic)  # its head handed to the lane

@@ -108,6 +108,7 @@ class Ordering:
                 run = self._held_run(doc)
                 if run is not None:
                     run.writing -= 1
+                    run.written += 1
         for doc in made:
             self._count_made(doc)
         others = {key_id(d["endpoint_id"], d["ordering_key"]) for d in queued} - self.held
@@ -170,6 +171,9 @@ class Ordering:
             return
         run.loading = True
         run.timer = None
+        # A delivery fan-out queues while the query runs may be missed by it, and its
+        # `_queued` finds the run loading: the key stays queued, loaded again once drained.
+        written = run.written
         try:
             # What this process sent is recorded first: a delivery it ended is not queued.
             await self._writer.written()
@@ -186,10 +190,13 @@ class Ordering:
             run.loading = False
         if run.id not in self.held or not run.drained:
             return
+        missed = run.written != written
         if not docs:
-            if not run.writing:
-                run.queued = False
             run.due = None
+            if missed:
+                self._queued(run)
+            elif not run.writing:
+                run.queued = False
             return
         due = docs[0].get("next_attempt_at")
         if due is not None and due > utcnow():
@@ -197,7 +204,7 @@ class Ordering:
             self._queued(run)
             return
         run.due = None
-        if len(docs) < room and not run.writing:
+        if len(docs) < room and not run.writing and not missed:
             run.queued = False  # what others queue from now marks the key waiting
         for doc in docs:
             self._dispatcher.submit(Job.from_doc(doc))
