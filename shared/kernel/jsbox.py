@@ -26,10 +26,8 @@ return value back as JSON. What a run may do:
   with it on V8's thread. A deadline on the worker's loop stops what still runs then (an
   endless loop); what it cut is judged by V8's times: a script that had its whole time is
   out of it (`timeout`); one that V8 started late, or had finished when a busy loop woke
-  late, or whose time went by while the worker's threads used less CPU than that (the
-  machine ran other processes: a script has nothing to wait on), is evaluated again in a
-  new isolate (at most `ATTEMPTS` times in all), so the machine's load never counts as a
-  script's time. Once a script has run, the runner
+  late, is evaluated again in a new isolate (at most `ATTEMPTS` times in all), so the
+  machine's load never counts as a script's time. Once a script has run, the runner
   calls nothing a script can change (a prototype's method, an iterator, `Date.now` as
   the global holds it): its notes of V8's time live in objects without a prototype and
   come back as a string of numbers, so a script that replaces `Map.prototype.get` with a
@@ -1069,7 +1067,6 @@ class _Isolates:
         else:
             evaluations = [code(n), f"__jsbox.end({n}){_OURS}"]
         # Queued on V8's thread back to back, in this order, with no turn of the loop between.
-        cpu = time.process_time()  # the worker's CPU, all its threads
         tasks = [loop.create_task(racer.eval_cancelable(each)) for each in evaluations]
         call = tasks[-2]
         _, pending = await asyncio.wait(tasks, timeout=seconds)
@@ -1089,14 +1086,9 @@ class _Isolates:
         start, finish = _span_of(span)
         if finish is not None and call not in pending:
             return call.result()  # done in time (its promise jobs too): the loop woke late
-        if (cut_ms if finish is None else finish) - start < seconds * 1000:
-            raise _Cut
-        # Its time went by on V8's clock, but the worker's threads used less CPU than that
-        # meanwhile: the machine ran others (a script has nothing to wait on), so it did not
-        # have its time. One that computed has (and others' runs only add to the count).
-        if time.process_time() - cpu < seconds:
-            raise _Cut
-        raise TimeoutError
+        if (cut_ms if finish is None else finish) - start >= seconds * 1000:
+            raise TimeoutError
+        raise _Cut
 
     def _keep(self, key: str, compiled: _Compiled) -> None:
         self._compiled[key] = compiled
