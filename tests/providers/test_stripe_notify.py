@@ -113,7 +113,9 @@ def test_an_invoice_that_failed_then_was_paid() -> None:
     paid_payload = sample("invoice.payment_failed")
     paid_payload["type"] = "invoice.paid"
     paid = render(paid_payload)
-    assert paid.item == failed.item and paid.resolved is True and paid.needs_root
+    assert paid.item == failed.item and paid.resolved is True
+    # After a failure by default; to a subscription naming it, every paid invoice.
+    assert paid.needs_root_by_default and not paid.needs_root
 
 
 def test_a_subscription_change_names_its_plan_and_status() -> None:

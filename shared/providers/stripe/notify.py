@@ -213,7 +213,7 @@ def _notice(
     *,
     item: str | None = None,
     resolved: bool | None = None,
-    needs_root: bool = False,
+    needs_root_by_default: bool = False,
     started: object = None,
     fields: tuple[tuple[str, str | None], ...] = (),
 ) -> Notice:
@@ -238,7 +238,7 @@ def _notice(
         item_card=card if item else None,
         default=any_matches(DEFAULT_EVENTS, e.type),
         resolved=resolved,
-        needs_root=needs_root,
+        needs_root_by_default=needs_root_by_default,
         started_at=when(started),
     )
 
@@ -353,7 +353,9 @@ def _invoice(e: _Event) -> Notice:
         "failed" if failed else "paid",
         item=invoice_id,
         resolved=not failed,
-        needs_root=not failed,
+        # By default a payment is news after a failure (its thread's end); a subscription
+        # naming `invoice.paid` takes every one.
+        needs_root_by_default=not failed,
         fields=(("Amount due", amount), ("Subscription", text(o, "subscription"))),
     )
 
