@@ -189,8 +189,10 @@ class Held:
     def line(self, text: str) -> str:
         """`text` (the sender's characters and held pieces) as one line of CommonMark."""
         # An `@` right before a held piece (`@*everyone*`) must not join it into a mention.
-        escaped = md.text(_AT_HELD.sub("@" + md.ZWJ, text), MAX_TEXT)
-        return _PRIVATE.sub(self._piece, escaped)
+        if "@" in text:
+            text = _AT_HELD.sub("@" + md.ZWJ, text)
+        escaped = md.text(text, MAX_TEXT)
+        return _PRIVATE.sub(self._piece, escaped) if self.pieces else escaped
 
     def _piece(self, found: re.Match[str]) -> str:
         index = ord(found.group(0)) - _FIRST_HELD
@@ -232,12 +234,17 @@ class Markup:
 
     def inline(self, value: object) -> str:
         """`value` as one line of CommonMark (line breaks become spaces)."""
-        text = unprivate(value)
+        return self._inline(unprivate(value))
+
+    def _inline(self, text: str) -> str:
+        """`inline` of text `unprivate` has cleaned already (a line of `text`'s)."""
         held = Held()
         text = self.atoms.sub(lambda found: held.hold(self.atom(found)), text)
         text = self.decode(text)
         for pattern, marker in self.emphasis:
-            text = pattern.sub(_around(held.hold(marker)), text)
+            # No match without the marker's character: the scan and the piece spared.
+            if _MARKS[pattern] in text:
+                text = pattern.sub(_around(held.hold(marker)), text)
         return held.line(text)
 
     def text(self, value: object) -> str:
@@ -269,8 +276,12 @@ class Markup:
                 # next line on into it (a lazy continuation) without a blank line between.
                 out.append("")
             in_block = bool(marker)
-            out.append(prefix + self.inline(line) if line or not prefix else prefix.rstrip())
+            out.append(prefix + self._inline(line) if line or not prefix else prefix.rstrip())
         return out
+
+
+# Each emphasis pattern's marker character (`emphasis`), which any match of it holds.
+_MARKS: dict[re.Pattern[str], str] = {}
 
 
 def _around(mark: str) -> Callable[[re.Match[str]], str]:
@@ -289,7 +300,9 @@ def emphasis(marker: str, *, intraword: bool = False) -> re.Pattern[str]:
     edge = f"[^\\s{c}\\\\]"
     before = "" if intraword else rf"(?<![\w{c}\\])"
     after = "" if intraword else rf"(?![\w{c}])"
-    return re.compile(f"{before}{m}(?=[^\\s{c}])((?:{inside})*?{edge}|{edge}){m}{after}")
+    pattern = re.compile(f"{before}{m}(?=[^\\s{c}])((?:{inside})*?{edge}|{edge}){m}{after}")
+    _MARKS[pattern] = marker[0]
+    return pattern
 
 
 def link_or_text(label: str, url: object) -> str:
