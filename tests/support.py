@@ -156,6 +156,11 @@ async def until(
         await asyncio.sleep(0.05)
 
 
+async def counted(collection: Any, query: dict[str, Any], count: int) -> bool:
+    """Whether `collection` holds exactly `count` documents matching `query` (for `until`)."""
+    return bool(await collection.count_documents(query) == count)
+
+
 async def refreshed(*caches: Any) -> None:
     """Returns once each `RefreshingCache` has finished a refresh begun after the call:
     what was written to MongoDB before it is in them."""

@@ -20,7 +20,7 @@ from shared.domain.platform import create_app
 from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.infra import Infra
-from tests.support import RunningService, admin_headers, serve, until
+from tests.support import RunningService, admin_headers, counted, serve, until
 from tests.webhook_sink import Received, WebhookSink
 
 Sink = tuple[WebhookSink, str]
@@ -178,7 +178,7 @@ async def test_a_delivery_queued_while_its_key_is_read_from_mongodb_is_sent_afte
         await _publish(delivery, workspace, "k", 1)
         queued = {"endpoint_id": endpoint_id, "lease_owner": "fifo"}
         await until(
-            lambda: _has(deliveries, queued, 2), what="k1 queued behind k0 while it was read"
+            lambda: counted(deliveries, queued, 2), what="k1 queued behind k0 while it was read"
         )
     finally:
         go.set()
@@ -186,10 +186,6 @@ async def test_a_delivery_queued_while_its_key_is_read_from_mongodb_is_sent_afte
     await until(lambda: len(fake.at(path)) == 3, what="k0 twice, then k1")
     _order_holds(fake.at(path), "k", 2)
     await _nothing_held(delivery, endpoint_id)
-
-
-async def _has(collection: Any, query: dict[str, Any], count: int) -> bool:
-    return bool(await collection.count_documents(query) == count)
 
 
 async def test_a_dead_lettered_head_lets_its_key_go_on(

@@ -26,7 +26,7 @@ from shared.kernel.mongo import Collection
 from shared.kernel.signing import webhook_body
 from tests.delivery.conftest import settings_for
 from tests.infra import Infra
-from tests.support import RunningService, admin_headers, serve, until
+from tests.support import RunningService, admin_headers, counted, serve, until
 from tests.webhook_sink import WebhookSink
 
 MAX_HELD = 5
@@ -140,14 +140,10 @@ async def _all_sent_once(
 ) -> None:
     deliveries: Collection = _state(delivery).delivery_repository.deliveries
     done = {"endpoint_id": endpoint_id, "status": "completed"}
-    await until(lambda: _has(deliveries, done, count), what=f"{count} deliveries completed")
+    await until(lambda: counted(deliveries, done, count), what=f"{count} deliveries completed")
     received = sink[0].at(path)
     assert len(received) == count
     assert len({r.headers["webhook-id"] for r in received}) == count
-
-
-async def _has(collection: Collection, query: dict[str, Any], count: int) -> bool:
-    return await collection.count_documents(query) == count
 
 
 def _metric(delivery: RunningService, name: str, **labels: str) -> float | None:

@@ -29,7 +29,7 @@ from shared.kernel.settings import DeliverySettings
 from tests.delivery.conftest import settings_for
 from tests.delivery.test_deliveries import publish
 from tests.infra import Infra
-from tests.support import RunningService, admin_headers, freeze, serve, until
+from tests.support import RunningService, admin_headers, counted, freeze, serve, until
 from tests.webhook_sink import WebhookSink
 
 Sink = tuple[WebhookSink, str]
@@ -154,7 +154,7 @@ async def test_a_delivery_is_written_once_with_its_first_outcome(
     assert [(a["attempt"], a["status_code"]) for a in log] == [(1, 200), (2, 200)]
 
     # The timeline counts them (deliveries/timeline.py), not the log.
-    async def counted() -> list[Any] | None:
+    async def two_successes() -> list[Any] | None:
         answer = await delivery.client.get(
             "/api/webhooks/stats/timeline",
             params={"webhook_id": endpoint_id, "minutes": 5},
@@ -163,7 +163,7 @@ async def test_a_delivery_is_written_once_with_its_first_outcome(
         minutes = answer.json()["minutes"]
         return minutes if sum(m["success"] for m in minutes) == 2 else None
 
-    minutes = await until(counted, what="the timeline's two successes")
+    minutes = await until(two_successes, what="the timeline's two successes")
     assert sum(m["http_error"] + m["network_error"] for m in minutes) == 0
 
 
@@ -274,7 +274,7 @@ async def test_a_broker_away_mid_batch_loses_nothing_and_sends_nothing_twice(
             await publish(running, "message.created", "ws_broker_away")
             done = {"endpoint_id": endpoint, "status": "completed"}
             await until(
-                lambda: _counted(deliveries, done, 2), timeout=30, what="the second delivered"
+                lambda: counted(deliveries, done, 2), timeout=30, what="the second delivered"
             )
             await until(lambda: _all_committed(settings), what="both events committed")
             sent = sink[0].at(path)
@@ -284,10 +284,6 @@ async def test_a_broker_away_mid_batch_loses_nothing_and_sends_nothing_twice(
         gate.set()
         broker.process.send_signal(signal.SIGCONT)
         broker.stop()
-
-
-async def _counted(collection: Collection, query: dict[str, Any], count: int) -> bool:
-    return await collection.count_documents(query) == count
 
 
 @pytest.fixture
@@ -321,7 +317,7 @@ async def test_a_slow_endpoint_past_the_hold_bound_does_not_hold_the_commit(
         await until(lambda: _has_committed(settings, 1), what="the event committed")
         await publish(delivery, "message.created", "ws_hold")
         await sink[0].wait_for(slow_path, 2)
-        await until(lambda: _has(deliveries, mine, 2), what="the second written held")
+        await until(lambda: counted(deliveries, mine, 2), what="the second written held")
         await until(lambda: _has_committed(settings, 2), what="the second event committed")
         await until(lambda: len(sink[0].at(quick_path)) == 2, what="the quick endpoint's")
         written_held = state.runtime.registry.get_sample_value(
@@ -332,14 +328,10 @@ async def test_a_slow_endpoint_past_the_hold_bound_does_not_hold_the_commit(
     finally:
         gate.set()
     done = {"endpoint_id": slow, "status": "completed", "attempts": 1}
-    await until(lambda: _has(deliveries, done, 2), what="the slow endpoint's completed")
+    await until(lambda: counted(deliveries, done, 2), what="the slow endpoint's completed")
     assert len(sink[0].at(slow_path)) == 2
     quick_done = {"endpoint_id": quick, "status": "completed"}
-    await until(lambda: _has(deliveries, quick_done, 2), what="the quick endpoint's completed")
-
-
-async def _has(collection: Collection, query: dict[str, Any], count: int) -> bool:
-    return await collection.count_documents(query) == count
+    await until(lambda: counted(deliveries, quick_done, 2), what="the quick endpoint's completed")
 
 
 def _unwritten(delivery: RunningService) -> float | None:
@@ -391,5 +383,5 @@ async def test_no_more_is_sent_than_the_writer_has_room_for(
     finally:
         writing.set()
     done = {"endpoint_id": endpoint_id, "status": "completed", "attempts": 1}
-    await until(lambda: _has(deliveries, done, 6), what="all six recorded")
+    await until(lambda: counted(deliveries, done, 6), what="all six recorded")
     assert len(sink[0].at(path)) == 6

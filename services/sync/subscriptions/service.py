@@ -128,13 +128,7 @@ class SubscriptionService:
         """Everything wrong with a subscription at once, its template's error among them: a
         form with a wrong filter and a template that does not compile hears of both (it
         heard of the filter, then of the template)."""
-        found = problems(provider, notifier, fields)
-        refused: Invalid | None = None
-        if template is not None and self._templates is not None:
-            try:
-                await self._templates.check(template)
-            except Invalid as exc:
-                refused = exc
+        found, refused = await self._wrong(provider, notifier, fields, template)
         if refused is not None and not found:
             raise refused  # 422 invalid_template, its line and column as fields
         if refused is not None:
@@ -142,6 +136,18 @@ class SubscriptionService:
         if found:
             extra = refused.extra if refused is not None else None
             raise InvalidSubscription("; ".join(found), extra=extra)
+
+    async def _wrong(
+        self, provider: str, notifier: Notifier, fields: dict[str, Any], template: str | None
+    ) -> tuple[list[str], Invalid | None]:
+        """What is wrong with `fields` (each named) and the template's refusal, if any."""
+        found = problems(provider, notifier, fields)
+        if template is not None and self._templates is not None:
+            try:
+                await self._templates.check(template)
+            except Invalid as refused:
+                return found, refused
+        return found, None
 
     async def also_wrong(self, integration_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         """For a body the schema refused: what `_check` finds wrong in its filters and
@@ -157,16 +163,12 @@ class SubscriptionService:
             except ValidationError:
                 continue
             fields[name] = one.model_dump(exclude_none=True)[name]
-        details = [
-            {"loc": ["body"], "message": message}
-            for message in problems(integration.provider, notifier, fields)
-        ]
-        template = fields.get("template")
-        if template is not None and self._templates is not None:
-            try:
-                await self._templates.check(template)
-            except Invalid as refused:
-                details.append({"loc": ["body", "template"], "message": refused.message})
+        found, refused = await self._wrong(
+            integration.provider, notifier, fields, fields.get("template")
+        )
+        details = [{"loc": ["body"], "message": message} for message in found]
+        if refused is not None:
+            details.append({"loc": ["body", "template"], "message": refused.message})
         return details
 
     async def delete(self, integration_id: str, subscription_id: str) -> None:
