@@ -30,6 +30,7 @@ from shared.kernel.embedded import (
     start_broker,
     start_mongo,
 )
+from shared.kernel.http.tls import tls
 from shared.kernel.settings import SERVICE_PORTS, ConfigurationError, Settings
 
 PIDS_FILE = "stack.pids"
@@ -290,7 +291,7 @@ async def _wait_healthy(
     upstreams: dict[str, str], children: list[ChildProcess], stopping: asyncio.Event
 ) -> None:
     deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=2.0) as client:
         for name, base in upstreams.items():
             while True:
                 if stopping.is_set():
@@ -309,7 +310,7 @@ async def _wait_healthy(
 async def _wait_ready(origin: str, stopping: asyncio.Event) -> None:
     """Waits (bounded) for every service to report ready, so the banner means usable."""
     deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=6.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=6.0) as client:
         while time.monotonic() < deadline and not stopping.is_set():
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(origin + "/readyz")).status_code == 200:

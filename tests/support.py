@@ -29,6 +29,7 @@ from shared.domain.platform import create_app
 from shared.kernel.embedded import free_port
 from shared.kernel.envelopes import ChatEvent, Topic
 from shared.kernel.http.server import ServiceServer
+from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
@@ -113,7 +114,9 @@ async def serve(
     # httpx's default, also 5 s, a request could go out on a connection the server was
     # closing at that moment (an httpx.ReadError in a test that did nothing wrong).
     limits = httpx.Limits(keepalive_expiry=2.0)
-    async with httpx.AsyncClient(base_url=base_url, timeout=15.0, limits=limits) as client:
+    async with httpx.AsyncClient(
+        verify=tls(), base_url=base_url, timeout=15.0, limits=limits
+    ) as client:
         try:
             await _until_up(client, probe or ("/readyz" if wait_ready else "/healthz"), task)
             yield RunningService(app, base_url, client)
@@ -294,7 +297,7 @@ class ServiceProcess:
 
     async def ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(verify=tls(), timeout=5) as client:
             while time.monotonic() < deadline:
                 assert self.process.poll() is None, f"{self.name} exited; see {self.log_path}"
                 with contextlib.suppress(httpx.HTTPError):

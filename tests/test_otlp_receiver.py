@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from shared.kernel.http.tls import tls
 from tests.otlp_receiver import PROTOBUF, OtlpReceiver, Span
 
 
@@ -136,7 +137,7 @@ async def test_otlp_json_is_read_with_hex_ids_and_counting_mode_keeps_nothing() 
     async with (
         OtlpReceiver(grpc=False) as keeping,
         OtlpReceiver(grpc=False, keep=False) as counting,
-        httpx.AsyncClient(trust_env=False) as client,
+        httpx.AsyncClient(verify=tls(), trust_env=False) as client,
     ):
         for receiver in (keeping, counting):
             answer = await client.post(receiver.traces_url, json=body)
@@ -161,7 +162,10 @@ async def test_a_malformed_export_is_a_400_and_the_receiver_goes_on() -> None:
         (b"[1]", "application/json"),
         (json.dumps({"resourceSpans": [bad_id]}).encode(), "application/json"),
     ]
-    async with OtlpReceiver(grpc=False) as receiver, httpx.AsyncClient(trust_env=False) as client:
+    async with (
+        OtlpReceiver(grpc=False) as receiver,
+        httpx.AsyncClient(verify=tls(), trust_env=False) as client,
+    ):
 
         async def post(body: bytes, content_type: str) -> httpx.Response:
             headers = {"Content-Type": content_type}

@@ -23,6 +23,7 @@ from services.oauth.usage import endpoints as usage_routes
 from shared.domain import api_keys
 from shared.domain.integrations import repository as integration_repository
 from shared.domain.oauth.tokens import TokenKeeper
+from shared.kernel.http.tls import tls
 from shared.kernel.metrics import CountedGauge, count_by
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.providers import OAUTH_PROVIDERS, apps
@@ -38,7 +39,9 @@ _COUNT_SECONDS = 15.0
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
-    client = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
+    client = httpx.AsyncClient(
+        verify=tls(), timeout=settings.provider_timeout_seconds, follow_redirects=False
+    )
     repository = integration_repository.IntegrationRepository(runtime.db)
     provider_apps = ProviderAppRepository(runtime.db)
     directory = AppDirectory(provider_apps, runtime.secrets, settings)

@@ -42,6 +42,7 @@ from services.sandbox.hooks import EventRefused
 from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.telegram import FakeTelegram
+from shared.kernel.http.tls import tls
 
 STATIC = Path(__file__).parent / "static"
 # The docs the page links, served as text from the checkout the sandbox runs from (it runs
@@ -445,7 +446,7 @@ class Sandbox:
         secret = self.creds[f"{provider}_webhook_secret"]
         urls: list[str] = []
         cursor: str | None = None
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
             for _ in range(20):
                 params = {
                     "provider": provider,

@@ -34,6 +34,7 @@ import orjson
 
 from services.sync.subscriptions.filters import Filters, filtered, filters_of
 from shared.kernel.errors import HookhubError
+from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from shared.providers.base import OUTCOME_HEADER, InboundRequest, ParsedWebhook
 from shared.providers.catalog import CATALOG, Entry, Sample
@@ -134,6 +135,7 @@ class CatalogWebhooks:
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
+            verify=tls(),
             base_url=self.origin,
             timeout=10.0,
             headers={"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {},

@@ -53,6 +53,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from services.sandbox.oauth_server import FakeAuthorizationServer, answer
+from shared.kernel.http.tls import tls
 
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -432,7 +433,7 @@ class FakeDiscord(FakeAuthorizationServer):
         headers = bot.signed(body)
         if forged:  # signed by another key: what Discord's security checks send
             headers = Bot("", "", "", "").signed(body, headers["x-signature-timestamp"])
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
             answer = await client.post(url, content=body, headers=headers)
         try:
             return answer.status_code, answer.json()

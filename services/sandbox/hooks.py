@@ -16,6 +16,8 @@ import httpx
 import structlog
 from starlette.background import BackgroundTask
 
+from shared.kernel.http.tls import tls
+
 # How much of an answer a delivery keeps, and how long a POST may take (GitHub gives up
 # after 10 s).
 EXCERPT = 1000
@@ -135,7 +137,7 @@ async def post(delivery: Delivery) -> Delivery:
     started = time.monotonic()
     try:
         # No proxy from the environment: the stand-ins post to loopback.
-        async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
+        async with httpx.AsyncClient(verify=tls(), timeout=TIMEOUT, trust_env=False) as client:
             answer = await client.post(
                 delivery.url, content=delivery.request_body, headers=delivery.request_headers
             )

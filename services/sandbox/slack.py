@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.oauth_server import AccessToken, FakeAuthorizationServer, Grant
+from shared.kernel.http.tls import tls
 
 TEAM_ID = "T0TEAM"
 TEAM_NAME = "Acme"
@@ -413,7 +414,7 @@ class FakeSlack(FakeAuthorizationServer):
         if retry_num is not None:
             headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "timeout"})
         try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
+            async with httpx.AsyncClient(verify=tls(), timeout=10.0) as client:
                 answer = await client.post(self.events_url, content=raw, headers=headers)
             status = answer.status_code
         except httpx.HTTPError:

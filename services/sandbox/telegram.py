@@ -30,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from shared.kernel.http.tls import tls
+
 MAX_TEXT = 4096
 DELETE_WINDOW_SECONDS = 48 * 3600
 NOT_MODIFIED = (
@@ -338,7 +340,7 @@ class FakeTelegram:
         headers = {}
         if hook.get("secret_token"):
             headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-        async with httpx.AsyncClient(timeout=15.0) as client:
+        async with httpx.AsyncClient(verify=tls(), timeout=15.0) as client:
             answer = await client.post(hook["url"], json=update, headers=headers)
         return answer.status_code
 

@@ -24,11 +24,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
@@ -38,6 +39,7 @@ from aiokafka.errors import (
 from aiokafka.structs import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
@@ -65,7 +67,8 @@ POISON_PAUSE_SECONDS = 0.5
 # A broker may hold a fetch this long waiting for more data; some (tansu) do not answer as
 # soon as records arrive, so the 500 ms default becomes event latency.
 FETCH_MAX_WAIT_MS = 50
-BATCH_POLL_MS = 5
+# How long a batch consumer waits for records before its loop turns (_WaitingBatches).
+IDLE_WAIT_MS = 1_000
 
 
 def heartbeat_ms(settings: Settings) -> int:
@@ -382,7 +385,7 @@ def _batch_subscriber(
     what another member will read), `on_assigned` called whenever they are (re)assigned
     (a handler's memory of what another member may have changed meanwhile is stale)."""
     settings = runtime.settings
-    return runtime.broker.subscriber(
+    subscriber = runtime.broker.subscriber(
         settings.topic(topic),
         listener=(
             _Rebalanced(on_assigned, on_revoked)
@@ -396,15 +399,35 @@ def _batch_subscriber(
         batch=True,
         max_records=max_records,
         decoder=_the_message,
-        # Not a time to gather a batch (what is fetched is handed over at once): how long
-        # FastStream waits for records, and then sleeps, when there are none. Records that
-        # arrive during the sleep wait for it, so it is event latency when idle (20 ms
-        # before: 5 ms more on average, 20 at worst), for ~100 empty polls a second.
-        batch_timeout_ms=BATCH_POLL_MS,
+        batch_timeout_ms=IDLE_WAIT_MS,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=heartbeat_ms(settings),
         title=f"{runtime.service}.{purpose}",
     )
+    assert type(subscriber) is BatchSubscriber
+    subscriber.__class__ = _WaitingBatches
+    return subscriber
+
+
+class _WaitingBatches(BatchSubscriber):
+    """FastStream's batch subscriber, waiting for records instead of polling for them.
+
+    FastStream's asks aiokafka for what has been fetched, waiting `batch_timeout_ms`, and
+    when nothing came, sleeps as long again: a short time is event latency when idle
+    (records that arrive during the sleep wait for it), a long one more of it, and 5 ms
+    was 200 turns of the loop a second for each consumer with nothing to do (an idle
+    `hookhub run` spent a tenth of a core in each consuming service). aiokafka's `getmany`
+    returns as soon as a fetch brings records, and at once when the consumer stops, so
+    this one waits up to `batch_timeout_ms` (IDLE_WAIT_MS) and never sleeps: records are
+    handed over when they are fetched, and an idle consumer turns once a second."""
+
+    __slots__ = ()
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
+        fetched = await consumer.getmany(
+            timeout_ms=self.batch_timeout_ms, max_records=self.max_records
+        )
+        return tuple(chain.from_iterable(fetched.values()))
 
 
 def consume_batch(

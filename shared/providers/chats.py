@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shared.kernel.http.tls import tls
 from shared.kernel.settings import Settings
 from shared.providers.chat import ChatProvider
 from shared.providers.discord import api as discord_api
@@ -37,6 +38,7 @@ class GatedClient(httpx.AsyncClient):
 def provider_client(max_connections: int, timeout_seconds: float) -> GatedClient:
     return GatedClient(
         max_connections,
+        verify=tls(),
         timeout=timeout_seconds,
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections

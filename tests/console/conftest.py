@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
 from tests.support import serve
 from tests.webhook_sink import WebhookSink
@@ -72,6 +73,7 @@ def running_stack(
 async def console(console_stack: Stack) -> AsyncIterator[Console]:
     token = (console_stack.data_dir / "admin_token").read_text().strip()
     async with httpx.AsyncClient(
+        verify=tls(),
         base_url=console_stack.origin,
         headers={"Authorization": f"Bearer {token}"},
         timeout=20,

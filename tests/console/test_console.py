@@ -20,6 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import DELIVERIES
+from shared.kernel.http.tls import tls
 from shared.providers.catalog import CATALOG
 from shared.providers.github.notify import NOTIFIER as GITHUB
 from tests.console.conftest import Console, Watched
@@ -208,7 +209,7 @@ async def test_stripe_and_generic_hmac_integrations_are_made_from_the_catalog_fo
     body, headers = CATALOG["stripe"].signed_sample(
         {"signing_secret": signing_secret}, url, datetime.now(UTC)
     )
-    async with httpx.AsyncClient(timeout=20) as sender:
+    async with httpx.AsyncClient(verify=tls(), timeout=20) as sender:
         sent = await sender.post(url, content=body, headers=headers)
     assert sent.is_success, sent.text
 

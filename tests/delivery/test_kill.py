@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.kernel.http.tls import tls
 from shared.kernel.kafka import PUBLIC_TOPICS, ensure_topics
 from shared.kernel.settings import DeliverySettings
 from tests.infra import Infra
@@ -48,7 +49,9 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
         service = ServiceProcess.start("delivery", settings, log, **env)
         try:
             await service.ready()
-            async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as client:
+            async with httpx.AsyncClient(
+                verify=tls(), base_url=service.base_url, timeout=10
+            ) as client:
                 created = await client.post(
                     "/api/outgoing-webhooks",
                     json={

@@ -18,6 +18,7 @@ from typing import IO
 import httpx
 
 from shared.kernel.embedded import port_free
+from shared.kernel.http.tls import tls
 
 REPOSITORY = Path(__file__).parents[2]
 
@@ -93,13 +94,14 @@ def start_stack(
 
 def wait_ready(stack: Stack, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack.process.poll() is not None:
-            raise AssertionError(f"hookhub run exited early:\n{stack.output()}")
-        try:
-            if httpx.get(stack.origin + "/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    with httpx.Client(verify=tls(), timeout=5) as client:
+        while time.monotonic() < deadline:
+            if stack.process.poll() is not None:
+                raise AssertionError(f"hookhub run exited early:\n{stack.output()}")
+            try:
+                if client.get(stack.origin + "/readyz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
     raise AssertionError("the stack did not become ready")

@@ -26,6 +26,7 @@ from cryptography.fernet import Fernet
 
 from services.sandbox.catalog import posted_by_default, samples, sendable
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from tests.e2e.stack import REPOSITORY, Stack, http_base, start_stack, wait_ready
 from tests.providers import telegram_exports as tg
 from tests.support import KafkaTap, until
@@ -52,6 +53,7 @@ def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 async def hub(sandbox_stack: Stack) -> AsyncIterator[Hub]:
     token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
     async with httpx.AsyncClient(
+        verify=tls(),
         base_url=sandbox_stack.origin,
         timeout=20,
         headers={"Authorization": f"Bearer {token}"},
@@ -734,6 +736,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
 ) -> None:
     async def prepare() -> tuple[str, str, str]:
         async with httpx.AsyncClient(
+            verify=tls(),
             base_url=sandbox_stack.origin,
             timeout=20,
             headers={

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from shared.kernel.embedded import free_port, port_free
+from shared.kernel.http.tls import tls
 from shared.kernel.settings import SERVICE_PORTS
 from tests.e2e.stack import Stack, http_base, start_stack, wait_ready
 from tests.support import KafkaTap
@@ -99,7 +100,7 @@ def stack(data_dir: Path, ports: dict[str, int]) -> Iterator[Stack]:
 async def test_readme_walkthrough_reaches_kafka(stack: Stack) -> None:
     token = (stack.data_dir / "admin_token").read_text().strip()
     auth = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=stack.origin, timeout=15) as client:
+    async with httpx.AsyncClient(verify=tls(), base_url=stack.origin, timeout=15) as client:
         health = await client.get("/healthz")
         assert health.status_code == 200
         ready = (await client.get("/readyz")).json()

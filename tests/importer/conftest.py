@@ -20,6 +20,7 @@ from services.importer.app import definition as importer_definition
 from services.importer.service import ImportService
 from shared.domain.platform import create_app
 from shared.kernel.envelopes import Topic
+from shared.kernel.http.tls import tls
 from shared.kernel.settings import ImporterSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, admin_headers, serve
@@ -170,7 +171,7 @@ async def build_imports(
                 service = app.state.import_service
             else:
                 api = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=30)
+                    httpx.AsyncClient(verify=tls(), base_url="http://127.0.0.1:9", timeout=30)
                 )
             tap = await stack.enter_async_context(KafkaTap.of(settings, Topic.CHAT_INBOUND))
             events = await stack.enter_async_context(

@@ -16,6 +16,7 @@ import httpx
 
 from services.sandbox.slack import TEAM_ID, Hold, history_message
 from shared.domain.message_map import inbound_message_id
+from shared.kernel.http.tls import tls
 from tests.importer.conftest import Imports, importer_env
 from tests.importer.test_jobs import HISTORY, all_arrived
 from tests.support import ServiceProcess, admin_headers
@@ -43,7 +44,7 @@ class MidImport:
         process = ServiceProcess.start("importer", imports.world.sync_settings, log, **self.env)
         self.others.append(process)
         await process.ready()
-        imports.api = httpx.AsyncClient(base_url=process.base_url, timeout=30)
+        imports.api = httpx.AsyncClient(verify=tls(), base_url=process.base_url, timeout=30)
         return process
 
 
@@ -68,7 +69,7 @@ async def mid_import(
     state = MidImport(first, "", {external: channel}, ids, env, held)
     try:
         await first.ready()
-        async with httpx.AsyncClient(base_url=first.base_url, timeout=30) as api:
+        async with httpx.AsyncClient(verify=tls(), base_url=first.base_url, timeout=30) as api:
             answer = await api.post(
                 f"/api/integrations/{world.slack_integration}/import",
                 json={"channel_ids": [external], "channel_map": state.channel_map},

@@ -11,6 +11,7 @@ import httpx
 from services.sandbox.oauth_server import REDIRECT_URI
 from shared.domain.oauth.tokens import TokenKeeper
 from shared.kernel.crypto import SecretBox
+from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from shared.kernel.mongo import Database, Document
 from tests.support import RunningService, admin_headers
@@ -29,7 +30,7 @@ async def start(oauth: RunningService, provider: str, **fields: Any) -> dict[str
 
 async def consent(authorization_url: str) -> dict[str, str]:
     """The browser at the provider: the user consents, the provider redirects back."""
-    async with httpx.AsyncClient() as browser:
+    async with httpx.AsyncClient(verify=tls()) as browser:
         answer = await browser.get(authorization_url)
     assert answer.status_code == 302, answer.text
     location = answer.headers["location"]

@@ -13,6 +13,7 @@ import httpx
 from services.sandbox.oauth_server import REDIRECT_URI, FakeAuthorizationServer
 from shared.domain.oauth.tokens import NotConnected
 from shared.kernel.crypto import fingerprint
+from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from tests.oauth.flow import connect, consent, db_of, expire_soon, keeper, start, stored, tokens
 from tests.spans import Caller, ids, traceparent_of
@@ -50,7 +51,7 @@ async def test_the_whole_flow_against_a_strict_server(
     assert replay.status_code == 400
     assert replay.json()["error"]["code"] == "invalid_state"
     # And the code itself is single-use at the server: spending it again is refused.
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=tls()) as client:
         again = await client.post(
             server.base_url + server.token_path,
             data={
@@ -87,7 +88,7 @@ async def test_the_whole_flow_against_a_strict_server(
     assert server.refresh_grants == 1
 
     # Someone replays the spent refresh token: the server kills the whole grant...
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=tls()) as client:
         stolen = await client.post(
             server.base_url + server.token_path,
             data={"grant_type": "refresh_token", "refresh_token": held["refresh_token"]},

@@ -10,6 +10,7 @@ import pytest
 
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.slack import FakeSlack
+from shared.kernel.http.tls import tls
 from shared.providers.slack.api import SlackApi
 from tests.support import serve
 
@@ -32,5 +33,5 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture(scope="module")
 async def api(slack: FakeSlack) -> AsyncIterator[SlackApi]:
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=10.0) as client:
         yield SlackApi(client, slack.base_url + "/api")

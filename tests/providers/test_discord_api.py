@@ -24,6 +24,7 @@ from services.sandbox.discord import (
 )
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from shared.kernel.settings import Settings
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 from shared.providers.discord.api import (
@@ -41,7 +42,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as http:
         yield http
 
 
@@ -241,7 +242,7 @@ async def test_no_answer_and_a_timeout_are_unreachable(
     nobody = DiscordApi(client, f"http://127.0.0.1:{free_port()}/api/v10")
     with pytest.raises(ProviderUnreachable, match="no answer"):
         await nobody.me("token")
-    async with httpx.AsyncClient(timeout=httpx.Timeout(1e-6)) as impatient:
+    async with httpx.AsyncClient(verify=tls(), timeout=httpx.Timeout(1e-6)) as impatient:
         with pytest.raises(ProviderUnreachable):
             await DiscordApi(impatient, discord.base_url + "/api/v10").me(bot(discord))
 

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.kernel.http.tls import tls
 from shared.providers import exports
 from shared.providers.chat import Attachment, Author, MessageChange, SenderMarks
 from shared.providers.discord import export as export_module
@@ -445,7 +446,7 @@ async def test_rendered_text_is_kept_as_it_is_and_not_rendered_twice(tmp_path: P
     with DiscordExport.open(path) as export:
         texts = [c.text for c in changes(read(export, export.conversations[0]))]
     assert texts == [*rendered, "@bob #general"]
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=tls()) as client:
         chat = DiscordChat(DiscordApi(client, "http://127.0.0.1:9/api/v10"))
 
         async def nobody(user_id: str) -> Author | None:
@@ -461,7 +462,7 @@ class OnePage(DiscordApi):
     """Discord's `GET /channels/{id}/messages` answering one page, newest first."""
 
     def __init__(self, page: list[dict[str, Any]]) -> None:
-        super().__init__(httpx.AsyncClient(), "http://127.0.0.1:9/api/v10")
+        super().__init__(httpx.AsyncClient(verify=tls()), "http://127.0.0.1:9/api/v10")
         self.page = page
 
     async def messages(

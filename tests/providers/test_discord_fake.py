@@ -36,6 +36,7 @@ from services.sandbox.discord import (
     FakeDiscord,
 )
 from services.sandbox.oauth_server import REDIRECT_URI
+from shared.kernel.http.tls import tls
 from shared.providers.base import InboundRequest, SignatureInvalid
 from shared.providers.discord.webhooks import WEBHOOKS
 from tests.support import serve
@@ -66,7 +67,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 @pytest.fixture
 async def api(fake: FakeDiscord) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        base_url=fake.base_url + "/api/v10", headers={"Authorization": f"Bot {TOKEN}"}
+        verify=tls(), base_url=fake.base_url + "/api/v10", headers={"Authorization": f"Bot {TOKEN}"}
     ) as client:
         yield client
 
@@ -80,7 +81,7 @@ def error(answer: httpx.Response) -> tuple[int, int, str]:
 
 
 async def test_a_missing_or_wrong_bot_token_is_a_401(fake: FakeDiscord) -> None:
-    async with httpx.AsyncClient(base_url=fake.base_url + "/api/v10") as anonymous:
+    async with httpx.AsyncClient(verify=tls(), base_url=fake.base_url + "/api/v10") as anonymous:
         assert error(await anonymous.get("/users/@me")) == (401, 0, "401: Unauthorized")
         wrong = {"Authorization": "Bot not-the-token"}
         assert error(await anonymous.get("/users/@me", headers=wrong))[0] == 401
@@ -203,7 +204,7 @@ async def test_webhooks_as_discord_answers_them(fake: FakeDiscord, api: httpx.As
     assert by_id[hook["id"]]["token"] == hook["token"]
     assert "token" not in by_id[foreign.id]  # another application's token is not shown
 
-    async with httpx.AsyncClient(base_url=fake.base_url + "/api/v10") as anonymous:
+    async with httpx.AsyncClient(verify=tls(), base_url=fake.base_url + "/api/v10") as anonymous:
         url = f"/webhooks/{hook['id']}/{hook['token']}"
         ada = fake.post_silently(CHANNEL, ADA, "question")
         posted = await anonymous.post(
@@ -318,7 +319,7 @@ async def test_the_oauth2_side_on_the_same_server(fake: FakeDiscord) -> None:
         "code_challenge_method": "S256",
     }
     app = httpx.BasicAuth(fake.client.client_id, fake.client.client_secret)
-    async with httpx.AsyncClient(base_url=fake.base_url) as client:
+    async with httpx.AsyncClient(verify=tls(), base_url=fake.base_url) as client:
         consent = await client.get("/oauth2/authorize", params=query)
         callback = dict(parse_qsl(urlsplit(consent.headers["location"]).query))
         assert callback["state"] == "s1" and callback["guild_id"] == "G0GUILD"

@@ -16,6 +16,7 @@ import pytest
 
 from services.sandbox import discord as fake_discord
 from services.sandbox.discord import FakeDiscord
+from shared.kernel.http.tls import tls
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -110,7 +111,7 @@ def message(**changes: Any) -> dict[str, Any]:
 
 
 def provider() -> DiscordChat:
-    return DiscordChat(DiscordApi(httpx.AsyncClient(), "http://127.0.0.1:9/api/v10"))
+    return DiscordChat(DiscordApi(httpx.AsyncClient(verify=tls()), "http://127.0.0.1:9/api/v10"))
 
 
 PROVIDER = provider()
@@ -550,7 +551,7 @@ def test_content_fits_2000_characters_and_keeps_the_links() -> None:
 
 @pytest.fixture
 async def chat(discord: FakeDiscord) -> AsyncIterator[DiscordChat]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
         yield DiscordChat(DiscordApi(client, discord.base_url + "/api/v10"))
 
 
@@ -654,7 +655,7 @@ async def test_a_later_process_finds_our_webhook_again(
 ) -> None:
     token, chan = bot(discord), text_channel_of(discord)
     await chat.post(token, chan, OutboundPost("one", ADA))
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
         later = DiscordChat(DiscordApi(client, discord.base_url + "/api/v10"))
         await later.post(token, chan, OutboundPost("two", ADA))
     assert len(discord.channel_webhooks(chan)) == 1

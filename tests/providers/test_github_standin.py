@@ -25,6 +25,7 @@ from services.sandbox import FakeGitHub
 from services.sandbox.hooks import Delivery, EventRefused
 from services.sandbox.oauth_server import AccessToken, Grant
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from shared.providers.base import InboundRequest
 from shared.providers.github.issues import GitHubIssues
 from shared.providers.github.notify import NOTIFIER
@@ -443,7 +444,7 @@ async def test_a_redelivery_keeps_the_guid_and_a_deleted_hook_gets_nothing(stage
 async def test_an_issue_hookhub_creates_joins_the_world_and_is_announced(stage: Stage) -> None:
     await stage.register()
     fake = stage.fake
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=10) as client:
         created = await GitHubIssues(client, fake.base_url + fake.api_path).create(
             fake.personal_access_token, "acme/widgets", title="Export fails", labels=["bug"]
         )

@@ -23,6 +23,7 @@ from services.sandbox import FakeAtlassian
 from services.sandbox.hooks import EventRefused
 from services.sandbox.oauth_server import AccessToken, Grant
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from shared.providers.base import InboundRequest
 from shared.providers.jira.adf import document
 from shared.providers.jira.issues import JiraIssues
@@ -414,7 +415,7 @@ async def test_an_issue_hookhub_creates_joins_the_site_and_is_announced(stage: S
     fake.access_tokens["at-issued"] = AccessToken(
         Grant(fake.user, fake.client.client_id, ""), time.time() + 60
     )
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=10) as client:
         created = await JiraIssues(client, fake.base_url).create(
             "at-issued",
             fake.cloud_id,

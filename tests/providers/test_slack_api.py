@@ -7,6 +7,7 @@ import pytest
 
 from services.sandbox.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from shared.kernel.settings import Settings
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 from shared.providers.slack.api import DEFAULT_BASE_URL, SlackApi, base_url
@@ -148,7 +149,7 @@ async def test_outages_are_worth_retrying(
 
 
 async def test_no_answer_is_an_outage() -> None:
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=2.0) as client:
         api = SlackApi(client, f"http://127.0.0.1:{free_port()}/api")
         with pytest.raises(ProviderUnreachable):
             await api.auth_test("xoxb-any")

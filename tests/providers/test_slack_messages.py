@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.sandbox.slack import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
+from shared.kernel.http.tls import tls
 from shared.providers.base import InboundRequest
 from shared.providers.chat import (
     Attachment,
@@ -466,7 +467,7 @@ def test_escape() -> None:
 
 
 # changes, is_own and render make no calls: one client that is never used.
-_OFFLINE = SlackChat(SlackApi(httpx.AsyncClient(), "http://127.0.0.1:9/api"))
+_OFFLINE = SlackChat(SlackApi(httpx.AsyncClient(verify=tls()), "http://127.0.0.1:9/api"))
 
 
 def _chat() -> SlackChat:
@@ -515,7 +516,7 @@ async def slack(received: tuple[list[InboundRequest], str]) -> AsyncIterator[Fak
 
 @pytest.fixture(scope="module")
 async def chat(slack: FakeSlack) -> AsyncIterator[SlackChat]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
         yield SlackChat(SlackApi(client, slack.base_url + "/api"))
 
 
@@ -637,7 +638,7 @@ async def test_history_reads_keep_to_the_apps_tier(
         return tier
 
     try:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
             api = SlackApi(client, slack.base_url + "/api")
             chat = SlackChat(api, app_tier, clock=clock, sleep=clock.sleep)
             since = datetime.now(UTC) - timedelta(seconds=1)
@@ -653,7 +654,7 @@ async def test_history_reads_keep_to_the_apps_tier(
 
 async def test_a_history_429_holds_every_read_with_the_token(slack: FakeSlack, token: str) -> None:
     clock = FakeClock()
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
         chat = SlackChat(SlackApi(client, slack.base_url + "/api"), clock=clock, sleep=clock.sleep)
         since = datetime.now(UTC) - timedelta(seconds=1)
         slack.rate_limit("conversations.history", "C0GENERAL", retry_after=7)

@@ -13,6 +13,7 @@ import pytest
 from services.sandbox.telegram import FakeTelegram
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 from shared.providers.telegram.api import TelegramApi, TelegramRefused, refusal
 
@@ -21,7 +22,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as http:
         yield http
 
 
@@ -250,7 +251,7 @@ async def test_5xx_and_no_answer_are_unreachable(
 
 async def test_a_timeout_is_unreachable(fake: FakeTelegram, telegram_api: Any) -> None:
     token, group = bot(fake), chat(fake)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(1e-6)) as impatient:
+    async with httpx.AsyncClient(verify=tls(), timeout=httpx.Timeout(1e-6)) as impatient:
         with pytest.raises(ProviderUnreachable):
             await TelegramApi(impatient, telegram_api[1]).get_chat(token, group)
 

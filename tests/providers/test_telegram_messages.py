@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.sandbox.telegram import FakeTelegram, parse_html, utf16_len
+from shared.kernel.http.tls import tls
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -45,7 +46,7 @@ def at(stamp: int) -> datetime:
     return datetime.fromtimestamp(stamp, UTC)
 
 
-PROVIDER = TelegramChat(TelegramApi(httpx.AsyncClient(), "http://127.0.0.1:9"))
+PROVIDER = TelegramChat(TelegramApi(httpx.AsyncClient(verify=tls()), "http://127.0.0.1:9"))
 ADA_AUTHOR = Author(name="Ada Lovelace", external_id="111")
 ADA_SENDER = SenderMarks(user_id="111")
 
@@ -303,7 +304,7 @@ def test_a_long_text_is_cut_to_fit_4096_units(unit: str) -> None:
 
 @pytest.fixture
 async def provider(telegram_api: tuple[FakeTelegram, str]) -> AsyncIterator[TelegramChat]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
         chat: ChatProvider = TelegramChat(TelegramApi(client, telegram_api[1]))
         assert isinstance(chat, TelegramChat) and chat.name == "telegram"
         yield chat

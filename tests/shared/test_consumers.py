@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from shared.kernel import consumers
 from shared.kernel.envelopes import ChatEvent, Topic
@@ -278,6 +279,31 @@ async def test_pipelined_batches_go_on_while_earlier_ones_finish_and_commit_in_o
     handler.release(first.id)  # now both, in order, with no further batch to prompt it
     await _until_async(lambda: _committed(runtime, "piped"), 2)
     assert handler.seen(first.id) == 1 and handler.seen(second.id) == 1
+
+
+async def test_an_idle_batch_consumer_waits_for_records_instead_of_polling_for_them(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    getmany = AIOKafkaConsumer.getmany
+
+    async def counted(self: AIOKafkaConsumer, *partitions: Any, **options: Any) -> Any:
+        asked.append(options.get("timeout_ms", 0))
+        return await getmany(self, *partitions, **options)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", counted)
+    handler = await _piped(runtime)
+    first = _event(new_id("evt"))
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, first)
+    await _until(lambda: handler.seen(first.id) == 1)
+    before = len(asked)
+    # Idle for a while: FastStream's own loop asked every 10 ms (5 waiting, 5 asleep).
+    await asyncio.sleep(1.5)
+    assert len(asked) - before <= 3, f"{len(asked) - before} asks in 1.5 s of idleness"
+    assert set(asked) == {consumers.IDLE_WAIT_MS}
+    second = _event(new_id("evt"))
+    await runtime.publisher.publish(Topic.CHAT_EVENTS, second)
+    await _until(lambda: handler.seen(second.id) == 1)
 
 
 async def test_pipelined_batches_wait_while_those_pending_hold_max_pending_records(

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.edge import BODY_TIMEOUT, HEADER_TIMEOUT, ROUTES, edge_config, owner_of
 from shared.kernel.embedded import free_port
+from shared.kernel.http.tls import tls
 from tests.support import RunningService, serve
 
 
@@ -111,7 +112,9 @@ async def _serve_edge(
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{port}"
     limits_ = httpx.Limits(keepalive_expiry=2.0)  # below uvicorn's 5 s keep-alive
-    async with httpx.AsyncClient(base_url=base_url, timeout=15.0, limits=limits_) as client:
+    async with httpx.AsyncClient(
+        verify=tls(), base_url=base_url, timeout=15.0, limits=limits_
+    ) as client:
         try:
             while not server.started:
                 if task.done():

@@ -15,6 +15,7 @@ from shared.kernel.http.app import ServiceApp
 from shared.kernel.http.errors import install_error_handlers
 from shared.kernel.http.ingress import Ingress, IngressRequest, IngressRoute, RawResponse
 from shared.kernel.http.telemetry import RequestTelemetry
+from shared.kernel.http.tls import tls
 from tests.support import serve
 
 _LIMIT = 1_000
@@ -58,7 +59,9 @@ def _app() -> tuple[ServiceApp, CollectorRegistry]:
 async def client() -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
     app, registry = _app()
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as http:
+    async with httpx.AsyncClient(
+        verify=tls(), transport=transport, base_url="http://probe"
+    ) as http:
         yield http, registry
 
 
@@ -138,7 +141,7 @@ async def test_the_coalescing_server_answers_keep_alive_and_closing_connections(
     async with serve(app, probe="/api/other") as running:
         url = running.base_url
         # One connection, many requests: every response complete and in order.
-        async with httpx.AsyncClient(base_url=url) as http:
+        async with httpx.AsyncClient(verify=tls(), base_url=url) as http:
             for n in range(20):
                 answer = await http.post(f"/api/hooks/n{n}", content=b"x" * n)
                 assert answer.text == f"n{n}|None|None|" + "x" * n

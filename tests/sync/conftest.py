@@ -26,6 +26,7 @@ from services.sandbox.telegram import FakeTelegram
 from services.sync.app import definition as sync_definition
 from shared.domain.platform import create_app
 from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from shared.kernel.settings import GatewaySettings, ServiceSettings, SyncSettings
 from tests.infra import Infra
@@ -335,7 +336,7 @@ async def _discord_integration(world: World) -> str:
 
 
 def http_client(base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, timeout=15.0)
+    return httpx.AsyncClient(verify=tls(), base_url=base_url, timeout=15.0)
 
 
 @pytest.fixture(scope="module")
@@ -353,5 +354,7 @@ async def start_sync(world: World, log: Path, **env: str) -> ServiceProcess:
         process.process.kill()  # not left behind in the consumer groups of the next test
         process.process.wait(10)
         raise
-    world.sync = httpx.AsyncClient(base_url=process.base_url, headers=admin_headers(), timeout=15)
+    world.sync = httpx.AsyncClient(
+        verify=tls(), base_url=process.base_url, headers=admin_headers(), timeout=15
+    )
     return process

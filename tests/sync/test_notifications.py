@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.kernel import tracing
 from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
+from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from tests.gateway import signing
 from tests.otlp_receiver import OtlpReceiver, Span
@@ -458,7 +459,7 @@ async def test_a_signed_webhook_is_one_trace_through_the_gateway_and_sync(
             body = json.dumps(corpus("pull_request/opened.payload.json")).encode()
             signed = signing.github(SECRET, "pull_request", body, str(uuid.uuid4()))
             url = f"{gateway.base_url}/api/webhooks/github/{integration_id}"
-            async with httpx.AsyncClient(timeout=15) as client:
+            async with httpx.AsyncClient(verify=tls(), timeout=15) as client:
                 answer = await until(
                     lambda: _accepted(client, url, body, signed.headers),
                     what="the gateway process knows the new integration",

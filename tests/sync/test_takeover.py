@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.kernel.http.tls import tls
 from tests.infra import Infra
 from tests.support import ServiceProcess
 from tests.sync.conftest import World, build_world, start_sync, until
@@ -27,7 +28,7 @@ async def bare(infra: Infra, tmp_path: Path) -> AsyncIterator[World]:
 
 
 async def _holds_gateway(process: ServiceProcess) -> bool:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(verify=tls(), timeout=5) as client:
         text = (await client.get(f"{process.base_url}/metrics")).text
     return "hookhub_sync_discord_gateway_connections 1.0" in text
 
