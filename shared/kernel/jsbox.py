@@ -13,12 +13,15 @@ return value back as JSON. What a run may do:
 - **Limits** (`Limits`), enforced by V8 through mini-racer, not by watching from Python:
   the time (wall clock, 50 ms) covers the call and the promise jobs it leaves behind, and
   the heap (32 MB: mini-racer's hard limit on the isolate, which V8 checks after each
-  garbage collection). One allocation that no collection follows is bounded by the time:
-  a string of 300 million characters is a tree of a few pieces until something reads it
-  whole (`'x'.repeat(3e8).length` allocates nothing), and writing it out whole took V8
-  0.3-0.6 s here, past a run's 50 ms; what V8 can allocate within 50 ms and let go before
-  a collection (tens of MB) may pass 32 MB for that moment (mini-racer sets no heap size
-  of V8's own on an isolate). The result is JSON of at most 64 KB.
+  garbage collection). A string longer than the heap's limit allows (a character is a
+  byte at least) is refused where one call would make it from a short one (`repeat`,
+  `padStart`, `padEnd`: a RangeError, as V8's past its own maximum). One allocation that
+  no collection follows is bounded by the time: a string doubled in a loop to 300 million
+  characters is a tree of a few pieces until something reads it whole (its `length`
+  allocates nothing), and writing it out whole took V8 0.3-0.6 s here, past a run's 50 ms;
+  what V8 can allocate within 50 ms and let go before a collection (tens of MB) may pass
+  32 MB for that moment (mini-racer sets no heap size of V8's own on an isolate). The
+  result is JSON of at most 64 KB.
   mini-racer has no time limit of V8's own (its `eval(timeout_sec=…)` is an asyncio
   deadline around `eval_cancelable`, whose cancelling terminates the isolate's execution),
   so a script's time is V8's view of it: the isolate notes the time before and after each
@@ -43,7 +46,7 @@ return value back as JSON. What a run may do:
 - **In a process of its own.** The isolates live in a worker process (`python -m
   shared.kernel.jsbox`), each run on a V8 thread of its own, so a caller awaits a run while its
   event loop goes on, and a script that makes V8 stop its process (V8 aborts on some
-  allocations past its limits, such as splitting a 300-million-character string) takes
+  allocations past its limits, such as splitting a 268-million-character string) takes
   only the worker down. A new worker is started at once, before the next run needs it;
   each run that was out then is made once more, alone in the new worker, so the one that
   ended the worker ends only that one and fails (`error`), and the others (another
@@ -117,6 +120,10 @@ _NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 # What V8 puts first in the message of an exception thrown by one of our scripts (each is
 # evaluated as its own `<anonymous>` script), and the caret line under the source line.
 _WHERE = re.compile(r"^<anonymous>:(\d+): ?(.*)$")
+# An exception the runner throws for a script (a string past the limit) is located by the
+# script's innermost frame in its stack.
+_THROWN_FOR = re.compile(r"^jsbox:\d+: ?(.*)$")
+_FRAME = re.compile(r"^\s+at .*<anonymous>:(\d+):(\d+)\)?$")
 _MESSAGE_CHARS = 300
 # The runner's evaluations are named (a script's are `<anonymous>`), so that a stack shows
 # a script its own frames only.
@@ -127,7 +134,7 @@ _OURS = "\n//# sourceURL=jsbox"
 # the runner, with JSON's functions as they were (a script that changes `JSON` changes only
 # what it does itself). The runner's evaluations are named `jsbox` (_OURS).
 _PREPARE = r"""
-(() => {
+((most) => {
   const g = globalThis;
   for (const name of [
     "Atomics", "FinalizationRegistry", "WeakRef", "WebAssembly", "ArrayBuffer",
@@ -140,6 +147,49 @@ _PREPARE = r"""
   g.setTimeout = undefined;
   g.clearTimeout = undefined;
   g.__timer_manager = undefined;
+  // One call that would make a string longer than the heap's limit (`most` characters: one
+  // byte each at least) from a short one is refused, as V8 refuses one past its own
+  // maximum: such a string is a tree of a few pieces, which costs nothing until it is read
+  // whole and then is one allocation that no collection checks (module docstring). What
+  // a call is given is converted once, before it is measured.
+  const Text = String, Num = Number, trunc = Math.trunc, define = Object.defineProperty;
+  const TooLong = RangeError, proto = String.prototype;
+  const refuse = (n) => {
+    throw new TooLong(
+      "Invalid string length: " + n + " characters, over the sandbox's " +
+      most / 1048576 + " MB"
+    );
+  };
+  const repeat = proto.repeat, padStart = proto.padStart, padEnd = proto.padEnd;
+  const pad = (original) => ({
+    pad(maxLength, fill) {
+      "use strict";
+      if (this === null || this === undefined) return original.call(this, maxLength, fill);
+      const text = Text(this), length = trunc(Num(maxLength));
+      const filler = fill === undefined ? fill : Text(fill);
+      if (length > most && length > text.length && filler !== "") refuse(length);
+      return original.call(text, length, filler);
+    },
+  }).pad;
+  const bounded = {
+    repeat(count) {
+      "use strict";
+      if (this === null || this === undefined) return repeat.call(this, count);
+      const text = Text(this), times = Num(count);
+      if (text.length > 0 && trunc(times) * text.length > most && times !== Infinity) {
+        refuse(trunc(times) * text.length);
+      }
+      return repeat.call(text, times);
+    },
+    padStart: pad(padStart),
+    padEnd: pad(padEnd),
+  };
+  for (const name of ["repeat", "padStart", "padEnd"]) {
+    const fn = bounded[name];
+    define(fn, "name", {value: name});
+    define(fn, "length", {value: 1});
+    define(proto, name, {value: fn, writable: true, enumerable: false, configurable: true});
+  }
   // Everything the runner does once user code has run goes through these, taken now: no
   // method looked up on a prototype (Map.prototype.get, Array.prototype.push, an
   // iterator), which a script could replace with a loop or a lie.
@@ -241,7 +291,7 @@ _PREPARE = r"""
     },
   });
   Object.defineProperty(g, "__jsbox", {value: runner, writable: false, configurable: false});
-})();
+})(MOST_CHARACTERS);
 //# sourceURL=jsbox
 """
 
@@ -293,6 +343,13 @@ def located(kind: Kind, text: str) -> ScriptError:
     the source line, then a caret under the column."""
     lines = text.split("\n")
     found = _WHERE.match(lines[0])
+    thrown = _THROWN_FOR.match(lines[0]) if found is None else None
+    if thrown is not None:
+        message = thrown.group(1)[:_MESSAGE_CHARS] or "the script failed"
+        for each in lines[1:]:
+            if (frame := _FRAME.match(each)) is not None:
+                return ScriptError(kind, message, int(frame.group(1)), int(frame.group(2)))
+        return ScriptError(kind, message)
     if found is None:
         return ScriptError(kind, lines[0][:_MESSAGE_CHARS] or "the script failed")
     line, message = int(found.group(1)), found.group(2)
@@ -1009,8 +1066,9 @@ class _Isolates:
         racer = MiniRacer()
         compiled = _Compiled(racer)
         try:
-            racer.set_hard_memory_limit(self.limits.memory_bytes)
-            await racer.eval_cancelable(_PREPARE)
+            most = self.limits.memory_bytes
+            racer.set_hard_memory_limit(most)
+            await racer.eval_cancelable(_PREPARE.replace("MOST_CHARACTERS", str(most)))
             await self._limited(compiled, source, "syntax")
             bound = await self._limited(
                 compiled,

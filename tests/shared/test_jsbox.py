@@ -18,6 +18,12 @@ from shared.kernel.jsbox import Limits, Sandbox, ScriptError, _Isolates
 ECHO = "function handler(event) {\n  return {seen: event, n: Math.random() < 2};\n}\n"
 LOOP = "function handler(event) {\n  while (true) {}\n}\n"
 HOG = "function handler(event) {\n  let a = [];\n  while (true) a.push(new Array(1e6));\n}\n"
+# A string of 268 million characters, doubled from one (a tree of pieces, allocating
+# nothing), split into an array past V8's maximum length: V8 ends its process.
+CRASH = (
+    "function handler() {\n  let s = 'x';\n  for (let i = 0; i < 28; i++) s += s;\n"
+    "  return s.split('').length;\n}"
+)
 
 
 # Limits for the tests: a run's time far above what any call here takes on a loaded machine
@@ -138,10 +144,43 @@ async def test_unbounded_memory_is_stopped() -> None:
         await sandbox.close()
 
 
+@pytest.mark.parametrize(
+    "call",
+    ["'x'.repeat(3e8)", "'ab'.repeat(2 ** 24 + 1)", "'x'.padStart(4e8, 'ab')", "''.padEnd(5e8)"],
+)
+async def test_a_string_past_the_heap_s_limit_is_refused_where_one_call_would_make_it(
+    box: Sandbox, call: str
+) -> None:
+    # Such a string costs nothing until read whole (a tree of pieces), then is one
+    # allocation no collection checks: it is refused as V8 refuses one past its maximum.
+    source = f"function handler() {{\n  const n = 1;\n  return {call}.length;\n}}"
+    error = await failure(box, source, None, scope="long")
+    # Located at the script's call (the method's name), not in the runner.
+    assert error.kind == "error" and (error.line, error.column) == (3, 11 + call.index("."))
+    assert "RangeError: Invalid string length" in error.message and "32 MB" in error.message
+
+
+async def test_strings_within_the_limit_are_made_as_v8_makes_them(box: Sandbox) -> None:
+    most = 32 * 1024 * 1024
+    source = f"""function handler() {{
+  return [
+    'ab'.repeat({most // 2}).length, 'ab'.repeat(3), ''.repeat(1e12), 'x'.repeat('2'),
+    'ab'.padStart(6, 'xy'), 'ab'.padEnd(5), 'ab'.padStart(4e8, ''), 'abc'.padEnd(2),
+    String.prototype.repeat.name, String.prototype.padEnd.length,
+    [-1, Infinity].map((n) => {{ try {{ return 'a'.repeat(n); }} catch (e) {{ return e.name; }} }}),
+    (() => {{ try {{ return String.prototype.repeat.call(null, 2); }} catch (e) {{ return e.name; }} }})(),
+  ];
+}}"""
+    assert await box.run(source, None, scope="long") == [
+        most, "ababab", "", "xx", "xyxyab", "ab   ", "ab", "abc", "repeat", 1,
+        ["RangeError", "RangeError"], "TypeError",
+    ]  # fmt: skip
+
+
 async def test_a_script_that_makes_v8_abort_takes_down_only_the_worker(box: Sandbox) -> None:
     # V8 ends its process on a FixedArray past its maximum length (crbug.com/1201626):
     # the worker's, not the caller's.
-    crash = "function handler() {\n  return 'x'.repeat(3e8).split('').length;\n}"
+    crash = CRASH
     assert await box.run(ECHO, 0, scope="crash") == {"seen": 0, "n": True}
     error = await failure(box, crash, None, scope="crash")
     assert error.kind == "error" and "stopped the sandbox" in error.message
@@ -511,9 +550,6 @@ async def test_one_scopes_queue_never_stands_in_front_of_anothers() -> None:
         assert await sandbox.run(ECHO, 3, scope="a") == {"seen": 3, "n": True}
     finally:
         await sandbox.close()
-
-
-CRASH = "function handler() {\n  return 'x'.repeat(3e8).split('').length;\n}"
 
 
 async def test_a_worker_v8_ended_is_replaced_before_the_next_run_needs_it() -> None:
