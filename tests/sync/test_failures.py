@@ -121,12 +121,15 @@ async def test_a_permanent_refusal_is_recorded_on_the_mapping_and_not_retried(
     assert on_slack["last_error"]["code"] == "not_in_channel" and on_slack["error_count"] == 1
     on_telegram = await until(lambda: errored(world.telegram_integration, telegram_mapping["id"]))
     assert on_telegram["last_error"]["code"] == "bot_kicked"
-    # The integration records it too, and stays connected: its other channels still work.
-    integration = (
-        await world.oauth.client.get(
-            f"/api/integrations/{world.slack_integration}", headers=admin_headers()
-        )
-    ).json()
+
+    # The integration records it too (after the mapping: the two are written one after the
+    # other), and stays connected: its other channels still work.
+    async def recorded() -> Any:
+        path = f"/api/integrations/{world.slack_integration}"
+        found = (await world.oauth.client.get(path, headers=admin_headers())).json()
+        return found if found.get("last_error") else None
+
+    integration = await until(recorded, what="the integration's last_error")
     assert integration["status"] == "connected" and "not_in_channel" in integration["last_error"]
 
     def tries() -> int:
