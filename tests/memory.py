@@ -15,6 +15,10 @@ three such files.
   a file; one that streams, by a few hundred (what the caller's loop keeps, the collector's
   leftovers).
 
+`Watch(traced=0)` traces nothing: blocks are counted from the first record on (what a
+reader sets up before its first record, such as a first pass over the file, is not
+measured), for a long read whose peak another, shorter one has measured traced.
+
 What the untraced part holds only for a while (a larger buffer, one day file read whole) is
 not seen: the files these tests generate are alike from end to end, so the first records
 are where a reader comes to hold what it will ever hold at once.
@@ -48,7 +52,8 @@ class Watch:
         # watch). Blocks are counted all the same.
         gc.collect()
         gc.freeze()
-        tracemalloc.start()
+        if self.traced:
+            tracemalloc.start()
         return self
 
     def __exit__(
@@ -65,7 +70,7 @@ class Watch:
         for item in items:
             yield item
             self.count += 1
-            if self.count == self.traced:
+            if self.count == max(self.traced, 1):
                 self._end_tracing()
                 gc.collect()
                 self._base = sys.getallocatedblocks()
@@ -76,7 +81,7 @@ class Watch:
     @property
     def untraced(self) -> int:
         """How many records were read after tracing ended (those `grown` speaks of)."""
-        return max(0, self.count - self.traced)
+        return max(0, self.count - max(self.traced, 1))
 
     def _end_tracing(self) -> None:
         if tracemalloc.is_tracing():
