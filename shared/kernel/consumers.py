@@ -404,7 +404,8 @@ def _batch_subscriber(
         heartbeat_interval_ms=heartbeat_ms(settings),
         title=f"{runtime.service}.{purpose}",
     )
-    assert type(subscriber) is BatchSubscriber
+    if type(subscriber) is not BatchSubscriber:  # a FastStream that builds batches otherwise
+        raise TypeError(f"a batch subscriber is a {type(subscriber).__name__}")
     subscriber.__class__ = _WaitingBatches
     return subscriber
 
@@ -412,8 +413,8 @@ def _batch_subscriber(
 class _WaitingBatches(BatchSubscriber):
     """FastStream's batch subscriber, waiting for records instead of polling for them.
 
-    FastStream's asks aiokafka for what has been fetched, waiting `batch_timeout_ms`, and
-    when nothing came, sleeps as long again: a short time is event latency when idle
+    FastStream's own asks aiokafka for what has been fetched, waiting `batch_timeout_ms`,
+    and when nothing came, sleeps as long again: a short time is event latency when idle
     (records that arrive during the sleep wait for it), a long one more of it, and 5 ms
     was 200 turns of the loop a second for each consumer with nothing to do (an idle
     `hookhub run` spent a tenth of a core in each consuming service). aiokafka's `getmany`
