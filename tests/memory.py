@@ -44,6 +44,8 @@ class Watch:
         self.peak = 0
         self.grown = 0
         self._base: int | None = None
+        # The record after which blocks are counted: the last traced one, or the first.
+        self._counted_after = max(traced, 1)
 
     def __enter__(self) -> Watch:
         # What the process held before is set aside from the collections (gc.freeze): a
@@ -70,7 +72,7 @@ class Watch:
         for item in items:
             yield item
             self.count += 1
-            if self.count == max(self.traced, 1):
+            if self.count == self._counted_after:
                 self._end_tracing()
                 gc.collect()
                 self._base = sys.getallocatedblocks()
@@ -81,7 +83,7 @@ class Watch:
     @property
     def untraced(self) -> int:
         """How many records were read after tracing ended (those `grown` speaks of)."""
-        return max(0, self.count - max(self.traced, 1))
+        return max(0, self.count - self._counted_after)
 
     def _end_tracing(self) -> None:
         if tracemalloc.is_tracing():

@@ -973,6 +973,8 @@ class _Isolates:
 
     def __init__(self, limits: Limits, size: int) -> None:
         self.limits = limits
+        # What each isolate evaluates first, with its heap's limit in characters.
+        self._prepare = _PREPARE.replace("MOST_CHARACTERS", str(limits.memory_bytes))
         self._size = size
         self._compiled: OrderedDict[str, _Compiled] = OrderedDict()
         self._evaluations = 0
@@ -1066,9 +1068,8 @@ class _Isolates:
         racer = MiniRacer()
         compiled = _Compiled(racer)
         try:
-            most = self.limits.memory_bytes
-            racer.set_hard_memory_limit(most)
-            await racer.eval_cancelable(_PREPARE.replace("MOST_CHARACTERS", str(most)))
+            racer.set_hard_memory_limit(self.limits.memory_bytes)
+            await racer.eval_cancelable(self._prepare)
             await self._limited(compiled, source, "syntax")
             bound = await self._limited(
                 compiled,

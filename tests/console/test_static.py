@@ -9,7 +9,6 @@ import httpx
 
 from services.console import CONTENT_SECURITY_POLICY, STATIC
 from services.edge import create_edge_app
-from shared.kernel.http.tls import tls
 from shared.kernel.settings import Settings
 
 SCRIPTS = sorted(STATIC.rglob("*.js"))
@@ -17,9 +16,7 @@ SCRIPTS = sorted(STATIC.rglob("*.js"))
 
 async def test_the_page_and_its_modules_carry_the_security_headers() -> None:
     transport = httpx.ASGITransport(app=create_edge_app({}))
-    async with httpx.AsyncClient(
-        verify=tls(), transport=transport, base_url="http://edge"
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
         for path in (
             "/",
             "/console/app.js",
@@ -54,9 +51,7 @@ def directives(policy: str) -> dict[str, str]:
 
 async def test_the_portal_is_the_console_page_and_not_framable_by_default() -> None:
     transport = httpx.ASGITransport(app=create_edge_app({}))
-    async with httpx.AsyncClient(
-        verify=tls(), transport=transport, base_url="http://edge"
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
         portal = await client.get("/portal")
         console = await client.get("/")
         head = await client.head("/portal")
@@ -77,9 +72,7 @@ async def test_the_portal_is_framable_by_the_configured_origins_alone() -> None:
     ).portal_frame_ancestors
     app = create_edge_app({}, portal_frame_ancestors=ancestors)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        verify=tls(), transport=transport, base_url="http://edge"
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
         portal = await client.get("/portal")
         console = await client.get("/")
         module = await client.get("/console/app.js")
@@ -99,9 +92,7 @@ async def test_the_portal_is_framable_by_the_configured_origins_alone() -> None:
 
 async def test_the_portal_shows_images_from_its_logo_s_origin_only() -> None:
     transport = httpx.ASGITransport(app=create_edge_app({}))
-    async with httpx.AsyncClient(
-        verify=tls(), transport=transport, base_url="http://edge"
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
 
         async def images(logo: str | None) -> str:
             answer = await client.get("/portal", params={"accent": "4f46e5", "logo": logo})
@@ -164,9 +155,7 @@ def test_the_event_types_page_is_served_and_in_the_navigation() -> None:
 
 async def test_the_event_types_module_is_served_with_the_security_headers() -> None:
     transport = httpx.ASGITransport(app=create_edge_app({}))
-    async with httpx.AsyncClient(
-        verify=tls(), transport=transport, base_url="http://edge"
-    ) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
         answer = await client.get("/console/pages/eventtypes.js")
     assert answer.status_code == 200
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY

@@ -59,9 +59,7 @@ def _app() -> tuple[ServiceApp, CollectorRegistry]:
 async def client() -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
     app, registry = _app()
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        verify=tls(), transport=transport, base_url="http://probe"
-    ) as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as http:
         yield http, registry
 
 
