@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import platform
@@ -40,6 +39,7 @@ from pymongo.database import Database
 from bench.loadgen import Target
 from shared.kernel.embedded import (
     ChildProcess,
+    die_with_parent,
     free_port,
     spawn,
     start_broker,
@@ -468,7 +468,7 @@ class Harness:
                 stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT,
                 env={**os.environ, **self._python_env()},
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
             try:
                 return self._follow(label, process, watch)
@@ -741,13 +741,6 @@ def _tail(path: Path | None, lines: int = 30) -> str:
     if path is None or not path.exists():
         return "(no log)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    """Runs in the child: SIGTERM it when the harness dies (Linux), so none is orphaned."""
-    with contextlib.suppress(Exception):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @contextlib.contextmanager

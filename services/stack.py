@@ -26,12 +26,21 @@ from shared.kernel.embedded import (
     ChildProcess,
     EmbeddedError,
     port_free,
-    spawn,
     start_broker,
     start_mongo,
 )
 from shared.kernel.http.tls import tls
 from shared.kernel.settings import SERVICE_PORTS, ConfigurationError, Settings
+from shared.kernel.zygote import Zygote
+
+# What the zygote imports once for every service it forks (shared/kernel/zygote.py).
+PRELOAD = (
+    "services.cli",
+    "shared.domain.platform",
+    "shared.kernel.http.server",
+    "uvicorn",
+    *(f"services.{service}.app" for service in SERVICE_PORTS),
+)
 
 PIDS_FILE = "stack.pids"
 
@@ -144,7 +153,10 @@ async def _run(settings: Settings, sandbox: bool) -> int:
     exit_code = 0
     try:
         # Started from the main thread on purpose: a child's parent-death signal fires when
-        # the *thread* that forked it exits, and executor threads do exit.
+        # the *thread* that forked it exits, and executor threads do exit. The zygote first:
+        # it imports the services' code while the broker and the database start.
+        zygote = _zygote(log_dir, sandbox)
+        remember(ChildProcess(ZYGOTE, zygote.process, log_dir / f"{ZYGOTE}.log"))
         remember(start_broker(ports["Kafka broker"], log_dir))
         remember(start_mongo(ports["MongoDB server"], data_dir / "mongo", log_dir))
         env = _service_env(settings)
@@ -156,9 +168,10 @@ async def _run(settings: Settings, sandbox: bool) -> int:
             env |= service_environment(credentials(data_dir), port, settings.public_url)
             upstreams[SANDBOX] = f"http://127.0.0.1:{port}"
             remember(
-                spawn(
+                zygote.spawn(
                     SANDBOX,
-                    [sys.executable, "-m", "services.cli", "sandbox", "--port", str(port)],
+                    ENTRY,
+                    ["sandbox", "--port", str(port)],
                     log_dir,
                     env={**env, "HOOKHUB_HTTP_PORT": str(settings.http_port)},
                 )
@@ -167,19 +180,10 @@ async def _run(settings: Settings, sandbox: bool) -> int:
             port = ports[f"{service} service"]
             upstreams[service] = f"http://127.0.0.1:{port}"
             remember(
-                spawn(
+                zygote.spawn(
                     service,
-                    [
-                        sys.executable,
-                        "-m",
-                        "services.cli",
-                        "serve",
-                        service,
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
+                    ENTRY,
+                    ["serve", service, "--host", "127.0.0.1", "--port", str(port)],
                     log_dir,
                     env=env,
                 )
@@ -214,10 +218,21 @@ async def _run(settings: Settings, sandbox: bool) -> int:
     return exit_code
 
 
+ENTRY = "services.cli:main"  # `hookhub`, as `python -m services.cli` runs it
+ZYGOTE = "zygote"
+
+
+def _zygote(log_dir: Path, sandbox: bool) -> Zygote:
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (log_dir / f"{ZYGOTE}.log").open("ab") as log:
+        return Zygote([*PRELOAD, *(["services.sandbox.app"] if sandbox else [])], stderr=log)
+
+
 def _stop_in_order(children: list[ChildProcess], shutdown_seconds: float) -> None:
     """The services together (each within its own bounded stop), then the database they
-    wrote to, then the broker; a process past its time is killed."""
-    infrastructure = [c for c in children if c.name in ("kafka", "mongo")]
+    wrote to, then the broker, then the zygote they were forked from; a process past its
+    time is killed."""
+    infrastructure = [c for c in children if c.name in (ZYGOTE, "kafka", "mongo")]
     services = [c for c in children if c not in infrastructure]
     for child in services:
         child.terminate()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -25,13 +25,15 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from services.cli import load_definition
+from services.stack import ENTRY, PRELOAD
 from shared.domain.platform import create_app
-from shared.kernel.embedded import free_port
+from shared.kernel.embedded import Process, free_port
 from shared.kernel.envelopes import ChatEvent, Topic
 from shared.kernel.http.server import ServiceServer
 from shared.kernel.http.tls import tls
 from shared.kernel.ids import utcnow
 from shared.kernel.settings import ServiceSettings
+from shared.kernel.zygote import Zygote
 from tests.infra import Infra
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -257,12 +259,24 @@ class KafkaTap:
         return [record for record in self.records if marker in record.value]
 
 
+@functools.cache
+def _zygote() -> Zygote:
+    """The worker's zygote, which forks every ServiceProcess (as `hookhub run` forks its
+    services): each start then costs no import. Started from the main thread, as the
+    zygote dies with the thread that started it."""
+    assert threading.current_thread() is threading.main_thread()
+    zygote = Zygote(PRELOAD)
+    atexit.register(zygote.close)
+    return zygote
+
+
 @dataclass
 class ServiceProcess:
-    """`hookhub serve <name>` in a process of its own, as production runs it."""
+    """`hookhub serve <name>` in a process of its own, as production runs it (forked from
+    the worker's zygote: shared/kernel/zygote.py)."""
 
     name: str
-    process: subprocess.Popen[bytes]
+    process: Process
     base_url: str
     log_path: Path
 
@@ -285,14 +299,8 @@ class ServiceProcess:
             "HOOKHUB_LOG_FORMAT": "json",
             **env,
         }
-        argv = [sys.executable, "-m", "services.cli", "serve", name]
-        with log_path.open("ab") as out:
-            process = subprocess.Popen(
-                [*argv, "--host", "127.0.0.1", "--port", str(port)],
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        argv = ["serve", name, "--host", "127.0.0.1", "--port", str(port)]
+        process = _zygote().fork(ENTRY, argv, environment, log_path)
         return cls(name, process, f"http://127.0.0.1:{port}", log_path)
 
     async def ready(self, timeout: float = 60) -> None:

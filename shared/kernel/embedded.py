@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 
 class EmbeddedError(RuntimeError):
@@ -40,9 +40,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(
-    port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
-) -> None:
+def wait_for_port(port: int, timeout: float, process: Process | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -57,10 +55,25 @@ def wait_for_port(
     raise EmbeddedError(f"nothing listened on port {port} within {timeout:.0f}s")
 
 
+class Process(Protocol):
+    """What the supervisor does with a process: `subprocess.Popen`, or a process a zygote
+    forked (shared.kernel.zygote.Forked)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+
+
 @dataclass
 class ChildProcess:
     name: str
-    process: subprocess.Popen[bytes]
+    process: Process
     log_path: Path | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -93,7 +106,7 @@ class ChildProcess:
             self.process.wait(5)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child: SIGTERM it when its parent dies (Linux), so none is orphaned."""
     with contextlib.suppress(Exception):
         pr_set_pdeathsig = 1
@@ -122,7 +135,7 @@ def spawn(
         stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
         # Its own session: a terminal's Ctrl-C goes to the foreground process group, which
         # is the supervisor's alone; the supervisor stops its children in order.
         start_new_session=True,

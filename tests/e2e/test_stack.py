@@ -158,7 +158,7 @@ def test_ctrl_c_stops_everything_and_a_second_run_finds_its_data(
     stack: Stack, data_dir: Path, ports: dict[str, int]
 ) -> None:
     pids = _pids(stack)
-    assert len(pids) == 2 + len(SERVICE_PORTS)  # broker, database, five services
+    assert len(pids) == 3 + len(SERVICE_PORTS)  # zygote, broker, database, five services
     output = _interrupt(stack)
     assert stack.process.returncode == 0, output
     assert "admin token" in output
