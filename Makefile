@@ -45,11 +45,12 @@ run: $(RUN_STAMP)
 sandbox: $(RUN_STAMP)
 	@exec $(BIN)/hookhub run --sandbox
 
-# pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). Two on
-# two cores: on four, the load reached 10-15 and tests bound by a wall clock (a script's
-# 50 ms, a delivery's timeout, schemathesis's budget) failed now and then, two or three a
-# run; PYTEST_WORKERS=0: one process (docs/development.md).
-PYTEST_WORKERS ?= 2
+# pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). Three on
+# two cores: the suite waits (consumer groups joining, leases, absences) as well as works,
+# and a third worker fills the cores those waits leave idle (two: 12 minutes, the cores 60%
+# busy; three: under 10, 75%). On four, the load reached 10-15 and tests bound by a wall
+# clock failed now and then; PYTEST_WORKERS=0: one process (docs/development.md).
+PYTEST_WORKERS ?= 3
 
 test: $(DEV_STAMP) $(TOOLS) lint typecheck check-compose
 	$(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

@@ -75,9 +75,10 @@ def start_stack(
         "HOOKHUB_PUBLIC_URL",
     ):
         env.pop(name, None)
-    # tansu answers a new consumer group's first JoinGroup after half the session timeout
-    # (docs/operations.md, "Starting"): 1.5 s of each start rather than 5.
-    env["HOOKHUB_KAFKA_SESSION_TIMEOUT_MS"] = "3000"
+    # tansu answers a new consumer group's first JoinGroup after half the session timeout,
+    # rounded up to a second (docs/operations.md, "Starting"): 1 s of each start rather
+    # than 5, with the session the tests' other services have (tests/support.py).
+    env["HOOKHUB_KAFKA_SESSION_TIMEOUT_MS"] = "2000"
     env |= settings or {}
     process = subprocess.Popen(
         # The tree under test: the venv's `hookhub` script imports whichever checkout the
