@@ -4,11 +4,13 @@ Configured by the standard `OTEL_*` variables only, once per process (`configure
 
 - `OTEL_SDK_DISABLED=true`: off. No spans, no `traceparent` carried anywhere.
 - no exporter (no `OTEL_EXPORTER_OTLP_ENDPOINT` nor `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or
-  `OTEL_TRACES_EXPORTER=none`; an empty variable counts as unset): *carried*. No SDK is
-  installed, so OpenTelemetry's API makes no spans of its own, but a span started under a
-  caller's context takes that context: the `traceparent` a webhook or `POST /api/events`
-  brings goes on in the Kafka record headers, to the consumers, and to the subscribers that
-  ask for it (`propagate_trace`), and log lines written under it carry its `trace_id`.
+  `OTEL_TRACES_EXPORTER=none`; an empty variable counts as unset): *carried*. Nothing is
+  recorded, but the context is carried all the same (SPEC §18): the `traceparent` a webhook
+  or `POST /api/events` brings goes on in the Kafka record headers, to the consumers, and
+  to the subscribers that ask for it (`propagate_trace`); a request that brings none, and a
+  record published outside any trace, starts one here (`_Carrying`: ids of its own, sampled
+  as the SDK would decide, nothing recorded). Every record hookhub writes carries a
+  `traceparent`, and log lines written under one carry its `trace_id`.
 - an exporter: *exported*. The SDK's TracerProvider (its sampler from `OTEL_TRACES_SAMPLER`,
   default parent-based always-on; resource from `OTEL_RESOURCE_ATTRIBUTES`, `service.name`
   `hookhub-<service>` unless `OTEL_SERVICE_NAME` says otherwise), a BatchSpanProcessor
@@ -22,8 +24,9 @@ Configured by the standard `OTEL_*` variables only, once per process (`configure
 The servers' side: FastAPI's instrumentation for the API routes; the webhook ingress, which
 answers before any middleware (shared.kernel.http.ingress), and hookhub's own producer and batch
 consumers have no instrumentation, so their spans are made here: `server_span`,
-`kafka_headers`/`publishing` (a PRODUCER span per publish, unless a request publishes the
-one envelope it was made for: then its SERVER span is the publish; the record headers) and
+`kafka_headers`/`publishing` (a PRODUCER span per publish, a chat event's from `POST
+/api/events` included, as OpenTelemetry's messaging conventions have it; only a webhook the
+ingress publishes has its SERVER span as the publish, at half the spans; the record headers) and
 `consumed` (a CONSUMER span per record, the child of the span that produced it and linked
 to the batch's span that FastStream's middleware makes). What a consumer derives from an
 envelope goes out under that envelope's span (`Encoded.trace`), so one trace runs from a
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -47,12 +51,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
     from starlette.types import Scope
 
     from shared.kernel.envelopes import Envelope
@@ -73,6 +87,64 @@ class _State:
     tracer: trace.Tracer = trace.NoOpTracer()
 
 
+class _Carrying(trace.NoOpTracer):
+    """Carried mode's tracer: its spans record nothing. Under a caller's context a span is
+    that context as it came (as the API's no-op tracer has it), so that what records
+    downstream (a consumer, a subscriber) joins the caller's span, not one recorded
+    nowhere; with none, it starts a trace: new ids, sampled as `OTEL_TRACES_SAMPLER` decides
+    (by default, sampled), as the SDK with no exporter would have it. Ids are random bits,
+    as the SDK's RandomIdGenerator makes them: the SDK itself (0.4 s of imports at a
+    service's start) is not loaded for them, nor for the sampler unless
+    `OTEL_TRACES_SAMPLER` names one."""
+
+    sampler: Sampler | None = None  # None: every trace sampled (the SDK's default)
+
+    def start_span(self, name: str, context: Context | None = None, *_: Any, **__: Any) -> Span:
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            return NonRecordingSpan(parent)
+        trace_id = _random_id(128)
+        sampled = self.sampler is None or (
+            self.sampler.should_sample(None, trace_id, name).decision.name == "RECORD_AND_SAMPLE"
+        )
+        return NonRecordingSpan(
+            SpanContext(
+                trace_id,
+                _random_id(64),
+                is_remote=False,
+                trace_flags=_FLAGS_SAMPLED if sampled else _FLAGS_NOT_SAMPLED,
+            )
+        )
+
+    @contextlib.contextmanager
+    def start_as_current_span(  # type: ignore[override]  # the API's agnostic manager
+        self, name: str, context: Context | None = None, *_: Any, **given: Any
+    ) -> Iterator[Span]:
+        started = self.start_span(name, context)
+        with trace.use_span(started, end_on_exit=given.get("end_on_exit", True)):
+            yield started
+
+
+_FLAGS_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_FLAGS_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+def _random_id(bits: int) -> int:
+    """A trace (128 bits) or span (64) id: random, never 0 (the invalid one)."""
+    while not (found := random.getrandbits(bits)):
+        pass
+    return found
+
+
+class _CarryingProvider(trace.TracerProvider):
+    """Carried mode's provider, for FastAPI's instrumentation: an API request that brings
+    no context starts a trace, its log lines and what it publishes carry it."""
+
+    def get_tracer(self, *_: Any, **__: Any) -> trace.Tracer:
+        return _CARRYING
+
+
+_CARRYING = _Carrying()
 _state = _State()
 TRACEPARENT = "traceparent"
 _TRACE_HEADERS = (TRACEPARENT, "tracestate")
@@ -100,7 +172,7 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> Mode:
         return _state.mode
     exporter = _exporter(env)
     if exporter is None:
-        _state.mode = Mode.CARRIED
+        _carried(env)
         return _state.mode
     install(_provider(service, env, exporter))
     return _state.mode
@@ -115,6 +187,16 @@ def install(provider: TracerProvider) -> None:
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     PymongoInstrumentor().instrument(tracer_provider=_WithinATraceProvider(provider))
     _exported_by(provider)
+
+
+def _carried(env: Mapping[str, str]) -> None:
+    if _set(env, "OTEL_TRACES_SAMPLER"):
+        from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+        _CARRYING.sampler = _get_from_env_or_default()
+    _state.provider = None
+    _state.tracer = _CARRYING
+    _state.mode = Mode.CARRIED
 
 
 def _exported_by(provider: TracerProvider) -> None:
@@ -278,7 +360,7 @@ def instrument_app(app: Any) -> None:
 
     FastAPIInstrumentor.instrument_app(
         app,
-        tracer_provider=_state.provider,
+        tracer_provider=_state.provider or _CarryingProvider(),
         excluded_urls="/healthz,/readyz,/metrics",
         # One span a request: the ASGI messages' own spans tell an operator nothing.
         exclude_spans=["receive", "send"],
@@ -288,16 +370,22 @@ def instrument_app(app: Any) -> None:
 @contextlib.contextmanager
 def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
     """The SERVER span of a webhook the ingress answers (the caller's `traceparent`
-    continued, else a trace started here), current while it is handled; None when off, or
-    when carried and the caller sent no context."""
+    continued, else a trace started here), current while it is handled, and the publish of
+    what it was made for (`publishing`); None when off."""
     if _state.mode is Mode.OFF:
         yield None
         return
     carrier = _scope_headers(scope)
-    if _state.mode is Mode.CARRIED and not carrier:
-        yield None
+    if _state.mode is Mode.CARRIED:  # nothing recorded: no name, no attributes, no end
+        context = propagate.extract(carrier) if carrier else None
+        carried = _CARRYING.start_span("", context)
+        token = otel_context.attach(trace.set_span_in_context(carried, context))
+        try:
+            yield carried
+        finally:
+            otel_context.detach(token)
         return
-    parent = propagate.extract(carrier) if carrier else None
+    parent = otel_context.set_value(_INGRESS, True, propagate.extract(carrier) if carrier else None)
     method = scope["method"]
     span = _state.tracer.start_span(
         f"{method} {route}",
@@ -312,6 +400,10 @@ def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
     finally:
         otel_context.detach(token)
         span.end()
+
+
+# Set in the context of the ingress's SERVER span: a webhook's publish is that span.
+_INGRESS = otel_context.create_key("hookhub.ingress")
 
 
 def _scope_headers(scope: Scope) -> dict[str, str]:
@@ -349,10 +441,13 @@ def annotate(**attributes: str | int | None) -> None:
 
 def kafka_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
     """`traceparent` (and `tracestate`) of `context` (default: the current one), as record
-    headers; none when off or outside any trace."""
+    headers; none when off. Carried, a record published outside any trace starts one of its
+    own (exported, `publishing`'s span is its trace)."""
     if _state.mode is Mode.OFF:
         return []
     kept_here = kept(otel_context.get_current() if context is None else context)
+    if not kept_here and _state.mode is Mode.CARRIED:
+        kept_here = kept(trace.set_span_in_context(_CARRYING.start_span("publish")))
     return [(name, value.encode()) for name, value in kept_here.items()]
 
 
@@ -378,15 +473,19 @@ def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) 
       so the trace shows the hop onto `topic`.
     - Records from several envelopes: the span sits in the batch's trace (FastStream's span
       of it), linked to each; each record goes on in its own envelope's trace.
-    - A request that publishes the one envelope it was made for (a webhook, `POST
-      /api/events`) is its publish: its SERVER span names the topic and is the record's
-      parent. A span of its own would say nothing more, at a fifth of a webhook's CPU (two
-      spans a request instead of one; docs/benchmarks.md, `tracing`)."""
+    - A webhook the ingress publishes (the one envelope it was made for) is its publish: its
+      SERVER span names the topic and is the record's parent. A span of its own would say
+      nothing more, at a fifth of a webhook's CPU (two spans a request instead of one;
+      docs/benchmarks.md, `tracing`). Any other request's publish (a chat event's, `POST
+      /api/events`) is a PRODUCER span, the child of the request's."""
     if _state.mode is not Mode.EXPORTED:
         yield False
         return
     current = trace.get_current_span()
-    served = getattr(current, "kind", None) is SpanKind.SERVER
+    served = (
+        getattr(current, "kind", None) is SpanKind.SERVER
+        and otel_context.get_value(_INGRESS) is True
+    )
     # Under a span the sampler left out, a child would be left out too: none is made.
     unsampled = not current.is_recording() and current.get_span_context().is_valid
     if count == 1 and (served or unsampled) and not any(contexts):
@@ -529,11 +628,26 @@ def kept(context: Context | None) -> dict[str, str]:
     no context or one outside any trace."""
     if _state.mode is Mode.OFF or context is None:
         return {}
-    if not trace.get_current_span(context).get_span_context().is_valid:
+    found = trace.get_current_span(context).get_span_context()
+    if not found.is_valid:
         return {}
+    if _state.mode is Mode.CARRIED and _W3C_ONLY:
+        # What the W3C propagator writes, without its machinery (6 µs a call, this 3):
+        # every record and every kept delivery asks for it.
+        written = {
+            TRACEPARENT: f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
+        }
+        if found.trace_state:
+            written["tracestate"] = found.trace_state.to_header()
+        return written
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context)
     return {name: carrier[name] for name in _TRACE_HEADERS if name in carrier}
+
+
+# The propagators are the default ones (W3C trace context and baggage; hookhub keeps no
+# baggage): `kept` may write the trace context itself.
+_W3C_ONLY = os.environ.get("OTEL_PROPAGATORS", "").strip() in ("", "tracecontext,baggage")
 
 
 def traceparent(context: Context | None) -> str | None:

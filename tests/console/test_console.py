@@ -20,6 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import DELIVERIES
+from shared.kernel import tracing
 from shared.kernel.http.tls import tls
 from shared.providers.catalog import CATALOG
 from shared.providers.github.notify import NOTIFIER as GITHUB
@@ -486,9 +487,11 @@ async def test_an_endpoint_shows_its_secret_once_and_a_test_event_is_delivered(
     await expect(delivery).to_contain_text("webhook.test")
     [received] = fake.at("/console-ok")
     assert received.headers["webhook-signature"].startswith("v1,")
-    # Asked for, but the test event came with no trace: none made up.
-    assert "traceparent" not in received.headers
-    await expect(delivery).to_contain_text("none: its event came with no trace")
+    # Asked for: the test event goes on in the trace its request started (with no exporter
+    # the context is carried all the same, SPEC §18), and its delivery names it.
+    trace_id = tracing.trace_id(received.headers["traceparent"])
+    assert trace_id is not None
+    await expect(delivery).to_contain_text(trace_id)
     assert_clean(page, console)
 
 

@@ -89,12 +89,14 @@ async def test_carried_the_events_traceparent_goes_to_the_endpoints_that_ask_ret
     [told] = await deliveries_of(delivery, quiet["id"])
     assert asked["trace_id"] == told["trace_id"] == TRACE_ID
 
-    # An event with no trace: nothing made up, nothing sent.
+    # An event posted with no trace: in the one its request started (the context is
+    # carried with no exporter all the same), sampled as the SDK's default sampler decides.
     await publish(delivery, "trace.step", ws)
-    untraced = (await fake.wait_for(asks, 3))[2]
-    assert "traceparent" not in untraced.headers
+    started = (await fake.wait_for(asks, 3))[2].headers["traceparent"]
+    assert tracing.trace_id(started) not in (None, TRACE_ID)
+    assert started.endswith("-01")
     latest = (await deliveries_of(delivery, asking["id"], 2))[0]
-    assert latest["trace_id"] is None
+    assert latest["trace_id"] == tracing.trace_id(started)
 
 
 async def test_propagate_trace_is_set_and_cleared_through_the_api(
@@ -203,8 +205,8 @@ async def test_exported_each_attempt_is_a_client_span_under_the_fan_outs_consume
     spans = exporter.get_finished_spans()
     assert all(s.context.trace_id == int(TRACE_ID, 16) for s in (failed, succeeded))
 
-    # The request's span (FastAPI's; a request publishing its one event is its publish)
-    # → the fan-out's consumer span → attempts.
+    # The request's span (FastAPI's) → the publish, a PRODUCER span as OpenTelemetry's
+    # messaging conventions have it → the fan-out's consumer span → attempts.
     [server] = [
         s
         for s in spans
@@ -212,12 +214,15 @@ async def test_exported_each_attempt_is_a_client_span_under_the_fan_outs_consume
         if s.parent.span_id == int(CALLER_SPAN, 16)
     ]
     assert server.name == "POST /api/events"
-    assert str(dict(server.attributes or {})["messaging.destination.name"]).endswith(
-        "hookhub.chat.events"
-    )
+    [producer] = _children(spans, server, SpanKind.PRODUCER)
+    assert producer.name.endswith("hookhub.chat.events publish")
+    produced = dict(producer.attributes or {})
+    assert produced["messaging.system"] == "kafka"
+    assert produced["messaging.operation.type"] == "send"
+    assert str(produced["messaging.destination.name"]).endswith("hookhub.chat.events")
     [consumed] = [
         s
-        for s in _children(spans, server, SpanKind.CONSUMER)
+        for s in _children(spans, producer, SpanKind.CONSUMER)
         if str(dict(s.attributes or {})["messaging.consumer.group.name"]).endswith(".fanout")
     ]
     assert dict(consumed.attributes or {})["hookhub.envelope_id"] == event_id
@@ -250,6 +255,26 @@ async def test_exported_each_attempt_is_a_client_span_under_the_fan_outs_consume
     assert second.headers["traceparent"] == f"00-{TRACE_ID}-{succeeded.context.span_id:016x}-01"
     shown = await delivery.client.get(f"/api/deliveries/{delivery_id}", headers=admin_headers())
     assert shown.json()["trace_id"] == TRACE_ID
+
+
+async def test_exported_a_trace_sampled_out_upstream_stays_sampled_out_across_kafka(
+    recorded: tuple[InMemorySpanExporter, RunningService], sink: Sink
+) -> None:
+    """The caller's sampling decision is honoured at every hop (parent-based sampling): an
+    event whose `traceparent` says not sampled makes no span here, through Kafka and the
+    attempt, and the endpoint is sent the same trace, not sampled."""
+    exporter, delivery = recorded
+    fake, _ = sink
+    ws, p = workspace(), path()
+    await endpoint(delivery, sink, p, workspace_id=ws, propagate_trace=True)
+    sampled_out = f"00-{TRACE_ID}-{CALLER_SPAN}-00"
+    await publish(delivery, "trace.step", ws, headers={"traceparent": sampled_out})
+    [sent] = await fake.wait_for(p, 1)
+    assert tracing.trace_id(sent.headers["traceparent"]) == TRACE_ID
+    assert sent.headers["traceparent"].endswith("-00")
+    assert sent.headers["traceparent"] != sampled_out  # a hop of its own, not sampled
+    traced = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(TRACE_ID, 16)]
+    assert traced == []
 
 
 def _children(spans: Any, parent: ReadableSpan, kind: SpanKind) -> list[ReadableSpan]:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcExporter,
 )
@@ -62,15 +62,57 @@ async def test_with_no_exporter_the_callers_traceparent_goes_on_to_the_record(
     assert _header(record, "tracestate") == "vendor=1"
 
 
-async def test_with_no_exporter_and_no_caller_context_no_traceparent_is_made_up(
+async def test_with_no_exporter_and_no_caller_context_a_trace_is_started_here(
     gateway: RunningService, inbound: KafkaTap
 ) -> None:
+    """SPEC §18: the gateway starts a trace when the caller brings none, and the context is
+    carried with no exporter all the same: a trace id of its own per webhook, sampled as
+    the SDK's default sampler decides (nothing of it is recorded here, but a consumer or
+    subscriber that records goes on in it)."""
     hook = await create_hook(gateway)
-    answer = await gateway.client.post(ingress_path(hook), json={"text": "no trace"})
-    assert answer.status_code == 200, answer.text
-    record = await _record_of(inbound, hook)
-    assert _header(record, "traceparent") is None
-    assert _header(record, "hookhub-id") is not None  # the other headers are there
+    carried = []
+    for text in ("no trace", "another"):
+        answer = await gateway.client.post(ingress_path(hook), json={"text": text})
+        assert answer.status_code == 200, answer.text
+        record = await _record_of(inbound, hook)
+        inbound.records.clear()
+        carried.append(_header(record, "traceparent"))
+        assert _header(record, "tracestate") is None
+        assert _header(record, "hookhub-id") is not None  # the other headers are there
+    contexts = [propagate.extract({"traceparent": value}) for value in carried]
+    spans = [trace.get_current_span(c).get_span_context() for c in contexts]
+    assert all(span.is_valid and span.trace_flags.sampled for span in spans), carried
+    assert spans[0].trace_id != spans[1].trace_id
+
+
+def test_with_no_exporter_every_record_carries_a_context() -> None:
+    """What hookhub publishes outside any trace (a consumer's work on a record that came
+    without one, a background task's) starts a trace of its own per record; under one,
+    the record goes on in it as it came."""
+    assert tracing.mode() is tracing.Mode.CARRIED
+    outside = [dict(tracing.kafka_headers())["traceparent"].decode() for _ in range(2)]
+    ids = {tracing.trace_id(value) for value in outside}
+    assert len(ids) == 2 and None not in ids
+    assert all(value.endswith("-01") for value in outside)
+    with tracing.within(tracing.from_traceparent(TRACEPARENT)):
+        assert dict(tracing.kafka_headers())["traceparent"] == TRACEPARENT.encode()
+
+
+def test_with_no_exporter_a_trace_started_here_is_sampled_as_the_sampler_decides() -> None:
+    """`OTEL_TRACES_SAMPLER` decides a trace started with no exporter (as the SDK would);
+    a trace that came in keeps its caller's decision."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    carrying = tracing._Carrying()
+    carrying.sampler = ParentBased(ALWAYS_OFF)
+    root = carrying.start_span("publish").get_span_context()
+    assert root.is_valid and not root.trace_flags.sampled
+    # Under a caller's context, that context as it came: what records downstream joins the
+    # caller's span, not one recorded nowhere.
+    caller = tracing.from_traceparent(TRACEPARENT)
+    child = carrying.start_span("publish", caller).get_span_context()
+    assert child.trace_flags.sampled and child.trace_id == int(TRACE_ID, 16)
+    assert child.span_id == int(CALLER_SPAN, 16)
 
 
 @pytest.fixture
