@@ -27,16 +27,20 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from shared.kernel.embedded import ChildProcess, die_with_parent
+from shared.kernel.embedded import ChildProcess, EmbeddedError, die_with_parent
+
+# Its imports come first: on a slow machine, tens of seconds.
+FORK_TIMEOUT = 120.0
 
 
-class ZygoteError(RuntimeError):
-    pass
+class ZygoteError(EmbeddedError):
+    """The zygote is gone (`hookhub run` says so and stops, as for the broker's failure)."""
 
 
 @dataclass
@@ -127,10 +131,12 @@ class Zygote:
                 self._requests.flush()
             except OSError as exc:
                 raise ZygoteError(f"the zygote is gone: {exc}") from exc
-            while not self._started and not self._gone:
-                self._answered.wait()
+            deadline = time.monotonic() + FORK_TIMEOUT
+            while not self._started and not self._gone and time.monotonic() < deadline:
+                self._answered.wait(max(0.0, deadline - time.monotonic()))
             if not self._started:
-                raise ZygoteError("the zygote ended before it forked")
+                why = "ended" if self._gone else f"did not fork within {FORK_TIMEOUT:.0f} s"
+                raise ZygoteError(f"the zygote {why} (its log says why)")
             pid = self._started.pop(0)
             forked = Forked(pid, [entry, *argv])
             self._forked[pid] = forked
@@ -187,7 +193,15 @@ class Zygote:
 # The zygote's side.
 
 
+_ANSWERS = 1  # the descriptor answers are written to (`_serve` moves them off stdout)
+
+
 def _serve(preload: Sequence[str]) -> int:
+    global _ANSWERS
+    # Answers on a descriptor of their own; what an import prints goes to stderr (the log),
+    # not into them.
+    _ANSWERS = os.dup(1)
+    os.dup2(2, 1)
     for module in preload:
         importlib.import_module(module)
     if threading.active_count() != 1:
@@ -241,7 +255,7 @@ def _reap() -> None:
 
 
 def _answer(answer: dict[str, Any]) -> None:
-    os.write(1, json.dumps(answer).encode() + b"\n")
+    os.write(_ANSWERS, json.dumps(answer).encode() + b"\n")
 
 
 def _become(request: dict[str, Any]) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 # A descriptor the zygote holds from its imports: closed in what it forks.
 HELD = os.open(os.devnull, os.O_RDONLY)
+# What an import prints goes to the zygote's stderr, not among its answers.
+print("zygote_entries imported", flush=True)
 
 
 def _late() -> None:
