@@ -113,6 +113,14 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def log_in(log_dir: Path | None, name: str) -> Path | None:
+    """`log_dir/<name>.log`, its directory made (its owner's alone); None without a dir."""
+    if log_dir is None:
+        return None
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return log_dir / f"{name}.log"
+
+
 def spawn(
     name: str,
     argv: list[str],
@@ -124,10 +132,8 @@ def spawn(
     by its owner alone: logs hold request details); `umask` for the files it creates (-1:
     ours)."""
     log_file: IO[bytes] | None = None
-    log_path = None
-    if log_dir is not None:
-        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log_path = log_dir / f"{name}.log"
+    log_path = log_in(log_dir, name)
+    if log_path is not None:
         log_file = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
     process = subprocess.Popen(
         argv,

@@ -145,6 +145,7 @@ class _CarryingProvider(trace.TracerProvider):
 
 
 _CARRYING = _Carrying()
+_TRACER_NAME = "hookhub"  # the instrumentation scope of hookhub's own spans
 _state = _State()
 TRACEPARENT = "traceparent"
 _TRACE_HEADERS = (TRACEPARENT, "tracestate")
@@ -201,7 +202,7 @@ def _carried(env: Mapping[str, str]) -> None:
 
 def _exported_by(provider: TracerProvider) -> None:
     _state.provider = provider
-    _state.tracer = provider.get_tracer("hookhub")
+    _state.tracer = provider.get_tracer(_TRACER_NAME)
     _state.mode = Mode.EXPORTED
 
 
@@ -371,7 +372,7 @@ def instrument_app(app: Any) -> None:
 def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
     """The SERVER span of a webhook the ingress answers (the caller's `traceparent`
     continued, else a trace started here), current while it is handled, and the publish of
-    what it was made for (`publishing`); None when off."""
+    what it was made for (`publishing` knows it by its scope); None when off."""
     if _state.mode is Mode.OFF:
         yield None
         return
@@ -385,7 +386,7 @@ def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
         finally:
             otel_context.detach(token)
         return
-    parent = otel_context.set_value(_INGRESS, True, propagate.extract(carrier) if carrier else None)
+    parent = propagate.extract(carrier) if carrier else None
     method = scope["method"]
     span = _state.tracer.start_span(
         f"{method} {route}",
@@ -400,10 +401,6 @@ def server_span(scope: Scope, route: str) -> Iterator[Span | None]:
     finally:
         otel_context.detach(token)
         span.end()
-
-
-# Set in the context of the ingress's SERVER span: a webhook's publish is that span.
-_INGRESS = otel_context.create_key("hookhub.ingress")
 
 
 def _scope_headers(scope: Scope) -> dict[str, str]:
@@ -482,9 +479,12 @@ def publishing(topic: str, count: int, contexts: Sequence[Context | None] = ()) 
         yield False
         return
     current = trace.get_current_span()
+    # The ingress's span (`server_span`, hookhub's own SERVER span), not FastAPI's.
+    scope = getattr(current, "instrumentation_scope", None)
     served = (
         getattr(current, "kind", None) is SpanKind.SERVER
-        and otel_context.get_value(_INGRESS) is True
+        and scope is not None
+        and scope.name == _TRACER_NAME
     )
     # Under a span the sampler left out, a child would be left out too: none is made.
     unsampled = not current.is_recording() and current.get_span_context().is_valid

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from shared.kernel.embedded import ChildProcess, EmbeddedError, die_with_parent
+from shared.kernel.embedded import ChildProcess, EmbeddedError, die_with_parent, log_in
 
 # Its imports come first: on a slow machine, tens of seconds.
 FORK_TIMEOUT = 120.0
@@ -154,10 +154,7 @@ class Zygote:
     ) -> ChildProcess:
         """As shared.kernel.embedded.spawn: its output appended to `log_dir/<name>.log`,
         given our environment and `env`."""
-        log_path = None
-        if log_dir is not None:
-            log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            log_path = log_dir / f"{name}.log"
+        log_path = log_in(log_dir, name)
         return ChildProcess(name, self.fork(entry, argv, {**os.environ, **env}, log_path), log_path)
 
     def close(self, timeout: float = 5.0) -> None:
