@@ -4,7 +4,8 @@ One `hookhub serve gateway` process and a GitHub integration (created through th
 service, which is then stopped). The body is the 7.3 KB `push` payload of the real corpus,
 signed with X-Hub-Signature-256; every request carries its own X-GitHub-Delivery, so each
 is verified, parsed, checked against the dedupe window and published to
-`hookhub.provider.events` (acks=all). The baseline gets the same bytes on the same path.
+`hookhub.provider.events` (acks=all). The baseline gets the same bytes on the same path; so
+does the minimal correct gateway (`bench/minimal.py`), checking X-Hub-Signature-256.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
+from bench import minimal
 from bench.harness import (
     BenchError,
     BenchmarkResult,
@@ -24,6 +24,7 @@ from bench.harness import (
     Measurement,
     Server,
     create_integration,
+    post_once,
 )
 from bench.incoming import kafka_check, watching
 from bench.loadgen import SEQ, Target
@@ -56,13 +57,24 @@ class GitHubWebhooks:
             kafka_check(infrastructure, Topic.PROVIDER_EVENTS, ours.ok),
         ]
         gateway.stop()
+        path = f"/api/webhooks/github/{integration_id}"
+        floor, floor_notes = minimal.measure(
+            harness,
+            "github",
+            Target(gateway.url + path, body, headers),
+            minimal.github_scheme(secret),
+            Topic.PROVIDER_EVENTS,
+            ours,
+        )
         baseline = harness.baseline()
         base = harness.load(
             "baseline (bare FastAPI)",
-            Target(f"{baseline.url}/api/webhooks/github/{integration_id}", body, headers),
+            Target(baseline.url + path, body, headers),
             watch=[("baseline", baseline.child)],
         )
-        return BenchmarkResult(self.name, self.title, ours, base, notes)
+        return BenchmarkResult(
+            self.name, self.title, ours, base, [*notes, *floor_notes], minimal=floor
+        )
 
 
 def measure(
@@ -77,7 +89,7 @@ def measure(
     """The run's load of signed `body` on the integration's webhook URL of a running
     gateway, once one was accepted (as `bench.incoming.measure`)."""
     url = f"{gateway.url}/api/webhooks/github/{integration_id}"
-    _post_once(url, body, headers)
+    post_once(Target(url, body, headers))
     return harness.load(label, Target(url, body, headers), watch=watching(harness, gateway, more))
 
 
@@ -98,15 +110,6 @@ def github_integration(
     """A GitHub integration whose webhooks are signed with `secret`; its id."""
     settings = {"webhook_secret": secret}
     return create_integration(oauth_url, admin_token, "github", workspace_id, settings)
-
-
-def _post_once(url: str, body: bytes, headers: dict[str, str]) -> None:
-    once = {**headers, "X-GitHub-Delivery": str(uuid.uuid4())}
-    response = httpx.post(url, content=body, headers=once, timeout=10)
-    if response.status_code != 200:
-        raise BenchError(
-            f"a single webhook was not accepted: {response.status_code} {response.text}"
-        )
 
 
 BENCHMARK = GitHubWebhooks()

@@ -36,7 +36,7 @@ from cryptography.fernet import Fernet
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from bench.loadgen import Target
+from bench.loadgen import SEQ, SIGNERS, Target
 from shared.kernel.embedded import (
     ChildProcess,
     die_with_parent,
@@ -109,12 +109,21 @@ class BenchmarkResult:
     # More rows between ours and the baseline (other configurations of ours), in notes'
     # ratios: the ratio row is ours/baseline.
     others: list[Measurement] = field(default_factory=list)
+    # The second baseline (bench.minimal), the row before the baseline's: a minimal correct
+    # gateway doing the same requests; `minimal_ratio` is ours/it.
+    minimal: Measurement | None = None
 
     @property
     def ratio(self) -> float | None:
         if self.compare != "rps" or self.baseline is None:
             return None
         return self.ours.rps / self.baseline.rps if self.baseline.rps else None
+
+    @property
+    def minimal_ratio(self) -> float | None:
+        if self.minimal is None or not self.minimal.rps:
+            return None
+        return self.ours.rps / self.minimal.rps
 
     @property
     def latency_ratios(self) -> dict[str, float | None]:
@@ -132,7 +141,8 @@ class BenchmarkResult:
 
     @property
     def runs(self) -> list[Measurement]:
-        return [self.ours, *self.others, *([self.baseline] if self.baseline else [])]
+        floors = [run for run in (self.minimal, self.baseline) if run is not None]
+        return [self.ours, *self.others, *floors]
 
     @property
     def flagged(self) -> bool:
@@ -144,14 +154,20 @@ class BenchmarkResult:
             "title": self.title,
             "ours": asdict(self.ours),
             "baseline": asdict(self.baseline) if self.baseline is not None else None,
-            "ratio": round(self.ratio, 3) if self.ratio is not None else None,
+            "ratio": _rounded(self.ratio),
             "flagged": self.flagged,
             "notes": self.notes,
             **({"setup": self.setup} if self.setup is not None else {}),
             **({"unit": self.unit} if self.unit != "req/s" else {}),
             **({"latency_ratios": self.latency_ratios} if self.compare == "latency" else {}),
             **({"others": [asdict(run) for run in self.others]} if self.others else {}),
+            **({"minimal": asdict(self.minimal)} if self.minimal is not None else {}),
+            **({"minimal_ratio": _rounded(self.minimal_ratio)} if self.minimal is not None else {}),
         }
+
+
+def _rounded(ratio: float | None) -> float | None:
+    return round(ratio, 3) if ratio is not None else None
 
 
 class Benchmark(Protocol):
@@ -802,6 +818,23 @@ def create_integration(
         raise BenchError(f"creating the integration: {response.status_code} {response.text}")
     integration_id: str = response.json()["id"]
     return integration_id
+
+
+def post_once(target: Target) -> None:
+    """One request as the load generator sends `target` (`{seq}` filled in, the body
+    signed anew by its signer), checked: the benchmarks measure acceptance, not refusals."""
+    unique = uuid.uuid4()
+    body = target.body.replace(SEQ, unique.hex.encode())
+    seq = SEQ.decode()
+    headers = {name: value.replace(seq, str(unique)) for name, value in target.headers.items()}
+    if target.signer is not None:
+        signer, _, secret = target.signer.partition(":")
+        headers |= SIGNERS[signer](secret)(body)
+    response = httpx.post(target.url, content=body, headers=headers, timeout=10)
+    if response.status_code != 200:
+        raise BenchError(
+            f"a single webhook was not accepted: {response.status_code} {response.text}"
+        )
 
 
 def wait_answering(child: ChildProcess, url: str, name: str, timeout: float = 30.0) -> None:

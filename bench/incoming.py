@@ -3,7 +3,8 @@
 One `hookhub serve gateway` process; one incoming webhook created through the management API;
 then a small, realistic Slack-style JSON body POSTed to its URL. Each 200 `ok` means the
 message was validated, turned into a `message.received` envelope and acknowledged by Kafka
-(acks=all). The baseline gets the same body on the same path.
+(acks=all). The baseline gets the same body on the same path; so does the minimal correct
+gateway (`bench/minimal.py`), which looks the path's token up in a dict.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench import minimal
 from bench.harness import (
     BenchError,
     BenchmarkResult,
@@ -58,16 +60,27 @@ class IncomingWebhooks:
             f"body: {len(BODY)} bytes of Slack-style JSON to /api/webhooks/incoming/<token>",
             kafka_check(infrastructure, Topic.CHAT_INBOUND, ours.ok),
         ]
-        gateway.stop()  # leaves the cores to the baseline
+        gateway.stop()  # leaves the cores to the baselines
 
-        baseline = harness.baseline()
         path = urlsplit(url).path
+        token = path.rpartition("/")[2]
+        floor, floor_notes = minimal.measure(
+            harness,
+            "incoming",
+            Target(url, BODY, HEADERS),
+            minimal.token_scheme({token: "ch_bench"}),
+            Topic.CHAT_INBOUND,
+            ours,
+        )
+        baseline = harness.baseline()
         base = harness.load(
             "baseline (bare FastAPI)",
             Target(baseline.url + path, BODY, HEADERS),
             watch=[("baseline", baseline.child)],
         )
-        return BenchmarkResult(self.name, self.title, ours, base, notes)
+        return BenchmarkResult(
+            self.name, self.title, ours, base, [*notes, *floor_notes], minimal=floor
+        )
 
 
 def measure(

@@ -1,6 +1,7 @@
 """Benchmark "sources": verified webhooks of catalog providers per second by one gateway.
 
-Two tables, each against bare FastAPI answering the same requests in the same run:
+Two tables, each against bare FastAPI answering the same requests in the same run and
+against a minimal correct gateway (`bench/minimal.py`) checking the same signature:
 
 - **Stripe**: the sample `setup_intent.created` event of the catalog, each request with its
   own event `id` (the delivery id Stripe retries with) and so its own `Stripe-Signature`,
@@ -18,14 +19,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import uuid
 from urllib.parse import urlsplit
 
-import httpx
-
-from bench.harness import BenchError, BenchmarkResult, Harness, create_integration
+from bench import minimal
+from bench.harness import BenchError, BenchmarkResult, Harness, create_integration, post_once
 from bench.incoming import kafka_check
-from bench.loadgen import SEQ, Target, stripe_signer
+from bench.loadgen import SEQ, Target
 from shared.kernel.envelopes import Topic
 from shared.providers.catalog import CATALOG
 
@@ -39,6 +38,10 @@ class CatalogSources:
         oauth = harness.start_service("oauth")
         stripe_secret = "whsec_" + secrets.token_urlsafe(24)
         hmac_secret = secrets.token_hex(32)
+        schemes = {
+            "stripe": minimal.stripe_scheme(stripe_secret),
+            "hmac": minimal.hmac_scheme(hmac_secret, "X-Signature", "sha256="),
+        }
         stripe_id = create_integration(
             oauth.url,
             infrastructure.admin_token,
@@ -72,11 +75,17 @@ class CatalogSources:
         ]
         ours = {}
         for label, target in (("stripe", stripe_target), ("hmac", hmac_target)):
-            _post_once(target)
+            post_once(target)
             ours[label] = harness.load(f"hookhub gateway ({label})", target, watch=watch)
         published = ours["stripe"].ok + ours["hmac"].ok
         check = kafka_check(infrastructure, Topic.PROVIDER_EVENTS, published)
         gateway.stop()
+        floors = {
+            label: minimal.measure(
+                harness, label, target, schemes[label], Topic.PROVIDER_EVENTS, ours[label]
+            )
+            for label, target in (("stripe", stripe_target), ("hmac", hmac_target))
+        }
         baseline = harness.baseline()
         results = []
         for label, target, what in (
@@ -98,13 +107,15 @@ class CatalogSources:
                 base_target,
                 watch=[("baseline", baseline.child)],
             )
+            floor, floor_notes = floors[label]
             results.append(
                 BenchmarkResult(
                     f"sources-{label}",
                     f"verified {'Stripe' if label == 'stripe' else 'generic-hmac'} webhooks",
                     ours[label],
                     base,
-                    [f"body: {what}", check],
+                    [f"body: {what}", check, *floor_notes],
+                    minimal=floor,
                 )
             )
         return results
@@ -131,22 +142,6 @@ def _hmac_target(url: str, secret: str) -> Target:
         "X-Delivery-Id": SEQ.decode(),
     }
     return Target(url, body, headers)
-
-
-def _post_once(target: Target) -> None:
-    """One request, checked: the benchmark measures acceptance, not refusals."""
-    if target.signer is not None:
-        secret = target.signer.partition(":")[2]
-        body = target.body.replace(SEQ, uuid.uuid4().hex.encode())
-        headers = {**target.headers, **stripe_signer(secret)(body)}
-    else:
-        body = target.body
-        headers = {k: v.replace(SEQ.decode(), str(uuid.uuid4())) for k, v in target.headers.items()}
-    response = httpx.post(target.url, content=body, headers=headers, timeout=10)
-    if response.status_code != 200:
-        raise BenchError(
-            f"a single webhook was not accepted: {response.status_code} {response.text}"
-        )
 
 
 BENCHMARK = CatalogSources()
