@@ -54,11 +54,13 @@ def _timed(prefix: str, seconds: float, low: bytes) -> str:
 
 
 def _crockford(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """The low 130 bits of `value` as 26 of Crockford's base-32 digits, most significant
+    first, two digits (ten bits) a step."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
+_SHIFTS = range(120, -1, -10)
 
 
 def derived_timed_id(prefix: str, moment: datetime, *parts: str) -> str:

@@ -30,6 +30,7 @@ removed everywhere (shared.kernel.text).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote as percent
 
 from shared.kernel.text import BIDI_CONTROLS, printable
@@ -42,12 +43,19 @@ ZWJ = "\u200d"
 # Anywhere on a line: emphasis, code spans, link and image brackets (with `[` and `]`
 # escaped, no `(...)` or `!` can form a link or an image), raw HTML and autolinks (`<`),
 # entities (`&`), GFM tables and strikethrough.
-_INLINE = re.compile(r"([\\`*_\[\]<|~&])")
+_INLINE = "\\`*_[]<|~&"
 # Markers that open a block only at a line's start: headings, quotes, lists, thematic
 # breaks and setext underlines, ordered lists (`1.` or `1)` before a space); the last
 # character of the marker is escaped.
 _LINE_START = re.compile(r"^(?:#{1,6}(?=\s|$)|[>+=-]|\d{1,9}[.)](?=\s|$))")
 _MENTION = re.compile(r"@(?=[\w.-])|<(?=[^\s\u200d])")
+# One pass over a line does all of it: each character `_INLINE` escapes, a `<` (escaped, and
+# defused unless a space follows), an `@` before a name (defused), and (for
+# `shared.providers.incoming`'s held pieces) a private-use character; the character after
+# each is group 1. One character class, so that the scan is the regular expression
+# engine's fast one.
+ESCAPES = re.compile(f"[{re.escape(_INLINE)}@\ue000-\uf8ff](?=(.)?)", re.DOTALL)
+_ESCAPED = {char: "\\" + char for char in _INLINE if char != "<"}
 _BACKTICKS = re.compile(r"`+")
 _URL_UNSAFE = re.compile(f"[\\s<>\\\\\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
 
@@ -70,13 +78,36 @@ def plain(value: object) -> str:
     return unmention(clean(value))
 
 
-def _escape_line(line: str) -> str:
-    line = _INLINE.sub(r"\\\1", line.lstrip(" \t"))
+def escape_match(found: re.Match[str]) -> str:
+    """What an `ESCAPES` match becomes in literal text (a private-use character stays)."""
+    char = found.group()
+    escaped = _ESCAPED.get(char)
+    if escaped is not None:
+        return escaped
+    after = found.group(1)
+    if char == "<":
+        return "\\<" if after is None or after.isspace() or after == ZWJ else "\\<" + ZWJ
+    if char == "@" and after is not None and _names(after):
+        return "@" + ZWJ
+    return char
+
+
+def _names(char: str) -> bool:
+    """Whether `char` after an `@` could make a name of it (a word character, `.`, `-`,
+    or a held piece)."""
+    return char.isalnum() or char in "_.-" or "\ue000" <= char <= "\uf8ff"
+
+
+def escape_line(line: str, escape: Callable[[re.Match[str]], str] = escape_match) -> str:
+    """One line, already collapsed (`line`), as literal CommonMark: `ESCAPES`' matches
+    replaced by `escape` (the private-use characters kept as they are by default), a
+    block marker at its start escaped."""
+    line = line.lstrip(" \t")
     match = _LINE_START.match(line)
-    if match:
-        marker = match.group(0)
-        line = f"{marker[:-1]}\\{marker[-1]}{line[match.end() :]}"
-    return unmention(line)
+    if match is None:
+        return ESCAPES.sub(escape, line)
+    marker = match.group(0)
+    return f"{marker[:-1]}\\{marker[-1]}" + ESCAPES.sub(escape, line[match.end() :])
 
 
 def line(value: object, limit: int = 200) -> str:
@@ -89,7 +120,7 @@ def line(value: object, limit: int = 200) -> str:
 
 def text(value: object, limit: int = 200) -> str:
     """`value` as literal inline CommonMark on one line (see the module's docstring)."""
-    return _escape_line(line(value, limit))
+    return escape_line(line(value, limit))
 
 
 def code(value: object, limit: int = 200) -> str:
@@ -140,7 +171,7 @@ def quote(value: object, limit: int = QUOTE_LIMIT, lines: int = QUOTE_LINES) -> 
         split, cut = split[:lines], True
     quoted = []
     for raw in split:
-        escaped = _escape_line(raw.rstrip())
+        escaped = escape_line(raw.rstrip())
         quoted.append(f"> {escaped}" if escaped else ">")
     if cut:
         quoted[-1] = quoted[-1] + " …" if quoted[-1] != ">" else "> …"

@@ -171,7 +171,6 @@ _MAX_HELD = 0xF8FF - 0xE000
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)
 _BACKTICKS = re.compile(r"`+")
 _LANGUAGE = re.compile(r"[\w+#.-]{1,30}\n")
-_AT_HELD = re.compile("@(?=[\ue000-\uf8ff])")
 
 
 class Held:
@@ -187,15 +186,15 @@ class Held:
         return chr(_FIRST_HELD + len(self.pieces) - 1)
 
     def line(self, text: str) -> str:
-        """`text` (the sender's characters and held pieces) as one line of CommonMark."""
-        # An `@` right before a held piece (`@*everyone*`) must not join it into a mention.
-        if "@" in text:
-            text = _AT_HELD.sub("@" + md.ZWJ, text)
-        escaped = md.text(text, MAX_TEXT)
-        return _PRIVATE.sub(self._piece, escaped) if self.pieces else escaped
+        """`text` (the sender's characters and held pieces) as one line of CommonMark, in
+        one pass: escaped, and each held piece put back (an `@` right before one, as in
+        `@*everyone*`, defused so that it cannot join it into a mention)."""
+        return md.escape_line(md.line(text, MAX_TEXT), self._escape)
 
-    def _piece(self, found: re.Match[str]) -> str:
-        index = ord(found.group(0)) - _FIRST_HELD
+    def _escape(self, found: re.Match[str]) -> str:
+        index = ord(found.group()) - _FIRST_HELD
+        if index < 0:
+            return md.escape_match(found)
         return self.pieces[index] if index < len(self.pieces) else ""
 
 
@@ -298,9 +297,10 @@ def emphasis(marker: str, *, intraword: bool = False) -> re.Pattern[str]:
     # A single marker's text has none of its character; a double's, no double.
     inside = f"[^{c}\\n]" if len(marker) == 1 else f"(?:[^{c}\\n]|{c}(?!{c}))"
     edge = f"[^\\s{c}\\\\]"
-    before = "" if intraword else rf"(?<![\w{c}\\])"
+    # After the marker, so that the pattern starts with it (the engine's fast scan).
+    before = "" if intraword else rf"(?<![\w{c}\\]{m})"
     after = "" if intraword else rf"(?![\w{c}])"
-    pattern = re.compile(f"{before}{m}(?=[^\\s{c}])((?:{inside})*?{edge}|{edge}){m}{after}")
+    pattern = re.compile(f"{m}{before}(?=[^\\s{c}])((?:{inside})*?{edge}|{edge}){m}{after}")
     _MARKS[pattern] = marker[0]
     return pattern
 
