@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
@@ -25,10 +26,14 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str = "ho
         shared_processors.append(tracing.add_trace_ids)
     renderer: structlog.types.Processor
     factory: structlog.types.WrappedLogger
+    global _request_lines
+    _request_lines = None
     if json_output:
         # orjson writes bytes: one canonical line per request costs a few microseconds.
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory = TickFlushedLoggerFactory(sys.stderr.buffer)
+        if logging.getLevelName(level.upper()) <= logging.INFO:
+            _request_lines = _RequestLines(factory(), tracing.mode() is not tracing.Mode.OFF)
     else:
         renderer = structlog.dev.ConsoleRenderer()
         factory = structlog.PrintLoggerFactory(sys.stderr)
@@ -113,3 +118,36 @@ class TickFlushedLoggerFactory:
 
     def __call__(self, *args: Any) -> TickFlushedLogger:
         return self._logger
+
+
+def request_line(fields: dict[str, Any]) -> None:
+    """The canonical `http_request` line of a request (SPEC §18's), at INFO: `fields` and
+    the context bound for logs. In JSON, the line the processors above would write, written
+    without them: it is every request's, and their chain costs four times the line."""
+    lines = _request_lines
+    if lines is None:
+        _http_log.info("http_request", **fields)
+    else:
+        lines.write(fields)
+
+
+_http_log = structlog.get_logger("hookhub.http")
+
+
+class _RequestLines:
+    def __init__(self, logger: TickFlushedLogger, traced: bool) -> None:
+        self._logger = logger
+        self._traced = traced
+
+    def write(self, fields: dict[str, Any]) -> None:
+        line = {"event": "http_request", **fields}
+        for key, value in structlog.contextvars.get_contextvars().items():
+            line.setdefault(key, value)
+        line["level"] = "info"
+        line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        if self._traced:
+            tracing.add_trace_ids(None, "info", line)
+        self._logger.msg(orjson.dumps(line))
+
+
+_request_lines: _RequestLines | None = None

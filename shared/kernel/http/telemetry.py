@@ -9,9 +9,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Scope
 
+from shared.kernel.logging import request_line
 from shared.kernel.metrics import LATENCY_BUCKETS, Labelled
-
-log = structlog.get_logger("hookhub.http")
 
 _UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _MAX_REQUEST_ID = 128
@@ -55,12 +54,13 @@ class RequestTelemetry:
         self._requests(route, method, str(status)).inc()
         self._latency(route, method).observe(elapsed)
         if scope["path"] not in _UNLOGGED_PATHS:
-            log.info(
-                "http_request",
-                method=method,
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
+            request_line(
+                {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
             )
         structlog.contextvars.unbind_contextvars("request_id")
 
