@@ -16,6 +16,8 @@ from services.gateway.incoming_webhooks.schemas import (
     IncomingWebhookUpdate,
 )
 from services.gateway.incoming_webhooks.service import (
+    SOURCE_PROVIDER,
+    Accepted,
     Post,
     new_token,
     read_discord,
@@ -28,7 +30,7 @@ from shared.domain.templates import Templates
 from shared.domain.usage import UsageCounters
 from shared.kernel import tracing
 from shared.kernel.crypto import fingerprint
-from shared.kernel.envelopes import InboundMessage, Topic
+from shared.kernel.envelopes import Topic
 from shared.kernel.errors import BadRequest, Forbidden, NotFound
 from shared.kernel.http.app import from_state, runtime_of
 from shared.kernel.http.auth import Authenticated
@@ -164,7 +166,7 @@ async def rotate_incoming_webhook_token(
     return _out(doc, runtime)
 
 
-async def _publish(request: IngressRequest, read: Reader) -> InboundMessage | None:
+async def _publish(request: IngressRequest, read: Reader) -> Accepted | None:
     """The checks every incoming-webhook route makes, the body read by `read` (or rendered
     by the hook's template), and the message published: returns once it is on Kafka, so
     the caller's 2xx means accepted; None when the template skipped the post."""
@@ -193,8 +195,14 @@ async def _publish(request: IngressRequest, read: Reader) -> InboundMessage | No
     else:
         post = read(body, request.headers.get("content-type", "application/json"))
         message = to_inbound_message(hook, post, idempotency_key)
-    tracing.describe(message)
-    await runtime.publisher.publish(Topic.CHAT_INBOUND, message)
+    tracing.annotate(
+        envelope_id=message.id,
+        workspace_id=hook.workspace_id,
+        event_type="message.received",
+        provider=SOURCE_PROVIDER,
+        integration_id=hook.id,
+    )
+    await runtime.publisher.publish_encoded(Topic.CHAT_INBOUND, [message.encoded])
     counters.bump(COLLECTION, hook.id, "message_count", set_max={"last_message_at": utcnow()})
     usage: UsageCounters = state.usage
     usage.event(hook.workspace_id, "incoming")
@@ -213,12 +221,11 @@ async def post_discord_webhook(request: IngressRequest) -> RawResponse:
     message = await _publish(request, read_discord)
     if message is None or request.query_params.get("wait", "").lower() not in ("true", "1"):
         return RawResponse(204)
-    hook_id = message.source.integration_id
     reply = {
         "id": message.id,
         "type": 0,
         "channel_id": message.channel_id,
-        "webhook_id": hook_id,
+        "webhook_id": message.integration_id,
         "content": message.text,
         "timestamp": message.occurred_at.isoformat(),
     }

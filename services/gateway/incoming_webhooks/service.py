@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,9 +14,10 @@ from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
 from shared.kernel import jsonlimits
-from shared.kernel.envelopes import InboundMessage, MessageAuthor, MessageSource
+from shared.kernel.envelopes import Encoded, encode_inbound
 from shared.kernel.errors import BadRequest, Invalid
 from shared.kernel.ids import derived_id, new_id, utcnow
+from shared.kernel.text import printable
 from shared.providers.discord import incoming as discord
 from shared.providers.incoming import Incoming
 from shared.providers.microsoft import teams
@@ -140,36 +142,52 @@ def _avatar(url: str | None) -> str | None:
     return url
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A post made into a `message.received`: its record (`encoded`), and what an answer
+    shows of it."""
+
+    encoded: Encoded
+    channel_id: str
+    integration_id: str
+    text: str
+    occurred_at: datetime
+
+    @property
+    def id(self) -> str:
+        return self.encoded.id
+
+
 def to_inbound_message(
     hook: HookSnapshot, post: Post, idempotency_key: str | None = None
-) -> InboundMessage:
+) -> Accepted:
+    """The `message.received` of `post`, encoded as `InboundMessage(...).to_kafka()` would
+    (`encode_inbound`: a webhook's post is on the gateway's hottest path)."""
     # With an Idempotency-Key a retried post gets the same envelope id, so consumers see it
     # once; without one every post is a new message, as with Slack.
     message_id = (
         derived_id(SOURCE_PROVIDER, hook.id, idempotency_key) if idempotency_key else new_id("evt")
     )
     shown = post.incoming
-    return InboundMessage(
+    occurred_at = utcnow()
+    encoded = encode_inbound(
         id=message_id,
         type="message.received",
         workspace_id=hook.workspace_id,
         channel_id=hook.target_channel_id,
-        source=MessageSource(
-            provider=SOURCE_PROVIDER,
-            integration_id=hook.id,
-            external_channel_id=post.channel,
-            external_message_id=message_id,
-            external_thread_id=post.thread,
-        ),
-        author=MessageAuthor.model_validate(
-            {
-                "name": shown.username or hook.default_username or hook.name,
-                "avatar_url": _avatar(shown.avatar_url) or hook.default_icon_url,
-            }
-        ),
+        provider=SOURCE_PROVIDER,
+        integration_id=hook.id,
+        external_channel_id=post.channel,
+        external_message_id=message_id,
+        external_thread_id=post.thread,
+        author_name=shown.username or hook.default_username or hook.name,
+        avatar_url=_avatar(shown.avatar_url) or hook.default_icon_url,
+        author_external_id=None,
         text=shown.text,
         attachments=post.attachments,
         blocks=post.blocks,
         card=shown.card.as_dict() if shown.card else None,
-        occurred_at=utcnow(),
+        thread_id=None,
+        occurred_at=occurred_at,
     )
+    return Accepted(encoded, hook.target_channel_id, hook.id, printable(shown.text), occurred_at)

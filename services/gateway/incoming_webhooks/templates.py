@@ -21,13 +21,13 @@ import orjson
 from services.gateway.incoming_webhooks.repository import COLLECTION
 from services.gateway.incoming_webhooks.service import (
     SOURCE_PROVIDER,
+    Accepted,
     HookSnapshot,
     Post,
     read_json,
     to_inbound_message,
 )
 from shared.domain.templates import TemplateFailure, Templates, event_of
-from shared.kernel.envelopes import InboundMessage
 from shared.kernel.errors import Invalid
 from shared.kernel.mongo import BatchedWriter
 from shared.providers.incoming import Incoming
@@ -46,7 +46,7 @@ async def templated_message(
     headers: Mapping[str, str],
     idempotency_key: str | None,
     read: Callable[[bytes, str], Post],
-) -> InboundMessage | None:
+) -> Accepted | None:
     """The message a post to a hook with a template makes; None when the template skips it.
     `read` is the route's own reading (Slack's, Discord's, Teams'), for a template that
     fails. Raises as read_json does for a body that is not a JSON object."""
