@@ -7,7 +7,7 @@ pointing at `bench.sink` on loopback, a cheap HTTP/1.1 server in its own process
 `200` and notes which event arrived when. Every event is a ~1 KB `message.created` chat
 event carrying `data.bench_seq` and `data.sent_at` (`time.time()` when it was published).
 
-Four parts:
+Five parts:
 
 1. **Throughput** (`delivery`). With the delivery process stopped, N events are published to
    `<namespace>.hookhub.chat.events` (keyed by channel, as the chat product does); then the
@@ -51,6 +51,25 @@ Four parts:
    duplicates; #48's target ≤ 1% of the events), the time to the last event, and how long
    after the kill it arrived. Then each event must have one `deliveries` document in
    MongoDB, completed. No baseline: the table is judged against the targets.
+5. **Many endpoints** (`delivery-logged-20`, `delivery-floor-20`; issue #60), last, on a
+   MongoDB database and topics of its own (the parts before filled the run's). Part 2 again
+   with 20 outgoing webhooks, each its own path on the sink (`/e/<i>`, every setting at its
+   default), all subscribed: 600 events (as an outside measurement had them) published
+   while the delivery process is stopped, so 12,000 deliveries, timed from the sink's first
+   request to the moment the attempt log held them all. The same two loops send the same
+   12,000 signed requests (each event to the 20 paths in turn, a secret a path) with as
+   many in flight in all as the delivery process allows the 20 endpoints (each its
+   `max_concurrency`, at most a quarter of `HOOKHUB_DELIVERY_MAX_IN_FLIGHT` a lane, that
+   many in all: 128 by default), before and after hookhub's burst. Counted by endpoint:
+   each path must have received each event, no other path anything and no other event
+   (one `webhook-id` an event), and for hookhub MongoDB must hold each endpoint's delivery
+   of each event completed with its attempt logged, once; only a delivery found at both
+   counts, anything else is an error (the table flagged). Targets: ≥ 1.0 of httpx + attempt
+   log (#48's), ≥ 0.45 of the floor (#60). Notes give the CPU per logged delivery as part 2's.
+
+Knobs for a quick run (environment): `BENCH_DELIVERY_EVENTS` (parts 1 and 2's backlog,
+10,000), `BENCH_DELIVERY_ENDPOINTS` (part 5's endpoints, 20; its tables are named by it) and
+`BENCH_DELIVERY_FANOUT_EVENTS` (part 5's events, 600).
 
 The delivery process is stopped before the baselines run, so they never compete for CPU.
 """
@@ -58,6 +77,7 @@ The delivery process is stopped before the baselines run, so they never compete 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -65,11 +85,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pymongo.database import Database
 
 from bench.harness import (
     BenchError,
@@ -91,13 +112,16 @@ from bench.sender import (
     LOG_INTERVAL,
     WORKSPACE,
     event_id,
+    loop_endpoints,
     message_data,
     webhook_request,
 )
+from services.delivery.deliveries.dispatcher import LANE_SHARE
 from shared.kernel.consumers import FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess, free_port
 from shared.kernel.envelopes import ChatEvent, Topic
-from shared.kernel.ids import utcnow
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.settings import DeliverySettings
 
 EVENTS = 10_000  # pre-published for the throughput part
 RATE = 200.0  # events per second for the latency part
@@ -112,6 +136,23 @@ LOOP_LOG = "bench_attempts"
 TARGET_OF_LOGGED = 1.0  # #48: hookhub's logged/s ≥ 1.0 of httpx + attempt log
 TARGET_OF_FLOOR = 0.3  # #48: and ≥ 0.3 of the floor (bare sockets + attempt log)
 ACTOR = {"type": "user", "id": "usr_01jcz8w3m5q7r9t2v4x6y8"}
+# The many-endpoint part (#60): each event of a backlog to FANOUT_ENDPOINTS endpoints, as an
+# outside measurement had it (600 events x 20 endpoints, 100 in flight: 0.22 of the floor).
+FANOUT_ENDPOINTS = 20
+FANOUT_EVENTS = 600
+FANOUT_PATH = "/e"  # endpoint i at /e/<i> on the sink
+FANOUT_PHASE = "fanout"
+TARGET_OF_FLOOR_MANY = 0.45  # #60: ≥ 0.45 of the floor with many endpoints
+# Environment knobs (a quick run): the one-endpoint backlog (EVENTS), the many-endpoint
+# part's endpoints and events.
+BENCH_EVENTS = "BENCH_DELIVERY_EVENTS"
+BENCH_ENDPOINTS = "BENCH_DELIVERY_ENDPOINTS"
+BENCH_FANOUT_EVENTS = "BENCH_DELIVERY_FANOUT_EVENTS"
+LOGGED_NOTE = (
+    "logged/s: requests (deliveries) whose attempt is written, from the first request "
+    "to the last one written (hookhub: the sink's first request to the last delivery "
+    "written with its first attempt in its document, one insert a delivery)"
+)
 # The kill run: a backlog for two delivery processes; the second is killed once it has made
 # a sixth of the attempts (a third of its half of the partitions' share).
 KILL_EVENTS = 10_000
@@ -131,6 +172,9 @@ class Deliveries:
 
     def run(self, harness: Harness) -> list[BenchmarkResult]:
         options = harness.options
+        count = _knob(BENCH_EVENTS, EVENTS, 100)  # before anything starts: a wrong one fails
+        endpoints = _knob(BENCH_ENDPOINTS, FANOUT_ENDPOINTS, 2)
+        fanout_events = _knob(BENCH_FANOUT_EVENTS, FANOUT_EVENTS, 10)
         infrastructure = harness.infrastructure()
         sink = start_sink(harness)
         env = {"HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
@@ -148,11 +192,11 @@ class Deliveries:
             raise BenchError(f"a first event was not delivered to the sink: {sink.stats()}")
         delivery.stop()
         # The loops that keep a record, before hookhub's burst (and again after it).
-        loops = LoggedLoops(harness, sink, concurrency)
+        loops = LoggedLoops(harness, sink, concurrency, count)
         loops.run_all("before")
 
-        # -- 1. throughput, ours: a backlog of EVENTS, one delivery process started on it ----
-        events = [chat_event(run, "burst", seq) for seq in range(EVENTS)]
+        # -- 1. throughput, ours: a backlog of `count`, one delivery process started on it ---
+        events = [chat_event(run, "burst", seq) for seq in range(count)]
         body_size = len(
             webhook_request(run, "burst", 0, time.time(), "whsec_" + "A" * 32, utcnow())[0]
         )
@@ -160,8 +204,8 @@ class Deliveries:
         harness.wait_ready(delivery)
         log = attempt_log(
             infrastructure,
-            str(endpoint["id"]),
-            expected=EVENTS + 1,
+            [str(endpoint["id"])],
+            expected=count + 1,
             since=window.completed_at,
             process=delivery,
         )
@@ -193,21 +237,21 @@ class Deliveries:
         floor = asyncio.run(kafka_floor(infrastructure.kafka_bootstrap, topic, run, warm, total))
 
         # -- baselines: the httpx loop against the same sink ----------------------------------
-        sink.reset(expect=EVENTS)
+        sink.reset(expect=count)
         base_result, window = run_sender(
-            harness, sink, ["--count", str(EVENTS)], concurrency, timeout=max(180.0, EVENTS / 50)
+            harness, sink, ["--count", str(count)], concurrency, timeout=max(180.0, count / 50)
         )
         base = window.measurement(f"baseline (httpx, {concurrency} in flight)", from_seq=0)
         _apply_sender(base, base_result)
         # Not the baseline (the issue fixes that as httpx): the client hookhub sends with,
         # bare, so the note can say what the service adds to its own client.
-        sink.reset(expect=EVENTS)
+        sink.reset(expect=count)
         _, window = run_sender(
             harness,
             sink,
-            ["--count", str(EVENTS), "--client", "aiohttp"],
+            ["--count", str(count), "--client", "aiohttp"],
             concurrency,
-            timeout=max(180.0, EVENTS / 50),
+            timeout=max(180.0, count / 50),
         )
         bare_client = window.measurement("aiohttp loop", from_seq=0)
         loops.run_all("after")
@@ -226,6 +270,9 @@ class Deliveries:
         latency_base.error_kinds.update(paced_result["error_kinds"])
         # Last: it leaves a dead member in the group until its session times out.
         killed = kill_run(harness, sink, topic, env)
+        # After everything else, on a database and topics of its own: the parts above run
+        # as they did before it was added.
+        many = self._many_endpoints(harness, sink, env, endpoints, fanout_events)
         sink.child.stop()
 
         sink_cores = base.cpu_cores.get("sink")
@@ -235,7 +282,7 @@ class Deliveries:
             ours,
             base,
             notes=[
-                f"{EVENTS:,} message.created events, {body_size:,}-byte webhook bodies, "
+                f"{count:,} message.created events, {body_size:,}-byte webhook bodies, "
                 f"{CHANNELS} channel keys; published in {published_in:.2f} s before the "
                 "delivery process was started",
                 log.summary(ours.window_s),
@@ -247,7 +294,7 @@ class Deliveries:
                 f"{ours.rps / bare_client.rps if bare_client.rps else 0:.2f} of its own client",
             ],
             setup=(
-                f"{EVENTS:,} pre-published events, {concurrency} in flight, "
+                f"{count:,} pre-published events, {concurrency} in flight, "
                 "first → last request at the sink"
             ),
             unit="deliveries/s",
@@ -278,19 +325,9 @@ class Deliveries:
             unit="deliveries/s",
             compare="latency",
         )
-        logged = ours_logged(ours, log, EVENTS)
+        logged = ours_logged(ours, log, count)
         per_delivery = _per_delivery_note(logged, ours, loops)
-        loop_notes = [
-            "logged/s: requests (deliveries) whose attempt is written, from the first request "
-            "to the last one written (hookhub: the sink's first request to the last delivery "
-            "written with its first attempt in its document, one insert a delivery)",
-            f"the loops: the same {EVENTS:,} signed requests to the same sink, {concurrency} in "
-            f"flight, each attempt written to `{LOOP_LOG}` (the fields of delivery_attempts, "
-            f"the {len(LOG_INDEXES)} indexes it had when #48 set its targets) by "
-            f"insert_many of up to {LOG_BATCH} "
-            f"documents at least every {LOG_INTERVAL * 1000:g} ms, not awaited per request",
-            per_delivery,
-        ]
+        loop_notes = [LOGGED_NOTE, loops.note(), per_delivery]
         against_loop = loops.against(
             "delivery-logged", logged, HTTPX_LOG, TARGET_OF_LOGGED, loop_notes
         )
@@ -301,7 +338,7 @@ class Deliveries:
         against_floor = loops.against(
             "delivery-floor", logged, FLOOR, TARGET_OF_FLOOR, [floor_note, *loop_notes]
         )
-        return [throughput, against_loop, against_floor, latency, killed]
+        return [throughput, against_loop, against_floor, latency, killed, *many]
 
     def _latency(
         self, harness: Harness, sink: Sink, delivery: Server, topic: str, rate: float, phase: str
@@ -320,9 +357,236 @@ class Deliveries:
         window.join()
         return window.measurement("hookhub delivery", from_seq=warm, latency=True)
 
+    def _many_endpoints(
+        self, harness: Harness, sink: Sink, env: dict[str, str], endpoints: int, events: int
+    ) -> list[BenchmarkResult]:
+        """The logged part again with `endpoints` endpoints, each of `events` events to each
+        (issue #60): hookhub's logged/s against the same two loops, as many requests to the
+        same paths with as many in flight as the delivery process allows."""
+        infrastructure = harness.infrastructure()
+        # A database and topics of its own (as `tracing`'s runs): the embedded MongoDB and
+        # broker slow as they fill, and the parts before filled the run's.
+        own = {
+            "HOOKHUB_MONGO_DB": f"{infrastructure.mongo_db}_fanout",
+            "HOOKHUB_TOPIC_NAMESPACE": f"{infrastructure.topic_namespace}-fanout",
+        }
+        env = {**env, **own}
+        database = own["HOOKHUB_MONGO_DB"]
+        topic = f"{own['HOOKHUB_TOPIC_NAMESPACE']}.{Topic.CHAT_EVENTS}"
+        run = harness.run_id
+        delivery = harness.start_service("delivery", env=env)
+        paths: dict[str, str] = {}  # endpoint id → its path on the sink
+        concurrencies: list[int] = []
+        for i in range(endpoints):
+            path = f"{FANOUT_PATH}/{i}"
+            made = _create_endpoint(
+                delivery.url, infrastructure.admin_token, sink.url + path, f"bench sink {i}"
+            )
+            paths[str(made["id"])] = path
+            concurrencies.append(int(made["max_concurrency"]))
+        in_flight = InFlight.of(harness, env, concurrencies)
+        # One event to every endpoint before anything is timed: each path works.
+        sink.reset(expect=endpoints, by_path=True)
+        check = [chat_event(run, f"{FANOUT_PHASE}-check", 0)]
+        asyncio.run(publish_all(infrastructure.kafka_bootstrap, topic, check))
+        if not sink.wait_until("complete", time.monotonic() + 60, delivery.child.alive):
+            raise BenchError(f"a first event did not reach every endpoint: {sink.stats()}")
+        delivery.stop()
+        loops = LoggedLoops(harness, sink, in_flight.total, events, endpoints, database)
+        loops.run_all("before")
+
+        deliveries = events * endpoints
+        backlog = [chat_event(run, FANOUT_PHASE, seq) for seq in range(events)]
+        delivery, window, published_in = deliver_backlog(
+            harness, sink, topic, backlog, env, expect=deliveries, by_path=True
+        )
+        harness.wait_ready(delivery)
+        log = attempt_log(
+            infrastructure,
+            list(paths),
+            expected=deliveries + endpoints,  # and the check's
+            since=window.completed_at,
+            process=delivery,
+            database=database,
+            checks=endpoints,
+        )
+        ours = window.measurement(f"hookhub delivery, {endpoints} endpoints", from_seq=0)
+        ours.p50_ms, ours.p90_ms, ours.p99_ms, ours.max_ms = log.percentiles()
+        if log.failed:
+            ours.errors += log.failed
+            ours.error_kinds["non_2xx_attempts"] = log.failed
+        tally = FanoutTally.at_sink(sink, list(paths.values()), run, FANOUT_PHASE, events)
+        tally.read_log(infrastructure, database, paths, event_id(run, FANOUT_PHASE, 0))
+        delivery.stop()
+        loops.run_all("after")
+
+        logged = ours_logged(ours, log, deliveries, tally)
+        body_size = len(
+            webhook_request(run, FANOUT_PHASE, 0, time.time(), "whsec_" + "A" * 32, utcnow())[0]
+        )
+        notes = [
+            f"{events:,} message.created events x {endpoints} endpoints = {deliveries:,} "
+            f"deliveries, {body_size:,}-byte webhook bodies, {CHANNELS} channel keys; "
+            f"published in {published_in:.2f} s before the delivery process was started; a "
+            "database and topics of this part's own",
+            tally.verdict(),
+            log.summary(ours.window_s),
+            in_flight.note(),
+            f"hookhub at the sink: {ours.rps:,.0f} deliveries/s over {ours.window_s:.2f} s",
+            LOGGED_NOTE,
+            loops.note(),
+            _per_delivery_note(logged, ours, loops),
+        ]
+        return [
+            loops.against(
+                f"delivery-logged-{endpoints}", logged, HTTPX_LOG, TARGET_OF_LOGGED, notes
+            ),
+            loops.against(
+                f"delivery-floor-{endpoints}",
+                logged,
+                FLOOR,
+                TARGET_OF_FLOOR_MANY,
+                notes,
+                issue="#60",
+            ),
+        ]
+
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
+
+
+def _knob(name: str, default: int, least: int) -> int:
+    """A whole number from the environment variable `name` (`default` without one)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < least:
+        raise BenchError(f"{name}: a whole number ≥ {least}, not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """How many attempts the delivery process has out at once over a set of endpoints: each
+    lane its endpoint's `max_concurrency` workers, at most LANE_SHARE of the process's
+    `HOOKHUB_DELIVERY_MAX_IN_FLIGHT`, and that many in all (services/delivery/deliveries/
+    dispatcher.py)."""
+
+    concurrencies: tuple[int, ...]
+    process: int  # HOOKHUB_DELIVERY_MAX_IN_FLIGHT
+
+    @classmethod
+    def of(cls, harness: Harness, env: dict[str, str], concurrencies: list[int]) -> InFlight:
+        """The setting as the delivery process gets it (the shell's environment, `--set`,
+        then the benchmark's), its default without one."""
+        name = "HOOKHUB_DELIVERY_MAX_IN_FLIGHT"
+        value = {**os.environ, **harness.options.service_env, **env}.get(name)
+        default = DeliverySettings.model_fields["delivery_max_in_flight"].default
+        return cls(tuple(concurrencies), int(value) if value else int(default))
+
+    @property
+    def per_lane(self) -> int:
+        return max(1, int(self.process * LANE_SHARE))
+
+    @property
+    def total(self) -> int:
+        return min(sum(min(c, self.per_lane) for c in self.concurrencies), self.process)
+
+    def note(self) -> str:
+        each = sorted(set(self.concurrencies))
+        named = ", ".join(str(c) for c in each)
+        return (
+            f"in flight: {self.total}, what the delivery process allows its "
+            f"{len(self.concurrencies)} endpoints (max_concurrency {named} each, at most "
+            f"{self.per_lane} a lane, {self.process} in all: HOOKHUB_DELIVERY_MAX_IN_FLIGHT); "
+            "the loops as many over the same paths"
+        )
+
+
+@dataclass
+class FanoutTally:
+    """What a many-endpoint run delivered, counted by endpoint: the events each endpoint's
+    path received at the sink and, for hookhub, those whose delivery MongoDB holds completed
+    with its attempt logged. A delivery counts once it is in both: a wrong count elsewhere
+    (another path's, a stray event's, a second copy's) is an error, never a delivery."""
+
+    events: int
+    sink: dict[str, set[int]]  # by path: the events 0 … events-1 it received
+    kinds: Counter[str]
+    log: dict[str, set[int]] | None = None  # by path: its endpoint's, logged and completed
+
+    @classmethod
+    def at_sink(
+        cls, sink: Sink, paths: list[str], run: str, phase: str, events: int
+    ) -> FanoutTally:
+        """After a `by_path` run of `phase`'s events 0 … events-1: each path must have
+        received each (once or more: a repeat is a duplicate, not a loss), known by its
+        `webhook-id` (the event's: the same for each endpoint and attempt), no other path
+        anything, and no path another event (an earlier phase's, numbered alike)."""
+        stats = sink.stats()
+        wanted = {derived_id(event_id(run, phase, seq), prefix="msg"): seq for seq in range(events)}
+        received: dict[str, set[int]] = {}
+        kinds: Counter[str] = Counter()
+        for path in paths:
+            ids = sink.webhook_ids(path)
+            received[path] = {wanted[i] for i in ids if i in wanted}
+            kinds["missing"] += events - len(received[path])
+            kinds["not_an_event_of_the_run"] += len(ids - wanted.keys())
+        kinds["to_another_path"] = sum(n for p, n in stats["paths"].items() if p not in paths)
+        kinds["unnumbered"] = int(stats["unnumbered"])
+        kinds["without_webhook_id"] = int(stats["unidentified"])
+        return cls(events, received, kinds)
+
+    def read_log(
+        self, infrastructure: Infrastructure, database: str, paths: dict[str, str], first: str
+    ) -> None:
+        """Each endpoint's (`paths`: endpoint id → path) deliveries of the run's events
+        (ids as `first`'s, the event numbered 0) in MongoDB: logged and completed, once."""
+        prefix = first.removesuffix(f"{0:07d}")
+        query = {
+            "endpoint_id": {"$in": list(paths)},
+            "event_id": {"$regex": "^" + re.escape(prefix)},
+            "first_attempt": {"$exists": True},
+            "status": "completed",
+        }
+        self.log = {path: set() for path in paths.values()}
+        with _database(infrastructure, database) as db:
+            rows = db.deliveries.find(query, {"_id": 0, "endpoint_id": 1, "event_id": 1})
+            found = rows.to_list()
+        for row in found:
+            seq = int(str(row["event_id"]).removeprefix(prefix))
+            logged = self.log[paths[str(row["endpoint_id"])]]
+            if seq in logged:
+                self.kinds["doubled_in_delivery_log"] += 1
+            elif seq < self.events:
+                logged.add(seq)
+        self.kinds["not_logged_completed"] = sum(self.events - len(s) for s in self.log.values())
+
+    @property
+    def expected(self) -> int:
+        return self.events * len(self.sink)
+
+    @property
+    def delivered(self) -> int:
+        """Deliveries received at their endpoint's path and (for hookhub) logged."""
+        if self.log is None:
+            return sum(len(seqs) for seqs in self.sink.values())
+        return sum(len(seqs & self.log.get(path, set())) for path, seqs in self.sink.items())
+
+    def error_kinds(self) -> dict[str, int]:
+        return {kind: n for kind, n in self.kinds.items() if n > 0}
+
+    def verdict(self) -> str:
+        kinds = self.error_kinds()
+        problems = ", ".join(f"{kind} {n:,}" for kind, n in sorted(kinds.items()))
+        where = "at the sink" + (" and in the delivery log" if self.log is not None else "")
+        return (
+            f"counted by endpoint {where}: {self.delivered:,}/{self.expected:,} deliveries, "
+            f"each of the {self.events:,} events at each of the {len(self.sink)} paths"
+            + (" and logged completed, once" if self.log is not None else "")
+            + (": nothing lost" if not kinds else f": {problems}, NOT CLEAN")
+        )
 
 
 # -- the sink ------------------------------------------------------------------------------
@@ -347,6 +611,14 @@ class Sink:
         with self._client() as client:
             seqs: list[int] = client.get("/_bench/arrivals", params={"path": path}).json()["seqs"]
         return seqs
+
+    def webhook_ids(self, path: str) -> set[str]:
+        """The `webhook-id`s received on `path` (after a `by_path` reset)."""
+        with self._client() as client:
+            ids: list[str] = client.get("/_bench/arrivals", params={"path": path}).json()[
+                "webhook_ids"
+            ]
+        return set(ids)
 
     def stats(self, from_seq: int = 0) -> dict[str, Any]:
         with self._client() as client:
@@ -510,11 +782,14 @@ def deliver_backlog(
     return delivery, window, published_in
 
 
-def _create_endpoint(delivery_url: str, admin_token: str, url: str) -> dict[str, Any]:
+def _create_endpoint(
+    delivery_url: str, admin_token: str, url: str, name: str = "bench sink"
+) -> dict[str, Any]:
+    """An outgoing webhook for every event of the bench's workspace, the rest defaults."""
     response = httpx.post(
         delivery_url + "/api/outgoing-webhooks",
         headers={"Authorization": f"Bearer {admin_token}"},
-        json={"workspace_id": WORKSPACE, "name": "bench sink", "url": url, "events": ["*"]},
+        json={"workspace_id": WORKSPACE, "name": name, "url": url, "events": ["*"]},
         timeout=10,
     )
     if response.status_code != 201:
@@ -674,6 +949,7 @@ class AttemptLog:
     failed: int
     lag_s: float | None
     durations_ms: list[float]
+    checks: int = 1  # of `expected`: the check's deliveries, before the burst
 
     def percentiles(self) -> tuple[float | None, float | None, float | None, float | None]:
         ordered = sorted(self.durations_ms)
@@ -696,10 +972,10 @@ class AttemptLog:
 
     def summary(self, window_s: float) -> str:
         if self.complete and self.lag_s is not None:
+            rate = (self.expected - self.checks) / self.logged_s(window_s)
             when = (
                 f"{self.lag_s:.1f} s after the last request reached the sink "
-                f"({(self.expected - 1) / self.logged_s(window_s):,.0f} deliveries/s if the "
-                "window ended there)"
+                f"({rate:,.0f} deliveries/s if the window ended there)"
             )
         else:
             when = f"when the harness stopped waiting ({LOG_WAIT:g} s): INCOMPLETE"
@@ -709,22 +985,43 @@ class AttemptLog:
         )
 
 
+def _database(
+    infrastructure: Infrastructure, name: str | None
+) -> contextlib.AbstractContextManager[Database[dict[str, Any]]]:
+    """The run's database (`name` None) or another of its MongoDB, as `database()`."""
+    return infrastructure.database() if name is None else _named(infrastructure, name)
+
+
+@contextlib.contextmanager
+def _named(infrastructure: Infrastructure, name: str) -> Iterator[Database[dict[str, Any]]]:
+    with infrastructure.database() as db:
+        yield db.client[name]
+
+
 def attempt_log(
     infrastructure: Infrastructure,
-    endpoint_id: str,
+    endpoint_ids: list[str],
     expected: int,
     since: float,
     process: Server | None = None,
+    *,
+    database: str | None = None,
+    checks: int = 1,
 ) -> AttemptLog:
     """Waits (up to LOG_WAIT s) until every delivery's attempt is logged: its first in the
-    delivery's document (`first_attempt`), any later one in `delivery_attempts`.
+    delivery's document (`first_attempt`), any later one in `delivery_attempts`; the
+    deliveries of `endpoint_ids`, in `database` (the run's by default), `checks` of the
+    `expected` made before the burst.
 
     The moment it was is read from `process`'s /metrics when given (no delivery held, no
     outcome waiting for MongoDB: the writer's bulk insert acknowledged), every 10 ms, as
     the loops time their own last insert; MongoDB's counts then confirm it. Timed by the
     counts alone (every 0.2 s), the lag was the harness's: each count reads every delivery
     of the endpoint, tenths of a second on the embedded server."""
-    first = {"endpoint_id": endpoint_id, "first_attempt": {"$exists": True}}
+    endpoint: str | dict[str, list[str]] = (
+        endpoint_ids[0] if len(endpoint_ids) == 1 else {"$in": endpoint_ids}
+    )
+    first = {"endpoint_id": endpoint, "first_attempt": {"$exists": True}}
     deadline = time.monotonic() + LOG_WAIT
     lag: float | None = None
     while process is not None and time.monotonic() < deadline:
@@ -732,12 +1029,12 @@ def attempt_log(
             lag = time.monotonic() - since
             break
         time.sleep(0.01)
-    with infrastructure.database() as db:
+    with _database(infrastructure, database) as db:
         logged = completed = 0
         while time.monotonic() < deadline:
             logged = db.deliveries.count_documents(first)
             completed = db.deliveries.count_documents(
-                {"endpoint_id": endpoint_id, "status": "completed"}
+                {"endpoint_id": endpoint, "status": "completed"}
             )
             if logged >= expected and completed >= expected:
                 if lag is None:  # timed by the counts (or /metrics spoke too soon)
@@ -751,7 +1048,7 @@ def attempt_log(
             for doc in db.deliveries.find(first, {f"first_attempt.{f}": 1 for f in fields})
         ]
         rows += db.delivery_attempts.find(
-            {"endpoint_id": endpoint_id}, {"_id": 0, **dict.fromkeys(fields, 1)}
+            {"endpoint_id": endpoint}, {"_id": 0, **dict.fromkeys(fields, 1)}
         ).to_list()
     return AttemptLog(
         expected=expected,
@@ -760,6 +1057,7 @@ def attempt_log(
         failed=sum(1 for row in rows if row.get("status_code") != 200),
         lag_s=lag,
         durations_ms=[float(row["duration_ms"]) for row in rows if "duration_ms" in row],
+        checks=checks,
     )
 
 
@@ -772,10 +1070,13 @@ def run_sender(
     mode: list[str],
     concurrency: int,
     timeout: float,
+    *,
+    path: str = SINK_PATH,
     **more_pids: int,
 ) -> tuple[dict[str, Any], Window]:
+    """`bench.sender` in `mode` to the sink's `path`, watched until the sink is complete."""
     result_file = harness.root / f"sender-{time.monotonic_ns()}.json"
-    argv = [sys.executable, "-m", "bench.sender", "--url", sink.url + SINK_PATH]
+    argv = [sys.executable, "-m", "bench.sender", "--url", sink.url + path]
     argv += ["--concurrency", str(concurrency), "--result-file", str(result_file)]
     argv += ["--run", harness.run_id, *mode]
     sender = harness.start_process("sender", argv)
@@ -842,13 +1143,36 @@ class LoggedRun:
 
 class LoggedLoops:
     """The httpx loop and the floor, each writing an attempt log, run before and after
-    hookhub's burst."""
+    hookhub's burst: `events` events, each to `endpoints` paths on the sink (`SINK_PATH`
+    for one, `FANOUT_PATH/<i>` for more), `concurrency` requests in flight in all, the log
+    in `database` (the run's by default)."""
 
-    def __init__(self, harness: Harness, sink: Sink, concurrency: int) -> None:
+    def __init__(
+        self,
+        harness: Harness,
+        sink: Sink,
+        concurrency: int,
+        events: int = EVENTS,
+        endpoints: int = 1,
+        database: str | None = None,
+    ) -> None:
         self.harness = harness
         self.sink = sink
         self.concurrency = concurrency
+        self.events = events
+        self.endpoints = endpoints
+        self.database = database
         self.runs: dict[str, dict[str, LoggedRun]] = {HTTPX_LOG: {}, FLOOR: {}}
+
+    @property
+    def requests(self) -> int:
+        return self.events * self.endpoints
+
+    @property
+    def paths(self) -> list[str]:
+        if self.endpoints == 1:
+            return [SINK_PATH]
+        return [f"{FANOUT_PATH}/{i}" for i in range(self.endpoints)]
 
     def run_all(self, when: str) -> None:
         for client in (HTTPX_LOG, FLOOR):
@@ -856,35 +1180,73 @@ class LoggedLoops:
 
     def run(self, client: str, when: str, *, indexes: bool = True) -> LoggedRun:
         infrastructure = self.harness.infrastructure()
-        with infrastructure.database() as db:
+        many = self.endpoints > 1
+        with _database(infrastructure, self.database) as db:
             db.drop_collection(LOOP_LOG)
             for keys in LOG_INDEXES if indexes else []:
                 db[LOOP_LOG].create_index(keys)
-        self.sink.reset(expect=EVENTS)
+        self.sink.reset(expect=self.requests, by_path=many)
         mongo = {"mongo": infrastructure.mongo.process.pid}
         mongo_before = _cpu_times(mongo)
-        mode = ["--count", str(EVENTS), "--client", client, "--phase", f"log-{when}"]
-        mode += ["--log-uri", infrastructure.mongo_uri, "--log-db", infrastructure.mongo_db]
+        mode = ["--count", str(self.events), "--client", client, "--phase", f"log-{when}"]
+        if many:
+            mode += ["--endpoints", str(self.endpoints)]
+        log_db = self.database or infrastructure.mongo_db
+        mode += ["--log-uri", infrastructure.mongo_uri, "--log-db", log_db]
         mode += ["--log-collection", LOOP_LOG]
         result, window = run_sender(
             self.harness,
             self.sink,
             mode,
             self.concurrency,
-            timeout=max(180.0, EVENTS / 50),
+            timeout=max(180.0, self.requests / 50),
+            path=SINK_PATH if not many else FANOUT_PATH,
             mongo=infrastructure.mongo.process.pid,
         )
         mongo_after = _cpu_times(mongo)
-        with infrastructure.database() as db:
+        with _database(infrastructure, self.database) as db:
+            rows = db[LOOP_LOG].find({}, {"_id": 0, "endpoint_id": 1}).to_list()
             db.drop_collection(LOOP_LOG)  # hookhub's burst finds its MongoDB as it left it
         measurement = window.measurement(f"{LOOP_LABELS[client]}, {when}", from_seq=0)
         _apply_sender(measurement, result)
+        # What the log holds, by endpoint: each its `events` attempts, no more, no fewer.
+        by_endpoint = Counter(str(row.get("endpoint_id")) for row in rows)
+        shortfall = sum(
+            max(self.events - by_endpoint[e], 0) for e in loop_endpoints(self.endpoints)
+        )
+        beyond = len(rows) - (self.requests - shortfall)
+        log_kinds = {"not_in_loop_log": shortfall, "beyond_in_loop_log": beyond}
+        if many:  # counted by path at the sink, as hookhub's run is
+            run, phase = self.harness.run_id, f"log-{when}"
+            tally = FanoutTally.at_sink(self.sink, self.paths, run, phase, self.events)
+            measurement.error_kinds.pop("missing", None)
+            measurement.error_kinds.update(tally.error_kinds())
+        measurement.error_kinds.update({kind: n for kind, n in log_kinds.items() if n > 0})
+        measurement.errors = sum(measurement.error_kinds.values())
         sink_rps = measurement.rps
         # Timed by the sender, first request to last document written.
         measurement.rps = float(result.get("logged_per_s", 0.0))
         measurement.window_s = float(result.get("logged_s", 0.0))
         spent = mongo_after.get("mongo", 0.0) - mongo_before.get("mongo", 0.0)
         return LoggedRun(measurement, result, spent, sink_rps)
+
+    def note(self) -> str:
+        """What the loops do."""
+        if self.endpoints == 1:
+            sent = f"the same {self.events:,} signed requests to the same sink"
+        else:
+            sent = (
+                f"the same {self.requests:,} signed requests ({self.events:,} events x "
+                f"{self.endpoints} paths, each event's one after another, a secret a path) "
+                "to the same sink"
+            )
+        return (
+            f"the loops: {sent}, {self.concurrency} in "
+            f"flight, each attempt written to `{LOOP_LOG}` (the fields of delivery_attempts, "
+            f"the {len(LOG_INDEXES)} indexes it had when #48 set its targets) by "
+            f"insert_many of up to {LOG_BATCH} "
+            f"documents at least every {LOG_INTERVAL * 1000:g} ms, not awaited per request"
+        )
 
     def mean(self, client: str) -> Measurement:
         """The mean of the before and after runs: one row of the table."""
@@ -899,22 +1261,33 @@ class LoggedLoops:
         return f"{LOOP_LABELS[client]}: " + ", ".join(parts)
 
     def against(
-        self, name: str, ours: Measurement, client: str, target: float, notes: list[str]
+        self,
+        name: str,
+        ours: Measurement,
+        client: str,
+        target: float,
+        notes: list[str],
+        issue: str = "#48",
     ) -> BenchmarkResult:
-        """hookhub's logged/s against the mean of a loop's runs, #48's target checked."""
+        """hookhub's logged/s against the mean of a loop's runs, `issue`'s target checked."""
         base = self.mean(client)
         runs = len(self.runs[client])
+        title = f"deliveries with their attempt logged, against {LOOP_LABELS[client]}"
+        events = f"{self.events:,} events"
+        if self.endpoints > 1:
+            title += f", {self.endpoints} endpoints"
+            events += f" x {self.endpoints} endpoints ({self.requests:,} deliveries)"
         return BenchmarkResult(
             name,
-            f"deliveries with their attempt logged, against {LOOP_LABELS[client]}",
+            title,
             ours,
             base,
             notes=[
-                f"{ratio_note(ours, base, target)} (#48)",
+                f"{ratio_note(ours, base, target)} ({issue})",
                 self.spread(client),
                 *notes,
             ],
-            setup=f"{EVENTS:,} events, {self.concurrency} in flight, the loop's mean of {runs}",
+            setup=f"{events}, {self.concurrency} in flight, the loop's mean of {runs}",
             unit="logged/s",
         )
 
@@ -927,16 +1300,28 @@ class LoggedLoops:
         )
 
 
-def ours_logged(ours: Measurement, log: AttemptLog, events: int) -> Measurement:
+def ours_logged(
+    ours: Measurement, log: AttemptLog, events: int, tally: FanoutTally | None = None
+) -> Measurement:
     """hookhub's deliveries with their attempt logged per second: the sink's window plus
-    the time the log then took to hold the last attempt (`events` of the burst; the log
-    also holds the check's one)."""
+    the time the log then took to hold the last attempt (`events` deliveries of the burst;
+    the log also holds the check's). With a `tally` (many endpoints), the deliveries it
+    found at their path and logged are what counts, and what it found wrong the errors."""
     window = log.logged_s(ours.window_s)
     missing = max(log.expected - log.logged, 0)
     kinds = dict(ours.error_kinds)
-    if missing:
-        kinds["attempt_not_logged"] = missing
-    logged = events - missing
+    if tally is not None:
+        kinds.pop("missing", None)  # the sink's count of (path, event): the tally's instead
+        kinds.update(tally.error_kinds())
+        if missing:
+            kinds["attempt_not_logged"] = missing
+        logged = tally.delivered
+        errors = sum(kinds.values())
+    else:
+        if missing:
+            kinds["attempt_not_logged"] = missing
+        logged = events - missing
+        errors = ours.errors + missing
     return Measurement(
         label="hookhub delivery",
         rps=round(logged / window, 1) if window > 0 else 0.0,
@@ -945,7 +1330,7 @@ def ours_logged(ours: Measurement, log: AttemptLog, events: int) -> Measurement:
         p99_ms=ours.p99_ms,
         max_ms=ours.max_ms,
         ok=logged,
-        errors=ours.errors + missing,
+        errors=errors,
         error_kinds=kinds,
         window_s=round(window, 3),
         cpu_cores=dict(ours.cpu_cores),

@@ -13,6 +13,11 @@ request the delivery service makes of such an event (same body, same signed head
 - `--rate R --warmup W --duration D`: one request every 1/R s (at most C in flight), each
   stamped with `sent_at` as it is built, for the publish-to-receive latency at that rate.
 
+With `--endpoints K` (burst only; default 1) each of the N events is sent to K endpoints,
+`URL/0` … `URL/<K-1>`, each with a signing secret of its own (and, logged, an endpoint id
+`whk_bench_loop_<i>`): NxK requests, each event's K one after another (as fan-out makes
+them), the C in flight shared by all.
+
 Three clients (`--client`, burst only; the paced loop is httpx): `httpx` (the baseline),
 `aiohttp` (the client the delivery service sends with) and `raw`: bare keep-alive sockets
 (asyncio streams, one connection per request in flight, each request's bytes written by
@@ -308,9 +313,26 @@ async def _client(kind: str, concurrency: int, seconds: float) -> AsyncIterator[
 # -- the attempt log ------------------------------------------------------------------------
 
 
-def delivery_id(run: str, phase: str, seq: int) -> str:
+def delivery_id(run: str, phase: str, seq: int, endpoint: str = LOOP_ENDPOINT) -> str:
     """The id the delivery service would give this request's delivery (`delivery_doc`)."""
-    return derived_timed_id("dlv", utcnow(), event_id(run, phase, seq), LOOP_ENDPOINT)
+    return derived_timed_id("dlv", utcnow(), event_id(run, phase, seq), endpoint)
+
+
+def loop_endpoints(endpoints: int) -> list[str]:
+    """The endpoint ids a burst's attempts are logged for: LOOP_ENDPOINT for one, else
+    `LOOP_ENDPOINT_<i>` for each of `endpoints`."""
+    if endpoints == 1:
+        return [LOOP_ENDPOINT]
+    return [f"{LOOP_ENDPOINT}_{i}" for i in range(endpoints)]
+
+
+def endpoint_targets(url: str, endpoints: int) -> list[tuple[str, str]]:
+    """(URL, endpoint id) of each endpoint a burst sends to: `url` itself for one, else
+    `url/<i>` for each of `endpoints`."""
+    ids = loop_endpoints(endpoints)
+    if endpoints == 1:
+        return [(url, ids[0])]
+    return [(f"{url}/{i}", endpoint) for i, endpoint in enumerate(ids)]
 
 
 def attempt_doc(
@@ -319,13 +341,14 @@ def attempt_doc(
     reply: Reply | None,
     duration: float,
     error: str | None,
+    endpoint: str = LOOP_ENDPOINT,
 ) -> dict[str, Any]:
     """A first attempt's document, field for field what the delivery service writes to
     `delivery_attempts` (its dispatcher's `attempt`), `_id` `<delivery id>:<attempt>`."""
     return {
         "_id": f"{delivery}:1",
         "delivery_id": delivery,
-        "endpoint_id": LOOP_ENDPOINT,
+        "endpoint_id": endpoint,
         "workspace_id": WORKSPACE,
         "attempt": 1,
         "at": at,
@@ -395,9 +418,10 @@ async def _post(
     body: bytes,
     headers: dict[str, str],
     recorder: Recorder,
-    log: tuple[AttemptWriter, str] | None = None,
+    log: tuple[AttemptWriter, str, str] | None = None,
 ) -> None:
-    """One request; with `log` (the writer, the delivery's id), its attempt handed to the log."""
+    """One request; with `log` (the writer, the delivery's id, its endpoint's), its attempt
+    handed to the log."""
     at = utcnow() if log is not None else None
     started = time.perf_counter()
     reply: Reply | None = None
@@ -424,8 +448,8 @@ async def _post(
         else:
             recorder.errors[f"http_{reply.status}"] += 1
     if log is not None and at is not None:
-        writer, delivery = log
-        writer.add(attempt_doc(delivery, at, reply, duration, error))
+        writer, delivery, endpoint = log
+        writer.add(attempt_doc(delivery, at, reply, duration, error, endpoint))
 
 
 @dataclass(frozen=True)
@@ -446,11 +470,22 @@ async def burst(
     phase: str,
     kind: str = "httpx",
     log_to: LogTo | None = None,
+    endpoints: int = 1,
 ) -> dict[str, Any]:
-    secret = new_secret()
+    """`count` events, each to `endpoints` endpoints (`endpoint_targets`): the requests are
+    built (signed, and their delivery ids made) before the first goes out."""
+    targets = [(url, endpoint, new_secret()) for url, endpoint in endpoint_targets(url, endpoints)]
     now = datetime.now(UTC)
-    requests = [webhook_request(run, phase, seq, time.time(), secret, now) for seq in range(count)]
-    deliveries = [delivery_id(run, phase, seq) for seq in range(count)] if log_to else []
+    requests = [
+        (
+            target,
+            *webhook_request(run, phase, seq, time.time(), secret, now),
+            delivery_id(run, phase, seq, endpoint) if log_to else "",
+            endpoint,
+        )
+        for seq in range(count)
+        for target, endpoint, secret in targets
+    ]
     recorder = Recorder()
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     writer: AttemptWriter | None = None
@@ -460,12 +495,12 @@ async def burst(
         await mongo.admin.command("ping")  # connected before the clock starts
     try:
         async with _client(kind, concurrency, request_timeout) as client:
-            pending = iter(enumerate(requests))
+            pending = iter(requests)
 
             async def worker() -> None:
-                for seq, (body, headers) in pending:
-                    log = (writer, deliveries[seq]) if writer is not None else None
-                    await _post(client, url, body, headers, recorder, log)
+                for target, body, headers, delivery, endpoint in pending:
+                    log = (writer, delivery, endpoint) if writer is not None else None
+                    await _post(client, target, body, headers, recorder, log)
 
             if writer is not None:
                 writer.start()
@@ -541,7 +576,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--run", default="baseline")
     parser.add_argument("--phase", default="sender")
-    parser.add_argument("--count", type=int, help="burst: this many requests, as fast as it can")
+    parser.add_argument("--count", type=int, help="burst: this many events, as fast as it can")
+    parser.add_argument(
+        "--endpoints",
+        type=int,
+        default=1,
+        help="burst only: each event to this many endpoints, URL/0 … URL/<K-1> (1: URL)",
+    )
     parser.add_argument("--rate", type=float, help="paced: requests per second")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -559,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give exactly one of --count and --rate")
     if args.log_uri and args.count is None:
         parser.error("--log-uri goes with --count")
+    if args.endpoints < 1 or (args.endpoints > 1 and args.count is None):
+        parser.error("--endpoints: at least 1, more only with --count")
     log_to = LogTo(args.log_uri, args.log_db, args.log_collection) if args.log_uri else None
     try:
         import uvloop
@@ -577,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.phase,
                 args.client,
                 log_to,
+                args.endpoints,
             )
         )
     else:

@@ -18,9 +18,11 @@ Requests under `/_bench/` control it (the benchmark's, never counted):
 - `GET /_bench/wait?until=open|complete&timeout=S`: answers as soon as that point is
   reached, or after S seconds; `{"reached": bool}`.
 - `GET /_bench/arrivals?path=P` (after a `by_path` reset): the `bench_seq` of each event
-  first received on path P, in the order they arrived.
-- `GET /_bench/stats?from_seq=Q`: counts (by event and by `webhook-id`), the first 20
-  numbers below N not received, the receive times of the window's ends, and the
+  first received on path P, in the order they arrived, and the `webhook-id`s received on
+  it (which events of which run they were, whatever their `bench_seq`).
+- `GET /_bench/stats?from_seq=Q`: counts (by event and by `webhook-id`; after a `by_path`
+  reset also `paths`, each path's distinct events), the first 20 numbers below N not
+  received (by event only), the receive times of the window's ends, and the
   publish-to-receive latency of events numbered Q and above (first receipt of each).
 """
 
@@ -58,6 +60,7 @@ class Sink:
         self.by_path = by_path
         self.seen: set[int | tuple[bytes, int]] = set()
         self.arrivals: dict[bytes, list[int]] = {}  # by path, with `by_path`
+        self.path_ids: dict[bytes, set[bytes]] = {}  # by path, with `by_path`: webhook-ids
         self.requests = 0
         self.duplicates = 0
         self.unnumbered = 0
@@ -86,6 +89,8 @@ class Sink:
             self.webhook_id_duplicates += 1
         else:
             self.webhook_ids.add(webhook_id)
+        if self.by_path and webhook_id is not None:
+            self.path_ids.setdefault(path, set()).add(webhook_id)
         match = _SEQ.search(body)
         if match is None:
             self.unnumbered += 1
@@ -150,6 +155,7 @@ class Sink:
             "webhook_ids": len(self.webhook_ids),
             "webhook_id_duplicates": self.webhook_id_duplicates,
             "unidentified": self.unidentified,
+            "paths": {path.decode("latin-1"): len(seqs) for path, seqs in self.arrivals.items()},
             "missing": []
             if self.by_path
             else [seq for seq in range(self.expect) if seq not in self.seen][:20],
@@ -183,7 +189,9 @@ class Sink:
         elif parts.path == "/_bench/stats":
             _answer(transport, self.stats(int(query.get("from_seq", "0"))))
         elif parts.path == "/_bench/arrivals":
-            _answer(transport, {"seqs": self.arrivals.get(query.get("path", "").encode(), [])})
+            path = query.get("path", "").encode()
+            ids = sorted(webhook_id.decode("latin-1") for webhook_id in self.path_ids.get(path, ()))
+            _answer(transport, {"seqs": self.arrivals.get(path, []), "webhook_ids": ids})
         elif parts.path == "/_bench/ready":
             _answer(transport, {"ready": True})
         else:

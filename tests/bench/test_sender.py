@@ -5,6 +5,7 @@ request, shaped as the delivery service's, into a real MongoDB server."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -108,3 +109,24 @@ async def test_a_logged_burst_writes_one_attempt_per_request_as_the_service_does
 
 
 _NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+async def test_a_burst_to_many_endpoints_sends_each_event_to_each_path_and_logs_it_for_its_own(
+    sink: tuple[Sink, str], db: Database, infra: Infra
+) -> None:
+    state, url = sink
+    state.reset(expect=30, open_after=1, by_path=True)
+    log_to = LogTo(infra.mongo_uri, db.name, "bench_attempts")
+    result = await burst(url, 10, 4, 10.0, "t", "many", "raw", log_to, endpoints=3)
+    assert result["logged"] == 30 and result["errors"] == 0
+    paths = [b"/hooks/bench/0", b"/hooks/bench/1", b"/hooks/bench/2"]
+    assert sorted(state.arrivals) == paths
+    assert all(sorted(state.arrivals[path]) == list(range(10)) for path in paths)
+    # One webhook-id an event, whichever endpoint it went to; a secret (a signature) a path.
+    assert len(state.webhook_ids) == 10
+    assert state.stats(0)["paths"] == {path.decode(): 10 for path in paths}
+    assert all(len(state.path_ids[path]) == 10 for path in paths)
+    docs = await db["bench_attempts"].find().to_list()
+    by_endpoint = Counter(doc["endpoint_id"] for doc in docs)
+    assert by_endpoint == {f"{LOOP_ENDPOINT}_{i}": 10 for i in range(3)}
+    assert len({doc["_id"] for doc in docs}) == 30

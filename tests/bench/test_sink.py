@@ -4,10 +4,13 @@ run (bench/delivery.py) judges lost events and duplicates from those counts."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
-from bench.delivery import KillCount
+from bench.delivery import FanoutTally, KillCount
+from bench.sender import event_id
 from bench.sink import Connection, Sink
 from shared.kernel.embedded import free_port
+from shared.kernel.ids import derived_id
 
 
 def _request(seq: int, webhook_id: str | None, name: str = "webhook-id") -> bytes:
@@ -72,3 +75,47 @@ def test_by_path_an_event_counts_once_per_path_and_arrivals_keep_their_order() -
     for path in (b"/a", b"/b"):
         state.record(b'{"data":{"bench_seq":7,"sent_at":0.0}}', b"msg_7", path)
     assert (len(state.seen), state.duplicates, state.arrivals) == (1, 1, {})
+
+
+class _Counted:
+    """What bench.delivery's Sink client reads of a sink, from one in this process."""
+
+    def __init__(self, state: Sink) -> None:
+        self.state = state
+
+    def stats(self, from_seq: int = 0) -> dict[str, Any]:
+        return self.state.stats(from_seq)
+
+    def webhook_ids(self, path: str) -> set[str]:
+        return {i.decode() for i in self.state.path_ids.get(path.encode(), set())}
+
+
+def _id(seq: int, phase: str = "p") -> bytes:
+    """The webhook-id of the run's event `seq` of `phase`, as hookhub and the loops send it."""
+    return derived_id(event_id("t", phase, seq), prefix="msg").encode()
+
+
+def _tally(requests: list[tuple[bytes, int, bytes]], events: int = 2) -> FanoutTally:
+    state = Sink()
+    state.reset(expect=2 * events, open_after=1, by_path=True)
+    for path, seq, webhook_id in requests:
+        state.record(b'{"data":{"bench_seq":%d,"sent_at":0.0}}' % seq, webhook_id, path)
+    return FanoutTally.at_sink(cast(Any, _Counted(state)), ["/e/0", "/e/1"], "t", "p", events)
+
+
+def test_many_endpoints_count_a_delivery_only_at_its_own_path_and_once() -> None:
+    whole = [(b"/e/0", 0, _id(0)), (b"/e/1", 0, _id(0)), (b"/e/0", 1, _id(1)), (b"/e/1", 1, _id(1))]
+    clean = _tally([*whole, (b"/e/1", 1, _id(1))])  # a repeat: a duplicate, not a loss
+    assert (clean.delivered, clean.expected, clean.error_kinds()) == (4, 4, {})
+    assert "4/4 deliveries" in clean.verdict() and "nothing lost" in clean.verdict()
+    # As many requests as deliveries, but one at another path and one an earlier phase's
+    # event numbered as one of the run's: each an error, neither a delivery.
+    wrong = _tally(
+        [(b"/e/0", 0, _id(0)), (b"/e/9", 1, _id(1)), (b"/e/1", 0, _id(0, "check")), *whole[2:3]]
+    )
+    assert wrong.delivered == 2
+    assert wrong.error_kinds() == {"missing": 2, "to_another_path": 1, "not_an_event_of_the_run": 1}
+    assert "2/4 deliveries" in wrong.verdict() and "NOT CLEAN" in wrong.verdict()
+    # Logged counts as well (hookhub): a delivery at its path but not logged is not one.
+    clean.log = {"/e/0": {0, 1}, "/e/1": {0}}
+    assert clean.delivered == 3
