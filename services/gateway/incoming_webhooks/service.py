@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
@@ -66,17 +67,30 @@ def read_json(body: bytes, content_type: str, *, form: bool = False) -> dict[str
     else:
         raw = body
     try:
-        data: Any = json.loads(raw)
+        # orjson takes what every consumer can write again (no lone surrogate, integers of
+        # 64 bits, UTF-8); what it refuses is read as the standard library reads it, and
+        # looked through.
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = _read_refused(raw)
+    if jsonlimits.too_deep(raw.encode() if isinstance(raw, str) else raw):
+        raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep")
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object", code="malformed_json")
+    return data
+
+
+def _read_refused(raw: str | bytes) -> Any:
+    """JSON orjson refused, as the standard library reads it (UTF-16 or UTF-32, an integer
+    past 64 bits, nesting past 1,024), unless it is not JSON or holds a lone surrogate."""
+    try:
+        data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("body is not valid JSON", code="malformed_json") from exc
     except RecursionError as exc:  # nested past what the parser follows: too deep
         raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep") from exc
-    if jsonlimits.too_deep(raw.encode() if isinstance(raw, str) else raw):
-        raise BadRequest(jsonlimits.nested_too_deep("body"), code="too_deep")
     if jsonlimits.has_surrogate(data):  # taken by json.loads, written by no consumer
         raise BadRequest(jsonlimits.lone_surrogate("body"), code="malformed_json")
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object", code="malformed_json")
     return data
 
 
