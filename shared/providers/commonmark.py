@@ -43,19 +43,19 @@ ZWJ = "\u200d"
 # Anywhere on a line: emphasis, code spans, link and image brackets (with `[` and `]`
 # escaped, no `(...)` or `!` can form a link or an image), raw HTML and autolinks (`<`),
 # entities (`&`), GFM tables and strikethrough.
-_INLINE = "\\`*_[]<|~&"
+INLINE = "\\`*_[]<|~&"
 # Markers that open a block only at a line's start: headings, quotes, lists, thematic
 # breaks and setext underlines, ordered lists (`1.` or `1)` before a space); the last
 # character of the marker is escaped.
 _LINE_START = re.compile(r"^(?:#{1,6}(?=\s|$)|[>+=-]|\d{1,9}[.)](?=\s|$))")
 _MENTION = re.compile(r"@(?=[\w.-])|<(?=[^\s\u200d])")
-# One pass over a line does all of it: each character `_INLINE` escapes, a `<` (escaped, and
+# One pass over a line does all of it: each character `INLINE` escapes, a `<` (escaped, and
 # defused unless a space follows), an `@` before a name (defused), and (for
 # `shared.providers.incoming`'s held pieces) a private-use character; the character after
 # each is group 1. One character class, so that the scan is the regular expression
 # engine's fast one.
-ESCAPES = re.compile(f"[{re.escape(_INLINE)}@\ue000-\uf8ff](?=(.)?)", re.DOTALL)
-_ESCAPED = {char: "\\" + char for char in _INLINE if char != "<"}
+ESCAPES = re.compile(f"[{re.escape(INLINE)}@\ue000-\uf8ff](?=(.)?)", re.DOTALL)
+_ESCAPED = {char: "\\" + char for char in INLINE if char != "<"}
 _BACKTICKS = re.compile(r"`+")
 _URL_UNSAFE = re.compile(f"[\\s<>\\\\\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
 
@@ -96,6 +96,15 @@ def _names(char: str) -> bool:
     """Whether `char` after an `@` could make a name of it (a word character, `.`, `-`,
     or a held piece)."""
     return char.isalnum() or char in "_.-" or "\ue000" <= char <= "\uf8ff"
+
+
+def escape_line_start(line: str) -> str:
+    """`line` (CommonMark already) with a block marker at its start escaped."""
+    match = _LINE_START.match(line)
+    if match is None:
+        return line
+    marker = match.group(0)
+    return f"{marker[:-1]}\\{marker[-1]}{line[match.end() :]}"
 
 
 def escape_line(line: str, escape: Callable[[re.Match[str]], str] = escape_match) -> str:

@@ -24,6 +24,7 @@ read as far as they make sense and otherwise skipped: a body never fails for the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -215,21 +216,98 @@ def fence(body: str) -> str:
 
 
 @dataclass(frozen=True)
+class Emphasis:
+    """`marker`text`marker` on one line, shown between `shown` (CommonMark's marker; ""
+    shows the text plain), the text neither starting nor ending with a space nor holding
+    the marker itself (a single marker's text none of its character, a double's no
+    double); unless `intraword`, not inside a word (Slack's rule, and CommonMark's for
+    `_`)."""
+
+    marker: str
+    shown: str
+    intraword: bool = False
+
+    def pattern(self, inner: str) -> str:
+        """The regular expression, the text its group `inner`; it starts with the marker,
+        so that the engine scans for it fast."""
+        m = re.escape(self.marker)
+        c = re.escape(self.marker[0])
+        inside = f"[^{c}\\n]" if len(self.marker) == 1 else f"(?:[^{c}\\n]|{c}(?!{c}))"
+        edge = f"[^\\s{c}\\\\]"
+        before = "" if self.intraword else rf"(?<![\w{c}\\]{m})"
+        after = "" if self.intraword else rf"(?![\w{c}])"
+        return f"{m}{before}(?=[^\\s{c}])(?P<{inner}>(?:{inside})*?{edge}|{edge}){m}{after}"
+
+
+@dataclass(frozen=True)
 class Markup:
     """One format's inline markup, turned into CommonMark.
 
-    `atoms` finds what is taken whole (code spans, links, mentions) and `atom` renders a
-    match as CommonMark; `emphasis` pairs a pattern, whose group 1 is the emphasised text,
-    with the CommonMark marker put on both sides of it; `blocks` finds a line's block
-    marker (a quote, a heading, a list item) and `block` gives its CommonMark prefix;
-    `decode` turns the format's entities into characters (Slack's `&amp;`)."""
+    `atoms` (a regular expression's source, its alternatives' groups named) finds what is
+    taken whole (code spans, links, mentions) and `atom` renders a match as CommonMark,
+    `atom_flags` the flags of that part (`re.IGNORECASE`); `emphasis` are the format's
+    emphasis markers, the first that matches at a place taken; `entities` the format's
+    entities and their characters (Slack's `&amp;`), `decode` the same for a whole text;
+    `blocks` finds a line's block marker (a quote, a heading, a list item) and `block`
+    gives its CommonMark prefix.
 
-    atoms: re.Pattern[str]
+    A line is read in one pass of one regular expression, which finds whichever of these
+    comes first: an atom, an entity, an emphasis (whose text is read the same way), or a
+    character that CommonMark or a chat would read as markup or a mention (escaped or
+    defused, `shared.providers.commonmark`)."""
+
+    atoms: str
     atom: Callable[[re.Match[str]], str]
-    emphasis: Sequence[tuple[re.Pattern[str], str]]
+    emphasis: Sequence[Emphasis]
     blocks: re.Pattern[str]
     block: Callable[[re.Match[str]], str]
-    decode: Callable[[str], str] = lambda text: text
+    atom_starts: str
+    entities: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    atom_flags: re.RegexFlag = re.NOFLAG
+    _scanner: re.Pattern[str] = dataclasses.field(init=False, repr=False, compare=False)
+    _handlers: dict[str | None, Callable[[re.Match[str]], str]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        flags = "i" if self.atom_flags & re.IGNORECASE else ""
+        parts = [f"(?{flags}:{self.atoms})"]
+        handlers: dict[str | None, Callable[[re.Match[str]], str]] = dict.fromkeys(
+            re.compile(self.atoms).groupindex, self.atom
+        )
+        starts = self.atom_starts + md.INLINE + "@"
+        if self.entities:
+            parts.append(f"(?P<_entity>{'|'.join(map(re.escape, self.entities))})")
+            handlers["_entity"] = self._entity
+            starts += "".join(entity[0] for entity in self.entities)
+        for index, each in enumerate(self.emphasis):
+            parts.append(f"(?P<_e{index}>{each.pattern(f'_i{index}')})")
+            handlers[f"_e{index}"] = self._emphasised(each.shown, f"_i{index}")
+            starts += each.marker[0]
+        parts.append(f"(?P<_char>[{re.escape(md.INLINE)}@])(?=(?P<_after>.)?)")
+        handlers["_char"] = handlers["_after"] = _defused
+        # A lookahead of every character a match can start with: the engine then skips to
+        # the next one fast, where an alternation alone is tried at every character.
+        first = "".join(sorted(set(starts)))
+        scanner = re.compile(f"(?=[{re.escape(first)}])(?:{'|'.join(parts)})", re.DOTALL)
+        object.__setattr__(self, "_scanner", scanner)
+        object.__setattr__(self, "_handlers", handlers)
+
+    def _entity(self, found: re.Match[str]) -> str:
+        # What follows is not looked at: a `<` from `&lt;` is defused whatever it is.
+        char = self.entities[found.group()]
+        return _defused_char(char, char) if char in md.INLINE else char
+
+    def _emphasised(self, shown: str, inner: str) -> Callable[[re.Match[str]], str]:
+        return lambda found: shown + self._scan(found.group(inner)) + shown
+
+    def decode(self, text: str) -> str:
+        """`text` with the format's entities turned into their characters."""
+        if "&" not in text or not self.entities:
+            return text
+        for entity, char in self.entities.items():
+            text = text.replace(entity, char)
+        return text
 
     def inline(self, value: object) -> str:
         """`value` as one line of CommonMark (line breaks become spaces)."""
@@ -237,19 +315,21 @@ class Markup:
 
     def _inline(self, text: str) -> str:
         """`inline` of text `unprivate` has cleaned already (a line of `text`'s)."""
-        held = Held()
-        text = self.atoms.sub(lambda found: held.hold(self.atom(found)), text)
-        text = self.decode(text)
-        for pattern, marker in self.emphasis:
-            # No match without the marker's character: the scan and the piece spared.
-            if _MARKS[pattern] in text:
-                text = pattern.sub(_around(held.hold(marker)), text)
-        return held.line(text)
+        shown = " ".join(self._scan(text[:MAX_TEXT]).split())
+        return md.escape_line_start(shown)
+
+    def _scan(self, text: str) -> str:
+        return self._scanner.sub(self._token, text)
+
+    def _token(self, found: re.Match[str]) -> str:
+        return self._handlers[found.lastgroup](found)
 
     def text(self, value: object) -> str:
         """`value` as CommonMark lines: code fences kept as code, a quote, heading or list
         marker at a line's start kept as CommonMark's, the rest of each line inline."""
         text = unprivate(value)
+        if "```" not in text:
+            return "\n".join(self._lines(text)).strip("\n")
         out: list[str] = []
         position = 0
         for found in _FENCE.finditer(text):
@@ -279,30 +359,19 @@ class Markup:
         return out
 
 
-# Each emphasis pattern's marker character (`emphasis`), which any match of it holds.
-_MARKS: dict[re.Pattern[str], str] = {}
+def _defused(found: re.Match[str]) -> str:
+    return _defused_char(found.group("_char"), found.group("_after"))
 
 
-def _around(mark: str) -> Callable[[re.Match[str]], str]:
-    return lambda found: f"{mark}{found.group(1)}{mark}"
-
-
-def emphasis(marker: str, *, intraword: bool = False) -> re.Pattern[str]:
-    """`marker`text`marker` on one line, the text neither starting nor ending with a space
-    nor holding the marker itself (so a line of unclosed markers costs one scan, not one per
-    marker); unless `intraword`, not inside a word (Slack's rule, and CommonMark's for
-    `_`)."""
-    m = re.escape(marker)
-    c = re.escape(marker[0])
-    # A single marker's text has none of its character; a double's, no double.
-    inside = f"[^{c}\\n]" if len(marker) == 1 else f"(?:[^{c}\\n]|{c}(?!{c}))"
-    edge = f"[^\\s{c}\\\\]"
-    # After the marker, so that the pattern starts with it (the engine's fast scan).
-    before = "" if intraword else rf"(?<![\w{c}\\]{m})"
-    after = "" if intraword else rf"(?![\w{c}])"
-    pattern = re.compile(f"{m}{before}(?=[^\\s{c}])((?:{inside})*?{edge}|{edge}){m}{after}")
-    _MARKS[pattern] = marker[0]
-    return pattern
+def _defused_char(char: str, after: str | None) -> str:
+    """A character of the sender's that markup would take, as text: escaped; a `<` or an
+    `@` with anything but a space after it defused too (`<!channel>`, `@here`, and `@`
+    before emphasis, `@*everyone*`)."""
+    if char == "@":
+        return "@" if after is None or after.isspace() else "@" + md.ZWJ
+    if char == "<":
+        return "\\<" if after is None or after.isspace() else "\\<" + md.ZWJ
+    return "\\" + char
 
 
 def link_or_text(label: str, url: object) -> str:
@@ -314,14 +383,13 @@ def link_or_text(label: str, url: object) -> str:
 # Markdown as Discord and Teams write it: `**bold**`, `*italic*`/`_italic_`, `__underline__`
 # (emphasis here), `~~strike~~`, `||spoiler||` (shown), code, `[label](url)`, `<url>` and
 # bare URLs, `# headings`, `> quotes`, lists, and backslash escapes.
-_MARKDOWN_ATOMS = re.compile(
+_MARKDOWN_ATOMS = (
     r"`(?P<code>[^`\n]+)`"
     r"|\[(?P<label>[^\[\]\n]{1,500})\]\(\s*<?(?P<target>[^\s()<>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)"
     r"|<(?P<autolink>https?://[^\s<>]+)>"
     r"|(?P<url>https?://[^\s<>()\[\]]+)"
     r"|<(?P<mention>@[!&]?\d+|#\d+)>"
-    r"|\\(?P<escaped>[!-/:-@\[-`{-~])",
-    re.IGNORECASE,
+    r"|\\(?P<escaped>[!-/:-@\[-`{-~])"
 )
 _TRAILING = re.compile(r"[.,;:!?'\"]+$")
 _MARKDOWN_BLOCKS = re.compile(
@@ -360,13 +428,15 @@ def _markdown_block(found: re.Match[str]) -> str:
 MARKDOWN = Markup(
     atoms=_MARKDOWN_ATOMS,
     atom=_markdown_atom,
+    atom_starts="`[<\\hH",
+    atom_flags=re.IGNORECASE,
     emphasis=(
-        (emphasis("**", intraword=True), "**"),
-        (emphasis("__"), "*"),
-        (emphasis("~~", intraword=True), "~~"),
-        (emphasis("||", intraword=True), ""),
-        (emphasis("*"), "*"),
-        (emphasis("_"), "*"),
+        Emphasis("**", "**", intraword=True),
+        Emphasis("__", "*"),
+        Emphasis("~~", "~~", intraword=True),
+        Emphasis("||", "", intraword=True),
+        Emphasis("*", "*"),
+        Emphasis("_", "*"),
     ),
     blocks=_MARKDOWN_BLOCKS,
     block=_markdown_block,

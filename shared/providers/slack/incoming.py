@@ -29,12 +29,12 @@ from shared.providers.incoming import (
     MAX_FIELDS,
     MAX_LINE,
     MAX_PARTS,
+    Emphasis,
     Held,
     Incoming,
     Markup,
     byline,
     card,
-    emphasis,
     fence,
     field,
     field_lines,
@@ -56,16 +56,17 @@ __all__ = ["MRKDWN", "convert", "plain"]
 # Slack names three attachment colours, "good (green), warning (yellow), danger (red)",
 # without their values; these are the values commonly sent for them.
 NAMED_COLORS = {"good": "#2eb886", "warning": "#daa038", "danger": "#a30200"}
-_ENTITIES = re.compile(r"&(lt|gt|amp);")
-_ENTITY_TEXT = {"lt": "<", "gt": ">", "amp": "&"}
-_MARKUP = re.compile(r"`(?P<code>[^`\n]+)`|<(?P<markup>[^<>\n]+)>")
+# `&amp;` last: `&amp;lt;` is the text `&lt;`.
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+_ATOMS = r"`(?P<code>[^`\n]+)`|<(?P<markup>[^<>\n]+)>"
+_MARKUP = re.compile(_ATOMS)
 _SPECIAL = {"here", "channel", "everyone"}
 _QUOTE = re.compile(r"(?:>|&gt;)\s?")
 _FIELD = re.compile(r"^\*?(?P<name>[^*\n]+?):?\*?:?\n(?P<value>.+)$", re.DOTALL)
 
 
 def decode(text: str) -> str:
-    return _ENTITIES.sub(lambda found: _ENTITY_TEXT[found.group(1)], text)
+    return MRKDWN.decode(text)
 
 
 def _readable(inner: str) -> tuple[str, str | None]:
@@ -97,12 +98,13 @@ def _atom(found: re.Match[str]) -> str:
 
 
 MRKDWN = Markup(
-    atoms=_MARKUP,
+    atoms=_ATOMS,
     atom=_atom,
-    emphasis=((emphasis("*"), "**"), (emphasis("_"), "*"), (emphasis("~"), "~~")),
+    atom_starts="`<",
+    emphasis=(Emphasis("*", "**"), Emphasis("_", "*"), Emphasis("~", "~~")),
     blocks=_QUOTE,
     block=lambda _: "> ",
-    decode=decode,
+    entities=_ENTITIES,
 )
 
 
