@@ -99,15 +99,15 @@ class _Carrying(trace.NoOpTracer):
 
     sampler: Sampler | None = None  # None: every trace sampled (the SDK's default)
 
-    def start_span(self, name: str, context: Context | None = None, *_: Any, **__: Any) -> Span:
+    def start_span(self, name: str, context: Context | None = None, *_: Any, **__: Any) -> _Carried:
         parent = trace.get_current_span(context).get_span_context()
         if parent.is_valid:
-            return NonRecordingSpan(parent)
+            return _Carried(parent)
         trace_id = _random_id(128)
         sampled = self.sampler is None or (
             self.sampler.should_sample(None, trace_id, name).decision.name == "RECORD_AND_SAMPLE"
         )
-        return NonRecordingSpan(
+        return _Carried(
             SpanContext(
                 trace_id,
                 _random_id(64),
@@ -123,6 +123,28 @@ class _Carrying(trace.NoOpTracer):
         started = self.start_span(name, context)
         with trace.use_span(started, end_on_exit=given.get("end_on_exit", True)):
             yield started
+
+
+class _Carried(NonRecordingSpan):
+    """Carried mode's span: its context, and what every record and log line under it asks
+    of it (its `traceparent`, written as the W3C propagator writes it, and its ids) written
+    once, when first asked."""
+
+    _written: tuple[dict[str, str], list[tuple[str, bytes]]] | None = None
+
+    def written(self) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+        """Its trace context as `kept` gives it, and as record headers."""
+        if self._written is None:
+            found = self.get_span_context()
+            header = {
+                TRACEPARENT: (
+                    f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
+                )
+            }
+            if found.trace_state:
+                header["tracestate"] = found.trace_state.to_header()
+            self._written = (header, [(name, value.encode()) for name, value in header.items()])
+        return self._written
 
 
 _FLAGS_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -442,9 +464,12 @@ def kafka_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
     own (exported, `publishing`'s span is its trace)."""
     if _state.mode is Mode.OFF:
         return []
+    if _state.mode is Mode.CARRIED and _W3C_ONLY:
+        span = trace.get_current_span(context)
+        # A caller's context or none: its span, or a new trace's.
+        carried = span if isinstance(span, _Carried) else _CARRYING.start_span("publish", context)
+        return list(carried.written()[1])
     kept_here = kept(otel_context.get_current() if context is None else context)
-    if not kept_here and _state.mode is Mode.CARRIED:
-        kept_here = kept(trace.set_span_in_context(_CARRYING.start_span("publish")))
     return [(name, value.encode()) for name, value in kept_here.items()]
 
 
@@ -607,7 +632,12 @@ def detached() -> Iterator[None]:
 
 def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: `trace_id` and `span_id` on a line written inside a span."""
-    span_context = trace.get_current_span().get_span_context()
+    span = trace.get_current_span()
+    if isinstance(span, _Carried):  # its ids written once, in its traceparent
+        header = span.written()[0][TRACEPARENT]
+        event["trace_id"], event["span_id"] = header[3:35], header[36:52]
+        return event
+    span_context = span.get_span_context()
     if span_context.is_valid:
         event["trace_id"] = format(span_context.trace_id, "032x")
         event["span_id"] = format(span_context.span_id, "016x")
@@ -628,18 +658,15 @@ def kept(context: Context | None) -> dict[str, str]:
     no context or one outside any trace."""
     if _state.mode is Mode.OFF or context is None:
         return {}
-    found = trace.get_current_span(context).get_span_context()
+    span = trace.get_current_span(context)
+    found = span.get_span_context()
     if not found.is_valid:
         return {}
     if _state.mode is Mode.CARRIED and _W3C_ONLY:
-        # What the W3C propagator writes, without its machinery (6 µs a call, this 3):
-        # every record and every kept delivery asks for it.
-        written = {
-            TRACEPARENT: f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
-        }
-        if found.trace_state:
-            written["tracestate"] = found.trace_state.to_header()
-        return written
+        # What the W3C propagator writes, without its machinery (6 µs a call): every record
+        # and every kept delivery asks for it.
+        carried = span if isinstance(span, _Carried) else _Carried(found)
+        return dict(carried.written()[0])
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context)
     return {name: carrier[name] for name in _TRACE_HEADERS if name in carrier}
