@@ -24,9 +24,10 @@ from bench.harness import (
     Measurement,
     Server,
     create_integration,
+    kafka_check,
     post_once,
 )
-from bench.incoming import kafka_check, watching
+from bench.incoming import watching
 from bench.loadgen import SEQ, Target
 from shared.kernel.embedded import ChildProcess
 from shared.kernel.envelopes import Topic

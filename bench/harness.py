@@ -852,3 +852,42 @@ def wait_answering(child: ChildProcess, url: str, name: str, timeout: float = 30
                 pass
             time.sleep(0.1)
     raise BenchError(f"the {name} did not start within {timeout:g} s")
+
+
+def kafka_check(infrastructure: Infrastructure, name: str, ok: int) -> str:
+    """How many messages the topic holds: at least one per 200 we counted."""
+    topic = f"{infrastructure.topic_namespace}.{name}"
+    try:
+        total = asyncio.run(_topic_size(infrastructure.kafka_bootstrap, topic))
+    except Exception as exc:
+        return f"could not count the messages on {topic}: {exc!r}"
+    verdict = "consistent" if total >= ok else "FEWER THAN THE 200s COUNTED"
+    return (
+        f"{topic} holds {total:,} messages (warm-up and first post included) for "
+        f"{ok:,} measured 200s: {verdict}"
+    )
+
+
+async def _topic_size(bootstrap: str, topic: str) -> int:
+    begin, end = await topic_offsets(bootstrap, topic)
+    return sum(end[partition] - begin[partition] for partition in end)
+
+
+async def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    """The first and the next offset of each partition of `topic`, by partition."""
+    from aiokafka import AIOKafkaConsumer
+
+    from shared.kernel.kafka import partitions_of
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        await consumer.start()
+        partitions = await partitions_of(consumer, topic)
+        begin = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        return (
+            {tp.partition: offset for tp, offset in begin.items()},
+            {tp.partition: offset for tp, offset in end.items()},
+        )
+    finally:
+        await consumer.stop()

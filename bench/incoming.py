@@ -9,7 +9,6 @@ gateway (`bench/minimal.py`), which looks the path's token up in a dict.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -21,9 +20,9 @@ from bench.harness import (
     BenchError,
     BenchmarkResult,
     Harness,
-    Infrastructure,
     Measurement,
     Server,
+    kafka_check,
 )
 from bench.loadgen import Target
 from shared.kernel.embedded import ChildProcess
@@ -126,45 +125,6 @@ def post_once(url: str) -> None:
     response = httpx.post(url, content=BODY, headers=HEADERS, timeout=10)
     if response.status_code != 200 or response.text != "ok":
         raise BenchError(f"a single post was not accepted: {response.status_code} {response.text}")
-
-
-def kafka_check(infrastructure: Infrastructure, name: str, ok: int) -> str:
-    """How many messages the topic holds: at least one per 200 we counted."""
-    topic = f"{infrastructure.topic_namespace}.{name}"
-    try:
-        total = asyncio.run(_topic_size(infrastructure.kafka_bootstrap, topic))
-    except Exception as exc:
-        return f"could not count the messages on {topic}: {exc!r}"
-    verdict = "consistent" if total >= ok else "FEWER THAN THE 200s COUNTED"
-    return (
-        f"{topic} holds {total:,} messages (warm-up and first post included) for "
-        f"{ok:,} measured 200s: {verdict}"
-    )
-
-
-async def _topic_size(bootstrap: str, topic: str) -> int:
-    begin, end = await topic_offsets(bootstrap, topic)
-    return sum(end[partition] - begin[partition] for partition in end)
-
-
-async def topic_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    """The first and the next offset of each partition of `topic`, by partition."""
-    from aiokafka import AIOKafkaConsumer
-
-    from shared.kernel.kafka import partitions_of
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        await consumer.start()
-        partitions = await partitions_of(consumer, topic)
-        begin = await consumer.beginning_offsets(partitions)
-        end = await consumer.end_offsets(partitions)
-        return (
-            {tp.partition: offset for tp, offset in begin.items()},
-            {tp.partition: offset for tp, offset in end.items()},
-        )
-    finally:
-        await consumer.stop()
 
 
 BENCHMARK = IncomingWebhooks()

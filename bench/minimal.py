@@ -194,8 +194,7 @@ def measure(
     their own, `<like>.minimal-<name>`, with as many partitions as `like` (a topic of the
     run's namespace, named without it). Returns the measurement and its notes: how many
     records the topic holds, and the ratio of `ours` to it."""
-    from bench.harness import Server, post_once
-    from bench.incoming import kafka_check
+    from bench.harness import Server, kafka_check, post_once
     from bench.sync import _topic_like
     from shared.kernel.embedded import free_port
 

@@ -76,8 +76,8 @@ from bench.harness import (
     Measurement,
     create_each,
     ratio_note,
+    topic_offsets,
 )
-from bench.incoming import topic_offsets
 from bench.notification_alerts import Alerts
 from bench.notification_mix import (
     PER_REPOSITORY,

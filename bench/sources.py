@@ -22,8 +22,14 @@ import secrets
 from urllib.parse import urlsplit
 
 from bench import minimal
-from bench.harness import BenchError, BenchmarkResult, Harness, create_integration, post_once
-from bench.incoming import kafka_check
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    Harness,
+    create_integration,
+    kafka_check,
+    post_once,
+)
 from bench.loadgen import SEQ, Target
 from shared.kernel.envelopes import Topic
 from shared.providers.catalog import CATALOG

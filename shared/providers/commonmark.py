@@ -110,13 +110,8 @@ def escape_line_start(line: str) -> str:
 def escape_line(line: str, escape: Callable[[re.Match[str]], str] = escape_match) -> str:
     """One line, already collapsed (`line`), as literal CommonMark: `ESCAPES`' matches
     replaced by `escape` (the private-use characters kept as they are by default), a
-    block marker at its start escaped."""
-    line = line.lstrip(" \t")
-    match = _LINE_START.match(line)
-    if match is None:
-        return ESCAPES.sub(escape, line)
-    marker = match.group(0)
-    return f"{marker[:-1]}\\{marker[-1]}" + ESCAPES.sub(escape, line[match.end() :])
+    block marker at its start escaped (no marker holds a character `ESCAPES` matches)."""
+    return escape_line_start(ESCAPES.sub(escape, line.lstrip(" \t")))
 
 
 def line(value: object, limit: int = 200) -> str:
