@@ -206,7 +206,11 @@ async def test_a_delivery_s_page_shows_the_request_sent_body_and_headers(
 
     fake, _ = sink
     made, delivery_id = await transformed_delivery(console, sink, "ws_first_sent")
-    [received] = await fake.wait_for(made["url"].removeprefix(sink[1]), 1)
+    arrived = await fake.wait_for(made["url"].removeprefix(sink[1]), 1)
+    if len(arrived) != 1:  # say how the delivery ended (a CI run once saw none arrive)
+        ended = await console.api.get(f"/api/deliveries/{delivery_id}")
+        raise AssertionError(f"{len(arrived)} requests at the sink; the delivery: {ended.text}")
+    [received] = arrived
     p = await sign_in(page, console, f"deliveries/{delivery_id}")
     sent = p.locator("#delivery details.sent")
     await expect(sent).to_contain_text("Request sent", timeout=EXPECT_MS)
