@@ -464,11 +464,13 @@ def kafka_headers(context: Context | None = None) -> list[tuple[str, bytes]]:
     own (exported, `publishing`'s span is its trace)."""
     if _state.mode is Mode.OFF:
         return []
-    if _state.mode is Mode.CARRIED and _W3C_ONLY:
+    if _state.mode is Mode.CARRIED:
         span = trace.get_current_span(context)
         # A caller's context or none: its span, or a new trace's.
         carried = span if isinstance(span, _Carried) else _CARRYING.start_span("publish", context)
-        return list(carried.written()[1])
+        if _W3C_ONLY:
+            return list(carried.written()[1])
+        context = trace.set_span_in_context(carried)
     kept_here = kept(otel_context.get_current() if context is None else context)
     return [(name, value.encode()) for name, value in kept_here.items()]
 
