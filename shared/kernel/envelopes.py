@@ -246,7 +246,7 @@ def encode_inbound(
     author = {
         "name": printable(author_name),
         **_present(
-            avatar_url=_http_url(avatar_url) if avatar_url is not None else None,
+            avatar_url=http_url(avatar_url) if avatar_url is not None else None,
             external_id=author_external_id,
         ),
     }
@@ -364,7 +364,9 @@ _HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
 @functools.lru_cache(maxsize=4096)  # a few authors post most messages
-def _http_url(url: str) -> str | None:
+def http_url(url: str) -> str | None:
+    """`url` as the envelope keeps an http(s) URL (pydantic's `AnyHttpUrl`); None when it
+    is not one."""
     try:
         return str(_HTTP_URL.validate_python(url))
     except ValidationError:

@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from services.gateway.incoming_webhooks.schemas import IncomingPost
 from shared.kernel import jsonlimits
-from shared.kernel.envelopes import Encoded, encode_inbound
+from shared.kernel.envelopes import Encoded, encode_inbound, http_url
 from shared.kernel.errors import BadRequest, Invalid
 from shared.kernel.ids import derived_id, new_id, utcnow
 from shared.kernel.text import printable
@@ -141,21 +141,6 @@ def read_teams(body: bytes, content_type: str) -> Post:
     return Post(incoming=teams.convert(read_json(body, content_type)))
 
 
-_URL = TypeAdapter(AnyHttpUrl)
-
-
-def _avatar(url: str | None) -> str | None:
-    """The avatar a post asked for, if it is a URL the envelope takes (Discord's
-    `avatar_url` is not checked before; an unusable one falls back to the hook's)."""
-    if url is None:
-        return None
-    try:
-        _URL.validate_python(url)
-    except ValidationError:
-        return None
-    return url
-
-
 @dataclass(frozen=True)
 class Accepted:
     """A post made into a `message.received`: its record (`encoded`), and what an answer
@@ -164,12 +149,17 @@ class Accepted:
     encoded: Encoded
     channel_id: str
     integration_id: str
-    text: str
+    shown: str  # the text as converted; the envelope's is `text`
     occurred_at: datetime
 
     @property
     def id(self) -> str:
         return self.encoded.id
+
+    @property
+    def text(self) -> str:
+        """The message's text as the envelope has it (what Discord's `?wait=true` shows)."""
+        return printable(self.shown)
 
 
 def to_inbound_message(
@@ -195,7 +185,10 @@ def to_inbound_message(
         external_message_id=message_id,
         external_thread_id=post.thread,
         author_name=shown.username or hook.default_username or hook.name,
-        avatar_url=_avatar(shown.avatar_url) or hook.default_icon_url,
+        # The avatar a post asked for, if the envelope takes it (Discord's `avatar_url` is
+        # not checked before); an unusable one falls back to the hook's.
+        avatar_url=(http_url(shown.avatar_url) if shown.avatar_url else None)
+        or hook.default_icon_url,
         author_external_id=None,
         text=shown.text,
         attachments=post.attachments,
@@ -204,4 +197,4 @@ def to_inbound_message(
         thread_id=None,
         occurred_at=occurred_at,
     )
-    return Accepted(encoded, hook.target_channel_id, hook.id, printable(shown.text), occurred_at)
+    return Accepted(encoded, hook.target_channel_id, hook.id, shown.text, occurred_at)
