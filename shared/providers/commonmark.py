@@ -80,14 +80,20 @@ def plain(value: object) -> str:
 
 def escape_match(found: re.Match[str]) -> str:
     """What an `ESCAPES` match becomes in literal text (a private-use character stays)."""
-    char = found.group()
+    return escape_char(found.group(), found.group(1))
+
+
+def escape_char(char: str, after: str | None, names: Callable[[str], bool] | None = None) -> str:
+    """`char`, followed by `after` (None at the end), as literal text: a character
+    `INLINE` names escaped, a `<` escaped and defused unless a space follows, an `@`
+    defused when what follows could make a name of it (`names`: a word character, `.`,
+    `-` or a held piece by default)."""
     escaped = _ESCAPED.get(char)
     if escaped is not None:
         return escaped
-    after = found.group(1)
     if char == "<":
         return "\\<" if after is None or after.isspace() or after == ZWJ else "\\<" + ZWJ
-    if char == "@" and after is not None and _names(after):
+    if char == "@" and after is not None and (names or _names)(after):
         return "@" + ZWJ
     return char
 

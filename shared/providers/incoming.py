@@ -296,7 +296,7 @@ class Markup:
     def _entity(self, found: re.Match[str]) -> str:
         # What follows is not looked at: a `<` from `&lt;` is defused whatever it is.
         char = self.entities[found.group()]
-        return _defused_char(char, char) if char in md.INLINE else char
+        return md.escape_char(char, char, _not_space)
 
     def _emphasised(self, shown: str, inner: str) -> Callable[[re.Match[str]], str]:
         return lambda found: shown + self._scan(found.group(inner)) + shown
@@ -360,18 +360,13 @@ class Markup:
 
 
 def _defused(found: re.Match[str]) -> str:
-    return _defused_char(found.group("_char"), found.group("_after"))
+    """A character of the sender's that markup would take, as text; an `@` with anything
+    but a space after it defused (as before emphasis: `@*everyone*`)."""
+    return md.escape_char(found.group("_char"), found.group("_after"), _not_space)
 
 
-def _defused_char(char: str, after: str | None) -> str:
-    """A character of the sender's that markup would take, as text: escaped; a `<` or an
-    `@` with anything but a space after it defused too (`<!channel>`, `@here`, and `@`
-    before emphasis, `@*everyone*`)."""
-    if char == "@":
-        return "@" if after is None or after.isspace() else "@" + md.ZWJ
-    if char == "<":
-        return "\\<" if after is None or after.isspace() else "\\<" + md.ZWJ
-    return "\\" + char
+def _not_space(char: str) -> bool:
+    return not char.isspace()
 
 
 def link_or_text(label: str, url: object) -> str:
