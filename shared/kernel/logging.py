@@ -121,17 +121,22 @@ class TickFlushedLoggerFactory:
 
 
 def request_line(fields: dict[str, Any]) -> None:
-    """The canonical `http_request` line of a request (SPEC §18's), at INFO: `fields` and
-    the context bound for logs. In JSON, the line the processors above would write, written
-    without them: it is every request's, and their chain costs four times the line."""
+    """The canonical `http_request` line of a request (SPEC §18's), at INFO."""
+    info_line("http_request", fields)
+
+
+def info_line(event: str, fields: dict[str, Any]) -> None:
+    """A line written for each request or attempt (`event` with `fields` and the context
+    bound for logs), at INFO. In JSON, the line the processors above would write, written
+    without them: a line every request writes, and their chain costs four times the line."""
     lines = _request_lines
     if lines is None:
-        _http_log.info("http_request", **fields)
+        _hot_log.info(event, **fields)
     else:
-        lines.write(fields)
+        lines.write(event, fields)
 
 
-_http_log = structlog.get_logger("hookhub.http")
+_hot_log = structlog.get_logger("hookhub")
 
 
 class _RequestLines:
@@ -139,8 +144,8 @@ class _RequestLines:
         self._logger = logger
         self._traced = traced
 
-    def write(self, fields: dict[str, Any]) -> None:
-        line = {"event": "http_request", **fields}
+    def write(self, event: str, fields: dict[str, Any]) -> None:
+        line = {"event": event, **fields}
         for key, value in structlog.contextvars.get_contextvars().items():
             line.setdefault(key, value)
         line["level"] = "info"

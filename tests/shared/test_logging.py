@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from shared.kernel import logging as hookhub_logging
-from shared.kernel.logging import TickFlushedLogger, configure_logging, request_line
+from shared.kernel.logging import TickFlushedLogger, configure_logging, info_line, request_line
 
 
 class CountedFile(io.BytesIO):
@@ -97,6 +97,17 @@ def test_a_requests_line_is_the_line_structlog_writes(json_logs: Stderr) -> None
     )
     assert ours == theirs
     assert ours["request_id"] == "r-1" and ours["service"] == "gateway"
+
+
+def test_an_attempts_line_is_the_line_structlog_writes(json_logs: Stderr) -> None:
+    fields = {"delivery_id": "dlv_1", "attempt": 2, "status_code": None, "error": "timeout"}
+    with structlog.contextvars.bound_contextvars(trace_id="t-1"):
+        info_line("delivery_attempt", dict(fields))
+        structlog.get_logger("anything").info("delivery_attempt", **fields)
+    ours, theirs = (json.loads(line) for line in json_logs.buffer.getvalue().splitlines())
+    assert ours.pop("timestamp") <= theirs.pop("timestamp")
+    assert ours == theirs
+    assert ours["event"] == "delivery_attempt" and ours["status_code"] is None
 
 
 def test_below_info_no_request_line_is_written(json_logs: Stderr) -> None:

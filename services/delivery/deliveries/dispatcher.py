@@ -58,6 +58,7 @@ from shared.kernel.egress import GuardedClient, describe_failure
 from shared.kernel.envelopes import Envelope
 from shared.kernel.ids import isoformat, utcnow
 from shared.kernel.kafka import EventPublisher
+from shared.kernel.logging import info_line
 from shared.kernel.mongo import BatchedWriter, Document
 from shared.kernel.shutdown import WORK_SHARE
 from shared.kernel.signing import delivery_headers
@@ -938,15 +939,17 @@ class Dispatcher:
             elif endpoint_failed:
                 self._failing(endpoint, now)
         self._record(job, fields)
-        log.info(
+        info_line(
             "delivery_attempt",
-            delivery_id=job.id,
-            endpoint_id=job.endpoint_id,
-            attempt=number,
-            status_code=status_code,
-            error=error,
-            verdict=decision.verdict.value,
-            duration_ms=round(duration * 1000, 2),
+            {
+                "delivery_id": job.id,
+                "endpoint_id": job.endpoint_id,
+                "attempt": number,
+                "status_code": status_code,
+                "error": error,
+                "verdict": decision.verdict.value,
+                "duration_ms": logged["duration_ms"],
+            },
         )
         return decision.verdict
 

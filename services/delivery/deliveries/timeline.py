@@ -47,6 +47,8 @@ class AttemptMinutes:
     def __init__(self, db: Database, *, interval: float = FLUSH_SECONDS) -> None:
         self._collection = db[COLLECTION]
         self._writer = BatchedWriter(db, interval=interval)
+        self._minute: datetime | None = None
+        self._prefix = ""
 
     def register(self, runtime: Runtime) -> None:
         """Started with the service, its last counts written at the stop (register it after
@@ -67,9 +69,11 @@ class AttemptMinutes:
     ) -> None:
         """An attempt started at `at` that ended with `status_code` (None: no answer)."""
         minute = at.replace(second=0, microsecond=0)
+        if minute != self._minute:  # its name made once a minute, not once an attempt
+            self._minute, self._prefix = minute, f"{minute:%Y%m%d%H%M}:"
         self._writer.bump(
             COLLECTION,
-            f"{minute:%Y%m%d%H%M}:{endpoint_id}",
+            self._prefix + endpoint_id,
             outcome_of(status_code),
             create={"workspace_id": workspace_id, "endpoint_id": endpoint_id, "minute": minute},
         )
