@@ -13,6 +13,7 @@ from bench.tracing import (
     DISABLED,
     EXPORTING,
     NO_EXPORTER,
+    SAMPLED,
     Run,
     check_environment,
     environments,
@@ -52,11 +53,21 @@ def test_the_configurations_set_otel_in_full_and_only_exporting_takes_sets(
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
         "OTEL_TRACES_SAMPLER": "always_on",
     }
+    assert envs[SAMPLED] == {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    }
 
 
 def test_the_order_of_runs_needs_the_baseline_and_another(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BENCH_TRACING_RUNS", raising=False)
-    assert sequence() == [DISABLED, NO_EXPORTER, EXPORTING, EXPORTING, NO_EXPORTER, DISABLED]
+    assert sequence() == [
+        *(DISABLED, NO_EXPORTER, SAMPLED, EXPORTING),
+        *(EXPORTING, SAMPLED, NO_EXPORTER, DISABLED),
+    ]
     for wrong in ("exporting,no-exporter", "disabled,disabled", "disabled,exporting,x"):
         monkeypatch.setenv("BENCH_TRACING_RUNS", wrong)
         with pytest.raises(BenchError):
@@ -69,18 +80,33 @@ def test_a_run_that_exported_nothing_cannot_pass() -> None:
     assert silent.ratio == pytest.approx(0.95)
     assert silent.flagged and silent.ours.error_kinds == {"no_spans_exported": 1}
     assert "NO SPAN: NOT MET" in silent.notes[0]
-    assert silent.notes[1] == "no-exporter (#50): target ratio ≥ 0.97: 0.99, met"
+    assert silent.notes[1] == "no-exporter (#60): target ratio ≥ 0.97: 0.99, met"
 
     spans = Counter({"hookhub-gateway": 3000})
-    exported = result("t", "t", [*quiet, Run(EXPORTING, _measured(950), spans)], [])
+    tenth = Counter({"hookhub-gateway": 300})
+    exported = result(
+        "t",
+        "t",
+        [*quiet, Run(EXPORTING, _measured(740), spans), Run(SAMPLED, _measured(960), tenth)],
+        [],
+    )
     assert not exported.flagged
-    assert exported.notes[0] == "exporting (#50): target ratio ≥ 0.85: 0.95, met"
+    assert exported.notes[:3] == [
+        "exporting (#60): target ratio ≥ 0.75: 0.74, NOT MET",
+        "sampled (#60): target ratio ≥ 0.95: 0.96, met",
+        "no-exporter (#60): target ratio ≥ 0.97: 0.99, met",
+    ]
     assert [run.label for run in exported.runs] == [
         "tracing, exporting (always_on)",
+        "tracing, exporting 0.1 (parentbased_traceidratio)",
         "tracing, no exporter",
         "OTEL_SDK_DISABLED=true",
     ]
-    assert "exporting 3,000 (hookhub-gateway 3,000) for 1,000 measured" in exported.notes[2]
+    assert "exporting 3,000 (hookhub-gateway 3,000) for 1,000 measured" in exported.notes[3]
+    assert "sampled 300 (hookhub-gateway 300)" in exported.notes[3]
+
+    unsampled = result("t", "t", [*quiet, Run(SAMPLED, _measured(960))], [])
+    assert unsampled.flagged and unsampled.ours.error_kinds == {"no_spans_exported": 1}
 
     leaked = result("t", "t", [*quiet[:1], Run(NO_EXPORTER, _measured(990), spans)], [])
     assert leaked.flagged and leaked.ours.error_kinds == {"spans_exported": 3000}
