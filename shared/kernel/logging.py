@@ -131,12 +131,11 @@ def info_line(event: str, fields: dict[str, Any]) -> None:
     without them: a line every request writes, and their chain costs four times the line."""
     lines = _request_lines
     if lines is None:
-        _hot_log.info(event, **fields)
+        # A logger of the configuration now, not one kept: structlog caches a logger on its
+        # first use, with the configuration of that moment (a test's, say) for good.
+        structlog.get_logger("hookhub").info(event, **fields)
     else:
         lines.write(event, fields)
-
-
-_hot_log = structlog.get_logger("hookhub")
 
 
 class _RequestLines:
