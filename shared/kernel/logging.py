@@ -26,13 +26,14 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str = "ho
         shared_processors.append(tracing.add_trace_ids)
     renderer: structlog.types.Processor
     factory: structlog.types.WrappedLogger
-    global _request_lines
+    global _request_lines, _info_written
     _request_lines = None
+    _info_written = logging.getLevelName(level.upper()) <= logging.INFO
     if json_output:
         # orjson writes bytes: one canonical line per request costs a few microseconds.
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory = TickFlushedLoggerFactory(sys.stderr.buffer)
-        if logging.getLevelName(level.upper()) <= logging.INFO:
+        if _info_written:
             _request_lines = _RequestLines(factory(), tracing.mode() is not tracing.Mode.OFF)
     else:
         renderer = structlog.dev.ConsoleRenderer()
@@ -130,12 +131,12 @@ def info_line(event: str, fields: dict[str, Any]) -> None:
     bound for logs), at INFO. In JSON, the line the processors above would write, written
     without them: a line every request writes, and their chain costs four times the line."""
     lines = _request_lines
-    if lines is None:
+    if lines is not None:
+        lines.write(event, fields)
+    elif _info_written:
         # A logger of the configuration now, not one kept: structlog caches a logger on its
         # first use, with the configuration of that moment (a test's, say) for good.
         structlog.get_logger("hookhub").info(event, **fields)
-    else:
-        lines.write(event, fields)
 
 
 class _RequestLines:
@@ -155,3 +156,4 @@ class _RequestLines:
 
 
 _request_lines: _RequestLines | None = None
+_info_written = True  # INFO lines are: below it, `info_line` makes no logger for nothing

@@ -76,6 +76,7 @@ def json_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stderr]:
     monkeypatch.setattr(sys, "stderr", stderr)
     # Set again by configure_logging: put back as it was by monkeypatch.
     monkeypatch.setattr(hookhub_logging, "_request_lines", hookhub_logging._request_lines)
+    monkeypatch.setattr(hookhub_logging, "_info_written", hookhub_logging._info_written)
     configure_logging("INFO", "json", "gateway")
     try:
         yield stderr
