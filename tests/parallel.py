@@ -20,12 +20,15 @@ ONE_WORKER_PACKAGES = ("tests/console/",)
 OWN_STACK = ("tests/console/test_portal.py",)
 
 # Where the suite's time goes (`--durations`), longest first: the console's browser tests,
-# the modules that start `hookhub run`, processes of their own or a world of services, and
-# the three 100,000-message exports (CPU-bound); each directory's modules largest first.
-# The rest (unit tests, fakes on loopback: seconds each) follow, largest first, and fill
-# in around them.
+# schemathesis's two halves (a test of over 100 s each on a busy machine, one of 230 s
+# whole: queued behind the rest of tests/e2e/, it ended the run), the modules that start
+# `hookhub run`, processes of their own or a world of services, and the three
+# 100,000-message exports (CPU-bound); each directory's modules largest first. The rest
+# (unit tests, fakes on loopback: seconds each) follow, largest first, and fill in around
+# them.
 FIRST = (
     "tests/console/",
+    "tests/e2e/test_schemathesis_",
     "tests/e2e/",
     "tests/providers/test_discord_export.py",
     "tests/providers/test_telegram_export.py",

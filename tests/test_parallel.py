@@ -40,3 +40,20 @@ def test_stacks_go_first_then_the_rest_largest_first_each_unit_as_collected() ->
         "tests/providers/test_large.py::test_3",
         "tests/providers/test_small.py::test_1",
     ]
+
+
+def test_schemathesis_s_halves_go_right_after_the_console_before_the_other_stacks() -> None:
+    ids = [
+        "tests/e2e/test_sandbox.py::test_1",
+        "tests/e2e/test_schemathesis_others.py::test_1",
+        "tests/console/test_console.py::test_1",
+        "tests/e2e/test_schemathesis_integrations.py::test_1",
+        "tests/e2e/test_schemathesis_integrations.py::test_2",
+    ]
+    ordered = [scope_of(item.nodeid) for item in in_queue_order([Item(i) for i in ids])]
+    assert list(dict.fromkeys(ordered)) == [
+        "tests/console/",
+        "tests/e2e/test_schemathesis_integrations.py",
+        "tests/e2e/test_schemathesis_others.py",
+        "tests/e2e/test_sandbox.py",
+    ]
