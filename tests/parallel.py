@@ -20,8 +20,8 @@ ONE_WORKER_PACKAGES = ("tests/console/",)
 OWN_STACK = ("tests/console/test_portal.py",)
 
 # Where the suite's time goes (`--durations`), longest first: the console's browser tests,
-# schemathesis's two halves (a test of over 100 s each on a busy machine, one of 230 s
-# whole: queued behind the rest of tests/e2e/, it ended the run), the modules that start
+# schemathesis's two halves (one test each; whole, it was the longest test, 113-230 s in a
+# whole run, and waited behind the rest of tests/e2e/), the modules that start
 # `hookhub run`, processes of their own or a world of services, and the three
 # 100,000-message exports (CPU-bound); each directory's modules largest first. The rest
 # (unit tests, fakes on loopback: seconds each) follow, largest first, and fill in around
