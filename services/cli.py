@@ -7,11 +7,14 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet
 
-from shared.kernel.runtime import ServiceDefinition
 from shared.kernel.settings import SERVICE_PORTS, ConfigurationError
+
+if TYPE_CHECKING:  # the runtime's imports are a second of CPU: `keys generate` needs none
+    from shared.kernel.runtime import ServiceDefinition
 
 SERVICES = tuple(SERVICE_PORTS)
 

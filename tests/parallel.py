@@ -20,12 +20,19 @@ ONE_WORKER_PACKAGES = ("tests/console/",)
 OWN_STACK = ("tests/console/test_portal.py",)
 
 # Where the suite's time goes (`--durations`), longest first: the console's browser tests,
-# the modules that start `hookhub run`, processes of their own or a world of services, and
-# the three 100,000-message exports (CPU-bound); each directory's modules largest first.
-# The rest (unit tests, fakes on loopback: seconds each) follow, largest first, and fill
-# in around them.
+# schemathesis's two halves (one test each; whole, it was the longest test, 113-230 s in a
+# whole run, and waited behind the rest of tests/e2e/), the modules that start
+# `hookhub run`, processes of their own or a world of services, and the three
+# 100,000-message exports (CPU-bound); each directory's modules largest first. The rest
+# (unit tests, fakes on loopback: seconds each) follow, largest first, and fill in around
+# them.
 FIRST = (
     "tests/console/",
+    "tests/e2e/test_schemathesis_",
+    # Its own stack, after schemathesis's halves: with three workers these three units
+    # start the run one a worker (xdist hands a worker its next unit once it has two tests
+    # or fewer left, so that a unit of two tests would take the one after it along).
+    "tests/console/test_portal.py",
     "tests/e2e/",
     "tests/providers/test_discord_export.py",
     "tests/providers/test_telegram_export.py",
@@ -51,11 +58,12 @@ def scope_of(nodeid: str) -> str:
 
 
 def rank(scope: str, tests: int) -> tuple[int, int]:
-    """Where `scope` (with `tests` tests) goes in the queue: lower runs earlier."""
-    for position, prefix in enumerate(FIRST):
-        if scope.startswith(prefix):
-            return position, -tests
-    return len(FIRST), -tests
+    """Where `scope` (with `tests` tests) goes in the queue, by the longest of FIRST's
+    prefixes it has: lower runs earlier."""
+    matching = [prefix for prefix in FIRST if scope.startswith(prefix)]
+    if not matching:
+        return len(FIRST), -tests
+    return FIRST.index(max(matching, key=len)), -tests
 
 
 def in_queue_order(items: list[Any]) -> list[Any]:

@@ -271,6 +271,20 @@ def _zygote() -> Zygote:
 
 
 @dataclass
+class Ran:
+    returncode: int
+    output: str  # its standard output and error together
+
+
+def run_command(argv: list[str], env: dict[str, str], log_path: Path, timeout: float = 60) -> Ran:
+    """`hookhub <argv>` with `env` (whole), as `python -m services.cli` runs it but forked
+    from the worker's zygote: a command that ends in a moment does not first spend seconds
+    importing the services."""
+    process = _zygote().fork(ENTRY, argv, env, log_path)
+    return Ran(process.wait(timeout), log_path.read_text())
+
+
+@dataclass
 class ServiceProcess:
     """`hookhub serve <name>` in a process of its own, as production runs it (forked from
     the worker's zygote: shared/kernel/zygote.py)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
-from tests.parallel import in_queue_order, scope_of
+from tests.parallel import StackScheduling, in_queue_order, scope_of
 
 
 @dataclass
@@ -39,4 +41,58 @@ def test_stacks_go_first_then_the_rest_largest_first_each_unit_as_collected() ->
         "tests/providers/test_large.py::test_2",
         "tests/providers/test_large.py::test_3",
         "tests/providers/test_small.py::test_1",
+    ]
+
+
+# The units that start stacks, as collected.
+STACKS = [
+    "tests/e2e/test_sandbox.py::test_1",
+    "tests/console/test_portal.py::test_1",
+    "tests/e2e/test_schemathesis_others.py::test_1",
+    "tests/console/test_console.py::test_1",
+    "tests/e2e/test_schemathesis_integrations.py::test_1",
+    "tests/e2e/test_schemathesis_integrations.py::test_2",
+]
+
+
+def test_schemathesis_s_halves_go_right_after_the_console_before_the_other_stacks() -> None:
+    ordered = [scope_of(item.nodeid) for item in in_queue_order([Item(i) for i in STACKS])]
+    assert list(dict.fromkeys(ordered)) == [
+        "tests/console/",
+        "tests/e2e/test_schemathesis_integrations.py",
+        "tests/e2e/test_schemathesis_others.py",
+        "tests/console/test_portal.py",
+        "tests/e2e/test_sandbox.py",
+    ]
+
+
+@dataclass(eq=False)
+class Worker:
+    """What xdist's scheduler asks of a worker's controller."""
+
+    gateway: Any
+    shutting_down: bool = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_with_three_workers_the_console_and_schemathesis_s_halves_start_one_a_worker() -> None:
+    collection = [item.nodeid for item in in_queue_order([Item(i) for i in STACKS])]
+    config = SimpleNamespace(option=SimpleNamespace(), getvalue=lambda _: ["3*popen"])
+    scheduling = StackScheduling(config)  # type: ignore[arg-type]
+    workers = [Worker(SimpleNamespace(id=f"gw{n}")) for n in range(3)]
+    for worker in workers:
+        scheduling.add_node(worker)
+    for worker in workers:
+        scheduling.add_node_collection(worker, collection)
+    scheduling.schedule()
+    first = [next(iter(scheduling.assigned_work[worker])) for worker in workers]
+    assert first == [
+        "tests/console/",
+        "tests/e2e/test_schemathesis_integrations.py",
+        "tests/e2e/test_schemathesis_others.py",
     ]

@@ -1,7 +1,9 @@
-"""kill -9 the delivery process while 2,000 events flow to a loopback sink: none is lost.
+"""kill -9 the delivery process while 1,000 events flow to a loopback sink: none is lost.
 
-Duplicates are allowed (at-least-once) but must share their `webhook-id`, so a receiver
-can drop them.
+The sink answers the first HELD_FROM requests and holds every later one unanswered until
+the kill, so that the process is killed mid-stream by construction (whatever the
+machine's speed), with attempts in flight. Duplicates are allowed (at-least-once) but must
+share their `webhook-id`, so a receiver can drop them.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from tests.support import (
     produce_chat_events,
     serve,
 )
-from tests.webhook_sink import WebhookSink
+from tests.webhook_sink import Received, WebhookSink
 
-EVENTS = 2000
+EVENTS = 1000
+HELD_FROM = 300  # the sink's requests from this one on wait for the kill
 
 
 @pytest.mark.timeout(300)
@@ -45,6 +48,14 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
         "HOOKHUB_SCHEDULER_POLL_SECONDS": "0.2",
         "HOOKHUB_LOG_LEVEL": "WARNING",
     }
+    killed = asyncio.Event()
+
+    async def answer(request: Received) -> int:
+        if next(i for i, r in enumerate(sink.at("/sink")) if r is request) >= HELD_FROM:
+            await killed.wait()
+        return 200
+
+    sink.on("/sink", answer=answer)
     async with serve(sink.app(), probe="/healthz") as receiver:
         service = ServiceProcess.start("delivery", settings, log, **env)
         try:
@@ -70,9 +81,10 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
                 ({"seq": seq, "channel_id": f"ch_{seq % 7}"} for seq in range(EVENTS)),
             )
 
-            await sink.wait_for("/sink", 300, timeout=60)
+            await sink.wait_for("/sink", HELD_FROM + 1, timeout=60)
             service.process.send_signal(signal.SIGKILL)
             service.process.wait(10)
+            killed.set()  # answers to no one; the next process's requests are answered
             received_at_kill = len(sink.at("/sink"))
             assert received_at_kill < EVENTS, "killed too late to prove anything"
 
@@ -85,6 +97,7 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
                     break
                 await asyncio.sleep(0.5)
         finally:
+            killed.set()
             await service.stop()
 
     ids_by_seq: dict[int, set[str]] = defaultdict(set)

@@ -1,7 +1,7 @@
 """Every service with routes, in-process on the session's broker and database, behind the
 edge as `hookhub run` puts them, with every provider the services may call faked on
 loopback: the API as a user calls it, for the tests that walk all of it
-(test_schemathesis.py, test_cross_tenant.py)."""
+(schemathesis_run.py, test_cross_tenant.py)."""
 
 from __future__ import annotations
 
