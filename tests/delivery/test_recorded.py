@@ -344,8 +344,9 @@ async def test_no_more_is_sent_than_the_writer_has_room_for(
 ) -> None:
     """MongoDB writes nothing (the writer's flushes held): once HOOKHUB_DELIVERY_MAX_UNWRITTEN
     outcomes wait for it, the lane sends no more — what a kill -9 could send twice stays
-    that bound (and the attempts out), however large the room. Let go, every delivery is
-    sent once and recorded."""
+    that bound (and the attempts out), however large the room — and the time it waits is
+    not the endpoint's (`Dispatcher.behind`). Let go, every delivery is sent once and
+    recorded."""
     state = _state(delivery)
     dispatcher = state.dispatcher
     writer = state.delivery_writer
@@ -380,6 +381,15 @@ async def test_no_more_is_sent_than_the_writer_has_room_for(
         assert not dispatcher._busy
         assert len(sink[0].at(path)) == 3
         assert await deliveries.count_documents({"endpoint_id": endpoint_id}) == 0
+        # Its oldest delivery handed over two hold bounds ago: its lane is behind (a slow
+        # endpoint: fan-out writes the rest of its backlog for the scheduler at once) ...
+        assert dispatcher._stalled_since is not None
+        dispatcher._ages[endpoint_id][0].since -= 2 * dispatcher.hold_seconds
+        assert dispatcher.behind(endpoint_id)
+        # ... unless the lanes waited for MongoDB all that time: then it is MongoDB that
+        # cannot keep up, and more written into it would slow it further.
+        dispatcher._stalled_since -= 2 * dispatcher.hold_seconds
+        assert not dispatcher.behind(endpoint_id)
     finally:
         writing.set()
     done = {"endpoint_id": endpoint_id, "status": "completed", "attempts": 1}

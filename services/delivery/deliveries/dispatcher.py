@@ -228,6 +228,10 @@ class Dispatcher:
         self.max_unwritten = max_unwritten
         self._writable = asyncio.Event()  # fewer than `max_unwritten` wait for the writer
         self._writable.set()
+        # Seconds the lanes have spent waiting for the writer in all, and since when they
+        # wait now (None: they do not): not a lane's time to move (`behind`).
+        self._stalled_for = 0.0
+        self._stalled_since: float | None = None
         # Outcomes waiting that make the writer flush at once: half the bound, so that one
         # flush is written while the next fills; a flush of more costs MongoDB no more per
         # outcome than the interval's.
@@ -435,9 +439,23 @@ class Dispatcher:
 
     def behind(self, endpoint_id: str) -> bool:
         """Whether the oldest delivery this endpoint's lane holds was handed over more than
-        `hold_seconds` ago: it sends slower than it is given work (a slow endpoint)."""
+        `hold_seconds` ago, not counting the time the lanes waited for the writer meanwhile:
+        it sends slower than it is given work (a slow endpoint). While MongoDB cannot keep
+        up, no lane moves, and none is behind: writing a backlog into MongoDB for the
+        scheduler (what fan-out does with a slow endpoint's) would only slow it further;
+        it waits in Kafka instead."""
         ages = self._ages.get(endpoint_id)
-        return ages is not None and ages[0].since <= time.monotonic() - self.hold_seconds
+        if ages is None:
+            return False
+        now = time.monotonic()
+        oldest = ages[0]
+        waited = now - oldest.since - (self._stalled(now) - oldest.stalled)
+        return waited >= self.hold_seconds
+
+    def _stalled(self, now: float) -> float:
+        """Seconds the lanes have waited for the writer, up to `now`."""
+        since = self._stalled_since
+        return self._stalled_for + (now - since if since is not None else 0.0)
 
     async def drained(self) -> None:
         """Until nothing is held (returns at once if nothing is)."""
@@ -456,7 +474,7 @@ class Dispatcher:
             return
         self.held.add(job.id)
         job.since = job.since or time.monotonic()
-        job.age = Age(job.since)
+        job.age = Age(job.since, self._stalled(time.monotonic()))
         self._ages.setdefault(job.endpoint_id, deque()).append(job.age)
         self._per_lane[job.endpoint_id] += 1
         self._drained.clear()
@@ -620,8 +638,9 @@ class Dispatcher:
                 written.add_done_callback(self._written)
             self._outcomes[written] += 1
             self._unwritten += 1
-            if self._unwritten >= self.max_unwritten:
+            if self._unwritten >= self.max_unwritten and self._writable.is_set():
                 self._writable.clear()
+                self._stalled_since = time.monotonic()
             if self._unwritten >= self._hurry_at:
                 self._writer.hurry()
         if not self.held:
@@ -633,8 +652,11 @@ class Dispatcher:
         """A flush wrote the outcomes counted on it: their room is free."""
         self._unwritten -= self._outcomes.pop(flush, 0)
         self._freed.set()
-        if self._unwritten < self.max_unwritten:
+        if self._unwritten < self.max_unwritten and not self._writable.is_set():
             self._writable.set()
+            if self._stalled_since is not None:
+                self._stalled_for += time.monotonic() - self._stalled_since
+                self._stalled_since = None
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
         lane = self._lanes.get(endpoint.id)

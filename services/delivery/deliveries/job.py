@@ -12,9 +12,11 @@ from shared.kernel.mongo import Document
 
 @dataclass(slots=True)
 class Age:
-    """When a held job was handed to the lanes, and whether it is done with."""
+    """When a held job was handed to the lanes (`since`, and the dispatcher's `stalled`
+    clock then: see `Dispatcher.behind`), and whether it is done with."""
 
     since: float
+    stalled: float = 0.0
     done: bool = False
 
 
