@@ -28,9 +28,9 @@ WebSocket (`/api/v4/websocket`, developers.mattermost.com "WebSocket API"; wsapi
 `post_edited` and `post_deleted` carry the post as a JSON string in `data.post`. Nothing is
 replayed on a new connection: what happened meanwhile is read with `since`.
 
-For tests: `drop()` cuts every socket without a close frame; `hold_sockets()` keeps new
-connections waiting before the upgrade until `release_sockets()`; `rate_limit_next()`
-answers the next REST call 429; `user_posts`/`user_edits`/`user_deletes` act as a person.
+For tests: `drop()` cuts every socket without a close frame; `skip_seq()` loses an event;
+`rate_limit_next()` answers the next REST call 429; `user_posts`, `user_edits` and
+`user_deletes` act as a person.
 """
 
 from __future__ import annotations
@@ -199,8 +199,6 @@ class FakeMattermost:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every REST call
         self._last_ms = 0
         self._sockets: list[_Socket] = []
-        self._open = asyncio.Event()
-        self._open.set()
         self._rate_limited: list[tuple[float, int]] = []  # (retry after, reset)
         self.connections_total = 0
         self.authenticated_total = 0
@@ -349,12 +347,11 @@ class FakeMattermost:
         """Authenticated sockets open now."""
         return sum(1 for s in self._sockets if not s.closed and s.user_id)
 
-    def hold_sockets(self) -> None:
-        """New WebSocket connections wait (before the upgrade) until `release_sockets`."""
-        self._open.clear()
-
-    def release_sockets(self) -> None:
-        self._open.set()
+    def skip_seq(self) -> None:
+        """The next event of every socket comes with its `seq` one further on, as if one had
+        been lost on the way."""
+        for socket in self._sockets:
+            socket.seq += 1
 
     async def drop(self) -> None:
         """Every socket cut without a close frame (a network drop)."""
@@ -393,7 +390,6 @@ class FakeMattermost:
                 socket.closed = True
 
     async def _socket(self, websocket: WebSocket) -> None:
-        await self._open.wait()
         await websocket.accept()
         socket = _Socket(websocket)
         self._sockets.append(socket)

@@ -270,7 +270,7 @@ class MattermostChat:
         posts created, edited and deleted, as `posts?since=` gives them (what the socket
         missed while it was down). Oldest first, by the time of each change."""
         server, secret = split_credential(token)
-        changes: list[tuple[int, MessageChange]] = []
+        changes: list[tuple[tuple[int, int], MessageChange]] = []
         newest: int | None = None
         cursor = max(1, since_ms)
         while True:
@@ -290,8 +290,9 @@ class MattermostChat:
                     kind = "edited"
                 else:
                     continue  # a root moved on by a reply, itself unchanged
+                when = (update_at, _int(post.get("create_at")))
                 for change in self._changes(kind, post, None):
-                    changes.append((update_at, change))
+                    changes.append((when, change))
             if len(posts) < SINCE_LIMIT:
                 break
             cursor = max(_int(p.get("update_at")) for p in posts)
