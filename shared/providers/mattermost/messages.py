@@ -73,10 +73,12 @@ _KINDS: dict[str, Literal["created", "edited", "deleted"]] = {
 }
 # Code (fenced blocks, then inline spans), left as it is.
 _CODE = re.compile(r"(```[\s\S]*?(?:```|$)|`[^`\n]+`)")
-# An @ that would start a mention: the characters of a username follow it.
-_MENTION_START = re.compile(r"@(?=[\w.\-])")
+# An @ that may start a mention: any not right after an ASCII letter or digit. The server
+# finds @channel/@all/@here after a non-word character (Go's ASCII \B: `-@here`, `é@here`),
+# and @username at the start of a word once `:.-_` are trimmed off it (`_@ada`); `a@b.c`
+# is an address. Some @s that would not ping are defused too; none that would is missed.
+_MENTION_START = re.compile(r"(?<![A-Za-z0-9])@(?=[\w.\-])")
 _MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._\-]*[a-z0-9_\-]|[a-z0-9])", re.IGNORECASE)
-_SPECIAL = frozenset({"channel", "all", "here"})
 
 
 def credential(server_url: str, bot_token: str) -> str:
@@ -447,7 +449,8 @@ def _outside_code(text: str, change: Any) -> str:
 
 def _escape_label(label: str) -> str:
     """A link's label shown as it is: markdown's own characters escaped, mentions defused."""
-    return _MENTION_START.sub("@" + ZWSP, re.sub(r"([\\\[\]*_`<>])", r"\\\1", label))
+    escaped = re.sub(r"([\\\[\]*_`<>])", r"\\\1", label)
+    return _MENTION_START.sub("@" + ZWSP, escaped)
 
 
 # -- inbound ----------------------------------------------------------------------------------
