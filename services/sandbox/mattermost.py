@@ -15,7 +15,8 @@ answer Mattermost's AppError JSON `{"id", "message", "detailed_error", "request_
 - an edit keeps the post's id and sets `edit_at` and `update_at`; a patch with `props`
   replaces them whole (`PostPatch`).
 - a deleted post is gone for `DELETE` and `PATCH` (404 `app.post.get.app_error`); deleting
-  a root deletes its replies (`PermanentDeletePost`'s sibling `Delete` by root id).
+  a root deletes its replies (sqlstore `Delete`: `WHERE Id = ? OR RootId = ?`, with
+  `props.deleteBy`).
 - a 429 (app/ratelimit.go) answers the text `limit exceeded` with `X-RateLimit-Limit`,
   `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds until the limit resets) and
   `Retry-After` (seconds).
@@ -261,7 +262,8 @@ class FakeMattermost:
         return await self._patch(post_id, message, None)
 
     async def user_deletes(self, post_id: str) -> None:
-        await self._delete(post_id)
+        post = self.post(post_id)
+        await self._delete(post_id, post["user_id"] if post else "")
 
     async def _create(
         self, user_id: str, channel_id: str, message: str, root_id: str, props: dict[str, Any]
@@ -329,7 +331,7 @@ class FakeMattermost:
         await self._broadcast("post_edited", {"post": json.dumps(post)}, channel)
         return dict(post)
 
-    async def _delete(self, post_id: str) -> None:
+    async def _delete(self, post_id: str, by: str = "") -> None:
         post = self.post(post_id)
         if post is None or post["delete_at"]:
             raise _post_not_found()
@@ -338,6 +340,7 @@ class FakeMattermost:
         for other in channel.posts.values():
             if other["id"] == post_id or (other["root_id"] == post_id and not other["delete_at"]):
                 other["delete_at"] = other["update_at"] = now
+                other["props"] = {**other["props"], "deleteBy": by}
         await self._broadcast("post_deleted", {"post": json.dumps(post)}, channel)
 
     # -- the WebSocket ------------------------------------------------------------------------
@@ -581,7 +584,7 @@ class FakeMattermost:
             raise _post_not_found()
         if post["user_id"] != user.id:
             raise _forbidden()  # deleting others' posts needs delete_others_posts
-        await self._delete(post["id"])
+        await self._delete(post["id"], user.id)
         return JSONResponse({"status": "OK"})
 
     async def _posts(self, request: Request, user: User) -> Response:

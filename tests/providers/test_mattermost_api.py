@@ -17,7 +17,13 @@ from services.sandbox.mattermost import ADA, BOT, CHANNEL, GRACE, FakeMattermost
 from shared.kernel.http.tls import tls
 from shared.providers.chat import Author, OutboundPost, PermanentError, TokenRejected
 from shared.providers.mattermost import messages
-from shared.providers.mattermost.api import MattermostApi, MattermostRateLimited, rate_limited
+from shared.providers.mattermost.api import (
+    MattermostApi,
+    MattermostRateLimited,
+    PostGone,
+    rate_limited,
+    refusal,
+)
 from shared.providers.mattermost.messages import OWN_PROP, TAG_PROP, MattermostChat, credential
 from tests.support import serve
 
@@ -192,3 +198,23 @@ async def test_find_post_by_tag(fake: FakeMattermost, chat: MattermostChat) -> N
     )
     assert in_thread is not None and in_thread.external_message_id == reply.external_message_id
     assert await chat.find_post(token(fake), CHANNEL_ID, "msg_9", since) is None
+
+
+def test_refusals_are_sorted_by_status_and_id() -> None:
+    # AppError bodies as the server writes them (model.AppError: id, message, status_code).
+    def app_error(error_id: str, status: int) -> dict[str, object]:
+        return {"id": error_id, "message": "m", "detailed_error": "", "status_code": status}
+
+    older = refusal("DELETE /posts/{post_id}", 404, app_error("store.sql_post.get.app_error", 404))
+    assert isinstance(older, PostGone) and older.scope == "message"
+    channel = refusal(
+        "GET /channels/{channel_id}", 404, app_error("app.channel.get.existing.app_error", 404)
+    )
+    assert not isinstance(channel, PostGone) and channel.scope == "channel"
+    forbidden = refusal("POST /posts", 403, app_error("api.context.permissions.app_error", 403))
+    assert forbidden.scope == "channel"
+    too_long = refusal(
+        "POST /posts", 400, app_error("model.post.is_valid.message_length.app_error", 400)
+    )
+    assert too_long.scope == "message"
+    assert refusal("POST /posts", 404, None).scope == "integration"  # not Mattermost speaking

@@ -16,7 +16,7 @@ seconds from now. It becomes `RateLimited(retry_after)`: the caller waits and ca
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -46,6 +46,14 @@ class MattermostRateLimited(RateLimited):
         self.limit = limit
 
 
+class PostGone(PermanentError):
+    """404 for a post: deleted or never there (`app.post.get.app_error`; older servers
+    `store.sql_post.get.app_error`): the server reads posts with `DeleteAt = 0`."""
+
+    def __init__(self, message: str, error: str) -> None:
+        super().__init__(message, error, "message")
+
+
 def refusal(what: str, status: int, body: Any) -> PermanentError:
     """The contract's error for a 4xx answer other than 429 (`what` names the call)."""
     data = body if isinstance(body, Mapping) else {}
@@ -63,10 +71,11 @@ def refusal(what: str, status: int, body: Any) -> PermanentError:
     if status == 404:
         # A post gone (`app.post.get.app_error`) is about one message; a channel or team
         # gone breaks the mapping.
-        scope: Literal["message", "channel"] = (
-            "channel" if error_id and ".channel." in error_id else "message"
-        )
-        return PermanentError(said, error_id or "not_found", scope)
+        if error_id and ".channel." in error_id:
+            return PermanentError(said, error_id, "channel")
+        if "/posts" in what:
+            return PostGone(said, error_id or "not_found")
+        return PermanentError(said, error_id or "not_found", "message")
     return PermanentError(said, error_id or f"http_{status}", "message")
 
 
@@ -219,10 +228,8 @@ class MattermostApi:
             await self.request(
                 "DELETE", server_url, token, "/posts/{post_id}", path={"post_id": post_id}
             )
-        except PermanentError as exc:
-            if exc.scope == "message" and exc.error in ("app.post.get.app_error", "not_found"):
-                return False
-            raise
+        except PostGone:
+            return False
         return True
 
     async def posts(
