@@ -59,6 +59,7 @@ class Bridge:
         self.changes: list[MessageChange] = []
         self.caught_up: list[int | None] = []
         self.gate = asyncio.Event()  # the pause before a reconnect ends when it is set
+        self.pauses: list[float] = []
         self.state = SocketState()
         self.listener = Listener(
             websocket_url(fake.base_url),
@@ -84,6 +85,7 @@ class Bridge:
             self.state.since_ms = max(self.state.since_ms or 0, caught.newest_ms)
 
     async def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
         await self.gate.wait()
         self.gate.clear()
 
@@ -199,6 +201,27 @@ async def test_a_dropped_socket_loses_nothing(fake: FakeMattermost, bridge: Brid
     await until(lambda: bridge.changes[-1].external_message_id == after["id"], what="after")
     assert bridge.events[-2:] == [("hello", 0), ("posted", 1)]
     assert bridge.listener.connections == 2
+
+
+async def test_a_rate_limited_catch_up_is_tried_again_from_the_same_point(
+    fake: FakeMattermost, bridge: Bridge
+) -> None:
+    await fake.user_posts(ADA_ID, CHANNEL_ID, "seen")
+    await until(lambda: bridge.changes, what="the first post")
+    last_seen = bridge.state.since_ms
+    await fake.drop()
+    await until(lambda: bridge.pauses, what="the drop noticed")
+    missed = await fake.user_posts(GRACE_ID, CHANNEL_ID, "missed")
+    fake.rate_limit_next(retry_after=30)  # the catch-up's read
+    bridge.gate.set()
+    await until(lambda: len(bridge.pauses) == 2, what="the failed catch-up")
+    assert bridge.listener.lost[-1] == "catch_up_failed: MattermostRateLimited"
+    assert bridge.pauses[-1] >= 30  # the 429's wait is kept
+    assert [c.text for c in bridge.changes] == ["seen"]
+    bridge.gate.set()
+    await until(lambda: len(bridge.changes) == 2, what="the second catch-up")
+    assert bridge.caught_up == [None, last_seen, last_seen]
+    assert bridge.seen()[-1] == ("created", missed["id"], "missed")
 
 
 async def test_a_wrong_token_is_refused_on_the_socket(

@@ -20,7 +20,9 @@ It ends by raising:
 `SocketState.since_ms` is the server time of the last post event seen (its `update_at`, or
 `delete_at`): where the catch-up starts after a drop. `Listener` keeps one integration's
 connection: it reconnects after a drop with a growing pause and, once authenticated, calls
-`catch_up(since_ms)` before it reads the new connection's events.
+`catch_up(since_ms)` before it reads the new connection's events; a catch-up that fails
+(a 429, the server away) closes the connection and is tried again on the next one, from
+the same `since_ms` (a 429's wait is kept).
 
 Which replica holds the connection is not decided here, as it is not in the Discord module:
 sync's `GatewayKeeper` (services/sync/gateway.py) holds a lease per integration in MongoDB
@@ -42,7 +44,12 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from shared.providers.chat import ProviderUnreachable, RateLimited, TokenRejected
+from shared.providers.chat import (
+    PermanentError,
+    ProviderUnreachable,
+    RateLimited,
+    TokenRejected,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -233,6 +240,7 @@ class Listener:
                 self._token, self.state, self._on_event, ping_interval=self._ping_interval
             )
             self.connection = connection
+            at_least = 0.0
             try:
                 await connection.run(self._url, self._authenticated)
             except SocketLost as lost:
@@ -246,8 +254,19 @@ class Listener:
                         raise SocketFatal(f"{REFUSED} ({exc})") from exc
                     except (RateLimited, ProviderUnreachable):
                         pass  # asked again after the next try
-                pause = min(MAX_BACKOFF_SECONDS, 2.0**failures) * _jitter.uniform(0.5, 1.0)
-                await self._sleep(pause)
+            except TokenRejected as exc:  # the catch-up's reads refused the token
+                raise SocketFatal(f"{REFUSED} ({exc})") from exc
+            except (RateLimited, ProviderUnreachable, PermanentError) as exc:
+                # The catch-up could not read (the connection is closed with it): `since_ms`
+                # has not moved, so the next connection's catch-up reads the same gap. (A
+                # channel the bot lost is for `catch_up` to record and skip, not to raise.)
+                reason = f"catch_up_failed: {type(exc).__name__}"
+                self.lost.append(reason)
+                log.warning("mattermost_socket_catch_up_failed", error=repr(exc))
+                failures += 1
+                at_least = exc.retry_after if isinstance(exc, RateLimited) else 0.0
+            pause = min(MAX_BACKOFF_SECONDS, 2.0**failures) * _jitter.uniform(0.5, 1.0)
+            await self._sleep(max(pause, at_least))
 
     async def _authenticated(self) -> None:
         self.connections += 1
