@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.providers.chat import Attachment, Author, BotIdentity, OutboundPost, PermanentError
-from shared.providers.mattermost.api import MAX_MESSAGE
+from shared.providers.mattermost.api import MAX_MESSAGE, websocket_url
 from shared.providers.mattermost.messages import (
     MattermostChat,
     credential,
@@ -159,3 +159,12 @@ def test_props_message_and_credential() -> None:
     )
     with pytest.raises(PermanentError):
         split_credential("no-token-here")
+
+
+def test_the_websocket_url_follows_the_server_url() -> None:
+    assert websocket_url("https://chat.example/") == "wss://chat.example/api/v4/websocket"
+    assert websocket_url("http://10.0.0.2:8065/mm/api/v4") == (
+        "ws://10.0.0.2:8065/mm/api/v4/websocket"
+    )
+    with pytest.raises(ValueError):
+        websocket_url("chat.example")

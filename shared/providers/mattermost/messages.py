@@ -270,7 +270,13 @@ class MattermostChat:
     async def changes_since(self, token: str, external_channel_id: str, since_ms: int) -> CatchUp:
         """Every change of the channel after `since_ms` (the time of the last event seen):
         posts created, edited and deleted, as `posts?since=` gives them (what the socket
-        missed while it was down). Oldest first, by the time of each change."""
+        missed while it was down). Oldest first, by the time of each change.
+
+        Past 1000 changes the server answers a part only, and not the oldest part: its query
+        takes 1000 rows `WHERE UpdateAt > since` with no order before the LIMIT (sqlstore
+        `GetPostsSince`). The next read starts after the newest of them, so a gap that long
+        may miss some changes; a socket down long enough to see that many in one channel
+        is better followed by a history read (`history`), which pages through creations."""
         server, secret = split_credential(token)
         changes: list[tuple[tuple[int, int], MessageChange]] = []
         newest: int | None = None
