@@ -68,9 +68,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     client = provider_client(settings.sync_max_connections, settings.provider_timeout_seconds)
     app.state.provider_client = client  # one client for every provider call (its spans)
     apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
-    # Catch-up and the search for a post after a crash read Slack's history: paced to the
-    # app's tier, so that a start with a thousand mappings does not burst past it.
-    providers = chat_providers(settings, client, apps.slack_history_tier)
+    providers = chat_providers(settings, client, apps.values)
     metrics = SyncMetrics(runtime.registry)
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(

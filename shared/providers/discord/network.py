@@ -1,0 +1,109 @@
+"""Discord as a chat network: its bot's messages through the REST API (and webhooks for
+authors' names), DiscordChatExporter's files, and its channels' history read through the
+API, by channel or by whole guild (`guild_ids`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from shared.kernel.settings import Settings
+from shared.providers.chat import Author, ChatProvider
+from shared.providers.connections import Connections
+from shared.providers.discord import api
+from shared.providers.discord.export import DiscordExport
+from shared.providers.discord.messages import DiscordChat
+from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.networks import (
+    ApiImport,
+    AppValues,
+    ExportKind,
+    Network,
+    Source,
+    channel_conversation,
+    with_fresh_token,
+)
+
+
+class DiscordNetwork(Network):
+    name = "discord"
+    exports = {
+        "discord_export": ExportKind(
+            "discord",
+            DiscordExport.open,
+            "DiscordChatExporter's JSON: one channel's file bare, or a ZIP of several",
+        )
+    }
+    app_fields = ("client_id", "client_secret", "public_key")
+    import_params = ("guild_ids",)
+    account_field = "guild_id"
+
+    def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> DiscordChat:
+        return DiscordChat(api.DiscordApi(client, api.base_url(settings)))
+
+    async def api_source(
+        self, chat: ChatProvider, connections: Connections, job: ApiImport
+    ) -> Source:
+        assert isinstance(chat, DiscordChat)
+        return DiscordApiSource(connections, chat, job)
+
+
+NETWORK = DiscordNetwork()
+
+
+class DiscordApiSource:
+    provider = "discord"
+
+    def __init__(self, connections: Connections, chat: DiscordChat, job: ApiImport) -> None:
+        self._connections = connections
+        self._chat = chat
+        self._job = job
+        self._integration_id = job.integration.id
+        self.account = job.integration.account_id or job.integration.id
+
+    async def conversations(self) -> list[Conversation]:
+        found: dict[str, Conversation] = {}
+        for guild_id in self._job.ids("guild_ids"):
+
+            async def text_channels(token: str, guild_id: str = guild_id) -> list[Conversation]:
+                return await self._chat.text_channels(token, guild_id)
+
+            channels = await self._connections.call(self._integration_id, text_channels)
+            found.update({c.id: c for c in channels})
+        for channel_id in self._job.ids("channel_ids"):
+            if channel_id not in found:
+                found[channel_id] = await channel_conversation(
+                    self._connections, self._integration_id, self._chat, channel_id
+                )
+        return list(found.values())
+
+    async def users(self) -> dict[str, Author]:
+        return {}  # every Discord message names its author
+
+    def left_out(self) -> tuple[list[dict[str, Any]], int]:
+        return [], 0
+
+    def pace(self) -> dict[str, Any] | None:
+        # Discord's buckets are learnt from its headers as the pages are read.
+        return {"page_size": 100, "seconds_per_request": None}
+
+    def size(self, conversation: Conversation) -> int:
+        return 1
+
+    async def records(
+        self, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        job = self._job
+
+        def read(token: str, after: dict[str, Any] | None) -> AsyncIterator[HistoryRecord]:
+            return self._chat.import_records(
+                token, conversation.id, oldest=job.oldest, latest=job.latest, after=after
+            )
+
+        async for record in with_fresh_token(self._connections, self._integration_id, read, after):
+            yield record
+
+    async def close(self) -> None:
+        return None
