@@ -17,7 +17,7 @@ from services.importer import uploads
 from services.importer.jobs import JobRepository, new_job
 from services.importer.runner import Target
 from services.importer.schemas import ApiImportCreate
-from services.importer.sources import DEFAULT_EXPORT, EXPORTS, ExportSource
+from services.importer.sources import DEFAULT_EXPORT, ExportSource, exports
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.domain.mappings import MappingRepository
 from shared.kernel.errors import Conflict, Invalid, NotFound
@@ -32,10 +32,6 @@ from shared.providers.networks import ApiImport, ExportKind, Source
 
 log = structlog.get_logger(__name__)
 
-# The networks whose channels' history an import reads through their API.
-IMPORTABLE = networks_with("history")
-# The lists some networks' API imports take besides `channel_ids` (Discord's `guild_ids`).
-IMPORT_PARAMS = sorted({name for network in NETWORKS.values() for name in network.import_params})
 # The account of an export's envelope ids when neither the file nor an integration names
 # one (a Slack export without a team, a Telegram export into a workspace without a bot).
 EXPORT_ACCOUNT = "export"
@@ -83,14 +79,16 @@ class ImportService:
 
     async def create_api_import(self, integration_id: str, body: ApiImportCreate) -> Document:
         integration = await self._connections.integration(integration_id)
+        # The networks whose channels' history an import reads through their API.
+        importable = networks_with("history")
         network = NETWORKS.get(integration.provider)
         if network is None:
             raise Invalid(
                 f"{integration.provider} integrations hold no chat history; these do: "
-                + ", ".join(IMPORTABLE),
+                + ", ".join(importable),
                 code="not_a_chat_integration",
             )
-        if integration.provider not in IMPORTABLE:
+        if integration.provider not in importable:
             raise Invalid(network.no_history, code="no_history")
         if not self._connections.connected(integration):
             raise Conflict(
@@ -98,7 +96,8 @@ class ImportService:
                 code="integration_not_connected",
             )
         params = body.params()
-        for name in IMPORT_PARAMS:
+        # The lists some networks' imports take besides `channel_ids` (Discord's `guild_ids`).
+        for name in {name for other in NETWORKS.values() for name in other.import_params}:
             if params[name] and name not in network.import_params:
                 raise Invalid(f"{name} is for {_taking(name)} imports", code="invalid_request")
         if not body.channel_ids and not body.guild_ids:
@@ -122,7 +121,7 @@ class ImportService:
         """The upload is checked as the export its `source` says (refused → 4xx, nothing
         kept), its integration found, then it is kept in GridFS for whichever replica runs
         the job."""
-        kind = EXPORTS[form.source]
+        kind = exports()[form.source]
         try:
             account, conversations = await asyncio.to_thread(
                 _checked, kind, upload.path, self.limits
@@ -274,7 +273,7 @@ class ImportService:
         oldest, latest = _day(params.get("start_date")), _day(params.get("end_date"), end=True)
         if doc["source"] == "export":
             upload = doc["upload"]
-            kind = EXPORTS[upload.get("source") or DEFAULT_EXPORT]
+            kind = exports()[upload.get("source") or DEFAULT_EXPORT]
             path = await uploads.fetch(self._db, upload["file_id"], self.scratch)
             export = await asyncio.to_thread(kind.open, path, self.limits)
             # Jobs made before `upload.account` was kept: as they were made.

@@ -20,11 +20,14 @@ from shared.providers.networks import ExportKind
 # Records taken from an export's iterator per thread hop (it reads and parses files).
 _EXPORT_CHUNK = 500
 
-# What `POST /api/imports` takes as its `source`: every network's export files.
-EXPORTS: dict[str, ExportKind] = {
-    source: kind for network in NETWORKS.values() for source, kind in network.exports.items()
-}
 DEFAULT_EXPORT = "slack_export"
+
+
+def exports() -> dict[str, ExportKind]:
+    """What `POST /api/imports` takes as its `source`: every network's export files."""
+    return {
+        source: kind for network in NETWORKS.values() for source, kind in network.exports.items()
+    }
 
 
 class ExportSource:

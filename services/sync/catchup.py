@@ -42,8 +42,6 @@ from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 
-# The networks with a history to read.
-PROVIDERS = networks_with("history")
 MARGIN = timedelta(seconds=1)
 # The longest wait between two tries of a mapping's catch-up (1, 2, 4, ... s before).
 MAX_PAUSE_SECONDS = 60.0
@@ -74,7 +72,7 @@ class CatchUp:
         if await ownership.others_alive(utcnow()):
             log.info("catch_up_skipped", reason="other sync replicas were running")
             return
-        for integration_id in await self._repository.integrations_mapped(PROVIDERS):
+        for integration_id in await self._repository.integrations_mapped(networks_with("history")):
             await self.integration(integration_id)
 
     async def integration(self, integration_id: str) -> int:
@@ -84,7 +82,9 @@ class CatchUp:
             integration = await self._connections.integration(integration_id)
         except HookhubError:
             return 0
-        if integration.provider not in PROVIDERS or not self._connections.connected(integration):
+        if integration.provider not in networks_with("history") or not self._connections.connected(
+            integration
+        ):
             return 0
         # What this process saw and has not written yet counts too.
         await self._synced.write(everything=True)

@@ -25,13 +25,11 @@ from shared.providers.catalog import CATALOG, NETWORKS
 COLLECTION = "provider_apps"
 INDEXES = [Index(COLLECTION, [("updated_at", 1)])]
 
-# Which settings each provider's app has (a network's says itself); all but the public
-# ones are secrets (write-only).
+# Which settings each provider's app has: an OAuth provider's, its client; a network's,
+# what it says (`Network.app_fields`). All but the public ones are secrets (write-only).
 FIELDS: dict[str, tuple[str, ...]] = {
-    **{name: network.app_fields for name, network in NETWORKS.items()},
-    "github": ("client_id", "client_secret"),
-    "jira": ("client_id", "client_secret"),
-    "google": ("client_id", "client_secret"),
+    name: NETWORKS[name].app_fields if name in NETWORKS else ("client_id", "client_secret")
+    for name in (*OAUTH_PROVIDERS, *NETWORKS)
 }
 PUBLIC_FIELDS = frozenset({"client_id", "history_tier"})
 

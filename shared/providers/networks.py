@@ -87,6 +87,44 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
+class ApiSource:
+    """What an import through a network's API has of every network's: the job, its
+    integration's account, a refreshed token when one is rejected on the way. A network's
+    source adds its conversations, users, pace and `read`."""
+
+    provider: str
+
+    def __init__(self, connections: Connections, job: ApiImport) -> None:
+        self._connections = connections
+        self._job = job
+        self._integration_id = job.integration.id
+        self.account = job.integration.account_id or job.integration.id
+
+    def read(
+        self, token: str, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        """The conversation's records from `after`, with `token`."""
+        raise NotImplementedError
+
+    async def records(
+        self, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        def read(token: str, after: dict[str, Any] | None) -> AsyncIterator[HistoryRecord]:
+            return self.read(token, conversation, after)
+
+        async for record in with_fresh_token(self._connections, self._integration_id, read, after):
+            yield record
+
+    def size(self, conversation: Conversation) -> int:
+        return 1
+
+    def left_out(self) -> tuple[list[dict[str, Any]], int]:
+        return [], 0
+
+    async def close(self) -> None:
+        return None
+
+
 class Network:
     """One chat network, beyond its `ChatProvider`. The defaults are a network's that
     sync only; its folder overrides what it has (exports, an API import, an app)."""

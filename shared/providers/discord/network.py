@@ -18,12 +18,12 @@ from shared.providers.discord.messages import DiscordChat
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.networks import (
     ApiImport,
+    ApiSource,
     AppValues,
     ExportKind,
     Network,
     Source,
     channel_conversation,
-    with_fresh_token,
 )
 
 
@@ -53,15 +53,12 @@ class DiscordNetwork(Network):
 NETWORK = DiscordNetwork()
 
 
-class DiscordApiSource:
+class DiscordApiSource(ApiSource):
     provider = "discord"
 
     def __init__(self, connections: Connections, chat: DiscordChat, job: ApiImport) -> None:
-        self._connections = connections
+        super().__init__(connections, job)
         self._chat = chat
-        self._job = job
-        self._integration_id = job.integration.id
-        self.account = job.integration.account_id or job.integration.id
 
     async def conversations(self) -> list[Conversation]:
         found: dict[str, Conversation] = {}
@@ -82,28 +79,14 @@ class DiscordApiSource:
     async def users(self) -> dict[str, Author]:
         return {}  # every Discord message names its author
 
-    def left_out(self) -> tuple[list[dict[str, Any]], int]:
-        return [], 0
-
     def pace(self) -> dict[str, Any] | None:
         # Discord's buckets are learnt from its headers as the pages are read.
         return {"page_size": 100, "seconds_per_request": None}
 
-    def size(self, conversation: Conversation) -> int:
-        return 1
-
-    async def records(
-        self, conversation: Conversation, after: dict[str, Any] | None
+    def read(
+        self, token: str, conversation: Conversation, after: dict[str, Any] | None
     ) -> AsyncIterator[HistoryRecord]:
         job = self._job
-
-        def read(token: str, after: dict[str, Any] | None) -> AsyncIterator[HistoryRecord]:
-            return self._chat.import_records(
-                token, conversation.id, oldest=job.oldest, latest=job.latest, after=after
-            )
-
-        async for record in with_fresh_token(self._connections, self._integration_id, read, after):
-            yield record
-
-    async def close(self) -> None:
-        return None
+        return self._chat.import_records(
+            token, conversation.id, oldest=job.oldest, latest=job.latest, after=after
+        )

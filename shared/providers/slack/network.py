@@ -15,12 +15,12 @@ from shared.providers.connections import Connections
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.networks import (
     ApiImport,
+    ApiSource,
     AppValues,
     ExportKind,
     Network,
     Source,
     channel_conversation,
-    with_fresh_token,
 )
 from shared.providers.slack import api
 from shared.providers.slack.export import SlackExport
@@ -64,18 +64,15 @@ class SlackNetwork(Network):
 NETWORK = SlackNetwork()
 
 
-class SlackApiSource:
+class SlackApiSource(ApiSource):
     provider = "slack"
 
     def __init__(
         self, connections: Connections, chat: SlackChat, history: SlackHistory, job: ApiImport
     ) -> None:
-        self._connections = connections
+        super().__init__(connections, job)
         self._chat = chat
         self._history = history
-        self._job = job
-        self._integration_id = job.integration.id
-        self.account = job.integration.account_id or job.integration.id
 
     async def conversations(self) -> list[Conversation]:
         return [
@@ -85,12 +82,6 @@ class SlackApiSource:
 
     async def users(self) -> dict[str, Author]:
         return await self._connections.call(self._integration_id, self._history.users)
-
-    def size(self, conversation: Conversation) -> int:
-        return 1
-
-    def left_out(self) -> tuple[list[dict[str, Any]], int]:
-        return [], 0
 
     def pace(self) -> dict[str, Any] | None:
         tier = self._history.tier
@@ -102,18 +93,10 @@ class SlackApiSource:
             "seconds_per_10000_messages": round(self._history.expected_seconds(10_000)),
         }
 
-    async def records(
-        self, conversation: Conversation, after: dict[str, Any] | None
+    def read(
+        self, token: str, conversation: Conversation, after: dict[str, Any] | None
     ) -> AsyncIterator[HistoryRecord]:
         job = self._job
-
-        def read(token: str, after: dict[str, Any] | None) -> AsyncIterator[HistoryRecord]:
-            return self._history.records(
-                token, conversation.id, oldest=job.oldest, latest=job.latest, after=after
-            )
-
-        async for record in with_fresh_token(self._connections, self._integration_id, read, after):
-            yield record
-
-    async def close(self) -> None:
-        return None
+        return self._history.records(
+            token, conversation.id, oldest=job.oldest, latest=job.latest, after=after
+        )
