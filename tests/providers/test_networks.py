@@ -1,6 +1,7 @@
 """A chat network is one folder (SPEC §19): a network the catalog gains is taken up by sync's
 providers, catch-up and the importer without their code naming it. A made-up network is put
-in the catalog here, in process, and each of them is asked what it does with it."""
+in the catalog here, in process, and each of them is asked what it does with it. The
+sandbox has a stand-in for each network."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from services.importer.schemas import ApiImportCreate
 from services.importer.service import ImportService
 from services.importer.sources import exports
+from services.sandbox.app import Sandbox, credentials
 from services.sync.catchup import CatchUp
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.ownership import Ownership
@@ -84,7 +86,7 @@ class MadeUpNetwork(Network):
         return MadeUpSource(job)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def madeup(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = Entry(
         provider="madeup",
@@ -147,6 +149,7 @@ class Alone:
         return False
 
 
+@pytest.mark.usefixtures("madeup")
 def test_sync_makes_the_networks_providers() -> None:
     providers = chat_providers(Settings(), httpx.AsyncClient(), lambda _: _no_app())
     assert isinstance(providers["madeup"], MadeUpChat)
@@ -157,6 +160,7 @@ async def _no_app() -> Mapping[str, str]:
     return {}
 
 
+@pytest.mark.usefixtures("madeup")
 async def test_catch_up_reads_the_networks_with_a_history() -> None:
     mappings = StubMappings()
     catch_up = CatchUp(
@@ -171,6 +175,7 @@ async def test_catch_up_reads_the_networks_with_a_history() -> None:
     assert [sorted(asked) for asked in mappings.asked] == [["discord", "madeup", "slack"]]
 
 
+@pytest.mark.usefixtures("madeup")
 async def test_the_importer_reads_the_networks_exports_and_api() -> None:
     assert exports()["madeup_export"].provider == "madeup"
     jobs, mappings = StubJobs(), StubMappings()
@@ -189,3 +194,10 @@ async def test_the_importer_reads_the_networks_exports_and_api() -> None:
     assert isinstance(source, MadeUpSource) and source.job.integration is INTEGRATION
     assert [(t.conversation.id, t.channel_id) for t in targets] == [("C1", "ch_1")]
     assert skipped == []
+
+
+def test_the_sandbox_stands_in_for_every_network(tmp_path: Path) -> None:
+    sandbox = Sandbox(
+        credentials(tmp_path), port=1, public_url="http://127.0.0.1", origin="http://127.0.0.1"
+    )
+    assert set(sandbox.chats) == set(catalog.NETWORKS)
