@@ -202,13 +202,16 @@ class ImportService:
                 f"integration {integration_id} is not a {provider} integration of {workspace_id}",
                 code="integration_mismatch",
             )
+        network = NETWORKS[provider]
         if (
-            NETWORKS[provider].export_account_is_integrations
+            network.export_account_is_integrations
             and account
             and integration.account_id not in (None, account)
         ):
+            # "the Slack team T1": the account as the upload's field names it.
+            what = (network.account_field or "account").removesuffix("_id")
             raise Invalid(
-                f"the export is of the {CATALOG[provider].name} account {account}, "
+                f"the export is of the {CATALOG[provider].name} {what} {account}, "
                 f"integration {integration_id} of {integration.account_id}",
                 code="integration_mismatch",
             )

@@ -82,9 +82,8 @@ class CatchUp:
             integration = await self._connections.integration(integration_id)
         except HookhubError:
             return 0
-        if integration.provider not in networks_with("history") or not self._connections.connected(
-            integration
-        ):
+        readable = integration.provider in networks_with("history")
+        if not readable or not self._connections.connected(integration):
             return 0
         # What this process saw and has not written yet counts too.
         await self._synced.write(everything=True)

@@ -25,6 +25,7 @@ from shared.providers.chat import Author, ChatProvider, TokenRejected
 from shared.providers.connections import Connections
 from shared.providers.exports import ExportLimits, ExportReader
 from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.sockets import Gateway
 
 # The network's app settings (`PUT /api/providers/{provider}` over the environment), read
 # on each use: `shared.providers.apps.AppDirectory.values`.
@@ -157,6 +158,11 @@ class Network:
     ) -> Source:
         """Where an import through its API reads: for a network with `history`."""
         raise NotImplementedError(f"{self.name} has no history to import")
+
+    def gateway(self, chat: ChatProvider) -> Gateway | None:
+        """The connection sync holds per integration for the network's events, when they
+        come over one of its own (Discord's Gateway) rather than as webhooks."""
+        return None
 
 
 async def with_fresh_token(

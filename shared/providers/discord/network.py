@@ -14,6 +14,7 @@ from shared.providers.chat import Author, ChatProvider
 from shared.providers.connections import Connections
 from shared.providers.discord import api
 from shared.providers.discord.export import DiscordExport
+from shared.providers.discord.gateway import DiscordGateway
 from shared.providers.discord.messages import DiscordChat
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.networks import (
@@ -48,6 +49,10 @@ class DiscordNetwork(Network):
     ) -> Source:
         assert isinstance(chat, DiscordChat)
         return DiscordApiSource(connections, chat, job)
+
+    def gateway(self, chat: ChatProvider) -> DiscordGateway:
+        assert isinstance(chat, DiscordChat)
+        return DiscordGateway(chat.api)
 
 
 NETWORK = DiscordNetwork()
