@@ -1,12 +1,14 @@
 """A chat network is one folder (SPEC §19): a network the catalog gains is taken up by sync's
 providers, catch-up and the importer without their code naming it. A made-up network is put
 in the catalog here, in process, and each of them is asked what it does with it. The
-sandbox has a stand-in for each network."""
+sandbox has a stand-in for each network, and sync holds a network's own connection (as
+Discord's Gateway) by the network's name."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
@@ -17,6 +19,7 @@ from services.importer.service import ImportService
 from services.importer.sources import exports
 from services.sandbox.app import Sandbox, credentials
 from services.sync.catchup import CatchUp
+from services.sync.gateway import Gateways, Held
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.ownership import Ownership
 from shared.kernel.settings import ImporterSettings, Settings
@@ -28,6 +31,7 @@ from shared.providers.connections import Connections
 from shared.providers.exports import ExportLimits, ExportReader
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.networks import ApiImport, AppValues, ExportKind, Network, Source
+from shared.providers.sockets import Connection, Dispatch, Observer, SessionState
 
 
 class MadeUpChat:
@@ -201,3 +205,39 @@ def test_the_sandbox_stands_in_for_every_network(tmp_path: Path) -> None:
         credentials(tmp_path), port=1, public_url="http://127.0.0.1", origin="http://127.0.0.1"
     )
     assert set(sandbox.chats) == set(catalog.NETWORKS)
+
+
+class MadeUpGateway:
+    messages = frozenset({"POSTED"})
+
+    async def url(self, token: str) -> str:
+        return "ws://madeup.invalid"
+
+    def connect(
+        self, token: str, state: SessionState, dispatch: Dispatch, observer: Observer
+    ) -> Connection:
+        raise AssertionError("not connected here")
+
+
+def test_sync_holds_a_networks_own_connection_by_its_name() -> None:
+    mappings = [
+        SimpleNamespace(integration_id="int_madeup", provider="madeup", inbound=True),
+        SimpleNamespace(integration_id="int_discord", provider="discord", inbound=True),
+        SimpleNamespace(integration_id="int_outbound", provider="madeup", inbound=False),
+    ]
+    gateways = Gateways(
+        network="madeup",
+        gateway=MadeUpGateway(),
+        store=cast(Any, None),
+        connections=cast(Any, None),
+        mappings=cast(Any, SimpleNamespace(all=lambda: mappings)),
+        publish=cast(Any, None),
+        catch_up=cast(Any, None),
+        metrics=cast(Any, None),
+        owner="test",
+        poll_seconds=1.0,
+    )
+    assert gateways.wanted() == {"int_madeup"}
+    batch = [("POSTED", {"id": "1"}, 1, False), ("TYPING", {"id": "2"}, 2, False)]
+    events = gateways._events(Held("int_madeup"), "ws_1", batch)
+    assert [(e.provider, e.event_type) for e in events] == [("madeup", "POSTED")]
