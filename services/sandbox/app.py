@@ -44,6 +44,7 @@ from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.telegram import FakeTelegram
 from shared.kernel.http.tls import tls
+from shared.providers.catalog import CATALOG, NETWORKS
 
 STATIC = Path(__file__).parent / "static"
 # The docs the page links, served as text from the checkout the sandbox runs from (it runs
@@ -166,11 +167,22 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
 class ChatStandIn:
     """A network's stand-in as the page drives it: a user writes in a channel (`channel`,
     `user`, `text`, `thread`: "" for none), what a channel holds, and the network's sample
-    export (bytes, media type, file name), if the sandbox has one."""
+    export, if the sandbox has one: the importer's `source` for it, and the file (bytes,
+    media type, name)."""
 
     write: Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
     messages: Callable[[str], list[dict[str, Any]]]
-    export: Callable[[], tuple[bytes, str, str]] | None = None
+    export: tuple[str, Callable[[], tuple[bytes, str, str]]] | None = None
+    # What the page writes before a channel's name: "#general"; a Telegram chat's title bare.
+    channel_mark: str = "#"
+
+    def page(self, network: str) -> dict[str, Any]:
+        """What the page shows of it (`chats` in the state)."""
+        sample = None
+        if self.export is not None:
+            source = self.export[0]
+            sample = {"source": source, "what": NETWORKS[network].exports[source].description}
+        return {"name": CATALOG[network].name, "channel_mark": self.channel_mark, "export": sample}
 
 
 class SandboxError(Exception):
@@ -226,10 +238,15 @@ class Sandbox:
         self._seed()
         # Every chat network's stand-in (tests/providers/test_networks.py: one for each).
         self.chats: dict[str, ChatStandIn] = {
-            "slack": ChatStandIn(self._slack_writes, self._slack_messages, self._slack_export),
+            "slack": ChatStandIn(
+                self._slack_writes, self._slack_messages, ("slack_export", self._slack_export)
+            ),
             "discord": ChatStandIn(self._discord_writes, self._discord_messages),
             "telegram": ChatStandIn(
-                self._telegram_writes, self._telegram_messages, self._telegram_sample
+                self._telegram_writes,
+                self._telegram_messages,
+                ("telegram_export", self._telegram_sample),
+                channel_mark="",
             ),
         }
 
@@ -284,6 +301,8 @@ class Sandbox:
         creds = self.creds
         return {
             "workspace_id": WORKSPACE_ID,
+            # The networks' tabs of the page, each with its sample export.
+            "chats": {name: chat.page(name) for name, chat in self.chats.items()},
             "hookhub": {
                 "origin": self.public_url,
                 "callback_url": self.public_url + "/api/auth/oauth/callback",
@@ -522,7 +541,7 @@ class Sandbox:
         """The network's sample export: (its bytes, media type, file name)."""
         export = self.chats[provider].export
         assert export is not None  # the routes take only the networks with one
-        return export()
+        return export[1]()
 
     def _slack_channel(self, channel: str) -> Any:
         found = self.slack.channels.get(channel)
