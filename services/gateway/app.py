@@ -27,6 +27,7 @@ from shared.kernel.mongo import BatchedWriter
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import GatewaySettings
 from shared.providers import apps
+from shared.providers.catalog import NETWORKS
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -80,7 +81,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         writer,
         usage,
         AppSecrets(
-            {p: apps.from_environment(settings, p) for p in ("slack", "discord")},
+            {p: apps.from_environment(settings, p) for p in NETWORKS},
             provider_apps.get,
         ),
         runtime.registry,

@@ -35,7 +35,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, ImporterSettings)
     client = provider_client(_MAX_CONNECTIONS, settings.provider_timeout_seconds)
-    providers = chat_providers(settings, client)
+    apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
+    providers = chat_providers(settings, client, apps.values)
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
         integrations_repo,
@@ -48,7 +49,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     job_repository = jobs.JobRepository(
         runtime.db, timedelta(seconds=settings.import_lease_seconds)
     )
-    apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
 
     service = ImportService(
         settings=settings,
@@ -56,7 +56,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         jobs=job_repository,
         connections=connections,
         mappings=mappings.MappingRepository(runtime.db),
-        history_tier=apps.slack_history_tier,
     )
     metrics = ImportMetrics(runtime.registry)
     usage = UsageCounters(runtime.db)
