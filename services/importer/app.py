@@ -23,7 +23,7 @@ from shared.kernel.metrics import count_by
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import ImporterSettings
 from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
-from shared.providers.chats import chat_providers, provider_client
+from shared.providers.chats import chat_providers, network_credential, provider_client
 from shared.providers.connections import Connections
 
 # Import traffic is slow and paced: a few connections are plenty.
@@ -45,7 +45,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="integrations",
     )
     tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
-    connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
+    connections = Connections(
+        providers,
+        tokens,
+        integrations,
+        integrations_repo,
+        runtime.publisher,
+        credential=network_credential,
+    )
     job_repository = jobs.JobRepository(
         runtime.db, timedelta(seconds=settings.import_lease_seconds)
     )

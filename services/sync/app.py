@@ -55,7 +55,7 @@ from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import SyncSettings
 from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.catalog import NETWORKS
-from shared.providers.chats import chat_providers, provider_client
+from shared.providers.chats import chat_providers, network_credential, provider_client
 from shared.providers.connections import Connections
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
@@ -78,7 +78,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="integrations",
     )
     tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
-    connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
+    connections = Connections(
+        providers,
+        tokens,
+        integrations,
+        integrations_repo,
+        runtime.publisher,
+        credential=network_credential,
+    )
     app.state.connections = connections
     mappings_repo = mapping_repository.MappingRepository(runtime.db)
     mapping_cache: RefreshingCache[str, MappingSnapshot] = RefreshingCache.by_id(

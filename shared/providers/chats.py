@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.http.tls import tls
 from shared.kernel.settings import Settings
 from shared.providers.catalog import NETWORKS
@@ -47,3 +48,10 @@ def chat_providers(
     """Every network's provider; `app`: a network's app settings (Slack's history reads
     are paced to its app's `history_tier`)."""
     return {name: network.chat(settings, client, app) for name, network in NETWORKS.items()}
+
+
+def network_credential(integration: IntegrationSnapshot) -> str | None:
+    """The credential its network builds from the integration's settings, if it builds one
+    (`Network.credential`)."""
+    network = NETWORKS.get(integration.provider)
+    return None if network is None else network.credential(integration)

@@ -159,6 +159,15 @@ class Network:
         """Where an import through its API reads: for a network with `history`."""
         raise NotImplementedError(f"{self.name} has no history to import")
 
+    def credential(self, integration: IntegrationSnapshot) -> str | None:
+        """What its `ChatProvider` takes as `token` for this integration, when the network
+        builds it from the integration's own settings (Mattermost's server URL with its bot
+        token, a Matrix homeserver with its appservice token, Teams' app credentials) rather
+        than taking the token TokenKeeper keeps (`bot_token`, an OAuth access token): None.
+        A credential the network refuses puts the integration in error: a new one is a
+        PATCH of its settings."""
+        return None
+
     def gateway(self, chat: ChatProvider) -> Gateway | None:
         """The connection sync holds per integration for the network's events, when they
         come over one of its own (Discord's Gateway) rather than as webhooks."""
