@@ -467,6 +467,8 @@ class FakeMattermost:
             routes=[
                 Route("/healthz", healthz),
                 Route(API + "/users/me", self._rest(self._me)),
+                Route(API + "/users/me/teams", self._rest(self._my_teams)),
+                Route(API + "/users/me/teams/{team_id}/channels", self._rest(self._my_channels)),
                 Route(API + "/users/{user_id}", self._rest(self._user)),
                 Route(API + "/channels/{channel_id}", self._rest(self._channel)),
                 Route(API + "/channels/{channel_id}/posts", self._rest(self._posts)),
@@ -518,6 +520,21 @@ class FakeMattermost:
 
     async def _me(self, request: Request, user: User) -> Response:
         return JSONResponse(user.body())
+
+    async def _my_teams(self, request: Request, user: User) -> Response:
+        # GET /users/me/teams: the teams of the user (one team here, every user in it).
+        team = {"id": self.team_id, "name": self.team_name, "display_name": self.team_display_name}
+        return JSONResponse([team])
+
+    async def _my_channels(self, request: Request, user: User) -> Response:
+        # GET /users/me/teams/{team_id}/channels: the team's channels the user is in.
+        team_id = request.path_params["team_id"]
+        mine = [
+            c.body()
+            for c in self.channels.values()
+            if c.team_id == team_id and user.id in c.members
+        ]
+        return JSONResponse(mine)
 
     async def _user(self, request: Request, user: User) -> Response:
         found = self.users.get(request.path_params["user_id"])

@@ -205,6 +205,33 @@ class MattermostApi:
             "GET", server_url, token, "/channels/{channel_id}", path={"channel_id": channel_id}
         )
 
+    async def my_channel_ids(self, server_url: str, token: str) -> list[str]:
+        """The public and private channels the token's user is a member of, in every team
+        of theirs: `GET /users/me/teams`, then `GET /users/me/teams/{team_id}/channels`
+        for each (api.mattermost.com, "Get a user's teams", "Get channels for user")."""
+        teams = await self.request("GET", server_url, token, "/users/me/teams")
+        found: list[str] = []
+        for team in teams if isinstance(teams, list) else []:
+            team_id = team.get("id") if isinstance(team, dict) else None
+            if not isinstance(team_id, str):
+                continue
+            channels = await self.request(
+                "GET",
+                server_url,
+                token,
+                "/users/me/teams/{team_id}/channels",
+                path={"team_id": team_id},
+            )
+            for channel in channels if isinstance(channels, list) else []:
+                if (
+                    isinstance(channel, dict)
+                    and channel.get("type") in ("O", "P")
+                    and isinstance(channel.get("id"), str)
+                    and channel["id"] not in found
+                ):
+                    found.append(channel["id"])
+        return found
+
     # -- posts --------------------------------------------------------------------------------
 
     async def create_post(

@@ -8,12 +8,14 @@ account's personal access token. The server is the user's own: its URL is a sett
 from __future__ import annotations
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.mattermost.network import NETWORK
 
 ENTRY = Entry(
     provider="mattermost",
     name="Mattermost",
     category="chat",
-    capabilities=("sync",),
+    capabilities=("sync", "history"),
+    network=NETWORK,
     settings=(
         Setting(
             "server_url",

@@ -277,8 +277,19 @@ class MattermostChat:
         `GetPostsSince`). The next read starts after the newest of them, so a gap that long
         may miss some changes; a socket down long enough to see that many in one channel
         is better followed by a history read (`history`), which pages through creations."""
+        posts, newest = await self.posts_since(token, external_channel_id, since_ms)
+        changes = [c for kind, post in posts for c in self._changes(kind, post, None)]
+        return CatchUp(changes, newest)
+
+    async def posts_since(
+        self, token: str, external_channel_id: str, since_ms: int
+    ) -> tuple[list[tuple[Literal["created", "edited", "deleted"], dict[str, Any]]], int | None]:
+        """`changes_since`'s reading: each post changed after `since_ms` with what changed
+        (created, edited, deleted), oldest change first, and the newest `update_at` read.
+        The socket's catch-up hands them on as the events they would have been."""
         server, secret = split_credential(token)
-        changes: list[tuple[tuple[int, int], MessageChange]] = []
+        found: list[tuple[tuple[int, int], Literal["created", "edited", "deleted"], dict[str, Any]]]
+        found = []
         newest: int | None = None
         cursor = max(1, since_ms)
         while True:
@@ -298,14 +309,12 @@ class MattermostChat:
                     kind = "edited"
                 else:
                     continue  # a root moved on by a reply, itself unchanged
-                when = (update_at, _int(post.get("create_at")))
-                for change in self._changes(kind, post, None):
-                    changes.append((when, change))
+                found.append(((update_at, _int(post.get("create_at"))), kind, post))
             if len(posts) < SINCE_LIMIT:
                 break
             cursor = max(_int(p.get("update_at")) for p in posts)
-        changes.sort(key=lambda pair: pair[0])
-        return CatchUp([change for _, change in changes], newest)
+        found.sort(key=lambda item: item[0])
+        return [(kind, post) for _, kind, post in found], newest
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """A `posted`, `post_edited` or `post_deleted` event (its `data`, or the whole event
