@@ -201,6 +201,8 @@ class FakeMattermost:
         self._last_ms = 0
         self._sockets: list[_Socket] = []
         self._rate_limited: list[tuple[float, int]] = []  # (retry after, reset)
+        self._limited_channels: dict[str, int] = {}
+        self._limited_retry_after = 2
         self.connections_total = 0
         self.authenticated_total = 0
 
@@ -250,6 +252,13 @@ class FakeMattermost:
     def rate_limit_next(self, retry_after: int = 2, reset: int | None = None) -> None:
         """The next REST call is answered 429 (Retry-After `retry_after`)."""
         self._rate_limited.append((retry_after, reset if reset is not None else retry_after))
+
+    def rate_limit_posts_in(self, channel_id: str, times: int = 1, retry_after: int = 2) -> None:
+        """The next `times` posts made in one channel are answered 429 (the server's limit
+        is per token or address; a channel of its own lets a test tell a lane that waits
+        from one that does not)."""
+        self._limited_channels[channel_id] = times
+        self._limited_retry_after = retry_after
 
     # -- people acting (what the web app would do) --------------------------------------------
 
@@ -356,9 +365,9 @@ class FakeMattermost:
         for socket in self._sockets:
             socket.seq += 1
 
-    async def drop(self) -> None:
-        """Every socket cut without a close frame (a network drop)."""
-        for socket in [s for s in self._sockets if not s.closed]:
+    async def drop(self, user_id: str | None = None) -> None:
+        """Every socket (of `user_id`, if given) cut without a close frame (a network drop)."""
+        for socket in [s for s in self._sockets if not s.closed and user_id in (None, s.user_id)]:
             socket.closed = True
             transport = _transport(socket.websocket)
             if transport is not None:
@@ -486,16 +495,7 @@ class FakeMattermost:
             self.requests.append((request.method, request.url.path))
             if self._rate_limited:
                 retry_after, reset = self._rate_limited.pop(0)
-                return PlainTextResponse(
-                    "limit exceeded\n",
-                    429,
-                    headers={
-                        "X-RateLimit-Limit": "10",
-                        "X-RateLimit-Remaining": "0",
-                        "X-RateLimit-Reset": str(reset),
-                        "Retry-After": str(retry_after),
-                    },
-                )
+                return _limit_exceeded(retry_after, reset)
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
             user_id = self.tokens.get(token) if scheme.lower() == "bearer" else None
@@ -560,6 +560,9 @@ class FakeMattermost:
         if not isinstance(channel_id, str) or not isinstance(message, str):
             raise _invalid("channel_id")
         channel = self._member_channel(channel_id, user)
+        if self._limited_channels.get(channel_id):
+            self._limited_channels[channel_id] -= 1
+            return _limit_exceeded(self._limited_retry_after, self._limited_retry_after)
         if len(message) > MAX_MESSAGE_RUNES:
             raise MattermostError(
                 400, "model.post.is_valid.message_length.app_error", "Invalid Message property"
@@ -640,6 +643,20 @@ class FakeMattermost:
             if p["root_id"] and p["root_id"] in channel.posts:
                 posts.setdefault(p["root_id"], channel.posts[p["root_id"]])
         return JSONResponse(_post_list([p["id"] for p in listed], posts))
+
+
+def _limit_exceeded(retry_after: float, reset: float) -> Response:
+    # The server's 429 (app/ratelimit.go, throttled's headers).
+    return PlainTextResponse(
+        "limit exceeded\n",
+        429,
+        headers={
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset),
+            "Retry-After": str(retry_after),
+        },
+    )
 
 
 def _post_list(order: list[str], posts: dict[str, dict[str, Any]]) -> dict[str, Any]:
