@@ -9,50 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from services.sandbox.mattermost import ADA, BOT, GRACE, FakeMattermost, new_id
-from tests.support import admin_headers, serve
+from tests.support import admin_headers
 from tests.sync.conftest import World, connect, in_channel, until
-
-
-@dataclass
-class Mattermost:
-    fake: FakeMattermost
-    integration_id: str
-
-    def channel(self, *members: str) -> str:
-        channel_id = new_id()
-        self.fake.add_channel(
-            channel_id,
-            f"sync-{channel_id[:6]}",
-            f"Sync {channel_id[:6]}",
-            members=list(members or (BOT[0], ADA[0], GRACE[0])),
-        )
-        return channel_id
-
-    async def pair(self, world: World) -> tuple[str, str]:
-        """A new Mattermost channel mapped to a new chat channel: (channel id, chat channel)."""
-        external, channel = self.channel(), world.new_id("ch_")
-        await world.map(self.integration_id, external, channel)
-        return external, channel
-
-    async def connected(self) -> None:
-        await until(lambda: self.fake.connections >= 1, what="the bot's WebSocket")
+from tests.sync.mattermost_world import Mattermost, served
 
 
 @pytest.fixture(scope="module")
 async def mattermost(world: World) -> AsyncIterator[Mattermost]:
-    fake = FakeMattermost()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
-        integration_id = await connect(
-            world, "mattermost", server_url=fake.base_url, bot_token=fake.bot_token
-        )
-        yield Mattermost(fake, integration_id)
+    async with served(world) as served_one:
+        yield served_one
 
 
 def _posts(fake: FakeMattermost, channel_id: str) -> list[dict[str, Any]]:
@@ -252,3 +222,25 @@ def test_event_keys_are_the_same_live_and_caught_up() -> None:
         "post_edited", {"post": post}
     )
     assert event_key("posted", {"post": post}) != event_key("post_edited", {"post": post})
+
+
+async def test_a_skipped_socket_seq_is_read_from_the_channel(
+    world: World, mattermost: Mattermost
+) -> None:
+    """An event lost on the way (the socket's `seq` jumps): the connection is given up and
+    the next one's catch-up reads the post the lost event was about, once."""
+    fake, chat = mattermost.fake, world.chat
+    external, channel = await mattermost.pair(world)
+    await mattermost.connected()
+    await fake.user_posts(ADA[0], external, "first")
+    await chat.received(in_channel(channel))
+    connections = fake.connections_total
+    fake.skip_seq()
+    after_gap = await fake.user_posts(GRACE[0], external, "after the gap")
+    got = await chat.received(in_channel(channel), count=2)
+    assert got[1]["source"]["external_message_id"] == after_gap["id"]
+    assert fake.connections_total > connections  # it came by the catch-up of a new socket
+    await fake.user_posts(ADA[0], external, "live again")
+    await chat.received(in_channel(channel), count=3)
+    mine = [v for v in chat.inbound.values() if v["channel_id"] == channel]
+    assert [v["text"] for v in mine] == ["first", "after the gap", "live again"]
