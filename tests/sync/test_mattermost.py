@@ -198,6 +198,12 @@ async def test_a_token_the_socket_refuses_puts_the_integration_in_error(
         lambda: any(s.user_id == bot.id and not s.closed for s in fake._sockets),
         what="the other bot's socket",
     )
+    # The history catch-up of its first connection has read the channel (else it could be
+    # the one to meet the revoked token first: the same error, by another way).
+    await until(
+        lambda: ("GET", f"/api/v4/channels/{external}/posts") in fake.requests,
+        what="the first connection's catch-up",
+    )
     del fake.tokens[token]
     await fake.drop(bot.id)
     await fake.user_posts(ADA[0], external, "not for anyone")
@@ -207,6 +213,7 @@ async def test_a_token_the_socket_refuses_puts_the_integration_in_error(
         return body if body.get("status") == "error" else None
 
     body = await until(in_error, what="the integration in error")
+    assert body["last_error"].startswith("mattermost_gateway_401"), body["last_error"]
     assert "bot token" in body["last_error"]
     tried = fake.connections_total
     await asyncio.sleep(1.0)  # sync polls every 0.2 s: a reconnect loop would show by now
@@ -222,6 +229,10 @@ def test_event_keys_are_the_same_live_and_caught_up() -> None:
         "post_edited", {"post": post}
     )
     assert event_key("posted", {"post": post}) != event_key("post_edited", {"post": post})
+    gone = {"id": "p1", "delete_at": 9}
+    assert event_key("post_deleted", {"post": gone}) == event_key(
+        "post_deleted", {"post": json.dumps({"id": "p1"})}
+    )
 
 
 async def test_a_skipped_socket_seq_is_read_from_the_channel(

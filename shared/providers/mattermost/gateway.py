@@ -52,7 +52,7 @@ def event_key(kind: str, data: dict[str, Any]) -> tuple[str, str]:
     post = post_of(data) or {}
     post_id = str(post.get("id") or "")
     if kind == "post_deleted":
-        version = f"deleted:{post.get('delete_at') or ''}"
+        version = "deleted"  # once; whether the event's copy of the post has delete_at or not
     elif kind == "post_edited":
         version = f"edited:{post.get('edit_at') or post.get('update_at') or ''}"
     else:
