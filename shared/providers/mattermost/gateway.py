@@ -151,7 +151,11 @@ class MattermostConnection:
         channel_ids = await self._chat.api.my_channel_ids(server, secret)
         for channel_id in channel_ids:
             try:
-                posts, _ = await self._chat.posts_since(self._token, channel_id, since)
+                # From a millisecond before: another change in the same millisecond as the
+                # last one published is not missed (`since` selects `update_at > since`);
+                # the last one comes again with the same envelope id, which the map (a new
+                # post) or the chat (an edit, a delete) recognises.
+                posts, _ = await self._chat.posts_since(self._token, channel_id, since - 1)
             except PermanentError as exc:
                 if isinstance(exc, TokenRejected):
                     raise
