@@ -3,8 +3,9 @@ their `seq`, inbound creates, replies, edits and deletes as message changes, our
 recognised, a wrong token refused, and a dropped socket losing nothing (what happened while
 it was down is read by the catch-up from the time of the last event seen).
 
-Nothing waits on time: the listener's pause before reconnecting is a gate the test opens,
-so what is posted "while it was down" is posted before it can reconnect, by construction."""
+The socket is driven as sync's Gateways drives it, through `MattermostGateway`. Nothing
+waits on time: the test opens each new connection itself, so what is posted "while it was
+down" is posted before it can reconnect, by construction."""
 
 from __future__ import annotations
 
@@ -19,16 +20,20 @@ from websockets.asyncio.client import connect
 
 from services.sandbox.mattermost import ADA, CHANNEL, GRACE, FakeMattermost
 from shared.kernel.http.tls import tls
-from shared.providers.chat import Author, MessageChange, OutboundPost
+from shared.providers.chat import Author, MessageChange, OutboundPost, RateLimited
 from shared.providers.mattermost.api import MattermostApi, websocket_url
+from shared.providers.mattermost.gateway import (
+    MattermostConnection,
+    MattermostGateway,
+    event_key,
+)
 from shared.providers.mattermost.messages import MattermostChat, credential
 from shared.providers.mattermost.socket import (
-    Listener,
     SocketConnection,
-    SocketFatal,
     SocketLost,
     SocketState,
 )
+from shared.providers.sockets import GatewayFatal, GatewayLost, Observer, SessionState
 from tests.support import serve, until
 
 ADA_ID, GRACE_ID, CHANNEL_ID = ADA[0], GRACE[0], CHANNEL[0]
@@ -49,45 +54,44 @@ async def chat() -> AsyncIterator[MattermostChat]:
 
 
 class Bridge:
-    """What sync would do with one integration's socket: every event's changes, and the
-    catch-up's, in the order they came."""
+    """What sync's Gateways does with one integration's socket (services/sync/gateway.py),
+    played by the test: a connection through `MattermostGateway`, every dispatch's changes
+    in the order they came, and a new connection only when the test asks for one (so what
+    is posted "while it was down" is posted before it can reconnect, by construction)."""
 
     def __init__(self, fake: FakeMattermost, chat: MattermostChat, token: str) -> None:
         self.chat = chat
         self.credential = credential(fake.base_url, token)
+        self.gateway = MattermostGateway(chat)
         self.events: list[tuple[str, int]] = []
         self.changes: list[MessageChange] = []
-        self.caught_up: list[int | None] = []
-        self.gate = asyncio.Event()  # the pause before a reconnect ends when it is set
-        self.pauses: list[float] = []
-        self.state = SocketState()
-        self.listener = Listener(
-            websocket_url(fake.base_url),
-            token,
-            self.state,
-            self.on_event,
-            self.catch_up,
-            verify=lambda: chat.identity(self.credential),
-            sleep=self.pause,
-        )
+        self.ready: list[bool] = []  # resumed (caught up from `seq`) or a new session
+        self.state = SessionState()
+        self.connection: MattermostConnection | None = None
+        self.keys: set[tuple[str, str, str]] = set()
+        self.again: list[tuple[str, str, str]] = []  # handed on a second time
 
-    def on_event(self, event: str, data: dict[str, Any], seq: int) -> None:
+    def dispatch(self, event: str, data: dict[str, Any], seq: int) -> None:
+        # The same change again is the same envelope (sync: the map, the chat drop it).
+        key = (event, *event_key(event, data))
+        if key in self.keys:
+            self.again.append(key)
+            return
+        self.keys.add(key)
         self.events.append((event, seq))
         self.changes.extend(self.chat.changes(event, data))
 
-    async def catch_up(self, since_ms: int | None) -> None:
-        self.caught_up.append(since_ms)
-        if since_ms is None:
-            return  # the first connection: nothing before it is ours to read
-        caught = await self.chat.changes_since(self.credential, CHANNEL_ID, since_ms)
-        self.changes.extend(caught.changes)
-        if caught.newest_ms is not None:
-            self.state.since_ms = max(self.state.since_ms or 0, caught.newest_ms)
-
-    async def pause(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        await self.gate.wait()
-        self.gate.clear()
+    async def run(self) -> BaseException:
+        """One connection, until it ends: how it ended."""
+        url = await self.gateway.url(self.credential)
+        self.connection = self.gateway.connect(
+            self.credential, self.state, self.dispatch, Observer(ready=self.ready.append)
+        )
+        try:
+            await self.connection.run(url)
+        except BaseException as exc:  # the connection never returns normally
+            return exc
+        raise AssertionError("a connection ended without saying why")
 
     def seen(self) -> list[tuple[str, str, str]]:
         return [(c.kind, c.external_message_id, c.text) for c in self.changes]
@@ -96,9 +100,11 @@ class Bridge:
 @pytest.fixture
 async def bridge(fake: FakeMattermost, chat: MattermostChat) -> AsyncIterator[Bridge]:
     running = Bridge(fake, chat, fake.bot_token)
-    task = asyncio.create_task(running.listener.run())
-    await until(lambda: running.events[:1] == [("hello", 0)], what="the hello event")
+    task = asyncio.create_task(running.run())
+    await until(lambda: running.ready == [False], what="the first connection")
     yield running
+    if running.connection is not None:
+        await running.connection.close()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -137,8 +143,9 @@ async def test_inbound_create_reply_edit_and_delete(fake: FakeMattermost, bridge
     assert created.external_thread_id is None and created.sender.user_id == ADA_ID
     assert replied.external_thread_id == root["id"] and replied.subtype == "reply"
     assert all(c.ignored is None for c in bridge.changes)
-    assert [seq for _, seq in bridge.events] == [0, 1, 2, 3, 4]
-    assert bridge.state.since_ms == fake.post(reply["id"])["delete_at"]  # type: ignore[index]
+    # Each dispatch's `seq` is the server time of its change: what the lease keeps.
+    assert [e for e, _ in bridge.events] == ["posted", "posted", "post_edited", "post_deleted"]
+    assert bridge.state.seq == fake.post(reply["id"])["delete_at"]  # type: ignore[index]
 
 
 async def test_mentions_are_made_readable_and_not_live(
@@ -176,31 +183,34 @@ async def test_a_dropped_socket_loses_nothing(fake: FakeMattermost, bridge: Brid
     first = await fake.user_posts(ADA_ID, CHANNEL_ID, "before the drop")
     older = await fake.user_posts(GRACE_ID, CHANNEL_ID, "to be edited while down")
     await until(lambda: len(bridge.changes) == 2, what="the posts before the drop")
-    last_seen = bridge.state.since_ms
+    last_seen = bridge.state.seq
     assert last_seen == older["create_at"]
+    assert bridge.state.resumable  # the point a successor catches up from
 
     await fake.drop()
-    await until(lambda: bridge.listener.lost, what="the drop noticed")
-    assert fake.connections == 0
-    # Down, and held so (the pause before reconnecting waits for the gate).
+    await until(lambda: fake.connections == 0, what="the drop")
+    # Down, and held so (the test opens the next connection).
     during = await fake.user_posts(ADA_ID, CHANNEL_ID, "while down")
     reply = await fake.user_posts(GRACE_ID, CHANNEL_ID, "a reply while down", root_id=first["id"])
     await fake.user_edits(older["id"], "edited while down")
     await fake.user_deletes(first["id"])  # its reply goes with it, as the server does
-    bridge.gate.set()
-    await until(lambda: len(bridge.caught_up) == 2, what="the catch-up")
-    assert bridge.caught_up == [None, last_seen]
+    again = asyncio.create_task(bridge.run())
+    await until(lambda: bridge.ready == [False, True], what="the catch-up")
     assert bridge.seen()[2:] == [
         ("created", during["id"], "while down"),
         ("edited", older["id"], "edited while down"),
         ("deleted", first["id"], ""),
         ("deleted", reply["id"], ""),
     ]
-    # The new connection goes on from there: seq from 0 again.
+    # Live again; nothing the catch-up brought comes twice.
     after = await fake.user_posts(ADA_ID, CHANNEL_ID, "after")
     await until(lambda: bridge.changes[-1].external_message_id == after["id"], what="after")
-    assert bridge.events[-2:] == [("hello", 0), ("posted", 1)]
-    assert bridge.listener.connections == 2
+    assert len(bridge.changes) == 7
+    # Only the last change before the drop came again (read from a millisecond before it).
+    assert bridge.again == [("posted", older["id"], "")]
+    assert bridge.connection is not None
+    await bridge.connection.close()
+    assert isinstance(await again, GatewayLost)
 
 
 async def test_a_rate_limited_catch_up_is_tried_again_from_the_same_point(
@@ -208,20 +218,22 @@ async def test_a_rate_limited_catch_up_is_tried_again_from_the_same_point(
 ) -> None:
     await fake.user_posts(ADA_ID, CHANNEL_ID, "seen")
     await until(lambda: bridge.changes, what="the first post")
-    last_seen = bridge.state.since_ms
+    last_seen = bridge.state.seq
     await fake.drop()
-    await until(lambda: bridge.pauses, what="the drop noticed")
+    await until(lambda: fake.connections == 0, what="the drop")
     missed = await fake.user_posts(GRACE_ID, CHANNEL_ID, "missed")
-    fake.rate_limit_next(retry_after=30)  # the catch-up's read
-    bridge.gate.set()
-    await until(lambda: len(bridge.pauses) == 2, what="the failed catch-up")
-    assert bridge.listener.lost[-1] == "catch_up_failed: MattermostRateLimited"
-    assert bridge.pauses[-1] >= 30  # the 429's wait is kept
+    fake.rate_limit_next(retry_after=30)  # the catch-up's first read
+    ended = await bridge.run()
+    # Up to sync's Gateways: it waits the 429's time out, then connects again.
+    assert isinstance(ended, RateLimited) and ended.retry_after == 30
     assert [c.text for c in bridge.changes] == ["seen"]
-    bridge.gate.set()
+    assert bridge.state.seq == last_seen
+    again = asyncio.create_task(bridge.run())
     await until(lambda: len(bridge.changes) == 2, what="the second catch-up")
-    assert bridge.caught_up == [None, last_seen, last_seen]
     assert bridge.seen()[-1] == ("created", missed["id"], "missed")
+    assert bridge.connection is not None
+    await bridge.connection.close()
+    await again
 
 
 async def test_a_wrong_token_is_refused_on_the_socket(
@@ -232,11 +244,12 @@ async def test_a_wrong_token_is_refused_on_the_socket(
         await connection.run(websocket_url(fake.base_url))
     assert lost.value.reason.startswith("closed_before_authenticated")
     assert fake.authenticated_total == 0
-    # The listener asks the REST API, which says the token is refused: no reconnect loop.
+    # The gateway's connection asks the REST API, which refuses the token: fatal (the
+    # integration in error, no reconnect loop).
     wrong = Bridge(fake, chat, "x" * 26)
-    with pytest.raises(SocketFatal):
-        await asyncio.wait_for(wrong.listener.run(), 10)
-    assert wrong.listener.connections == 0 and fake.connections_total == 2
+    ended = await asyncio.wait_for(wrong.run(), 10)
+    assert isinstance(ended, GatewayFatal) and ended.code == 401
+    assert wrong.ready == [] and fake.connections_total == 2
 
 
 async def test_a_skipped_seq_ends_the_connection_for_a_catch_up(fake: FakeMattermost) -> None:

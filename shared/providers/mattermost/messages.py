@@ -288,7 +288,9 @@ class MattermostChat:
         (created, edited, deleted), oldest change first, and the newest `update_at` read.
         The socket's catch-up hands them on as the events they would have been."""
         server, secret = split_credential(token)
-        found: list[tuple[tuple[int, int], Literal["created", "edited", "deleted"], dict[str, Any]]]
+        found: list[
+            tuple[tuple[int, int, int], Literal["created", "edited", "deleted"], dict[str, Any]]
+        ]
         found = []
         newest: int | None = None
         cursor = max(1, since_ms)
@@ -309,7 +311,12 @@ class MattermostChat:
                     kind = "edited"
                 else:
                     continue  # a root moved on by a reply, itself unchanged
-                found.append(((update_at, _int(post.get("create_at"))), kind, post))
+                when = (update_at, _int(post.get("create_at")))
+                found.append(((*when, 0), kind, post))
+                if kind == "created" and _int(post.get("edit_at")) > since_ms:
+                    # Created and edited since: the edit too (a post made at `since` and
+                    # edited after, already brought in, is known as created, not as edited).
+                    found.append(((*when, 1), "edited", post))
             if len(posts) < SINCE_LIMIT:
                 break
             cursor = max(_int(p.get("update_at")) for p in posts)

@@ -12,29 +12,20 @@ It ends by raising:
 
 - `SocketLost(reason)`: reconnect, then catch up (the server replays nothing to a new
   connection: what was posted, edited or deleted meanwhile is read with `posts?since=`).
-- `SocketFatal(advice)`: the token is refused: no reconnect loop. The server does not say
-  so on the socket (it drops the connection instead of answering the challenge, as a
-  network drop would); `Listener` asks `verify` (the REST API's `GET /users/me`) after a
-  connection that ended before it was authenticated, and a `TokenRejected` there is fatal.
+- `SocketFatal(advice)`: the token is refused. The server does not say so on the socket
+  (it drops the connection instead of answering the challenge, as a network drop would);
+  whoever holds the connection asks the REST API (`GET /users/me`) after a connection that
+  ended before it was authenticated (`MattermostConnection` in `gateway.py`).
 
 `SocketState.since_ms` is the server time of the last post event seen (its `update_at`, or
-`delete_at`): where the catch-up starts after a drop. `Listener` keeps one integration's
-connection: it reconnects after a drop with a growing pause and, once authenticated, calls
-`catch_up(since_ms)` before it reads the new connection's events; a catch-up that fails
-(a 429, the server away) closes the connection and is tried again on the next one, from
-the same `since_ms` (a 429's wait is kept).
-
-Which replica holds the connection is not decided here, as it is not in the Discord module:
-sync's `GatewayKeeper` (services/sync/gateway.py) holds a lease per integration in MongoDB
-(`sync_gateways`) and keeps the session there; for Mattermost it would keep `since_ms` in
-the same document, so that whoever takes the lease over catches up from it.
+`delete_at`). Which replica holds the connection, reconnecting and catching up after a drop
+are sync's Gateways' and `gateway.py`'s (`MattermostGateway`), as for Discord.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,21 +35,11 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from shared.providers.chat import (
-    PermanentError,
-    ProviderUnreachable,
-    RateLimited,
-    TokenRejected,
-)
-
 log = structlog.get_logger(__name__)
 
 POST_EVENTS = frozenset({"posted", "post_edited", "post_deleted"})
-MAX_BACKOFF_SECONDS = 60.0
-_jitter = random.Random()  # noqa: S311 (spreading reconnects in time, not secrets)
 
 OnEvent = Callable[[str, dict[str, Any], int], Awaitable[None] | None]
-CatchUp = Callable[[int | None], Awaitable[None]]
 
 
 @dataclass
@@ -159,7 +140,7 @@ class SocketConnection:
             if not self.authenticated:
                 # The server drops the connection on a token it does not know (gorilla's
                 # Close: no close frame), which a network drop also looks like: the caller
-                # asks the REST API whether the token still holds (`Listener`'s `verify`).
+                # asks the REST API whether the token still holds (`gateway.MattermostConnection`).
                 raise SocketLost(f"closed_before_authenticated_{code or 'abnormally'}") from exc
             raise SocketLost(f"closed_{code or 'abnormally'}") from exc
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
@@ -202,75 +183,6 @@ class SocketConnection:
             if result is not None:
                 await result
             self.state.seen(event, data)
-
-
-class Listener:
-    """One integration's connection, kept: reconnects after a drop (1 s, doubling to a
-    minute, with jitter) and catches up once authenticated again. `run` returns only by a
-    `SocketFatal` (raised) or a cancel."""
-
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        state: SocketState,
-        on_event: OnEvent,
-        catch_up: CatchUp,
-        *,
-        verify: Callable[[], Awaitable[object]] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        ping_interval: float | None = 20.0,
-    ) -> None:
-        self._url = url
-        self._token = token
-        self.state = state
-        self._on_event = on_event
-        self._catch_up = catch_up
-        self._verify = verify
-        self._sleep = sleep
-        self._ping_interval = ping_interval
-        self.connections = 0
-        self.lost: list[str] = []
-        self.connection: SocketConnection | None = None
-
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            connection = SocketConnection(
-                self._token, self.state, self._on_event, ping_interval=self._ping_interval
-            )
-            self.connection = connection
-            at_least = 0.0
-            try:
-                await connection.run(self._url, self._authenticated)
-            except SocketLost as lost:
-                self.lost.append(lost.reason)
-                log.info("mattermost_socket_lost", reason=lost.reason)
-                failures = 0 if connection.authenticated else failures + 1
-                if not connection.authenticated and self._verify is not None:
-                    try:
-                        await self._verify()
-                    except TokenRejected as exc:
-                        raise SocketFatal(f"{REFUSED} ({exc})") from exc
-                    except (RateLimited, ProviderUnreachable):
-                        pass  # asked again after the next try
-            except TokenRejected as exc:  # the catch-up's reads refused the token
-                raise SocketFatal(f"{REFUSED} ({exc})") from exc
-            except (RateLimited, ProviderUnreachable, PermanentError) as exc:
-                # The catch-up could not read (the connection is closed with it): `since_ms`
-                # has not moved, so the next connection's catch-up reads the same gap. (A
-                # channel the bot lost is for `catch_up` to record and skip, not to raise.)
-                reason = f"catch_up_failed: {type(exc).__name__}"
-                self.lost.append(reason)
-                log.warning("mattermost_socket_catch_up_failed", error=repr(exc))
-                failures += 1
-                at_least = exc.retry_after if isinstance(exc, RateLimited) else 0.0
-            pause = min(MAX_BACKOFF_SECONDS, 2.0**failures) * _jitter.uniform(0.5, 1.0)
-            await self._sleep(max(pause, at_least))
-
-    async def _authenticated(self) -> None:
-        self.connections += 1
-        await self._catch_up(self.state.since_ms)
 
 
 def _decoded(raw: str | bytes) -> dict[str, Any]:
