@@ -175,6 +175,8 @@ class ChatStandIn:
     export: tuple[str, Callable[[], tuple[bytes, str, str]]] | None = None
     # What the page writes before a channel's name: "#general"; a Telegram chat's title bare.
     channel_mark: str = "#"
+    # The settings an integration of this stand-in is made with (POST /api/integrations).
+    settings: Callable[[], dict[str, str]] = dict
 
     def page(self, network: str) -> dict[str, Any]:
         """What the page shows of it (`chats` in the state)."""
@@ -182,7 +184,12 @@ class ChatStandIn:
         if self.export is not None:
             source = self.export[0]
             sample = {"source": source, "what": NETWORKS[network].exports[source].description}
-        return {"name": CATALOG[network].name, "channel_mark": self.channel_mark, "export": sample}
+        return {
+            "name": CATALOG[network].name,
+            "channel_mark": self.channel_mark,
+            "export": sample,
+            "settings": self.settings(),
+        }
 
 
 class SandboxError(Exception):
@@ -239,14 +246,25 @@ class Sandbox:
         # Every chat network's stand-in (tests/providers/test_networks.py: one for each).
         self.chats: dict[str, ChatStandIn] = {
             "slack": ChatStandIn(
-                self._slack_writes, self._slack_messages, ("slack_export", self._slack_export)
+                self._slack_writes,
+                self._slack_messages,
+                ("slack_export", self._slack_export),
+                settings=lambda: {"bot_token": creds["slack_bot_token"]},
             ),
-            "discord": ChatStandIn(self._discord_writes, self._discord_messages),
+            "discord": ChatStandIn(
+                self._discord_writes,
+                self._discord_messages,
+                settings=lambda: {
+                    "bot_token": creds["discord_bot_token"],
+                    "public_key": self._discord_bot().public_key,
+                },
+            ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
                 self._telegram_messages,
                 ("telegram_export", self._telegram_sample),
                 channel_mark="",
+                settings=lambda: {"bot_token": creds["telegram_bot_token"]},
             ),
         }
 
