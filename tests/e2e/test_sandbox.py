@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -284,7 +285,7 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
                 f"/sandbox/api/{network}/messages",
                 {"channel": channels[network], "user": user["id"], "text": text},
             )
-            [received] = await tap.wait_for(lambda v, t=text: v.get("text") == t, timeout=30)
+            [received] = await tap.wait_for(_with_text(text), timeout=30)
             assert received["channel_id"] == BRIDGED, received
             await hub.chat_message(BRIDGED, text, inbound_id=received["id"])
 
@@ -299,13 +300,19 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
         for network in networks:
             if network != origin:
                 await until(
-                    lambda n=network, t=text: holding(n, t), timeout=30, what=f"{text} in {network}"
+                    functools.partial(holding, network, text),
+                    timeout=30,
+                    what=f"{text} in {network}",
                 )
     for origin, text in said.items():
         for network in networks:
             found = await holding(network, text)
             assert len(found) == 1, (origin, network, found)
             assert found[0]["from_hookhub"] is (network != origin), (origin, network, found)
+
+
+def _with_text(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda v: v.get("text") == text
 
 
 async def _second_integration_refused(hub: Hub, provider: str, bot_token: str) -> None:
