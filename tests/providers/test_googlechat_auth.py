@@ -14,12 +14,11 @@ import httpx
 import pytest
 
 from services.sandbox.googlechat import FakeGoogleChat, rsa_key
-from shared.kernel.http.tls import tls
 from shared.providers.base import SignatureInvalid
 from shared.providers.chat import TokenRejected
 from shared.providers.googlechat.api import GoogleChatApi
-from shared.providers.googlechat.auth import AccessTokens, Certs, Endpoints, verify_bearer
-from tests.support import serve
+from shared.providers.googlechat.auth import AccessTokens, Certs, verify_bearer
+from tests.providers.googlechat_support import endpoints, http_client, running_fake
 
 PROJECT = "1234567890"  # the verify page's example project number
 URL = "https://hookhub.example/api/webhooks/googlechat/int_1"
@@ -27,26 +26,14 @@ URL = "https://hookhub.example/api/webhooks/googlechat/int_1"
 
 @pytest.fixture(scope="module")
 async def fake() -> AsyncIterator[FakeGoogleChat]:
-    chat = FakeGoogleChat()
-    async with serve(chat.app(), probe="/healthz") as running:
-        chat.base_url = running.base_url
+    async for chat in running_fake():
         yield chat
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(verify=tls(), timeout=10.0) as http:
+    async for http in http_client():
         yield http
-
-
-def endpoints(fake: FakeGoogleChat) -> Endpoints:
-    return Endpoints(
-        api_base=fake.base_url,
-        token_url=fake.base_url + "/token",
-        oauth2_certs_url=fake.base_url + "/oauth2/v1/certs",
-        chat_certs_url=fake.base_url
-        + "/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com",
-    )
 
 
 @pytest.fixture

@@ -1,0 +1,348 @@
+"""Google Chat as a chat provider for sync (shared.providers.chat): Chat's events become
+message changes, and chat messages are posted to a space as the Chat app.
+
+The `token` every call takes is the integration's service account key (JSON): the access
+token is had from it, and kept, by `GoogleChatApi.tokens`.
+
+What Google Chat gives an app, and what follows from it:
+
+- An app on an HTTP endpoint is sent MESSAGE interaction events only when it is
+  @mentioned in a space, messaged directly, or a slash command is used
+  (developers.google.com/workspace/chat/receive-respond-interactions). Every message of a
+  space, and edits and deletions, come only through the Google Workspace Events API
+  (`google.workspace.chat.message.v1.created|updated|deleted`, delivered by Pub/Sub),
+  which `changes` reads too (`{"message": …}`) but which no hookhub endpoint receives yet.
+- An app cannot post as someone else: the author's name leads the text, in bold.
+- Each post of ours gets a custom id, `client-hookhub-…` (`messageId`): its name carries
+  that mark (no echo: `is_own`), and `find_post` finds a tagged post by that name with one
+  GET. The same tag is the post's `requestId`, so a post sent again makes no second message.
+- Threads: a reply's `external_thread_id` is its thread's name (`spaces/S/threads/T`); a
+  post may name a thread or a message of it (then its thread is looked up).
+- No Chat API call answers a user's profile to an app: `user` answers the names and
+  avatars of the senders the events showed, else None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from shared.providers.chat import (
+    Author,
+    BotIdentity,
+    ChannelInfo,
+    MessageChange,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    SenderMarks,
+    UserLookup,
+    cut,
+)
+from shared.providers.googlechat.api import MAX_TEXT, GoogleChatApi
+from shared.providers.googlechat.auth import service_account_info
+
+# Per-space writes: one a second (developers.google.com/workspace/chat/limits).
+PACE_SECONDS = 1.0
+# What our custom message ids start with: `client-` is Google's required prefix.
+MARK = "client-hookhub-"
+# A custom id is `client-` and at most 56 of [a-z0-9-] (63 in all).
+_TAG = re.compile(r"[a-z0-9-]{1,48}")
+_MAX_AUTHOR = 128
+_KNOWN_USERS = 4096
+ZWJ = "\u200d"
+# Look-alikes for what would end the markup around them: a `*` in the author's name (in
+# `*bold*`), a `>` in a link's label (in `<url|label>`).
+ASTERISK_OPERATOR = "\u2217"
+ANGLE_QUOTE = "\u203a"
+# A `<` that could open Chat markup: a mention (`<users/all>`, `<users/123>`) or a link
+# (`<https://x|label>`).
+_OPENS = re.compile(r"<(?=\S)")
+# Events carrying a message, and what happened to it: the interaction event, and the
+# Workspace Events API's message events.
+_KINDS: dict[str, Literal["created", "edited", "deleted"]] = {
+    "MESSAGE": "created",
+    "google.workspace.chat.message.v1.created": "created",
+    "google.workspace.chat.message.v1.updated": "edited",
+    "google.workspace.chat.message.v1.deleted": "deleted",
+}
+
+
+class GoogleChatChat:
+    name = "googlechat"
+
+    def __init__(self, api: GoogleChatApi) -> None:
+        self.api = api
+        self._users: OrderedDict[str, Author] = OrderedDict()
+        self._threads: dict[str, str] = {}  # message name → its thread's name
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        return PACE_SECONDS
+
+    # -- who we are, what we see --------------------------------------------------------------
+
+    async def identity(self, token: str) -> BotIdentity:
+        """The service account: Chat names no app user to its own app before it posts."""
+        info = service_account_info(token)
+        return BotIdentity(app_id=str(info["client_email"]), team_id=info.get("project_id"))
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        space = await self.api.get_space(token, external_channel_id)
+        name = space.get("displayName") or space.get("name") or external_channel_id
+        return ChannelInfo(id=str(space.get("name") or external_channel_id), name=str(name))
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        return self._users.get(external_user_id)
+
+    # -- outbound -----------------------------------------------------------------------------
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
+        thread = await self._thread_of(token, post.thread_external_id)
+        message_id = custom_id(post.tag) if post.tag else MARK + uuid.uuid4().hex
+        made = await self.api.create_message(
+            token,
+            external_channel_id,
+            format_post(post),
+            request_id=message_id if post.tag else None,
+            message_id=message_id,
+            thread_name=thread,
+        )
+        return _posted(made)
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None:
+        await self.api.update_text(token, external_message_id, format_post(post))
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        await self.api.delete_message(token, external_message_id)
+
+    async def find_post(
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
+    ) -> Posted | None:
+        """The post made with `tag`: its name is known from the tag alone."""
+        name = f"{external_channel_id}/messages/{custom_id(tag)}"
+        found = await self.api.get_message(token, name)
+        return _posted(found) if found is not None else None
+
+    async def _thread_of(self, token: str, external_id: str | None) -> str | None:
+        if not external_id or "/threads/" in external_id:
+            return external_id
+        known = self._threads.get(external_id)
+        if known is None:
+            root = await self.api.get_message(token, external_id)
+            thread = root.get("thread") if root else None
+            if not isinstance(thread, Mapping) or not thread.get("name"):
+                return None  # the root is gone: a new thread (as FALLBACK_TO_NEW_THREAD would)
+            known = self._threads[external_id] = str(thread["name"])
+        return known
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        after = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        out: list[MessageChange] = []
+        page_token: str | None = None
+        while len(out) < limit:
+            page = await self.api.list_messages(
+                token,
+                external_channel_id,
+                after=after,
+                page_size=min(limit - len(out), 1000),
+                page_token=page_token,
+            )
+            for message in page.messages:
+                change = self._change("created", message, external_channel_id)
+                if change is not None and len(out) < limit:
+                    out.append(change)
+            if page.next_page_token is None:
+                break
+            page_token = page.next_page_token
+        return out
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        kind = _KINDS.get(event_type) or _KINDS.get(str(payload.get("type")))
+        message = payload.get("message")
+        if kind is None or not isinstance(message, Mapping):
+            return []
+        space = payload.get("space")
+        channel = space.get("name") if isinstance(space, Mapping) else None
+        change = self._change(kind, message, channel)
+        return [change] if change is not None else []
+
+    def _change(
+        self,
+        kind: Literal["created", "edited", "deleted"],
+        message: Mapping[str, Any],
+        channel: Any,
+    ) -> MessageChange | None:
+        name = message.get("name")
+        if not isinstance(name, str) or "/messages/" not in name:
+            return None
+        channel = channel if isinstance(channel, str) else name.partition("/messages/")[0]
+        when = _moment(
+            message.get("lastUpdateTime") if kind == "edited" else message.get("createTime")
+        )
+        thread = message.get("thread")
+        thread_name = thread.get("name") if isinstance(thread, Mapping) else None
+        reply = bool(message.get("threadReply")) and isinstance(thread_name, str)
+        if kind == "deleted":
+            return MessageChange(
+                kind="deleted",
+                external_channel_id=channel,
+                external_message_id=name,
+                occurred_at=when,
+            )
+        sender = message.get("sender")
+        sender = sender if isinstance(sender, Mapping) else {}
+        author = self._remember(sender)
+        text = readable(str(message.get("text") or ""), message.get("annotations"))
+        is_bot = sender.get("type") == "BOT"
+        return MessageChange(
+            kind=kind,
+            external_channel_id=channel,
+            external_message_id=name,
+            occurred_at=when,
+            text=text,
+            external_thread_id=thread_name if reply else None,
+            author=author,
+            sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
+            subtype="bot_message" if is_bot else None,
+            ignored=None if text.strip() else "the message carries no text",
+        )
+
+    def _remember(self, sender: Mapping[str, Any]) -> Author | None:
+        user, name = _str(sender.get("name")), _str(sender.get("displayName"))
+        if user is None:
+            return None
+        author = Author(
+            name=name or user, avatar_url=_str(sender.get("avatarUrl")), external_id=user
+        )
+        if name:
+            self._users[user] = author
+            self._users.move_to_end(user)
+            while len(self._users) > _KNOWN_USERS:
+                self._users.popitem(last=False)
+        return author
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        """Made by hookhub: its name carries our custom id's mark; or sent by the app user
+        identity names."""
+        if change.external_message_id.rpartition("/")[2].startswith(MARK):
+            return True
+        sender = change.sender
+        return sender.is_bot and sender.user_id is not None and sender.user_id == identity.user_id
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        """Plain already: `changes` made the mentions readable (their annotations are there)."""
+        return text
+
+
+# -- outbound formatting ------------------------------------------------------------------------
+
+
+def custom_id(tag: str) -> str:
+    """Our `messageId` for a tag: the tag when it is of the allowed characters and fits,
+    else a digest of it."""
+    if _TAG.fullmatch(tag):
+        return MARK + tag
+    return MARK + hashlib.sha256(tag.encode()).hexdigest()[:40]
+
+
+def defuse(text: str) -> str:
+    """Text shown as it is: a zero-width joiner after each `<` that could open a mention
+    (`<users/all>`) or a link (`<url|label>`); Chat has no escape character."""
+    return _OPENS.sub("<" + ZWJ, text)
+
+
+def format_post(post: OutboundPost) -> str:
+    """`*author*`, a line break, the text, then one `<url|name>` link a line per attachment
+    (Chat's own formatting, developers.google.com/workspace/chat/format-messages); the
+    author and the text defused, the whole within 4096 characters."""
+    author = defuse(cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)).replace(
+        "*", ASTERISK_OPERATOR
+    )
+    links: list[str] = []
+    for attachment in post.attachments:
+        name = defuse(cut(attachment.name or attachment.url, 256)).replace("|", "/")
+        url = attachment.url
+        if url.startswith(("https://", "http://")) and not re.search(r"[\s<>|]", url):
+            links.append(f"<{url}|{name.replace('>', ANGLE_QUOTE)}>")
+        else:
+            links.append(name)
+    fixed = len(author) + 3 + sum(1 + len(link) for link in links)
+    text = defuse(post.text)
+    if text:
+        room = MAX_TEXT - fixed - 1
+        text = cut(text, room) if len(text.encode("utf-16-le")) // 2 > room else text
+    return "\n".join([f"*{author}*", *([text] if text else []), *links])
+
+
+# -- inbound ---------------------------------------------------------------------------------
+
+
+def readable(text: str, annotations: Any) -> str:
+    """Each USER_MENTION as `@` and the user's display name, defused (a zero-width joiner
+    after the `@`) so the chat does not read it as a mention of its own; the rest of the
+    text defused the same way."""
+    spans: list[tuple[int, int, str]] = []
+    for note in annotations if isinstance(annotations, list) else []:
+        if not isinstance(note, Mapping) or note.get("type") != "USER_MENTION":
+            continue
+        start, length = note.get("startIndex"), note.get("length")
+        mention = note.get("userMention")
+        user = mention.get("user") if isinstance(mention, Mapping) else None
+        if type(start) is not int or type(length) is not int or not isinstance(user, Mapping):
+            continue
+        name = _str(user.get("displayName")) or str(user.get("name", "")).rpartition("/")[2]
+        if start < 0 or length < 1 or start + length > len(text) or not name:
+            continue
+        spans.append((start, start + length, name))
+    parts: list[str] = []
+    position = 0
+    for start, end, name in sorted(spans):
+        if start < position:
+            continue  # overlapping annotations: the first wins
+        parts.append(_defuse_at(text[position:start]))
+        parts.append("@" + ZWJ + name)
+        position = end
+    parts.append(_defuse_at(text[position:]))
+    return "".join(parts)
+
+
+def _defuse_at(text: str) -> str:
+    return re.sub(r"@(?=[\w.-])", "@" + ZWJ, text)
+
+
+def _posted(message: Mapping[str, Any]) -> Posted:
+    name = _str(message.get("name"))
+    if name is None:
+        raise PermanentError("Google Chat answered a message without a name", "no_name")
+    thread = message.get("thread")
+    thread_name = _str(thread.get("name")) if isinstance(thread, Mapping) else None
+    return Posted(external_message_id=name, external_thread_id=thread_name)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _moment(stamp: Any) -> datetime:
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.now(UTC)
