@@ -197,6 +197,11 @@ class FakeGoogleChat:
     def expire_tokens(self) -> None:
         self.tokens.clear()
 
+    def rotate_key(self) -> None:
+        """Google rotates its signing keys: a new key, under a new id, signs from now on."""
+        self.google_key = rsa_key()
+        self.google_kid = secrets.token_hex(20)
+
     # -- the events Chat sends --------------------------------------------------------------
 
     def bearer(
