@@ -13,7 +13,8 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   envelope `{"error": {"code", "message", "status"}}`: 401 UNAUTHENTICATED, 404 NOT_FOUND,
   400 INVALID_ARGUMENT, 429 RESOURCE_EXHAUSTED (`limit`).
   Create honours `requestId` (the same id again answers the message it made), `messageId`
-  (`client-…`, kept as `clientAssignedMessageId`), `messageReplyOption` with
+  (`client-…`, kept as `clientAssignedMessageId`: the name stays the generated one, and
+  get, patch and delete take either), `messageReplyOption` with
   `thread.threadKey` or `thread.name`; patch takes `updateMask=text`; list takes
   `pageSize`, `pageToken` and `filter` on `createTime`, oldest first.
   Checked against developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -115,6 +117,18 @@ class FakeSpace:
     display_name: str
     space_type: str = "SPACE"
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        """A message by its name, or by its custom one (`spaces/S/messages/client-…`):
+        "Specify this field to get, update, or delete the message with the specified value"."""
+        found = self.messages.get(name)
+        if found is None and "/messages/client-" in name:
+            custom = name.rpartition("/")[2]
+            found = next(
+                (m for m in self.messages.values() if m.get("clientAssignedMessageId") == custom),
+                None,
+            )
+        return found
 
     def as_space(self) -> dict[str, Any]:
         return {
@@ -285,7 +299,7 @@ class FakeGoogleChat:
     ) -> dict[str, Any]:
         n = next(self._ids)
         now = time.time() + n * 1e-3  # distinct, increasing createTimes
-        local = message_id or f"m{n:06d}.m{n:06d}"
+        local = f"m{n:06d}.m{n:06d}"
         thread_name = thread or f"{space.name}/threads/t{n:06d}"
         message: dict[str, Any] = {
             "name": f"{space.name}/messages/{local}",
@@ -360,14 +374,14 @@ class FakeGoogleChat:
             if refused is not None:
                 return refused
             space = self.spaces.get("spaces/" + request.path_params["space"])
-            name = f"spaces/{request.path_params['space']}/messages/{request.path_params['id']}"
-            found = space.messages.get(name) if space else None
+            wanted = f"spaces/{request.path_params['space']}/messages/{request.path_params['id']}"
+            found = space.find(wanted) if space else None
             if space is None or found is None:
                 return _error(404, "NOT_FOUND", "Message not found.")
             if request.method == "GET":
                 return JSONResponse(found)
             if request.method == "DELETE":
-                del space.messages[name]
+                del space.messages[found["name"]]
                 return JSONResponse({})
             if request.query_params.get("updateMask") != "text":
                 return _error(400, "INVALID_ARGUMENT", "Invalid update mask.")
@@ -436,7 +450,9 @@ class FakeGoogleChat:
         if message_id is not None:
             if not message_id.startswith("client-") or len(message_id) > 63:
                 return _error(400, "INVALID_ARGUMENT", "Invalid custom message ID.")
-            if f"{space.name}/messages/{message_id}" in space.messages:
+            if not re.fullmatch(r"client-[a-z0-9-]{1,56}", message_id):
+                return _error(400, "INVALID_ARGUMENT", "Invalid custom message ID.")
+            if space.find(f"{space.name}/messages/{message_id}") is not None:
                 return _error(409, "ALREADY_EXISTS", "Message with this ID already exists.")
         thread = None
         option = query.get("messageReplyOption", "MESSAGE_REPLY_OPTION_UNSPECIFIED")

@@ -58,8 +58,12 @@ async def test_a_post_sent_twice_with_its_tag_is_one_message(
     first = await chat.post(key, space, post)
     again = await chat.post(key, space, post)
     assert first == again
-    assert [m["text"] for m in stored(fake, space)] == ["*Ada*\nhello"]
-    assert first.external_message_id == f"{space}/messages/{MARK}6650f0c2a1b2c3d4e5f60718"
+    [message] = stored(fake, space)
+    assert message["text"] == "*Ada*\nhello"
+    # The custom id marks the message; its name stays the generated one, which events carry.
+    assert message["clientAssignedMessageId"] == MARK + "6650f0c2a1b2c3d4e5f60718"
+    assert first.external_message_id == message["name"]
+    assert MARK not in first.external_message_id
     # After a crash between the post and its record, the post is found by its tag.
     found = await chat.find_post(key, space, "6650f0c2a1b2c3d4e5f60718", datetime.now(UTC))
     assert found == first
@@ -70,8 +74,11 @@ async def test_an_untagged_post_still_carries_our_mark(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
     posted = await chat.post(key, space, OutboundPost("no tag", ADA))
-    assert posted.external_message_id.rpartition("/")[2].startswith(MARK)
-    assert stored(fake, space)[0]["clientAssignedMessageId"].startswith(MARK)
+    [message] = stored(fake, space)
+    assert message["clientAssignedMessageId"].startswith(MARK)
+    assert posted.external_message_id == message["name"]
+    # The app's user, learnt from the post, is who we are.
+    assert (await chat.identity(key)).user_id == message["sender"]["name"] == "users/app"
 
 
 async def test_a_reply_goes_to_the_thread_of_its_root(

@@ -280,17 +280,22 @@ def test_our_own_messages_are_recognised() -> None:
     chat = GoogleChatChat(None)  # type: ignore[arg-type]
     me = BotIdentity(user_id="users/app", app_id="hookhub-chat@p.iam.gserviceaccount.com")
 
-    def change(name: str, sender: Mapping[str, Any]) -> MessageChange:
-        [made] = chat.changes("MESSAGE", {"message": {"name": name, "sender": sender, "text": "x"}})
+    def change(name: str, sender: Mapping[str, Any], custom: str | None = None) -> MessageChange:
+        message = {"name": name, "sender": sender, "text": "x"}
+        if custom:
+            message["clientAssignedMessageId"] = custom
+        [made] = chat.changes("MESSAGE", {"message": message})
         return made
 
     bot = {"name": "users/app", "displayName": "hookhub", "type": "BOT"}
     other_bot = {"name": "users/other", "displayName": "Other", "type": "BOT"}
     alice = {"name": "users/1", "displayName": "Alice", "type": "HUMAN"}
-    assert chat.is_own(change(f"spaces/A/messages/{MARK}abc", other_bot), me)
+    assert chat.is_own(change("spaces/A/messages/w.w", other_bot, MARK + "abc"), me)
     assert chat.is_own(change("spaces/A/messages/x.x", bot), me)
     assert not chat.is_own(change("spaces/A/messages/y.y", other_bot), me)
-    assert not chat.is_own(change("spaces/A/messages/client-someone-else", alice), me)
+    assert not chat.is_own(change("spaces/A/messages/v.v", alice, "client-someone-else"), me)
+    # Our mark in the message's name is no mark: only clientAssignedMessageId is.
+    assert not chat.is_own(change(f"spaces/A/messages/{MARK}abc", alice), me)
     assert change("spaces/A/messages/z.z", other_bot).sender.is_bot
 
 

@@ -13,9 +13,14 @@ What Google Chat gives an app, and what follows from it:
   (`google.workspace.chat.message.v1.created|updated|deleted`, delivered by Pub/Sub),
   which `changes` reads too (`{"message": …}`) but which no hookhub endpoint receives yet.
 - An app cannot post as someone else: the author's name leads the text, in bold.
-- Each post of ours gets a custom id, `client-hookhub-…` (`messageId`): its name carries
-  that mark (no echo: `is_own`), and `find_post` finds a tagged post by that name with one
-  GET. The same tag is the post's `requestId`, so a post sent again makes no second message.
+- Each post of ours gets a custom id, `client-hookhub-…` (`messageId`). It does not
+  replace the message's generated name; it is the message's `clientAssignedMessageId`, a
+  mark a message event carries (no echo: `is_own`), and `spaces/S/messages/client-…` names
+  the message to get, patch or delete, so `find_post` finds a tagged post with one GET
+  (developers.google.com/workspace/chat/create-messages#name-a-created-message). The same
+  id is the post's `requestId`, so a post sent again makes no second message.
+- Our posts' sender is the app's user (`type` BOT): its name, learnt from the first post,
+  is `identity().user_id`.
 - Threads: a reply's `external_thread_id` is its thread's name (`spaces/S/threads/T`); a
   post may name a thread or a message of it (then its thread is looked up).
 - No Chat API call answers a user's profile to an app: `user` answers the names and
@@ -51,6 +56,8 @@ from shared.providers.googlechat.auth import service_account_info
 PACE_SECONDS = 1.0
 # What our custom message ids start with: `client-` is Google's required prefix.
 MARK = "client-hookhub-"
+# The subtype of a message that carries our mark.
+OWN_SUBTYPE = "hookhub_post"
 # A custom id is `client-` and at most 56 of [a-z0-9-] (63 in all).
 _TAG = re.compile(r"[a-z0-9-]{1,48}")
 _MAX_AUTHOR = 128
@@ -80,6 +87,7 @@ class GoogleChatChat:
         self.api = api
         self._users: OrderedDict[str, Author] = OrderedDict()
         self._threads: dict[str, str] = {}  # message name → its thread's name
+        self._app_users: dict[str, str] = {}  # service account → the app's user name
 
     def pace_seconds(self, external_channel_id: str) -> float:
         return PACE_SECONDS
@@ -89,7 +97,10 @@ class GoogleChatChat:
     async def identity(self, token: str) -> BotIdentity:
         """The service account: Chat names no app user to its own app before it posts."""
         info = service_account_info(token)
-        return BotIdentity(app_id=str(info["client_email"]), team_id=info.get("project_id"))
+        email = str(info["client_email"])
+        return BotIdentity(
+            user_id=self._app_users.get(email), app_id=email, team_id=info.get("project_id")
+        )
 
     async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
         space = await self.api.get_space(token, external_channel_id)
@@ -112,6 +123,9 @@ class GoogleChatChat:
             message_id=message_id,
             thread_name=thread,
         )
+        sender = made.get("sender")
+        if isinstance(sender, Mapping) and sender.get("type") == "BOT" and sender.get("name"):
+            self._app_users[str(service_account_info(token)["client_email"])] = sender["name"]
         return _posted(made)
 
     async def edit(
@@ -210,6 +224,8 @@ class GoogleChatChat:
         author = self._remember(sender)
         text = readable(str(message.get("text") or ""), message.get("annotations"))
         is_bot = sender.get("type") == "BOT"
+        custom = message.get("clientAssignedMessageId")
+        ours = isinstance(custom, str) and custom.startswith(MARK)
         return MessageChange(
             kind=kind,
             external_channel_id=channel,
@@ -219,7 +235,7 @@ class GoogleChatChat:
             external_thread_id=thread_name if reply else None,
             author=author,
             sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
-            subtype="bot_message" if is_bot else None,
+            subtype=OWN_SUBTYPE if ours else "bot_message" if is_bot else None,
             ignored=None if text.strip() else "the message carries no text",
         )
 
@@ -238,9 +254,9 @@ class GoogleChatChat:
         return author
 
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
-        """Made by hookhub: its name carries our custom id's mark; or sent by the app user
-        identity names."""
-        if change.external_message_id.rpartition("/")[2].startswith(MARK):
+        """Made by hookhub: it carries our custom id's mark; or the app user identity names
+        sent it."""
+        if change.subtype == OWN_SUBTYPE:
             return True
         sender = change.sender
         return sender.is_bot and sender.user_id is not None and sender.user_id == identity.user_id
