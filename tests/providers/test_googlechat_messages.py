@@ -137,6 +137,12 @@ async def test_an_endpoint_url_audience_takes_the_id_token(
     assert [c.text for c in endpoint.changes] == ["via URL"]
 
 
+def test_the_default_audience_is_the_url_without_its_query() -> None:
+    request = InboundRequest({}, b"", datetime.now(UTC), url="https://h.example/hook?x=1")
+    assert GoogleChatWebhooks().audience(request, {}) == "https://h.example/hook"
+    assert GoogleChatWebhooks().audience(request, {"audience": PROJECT}) == PROJECT
+
+
 @pytest.mark.parametrize(
     ("forge", "said"),
     [

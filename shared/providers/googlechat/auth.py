@@ -9,8 +9,11 @@ Audience* (Chat API → Configuration → Connection settings):
 - **HTTP endpoint URL**: a Google-signed OIDC ID token; `iss` is Google's
   (`https://accounts.google.com` or `accounts.google.com`), `aud` the endpoint URL as
   configured, `email` `chat@system.gserviceaccount.com`; Google's OAuth2 certificates
-  (https://www.googleapis.com/oauth2/v1/certs) sign it. The page's Python sample:
-  `id_token.verify_oauth2_token(token, request, AUDIENCE)`, then `email` compared.
+  (https://www.googleapis.com/oauth2/v1/certs) sign it. Google's Python sample
+  (googleworkspace/google-chat-samples, python/user-auth-app/request_verifier.py):
+  `id_token.verify_oauth2_token(token, request, audience)`, then `token["email"] ==
+  CHAT_ISSUER`; verify_oauth2_token is verify_token with those certificates, and `iss`
+  compared with Google's two spellings.
 - **Project Number**: a JWT signed by `chat@system.gserviceaccount.com` itself; `iss` is that
   address, `aud` the Cloud project's number; its certificates are at
   https://www.googleapis.com/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com.

@@ -9,7 +9,7 @@ message's name, the others' their type, space and `eventTime`. The answer is `{}
 says nothing in the space in reply (a synchronous reply would be a Message here).
 
 The audience is the integration's `audience` setting (the Cloud project number, or the URL
-given to Chat), else the URL the request was made to (`{webhook_url}`).
+given to Chat), else the URL the request was made to (`{webhook_url}`), without a query.
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ class GoogleChatWebhooks:
         return None
 
     def audience(self, request: InboundRequest, settings: Mapping[str, str]) -> str:
-        return settings.get(AUDIENCE) or request.url
+        """The setting, else the URL called without its query: Google's sample takes
+        Flask's `request.base_url` (googleworkspace/google-chat-samples,
+        python/user-auth-app/request_verifier.py)."""
+        return settings.get(AUDIENCE) or request.url.partition("?")[0]
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         """The certificates are kept for their max-age; when none are kept (nobody called
