@@ -16,7 +16,7 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   (`client-…`, kept as `clientAssignedMessageId`: the name stays the generated one, and
   get, patch and delete take either), `messageReplyOption` with
   `thread.threadKey` or `thread.name`; patch takes `updateMask=text`; list takes
-  `pageSize`, `pageToken` and `filter` on `createTime`, oldest first.
+  `pageSize`, `pageToken` and `filter` on `create_time`, oldest first.
   Checked against developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages.
 - `user_sends`: a person writes; the MESSAGE event (the shape of the Event reference's
   example) is POSTed to the app's endpoint with a bearer token as Chat makes it for the
@@ -482,16 +482,16 @@ class FakeGoogleChat:
         ordered = sorted(space.messages.values(), key=lambda m: m["createTime"])
         found = query.get("filter")
         if found:
-            # `createTime > "2023-04-21T11:30:00-04:00"` (RFC 3339, quoted).
-            field_name, op, value = found.split(None, 2)
-            if field_name != "createTime" or op not in (">", ">=") or not value.startswith('"'):
+            # `create_time > "2023-04-21T11:30:00-04:00"` (RFC 3339, quoted): the reference's
+            # form; the stand-in takes no `AND`, `<` or `thread.name`.
+            field_name, op, value = [*found.split(None, 2), "", ""][:3]
+            if field_name != "create_time" or op != ">" or not value.startswith('"'):
                 return _error(400, "INVALID_ARGUMENT", "Invalid filter.")
             since = dt.datetime.fromisoformat(value.strip('"').replace("Z", "+00:00"))
             ordered = [
                 m
                 for m in ordered
-                if (dt.datetime.fromisoformat(m["createTime"].replace("Z", "+00:00")) > since)
-                or (op == ">=" and m["createTime"] == value.strip('"'))
+                if dt.datetime.fromisoformat(m["createTime"].replace("Z", "+00:00")) > since
             ]
         start = int(query.get("pageToken") or 0)
         page = ordered[start : start + size]

@@ -17,11 +17,13 @@ Methods (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messa
 - `spaces.messages.get`: `GET /v1/{name=spaces/*/messages/*}`.
 - `spaces.get`: `GET /v1/{name=spaces/*}`.
 - `spaces.messages.list`: `GET /v1/{parent=spaces/*}/messages` with `pageSize` (at most
-  1000), `pageToken` (the previous answer's `nextPageToken`), `filter`
-  (`createTime > "RFC 3339"`), `orderBy` (`createTime ASC` by default). Google documents it
-  with user authentication (`chat.messages.readonly`) or, for an app, the
-  `chat.app.messages.readonly` scope with an administrator's approval: with `chat.bot`
-  alone real Google refuses it (403 PERMISSION_DENIED), which is sorted as a channel error.
+  1000; 25 when not given), `pageToken` (the previous answer's `nextPageToken`), `filter`
+  (`create_time > "2023-04-21T11:30:00-04:00"`: the field in snake case, the RFC 3339 time
+  in double quotes, as the reference's examples write it); oldest first by default
+  (`create_time ASC`). The reference says "Requires user authentication"
+  (`chat.messages.readonly`): with the app's `chat.bot` token real Google refuses it
+  (403 PERMISSION_DENIED, sorted as a channel error) unless the app is granted a scope
+  that reads messages; the stand-in does not check that.
 
 Errors are Google's envelope `{"error": {"code", "message", "status"}}` (AIP-193).
 A 429 / RESOURCE_EXHAUSTED is `RateLimited`: Google asks for exponential backoff and sends
@@ -200,10 +202,11 @@ class GoogleChatApi:
         page_size: int = 100,
         page_token: str | None = None,
     ) -> Page:
-        """One page, oldest first; `after` an RFC 3339 time (`createTime > after`)."""
-        params = {"pageSize": str(min(max(page_size, 1), 1000)), "orderBy": "createTime ASC"}
+        """One page, oldest first; `after` an RFC 3339 time (`create_time > after`)."""
+        # Oldest first is the default order (`create_time ASC`): no `orderBy` is sent.
+        params = {"pageSize": str(min(max(page_size, 1), 1000))}
         if after:
-            params["filter"] = f'createTime > "{after}"'
+            params["filter"] = f'create_time > "{after}"'
         if page_token:
             params["pageToken"] = page_token
         data = await self._call(
