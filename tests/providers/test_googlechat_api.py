@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from services.sandbox.googlechat import FakeGoogleChat
-from shared.providers.chat import Author, OutboundPost, PermanentError, RateLimited
+from shared.domain.oauth.provider import ProviderUnreachable
+from shared.providers.chat import (
+    Author,
+    OutboundPost,
+    PermanentError,
+    RateLimited,
+    TokenRejected,
+)
 from shared.providers.googlechat.api import BACKOFF_SECONDS, refusal
 from shared.providers.googlechat.messages import MARK, GoogleChatChat
 from tests.providers.googlechat_support import chat_provider, http_client, running_fake
@@ -192,3 +199,23 @@ async def test_history_pages_are_followed(
             break
         token = page.next_page_token
     assert pages == [["p0", "p1"], ["p2", "p3"], ["p4"]]
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "method", "kind", "scope"),
+    [
+        (401, "UNAUTHENTICATED", "spaces.messages.create", TokenRejected, "integration"),
+        (403, "PERMISSION_DENIED", "spaces.messages.list", PermanentError, "channel"),
+        (404, "NOT_FOUND", "spaces.get", PermanentError, "channel"),
+        (404, "NOT_FOUND", "spaces.messages.patch", PermanentError, "message"),
+        (400, "INVALID_ARGUMENT", "spaces.messages.create", PermanentError, "message"),
+        (503, "UNAVAILABLE", "spaces.messages.create", ProviderUnreachable, None),
+    ],
+)
+def test_each_refusal_is_sorted(
+    status: int, state: str, method: str, kind: type[Exception], scope: str | None
+) -> None:
+    """Google's error envelope (AIP-193): `{"error": {"code", "message", "status"}}`."""
+    error = refusal(method, status, {"error": {"code": status, "message": "m", "status": state}})
+    assert type(error) is kind
+    assert getattr(error, "scope", None) == scope

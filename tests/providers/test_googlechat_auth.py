@@ -6,6 +6,7 @@ once and kept until it expires."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -202,3 +203,12 @@ async def test_a_key_google_does_not_know_is_refused(
     tokens = AccessTokens(client, fake.base_url + "/token")
     with pytest.raises(TokenRejected, match="invalid_grant"):
         await tokens.token(other.service_account_json())
+
+
+async def test_calls_at_once_share_one_token_request(
+    fake: FakeGoogleChat, client: httpx.AsyncClient
+) -> None:
+    tokens = AccessTokens(client, fake.base_url + "/token")
+    key = fake.service_account_json()
+    got = await asyncio.gather(*(tokens.token(key) for _ in range(5)))
+    assert len(set(got)) == 1 and tokens.requests == 1
