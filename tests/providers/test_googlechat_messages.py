@@ -19,9 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.googlechat import FakeGoogleChat, rsa_key
+from shared.kernel.errors import Invalid
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
+from shared.providers.catalog import CATALOG, check_settings, split_settings
 from shared.providers.chat import Attachment, Author, BotIdentity, MessageChange, OutboundPost
-from shared.providers.googlechat.auth import Certs
+from shared.providers.googlechat.auth import Certs, service_account_info
 from shared.providers.googlechat.messages import (
     MARK,
     ZWJ,
@@ -327,3 +329,15 @@ def test_hostile_text_is_shown_not_obeyed() -> None:
 def test_a_long_text_is_cut_to_what_chat_takes() -> None:
     text = format_post(OutboundPost("x" * 5000, Author("Ada")))
     assert len(text) <= 4096 and text.endswith("…")
+
+
+def test_the_catalog_takes_a_key_file_and_refuses_what_is_not_one() -> None:
+    examples = CATALOG["googlechat"].examples()
+    values = check_settings("googlechat", examples, creating=True)
+    assert split_settings("googlechat", values)[1] == {"audience": "1234567890"}
+    assert service_account_info(values["service_account_json"])["client_email"]
+    for wrong in ({"service_account_json": "not json"}, {**examples, "audience": "http://x"}):
+        with pytest.raises(Invalid):
+            check_settings("googlechat", wrong, creating=True)
+    step = CATALOG["googlechat"].to_json("https://h.example/api/webhooks/googlechat/i")["setup"][1]
+    assert "https://h.example/api/webhooks/googlechat/i" in step

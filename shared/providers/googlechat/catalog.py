@@ -3,10 +3,35 @@ with its service account."""
 
 from __future__ import annotations
 
+import json
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from shared.providers.catalog import Entry, Setting
 from shared.providers.googlechat.webhooks import AUDIENCE, WEBHOOKS
 
 SERVICE_ACCOUNT = "service_account_json"
+
+
+def _examples() -> dict[str, str]:
+    """A key file of a fresh key (a random string would not pass the setting's pattern),
+    and the verify page's example project number. Google knows neither."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "example-project",
+        "private_key": private,
+        "client_email": "hookhub-chat@example-project.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    return {SERVICE_ACCOUNT: json.dumps(info), AUDIENCE: "1234567890"}
+
 
 ENTRY = Entry(
     provider="googlechat",
@@ -55,4 +80,5 @@ ENTRY = Entry(
         "led by its author's name.",
     ),
     docs_url="https://developers.google.com/workspace/chat/verify-requests-from-chat",
+    example_settings=_examples,
 )
