@@ -152,6 +152,8 @@ class FakeGoogleChat:
     tokens: dict[str, float] = field(default_factory=dict)  # access token → expiry
     token_requests: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    # The `markupSyntax` each text written said it was in (None: the app's default).
+    syntaxes: list[Any] = field(default_factory=list)
     _limits: list[_Limit] = field(default_factory=list)
     _request_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -390,6 +392,7 @@ class FakeGoogleChat:
             if not isinstance(text, str) or len(text) > MAX_TEXT:
                 return _error(400, "INVALID_ARGUMENT", "Invalid message text.")
             found.update(text=text, formattedText=text, lastUpdateTime=rfc3339(time.time()))
+            self.syntaxes.append(body.get("markupSyntax"))
             return JSONResponse(found)
 
         async def healthz(_: Request) -> Response:
@@ -461,6 +464,7 @@ class FakeGoogleChat:
             thread = self._thread(space, wanted)
             if thread is None and option == "REPLY_MESSAGE_OR_FAIL":
                 return _error(404, "NOT_FOUND", "Thread not found.")
+        self.syntaxes.append(body.get("markupSyntax"))
         made = self._store(space, self.app_user, text, thread=thread, message_id=message_id)
         if thread is None and wanted.get("threadKey"):
             made["thread"]["threadKey"] = wanted["threadKey"]

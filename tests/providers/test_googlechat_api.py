@@ -62,8 +62,10 @@ async def test_a_post_sent_twice_with_its_tag_is_one_message(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
     post = OutboundPost("hello", ADA, tag="6650f0c2a1b2c3d4e5f60718")
+    fake.syntaxes.clear()
     first = await chat.post(key, space, post)
     again = await chat.post(key, space, post)
+    assert fake.syntaxes == ["MARKUP_SYNTAX_CHAT"]  # the second answered from its requestId
     assert first == again
     [message] = stored(fake, space)
     assert message["text"] == "*Ada*\nhello"
@@ -123,7 +125,10 @@ async def test_edit_and_delete(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
     posted = await chat.post(key, space, OutboundPost("first", ADA, tag="edit-1"))
+    fake.syntaxes.clear()
     await chat.edit(key, space, posted.external_message_id, OutboundPost("second", ADA))
+    # Chat's markup, whatever the app's default (Markdown for an app made today).
+    assert fake.syntaxes == ["MARKUP_SYNTAX_CHAT"]
     message = fake.spaces[space].messages[posted.external_message_id]
     assert message["text"] == "*Ada*\nsecond" and "lastUpdateTime" in message
     await chat.delete(key, space, posted.external_message_id)

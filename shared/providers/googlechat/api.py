@@ -13,6 +13,7 @@ Methods (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messa
   `messageReplyOption` (`REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`: a reply to `thread.name` or
   `thread.threadKey`, else a new thread).
 - `spaces.messages.patch`: `PATCH /v1/{message.name=spaces/*/messages/*}?updateMask=text`.
+- Every text written says `markupSyntax: MARKUP_SYNTAX_CHAT` (see `CHAT_SYNTAX`).
 - `spaces.messages.delete`: `DELETE /v1/{name=spaces/*/messages/*}`; 404 when it is gone.
 - `spaces.messages.get`: `GET /v1/{name=spaces/*/messages/*}`.
 - `spaces.get`: `GET /v1/{name=spaces/*}`.
@@ -50,6 +51,10 @@ MAX_TEXT = 4096
 # The first step of the exponential backoff Google asks for after a 429.
 BACKOFF_SECONDS = 1.0
 REPLY_OR_NEW_THREAD = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
+# Chat's own markup (`*bold*`, `<url|label>`), said with every text written: an app made
+# since Markdown became the default would otherwise read `*x*` as italic and no `<url|…>`
+# as a link (Message.markupSyntax; developers.google.com/workspace/chat/format-messages).
+CHAT_SYNTAX = "MARKUP_SYNTAX_CHAT"
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class GoogleChatApi:
         thread_key: str | None = None,
     ) -> dict[str, Any]:
         params: dict[str, str] = {}
-        body: dict[str, Any] = {"text": text}
+        body: dict[str, Any] = {"text": text, "markupSyntax": CHAT_SYNTAX}
         if request_id:
             params["requestId"] = request_id
         if message_id:
@@ -169,7 +174,7 @@ class GoogleChatApi:
             "PATCH",
             _name(message, "spaces"),
             params={"updateMask": "text"},
-            body={"text": text},
+            body={"text": text, "markupSyntax": CHAT_SYNTAX},
         )
         return data
 
