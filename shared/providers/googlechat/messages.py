@@ -61,7 +61,9 @@ OWN_SUBTYPE = "hookhub_post"
 # A custom id is `client-` and at most 56 of [a-z0-9-] (63 in all).
 _TAG = re.compile(r"[a-z0-9-]{1,48}")
 _MAX_AUTHOR = 128
+# Bounds of what is kept in memory: senders seen, threads looked up.
 _KNOWN_USERS = 4096
+_KNOWN_THREADS = 4096
 ZWJ = "\u200d"
 # Look-alikes for what would end the markup around them: a `*` in the author's name (in
 # `*bold*`), a `>` in a link's label (in `<url|label>`).
@@ -86,7 +88,7 @@ class GoogleChatChat:
     def __init__(self, api: GoogleChatApi) -> None:
         self.api = api
         self._users: OrderedDict[str, Author] = OrderedDict()
-        self._threads: dict[str, str] = {}  # message name → its thread's name
+        self._threads: OrderedDict[str, str] = OrderedDict()  # message name → thread name
         self._app_users: dict[str, str] = {}  # service account → the app's user name
 
     def pace_seconds(self, external_channel_id: str) -> float:
@@ -159,6 +161,8 @@ class GoogleChatChat:
             if not isinstance(thread, Mapping) or not thread.get("name"):
                 return None  # the root is gone: a new thread (as FALLBACK_TO_NEW_THREAD would)
             known = self._threads[external_id] = str(thread["name"])
+            while len(self._threads) > _KNOWN_THREADS:
+                self._threads.popitem(last=False)
         return known
 
     # -- inbound -------------------------------------------------------------------------------
