@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.telegram import FakeTelegram
 from shared.kernel.http.tls import tls
+from shared.providers.catalog import CATALOG, NETWORKS
 
 STATIC = Path(__file__).parent / "static"
 # The docs the page links, served as text from the checkout the sandbox runs from (it runs
@@ -52,8 +54,6 @@ LINKED_DOCS = ("walkthroughs.md", "sandbox.md", "import.md")
 CREDENTIALS_FILE = "sandbox.json"
 # The hookhub workspace the sandbox's walk-throughs and the console's forms use.
 WORKSPACE_ID = "ws_demo"
-CHAT_PROVIDERS = ("slack", "discord", "telegram")
-EXPORT_PROVIDERS = ("slack", "telegram")
 EVENT_PROVIDERS = ("github", "jira")
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
@@ -163,6 +163,28 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
     return env
 
 
+@dataclass(frozen=True)
+class ChatStandIn:
+    """A network's stand-in as the page drives it: a user writes in a channel (`channel`,
+    `user`, `text`, `thread`: "" for none), what a channel holds, and the network's sample
+    export, if the sandbox has one: the importer's `source` for it, and the file (bytes,
+    media type, name)."""
+
+    write: Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
+    messages: Callable[[str], list[dict[str, Any]]]
+    export: tuple[str, Callable[[], tuple[bytes, str, str]]] | None = None
+    # What the page writes before a channel's name: "#general"; a Telegram chat's title bare.
+    channel_mark: str = "#"
+
+    def page(self, network: str) -> dict[str, Any]:
+        """What the page shows of it (`chats` in the state)."""
+        sample = None
+        if self.export is not None:
+            source = self.export[0]
+            sample = {"source": source, "what": NETWORKS[network].exports[source].description}
+        return {"name": CATALOG[network].name, "channel_mark": self.channel_mark, "export": sample}
+
+
 class SandboxError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -214,6 +236,19 @@ class Sandbox:
         # Every other provider of the catalog: its documented webhook, signed (SPEC §15).
         self.catalog = CatalogWebhooks(self.origin, admin_token, WORKSPACE_ID)
         self._seed()
+        # Every chat network's stand-in (tests/providers/test_networks.py: one for each).
+        self.chats: dict[str, ChatStandIn] = {
+            "slack": ChatStandIn(
+                self._slack_writes, self._slack_messages, ("slack_export", self._slack_export)
+            ),
+            "discord": ChatStandIn(self._discord_writes, self._discord_messages),
+            "telegram": ChatStandIn(
+                self._telegram_writes,
+                self._telegram_messages,
+                ("telegram_export", self._telegram_sample),
+                channel_mark="",
+            ),
+        }
 
     # -- the world ------------------------------------------------------------------------
 
@@ -266,6 +301,8 @@ class Sandbox:
         creds = self.creds
         return {
             "workspace_id": WORKSPACE_ID,
+            # The networks' tabs of the page, each with its sample export.
+            "chats": {name: chat.page(name) for name, chat in self.chats.items()},
             "hookhub": {
                 "origin": self.public_url,
                 "callback_url": self.public_url + "/api/auth/oauth/callback",
@@ -344,8 +381,7 @@ class Sandbox:
         user = _text(body, "user", required=True)
         command = _text(body, "command", required=True).removeprefix("/")
         text = _text(body, "text")
-        if channel not in self.discord.channels:
-            raise SandboxError(404, "not_found", f"no Discord channel {channel}")
+        self._discord_channel(channel)
         user_id = _find_user(user, DISCORD_USERS)
         if not self._discord_bot().interactions_endpoint_url:
             raise SandboxError(
@@ -371,32 +407,60 @@ class Sandbox:
         return {"delivered": status, "response": answer}
 
     async def write(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """A user writes in a channel, delivered to hookhub as the provider would."""
+        """A user writes in a channel, delivered to hookhub as the network would."""
         channel = _text(body, "channel", required=True)
         user = _text(body, "user", required=True)
         text = _text(body, "text", required=True)
         thread = _text(body, "thread")
         if len(text) > MAX_TEXT:
             raise SandboxError(422, "invalid", f"text is longer than {MAX_TEXT} characters")
-        if provider == "slack":
-            self._slack_channel(channel)
-            user_id = _find_user(
-                user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()}
-            )
-            if thread and self.slack.message(channel, thread) is None:
-                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
-            before = len(self.slack.deliveries)
-            ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
-            delivered = self.slack.deliveries[before:]
-            return {"id": ts, "delivered": delivered[0].status if delivered else None}
-        if provider == "discord":
-            if channel not in self.discord.channels:
-                raise SandboxError(404, "not_found", f"no Discord channel {channel}")
-            user_id = _find_user(user, DISCORD_USERS)
-            if thread and self.discord.message(channel, thread) is None:
-                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
-            message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
-            return {"id": message["id"], "delivered": self.discord.sessions() != []}
+        return await self.chats[provider].write(channel, user, text, thread)
+
+    def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
+        """What is in a channel now, oldest first, in one shape for every network."""
+        return self.chats[provider].messages(channel)
+
+    async def _slack_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        self._slack_channel(channel)
+        user_id = _find_user(user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()})
+        if thread and self.slack.message(channel, thread) is None:
+            raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+        before = len(self.slack.deliveries)
+        ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
+        delivered = self.slack.deliveries[before:]
+        return {"id": ts, "delivered": delivered[0].status if delivered else None}
+
+    def _slack_messages(self, channel: str) -> list[dict[str, Any]]:
+        found = self._slack_channel(channel)
+        users = self.slack.users
+        items = sorted(found.messages.values(), key=lambda m: float(m["ts"]))
+        return [_slack_message(m, users) for m in items]
+
+    def _slack_export(self) -> tuple[bytes, str, str]:
+        channels = [{"id": c.id, "name": c.name} for c in self.slack.channels.values()]
+        users = list(self.slack.users.values())
+        zipped = slack_export(TEAM_ID, channels, users)
+        return zipped, "application/zip", slack_file_name()
+
+    async def _discord_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        self._discord_channel(channel)
+        user_id = _find_user(user, DISCORD_USERS)
+        if thread and self.discord.message(channel, thread) is None:
+            raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+        message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
+        return {"id": message["id"], "delivered": self.discord.sessions() != []}
+
+    def _discord_messages(self, channel: str) -> list[dict[str, Any]]:
+        self._discord_channel(channel)
+        return [_discord_message(m) for m in self.discord.messages(channel)]
+
+    async def _telegram_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
         chat = self._telegram_chat(channel)
         names = {str(k): (f"{v[1]} {v[2]}", v[0]) for k, v in TELEGRAM_USERS.items()}
         telegram_user = int(_find_user(user, names))
@@ -411,19 +475,12 @@ class Sandbox:
         )
         return {"id": str(message_id), "delivered": status or None}
 
-    def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
-        """What is in a channel now, oldest first, in one shape for every provider."""
-        if provider == "slack":
-            found = self._slack_channel(channel)
-            users = self.slack.users
-            items = sorted(found.messages.values(), key=lambda m: float(m["ts"]))
-            return [_slack_message(m, users) for m in items]
-        if provider == "discord":
-            if channel not in self.discord.channels:
-                raise SandboxError(404, "not_found", f"no Discord channel {channel}")
-            return [_discord_message(m) for m in self.discord.messages(channel)]
+    def _telegram_messages(self, channel: str) -> list[dict[str, Any]]:
         chat = self._telegram_chat(channel)
         return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
+
+    def _telegram_sample(self) -> tuple[bytes, str, str]:
+        return self.telegram_export, "application/json", "result.json"
 
     async def event(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """GitHub or Jira sends the webhook `event` to every integration registered with it,
@@ -481,19 +538,20 @@ class Sandbox:
                     self.jira.add_hook(url, secret)
 
     def export(self, provider: str) -> tuple[bytes, str, str]:
-        """The provider's sample export: (its bytes, media type, file name)."""
-        if provider == "slack":
-            channels = [{"id": c.id, "name": c.name} for c in self.slack.channels.values()]
-            users = list(self.slack.users.values())
-            zipped = slack_export(TEAM_ID, channels, users)
-            return zipped, "application/zip", slack_file_name()
-        return self.telegram_export, "application/json", "result.json"
+        """The network's sample export: (its bytes, media type, file name)."""
+        export = self.chats[provider].export
+        assert export is not None  # the routes take only the networks with one
+        return export[1]()
 
     def _slack_channel(self, channel: str) -> Any:
         found = self.slack.channels.get(channel)
         if found is None:
             raise SandboxError(404, "not_found", f"no Slack channel {channel}")
         return found
+
+    def _discord_channel(self, channel: str) -> None:
+        if channel not in self.discord.channels:
+            raise SandboxError(404, "not_found", f"no Discord channel {channel}")
 
     def _telegram_chat(self, channel: str) -> Any:
         chat = self.telegram.chats.get(_telegram_id(channel))
@@ -518,11 +576,11 @@ class Sandbox:
             return _json(self.state())
 
         async def write(request: Request) -> Response:
-            provider = _provider(request, CHAT_PROVIDERS)
+            provider = _provider(request, tuple(self.chats))
             return _json(await self.write(provider, await _body(request)), 201)
 
         async def messages(request: Request) -> Response:
-            provider = _provider(request, CHAT_PROVIDERS)
+            provider = _provider(request, tuple(self.chats))
             items = self.messages(provider, request.path_params["channel"])
             return _json({"items": items})
 
@@ -538,7 +596,8 @@ class Sandbox:
             return _json(await self.catalog.send(provider, await _body(request)), 201)
 
         async def export(request: Request) -> Response:
-            content, media_type, name = self.export(_provider(request, EXPORT_PROVIDERS))
+            exporting = tuple(name for name, chat in self.chats.items() if chat.export)
+            content, media_type, name = self.export(_provider(request, exporting))
             return Response(
                 content,
                 media_type=media_type,

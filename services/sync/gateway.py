@@ -1,5 +1,6 @@
-"""The Discord Gateway connections of sync: one per Discord integration (bot token) with an
-inbound mapping, held by exactly one replica.
+"""The connections of sync to networks that send their events over one of their own
+(`Network.gateway`: Discord's Gateway): one per integration (bot token) with an inbound
+mapping, held by exactly one replica. What follows says Discord, the one network there is.
 
 Which replica holds an integration's connection is decided by a lease in MongoDB
 (`sync_gateways`, one document per integration): taken when free or expired, renewed every
@@ -45,9 +46,9 @@ from shared.kernel.mongo import Database, Document
 from shared.kernel.produce import Stream
 from shared.providers.chat import RateLimited
 from shared.providers.connections import Connections
-from shared.providers.discord.api import DiscordApi
-from shared.providers.discord.gateway import (
-    GatewayConnection,
+from shared.providers.sockets import (
+    Connection,
+    Gateway,
     GatewayFatal,
     GatewayLost,
     Observer,
@@ -57,11 +58,6 @@ from shared.providers.discord.gateway import (
 log = structlog.get_logger(__name__)
 
 COLLECTION = "sync_gateways"
-# The dispatches sync turns into chat messages; the rest (presence, guilds, typing) are
-# only counted.
-MESSAGE_EVENTS = frozenset(
-    {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
-)
 MAX_BACKOFF_SECONDS = 60.0
 # After a fatal close with an unchanged token, the next try (no reconnect loop, but a fix
 # made in the developer portal is found without a restart).
@@ -186,19 +182,22 @@ class Held:
     state: SessionState = field(default_factory=SessionState)
     # The sequence of the last dispatch whose envelopes are published: what is stored.
     published_seq: int | None = None
-    connection: GatewayConnection | None = None
+    connection: Connection | None = None
     connected: bool = False
     stopping: bool = False
 
 
-class DiscordGateways:
+class Gateways:
+    """The connections of one network's integrations (`network`, through its `gateway`)."""
+
     def __init__(
         self,
         *,
+        network: str,
+        gateway: Gateway,
         store: GatewayStore,
         connections: Connections,
         mappings: MappingDirectory,
-        api: DiscordApi,
         publish: Publish,
         catch_up: CatchUp,
         metrics: SyncMetrics,
@@ -208,7 +207,8 @@ class DiscordGateways:
         self._store = store
         self._connections = connections
         self._mappings = mappings
-        self._api = api
+        self._network = network
+        self._gateway = gateway
         self._inbound_publish = publish
         self._catch_up = catch_up
         self._metrics = metrics
@@ -220,7 +220,9 @@ class DiscordGateways:
 
     def wanted(self) -> set[str]:
         return {
-            m.integration_id for m in self._mappings.all() if m.provider == "discord" and m.inbound
+            m.integration_id
+            for m in self._mappings.all()
+            if m.provider == self._network and m.inbound
         }
 
     async def run(self) -> None:
@@ -355,7 +357,7 @@ class DiscordGateways:
                     resumable=lost.resumable,
                 )
                 failures = failures + 1 if "connect_failed" in lost.reason else 0
-            except RateLimited as exc:  # /gateway/bot answered 429
+            except RateLimited as exc:  # no new session yet (Discord: /gateway/bot's 429)
                 await asyncio.sleep(exc.retry_after)
             except HookhubError as exc:  # no token, the REST side refused or unreachable
                 log.warning(
@@ -386,7 +388,7 @@ class DiscordGateways:
         if state.resumable:
             url = state.resume_url
         else:
-            url = await self._gateway_url(token)
+            url = await self._gateway.url(token)
         assert url
         resuming = state.resumable
         replaying = resuming
@@ -416,26 +418,14 @@ class DiscordGateways:
             self._metrics.gateway_events.labels(kind).inc()
             queue.put_nowait((kind, data, seq, replaying))
 
-        connection = GatewayConnection(
+        connection = self._gateway.connect(
             token,
             state,
             dispatch,
-            observer=Observer(
-                ready=ready, heartbeat_latency=self._metrics.gateway_heartbeat.observe
-            ),
+            Observer(ready=ready, heartbeat_latency=self._metrics.gateway_heartbeat.observe),
         )
         held.connection = connection
         await connection.run(url)
-
-    async def _gateway_url(self, token: str) -> str:
-        """`GET /gateway/bot`, waiting out the session-start limit when it is spent."""
-        info = await self._api.gateway_bot(token)
-        limit = info.get("session_start_limit") or {}
-        if limit.get("remaining") == 0:
-            wait = float(limit.get("reset_after") or 0) / 1000
-            log.warning("discord_session_start_limit", wait_seconds=wait)
-            raise RateLimited("Discord's session start limit is spent", retry_after=wait)
-        return str(info["url"])
 
     async def _publish(self, held: Held, workspace_id: str, queue: asyncio.Queue[Dispatch]) -> None:
         """Dispatches to the chat, in batches (what arrived while the last was handed on),
@@ -528,12 +518,11 @@ class DiscordGateways:
             for _ in batch:
                 queue.task_done()
 
-    @staticmethod
-    def _events(held: Held, workspace_id: str, batch: list[Dispatch]) -> list[ProviderEvent]:
+    def _events(self, held: Held, workspace_id: str, batch: list[Dispatch]) -> list[ProviderEvent]:
         return [
-            _event(held.integration_id, workspace_id, kind, data)
+            _event(self._network, held.integration_id, workspace_id, kind, data)
             for kind, data, _, _ in batch
-            if kind in MESSAGE_EVENTS
+            if kind in self._gateway.messages
         ]
 
     async def _until_done(
@@ -567,7 +556,7 @@ def _stored(held: Held) -> SessionState:
 
 
 def _event(
-    integration_id: str, workspace_id: str, kind: str, data: dict[str, Any]
+    network: str, integration_id: str, workspace_id: str, kind: str, data: dict[str, Any]
 ) -> ProviderEvent:
     """A dispatch as the inbound pipeline takes provider events. The id derives from the
     message and its version, so a replayed dispatch is the same envelope."""
@@ -578,8 +567,8 @@ def _event(
     # model_construct calls its default factory after inspecting its signature, which
     # was half of this function's time.
     return ProviderEvent.model_construct(
-        id=derived_id("discord", integration_id, kind, message, version),
-        provider="discord",
+        id=derived_id(network, integration_id, kind, message, version),
+        provider=network,
         integration_id=integration_id,
         workspace_id=workspace_id,
         event_type=kind,
