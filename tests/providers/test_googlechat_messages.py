@@ -5,9 +5,8 @@ live), what is ours; and chat text made safe for Chat's markup."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.googlechat import FakeGoogleChat, rsa_key
-from shared.kernel.errors import Invalid
+from shared.kernel.errors import Invalid, Unavailable
 from shared.providers.base import InboundRequest, MalformedWebhook, SignatureInvalid
 from shared.providers.catalog import CATALOG, check_settings, split_settings
 from shared.providers.chat import Attachment, Author, BotIdentity, MessageChange, OutboundPost
@@ -116,11 +115,25 @@ async def test_a_signed_message_event_becomes_a_created_change(
     assert not change.sender.is_bot and change.ignored is None
 
 
-async def test_a_reply_names_its_thread(fake: FakeGoogleChat, endpoint: Endpoint) -> None:
-    root = fake.message_event(SPACE, "bob", "root")["message"]
-    await fake.user_sends(SPACE, "carol", "a reply", thread=root["thread"]["name"])
-    [change] = endpoint.changes
-    assert change.external_thread_id == root["thread"]["name"]
+async def test_a_reply_names_its_threads_first_message(
+    fake: FakeGoogleChat, endpoint: Endpoint
+) -> None:
+    """A reply names its thread; sync finds a root by its message name: the change names the
+    thread's first message seen. A thread whose start was not seen begins at its first
+    reply seen."""
+    await fake.user_sends(SPACE, "bob", "root")
+    [root] = endpoint.changes
+    thread = fake.spaces[SPACE].messages[root.external_message_id]["thread"]["name"]
+    await fake.user_sends(SPACE, "carol", "a reply", thread=thread)
+    await fake.user_sends(SPACE, "bob", "another", thread=thread)
+    assert [c.external_thread_id for c in endpoint.changes[1:]] == [root.external_message_id] * 2
+
+    unseen = fake.message_event(SPACE, "bob", "before the mapping")["message"]
+    await fake.user_sends(SPACE, "carol", "first seen", thread=unseen["thread"]["name"])
+    await fake.user_sends(SPACE, "bob", "and after", thread=unseen["thread"]["name"])
+    first, after = endpoint.changes[3:]
+    assert first.external_thread_id is None
+    assert after.external_thread_id == first.external_message_id
 
 
 async def test_an_endpoint_url_audience_takes_the_id_token(
@@ -176,11 +189,22 @@ async def test_an_event_without_a_bearer_token_is_refused(
 async def test_a_rotated_key_refetches_the_certificates_at_most_once_a_minute(
     fake: FakeGoogleChat, endpoint: Endpoint, client: httpx.AsyncClient
 ) -> None:
-    """The gateway's verify fetches blocking: run off the loop here, as the stand-in shares it."""
+    """`prepare` fetches (on the loop, before the synchronous `verify`, which fetches
+    nothing): the issuer's certificates once, then again for a key they lack, at most once
+    a minute."""
     now = [0.0]
     where = endpoint.webhooks.endpoints
     webhooks = GoogleChatWebhooks(where, Certs(clock=lambda: now[0]))
-    await webhooks.certs.load(client, where.chat_certs_url)
+    webhooks._client = client
+    request = InboundRequest(
+        headers={"authorization": f"Bearer {fake.bearer()}"},
+        body=b"{}",
+        received_at=datetime.now(UTC),
+        url=endpoint.url,
+    )
+    await webhooks.prepare(request)
+    webhooks.verify(request, endpoint.settings, request.received_at)
+    assert webhooks.certs.fetches == 1
     fake.rotate_key()
     request = InboundRequest(
         headers={"authorization": f"Bearer {fake.bearer()}"},
@@ -188,20 +212,40 @@ async def test_a_rotated_key_refetches_the_certificates_at_most_once_a_minute(
         received_at=datetime.now(UTC),
         url=endpoint.url,
     )
-
-    def verify() -> None:
-        webhooks.verify(request, endpoint.settings, request.received_at)
-
     # Fetched under a minute ago: the unknown key is refused, nothing refetched.
     now[0] = 30.0
+    await webhooks.prepare(request)
     with pytest.raises(SignatureInvalid, match="Certificate for key id"):
-        await asyncio.to_thread(verify)
+        webhooks.verify(request, endpoint.settings, request.received_at)
     assert webhooks.certs.fetches == 1
     # A minute on (the document still within its max-age): refetched once, and verified.
     now[0] = 61.0
-    await asyncio.to_thread(verify)
-    await asyncio.to_thread(verify)
+    await webhooks.prepare(request)
+    await webhooks.prepare(request)
+    webhooks.verify(request, endpoint.settings, request.received_at)
     assert webhooks.certs.fetches == 2
+
+
+async def test_certificates_google_cannot_serve_are_unavailable_not_a_refusal(
+    fake: FakeGoogleChat, client: httpx.AsyncClient
+) -> None:
+    """Google down is a 503 (Chat sends again), not the sender's fault."""
+    webhooks = GoogleChatWebhooks(endpoints(fake), Certs())
+    webhooks._client = client
+    request = InboundRequest(
+        headers={"authorization": f"Bearer {fake.bearer()}"},
+        body=b"{}",
+        received_at=datetime.now(UTC),
+    )
+    webhooks.endpoints = replace(webhooks.endpoints, chat_certs_url=fake.base_url + "/nothing")
+    with pytest.raises(Unavailable):
+        await webhooks.prepare(request)
+    webhooks.endpoints = replace(webhooks.endpoints, chat_certs_url="http://127.0.0.1:9/certs")
+    with pytest.raises(Unavailable):
+        await webhooks.prepare(request)
+    # A header of no JWT names no certificates: left to verify to refuse.
+    await webhooks.prepare(InboundRequest({"authorization": "Bearer x"}, b"{}", datetime.now(UTC)))
+    assert webhooks.certs.fetches == 0
 
 
 def test_a_body_that_is_no_event_is_malformed() -> None:

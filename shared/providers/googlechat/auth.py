@@ -39,6 +39,8 @@ says when its token is no longer `valid` (google-auth refreshes 3 min 45 s befor
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -54,7 +56,7 @@ from google.auth import transport
 from google.oauth2 import id_token, service_account
 
 from shared.domain.oauth.provider import ProviderUnreachable
-from shared.kernel.http.tls import tls
+from shared.kernel.errors import Unavailable
 from shared.providers.base import SignatureInvalid
 from shared.providers.chat import PermanentError, TokenRejected
 
@@ -172,6 +174,7 @@ class Certs:
         self._documents: dict[str, bytes] = {}
         self._expires: dict[str, float] = {}
         self._fetched: dict[str, float] = {}
+        self._keys: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self.fetches = 0
 
@@ -180,48 +183,45 @@ class Certs:
 
     def _keep(self, url: str, answer: httpx.Response) -> None:
         if answer.status_code != 200:
-            raise SignatureInvalid(
-                f"Google's certificates could not be fetched from {url}: HTTP {answer.status_code}"
+            raise Unavailable(
+                f"Google's certificates could not be fetched from {url}: HTTP {answer.status_code}",
+                code="provider_keys_unavailable",
             )
         try:
             document = answer.json()
-        except ValueError as exc:
-            raise SignatureInvalid(f"Google's certificates at {url} are not JSON") from exc
+        except ValueError:
+            document = None
         if not isinstance(document, dict) or not document:
-            raise SignatureInvalid(f"Google's certificates at {url} are not a set of keys")
+            raise Unavailable(
+                f"Google's certificates at {url} are not a set of keys",
+                code="provider_keys_unavailable",
+            )
         found = _MAX_AGE.search(answer.headers.get("cache-control", ""))
         seconds = float(found.group(1)) if found else DEFAULT_CERTS_SECONDS
         now = self._clock()
         with self._lock:
             self._documents[url] = answer.content
+            self._keys[url] = frozenset(str(k) for k in document)
             self._expires[url] = now + seconds
             self._fetched[url] = now
             self.fetches += 1
 
     async def load(self, client: httpx.AsyncClient, url: str, *, force: bool = False) -> None:
-        """Fetch the document unless a fresh one is kept (or `force`)."""
+        """Fetch the document unless a fresh one is kept (or `force`); `Unavailable` (the
+        sender tries again) when Google cannot be reached."""
         if self.fresh(url) and not force:
             return
         try:
             answer = await client.get(url)
         except httpx.HTTPError as exc:
-            raise SignatureInvalid(
-                f"Google's certificates could not be fetched from {url}: {type(exc).__name__}"
+            raise Unavailable(
+                f"Google's certificates could not be fetched from {url}: {type(exc).__name__}",
+                code="provider_keys_unavailable",
             ) from exc
         self._keep(url, answer)
 
-    def load_blocking(self, url: str, *, force: bool = False, timeout: float = 5.0) -> None:
-        """`load`, for the synchronous `verify`: blocks its caller for one GET."""
-        if self.fresh(url) and not force:
-            return
-        try:
-            with httpx.Client(verify=tls(), timeout=timeout) as client:
-                answer = client.get(url)
-        except httpx.HTTPError as exc:
-            raise SignatureInvalid(
-                f"Google's certificates could not be fetched from {url}: {type(exc).__name__}"
-            ) from exc
-        self._keep(url, answer)
+    def has_key(self, url: str, key_id: str) -> bool:
+        return key_id in self._keys.get(url, frozenset())
 
     def may_refetch(self, url: str) -> bool:
         """A key unknown to the kept document: Google rotated its keys, or the token is
@@ -230,6 +230,31 @@ class Certs:
 
     def request(self) -> transport.Request:
         return _Served(dict(self._documents))
+
+
+def bearer_names(authorization: str | None) -> tuple[str | None, str | None]:
+    """The issuer and key id a bearer token names, unverified: which certificates to have
+    at hand before it is verified. (None, None) when the header holds no JWT."""
+    if not authorization:
+        return None, None
+    scheme, _, token = authorization.strip().partition(" ")
+    parts = token.strip().split(".")
+    if scheme.lower() != "bearer" or len(parts) != 3:
+        return None, None
+    try:
+        header, claims = (
+            json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+            for part in parts[:2]
+        )
+    except (ValueError, binascii.Error):
+        return None, None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None, None
+    issuer, key_id = claims.get("iss"), header.get("kid")
+    return (
+        issuer if isinstance(issuer, str) else None,
+        key_id if isinstance(key_id, str) else None,
+    )
 
 
 class UnknownKey(SignatureInvalid):

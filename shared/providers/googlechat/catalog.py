@@ -9,9 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.googlechat.network import NETWORK, SERVICE_ACCOUNT
 from shared.providers.googlechat.webhooks import AUDIENCE, WEBHOOKS
-
-SERVICE_ACCOUNT = "service_account_json"
 
 
 def _examples() -> dict[str, str]:
@@ -38,6 +37,7 @@ ENTRY = Entry(
     name="Google Chat",
     category="chat",
     capabilities=("webhooks", "sync"),
+    network=NETWORK,
     webhooks=WEBHOOKS,
     verification=("google_chat_bearer", ("authorization",)),
     settings=(

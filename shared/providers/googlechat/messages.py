@@ -21,8 +21,12 @@ What Google Chat gives an app, and what follows from it:
   id is the post's `requestId`, so a post sent again makes no second message.
 - Our posts' sender is the app's user (`type` BOT): its name, learnt from the first post,
   is `identity().user_id`.
-- Threads: a reply's `external_thread_id` is its thread's name (`spaces/S/threads/T`); a
-  post may name a thread or a message of it (then its thread is looked up).
+- Threads: a reply names its thread (`spaces/S/threads/T`), not the message that started
+  it, and sync finds a reply's root by the root's message name (its copy in the message
+  map). So `changes` gives a reply's `external_thread_id` as the name of the thread's root
+  message, learnt from the thread's first message seen (an event that is no reply, or our
+  own post's answer); a thread whose start was not seen begins at its first reply seen.
+  A post may name a thread or a message of it (then its thread is looked up).
 - No Chat API call answers a user's profile to an app: `user` answers the names and
   avatars of the senders the events showed, else None.
 """
@@ -89,6 +93,9 @@ class GoogleChatChat:
         self.api = api
         self._users: OrderedDict[str, Author] = OrderedDict()
         self._threads: OrderedDict[str, str] = OrderedDict()  # message name → thread name
+        # Thread name → the message that started it (its root), as seen: a reply names its
+        # thread, and sync finds a reply's root by the root's message name.
+        self._roots: OrderedDict[str, str] = OrderedDict()
         self._app_users: dict[str, str] = {}  # service account → the app's user name
 
     def pace_seconds(self, external_channel_id: str) -> float:
@@ -97,8 +104,11 @@ class GoogleChatChat:
     # -- who we are, what we see --------------------------------------------------------------
 
     async def identity(self, token: str) -> BotIdentity:
-        """The service account: Chat names no app user to its own app before it posts."""
+        """The service account, once Google gave it an access token (the key works: a key
+        deleted or of another project is TokenRejected). Chat names no app user to its own
+        app before it posts."""
         info = service_account_info(token)
+        await self.api.tokens.token(token)
         email = str(info["client_email"])
         return BotIdentity(
             user_id=self._app_users.get(email), app_id=email, team_id=info.get("project_id")
@@ -128,7 +138,10 @@ class GoogleChatChat:
         sender = made.get("sender")
         if isinstance(sender, Mapping) and sender.get("type") == "BOT" and sender.get("name"):
             self._app_users[str(service_account_info(token)["client_email"])] = sender["name"]
-        return _posted(made)
+        posted = _posted(made)
+        if thread is None and posted.external_thread_id:
+            self._learn_root(posted.external_thread_id, posted.external_message_id)
+        return posted
 
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
@@ -216,6 +229,13 @@ class GoogleChatChat:
         thread = message.get("thread")
         thread_name = thread.get("name") if isinstance(thread, Mapping) else None
         reply = bool(message.get("threadReply")) and isinstance(thread_name, str)
+        root: str | None = None
+        if isinstance(thread_name, str) and kind == "created":
+            root = self._root_of(thread_name, name) if reply else None
+            if not reply:
+                self._learn_root(thread_name, name)
+        elif reply and isinstance(thread_name, str):
+            root = self._roots.get(thread_name)
         if kind == "deleted":
             return MessageChange(
                 kind="deleted",
@@ -236,12 +256,28 @@ class GoogleChatChat:
             external_message_id=name,
             occurred_at=when,
             text=text,
-            external_thread_id=thread_name if reply else None,
+            external_thread_id=root,
             author=author,
             sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
             subtype=OWN_SUBTYPE if ours else "bot_message" if is_bot else None,
             ignored=None if text.strip() else "the message carries no text",
         )
+
+    def _root_of(self, thread_name: str, name: str) -> str | None:
+        """The root message of a reply's thread, as seen (a message that is no reply, or our
+        post that started it). A thread whose start was not seen (before a restart, or
+        before the mapping): its first reply seen arrives as a message of its own, and the
+        thread's later replies are in its thread."""
+        root = self._roots.get(thread_name)
+        if root is None:
+            self._learn_root(thread_name, name)
+        return root if root != name else None
+
+    def _learn_root(self, thread_name: str, name: str) -> None:
+        self._roots.setdefault(thread_name, name)
+        self._roots.move_to_end(thread_name)
+        while len(self._roots) > _KNOWN_THREADS:
+            self._roots.popitem(last=False)
 
     def _remember(self, sender: Mapping[str, Any]) -> Author | None:
         user, name = _str(sender.get("name")), _str(sender.get("displayName"))

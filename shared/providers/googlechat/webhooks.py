@@ -17,8 +17,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+import httpx
+
+from shared.kernel.errors import Unavailable
+from shared.kernel.settings import Settings
 from shared.providers.base import InboundRequest, MalformedWebhook, ParsedWebhook, Reply
-from shared.providers.googlechat.auth import Certs, Endpoints, UnknownKey, verify_bearer
+from shared.providers.googlechat.auth import (
+    CHAT_ISSUER,
+    Certs,
+    Endpoints,
+    bearer_names,
+    verify_bearer,
+)
+from shared.providers.googlechat.network import endpoints
 from shared.providers.ids import decode_json_object
 
 AUDIENCE = "audience"
@@ -35,6 +46,7 @@ class GoogleChatWebhooks:
         # Google's own URLs; the sandbox's wiring points them at the stand-in.
         self.endpoints = endpoints or Endpoints()
         self.certs = certs or Certs()
+        self._client: httpx.AsyncClient | None = None
 
     def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
         return None
@@ -45,22 +57,33 @@ class GoogleChatWebhooks:
         python/user-auth-app/request_verifier.py)."""
         return settings.get(AUDIENCE) or request.url.partition("?")[0]
 
+    def start(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        """The gateway's settings say where the certificates are; `client` fetches them."""
+        self.endpoints = endpoints(settings)
+        self._client = client
+
+    async def prepare(self, request: InboundRequest) -> None:
+        """The certificates of the issuer the token names at hand before `verify`: kept for
+        their max-age, fetched again for a key the kept ones lack (Google rotated its keys)
+        at most once a minute. A token of no issuer is left to `verify` to refuse."""
+        if self._client is None:
+            raise Unavailable("Google Chat's certificates have no HTTP client (not started)")
+        issuer, key_id = bearer_names(request.header("authorization"))
+        if issuer is None:
+            return
+        url = (
+            self.endpoints.chat_certs_url
+            if issuer == CHAT_ISSUER
+            else self.endpoints.oauth2_certs_url
+        )
+        await self.certs.load(self._client, url)
+        if key_id and not self.certs.has_key(url, key_id) and self.certs.may_refetch(url):
+            await self.certs.load(self._client, url, force=True)
+
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
-        """The certificates are kept for their max-age; when none are kept (nobody called
-        `certs.load` ahead), they are fetched here, blocking this call for one GET. A key
-        the kept ones lack refetches them once (Google rotates its keys), at most once a
-        minute."""
+        """Against the certificates `prepare` had at hand: nothing is fetched here."""
         audience = self.audience(request, secrets)
-        url = self.endpoints.certs_url(audience)
-        header = request.header("authorization")
-        self.certs.load_blocking(url)
-        try:
-            verify_bearer(header, audience, self.certs, self.endpoints)
-        except UnknownKey:
-            if not self.certs.may_refetch(url):
-                raise
-            self.certs.load_blocking(url, force=True)
-            verify_bearer(header, audience, self.certs, self.endpoints)
+        verify_bearer(request.header("authorization"), audience, self.certs, self.endpoints)
 
     def parse(self, request: InboundRequest) -> ParsedWebhook:
         body = decode_json_object(request.body)
