@@ -109,6 +109,7 @@ def _error(code: int, status: str, message: str, headers: dict[str, str] | None 
 class _Limit:
     times: int
     retry_after: int | None
+    space: str | None = None  # only that space's calls (None: any)
 
 
 @dataclass
@@ -147,6 +148,11 @@ class FakeGoogleChat:
     # The app's endpoint and how Chat authenticates to it: a project number or the URL.
     endpoint_url: str = ""
     audience: str = "1234567890"
+    # The app's service account key (PEM); a new one when not given.
+    account_pem: str = ""
+    # Chat sends the app the event of its own post, before answering the create: the race
+    # a Workspace Events subscription to the space's messages would make.
+    echo_posts: bool = False
     spaces: dict[str, FakeSpace] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # access token → expiry
@@ -162,7 +168,12 @@ class FakeGoogleChat:
         # Chat's (and Google's) signing key, and the app's service account.
         self.google_key = rsa_key()
         self.google_kid = secrets.token_hex(20)
-        self.account_key = rsa_key()
+        loaded = (
+            serialization.load_pem_private_key(self.account_pem.encode(), None)
+            if self.account_pem
+            else None
+        )
+        self.account_key = loaded if isinstance(loaded, rsa.RSAPrivateKey) else rsa_key()
         self.account_kid = secrets.token_hex(20)
         self.account_email = "hookhub-chat@sandbox-project.iam.gserviceaccount.com"
         self.app_user = {
@@ -206,9 +217,12 @@ class FakeGoogleChat:
             }
         )
 
-    def limit(self, times: int = 1, retry_after: int | None = None) -> None:
-        """The next `times` API calls answer 429 RESOURCE_EXHAUSTED."""
-        self._limits.append(_Limit(times, retry_after))
+    def limit(
+        self, times: int = 1, retry_after: int | None = None, space: str | None = None
+    ) -> None:
+        """The next `times` API calls (on `space`'s messages, when given: Chat's write quota
+        is per space) answer 429 RESOURCE_EXHAUSTED."""
+        self._limits.append(_Limit(times, retry_after, space))
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
@@ -262,11 +276,16 @@ class FakeGoogleChat:
         message = self._store(self.spaces[space], sender, text, thread=thread)
         if annotations:
             message["annotations"] = annotations
+        return self._event(self.spaces[space], message, sender)
+
+    def _event(
+        self, space: FakeSpace, message: dict[str, Any], sender: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "type": "MESSAGE",
             "eventTime": message["createTime"],
-            "space": self.spaces[space].as_space(),
-            "message": message,
+            "space": space.as_space(),
+            "message": dict(message),
             "user": sender,
             "common": {"userLocale": "en", "hostApp": "CHAT"},
         }
@@ -368,7 +387,7 @@ class FakeGoogleChat:
             if space is None:
                 return _error(404, "NOT_FOUND", "Requested entity was not found.")
             if request.method == "POST":
-                return self._create(space, request.query_params, await request.json())
+                return await self._create(space, request.query_params, await request.json())
             return self._list(space, request.query_params)
 
         async def message(request: Request) -> Response:
@@ -398,9 +417,22 @@ class FakeGoogleChat:
         async def healthz(_: Request) -> Response:
             return JSONResponse({"ok": True})
 
+        async def configure(request: Request) -> Response:
+            """The Chat API's Configuration page: the app's HTTP endpoint URL and its
+            Authentication Audience (a project number, or the URL itself)."""
+            body = await request.json()
+            url, audience = body.get("endpoint_url"), body.get("audience")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                return _error(400, "INVALID_ARGUMENT", "endpoint_url must be an http(s) URL.")
+            self.endpoint_url = url
+            if isinstance(audience, str) and audience:
+                self.audience = audience
+            return JSONResponse({"endpoint_url": self.endpoint_url, "audience": self.audience})
+
         return Starlette(
             routes=[
                 Route("/healthz", healthz),
+                Route("/app", configure, methods=["PUT"]),
                 Route("/token", token, methods=["POST"]),
                 Route("/oauth2/v1/certs", certs),
                 Route("/service_accounts/v1/metadata/x509/" + CHAT_ISSUER, certs),
@@ -416,6 +448,8 @@ class FakeGoogleChat:
 
     def _refused(self, request: Request) -> Response | None:
         self.calls.append((request.method, request.url.path))
+        space = request.path_params.get("space")
+        space = f"spaces/{space}" if space else None
         header = request.headers.get("authorization", "")
         token = header.removeprefix("Bearer ")
         if not header.startswith("Bearer ") or self.tokens.get(token, 0) < time.time():
@@ -425,11 +459,11 @@ class FakeGoogleChat:
                 "Request had invalid authentication credentials. Expected OAuth 2 access "
                 "token, login cookie or other valid authentication credential.",
             )
-        if self._limits:
-            rule = self._limits[0]
+        rule = next((r for r in self._limits if r.space in (None, space)), None)
+        if rule is not None:
             rule.times -= 1
             if rule.times <= 0:
-                self._limits.pop(0)
+                self._limits.remove(rule)
             headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after else None
             return _error(
                 429,
@@ -440,7 +474,7 @@ class FakeGoogleChat:
             )
         return None
 
-    def _create(self, space: FakeSpace, query: Any, body: dict[str, Any]) -> Response:
+    async def _create(self, space: FakeSpace, query: Any, body: dict[str, Any]) -> Response:
         request_id = query.get("requestId")
         if request_id and (space.name, request_id) in self._request_ids:
             # "Specifying an existing request ID returns the message created with that ID
@@ -470,6 +504,8 @@ class FakeGoogleChat:
             made["thread"]["threadKey"] = wanted["threadKey"]
         if request_id:
             self._request_ids[(space.name, request_id)] = made["name"]
+        if self.echo_posts and self.endpoint_url:
+            await self.deliver(self._event(space, made, self.app_user))
         return JSONResponse(made)
 
     def _thread(self, space: FakeSpace, wanted: dict[str, Any]) -> str | None:
