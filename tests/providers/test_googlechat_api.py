@@ -94,19 +94,21 @@ async def test_a_reply_goes_to_the_thread_of_its_root(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
     root = await chat.post(key, space, OutboundPost("root", ADA, tag="root-1"))
-    assert root.external_thread_id is not None
-    # By the root message's name (the thread looked up), or by the thread's name.
+    # A first message is its thread's root: it names no thread of its own to sync.
+    assert root.external_thread_id is None
+    thread = stored(fake, space)[0]["thread"]["name"]
+    # By the root message's name (its thread known from its post), or by the thread's name.
     by_root = await chat.post(
         key,
         space,
         OutboundPost("re 1", ADA, tag="re-1", thread_external_id=root.external_message_id),
     )
     by_thread = await chat.post(
-        key,
-        space,
-        OutboundPost("re 2", ADA, tag="re-2", thread_external_id=root.external_thread_id),
+        key, space, OutboundPost("re 2", ADA, tag="re-2", thread_external_id=thread)
     )
-    assert by_root.external_thread_id == by_thread.external_thread_id == root.external_thread_id
+    # Each names what it replied to, as sync keeps a copy's thread.
+    assert by_root.external_thread_id == root.external_message_id
+    assert by_thread.external_thread_id == thread
     replies = [m for m in stored(fake, space) if m.get("threadReply")]
     assert [m["text"] for m in replies] == ["*Ada*\nre 1", "*Ada*\nre 2"]
     create = [c for c in fake.calls if c == ("POST", f"/v1/{space}/messages")]
@@ -118,7 +120,8 @@ async def test_a_reply_whose_root_is_gone_starts_a_thread(
 ) -> None:
     gone = f"{space}/messages/nothing.nothing"
     posted = await chat.post(key, space, OutboundPost("orphan", ADA, thread_external_id=gone))
-    assert not stored(fake, space)[0].get("threadReply") and posted.external_thread_id
+    # A message of its own, the first of a new thread: it replies to nothing there.
+    assert not stored(fake, space)[0].get("threadReply") and posted.external_thread_id is None
 
 
 async def test_edit_and_delete(

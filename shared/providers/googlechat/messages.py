@@ -38,6 +38,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -139,9 +140,14 @@ class GoogleChatChat:
         if isinstance(sender, Mapping) and sender.get("type") == "BOT" and sender.get("name"):
             self._app_users[str(service_account_info(token)["client_email"])] = sender["name"]
         posted = _posted(made)
-        if thread is None and posted.external_thread_id:
-            self._learn_root(posted.external_thread_id, posted.external_message_id)
-        return posted
+        made_thread = _thread_name(made)
+        if made_thread:
+            self._learn_thread(posted.external_message_id, made_thread)
+            if thread is None:
+                self._learn_root(made_thread, posted.external_message_id)
+        # Sync keeps a copy's `external_thread_id` as its thread's first message (a reply to
+        # it is flattened there): the message this one replies to, not Chat's thread name.
+        return replace(posted, external_thread_id=post.thread_external_id if thread else None)
 
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
@@ -162,7 +168,10 @@ class GoogleChatChat:
         """The post made with `tag`: its name is known from the tag alone."""
         name = f"{external_channel_id}/messages/{custom_id(tag)}"
         found = await self.api.get_message(token, name)
-        return _posted(found) if found is not None else None
+        if found is None:
+            return None
+        reply = bool(found.get("threadReply")) and thread_external_id is not None
+        return replace(_posted(found), external_thread_id=thread_external_id if reply else None)
 
     async def _thread_of(self, token: str, external_id: str | None) -> str | None:
         if not external_id or "/threads/" in external_id:
@@ -173,10 +182,14 @@ class GoogleChatChat:
             thread = root.get("thread") if root else None
             if not isinstance(thread, Mapping) or not thread.get("name"):
                 return None  # the root is gone: a new thread (as FALLBACK_TO_NEW_THREAD would)
-            known = self._threads[external_id] = str(thread["name"])
-            while len(self._threads) > _KNOWN_THREADS:
-                self._threads.popitem(last=False)
+            known = str(thread["name"])
+            self._learn_thread(external_id, known)
         return known
+
+    def _learn_thread(self, message: str, thread: str) -> None:
+        self._threads[message] = thread
+        while len(self._threads) > _KNOWN_THREADS:
+            self._threads.popitem(last=False)
 
     # -- inbound -------------------------------------------------------------------------------
 
@@ -389,6 +402,11 @@ def _posted(message: Mapping[str, Any]) -> Posted:
     thread = message.get("thread")
     thread_name = _str(thread.get("name")) if isinstance(thread, Mapping) else None
     return Posted(external_message_id=name, external_thread_id=thread_name)
+
+
+def _thread_name(message: Mapping[str, Any]) -> str | None:
+    thread = message.get("thread")
+    return _str(thread.get("name")) if isinstance(thread, Mapping) else None
 
 
 def _str(value: Any) -> str | None:
