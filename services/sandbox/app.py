@@ -387,8 +387,8 @@ class Sandbox:
                     {"id": s.name, "name": s.display_name} for s in self.googlechat.spaces.values()
                 ],
                 "users": [
-                    {"id": key, "name": u["displayName"]}
-                    for key, u in self.googlechat.users.items()
+                    {"id": u["name"], "name": u["displayName"]}
+                    for u in self.googlechat.users.values()
                 ],
             },
             "github": {
@@ -523,8 +523,8 @@ class Sandbox:
         space = chat.spaces.get(channel)
         if space is None:
             raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
-        names = {k: (u["displayName"], u["name"]) for k, u in chat.users.items()}
-        person = _find_user(user, names)
+        names = {u["name"]: (u["displayName"], k) for k, u in chat.users.items()}
+        person = names[_find_user(user, names)][1]
         thread_name = None
         if thread:
             root = space.find(thread)
@@ -730,7 +730,8 @@ class Sandbox:
             Route("/sandbox/api/webhooks", _guarded(catalog)),
             Route("/sandbox/api/webhooks/{provider}", _guarded(catalog_send), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
-            Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
+            # `path`: a Google Chat space is `spaces/…`.
+            Route("/sandbox/api/{provider}/channels/{channel:path}/messages", _guarded(messages)),
             Route("/sandbox/api/discord/interactions", _guarded(interact), methods=["POST"]),
             Route("/sandbox/api/{provider}/events", _guarded(event), methods=["POST"]),
             Route("/sandbox/api/exports/{provider}", _guarded(export)),
