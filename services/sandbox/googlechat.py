@@ -153,6 +153,9 @@ class FakeGoogleChat:
     # Chat sends the app the event of its own post, before answering the create: the race
     # a Workspace Events subscription to the space's messages would make.
     echo_posts: bool = False
+    # More ids of the service account's key (key files told apart): removing one is the
+    # key deleted in the Cloud console, its grants refused from then on.
+    key_ids: set[str] = field(default_factory=set)
     spaces: dict[str, FakeSpace] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # access token → expiry
@@ -201,14 +204,14 @@ class FakeGoogleChat:
         self.spaces[name] = space
         return space
 
-    def service_account_json(self) -> str:
+    def service_account_json(self, key_id: str | None = None) -> str:
         """The app's key file, as the Cloud console downloads it (its `token_uri` this
-        stand-in's)."""
+        stand-in's); `key_id`: one of `key_ids`."""
         return json.dumps(
             {
                 "type": "service_account",
                 "project_id": "sandbox-project",
-                "private_key_id": self.account_kid,
+                "private_key_id": key_id or self.account_kid,
                 "private_key": pem(self.account_key),
                 "client_email": self.account_email,
                 "client_id": "100000000000000000001",
@@ -348,7 +351,8 @@ class FakeGoogleChat:
             if form.get("grant_type") != JWT_BEARER:
                 return JSONResponse({"error": "unsupported_grant_type"}, 400)
             try:
-                certs = {self.account_kid: certificate(self.account_key, self.account_email)}
+                cert = certificate(self.account_key, self.account_email)
+                certs = dict.fromkeys({self.account_kid, *self.key_ids}, cert)
                 claims = google_jwt.decode(
                     str(form.get("assertion", "")), certs=certs, audience=GOOGLE_TOKEN_URL
                 )

@@ -65,16 +65,18 @@ class GoogleChat:
         return name
 
 
-async def connect(world: Any, stack: contextlib.AsyncExitStack, **extra: str) -> GoogleChat:
-    """A googlechat integration of the world's workspace; the stand-in's app endpoint is
-    its webhook URL."""
+async def connect(
+    world: Any, stack: contextlib.AsyncExitStack, key_id: str | None = None, **extra: str
+) -> GoogleChat:
+    """A googlechat integration of the world's workspace (its key file naming `key_id`);
+    the stand-in's app endpoint is its webhook URL."""
     fake = STAND_INS[world.sync_settings.googlechat_api_base]
     answer = await world.oauth.client.post(
         "/api/integrations",
         json={
             "provider": "googlechat",
             "workspace_id": world.chat.workspace_id,
-            "settings": {"service_account_json": fake.service_account_json(), **extra},
+            "settings": {"service_account_json": fake.service_account_json(key_id), **extra},
         },
         headers=admin_headers(),
     )

@@ -218,3 +218,32 @@ async def test_a_service_account_key_google_refuses_is_a_422_at_create(
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["code"] == "invalid_setting"
     assert "invalid_grant" in answer.text
+
+
+async def test_a_key_deleted_since_puts_the_integration_in_error(
+    world: World, gchat: GoogleChat
+) -> None:
+    """The key was good at create; deleted in the Cloud console since, Google refuses its
+    grant: the integration is in error (a PATCH of a new key is the way out), nothing
+    posted."""
+    fake, chat = gchat.fake, world.chat
+    fake.key_ids.add("deleted-later")
+    async with contextlib.AsyncExitStack() as stack:
+        doomed = await connect(world, stack, key_id="deleted-later", audience=PROJECT)
+    space, channel = doomed.space(), world.new_id("ch_")
+    await world.map(doomed.integration, space, channel)
+    fake.key_ids.discard("deleted-later")
+    fake.expire_tokens()  # and the access tokens it gave
+    await chat.publish("message.created", {"message_id": "k1", "channel_id": channel, "text": "x"})
+
+    async def status() -> Any:
+        answer = await world.oauth.client.get(
+            f"/api/integrations/{doomed.integration}", headers=admin_headers()
+        )
+        body = answer.json()
+        return body if body["status"] == "error" else None
+
+    integration = await until(status, what="the integration in error")
+    assert integration["last_error"].startswith("credentials_rejected:")
+    assert not fake.spaces[space].messages
+    fake.endpoint_url = gchat.webhook_url
