@@ -18,6 +18,12 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   `thread.threadKey` or `thread.name`; patch takes `updateMask=text`; list takes
   `pageSize`, `pageToken` and `filter` on `create_time`, oldest first.
   Checked against developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages.
+- `PUT /app` `{"endpoint_url", "audience"}`: the Chat API's Configuration page (the app's
+  HTTP endpoint URL and Authentication Audience).
+- The tests' levers: `limit` (429s, on one space or any), `echo_posts` (the event of the
+  app's own post delivered before the create answers), `key_ids` (more ids of the service
+  account's key; one removed is a key deleted, its grants refused), `expire_tokens`,
+  `rotate_key` (Chat's signing key).
 - `user_sends`: a person writes; the MESSAGE event (the shape of the Event reference's
   example) is POSTed to the app's endpoint with a bearer token as Chat makes it for the
   configured audience (an ID token for an endpoint URL, a chat@system JWT for a project
