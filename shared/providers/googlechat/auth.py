@@ -27,7 +27,8 @@ configurable so the sandbox serves its own.
 
 `ProviderWebhooks.verify` is synchronous and runs on the gateway's event loop: the
 certificates are kept here (for their `Cache-Control: max-age`, Google's are hours), loaded
-with `Certs.load` (async) where a caller can, else fetched blocking on a miss.
+with `Certs.load` (async) by the webhooks' `prepare` before `verify`, which fetches
+nothing; certificates Google cannot serve are `Unavailable` (503: Chat sends again).
 
 Outbound (developers.google.com/identity/protocols/oauth2/service-account and
 developers.google.com/workspace/chat/authenticate-authorize-chat-app): the app's service
