@@ -76,8 +76,10 @@ ENTRY = Entry(
         "under Connection settings choose HTTP endpoint URL and enter {webhook_url}.",
         "Authentication Audience: HTTP endpoint URL (then nothing more here), or Project "
         "Number (then save the project's number here as audience).",
-        "Add the app to each space to sync; hookhub posts there as the app, each message "
-        "led by its author's name.",
+        "Add the app to each space to sync and map the space (its name, spaces/…, from the "
+        "space's URL) to a chat channel; hookhub posts there as the app, each message led "
+        "by its author's name. Chat sends the app a space's messages only when it is "
+        "@mentioned (every message in a direct message).",
     ),
     docs_url="https://developers.google.com/workspace/chat/verify-requests-from-chat",
     example_settings=_examples,
