@@ -315,6 +315,20 @@ def _with_text(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda v: v.get("text") == text
 
 
+async def test_googlechat_both_ways_through_the_stand_in(hub: Hub) -> None:
+    """With the state's service account key and project number: the Chat app's endpoint is
+    found from the integration (its webhook URL), its events signed by the stand-in's key."""
+    googlechat = (await hub.state())["googlechat"]
+    settings = {
+        "service_account_json": googlechat["service_account_json"],
+        "audience": googlechat["audience"],
+    }
+    await _both_ways(hub, "googlechat", settings)
+    assert (await hub.state())["googlechat"]["endpoint_url"].startswith(
+        hub.stack.origin + "/api/webhooks/googlechat/"
+    )
+
+
 async def _second_integration_refused(hub: Hub, provider: str, bot_token: str) -> None:
     """A second integration of the sandbox's bot, in another workspace: 409 `bot_in_use`,
     naming neither the first's workspace nor the first."""
