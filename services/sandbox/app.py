@@ -39,6 +39,7 @@ from services.sandbox.discord import FakeDiscord, public_key_of
 from services.sandbox.exports import slack_export, slack_file_name, telegram_export
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
+from services.sandbox.googlechat import FakeGoogleChat, pem, rsa_key
 from services.sandbox.hooks import EventRefused
 from services.sandbox.mattermost import ADA as MATTERMOST_ADA
 from services.sandbox.mattermost import GRACE as MATTERMOST_GRACE
@@ -101,6 +102,8 @@ _CREDENTIALS = (
     ("jira_webhook_secret", ""),
     ("google_client_id", "sandbox.apps.googleusercontent.com-"),
     ("google_client_secret", "GOCSPX-"),
+    # The Google Chat app's service account key (PEM): its key file is made from it.
+    ("googlechat_account_key", ""),
 )
 
 
@@ -138,6 +141,8 @@ def _random(name: str) -> str:
         return secrets.token_hex(8)
     if name == "discord_interactions_key":
         return secrets.token_hex(32)
+    if name == "googlechat_account_key":
+        return pem(rsa_key())
     return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
@@ -163,6 +168,13 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
         bytes.fromhex(creds["discord_interactions_key"])
     )
     env["HOOKHUB_TELEGRAM_API_BASE"] = f"{direct}/telegram"
+    # Google Chat: its API, token endpoint and certificates, all the stand-in's.
+    env["HOOKHUB_GOOGLECHAT_API_BASE"] = f"{direct}/googlechat"
+    env["HOOKHUB_GOOGLECHAT_TOKEN_URL"] = f"{direct}/googlechat/token"
+    env["HOOKHUB_GOOGLECHAT_OAUTH2_CERTS_URL"] = f"{direct}/googlechat/oauth2/v1/certs"
+    env["HOOKHUB_GOOGLECHAT_CHAT_CERTS_URL"] = (
+        f"{direct}/googlechat/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com"
+    )
     return env
 
 
@@ -178,6 +190,8 @@ class ChatStandIn:
     export: tuple[str, Callable[[], tuple[bytes, str, str]]] | None = None
     # What the page writes before a channel's name: "#general"; a Telegram chat's title bare.
     channel_mark: str = "#"
+    # The settings an integration of this stand-in is made with (POST /api/integrations).
+    settings: Callable[[], dict[str, str]] = dict
 
     def page(self, network: str) -> dict[str, Any]:
         """What the page shows of it (`chats` in the state)."""
@@ -185,7 +199,12 @@ class ChatStandIn:
         if self.export is not None:
             source = self.export[0]
             sample = {"source": source, "what": NETWORKS[network].exports[source].description}
-        return {"name": CATALOG[network].name, "channel_mark": self.channel_mark, "export": sample}
+        return {
+            "name": CATALOG[network].name,
+            "channel_mark": self.channel_mark,
+            "export": sample,
+            "settings": self.settings(),
+        }
 
 
 class SandboxError(Exception):
@@ -231,6 +250,9 @@ class Sandbox:
         # and WebSocket under /sandbox/mattermost: an integration's `server_url`.
         self.mattermost = FakeMattermost()
         self.mattermost.base_url = f"{self.direct}/mattermost"
+        self.googlechat = FakeGoogleChat(
+            base_url=f"{self.direct}/googlechat", account_pem=creds["googlechat_account_key"]
+        )
         self.oauth: dict[str, FakeAuthorizationServer] = {
             "slack": self.slack,
             "discord": self.discord,
@@ -246,16 +268,43 @@ class Sandbox:
         # Every chat network's stand-in (tests/providers/test_networks.py: one for each).
         self.chats: dict[str, ChatStandIn] = {
             "slack": ChatStandIn(
-                self._slack_writes, self._slack_messages, ("slack_export", self._slack_export)
+                self._slack_writes,
+                self._slack_messages,
+                ("slack_export", self._slack_export),
+                settings=lambda: {"bot_token": creds["slack_bot_token"]},
             ),
-            "discord": ChatStandIn(self._discord_writes, self._discord_messages),
+            "discord": ChatStandIn(
+                self._discord_writes,
+                self._discord_messages,
+                settings=lambda: {
+                    "bot_token": creds["discord_bot_token"],
+                    "public_key": self._discord_bot().public_key,
+                },
+            ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
                 self._telegram_messages,
                 ("telegram_export", self._telegram_sample),
                 channel_mark="",
+                settings=lambda: {"bot_token": creds["telegram_bot_token"]},
             ),
-            "mattermost": ChatStandIn(self._mattermost_writes, self._mattermost_messages),
+            "googlechat": ChatStandIn(
+                self._googlechat_writes,
+                self._googlechat_messages,
+                channel_mark="",
+                settings=lambda: {
+                    "service_account_json": self.googlechat.service_account_json(),
+                    "audience": self.googlechat.audience,
+                },
+            ),
+            "mattermost": ChatStandIn(
+                self._mattermost_writes,
+                self._mattermost_messages,
+                settings=lambda: {
+                    "server_url": self.mattermost.base_url,
+                    "bot_token": self.mattermost.bot_token,
+                },
+            ),
         }
 
     # -- the world ------------------------------------------------------------------------
@@ -297,6 +346,9 @@ class Sandbox:
         self.telegram_export, next_ids = telegram_export(list(TELEGRAM_CHATS.items()), users)
         for chat_id, next_id in next_ids.items():
             telegram.chats[chat_id].next_message_id = next_id
+
+        # Google Chat: the stand-in's "General" space, and one more.
+        self.googlechat.add_space("spaces/AAAAdeploys", "Deploys")
 
         self.github.personal_access_token = creds["github_token"]
         self.github.seed_demo()
@@ -375,6 +427,22 @@ class Sandbox:
                     {"id": u.id, "name": f"{u.first_name} {u.last_name}".strip() or u.username}
                     for u in self.mattermost.users.values()
                     if not u.is_bot
+                ],
+            },
+            "googlechat": {
+                "base_url": f"{self.direct}/googlechat",
+                # The integration's service_account_json setting.
+                "service_account_json": self.googlechat.service_account_json(),
+                # The app's connection settings (PUT {base_url}/app, or found at the first
+                # write: the googlechat integration's webhook_url).
+                "endpoint_url": self.googlechat.endpoint_url or None,
+                "audience": self.googlechat.audience,
+                "channels": [
+                    {"id": s.name, "name": s.display_name} for s in self.googlechat.spaces.values()
+                ],
+                "users": [
+                    {"id": u["name"], "name": u["displayName"]}
+                    for u in self.googlechat.users.values()
                 ],
             },
             "github": {
@@ -539,6 +607,62 @@ class Sandbox:
         chat = self._telegram_chat(channel)
         return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
 
+    async def _googlechat_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        chat = self.googlechat
+        space = chat.spaces.get(channel)
+        if space is None:
+            raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
+        names = {u["name"]: (u["displayName"], k) for k, u in chat.users.items()}
+        person = names[_find_user(user, names)][1]
+        thread_name = None
+        if thread:
+            root = space.find(thread)
+            if root is None:
+                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+            thread_name = root["thread"]["name"]
+        if not chat.endpoint_url:
+            chat.endpoint_url = await self._webhook_url("googlechat") or ""
+        if not chat.endpoint_url:
+            raise SandboxError(
+                409,
+                "no_endpoint_url",
+                "the sandbox Chat app has no HTTP endpoint URL: create a googlechat "
+                "integration, or PUT its webhook_url to "
+                f'{self.direct}/googlechat/app {{"endpoint_url": "…"}}',
+            )
+        event = chat.message_event(channel, person, text, thread=thread_name)
+        try:
+            answer = await chat.deliver(event)
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
+            ) from None
+        return {"id": event["message"]["name"], "delivered": answer.status_code}
+
+    def _googlechat_messages(self, channel: str) -> list[dict[str, Any]]:
+        space = self.googlechat.spaces.get(channel)
+        if space is None:
+            raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
+        items = sorted(space.messages.values(), key=lambda m: m["createTime"])
+        return [_googlechat_message(m, space.messages) for m in items]
+
+    async def _webhook_url(self, provider: str) -> str | None:
+        """The webhook URL of hookhub's first integration of `provider` (by the admin API)."""
+        if not self.admin_token:
+            return None
+        async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
+            answer = await client.get(
+                self.origin + "/api/integrations",
+                params={"provider": provider, "limit": "1"},
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
+        if answer.status_code != 200:
+            return None
+        found = [i["webhook_url"] for i in answer.json()["data"] if i.get("webhook_url")]
+        return str(found[0]) if found else None
+
     def _telegram_sample(self) -> tuple[bytes, str, str]:
         return self.telegram_export, "application/json", "result.json"
 
@@ -697,7 +821,8 @@ class Sandbox:
             Route("/sandbox/api/webhooks", _guarded(catalog)),
             Route("/sandbox/api/webhooks/{provider}", _guarded(catalog_send), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
-            Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
+            # `path`: a Google Chat space is `spaces/…`.
+            Route("/sandbox/api/{provider}/channels/{channel:path}/messages", _guarded(messages)),
             Route("/sandbox/api/discord/interactions", _guarded(interact), methods=["POST"]),
             Route("/sandbox/api/{provider}/events", _guarded(event), methods=["POST"]),
             Route("/sandbox/api/exports/{provider}", _guarded(export)),
@@ -705,6 +830,7 @@ class Sandbox:
             *(Mount(f"/sandbox/{name}", app=standin.app()) for name, standin in self.oauth.items()),
             Mount("/sandbox/telegram", app=self.telegram.app()),
             Mount("/sandbox/mattermost", app=self.mattermost.app()),
+            Mount("/sandbox/googlechat", app=self.googlechat.app()),
         ]
         return Starlette(routes=routes)
 
@@ -838,4 +964,31 @@ def _telegram_message(message: Mapping[str, Any]) -> dict[str, Any]:
         "thread": str(reply["message_id"]) if reply else None,
         "edited": "edit_date" in message,
         "from_hookhub": bool(sender.get("is_bot")),
+    }
+
+
+def _googlechat_message(
+    message: Mapping[str, Any], others: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A space's message as the page shows it: a reply's thread is its thread's first
+    message."""
+    sender = message.get("sender") or {}
+    thread = None
+    if message.get("threadReply"):
+        name = message["thread"]["name"]
+        thread = next(
+            (
+                k
+                for k, m in others.items()
+                if m["thread"]["name"] == name and not m.get("threadReply")
+            ),
+            None,
+        )
+    return {
+        "id": message["name"],
+        "user": {"id": sender.get("name", ""), "name": sender.get("displayName")},
+        "text": message.get("text", ""),
+        "thread": thread,
+        "edited": "lastUpdateTime" in message,
+        "from_hookhub": sender.get("type") == "BOT",
     }
