@@ -41,6 +41,9 @@ from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
 from services.sandbox.googlechat import FakeGoogleChat, pem, rsa_key
 from services.sandbox.hooks import EventRefused
+from services.sandbox.mattermost import ADA as MATTERMOST_ADA
+from services.sandbox.mattermost import GRACE as MATTERMOST_GRACE
+from services.sandbox.mattermost import FakeMattermost
 from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.telegram import FakeTelegram
@@ -243,6 +246,10 @@ class Sandbox:
         self.jira = FakeAtlassian(client=client("jira"), consent=True)
         self.google = FakeGoogle(client=client("google"), consent=True)
         self.telegram = FakeTelegram()
+        # Mattermost: a server of its own here (team, channel, bot, two people), its REST API
+        # and WebSocket under /sandbox/mattermost: an integration's `server_url`.
+        self.mattermost = FakeMattermost()
+        self.mattermost.base_url = f"{self.direct}/mattermost"
         self.googlechat = FakeGoogleChat(
             base_url=f"{self.direct}/googlechat", account_pem=creds["googlechat_account_key"]
         )
@@ -288,6 +295,14 @@ class Sandbox:
                 settings=lambda: {
                     "service_account_json": self.googlechat.service_account_json(),
                     "audience": self.googlechat.audience,
+                },
+            ),
+            "mattermost": ChatStandIn(
+                self._mattermost_writes,
+                self._mattermost_messages,
+                settings=lambda: {
+                    "server_url": self.mattermost.base_url,
+                    "bot_token": self.mattermost.bot_token,
                 },
             ),
         }
@@ -397,6 +412,21 @@ class Sandbox:
                 "users": [
                     {"id": str(user_id), "name": f"{first} {last}"}
                     for user_id, (_, first, last) in TELEGRAM_USERS.items()
+                ],
+            },
+            "mattermost": {
+                # An integration's settings: server_url and bot_token.
+                "server_url": self.mattermost.base_url,
+                "bot_token": self.mattermost.bot_token,
+                "team": {"id": self.mattermost.team_id, "name": self.mattermost.team_name},
+                "connected": self.mattermost.connections > 0,
+                "channels": [
+                    {"id": c.id, "name": c.name} for c in self.mattermost.channels.values()
+                ],
+                "users": [
+                    {"id": u.id, "name": f"{u.first_name} {u.last_name}".strip() or u.username}
+                    for u in self.mattermost.users.values()
+                    if not u.is_bot
                 ],
             },
             "googlechat": {
@@ -514,6 +544,43 @@ class Sandbox:
             raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
         message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
         return {"id": message["id"], "delivered": self.discord.sessions() != []}
+
+    async def _mattermost_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        mattermost = self.mattermost
+        if channel not in mattermost.channels:
+            raise SandboxError(404, "not_found", f"no Mattermost channel {channel}")
+        people = {
+            spec[0]: (f"{spec[2]} {spec[3]}", spec[1])
+            for spec in (MATTERMOST_ADA, MATTERMOST_GRACE)
+        }
+        user_id = _find_user(user, people)
+        if thread and (mattermost.post(thread) or {}).get("channel_id") != channel:
+            raise SandboxError(404, "not_found", f"no post {thread} in {channel}")
+        post = await mattermost.user_posts(user_id, channel, text, root_id=thread)
+        return {"id": post["id"], "delivered": mattermost.connections > 0}
+
+    def _mattermost_messages(self, channel: str) -> list[dict[str, Any]]:
+        mattermost = self.mattermost
+        if channel not in mattermost.channels:
+            raise SandboxError(404, "not_found", f"no Mattermost channel {channel}")
+        shown = []
+        for post in mattermost.live_posts(channel):
+            props = post.get("props") or {}
+            author = mattermost.users.get(post["user_id"])
+            name = props.get("override_username") or (author.username if author else "")
+            shown.append(
+                {
+                    "id": post["id"],
+                    "user": {"id": post["user_id"], "name": name},
+                    "text": post["message"],
+                    "thread": post.get("root_id") or None,
+                    "edited": bool(post.get("edit_at")),
+                    "from_hookhub": props.get("from_hookhub") == "true",
+                }
+            )
+        return shown
 
     def _discord_messages(self, channel: str) -> list[dict[str, Any]]:
         self._discord_channel(channel)
@@ -762,6 +829,7 @@ class Sandbox:
             Route("/sandbox/api/{rest:path}", _guarded(_unknown), methods=["GET", "POST"]),
             *(Mount(f"/sandbox/{name}", app=standin.app()) for name, standin in self.oauth.items()),
             Mount("/sandbox/telegram", app=self.telegram.app()),
+            Mount("/sandbox/mattermost", app=self.mattermost.app()),
             Mount("/sandbox/googlechat", app=self.googlechat.app()),
         ]
         return Starlette(routes=routes)

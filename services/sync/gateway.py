@@ -1,6 +1,9 @@
 """The connections of sync to networks that send their events over one of their own
 (`Network.gateway`: Discord's Gateway): one per integration (bot token) with an inbound
-mapping, held by exactly one replica. What follows says Discord, the one network there is.
+mapping, held by exactly one replica. What follows says Discord; Mattermost's WebSocket
+(shared/providers/mattermost/gateway.py) keeps in `seq` the time of its last event published
+and catches up with `posts?since=` where Discord resumes, and names its events' envelopes
+with its gateway's `event_key`.
 
 Which replica holds an integration's connection is decided by a lease in MongoDB
 (`sync_gateways`, one document per integration): taken when free or expired, renewed every
@@ -519,8 +522,9 @@ class Gateways:
                 queue.task_done()
 
     def _events(self, held: Held, workspace_id: str, batch: list[Dispatch]) -> list[ProviderEvent]:
+        key = getattr(self._gateway, "event_key", None)  # (sockets.Gateway: optional)
         return [
-            _event(self._network, held.integration_id, workspace_id, kind, data)
+            _event(self._network, held.integration_id, workspace_id, kind, data, key)
             for kind, data, _, _ in batch
             if kind in self._gateway.messages
         ]
@@ -543,7 +547,7 @@ class Gateways:
         log.error("discord_gateway_refused", integration_id=held.integration_id, code=exc.code)
         self._metrics.gateway_reconnects.labels(f"closed_{exc.code}").inc()
         await self._connections.refused(
-            held.integration_id, f"discord_gateway_{exc.code}", exc.advice, whole=True
+            held.integration_id, f"{self._network}_gateway_{exc.code}", exc.advice, whole=True
         )
         token = await self._connections.token(held.integration_id)
         await self._store.refused(held.integration_id, self._owner, exc.code, token)
@@ -556,12 +560,21 @@ def _stored(held: Held) -> SessionState:
 
 
 def _event(
-    network: str, integration_id: str, workspace_id: str, kind: str, data: dict[str, Any]
+    network: str,
+    integration_id: str,
+    workspace_id: str,
+    kind: str,
+    data: dict[str, Any],
+    key: Callable[[str, dict[str, Any]], tuple[str, str]] | None = None,
 ) -> ProviderEvent:
     """A dispatch as the inbound pipeline takes provider events. The id derives from the
-    message and its version, so a replayed dispatch is the same envelope."""
-    message = str(data.get("id") or ",".join(map(str, data.get("ids") or [])))
-    version = str(data.get("edited_timestamp") or "")
+    message and its version (Discord's, or what the network's `event_key` says), so a
+    replayed dispatch is the same envelope."""
+    if key is not None:
+        message, version = key(kind, data)
+    else:
+        message = str(data.get("id") or ",".join(map(str, data.get("ids") or [])))
+        version = str(data.get("edited_timestamp") or "")
     # Built, not validated: every field is made here (a model's validation per dispatch
     # was a tenth of the path in a burst). Every field given: for one left out,
     # model_construct calls its default factory after inspecting its signature, which

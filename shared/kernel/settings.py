@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     google_client_id: str = ""
     google_client_secret: str = ""
     telegram_api_base: str = "https://api.telegram.org"
+    # Mattermost: no URL of its own (each integration's `server_url` names its server); how
+    # often its WebSocket is pinged, so that a dead connection shows within that.
+    mattermost_ping_seconds: float = Field(20.0, gt=0)
     provider_timeout_seconds: float = Field(10.0, gt=0)
     # OAuth endpoint and API overrides (SPEC §3); empty means the provider's own URL, which
     # its definition under shared/providers/<name>/oauth.py holds. Tests point them at fakes.

@@ -64,6 +64,9 @@ class Connection(Protocol):
 
 
 class Gateway(Protocol):
+    """A gateway may also have `event_key(kind, data) -> (message id, version)`: what its
+    dispatches' envelope ids derive from (without it, Discord's `id`/`edited_timestamp`)."""
+
     # The dispatches that are message changes (the others are only counted).
     messages: frozenset[str]
 

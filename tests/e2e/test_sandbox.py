@@ -168,6 +168,9 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
     if provider == "discord":
         # The Gateway connection a sync replica opens within a second of the mapping.
         await until(lambda: _discord_connected(hub), timeout=30, what="sync on Discord's Gateway")
+    if provider == "mattermost":
+        # The bot's WebSocket, opened by a sync replica as Discord's Gateway is.
+        await until(lambda: _connected(hub, provider), timeout=30, what="sync on the WebSocket")
 
     # Outbound: the chat product's message, posted by hookhub into the stand-in.
     text_out = f"deploy {uuid.uuid4().hex[:6]} done"
@@ -241,6 +244,18 @@ async def test_discord_both_ways_through_the_stand_in(hub: Hub) -> None:
     assert event["payload"]["data"]["name"] == "deploy"
     assert event["payload"]["member"]["user"]["id"] == user["id"]
     await _second_integration_refused(hub, "discord", discord["bot_token"])
+
+
+async def _connected(hub: Hub, provider: str) -> bool:
+    return bool((await hub.state())[provider]["connected"])
+
+
+async def test_mattermost_both_ways_through_the_stand_in(hub: Hub) -> None:
+    """The sandbox's Mattermost server (REST and WebSocket under /sandbox/mattermost) is an
+    integration's `server_url`, with its bot's token."""
+    mattermost = (await hub.state())["mattermost"]
+    settings = {"server_url": mattermost["server_url"], "bot_token": mattermost["bot_token"]}
+    await _both_ways(hub, "mattermost", settings)
 
 
 async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
