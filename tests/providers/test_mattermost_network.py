@@ -12,9 +12,12 @@ import pytest
 
 from services.sandbox.mattermost import ADA, BOT, CHANNEL, GRACE, FakeMattermost, new_id
 from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.egress import EgressPolicy
 from shared.kernel.http.tls import tls
+from shared.providers.chat import PermanentError
 from shared.providers.history import Conversation
 from shared.providers.mattermost.api import MattermostApi
+from shared.providers.mattermost.gateway import MattermostGateway
 from shared.providers.mattermost.messages import MattermostChat, credential
 from shared.providers.mattermost.network import NETWORK, MattermostApiSource
 from shared.providers.networks import ApiImport
@@ -89,3 +92,23 @@ async def test_the_catch_up_reads_the_channels_the_bot_is_in(
     mine = fake.add_channel(new_id(), "mine", "Mine", members=[BOT[0]])
     found = await chat.api.my_channel_ids(fake.base_url, fake.bot_token)
     assert set(found) == {CHANNEL[0], mine.id} and other.id not in found
+
+
+async def test_a_server_the_egress_rules_refuse_is_never_called(fake: FakeMattermost) -> None:
+    """An integration names its own server: one on a private address (the cloud's metadata
+    service, the cluster's) is refused before any request, the socket's URL too; the
+    allow-list (loopback here, as in dev) lets the stand-in through."""
+    async with httpx.AsyncClient(verify=tls(), timeout=10.0) as client:
+        strict = MattermostChat(MattermostApi(client, EgressPolicy()))
+        for server in ("http://169.254.169.254", "http://10.0.0.7:8065", fake.base_url):
+            token = credential(server, "t" * 26)
+            with pytest.raises(PermanentError) as refused:
+                await strict.identity(token)
+            assert refused.value.error == "egress_refused" and refused.value.scope == "integration"
+            with pytest.raises(PermanentError):
+                await MattermostGateway(strict).url(token)
+        assert fake.requests == []
+
+        allowed = MattermostChat(MattermostApi(client, EgressPolicy.from_setting("127.0.0.0/8")))
+        me = await allowed.identity(credential(fake.base_url, fake.bot_token))
+        assert me.user_id == BOT[0]

@@ -22,9 +22,12 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from shared.kernel.egress import EgressPolicy, check_url
+from shared.kernel.errors import Invalid
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 
 API = "/api/v4"
+ALLOWED_KEPT = 10_000
 # When a 429 says nothing about how long to wait (no header at all).
 DEFAULT_RETRY_AFTER = 1.0
 # The longest `message` (model.PostMessageMaxRunesV2), in characters (runes).
@@ -123,10 +126,31 @@ def websocket_url(server_url: str) -> str:
 
 
 class MattermostApi:
-    """One REST client for every Mattermost server; no state."""
+    """One REST client for every Mattermost server. An integration names its own server: a
+    server URL the egress rules refuse (a private address, not allow-listed) is never
+    called (`policy`; None: none checked, for tests of the client alone)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, policy: EgressPolicy | None = None) -> None:
         self._client = client
+        self._policy = policy
+        self._allowed: set[str] = set()  # server bases checked, at most ALLOWED_KEPT
+
+    def check(self, server_url: str) -> None:
+        """PermanentError (the integration's) for a server the egress rules refuse."""
+        base = server_base(server_url)
+        if self._policy is None or base in self._allowed:
+            return
+        try:
+            check_url(base, self._policy)
+        except Invalid as exc:
+            raise PermanentError(
+                f"the Mattermost server URL is refused: {exc.message}",
+                "egress_refused",
+                "integration",
+            ) from exc
+        if len(self._allowed) >= ALLOWED_KEPT:
+            self._allowed.clear()
+        self._allowed.add(base)
 
     async def request(
         self,
@@ -142,6 +166,7 @@ class MattermostApi:
         """`route` is the path template below /api/v4 (`/posts/{post_id}/patch`), `path` its
         values. The answer's JSON, or the contract's error."""
         what = f"{method} {route}"
+        self.check(server_url)
         url = (
             server_base(server_url)
             + API

@@ -75,6 +75,7 @@ class MattermostGateway:
 
     async def url(self, token: str) -> str:
         server, _ = split_credential(token)
+        self.chat.api.check(server)
         return websocket_url(server)
 
     def connect(

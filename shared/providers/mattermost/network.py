@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.egress import EgressPolicy
 from shared.kernel.settings import Settings
 from shared.providers.chat import Author, ChatProvider
 from shared.providers.connections import Connections
@@ -41,7 +42,8 @@ class MattermostNetwork(Network):
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MattermostChat:
         self._ping = settings.mattermost_ping_seconds
-        return MattermostChat(MattermostApi(client))
+        policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
+        return MattermostChat(MattermostApi(client, policy))
 
     def credential(self, integration: IntegrationSnapshot) -> str | None:
         server = integration.config.get("server_url") or ""
