@@ -90,6 +90,10 @@ class AppTokens:
         self._lock = asyncio.Lock()
         self.requests = 0
 
+    @property
+    def app_id(self) -> str:
+        return self._app_id
+
     def forget(self) -> None:
         """Drop the cached token (the Connector answered 401 with it)."""
         self._token = None
