@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from services.sandbox.teams import DESIGN, GENERAL, Channel, FakeTeams
+from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel.egress import EgressPolicy
 from shared.kernel.http.tls import tls
 from shared.providers.chat import (
@@ -20,7 +21,7 @@ from shared.providers.chat import (
     RateLimited,
     TokenRejected,
 )
-from shared.providers.teams.api import REFRESH_MARGIN, AppTokens, TeamsApi
+from shared.providers.teams.api import REFRESH_MARGIN, AppTokens, TeamsApi, refusal
 from shared.providers.teams.messages import TeamsChat
 
 LOOPBACK = EgressPolicy.from_setting("127.0.0.0/8,::1/128")
@@ -177,3 +178,34 @@ async def test_a_service_url_the_egress_rules_refuse_is_never_called(
         with pytest.raises(PermanentError):
             await TeamsApi(client, LOOPBACK).send(token, url, GENERAL, {"type": "message"})
     assert len(teams.calls) == calls  # the token never left
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind", "error", "scope"),
+    [
+        # "Status code responses", Teams platform docs (build-conversational-capability).
+        (403, "ConversationBlockedByUser", PermanentError, "bot_blocked", "channel"),
+        (403, "BotDisabledByAdmin", PermanentError, "bot_disabled", "channel"),
+        (401, "BotNotRegistered", PermanentError, "bot_not_registered", "integration"),
+        (404, "ConversationNotFound", PermanentError, "conversation_not_found", "channel"),
+        (413, "MessageSizeTooBig", PermanentError, "msg_too_long", "message"),
+        (400, "BadArgument", PermanentError, "BadArgument", "message"),
+    ],
+)
+def test_documented_status_codes_are_sorted(
+    status: int, code: str, kind: type[Exception], error: str, scope: str
+) -> None:
+    answer = httpx.Response(status, json={"error": {"code": code, "message": "said"}})
+    found = refusal("Send to Conversation", answer)
+    assert type(found) is kind
+    assert isinstance(found, PermanentError) and (found.error, found.scope) == (error, scope)
+
+
+def test_412_and_5xx_are_passing_failures() -> None:
+    # "Optimize your bot with rate limiting": retry 412, 502 and 504 as well as 429.
+    for status in (412, 502, 504):
+        answer = httpx.Response(status, json={"error": {"code": "PreconditionFailed"}})
+        assert isinstance(refusal("Update Activity", answer), ProviderUnreachable)
+    dated = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    limited = refusal("Send to Conversation", dated)
+    assert isinstance(limited, RateLimited) and limited.retry_after == 0.0

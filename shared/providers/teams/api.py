@@ -15,11 +15,14 @@ Send to Conversation `POST {serviceUrl}/v3/conversations/{conversationId}/activi
 Update Activity `PUT .../activities/{activityId}`, Delete Activity `DELETE
 .../activities/{activityId}`; a refusal is an `ErrorResponse` `{"error": {"code",
 "message"}}` (botbuilder-schema's `ErrorResponse`/`Error`). Teams' own codes and what they
-mean ("Status codes from bot conversational APIs",
-https://learn.microsoft.com/en-us/microsoftteams/platform/bots/build-conversational-capability#status-codes-from-bot-conversational-apis):
-429 `Throttled` with `Retry-After`, 403 `BotNotInConversationRoster` /
-`ConversationBlockedByUser` / `BotDisabledByAdmin`, 404 `ConversationNotFound` /
-`ActivityNotFoundInConversation`, 413 `MessageSizeTooBig`, 412 `PreconditionFailed`.
+mean ("Status code responses",
+https://learn.microsoft.com/en-us/microsoftteams/platform/bots/build-conversational-capability#status-code-responses):
+403 `ConversationBlockedByUser` / `BotNotInConversationRoster` / `BotDisabledByAdmin`, 401
+`BotNotRegistered`, 412 `PreconditionFailed` ("precondition failed, please try again": several
+operations on one conversation at once), 404 `ConversationNotFound`, 413 `MessageSizeTooBig`,
+429 `Throttled` with the time to wait. "Optimize your bot with rate limiting"
+(https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/rate-limit) says to
+retry 412, 502 and 504 besides 429: 412 is a passing failure here.
 
 `serviceUrl` comes from the activities Teams sends (checked against the token's claim by
 `auth.check_token`), or from the integration's setting; every call is held to hookhub's egress
@@ -165,9 +168,11 @@ def refusal(call: str, answer: httpx.Response) -> HookhubError:
     said = f"Teams refused {call}: {status} {code}" + (f" ({message})" if message else "")
     if status == 429:
         return RateLimited(said, retry_after_of(answer.headers))
-    if status >= 500:
+    if status >= 500 or status == 412:
         return ProviderUnreachable(said)
     if status == 401:
+        if code == "BotNotRegistered":
+            return PermanentError(said, "bot_not_registered", "integration")
         return TokenRejected(said, "unauthorized")
     if status == 403:
         return PermanentError(said, _CHANNEL_403.get(code, "forbidden"), "channel")

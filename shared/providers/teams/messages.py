@@ -12,8 +12,8 @@ botbuilder-core 4.17.1 `teams_activity_handler.py`, which dispatches the same wa
 `messageDelete` with `softDeleteMessage` → deleted. `undeleteMessage` and other events are
 not messages to bridge ([]).
 
-Outbound text is sent with `textFormat: "xml"` (the Connector's `TextFormatTypes`: markdown,
-plain, xml; Teams renders a subset of HTML under xml, "Format your bot messages"): every
+Outbound text is sent with `textFormat: "xml"` ("Format your bot messages": `plain`, `markdown`,
+`xml`; "Teams supports a subset of markdown and xml or HTML formatting tags"): every
 character the text holds that HTML or Teams' Markdown could read as markup is written as a
 character reference, so a sender's `<at>`, `<a>`, `**` or `[x](y)` shows as typed, and no
 `mention` entity is ever sent, so no live @mention can be made. What Teams does not give a
@@ -49,8 +49,9 @@ from shared.providers.teams.api import TeamsApi
 DEFAULT_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
 THREAD = ";messageid="
 BOT_PREFIX = "28:"
-# Teams refuses a message above about 28 KB (`MessageSizeTooBig`, "Format your bot
-# messages"); the written HTML is kept well under it.
+# Teams refuses a message whose payload, encoded as UTF-16, passes 100 KB (413
+# `MessageSizeTooBig`, "Format your bot messages"): 24 000 bytes of UTF-8 are at most 48 KB of
+# UTF-16, whatever the characters.
 MAX_BYTES = 24_000
 _MAX_AUTHOR = 128
 # What HTML or Teams' Markdown could read as markup: written as character references.
