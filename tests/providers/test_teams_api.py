@@ -174,7 +174,12 @@ async def test_a_service_url_the_egress_rules_refuse_is_never_called(
     with pytest.raises(PermanentError) as refused:
         await strict.post(token, GENERAL, post("hi"))
     assert refused.value.error == "service_url_refused" and "non-public" in refused.value.message
-    for url in ("http://169.254.169.254/", "https://metadata.google.internal/", "file:///etc/x"):
+    for url in (
+        "http://169.254.169.254/",
+        "https://metadata.google.internal/",
+        "file:///etc/x",
+        "http://smba.trafficmanager.net/teams/",  # not https, not an allow-listed address
+    ):
         with pytest.raises(PermanentError):
             await TeamsApi(client, LOOPBACK).send(token, url, GENERAL, {"type": "message"})
     assert len(teams.calls) == calls  # the token never left

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -210,11 +211,24 @@ class TeamsApi:
                 "service_url_refused",
                 "channel",
             ) from exc
+        if not service_url.startswith("https://") and not self._allowlisted(service_url):
+            # The Connector is HTTPS ("SSL/TLS is used for all service-to-service
+            # connections"); plain HTTP only to an address the operator allow-listed.
+            raise PermanentError(
+                "the conversation's serviceUrl is refused: not https", "service_url_refused"
+            )
         conversation = quote(conversation_id, safe="")
         url = f"{service_url.rstrip('/')}/v3/conversations/{conversation}/activities"
         if activity_id is not None:
             url += "/" + quote(activity_id, safe="")
         return url
+
+    def _allowlisted(self, url: str) -> bool:
+        try:
+            address = ipaddress.ip_address(httpx.URL(url).host)
+        except ValueError:
+            return False
+        return self._egress.allowlisted(address)
 
     async def _call(
         self, call: str, method: str, url: str, token: str, body: Mapping[str, Any] | None
