@@ -16,7 +16,7 @@ signing keys, its Connector, and Teams' side of a conversation.
 - The Connector (`/v3/conversations/{conversationId}/activities[/{activityId}]`: POST, PUT,
   DELETE), answering a `ResourceResponse` `{"id"}` and refusing with an `ErrorResponse`
   `{"error": {"code", "message"}}` (botbuilder-schema 4.17.1): 401 without a token it issued
-  (body `{"message": "Authorization has been denied for this request."}`), 404
+  (ASP.NET Web API's default body, see `DENIED`), 404
   `ConversationNotFound` / `ActivityNotFoundInConversation`, 403
   `BotNotInConversationRoster` once the bot is removed, 429 `Throttled` with `Retry-After`
   when a test asks for it. A conversation id may carry `;messageid=<root>`: the message is
@@ -76,7 +76,9 @@ USERS = {
     },
 }
 THREAD = ";messageid="
-DENIED = {"message": "Authorization has been denied for this request."}
+# ASP.NET Web API's default 401 body, which the Connector (an ASP.NET service) is seen to
+# answer; not a documented shape, so the client reads nothing from it but the status.
+DENIED = {"Message": "Authorization has been denied for this request."}
 
 
 def _b64(number: int) -> str:
@@ -206,9 +208,16 @@ class FakeTeams:
         event_type: str | None = None,
         entities: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """An activity shaped as Teams sends one from a channel (the docs' "message
-        activity" example: `conversation` with `conversationType: channel`, `channelData`
-        with `teamsChannelId`, `teamsTeamId`, `channel`, `team` and `tenant`)."""
+        """An activity shaped as Teams sends one from a channel. Sources (MicrosoftDocs/
+        msteams-docs, bots/how-to/conversations/): conversation-messages.md's message
+        example (id, timestamp, localTimestamp, serviceUrl, channelId `msteams`, from with
+        aadObjectId, recipient `28:<app id>`, textFormat `plain`, locale) and its "Teams
+        channel data" list (`tenant`, `team`, `channel`, the deprecated `teamsTeamId` and
+        `teamsChannelId`, `eventType`); the "Inbound message example" of
+        task-modules-and-cards/cards/cards-actions.md, an activity from a channel thread
+        (conversation id `19:…@thread.skype;messageid=<root>`, channelData `channel`,
+        `team`, `tenant`); botbuilder-schema
+        4.17.1's `ConversationAccount` (`isGroup`, `conversationType`, `tenantId`)."""
         person = USERS[user]
         conversation = f"{channel_id}{THREAD}{root or message_id}"
         now = datetime.now(UTC)
@@ -329,6 +338,9 @@ class FakeTeams:
             return JSONResponse({"ok": True})
 
         async def metadata(_: Request) -> JSONResponse:
+            # The example document of "Authentication with the Bot Connector API", Step 2
+            # (MicrosoftDocs/bot-docs articles/rest-api/bot-framework-rest-connector-
+            # authentication.md), with the stand-in's own jwks_uri.
             self.metadata_reads += 1
             return JSONResponse(
                 {
@@ -341,6 +353,7 @@ class FakeTeams:
             )
 
         async def keys(_: Request) -> JSONResponse:
+            # JWK (RFC 7517) plus `endorsements`, as the same article's Step 3 describes.
             return JSONResponse({"keys": [self.jwk()]})
 
         return Starlette(
@@ -392,6 +405,7 @@ class FakeTeams:
             )
         token = secrets.token_urlsafe(32)
         self.tokens[token] = bot.app_id
+        # "Bot to Connector", Step 2 of the authentication article: the answer's fields.
         return JSONResponse(
             {
                 "token_type": "Bearer",
