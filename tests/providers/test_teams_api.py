@@ -5,6 +5,7 @@ its Retry-After, and the serviceUrl held to the egress rules."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -214,3 +215,13 @@ def test_412_and_5xx_are_passing_failures() -> None:
     dated = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
     limited = refusal("Send to Conversation", dated)
     assert isinstance(limited, RateLimited) and limited.retry_after == 0.0
+
+
+async def test_callers_at_once_share_one_token_request(
+    teams: FakeTeams, client: httpx.AsyncClient
+) -> None:
+    tokens = tokens_for(teams, client, Clock())
+    got = await asyncio.gather(*(tokens.token() for _ in range(10)))
+    assert len(set(got)) == 1 and tokens.requests == 1
+    tokens.forget()  # the Connector said 401 with it: the next caller asks again
+    assert await tokens.token() != got[0] and tokens.requests == 2

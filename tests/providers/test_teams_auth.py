@@ -184,3 +184,13 @@ async def test_the_webhooks_verify_with_prepared_keys_and_parse(
     assert parsed.delivery_id == "message:1700000000001"
     assert parsed.account_id == APP_ID
     assert parsed.reply.status == 200 and parsed.reply.body is None
+
+
+async def test_keys_that_cannot_be_fetched_refuse_with_the_reason(
+    teams: FakeTeams, client: httpx.AsyncClient
+) -> None:
+    keys = BotFrameworkKeys(client, f"{teams.base_url}/v1/.well-known/nothing-here")
+    message = await refused(teams, keys, f"Bearer {teams.token_for(APP_ID)}")
+    assert (
+        message == "cannot check the bearer token: the Bot Framework OpenID metadata answered 404"
+    )
