@@ -213,4 +213,4 @@ def test_links_of_attachments_are_quoted_and_long_text_is_cut() -> None:
         in written
     )
     assert len(written.encode()) <= 24_000 and "…" in written
-    assert defuse("a\r\nb\x00c", 100) == "a<br>bc"
+    assert defuse("a\r\nb\x00c\x85d\te", 100) == "a<br>bcd&#9;e"

@@ -235,8 +235,12 @@ def defuse(text: str, budget: int) -> str:
             piece = "<br>"
         elif char == "\r":
             continue
-        elif char in _MARKUP or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
-            piece = f"&#{ord(char)};" if ord(char) >= 0x20 or char == "\t" else ""
+        elif char != "\t" and (ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F):
+            # Control characters are dropped: an HTML parser reads &#128;-&#159; as
+            # Windows-1252 characters, and the C0 ones are not allowed at all.
+            continue
+        elif char in _MARKUP or char == "\t":
+            piece = f"&#{ord(char)};"
         else:
             piece = char
         size = len(piece.encode())
