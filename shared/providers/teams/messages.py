@@ -89,8 +89,10 @@ class TeamsChat:
     # -- writing -----------------------------------------------------------------------------
 
     def pace_seconds(self, external_channel_id: str) -> float:
-        """Teams' per-bot, per-thread limit ("Optimize your bot with rate limiting"): 7 in 1 s,
-        8 in 2 s, 60 in 30 s, 1800 in an hour: one every half second keeps to all of them."""
+        """Teams' per-bot, per-thread limits for Send to conversation ("Optimize your bot
+        with rate limiting", msteams-docs bots/how-to/rate-limit.md): 7 in 1 s, 8 in 2 s, 60 in
+        30 s: one every half second keeps to them. The page's 1800 an hour "applies only if
+        multiple bot messages are sent to a single user", not to a channel."""
         return 0.5
 
     async def identity(self, token: str) -> BotIdentity:
