@@ -6,6 +6,7 @@ from __future__ import annotations
 from shared.providers.catalog import Entry, Setting
 from shared.providers.teams.api import MULTI_TENANT
 from shared.providers.teams.messages import DEFAULT_SERVICE_URL
+from shared.providers.teams.network import APP_PASSWORD, NETWORK, SERVICE_URL, TENANT
 from shared.providers.teams.webhooks import APP_ID, WEBHOOKS
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -15,6 +16,7 @@ ENTRY = Entry(
     name="Microsoft Teams",
     category="chat",
     capabilities=("webhooks", "sync"),
+    network=NETWORK,
     webhooks=WEBHOOKS,
     verification=("bot_framework_jwt", ("authorization",)),
     settings=(
@@ -27,12 +29,12 @@ ENTRY = Entry(
             refusal="app_id must be the bot's Microsoft App ID, a GUID",
         ),
         Setting(
-            "app_password",
+            APP_PASSWORD,
             "a client secret of the bot's app registration (Azure Bot → Configuration → "
             "Manage Password → New client secret): sealed, never shown again",
         ),
         Setting(
-            "tenant",
+            TENANT,
             "the Microsoft Entra tenant id of a single-tenant bot; botframework.com for a "
             "multi-tenant one",
             secret=False,
@@ -42,7 +44,7 @@ ENTRY = Entry(
             refusal="tenant must be a tenant id (a GUID) or botframework.com",
         ),
         Setting(
-            "service_url",
+            SERVICE_URL,
             "the Connector URL to post to before Teams has sent the bot an activity from a "
             "channel (later, each channel's own serviceUrl is used)",
             secret=False,

@@ -24,10 +24,14 @@ conversation (`user` None; every activity names its `from`).
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+import httpx
 
 from shared.providers.chat import (
     Attachment,
@@ -39,10 +43,11 @@ from shared.providers.chat import (
     PermanentError,
     Posted,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
 )
-from shared.providers.teams.api import TeamsApi
+from shared.providers.teams.api import LOGIN_BASE, MULTI_TENANT, AppTokens, TeamsApi
 
 # Teams' global serviceUrl for a bot's calls when no activity has said one
 # ("Send proactive messages", Teams platform docs).
@@ -67,6 +72,55 @@ _KINDS: dict[tuple[str, str | None], Literal["created", "edited", "deleted"]] = 
 }
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An integration's bot, as `TeamsNetwork.credential` hands it to `TeamsChat` as
+    `token`: compact JSON of its settings (app id, password, tenant)."""
+
+    app_id: str
+    app_password: str
+    tenant: str = MULTI_TENANT
+    service_url: str = ""  # the integration's setting: before a channel's own is known
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "app_id": self.app_id,
+                "app_password": self.app_password,
+                "tenant": self.tenant,
+                "service_url": self.service_url,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def decode(cls, token: str) -> Credential | None:
+        """The credential `token` is, or None for a bearer token."""
+        if not token.startswith("{"):
+            return None
+        try:
+            value = json.loads(token)
+            if not isinstance(value, dict):
+                raise ValueError(token[:0])
+        except ValueError:
+            raise TokenRejected("the Teams credential is not JSON", "bad_credential") from None
+        app_id, password = value.get("app_id"), value.get("app_password")
+        if not isinstance(app_id, str) or not app_id or not isinstance(password, str):
+            raise TokenRejected(
+                "the Teams credential lacks app_id or app_password", "bad_credential"
+            )
+        return cls(
+            app_id,
+            password,
+            str(value.get("tenant") or MULTI_TENANT),
+            str(value.get("service_url") or ""),
+        )
+
+
 class TeamsChat:
     """The chat contract over the Bot Connector for one bot (its Microsoft App ID). The
     serviceUrl of each channel is learned from the activities Teams sends (verified by
@@ -75,16 +129,72 @@ class TeamsChat:
     name = "teams"
 
     def __init__(
-        self, api: TeamsApi, app_id: str, *, service_url: str = DEFAULT_SERVICE_URL
+        self,
+        api: TeamsApi,
+        app_id: str = "",
+        *,
+        service_url: str = DEFAULT_SERVICE_URL,
+        client: httpx.AsyncClient | None = None,
+        login_base: str = LOGIN_BASE,
     ) -> None:
         self._api = api
         self._app_id = app_id
         self._default_service_url = service_url
         self._service_urls: dict[str, str] = {}
         self._names: dict[str, str] = {}
+        # A credential (`Credential.encode`) as `token`: its bot's AppTokens, one per app id,
+        # password and tenant, so concurrent callers share one token request.
+        self._client = client
+        self._login_base = login_base
+        self._tokens: dict[tuple[str, str, str], AppTokens] = {}
 
-    def service_url(self, external_channel_id: str) -> str:
-        return self._service_urls.get(external_channel_id, self._default_service_url)
+    def service_url(self, external_channel_id: str, token: str = "") -> str:
+        """The channel's serviceUrl as its last verified activity said, else the
+        integration's `service_url` setting (in its credential), else the default."""
+        learned = self._service_urls.get(external_channel_id)
+        if learned:
+            return learned
+        credential = Credential.decode(token) if token else None
+        if credential is not None and credential.service_url:
+            return credential.service_url
+        return self._default_service_url
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def _app_tokens(self, credential: Credential) -> AppTokens:
+        if self._client is None:
+            raise PermanentError(
+                "no HTTP client to ask Microsoft's login with", "no_client", "integration"
+            )
+        key = (credential.app_id, credential.app_password, credential.tenant)
+        tokens = self._tokens.get(key)
+        if tokens is None:
+            tokens = self._tokens[key] = AppTokens(
+                self._client,
+                credential.app_id,
+                credential.app_password,
+                tenant=credential.tenant,
+                login_base=self._login_base,
+            )
+        return tokens
+
+    async def _bearer(self, token: str) -> tuple[str, AppTokens | None]:
+        """The Connector bearer for `token`: a credential's access token, else `token`
+        itself (an access token already had)."""
+        credential = Credential.decode(token)
+        if credential is None:
+            return token, None
+        tokens = self._app_tokens(credential)
+        return await tokens.token(), tokens
+
+    async def _with_bearer(self, token: str, call: Callable[[str], Awaitable[T]]) -> T:
+        bearer, tokens = await self._bearer(token)
+        try:
+            return await call(bearer)
+        except TokenRejected:
+            if tokens is not None:
+                tokens.forget()  # the next call asks Microsoft's login again
+            raise
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -96,7 +206,15 @@ class TeamsChat:
         return 0.5
 
     async def identity(self, token: str) -> BotIdentity:
-        return BotIdentity(user_id=BOT_PREFIX + self._app_id, app_id=self._app_id)
+        """The bot: `28:<app id>`. With a credential, its token is had first, so settings
+        Microsoft's login refuses raise TokenRejected (the oauth service's 422)."""
+        credential = Credential.decode(token)
+        if credential is None:
+            return BotIdentity(user_id=BOT_PREFIX + self._app_id, app_id=self._app_id)
+        await self._app_tokens(credential).token()
+        return BotIdentity(
+            user_id=BOT_PREFIX + credential.app_id, app_id=credential.app_id, name="Teams bot"
+        )
 
     async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
         """The name Teams gave with its activities, else the id (a bot cannot read a
@@ -110,7 +228,10 @@ class TeamsChat:
         if post.thread_external_id:
             conversation = f"{channel}{THREAD}{post.thread_external_id}"
         activity = {"type": "message", "textFormat": "xml", "text": format_post(post)}
-        new_id = await self._api.send(token, self.service_url(channel), conversation, activity)
+        service_url = self.service_url(channel, token)
+        new_id = await self._with_bearer(
+            token, lambda bearer: self._api.send(bearer, service_url, conversation, activity)
+        )
         return Posted(external_message_id=new_id, external_thread_id=post.thread_external_id)
 
     async def edit(
@@ -123,13 +244,21 @@ class TeamsChat:
             "textFormat": "xml",
             "text": format_post(post),
         }
-        await self._api.update(
-            token, self.service_url(channel), channel, external_message_id, activity
+        service_url = self.service_url(channel, token)
+        await self._with_bearer(
+            token,
+            lambda bearer: self._api.update(
+                bearer, service_url, channel, external_message_id, activity
+            ),
         )
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         channel = _channel_of(external_channel_id)
-        await self._api.delete(token, self.service_url(channel), channel, external_message_id)
+        service_url = self.service_url(channel, token)
+        await self._with_bearer(
+            token,
+            lambda bearer: self._api.delete(bearer, service_url, channel, external_message_id),
+        )
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+import httpx
+
+from shared.kernel.errors import Unavailable
+from shared.kernel.settings import Settings
 from shared.providers.base import (
     InboundRequest,
     MalformedWebhook,
@@ -47,13 +51,19 @@ class TeamsWebhooks:
     def __init__(self, keys: BotFrameworkKeys | None = None) -> None:
         self.keys = keys
 
+    def start(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        """The gateway's settings say where the OpenID metadata is; `client` fetches it."""
+        self.keys = BotFrameworkKeys(client, settings.teams_openid_metadata_url)
+
     def handshake(self, request: InboundRequest, secrets: Mapping[str, str] | None) -> Reply | None:
         return None
 
     async def prepare(self, request: InboundRequest) -> None:
-        """Fetch the signing keys if the token's key is not among those held."""
+        """Fetch the signing keys if the token's key is not among those held. Keys that
+        cannot be fetched are our outage, not a bad request: 503, so the Bot Framework
+        sends the activity again, rather than 401."""
         if self.keys is None:
-            return
+            raise Unavailable("the Bot Framework's keys have no HTTP client (not started)")
         try:
             kid = key_id(bearer(request.header("authorization")))
         except SignatureInvalid:
@@ -61,7 +71,7 @@ class TeamsWebhooks:
         try:
             await self.keys.key(kid)
         except KeysUnavailable as exc:
-            raise SignatureInvalid(f"cannot check the bearer token: {exc}") from exc
+            raise Unavailable(f"cannot check the bearer token: {exc}") from exc
 
     def verify(self, request: InboundRequest, secrets: Mapping[str, str], now: datetime) -> None:
         token = bearer(request.header("authorization"))
