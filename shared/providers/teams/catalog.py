@@ -46,12 +46,13 @@ ENTRY = Entry(
         Setting(
             SERVICE_URL,
             "the Connector URL to post to before Teams has sent the bot an activity from a "
-            "channel (later, each channel's own serviceUrl is used)",
+            f"channel (later, each channel's own serviceUrl is used); none: {DEFAULT_SERVICE_URL} "
+            "(hookhub's teams_service_url), the public cloud's. Held to the egress rules: "
+            "https, or http to an allow-listed address",
             secret=False,
             required=False,
-            default=DEFAULT_SERVICE_URL,
-            pattern=r"https://[^\s]+",
-            refusal="service_url must be an https URL",
+            pattern=r"https?://[^\s]+",
+            refusal="service_url must be an http(s) URL",
         ),
     ),
     events=("message", "messageUpdate", "messageDelete", "conversationUpdate"),
