@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from services.sandbox.teams import GENERAL, FakeTeams, new_key
+from shared.kernel.errors import Unavailable
 from shared.kernel.http.tls import tls
+from shared.kernel.settings import Settings
 from shared.providers.base import InboundRequest, SignatureInvalid
 from shared.providers.teams.auth import BotFrameworkAuth, BotFrameworkKeys
 from shared.providers.teams.webhooks import TeamsWebhooks
@@ -194,3 +197,28 @@ async def test_keys_that_cannot_be_fetched_refuse_with_the_reason(
     assert (
         message == "cannot check the bearer token: the Bot Framework OpenID metadata answered 404"
     )
+
+
+async def test_webhooks_whose_keys_cannot_be_fetched_answer_503_not_401(
+    teams: FakeTeams, client: httpx.AsyncClient
+) -> None:
+    """Our outage, not a forged request: the gateway answers 503, so the Bot Framework
+    sends the activity again. Keys are the ones `start` points at (a Settings field)."""
+    webhooks = TeamsWebhooks()
+    request = InboundRequest(
+        headers={"authorization": f"Bearer {teams.token_for(APP_ID)}"},
+        body=orjson.dumps(activity(teams)),
+        received_at=datetime.now(UTC),
+        config={"app_id": APP_ID},
+    )
+    with pytest.raises(Unavailable):  # not started: no client to fetch with
+        await webhooks.prepare(request)
+    webhooks.start(
+        Settings(teams_openid_metadata_url=f"{teams.base_url}/v1/.well-known/nothing-here"),
+        client,
+    )
+    with pytest.raises(Unavailable, match="OpenID metadata answered 404"):
+        await webhooks.prepare(request)
+    webhooks.start(Settings(teams_openid_metadata_url=teams.metadata_url), client)
+    await webhooks.prepare(request)
+    webhooks.verify(request, {}, datetime.now(UTC))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -144,10 +144,14 @@ async def test_the_bots_own_message_coming_back_is_not_sent_to_the_chat(
         echo = fake.activity(bot, "message", external, "ada", message_id, text="mine")
         echo["from"] = {"id": f"28:{bot.app_id}", "name": bot.name}
         assert await fake.deliver(bot, echo) == 200
-        assert await teams.events.wait_for(lambda v, i=message_id: i in json.dumps(v))
+        assert await teams.events.wait_for(_naming(message_id))
     await fake.user_sends(bot, external, "ada", "after")
     received = await chat.received(in_channel(channel))
     assert [r["text"] for r in received] == ["after"]
+
+
+def _naming(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda value: text in json.dumps(value)
 
 
 async def test_a_rate_limited_channel_holds_no_other(world: World, teams: Teams) -> None:
