@@ -454,6 +454,18 @@ class Sandbox:
                     if not u.is_bot
                 ],
             },
+            "teams": {
+                "base_url": f"{self.direct}/teams",
+                # An integration's settings: app_id, app_password, service_url.
+                "app_id": self.teams_bot.app_id,
+                "app_password": self.teams_bot.password,
+                "service_url": self.teams.service_url,
+                # The bot's messaging endpoint (found at the first write: the teams
+                # integration's webhook_url).
+                "messaging_endpoint": self.teams_bot.endpoint,
+                "channels": [{"id": c.id, "name": c.name} for c in self.teams.channels.values()],
+                "users": [{"id": k, "name": u["name"]} for k, u in TEAMS_USERS.items()],
+            },
             "googlechat": {
                 "base_url": f"{self.direct}/googlechat",
                 # The integration's service_account_json setting.
