@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ from services.sandbox.mattermost import GRACE as MATTERMOST_GRACE
 from services.sandbox.mattermost import FakeMattermost
 from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
+from services.sandbox.teams import USERS as TEAMS_USERS
+from services.sandbox.teams import FakeTeams
 from services.sandbox.telegram import FakeTelegram
 from shared.kernel.http.tls import tls
 from shared.providers.catalog import CATALOG, NETWORKS
@@ -104,6 +107,9 @@ _CREDENTIALS = (
     ("google_client_secret", "GOCSPX-"),
     # The Google Chat app's service account key (PEM): its key file is made from it.
     ("googlechat_account_key", ""),
+    # Teams: the sandbox bot's Microsoft App ID (a GUID) and its client secret.
+    ("teams_app_id", ""),
+    ("teams_app_password", ""),
 )
 
 
@@ -143,6 +149,8 @@ def _random(name: str) -> str:
         return secrets.token_hex(32)
     if name == "googlechat_account_key":
         return pem(rsa_key())
+    if name == "teams_app_id":
+        return str(uuid.uuid4())
     return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
@@ -175,6 +183,10 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
     env["HOOKHUB_GOOGLECHAT_CHAT_CERTS_URL"] = (
         f"{direct}/googlechat/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com"
     )
+    # Teams: the Bot Framework's keys, Microsoft's login and the Connector, the stand-in's.
+    env["HOOKHUB_TEAMS_OPENID_METADATA_URL"] = f"{direct}/teams/v1/.well-known/openidconfiguration"
+    env["HOOKHUB_TEAMS_LOGIN_BASE"] = f"{direct}/teams"
+    env["HOOKHUB_TEAMS_SERVICE_URL"] = f"{direct}/teams/teams/"
     return env
 
 
@@ -253,6 +265,10 @@ class Sandbox:
         self.googlechat = FakeGoogleChat(
             base_url=f"{self.direct}/googlechat", account_pem=creds["googlechat_account_key"]
         )
+        # Teams: one bot (the credentials' app id and password), its Connector under
+        # /sandbox/teams; activities go to the teams integration's webhook URL.
+        self.teams = FakeTeams(base_url=f"{self.direct}/teams")
+        self.teams_bot = self.teams.add_bot(creds["teams_app_id"], creds["teams_app_password"])
         self.oauth: dict[str, FakeAuthorizationServer] = {
             "slack": self.slack,
             "discord": self.discord,
@@ -295,6 +311,15 @@ class Sandbox:
                 settings=lambda: {
                     "service_account_json": self.googlechat.service_account_json(),
                     "audience": self.googlechat.audience,
+                },
+            ),
+            "teams": ChatStandIn(
+                self._teams_writes,
+                self._teams_messages,
+                settings=lambda: {
+                    "app_id": self.teams_bot.app_id,
+                    "app_password": self.teams_bot.password,
+                    "service_url": self.teams.service_url,
                 },
             ),
             "mattermost": ChatStandIn(
@@ -428,6 +453,18 @@ class Sandbox:
                     for u in self.mattermost.users.values()
                     if not u.is_bot
                 ],
+            },
+            "teams": {
+                "base_url": f"{self.direct}/teams",
+                # An integration's settings: app_id, app_password, service_url.
+                "app_id": self.teams_bot.app_id,
+                "app_password": self.teams_bot.password,
+                "service_url": self.teams.service_url,
+                # The bot's messaging endpoint (found at the first write: the teams
+                # integration's webhook_url).
+                "messaging_endpoint": self.teams_bot.endpoint,
+                "channels": [{"id": c.id, "name": c.name} for c in self.teams.channels.values()],
+                "users": [{"id": k, "name": u["name"]} for k, u in TEAMS_USERS.items()],
             },
             "googlechat": {
                 "base_url": f"{self.direct}/googlechat",
@@ -606,6 +643,53 @@ class Sandbox:
     def _telegram_messages(self, channel: str) -> list[dict[str, Any]]:
         chat = self._telegram_chat(channel)
         return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
+
+    async def _teams_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        teams = self.teams
+        if channel not in teams.channels:
+            raise SandboxError(404, "not_found", f"no Teams channel {channel}")
+        names = {k: (u["id"], u["name"]) for k, u in TEAMS_USERS.items()}
+        person = _find_user(user, names)
+        if thread and teams.message(channel, thread) is None:
+            raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+        if not self.teams_bot.endpoint:
+            self.teams_bot.endpoint = await self._webhook_url("teams")
+        if not self.teams_bot.endpoint:
+            raise SandboxError(
+                409,
+                "no_messaging_endpoint",
+                "the sandbox bot has no messaging endpoint: create a teams integration first",
+            )
+        try:
+            activity, status = await teams.user_sends(
+                self.teams_bot, channel, person, text, root=thread or None
+            )
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the messaging endpoint did not answer: {exc!r}"
+            ) from None
+        return {"id": activity["id"], "delivered": status}
+
+    def _teams_messages(self, channel: str) -> list[dict[str, Any]]:
+        found = self.teams.channels.get(channel)
+        if found is None:
+            raise SandboxError(404, "not_found", f"no Teams channel {channel}")
+        shown = []
+        for message in found.messages.values():
+            sender = message.get("from") or {}
+            shown.append(
+                {
+                    "id": message["id"],
+                    "user": {"id": sender.get("id"), "name": sender.get("name") or ""},
+                    "text": message.get("text") or "",
+                    "thread": message.get("replyToId"),
+                    "edited": False,
+                    "from_hookhub": str(sender.get("id", "")).startswith("28:"),
+                }
+            )
+        return shown
 
     async def _googlechat_writes(
         self, channel: str, user: str, text: str, thread: str
@@ -831,6 +915,7 @@ class Sandbox:
             Mount("/sandbox/telegram", app=self.telegram.app()),
             Mount("/sandbox/mattermost", app=self.mattermost.app()),
             Mount("/sandbox/googlechat", app=self.googlechat.app()),
+            Mount("/sandbox/teams", app=self.teams.app()),
         ]
         return Starlette(routes=routes)
 

@@ -183,6 +183,15 @@ class Settings(BaseSettings):
         "chat@system.gserviceaccount.com"
     )
 
+    # Microsoft Teams (shared/providers/teams): the Bot Framework's OpenID metadata (the keys
+    # its activities' tokens are signed with), Microsoft's login (the bot's client
+    # credentials), and the Connector serviceUrl used before a channel's own is known.
+    teams_openid_metadata_url: str = (
+        "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    )
+    teams_login_base: str = "https://login.microsoftonline.com"
+    teams_service_url: str = "https://smba.trafficmanager.net/teams/"
+
     # OAuth tokens, refreshed by every service that calls provider APIs (shared.domain.oauth.tokens)
     # and ahead of expiry by the oauth service's loop: a token is refreshed this long before
     # it expires, but never earlier than half its lifetime.

@@ -241,6 +241,11 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
 
         googlechat = await stack.enter_async_context(googlechat_world.stand_in())
         common.update(googlechat_world.settings(googlechat))
+        # Microsoft Teams' stand-in (tests/sync/teams_world.py), where the services find it.
+        from tests.sync import teams_world
+
+        teams = await stack.enter_async_context(teams_world.stand_in())
+        common.update(teams_world.settings(teams))
         gateway = await stack.enter_async_context(
             serve(
                 create_app(
