@@ -1,0 +1,295 @@
+"""Hookhub's appservice receiving the stand-in homeserver's transactions over loopback:
+authenticated by the hs_token, each txnId processed once, and the events turned into the
+chat contract's message changes (spec.matrix.org v1.17, Application Service API "Pushing
+events", "Authorisation"; Client-Server API event modules).
+
+Event contents marked "spec example" are the spec's own examples (matrix-org/matrix-spec
+data/event-schemas/examples/*.yaml, content/client-server-api/modules/*.md), as a client
+would send them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import yaml
+
+from shared.providers.chat import Author, OutboundPost
+from shared.providers.matrix.api import MatrixApi
+from shared.providers.matrix.appservice import Registration, registration_yaml
+from shared.providers.matrix.messages import MatrixChat
+from tests.providers.matrix_world import World, world
+
+# spec example: data/event-schemas/examples/m.room.message$m.text.yaml
+TEXT = {
+    "body": "This is an example text message",
+    "msgtype": "m.text",
+    "format": "org.matrix.custom.html",
+    "formatted_body": "<b>This is an example text message</b>",
+}
+# spec example: m.room.message$m.notice.yaml, m.room.message$m.emote.yaml
+NOTICE = {
+    "body": "This is an example notice",
+    "msgtype": "m.notice",
+    "format": "org.matrix.custom.html",
+    "formatted_body": "This is an <strong>example</strong> notice",
+}
+EMOTE = {
+    "body": "thinks this is an example emote",
+    "msgtype": "m.emote",
+    "format": "org.matrix.custom.html",
+    "formatted_body": "thinks <b>this</b> is an example emote",
+}
+
+
+@pytest.fixture(scope="module")
+async def w() -> AsyncIterator[World]:
+    async with world() as made:
+        yield made
+
+
+@pytest.fixture(autouse=True)
+def _fresh(w: World) -> None:
+    w.reset()
+
+
+async def _put(w: World, txn: str, headers: dict[str, str], query: str = "") -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        return await client.put(
+            f"{w.registration.url}/_matrix/app/v1/transactions/{txn}{query}",
+            json={"events": [{**_event(w), "event_id": f"$forged{txn}"}]},
+            headers=headers,
+        )
+
+
+def _event(w: World) -> dict[str, object]:
+    return {
+        "type": "m.room.message",
+        "room_id": w.fake.room.id,
+        "sender": w.fake.user_id("alice"),
+        "origin_server_ts": 1432735824653,
+        "content": TEXT,
+    }
+
+
+async def test_a_wrong_or_missing_hs_token_is_refused_and_nothing_is_processed(w: World) -> None:
+    w.fake.says("alice", TEXT)
+    assert await w.fake.push(hs_token="not-the-hs-token") == 403
+    txn = w.fake.pushed[-1][0]
+    wrong = await _put(w, "x1", {"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and wrong.json()["errcode"] == "M_FORBIDDEN"
+    missing = await _put(w, "x2", {})
+    assert missing.status_code == 401 and missing.json()["errcode"] == "M_UNAUTHORIZED"
+    # Right in the header, wrong in the legacy query parameter: both must match.
+    both = await _put(
+        w, "x3", {"Authorization": f"Bearer {w.registration.hs_token}"}, "?access_token=nope"
+    )
+    assert both.status_code == 403
+    assert w.delivered == [] and txn not in w.ledger.txn_ids
+    assert not {"x1", "x2", "x3"} & w.ledger.txn_ids
+    # The refused transaction, sent again with the right token, is processed then.
+    assert await w.fake.push(again=True) == 200
+    assert [c.text for c in w.changes()] == [TEXT["body"]]
+
+
+async def test_the_legacy_access_token_query_parameter_is_taken(w: World) -> None:
+    answer = await _put(w, "legacy-q", {}, f"?access_token={w.registration.hs_token}")
+    assert answer.status_code == 200 and answer.json() == {}
+    assert [c.external_message_id for c in w.changes()] == ["$forgedlegacy-q"]
+
+
+async def test_the_legacy_transactions_path_is_served(w: World) -> None:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        answer = await client.put(
+            f"{w.registration.url}/transactions/legacy-path",
+            json={"events": [{**_event(w), "event_id": "$legacy"}]},
+            headers={"Authorization": f"Bearer {w.registration.hs_token}"},
+        )
+    assert answer.status_code == 200
+    assert [c.external_message_id for c in w.changes()] == ["$legacy"]
+
+
+async def test_a_repeated_txn_id_is_answered_200_and_processed_once(w: World) -> None:
+    sent = w.fake.says("bob", TEXT)
+    assert await w.fake.push() == 200
+    assert await w.fake.push(again=True) == 200
+    assert await w.fake.push(again=True) == 200
+    assert w.fake.pushed[-1][0] == w.fake.pushed[-3][0]
+    assert [c.external_message_id for c in w.changes()] == [sent["event_id"]]
+
+
+async def test_a_transaction_whose_changes_could_not_be_handed_on_is_retried(w: World) -> None:
+    sent = w.fake.says("carol", NOTICE)
+    w.failing = RuntimeError("kafka is away")
+    assert await w.fake.push() == 500
+    assert w.delivered == [] and w.fake.pushed[-1][0] not in w.ledger.txn_ids
+    # The homeserver sends the same transaction again: processed now, and once.
+    assert await w.fake.push(again=True) == 200
+    assert await w.fake.push(again=True) == 200
+    assert [c.external_message_id for c in w.changes()] == [sent["event_id"]]
+
+
+async def _put_events(w: World, txn: str, events: list[dict[str, object]]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        return await client.put(
+            f"{w.registration.url}/_matrix/app/v1/transactions/{txn}",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {w.registration.hs_token}"},
+        )
+
+
+async def test_messages_replies_threads_edits_and_redactions_become_changes(w: World) -> None:
+    fake = w.fake
+    root = fake.says("alice", TEXT)
+    notice = fake.says("bob", NOTICE)
+    emote = fake.says("carol", EMOTE)
+    # spec example (modules/threading.md): a thread reply names the root.
+    threaded = fake.says(
+        "bob",
+        {
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]},
+            "msgtype": "m.text",
+            "body": "I'm doing okay, thank you! How about yourself?",
+        },
+    )
+    # spec example (modules/threading.md, "Fallback for unthreaded clients").
+    falling_back = fake.says(
+        "alice",
+        {
+            "msgtype": "m.text",
+            "body": "I'm doing great! Thanks for asking.",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": root["event_id"],
+                "m.in_reply_to": {"event_id": threaded["event_id"]},
+                "is_falling_back": True,
+            },
+        },
+    )
+    # spec example (modules/rich_replies.md), with a pre-v1.13 fallback to strip.
+    reply = fake.says(
+        "carol",
+        {
+            "m.relates_to": {"m.in_reply_to": {"event_id": notice["event_id"]}},
+            "msgtype": "m.text",
+            "body": "> <@bob:sandbox.test> This is an example notice\n\nThat sounds like a great idea!",
+        },
+    )
+    # spec example (modules/event_replacements.md).
+    edit = fake.says(
+        "alice",
+        {
+            "body": "* Hello! My name is bar",
+            "msgtype": "m.text",
+            "m.new_content": {"body": "Hello! My name is bar", "msgtype": "m.text"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": root["event_id"]},
+        },
+    )
+    redaction = fake.redacts("bob", notice["event_id"])
+    assert await fake.push() == 200
+
+    got = {c.external_message_id + c.kind: c for c in w.changes()}
+    assert len(got) == 8
+    created = got[root["event_id"] + "created"]
+    assert (created.text, created.subtype, created.external_thread_id) == (
+        TEXT["body"],
+        "m.text",
+        None,
+    )
+    assert created.external_channel_id == fake.room.id
+    assert created.sender.user_id == "@alice:sandbox.test" and created.ignored is None
+    assert got[notice["event_id"] + "created"].subtype == "m.notice"
+    assert got[emote["event_id"] + "created"].subtype == "m.emote"
+    assert got[threaded["event_id"] + "created"].external_thread_id == root["event_id"]
+    assert got[falling_back["event_id"] + "created"].external_thread_id == root["event_id"]
+    replied = got[reply["event_id"] + "created"]
+    assert replied.external_thread_id == notice["event_id"]
+    assert replied.text == "That sounds like a great idea!"
+    edited = got[root["event_id"] + "edited"]
+    assert edited.text == "Hello! My name is bar" and edited.external_thread_id is None
+    assert edit["event_id"] not in {c.external_message_id for c in w.changes()}
+    deleted = got[notice["event_id"] + "deleted"]
+    assert deleted.sender.user_id == "@bob:sandbox.test"
+    assert redaction["content"] == {"redacts": notice["event_id"]}
+
+
+async def test_our_puppets_posts_come_back_and_are_not_echoed(w: World) -> None:
+    author = Author("Grace", external_id="u-grace")
+    posted = await w.chat.post(w.token, w.fake.room.id, OutboundPost("from chat", author))
+    await w.chat.delete(w.token, w.fake.room.id, posted.external_message_id)
+    human = w.fake.says("alice", TEXT)
+    assert {e["sender"] for e in w.fake.queue} >= {w.fake.bot, human["sender"]}
+    assert await w.fake.push() == 200
+    assert [c.external_message_id for c in w.changes()] == [human["event_id"]]
+
+
+def test_spec_example_events_turn_into_changes_without_a_homeserver() -> None:
+    chat = MatrixChat(MatrixApi(httpx.AsyncClient(), "https://hs.example"), "_hookhub_")
+    # spec example: m.room.message$m.text.yaml on core/room_event.json
+    event = {
+        "type": "m.room.message",
+        "content": TEXT,
+        "event_id": "$143273582443PhrSn:example.org",
+        "room_id": "!jEsUZKDJdhlrceRyVU:example.org",
+        "sender": "@example:example.org",
+        "origin_server_ts": 1432735824653,
+        "unsigned": {"age": 1234, "membership": "join"},
+    }
+    [change] = chat.changes("m.room.message", event)
+    assert change.occurred_at.timestamp() == 1432735824.653
+    # spec example: m.room.redaction.yaml (room version 11: `redacts` in the content)
+    redaction = {**event, "type": "m.room.redaction"}
+    redaction["content"] = {"redacts": "$fukweghifu23:localhost", "reason": "Spamming"}
+    [deleted] = chat.changes("m.room.redaction", redaction)
+    assert (deleted.kind, deleted.external_message_id) == ("deleted", "$fukweghifu23:localhost")
+    # Room versions before 11 put `redacts` beside the content.
+    older = {**redaction, "content": {"reason": "Spamming"}, "redacts": "$old:localhost"}
+    assert chat.changes("m.room.redaction", older)[0].external_message_id == "$old:localhost"
+    # spec example: m.room.member.yaml: a state event is no message.
+    member = {**event, "type": "m.room.member", "state_key": "@alice:example.org"}
+    assert chat.changes("m.room.member", member) == []
+    # An edit without m.new_content is not a valid replacement: ignored.
+    invalid = {
+        **event,
+        "content": {**TEXT, "m.relates_to": {"rel_type": "m.replace", "event_id": "$x"}},
+    }
+    assert chat.changes("m.room.message", invalid) == []
+    # A media message is named, not linked (spec example: m.room.message$m.image.yaml).
+    image = {
+        **event,
+        "content": {
+            "body": "filename.jpg",
+            "msgtype": "m.image",
+            "url": "mxc://example.org/JWEIFJgwEIhweiWJE",
+        },
+    }
+    [named] = chat.changes("m.room.message", image)
+    assert named.text == "[image: filename.jpg]" and "mxc://" not in named.text
+    # Sent by the appservice's own users: marked, not bridged.
+    ours = {**event, "sender": "@_hookhub_abc:example.org"}
+    assert chat.changes("m.room.message", ours)[0].ignored
+
+
+def test_the_registration_is_yaml_with_an_exclusive_namespace() -> None:
+    registration = Registration(
+        id="hookhub-int_1",
+        url="https://hookhub.example/api/webhooks/matrix/int_1",
+        as_token='tok"en\n  evil: true',
+        hs_token="hs-token",
+        prefix="_hookhub_",
+    )
+    loaded = yaml.safe_load(registration_yaml(registration))
+    assert loaded == {
+        "id": "hookhub-int_1",
+        "url": "https://hookhub.example/api/webhooks/matrix/int_1",
+        "as_token": 'tok"en\n  evil: true',
+        "hs_token": "hs-token",
+        "sender_localpart": "_hookhub_bot",
+        "rate_limited": False,
+        "namespaces": {
+            "users": [{"exclusive": True, "regex": "@_hookhub_.*"}],
+            "aliases": [],
+            "rooms": [],
+        },
+    }
