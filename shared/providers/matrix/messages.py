@@ -102,6 +102,8 @@ class MatrixChat:
         self._bots: dict[str, str] = {}  # as_token → the appservice's own user id
         self._profiles: dict[str, tuple[str, str | None]] = {}  # puppet → (name, avatar)
         self._joined: set[tuple[str, str]] = set()  # (puppet, room)
+        # Events a page of `GET /rooms/{roomId}/messages` asks for.
+        self.page_size = 100
 
     # -- who we are ------------------------------------------------------------------------
 
@@ -196,11 +198,11 @@ class MatrixChat:
         """An `m.replace` of the post, by the same puppet (only a message's sender may
         replace it), the new text in `m.new_content` and "* " before the fallback body."""
         puppet = await self._ensure_puppet(token, external_channel_id, post.author)
-        new = format_content(post)
-        fallback = format_content(post, star=True)
-        fallback.set_edit(EventID(external_message_id))
-        body = fallback.serialize()
-        body["m.new_content"] = new.serialize()
+        content = format_content(post)
+        content.set_edit(EventID(external_message_id))
+        # mautrix serializes an edit as the spec shows it: `m.new_content` the content
+        # without `m.relates_to`, "* " before the fallback body and formatted_body.
+        body = content.serialize()
         txn = txn_id("edit", external_channel_id, external_message_id, _fingerprint(body))
         await self._api.send(token, external_channel_id, txn, body, as_user=puppet)
 
@@ -254,7 +256,9 @@ class MatrixChat:
         stop = since.timestamp() * 1000
         cursor: str | None = None
         while True:
-            page = await self._api.messages(token, room_id, since=cursor, direction="b")
+            page = await self._api.messages(
+                token, room_id, since=cursor, direction="b", limit=self.page_size
+            )
             for event in page.chunk:
                 stamp = event.get("origin_server_ts")
                 if isinstance(stamp, int) and stamp <= stop:
@@ -360,12 +364,11 @@ def defuse(text: str) -> str:
     return _PERMALINK.sub("matrix\u2060.to", printable(text))
 
 
-def format_content(post: OutboundPost, *, star: bool = False) -> TextMessageEventContent:
+def format_content(post: OutboundPost) -> TextMessageEventContent:
     """`m.text` with the text as `body` and, escaped, as `formatted_body`
     (`org.matrix.custom.html`): every `<`, `>`, `&` and quote escaped, line breaks as
     `<br>`, attachments as links only to http(s) URLs. `m.mentions` empty: nobody is
-    mentioned, whatever the text says (`@room`, a display name). `star`: the "* " an edit's
-    fallback body starts with."""
+    mentioned, whatever the text says (`@room`, a display name)."""
     text = cut(defuse(post.text), MAX_TEXT) if post.text else ""
     plain_lines = [text] if text else []
     html_lines = [html.escape(text).replace("\n", "<br>")] if text else []
@@ -382,8 +385,6 @@ def format_content(post: OutboundPost, *, star: bool = False) -> TextMessageEven
         )
     body = "\n".join(plain_lines) or "\u200b"
     formatted = "<br>".join(html_lines) or "\u200b"
-    if star:
-        body, formatted = f"* {body}", f"* {formatted}"
     content = TextMessageEventContent(
         msgtype=MessageType.TEXT, body=body, format=Format.HTML, formatted_body=formatted
     )
