@@ -8,6 +8,7 @@ redact others' events). The Client-Server calls hookhub makes, under `/_matrix/c
 - `GET /account/whoami`; `POST /register` (`m.login.application_service`: only the
   appservice, only inside its exclusive namespace, `M_USER_IN_USE` for a user that exists);
 - `PUT /profile/{userId}/displayname|avatar_url` (oneself only; an avatar is an mxc:// URI);
+  `POST /_matrix/media/v3/upload` (any user: the bytes kept in `media`);
 - `POST /rooms/{roomId}/join`, `POST /rooms/{roomId}/invite` (a room that is `invite`
   only takes the invited);
 - `GET /rooms/{roomId}/state/m.room.name/`;
@@ -98,6 +99,7 @@ class FakeMatrix:
         self.users: set[str] = set()
         self.profiles: dict[str, dict[str, str]] = {}
         self.rooms: dict[str, Room] = {}
+        self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, content type)
         self.queue: list[dict[str, Any]] = []  # events not yet pushed
         self.pushed: list[tuple[str, list[dict[str, Any]], int]] = []  # (txnId, events, status)
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, query)
@@ -440,12 +442,24 @@ class FakeMatrix:
                 answer["end"] = end
             return answer
 
+        async def upload(request: Request) -> Response:
+            self.requests.append((request.method, request.url.path, dict(request.query_params)))
+            try:
+                self._requester(request)
+            except Refused as refused:
+                return refused.response
+            data = await request.body()
+            media_id = f"m{next(self._event_ids)}"
+            self.media[media_id] = (data, request.headers.get("content-type", ""))
+            return JSONResponse({"content_uri": f"mxc://{self.server_name}/{media_id}"})
+
         async def healthz(_: Request) -> JSONResponse:
             return JSONResponse({"ok": True})
 
         return Starlette(
             routes=[
                 Route("/healthz", healthz),
+                Route("/_matrix/media/v3/upload", upload, methods=["POST"]),
                 Route(f"{CLIENT}/account/whoami", handler(whoami), methods=["GET"]),
                 Route(f"{CLIENT}/register", handler(register), methods=["POST"]),
                 Route(

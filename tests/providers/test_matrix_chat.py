@@ -233,3 +233,38 @@ async def test_a_wrong_as_token_is_rejected(w: World) -> None:
         await chat.identity("not-the-as-token")
     identity = await w.chat.identity(w.token)
     assert identity.user_id == w.fake.bot and identity.app_id == PREFIX
+
+
+async def test_an_authors_avatar_is_uploaded_once_and_set_on_the_puppet(w: World) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    fetched: list[str] = []
+
+    async def fetch(url: str) -> tuple[bytes, str] | None:
+        fetched.append(url)
+        return {
+            "https://avatars.example/ada.png": (png, "image/png"),
+            "https://avatars.example/page.html": (b"<html>", "text/html"),
+        }.get(url)
+
+    chat = MatrixChat(w.api, PREFIX, fetch_avatar=fetch)
+    room = w.fake.room.id
+    ada = Author("Ada", "https://avatars.example/ada.png", external_id="chat-user-avatar")
+    first = await chat.post(w.token, room, OutboundPost("a", ada, tag="av-1"))
+    await chat.post(w.token, room, OutboundPost("b", ada, tag="av-2"))
+    puppet = w.fake.event(first.external_message_id)["sender"]
+    avatar = w.fake.profiles[puppet]["avatar_url"]
+    assert avatar.startswith("mxc://sandbox.test/")
+    assert w.fake.media[avatar.rsplit("/", 1)[1]] == (png, "image/png")
+    assert fetched == ["https://avatars.example/ada.png"] and len(_calls(w, "/upload")) == 1
+    # What is no image, or not there, sets no avatar; an mxc:// one is set as it is.
+    for n, url in enumerate(("https://avatars.example/page.html", "https://avatars.example/x")):
+        other = Author(f"Other {n}", url, external_id=f"chat-user-noavatar-{n}")
+        posted = await chat.post(w.token, room, OutboundPost("c", other, tag=f"av-n{n}"))
+        assert (
+            "avatar_url" not in w.fake.profiles[w.fake.event(posted.external_message_id)["sender"]]
+        )
+    mxc = Author("Mxc", "mxc://elsewhere.example/abc", external_id="chat-user-mxc")
+    posted = await chat.post(w.token, room, OutboundPost("d", mxc, tag="av-mxc"))
+    sender = w.fake.event(posted.external_message_id)["sender"]
+    assert w.fake.profiles[sender]["avatar_url"] == "mxc://elsewhere.example/abc"
+    assert len(_calls(w, "/upload")) == 1

@@ -34,6 +34,7 @@ from shared.kernel.errors import HookhubError
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
 
 CLIENT = "/_matrix/client/v3"
+MEDIA = "/_matrix/media/v3"
 # When a 429 says nothing about how long to wait.
 DEFAULT_RETRY_AFTER = 1.0
 
@@ -116,18 +117,25 @@ class MatrixApi:
         as_user: str | None = None,
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        prefix: str = CLIENT,
     ) -> dict[str, Any]:
         query = dict(params or {})
         if as_user is not None:
             query["user_id"] = as_user
         call = f"{method} {path.split('?')[0]}"
+        headers = {"Authorization": f"Bearer {token}"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         try:
             answer = await self._client.request(
                 method,
-                f"{self._base}{CLIENT}{path}",
+                f"{self._base}{prefix}{path}",
                 params=query,
                 json=dict(json) if json is not None else None,
-                headers={"Authorization": f"Bearer {token}"},
+                content=content,
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             raise ProviderUnreachable(f"Matrix is unreachable: {type(exc).__name__}") from exc
@@ -187,6 +195,24 @@ class MatrixApi:
             as_user=user_id,
             json={"avatar_url": avatar_url},
         )
+
+    async def upload(
+        self, token: str, data: bytes, content_type: str, as_user: str | None = None
+    ) -> str:
+        """`POST /_matrix/media/v3/upload`: the `mxc://` URI of the content."""
+        answer = await self._call(
+            "POST",
+            "/upload",
+            token,
+            as_user=as_user,
+            content=data,
+            content_type=content_type,
+            prefix=MEDIA,
+        )
+        uri = answer.get("content_uri")
+        if not isinstance(uri, str) or not uri.startswith("mxc://"):
+            raise ProviderUnreachable("Matrix answered an upload without a content_uri")
+        return uri
 
     async def join(self, token: str, room_id: str, user_id: str | None = None) -> None:
         await self._call("POST", f"/rooms/{q(room_id)}/join", token, as_user=user_id, json={})

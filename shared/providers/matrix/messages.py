@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -79,6 +79,11 @@ _MEDIA_TYPES = {
     MessageType.VIDEO: "video",
     MessageType.LOCATION: "location",
 }
+# An avatar's bytes and media type from its URL (None: none to be had). The wiring gives
+# one that keeps to the egress policy: the chat's avatar URLs come from outside.
+AvatarFetcher = Callable[[str], Awaitable[tuple[bytes, str] | None]]
+# Largest avatar uploaded.
+MAX_AVATAR_BYTES = 1024 * 1024
 # A localpart's characters (Client-Server API "User Identifiers": a-z 0-9 . _ = - /).
 _LOCALPART = re.compile(r"[a-z0-9._=/-]+")
 # Where a Matrix client would make a link into a pill: a matrix.to permalink.
@@ -94,11 +99,15 @@ class MatrixChat:
 
     name = "matrix"
 
-    def __init__(self, api: MatrixApi, prefix: str) -> None:
+    def __init__(
+        self, api: MatrixApi, prefix: str, fetch_avatar: AvatarFetcher | None = None
+    ) -> None:
         if not _LOCALPART.fullmatch(prefix):
             raise ValueError(f"{prefix!r} is no localpart prefix (a-z 0-9 . _ = - /)")
         self._api = api
         self._prefix = prefix
+        self._fetch_avatar = fetch_avatar
+        self._avatars: dict[str, str] = {}  # an author's avatar URL → its mxc:// upload
         self._bots: dict[str, str] = {}  # as_token → the appservice's own user id
         self._profiles: dict[str, tuple[str, str | None]] = {}  # puppet → (name, avatar)
         self._joined: set[tuple[str, str]] = set()  # (puppet, room)
@@ -141,18 +150,39 @@ class MatrixChat:
         server = (await self._bot(token)).split(":", 1)[1]
         puppet = self.puppet(author, server)
         name = cut(printable(author.name).strip() or "unknown", MAX_NAME)
-        avatar = author.avatar_url if (author.avatar_url or "").startswith("mxc://") else None
+        wanted = (name, author.avatar_url)
         if puppet not in self._profiles:
             await self._api.register(token, puppet[1:].split(":", 1)[0])
-        if self._profiles.get(puppet) != (name, avatar):
+        if self._profiles.get(puppet) != wanted:
             await self._api.set_displayname(token, puppet, name)
+            avatar = await self._avatar(token, puppet, author.avatar_url)
             if avatar is not None:
                 await self._api.set_avatar_url(token, puppet, avatar)
-            self._profiles[puppet] = (name, avatar)
+            self._profiles[puppet] = wanted
         if (puppet, room_id) not in self._joined:
             await self._join(token, room_id, puppet)
             self._joined.add((puppet, room_id))
         return puppet
+
+    async def _avatar(self, token: str, puppet: str, url: str | None) -> str | None:
+        """The avatar as an `mxc://` URI: as it is, or uploaded (once per URL) from the
+        bytes `fetch_avatar` brings; None without a fetcher or when it brings nothing."""
+        if not url:
+            return None
+        if url.startswith("mxc://"):
+            return url
+        if url in self._avatars:
+            return self._avatars[url]
+        if self._fetch_avatar is None or not url.startswith(("https://", "http://")):
+            return None
+        fetched = await self._fetch_avatar(url)
+        if fetched is None:
+            return None
+        data, media_type = fetched
+        if not media_type.startswith("image/") or len(data) > MAX_AVATAR_BYTES:
+            return None
+        uri = self._avatars[url] = await self._api.upload(token, data, media_type, puppet)
+        return uri
 
     async def _join(self, token: str, room_id: str, puppet: str) -> None:
         """Joined; a room that takes no one uninvited has the appservice's user invite the
