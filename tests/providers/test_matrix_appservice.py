@@ -15,9 +15,20 @@ import httpx
 import pytest
 import yaml
 
-from shared.providers.chat import Author, OutboundPost
-from shared.providers.matrix.api import MatrixApi
-from shared.providers.matrix.appservice import Registration, registration_yaml
+from shared.providers.catalog import CATALOG
+from shared.providers.chat import (
+    Author,
+    OutboundPost,
+    PermanentError,
+    RateLimited,
+    TokenRejected,
+)
+from shared.providers.matrix.api import MatrixApi, refusal
+from shared.providers.matrix.appservice import (
+    Registration,
+    registration_for,
+    registration_yaml,
+)
 from shared.providers.matrix.messages import MatrixChat
 from tests.providers.matrix_world import World, world
 
@@ -293,3 +304,35 @@ def test_the_registration_is_yaml_with_an_exclusive_namespace() -> None:
             "rooms": [],
         },
     }
+
+    # From an integration's settings (the catalog's), the prefix defaulted.
+    settings = CATALOG["matrix"].examples()
+    made = yaml.safe_load(registration_for("int_9", "https://h.example/m/int_9", settings))
+    assert made["id"] == "hookhub-int_9" and made["url"] == "https://h.example/m/int_9"
+    assert (made["as_token"], made["hs_token"]) == (settings["as_token"], settings["hs_token"])
+    del settings["namespace_prefix"]
+    made = yaml.safe_load(registration_for("int_9", "https://h.example/m/int_9", settings))
+    assert made["namespaces"]["users"][0]["regex"] == "@_hookhub_.*"
+
+
+def test_refusals_are_sorted_into_the_chat_contracts_errors() -> None:
+    def refused(status: int, body: dict[str, object], **headers: str) -> Exception:
+        return refusal("PUT /rooms/x/send", status, body, httpx.Headers(headers))
+
+    # spec example: definitions/errors/rate_limited.yaml
+    limited = refused(
+        429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 2000}
+    )
+    assert isinstance(limited, RateLimited) and limited.retry_after == 2.0
+    waited = refused(429, {"errcode": "M_LIMIT_EXCEEDED"}, **{"Retry-After": "7"})
+    assert isinstance(waited, RateLimited) and waited.retry_after == 7.0
+    assert isinstance(refused(401, {"errcode": "M_UNKNOWN_TOKEN"}), TokenRejected)
+    forbidden = refused(403, {"errcode": "M_FORBIDDEN", "error": "not in room"})
+    assert isinstance(forbidden, PermanentError) and forbidden.scope == "channel"
+    exclusive = refused(400, {"errcode": "M_EXCLUSIVE"})
+    assert isinstance(exclusive, PermanentError) and exclusive.scope == "integration"
+    large = refused(413, {"errcode": "M_TOO_LARGE"})
+    assert isinstance(large, PermanentError) and (large.error, large.scope) == (
+        "msg_too_long",
+        "message",
+    )

@@ -38,6 +38,7 @@ from starlette.routing import Route
 from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import Reply
 from shared.providers.chat import MessageChange
+from shared.providers.matrix.catalog import DEFAULT_PREFIX
 from shared.providers.matrix.messages import MatrixChat
 
 TRANSACTIONS = "/_matrix/app/v1/transactions/{txn_id}"
@@ -215,6 +216,21 @@ class Registration:
                 "rooms": [],
             },
         }
+
+
+def registration_for(integration_id: str, appservice_url: str, settings: Mapping[str, str]) -> str:
+    """The registration file of one integration, from its settings (`as_token`, `hs_token`,
+    `namespace_prefix`): what the route serving it (not wired yet) answers. `appservice_url`
+    is the integration's URL the homeserver sends its transactions under."""
+    return registration_yaml(
+        Registration(
+            id=f"hookhub-{integration_id}",
+            url=appservice_url,
+            as_token=settings["as_token"],
+            hs_token=settings["hs_token"],
+            prefix=settings.get("namespace_prefix") or DEFAULT_PREFIX,
+        )
+    )
 
 
 def registration_yaml(registration: Registration) -> str:

@@ -164,6 +164,21 @@ class MatrixChat:
             self._joined.add((puppet, room_id))
         return puppet
 
+    async def _send_as(
+        self, token: str, room_id: str, puppet: str, txn: str, body: Mapping[str, Any]
+    ) -> str:
+        """Sent as the puppet; refused as not in the room (kicked since it joined, or the
+        homeserver forgot), joined again and sent once more."""
+        try:
+            return await self._api.send(token, room_id, txn, body, as_user=puppet)
+        except PermanentError as exc:
+            if exc.error != "forbidden" or (puppet, room_id) not in self._joined:
+                raise
+        self._joined.discard((puppet, room_id))
+        await self._join(token, room_id, puppet)
+        self._joined.add((puppet, room_id))
+        return await self._api.send(token, room_id, txn, body, as_user=puppet)
+
     async def _avatar(self, token: str, puppet: str, url: str | None) -> str | None:
         """The avatar as an `mxc://` URI: as it is, or uploaded (once per URL) from the
         bytes `fetch_avatar` brings; None without a fetcher or when it brings nothing."""
@@ -219,7 +234,7 @@ class MatrixChat:
         if post.tag:
             body[TAG_KEY] = post.tag
         txn = txn_id("post", external_channel_id, post.tag or _fingerprint(body))
-        event_id = await self._api.send(token, external_channel_id, txn, body, as_user=puppet)
+        event_id = await self._send_as(token, external_channel_id, puppet, txn, body)
         return Posted(external_message_id=event_id, external_thread_id=post.thread_external_id)
 
     async def edit(
@@ -234,7 +249,7 @@ class MatrixChat:
         # without `m.relates_to`, "* " before the fallback body and formatted_body.
         body = content.serialize()
         txn = txn_id("edit", external_channel_id, external_message_id, _fingerprint(body))
-        await self._api.send(token, external_channel_id, txn, body, as_user=puppet)
+        await self._send_as(token, external_channel_id, puppet, txn, body)
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         """Redacted by the appservice's own user, which needs the power to redact others'
