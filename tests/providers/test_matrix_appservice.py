@@ -15,7 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from shared.providers.catalog import CATALOG
+from shared.kernel.errors import Invalid
+from shared.providers.catalog import CATALOG, check_settings, split_settings
 from shared.providers.chat import (
     Author,
     OutboundPost,
@@ -336,3 +337,19 @@ def test_refusals_are_sorted_into_the_chat_contracts_errors() -> None:
         "msg_too_long",
         "message",
     )
+
+
+def test_the_catalog_entry_seals_the_tokens_and_names_the_transactions_url() -> None:
+    entry = CATALOG["matrix"]
+    values = check_settings("matrix", entry.examples(), creating=True)
+    secret, shown = split_settings("matrix", values)
+    assert set(secret) == {"as_token", "hs_token"}
+    assert set(shown) == {"homeserver_url", "namespace_prefix"}
+    with pytest.raises(Invalid):
+        check_settings("matrix", {**values, "homeserver_url": "ftp://x"}, creating=True)
+    with pytest.raises(Invalid):
+        check_settings("matrix", {**values, "namespace_prefix": "@evil.*"}, creating=True)
+    url = "https://h.example/api/webhooks/matrix/int_1"
+    steps = " ".join(entry.to_json(url)["setup"])
+    assert f"{url}/_matrix/app/v1/transactions/" in steps
+    assert entry.category == "chat" and "sync" in entry.capabilities
