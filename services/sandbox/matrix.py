@@ -8,7 +8,7 @@ redact others' events). The Client-Server calls hookhub makes, under `/_matrix/c
 - `GET /account/whoami`; `POST /register` (`m.login.application_service`: only the
   appservice, only inside its exclusive namespace, `M_USER_IN_USE` for a user that exists);
 - `PUT /profile/{userId}/displayname|avatar_url` (oneself only; an avatar is an mxc:// URI);
-  `POST /_matrix/media/v3/upload` (any user: the bytes kept in `media`);
+  `GET /profile/{userId}`; `POST /_matrix/media/v3/upload` (the bytes kept in `media`);
 - `POST /rooms/{roomId}/join`, `POST /rooms/{roomId}/invite` (a room that is `invite`
   only takes the invited);
 - `GET /rooms/{roomId}/state/m.room.name/`;
@@ -353,6 +353,13 @@ class FakeMatrix:
             self.profiles.setdefault(user, {})[field] = value
             return {}
 
+        async def get_profile(
+            request: Request, user: str, body: dict[str, Any], user_id: str
+        ) -> dict[str, Any]:
+            if user_id not in self.users:
+                raise Refused(404, "M_NOT_FOUND", "Profile was not found")
+            return dict(self.profiles.get(user_id, {}))
+
         async def join(
             request: Request, user: str, body: dict[str, Any], room_id: str
         ) -> dict[str, Any]:
@@ -467,6 +474,7 @@ class FakeMatrix:
                     handler(profile),
                     methods=["PUT"],
                 ),
+                Route(CLIENT + "/profile/{user_id}", handler(get_profile), methods=["GET"]),
                 Route(CLIENT + "/rooms/{room_id}/join", handler(join), methods=["POST"]),
                 Route(CLIENT + "/rooms/{room_id}/invite", handler(invite), methods=["POST"]),
                 Route(CLIENT + "/rooms/{room_id}/state/m.room.name/", handler(name)),

@@ -122,6 +122,19 @@ async def test_the_legacy_transactions_path_is_served(w: World) -> None:
     assert [c.external_message_id for c in w.changes()] == ["$legacy"]
 
 
+async def test_the_ping_answers_an_authenticated_homeserver(w: World) -> None:
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        url = f"{w.registration.url}/_matrix/app/v1/ping"
+        ok = await client.post(
+            url,
+            json={"transaction_id": "mautrix-go_1683636478256400935_123"},  # spec example
+            headers={"Authorization": f"Bearer {w.registration.hs_token}"},
+        )
+        wrong = await client.post(url, json={}, headers={"Authorization": "Bearer no"})
+    assert (ok.status_code, ok.json()) == (200, {})
+    assert (wrong.status_code, wrong.json()["errcode"]) == (403, "M_FORBIDDEN")
+
+
 async def test_a_repeated_txn_id_is_answered_200_and_processed_once(w: World) -> None:
     sent = w.fake.says("bob", TEXT)
     assert await w.fake.push() == 200

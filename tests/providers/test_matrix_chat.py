@@ -237,6 +237,12 @@ async def test_the_channel_and_an_invite_only_room(w: World) -> None:
     assert refused.value.scope == "channel"
 
 
+async def test_a_senders_name_is_read_from_their_profile(w: World) -> None:
+    alice = await w.chat.user(w.token, "@alice:sandbox.test")
+    assert alice == Author("Alice", external_id="@alice:sandbox.test")
+    assert await w.chat.user(w.token, "@nobody:sandbox.test") is None
+
+
 async def test_a_wrong_as_token_is_rejected(w: World) -> None:
     chat = MatrixChat(w.api, PREFIX)
     with pytest.raises(TokenRejected):

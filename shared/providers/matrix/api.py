@@ -214,6 +214,17 @@ class MatrixApi:
             raise ProviderUnreachable("Matrix answered an upload without a content_uri")
         return uri
 
+    async def profile(self, token: str, user_id: str) -> dict[str, Any] | None:
+        """`GET /profile/{userId}`: `displayname`, `avatar_url` (either may be missing);
+        None for a user the homeserver does not know (404 `M_NOT_FOUND`) or will not show
+        (403)."""
+        try:
+            return await self._call("GET", f"/profile/{q(user_id)}", token)
+        except PermanentError as exc:
+            if exc.error in ("not_found", "forbidden"):
+                return None
+            raise
+
     async def join(self, token: str, room_id: str, user_id: str | None = None) -> None:
         await self._call("POST", f"/rooms/{q(room_id)}/join", token, as_user=user_id, json={})
 

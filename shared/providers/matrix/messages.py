@@ -261,9 +261,15 @@ class MatrixChat:
     # -- reading -----------------------------------------------------------------------------
 
     async def user(self, token: str, external_user_id: str) -> Author | None:
-        """None: a change names its sender's user id, which is readable as it is; the
-        profile lookup is left to the wiring (GET /profile/{userId})."""
-        return None
+        """The sender's display name (`GET /profile/{userId}`), the user id when it has
+        none. No avatar: an `mxc://` one is readable only through the homeserver's
+        authenticated media API (v1.11), with the appservice's token."""
+        profile = await self._api.profile(token, external_user_id)
+        if profile is None:
+            return None
+        name = profile.get("displayname")
+        name = printable(name).strip() if isinstance(name, str) else ""
+        return Author(name=name or external_user_id, external_id=external_user_id)
 
     async def find_post(
         self,
