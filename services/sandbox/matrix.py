@@ -11,7 +11,7 @@ redact others' events). The Client-Server calls hookhub makes, under `/_matrix/c
   `GET /profile/{userId}`; `POST /_matrix/media/v3/upload` (the bytes kept in `media`);
 - `POST /rooms/{roomId}/join`, `POST /rooms/{roomId}/invite` (a room that is `invite`
   only takes the invited);
-- `GET /rooms/{roomId}/state/m.room.name/`;
+- `GET /rooms/{roomId}/state/m.room.name/`; `GET /rooms/{roomId}/event/{eventId}`;
 - `PUT /rooms/{roomId}/send/{eventType}/{txnId}`: members only; a retransmission (same
   user, same path) answers the first event's id ("Transaction identifiers");
 - `PUT /rooms/{roomId}/redact/{eventId}/{txnId}`: one's own events, or anyone's with
@@ -388,6 +388,15 @@ class FakeMatrix:
                 raise Refused(404, "M_NOT_FOUND", "Event not found.")
             return {"name": room.name}
 
+        async def get_event(
+            request: Request, user: str, body: dict[str, Any], room_id: str, event_id: str
+        ) -> dict[str, Any]:
+            room = self._member(room_id, user)
+            for event in room.timeline:
+                if event["event_id"] == event_id:
+                    return dict(event)
+            raise Refused(404, "M_NOT_FOUND", "Event not found.")
+
         async def send(
             request: Request,
             user: str,
@@ -490,5 +499,6 @@ class FakeMatrix:
                     methods=["PUT"],
                 ),
                 Route(CLIENT + "/rooms/{room_id}/messages", handler(messages)),
+                Route(CLIENT + "/rooms/{room_id}/event/{event_id}", handler(get_event)),
             ]
         )

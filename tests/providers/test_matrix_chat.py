@@ -119,6 +119,17 @@ async def test_an_edit_replaces_the_post_and_a_delete_redacts_it(w: World) -> No
     assert edit["content"]["m.new_content"]["formatted_body"] == "second &lt;b&gt;"
     assert "m.relates_to" not in edit["content"]["m.new_content"]
 
+    # Sync names an author by display name only: renamed, the edit is still the poster's.
+    by_name = Author("Namesake")
+    named = await w.chat.post(w.token, room, OutboundPost("v1", by_name, tag="e-2"))
+    await w.chat.edit(
+        w.token, room, named.external_message_id, OutboundPost("v2", Author("Renamed"), tag="e-2")
+    )
+    assert w.fake.room.timeline[-1]["sender"] == w.fake.event(named.external_message_id)["sender"]
+    with pytest.raises(PermanentError) as gone:
+        await w.chat.edit(w.token, room, "$never-there", OutboundPost("x", by_name, tag="e-3"))
+    assert (gone.value.error, gone.value.scope) == ("message_not_found", "message")
+
     await w.chat.delete(w.token, room, posted.external_message_id)
     assert w.fake.event(posted.external_message_id)["content"] == {}
     redaction = w.fake.room.timeline[-1]

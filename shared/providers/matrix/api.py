@@ -246,6 +246,15 @@ class MatrixApi:
         name = data.get("name")
         return name if isinstance(name, str) and name else None
 
+    async def event(self, token: str, room_id: str, event_id: str) -> dict[str, Any] | None:
+        """`GET /rooms/{roomId}/event/{eventId}`, None when it is not there (404)."""
+        try:
+            return await self._call("GET", f"/rooms/{q(room_id)}/event/{q(event_id)}", token)
+        except PermanentError as exc:
+            if exc.error == "not_found":
+                return None
+            raise
+
     async def send(
         self,
         token: str,

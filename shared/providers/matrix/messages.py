@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -117,9 +118,10 @@ class MatrixChat:
     # -- who we are ------------------------------------------------------------------------
 
     def pace_seconds(self, external_channel_id: str) -> float:
-        """A homeserver limits each user (Synapse: 0.2 a second, a burst of 10), and an
-        appservice's puppets are exempt when its registration says `rate_limited: false`
-        (which `registration_yaml` does); a 429 still wins."""
+        """Five writes a second: a homeserver limits each user (Synapse's default: one every
+        5 s after a burst of 10), but an appservice's puppets are exempt when its
+        registration says `rate_limited: false`, as `registration_yaml` does; a 429 still
+        wins."""
         return 0.2
 
     async def _bot(self, token: str) -> str:
@@ -240,9 +242,20 @@ class MatrixChat:
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
     ) -> None:
-        """An `m.replace` of the post, by the same puppet (only a message's sender may
-        replace it), the new text in `m.new_content` and "* " before the fallback body."""
-        puppet = await self._ensure_puppet(token, external_channel_id, post.author)
+        """An `m.replace` of the post by the puppet that sent it ("Validity of replacement
+        events": the same sender), the new text in `m.new_content` and "* " before the
+        fallback body. The sender is read from the post itself: sync names an author by
+        display name only, so a renamed author's puppet may not be the one that posted."""
+        original = await self._api.event(token, external_channel_id, external_message_id)
+        if original is None:
+            raise PermanentError(
+                f"Matrix has no event {external_message_id} to edit", "message_not_found", "message"
+            )
+        sender = original.get("sender")
+        if isinstance(sender, str) and self.is_ours(sender):
+            puppet = sender
+        else:
+            puppet = await self._ensure_puppet(token, external_channel_id, post.author)
         content = format_content(post)
         content.set_edit(EventID(external_message_id))
         # mautrix serializes an edit as the spec shows it: `m.new_content` the content
@@ -405,7 +418,7 @@ def txn_id(*parts: str) -> str:
 
 
 def _fingerprint(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def defuse(text: str) -> str:
