@@ -260,6 +260,10 @@ async def test_a_wrong_as_token_is_rejected(w: World) -> None:
         await chat.identity("not-the-as-token")
     identity = await w.chat.identity(w.token)
     assert identity.user_id == w.fake.bot and identity.app_id == PREFIX
+    # Ours: the namespace on this homeserver only.
+    assert w.chat.is_ours(f"@{PREFIX}abc:sandbox.test") and w.chat.is_ours(w.fake.bot)
+    assert not w.chat.is_ours(f"@{PREFIX}abc:elsewhere.example")
+    assert not w.chat.is_ours("@alice:sandbox.test")
 
 
 async def test_an_authors_avatar_is_uploaded_once_and_set_on_the_puppet(w: World) -> None:

@@ -144,8 +144,16 @@ class MatrixChat:
         return f"@{self._prefix}{digest}:{server}"
 
     def is_ours(self, user_id: str, bot: str | None = None) -> bool:
-        """A user of the appservice's namespace, or the appservice's own user."""
-        return user_id == bot or user_id.startswith(f"@{self._prefix}")
+        """A user of the appservice's namespace, or the appservice's own user. Once the
+        homeserver's name is known (the first call with the as_token), only its users: a
+        namespace is exclusive on its own server, and a remote `@_hookhub_x:elsewhere` is
+        somebody else."""
+        if user_id == bot:
+            return True
+        if not user_id.startswith(f"@{self._prefix}"):
+            return False
+        server = next(iter(self._bots.values()), None)
+        return server is None or user_id.endswith(":" + server.split(":", 1)[1])
 
     async def _ensure_puppet(self, token: str, room_id: str, author: Author) -> str:
         """The author's puppet, registered, named, and in the room."""
@@ -401,8 +409,7 @@ class MatrixChat:
         user = change.sender.user_id
         if user is None:
             return False
-        prefix = identity.app_id or self._prefix
-        return user == identity.user_id or user.startswith(f"@{prefix}")
+        return self.is_ours(user, identity.user_id)
 
     async def render(self, text: str, users: UserLookup) -> str:
         """The plain `body` is what is bridged: readable as it is."""
