@@ -119,7 +119,7 @@ from bench.sender import (
 from services.delivery.deliveries.dispatcher import LANE_SHARE
 from shared.kernel.consumers import FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess, free_port
-from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.envelopes import ChatEvent, ProviderEvent, Topic
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.settings import DeliverySettings
 
@@ -821,14 +821,21 @@ def _producer(bootstrap: str, linger_ms: int) -> Any:
     )
 
 
-async def publish_all(bootstrap: str, topic: str, events: Iterable[ChatEvent]) -> float:
-    """Publishes every event, acknowledged; returns the seconds it took."""
+async def publish_all(
+    bootstrap: str, topic: str, events: Iterable[ChatEvent | ProviderEvent]
+) -> float:
+    """Publishes every event (with its headers), acknowledged; returns the seconds it took."""
     producer = _producer(bootstrap, linger_ms=5)
     await producer.start()
     try:
         started = time.perf_counter()
         futures = [
-            await producer.send(topic, event.to_kafka(), key=event.partition_key())
+            await producer.send(
+                topic,
+                event.to_kafka(),
+                key=event.partition_key(),
+                headers=list(event.kafka_headers()) or None,
+            )
             for event in events
         ]
         await asyncio.gather(*futures)

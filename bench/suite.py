@@ -25,6 +25,7 @@ from bench import (
     importer,
     incoming,
     management,
+    networks,
     notifications,
     retention,
     soak,
@@ -58,8 +59,8 @@ BENCHMARKS: list[Benchmark] = [
     event_types.BENCHMARK,
     retention.BENCHMARK,
 ]
-# Not in a plain `make bench`: only with `--only <name>`.
-ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK]
+# Not in a plain `make bench`: only with `--only <name>` (`sync-networks` also runs in `sync`).
+ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK, networks.BENCHMARK]
 
 
 def _parse_env(item: str) -> tuple[str, str]:

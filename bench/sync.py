@@ -354,7 +354,10 @@ class Sync:
             unit="messages/s",
             compare="latency",
         )
-        return [throughput, outbound, inbound]
+        # The other networks' tables (bench.networks; it imports this module).
+        from bench.networks import BENCHMARK as networks
+
+        return [throughput, outbound, inbound, *networks.run(harness)]
 
     def _baseline(
         self,
@@ -366,6 +369,9 @@ class Sync:
         from_seq: int,
         paced: tuple[str, float, int] | None = None,
         client: str = "httpx",
+        network: str = "slack",
+        token: str = BOT_TOKEN,
+        sink_name: str = "slack",
     ) -> tuple[Measurement, int]:
         """Runs bench.sync_baseline on `topic` until it posted `count`; with `paced`, the
         events are published at that rate once it has its partitions."""
@@ -375,7 +381,7 @@ class Sync:
         ready_file = harness.root / f"sync-baseline-{stamp}.ready"
         argv = [sys.executable, "-m", "bench.sync_baseline", "--bootstrap"]
         argv += [infrastructure.kafka_bootstrap, "--topic", topic, "--api", api]
-        argv += ["--token", BOT_TOKEN, "--count", str(count)]
+        argv += ["--network", network, "--token", token, "--count", str(count)]
         argv += ["--result-file", str(result_file), "--ready-file", str(ready_file)]
         argv += ["--client", client]
         baseline = harness.start_process("sync-baseline", argv)
@@ -389,7 +395,7 @@ class Sync:
         watched = {
             "baseline": baseline.process.pid,
             "kafka": infrastructure.broker.process.pid,
-            "slack": standin.child.process.pid,
+            sink_name: standin.child.process.pid,
         }
         if paced is not None:
             watched["publisher"] = os.getpid()

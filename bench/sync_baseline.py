@@ -26,6 +26,7 @@ import json
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,53 @@ from shared.kernel.consumers import FETCH_MAX_WAIT_MS
 
 CONNECTIONS = 200
 MAX_RECORDS = 500
-# One post: the body → (HTTP status, the answer's `ok`).
-Send = Callable[[bytes], Awaitable[tuple[int, bool]]]
+# One post: the URL and the body → (HTTP status, whether the answer says it was posted).
+Send = Callable[[str, bytes], Awaitable[tuple[int, bool]]]
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Outbound:
+    """What the loop sends for one chat event, as the network's API takes it: the URL, the
+    headers and the body; and whether an answer's JSON says it was posted."""
+
+    url: Callable[[dict[str, Any]], str]
+    headers: dict[str, str]
+    body: Callable[[dict[str, Any]], bytes]
+    posted: Callable[[Any], bool]
+    method: str = "POST"  # Matrix sends with PUT
+
+
+def slack(api: str, token: str) -> Outbound:
+    """`chat.postMessage` as sync sends it."""
+
+    def body(event: dict[str, Any]) -> bytes:
+        data, actor = event["data"], event.get("actor") or {}
+        return orjson.dumps(
+            {
+                "channel": slack_of(data["channel_id"]),
+                "text": data["text"],
+                "username": actor.get("name"),
+                "icon_url": actor.get("avatar_url"),
+                "metadata": {
+                    "event_type": "hookhub_message",
+                    "event_payload": {"message_id": data["message_id"]},
+                },
+            }
+        )
+
+    url = api.rstrip("/") + "/chat.postMessage"
+    return Outbound(
+        url=lambda event: url,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json; charset=utf-8",
+        },
+        body=body,
+        posted=lambda answer: bool(answer.get("ok")),
+    )
+
+
+async def run(args: argparse.Namespace, outbound: Outbound) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
         args.topic,
         bootstrap_servers=args.bootstrap,
@@ -52,33 +95,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         enable_auto_commit=False,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    url = args.api.rstrip("/") + "/chat.postMessage"
-    headers = {
-        "Authorization": f"Bearer {args.token}",
-        "Content-Type": "application/json; charset=utf-8",
-    }
+    headers = outbound.headers
     errors: Counter[str] = Counter()
     posted = 0
 
     async def post(event: dict[str, Any], send: Send) -> None:
         nonlocal posted
-        data, actor = event["data"], event.get("actor") or {}
-        body = {
-            "channel": slack_of(data["channel_id"]),
-            "text": data["text"],
-            "username": actor.get("name"),
-            "icon_url": actor.get("avatar_url"),
-            "metadata": {
-                "event_type": "hookhub_message",
-                "event_payload": {"message_id": data["message_id"]},
-            },
-        }
         try:
-            status, ok = await send(orjson.dumps(body))
+            status, ok = await send(outbound.url(event), outbound.body(event))
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
             errors[type(exc).__name__] += 1
             return
-        if status != 200 or not ok:
+        if status >= 300 or not ok:
             errors[f"http_{status}"] += 1
             return
         posted += 1
@@ -119,9 +147,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
 
-            async def send(body: bytes) -> tuple[int, bool]:
-                async with session.post(url, data=body, headers=headers) as answer:
-                    return answer.status, bool(orjson.loads(await answer.read()).get("ok"))
+            async def send(url: str, body: bytes) -> tuple[int, bool]:
+                async with session.request(
+                    outbound.method, url, data=body, headers=headers
+                ) as answer:
+                    return answer.status, outbound.posted(orjson.loads(await answer.read()))
 
         else:
             client = await stack.enter_async_context(
@@ -133,9 +163,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
 
-            async def send(body: bytes) -> tuple[int, bool]:
-                answer = await client.post(url, content=body, headers=headers)
-                return answer.status_code, bool(answer.json().get("ok"))
+            async def send(url: str, body: bytes) -> tuple[int, bool]:
+                answer = await client.request(outbound.method, url, content=body, headers=headers)
+                return answer.status_code, outbound.posted(answer.json())
 
         await consume(send)
     return {"ok": posted, "errors": sum(errors.values()), "error_kinds": dict(errors)}
@@ -143,6 +173,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sync_baseline", description=__doc__)
+    parser.add_argument(
+        "--network", default="slack", help="slack, or a network of bench.networks.NETWORKS"
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--api", required=True, help="the Web API base, e.g. http://h:p/api")
@@ -154,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
         "--client", choices=("httpx", "aiohttp"), default="httpx", help="httpx: what sync uses"
     )
     args = parser.parse_args(argv)
+    if args.network == "slack":
+        outbound = slack(args.api, args.token)
+    else:
+        from bench.networks import NETWORKS
+
+        outbound = NETWORKS[args.network].outbound(args.api, args.token)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        result = asyncio.run(run(args))
+        result = asyncio.run(run(args, outbound))
     else:
-        result = uvloop.run(run(args))
+        result = uvloop.run(run(args, outbound))
     Path(args.result_file).write_text(json.dumps(result))
     return 0
 

@@ -37,7 +37,7 @@ from services.asyncapi import asyncapi_document, render_html, with_event_types
 from services.console import SECURITY_HEADERS, console_routes
 from shared.kernel.http.errors import ERROR_SCHEMA_REF
 from shared.kernel.http.headers import UNDECODABLE_HEADERS
-from shared.kernel.http.server import HeadLimit, no_websocket
+from shared.kernel.http.server import KEEP_ALIVE_SECONDS, HeadLimit, no_websocket
 
 # First match wins. Mirrors the ownership table of SPEC §1.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -102,6 +102,11 @@ BODY_MIN_RATE = 500
 # How long a connection ended early (408, or an answer before the body's end) keeps reading
 # and dropping what the client still sends, after the answer, before it is closed.
 LINGER_SECONDS = 2.0
+# How long the edge keeps an idle connection to a service for the next request: under the
+# service's own keep-alive, or a request sent on one the service has just closed fails
+# (`ServerDisconnectedError`) and is answered 503 "not reachable" (aiohttp keeps them 15 s
+# by default, uvicorn 5 s: a request ~5 s after the last one to a service failed so).
+UPSTREAM_KEEP_ALIVE_SECONDS = KEEP_ALIVE_SECONDS - 1.0
 
 
 class _Refused(Exception):
@@ -353,7 +358,9 @@ def create_edge_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         nonlocal session
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
+            connector=aiohttp.TCPConnector(
+                limit=1000, limit_per_host=0, keepalive_timeout=UPSTREAM_KEEP_ALIVE_SECONDS
+            ),
             timeout=aiohttp.ClientTimeout(
                 total=None, connect=request_timeout, sock_connect=5.0, sock_read=request_timeout
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 
 from services.gateway.incoming_webhooks import endpoints as incoming
@@ -22,11 +23,13 @@ from shared.domain.templates import TemplateMetrics, Templates
 from shared.domain.usage import UsageCounters
 from shared.kernel.cache import RecentIds, RefreshingCache
 from shared.kernel.envelopes import Topic
+from shared.kernel.http.tls import tls
 from shared.kernel.jsbox import Sandbox
 from shared.kernel.mongo import BatchedWriter
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import GatewaySettings
 from shared.providers import apps
+from shared.providers.catalog import NETWORKS
 
 
 def setup(app: FastAPI, runtime: Runtime) -> None:
@@ -80,12 +83,19 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         writer,
         usage,
         AppSecrets(
-            {p: apps.from_environment(settings, p) for p in ("slack", "discord")},
+            {p: apps.from_environment(settings, p) for p in NETWORKS},
             provider_apps.get,
         ),
         runtime.registry,
         integrations_repo,
     )
+
+    # What providers that sign with published keys fetch them with (`KeyedWebhooks`).
+    client = httpx.AsyncClient(
+        verify=tls(), timeout=settings.provider_timeout_seconds, follow_redirects=False
+    )
+    for keyed in app.state.provider_ingress.keyed.values():
+        keyed.start(settings, client)
 
     async def start(_: Runtime) -> None:
         writer.start()
@@ -103,6 +113,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     runtime.on_startup(start)
     runtime.on_shutdown("dedupe_writes", writer.stop)
+    runtime.on_shutdown("provider_keys_client", lambda _: client.aclose(), minimum=0.05)
     runtime.on_shutdown("template_sandbox", lambda _: sandbox.close(), minimum=0.02)
     usage.register(runtime)
     runtime.ready_check("token_cache", tokens.ready)

@@ -23,7 +23,7 @@ from shared.kernel.metrics import count_by
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import ImporterSettings
 from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
-from shared.providers.chats import chat_providers, provider_client
+from shared.providers.chats import chat_providers, network_credential, provider_client
 from shared.providers.connections import Connections
 
 # Import traffic is slow and paced: a few connections are plenty.
@@ -35,7 +35,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, ImporterSettings)
     client = provider_client(_MAX_CONNECTIONS, settings.provider_timeout_seconds)
-    providers = chat_providers(settings, client)
+    apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
+    providers = chat_providers(settings, client, apps.values)
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
         integrations_repo,
@@ -44,11 +45,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="integrations",
     )
     tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
-    connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
+    connections = Connections(
+        providers,
+        tokens,
+        integrations,
+        integrations_repo,
+        runtime.publisher,
+        credential=network_credential,
+    )
     job_repository = jobs.JobRepository(
         runtime.db, timedelta(seconds=settings.import_lease_seconds)
     )
-    apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
 
     service = ImportService(
         settings=settings,
@@ -56,7 +63,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         jobs=job_repository,
         connections=connections,
         mappings=mappings.MappingRepository(runtime.db),
-        history_tier=apps.slack_history_tier,
     )
     metrics = ImportMetrics(runtime.registry)
     usage = UsageCounters(runtime.db)

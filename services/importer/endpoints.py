@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from services.importer.jobs import JobRepository
 from services.importer.schemas import ApiImportCreate, ChannelMap, ImportJobOut, Status, out
 from services.importer.service import ExportForm, ImportService
-from services.importer.sources import DEFAULT_EXPORT, EXPORTS
+from services.importer.sources import DEFAULT_EXPORT, exports
 from services.importer.uploads import receive
 from shared.domain import tenancy
 from shared.kernel.errors import BadRequest, Invalid
@@ -69,10 +69,10 @@ async def import_from_api(
                             },
                             "source": {
                                 "type": "string",
-                                "enum": list(EXPORTS),
+                                "enum": list(exports()),
                                 "default": DEFAULT_EXPORT,
                                 "description": "what the file is: "
-                                + "; ".join(f"{k}: {v.description}" for k, v in EXPORTS.items()),
+                                + "; ".join(f"{k}: {v.description}" for k, v in exports().items()),
                             },
                             "file": {"type": "string", "format": "binary"},
                             "integration_id": {
@@ -128,10 +128,11 @@ async def import_export(request: Request, service: ServiceDep) -> ImportJobOut:
 
 def _source(raw: str | None) -> str:
     source = (raw or "").strip() or DEFAULT_EXPORT
-    if source not in EXPORTS:
+    known = exports()
+    if source not in known:
         raise Invalid(
-            f"source is one of {', '.join(EXPORTS)} ("
-            + "; ".join(f"{name}: {kind.description}" for name, kind in EXPORTS.items())
+            f"source is one of {', '.join(known)} ("
+            + "; ".join(f"{name}: {kind.description}" for name, kind in known.items())
             + f"), not {source[:100]!r}",
             code="invalid_source",
         )

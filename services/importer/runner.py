@@ -29,7 +29,6 @@ from pymongo.errors import PyMongoError
 
 from services.importer.jobs import QUARANTINE_KEPT, JobRepository, LeaseLost
 from services.importer.metrics import ImportMetrics
-from services.importer.sources import Source
 from shared.domain.message_map import Copy, MessageMap, copy_id, inbound_message_id
 from shared.domain.operational import publish_integration_event
 from shared.domain.usage import UsageCounters
@@ -48,6 +47,7 @@ from shared.providers.chat import (
     RateLimited,
 )
 from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.networks import Source
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -18,32 +17,21 @@ from services.importer import uploads
 from services.importer.jobs import JobRepository, new_job
 from services.importer.runner import Target
 from services.importer.schemas import ApiImportCreate
-from services.importer.sources import (
-    DEFAULT_EXPORT,
-    EXPORTS,
-    DiscordApiSource,
-    ExportKind,
-    ExportSource,
-    SlackApiSource,
-    Source,
-)
+from services.importer.sources import DEFAULT_EXPORT, ExportSource, exports
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.domain.mappings import MappingRepository
 from shared.kernel.errors import Conflict, Invalid, NotFound
 from shared.kernel.mongo import Database, Document
 from shared.kernel.settings import ImporterSettings
+from shared.providers.catalog import CATALOG, NETWORKS, networks_with
 from shared.providers.chat import ChatProvider
 from shared.providers.connections import Connections
-from shared.providers.discord.messages import DiscordChat
 from shared.providers.exports import ExportLimits
 from shared.providers.history import Conversation
-from shared.providers.slack import limits
-from shared.providers.slack.history import SlackHistory
-from shared.providers.slack.messages import SlackChat
+from shared.providers.networks import ApiImport, ExportKind, Source
 
 log = structlog.get_logger(__name__)
 
-IMPORTABLE = ("slack", "discord")
 # The account of an export's envelope ids when neither the file nor an integration names
 # one (a Slack export without a team, a Telegram export into a workspace without a bot).
 EXPORT_ACCOUNT = "export"
@@ -71,15 +59,12 @@ class ImportService:
         jobs: JobRepository,
         connections: Connections,
         mappings: MappingRepository,
-        history_tier: Callable[[], Awaitable[str]],
     ) -> None:
         self._settings = settings
         self._db = db
         self._jobs = jobs
         self._connections = connections
         self._mappings = mappings
-        self._history_tier = history_tier
-        self._histories: dict[str, SlackHistory] = {}
 
     @property
     def limits(self) -> ExportLimits:
@@ -94,25 +79,27 @@ class ImportService:
 
     async def create_api_import(self, integration_id: str, body: ApiImportCreate) -> Document:
         integration = await self._connections.integration(integration_id)
-        if integration.provider == "telegram":
-            raise Invalid(
-                "Telegram's Bot API gives no message history: a bot sees only what is "
-                "sent after it joins, so there is nothing to import",
-                code="no_history",
-            )
-        if integration.provider not in IMPORTABLE:
+        # The networks whose channels' history an import reads through their API.
+        importable = networks_with("history")
+        network = NETWORKS.get(integration.provider)
+        if network is None:
             raise Invalid(
                 f"{integration.provider} integrations hold no chat history; these do: "
-                + ", ".join(IMPORTABLE),
+                + ", ".join(importable),
                 code="not_a_chat_integration",
             )
+        if integration.provider not in importable:
+            raise Invalid(network.no_history, code="no_history")
         if not self._connections.connected(integration):
             raise Conflict(
                 f"the integration is {integration.status}: connect it first",
                 code="integration_not_connected",
             )
-        if integration.provider != "discord" and body.guild_ids:
-            raise Invalid("guild_ids is for Discord imports", code="invalid_request")
+        params = body.params()
+        # The lists some networks' imports take besides `channel_ids` (Discord's `guild_ids`).
+        for name in {name for other in NETWORKS.values() for name in other.import_params}:
+            if params[name] and name not in network.import_params:
+                raise Invalid(f"{name} is for {_taking(name)} imports", code="invalid_request")
         if not body.channel_ids and not body.guild_ids:
             raise Invalid("name the channels to import (channel_ids)", code="invalid_request")
         job = new_job(
@@ -120,7 +107,7 @@ class ImportService:
             provider=integration.provider,
             source="api",
             integration_id=integration.id,
-            params=body.params(),
+            params=params,
         )
         await self._jobs.insert(job)
         return job
@@ -134,7 +121,7 @@ class ImportService:
         """The upload is checked as the export its `source` says (refused → 4xx, nothing
         kept), its integration found, then it is kept in GridFS for whichever replica runs
         the job."""
-        kind = EXPORTS[form.source]
+        kind = exports()[form.source]
         try:
             account, conversations = await asyncio.to_thread(
                 _checked, kind, upload.path, self.limits
@@ -145,7 +132,7 @@ class ImportService:
             file_id = await uploads.keep(self._db, upload)
         finally:
             upload.discard()
-        named = {"slack": "team_id", "discord": "guild_id"}.get(kind.provider)
+        named = NETWORKS[kind.provider].account_field
         job = new_job(
             workspace_id=workspace_id,
             provider=kind.provider,
@@ -189,7 +176,7 @@ class ImportService:
             return await self._named_integration(workspace_id, provider, account, integration_id)
         if account:
             found = await self._connections.integration_for_account(workspace_id, provider, account)
-            if found is not None or provider == "slack":
+            if found is not None or NETWORKS[provider].export_account_is_integrations:
                 return found
         candidates = await self._connections.integrations_of(workspace_id, provider)
         if len(candidates) <= 1:
@@ -215,10 +202,17 @@ class ImportService:
                 f"integration {integration_id} is not a {provider} integration of {workspace_id}",
                 code="integration_mismatch",
             )
-        if provider == "slack" and account and integration.account_id not in (None, account):
+        network = NETWORKS[provider]
+        if (
+            network.export_account_is_integrations
+            and account
+            and integration.account_id not in (None, account)
+        ):
+            # "the Slack team T1": the account as the upload's field names it.
+            what = (network.account_field or "account").removesuffix("_id")
             raise Invalid(
-                f"the export is of the Slack team {account}, integration {integration_id} "
-                f"of {integration.account_id}",
+                f"the export is of the {CATALOG[provider].name} {what} {account}, "
+                f"integration {integration_id} of {integration.account_id}",
                 code="integration_mismatch",
             )
         return integration
@@ -282,7 +276,7 @@ class ImportService:
         oldest, latest = _day(params.get("start_date")), _day(params.get("end_date"), end=True)
         if doc["source"] == "export":
             upload = doc["upload"]
-            kind = EXPORTS[upload.get("source") or DEFAULT_EXPORT]
+            kind = exports()[upload.get("source") or DEFAULT_EXPORT]
             path = await uploads.fetch(self._db, upload["file_id"], self.scratch)
             export = await asyncio.to_thread(kind.open, path, self.limits)
             # Jobs made before `upload.account` was kept: as they were made.
@@ -294,30 +288,10 @@ class ImportService:
             )
             return ExportSource(export, account)
         assert integration is not None
-        provider = self._connections.providers[integration.provider]
-        if isinstance(provider, SlackChat):
-            tier = await self._history_tier()
-            if tier not in self._histories:
-                # One per tier, shared by the jobs of this replica: its pacers keep them
-                # together within the tier.
-                self._histories[tier] = SlackHistory(provider.api, limits.history_tier(tier))
-            return SlackApiSource(
-                connections=self._connections,
-                integration=integration,
-                history=self._histories[tier],
-                channel_ids=list(params.get("channel_ids") or []),
-                oldest=oldest,
-                latest=latest,
-            )
-        assert isinstance(provider, DiscordChat)
-        return DiscordApiSource(
-            connections=self._connections,
-            integration=integration,
-            chat=provider,
-            channel_ids=list(params.get("channel_ids") or []),
-            guild_ids=list(params.get("guild_ids") or []),
-            oldest=oldest,
-            latest=latest,
+        return await NETWORKS[integration.provider].api_source(
+            self._connections.providers[integration.provider],
+            self._connections,
+            ApiImport(integration, params, oldest, latest),
         )
 
     @property
@@ -393,6 +367,13 @@ def _checked(kind: ExportKind, path: Path, limits: ExportLimits) -> tuple[str | 
         return export.account, [conversation.id for conversation in export.conversations]
     finally:
         export.close()
+
+
+def _taking(param: str) -> str:
+    """The networks whose API imports take `param`, by their names."""
+    return ", ".join(
+        CATALOG[name].name for name, network in NETWORKS.items() if param in network.import_params
+    )
 
 
 def _account(integration: IntegrationSnapshot) -> str:

@@ -28,6 +28,7 @@ from shared.kernel.metrics import CountedGauge, count_by
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.providers import OAUTH_PROVIDERS, apps
 from shared.providers.apps import BOT_TOKEN_PROVIDERS, AppDirectory, ProviderAppRepository
+from shared.providers.chats import chat_providers
 from shared.providers.discord import api as discord_api
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi, base_url
@@ -76,6 +77,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.publisher,
         slack=SlackApi(client, base_url(settings)),
         discord=DiscordApi(client, discord_api.base_url(settings)),
+        chats=chat_providers(settings, client, directory.values),
     )
     app.state.connect = ConnectService(
         state_repository.StateRepository(runtime.db),

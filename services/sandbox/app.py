@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,16 @@ from services.sandbox.discord import FakeDiscord, public_key_of
 from services.sandbox.exports import slack_export, slack_file_name, telegram_export
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
+from services.sandbox.googlechat import FakeGoogleChat, pem, rsa_key
 from services.sandbox.hooks import EventRefused
+from services.sandbox.mattermost import ADA as MATTERMOST_ADA
+from services.sandbox.mattermost import GRACE as MATTERMOST_GRACE
+from services.sandbox.mattermost import FakeMattermost
 from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.telegram import FakeTelegram
 from shared.kernel.http.tls import tls
+from shared.providers.catalog import CATALOG, NETWORKS
 
 STATIC = Path(__file__).parent / "static"
 # The docs the page links, served as text from the checkout the sandbox runs from (it runs
@@ -52,8 +58,6 @@ LINKED_DOCS = ("walkthroughs.md", "sandbox.md", "import.md")
 CREDENTIALS_FILE = "sandbox.json"
 # The hookhub workspace the sandbox's walk-throughs and the console's forms use.
 WORKSPACE_ID = "ws_demo"
-CHAT_PROVIDERS = ("slack", "discord", "telegram")
-EXPORT_PROVIDERS = ("slack", "telegram")
 EVENT_PROVIDERS = ("github", "jira")
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
@@ -98,6 +102,8 @@ _CREDENTIALS = (
     ("jira_webhook_secret", ""),
     ("google_client_id", "sandbox.apps.googleusercontent.com-"),
     ("google_client_secret", "GOCSPX-"),
+    # The Google Chat app's service account key (PEM): its key file is made from it.
+    ("googlechat_account_key", ""),
 )
 
 
@@ -135,6 +141,8 @@ def _random(name: str) -> str:
         return secrets.token_hex(8)
     if name == "discord_interactions_key":
         return secrets.token_hex(32)
+    if name == "googlechat_account_key":
+        return pem(rsa_key())
     return secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
@@ -160,7 +168,43 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
         bytes.fromhex(creds["discord_interactions_key"])
     )
     env["HOOKHUB_TELEGRAM_API_BASE"] = f"{direct}/telegram"
+    # Google Chat: its API, token endpoint and certificates, all the stand-in's.
+    env["HOOKHUB_GOOGLECHAT_API_BASE"] = f"{direct}/googlechat"
+    env["HOOKHUB_GOOGLECHAT_TOKEN_URL"] = f"{direct}/googlechat/token"
+    env["HOOKHUB_GOOGLECHAT_OAUTH2_CERTS_URL"] = f"{direct}/googlechat/oauth2/v1/certs"
+    env["HOOKHUB_GOOGLECHAT_CHAT_CERTS_URL"] = (
+        f"{direct}/googlechat/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com"
+    )
     return env
+
+
+@dataclass(frozen=True)
+class ChatStandIn:
+    """A network's stand-in as the page drives it: a user writes in a channel (`channel`,
+    `user`, `text`, `thread`: "" for none), what a channel holds, and the network's sample
+    export, if the sandbox has one: the importer's `source` for it, and the file (bytes,
+    media type, name)."""
+
+    write: Callable[[str, str, str, str], Awaitable[dict[str, Any]]]
+    messages: Callable[[str], list[dict[str, Any]]]
+    export: tuple[str, Callable[[], tuple[bytes, str, str]]] | None = None
+    # What the page writes before a channel's name: "#general"; a Telegram chat's title bare.
+    channel_mark: str = "#"
+    # The settings an integration of this stand-in is made with (POST /api/integrations).
+    settings: Callable[[], dict[str, str]] = dict
+
+    def page(self, network: str) -> dict[str, Any]:
+        """What the page shows of it (`chats` in the state)."""
+        sample = None
+        if self.export is not None:
+            source = self.export[0]
+            sample = {"source": source, "what": NETWORKS[network].exports[source].description}
+        return {
+            "name": CATALOG[network].name,
+            "channel_mark": self.channel_mark,
+            "export": sample,
+            "settings": self.settings(),
+        }
 
 
 class SandboxError(Exception):
@@ -202,6 +246,13 @@ class Sandbox:
         self.jira = FakeAtlassian(client=client("jira"), consent=True)
         self.google = FakeGoogle(client=client("google"), consent=True)
         self.telegram = FakeTelegram()
+        # Mattermost: a server of its own here (team, channel, bot, two people), its REST API
+        # and WebSocket under /sandbox/mattermost: an integration's `server_url`.
+        self.mattermost = FakeMattermost()
+        self.mattermost.base_url = f"{self.direct}/mattermost"
+        self.googlechat = FakeGoogleChat(
+            base_url=f"{self.direct}/googlechat", account_pem=creds["googlechat_account_key"]
+        )
         self.oauth: dict[str, FakeAuthorizationServer] = {
             "slack": self.slack,
             "discord": self.discord,
@@ -214,6 +265,47 @@ class Sandbox:
         # Every other provider of the catalog: its documented webhook, signed (SPEC §15).
         self.catalog = CatalogWebhooks(self.origin, admin_token, WORKSPACE_ID)
         self._seed()
+        # Every chat network's stand-in (tests/providers/test_networks.py: one for each).
+        self.chats: dict[str, ChatStandIn] = {
+            "slack": ChatStandIn(
+                self._slack_writes,
+                self._slack_messages,
+                ("slack_export", self._slack_export),
+                settings=lambda: {"bot_token": creds["slack_bot_token"]},
+            ),
+            "discord": ChatStandIn(
+                self._discord_writes,
+                self._discord_messages,
+                settings=lambda: {
+                    "bot_token": creds["discord_bot_token"],
+                    "public_key": self._discord_bot().public_key,
+                },
+            ),
+            "telegram": ChatStandIn(
+                self._telegram_writes,
+                self._telegram_messages,
+                ("telegram_export", self._telegram_sample),
+                channel_mark="",
+                settings=lambda: {"bot_token": creds["telegram_bot_token"]},
+            ),
+            "googlechat": ChatStandIn(
+                self._googlechat_writes,
+                self._googlechat_messages,
+                channel_mark="",
+                settings=lambda: {
+                    "service_account_json": self.googlechat.service_account_json(),
+                    "audience": self.googlechat.audience,
+                },
+            ),
+            "mattermost": ChatStandIn(
+                self._mattermost_writes,
+                self._mattermost_messages,
+                settings=lambda: {
+                    "server_url": self.mattermost.base_url,
+                    "bot_token": self.mattermost.bot_token,
+                },
+            ),
+        }
 
     # -- the world ------------------------------------------------------------------------
 
@@ -255,6 +347,9 @@ class Sandbox:
         for chat_id, next_id in next_ids.items():
             telegram.chats[chat_id].next_message_id = next_id
 
+        # Google Chat: the stand-in's "General" space, and one more.
+        self.googlechat.add_space("spaces/AAAAdeploys", "Deploys")
+
         self.github.personal_access_token = creds["github_token"]
         self.github.seed_demo()
         self.jira.api_token = creds["jira_token"]
@@ -266,6 +361,8 @@ class Sandbox:
         creds = self.creds
         return {
             "workspace_id": WORKSPACE_ID,
+            # The networks' tabs of the page, each with its sample export.
+            "chats": {name: chat.page(name) for name, chat in self.chats.items()},
             "hookhub": {
                 "origin": self.public_url,
                 "callback_url": self.public_url + "/api/auth/oauth/callback",
@@ -317,6 +414,37 @@ class Sandbox:
                     for user_id, (_, first, last) in TELEGRAM_USERS.items()
                 ],
             },
+            "mattermost": {
+                # An integration's settings: server_url and bot_token.
+                "server_url": self.mattermost.base_url,
+                "bot_token": self.mattermost.bot_token,
+                "team": {"id": self.mattermost.team_id, "name": self.mattermost.team_name},
+                "connected": self.mattermost.connections > 0,
+                "channels": [
+                    {"id": c.id, "name": c.name} for c in self.mattermost.channels.values()
+                ],
+                "users": [
+                    {"id": u.id, "name": f"{u.first_name} {u.last_name}".strip() or u.username}
+                    for u in self.mattermost.users.values()
+                    if not u.is_bot
+                ],
+            },
+            "googlechat": {
+                "base_url": f"{self.direct}/googlechat",
+                # The integration's service_account_json setting.
+                "service_account_json": self.googlechat.service_account_json(),
+                # The app's connection settings (PUT {base_url}/app, or found at the first
+                # write: the googlechat integration's webhook_url).
+                "endpoint_url": self.googlechat.endpoint_url or None,
+                "audience": self.googlechat.audience,
+                "channels": [
+                    {"id": s.name, "name": s.display_name} for s in self.googlechat.spaces.values()
+                ],
+                "users": [
+                    {"id": u["name"], "name": u["displayName"]}
+                    for u in self.googlechat.users.values()
+                ],
+            },
             "github": {
                 **self.github.state(),
                 "api_base": f"{self.direct}/github{FakeGitHub.api_path}",
@@ -344,8 +472,7 @@ class Sandbox:
         user = _text(body, "user", required=True)
         command = _text(body, "command", required=True).removeprefix("/")
         text = _text(body, "text")
-        if channel not in self.discord.channels:
-            raise SandboxError(404, "not_found", f"no Discord channel {channel}")
+        self._discord_channel(channel)
         user_id = _find_user(user, DISCORD_USERS)
         if not self._discord_bot().interactions_endpoint_url:
             raise SandboxError(
@@ -371,32 +498,97 @@ class Sandbox:
         return {"delivered": status, "response": answer}
 
     async def write(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """A user writes in a channel, delivered to hookhub as the provider would."""
+        """A user writes in a channel, delivered to hookhub as the network would."""
         channel = _text(body, "channel", required=True)
         user = _text(body, "user", required=True)
         text = _text(body, "text", required=True)
         thread = _text(body, "thread")
         if len(text) > MAX_TEXT:
             raise SandboxError(422, "invalid", f"text is longer than {MAX_TEXT} characters")
-        if provider == "slack":
-            self._slack_channel(channel)
-            user_id = _find_user(
-                user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()}
+        return await self.chats[provider].write(channel, user, text, thread)
+
+    def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
+        """What is in a channel now, oldest first, in one shape for every network."""
+        return self.chats[provider].messages(channel)
+
+    async def _slack_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        self._slack_channel(channel)
+        user_id = _find_user(user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()})
+        if thread and self.slack.message(channel, thread) is None:
+            raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+        before = len(self.slack.deliveries)
+        ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
+        delivered = self.slack.deliveries[before:]
+        return {"id": ts, "delivered": delivered[0].status if delivered else None}
+
+    def _slack_messages(self, channel: str) -> list[dict[str, Any]]:
+        found = self._slack_channel(channel)
+        users = self.slack.users
+        items = sorted(found.messages.values(), key=lambda m: float(m["ts"]))
+        return [_slack_message(m, users) for m in items]
+
+    def _slack_export(self) -> tuple[bytes, str, str]:
+        channels = [{"id": c.id, "name": c.name} for c in self.slack.channels.values()]
+        users = list(self.slack.users.values())
+        zipped = slack_export(TEAM_ID, channels, users)
+        return zipped, "application/zip", slack_file_name()
+
+    async def _discord_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        self._discord_channel(channel)
+        user_id = _find_user(user, DISCORD_USERS)
+        if thread and self.discord.message(channel, thread) is None:
+            raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+        message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
+        return {"id": message["id"], "delivered": self.discord.sessions() != []}
+
+    async def _mattermost_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        mattermost = self.mattermost
+        if channel not in mattermost.channels:
+            raise SandboxError(404, "not_found", f"no Mattermost channel {channel}")
+        people = {
+            spec[0]: (f"{spec[2]} {spec[3]}", spec[1])
+            for spec in (MATTERMOST_ADA, MATTERMOST_GRACE)
+        }
+        user_id = _find_user(user, people)
+        if thread and (mattermost.post(thread) or {}).get("channel_id") != channel:
+            raise SandboxError(404, "not_found", f"no post {thread} in {channel}")
+        post = await mattermost.user_posts(user_id, channel, text, root_id=thread)
+        return {"id": post["id"], "delivered": mattermost.connections > 0}
+
+    def _mattermost_messages(self, channel: str) -> list[dict[str, Any]]:
+        mattermost = self.mattermost
+        if channel not in mattermost.channels:
+            raise SandboxError(404, "not_found", f"no Mattermost channel {channel}")
+        shown = []
+        for post in mattermost.live_posts(channel):
+            props = post.get("props") or {}
+            author = mattermost.users.get(post["user_id"])
+            name = props.get("override_username") or (author.username if author else "")
+            shown.append(
+                {
+                    "id": post["id"],
+                    "user": {"id": post["user_id"], "name": name},
+                    "text": post["message"],
+                    "thread": post.get("root_id") or None,
+                    "edited": bool(post.get("edit_at")),
+                    "from_hookhub": props.get("from_hookhub") == "true",
+                }
             )
-            if thread and self.slack.message(channel, thread) is None:
-                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
-            before = len(self.slack.deliveries)
-            ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
-            delivered = self.slack.deliveries[before:]
-            return {"id": ts, "delivered": delivered[0].status if delivered else None}
-        if provider == "discord":
-            if channel not in self.discord.channels:
-                raise SandboxError(404, "not_found", f"no Discord channel {channel}")
-            user_id = _find_user(user, DISCORD_USERS)
-            if thread and self.discord.message(channel, thread) is None:
-                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
-            message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
-            return {"id": message["id"], "delivered": self.discord.sessions() != []}
+        return shown
+
+    def _discord_messages(self, channel: str) -> list[dict[str, Any]]:
+        self._discord_channel(channel)
+        return [_discord_message(m) for m in self.discord.messages(channel)]
+
+    async def _telegram_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
         chat = self._telegram_chat(channel)
         names = {str(k): (f"{v[1]} {v[2]}", v[0]) for k, v in TELEGRAM_USERS.items()}
         telegram_user = int(_find_user(user, names))
@@ -411,19 +603,68 @@ class Sandbox:
         )
         return {"id": str(message_id), "delivered": status or None}
 
-    def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
-        """What is in a channel now, oldest first, in one shape for every provider."""
-        if provider == "slack":
-            found = self._slack_channel(channel)
-            users = self.slack.users
-            items = sorted(found.messages.values(), key=lambda m: float(m["ts"]))
-            return [_slack_message(m, users) for m in items]
-        if provider == "discord":
-            if channel not in self.discord.channels:
-                raise SandboxError(404, "not_found", f"no Discord channel {channel}")
-            return [_discord_message(m) for m in self.discord.messages(channel)]
+    def _telegram_messages(self, channel: str) -> list[dict[str, Any]]:
         chat = self._telegram_chat(channel)
         return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
+
+    async def _googlechat_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        chat = self.googlechat
+        space = chat.spaces.get(channel)
+        if space is None:
+            raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
+        names = {u["name"]: (u["displayName"], k) for k, u in chat.users.items()}
+        person = names[_find_user(user, names)][1]
+        thread_name = None
+        if thread:
+            root = space.find(thread)
+            if root is None:
+                raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+            thread_name = root["thread"]["name"]
+        if not chat.endpoint_url:
+            chat.endpoint_url = await self._webhook_url("googlechat") or ""
+        if not chat.endpoint_url:
+            raise SandboxError(
+                409,
+                "no_endpoint_url",
+                "the sandbox Chat app has no HTTP endpoint URL: create a googlechat "
+                "integration, or PUT its webhook_url to "
+                f'{self.direct}/googlechat/app {{"endpoint_url": "…"}}',
+            )
+        event = chat.message_event(channel, person, text, thread=thread_name)
+        try:
+            answer = await chat.deliver(event)
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
+            ) from None
+        return {"id": event["message"]["name"], "delivered": answer.status_code}
+
+    def _googlechat_messages(self, channel: str) -> list[dict[str, Any]]:
+        space = self.googlechat.spaces.get(channel)
+        if space is None:
+            raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
+        items = sorted(space.messages.values(), key=lambda m: m["createTime"])
+        return [_googlechat_message(m, space.messages) for m in items]
+
+    async def _webhook_url(self, provider: str) -> str | None:
+        """The webhook URL of hookhub's first integration of `provider` (by the admin API)."""
+        if not self.admin_token:
+            return None
+        async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
+            answer = await client.get(
+                self.origin + "/api/integrations",
+                params={"provider": provider, "limit": "1"},
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
+        if answer.status_code != 200:
+            return None
+        found = [i["webhook_url"] for i in answer.json()["data"] if i.get("webhook_url")]
+        return str(found[0]) if found else None
+
+    def _telegram_sample(self) -> tuple[bytes, str, str]:
+        return self.telegram_export, "application/json", "result.json"
 
     async def event(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """GitHub or Jira sends the webhook `event` to every integration registered with it,
@@ -481,19 +722,20 @@ class Sandbox:
                     self.jira.add_hook(url, secret)
 
     def export(self, provider: str) -> tuple[bytes, str, str]:
-        """The provider's sample export: (its bytes, media type, file name)."""
-        if provider == "slack":
-            channels = [{"id": c.id, "name": c.name} for c in self.slack.channels.values()]
-            users = list(self.slack.users.values())
-            zipped = slack_export(TEAM_ID, channels, users)
-            return zipped, "application/zip", slack_file_name()
-        return self.telegram_export, "application/json", "result.json"
+        """The network's sample export: (its bytes, media type, file name)."""
+        export = self.chats[provider].export
+        assert export is not None  # the routes take only the networks with one
+        return export[1]()
 
     def _slack_channel(self, channel: str) -> Any:
         found = self.slack.channels.get(channel)
         if found is None:
             raise SandboxError(404, "not_found", f"no Slack channel {channel}")
         return found
+
+    def _discord_channel(self, channel: str) -> None:
+        if channel not in self.discord.channels:
+            raise SandboxError(404, "not_found", f"no Discord channel {channel}")
 
     def _telegram_chat(self, channel: str) -> Any:
         chat = self.telegram.chats.get(_telegram_id(channel))
@@ -518,11 +760,11 @@ class Sandbox:
             return _json(self.state())
 
         async def write(request: Request) -> Response:
-            provider = _provider(request, CHAT_PROVIDERS)
+            provider = _provider(request, tuple(self.chats))
             return _json(await self.write(provider, await _body(request)), 201)
 
         async def messages(request: Request) -> Response:
-            provider = _provider(request, CHAT_PROVIDERS)
+            provider = _provider(request, tuple(self.chats))
             items = self.messages(provider, request.path_params["channel"])
             return _json({"items": items})
 
@@ -538,7 +780,8 @@ class Sandbox:
             return _json(await self.catalog.send(provider, await _body(request)), 201)
 
         async def export(request: Request) -> Response:
-            content, media_type, name = self.export(_provider(request, EXPORT_PROVIDERS))
+            exporting = tuple(name for name, chat in self.chats.items() if chat.export)
+            content, media_type, name = self.export(_provider(request, exporting))
             return Response(
                 content,
                 media_type=media_type,
@@ -578,13 +821,16 @@ class Sandbox:
             Route("/sandbox/api/webhooks", _guarded(catalog)),
             Route("/sandbox/api/webhooks/{provider}", _guarded(catalog_send), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
-            Route("/sandbox/api/{provider}/channels/{channel}/messages", _guarded(messages)),
+            # `path`: a Google Chat space is `spaces/…`.
+            Route("/sandbox/api/{provider}/channels/{channel:path}/messages", _guarded(messages)),
             Route("/sandbox/api/discord/interactions", _guarded(interact), methods=["POST"]),
             Route("/sandbox/api/{provider}/events", _guarded(event), methods=["POST"]),
             Route("/sandbox/api/exports/{provider}", _guarded(export)),
             Route("/sandbox/api/{rest:path}", _guarded(_unknown), methods=["GET", "POST"]),
             *(Mount(f"/sandbox/{name}", app=standin.app()) for name, standin in self.oauth.items()),
             Mount("/sandbox/telegram", app=self.telegram.app()),
+            Mount("/sandbox/mattermost", app=self.mattermost.app()),
+            Mount("/sandbox/googlechat", app=self.googlechat.app()),
         ]
         return Starlette(routes=routes)
 
@@ -718,4 +964,31 @@ def _telegram_message(message: Mapping[str, Any]) -> dict[str, Any]:
         "thread": str(reply["message_id"]) if reply else None,
         "edited": "edit_date" in message,
         "from_hookhub": bool(sender.get("is_bot")),
+    }
+
+
+def _googlechat_message(
+    message: Mapping[str, Any], others: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A space's message as the page shows it: a reply's thread is its thread's first
+    message."""
+    sender = message.get("sender") or {}
+    thread = None
+    if message.get("threadReply"):
+        name = message["thread"]["name"]
+        thread = next(
+            (
+                k
+                for k, m in others.items()
+                if m["thread"]["name"] == name and not m.get("threadReply")
+            ),
+            None,
+        )
+    return {
+        "id": message["name"],
+        "user": {"id": sender.get("name", ""), "name": sender.get("displayName")},
+        "text": message.get("text", ""),
+        "thread": thread,
+        "edited": "lastUpdateTime" in message,
+        "from_hookhub": sender.get("type") == "BOT",
     }

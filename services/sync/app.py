@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.sync import gateway as discord_gateway
+from services.sync import gateway as network_gateways
 from services.sync.actions import endpoints as action_routes
 from services.sync.actions import idempotency as action_requests
 from services.sync.actions.metrics import ActionMetrics
@@ -54,9 +54,9 @@ from shared.kernel.ownership import Ownership
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import SyncSettings
 from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
-from shared.providers.chats import chat_providers, provider_client
+from shared.providers.catalog import NETWORKS
+from shared.providers.chats import chat_providers, network_credential, provider_client
 from shared.providers.connections import Connections
-from shared.providers.discord.messages import DiscordChat
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
 from shared.providers.notifiers import NOTIFIERS
@@ -68,9 +68,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     client = provider_client(settings.sync_max_connections, settings.provider_timeout_seconds)
     app.state.provider_client = client  # one client for every provider call (its spans)
     apps = AppDirectory(ProviderAppRepository(runtime.db), runtime.secrets, settings)
-    # Catch-up and the search for a post after a crash read Slack's history: paced to the
-    # app's tier, so that a start with a thousand mappings does not burst past it.
-    providers = chat_providers(settings, client, apps.slack_history_tier)
+    providers = chat_providers(settings, client, apps.values)
     metrics = SyncMetrics(runtime.registry)
     integrations_repo = integration_repository.IntegrationRepository(runtime.db)
     integrations: RefreshingCache[str, IntegrationSnapshot] = RefreshingCache.by_id(
@@ -80,7 +78,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="integrations",
     )
     tokens = token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
-    connections = Connections(providers, tokens, integrations, integrations_repo, runtime.publisher)
+    connections = Connections(
+        providers,
+        tokens,
+        integrations,
+        integrations_repo,
+        runtime.publisher,
+        credential=network_credential,
+    )
     app.state.connections = connections
     mappings_repo = mapping_repository.MappingRepository(runtime.db)
     mapping_cache: RefreshingCache[str, MappingSnapshot] = RefreshingCache.by_id(
@@ -149,21 +154,26 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         metrics=metrics,
         max_messages=settings.sync_catch_up_max_messages,
     )
-    discord = providers["discord"]
-    assert isinstance(discord, DiscordChat)
-    gateways = discord_gateway.DiscordGateways(
-        store=discord_gateway.GatewayStore(
-            runtime.db, timedelta(seconds=settings.sync_lease_seconds)
-        ),
-        connections=connections,
-        mappings=mappings,
-        api=discord.api,
-        publish=inbound.publish,
-        catch_up=catch_up.integration,
-        metrics=metrics,
-        owner=ownership.id,
-        poll_seconds=settings.sync_poll_seconds,
+    gateway_store = network_gateways.GatewayStore(
+        runtime.db, timedelta(seconds=settings.sync_lease_seconds)
     )
+    # The networks whose events come over a connection of their own (Discord's Gateway).
+    gateways = {
+        name: network_gateways.Gateways(
+            network=name,
+            gateway=gateway,
+            store=gateway_store,
+            connections=connections,
+            mappings=mappings,
+            publish=inbound.publish,
+            catch_up=catch_up.integration,
+            metrics=metrics,
+            owner=ownership.id,
+            poll_seconds=settings.sync_poll_seconds,
+        )
+        for name, network in NETWORKS.items()
+        if (gateway := network.gateway(providers[name])) is not None
+    }
 
     app.state.mapping_service = MappingService(mappings_repo, connections, mapping_cache)
     app.state.mapping_repository = mappings_repo
@@ -252,7 +262,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("sync-scheduler", scheduler.run)
         runtime.background("sync-heartbeat", ownership.keep_alive)
         runtime.background("sync-last-synced", synced.run)
-        runtime.background("discord-gateways", gateways.run)
+        for name, connections_of in gateways.items():
+            runtime.background(f"{name}-gateways", connections_of.run)
         runtime.background("sync-catch-up", lambda: catch_up.at_start(ownership))
 
     async def stop_lanes(seconds: float) -> None:
@@ -268,7 +279,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     runtime.on_startup(start)
     # The Gateway sessions first: handed on resumable, another replica resumes them at once.
-    runtime.on_shutdown("discord_gateways", lambda _: gateways.stop(), cap=0.2)
+    runtime.on_shutdown(
+        "gateways", lambda _: asyncio.gather(*(g.stop() for g in gateways.values())), cap=0.2
+    )
     runtime.on_shutdown("sync_lanes", stop_lanes, cap=0.4)
     # Outcomes before the release: what finished is not handed over to be sent again.
     outcomes_left: list[int] = []  # what the step left unwritten, once it has run

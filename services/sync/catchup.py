@@ -2,9 +2,10 @@
 the channel's history and brought to the chat through the inbound pipeline.
 
 When: at a start of sync when no other replica was alive (the service was down: Slack
-gave up redelivering, or the gateway was down too), for every inbound mapping of Slack and
-Discord; and for one Discord integration when its Gateway session could not be resumed (a
-new session cannot replay what the old one missed).
+gave up redelivering, or the gateway was down too), for every inbound mapping of a network
+with `history` in its catalog capabilities (Slack, Discord); and for one Discord
+integration when its Gateway session could not be resumed (a new session cannot replay
+what the old one missed).
 
 From where: each mapping's `inbound_seen_at` (the time of the newest provider message
 brought in, written with `last_synced_at`), else the mapping's creation, less a second.
@@ -35,13 +36,12 @@ from shared.kernel.errors import HookhubError
 from shared.kernel.ids import utcnow
 from shared.kernel.mongo import Document
 from shared.kernel.ownership import Ownership
+from shared.providers.catalog import networks_with
 from shared.providers.chat import PermanentError, RateLimited
 from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 
-# Providers with a history to read.
-PROVIDERS = ("slack", "discord")
 MARGIN = timedelta(seconds=1)
 # The longest wait between two tries of a mapping's catch-up (1, 2, 4, ... s before).
 MAX_PAUSE_SECONDS = 60.0
@@ -66,12 +66,13 @@ class CatchUp:
         self._max = max_messages
 
     async def at_start(self, ownership: Ownership) -> None:
-        """Every Slack and Discord integration, when no other replica is alive (Discord's
-        are also caught up by their Gateway's new session; the map keeps that single)."""
+        """Every integration of a network with a history, when no other replica is alive
+        (Discord's are also caught up by their Gateway's new session; the map keeps that
+        single)."""
         if await ownership.others_alive(utcnow()):
             log.info("catch_up_skipped", reason="other sync replicas were running")
             return
-        for integration_id in await self._repository.integrations_mapped(PROVIDERS):
+        for integration_id in await self._repository.integrations_mapped(networks_with("history")):
             await self.integration(integration_id)
 
     async def integration(self, integration_id: str) -> int:
@@ -81,7 +82,8 @@ class CatchUp:
             integration = await self._connections.integration(integration_id)
         except HookhubError:
             return 0
-        if integration.provider not in PROVIDERS or not self._connections.connected(integration):
+        readable = integration.provider in networks_with("history")
+        if not readable or not self._connections.connected(integration):
             return 0
         # What this process saw and has not written yet counts too.
         await self._synced.write(everything=True)

@@ -1,5 +1,9 @@
-"""The Discord Gateway connections of sync: one per Discord integration (bot token) with an
-inbound mapping, held by exactly one replica.
+"""The connections of sync to networks that send their events over one of their own
+(`Network.gateway`: Discord's Gateway): one per integration (bot token) with an inbound
+mapping, held by exactly one replica. What follows says Discord; Mattermost's WebSocket
+(shared/providers/mattermost/gateway.py) keeps in `seq` the time of its last event published
+and catches up with `posts?since=` where Discord resumes, and names its events' envelopes
+with its gateway's `event_key`.
 
 Which replica holds an integration's connection is decided by a lease in MongoDB
 (`sync_gateways`, one document per integration): taken when free or expired, renewed every
@@ -45,9 +49,9 @@ from shared.kernel.mongo import Database, Document
 from shared.kernel.produce import Stream
 from shared.providers.chat import RateLimited
 from shared.providers.connections import Connections
-from shared.providers.discord.api import DiscordApi
-from shared.providers.discord.gateway import (
-    GatewayConnection,
+from shared.providers.sockets import (
+    Connection,
+    Gateway,
     GatewayFatal,
     GatewayLost,
     Observer,
@@ -57,11 +61,6 @@ from shared.providers.discord.gateway import (
 log = structlog.get_logger(__name__)
 
 COLLECTION = "sync_gateways"
-# The dispatches sync turns into chat messages; the rest (presence, guilds, typing) are
-# only counted.
-MESSAGE_EVENTS = frozenset(
-    {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
-)
 MAX_BACKOFF_SECONDS = 60.0
 # After a fatal close with an unchanged token, the next try (no reconnect loop, but a fix
 # made in the developer portal is found without a restart).
@@ -186,19 +185,22 @@ class Held:
     state: SessionState = field(default_factory=SessionState)
     # The sequence of the last dispatch whose envelopes are published: what is stored.
     published_seq: int | None = None
-    connection: GatewayConnection | None = None
+    connection: Connection | None = None
     connected: bool = False
     stopping: bool = False
 
 
-class DiscordGateways:
+class Gateways:
+    """The connections of one network's integrations (`network`, through its `gateway`)."""
+
     def __init__(
         self,
         *,
+        network: str,
+        gateway: Gateway,
         store: GatewayStore,
         connections: Connections,
         mappings: MappingDirectory,
-        api: DiscordApi,
         publish: Publish,
         catch_up: CatchUp,
         metrics: SyncMetrics,
@@ -208,7 +210,8 @@ class DiscordGateways:
         self._store = store
         self._connections = connections
         self._mappings = mappings
-        self._api = api
+        self._network = network
+        self._gateway = gateway
         self._inbound_publish = publish
         self._catch_up = catch_up
         self._metrics = metrics
@@ -220,7 +223,9 @@ class DiscordGateways:
 
     def wanted(self) -> set[str]:
         return {
-            m.integration_id for m in self._mappings.all() if m.provider == "discord" and m.inbound
+            m.integration_id
+            for m in self._mappings.all()
+            if m.provider == self._network and m.inbound
         }
 
     async def run(self) -> None:
@@ -355,7 +360,7 @@ class DiscordGateways:
                     resumable=lost.resumable,
                 )
                 failures = failures + 1 if "connect_failed" in lost.reason else 0
-            except RateLimited as exc:  # /gateway/bot answered 429
+            except RateLimited as exc:  # no new session yet (Discord: /gateway/bot's 429)
                 await asyncio.sleep(exc.retry_after)
             except HookhubError as exc:  # no token, the REST side refused or unreachable
                 log.warning(
@@ -386,7 +391,7 @@ class DiscordGateways:
         if state.resumable:
             url = state.resume_url
         else:
-            url = await self._gateway_url(token)
+            url = await self._gateway.url(token)
         assert url
         resuming = state.resumable
         replaying = resuming
@@ -416,26 +421,14 @@ class DiscordGateways:
             self._metrics.gateway_events.labels(kind).inc()
             queue.put_nowait((kind, data, seq, replaying))
 
-        connection = GatewayConnection(
+        connection = self._gateway.connect(
             token,
             state,
             dispatch,
-            observer=Observer(
-                ready=ready, heartbeat_latency=self._metrics.gateway_heartbeat.observe
-            ),
+            Observer(ready=ready, heartbeat_latency=self._metrics.gateway_heartbeat.observe),
         )
         held.connection = connection
         await connection.run(url)
-
-    async def _gateway_url(self, token: str) -> str:
-        """`GET /gateway/bot`, waiting out the session-start limit when it is spent."""
-        info = await self._api.gateway_bot(token)
-        limit = info.get("session_start_limit") or {}
-        if limit.get("remaining") == 0:
-            wait = float(limit.get("reset_after") or 0) / 1000
-            log.warning("discord_session_start_limit", wait_seconds=wait)
-            raise RateLimited("Discord's session start limit is spent", retry_after=wait)
-        return str(info["url"])
 
     async def _publish(self, held: Held, workspace_id: str, queue: asyncio.Queue[Dispatch]) -> None:
         """Dispatches to the chat, in batches (what arrived while the last was handed on),
@@ -528,12 +521,12 @@ class DiscordGateways:
             for _ in batch:
                 queue.task_done()
 
-    @staticmethod
-    def _events(held: Held, workspace_id: str, batch: list[Dispatch]) -> list[ProviderEvent]:
+    def _events(self, held: Held, workspace_id: str, batch: list[Dispatch]) -> list[ProviderEvent]:
+        key = getattr(self._gateway, "event_key", None)  # (sockets.Gateway: optional)
         return [
-            _event(held.integration_id, workspace_id, kind, data)
+            _event(self._network, held.integration_id, workspace_id, kind, data, key)
             for kind, data, _, _ in batch
-            if kind in MESSAGE_EVENTS
+            if kind in self._gateway.messages
         ]
 
     async def _until_done(
@@ -554,7 +547,7 @@ class DiscordGateways:
         log.error("discord_gateway_refused", integration_id=held.integration_id, code=exc.code)
         self._metrics.gateway_reconnects.labels(f"closed_{exc.code}").inc()
         await self._connections.refused(
-            held.integration_id, f"discord_gateway_{exc.code}", exc.advice, whole=True
+            held.integration_id, f"{self._network}_gateway_{exc.code}", exc.advice, whole=True
         )
         token = await self._connections.token(held.integration_id)
         await self._store.refused(held.integration_id, self._owner, exc.code, token)
@@ -567,19 +560,28 @@ def _stored(held: Held) -> SessionState:
 
 
 def _event(
-    integration_id: str, workspace_id: str, kind: str, data: dict[str, Any]
+    network: str,
+    integration_id: str,
+    workspace_id: str,
+    kind: str,
+    data: dict[str, Any],
+    key: Callable[[str, dict[str, Any]], tuple[str, str]] | None = None,
 ) -> ProviderEvent:
     """A dispatch as the inbound pipeline takes provider events. The id derives from the
-    message and its version, so a replayed dispatch is the same envelope."""
-    message = str(data.get("id") or ",".join(map(str, data.get("ids") or [])))
-    version = str(data.get("edited_timestamp") or "")
+    message and its version (Discord's, or what the network's `event_key` says), so a
+    replayed dispatch is the same envelope."""
+    if key is not None:
+        message, version = key(kind, data)
+    else:
+        message = str(data.get("id") or ",".join(map(str, data.get("ids") or [])))
+        version = str(data.get("edited_timestamp") or "")
     # Built, not validated: every field is made here (a model's validation per dispatch
     # was a tenth of the path in a burst). Every field given: for one left out,
     # model_construct calls its default factory after inspecting its signature, which
     # was half of this function's time.
     return ProviderEvent.model_construct(
-        id=derived_id("discord", integration_id, kind, message, version),
-        provider="discord",
+        id=derived_id(network, integration_id, kind, message, version),
+        provider=network,
         integration_id=integration_id,
         workspace_id=workspace_id,
         event_type=kind,

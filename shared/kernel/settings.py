@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     google_client_id: str = ""
     google_client_secret: str = ""
     telegram_api_base: str = "https://api.telegram.org"
+    # Mattermost: no URL of its own (each integration's `server_url` names its server); how
+    # often its WebSocket is pinged, so that a dead connection shows within that.
+    mattermost_ping_seconds: float = Field(20.0, gt=0)
     provider_timeout_seconds: float = Field(10.0, gt=0)
     # OAuth endpoint and API overrides (SPEC §3); empty means the provider's own URL, which
     # its definition under shared/providers/<name>/oauth.py holds. Tests point them at fakes.
@@ -169,6 +172,16 @@ class Settings(BaseSettings):
     google_token_url: str = ""
     google_revoke_url: str = ""
     google_api_base: str = ""
+    # Google Chat (shared/providers/googlechat): the Chat API, Google's token endpoint for
+    # the app's service account, and the certificates Chat's bearer tokens are signed with
+    # (an ID token's for an endpoint-URL audience, chat@system's for a project number).
+    googlechat_api_base: str = "https://chat.googleapis.com"
+    googlechat_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    googlechat_oauth2_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    googlechat_chat_certs_url: str = (
+        "https://www.googleapis.com/service_accounts/v1/metadata/x509/"
+        "chat@system.gserviceaccount.com"
+    )
 
     # OAuth tokens, refreshed by every service that calls provider APIs (shared.domain.oauth.tokens)
     # and ahead of expiry by the oauth service's loop: a token is refreshed this long before

@@ -20,19 +20,16 @@ from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import Collection, Database, Document, Index
 from shared.kernel.settings import Settings
 from shared.providers import OAUTH_PROVIDERS
-from shared.providers.catalog import CATALOG
+from shared.providers.catalog import CATALOG, NETWORKS
 
 COLLECTION = "provider_apps"
 INDEXES = [Index(COLLECTION, [("updated_at", 1)])]
 
-# Which settings each provider's app has; all but client_id are secrets (write-only).
+# Which settings each provider's app has: an OAuth provider's, its client; a network's,
+# what it says (`Network.app_fields`). All but the public ones are secrets (write-only).
 FIELDS: dict[str, tuple[str, ...]] = {
-    "slack": ("client_id", "client_secret", "signing_secret", "history_tier"),
-    "discord": ("client_id", "client_secret", "public_key"),
-    "github": ("client_id", "client_secret"),
-    "jira": ("client_id", "client_secret"),
-    "google": ("client_id", "client_secret"),
-    "telegram": (),
+    name: NETWORKS[name].app_fields if name in NETWORKS else ("client_id", "client_secret")
+    for name in (*OAUTH_PROVIDERS, *NETWORKS)
 }
 PUBLIC_FIELDS = frozenset({"client_id", "history_tier"})
 
@@ -109,11 +106,6 @@ class AppDirectory:
     async def values(self, provider: str) -> dict[str, str]:
         stored = open_values(await self._repository.get(provider), self._box)
         return {**from_environment(self._settings, provider), **stored}
-
-    async def slack_history_tier(self) -> str:
-        """The Slack app's `history_tier` (`tier3` or `limited`): how fast its history may
-        be read (shared.providers.slack.limits)."""
-        return (await self.values("slack")).get("history_tier") or "tier3"
 
     async def oauth_client(self, provider: str) -> AppCredentials | None:
         """The OAuth client id and secret, or None when either is missing."""

@@ -11,9 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.kernel.errors import BadRequest, Unauthorized
+
+if TYPE_CHECKING:
+    import httpx
+
+    from shared.kernel.settings import Settings
 
 # The header of the gateway's answer to a verified webhook that says what became of it:
 # `accepted` (published), `duplicate` (a redelivery: published before, not again) or
@@ -150,4 +155,21 @@ class ProviderWebhooks(Protocol):
 
     def parse(self, request: InboundRequest) -> ParsedWebhook:
         """Understand a verified request; raise MalformedWebhook if it makes no sense."""
+        ...
+
+
+@runtime_checkable
+class KeyedWebhooks(Protocol):
+    """A provider whose requests are signed with keys it publishes (the Bot Framework's
+    OpenID keys, Google's certificates), checked by a `ProviderWebhooks.verify` that holds
+    them: the gateway `start`s it once with its settings (where the keys are published)
+    and an HTTP client, and awaits `prepare` before each `verify`."""
+
+    def start(self, settings: Settings, client: httpx.AsyncClient) -> None: ...
+
+    async def prepare(self, request: InboundRequest) -> None:
+        """Have the keys `request` names at hand (cached; fetched again for a key not held,
+        at most so often). SignatureInvalid when the request names none the provider
+        publishes; `Unavailable` (503: the provider sends again) when they cannot be
+        fetched now."""
         ...

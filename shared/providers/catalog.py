@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from shared.kernel.errors import Invalid, NotFound
 from shared.providers.base import InboundRequest, ProviderWebhooks
+from shared.providers.networks import Network
 from shared.providers.schemes import AnyOf, Scheme, url_params
 
 CATEGORIES = frozenset(
@@ -47,7 +48,9 @@ CATEGORIES = frozenset(
         "generic",
     }
 )
-CAPABILITIES = ("webhooks", "oauth", "sync", "import", "actions", "notifications")
+# `sync`: a chat network (`Entry.network`); `history`: its channels' history can be read
+# (sync's catch-up, imports through its API); `import`: its messages can be imported.
+CAPABILITIES = ("webhooks", "oauth", "sync", "history", "import", "actions", "notifications")
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,8 @@ class Entry:
     example_settings: Callable[[], dict[str, str]] | None = None
     # The provider's handshake for an integration with these settings at this URL, now.
     handshake_probe: Callable[[Mapping[str, str], str, datetime], Probe] | None = None
+    # A chat network's own (`sync` in its capabilities): shared.providers.networks.
+    network: Network | None = None
 
     def examples(self) -> dict[str, str]:
         """Settings an integration of the sandbox's (or a test's) is made with."""
@@ -191,6 +196,8 @@ class Entry:
         assert self.category in CATEGORIES, self.category
         assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
         assert ("webhooks" in self.capabilities) == (self.webhooks is not None), self.provider
+        assert ("sync" in self.capabilities) == (self.network is not None), self.provider
+        assert "history" not in self.capabilities or self.network is not None, self.provider
         if self.notifies and "notifications" not in self.capabilities:
             object.__setattr__(self, "capabilities", (*self.capabilities, "notifications"))
 
@@ -313,6 +320,15 @@ CATALOG: dict[str, Entry] = _discover()
 WEBHOOK_PROVIDERS: dict[str, ProviderWebhooks] = {
     name: entry.webhooks for name, entry in CATALOG.items() if entry.webhooks is not None
 }
+NETWORKS: dict[str, Network] = {
+    name: entry.network for name, entry in CATALOG.items() if entry.network is not None
+}
+
+
+def networks_with(capability: str) -> tuple[str, ...]:
+    """The networks whose entries list `capability` (`history`: catch-up and imports
+    through the network's API read it)."""
+    return tuple(name for name in NETWORKS if capability in CATALOG[name].capabilities)
 
 
 # -- an integration's settings ------------------------------------------------------------

@@ -1,23 +1,19 @@
-"""The chat providers (Slack, Telegram, Discord) on one HTTP client, as sync and the
-importer use them through `shared.providers.chat.ChatProvider`."""
+"""The chat networks' providers on one HTTP client, as sync and the importer use them
+through `shared.providers.chat.ChatProvider`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.http.tls import tls
 from shared.kernel.settings import Settings
+from shared.providers.catalog import NETWORKS
 from shared.providers.chat import ChatProvider
-from shared.providers.discord import api as discord_api
-from shared.providers.discord.messages import DiscordChat
-from shared.providers.slack import api as slack_api
-from shared.providers.slack.messages import SlackChat
-from shared.providers.telegram.api import TelegramApi
-from shared.providers.telegram.messages import TelegramChat
+from shared.providers.networks import AppValues
 
 
 class GatedClient(httpx.AsyncClient):
@@ -47,15 +43,15 @@ def provider_client(max_connections: int, timeout_seconds: float) -> GatedClient
 
 
 def chat_providers(
-    settings: Settings,
-    client: httpx.AsyncClient,
-    slack_history_tier: Callable[[], Awaitable[str | None]] | None = None,
+    settings: Settings, client: httpx.AsyncClient, app: AppValues
 ) -> dict[str, ChatProvider]:
-    """`slack_history_tier`: the Slack app's history tier, which Slack's history reads are
-    paced to (Tier 3 without it)."""
-    providers: list[ChatProvider] = [
-        SlackChat(slack_api.SlackApi(client, slack_api.base_url(settings)), slack_history_tier),
-        TelegramChat(TelegramApi(client, settings.telegram_api_base)),
-        DiscordChat(discord_api.DiscordApi(client, discord_api.base_url(settings))),
-    ]
-    return {provider.name: provider for provider in providers}
+    """Every network's provider; `app`: a network's app settings (Slack's history reads
+    are paced to its app's `history_tier`)."""
+    return {name: network.chat(settings, client, app) for name, network in NETWORKS.items()}
+
+
+def network_credential(integration: IntegrationSnapshot) -> str | None:
+    """The credential its network builds from the integration's settings, if it builds one
+    (`Network.credential`)."""
+    network = NETWORKS.get(integration.provider)
+    return None if network is None else network.credential(integration)

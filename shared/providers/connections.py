@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from shared.domain import tenancy
 from shared.domain.integrations.model import IntegrationSnapshot, Status, integration_event
 from shared.domain.integrations.repository import IntegrationRepository
-from shared.domain.oauth.tokens import TokenKeeper
+from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.domain.operational import publish_integration_event
 from shared.kernel.cache import RefreshingCache
 from shared.kernel.errors import HookhubError, Invalid, NotFound
@@ -48,8 +48,12 @@ class Connections:
         integrations: RefreshingCache[str, IntegrationSnapshot],
         repository: IntegrationRepository,
         publisher: EventPublisher,
+        credential: Callable[[IntegrationSnapshot], str | None] = lambda integration: None,
     ) -> None:
+        """`credential`: what an integration's network builds as its token from its settings
+        (`shared.providers.chats.network_credential`), else None: TokenKeeper's token."""
         self.providers = providers
+        self._credential = credential
         self._tokens = tokens
         self._integrations = integrations
         self._repository = repository
@@ -101,6 +105,20 @@ class Connections:
         kept = self._tokens_kept.get(integration_id)
         if rejected is None and kept is not None and kept[1] > now:
             return kept[0]
+        integration = await self._integrations.lookup(integration_id)
+        own = None if integration is None else self._credential(integration)
+        if integration is not None and own is not None:
+            if own == rejected:
+                await self.refused(
+                    integration_id,
+                    "credentials_rejected",
+                    f"{integration.provider} refused the integration's credentials: "
+                    "PATCH its settings with working ones",
+                    whole=True,
+                )
+                raise NotConnected(f"integration {integration_id}'s credentials were refused")
+            self._tokens_kept[integration_id] = (own, now + TOKEN_KEPT_SECONDS)
+            return own
         token, until = await self._tokens.access_token_until(integration_id, rejected=rejected)
         keep = TOKEN_KEPT_SECONDS
         if until is not None:

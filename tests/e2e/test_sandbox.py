@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +63,8 @@ async def hub(sandbox_stack: Stack) -> AsyncIterator[Hub]:
 
 
 _INTEGRATIONS: dict[str, dict[str, Any]] = {}
+# The chat channel every network's first channel is mapped to, as a newcomer bridges them.
+BRIDGED = "ch_everyone"
 
 
 class Hub:
@@ -97,9 +100,10 @@ class Hub:
             {"external_channel_id": external, "channel_id": channel},
         )
 
-    async def mapped(self, integration: str, external: str) -> str:
-        """The chat channel `external` is mapped to: another test's mapping of it, or one
-        made here (an external channel has one mapping per integration)."""
+    async def mapped(self, integration: str, external: str, new: str = "") -> str:
+        """The chat channel `external` is mapped to: another test's mapping of it, or `new`
+        (else a new one) mapped here (an external channel has one mapping per
+        integration)."""
         answer = await self.client.get(
             f"/api/integrations/{integration}/mappings", params={"limit": "100"}
         )
@@ -107,7 +111,7 @@ class Hub:
         for mapping in answer.json()["data"]:
             if mapping["external_channel_id"] == external:
                 return str(mapping["channel_id"])
-        channel = "ch_mapped_" + uuid.uuid4().hex[:6]
+        channel = new or "ch_mapped_" + uuid.uuid4().hex[:6]
         await self.mapping(integration, external, channel)
         return channel
 
@@ -122,7 +126,9 @@ class Hub:
         assert done["status"] == "completed", done
         return done
 
-    async def chat_message(self, channel: str, text: str) -> None:
+    async def chat_message(self, channel: str, text: str, **data: str) -> None:
+        """The chat product's message; `data`: more of it (`inbound_id`: the message it
+        brought in from a network, which is not posted back there)."""
         message_id = "m_" + uuid.uuid4().hex[:8]
         await self.post(
             "/api/events",
@@ -132,7 +138,7 @@ class Hub:
                 "workspace_id": "ws_demo",
                 "occurred_at": "2026-11-25T10:00:00Z",
                 "actor": {"id": "u_ada", "name": "Ada"},
-                "data": {"message_id": message_id, "channel_id": channel, "text": text},
+                "data": {"message_id": message_id, "channel_id": channel, "text": text, **data},
             },
             status=202,
         )
@@ -158,11 +164,13 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
     integration = await hub.integration(provider, settings)
     assert integration["status"] == "connected", integration
     external = world["channels"][0]["id"]
-    channel = f"ch_{provider}_{uuid.uuid4().hex[:6]}"
-    await hub.mapping(integration["id"], external, channel)
+    channel = await hub.mapped(integration["id"], external, BRIDGED)
     if provider == "discord":
         # The Gateway connection a sync replica opens within a second of the mapping.
         await until(lambda: _discord_connected(hub), timeout=30, what="sync on Discord's Gateway")
+    if provider == "mattermost":
+        # The bot's WebSocket, opened by a sync replica as Discord's Gateway is.
+        await until(lambda: _connected(hub, provider), timeout=30, what="sync on the WebSocket")
 
     # Outbound: the chat product's message, posted by hookhub into the stand-in.
     text_out = f"deploy {uuid.uuid4().hex[:6]} done"
@@ -238,6 +246,18 @@ async def test_discord_both_ways_through_the_stand_in(hub: Hub) -> None:
     await _second_integration_refused(hub, "discord", discord["bot_token"])
 
 
+async def _connected(hub: Hub, provider: str) -> bool:
+    return bool((await hub.state())[provider]["connected"])
+
+
+async def test_mattermost_both_ways_through_the_stand_in(hub: Hub) -> None:
+    """The sandbox's Mattermost server (REST and WebSocket under /sandbox/mattermost) is an
+    integration's `server_url`, with its bot's token."""
+    mattermost = (await hub.state())["mattermost"]
+    settings = {"server_url": mattermost["server_url"], "bot_token": mattermost["bot_token"]}
+    await _both_ways(hub, "mattermost", settings)
+
+
 async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
     state = await hub.state()
     await _both_ways(hub, "telegram", {"bot_token": state["telegram"]["bot_token"]})
@@ -247,6 +267,81 @@ async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
     # The probe's case: the same bot again, in another workspace, took the webhook (201).
     await _second_integration_refused(hub, "telegram", state["telegram"]["bot_token"])
     assert (await hub.state())["telegram"]["webhook"] == webhook
+
+
+async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_once(
+    hub: Hub,
+) -> None:
+    """As a newcomer bridges them: every network's first channel mapped to one chat
+    channel, with the settings the sandbox's page gives. A user writes in each network; the
+    chat product keeps the message and announces it as its own, naming the message it
+    brought in (`inbound_id`): each other network then shows it once, and the network it
+    came from never again."""
+    state = await hub.state()
+    networks = sorted(state["chats"])
+    channels = {}
+    for network in networks:
+        integration = await hub.integration(network, state["chats"][network]["settings"])
+        assert integration["status"] == "connected", integration
+        channels[network] = state[network]["channels"][0]["id"]
+        assert await hub.mapped(integration["id"], channels[network], BRIDGED) == BRIDGED
+
+    async def connected() -> bool:  # networks whose events come over sync's own connection
+        now = await hub.state()
+        return all(now[network].get("connected", True) for network in networks)
+
+    await until(connected, timeout=30, what="sync connected to every network")
+    said: dict[str, str] = {}
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        for network in networks:
+            text = said[network] = f"hello everyone from {network} {uuid.uuid4().hex[:6]}"
+            user = state[network]["users"][0]
+            await hub.post(
+                f"/sandbox/api/{network}/messages",
+                {"channel": channels[network], "user": user["id"], "text": text},
+            )
+            [received] = await tap.wait_for(_with_text(text), timeout=30)
+            assert received["channel_id"] == BRIDGED, received
+            await hub.chat_message(BRIDGED, text, inbound_id=received["id"])
+
+    async def holding(network: str, text: str) -> list[dict[str, Any]]:
+        answer = await hub.client.get(
+            f"/sandbox/api/{network}/channels/{channels[network]}/messages"
+        )
+        assert answer.status_code == 200, answer.text
+        return [m for m in answer.json()["items"] if text in m["text"]]
+
+    for origin, text in said.items():
+        for network in networks:
+            if network != origin:
+                await until(
+                    functools.partial(holding, network, text),
+                    timeout=30,
+                    what=f"{text} in {network}",
+                )
+    for origin, text in said.items():
+        for network in networks:
+            found = await holding(network, text)
+            assert len(found) == 1, (origin, network, found)
+            assert found[0]["from_hookhub"] is (network != origin), (origin, network, found)
+
+
+def _with_text(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda v: v.get("text") == text
+
+
+async def test_googlechat_both_ways_through_the_stand_in(hub: Hub) -> None:
+    """With the state's service account key and project number: the Chat app's endpoint is
+    found from the integration (its webhook URL), its events signed by the stand-in's key."""
+    googlechat = (await hub.state())["googlechat"]
+    settings = {
+        "service_account_json": googlechat["service_account_json"],
+        "audience": googlechat["audience"],
+    }
+    await _both_ways(hub, "googlechat", settings)
+    assert (await hub.state())["googlechat"]["endpoint_url"].startswith(
+        hub.stack.origin + "/api/webhooks/googlechat/"
+    )
 
 
 async def _second_integration_refused(hub: Hub, provider: str, bot_token: str) -> None:
@@ -454,7 +549,11 @@ async def test_the_sandbox_s_sample_export_downloads_and_imports_into_its_mapped
         assert answer.json()["integration_id"] == integration["id"]
         await hub.imported(answer.json())
         imported = await tap.wait_for(
-            lambda v: v.get("channel_id") == channel and v.get("imported") is True,
+            lambda v: (
+                v.get("channel_id") == channel
+                and v.get("imported") is True
+                and v["source"]["provider"] == provider
+            ),
             count=len(texts),
             timeout=30,
         )

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from services.importer.sources import EXPORTS
+from services.importer.sources import exports
 from shared.domain.message_map import inbound_message_id
 from shared.providers.exports import ExportLimits
 from tests.chat_exports import discord_file_name, discord_message, generate_telegram
@@ -322,7 +322,7 @@ async def test_a_cancelled_telegram_import_resumes_from_its_checkpoint(
     generated = generate_telegram(path, 3_000, 4)
     prefix = imports.world.new_id("ch_") + "_"
     channel_map = {chat: f"{prefix}{n}" for n, chat in enumerate(generated.conversations)}
-    export = EXPORTS["telegram_export"].open(path, ExportLimits())
+    export = exports()["telegram_export"].open(path, ExportLimits())
     try:
         ids = expected_ids(export, str(TELEGRAM_BOT_ID))
     finally:
@@ -380,7 +380,7 @@ async def test_what_is_refused_before_any_job(imports: Imports, tmp_path: Path) 
         assert answer.json()["error"]["code"] == code, answer.text
         if code == "invalid_source":
             message = answer.json()["error"]["message"]
-            assert all(name in message for name in EXPORTS)
+            assert all(name in message for name in exports())
     assert await imports.count() == before
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from services.importer.sources import Source
 from services.sandbox.discord import GET_CHANNEL_MESSAGES
 from services.sandbox.slack import history_message
 from shared.domain.message_map import inbound_message_id
 from shared.providers.exports import ExportReader
 from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.networks import Source
 from shared.providers.slack.export import SlackExport
 from tests.importer.conftest import Imports
 from tests.importer.test_api import start

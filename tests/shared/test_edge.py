@@ -14,8 +14,16 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from services.edge import BODY_TIMEOUT, HEADER_TIMEOUT, ROUTES, edge_config, owner_of
+from services.edge import (
+    BODY_TIMEOUT,
+    HEADER_TIMEOUT,
+    ROUTES,
+    UPSTREAM_KEEP_ALIVE_SECONDS,
+    edge_config,
+    owner_of,
+)
 from shared.kernel.embedded import free_port
+from shared.kernel.http.server import ServiceServer
 from shared.kernel.http.tls import tls
 from tests.support import RunningService, serve
 
@@ -446,3 +454,12 @@ async def test_a_head_dribbled_a_byte_at_a_time_is_cut_off(impatient_edge: Runni
         assert status == 408
     finally:
         writer.close()
+
+
+def test_the_edge_lets_an_idle_connection_to_a_service_go_before_the_service_does() -> None:
+    """A service closes a keep-alive connection idle for its `timeout_keep_alive`; the
+    edge must drop its pooled ones sooner, or a request sent as the service closes one
+    fails and is answered 503 (in one CI run, the portal's stack answered a subscription
+    "sync is not reachable" while sync was up and had logged no request)."""
+    service = ServiceServer.make_config(object(), "127.0.0.1", 0, shutdown_seconds=10)
+    assert 0 < UPSTREAM_KEEP_ALIVE_SECONDS <= service.timeout_keep_alive - 1

@@ -236,6 +236,11 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
             "discord_api_base": discord.base_url + "/api/v10",
             **slack.hookhub_settings(slack.base_url),
         }
+        # Google Chat's stand-in (tests/sync/googlechat_world.py), where the services find it.
+        from tests.sync import googlechat_world
+
+        googlechat = await stack.enter_async_context(googlechat_world.stand_in())
+        common.update(googlechat_world.settings(googlechat))
         gateway = await stack.enter_async_context(
             serve(
                 create_app(

@@ -14,9 +14,10 @@ from typing import Any, cast
 
 import orjson
 
-from services.sync.gateway import DiscordGateways, Dispatch, Held
+from services.sync.gateway import Dispatch, Gateways, Held
 from shared.kernel.envelopes import ProviderEvent
 from shared.kernel.produce import Stream
+from shared.providers.discord.gateway import DiscordGateway
 from tests.shared.test_produce import _OwnBroker, _records
 from tests.support import freeze
 
@@ -60,12 +61,13 @@ class _Pipeline:
         written.set_result(None)
         return written
 
-    def gateways(self) -> DiscordGateways:
-        return DiscordGateways(
+    def gateways(self) -> Gateways:
+        return Gateways(
+            network="discord",
+            gateway=DiscordGateway(cast(Any, None)),
             store=cast(Any, None),
             connections=cast(Any, None),
             mappings=cast(Any, None),
-            api=cast(Any, None),
             publish=self.publish,
             catch_up=cast(Any, None),
             metrics=cast(Any, None),

@@ -229,7 +229,7 @@ class Dispatcher:
         self._writable = asyncio.Event()  # fewer than `max_unwritten` wait for the writer
         self._writable.set()
         # Seconds the lanes have spent waiting for the writer in all, and since when they
-        # wait now (None: they do not): not a lane's time to move (`behind`).
+        # wait now (None while `_writable` is set): not a lane's time to move (`behind`).
         self._stalled_for = 0.0
         self._stalled_since: float | None = None
         # Outcomes waiting that make the writer flush at once: half the bound, so that one
@@ -654,9 +654,8 @@ class Dispatcher:
         self._freed.set()
         if self._unwritten < self.max_unwritten and not self._writable.is_set():
             self._writable.set()
-            if self._stalled_since is not None:
-                self._stalled_for += time.monotonic() - self._stalled_since
-                self._stalled_since = None
+            self._stalled_for = self._stalled(time.monotonic())
+            self._stalled_since = None
 
     def _lane(self, endpoint: EndpointSnapshot) -> Lane:
         lane = self._lanes.get(endpoint.id)

@@ -46,6 +46,7 @@ from shared.providers import WEBHOOK_PROVIDERS
 from shared.providers.base import (
     OUTCOME_HEADER,
     InboundRequest,
+    KeyedWebhooks,
     MalformedWebhook,
     ParsedWebhook,
     ProviderWebhooks,
@@ -87,6 +88,12 @@ class ProviderIngress:
         self.writer = writer
         self.usage = usage
         self.app_secrets = app_secrets
+        # Providers whose keys are fetched before verification (`KeyedWebhooks`).
+        self.keyed = {
+            name: webhooks
+            for name, webhooks in WEBHOOK_PROVIDERS.items()
+            if isinstance(webhooks, KeyedWebhooks)
+        }
         self.limiter = RateLimiter(settings.default_rate_limit_per_second)
         self.requests = Labelled(
             Counter(
@@ -154,6 +161,9 @@ class ProviderIngress:
                     code="method_not_allowed",
                     headers={"Allow": ", ".join(("POST", *webhooks.handshake_methods))},
                 )
+            keyed = self.keyed.get(provider)
+            if keyed is not None:
+                await keyed.prepare(inbound)
             if integration is None:
                 integration, parsed = await self._app_level(webhooks, inbound)
             else:

@@ -28,7 +28,7 @@ router = APIRouter(
     responses=MANAGEMENT_ERRORS,
 )
 
-Capability = Literal["webhooks", "oauth", "sync", "import", "actions", "notifications"]
+Capability = Literal["webhooks", "oauth", "sync", "history", "import", "actions", "notifications"]
 
 
 class CatalogSetting(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -16,6 +17,7 @@ from services.oauth.revocations.service import Revoker
 from shared.domain import tenancy
 from shared.domain.integrations.model import (
     BOT_PROVIDERS,
+    IntegrationSnapshot,
     Provider,
     Status,
     bot_key,
@@ -29,13 +31,14 @@ from shared.kernel.errors import Conflict, Invalid, NotFound
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import Document
 from shared.providers.catalog import (
+    NETWORKS,
     WEBHOOK_PROVIDERS,
     catalog_entry,
     check_settings,
     defaults,
     split_settings,
 )
-from shared.providers.chat import PermanentError, RateLimited
+from shared.providers.chat import ChatProvider, PermanentError, RateLimited
 from shared.providers.declared import Declared
 from shared.providers.discord.api import DiscordApi
 from shared.providers.slack.api import SlackApi
@@ -61,6 +64,7 @@ class IntegrationService:
         *,
         slack: SlackApi,
         discord: DiscordApi,
+        chats: Mapping[str, ChatProvider],
     ) -> None:
         self._repository = repository
         self._box = box
@@ -70,6 +74,7 @@ class IntegrationService:
         self._publisher = publisher
         self._slack = slack
         self._discord = discord
+        self._chats = chats
 
     def _seal(self, values: dict[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in values.items()}
@@ -99,6 +104,9 @@ class IntegrationService:
         elif body.provider == Provider.GOOGLE:
             doc["status"] = Status.PENDING.value  # OAuth only: connected by the callback
         hidden, doc["config"] = split_settings(body.provider, values)
+        account = await self._network_account(body.provider, body.workspace_id, values)
+        if account is not None:
+            doc["account"] = account
         doc["secrets"] = self._seal(hidden)
         key = await self._bot_free(body.provider, doc["account"], body.workspace_id)
         if key is not None:
@@ -168,6 +176,43 @@ class IntegrationService:
             f"bot, or {fix}",
             code="bot_in_use",
         )
+
+    async def _network_account(
+        self, provider: str, workspace_id: str, values: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        """For a network that builds its credential from the settings (`Network.credential`:
+        Mattermost, Matrix, Teams, Google Chat), who the settings make us there, asked of it
+        (`ChatProvider.identity`): settings it refuses are a 422 naming why, not an
+        integration that fails at its first message. None for any other provider."""
+        network, chat = NETWORKS.get(provider), self._chats.get(provider)
+        if network is None or chat is None:
+            return None
+        hidden, shown = split_settings(provider, dict(values))
+        credential = network.credential(
+            IntegrationSnapshot(
+                id="",
+                workspace_id=workspace_id,
+                provider=provider,
+                enabled=True,
+                is_default=False,
+                status=Status.CONNECTED.value,
+                account_id=None,
+                rate_limit_per_second=None,
+                secrets=hidden,
+                config=shown,
+            )
+        )
+        if credential is None:
+            return None
+        try:
+            me = await chat.identity(credential)
+        except PermanentError as exc:
+            raise Invalid(
+                f"{catalog_entry(provider).name} refused these settings ({exc.error}): "
+                f"{exc.message}",
+                code="invalid_setting",
+            ) from exc
+        return {"id": me.user_id or me.bot_id or me.app_id, "name": me.name}
 
     async def _telegram_bot(self, bot_token: str) -> dict[str, Any]:
         """The account of a bot token, checked with getMe."""
@@ -277,6 +322,17 @@ class IntegrationService:
                 await self._claim_bot(current, fields["account"])
                 fields["status"] = Status.CONNECTED.value
                 fields["last_error"] = None
+            if values:
+                merged = {
+                    **current.get("config", {}),
+                    **{k: self._box.decrypt(v) for k, v in current["secrets"].items()},
+                    **values,
+                }
+                account = await self._network_account(provider, current["workspace_id"], merged)
+                if account is not None:
+                    fields["account"] = account
+                    fields["status"] = Status.CONNECTED.value  # new credentials reconnect
+                    fields["last_error"] = None
             hidden, shown = split_settings(provider, values)
             for name, sealed in self._seal(hidden).items():
                 fields[f"secrets.{name}"] = sealed

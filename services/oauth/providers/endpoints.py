@@ -27,8 +27,6 @@ router = APIRouter(
     responses=MANAGEMENT_ERRORS,
 )
 
-ProviderName = Literal["slack", "discord", "github", "jira", "google", "telegram"]
-
 
 def _with_app(provider: str) -> str:
     # NotFound passes through pydantic (a ValueError would be a 422 `invalid`): a name the
@@ -75,7 +73,7 @@ class ProviderAppUpdate(BaseModel):
 
 
 class ProviderApp(BaseModel):
-    provider: ProviderName
+    provider: str = Field(json_schema_extra={"enum": list(FIELDS)})
     client_id: str | None
     history_tier: str | None = None
     default_scopes: list[str] = Field(

@@ -2,20 +2,15 @@
 // that make GitHub and Jira send events, and every catalog provider's webhook, signed. Everything from the stand-ins and from hookhub is put
 // in the page as text (textContent), never as HTML. Its API is docs/sandbox.md.
 
-const CHATS = { slack: "Slack", discord: "Discord", telegram: "Telegram" };
-// The sample exports the sandbox serves (GET /sandbox/api/exports/{provider}), with the
-// importer's `source` for each: their history, to try an import with (docs/sandbox.md).
-const EXPORTS = {
-  slack: { source: "slack_export", what: "Slack's export ZIP" },
-  telegram: { source: "telegram_export", what: "Telegram Desktop's result.json" },
-};
-const TABS = { ...CHATS, github: "GitHub", jira: "Jira", webhooks: "Webhooks", credentials: "Credentials" };
+// The chat networks' tabs come first, from the state (`chats`: one per network's stand-in).
+const OTHER_TABS = { github: "GitHub", jira: "Jira", webhooks: "Webhooks", credentials: "Credentials" };
+let TABS = { ...OTHER_TABS };
 const POLL_MS = 1500;
 
 const main = document.getElementById("main");
 const flash = document.getElementById("flash");
 let state = null;
-let tab = "slack";
+let tab = location.hash.slice(1);
 const chosen = {}; // provider → channel id
 const replyTo = {}; // provider → message id
 let poll = null;
@@ -59,16 +54,20 @@ function tabs() {
 }
 
 async function render() {
-  tabs();
   clearInterval(poll);
   poll = null;
   try {
     state = await call("state");
   } catch (error) {
+    tabs();
     say(`The sandbox does not answer: ${error.message}`, false);
     return;
   }
-  if (tab in CHATS) renderChat(tab);
+  const chats = Object.fromEntries(Object.entries(state.chats).map(([name, chat]) => [name, chat.name]));
+  TABS = { ...chats, ...OTHER_TABS };
+  if (!(tab in TABS)) tab = Object.keys(TABS)[0];
+  tabs();
+  if (tab in state.chats) renderChat(tab);
   else if (tab === "github") renderGitHub();
   else if (tab === "jira") renderJira();
   else if (tab === "webhooks") renderWebhooks();
@@ -86,7 +85,7 @@ function renderChat(provider) {
     el("button", {
       type: "button", "aria-current": String(c.id === channel),
       onclick: () => { chosen[provider] = c.id; replyTo[provider] = null; render(); },
-    }, (provider === "telegram" ? "" : "#") + c.name))));
+    }, state.chats[provider].channel_mark + c.name))));
   const replying = el("span", { class: "hint" });
   const form = el("form", { class: "write", "aria-label": "Write as a user" },
     el("label", {}, "As", el("select", { name: "user" },
@@ -137,8 +136,10 @@ function renderChat(provider) {
   poll = setInterval(refresh, POLL_MS);
 }
 
+// The sample export the sandbox serves (GET /sandbox/api/exports/{provider}), with the
+// importer's `source` for it: the channels' history, to try an import with (docs/sandbox.md).
 function sampleExport(provider) {
-  const sample = EXPORTS[provider];
+  const sample = state.chats[provider].export;
   if (!sample) return null;
   return el("div", { class: "export" }, el("h3", {}, "Sample export"),
     el("p", { class: "hint" }, "These channels' history, as ", sample.what, ": ",
@@ -342,7 +343,7 @@ function sentWebhook(sent, told) {
 // -- credentials --------------------------------------------------------------------------
 
 function renderCredentials() {
-  const sections = Object.entries(state).filter(([, v]) => v && typeof v === "object").map(([name, values]) => {
+  const sections = Object.entries(state).filter(([name, v]) => name !== "chats" && v && typeof v === "object").map(([name, values]) => {
     const rows = Object.entries(values).filter(([, v]) => v === null || typeof v !== "object");
     return el("section", { class: "card", "aria-label": name }, el("h2", {}, TABS[name] || name),
       el("dl", { class: "creds" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")])));
@@ -352,6 +353,4 @@ function renderCredentials() {
     el("div", { class: "grid2" }, sections));
 }
 
-const wanted = location.hash.slice(1);
-if (wanted in TABS) tab = wanted;
 render();

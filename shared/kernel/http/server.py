@@ -176,6 +176,11 @@ class CoalescingHttpToolsProtocol(HeadLimit):
         super().connection_made(coalescing)
 
 
+# How long a service keeps an idle keep-alive connection open (uvicorn's default, said
+# here): whatever pools connections to it must let them go sooner (services/edge.py).
+KEEP_ALIVE_SECONDS = 5
+
+
 class ServiceServer(uvicorn.Server):
     """uvicorn serving one service, whose stop is the service's bounded stop.
 
@@ -203,6 +208,7 @@ class ServiceServer(uvicorn.Server):
             log_config=None,  # our own logging (shared.kernel.logging) renders uvicorn's lines
             proxy_headers=True,
             timeout_graceful_shutdown=max(1, round(shutdown_seconds * 0.2)),
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             http=CoalescingHttpToolsProtocol,
             lifespan="on",
         )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.discord.network import NETWORK
 from shared.providers.discord.webhooks import WEBHOOKS
 
 ENTRY = Entry(
     provider="discord",
     name="Discord",
     category="chat",
-    capabilities=("webhooks", "oauth", "sync", "import", "notifications"),
+    capabilities=("webhooks", "oauth", "sync", "history", "import", "notifications"),
     webhooks=WEBHOOKS,
+    network=NETWORK,
     verification=("ed25519", ("x-signature-ed25519", "x-signature-timestamp")),
     settings=(
         Setting(

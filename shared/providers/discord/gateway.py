@@ -13,7 +13,8 @@ number. It ends by raising:
 - `GatewayFatal(code, advice)`: a close code after which reconnecting cannot help (4004 bad
   token, 4014 intents not enabled in the developer portal, ...): no reconnect loop.
 
-The caller (sync's `GatewayKeeper`) decides where to connect, keeps `SessionState` where a
+`DiscordGateway` is what sync's holder of connections (services/sync/gateway.py) asks of
+it (shared.providers.sockets). The caller decides where to connect, keeps `SessionState` where a
 successor can resume, and paces identifies by the session-start limit. WebSockets come
 from the `websockets` library: it only speaks the WebSocket protocol, so the REST side
 keeps the one HTTP stack (httpx).
@@ -25,14 +26,23 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from shared.providers.chat import RateLimited
+from shared.providers.discord.api import DiscordApi
+from shared.providers.sockets import (
+    Dispatch,
+    GatewayFatal,
+    GatewayLost,
+    Observer,
+    SessionState,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,47 +69,6 @@ NEW_SESSION = {4007, 4009}
 RESUMABLE_CLOSE = 4900
 _jitter = random.Random()  # noqa: S311 (spreading clients in time, not secrets)
 _HEARTBEATS_STOPPED = "discord-heartbeats-stopped"
-
-Dispatch = Callable[[str, dict[str, Any], int], Awaitable[None] | None]
-
-
-@dataclass
-class SessionState:
-    """What a Resume needs; kept by the caller (in MongoDB) for whichever process resumes."""
-
-    session_id: str | None = None
-    resume_url: str | None = None
-    seq: int | None = None
-
-    @property
-    def resumable(self) -> bool:
-        return bool(self.session_id and self.resume_url and self.seq is not None)
-
-    def forget(self) -> None:
-        self.session_id = self.resume_url = None
-        self.seq = None
-
-
-class GatewayLost(Exception):
-    def __init__(self, reason: str, resumable: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.resumable = resumable
-
-
-class GatewayFatal(Exception):
-    def __init__(self, code: int, advice: str) -> None:
-        super().__init__(advice)
-        self.code = code
-        self.advice = advice
-
-
-@dataclass
-class Observer:
-    """What a connection reports as it goes (the caller's metrics and state)."""
-
-    ready: Callable[[bool], Awaitable[None] | None] = lambda resumed: None
-    heartbeat_latency: Callable[[float], None] = lambda seconds: None
 
 
 class GatewayConnection:
@@ -301,3 +270,31 @@ def _with_query(url: str) -> str:
 async def _maybe(result: Awaitable[None] | None) -> None:
     if result is not None:
         await result
+
+
+class DiscordGateway:
+    """Discord's Gateway as sync holds a bot's connection to it."""
+
+    # The dispatches sync turns into chat messages; the rest (presence, guilds, typing)
+    # are only counted.
+    messages = frozenset(
+        {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"}
+    )
+
+    def __init__(self, api: DiscordApi) -> None:
+        self._api = api
+
+    async def url(self, token: str) -> str:
+        """`GET /gateway/bot`, waiting out the session-start limit when it is spent."""
+        info = await self._api.gateway_bot(token)
+        limit = info.get("session_start_limit") or {}
+        if limit.get("remaining") == 0:
+            wait = float(limit.get("reset_after") or 0) / 1000
+            log.warning("discord_session_start_limit", wait_seconds=wait)
+            raise RateLimited("Discord's session start limit is spent", retry_after=wait)
+        return str(info["url"])
+
+    def connect(
+        self, token: str, state: SessionState, dispatch: Dispatch, observer: Observer
+    ) -> GatewayConnection:
+        return GatewayConnection(token, state, dispatch, observer=observer)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.slack.network import NETWORK
 from shared.providers.slack.webhooks import WEBHOOKS
 
 ENTRY = Entry(
     provider="slack",
     name="Slack",
     category="chat",
-    capabilities=("webhooks", "oauth", "sync", "import", "notifications"),
+    capabilities=("webhooks", "oauth", "sync", "history", "import", "notifications"),
     webhooks=WEBHOOKS,
+    network=NETWORK,
     verification=("slack_v0", ("x-slack-signature", "x-slack-request-timestamp")),
     settings=(
         Setting(

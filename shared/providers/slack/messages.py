@@ -35,7 +35,15 @@ from shared.providers.chat import (
     UserLookup,
 )
 from shared.providers.slack.api import Page, SlackApi
-from shared.providers.slack.limits import HISTORY, REPLIES, Clock, Pacer, Sleep, history_tier
+from shared.providers.slack.limits import (
+    HISTORY,
+    REPLIES,
+    Clock,
+    Pacer,
+    Sleep,
+    Tier,
+    history_tier,
+)
 
 MESSAGE_EVENT = "event_callback.message"
 # The metadata event type hookhub's posts carry, with `{"message_id": <chat message id>}`.
@@ -232,8 +240,12 @@ class SlackChat:
                 return
             cursor = found.next_cursor
 
+    async def tier(self) -> Tier:
+        """The app's history tier, asked now."""
+        return history_tier(await self._history_tier() if self._history_tier else None)
+
     async def _pacer(self, token: str, method: str) -> Pacer:
-        tier = history_tier(await self._history_tier() if self._history_tier else None)
+        tier = await self.tier()
         # Keyed by the token's digest, not the token (nothing secret kept as a key).
         key = (hashlib.sha256(token.encode()).hexdigest(), method, tier.per_minute)
         pacer = self._pacers.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.telegram.network import NETWORK
 from shared.providers.telegram.webhooks import WEBHOOKS
 
 ENTRY = Entry(
@@ -11,6 +12,7 @@ ENTRY = Entry(
     category="chat",
     capabilities=("webhooks", "sync", "import", "notifications"),
     webhooks=WEBHOOKS,
+    network=NETWORK,
     verification=("token", ("x-telegram-bot-api-secret-token",)),
     settings=(
         Setting("bot_token", "the bot's token from @BotFather (123456:ABC…)"),

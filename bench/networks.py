@@ -1,0 +1,559 @@
+"""Benchmark "sync-networks" (also run by `--only sync`, after Slack's tables): chat messages
+posted to each chat network through one sync process, against a bare relay loop making the
+same calls in the same run.
+
+Per network of `NETWORKS`, the set-up: `python -m bench.networks standin --network N` on
+loopback, a cheap HTTP/1.1 server in its own process (`bench.sink`'s connection, no
+framework) answering the calls sync makes there the way the network answers them (its
+identity, a channel's, a post) and counting each post whose text carries
+`bench_seq=<n> sent_at=<unix seconds>`; an integration created through the oauth service
+with the network's settings (which asks the stand-in who they make us; oauth is then
+stopped); CHANNELS mappings created through sync's API (each checked with the network).
+
+**Throughput** (`sync-<network>`): sync stopped, EVENTS `message.created` chat events (the
+Slack table's, over CHANNELS channels) are published, then one sync process is started on
+the backlog with `HOOKHUB_SYNC_PACE_FACTOR=0` (the network's per-channel pacing off, as in
+Slack's table); timed by the stand-in from the first post to the one completing EVENTS.
+Baseline: `bench.sync_baseline --network N` on the same events (a topic of its own): aiokafka
+`getmany` → per batch, each channel's posts in order, all channels at once on one httpx
+client with sync's 200 connections → commit, each post the network's request as its API
+documents it (built by hand in `Network.outbound`: no provider code, no mapping lookup
+beyond a string operation, no outbox, no message map, no pacing).
+
+A network's stand-in here is for measuring, not testing: it does not check tokens or
+signatures (services/sandbox/ has each network's stand-in that does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from bench.delivery import Sink, Window, publish_all
+from bench.harness import (
+    BenchError,
+    BenchmarkResult,
+    CpuWindow,
+    Harness,
+    Measurement,
+    Server,
+    create_each,
+    create_integration,
+    ratio_note,
+    wait_answering,
+)
+from bench.sink import Connection, run_server
+from bench.sink import Sink as Counter
+from bench.sync import (
+    MAPPINGS_IN_FLIGHT,
+    TARGET_RATIO,
+    TEXT,
+    Sync,
+    _assigned,
+    _topic_like,
+    message_created,
+    message_text,
+)
+from bench.sync_baseline import Outbound
+from services.gateway.provider_webhooks.service import envelope_for
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import ChildProcess, free_port
+from shared.kernel.envelopes import ChatEvent, Topic
+from shared.kernel.ids import utcnow
+from shared.providers import WEBHOOK_PROVIDERS
+from shared.providers.base import InboundRequest
+
+WORKSPACE = "ws_bench_networks"
+CHANNELS = 200
+EVENTS = 5_000
+USERS = 20
+_MARK = re.compile(rb"bench_seq=(\d+) sent_at=([0-9.]+)")
+_SEQ = re.compile(rb"bench_seq=(\d+)")
+
+
+def chat_channel(network: str, index: int) -> str:
+    return f"ch_{network}{index:04d}"
+
+
+def index_of(chat_channel_id: str) -> int:
+    """What the baseline does for a mapping lookup: a string operation."""
+    return int(chat_channel_id[-4:])
+
+
+# -- a network's stand-in ------------------------------------------------------------------
+
+
+@dataclass
+class StandIn:
+    """What every network's stand-in keeps: the counting sink, and ids to hand out."""
+
+    network: Network
+    counter: Counter = field(default_factory=Counter)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def posted(self, body: bytes) -> None:
+        mark = _MARK.search(body)
+        self.counter.record(
+            b"" if mark is None else b'"bench_seq":%s,"sent_at":%s' % (mark[1], mark[2])
+        )
+
+    def respond(self, target: bytes, body: bytes) -> bytes:
+        return self.network.answer(self, target.partition(b"?")[0], body)
+
+
+def answer(document: Any, status: int = 200) -> bytes:
+    body = orjson.dumps(document)
+    reason = b"OK" if status == 200 else b"Error"
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    return head % (status, reason, len(body)) + body
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network as the benchmark drives it."""
+
+    name: str
+    # The services' environment for a stand-in at this URL.
+    env: Callable[[str], dict[str, str]]
+    # The integration's settings, with the stand-in at this URL.
+    settings: Callable[[str], dict[str, str]]
+    # The network's id of the benchmark's channel `index`.
+    channel: Callable[[int], str]
+    # The stand-in's answer to a request's path (lower case, no query) and body.
+    answer: Callable[[StandIn, bytes, bytes], bytes]
+    # The baseline's request, for a stand-in at this URL and the settings' token.
+    outbound: Callable[[str, str], Outbound]
+    token: str
+    # A user's message in channel `index` as the network sends it to its webhook URL
+    # (None: its events come over a connection of its own, not through the gateway).
+    webhook: Callable[[int, int, str], bytes] | None = None
+
+
+# -- Telegram ------------------------------------------------------------------------------
+
+TELEGRAM_TOKEN = "7000000001:bench-telegram-bot-token"  # noqa: S105 (the stand-in takes any)
+_CHAT_ID = re.compile(rb'"chat_id":(-?\d+)')
+
+
+def _telegram_channel(index: int) -> str:
+    return str(-1_009_000_000_000 - index)
+
+
+def _telegram_answer(standin: StandIn, path: bytes, body: bytes) -> bytes:
+    method = path.rpartition(b"/")[2]
+    found = _CHAT_ID.search(body)
+    chat = {"id": int(found[1]) if found else 0, "type": "supergroup", "title": "bench"}
+    if method == b"sendmessage":
+        standin.posted(body)
+        message = {"message_id": next(standin.ids), "date": int(time.time()), "chat": chat}
+        return answer({"ok": True, "result": message})
+    if method == b"getme":
+        bot = {"id": 7000000001, "is_bot": True, "first_name": "hookhub", "username": "hh_bot"}
+        return answer({"ok": True, "result": bot})
+    if method in (b"setwebhook", b"deletewebhook"):
+        return answer({"ok": True, "result": True})
+    if method == b"getchat":
+        return answer({"ok": True, "result": chat})
+    return answer({"ok": False, "error_code": 404, "description": "Not Found"}, 404)
+
+
+def _telegram_outbound(url: str, token: str) -> Outbound:
+    """`sendMessage` as the Bot API documents it, the author in bold above the text."""
+
+    def body(event: dict[str, Any]) -> bytes:
+        data, actor = event["data"], event.get("actor") or {}
+        text = f"<b>{_escape(actor.get('name') or '')}</b>\n{_escape(data['text'])}"
+        chat_id = int(_telegram_channel(index_of(data["channel_id"])))
+        return orjson.dumps({"chat_id": chat_id, "text": text, "parse_mode": "HTML"})
+
+    post = f"{url}/bot{token}/sendMessage"
+    return Outbound(
+        url=lambda event: post,
+        headers={"Content-Type": "application/json"},
+        body=body,
+        posted=lambda answered: bool(answered.get("ok")),
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _telegram_webhook(index: int, seq: int, text: str) -> bytes:
+    """An Update with a user's message in a supergroup, as the Bot API's Update and Message
+    objects describe them (core.telegram.org/bots/api#update)."""
+    chat = {"id": int(_telegram_channel(index)), "type": "supergroup", "title": "bench"}
+    user = {"id": 5_000_000 + seq % USERS, "is_bot": False, "first_name": f"User {seq % USERS}"}
+    message = {"message_id": seq + 1, "from": user, "chat": chat, "date": int(time.time())}
+    return orjson.dumps({"update_id": seq + 1, "message": {**message, "text": text}})
+
+
+TELEGRAM = Network(
+    name="telegram",
+    env=lambda url: {"HOOKHUB_TELEGRAM_API_BASE": url},
+    settings=lambda url: {"bot_token": TELEGRAM_TOKEN},
+    channel=_telegram_channel,
+    answer=_telegram_answer,
+    outbound=_telegram_outbound,
+    token=TELEGRAM_TOKEN,
+    webhook=_telegram_webhook,
+)
+
+NETWORKS: dict[str, Network] = {network.name: network for network in (TELEGRAM,)}
+
+
+# -- the benchmark -------------------------------------------------------------------------
+
+
+def chat_event(network: str, run: str, phase: str, seq: int) -> ChatEvent:
+    return message_created(
+        f"{network}_{run}_{phase}_{seq:07d}",
+        WORKSPACE,
+        chat_channel(network, seq % CHANNELS),
+        message_text(seq, time.time()),
+    )
+
+
+class Networks:
+    name = "sync-networks"
+    title = "chat → each chat network through sync, beside a bare relay loop"
+
+    def run(self, harness: Harness) -> list[BenchmarkResult]:
+        return [result for n in NETWORKS.values() for result in self.network(harness, n)]
+
+    def network(self, harness: Harness, network: Network) -> list[BenchmarkResult]:
+        infrastructure = harness.infrastructure()
+        bootstrap = infrastructure.kafka_bootstrap
+        topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
+        standin = start_standin(harness, network.name)
+        env = network.env(standin.url)
+        unpaced = {**env, "HOOKHUB_SYNC_PACE_FACTOR": "0"}
+        oauth = harness.start_service("oauth", env=env)
+        integration_id = create_integration(
+            oauth.url,
+            infrastructure.admin_token,
+            network.name,
+            WORKSPACE,
+            network.settings(standin.url),
+        )
+        oauth.stop()
+        sync = harness.start_service("sync", env=unpaced)
+        setup_started = time.perf_counter()
+        bodies = [
+            {"external_channel_id": network.channel(i), "channel_id": chat_channel(network.name, i)}
+            for i in range(CHANNELS)
+        ]
+        path = f"/api/integrations/{integration_id}/mappings"
+        asyncio.run(
+            create_each(sync.url, infrastructure.admin_token, path, bodies, MAPPINGS_IN_FLIGHT)
+        )
+        mappings_in = time.perf_counter() - setup_started
+        standin.reset(expect=1)
+        check = [chat_event(network.name, harness.run_id, "check", 0)]
+        asyncio.run(publish_all(bootstrap, topic, check))
+        if not standin.wait_until("complete", time.monotonic() + 60, sync.child.alive):
+            raise BenchError(
+                f"a first message did not reach the {network.name} stand-in: {standin.stats()}"
+            )
+        sync.stop()
+
+        # -- ours: a backlog, one sync process started on it ----------------------------------
+        events = [chat_event(network.name, harness.run_id, "burst", s) for s in range(EVENTS)]
+        published_in = asyncio.run(publish_all(bootstrap, topic, events))
+        standin.reset(expect=EVENTS)
+        sync = harness.start_service("sync", env=unpaced, wait=False)
+        window = Window.around(
+            standin, sync, infrastructure, timeout=max(180.0, EVENTS / 50), sink_name=network.name
+        )
+        window.start()
+        window.join()
+        if not sync.child.alive():
+            raise BenchError(f"the sync service exited; its log: {sync.child.log_path}")
+        ours = window.measurement("hookhub sync", from_seq=0)
+        harness.wait_ready(sync)
+        sync.stop()
+
+        # -- the baseline: the bare relay loop on the same events ------------------------------
+        base_topic = asyncio.run(_topic_like(bootstrap, topic, f"baseline-{network.name}"))
+        asyncio.run(publish_all(bootstrap, base_topic, events))
+        standin.reset(expect=EVENTS)
+        base, _ = Sync()._baseline(
+            harness,
+            standin,
+            base_topic,
+            standin.url,
+            EVENTS,
+            from_seq=0,
+            network=network.name,
+            token=network.token,
+            sink_name=network.name,
+        )
+        results = [self._outbound_result(network, ours, base, published_in, mappings_in)]
+        if network.webhook is not None:
+            results.append(self.inbound(harness, network, integration_id, env))
+        standin.child.stop()
+        return results
+
+    def _outbound_result(
+        self,
+        network: Network,
+        ours: Measurement,
+        base: Measurement,
+        published_in: float,
+        mappings_in: float,
+    ) -> BenchmarkResult:
+        return BenchmarkResult(
+            f"sync-{network.name}",
+            f"chat messages posted to {network.name} by one sync process",
+            ours,
+            base,
+            notes=[
+                f"{EVENTS:,} message.created events over {CHANNELS} mapped channels, "
+                f"published in {published_in:.2f} s before the sync process was started; "
+                f"HOOKHUB_SYNC_PACE_FACTOR=0; the {CHANNELS} mappings were created through "
+                f"the API in {mappings_in:.1f} s",
+                f"baseline: bench.sync_baseline --network {network.name}, aiokafka getmany "
+                "(500 records) → per batch, each channel's posts in order, all channels at "
+                "once on one httpx client with 200 connections → commit; each post the "
+                "network's documented request, built by hand",
+                ratio_note(ours, base, TARGET_RATIO),
+            ],
+            setup=f"{EVENTS:,} pre-published events, first → last post at the stand-in",
+            unit="posts/s",
+        )
+
+    def inbound(
+        self, harness: Harness, network: Network, integration_id: str, env: dict[str, str]
+    ) -> BenchmarkResult:
+        """The network's users' messages, as the gateway publishes them once verified, a
+        backlog on `hookhub.provider.events` read by one sync process started on it, to
+        `message.received` on `hookhub.chat.inbound`; beside a bare consumer → producer relay
+        of the same envelopes."""
+        assert network.webhook is not None
+        infrastructure = harness.infrastructure()
+        bootstrap = infrastructure.kafka_bootstrap
+        namespace = infrastructure.topic_namespace
+        source = f"{namespace}.{Topic.PROVIDER_EVENTS}"
+        inbound = f"{namespace}.{Topic.CHAT_INBOUND}"
+        integration = IntegrationSnapshot(
+            id=integration_id,
+            workspace_id=WORKSPACE,
+            provider=network.name,
+            enabled=True,
+            is_default=False,
+            status="connected",
+            account_id=None,
+            rate_limit_per_second=None,
+        )
+        webhooks = WEBHOOK_PROVIDERS[network.name]
+        envelopes = []
+        for seq in range(EVENTS):
+            text = f"bench_seq={seq} sent_at={time.time():.6f} {TEXT}"
+            body = network.webhook(seq % CHANNELS, seq, text)
+            request = InboundRequest(headers={}, body=body, received_at=utcnow())
+            envelopes.append(envelope_for(integration, webhooks.parse(request), request))
+        asyncio.run(publish_all(bootstrap, source, envelopes))
+
+        started: list[Server] = []
+
+        def start_sync() -> ChildProcess:
+            started.append(harness.start_service("sync", env=env, wait=False))
+            child: ChildProcess = started[-1].child
+            return child
+
+        ours = asyncio.run(
+            read_arrivals(bootstrap, inbound, EVENTS, start_sync, "hookhub sync", harness)
+        )
+        for service in started:
+            service.stop()
+
+        relay_source = asyncio.run(_topic_like(bootstrap, source, f"relay-{network.name}"))
+        relay_target = asyncio.run(_topic_like(bootstrap, inbound, f"relay-{network.name}"))
+        asyncio.run(publish_all(bootstrap, relay_source, envelopes))
+
+        relays: list[ChildProcess] = []
+
+        def start_relay() -> ChildProcess:
+            argv = [sys.executable, "-m", "bench.networks", "relay", "--network", network.name]
+            argv += ["--bootstrap", bootstrap, "--source", relay_source]
+            argv += ["--target", relay_target, "--count", str(EVENTS)]
+            relays.append(harness.start_process(f"{network.name}-relay", argv))
+            return relays[-1]
+
+        base = asyncio.run(
+            read_arrivals(bootstrap, relay_target, EVENTS, start_relay, "baseline (relay)", harness)
+        )
+        for child in relays:
+            child.stop()
+        return BenchmarkResult(
+            f"sync-{network.name}-inbound",
+            f"{network.name} users' messages → hookhub.chat.inbound by one sync process",
+            ours,
+            base,
+            notes=[
+                f"{EVENTS:,} messages of {USERS} users over {CHANNELS} mapped channels, as "
+                "the gateway publishes them once verified (the network's webhook body, "
+                "parsed by its own `parse`), published to hookhub.provider.events before "
+                "the sync process was started; timed by a consumer in the harness from the "
+                "first message.received read to the last",
+                "baseline: python -m bench.networks relay, aiokafka getmany → each record "
+                "decoded (orjson) and its payload produced (acks=all) to another topic → "
+                "commit, read the same way: no validation, no mapping, no message map",
+                ratio_note(ours, base, TARGET_RATIO),
+            ],
+            setup=f"{EVENTS:,} pre-published provider events, first → last read",
+            unit="messages/s",
+        )
+
+
+BENCHMARK = Networks()
+
+
+async def read_arrivals(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    start: Callable[[], ChildProcess],
+    label: str,
+    harness: Harness,
+) -> Measurement:
+    """Reads `topic` from its end as it is once the reader has it, starts what writes to it,
+    and notes when each `bench_seq` was first read, until `count` were or a minute passed
+    without one."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+    )
+    await consumer.start()
+    read: dict[int, float] = {}
+    try:
+        await _assigned(consumer)
+        child = await asyncio.to_thread(start)
+        pids = {"writer": child.process.pid, **harness.infrastructure().pids()}
+        with CpuWindow(pids) as cpu:
+            quiet_since = time.monotonic()
+            while len(read) < count and time.monotonic() - quiet_since < 60:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+                now = time.time()
+                for records in batches.values():
+                    for record in records:
+                        found = _SEQ.search(record.value or b"")
+                        if found is not None:
+                            read.setdefault(int(found[1]), now)
+                            quiet_since = time.monotonic()
+                if not child.alive():
+                    break
+    finally:
+        await consumer.stop()
+    window = max(read.values()) - min(read.values()) if len(read) > 1 else 0.0
+    missing = count - len(read)
+    measured = Measurement(
+        label=label,
+        rps=round(len(read) / window, 1) if window > 0 else 0.0,
+        p50_ms=None,
+        p90_ms=None,
+        p99_ms=None,
+        max_ms=None,
+        ok=len(read),
+        errors=missing,
+        error_kinds={"missing": missing} if missing else {},
+        window_s=round(window, 3),
+        cpu_cores={},
+    )
+    cpu.apply(measured)
+    return measured
+
+
+def _relayed(value: bytes) -> bytes:
+    """What the relay makes of an envelope: its payload, decoded and encoded again (as the
+    Discord benchmark's baseline produces each dispatch's `d`)."""
+    return orjson.dumps(orjson.loads(value)["payload"])
+
+
+async def relay(bootstrap: str, source: str, target: str, count: int) -> None:
+    """The inbound baseline: each record of `source` decoded, and its payload produced to
+    `target`."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"{source}.relay",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    relayed = 0
+    try:
+        while relayed < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            futures = [
+                await producer.send(target, _relayed(record.value), key=record.key)
+                for records in batches.values()
+                for record in records
+            ]
+            await asyncio.gather(*futures)
+            relayed += len(futures)
+            if futures:
+                await consumer.commit()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def start_standin(harness: Harness, network: str) -> Sink:
+    """The network's stand-in as a process of the run, once it answers its ready probe."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.networks", "standin", "--network", network]
+    child = harness.start_process(f"{network}-standin", [*argv, "--port", str(port)])
+    standin = Sink(f"http://127.0.0.1:{port}", child)
+    wait_answering(child, standin.url + "/_bench/ready", f"{network}-standin")
+    return standin
+
+
+# -- the stand-in's process ------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.networks", description=__doc__)
+    parser.add_argument("part", choices=("standin", "relay"))
+    parser.add_argument("--network", required=True, choices=sorted(NETWORKS))
+    parser.add_argument("--bootstrap")
+    parser.add_argument("--source")
+    parser.add_argument("--target")
+    parser.add_argument("--count", type=int)
+    args, rest = parser.parse_known_args(argv)
+    if args.part == "relay":
+        import uvloop
+
+        uvloop.run(relay(args.bootstrap, args.source, args.target, args.count))
+        return 0
+    standin = StandIn(NETWORKS[args.network])
+
+    async def serve(host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: Connection(standin.counter, standin.respond), host, port, backlog=1024
+        )
+        async with server:
+            await server.serve_forever()
+
+    return run_server(serve, "python -m bench.networks standin", __doc__, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Google Chat: a Chat app on an HTTP endpoint, with a service account."""

@@ -1,0 +1,422 @@
+"""Google Chat as a chat provider for sync (shared.providers.chat): Chat's events become
+message changes, and chat messages are posted to a space as the Chat app.
+
+The `token` every call takes is the integration's service account key (JSON): the access
+token is had from it, and kept, by `GoogleChatApi.tokens`.
+
+What Google Chat gives an app, and what follows from it:
+
+- An app on an HTTP endpoint is sent MESSAGE interaction events only when it is
+  @mentioned in a space, messaged directly, or a slash command is used
+  (developers.google.com/workspace/chat/receive-respond-interactions). Every message of a
+  space, and edits and deletions, come only through the Google Workspace Events API
+  (`google.workspace.chat.message.v1.created|updated|deleted`, delivered by Pub/Sub),
+  which `changes` reads too (`{"message": …}`) but which no hookhub endpoint receives yet.
+- An app cannot post as someone else: the author's name leads the text, in bold.
+- Each post of ours gets a custom id, `client-hookhub-…` (`messageId`). It does not
+  replace the message's generated name; it is the message's `clientAssignedMessageId`, a
+  mark a message event carries (no echo: `is_own`), and `spaces/S/messages/client-…` names
+  the message to get, patch or delete, so `find_post` finds a tagged post with one GET
+  (developers.google.com/workspace/chat/create-messages#name-a-created-message). The same
+  id is the post's `requestId`, so a post sent again makes no second message.
+- Our posts' sender is the app's user (`type` BOT): its name, learnt from the first post,
+  is `identity().user_id`.
+- Threads: a reply names its thread (`spaces/S/threads/T`), not the message that started
+  it, and sync finds a reply's root by the root's message name (its copy in the message
+  map). So `changes` gives a reply's `external_thread_id` as the name of the thread's root
+  message, learnt from the thread's first message seen (an event that is no reply, or our
+  own post's answer); a thread whose start was not seen begins at its first reply seen.
+  A post may name a thread or a message of it (then its thread is looked up).
+- No Chat API call answers a user's profile to an app: `user` answers the names and
+  avatars of the senders the events showed, else None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from shared.providers.chat import (
+    Author,
+    BotIdentity,
+    ChannelInfo,
+    MessageChange,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    SenderMarks,
+    UserLookup,
+    cut,
+)
+from shared.providers.googlechat.api import MAX_TEXT, GoogleChatApi
+from shared.providers.googlechat.auth import service_account_info
+
+# Per-space writes: one a second (developers.google.com/workspace/chat/limits).
+PACE_SECONDS = 1.0
+# What our custom message ids start with: `client-` is Google's required prefix.
+MARK = "client-hookhub-"
+# The subtype of a message that carries our mark.
+OWN_SUBTYPE = "hookhub_post"
+# A custom id is `client-` and at most 56 of [a-z0-9-] (63 in all).
+_TAG = re.compile(r"[a-z0-9-]{1,48}")
+_MAX_AUTHOR = 128
+# Bounds of what is kept in memory: senders seen, threads looked up.
+_KNOWN_USERS = 4096
+_KNOWN_THREADS = 4096
+ZWJ = "\u200d"
+# Look-alikes for what would end the markup around them: a `*` in the author's name (in
+# `*bold*`), a `>` in a link's label (in `<url|label>`).
+ASTERISK_OPERATOR = "\u2217"
+ANGLE_QUOTE = "\u203a"
+# A `<` that could open Chat markup: a mention (`<users/all>`, `<users/123>`) or a link
+# (`<https://x|label>`).
+_OPENS = re.compile(r"<(?=\S)")
+# Events carrying a message, and what happened to it: the interaction event, and the
+# Workspace Events API's message events.
+_KINDS: dict[str, Literal["created", "edited", "deleted"]] = {
+    "MESSAGE": "created",
+    "google.workspace.chat.message.v1.created": "created",
+    "google.workspace.chat.message.v1.updated": "edited",
+    "google.workspace.chat.message.v1.deleted": "deleted",
+}
+
+
+class GoogleChatChat:
+    name = "googlechat"
+
+    def __init__(self, api: GoogleChatApi) -> None:
+        self.api = api
+        self._users: OrderedDict[str, Author] = OrderedDict()
+        self._threads: OrderedDict[str, str] = OrderedDict()  # message name → thread name
+        # Thread name → the message that started it (its root), as seen: a reply names its
+        # thread, and sync finds a reply's root by the root's message name.
+        self._roots: OrderedDict[str, str] = OrderedDict()
+        self._app_users: dict[str, str] = {}  # service account → the app's user name
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        return PACE_SECONDS
+
+    # -- who we are, what we see --------------------------------------------------------------
+
+    async def identity(self, token: str) -> BotIdentity:
+        """The service account, once Google gave it an access token (the key works: a key
+        deleted or of another project is TokenRejected). Chat names no app user to its own
+        app before it posts."""
+        info = service_account_info(token)
+        await self.api.tokens.token(token)
+        email = str(info["client_email"])
+        return BotIdentity(
+            user_id=self._app_users.get(email), app_id=email, team_id=info.get("project_id")
+        )
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        space = await self.api.get_space(token, external_channel_id)
+        name = space.get("displayName") or space.get("name") or external_channel_id
+        return ChannelInfo(id=str(space.get("name") or external_channel_id), name=str(name))
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        return self._users.get(external_user_id)
+
+    # -- outbound -----------------------------------------------------------------------------
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
+        thread = await self._thread_of(token, post.thread_external_id)
+        message_id = custom_id(post.tag) if post.tag else MARK + uuid.uuid4().hex
+        made = await self.api.create_message(
+            token,
+            external_channel_id,
+            format_post(post),
+            request_id=message_id if post.tag else None,
+            message_id=message_id,
+            thread_name=thread,
+        )
+        sender = made.get("sender")
+        if isinstance(sender, Mapping) and sender.get("type") == "BOT" and sender.get("name"):
+            self._app_users[str(service_account_info(token)["client_email"])] = sender["name"]
+        posted = _posted(made)
+        made_thread = _thread_name(made)
+        if made_thread:
+            self._learn_thread(posted.external_message_id, made_thread)
+            if thread is None:
+                self._learn_root(made_thread, posted.external_message_id)
+        # Sync keeps a copy's `external_thread_id` as its thread's first message (a reply to
+        # it is flattened there): the message this one replies to, not Chat's thread name.
+        return replace(posted, external_thread_id=post.thread_external_id if thread else None)
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None:
+        await self.api.update_text(token, external_message_id, format_post(post))
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        await self.api.delete_message(token, external_message_id)
+
+    async def find_post(
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
+    ) -> Posted | None:
+        """The post made with `tag`: its name is known from the tag alone."""
+        name = f"{external_channel_id}/messages/{custom_id(tag)}"
+        found = await self.api.get_message(token, name)
+        if found is None:
+            return None
+        reply = bool(found.get("threadReply")) and thread_external_id is not None
+        return replace(_posted(found), external_thread_id=thread_external_id if reply else None)
+
+    async def _thread_of(self, token: str, external_id: str | None) -> str | None:
+        if not external_id or "/threads/" in external_id:
+            return external_id
+        known = self._threads.get(external_id)
+        if known is None:
+            root = await self.api.get_message(token, external_id)
+            thread = root.get("thread") if root else None
+            if not isinstance(thread, Mapping) or not thread.get("name"):
+                return None  # the root is gone: a new thread (as FALLBACK_TO_NEW_THREAD would)
+            known = str(thread["name"])
+            self._learn_thread(external_id, known)
+        return known
+
+    def _learn_thread(self, message: str, thread: str) -> None:
+        self._threads[message] = thread
+        while len(self._threads) > _KNOWN_THREADS:
+            self._threads.popitem(last=False)
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        after = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        out: list[MessageChange] = []
+        page_token: str | None = None
+        while len(out) < limit:
+            page = await self.api.list_messages(
+                token,
+                external_channel_id,
+                after=after,
+                page_size=min(limit - len(out), 1000),
+                page_token=page_token,
+            )
+            for message in page.messages:
+                change = self._change("created", message, external_channel_id)
+                if change is not None and len(out) < limit:
+                    out.append(change)
+            if page.next_page_token is None:
+                break
+            page_token = page.next_page_token
+        return out
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        kind = _KINDS.get(event_type) or _KINDS.get(str(payload.get("type")))
+        message = payload.get("message")
+        if kind is None or not isinstance(message, Mapping):
+            return []
+        space = payload.get("space")
+        channel = space.get("name") if isinstance(space, Mapping) else None
+        change = self._change(kind, message, channel)
+        return [change] if change is not None else []
+
+    def _change(
+        self,
+        kind: Literal["created", "edited", "deleted"],
+        message: Mapping[str, Any],
+        channel: Any,
+    ) -> MessageChange | None:
+        name = message.get("name")
+        if not isinstance(name, str) or "/messages/" not in name:
+            return None
+        channel = channel if isinstance(channel, str) else name.partition("/messages/")[0]
+        when = _moment(
+            message.get("lastUpdateTime") if kind == "edited" else message.get("createTime")
+        )
+        thread = message.get("thread")
+        thread_name = thread.get("name") if isinstance(thread, Mapping) else None
+        reply = bool(message.get("threadReply")) and isinstance(thread_name, str)
+        root: str | None = None
+        if isinstance(thread_name, str) and kind == "created":
+            root = self._root_of(thread_name, name) if reply else None
+            if not reply:
+                self._learn_root(thread_name, name)
+        elif reply and isinstance(thread_name, str):
+            root = self._roots.get(thread_name)
+        if kind == "deleted":
+            return MessageChange(
+                kind="deleted",
+                external_channel_id=channel,
+                external_message_id=name,
+                occurred_at=when,
+            )
+        sender = message.get("sender")
+        sender = sender if isinstance(sender, Mapping) else {}
+        author = self._remember(sender)
+        text = readable(str(message.get("text") or ""), message.get("annotations"))
+        is_bot = sender.get("type") == "BOT"
+        custom = message.get("clientAssignedMessageId")
+        ours = isinstance(custom, str) and custom.startswith(MARK)
+        return MessageChange(
+            kind=kind,
+            external_channel_id=channel,
+            external_message_id=name,
+            occurred_at=when,
+            text=text,
+            external_thread_id=root,
+            author=author,
+            sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
+            subtype=OWN_SUBTYPE if ours else "bot_message" if is_bot else None,
+            ignored=None if text.strip() else "the message carries no text",
+        )
+
+    def _root_of(self, thread_name: str, name: str) -> str | None:
+        """The root message of a reply's thread, as seen (a message that is no reply, or our
+        post that started it). A thread whose start was not seen (before a restart, or
+        before the mapping): its first reply seen arrives as a message of its own, and the
+        thread's later replies are in its thread."""
+        root = self._roots.get(thread_name)
+        if root is None:
+            self._learn_root(thread_name, name)
+        return root if root != name else None
+
+    def _learn_root(self, thread_name: str, name: str) -> None:
+        self._roots.setdefault(thread_name, name)
+        self._roots.move_to_end(thread_name)
+        while len(self._roots) > _KNOWN_THREADS:
+            self._roots.popitem(last=False)
+
+    def _remember(self, sender: Mapping[str, Any]) -> Author | None:
+        user, name = _str(sender.get("name")), _str(sender.get("displayName"))
+        if user is None:
+            return None
+        author = Author(
+            name=name or user, avatar_url=_str(sender.get("avatarUrl")), external_id=user
+        )
+        if name:
+            self._users[user] = author
+            self._users.move_to_end(user)
+            while len(self._users) > _KNOWN_USERS:
+                self._users.popitem(last=False)
+        return author
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        """Made by hookhub: it carries our custom id's mark; or the app user identity names
+        sent it."""
+        if change.subtype == OWN_SUBTYPE:
+            return True
+        sender = change.sender
+        return sender.is_bot and sender.user_id is not None and sender.user_id == identity.user_id
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        """Plain already: `changes` made the mentions readable (their annotations are there)."""
+        return text
+
+
+# -- outbound formatting ------------------------------------------------------------------------
+
+
+def custom_id(tag: str) -> str:
+    """Our `messageId` for a tag: the tag when it is of the allowed characters and fits,
+    else a digest of it."""
+    if _TAG.fullmatch(tag):
+        return MARK + tag
+    return MARK + hashlib.sha256(tag.encode()).hexdigest()[:40]
+
+
+def defuse(text: str) -> str:
+    """Text shown as it is: a zero-width joiner after each `<` that could open a mention
+    (`<users/all>`) or a link (`<url|label>`); Chat has no escape character."""
+    return _OPENS.sub("<" + ZWJ, text)
+
+
+def format_post(post: OutboundPost) -> str:
+    """`*author*`, a line break, the text, then one `<url|name>` link a line per attachment
+    (Chat's own formatting, developers.google.com/workspace/chat/format-messages); the
+    author and the text defused, the whole within 4096 characters."""
+    author = defuse(cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)).replace(
+        "*", ASTERISK_OPERATOR
+    )
+    links: list[str] = []
+    for attachment in post.attachments:
+        name = defuse(cut(attachment.name or attachment.url, 256)).replace("|", "/")
+        url = attachment.url
+        if url.startswith(("https://", "http://")) and not re.search(r"[\s<>|]", url):
+            links.append(f"<{url}|{name.replace('>', ANGLE_QUOTE)}>")
+        else:
+            links.append(name)
+    fixed = len(author) + 3 + sum(1 + len(link) for link in links)
+    text = defuse(post.text)
+    if text:
+        room = MAX_TEXT - fixed - 1
+        text = cut(text, room) if len(text.encode("utf-16-le")) // 2 > room else text
+    return "\n".join([f"*{author}*", *([text] if text else []), *links])
+
+
+# -- inbound ---------------------------------------------------------------------------------
+
+
+def readable(text: str, annotations: Any) -> str:
+    """Each USER_MENTION as `@` and the user's display name, defused (a zero-width joiner
+    after the `@`) so the chat does not read it as a mention of its own; the rest of the
+    text defused the same way."""
+    spans: list[tuple[int, int, str]] = []
+    for note in annotations if isinstance(annotations, list) else []:
+        if not isinstance(note, Mapping) or note.get("type") != "USER_MENTION":
+            continue
+        start, length = note.get("startIndex"), note.get("length")
+        mention = note.get("userMention")
+        user = mention.get("user") if isinstance(mention, Mapping) else None
+        if type(start) is not int or type(length) is not int or not isinstance(user, Mapping):
+            continue
+        name = _str(user.get("displayName")) or str(user.get("name", "")).rpartition("/")[2]
+        if start < 0 or length < 1 or start + length > len(text) or not name:
+            continue
+        spans.append((start, start + length, name))
+    parts: list[str] = []
+    position = 0
+    for start, end, name in sorted(spans):
+        if start < position:
+            continue  # overlapping annotations: the first wins
+        parts.append(_defuse_at(text[position:start]))
+        parts.append("@" + ZWJ + name)
+        position = end
+    parts.append(_defuse_at(text[position:]))
+    return "".join(parts)
+
+
+def _defuse_at(text: str) -> str:
+    return re.sub(r"@(?=[\w.-])", "@" + ZWJ, text)
+
+
+def _posted(message: Mapping[str, Any]) -> Posted:
+    name = _str(message.get("name"))
+    if name is None:
+        raise PermanentError("Google Chat answered a message without a name", "no_name")
+    thread = message.get("thread")
+    thread_name = _str(thread.get("name")) if isinstance(thread, Mapping) else None
+    return Posted(external_message_id=name, external_thread_id=thread_name)
+
+
+def _thread_name(message: Mapping[str, Any]) -> str | None:
+    thread = message.get("thread")
+    return _str(thread.get("name")) if isinstance(thread, Mapping) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _moment(stamp: Any) -> datetime:
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.now(UTC)
