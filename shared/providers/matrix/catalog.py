@@ -6,8 +6,10 @@ from __future__ import annotations
 import secrets
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.matrix.network import DEFAULT_PREFIX, NETWORK
+from shared.providers.matrix.webhooks import WEBHOOKS
 
-DEFAULT_PREFIX = "_hookhub_"
+__all__ = ["DEFAULT_PREFIX", "ENTRY"]
 
 
 def _examples() -> dict[str, str]:
@@ -23,8 +25,12 @@ ENTRY = Entry(
     provider="matrix",
     name="Matrix",
     category="chat",
-    # Its transactions are PUTs with a bearer token: not the gateway's POST webhooks (yet).
-    capabilities=("sync",),
+    # Its transactions are PUT to the webhook URL (the registration's `url`) + the spec's
+    # paths, verified with the hs_token by the gateway (shared/providers/matrix/webhooks.py).
+    capabilities=("webhooks", "sync", "history"),
+    network=NETWORK,
+    webhooks=WEBHOOKS,
+    verification=("token", ("authorization",)),
     settings=(
         Setting(
             "homeserver_url",

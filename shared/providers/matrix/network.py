@@ -1,0 +1,206 @@
+"""Matrix as a chat network: hookhub as an application service of the integration's own
+homeserver (shared/providers/matrix/appservice.py).
+
+- Credential: the homeserver's URL, the registration's `as_token` and the namespace
+  prefix, from the integration's own settings (`credential()`): one string, split again
+  by `MatrixChats`, which keeps one `MatrixChat` (its puppet registry and caches) per
+  homeserver and prefix, the least recently used dropped past `MAX_CHATS`.
+- Events: the homeserver PUTs transactions to the integration's webhook URL (the
+  registration's `url`), verified by the gateway with the `hs_token`
+  (`MatrixWebhooks`), one envelope per transaction whose delivery id is its txnId; sync
+  reads them off `hookhub.provider.events` as Telegram's.
+- History: `GET /rooms/{roomId}/messages` (catch-up)."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+
+import httpx
+
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.settings import Settings
+from shared.providers.chat import (
+    Author,
+    BotIdentity,
+    ChannelInfo,
+    MessageChange,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    UserLookup,
+)
+from shared.providers.matrix.api import MatrixApi
+from shared.providers.matrix.messages import AvatarFetcher, MatrixChat
+from shared.providers.networks import AppValues, Network
+
+DEFAULT_PREFIX = "_hookhub_"
+# Integrations' MatrixChats kept at once (each holds its puppets' profiles and rooms).
+MAX_CHATS = 512
+
+
+def credential(homeserver_url: str, as_token: str, prefix: str) -> str:
+    """The one string sync passes as the `token` of a Matrix integration."""
+    return json.dumps(
+        {"homeserver_url": homeserver_url.rstrip("/"), "as_token": as_token, "prefix": prefix},
+        sort_keys=True,
+    )
+
+
+def split_credential(value: str) -> tuple[str, str, str]:
+    try:
+        data = json.loads(value)
+        return str(data["homeserver_url"]), str(data["as_token"]), str(data["prefix"])
+    except (ValueError, KeyError, TypeError):
+        raise PermanentError(
+            "a Matrix credential names the homeserver, the as_token and the prefix",
+            "bad_credential",
+            "integration",
+        ) from None
+
+
+class MatrixChats:
+    """The chat contract for every Matrix integration: each call's `token` (the
+    credential) says which homeserver and namespace, and picks that integration's
+    `MatrixChat`."""
+
+    name = "matrix"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        fetch_avatar: AvatarFetcher | None = None,
+        max_chats: int = MAX_CHATS,
+    ) -> None:
+        self._client = client
+        self._fetch_avatar = fetch_avatar
+        self._max = max_chats
+        self._chats: OrderedDict[tuple[str, str], MatrixChat] = OrderedDict()
+
+    def open(self, token: str) -> tuple[MatrixChat, str]:
+        """The integration's MatrixChat and its as_token."""
+        homeserver, as_token, prefix = split_credential(token)
+        key = (homeserver, prefix)
+        chat = self._chats.get(key)
+        if chat is None:
+            chat = MatrixChat(MatrixApi(self._client, homeserver), prefix, self._fetch_avatar)
+            self._chats[key] = chat
+            while len(self._chats) > self._max:
+                self._chats.popitem(last=False)
+        else:
+            self._chats.move_to_end(key)
+        return chat, as_token
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        return 0.2  # MatrixChat.pace_seconds says why
+
+    async def identity(self, token: str) -> BotIdentity:
+        chat, as_token = self.open(token)
+        return await chat.identity(as_token)
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        chat, as_token = self.open(token)
+        return await chat.channel(as_token, external_channel_id)
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
+        chat, as_token = self.open(token)
+        return await chat.post(as_token, external_channel_id, post)
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None:
+        chat, as_token = self.open(token)
+        await chat.edit(as_token, external_channel_id, external_message_id, post)
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        chat, as_token = self.open(token)
+        await chat.delete(as_token, external_channel_id, external_message_id)
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        chat, as_token = self.open(token)
+        return await chat.user(as_token, external_user_id)
+
+    async def find_post(
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
+    ) -> Posted | None:
+        chat, as_token = self.open(token)
+        return await chat.find_post(as_token, external_channel_id, tag, since, thread_external_id)
+
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        chat, as_token = self.open(token)
+        return await chat.history(as_token, external_channel_id, since, limit)
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        """A transaction as the gateway published it: `{"events": [...], "prefix": ...}`.
+        The events of the namespace (the prefix the gateway read off the integration) come
+        out `ignored`; `is_own` also tells them, by the appservice's identity."""
+        events = payload.get("events")
+        if not isinstance(events, list):
+            return []
+        prefix = payload.get("prefix")
+        parser = _parser(prefix if isinstance(prefix, str) and prefix else DEFAULT_PREFIX)
+        out: list[MessageChange] = []
+        for event in events:
+            if isinstance(event, Mapping):
+                change = parser.change(event)
+                if change is not None:
+                    out.append(change)
+        return out
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        user = change.sender.user_id
+        if user is None:
+            return False
+        if user == identity.user_id:
+            return True
+        server = (identity.user_id or "").partition(":")[2]
+        prefix = identity.app_id or DEFAULT_PREFIX
+        return user.startswith(f"@{prefix}") and (not server or user.endswith(":" + server))
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        return text
+
+
+_PARSERS: dict[str, MatrixChat] = {}
+
+
+def _parser(prefix: str) -> MatrixChat:
+    """A MatrixChat that only reads events (no homeserver): one per prefix."""
+    parser = _PARSERS.get(prefix)
+    if parser is None:
+        try:
+            parser = MatrixChat(MatrixApi(cast(httpx.AsyncClient, None), "http://unused"), prefix)
+        except ValueError:
+            return _parser(DEFAULT_PREFIX)
+        if len(_PARSERS) < 64:
+            _PARSERS[prefix] = parser
+    return parser
+
+
+class MatrixNetwork(Network):
+    name = "matrix"
+
+    def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MatrixChats:
+        return MatrixChats(client)
+
+    def credential(self, integration: IntegrationSnapshot) -> str | None:
+        """The homeserver (a setting), the as_token (a secret) and the namespace prefix."""
+        homeserver = integration.config.get("homeserver_url") or ""
+        as_token = integration.secrets.get("as_token") or ""
+        if not homeserver or not as_token:
+            return ""  # refused by the first call: the integration is in error
+        prefix = integration.config.get("namespace_prefix") or DEFAULT_PREFIX
+        return credential(homeserver, as_token, prefix)
+
+
+NETWORK = MatrixNetwork()
