@@ -216,6 +216,41 @@ class FakeMatrix:
         self.pushed.append((txn_id, events, answer.status_code))
         return answer.status_code
 
+    def shown(self, room: Room) -> list[dict[str, Any]]:
+        """A room's messages as a client shows them: edits applied, redacted ones gone, a
+        reply's or thread message's thread its root's event id."""
+        shown = []
+        for event in room.timeline:
+            content = event["content"]
+            if event["type"] != "m.room.message" or not content:
+                continue
+            relates = content.get("m.relates_to") or {}
+            if relates.get("rel_type") == "m.replace":
+                continue
+            latest = self._aggregated(room, event)["unsigned"].get("m.relations", {})
+            edit = latest.get("m.replace")
+            text = edit["content"]["m.new_content"].get("body", "") if edit else content["body"]
+            thread = (
+                relates.get("event_id")
+                if relates.get("rel_type") == "m.thread"
+                else (relates.get("m.in_reply_to") or {}).get("event_id")
+            )
+            sender = event["sender"]
+            shown.append(
+                {
+                    "id": event["event_id"],
+                    "user": {
+                        "id": sender,
+                        "name": self.profiles.get(sender, {}).get("displayname", sender),
+                    },
+                    "text": text,
+                    "thread": thread,
+                    "edited": edit is not None,
+                    "from_hookhub": self.appservice is not None and self.in_namespace(sender),
+                }
+            )
+        return shown
+
     # -- the Client-Server API -------------------------------------------------------------
 
     def _requester(self, request: Request) -> str:
