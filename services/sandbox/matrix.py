@@ -89,6 +89,7 @@ class _Limit:
     times: int
     retry_after_ms: int
     header: bool
+    room: str | None = None
 
 
 class FakeMatrix:
@@ -109,6 +110,8 @@ class FakeMatrix:
         self._clock = itertools.count(EPOCH_MS, 1000)
         self._sent: dict[tuple[str, str], str] = {}  # (user, path) → event id
         self._limits: list[_Limit] = []
+        # Push each event sent through the API to the appservice before answering the send.
+        self.echo_sends = False
         for name in PEOPLE:
             user = self.user_id(name)
             self.users.add(user)
@@ -158,9 +161,16 @@ class FakeMatrix:
         assert self.appservice is not None
         return user_id == self.bot or re.fullmatch(self.appservice.user_regex, user_id) is not None
 
-    def rate_limit(self, times: int = 1, retry_after_ms: int = 2000, header: bool = True) -> None:
-        """The next `times` calls are refused 429 `M_LIMIT_EXCEEDED`."""
-        self._limits.append(_Limit(times, retry_after_ms, header))
+    def rate_limit(
+        self,
+        times: int = 1,
+        retry_after_ms: int = 2000,
+        header: bool = True,
+        room: str | None = None,
+    ) -> None:
+        """The next `times` calls (about `room`, if given) are refused 429
+        `M_LIMIT_EXCEEDED`."""
+        self._limits.append(_Limit(times, retry_after_ms, header, room))
 
     # -- what people do --------------------------------------------------------------------
 
@@ -320,7 +330,7 @@ class FakeMatrix:
             async def endpoint(request: Request) -> Response:
                 self.requests.append((request.method, request.url.path, dict(request.query_params)))
                 for limit in self._limits:
-                    if limit.times > 0:
+                    if limit.times > 0 and (limit.room is None or limit.room in request.url.path):
                         limit.times -= 1
                         headers = (
                             {"Retry-After": str(-(-limit.retry_after_ms // 1000))}
@@ -446,6 +456,8 @@ class FakeMatrix:
                 return {"event_id": self._sent[key]}
             event = self._append(room, user, event_type, body)
             self._sent[key] = event["event_id"]
+            if self.echo_sends:  # the transaction with it goes out before the send answers
+                await self.push()
             return {"event_id": event["event_id"]}
 
         async def redact(

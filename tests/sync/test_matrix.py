@@ -1,0 +1,201 @@
+"""Matrix both ways through the real services, hookhub as the homeserver's application
+service: the stand-in homeserver PUTs its transactions to the integration's webhook URL
+(the registration's `url`), the gateway verifies the hs_token and publishes each
+transaction once (its txnId the delivery id), sync reads them off
+`hookhub.provider.events`; the chat's messages reach the room as puppets of hookhub's
+namespace through the Client-Server API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.sandbox.matrix import FakeMatrix, Room
+from tests.sync.conftest import World, in_channel, until
+from tests.sync.matrix_world import Matrix, connected
+
+
+@pytest.fixture(scope="module")
+async def matrix(world: World) -> AsyncIterator[Matrix]:
+    async with connected(world) as made:
+        yield made
+
+
+async def pair(world: World, matrix: Matrix) -> tuple[Room, str]:
+    room, channel = matrix.room(), world.new_id("ch_")
+    await world.map(matrix.integration, room.id, channel)
+    return room, channel
+
+
+def puppets(fake: FakeMatrix, room: Room) -> list[dict[str, Any]]:
+    return [m for m in fake.shown(room) if m["from_hookhub"]]
+
+
+async def test_room_messages_threads_edits_and_redactions_reach_the_chat(
+    world: World, matrix: Matrix
+) -> None:
+    fake, chat = matrix.fake, world.chat
+    room, channel = await pair(world, matrix)
+
+    root = fake.says("alice", {"msgtype": "m.text", "body": "hello @room"}, room)
+    assert await fake.push() == 200
+    [received] = await chat.received(in_channel(channel))
+    assert received["text"] == "hello @room"
+    assert received["author"]["name"] == "Alice"
+
+    fake.says(
+        "bob",
+        {
+            "msgtype": "m.text",
+            "body": "in thread",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]},
+        },
+        room,
+    )
+    await fake.push()
+    [reply] = await chat.received(lambda v: in_channel(channel)(v) and "thread_id" in v)
+    assert reply["thread_id"] == received["id"]
+
+    fake.says(
+        "alice",
+        {
+            "msgtype": "m.text",
+            "body": "* hello again",
+            "m.new_content": {"msgtype": "m.text", "body": "hello again"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": root["event_id"]},
+        },
+        room,
+    )
+    await fake.push()
+    [edited] = await chat.received(in_channel(channel, "message.edited"))
+    assert edited["text"] == "hello again"
+
+    fake.redacts("alice", root["event_id"], room)
+    await fake.push()
+    await chat.received(in_channel(channel, "message.deleted"))
+
+
+async def test_chat_messages_reach_the_room_as_puppets_with_threads_edits_and_redactions(
+    world: World, matrix: Matrix
+) -> None:
+    fake, chat = matrix.fake, world.chat
+    room, channel = await pair(world, matrix)
+
+    await chat.publish(
+        "message.created",
+        {"message_id": "m1", "channel_id": channel, "text": "deploy done"},
+        actor={"id": "u_ada", "name": "Ada Lovelace"},
+    )
+    [root] = await until(lambda: puppets(fake, room), what="the post")
+    assert root["text"] == "deploy done"
+    assert root["user"]["name"] == "Ada Lovelace"
+    assert root["user"]["id"].startswith("@_hookhub_")
+
+    await chat.publish(
+        "message.created",
+        {"message_id": "m2", "channel_id": channel, "text": "in thread", "thread_id": "m1"},
+        actor={"id": "u_ada", "name": "Ada Lovelace"},
+    )
+    _, reply = await until(lambda: len(puppets(fake, room)) == 2 and puppets(fake, room))
+    assert reply["thread"] == root["id"]
+
+    await chat.publish(
+        "message.updated", {"message_id": "m1", "channel_id": channel, "text": "edited"}
+    )
+    await until(lambda: puppets(fake, room)[0]["text"] == "edited", what="the edit")
+    await chat.publish("message.deleted", {"message_id": "m1", "channel_id": channel})
+    await until(
+        lambda: [m["id"] for m in puppets(fake, room)] == [reply["id"]], what="the redaction"
+    )
+
+
+async def test_wrong_or_missing_hs_tokens_are_refused_and_a_repeated_txn_is_published_once(
+    world: World, matrix: Matrix
+) -> None:
+    fake, chat = matrix.fake, world.chat
+    room, channel = await pair(world, matrix)
+    url = matrix.webhook_url + "/_matrix/app/v1/transactions/forged-1"
+    forged = {"events": [fake.says("alice", {"msgtype": "m.text", "body": "forged"}, room)]}
+    fake.queue.clear()
+    async with httpx.AsyncClient(timeout=10) as client:
+        wrong = await client.put(url, json=forged, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403, wrong.text
+        assert wrong.json()["error"]["code"] == "M_FORBIDDEN"
+        missing = await client.put(url, json=forged)
+        assert missing.status_code == 401, missing.text
+        # Both given (Bearer and the legacy query parameter): both must match.
+        both = await client.put(
+            url + "?access_token=nope",
+            json=forged,
+            headers={"Authorization": f"Bearer {matrix.hs_token}"},
+        )
+        assert both.status_code == 403, both.text
+        posted = await client.post(url, json=forged)
+        assert posted.status_code == 405, posted.text
+        ping = await client.post(
+            matrix.webhook_url + "/_matrix/app/v1/ping",
+            json={"transaction_id": "p1"},
+            headers={"Authorization": f"Bearer {matrix.hs_token}"},
+        )
+        assert (ping.status_code, ping.json()) == (200, {})
+
+    fake.says("bob", {"msgtype": "m.text", "body": "once"}, room)
+    assert await fake.push() == 200
+    assert await fake.push(again=True) == 200
+    [txn_id, _, _] = fake.pushed[-1]
+    # The legacy path, the same txnId: still the same transaction.
+    async with httpx.AsyncClient(timeout=10) as client:
+        legacy = await client.put(
+            f"{matrix.webhook_url}/transactions/{txn_id}",
+            json={"events": fake.pushed[-1][1]},
+            headers={"Authorization": f"Bearer {matrix.hs_token}"},
+        )
+        assert legacy.status_code == 200, legacy.text
+    [once] = await chat.received(in_channel(channel))
+    assert once["text"] == "once"
+    published = await matrix.events.settled()
+    assert not [v for v in published if "forged" in json.dumps(v)]
+    assert len([v for v in published if '"once"' in json.dumps(v)]) == 1
+
+
+async def test_our_puppets_events_are_not_sent_back_even_before_the_send_returned(
+    world: World, matrix: Matrix
+) -> None:
+    fake, chat = matrix.fake, world.chat
+    room, channel = await pair(world, matrix)
+    fake.echo_sends = True
+    try:
+        await chat.publish(
+            "message.created", {"message_id": "e1", "channel_id": channel, "text": "mine"}
+        )
+        [post] = await until(lambda: puppets(fake, room), what="the post")
+    finally:
+        fake.echo_sends = False
+    # The puppet's event reached the gateway and was published before the send answered.
+    assert await matrix.events.wait_for(lambda v: post["id"] in json.dumps(v))
+    fake.says("carol", {"msgtype": "m.text", "body": "after"}, room)
+    await fake.push()
+    received = await chat.received(in_channel(channel))
+    assert [r["text"] for r in received] == ["after"]
+
+
+async def test_a_rate_limited_room_holds_no_other(world: World, matrix: Matrix) -> None:
+    fake, chat = matrix.fake, world.chat
+    slow, slow_channel = await pair(world, matrix)
+    fast, fast_channel = await pair(world, matrix)
+    fake.rate_limit(times=1, retry_after_ms=1000, room=slow.id)
+
+    await chat.publish(
+        "message.created", {"message_id": "s1", "channel_id": slow_channel, "text": "slow"}
+    )
+    await until(lambda: all(limit.times == 0 for limit in fake._limits), what="the 429")
+    await chat.publish(
+        "message.created", {"message_id": "f1", "channel_id": fast_channel, "text": "fast"}
+    )
+    await until(lambda: puppets(fake, fast), what="the other room's post")
+    assert not puppets(fake, slow), "the limited room's post went first"
+    await until(lambda: puppets(fake, slow), what="the limited room's post, once allowed")
