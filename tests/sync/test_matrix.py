@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from services.sandbox.matrix import FakeMatrix, Room
+from tests.support import admin_headers
 from tests.sync.conftest import World, in_channel, until
 from tests.sync.matrix_world import Matrix, connected
 
@@ -199,3 +201,20 @@ async def test_a_rate_limited_room_holds_no_other(world: World, matrix: Matrix) 
     await until(lambda: puppets(fake, fast), what="the other room's post")
     assert not puppets(fake, slow), "the limited room's post went first"
     await until(lambda: puppets(fake, slow), what="the limited room's post, once allowed")
+
+
+async def test_the_registration_file_names_the_webhook_url_and_only_writers_read_it(
+    world: World, matrix: Matrix
+) -> None:
+    path = f"/api/integrations/{matrix.integration}/registration"
+    answer = await world.oauth.client.get(path, headers=admin_headers())
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/yaml")
+    assert answer.headers["cache-control"] == "no-store"
+    registration = yaml.safe_load(answer.text)
+    assert registration["url"] == matrix.webhook_url
+    assert registration["hs_token"] == matrix.hs_token
+    assert registration["as_token"] == matrix.fake.appservice.as_token  # type: ignore[union-attr]
+    assert registration["namespaces"]["users"][0]["exclusive"] is True
+    anonymous = await world.oauth.client.get(path)
+    assert anonymous.status_code == 401, anonymous.text
