@@ -13,21 +13,21 @@ from dataclasses import dataclass, field
 import httpx
 import yaml
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.matrix import FakeMatrix
+from shared.kernel.errors import HookhubError
 from shared.kernel.http.tls import tls
+from shared.kernel.ids import utcnow
+from shared.providers.base import InboundRequest
 from shared.providers.chat import MessageChange
 from shared.providers.matrix.api import MatrixApi
-from shared.providers.matrix.appservice import (
-    MemoryLedger,
-    Registration,
-    TransactionReceiver,
-    registration_yaml,
-    transaction_routes,
-)
+from shared.providers.matrix.appservice import Registration, registration_yaml
 from shared.providers.matrix.messages import MatrixChat
+from shared.providers.matrix.network import MatrixChats
+from shared.providers.matrix.webhooks import WEBHOOKS
 from tests.support import serve
 
 PREFIX = "_hookhub_"
@@ -39,17 +39,17 @@ class World:
     chat: MatrixChat
     api: MatrixApi
     registration: Registration
-    ledger: MemoryLedger
+    # The transactions' changes as sync reads them off the topic (what the gateway would
+    # publish: verified and parsed by `MatrixWebhooks`, one batch per transaction).
     delivered: list[list[MessageChange]] = field(default_factory=list)
-    # Set to an exception to have the next delivery fail with it.
-    failing: Exception | None = None
 
     @property
     def token(self) -> str:
         return self.registration.as_token
 
     def changes(self) -> list[MessageChange]:
-        return [c for batch in self.delivered for c in batch]
+        """What sync hands on: the changes not `ignored` (our puppets' own among those)."""
+        return [c for batch in self.delivered for c in batch if c.ignored is None]
 
     def reset(self) -> None:
         """Nothing queued on the homeserver, nothing delivered yet."""
@@ -67,15 +67,8 @@ async def world() -> AsyncIterator[World]:
     ):
         api = MatrixApi(client, homeserver.base_url)
         chat = MatrixChat(api, PREFIX)
-        ledger = MemoryLedger()
+        chats = MatrixChats(client)
         holder: list[World] = []
-
-        async def deliver(changes: list[MessageChange]) -> None:
-            if holder[0].failing is not None:
-                failure, holder[0].failing = holder[0].failing, None
-                raise failure
-            holder[0].delivered.append(changes)
-
         registration = Registration(
             id="hookhub-int_matrix",
             url="",
@@ -83,14 +76,44 @@ async def world() -> AsyncIterator[World]:
             hs_token=secrets.token_urlsafe(32),
             prefix=PREFIX,
         )
-        receiver = TransactionReceiver(registration.hs_token, chat, ledger, deliver)
+        secrets_ = {"hs_token": registration.hs_token}
+
+        async def receive(request: Request) -> Response:
+            """The gateway's pipeline for one request, without Kafka: handshake, verify,
+            parse, and the changes sync would read from the published payload."""
+            inbound = InboundRequest(
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=await request.body(),
+                received_at=utcnow(),
+                query=dict(request.query_params),
+                method=request.method,
+                url=str(request.url),
+                config={"namespace_prefix": PREFIX},
+            )
+            try:
+                reply = WEBHOOKS.handshake(inbound, secrets_)
+                if reply is None:
+                    WEBHOOKS.verify(inbound, secrets_, inbound.received_at)
+                    parsed = WEBHOOKS.parse(inbound)
+                    holder[0].delivered.append(chats.changes(parsed.event_type, parsed.payload))
+                    reply = parsed.reply
+            except HookhubError as exc:
+                return JSONResponse({"error": {"code": exc.code}}, status_code=exc.status)
+            return JSONResponse(reply.body, status_code=reply.status)
 
         async def healthz(_: object) -> JSONResponse:
             return JSONResponse({})
 
-        appservice = Starlette(routes=[Route("/healthz", healthz), *transaction_routes(receiver)])
+        appservice = Starlette(
+            routes=[
+                Route("/healthz", healthz),
+                Route("/_matrix/app/v1/transactions/{txn_id}", receive, methods=["PUT"]),
+                Route("/transactions/{txn_id}", receive, methods=["PUT"]),
+                Route("/_matrix/app/v1/ping", receive, methods=["POST"]),
+            ]
+        )
         async with serve(appservice, probe="/healthz") as running:
             registration = dataclasses.replace(registration, url=running.base_url)
             fake.register_appservice(yaml.safe_load(registration_yaml(registration)))
-            holder.append(World(fake, chat, api, registration, ledger))
+            holder.append(World(fake, chat, api, registration))
             yield holder[0]
