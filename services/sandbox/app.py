@@ -483,7 +483,7 @@ class Sandbox:
                 if self.matrix.appservice
                 else None,
                 "channels": [{"id": r.id, "name": r.name} for r in self.matrix.rooms.values()],
-                "users": [{"id": p, "name": p.title()} for p in MATRIX_PEOPLE],
+                "users": [{"id": self.matrix.user_id(p), "name": p.title()} for p in MATRIX_PEOPLE],
             },
             "github": {
                 **self.github.state(),
@@ -690,7 +690,7 @@ class Sandbox:
         room = matrix.rooms.get(channel)
         if room is None:
             raise SandboxError(404, "not_found", f"no Matrix room {channel}")
-        names = {p: (p.title(), p) for p in MATRIX_PEOPLE}
+        names = {matrix.user_id(p): (p.title(), p) for p in MATRIX_PEOPLE}
         person = names[_find_user(user, names)][1]
         content: dict[str, Any] = {"msgtype": "m.text", "body": text}
         if thread:
