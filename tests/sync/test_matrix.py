@@ -14,9 +14,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from services.sandbox.matrix import FakeMatrix, Room
-from tests.support import admin_headers
+from tests.support import admin_headers, serve
 from tests.sync.conftest import World, in_channel, until
 from tests.sync.matrix_world import Matrix, connected
 
@@ -113,6 +117,49 @@ async def test_chat_messages_reach_the_room_as_puppets_with_threads_edits_and_re
     await until(
         lambda: [m["id"] for m in puppets(fake, room)] == [reply["id"]], what="the redaction"
     )
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+async def test_a_puppet_has_its_authors_avatar_fetched_within_the_egress_policy(
+    world: World, matrix: Matrix
+) -> None:
+    fake, chat = matrix.fake, world.chat
+    room, channel = await pair(world, matrix)
+
+    async def png(_: Request) -> Response:
+        return Response(PNG, media_type="image/png")
+
+    async def html(_: Request) -> Response:
+        return Response("<html>", media_type="text/html")
+
+    avatars = Starlette(routes=[Route("/ada.png", png), Route("/page", html)])
+    async with serve(avatars, probe="/ada.png") as running:
+        await chat.publish(
+            "message.created",
+            {"message_id": "a1", "channel_id": channel, "text": "with a face"},
+            actor={
+                "id": "u_avatar",
+                "name": "Ada Avatar",
+                "avatar_url": running.base_url + "/ada.png",
+            },
+        )
+        await chat.publish(
+            "message.created",
+            {"message_id": "a2", "channel_id": channel, "text": "no face"},
+            actor={
+                "id": "u_page",
+                "name": "Not An Image",
+                "avatar_url": running.base_url + "/page",
+            },
+        )
+        posts = await until(lambda: len(puppets(fake, room)) == 2 and puppets(fake, room))
+    by_name = {p["user"]["name"]: p["user"]["id"] for p in posts}
+    uri = fake.profiles[by_name["Ada Avatar"]].get("avatar_url", "")
+    assert uri.startswith("mxc://")
+    assert fake.media[uri.rsplit("/", 1)[1]] == (PNG, "image/png")
+    assert "avatar_url" not in fake.profiles[by_name["Not An Image"]]
 
 
 async def test_wrong_or_missing_hs_tokens_are_refused_and_a_repeated_txn_is_published_once(

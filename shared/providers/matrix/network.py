@@ -20,9 +20,12 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import aiohttp
 import httpx
 
 from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.egress import EgressPolicy, GuardedClient, check_url
+from shared.kernel.errors import Invalid
 from shared.kernel.settings import Settings
 from shared.providers.chat import (
     Author,
@@ -38,7 +41,7 @@ from shared.providers.chat import (
 from shared.providers.connections import Connections
 from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.matrix.api import MatrixApi
-from shared.providers.matrix.messages import AvatarFetcher, MatrixChat
+from shared.providers.matrix.messages import MAX_AVATAR_BYTES, AvatarFetcher, MatrixChat
 from shared.providers.networks import (
     ApiImport,
     ApiSource,
@@ -198,11 +201,42 @@ def _parser(prefix: str) -> MatrixChat:
     return parser
 
 
+class GuardedAvatars:
+    """An `AvatarFetcher` keeping to the egress policy: a chat author's avatar URL comes
+    from outside, so it is fetched as deliveries are (`GuardedClient`: public addresses,
+    plus `HOOKHUB_EGRESS_ALLOW_CIDRS`; no redirects), an image of at most
+    `MAX_AVATAR_BYTES`; anything else is no avatar."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self._policy = policy
+        self._client: GuardedClient | None = None
+
+    async def __call__(self, url: str) -> tuple[bytes, str] | None:
+        try:
+            check_url(url, self._policy)
+        except Invalid:
+            return None
+        if self._client is None:  # made inside the running event loop
+            self._client = GuardedClient(self._policy, 4)
+        try:
+            async with self._client.post(
+                url, body=b"", headers={}, time_limit=10.0, method="GET"
+            ) as answer:
+                media_type = (answer.headers.get("content-type") or "").split(";")[0].strip()
+                if answer.status != 200 or not media_type.startswith("image/"):
+                    return None
+                data = await answer.content.read(MAX_AVATAR_BYTES + 1)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+        return None if len(data) > MAX_AVATAR_BYTES else (data, media_type)
+
+
 class MatrixNetwork(Network):
     name = "matrix"
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MatrixChats:
-        return MatrixChats(client)
+        policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
+        return MatrixChats(client, GuardedAvatars(policy))
 
     async def api_source(
         self, chat: ChatProvider, connections: Connections, job: ApiImport
