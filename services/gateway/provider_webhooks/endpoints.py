@@ -494,6 +494,7 @@ INGRESS = [
         appservice_transaction,
         summary="An application service transaction (Matrix), PUT by the homeserver",
         responses=_RESPONSES,
+        request_media_types=_MEDIA,
         parameter_schemas=_APPSERVICE,
         other_methods=("PUT",),
     ),
@@ -502,6 +503,7 @@ INGRESS = [
         appservice_transaction,
         summary="An application service transaction on the legacy path (Matrix)",
         responses=_RESPONSES,
+        request_media_types=_MEDIA,
         parameter_schemas=_APPSERVICE,
         other_methods=("PUT",),
     ),
@@ -510,6 +512,7 @@ INGRESS = [
         appservice_ping,
         summary="An application service ping (Matrix), POSTed by the homeserver",
         responses=_RESPONSES,
+        request_media_types=_MEDIA,
         parameter_schemas=_APPSERVICE,
     ),
 ]

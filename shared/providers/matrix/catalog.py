@@ -66,9 +66,11 @@ ENTRY = Entry(
     ),
     events=("m.room.message", "m.room.redaction"),
     setup=(
-        "Download this integration's registration file (it names {webhook_url} as the "
-        "appservice's url, where the homeserver sends its transactions: "
-        "{webhook_url}/_matrix/app/v1/transactions/{txnId}).",
+        "Download this integration's registration file: GET "
+        "/api/integrations/<id>/registration with the admin token or a key with the write "
+        "scope (it holds the tokens). It names {webhook_url} as the appservice's url, where "
+        "the homeserver sends its transactions ({webhook_url}/_matrix/app/v1/transactions/"
+        "{txnId}).",
         "Add the file to the homeserver's app_service_config_files (Synapse's "
         "homeserver.yaml) and restart it.",
         "Invite the appservice's user (@<prefix>bot:your.server) to each room to sync, and "
