@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import itertools
 import re
 import sys
@@ -44,6 +46,7 @@ from bench.harness import (
     BenchmarkResult,
     CpuWindow,
     Harness,
+    Infrastructure,
     Measurement,
     Server,
     create_each,
@@ -209,7 +212,198 @@ TELEGRAM = Network(
     webhook=_telegram_webhook,
 )
 
-NETWORKS: dict[str, Network] = {network.name: network for network in (TELEGRAM,)}
+
+# -- Google Chat ---------------------------------------------------------------------------
+
+GOOGLECHAT_BEARER = "ya29.bench-access-token"
+_SPACE = re.compile(rb"/v1/(spaces/[^/]+)")
+
+
+def _googlechat_channel(index: int) -> str:
+    return f"spaces/bench{index:04d}"  # lower case: the stand-in reads paths lower-cased
+
+
+def _googlechat_answer(standin: StandIn, path: bytes, body: bytes) -> bytes:
+    """The token endpoint (a service account's JWT grant), `spaces.get` and
+    `spaces.messages.create`, answered as Chat's REST reference shows them."""
+    if path.endswith(b"/token"):
+        return answer(
+            {"access_token": GOOGLECHAT_BEARER, "expires_in": 3599, "token_type": "Bearer"}
+        )
+    found = _SPACE.search(path)
+    space = found[1].decode() if found else "spaces/unknown"
+    if path.endswith(b"/messages"):
+        standin.posted(body)
+        n = next(standin.ids)
+        return answer(
+            {
+                "name": f"{space}/messages/m{n}",
+                "sender": {"name": "users/app", "type": "BOT"},
+                "createTime": "2026-11-28T10:00:00.000000Z",
+                "thread": {"name": f"{space}/threads/t{n}"},
+                "space": {"name": space},
+            }
+        )
+    if found:
+        return answer({"name": space, "displayName": "bench", "spaceType": "SPACE"})
+    return answer({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, 404)
+
+
+def _googlechat_settings(url: str) -> dict[str, str]:
+    from services.sandbox.googlechat import FakeGoogleChat
+
+    return {"service_account_json": FakeGoogleChat(base_url=url).service_account_json()}
+
+
+def _googlechat_outbound(url: str, token: str) -> Outbound:
+    """`spaces.messages.create` with a custom message id, its request id the same (a retry
+    is idempotent), the author in bold above the text, `markupSyntax` Chat's own."""
+
+    def target(event: dict[str, Any]) -> str:
+        data = event["data"]
+        space = _googlechat_channel(index_of(data["channel_id"]))
+        custom = "client-" + data["message_id"].lower().replace("_", "-")[:55]
+        return f"{url}/v1/{space}/messages?requestId={custom}&messageId={custom}"
+
+    def body(event: dict[str, Any]) -> bytes:
+        data, actor = event["data"], event.get("actor") or {}
+        text = f"*{actor.get('name') or ''}*\n{data['text']}"
+        return orjson.dumps({"text": text, "markupSyntax": "MARKUP_SYNTAX_CHAT"})
+
+    return Outbound(
+        url=target,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=body,
+        posted=lambda answered: bool(answered.get("name")),
+    )
+
+
+def _googlechat_webhook(index: int, seq: int, text: str) -> bytes:
+    """A MESSAGE interaction event, as the sandbox's stand-in makes it (from Chat's Event
+    reference)."""
+    return orjson.dumps(_googlechat_events().event(_googlechat_channel(index), seq, text))
+
+
+class _GoogleChatEvents:
+    """The sandbox's Google Chat stand-in, with the benchmark's spaces and users, making
+    the events (it keeps what it made: a benchmark's few thousand)."""
+
+    def __init__(self) -> None:
+        from services.sandbox.googlechat import FakeGoogleChat
+
+        self.fake = FakeGoogleChat(base_url="http://127.0.0.1:9")
+        for index in range(CHANNELS):
+            self.fake.add_space(_googlechat_channel(index), f"bench {index}")
+        self.users = sorted(self.fake.users)  # its three people
+
+    def event(self, space: str, seq: int, text: str) -> dict[str, Any]:
+        return self.fake.message_event(space, self.users[seq % len(self.users)], text)
+
+
+@functools.cache
+def _googlechat_events() -> _GoogleChatEvents:
+    return _GoogleChatEvents()
+
+
+GOOGLECHAT = Network(
+    name="googlechat",
+    env=lambda url: {
+        "HOOKHUB_GOOGLECHAT_API_BASE": url,
+        "HOOKHUB_GOOGLECHAT_TOKEN_URL": url + "/token",
+    },
+    settings=_googlechat_settings,
+    channel=_googlechat_channel,
+    answer=_googlechat_answer,
+    outbound=_googlechat_outbound,
+    token=GOOGLECHAT_BEARER,
+    webhook=_googlechat_webhook,
+)
+
+
+# -- Mattermost ----------------------------------------------------------------------------
+
+MATTERMOST_TOKEN = "benchmattermosttoken000000"  # noqa: S105 (26 characters, as Mattermost's)
+MATTERMOST_BOT = "benchbotuser00000000000000"
+_MM_CHANNEL = re.compile(rb"/api/v4/channels/([a-z0-9]+)")
+
+
+def _mattermost_channel(index: int) -> str:
+    return f"benchchannel{index:014d}"  # 26 characters of [a-z0-9], as Mattermost's ids
+
+
+def _mattermost_answer(standin: StandIn, path: bytes, body: bytes) -> bytes:
+    """`/users/me`, `/channels/{id}` and `POST /posts`, answered as the REST v4 reference
+    shows them. No WebSocket: sync's connection for the network's events is refused and
+    retried meanwhile (the events are not what this table measures)."""
+    if path == b"/api/v4/posts":
+        standin.posted(body)
+        found = re.search(rb'"channel_id":"([a-z0-9]+)"', body)
+        now = int(time.time() * 1000)
+        return answer(
+            {
+                "id": f"benchpost{next(standin.ids):017d}",
+                "create_at": now,
+                "update_at": now,
+                "user_id": MATTERMOST_BOT,
+                "channel_id": found[1].decode() if found else "",
+                "root_id": "",
+                "message": "",
+                "type": "",
+                "props": {},
+            },
+            201,
+        )
+    if path == b"/api/v4/users/me":
+        return answer({"id": MATTERMOST_BOT, "username": "hookhub", "is_bot": True})
+    if path.endswith(b"/posts") or path.endswith(b"/channels"):
+        # A channel's posts (catch-up reads them) and the bot's channels: none.
+        return answer({"order": [], "posts": {}} if path.endswith(b"/posts") else [])
+    found = _MM_CHANNEL.fullmatch(path)
+    if found:
+        channel = found[1].decode()
+        return answer(
+            {"id": channel, "name": channel, "display_name": "bench", "type": "O", "team_id": "t"}
+        )
+    return answer({"id": "api.context.404.app_error", "status_code": 404}, 404)
+
+
+def _mattermost_outbound(url: str, token: str) -> Outbound:
+    """`POST /api/v4/posts`, the author shown with `override_username`/`override_icon_url`."""
+
+    def body(event: dict[str, Any]) -> bytes:
+        data, actor = event["data"], event.get("actor") or {}
+        props = {
+            "override_username": actor.get("name") or "",
+            "from_hookhub": "true",
+            "hookhub_tag": data["message_id"],
+        }
+        if actor.get("avatar_url"):
+            props["override_icon_url"] = actor["avatar_url"]
+        channel = _mattermost_channel(index_of(data["channel_id"]))
+        return orjson.dumps({"channel_id": channel, "message": data["text"], "props": props})
+
+    post = f"{url}/api/v4/posts"
+    return Outbound(
+        url=lambda event: post,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=body,
+        posted=lambda answered: bool(answered.get("id")),
+    )
+
+
+MATTERMOST = Network(
+    name="mattermost",
+    env=lambda url: {},
+    settings=lambda url: {"server_url": url, "bot_token": MATTERMOST_TOKEN},
+    channel=_mattermost_channel,
+    answer=_mattermost_answer,
+    outbound=_mattermost_outbound,
+    token=MATTERMOST_TOKEN,
+)
+
+NETWORKS: dict[str, Network] = {
+    network.name: network for network in (TELEGRAM, GOOGLECHAT, MATTERMOST)
+}
 
 
 # -- the benchmark -------------------------------------------------------------------------
@@ -232,13 +426,20 @@ class Networks:
         return [result for n in NETWORKS.values() for result in self.network(harness, n)]
 
     def network(self, harness: Harness, network: Network) -> list[BenchmarkResult]:
-        infrastructure = harness.infrastructure()
+        # Each network on topics, consumer groups and a database of its own (the run's
+        # broker and MongoDB): no process of one reads what another's left.
+        run = harness.infrastructure()
+        infrastructure = dataclasses.replace(
+            run,
+            topic_namespace=f"{run.topic_namespace}-{network.name}",
+            mongo_db=f"{run.mongo_db}_{network.name}",
+        )
         bootstrap = infrastructure.kafka_bootstrap
         topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
         standin = start_standin(harness, network.name)
         env = network.env(standin.url)
         unpaced = {**env, "HOOKHUB_SYNC_PACE_FACTOR": "0"}
-        oauth = harness.start_service("oauth", env=env)
+        oauth = harness.start_service("oauth", env=env, infrastructure=infrastructure)
         integration_id = create_integration(
             oauth.url,
             infrastructure.admin_token,
@@ -247,7 +448,7 @@ class Networks:
             network.settings(standin.url),
         )
         oauth.stop()
-        sync = harness.start_service("sync", env=unpaced)
+        sync = harness.start_service("sync", env=unpaced, infrastructure=infrastructure)
         setup_started = time.perf_counter()
         bodies = [
             {"external_channel_id": network.channel(i), "channel_id": chat_channel(network.name, i)}
@@ -271,7 +472,7 @@ class Networks:
         events = [chat_event(network.name, harness.run_id, "burst", s) for s in range(EVENTS)]
         published_in = asyncio.run(publish_all(bootstrap, topic, events))
         standin.reset(expect=EVENTS)
-        sync = harness.start_service("sync", env=unpaced, wait=False)
+        sync = harness.start_service("sync", env=unpaced, wait=False, infrastructure=infrastructure)
         window = Window.around(
             standin, sync, infrastructure, timeout=max(180.0, EVENTS / 50), sink_name=network.name
         )
@@ -300,7 +501,7 @@ class Networks:
         )
         results = [self._outbound_result(network, ours, base, published_in, mappings_in)]
         if network.webhook is not None:
-            results.append(self.inbound(harness, network, integration_id, env))
+            results.append(self.inbound(harness, infrastructure, network, integration_id, env))
         standin.child.stop()
         return results
 
@@ -333,14 +534,18 @@ class Networks:
         )
 
     def inbound(
-        self, harness: Harness, network: Network, integration_id: str, env: dict[str, str]
+        self,
+        harness: Harness,
+        infrastructure: Infrastructure,
+        network: Network,
+        integration_id: str,
+        env: dict[str, str],
     ) -> BenchmarkResult:
         """The network's users' messages, as the gateway publishes them once verified, a
         backlog on `hookhub.provider.events` read by one sync process started on it, to
         `message.received` on `hookhub.chat.inbound`; beside a bare consumer → producer relay
         of the same envelopes."""
         assert network.webhook is not None
-        infrastructure = harness.infrastructure()
         bootstrap = infrastructure.kafka_bootstrap
         namespace = infrastructure.topic_namespace
         source = f"{namespace}.{Topic.PROVIDER_EVENTS}"
@@ -367,7 +572,9 @@ class Networks:
         started: list[Server] = []
 
         def start_sync() -> ChildProcess:
-            started.append(harness.start_service("sync", env=env, wait=False))
+            started.append(
+                harness.start_service("sync", env=env, wait=False, infrastructure=infrastructure)
+            )
             child: ChildProcess = started[-1].child
             return child
 

@@ -68,7 +68,7 @@ async def test_the_standin_answers_the_provider_and_the_baseline_and_counts_thei
         chat = declared.chat(Settings(), client, no_app)
         token = declared.credential(integration) or network.token
         me = await chat.identity(token)
-        assert me.user_id or me.bot_id
+        assert me.user_id or me.bot_id or me.app_id
         found = await chat.channel(token, network.channel(3))
         assert found.id
         author = Author(name="Ada", avatar_url=None)
