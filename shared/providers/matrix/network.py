@@ -4,7 +4,7 @@ homeserver (shared/providers/matrix/appservice.py).
 - Credential: the homeserver's URL, the registration's `as_token` and the namespace
   prefix, from the integration's own settings (`credential()`): one string, split again
   by `MatrixChats`, which keeps one `MatrixChat` (its puppet registry and caches) per
-  homeserver and prefix, the least recently used dropped past `MAX_CHATS`.
+  homeserver and prefix, the least recently used dropped past `matrix_max_chats`.
 - Events: the homeserver PUTs transactions to the integration's webhook URL (the
   registration's `url`), verified by the gateway with the `hs_token`
   (`MatrixWebhooks`), one envelope per transaction whose delivery id is its txnId; sync
@@ -52,7 +52,8 @@ from shared.providers.networks import (
 )
 
 DEFAULT_PREFIX = "_hookhub_"
-# Integrations' MatrixChats kept at once (each holds its puppets' profiles and rooms).
+# Integrations' MatrixChats kept at once (each holds its puppets' profiles and rooms):
+# HOOKHUB_MATRIX_MAX_CHATS.
 MAX_CHATS = 512
 
 
@@ -236,7 +237,7 @@ class MatrixNetwork(Network):
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MatrixChats:
         policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
-        return MatrixChats(client, GuardedAvatars(policy))
+        return MatrixChats(client, GuardedAvatars(policy), max_chats=settings.matrix_max_chats)
 
     async def api_source(
         self, chat: ChatProvider, connections: Connections, job: ApiImport
