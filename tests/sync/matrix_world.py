@@ -29,6 +29,7 @@ class Matrix:
     webhook_url: str
     hs_token: str
     events: KafkaTap
+    fake_url: str  # the homeserver's base URL (the integration's homeserver_url)
 
     def room(self) -> Room:
         return self.fake.add_room(f"sync{next(_rooms):04d}", "sync room")
@@ -64,4 +65,4 @@ async def connected(world: Any) -> AsyncIterator[Matrix]:
         events = await stack.enter_async_context(
             KafkaTap.of(world.sync_settings, Topic.PROVIDER_EVENTS)
         )
-        yield Matrix(fake, body["id"], body["webhook_url"], hs_token, events)
+        yield Matrix(fake, body["id"], body["webhook_url"], hs_token, events, running.base_url)

@@ -265,3 +265,50 @@ async def test_the_registration_file_names_the_webhook_url_and_only_writers_read
     assert registration["namespaces"]["users"][0]["exclusive"] is True
     anonymous = await world.oauth.client.get(path)
     assert anonymous.status_code == 401, anonymous.text
+
+
+async def test_an_as_token_the_homeserver_refuses_is_a_422_at_create(
+    world: World, matrix: Matrix
+) -> None:
+    """oauth asks whoami with the settings: a token the homeserver does not know is no
+    integration."""
+    answer = await world.oauth.client.post(
+        "/api/integrations",
+        json={
+            "provider": "matrix",
+            "workspace_id": world.chat.workspace_id,
+            "settings": {
+                "homeserver_url": matrix.fake_url,
+                "as_token": "not-the-registrations-as-token",
+                "hs_token": "some-hs-token-of-enough-length",
+            },
+        },
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_setting"
+
+
+async def test_an_as_token_replaced_since_puts_the_integration_in_error(world: World) -> None:
+    """Good at create; the homeserver's registration got a new as_token since: the
+    integration is in error (a PATCH of the new token is the way out), nothing posted."""
+    chat = world.chat
+    async with connected(world) as doomed:
+        room, channel = doomed.room(), world.new_id("ch_")
+        await world.map(doomed.integration, room.id, channel)
+        assert doomed.fake.appservice is not None
+        doomed.fake.appservice.as_token = "rotated-on-the-homeserver"
+        await chat.publish(
+            "message.created", {"message_id": "k1", "channel_id": channel, "text": "x"}
+        )
+
+        async def status() -> Any:
+            answer = await world.oauth.client.get(
+                f"/api/integrations/{doomed.integration}", headers=admin_headers()
+            )
+            body = answer.json()
+            return body if body["status"] == "error" else None
+
+        integration = await until(status, what="the integration in error")
+        assert integration["last_error"].startswith("credentials_rejected:")
+        assert not puppets(doomed.fake, room)
