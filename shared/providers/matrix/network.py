@@ -14,6 +14,7 @@ homeserver (shared/providers/matrix/appservice.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
@@ -270,6 +271,8 @@ class MatrixApiSource(ApiSource):
     def __init__(self, connections: Connections, chat: MatrixChats, job: ApiImport) -> None:
         super().__init__(connections, job)
         self._chat = chat
+        # Senders' display names (GET /profile), each asked once a job.
+        self._authors: dict[str, Author | None] = {}
 
     async def conversations(self) -> list[Conversation]:
         return [
@@ -278,7 +281,7 @@ class MatrixApiSource(ApiSource):
         ]
 
     async def users(self) -> dict[str, Author]:
-        return {}  # authors are looked up by id (GET /profile) as records are brought in
+        return {}  # each sender's profile is read as its first record is (`read`)
 
     def pace(self) -> dict[str, Any] | None:
         # An appservice registered with rate_limited: false; a 429 still says the wait.
@@ -298,6 +301,13 @@ class MatrixApiSource(ApiSource):
         for position, change in enumerate(changes):
             if job.latest is not None and change.occurred_at > job.latest:
                 return
+            sender = change.sender.user_id
+            if change.author is None and sender:
+                if sender not in self._authors:
+                    self._authors[sender] = await self._chat.user(token, sender)
+                author = self._authors[sender]
+                if author is not None:
+                    change = dataclasses.replace(change, author=author)
             yield HistoryRecord(
                 checkpoint={"after_ms": int(change.occurred_at.timestamp() * 1000)},
                 change=change,
