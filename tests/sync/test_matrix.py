@@ -265,6 +265,29 @@ async def test_the_registration_file_names_the_webhook_url_and_only_writers_read
     assert registration["namespaces"]["users"][0]["exclusive"] is True
     anonymous = await world.oauth.client.get(path)
     assert anonymous.status_code == 401, anonymous.text
+    # The workspace's keys: one that may only read is refused the tokens, a writer not;
+    # another workspace's writer does not see the integration at all.
+    keys = {}
+    for workspace, scopes in (
+        (world.chat.workspace_id, ["read"]),
+        (world.chat.workspace_id, ["read", "write"]),
+        ("ws_elsewhere", ["read", "write"]),
+    ):
+        made = await world.oauth.client.post(
+            f"/api/workspaces/{workspace}/api-keys",
+            json={"name": "k", "scopes": scopes},
+            headers=admin_headers(),
+        )
+        assert made.status_code == 201, made.text
+        keys[(workspace, len(scopes))] = {"Authorization": f"Bearer {made.json()['key']}"}
+    reader = await world.oauth.client.get(path, headers=keys[(world.chat.workspace_id, 1)])
+    assert reader.status_code == 403, reader.text
+    assert matrix.hs_token not in reader.text
+    writer = await world.oauth.client.get(path, headers=keys[(world.chat.workspace_id, 2)])
+    assert writer.status_code == 200, writer.text
+    stranger = await world.oauth.client.get(path, headers=keys[("ws_elsewhere", 2)])
+    assert stranger.status_code in (403, 404), stranger.text
+    assert matrix.hs_token not in stranger.text
 
 
 async def test_an_as_token_the_homeserver_refuses_is_a_422_at_create(
