@@ -299,3 +299,22 @@ async def test_an_authors_avatar_is_uploaded_once_and_set_on_the_puppet(w: World
     sender = w.fake.event(posted.external_message_id)["sender"]
     assert w.fake.profiles[sender]["avatar_url"] == "mxc://elsewhere.example/abc"
     assert len(_calls(w, "/upload")) == 1
+
+
+async def test_the_caches_are_bounded_and_an_emptied_one_costs_calls_not_failures(
+    w: World,
+) -> None:
+    chat = MatrixChat(w.api, PREFIX, max_cached=2)
+    room = w.fake.room.id
+    authors = [Author(f"Author {n}", external_id=f"bounded-{n}") for n in range(3)]
+    for n, author in enumerate(authors):
+        await chat.post(w.token, room, OutboundPost(f"b{n}", author, tag=f"bounded-{n}"))
+    registered = len(_calls(w, "/register"))
+    assert registered == 3
+    # Past two entries the caches were emptied: the first author is registered (a no-op,
+    # M_USER_IN_USE) and named again, and the post goes out as the same puppet.
+    again = await chat.post(w.token, room, OutboundPost("b again", authors[0], tag="bounded-x"))
+    assert len(_calls(w, "/register")) == registered + 1
+    first = w.fake.event(again.external_message_id)["sender"]
+    assert first == chat.puppet(authors[0], "sandbox.test")
+    assert w.fake.profiles[first]["displayname"] == "Author 0"

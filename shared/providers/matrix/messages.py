@@ -85,6 +85,10 @@ _MEDIA_TYPES = {
 AvatarFetcher = Callable[[str], Awaitable[tuple[bytes, str] | None]]
 # Largest avatar uploaded.
 MAX_AVATAR_BYTES = 1024 * 1024
+# Entries each of an integration's caches (puppets' profiles, puppet-room joins, avatar
+# uploads) holds before it is emptied: all of them are found again at a call or two's cost
+# (registering an existing user, joining a joined room and setting a profile are no-ops).
+MAX_CACHED = 10_000
 # A localpart's characters (Client-Server API "User Identifiers": a-z 0-9 . _ = - /).
 _LOCALPART = re.compile(r"[a-z0-9._=/-]+")
 # Where a Matrix client would make a link into a pill: a matrix.to permalink.
@@ -101,13 +105,18 @@ class MatrixChat:
     name = "matrix"
 
     def __init__(
-        self, api: MatrixApi, prefix: str, fetch_avatar: AvatarFetcher | None = None
+        self,
+        api: MatrixApi,
+        prefix: str,
+        fetch_avatar: AvatarFetcher | None = None,
+        max_cached: int = MAX_CACHED,
     ) -> None:
         if not _LOCALPART.fullmatch(prefix):
             raise ValueError(f"{prefix!r} is no localpart prefix (a-z 0-9 . _ = - /)")
         self._api = api
         self._prefix = prefix
         self._fetch_avatar = fetch_avatar
+        self._max_cached = max_cached
         self._avatars: dict[str, str] = {}  # an author's avatar URL → its mxc:// upload
         self._bots: dict[str, str] = {}  # as_token → the appservice's own user id
         self._profiles: dict[str, tuple[str, str | None]] = {}  # puppet → (name, avatar)
@@ -172,7 +181,14 @@ class MatrixChat:
         if (puppet, room_id) not in self._joined:
             await self._join(token, room_id, puppet)
             self._joined.add((puppet, room_id))
+        self._bound()
         return puppet
+
+    def _bound(self) -> None:
+        """Each cache kept to `max_cached` entries (emptied past it)."""
+        for cache in (self._profiles, self._joined, self._avatars):
+            if len(cache) > self._max_cached:
+                cache.clear()
 
     async def _send_as(
         self, token: str, room_id: str, puppet: str, txn: str, body: Mapping[str, Any]
