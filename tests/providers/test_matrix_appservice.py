@@ -9,6 +9,7 @@ would send them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from shared.kernel.errors import Invalid
-from shared.providers.base import InboundRequest
+from shared.providers.base import InboundRequest, ParsedWebhook
 from shared.providers.catalog import CATALOG, check_settings, split_settings
 from shared.providers.chat import (
     Author,
@@ -136,21 +137,29 @@ async def test_the_ping_answers_an_authenticated_homeserver(w: World) -> None:
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (403, "M_FORBIDDEN")
 
 
-def test_the_txn_id_is_the_delivery_id_on_both_paths() -> None:
-    """What makes the gateway's Deduplicator publish a repeated transaction once."""
-    for path in ("/_matrix/app/v1/transactions/t%201", "/transactions/t%201"):
-        request = InboundRequest(
-            headers={},
-            body=b'{"events": []}',
-            received_at=datetime.now(UTC),
-            url=f"https://hub.example/api/webhooks/matrix/int_1{path}?access_token=x",
-            config={"namespace_prefix": "_bridge_"},
+def test_the_txn_id_and_its_events_are_the_delivery_id_on_both_paths() -> None:
+    """What makes the gateway's Deduplicator publish a retried transaction once, and a
+    txnId used again for other events (a homeserver's counter started over) again."""
+
+    def parsed(path: str, events: list[dict[str, str]]) -> ParsedWebhook:
+        return WEBHOOKS.parse(
+            InboundRequest(
+                headers={},
+                body=json.dumps({"events": events}).encode(),
+                received_at=datetime.now(UTC),
+                url=f"https://hub.example/api/webhooks/matrix/int_1{path}?access_token=x",
+                config={"namespace_prefix": "_bridge_"},
+            )
         )
-        parsed = WEBHOOKS.parse(request)
-        assert (parsed.delivery_id, parsed.payload) == (
-            "t%201",
-            {"events": [], "prefix": "_bridge_"},
-        )
+
+    events = [{"event_id": "$a", "type": "m.room.message"}]
+    v1 = parsed("/_matrix/app/v1/transactions/t%201", events)
+    legacy = parsed("/transactions/t%201", events)
+    assert v1.delivery_id == legacy.delivery_id
+    assert v1.delivery_id.startswith("t%201:")
+    assert v1.payload == {"events": events, "prefix": "_bridge_"}
+    other = parsed("/_matrix/app/v1/transactions/t%201", [{"event_id": "$b"}])
+    assert other.delivery_id != v1.delivery_id
 
 
 async def _put_events(w: World, txn: str, events: list[dict[str, object]]) -> httpx.Response:

@@ -9,14 +9,19 @@ sub-paths of a webhook URL here, for the providers whose `delivery_method` is PU
 - "Authorisation": `Authorization: Bearer <hs_token>`, or the legacy `access_token` query
   parameter; both given, both must match. Compared in constant time. None at all is
   refused 401 `M_UNAUTHORIZED`, a wrong one 403 `M_FORBIDDEN`, as the spec says.
-- "Pushing events": a retried transaction has the same txnId: the txnId is the delivery
-  id, so the gateway's Deduplicator publishes a transaction once. The answer is `{}`.
+- "Pushing events": a retried transaction has the same txnId and the same events
+  (homeservers "MUST NOT alter" them): the delivery id is the txnId with a digest of its
+  event ids, so the gateway's Deduplicator publishes a transaction once, while a txnId a
+  homeserver uses again for other events (its database restored, the appservice
+  re-registered: Synapse counts txnIds per appservice from 1) is not taken for a
+  redelivery for the seen window's days. The answer is `{}`.
 - The published payload is `{"events": [...], "prefix": <namespace_prefix>}`: sync needs
   the integration's namespace to know its own puppets' events (no echo).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -96,13 +101,17 @@ class MatrixWebhooks:
         events = body.get("events")
         if not isinstance(events, list):
             raise MalformedWebhook("a transaction carries an `events` list")
+        event_ids = [e.get("event_id") for e in events if isinstance(e, Mapping)]
+        digest = hashlib.sha256(
+            "\n".join(i for i in event_ids if isinstance(i, str)).encode()
+        ).hexdigest()[:16]
         payload: dict[str, Any] = {
             "events": events,
             "prefix": request.config.get("namespace_prefix") or "",
         }
         return ParsedWebhook(
             event_type="transaction",
-            delivery_id=found[1][:200],
+            delivery_id=f"{found[1][:180]}:{digest}",
             payload=payload,
             reply=Reply(200, {}),
             payload_is_body=False,
