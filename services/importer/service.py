@@ -47,7 +47,10 @@ class ExportForm:
     dry_run: bool = False
 
 
-_USABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# A conversation id that may key the job's checkpoint in MongoDB (never `$`, never empty):
+# Slack's and Discord's ids, and a Matrix room id (`!opaque:server.name`, whose `!`, `:` and
+# `.` a stored document's keys may hold: the checkpoint is written and read whole).
+_USABLE_ID = re.compile(r"^([A-Za-z0-9_-]{1,100}|![A-Za-z0-9._=-]{1,100}:[A-Za-z0-9.:-]{1,200})$")
 
 
 class ImportService:

@@ -42,6 +42,8 @@ from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
 from services.sandbox.googlechat import FakeGoogleChat, pem, rsa_key
 from services.sandbox.hooks import EventRefused
+from services.sandbox.matrix import PEOPLE as MATRIX_PEOPLE
+from services.sandbox.matrix import FakeMatrix
 from services.sandbox.mattermost import ADA as MATTERMOST_ADA
 from services.sandbox.mattermost import GRACE as MATTERMOST_GRACE
 from services.sandbox.mattermost import FakeMattermost
@@ -52,6 +54,8 @@ from services.sandbox.teams import FakeTeams
 from services.sandbox.telegram import FakeTelegram
 from shared.kernel.http.tls import tls
 from shared.providers.catalog import CATALOG, NETWORKS
+from shared.providers.matrix.appservice import Registration
+from shared.providers.matrix.network import DEFAULT_PREFIX as MATRIX_PREFIX
 
 STATIC = Path(__file__).parent / "static"
 # The docs the page links, served as text from the checkout the sandbox runs from (it runs
@@ -110,6 +114,9 @@ _CREDENTIALS = (
     # Teams: the sandbox bot's Microsoft App ID (a GUID) and its client secret.
     ("teams_app_id", ""),
     ("teams_app_password", ""),
+    # Matrix: the registration's tokens of the sandbox homeserver's one appservice.
+    ("matrix_as_token", "as_"),
+    ("matrix_hs_token", "hs_"),
 )
 
 
@@ -269,6 +276,19 @@ class Sandbox:
         # /sandbox/teams; activities go to the teams integration's webhook URL.
         self.teams = FakeTeams(base_url=f"{self.direct}/teams")
         self.teams_bot = self.teams.add_bot(creds["teams_app_id"], creds["teams_app_password"])
+        # Matrix: a homeserver under /sandbox/matrix (an integration's homeserver_url) with
+        # hookhub's appservice registered; its url is the matrix integration's webhook URL,
+        # found when a user first writes (`_matrix_writes`).
+        self.matrix = FakeMatrix()
+        self.matrix.register_appservice(
+            Registration(
+                id="hookhub-sandbox",
+                url="",
+                as_token=creds["matrix_as_token"],
+                hs_token=creds["matrix_hs_token"],
+                prefix=MATRIX_PREFIX,
+            ).as_dict()
+        )
         self.oauth: dict[str, FakeAuthorizationServer] = {
             "slack": self.slack,
             "discord": self.discord,
@@ -320,6 +340,16 @@ class Sandbox:
                     "app_id": self.teams_bot.app_id,
                     "app_password": self.teams_bot.password,
                     "service_url": self.teams.service_url,
+                },
+            ),
+            "matrix": ChatStandIn(
+                self._matrix_writes,
+                self._matrix_messages,
+                channel_mark="",
+                settings=lambda: {
+                    "homeserver_url": f"{self.direct}/matrix",
+                    "as_token": creds["matrix_as_token"],
+                    "hs_token": creds["matrix_hs_token"],
                 },
             ),
             "mattermost": ChatStandIn(
@@ -481,6 +511,16 @@ class Sandbox:
                     {"id": u["name"], "name": u["displayName"]}
                     for u in self.googlechat.users.values()
                 ],
+            },
+            "matrix": {
+                # The integration's homeserver_url; the appservice's url is the matrix
+                # integration's webhook URL (found at the first write).
+                "homeserver_url": f"{self.direct}/matrix",
+                "appservice_url": (self.matrix.appservice.url or None)
+                if self.matrix.appservice
+                else None,
+                "channels": [{"id": r.id, "name": r.name} for r in self.matrix.rooms.values()],
+                "users": [{"id": self.matrix.user_id(p), "name": p.title()} for p in MATRIX_PEOPLE],
             },
             "github": {
                 **self.github.state(),
@@ -725,6 +765,52 @@ class Sandbox:
             ) from None
         return {"id": event["message"]["name"], "delivered": answer.status_code}
 
+    async def _matrix_writes(
+        self, channel: str, user: str, text: str, thread: str
+    ) -> dict[str, Any]:
+        """A person of the homeserver sends in a room; the homeserver pushes the transaction
+        (with whatever else was queued: hookhub's own posts among them) to the appservice."""
+        matrix = self.matrix
+        room = matrix.rooms.get(channel)
+        if room is None:
+            raise SandboxError(404, "not_found", f"no Matrix room {channel}")
+        names = {matrix.user_id(p): (p.title(), p) for p in MATRIX_PEOPLE}
+        person = names[_find_user(user, names)][1]
+        content: dict[str, Any] = {"msgtype": "m.text", "body": text}
+        if thread:
+            if not any(e["event_id"] == thread for e in room.timeline):
+                raise SandboxError(404, "not_found", f"no event {thread} in {channel}")
+            content["m.relates_to"] = {
+                "rel_type": "m.thread",
+                "event_id": thread,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": thread},
+            }
+        assert matrix.appservice is not None
+        if not matrix.appservice.url:
+            matrix.appservice.url = await self._webhook_url("matrix") or ""
+        if not matrix.appservice.url:
+            raise SandboxError(
+                409,
+                "no_appservice_url",
+                "the sandbox homeserver has no appservice URL: "
+                "create a matrix integration (its webhook_url is the appservice's url)",
+            )
+        event = matrix.says(person, content, room)
+        try:
+            status = await matrix.push()
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the appservice did not answer: {exc!r}"
+            ) from None
+        return {"id": event["event_id"], "delivered": status}
+
+    def _matrix_messages(self, channel: str) -> list[dict[str, Any]]:
+        room = self.matrix.rooms.get(channel)
+        if room is None:
+            raise SandboxError(404, "not_found", f"no Matrix room {channel}")
+        return self.matrix.shown(room)
+
     def _googlechat_messages(self, channel: str) -> list[dict[str, Any]]:
         space = self.googlechat.spaces.get(channel)
         if space is None:
@@ -916,6 +1002,7 @@ class Sandbox:
             Mount("/sandbox/mattermost", app=self.mattermost.app()),
             Mount("/sandbox/googlechat", app=self.googlechat.app()),
             Mount("/sandbox/teams", app=self.teams.app()),
+            Mount("/sandbox/matrix", app=self.matrix.app()),
         ]
         return Starlette(routes=routes)
 

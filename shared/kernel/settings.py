@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # Mattermost: no URL of its own (each integration's `server_url` names its server); how
     # often its WebSocket is pinged, so that a dead connection shows within that.
     mattermost_ping_seconds: float = Field(20.0, gt=0)
+    # Matrix (shared/providers/matrix): no URL of its own (each integration's
+    # `homeserver_url` names its homeserver); how many integrations' MatrixChats (puppet
+    # registry, profile and room caches) sync keeps at once, the least recently used dropped.
+    matrix_max_chats: int = Field(512, ge=1)
     provider_timeout_seconds: float = Field(10.0, gt=0)
     # OAuth endpoint and API overrides (SPEC §3); empty means the provider's own URL, which
     # its definition under shared/providers/<name>/oauth.py holds. Tests point them at fakes.

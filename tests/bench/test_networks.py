@@ -73,7 +73,9 @@ async def test_the_standin_answers_the_provider_and_the_baseline_and_counts_thei
         assert found.id
         author = Author(name="Ada", avatar_url=None)
         posted = await chat.post(
-            token, network.channel(3), OutboundPost(text="bench_seq=0 sent_at=1.0 hi", author=author)
+            token,
+            network.channel(3),
+            OutboundPost(text="bench_seq=0 sent_at=1.0 hi", author=author),
         )
         assert posted.external_message_id
 

@@ -258,6 +258,16 @@ async def test_mattermost_both_ways_through_the_stand_in(hub: Hub) -> None:
     await _both_ways(hub, "mattermost", settings)
 
 
+async def test_matrix_both_ways_through_the_stand_in(hub: Hub) -> None:
+    """The sandbox's homeserver (under /sandbox/matrix) has hookhub's appservice registered
+    with the sandbox's tokens; its transactions go to the matrix integration's webhook URL."""
+    state = await hub.state()
+    await _both_ways(hub, "matrix", state["chats"]["matrix"]["settings"])
+    assert (await hub.state())["matrix"]["appservice_url"].startswith(
+        hub.stack.origin + "/api/webhooks/matrix/"
+    )
+
+
 async def test_telegram_both_ways_through_the_stand_in(hub: Hub) -> None:
     state = await hub.state()
     await _both_ways(hub, "telegram", {"bot_token": state["telegram"]["bot_token"]})

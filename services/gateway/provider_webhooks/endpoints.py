@@ -114,7 +114,11 @@ class ProviderIngress:
         )
 
     async def handle(
-        self, provider: str, integration_id: str | None, request: IngressRequest
+        self,
+        provider: str,
+        integration_id: str | None,
+        request: IngressRequest,
+        delivery_method: str = "POST",
     ) -> RawResponse:
         started = time.perf_counter()
         outcome = "error"
@@ -125,7 +129,10 @@ class ProviderIngress:
             if webhooks is None:
                 outcome = "unknown_provider"
                 raise NotFound(f"no provider {provider!r}", code="unknown_provider")
-            if request.method != "POST" and request.method not in webhooks.handshake_methods:
+            if (
+                request.method != delivery_method
+                and request.method not in webhooks.handshake_methods
+            ):
                 outcome = "method_not_allowed"
                 raise MethodNotAllowed(
                     f"{provider} webhooks are POSTed",
@@ -154,7 +161,7 @@ class ProviderIngress:
                 if handshake.store and integration is not None:
                     await self._keep(integration, handshake.store)
                 return _render(handshake)
-            if request.method != "POST":
+            if request.method != delivery_method:
                 outcome = "method_not_allowed"
                 raise MethodNotAllowed(
                     f"this {request.method} is no {provider} handshake",
@@ -408,6 +415,25 @@ async def provider_webhook(request: IngressRequest) -> RawResponse:
     return await ingress.handle(params["provider"], params["integration_id"], request)
 
 
+async def appservice_transaction(request: IngressRequest) -> RawResponse:
+    """A transaction PUT to a sub-path of an integration's webhook URL (a Matrix
+    homeserver's to its application service, whose `url` the webhook URL is)."""
+    ingress: ProviderIngress = request.app.state.provider_ingress
+    params = request.path_params
+    if params["provider"] not in _PUT_PROVIDERS or len(params["integration_id"]) > _MAX_ID:
+        raise NotFound("no such appservice", code="unknown_integration")
+    return await ingress.handle(params["provider"], params["integration_id"], request, "PUT")
+
+
+async def appservice_ping(request: IngressRequest) -> RawResponse:
+    """`POST {url}/_matrix/app/v1/ping`: answered by the provider's handshake."""
+    ingress: ProviderIngress = request.app.state.provider_ingress
+    params = request.path_params
+    if params["provider"] not in _PUT_PROVIDERS or len(params["integration_id"]) > _MAX_ID:
+        raise NotFound("no such appservice", code="unknown_integration")
+    return await ingress.handle(params["provider"], params["integration_id"], request)
+
+
 async def app_level_webhook(request: IngressRequest) -> RawResponse:
     """A webhook for the provider app: routed to the integration it belongs to."""
     ingress: ProviderIngress = request.app.state.provider_ingress
@@ -433,6 +459,14 @@ _MEDIA = ("application/json", "application/x-www-form-urlencoded")
 _PROVIDER = {
     "provider": {"type": "string", "enum": sorted(WEBHOOK_PROVIDERS)},
 }
+# Providers whose deliveries are PUT to sub-paths of the webhook URL (Matrix transactions).
+_PUT_PROVIDERS = sorted(
+    name
+    for name, webhooks in WEBHOOK_PROVIDERS.items()
+    if getattr(webhooks, "delivery_method", "POST") == "PUT"
+)
+_APPSERVICE = {"provider": {"type": "string", "enum": _PUT_PROVIDERS}}
+_APPSERVICE_BASE = "/api/webhooks/{provider}/{integration_id}"
 INGRESS = [
     IngressRoute(
         "/api/webhooks/{provider}/{integration_id}",
@@ -452,5 +486,33 @@ INGRESS = [
         responses=_RESPONSES,
         request_media_types=_MEDIA,
         parameter_schemas=_PROVIDER,
+    ),
+    # After the others: a Matrix homeserver's paths are longer, and matched last so that
+    # the benchmarked webhooks are not slowed by them.
+    IngressRoute(
+        _APPSERVICE_BASE + "/_matrix/app/v1/transactions/{txn_id}",
+        appservice_transaction,
+        summary="An application service transaction (Matrix), PUT by the homeserver",
+        responses=_RESPONSES,
+        request_media_types=_MEDIA,
+        parameter_schemas=_APPSERVICE,
+        other_methods=("PUT",),
+    ),
+    IngressRoute(
+        _APPSERVICE_BASE + "/transactions/{txn_id}",
+        appservice_transaction,
+        summary="An application service transaction on the legacy path (Matrix)",
+        responses=_RESPONSES,
+        request_media_types=_MEDIA,
+        parameter_schemas=_APPSERVICE,
+        other_methods=("PUT",),
+    ),
+    IngressRoute(
+        _APPSERVICE_BASE + "/_matrix/app/v1/ping",
+        appservice_ping,
+        summary="An application service ping (Matrix), POSTed by the homeserver",
+        responses=_RESPONSES,
+        request_media_types=_MEDIA,
+        parameter_schemas=_APPSERVICE,
     ),
 ]

@@ -16,14 +16,15 @@ from services.oauth.integrations.schemas import (
 )
 from services.oauth.integrations.service import IntegrationService, webhook_url
 from shared.domain.integrations.repository import IntegrationRepository
-from shared.kernel.errors import NotFound
+from shared.kernel.errors import Forbidden, NotFound
 from shared.kernel.http.app import from_state, runtime_of
-from shared.kernel.http.auth import Authenticated
+from shared.kernel.http.auth import Authenticated, CallerDep
 from shared.kernel.http.errors import MANAGEMENT_ERRORS
 from shared.kernel.http.pagination import Page, PageDep
 from shared.kernel.mongo import Document
 from shared.kernel.runtime import Runtime
 from shared.providers.catalog import CATALOG
+from shared.providers.matrix.appservice import registration_for
 
 router = APIRouter(
     prefix="/api/integrations",
@@ -111,6 +112,41 @@ def _pending_token(doc: Document, runtime: Runtime) -> str | None:
     if sealed is None or doc.get("event_count", 0) > 0:
         return None
     return runtime.secrets.decrypt(sealed)
+
+
+@router.get(
+    "/{integration_id}/registration",
+    response_class=Response,
+    responses={200: {"content": {"application/yaml": {}}}},
+)
+async def appservice_registration(
+    integration_id: IntegrationId, repository: RepositoryDep, runtime: RuntimeDep, caller: CallerDep
+) -> Response:
+    """A Matrix integration's application service registration file, for the homeserver's
+    `app_service_config_files`: its `url` the integration's webhook URL. It holds the
+    integration's `as_token` and `hs_token`, so only a caller who may change the
+    integration's settings (the admin, a key with the write scope) reads it: the one place
+    the API hands secrets back, to whoever could have set them."""
+    if not caller.can_write:
+        raise Forbidden(
+            "the registration holds the integration's tokens: a key with the write scope reads it",
+            code="read_only_key",
+        )
+    doc = await _get(repository, integration_id)
+    if doc["provider"] != "matrix":
+        raise NotFound("only a matrix integration has a registration", code="no_registration")
+    secrets = {k: runtime.secrets.decrypt(v) for k, v in (doc.get("secrets") or {}).items()}
+    settings = {**(doc.get("config") or {}), **secrets}
+    url = webhook_url(runtime.settings.public_url, doc["provider"], doc["_id"]) or ""
+    body = registration_for(doc["_id"], url, settings)
+    return Response(
+        body,
+        media_type="application/yaml",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="hookhub-{doc["_id"]}.yaml"',
+        },
+    )
 
 
 @router.patch("/{integration_id}", response_model=IntegrationOut)

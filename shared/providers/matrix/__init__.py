@@ -1,0 +1,1 @@
+"""Matrix, as an application service (shared/providers/matrix/messages.py)."""

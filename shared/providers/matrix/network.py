@@ -1,0 +1,316 @@
+"""Matrix as a chat network: hookhub as an application service of the integration's own
+homeserver (shared/providers/matrix/appservice.py).
+
+- Credential: the homeserver's URL, the registration's `as_token` and the namespace
+  prefix, from the integration's own settings (`credential()`): one string, split again
+  by `MatrixChats`, which keeps one `MatrixChat` (its puppet registry and caches) per
+  homeserver and prefix, the least recently used dropped past `matrix_max_chats`.
+- Events: the homeserver PUTs transactions to the integration's webhook URL (the
+  registration's `url`), verified by the gateway with the `hs_token`
+  (`MatrixWebhooks`), one envelope per transaction whose delivery id is its txnId; sync
+  reads them off `hookhub.provider.events` as Telegram's.
+- History: `GET /rooms/{roomId}/messages` (catch-up, and imports through the API with
+  `channel_ids`, room ids)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import aiohttp
+import httpx
+
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.egress import EgressPolicy, GuardedClient, check_url
+from shared.kernel.errors import Invalid
+from shared.kernel.settings import Settings
+from shared.providers.chat import (
+    Author,
+    BotIdentity,
+    ChannelInfo,
+    ChatProvider,
+    MessageChange,
+    OutboundPost,
+    PermanentError,
+    Posted,
+    UserLookup,
+)
+from shared.providers.connections import Connections
+from shared.providers.history import Conversation, HistoryRecord
+from shared.providers.matrix.api import MatrixApi
+from shared.providers.matrix.messages import MAX_AVATAR_BYTES, AvatarFetcher, MatrixChat
+from shared.providers.networks import (
+    ApiImport,
+    ApiSource,
+    AppValues,
+    Network,
+    Source,
+    channel_conversation,
+)
+
+DEFAULT_PREFIX = "_hookhub_"
+# Integrations' MatrixChats kept at once (each holds its puppets' profiles and rooms):
+# HOOKHUB_MATRIX_MAX_CHATS.
+MAX_CHATS = 512
+
+
+def credential(homeserver_url: str, as_token: str, prefix: str) -> str:
+    """The one string sync passes as the `token` of a Matrix integration."""
+    return json.dumps(
+        {"homeserver_url": homeserver_url.rstrip("/"), "as_token": as_token, "prefix": prefix},
+        sort_keys=True,
+    )
+
+
+def split_credential(value: str) -> tuple[str, str, str]:
+    try:
+        data = json.loads(value)
+        return str(data["homeserver_url"]), str(data["as_token"]), str(data["prefix"])
+    except (ValueError, KeyError, TypeError):
+        raise PermanentError(
+            "a Matrix credential names the homeserver, the as_token and the prefix",
+            "bad_credential",
+            "integration",
+        ) from None
+
+
+class MatrixChats:
+    """The chat contract for every Matrix integration: each call's `token` (the
+    credential) says which homeserver and namespace, and picks that integration's
+    `MatrixChat`."""
+
+    name = "matrix"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        fetch_avatar: AvatarFetcher | None = None,
+        max_chats: int = MAX_CHATS,
+    ) -> None:
+        self._client = client
+        self._fetch_avatar = fetch_avatar
+        self._max = max_chats
+        self._chats: OrderedDict[tuple[str, str], MatrixChat] = OrderedDict()
+
+    def open(self, token: str) -> tuple[MatrixChat, str]:
+        """The integration's MatrixChat and its as_token."""
+        homeserver, as_token, prefix = split_credential(token)
+        key = (homeserver, prefix)
+        chat = self._chats.get(key)
+        if chat is None:
+            chat = MatrixChat(MatrixApi(self._client, homeserver), prefix, self._fetch_avatar)
+            self._chats[key] = chat
+            while len(self._chats) > self._max:
+                self._chats.popitem(last=False)
+        else:
+            self._chats.move_to_end(key)
+        return chat, as_token
+
+    def pace_seconds(self, external_channel_id: str) -> float:
+        return 0.2  # MatrixChat.pace_seconds says why
+
+    async def identity(self, token: str) -> BotIdentity:
+        chat, as_token = self.open(token)
+        return await chat.identity(as_token)
+
+    async def channel(self, token: str, external_channel_id: str) -> ChannelInfo:
+        chat, as_token = self.open(token)
+        return await chat.channel(as_token, external_channel_id)
+
+    async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
+        chat, as_token = self.open(token)
+        return await chat.post(as_token, external_channel_id, post)
+
+    async def edit(
+        self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
+    ) -> None:
+        chat, as_token = self.open(token)
+        await chat.edit(as_token, external_channel_id, external_message_id, post)
+
+    async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
+        chat, as_token = self.open(token)
+        await chat.delete(as_token, external_channel_id, external_message_id)
+
+    async def user(self, token: str, external_user_id: str) -> Author | None:
+        chat, as_token = self.open(token)
+        return await chat.user(as_token, external_user_id)
+
+    async def find_post(
+        self,
+        token: str,
+        external_channel_id: str,
+        tag: str,
+        since: datetime,
+        thread_external_id: str | None = None,
+    ) -> Posted | None:
+        chat, as_token = self.open(token)
+        return await chat.find_post(as_token, external_channel_id, tag, since, thread_external_id)
+
+    async def history(
+        self, token: str, external_channel_id: str, since: datetime, limit: int
+    ) -> list[MessageChange]:
+        chat, as_token = self.open(token)
+        return await chat.history(as_token, external_channel_id, since, limit)
+
+    def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
+        """A transaction as the gateway published it: `{"events": [...], "prefix": ...}`.
+        The events of the namespace (the prefix the gateway read off the integration) come
+        out `ignored`; `is_own` also tells them, by the appservice's identity."""
+        events = payload.get("events")
+        if not isinstance(events, list):
+            return []
+        prefix = payload.get("prefix")
+        parser = _parser(prefix if isinstance(prefix, str) and prefix else DEFAULT_PREFIX)
+        out: list[MessageChange] = []
+        for event in events:
+            if isinstance(event, Mapping):
+                change = parser.change(event)
+                if change is not None:
+                    out.append(change)
+        return out
+
+    def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
+        user = change.sender.user_id
+        if user is None:
+            return False
+        if user == identity.user_id:
+            return True
+        server = (identity.user_id or "").partition(":")[2]
+        prefix = identity.app_id or DEFAULT_PREFIX
+        return user.startswith(f"@{prefix}") and (not server or user.endswith(":" + server))
+
+    async def render(self, text: str, users: UserLookup) -> str:
+        return text
+
+
+_PARSERS: dict[str, MatrixChat] = {}
+
+
+def _parser(prefix: str) -> MatrixChat:
+    """A MatrixChat that only reads events (no homeserver): one per prefix."""
+    parser = _PARSERS.get(prefix)
+    if parser is None:
+        try:
+            parser = MatrixChat(MatrixApi(cast(httpx.AsyncClient, None), "http://unused"), prefix)
+        except ValueError:
+            return _parser(DEFAULT_PREFIX)
+        if len(_PARSERS) < 64:
+            _PARSERS[prefix] = parser
+    return parser
+
+
+class GuardedAvatars:
+    """An `AvatarFetcher` keeping to the egress policy: a chat author's avatar URL comes
+    from outside, so it is fetched as deliveries are (`GuardedClient`: public addresses,
+    plus `HOOKHUB_EGRESS_ALLOW_CIDRS`; no redirects), an image of at most
+    `MAX_AVATAR_BYTES`; anything else is no avatar."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self._policy = policy
+        self._client: GuardedClient | None = None
+
+    async def __call__(self, url: str) -> tuple[bytes, str] | None:
+        try:
+            check_url(url, self._policy)
+        except Invalid:
+            return None
+        if self._client is None:  # made inside the running event loop
+            self._client = GuardedClient(self._policy, 4)
+        try:
+            async with self._client.post(
+                url, body=b"", headers={}, time_limit=10.0, method="GET"
+            ) as answer:
+                media_type = (answer.headers.get("content-type") or "").split(";")[0].strip()
+                if answer.status != 200 or not media_type.startswith("image/"):
+                    return None
+                data = await answer.content.read(MAX_AVATAR_BYTES + 1)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+        return None if len(data) > MAX_AVATAR_BYTES else (data, media_type)
+
+
+class MatrixNetwork(Network):
+    name = "matrix"
+
+    def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MatrixChats:
+        policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
+        return MatrixChats(client, GuardedAvatars(policy), max_chats=settings.matrix_max_chats)
+
+    async def api_source(
+        self, chat: ChatProvider, connections: Connections, job: ApiImport
+    ) -> Source:
+        assert isinstance(chat, MatrixChats)
+        return MatrixApiSource(connections, chat, job)
+
+    def credential(self, integration: IntegrationSnapshot) -> str | None:
+        """The homeserver (a setting), the as_token (a secret) and the namespace prefix."""
+        homeserver = integration.config.get("homeserver_url") or ""
+        as_token = integration.secrets.get("as_token") or ""
+        if not homeserver or not as_token:
+            return ""  # refused by the first call: the integration is in error
+        prefix = integration.config.get("namespace_prefix") or DEFAULT_PREFIX
+        return credential(homeserver, as_token, prefix)
+
+
+NETWORK = MatrixNetwork()
+
+# The most messages of one room an import through the API reads.
+IMPORT_LIMIT = 100_000
+
+
+class MatrixApiSource(ApiSource):
+    """`POST /api/integrations/{id}/import` with `channel_ids` (room ids): each room's
+    messages through `GET /rooms/{roomId}/messages`, as the appservice's own user."""
+
+    provider = "matrix"
+
+    def __init__(self, connections: Connections, chat: MatrixChats, job: ApiImport) -> None:
+        super().__init__(connections, job)
+        self._chat = chat
+        # Senders' display names (GET /profile), each asked once a job.
+        self._authors: dict[str, Author | None] = {}
+
+    async def conversations(self) -> list[Conversation]:
+        return [
+            await channel_conversation(self._connections, self._integration_id, self._chat, c)
+            for c in dict.fromkeys(self._job.ids("channel_ids"))
+        ]
+
+    async def users(self) -> dict[str, Author]:
+        return {}  # each sender's profile is read as its first record is (`read`)
+
+    def pace(self) -> dict[str, Any] | None:
+        # An appservice registered with rate_limited: false; a 429 still says the wait.
+        return {"page_size": 100, "seconds_per_request": None}
+
+    async def read(
+        self, token: str, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        """The room's messages oldest first, from `oldest` or after the checkpoint's
+        `after_ms` (origin_server_ts), up to `latest`."""
+        job = self._job
+        start = datetime.fromtimestamp(0, UTC) if job.oldest is None else job.oldest
+        after_ms = int((after or {}).get("after_ms") or 0)
+        if after_ms:
+            start = max(start, datetime.fromtimestamp(after_ms / 1000, UTC))
+        changes = await self._chat.history(token, conversation.id, start, IMPORT_LIMIT)
+        for position, change in enumerate(changes):
+            if job.latest is not None and change.occurred_at > job.latest:
+                return
+            sender = change.sender.user_id
+            if change.author is None and sender:
+                if sender not in self._authors:
+                    self._authors[sender] = await self._chat.user(token, sender)
+                author = self._authors[sender]
+                if author is not None:
+                    change = dataclasses.replace(change, author=author)
+            yield HistoryRecord(
+                checkpoint={"after_ms": int(change.occurred_at.timestamp() * 1000)},
+                change=change,
+                done=(position + 1) / len(changes),
+                page_start=position % 100 == 0,
+            )
