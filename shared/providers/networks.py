@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ import httpx
 
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.settings import Settings
-from shared.providers.chat import Author, ChatProvider, TokenRejected
+from shared.providers.chat import Author, ChatProvider, MessageChange, TokenRejected
 from shared.providers.connections import Connections
 from shared.providers.exports import ExportLimits, ExportReader
 from shared.providers.history import Conversation, HistoryRecord
@@ -124,6 +124,55 @@ class ApiSource:
 
     async def close(self) -> None:
         return None
+
+
+class HistorySource(ApiSource):
+    """An import through a network's API that reads each of the job's `channel_ids` with
+    `ChatProvider.history` (oldest first, at most `limit`): from `oldest`, or after the
+    checkpoint's `after_ms`, up to `latest`. A network's source says its page size and may
+    complete each message (`complete`: Matrix names its senders)."""
+
+    page_size: int
+    limit = 100_000  # the most messages of one channel an import reads
+
+    def __init__(self, connections: Connections, chat: ChatProvider, job: ApiImport) -> None:
+        super().__init__(connections, job)
+        self._chat = chat
+
+    async def conversations(self) -> list[Conversation]:
+        return [
+            await channel_conversation(self._connections, self._integration_id, self._chat, c)
+            for c in dict.fromkeys(self._job.ids("channel_ids"))
+        ]
+
+    async def users(self) -> dict[str, Author]:
+        return {}  # authors come with the messages (or `complete`)
+
+    def pace(self) -> dict[str, Any] | None:
+        # The network's limit, where there is one, comes as a 429 that says the wait.
+        return {"page_size": self.page_size, "seconds_per_request": None}
+
+    async def complete(self, token: str, change: MessageChange) -> MessageChange:
+        return change
+
+    async def read(
+        self, token: str, conversation: Conversation, after: dict[str, Any] | None
+    ) -> AsyncIterator[HistoryRecord]:
+        job = self._job
+        start = datetime.fromtimestamp(0, UTC) if job.oldest is None else job.oldest
+        after_ms = int((after or {}).get("after_ms") or 0)
+        if after_ms:
+            start = max(start, datetime.fromtimestamp(after_ms / 1000, UTC))
+        changes = await self._chat.history(token, conversation.id, start, self.limit)
+        for position, change in enumerate(changes):
+            if job.latest is not None and change.occurred_at > job.latest:
+                return
+            yield HistoryRecord(
+                checkpoint={"after_ms": int(change.occurred_at.timestamp() * 1000)},
+                change=await self.complete(token, change),
+                done=(position + 1) / len(changes),
+                page_start=position % self.page_size == 0,
+            )
 
 
 class Network:

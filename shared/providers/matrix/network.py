@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, cast
 
 import aiohttp
@@ -40,16 +40,14 @@ from shared.providers.chat import (
     UserLookup,
 )
 from shared.providers.connections import Connections
-from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.matrix.api import MatrixApi
 from shared.providers.matrix.messages import MAX_AVATAR_BYTES, AvatarFetcher, MatrixChat
 from shared.providers.networks import (
     ApiImport,
-    ApiSource,
     AppValues,
+    HistorySource,
     Network,
     Source,
-    channel_conversation,
 )
 
 DEFAULT_PREFIX = "_hookhub_"
@@ -258,59 +256,27 @@ class MatrixNetwork(Network):
 
 NETWORK = MatrixNetwork()
 
-# The most messages of one room an import through the API reads.
-IMPORT_LIMIT = 100_000
 
-
-class MatrixApiSource(ApiSource):
+class MatrixApiSource(HistorySource):
     """`POST /api/integrations/{id}/import` with `channel_ids` (room ids): each room's
-    messages through `GET /rooms/{roomId}/messages`, as the appservice's own user."""
+    messages through `GET /rooms/{roomId}/messages`, as the appservice's own user, 100 a
+    page (an appservice is registered with `rate_limited: false`), each sender named by
+    its profile."""
 
     provider = "matrix"
+    page_size = 100
 
     def __init__(self, connections: Connections, chat: MatrixChats, job: ApiImport) -> None:
-        super().__init__(connections, job)
-        self._chat = chat
+        super().__init__(connections, chat, job)
+        self._chats = chat
         # Senders' display names (GET /profile), each asked once a job.
         self._authors: dict[str, Author | None] = {}
 
-    async def conversations(self) -> list[Conversation]:
-        return [
-            await channel_conversation(self._connections, self._integration_id, self._chat, c)
-            for c in dict.fromkeys(self._job.ids("channel_ids"))
-        ]
-
-    async def users(self) -> dict[str, Author]:
-        return {}  # each sender's profile is read as its first record is (`read`)
-
-    def pace(self) -> dict[str, Any] | None:
-        # An appservice registered with rate_limited: false; a 429 still says the wait.
-        return {"page_size": 100, "seconds_per_request": None}
-
-    async def read(
-        self, token: str, conversation: Conversation, after: dict[str, Any] | None
-    ) -> AsyncIterator[HistoryRecord]:
-        """The room's messages oldest first, from `oldest` or after the checkpoint's
-        `after_ms` (origin_server_ts), up to `latest`."""
-        job = self._job
-        start = datetime.fromtimestamp(0, UTC) if job.oldest is None else job.oldest
-        after_ms = int((after or {}).get("after_ms") or 0)
-        if after_ms:
-            start = max(start, datetime.fromtimestamp(after_ms / 1000, UTC))
-        changes = await self._chat.history(token, conversation.id, start, IMPORT_LIMIT)
-        for position, change in enumerate(changes):
-            if job.latest is not None and change.occurred_at > job.latest:
-                return
-            sender = change.sender.user_id
-            if change.author is None and sender:
-                if sender not in self._authors:
-                    self._authors[sender] = await self._chat.user(token, sender)
-                author = self._authors[sender]
-                if author is not None:
-                    change = dataclasses.replace(change, author=author)
-            yield HistoryRecord(
-                checkpoint={"after_ms": int(change.occurred_at.timestamp() * 1000)},
-                change=change,
-                done=(position + 1) / len(changes),
-                page_start=position % 100 == 0,
-            )
+    async def complete(self, token: str, change: MessageChange) -> MessageChange:
+        sender = change.sender.user_id
+        if change.author is not None or not sender:
+            return change
+        if sender not in self._authors:
+            self._authors[sender] = await self._chats.user(token, sender)
+        author = self._authors[sender]
+        return change if author is None else dataclasses.replace(change, author=author)

@@ -6,32 +6,23 @@ integration's own: its credential is built from the integration's `server_url` a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
-
 import httpx
 
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.egress import EgressPolicy
 from shared.kernel.settings import Settings
-from shared.providers.chat import Author, ChatProvider
+from shared.providers.chat import ChatProvider
 from shared.providers.connections import Connections
-from shared.providers.history import Conversation, HistoryRecord
 from shared.providers.mattermost.api import MattermostApi
 from shared.providers.mattermost.gateway import MattermostGateway
 from shared.providers.mattermost.messages import MattermostChat, credential
 from shared.providers.networks import (
     ApiImport,
-    ApiSource,
     AppValues,
+    HistorySource,
     Network,
     Source,
-    channel_conversation,
 )
-
-# What an import reads of a channel at most (its newest posts): `history`'s pages of 200.
-IMPORT_LIMIT = 100_000
 
 
 class MattermostNetwork(Network):
@@ -66,43 +57,9 @@ class MattermostNetwork(Network):
 NETWORK = MattermostNetwork()
 
 
-class MattermostApiSource(ApiSource):
+class MattermostApiSource(HistorySource):
+    """A channel's posts, by pages of 200 (Mattermost's limit is the admin's, per token, off
+    by default)."""
+
     provider = "mattermost"
-
-    def __init__(self, connections: Connections, chat: MattermostChat, job: ApiImport) -> None:
-        super().__init__(connections, job)
-        self._chat = chat
-
-    async def conversations(self) -> list[Conversation]:
-        return [
-            await channel_conversation(self._connections, self._integration_id, self._chat, c)
-            for c in dict.fromkeys(self._job.ids("channel_ids"))
-        ]
-
-    async def users(self) -> dict[str, Author]:
-        return {}  # authors are looked up by id as the records are brought in
-
-    def pace(self) -> dict[str, Any] | None:
-        # Mattermost's limit is the admin's (per token, off by default); a 429 says the wait.
-        return {"page_size": 200, "seconds_per_request": None}
-
-    async def read(
-        self, token: str, conversation: Conversation, after: dict[str, Any] | None
-    ) -> AsyncIterator[HistoryRecord]:
-        """The channel's posts oldest first, from `oldest` or after the checkpoint's
-        `create_at` (ms), up to `latest`."""
-        job = self._job
-        start = datetime.fromtimestamp(0, UTC) if job.oldest is None else job.oldest
-        after_ms = int((after or {}).get("after_ms") or 0)
-        if after_ms:
-            start = max(start, datetime.fromtimestamp(after_ms / 1000, UTC))
-        changes = await self._chat.history(token, conversation.id, start, IMPORT_LIMIT)
-        for position, change in enumerate(changes):
-            if job.latest is not None and change.occurred_at > job.latest:
-                return
-            yield HistoryRecord(
-                checkpoint={"after_ms": int(change.occurred_at.timestamp() * 1000)},
-                change=change,
-                done=(position + 1) / len(changes),
-                page_start=position % 200 == 0,
-            )
+    page_size = 200
