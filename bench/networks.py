@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import dataclasses
 import functools
+import html
 import itertools
 import re
 import sys
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 import orjson
 
@@ -140,6 +142,9 @@ class Network:
     # A user's message in channel `index` as the network sends it to its webhook URL
     # (None: its events come over a connection of its own, not through the gateway).
     webhook: Callable[[int, int, str], bytes] | None = None
+    # The path below the integration's webhook URL its webhooks come to (`{seq}`: the
+    # message's number), where the network names its requests by it (Matrix's txnId).
+    webhook_path: str = ""
 
 
 # -- Telegram ------------------------------------------------------------------------------
@@ -403,8 +408,188 @@ MATTERMOST = Network(
     token=MATTERMOST_TOKEN,
 )
 
+
+# -- Microsoft Teams -----------------------------------------------------------------------
+
+TEAMS_APP_ID = "3f6c9a1e-8b2d-4c7e-9f10-2a4b6c8d0e12"
+TEAMS_BEARER = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.bench"
+_TEAMS_USERS = ("ada", "grace", "alan")
+
+
+def _teams_channel(index: int) -> str:
+    return f"19:bench{index:04d}@thread.tacv2"
+
+
+def _teams_answer(standin: StandIn, path: bytes, body: bytes) -> bytes:
+    """The login's client-credentials token and the Connector's Send to Conversation,
+    answered as the Bot Connector's REST reference shows them (a `ResourceResponse`)."""
+    if path.endswith(b"/oauth2/v2.0/token"):
+        return answer(
+            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+             "access_token": TEAMS_BEARER}
+        )  # fmt: skip
+    if path.endswith(b"/activities"):
+        # hookhub writes every markup character of the text as a character reference
+        # (`bench&#95;seq&#61;1`): read as Teams renders it.
+        standin.posted(html.unescape(body.decode()).encode())
+        return answer({"id": f"{1_700_000_000_000 + next(standin.ids)}"}, 201)
+    return answer({"error": {"code": "BadArgument", "message": "not found"}}, 404)
+
+
+def _teams_outbound(url: str, token: str) -> Outbound:
+    """Send to Conversation, the author in bold on the first line, `textFormat` xml."""
+
+    def target(event: dict[str, Any]) -> str:
+        channel = _teams_channel(index_of(event["data"]["channel_id"]))
+        return f"{url}/v3/conversations/{quote(channel, safe='')}/activities"
+
+    def body(event: dict[str, Any]) -> bytes:
+        data, actor = event["data"], event.get("actor") or {}
+        text = f"<b>{_escape(actor.get('name') or '')}</b><br>{_escape(data['text'])}"
+        return orjson.dumps({"type": "message", "textFormat": "xml", "text": text})
+
+    return Outbound(
+        url=target,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=body,
+        posted=lambda answered: bool(answered.get("id")),
+    )
+
+
+def _teams_webhook(index: int, seq: int, text: str) -> bytes:
+    """A channel message activity, as the sandbox's stand-in makes it (from msteams-docs'
+    conversation-messages example)."""
+    teams, bot = _teams()
+    user = _TEAMS_USERS[seq % len(_TEAMS_USERS)]
+    activity = teams.activity(bot, "message", _teams_channel(index), user, str(seq + 1), text=text)
+    return orjson.dumps(activity)
+
+
+@functools.cache
+def _teams() -> tuple[Any, Any]:
+    from services.sandbox.teams import FakeTeams
+
+    teams = FakeTeams(base_url="http://127.0.0.1:9")
+    return teams, teams.add_bot(TEAMS_APP_ID, "bench-password")
+
+
+TEAMS = Network(
+    name="teams",
+    env=lambda url: {
+        "HOOKHUB_TEAMS_LOGIN_BASE": url,
+        "HOOKHUB_TEAMS_SERVICE_URL": url,
+        # The stand-in's Connector is plain HTTP on loopback: allow-listed, as the
+        # sandbox's is (Teams' own is https).
+        "HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+    },
+    settings=lambda url: {
+        "app_id": TEAMS_APP_ID,
+        "app_password": "bench-password",
+        "service_url": url,
+    },
+    channel=_teams_channel,
+    answer=_teams_answer,
+    outbound=_teams_outbound,
+    token=TEAMS_BEARER,
+    webhook=_teams_webhook,
+)
+
+
+# -- Matrix --------------------------------------------------------------------------------
+
+MATRIX_AS_TOKEN = "as_bench_token_0000000000000000"  # noqa: S105 (the stand-in takes any)
+MATRIX_SERVER = "bench.test"
+_ROOM = re.compile(rb"/rooms/([^/]+)/")
+
+
+def _matrix_channel(index: int) -> str:
+    return f"!bench{index:04d}:{MATRIX_SERVER}"
+
+
+def _matrix_answer(standin: StandIn, path: bytes, body: bytes) -> bytes:
+    """What an appservice's posting asks of the Client-Server API, answered as the spec
+    shows it: whoami, a puppet registered and named, joined to the room, the message sent
+    as it (`PUT /rooms/{roomId}/send/m.room.message/{txnId}?user_id=`), the room's name."""
+    if b"/send/m.room.message/" in path:
+        standin.posted(body)
+        return answer({"event_id": f"$bench{next(standin.ids)}"})
+    if path.endswith(b"/account/whoami"):
+        return answer({"user_id": f"@hookhub:{MATRIX_SERVER}"})
+    if path.endswith(b"/register"):
+        return answer({"user_id": f"@puppet:{MATRIX_SERVER}"})
+    if path.endswith(b"/join"):
+        found = _ROOM.search(path)
+        return answer({"room_id": unquote(found[1].decode()) if found else ""})
+    if b"/state/m.room.name" in path:
+        return answer({"name": "bench"})
+    if b"/messages" in path:
+        return answer({"chunk": [], "start": "s0"})
+    if b"/profile/" in path:
+        return answer({})
+    return answer({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}, 404)
+
+
+def _matrix_outbound(url: str, token: str) -> Outbound:
+    """`m.room.message` `m.text` sent as the author's puppet, its text plain and escaped
+    as HTML, the chat's message id as the txnId."""
+
+    def target(event: dict[str, Any]) -> str:
+        data = event["data"]
+        room = quote(_matrix_channel(index_of(data["channel_id"])), safe="")
+        puppet = quote(f"@_hookhub_bench:{MATRIX_SERVER}", safe="")
+        txn = quote(data["message_id"], safe="")
+        return f"{url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={puppet}"
+
+    def body(event: dict[str, Any]) -> bytes:
+        text = event["data"]["text"]
+        return orjson.dumps(
+            {"msgtype": "m.text", "body": text, "format": "org.matrix.custom.html",
+             "formatted_body": _escape(text), "m.mentions": {}}
+        )  # fmt: skip
+
+    return Outbound(
+        url=target,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=body,
+        posted=lambda answered: bool(answered.get("event_id")),
+        method="PUT",
+    )
+
+
+def _matrix_webhook(index: int, seq: int, text: str) -> bytes:
+    """A transaction of one `m.room.message` event (the Application Service API's PUT
+    /transactions body; the event as the Client-Server API's room events show it)."""
+    event = {
+        "type": "m.room.message",
+        "room_id": _matrix_channel(index),
+        "sender": f"@user{seq % USERS}:{MATRIX_SERVER}",
+        "event_id": f"$bench_in_{seq}",
+        "origin_server_ts": int(time.time() * 1000),
+        "content": {"msgtype": "m.text", "body": text},
+        "unsigned": {"age": 12},
+    }
+    return orjson.dumps({"events": [event]})
+
+
+MATRIX = Network(
+    name="matrix",
+    # The homeserver is the stand-in, on loopback: allow-listed for the egress rules.
+    env=lambda url: {"HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"},
+    settings=lambda url: {
+        "homeserver_url": url,
+        "as_token": MATRIX_AS_TOKEN,
+        "hs_token": "hs_bench_token_0000000000000000",
+    },
+    channel=_matrix_channel,
+    answer=_matrix_answer,
+    outbound=_matrix_outbound,
+    token=MATRIX_AS_TOKEN,
+    webhook=_matrix_webhook,
+    webhook_path="/_matrix/app/v1/transactions/{seq}",
+)
+
 NETWORKS: dict[str, Network] = {
-    network.name: network for network in (TELEGRAM, GOOGLECHAT, MATTERMOST)
+    network.name: network for network in (TELEGRAM, GOOGLECHAT, MATTERMOST, TEAMS, MATRIX)
 }
 
 
@@ -567,7 +752,13 @@ class Networks:
         for seq in range(EVENTS):
             text = f"bench_seq={seq} sent_at={time.time():.6f} {TEXT}"
             body = network.webhook(seq % CHANNELS, seq, text)
-            request = InboundRequest(headers={}, body=body, received_at=utcnow())
+            url = f"https://hookhub.bench/api/webhooks/{network.name}/{integration_id}"
+            request = InboundRequest(
+                headers={},
+                body=body,
+                received_at=utcnow(),
+                url=url + network.webhook_path.format(seq=seq),
+            )
             envelopes.append(envelope_for(integration, webhooks.parse(request), request))
         asyncio.run(publish_all(bootstrap, source, envelopes))
 
