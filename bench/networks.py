@@ -56,6 +56,7 @@ from bench.harness import (
     ratio_note,
     wait_answering,
 )
+from bench.outbound import Outbound
 from bench.sink import Connection, run_server
 from bench.sink import Sink as Counter
 from bench.sync import (
@@ -68,7 +69,6 @@ from bench.sync import (
     message_created,
     message_text,
 )
-from bench.sync_baseline import Outbound
 from services.gateway.provider_webhooks.service import envelope_for
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.consumers import FETCH_MAX_WAIT_MS

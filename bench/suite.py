@@ -51,6 +51,7 @@ BENCHMARKS: list[Benchmark] = [
     delivery.BENCHMARK,
     delivery_mix.BENCHMARK,
     sync.BENCHMARK,
+    networks.BENCHMARK,
     notifications.BENCHMARK,
     discord.BENCHMARK,
     importer.BENCHMARK,
@@ -59,8 +60,8 @@ BENCHMARKS: list[Benchmark] = [
     event_types.BENCHMARK,
     retention.BENCHMARK,
 ]
-# Not in a plain `make bench`: only with `--only <name>` (`sync-networks` also runs in `sync`).
-ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK, networks.BENCHMARK]
+# Not in a plain `make bench`: only with `--only <name>`.
+ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK]
 
 
 def _parse_env(item: str) -> tuple[str, str]:
@@ -156,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         service_env=dict(args.service_env),
         keep_logs=args.keep_logs,
     )
-    selected = [b for b in BENCHMARKS + ON_REQUEST if b.name in (args.only or ())]
+    only = set(args.only or ())
+    if sync.BENCHMARK.name in only:  # `--only sync`: Slack's tables and every network's
+        only.add(networks.BENCHMARK.name)
+    selected = [b for b in BENCHMARKS + ON_REQUEST if b.name in only]
     selected = selected or BENCHMARKS
     if args.import_messages:
         importer.BENCHMARK.sizes = tuple(args.import_messages)

@@ -354,10 +354,7 @@ class Sync:
             unit="messages/s",
             compare="latency",
         )
-        # The other networks' tables (bench.networks; it imports this module).
-        from bench.networks import BENCHMARK as networks
-
-        return [throughput, outbound, inbound, *networks.run(harness)]
+        return [throughput, outbound, inbound]
 
     def _baseline(
         self,

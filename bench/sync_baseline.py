@@ -26,7 +26,6 @@ import json
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from bench.outbound import Outbound
 from bench.sync import slack_of
 from shared.kernel.consumers import FETCH_MAX_WAIT_MS
 
@@ -42,18 +42,6 @@ CONNECTIONS = 200
 MAX_RECORDS = 500
 # One post: the URL and the body → (HTTP status, whether the answer says it was posted).
 Send = Callable[[str, bytes], Awaitable[tuple[int, bool]]]
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """What the loop sends for one chat event, as the network's API takes it: the URL, the
-    headers and the body; and whether an answer's JSON says it was posted."""
-
-    url: Callable[[dict[str, Any]], str]
-    headers: dict[str, str]
-    body: Callable[[dict[str, Any]], bytes]
-    posted: Callable[[Any], bool]
-    method: str = "POST"  # Matrix sends with PUT
 
 
 def slack(api: str, token: str) -> Outbound:
