@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.egress import EgressPolicy
 from shared.providers.catalog import CATALOG, NETWORKS
 from shared.providers.chat import BotIdentity, MessageChange, PermanentError, SenderMarks
 from shared.providers.matrix.network import (
@@ -91,3 +92,17 @@ def test_is_own_is_the_namespace_on_the_appservices_server() -> None:
     assert chats.is_own(by("@_x_abc:example.org"), identity)
     assert not chats.is_own(by("@_x_abc:elsewhere.org"), identity)
     assert not chats.is_own(by("@alice:example.org"), identity)
+
+
+async def test_a_homeserver_the_egress_rules_refuse_is_never_called() -> None:
+    """An integration names its own homeserver: one on a private address is refused before
+    any request (the integration's error), one allow-listed is let through."""
+    async with httpx.AsyncClient() as client:
+        strict = MatrixChats(client, policy=EgressPolicy())
+        for homeserver in ("http://169.254.169.254", "http://10.1.2.3:8008", "http://127.0.0.1:9"):
+            with pytest.raises(PermanentError) as refused:
+                strict.open(credential(homeserver, "as_token", "_hookhub_"))
+            assert refused.value.error == "egress_refused" and refused.value.scope == "integration"
+        allowed = MatrixChats(client, policy=EgressPolicy.from_setting("127.0.0.0/8"))
+        chat, token = allowed.open(credential("http://127.0.0.1:9", "as_token", "_hookhub_"))
+        assert token == "as_token" and chat is not None

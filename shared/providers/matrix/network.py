@@ -88,9 +88,13 @@ class MatrixChats:
         client: httpx.AsyncClient,
         fetch_avatar: AvatarFetcher | None = None,
         max_chats: int = MAX_CHATS,
+        policy: EgressPolicy | None = None,
     ) -> None:
+        """`policy`: the egress rules an integration's homeserver URL is held to (it is the
+        user's: a private address is refused unless allow-listed); None checks none."""
         self._client = client
         self._fetch_avatar = fetch_avatar
+        self._policy = policy
         self._max = max_chats
         self._chats: OrderedDict[tuple[str, str], MatrixChat] = OrderedDict()
 
@@ -100,6 +104,12 @@ class MatrixChats:
         key = (homeserver, prefix)
         chat = self._chats.get(key)
         if chat is None:
+            if self._policy is not None:
+                try:
+                    check_url(homeserver, self._policy)
+                except Invalid as exc:
+                    refused = f"the Matrix homeserver URL is refused: {exc.message}"
+                    raise PermanentError(refused, "egress_refused", "integration") from exc
             chat = MatrixChat(MatrixApi(self._client, homeserver), prefix, self._fetch_avatar)
             self._chats[key] = chat
             while len(self._chats) > self._max:
@@ -236,7 +246,9 @@ class MatrixNetwork(Network):
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MatrixChats:
         policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
-        return MatrixChats(client, GuardedAvatars(policy), max_chats=settings.matrix_max_chats)
+        return MatrixChats(
+            client, GuardedAvatars(policy), max_chats=settings.matrix_max_chats, policy=policy
+        )
 
     async def api_source(
         self, chat: ChatProvider, connections: Connections, job: ApiImport
