@@ -51,6 +51,9 @@ ADMIN_ONLY = {
     ("DELETE", "/api/workspaces/{workspace_id}/api-keys/{key_id}"),
 }
 # Reads that concern no workspace's data: the same answer for every caller.
+# Reads of one network's integrations only, walked with the world's (GitHub) integration:
+# mine's key reaches them (409, not the scoping's 403 or 404).
+ONE_NETWORKS = {("GET", "/api/integrations/{integration_id}/registration")}
 GLOBAL_READS = {
     ("GET", "/api/notification-events"),
     ("GET", "/api/me"),
@@ -440,5 +443,7 @@ async def test_the_walks_requests_reach_mine_with_mines_own_key(world: World) ->
             assert answer.json()["error"]["code"] == "admin_only", where
         else:
             assert answer.status_code not in (401, 403, 404), where
-        if method == "GET" and (method, template) not in GLOBAL_READS | ADMIN_ONLY:
+        if (method, template) in ONE_NETWORKS:
+            assert answer.status_code == 409, where
+        elif method == "GET" and (method, template) not in GLOBAL_READS | ADMIN_ONLY:
             assert answer.status_code == 200, where

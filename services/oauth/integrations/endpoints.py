@@ -16,7 +16,7 @@ from services.oauth.integrations.schemas import (
 )
 from services.oauth.integrations.service import IntegrationService, webhook_url
 from shared.domain.integrations.repository import IntegrationRepository
-from shared.kernel.errors import Forbidden, NotFound
+from shared.kernel.errors import Conflict, Forbidden, NotFound
 from shared.kernel.http.app import from_state, runtime_of
 from shared.kernel.http.auth import Authenticated, CallerDep
 from shared.kernel.http.errors import MANAGEMENT_ERRORS
@@ -134,7 +134,11 @@ async def appservice_registration(
         )
     doc = await _get(repository, integration_id)
     if doc["provider"] != "matrix":
-        raise NotFound("only a matrix integration has a registration", code="no_registration")
+        raise Conflict(
+            f"integration {integration_id} is a {doc['provider']} integration: only a matrix "
+            "integration has a registration",
+            code="not_a_matrix_integration",
+        )
     secrets = {k: runtime.secrets.decrypt(v) for k, v in (doc.get("secrets") or {}).items()}
     settings = {**(doc.get("config") or {}), **secrets}
     url = webhook_url(runtime.settings.public_url, doc["provider"], doc["_id"]) or ""
