@@ -19,7 +19,7 @@ from shared.domain.integrations.repository import IntegrationRepository
 from shared.kernel.errors import Conflict, Forbidden, NotFound
 from shared.kernel.http.app import from_state, runtime_of
 from shared.kernel.http.auth import Authenticated, CallerDep
-from shared.kernel.http.errors import MANAGEMENT_ERRORS
+from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_responses
 from shared.kernel.http.pagination import Page, PageDep
 from shared.kernel.mongo import Document
 from shared.kernel.runtime import Runtime
@@ -117,7 +117,7 @@ def _pending_token(doc: Document, runtime: Runtime) -> str | None:
 @router.get(
     "/{integration_id}/registration",
     response_class=Response,
-    responses={200: {"content": {"application/yaml": {}}}},
+    responses={200: {"content": {"application/yaml": {}}}, **error_responses(409)},
 )
 async def appservice_registration(
     integration_id: IntegrationId, repository: RepositoryDep, runtime: RuntimeDep, caller: CallerDep
