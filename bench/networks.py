@@ -180,7 +180,8 @@ def _telegram_outbound(url: str, token: str) -> Outbound:
 
     def body(event: dict[str, Any]) -> bytes:
         data, actor = event["data"], event.get("actor") or {}
-        text = f"<b>{_escape(actor.get('name') or '')}</b>\n{_escape(data['text'])}"
+        name, said = (html.escape(t, quote=False) for t in (actor.get("name") or "", data["text"]))
+        text = f"<b>{name}</b>\n{said}"
         chat_id = int(_telegram_channel(index_of(data["channel_id"])))
         return orjson.dumps({"chat_id": chat_id, "text": text, "parse_mode": "HTML"})
 
@@ -191,10 +192,6 @@ def _telegram_outbound(url: str, token: str) -> Outbound:
         body=body,
         posted=lambda answered: bool(answered.get("ok")),
     )
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _telegram_webhook(index: int, seq: int, text: str) -> bytes:
@@ -445,7 +442,8 @@ def _teams_outbound(url: str, token: str) -> Outbound:
 
     def body(event: dict[str, Any]) -> bytes:
         data, actor = event["data"], event.get("actor") or {}
-        text = f"<b>{_escape(actor.get('name') or '')}</b><br>{_escape(data['text'])}"
+        name, said = (html.escape(t, quote=False) for t in (actor.get("name") or "", data["text"]))
+        text = f"<b>{name}</b><br>{said}"
         return orjson.dumps({"type": "message", "textFormat": "xml", "text": text})
 
     return Outbound(
@@ -544,7 +542,7 @@ def _matrix_outbound(url: str, token: str) -> Outbound:
         text = event["data"]["text"]
         return orjson.dumps(
             {"msgtype": "m.text", "body": text, "format": "org.matrix.custom.html",
-             "formatted_body": _escape(text), "m.mentions": {}}
+             "formatted_body": html.escape(text, quote=False), "m.mentions": {}}
         )  # fmt: skip
 
     return Outbound(

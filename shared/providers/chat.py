@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel import errors
+from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.errors import HookhubError
 
 __all__ = [
@@ -80,6 +81,22 @@ class PermanentError(HookhubError):
         super().__init__(message, code=code_for.get(scope))
         self.error = error
         self.scope = scope
+
+
+def check_reachable(
+    url: str,
+    policy: EgressPolicy,
+    what: str,
+    error: str = "egress_refused",
+    scope: Literal["message", "channel", "integration"] = "integration",
+) -> None:
+    """A URL a user gave (a self-hosted server, a conversation's serviceUrl) held to the
+    egress rules before hookhub calls it: PermanentError naming `what` when they refuse it
+    (a private address not allow-listed, an internal name)."""
+    try:
+        check_url(url, policy)
+    except errors.Invalid as exc:
+        raise PermanentError(f"{what} is refused: {exc.message}", error, scope) from exc
 
 
 class TokenRejected(PermanentError):

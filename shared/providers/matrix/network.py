@@ -38,6 +38,7 @@ from shared.providers.chat import (
     PermanentError,
     Posted,
     UserLookup,
+    check_reachable,
 )
 from shared.providers.connections import Connections
 from shared.providers.matrix.api import MatrixApi
@@ -105,11 +106,7 @@ class MatrixChats:
         chat = self._chats.get(key)
         if chat is None:
             if self._policy is not None:
-                try:
-                    check_url(homeserver, self._policy)
-                except Invalid as exc:
-                    refused = f"the Matrix homeserver URL is refused: {exc.message}"
-                    raise PermanentError(refused, "egress_refused", "integration") from exc
+                check_reachable(homeserver, self._policy, "the Matrix homeserver URL")
             chat = MatrixChat(MatrixApi(self._client, homeserver), prefix, self._fetch_avatar)
             self._chats[key] = chat
             while len(self._chats) > self._max:

@@ -22,9 +22,14 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from shared.kernel.egress import EgressPolicy, check_url
-from shared.kernel.errors import Invalid
-from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
+from shared.kernel.egress import EgressPolicy
+from shared.providers.chat import (
+    PermanentError,
+    ProviderUnreachable,
+    RateLimited,
+    TokenRejected,
+    check_reachable,
+)
 
 API = "/api/v4"
 ALLOWED_KEPT = 10_000
@@ -140,14 +145,7 @@ class MattermostApi:
         base = server_base(server_url)
         if self._policy is None or base in self._allowed:
             return
-        try:
-            check_url(base, self._policy)
-        except Invalid as exc:
-            raise PermanentError(
-                f"the Mattermost server URL is refused: {exc.message}",
-                "egress_refused",
-                "integration",
-            ) from exc
+        check_reachable(base, self._policy, "the Mattermost server URL")
         if len(self._allowed) >= ALLOWED_KEPT:
             self._allowed.clear()
         self._allowed.add(base)

@@ -42,9 +42,9 @@ from urllib.parse import quote
 import httpx
 
 from shared.domain.oauth.provider import ProviderUnreachable
-from shared.kernel.egress import EgressPolicy, check_url
-from shared.kernel.errors import HookhubError, Invalid
-from shared.providers.chat import PermanentError, RateLimited, TokenRejected
+from shared.kernel.egress import EgressPolicy
+from shared.kernel.errors import HookhubError
+from shared.providers.chat import PermanentError, RateLimited, TokenRejected, check_reachable
 
 LOGIN_BASE = "https://login.microsoftonline.com"
 MULTI_TENANT = "botframework.com"
@@ -203,14 +203,8 @@ class TeamsApi:
         self._egress = egress
 
     def _url(self, service_url: str, conversation_id: str, activity_id: str | None = None) -> str:
-        try:
-            check_url(service_url, self._egress)
-        except Invalid as exc:
-            raise PermanentError(
-                f"the conversation's serviceUrl is refused: {exc.message}",
-                "service_url_refused",
-                "channel",
-            ) from exc
+        what = "the conversation's serviceUrl"
+        check_reachable(service_url, self._egress, what, "service_url_refused", "channel")
         if not service_url.startswith("https://") and not self._allowlisted(service_url):
             # The Connector is HTTPS ("SSL/TLS is used for all service-to-service
             # connections"); plain HTTP only to an address the operator allow-listed.
