@@ -673,7 +673,7 @@ class Networks:
         base_topic = asyncio.run(_topic_like(bootstrap, topic, f"baseline-{network.name}"))
         asyncio.run(publish_all(bootstrap, base_topic, events))
         standin.reset(expect=EVENTS)
-        base, _ = Sync()._baseline(
+        base, _ = Sync().baseline(
             harness,
             standin,
             base_topic,

@@ -215,13 +215,13 @@ class Sync:
         base_topic = asyncio.run(_topic_like(bootstrap, topic, "baseline-burst"))
         asyncio.run(publish_all(bootstrap, base_topic, events))
         standin.reset(expect=EVENTS)
-        base, _ = self._baseline(harness, standin, base_topic, api, EVENTS, from_seq=0)
+        base, _ = self.baseline(harness, standin, base_topic, api, EVENTS, from_seq=0)
         # Not the baseline (sync posts with httpx): the same loop on aiohttp, for what the
         # client alone accounts for.
         base_topic = asyncio.run(_topic_like(bootstrap, topic, "baseline-burst-aiohttp"))
         asyncio.run(publish_all(bootstrap, base_topic, events))
         standin.reset(expect=EVENTS)
-        bare, _ = self._baseline(
+        bare, _ = self.baseline(
             harness, standin, base_topic, api, EVENTS, from_seq=0, client="aiohttp"
         )
 
@@ -270,7 +270,7 @@ class Sync:
         # -- baselines of the latencies -----------------------------------------------------
         base_topic = asyncio.run(_topic_like(bootstrap, topic, "baseline-latency"))
         standin.reset(expect=total, open_after=warm + 1)
-        out_base, base_late = self._baseline(
+        out_base, base_late = self.baseline(
             harness,
             standin,
             base_topic,
@@ -356,7 +356,7 @@ class Sync:
         )
         return [throughput, outbound, inbound]
 
-    def _baseline(
+    def baseline(
         self,
         harness: Harness,
         standin: Sink,

@@ -820,18 +820,36 @@ class Sandbox:
 
     async def _webhook_url(self, provider: str) -> str | None:
         """The webhook URL of hookhub's first integration of `provider` (by the admin API)."""
+        found = await self._webhook_urls(provider, first=True)
+        return found[0] if found else None
+
+    async def _webhook_urls(self, provider: str, *, first: bool = False) -> list[str]:
+        """The webhook URLs of hookhub's integrations of `provider`, read page by page
+        through the admin API (`first`: the first page's first only); none without it."""
         if not self.admin_token:
-            return None
+            return []
+        urls: list[str] = []
+        cursor: str | None = None
         async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
-            answer = await client.get(
-                self.origin + "/api/integrations",
-                params={"provider": provider, "limit": "1"},
-                headers={"Authorization": f"Bearer {self.admin_token}"},
-            )
-        if answer.status_code != 200:
-            return None
-        found = [i["webhook_url"] for i in answer.json()["data"] if i.get("webhook_url")]
-        return str(found[0]) if found else None
+            for _ in range(20):
+                params = {
+                    "provider": provider,
+                    "limit": "1" if first else "100",
+                    **({"cursor": cursor} if cursor else {}),
+                }
+                answer = await client.get(
+                    self.origin + "/api/integrations",
+                    params=params,
+                    headers={"Authorization": f"Bearer {self.admin_token}"},
+                )
+                if answer.status_code != 200:
+                    return []  # all or none: a registration of half is no one's
+                page = answer.json()
+                urls += [i["webhook_url"] for i in page["data"] if i.get("webhook_url")]
+                cursor = page.get("next_cursor")
+                if first or not cursor:
+                    return urls
+        return urls
 
     def _telegram_sample(self) -> tuple[bytes, str, str]:
         return self.telegram_export, "application/json", "result.json"
@@ -852,30 +870,8 @@ class Sandbox:
     async def register_hookhub(self, provider: str) -> None:
         """Every integration hookhub has for `provider` as a webhook of the stand-in, with
         the sandbox's webhook secret: what a user does in GitHub's or Jira's settings."""
-        if not self.admin_token:
-            return
         secret = self.creds[f"{provider}_webhook_secret"]
-        urls: list[str] = []
-        cursor: str | None = None
-        async with httpx.AsyncClient(verify=tls(), timeout=5.0) as client:
-            for _ in range(20):
-                params = {
-                    "provider": provider,
-                    "limit": "100",
-                    **({"cursor": cursor} if cursor else {}),
-                }
-                answer = await client.get(
-                    self.origin + "/api/integrations",
-                    params=params,
-                    headers={"Authorization": f"Bearer {self.admin_token}"},
-                )
-                if answer.status_code != 200:
-                    return
-                page = answer.json()
-                urls += [i["webhook_url"] for i in page["data"] if i.get("webhook_url")]
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    break
+        urls = await self._webhook_urls(provider)
         if provider == "github":
             for repo in self.github.world.repositories.values():
                 known = {

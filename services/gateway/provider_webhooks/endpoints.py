@@ -135,9 +135,9 @@ class ProviderIngress:
             ):
                 outcome = "method_not_allowed"
                 raise MethodNotAllowed(
-                    f"{provider} webhooks are POSTed",
+                    f"{provider} webhooks are {delivery_method} requests here",
                     code="method_not_allowed",
-                    headers={"Allow": ", ".join(("POST", *webhooks.handshake_methods))},
+                    headers={"Allow": ", ".join((delivery_method, *webhooks.handshake_methods))},
                 )
             if integration_id is not None:
                 integration = check_usable(await self.integrations.lookup(integration_id), provider)
@@ -166,7 +166,7 @@ class ProviderIngress:
                 raise MethodNotAllowed(
                     f"this {request.method} is no {provider} handshake",
                     code="method_not_allowed",
-                    headers={"Allow": ", ".join(("POST", *webhooks.handshake_methods))},
+                    headers={"Allow": ", ".join((delivery_method, *webhooks.handshake_methods))},
                 )
             keyed = self.keyed.get(provider)
             if keyed is not None:
@@ -418,20 +418,22 @@ async def provider_webhook(request: IngressRequest) -> RawResponse:
 async def appservice_transaction(request: IngressRequest) -> RawResponse:
     """A transaction PUT to a sub-path of an integration's webhook URL (a Matrix
     homeserver's to its application service, whose `url` the webhook URL is)."""
-    ingress: ProviderIngress = request.app.state.provider_ingress
-    params = request.path_params
-    if params["provider"] not in _PUT_PROVIDERS or len(params["integration_id"]) > _MAX_ID:
-        raise NotFound("no such appservice", code="unknown_integration")
-    return await ingress.handle(params["provider"], params["integration_id"], request, "PUT")
+    return await _appservice(request, "PUT")
 
 
 async def appservice_ping(request: IngressRequest) -> RawResponse:
     """`POST {url}/_matrix/app/v1/ping`: answered by the provider's handshake."""
+    return await _appservice(request, "POST")
+
+
+async def _appservice(request: IngressRequest, delivery_method: str) -> RawResponse:
     ingress: ProviderIngress = request.app.state.provider_ingress
     params = request.path_params
     if params["provider"] not in _PUT_PROVIDERS or len(params["integration_id"]) > _MAX_ID:
         raise NotFound("no such appservice", code="unknown_integration")
-    return await ingress.handle(params["provider"], params["integration_id"], request)
+    return await ingress.handle(
+        params["provider"], params["integration_id"], request, delivery_method
+    )
 
 
 async def app_level_webhook(request: IngressRequest) -> RawResponse:
