@@ -323,7 +323,9 @@ async def test_a_slow_endpoint_past_the_hold_bound_does_not_hold_the_commit(
         written_held = state.runtime.registry.get_sample_value(
             "hookhub_delivery_written_held_total"
         )
-        assert written_held == 2
+        # Both slow ones (held, above, by the document); a quick one may pass the brief bound
+        # too on a loaded machine (one CI run counted 3).
+        assert written_held is not None and written_held >= 2
         assert len(sink[0].at(slow_path)) == 2
     finally:
         gate.set()
