@@ -23,7 +23,7 @@ from shared.domain.templates import TemplateMetrics, Templates
 from shared.domain.usage import UsageCounters
 from shared.kernel.cache import RecentIds, RefreshingCache
 from shared.kernel.envelopes import Topic
-from shared.kernel.http.tls import tls
+from shared.kernel.http.tls import limits, tls
 from shared.kernel.jsbox import Sandbox
 from shared.kernel.mongo import BatchedWriter
 from shared.kernel.runtime import Runtime, ServiceDefinition
@@ -92,7 +92,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
 
     # What providers that sign with published keys fetch them with (`KeyedWebhooks`).
     client = httpx.AsyncClient(
-        verify=tls(), timeout=settings.provider_timeout_seconds, follow_redirects=False
+        verify=tls(),
+        timeout=settings.provider_timeout_seconds,
+        follow_redirects=False,
+        limits=limits(),
     )
     for keyed in app.state.provider_ingress.keyed.values():
         keyed.start(settings, client)

@@ -23,7 +23,7 @@ from services.oauth.usage import endpoints as usage_routes
 from shared.domain import api_keys
 from shared.domain.integrations import repository as integration_repository
 from shared.domain.oauth.tokens import TokenKeeper
-from shared.kernel.http.tls import tls
+from shared.kernel.http.tls import limits, tls
 from shared.kernel.metrics import CountedGauge, count_by
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.providers import OAUTH_PROVIDERS, apps
@@ -41,7 +41,10 @@ _COUNT_SECONDS = 15.0
 def setup(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     client = httpx.AsyncClient(
-        verify=tls(), timeout=settings.provider_timeout_seconds, follow_redirects=False
+        verify=tls(),
+        timeout=settings.provider_timeout_seconds,
+        follow_redirects=False,
+        limits=limits(),
     )
     repository = integration_repository.IntegrationRepository(runtime.db)
     provider_apps = ProviderAppRepository(runtime.db)

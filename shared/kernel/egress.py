@@ -21,6 +21,7 @@ import httpx
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 
 from shared.kernel.errors import Invalid
+from shared.kernel.http.tls import KEEPALIVE_SECONDS
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -345,11 +346,6 @@ def _parse_address(value: object) -> IPAddress | None:
         return ipaddress.ip_address(value.partition("%")[0])
     except ValueError:
         return None
-
-
-# Below the 5 s idle timeout of Node's and uvicorn's servers, common webhook receivers: a
-# connection they are about to close is not reused for a POST (which no client may resend).
-KEEPALIVE_SECONDS = 4.0
 
 
 # What a failed connect's errno means to whoever reads an attempt's error.

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from shared.domain.integrations.model import IntegrationSnapshot
-from shared.kernel.http.tls import tls
+from shared.kernel.http.tls import limits, tls
 from shared.kernel.settings import Settings
 from shared.providers.catalog import NETWORKS
 from shared.providers.chat import ChatProvider
@@ -36,9 +36,7 @@ def provider_client(max_connections: int, timeout_seconds: float) -> GatedClient
         max_connections,
         verify=tls(),
         timeout=timeout_seconds,
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        limits=limits(max_connections),
     )
 
 
