@@ -47,14 +47,19 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(tmp_path_factory)
 
 
+def need_chromium() -> None:
+    """The browser tests skip, saying how to install it, where the system has no Chromium."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the browser tests"
+        )
+
+
 def running_stack(
     tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str] | None = None
 ) -> Iterator[Stack]:
     """The stack for a module's browser tests, with HOOKHUB_ `settings` of its own."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} not found: install Chromium (apt-get install -y chromium) to run the console tests"
-        )
+    need_chromium()
     ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
     started = start_stack(tmp_path_factory.mktemp("console") / ".hookhub", ports, settings=settings)
     try:

@@ -41,7 +41,12 @@ def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("sandbox") / ".hookhub"
     ports = {"http": http_base(), "kafka": free_port(), "mongo": free_port()}
     _INTEGRATIONS.clear()
-    started = start_stack(data_dir, ports, args=["--sandbox"])
+    # The networks' pacing a tenth of theirs: a Telegram group's 3 s a message made the
+    # seven-network bridge wait 15 s for six messages in one group. Pacing is held to the
+    # networks' limits elsewhere (tests/sync: a 429 storm, each network's own limit).
+    started = start_stack(
+        data_dir, ports, settings={"HOOKHUB_SYNC_PACE_FACTOR": "0.1"}, args=["--sandbox"]
+    )
     try:
         wait_ready(started)
         yield started
@@ -783,8 +788,9 @@ def test_an_unknown_sample_export_is_a_404(sandbox_stack: Stack) -> None:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, need_chromium
 
+    need_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
