@@ -331,6 +331,16 @@ class Harness:
             broker_proxy=proxy,
         )
 
+    def stop_infrastructure(self, infrastructure: Infrastructure) -> None:
+        """A `new_infrastructure`'s processes stopped (MongoDB, the proxy, the broker), before
+        the end of the run; their logs stay."""
+        for child in (infrastructure.mongo, infrastructure.broker_proxy, infrastructure.broker):
+            if child is None:
+                continue
+            if child in self._children:
+                self._children.remove(child)
+            child.stop(timeout=10)
+
     def start_mongo_again(self, infrastructure: Infrastructure) -> None:
         """MongoDB started again (after it was stopped) on its port and storage."""
         mongo = infrastructure.mongo

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import functools
 import html
 import itertools
@@ -606,19 +605,27 @@ def chat_event(network: str, run: str, phase: str, seq: int) -> ChatEvent:
 class Networks:
     name = "sync-networks"
     title = "chat → each chat network through sync, beside a bare relay loop"
+    # The networks run (`--network`, repeatable): every one of NETWORKS when empty.
+    only: tuple[str, ...] = ()
 
     def run(self, harness: Harness) -> list[BenchmarkResult]:
-        return [result for n in NETWORKS.values() for result in self.network(harness, n)]
+        chosen = [n for n in NETWORKS.values() if not self.only or n.name in self.only]
+        return [result for n in chosen for result in self.network(harness, n)]
 
     def network(self, harness: Harness, network: Network) -> list[BenchmarkResult]:
-        # Each network on topics, consumer groups and a database of its own (the run's
-        # broker and MongoDB): no process of one reads what another's left.
-        run = harness.infrastructure()
-        infrastructure = dataclasses.replace(
-            run,
-            topic_namespace=f"{run.topic_namespace}-{network.name}",
-            mongo_db=f"{run.mongo_db}_{network.name}",
-        )
+        # Each network on a broker and MongoDB server of its own, stopped after it: on the
+        # run's, the networks measured later ran on a broker and a server holding the
+        # earlier ones' topics and databases (Matrix, last of five: 54 posts/s; alone right
+        # after, 159).
+        infrastructure = harness.new_infrastructure(network.name)
+        try:
+            return self._network(harness, network, infrastructure)
+        finally:
+            harness.stop_infrastructure(infrastructure)
+
+    def _network(
+        self, harness: Harness, network: Network, infrastructure: Infrastructure
+    ) -> list[BenchmarkResult]:
         bootstrap = infrastructure.kafka_bootstrap
         topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
         standin = start_standin(harness, network.name)

@@ -123,6 +123,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SOURCE",
         help=f"import: the export sources, repeatable (all: {', '.join(importer.KINDS)})",
     )
+    parser.add_argument(
+        "--network",
+        action="append",
+        choices=sorted(networks.NETWORKS),
+        metavar="NETWORK",
+        help=f"sync-networks: the networks, repeatable (all: {', '.join(networks.NETWORKS)})",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     if (
@@ -166,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         importer.BENCHMARK.sizes = tuple(args.import_messages)
     if args.import_source:
         importer.BENCHMARK.kinds = tuple(args.import_source)
+    if args.network:
+        networks.BENCHMARK.only = tuple(args.network)
     # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background
     # job of a non-interactive shell); SIGTERM does the same, so both stop every process.
     signal.signal(signal.SIGINT, signal.default_int_handler)
