@@ -50,6 +50,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +188,8 @@ class FakeGoogleChat:
     # The scopes the Workspace administrator delegated to the service account (Admin
     # console → Security → API controls → Domain-wide delegation); empty: none.
     delegated_scopes: set[str] = field(default_factory=lambda: {CHAT_MESSAGES_READONLY})
+    # Called before each spaces.messages.list is answered (a test's moment to change things).
+    on_list: Callable[[], None] | None = None
     token_requests: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     # The `markupSyntax` each text written said it was in (None: the app's default).
@@ -257,6 +260,24 @@ class FakeGoogleChat:
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
+
+    @staticmethod
+    def edit(message: dict[str, Any], text: str) -> None:
+        """The message's text changed (by its sender, or the app's patch)."""
+        message.update(text=text, formattedText=text, lastUpdateTime=rfc3339(time.time()))
+
+    @staticmethod
+    def delete(space: FakeSpace, message: dict[str, Any]) -> None:
+        """The message deleted: kept for `showDeleted`, without its content."""
+        gone = space.messages.pop(message["name"])
+        space.deleted[gone["name"]] = {
+            "name": gone["name"],
+            "createTime": gone["createTime"],
+            "deleteTime": rfc3339(time.time()),
+            "deletionMetadata": {"deletionType": "CREATOR"},
+            "thread": gone["thread"],
+            "space": gone["space"],
+        }
 
     def user_by_email(self, email: str) -> str | None:
         """The key of the user with that email (a delegated grant's `sub`)."""
@@ -429,28 +450,16 @@ class FakeGoogleChat:
             )
 
         async def get_space(request: Request) -> Response:
-            refused = self._refused(request)
-            if refused is not None:
-                return refused
-            if self.token_users.get(_bearer(request)) is not None:
-                return _insufficient()
-            space = self.spaces.get("spaces/" + request.path_params["space"])
-            if space is None:
-                return _error(404, "NOT_FOUND", "Requested entity was not found.")
-            return JSONResponse(space.as_space())
+            space = self._space(request)
+            return space if isinstance(space, Response) else JSONResponse(space.as_space())
 
         async def messages(request: Request) -> Response:
-            refused = self._refused(request)
-            if refused is not None:
-                return refused
-            space = self.spaces.get("spaces/" + request.path_params["space"])
-            if space is None:
-                return _error(404, "NOT_FOUND", "Requested entity was not found.")
-            user = self.token_users.get(_bearer(request))
+            space = self._space(request, app_only=request.method == "POST")
+            if isinstance(space, Response):
+                return space
             if request.method == "POST":
-                if user is not None:
-                    return _insufficient()
                 return await self._create(space, request.query_params, await request.json())
+            user = self.token_users.get(_bearer(request))
             if user is None:
                 # spaces.messages.list: user authentication, or a Developer Preview's app scope.
                 return _error(
@@ -461,18 +470,15 @@ class FakeGoogleChat:
                 )
             if user not in space.members:
                 return _error(403, "PERMISSION_DENIED", "The caller is not a member of the space.")
+            if self.on_list is not None:
+                self.on_list()
             return self._list(space, request.query_params)
 
         async def members(request: Request) -> Response:
-            refused = self._refused(request)
-            if refused is not None:
-                return refused
-            space = self.spaces.get("spaces/" + request.path_params["space"])
-            if space is None:
-                return _error(404, "NOT_FOUND", "Requested entity was not found.")
-            if self.token_users.get(_bearer(request)) is not None:
-                return _insufficient()
-            return self._members(space, request.query_params)
+            space = self._space(request)
+            return (
+                space if isinstance(space, Response) else self._members(space, request.query_params)
+            )
 
         async def message(request: Request) -> Response:
             refused = self._refused(request)
@@ -488,15 +494,7 @@ class FakeGoogleChat:
             if request.method == "GET":
                 return JSONResponse(found)
             if request.method == "DELETE":
-                gone = space.messages.pop(found["name"])
-                space.deleted[gone["name"]] = {
-                    "name": gone["name"],
-                    "createTime": gone["createTime"],
-                    "deleteTime": rfc3339(time.time()),
-                    "deletionMetadata": {"deletionType": "CREATOR"},
-                    "thread": gone["thread"],
-                    "space": gone["space"],
-                }
+                self.delete(space, found)
                 return JSONResponse({})
             if request.query_params.get("updateMask") != "text":
                 return _error(400, "INVALID_ARGUMENT", "Invalid update mask.")
@@ -504,7 +502,7 @@ class FakeGoogleChat:
             text = body.get("text")
             if not isinstance(text, str) or len(text) > MAX_TEXT:
                 return _error(400, "INVALID_ARGUMENT", "Invalid message text.")
-            found.update(text=text, formattedText=text, lastUpdateTime=rfc3339(time.time()))
+            self.edit(found, text)
             self.syntaxes.append(body.get("markupSyntax"))
             return JSONResponse(found)
 
@@ -540,6 +538,19 @@ class FakeGoogleChat:
                 ),
             ]
         )
+
+    def _space(self, request: Request, *, app_only: bool = True) -> FakeSpace | Response:
+        """The space the path names, for a caller the stand-in answers (`_refused`); a
+        user's delegated token only where not `app_only` (spaces.messages.list)."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if app_only and self.token_users.get(_bearer(request)) is not None:
+            return _insufficient()
+        space = self.spaces.get("spaces/" + request.path_params["space"])
+        if space is None:
+            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        return space
 
     def _refused(self, request: Request) -> Response | None:
         self.calls.append((request.method, request.url.path))

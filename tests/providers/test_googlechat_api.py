@@ -239,8 +239,8 @@ async def test_a_user_who_is_no_member_is_refused_and_so_is_a_missing_delegation
 async def test_the_members_name_the_senders(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
-    page = await chat.api.list_members(key, space)
-    names = {m["member"]["name"]: m["member"]["displayName"] for m in page.items}
+    members = await chat.api.list_members(key, space)
+    names = {m["member"]["name"]: m["member"]["displayName"] for m in members}
     assert names[fake.users["bob"]["name"]] == "Bob" and len(names) == 3
 
 

@@ -30,8 +30,8 @@ Methods (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messa
   PERMISSION_DENIED). hookhub lists as a user, through domain-wide delegation
   (`list_messages(..., as_user=)`, auth.py), for imports only.
   (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/list)
-- `spaces.members.list`: `GET /v1/{parent=spaces/*}/members` with `pageSize` (at most 1000,
-  100 when not given) and `pageToken`, as the app (`chat.bot`, in a space it is a member of;
+- `spaces.members.list`: `GET /v1/{parent=spaces/*}/members` with `pageSize` (at most 1000)
+  and `pageToken`, as the app (`chat.bot`, in a space it is a member of;
   apps' memberships are left out). With app authentication a member's `displayName` is
   always given; with user authentication a User may carry only `name` and `type`, so an
   import names the senders by the app's member list
@@ -252,17 +252,23 @@ class GoogleChatApi:
         )
         return _page(data, "messages")
 
-    async def list_members(
-        self, key: str, space: str, *, page_size: int = 1000, page_token: str | None = None
-    ) -> Page:
-        """One page of the space's memberships, as the app."""
-        params = {"pageSize": str(min(max(page_size, 1), 1000))}
-        if page_token:
-            params["pageToken"] = page_token
-        data = await self._call(
-            key, "spaces.members.list", "GET", _name(space, "spaces") + "/members", params=params
-        )
-        return _page(data, "memberships")
+    async def list_members(self, key: str, space: str) -> list[dict[str, Any]]:
+        """The space's memberships, as the app, every page of 1000."""
+        memberships: list[dict[str, Any]] = []
+        params = {"pageSize": "1000"}
+        while True:
+            data = await self._call(
+                key,
+                "spaces.members.list",
+                "GET",
+                _name(space, "spaces") + "/members",
+                params=params,
+            )
+            page = _page(data, "memberships")
+            memberships += page.items
+            if page.next_page_token is None:
+                return memberships
+            params["pageToken"] = page.next_page_token
 
 
 def _page(data: Mapping[str, Any], field: str) -> Page:
