@@ -22,7 +22,8 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   (`client-…`, kept as `clientAssignedMessageId`: the name stays the generated one, and
   get, patch and delete take either), `messageReplyOption` with
   `thread.threadKey` or `thread.name`; patch takes `updateMask=text`; list takes
-  `pageSize`, `pageToken`, `filter` on `create_time`, `orderBy` (ascending by default) and
+  `pageSize`, `pageToken`, `filter` (`create_time` `>`/`<` and `thread.name =`, joined by
+  `AND`), `orderBy` (ascending by default) and
   `showDeleted` (a deleted message is kept, listed only with it, without its content), and
   answers only a user's token (delegated) of a member of the space: the app's own token is
   403 PERMISSION_DENIED (app authentication is a Developer Preview), and so is a user who
@@ -638,17 +639,10 @@ class FakeGoogleChat:
         ordered = sorted(listed, key=lambda m: m["createTime"], reverse=order == "DESC")
         found = query.get("filter")
         if found:
-            # `create_time > "2023-04-21T11:30:00-04:00"` (RFC 3339, quoted): the reference's
-            # form; the stand-in takes no `AND`, `<` or `thread.name`.
-            field_name, op, value = [*found.split(None, 2), "", ""][:3]
-            if field_name != "create_time" or op != ">" or not value.startswith('"'):
+            wanted = _filter(found)
+            if wanted is None:
                 return _error(400, "INVALID_ARGUMENT", "Invalid filter.")
-            since = dt.datetime.fromisoformat(value.strip('"').replace("Z", "+00:00"))
-            ordered = [
-                m
-                for m in ordered
-                if dt.datetime.fromisoformat(m["createTime"].replace("Z", "+00:00")) > since
-            ]
+            ordered = [m for m in ordered if wanted(m)]
         start = int(query.get("pageToken") or 0)
         # With user authentication a sender may carry only its `name` and `type`
         # (developers.google.com/workspace/chat/api/reference/rest/v1/User): the stand-in
@@ -681,6 +675,39 @@ class FakeGoogleChat:
         if start + size < len(listed):
             out["nextPageToken"] = str(start + size)
         return JSONResponse(out)
+
+
+def _filter(text: str) -> Callable[[dict[str, Any]], bool] | None:
+    """spaces.messages.list's `filter`: clauses joined by `AND`, each `create_time > "RFC
+    3339"`, `create_time < "…"` (quoted) or `thread.name = spaces/S/threads/T` (the
+    reference's examples); None for anything else (INVALID_ARGUMENT)."""
+    after, before, thread = None, None, None
+    for clause in text.split(" AND "):
+        field_name, op, value = [*clause.split(None, 2), "", ""][:3]
+        if field_name == "create_time" and op in (">", "<") and value.startswith('"'):
+            try:
+                moment = _when(value.strip('"'))
+            except ValueError:
+                return None
+            after, before = (moment, before) if op == ">" else (after, moment)
+        elif field_name == "thread.name" and op == "=" and value.startswith("spaces/"):
+            thread = value
+        else:
+            return None
+
+    def wanted(message: dict[str, Any]) -> bool:
+        made = _when(message["createTime"])
+        return (
+            (after is None or made > after)
+            and (before is None or made < before)
+            and (thread is None or message["thread"]["name"] == thread)
+        )
+
+    return wanted
+
+
+def _when(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def _bearer(request: Request) -> str:

@@ -217,6 +217,21 @@ async def test_a_delegated_user_lists_page_by_page_from_a_time(
     assert [m.change.text for m in everything][:2] == ["too early", "m0"]
 
 
+async def test_a_reply_to_a_thread_begun_before_the_listing_finds_its_root(
+    fake: FakeGoogleChat, client: httpx.AsyncClient, key: str, space: str
+) -> None:
+    root = fake.message_event(space, "alice", "the start")["message"]
+    thread = root["thread"]["name"]
+    fake.message_event(space, "bob", "first reply", thread=thread)
+    since = fake.message_event(space, "carol", "elsewhere")["message"]["createTime"]
+    fake.message_event(space, "bob", "late reply", thread=thread)
+    fresh = chat_provider(fake, client)  # another process: no thread seen yet
+    fake.calls.clear()
+    [late] = [m.change async for m in fresh.listed(key, space, as_user=ALICE, after=since)]
+    assert late.text == "late reply" and late.external_thread_id == root["name"]
+    assert len(fake.calls) == 2  # the page, and the thread's first message (thread.name)
+
+
 async def test_a_user_who_is_no_member_is_refused_and_so_is_a_missing_delegation(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:

@@ -21,15 +21,16 @@ Methods (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messa
   1000; 25 when not given), `pageToken` (the previous answer's `nextPageToken`; "all other
   parameters provided should match the call that provided the page token"), `filter`
   (`create_time > "2023-04-21T11:30:00-04:00"`: the field in snake case, the RFC 3339 time
-  in double quotes, as the reference's examples write it), `orderBy` (`createTime ASC`, the
-  default: no `orderBy` is sent), `showDeleted` (false by default: a deleted message is not
-  listed; with it, only its name, times and `deletionMetadata`). System messages (members
-  joining) are not listed. It takes user authentication (`chat.messages.readonly`), or app
-  authentication only as a Developer Preview with an administrator's approval
-  (`chat.app.messages.readonly`): with the app's `chat.bot` token Google refuses it (403
-  PERMISSION_DENIED). hookhub lists as a user, through domain-wide delegation
-  (`list_messages(..., as_user=)`, auth.py), for imports only.
-  (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/list)
+  in double quotes, as the reference's examples write it; `thread.name =
+  spaces/S/threads/T`, unquoted, for one thread; clauses joined by `AND`), `orderBy`
+  (`createTime ASC`, the default: no `orderBy` is sent), `showDeleted` (false by default:
+  a deleted message is not listed; with it, only its name, times and
+  `deletionMetadata`). System messages (members joining) are not listed. It takes user
+  authentication (`chat.messages.readonly`), or app authentication only as a Developer
+  Preview with an administrator's approval (`chat.app.messages.readonly`): with the app's
+  `chat.bot` token Google refuses it (403 PERMISSION_DENIED). hookhub lists as a user,
+  through domain-wide delegation (`list_messages(..., as_user=)`, auth.py), for imports
+  only. (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/list)
 - `spaces.members.list`: `GET /v1/{parent=spaces/*}/members` with `pageSize` (at most 1000)
   and `pageToken`, as the app (`chat.bot`, in a space it is a member of;
   apps' memberships are left out). With app authentication a member's `displayName` is
@@ -232,14 +233,19 @@ class GoogleChatApi:
         *,
         as_user: str | None = None,
         after: str | None = None,
+        thread: str | None = None,
         page_size: int = 100,
         page_token: str | None = None,
     ) -> Page:
-        """One page, oldest first; `after` an RFC 3339 time (`create_time > after`);
+        """One page, oldest first; `after` an RFC 3339 time (`create_time > after`), `thread`
+        a thread's name (`thread.name = spaces/S/threads/T`: that thread's messages);
         `as_user`: the user whose delegated token lists them (the app's own is refused)."""
         params = {"pageSize": str(min(max(page_size, 1), 1000))}
-        if after:
-            params["filter"] = f'create_time > "{after}"'
+        clauses = [f'create_time > "{after}"'] if after else []
+        if thread:
+            clauses.append(f"thread.name = {thread}")
+        if clauses:
+            params["filter"] = " AND ".join(clauses)
         if page_token:
             params["pageToken"] = page_token
         data = await self._call(

@@ -249,6 +249,12 @@ class GoogleChatChat:
             )
             first = True
             for message in page.items:
+                thread = _thread_name(message)
+                if message.get("threadReply") and thread and thread not in self._roots:
+                    # A reply whose thread began before what was listed (before the job's
+                    # start, or its checkpoint in another process): the thread's first
+                    # message, asked for by the documented `thread.name` filter.
+                    await self._find_root(token, space, thread, as_user)
                 change = self._change("created", message, space)
                 if change is not None:
                     yield Listed(change, str(message.get("createTime") or ""), first)
@@ -256,6 +262,14 @@ class GoogleChatChat:
             if page.next_page_token is None:
                 return
             page_token = page.next_page_token
+
+    async def _find_root(self, token: str, space: str, thread: str, as_user: str | None) -> None:
+        page = await self.api.list_messages(
+            token, space, as_user=as_user, thread=thread, page_size=1
+        )
+        root = _str(page.items[0].get("name")) if page.items else None
+        if root is not None:
+            self._learn_root(thread, root)
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         kind = _KINDS.get(event_type) or _KINDS.get(str(payload.get("type")))
