@@ -248,42 +248,37 @@ class GoogleChatApi:
             params["filter"] = " AND ".join(clauses)
         if page_token:
             params["pageToken"] = page_token
-        data = await self._call(
-            key,
-            "spaces.messages.list",
-            "GET",
-            _name(space, "spaces") + "/messages",
-            params=params,
-            as_user=as_user,
-        )
-        return _page(data, "messages")
+        return await self._page(key, space, "messages", params, as_user)
 
     async def list_members(self, key: str, space: str) -> list[dict[str, Any]]:
         """The space's memberships, as the app, every page of 1000."""
         memberships: list[dict[str, Any]] = []
         params = {"pageSize": "1000"}
         while True:
-            data = await self._call(
-                key,
-                "spaces.members.list",
-                "GET",
-                _name(space, "spaces") + "/members",
-                params=params,
-            )
-            page = _page(data, "memberships")
+            page = await self._page(key, space, "members", params)
             memberships += page.items
             if page.next_page_token is None:
                 return memberships
             params["pageToken"] = page.next_page_token
 
-
-def _page(data: Mapping[str, Any], field: str) -> Page:
-    """A list method's answer: its `field` items and `nextPageToken` (an empty list is `{}`)."""
-    items = data.get(field) or []
-    if not isinstance(items, list):
-        raise ProviderUnreachable(f"Google Chat answered a list of {field} oddly")
-    token = data.get("nextPageToken")
-    return Page([m for m in items if isinstance(m, dict)], str(token) if token else None)
+    async def _page(
+        self,
+        key: str,
+        space: str,
+        collection: str,
+        params: Mapping[str, str],
+        as_user: str | None = None,
+    ) -> Page:
+        """One page of `spaces.<collection>.list`: its items (`messages`, `memberships`)
+        and `nextPageToken` (an empty list is `{}`)."""
+        method = f"spaces.{collection}.list"
+        path = _name(space, "spaces") + "/" + collection
+        data = await self._call(key, method, "GET", path, params=params, as_user=as_user)
+        items = data.get("memberships" if collection == "members" else collection) or []
+        if not isinstance(items, list):
+            raise ProviderUnreachable(f"Google Chat answered {method} oddly")
+        token = data.get("nextPageToken")
+        return Page([m for m in items if isinstance(m, dict)], str(token) if token else None)
 
 
 def _name(name: str, collection: str) -> str:
