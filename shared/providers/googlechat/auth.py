@@ -455,8 +455,10 @@ _Kept = tuple[str, str | None, tuple[str, ...]]
 
 def _delegation_refused(client_id: str, subject: str, exc: google_errors.RefreshError) -> str:
     """What a refused delegated grant tells the user to configure. `unauthorized_client`:
-    the delegation (or its scope) is missing; `invalid_grant` names a user Google does not
-    know as one of the Workspace's."""
+    the delegation (or its scope) is missing (the answer Google's client libraries' issues
+    show); for a `sub` that is no user of the Workspace Google is said to answer
+    `invalid_grant` ("Invalid email or User ID"), which this page did not confirm: any
+    refusal of a delegated grant is told the same way."""
     said = exc.args[0] if exc.args else exc  # google-auth's "error: error_description"
     return (
         f"Google refused to let the service account act as {subject} ({said}). "
