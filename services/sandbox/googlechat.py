@@ -9,8 +9,9 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   user of the stand-in's (by email) and the scopes the administrator delegated
   (`delegated_scopes`, `chat.messages.readonly`); else 401 `{"error": "unauthorized_client",
   "error_description": …}` as Google answers a delegation that is missing (the shape
-  reported in googleapis/google-api-python-client#792), or 400 `invalid_grant` for a `sub`
-  that is no user of the Workspace.
+  reported in googleapis/google-api-python-client#792), or 400 `invalid_grant` ("Invalid
+  email or User ID", as it is said to; not confirmed) for a `sub` that is no user of the
+  Workspace.
 - `GET /oauth2/v1/certs` and `/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com`:
   `{kid: PEM X.509 certificate}` of the stand-in's own RSA key, as Google's two endpoints
   answer (`Cache-Control: max-age`).
