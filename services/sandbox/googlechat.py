@@ -144,6 +144,8 @@ class FakeSpace:
     deleted: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The stand-in's users (their keys) who are members: every one unless the test says.
     members: set[str] = field(default_factory=set)
+    # Whether the Chat app is in the space (what its own calls need).
+    app_member: bool = True
 
     def find(self, name: str) -> dict[str, Any] | None:
         """A message by its name, or by its custom one (`spaces/S/messages/client-…`):
@@ -552,6 +554,9 @@ class FakeGoogleChat:
         space = self.spaces.get("spaces/" + request.path_params["space"])
         if space is None:
             return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        if not space.app_member and self.token_users.get(_bearer(request)) is None:
+            # "the Chat app has to itself be a member of the space" (app authentication).
+            return _error(403, "PERMISSION_DENIED", "The caller is not a member of the space.")
         return space
 
     def _refused(self, request: Request) -> Response | None:

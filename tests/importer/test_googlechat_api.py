@@ -99,6 +99,22 @@ async def test_a_space_is_imported_as_the_delegated_user(
     assert done["report"]["channels"][0]["matched"] == f"channel_map:{space}"
 
 
+async def test_a_space_the_app_is_not_in_is_read_as_the_user(
+    imports: Imports, gchat: GoogleChat
+) -> None:
+    fake, space, channel = gchat.fake, gchat.space(), imports.world.new_id("ch_")
+    fake.spaces[space].app_member = False
+    fake.message_event(space, "bob", "only the user sees this space")
+    job = await start(imports, gchat.integration, channel_ids=[space], channel_map={space: channel})
+    done = await imports.until(job["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    [got] = await imports.inbox.of_channel(channel, 1)
+    assert got["text"] == "only the user sees this space"
+    # No member list for the app: the sender keeps the name the listing gives it.
+    assert got["author"]["name"] == fake.users["bob"]["name"]
+    assert done["report"]["channels"][0]["name"] == space
+
+
 async def test_a_resume_goes_on_from_the_checkpoint(
     imports: Imports,
     gchat: GoogleChat,

@@ -34,7 +34,14 @@ from shared.providers.googlechat.api import GoogleChatApi
 from shared.providers.googlechat.auth import AccessTokens, Endpoints
 from shared.providers.googlechat.messages import GoogleChatChat, rfc3339
 from shared.providers.history import Conversation, HistoryRecord
-from shared.providers.networks import ApiImport, AppValues, HistorySource, Network, Source
+from shared.providers.networks import (
+    ApiImport,
+    AppValues,
+    HistorySource,
+    Network,
+    Source,
+    channel_conversation,
+)
 
 SERVICE_ACCOUNT = "service_account_json"
 # The Workspace user an import acts as (domain-wide delegation of chat.messages.readonly).
@@ -101,7 +108,9 @@ class GoogleChatApiSource(HistorySource):
     without `displayName` is named by the app's `spaces.members.list` of the space (app
     authentication always gives `displayName`;
     developers.google.com/workspace/chat/list-members),
-    read once a space; one the app cannot see keeps `users/…` as its name."""
+    read once a space; one the app cannot see keeps `users/…` as its name. A space the app
+    is not in is still read (the user's membership is what the listing needs), named by its
+    `spaces/…` name."""
 
     provider = "googlechat"
     page_size = 1000
@@ -111,6 +120,23 @@ class GoogleChatApiSource(HistorySource):
         self._gchat = chat
         self._as_user = job.integration.config.get(IMPORT_AS) or ""
         self._members: dict[str, dict[str, Author]] = {}  # space → user name → author
+
+    async def conversations(self) -> list[Conversation]:
+        """Each space as the app sees it (`spaces.get`), else by its name: the user may be
+        in spaces the app is not (its listing then shows what the user may read)."""
+        out: list[Conversation] = []
+        for space in dict.fromkeys(self._job.ids("channel_ids")):
+            try:
+                out.append(
+                    await channel_conversation(
+                        self._connections, self._integration_id, self._chat, space
+                    )
+                )
+            except PermanentError as exc:
+                if exc.scope == "integration":
+                    raise
+                out.append(Conversation(id=space, name=space))
+        return out
 
     async def read(
         self, token: str, conversation: Conversation, after: dict[str, Any] | None
