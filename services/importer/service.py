@@ -23,7 +23,7 @@ from shared.domain.mappings import MappingRepository
 from shared.kernel.errors import Conflict, Invalid, NotFound
 from shared.kernel.mongo import Database, Document
 from shared.kernel.settings import ImporterSettings
-from shared.providers.catalog import CATALOG, NETWORKS, networks_with
+from shared.providers.catalog import CATALOG, NETWORKS, networks_importing
 from shared.providers.chat import ChatProvider
 from shared.providers.connections import Connections
 from shared.providers.exports import ExportLimits
@@ -48,9 +48,13 @@ class ExportForm:
 
 
 # A conversation id that may key the job's checkpoint in MongoDB (never `$`, never empty):
-# Slack's and Discord's ids, and a Matrix room id (`!opaque:server.name`, whose `!`, `:` and
-# `.` a stored document's keys may hold: the checkpoint is written and read whole).
-_USABLE_ID = re.compile(r"^([A-Za-z0-9_-]{1,100}|![A-Za-z0-9._=-]{1,100}:[A-Za-z0-9.:-]{1,200})$")
+# Slack's and Discord's ids, a Matrix room id (`!opaque:server.name`, whose `!`, `:` and
+# `.` a stored document's keys may hold: the checkpoint is written and read whole), and a
+# Google Chat space's name (`spaces/AAAA…`).
+_USABLE_ID = re.compile(
+    r"^([A-Za-z0-9_-]{1,100}|![A-Za-z0-9._=-]{1,100}:[A-Za-z0-9.:-]{1,200}"
+    r"|spaces/[A-Za-z0-9_-]{1,100})$"
+)
 
 
 class ImportService:
@@ -83,7 +87,7 @@ class ImportService:
     async def create_api_import(self, integration_id: str, body: ApiImportCreate) -> Document:
         integration = await self._connections.integration(integration_id)
         # The networks whose channels' history an import reads through their API.
-        importable = networks_with("history")
+        importable = networks_importing()
         network = NETWORKS.get(integration.provider)
         if network is None:
             raise Invalid(
@@ -93,6 +97,9 @@ class ImportService:
             )
         if integration.provider not in importable:
             raise Invalid(network.no_history, code="no_history")
+        refusal = network.import_refusal(integration)
+        if refusal is not None:
+            raise Invalid(refusal, code="missing_setting")
         if not self._connections.connected(integration):
             raise Conflict(
                 f"the integration is {integration.status}: connect it first",

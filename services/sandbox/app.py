@@ -507,8 +507,10 @@ class Sandbox:
                 "channels": [
                     {"id": s.name, "name": s.display_name} for s in self.googlechat.spaces.values()
                 ],
+                # `email`: what a googlechat integration's import_as may name (domain-wide
+                # delegation to the service account is granted in the stand-in).
                 "users": [
-                    {"id": u["name"], "name": u["displayName"]}
+                    {"id": u["name"], "name": u["displayName"], "email": u["email"]}
                     for u in self.googlechat.users.values()
                 ],
             },

@@ -4,7 +4,14 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
 
 - `POST /token`: the JWT bearer grant (RFC 7523) of a service account key this stand-in
   made (`service_account_json`): the assertion's signature, `iss`, `aud` (Google's token URL) and
-  `scope` (`chat.bot`) are checked; the token lives `token_seconds`.
+  `scope` (`chat.bot`) are checked; the token lives `token_seconds`. An assertion with `sub`
+  (domain-wide delegation: the service account acts as that user) is granted only for a
+  user of the stand-in's (by email) and the scopes the administrator delegated
+  (`delegated_scopes`, `chat.messages.readonly`); else 401 `{"error": "unauthorized_client",
+  "error_description": …}` as Google answers a delegation that is missing (the shape
+  reported in googleapis/google-api-python-client#792), or 400 `invalid_grant` ("Invalid
+  email or User ID", as it is said to; not confirmed) for a `sub` that is no user of the
+  Workspace.
 - `GET /oauth2/v1/certs` and `/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com`:
   `{kid: PEM X.509 certificate}` of the stand-in's own RSA key, as Google's two endpoints
   answer (`Cache-Control: max-age`).
@@ -16,8 +23,15 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   (`client-…`, kept as `clientAssignedMessageId`: the name stays the generated one, and
   get, patch and delete take either), `messageReplyOption` with
   `thread.threadKey` or `thread.name`; patch takes `updateMask=text`; list takes
-  `pageSize`, `pageToken` and `filter` on `create_time`, oldest first.
+  `pageSize`, `pageToken`, `filter` (`create_time` `>`/`<` and `thread.name =`, joined by
+  `AND`), `orderBy` (ascending by default) and
+  `showDeleted` (a deleted message is kept, listed only with it, without its content), and
+  answers only a user's token (delegated) of a member of the space: the app's own token is
+  403 PERMISSION_DENIED (app authentication is a Developer Preview), and so is a user who
+  is not a member. The other calls take only the app's token.
   Checked against developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages.
+- `/v1/spaces/{space}/members` (list, as the app): the space's human memberships, each
+  `member` with its `displayName` (app authentication), `pageSize`/`pageToken`.
 - `PUT /app` `{"endpoint_url", "audience"}`: the Chat API's Configuration page (the app's
   HTTP endpoint URL and Authentication Audience).
 - The tests' levers: `limit` (429s, on one space or any), `echo_posts` (the event of the
@@ -38,6 +52,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +72,7 @@ from shared.kernel.http.tls import tls
 
 CHAT_ISSUER = "chat@system.gserviceaccount.com"
 CHAT_BOT_SCOPE = "https://www.googleapis.com/auth/chat.bot"
+CHAT_MESSAGES_READONLY = "https://www.googleapis.com/auth/chat.messages.readonly"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # The assertion's `aud` is Google's token URL whichever URL it is sent to ("The value is
 # always https://oauth2.googleapis.com/token", the service account guide; google-auth's
@@ -124,6 +140,12 @@ class FakeSpace:
     display_name: str
     space_type: str = "SPACE"
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Deleted messages, by name: listed only with `showDeleted`, without their content.
+    deleted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The stand-in's users (their keys) who are members: every one unless the test says.
+    members: set[str] = field(default_factory=set)
+    # Whether the Chat app is in the space (what its own calls need).
+    app_member: bool = True
 
     def find(self, name: str) -> dict[str, Any] | None:
         """A message by its name, or by its custom one (`spaces/S/messages/client-…`):
@@ -165,6 +187,13 @@ class FakeGoogleChat:
     spaces: dict[str, FakeSpace] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # access token → expiry
+    # A delegated access token → the user (key) it acts as; absent: the app's.
+    token_users: dict[str, str] = field(default_factory=dict)
+    # The scopes the Workspace administrator delegated to the service account (Admin
+    # console → Security → API controls → Domain-wide delegation); empty: none.
+    delegated_scopes: set[str] = field(default_factory=lambda: {CHAT_MESSAGES_READONLY})
+    # Called before each spaces.messages.list is answered (a test's moment to change things).
+    on_list: Callable[[], None] | None = None
     token_requests: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     # The `markupSyntax` each text written said it was in (None: the app's default).
@@ -206,7 +235,7 @@ class FakeGoogleChat:
     # -- seeding and the test's levers ----------------------------------------------------
 
     def add_space(self, name: str, display_name: str) -> FakeSpace:
-        space = FakeSpace(name, display_name)
+        space = FakeSpace(name, display_name, members=set(self.users))
         self.spaces[name] = space
         return space
 
@@ -235,6 +264,28 @@ class FakeGoogleChat:
 
     def expire_tokens(self) -> None:
         self.tokens.clear()
+
+    @staticmethod
+    def edit(message: dict[str, Any], text: str) -> None:
+        """The message's text changed (by its sender, or the app's patch)."""
+        message.update(text=text, formattedText=text, lastUpdateTime=rfc3339(time.time()))
+
+    @staticmethod
+    def delete(space: FakeSpace, message: dict[str, Any]) -> None:
+        """The message deleted: kept for `showDeleted`, without its content."""
+        gone = space.messages.pop(message["name"])
+        space.deleted[gone["name"]] = {
+            "name": gone["name"],
+            "createTime": gone["createTime"],
+            "deleteTime": rfc3339(time.time()),
+            "deletionMetadata": {"deletionType": "CREATOR"},
+            "thread": gone["thread"],
+            "space": gone["space"],
+        }
+
+    def user_by_email(self, email: str) -> str | None:
+        """The key of the user with that email (a delegated grant's `sub`)."""
+        return next((k for k, u in self.users.items() if u.get("email") == email), None)
 
     def rotate_key(self) -> None:
         """Google rotates its signing keys: a new key, under a new id, signs from now on."""
@@ -366,10 +417,32 @@ class FakeGoogleChat:
                 return JSONResponse({"error": "invalid_grant", "error_description": str(exc)}, 400)
             if claims.get("iss") != self.account_email:
                 return JSONResponse({"error": "invalid_grant", "error_description": "iss"}, 400)
-            if CHAT_BOT_SCOPE not in str(claims.get("scope", "")).split():
+            scopes = set(str(claims.get("scope", "")).split())
+            subject = claims.get("sub")
+            user = None
+            if subject is not None:
+                user = self.user_by_email(str(subject))
+                if user is None:
+                    return JSONResponse(
+                        {"error": "invalid_grant", "error_description": "Invalid email or User ID"},
+                        400,
+                    )
+                if not scopes or not scopes <= self.delegated_scopes:
+                    return JSONResponse(
+                        {
+                            "error": "unauthorized_client",
+                            "error_description": "Client is unauthorized to retrieve access "
+                            "tokens using this method, or client not authorized for any of "
+                            "the scopes requested.",
+                        },
+                        401,
+                    )
+            elif CHAT_BOT_SCOPE not in scopes:
                 return JSONResponse({"error": "invalid_scope"}, 400)
             access = "ya29.sandbox-" + secrets.token_urlsafe(24)
             self.tokens[access] = time.time() + self.token_seconds
+            if user is not None:
+                self.token_users[access] = user
             return JSONResponse(
                 {"access_token": access, "expires_in": self.token_seconds, "token_type": "Bearer"}
             )
@@ -381,29 +454,42 @@ class FakeGoogleChat:
             )
 
         async def get_space(request: Request) -> Response:
-            refused = self._refused(request)
-            if refused is not None:
-                return refused
-            space = self.spaces.get("spaces/" + request.path_params["space"])
-            if space is None:
-                return _error(404, "NOT_FOUND", "Requested entity was not found.")
-            return JSONResponse(space.as_space())
+            space = self._space(request)
+            return space if isinstance(space, Response) else JSONResponse(space.as_space())
 
         async def messages(request: Request) -> Response:
-            refused = self._refused(request)
-            if refused is not None:
-                return refused
-            space = self.spaces.get("spaces/" + request.path_params["space"])
-            if space is None:
-                return _error(404, "NOT_FOUND", "Requested entity was not found.")
+            space = self._space(request, app_only=request.method == "POST")
+            if isinstance(space, Response):
+                return space
             if request.method == "POST":
                 return await self._create(space, request.query_params, await request.json())
+            user = self.token_users.get(_bearer(request))
+            if user is None:
+                # spaces.messages.list: user authentication, or a Developer Preview's app scope.
+                return _error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "This method doesn't support app authentication with a service account. "
+                    "Authenticate with a user account.",
+                )
+            if user not in space.members:
+                return _error(403, "PERMISSION_DENIED", "The caller is not a member of the space.")
+            if self.on_list is not None:
+                self.on_list()
             return self._list(space, request.query_params)
+
+        async def members(request: Request) -> Response:
+            space = self._space(request)
+            return (
+                space if isinstance(space, Response) else self._members(space, request.query_params)
+            )
 
         async def message(request: Request) -> Response:
             refused = self._refused(request)
             if refused is not None:
                 return refused
+            if self.token_users.get(_bearer(request)) is not None:
+                return _insufficient()
             space = self.spaces.get("spaces/" + request.path_params["space"])
             wanted = f"spaces/{request.path_params['space']}/messages/{request.path_params['id']}"
             found = space.find(wanted) if space else None
@@ -412,7 +498,7 @@ class FakeGoogleChat:
             if request.method == "GET":
                 return JSONResponse(found)
             if request.method == "DELETE":
-                del space.messages[found["name"]]
+                self.delete(space, found)
                 return JSONResponse({})
             if request.query_params.get("updateMask") != "text":
                 return _error(400, "INVALID_ARGUMENT", "Invalid update mask.")
@@ -420,7 +506,7 @@ class FakeGoogleChat:
             text = body.get("text")
             if not isinstance(text, str) or len(text) > MAX_TEXT:
                 return _error(400, "INVALID_ARGUMENT", "Invalid message text.")
-            found.update(text=text, formattedText=text, lastUpdateTime=rfc3339(time.time()))
+            self.edit(found, text)
             self.syntaxes.append(body.get("markupSyntax"))
             return JSONResponse(found)
 
@@ -448,6 +534,7 @@ class FakeGoogleChat:
                 Route("/service_accounts/v1/metadata/x509/" + CHAT_ISSUER, certs),
                 Route("/v1/spaces/{space}", get_space),
                 Route("/v1/spaces/{space}/messages", messages, methods=["GET", "POST"]),
+                Route("/v1/spaces/{space}/members", members),
                 Route(
                     "/v1/spaces/{space}/messages/{id}",
                     message,
@@ -456,13 +543,28 @@ class FakeGoogleChat:
             ]
         )
 
+    def _space(self, request: Request, *, app_only: bool = True) -> FakeSpace | Response:
+        """The space the path names, for a caller the stand-in answers (`_refused`); a
+        user's delegated token only where not `app_only` (spaces.messages.list)."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if app_only and self.token_users.get(_bearer(request)) is not None:
+            return _insufficient()
+        space = self.spaces.get("spaces/" + request.path_params["space"])
+        if space is None:
+            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        if not space.app_member and self.token_users.get(_bearer(request)) is None:
+            # "the Chat app has to itself be a member of the space" (app authentication).
+            return _error(403, "PERMISSION_DENIED", "The caller is not a member of the space.")
+        return space
+
     def _refused(self, request: Request) -> Response | None:
         self.calls.append((request.method, request.url.path))
         space = request.path_params.get("space")
         space = f"spaces/{space}" if space else None
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ")
-        if not header.startswith("Bearer ") or self.tokens.get(token, 0) < time.time():
+        token = _bearer(request)
+        if not token or self.tokens.get(token, 0) < time.time():
             return _error(
                 401,
                 "UNAUTHENTICATED",
@@ -529,23 +631,96 @@ class FakeGoogleChat:
 
     def _list(self, space: FakeSpace, query: Any) -> Response:
         size = min(int(query.get("pageSize") or 25), 1000)
-        ordered = sorted(space.messages.values(), key=lambda m: m["createTime"])
+        if size < 0:
+            return _error(400, "INVALID_ARGUMENT", "Invalid page size.")
+        size = size or 25
+        listed = list(space.messages.values())
+        if query.get("showDeleted") == "true":
+            listed += space.deleted.values()
+        # `orderBy`: ascending (the default) or descending by create time; the stand-in
+        # takes `ASC`/`DESC`, with or without the field's name before it.
+        order = str(query.get("orderBy") or "ASC").split()[-1].upper()
+        if order not in ("ASC", "DESC"):
+            return _error(400, "INVALID_ARGUMENT", "Invalid order by.")
+        ordered = sorted(listed, key=lambda m: m["createTime"], reverse=order == "DESC")
         found = query.get("filter")
         if found:
-            # `create_time > "2023-04-21T11:30:00-04:00"` (RFC 3339, quoted): the reference's
-            # form; the stand-in takes no `AND`, `<` or `thread.name`.
-            field_name, op, value = [*found.split(None, 2), "", ""][:3]
-            if field_name != "create_time" or op != ">" or not value.startswith('"'):
+            wanted = _filter(found)
+            if wanted is None:
                 return _error(400, "INVALID_ARGUMENT", "Invalid filter.")
-            since = dt.datetime.fromisoformat(value.strip('"').replace("Z", "+00:00"))
-            ordered = [
-                m
-                for m in ordered
-                if dt.datetime.fromisoformat(m["createTime"].replace("Z", "+00:00")) > since
-            ]
+            ordered = [m for m in ordered if wanted(m)]
         start = int(query.get("pageToken") or 0)
-        page = ordered[start : start + size]
+        # With user authentication a sender may carry only its `name` and `type`
+        # (developers.google.com/workspace/chat/api/reference/rest/v1/User): the stand-in
+        # lists them so, the harder case.
+        page = [
+            {**m, "sender": {k: m["sender"][k] for k in ("name", "type")}} if "sender" in m else m
+            for m in ordered[start : start + size]
+        ]
         out: dict[str, Any] = {"messages": page} if page else {}
         if start + size < len(ordered):
             out["nextPageToken"] = str(start + size)
         return JSONResponse(out)
+
+    def _members(self, space: FakeSpace, query: Any) -> Response:
+        """The space's human memberships as the app sees them (its own left out)."""
+        size = min(int(query.get("pageSize") or 100), 1000) or 100
+        people = [self.users[key] for key in sorted(space.members)]
+        listed = [
+            {
+                "name": f"{space.name}/members/{person['name'].rpartition('/')[2]}",
+                "state": "JOINED",
+                "role": "ROLE_MEMBER",
+                "member": {k: person[k] for k in ("name", "displayName", "type")},
+            }
+            for person in people
+        ]
+        start = int(query.get("pageToken") or 0)
+        page = listed[start : start + size]
+        out: dict[str, Any] = {"memberships": page} if page else {}
+        if start + size < len(listed):
+            out["nextPageToken"] = str(start + size)
+        return JSONResponse(out)
+
+
+def _filter(text: str) -> Callable[[dict[str, Any]], bool] | None:
+    """spaces.messages.list's `filter`: clauses joined by `AND`, each `create_time > "RFC
+    3339"`, `create_time < "…"` (quoted) or `thread.name = spaces/S/threads/T` (the
+    reference's examples); None for anything else (INVALID_ARGUMENT)."""
+    after, before, thread = None, None, None
+    for clause in text.split(" AND "):
+        field_name, op, value = [*clause.split(None, 2), "", ""][:3]
+        if field_name == "create_time" and op in (">", "<") and value.startswith('"'):
+            try:
+                moment = _when(value.strip('"'))
+            except ValueError:
+                return None
+            after, before = (moment, before) if op == ">" else (after, moment)
+        elif field_name == "thread.name" and op == "=" and value.startswith("spaces/"):
+            thread = value
+        else:
+            return None
+
+    def wanted(message: dict[str, Any]) -> bool:
+        made = _when(message["createTime"])
+        return (
+            (after is None or made > after)
+            and (before is None or made < before)
+            and (thread is None or message["thread"]["name"] == thread)
+        )
+
+    return wanted
+
+
+def _when(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+
+
+def _insufficient() -> Response:
+    """A user's delegated token (chat.messages.readonly) for a call it does not cover."""
+    return _error(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")

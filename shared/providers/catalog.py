@@ -49,7 +49,11 @@ CATEGORIES = frozenset(
     }
 )
 # `sync`: a chat network (`Entry.network`); `history`: its channels' history can be read
-# (sync's catch-up, imports through its API); `import`: its messages can be imported.
+# whenever sync asks (sync's catch-up reads it, and imports through its API); `import`: its
+# messages can be imported: from its export files (Telegram's), or through its API when its
+# network has an API source (`Network.reads_api`) though no `history` (Google Chat: only an
+# import, acting as a user the integration names, lists a space; sync hears just the
+# messages that @mention the app and catches nothing up). `networks_importing()`.
 CAPABILITIES = ("webhooks", "oauth", "sync", "history", "import", "actions", "notifications")
 
 
@@ -329,6 +333,17 @@ def networks_with(capability: str) -> tuple[str, ...]:
     """The networks whose entries list `capability` (`history`: catch-up and imports
     through the network's API read it)."""
     return tuple(name for name in NETWORKS if capability in CATALOG[name].capabilities)
+
+
+def networks_importing() -> tuple[str, ...]:
+    """The networks an import through their API reads (`POST /api/integrations/{id}/import`):
+    those with `history`, and those with `import` whose network has an API source."""
+    return tuple(
+        name
+        for name, network in NETWORKS.items()
+        if "history" in CATALOG[name].capabilities
+        or ("import" in CATALOG[name].capabilities and network.reads_api)
+    )
 
 
 # -- an integration's settings ------------------------------------------------------------

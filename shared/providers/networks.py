@@ -5,7 +5,8 @@ A network is one provider folder, `shared/providers/<network>/`: its `ChatProvid
 catalog entry carries (`Entry.network`, with `sync` in its capabilities). Sync, the
 importer, catch-up and the gateway take the networks from the catalog
 (`catalog.NETWORKS`) and ask each what it can do: `history` in its capabilities (sync's
-catch-up and imports through its API read it), its export files, its app's settings. None
+catch-up and imports through its API read it), `import` with an API source (imports
+through its API, no catch-up: Google Chat's), its export files, its app's settings. None
 of them names a network; adding one is adding its folder (docs/sync.md, Adding a network).
 """
 
@@ -205,8 +206,19 @@ class Network:
     async def api_source(
         self, chat: ChatProvider, connections: Connections, job: ApiImport
     ) -> Source:
-        """Where an import through its API reads: for a network with `history`."""
+        """Where an import through its API reads: for a network with `history`, or with
+        `import` and this method (`reads_api`)."""
         raise NotImplementedError(f"{self.name} has no history to import")
+
+    @property
+    def reads_api(self) -> bool:
+        """Whether an import can read it through its API: it has its own `api_source`."""
+        return type(self).api_source is not Network.api_source
+
+    def import_refusal(self, integration: IntegrationSnapshot) -> str | None:
+        """Why this integration cannot be imported through the API as it is set (a setting
+        the import needs: Google Chat's `import_as`), or None. Said before a job exists."""
+        return None
 
     def credential(self, integration: IntegrationSnapshot) -> str | None:
         """What its `ChatProvider` takes as `token` for this integration, when the network

@@ -1,6 +1,6 @@
 """The Google Chat provider's writes and reads against the stand-in over loopback: a post
 made once whatever the retries, replies in threads, edits, deletes, a 429 surfaced with its
-wait, and the history read page by page."""
+wait, and a space listed page by page as a delegated user (the app itself refused)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from shared.providers.chat import (
     TokenRejected,
 )
 from shared.providers.googlechat.api import BACKOFF_SECONDS, refusal
+from shared.providers.googlechat.auth import CHAT_MESSAGES_READONLY, DelegationRefused
 from shared.providers.googlechat.messages import MARK, GoogleChatChat
 from tests.providers.googlechat_support import chat_provider, http_client, running_fake
 
@@ -177,36 +178,85 @@ def chat_pace() -> float:
     return GoogleChatChat.pace_seconds(None, "spaces/A")  # type: ignore[arg-type]
 
 
-async def test_history_is_read_page_by_page_from_since(
+ALICE = "alice@example.com"  # a user of the stand-in's, whom the service account acts as
+
+
+async def test_the_app_itself_may_not_list_a_space(
+    chat: GoogleChatChat, key: str, space: str
+) -> None:
+    """spaces.messages.list takes user authentication: the app's own token is refused (the
+    Developer Preview's app scope aside), and so is its contract's `history`."""
+    with pytest.raises(PermanentError) as refused:
+        await chat.history(key, space, datetime.now(UTC) - timedelta(hours=1), limit=5)
+    assert refused.value.error == "permission_denied"
+
+
+async def test_a_delegated_user_lists_page_by_page_from_a_time(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
     before = fake.message_event(space, "alice", "too early")["message"]
-    since = datetime.fromisoformat(before["createTime"].replace("Z", "+00:00"))
-    for n in range(7):
+    for n in range(5):
         fake.message_event(space, ["alice", "bob", "carol"][n % 3], f"m{n}")
     fake.calls.clear()
-    changes = await chat.history(key, space, since, limit=5)
-    assert [c.text for c in changes] == ["m0", "m1", "m2", "m3", "m4"]
-    assert [c.author.name for c in changes if c.author] == ["Alice", "Bob", "Carol", "Alice", "Bob"]
-    assert all(c.kind == "created" for c in changes)
-    everything = await chat.history(key, space, since - timedelta(hours=1), limit=100)
-    assert [c.text for c in everything][:2] == ["too early", "m0"] and len(everything) == 8
+    listed = [
+        m
+        async for m in chat.listed(
+            key, space, as_user=ALICE, after=before["createTime"], page_size=2
+        )
+    ]
+    assert [m.change.text for m in listed] == ["m0", "m1", "m2", "m3", "m4"]
+    assert [m.page_start for m in listed] == [True, False, True, False, True]
+    assert [c for c in fake.calls if c[1].endswith("/messages")] == [
+        ("GET", f"/v1/{space}/messages")
+    ] * 3
+    # Listed as a user, the senders are `users/…` only (no displayName), and the message's
+    # createTime is kept as written, to go on from.
+    assert listed[0].change.sender.user_id == fake.users["alice"]["name"]
+    assert listed[-1].create_time == stored(fake, space)[-1]["createTime"]
+    everything = [m async for m in chat.listed(key, space, as_user=ALICE)]
+    assert [m.change.text for m in everything][:2] == ["too early", "m0"]
 
 
-async def test_history_pages_are_followed(
+async def test_a_reply_to_a_thread_begun_before_the_listing_finds_its_root(
+    fake: FakeGoogleChat, client: httpx.AsyncClient, key: str, space: str
+) -> None:
+    root = fake.message_event(space, "alice", "the start")["message"]
+    thread = root["thread"]["name"]
+    fake.message_event(space, "bob", "first reply", thread=thread)
+    since = fake.message_event(space, "carol", "elsewhere")["message"]["createTime"]
+    fake.message_event(space, "bob", "late reply", thread=thread)
+    fresh = chat_provider(fake, client)  # another process: no thread seen yet
+    fake.calls.clear()
+    [late] = [m.change async for m in fresh.listed(key, space, as_user=ALICE, after=since)]
+    assert late.text == "late reply" and late.external_thread_id == root["name"]
+    assert len(fake.calls) == 2  # the page, and the thread's first message (thread.name)
+
+
+async def test_a_user_who_is_no_member_is_refused_and_so_is_a_missing_delegation(
     fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
 ) -> None:
-    for n in range(5):
-        fake.message_event(space, "bob", f"p{n}")
-    pages = []
-    token = None
-    while True:
-        page = await chat.api.list_messages(key, space, page_size=2, page_token=token)
-        pages.append([m["text"] for m in page.messages])
-        if page.next_page_token is None:
-            break
-        token = page.next_page_token
-    assert pages == [["p0", "p1"], ["p2", "p3"], ["p4"]]
+    fake.spaces[space].members.discard("bob")
+    with pytest.raises(PermanentError) as refused:
+        await chat.api.list_messages(key, space, as_user="bob@example.com")
+    assert refused.value.error == "permission_denied" and refused.value.scope == "channel"
+    fake.delegated_scopes = set()
+    try:
+        with pytest.raises(DelegationRefused) as no_delegation:
+            await chat.api.list_messages(key, space, as_user="carol@example.com")
+    finally:
+        fake.delegated_scopes = {CHAT_MESSAGES_READONLY}
+    said = no_delegation.value.message
+    assert "unauthorized_client" in said and "Domain-wide delegation" in said
+    assert "100000000000000000001" in said  # the key's client ID, to paste in the console
+    assert no_delegation.value.scope == "integration"
+
+
+async def test_the_members_name_the_senders(
+    fake: FakeGoogleChat, chat: GoogleChatChat, key: str, space: str
+) -> None:
+    members = await chat.api.list_members(key, space)
+    names = {m["member"]["name"]: m["member"]["displayName"] for m in members}
+    assert names[fake.users["bob"]["name"]] == "Bob" and len(names) == 3
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,13 @@ from services.sandbox.googlechat import FakeGoogleChat, rsa_key
 from shared.providers.base import SignatureInvalid
 from shared.providers.chat import TokenRejected
 from shared.providers.googlechat.api import GoogleChatApi
-from shared.providers.googlechat.auth import AccessTokens, Certs, verify_bearer
+from shared.providers.googlechat.auth import (
+    CHAT_MESSAGES_READONLY,
+    AccessTokens,
+    Certs,
+    DelegationRefused,
+    verify_bearer,
+)
 from tests.providers.googlechat_support import endpoints, http_client, running_fake
 
 PROJECT = "1234567890"  # the verify page's example project number
@@ -212,3 +218,34 @@ async def test_calls_at_once_share_one_token_request(
     key = fake.service_account_json()
     got = await asyncio.gather(*(tokens.token(key) for _ in range(5)))
     assert len(set(got)) == 1 and tokens.requests == 1
+
+
+async def test_a_token_is_kept_per_user_and_scope_and_a_delegated_one_renewed_at_once(
+    fake: FakeGoogleChat, client: httpx.AsyncClient
+) -> None:
+    """Domain-wide delegation through google-auth's `with_subject`/`with_scopes`: one token
+    for the app, one for each user it acts as; a delegated token the API refuses (401) is
+    asked for again within the call (not through TokenKeeper: the key itself is fine)."""
+    tokens = AccessTokens(client, fake.base_url + "/token")
+    api = GoogleChatApi(client, fake.base_url, tokens)
+    key = fake.service_account_json()
+    readonly = (CHAT_MESSAGES_READONLY,)
+    app = await tokens.token(key)
+    alice = await tokens.token(key, "alice@example.com", readonly)
+    assert await tokens.token(key, "alice@example.com", readonly) == alice
+    assert len({app, alice, await tokens.token(key, "bob@example.com", readonly)}) == 3
+    assert tokens.requests == 3
+    assert fake.token_users[alice] == "alice" and app not in fake.token_users
+    fake.expire_tokens()
+    page = await api.list_messages(key, "spaces/AAAAsandbox", as_user="alice@example.com")
+    assert page.next_page_token is None and tokens.requests == 4
+
+
+async def test_a_user_outside_the_workspace_is_a_refused_delegation(
+    fake: FakeGoogleChat, client: httpx.AsyncClient
+) -> None:
+    tokens = AccessTokens(client, fake.base_url + "/token")
+    with pytest.raises(DelegationRefused, match=r"invalid_grant.*import_as"):
+        await tokens.token(
+            fake.service_account_json(), "mallory@elsewhere.example", (CHAT_MESSAGES_READONLY,)
+        )

@@ -24,7 +24,7 @@ from shared.domain.integrations.model import IntegrationSnapshot
 from shared.kernel.ownership import Ownership
 from shared.kernel.settings import ImporterSettings, Settings
 from shared.providers import catalog
-from shared.providers.catalog import Entry, networks_with
+from shared.providers.catalog import Entry, networks_importing, networks_with
 from shared.providers.chat import Author, ChatProvider
 from shared.providers.chats import chat_providers
 from shared.providers.connections import Connections
@@ -201,6 +201,16 @@ async def test_the_importer_reads_the_networks_exports_and_api() -> None:
     assert isinstance(source, MadeUpSource) and source.job.integration is INTEGRATION
     assert [(t.conversation.id, t.channel_id) for t in targets] == [("C1", "ch_1")]
     assert skipped == []
+
+
+def test_an_import_without_a_history_reads_the_api_but_catch_up_does_not() -> None:
+    """`import` with an API source (Google Chat, acting as a user) is an API import; with
+    export files only (Telegram) it is not; neither is caught up, which reads `history`."""
+    importing = networks_importing()
+    assert "googlechat" in importing and "telegram" not in importing
+    assert set(networks_with("history")) < set(importing)
+    assert "googlechat" not in networks_with("history")
+    assert catalog.NETWORKS["googlechat"].reads_api and not catalog.NETWORKS["telegram"].reads_api
 
 
 def test_the_sandbox_stands_in_for_every_network(tmp_path: Path) -> None:

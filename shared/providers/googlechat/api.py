@@ -18,13 +18,26 @@ Methods (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messa
 - `spaces.messages.get`: `GET /v1/{name=spaces/*/messages/*}`.
 - `spaces.get`: `GET /v1/{name=spaces/*}`.
 - `spaces.messages.list`: `GET /v1/{parent=spaces/*}/messages` with `pageSize` (at most
-  1000; 25 when not given), `pageToken` (the previous answer's `nextPageToken`), `filter`
+  1000; 25 when not given), `pageToken` (the previous answer's `nextPageToken`; "all other
+  parameters provided should match the call that provided the page token"), `filter`
   (`create_time > "2023-04-21T11:30:00-04:00"`: the field in snake case, the RFC 3339 time
-  in double quotes, as the reference's examples write it); oldest first by default
-  (`create_time ASC`). The reference says "Requires user authentication"
-  (`chat.messages.readonly`): with the app's `chat.bot` token real Google refuses it
-  (403 PERMISSION_DENIED, sorted as a channel error) unless the app is granted a scope
-  that reads messages; the stand-in does not check that.
+  in double quotes, as the reference's examples write it; `thread.name =
+  spaces/S/threads/T`, unquoted, for one thread; clauses joined by `AND`), `orderBy`
+  (`createTime ASC`, the default: no `orderBy` is sent), `showDeleted` (false by default:
+  a deleted message is not listed; with it, only its name, times and
+  `deletionMetadata`). System messages (members joining) are not listed. It takes user
+  authentication (`chat.messages.readonly`), or app authentication only as a Developer
+  Preview with an administrator's approval (`chat.app.messages.readonly`): with the app's
+  `chat.bot` token Google refuses it (403 PERMISSION_DENIED). hookhub lists as a user,
+  through domain-wide delegation (`list_messages(..., as_user=)`, auth.py), for imports
+  only. (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/list)
+- `spaces.members.list`: `GET /v1/{parent=spaces/*}/members` with `pageSize` (at most 1000)
+  and `pageToken`, as the app (`chat.bot`, in a space it is a member of;
+  apps' memberships are left out). With app authentication a member's `displayName` is
+  always given; with user authentication a User may carry only `name` and `type`, so an
+  import names the senders by the app's member list
+  (developers.google.com/workspace/chat/list-members and
+  developers.google.com/workspace/chat/api/reference/rest/v1/User).
 
 Errors are Google's envelope `{"error": {"code", "message", "status"}}` (AIP-193).
 A 429 / RESOURCE_EXHAUSTED is `RateLimited`: Google asks for exponential backoff and sends
@@ -44,7 +57,7 @@ import httpx
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel.errors import HookhubError
 from shared.providers.chat import PermanentError, RateLimited, TokenRejected
-from shared.providers.googlechat.auth import AccessTokens
+from shared.providers.googlechat.auth import CHAT_MESSAGES_READONLY, AccessTokens
 
 # Message.text: up to 4,096 characters (the "Create a message" guide).
 MAX_TEXT = 4096
@@ -59,7 +72,7 @@ CHAT_SYNTAX = "MARKUP_SYNTAX_CHAT"
 
 @dataclass(frozen=True)
 class Page:
-    messages: list[dict[str, Any]]
+    items: list[dict[str, Any]]
     next_page_token: str | None
 
 
@@ -109,26 +122,41 @@ class GoogleChatApi:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        as_user: str | None = None,
     ) -> Any:
-        token = await self.tokens.token(key)
-        try:
-            answer = await self._client.request(
-                verb,
-                f"{self._base}/v1/{path}",
-                params=dict(params or {}),
-                json=dict(body) if body is not None else None,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except httpx.HTTPError as exc:
-            raise ProviderUnreachable(f"Google Chat is unreachable: {type(exc).__name__}") from exc
+        """As the app (its `chat.bot` token), or as the user `as_user` names (a delegated
+        `chat.messages.readonly` token)."""
+        scopes = (CHAT_MESSAGES_READONLY,) if as_user else None
+        for attempt in (1, 2):
+            token = await self.tokens.token(key, as_user, scopes)
+            try:
+                answer = await self._client.request(
+                    verb,
+                    f"{self._base}/v1/{path}",
+                    params=dict(params or {}),
+                    json=dict(body) if body is not None else None,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.HTTPError as exc:
+                raise ProviderUnreachable(
+                    f"Google Chat is unreachable: {type(exc).__name__}"
+                ) from exc
+            if answer.status_code == 401:
+                self.tokens.forget(key, as_user, scopes)
+                # A delegated token is asked for again here, once: TokenKeeper's refresh
+                # (TokenRejected) would hold the integration's own key refused.
+                if as_user and attempt == 1:
+                    continue
+            break
         try:
             data = answer.json() if answer.content else {}
         except ValueError:
             data = None
         if answer.status_code >= 400:
-            if answer.status_code == 401:
-                self.tokens.forget(key)
-            raise refusal(method, answer.status_code, data, answer.headers.get("retry-after"))
+            error = refusal(method, answer.status_code, data, answer.headers.get("retry-after"))
+            if as_user and isinstance(error, TokenRejected):
+                raise PermanentError(error.message, error.error, "integration")
+            raise error
         if not isinstance(data, dict):
             raise ProviderUnreachable(f"Google Chat answered {method} with an unexpected shape")
         return data
@@ -203,29 +231,54 @@ class GoogleChatApi:
         key: str,
         space: str,
         *,
+        as_user: str | None = None,
         after: str | None = None,
+        thread: str | None = None,
         page_size: int = 100,
         page_token: str | None = None,
     ) -> Page:
-        """One page, oldest first; `after` an RFC 3339 time (`create_time > after`)."""
-        # Oldest first is the default order (`create_time ASC`): no `orderBy` is sent.
+        """One page, oldest first; `after` an RFC 3339 time (`create_time > after`), `thread`
+        a thread's name (`thread.name = spaces/S/threads/T`: that thread's messages);
+        `as_user`: the user whose delegated token lists them (the app's own is refused)."""
         params = {"pageSize": str(min(max(page_size, 1), 1000))}
-        if after:
-            params["filter"] = f'create_time > "{after}"'
+        clauses = [f'create_time > "{after}"'] if after else []
+        if thread:
+            clauses.append(f"thread.name = {thread}")
+        if clauses:
+            params["filter"] = " AND ".join(clauses)
         if page_token:
             params["pageToken"] = page_token
-        data = await self._call(
-            key,
-            "spaces.messages.list",
-            "GET",
-            _name(space, "spaces") + "/messages",
-            params=params,
-        )
-        messages = data.get("messages") or []
-        if not isinstance(messages, list):
-            raise ProviderUnreachable("Google Chat answered spaces.messages.list oddly")
+        return await self._page(key, space, "messages", params, as_user)
+
+    async def list_members(self, key: str, space: str) -> list[dict[str, Any]]:
+        """The space's memberships, as the app, every page of 1000."""
+        memberships: list[dict[str, Any]] = []
+        params = {"pageSize": "1000"}
+        while True:
+            page = await self._page(key, space, "members", params)
+            memberships += page.items
+            if page.next_page_token is None:
+                return memberships
+            params["pageToken"] = page.next_page_token
+
+    async def _page(
+        self,
+        key: str,
+        space: str,
+        collection: str,
+        params: Mapping[str, str],
+        as_user: str | None = None,
+    ) -> Page:
+        """One page of `spaces.<collection>.list`: its items (`messages`, `memberships`)
+        and `nextPageToken` (an empty list is `{}`)."""
+        method = f"spaces.{collection}.list"
+        path = _name(space, "spaces") + "/" + collection
+        data = await self._call(key, method, "GET", path, params=params, as_user=as_user)
+        items = data.get("memberships" if collection == "members" else collection) or []
+        if not isinstance(items, list):
+            raise ProviderUnreachable(f"Google Chat answered {method} oddly")
         token = data.get("nextPageToken")
-        return Page([m for m in messages if isinstance(m, dict)], str(token) if token else None)
+        return Page([m for m in items if isinstance(m, dict)], str(token) if token else None)
 
 
 def _name(name: str, collection: str) -> str:

@@ -35,6 +35,21 @@ developers.google.com/workspace/chat/authenticate-authorize-chat-app): the app's
 account signs a JWT bearer grant for `https://www.googleapis.com/auth/chat.bot` and
 exchanges it at the token URL; `google.oauth2.service_account.Credentials` does both, and
 says when its token is no longer `valid` (google-auth refreshes 3 min 45 s before expiry).
+
+Delegated (imports): listing a space's messages needs user authentication
+(developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/list). A
+Workspace administrator may grant the service account domain-wide delegation of
+`https://www.googleapis.com/auth/chat.messages.readonly`
+(developers.google.com/workspace/chat/authenticate-authorize-chat-user, "Authenticate and
+authorize using domain-wide delegation"); the service account then signs the same grant with
+`sub` = the user's email and acts as that user
+(developers.google.com/identity/protocols/oauth2/service-account#delegatingauthority).
+google-auth makes that grant: `Credentials.with_subject(email).with_scopes([...])`. Without
+the delegation Google's token endpoint answers 401 `{"error": "unauthorized_client",
+"error_description": "Client is unauthorized to retrieve access tokens using this method, or
+client not authorized for any of the scopes requested."}` (the shape reported in
+googleapis/google-api-python-client#792 and google-api-php-client#2214): a
+`DelegationRefused` naming what to configure.
 """
 
 from __future__ import annotations
@@ -68,6 +83,8 @@ CHAT_CERTS_URL = "https://www.googleapis.com/service_accounts/v1/metadata/x509/"
 TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 API_BASE = "https://chat.googleapis.com"
 CHAT_BOT_SCOPE = "https://www.googleapis.com/auth/chat.bot"
+# What an import's delegated token is granted: reading the messages of the user's spaces.
+CHAT_MESSAGES_READONLY = "https://www.googleapis.com/auth/chat.messages.readonly"
 # Leeway for `iat`/`exp` between Google's clock and ours.
 CLOCK_SKEW_SECONDS = 30
 # Without a `Cache-Control: max-age`, certificates are kept this long.
@@ -336,9 +353,18 @@ def service_account_info(text: str) -> dict[str, Any]:
     return info
 
 
+class DelegationRefused(PermanentError):
+    """Google would not let the service account act as the user: the domain-wide
+    delegation is missing (or lacks the scope), or the user is not the Workspace's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "delegation_refused", "integration")
+
+
 class AccessTokens:
-    """Access tokens for the Chat API, one service account key each, kept until google-auth
-    says they are no longer valid. `requests` counts the token requests made."""
+    """Access tokens for the Chat API, kept until google-auth says they are no longer
+    valid: one per service account key, scopes and the user it acts as (`subject`, None for
+    the app itself). `requests` counts the token requests made."""
 
     def __init__(
         self,
@@ -351,19 +377,29 @@ class AccessTokens:
         self._token_url = token_url
         self._scopes = scopes
         self._timeout = timeout
-        self._credentials: dict[str, service_account.Credentials] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._credentials: dict[_Kept, service_account.Credentials] = {}
+        self._locks: dict[_Kept, asyncio.Lock] = {}
         self.requests = 0
 
-    def credentials(self, key_json: str) -> service_account.Credentials:
-        key = hashlib.sha256(key_json.encode()).hexdigest()
-        found = self._credentials.get(key)
-        if found is None:
+    def _kept(self, key_json: str, subject: str | None, scopes: tuple[str, ...] | None) -> _Kept:
+        digest = hashlib.sha256(key_json.encode()).hexdigest()
+        return digest, subject, scopes or self._scopes
+
+    def credentials(
+        self, key_json: str, subject: str | None = None, scopes: tuple[str, ...] | None = None
+    ) -> service_account.Credentials:
+        kept = self._kept(key_json, subject, scopes)
+        found = self._credentials.get(kept)
+        if found is None and subject is not None:
+            # google-auth's own delegation: the same key's grant, with `sub` and the scopes.
+            found = self.credentials(key_json).with_subject(subject).with_scopes(list(kept[2]))
+            self._credentials[kept] = found
+        elif found is None:
             # The key file names Google's token URL; the configured one (the sandbox's) wins.
             info = {**service_account_info(key_json), "token_uri": self._token_url}
             try:
                 found = service_account.Credentials.from_service_account_info(
-                    info, scopes=list(self._scopes)
+                    info, scopes=list(kept[2])
                 )
             except (ValueError, google_errors.GoogleAuthError) as exc:
                 raise PermanentError(
@@ -371,22 +407,32 @@ class AccessTokens:
                     "service_account_invalid",
                     "integration",
                 ) from exc
-            self._credentials[key] = found
+            self._credentials[kept] = found
         return found
 
-    async def token(self, key_json: str) -> str:
-        credentials = self.credentials(key_json)
-        lock = self._locks.setdefault(credentials.service_account_email, asyncio.Lock())
+    async def token(
+        self, key_json: str, subject: str | None = None, scopes: tuple[str, ...] | None = None
+    ) -> str:
+        """An access token of the key for `scopes` (the app's, else), acting as `subject`
+        when given (domain-wide delegation)."""
+        credentials = self.credentials(key_json, subject, scopes)
+        lock = self._locks.setdefault(self._kept(key_json, subject, scopes), asyncio.Lock())
         async with lock:
             if not credentials.valid:
-                await self._refresh(credentials)
+                # Who the administrator delegates to: the key's client ID (its OAuth 2 client).
+                client = service_account_info(key_json).get("client_id") if subject else None
+                await self._refresh(credentials, subject, str(client or credentials.signer_email))
         return str(credentials.token)
 
-    def forget(self, key_json: str) -> None:
+    def forget(
+        self, key_json: str, subject: str | None = None, scopes: tuple[str, ...] | None = None
+    ) -> None:
         """After the API refused the token (401): the next call asks for a new one."""
-        self._credentials.pop(hashlib.sha256(key_json.encode()).hexdigest(), None)
+        self._credentials.pop(self._kept(key_json, subject, scopes), None)
 
-    async def _refresh(self, credentials: service_account.Credentials) -> None:
+    async def _refresh(
+        self, credentials: service_account.Credentials, subject: str | None, client_id: str
+    ) -> None:
         request = _OnLoop(self._client, asyncio.get_running_loop(), self._timeout)
         self.requests += 1
         try:
@@ -394,8 +440,30 @@ class AccessTokens:
         except google_errors.RefreshError as exc:
             if getattr(exc, "retryable", False):
                 raise ProviderUnreachable(f"Google's token endpoint failed: {exc}") from exc
+            if subject is not None:
+                raise DelegationRefused(_delegation_refused(client_id, subject, exc)) from exc
             raise TokenRejected(
                 f"Google refused the service account's token request: {exc}", "invalid_grant"
             ) from exc
         except google_errors.TransportError as exc:
             raise ProviderUnreachable(f"Google's token endpoint is unreachable: {exc}") from exc
+
+
+# (key digest, subject, scopes): what one kept credential is for.
+_Kept = tuple[str, str | None, tuple[str, ...]]
+
+
+def _delegation_refused(client_id: str, subject: str, exc: google_errors.RefreshError) -> str:
+    """What a refused delegated grant tells the user to configure. `unauthorized_client`:
+    the delegation (or its scope) is missing (the answer Google's client libraries' issues
+    show); for a `sub` that is no user of the Workspace Google is said to answer
+    `invalid_grant` ("Invalid email or User ID"), which this page did not confirm: any
+    refusal of a delegated grant is told the same way."""
+    said = exc.args[0] if exc.args else exc  # google-auth's "error: error_description"
+    return (
+        f"Google refused to let the service account act as {subject} ({said}). "
+        "A Workspace administrator must grant it domain-wide delegation (Admin console → "
+        f"Security → API controls → Domain-wide delegation: client ID {client_id}, scope "
+        f"{CHAT_MESSAGES_READONLY}), and the integration's import_as must be a user of that "
+        "Workspace who is a member of the spaces to import"
+    )

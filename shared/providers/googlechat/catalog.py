@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.providers.catalog import Entry, Setting
-from shared.providers.googlechat.network import NETWORK, SERVICE_ACCOUNT
+from shared.providers.googlechat.network import IMPORT_AS, NETWORK, SERVICE_ACCOUNT
 from shared.providers.googlechat.webhooks import AUDIENCE, WEBHOOKS
 
 
@@ -36,7 +36,9 @@ ENTRY = Entry(
     provider="googlechat",
     name="Google Chat",
     category="chat",
-    capabilities=("webhooks", "sync"),
+    # `import` without `history`: an import lists a space as the `import_as` user; sync
+    # does not catch up (it hears only the messages that @mention the app).
+    capabilities=("webhooks", "sync", "import"),
     network=NETWORK,
     webhooks=WEBHOOKS,
     verification=("google_chat_bearer", ("authorization",)),
@@ -60,6 +62,18 @@ ENTRY = Entry(
             pattern=r"[0-9]{1,20}|https://\S+",
             refusal="audience must be the Cloud project number or an https:// URL",
         ),
+        Setting(
+            IMPORT_AS,
+            "for imports: the email of a Workspace user in the spaces to import, whom the "
+            "service account acts as through domain-wide delegation of "
+            "https://www.googleapis.com/auth/chat.messages.readonly (Admin console → "
+            "Security → API controls → Domain-wide delegation: the service account's "
+            "client ID and that scope)",
+            secret=False,
+            required=False,
+            pattern=r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}",
+            refusal="import_as must be a user's email address (name@example.com)",
+        ),
     ),
     events=(
         "MESSAGE",
@@ -80,6 +94,12 @@ ENTRY = Entry(
         "space's URL) to a chat channel; hookhub posts there as the app, each message led "
         "by its author's name. Chat sends the app a space's messages only when it is "
         "@mentioned (every message in a direct message).",
+        "To import a space's history (POST /api/integrations/{id}/import), a Workspace "
+        "administrator grants the service account domain-wide delegation (Admin console → "
+        "Security → API controls → Domain-wide delegation → Add new: the service account's "
+        "client ID, scope https://www.googleapis.com/auth/chat.messages.readonly); save "
+        "here as import_as the email of a user who is a member of the spaces to import: "
+        "hookhub lists their messages as that user.",
     ),
     docs_url="https://developers.google.com/workspace/chat/verify-requests-from-chat",
     example_settings=_examples,

@@ -33,12 +33,13 @@ What Google Chat gives an app, and what follows from it:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -85,6 +86,16 @@ _KINDS: dict[str, Literal["created", "edited", "deleted"]] = {
     "google.workspace.chat.message.v1.updated": "edited",
     "google.workspace.chat.message.v1.deleted": "deleted",
 }
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A message as `spaces.messages.list` gave it: its change, its `createTime` as
+    written, and whether it is the first of its page."""
+
+    change: MessageChange
+    create_time: str
+    page_start: bool
 
 
 class GoogleChatChat:
@@ -196,25 +207,69 @@ class GoogleChatChat:
     async def history(
         self, token: str, external_channel_id: str, since: datetime, limit: int
     ) -> list[MessageChange]:
-        after = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        """The contract's history, listed as the app: Google refuses the app's own `chat.bot`
+        token (listing needs a user's, or the Developer Preview's app scope), so Google
+        Chat lists no `history` in the catalog and catch-up never asks. Imports list as a
+        user (`listed(as_user=)`)."""
         out: list[MessageChange] = []
+        pages = self.listed(
+            token, external_channel_id, after=rfc3339(since), page_size=min(max(limit, 1), 1000)
+        )
+        async with contextlib.aclosing(pages):
+            async for listed in pages:
+                out.append(listed.change)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def listed(
+        self,
+        token: str,
+        space: str,
+        *,
+        as_user: str | None = None,
+        after: str | None = None,
+        page_size: int = 1000,
+    ) -> AsyncGenerator[Listed, None]:
+        """The space's messages created after `after` (RFC 3339), oldest first, page by page
+        (`spaces.messages.list`), as `as_user` (a delegated token) or as the app; each as
+        the `created` change live inbound makes of it (its thread's root, its mentions
+        defused), with its `createTime` as Google wrote it (an exact point to go on from).
+        Deleted messages are not listed (no `showDeleted`); an edited one has its text as
+        it is now."""
         page_token: str | None = None
-        while len(out) < limit:
+        while True:
             page = await self.api.list_messages(
                 token,
-                external_channel_id,
+                space,
+                as_user=as_user,
                 after=after,
-                page_size=min(limit - len(out), 1000),
+                page_size=page_size,
                 page_token=page_token,
             )
-            for message in page.messages:
-                change = self._change("created", message, external_channel_id)
-                if change is not None and len(out) < limit:
-                    out.append(change)
+            first = True
+            for message in page.items:
+                thread = _thread_name(message)
+                if message.get("threadReply") and thread and thread not in self._roots:
+                    # A reply whose thread began before what was listed (before the job's
+                    # start, or its checkpoint in another process): the thread's first
+                    # message, asked for by the documented `thread.name` filter.
+                    await self._find_root(token, space, thread, as_user)
+                change = self._change("created", message, space)
+                if change is not None:
+                    yield Listed(change, str(message.get("createTime") or ""), first)
+                    first = False
             if page.next_page_token is None:
-                break
+                return
             page_token = page.next_page_token
-        return out
+
+    async def _find_root(self, token: str, space: str, thread: str, as_user: str | None) -> None:
+        page = await self.api.list_messages(
+            token, space, as_user=as_user, thread=thread, page_size=1
+        )
+        root = _str(page.items[0].get("name")) if page.items else None
+        if root is not None:
+            self._learn_root(thread, root)
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         kind = _KINDS.get(event_type) or _KINDS.get(str(payload.get("type")))
@@ -411,6 +466,11 @@ def _thread_name(message: Mapping[str, Any]) -> str | None:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def rfc3339(moment: datetime) -> str:
+    """A moment as `spaces.messages.list`'s filter writes it (UTC, `Z`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _moment(stamp: Any) -> datetime:
