@@ -690,6 +690,7 @@ class Networks:
             network=network.name,
             token=network.token,
             sink_name=network.name,
+            infrastructure=infrastructure,
         )
         results = [self._outbound_result(network, ours, base, published_in, mappings_in)]
         if network.webhook is not None:
@@ -777,7 +778,7 @@ class Networks:
             return child
 
         ours = asyncio.run(
-            read_arrivals(bootstrap, inbound, EVENTS, start_sync, "hookhub sync", harness)
+            read_arrivals(bootstrap, inbound, EVENTS, start_sync, "hookhub sync", infrastructure)
         )
         for service in started:
             service.stop()
@@ -796,7 +797,9 @@ class Networks:
             return relays[-1]
 
         base = asyncio.run(
-            read_arrivals(bootstrap, relay_target, EVENTS, start_relay, "baseline (relay)", harness)
+            read_arrivals(
+                bootstrap, relay_target, EVENTS, start_relay, "baseline (relay)", infrastructure
+            )
         )
         for child in relays:
             child.stop()
@@ -830,7 +833,7 @@ async def read_arrivals(
     count: int,
     start: Callable[[], ChildProcess],
     label: str,
-    harness: Harness,
+    infrastructure: Infrastructure,
 ) -> Measurement:
     """Reads `topic` from its end as it is once the reader has it, starts what writes to it,
     and notes when each `bench_seq` was first read, until `count` were or a minute passed
@@ -845,7 +848,7 @@ async def read_arrivals(
     try:
         await _assigned(consumer)
         child = await asyncio.to_thread(start)
-        pids = {"writer": child.process.pid, **harness.infrastructure().pids()}
+        pids = {"writer": child.process.pid, **infrastructure.pids()}
         with CpuWindow(pids) as cpu:
             quiet_since = time.monotonic()
             while len(read) < count and time.monotonic() - quiet_since < 60:

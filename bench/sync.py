@@ -369,10 +369,12 @@ class Sync:
         network: str = "slack",
         token: str = BOT_TOKEN,
         sink_name: str = "slack",
+        infrastructure: Infrastructure | None = None,
     ) -> tuple[Measurement, int]:
         """Runs bench.sync_baseline on `topic` until it posted `count`; with `paced`, the
-        events are published at that rate once it has its partitions."""
-        infrastructure = harness.infrastructure()
+        events are published at that rate once it has its partitions; on `infrastructure`,
+        else the run's."""
+        infrastructure = infrastructure or harness.infrastructure()
         stamp = time.monotonic_ns()
         result_file = harness.root / f"sync-baseline-{stamp}.json"
         ready_file = harness.root / f"sync-baseline-{stamp}.ready"
