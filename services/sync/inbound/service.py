@@ -298,6 +298,8 @@ class Inbound:
                 for m in self._mappings.of_external(integration.id, change.external_channel_id)
                 if m.inbound
             ]
+            if mapped:  # a verified event: where to call its channel back, kept
+                self._synced.addressed(mapped[0], change)
             outcome = "unmapped" if not mapped else "ignored" if change.ignored else None
             if outcome:
                 self._metrics.messages.labels(provider.name, "inbound", outcome).inc()
