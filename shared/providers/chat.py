@@ -202,6 +202,11 @@ class MessageChange:
       (verified) event says (Teams' `serviceUrl`), with `external_team_id`, the team the
       channel is in (Teams' `channelData.team.id`): sync keeps them in the channel's
       mapping (docs/sync.md, "Microsoft Teams"), and a provider's `recall` reads them back.
+    - `external_thread_key`: the network's own name of the thread a new message starts, or
+      is a reply in while its root is not known to the provider (Google Chat's
+      `thread.name`: a reply names its thread, not its first message). Sync keeps it in the
+      copy of a thread's first message, and finds there the root of such a reply (after a
+      restart, on another replica).
     """
 
     kind: Literal["created", "edited", "deleted"]
@@ -218,6 +223,7 @@ class MessageChange:
     ignored: str | None = None
     service_url: str | None = None
     external_team_id: str | None = None
+    external_thread_key: str | None = None
 
 
 UserLookup = Callable[[str], Awaitable[Author | None]]
