@@ -173,6 +173,9 @@ class Posted:
     external_message_id: str
     # The provider's id of the thread the post went to (Slack `thread_ts`), if any.
     external_thread_id: str | None = None
+    # The network's name of the thread the post starts, where threads are named apart from
+    # their first message (Google Chat's `thread.name`; `MessageChange.external_thread_key`).
+    external_thread_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ async def test_a_restart_keeps_the_map_and_teams_service_url(
         await teams.fake.user_sends(teams.bot, external, "grace", "re teams", root=root["id"])
         thread = gchat.fake.spaces[space].messages[gchat_in["source"]["external_message_id"]]
         await gchat.fake.user_sends(space, "bob", "re google chat", thread=thread["thread"]["name"])
+        # In Google Chat, our post's thread too: its copy keeps the thread's name.
+        await gchat.fake.user_sends(space, "carol", "re ours", thread=gchat_out["thread"]["name"])
         matrix.fake.says(
             "bob",
             {
@@ -121,13 +123,17 @@ async def test_a_restart_keeps_the_map_and_teams_service_url(
             room,
         )
         assert await matrix.fake.push() == 200
-        for channel, received in (
-            (teams_channel, teams_in),
-            (gchat_channel, gchat_in),
-            (matrix_channel, matrix_in),
-        ):
-            [reply] = await chat.received(replied_in(channel))
-            assert reply["thread_id"] == received["id"], channel
+        replies = [
+            reply
+            for channel, count in ((teams_channel, 1), (gchat_channel, 2), (matrix_channel, 1))
+            for reply in await chat.received(replied_in(channel), count)
+        ]
+        assert {r["text"]: r["thread_id"] for r in replies} == {
+            "re teams": teams_in["id"],
+            "re google chat": gchat_in["id"],
+            "re ours": "o1",
+            "re matrix": matrix_in["id"],
+        }
     finally:
         await second.stop()
         await world.sync.aclose()

@@ -161,7 +161,11 @@ class GoogleChatChat:
                 self._learn_root(made_thread, posted.external_message_id)
         # Sync keeps a copy's `external_thread_id` as its thread's first message (a reply to
         # it is flattened there): the message this one replies to, not Chat's thread name.
-        return replace(posted, external_thread_id=post.thread_external_id if thread else None)
+        return replace(
+            posted,
+            external_thread_id=post.thread_external_id if thread else None,
+            external_thread_key=None if thread else made_thread,
+        )
 
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
@@ -185,7 +189,11 @@ class GoogleChatChat:
         if found is None:
             return None
         reply = bool(found.get("threadReply")) and thread_external_id is not None
-        return replace(_posted(found), external_thread_id=thread_external_id if reply else None)
+        return replace(
+            _posted(found),
+            external_thread_id=thread_external_id if reply else None,
+            external_thread_key=None if reply else _thread_name(found),
+        )
 
     async def _thread_of(self, token: str, external_id: str | None) -> str | None:
         if not external_id or "/threads/" in external_id:
