@@ -561,6 +561,9 @@ class Runner:
                         external_thread_id=change.external_thread_id,
                         origin="import",
                         inbound_id=envelope.id,
+                        # A Google Chat thread's name: sync finds the root of a live reply
+                        # to an imported thread by it.
+                        external_thread_key=change.external_thread_key,
                     )
                 )
         return prepared

@@ -23,7 +23,11 @@ signing keys, its Connector, and Teams' side of a conversation.
   then a reply in that thread.
 - One team ("Contoso"), its General channel (whose id is the team's, as in Teams) and a
   second channel, and three people, all with ids in Teams' forms (`19:…@thread.tacv2`,
-  `29:…`, an `aadObjectId` GUID).
+  `29:…`, an `aadObjectId` GUID). `add_team` makes another team with a serviceUrl of its
+  own (`{base}/<region>/`, as Teams' differ by region and tenant): its activities say it,
+  and its conversations are served there only (elsewhere 404 `ConversationNotFound`, the
+  stand-in's choice: what the real Connector answers a call at another serviceUrl is not
+  documented).
 - Teams' side: `user_sends`, `user_edits`, `user_deletes` build the activity (`message`;
   `messageUpdate` with `channelData.eventType` `editMessage`; `messageDelete` with
   `softDeleteMessage`, as "Messages in bot conversations" in the Teams platform docs shows
@@ -103,6 +107,7 @@ class Bot:
 class Channel:
     id: str
     name: str
+    team: str = TEAM_ID
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -119,6 +124,8 @@ class FakeTeams:
         }
     )
     removed: set[str] = field(default_factory=set)  # channels the bot was removed from
+    # Each team's region: its serviceUrl is `{base_url}/<region>/`.
+    regions: dict[str, str] = field(default_factory=lambda: {TEAM_ID: "teams"})
     token_lifetime: int = 3599
     # access token → app id; every token request and Connector call, in order.
     tokens: dict[str, str] = field(default_factory=dict)
@@ -133,6 +140,17 @@ class FakeTeams:
     @property
     def service_url(self) -> str:
         return f"{self.base_url}/teams/"
+
+    def service_url_of(self, channel_id: str) -> str:
+        """The serviceUrl of the channel's team."""
+        return f"{self.base_url}/{self.regions[self.channels[channel_id].team]}/"
+
+    def add_team(self, region: str) -> str:
+        """A new team served at `{base_url}/<region>/`; its id (its General channel's)."""
+        team = f"19:{uuid.uuid4().hex}@thread.tacv2"
+        self.regions[team] = region
+        self.channels[team] = Channel(team, "General", team)
+        return team
 
     @property
     def metadata_url(self) -> str:
@@ -221,11 +239,12 @@ class FakeTeams:
         person = USERS[user]
         conversation = f"{channel_id}{THREAD}{root or message_id}"
         now = datetime.now(UTC)
+        team = self.channels[channel_id].team if channel_id in self.channels else TEAM_ID
         channel_data: dict[str, Any] = {
             "teamsChannelId": channel_id,
-            "teamsTeamId": TEAM_ID,
+            "teamsTeamId": team,
             "channel": {"id": channel_id},
-            "team": {"id": TEAM_ID},
+            "team": {"id": team},
             "tenant": {"id": TENANT_ID},
         }
         if event_type:
@@ -235,7 +254,7 @@ class FakeTeams:
             "id": message_id,
             "timestamp": now.isoformat().replace("+00:00", "Z"),
             "localTimestamp": now.isoformat(),
-            "serviceUrl": self.service_url,
+            "serviceUrl": f"{self.base_url}/{self.regions[team]}/",
             "channelId": CHANNEL_ID,
             "from": dict(person),
             "conversation": {
@@ -363,12 +382,12 @@ class FakeTeams:
                 Route("/v1/.well-known/keys", keys),
                 Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
                 Route(
-                    "/teams/v3/conversations/{conversation}/activities",
+                    "/{region}/v3/conversations/{conversation}/activities",
                     self._send,
                     methods=["POST"],
                 ),
                 Route(
-                    "/teams/v3/conversations/{conversation}/activities/{activity}",
+                    "/{region}/v3/conversations/{conversation}/activities/{activity}",
                     self._activity,
                     methods=["PUT", "DELETE"],
                 ),
@@ -431,10 +450,10 @@ class FakeTeams:
                 )
         return self.tokens[token]
 
-    def _conversation(self, conversation: str) -> tuple[Channel, str | None] | Response:
-        channel_id, _, root = conversation.partition(THREAD)
+    def _conversation(self, request: Request) -> tuple[Channel, str | None] | Response:
+        channel_id, _, root = request.path_params["conversation"].partition(THREAD)
         channel = self.channels.get(channel_id)
-        if channel is None:
+        if channel is None or self.regions.get(channel.team) != request.path_params["region"]:
             return JSONResponse(_error("ConversationNotFound", "Conversation not found."), 404)
         if channel_id in self.removed:
             return JSONResponse(
@@ -452,7 +471,7 @@ class FakeTeams:
         app_id = self._check(request, body)
         if isinstance(app_id, Response):
             return app_id
-        found = self._conversation(request.path_params["conversation"])
+        found = self._conversation(request)
         if isinstance(found, Response):
             return found
         channel, root = found
@@ -475,7 +494,7 @@ class FakeTeams:
         app_id = self._check(request, body)
         if isinstance(app_id, Response):
             return app_id
-        found = self._conversation(request.path_params["conversation"])
+        found = self._conversation(request)
         if isinstance(found, Response):
             return found
         channel, _ = found

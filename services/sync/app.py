@@ -4,6 +4,7 @@ notifications and their subscriptions, actions."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -55,6 +56,7 @@ from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import SyncSettings
 from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
 from shared.providers.catalog import NETWORKS
+from shared.providers.chat import Recalls
 from shared.providers.chats import chat_providers, network_credential, provider_client
 from shared.providers.connections import Connections
 from shared.providers.github import issues as github_issues
@@ -95,6 +97,11 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         name="mappings",
     )
     mappings = MappingDirectory(mapping_cache)
+    # Where a network's events said to call a channel back (Teams' serviceUrl), as the
+    # mappings keep it: for the next process and the other replicas (docs/sync.md).
+    for name, provider in providers.items():
+        if isinstance(provider, Recalls):
+            provider.recall = functools.partial(mappings.service_url, name)
     the_map = message_map.MessageMap(runtime.db)
     outbox = outbox_repository.OutboxRepository(runtime.db)
     ownership = Ownership(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ReturnDocument, UpdateOne
@@ -22,6 +23,16 @@ INDEXES = [
     # One live mapping per provider channel, also when two creates race.
     Index(COLLECTION, [("live_key", 1)], {"unique": True}),
 ]
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a verified event said to call a provider channel back (Teams' serviceUrl),
+    the channel's team, and when the event was (a replayed older event changes nothing)."""
+
+    service_url: str
+    external_team_id: str | None
+    at: datetime
 
 
 def live_key(integration_id: str, external_channel_id: str) -> str:
@@ -86,6 +97,35 @@ class MappingRepository(WorkspaceCollection):
                 "$inc": {"error_count": 1},
             },
             return_document=ReturnDocument.AFTER,
+        )
+
+    async def addressed(self, addresses: dict[str, Address]) -> None:
+        """Mappings whose channel's service URL was heard: kept, unless a newer one is
+        (another replica's), `updated_at` raised so every replica's cache refresh reads
+        it. One write for the batch."""
+        if not addresses:
+            return
+        now = utcnow()
+        await self.collection.bulk_write(
+            [
+                UpdateOne(
+                    {
+                        "_id": mapping_id,
+                        "deleted_at": None,
+                        "service_url_at": {"$not": {"$gt": address.at}},
+                    },
+                    {
+                        "$set": {
+                            "service_url": address.service_url,
+                            "service_url_at": address.at,
+                            "external_team_id": address.external_team_id,
+                            "updated_at": now,
+                        }
+                    },
+                )
+                for mapping_id, address in addresses.items()
+            ],
+            ordered=False,
         )
 
     async def synced(

@@ -21,6 +21,9 @@ write one document, and a lookup from a provider event is a read by `_id`:
 - `external_thread_id`: the provider id of the thread's root, for replies. Threads are
   flat: for a reply to a reply (Telegram and Discord reply chains) it is the chain's first
   message, not the parent, so a reply to this copy finds its thread's root here.
+- `external_thread_key`: for a network that names threads apart from their first message
+  (Google Chat's `thread.name`), the thread's name: on a thread's first message, a reply
+  whose provider does not know the root finds it by this (`thread_roots`). Set only there.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ INDEXES = [
     Index(COLLECTION, [("chat_message_id", 1), ("mapping_id", 1)]),
     Index(COLLECTION, [("inbound_id", 1)]),
     Index(COLLECTION, [("channel_id", 1), ("chat_message_id", 1)]),
+    # Threads' first messages by the network's name of the thread: only the copies with one.
+    Index(
+        COLLECTION,
+        [("external_thread_key", 1)],
+        {"partialFilterExpression": {"external_thread_key": {"$type": "string"}}},
+    ),
 ]
 
 Origin = Literal["outbound", "inbound", "import", "notification"]
@@ -90,6 +99,7 @@ class Copy:
     external_message_id: str
     external_thread_id: str | None
     origin: Origin
+    external_thread_key: str | None = None
 
     @classmethod
     def new(
@@ -106,6 +116,7 @@ class Copy:
         chat_message_id: str | None = None,
         inbound_id: str | None = None,
         external_thread_id: str | None = None,
+        external_thread_key: str | None = None,
     ) -> Copy:
         return cls(
             id=copy_id(provider, integration_id, external_channel_id, external_message_id),
@@ -120,6 +131,7 @@ class Copy:
             external_message_id=external_message_id,
             external_thread_id=external_thread_id,
             origin=origin,
+            external_thread_key=external_thread_key,
         )
 
     @classmethod
@@ -137,10 +149,11 @@ class Copy:
             external_message_id=doc["external_message_id"],
             external_thread_id=doc.get("external_thread_id"),
             origin=doc["origin"],
+            external_thread_key=doc.get("external_thread_key"),
         )
 
     def to_doc(self, now: datetime) -> Document:
-        return {
+        doc: Document = {
             "_id": self.id,
             "workspace_id": self.workspace_id,
             "channel_id": self.channel_id,
@@ -155,6 +168,9 @@ class Copy:
             "origin": self.origin,
             "created_at": now,
         }
+        if self.external_thread_key is not None and self.external_thread_id is None:
+            doc["external_thread_key"] = self.external_thread_key
+        return doc
 
     @property
     def chat_id(self) -> str | None:
@@ -176,6 +192,15 @@ class MessageMap:
             return {}
         docs = await self._collection.find({"_id": {"$in": wanted}}).to_list()
         return {doc["_id"]: Copy.from_doc(doc) for doc in docs}
+
+    async def thread_roots(self, keys: Iterable[str]) -> list[Copy]:
+        """The first messages of threads by the network's names of them
+        (`external_thread_key`): the caller matches provider, integration and channel."""
+        wanted = list(set(keys))
+        if not wanted:
+            return []
+        docs = await self._collection.find({"external_thread_key": {"$in": wanted}}).to_list()
+        return [Copy.from_doc(doc) for doc in docs]
 
     async def roots(self, ids: Iterable[str]) -> dict[str, tuple[Copy, Document]]:
         """Notification roots by id, each with its `lifecycle` and `created_at` (when it was

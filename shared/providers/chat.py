@@ -19,7 +19,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel import errors
@@ -173,6 +173,9 @@ class Posted:
     external_message_id: str
     # The provider's id of the thread the post went to (Slack `thread_ts`), if any.
     external_thread_id: str | None = None
+    # The network's name of the thread the post starts, where threads are named apart from
+    # their first message (Google Chat's `thread.name`; `MessageChange.external_thread_key`).
+    external_thread_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,15 @@ class MessageChange:
       policy and the metrics.
     - `ignored`: why the event is not bridged (a join notice, a bot's message under the
       documented policy, ...), or None.
+    - `service_url`: where the network says to call it back about this channel, when its
+      (verified) event says (Teams' `serviceUrl`), with `external_team_id`, the team the
+      channel is in (Teams' `channelData.team.id`): sync keeps them in the channel's
+      mapping (docs/sync.md, "Microsoft Teams"), and a provider's `recall` reads them back.
+    - `external_thread_key`: the network's own name of the thread a new message starts, or
+      is a reply in while its root is not known to the provider (Google Chat's
+      `thread.name`: a reply names its thread, not its first message). Sync keeps it in the
+      copy of a thread's first message, and finds there the root of such a reply (after a
+      restart, on another replica).
     """
 
     kind: Literal["created", "edited", "deleted"]
@@ -212,9 +224,23 @@ class MessageChange:
     blocks: list[dict[str, Any]] | None = None
     subtype: str | None = None
     ignored: str | None = None
+    service_url: str | None = None
+    external_team_id: str | None = None
+    external_thread_key: str | None = None
 
 
 UserLookup = Callable[[str], Awaitable[Author | None]]
+# A provider channel's `service_url` as sync keeps it (`MessageChange.service_url`), or None.
+Recall = Callable[[str], str | None]
+
+
+@runtime_checkable
+class Recalls(Protocol):
+    """A provider whose events say where to call a channel back (Teams' serviceUrl): sync
+    gives it `recall`, what the mappings keep, for a channel it has heard nothing of itself
+    (after a restart, on another replica)."""
+
+    recall: Recall
 
 
 class ChatProvider(Protocol):

@@ -107,9 +107,12 @@ async def test_a_reply_goes_to_the_thread_of_its_root(
     by_thread = await chat.post(
         key, space, OutboundPost("re 2", ADA, tag="re-2", thread_external_id=thread)
     )
-    # Each names what it replied to, as sync keeps a copy's thread.
+    # Each names what it replied to, as sync keeps a copy's thread; the root, the thread's
+    # name (sync finds it by that for a reply it did not see start).
     assert by_root.external_thread_id == root.external_message_id
     assert by_thread.external_thread_id == thread
+    assert root.external_thread_key == thread
+    assert by_root.external_thread_key is None and by_thread.external_thread_key is None
     replies = [m for m in stored(fake, space) if m.get("threadReply")]
     assert [m["text"] for m in replies] == ["*Ada*\nre 1", "*Ada*\nre 2"]
     create = [c for c in fake.calls if c == ("POST", f"/v1/{space}/messages")]

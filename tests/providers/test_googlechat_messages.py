@@ -119,21 +119,25 @@ async def test_a_reply_names_its_threads_first_message(
     fake: FakeGoogleChat, endpoint: Endpoint
 ) -> None:
     """A reply names its thread; sync finds a root by its message name: the change names the
-    thread's first message seen. A thread whose start was not seen begins at its first
-    reply seen."""
+    thread's first message seen. A thread whose start was not seen here begins at its
+    first reply seen, which carries the thread's name (`external_thread_key`, as a
+    thread's first message does) for sync to find the root in the map by."""
     await fake.user_sends(SPACE, "bob", "root")
     [root] = endpoint.changes
     thread = fake.spaces[SPACE].messages[root.external_message_id]["thread"]["name"]
     await fake.user_sends(SPACE, "carol", "a reply", thread=thread)
     await fake.user_sends(SPACE, "bob", "another", thread=thread)
     assert [c.external_thread_id for c in endpoint.changes[1:]] == [root.external_message_id] * 2
+    assert [c.external_thread_key for c in endpoint.changes] == [thread, None, None]
 
     unseen = fake.message_event(SPACE, "bob", "before the mapping")["message"]
     await fake.user_sends(SPACE, "carol", "first seen", thread=unseen["thread"]["name"])
     await fake.user_sends(SPACE, "bob", "and after", thread=unseen["thread"]["name"])
     first, after = endpoint.changes[3:]
     assert first.external_thread_id is None
+    assert first.external_thread_key == unseen["thread"]["name"]
     assert after.external_thread_id == first.external_message_id
+    assert after.external_thread_key is None
 
 
 async def test_an_endpoint_url_audience_takes_the_id_token(

@@ -214,3 +214,33 @@ def test_links_of_attachments_are_quoted_and_long_text_is_cut() -> None:
     )
     assert len(written.encode()) <= 24_000 and "…" in written
     assert defuse("a\r\nb\x00c\x85d\te", 100) == "a<br>bcd&#9;e"
+
+
+def test_the_service_url_is_learned_per_team_else_recalled_else_the_setting() -> None:
+    """What a verified activity said for a channel's team (a channel of the same team
+    heard of, or its General channel); else what sync keeps (`recall`); else the
+    integration's setting; else the default. The change carries what was said, for sync
+    to keep."""
+    chat = TeamsChat(TeamsApi(httpx.AsyncClient(), EgressPolicy()), service_url="https://d/")
+    kept = {"19:kept@thread.tacv2": "https://kept/"}
+    chat.recall = kept.get
+    setting = '{"app_id":"a","app_password":"p","service_url":"https://setting/"}'
+    assert chat.service_url("19:kept@thread.tacv2", setting) == "https://kept/"
+    assert chat.service_url("19:other@thread.tacv2", setting) == "https://setting/"
+    assert chat.service_url("19:other@thread.tacv2") == "https://d/"
+
+    team = "19:team@thread.tacv2"
+    activity = {
+        "type": "message",
+        "id": "1",
+        "text": "hi",
+        "serviceUrl": "https://emea/",
+        "conversation": {"id": "19:chan@thread.tacv2;messageid=1"},
+        "channelData": {"channel": {"id": "19:chan@thread.tacv2"}, "team": {"id": team}},
+    }
+    [change] = chat.changes("message", activity)
+    assert (change.service_url, change.external_team_id) == ("https://emea/", team)
+    # Its channel and the team's General channel; another team's channel is not.
+    assert chat.service_url("19:chan@thread.tacv2", setting) == "https://emea/"
+    assert chat.service_url(team, setting) == "https://emea/"
+    assert chat.service_url("19:other@thread.tacv2", setting) == "https://setting/"

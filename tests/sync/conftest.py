@@ -193,13 +193,24 @@ SYNC_ENV = {
 }
 
 
+# The world's settings naming stand-ins that a `hookhub serve sync` process calls.
+STAND_IN_SETTINGS = (
+    "slack_api_base",
+    "discord_api_base",
+    "googlechat_api_base",
+    "googlechat_token_url",
+    "teams_login_base",
+    "teams_service_url",
+)
+
+
 def sync_env(world: World, **overrides: str) -> dict[str, str]:
     """The environment of a `hookhub serve sync` process in this world."""
+    settings = world.sync_settings
     return {
         **SYNC_ENV,
-        "HOOKHUB_SLACK_API_BASE": world.sync_settings.slack_api_base,
+        **{f"HOOKHUB_{name.upper()}": getattr(settings, name) for name in STAND_IN_SETTINGS},
         "HOOKHUB_TELEGRAM_API_BASE": world.telegram_base,
-        "HOOKHUB_DISCORD_API_BASE": world.sync_settings.discord_api_base,
         **overrides,
     }
 

@@ -64,6 +64,17 @@ class GoogleChat:
         self.spaces.append(name)
         return name
 
+    async def pair(self, world: Any) -> tuple[str, str]:
+        """A new space mapped to a new chat channel: (space, chat channel)."""
+        space, channel = self.space(), world.new_id("ch_")
+        await world.map(self.integration, space, channel)
+        return space, channel
+
+    def stored(self, space: str) -> list[dict[str, Any]]:
+        """The space's messages, oldest first."""
+        messages = self.fake.spaces[space].messages.values()
+        return sorted(messages, key=lambda m: m["createTime"])
+
 
 async def connect(
     world: Any, stack: contextlib.AsyncExitStack, key_id: str | None = None, **extra: str

@@ -34,6 +34,16 @@ class Matrix:
     def room(self) -> Room:
         return self.fake.add_room(f"sync{next(_rooms):04d}", "sync room")
 
+    async def pair(self, world: Any) -> tuple[Room, str]:
+        """A new room mapped to a new chat channel: (room, chat channel)."""
+        room, channel = self.room(), world.new_id("ch_")
+        await world.map(self.integration, room.id, channel)
+        return room, channel
+
+    def puppets(self, room: Room) -> list[dict[str, Any]]:
+        """The room's messages hookhub's puppets sent, as a client shows them."""
+        return [m for m in self.fake.shown(room) if m["from_hookhub"]]
+
 
 @contextlib.asynccontextmanager
 async def connected(world: Any) -> AsyncIterator[Matrix]:

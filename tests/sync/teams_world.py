@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from services.sandbox.teams import Bot, Channel, FakeTeams
+from services.sandbox.teams import TEAM_ID, Bot, Channel, FakeTeams
 from shared.kernel.envelopes import Topic
 from tests.support import KafkaTap, admin_headers, serve
 
@@ -52,10 +52,20 @@ class Teams:
     webhook_url: str
     events: KafkaTap
 
-    def channel(self) -> str:
+    def channel(self, team: str = TEAM_ID) -> str:
+        """A new channel of `team` (the stand-in's Contoso unless said)."""
         channel_id = f"19:{uuid.uuid4().hex}@thread.tacv2"
-        self.fake.channels[channel_id] = Channel(channel_id, channel_id[3:11])
+        self.fake.channels[channel_id] = Channel(channel_id, channel_id[3:11], team)
         return channel_id
+
+    async def pair(self, world: Any, team: str = TEAM_ID) -> tuple[str, str]:
+        """A new channel of `team` mapped to a new chat channel: (channel, chat channel)."""
+        external, channel = self.channel(team), world.new_id("ch_")
+        await world.map(self.integration, external, channel)
+        return external, channel
+
+    def stored(self, channel: str) -> list[dict[str, Any]]:
+        return list(self.fake.channels[channel].messages.values())
 
 
 async def connect(world: Any, stack: contextlib.AsyncExitStack) -> Teams:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from services.sandbox.googlechat import FakeGoogleChat, pem, rsa_key
+from services.sandbox.googlechat import pem, rsa_key
 from tests.support import admin_headers
 from tests.sync.conftest import World, in_channel, until
 from tests.sync.googlechat_world import PROJECT, GoogleChat, connect
@@ -27,29 +27,18 @@ async def gchat(world: World) -> AsyncIterator[GoogleChat]:
         yield await connect(world, stack, audience=PROJECT)
 
 
-async def pair(world: World, gchat: GoogleChat) -> tuple[str, str]:
-    """A new space mapped to a new chat channel: (space, chat channel)."""
-    space, channel = gchat.space(), world.new_id("ch_")
-    await world.map(gchat.integration, space, channel)
-    return space, channel
-
-
-def stored(fake: FakeGoogleChat, space: str) -> list[dict[str, Any]]:
-    return sorted(fake.spaces[space].messages.values(), key=lambda m: m["createTime"])
-
-
 async def test_chat_messages_reach_the_space_with_a_thread_edits_and_deletes(
     world: World, gchat: GoogleChat
 ) -> None:
     fake, chat = gchat.fake, world.chat
-    space, channel = await pair(world, gchat)
+    space, channel = await gchat.pair(world)
 
     await chat.publish(
         "message.created",
         {"message_id": "g1", "channel_id": channel, "text": "deploy <users/all> done"},
         actor={"id": "u_ada", "name": "Ada Lovelace"},
     )
-    [root] = await until(lambda: stored(fake, space), what="the post")
+    [root] = await until(lambda: gchat.stored(space), what="the post")
     assert root["text"] == "*Ada Lovelace*\ndeploy <\u200dusers/all> done"
     assert root["clientAssignedMessageId"].startswith("client-hookhub-")
 
@@ -57,7 +46,7 @@ async def test_chat_messages_reach_the_space_with_a_thread_edits_and_deletes(
         "message.created",
         {"message_id": "g2", "channel_id": channel, "text": "in thread", "thread_id": "g1"},
     )
-    _, reply = await until(lambda: len(stored(fake, space)) == 2 and stored(fake, space))
+    _, reply = await until(lambda: len(gchat.stored(space)) == 2 and gchat.stored(space))
     assert reply["threadReply"] is True
     assert reply["thread"]["name"] == root["thread"]["name"]
 
@@ -73,7 +62,7 @@ async def test_space_messages_reach_the_chat_with_thread_replies(
     world: World, gchat: GoogleChat
 ) -> None:
     fake, chat = gchat.fake, world.chat
-    space, channel = await pair(world, gchat)
+    space, channel = await gchat.pair(world)
 
     answer = await fake.user_sends(space, "alice", "hello <there>")
     assert answer.status_code == 200, answer.text
@@ -92,7 +81,7 @@ async def test_space_messages_reach_the_chat_with_thread_replies(
     # A reply in the thread of hookhub's post is in the chat's thread of its message.
     await chat.publish("message.created", {"message_id": "gr1", "channel_id": channel, "text": "q"})
     ours = await until(
-        lambda: [m for m in stored(fake, space) if m["sender"]["type"] == "BOT"], what="the post"
+        lambda: [m for m in gchat.stored(space) if m["sender"]["type"] == "BOT"], what="the post"
     )
 
     async def recorded() -> bool:
@@ -118,7 +107,7 @@ async def test_forged_or_stale_tokens_are_refused_and_nothing_is_published(
     world: World, gchat: GoogleChat
 ) -> None:
     fake, chat = gchat.fake, world.chat
-    space, channel = await pair(world, gchat)
+    space, channel = await gchat.pair(world)
     now = time.time()
     forged = {
         "another key": fake.bearer(key=rsa_key()),
@@ -166,13 +155,13 @@ async def test_hookhubs_own_post_coming_back_first_is_not_sent_to_the_chat(
     """Chat's event of the app's own post arrives before the create answers: the post's
     mark (its custom id) says it is ours, with no wait for the copy."""
     fake, chat = gchat.fake, world.chat
-    space, channel = await pair(world, gchat)
+    space, channel = await gchat.pair(world)
     fake.echo_posts = True
     try:
         await chat.publish(
             "message.created", {"message_id": "e1", "channel_id": channel, "text": "mine"}
         )
-        [post] = await until(lambda: stored(fake, space), what="the post")
+        [post] = await until(lambda: gchat.stored(space), what="the post")
     finally:
         fake.echo_posts = False
     # The echo reached the gateway and was published (before the create answered).
@@ -184,8 +173,8 @@ async def test_hookhubs_own_post_coming_back_first_is_not_sent_to_the_chat(
 
 async def test_a_rate_limited_space_holds_no_other(world: World, gchat: GoogleChat) -> None:
     fake, chat = gchat.fake, world.chat
-    slow, slow_channel = await pair(world, gchat)
-    fast, fast_channel = await pair(world, gchat)
+    slow, slow_channel = await gchat.pair(world)
+    fast, fast_channel = await gchat.pair(world)
     fake.limit(times=1, retry_after=1, space=slow)
 
     await chat.publish(
@@ -195,9 +184,9 @@ async def test_a_rate_limited_space_holds_no_other(world: World, gchat: GoogleCh
     await chat.publish(
         "message.created", {"message_id": "f1", "channel_id": fast_channel, "text": "fast"}
     )
-    await until(lambda: stored(fake, fast), what="the other space's post")
-    assert not stored(fake, slow), "the limited space's post went first"
-    await until(lambda: stored(fake, slow), what="the limited space's post, once allowed")
+    await until(lambda: gchat.stored(fast), what="the other space's post")
+    assert not gchat.stored(slow), "the limited space's post went first"
+    await until(lambda: gchat.stored(slow), what="the limited space's post, once allowed")
 
 
 async def test_a_service_account_key_google_refuses_is_a_422_at_create(

@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.sandbox.matrix import FakeMatrix, Room
 from tests.support import admin_headers, serve
 from tests.sync.conftest import World, in_channel, until
 from tests.sync.matrix_world import Matrix, connected
@@ -31,21 +30,11 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
         yield made
 
 
-async def pair(world: World, matrix: Matrix) -> tuple[Room, str]:
-    room, channel = matrix.room(), world.new_id("ch_")
-    await world.map(matrix.integration, room.id, channel)
-    return room, channel
-
-
-def puppets(fake: FakeMatrix, room: Room) -> list[dict[str, Any]]:
-    return [m for m in fake.shown(room) if m["from_hookhub"]]
-
-
 async def test_room_messages_threads_edits_and_redactions_reach_the_chat(
     world: World, matrix: Matrix
 ) -> None:
     fake, chat = matrix.fake, world.chat
-    room, channel = await pair(world, matrix)
+    room, channel = await matrix.pair(world)
 
     root = fake.says("alice", {"msgtype": "m.text", "body": "hello @room"}, room)
     assert await fake.push() == 200
@@ -88,15 +77,15 @@ async def test_room_messages_threads_edits_and_redactions_reach_the_chat(
 async def test_chat_messages_reach_the_room_as_puppets_with_threads_edits_and_redactions(
     world: World, matrix: Matrix
 ) -> None:
-    fake, chat = matrix.fake, world.chat
-    room, channel = await pair(world, matrix)
+    chat = world.chat
+    room, channel = await matrix.pair(world)
 
     await chat.publish(
         "message.created",
         {"message_id": "m1", "channel_id": channel, "text": "deploy done"},
         actor={"id": "u_ada", "name": "Ada Lovelace"},
     )
-    [root] = await until(lambda: puppets(fake, room), what="the post")
+    [root] = await until(lambda: matrix.puppets(room), what="the post")
     assert root["text"] == "deploy done"
     assert root["user"]["name"] == "Ada Lovelace"
     assert root["user"]["id"].startswith("@_hookhub_")
@@ -106,16 +95,16 @@ async def test_chat_messages_reach_the_room_as_puppets_with_threads_edits_and_re
         {"message_id": "m2", "channel_id": channel, "text": "in thread", "thread_id": "m1"},
         actor={"id": "u_ada", "name": "Ada Lovelace"},
     )
-    _, reply = await until(lambda: len(puppets(fake, room)) == 2 and puppets(fake, room))
+    _, reply = await until(lambda: len(matrix.puppets(room)) == 2 and matrix.puppets(room))
     assert reply["thread"] == root["id"]
 
     await chat.publish(
         "message.updated", {"message_id": "m1", "channel_id": channel, "text": "edited"}
     )
-    await until(lambda: puppets(fake, room)[0]["text"] == "edited", what="the edit")
+    await until(lambda: matrix.puppets(room)[0]["text"] == "edited", what="the edit")
     await chat.publish("message.deleted", {"message_id": "m1", "channel_id": channel})
     await until(
-        lambda: [m["id"] for m in puppets(fake, room)] == [reply["id"]], what="the redaction"
+        lambda: [m["id"] for m in matrix.puppets(room)] == [reply["id"]], what="the redaction"
     )
 
 
@@ -126,7 +115,7 @@ async def test_a_puppet_has_its_authors_avatar_fetched_within_the_egress_policy(
     world: World, matrix: Matrix
 ) -> None:
     fake, chat = matrix.fake, world.chat
-    room, channel = await pair(world, matrix)
+    room, channel = await matrix.pair(world)
 
     async def png(_: Request) -> Response:
         return Response(PNG, media_type="image/png")
@@ -154,7 +143,7 @@ async def test_a_puppet_has_its_authors_avatar_fetched_within_the_egress_policy(
                 "avatar_url": running.base_url + "/page",
             },
         )
-        posts = await until(lambda: len(puppets(fake, room)) == 2 and puppets(fake, room))
+        posts = await until(lambda: len(matrix.puppets(room)) == 2 and matrix.puppets(room))
     by_name = {p["user"]["name"]: p["user"]["id"] for p in posts}
     uri = fake.profiles[by_name["Ada Avatar"]].get("avatar_url", "")
     assert uri.startswith("mxc://")
@@ -166,7 +155,7 @@ async def test_wrong_or_missing_hs_tokens_are_refused_and_a_repeated_txn_is_publ
     world: World, matrix: Matrix
 ) -> None:
     fake, chat = matrix.fake, world.chat
-    room, channel = await pair(world, matrix)
+    room, channel = await matrix.pair(world)
     url = matrix.webhook_url + "/_matrix/app/v1/transactions/forged-1"
     forged = {"events": [fake.says("alice", {"msgtype": "m.text", "body": "forged"}, room)]}
     fake.queue.clear()
@@ -215,13 +204,13 @@ async def test_our_puppets_events_are_not_sent_back_even_before_the_send_returne
     world: World, matrix: Matrix
 ) -> None:
     fake, chat = matrix.fake, world.chat
-    room, channel = await pair(world, matrix)
+    room, channel = await matrix.pair(world)
     fake.echo_sends = True
     try:
         await chat.publish(
             "message.created", {"message_id": "e1", "channel_id": channel, "text": "mine"}
         )
-        [post] = await until(lambda: puppets(fake, room), what="the post")
+        [post] = await until(lambda: matrix.puppets(room), what="the post")
     finally:
         fake.echo_sends = False
     # The puppet's event reached the gateway and was published before the send answered.
@@ -234,8 +223,8 @@ async def test_our_puppets_events_are_not_sent_back_even_before_the_send_returne
 
 async def test_a_rate_limited_room_holds_no_other(world: World, matrix: Matrix) -> None:
     fake, chat = matrix.fake, world.chat
-    slow, slow_channel = await pair(world, matrix)
-    fast, fast_channel = await pair(world, matrix)
+    slow, slow_channel = await matrix.pair(world)
+    fast, fast_channel = await matrix.pair(world)
     fake.rate_limit(times=1, retry_after_ms=1000, room=slow.id)
 
     await chat.publish(
@@ -245,9 +234,9 @@ async def test_a_rate_limited_room_holds_no_other(world: World, matrix: Matrix) 
     await chat.publish(
         "message.created", {"message_id": "f1", "channel_id": fast_channel, "text": "fast"}
     )
-    await until(lambda: puppets(fake, fast), what="the other room's post")
-    assert not puppets(fake, slow), "the limited room's post went first"
-    await until(lambda: puppets(fake, slow), what="the limited room's post, once allowed")
+    await until(lambda: matrix.puppets(fast), what="the other room's post")
+    assert not matrix.puppets(slow), "the limited room's post went first"
+    await until(lambda: matrix.puppets(slow), what="the limited room's post, once allowed")
 
 
 async def test_the_registration_file_names_the_webhook_url_and_only_writers_read_it(
@@ -334,4 +323,4 @@ async def test_an_as_token_replaced_since_puts_the_integration_in_error(world: W
 
         integration = await until(status, what="the integration in error")
         assert integration["last_error"].startswith("credentials_rejected:")
-        assert not puppets(doomed.fake, room)
+        assert not doomed.puppets(room)

@@ -26,22 +26,11 @@ async def teams(world: World) -> AsyncIterator[Teams]:
         yield await connect(world, stack)
 
 
-async def pair(world: World, teams: Teams) -> tuple[str, str]:
-    """A new Teams channel mapped to a new chat channel: (Teams channel, chat channel)."""
-    external, channel = teams.channel(), world.new_id("ch_")
-    await world.map(teams.integration, external, channel)
-    return external, channel
-
-
-def stored(teams: Teams, channel: str) -> list[dict[str, Any]]:
-    return list(teams.fake.channels[channel].messages.values())
-
-
 async def test_channel_messages_replies_edits_and_deletes_reach_the_chat(
     world: World, teams: Teams
 ) -> None:
     fake, bot, chat = teams.fake, teams.bot, world.chat
-    external, channel = await pair(world, teams)
+    external, channel = await teams.pair(world)
 
     # Teams writes a person's `<` as a character reference, markup as tags.
     root, status = await fake.user_sends(bot, external, "ada", "hello &lt;<b>there</b>&gt;")
@@ -68,7 +57,7 @@ async def test_chat_messages_reach_the_channel_with_a_thread_edits_and_deletes(
     world: World, teams: Teams
 ) -> None:
     fake, chat = teams.fake, world.chat
-    external, channel = await pair(world, teams)
+    external, channel = await teams.pair(world)
     asked = [r["client_id"] for r in fake.token_requests].count(teams.bot.app_id)
 
     await chat.publish(
@@ -76,7 +65,7 @@ async def test_chat_messages_reach_the_channel_with_a_thread_edits_and_deletes(
         {"message_id": "t1", "channel_id": channel, "text": "deploy <at>all</at> done"},
         actor={"id": "u_ada", "name": "Ada Lovelace"},
     )
-    [root] = await until(lambda: stored(teams, external), what="the post")
+    [root] = await until(lambda: teams.stored(external), what="the post")
     assert root["from"]["id"] == f"28:{teams.bot.app_id}"
     assert "<at>" not in root["text"] and "all" in root["text"]
 
@@ -85,7 +74,7 @@ async def test_chat_messages_reach_the_channel_with_a_thread_edits_and_deletes(
         {"message_id": "t2", "channel_id": channel, "text": "in thread", "thread_id": "t1"},
     )
     [reply] = await until(
-        lambda: [m for m in stored(teams, external) if m.get("replyToId")], what="the reply"
+        lambda: [m for m in teams.stored(external) if m.get("replyToId")], what="the reply"
     )
     assert reply["replyToId"] == root["id"]
 
@@ -104,7 +93,7 @@ async def test_forged_or_stale_tokens_are_refused_and_nothing_is_published(
     world: World, teams: Teams
 ) -> None:
     fake, bot, chat = teams.fake, teams.bot, world.chat
-    external, channel = await pair(world, teams)
+    external, channel = await teams.pair(world)
     forged = {
         "another key": fake.token_for(bot.app_id, key=new_key()),
         "another audience": fake.token_for("00000000-0000-4000-8000-000000000000"),
@@ -136,9 +125,9 @@ async def test_the_bots_own_message_coming_back_is_not_sent_to_the_chat(
     """An activity from the bot itself (`28:<app id>`), even one naming a message sync has
     not recorded yet (arriving before the send answered), is not bridged."""
     fake, bot, chat = teams.fake, teams.bot, world.chat
-    external, channel = await pair(world, teams)
+    external, channel = await teams.pair(world)
     await chat.publish("message.created", {"message_id": "e1", "channel_id": channel, "text": "x"})
-    [post] = await until(lambda: stored(teams, external), what="the post")
+    [post] = await until(lambda: teams.stored(external), what="the post")
 
     for message_id in (post["id"], f"unrecorded{time.time_ns()}"):
         echo = fake.activity(bot, "message", external, "ada", message_id, text="mine")
@@ -156,8 +145,8 @@ def _naming(text: str) -> Callable[[dict[str, Any]], bool]:
 
 async def test_a_rate_limited_channel_holds_no_other(world: World, teams: Teams) -> None:
     fake, chat = teams.fake, world.chat
-    slow, slow_channel = await pair(world, teams)
-    fast, fast_channel = await pair(world, teams)
+    slow, slow_channel = await teams.pair(world)
+    fast, fast_channel = await teams.pair(world)
     fake.throttle(retry_after=2)
 
     await chat.publish(
@@ -167,9 +156,9 @@ async def test_a_rate_limited_channel_holds_no_other(world: World, teams: Teams)
     await chat.publish(
         "message.created", {"message_id": "f1", "channel_id": fast_channel, "text": "fast"}
     )
-    await until(lambda: stored(teams, fast), what="the other channel's post")
-    assert not stored(teams, slow), "the limited channel's post went first"
-    await until(lambda: stored(teams, slow), what="the limited channel's post, once allowed")
+    await until(lambda: teams.stored(fast), what="the other channel's post")
+    assert not teams.stored(slow), "the limited channel's post went first"
+    await until(lambda: teams.stored(slow), what="the limited channel's post, once allowed")
 
 
 async def test_credentials_microsoft_refuses_are_a_422_at_create(

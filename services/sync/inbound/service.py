@@ -14,6 +14,7 @@ again, which the chat product drops.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -172,6 +173,7 @@ class Inbound:
             if handed is not None:
                 handed()
             return [], _done()
+        items = await self._rooted(items)
         # One read for the batch, of the copies it needs: edits and deletes (of what?),
         # replies (their root), and what a bot or app sent (our own post coming back?). A
         # person's new message in a channel is none of these: most batches read nothing.
@@ -240,6 +242,49 @@ class Inbound:
                 self._usage.count(item.integration.workspace_id, "messages_synced")
         return done, written
 
+    async def _rooted(self, items: list[Item]) -> list[Item]:
+        """New messages that name the thread they are in but not its first message (a
+        Google Chat reply whose root its provider has not seen: after a restart, on another
+        replica) pointed at that first message, as the map keeps it by the thread's name.
+        One read, only for a batch with such a message (or a thread's first message)."""
+
+        def place(item: Item) -> tuple[str, str, str, str | None]:
+            change = item.change
+            return (
+                item.provider.name,
+                item.integration.id,
+                change.external_channel_id,
+                change.external_thread_key,
+            )
+
+        keyed = [
+            item
+            for item in items
+            if item.change.kind == "created"
+            and item.change.external_thread_key
+            and not item.change.external_thread_id
+        ]
+        if not keyed:
+            return items
+        roots = await self._map.thread_roots(
+            item.change.external_thread_key or "" for item in keyed
+        )
+        asked = {id(item) for item in keyed}
+        found = {
+            (c.provider, c.integration_id, c.external_channel_id, c.external_thread_key): c
+            for c in roots
+        }
+        pointed = []
+        for item in items:
+            root = found.get(place(item)) if id(item) in asked else None
+            if root is not None and root.external_message_id != item.change.external_message_id:
+                change = dataclasses.replace(
+                    item.change, external_thread_id=root.external_message_id
+                )
+                item = dataclasses.replace(item, change=change)
+            pointed.append(item)
+        return pointed
+
     async def _lookup(self, ids: Iterable[str]) -> dict[str, Copy]:
         """Copies by id: from the map, and those this process is writing."""
         wanted = list(ids)
@@ -298,6 +343,8 @@ class Inbound:
                 for m in self._mappings.of_external(integration.id, change.external_channel_id)
                 if m.inbound
             ]
+            if mapped:  # a verified event: where to call its channel back, kept
+                self._synced.addressed(mapped[0], change)
             outcome = "unmapped" if not mapped else "ignored" if change.ignored else None
             if outcome:
                 self._metrics.messages.labels(provider.name, "inbound", outcome).inc()
@@ -402,6 +449,7 @@ class Inbound:
             external_thread_id=root,
             origin="inbound",
             inbound_id=envelope_id,
+            external_thread_key=item.change.external_thread_key,
         )
 
     async def _publish(

@@ -15,12 +15,12 @@ import structlog
 from pymongo.errors import DuplicateKeyError
 
 from services.sync.mappings.schemas import MappingCreate, MappingUpdate
-from shared.domain.mappings import INBOUND, OUTBOUND, MappingRepository, live_key
+from shared.domain.mappings import INBOUND, OUTBOUND, Address, MappingRepository, live_key
 from shared.kernel.cache import RefreshingCache
 from shared.kernel.errors import Conflict, Invalid, NotFound
 from shared.kernel.ids import new_id, utcnow
 from shared.kernel.mongo import Document
-from shared.providers.chat import PermanentError
+from shared.providers.chat import MessageChange, PermanentError
 from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
@@ -38,6 +38,11 @@ class MappingSnapshot:
     enabled: bool
     # Its last attempt was refused for good (status `error`).
     failing: bool = False
+    # Where the network's last verified event said to call the channel back (Teams'
+    # serviceUrl), when, and the channel's team: `Inbound` keeps them (docs/sync.md).
+    service_url: str | None = None
+    service_url_at: datetime | None = None
+    external_team_id: str | None = None
 
     @property
     def inbound(self) -> bool:
@@ -59,6 +64,9 @@ def snapshot(doc: Document) -> MappingSnapshot:
         direction=doc["direction"],
         enabled=bool(doc.get("enabled", True)),
         failing=bool(doc.get("failing", False)),
+        service_url=doc.get("service_url"),
+        service_url_at=doc.get("service_url_at"),
+        external_team_id=doc.get("external_team_id"),
     )
 
 
@@ -70,16 +78,30 @@ class MappingDirectory:
         self._version = -1
         self._by_channel: dict[tuple[str, str], list[MappingSnapshot]] = {}
         self._by_external: dict[tuple[str, str], list[MappingSnapshot]] = {}
+        # (provider, team or channel) → the newest serviceUrl kept, and when it was said;
+        # (provider, channel) → its team.
+        self._service_urls: dict[tuple[str, str], tuple[datetime, str]] = {}
+        self._teams: dict[tuple[str, str], str] = {}
 
     def _index(self) -> None:
         if self._version == self.cache.version:
             return
         by_channel: dict[tuple[str, str], list[MappingSnapshot]] = defaultdict(list)
         by_external: dict[tuple[str, str], list[MappingSnapshot]] = defaultdict(list)
+        service_urls: dict[tuple[str, str], tuple[datetime, str]] = {}
+        teams: dict[tuple[str, str], str] = {}
         for mapping in self.cache.values():
             by_channel[(mapping.workspace_id, mapping.channel_id)].append(mapping)
             by_external[(mapping.integration_id, mapping.external_channel_id)].append(mapping)
+            if mapping.service_url and mapping.service_url_at:
+                team = mapping.external_team_id or mapping.external_channel_id
+                teams[(mapping.provider, mapping.external_channel_id)] = team
+                said = (mapping.service_url_at, mapping.service_url)
+                service_urls[(mapping.provider, team)] = max(
+                    said, service_urls.get((mapping.provider, team), said)
+                )
         self._by_channel, self._by_external = dict(by_channel), dict(by_external)
+        self._service_urls, self._teams = service_urls, teams
         self._version = self.cache.version
 
     def of_channel(self, workspace_id: str, channel_id: str) -> list[MappingSnapshot]:
@@ -89,6 +111,14 @@ class MappingDirectory:
     def of_external(self, integration_id: str, external_channel_id: str) -> list[MappingSnapshot]:
         self._index()
         return self._by_external.get((integration_id, external_channel_id), [])
+
+    def service_url(self, provider: str, external_channel_id: str) -> str | None:
+        """The newest serviceUrl kept for the channel's team (a channel whose team is not
+        known: its own, or, a Teams General channel being its team, its team's)."""
+        self._index()
+        team = self._teams.get((provider, external_channel_id), external_channel_id)
+        kept = self._service_urls.get((provider, team))
+        return kept[1] if kept else None
 
     def get(self, mapping_id: str) -> MappingSnapshot | None:
         return self.cache.get(mapping_id)
@@ -118,6 +148,8 @@ class LastSynced:
         self._pending: dict[str, datetime] = {}
         self._inbound: dict[str, datetime] = {}
         self._written: dict[str, float] = {}
+        # Service URLs heard that the mapping does not hold yet: written at the next round.
+        self._addresses: dict[str, Address] = {}
 
     def saw(self, mapping_id: str, at: datetime, inbound: datetime | None = None) -> None:
         """`inbound`: when the provider message that came in was written (the catch-up
@@ -126,6 +158,22 @@ class LastSynced:
         if inbound is not None:
             known = self._inbound.get(mapping_id)
             self._inbound[mapping_id] = inbound if known is None else max(known, inbound)
+
+    def addressed(self, mapping: MappingSnapshot, change: MessageChange) -> None:
+        """A verified event said where to call its channel back (`change.service_url`):
+        kept in the mapping when it holds another (rare: a message's worth of writes is
+        one comparison), at the next round, not the minute's cadence (another replica's
+        outbound reads it from its mapping cache)."""
+        if not change.service_url or (
+            mapping.service_url == change.service_url
+            and mapping.external_team_id == change.external_team_id
+        ):
+            return
+        pending = self._addresses.get(mapping.id)
+        if pending is None or pending.at <= change.occurred_at:
+            self._addresses[mapping.id] = Address(
+                change.service_url, change.external_team_id, change.occurred_at
+            )
 
     async def run(self) -> None:
         while True:
@@ -136,7 +184,15 @@ class LastSynced:
                 log.warning("last_synced_write_failed", error=repr(exc))
 
     async def write(self, everything: bool = False) -> None:
-        """What is due (`everything`: all that is pending, at a stop)."""
+        """What is due (`everything`: all that is pending, at a stop), and the service
+        URLs heard."""
+        if self._addresses:
+            addresses, self._addresses = self._addresses, {}
+            try:
+                await self._repository.addressed(addresses)
+            except BaseException:
+                self._addresses = {**addresses, **self._addresses}
+                raise
         now = time.monotonic()
         due = {}
         for mapping_id, at in self._pending.items():

@@ -238,6 +238,7 @@ class Sender:
             external_thread_id=posted.external_thread_id or thread,
             origin="outbound",
             chat_message_id=job.message_id,
+            external_thread_key=posted.external_thread_key,
         )
         self._recent[(job.mapping_id, job.message_id)] = copy
         while len(self._recent) > RECENT_COPIES:

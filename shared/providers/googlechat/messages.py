@@ -25,7 +25,10 @@ What Google Chat gives an app, and what follows from it:
   it, and sync finds a reply's root by the root's message name (its copy in the message
   map). So `changes` gives a reply's `external_thread_id` as the name of the thread's root
   message, learnt from the thread's first message seen (an event that is no reply, or our
-  own post's answer); a thread whose start was not seen begins at its first reply seen.
+  own post's answer). A thread's first message, and a reply whose root this process has
+  not seen (before a restart, on another replica), carry the thread's name as
+  `external_thread_key`: sync keeps it with the first message's copy and finds the root
+  there; a thread whose start sync never brought in begins at its first reply seen.
   A post may name a thread or a message of it (then its thread is looked up).
 - No Chat API call answers a user's profile to an app: `user` answers the names and
   avatars of the senders the events showed, else None.
@@ -158,7 +161,11 @@ class GoogleChatChat:
                 self._learn_root(made_thread, posted.external_message_id)
         # Sync keeps a copy's `external_thread_id` as its thread's first message (a reply to
         # it is flattened there): the message this one replies to, not Chat's thread name.
-        return replace(posted, external_thread_id=post.thread_external_id if thread else None)
+        return replace(
+            posted,
+            external_thread_id=post.thread_external_id if thread else None,
+            external_thread_key=None if thread else made_thread,
+        )
 
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
@@ -182,7 +189,11 @@ class GoogleChatChat:
         if found is None:
             return None
         reply = bool(found.get("threadReply")) and thread_external_id is not None
-        return replace(_posted(found), external_thread_id=thread_external_id if reply else None)
+        return replace(
+            _posted(found),
+            external_thread_id=thread_external_id if reply else None,
+            external_thread_key=None if reply else _thread_name(found),
+        )
 
     async def _thread_of(self, token: str, external_id: str | None) -> str | None:
         if not external_id or "/threads/" in external_id:
@@ -298,10 +309,12 @@ class GoogleChatChat:
         thread_name = thread.get("name") if isinstance(thread, Mapping) else None
         reply = bool(message.get("threadReply")) and isinstance(thread_name, str)
         root: str | None = None
+        key: str | None = None  # the thread's name, for sync to keep or find its root by
         if isinstance(thread_name, str) and kind == "created":
             root = self._root_of(thread_name, name) if reply else None
             if not reply:
                 self._learn_root(thread_name, name)
+            key = None if root else thread_name
         elif reply and isinstance(thread_name, str):
             root = self._roots.get(thread_name)
         if kind == "deleted":
@@ -325,6 +338,7 @@ class GoogleChatChat:
             occurred_at=when,
             text=text,
             external_thread_id=root,
+            external_thread_key=key,
             author=author,
             sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
             subtype=OWN_SUBTYPE if ours else "bot_message" if is_bot else None,

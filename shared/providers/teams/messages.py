@@ -42,6 +42,7 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    Recall,
     SenderMarks,
     TokenRejected,
     UserLookup,
@@ -124,7 +125,15 @@ class Credential:
 class TeamsChat:
     """The chat contract over the Bot Connector for one bot (its Microsoft App ID). The
     serviceUrl of each channel is learned from the activities Teams sends (verified by
-    `auth`), else `service_url`."""
+    `auth`), per team; else what sync keeps (`recall`); else `service_url`.
+
+    Why per team and kept: a bot is to call back at the serviceUrl of the activities it
+    received, the Bot Framework's `ConversationReference.service_url` (botbuilder-schema),
+    which differs by region and tenant; the global endpoints "are for proactive messages
+    only. Use these only if the incoming request serviceURL is unavailable. Once a
+    serviceUrl has been returned from a prior conversation, you should cache and use that"
+    (Microsoft 365 Agents SDK, `TeamsProactiveServiceEndpoints`). A team's channels are in
+    one tenant: what one channel's activity says holds for the team's other channels."""
 
     name = "teams"
 
@@ -140,7 +149,12 @@ class TeamsChat:
         self._api = api
         self._app_id = app_id
         self._default_service_url = service_url
+        # The serviceUrl learned here, by team (or by channel, its team unknown), and each
+        # channel's team.
         self._service_urls: dict[str, str] = {}
+        self._teams: dict[str, str] = {}
+        # What sync keeps (shared.providers.chat.Recalls): set by its composition root.
+        self.recall: Recall = _nothing
         self._names: dict[str, str] = {}
         # A credential (`Credential.encode`) as `token`: its bot's AppTokens, one per app id,
         # password and tenant, so concurrent callers share one token request.
@@ -149,9 +163,12 @@ class TeamsChat:
         self._tokens: dict[tuple[str, str, str], AppTokens] = {}
 
     def service_url(self, external_channel_id: str, token: str = "") -> str:
-        """The channel's serviceUrl as its last verified activity said, else the
-        integration's `service_url` setting (in its credential), else the default."""
-        learned = self._service_urls.get(external_channel_id)
+        """The serviceUrl the last verified activity of the channel's team said (a
+        General channel's id is its team's), else what sync keeps for it, else the
+        integration's `service_url` setting (in its credential), else the default. Whichever
+        it is, `TeamsApi` holds it to the egress rules before calling it."""
+        team = self._teams.get(external_channel_id, external_channel_id)
+        learned = self._service_urls.get(team) or self.recall(external_channel_id)
         if learned:
             return learned
         credential = Credential.decode(token) if token else None
@@ -297,8 +314,15 @@ class TeamsChat:
         channel = channel_info.get("id")
         if not isinstance(channel, str) or not channel:
             channel = _channel_of(conversation_id)
+        team = _mapping(channel_data.get("team")).get("id")
+        team = team if isinstance(team, str) and team else None
         service_url = payload.get("serviceUrl")
-        if isinstance(service_url, str) and service_url:
+        if not isinstance(service_url, str) or not service_url:
+            service_url = None
+        elif team is not None:
+            self._teams[channel] = team
+            self._service_urls[team] = service_url
+        else:
             self._service_urls[channel] = service_url
         if isinstance(channel_info.get("name"), str):
             self._names[channel] = channel_info["name"]
@@ -333,6 +357,8 @@ class TeamsChat:
                 attachments=attachments,
                 subtype=event if isinstance(event, str) else None,
                 ignored=ignored,
+                service_url=service_url,
+                external_team_id=team,
             )
         ]
 
@@ -402,6 +428,10 @@ def format_post(post: OutboundPost) -> str:
 
 
 # -- inbound --------------------------------------------------------------------------------
+
+
+def _nothing(external_channel_id: str) -> str | None:
+    return None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -9,8 +9,10 @@ endpoint is the integration's webhook URL, posting through the Bot Connector.
 - Events: activities POSTed to the webhook URL, verified by the gateway (`TeamsWebhooks`,
   a `KeyedWebhooks`: the Bot Framework's OpenID keys fetched before `verify`); sync reads
   them off `hookhub.provider.events` as Telegram's.
-- serviceUrl: each verified activity's, per channel, else the integration's `service_url`
-  setting, else `Settings.teams_service_url`; always held to the egress rules.
+- serviceUrl: each verified activity's, per team (and channel), kept by sync in the
+  channel's mapping for restarts and replicas (`TeamsChat.recall`, docs/sync.md), else the
+  integration's `service_url` setting, else `Settings.teams_service_url`; always held to
+  the egress rules.
 - No history: the Bot Connector gives a bot no way to read a channel's messages."""
 
 from __future__ import annotations
