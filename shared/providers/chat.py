@@ -210,6 +210,9 @@ class MessageChange:
       `thread.name`: a reply names its thread, not its first message). Sync keeps it in the
       copy of a thread's first message, and finds there the root of such a reply (after a
       restart, on another replica).
+    - `reply_by_key`: the new message is such a reply (in the thread `external_thread_key`
+      names, its root not known to the provider): only these are looked up, not every
+      message that starts a thread.
     """
 
     kind: Literal["created", "edited", "deleted"]
@@ -227,6 +230,7 @@ class MessageChange:
     service_url: str | None = None
     external_team_id: str | None = None
     external_thread_key: str | None = None
+    reply_by_key: bool = False
 
 
 UserLookup = Callable[[str], Awaitable[Author | None]]

@@ -129,6 +129,8 @@ async def test_a_reply_names_its_threads_first_message(
     await fake.user_sends(SPACE, "bob", "another", thread=thread)
     assert [c.external_thread_id for c in endpoint.changes[1:]] == [root.external_message_id] * 2
     assert [c.external_thread_key for c in endpoint.changes] == [thread, None, None]
+    # A thread's first message is kept by its key, never looked up by it.
+    assert [c.reply_by_key for c in endpoint.changes] == [False, False, False]
 
     unseen = fake.message_event(SPACE, "bob", "before the mapping")["message"]
     await fake.user_sends(SPACE, "carol", "first seen", thread=unseen["thread"]["name"])
@@ -136,6 +138,7 @@ async def test_a_reply_names_its_threads_first_message(
     first, after = endpoint.changes[3:]
     assert first.external_thread_id is None
     assert first.external_thread_key == unseen["thread"]["name"]
+    assert first.reply_by_key  # sync looks its root up in the map
     assert after.external_thread_id == first.external_message_id
     assert after.external_thread_key is None
 

@@ -339,6 +339,7 @@ class GoogleChatChat:
             text=text,
             external_thread_id=root,
             external_thread_key=key,
+            reply_by_key=reply and key is not None,
             author=author,
             sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
             subtype=OWN_SUBTYPE if ours else "bot_message" if is_bot else None,
