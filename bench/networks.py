@@ -607,6 +607,9 @@ class Networks:
     title = "chat → each chat network through sync, beside a bare relay loop"
     # The networks run (`--network`, repeatable): every one of NETWORKS when empty.
     only: tuple[str, ...] = ()
+    # Events per measurement (`--network-events`): a longer window than the default shows
+    # whether a ratio holds as the backlog and the map grow.
+    events: int = EVENTS
 
     def run(self, harness: Harness) -> list[BenchmarkResult]:
         chosen = [n for n in NETWORKS.values() if not self.only or n.name in self.only]
@@ -661,12 +664,16 @@ class Networks:
         sync.stop()
 
         # -- ours: a backlog, one sync process started on it ----------------------------------
-        events = [chat_event(network.name, harness.run_id, "burst", s) for s in range(EVENTS)]
+        events = [chat_event(network.name, harness.run_id, "burst", s) for s in range(self.events)]
         published_in = asyncio.run(publish_all(bootstrap, topic, events))
-        standin.reset(expect=EVENTS)
+        standin.reset(expect=self.events)
         sync = harness.start_service("sync", env=unpaced, wait=False, infrastructure=infrastructure)
         window = Window.around(
-            standin, sync, infrastructure, timeout=max(180.0, EVENTS / 50), sink_name=network.name
+            standin,
+            sync,
+            infrastructure,
+            timeout=max(180.0, self.events / 50),
+            sink_name=network.name,
         )
         window.start()
         window.join()
@@ -679,13 +686,13 @@ class Networks:
         # -- the baseline: the bare relay loop on the same events ------------------------------
         base_topic = asyncio.run(_topic_like(bootstrap, topic, f"baseline-{network.name}"))
         asyncio.run(publish_all(bootstrap, base_topic, events))
-        standin.reset(expect=EVENTS)
+        standin.reset(expect=self.events)
         base, _ = Sync().baseline(
             harness,
             standin,
             base_topic,
             standin.url,
-            EVENTS,
+            self.events,
             from_seq=0,
             network=network.name,
             token=network.token,
@@ -712,7 +719,7 @@ class Networks:
             ours,
             base,
             notes=[
-                f"{EVENTS:,} message.created events over {CHANNELS} mapped channels, "
+                f"{self.events:,} message.created events over {CHANNELS} mapped channels, "
                 f"published in {published_in:.2f} s before the sync process was started; "
                 f"HOOKHUB_SYNC_PACE_FACTOR=0; the {CHANNELS} mappings were created through "
                 f"the API in {mappings_in:.1f} s",
@@ -722,7 +729,7 @@ class Networks:
                 "network's documented request, built by hand",
                 ratio_note(ours, base, TARGET_RATIO),
             ],
-            setup=f"{EVENTS:,} pre-published events, first → last post at the stand-in",
+            setup=f"{self.events:,} pre-published events, first → last post at the stand-in",
             unit="posts/s",
         )
 
@@ -755,7 +762,7 @@ class Networks:
         )
         webhooks = WEBHOOK_PROVIDERS[network.name]
         envelopes = []
-        for seq in range(EVENTS):
+        for seq in range(self.events):
             text = f"bench_seq={seq} sent_at={time.time():.6f} {TEXT}"
             body = network.webhook(seq % CHANNELS, seq, text)
             url = f"https://hookhub.bench/api/webhooks/{network.name}/{integration_id}"
@@ -778,7 +785,9 @@ class Networks:
             return child
 
         ours = asyncio.run(
-            read_arrivals(bootstrap, inbound, EVENTS, start_sync, "hookhub sync", infrastructure)
+            read_arrivals(
+                bootstrap, inbound, self.events, start_sync, "hookhub sync", infrastructure
+            )
         )
         for service in started:
             service.stop()
@@ -792,13 +801,18 @@ class Networks:
         def start_relay() -> ChildProcess:
             argv = [sys.executable, "-m", "bench.networks", "relay", "--network", network.name]
             argv += ["--bootstrap", bootstrap, "--source", relay_source]
-            argv += ["--target", relay_target, "--count", str(EVENTS)]
+            argv += ["--target", relay_target, "--count", str(self.events)]
             relays.append(harness.start_process(f"{network.name}-relay", argv))
             return relays[-1]
 
         base = asyncio.run(
             read_arrivals(
-                bootstrap, relay_target, EVENTS, start_relay, "baseline (relay)", infrastructure
+                bootstrap,
+                relay_target,
+                self.events,
+                start_relay,
+                "baseline (relay)",
+                infrastructure,
             )
         )
         for child in relays:
@@ -809,7 +823,7 @@ class Networks:
             ours,
             base,
             notes=[
-                f"{EVENTS:,} messages of {USERS} users over {CHANNELS} mapped channels, as "
+                f"{self.events:,} messages of {USERS} users over {CHANNELS} mapped channels, as "
                 "the gateway publishes them once verified (the network's webhook body, "
                 "parsed by its own `parse`), published to hookhub.provider.events before "
                 "the sync process was started; timed by a consumer in the harness from the "
@@ -819,7 +833,7 @@ class Networks:
                 "commit, read the same way: no validation, no mapping, no message map",
                 ratio_note(ours, base, TARGET_RATIO),
             ],
-            setup=f"{EVENTS:,} pre-published provider events, first → last read",
+            setup=f"{self.events:,} pre-published provider events, first → last read",
             unit="messages/s",
         )
 

@@ -130,6 +130,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NETWORK",
         help=f"sync-networks: the networks, repeatable (all: {', '.join(networks.NETWORKS)})",
     )
+    parser.add_argument(
+        "--network-events",
+        type=int,
+        metavar="N",
+        help=f"sync-networks: events per measurement ({networks.EVENTS:,})",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     if (
@@ -138,6 +144,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or args.concurrency < 1
     ):
         parser.error("--duration and --concurrency must be positive, --warmup not negative")
+    if args.network_events is not None and args.network_events < 1_000:
+        parser.error("--network-events: at least 1000")
     if args.import_messages and min(args.import_messages) < 1_000:
         parser.error("--import-messages: at least 1000 (200 conversations)")
     return args
@@ -175,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         importer.BENCHMARK.kinds = tuple(args.import_source)
     if args.network:
         networks.BENCHMARK.only = tuple(args.network)
+    if args.network_events:
+        networks.BENCHMARK.events = args.network_events
     # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background
     # job of a non-interactive shell); SIGTERM does the same, so both stop every process.
     signal.signal(signal.SIGINT, signal.default_int_handler)
