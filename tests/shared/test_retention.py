@@ -145,3 +145,29 @@ async def test_readiness_says_behind_when_a_pass_cannot_remove_what_is_due(db: D
     await runner.pass_once()
     assert runner.readiness()["items"]["state"] == "ok"  # type: ignore[index]
     assert await db.items.count_documents({}) == 0
+
+
+async def test_sync_outbox_jobs_finished_long_ago_go_with_the_partial_index(db: Database) -> None:
+    """sync's outbox indexes only finished jobs by `finished_at` (a queued job has none):
+    the sweep's queries find the old finished ones, never a queued one."""
+    from services.sync.outbound.repository import INDEXES, KEEP_FINISHED, OUTBOX
+    from shared.kernel.mongo import ensure_indexes
+
+    await ensure_indexes(db, INDEXES)
+    now = utcnow()
+    old, recent = now - KEEP_FINISHED - timedelta(hours=1), now - timedelta(hours=1)
+    jobs = db[OUTBOX]
+    await jobs.insert_many(
+        [{"_id": f"old{i}", "status": "done", "finished_at": old} for i in range(30)]
+        + [{"_id": f"new{i}", "status": "done", "finished_at": recent} for i in range(5)]
+        + [{"_id": f"queued{i}", "status": "queued"} for i in range(5)]
+    )
+    [index] = [
+        i for i in (await jobs.index_information()).values() if i["key"] == [("finished_at", 1)]
+    ]
+    assert "partialFilterExpression" in index
+    sweep = ExpiredDocuments(jobs, "finished_at", keep=KEEP_FINISHED)
+    while (await sweep.remove(utcnow(), 20))[OUTBOX]:
+        pass
+    left = sorted(d["_id"] for d in await jobs.find({}, {"_id": 1}).to_list())
+    assert left == sorted([f"new{i}" for i in range(5)] + [f"queued{i}" for i in range(5)])
