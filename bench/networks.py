@@ -15,10 +15,11 @@ Slack table's, over CHANNELS channels) are published, then one sync process is s
 the backlog with `HOOKHUB_SYNC_PACE_FACTOR=0` (the network's per-channel pacing off, as in
 Slack's table); timed by the stand-in from the first post to the one completing EVENTS.
 Baseline: `bench.sync_baseline --network N` on the same events (a topic of its own): aiokafka
-`getmany` → per batch, each channel's posts in order, all channels at once on one httpx
-client with sync's 200 connections → commit, each post the network's request as its API
-documents it (built by hand in `Network.outbound`: no provider code, no mapping lookup
-beyond a string operation, no outbox, no message map, no pacing).
+`getmany` → per batch, each channel's posts in order, all channels at once on sync's HTTP
+client (`provider_client`: httpx on aiohttp's pool) with its 200 connections → commit, each
+post the network's request as its API documents it (built by hand in `Network.outbound`:
+no provider code, no mapping lookup beyond a string operation, no outbox, no message map,
+no pacing).
 
 A network's stand-in here is for measuring, not testing: it does not check tokens or
 signatures (services/sandbox/ has each network's stand-in that does).
@@ -725,7 +726,7 @@ class Networks:
                 f"the API in {mappings_in:.1f} s",
                 f"baseline: bench.sync_baseline --network {network.name}, aiokafka getmany "
                 "(500 records) → per batch, each channel's posts in order, all channels at "
-                "once on one httpx client with 200 connections → commit; each post the "
+                "once on sync's HTTP client with 200 connections → commit; each post the "
                 "network's documented request, built by hand",
                 ratio_note(ours, base, TARGET_RATIO),
             ],

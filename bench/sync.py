@@ -294,8 +294,8 @@ class Sync:
                 f"mappings were created through the API in {mappings_in:.1f} s",
                 written.summary(ours.window_s),
                 "baseline: bench.sync_baseline, aiokafka getmany (500 records) → per batch, "
-                "each channel's posts in order, all channels at once on one httpx client "
-                "with 200 connections → commit",
+                "each channel's posts in order, all channels at once on sync's HTTP client "
+                "(httpx on aiohttp's pool) with 200 connections → commit",
                 ratio_note(ours, base, TARGET_RATIO),
                 f"for comparison, the same loop on aiohttp: {bare.rps:,.0f} posts/s "
                 f"({bare.cpu_cores.get('baseline', 0):.2f} cores; the httpx loop "

@@ -9,12 +9,13 @@ consumer has its partitions, for runs that publish after it started.
 What it is, per batch of `getmany` (up to 500 records, the sync service's `max_records`,
 and the same `fetch_max_wait_ms`): the events grouped by chat channel, each channel's posts
 one after the other (Slack channel order, as sync's lanes keep it), all channels at once on
-one `httpx.AsyncClient` with as many connections as sync has (`HOOKHUB_SYNC_MAX_CONNECTIONS`
-defaults to 200); then the offsets are committed. The request is what sync sends: a JSON
+the HTTP client sync uses (`shared.providers.chats.provider_client`: httpx on aiohttp's
+pool) with as many connections as sync has (`HOOKHUB_SYNC_MAX_CONNECTIONS` defaults to
+200); then the offsets are committed. The request is what sync sends: a JSON
 body with `channel`, `text`, `username`, `icon_url` and the `metadata` tag, the Bearer
 token. Nothing else: no mapping lookup beyond a string operation, no outbox, no message
-map, no token lookup, no pacing. `--client aiohttp` posts with aiohttp instead (not the
-baseline, which uses the client sync uses: a comparison).
+map, no token lookup, no pacing. `--client aiohttp` posts with aiohttp's own client instead
+(not the baseline, which uses the client sync uses: a comparison).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.outbound import Outbound
 from bench.sync import slack_of
 from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.providers.chats import provider_client
 
 CONNECTIONS = 200
 MAX_RECORDS = 500
@@ -142,14 +144,7 @@ async def run(args: argparse.Namespace, outbound: Outbound) -> dict[str, Any]:
                     return answer.status, outbound.posted(orjson.loads(await answer.read()))
 
         else:
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    timeout=10.0,
-                    limits=httpx.Limits(
-                        max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS
-                    ),
-                )
-            )
+            client = await stack.enter_async_context(provider_client(CONNECTIONS, 10.0))
 
             async def send(url: str, body: bytes) -> tuple[int, bool]:
                 answer = await client.request(outbound.method, url, content=body, headers=headers)

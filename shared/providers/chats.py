@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel import tracing
 from shared.kernel.http.tls import limits, tls
 from shared.kernel.settings import Settings
 from shared.providers.catalog import NETWORKS
@@ -18,9 +20,9 @@ from shared.providers.networks import AppValues
 
 class GatedClient(httpx.AsyncClient):
     """At most as many requests in flight as the pool has connections; the others wait
-    here. httpcore matches every waiting request against every connection each time one
-    frees up: with a thousand lanes posting at once, that matching took 43% of the sync
-    process's CPU (py-spy, `make bench` sync)."""
+    here, not in the transport's pool (httpcore's matched every waiting request against
+    every connection each time one freed up: with a thousand lanes posting at once, 43% of
+    the sync process's CPU, py-spy, `make bench` sync)."""
 
     def __init__(self, in_flight: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -32,12 +34,23 @@ class GatedClient(httpx.AsyncClient):
 
 
 def provider_client(max_connections: int, timeout_seconds: float) -> GatedClient:
-    return GatedClient(
+    """httpx's interface on aiohttp's connection pool (httpx-aiohttp, by an httpx
+    maintainer). httpcore's pool checks every connection it holds (is it readable, has it
+    expired) each time a request is added or removed: with sync's 200 connections, most of
+    them idle while their lanes wait for MongoDB, that was a third of the sync process's CPU
+    (py-spy, `make bench` sync-mattermost); on aiohttp's pool a post costs a third of the
+    CPU it did (docs/benchmarks.md, footnote 20). The OpenTelemetry httpx instrumentation
+    patches httpx's own transport class, so this client is instrumented by itself."""
+    client = GatedClient(
         max_connections,
-        verify=tls(),
         timeout=timeout_seconds,
-        limits=limits(max_connections),
+        transport=AiohttpTransport(verify=tls(), limits=limits(max_connections)),
     )
+    if tracing.exported():
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=tracing.provider())
+    return client
 
 
 def chat_providers(
