@@ -152,6 +152,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         synced=synced,
         usage=usage,
     )
+    app.state.inbound = inbound
 
     catch_up = CatchUp(
         connections=connections,

@@ -3,15 +3,21 @@ the chat to Slack and from Slack to the chat, with no echo of our own posts."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import SpanKind
 
+from services.gateway.provider_webhooks.service import envelope_for
 from services.sandbox.slack import BOT_ID
 from services.sync.outbound.jobs import Job
 from shared.kernel import tracing
-from shared.kernel.envelopes import Topic
+from shared.kernel.envelopes import ProviderEvent, Topic
+from shared.kernel.ids import utcnow
+from shared.providers import WEBHOOK_PROVIDERS
+from shared.providers.base import InboundRequest
 from tests.spans import Caller, hex_ids, recorded
 from tests.support import admin_headers
 from tests.sync.conftest import World, in_channel, until
@@ -226,3 +232,37 @@ async def test_a_chat_events_trace_reaches_slacks_api(world: World) -> None:
     )
     assert doc["traceparent"] == f"00-{caller.trace_id}-{hex_ids(event)[1]}-01"
     assert tracing.traceparent(Job.from_doc(doc).trace) == doc["traceparent"]
+
+
+async def test_a_message_two_batches_carry_at_once_is_brought_in_once(world: World) -> None:
+    """Two batches with the same new message (a catch-up's history read beside the live
+    event or the socket's own catch-up): the first claims it before it awaits anything
+    else, so the second, handled while the first looks up a later item's author, skips
+    it. Held by construction: the later author's `users.info` waits until released."""
+    slack, chat = world.slack, world.chat
+    slack.add_user("U0ADA", "Ada Lovelace", display_name="ada")
+    slack.add_user("U0NEW", "Nova Newcomer")
+    external, channel = await world.slack_pair()
+    await slack.post_as_user(external, "U0ADA", "Ada's name is looked up and kept")
+    await chat.received(in_channel(channel))
+    inbound = world.sync_app.state.inbound
+    integration = await world.sync_app.state.connections.integration(world.slack_integration)
+
+    def event(user: str, ts: str, text: str) -> ProviderEvent:
+        body = slack.event_callback(
+            external, {"type": "message", "user": user, "text": text, "ts": ts, "event_ts": ts}
+        )
+        request = InboundRequest(headers={}, body=orjson.dumps(body), received_at=utcnow())
+        return envelope_for(integration, WEBHOOK_PROVIDERS["slack"].parse(request), request)
+
+    twice, later = slack.next_ts(), slack.next_ts()
+    held = slack.hold("users.info")
+    first = asyncio.ensure_future(
+        inbound.events([event("U0ADA", twice, "carried twice"), event("U0NEW", later, "later")])
+    )
+    await held.reached.wait()  # the first batch is looking up U0NEW, after "carried twice"
+    await inbound.events([event("U0ADA", twice, "carried twice")])
+    held.release()
+    await first
+    found = await chat.inbound.settled(in_channel(channel))
+    assert [v["source"]["external_message_id"] for v in found[1:]] == [twice, later]

@@ -200,33 +200,39 @@ class Inbound:
         envelopes: list[Encoded] = []
         done: list[Item] = []
         copies: list[Copy] = []
-        for item in items:
-            if item.change.kind == "created" and self._brought_in(item, known, replayed):
-                self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
-                continue
-            # Its author and mentions may be looked up at the provider: in its event's trace.
-            with tracing.calls_within(item.event.trace()):
-                envelope = await self._envelope(item, known)
-            if envelope is None:
-                continue
-            if item.change.kind == "created" and self._brought_in(item, known, replayed):
-                # By another batch while this one looked up its author.
-                self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
-                continue
-            envelopes.append(envelope)
-            done.append(item)
-            if item.change.kind == "created":
-                copy = self._copy(item, envelope.id, self._root(item, known))
-                copies.append(copy)
-                known[copy.id] = copy  # an edit of it later in this batch finds it
-        # The copies are written once the envelopes are published, never before or while:
-        # a copy in the map says its message is in the chat (a replay or a catch-up skips
-        # it), so a failed publish, or a process killed before Kafka's acknowledgement,
-        # must leave none there; killed after it, the replay publishes the same envelope
-        # again, which the chat drops. Until written the copies are known from memory.
-        for copy in copies:
-            self._writing[copy.id] = copy
         try:
+            for item in items:
+                if item.change.kind == "created" and self._brought_in(item, known, replayed):
+                    self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
+                    continue
+                # Its author and mentions may be looked up at the provider: in its event's
+                # trace.
+                with tracing.calls_within(item.event.trace()):
+                    envelope = await self._envelope(item, known)
+                if envelope is None:
+                    continue
+                if item.change.kind == "created" and self._brought_in(item, known, replayed):
+                    # By another batch while this one looked up an author.
+                    self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
+                    continue
+                envelopes.append(envelope)
+                done.append(item)
+                if item.change.kind == "created":
+                    copy = self._copy(item, envelope.id, self._root(item, known))
+                    copies.append(copy)
+                    known[copy.id] = copy  # an edit of it later in this batch finds it
+                    # Claimed at once, with no await since the check: another batch
+                    # carrying the same message (a catch-up's history read beside the
+                    # socket's own catch-up) skips it, even while this one still looks up
+                    # the authors of its later items (it brought Mattermost's message in
+                    # twice, once each, when claimed only after the whole batch).
+                    self._writing[copy.id] = copy
+            # The copies are written once the envelopes are published, never before or
+            # while: a copy in the map says its message is in the chat (a replay or a
+            # catch-up skips it), so a failed publish, or a process killed before Kafka's
+            # acknowledgement, must leave none there; killed after it, the replay publishes
+            # the same envelope again, which the chat drops. Until written the copies are
+            # known from memory.
             await self._publish(envelopes, stream, handed)
         except BaseException:
             for copy in copies:  # not in the chat: the batch comes again and brings them
