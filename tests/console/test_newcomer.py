@@ -374,8 +374,14 @@ async def test_the_mapping_picker_says_why_it_offers_no_integration(
     await p.get_by_role("link", name="Sync mappings").click()
     main = p.locator("main")
     await expect(main).to_contain_text(
-        "No Slack, Discord or Telegram integration in this workspace yet", timeout=EXPECT_MS
+        "No integration of a chat network (Discord, Google Chat, Matrix, Mattermost, "
+        "Microsoft Teams, Slack, Telegram) in this workspace yet",
+        timeout=EXPECT_MS,
     )
+    # The message lookup offers every chat network the catalog lists, not three by name.
+    networks = main.get_by_label("Provider", exact=True).locator("option")
+    await expect(networks).to_have_count(7)
+    await expect(networks.and_(p.locator("[value='teams']"))).to_have_text("Microsoft Teams")
     await expect(main.get_by_role("link", name="Integrations")).to_have_attribute(
         "href", "#/integrations"
     )

@@ -18,9 +18,13 @@ import {
   timeEl,
   writes,
 } from "../dom.js";
-import { providerIcon, providerTitle } from "../providers.js";
+import { loadCatalog, providerIcon, providerTitle, providersThat } from "../providers.js";
 
-const CHAT = ["slack", "discord", "telegram"];
+/** The chat networks, as the catalog says (`sync` among their capabilities): a network
+ * added to hookhub shows up here with no change to the console. */
+function chatNetworks() {
+  return providersThat("sync");
+}
 
 /** An integration as the picker offers it: its name, then what tells it from another of
  * the same name: the provider, the account it is connected as, its workspace (the admin
@@ -36,8 +40,11 @@ function integrationLabel(i) {
 
 /** The chat integrations to pick from (the first 100 of each provider). */
 async function chatIntegrations() {
+  await loadCatalog();
   const pages = await Promise.all(
-    CHAT.map((provider) => get("/api/integrations", { limit: 100, provider }).catch(() => ({ data: [] }))),
+    chatNetworks().map(({ provider }) =>
+      get("/api/integrations", { limit: 100, provider }).catch(() => ({ data: [] })),
+    ),
   );
   return pages.flatMap((page) => page.data);
 }
@@ -48,7 +55,7 @@ function picker(chats, integrationId, go) {
     return h(
       "p",
       { class: "empty", role: "status" },
-      `No Slack, Discord or Telegram integration${where} yet: mappings are a chat integration's. Create one on `,
+      `No integration of a chat network (${chatNetworks().map((entry) => entry.name).join(", ")})${where} yet: mappings are a chat integration's. Create one on `,
       link("#/integrations", "Integrations"),
       ".",
     );
@@ -70,7 +77,7 @@ function picker(chats, integrationId, go) {
       : h(
           "p",
           { class: "muted", role: "status" },
-          `There are Slack, Discord or Telegram integrations${where}, but none of them is connected: a new mapping needs a connected one (connect it from its page on `,
+          `There are chat network integrations${where}, but none of them is connected: a new mapping needs a connected one (connect it from its page on `,
           link("#/integrations", "Integrations"),
           ").",
         ),
@@ -160,7 +167,14 @@ function lookupSection() {
   const result = h("div", { "aria-live": "polite" });
   const byProvider = form(
     [
-      field("Provider", select("provider", ["slack", "telegram", "discord"], "slack")),
+      field(
+        "Provider",
+        select(
+          "provider",
+          chatNetworks().map((entry) => [entry.provider, entry.name]),
+          chatNetworks()[0]?.provider,
+        ),
+      ),
       field("Provider channel id", h("input", { name: "external_channel_id", required: true })),
       field("Provider message id", h("input", { name: "external_message_id", required: true })),
     ],
