@@ -212,6 +212,17 @@ def install(provider: TracerProvider) -> None:
     _exported_by(provider)
 
 
+def instrument_client(client: Any) -> None:
+    """An httpx client on a transport of its own (not `httpx.AsyncHTTPTransport`, the
+    class `install`'s httpx instrumentation patches): its calls' CLIENT spans, when spans
+    are exported; nothing otherwise."""
+    if _state.mode is not Mode.EXPORTED:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client, tracer_provider=_state.provider)
+
+
 def _carried(env: Mapping[str, str]) -> None:
     if _set(env, "OTEL_TRACES_SAMPLER"):
         from opentelemetry.sdk.trace.sampling import _get_from_env_or_default

@@ -20,9 +20,11 @@ from shared.providers.networks import AppValues
 
 class GatedClient(httpx.AsyncClient):
     """At most as many requests in flight as the pool has connections; the others wait
-    here, not in the transport's pool (httpcore's matched every waiting request against
-    every connection each time one freed up: with a thousand lanes posting at once, 43% of
-    the sync process's CPU, py-spy, `make bench` sync)."""
+    here, for as long as it takes, not in the transport's pool, where httpx's pool timeout
+    (aiohttp's `connect` timeout under httpx-aiohttp) would fail a request that only waited
+    its turn behind a thousand lanes posting at once. (httpcore's pool, before, also matched
+    every waiting request against every connection each time one freed up: 43% of the sync
+    process's CPU, py-spy, `make bench` sync.)"""
 
     def __init__(self, in_flight: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -39,17 +41,13 @@ def provider_client(max_connections: int, timeout_seconds: float) -> GatedClient
     expired) each time a request is added or removed: with sync's 200 connections, most of
     them idle while their lanes wait for MongoDB, that was a third of the sync process's CPU
     (py-spy, `make bench` sync-mattermost); on aiohttp's pool a post costs a third of the
-    CPU it did (docs/benchmarks.md, footnote 20). The OpenTelemetry httpx instrumentation
-    patches httpx's own transport class, so this client is instrumented by itself."""
+    CPU it did (docs/benchmarks.md, footnote 20)."""
     client = GatedClient(
         max_connections,
         timeout=timeout_seconds,
         transport=AiohttpTransport(verify=tls(), limits=limits(max_connections)),
     )
-    if tracing.exported():
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=tracing.provider())
+    tracing.instrument_client(client)
     return client
 
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
+from services.sync.outbound.repository import INDEXES, KEEP_FINISHED, OUTBOX
 from shared.domain.retention import LEASES, ExpiredDocuments, Lease, Retention
 from shared.kernel.ids import utcnow
-from shared.kernel.mongo import Database
+from shared.kernel.mongo import Database, ensure_indexes
 
 
 async def _seed(db: Database, due: int, kept: int, open_: int) -> None:
@@ -150,9 +151,6 @@ async def test_readiness_says_behind_when_a_pass_cannot_remove_what_is_due(db: D
 async def test_sync_outbox_jobs_finished_long_ago_go_with_the_partial_index(db: Database) -> None:
     """sync's outbox indexes only finished jobs by `finished_at` (a queued job has none):
     the sweep's queries find the old finished ones, never a queued one."""
-    from services.sync.outbound.repository import INDEXES, KEEP_FINISHED, OUTBOX
-    from shared.kernel.mongo import ensure_indexes
-
     await ensure_indexes(db, INDEXES)
     now = utcnow()
     old, recent = now - KEEP_FINISHED - timedelta(hours=1), now - timedelta(hours=1)

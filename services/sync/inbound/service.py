@@ -202,18 +202,8 @@ class Inbound:
         copies: list[Copy] = []
         try:
             for item in items:
-                if item.change.kind == "created" and self._brought_in(item, known, replayed):
-                    self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
-                    continue
-                # Its author and mentions may be looked up at the provider: in its event's
-                # trace.
-                with tracing.calls_within(item.event.trace()):
-                    envelope = await self._envelope(item, known)
+                envelope = await self._decided(item, known, replayed)
                 if envelope is None:
-                    continue
-                if item.change.kind == "created" and self._brought_in(item, known, replayed):
-                    # By another batch while this one looked up an author.
-                    self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
                     continue
                 envelopes.append(envelope)
                 done.append(item)
@@ -247,6 +237,23 @@ class Inbound:
             if item.change.kind == "created":  # a message brought in (not an edit, a delete)
                 self._usage.count(item.integration.workspace_id, "messages_synced")
         return done, written
+
+    async def _decided(self, item: Item, known: dict[str, Copy], replayed: bool) -> Encoded | None:
+        """The item's envelope, or None: ours coming back, unknown, or a new message in the
+        chat already (before its author was looked up, or by another batch meanwhile)."""
+        if item.change.kind == "created" and self._brought_in(item, known, replayed):
+            self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
+            return None
+        # Its author and mentions may be looked up at the provider: in its event's trace.
+        with tracing.calls_within(item.event.trace()):
+            envelope = await self._envelope(item, known)
+        if envelope is None:
+            return None
+        if item.change.kind == "created" and self._brought_in(item, known, replayed):
+            # By another batch while this one looked up an author.
+            self._metrics.messages.labels(item.provider.name, "inbound", "known").inc()
+            return None
+        return envelope
 
     async def _rooted(self, items: list[Item]) -> list[Item]:
         """New messages that name the thread they are in but not its first message (a
