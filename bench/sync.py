@@ -505,14 +505,15 @@ async def publish_paced(
 
 
 class Written:
-    """How long after the last post the message map and the outbox held every message."""
+    """How long after the last post the message map held every message's copy, and the
+    outbox no job still queued (a post that finished at once leaves no job there)."""
 
-    def __init__(self, expected: int, copies: int, done: int, lag_s: float | None) -> None:
-        self.expected, self.copies, self.done, self.lag_s = expected, copies, done, lag_s
+    def __init__(self, expected: int, copies: int, queued: int, lag_s: float | None) -> None:
+        self.expected, self.copies, self.queued, self.lag_s = expected, copies, queued, lag_s
 
     @property
     def missing(self) -> int:
-        return max(self.expected - min(self.copies, self.done), 0)
+        return max(self.expected - self.copies, self.queued, 0)
 
     def summary(self, window_s: float) -> str:
         if self.lag_s is None:
@@ -525,21 +526,21 @@ class Written:
             )
         return (
             f"message map (MongoDB): {self.copies:,}/{self.expected:,} copies, outbox "
-            f"{self.done:,} jobs done, {when}"
+            f"{self.queued:,} jobs queued, {when}"
         )
 
 
 def wait_written(infrastructure: Infrastructure, expected: int, since: float) -> Written:
     with infrastructure.database() as db:
         deadline = time.monotonic() + MAP_WAIT
-        copies = done = 0
+        copies = queued = 0
         while time.monotonic() < deadline:
             copies = db[MAP].count_documents({"origin": "outbound"})
-            done = db[OUTBOX].count_documents({"status": "done"})
-            if copies >= expected and done >= expected:
-                return Written(expected, copies, done, time.monotonic() - since)
+            queued = db[OUTBOX].count_documents({"status": "queued"})
+            if copies >= expected and queued == 0:
+                return Written(expected, copies, queued, time.monotonic() - since)
             time.sleep(0.2)
-        return Written(expected, copies, done, None)
+        return Written(expected, copies, queued, None)
 
 
 # -- the inbound side ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from services.sync.outbound.intake import Intake
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.lanes import Lanes, Scheduler
 from services.sync.outbound.sender import Sender
+from services.sync.outbound.unwritten import Unwritten
 from services.sync.subscriptions import endpoints as subscription_routes
 from services.sync.subscriptions import repository as subscription_repository
 from services.sync.subscriptions.service import SubscriptionService
@@ -110,6 +111,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Outcomes and the copies they made, one bulk write for every lane every 50 ms; a lane
     # waits for its outcome's write before its next job (see Sender.recorded).
     writer = BatchedWriter(runtime.db, interval=0.05)
+    # Jobs run before they are written: only those that cannot finish at once go to the
+    # outbox (services.sync.outbound.unwritten).
+    unwritten = Unwritten(writer)
     # Mappings that synced a message in either direction, and when (`last_synced_at`).
     synced = LastSynced(mappings_repo, mappings)
     # Messages relayed either way, per workspace (shared.domain.usage).
@@ -121,6 +125,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         mappings=mappings,
         mapping_repository=mappings_repo,
         writer=writer,
+        unwritten=unwritten,
         metrics=metrics,
         synced=synced,
         usage=usage,
@@ -131,7 +136,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             job.external_channel_id
         )
 
-    lanes = Lanes(sender, pace, max_backoff_seconds=settings.sync_max_backoff_seconds)
+    lanes = Lanes(
+        sender, pace, max_backoff_seconds=settings.sync_max_backoff_seconds, unwritten=unwritten
+    )
     runtime.registry.register(QueueCollector(lanes.depth))
     intake = Intake(
         mappings=mappings,
@@ -139,7 +146,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         repository=outbox,
         ownership=ownership,
         lanes=lanes,
+        unwritten=unwritten,
         metrics=metrics,
+        topic=settings.topic(Topic.CHAT_EVENTS),
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
     inbound = Inbound(
@@ -234,10 +243,21 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
 
     # Both consumers are idempotent by themselves (job and envelope ids derive from what
-    # they are about), so they take whole batches and skip the envelope ledger. Inbound is
-    # pipelined: a batch's envelopes are published before the next batch is handled, its
+    # they are about), so they take whole batches and skip the envelope ledger. Both are
+    # pipelined. Outbound: a batch's jobs are handed to the lanes before the next batch is
+    # handled, its offsets committed once they finished or were written to the outbox.
+    # Inbound: a batch's envelopes are published before the next batch is handled, its
     # map copies written while later batches go on (its offsets committed once they are).
-    runtime.consume_batch(Topic.CHAT_EVENTS, "outbound", ChatEvent, intake.events)
+    runtime.consume_pipelined(
+        Topic.CHAT_EVENTS,
+        "outbound",
+        ChatEvent,
+        intake.events,
+        max_pending=5_000,
+        on_drain=intake.stopping,
+        on_assigned=intake.assigned,
+        on_revoked=intake.revoked,
+    )
     runtime.consume_pipelined(
         Topic.PROVIDER_EVENTS,
         "inbound",

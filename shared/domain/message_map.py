@@ -222,8 +222,13 @@ class MessageMap:
         wanted = list(set(chat_ids))
         if not wanted:
             return []
-        query = {"$or": [{"chat_message_id": {"$in": wanted}}, {"inbound_id": {"$in": wanted}}]}
-        return [Copy.from_doc(doc) for doc in await self._collection.find(query).to_list()]
+        # One query per index, not an `$or` of both: the embedded server scans the whole
+        # collection for the `$or` (2.8 s for 100 ids among 5,000 copies, 3 ms each way).
+        found: dict[str, Document] = {}
+        for field in ("chat_message_id", "inbound_id"):
+            for doc in await self._collection.find({field: {"$in": wanted}}).to_list():
+                found[doc["_id"]] = doc
+        return [Copy.from_doc(doc) for doc in found.values()]
 
     async def copy_in(self, chat_id: str, mapping_id: str) -> Copy | None:
         """The copy of chat message `chat_id` (its id or inbound id) in one mapping."""

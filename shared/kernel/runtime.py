@@ -186,6 +186,7 @@ class Runtime:
         on_drain: Callable[[], object] | None = None,
         on_assigned: Callable[[], object] | None = None,
         on_revoked: Callable[[], Awaitable[object]] | None = None,
+        max_pending: int = 5_000,
     ) -> None:
         """Subscribe a two-part batch handler (see shared.kernel.consumers.consume_pipelined)."""
         consumers.consume_pipelined(
@@ -194,6 +195,7 @@ class Runtime:
             purpose,
             model,
             handler,
+            max_pending=max_pending,
             wanted=wanted,
             refuse=refuse,
             on_drain=on_drain,

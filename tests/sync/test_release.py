@@ -1,28 +1,33 @@
-"""A stopping sync process hands its outbox jobs over, against the real MongoDB-protocol
-server: cleared when every outcome was written, as a stopped worker's when not."""
+"""How sync's outbound jobs change hands, against the real MongoDB-protocol server: a
+stopping process's outbox jobs (cleared when every outcome was written, as a stopped
+worker's when not); jobs run unwritten (services.sync.outbound.unwritten): done at once,
+written when they wait, recovered after a crash, left to their holder after a rebalance,
+and a message published twice posted once."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
-import pytest
 from prometheus_client import CollectorRegistry
-from pymongo.errors import NetworkTimeout
 
 from services.sync.mappings.service import MappingDirectory, MappingSnapshot
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.intake import Intake
 from services.sync.outbound.jobs import Job
-from services.sync.outbound.lanes import Lanes, Scheduler
-from services.sync.outbound.repository import OutboxRepository
+from services.sync.outbound.lanes import Lanes
+from services.sync.outbound.repository import OUTBOX, PROGRESS, OutboxRepository
 from services.sync.outbound.sender import Sender
-from shared.domain.message_map import MessageMap
+from services.sync.outbound.unwritten import Unwritten
+from shared.domain.message_map import COLLECTION as MAP
+from shared.domain.message_map import Copy, MessageMap
 from shared.kernel.envelopes import ChatEvent
 from shared.kernel.ids import utcnow
-from shared.kernel.mongo import Database
+from shared.kernel.mongo import BatchedWriter, Database
 from shared.kernel.ownership import Ownership
-from tests.support import until
+from tests.support import counted, until
 
 LEASE = timedelta(seconds=60)
 
@@ -54,129 +59,249 @@ async def test_jobs_whose_outcomes_the_stop_may_have_left_unwritten_are_taken_as
     }
 
 
-class _Sent:
-    """What the lanes need of a sender: each job run is remembered, its outcome written."""
+class _Held:
+    """What the lanes need of a sender, each job held mid-call until the test releases it
+    (or at once, `holding=False`); its outcome handed over as the sender does."""
 
-    def __init__(self) -> None:
-        self.ran: list[str] = []
+    def __init__(self, unwritten: Unwritten, writer: BatchedWriter, *, holding: bool) -> None:
+        self.unwritten, self.writer, self.holding = unwritten, writer, holding
+        self.ran: list[Job] = []
+        self.released = asyncio.Event()
 
     async def run(self, job: Job) -> None:
-        self.ran.append(job.id)
+        self.ran.append(job)
+        if self.holding:
+            await self.released.wait()
+        self.unwritten.finish(job.id, {"status": "done", "lease_owner": None})
 
     async def recorded(self) -> None:
-        return None
+        await self.writer.written()
 
 
-async def _process(
-    db: Database, worker: str
-) -> tuple[OutboxRepository, Ownership, _Sent, Lanes, Scheduler]:
-    """A sync process's outbox parts, its heartbeat beaten, its sender a `_Sent`."""
-    outbox = OutboxRepository(db)
-    ownership = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id=worker)
-    await ownership.beat()
-    sent = _Sent()
-    lanes = Lanes(cast(Sender, sent), lambda _job: 0.0, max_backoff_seconds=1.0)
-    return outbox, ownership, sent, lanes, Scheduler(outbox, lanes, ownership, poll_seconds=60.0)
-
-
-def _job(job_id: str, owner: str) -> dict[str, object]:
-    now = utcnow()
-    return {
-        "_id": job_id,
-        "seq": 1,
-        "op": "post",
-        "mapping_id": "map_taken_back",
-        "integration_id": "int_taken_back",
-        "provider": "slack",
-        "external_channel_id": "C1",
-        "workspace_id": "ws_taken_back",
-        "channel_id": "ch_taken_back",
-        "message_id": f"msg_{job_id}",
-        "status": "queued",
-        "queued_at": now,
-        "lease_owner": owner,
-        "next_attempt_at": now,
-    }
-
-
-async def test_jobs_a_failed_write_made_all_the_same_are_taken_back_once(db: Database) -> None:
-    """The intake's write raised, but MongoDB had written the job, held by this process: a
-    replay of the batch finds it written and leaves it, and this process's heartbeat keeps
-    anyone else from taking it. The scheduler takes back what it still holds, queued, once
-    (the soak found one such job queued for the rest of its run after MongoDB stopped)."""
-    outbox, _, sent, lanes, scheduler = await _process(db, "me_taking_back")
-    await outbox.jobs.insert_many(
-        [_job("job_written", "me_taking_back"), _job("job_theirs", "someone_else")]
-    )
-    lanes.unanswered.update({"job_written", "job_theirs", "job_never_written"})
-
-    assert await scheduler.take_back() == 1
-    await until(lambda: sent.ran == ["job_written"], what="the job taken back sent")
-    assert not lanes.unanswered
-    assert await scheduler.take_back() == 0
-    assert sent.ran == ["job_written"]
+MAPPING = MappingSnapshot(
+    id="map_intake",
+    workspace_id="ws_intake",
+    integration_id="int_intake",
+    provider="slack",
+    external_channel_id="C1",
+    channel_id="ch_intake",
+    direction="both",
+    enabled=True,
+)
 
 
 class _Channels:
     """The mapping directory's one question the intake asks: a channel's mappings."""
 
-    def __init__(self, mapping: MappingSnapshot) -> None:
-        self._mapping = mapping
-
     def of_channel(self, workspace_id: str, channel_id: str) -> list[MappingSnapshot]:
-        wanted = (self._mapping.workspace_id, self._mapping.channel_id)
-        return [self._mapping] if (workspace_id, channel_id) == wanted else []
+        wanted = (MAPPING.workspace_id, MAPPING.channel_id)
+        return [MAPPING] if (workspace_id, channel_id) == wanted else []
 
 
-async def test_a_batch_whose_job_write_raised_after_writing_posts_each_message_once(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The intake's insert raised after MongoDB wrote the jobs (a timeout): the batch fails
-    and comes again; the replay finds the job written and leaves it; the scheduler takes it
-    back. A job whose write raised without writing is made by the replay, and only it."""
-    outbox, ownership, sent, lanes, scheduler = await _process(db, "me_intake")
-    mapping = MappingSnapshot(
-        id="map_intake",
-        workspace_id="ws_intake",
-        integration_id="int_intake",
-        provider="slack",
-        external_channel_id="C1",
-        channel_id="ch_intake",
-        direction="both",
-        enabled=True,
-    )
-    intake = Intake(
-        mappings=cast(MappingDirectory, _Channels(mapping)),
-        message_map=MessageMap(db),
-        repository=outbox,
-        ownership=ownership,
-        lanes=lanes,
-        metrics=SyncMetrics(CollectorRegistry()),
-    )
-    insert_new = outbox.insert_new
+@dataclass
+class _Process:
+    """A sync process's outbound parts on `db`, its sender a `_Held`."""
 
-    async def written_then_timed_out(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        await insert_new(docs)
-        raise NetworkTimeout("timed out")
+    intake: Intake
+    sent: _Held
+    writer: BatchedWriter
+    lanes: Lanes
 
-    async def timed_out(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        raise NetworkTimeout("timed out")
-
-    for n, failing in enumerate((written_then_timed_out, timed_out)):
-        event = ChatEvent(
-            id=f"evt_intake_{n}",
-            type="message.created",
-            workspace_id="ws_intake",
-            occurred_at=utcnow(),
-            data={"message_id": f"msg_intake_{n}", "channel_id": "ch_intake", "text": "hi"},
+    @classmethod
+    async def start(
+        cls,
+        db: Database,
+        worker: str,
+        *,
+        holding: bool = True,
+        spill_seconds: float = 0.05,
+        pace: float = 0.0,
+    ) -> _Process:
+        outbox = OutboxRepository(db)
+        ownership = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id=worker)
+        await ownership.beat()
+        writer = BatchedWriter(db, interval=0.05)
+        writer.start()
+        unwritten = Unwritten(writer)
+        sent = _Held(unwritten, writer, holding=holding)
+        lanes = Lanes(
+            cast(Sender, sent), lambda _job: pace, max_backoff_seconds=1.0, unwritten=unwritten
         )
-        monkeypatch.setattr(outbox, "insert_new", failing)
-        with pytest.raises(NetworkTimeout):
-            await intake.events([event])
-        monkeypatch.setattr(outbox, "insert_new", insert_new)
-        await intake.events([event])  # the batch again
-    await until(lambda: len(sent.ran) == 1, what="the job the replay made sent")
-    assert await scheduler.take_back() == 1  # the one the failed write made
-    await until(lambda: len(sent.ran) == 2, what="the job taken back sent")
-    assert await scheduler.take_back() == 0
-    assert sorted(sent.ran) == sorted(d["_id"] for d in await outbox.jobs.find({}).to_list())
+        intake = Intake(
+            mappings=cast(MappingDirectory, _Channels()),
+            message_map=MessageMap(db),
+            repository=outbox,
+            ownership=ownership,
+            lanes=lanes,
+            unwritten=unwritten,
+            metrics=SyncMetrics(CollectorRegistry()),
+            topic="chat-events",
+            spill_seconds=spill_seconds,
+        )
+        return cls(intake, sent, writer, lanes)
+
+    async def stop(self) -> None:
+        self.sent.released.set()
+        await self.lanes.stop(5.0)
+        await self.writer.stop(5.0)
+
+
+def _event(n: int) -> ChatEvent:
+    """The chat's `message.created` number `n`, as read from partition 0 at offset `n`."""
+    event = ChatEvent(
+        id=f"evt_intake_{n}",
+        type="message.created",
+        workspace_id="ws_intake",
+        occurred_at=utcnow(),
+        data={"message_id": f"msg_intake_{n}", "channel_id": "ch_intake", "text": "hi"},
+    )
+    event._position = (0, n)
+    return event
+
+
+async def test_a_job_done_at_once_leaves_only_its_offset_to_commit(db: Database) -> None:
+    """The batch's wait ends when its job is done, and the outbox never held the job."""
+    process = await _Process.start(db, "me_at_once", holding=False)
+    try:
+        await (await process.intake.events([_event(1)]))
+        assert [job.message_id for job in process.sent.ran] == ["msg_intake_1"]
+        assert await db[OUTBOX].count_documents({}) == 0
+        assert (await db[PROGRESS].find_one({"_id": "chat-events:0"}) or {})["offset"] == 1
+    finally:
+        await process.stop()
+
+
+async def test_a_job_still_running_is_written_to_the_outbox_and_its_outcome_after_it(
+    db: Database,
+) -> None:
+    """Held mid-call past the batch's wait: the job is written to the outbox, queued and
+    held by this process, and the batch is settled (its offset may be committed) while the
+    call goes on; the outcome, set later, lands on the job written."""
+    process = await _Process.start(db, "me_spilling")
+    try:
+        await (await process.intake.events([_event(1)]))
+        [job] = process.sent.ran
+        doc = await db[OUTBOX].find_one({"_id": job.id})
+        assert doc is not None and (doc["status"], doc["lease_owner"]) == ("queued", "me_spilling")
+        process.sent.released.set()
+        await until(
+            lambda: counted(db[OUTBOX], {"_id": job.id, "status": "done"}, 1),
+            what="the outcome written on the spilled job",
+        )
+    finally:
+        await process.stop()
+
+
+async def test_events_a_crashed_process_handed_to_its_lanes_are_taken_as_recovered(
+    db: Database,
+) -> None:
+    """`crashed` raised its partition's mark to offset 2 and died mid-call on the first
+    post (nothing committed, nothing spilled): whoever reads those events again marks that
+    post `recovered` (the sender looks for it before making it). Not the second: a lane
+    runs one job at a time, so it had not begun; nor the later event's."""
+    crashed = await _Process.start(db, "me_crashed", spill_seconds=60.0)
+    abandoned = await crashed.intake.events([_event(1), _event(2)])
+    await until(lambda: len(crashed.sent.ran) == 1, what="the first call under way")
+    following = await _Process.start(db, "me_following", holding=False)
+    try:
+        await (await following.intake.events([_event(1), _event(2), _event(3)]))
+        assert {job.message_id: job.recovered for job in following.sent.ran} == {
+            "msg_intake_1": True,
+            "msg_intake_2": False,
+            "msg_intake_3": False,
+        }
+        assert (await db[PROGRESS].find_one({"_id": "chat-events:0"}) or {})["offset"] == 3
+    finally:
+        crashed.sent.released.set()  # the "crashed" one's calls end, its batch with them
+        await abandoned
+        await asyncio.gather(crashed.stop(), following.stop())
+
+
+async def test_partitions_taken_away_leave_their_running_jobs_written_for_the_next_owner(
+    db: Database,
+) -> None:
+    """A rebalance: the jobs still running are written to the outbox before the partition
+    goes, and the next owner, reading the event again, leaves the job to its holder."""
+    leaving = await _Process.start(db, "me_leaving", spill_seconds=60.0)
+    following = await _Process.start(db, "me_taking", holding=False)
+    try:
+        rest = await leaving.intake.events([_event(1)])
+        await until(lambda: leaving.sent.ran, what="the call under way")
+        await leaving.intake.revoked()
+        assert await counted(db[OUTBOX], {"lease_owner": "me_leaving", "status": "queued"}, 1)
+        await (await following.intake.events([_event(1)]))
+        assert following.sent.ran == []
+        leaving.sent.released.set()
+        await rest
+        await until(
+            lambda: counted(db[OUTBOX], {"status": "done"}, 1), what="the leaving holder's outcome"
+        )
+    finally:
+        await asyncio.gather(leaving.stop(), following.stop())
+
+
+async def test_a_message_published_again_is_posted_once(db: Database) -> None:
+    """The chat publishes `message.created` twice: while the first post runs (its lane has
+    it) and after its copy is in the map, the second makes no job. (Nothing is spilled:
+    the batches wait for the job as long as it takes.)"""
+    process = await _Process.start(db, "me_twice", spill_seconds=60.0)
+    try:
+        first = await process.intake.events([_event(1)])
+        await until(lambda: process.sent.ran, what="the call under way")
+        again = _event(1)
+        again._position = (0, 7)
+        second = await process.intake.events([again])
+        process.sent.released.set()
+        await asyncio.gather(first, second)
+        [job] = process.sent.ran
+        assert await db[OUTBOX].count_documents({}) == 0
+        copy = Copy.new(
+            workspace_id="ws_intake",
+            channel_id="ch_intake",
+            provider="slack",
+            integration_id="int_intake",
+            mapping_id=MAPPING.id,
+            external_channel_id="C1",
+            external_message_id="1.0001",
+            external_thread_id=None,
+            origin="outbound",
+            chat_message_id=job.message_id,
+        )
+        await db[MAP].insert_one(copy.to_doc(utcnow()))
+        again._position = (0, 8)
+        await (await process.intake.events([again]))
+        assert len(process.sent.ran) == 1
+    finally:
+        await process.stop()
+
+
+async def test_a_batch_read_while_the_lanes_stop_is_written_for_the_release(db: Database) -> None:
+    """The lanes stopped (the stop under way) before a last batch was handled: its job,
+    which no lane runs, is written to the outbox held by this process, for the release to
+    hand over, and the batch settles: its offset is committed with nothing lost."""
+    process = await _Process.start(db, "me_stopping", spill_seconds=60.0)
+    try:
+        await process.lanes.stop(0.0)
+        await (await process.intake.events([_event(1)]))
+        assert process.sent.ran == []
+        assert await counted(db[OUTBOX], {"lease_owner": "me_stopping", "status": "queued"}, 1)
+    finally:
+        await process.stop()
+
+
+async def test_a_job_its_channels_pace_holds_is_written_at_once(db: Database) -> None:
+    """A channel written to once every 1.5 s: of two messages read together, the second
+    would wait a pace before it runs, so it is written to the outbox at once (the batch
+    does not wait for it), and the first, running, is not."""
+    process = await _Process.start(db, "me_paced", spill_seconds=60.0, pace=1.5)
+    try:
+        rest = await process.intake.events([_event(1), _event(2)])
+        await until(
+            lambda: counted(db[OUTBOX], {"message_id": "msg_intake_2", "status": "queued"}, 1),
+            what="the paced job written",
+        )
+        assert await db[OUTBOX].count_documents({"message_id": "msg_intake_1"}) == 0
+        process.sent.released.set()
+        await rest
+    finally:
+        await process.stop()

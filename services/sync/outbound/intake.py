@@ -1,22 +1,26 @@
-"""Chat events in: the map's links recorded, the jobs written (one bulk write per batch)
-before the batch's offsets are committed, then handed to this process's lanes."""
+"""Chat events in: the map's links recorded, the progress mark raised, the jobs handed to
+this process's lanes unwritten; the batch's offsets committed once each job has finished
+or been written to the outbox (services.sync.outbound.unwritten)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
 
 import structlog
 
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
-from services.sync.outbound.jobs import BadChatEvent, Job, Message, plan
+from services.sync.outbound.jobs import BadChatEvent, Job, Message, Position, plan
 from services.sync.outbound.lanes import Lanes
 from services.sync.outbound.repository import OutboxRepository
+from services.sync.outbound.unwritten import SPILL_SECONDS, WAIT_SECONDS, Unwritten
 from shared.domain.message_map import NOTIFICATION, Copy, MessageMap
 from shared.kernel.envelopes import ChatEvent
 from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Document
 from shared.kernel.ownership import Ownership
 
 log = structlog.get_logger(__name__)
@@ -31,18 +35,47 @@ class Intake:
         repository: OutboxRepository,
         ownership: Ownership,
         lanes: Lanes,
+        unwritten: Unwritten,
         metrics: SyncMetrics,
+        topic: str,
         copy_wait_seconds: float = 5.0,
+        spill_seconds: float = SPILL_SECONDS,
     ) -> None:
         self._copy_wait_seconds = copy_wait_seconds
+        self._spill_seconds = spill_seconds
+        self._topic = topic
+        self._unwritten = unwritten
         self._mappings = mappings
         self._map = message_map
         self._repository = repository
         self._ownership = ownership
         self._lanes = lanes
         self._metrics = metrics
+        # Per partition of this process's (`{topic}:{partition}`): up to which offset its
+        # events are perhaps posted (its progress mark when this process first acted on it).
+        self._recovered: dict[str, int] = {}
+        # The mappings whose first post among those events was marked `recovered`.
+        self._looked_for: set[str] = set()
 
-    async def events(self, events: list[ChatEvent]) -> None:
+    def assigned(self) -> None:
+        """Partitions (re)assigned: their progress marks are read again before they are
+        acted on (another process may have raised them meanwhile)."""
+        self._recovered.clear()
+        self._looked_for.clear()
+
+    async def revoked(self) -> None:
+        """Partitions going to another process: every job held unwritten is written to the
+        outbox (held by this process, which runs it) before they go, so that the next owner,
+        reading their events again, finds the jobs there and leaves them."""
+        await self._unwritten.spill_all()
+
+    def stopping(self) -> None:
+        """The stop drains the consumer: what is held is written, for the release to hand on."""
+        self._unwritten.spill()
+
+    async def events(self, events: list[ChatEvent]) -> Awaitable[object]:
+        """The batch's jobs handed to the lanes; returns what the batch's offsets wait for
+        (shared.kernel.consumers.consume_pipelined): its jobs finished or written."""
         messages: list[Message] = []
         for event in events:
             try:
@@ -56,7 +89,7 @@ class Intake:
             ):
                 messages.append(message)
         if not messages:
-            return
+            return _nothing()
         sources = await self._sources(messages)
         # The chat named its id for messages it received from us: recorded before the jobs,
         # so that edits, deletes and replies that follow find the copy by the chat's id.
@@ -64,26 +97,78 @@ class Intake:
             {m.inbound_id: m.message_id for m in messages if m.op == "post" and m.inbound_id}
         )
         docs = plan(messages, self._mappings.of_channel, sources, self._ownership, utcnow())
+        # A job the outbox holds is its holder's (this process's lanes, or the scheduler's
+        # once its holder is gone): a replayed event leaves it.
+        written = await self._repository.existing([doc["_id"] for doc in docs])
+        docs = [doc for doc in docs if doc["_id"] not in written]
         if not docs:
-            return
+            return _nothing()
         await self._ownership.registered()
-        try:
-            created = await self._repository.insert_new(docs)
-        except Exception:
-            # MongoDB may have written them all the same: the scheduler looks (`take_back`).
-            self._lanes.unanswered.update(doc["_id"] for doc in docs)
-            raise
-        # Made now (the failed write had not): handed over here, not to be taken back.
-        self._lanes.unanswered.difference_update(doc["_id"] for doc in created)
+        positions = {m.event_id: m.position for m in messages}
+        await self._mark(docs, positions)
         traces = {m.event_id: m.trace for m in messages if m.trace is not None}
-        for doc in created:
-            self._lanes.submit(Job.from_doc(doc, traces.get(doc["event_id"])))
+        waits: dict[asyncio.Future[None], str] = {}
+        for doc in docs:
+            job = Job.from_doc(doc, traces.get(doc["event_id"]))
+            settled = self._unwritten.settled(job.id)
+            if settled is None:
+                # Held before the lane takes it (it runs after this loop, at an await).
+                settled = self._unwritten.hold(doc)
+                paced = self._lanes.wait(job) > WAIT_SECONDS
+                if not self._lanes.submit(job) or paced:
+                    # Its channel's pace holds it (no batch waits for it), a lane has it
+                    # (the outbox too: the write finds it there), or the lanes stop (for
+                    # the stop's release to hand over): written now.
+                    self._unwritten.spill([job.id])
+            waits[settled] = job.id
+        return self._settled(waits)
+
+    async def _mark(self, docs: list[Document], positions: dict[str, Position]) -> None:
+        """Raise the batch's partitions' progress marks before any of its jobs runs; mark
+        `recovered` the first post of each mapping among the events up to where a mark stood
+        when this process took the partition (an earlier holder handed them to its lanes,
+        and may have made that one)."""
+        offsets: dict[str, int] = {}
+        for doc in docs:
+            position = positions.get(doc["event_id"])
+            if position is not None:
+                key = f"{self._topic}:{position[0]}"
+                offsets[key] = max(offsets.get(key, -1), position[1])
+        unknown = [key for key in offsets if key not in self._recovered]
+        if unknown:
+            marks = await self._repository.marks(unknown)
+            self._recovered.update({key: marks.get(key, -1) for key in unknown})
+        # Of each mapping's posts up to a mark, only the first the map does not hold can
+        # have been made (services.sync.outbound.unwritten; those it holds are not here). An
+        # edit or a delete in flight is simply made again.
+        for doc in docs:
+            position = positions.get(doc["event_id"])
+            if position is None or doc["op"] != "post" or doc["mapping_id"] in self._looked_for:
+                continue
+            if position[1] <= self._recovered[f"{self._topic}:{position[0]}"]:
+                self._looked_for.add(doc["mapping_id"])
+                doc["recovered"] = True
+        if offsets:
+            await self._repository.mark(offsets, self._ownership.id, utcnow())
+
+    async def _settled(self, waits: dict[asyncio.Future[None], str]) -> None:
+        """Once the jobs are finished or written: those still running after
+        `spill_seconds` are written to the outbox, then the writer's flush is waited for
+        (the copies the finished made, the spilled jobs)."""
+        if waits:
+            _, late = await asyncio.wait(waits, timeout=self._spill_seconds)
+            if late:
+                spilled = self._unwritten.spill(waits[future] for future in late)
+                if spilled:
+                    log.info("sync_jobs_spilled", count=spilled)
+        await self._unwritten.written()
 
     async def _sources(self, messages: list[Message]) -> dict[str, list[Copy]]:
-        """The map's copies of messages that may have come from a provider: those the chat
-        says it received (`inbound_id`), and those edited or deleted."""
+        """The map's copies of the messages: those of messages that may have come from a
+        provider (the chat says it received them, `inbound_id`; or they are edited or
+        deleted), and those hookhub already posted (a post published again)."""
         keys = {m.inbound_id for m in messages if m.inbound_id}
-        keys |= {m.message_id for m in messages if m.op != "post"}
+        keys |= {m.message_id for m in messages}
         copies = await self._map.of_messages(keys)
         # The inbound side writes a copy while it publishes the envelope (Inbound.events),
         # so the chat's answer can come back first: a copy it names is waited for, briefly.
@@ -113,3 +198,7 @@ class Intake:
                 if key:
                     by_key[key].append(copy)
         return by_key
+
+
+async def _nothing() -> None:
+    """A batch with nothing to wait for."""

@@ -5,7 +5,8 @@ job documents and the links to record. The rules (SPEC §8):
 
 - `message.created` goes to every outbound mapping of its channel, except the mappings the
   message came in through (a message the chat received from Slack, named by
-  `data.inbound_id`, is bridged to the channel's other mappings, never back to Slack).
+  `data.inbound_id`, is bridged to the channel's other mappings, never back to Slack), and
+  those where hookhub's copy of it is in the map already (the chat published it twice).
 - `message.updated|deleted` go to the mappings that hold a copy hookhub posted; a copy
   some provider user wrote is theirs, not ours to edit. Whether the map knows the copy is
   decided when the job runs (a post still queued ahead of it may create it).
@@ -32,6 +33,8 @@ from shared.kernel.ownership import Ownership
 log = structlog.get_logger(__name__)
 
 Op = Literal["post", "edit", "delete"]
+# Where a chat event was read: (partition, offset); None when not read from Kafka.
+Position = tuple[int, int] | None
 OPS: dict[str, Op] = {
     "message.created": "post",
     "message.updated": "edit",
@@ -111,6 +114,7 @@ class Message:
     author_avatar_url: str | None
     attachments: tuple[dict[str, str], ...]
     trace: Any = field(default=None, compare=False)  # the event's (shared.kernel.tracing)
+    position: Position = None
 
     @classmethod
     def of(cls, event: ChatEvent) -> Message | None:
@@ -137,6 +141,7 @@ class Message:
             author_avatar_url=_url(actor.get("avatar_url")),
             attachments=_attachments(data.get("attachments")),
             trace=event.trace(),
+            position=event.position(),
         )
 
 
@@ -188,7 +193,8 @@ def plan(
     """The jobs for a batch of message events, in the batch's order (`seq`).
 
     `sources`: the copies the map holds of the messages (by chat id and by inbound id):
-    mappings holding a copy a provider user wrote get nothing."""
+    mappings holding a copy a provider user wrote get nothing, and a post goes to none that
+    holds hookhub's copy of it already (the chat published it again)."""
     docs: list[Document] = []
     base = time.time_ns()
     exported = tracing.exported()
@@ -196,15 +202,21 @@ def plan(
         # Kept with the job for whichever process runs it (the one that read the event
         # hands its jobs the trace in memory): only where spans are exported.
         traceparent = tracing.traceparent(message.trace) if exported else None
-        theirs = {
+        passed = {
             copy.mapping_id
             for key in (message.message_id, message.inbound_id)
             if key
             for copy in sources.get(key, [])
             if copy.origin != "outbound"
         }
+        if message.op == "post":
+            passed |= {
+                copy.mapping_id
+                for copy in sources.get(message.message_id, [])
+                if copy.origin == "outbound"
+            }
         for mapping in mappings_of(message.workspace_id, message.channel_id):
-            if not mapping.outbound or mapping.id in theirs:
+            if not mapping.outbound or mapping.id in passed:
                 continue
             docs.append(
                 {

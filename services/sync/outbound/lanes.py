@@ -21,6 +21,7 @@ import structlog
 from services.sync.outbound.jobs import Job
 from services.sync.outbound.repository import OutboxRepository
 from services.sync.outbound.sender import Retry, Sender
+from services.sync.outbound.unwritten import Unwritten
 from shared.kernel import tracing
 from shared.kernel.ids import utcnow
 from shared.kernel.ownership import Ownership
@@ -48,8 +49,12 @@ class Lanes:
         pace: Callable[[Job], float],
         *,
         max_backoff_seconds: float,
+        unwritten: Unwritten | None = None,
     ) -> None:
         self._sender = sender
+        # Jobs held unwritten (services.sync.outbound.unwritten): one that must wait for a
+        # 429 or a backoff is written to the outbox, for its batch not to wait with it.
+        self._unwritten = unwritten
         self._pace = pace
         self._max_backoff = max_backoff_seconds
         self._lanes: dict[str, Lane] = {}
@@ -57,25 +62,34 @@ class Lanes:
         # message arriving half a second after the last one still waits for the pace.
         self._next_write: dict[str, float] = {}
         self._stopping = False
-        # Jobs a write that raised may have made all the same (a timeout after MongoDB wrote
-        # them), held by this process and by no lane: a replay of the batch finds them
-        # written and leaves them. The scheduler takes them back (`Scheduler.take_back`).
-        self.unanswered: set[str] = set()
 
-    def submit(self, job: Job) -> None:
+    def wait(self, job: Job) -> float:
+        """How long a job handed over now would wait for its channel's pace before it runs:
+        the lane's next write, then a pace for each job ahead of it (those running too)."""
+        lane = self._lanes.get(job.mapping_id)
+        now = time.monotonic()
+        if lane is None:
+            return max(self._next_write.get(job.mapping_id, now) - now, 0.0)
+        ahead = len(lane.jobs) + (lane.current is not None)
+        return max(lane.next_write_at - now, 0.0) + ahead * self._pace(job)
+
+    def submit(self, job: Job) -> bool:
+        """Whether the job was taken: not if a lane has it already, or the lanes stop (an
+        outbox job is released with the rest at the stop)."""
         if self._stopping:
-            return  # held in MongoDB; released with the rest at the stop
+            return False
         lane = self._lanes.get(job.mapping_id)
         if lane is None:
             lane = self._lanes[job.mapping_id] = Lane(
                 job.mapping_id, next_write_at=self._next_write.pop(job.mapping_id, 0.0)
             )
         if job.id in lane.ids:
-            return
+            return False
         lane.ids.add(job.id)
         heapq.heappush(lane.jobs, (job.seq, job.id, job))
         if lane.task is None:
             lane.task = asyncio.create_task(self._run(lane), name=f"sync-lane-{job.mapping_id}")
+        return True
 
     async def _run(self, lane: Lane) -> None:
         # Begun while a batch of chat events was handled: none of their traces is its own.
@@ -122,13 +136,19 @@ class Lanes:
                 log.info(
                     "sync_rate_limited", mapping_id=lane.mapping_id, retry_after=exc.retry_after
                 )
+                self._spill(job)
                 lane.next_write_at = time.monotonic() + max(exc.retry_after, self._pace(job))
             except Retry as exc:
+                self._spill(job)
                 log.warning(
                     "sync_job_retry", job_id=job.id, error=str(exc), retry_in=round(backoff, 1)
                 )
                 lane.next_write_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, self._max_backoff)
+
+    def _spill(self, job: Job) -> None:
+        if self._unwritten is not None:
+            self._unwritten.spill([job.id])
 
     def depth(self) -> dict[str, tuple[int, float]]:
         """(jobs held, age of the oldest in seconds) per provider."""
@@ -187,23 +207,7 @@ class Scheduler:
             polls += 1
             await asyncio.sleep(self._poll)
 
-    async def take_back(self) -> int:
-        """Hand to the lanes the jobs a failed write made all the same, still queued and held
-        by this process, so by nobody else; how many. (Without it such a job waits for as
-        long as this process lives: it holds the job, its heartbeat is fresh.)"""
-        unanswered = list(self._lanes.unanswered)
-        if not unanswered:
-            return 0
-        found = await self._repository.held_by(self._ownership.id, unanswered)
-        self._lanes.unanswered.difference_update(unanswered)
-        for doc in found:
-            self._lanes.submit(Job.from_doc(doc))
-        if found:
-            log.warning("sync_jobs_taken_back", count=len(found))
-        return len(found)
-
     async def poll(self, now: datetime) -> None:
-        await self.take_back()
         dead = await self._ownership.dead(now)
         claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
         if claimed:

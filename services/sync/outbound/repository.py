@@ -1,10 +1,17 @@
-"""The `sync_outbox` and `sync_workers` collections: every query on them lives here.
+"""The `sync_outbox`, `sync_workers` and `sync_progress` collections: every query on them
+lives here.
 
 An outbox job is one write to one provider channel (post, edit or delete of one chat
-message in one mapping). Jobs are written before the chat event's offset is committed,
-with ids derived from what they do, so a replayed event finds them there and nothing is
-sent twice. A job is held by the process that wrote it (shared.kernel.ownership) until it is
+message in one mapping), with an id derived from what it does. A job is written here only
+when it cannot finish at once (services.sync.outbound.unwritten: a channel's pace, a 429, a
+handover), before the chat event's offset is committed; a replayed event finds it here and
+leaves it. A job is held by the process that wrote it (shared.kernel.ownership) until it is
 finished; finished jobs keep their outcome for a week (`KEEP_FINISHED`, removed in batches).
+A job that finished at once leaves no document: its record is its copy in the message map.
+
+A progress mark (`sync_progress`, one per partition of the chat events) says up to which
+offset a process has handed events to its lanes: whoever reads them again treats those as
+perhaps posted.
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.kernel.mongo import Collection, Database, Document, Index, insert_new
+from pymongo import UpdateOne
+
+from shared.kernel.mongo import Collection, Database, Document, Index
 
 OUTBOX = "sync_outbox"
 WORKERS = "sync_workers"
+PROGRESS = "sync_progress"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEEP_FINISHED = timedelta(days=7)
 
@@ -36,14 +46,34 @@ class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self.jobs: Collection = db[OUTBOX]
         self.workers: Collection = db[WORKERS]
+        self.progress: Collection = db[PROGRESS]
 
-    async def insert_new(self, docs: list[Document]) -> list[Document]:
-        return await insert_new(self.jobs, docs)
+    async def existing(self, ids: list[str]) -> set[str]:
+        """Those of `ids` the outbox holds, in whatever state."""
+        if not ids:
+            return set()
+        found = self.jobs.find({"_id": {"$in": ids}}, {"_id": 1})
+        return {doc["_id"] for doc in await found.to_list()}
 
-    async def held_by(self, owner: str, ids: list[str]) -> list[Document]:
-        """Those of `ids` that `owner` holds, still queued."""
-        query = {"_id": {"$in": ids}, "lease_owner": owner, "status": "queued"}
-        return await self.jobs.find(query).to_list()
+    async def marks(self, keys: list[str]) -> dict[str, int]:
+        """The progress marks of these partitions (`{topic}:{partition}`): the last offset
+        any process handed to its lanes; partitions without one are left out."""
+        found = self.progress.find({"_id": {"$in": keys}}, {"offset": 1})
+        return {doc["_id"]: int(doc["offset"]) for doc in await found.to_list()}
+
+    async def mark(self, offsets: dict[str, int], owner: str, now: datetime) -> None:
+        """Raise the marks to `offsets` (never lower them), saying who."""
+        await self.progress.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": key},
+                    {"$max": {"offset": offset}, "$set": {"owner": owner, "at": now}},
+                    upsert=True,
+                )
+                for key, offset in offsets.items()
+            ],
+            ordered=False,
+        )
 
     async def claim(self, owner: str, now: datetime, dead: list[str], limit: int) -> list[Document]:
         """Take for `owner` the open jobs nobody holds that are due, and those held by the

@@ -1,8 +1,9 @@
 """Runs one outbox job against its provider and decides its outcome.
 
 Outcomes are written batched (the copy into the message map first, then the job's status
-in the same flush), so a job costs no MongoDB round trip of its own on the way. What the
-lane must do about a failure is the exception it gets back: `RateLimited` (wait, same job
+in the same flush), so a job costs no MongoDB round trip of its own on the way; a job the
+outbox never held and that was done writes its copy alone (services.sync.outbound.unwritten).
+What the lane must do about a failure is the exception it gets back: `RateLimited` (wait, same job
 again), `Retry` (back off, same job again); anything else was decided here.
 """
 
@@ -16,7 +17,7 @@ import structlog
 from services.sync.mappings.service import LastSynced, MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import Job
-from services.sync.outbound.repository import OUTBOX
+from services.sync.outbound.unwritten import Unwritten
 from shared.domain.mappings import MappingRepository
 from shared.domain.message_map import COLLECTION as MAP
 from shared.domain.message_map import Copy, MessageMap
@@ -25,7 +26,7 @@ from shared.domain.usage import UsageCounters
 from shared.kernel import tracing
 from shared.kernel.errors import HookhubError, NotFound
 from shared.kernel.ids import utcnow
-from shared.kernel.mongo import BatchedWriter
+from shared.kernel.mongo import BatchedWriter, Document
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -58,6 +59,7 @@ class Sender:
         mappings: MappingDirectory,
         mapping_repository: MappingRepository,
         writer: BatchedWriter,
+        unwritten: Unwritten,
         metrics: SyncMetrics,
         synced: LastSynced,
         usage: UsageCounters,
@@ -67,6 +69,7 @@ class Sender:
         self._mappings = mappings
         self._mapping_repository = mapping_repository
         self._writer = writer
+        self._unwritten = unwritten
         self._metrics = metrics
         # Mappings that synced a message, and when: written every few seconds.
         self._synced = synced
@@ -132,6 +135,11 @@ class Sender:
     # -- the three operations -------------------------------------------------------------
 
     async def _post(self, job: Job, provider: ChatProvider) -> None:
+        if (job.mapping_id, job.message_id) in self._recent:
+            # The chat published the message again while the first post's copy was on its
+            # way to the map (a later one finds it there, and no job is made).
+            self._finish(job, "done", None)
+            return
         thread = None
         if job.thread_id:
             root = await self._copy(job.thread_id, job.mapping_id)
@@ -157,7 +165,7 @@ class Sender:
         """After a crash between a post and its record: is the post there already? The map
         may have it (the record was written, the job's status not); else the provider's
         history, where it can say (Slack, by the tag on our posts)."""
-        if await self._map.copy_in(job.message_id, job.mapping_id) is not None:
+        if await self._copy(job.message_id, job.mapping_id) is not None:
             self._finish(job, "done", None)
             return True
         since = job.queued_at - FIND_POST_SLACK
@@ -270,17 +278,15 @@ class Sender:
             self._synced.saw(job.mapping_id, now)
             if job.op == "post":  # a message relayed (its edits and deletes are not others)
                 self._usage.count(job.workspace_id, "messages_synced")
-        self._writer.set_fields(
-            OUTBOX,
-            job.id,
-            {
-                "status": status,
-                "error": error,
-                "finished_at": now,
-                # The message itself is not kept once it is sent (finished jobs stay a week).
-                "text": "",
-                "attachments": [],
-                "lease_owner": None,
-                "next_attempt_at": None,
-            },
-        )
+        outcome: Document = {
+            "status": status,
+            "error": error,
+            "finished_at": now,
+            # The message itself is not kept once it is sent (finished jobs stay a week).
+            "text": "",
+            "attachments": [],
+            "lease_owner": None,
+            "next_attempt_at": None,
+        }
+        # A job never written leaves nothing when done (services.sync.outbound.unwritten).
+        self._unwritten.finish(job.id, outcome)
