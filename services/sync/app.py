@@ -113,7 +113,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     writer = BatchedWriter(runtime.db, interval=0.05)
     # Jobs run before they are written: only those that cannot finish at once go to the
     # outbox (services.sync.outbound.unwritten).
-    unwritten = Unwritten(writer)
+    unwritten = Unwritten(writer, metrics)
     # Mappings that synced a message in either direction, and when (`last_synced_at`).
     synced = LastSynced(mappings_repo, mappings)
     # Messages relayed either way, per workspace (shared.domain.usage).

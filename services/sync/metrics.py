@@ -24,6 +24,15 @@ class SyncMetrics:
             ["provider"],
             registry=registry,
         )
+        self.written = Counter(
+            "hookhub_sync_jobs_written",
+            "Outbound jobs written to the outbox because they could not finish at once, by "
+            "provider and reason (paced: its channel's pace holds it over a second; retry: "
+            "a 429 or a passing failure; slow: still running after 5 s; handover: a "
+            "rebalance or a stop). A job that goes through at once is never written",
+            ["provider", "reason"],
+            registry=registry,
+        )
         self.unknown = Counter(
             "hookhub_sync_unknown_messages",
             "Edits and deletes of messages the message map does not know (skipped, never "

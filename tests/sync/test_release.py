@@ -122,7 +122,8 @@ class _Process:
         await ownership.beat()
         writer = BatchedWriter(db, interval=0.05)
         writer.start()
-        unwritten = Unwritten(writer)
+        metrics = SyncMetrics(CollectorRegistry())
+        unwritten = Unwritten(writer, metrics)
         sent = _Held(unwritten, writer, holding=holding)
         lanes = Lanes(
             cast(Sender, sent), lambda _job: pace, max_backoff_seconds=1.0, unwritten=unwritten
@@ -134,7 +135,7 @@ class _Process:
             ownership=ownership,
             lanes=lanes,
             unwritten=unwritten,
-            metrics=SyncMetrics(CollectorRegistry()),
+            metrics=metrics,
             topic="chat-events",
             spill_seconds=spill_seconds,
         )

@@ -13,7 +13,7 @@ import structlog
 
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
-from services.sync.outbound.jobs import BadChatEvent, Job, Message, Position, plan
+from services.sync.outbound.jobs import BadChatEvent, Job, Message, plan
 from services.sync.outbound.lanes import Lanes
 from services.sync.outbound.repository import OutboxRepository
 from services.sync.outbound.unwritten import SPILL_SECONDS, WAIT_SECONDS, Unwritten
@@ -53,14 +53,14 @@ class Intake:
         self._metrics = metrics
         # Per partition of this process's (`{topic}:{partition}`): up to which offset its
         # events are perhaps posted (its progress mark when this process first acted on it).
-        self._recovered: dict[str, int] = {}
+        self._horizon: dict[str, int] = {}
         # The mappings whose first post among those events was marked `recovered`.
         self._looked_for: set[str] = set()
 
     def assigned(self) -> None:
         """Partitions (re)assigned: their progress marks are read again before they are
         acted on (another process may have raised them meanwhile)."""
-        self._recovered.clear()
+        self._horizon.clear()
         self._looked_for.clear()
 
     async def revoked(self) -> None:
@@ -71,7 +71,7 @@ class Intake:
 
     def stopping(self) -> None:
         """The stop drains the consumer: what is held is written, for the release to hand on."""
-        self._unwritten.spill()
+        self._unwritten.spill("handover")
 
     async def events(self, events: list[ChatEvent]) -> Awaitable[object]:
         """The batch's jobs handed to the lanes; returns what the batch's offsets wait for
@@ -90,22 +90,27 @@ class Intake:
                 messages.append(message)
         if not messages:
             return _nothing()
-        sources = await self._sources(messages)
+        await self._ownership.registered()
+        # Read again, perhaps handed to an earlier holder's lanes: up to a partition's mark
+        # as this process found it (read before this batch raises it).
+        replayed = await self._replayed(messages)
+        # The copies the map holds, beside the mark's raise (before any job runs).
+        sources, _ = await asyncio.gather(self._sources(messages), self._raise(messages))
         # The chat named its id for messages it received from us: recorded before the jobs,
         # so that edits, deletes and replies that follow find the copy by the chat's id.
         await self._map.link(
             {m.inbound_id: m.message_id for m in messages if m.op == "post" and m.inbound_id}
         )
         docs = plan(messages, self._mappings.of_channel, sources, self._ownership, utcnow())
-        # A job the outbox holds is its holder's (this process's lanes, or the scheduler's
-        # once its holder is gone): a replayed event leaves it.
-        written = await self._repository.existing([doc["_id"] for doc in docs])
-        docs = [doc for doc in docs if doc["_id"] not in written]
+        if replayed:
+            # A job the outbox holds is its holder's (this process's lanes, or the
+            # scheduler's once its holder is gone): a replayed event leaves it.
+            again = [doc["_id"] for doc in docs if doc["event_id"] in replayed]
+            written = await self._repository.existing(again)
+            docs = [doc for doc in docs if doc["_id"] not in written]
+            self._recovered_posts(docs, replayed)
         if not docs:
             return _nothing()
-        await self._ownership.registered()
-        positions = {m.event_id: m.position for m in messages}
-        await self._mark(docs, positions)
         traces = {m.event_id: m.trace for m in messages if m.trace is not None}
         waits: dict[asyncio.Future[None], str] = {}
         for doc in docs:
@@ -115,41 +120,54 @@ class Intake:
                 # Held before the lane takes it (it runs after this loop, at an await).
                 settled = self._unwritten.hold(doc)
                 paced = self._lanes.wait(job) > WAIT_SECONDS
-                if not self._lanes.submit(job) or paced:
-                    # Its channel's pace holds it (no batch waits for it), a lane has it
-                    # (the outbox too: the write finds it there), or the lanes stop (for
-                    # the stop's release to hand over): written now.
-                    self._unwritten.spill([job.id])
+                if self._lanes.submit(job):
+                    if paced:  # its channel's pace holds it: no batch waits for it
+                        self._unwritten.spill("paced", [job.id])
+                elif self._lanes.stopping:  # written now, for the stop's release to hand on
+                    self._unwritten.spill("handover", [job.id])
+                else:  # a lane has it, so the outbox does (spilled, or claimed from there)
+                    self._unwritten.forget(job.id)
             waits[settled] = job.id
         return self._settled(waits)
 
-    async def _mark(self, docs: list[Document], positions: dict[str, Position]) -> None:
-        """Raise the batch's partitions' progress marks before any of its jobs runs; mark
-        `recovered` the first post of each mapping among the events up to where a mark stood
-        when this process took the partition (an earlier holder handed them to its lanes,
-        and may have made that one)."""
-        offsets: dict[str, int] = {}
-        for doc in docs:
-            position = positions.get(doc["event_id"])
-            if position is not None:
-                key = f"{self._topic}:{position[0]}"
-                offsets[key] = max(offsets.get(key, -1), position[1])
-        unknown = [key for key in offsets if key not in self._recovered]
+    async def _replayed(self, messages: list[Message]) -> set[str]:
+        """The events of `messages` at or below their partition's mark as this process found
+        it when it began to act on the partition (read then, once)."""
+        keys = {self._key(m.position) for m in messages if m.position is not None}
+        unknown = [key for key in keys if key not in self._horizon]
         if unknown:
             marks = await self._repository.marks(unknown)
-            self._recovered.update({key: marks.get(key, -1) for key in unknown})
-        # Of each mapping's posts up to a mark, only the first the map does not hold can
-        # have been made (services.sync.outbound.unwritten; those it holds are not here). An
-        # edit or a delete in flight is simply made again.
-        for doc in docs:
-            position = positions.get(doc["event_id"])
-            if position is None or doc["op"] != "post" or doc["mapping_id"] in self._looked_for:
-                continue
-            if position[1] <= self._recovered[f"{self._topic}:{position[0]}"]:
-                self._looked_for.add(doc["mapping_id"])
-                doc["recovered"] = True
+            self._horizon.update({key: marks.get(key, -1) for key in unknown})
+        return {
+            m.event_id
+            for m in messages
+            if m.position is not None and m.position[1] <= self._horizon[self._key(m.position)]
+        }
+
+    async def _raise(self, messages: list[Message]) -> None:
+        """The batch's partitions' progress marks raised to its last offsets."""
+        offsets: dict[str, int] = {}
+        for m in messages:
+            if m.position is not None:
+                key = self._key(m.position)
+                offsets[key] = max(offsets.get(key, -1), m.position[1])
         if offsets:
             await self._repository.mark(offsets, self._ownership.id, utcnow())
+
+    def _recovered_posts(self, docs: list[Document], replayed: set[str]) -> None:
+        """Of each mapping's posts among events read again, only the first the map does not
+        hold can have been made (services.sync.outbound.unwritten; those it holds are not
+        here): marked `recovered`, looked for before it is made. An edit or a delete that
+        was in flight is simply made again."""
+        for doc in docs:
+            if doc["op"] != "post" or doc["mapping_id"] in self._looked_for:
+                continue
+            if doc["event_id"] in replayed:
+                self._looked_for.add(doc["mapping_id"])
+                doc["recovered"] = True
+
+    def _key(self, position: tuple[int, int]) -> str:
+        return f"{self._topic}:{position[0]}"
 
     async def _settled(self, waits: dict[asyncio.Future[None], str]) -> None:
         """Once the jobs are finished or written: those still running after
@@ -158,7 +176,7 @@ class Intake:
         if waits:
             _, late = await asyncio.wait(waits, timeout=self._spill_seconds)
             if late:
-                spilled = self._unwritten.spill(waits[future] for future in late)
+                spilled = self._unwritten.spill("slow", (waits[future] for future in late))
                 if spilled:
                     log.info("sync_jobs_spilled", count=spilled)
         await self._unwritten.written()

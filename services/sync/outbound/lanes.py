@@ -73,6 +73,10 @@ class Lanes:
         ahead = len(lane.jobs) + (lane.current is not None)
         return max(lane.next_write_at - now, 0.0) + ahead * self._pace(job)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def submit(self, job: Job) -> bool:
         """Whether the job was taken: not if a lane has it already, or the lanes stop (an
         outbox job is released with the rest at the stop)."""
@@ -148,7 +152,7 @@ class Lanes:
 
     def _spill(self, job: Job) -> None:
         if self._unwritten is not None:
-            self._unwritten.spill([job.id])
+            self._unwritten.spill("retry", [job.id])
 
     def depth(self) -> dict[str, tuple[int, float]]:
         """(jobs held, age of the oldest in seconds) per provider."""

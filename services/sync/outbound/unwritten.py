@@ -32,13 +32,21 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import structlog
+
+from services.sync.metrics import SyncMetrics
 from services.sync.outbound.repository import OUTBOX
 from shared.kernel.mongo import BatchedWriter, Document
+
+log = structlog.get_logger(__name__)
 
 # A job its channel's pace will hold longer than this is written to the outbox at once.
 WAIT_SECONDS = 1.0
 # How long a batch waits for its jobs before those not finished are written to the outbox.
 SPILL_SECONDS = 5.0
+# How long a rebalance waits for the jobs held to be written (`spill_all`): well within
+# Kafka's rebalance timeout (delivery's dispatcher waits as long for its own).
+REVOKE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +58,9 @@ class _Held:
 class Unwritten:
     """The jobs this process runs that the outbox does not hold, by id."""
 
-    def __init__(self, writer: BatchedWriter) -> None:
+    def __init__(self, writer: BatchedWriter, metrics: SyncMetrics) -> None:
         self._writer = writer
+        self._metrics = metrics
         self._held: dict[str, _Held] = {}
 
     def __len__(self) -> int:
@@ -73,6 +82,12 @@ class Unwritten:
             held = self._held[doc["_id"]] = _Held(doc, future)
         return held.settled
 
+    def forget(self, job_id: str) -> None:
+        """No longer held here: the outbox holds it (a lane had it already)."""
+        held = self._held.pop(job_id, None)
+        if held is not None:
+            held.settled.set_result(None)
+
     def finish(self, job_id: str, outcome: Document) -> None:
         """The job finished with `outcome` (its fields as a finished job's): an update of
         its outbox document if it has one (written behind the spill, if it was spilled); a
@@ -85,13 +100,15 @@ class Unwritten:
             self._writer.insert_once(OUTBOX, job_id, {**held.doc, **outcome})
         held.settled.set_result(None)
 
-    def spill(self, job_ids: Iterable[str] | None = None) -> int:
+    def spill(self, reason: str, job_ids: Iterable[str] | None = None) -> int:
         """Write these jobs (every job held, by default) to the outbox, held by this process,
-        queued; how many were held. Their lanes keep running them."""
+        queued; how many were held. Their lanes keep running them. `reason`: the metric's
+        (SyncMetrics.written)."""
         ids = list(self._held) if job_ids is None else [i for i in job_ids if i in self._held]
         for job_id in ids:
             held = self._held.pop(job_id)
             self._writer.insert_once(OUTBOX, job_id, held.doc)
+            self._metrics.written.labels(held.doc["provider"], reason).inc()
             held.settled.set_result(None)
         return len(ids)
 
@@ -101,6 +118,13 @@ class Unwritten:
 
     async def spill_all(self) -> None:
         """Every job held, written to the outbox (for a handover: the partitions' next owner
-        finds them there and leaves them to this process)."""
-        if self.spill():
-            await self._writer.written()
+        finds them there and leaves them to this process). Waits `REVOKE_WAIT_SECONDS` at
+        most: a MongoDB outage does not hold the group's rebalance for long."""
+        spilled = self.spill("handover")
+        if not spilled:
+            return
+        try:
+            await asyncio.wait_for(self._writer.written(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            # MongoDB is away: the next owner may make their posts again (at least once).
+            log.warning("sync_revoke_unwritten", jobs=spilled)
