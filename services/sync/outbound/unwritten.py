@@ -19,11 +19,11 @@ not done (failed or skipped: the outbox keeps what went wrong, for a week); a jo
 leaves its copy in the map and nothing else.
 
 After a crash, the events up to the mark come again to whoever takes the partition. A
-lane runs one job at a time and moves on once its copy is written, so of a mapping's jobs
-the crashed process had not recorded only the first can have been posted: the intake
-marks that one `recovered` (the sender looks for the post, in the map and then in the
-network's history, before making it, as it does for a dead process's outbox jobs); the
-map tells which were recorded.
+lane runs one job at a time and moves on once its outcome is written, so of a mapping's
+posts whose copies the map lacks, only the first can have been made: the intake marks that
+one `recovered` (the sender looks for the post, in the map and then in the network's
+history, before making it, as it does for a dead process's outbox jobs). An edit or a
+delete that was in flight is made again.
 """
 
 from __future__ import annotations
@@ -62,12 +62,6 @@ class Unwritten:
         self._writer = writer
         self._metrics = metrics
         self._held: dict[str, _Held] = {}
-
-    def __len__(self) -> int:
-        return len(self._held)
-
-    def __contains__(self, job_id: object) -> bool:
-        return job_id in self._held
 
     def settled(self, job_id: str) -> asyncio.Future[None] | None:
         """Done once the job has finished or been spilled; None if it is not held here."""
