@@ -69,6 +69,10 @@ POISON_PAUSE_SECONDS = 0.5
 FETCH_MAX_WAIT_MS = 50
 # How long a batch consumer waits for records before its loop turns (_WaitingBatches).
 IDLE_WAIT_MS = 1_000
+# How long an `on_revoked` handler waits for what it writes for the partitions' next owner
+# (BatchedWriter.written_within): well within Kafka's rebalance timeout, so that a MongoDB
+# outage does not hold the group for long.
+REVOKE_WAIT_SECONDS = 10.0
 
 
 def heartbeat_ms(settings: Settings) -> int:

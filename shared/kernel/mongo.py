@@ -552,6 +552,15 @@ class BatchedWriter:
         self._unpace()
         await asyncio.shield(future)  # shared: one caller's cancellation is its own
 
+    async def written_within(self, seconds: float) -> bool:
+        """`written`, waiting `seconds` at most: whether it was (a handover at a rebalance
+        waits this way, so that a MongoDB outage does not hold the group for long)."""
+        try:
+            await asyncio.wait_for(self.written(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     def next_flush(self) -> asyncio.Future[None]:
         """Done once everything handed to the writer so far is in MongoDB (as `written`),
         without asking for a flush or waiting: one future shared by every caller until a

@@ -53,6 +53,21 @@ async def test_a_retired_index_is_dropped_where_it_exists(db: Database) -> None:
         assert names == {"_id_", "kind_1"}
 
 
+async def test_written_within_says_whether_the_flush_came_in_time(db: Database) -> None:
+    """A writer not started never flushes: the bounded wait gives up and says so (a
+    rebalance's handover with MongoDB away); started, the same wait sees the write."""
+    writer = BatchedWriter(db, interval=0.01)
+    writer.insert_once("things", "t1", {"n": 1})
+    assert await writer.written_within(0.05) is False
+    assert await db["things"].count_documents({}) == 0
+    writer.start()
+    try:
+        assert await writer.written_within(30.0) is True
+        assert await db["things"].count_documents({"_id": "t1"}) == 1
+    finally:
+        await writer.stop(5.0)
+
+
 async def test_set_fields_after_a_flush_updates_the_document(db: Database) -> None:
     writer = BatchedWriter(db)
     writer.insert_once("things", "a", {"status": "pending"})

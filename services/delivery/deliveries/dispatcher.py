@@ -54,6 +54,7 @@ from services.delivery.transformations.service import (
 from shared.domain.usage import UsageCounters
 from shared.kernel import tracing
 from shared.kernel.cache import RefreshingCache
+from shared.kernel.consumers import REVOKE_WAIT_SECONDS
 from shared.kernel.egress import GuardedClient, describe_failure
 from shared.kernel.envelopes import Envelope
 from shared.kernel.ids import isoformat, utcnow
@@ -74,9 +75,6 @@ HIDDEN_HEADER = "(the endpoint's header: its value is not shown)"
 RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
 AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
 LANE_SHARE = 0.25  # of a process's room and attempts in flight, the most one endpoint takes
-# How long a rebalance waits for the unrecorded deliveries to be written (`revoked`): well
-# within Kafka's rebalance timeout, so a MongoDB outage does not hold the group for long.
-REVOKE_WAIT_SECONDS = 10.0
 
 
 class CutOff(Exception):
@@ -549,9 +547,7 @@ class Dispatcher:
         self._revoked.add(consumer)
         if not self.write_held(float("inf")):
             return
-        try:
-            await asyncio.wait_for(self._writer.written(), REVOKE_WAIT_SECONDS)
-        except TimeoutError:
+        if not await self._writer.written_within(REVOKE_WAIT_SECONDS):
             # MongoDB is down: the new owner may send these again (at least once).
             log.warning("delivery_revoke_unwritten", consumer=consumer)
 

@@ -36,6 +36,7 @@ import structlog
 
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.repository import OUTBOX
+from shared.kernel.consumers import REVOKE_WAIT_SECONDS
 from shared.kernel.mongo import BatchedWriter, Document
 
 log = structlog.get_logger(__name__)
@@ -44,9 +45,6 @@ log = structlog.get_logger(__name__)
 WAIT_SECONDS = 1.0
 # How long a batch waits for its jobs before those not finished are written to the outbox.
 SPILL_SECONDS = 5.0
-# How long a rebalance waits for the jobs held to be written (`spill_all`): well within
-# Kafka's rebalance timeout (delivery's dispatcher waits as long for its own).
-REVOKE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +110,11 @@ class Unwritten:
 
     async def spill_all(self) -> None:
         """Every job held, written to the outbox (for a handover: the partitions' next owner
-        finds them there and leaves them to this process). Waits `REVOKE_WAIT_SECONDS` at
-        most: a MongoDB outage does not hold the group's rebalance for long."""
+        finds them there and leaves them to this process), waiting `REVOKE_WAIT_SECONDS` at
+        most."""
         spilled = self.spill("handover")
         if not spilled:
             return
-        try:
-            await asyncio.wait_for(self._writer.written(), REVOKE_WAIT_SECONDS)
-        except TimeoutError:
+        if not await self._writer.written_within(REVOKE_WAIT_SECONDS):
             # MongoDB is away: the next owner may make their posts again (at least once).
             log.warning("sync_revoke_unwritten", jobs=spilled)
