@@ -66,6 +66,7 @@ from bench.sync import (
     Sync,
     _assigned,
     _topic_like,
+    floor_note,
     message_created,
     message_text,
 )
@@ -700,7 +701,24 @@ class Networks:
             sink_name=network.name,
             infrastructure=infrastructure,
         )
-        results = [self._outbound_result(network, ours, base, published_in, mappings_in)]
+        # -- the floor: the same loop keeping a message map --------------------------------
+        floor_topic = asyncio.run(_topic_like(bootstrap, topic, f"floor-{network.name}"))
+        asyncio.run(publish_all(bootstrap, floor_topic, events))
+        standin.reset(expect=self.events)
+        floor, _ = Sync().baseline(
+            harness,
+            standin,
+            floor_topic,
+            standin.url,
+            self.events,
+            from_seq=0,
+            network=network.name,
+            token=network.token,
+            sink_name=network.name,
+            infrastructure=infrastructure,
+            floor=True,
+        )
+        results = [self._outbound_result(network, ours, base, floor, published_in, mappings_in)]
         if network.webhook is not None:
             results.append(self.inbound(harness, infrastructure, network, integration_id, env))
         standin.child.stop()
@@ -711,6 +729,7 @@ class Networks:
         network: Network,
         ours: Measurement,
         base: Measurement,
+        floor: Measurement,
         published_in: float,
         mappings_in: float,
     ) -> BenchmarkResult:
@@ -729,9 +748,11 @@ class Networks:
                 "once on sync's HTTP client with 200 connections → commit; each post the "
                 "network's documented request, built by hand",
                 ratio_note(ours, base, TARGET_RATIO),
+                floor_note(ours, floor, base),
             ],
             setup=f"{self.events:,} pre-published events, first → last post at the stand-in",
             unit="posts/s",
+            minimal=floor,
         )
 
     def inbound(

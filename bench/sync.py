@@ -224,6 +224,12 @@ class Sync:
         bare, _ = self.baseline(
             harness, standin, base_topic, api, EVENTS, from_seq=0, client="aiohttp"
         )
+        # The floor (#61's second baseline): the loop keeping a message map, what a correct
+        # sync cannot skip.
+        floor_topic = asyncio.run(_topic_like(bootstrap, topic, "floor-burst"))
+        asyncio.run(publish_all(bootstrap, floor_topic, events))
+        standin.reset(expect=EVENTS)
+        floor, _ = self.baseline(harness, standin, floor_topic, api, EVENTS, from_seq=0, floor=True)
 
         # -- 2. outbound latency, pacing on (the default) ------------------------------------
         sync = harness.start_service("sync", env=env)
@@ -297,6 +303,7 @@ class Sync:
                 "each channel's posts in order, all channels at once on sync's HTTP client "
                 "(httpx on aiohttp's pool) with 200 connections → commit",
                 ratio_note(ours, base, TARGET_RATIO),
+                floor_note(ours, floor, base),
                 f"for comparison, the same loop on aiohttp: {bare.rps:,.0f} posts/s "
                 f"({bare.cpu_cores.get('baseline', 0):.2f} cores; the httpx loop "
                 f"{base.cpu_cores.get('baseline', 0):.2f}); hookhub posts at "
@@ -305,6 +312,7 @@ class Sync:
             ],
             setup=f"{EVENTS:,} pre-published events, first → last post at the Slack stand-in",
             unit="posts/s",
+            minimal=floor,
         )
         outbound = BenchmarkResult(
             "sync-latency",
@@ -370,10 +378,12 @@ class Sync:
         token: str = BOT_TOKEN,
         sink_name: str = "slack",
         infrastructure: Infrastructure | None = None,
+        floor: bool = False,
     ) -> tuple[Measurement, int]:
         """Runs bench.sync_baseline on `topic` until it posted `count`; with `paced`, the
         events are published at that rate once it has its partitions; on `infrastructure`,
-        else the run's."""
+        else the run's. `floor`: as the minimal correct sync, keeping a message map in the
+        infrastructure's MongoDB server (a database of its own)."""
         infrastructure = infrastructure or harness.infrastructure()
         stamp = time.monotonic_ns()
         result_file = harness.root / f"sync-baseline-{stamp}.json"
@@ -383,7 +393,10 @@ class Sync:
         argv += ["--network", network, "--token", token, "--count", str(count)]
         argv += ["--result-file", str(result_file), "--ready-file", str(ready_file)]
         argv += ["--client", client]
-        baseline = harness.start_process("sync-baseline", argv)
+        if floor:
+            argv += ["--mongo", infrastructure.mongo_uri]
+            argv += ["--database", f"{infrastructure.mongo_db}_floor"]
+        baseline = harness.start_process("sync-floor" if floor else "sync-baseline", argv)
         late = 0
         if paced is not None:
             deadline = time.monotonic() + 60
@@ -396,6 +409,8 @@ class Sync:
             "kafka": infrastructure.broker.process.pid,
             sink_name: standin.child.process.pid,
         }
+        if floor:
+            watched["mongo"] = infrastructure.mongo.process.pid
         if paced is not None:
             watched["publisher"] = os.getpid()
         window = Window(
@@ -420,11 +435,24 @@ class Sync:
         if not result_file.exists():
             raise BenchError(f"the baseline left no result; its log: {baseline.log_path}")
         result: dict[str, Any] = json.loads(result_file.read_text())
-        label = f"baseline (aiokafka → {client} loop)"
+        label = f"{'floor' if floor else 'baseline'} (aiokafka → {client} loop)"
+        if floor:
+            label += " + message map"
         measurement = window.measurement(label, from_seq=from_seq, latency=paced is not None)
         measurement.errors += result["errors"]
         measurement.error_kinds.update(result["error_kinds"])
         return measurement, late
+
+
+def floor_note(ours: Measurement, floor: Measurement, base: Measurement) -> str:
+    """What the floor (`bench.sync_baseline --mongo`) says beside ours and the baseline."""
+    of_base = floor.rps / base.rps if base.rps else 0.0
+    return (
+        f"floor: the same loop keeping a message map (one map query, one insert_many of the "
+        f"batch's copies before the commit), {floor.rps:,.0f} posts/s = {of_base:.2f} of the "
+        f"baseline; hookhub posts at {ours.rps / floor.rps if floor.rps else 0:.2f} of the floor"
+        + (f", {floor.errors} errors" if floor.errors else "")
+    )
 
 
 # -- set-up ----------------------------------------------------------------------------------

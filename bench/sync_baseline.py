@@ -16,6 +16,17 @@ body with `channel`, `text`, `username`, `icon_url` and the `metadata` tag, the 
 token. Nothing else: no mapping lookup beyond a string operation, no outbox, no message
 map, no token lookup, no pacing. `--client aiohttp` posts with aiohttp's own client instead
 (not the baseline, which uses the client sync uses: a comparison).
+
+`--mongo URI --database D` makes it the **floor** (a minimal correct sync, #61's second
+baseline, as `bench.minimal` is the gateway's): what a sync that keeps a message map cannot
+skip. Per batch, one query of the map for the batch's chat message ids (a message already
+copied, read again after a crash, is not posted twice), the posts as above, then one
+`insert_many` of the batch's copies into a `message_map` collection with sync's indexes
+(`shared.domain.message_map.INDEXES`, the documents `Copy.to_doc` makes), and only then the
+commit of the batch's offsets; the write and the commit run while the next batch is read
+and posted (one write in flight). No outbox, progress mark, pacing, spans, metrics or logs;
+a crash there repeats up to two batches' posts per channel (sync's lanes bound it to the
+one in flight).
 """
 
 from __future__ import annotations
@@ -33,17 +44,32 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from bench.outbound import Outbound
 from bench.sync import slack_of
+from shared.domain.message_map import COLLECTION, INDEXES, Copy
 from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.ids import utcnow
 from shared.providers.chats import provider_client
 
 CONNECTIONS = 200
 MAX_RECORDS = 500
-# One post: the URL and the body → (HTTP status, whether the answer says it was posted).
-Send = Callable[[str, bytes], Awaitable[tuple[int, bool]]]
+# One post: the URL and the body → (HTTP status, the answer's JSON).
+Send = Callable[[str, bytes], Awaitable[tuple[int, Any]]]
+# Where each network's answer names the message it made (Slack's `ts`, Mattermost's and
+# Teams' `id`, Google Chat's `name`, Matrix's `event_id`, Telegram's `result.message_id`).
+_ANSWER_IDS = ("ts", "id", "name", "event_id")
+
+
+def external_id(answer: Any) -> str:
+    """The network's id of the message an answer says it posted."""
+    for key in _ANSWER_IDS:
+        if isinstance(answer.get(key), str | int):
+            return str(answer[key])
+    return str(answer["result"]["message_id"])
 
 
 def slack(api: str, token: str) -> Outbound:
@@ -88,24 +114,37 @@ async def run(args: argparse.Namespace, outbound: Outbound) -> dict[str, Any]:
     headers = outbound.headers
     errors: Counter[str] = Counter()
     posted = 0
+    message_map: AsyncCollection[dict[str, Any]] | None = None  # the floor's (--mongo)
+    copies: list[dict[str, Any]] = []  # the batch's, for the map
 
     async def post(event: dict[str, Any], send: Send) -> None:
         nonlocal posted
         try:
-            status, ok = await send(outbound.url(event), outbound.body(event))
+            status, answer = await send(outbound.url(event), outbound.body(event))
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
             errors[type(exc).__name__] += 1
             return
-        if status >= 300 or not ok:
+        if status >= 300 or not outbound.posted(answer):
             errors[f"http_{status}"] += 1
             return
         posted += 1
+        if message_map is not None:
+            copies.append(copy_of(event, answer))
 
     async def in_order(events: list[dict[str, Any]], send: Send) -> None:
         for event in events:
             await post(event, send)
 
+    async def copied(events: list[dict[str, Any]]) -> set[str]:
+        """The batch's chat messages the map already has a copy of."""
+        if message_map is None:
+            return set()
+        ids = [event["data"]["message_id"] for event in events]
+        found = message_map.find({"chat_message_id": {"$in": ids}}, {"chat_message_id": 1})
+        return {doc["chat_message_id"] async for doc in found}
+
     async def consume(send: Send) -> None:
+        writing: asyncio.Task[None] | None = None
         await consumer.start()
         try:
             for _ in range(600):  # 30 s for the group join
@@ -116,17 +155,39 @@ async def run(args: argparse.Namespace, outbound: Outbound) -> dict[str, Any]:
                 await asyncio.to_thread(Path(args.ready_file).write_text, "ready")
             while posted + sum(errors.values()) < args.count:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_RECORDS)
+                read = [orjson.loads(r.value) for records in batches.values() for r in records]
+                if not read:
+                    continue
+                done = await copied(read)
                 by_channel: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-                for records in batches.values():
-                    for record in records:
-                        event = orjson.loads(record.value)
+                for event in read:
+                    if event["data"]["message_id"] not in done:
                         by_channel[event["data"]["channel_id"]].append(event)
-                if by_channel:
-                    lanes = (in_order(events, send) for events in by_channel.values())
-                    await asyncio.gather(*lanes)
+                lanes = (in_order(events, send) for events in by_channel.values())
+                await asyncio.gather(*lanes)
+                if message_map is None:
                     await consumer.commit()
+                    continue
+                # The batch's copies are written, then its offsets committed, while the next
+                # batch is read and posted (one write in flight, as sync's writer).
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(write(message_map, copies[:], offsets))
+                copies.clear()
+            if writing is not None:
+                await writing
         finally:
             await consumer.stop()
+
+    async def write(
+        collection: AsyncCollection[dict[str, Any]],
+        batch: list[dict[str, Any]],
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        if batch:
+            await collection.insert_many(batch, ordered=False)
+        await consumer.commit(offsets)
 
     async with contextlib.AsyncExitStack() as stack:
         if args.client == "aiohttp":
@@ -137,21 +198,45 @@ async def run(args: argparse.Namespace, outbound: Outbound) -> dict[str, Any]:
                 )
             )
 
-            async def send(url: str, body: bytes) -> tuple[int, bool]:
+            async def send(url: str, body: bytes) -> tuple[int, Any]:
                 async with session.request(
                     outbound.method, url, data=body, headers=headers
                 ) as answer:
-                    return answer.status, outbound.posted(orjson.loads(await answer.read()))
+                    return answer.status, orjson.loads(await answer.read())
 
         else:
             client = await stack.enter_async_context(provider_client(CONNECTIONS, 10.0))
 
-            async def send(url: str, body: bytes) -> tuple[int, bool]:
+            async def send(url: str, body: bytes) -> tuple[int, Any]:
                 answer = await client.request(outbound.method, url, content=body, headers=headers)
-                return answer.status_code, outbound.posted(answer.json())
+                return answer.status_code, answer.json()
 
+        if args.mongo:
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(args.mongo)
+            stack.push_async_callback(mongo.close)
+            message_map = mongo[args.database][COLLECTION]
+            for index in INDEXES:
+                await message_map.create_index(list(index.keys), **index.options)
         await consume(send)
     return {"ok": posted, "errors": sum(errors.values()), "error_kinds": dict(errors)}
+
+
+def copy_of(event: dict[str, Any], answer: Any) -> dict[str, Any]:
+    """The map's copy of a posted chat message, as sync writes it (one integration and
+    mapping per chat channel in the benchmark)."""
+    data = event["data"]
+    channel = data["channel_id"]
+    return Copy.new(
+        workspace_id=event.get("workspace_id", ""),
+        channel_id=channel,
+        provider="bench",
+        integration_id="int_bench",
+        mapping_id=f"map_{channel}",
+        external_channel_id=channel,
+        external_message_id=external_id(answer),
+        origin="outbound",
+        chat_message_id=data["message_id"],
+    ).to_doc(utcnow())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--client", choices=("httpx", "aiohttp"), default="httpx", help="httpx: what sync uses"
     )
+    parser.add_argument("--mongo", help="a MongoDB URI: the floor, keeping a message map")
+    parser.add_argument("--database", default="bench_floor")
     args = parser.parse_args(argv)
     if args.network == "slack":
         outbound = slack(args.api, args.token)
