@@ -685,39 +685,29 @@ class Networks:
         harness.wait_ready(sync)
         sync.stop()
 
-        # -- the baseline: the bare relay loop on the same events ------------------------------
-        base_topic = asyncio.run(_topic_like(bootstrap, topic, f"baseline-{network.name}"))
-        asyncio.run(publish_all(bootstrap, base_topic, events))
-        standin.reset(expect=self.events)
-        base, _ = Sync().baseline(
-            harness,
-            standin,
-            base_topic,
-            standin.url,
-            self.events,
-            from_seq=0,
-            network=network.name,
-            token=network.token,
-            sink_name=network.name,
-            infrastructure=infrastructure,
-        )
-        # -- the floor: the same loop keeping a message map --------------------------------
-        floor_topic = asyncio.run(_topic_like(bootstrap, topic, f"floor-{network.name}"))
-        asyncio.run(publish_all(bootstrap, floor_topic, events))
-        standin.reset(expect=self.events)
-        floor, _ = Sync().baseline(
-            harness,
-            standin,
-            floor_topic,
-            standin.url,
-            self.events,
-            from_seq=0,
-            network=network.name,
-            token=network.token,
-            sink_name=network.name,
-            infrastructure=infrastructure,
-            floor=True,
-        )
+        # -- the baseline, the bare relay loop, and the floor, the loop keeping a message map,
+        # each on the same events on a topic of its own
+        def loop(floor: bool) -> Measurement:
+            name = f"{'floor' if floor else 'baseline'}-{network.name}"
+            loop_topic = asyncio.run(_topic_like(bootstrap, topic, name))
+            asyncio.run(publish_all(bootstrap, loop_topic, events))
+            standin.reset(expect=self.events)
+            measured, _ = Sync().baseline(
+                harness,
+                standin,
+                loop_topic,
+                standin.url,
+                self.events,
+                from_seq=0,
+                network=network.name,
+                token=network.token,
+                sink_name=network.name,
+                infrastructure=infrastructure,
+                floor=floor,
+            )
+            return measured
+
+        base, floor = loop(floor=False), loop(floor=True)
         results = [self._outbound_result(network, ours, base, floor, published_in, mappings_in)]
         if network.webhook is not None:
             results.append(self.inbound(harness, infrastructure, network, integration_id, env))
