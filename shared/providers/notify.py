@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from shared.providers import commonmark as md
 
@@ -31,6 +31,7 @@ __all__ = [
     "YELLOW",
     "Actor",
     "Card",
+    "CardAction",
     "Field",
     "Notice",
     "Notifier",
@@ -80,6 +81,22 @@ class Field:
 
 
 @dataclass(frozen=True)
+class CardAction:
+    """One button on an item's card (SPEC §20, shared.providers.acting): `id` what a click
+    names, `label` what people read (plain text), `style` primary, danger or default."""
+
+    id: str
+    label: str
+    style: Literal["primary", "danger", "default"] = "default"
+
+    def __post_init__(self) -> None:
+        _defuse(self, "label")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "label": self.label, "style": self.style}
+
+
+@dataclass(frozen=True)
 class Card:
     """SPEC §12's card, for chat products that render cards. `title` and field values are
     plain text (not CommonMark): the chat product escapes them for its own format. What
@@ -92,6 +109,9 @@ class Card:
     state: str | None = None
     color: str | None = None
     fields: tuple[Field, ...] = ()
+    # What can be done to the item now, from the channel (SPEC §20): sync sets them on an
+    # item's root card from the provider's `Acting.offers`; a renderer leaves them empty.
+    actions: tuple[CardAction, ...] = ()
 
     def __post_init__(self) -> None:
         _defuse(self, "title", "state")
@@ -106,6 +126,8 @@ class Card:
         }
         if self.color is not None:
             card["color"] = self.color
+        if self.actions:
+            card["actions"] = [action.as_dict() for action in self.actions]
         return card
 
 
