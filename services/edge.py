@@ -67,6 +67,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/me(/|$)", "oauth"),
     (r"^/api/audit-events(/|$)", "oauth"),
     (r"^/api/usage(/|$)", "oauth"),
+    (r"^/api/account-links(/|$)", "oauth"),
     # `hookhub run --sandbox` only: without a sandbox upstream, a 404 like any unknown path.
     (r"^/sandbox(/|$)", "sandbox"),
 )

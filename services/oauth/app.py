@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from services.oauth.account_links import endpoints as account_link_routes
 from services.oauth.api_keys import endpoints as api_key_routes
 from services.oauth.api_keys import portal
 from services.oauth.audit import endpoints as audit_routes
@@ -20,7 +21,7 @@ from services.oauth.revocations import repository as revocation_repository
 from services.oauth.revocations.service import Revoker
 from services.oauth.tasks import Maintenance
 from services.oauth.usage import endpoints as usage_routes
-from shared.domain import api_keys
+from shared.domain import account_links, api_keys
 from shared.domain.integrations import repository as integration_repository
 from shared.domain.oauth.tokens import TokenKeeper
 from shared.kernel.http.tls import limits, tls
@@ -69,6 +70,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     app.state.integration_repository = repository
     app.state.api_key_repository = api_keys.ApiKeyRepository(runtime.db)
+    app.state.account_links = account_links.AccountLinks(runtime.db)
     app.state.provider_apps = provider_apps
     app.state.token_keeper = keeper
     app.state.integrations = IntegrationService(
@@ -130,6 +132,7 @@ def definition() -> ServiceDefinition:
             portal.me_router,
             audit_routes.router,
             usage_routes.router,
+            account_link_routes.router,
         ],
         indexes=[
             *integration_repository.INDEXES,
@@ -137,6 +140,7 @@ def definition() -> ServiceDefinition:
             *apps.INDEXES,
             *state_repository.INDEXES,
             *revocation_repository.INDEXES,
+            *account_links.INDEXES,
         ],
         setup=setup,
     )

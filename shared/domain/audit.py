@@ -71,6 +71,7 @@ RESOURCE_TYPES = {
     "api-keys": "api_key",
     "portal-sessions": "portal_session",
     "replays": "replay",
+    "account-links": "account_link",
 }
 
 # A trailing verb (`POST …/{id}/<verb>`) and the action it records.
@@ -120,6 +121,14 @@ ROUTES: dict[tuple[str, str], Plan | None] = {
     ("GET", "/api/auth/oauth/callback"): Plan("integration", "connected", "answer"),
     ("POST", "/api/integrations/{integration_id}/actions/create-issue"): Plan(
         "integration", "create-issue", "path", "integration_id"
+    ),
+    # A link is addressed by its provider and chat user: the entry's resource is the chat
+    # user (the provider is not recorded). A PUT makes or replaces it, the same entry.
+    ("PUT", "/api/account-links/{provider}/{chat_user_id}"): Plan(
+        "account_link", "put", "path", "chat_user_id"
+    ),
+    ("DELETE", "/api/account-links/{provider}/{chat_user_id}"): Plan(
+        "account_link", "delete", "path", "chat_user_id"
     ),
     # Data, not a change: the chat product's events, published over HTTP as on Kafka. An
     # entry each would make the log a second, year-long copy of the event stream.

@@ -46,12 +46,12 @@ class AuditEvent(BaseModel):
     actor: Actor
     resource_type: str | None = Field(
         description="integration, outgoing_webhook, incoming_webhook, mapping, subscription, "
-        "delivery, import, api_key, portal_session, provider_app"
+        "delivery, import, api_key, portal_session, provider_app, account_link"
     )
     resource_id: str | None
     action: str = Field(
         description="create, update, delete, enable, disable, rotate, test, recover, retry, "
-        "connect, disconnect, import, cancel, resume, expire-all, create-issue"
+        "connect, disconnect, import, cancel, resume, expire-all, create-issue, put"
     )
     fields: list[str]
     request_id: str | None = Field(description="the answer's `X-Request-ID`")
