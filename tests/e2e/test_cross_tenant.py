@@ -202,6 +202,15 @@ async def _furnish(client: httpx.AsyncClient, slack: FakeSlack, mine: Mine) -> N
         json={"channel_ids": [mine.channel], "dry_run": True},
     )
     mine.ids["job"] = job["id"]
+    link = await _admin(
+        client,
+        "PUT",
+        "/api/account-links/pagerduty/u_mine",
+        params={"workspace_id": ws},
+        json={"provider_user": f"mine-{tag}@example.com"},
+    )
+    mine.ids["link"] = link["id"]
+    mine.names.append(link["provider_user"])
     key = await _key(client, ws, ["read"])
     mine.ids["key"] = key["id"]
     session = await _admin(client, "POST", f"/api/workspaces/{ws}/portal-sessions", json={})
@@ -271,7 +280,10 @@ def _path(template: str, mine: Mine) -> str:
         "workspace_id": mine.workspace,
         "provider": "slack",
         "name": f"walk.t{mine.workspace[-6:]}",
+        "chat_user_id": "u_mine",
     }
+    if template.startswith("/api/account-links/"):
+        values["provider"] = "pagerduty"  # a provider linked by a mapping
     return template.format(**values)
 
 
@@ -280,6 +292,8 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
     named, so that only the scoping can refuse it."""
     ws = mine.workspace
     query: dict[str, Any] = {"workspace_id": ws} if method == "GET" else {}
+    if template.startswith("/api/account-links/"):
+        query = {"workspace_id": ws}  # a link's address: its workspace, for every method
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/api/incoming-webhooks"): {"workspace_id": ws, "target_channel_id": "ch_x"},
         ("PATCH", "/api/incoming-webhooks/{hook_id}"): {"name": "renamed"},
@@ -329,6 +343,9 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
         ("POST", "/api/transformations/test"): {
             "code": "function handler(webhook) { webhook.payload.n += 1; return webhook; }",
             "payload": {"n": 1},
+        },
+        ("PUT", "/api/account-links/{provider}/{chat_user_id}"): {
+            "provider_user": "other@example.com"
         },
         ("POST", "/api/integrations/{integration_id}/import"): {
             "channel_ids": [mine.channel],
