@@ -8,6 +8,7 @@ import functools
 from datetime import timedelta
 
 from fastapi import FastAPI
+from shared.domain.account_links import AccountLinks
 
 from services.sync import gateway as network_gateways
 from services.sync.actions import endpoints as action_routes
@@ -15,6 +16,10 @@ from services.sync.actions import idempotency as action_requests
 from services.sync.actions.metrics import ActionMetrics
 from services.sync.actions.service import Actions
 from services.sync.catchup import CatchUp
+from services.sync.clicks import repository as click_repository
+from services.sync.clicks.intake import ClickIntake
+from services.sync.clicks.offers import CardOffers
+from services.sync.clicks.worker import ClickWorker
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
 from services.sync.mappings.service import (
@@ -140,6 +145,20 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         sender, pace, max_backoff_seconds=settings.sync_max_backoff_seconds, unwritten=unwritten
     )
     runtime.registry.register(QueueCollector(lanes.depth))
+    # Clicks on cards (SPEC §20): taken from the chat's events by the outbound consumer,
+    # acted on by a worker beside it (services.sync.clicks).
+    clicks = click_repository.Clicks(runtime.db)
+    click_worker = ClickWorker(
+        clicks=clicks,
+        message_map=the_map,
+        links=AccountLinks(runtime.db),
+        connections=connections,
+        client=client,
+        publisher=runtime.publisher,
+        audit=app.state.audit,
+        settings=settings,
+        owner=ownership.id,
+    )
     intake = Intake(
         mappings=mappings,
         message_map=the_map,
@@ -149,6 +168,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         unwritten=unwritten,
         metrics=metrics,
         topic=settings.topic(Topic.CHAT_EVENTS),
+        clicks=ClickIntake(clicks, metrics, click_worker.wake),
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
     inbound = Inbound(
@@ -230,6 +250,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         metrics=NotificationMetrics(runtime.registry),
         templates=PostTemplates(templates, db=runtime.db, counts=counts),
         reopen_seconds=settings.sync_reopen_seconds,
+        offers=CardOffers(connections),
     )
     app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
@@ -291,6 +312,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("subscription-cache", subscription_cache.run)
         runtime.background("sync-scheduler", scheduler.run)
         runtime.background("sync-heartbeat", ownership.keep_alive)
+        runtime.background("sync-clicks", click_worker.run)
         runtime.background("sync-last-synced", synced.run)
         for name, connections_of in gateways.items():
             runtime.background(f"{name}-gateways", connections_of.run)
@@ -364,6 +386,7 @@ def definition() -> ServiceDefinition:
             *outbox_repository.INDEXES,
             *integration_repository.INDEXES,
             *action_requests.INDEXES,
+            *click_repository.INDEXES,
         ],
         setup=setup,
         settings_class=SyncSettings,

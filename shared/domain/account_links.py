@@ -2,7 +2,7 @@
 they click an action on a card. One document per (workspace, provider, chat user) in the
 `account_links` collection; every query on it lives here.
 
-A link is of one of two kinds (`shared.providers.acting.LinkKind`): `mapping`, a provider
+A link is of one of two kinds (`LinkKind`): `mapping`, a provider
 user the workspace names for the chat user (PagerDuty's `From` email, Opsgenie's user
 name), for providers that act for a named user with the integration's own token; or
 `oauth`, the user's own consent and token (GitHub, GitLab, Jira; its sealed token is kept
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -28,7 +28,11 @@ from pymongo.errors import DuplicateKeyError
 from shared.domain import tenancy
 from shared.kernel.ids import derived_id, utcnow_ms
 from shared.kernel.mongo import Database, Document, Index, paginate
-from shared.providers.acting import LinkKind
+
+# How a chat user is known to a provider when they act (SPEC §20 "Who acts"): `mapping`, a
+# provider user the workspace names for them and the integration's token acts for;
+# `oauth`, the user's own consent and token (shared.providers.acting).
+LinkKind = Literal["mapping", "oauth"]
 
 COLLECTION = "account_links"
 ID_PREFIX = "lnk"

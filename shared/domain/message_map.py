@@ -230,6 +230,18 @@ class MessageMap:
                 found[doc["_id"]] = doc
         return [Copy.from_doc(doc) for doc in found.values()]
 
+    async def card(self, chat_id: str) -> tuple[Copy, Document] | None:
+        """The notification root the chat knows as `chat_id` (its id or the envelope id),
+        with what can be done to its item (`acting`: provider, target and actions, SPEC
+        §20), if it has that."""
+        for field in ("chat_message_id", "inbound_id"):
+            doc = await self._collection.find_one(
+                {field: chat_id, "origin": "notification", "acting": {"$exists": True}}
+            )
+            if doc is not None:
+                return Copy.from_doc(doc), doc["acting"]
+        return None
+
     async def copy_in(self, chat_id: str, mapping_id: str) -> Copy | None:
         """The copy of chat message `chat_id` (its id or inbound id) in one mapping."""
         for field in ("chat_message_id", "inbound_id"):

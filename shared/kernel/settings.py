@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     google_token_url: str = ""
     google_revoke_url: str = ""
     google_api_base: str = ""
+    # The APIs acted on from the channel with an integration's token (SPEC §20,
+    # shared.providers.actors): empty for the provider's own.
+    pagerduty_api_base: str = "https://api.pagerduty.com"
+    opsgenie_api_base: str = "https://api.opsgenie.com"
+    sentry_api_base: str = "https://sentry.io"
     # Google Chat (shared/providers/googlechat): the Chat API, Google's token endpoint for
     # the app's service account, and the certificates Chat's bearer tokens are signed with
     # (an ID token's for an endpoint-URL audience, chat@system's for a project number).

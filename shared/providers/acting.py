@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import httpx
 
+from shared.domain.account_links import LinkKind
 from shared.providers.notify import CardAction, Notice
 
 __all__ = [
@@ -54,11 +55,6 @@ __all__ = [
     "Outcome",
     "answer_error",
 ]
-
-# How a chat user is known to the provider when they act (SPEC §20 "Who acts"): `mapping`,
-# a provider user the workspace names for them (an email, a user name) and the
-# integration's token acts for; `oauth`, the user's own consent and token.
-LinkKind = Literal["mapping", "oauth"]
 
 
 @dataclass(frozen=True)

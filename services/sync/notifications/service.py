@@ -55,12 +55,13 @@ import contextlib
 import functools
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import orjson
 import structlog
 
+from services.sync.clicks.offers import CardOffers
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications.directory import SubscriptionDirectory
 from services.sync.notifications.post import Post, nobody
@@ -84,7 +85,7 @@ from shared.kernel.envelopes import Encoded, ProviderEvent, Topic, encode_inboun
 from shared.kernel.errors import NotFound
 from shared.kernel.ids import utcnow
 from shared.kernel.kafka import EventPublisher
-from shared.kernel.mongo import BatchedWriter, Database
+from shared.kernel.mongo import BatchedWriter, Database, Document
 from shared.kernel.produce import Stream
 from shared.providers import commonmark as md
 from shared.providers.notifiers import NOTIFIERS
@@ -132,6 +133,8 @@ class Threaded:
     unrooted: list[Post]
     threads: dict[str, Thread]
     epoch: int
+    # What the batch's root cards offer, by root (SPEC §20), kept beside each root.
+    acting: dict[str, Document] = field(default_factory=dict)
 
 
 def _root_id(thread: Thread) -> str | None:
@@ -216,6 +219,7 @@ class Notifications:
         notifiers: dict[str, Notifier] | None = None,
         templates: PostTemplates | None = None,
         reopen_seconds: float = REOPEN_SECONDS,
+        offers: CardOffers | None = None,
     ) -> None:
         self._subscriptions = subscriptions
         self._map = message_map
@@ -234,6 +238,7 @@ class Notifications:
         self._reopen_after = timedelta(seconds=reopen_seconds)
         self._published = RecentIds(PUBLISHED_KEPT)
         self._templates = templates
+        self._offers = offers
         # The batches' publishes, in order (`_hand_over`); the last batch's second part,
         # which the next one's follows; a failed publish's counts flush, before a re-read.
         self._stream = Stream()
@@ -296,6 +301,8 @@ class Notifications:
         stages.done("threads")
         published = await self._hand_over(batch.envelopes)
         changed = self._remember(batch)
+        for root_id, acting in batch.acting.items():
+            self._counts.set_fields(MAP, root_id, {"acting": acting})
         skipped += [(post, "no_open_item") for post in batch.unrooted]
         posts = [post for post in posts if post not in batch.unrooted]
         for post in posts:
@@ -491,6 +498,11 @@ class Notifications:
         the posts that need a root their item does not have."""
         epoch = self._epoch
         threads = await self._known({p.root_id for p in posts if p.root_id is not None})
+        if self._offers is not None:
+            rooted = [p.event for p in posts if p.root_id is not None]
+            await self._offers.prepare(
+                (e.integration_id for e in rooted), (e.provider for e in rooted)
+            )
         decided: list[tuple[Post, Step | None, Copy | None]] = []
         unrooted: list[Post] = []
         claims: dict[str, tuple[Copy, Lifecycle | None]] = {}
@@ -529,10 +541,11 @@ class Notifications:
             elif thread.root is not None and thread.root.id in claims:
                 thread.stored = claims[thread.root.id][1] or thread.stored
         envelopes: list[Encoded] = []
+        acting: dict[str, Document] = {}
         for post, made, at_root in decided:
             held = lost.get(at_root.id, at_root) if at_root is not None else None
-            envelopes += self._envelopes(post, made, held, texts)
-        return Threaded(envelopes, unrooted, threads, epoch)
+            envelopes += self._envelopes(post, made, held, texts, acting)
+        return Threaded(envelopes, unrooted, threads, epoch, acting)
 
     def _remember(self, batch: Threaded) -> list[tuple[str, Lifecycle]]:
         """Once a batch is handed to the producer: its threads remembered, for the next
@@ -642,15 +655,22 @@ class Notifications:
         return await self._map.by_ids(lost) if lost else {}
 
     def _envelopes(
-        self, post: Post, step: Step | None, root: Copy | None, texts: dict[int, str]
+        self,
+        post: Post,
+        step: Step | None,
+        root: Copy | None,
+        texts: dict[int, str],
+        acting: dict[str, Document],
     ) -> list[Encoded]:
         """One post's envelopes: in its item's thread (`root`, the thread's root) unless it
-        is the root, and the root's edit."""
+        is the root, and the root's edit. A root's card carries what can be done to its
+        item now, kept beside the root in `acting`."""
         notice = post.notice
         if step is None or root is None:
             return [self._encode(post, post.id, notice.text, notice.card)]
         if root.inbound_id == post.id:  # this post is the root
-            return [self._encode(post, post.id, notice.text, step.card or notice.card)]
+            card = self._actionable(post, root, step.card or notice.card, acting)
+            return [self._encode(post, post.id, notice.text, card)]
         thread = root.chat_id
         text = notice.text
         if step.reopened_after is not None:
@@ -661,8 +681,22 @@ class Notifications:
             shown = texts.get(id(step.card))
             if shown is None:
                 shown = texts[id(step.card)] = card_text(step.card)
-            envelopes.append(self._encode(post, post.edit_id, shown, step.card, edits=thread))
+            card = self._actionable(post, root, step.card, acting)
+            envelopes.append(self._encode(post, post.edit_id, shown, card, edits=thread))
         return envelopes
+
+    def _actionable(
+        self, post: Post, root: Copy, card: Card | None, acting: dict[str, Document]
+    ) -> Card | None:
+        """The root's card with its item's actions (SPEC §20), where its integration can
+        act; what they act on noted for the root."""
+        if self._offers is None or card is None:
+            return card
+        offered = self._offers.of(post.event.integration_id, post.notice)
+        if offered is None:
+            return card
+        acting[root.id] = offered.to_doc()
+        return replace(card, actions=offered.actions)
 
     def _encode(
         self,

@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 
 import structlog
 
+from services.sync.clicks.intake import ClickIntake
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import BadChatEvent, Job, Message, plan
@@ -38,6 +39,7 @@ class Intake:
         unwritten: Unwritten,
         metrics: SyncMetrics,
         topic: str,
+        clicks: ClickIntake | None = None,
         copy_wait_seconds: float = 5.0,
         spill_seconds: float = SPILL_SECONDS,
     ) -> None:
@@ -51,6 +53,7 @@ class Intake:
         self._ownership = ownership
         self._lanes = lanes
         self._metrics = metrics
+        self._clicks = clicks
         # Per partition of this process's (`{topic}:{partition}`): up to which offset its
         # events are perhaps posted (its progress mark when this process first acted on it).
         self._horizon: dict[str, int] = {}
@@ -77,6 +80,9 @@ class Intake:
         """The batch's jobs handed to the lanes; returns what the batch's offsets wait for
         (shared.kernel.consumers.consume_pipelined): its jobs finished or written."""
         messages: list[Message] = []
+        if self._clicks is not None:
+            # Clicks on cards (SPEC §20) are written before the batch's offsets commit.
+            await self._clicks.accept(events)
         for event in events:
             try:
                 message = Message.of(event)

@@ -1,0 +1,339 @@
+"""Acting on the clicks (SPEC §20): each claimed click found on its card, its user's link
+looked up, the provider called as them, the outcome said in the item's thread and audited.
+
+For one click, in order:
+
+1. **The card.** The message the click names must be a notification root of the click's
+   workspace and channel that carries `acting` (its provider, the item's target, the
+   actions it offered): else the click is refused with nothing done (a click naming
+   another workspace's message finds nothing). The action must be one the card offered.
+2. **Who acts.** The user's account link for the provider (shared.domain.account_links);
+   without one the click waits (`waiting_link`) and one reply in the thread says how to
+   link; it runs once they have linked (checked every `LINK_CHECK_SECONDS`).
+3. **Once.** The action on the item is claimed (`Clicks.take_effect`): a second click of
+   the same action, by anyone, is answered with who made it and acts no more.
+4. **The call.** `Acting.perform` with the integration's settings (every URL among them
+   and the target's held to the egress rules). A refusal is said and not retried; an
+   outage is retried with backoff (`BACKOFF`), the thread saying when it went through;
+   after `ATTEMPTS` it is said to have failed.
+5. **Said and recorded.** A reply in the item's thread (`✓ Acknowledged by Ada (from
+   chat)`), its id derived from the click (a retry publishes the same message), and an
+   audit entry: chat user, provider user, item, outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from shared.domain.account_links import AccountLink, AccountLinks
+
+from services.sync.clicks.repository import Click, Clicks
+from shared.domain.audit import ID_PREFIX, AuditLog
+from shared.domain.message_map import Copy, MessageMap
+from shared.kernel import errors
+from shared.kernel.egress import EgressPolicy, check_url
+from shared.kernel.envelopes import Topic, encode_inbound
+from shared.kernel.ids import derived_id, new_id_at, utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.settings import Settings
+from shared.providers.acting import (
+    Acting,
+    ActionRefused,
+    ActionUnavailable,
+    Link,
+    LinkRejected,
+    Offered,
+    Outcome,
+)
+from shared.providers.actors import ACTORS, credentials
+from shared.providers.catalog import CATALOG
+from shared.providers.connections import Connections
+
+log = structlog.get_logger(__name__)
+
+ATTEMPTS = 6
+BACKOFF = (2.0, 5.0, 15.0, 60.0, 300.0)  # seconds before attempts 2..6
+CLAIM_LIMIT = 50
+# A click on a card whose offers are not in the map yet is looked at again so often.
+CARD_ATTEMPTS = 3
+CARD_WAIT_SECONDS = 3.0
+IDLE_SECONDS = 1.0
+LINK_CHECK_SECONDS = 5.0
+
+
+class ClickWorker:
+    def __init__(
+        self,
+        *,
+        clicks: Clicks,
+        message_map: MessageMap,
+        links: AccountLinks,
+        connections: Connections,
+        client: httpx.AsyncClient,
+        publisher: EventPublisher,
+        audit: AuditLog,
+        settings: Settings,
+        owner: str,
+        actors: Mapping[str, Acting] | None = None,
+    ) -> None:
+        self._clicks = clicks
+        self._map = message_map
+        self._links = links
+        self._connections = connections
+        self._client = client
+        self._publisher = publisher
+        self._audit = audit
+        self._settings = settings
+        self._owner = owner
+        self._actors = ACTORS if actors is None else actors
+        self._policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
+        self._wake = asyncio.Event()
+        self._links_checked = 0.0
+
+    def wake(self) -> None:
+        """New clicks were accepted: look now rather than at the next idle tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if loop.time() - self._links_checked >= LINK_CHECK_SECONDS:
+                    self._links_checked = loop.time()
+                    await self.relink()
+                done = await self.once()
+            except Exception as exc:  # MongoDB away: the next round tries again
+                log.warning("sync_clicks_round_failed", error=repr(exc))
+                done = 0
+            if not done:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+
+    async def once(self) -> int:
+        """One claim of due clicks, each acted on; how many."""
+        claimed = await self._clicks.claim(self._owner, utcnow(), CLAIM_LIMIT)
+        await asyncio.gather(*(self._act(click) for click in claimed))
+        return len(claimed)
+
+    async def relink(self) -> None:
+        """The clicks waiting for a link whose user has linked since: queued again."""
+        waiting = await self._clicks.waiting(utcnow(), 500)
+        groups: dict[tuple[str, str], list[Click]] = {}
+        for click in waiting:
+            found = await self._map.card(click.message_id)
+            if found is not None:
+                provider = str(found[1].get("provider"))
+                groups.setdefault((click.workspace_id, provider), []).append(click)
+        ready: list[str] = []
+        for (workspace_id, provider), clicks in groups.items():
+            linked = await self._links.of_users(
+                workspace_id, provider, [c.actor_id for c in clicks]
+            )
+            ready += [c.id for c in clicks if c.actor_id in linked]
+        await self._clicks.requeue(ready, utcnow())
+
+    # -- one click -------------------------------------------------------------------------
+
+    async def _act(self, click: Click) -> None:
+        try:
+            await self._handle(click)
+        except Exception as exc:  # this click's problem, never the worker's
+            log.exception("sync_click_failed", click_id=click.id)
+            await self._retry_or_fail(click, None, None, f"{type(exc).__name__}: {exc}")
+
+    async def _handle(self, click: Click) -> None:
+        found = await self._map.card(click.message_id)
+        if found is None and click.attempts < CARD_ATTEMPTS:
+            # What a new root offers is written within the writer's flush: look again.
+            due = utcnow() + timedelta(seconds=CARD_WAIT_SECONDS)
+            await self._clicks.settle(click, "queued", {"text": "looking for the card"}, due)
+            return
+        if found is None or not self._mine(click, found[0]):
+            await self._end(click, "refused", "no card of this channel offers that", None)
+            return
+        root, acting_doc = found
+        offered = Offered.from_doc(acting_doc)
+        action = offered.offers(click.action_id)
+        actor = self._actors.get(offered.provider)
+        if action is None or actor is None:
+            await self._end(click, "refused", f"the card offers no {click.action_id!r}", None)
+            return
+        links = await self._links.of_users(click.workspace_id, offered.provider, [click.actor_id])
+        link = links.get(click.actor_id)
+        if link is None:
+            await self._ask_to_link(click, root, offered.provider)
+            return
+        held = await self._clicks.take_effect(root.id, click, utcnow())
+        if held is not None:
+            if held.get("status") == "done":
+                text = f"{action.label}: already done by {held.get('by')}"
+                await self._end(click, "duplicate", text, root, link)
+            else:  # another click is making it: look again after it
+                await self._clicks.settle(
+                    click, "queued", {"text": "waiting"}, utcnow() + timedelta(seconds=2)
+                )
+            return
+        await self._perform(click, root, offered, actor, action.label, link)
+
+    def _mine(self, click: Click, root: Copy) -> bool:
+        return root.workspace_id == click.workspace_id and root.channel_id == click.channel_id
+
+    async def _perform(
+        self,
+        click: Click,
+        root: Copy,
+        offered: Offered,
+        actor: Acting,
+        label: str,
+        link: AccountLink,
+    ) -> None:
+        try:
+            integration = await self._connections.integration(root.integration_id)
+            given = credentials(integration, self._settings)
+            for value in [*given.settings.values(), *offered.target.values()]:
+                if isinstance(value, str) and value.startswith(("http://", "https://")):
+                    check_url(value, self._policy)
+            outcome = await actor.perform(
+                self._client, given, offered.target, click.action_id, _as_link(link)
+            )
+        except errors.Invalid as exc:  # an address the egress rules refuse
+            await self._clicks.release_effect(root.id, click)
+            await self._end(click, "refused", f"{label}: {exc.message}", root, link)
+        except (ActionRefused, LinkRejected) as exc:
+            await self._clicks.release_effect(root.id, click)
+            name = _provider_name(offered.provider)
+            await self._end(click, "refused", f"{label}: {name} said no: {exc.message}", root, link)
+        except (ActionUnavailable, httpx.HTTPError, errors.HookhubError) as exc:
+            await self._clicks.release_effect(root.id, click)
+            retry_after = getattr(exc, "retry_after", None)
+            await self._retry_or_fail(click, root, link, str(exc), retry_after)
+        else:
+            await self._clicks.effect_done(root.id, click, {"text": outcome.text})
+            await self._end(click, "done", _done_text(click, outcome), root, link, outcome)
+
+    async def _retry_or_fail(
+        self,
+        click: Click,
+        root: Copy | None,
+        link: AccountLink | None,
+        error: str,
+        retry_after: float | None = None,
+    ) -> None:
+        if click.attempts >= ATTEMPTS:
+            text = f"{click.action_id}: failed after {click.attempts} attempts: {error}"
+            await self._end(click, "failed", text, root, link)
+            return
+        wait = BACKOFF[min(click.attempts, len(BACKOFF)) - 1]
+        due = utcnow() + timedelta(seconds=max(wait, retry_after or 0.0))
+        log.info("sync_click_retry", click_id=click.id, error=error, due_at=due.isoformat())
+        await self._clicks.settle(click, "queued", {"text": "retrying", "error": error}, due)
+
+    async def _ask_to_link(self, click: Click, root: Copy, provider: str) -> None:
+        name = _provider_name(provider)
+        text = (
+            f"{click.who}, your chat account is not linked to {name} yet: a workspace admin "
+            f"links it in the console (Account links) or with `PUT "
+            f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
+        )
+        await self._reply(click, root, text, "link")
+        await self._clicks.settle(click, "waiting_link", {"text": "waiting for a link"})
+
+    async def _end(
+        self,
+        click: Click,
+        status: str,
+        text: str,
+        root: Copy | None,
+        link: AccountLink | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        if root is not None:
+            await self._reply(click, root, text, "reply")
+        record: dict[str, Any] = {"text": text}
+        if outcome is not None and outcome.reference:
+            record["reference"] = outcome.reference
+        self._audit_click(click, status, root, link, record)
+        await self._clicks.settle(click, status, record)
+
+    async def _reply(self, click: Click, root: Copy, text: str, part: str) -> None:
+        encoded = encode_inbound(
+            id=derived_id(click.id, part, prefix="msg"),
+            type="message.received",
+            workspace_id=root.workspace_id,
+            channel_id=root.channel_id,
+            provider=root.provider,
+            integration_id=root.integration_id,
+            external_channel_id=root.external_channel_id,
+            external_message_id=click.id,
+            external_thread_id=root.external_message_id,
+            author_name=_provider_name(root.provider),
+            avatar_url=None,
+            author_external_id=None,
+            text=text,
+            attachments=[],
+            blocks=None,
+            thread_id=root.chat_id,
+            occurred_at=utcnow(),
+        )
+        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [encoded])
+
+    def _audit_click(
+        self,
+        click: Click,
+        status: str,
+        root: Copy | None,
+        link: AccountLink | None,
+        outcome: dict[str, Any],
+    ) -> None:
+        at = utcnow()
+        self._audit.record(
+            {
+                "_id": new_id_at(ID_PREFIX, at),
+                "at": at,
+                "workspace_id": click.workspace_id,
+                "actor": {"kind": "chat_user", "id": click.actor_id},
+                "resource_type": "card_action",
+                "resource_id": click.id,
+                "action": click.action_id,
+                "fields": [],
+                "status": status,
+                "provider": root.provider if root is not None else None,
+                "provider_user": link.provider_user if link is not None else None,
+                "item": root.external_message_id if root is not None else None,
+                "message_id": click.message_id,
+                "outcome": outcome.get("text"),
+            }
+        )
+
+
+def _as_link(link: AccountLink) -> Link:
+    return Link(
+        chat_user_id=link.chat_user_id,
+        kind=link.kind,
+        provider_user=link.provider_user,
+        external_id=link.external_id,
+        name=link.name,
+    )
+
+
+def _provider_name(provider: str) -> str:
+    entry = CATALOG.get(provider)
+    return entry.name if entry is not None else provider
+
+
+def _done_text(click: Click, outcome: Outcome) -> str:
+    text = f"✓ {outcome.text[:1].upper()}{outcome.text[1:]} by {click.who} (from chat)"
+    if click.attempts > 1:
+        text += f", after {click.attempts} attempts ({_hhmm(utcnow())} UTC)"
+    return text
+
+
+def _hhmm(at: datetime) -> str:
+    return at.strftime("%H:%M")
