@@ -20,7 +20,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,17 @@ WORKSPACE_ID = "ws_demo"
 EVENT_PROVIDERS = ("github", "jira")
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
+# What a network does not tell a bot, so the sandbox cannot show hookhub carrying it
+# (docs/sync.md, "The networks at a glance"): the edit and delete routes' 422.
+TELEGRAM_NO_DELETES = (
+    "Telegram's Bot API sends a bot no update when a message is deleted, so hookhub never "
+    "learns of a delete in Telegram (docs/sync.md)"
+)
+GOOGLECHAT_NO_CHANGES = (
+    "Google Chat sends a Chat app no event when a message is edited or deleted (only the "
+    "Workspace Events API tells of them, which hookhub does not receive), so hookhub never "
+    "learns of an edit or a delete in Google Chat (docs/sync.md)"
+)
 
 # The seeded world. Fixed ids: hookhub's mappings name them, and survive a restart.
 SLACK_CHANNELS = {"C0GENERAL": "general", "C0RANDOM": "random", "C0DEPLOYS": "deploys"}
@@ -211,6 +222,15 @@ class ChatStandIn:
     channel_mark: str = "#"
     # The settings an integration of this stand-in is made with (POST /api/integrations).
     settings: Callable[[], dict[str, str]] = dict
+    # A user edits (`channel`, message id, new `text`) or deletes (`channel`, message id)
+    # their message, and the network tells hookhub as it does; None where it tells a bot
+    # nothing of it, and `cannot` says why (`edit`, `delete`: the routes' 422).
+    edit: Callable[[str, str, str], Awaitable[dict[str, Any]]] | None = None
+    delete: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
+    cannot: Mapping[str, str] = field(default_factory=dict)
+
+    def can(self) -> dict[str, bool]:
+        return {"edit": self.edit is not None, "delete": self.delete is not None}
 
     def page(self, network: str) -> dict[str, Any]:
         """What the page shows of it (`chats` in the state)."""
@@ -223,6 +243,8 @@ class ChatStandIn:
             "channel_mark": self.channel_mark,
             "export": sample,
             "settings": self.settings(),
+            "can": self.can(),
+            "cannot": dict(self.cannot),
         }
 
 
@@ -308,6 +330,8 @@ class Sandbox:
                 self._slack_messages,
                 ("slack_export", self._slack_export),
                 settings=lambda: {"bot_token": creds["slack_bot_token"]},
+                edit=self._slack_edits,
+                delete=self._slack_deletes,
             ),
             "discord": ChatStandIn(
                 self._discord_writes,
@@ -316,6 +340,8 @@ class Sandbox:
                     "bot_token": creds["discord_bot_token"],
                     "public_key": self._discord_bot().public_key,
                 },
+                edit=self._discord_edits,
+                delete=self._discord_deletes,
             ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
@@ -323,6 +349,8 @@ class Sandbox:
                 ("telegram_export", self._telegram_sample),
                 channel_mark="",
                 settings=lambda: {"bot_token": creds["telegram_bot_token"]},
+                edit=self._telegram_edits,
+                cannot={"delete": TELEGRAM_NO_DELETES},
             ),
             "googlechat": ChatStandIn(
                 self._googlechat_writes,
@@ -332,6 +360,7 @@ class Sandbox:
                     "service_account_json": self.googlechat.service_account_json(),
                     "audience": self.googlechat.audience,
                 },
+                cannot={"edit": GOOGLECHAT_NO_CHANGES, "delete": GOOGLECHAT_NO_CHANGES},
             ),
             "teams": ChatStandIn(
                 self._teams_writes,
@@ -341,6 +370,8 @@ class Sandbox:
                     "app_password": self.teams_bot.password,
                     "service_url": self.teams.service_url,
                 },
+                edit=self._teams_edits,
+                delete=self._teams_deletes,
             ),
             "matrix": ChatStandIn(
                 self._matrix_writes,
@@ -351,6 +382,8 @@ class Sandbox:
                     "as_token": creds["matrix_as_token"],
                     "hs_token": creds["matrix_hs_token"],
                 },
+                edit=self._matrix_edits,
+                delete=self._matrix_deletes,
             ),
             "mattermost": ChatStandIn(
                 self._mattermost_writes,
@@ -359,6 +392,8 @@ class Sandbox:
                     "server_url": self.mattermost.base_url,
                     "bot_token": self.mattermost.bot_token,
                 },
+                edit=self._mattermost_edits,
+                delete=self._mattermost_deletes,
             ),
         }
 
@@ -580,11 +615,50 @@ class Sandbox:
         """A user writes in a channel, delivered to hookhub as the network would."""
         channel = _text(body, "channel", required=True)
         user = _text(body, "user", required=True)
-        text = _text(body, "text", required=True)
+        text = _written(body)
         thread = _text(body, "thread")
-        if len(text) > MAX_TEXT:
-            raise SandboxError(422, "invalid", f"text is longer than {MAX_TEXT} characters")
         return await self.chats[provider].write(channel, user, text, thread)
+
+    async def edit(self, provider: str, message: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A user edits their message in a channel, told to hookhub as the network tells of
+        an edit."""
+        chat = self.chats[provider]
+        self._able(provider, "edit")
+        text = _written(body)
+        channel = self._users_message(provider, message, body)
+        assert chat.edit is not None
+        return await chat.edit(channel, message, text)
+
+    async def delete(self, provider: str, message: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A user deletes their message in a channel, told to hookhub as the network tells
+        of a delete."""
+        chat = self.chats[provider]
+        self._able(provider, "delete")
+        channel = self._users_message(provider, message, body)
+        assert chat.delete is not None
+        return await chat.delete(channel, message)
+
+    def _able(self, provider: str, action: str) -> None:
+        """422 where the network tells a bot nothing of an `action` (edit, delete)."""
+        chat = self.chats[provider]
+        if not chat.can()[action]:
+            raise SandboxError(422, "unsupported", chat.cannot[action])
+
+    def _users_message(self, provider: str, message: str, body: Mapping[str, Any]) -> str:
+        """The body's channel, which holds `message`, a user's (404 for a channel or a
+        message not there; 422 for hookhub's own post, which the chat product changes)."""
+        channel = _text(body, "channel", required=True)
+        found = next((m for m in self.messages(provider, channel) if m["id"] == message), None)
+        if found is None:
+            raise SandboxError(404, "not_found", f"no message {message} in {channel}")
+        if found["from_hookhub"]:
+            raise SandboxError(
+                422,
+                "hookhub_post",
+                f"{message} is hookhub's post: the chat product edits or deletes it "
+                "(message.updated, message.deleted through POST /api/events)",
+            )
+        return channel
 
     def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
         """What is in a channel now, oldest first, in one shape for every network."""
@@ -601,6 +675,14 @@ class Sandbox:
         ts = await self.slack.post_as_user(channel, user_id, text, thread_ts=thread)
         delivered = self.slack.deliveries[before:]
         return {"id": ts, "delivered": delivered[0].status if delivered else None}
+
+    async def _slack_edits(self, channel: str, ts: str, text: str) -> dict[str, Any]:
+        delivery = await self.slack.edit_as_user(channel, ts, text)
+        return {"id": ts, "delivered": delivery.status if delivery else None}
+
+    async def _slack_deletes(self, channel: str, ts: str) -> dict[str, Any]:
+        delivery = await self.slack.delete_as_user(channel, ts)
+        return {"id": ts, "delivered": delivery.status if delivery else None}
 
     def _slack_messages(self, channel: str) -> list[dict[str, Any]]:
         found = self._slack_channel(channel)
@@ -624,6 +706,14 @@ class Sandbox:
         message = await self.discord.user_sends(channel, user_id, text, reply_to=thread or None)
         return {"id": message["id"], "delivered": self.discord.sessions() != []}
 
+    async def _discord_edits(self, channel: str, message: str, text: str) -> dict[str, Any]:
+        await self.discord.user_edits(channel, message, text)
+        return {"id": message, "delivered": self.discord.sessions() != []}
+
+    async def _discord_deletes(self, channel: str, message: str) -> dict[str, Any]:
+        await self.discord.user_deletes(channel, message)
+        return {"id": message, "delivered": self.discord.sessions() != []}
+
     async def _mattermost_writes(
         self, channel: str, user: str, text: str, thread: str
     ) -> dict[str, Any]:
@@ -639,6 +729,14 @@ class Sandbox:
             raise SandboxError(404, "not_found", f"no post {thread} in {channel}")
         post = await mattermost.user_posts(user_id, channel, text, root_id=thread)
         return {"id": post["id"], "delivered": mattermost.connections > 0}
+
+    async def _mattermost_edits(self, channel: str, post: str, text: str) -> dict[str, Any]:
+        await self.mattermost.user_edits(post, text)
+        return {"id": post, "delivered": self.mattermost.connections > 0}
+
+    async def _mattermost_deletes(self, channel: str, post: str) -> dict[str, Any]:
+        await self.mattermost.user_deletes(post)
+        return {"id": post, "delivered": self.mattermost.connections > 0}
 
     def _mattermost_messages(self, channel: str) -> list[dict[str, Any]]:
         mattermost = self.mattermost
@@ -682,6 +780,13 @@ class Sandbox:
         )
         return {"id": str(message_id), "delivered": status or None}
 
+    async def _telegram_edits(self, channel: str, message: str, text: str) -> dict[str, Any]:
+        chat = self._telegram_chat(channel)
+        status = await self.telegram.user_edits(
+            chat.id, _telegram_id(message), text, token=self.creds["telegram_bot_token"]
+        )
+        return {"id": message, "delivered": status or None}
+
     def _telegram_messages(self, channel: str) -> list[dict[str, Any]]:
         chat = self._telegram_chat(channel)
         return [_telegram_message(chat.messages[k]) for k in sorted(chat.messages)]
@@ -696,6 +801,26 @@ class Sandbox:
         person = _find_user(user, names)
         if thread and teams.message(channel, thread) is None:
             raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
+        return await self._teams_tells(
+            lambda: teams.user_sends(self.teams_bot, channel, person, text, root=thread or None)
+        )
+
+    async def _teams_edits(self, channel: str, message: str, text: str) -> dict[str, Any]:
+        return await self._teams_tells(
+            lambda: self.teams.user_edits(self.teams_bot, channel, message, text)
+        )
+
+    async def _teams_deletes(self, channel: str, message: str) -> dict[str, Any]:
+        return await self._teams_tells(
+            lambda: self.teams.user_deletes(self.teams_bot, channel, message)
+        )
+
+    async def _teams_tells(
+        self, tells: Callable[[], Awaitable[tuple[dict[str, Any], int]]]
+    ) -> dict[str, Any]:
+        """Teams POSTs an activity (`tells` makes and delivers it) to the bot's messaging
+        endpoint, found at the first (the teams integration's webhook URL): the message's id
+        and hookhub's status."""
         if not self.teams_bot.endpoint:
             self.teams_bot.endpoint = await self._webhook_url("teams")
         if not self.teams_bot.endpoint:
@@ -705,9 +830,7 @@ class Sandbox:
                 "the sandbox bot has no messaging endpoint: create a teams integration first",
             )
         try:
-            activity, status = await teams.user_sends(
-                self.teams_bot, channel, person, text, root=thread or None
-            )
+            activity, status = await tells()
         except httpx.HTTPError as exc:
             raise SandboxError(
                 502, "not_delivered", f"the messaging endpoint did not answer: {exc!r}"
@@ -727,7 +850,7 @@ class Sandbox:
                     "user": {"id": sender.get("id"), "name": sender.get("name") or ""},
                     "text": message.get("text") or "",
                     "thread": message.get("replyToId"),
-                    "edited": False,
+                    "edited": message["id"] in found.edited,
                     "from_hookhub": str(sender.get("id", "")).startswith("28:"),
                 }
             )
@@ -788,6 +911,32 @@ class Sandbox:
                 "is_falling_back": True,
                 "m.in_reply_to": {"event_id": thread},
             }
+        event, status = await self._matrix_pushes(lambda: matrix.says(person, content, room))
+        return {"id": event["event_id"], "delivered": status}
+
+    async def _matrix_edits(self, channel: str, event_id: str, text: str) -> dict[str, Any]:
+        room, person = self.matrix.rooms[channel], self._matrix_author(event_id)
+        _, status = await self._matrix_pushes(
+            lambda: self.matrix.edits(person, event_id, text, room)
+        )
+        return {"id": event_id, "delivered": status}
+
+    async def _matrix_deletes(self, channel: str, event_id: str) -> dict[str, Any]:
+        room, person = self.matrix.rooms[channel], self._matrix_author(event_id)
+        _, status = await self._matrix_pushes(lambda: self.matrix.redacts(person, event_id, room))
+        return {"id": event_id, "delivered": status}
+
+    def _matrix_author(self, event_id: str) -> str:
+        """The localpart of the person who sent `event_id` (`@alice:…`: alice)."""
+        return str(self.matrix.event(event_id)["sender"]).removeprefix("@").split(":")[0]
+
+    async def _matrix_pushes(
+        self, says: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], int]:
+        """A person's event (`says` queues it), then the transaction the homeserver pushes
+        to the appservice, whose url is found at the first (the matrix integration's
+        webhook URL): the event and the appservice's status."""
+        matrix = self.matrix
         assert matrix.appservice is not None
         if not matrix.appservice.url:
             matrix.appservice.url = await self._webhook_url("matrix") or ""
@@ -798,14 +947,14 @@ class Sandbox:
                 "the sandbox homeserver has no appservice URL: "
                 "create a matrix integration (its webhook_url is the appservice's url)",
             )
-        event = matrix.says(person, content, room)
+        event = says()
         try:
             status = await matrix.push()
         except httpx.HTTPError as exc:
             raise SandboxError(
                 502, "not_delivered", f"the appservice did not answer: {exc!r}"
             ) from None
-        return {"id": event["event_id"], "delivered": status}
+        return event, status
 
     def _matrix_messages(self, channel: str) -> list[dict[str, Any]]:
         room = self.matrix.rooms.get(channel)
@@ -931,6 +1080,16 @@ class Sandbox:
             provider = _provider(request, tuple(self.chats))
             return _json(await self.write(provider, await _body(request)), 201)
 
+        async def edit(request: Request) -> Response:
+            provider = _provider(request, tuple(self.chats))
+            message = request.path_params["message"]
+            return _json(await self.edit(provider, message, await _body(request)))
+
+        async def delete(request: Request) -> Response:
+            provider = _provider(request, tuple(self.chats))
+            message = request.path_params["message"]
+            return _json(await self.delete(provider, message, await _body(request)))
+
         async def messages(request: Request) -> Response:
             provider = _provider(request, tuple(self.chats))
             items = self.messages(provider, request.path_params["channel"])
@@ -989,6 +1148,17 @@ class Sandbox:
             Route("/sandbox/api/webhooks", _guarded(catalog)),
             Route("/sandbox/api/webhooks/{provider}", _guarded(catalog_send), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
+            # `path`: a Google Chat message is `spaces/…/messages/…`.
+            Route(
+                "/sandbox/api/{provider}/messages/{message:path}/edit",
+                _guarded(edit),
+                methods=["POST"],
+            ),
+            Route(
+                "/sandbox/api/{provider}/messages/{message:path}/delete",
+                _guarded(delete),
+                methods=["POST"],
+            ),
             # `path`: a Google Chat space is `spaces/…`.
             Route("/sandbox/api/{provider}/channels/{channel:path}/messages", _guarded(messages)),
             Route("/sandbox/api/discord/interactions", _guarded(interact), methods=["POST"]),
@@ -1069,6 +1239,14 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise SandboxError(422, "invalid", f"{name} must be a string")
     return str(value)
+
+
+def _written(body: Mapping[str, Any]) -> str:
+    """The body's `text`, required, at most MAX_TEXT characters."""
+    text = _text(body, "text", required=True)
+    if len(text) > MAX_TEXT:
+        raise SandboxError(422, "invalid", f"text is longer than {MAX_TEXT} characters")
+    return text
 
 
 def _find_user(user: str, names: Mapping[str, tuple[str, ...]]) -> str:

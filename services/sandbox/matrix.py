@@ -197,6 +197,19 @@ class FakeMatrix:
         """`person` (alice, bob, carol) sends an `m.room.message` with this content."""
         return self._append(room or self.room, self.user_id(person), "m.room.message", content)
 
+    def edits(
+        self, person: str, event_id: str, body: str, room: Room | None = None
+    ) -> dict[str, Any]:
+        """`person` replaces the text of their `event_id` (an `m.replace`, with the fallback
+        body a client that knows no edits shows: "* " and the new text)."""
+        content = {
+            "msgtype": "m.text",
+            "body": f"* {body}",
+            "m.new_content": {"msgtype": "m.text", "body": body},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
+        return self.says(person, content, room)
+
     def redacts(self, person: str, event_id: str, room: Room | None = None) -> dict[str, Any]:
         room = room or self.room
         return self._redact(room, self.user_id(person), event_id)

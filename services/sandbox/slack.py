@@ -352,18 +352,18 @@ class FakeSlack(FakeAuthorizationServer):
         await self.deliver(channel, {**message, "event_ts": ts})
         return ts
 
-    async def edit_as_user(self, channel: str, ts: str, text: str) -> None:
+    async def edit_as_user(self, channel: str, ts: str, text: str) -> Delivery | None:
         stored = self.channels[channel].messages[ts]
         previous = dict(stored)
         now = self.next_ts()
         stored.update(
             text=text, blocks=_rich_text(text), edited={"user": stored.get("user"), "ts": now}
         )
-        await self.deliver(channel, _changed(stored, previous, now))
+        return await self.deliver(channel, _changed(stored, previous, now))
 
-    async def delete_as_user(self, channel: str, ts: str) -> None:
+    async def delete_as_user(self, channel: str, ts: str) -> Delivery | None:
         previous = self.channels[channel].messages.pop(ts)
-        await self.deliver(channel, _deleted(previous, self.next_ts()))
+        return await self.deliver(channel, _deleted(previous, self.next_ts()))
 
     async def deliver(self, channel: str, event: dict[str, Any]) -> Delivery | None:
         """Sign and POST one `event_callback` as Slack does, to a channel the bot is in."""

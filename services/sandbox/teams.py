@@ -109,6 +109,9 @@ class Channel:
     name: str
     team: str = TEAM_ID
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The ids of the messages edited (by their author, or the bot's own through the
+    # Connector): what Teams marks "Edited".
+    edited: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -310,6 +313,7 @@ class FakeTeams:
     ) -> tuple[dict[str, Any], int]:
         stored = self.channels[channel_id].messages[message_id]
         stored["text"] = text
+        self.channels[channel_id].edited.add(message_id)
         user = next(k for k, v in USERS.items() if v["id"] == stored["from"]["id"])
         activity = self.activity(
             bot,
@@ -515,6 +519,7 @@ class FakeTeams:
         if body is None or not isinstance(body.get("text"), str):
             return JSONResponse(_error("BadArgument", "Activity text is required."), 400)
         message.update({k: v for k, v in body.items() if k in ("text", "textFormat")})
+        channel.edited.add(message["id"])
         return JSONResponse({"id": message["id"]})
 
 

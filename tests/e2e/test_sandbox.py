@@ -1,9 +1,9 @@
 """The sandbox as a newcomer uses it (SPEC §2): `hookhub run --sandbox`, then nothing but the
 origin: the stand-ins' credentials from `/sandbox/api/state`, integrations made with them,
 users writing through `/sandbox/api/…`, and hookhub's posts read back from the stand-ins.
-Slack, Discord and Telegram both ways, a GitHub event onto hookhub.provider.events, an API
-import from the sandbox's Slack, OAuth through a stand-in's consent page and the page at
-`/sandbox/` in Chromium."""
+Slack, Discord and Telegram both ways, a user's edit and delete in every network that tells
+of them, a GitHub event onto hookhub.provider.events, an API import from the sandbox's Slack,
+OAuth through a stand-in's consent page and the page at `/sandbox/` in Chromium."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -293,19 +294,8 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
     brought in (`inbound_id`): each other network then shows it once, and the network it
     came from never again."""
     state = await hub.state()
-    networks = sorted(state["chats"])
-    channels = {}
-    for network in networks:
-        integration = await hub.integration(network, state["chats"][network]["settings"])
-        assert integration["status"] == "connected", integration
-        channels[network] = state[network]["channels"][0]["id"]
-        assert await hub.mapped(integration["id"], channels[network], BRIDGED) == BRIDGED
-
-    async def connected() -> bool:  # networks whose events come over sync's own connection
-        now = await hub.state()
-        return all(now[network].get("connected", True) for network in networks)
-
-    await until(connected, timeout=30, what="sync connected to every network")
+    channels = await _bridge_every_network(hub, state)
+    networks = sorted(channels)
     said: dict[str, str] = {}
     async with hub.tap("hookhub.chat.inbound") as tap:
         for network in networks:
@@ -341,8 +331,88 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
             assert found[0]["from_hookhub"] is (network != origin), (origin, network, found)
 
 
+async def _bridge_every_network(hub: Hub, state: dict[str, Any]) -> dict[str, str]:
+    """Every network's first channel mapped to BRIDGED with the settings the page gives, as
+    a newcomer bridges them, once sync is connected to each: network → that channel."""
+    channels = {}
+    for network in sorted(state["chats"]):
+        integration = await hub.integration(network, state["chats"][network]["settings"])
+        assert integration["status"] == "connected", integration
+        channels[network] = state[network]["channels"][0]["id"]
+        assert await hub.mapped(integration["id"], channels[network], BRIDGED) == BRIDGED
+
+    async def connected() -> bool:  # networks whose events come over sync's own connection
+        now = await hub.state()
+        return all(now[network].get("connected", True) for network in channels)
+
+    await until(connected, timeout=30, what="sync connected to every network")
+    return channels
+
+
 def _with_text(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda v: v.get("text") == text
+
+
+def _changing(message_id: str, kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda v: v.get("message_id") == message_id and v["type"] == kind
+
+
+async def test_a_users_edit_and_delete_reach_the_chat_where_the_network_tells_of_them(
+    hub: Hub,
+) -> None:
+    """In every network, a user's message edited, then deleted, through the page's routes:
+    `message.edited` (the new text) and `message.deleted` on hookhub.chat.inbound, each
+    naming the message hookhub brought in. Where the network tells a bot nothing of it
+    (Telegram's deletes; Google Chat's edits and deletes) the route is a 422 saying so, and
+    the state does not offer it. hookhub's own post is not a user's to change."""
+    state = await hub.state()
+    chats = state["chats"]
+    assert {n for n, c in chats.items() if not c["can"]["edit"]} == {"googlechat"}
+    assert {n for n, c in chats.items() if not c["can"]["delete"]} == {"googlechat", "telegram"}
+    channels = await _bridge_every_network(hub, state)
+    kinds = {"edit": "message.edited", "delete": "message.deleted"}
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        for network, external in channels.items():
+            text = f"to change in {network} {uuid.uuid4().hex[:6]}"
+            sent = await hub.post(
+                f"/sandbox/api/{network}/messages",
+                {"channel": external, "user": state[network]["users"][0]["id"], "text": text},
+            )
+            [received] = await tap.wait_for(_with_text(text), timeout=30)
+            path = f"/sandbox/api/{network}/messages/{quote(sent['id'], safe='')}"
+            changes = {"edit": {"channel": external, "text": f"{text}, edited"}}
+            changes["delete"] = {"channel": external}
+            for action, body in changes.items():
+                if not chats[network]["can"][action]:
+                    refused = await hub.post(f"{path}/{action}", body, 422)
+                    assert refused["error"] == {
+                        "code": "unsupported",
+                        "message": chats[network]["cannot"][action],
+                    }, network
+                    assert chats[network]["name"] in refused["error"]["message"]
+                    continue
+                done = await hub.post(f"{path}/{action}", body, 200)
+                assert done["id"] == sent["id"] and done["delivered"] in (200, True), done
+                [change] = await tap.wait_for(_changing(received["id"], kinds[action]), timeout=30)
+                assert change["channel_id"] == BRIDGED, change
+                if action == "edit":
+                    assert change["text"] == body["text"], change
+                    shown = await hub.posted(network, external, body["text"])
+                    assert shown["edited"] is True, shown
+            listed = await hub.client.get(f"/sandbox/api/{network}/channels/{external}/messages")
+            kept = [m["id"] for m in listed.json()["items"]]
+            assert (sent["id"] in kept) is not chats[network]["can"]["delete"], network
+
+    # hookhub's post is the chat product's to change; a message not there is a 404.
+    slack = channels["slack"]
+    posted = f"hookhub's own {uuid.uuid4().hex[:6]}"
+    await hub.chat_message(BRIDGED, posted)
+    ours = await hub.posted("slack", slack, posted)
+    refused = await hub.post(
+        f"/sandbox/api/slack/messages/{ours['id']}/delete", {"channel": slack}, 422
+    )
+    assert refused["error"]["code"] == "hookhub_post", refused
+    await hub.post("/sandbox/api/slack/messages/1.000001/delete", {"channel": slack}, 404)
 
 
 async def test_googlechat_both_ways_through_the_stand_in(hub: Hub) -> None:
@@ -878,11 +948,25 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         hookhub_post = page.locator(".messages li.hookhub", has_text=posted)
         hookhub_post.wait_for(timeout=30_000)
         assert hookhub_post.locator(".badge").inner_text() == "hookhub"
+        # hookhub's post is the chat product's to change: no edit or delete on it.
+        assert hookhub_post.get_by_role("button", name="edit").count() == 0
         written = f"typed in the page {uuid.uuid4().hex[:6]}"
         page.get_by_role("textbox", name="Message").fill(written)
         page.get_by_role("button", name="Send").click()
-        page.locator(".messages li", has_text=written).wait_for(timeout=30_000)
+        mine = page.locator(".messages li", has_text=written)
+        mine.wait_for(timeout=30_000)
         _screenshot(page, "page")
+        # The user edits it: the text in a box, saved, the list shows it "(edited)".
+        edited = f"{written}, edited in the page"
+        mine.get_by_role("button", name="edit").click()
+        box = page.get_by_role("form", name="Edit the message").get_by_label("New text")
+        assert box.input_value() == written
+        box.fill(edited)
+        page.get_by_role("button", name="Save").click()
+        page.locator(".messages li", has_text=edited).get_by_text("(edited)").wait_for(
+            timeout=30_000
+        )
+        assert "Edited" in page.locator("#flash").inner_text()
         # GitHub's buttons: a pull request opened through the page is in its list.
         page.get_by_role("tab", name="GitHub").click()
         title = f"From the page {uuid.uuid4().hex[:6]}"
@@ -897,10 +981,12 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
 
     async def arrived() -> list[dict[str, Any]]:
         async with KafkaTap(sandbox_stack.kafka_bootstrap, "hookhub.chat.inbound") as tap:
-            return await tap.wait_for(lambda v: v.get("text") == written, timeout=30)
+            found = await tap.wait_for(_with_text(written), timeout=30)
+            return found + await tap.wait_for(_with_text(edited), timeout=30)
 
-    [received] = _outside_playwright(arrived())
+    [received, edit] = _outside_playwright(arrived())
     assert received["channel_id"] == channel
+    assert edit["type"] == "message.edited" and edit["message_id"] == received["id"], edit
 
 
 def test_the_console_links_the_sandbox_and_fills_in_its_workspace(

@@ -107,8 +107,7 @@ function renderChat(provider) {
     if (replyTo[provider]) body.thread = replyTo[provider];
     try {
       const sent = await call(`${provider}/messages`, body);
-      say(sent.delivered ? `Sent (${sent.id}); hookhub answered ${sent.delivered}.` :
-        `Sent (${sent.id}); not delivered to hookhub: no ${TABS[provider]} integration listens yet.`);
+      say(delivery("Sent", provider, sent));
       form.text.value = "";
       replyTo[provider] = null;
       showReply();
@@ -117,12 +116,31 @@ function renderChat(provider) {
       say(error.message, false);
     }
   });
+  // A user's message being edited (its id): the list is not refreshed meanwhile, so the
+  // box keeps what is typed in it.
+  let editing = null;
+  let items = [];
+  const acts = {
+    reply: (m) => { replyTo[provider] = m.id; showReply(); },
+    edit: (m) => { editing = m.id; draw(); messages.querySelector("form.edit textarea")?.focus(); },
+    remove: async (m) => { if (await change(provider, m, "delete", { channel })) await refresh(); },
+  };
+  const save = async (m, text) => {
+    if (!(await change(provider, m, "edit", { channel, text }))) return;
+    editing = null;
+    await refresh();
+  };
+  const cancel = () => { editing = null; draw(); };
+  const draw = () => messages.replaceChildren(...(items.length ?
+    items.map((m) => m.id === editing ? editor(m, save, cancel) : message(provider, m, acts)) :
+    [el("li", { class: "empty" }, "No messages yet.")]));
   const refresh = async () => {
-    if (!channel) return;
+    if (!channel || editing) return;
     try {
-      const { items } = await call(`${provider}/channels/${encodeURIComponent(channel)}/messages`);
-      messages.replaceChildren(...(items.length ? items.map((m) => message(provider, m, showReply)) :
-        [el("li", { class: "empty" }, "No messages yet.")]));
+      const found = await call(`${provider}/channels/${encodeURIComponent(channel)}/messages`);
+      if (editing) return; // an edit begun meanwhile keeps its box
+      items = found.items;
+      draw();
     } catch (error) {
       say(error.message, false);
     }
@@ -131,7 +149,8 @@ function renderChat(provider) {
   main.replaceChildren(el("div", { class: "panel" },
     el("section", { class: "card", "aria-label": "Channels" }, el("h2", {}, `${TABS[provider]} channels`), channels,
       sampleExport(provider)),
-    el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, form)));
+    el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, form,
+      limits(provider))));
   refresh();
   poll = setInterval(refresh, POLL_MS);
 }
@@ -148,14 +167,57 @@ function sampleExport(provider) {
       el("a", { href: "/sandbox/docs/sandbox.md" }, "How, in docs/sandbox.md"), "."));
 }
 
-function message(provider, m, showReply) {
+// What the network does not tell hookhub of (state.chats.<network>.cannot), said once.
+function limits(provider) {
+  const reasons = [...new Set(Object.values(state.chats[provider].cannot || {}))];
+  return reasons.length ? el("p", { class: "hint" }, reasons.map((r) => `${r}.`).join(" ")) : null;
+}
+
+// A user's message: "edit" and "delete" where the network tells hookhub of them (a
+// message hookhub posted is the chat product's to change).
+function message(provider, m, acts) {
+  const can = m.from_hookhub ? {} : state.chats[provider].can || {};
+  const link = (label, act) => el("button", { class: "link", type: "button", onclick: () => act(m) }, label);
   return el("li", { class: m.from_hookhub ? "hookhub" : "", "data-id": m.id },
     m.from_hookhub ? el("span", { class: "badge" }, "hookhub") : null,
-    el("span", { class: "who" }, m.user?.name || m.user?.id || "?"),
+    el("span", { class: "who" }, author(m)),
     m.thread ? el("span", { class: "meta" }, `in reply to ${m.thread}`) : null,
     m.edited ? el("span", { class: "meta" }, "(edited)") : null,
-    el("button", { class: "link", type: "button", onclick: () => { replyTo[provider] = m.id; showReply(); } }, "reply"),
+    link("reply", acts.reply),
+    can.edit ? link("edit", acts.edit) : null,
+    can.delete ? link("delete", acts.remove) : null,
     el("p", { class: "text" }, m.text));
+}
+
+function author(m) {
+  return m.user?.name || m.user?.id || "?";
+}
+
+// The message being edited: its text in a box, saved as its author's edit.
+function editor(m, save, cancel) {
+  const form = el("form", { class: "edit", "aria-label": "Edit the message" },
+    el("label", {}, "New text", el("textarea", { name: "text", required: true, rows: 2 }, m.text)),
+    el("button", { class: "primary", type: "submit" }, "Save"),
+    el("button", { class: "link", type: "button", onclick: cancel }, "cancel"));
+  form.addEventListener("submit", (event) => { event.preventDefault(); save(m, form.text.value); });
+  return el("li", { "data-id": m.id }, el("span", { class: "who" }, author(m)), form);
+}
+
+// A user's edit or delete (`action`), through the stand-in; whether it was made.
+async function change(provider, m, action, body) {
+  try {
+    const done = await call(`${provider}/messages/${encodeURIComponent(m.id)}/${action}`, body);
+    say(delivery(action === "edit" ? "Edited" : "Deleted", provider, done));
+    return true;
+  } catch (error) {
+    say(error.message, false);
+    return false;
+  }
+}
+
+function delivery(what, provider, sent) {
+  return sent.delivered ? `${what} (${sent.id}); hookhub answered ${sent.delivered}.` :
+    `${what} (${sent.id}); not delivered to hookhub: no ${TABS[provider]} integration listens yet.`;
 }
 
 // -- GitHub and Jira ----------------------------------------------------------------------
