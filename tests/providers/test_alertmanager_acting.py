@@ -128,6 +128,10 @@ def test_the_silence_matches_the_group_labels_else_what_its_alerts_share() -> No
     # The resolved group names the same silence (sync keeps the root's target).
     resolved = ALERTMANAGER.target(alertmanager_notice("resolved"))
     assert resolved == ALERTMANAGER.target(alertmanager_notice("firing"))
+    # An address the caller's egress check would not know for one is not kept.
+    for odd in ("HTTP://169.254.169.254", "ops1:9093", None):
+        target = ALERTMANAGER.target(alertmanager_notice("firing", externalURL=odd))
+        assert target is not None and target["external_url"] is None
     # A group with no label at all cannot be silenced: no target, so no buttons.
     assert ALERTMANAGER.target(alertmanager_notice("firing", commonLabels={})) is None
 

@@ -74,7 +74,12 @@ class Silences:
             {"name": name, "value": value, "isRegex": False, "isEqual": True}
             for name, value in labels.items()
         ]
-        return {"matchers": matchers, "external_url": ref.get("external_url")}
+        url = ref.get("external_url")
+        # An http(s) address as written, which the caller's egress check knows for one
+        # (`HTTP://…` or a bare host would pass it by): else none, and api_url must say.
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            url = None
+        return {"matchers": matchers, "external_url": url}
 
     async def perform(
         self,
