@@ -121,6 +121,8 @@ def test_the_target_is_the_issue_and_the_organization_its_address_names() -> Non
     }
     addressed = notice("issue.created", "issue_created", web_url="https://acme.sentry.io/issues/1/")
     assert ACTING.target(addressed) == {"issue_id": CREATED, "organization": "acme"}
+    # An id that is no one path segment is no issue to act on.
+    assert ACTING.target(notice("issue.created", "issue_created", id="1/../../x")) is None
     for event, sample in [
         ("metric_alert.resolved", "metric_alert_resolved"),
         ("error.created", "error_created"),

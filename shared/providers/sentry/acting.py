@@ -60,6 +60,7 @@ _ORG_PATH = re.compile(r"/(?:api/0/)?(?:organizations|projects)/([\w.-]+)/")
 # `<org>.sentry.io` (an organization's own host); `us.`, `de.` are regions, not orgs.
 _ORG_HOST = re.compile(r"([a-z0-9][a-z0-9-]*)\.sentry\.io")
 REGIONS = frozenset({"us", "de", "www", "api"})
+_SEGMENT = re.compile(r"[\w.-]+")
 
 
 def organization(url: str | None) -> str | None:
@@ -89,7 +90,8 @@ class SentryIssues:
 
     def target(self, notice: Notice) -> Mapping[str, Any] | None:
         issue = notice.event.startswith("issue.") or notice.event == "event_alert.triggered"
-        if not issue or notice.item is None:
+        # An issue's id or short id: one path segment, whatever the payload said.
+        if not issue or notice.item is None or not _SEGMENT.fullmatch(notice.item):
             return None
         url = notice.card.url if notice.card is not None else None
         return {"issue_id": notice.item, "organization": organization(url)}
