@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -126,6 +126,26 @@ async def serve(
             server.begin_stop()
             # The stop is bounded by the service itself; a few seconds more for the loop.
             await asyncio.wait_for(task, shutdown_seconds + 5)
+
+
+class StandIn(Protocol):
+    """A provider's stand-in (services/sandbox): its app, answering `/healthz`, and where
+    it is served."""
+
+    base_url: str
+
+    def app(self) -> ASGIApp: ...
+
+
+F = TypeVar("F", bound=StandIn)
+
+
+@contextlib.asynccontextmanager
+async def served(fake: F) -> AsyncIterator[F]:
+    """`fake` on a real loopback port, its `base_url` set to where."""
+    async with serve(fake.app(), probe="/healthz") as running:
+        fake.base_url = running.base_url
+        yield fake
 
 
 async def _until_up(client: httpx.AsyncClient, path: str, task: asyncio.Task[Any]) -> None:

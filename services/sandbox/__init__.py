@@ -2,18 +2,32 @@
 Google, each speaking its provider's wire format on loopback. The tests drive them directly;
 `hookhub run --sandbox` serves them seeded, wired to the stack, with the page at `/sandbox/`
 and its JSON API (services/sandbox/app.py). `FAKES` is every OAuth provider's one stand-in,
-by provider name (Telegram has no OAuth: services/sandbox/telegram.py)."""
+by provider name (Telegram has no OAuth: services/sandbox/telegram.py). The APIs acted on
+from the channel (SPEC §20): Alertmanager's and Grafana's silences, Sentry's issues (the
+tests' only, not on the page yet)."""
 
 from __future__ import annotations
 
+from services.sandbox.alertmanager import FakeAlertmanager, FakeGrafana
 from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
 from services.sandbox.oauth_server import FakeAuthorizationServer
+from services.sandbox.sentry import FakeSentry
 from services.sandbox.slack import FakeSlack
 
-__all__ = ["FAKES", "FakeAtlassian", "FakeDiscord", "FakeGitHub", "FakeGoogle", "FakeSlack"]
+__all__ = [
+    "FAKES",
+    "FakeAlertmanager",
+    "FakeAtlassian",
+    "FakeDiscord",
+    "FakeGitHub",
+    "FakeGoogle",
+    "FakeGrafana",
+    "FakeSentry",
+    "FakeSlack",
+]
 
 FAKES: dict[str, type[FakeAuthorizationServer]] = {
     fake.provider: fake for fake in (FakeSlack, FakeDiscord, FakeGitHub, FakeAtlassian, FakeGoogle)

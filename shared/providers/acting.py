@@ -54,6 +54,7 @@ __all__ = [
     "Offered",
     "Outcome",
     "answer_error",
+    "call",
 ]
 
 
@@ -191,6 +192,29 @@ class Offered:
         return next((a for a in self.actions if a.id == action_id), None)
 
 
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    what: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+) -> Any:
+    """One JSON call to a provider: its answer's JSON (None when it has none), or the
+    error it is: no answer at all (network, timeout) is ActionUnavailable, a non-2xx answer
+    what `answer_error` makes of it."""
+    try:
+        response = await client.request(method, url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ActionUnavailable(f"{what}: {type(exc).__name__} {exc}".strip()) from exc
+    if not response.is_success:
+        raise answer_error(response, what)
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def answer_error(
     response: httpx.Response, what: str
 ) -> ActionRefused | ActionUnavailable | LinkRejected:
@@ -212,6 +236,8 @@ def _said(response: httpx.Response) -> str:
     except ValueError:
         text = response.text.strip()
         return f" {text[:200]}" if text else ""
+    if isinstance(body, str) and body.strip():  # a JSON string (Alertmanager's 400s)
+        return f" {body.strip()[:200]}"
     for key in ("message", "error", "errorMessages", "detail"):
         value = body.get(key) if isinstance(body, Mapping) else None
         if isinstance(value, list) and value:
@@ -220,6 +246,11 @@ def _said(response: httpx.Response) -> str:
             value = value.get("message")
         if isinstance(value, str) and value:
             return f" {value[:200]}"
+    # A form's errors by field, as Django REST framework answers (Sentry's 400s):
+    # `{"assignedTo": ["Unknown actor input"]}`, its first.
+    for key, value in body.items() if isinstance(body, Mapping) else ():
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            return f" {key}: {value[0][:200]}"
     return ""
 
 

@@ -21,6 +21,8 @@ from shared.providers.schemes import Basic, Token
 
 # What a setting naming a header must match (an HTTP token).
 HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}"
+# What a setting naming an API's address must match (http(s), a host, maybe a path).
+API_URL = r"https?://[^\s/?#]+(/[^\s?#]*)?"
 
 HEADER_TOKEN = ConfiguredToken()  # settings token, header, prefix
 BASIC = Basic()  # settings username, password

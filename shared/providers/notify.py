@@ -246,6 +246,10 @@ class Notice:
       `needs_root_by_default`: the same for a subscription that takes the notice by default
       (one without `events`); one that names its event takes it anyway (a CircleCI
       workflow that succeeded: a recovery by default, every completion when asked for).
+    - `item_ref`: what the provider's API knows the item by, from the payload, where the
+      rest of the notice does not say it (an Alertmanager group's labels and its
+      Alertmanager's address): what `Acting.target` builds its target from (SPEC §20,
+      shared.providers.acting). None where the renderer keeps nothing for acting.
     """
 
     event: str
@@ -268,6 +272,7 @@ class Notice:
     ended_at: datetime | None = None
     needs_root: bool = False
     needs_root_by_default: bool = False
+    item_ref: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 def settled(notice: Notice) -> Notice:

@@ -13,22 +13,18 @@ from services.sandbox.slack import FakeSlack
 from services.sandbox.teams import FakeTeams
 from shared.kernel.http.tls import tls
 from shared.providers.slack.api import SlackApi
-from tests.support import serve
+from tests.support import served
 
 
 @pytest.fixture(scope="module")
 async def discord() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
+    async with served(FakeDiscord()) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
 async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
+    async with served(FakeSlack()) as fake:
         yield fake
 
 
@@ -40,7 +36,5 @@ async def api(slack: FakeSlack) -> AsyncIterator[SlackApi]:
 
 @pytest.fixture(scope="module")
 async def teams() -> AsyncIterator[FakeTeams]:
-    fake = FakeTeams()
-    async with serve(fake.app(), probe="/healthz") as running:
-        fake.base_url = running.base_url
+    async with served(FakeTeams()) as fake:
         yield fake

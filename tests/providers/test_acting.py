@@ -69,3 +69,14 @@ def test_a_card_shows_its_actions_only_when_it_has_some_and_defuses_their_labels
     [action] = card.as_dict()["actions"]
     assert action["id"] == "ack"
     assert action["label"] != "Ack <@U123>"  # a mention from outside is broken
+
+
+def test_a_json_string_or_a_field_error_is_the_message() -> None:
+    said = answer_error(
+        _answer(400, "Failed to create silence: start time must be before end time"), "silence"
+    )
+    assert said.message == (
+        "silence: HTTP 400 Failed to create silence: start time must be before end time"
+    )
+    field = answer_error(_answer(400, {"assignedTo": ["Cannot assign to non-team member"]}), "a")
+    assert field.message == "a: HTTP 400 assignedTo: Cannot assign to non-team member"

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import secrets
 
-from shared.providers.catalog import Entry, Sample
-from shared.providers.credentials import BASIC, HEADER_TOKEN, basic_settings, token_settings
+from shared.providers.catalog import Entry, Sample, Setting
+from shared.providers.credentials import (
+    API_URL,
+    BASIC,
+    HEADER_TOKEN,
+    basic_settings,
+    token_settings,
+)
 from shared.providers.declared import Declared, FromJson
 from shared.providers.schemes import AnyOf
 
@@ -37,6 +43,22 @@ ENTRY = Entry(
             "or as the value of an `http_config.http_headers` header named in header"
         ),
         *basic_settings("`http_config.basic_auth`"),
+        # Acting from the channel (shared.providers.alertmanager.acting): silences.
+        Setting(
+            "api_url",
+            "where hookhub reaches Alertmanager's API to silence a group from the channel "
+            "(https://alertmanager.example.com, without /api/v2); when unset, the "
+            "`externalURL` the webhook names; without either, cards offer no silences",
+            secret=False,
+            required=False,
+            pattern=API_URL,
+        ),
+        Setting(
+            "api_token",
+            "a bearer token for the proxy in front of Alertmanager's API, if it wants one "
+            "(Alertmanager itself has no authentication)",
+            required=False,
+        ),
     ),
     events=("firing", "resolved"),
     setup=(

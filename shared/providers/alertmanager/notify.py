@@ -182,6 +182,13 @@ def group_notice(
         resolved=status == "resolved",
         started_at=min(starts) if starts else None,
         ended_at=max(ends) if ends and status == "resolved" else None,
+        # What a silence of the group matches (shared.providers.alertmanager.acting): the
+        # labels the route grouped by, or, grouped by none, those its alerts share; and
+        # where the group's Alertmanager (or Grafana) is.
+        item_ref={
+            "labels": group_labels or common,
+            "external_url": str_field(payload, "externalURL"),
+        },
     )
 
 

@@ -22,6 +22,7 @@ import secrets
 
 from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.credentials import (
+    API_URL,
     BASIC,
     HEADER_NAME,
     HEADER_TOKEN,
@@ -74,6 +75,21 @@ ENTRY = Entry(
             "when not Bearer), or as an Extra Header named in header"
         ),
         *basic_settings("the contact point's Basic Authentication"),
+        # Acting from the channel (shared.providers.grafana.acting): silences.
+        Setting(
+            "api_url",
+            "Grafana's address (https://grafana.example.com), to silence a group from the "
+            "channel; with api_token, cards offer silences",
+            secret=False,
+            required=False,
+            pattern=API_URL,
+        ),
+        Setting(
+            "api_token",
+            "a service account token (Administration → Users and access → Service "
+            "accounts) whose role may create silences (Editor), to silence from the channel",
+            required=False,
+        ),
     ),
     events=("firing", "resolved"),
     setup=(

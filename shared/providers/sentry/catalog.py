@@ -38,6 +38,13 @@ ENTRY = Entry(
             "the integration's Client Secret (Settings → Developer Settings → Custom "
             "Integrations → the integration → Credentials)",
         ),
+        Setting(
+            "api_token",
+            "a token of the integration (its Credentials → Token) with Issue & Event: Read & "
+            "Write, to resolve, ignore and assign issues from the channel; without it cards "
+            "offer nothing",
+            required=False,
+        ),
     ),
     events=(
         "issue.created",
