@@ -198,7 +198,7 @@ class ClickWorker:
             integration = await self._connections.integration(root.integration_id)
             given = credentials(integration, self._settings)
             for value in [*given.settings.values(), *offered.target.values()]:
-                if isinstance(value, str) and value.startswith(("http://", "https://")):
+                if isinstance(value, str) and value.lower().startswith(("http:", "https:")):
                     check_url(value, self._policy)
             outcome = await actor.perform(
                 self._client, given, offered.target, click.action_id, _as_link(link)
