@@ -197,14 +197,17 @@ async def call(
     method: str,
     url: str,
     what: str,
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | None,
     headers: Mapping[str, str],
+    *,
+    params: Mapping[str, str] | None = None,
 ) -> Any:
-    """One JSON call to a provider: its answer's JSON (None when it has none), or the
-    error it is: no answer at all (network, timeout) is ActionUnavailable, a non-2xx answer
-    what `answer_error` makes of it."""
+    """One JSON call to a provider (`body` None: a call without one, a read; `params` its
+    query): its answer's JSON (None when it has none), or the error it is: no answer at all
+    (network, timeout) is ActionUnavailable, a non-2xx answer what `answer_error` makes of
+    it."""
     try:
-        response = await client.request(method, url, json=body, headers=headers)
+        response = await client.request(method, url, json=body, headers=headers, params=params)
     except httpx.HTTPError as exc:
         raise ActionUnavailable(f"{what}: {type(exc).__name__} {exc}".strip()) from exc
     if not response.is_success:
@@ -219,8 +222,9 @@ def answer_error(
     response: httpx.Response, what: str
 ) -> ActionRefused | ActionUnavailable | LinkRejected:
     """A provider's non-2xx answer as the kind of error it is (401 → LinkRejected; 429 and
-    5xx → ActionUnavailable, with `Retry-After` in seconds where given; any other 4xx →
-    ActionRefused), the provider's own message kept short for the thread."""
+    5xx → ActionUnavailable, with `Retry-After` in seconds where given, else
+    `RateLimit-Reset`'s (PagerDuty's); any other 4xx → ActionRefused), the provider's own
+    message kept short for the thread."""
     status = response.status_code
     message = f"{what}: HTTP {status}" + _said(response)
     if status == 401:
@@ -255,7 +259,7 @@ def _said(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+    value = response.headers.get("retry-after", response.headers.get("ratelimit-reset"))
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
