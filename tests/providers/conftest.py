@@ -1,5 +1,6 @@
 """The fakes on loopback, one per module, for the provider tests: Discord, Teams, and Slack
-with a SlackApi on it."""
+with a SlackApi on it; the REST APIs acted on from the channel (PagerDuty), and a plain
+client to act with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from services.sandbox import FakePagerDuty
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.slack import FakeSlack
 from services.sandbox.teams import FakeTeams
@@ -38,3 +40,16 @@ async def api(slack: FakeSlack) -> AsyncIterator[SlackApi]:
 async def teams() -> AsyncIterator[FakeTeams]:
     async with served(FakeTeams()) as fake:
         yield fake
+
+
+@pytest.fixture(scope="module")
+async def pagerduty_api() -> AsyncIterator[FakePagerDuty]:
+    async with served(FakePagerDuty()) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain client, as the one a provider's acting is given."""
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        yield client

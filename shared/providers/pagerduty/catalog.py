@@ -38,6 +38,14 @@ ENTRY = Entry(
             "signing_secret",
             "the webhook subscription's Signing Secret (shown once, when it is created)",
         ),
+        # Acting from the channel (SPEC §20, ./acting.py): without it, no buttons.
+        Setting(
+            "api_token",
+            "a general access REST API key, not read-only (Integrations → Developer Tools → "
+            "API Access Keys), to act on incidents from the channel as each linked user; "
+            "unset, cards have no buttons",
+            required=False,
+        ),
     ),
     events=(
         "incident.triggered",
