@@ -4,7 +4,7 @@ Google, each speaking its provider's wire format on loopback. The tests drive th
 and its JSON API (services/sandbox/app.py). `FAKES` is every OAuth provider's one stand-in,
 by provider name (Telegram has no OAuth: services/sandbox/telegram.py). The APIs acted on
 from the channel (SPEC §20): Alertmanager's and Grafana's silences, Sentry's issues,
-PagerDuty's incidents (the tests' only, not on the page yet)."""
+PagerDuty's incidents, Opsgenie's alerts (the tests' only, not on the page yet)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from services.sandbox.discord import FakeDiscord
 from services.sandbox.github import FakeGitHub
 from services.sandbox.google import FakeGoogle
 from services.sandbox.oauth_server import FakeAuthorizationServer
+from services.sandbox.opsgenie import FakeOpsgenie
 from services.sandbox.pagerduty import FakePagerDuty
 from services.sandbox.sentry import FakeSentry
 from services.sandbox.slack import FakeSlack
@@ -26,6 +27,7 @@ __all__ = [
     "FakeGitHub",
     "FakeGoogle",
     "FakeGrafana",
+    "FakeOpsgenie",
     "FakePagerDuty",
     "FakeSentry",
     "FakeSlack",

@@ -1,6 +1,6 @@
 """The fakes on loopback, one per module, for the provider tests: Discord, Teams, and Slack
-with a SlackApi on it; the REST APIs acted on from the channel (PagerDuty), and a plain
-client to act with."""
+with a SlackApi on it; the REST APIs acted on from the channel (PagerDuty, Opsgenie), and a
+plain client to act with."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.sandbox import FakePagerDuty
+from services.sandbox import FakeOpsgenie, FakePagerDuty
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.slack import FakeSlack
 from services.sandbox.teams import FakeTeams
@@ -45,6 +45,12 @@ async def teams() -> AsyncIterator[FakeTeams]:
 @pytest.fixture(scope="module")
 async def pagerduty_api() -> AsyncIterator[FakePagerDuty]:
     async with served(FakePagerDuty()) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+async def opsgenie_api() -> AsyncIterator[FakeOpsgenie]:
+    async with served(FakeOpsgenie()) as fake:
         yield fake
 
 

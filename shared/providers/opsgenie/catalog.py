@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 
-from shared.providers.catalog import Entry, Sample
+from shared.providers.catalog import Entry, Sample, Setting
 from shared.providers.credentials import HEADER_TOKEN, token_settings
 from shared.providers.declared import Declared, FromJson
 
@@ -29,7 +29,16 @@ ENTRY = Entry(
     name="Opsgenie",
     category="incidents",
     webhooks=WEBHOOKS,
-    settings=token_settings("a custom header of the Webhook integration", required=True),
+    settings=(
+        *token_settings("a custom header of the Webhook integration", required=True),
+        # Acting from the channel (SPEC §20, ./acting.py): without it, no buttons.
+        Setting(
+            "api_key",
+            "the API key of an Opsgenie API integration with read and write access, to "
+            "acknowledge and close alerts from the channel; unset, cards have no buttons",
+            required=False,
+        ),
+    ),
     events=(
         "Create",
         "Acknowledge",
