@@ -8,7 +8,6 @@ import functools
 from datetime import timedelta
 
 from fastapi import FastAPI
-from shared.domain.account_links import AccountLinks
 
 from services.sync import gateway as network_gateways
 from services.sync.actions import endpoints as action_routes
@@ -19,7 +18,7 @@ from services.sync.catchup import CatchUp
 from services.sync.clicks import repository as click_repository
 from services.sync.clicks.intake import ClickIntake
 from services.sync.clicks.offers import CardOffers
-from services.sync.clicks.worker import ClickWorker
+from services.sync.clicks.worker import ACTING_CONNECTIONS, ClickWorker, egress_checked
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
 from services.sync.mappings.service import (
@@ -46,6 +45,7 @@ from services.sync.subscriptions.service import SubscriptionService
 from services.sync.templates import endpoints as template_routes
 from shared.domain import mappings as mapping_repository
 from shared.domain import message_map
+from shared.domain.account_links import AccountLinks
 from shared.domain.integrations import model as integration_model
 from shared.domain.integrations import repository as integration_repository
 from shared.domain.integrations.model import IntegrationSnapshot
@@ -148,12 +148,18 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Clicks on cards (SPEC §20): taken from the chat's events by the outbound consumer,
     # acted on by a worker beside it (services.sync.clicks).
     clicks = click_repository.Clicks(runtime.db)
+    app.state.clicks = clicks
+    # The providers' APIs acted on: addresses that may come from outside, each request held
+    # to the egress rules; a client of its own, so the networks' calls are not checked twice.
+    acting_client = egress_checked(
+        provider_client(ACTING_CONNECTIONS, settings.provider_timeout_seconds), settings
+    )
     click_worker = ClickWorker(
         clicks=clicks,
         message_map=the_map,
         links=AccountLinks(runtime.db),
         connections=connections,
-        client=client,
+        client=acting_client,
         publisher=runtime.publisher,
         audit=app.state.audit,
         settings=settings,
@@ -354,6 +360,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     runtime.on_shutdown("sync_release", release)
     usage.register(runtime)
     runtime.on_shutdown("provider_client", lambda _: client.aclose(), minimum=0.02)
+    runtime.on_shutdown("acting_client", lambda _: acting_client.aclose(), minimum=0.02)
     runtime.on_shutdown("template_sandboxes", lambda _: _close(sandbox, tried), minimum=0.02)
     runtime.ready_check("integration_cache", integrations.ready)
     runtime.ready_check("mapping_cache", mapping_cache.ready)

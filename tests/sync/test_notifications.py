@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ import httpx
 from markdown_it import MarkdownIt
 from opentelemetry.trace import SpanKind
 
+from services.sandbox.alertmanager import FakeAlertmanager
 from shared.kernel import tracing
 from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
 from shared.kernel.http.tls import tls
@@ -26,7 +29,7 @@ from shared.kernel.ids import utcnow
 from tests.gateway import signing
 from tests.otlp_receiver import OtlpReceiver, Span
 from tests.spans import Caller, hex_ids, ids, recorded, traceparent_of
-from tests.support import ServiceProcess, admin_headers, github_corpus
+from tests.support import ServiceProcess, admin_headers, github_corpus, served
 from tests.sync.conftest import World, connect, start_sync, until
 
 SECRET = "notify-secret"
@@ -905,3 +908,118 @@ async def test_a_notifications_span_is_its_events_records_child(world: World) ->
         "hookhub.chat.inbound publish"
     )
     assert hex_ids(publish)[2] == span_id
+
+
+# -- acting from the card (SPEC §20) -------------------------------------------------------
+
+ALERTS = Path(__file__).parents[2] / "shared" / "providers" / "alertmanager" / "samples"
+
+
+async def send_alert(world: World, integration_id: str, token: str) -> None:
+    """Alertmanager's own sample of a firing group, as its webhook_config sends it."""
+    answer = await world.gateway.client.post(
+        f"/api/webhooks/alertmanager/{integration_id}",
+        content=(ALERTS / "firing.json").read_bytes(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def link(world: World, provider: str, user: str, provider_user: str) -> None:
+    answer = await world.oauth.client.put(
+        f"/api/account-links/{provider}/{user}",
+        params={"workspace_id": world.chat.workspace_id},
+        json={"provider_user": provider_user},
+        headers=admin_headers(),
+    )
+    assert answer.status_code in (200, 201), answer.text
+
+
+async def test_a_firing_group_is_silenced_from_its_card_once_as_the_linked_user(
+    world: World,
+) -> None:
+    """The root card of a firing group offers silences; a click of an unlinked user asks
+    them to link and runs once they have; the same action clicked again acts no more and
+    says who did; an outage is retried and the thread says when it went through; a click
+    naming the card from another workspace does nothing. Each is audited."""
+    async with served(FakeAlertmanager()) as alertmanager:
+        token = uuid.uuid4().hex
+        integration_id = await connect(
+            world, "alertmanager", token=token, api_url=alertmanager.base_url
+        )
+        channel = (await subscribe(world, integration_id))["channel_id"]
+        await send_alert(world, integration_id, token)
+        [root] = await world.chat.received(
+            lambda v: v["channel_id"] == channel and "thread_id" not in v
+        )
+        actions = [a["id"] for a in root["card"]["actions"]]
+        assert actions == ["silence:1h", "silence:4h", "silence:24h"], root["card"]
+
+        def reply(text: str) -> Any:
+            return lambda v: v.get("thread_id") == root["id"] and text in v["text"]
+
+        async def click(action: str, user: str, name: str, workspace: str | None = None) -> str:
+            chat = (
+                world.chat
+                if workspace is None
+                else dataclasses.replace(world.chat, workspace_id=workspace)
+            )
+            event = await chat.publish(
+                "message.action",
+                {"message_id": root["id"], "channel_id": channel, "action_id": action},
+                actor={"id": user, "name": name},
+            )
+            return event.id
+
+        # Not linked: asked to link, nothing silenced; linked, the click runs.
+        await click("silence:1h", "u_grace", "Grace Hopper")
+        [asked] = await world.chat.received(reply("not linked to Prometheus Alertmanager"))
+        assert "u_grace" in asked["text"] and alertmanager.silences == {}
+        await link(world, "alertmanager", "u_grace", "grace@example.com")
+        await world.chat.received(reply("Silenced for 1 h until"), timeout=30)
+        [silence] = alertmanager.silences.values()
+        assert silence["createdBy"] == "grace@example.com"
+        sample = json.loads((ALERTS / "firing.json").read_text())
+        labels = sample["groupLabels"] or sample["commonLabels"]  # the group's, else common
+        assert {m["name"]: m["value"] for m in silence["matchers"]} == labels
+
+        # The same action again, by someone else: said who did, nothing more made.
+        await link(world, "alertmanager", "u_ada", "ada@example.com")
+        await click("silence:1h", "u_ada", "Ada Lovelace")
+        await world.chat.received(reply("already done by Grace Hopper"))
+        assert len(alertmanager.silences) == 1
+
+        # An outage: retried, and the thread says when it went through.
+        alertmanager.unavailable = True
+        await click("silence:4h", "u_ada", "Ada Lovelace")
+        await until(lambda: _posts(alertmanager) >= 2, what="the silence tried")
+        alertmanager.unavailable = False
+        [done] = await world.chat.received(reply("Silenced for 4 h"), timeout=30)
+        assert re.search(r"by Ada Lovelace \(from chat\), after [2-9] attempts", done["text"])
+
+        # Another workspace naming this card: nothing done, nothing said.
+        stray = await click("silence:24h", "u_ada", "Ada Lovelace", workspace="ws_other")
+        clicks = world.sync_app.state.clicks
+        await until(lambda: _refused(clicks, stray), what="the stray click refused")
+        assert len(alertmanager.silences) == 2
+
+    wanted = {("silence:1h", "done"), ("silence:1h", "duplicate"), ("silence:4h", "done")}
+
+    async def audited() -> bool:  # the audit log's writer flushes every second
+        answer = await world.oauth.client.get(
+            "/api/audit-events", params={"resource_type": "card_action"}, headers=admin_headers()
+        )
+        assert answer.status_code == 200, answer.text
+        entries = answer.json()["data"]
+        return wanted <= {(e["action"], e["card_action"]["result"]) for e in entries}
+
+    await until(audited, what="the clicks audited")
+
+
+def _posts(alertmanager: FakeAlertmanager) -> int:
+    return sum(1 for r in alertmanager.requests if r.method == "POST")
+
+
+async def _refused(clicks: Any, click_id: str) -> bool:
+    doc = await clicks._clicks.find_one({"_id": click_id})
+    return doc is not None and doc["status"] == "refused"

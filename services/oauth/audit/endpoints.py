@@ -32,8 +32,23 @@ Filter = Annotated[str | None, Query(max_length=200)]
 
 
 class Actor(BaseModel):
-    kind: Literal["admin", "key", "portal"]
-    id: str = Field(description="`admin`, a key's id or a portal session's id")
+    kind: Literal["admin", "key", "portal", "chat_user"]
+    id: str = Field(
+        description="`admin`, a key's id, a portal session's id, or the chat user who "
+        "clicked a card's action"
+    )
+
+
+class CardAction(BaseModel):
+    """What a click on a card did at the provider (SPEC §20): `result` done, duplicate
+    (already done by another click), refused or failed."""
+
+    result: str
+    provider: str | None
+    provider_user: str | None = Field(description="who the provider acted as")
+    item: str | None = Field(description="the item acted on, as the thread knows it")
+    message_id: str = Field(description="the card clicked")
+    outcome: str | None = Field(description="what the thread was told")
 
 
 class AuditEvent(BaseModel):
@@ -46,18 +61,23 @@ class AuditEvent(BaseModel):
     actor: Actor
     resource_type: str | None = Field(
         description="integration, outgoing_webhook, incoming_webhook, mapping, subscription, "
-        "delivery, import, api_key, portal_session, provider_app, account_link"
+        "delivery, import, api_key, portal_session, provider_app, account_link, card_action"
     )
     resource_id: str | None
     action: str = Field(
         description="create, update, delete, enable, disable, rotate, test, recover, retry, "
-        "connect, disconnect, import, cancel, resume, expire-all, create-issue, put"
+        "connect, disconnect, import, cancel, resume, expire-all, create-issue, put; a "
+        "card action's id (acknowledge, silence:1h)"
     )
     fields: list[str]
     request_id: str | None = Field(description="the answer's `X-Request-ID`")
-    method: str
-    route: str = Field(description="the route's template: /api/integrations/{integration_id}")
-    status: int
+    method: str | None = Field(description="the request's; null for a card's action")
+    route: str | None = Field(
+        description="the route's template: /api/integrations/{integration_id}; null for a "
+        "card's action"
+    )
+    status: int | None = Field(description="the answer's; null for a card's action")
+    card_action: CardAction | None = None
 
 
 def _out(doc: Document) -> AuditEvent:

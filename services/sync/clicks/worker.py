@@ -12,8 +12,8 @@ For one click, in order:
    link; it runs once they have linked (checked every `LINK_CHECK_SECONDS`).
 3. **Once.** The action on the item is claimed (`Clicks.take_effect`): a second click of
    the same action, by anyone, is answered with who made it and acts no more.
-4. **The call.** `Acting.perform` with the integration's settings (every URL among them
-   and the target's held to the egress rules). A refusal is said and not retried; an
+4. **The call.** `Acting.perform` with the integration's settings, on a client holding
+   every request to the egress rules (`egress_checked`). A refusal is said and not retried; an
    outage is retried with backoff (`BACKOFF`), the thread saying when it went through;
    after `ATTEMPTS` it is said to have failed.
 5. **Said and recorded.** A reply in the item's thread (`✓ Acknowledged by Ada (from
@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 import structlog
-from shared.domain.account_links import AccountLink, AccountLinks
 
 from services.sync.clicks.repository import Click, Clicks
+from shared.domain.account_links import AccountLink, AccountLinks
 from shared.domain.audit import ID_PREFIX, AuditLog
 from shared.domain.message_map import Copy, MessageMap
 from shared.kernel import errors
@@ -60,6 +60,8 @@ log = structlog.get_logger(__name__)
 ATTEMPTS = 6
 BACKOFF = (2.0, 5.0, 15.0, 60.0, 300.0)  # seconds before attempts 2..6
 CLAIM_LIMIT = 50
+# Connections of the client clicks act through (a claim's clicks at once).
+ACTING_CONNECTIONS = CLAIM_LIMIT
 # A click on a card whose offers are not in the map yet is looked at again so often.
 CARD_ATTEMPTS = 3
 CARD_WAIT_SECONDS = 3.0
@@ -92,7 +94,6 @@ class ClickWorker:
         self._settings = settings
         self._owner = owner
         self._actors = ACTORS if actors is None else actors
-        self._policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
         self._wake = asyncio.Event()
         self._links_checked = 0.0
 
@@ -197,13 +198,10 @@ class ClickWorker:
         try:
             integration = await self._connections.integration(root.integration_id)
             given = credentials(integration, self._settings)
-            for value in [*given.settings.values(), *offered.target.values()]:
-                if isinstance(value, str) and value.lower().startswith(("http:", "https:")):
-                    check_url(value, self._policy)
             outcome = await actor.perform(
                 self._client, given, offered.target, click.action_id, _as_link(link)
             )
-        except errors.Invalid as exc:  # an address the egress rules refuse
+        except errors.Invalid as exc:  # an address the egress rules refuse (`egress_checked`)
             await self._clicks.release_effect(root.id, click)
             await self._end(click, "refused", f"{label}: {exc.message}", root, link)
         except (ActionRefused, LinkRejected) as exc:
@@ -303,14 +301,33 @@ class ClickWorker:
                 "resource_id": click.id,
                 "action": click.action_id,
                 "fields": [],
-                "status": status,
-                "provider": root.provider if root is not None else None,
-                "provider_user": link.provider_user if link is not None else None,
-                "item": root.external_message_id if root is not None else None,
-                "message_id": click.message_id,
-                "outcome": outcome.get("text"),
+                "request_id": None,
+                "method": None,
+                "route": None,
+                "status": None,
+                "card_action": {
+                    "result": status,
+                    "provider": root.provider if root is not None else None,
+                    "provider_user": link.provider_user if link is not None else None,
+                    "item": root.external_message_id if root is not None else None,
+                    "message_id": click.message_id,
+                    "outcome": outcome.get("text"),
+                },
             }
         )
+
+
+def egress_checked(client: httpx.AsyncClient, settings: Settings) -> httpx.AsyncClient:
+    """`client` holding every request to the egress rules before it is sent: an action's
+    address may come from outside (an integration's `api_url`, an alert group's
+    `externalURL`). A refused one raises `errors.Invalid` (the click says why)."""
+    policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
+
+    async def check(request: httpx.Request) -> None:
+        check_url(str(request.url), policy)
+
+    client.event_hooks["request"] = [*client.event_hooks["request"], check]
+    return client
 
 
 def _as_link(link: AccountLink) -> Link:
