@@ -60,6 +60,8 @@ class Click:
     actor_name: str
     attempts: int
     created_at: datetime
+    # The card's provider, once known (set while the click waits for its user's link).
+    provider: str | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Click:
@@ -74,6 +76,7 @@ class Click:
             actor_name=str(actor.get("name") or actor.get("id") or "someone"),
             attempts=int(doc.get("attempts", 0)),
             created_at=doc["created_at"],
+            provider=doc.get("provider"),
         )
 
     @property
@@ -174,13 +177,20 @@ class Clicks:
             )
 
     async def settle(
-        self, click: Click, status: str, outcome: dict[str, Any], due_at: datetime | None = None
+        self,
+        click: Click,
+        status: str,
+        outcome: dict[str, Any],
+        due_at: datetime | None = None,
+        provider: str | None = None,
     ) -> None:
-        """The click's next state: ended with its outcome, waiting for a link, or queued
-        again at `due_at` (an outage)."""
+        """The click's next state: ended with its outcome, waiting for a link (of
+        `provider`), or queued again at `due_at` (an outage)."""
         fields: Document = {"status": status, "outcome": outcome}
         if due_at is not None:
             fields["due_at"] = due_at
+        if provider is not None:
+            fields["provider"] = provider
         await self._clicks.update_one(
             {"_id": click.id}, {"$set": fields, "$unset": {"lease_owner": "", "lease_until": ""}}
         )

@@ -128,10 +128,8 @@ class ClickWorker:
         waiting = await self._clicks.waiting(utcnow(), 500)
         groups: dict[tuple[str, str], list[Click]] = {}
         for click in waiting:
-            found = await self._map.card(click.message_id)
-            if found is not None:
-                provider = str(found[1].get("provider"))
-                groups.setdefault((click.workspace_id, provider), []).append(click)
+            if click.provider is not None:
+                groups.setdefault((click.workspace_id, click.provider), []).append(click)
         ready: list[str] = []
         for (workspace_id, provider), clicks in groups.items():
             linked = await self._links.of_users(
@@ -163,8 +161,9 @@ class ClickWorker:
         offered = Offered.from_doc(acting_doc)
         action = offered.offers(click.action_id)
         actor = self._actors.get(offered.provider)
-        if action is None or actor is None:
-            await self._end(click, "refused", f"the card offers no {click.action_id!r}", None)
+        if action is None or actor is None:  # an old button, the item changed since
+            text = f"{click.who}: that action is not offered on this card now"
+            await self._end(click, "refused", text, root)
             return
         links = await self._links.of_users(click.workspace_id, offered.provider, [click.actor_id])
         link = links.get(click.actor_id)
@@ -241,7 +240,9 @@ class ClickWorker:
             f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
         )
         await self._reply(click, root, text, "link")
-        await self._clicks.settle(click, "waiting_link", {"text": "waiting for a link"})
+        await self._clicks.settle(
+            click, "waiting_link", {"text": "waiting for a link"}, provider=provider
+        )
 
     async def _end(
         self,

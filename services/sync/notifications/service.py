@@ -88,6 +88,7 @@ from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import BatchedWriter, Database, Document
 from shared.kernel.produce import Stream
 from shared.providers import commonmark as md
+from shared.providers.acting import Offered
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Card, Notice, Notifier, Unrenderable
 
@@ -506,6 +507,7 @@ class Notifications:
         decided: list[tuple[Post, Step | None, Copy | None]] = []
         unrooted: list[Post] = []
         claims: dict[str, tuple[Copy, Lifecycle | None]] = {}
+        claimed_acting: dict[str, Document] = {}
         # The batch's root cards and their texts, made once for all the subscriptions that
         # take an event (kept alive by `cards` until the batch's envelopes are made).
         cards: Cards = {}
@@ -531,10 +533,13 @@ class Notifications:
                 root = post.root_copy(step.generation)
                 # The first root carries the item's lifecycle; a later one's is written there.
                 claims[root.id] = (root, step.lifecycle if step.generation == 0 else None)
+                offered = self._offered(post)
+                if offered is not None:  # with the root: a click may come before a flush
+                    claimed_acting[root.id] = offered.to_doc()
                 thread.root = root
             thread.life = step.lifecycle
             decided.append((post, step, thread.root))
-        lost = await self._claim(claims)
+        lost = await self._claim(claims, claimed_acting)
         for thread in threads.values():
             if thread.root is not None and thread.root.id in lost:
                 thread.root = lost[thread.root.id]
@@ -639,19 +644,19 @@ class Notifications:
         finally:
             self._rechecking = None
 
-    async def _claim(self, claims: dict[str, tuple[Copy, Lifecycle | None]]) -> dict[str, Copy]:
+    async def _claim(
+        self, claims: dict[str, tuple[Copy, Lifecycle | None]], acting: dict[str, Document]
+    ) -> dict[str, Copy]:
         """Roots claimed by an insert only one process wins: those another process (or this
-        one, before a crash) claimed first, as they are."""
+        one, before a crash) claimed first, as they are. A root is written with its item's
+        lifecycle (the first root) and what its card offers (`acting`)."""
         if not claims:
             return {}
-        lost = await self._map.claim(
-            [copy for copy, _ in claims.values()],
-            {
-                rid: {"lifecycle": life.to_doc()}
-                for rid, (_, life) in claims.items()
-                if life is not None
-            },
-        )
+        extra: dict[str, Document] = {rid: {"acting": doc} for rid, doc in acting.items()}
+        for rid, (_, life) in claims.items():
+            if life is not None:
+                extra.setdefault(rid, {})["lifecycle"] = life.to_doc()
+        lost = await self._map.claim([copy for copy, _ in claims.values()], extra)
         return await self._map.by_ids(lost) if lost else {}
 
     def _envelopes(
@@ -685,15 +690,18 @@ class Notifications:
             envelopes.append(self._encode(post, post.edit_id, shown, card, edits=thread))
         return envelopes
 
+    def _offered(self, post: Post) -> Offered | None:
+        if self._offers is None:
+            return None
+        return self._offers.of(post.event.integration_id, post.notice)
+
     def _actionable(
         self, post: Post, root: Copy, card: Card | None, acting: dict[str, Document]
     ) -> Card | None:
         """The root's card with its item's actions (SPEC §20), where its integration can
         act; what they act on noted for the root."""
-        if self._offers is None or card is None:
-            return card
-        offered = self._offers.of(post.event.integration_id, post.notice)
-        if offered is None:
+        offered = self._offered(post)
+        if card is None or offered is None:
             return card
         acting[root.id] = offered.to_doc()
         return replace(card, actions=offered.actions)
