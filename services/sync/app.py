@@ -148,6 +148,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Clicks on cards (SPEC §20): taken from the chat's events by the outbound consumer,
     # acted on by a worker beside it (services.sync.clicks).
     clicks = click_repository.Clicks(runtime.db)
+    # Issues made from messages and cards' actions, counted alike (`hookhub_actions_total`).
+    action_metrics = ActionMetrics(runtime.registry)
     app.state.clicks = clicks
     # The providers' APIs acted on: addresses that may come from outside, each request held
     # to the egress rules; a client of its own, so the networks' calls are not checked twice.
@@ -164,6 +166,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         audit=app.state.audit,
         settings=settings,
         owner=ownership.id,
+        metrics=action_metrics,
     )
     intake = Intake(
         mappings=mappings,
@@ -266,7 +269,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         jira=jira_issues.JiraIssues.for_settings(client, settings),
         store=action_requests.IdempotencyStore(runtime.db),
         publisher=runtime.publisher,
-        metrics=ActionMetrics(runtime.registry),
+        metrics=action_metrics,
     )
 
     # Both consumers are idempotent by themselves (job and envelope ids derive from what

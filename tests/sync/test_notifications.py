@@ -1017,6 +1017,10 @@ async def test_a_firing_group_is_silenced_from_its_card_once_as_the_linked_user(
         return wanted <= {(e["action"], e["card_action"]["result"]) for e in entries}
 
     await until(audited, what="the clicks audited")
+    metrics = (await world.sync.get("/metrics")).text
+    for action, result in wanted:
+        labels = f'action="{action}",outcome="{result}",provider="alertmanager"'
+        assert f"hookhub_actions_total{{{labels}}}" in metrics, (action, result)
 
 
 def _posts(alertmanager: FakeAlertmanager) -> int:

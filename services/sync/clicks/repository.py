@@ -37,7 +37,6 @@ EFFECTS = "chat_click_effects"
 
 INDEXES = [
     Index(CLICKS, [("status", 1), ("due_at", 1)]),
-    Index(CLICKS, [("workspace_id", 1), ("actor.id", 1), ("status", 1)]),
     # Kept a week (TTL on `expires_at`), as the record of who clicked what.
     Index(CLICKS, [("expires_at", 1)], {"expireAfterSeconds": 0}),
     Index(EFFECTS, [("expires_at", 1)], {"expireAfterSeconds": 0}),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import httpx
 import structlog
 
+from services.sync.actions.metrics import ActionMetrics
 from services.sync.clicks.repository import Click, Clicks
 from shared.domain.account_links import AccountLink, AccountLinks
 from shared.domain.audit import ID_PREFIX, AuditLog
@@ -46,6 +48,7 @@ from shared.providers.acting import (
     Acting,
     ActionRefused,
     ActionUnavailable,
+    Credentials,
     Link,
     LinkRejected,
     Offered,
@@ -82,6 +85,7 @@ class ClickWorker:
         audit: AuditLog,
         settings: Settings,
         owner: str,
+        metrics: ActionMetrics,
         actors: Mapping[str, Acting] | None = None,
     ) -> None:
         self._clicks = clicks
@@ -93,6 +97,7 @@ class ClickWorker:
         self._audit = audit
         self._settings = settings
         self._owner = owner
+        self._metrics = metrics
         self._actors = ACTORS if actors is None else actors
         self._wake = asyncio.Event()
         self._links_checked = 0.0
@@ -197,9 +202,7 @@ class ClickWorker:
         try:
             integration = await self._connections.integration(root.integration_id)
             given = credentials(integration, self._settings)
-            outcome = await actor.perform(
-                self._client, given, offered.target, click.action_id, _as_link(link)
-            )
+            outcome = await self._call(actor, given, offered, click, link)
         except errors.Invalid as exc:  # an address the egress rules refuse (`egress_checked`)
             await self._clicks.release_effect(root.id, click)
             await self._end(click, "refused", f"{label}: {exc.message}", root, link)
@@ -214,6 +217,29 @@ class ClickWorker:
         else:
             await self._clicks.effect_done(root.id, click, {"text": outcome.text})
             await self._end(click, "done", _done_text(click, outcome), root, link, outcome)
+
+    async def _call(
+        self,
+        actor: Acting,
+        given: Credentials,
+        offered: Offered,
+        click: Click,
+        link: AccountLink,
+    ) -> Outcome:
+        """The provider's call(s), timed (`hookhub_action_provider_seconds`)."""
+        started = time.perf_counter()
+        result = "answered"
+        try:
+            return await actor.perform(
+                self._client, given, offered.target, click.action_id, _as_link(link)
+            )
+        except Exception as exc:
+            result = type(exc).__name__
+            raise
+        finally:
+            self._metrics.provider_seconds.labels(
+                offered.provider, _action_label(click), result
+            ).observe(time.perf_counter() - started)
 
     async def _retry_or_fail(
         self,
@@ -255,6 +281,8 @@ class ClickWorker:
     ) -> None:
         if root is not None:
             await self._reply(click, root, text, "reply")
+        provider = root.provider if root is not None else "-"
+        self._metrics.actions.labels(provider, _action_label(click), status).inc()
         record: dict[str, Any] = {"text": text}
         if outcome is not None and outcome.reference:
             record["reference"] = outcome.reference
@@ -339,6 +367,14 @@ def _as_link(link: AccountLink) -> Link:
         external_id=link.external_id,
         name=link.name,
     )
+
+
+def _action_label(click: Click) -> str:
+    """The action as a metric's label: a card's own ids are few (`acknowledge`,
+    `silence:1h`); anything else a chat sent is one label."""
+    action = click.action_id
+    plain = action.replace(":", "").replace("_", "").isalnum()
+    return action if len(action) <= 40 and plain else "other"
 
 
 def _provider_name(provider: str) -> str:
