@@ -20,6 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.delivery.deliveries.repository import DELIVERIES
+from shared.domain.account_links import MAPPING_PROVIDERS
 from shared.kernel import tracing
 from shared.kernel.http.tls import tls
 from shared.providers.catalog import CATALOG
@@ -1188,4 +1189,68 @@ async def test_the_event_type_catalog_shows_schemas_and_examples_as_text_and_fee
     await expect(events).to_have_value("message.*")
 
     assert await p.evaluate("window.__pwned") is None
+    assert_clean(page, console)
+
+
+async def test_a_chat_user_is_linked_from_its_page_refused_as_the_api_says_and_unlinked(
+    page: Watched, console: Console
+) -> None:
+    from playwright.async_api import expect
+
+    ws = f"ws_console_links_{uuid.uuid4().hex[:6]}"
+    base = "/api/account-links"
+    # Another workspace's link: the workspace filter leaves it out.
+    other = await console.api.put(
+        f"{base}/opsgenie/u_other",
+        params={"workspace_id": f"{ws}_other"},
+        json={"provider_user": "someone-else"},
+    )
+    assert other.status_code == 201, other.text
+
+    p = await sign_in(page, console, f"account-links?workspace_id={ws}")
+    await expect(p.get_by_text("No account links yet.")).to_be_visible(timeout=EXPECT_MS)
+    linking = p.locator("section", has=p.get_by_role("heading", name="Link a chat user"))
+    provider = linking.get_by_label("Provider", exact=True)
+    offered = await provider.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert offered == list(MAPPING_PROVIDERS)
+    await linking.get_by_label("Workspace id").fill(ws)
+    await provider.select_option("pagerduty")
+    await linking.get_by_label("Chat user id").fill("u_ada")
+    await linking.get_by_label("Provider user").fill("ada\u200b@example.com")
+    await linking.get_by_label("Name").fill("<b>Ada</b>")
+    await linking.get_by_role("button", name="Save link").click()
+    # The API's refusal as it came: the field it names and why.
+    refusal = linking.get_by_role("alert")
+    await expect(refusal).to_contain_text(
+        "invalid: request does not match the schema", timeout=EXPECT_MS
+    )
+    await expect(refusal.get_by_role("listitem")).to_contain_text("provider_user: ")
+    await expect(refusal.get_by_role("listitem")).to_contain_text("U+200B")
+
+    await linking.get_by_label("Provider user").fill("ada@example.com")
+    await linking.get_by_role("button", name="Save link").click()
+    await expect(linking).to_contain_text(
+        "Linked: u_ada acts at PagerDuty as ada@example.com.", timeout=EXPECT_MS
+    )
+    row = p.get_by_role("row").filter(has_text="u_ada")
+    await expect(row.locator("td[data-label='Provider user']")).to_have_text(
+        "ada@example.com", timeout=EXPECT_MS
+    )
+    await expect(row.locator("td[data-label=Provider]")).to_contain_text("PagerDuty")
+    await expect(row.locator("td[data-label=Name]")).to_have_text("<b>Ada</b>")  # text, not markup
+    await expect(row.locator("td[data-label=Name] b")).to_have_count(0)
+    await expect(row.locator("td[data-label=Created] time")).to_have_count(1)
+    await expect(p.get_by_role("row")).to_have_count(2)  # the header and u_ada: not u_other
+    made = await console.api.get(f"{base}/pagerduty/u_ada", params={"workspace_id": ws})
+    assert (made.json()["provider_user"], made.json()["name"]) == ("ada@example.com", "<b>Ada</b>")
+
+    await row.get_by_role("button", name="Unlink").click()
+    await expect(p.get_by_text("No account links yet.")).to_be_visible(timeout=EXPECT_MS)
+    gone = await console.api.get(f"{base}/pagerduty/u_ada", params={"workspace_id": ws})
+    assert gone.status_code == 404, gone.text
+    assert page.dialogs == [
+        "confirm: Unlink u_ada from PagerDuty user ada@example.com?"
+        " Their clicks act there no more until linked again."
+    ]
+    page.dialogs.clear()
     assert_clean(page, console)

@@ -45,6 +45,7 @@ PORTAL_PAGES = [
     "Event types",
     "Deliveries",
     "Sync mappings",
+    "Account links",
     "Imports",
     "Audit log",
 ]
@@ -111,7 +112,12 @@ class Workspace:
             f"{self.marker} alerts",
             f"{self.marker} receiver",
             f"ch-{self.marker.lower()}",
+            self.on_call(),
         ]
+
+    def on_call(self) -> str:
+        """Who its chat user is at PagerDuty (its account link)."""
+        return f"{self.marker.lower()}-oncall@example.com"
 
     def ids(self) -> list[str]:
         return [self.github, self.chat, self.incoming, self.endpoint, self.delivery, self.job]
@@ -189,6 +195,12 @@ async def workspaces(
                 files={"file": (path.name, file, "application/zip")},
             )
         assert job.status_code in (201, 202), job.text
+        linked = await api.put(
+            f"/api/account-links/pagerduty/u-{lower}",
+            params={"workspace_id": workspace_id},
+            json={"provider_user": f"{lower}-oncall@example.com", "name": f"{marker} on call"},
+        )
+        assert linked.status_code == 201, linked.text
         made.append(
             Workspace(
                 id=workspace_id,
@@ -325,6 +337,7 @@ async def test_a_portal_shows_its_workspace_and_nothing_of_another_or_global(
     await shows("deliveries", mine.delivery)
     await shows("mappings", f"{mine.marker} chat")
     await shows(f"mappings?integration_id={mine.chat}", f"ch-{mine.marker.lower()}-sync")
+    await shows("account-links", mine.on_call(), f"{mine.marker} on call")
     await shows("imports", mine.job)
     await shows(f"imports/{mine.job}", f"ch-{mine.marker.lower()}-import")
     await shows(f"incoming/{mine.incoming}", f"{mine.marker} alerts")
@@ -429,9 +442,16 @@ async def test_a_read_only_portal_offers_no_change_and_the_api_refuses_one(
     await expect(p.get_by_role("heading", name="Circuit breaker")).to_have_count(0)
     await offers_nothing(f"deliveries/{mine.delivery}", mine.delivery)
     await offers_nothing(f"mappings?integration_id={mine.chat}", f"ch-{mine.marker.lower()}-sync")
+    await offers_nothing("account-links", mine.on_call())
     await offers_nothing("imports", mine.job)
     await offers_nothing("audit", mine.github)
-    for heading in ("New integration", "New incoming webhook", "New endpoint", "Upload an export"):
+    for heading in (
+        "New integration",
+        "New incoming webhook",
+        "New endpoint",
+        "Upload an export",
+        "Link a chat user",
+    ):
         await expect(p.get_by_role("heading", name=heading)).to_have_count(0)
 
     # A change made anyway, through the page's own API module, is refused.

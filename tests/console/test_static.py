@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 
 from services.console import CONTENT_SECURITY_POLICY, STATIC
 from services.edge import create_edge_app
+from shared.domain.account_links import MAPPING_PROVIDERS
 from shared.kernel.settings import Settings
 
 SCRIPTS = sorted(STATIC.rglob("*.js"))
@@ -160,3 +162,13 @@ async def test_the_event_types_module_is_served_with_the_security_headers() -> N
     assert answer.status_code == 200
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert b"export async function render" in answer.content
+
+
+def test_the_account_links_page_offers_the_providers_the_api_links_by_mapping() -> None:
+    app = (STATIC / "app.js").read_text()
+    assert 'import * as accountLinks from "./pages/account-links.js";' in app
+    assert '["account-links", "Account links", accountLinks]' in app
+    page = (STATIC / "pages" / "account-links.js").read_text()
+    offered = re.search(r"export const MAPPING_PROVIDERS = (\[[^\]]*\]);", page)
+    assert offered is not None, "the page's constant of the providers linked by a mapping"
+    assert json.loads(offered.group(1)) == list(MAPPING_PROVIDERS)

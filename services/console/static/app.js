@@ -4,6 +4,7 @@
 
 import { PORTAL, checkToken, forgetToken, setToken, token, whenUnauthorized } from "./api.js";
 import { clear, errorBox, field, flash, h } from "./dom.js";
+import * as accountLinks from "./pages/account-links.js";
 import * as audit from "./pages/audit.js";
 import * as deliveries from "./pages/deliveries.js";
 import * as endpoints from "./pages/endpoints.js";
@@ -31,6 +32,7 @@ const PAGES = [
   ["event-types", "Event types", eventTypes],
   ["deliveries", "Deliveries", deliveries],
   ["mappings", "Sync mappings", mappings],
+  ["account-links", "Account links", accountLinks],
   ["imports", "Imports", imports],
   ["providers", "Provider apps", providers],
   ["audit", "Audit log", audit],

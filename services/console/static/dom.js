@@ -399,3 +399,8 @@ export function workspaceField() {
     fixed ? "this portal's workspace" : "remembered in this browser once a create succeeds",
   );
 }
+
+/** A list's workspace filter: the admin's alone (a portal's lists are its workspace's). */
+export function workspaceFilter(value) {
+  return caller.workspace_id ? null : field("Workspace id", h("input", { name: "workspace_id", value }));
+}

@@ -24,6 +24,7 @@ import {
   table,
   timeEl,
   workspaceField,
+  workspaceFilter,
   writes,
 } from "../dom.js";
 import {
@@ -47,7 +48,7 @@ export async function render(main, { id, params, go }) {
   const filters = form(
     [
       field("Provider", select("provider", [["", "any"], ...catalogEntries().map((e) => [e.provider, e.name])], provider)),
-      caller.workspace_id ? null : field("Workspace id", h("input", { name: "workspace_id", value: workspace })),
+      workspaceFilter(workspace),
     ],
     "Filter",
     async (data) => go("integrations", null, filled(data)),
