@@ -141,8 +141,16 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             job.external_channel_id
         )
 
+    def posts_once(provider: str) -> bool:
+        network = NETWORKS.get(provider)
+        return network is not None and network.posts_once
+
     lanes = Lanes(
-        sender, pace, max_backoff_seconds=settings.sync_max_backoff_seconds, unwritten=unwritten
+        sender,
+        pace,
+        max_backoff_seconds=settings.sync_max_backoff_seconds,
+        unwritten=unwritten,
+        posts_once=posts_once,
     )
     runtime.registry.register(QueueCollector(lanes.depth))
     # Clicks on cards (SPEC §20): taken from the chat's events by the outbound consumer,
@@ -178,6 +186,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         metrics=metrics,
         topic=settings.topic(Topic.CHAT_EVENTS),
         clicks=ClickIntake(clicks, metrics, click_worker.wake),
+        posts_once=posts_once,
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
     inbound = Inbound(

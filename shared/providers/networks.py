@@ -198,6 +198,11 @@ class Network:
     export_account_is_integrations: bool = False
     # Why its channels' history cannot be read, for a network without `history`.
     no_history: str = "the network's API gives no message history: there is nothing to import"
+    # Whether a post made again with the same chat message is the same message (its API
+    # takes a key of ours and answers a repeat with the first post): sync's lanes then do
+    # not wait for each post's copy to be written, and a post read again after a crash is
+    # simply made again (services.sync.outbound.unwritten).
+    posts_once: bool = False
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> ChatProvider:
         """Its `ChatProvider`, calling the network through `client`."""

@@ -67,6 +67,9 @@ class _Held:
         self.unwritten, self.writer, self.holding = unwritten, writer, holding
         self.ran: list[Job] = []
         self.released = asyncio.Event()
+        # Set: each outcome's write is held until it is cleared (`recorded` waits).
+        self.unrecorded = asyncio.Event()
+        self.recorded_for = 0
 
     async def run(self, job: Job) -> None:
         self.ran.append(job)
@@ -75,6 +78,9 @@ class _Held:
         self.unwritten.finish(job.id, {"status": "done", "lease_owner": None})
 
     async def recorded(self) -> None:
+        self.recorded_for += 1
+        while self.unrecorded.is_set():
+            await asyncio.sleep(0.01)
         await self.writer.written()
 
 
@@ -116,6 +122,7 @@ class _Process:
         holding: bool = True,
         spill_seconds: float = 0.05,
         pace: float = 0.0,
+        posts_once: bool = False,
     ) -> _Process:
         outbox = OutboxRepository(db)
         ownership = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id=worker)
@@ -126,7 +133,11 @@ class _Process:
         unwritten = Unwritten(writer, metrics)
         sent = _Held(unwritten, writer, holding=holding)
         lanes = Lanes(
-            cast(Sender, sent), lambda _job: pace, max_backoff_seconds=1.0, unwritten=unwritten
+            cast(Sender, sent),
+            lambda _job: pace,
+            max_backoff_seconds=1.0,
+            unwritten=unwritten,
+            posts_once=lambda _provider: posts_once,
         )
         intake = Intake(
             mappings=cast(MappingDirectory, _Channels()),
@@ -138,6 +149,7 @@ class _Process:
             metrics=metrics,
             topic="chat-events",
             spill_seconds=spill_seconds,
+            posts_once=lambda _provider: posts_once,
         )
         return cls(intake, sent, writer, lanes)
 
@@ -216,6 +228,51 @@ async def test_events_a_crashed_process_handed_to_its_lanes_are_taken_as_recover
         crashed.sent.released.set()  # the "crashed" one's calls end, its batch with them
         await abandoned
         await asyncio.gather(crashed.stop(), following.stop())
+
+
+async def test_where_a_post_made_again_is_the_same_message_nothing_is_looked_for(
+    db: Database,
+) -> None:
+    """On a network that answers a post made again with the first one (Google Chat's
+    requestId, Matrix's txnId: `Network.posts_once`), a lane goes on without waiting for its
+    post's copy to be written, so after a crash any of the events read again may have been
+    posted: each is simply made again, none marked `recovered` (no search)."""
+    crashed = await _Process.start(db, "once_crashed", holding=False, posts_once=True)
+    crashed.sent.unrecorded.set()  # no outcome's write ever comes
+    abandoned = await crashed.intake.events([_event(1), _event(2)])
+    # Both posts made though neither copy was written: the lane did not wait.
+    await until(lambda: len(crashed.sent.ran) == 2, what="both posts made")
+    assert crashed.sent.recorded_for == 0
+    following = await _Process.start(db, "once_following", holding=False, posts_once=True)
+    try:
+        await (await following.intake.events([_event(1), _event(2), _event(3)]))
+        assert {job.message_id: job.recovered for job in following.sent.ran} == {
+            "msg_intake_1": False,
+            "msg_intake_2": False,
+            "msg_intake_3": False,
+        }
+    finally:
+        crashed.sent.unrecorded.clear()
+        await abandoned
+        await asyncio.gather(crashed.stop(), following.stop())
+
+
+async def test_a_lane_waits_for_each_posts_copy_where_a_post_could_be_made_twice(
+    db: Database,
+) -> None:
+    """Elsewhere the lane waits for its post's copy to be written before the next post: a
+    crash leaves at most the post in flight unrecorded per channel."""
+    process = await _Process.start(db, "waiting", holding=False)
+    process.sent.unrecorded.set()
+    done = await process.intake.events([_event(1), _event(2)])
+    try:
+        await until(lambda: process.sent.recorded_for == 1, what="the first post's wait")
+        assert [job.message_id for job in process.sent.ran] == ["msg_intake_1"]
+    finally:
+        process.sent.unrecorded.clear()
+        await done
+        await process.stop()
+    assert [job.message_id for job in process.sent.ran] == ["msg_intake_1", "msg_intake_2"]
 
 
 async def test_partitions_taken_away_leave_their_running_jobs_written_for_the_next_owner(

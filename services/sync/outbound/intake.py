@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -40,6 +40,7 @@ class Intake:
         metrics: SyncMetrics,
         topic: str,
         clicks: ClickIntake | None = None,
+        posts_once: Callable[[str], bool] = lambda provider: False,
         copy_wait_seconds: float = 5.0,
         spill_seconds: float = SPILL_SECONDS,
     ) -> None:
@@ -54,6 +55,7 @@ class Intake:
         self._lanes = lanes
         self._metrics = metrics
         self._clicks = clicks
+        self._posts_once = posts_once
         # Per partition of this process's (`{topic}:{partition}`): up to which offset its
         # events are perhaps posted (its progress mark when this process first acted on it).
         self._horizon: dict[str, int] = {}
@@ -163,11 +165,14 @@ class Intake:
     def _recovered_posts(self, docs: list[Document], replayed: set[str]) -> None:
         """Of each mapping's posts among events read again, only the first the map does not
         hold can have been made (services.sync.outbound.unwritten; those it holds are not
-        here): marked `recovered`, looked for before it is made. An edit or a delete that
+        here): marked `recovered`, looked for before it is made; on a network where a post
+        made again is the same message (`posts_once`), none. An edit or a delete that
         was in flight is simply made again."""
         for doc in docs:
             if doc["op"] != "post" or doc["mapping_id"] in self._looked_for:
                 continue
+            if self._posts_once(doc["provider"]):
+                continue  # made again, it is the same message
             if doc["event_id"] in replayed:
                 self._looked_for.add(doc["mapping_id"])
                 doc["recovered"] = True

@@ -60,6 +60,9 @@ def endpoints(settings: Settings) -> Endpoints:
 
 class GoogleChatNetwork(Network):
     name = "googlechat"
+    # `requestId` is the chat message's id: "Specifying an existing request ID returns the
+    # message created with that ID instead of creating a new message" (spaces.messages.create).
+    posts_once = True
     no_history = (
         "Google Chat lists a space's messages to a Workspace user: set the integration's "
         "import_as to a user the service account may act as (domain-wide delegation of "

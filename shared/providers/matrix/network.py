@@ -240,6 +240,10 @@ class GuardedAvatars:
 
 class MatrixNetwork(Network):
     name = "matrix"
+    # The send's txnId derives from the chat message (messages.txn_id): the homeserver
+    # answers a retransmission with the first event's id (client-server API, "Transaction
+    # identifiers", scoped to the device and endpoint; Synapse keeps them about 30 minutes).
+    posts_once = True
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MatrixChats:
         policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
