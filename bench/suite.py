@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from bench import (
+    chatops,
     console,
     delivery,
     delivery_mix,
@@ -59,6 +60,7 @@ BENCHMARKS: list[Benchmark] = [
     management.BENCHMARK,
     event_types.BENCHMARK,
     retention.BENCHMARK,
+    chatops.BENCHMARK,
 ]
 # Not in a plain `make bench`: only with `--only <name>`.
 ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK]
