@@ -16,7 +16,7 @@ from services.sync.actions.metrics import ActionMetrics
 from services.sync.actions.service import Actions
 from services.sync.catchup import CatchUp
 from services.sync.clicks import repository as click_repository
-from services.sync.clicks.intake import ClickIntake
+from services.sync.clicks.intake import Asked, ChatIntake
 from services.sync.clicks.offers import CardOffers
 from services.sync.clicks.worker import ACTING_CONNECTIONS, ClickWorker, egress_checked
 from services.sync.inbound.service import Inbound
@@ -185,7 +185,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         unwritten=unwritten,
         metrics=metrics,
         topic=settings.topic(Topic.CHAT_EVENTS),
-        clicks=ClickIntake(clicks, metrics, click_worker.wake),
+        asked=ChatIntake(
+            [Asked(click_repository.ACTION, click_repository.click_doc, clicks, click_worker.wake)],
+            metrics,
+        ),
         posts_once=posts_once,
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)

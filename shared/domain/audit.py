@@ -215,6 +215,38 @@ def entry(plan: Plan | None, request: Request, at: datetime) -> Document:
     }
 
 
+def chat_user_entry(
+    *,
+    workspace_id: str,
+    chat_user_id: str,
+    resource_type: str,
+    resource_id: str | None,
+    action: str,
+    fields: Sequence[str] = (),
+    at: datetime | None = None,
+    **about: Any,
+) -> Document:
+    """The audit document of a change a chat user made from a channel (SPEC §20: a card's
+    action, a slash command): no request, method, route or status; `about` says more of it
+    (`card_action`, `command`)."""
+    at = at or utcnow()
+    return {
+        "_id": new_id_at(ID_PREFIX, at),
+        "at": at,
+        "workspace_id": workspace_id,
+        "actor": {"kind": "chat_user", "id": chat_user_id},
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "action": action,
+        "fields": list(fields),
+        "request_id": None,
+        "method": None,
+        "route": None,
+        "status": None,
+        **about,
+    }
+
+
 def _workspace(request: Request, body: dict[str, Any], answer: dict[str, Any]) -> str | None:
     """The caller's; else the answer's, the body's, the path's; else that of the first
     document the request found (an admin's DELETE answers no body)."""

@@ -2,12 +2,10 @@
 `chat_click_effects`: each action on an item, once, whoever clicks it.
 
 A click (`message.action` on `hookhub.chat.events`) is written when the outbound consumer
-reads it, before its batch's offsets are committed: the click's envelope id is its `_id`,
-so the same click read again is the same document (SPEC §10: the click is the idempotency
-key). Its course:
+reads it and claimed under a lease as every ask of the chat is (services.sync.clicks.queue;
+SPEC §10: the click is the idempotency key). Its course:
 
-- `queued` (due at `due_at`) → claimed by a sync replica for `LEASE` (`lease_owner`,
-  `lease_until`; a replica that dies mid-call leaves it to the next claim after the lease);
+- `queued` (due at `due_at`) → claimed by a sync replica for `LEASE`;
 - `waiting_link`: the user has no account link for the provider; queued again once they
   have one (`relink`), for `LINK_WAIT` at most;
 - ends `done`, `duplicate` (the action was already made on the item: said who did),
@@ -26,10 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
-
+from services.sync.clicks.queue import KEPT, Queue, Unusable, asking_user, queued
 from shared.kernel.envelopes import ChatEvent
-from shared.kernel.ids import derived_id, id_problem
+from shared.kernel.ids import derived_id
 from shared.kernel.mongo import Database, Document, Index, insert_new
 
 CLICKS = "chat_clicks"
@@ -42,9 +39,7 @@ INDEXES = [
     Index(EFFECTS, [("expires_at", 1)], {"expireAfterSeconds": 0}),
 ]
 
-LEASE = timedelta(seconds=60)
 LINK_WAIT = timedelta(hours=24)
-KEPT = timedelta(days=7)
 ENDED = ("done", "duplicate", "refused", "failed")
 
 
@@ -87,77 +82,31 @@ ACTION = "message.action"
 ACTION_ID_CHARS = 200
 
 
-class BadClick(ValueError):
+class BadClick(Unusable):
     """A `message.action` that lacks what a click needs: logged and counted, not kept."""
 
 
 def click_doc(event: ChatEvent, now: datetime) -> Document:
     """A click's document from its `message.action` envelope (SPEC §20: `{message_id,
     channel_id, action_id, actor: {id, name, email?}}`). Raises BadClick."""
-    data, actor = event.data, event.actor or {}
+    data = event.data
     for name in ("message_id", "channel_id", "action_id"):
         value = data.get(name)
         if not isinstance(value, str) or not value or len(value) > ACTION_ID_CHARS:
             raise BadClick(f"message.action needs a string data.{name} (1-200 characters)")
-    who = actor.get("id")
-    if not isinstance(who, str) or not who or id_problem(who) is not None:
-        raise BadClick("message.action needs the clicking user as actor.id")
-    shown = actor.get("name")
-    return {
-        "_id": event.id,
-        "workspace_id": event.workspace_id,
-        "channel_id": data["channel_id"],
-        "message_id": data["message_id"],
-        "action_id": data["action_id"],
-        "actor": {"id": who, "name": shown if isinstance(shown, str) else None},
-        "status": "queued",
-        "attempts": 0,
-        "due_at": now,
-        "created_at": now,
-        "expires_at": now + KEPT,
-    }
+    fields = {name: data[name] for name in ("channel_id", "message_id", "action_id")}
+    return queued(event, now, {**fields, "actor": asking_user(event)})
 
 
 def effect_id(root_id: str, action_id: str) -> str:
     return derived_id(root_id, action_id, prefix="eff")
 
 
-class Clicks:
+class Clicks(Queue[Click]):
     def __init__(self, db: Database) -> None:
+        super().__init__(db[CLICKS], Click.from_doc)
         self._clicks = db[CLICKS]
         self._effects = db[EFFECTS]
-
-    async def accept(self, docs: list[Document]) -> int:
-        """The clicks not written yet, written queued; how many were new."""
-        return len(await insert_new(self._clicks, docs))
-
-    async def claim(self, owner: str, now: datetime, limit: int) -> list[Click]:
-        """Due clicks (queued, or held by a lease that ran out), leased to `owner`."""
-        claimed: list[Click] = []
-        for due in (
-            {"status": "queued", "due_at": {"$lte": now}},
-            {"status": "running", "lease_until": {"$lte": now}},
-        ):
-            claimed += await self._claim(due, owner, now, limit - len(claimed))
-        return claimed
-
-    async def _claim(self, due: Document, owner: str, now: datetime, limit: int) -> list[Click]:
-        claimed: list[Click] = []
-        if limit <= 0:
-            return claimed
-        for doc in await self._clicks.find(due, {"_id": 1}).limit(limit).to_list():
-            taken = await self._clicks.find_one_and_update(
-                {"_id": doc["_id"], **due},
-                {
-                    "$set": {"status": "running", "lease_owner": owner},
-                    "$max": {"lease_until": now + LEASE},
-                    "$inc": {"attempts": 1},
-                },
-                return_document=ReturnDocument.AFTER,
-            )
-            if taken is not None:
-                claimed.append(Click.from_doc(taken))
-        return claimed
 
     async def waiting(self, now: datetime, limit: int) -> list[Click]:
         """Clicks waiting for their user's link, the expired ones ended first."""
@@ -174,25 +123,6 @@ class Clicks:
                 {"_id": {"$in": ids}, "status": "waiting_link"},
                 {"$set": {"status": "queued", "due_at": now}},
             )
-
-    async def settle(
-        self,
-        click: Click,
-        status: str,
-        outcome: dict[str, Any],
-        due_at: datetime | None = None,
-        provider: str | None = None,
-    ) -> None:
-        """The click's next state: ended with its outcome, waiting for a link (of
-        `provider`), or queued again at `due_at` (an outage)."""
-        fields: Document = {"status": status, "outcome": outcome}
-        if due_at is not None:
-            fields["due_at"] = due_at
-        if provider is not None:
-            fields["provider"] = provider
-        await self._clicks.update_one(
-            {"_id": click.id}, {"$set": fields, "$unset": {"lease_owner": "", "lease_until": ""}}
-        )
 
     async def take_effect(self, root_id: str, click: Click, now: datetime) -> Document | None:
         """The action on the item claimed for this click; None if it is this click's

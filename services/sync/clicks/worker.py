@@ -14,8 +14,8 @@ For one click, in order:
    the same action, by anyone, is answered with who made it and acts no more.
 4. **The call.** `Acting.perform` with the integration's settings, on a client holding
    every request to the egress rules (`egress_checked`). A refusal is said and not retried; an
-   outage is retried with backoff (`BACKOFF`), the thread saying when it went through;
-   after `ATTEMPTS` it is said to have failed.
+   outage is retried with backoff (services.sync.clicks.queue `BACKOFF`), the thread
+   saying when it went through; after `ATTEMPTS` it is said to have failed.
 5. **Said and recorded.** A reply in the item's thread (`✓ Acknowledged by Ada (from
    chat)`), its id derived from the click (a retry publishes the same message), and an
    audit entry: chat user, provider user, item, outcome.
@@ -24,7 +24,6 @@ For one click, in order:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -34,14 +33,15 @@ import httpx
 import structlog
 
 from services.sync.actions.metrics import ActionMetrics
+from services.sync.clicks.queue import Worker, next_attempt
 from services.sync.clicks.repository import Click, Clicks
 from shared.domain.account_links import AccountLink, AccountLinks
-from shared.domain.audit import ID_PREFIX, AuditLog
+from shared.domain.audit import AuditLog, chat_user_entry
 from shared.domain.message_map import Copy, MessageMap
 from shared.kernel import errors
 from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.envelopes import Topic, encode_inbound
-from shared.kernel.ids import derived_id, new_id_at, utcnow
+from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.settings import Settings
 from shared.providers.acting import (
@@ -60,19 +60,18 @@ from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
 
-ATTEMPTS = 6
-BACKOFF = (2.0, 5.0, 15.0, 60.0, 300.0)  # seconds before attempts 2..6
 CLAIM_LIMIT = 50
 # Connections of the client clicks act through (a claim's clicks at once).
 ACTING_CONNECTIONS = CLAIM_LIMIT
 # A click on a card whose offers are not in the map yet is looked at again so often.
 CARD_ATTEMPTS = 3
 CARD_WAIT_SECONDS = 3.0
-IDLE_SECONDS = 1.0
 LINK_CHECK_SECONDS = 5.0
 
 
-class ClickWorker:
+class ClickWorker(Worker):
+    round_failed = "sync_clicks_round_failed"
+
     def __init__(
         self,
         *,
@@ -88,6 +87,7 @@ class ClickWorker:
         metrics: ActionMetrics,
         actors: Mapping[str, Acting] | None = None,
     ) -> None:
+        super().__init__()
         self._clicks = clicks
         self._map = message_map
         self._links = links
@@ -99,28 +99,14 @@ class ClickWorker:
         self._owner = owner
         self._metrics = metrics
         self._actors = ACTORS if actors is None else actors
-        self._wake = asyncio.Event()
         self._links_checked = 0.0
 
-    def wake(self) -> None:
-        """New clicks were accepted: look now rather than at the next idle tick."""
-        self._wake.set()
-
-    async def run(self) -> None:
+    async def round(self) -> int:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if loop.time() - self._links_checked >= LINK_CHECK_SECONDS:
-                    self._links_checked = loop.time()
-                    await self.relink()
-                done = await self.once()
-            except Exception as exc:  # MongoDB away: the next round tries again
-                log.warning("sync_clicks_round_failed", error=repr(exc))
-                done = 0
-            if not done:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+        if loop.time() - self._links_checked >= LINK_CHECK_SECONDS:
+            self._links_checked = loop.time()
+            await self.relink()
+        return await self.once()
 
     async def once(self) -> int:
         """One claim of due clicks, each acted on; how many."""
@@ -249,12 +235,11 @@ class ClickWorker:
         error: str,
         retry_after: float | None = None,
     ) -> None:
-        if click.attempts >= ATTEMPTS:
+        due = next_attempt(click.attempts, retry_after)
+        if due is None:
             text = f"{click.action_id}: failed after {click.attempts} attempts: {error}"
             await self._end(click, "failed", text, root, link)
             return
-        wait = BACKOFF[min(click.attempts, len(BACKOFF)) - 1]
-        due = utcnow() + timedelta(seconds=max(wait, retry_after or 0.0))
         log.info("sync_click_retry", click_id=click.id, error=error, due_at=due.isoformat())
         await self._clicks.settle(click, "queued", {"text": "retrying", "error": error}, due)
 
@@ -319,22 +304,14 @@ class ClickWorker:
         link: AccountLink | None,
         outcome: dict[str, Any],
     ) -> None:
-        at = utcnow()
         self._audit.record(
-            {
-                "_id": new_id_at(ID_PREFIX, at),
-                "at": at,
-                "workspace_id": click.workspace_id,
-                "actor": {"kind": "chat_user", "id": click.actor_id},
-                "resource_type": "card_action",
-                "resource_id": click.id,
-                "action": click.action_id,
-                "fields": [],
-                "request_id": None,
-                "method": None,
-                "route": None,
-                "status": None,
-                "card_action": {
+            chat_user_entry(
+                workspace_id=click.workspace_id,
+                chat_user_id=click.actor_id,
+                resource_type="card_action",
+                resource_id=click.id,
+                action=click.action_id,
+                card_action={
                     "result": status,
                     "provider": root.provider if root is not None else None,
                     "provider_user": link.provider_user if link is not None else None,
@@ -342,7 +319,7 @@ class ClickWorker:
                     "message_id": click.message_id,
                     "outcome": outcome.get("text"),
                 },
-            }
+            )
         )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from services.sync.clicks.intake import ClickIntake
+from services.sync.clicks.intake import ChatIntake
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
 from services.sync.outbound.jobs import BadChatEvent, Job, Message, plan
@@ -39,7 +39,7 @@ class Intake:
         unwritten: Unwritten,
         metrics: SyncMetrics,
         topic: str,
-        clicks: ClickIntake | None = None,
+        asked: ChatIntake | None = None,
         posts_once: Callable[[str], bool] = lambda provider: False,
         copy_wait_seconds: float = 5.0,
         spill_seconds: float = SPILL_SECONDS,
@@ -54,7 +54,7 @@ class Intake:
         self._ownership = ownership
         self._lanes = lanes
         self._metrics = metrics
-        self._clicks = clicks
+        self._asked = asked
         self._posts_once = posts_once
         # Per partition of this process's (`{topic}:{partition}`): up to which offset its
         # events are perhaps posted (its progress mark when this process first acted on it).
@@ -82,9 +82,10 @@ class Intake:
         """The batch's jobs handed to the lanes; returns what the batch's offsets wait for
         (shared.kernel.consumers.consume_pipelined): its jobs finished or written."""
         messages: list[Message] = []
-        if self._clicks is not None:
-            # Clicks on cards (SPEC §20) are written before the batch's offsets commit.
-            await self._clicks.accept(events)
+        if self._asked is not None:
+            # Clicks on cards and slash commands (SPEC §20) are written before the batch's
+            # offsets commit.
+            await self._asked.accept(events)
         for event in events:
             try:
                 message = Message.of(event)
