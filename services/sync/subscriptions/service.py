@@ -78,13 +78,17 @@ class SubscriptionService:
             )
         return doc
 
-    async def create(self, integration_id: str, body: SubscriptionCreate) -> Document:
+    async def create(
+        self, integration_id: str, body: SubscriptionCreate, subscription_id: str | None = None
+    ) -> Document:
+        """`subscription_id`: the new subscription's, for a caller that may ask twice (a
+        slash command run again after a lease ran out); a new one by default."""
         integration, notifier = await self._notifier(integration_id)
         fields = body.model_dump(exclude_none=True)
         await self._check(integration.provider, notifier, fields, fields.get("template"))
         now = utcnow_ms()
         doc: dict[str, Any] = {
-            "_id": new_id("sub"),
+            "_id": subscription_id or new_id("sub"),
             "workspace_id": integration.workspace_id,
             "integration_id": integration_id,
             "provider": integration.provider,
