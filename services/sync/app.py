@@ -19,6 +19,8 @@ from services.sync.clicks import repository as click_repository
 from services.sync.clicks.intake import Asked, ChatIntake
 from services.sync.clicks.offers import CardOffers
 from services.sync.clicks.worker import ACTING_CONNECTIONS, ClickWorker, egress_checked
+from services.sync.commands import repository as command_repository
+from services.sync.commands.worker import CommandWorker
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
 from services.sync.mappings.service import (
@@ -153,11 +155,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         posts_once=posts_once,
     )
     runtime.registry.register(QueueCollector(lanes.depth))
-    # Clicks on cards (SPEC §20): taken from the chat's events by the outbound consumer,
-    # acted on by a worker beside it (services.sync.clicks).
+    # Clicks on cards and slash commands (SPEC §20): taken from the chat's events by the
+    # outbound consumer, each run by a worker beside it (services.sync.clicks, .commands).
     clicks = click_repository.Clicks(runtime.db)
     # Issues made from messages and cards' actions, counted alike (`hookhub_actions_total`).
     action_metrics = ActionMetrics(runtime.registry)
+    links = AccountLinks(runtime.db)
     app.state.clicks = clicks
     # The providers' APIs acted on: addresses that may come from outside, each request held
     # to the egress rules; a client of its own, so the networks' calls are not checked twice.
@@ -167,7 +170,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     click_worker = ClickWorker(
         clicks=clicks,
         message_map=the_map,
-        links=AccountLinks(runtime.db),
+        links=links,
         connections=connections,
         client=acting_client,
         publisher=runtime.publisher,
@@ -175,21 +178,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         settings=settings,
         owner=ownership.id,
         metrics=action_metrics,
-    )
-    intake = Intake(
-        mappings=mappings,
-        message_map=the_map,
-        repository=outbox,
-        ownership=ownership,
-        lanes=lanes,
-        unwritten=unwritten,
-        metrics=metrics,
-        topic=settings.topic(Topic.CHAT_EVENTS),
-        asked=ChatIntake(
-            [Asked(click_repository.ACTION, click_repository.click_doc, clicks, click_worker.wake)],
-            metrics,
-        ),
-        posts_once=posts_once,
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
     inbound = Inbound(
@@ -256,6 +244,43 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.templates = Templates(tried, template_metrics)
     app.state.subscription_service = SubscriptionService(
         subscriptions_repo, connections, subscriptions.apply, app.state.templates
+    )
+    commands = command_repository.Commands(runtime.db)
+    app.state.commands = commands
+    command_worker = CommandWorker(
+        commands=commands,
+        subscriptions=app.state.subscription_service,
+        repository=subscriptions_repo,
+        connections=connections,
+        links=links,
+        publisher=runtime.publisher,
+        audit=app.state.audit,
+        owner=ownership.id,
+    )
+    intake = Intake(
+        mappings=mappings,
+        message_map=the_map,
+        repository=outbox,
+        ownership=ownership,
+        lanes=lanes,
+        unwritten=unwritten,
+        metrics=metrics,
+        topic=settings.topic(Topic.CHAT_EVENTS),
+        asked=ChatIntake(
+            [
+                Asked(
+                    click_repository.ACTION, click_repository.click_doc, clicks, click_worker.wake
+                ),
+                Asked(
+                    command_repository.COMMAND,
+                    command_repository.command_doc,
+                    commands,
+                    command_worker.wake,
+                ),
+            ],
+            metrics,
+        ),
+        posts_once=posts_once,
     )
     # Subscriptions' counts, written every few seconds, spread over half of them: an update
     # of every subscription notified meanwhile, a burst that slowed notifications (#47).
@@ -334,6 +359,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("sync-scheduler", scheduler.run)
         runtime.background("sync-heartbeat", ownership.keep_alive)
         runtime.background("sync-clicks", click_worker.run)
+        runtime.background("sync-commands", command_worker.run)
         runtime.background("sync-last-synced", synced.run)
         for name, connections_of in gateways.items():
             runtime.background(f"{name}-gateways", connections_of.run)
@@ -409,6 +435,7 @@ def definition() -> ServiceDefinition:
             *integration_repository.INDEXES,
             *action_requests.INDEXES,
             *click_repository.INDEXES,
+            *command_repository.INDEXES,
         ],
         setup=setup,
         settings_class=SyncSettings,

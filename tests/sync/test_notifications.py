@@ -22,6 +22,7 @@ from markdown_it import MarkdownIt
 from opentelemetry.trace import SpanKind
 
 from services.sandbox.alertmanager import FakeAlertmanager
+from services.sync.commands.worker import answer_id
 from shared.kernel import tracing
 from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
 from shared.kernel.http.tls import tls
@@ -1030,3 +1031,115 @@ def _posts(alertmanager: FakeAlertmanager) -> int:
 async def _refused(clicks: Any, click_id: str) -> bool:
     doc = await clicks._clicks.find_one({"_id": click_id})
     return doc is not None and doc["status"] == "refused"
+
+
+# -- slash commands (SPEC §20) -------------------------------------------------------------
+
+
+async def test_slash_commands_subscribe_list_and_unsubscribe_as_the_chat_user(
+    world: World,
+) -> None:
+    """`/hookhub subscribe` makes the subscription the API shows and says so in the channel;
+    the same command read twice runs once; `list` shows it; a filter the subscription
+    service refuses is answered with its message, as text, and makes nothing; another
+    workspace cannot unsubscribe it, the channel can; `link` says how and whether the user
+    is linked; each change is audited as the chat user's."""
+    chat = dataclasses.replace(world.chat, workspace_id=world.new_id("ws_cmd"))
+    integration_id = await connect(
+        dataclasses.replace(world, chat=chat), "github", webhook_secret=SECRET
+    )
+    channel = world.new_id("ch_")
+
+    async def command(text: str, via: Any = chat, event_id: str | None = None) -> str:
+        event = await via.publish(
+            "command.invoked",
+            {"channel_id": channel, "text": text},
+            actor={"id": "u_grace", "name": "Grace Hopper"},
+            event_id=event_id,
+        )
+        return str(event.id)
+
+    async def answer(command_id: str) -> str:
+        [said] = await world.chat.received(lambda v: v["id"] == answer_id(command_id))
+        assert said["channel_id"] == channel and said["author"]["name"] == "hookhub"
+        assert said.get("thread_id") is None, said
+        return str(said["text"])
+
+    async def channel_subscriptions() -> list[dict[str, Any]]:
+        listed = await world.sync.get(
+            f"/api/integrations/{integration_id}/subscriptions", headers=admin_headers()
+        )
+        assert listed.status_code == 200, listed.text
+        return [s for s in listed.json()["data"] if s["channel_id"] == channel]
+
+    subscribe_id = await command(
+        "/hookhub subscribe github octocat/hello-world events=pull_request.*,issues.opened"
+    )
+    said = await answer(subscribe_id)
+    [sub] = await channel_subscriptions()
+    assert (sub["repositories"], sub["events"]) == (
+        ["octocat/hello-world"],
+        ["pull_request.*", "issues.opened"],
+    )
+    assert said.startswith("Subscribed this channel to GitHub `octocat/hello-world`")
+    assert sub["id"] in said
+
+    # Read again (the same envelope): run once, answered once.
+    await command("/hookhub subscribe github octocat/hello-world", event_id=subscribe_id)
+    listed = await answer(await command("/hookhub list"))
+    assert sub["id"] in listed and "`octocat/hello-world`" in listed, listed
+    assert len(await world.chat.inbound.settled(lambda v: v["id"] == answer_id(subscribe_id))) == 1
+    assert len(await channel_subscriptions()) == 1
+
+    # The service's refusal, its words as text (no markup of the user's goes live).
+    refused = await answer(
+        await command("/hookhub subscribe github octocat/other events=**nope**,[x](javascript:y)")
+    )
+    html = MarkdownIt("commonmark").render(refused)
+    assert refused.startswith("Not subscribed: events: "), refused
+    assert "names no github event" in refused
+    assert "<strong>" not in html and "<a " not in html and "<code>" not in html, html
+    assert len(await channel_subscriptions()) == 1
+
+    # Another workspace's channel of the same id: not its subscription.
+    other = dataclasses.replace(world.chat, workspace_id=world.new_id("ws_cmd"))
+    stray = await answer(await command(f"/hookhub unsubscribe {sub['id']}", via=other))
+    assert stray.startswith("Not unsubscribed: no subscription"), stray
+    assert len(await channel_subscriptions()) == 1
+
+    gone = await answer(await command("/hookhub unsubscribe github octocat/hello-world"))
+    assert gone.startswith("Unsubscribed this channel from GitHub"), gone
+    assert await channel_subscriptions() == []
+
+    # How to link, and whether the user is; anything else is answered with the usage.
+    unlinked = await answer(await command("/hookhub link pagerduty"))
+    assert "not linked to PagerDuty yet" in unlinked, unlinked
+    assert "`PUT /api/account-links/pagerduty/u_grace`" in unlinked
+    await link(dataclasses.replace(world, chat=chat), "pagerduty", "u_grace", "grace@example.com")
+    linked = await answer(await command("/hookhub link pagerduty"))
+    # The address as code, its `@` defused (no chat reads a mention in it).
+    assert "linked to PagerDuty as `grace@\u200dexample.com`" in linked, linked
+    usage = await answer(await command("/hookhub frobnicate"))
+    assert usage.startswith("`frobnicate` is no hookhub command") and "/hookhub list" in usage
+
+    async def audited() -> list[dict[str, Any]] | None:  # the writer flushes every second
+        found = await world.oauth.client.get(
+            "/api/audit-events",
+            params={"resource_type": "subscription", "resource_id": sub["id"]},
+            headers=admin_headers(),
+        )
+        assert found.status_code == 200, found.text
+        entries: list[dict[str, Any]] = found.json()["data"]
+        return entries if len(entries) >= 2 else None
+
+    entries = await until(audited, what="the subscription's changes audited")
+    assert sorted(e["action"] for e in entries) == ["create", "delete"]
+    for entry in entries:
+        assert entry["actor"] == {"kind": "chat_user", "id": "u_grace"}
+        assert entry["workspace_id"] == chat.workspace_id
+        assert (entry["method"], entry["route"], entry["status"]) == (None, None, None)
+        assert entry["command"]["channel_id"] == channel
+        assert entry["command"]["integration_id"] == integration_id
+    [created] = [e for e in entries if e["action"] == "create"]
+    assert created["command"]["id"] == subscribe_id
+    assert created["fields"] == ["channel_id", "events", "repositories"]

@@ -35,7 +35,7 @@ class Actor(BaseModel):
     kind: Literal["admin", "key", "portal", "chat_user"]
     id: str = Field(
         description="`admin`, a key's id, a portal session's id, or the chat user who "
-        "clicked a card's action"
+        "clicked a card's action or typed a slash command"
     )
 
 
@@ -49,6 +49,15 @@ class CardAction(BaseModel):
     item: str | None = Field(description="the item acted on, as the thread knows it")
     message_id: str = Field(description="the card clicked")
     outcome: str | None = Field(description="what the thread was told")
+
+
+class SlashCommand(BaseModel):
+    """The slash command that made a change from a channel (SPEC §20)."""
+
+    id: str = Field(description="the `command.invoked` event's id")
+    name: str = Field(description="`subscribe` or `unsubscribe`")
+    channel_id: str = Field(description="the channel it was typed in")
+    integration_id: str | None = Field(description="the integration it acted on")
 
 
 class AuditEvent(BaseModel):
@@ -71,13 +80,17 @@ class AuditEvent(BaseModel):
     )
     fields: list[str]
     request_id: str | None = Field(description="the answer's `X-Request-ID`")
-    method: str | None = Field(description="the request's; null for a card's action")
+    method: str | None = Field(
+        description="the request's; null for a change from a channel (a card's action, a "
+        "slash command)"
+    )
     route: str | None = Field(
         description="the route's template: /api/integrations/{integration_id}; null for a "
-        "card's action"
+        "change from a channel"
     )
-    status: int | None = Field(description="the answer's; null for a card's action")
+    status: int | None = Field(description="the answer's; null for a change from a channel")
     card_action: CardAction | None = None
+    command: SlashCommand | None = None
 
 
 def _out(doc: Document) -> AuditEvent:

@@ -1,0 +1,384 @@
+"""Running the slash commands (SPEC §20): each claimed command run for the chat user who
+typed it, in their workspace only (shared.domain.tenancy confines every read and write of
+the run to it, as it confines a workspace key's request), answered in their channel and,
+when it changed something, audited as their change.
+
+- `subscribe <provider>[:<integration id>] <target> [key=value …]`: a subscription of the
+  workspace's integration of the provider, posting into the channel, made by the
+  subscription service as `POST /api/integrations/{id}/subscriptions` makes it (whatever
+  it refuses is answered with its message). Its id derives from the command's, so a
+  command run again (a lease that ran out) finds it made.
+- `unsubscribe <subscription id>` or `unsubscribe <provider>[:<integration id>] <target>`:
+  one of the channel's subscriptions deleted by the service.
+- `list`: the channel's subscriptions. `link <provider>`: how the user is linked to act
+  from cards, and whether they are. `help`, and anything else: the usage.
+
+The answer is a `message.received` on `hookhub.chat.inbound` in the channel, from
+`hookhub`, its id derived from the command's (run again, it publishes the same message);
+its text is CommonMark in which every word of the user's is escaped
+(shared.providers.commonmark). An outage (MongoDB, Kafka) is retried with the clicks'
+backoff (services.sync.clicks.queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from services.sync.clicks.queue import Worker, next_attempt
+from services.sync.commands.repository import Command, Commands
+from services.sync.commands.words import (
+    EVERYTHING,
+    KEYS,
+    Refused,
+    invocation,
+    reference,
+    subscription_fields,
+    target_field,
+)
+from services.sync.subscriptions.repository import SubscriptionRepository
+from services.sync.subscriptions.schemas import SubscriptionCreate
+from services.sync.subscriptions.service import SubscriptionService, notification_events
+from shared.domain import tenancy
+from shared.domain.account_links import MAPPING_PROVIDERS, AccountLinks
+from shared.domain.audit import AuditLog, chat_user_entry, field_names
+from shared.domain.integrations.model import IntegrationSnapshot
+from shared.domain.message_map import NOTIFICATION
+from shared.kernel.envelopes import Topic, encode_inbound
+from shared.kernel.errors import HookhubError
+from shared.kernel.ids import derived_id, utcnow
+from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Document
+from shared.providers import commonmark as md
+from shared.providers.catalog import CATALOG, catalog_entry
+from shared.providers.connections import Connections
+
+log = structlog.get_logger(__name__)
+
+CLAIM_LIMIT = 20
+# The most subscriptions `list` shows.
+LIST_LIMIT = 20
+# How much of a refusal's message is answered.
+MESSAGE_CHARS = 1_000
+AUTHOR = "hookhub"
+
+SUBSCRIBE = "`/hookhub subscribe <provider> <target> [filters]`"
+UNSUBSCRIBE = (
+    "`/hookhub unsubscribe <subscription id>` or `/hookhub unsubscribe <provider> <target>`"
+)
+LINK = "`/hookhub link <provider>`"
+USAGE = "\n".join(
+    [
+        "hookhub in this channel:",
+        f"- {SUBSCRIBE}: post a provider's events here. The target is what they are about: "
+        "`owner/repo` (GitHub), a project key (Jira), `*` for all (alerting providers). "
+        "Filters are `key=value` words, lists comma-separated: "
+        f"{', '.join(f'`{key}`' for key in KEYS)} (`events=pull_request.*,issues.opened`, "
+        "`branches=main`, `labels=bug`). Where the workspace has several integrations of "
+        "the provider, name one as `<provider>:<integration id>`.",
+        f"- {UNSUBSCRIBE}: stop one of this channel's subscriptions.",
+        "- `/hookhub list`: this channel's subscriptions.",
+        f"- {LINK}: how your chat account is linked to act from cards.",
+    ]
+)
+# What an answer opens with when the service refused the command.
+REFUSED = {
+    "subscribe": "Not subscribed",
+    "unsubscribe": "Not unsubscribed",
+    "list": "Not listed",
+    "link": "Not said",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    # The subscription changed (`create`, `delete`) and the fields the body set.
+    change: tuple[str, Document, list[str]] | None = None
+
+
+def answer_id(command_id: str) -> str:
+    """The answer's envelope id. Hookhub's own message, which no provider copy stands for:
+    named as notifications are (shared.domain.message_map.NOTIFICATION), so the outbound
+    consumer does not wait for a copy when the chat tells of it."""
+    return derived_id(command_id, "answer", prefix=NOTIFICATION[:-1])
+
+
+class CommandWorker(Worker):
+    round_failed = "sync_commands_round_failed"
+
+    def __init__(
+        self,
+        *,
+        commands: Commands,
+        subscriptions: SubscriptionService,
+        repository: SubscriptionRepository,
+        connections: Connections,
+        links: AccountLinks,
+        publisher: EventPublisher,
+        audit: AuditLog,
+        owner: str,
+    ) -> None:
+        super().__init__()
+        self._commands = commands
+        self._subscriptions = subscriptions
+        self._repository = repository
+        self._connections = connections
+        self._links = links
+        self._publisher = publisher
+        self._audit = audit
+        self._owner = owner
+
+    async def round(self) -> int:
+        """One claim of due commands, each run; how many."""
+        claimed = await self._commands.claim(self._owner, utcnow(), CLAIM_LIMIT)
+        await asyncio.gather(*(self._run(command) for command in claimed))
+        return len(claimed)
+
+    async def _run(self, command: Command) -> None:
+        # A task of its own (gather): the confinement ends with it.
+        tenancy.enter(command.workspace_id)
+        try:
+            text = command.answer
+            if text is None:
+                answer = await self._decide(command)
+                if answer.change is not None:
+                    self._audit_change(command, *answer.change)
+                await self._commands.answered(command, answer.text)
+                text = answer.text
+            await self._say(command, text)
+            await self._commands.settle(command, "done", {"verb": invocation(command.text).verb})
+        except Exception as exc:  # this command's problem, never the worker's
+            log.exception("sync_command_failed", command_id=command.id)
+            error = f"{type(exc).__name__}: {exc}"
+            due = next_attempt(command.attempts)
+            status = "failed" if due is None else "queued"
+            await self._commands.settle(command, status, {"error": error}, due)
+
+    async def _decide(self, command: Command) -> Answer:
+        asked = invocation(command.text)
+        handlers: dict[str, Callable[[Command, Sequence[str]], Awaitable[Answer]]] = {
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "list": self._list,
+            "link": self._link,
+        }
+        handler = handlers.get(asked.verb)
+        if handler is None:
+            unknown = asked.verb != "help"
+            return Answer(
+                f"{md.code(asked.verb)} is no hookhub command.\n{USAGE}" if unknown else USAGE
+            )
+        try:
+            return await handler(command, asked.args)
+        except Refused as exc:
+            said = str(exc)
+        except HookhubError as exc:
+            if not 400 <= exc.status < 500:
+                raise  # an outage: tried again
+            said = md.text(exc.message, MESSAGE_CHARS)
+        return Answer(f"{REFUSED[asked.verb]}: {said}")
+
+    # -- the commands ----------------------------------------------------------------------
+
+    async def _subscribe(self, command: Command, args: Sequence[str]) -> Answer:
+        if len(args) < 2:
+            raise Refused(f"it takes {SUBSCRIBE}")
+        integration = await self._integration(command, args[0])
+        provider = integration.provider
+        # Its filters, and the service's refusal of a provider that takes no subscriptions.
+        filters = notification_events(provider).filters
+        fields = subscription_fields(args[2:], args[1], target_field(filters), _name(provider))
+        subscription_id = derived_id(command.id, prefix="sub")
+        made = await self._repository.get(subscription_id)
+        if made is not None:  # run again after it was made
+            return Answer(f"Subscribed this channel to {_described(made)}.")
+        body = {"channel_id": command.channel_id, **fields}
+        try:
+            valid = SubscriptionCreate.model_validate(body)
+        except ValidationError as exc:
+            found = [_schema_problem(error) for error in exc.errors()]
+            found += [
+                detail["message"]
+                for detail in await self._subscriptions.also_wrong(integration.id, body)
+            ]
+            raise Refused(md.text("; ".join(found), MESSAGE_CHARS)) from None
+        doc = await self._subscriptions.create(integration.id, valid, subscription_id)
+        text = f"Subscribed this channel to {_described(doc)}."
+        return Answer(text, ("create", doc, field_names(body)))
+
+    async def _unsubscribe(self, command: Command, args: Sequence[str]) -> Answer:
+        if len(args) == 1:
+            doc = await self._repository.get(args[0])
+            if doc is None or not _in_channel(doc, command):
+                raise Refused(f"no subscription {md.code(args[0])} posts into this channel")
+        elif len(args) == 2:
+            doc = await self._matching(command, args[0], args[1])
+        else:
+            raise Refused(f"it takes {UNSUBSCRIBE}")
+        await self._subscriptions.delete(doc["integration_id"], doc["_id"])
+        return Answer(f"Unsubscribed this channel from {_described(doc)}.", ("delete", doc, []))
+
+    async def _list(self, command: Command, args: Sequence[str]) -> Answer:
+        docs = await self._repository.of_channel(
+            command.workspace_id, command.channel_id, LIST_LIMIT + 1
+        )
+        if not docs:
+            return Answer(f"No subscription posts into this channel: {SUBSCRIBE} makes one.")
+        lines = ["This channel's subscriptions:"]
+        lines += [f"- {_described(doc)}" for doc in docs[:LIST_LIMIT]]
+        if len(docs) > LIST_LIMIT:
+            lines.append("- and more: the console and the API list them all.")
+        return Answer("\n".join(lines))
+
+    async def _link(self, command: Command, args: Sequence[str]) -> Answer:
+        if len(args) != 1:
+            raise Refused(f"it takes {LINK}")
+        provider = args[0].lower()
+        name = catalog_entry(provider).name
+        if provider not in MAPPING_PROVIDERS:
+            linked = ", ".join(_name(p) for p in MAPPING_PROVIDERS)
+            return Answer(
+                f"{md.text(name)} accounts are not linked to chat users: the providers acted "
+                f"on from cards as the person who clicks are linked ({linked})."
+            )
+        route = md.code(f"PUT /api/account-links/{provider}/{command.actor_id}")
+        where = f"in the console (Account links) or with {route}"
+        link = await self._links.get(command.workspace_id, provider, command.actor_id)
+        if link is not None:
+            return Answer(
+                f"You are linked to {md.text(name)} as {md.code(link.provider_user)}: a "
+                f"workspace admin changes it {where}."
+            )
+        return Answer(
+            f"You are not linked to {md.text(name)} yet: a workspace admin links your chat "
+            f'account to your {md.text(name)} user {where} and `{{"provider_user": "…"}}`.'
+        )
+
+    # -- what they act on ------------------------------------------------------------------
+
+    async def _integration(self, command: Command, word: str) -> IntegrationSnapshot:
+        """The workspace's integration the word names: `<provider>:<id>`, or the only one
+        of `<provider>`."""
+        provider, integration_id = reference(word)
+        if integration_id is not None:
+            # Another workspace's is not found (the run is confined to this one).
+            integration = await self._connections.integration(integration_id)
+            if integration.provider != provider:
+                raise Refused(
+                    f"{md.code(integration_id)} is a {_name(integration.provider)} "
+                    f"integration, not {md.text(_name(provider))}"
+                )
+            return integration
+        found = await self._connections.integrations_of(command.workspace_id, provider)
+        if len(found) == 1:
+            return found[0]
+        name = md.text(catalog_entry(provider).name)  # a misspelt provider: said so
+        if not found:
+            raise Refused(f"this workspace has no {name} integration: connect one first")
+        names = ", ".join(md.code(f"{provider}:{integration.id}") for integration in found)
+        raise Refused(f"this workspace has {len(found)} {name} integrations: name one ({names})")
+
+    async def _matching(self, command: Command, word: str, target: str) -> Document:
+        """The channel's one subscription of the provider (and integration) on `target`."""
+        provider, integration_id = reference(word)
+        wanted = ["*"] if target in EVERYTHING else [target.lower()]
+        docs = await self._repository.of_channel(command.workspace_id, command.channel_id, 500)
+        found = [
+            doc
+            for doc in docs
+            if doc["provider"] == provider
+            and integration_id in (None, doc["integration_id"])
+            and [t.lower() for t in _targets(doc)] == wanted
+        ]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise Refused(
+                f"no {md.text(_name(provider))} subscription of {md.code(target)} posts into "
+                "this channel (`/hookhub list` shows them)"
+            )
+        ids = ", ".join(md.code(doc["_id"]) for doc in found)
+        raise Refused(f"{len(found)} subscriptions match: name one by its id ({ids})")
+
+    # -- said and recorded -----------------------------------------------------------------
+
+    async def _say(self, command: Command, text: str) -> None:
+        encoded = encode_inbound(
+            id=answer_id(command.id),
+            type="message.received",
+            workspace_id=command.workspace_id,
+            channel_id=command.channel_id,
+            provider=AUTHOR,
+            integration_id=AUTHOR,
+            external_channel_id=None,
+            external_message_id=command.id,
+            external_thread_id=None,
+            author_name=AUTHOR,
+            avatar_url=None,
+            author_external_id=None,
+            text=text,
+            attachments=[],
+            blocks=None,
+            thread_id=None,
+            occurred_at=utcnow(),
+        )
+        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [encoded])
+
+    def _audit_change(
+        self, command: Command, action: str, doc: Document, fields: list[str]
+    ) -> None:
+        self._audit.record(
+            chat_user_entry(
+                workspace_id=command.workspace_id,
+                chat_user_id=command.actor_id,
+                resource_type="subscription",
+                resource_id=doc["_id"],
+                action=action,
+                fields=fields,
+                command={
+                    "id": command.id,
+                    "name": invocation(command.text).verb,
+                    "channel_id": command.channel_id,
+                    "integration_id": doc["integration_id"],
+                },
+            )
+        )
+
+
+def _in_channel(doc: Document, command: Command) -> bool:
+    return bool(
+        doc["workspace_id"] == command.workspace_id and doc["channel_id"] == command.channel_id
+    )
+
+
+def _name(provider: str) -> str:
+    entry = CATALOG.get(provider)
+    return entry.name if entry is not None else provider
+
+
+def _targets(doc: Document) -> list[str]:
+    """What a subscription is about: its repositories or projects, else everything."""
+    return [str(t) for t in doc.get("repositories") or doc.get("projects") or ["*"]]
+
+
+def _described(doc: Document) -> str:
+    """One line of a subscription, its values escaped: provider, target, events, id."""
+    events = doc.get("events")
+    shown = f"events {md.code(', '.join(events))}" if events else "its default events"
+    off = "" if doc.get("enabled", True) else " (disabled)"
+    return (
+        f"{md.text(_name(doc['provider']))} {md.code(', '.join(_targets(doc)))}, "
+        f"{shown} ({md.code(doc['_id'])}){off}"
+    )
+
+
+def _schema_problem(error: Any) -> str:
+    """A schema error as the API's 422 names it: where, then what."""
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error.get('msg', '')}" if where else str(error.get("msg", ""))
