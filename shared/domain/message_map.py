@@ -235,11 +235,11 @@ class MessageMap:
         with what can be done to its item (`acting`: provider, target and actions, SPEC
         §20), if it has that."""
         for field in ("chat_message_id", "inbound_id"):
-            doc = await self._collection.find_one(
-                {field: chat_id, "origin": "notification", "acting": {"$exists": True}}
-            )
-            if doc is not None:
-                return Copy.from_doc(doc), doc["acting"]
+            # By the index alone, the rest checked here: with more conditions the embedded
+            # server scans the collection (`COLLSCAN`, its explain).
+            async for doc in self._collection.find({field: chat_id}):
+                if doc.get("origin") == "notification" and isinstance(doc.get("acting"), dict):
+                    return Copy.from_doc(doc), doc["acting"]
         return None
 
     async def copy_in(self, chat_id: str, mapping_id: str) -> Copy | None:

@@ -17,10 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
-from pymongo import ReturnDocument
 
 from shared.kernel.envelopes import ChatEvent
-from shared.kernel.ids import id_problem, utcnow
+from shared.kernel.ids import id_problem, new_id, utcnow
 from shared.kernel.mongo import Collection, Document, insert_new
 
 log = structlog.get_logger(__name__)
@@ -102,22 +101,30 @@ class Queue(Generic[T]):
         return claimed
 
     async def _claim(self, due: Document, owner: str, now: datetime, limit: int) -> list[T]:
-        claimed: list[T] = []
+        """One update of the due asks found, each marked with this claim's token, then one
+        read of those it won (another replica may win some between the two): a claim is
+        three round trips whatever its size. One `find_one_and_update` each cost the
+        embedded server ~10 ms an ask (docs/benchmarks.md, footnote 23)."""
         if limit <= 0:
-            return claimed
-        for doc in await self._queue.find(due, {"_id": 1}).limit(limit).to_list():
-            taken = await self._queue.find_one_and_update(
-                {"_id": doc["_id"], **due},
-                {
-                    "$set": {"status": "running", "lease_owner": owner},
-                    "$max": {"lease_until": now + LEASE},
-                    "$inc": {"attempts": 1},
+            return []
+        ids = [doc["_id"] for doc in await self._queue.find(due, {"_id": 1}).limit(limit).to_list()]
+        if not ids:
+            return []
+        token = new_id("clm")
+        await self._queue.update_many(
+            {"_id": {"$in": ids}, **due},
+            {
+                "$set": {
+                    "status": "running",
+                    "lease_owner": owner,
+                    "lease_until": now + LEASE,
+                    "claim": token,
                 },
-                return_document=ReturnDocument.AFTER,
-            )
-            if taken is not None:
-                claimed.append(self._of(taken))
-        return claimed
+                "$inc": {"attempts": 1},
+            },
+        )
+        won = await self._queue.find({"_id": {"$in": ids}, "claim": token}).to_list()
+        return [self._of(doc) for doc in won]
 
     async def settle(
         self,
