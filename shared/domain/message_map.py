@@ -230,17 +230,22 @@ class MessageMap:
                 found[doc["_id"]] = doc
         return [Copy.from_doc(doc) for doc in found.values()]
 
-    async def card(self, chat_id: str) -> tuple[Copy, Document] | None:
-        """The notification root the chat knows as `chat_id` (its id or the envelope id),
-        with what can be done to its item (`acting`: provider, target and actions, SPEC
-        §20), if it has that."""
+    async def cards(self, chat_ids: Iterable[str]) -> dict[str, tuple[Copy, Document]]:
+        """The notification roots the chat knows by these ids (their ids or envelope ids),
+        each with what can be done to its item (`acting`: provider, target and actions,
+        SPEC §20), by the id asked with: one query per index, the rest checked here (with
+        more conditions the embedded server scans the collection, its explain's
+        `COLLSCAN`)."""
+        wanted = list(set(chat_ids))
+        found: dict[str, tuple[Copy, Document]] = {}
         for field in ("chat_message_id", "inbound_id"):
-            # By the index alone, the rest checked here: with more conditions the embedded
-            # server scans the collection (`COLLSCAN`, its explain).
-            async for doc in self._collection.find({field: chat_id}):
+            if not wanted:
+                break
+            async for doc in self._collection.find({field: {"$in": wanted}}):
                 if doc.get("origin") == "notification" and isinstance(doc.get("acting"), dict):
-                    return Copy.from_doc(doc), doc["acting"]
-        return None
+                    found.setdefault(doc[field], (Copy.from_doc(doc), doc["acting"]))
+            wanted = [chat_id for chat_id in wanted if chat_id not in found]
+        return found
 
     async def copy_in(self, chat_id: str, mapping_id: str) -> Copy | None:
         """The copy of chat message `chat_id` (its id or inbound id) in one mapping."""

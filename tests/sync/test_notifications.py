@@ -956,8 +956,8 @@ async def test_a_firing_group_is_silenced_from_its_card_once_as_the_linked_user(
         actions = [a["id"] for a in root["card"]["actions"]]
         assert actions == ["silence:1h", "silence:4h", "silence:24h"], root["card"]
         # What it acts on was written with the root, before the root was published.
-        card = await world.sync_app.state.message_map.card(root["id"])
-        assert card is not None and card[1]["target"]["matchers"], card
+        cards = await world.sync_app.state.message_map.cards([root["id"]])
+        assert cards[root["id"]][1]["target"]["matchers"], cards
 
         def reply(text: str) -> Any:
             return lambda v: v.get("thread_id") == root["id"] and text in v["text"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.envelopes import Topic, encode_inbound
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.kafka import EventPublisher
+from shared.kernel.mongo import Document
 from shared.kernel.settings import Settings
 from shared.providers.acting import (
     Acting,
@@ -67,6 +69,15 @@ ACTING_CONNECTIONS = CLAIM_LIMIT
 CARD_ATTEMPTS = 3
 CARD_WAIT_SECONDS = 3.0
 LINK_CHECK_SECONDS = 5.0
+
+
+@dataclass
+class _Known:
+    """A claim's cards (by the id its clicks name) and links (by workspace, provider and
+    chat user), read together."""
+
+    cards: dict[str, tuple[Copy, Document]]
+    links: dict[tuple[str, str, str], AccountLink] = field(default_factory=dict)
 
 
 class ClickWorker(Worker):
@@ -109,9 +120,22 @@ class ClickWorker(Worker):
         return await self.once()
 
     async def once(self) -> int:
-        """One claim of due clicks, each acted on; how many."""
+        """One claim of due clicks, their cards and their users' links read together (a
+        query each, not each click's own), each click then acted on; how many."""
         claimed = await self._clicks.claim(self._owner, utcnow(), CLAIM_LIMIT)
-        await asyncio.gather(*(self._act(click) for click in claimed))
+        if not claimed:
+            return 0
+        known = _Known(await self._map.cards(c.message_id for c in claimed))
+        groups: dict[tuple[str, str], set[str]] = {}
+        for click in claimed:
+            found = known.cards.get(click.message_id)
+            if found is not None:
+                key = (click.workspace_id, str(found[1].get("provider")))
+                groups.setdefault(key, set()).add(click.actor_id)
+        for (workspace_id, provider), users in groups.items():
+            linked = await self._links.of_users(workspace_id, provider, sorted(users))
+            known.links.update({(workspace_id, provider, u): k for u, k in linked.items()})
+        await asyncio.gather(*(self._act(click, known) for click in claimed))
         return len(claimed)
 
     async def relink(self) -> None:
@@ -131,15 +155,15 @@ class ClickWorker(Worker):
 
     # -- one click -------------------------------------------------------------------------
 
-    async def _act(self, click: Click) -> None:
+    async def _act(self, click: Click, known: _Known) -> None:
         try:
-            await self._handle(click)
+            await self._handle(click, known)
         except Exception as exc:  # this click's problem, never the worker's
             log.exception("sync_click_failed", click_id=click.id)
             await self._retry_or_fail(click, None, None, f"{type(exc).__name__}: {exc}")
 
-    async def _handle(self, click: Click) -> None:
-        found = await self._map.card(click.message_id)
+    async def _handle(self, click: Click, known: _Known) -> None:
+        found = known.cards.get(click.message_id)
         if found is None and click.attempts < CARD_ATTEMPTS:
             # What a new root offers is written within the writer's flush: look again.
             due = utcnow() + timedelta(seconds=CARD_WAIT_SECONDS)
@@ -156,8 +180,7 @@ class ClickWorker(Worker):
             text = f"{click.who}: that action is not offered on this card now"
             await self._end(click, "refused", text, root)
             return
-        links = await self._links.of_users(click.workspace_id, offered.provider, [click.actor_id])
-        link = links.get(click.actor_id)
+        link = known.links.get((click.workspace_id, offered.provider, click.actor_id))
         if link is None:
             await self._ask_to_link(click, root, offered.provider)
             return
