@@ -710,8 +710,13 @@ async def test_an_endpoint_failing_past_the_window_is_disabled(
             await asyncio.sleep(0.1)
         assert state["enabled"] is False
         assert state["disabled_reason"].startswith("failing continuously since")
-        attempts = len(fake.at(p))
-        assert 3 <= attempts <= 6, attempts
+        received = fake.at(p)
+        attempts = len(received)
+        # Disabled by a failure at least the window (2 s) after the streak's first: how
+        # many attempts that took depends on the machine's pace (retries a second apart:
+        # 3 mostly, 2 when the first retry came late), never more than a few.
+        assert 2 <= attempts <= 6, attempts
+        assert received[-1].at - received[0].at >= 2.0 - 0.2, [r.at for r in received]
         await asyncio.sleep(2.5)
         assert len(fake.at(p)) <= attempts + 1, "a disabled endpoint is not hammered"
 
