@@ -315,6 +315,13 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # handled, its offsets committed once they finished or were written to the outbox.
     # Inbound: a batch's envelopes are published before the next batch is handled, its
     # map copies written while later batches go on (its offsets committed once they are).
+    def stopping_outbound() -> None:
+        """The outbound consumer drains at the stop: its held jobs written for the release,
+        and the asks' workers (which it feeds) stopped after their rounds."""
+        intake.stopping()
+        click_worker.stop()
+        command_worker.stop()
+
     runtime.consume_pipelined(
         Topic.CHAT_EVENTS,
         "outbound",
@@ -323,7 +330,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         # Read ahead: enough for every lane to have work, few enough that a channel's last
         # job runs within the 5 s its batch waits (docs/benchmarks.md, footnote 21).
         max_pending=2_000,
-        on_drain=intake.stopping,
+        on_drain=stopping_outbound,
         on_assigned=intake.assigned,
         on_revoked=intake.revoked,
     )

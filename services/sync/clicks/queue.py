@@ -154,19 +154,26 @@ class Worker:
 
     def __init__(self) -> None:
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """New asks were accepted: look now rather than at the next idle tick."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """No round after the one under way (the stop drains the consumers first): an idle
+        worker ends at once, rather than be cut off mid-query by the stop's cancel."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 done = await self.round()
             except Exception as exc:  # MongoDB away: the next round tries again
                 log.warning(self.round_failed, error=repr(exc))
                 done = 0
-            if not done:
+            if not done and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
