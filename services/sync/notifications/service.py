@@ -550,7 +550,10 @@ class Notifications:
         for post, made, at_root in decided:
             held = lost.get(at_root.id, at_root) if at_root is not None else None
             envelopes += self._envelopes(post, made, held, texts, acting)
-        return Threaded(envelopes, unrooted, threads, epoch, acting)
+        # A root claimed in this batch was inserted with what its card offers: written
+        # again only if a later notice of the batch changed it.
+        changed = {rid: doc for rid, doc in acting.items() if claimed_acting.get(rid) != doc}
+        return Threaded(envelopes, unrooted, threads, epoch, changed)
 
     def _remember(self, batch: Threaded) -> list[tuple[str, Lifecycle]]:
         """Once a batch is handed to the producer: its threads remembered, for the next
