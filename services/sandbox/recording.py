@@ -1,12 +1,14 @@
 """What the stand-ins of the APIs acted on from the channel share (services/sandbox/
 alertmanager.py, sentry.py, pagerduty.py, opsgenie.py): every request recorded as it came,
-outages (a switch, or the next n requests), and a bearer token checked where the API (or
+outages (a switch, or the next n requests), requests held unanswered until released (a
+provider that is slow, by construction), and a bearer token checked where the API (or
 the proxy in front of it) wants one. `routed` makes a stand-in's app of its routes, each
 request recorded, answered by an outage first, then by `denied` (the API's check of its
 credentials), then by the route."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,13 +49,22 @@ def _outage() -> Response:
 @dataclass
 class RecordingApi:
     """`requests` every API request, in order; `unavailable` answers each with 503 (a
-    proxy's page) until it is turned off, `fail` the next few; `base_url` is where the test
-    served it."""
+    proxy's page) until it is turned off, `fail` the next few; `hold` keeps every request
+    unanswered (recorded) until `release`; `base_url` is where the test served it."""
 
     requests: list[Recorded] = field(default_factory=list)
     unavailable: bool = False
     base_url: str = ""
     _failing: list[_Failing] = field(default_factory=list, repr=False)
+    _held: asyncio.Event | None = field(default=None, repr=False)
+
+    def hold(self) -> None:
+        self._held = asyncio.Event()
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held.set()
+            self._held = None
 
     def fail(self, times: int = 1, answer: Callable[[], Response] = _outage) -> None:
         """The next `times` requests are answered `answer()` (the outage's 503, else a
@@ -75,6 +86,8 @@ class RecordingApi:
             dict(request.query_params),
         )
         self.requests.append(recorded)
+        if self._held is not None:
+            await self._held.wait()
         if self.unavailable:
             return recorded, _outage()
         for failing in self._failing:

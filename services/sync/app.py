@@ -269,7 +269,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         asked=ChatIntake(
             [
                 Asked(
-                    click_repository.ACTION, click_repository.click_doc, clicks, click_worker.wake
+                    click_repository.ACTION,
+                    click_repository.click_doc,
+                    clicks,
+                    click_worker.wake,
+                    hand=click_worker.hand,
+                    spill=click_worker.spill,
                 ),
                 Asked(
                     command_repository.COMMAND,

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
+from pymongo import UpdateOne
 
 from shared.kernel.envelopes import ChatEvent
 from shared.kernel.ids import id_problem, new_id, utcnow
@@ -79,6 +81,38 @@ def next_attempt(attempts: int, retry_after: float | None = None) -> datetime | 
     return utcnow() + timedelta(seconds=max(wait, retry_after or 0.0))
 
 
+@dataclass(frozen=True)
+class Settled:
+    """An ask's next state: ended with its outcome, or queued again at `due_at`; with
+    `fields` (those not None) beside them."""
+
+    id: str
+    status: str
+    outcome: dict[str, Any]
+    due_at: datetime | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def changes(self) -> Document:
+        changes: Document = {"status": self.status, "outcome": self.outcome}
+        if self.due_at is not None:
+            changes["due_at"] = self.due_at
+        changes.update({name: value for name, value in self.fields.items() if value is not None})
+        return changes
+
+    def update(self) -> UpdateOne:
+        return UpdateOne(
+            {"_id": self.id},
+            {"$set": self.changes(), "$unset": {"lease_owner": "", "lease_until": ""}},
+        )
+
+    def applied(self, doc: Document) -> Document:
+        """`doc`, an ask not written yet, as it is once settled."""
+        settled = {**doc, **self.changes()}
+        settled.pop("lease_owner", None)
+        settled.pop("lease_until", None)
+        return settled
+
+
 class Queue(Generic[T]):
     """A collection of asks: written once each, claimed under a lease, settled."""
 
@@ -89,6 +123,22 @@ class Queue(Generic[T]):
     async def accept(self, docs: list[Document]) -> int:
         """The asks not written yet, written queued; how many were new."""
         return len(await insert_new(self._queue, docs))
+
+    async def unknown(self, docs: list[Document]) -> list[Document]:
+        """The asks not written yet (one read)."""
+        if not docs:
+            return []
+        ids = [doc["_id"] for doc in docs]
+        found = await self._queue.find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
+        known = {doc["_id"] for doc in found}
+        return [doc for doc in docs if doc["_id"] not in known]
+
+    async def record(self, unwritten: Sequence[tuple[Document, Settled]]) -> None:
+        """Asks that were not written, written as they are settled (one insert); any that
+        is there after all (written by an earlier reading of its event) is updated."""
+        docs = [settled.applied(doc) for doc, settled in unwritten]
+        inserted = {doc["_id"] for doc in await insert_new(self._queue, docs)}
+        await self.settle_all([s for _, s in unwritten if s.id not in inserted])
 
     async def claim(self, owner: str, now: datetime, limit: int) -> list[T]:
         """Due asks (queued, or held by a lease that ran out), leased to `owner`."""
@@ -136,13 +186,12 @@ class Queue(Generic[T]):
     ) -> None:
         """The ask's next state: ended with its outcome, or queued again at `due_at`; with
         `fields` that are not None."""
-        changes: Document = {"status": status, "outcome": outcome}
-        if due_at is not None:
-            changes["due_at"] = due_at
-        changes.update({name: value for name, value in fields.items() if value is not None})
-        await self._queue.update_one(
-            {"_id": item.id}, {"$set": changes, "$unset": {"lease_owner": "", "lease_until": ""}}
-        )
+        await self.settle_all([Settled(item.id, status, outcome, due_at, fields)])
+
+    async def settle_all(self, settled: Sequence[Settled]) -> None:
+        """Several asks' next states in one bulk write (a round's, written together)."""
+        if settled:
+            await self._queue.bulk_write([s.update() for s in settled], ordered=False)
 
 
 class Worker:

@@ -12,17 +12,19 @@ SPEC §10: the click is the idempotency key). Its course:
   `refused` (the provider said no, or nothing on the card), `failed` (the provider stayed
   away through every attempt), each with its `outcome` for the thread and the audit.
 
-An effect is `(root, action)`: its document, claimed by an insert only one click wins,
-says which click made it and who; a click that finds it taken is a duplicate, or waits
-while the other is still running. A refusal or an outage releases it, so that another
-click (or this one's retry) may try.
+An effect is `(root, action)`: its document, claimed by an insert only one click wins
+(a round's clicks' in one insert), says which click holds it and who clicked; a click
+that finds it taken is a duplicate once the holder is `done`, or waits while the holder
+is still at it. A refusal or an outage releases it, so that another click (or this one's
+retry) may try. The holder's own status says whether it was made: the effect is written
+once, when it is claimed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from services.sync.clicks.queue import KEPT, Queue, Unusable, asking_user, queued
 from shared.kernel.envelopes import ChatEvent
@@ -124,31 +126,69 @@ class Clicks(Queue[Click]):
                 {"$set": {"status": "queued", "due_at": now}},
             )
 
-    async def take_effect(self, root_id: str, click: Click, now: datetime) -> Document | None:
-        """The action on the item claimed for this click; None if it is this click's
-        already (a retry), else the document of the click that holds it."""
-        doc = {
-            "_id": effect_id(root_id, click.action_id),
-            "click_id": click.id,
-            "by": click.actor_name,
-            "status": "running",
-            "created_at": now,
-            "expires_at": now + KEPT,
+    async def take_effects(
+        self, wanted: Sequence[tuple[str, Click]], now: datetime
+    ) -> dict[str, Held]:
+        """The actions on items claimed for these clicks (`(root id, click)` each) in one
+        insert. The answer names the clicks that did not get theirs, each with who holds
+        it; a click holding it already (run again after its lease ran out) gets it, unless it
+        ended (`Held.own`)."""
+        docs: list[Document] = [
+            {
+                "_id": effect_id(root_id, click.action_id),
+                "click_id": click.id,
+                "by": click.actor_name,
+                "created_at": now,
+                "expires_at": now + KEPT,
+            }
+            for root_id, click in wanted
+        ]
+        won = {doc["click_id"] for doc in await insert_new(self._effects, docs)}
+        lost = [doc for doc in docs if doc["click_id"] not in won]
+        if not lost:
+            return {}
+        effects = {d["_id"]: d for d in await self._effects.find(_among(lost, "_id")).to_list()}
+        holders = {
+            d["_id"]: d.get("status")
+            for d in await self._clicks.find(
+                _among(list(effects.values()), "click_id"), {"status": 1}
+            ).to_list()
         }
-        if await insert_new(self._effects, [doc]):
-            return None
-        held: Document | None = await self._effects.find_one({"_id": doc["_id"]})
-        if held is None or held.get("click_id") == click.id:
-            return None
+        held: dict[str, Held] = {}
+        for doc in lost:
+            effect = effects.get(doc["_id"])
+            if effect is None:  # let go since the insert: try again
+                held[doc["click_id"]] = Held(by=None, done=False)
+            elif effect["click_id"] == doc["click_id"]:
+                # Its own: made already if the click ended (its event published twice), else
+                # perhaps not (the process acting on it gone mid-call): made again.
+                if holders.get(doc["click_id"]) in ENDED:
+                    held[doc["click_id"]] = Held(by=effect.get("by"), done=True, own=True)
+            else:  # a holder gone (a week later) made it
+                done = holders.get(effect["click_id"], "done") == "done"
+                held[doc["click_id"]] = Held(by=effect.get("by"), done=done)
         return held
 
-    async def effect_done(self, root_id: str, click: Click, outcome: dict[str, Any]) -> None:
-        await self._effects.update_one(
-            {"_id": effect_id(root_id, click.action_id), "click_id": click.id},
-            {"$set": {"status": "done", "outcome": outcome}},
-        )
+    async def release_effects(self, released: Sequence[tuple[str, Click]]) -> None:
+        """The actions these clicks held (`(root id, click)` each) let go: not made."""
+        if released:
+            await self._effects.delete_many(
+                {
+                    "_id": {"$in": [effect_id(root, c.action_id) for root, c in released]},
+                    "click_id": {"$in": [c.id for _, c in released]},
+                }
+            )
 
-    async def release_effect(self, root_id: str, click: Click) -> None:
-        await self._effects.delete_one(
-            {"_id": effect_id(root_id, click.action_id), "click_id": click.id}
-        )
+
+@dataclass(frozen=True)
+class Held:
+    """An action on an item a click holds: who clicked it, whether it is made, and whether
+    by this very click (`own`: it was acted on and recorded before)."""
+
+    by: str | None
+    done: bool
+    own: bool = False
+
+
+def _among(docs: list[Document], name: str) -> Document:
+    return {"_id": {"$in": [doc[name] for doc in docs]}}

@@ -71,8 +71,11 @@ class Intake:
     async def revoked(self) -> None:
         """Partitions going to another process: every job held unwritten is written to the
         outbox (held by this process, which runs it) before they go, so that the next owner,
-        reading their events again, finds the jobs there and leaves them."""
+        reading their events again, finds the jobs there and leaves them; and every click
+        handed over unwritten, to its queue."""
         await self._unwritten.spill_all()
+        if self._asked is not None:
+            await self._asked.revoked()
 
     def stopping(self) -> None:
         """The stop drains the consumer: what is held is written, for the release to hand on."""
@@ -81,11 +84,21 @@ class Intake:
     async def events(self, events: list[ChatEvent]) -> Awaitable[object]:
         """The batch's jobs handed to the lanes; returns what the batch's offsets wait for
         (shared.kernel.consumers.consume_pipelined): its jobs finished or written."""
+        # Clicks on cards and slash commands (SPEC §20), taken before the batch's jobs: its
+        # offsets wait for them to be written too. As for posts, the partitions' marks are
+        # raised over them before they are acted on, so that after a crash those read again
+        # are known (and looked for in MongoDB before they are acted on again).
+        asked = None
+        if self._asked is not None and (asks := self._asked.asks(events)):
+            await self._ownership.registered()
+            positioned = [(event.id, event.position()) for event in asks]
+            replayed = await self._replayed(positioned)
+            await self._raise(positioned)
+            asked = await self._asked.accept(asks, replayed)
+        return _also(await self._jobs(events), asked)
+
+    async def _jobs(self, events: list[ChatEvent]) -> Awaitable[object]:
         messages: list[Message] = []
-        if self._asked is not None:
-            # Clicks on cards and slash commands (SPEC §20) are written before the batch's
-            # offsets commit.
-            await self._asked.accept(events)
         for event in events:
             try:
                 message = Message.of(event)
@@ -102,9 +115,10 @@ class Intake:
         await self._ownership.registered()
         # Read again, perhaps handed to an earlier holder's lanes: up to a partition's mark
         # as this process found it (read before this batch raises it).
-        replayed = await self._replayed(messages)
+        positioned = [(m.event_id, m.position) for m in messages]
+        replayed = await self._replayed(positioned)
         # The copies the map holds, beside the mark's raise (before any job runs).
-        sources, _ = await asyncio.gather(self._sources(messages), self._raise(messages))
+        sources, _ = await asyncio.gather(self._sources(messages), self._raise(positioned))
         # The chat named its id for messages it received from us: recorded before the jobs,
         # so that edits, deletes and replies that follow find the copy by the chat's id.
         await self._map.link(
@@ -139,27 +153,27 @@ class Intake:
             waits[settled] = job.id
         return self._settled(waits)
 
-    async def _replayed(self, messages: list[Message]) -> set[str]:
-        """The events of `messages` at or below their partition's mark as this process found
-        it when it began to act on the partition (read then, once)."""
-        keys = {self._key(m.position) for m in messages if m.position is not None}
+    async def _replayed(self, events: list[Positioned]) -> set[str]:
+        """The events (`(id, position)` each) at or below their partition's mark as this
+        process found it when it began to act on the partition (read then, once)."""
+        keys = {self._key(position) for _, position in events if position is not None}
         unknown = [key for key in keys if key not in self._horizon]
         if unknown:
             marks = await self._repository.marks(unknown)
             self._horizon.update({key: marks.get(key, -1) for key in unknown})
         return {
-            m.event_id
-            for m in messages
-            if m.position is not None and m.position[1] <= self._horizon[self._key(m.position)]
+            event_id
+            for event_id, position in events
+            if position is not None and position[1] <= self._horizon[self._key(position)]
         }
 
-    async def _raise(self, messages: list[Message]) -> None:
+    async def _raise(self, events: list[Positioned]) -> None:
         """The batch's partitions' progress marks raised to its last offsets."""
         offsets: dict[str, int] = {}
-        for m in messages:
-            if m.position is not None:
-                key = self._key(m.position)
-                offsets[key] = max(offsets.get(key, -1), m.position[1])
+        for _, position in events:
+            if position is not None:
+                key = self._key(position)
+                offsets[key] = max(offsets.get(key, -1), position[1])
         if offsets:
             await self._repository.mark(offsets, self._ownership.id, utcnow())
 
@@ -232,3 +246,14 @@ class Intake:
 
 async def _nothing() -> None:
     """A batch with nothing to wait for."""
+
+
+# An event's id and its place in its topic (partition, offset), if known.
+Positioned = tuple[str, tuple[int, int] | None]
+
+
+async def _also(first: Awaitable[object], then: Awaitable[object] | None) -> None:
+    """Both waited for (the batch's jobs, and its asks if it has any)."""
+    await first
+    if then is not None:
+        await then
