@@ -437,6 +437,7 @@ PROVIDER_NAMES = {
     "github": "GitHub",
     "jira": "Atlassian",
     "google": "Google",
+    "gitlab": "GitLab",
 }
 CONSENT_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "

@@ -9,7 +9,11 @@ For one click, in order:
    another workspace's message finds nothing). The action must be one the card offered.
 2. **Who acts.** The user's account link for the provider (shared.domain.account_links);
    without one the click waits (`waiting_link`) and one reply in the thread says how to
-   link; it runs once they have linked (checked every `LINK_CHECK_SECONDS`).
+   link (for a provider linked by the user's own consent, with their link to it: a
+   ticket the oauth service turns into the provider's consent); it runs once they have
+   linked (checked every `LINK_CHECK_SECONDS`). An oauth link's token is read (and
+   refreshed if due) for the call; one whose grant the provider refused for good asks
+   to link again.
 3. **Once.** The action on the item is claimed (`Clicks.take_effect`): a second click of
    the same action, by anyone, is answered with who made it and acts no more.
 4. **The call.** `Acting.perform` with the integration's settings, on a client holding
@@ -39,6 +43,7 @@ from services.sync.clicks.repository import Click, Clicks
 from shared.domain.account_links import AccountLink, AccountLinks
 from shared.domain.audit import AuditLog, chat_user_entry
 from shared.domain.message_map import Copy, MessageMap
+from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.kernel import errors
 from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.envelopes import Topic, encode_inbound
@@ -97,6 +102,7 @@ class ClickWorker(Worker):
         owner: str,
         metrics: ActionMetrics,
         actors: Mapping[str, Acting] | None = None,
+        user_tokens: TokenKeeper | None = None,
     ) -> None:
         super().__init__()
         self._clicks = clicks
@@ -110,6 +116,7 @@ class ClickWorker(Worker):
         self._owner = owner
         self._metrics = metrics
         self._actors = ACTORS if actors is None else actors
+        self._user_tokens = user_tokens
         self._links_checked = 0.0
 
     async def round(self) -> int:
@@ -182,7 +189,7 @@ class ClickWorker(Worker):
             return
         link = known.links.get((click.workspace_id, offered.provider, click.actor_id))
         if link is None:
-            await self._ask_to_link(click, root, offered.provider)
+            await self._ask_to_link(click, root, offered.provider, actor)
             return
         held = await self._clicks.take_effect(root.id, click, utcnow())
         if held is not None:
@@ -210,8 +217,11 @@ class ClickWorker(Worker):
     ) -> None:
         try:
             integration = await self._connections.integration(root.integration_id)
-            given = credentials(integration, self._settings)
+            given = credentials(integration, self._settings, await self._user_token(link))
             outcome = await self._call(actor, given, offered, click, link)
+        except NotConnected:  # the user's own grant is gone: they link again
+            await self._clicks.release_effect(root.id, click)
+            await self._ask_to_link(click, root, offered.provider, actor)
         except errors.Invalid as exc:  # an address the egress rules refuse (`egress_checked`)
             await self._clicks.release_effect(root.id, click)
             await self._end(click, "refused", f"{label}: {exc.message}", root, link)
@@ -226,6 +236,12 @@ class ClickWorker(Worker):
         else:
             await self._clicks.effect_done(root.id, click, {"text": outcome.text})
             await self._end(click, "done", _done_text(click, outcome), root, link, outcome)
+
+    async def _user_token(self, link: AccountLink) -> str | None:
+        """An oauth link's access token (refreshed first if due); None for a mapping."""
+        if link.kind != "oauth" or self._user_tokens is None:
+            return None
+        return await self._user_tokens.access_token(link.id)
 
     async def _call(
         self,
@@ -266,13 +282,21 @@ class ClickWorker(Worker):
         log.info("sync_click_retry", click_id=click.id, error=error, due_at=due.isoformat())
         await self._clicks.settle(click, "queued", {"text": "retrying", "error": error}, due)
 
-    async def _ask_to_link(self, click: Click, root: Copy, provider: str) -> None:
+    async def _ask_to_link(self, click: Click, root: Copy, provider: str, actor: Acting) -> None:
         name = _provider_name(provider)
-        text = (
-            f"{click.who}, your chat account is not linked to {name} yet: a workspace admin "
-            f"links it in the console (Account links) or with `PUT "
-            f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
-        )
+        if actor.link == "oauth":
+            ticket = await self._links.issue_ticket(click.workspace_id, provider, click.actor_id)
+            text = (
+                f"{click.who}, your chat account is not linked to {name} yet: link your own "
+                f"{name} account at {link_url(self._settings, ticket)} (for a day). The "
+                "action runs once it is."
+            )
+        else:
+            text = (
+                f"{click.who}, your chat account is not linked to {name} yet: a workspace "
+                f"admin links it in the console (Account links) or with `PUT "
+                f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
+            )
         await self._reply(click, root, text, "link")
         await self._clicks.settle(
             click, "waiting_link", {"text": "waiting for a link"}, provider=provider
@@ -359,6 +383,11 @@ def egress_checked(client: httpx.AsyncClient, settings: Settings) -> httpx.Async
     return client
 
 
+def link_url(settings: Settings, ticket: str) -> str:
+    """Where a chat user links their own account (the oauth service's public route)."""
+    return f"{settings.public_url.rstrip('/')}/api/auth/oauth/link/{ticket}"
+
+
 def _as_link(link: AccountLink) -> Link:
     return Link(
         chat_user_id=link.chat_user_id,
@@ -366,6 +395,7 @@ def _as_link(link: AccountLink) -> Link:
         provider_user=link.provider_user,
         external_id=link.external_id,
         name=link.name,
+        account=link.account,
     )
 
 
