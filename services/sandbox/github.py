@@ -168,6 +168,12 @@ class FakeGitHub(FakeAuthorizationServer):
             **fields,
         }
 
+    def login_of_token(self, token: str) -> str | None:
+        """The login of a valid OAuth token's user, else None."""
+        if not self.valid(token):
+            return None
+        return str(self.profiles.get(self.access_tokens[token].grant.user, OCTOCAT)["login"])
+
     def login(self, request: Request) -> str | None:
         """The login of the request's token's user, else None."""
         user = self.bearer(request)
