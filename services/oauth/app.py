@@ -23,7 +23,7 @@ from services.oauth.tasks import Maintenance
 from services.oauth.usage import endpoints as usage_routes
 from shared.domain import account_links, api_keys
 from shared.domain.integrations import repository as integration_repository
-from shared.domain.oauth.tokens import TokenKeeper
+from shared.domain.oauth.tokens import LinkTokenKeeper, TokenKeeper
 from shared.kernel.http.tls import limits, tls
 from shared.kernel.metrics import CountedGauge, count_by
 from shared.kernel.runtime import Runtime, ServiceDefinition
@@ -70,7 +70,18 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     app.state.integration_repository = repository
     app.state.api_key_repository = api_keys.ApiKeyRepository(runtime.db)
-    app.state.account_links = account_links.AccountLinks(runtime.db)
+    links = account_links.AccountLinks(runtime.db)
+    app.state.account_links = links
+    # Chat users' own tokens (oauth account links), refreshed as the integrations' are.
+    link_keeper = LinkTokenKeeper(
+        account_links.LinkTokens(runtime.db),
+        directory,
+        runtime.secrets,
+        settings,
+        runtime.publisher,
+        OAUTH_PROVIDERS,
+    )
+    app.state.link_token_keeper = link_keeper
     app.state.provider_apps = provider_apps
     app.state.token_keeper = keeper
     app.state.integrations = IntegrationService(
@@ -92,8 +103,17 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         settings,
         client,
         runtime.publisher,
+        links=links,
+        revoke=revoker.revoke_if_offered,
     )
-    maintenance = Maintenance(repository, keeper, revoker, settings.oauth_poll_seconds)
+    maintenance = Maintenance(
+        repository,
+        keeper,
+        revoker,
+        settings.oauth_poll_seconds,
+        links=account_links.LinkTokens(runtime.db),
+        link_keeper=link_keeper,
+    )
     app.state.maintenance = maintenance
 
     # Alerts watch `status="error"` (deploy/monitoring): an integration whose grant is gone.

@@ -1,10 +1,11 @@
-"""The providers' stand-ins (SPEC §2): Slack, Discord, Telegram, GitHub, Jira (Atlassian) and
-Google, each speaking its provider's wire format on loopback. The tests drive them directly;
-`hookhub run --sandbox` serves them seeded, wired to the stack, with the page at `/sandbox/`
-and its JSON API (services/sandbox/app.py). `FAKES` is every OAuth provider's one stand-in,
-by provider name (Telegram has no OAuth: services/sandbox/telegram.py). The APIs acted on
-from the channel (SPEC §20): Alertmanager's and Grafana's silences, Sentry's issues,
-PagerDuty's incidents, Opsgenie's alerts (the tests' only, not on the page yet)."""
+"""The providers' stand-ins (SPEC §2): Slack, Discord, Telegram, GitHub, GitLab, Jira
+(Atlassian) and Google, each speaking its provider's wire format on loopback. The tests
+drive them directly; `hookhub run --sandbox` serves them seeded, wired to the stack, with
+the page at `/sandbox/` and its JSON API (services/sandbox/app.py). `FAKES` is every OAuth
+provider's one stand-in, by provider name (Telegram has no OAuth:
+services/sandbox/telegram.py). The APIs acted on from the channel (SPEC §20): Alertmanager's
+and Grafana's silences, Sentry's issues, PagerDuty's incidents, Opsgenie's alerts, and
+GitHub's, GitLab's and Jira's issues (the tests' only, not on the page yet)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.sandbox.alertmanager import FakeAlertmanager, FakeGrafana
 from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.github import FakeGitHub
+from services.sandbox.gitlab import FakeGitLab
 from services.sandbox.google import FakeGoogle
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sandbox.opsgenie import FakeOpsgenie
@@ -25,6 +27,7 @@ __all__ = [
     "FakeAtlassian",
     "FakeDiscord",
     "FakeGitHub",
+    "FakeGitLab",
     "FakeGoogle",
     "FakeGrafana",
     "FakeOpsgenie",
@@ -34,5 +37,6 @@ __all__ = [
 ]
 
 FAKES: dict[str, type[FakeAuthorizationServer]] = {
-    fake.provider: fake for fake in (FakeSlack, FakeDiscord, FakeGitHub, FakeAtlassian, FakeGoogle)
+    fake.provider: fake
+    for fake in (FakeSlack, FakeDiscord, FakeGitHub, FakeAtlassian, FakeGoogle, FakeGitLab)
 }

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.console import SECURITY_HEADERS, SecurityHeaders
-from services.sandbox import FAKES
+from services.sandbox import FAKES, FakeGitLab
 from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.catalog import CatalogWebhooks, SendRefused
 from services.sandbox.discord import FakeDiscord, public_key_of
@@ -118,6 +118,8 @@ _CREDENTIALS = (
     ("jira_client_secret", ""),
     ("jira_token", ""),
     ("jira_webhook_secret", ""),
+    ("gitlab_client_id", ""),
+    ("gitlab_client_secret", "gloas-"),
     ("google_client_id", "sandbox.apps.googleusercontent.com-"),
     ("google_client_secret", "GOCSPX-"),
     # The Google Chat app's service account key (PEM): its key file is made from it.
@@ -286,6 +288,7 @@ class Sandbox:
         self.github = FakeGitHub(client=client("github"), consent=True)
         self.jira = FakeAtlassian(client=client("jira"), consent=True)
         self.google = FakeGoogle(client=client("google"), consent=True)
+        self.gitlab = FakeGitLab(client=client("gitlab"), consent=True)
         self.telegram = FakeTelegram()
         # Mattermost: a server of its own here (team, channel, bot, two people), its REST API
         # and WebSocket under /sandbox/mattermost: an integration's `server_url`.
@@ -317,6 +320,7 @@ class Sandbox:
             "github": self.github,
             "jira": self.jira,
             "google": self.google,
+            "gitlab": self.gitlab,
         }
         for name, standin in self.oauth.items():
             standin.base_url = f"{self.direct}/{name}"

@@ -29,6 +29,16 @@ Parameters come as a JSON API passes them (None is the default); an unknown even
 parameter, one of the wrong type, or a change the site cannot make (an unknown status, a
 move to the status the issue has) raises `EventRefused`, and nothing changes.
 
+The actions taken on an issue from the channel (SPEC §20, shared.providers.jira.acting),
+through api.atlassian.com's `/ex/jira/{cloud_id}` as an OAuth 2.0 (3LO) app calls them,
+each request recorded in `acted` (a RecordingApi: `unavailable`, `fail(n)`), as the user
+the token was granted by (`people`: each consenting user's `/myself`): `GET …/rest/api/3/
+issue/{key}/transitions` (the transitions the issue's workflow offers from its status, as
+`track` gave them), `POST …/transitions` `{transition: {id}}` (204; 400 with Jira's
+`errorMessages` for a transition not offered, or for a user who may not transition:
+`transitioners`) and `PUT …/issue/{key}/assignee` `{accountId}` (204; 403 for a user who
+may not assign). An issue not tracked is 404, as one the user may not see is.
+
 `redeliver(delivery_id)` sends a delivery again as Jira's retry does. An issue created
 through the API in a project of the site joins it, and its `jira:issue_created` is sent.
 `state()` is the site as the sandbox page shows it.
@@ -67,6 +77,7 @@ from services.sandbox.jira_world import (
     jira_time,
 )
 from services.sandbox.oauth_server import FakeAuthorizationServer, answer
+from services.sandbox.recording import RecordingApi
 from shared.providers.jira.markup import adf_text
 
 log = structlog.get_logger(__name__)
@@ -132,6 +143,24 @@ class FakeAtlassian(FakeAuthorizationServer):
         self._hook_ids = itertools.count(1)
         self._delivery_ids = itertools.count(1)
         self._pending = hooks.Pending()
+        # Acting from the channel: who each grant's user is, the issues acted on (their
+        # status and the workflow's transitions from each status), who may do what.
+        self.people: dict[str, dict[str, Any]] = {
+            "user-1": {"accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof"}
+        }
+        self.tracked: dict[str, dict[str, Any]] = {}
+        self.transitioners: set[str] = set()
+        self.assigners: set[str] = set()
+        self.acted = RecordingApi()
+
+    def track(self, key: str, status: str, workflow: dict[str, list[tuple[str, str, str]]]) -> None:
+        """An issue the acting routes know, in `status`; `workflow` the transitions from
+        each status: `(id, name, to status)`."""
+        self.tracked[key] = {"key": key, "status": status, "workflow": workflow, "assignee": None}
+
+    def account(self, request: Request) -> str | None:
+        user = self.bearer(request)
+        return None if user is None else str(self.people.get(user, {}).get("accountId") or user)
 
     def token_answer(
         self, grant_type: str, status: int, body: dict[str, Any], headers: Any
@@ -162,6 +191,17 @@ class FakeAtlassian(FakeAuthorizationServer):
         return [
             *super().routes(),
             Route("/oauth/token/accessible-resources", resources),
+            Route("/ex/jira/{cloud_id}/rest/api/3/myself", self._myself),
+            Route(
+                "/ex/jira/{cloud_id}/rest/api/3/issue/{key}/transitions",
+                self._transitions,
+                methods=["GET", "POST"],
+            ),
+            Route(
+                "/ex/jira/{cloud_id}/rest/api/3/issue/{key}/assignee",
+                self._assignee,
+                methods=["PUT"],
+            ),
             Route("/ex/jira/{cloud_id}/rest/api/3/issue", self._create_issue, methods=["POST"]),
             Route("/rest/webhooks/1.0/webhook", self._webhooks, methods=["GET", "POST"]),
             Route(
@@ -170,6 +210,70 @@ class FakeAtlassian(FakeAuthorizationServer):
                 methods=["GET", "DELETE"],
             ),
         ]
+
+    async def _myself(self, request: Request) -> Response:
+        user = self.bearer(request)
+        if user is None:
+            return _unauthenticated()
+        if request.path_params["cloud_id"] != self.cloud_id:
+            return JSONResponse({"errorMessages": ["Site not found"], "errors": {}}, 404)
+        return JSONResponse(
+            self.people.get(user, {"accountId": user, "displayName": user})
+            | {"accountType": "atlassian", "active": True}
+        )
+
+    async def _acting(self, request: Request) -> tuple[Any, Response | None]:
+        """An acting request recorded: the body, its issue and the caller's account id,
+        or Jira's answer refusing it (an outage, the token, the site, the issue)."""
+        recorded, down = await self.acted.take(request)
+        if down is not None:
+            return None, down
+        account = self.account(request)
+        if account is None:
+            return None, _unauthenticated()
+        issue = self.tracked.get(request.path_params["key"])
+        if request.path_params["cloud_id"] != self.cloud_id or issue is None:
+            message = "Issue does not exist or you do not have permission to see it."
+            return None, JSONResponse({"errorMessages": [message], "errors": {}}, 404)
+        return (recorded.body, issue, account), None
+
+    async def _transitions(self, request: Request) -> Response:
+        found, refusal = await self._acting(request)
+        if refusal is not None:
+            return refusal
+        body, issue, account = found
+        offered = {tid: (name, to) for tid, name, to in issue["workflow"].get(issue["status"], [])}
+        if request.method == "GET":
+            return JSONResponse(
+                {
+                    "expand": "transitions",
+                    "transitions": [
+                        {"id": tid, "name": name, "to": {"name": to}, "isAvailable": True}
+                        for tid, (name, to) in offered.items()
+                    ],
+                }
+            )
+        wanted = body.get("transition") if isinstance(body, dict) else None
+        tid = wanted.get("id") if isinstance(wanted, dict) else None
+        if account not in self.transitioners:
+            return _jira_errors(["You do not have permission to transition this issue."], {})
+        if tid not in offered:
+            return _jira_errors([f"Transition id '{tid}' is not valid for this issue."], {})
+        issue["status"] = offered[tid][1]
+        return Response(status_code=204)
+
+    async def _assignee(self, request: Request) -> Response:
+        found, refusal = await self._acting(request)
+        if refusal is not None:
+            return refusal
+        body, issue, account = found
+        if account not in self.assigners:
+            message = "You do not have permission to assign issues."
+            return JSONResponse({"errorMessages": [message], "errors": {}}, 403)
+        if not isinstance(body, dict) or "accountId" not in body:
+            return _jira_errors([], {"accountId": "Specify a valid value for accountId"})
+        issue["assignee"] = body["accountId"]
+        return Response(status_code=204)
 
     async def _create_issue(self, request: Request) -> Response:
         """Jira Cloud REST v3 `POST /rest/api/3/issue` through api.atlassian.com."""

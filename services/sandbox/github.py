@@ -36,6 +36,15 @@ A hook created through the API gets GitHub's `ping` right away; `ping(hook_id)` 
 another, `redeliver(delivery_id)` sends a delivery again with its GUID (as GitHub's
 "Redeliver" does). An issue created through the API in a repository of the world joins it,
 and its `issues.opened` is sent. `state()` is the world as the sandbox page shows it.
+
+The actions taken on an issue or pull request from the channel (SPEC §20,
+shared.providers.github.acting), each request recorded in `acted` (a RecordingApi: its
+`unavailable` switch and `fail(n)` answer 503): `PATCH /repos/{owner}/{repo}/issues/
+{number}` `{state: open|closed}` ("Update an issue") and `POST …/issues/{number}/assignees`
+`{assignees: [login]}` ("Add assignees to an issue"), on the items `track` adds, as the
+user the OAuth token was granted by (`profiles`: the consenting user's `/user`). A user
+without push access to the repository (`writers`) is refused the update with 403, and
+silently not assigned (201, as GitHub documents it); an item not tracked is 404.
 """
 
 from __future__ import annotations
@@ -63,10 +72,18 @@ from services.sandbox import hooks
 from services.sandbox.github_world import GitHubWorld, Repository, iso
 from services.sandbox.hooks import Delivery, EventRefused
 from services.sandbox.oauth_server import FakeAuthorizationServer
+from services.sandbox.recording import RecordingApi
 
 log = structlog.get_logger(__name__)
 
 HOOKS_DOCS = "https://docs.github.com/rest/repos/webhooks#create-a-repository-webhook"
+ISSUES_DOCS = "https://docs.github.com/rest/issues/issues#update-an-issue"
+OCTOCAT = {
+    "login": "octocat",
+    "id": 583231,
+    "name": "The Octocat",
+    "html_url": "https://github.com/octocat",
+}
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
 
 
@@ -134,6 +151,33 @@ class FakeGitHub(FakeAuthorizationServer):
         self._hook_ids = itertools.count(500_000_001)
         self._delivery_ids = itertools.count(90_000_000_001)
         self._pending = hooks.Pending()
+        # Who each grant's user is (`/user`), by the user who consented (`self.user` then).
+        self.profiles: dict[str, dict[str, Any]] = {"user-1": OCTOCAT}
+        # Acting from the channel: the items acted on, who may push, what was asked.
+        self.tracked: dict[tuple[str, int], dict[str, Any]] = {}
+        self.writers: dict[str, set[str]] = {}
+        self.acted = RecordingApi()
+
+    def track(self, repository: str, number: int, state: str = "open", **fields: Any) -> None:
+        """An issue or pull request the acting routes know (`open` or `closed`)."""
+        self.tracked[(repository, number)] = {
+            "number": number,
+            "state": state,
+            "assignees": [],
+            "labels": [],
+            **fields,
+        }
+
+    def login_of_token(self, token: str) -> str | None:
+        """The login of a valid OAuth token's user, else None."""
+        if not self.valid(token):
+            return None
+        return str(self.profiles.get(self.access_tokens[token].grant.user, OCTOCAT)["login"])
+
+    def login(self, request: Request) -> str | None:
+        """The login of the request's token's user, else None."""
+        user = self.bearer(request)
+        return None if user is None else str(self.profiles.get(user, OCTOCAT)["login"])
 
     async def _token(self, request: Request) -> Response:
         self.accept_headers.append(request.headers.get("accept", ""))
@@ -170,16 +214,10 @@ class FakeGitHub(FakeAuthorizationServer):
 
     def routes(self) -> list[Route]:
         async def user(request: Request) -> Response:
-            if self.bearer(request) is None:
+            user = self.bearer(request)
+            if user is None:
                 return JSONResponse({"message": "Bad credentials"}, 401)
-            return JSONResponse(
-                {
-                    "login": "octocat",
-                    "id": 583231,
-                    "name": "The Octocat",
-                    "html_url": "https://github.com/octocat",
-                }
-            )
+            return JSONResponse(self.profiles.get(user, OCTOCAT))
 
         async def delete_token(request: Request) -> Response:
             if (
@@ -198,6 +236,12 @@ class FakeGitHub(FakeAuthorizationServer):
             Route("/api/user", user),
             Route("/api/applications/{client_id}/token", delete_token, methods=["DELETE"]),
             Route("/api/repos/{owner}/{repo}/issues", self._create_issue, methods=["POST"]),
+            Route("/api/repos/{owner}/{repo}/issues/{number:int}", self._update, methods=["PATCH"]),
+            Route(
+                "/api/repos/{owner}/{repo}/issues/{number:int}/assignees",
+                self._assign,
+                methods=["POST"],
+            ),
             Route("/api/repos/{owner}/{repo}/hooks", self._hooks, methods=["GET", "POST"]),
             Route(
                 "/api/repos/{owner}/{repo}/hooks/{hook_id:int}",
@@ -220,6 +264,51 @@ class FakeGitHub(FakeAuthorizationServer):
                 methods=["POST"],
             ),
         ]
+
+    async def _acting(self, request: Request) -> tuple[Any, Response | None]:
+        """An acting request recorded: its tracked item and the caller's login, or GitHub's
+        answer refusing it (an outage, the token, an item it cannot see)."""
+        recorded, down = await self.acted.take(request)
+        if down is not None:
+            return None, down
+        login = self.login(request)
+        if login is None:
+            return None, _refused(401, "Bad credentials")
+        name = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        item = self.tracked.get((name, request.path_params["number"]))
+        if item is None:
+            return None, _not_found()
+        return (recorded.body, item, login, login in self.writers.get(name, set())), None
+
+    async def _update(self, request: Request) -> Response:
+        """`PATCH /repos/{owner}/{repo}/issues/{number}`: the state only, as hookhub asks."""
+        found, refusal = await self._acting(request)
+        if refusal is not None:
+            return refusal
+        body, item, _, writer = found
+        if not writer:
+            return _refused(403, "Must have admin rights to Repository.")
+        state = body.get("state") if isinstance(body, dict) else None
+        if state not in ("open", "closed"):
+            return _refused(422, "Validation Failed")
+        item["state"] = state
+        return JSONResponse(_issue_json(item))
+
+    async def _assign(self, request: Request) -> Response:
+        """`POST …/issues/{number}/assignees`: those who may be assigned (push access),
+        the others silently dropped."""
+        found, refusal = await self._acting(request)
+        if refusal is not None:
+            return refusal
+        body, item, _, _ = found
+        asked = body.get("assignees") if isinstance(body, dict) else None
+        if not isinstance(asked, list):
+            return _refused(422, "Validation Failed")
+        name = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        for login in asked:
+            if login in self.writers.get(name, set()) and login not in item["assignees"]:
+                item["assignees"].append(login)
+        return JSONResponse(_issue_json(item), 201)
 
     async def _create_issue(self, request: Request) -> Response:
         """`POST /repos/{owner}/{repo}/issues` as docs.github.com describes it."""
@@ -826,6 +915,21 @@ class FakeGitHub(FakeAuthorizationServer):
 def _not_found() -> Response:
     return JSONResponse(
         {"message": "Not Found", "documentation_url": HOOKS_DOCS, "status": "404"}, 404
+    )
+
+
+def _issue_json(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as GitHub's issue answers show it: people and labels as objects."""
+    return {
+        **item,
+        "assignees": [{"login": login} for login in item["assignees"]],
+        "labels": [{"name": name} for name in item["labels"]],
+    }
+
+
+def _refused(status: int, message: str) -> Response:
+    return JSONResponse(
+        {"message": message, "documentation_url": ISSUES_DOCS, "status": str(status)}, status
     )
 
 

@@ -332,6 +332,14 @@ class FakeAuthorizationServer:
 
     # -- what tests and API routes ask ----------------------------------------------------
 
+    def issue_token(self, user: str, lifetime: float = 3600.0) -> str:
+        """An access token of a grant `user` made (as if they had consented): for tests
+        of the calls made with a user's token, without the flow."""
+        token = self.token_prefix + "at-" + secrets.token_urlsafe(16)
+        grant = Grant(user, self.client.client_id, "")
+        self.access_tokens[token] = AccessToken(grant, time.time() + lifetime)
+        return token
+
     def valid(self, access_token: str) -> bool:
         item = self.access_tokens.get(access_token)
         return item is not None and not item.grant.revoked and item.expires_at > time.time()
@@ -437,6 +445,7 @@ PROVIDER_NAMES = {
     "github": "GitHub",
     "jira": "Atlassian",
     "google": "Google",
+    "gitlab": "GitLab",
 }
 CONSENT_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "

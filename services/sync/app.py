@@ -62,7 +62,12 @@ from shared.kernel.mongo import BatchedWriter
 from shared.kernel.ownership import Ownership
 from shared.kernel.runtime import Runtime, ServiceDefinition
 from shared.kernel.settings import SyncSettings
-from shared.providers.apps import AppDirectory, ProviderAppRepository, token_keeper
+from shared.providers.apps import (
+    AppDirectory,
+    ProviderAppRepository,
+    link_token_keeper,
+    token_keeper,
+)
 from shared.providers.catalog import NETWORKS
 from shared.providers.chat import Recalls
 from shared.providers.chats import chat_providers, network_credential, provider_client
@@ -178,6 +183,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         settings=settings,
         owner=ownership.id,
         metrics=action_metrics,
+        user_tokens=link_token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher),
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
     inbound = Inbound(

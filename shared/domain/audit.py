@@ -130,6 +130,11 @@ ROUTES: dict[tuple[str, str], Plan | None] = {
     ("DELETE", "/api/account-links/{provider}/{chat_user_id}"): Plan(
         "account_link", "delete", "path", "chat_user_id"
     ),
+    # Starts the chat user's consent; the callback records the link it makes, as made by
+    # whoever started it (the caller, or the chat user their link ticket names).
+    ("POST", "/api/account-links/{provider}/connect"): Plan(
+        "account_link", "connect", "body", "chat_user_id"
+    ),
     # Data, not a change: the chat product's events, published over HTTP as on Kafka. An
     # entry each would make the log a second, year-long copy of the event stream.
     ("POST", "/api/events"): None,

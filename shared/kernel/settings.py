@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     github_client_secret: str = ""
     jira_client_id: str = ""
     jira_client_secret: str = ""
+    gitlab_client_id: str = ""
+    gitlab_client_secret: str = ""
     google_client_id: str = ""
     google_client_secret: str = ""
     telegram_api_base: str = "https://api.telegram.org"
@@ -172,6 +174,12 @@ class Settings(BaseSettings):
     jira_token_url: str = ""
     jira_revoke_url: str = ""
     jira_api_base: str = ""
+    # GitLab: gitlab.com's, or a self-managed instance's (`https://gitlab.example.com/oauth/…`,
+    # `…/api/v4`); its OAuth is a chat user's own consent (account links, SPEC §20).
+    gitlab_authorize_url: str = ""
+    gitlab_token_url: str = ""
+    gitlab_revoke_url: str = ""
+    gitlab_api_base: str = ""
     google_authorize_url: str = ""
     google_token_url: str = ""
     google_revoke_url: str = ""

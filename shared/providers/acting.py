@@ -62,13 +62,16 @@ __all__ = [
 class Link:
     """The clicking chat user as the provider knows them: `provider_user` for a mapping
     (PagerDuty's `From` email, Opsgenie's user name), `external_id`/`name` where an OAuth
-    link learnt them (GitHub's login: "assign to me")."""
+    link learnt them (what the API names the user by: GitHub's login, GitLab's user id,
+    Jira's account id: "assign to me"), `account` what else it learnt (Jira: the sites
+    the user's token reaches, `[{id, name, url}]`)."""
 
     chat_user_id: str
     kind: LinkKind
     provider_user: str | None = None
     external_id: str | None = None
     name: str | None = None
+    account: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

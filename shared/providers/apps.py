@@ -11,9 +11,10 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from shared.domain.account_links import LinkTokens
 from shared.domain.integrations.repository import IntegrationRepository
 from shared.domain.oauth.provider import AppCredentials
-from shared.domain.oauth.tokens import TokenKeeper
+from shared.domain.oauth.tokens import LinkTokenKeeper, TokenKeeper
 from shared.kernel.crypto import SecretBox
 from shared.kernel.ids import utcnow
 from shared.kernel.kafka import EventPublisher
@@ -138,4 +139,21 @@ def token_keeper(
         publisher,
         OAUTH_PROVIDERS,
         BOT_TOKEN_PROVIDERS,
+    )
+
+
+def link_token_keeper(
+    db: Database,
+    box: SecretBox,
+    settings: Settings,
+    publisher: EventPublisher,
+) -> LinkTokenKeeper:
+    """The same for chat users' own tokens (oauth account links, SPEC §20)."""
+    return LinkTokenKeeper(
+        LinkTokens(db),
+        AppDirectory(ProviderAppRepository(db), box, settings),
+        box,
+        settings,
+        publisher,
+        OAUTH_PROVIDERS,
     )

@@ -284,6 +284,8 @@ def _path(template: str, mine: Mine) -> str:
     }
     if template.startswith("/api/account-links/"):
         values["provider"] = "pagerduty"  # a provider linked by a mapping
+    if template == "/api/account-links/{provider}/connect":
+        values["provider"] = "github"  # a provider linked by the user's consent
     return template.format(**values)
 
 
@@ -347,6 +349,7 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
         ("PUT", "/api/account-links/{provider}/{chat_user_id}"): {
             "provider_user": "other@example.com"
         },
+        ("POST", "/api/account-links/{provider}/connect"): {"chat_user_id": "u_mine"},
         ("POST", "/api/integrations/{integration_id}/import"): {
             "channel_ids": [mine.channel],
             "dry_run": True,

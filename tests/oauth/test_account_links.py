@@ -6,13 +6,20 @@ only; a bad link refused naming the field."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from fastapi import FastAPI
 
+from services.sandbox import FakeAtlassian, FakeGitHub, FakeGitLab
+from services.sandbox.oauth_server import FakeAuthorizationServer
 from shared.domain import audit
 from shared.domain.account_links import AccountLinks
+from shared.domain.oauth.tokens import LinkTokenKeeper
+from shared.kernel.ids import utcnow
+from tests.oauth.flow import consent
 from tests.oauth.test_api_keys import bearer
 from tests.support import RunningService, admin_headers
 
@@ -255,3 +262,157 @@ async def test_the_list_is_cursor_paginated_and_filtered(oauth: RunningService) 
     assert sorted(link["provider"] for link in of_user["data"]) == ["grafana", "opsgenie"]
     bad = await _admin(oauth, "GET", BASE, workspace_id=ws, cursor="nope!")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
+
+
+# -- links by the user's own consent (GitHub, GitLab, Jira) ---------------------------------
+
+
+async def _consent_link(
+    oauth: RunningService,
+    providers: dict[str, FakeAuthorizationServer],
+    provider: str,
+    ws: str,
+    chat_user: str,
+    user: str,
+) -> dict[str, Any]:
+    """POST …/connect, the user's consent at the stand-in (as `user`), the callback."""
+    started = await oauth.client.post(
+        f"{BASE}/{provider}/connect",
+        json={"chat_user_id": chat_user},
+        params={"workspace_id": ws},
+        headers=admin_headers(),
+    )
+    assert started.status_code == 200, started.text
+    providers[provider].user = user
+    answer = await oauth.client.get(
+        "/api/auth/oauth/callback", params=await consent(started.json()["authorization_url"])
+    )
+    assert answer.status_code == 200, answer.text
+    linked: dict[str, Any] = answer.json()
+    return linked
+
+
+def _link_tokens(oauth: RunningService) -> LinkTokenKeeper:
+    found: LinkTokenKeeper = _app(oauth).state.link_token_keeper
+    return found
+
+
+async def test_a_user_links_github_by_consent_sealed_refreshed_and_revoked_when_unlinked(
+    oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
+) -> None:
+    github = providers["github"]
+    assert isinstance(github, FakeGitHub)
+    github.profiles["ada-gh"] = {"login": "ada", "id": 1001, "name": "Ada Lovelace"}
+    ws = _workspace()
+    started = await oauth.client.post(
+        f"{BASE}/github/connect",
+        json={"chat_user_id": "u_ada"},
+        params={"workspace_id": ws},
+        headers=admin_headers(),
+    )
+    assert started.status_code == 200, started.text
+    url = started.json()["authorization_url"]
+    asked = dict(parse_qsl(urlsplit(url).query))
+    # Bound by an unguessable state, with PKCE (GitHub takes it).
+    assert len(asked["state"]) >= 43 and asked["code_challenge_method"] == "S256"
+    github.user = "ada-gh"
+    back = await consent(url)
+    answer = await oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert answer.status_code == 200, answer.text
+    linked = answer.json()
+    assert (linked["provider"], linked["chat_user_id"], linked["provider_user"]) == (
+        "github",
+        "u_ada",
+        "ada",
+    )
+    # The state is spent: the same callback again makes nothing.
+    again = await oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_state"
+
+    shown = await _admin(oauth, "GET", f"{BASE}/github/u_ada", workspace_id=ws)
+    assert shown.status_code == 200, shown.text
+    link = shown.json()
+    assert (link["kind"], link["provider_user"], link["name"], link["external_id"]) == (
+        "oauth",
+        "ada",
+        "Ada Lovelace",
+        "ada",
+    )
+    listed = await _admin(oauth, "GET", BASE, workspace_id=ws)
+    doc = await _app(oauth).state.runtime.db.account_links.find_one({"_id": link["id"]})
+    assert doc is not None
+    opened = _app(oauth).state.runtime.secrets.decrypt(doc["tokens"]["access_token"])
+    assert opened.startswith("ghu_") and github.valid(opened)
+    # Sealed at rest, never shown: not in what the routes answer, not in the clear in MongoDB.
+    for said in (answer.text, shown.text, listed.text):
+        assert opened not in said and "token" not in said
+    assert opened not in str(doc)
+
+    # Refreshed as an integration's token is: due, the keeper spends the refresh token.
+    refreshes = github.refresh_grants
+    await _app(oauth).state.runtime.db.account_links.update_one(
+        {"_id": link["id"]},
+        {"$set": {"oauth.expires_at": utcnow() - timedelta(seconds=1)}},
+    )
+    fresh = await _link_tokens(oauth).access_token(link["id"])
+    assert github.refresh_grants == refreshes + 1 and fresh != opened and github.valid(fresh)
+
+    # Unlinked: the token is revoked at GitHub, the link and its tokens gone.
+    gone = await _admin(oauth, "DELETE", f"{BASE}/github/u_ada", workspace_id=ws)
+    assert gone.status_code == 204, gone.text
+    assert fresh in github.deleted and not github.valid(fresh)
+    assert await _app(oauth).state.runtime.db.account_links.find_one({"_id": link["id"]}) is None
+
+
+async def test_jira_and_gitlab_links_name_the_user_as_their_apis_do(
+    oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
+) -> None:
+    jira, gitlab = providers["jira"], providers["gitlab"]
+    assert isinstance(jira, FakeAtlassian) and isinstance(gitlab, FakeGitLab)
+    jira.people["ada-at"] = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Ada"}
+    gitlab.profiles["ada-gl"] = {"id": 4242, "username": "ada", "name": "Ada L"}
+    ws = _workspace()
+    at_jira = await _consent_link(oauth, providers, "jira", ws, "u_ada", "ada-at")
+    at_gitlab = await _consent_link(oauth, providers, "gitlab", ws, "u_ada", "ada-gl")
+    assert at_jira["provider_user"] == "5b10ac8d82e05b22cc7d4ef5"
+    assert at_gitlab["provider_user"] == "ada"
+    links = AccountLinks(_app(oauth).state.runtime.db)
+    found = await links.of_users(ws, "jira", ["u_ada"])
+    assert found["u_ada"].external_id == "5b10ac8d82e05b22cc7d4ef5"
+    assert found["u_ada"].account["sites"] == [
+        {"id": jira.cloud_id, "name": "acme", "url": jira.site_url}
+    ]
+    gitlab_link = (await links.of_users(ws, "gitlab", ["u_ada"]))["u_ada"]
+    assert (gitlab_link.external_id, gitlab_link.name) == ("4242", "Ada L")
+    # GitLab's code exchange carried the PKCE verifier its authorization was bound to.
+    assert gitlab.authorize_requests[-1]["code_challenge_method"] == "S256"
+    assert gitlab.token_requests[-1]["code_verifier"]
+
+
+async def test_a_link_ticket_starts_the_named_user_s_consent_once_linked_no_more(
+    oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
+) -> None:
+    ws = _workspace()
+    links = AccountLinks(_app(oauth).state.runtime.db)
+    ticket = await links.issue_ticket(ws, "github", "u_bob")
+    opened = await oauth.client.get(f"/api/auth/oauth/link/{ticket}")
+    assert opened.status_code == 302, opened.text
+    to = opened.headers["location"]
+    assert to.startswith(providers["github"].base_url + "/login/oauth/authorize?")
+    answer = await oauth.client.get("/api/auth/oauth/callback", params=await consent(to))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["chat_user_id"], answer.json()["workspace_id"]) == ("u_bob", ws)
+    # Linked: the ticket is spent; one never issued is not found either.
+    for used in (ticket, "x" * 43):
+        assert (await oauth.client.get(f"/api/auth/oauth/link/{used}")).status_code == 404
+
+
+async def test_connect_takes_the_providers_linked_by_consent_only(oauth: RunningService) -> None:
+    answer = await oauth.client.post(
+        f"{BASE}/pagerduty/connect",
+        json={"chat_user_id": "u_1"},
+        params={"workspace_id": "ws_x"},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 422, answer.text
+    assert "not linked by their own consent" in answer.json()["error"]["details"][0]["message"]

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
 from services.sandbox.discord import FakeDiscord
+from services.sandbox.github import FakeGitHub
 from services.sandbox.slack import FakeSlack
 from services.sandbox.telegram import FakeTelegram
 from services.sync.app import definition as sync_definition
@@ -108,6 +109,8 @@ class World:
     counter: list[int] = field(default_factory=lambda: [0])
     # The in-process sync service's app (`with_sync`), for what its API does not show.
     sync_app: Any = None
+    # GitHub's stand-in: its OAuth (chat users' account links) and the API cards act on.
+    github: FakeGitHub | None = None
 
     def new_id(self, prefix: str) -> str:
         self.counter[0] += 1
@@ -241,11 +244,16 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         discord.base_url = (
             await stack.enter_async_context(serve(discord.app(), probe="/healthz"))
         ).base_url
+        github = FakeGitHub()
+        github.base_url = (
+            await stack.enter_async_context(serve(github.app(), probe="/healthz"))
+        ).base_url
         common: dict[str, Any] = {
             "encryption_keys": keys,
             "telegram_api_base": telegram_base,
             "discord_api_base": discord.base_url + "/api/v10",
             **slack.hookhub_settings(slack.base_url),
+            **github.hookhub_settings(github.base_url),
         }
         # Google Chat's stand-in (tests/sync/googlechat_world.py), where the services find it.
         from tests.sync import googlechat_world
@@ -272,6 +280,8 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
                 )
             )
         )
+        # GitHub sends the browser back to the oauth service's callback (its public URL).
+        github.client.redirect_uri = gateway.base_url + "/api/auth/oauth/callback"
         oauth = await stack.enter_async_context(
             serve(
                 create_app(
@@ -319,6 +329,7 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
             settings,
             telegram_base,
             sync_app=sync_app,
+            github=github,
         )
         world.slack_integration = await _slack_integration(world)
         world.telegram_integration = await _telegram_integration(world)

@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from markdown_it import MarkdownIt
@@ -1058,6 +1059,59 @@ async def test_a_firing_group_is_silenced_from_its_card_once_as_the_linked_user(
     for action, result in wanted:
         labels = f'action="{action}",outcome="{result}",provider="alertmanager"'
         assert f"hookhub_actions_total{{{labels}}}" in metrics, (action, result)
+
+
+async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their_github(
+    world: World,
+) -> None:
+    """A GitHub issue's card offers to close it; an unlinked user's click is answered with
+    their own link to GitHub's consent; once they have consented there (the oauth
+    service's flow), the click runs with their own token: one PATCH, as them."""
+    github = world.github
+    assert github is not None
+    github.track("Codertocat/Hello-World", 1)
+    github.writers = {"Codertocat/Hello-World": {"ada"}}
+    github.profiles["ada-gh"] = {"login": "ada", "id": 1001, "name": "Ada Lovelace"}
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    channel = (await subscribe(world, integration_id, events=["issues.*"]))["channel_id"]
+    await send_github(world, integration_id, "issues", corpus("issues/opened.payload.json"))
+    [root] = await world.chat.received(
+        lambda v: v["channel_id"] == channel and "thread_id" not in v
+    )
+    assert [a["id"] for a in root["card"]["actions"]] == ["assign:me", "close"]
+
+    def reply(text: str) -> Any:
+        return lambda v: v.get("thread_id") == root["id"] and text in v["text"]
+
+    await world.chat.publish(
+        "message.action",
+        {"message_id": root["id"], "channel_id": channel, "action_id": "close"},
+        actor={"id": "u_ada_gh", "name": "Ada Lovelace"},
+    )
+    [asked] = await world.chat.received(reply("not linked to GitHub"))
+    found = re.search(r"(/api/auth/oauth/link/[\w-]+)", asked["text"])
+    assert found is not None, asked["text"]
+    assert github.acted.requests == []
+    # The user opens their link: the oauth service sends them to GitHub's consent.
+    opened = await world.oauth.client.get(found.group(1))
+    assert opened.status_code == 302, opened.text
+    github.user = "ada-gh"
+    async with httpx.AsyncClient() as browser:
+        consented = await browser.get(opened.headers["location"])
+    assert consented.status_code == 302, consented.text
+    back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
+    linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert linked.status_code == 200 and linked.json()["provider_user"] == "ada", linked.text
+    # Linked: the click runs, as Ada, once.
+    await world.chat.received(reply("Closed by Ada Lovelace (from chat)"), timeout=30)
+    [request] = github.acted.requests
+    assert (request.method, request.path, request.body) == (
+        "PATCH",
+        "/api/repos/Codertocat/Hello-World/issues/1",
+        {"state": "closed"},
+    )
+    token = request.headers["authorization"].removeprefix("Bearer ")
+    assert github.login_of_token(token) == "ada"
 
 
 def _posts(alertmanager: FakeAlertmanager) -> int:

@@ -1,5 +1,9 @@
 """HTTP routes of `/api/account-links` (SPEC §20 "Who acts"): a workspace's mapping of its
-chat users to the provider accounts they act as.
+chat users to the provider accounts they act as: named by the workspace (`PUT`, the
+providers acting with the integration's token for a named user), or granted by the user's
+own consent (`POST …/{provider}/connect`: GitHub, GitLab, Jira; the provider's OAuth, the
+user's token sealed in the link and never shown). Deleting an oauth link revokes its token
+at the provider.
 
 A link's address is its workspace, provider and chat user. A workspace's key or portal
 session acts in its own workspace: `workspace_id` may be left out, and naming another
@@ -14,9 +18,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import AfterValidator
 
-from services.oauth.account_links.schemas import AccountLinkOut, AccountLinkPut, acts_by_mapping
+from services.oauth.account_links.schemas import (
+    AccountLinkConnect,
+    AccountLinkOut,
+    AccountLinkPut,
+    acts_by_consent,
+    acts_by_mapping,
+    linkable,
+)
+from services.oauth.connect.schemas import ConnectStarted
+from services.oauth.connect.service import ConnectService
 from shared.domain import tenancy
-from shared.domain.account_links import MAPPING_PROVIDERS, AccountLink, AccountLinks
+from shared.domain.account_links import (
+    MAPPING_PROVIDERS,
+    OAUTH_LINK_PROVIDERS,
+    AccountLink,
+    AccountLinks,
+)
 from shared.kernel.errors import Invalid, NotFound
 from shared.kernel.http.app import from_state
 from shared.kernel.http.auth import Authenticated, CallerDep
@@ -32,12 +50,25 @@ router = APIRouter(
 )
 
 LinksDep = Annotated[AccountLinks, Depends(from_state("account_links", AccountLinks))]
-# For now the providers linked by a mapping; the acting registry will say which providers
-# can be linked at all (oauth links come with `POST …/{provider}/connect`).
-Provider = Annotated[
+ConnectDep = Annotated[ConnectService, Depends(from_state("connect", ConnectService))]
+# The providers linked by a mapping (PUT), by the user's consent (connect), or either.
+MappedProvider = Annotated[
     str,
     Path(max_length=100, json_schema_extra={"enum": list(MAPPING_PROVIDERS)}),
     AfterValidator(acts_by_mapping),
+]
+ConsentProvider = Annotated[
+    str,
+    Path(max_length=100, json_schema_extra={"enum": list(OAUTH_LINK_PROVIDERS)}),
+    AfterValidator(acts_by_consent),
+]
+Provider = Annotated[
+    str,
+    Path(
+        max_length=100,
+        json_schema_extra={"enum": [*MAPPING_PROVIDERS, *OAUTH_LINK_PROVIDERS]},
+    ),
+    AfterValidator(linkable),
 ]
 ChatUserId = Annotated[PrintableId, Path(description="the chat product's id of the user")]
 Filter = Annotated[str | None, Query(max_length=200)]
@@ -76,7 +107,7 @@ def _not_found(workspace_id: str, provider: str, chat_user_id: str) -> NotFound:
     responses={201: {"model": AccountLinkOut, "description": "The link was made"}},
 )
 async def put_account_link(
-    provider: Provider,
+    provider: MappedProvider,
     chat_user_id: ChatUserId,
     body: AccountLinkPut,
     workspace_id: Workspace,
@@ -97,6 +128,25 @@ async def put_account_link(
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return _out(link)
+
+
+@router.post("/{provider}/connect", response_model=ConnectStarted)
+async def connect_account_link(
+    provider: ConsentProvider,
+    body: AccountLinkConnect,
+    workspace_id: Workspace,
+    service: ConnectDep,
+    caller: CallerDep,
+) -> ConnectStarted:
+    """Start linking the chat user by their own consent at `provider`: send their browser
+    to `authorization_url` (valid 10 minutes, once); the callback makes the link."""
+    return await service.start_link(
+        workspace_id,
+        provider,
+        body.chat_user_id,
+        {"kind": caller.kind, "id": caller.id},
+        str(body.return_to) if body.return_to else None,
+    )
 
 
 @router.get("", response_model=Page[AccountLinkOut])
@@ -125,9 +175,16 @@ async def get_account_link(
 
 @router.delete("/{provider}/{chat_user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_account_link(
-    provider: Provider, chat_user_id: ChatUserId, workspace_id: Workspace, links: LinksDep
+    provider: Provider,
+    chat_user_id: ChatUserId,
+    workspace_id: Workspace,
+    links: LinksDep,
+    service: ConnectDep,
 ) -> Response:
-    """Unlink: the chat user's clicks act at the provider no more until linked again."""
-    if not await links.delete(workspace_id, provider, chat_user_id):
+    """Unlink: the chat user's clicks act at the provider no more until linked again; an
+    oauth link's token is revoked at the provider (or left to the revocation retries)."""
+    removed = await links.remove(workspace_id, provider, chat_user_id)
+    if removed is None:
         raise _not_found(workspace_id, provider, chat_user_id)
+    await service.forget_link(removed)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,11 +6,11 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from services.oauth.audit.endpoints import Actor
-from shared.domain.account_links import MAPPING_PROVIDERS
-from shared.kernel.ids import REFUSED_CATEGORIES, describe_character
+from shared.domain.account_links import MAPPING_PROVIDERS, OAUTH_LINK_PROVIDERS
+from shared.kernel.ids import REFUSED_CATEGORIES, PrintableId, describe_character
 from shared.kernel.text import printable
 from shared.providers.acting import LinkKind
 from shared.providers.catalog import CATALOG
@@ -25,6 +25,12 @@ _REFUSED = REFUSED_CATEGORIES - {"Zs"}
 def acts_by_mapping(provider: str) -> str:
     if provider in MAPPING_PROVIDERS:
         return provider
+    if provider in OAUTH_LINK_PROVIDERS:
+        raise ValueError(
+            f"{provider} has no actions by mapping: its users link their own account with "
+            f"POST /api/account-links/{provider}/connect (those by mapping: "
+            f"{', '.join(MAPPING_PROVIDERS)})"
+        )
     if provider in CATALOG:
         raise ValueError(
             f"{provider} has no actions by mapping (those providers: "
@@ -33,6 +39,22 @@ def acts_by_mapping(provider: str) -> str:
     raise ValueError(
         f"no provider {provider[:100]!r} acts by mapping: {', '.join(MAPPING_PROVIDERS)}"
     )
+
+
+def acts_by_consent(provider: str) -> str:
+    if provider in OAUTH_LINK_PROVIDERS:
+        return provider
+    raise ValueError(
+        f"{provider[:100]} users are not linked by their own consent (those providers: "
+        f"{', '.join(OAUTH_LINK_PROVIDERS)}; the others by PUT /api/account-links/"
+        "{provider}/{chat_user_id})"
+    )
+
+
+def linkable(provider: str) -> str:
+    if provider in OAUTH_LINK_PROVIDERS:
+        return provider
+    return acts_by_mapping(provider)
 
 
 def _provider_user(value: str) -> str:
@@ -71,6 +93,17 @@ class AccountLinkPut(BaseModel):
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return printable(value) if value is not None else None
+
+
+class AccountLinkConnect(BaseModel):
+    """Who is to consent: the chat user the link is for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat_user_id: PrintableId = Field(description="the chat product's id of the user")
+    return_to: AnyHttpUrl | None = Field(
+        None, description="where the callback sends the browser (else it answers JSON)"
+    )
 
 
 class AccountLinkOut(BaseModel):

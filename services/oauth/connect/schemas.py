@@ -43,3 +43,14 @@ class Connected(BaseModel):
     workspace_id: str
     status: str
     account: dict[str, Any] | None
+
+
+class Linked(BaseModel):
+    """A chat user's account link the callback made (its token is never shown)."""
+
+    account_link_id: str
+    provider: str
+    workspace_id: str
+    chat_user_id: str
+    provider_user: str
+    name: str | None

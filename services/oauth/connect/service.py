@@ -4,12 +4,19 @@
 server-side for 10 minutes with the PKCE verifier; `finish` takes it back (at most once),
 exchanges the code, asks the provider which account was connected, stores the integration
 `connected` with its tokens sealed, and publishes `integration.connected`.
+
+`start_link` is the same flow for one chat user's own consent (SPEC §20, an account link):
+its state is bound to the workspace, the provider and the chat user as well; `finish`
+then asks the provider who the user is (`OAuthProvider.whoami`) and stores the link with
+the user's tokens sealed in it (shared.domain.account_links), refreshed thereafter as an
+integration's are (`LinkTokenKeeper`). A link replaced by a new consent has its old
+tokens revoked.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,10 +26,11 @@ import structlog
 from services.oauth.connect.repository import StateRepository
 from services.oauth.connect.schemas import ConnectRequest, ConnectStarted
 from shared.domain import tenancy
+from shared.domain.account_links import AccountLink, AccountLinks
 from shared.domain.integrations.model import Provider, Status, integration_event, new_integration
 from shared.domain.integrations.repository import IntegrationRepository
 from shared.domain.oauth.client import OAuthClient
-from shared.domain.oauth.provider import AppCredentials, OAuthProvider, ProviderApi
+from shared.domain.oauth.provider import AppCredentials, OAuthProvider, ProviderApi, TokenSet
 from shared.domain.oauth.tokens import token_state
 from shared.kernel import tracing
 from shared.kernel.crypto import SecretBox, fingerprint
@@ -36,6 +44,10 @@ from shared.providers import OAUTH_PROVIDERS
 from shared.providers.apps import AppDirectory
 
 log = structlog.get_logger(__name__)
+
+# Revokes tokens at their provider, or leaves them to the retry loop (services/oauth/
+# revocations `Revoker.revoke`): given who held them (`_id`, `workspace_id`, `provider`).
+Revoke = Callable[[Document, dict[str, str]], Awaitable[bool]]
 
 STATE_TTL = timedelta(minutes=10)
 CALLBACK_PATH = "/api/auth/oauth/callback"
@@ -55,6 +67,8 @@ class Outcome:
 
     return_to: str | None
     integration: Document | None = None
+    # A chat user's account link, where the connect was one (`start_link`).
+    link: AccountLink | None = None
     error: HookhubError | None = None
     # Who started the connect (`{kind, id}` of the caller of /connect), for the audit log.
     started_by: Mapping[str, str] | None = None
@@ -75,6 +89,9 @@ class ConnectService:
         client: httpx.AsyncClient,
         publisher: EventPublisher,
         providers: Mapping[str, OAuthProvider] = OAUTH_PROVIDERS,
+        *,
+        links: AccountLinks | None = None,
+        revoke: Revoke | None = None,
     ) -> None:
         self._states = states
         self._integrations = integrations
@@ -84,6 +101,8 @@ class ConnectService:
         self._client = client
         self._publisher = publisher
         self._providers = providers
+        self._links = links
+        self._revoke = revoke
 
     async def _app(self, provider: OAuthProvider) -> AppCredentials:
         app = await self._apps.oauth_client(provider.name)
@@ -113,10 +132,56 @@ class ConnectService:
                     f"of workspace {body.workspace_id}",
                     code="integration_mismatch",
                 )
+        return await self._begin(
+            provider,
+            app,
+            body.scopes or list(provider.scopes),
+            str(body.return_to) if body.return_to else None,
+            {
+                "workspace_id": body.workspace_id,
+                "integration_id": body.integration_id,
+                "name": body.name,
+                "started_by": dict(started_by),
+            },
+        )
+
+    async def start_link(
+        self,
+        workspace_id: str,
+        provider_name: str,
+        chat_user_id: str,
+        started_by: Mapping[str, str],
+        return_to: str | None = None,
+    ) -> ConnectStarted:
+        """A chat user's own consent at `provider`, for an account link (SPEC §20)."""
+        tenancy.may_create_in(workspace_id)
+        provider = self._providers[provider_name]
+        app = await self._app(provider)
+        return await self._begin(
+            provider,
+            app,
+            list(provider.scopes),
+            return_to,
+            {
+                "workspace_id": workspace_id,
+                "chat_user_id": chat_user_id,
+                "started_by": dict(started_by),
+            },
+        )
+
+    async def _begin(
+        self,
+        provider: OAuthProvider,
+        app: AppCredentials,
+        scopes: list[str],
+        return_to: str | None,
+        bound: Document,
+    ) -> ConnectStarted:
+        """A new state, bound to the provider and to `bound` (the workspace, and what the
+        callback makes), and the authorization URL that carries it."""
         state = secrets.token_urlsafe(32)
         # RFC 7636 §4.1: 43-128 unreserved characters; 64 random bytes give 86.
         verifier = secrets.token_urlsafe(64) if provider.uses_pkce(self._settings) else None
-        scopes = body.scopes or list(provider.scopes)
         client = self._client_for(provider, app)
         url = await client.authorization_url(state, scopes, verifier)
         now = utcnow()
@@ -125,15 +190,12 @@ class ConnectService:
                 # Stored by fingerprint: a database dump holds no usable state.
                 "_id": fingerprint(state),
                 "provider": provider.name,
-                "workspace_id": body.workspace_id,
-                "integration_id": body.integration_id,
-                "name": body.name,
+                **bound,
                 "scopes": scopes,
-                "return_to": str(body.return_to) if body.return_to else None,
+                "return_to": return_to,
                 "code_verifier": self._box.encrypt(verifier) if verifier else None,
                 "created_at": now,
                 "expires_at": now + STATE_TTL,
-                "started_by": dict(started_by),
             }
         )
         return ConnectStarted(
@@ -161,22 +223,32 @@ class ConnectService:
             )
         return_to = record.get("return_to")
         provider = self._providers[record["provider"]]
+        started_by = record.get("started_by")
         try:
+            if record.get("chat_user_id"):
+                link = await self._link(provider, record, params)
+                return Outcome(return_to, link=link, started_by=started_by)
             doc = await self._connect(provider, record, params)
         except HookhubError as exc:
             log.info("oauth_connect_failed", provider=provider.name, error=exc.code)
             return Outcome(return_to, error=exc)
-        return Outcome(return_to, integration=doc, started_by=record.get("started_by"))
+        return Outcome(return_to, integration=doc, started_by=started_by)
 
-    async def _connect(
+    async def _granted(
         self, provider: OAuthProvider, record: Document, params: Mapping[str, str]
-    ) -> Document:
+    ) -> TokenSet:
+        """The tokens the callback's code is exchanged for, or what the provider said."""
+        made = (
+            "no account link was made"
+            if record.get("chat_user_id")
+            else "no integration was created"
+        )
         if params.get("error"):
             error, description = params["error"], params.get("error_description") or ""
             if error == "access_denied":
                 raise AccessDenied(
                     f"access was not granted at {provider.title}"
-                    f"{f' ({description})' if description else ''}; no integration was created"
+                    f"{f' ({description})' if description else ''}; {made}"
                 )
             raise BadRequest(
                 f"{provider.title} answered the authorization with {error}"
@@ -191,7 +263,12 @@ class ConnectService:
             self._box.decrypt(record["code_verifier"]) if record.get("code_verifier") else None
         )
         body = await self._client_for(provider, app).exchange(code, verifier)
-        tokens = provider.parse_token(body)
+        return provider.parse_token(body)
+
+    async def _connect(
+        self, provider: OAuthProvider, record: Document, params: Mapping[str, str]
+    ) -> Document:
+        tokens = await self._granted(provider, record, params)
         endpoints = provider.endpoints(self._settings)
         account = await provider.post_connect(
             ProviderApi(self._client, endpoints, provider.title), tokens, params
@@ -223,6 +300,59 @@ class ConnectService:
         )
         log.info("oauth_connected", provider=provider.name, integration_id=doc["_id"])
         return doc
+
+    async def _link(
+        self, provider: OAuthProvider, record: Document, params: Mapping[str, str]
+    ) -> AccountLink:
+        """The chat user's account link, made or replaced with the tokens they granted
+        (sealed); the tokens it held before revoked."""
+        assert self._links is not None, "account links are not wired in"
+        tokens = await self._granted(provider, record, params)
+        api = ProviderApi(self._client, provider.endpoints(self._settings), provider.title)
+        user = await provider.whoami(api, tokens)
+        sealed, state = token_state(
+            tokens.secrets(),
+            tokens,
+            self._box,
+            utcnow(),
+            self._settings.oauth_refresh_margin_seconds,
+        )
+        workspace_id, chat_user_id = record["workspace_id"], record["chat_user_id"]
+        link, replaced = await self._links.connect(
+            workspace_id,
+            provider.name,
+            chat_user_id,
+            provider_user=str(user.details.get("login") or user.id),
+            name=user.name,
+            external_id=user.id,
+            account=dict(user.details),
+            tokens=sealed,
+            oauth=state,
+            created_by=record.get("started_by") or {"kind": "chat_user", "id": chat_user_id},
+        )
+        await self._links.forget_tickets(workspace_id, provider.name, chat_user_id)
+        if replaced:
+            await self.forget_link(
+                {
+                    "_id": link.id,
+                    "workspace_id": workspace_id,
+                    "provider": provider.name,
+                    "tokens": replaced,
+                }
+            )
+        log.info("oauth_account_linked", provider=provider.name, link_id=link.id)
+        return link
+
+    async def forget_link(self, doc: Document) -> None:
+        """A deleted oauth link's tokens revoked at the provider (or left to the retries)."""
+        sealed = doc.get("tokens") or {}
+        if not sealed or self._revoke is None:
+            return
+        opened = {name: self._box.decrypt(value) for name, value in sealed.items()}
+        await self._revoke(
+            {"_id": doc["_id"], "workspace_id": doc["workspace_id"], "provider": doc["provider"]},
+            opened,
+        )
 
     async def _store(
         self,

@@ -60,6 +60,13 @@ class Revoker:
             return True  # deleteWebhook: the bot stops sending us updates
         return provider in self._providers and self._providers[provider].revocable
 
+    async def revoke_if_offered(self, holder: Document, tokens: dict[str, str]) -> bool:
+        """`revoke` where the provider offers revocation (Atlassian does not: the user
+        removes the app from their account); False where it does not."""
+        if not self.offered(holder["provider"]):
+            return False
+        return await self.revoke(holder, tokens)
+
     async def revoke(self, integration: Document, tokens: dict[str, str]) -> bool:
         """Revoke now; True when done, False when left to the retry loop."""
         now = utcnow()

@@ -9,7 +9,11 @@ For one click, in order:
    another workspace's message finds nothing). The action must be one the card offered.
 2. **Who acts.** The user's account link for the provider (shared.domain.account_links);
    without one the click waits (`waiting_link`) and one reply in the thread says how to
-   link; it runs once they have linked (checked every `LINK_CHECK_SECONDS`).
+   link (for a provider linked by the user's own consent, with their link to it: a
+   ticket the oauth service turns into the provider's consent); it runs once they have
+   linked (checked every `LINK_CHECK_SECONDS`). An oauth link's token is read (and
+   refreshed if due) for the call; one whose grant the provider refused for good asks
+   to link again.
 3. **Once.** The action on the item is claimed (`Clicks.take_effects`): a second click of
    the same action, by anyone, is answered with who made it and acts no more.
 4. **The call.** `Acting.perform` with the integration's settings, on a client holding
@@ -44,6 +48,7 @@ from services.sync.clicks.repository import Click, Clicks, Held
 from shared.domain.account_links import AccountLink, AccountLinks
 from shared.domain.audit import AuditLog, chat_user_entry
 from shared.domain.message_map import Copy, MessageMap
+from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.kernel import errors
 from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.envelopes import Encoded, Topic, encode_inbound
@@ -158,6 +163,7 @@ class ClickWorker(Worker):
         owner: str,
         metrics: ActionMetrics,
         actors: Mapping[str, Acting] | None = None,
+        user_tokens: TokenKeeper | None = None,
     ) -> None:
         super().__init__()
         self._clicks = clicks
@@ -171,6 +177,7 @@ class ClickWorker(Worker):
         self._owner = owner
         self._metrics = metrics
         self._actors = ACTORS if actors is None else actors
+        self._user_tokens = user_tokens
         self._links_checked = 0.0
         self._claimed_at = 0.0
         self._handed: dict[str, _Handed] = {}
@@ -292,7 +299,7 @@ class ClickWorker(Worker):
         try:
             known = await self._known(claimed)
             done = _Round()
-            ready = [r for c in claimed if (r := self._ready(c, known, done)) is not None]
+            ready = [r for c in claimed if (r := await self._ready(c, known, done)) is not None]
             wanted = [(r.root.id, r.click) for r in ready]
             held = await self._clicks.take_effects(wanted, utcnow())
             await asyncio.gather(*(self._make(r, held.get(r.click.id), done) for r in ready))
@@ -361,16 +368,16 @@ class ClickWorker(Worker):
 
     # -- one click -------------------------------------------------------------------------
 
-    def _ready(self, click: Click, known: _Known, done: _Round) -> _Ready | None:
+    async def _ready(self, click: Click, known: _Known, done: _Round) -> _Ready | None:
         """The click made ready to act on; else what it ends with, in `done`."""
         try:
-            return self._check(click, known, done)
+            return await self._check(click, known, done)
         except Exception as exc:  # this click's problem, never the round's
             log.exception("sync_click_failed", click_id=click.id)
             self._retry_or_fail(click, None, None, f"{type(exc).__name__}: {exc}", done)
             return None
 
-    def _check(self, click: Click, known: _Known, done: _Round) -> _Ready | None:
+    async def _check(self, click: Click, known: _Known, done: _Round) -> _Ready | None:
         found = known.cards.get(click.message_id)
         if found is None and click.attempts < CARD_ATTEMPTS:
             # What a new root offers is written within the writer's flush: look again.
@@ -390,7 +397,7 @@ class ClickWorker(Worker):
             return None
         link = known.links.get((click.workspace_id, offered.provider, click.actor_id))
         if link is None:
-            self._ask_to_link(click, root, offered.provider, done)
+            await self._ask_to_link(click, root, offered.provider, actor, done)
             return None
         return _Ready(click, root, offered, actor, action.label, link)
 
@@ -421,8 +428,12 @@ class ClickWorker(Worker):
         click, root, label, link = ready.click, ready.root, ready.label, ready.link
         try:
             integration = await self._connections.integration(root.integration_id)
-            given = credentials(integration, self._settings)
+            token = await self._user_token(link)
+            given = credentials(integration, self._settings, token)
             outcome = await self._call(ready.actor, given, ready.offered, click, link)
+        except NotConnected:  # the user's own grant is gone: they link again
+            done.released.append((root.id, click))
+            await self._ask_to_link(click, root, ready.offered.provider, ready.actor, done)
         except errors.Invalid as exc:  # an address the egress rules refuse (`egress_checked`)
             done.released.append((root.id, click))
             self._end(click, "refused", f"{label}: {exc.message}", root, done, link)
@@ -437,6 +448,12 @@ class ClickWorker(Worker):
             self._retry_or_fail(click, root, link, str(exc), done, retry_after)
         else:
             self._end(click, "done", _done_text(click, outcome), root, done, link, outcome)
+
+    async def _user_token(self, link: AccountLink) -> str | None:
+        """An oauth link's access token (refreshed first if due); None for a mapping."""
+        if link.kind != "oauth" or self._user_tokens is None:
+            return None
+        return await self._user_tokens.access_token(link.id)
 
     async def _call(
         self,
@@ -478,13 +495,23 @@ class ClickWorker(Worker):
         log.info("sync_click_retry", click_id=click.id, error=error, due_at=due.isoformat())
         done.settle(click, "queued", {"text": "retrying", "error": error}, due)
 
-    def _ask_to_link(self, click: Click, root: Copy, provider: str, done: _Round) -> None:
+    async def _ask_to_link(
+        self, click: Click, root: Copy, provider: str, actor: Acting, done: _Round
+    ) -> None:
         name = _provider_name(provider)
-        text = (
-            f"{click.who}, your chat account is not linked to {name} yet: a workspace admin "
-            f"links it in the console (Account links) or with `PUT "
-            f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
-        )
+        if actor.link == "oauth":
+            ticket = await self._links.issue_ticket(click.workspace_id, provider, click.actor_id)
+            text = (
+                f"{click.who}, your chat account is not linked to {name} yet: link your own "
+                f"{name} account at {link_url(self._settings, ticket)} (for a day). The "
+                "action runs once it is."
+            )
+        else:
+            text = (
+                f"{click.who}, your chat account is not linked to {name} yet: a workspace "
+                f"admin links it in the console (Account links) or with `PUT "
+                f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
+            )
         done.replies.append(self._reply(click, root, text, "link"))
         done.settle(click, "waiting_link", {"text": "waiting for a link"}, provider=provider)
 
@@ -578,6 +605,11 @@ def egress_checked(client: httpx.AsyncClient, settings: Settings) -> httpx.Async
     return client
 
 
+def link_url(settings: Settings, ticket: str) -> str:
+    """Where a chat user links their own account (the oauth service's public route)."""
+    return f"{settings.public_url.rstrip('/')}/api/auth/oauth/link/{ticket}"
+
+
 def _as_link(link: AccountLink) -> Link:
     return Link(
         chat_user_id=link.chat_user_id,
@@ -585,6 +617,7 @@ def _as_link(link: AccountLink) -> Link:
         provider_user=link.provider_user,
         external_id=link.external_id,
         name=link.name,
+        account=link.account,
     )
 
 

@@ -242,6 +242,13 @@ class OAuthProvider:
         """Which account was connected; `callback` holds the callback's query parameters."""
         raise NotImplementedError
 
+    async def whoami(self, api: ProviderApi, tokens: TokenSet) -> Account:
+        """The user a person's own token acts as (a chat user's account link, SPEC §20):
+        `id` what the provider's API names them by when they act (GitHub's login,
+        GitLab's user id, Jira's account id), `name` for people. By default the account
+        the connect step finds, where that is the consenting user (GitHub's)."""
+        return await self.post_connect(api, tokens, {})
+
     async def revoke(
         self, api: ProviderApi, app: AppCredentials, tokens: Mapping[str, str]
     ) -> None:

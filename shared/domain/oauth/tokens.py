@@ -44,7 +44,6 @@ from typing import Any, Protocol
 import structlog
 
 from shared.domain.integrations.model import Status, integration_event
-from shared.domain.integrations.repository import IntegrationRepository
 from shared.domain.oauth.client import OAuthClient
 from shared.domain.oauth.provider import (
     AppCredentials,
@@ -124,13 +123,33 @@ class OAuthApps(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """Where tokens are kept, by document id: the integrations (IntegrationRepository),
+    or chat users' oauth links (shared.domain.account_links.LinkTokens), in the same
+    fields (`tokens`, `oauth`, `status`)."""
+
+    async def get(self, doc_id: str) -> Document | None: ...
+
+    async def update(self, doc_id: str, fields: dict[str, Any]) -> Document | None: ...
+
+    async def take_refresh_lease(
+        self, doc_id: str, owner: str, now: datetime, until: datetime
+    ) -> Document | None: ...
+
+    async def release_refresh_lease(self, doc_id: str, owner: str) -> None: ...
+
+    async def write_under_lease(
+        self, doc_id: str, owner: str, fields: dict[str, Any]
+    ) -> Document | None: ...
+
+
 class TokenKeeper:
     """`providers`: the providers connected through OAuth, by name; `bot_tokens`: the
     providers whose integrations take a bot token in their settings."""
 
     def __init__(
         self,
-        repository: IntegrationRepository,
+        repository: TokenStore,
         apps: OAuthApps,
         box: SecretBox,
         settings: Settings,
@@ -447,6 +466,40 @@ class TokenKeeper:
     def _backing_off(self, doc: Document) -> bool:
         refresh_at = _oauth(doc).get("refresh_at")
         return _failures(doc) > 0 and refresh_at is not None and refresh_at > utcnow()
+
+
+class LinkTokenKeeper(TokenKeeper):
+    """A chat user's own token (an oauth account link, SPEC §20), kept as an integration's
+    is: sealed, refreshed ahead of expiry and on a 401 under the same lease; a grant the
+    provider refused for good puts the link in `error` (the user is asked to link again).
+    Nothing is announced on Kafka: a link is no integration. `access_token(link_id)`."""
+
+    def __init__(
+        self,
+        links: TokenStore,
+        apps: OAuthApps,
+        box: SecretBox,
+        settings: Settings,
+        publisher: EventPublisher,
+        providers: Mapping[str, OAuthProvider],
+    ) -> None:
+        super().__init__(links, apps, box, settings, publisher, providers, ())
+
+    async def _announce(self, doc: Document, kind: str, **data: Any) -> None:
+        log.info("link_token_" + kind, link_id=str(doc["_id"]), provider=doc.get("provider"))
+
+    def _connected(self, doc: Document | None, integration_id: str) -> Document:
+        if doc is None:
+            raise NotFound(f"account link {integration_id} not found")
+        if doc.get("status") != Status.CONNECTED.value or not (doc.get("tokens") or {}).get(
+            "access_token"
+        ):
+            detail = f": {doc['last_error']}" if doc.get("last_error") else ""
+            raise NotConnected(
+                f"the {doc.get('provider')} account link of chat user {doc.get('chat_user_id')} "
+                f"holds no usable token{detail}; link again"
+            )
+        return doc
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -314,7 +314,29 @@ def _item_notice(
         changed=changed,
         resolved=resolved,
         started_at=moment(item.created_at),
+        item_ref=_item_ref(c.payload, item),
     )
+
+
+# Where a payload names the project an issue or merge request is in: the webhook's project
+# (a merge request's target project), else the item's own attributes (a note's item).
+_PROJECT_PATHS = (
+    ("project", "id"),
+    ("object_attributes", "target_project_id"),
+    ("object_attributes", "project_id"),
+    ("merge_request", "target_project_id"),
+    ("issue", "project_id"),
+)
+
+
+def _item_ref(payload: Mapping[str, Any], item: _Item) -> dict[str, Any] | None:
+    """What GitLab's API knows the item by (`/projects/{project_id}/{kind}/{iid}`), for
+    acting on it (shared.providers.gitlab.acting)."""
+    project = next((p for path in _PROJECT_PATHS if (p := integer(payload, *path))), None)
+    if project is None:
+        return None
+    kind = "merge_requests" if item.kind == "merge request" else "issues"
+    return {"project_id": project, "kind": kind, "iid": item.iid}
 
 
 def _change_names(payload: Mapping[str, Any]) -> frozenset[str]:

@@ -51,6 +51,23 @@ class JiraOAuth(OAuthProvider):
             },
         )
 
+    async def whoami(self, api: ProviderApi, tokens: TokenSet) -> Account:
+        """The Atlassian account that consented, as Jira names it (`accountId`, what
+        "assign to me" sends), and every site the token reaches (an action goes to the
+        site of its issue): `GET /ex/jira/{cloud_id}/rest/api/3/myself` on the first site
+        ("Get current user", scope `read:jira-user`,
+        https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-myself/)."""
+        sites = await self.post_connect(api, tokens, {})
+        cloud_id = sites.details["cloud_id"]
+        me = await api.get_json(f"/ex/jira/{cloud_id}/rest/api/3/myself", tokens.access_token)
+        if not isinstance(me, dict) or not me.get("accountId"):
+            raise ProviderRefused("Jira /myself answered an unexpected shape")
+        return Account(
+            id=str(me["accountId"]),
+            name=me.get("displayName") or None,
+            details={"sites": sites.details["sites"]},
+        )
+
     async def revoke(
         self, api: ProviderApi, app: AppCredentials, tokens: Mapping[str, str]
     ) -> None:
