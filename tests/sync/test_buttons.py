@@ -20,10 +20,12 @@ from services.sandbox.alertmanager import FakeAlertmanager
 from services.sandbox.teams import USERS, new_key
 from tests.support import admin_headers, served
 from tests.sync import teams_world
-from tests.sync.conftest import DISCORD_TOKEN, World, connect, until
+from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
 from tests.sync.test_notifications import ALERTS, link, send_alert, subscribe
 
 SILENCES = ["silence:1h", "silence:4h", "silence:24h"]
+# A Telegram user (core.telegram.org/bots/api#user).
+BOB = {"id": 4702, "first_name": "Bob", "last_name": "Kahn", "username": "bob"}
 
 
 @dataclass
@@ -148,12 +150,14 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     await discord_interactions(world)
     slack_channel, discord_channel = world.slack_channel(), world.discord_channel()
     teams_channel = teams.channel()
+    telegram, telegram_chat = world.telegram, world.telegram_chat()
     card = await firing_card(
         world,
         alertmanager,
         (world.slack_integration, slack_channel),
         (world.discord_integration, discord_channel),
         (teams.integration, teams_channel),
+        (world.telegram_integration, telegram_chat),
     )
     [posted] = await until(lambda: slack.posts(slack_channel), what="the card posted to Slack")
     ts = posted["ts"]
@@ -194,6 +198,19 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     def click_teams(**how: Any) -> Any:  # Alan clicks "Silence 24 h" in Teams
         return teams.fake.click(teams.bot, teams_channel, teams_id, "silence:24h", "alan", **how)
 
+    [telegram_post] = await until(
+        lambda: list(telegram.chats[telegram_chat].messages.values()),
+        what="the card in Telegram",
+    )
+    telegram_id = telegram_post["message_id"]
+    assert [
+        (b["text"], b["callback_data"]) for b in telegram.buttons(telegram_chat, telegram_id)
+    ] == [
+        ("Silence 1 h", "hh:silence:1h"),
+        ("Silence 4 h", "hh:silence:4h"),
+        ("Silence 24 h", "hh:silence:24h"),
+    ]
+
     # Forged (another app's secret, another key): refused, nothing written.
     slack.add_user("UGRACE01", "Grace Hopper")
     discord.add_user("1300000000000000001", "ada", global_name="Ada Lovelace")
@@ -203,6 +220,10 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     assert status == 401
     forged_token = teams.fake.token_for(teams.bot.app_id, key=new_key())
     status, _ = await click_teams(token=forged_token)
+    assert status == 401
+    status, _ = await telegram.press(
+        telegram_chat, telegram_id, "hh:silence:1h", BOB, token=TELEGRAM_TOKEN, secret_token="x"
+    )
     assert status == 401
 
     # Signed, by users whose network ids are linked: each acts once, said in the thread.
@@ -241,6 +262,19 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     assert from_teams["actor"] == {"id": f"teams:{alan}", "name": "Alan Turing"}
     assert len(alertmanager.silences) == 3
 
+    # A Telegram user's press of what Grace did: answered in the update's own answer, and
+    # in the thread as already done, no more silences.
+    await link(world, "alertmanager", "telegram:4702", "bob@example.com")
+    status, answer = await telegram.press(
+        telegram_chat, telegram_id, "hh:silence:1h", BOB, token=TELEGRAM_TOKEN
+    )
+    assert status == 200 and answer["method"] == "answerCallbackQuery", answer
+    await world.chat.received(card.reply("already done by Grace Hopper"))
+    [from_telegram] = await network_clicks(world, world.telegram_integration)
+    assert from_telegram["status"] == "duplicate"
+    assert from_telegram["actor"] == {"id": "telegram:4702", "name": "Bob Kahn"}
+    assert len(alertmanager.silences) == 3
+
     # The group resolves: the card's buttons go.
     await resolve(world, card)
     await until(lambda: slack.buttons(slack_channel, ts) == [], what="Slack's buttons removed")
@@ -250,6 +284,10 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     )
     await until(
         lambda: teams.fake.buttons(teams_channel, teams_id) == [], what="Teams' card removed"
+    )
+    await until(
+        lambda: telegram.buttons(telegram_chat, telegram_id) == [],
+        what="Telegram's keyboard removed",
     )
 
 
