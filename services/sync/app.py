@@ -198,7 +198,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         message_map=the_map,
         clicks=clicks,
         wake=click_worker.wake,
-        db=runtime.db,
         metrics=metrics,
     )
 

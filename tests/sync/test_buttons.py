@@ -18,6 +18,9 @@ import pytest
 
 from services.sandbox.alertmanager import FakeAlertmanager
 from services.sandbox.teams import USERS, new_key
+from services.sync.clicks.repository import ENDED
+from shared.providers.chat import Author, CardAction, OutboundPost
+from shared.providers.matrix.messages import format_content
 from tests.support import admin_headers, served
 from tests.sync import teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
@@ -111,6 +114,18 @@ async def network_clicks(world: World, integration_id: str) -> list[dict[str, An
     found: list[dict[str, Any]] = await clicks._clicks.find(
         {"via.integration_id": integration_id}
     ).to_list()
+    return found
+
+
+async def ended(world: World, integration_id: str) -> list[dict[str, Any]]:
+    """The integration's clicks once each has ended (the worker settles a click after it
+    has said its outcome in the thread)."""
+
+    async def read() -> list[dict[str, Any]] | None:
+        found = await network_clicks(world, integration_id)
+        return found if found and all(c["status"] in ENDED for c in found) else None
+
+    found: list[dict[str, Any]] = await until(read, what="the clicks ended")
     return found
 
 
@@ -250,15 +265,15 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     assert again.status == 200
     status, _ = await click_discord(interaction_id="1300000000000000009")
     assert status == 200
-    [from_slack] = await network_clicks(world, world.slack_integration)
+    [from_slack] = await ended(world, world.slack_integration)
     assert from_slack["status"] == "done" and from_slack["actor"]["id"] == "slack:UGRACE01"
     assert from_slack["actor"]["name"] == "Grace Hopper"
     assert (from_slack["message_id"], from_slack["channel_id"]) == (card.chat_id, card.channel)
-    [from_discord] = await network_clicks(world, world.discord_integration)
+    [from_discord] = await ended(world, world.discord_integration)
     assert from_discord["actor"] == {"id": "discord:1300000000000000001", "name": "Ada Lovelace"}
     status, _ = await click_teams(activity_id="f:click1")
     assert status == 200
-    [from_teams] = await network_clicks(world, teams.integration)
+    [from_teams] = await ended(world, teams.integration)
     assert from_teams["actor"] == {"id": f"teams:{alan}", "name": "Alan Turing"}
     assert len(alertmanager.silences) == 3
 
@@ -270,7 +285,7 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     )
     assert status == 200 and answer["method"] == "answerCallbackQuery", answer
     await world.chat.received(card.reply("already done by Grace Hopper"))
-    [from_telegram] = await network_clicks(world, world.telegram_integration)
+    [from_telegram] = await ended(world, world.telegram_integration)
     assert from_telegram["status"] == "duplicate"
     assert from_telegram["actor"] == {"id": "telegram:4702", "name": "Bob Kahn"}
     assert len(alertmanager.silences) == 3
@@ -323,3 +338,18 @@ async def test_a_click_naming_another_workspaces_message_does_nothing(
 
 async def _more(world: World, provider: str, outcome: str, than: float) -> bool:
     return await counted(world, provider, outcome) > than
+
+
+def test_matrix_names_a_cards_actions_in_its_text() -> None:
+    """Matrix has no buttons: the card's actions are a line of its text, escaped in its
+    HTML, and a card that offers nothing now has no such line."""
+    actions = (CardAction("acknowledge", "Acknowledge", "primary"), CardAction("x", "<b>Close"))
+    shown = format_content(OutboundPost("Incident", Author("PagerDuty"), actions=actions))
+    close = actions[1].label  # as a card keeps it: `<` already broken with a joiner
+    assert shown.body == f"Incident\nActions (in the chat): Acknowledge · {close}"
+    assert "<b>" not in shown.formatted_body
+    assert shown.formatted_body.endswith(
+        f"<em>Actions (in the chat): Acknowledge · &lt;{close[1:-6]}&gt;Close</em>"
+    )
+    plain = format_content(OutboundPost("Incident", Author("PagerDuty"), actions=()))
+    assert plain.body == "Incident"

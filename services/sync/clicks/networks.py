@@ -21,21 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 import structlog
 
 from services.sync.clicks.queue import queued_as
 from services.sync.clicks.repository import ACTION_ID_CHARS, Clicks
 from services.sync.metrics import SyncMetrics
-from shared.domain import claim_check
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.domain.message_map import MessageMap, copy_id
 from shared.kernel.envelopes import ProviderEvent
 from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, id_problem, utcnow
-from shared.kernel.mongo import Database, Document
+from shared.kernel.mongo import Document
 from shared.providers import commonmark as md
 from shared.providers.chat import Click, Interactive
 from shared.providers.connections import Connections
@@ -74,15 +71,20 @@ class NetworkClicks:
         message_map: MessageMap,
         clicks: Clicks,
         wake: Callable[[], None],
-        db: Database,
         metrics: SyncMetrics,
     ) -> None:
         self._connections = connections
         self._map = message_map
         self._clicks = clicks
         self._wake = wake
-        self._db = db
         self._metrics = metrics
+        # The networks with buttons, found once (a Protocol's isinstance is not cheap, and
+        # every provider event of the inbound consumer passes here).
+        self._interactive: dict[str, Interactive] = {
+            name: provider
+            for name, provider in connections.providers.items()
+            if isinstance(provider, Interactive)
+        }
 
     async def accept(self, events: list[ProviderEvent]) -> None:
         """The batch's clicks on our cards written to the click queue (once each), and
@@ -112,7 +114,7 @@ class NetworkClicks:
                 self._metrics.clicks.labels(provider, "unknown").inc()
                 continue
             actor = network_user(provider, click.user_id)
-            if id_problem(actor) is not None or len(click.action_id) > ACTION_ID_CHARS:
+            if id_problem(actor) is not None or not 0 < len(click.action_id) <= ACTION_ID_CHARS:
                 self._metrics.clicks.labels(provider, "invalid").inc()
                 continue
             name = await self._name(found)
@@ -136,11 +138,12 @@ class NetworkClicks:
             self._wake()
 
     async def _clicked(self, event: ProviderEvent) -> list[_Clicked]:
-        provider = self._connections.providers.get(event.provider)
-        if not isinstance(provider, Interactive):
+        provider = self._interactive.get(event.provider)
+        # An interaction is never so large that the gateway stored its body aside.
+        if provider is None or event.payload_ref or not isinstance(event.payload, Mapping):
             return []
         try:
-            clicks = provider.clicks(event.event_type, await self._payload(event))
+            clicks = provider.clicks(event.event_type, event.payload)
         except Exception:  # a provider module must not stop the partition on one payload
             log.exception("provider_clicks_failed", envelope_id=event.id)
             return []
@@ -151,13 +154,6 @@ class NetworkClicks:
         except HookhubError:
             return []
         return [_Clicked(event, integration, click) for click in clicks]
-
-    async def _payload(self, event: ProviderEvent) -> Mapping[str, Any]:
-        if event.payload_ref:
-            payload = orjson.loads(await claim_check.load(self._db, event.payload_ref))
-        else:
-            payload = event.payload
-        return payload if isinstance(payload, Mapping) else {}
 
     async def _name(self, found: _Clicked) -> str:
         """How the thread names who clicked: their display name at the network (cached, as
