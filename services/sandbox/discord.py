@@ -1409,6 +1409,7 @@ class FakeDiscord(FakeAuthorizationServer):
         }
         # A webhook cannot reply: Discord ignores a `message_reference` here.
         message = self._new_message(channel, author, content, allow_everyone=everyone)
+        message["components"] = self._components(call, body, webhook)
         message["webhook_id"] = webhook.id
         if webhook.application_id is not None:
             message["application_id"] = webhook.application_id
@@ -1417,6 +1418,87 @@ class FakeDiscord(FakeAuthorizationServer):
         if wait_raw in ("true", "1"):
             return JSONResponse(message)
         return Response(status_code=204)
+
+    @staticmethod
+    def _components(call: _Call, body: dict[str, Any], webhook: Webhook) -> list[Any]:
+        """A webhook message's legacy components: kept only `with_components=true`, and
+        buttons with a `custom_id` only on an application's webhook; at most 5 action rows
+        of at most 5 buttons, each label at most 80 characters, each custom_id 100
+        (docs.discord.com/developers/components/reference)."""
+        rows = body.get("components")
+        if not rows or call.query.get("with_components", "false").lower() not in ("true", "1"):
+            return []
+        if not isinstance(rows, list) or len(rows) > 5:
+            raise form_error("components", "BASE_TYPE_BAD_LENGTH", "Must be 5 or fewer in length.")
+        for row in rows:
+            buttons = row.get("components") if isinstance(row, dict) else None
+            if row.get("type") != 1 or not isinstance(buttons, list) or not 1 <= len(buttons) <= 5:
+                raise form_error("components", "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "Bad row.")
+            for button in buttons:
+                custom_id = button.get("custom_id")
+                if (
+                    button.get("type") != 2
+                    or not 1 <= len(str(button.get("label") or "")) <= 80
+                    or not isinstance(custom_id, str)
+                    or not 1 <= len(custom_id) <= 100
+                ):
+                    raise form_error("components", "BUTTON_COMPONENT_INVALID", "Bad button.")
+                if webhook.application_id is None:
+                    raise form_error(
+                        "components", "INTERACTION_COMPONENTS_NOT_ALLOWED", "Not an app's."
+                    )
+        return rows
+
+    def buttons(self, channel_id: str, message_id: str) -> list[dict[str, Any]]:
+        """The buttons of a message's action rows."""
+        message = self.channels[channel_id].messages[message_id]
+        return [b for row in message.get("components") or [] for b in row["components"]]
+
+    async def click(
+        self,
+        token: str,
+        channel_id: str,
+        message_id: str,
+        custom_id: str,
+        user_id: str,
+        *,
+        forged: bool = False,
+        interaction_id: str | None = None,
+    ) -> tuple[int, Any]:
+        """A user clicks a button of a message: the MESSAGE_COMPONENT interaction (type 3)
+        goes to the bot's application's Interactions Endpoint URL, signed (by another key
+        when `forged`). The shape: docs.discord.com/developers/interactions/
+        receiving-and-responding, "Interaction Object". The endpoint's status and answer."""
+        bot = self.bots[token]
+        if not bot.interactions_endpoint_url:
+            raise DiscordError(400, 0, "the application has no Interactions Endpoint URL")
+        channel = self.channels[channel_id]
+        message = channel.messages[message_id]
+        [button] = [b for b in self.buttons(channel_id, message_id) if b["custom_id"] == custom_id]
+        interaction = {
+            "id": interaction_id or self.snowflake(),
+            "application_id": bot.application_id,
+            "type": 3,  # MESSAGE_COMPONENT
+            "data": {"custom_id": button["custom_id"], "component_type": 2},
+            "guild_id": channel.guild_id,
+            "channel_id": channel_id,
+            "channel": {"id": channel_id, "type": 0, "name": channel.name},
+            "member": {
+                "user": self.users[user_id],
+                "nick": None,
+                "roles": [],
+                "permissions": str(ALL),
+            },
+            "message": message,
+            "token": secrets.token_urlsafe(48),
+            "version": 1,
+            "app_permissions": str(ALL),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+        }
+        return await self._send_interaction(
+            bot, bot.interactions_endpoint_url, interaction, forged=forged
+        )
 
     def _webhook_message(self, call: _Call) -> tuple[Webhook, Channel, dict[str, Any]]:
         webhook = self._webhook(call)
@@ -1431,10 +1513,13 @@ class FakeDiscord(FakeAuthorizationServer):
         return JSONResponse(message)
 
     async def _edit_webhook_message(self, call: _Call) -> Response:
-        _, channel, message = self._webhook_message(call)
-        content = self._content(call.json_object(), required=False)
+        webhook, channel, message = self._webhook_message(call)
+        body = call.json_object()
+        content = self._content(body, required=False)
         if content is not None:
             self._set_content(channel, message, content)
+        if "components" in body:
+            message["components"] = self._components(call, body, webhook)
         message["edited_timestamp"] = _iso(time.time())
         call.after.append(lambda: self.dispatch_message("MESSAGE_UPDATE", message))
         return JSONResponse(message)

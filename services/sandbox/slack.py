@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 from starlette.background import BackgroundTask
@@ -399,20 +400,108 @@ class FakeSlack(FakeAuthorizationServer):
 
     async def send_event(self, body: dict[str, Any], retry_num: int | None = None) -> Delivery:
         """POST `body` to `events_url`, signed (v0); `retry_num` adds Slack's retry headers."""
+        headers = (
+            {}
+            if retry_num is None
+            else {
+                "X-Slack-Retry-Num": str(retry_num),
+                "X-Slack-Retry-Reason": "timeout",
+            }
+        )
+        return await self._send(body, json.dumps(body).encode(), "application/json", headers)
+
+    def buttons(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The buttons of a message's `actions` blocks, as Slack shows them."""
+        stored = self.channels[channel].messages[ts]
+        return [
+            element
+            for block in stored.get("blocks") or []
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("type") == "button"
+        ]
+
+    async def click(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        user: str,
+        *,
+        trigger_id: str | None = None,
+        signing_secret: str | None = None,
+    ) -> Delivery:
+        """`user` clicks a button of a message of ours: the `block_actions` payload Slack
+        POSTs to the app's Interactivity Request URL (`events_url` here), form-encoded as
+        `payload=`, signed as its events (v0), with another app's secret when given (a
+        forgery). The shape: docs.slack.dev/reference/interaction-payloads/block_actions-payload."""
+        stored = self.channels[channel].messages[ts]
+        [button] = [b for b in self.buttons(channel, ts) if b["action_id"] == action_id]
+        block_id = next(
+            block.get("block_id")
+            for block in stored.get("blocks") or []
+            if button in block.get("elements", [])
+        )
+        who = self.users.get(user) or {"id": user, "name": user}
+        now = self.next_ts()
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": who["name"], "name": who["name"], "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "token": self.verification_token,
+            "container": {
+                "type": "message",
+                "message_ts": ts,
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": trigger_id or f"{secrets.randbelow(10**12)}.{secrets.token_hex(8)}",
+            "team": {"id": TEAM_ID, "domain": TEAM_NAME.lower()},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": self.channels[channel].name},
+            "message": self._listed(stored, False),
+            "state": {"values": {}},
+            "response_url": f"https://hooks.slack.com/actions/{TEAM_ID}/1/{secrets.token_hex(8)}",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": button["text"],
+                    **({"value": button["value"]} if "value" in button else {}),
+                    **({"style": button["style"]} if "style" in button else {}),
+                    "type": "button",
+                    "action_ts": now,
+                }
+            ],
+        }
+        raw = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self._send(
+            payload, raw, "application/x-www-form-urlencoded", {}, signing_secret
+        )
+
+    async def _send(
+        self,
+        body: dict[str, Any],
+        raw: bytes,
+        content_type: str,
+        extra: dict[str, str],
+        signing_secret: str | None = None,
+    ) -> Delivery:
+        """POST `raw` to `events_url`, signed (v0) as Slack signs its requests."""
         assert self.events_url is not None
-        raw = json.dumps(body).encode()
         timestamp = str(int(time.time()))
+        secret = signing_secret or self.signing_secret
         signature = hmac.new(
-            self.signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256
+            secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256
         ).hexdigest()
         headers = {
-            "Content-Type": "application/json",
+            "Content-Type": content_type,
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
             "X-Slack-Request-Timestamp": timestamp,
             "X-Slack-Signature": f"v0={signature}",
+            **extra,
         }
-        if retry_num is not None:
-            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "timeout"})
         try:
             async with httpx.AsyncClient(verify=tls(), timeout=10.0) as client:
                 answer = await client.post(self.events_url, content=raw, headers=headers)
@@ -836,6 +925,25 @@ class FakeSlack(FakeAuthorizationServer):
         return text
 
     @staticmethod
+    def _blocks(args: dict[str, Any]) -> list[dict[str, Any]] | None:
+        raw = args.get("blocks")
+        if isinstance(raw, str):  # form-encoded: a JSON string
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raise _Refusal("invalid_blocks_format") from None
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or len(raw) > 50:
+            raise _Refusal("invalid_blocks")
+        for block in raw:
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise _Refusal("invalid_blocks")
+            if block["type"] == "actions" and len(block.get("elements") or []) > 25:
+                raise _Refusal("invalid_blocks")
+        return raw
+
+    @staticmethod
     def _metadata(args: dict[str, Any]) -> dict[str, Any] | None:
         raw = args.get("metadata")
         if raw is None:
@@ -892,6 +1000,9 @@ class FakeSlack(FakeAuthorizationServer):
         message = self._bot_message(args, text, ts)
         if metadata is not None:
             message["metadata"] = metadata
+        blocks = self._blocks(args)
+        if blocks:
+            message["blocks"] = blocks
         channel.messages[ts] = message
         answer_body = {"ok": True, "channel": channel.id, "ts": ts, "message": message}
         echo = {**self._listed(message, False), "event_ts": ts}
@@ -916,6 +1027,13 @@ class FakeSlack(FakeAuthorizationServer):
         previous = dict(stored)
         now = self.next_ts()
         stored.update(text=text, edited={"user": BOT_USER_ID, "ts": now})
+        # chat.update's `blocks`: given, they replace the message's (an empty array removes
+        # them); not given beside a new `text`, the blocks are removed too.
+        blocks = self._blocks(args)
+        if blocks:
+            stored["blocks"] = blocks
+        else:
+            stored.pop("blocks", None)
         return JSONResponse(
             {
                 "ok": True,

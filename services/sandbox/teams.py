@@ -343,16 +343,72 @@ class FakeTeams:
         )
         return activity, await self.deliver(bot, activity)
 
+    def buttons(self, channel_id: str, message_id: str) -> list[dict[str, Any]]:
+        """The `Action.Execute` actions of a message's Adaptive Cards."""
+        message = self.channels[channel_id].messages[message_id]
+        return [
+            action
+            for attachment in message.get("attachments") or []
+            if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive"
+            for action in attachment["content"].get("actions") or []
+            if action.get("type") == "Action.Execute"
+        ]
+
+    async def click(
+        self,
+        bot: Bot,
+        channel_id: str,
+        message_id: str,
+        verb: str,
+        user: str,
+        *,
+        activity_id: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
+        """`user` clicks an `Action.Execute` of a card of the bot's: the `invoke` activity
+        named `adaptiveCard/action` Teams sends the bot (its `value` an
+        `AdaptiveCardInvokeValue`: `action` {type, id, verb, data}, `trigger` manual;
+        `replyToId` the card's message; learn.microsoft.com/microsoftteams/platform/
+        task-modules-and-cards/cards/universal-actions-for-adaptive-cards/
+        work-with-universal-actions-for-adaptive-cards), signed (with `token` when given: a
+        forgery). The endpoint's status and answer."""
+        [action] = [a for a in self.buttons(channel_id, message_id) if a["verb"] == verb]
+        stored = self.channels[channel_id].messages[message_id]
+        root = stored.get("replyToId") or message_id
+        activity = self.activity(
+            bot, "invoke", channel_id, user, activity_id or f"f:{next(self._ids)}", root=root
+        )
+        activity.update(
+            name="adaptiveCard/action",
+            replyToId=message_id,
+            value={
+                "action": {
+                    "type": "Action.Execute",
+                    "id": action.get("id") or secrets.token_hex(4),
+                    "verb": verb,
+                    "data": action.get("data") or {},
+                },
+                "trigger": "manual",
+            },
+        )
+        answer = await self._post(bot, activity, token)
+        try:
+            return answer.status_code, answer.json()
+        except ValueError:
+            return answer.status_code, answer.text
+
     async def deliver(self, bot: Bot, activity: dict[str, Any], token: str | None = None) -> int:
         """POST the activity to the bot's messaging endpoint, signed; its status."""
+        return (await self._post(bot, activity, token)).status_code
+
+    async def _post(self, bot: Bot, activity: dict[str, Any], token: str | None) -> httpx.Response:
         if bot.endpoint is None:
             raise AssertionError("the bot has no messaging endpoint set")
         token = token or self.token_for(bot.app_id, service_url=activity["serviceUrl"])
         async with httpx.AsyncClient(verify=tls(), timeout=15.0) as client:
-            answer = await client.post(
+            return await client.post(
                 bot.endpoint, json=activity, headers={"authorization": f"Bearer {token}"}
             )
-        return answer.status_code
 
     # -- the HTTP side ------------------------------------------------------------------------
 
@@ -518,7 +574,9 @@ class FakeTeams:
             return Response(status_code=200)
         if body is None or not isinstance(body.get("text"), str):
             return JSONResponse(_error("BadArgument", "Activity text is required."), 400)
-        message.update({k: v for k, v in body.items() if k in ("text", "textFormat")})
+        message.update(
+            {k: v for k, v in body.items() if k in ("text", "textFormat", "attachments")}
+        )
         channel.edited.add(message["id"])
         return JSONResponse({"id": message["id"]})
 

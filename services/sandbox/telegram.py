@@ -17,8 +17,10 @@ the webhook the bot set, with `X-Telegram-Bot-Api-Secret-Token`.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -327,22 +329,65 @@ class FakeTelegram:
         chat.messages[message["message_id"]] = message
         return dict(message)
 
+    def buttons(self, chat_id: int, message_id: int) -> list[dict[str, Any]]:
+        """The buttons of a message's inline keyboard, row by row."""
+        markup = self.chats[chat_id].messages[message_id].get("reply_markup") or {}
+        return [button for row in markup.get("inline_keyboard") or [] for button in row]
+
+    async def press(
+        self,
+        chat_id: int,
+        message_id: int,
+        data: str,
+        user: dict[str, Any],
+        *,
+        token: str | None = None,
+        secret_token: str | None = None,
+    ) -> tuple[int, Any]:
+        """A person presses an inline keyboard's button: the `callback_query` Update
+        (core.telegram.org/bots/api#callbackquery: `id`, `from`, `message`,
+        `chat_instance`, `data`) goes to the bot's webhook, with `secret_token` in place of
+        the webhook's when given (a forgery). The webhook's status and answer."""
+        message = self.chats[chat_id].messages[message_id]
+        [button] = [b for b in self.buttons(chat_id, message_id) if b["callback_data"] == data]
+        query = {
+            "id": str(secrets.randbits(63)),
+            "from": {"is_bot": False, **user},
+            "message": _public(message),
+            "chat_instance": str(-abs(chat_id) * 7),
+            "data": button["callback_data"],
+        }
+        return await self._send_update(token, "callback_query", query, secret_token)
+
     async def _deliver(self, token: str | None, kind: str, message: dict[str, Any]) -> int:
+        status, _ = await self._send_update(token, kind, message)
+        return status
+
+    async def _send_update(
+        self,
+        token: str | None,
+        kind: str,
+        message: dict[str, Any],
+        secret_token: str | None = None,
+    ) -> tuple[int, Any]:
         if token is None:
             if len(self.webhooks) != 1:
                 raise AssertionError(f"say which bot's webhook: {sorted(self.webhooks)}")
             token = next(iter(self.webhooks))
         hook = self.webhooks.get(token)
         if hook is None:  # the bot has no webhook (yet): the update waits for nobody
-            return 0
+            return 0, None
         update = {"update_id": self.next_update_id, kind: message}
         self.next_update_id += 1
         headers = {}
-        if hook.get("secret_token"):
-            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        if secret_token or hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret_token or hook["secret_token"]
         async with httpx.AsyncClient(verify=tls(), timeout=15.0) as client:
             answer = await client.post(hook["url"], json=update, headers=headers)
-        return answer.status_code
+        try:
+            return answer.status_code, answer.json()
+        except ValueError:
+            return answer.status_code, answer.text
 
     # -- the Bot API -----------------------------------------------------------------------
 
@@ -523,6 +568,11 @@ class FakeTelegram:
             stored["entities"] = entities
         if reply is not None:
             stored["reply_to_message"] = _without_reply(reply)
+        markup = _keyboard(params)
+        if isinstance(markup, Response):
+            return markup
+        if markup and markup["inline_keyboard"]:
+            stored["reply_markup"] = markup
         return _ok(_public(stored))
 
     def _edit_message_text(self, token: str, params: dict[str, Any]) -> Response:
@@ -541,8 +591,20 @@ class FakeTelegram:
         if isinstance(parsed, Response):
             return parsed
         text, entities = parsed
-        if text == message.get("text") and entities == message.get("entities", []):
+        markup = _keyboard(params)
+        if isinstance(markup, Response):
+            return markup
+        if (
+            text == message.get("text")
+            and entities == message.get("entities", [])
+            and (markup or None) == message.get("reply_markup")
+        ):
             return _refuse(400, NOT_MODIFIED)
+        # editMessageText's `reply_markup`: the inline keyboard now; without one, none.
+        if markup and markup["inline_keyboard"]:
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
         message["text"] = text
         message["edit_date"] = int(self.clock())
         if entities:
@@ -569,6 +631,30 @@ class FakeTelegram:
     def _bot_user(self, token: str) -> dict[str, Any]:
         bot = self.bots[token]
         return {k: bot[k] for k in ("id", "is_bot", "first_name", "username")}
+
+
+def _keyboard(params: dict[str, Any]) -> dict[str, Any] | Response | None:
+    """A call's `reply_markup` as an inline keyboard (a JSON string in a form), checked as
+    Telegram checks it: rows of buttons, each with `text` and 1-64 bytes of
+    `callback_data`."""
+    markup = params.get("reply_markup")
+    if isinstance(markup, str):
+        try:
+            markup = json.loads(markup)
+        except ValueError:
+            return _refuse(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    if markup is None:
+        return None
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return _refuse(400, "Bad Request: can't parse inline keyboard button")
+    for button in (b for row in rows for b in row):
+        data = button.get("callback_data") if isinstance(button, dict) else None
+        if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
+            return _refuse(400, "Bad Request: BUTTON_DATA_INVALID")
+        if not isinstance(button.get("text"), str) or not button["text"]:
+            return _refuse(400, "Bad Request: text buttons are unallowed in the inline keyboard")
+    return {"inline_keyboard": rows}
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:

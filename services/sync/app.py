@@ -17,6 +17,7 @@ from services.sync.actions.service import Actions
 from services.sync.catchup import CatchUp
 from services.sync.clicks import repository as click_repository
 from services.sync.clicks.intake import Asked, ChatIntake
+from services.sync.clicks.networks import NetworkClicks
 from services.sync.clicks.offers import CardOffers
 from services.sync.clicks.worker import ACTING_CONNECTIONS, ClickWorker, egress_checked
 from services.sync.commands import repository as command_repository
@@ -197,6 +198,19 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         usage=usage,
     )
     app.state.inbound = inbound
+    # Clicks on cards' buttons in the networks (SPEC §20): on the chat's click queue.
+    network_clicks = NetworkClicks(
+        connections=connections,
+        message_map=the_map,
+        clicks=clicks,
+        wake=click_worker.wake,
+        metrics=metrics,
+    )
+
+    async def provider_events(events: list[ProviderEvent]) -> asyncio.Future[None]:
+        """A batch's clicks written (before its offsets commit), then its messages."""
+        await network_clicks.accept(events)
+        return await inbound.publish(events)
 
     catch_up = CatchUp(
         connections=connections,
@@ -349,7 +363,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         Topic.PROVIDER_EVENTS,
         "inbound",
         ProviderEvent,
-        inbound.publish,
+        provider_events,
         wanted=consumers.header_in(PROVIDER_HEADER, providers),
     )
     # GitHub's and Jira's events as notifications: a group of its own on the same topic, so

@@ -33,6 +33,14 @@ class SyncMetrics:
             ["provider", "reason"],
             registry=registry,
         )
+        self.clicks = Counter(
+            "hookhub_sync_network_clicks",
+            "Clicks on cards' buttons in the networks (SPEC §20), by provider and outcome "
+            "(queued; unknown: no card of ours is that message in that integration; "
+            "invalid: the click names no usable user)",
+            ["provider", "outcome"],
+            registry=registry,
+        )
         self.unknown = Counter(
             "hookhub_sync_unknown_messages",
             "Edits and deletes of messages the message map does not know (skipped, never "

@@ -28,12 +28,13 @@ write one document, and a lookup from a provider event is a read by `_id`:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pymongo import UpdateMany
+from pymongo import UpdateMany, UpdateOne
 
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.mongo import Collection, Database, Document, GroupInserter, Index, insert_new
@@ -100,6 +101,10 @@ class Copy:
     external_thread_id: str | None
     origin: Origin
     external_thread_key: str | None = None
+    # A notification root's card actions as its `acting` keeps them (`[{id, label, style}]`,
+    # SPEC §20), read with the copy; None for any other copy, and for a root that offers
+    # nothing to act on. Written with `acting`, never by `to_doc`.
+    actions: tuple[dict[str, Any], ...] | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def new(
@@ -150,6 +155,7 @@ class Copy:
             external_thread_id=doc.get("external_thread_id"),
             origin=doc["origin"],
             external_thread_key=doc.get("external_thread_key"),
+            actions=_actions(doc),
         )
 
     def to_doc(self, now: datetime) -> Document:
@@ -177,6 +183,13 @@ class Copy:
         """How the chat knows this message: its own id, else the inbound envelope id it
         received the message under (SPEC §8 "Threads")."""
         return self.chat_message_id or self.inbound_id
+
+
+def _actions(doc: Document) -> tuple[dict[str, Any], ...] | None:
+    acting = doc.get("acting")
+    if doc.get("origin") != "notification" or not isinstance(acting, dict):
+        return None
+    return tuple(a for a in acting.get("actions") or () if isinstance(a, dict))
 
 
 class MessageMap:
@@ -280,6 +293,17 @@ class MessageMap:
                     UpdateMany({"inbound_id": inbound}, {"$set": {"chat_message_id": chat}})
                     for inbound, chat in links.items()
                 ],
+                ordered=False,
+            )
+
+    async def set_acting(self, acting: dict[str, Document]) -> None:
+        """What roots' cards offer now, by root id: written before the edits that show
+        them are published, so that the chat's `message.updated` of a root, and a click
+        right after it, find its current actions (the networks' buttons are made from
+        them)."""
+        if acting:
+            await self._collection.bulk_write(
+                [UpdateOne({"_id": rid}, {"$set": {"acting": doc}}) for rid, doc in acting.items()],
                 ordered=False,
             )
 

@@ -25,13 +25,17 @@ from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel import errors
 from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.errors import HookhubError
+from shared.providers.notify import CardAction
 
 __all__ = [
     "Attachment",
     "Author",
     "BotIdentity",
+    "CardAction",
     "ChannelInfo",
     "ChatProvider",
+    "Click",
+    "Interactive",
     "MessageChange",
     "OutboundPost",
     "PermanentError",
@@ -159,13 +163,19 @@ class OutboundPost:
     `thread_external_id` is the provider id of the thread's root in this channel, when the
     message is a reply whose root the map knows; `tag` is the chat message id, which a
     provider that can carry metadata on a post attaches so that a post can be found again
-    (Slack `metadata`)."""
+    (Slack `metadata`).
+
+    `actions`: for a notification's root card whose item can be acted on (SPEC §20), what
+    it offers now, shown as the network's own buttons (an empty tuple: none now, so an
+    edit takes the buttons away); None for any other message, whose buttons (it has none)
+    an edit leaves alone."""
 
     text: str
     author: Author
     thread_external_id: str | None = None
     attachments: tuple[Attachment, ...] = ()
     tag: str | None = None
+    actions: tuple[CardAction, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +241,38 @@ class MessageChange:
     external_team_id: str | None = None
     external_thread_key: str | None = None
     reply_by_key: bool = False
+
+
+@dataclass(frozen=True)
+class Click:
+    """A card's button clicked in a network (SPEC §20), as its verified interaction says.
+
+    - `interaction_id`: the network's id of this one interaction (Slack `trigger_id`,
+      Discord's interaction `id`): the same when the network sends it again, so the click
+      is acted on once.
+    - `external_channel_id`, `external_message_id`: the network's message whose button was
+      clicked; sync finds the chat's card through the map, never through what the button
+      itself carries.
+    - `action_id`: the card action's id, as the button carries it.
+    - `user_id`, `user_name`: who clicked, as the network names them.
+    """
+
+    interaction_id: str
+    external_channel_id: str
+    external_message_id: str
+    action_id: str
+    user_id: str
+    user_name: str | None = None
+
+
+@runtime_checkable
+class Interactive(Protocol):
+    """A network whose posts carry a card's actions as buttons, and whose clicks on them
+    come as provider events (the gateway verified them as the network signs them)."""
+
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """The clicks on our buttons in one provider event; [] for anything else."""
+        ...
 
 
 UserLookup = Callable[[str], Awaitable[Author | None]]

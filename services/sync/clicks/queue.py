@@ -50,9 +50,15 @@ T = TypeVar("T", bound=Queued)
 
 def queued(event: ChatEvent, now: datetime, fields: Document) -> Document:
     """The document of an event's ask, queued now: its own `fields` and the queue's."""
+    return queued_as(event.id, event.workspace_id, now, fields)
+
+
+def queued_as(ask_id: str, workspace_id: str, now: datetime, fields: Document) -> Document:
+    """The document of an ask, queued now, whatever brought it (a chat event, a network's
+    interaction: services.sync.clicks.networks), its id its key."""
     return {
-        "_id": event.id,
-        "workspace_id": event.workspace_id,
+        "_id": ask_id,
+        "workspace_id": workspace_id,
         **fields,
         "status": "queued",
         "attempts": 0,

@@ -300,10 +300,11 @@ class Notifications:
             return self._then(None, [], [], skipped, stages)
         batch = await self._thread(posts)
         stages.done("threads")
+        # What edited roots' cards offer now, before their edits are published: the chat's
+        # `message.updated` of a root makes the networks' buttons from it (SPEC §20).
+        await self._map.set_acting(batch.acting)
         published = await self._hand_over(batch.envelopes)
         changed = self._remember(batch)
-        for root_id, acting in batch.acting.items():
-            self._counts.set_fields(MAP, root_id, {"acting": acting})
         skipped += [(post, "no_open_item") for post in batch.unrooted]
         posts = [post for post in posts if post not in batch.unrooted]
         for post in posts:

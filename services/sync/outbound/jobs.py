@@ -10,6 +10,9 @@ job documents and the links to record. The rules (SPEC §8):
 - `message.updated|deleted` go to the mappings that hold a copy hookhub posted; a copy
   some provider user wrote is theirs, not ours to edit. Whether the map knows the copy is
   decided when the job runs (a post still queued ahead of it may create it).
+- A notification's root card (its copy in the map, `origin` notification) that its item
+  can be acted on from carries the card's actions to every network (SPEC §20): its post
+  and its edits, which so show the actions its item offers now as the network's buttons.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class Job:
     attachments: tuple[Mapping[str, str], ...]
     queued_at: datetime
     recovered: bool = False
+    # The card's actions, for a notification root that offers them (`OutboundPost.actions`).
+    actions: tuple[Mapping[str, Any], ...] | None = None
     # The trace of the chat event it is for (shared.kernel.tracing): its provider calls' parent.
     trace: Any = field(default=None, compare=False)
 
@@ -90,6 +95,7 @@ class Job:
             attachments=tuple(doc.get("attachments") or ()),
             queued_at=doc["queued_at"],
             recovered=bool(doc.get("recovered", False)),
+            actions=None if doc.get("actions") is None else tuple(doc["actions"]),
             trace=trace if trace is not None else tracing.from_traceparent(doc.get("traceparent")),
         )
 
@@ -209,6 +215,7 @@ def plan(
             for copy in sources.get(key, [])
             if copy.origin != "outbound"
         }
+        actions = _card_actions(message, sources)
         if message.op == "post":
             passed |= {
                 copy.mapping_id
@@ -242,6 +249,19 @@ def plan(
                     "lease_owner": ownership.id,
                     "next_attempt_at": now,
                     **({"traceparent": traceparent} if traceparent else {}),
+                    **({"actions": actions} if actions is not None else {}),
                 }
             )
     return docs
+
+
+def _card_actions(message: Message, sources: Mapping[str, list[Copy]]) -> list[Any] | None:
+    """The actions of the card the message is, if it is a notification root that offers
+    them (its copy keeps them beside it in the map)."""
+    if message.op == "delete":
+        return None
+    for key in (message.message_id, message.inbound_id):
+        for copy in sources.get(key, []) if key else ():
+            if copy.origin == "notification" and copy.actions is not None:
+                return [dict(action) for action in copy.actions]
+    return None

@@ -30,6 +30,7 @@ from shared.kernel.mongo import BatchedWriter, Document
 from shared.providers.chat import (
     Attachment,
     Author,
+    CardAction,
     ChatProvider,
     OutboundPost,
     PermanentError,
@@ -147,15 +148,7 @@ class Sender:
             thread = (root.external_thread_id or root.external_message_id) if root else None
         if job.recovered and await self._already_posted(job, provider, thread):
             return
-        post = OutboundPost(
-            text=job.text,
-            author=Author(job.author_name, job.author_avatar_url),
-            thread_external_id=thread,
-            attachments=tuple(
-                Attachment(url=a["url"], name=a.get("name")) for a in job.attachments
-            ),
-            tag=job.message_id,
-        )
+        post = _outbound(job, thread)
         posted = await self._connections.call(
             job.integration_id, lambda token: provider.post(token, job.external_channel_id, post)
         )
@@ -185,14 +178,7 @@ class Sender:
         copy = await self._ours(job)
         if copy is None:
             return
-        post = OutboundPost(
-            text=job.text,
-            author=Author(job.author_name, job.author_avatar_url),
-            attachments=tuple(
-                Attachment(url=a["url"], name=a.get("name")) for a in job.attachments
-            ),
-            tag=job.message_id,
-        )
+        post = _outbound(job, None)
         await self._connections.call(
             job.integration_id,
             lambda token: provider.edit(
@@ -290,3 +276,20 @@ class Sender:
         }
         # A job never written leaves nothing when done (services.sync.outbound.unwritten).
         self._unwritten.finish(job.id, outcome)
+
+
+def _outbound(job: Job, thread: str | None) -> OutboundPost:
+    """The job's message as a provider posts it (`thread`: its root's id there, a reply)."""
+    return OutboundPost(
+        text=job.text,
+        author=Author(job.author_name, job.author_avatar_url),
+        thread_external_id=thread,
+        attachments=tuple(Attachment(url=a["url"], name=a.get("name")) for a in job.attachments),
+        tag=job.message_id,
+        actions=None
+        if job.actions is None
+        else tuple(
+            CardAction(str(a["id"]), str(a["label"]), a.get("style", "default"))
+            for a in job.actions
+        ),
+    )

@@ -432,13 +432,15 @@ class DiscordApi:
         self, webhook_id: str, webhook_token: str, body: Mapping[str, Any], wait: bool = True
     ) -> dict[str, Any] | None:
         """The message made (`wait=True`), else None (Discord answers 204 without saying
-        whether it was saved)."""
+        whether it was saved). A body with `components` is sent `with_components=true`
+        ("otherwise they'll be ignored", docs.discord.com/developers/components/
+        using-message-components); an application-owned webhook's may be buttons."""
         answer = await self.request(
             "POST",
             "/webhooks/{webhook_id}/{webhook_token}",
             None,
             json=body,
-            query={"wait": wait},
+            query={"wait": wait, **({"with_components": True} if "components" in body else {})},
             path={"webhook_id": webhook_id, "webhook_token": webhook_token},
         )
         return answer if isinstance(answer, dict) else None
@@ -446,13 +448,15 @@ class DiscordApi:
     async def edit_webhook_message(
         self, webhook_id: str, webhook_token: str, message_id: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Only a message this webhook made; another one is `unknown_message`."""
+        """Only a message this webhook made; another one is `unknown_message`. Its
+        `components`, when the body has them, as `execute_webhook`'s."""
         return await self._object(
             "PATCH",
             "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
             None,
             {"webhook_id": webhook_id, "webhook_token": webhook_token, "message_id": message_id},
             json=body,
+            query={"with_components": True} if "components" in body else None,
         )
 
     async def delete_webhook_message(

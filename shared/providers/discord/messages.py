@@ -34,7 +34,9 @@ from shared.providers.chat import (
     Attachment,
     Author,
     BotIdentity,
+    CardAction,
     ChannelInfo,
+    Click,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -260,7 +262,7 @@ class DiscordChat:
 
     async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
         if post.thread_external_id:
-            body = {
+            body: dict[str, Any] = {
                 "content": reply_content(post),
                 "message_reference": {
                     "message_id": post.thread_external_id,
@@ -277,6 +279,8 @@ class DiscordChat:
             "username": webhook_username(post.author.name),
             "allowed_mentions": {"parse": []},
         }
+        if post.actions:
+            body["components"] = buttons(post.actions)
         if post.author.avatar_url and post.author.avatar_url.startswith(("https://", "http://")):
             body["avatar_url"] = post.author.avatar_url
         made: dict[str, Any] | None = None
@@ -300,7 +304,9 @@ class DiscordChat:
     ) -> None:
         """Through the webhook for its messages; a message the webhook does not know
         (`unknown_message`) is one of the bot's replies, edited as the bot."""
-        body = {"content": content(post), "allowed_mentions": {"parse": []}}
+        body: dict[str, Any] = {"content": content(post), "allowed_mentions": {"parse": []}}
+        if post.actions is not None:  # a card: its buttons now (none: the rows emptied)
+            body["components"] = buttons(post.actions)
         for attempt in (1, 2):
             webhook = await self._webhook(token, external_channel_id)
             try:
@@ -547,6 +553,38 @@ class DiscordChat:
             )
         ]
 
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """A MESSAGE_COMPONENT interaction's click on one of our cards' buttons (its
+        `custom_id` ours), from the Interactions Endpoint URL: the interaction's `id`, the
+        message's, the guild member's user (docs.discord.com/developers/interactions/
+        receiving-and-responding, "Interaction Object")."""
+        if event_type != COMPONENT_EVENT:
+            return []
+        data, message = payload.get("data"), payload.get("message")
+        if not isinstance(data, Mapping) or not isinstance(message, Mapping):
+            return []
+        custom_id = _str(data.get("custom_id")) or ""
+        if data.get("component_type") != BUTTON or not custom_id.startswith(CUSTOM_ID):
+            return []
+        member = payload.get("member")
+        user = member.get("user") if isinstance(member, Mapping) else payload.get("user")
+        user = user if isinstance(user, Mapping) else {}
+        interaction = _str(payload.get("id"))
+        channel = _str(payload.get("channel_id")) or _str(message.get("channel_id"))
+        message_id, user_id = _str(message.get("id")), _str(user.get("id"))
+        if not (interaction and channel and message_id and user_id):
+            return []
+        return [
+            Click(
+                interaction_id=interaction,
+                external_channel_id=channel,
+                external_message_id=message_id,
+                action_id=custom_id.removeprefix(CUSTOM_ID),
+                user_id=user_id,
+                user_name=_str(user.get("global_name")) or _str(user.get("username")),
+            )
+        ]
+
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         """Sent by our bot user, through a webhook this process found or made, or through
         any webhook of our application (`application_id`, for webhooks of ours that this
@@ -704,6 +742,34 @@ def _disguise(match: re.Match[str]) -> str:
     word = match.group(0)
     letter = 4 if word.lower() == "discord" else 2  # the o of discord, the y of clyde
     return word[:letter] + _LOOKALIKE[word[letter]] + word[letter + 1 :]
+
+
+# A card's buttons (docs.discord.com/developers/components/reference, "Action Row",
+# "Button"): action rows of at most 5 buttons, at most 5 rows; a button's label at most 80
+# characters, its `custom_id` 100, ours `hh:` and the card action's id.
+COMPONENT_EVENT = "message_component"
+ACTION_ROW, BUTTON = 1, 2
+CUSTOM_ID = "hh:"
+BUTTONS_A_ROW, MAX_ROWS, LABEL_CHARS, CUSTOM_ID_CHARS = 5, 5, 80, 100
+_BUTTON_STYLES = {"primary": 1, "default": 2, "danger": 4}  # Primary, Secondary, Danger
+
+
+def buttons(actions: tuple[CardAction, ...]) -> list[dict[str, Any]]:
+    """A card's actions as action rows of buttons ([] for none: an edit empties the rows)."""
+    made = [
+        {
+            "type": BUTTON,
+            "style": _BUTTON_STYLES.get(action.style, 2),
+            "label": cut(action.label, LABEL_CHARS),
+            "custom_id": CUSTOM_ID + action.id,
+        }
+        for action in actions
+        if len(CUSTOM_ID + action.id) <= CUSTOM_ID_CHARS
+    ][: BUTTONS_A_ROW * MAX_ROWS]
+    return [
+        {"type": ACTION_ROW, "components": made[i : i + BUTTONS_A_ROW]}
+        for i in range(0, len(made), BUTTONS_A_ROW)
+    ]
 
 
 def content(post: OutboundPost) -> str:

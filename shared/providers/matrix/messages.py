@@ -451,6 +451,9 @@ def defuse(text: str) -> str:
     return _PERMALINK.sub("matrix\u2060.to", printable(text))
 
 
+ACTIONS_LINE = "Actions (in the chat): "
+
+
 def format_content(post: OutboundPost) -> TextMessageEventContent:
     """`m.text` with the text as `body` and, escaped, as `formatted_body`
     (`org.matrix.custom.html`): every `<`, `>`, `&` and quote escaped, line breaks as
@@ -470,6 +473,12 @@ def format_content(post: OutboundPost) -> TextMessageEventContent:
             if url
             else html.escape(name)
         )
+    if post.actions:
+        # Matrix has no buttons: a card's actions are named, for whoever can click them
+        # (the chat, or a network with buttons).
+        offered = " · ".join(defuse(action.label) for action in post.actions)
+        plain_lines.append(f"{ACTIONS_LINE}{offered}")
+        html_lines.append(f"<em>{html.escape(ACTIONS_LINE + offered)}</em>")
     body = "\n".join(plain_lines) or "\u200b"
     formatted = "<br>".join(html_lines) or "\u200b"
     content = TextMessageEventContent(

@@ -25,7 +25,9 @@ from shared.providers.chat import (
     Attachment,
     Author,
     BotIdentity,
+    CardAction,
     ChannelInfo,
+    Click,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -46,6 +48,19 @@ from shared.providers.slack.limits import (
 )
 
 MESSAGE_EVENT = "event_callback.message"
+# A click on a Block Kit button, as the gateway names the interactivity payload.
+BLOCK_ACTIONS = "interactive.block_actions"
+# Our card's `actions` block: its `block_id` starts so (a new one when the actions change:
+# Slack asks for a new block_id for each iteration of a message).
+ACTIONS_BLOCK = "hookhub.actions."
+# Block Kit's limits (docs.slack.dev/reference/block-kit): a section's text 3,000
+# characters, 50 blocks a message, 25 elements an actions block, a button's text 75
+# characters, its action_id 255, its value 2,000.
+SECTION_CHARS = 3000
+MAX_SECTIONS = 40
+MAX_BUTTONS = 25
+BUTTON_TEXT = 75
+ACTION_ID_CHARS = 255
 # The metadata event type hookhub's posts carry, with `{"message_id": <chat message id>}`.
 METADATA_EVENT_TYPE = "hookhub_message"
 # Slack asks for about one message a second per channel (bursts are tolerated, not promised).
@@ -152,6 +167,8 @@ class SlackChat:
                 "event_type": METADATA_EVENT_TYPE,
                 "event_payload": {"message_id": post.tag},
             }
+        if post.actions:
+            arguments["blocks"] = card_blocks(arguments["text"], post.actions, post.tag)
         answer = await self.api.chat_post_message(token, external_channel_id, **arguments)
         message = answer.get("message") or {}
         ts = _str(answer.get("ts")) or _str(message.get("ts"))
@@ -163,8 +180,15 @@ class SlackChat:
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
     ) -> None:
+        text = outbound_text(post)
+        if post.actions is None:
+            await self.api.chat_update(token, external_channel_id, external_message_id, text=text)
+            return
+        # A card: its buttons as its item offers them now; none left, the blocks emptied
+        # ("To remove previous blocks, include an empty array", chat.update's `blocks`).
+        blocks = card_blocks(text, post.actions, post.tag) if post.actions else []
         await self.api.chat_update(
-            token, external_channel_id, external_message_id, text=outbound_text(post)
+            token, external_channel_id, external_message_id, text=text, blocks=blocks
         )
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
@@ -302,6 +326,43 @@ class SlackChat:
             change = _created(channel, subtype, event)
         return [] if change is None else [change]
 
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """A `block_actions` payload's clicks on our cards' buttons (in an actions block of
+        ours, on a message: not a modal's, not another app's block). Its `trigger_id` is the
+        interaction's id (docs.slack.dev/reference/interaction-payloads/block_actions-payload)."""
+        if event_type != BLOCK_ACTIONS:
+            return []
+        container = payload.get("container")
+        user = payload.get("user")
+        actions = payload.get("actions")
+        if not isinstance(container, Mapping) or not isinstance(user, Mapping):
+            return []
+        channel = _str(container.get("channel_id")) or _str(_field(payload, "channel", "id"))
+        ts = _str(container.get("message_ts"))
+        trigger = _str(payload.get("trigger_id"))
+        user_id = _str(user.get("id"))
+        if not (channel and ts and trigger and user_id and isinstance(actions, list)):
+            return []
+        ours = [
+            action
+            for action in actions
+            if isinstance(action, Mapping)
+            and action.get("type") == "button"
+            and str(action.get("block_id") or "").startswith(ACTIONS_BLOCK)
+            and _str(action.get("action_id"))
+        ]
+        return [
+            Click(
+                interaction_id=trigger if position == 0 else f"{trigger}:{position}",
+                external_channel_id=channel,
+                external_message_id=ts,
+                action_id=str(action["action_id"]),
+                user_id=user_id,
+                user_name=_str(user.get("name")) or _str(user.get("username")),
+            )
+            for position, action in enumerate(ours)
+        ]
+
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         sender = change.sender
         return (
@@ -335,6 +396,48 @@ class SlackChat:
 
 
 # -- Slack markup ------------------------------------------------------------------------------
+
+
+def card_blocks(
+    text: str, actions: tuple[CardAction, ...], tag: str | None
+) -> list[dict[str, Any]]:
+    """A card as Block Kit: its text (already escaped for Slack) in sections, its actions an
+    `actions` block of buttons (docs.slack.dev/reference/block-kit/blocks/actions-block,
+    .../block-elements/button-element): `action_id` the card action's id, `value` the chat
+    message's id (for whoever reads the message; a click is found through the map, not by
+    it), `style` primary or danger. With blocks, `text` is only the notification's."""
+    sections = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[i : i + SECTION_CHARS]}}
+        for i in range(0, len(text), SECTION_CHARS)
+    ][:MAX_SECTIONS]
+    buttons: list[dict[str, Any]] = []
+    for action in actions[:MAX_BUTTONS]:
+        if len(action.id) > ACTION_ID_CHARS:
+            continue  # no card action is so long; one that is, is not shown
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": action.label[:BUTTON_TEXT], "emoji": False},
+            "action_id": action.id,
+        }
+        if tag:
+            button["value"] = tag
+        if action.style in ("primary", "danger"):
+            button["style"] = action.style
+        buttons.append(button)
+    if not buttons:
+        return sections
+    digest = hashlib.sha256("\x1f".join(b["action_id"] for b in buttons).encode()).hexdigest()
+    return [
+        *sections,
+        {"type": "actions", "block_id": ACTIONS_BLOCK + digest[:16], "elements": buttons},
+    ]
+
+
+def _field(payload: Mapping[str, Any], *path: str) -> Any:
+    value: Any = payload
+    for name in path:
+        value = value.get(name) if isinstance(value, Mapping) else None
+    return value
 
 
 def escape(text: str) -> str:

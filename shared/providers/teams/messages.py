@@ -37,7 +37,9 @@ from shared.providers.chat import (
     Attachment,
     Author,
     BotIdentity,
+    CardAction,
     ChannelInfo,
+    Click,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -54,6 +56,16 @@ from shared.providers.teams.api import LOGIN_BASE, MULTI_TENANT, AppTokens, Team
 # ("Send proactive messages", Teams platform docs).
 DEFAULT_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
 THREAD = ";messageid="
+# A card's buttons: an Adaptive Card of `Action.Execute` actions (Universal Actions, card
+# version 1.4; learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/
+# cards/universal-actions-for-adaptive-cards/overview), its `verb` the card action's id. A
+# click comes as an `invoke` activity named `adaptiveCard/action`, its `replyToId` the card's
+# message.
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+CARD_ACTION = "adaptiveCard/action"
+CARD_VERSION = "1.4"
+MAX_CARD_ACTIONS = 6  # what Teams shows of a card's actions
+_CARD_STYLES = {"primary": "positive", "danger": "destructive"}
 BOT_PREFIX = "28:"
 # Teams refuses a message whose payload, encoded as UTF-16, passes 100 KB (413
 # `MessageSizeTooBig`, "Format your bot messages"): 24 000 bytes of UTF-8 are at most 48 KB of
@@ -244,7 +256,13 @@ class TeamsChat:
         conversation = channel
         if post.thread_external_id:
             conversation = f"{channel}{THREAD}{post.thread_external_id}"
-        activity = {"type": "message", "textFormat": "xml", "text": format_post(post)}
+        activity: dict[str, Any] = {
+            "type": "message",
+            "textFormat": "xml",
+            "text": format_post(post),
+        }
+        if post.actions:
+            activity["attachments"] = [card_attachment(post.actions)]
         service_url = self.service_url(channel, token)
         new_id = await self._with_bearer(
             token, lambda bearer: self._api.send(bearer, service_url, conversation, activity)
@@ -255,12 +273,14 @@ class TeamsChat:
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
     ) -> None:
         channel = _channel_of(external_channel_id)
-        activity = {
+        activity: dict[str, Any] = {
             "type": "message",
             "id": external_message_id,
             "textFormat": "xml",
             "text": format_post(post),
         }
+        if post.actions is not None:  # a card: its actions now (none: the card taken away)
+            activity["attachments"] = [card_attachment(post.actions)] if post.actions else []
         service_url = self.service_url(channel, token)
         await self._with_bearer(
             token,
@@ -296,6 +316,36 @@ class TeamsChat:
         self, token: str, external_channel_id: str, since: datetime, limit: int
     ) -> list[MessageChange]:
         return []
+
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """An `invoke` named `adaptiveCard/action` (an `Action.Execute` of one of our
+        cards clicked): the activity's `id`, the card's message (`replyToId`) in the
+        channel of its conversation, the action's `verb`, and who (`from`: their Entra
+        object id, else their Teams id)."""
+        if event_type != "invoke" or payload.get("name") != CARD_ACTION:
+            return []
+        value = _mapping(payload.get("value"))
+        action = _mapping(value.get("action"))
+        verb, activity_id = action.get("verb"), payload.get("id")
+        card_id = payload.get("replyToId")
+        conversation = _mapping(payload.get("conversation")).get("id")
+        sender = _mapping(payload.get("from"))
+        user = sender.get("aadObjectId") or sender.get("id")
+        if action.get("type") != "Action.Execute" or not all(
+            isinstance(v, str) and v for v in (verb, activity_id, card_id, conversation, user)
+        ):
+            return []
+        name = sender.get("name")
+        return [
+            Click(
+                interaction_id=str(activity_id),
+                external_channel_id=_channel_of(str(conversation)),
+                external_message_id=str(card_id),
+                action_id=str(verb),
+                user_id=str(user),
+                user_name=name if isinstance(name, str) and name else None,
+            )
+        ]
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """The change one activity (already verified) is; [] for any other activity."""
@@ -436,6 +486,29 @@ def _nothing(external_channel_id: str) -> str | None:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def card_attachment(actions: tuple[CardAction, ...]) -> dict[str, Any]:
+    """A card's actions as an Adaptive Card of buttons, below the message's text (the card
+    carries no text of its own: the message shows it). Titles are plain text."""
+    return {
+        "contentType": ADAPTIVE_CARD,
+        "content": {
+            "type": "AdaptiveCard",
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": CARD_VERSION,
+            "body": [],
+            "actions": [
+                {
+                    "type": "Action.Execute",
+                    "title": action.label,
+                    "verb": action.id,
+                    "style": _CARD_STYLES.get(action.style, "default"),
+                }
+                for action in actions[:MAX_CARD_ACTIONS]
+            ],
+        },
+    }
 
 
 def _channel_of(conversation_id: str) -> str:

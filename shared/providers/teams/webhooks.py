@@ -8,9 +8,11 @@ accepted. The app id the token's audience must be is the integration's `app_id` 
 
 Parsed: the activity's `type` is the event (`message`, `messageUpdate`, `messageDelete`,
 `conversationUpdate`, `messageReaction`, `invoke`, …). Its `id` is the delivery id for a
-`message`; an edit or a deletion carries the id of the message it changes, so those (and
-every other type) are known by their body's digest. The answer is an empty 200, as the
-Bot Framework SDK's adapter gives for an activity it handled without a reply.
+`message` and an `adaptiveCard/action` invoke (a card's button clicked); an edit or a
+deletion carries the id of the message it changes, so those (and every other type) are
+known by their body's digest. The answer is an empty 200, as the Bot Framework SDK's
+adapter gives for an activity it handled without a reply; an `adaptiveCard/action` is
+answered with the invoke response it needs (`CARD_ACTION_ANSWER`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ from shared.providers.teams.auth import (
 )
 
 APP_ID = "app_id"
+CARD_ACTION = "adaptiveCard/action"
+# The invoke response an `adaptiveCard/action` needs (else Teams shows the click failed):
+# an `AdaptiveCardInvokeResponse` (botframework-schema; learn.microsoft.com/microsoftteams/
+# platform/task-modules-and-cards/cards/universal-actions-for-adaptive-cards/
+# work-with-universal-actions-for-adaptive-cards) whose message Teams shows the clicker.
+# The outcome follows in the card's thread, from the click worker.
+CARD_ACTION_ANSWER = {
+    "statusCode": 200,
+    "type": "application/vnd.microsoft.activity.message",
+    "value": "Received: the outcome follows in the thread.",
+}
 
 
 class TeamsWebhooks:
@@ -107,13 +120,19 @@ class TeamsWebhooks:
             if kind == "message" and isinstance(activity_id, str) and activity_id
             else derived_delivery_id(request.body)
         )
+        reply = Reply(200, None)
+        if kind == "invoke" and activity.get("name") == CARD_ACTION:
+            # A card's button: the same click sent again is known by its activity's id.
+            if isinstance(activity_id, str) and activity_id:
+                delivery = f"invoke:{activity_id}"
+            reply = Reply(200, CARD_ACTION_ANSWER)
         recipient = activity.get("recipient")
         account = recipient.get("id") if isinstance(recipient, dict) else None
         return ParsedWebhook(
             event_type=kind,
             delivery_id=delivery,
             payload=activity,
-            reply=Reply(200, None),
+            reply=reply,
             account=account.removeprefix("28:") if isinstance(account, str) else None,
         )
 

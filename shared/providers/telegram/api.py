@@ -191,12 +191,16 @@ class TelegramApi:
         *,
         parse_mode: str | None = None,
         reply_to: int | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The sent Message. `reply_to`: a message of this chat; the message is still sent
-        if that one is gone (`allow_sending_without_reply`)."""
+        if that one is gone (`allow_sending_without_reply`). `reply_markup`: an inline
+        keyboard."""
         params: dict[str, Any] = {"chat_id": chat_ref(chat_id), "text": text}
         if parse_mode:
             params["parse_mode"] = parse_mode
+        if reply_markup is not None:
+            params["reply_markup"] = reply_markup
         if reply_to is not None:
             params["reply_parameters"] = {
                 "message_id": reply_to,
@@ -212,8 +216,10 @@ class TelegramApi:
         text: str,
         *,
         parse_mode: str | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
     ) -> None:
-        """An edit to the text it already has is no failure (`message is not modified`)."""
+        """An edit to the text it already has is no failure (`message is not modified`).
+        `reply_markup`: the message's inline keyboard now (an empty one removes it)."""
         params: dict[str, Any] = {
             "chat_id": chat_ref(chat_id),
             "message_id": message_id,
@@ -221,6 +227,8 @@ class TelegramApi:
         }
         if parse_mode:
             params["parse_mode"] = parse_mode
+        if reply_markup is not None:
+            params["reply_markup"] = reply_markup
         try:
             await self._call(token, "editMessageText", params)
         except PermanentError as exc:

@@ -18,7 +18,9 @@ from typing import Any, Literal
 from shared.providers.chat import (
     Author,
     BotIdentity,
+    CardAction,
     ChannelInfo,
+    Click,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -125,7 +127,12 @@ class TelegramChat:
     async def post(self, token: str, external_channel_id: str, post: OutboundPost) -> Posted:
         reply_to = _message_id(post.thread_external_id) if post.thread_external_id else None
         sent = await self._api.send_message(
-            token, external_channel_id, format_post(post), parse_mode="HTML", reply_to=reply_to
+            token,
+            external_channel_id,
+            format_post(post),
+            parse_mode="HTML",
+            reply_to=reply_to,
+            reply_markup=keyboard(post.actions) if post.actions else None,
         )
         root = sent.get("reply_to_message")
         thread = str(root["message_id"]) if isinstance(root, dict) else None
@@ -140,6 +147,8 @@ class TelegramChat:
             _message_id(external_message_id),
             format_post(post),
             parse_mode="HTML",
+            # A card: its buttons now (an empty keyboard: none left).
+            reply_markup=None if post.actions is None else keyboard(post.actions),
         )
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
@@ -202,6 +211,36 @@ class TelegramChat:
                 sender=_sender(message),
                 subtype=subtype,
                 ignored=ignored,
+            )
+        ]
+
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """A `callback_query` update of one of our inline keyboards' buttons (its
+        `callback_data` ours): the query's `id`, the message it is on, who pressed it
+        (core.telegram.org/bots/api#callbackquery)."""
+        if event_type != "callback_query":
+            return []
+        query = payload.get("callback_query")
+        if not isinstance(query, Mapping):
+            return []
+        data, message, sender = query.get("data"), query.get("message"), query.get("from")
+        if not isinstance(data, str) or not data.startswith(CALLBACK_DATA):
+            return []
+        if not isinstance(message, Mapping) or not isinstance(sender, Mapping):
+            return []
+        chat = message.get("chat")
+        chat_id = chat.get("id") if isinstance(chat, Mapping) else None
+        message_id, user_id, query_id = message.get("message_id"), sender.get("id"), query.get("id")
+        if chat_id is None or message_id is None or user_id is None or not query_id:
+            return []
+        return [
+            Click(
+                interaction_id=str(query_id),
+                external_channel_id=str(chat_id),
+                external_message_id=str(message_id),
+                action_id=data.removeprefix(CALLBACK_DATA),
+                user_id=str(user_id),
+                user_name=_person(sender) or None,
             )
         ]
 
@@ -334,3 +373,21 @@ def _media_label(kind: str, media: Any) -> str:
         }.get(kind)
     name = kind.replace("_", " ")
     return f"[{name}: {detail}]" if detail else f"[{name}]"
+
+
+# A card's buttons: an inline keyboard (core.telegram.org/bots/api#inlinekeyboardmarkup),
+# one button a row, its `callback_data` `hh:` and the card action's id (1-64 bytes: an
+# action whose data would be longer is not shown).
+CALLBACK_DATA = "hh:"
+CALLBACK_DATA_BYTES = 64
+
+
+def keyboard(actions: tuple[CardAction, ...]) -> dict[str, Any]:
+    """A card's actions as an inline keyboard ([] rows for none: an edit removes it)."""
+    return {
+        "inline_keyboard": [
+            [{"text": action.label, "callback_data": CALLBACK_DATA + action.id}]
+            for action in actions
+            if len((CALLBACK_DATA + action.id).encode()) <= CALLBACK_DATA_BYTES
+        ]
+    }

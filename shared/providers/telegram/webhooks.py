@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from shared.kernel.crypto import constant_time_equal
 from shared.providers.base import (
@@ -47,8 +48,19 @@ class TelegramWebhooks:
             event_type=event_type,
             delivery_id=str(update_id),
             payload=body,
-            reply=Reply(200, {"ok": True}),
+            reply=Reply(200, _answer(body)),
         )
+
+
+def _answer(update: dict[str, Any]) -> dict[str, Any]:
+    """What the webhook's answer says: a button press (`callback_query`) is answered in it
+    (`answerCallbackQuery`, "Making requests when getting updates": the client stops its
+    spinner, no call of ours); anything else, nothing (core.telegram.org/bots/api)."""
+    query = update.get("callback_query")
+    query_id = query.get("id") if isinstance(query, dict) else None
+    if isinstance(query_id, str) and query_id:
+        return {"method": "answerCallbackQuery", "callback_query_id": query_id}
+    return {"ok": True}
 
 
 WEBHOOKS = TelegramWebhooks()

@@ -1,0 +1,355 @@
+"""A card's actions as the networks' own buttons, and their clicks acted on (SPEC §20): the
+notification's root goes to the chat, the chat (played here) publishes it, sync posts it to
+the mapped network channels with the card's actions as buttons; a click there, signed as
+the network signs it, reaches the gateway, is written on the click queue and acted on once
+as the clicking network user's account link; a forged one is refused; a click naming a
+message of another workspace's integration does nothing; the buttons follow the card."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from services.sandbox.alertmanager import FakeAlertmanager
+from services.sandbox.teams import USERS, new_key
+from services.sync.clicks.repository import ENDED
+from shared.providers.chat import Author, CardAction, OutboundPost
+from shared.providers.matrix.messages import format_content
+from tests.support import admin_headers, served
+from tests.sync import teams_world
+from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
+from tests.sync.test_notifications import ALERTS, link, send_alert, subscribe
+
+SILENCES = ["silence:1h", "silence:4h", "silence:24h"]
+# A Telegram user (core.telegram.org/bots/api#user).
+BOB = {"id": 4702, "first_name": "Bob", "last_name": "Kahn", "username": "bob"}
+
+
+@dataclass
+class Card:
+    """A firing alert group's root, as the chat got it and published it."""
+
+    alertmanager: FakeAlertmanager
+    integration_id: str
+    token: str
+    channel: str  # the chat channel
+    root: dict[str, Any]  # its `message.received`
+    chat_id: str  # the chat's id of it
+
+    def reply(self, text: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda v: v.get("thread_id") == self.chat_id and text in v["text"]
+
+
+@pytest.fixture
+async def alertmanager() -> AsyncIterator[FakeAlertmanager]:
+    async with served(FakeAlertmanager()) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+async def teams(world: World) -> AsyncIterator[teams_world.Teams]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield await teams_world.connect(world, stack)
+
+
+async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any) -> Card:
+    """An Alertmanager integration that can act, subscribed in a new chat channel that each
+    of `mapped` (`(integration id, external channel id)`) is mapped to; its firing group's
+    root received and published by the chat."""
+    token = uuid.uuid4().hex
+    integration_id = await connect(
+        world, "alertmanager", token=token, api_url=alertmanager.base_url
+    )
+    channel = (await subscribe(world, integration_id))["channel_id"]
+    for network_integration, external in mapped:
+        await world.map(network_integration, external, channel)
+    await send_alert(world, integration_id, token)
+    [root] = await world.chat.received(
+        lambda v: v["channel_id"] == channel and "thread_id" not in v
+    )
+    assert [a["id"] for a in root["card"]["actions"]] == SILENCES
+    chat_id = world.new_id("m_")
+    await world.chat.publish(
+        "message.created",
+        {
+            "message_id": chat_id,
+            "channel_id": channel,
+            "text": root["text"],
+            "inbound_id": root["id"],
+        },
+    )
+    return Card(alertmanager, integration_id, token, channel, root, chat_id)
+
+
+async def resolve(world: World, card: Card) -> None:
+    """The group resolves: its root is edited without actions, and the chat publishes the
+    edit."""
+    answer = await world.gateway.client.post(
+        f"/api/webhooks/alertmanager/{card.integration_id}",
+        content=(ALERTS / "resolved.json").read_bytes(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {card.token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    [edit] = await world.chat.received(
+        # The chat's id of the root, or its envelope's while sync has not read it back.
+        lambda v: (
+            v["type"] == "message.edited" and v.get("message_id") in (card.chat_id, card.root["id"])
+        )
+    )
+    assert not edit["card"].get("actions"), edit["card"]
+    await world.chat.publish(
+        "message.updated",
+        {"message_id": card.chat_id, "channel_id": card.channel, "text": edit["text"]},
+    )
+
+
+async def network_clicks(world: World, integration_id: str) -> list[dict[str, Any]]:
+    clicks = world.sync_app.state.clicks
+    found: list[dict[str, Any]] = await clicks._clicks.find(
+        {"via.integration_id": integration_id}
+    ).to_list()
+    return found
+
+
+async def ended(world: World, integration_id: str) -> list[dict[str, Any]]:
+    """The integration's clicks once each has ended (the worker settles a click after it
+    has said its outcome in the thread)."""
+
+    async def read() -> list[dict[str, Any]] | None:
+        found = await network_clicks(world, integration_id)
+        return found if found and all(c["status"] in ENDED for c in found) else None
+
+    found: list[dict[str, Any]] = await until(read, what="the clicks ended")
+    return found
+
+
+async def counted(world: World, provider: str, outcome: str) -> float:
+    metrics = (await world.sync.get("/metrics")).text
+    wanted = f'hookhub_sync_network_clicks_total{{outcome="{outcome}",provider="{provider}"}}'
+    for line in metrics.splitlines():
+        if line.startswith(wanted):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def discord_interactions(world: World) -> Any:
+    """The world's Discord bot with its application's Public Key on its integration and its
+    Interactions Endpoint URL at the integration's webhook URL."""
+    bot = world.discord.bots[DISCORD_TOKEN]
+    answer = await world.oauth.client.patch(
+        f"/api/integrations/{world.discord_integration}",
+        json={"settings": {"public_key": bot.public_key}},
+        headers=admin_headers(),
+    )
+    assert answer.status_code == 200, answer.text
+    bot.interactions_endpoint_url = (
+        f"{world.gateway.base_url}/api/webhooks/discord/{world.discord_integration}"
+    )
+    return bot
+
+
+async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_acts_once(
+    world: World, alertmanager: FakeAlertmanager, teams: teams_world.Teams
+) -> None:
+    """One card in a chat channel mapped to Slack and Discord: each post carries its
+    actions as buttons; a forged click is refused (401) and writes nothing; a signed click
+    acts once as its network user's link (`slack:<id>`, `discord:<id>`), sent again it is
+    the same click; the group resolved, the buttons go."""
+    slack, discord = world.slack, world.discord
+    await discord_interactions(world)
+    slack_channel, discord_channel = world.slack_channel(), world.discord_channel()
+    teams_channel = teams.channel()
+    telegram, telegram_chat = world.telegram, world.telegram_chat()
+    card = await firing_card(
+        world,
+        alertmanager,
+        (world.slack_integration, slack_channel),
+        (world.discord_integration, discord_channel),
+        (teams.integration, teams_channel),
+        (world.telegram_integration, telegram_chat),
+    )
+    [posted] = await until(lambda: slack.posts(slack_channel), what="the card posted to Slack")
+    ts = posted["ts"]
+    buttons = slack.buttons(slack_channel, ts)
+    assert [b["action_id"] for b in buttons] == SILENCES
+    assert [b["text"]["text"] for b in buttons] == ["Silence 1 h", "Silence 4 h", "Silence 24 h"]
+    assert {b["value"] for b in buttons} == {card.chat_id}
+    [discord_post] = await until(
+        lambda: list(discord.channels[discord_channel].messages.values()),
+        what="the card posted to Discord",
+    )
+    discord_id = discord_post["id"]
+    assert [
+        (b["custom_id"], b["label"], b["style"])
+        for b in discord.buttons(discord_channel, discord_id)
+    ] == [
+        ("hh:silence:1h", "Silence 1 h", 1),
+        ("hh:silence:4h", "Silence 4 h", 2),
+        ("hh:silence:24h", "Silence 24 h", 2),
+    ]
+
+    [teams_post] = await until(lambda: teams.stored(teams_channel), what="the card in Teams")
+    teams_id = teams_post["id"]
+    assert [
+        (a["title"], a["verb"], a["style"]) for a in teams.fake.buttons(teams_channel, teams_id)
+    ] == [
+        ("Silence 1 h", "silence:1h", "positive"),
+        ("Silence 4 h", "silence:4h", "default"),
+        ("Silence 24 h", "silence:24h", "default"),
+    ]
+
+    def click_discord(**how: Any) -> Any:  # Ada clicks "Silence 4 h" in Discord
+        ada = "1300000000000000001"
+        return discord.click(
+            DISCORD_TOKEN, discord_channel, discord_id, "hh:silence:4h", ada, **how
+        )
+
+    def click_teams(**how: Any) -> Any:  # Alan clicks "Silence 24 h" in Teams
+        return teams.fake.click(teams.bot, teams_channel, teams_id, "silence:24h", "alan", **how)
+
+    [telegram_post] = await until(
+        lambda: list(telegram.chats[telegram_chat].messages.values()),
+        what="the card in Telegram",
+    )
+    telegram_id = telegram_post["message_id"]
+    assert [
+        (b["text"], b["callback_data"]) for b in telegram.buttons(telegram_chat, telegram_id)
+    ] == [
+        ("Silence 1 h", "hh:silence:1h"),
+        ("Silence 4 h", "hh:silence:4h"),
+        ("Silence 24 h", "hh:silence:24h"),
+    ]
+
+    # Forged (another app's secret, another key): refused, nothing written.
+    slack.add_user("UGRACE01", "Grace Hopper")
+    discord.add_user("1300000000000000001", "ada", global_name="Ada Lovelace")
+    forged = await slack.click(slack_channel, ts, "silence:1h", "UGRACE01", signing_secret="x")
+    assert forged.status == 401
+    status, _ = await click_discord(forged=True)
+    assert status == 401
+    forged_token = teams.fake.token_for(teams.bot.app_id, key=new_key())
+    status, _ = await click_teams(token=forged_token)
+    assert status == 401
+    status, _ = await telegram.press(
+        telegram_chat, telegram_id, "hh:silence:1h", BOB, token=TELEGRAM_TOKEN, secret_token="x"
+    )
+    assert status == 401
+
+    # Signed, by users whose network ids are linked: each acts once, said in the thread.
+    await link(world, "alertmanager", "slack:UGRACE01", "grace@example.com")
+    await link(world, "alertmanager", "discord:1300000000000000001", "ada@example.com")
+    clicked = await slack.click(slack_channel, ts, "silence:1h", "UGRACE01", trigger_id="1.click")
+    assert clicked.status == 200
+    status, answer = await click_discord(interaction_id="1300000000000000009")
+    assert (status, answer) == (200, {"type": 6})  # DEFERRED_UPDATE_MESSAGE
+    alan = USERS["alan"]["aadObjectId"]
+    await link(world, "alertmanager", f"teams:{alan}", "alan@example.com")
+    status, answer = await click_teams(activity_id="f:click1")
+    assert status == 200 and answer["statusCode"] == 200, answer  # the invoke response
+    await world.chat.received(card.reply("Silenced for 1 h"), timeout=30)
+    await world.chat.received(card.reply("Silenced for 4 h"), timeout=30)
+    await world.chat.received(card.reply("Silenced for 24 h"), timeout=30)
+    assert sorted(s["createdBy"] for s in alertmanager.silences.values()) == [
+        "ada@example.com",
+        "alan@example.com",
+        "grace@example.com",
+    ]
+    # Sent again (a retry, a replay): the same clicks, no more silences.
+    again = await slack.click(slack_channel, ts, "silence:1h", "UGRACE01", trigger_id="1.click")
+    assert again.status == 200
+    status, _ = await click_discord(interaction_id="1300000000000000009")
+    assert status == 200
+    [from_slack] = await ended(world, world.slack_integration)
+    assert from_slack["status"] == "done" and from_slack["actor"]["id"] == "slack:UGRACE01"
+    assert from_slack["actor"]["name"] == "Grace Hopper"
+    assert (from_slack["message_id"], from_slack["channel_id"]) == (card.chat_id, card.channel)
+    [from_discord] = await ended(world, world.discord_integration)
+    assert from_discord["actor"] == {"id": "discord:1300000000000000001", "name": "Ada Lovelace"}
+    status, _ = await click_teams(activity_id="f:click1")
+    assert status == 200
+    [from_teams] = await ended(world, teams.integration)
+    assert from_teams["actor"] == {"id": f"teams:{alan}", "name": "Alan Turing"}
+    assert len(alertmanager.silences) == 3
+
+    # A Telegram user's press of what Grace did: answered in the update's own answer, and
+    # in the thread as already done, no more silences.
+    await link(world, "alertmanager", "telegram:4702", "bob@example.com")
+    status, answer = await telegram.press(
+        telegram_chat, telegram_id, "hh:silence:1h", BOB, token=TELEGRAM_TOKEN
+    )
+    assert status == 200 and answer["method"] == "answerCallbackQuery", answer
+    await world.chat.received(card.reply("already done by Grace Hopper"))
+    [from_telegram] = await ended(world, world.telegram_integration)
+    assert from_telegram["status"] == "duplicate"
+    assert from_telegram["actor"] == {"id": "telegram:4702", "name": "Bob Kahn"}
+    assert len(alertmanager.silences) == 3
+
+    # The group resolves: the card's buttons go.
+    await resolve(world, card)
+    await until(lambda: slack.buttons(slack_channel, ts) == [], what="Slack's buttons removed")
+    await until(
+        lambda: discord.buttons(discord_channel, discord_id) == [],
+        what="Discord's buttons removed",
+    )
+    await until(
+        lambda: teams.fake.buttons(teams_channel, teams_id) == [], what="Teams' card removed"
+    )
+    await until(
+        lambda: telegram.buttons(telegram_chat, telegram_id) == [],
+        what="Telegram's keyboard removed",
+    )
+
+
+async def test_a_click_naming_another_workspaces_message_does_nothing(
+    world: World, alertmanager: FakeAlertmanager
+) -> None:
+    """Another workspace's Slack integration (the same Slack app: its signature is good)
+    names our card's message: no card of its own is that message, nothing is written."""
+    slack = world.slack
+    external = world.slack_channel()
+    await firing_card(world, alertmanager, (world.slack_integration, external))
+    [posted] = await until(lambda: slack.posts(external), what="the card posted to Slack")
+    elsewhere = dataclasses.replace(
+        world, chat=dataclasses.replace(world.chat, workspace_id="ws_x")
+    )
+    other = await connect(
+        elsewhere, "slack", bot_token=slack.add_bot_token(), signing_secret=slack.signing_secret
+    )
+    before = await counted(world, "slack", "unknown")
+    ours = slack.events_url
+    slack.events_url = f"{world.gateway.base_url}/api/webhooks/slack/{other}"
+    try:
+        answer = await slack.click(external, posted["ts"], "silence:1h", "UGRACE01")
+    finally:
+        slack.events_url = ours
+    assert answer.status == 200  # a verified request; what it names is not ours to act on
+    await until(
+        lambda: _more(world, "slack", "unknown", before), what="the click counted as unknown"
+    )
+    assert await network_clicks(world, other) == []
+    assert alertmanager.silences == {}
+
+
+async def _more(world: World, provider: str, outcome: str, than: float) -> bool:
+    return await counted(world, provider, outcome) > than
+
+
+def test_matrix_names_a_cards_actions_in_its_text() -> None:
+    """Matrix has no buttons: the card's actions are a line of its text, escaped in its
+    HTML, and a card that offers nothing now has no such line."""
+    actions = (CardAction("acknowledge", "Acknowledge", "primary"), CardAction("x", "<b>Close"))
+    shown = format_content(OutboundPost("Incident", Author("PagerDuty"), actions=actions))
+    close = actions[1].label  # as a card keeps it: `<` already broken with a joiner
+    assert shown.body == f"Incident\nActions (in the chat): Acknowledge · {close}"
+    assert "<b>" not in shown.formatted_body
+    assert shown.formatted_body.endswith(
+        f"<em>Actions (in the chat): Acknowledge · &lt;{close[1:-6]}&gt;Close</em>"
+    )
+    plain = format_content(OutboundPost("Incident", Author("PagerDuty"), actions=()))
+    assert plain.body == "Incident"
