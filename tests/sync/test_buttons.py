@@ -252,7 +252,8 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
     await link(world, "alertmanager", f"teams:{alan}", "alan@example.com")
     status, answer = await click_teams(activity_id="f:click1")
     assert status == 200 and answer["statusCode"] == 200, answer  # the invoke response
-    await world.chat.received(card.reply("Silenced for 1 h"), timeout=30)
+    [from_slack_reply] = await world.chat.received(card.reply("Silenced for 1 h"), timeout=30)
+    assert from_slack_reply["text"].endswith("(from Slack)"), from_slack_reply["text"]
     await world.chat.received(card.reply("Silenced for 4 h"), timeout=30)
     await world.chat.received(card.reply("Silenced for 24 h"), timeout=30)
     assert sorted(s["createdBy"] for s in alertmanager.silences.values()) == [

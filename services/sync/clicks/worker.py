@@ -635,10 +635,18 @@ def _provider_name(provider: str) -> str:
 
 
 def _done_text(click: Click, outcome: Outcome) -> str:
-    text = f"✓ {outcome.text[:1].upper()}{outcome.text[1:]} by {click.who} (from chat)"
+    text = f"✓ {outcome.text[:1].upper()}{outcome.text[1:]} by {click.who} ({_clicked_in(click)})"
     if click.attempts > 1:
         text += f", after {click.attempts} attempts ({_hhmm(utcnow())} UTC)"
     return text
+
+
+def _clicked_in(click: Click) -> str:
+    """`from chat`, or `from Slack` for a click of a network's button (its actor is the
+    network's user, `slack:U…`: services.sync.clicks.networks)."""
+    network, _, user = click.actor_id.partition(":")
+    entry = CATALOG.get(network) if user else None
+    return f"from {entry.name}" if entry is not None else "from chat"
 
 
 def _hhmm(at: datetime) -> str:
