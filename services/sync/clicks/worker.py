@@ -74,10 +74,11 @@ log = structlog.get_logger(__name__)
 
 CLAIM_LIMIT = 50
 # Clicks handed over unwritten that a round takes at most: a backlog is acted on in rounds
-# of this many, `ROUNDS` at once, rather than one round of a whole batch (a round's reads
-# are `$in` queries of its clicks, which the embedded server answers in a time growing with
-# the square of their number: 0.2 ms a click at 50-100, 0.7 at 500).
-HANDED_LIMIT = 100
+# of this many, `ROUNDS` at once. Fewer, larger rounds cost MongoDB fewer operations (a
+# round's are a few, whatever its size); on the embedded server, 2,100 clicks went through
+# at 600-700 a second in rounds of 500, at 380-500 in rounds of 100 (docs/benchmarks.md,
+# footnote 23).
+HANDED_LIMIT = 500
 # Rounds acting at once (each its claim's provider calls, then its writes).
 ROUNDS = 4
 # Connections of the client clicks act through (a claim's clicks at once).
