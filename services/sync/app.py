@@ -304,8 +304,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
                 ),
             ],
             metrics,
+            spill_seconds=settings.sync_spill_seconds,
         ),
         posts_once=posts_once,
+        spill_seconds=settings.sync_spill_seconds,
     )
     # Subscriptions' counts, written every few seconds, spread over half of them: an update
     # of every subscription notified meanwhile, a burst that slowed notifications (#47).

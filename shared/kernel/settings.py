@@ -378,6 +378,10 @@ class SyncSettings(ServiceSettings):
     # Multiplies each provider's per-channel pacing (Slack ~1 write/s per channel). 0 turns
     # pacing off (a provider's 429 is still honoured); for load tests against a fake only.
     sync_pace_factor: float = Field(1.0, ge=0)
+    # How long a batch of chat events waits for the posts and clicks it handed over
+    # unwritten before it has those still running written (the outbox, the clicks' queue)
+    # and commits its offsets.
+    sync_spill_seconds: float = Field(5.0, gt=0)
     # Simultaneous HTTP connections to the providers' APIs from one replica (one pool for
     # all providers).
     sync_max_connections: int = Field(200, ge=1)

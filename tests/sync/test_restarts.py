@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from services.sync.outbound.repository import OUTBOX
 from tests.support import ServiceProcess
 from tests.sync.conftest import World, start_sync, until
 
@@ -76,6 +78,52 @@ async def test_a_kill_9_mid_stream_loses_nothing_and_edits_after_the_restart_fin
             what="the Telegram edits",
         )
         assert len(slack.posts(external)) == 30
+    finally:
+        await second.stop()
+        await world.sync.aclose()
+
+
+async def test_a_kill_9_with_posts_in_flight_unwritten_posts_each_once_after_the_restart(
+    bare: World, tmp_path: Path
+) -> None:
+    """Posts run before they are written (services.sync.outbound.unwritten): a kill while
+    Slack holds one such post, made by Slack after the process is gone, loses none and
+    makes none twice. The restarted process reads the events again (at or below the
+    partition's progress mark), looks for the first post it lacks in the channel's history
+    (by its metadata) and finds it; the map then holds every copy, so an edit of the
+    message in flight at the kill reaches the post Slack made."""
+    world, slack = bare, bare.slack
+    # The batch waits a minute before it writes its posts: none is written at the kill.
+    first = await start_sync(world, tmp_path / "first.log", HOOKHUB_SYNC_SPILL_SECONDS="60")
+    external, channel = world.slack_channel(), world.new_id("ch_")
+    await world.map(world.slack_integration, external, channel)
+    held = slack.hold("chat.postMessage", channel=external, after=2)
+    texts = [f"u{n}" for n in range(4)]
+    for n, text in enumerate(texts):
+        await world.chat.publish(
+            "message.created", {"message_id": f"u{n}", "channel_id": channel, "text": text}
+        )
+    await asyncio.wait_for(held.reached.wait(), 30)  # the third post is at Slack, unanswered
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(world.sync_settings.mongo_uri)
+    try:
+        outbox = client[world.sync_settings.mongo_db][OUTBOX]
+        written = await outbox.count_documents({"channel_id": channel})
+        assert written == 0, "a post was written to the outbox before the kill"
+    finally:
+        await client.close()
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    held.release()  # Slack makes the post; its sender is gone
+    await until(lambda: len(slack.posts(external)) == 3, what="the post in flight made")
+
+    second = await start_sync(world, tmp_path / "second.log")
+    try:
+        await until(lambda: len(slack.posts(external)) >= 4, timeout=60, what="every post")
+        await world.chat.publish(
+            "message.updated", {"message_id": "u2", "channel_id": channel, "text": "edited"}
+        )
+        await until(lambda: "edited" in [p["text"] for p in slack.posts(external)], what="the edit")
+        assert [p["text"] for p in slack.posts(external)] == ["u0", "u1", "edited", "u3"]
     finally:
         await second.stop()
         await world.sync.aclose()
