@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,12 +18,13 @@ from typing import Any
 import pytest
 
 from services.sandbox.alertmanager import FakeAlertmanager
+from services.sandbox.googlechat import rfc3339, rsa_key
 from services.sandbox.teams import USERS, new_key
 from services.sync.clicks.repository import ENDED
 from shared.providers.chat import Author, CardAction, OutboundPost
 from shared.providers.matrix.messages import format_content
 from tests.support import admin_headers, served
-from tests.sync import teams_world
+from tests.sync import googlechat_world, teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
 from tests.sync.test_notifications import ALERTS, link, send_alert, subscribe
 
@@ -56,6 +58,12 @@ async def alertmanager() -> AsyncIterator[FakeAlertmanager]:
 async def teams(world: World) -> AsyncIterator[teams_world.Teams]:
     async with contextlib.AsyncExitStack() as stack:
         yield await teams_world.connect(world, stack)
+
+
+@pytest.fixture(scope="module")
+async def gchat(world: World) -> AsyncIterator[googlechat_world.GoogleChat]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield await googlechat_world.connect(world, stack, audience=googlechat_world.PROJECT)
 
 
 async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any) -> Card:
@@ -305,6 +313,52 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
         lambda: telegram.buttons(telegram_chat, telegram_id) == [],
         what="Telegram's keyboard removed",
     )
+
+
+async def test_google_chat_shows_a_cards_actions_as_buttons_and_a_signed_click_acts_once(
+    world: World, alertmanager: FakeAlertmanager, gchat: googlechat_world.GoogleChat
+) -> None:
+    """The card in a Google Chat space carries a cardsV2 card of buttons; a CARD_CLICKED
+    signed by another key, or for another audience, is refused and writes nothing; a signed
+    one is answered `{}` and acts once as `googlechat:<user id>`, sent again it is the same
+    click; the group resolved, the card's buttons go and its text stays."""
+    fake, space = gchat.fake, gchat.space()
+    card = await firing_card(world, alertmanager, (gchat.integration, space))
+    [posted] = await until(lambda: gchat.stored(space), what="the card in Google Chat")
+    name = posted["name"]
+    assert [
+        (b["text"], b["onClick"]["action"]["parameters"], b.get("type"))
+        for b in fake.buttons(space, name)
+    ] == [
+        (f"Silence {d}", [{"key": "action_id", "value": f"silence:{d.replace(' ', '')}"}], t)
+        for d, t in (("1 h", "FILLED"), ("4 h", None), ("24 h", None))
+    ]
+
+    other_key = fake.bearer(key=rsa_key())
+    forged = await fake.click(space, name, "Silence 1 h", "alice", bearer=other_key)
+    assert forged.status_code == 401, forged.text
+    elsewhere = fake.bearer(audience="999999999")
+    forged = await fake.click(space, name, "Silence 1 h", "alice", bearer=elsewhere)
+    assert forged.status_code == 401, forged.text
+    assert await network_clicks(world, gchat.integration) == []
+
+    alice = str(fake.users["alice"]["name"]).removeprefix("users/")
+    await link(world, "alertmanager", f"googlechat:{alice}", "alice@example.com")
+    when = rfc3339(time.time())
+    clicked = await fake.click(space, name, "Silence 4 h", "alice", event_time=when)
+    assert (clicked.status_code, clicked.json()) == (200, {})
+    await world.chat.received(card.reply("Silenced for 4 h"), timeout=30)
+    again = await fake.click(space, name, "Silence 4 h", "alice", event_time=when)
+    assert again.status_code == 200
+    [done] = await ended(world, gchat.integration)
+    assert done["status"] == "done"
+    assert done["actor"] == {"id": f"googlechat:{alice}", "name": "Alice"}
+    assert (done["message_id"], done["channel_id"]) == (card.chat_id, card.channel)
+    assert [s["createdBy"] for s in alertmanager.silences.values()] == ["alice@example.com"]
+
+    await resolve(world, card)
+    await until(lambda: fake.buttons(space, name) == [], what="Google Chat's buttons removed")
+    assert fake.spaces[space].messages[name]["text"].startswith("*")
 
 
 async def test_a_click_naming_another_workspaces_message_does_nothing(
