@@ -38,6 +38,12 @@ against, and the interaction events Chat POSTs to the app's endpoint, signed.
   app's own post delivered before the create answers), `key_ids` (more ids of the service
   account's key; one removed is a key deleted, its grants refused), `expire_tokens`,
   `rotate_key` (Chat's signing key).
+- Cards: create and patch keep a message's `cardsV2` (patch with `updateMask=text,cardsV2`;
+  `[]` removes them); `buttons` lists a message's card buttons, and `click` is a person
+  clicking one: the CARD_CLICKED event (the Event reference's fields: `action`
+  {actionMethodName, parameters}, `common` {invokedFunction, parameters}, the clicked
+  `message`, the `user`) POSTed to the app's endpoint, signed as every event (`bearer=`
+  another token: a forgery).
 - `user_sends`: a person writes; the MESSAGE event (the shape of the Event reference's
   example) is POSTed to the app's endpoint with a bearer token as Chat makes it for the
   configured audience (an ID token for an endpoint URL, a chat@system JWT for a project
@@ -367,6 +373,52 @@ class FakeGoogleChat:
     async def user_sends(self, space: str, user: str, text: str, **kw: Any) -> httpx.Response:
         return await self.deliver(self.message_event(space, user, text, **kw))
 
+    def buttons(self, space: str, message: str) -> list[dict[str, Any]]:
+        """The buttons of a message's cards (`cardsV2` → sections → buttonList)."""
+        found = self.spaces[space].find(message) or {}
+        return [
+            button
+            for card in found.get("cardsV2") or []
+            for section in card.get("card", {}).get("sections") or []
+            for widget in section.get("widgets") or []
+            for button in widget.get("buttonList", {}).get("buttons") or []
+        ]
+
+    async def click(
+        self,
+        space: str,
+        message: str,
+        text: str,
+        user: str,
+        *,
+        bearer: str | None = None,
+        event_time: str | None = None,
+    ) -> httpx.Response:
+        """`user` clicks the button of `message` labelled `text`: its CARD_CLICKED event, as
+        an HTTP Chat app receives it, POSTed signed (`bearer`: the token to send instead).
+        `event_time`: the same event sent again."""
+        found = self.spaces[space].find(message)
+        if found is None:
+            raise AssertionError(f"no message {message} in {space}")
+        [button] = [b for b in self.buttons(space, message) if b.get("text") == text]
+        action = button["onClick"]["action"]
+        parameters = list(action.get("parameters") or [])
+        event = {
+            "type": "CARD_CLICKED",
+            "eventTime": event_time or rfc3339(time.time()),
+            "space": self.spaces[space].as_space(),
+            "message": dict(found),
+            "user": self.users[user],
+            "action": {"actionMethodName": action["function"], "parameters": parameters},
+            "common": {
+                "userLocale": "en",
+                "hostApp": "CHAT",
+                "invokedFunction": action["function"],
+                "parameters": {p["key"]: p["value"] for p in parameters},
+            },
+        }
+        return await self.deliver(event, bearer=bearer)
+
     # -- storage ------------------------------------------------------------------------------
 
     def _store(
@@ -500,14 +552,23 @@ class FakeGoogleChat:
             if request.method == "DELETE":
                 self.delete(space, found)
                 return JSONResponse({})
-            if request.query_params.get("updateMask") != "text":
+            mask = set(request.query_params.get("updateMask", "").split(","))
+            if not mask or not mask <= {"text", "cardsV2"}:
                 return _error(400, "INVALID_ARGUMENT", "Invalid update mask.")
             body = await request.json()
             text = body.get("text")
-            if not isinstance(text, str) or len(text) > MAX_TEXT:
+            if "text" in mask and (not isinstance(text, str) or len(text) > MAX_TEXT):
                 return _error(400, "INVALID_ARGUMENT", "Invalid message text.")
-            self.edit(found, text)
-            self.syntaxes.append(body.get("markupSyntax"))
+            if "cardsV2" in mask:
+                cards = body.get("cardsV2") or []
+                if not isinstance(cards, list):
+                    return _error(400, "INVALID_ARGUMENT", "Invalid cardsV2.")
+                found["cardsV2"] = cards
+                if not cards:
+                    del found["cardsV2"]
+            if "text" in mask:
+                self.edit(found, text)
+                self.syntaxes.append(body.get("markupSyntax"))
             return JSONResponse(found)
 
         async def healthz(_: Request) -> Response:
@@ -612,6 +673,8 @@ class FakeGoogleChat:
                 return _error(404, "NOT_FOUND", "Thread not found.")
         self.syntaxes.append(body.get("markupSyntax"))
         made = self._store(space, self.app_user, text, thread=thread, message_id=message_id)
+        if body.get("cardsV2"):
+            made["cardsV2"] = body["cardsV2"]
         if thread is None and wanted.get("threadKey"):
             made["thread"]["threadKey"] = wanted["threadKey"]
         if request_id:

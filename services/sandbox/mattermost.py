@@ -29,6 +29,14 @@ WebSocket (`/api/v4/websocket`, developers.mattermost.com "WebSocket API"; wsapi
 `post_edited` and `post_deleted` carry the post as a JSON string in `data.post`. Nothing is
 replayed on a new connection: what happened meanwhile is read with `since`.
 
+Interactive message buttons (developers.mattermost.com/integrate/plugins/interactive-
+messages; mattermost-server `DoPostAction`): a post keeps its `props.attachments[].actions`
+as written; `buttons` lists them, and `click` is a person clicking one: the server POSTs the
+button's `integration.url` a `PostActionIntegrationRequest` (`user_id`, `user_name`,
+`channel_id`, `channel_name`, `team_id`, `team_domain`, `post_id`, `trigger_id`, `type`,
+`data_source`, and the button's `context` as it was posted). Mattermost signs nothing;
+`click(context=...)` sends another context (a forgery).
+
 For tests: `drop()` cuts every socket without a close frame; `skip_seq()` loses an event;
 `rate_limit_next()` answers the next REST call 429; `user_posts`, `user_edits` and
 `user_deletes` act as a person.
@@ -46,6 +54,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -53,6 +62,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.sandbox.discord import _transport
+from shared.kernel.http.tls import tls
 
 API = "/api/v4"
 # model.PostMessageMaxRunesV2.
@@ -273,6 +283,54 @@ class FakeMattermost:
     async def user_deletes(self, post_id: str) -> None:
         post = self.post(post_id)
         await self._delete(post_id, post["user_id"] if post else "")
+
+    def buttons(self, post_id: str) -> list[dict[str, Any]]:
+        """The buttons of a post's attachments (none for a post that is gone)."""
+        post = self.post(post_id) or {}
+        return [
+            action
+            for attachment in (post.get("props") or {}).get("attachments") or []
+            for action in attachment.get("actions") or []
+            if action.get("type", "button") == "button"
+        ]
+
+    async def click(
+        self,
+        post_id: str,
+        name: str,
+        user_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        trigger_id: str | None = None,
+    ) -> httpx.Response:
+        """`user_id` clicks the button `name` of a post: the server's request to the
+        button's integration URL, with its context (or `context`: a forgery); `trigger_id`:
+        the same click's request made again."""
+        post = self.post(post_id)
+        if post is None:
+            raise AssertionError(f"no post {post_id}")
+        [button] = [b for b in self.buttons(post_id) if b.get("name") == name]
+        integration = button.get("integration") or {}
+        channel, user = self.channels[post["channel_id"]], self.users[user_id]
+        request = {
+            "user_id": user.id,
+            "user_name": user.username,
+            "channel_id": channel.id,
+            "channel_name": channel.name,
+            "team_id": channel.team_id,
+            "team_domain": self.team_name,
+            "post_id": post_id,
+            "trigger_id": trigger_id or f"{new_id()}:{user.id}:{self.now_ms()}",
+            "type": "button",
+            "data_source": "",
+            "context": integration.get("context") if context is None else context,
+        }
+        async with httpx.AsyncClient(verify=tls(), timeout=15.0) as client:
+            return await client.post(
+                integration["url"],
+                json=request,
+                headers={"Content-Type": "application/json", "User-Agent": "Mattermost-Bot/1.1"},
+            )
 
     async def _create(
         self, user_id: str, channel_id: str, message: str, root_id: str, props: dict[str, Any]

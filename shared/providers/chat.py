@@ -255,6 +255,9 @@ class Click:
       itself carries.
     - `action_id`: the card action's id, as the button carries it.
     - `user_id`, `user_name`: who clicked, as the network names them.
+    - `chat_message_id`: the chat message the button says it is on, where what the button
+      carries is proven ours (Mattermost's context): the clicked message must be that
+      message's copy, so a proof is good for its own card only.
     """
 
     interaction_id: str
@@ -263,6 +266,7 @@ class Click:
     action_id: str
     user_id: str
     user_name: str | None = None
+    chat_message_id: str | None = None
 
 
 @runtime_checkable

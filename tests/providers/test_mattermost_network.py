@@ -18,7 +18,12 @@ from shared.providers.chat import PermanentError
 from shared.providers.history import Conversation
 from shared.providers.mattermost.api import MattermostApi
 from shared.providers.mattermost.gateway import MattermostGateway
-from shared.providers.mattermost.messages import MattermostChat, credential
+from shared.providers.mattermost.messages import (
+    MattermostChat,
+    credential,
+    integration_of,
+    split_credential,
+)
 from shared.providers.mattermost.network import NETWORK, MattermostApiSource
 from shared.providers.networks import ApiImport
 from tests.support import serve
@@ -53,9 +58,14 @@ def _integration(config: dict[str, str], secrets: dict[str, str]) -> Integration
     )
 
 
-def test_the_credential_is_the_server_and_the_token() -> None:
+def test_the_credential_is_the_server_the_token_and_the_integration() -> None:
     integration = _integration({"server_url": "https://chat.example.com/"}, {"bot_token": "t"})
-    assert NETWORK.credential(integration) == "https://chat.example.com t"
+    made = NETWORK.credential(integration)
+    assert made == "https://chat.example.com t int_mm"
+    assert (split_credential(made), integration_of(made)) == (
+        ("https://chat.example.com", "t"),
+        "int_mm",
+    )
     assert NETWORK.credential(_integration({}, {"bot_token": "t"})) is None
 
 

@@ -305,6 +305,8 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
             data_dir,
             **common,
             **{key.removeprefix("HOOKHUB_").lower(): value for key, value in SYNC_ENV.items()},
+            # What a Mattermost card's buttons call back: hookhub's URL, the gateway's.
+            public_url=gateway.base_url,
         )
         sync_app = None
         if with_sync:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,12 +19,14 @@ from typing import Any
 import pytest
 
 from services.sandbox.alertmanager import FakeAlertmanager
+from services.sandbox.googlechat import rfc3339, rsa_key
+from services.sandbox.mattermost import ADA, GRACE
 from services.sandbox.teams import USERS, new_key
 from services.sync.clicks.repository import ENDED
 from shared.providers.chat import Author, CardAction, OutboundPost
 from shared.providers.matrix.messages import format_content
 from tests.support import admin_headers, served
-from tests.sync import teams_world
+from tests.sync import googlechat_world, mattermost_world, teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
 from tests.sync.test_notifications import ALERTS, link, send_alert, subscribe
 
@@ -56,6 +60,18 @@ async def alertmanager() -> AsyncIterator[FakeAlertmanager]:
 async def teams(world: World) -> AsyncIterator[teams_world.Teams]:
     async with contextlib.AsyncExitStack() as stack:
         yield await teams_world.connect(world, stack)
+
+
+@pytest.fixture(scope="module")
+async def gchat(world: World) -> AsyncIterator[googlechat_world.GoogleChat]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield await googlechat_world.connect(world, stack, audience=googlechat_world.PROJECT)
+
+
+@pytest.fixture(scope="module")
+async def mattermost(world: World) -> AsyncIterator[mattermost_world.Mattermost]:
+    async with mattermost_world.served(world) as running:
+        yield running
 
 
 async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any) -> Card:
@@ -305,6 +321,104 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
         lambda: telegram.buttons(telegram_chat, telegram_id) == [],
         what="Telegram's keyboard removed",
     )
+
+
+async def test_google_chat_shows_a_cards_actions_as_buttons_and_a_signed_click_acts_once(
+    world: World, alertmanager: FakeAlertmanager, gchat: googlechat_world.GoogleChat
+) -> None:
+    """The card in a Google Chat space carries a cardsV2 card of buttons; a CARD_CLICKED
+    signed by another key, or for another audience, is refused and writes nothing; a signed
+    one is answered `{}` and acts once as `googlechat:<user id>`, sent again it is the same
+    click; the group resolved, the card's buttons go and its text stays."""
+    fake, space = gchat.fake, gchat.space()
+    card = await firing_card(world, alertmanager, (gchat.integration, space))
+    [posted] = await until(lambda: gchat.stored(space), what="the card in Google Chat")
+    name = posted["name"]
+    assert [
+        (b["text"], b["onClick"]["action"]["parameters"], b.get("type"))
+        for b in fake.buttons(space, name)
+    ] == [
+        (f"Silence {d}", [{"key": "action_id", "value": f"silence:{d.replace(' ', '')}"}], t)
+        for d, t in (("1 h", "FILLED"), ("4 h", None), ("24 h", None))
+    ]
+
+    other_key = fake.bearer(key=rsa_key())
+    forged = await fake.click(space, name, "Silence 1 h", "alice", bearer=other_key)
+    assert forged.status_code == 401, forged.text
+    elsewhere = fake.bearer(audience="999999999")
+    forged = await fake.click(space, name, "Silence 1 h", "alice", bearer=elsewhere)
+    assert forged.status_code == 401, forged.text
+    assert await network_clicks(world, gchat.integration) == []
+
+    alice = str(fake.users["alice"]["name"]).removeprefix("users/")
+    await link(world, "alertmanager", f"googlechat:{alice}", "alice@example.com")
+    when = rfc3339(time.time())
+    clicked = await fake.click(space, name, "Silence 4 h", "alice", event_time=when)
+    assert (clicked.status_code, clicked.json()) == (200, {})
+    await world.chat.received(card.reply("Silenced for 4 h"), timeout=30)
+    again = await fake.click(space, name, "Silence 4 h", "alice", event_time=when)
+    assert again.status_code == 200
+    [done] = await ended(world, gchat.integration)
+    assert done["status"] == "done"
+    assert done["actor"] == {"id": f"googlechat:{alice}", "name": "Alice"}
+    assert (done["message_id"], done["channel_id"]) == (card.chat_id, card.channel)
+    assert [s["createdBy"] for s in alertmanager.silences.values()] == ["alice@example.com"]
+
+    await resolve(world, card)
+    await until(lambda: fake.buttons(space, name) == [], what="Google Chat's buttons removed")
+    assert fake.spaces[space].messages[name]["text"].startswith("*")
+
+
+async def test_mattermost_shows_a_cards_actions_as_buttons_and_a_proven_click_acts_once(
+    world: World, alertmanager: FakeAlertmanager, mattermost: mattermost_world.Mattermost
+) -> None:
+    """The card in a Mattermost channel carries an attachment of buttons calling back the
+    integration's URL; a click whose context's proof is not ours (made up, or another
+    action's) is refused and writes nothing; one with the button's own context is answered
+    `{}` and acts once as `mattermost:<user id>`, made again it is the same click; the group
+    resolved, the buttons go."""
+    fake, integration_id = mattermost.fake, mattermost.integration_id
+    external = mattermost.channel()
+    card = await firing_card(world, alertmanager, (integration_id, external))
+    [posted] = await until(lambda: fake.live_posts(external), what="the card in Mattermost")
+    post_id = posted["id"]
+    buttons = fake.buttons(post_id)
+    assert [
+        (b["type"], b["name"], b["style"], b["integration"]["context"]["action_id"])
+        for b in buttons
+    ] == [
+        ("button", "Silence 1 h", "primary", "silence:1h"),
+        ("button", "Silence 4 h", "default", "silence:4h"),
+        ("button", "Silence 24 h", "default", "silence:24h"),
+    ]
+    url = f"{world.gateway.base_url}/api/webhooks/mattermost/{integration_id}"
+    assert {b["integration"]["url"] for b in buttons} == {url}
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", b["id"]) for b in buttons)
+
+    context = buttons[0]["integration"]["context"]
+    made_up = {**context, "proof": "0" * 64}
+    forged = await fake.click(post_id, "Silence 1 h", ADA[0], context=made_up)
+    assert forged.status_code == 401, forged.text
+    other_action = {**context, "action_id": "silence:24h"}  # 1 h's proof
+    forged = await fake.click(post_id, "Silence 1 h", ADA[0], context=other_action)
+    assert forged.status_code == 401, forged.text
+    assert await network_clicks(world, integration_id) == []
+
+    await link(world, "alertmanager", f"mattermost:{GRACE[0]}", "grace@example.com")
+    trigger = f"{GRACE[0]}:click"
+    clicked = await fake.click(post_id, "Silence 24 h", GRACE[0], trigger_id=trigger)
+    assert (clicked.status_code, clicked.json()) == (200, {})
+    await world.chat.received(card.reply("Silenced for 24 h"), timeout=30)
+    again = await fake.click(post_id, "Silence 24 h", GRACE[0], trigger_id=trigger)
+    assert again.status_code == 200
+    [done] = await ended(world, integration_id)
+    assert done["status"] == "done"
+    assert done["actor"] == {"id": f"mattermost:{GRACE[0]}", "name": "Grace Hopper"}
+    assert (done["message_id"], done["channel_id"]) == (card.chat_id, card.channel)
+    assert [s["createdBy"] for s in alertmanager.silences.values()] == ["grace@example.com"]
+
+    await resolve(world, card)
+    await until(lambda: fake.buttons(post_id) == [], what="Mattermost's buttons removed")
 
 
 async def test_a_click_naming_another_workspaces_message_does_nothing(

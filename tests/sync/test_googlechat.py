@@ -128,7 +128,8 @@ async def test_forged_or_stale_tokens_are_refused_and_nothing_is_published(
         other_space, other_channel = by_url.space(), world.new_id("ch_")
         await world.map(by_url.integration, other_space, other_channel)
         # The URL the gateway was called at, as it knows itself (its public URL).
-        audience = world.sync_settings.public_url.rstrip("/") + urlsplit(by_url.webhook_url).path
+        gateway_url = world.gateway.app.state.runtime.settings.public_url  # type: ignore[attr-defined]
+        audience = gateway_url.rstrip("/") + urlsplit(by_url.webhook_url).path
         event = fake.message_event(other_space, "alice", "forged: another email")
         names.append(event["message"]["name"])
         token = fake.bearer(audience=audience, email="mallory@example.com")

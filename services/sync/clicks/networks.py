@@ -1,6 +1,6 @@
 """Clicks on cards' buttons in the bridged networks (SPEC §20): the networks' own
 interactions (Slack `block_actions`, Discord components, Teams `adaptiveCard/action`,
-Mattermost actions, Google Chat `CARD_CLICKED`, Telegram `callback_query`), verified by the
+Mattermost post actions, Google Chat `CARD_CLICKED`, Telegram `callback_query`), verified by the
 gateway as each network signs them, written on the chat's click queue
 (services.sync.clicks.repository) for the click worker to act on, as the chat's own clicks.
 
@@ -103,6 +103,7 @@ class NetworkClicks:
                 or copy.origin != "outbound"
                 or copy.chat_message_id is None
                 or copy.workspace_id != found.integration.workspace_id
+                or click.chat_message_id not in (None, copy.chat_message_id)
             ):
                 log.info(
                     "network_click_unknown_message",

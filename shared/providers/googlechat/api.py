@@ -12,7 +12,11 @@ Methods (developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messa
   the message's `clientAssignedMessageId` and the last part of its name), and
   `messageReplyOption` (`REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`: a reply to `thread.name` or
   `thread.threadKey`, else a new thread).
-- `spaces.messages.patch`: `PATCH /v1/{message.name=spaces/*/messages/*}?updateMask=text`.
+- `spaces.messages.patch`: `PATCH /v1/{message.name=spaces/*/messages/*}?updateMask=text`,
+  or `updateMask=text,cardsV2` for a card's buttons (`cardsV2` is one of the field paths it
+  takes, with app authentication; an empty `cardsV2` removes the cards).
+- A card's buttons are the Message's `cardsV2` (`[{cardId, card}]`), written with the app's
+  own token only ("For card messages, only app authentication is supported").
 - Every text written says `markupSyntax: MARKUP_SYNTAX_CHAT` (see `CHAT_SYNTAX`).
 - `spaces.messages.delete`: `DELETE /v1/{name=spaces/*/messages/*}`; 404 when it is gone.
 - `spaces.messages.get`: `GET /v1/{name=spaces/*/messages/*}`.
@@ -175,9 +179,12 @@ class GoogleChatApi:
         message_id: str | None = None,
         thread_name: str | None = None,
         thread_key: str | None = None,
+        cards: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         params: dict[str, str] = {}
         body: dict[str, Any] = {"text": text, "markupSyntax": CHAT_SYNTAX}
+        if cards:
+            body["cardsV2"] = cards
         if request_id:
             params["requestId"] = request_id
         if message_id:
@@ -195,14 +202,22 @@ class GoogleChatApi:
         )
         return data
 
-    async def update_text(self, key: str, message: str, text: str) -> dict[str, Any]:
+    async def update_message(
+        self, key: str, message: str, text: str, cards: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The message's text; with `cards` (a list, [] for none) its `cardsV2` too."""
+        body: dict[str, Any] = {"text": text, "markupSyntax": CHAT_SYNTAX}
+        mask = "text"
+        if cards is not None:
+            body["cardsV2"] = cards
+            mask = "text,cardsV2"
         data: dict[str, Any] = await self._call(
             key,
             "spaces.messages.patch",
             "PATCH",
             _name(message, "spaces"),
-            params={"updateMask": "text"},
-            body={"text": text, "markupSyntax": CHAT_SYNTAX},
+            params={"updateMask": mask},
+            body=body,
         )
         return data
 

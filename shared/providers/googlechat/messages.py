@@ -32,6 +32,9 @@ What Google Chat gives an app, and what follows from it:
   A post may name a thread or a message of it (then its thread is looked up).
 - No Chat API call answers a user's profile to an app: `user` answers the names and
   avatars of the senders the events showed, else None.
+- A card's actions (SPEC §20) are buttons of a `cardsV2` card below the text
+  (`card_buttons`); a click on one comes as a CARD_CLICKED interaction event (`clicks`),
+  verified by the gateway as every event is.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from typing import Any, Literal
 from shared.providers.chat import (
     Author,
     BotIdentity,
+    CardAction,
     ChannelInfo,
+    Click,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -81,6 +86,21 @@ ANGLE_QUOTE = "\u203a"
 # A `<` that could open Chat markup: a mention (`<users/all>`, `<users/123>`) or a link
 # (`<https://x|label>`).
 _OPENS = re.compile(r"<(?=\S)")
+# A card's buttons: one card (`cardsV2`, its `cardId` ours) of one section holding a
+# `buttonList`, each button's `onClick.action` naming our function and the card action's id
+# as its `action_id` parameter (developers.google.com/workspace/chat/api/reference/rest/v1/
+# Button, its `onClick` and `type`; developers.google.com/workspace/chat/design-interactive-
+# card-dialog, "Add a button"). A click is a CARD_CLICKED interaction event whose
+# `common.invokedFunction` (and, for HTTP apps, `action.actionMethodName`) is that function
+# and whose `common.parameters` (and `action.parameters`) carry the id
+# (developers.google.com/workspace/chat/api/reference/rest/v1/Event).
+CARD_CLICKED = "CARD_CLICKED"
+CARD_ID = "hookhub-actions"
+FUNCTION = "hookhub.card_action"
+ACTION_PARAMETER = "action_id"
+# Button.type FILLED for the primary action; a `color` (red, for danger) makes it FILLED in
+# that colour; the others OUTLINED, the default.
+_DANGER = {"red": 0.8, "green": 0.15, "blue": 0.15}
 # Events carrying a message, and what happened to it: the interaction event, and the
 # Workspace Events API's message events.
 _KINDS: dict[str, Literal["created", "edited", "deleted"]] = {
@@ -149,6 +169,7 @@ class GoogleChatChat:
             request_id=message_id if post.tag else None,
             message_id=message_id,
             thread_name=thread,
+            cards=card_buttons(post.actions) if post.actions else None,
         )
         sender = made.get("sender")
         if isinstance(sender, Mapping) and sender.get("type") == "BOT" and sender.get("name"):
@@ -170,7 +191,10 @@ class GoogleChatChat:
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
     ) -> None:
-        await self.api.update_text(token, external_message_id, format_post(post))
+        # A card: its buttons as its item offers them now (none: `cardsV2` emptied, which the
+        # update mask names); any other message keeps what it has (it has no cards).
+        cards = None if post.actions is None else card_buttons(post.actions)
+        await self.api.update_message(token, external_message_id, format_post(post), cards)
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         await self.api.delete_message(token, external_message_id)
@@ -376,6 +400,35 @@ class GoogleChatChat:
                 self._users.popitem(last=False)
         return author
 
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """A CARD_CLICKED event's click on one of our cards' buttons (its function ours):
+        the clicked message's `name`, the space, the action id the button carries, and who
+        (`user.name` `users/{id}`: the id). Chat gives an event no id of its own: the click
+        is known by `card_click_id`, the gateway's delivery id of it."""
+        if event_type != CARD_CLICKED:
+            return []
+        common, action = _mapping(payload.get("common")), _mapping(payload.get("action"))
+        function = _str(common.get("invokedFunction")) or _str(action.get("actionMethodName"))
+        action_id = _parameter(common, action)
+        message, user = _mapping(payload.get("message")), _mapping(payload.get("user"))
+        name, user_name = _str(message.get("name")), _str(user.get("name"))
+        space = _str(_mapping(payload.get("space")).get("name"))
+        if function != FUNCTION or not (action_id and name and user_name and "/messages/" in name):
+            return []
+        user_id = user_name.removeprefix("users/")
+        if not user_id or "/" in user_id:
+            return []
+        return [
+            Click(
+                interaction_id=card_click_id(payload),
+                external_channel_id=space or name.partition("/messages/")[0],
+                external_message_id=name,
+                action_id=action_id,
+                user_id=user_id,
+                user_name=_str(user.get("displayName")),
+            )
+        ]
+
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         """Made by hookhub: it carries our custom id's mark; or the app user identity names
         sent it."""
@@ -427,6 +480,62 @@ def format_post(post: OutboundPost) -> str:
         room = MAX_TEXT - fixed - 1
         text = cut(text, room) if len(text.encode("utf-16-le")) // 2 > room else text
     return "\n".join([f"*{author}*", *([text] if text else []), *links])
+
+
+def card_buttons(actions: tuple[CardAction, ...]) -> list[dict[str, Any]]:
+    """A card's actions as a `cardsV2` card of buttons below the message's text ([] for
+    none: an edit so removes them). Labels are plain text (a button's `text` is no markup)."""
+    if not actions:
+        return []
+    buttons: list[dict[str, Any]] = []
+    for action in actions:
+        button: dict[str, Any] = {
+            "text": action.label,
+            "onClick": {
+                "action": {
+                    "function": FUNCTION,
+                    "parameters": [{"key": ACTION_PARAMETER, "value": action.id}],
+                }
+            },
+        }
+        if action.style == "primary":
+            button["type"] = "FILLED"
+        elif action.style == "danger":
+            button["color"] = _DANGER
+        buttons.append(button)
+    card = {"sections": [{"widgets": [{"buttonList": {"buttons": buttons}}]}]}
+    return [{"cardId": CARD_ID, "card": card}]
+
+
+def card_click_id(event: Mapping[str, Any]) -> str:
+    """What tells one CARD_CLICKED event from another (Chat numbers none): the message, who
+    clicked, which function with which action, and when; the same when Chat sends it again."""
+    common, action = _mapping(event.get("common")), _mapping(event.get("action"))
+    parts = (
+        _str(_mapping(event.get("message")).get("name")),
+        _str(_mapping(event.get("user")).get("name")),
+        _str(common.get("invokedFunction")) or _str(action.get("actionMethodName")),
+        _parameter(common, action),
+        _str(event.get("eventTime")),
+    )
+    return "|".join(part or "" for part in parts)
+
+
+def _parameter(common: Mapping[str, Any], action: Mapping[str, Any]) -> str | None:
+    """The `action_id` parameter: `common.parameters` (a map), else `action.parameters`
+    (a list of `{key, value}`)."""
+    found = _str(_mapping(common.get("parameters")).get(ACTION_PARAMETER))
+    if found is not None:
+        return found
+    listed = action.get("parameters")
+    for pair in listed if isinstance(listed, list) else []:
+        if isinstance(pair, Mapping) and pair.get("key") == ACTION_PARAMETER:
+            return _str(pair.get("value"))
+    return None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 # -- inbound ---------------------------------------------------------------------------------

@@ -5,8 +5,16 @@ for which audience setting).
 An event (developers.google.com/workspace/chat/api/reference/rest/v1/Event) is a JSON
 object whose `type` names it (`MESSAGE`, `ADDED_TO_SPACE`, `REMOVED_FROM_SPACE`,
 `CARD_CLICKED`, `WIDGET_UPDATED`, `APP_COMMAND`); a MESSAGE event's delivery id is its
-message's name, the others' their type, space and `eventTime`. The answer is `{}`: the app
-says nothing in the space in reply (a synchronous reply would be a Message here).
+message's name, a CARD_CLICKED's the clicked message, who, which action and when
+(`card_click_id`), the others' their type, space and `eventTime`. The answer is `{}`: the
+app says nothing in the space in reply (a synchronous reply would be a Message here). For a
+card's button clicked (a CARD_CLICKED event on our message) that is the least that answers
+it, at once, and leaves the message as it is: a Message with an `actionResponse` of type
+NEW_MESSAGE (the default) or UPDATE_MESSAGE would post one or rewrite ours
+(developers.google.com/workspace/chat/receive-respond-interactions; ActionResponse.
+ResponseType: "UPDATE_MESSAGE … only permitted on a CARD_CLICKED event where the message
+sender type is BOT"). The click's outcome reaches the space as the thread reply the click
+worker posts.
 
 The audience is the integration's `audience` setting (the Cloud project number, or the URL
 given to Chat), else the URL the request was made to (`{webhook_url}`), without a query.
@@ -29,6 +37,7 @@ from shared.providers.googlechat.auth import (
     bearer_names,
     verify_bearer,
 )
+from shared.providers.googlechat.messages import CARD_CLICKED, card_click_id
 from shared.providers.googlechat.network import endpoints
 from shared.providers.ids import decode_json_object
 
@@ -96,6 +105,8 @@ class GoogleChatWebhooks:
             if not isinstance(name, str) or not name:
                 raise MalformedWebhook("a MESSAGE event carries a message with a `name`")
             delivery_id = name
+        elif event_type == CARD_CLICKED:
+            delivery_id = f"{CARD_CLICKED}:{card_click_id(body)}"
         else:
             space = body.get("space")
             space_name = space.get("name") if isinstance(space, Mapping) else None

@@ -2,20 +2,26 @@
 
 Mattermost sends hookhub nothing by webhook for sync: its messages are read from the bot's
 WebSocket (`socket.py`) and written through the REST API (`api.py`), both with the bot
-account's personal access token. The server is the user's own: its URL is a setting.
+account's personal access token. The server is the user's own: its URL is a setting. What
+it does POST to the integration's URL is the clicks on cards' buttons (`webhooks.py`).
 """
 
 from __future__ import annotations
 
 from shared.providers.catalog import Entry, Setting
+from shared.providers.mattermost.actions import ACTION_EVENT
 from shared.providers.mattermost.network import NETWORK
+from shared.providers.mattermost.webhooks import WEBHOOKS
 
 ENTRY = Entry(
     provider="mattermost",
     name="Mattermost",
     category="chat",
-    capabilities=("sync", "history"),
+    capabilities=("webhooks", "sync", "history"),
     network=NETWORK,
+    webhooks=WEBHOOKS,
+    verification=("mattermost_action_context", ()),
+    events=(ACTION_EVENT,),
     settings=(
         Setting(
             "server_url",
@@ -41,6 +47,9 @@ ENTRY = Entry(
         "override usernames and Enable integrations to override profile picture icons to "
         "true, so that each message shows its chat author.",
         "Add the bot to the team and to each channel to sync (/invite @yourbot in the channel).",
+        "Cards' buttons call back {webhook_url} from the Mattermost server: it must reach "
+        "that address (System Console → Environment → Developer → Allow untrusted internal "
+        "connections to: its host, when hookhub is on a private network).",
     ),
     docs_url="https://developers.mattermost.com/integrate/reference/bot-accounts/",
 )

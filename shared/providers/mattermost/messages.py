@@ -2,15 +2,18 @@
 posts, edits and deletes through the REST API v4 as the bot account, over `MattermostApi`.
 
 The credential. Mattermost is self-hosted, so a call needs the server as well as the token;
-the contract passes one string, `credential(server_url, bot_token)`: the server's URL and
-the token joined by a space (neither holds one). Whoever hands sync its tokens for a
-Mattermost integration builds it from the integration's two settings.
+the contract passes one string, `credential(server_url, bot_token, integration_id)`: the
+server's URL, the token and the integration's id joined by spaces (none holds one; the id
+names the URL a card's buttons call back, `actions.py`). Whoever hands sync its tokens for
+a Mattermost integration builds it from the integration.
 
 Outbound. A post is made by the bot with the chat author shown on it: `props`
 `override_username` (the author's name) and `override_icon_url` (their avatar, an http(s)
 URL), which the server shows when "Enable integrations to override usernames / profile
 picture icons" is on; `props.from_hookhub` marks it as ours (so its echo on the socket is
 not bridged back) and `props.hookhub_tag` carries the chat message id (`find_post`). A
+card's actions are buttons in `props.attachments` (`actions.py`), calling back
+`{public_url}/api/webhooks/mattermost/{integration id}`; a click there is `clicks`. A
 reply names its thread's root in `root_id`. An edit patches `message` and `props` (a patch
 replaces the props whole, so they are sent again). The text is Mattermost markdown as the
 chat wrote it, defused: no @-mention in it is live (`@channel`, `@all`, `@here`, `@name`
@@ -37,6 +40,7 @@ from shared.providers.chat import (
     Author,
     BotIdentity,
     ChannelInfo,
+    Click,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -44,6 +48,12 @@ from shared.providers.chat import (
     SenderMarks,
     UserLookup,
     cut,
+)
+from shared.providers.mattermost.actions import (
+    ACTION_EVENT,
+    CONTEXT_ACTION,
+    CONTEXT_TAG,
+    attachments,
 )
 from shared.providers.mattermost.api import (
     MAX_MESSAGE,
@@ -81,20 +91,33 @@ _MENTION_START = re.compile(r"(?<![A-Za-z0-9])@(?=[\w.\-])")
 _MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9._\-]*[a-z0-9_\-]|[a-z0-9])", re.IGNORECASE)
 
 
-def credential(server_url: str, bot_token: str) -> str:
+def credential(server_url: str, bot_token: str, integration_id: str = "") -> str:
     """The one string sync passes as the "token" of a Mattermost integration."""
-    return f"{server_base(server_url)} {bot_token.strip()}"
+    return " ".join(
+        part for part in (server_base(server_url), bot_token.strip(), integration_id) if part
+    )
 
 
 def split_credential(value: str) -> tuple[str, str]:
-    server, _, token = value.strip().partition(" ")
+    server, token, _ = _parts(value)
+    return server, token
+
+
+def integration_of(value: str) -> str | None:
+    """The integration a credential is of, when it says (buttons need it)."""
+    return _parts(value)[2] or None
+
+
+def _parts(value: str) -> tuple[str, str, str]:
+    server, _, rest = value.strip().partition(" ")
+    token, _, integration_id = rest.partition(" ")
     if not server or not token:
         raise PermanentError(
             "a Mattermost credential is the server URL and the token, joined by a space",
             "bad_credential",
             "integration",
         )
-    return server, token
+    return server, token, integration_id
 
 
 @dataclass(frozen=True)
@@ -112,8 +135,11 @@ class MattermostChat:
 
     name = "mattermost"
 
-    def __init__(self, api: MattermostApi) -> None:
+    def __init__(self, api: MattermostApi, public_url: str = "") -> None:
         self.api = api
+        # Where Mattermost calls back a card's buttons: hookhub's public URL (the gateway),
+        # which the Mattermost server must reach.
+        self.public_url = public_url.rstrip("/")
         self._names: dict[str, str] = {}
 
     def pace_seconds(self, external_channel_id: str) -> float:
@@ -184,7 +210,7 @@ class MattermostChat:
         body: dict[str, Any] = {
             "channel_id": external_channel_id,
             "message": message(post),
-            "props": props(post),
+            "props": props(post, self._buttons(token, post)),
         }
         if post.thread_external_id:
             body["root_id"] = post.thread_external_id
@@ -198,9 +224,24 @@ class MattermostChat:
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
     ) -> None:
         server, secret = split_credential(token)
+        # The props are replaced whole: a card's buttons as it offers them now (none: no
+        # attachment), any other post's none (it has none).
         await self.api.patch_post(
-            server, secret, external_message_id, {"message": message(post), "props": props(post)}
+            server,
+            secret,
+            external_message_id,
+            {"message": message(post), "props": props(post, self._buttons(token, post))},
         )
+
+    def _buttons(self, token: str, post: OutboundPost) -> list[dict[str, Any]]:
+        """A card's actions as an attachment of buttons, when there are some and the
+        integration and hookhub's URL are known."""
+        integration_id = integration_of(token)
+        if not post.actions or not post.tag or not integration_id or not self.public_url:
+            return []
+        _, secret = split_credential(token)
+        url = f"{self.public_url}/api/webhooks/mattermost/{integration_id}"
+        return attachments(post.actions, url, integration_id, secret, post.tag)
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         """A post already gone is no failure."""
@@ -323,6 +364,31 @@ class MattermostChat:
         found.sort(key=lambda item: item[0])
         return [(kind, post) for _, kind, post in found], newest
 
+    def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
+        """A button of one of our cards clicked: the `PostActionIntegrationRequest` the
+        server POSTed (the gateway checked its context's proof): its `trigger_id` (one a
+        click), the post and channel, who (`user_id`), the action id and the chat message
+        the context names (the clicked post must be that message's copy)."""
+        if event_type != ACTION_EVENT:
+            return []
+        context = _mapping(payload.get("context"))
+        found = [_str(payload.get(k)) for k in ("trigger_id", "channel_id", "post_id", "user_id")]
+        action_id, tag = _str(context.get(CONTEXT_ACTION)), _str(context.get(CONTEXT_TAG))
+        trigger, channel, post_id, user_id = found
+        if not (trigger and channel and post_id and user_id and action_id and tag):
+            return []
+        return [
+            Click(
+                interaction_id=trigger,
+                external_channel_id=channel,
+                external_message_id=post_id,
+                action_id=action_id,
+                user_id=user_id,
+                user_name=_str(payload.get("user_name")),
+                chat_message_id=tag,
+            )
+        ]
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """A `posted`, `post_edited` or `post_deleted` event (its `data`, or the whole event
         `{event, data, broadcast, seq}`) → one change; [] for any other event."""
@@ -438,8 +504,8 @@ def message(post: OutboundPost) -> str:
     return cut("\n".join([*([body] if body else []), *links]), MAX_MESSAGE)
 
 
-def props(post: OutboundPost) -> dict[str, Any]:
-    """The author shown on the post, and our marks."""
+def props(post: OutboundPost, buttons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The author shown on the post, our marks, and a card's buttons (`attachments`)."""
     name = " ".join(post.author.name.split()) or "unknown"
     found: dict[str, Any] = {"override_username": cut(name, MAX_NAME), OWN_PROP: "true"}
     avatar = post.author.avatar_url
@@ -447,6 +513,8 @@ def props(post: OutboundPost) -> dict[str, Any]:
         found["override_icon_url"] = avatar
     if post.tag:
         found[TAG_PROP] = post.tag
+    if buttons:
+        found["attachments"] = buttons
     return found
 
 

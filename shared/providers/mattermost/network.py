@@ -34,14 +34,14 @@ class MattermostNetwork(Network):
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> MattermostChat:
         self._ping = settings.mattermost_ping_seconds
         policy = EgressPolicy.from_setting(settings.egress_allow_cidrs)
-        return MattermostChat(MattermostApi(client, policy))
+        return MattermostChat(MattermostApi(client, policy), settings.public_url)
 
     def credential(self, integration: IntegrationSnapshot) -> str | None:
         server = integration.config.get("server_url") or ""
         token = integration.secrets.get("bot_token") or ""
         if not server or not token:
             return None
-        return credential(server, token)
+        return credential(server, token, integration.id)
 
     def gateway(self, chat: ChatProvider) -> MattermostGateway:
         assert isinstance(chat, MattermostChat)
