@@ -276,6 +276,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         publisher=runtime.publisher,
         audit=app.state.audit,
         owner=ownership.id,
+        public_url=settings.public_url,
     )
     intake = Intake(
         mappings=mappings,

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from services.sandbox.alertmanager import FakeAlertmanager
 from services.sync.commands.worker import answer_id
+from shared.domain.message_map import ephemeral_id
 from shared.kernel import tracing
 from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
 from shared.kernel.http.tls import tls
@@ -1089,12 +1090,29 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
         actor={"id": "u_ada_gh", "name": "Ada Lovelace"},
     )
     [asked] = await world.chat.received(reply("not linked to GitHub"))
+    # Hers alone: the chat shows it to her, and the message's id says it is ephemeral.
+    assert asked["visible_to"] == "u_ada_gh" and asked["id"].startswith("eph_"), asked
     found = re.search(r"(/api/auth/oauth/link/[\w-]+)", asked["text"])
     assert found is not None, asked["text"]
     assert github.acted.requests == []
-    # The user opens their link: the oauth service sends them to GitHub's consent.
-    opened = await world.oauth.client.get(found.group(1))
-    assert opened.status_code == 302, opened.text
+    await _not_bridged(world, channel, asked)
+    # Opened (by her, or a chat's link preview): a page naming whom it links, nothing spent.
+    for _ in range(2):
+        page = await world.oauth.client.get(found.group(1))
+        assert page.status_code == 200 and "Ada Lovelace" in page.text, page.text
+        assert "<code>u_ada_gh</code>" in page.text and "frame-ancestors 'none'" in str(
+            page.headers["content-security-policy"]
+        )
+    # Its button, from another site's form: refused, nothing spent.
+    elsewhere = {"origin": "https://attacker.example"}
+    refused = await world.oauth.client.post(found.group(1), headers=elsewhere)
+    assert refused.status_code == 403, refused.text
+    # From the page: the ticket spent, once; she goes on to GitHub's consent.
+    origin = {"origin": world.gateway.base_url}
+    opened = await world.oauth.client.post(found.group(1), headers=origin)
+    assert opened.status_code == 303, opened.text
+    again = await world.oauth.client.post(found.group(1), headers=origin)
+    assert again.status_code == 404, again.text
     github.user = "ada-gh"
     async with httpx.AsyncClient() as browser:
         consented = await browser.get(opened.headers["location"])
@@ -1102,6 +1120,7 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
     linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
     assert linked.status_code == 200 and linked.json()["provider_user"] == "ada", linked.text
+    assert linked.json()["chat_user_name"] == "Ada Lovelace", linked.text
     # Linked: the click runs, as Ada, once.
     await world.chat.received(reply("Closed by Ada Lovelace (from chat)"), timeout=30)
     [request] = github.acted.requests
@@ -1112,6 +1131,31 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     )
     token = request.headers["authorization"].removeprefix("Bearer ")
     assert github.login_of_token(token) == "ada"
+
+
+async def _not_bridged(world: World, channel: str, ephemeral: dict[str, Any]) -> None:
+    """A chat product that tells of an ephemeral message anyway (`message.created` naming
+    it) does not get it bridged: the channel's network sees the messages before and after
+    it, not it."""
+    external = world.slack_channel()
+    await world.map(world.slack_integration, external, channel)
+    told = [
+        {"message_id": "m_before", "channel_id": channel, "text": "before"},
+        {
+            "message_id": "m_eph",
+            "channel_id": channel,
+            "text": ephemeral["text"],
+            "thread_id": ephemeral["thread_id"],
+            "inbound_id": ephemeral["id"],
+        },
+        {"message_id": "m_after", "channel_id": channel, "text": "after"},
+    ]
+    await world.chat.publish("message.created", told[0])
+    await until(lambda: world.slack.posts(external), what="the message before", timeout=30)
+    for data in told[1:]:
+        await world.chat.publish("message.created", data)
+    posts = await until(lambda: world.slack.posts(external)[1:], what="the message after")
+    assert [p["text"] for p in world.slack.posts(external)] == ["before", "after"], posts
 
 
 def _posts(alertmanager: FakeAlertmanager) -> int:
@@ -1201,12 +1245,26 @@ async def test_slash_commands_subscribe_list_and_unsubscribe_as_the_chat_user(
     assert gone.startswith("Unsubscribed this channel from GitHub"), gone
     assert await channel_subscriptions() == []
 
-    # How to link, and whether the user is; anything else is answered with the usage.
-    unlinked = await answer(await command("/hookhub link pagerduty"))
+    async def private_answer(command_id: str) -> str:
+        """An answer to the user alone (ephemeral), out of the channel's history."""
+        wanted = ephemeral_id(command_id, "answer")
+        [said] = await world.chat.received(lambda v: v["id"] == wanted)
+        assert said["channel_id"] == channel and said["visible_to"] == "u_grace", said
+        return str(said["text"])
+
+    # How to link, and whether the user is, said to them alone; anything else is answered
+    # with the usage.
+    unlinked = await private_answer(await command("/hookhub link pagerduty"))
     assert "not linked to PagerDuty yet" in unlinked, unlinked
     assert "`PUT /api/account-links/pagerduty/u_grace`" in unlinked
+    # GitHub is linked by the user's own consent: their ticket, whose page names them.
+    ticketed = await private_answer(await command("/hookhub link github"))
+    found = re.search(r"(/api/auth/oauth/link/[\w-]+)", ticketed)
+    assert found is not None, ticketed
+    page = await world.oauth.client.get(found.group(1))
+    assert page.status_code == 200 and "Grace Hopper" in page.text, page.text
     await link(dataclasses.replace(world, chat=chat), "pagerduty", "u_grace", "grace@example.com")
-    linked = await answer(await command("/hookhub link pagerduty"))
+    linked = await private_answer(await command("/hookhub link pagerduty"))
     # The address as code, its `@` defused (no chat reads a mention in it).
     assert "linked to PagerDuty as `grace@\u200dexample.com`" in linked, linked
     usage = await answer(await command("/hookhub frobnicate"))
