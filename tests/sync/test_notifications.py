@@ -1133,6 +1133,92 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     assert github.login_of_token(token) == "ada"
 
 
+# A workflow as Jira's default software one (tests/providers/test_jira_acting.py's).
+JIRA_WORKFLOW = {
+    "To Do": [("11", "Start progress", "In Progress"), ("31", "Done", "Done")],
+    "In Progress": [("21", "Stop progress", "To Do"), ("31", "Done", "Done")],
+    "Done": [("41", "Reopen", "To Do")],
+}
+ADA_JIRA_ID = "5b10ac8d82e05b22cc7d4ef5"
+
+
+async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
+    world: World,
+) -> None:
+    """Jira's webhook does not carry the transitions the issue's workflow offers: once the
+    root card is out, they are read from Jira (with the token of the workspace's linked
+    user, the integration having none) and the card is edited with them; a click makes
+    one as the clicker; the issue's webhook telling of its new status has them read again.
+    Payloads: tests/providers/jira_payloads (SP-10 on example.atlassian.net)."""
+    jira = world.jira
+    assert jira is not None
+    jira.site_url = "https://example.atlassian.net"  # the site SP-10's webhooks name
+    jira.track("SP-10", "To Do", JIRA_WORKFLOW)
+    jira.people["ada-at"] = {"accountId": ADA_JIRA_ID, "displayName": "Ada Lovelace"}
+    jira.transitioners = {ADA_JIRA_ID}
+    # Ada links her Atlassian account (an admin starts her consent).
+    started = await world.oauth.client.post(
+        "/api/account-links/jira/connect",
+        json={"chat_user_id": "u_ada_at"},
+        params={"workspace_id": world.chat.workspace_id},
+        headers=admin_headers(),
+    )
+    assert started.status_code == 200, started.text
+    jira.user = "ada-at"
+    async with httpx.AsyncClient() as browser:
+        consented = await browser.get(started.json()["authorization_url"])
+    assert consented.status_code == 302, consented.text
+    back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
+    linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert linked.status_code == 200, linked.text
+
+    integration_id = await connect(world, "jira", webhook_secret=SECRET)
+    channel = (await subscribe(world, integration_id, events=["issue.*"]))["channel_id"]
+    await send_jira(
+        world, integration_id, json.loads((JIRA_PAYLOADS / "issue_created.json").read_text())
+    )
+    [root] = await world.chat.received(
+        lambda v: v["channel_id"] == channel and v["type"] == "message.received"
+    )
+    assert [a["id"] for a in root["card"]["actions"]] == ["assign:me"]
+
+    def offering(*ids: str) -> Any:
+        return lambda v: (
+            v["type"] == "message.edited"
+            and v.get("message_id") == root["id"]
+            and [a["id"] for a in v["card"]["actions"]] == ["assign:me", *ids]
+        )
+
+    [edited] = await world.chat.received(offering("transition:11", "transition:31"))
+    assert [a["label"] for a in edited["card"]["actions"]][1:] == ["Start progress", "Done"]
+    assert edited["text"] == root["text"] and edited["card"]["title"] == root["card"]["title"]
+    read = [r for r in jira.acted.requests if r.method == "GET"]
+    assert read and read[0].path.endswith("/rest/api/3/issue/SP-10/transitions")
+    ada_token = read[0].headers["authorization"].removeprefix("Bearer ")
+    assert jira.access_tokens[ada_token].grant.user == "ada-at"
+
+    await world.chat.publish(
+        "message.action",
+        {"message_id": root["id"], "channel_id": channel, "action_id": "transition:11"},
+        actor={"id": "u_ada_at", "name": "Ada Lovelace"},
+    )
+    await world.chat.received(
+        lambda v: (
+            v.get("thread_id") == root["id"]
+            and "Moved to In Progress by Ada Lovelace (from chat)" in v["text"]
+        ),
+        timeout=30,
+    )
+    assert jira.tracked["SP-10"]["status"] == "In Progress"
+    # Jira tells of the move: the card is edited, and its transitions read again.
+    moved = json.loads((JIRA_PAYLOADS / "issue_updated_status.json").read_text())
+    await send_jira(world, integration_id, moved)
+    await world.chat.received(offering("transition:21", "transition:31"), timeout=30)
+    cards = await world.sync_app.state.message_map.cards([root["id"]])
+    acting = cards[root["id"]][1]
+    assert [a["id"] for a in acting["actions"]] == ["assign:me", "transition:21", "transition:31"]
+
+
 async def _not_bridged(world: World, channel: str, ephemeral: dict[str, Any]) -> None:
     """A chat product that tells of an ephemeral message anyway (`message.created` naming
     it) does not get it bridged: the channel's network sees the messages before and after
