@@ -19,7 +19,12 @@ time, and for each:
    with the clicker's own token, which re-reads them (shared.providers.jira.acting), so
    nobody does more than Jira lets them. No token at all: the card keeps what the
    webhook offers ("Assign to me").
-2. **Read**, every request held to the egress rules (the click worker's client).
+2. **Read**, every request held to the egress rules (the click worker's client). Atlassian's
+   reference ("Get transitions", https://developer.atlassian.com/cloud/jira/platform/rest/
+   v3/api-group-issues/#api-rest-api-3-issue-issueidorkey-transitions-get) answers the
+   transitions the token's user can make from the issue's status, none for a user without
+   the *Transition issues* permission, and leaves out those failing a condition
+   (`includeUnavailableTransitions` false); `expand=transitions.fields` is not asked for.
 3. **Shown**: the root's `acting.actions` in the map set to the webhook's offers and the
    read ones, then a `message.edited` of the root with them (its id derived from the job's
    source: a read made again publishes the same edit, which the chat drops). The map is
