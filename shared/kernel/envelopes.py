@@ -193,7 +193,12 @@ class InboundMessage(Envelope):
     # Ephemeral (SPEC §20): the chat user id of the only person who may see it. The chat
     # product shows it to them alone and keeps it out of the channel's history (it does
     # not publish `message.created` for it); sync never bridges it to a network.
-    visible_to: str | None = None
+    visible_to: str | None = Field(
+        None,
+        description="ephemeral: the chat user id of the only person who may see it; the chat "
+        "product shows it to them alone, keeps it out of the channel's history and publishes "
+        "no `message.created` for it",
+    )
     imported: bool = False
     occurred_at: datetime = Field(default_factory=utcnow)
 
