@@ -15,10 +15,12 @@ from services.sync.actions import idempotency as action_requests
 from services.sync.actions.metrics import ActionMetrics
 from services.sync.actions.service import Actions
 from services.sync.catchup import CatchUp
+from services.sync.clicks import reads as offer_reads_module
 from services.sync.clicks import repository as click_repository
 from services.sync.clicks.intake import Asked, ChatIntake
 from services.sync.clicks.networks import NetworkClicks
 from services.sync.clicks.offers import CardOffers
+from services.sync.clicks.reads import OfferReader, OfferReads
 from services.sync.clicks.worker import ACTING_CONNECTIONS, ClickWorker, egress_checked
 from services.sync.commands import repository as command_repository
 from services.sync.commands.worker import CommandWorker
@@ -173,6 +175,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     acting_client = egress_checked(
         provider_client(ACTING_CONNECTIONS, settings.provider_timeout_seconds), settings
     )
+    user_tokens = link_token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher)
     click_worker = ClickWorker(
         clicks=clicks,
         message_map=the_map,
@@ -184,7 +187,22 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         settings=settings,
         owner=ownership.id,
         metrics=action_metrics,
-        user_tokens=link_token_keeper(runtime.db, runtime.secrets, settings, runtime.publisher),
+        user_tokens=user_tokens,
+    )
+    # Cards' offers their webhooks do not carry (Jira's transitions), read beside the
+    # notifications consumer and shown by editing the root (services.sync.clicks.reads).
+    offer_reads = OfferReads(runtime.db)
+    offer_reader = OfferReader(
+        reads=offer_reads,
+        db=runtime.db,
+        message_map=the_map,
+        connections=connections,
+        tokens=tokens,
+        user_tokens=user_tokens,
+        client=acting_client,
+        publisher=runtime.publisher,
+        settings=settings,
+        owner=ownership.id,
     )
     scheduler = Scheduler(outbox, lanes, ownership, poll_seconds=settings.sync_poll_seconds)
     inbound = Inbound(
@@ -276,6 +294,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         publisher=runtime.publisher,
         audit=app.state.audit,
         owner=ownership.id,
+        public_url=settings.public_url,
     )
     intake = Intake(
         mappings=mappings,
@@ -324,6 +343,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         templates=PostTemplates(templates, db=runtime.db, counts=counts),
         reopen_seconds=settings.sync_reopen_seconds,
         offers=CardOffers(connections),
+        reads=offer_reads,
+        read_now=offer_reader.wake,
     )
     app.state.subscription_repository = subscriptions_repo
     app.state.actions = Actions(
@@ -348,6 +369,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         intake.stopping()
         click_worker.stop()
         command_worker.stop()
+        offer_reader.stop()
 
     runtime.consume_pipelined(
         Topic.CHAT_EVENTS,
@@ -394,6 +416,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("sync-heartbeat", ownership.keep_alive)
         runtime.background("sync-clicks", click_worker.run)
         runtime.background("sync-commands", command_worker.run)
+        runtime.background("sync-offer-reads", offer_reader.run)
         runtime.background("sync-last-synced", synced.run)
         for name, connections_of in gateways.items():
             runtime.background(f"{name}-gateways", connections_of.run)
@@ -469,6 +492,7 @@ def definition() -> ServiceDefinition:
             *integration_repository.INDEXES,
             *action_requests.INDEXES,
             *click_repository.INDEXES,
+            *offer_reads_module.INDEXES,
             *command_repository.INDEXES,
         ],
         setup=setup,

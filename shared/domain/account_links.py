@@ -19,9 +19,10 @@ collection, and the `_id`, derived from the link's address, is the same when the
 linked again.
 
 A **ticket** (`account_link_tickets`) is what a chat user who is not linked is handed to
-link themselves (sync's reply to their click, `/hookhub link`): a random string, stored by
-fingerprint for a day, naming the workspace, provider and chat user; the oauth service's
-public `GET /api/account-links/connect/{ticket}` turns it into that provider's consent.
+link themselves (sync's ephemeral reply to their click, `/hookhub link`): a random string,
+stored by fingerprint for a day, naming the workspace, provider and chat user (and their
+name, as the chat said it); the oauth service's public `/api/auth/oauth/link/{ticket}`
+shows whom it links and, confirmed, spends it (once) on that provider's consent.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ INDEXES = [
     # Clean-up only: a ticket's expiry is checked on use.
     Index(TICKETS, [("expires_at", 1)], {"expireAfterSeconds": 0}),
 ]
+
+
+def ticket_url(public_url: str, ticket: str) -> str:
+    """Where a chat user opens their ticket (the oauth service's public page)."""
+    return f"{public_url.rstrip('/')}/api/auth/oauth/link/{ticket}"
 
 
 def link_id(workspace_id: str, provider: str, chat_user_id: str) -> str:
@@ -273,8 +279,11 @@ class AccountLinks:
 
     # -- tickets -------------------------------------------------------------------------
 
-    async def issue_ticket(self, workspace_id: str, provider: str, chat_user_id: str) -> str:
-        """A new ticket for this chat user to link themselves to `provider` (for a day)."""
+    async def issue_ticket(
+        self, workspace_id: str, provider: str, chat_user_id: str, chat_user_name: str | None = None
+    ) -> str:
+        """A new ticket for this chat user to link themselves to `provider` (once, within a
+        day). `chat_user_name`: how the page it opens names them (as the chat said)."""
         ticket = secrets.token_urlsafe(32)
         now = utcnow()
         await self.tickets.insert_one(
@@ -284,6 +293,7 @@ class AccountLinks:
                 "workspace_id": workspace_id,
                 "provider": provider,
                 "chat_user_id": chat_user_id,
+                "chat_user_name": chat_user_name,
                 "created_at": now,
                 "expires_at": now + TICKET_TTL,
             }
@@ -291,17 +301,24 @@ class AccountLinks:
         return ticket
 
     async def ticket(self, ticket: str) -> Document | None:
-        """The ticket's address (workspace, provider, chat user) while it is unexpired."""
-        doc = await self.tickets.find_one({"_id": fingerprint(ticket)})
-        if doc is None or doc["expires_at"] <= utcnow():
-            return None
-        return doc
+        """The ticket's address (workspace, provider, chat user) while it is unexpired and
+        unused: to be shown, not spent."""
+        return _unexpired(await self.tickets.find_one({"_id": fingerprint(ticket)}))
+
+    async def take_ticket(self, ticket: str) -> Document | None:
+        """The ticket spent (at most once: the first to take it, whoever else tries) and its
+        address, while it was unexpired."""
+        return _unexpired(await self.tickets.find_one_and_delete({"_id": fingerprint(ticket)}))
 
     async def forget_tickets(self, workspace_id: str, provider: str, chat_user_id: str) -> None:
         """Once linked, the user's tickets are of no more use."""
         await self.tickets.delete_many(
             {"workspace_id": workspace_id, "provider": provider, "chat_user_id": chat_user_id}
         )
+
+
+def _unexpired(doc: Document | None) -> Document | None:
+    return doc if doc is not None and doc["expires_at"] > utcnow() else None
 
 
 def _lease_free() -> dict[str, None]:

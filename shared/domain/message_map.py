@@ -79,6 +79,17 @@ def inbound_message_id(
 NOTIFICATION = "ntf_"
 
 
+# Envelope ids of ephemeral messages (`visible_to`: one chat user's eyes only) start so:
+# no map holds them, and a chat product that told of one anyway (`message.created` with it
+# as `data.inbound_id`) is not bridged (services.sync.outbound.jobs).
+EPHEMERAL = "eph_"
+
+
+def ephemeral_id(*parts: str) -> str:
+    """An ephemeral message's envelope id, derived from what it answers (a retry, the same)."""
+    return derived_id(*parts, prefix=EPHEMERAL[:-1])
+
+
 def notification_id(subscription_id: str, delivery_id: str, part: str) -> str:
     """A notification's envelope id: a redelivered webhook gets the same ids."""
     return derived_id(subscription_id, delivery_id, part, prefix=NOTIFICATION[:-1])

@@ -190,6 +190,15 @@ class InboundMessage(Envelope):
     # id once it named it through `data.inbound_id`, else the id of the `message.received`
     # envelope it came in). Absent on `message.received`, whose own `id` is that.
     message_id: str | None = None
+    # Ephemeral (SPEC §20): the chat user id of the only person who may see it. The chat
+    # product shows it to them alone and keeps it out of the channel's history (it does
+    # not publish `message.created` for it); sync never bridges it to a network.
+    visible_to: str | None = Field(
+        None,
+        description="ephemeral: the chat user id of the only person who may see it; the chat "
+        "product shows it to them alone, keeps it out of the channel's history and publishes "
+        "no `message.created` for it",
+    )
     imported: bool = False
     occurred_at: datetime = Field(default_factory=utcnow)
 
@@ -226,6 +235,7 @@ def encode_inbound(
     message_id: str | None = None,
     imported: bool = False,
     card: dict[str, Any] | None = None,
+    visible_to: str | None = None,
     trace: Any = None,
 ) -> Encoded:
     """An `InboundMessage`'s Kafka bytes without building the model: for paths that publish
@@ -259,7 +269,13 @@ def encode_inbound(
         "author": author,
         "text": printable(text),
         "attachments": attachments,
-        **_present(blocks=blocks, card=card, thread_id=thread_id, message_id=message_id),
+        **_present(
+            blocks=blocks,
+            card=card,
+            thread_id=thread_id,
+            message_id=message_id,
+            visible_to=visible_to,
+        ),
         "imported": imported,
         "occurred_at": occurred_at,
     }

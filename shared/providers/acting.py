@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -53,6 +53,7 @@ __all__ = [
     "LinkRejected",
     "Offered",
     "Outcome",
+    "ReadsOffers",
     "answer_error",
     "call",
 ]
@@ -162,6 +163,19 @@ class Acting(Protocol):
         who: Link,
     ) -> Outcome:
         """Make the action's call(s). Raises ActionRefused, ActionUnavailable, LinkRejected."""
+        ...
+
+
+@runtime_checkable
+class ReadsOffers(Protocol):
+    """An `Acting` whose offers are not all in its webhooks (Jira's transitions): sync
+    reads them beside its consumer after each root card (services.sync.clicks.reads)."""
+
+    async def read_offers(
+        self, client: httpx.AsyncClient, credentials: Credentials, target: Mapping[str, Any]
+    ) -> tuple[CardAction, ...]:
+        """The item's further offers now, read from the provider's API as the token's
+        user. Raises ActionRefused, ActionUnavailable, LinkRejected."""
         ...
 
 

@@ -389,22 +389,37 @@ async def test_jira_and_gitlab_links_name_the_user_as_their_apis_do(
     assert gitlab.token_requests[-1]["code_verifier"]
 
 
-async def test_a_link_ticket_starts_the_named_user_s_consent_once_linked_no_more(
+async def test_a_link_ticket_names_its_user_and_starts_their_consent_once(
     oauth: RunningService, providers: dict[str, FakeAuthorizationServer]
 ) -> None:
+    """A ticket's page names whom it links and spends nothing; its button, from the page
+    only, spends it on that user's consent, once."""
     ws = _workspace()
     links = AccountLinks(_app(oauth).state.runtime.db)
-    ticket = await links.issue_ticket(ws, "github", "u_bob")
-    opened = await oauth.client.get(f"/api/auth/oauth/link/{ticket}")
-    assert opened.status_code == 302, opened.text
+    ticket = await links.issue_ticket(ws, "github", "u_bob", "Bob <b>")
+    url = f"/api/auth/oauth/link/{ticket}"
+    page = await oauth.client.get(url)
+    assert page.status_code == 200, page.text
+    assert "<strong>Bob &lt;b&gt;</strong> (<code>u_bob</code>)" in page.text, page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    for origin in ({}, {"origin": "https://elsewhere.example"}):
+        assert (await oauth.client.post(url, headers=origin)).status_code == 403
+    opened = await oauth.client.post(url, headers={"origin": "http://hookhub.test"})
+    assert opened.status_code == 303, opened.text
     to = opened.headers["location"]
     assert to.startswith(providers["github"].base_url + "/login/oauth/authorize?")
     answer = await oauth.client.get("/api/auth/oauth/callback", params=await consent(to))
     assert answer.status_code == 200, answer.text
-    assert (answer.json()["chat_user_id"], answer.json()["workspace_id"]) == ("u_bob", ws)
-    # Linked: the ticket is spent; one never issued is not found either.
+    linked = answer.json()
+    assert (linked["chat_user_id"], linked["workspace_id"]) == ("u_bob", ws)
+    assert linked["chat_user_name"] == "Bob <b>"
+    # Spent; one never issued is not found either.
     for used in (ticket, "x" * 43):
         assert (await oauth.client.get(f"/api/auth/oauth/link/{used}")).status_code == 404
+        spent = f"/api/auth/oauth/link/{used}"
+        assert (
+            await oauth.client.post(spent, headers={"origin": "http://hookhub.test"})
+        ).status_code == 404
 
 
 async def test_connect_takes_the_providers_linked_by_consent_only(oauth: RunningService) -> None:

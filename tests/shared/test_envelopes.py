@@ -167,6 +167,7 @@ _ENCODED_CASES = [
         id="offset",
     ),
     pytest.param({"external_channel_id": None, "external_message_id": None}, id="bare-source"),
+    pytest.param({"visible_to": "u_ada", "thread_id": "m_1"}, id="ephemeral"),
     # orjson refuses integers over 64 bits; a provider's blocks may hold one.
     pytest.param({"blocks": [{"type": "x", "n": 2**70}]}, id="big-int"),
 ]

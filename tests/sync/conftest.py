@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
+from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.discord import FakeDiscord
 from services.sandbox.github import FakeGitHub
 from services.sandbox.slack import FakeSlack
@@ -111,6 +112,8 @@ class World:
     sync_app: Any = None
     # GitHub's stand-in: its OAuth (chat users' account links) and the API cards act on.
     github: FakeGitHub | None = None
+    # Jira's (Atlassian's) stand-in: its OAuth and the issues Jira cards act on.
+    jira: FakeAtlassian | None = None
 
     def new_id(self, prefix: str) -> str:
         self.counter[0] += 1
@@ -248,12 +251,17 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         github.base_url = (
             await stack.enter_async_context(serve(github.app(), probe="/healthz"))
         ).base_url
+        jira = FakeAtlassian()
+        jira.base_url = (
+            await stack.enter_async_context(serve(jira.app(), probe="/healthz"))
+        ).base_url
         common: dict[str, Any] = {
             "encryption_keys": keys,
             "telegram_api_base": telegram_base,
             "discord_api_base": discord.base_url + "/api/v10",
             **slack.hookhub_settings(slack.base_url),
             **github.hookhub_settings(github.base_url),
+            **jira.hookhub_settings(jira.base_url),
         }
         # Google Chat's stand-in (tests/sync/googlechat_world.py), where the services find it.
         from tests.sync import googlechat_world
@@ -282,6 +290,7 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
         )
         # GitHub sends the browser back to the oauth service's callback (its public URL).
         github.client.redirect_uri = gateway.base_url + "/api/auth/oauth/callback"
+        jira.client.redirect_uri = github.client.redirect_uri
         oauth = await stack.enter_async_context(
             serve(
                 create_app(
@@ -332,6 +341,7 @@ async def build_world(infra: Infra, data_dir: Path, *, with_sync: bool) -> Async
             telegram_base,
             sync_app=sync_app,
             github=github,
+            jira=jira,
         )
         world.slack_integration = await _slack_integration(world)
         world.telegram_integration = await _telegram_integration(world)

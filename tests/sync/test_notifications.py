@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from services.sandbox.alertmanager import FakeAlertmanager
 from services.sync.commands.worker import answer_id
+from shared.domain.message_map import ephemeral_id
 from shared.kernel import tracing
 from shared.kernel.envelopes import PROVIDER_HEADER, ProviderEvent, Topic
 from shared.kernel.http.tls import tls
@@ -1089,12 +1090,29 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
         actor={"id": "u_ada_gh", "name": "Ada Lovelace"},
     )
     [asked] = await world.chat.received(reply("not linked to GitHub"))
+    # Hers alone: the chat shows it to her, and the message's id says it is ephemeral.
+    assert asked["visible_to"] == "u_ada_gh" and asked["id"].startswith("eph_"), asked
     found = re.search(r"(/api/auth/oauth/link/[\w-]+)", asked["text"])
     assert found is not None, asked["text"]
     assert github.acted.requests == []
-    # The user opens their link: the oauth service sends them to GitHub's consent.
-    opened = await world.oauth.client.get(found.group(1))
-    assert opened.status_code == 302, opened.text
+    await _not_bridged(world, channel, asked)
+    # Opened (by her, or a chat's link preview): a page naming whom it links, nothing spent.
+    for _ in range(2):
+        page = await world.oauth.client.get(found.group(1))
+        assert page.status_code == 200 and "Ada Lovelace" in page.text, page.text
+        assert "<code>u_ada_gh</code>" in page.text and "frame-ancestors 'none'" in str(
+            page.headers["content-security-policy"]
+        )
+    # Its button, from another site's form: refused, nothing spent.
+    elsewhere = {"origin": "https://attacker.example"}
+    refused = await world.oauth.client.post(found.group(1), headers=elsewhere)
+    assert refused.status_code == 403, refused.text
+    # From the page: the ticket spent, once; she goes on to GitHub's consent.
+    origin = {"origin": world.gateway.base_url}
+    opened = await world.oauth.client.post(found.group(1), headers=origin)
+    assert opened.status_code == 303, opened.text
+    again = await world.oauth.client.post(found.group(1), headers=origin)
+    assert again.status_code == 404, again.text
     github.user = "ada-gh"
     async with httpx.AsyncClient() as browser:
         consented = await browser.get(opened.headers["location"])
@@ -1102,6 +1120,7 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
     linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
     assert linked.status_code == 200 and linked.json()["provider_user"] == "ada", linked.text
+    assert linked.json()["chat_user_name"] == "Ada Lovelace", linked.text
     # Linked: the click runs, as Ada, once.
     await world.chat.received(reply("Closed by Ada Lovelace (from chat)"), timeout=30)
     [request] = github.acted.requests
@@ -1112,6 +1131,117 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     )
     token = request.headers["authorization"].removeprefix("Bearer ")
     assert github.login_of_token(token) == "ada"
+
+
+# A workflow as Jira's default software one (tests/providers/test_jira_acting.py's).
+JIRA_WORKFLOW = {
+    "To Do": [("11", "Start progress", "In Progress"), ("31", "Done", "Done")],
+    "In Progress": [("21", "Stop progress", "To Do"), ("31", "Done", "Done")],
+    "Done": [("41", "Reopen", "To Do")],
+}
+ADA_JIRA_ID = "5b10ac8d82e05b22cc7d4ef5"
+
+
+async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
+    world: World,
+) -> None:
+    """Jira's webhook does not carry the transitions the issue's workflow offers: once the
+    root card is out, they are read from Jira (with the token of the workspace's linked
+    user, the integration having none) and the card is edited with them; a click makes
+    one as the clicker; the issue's webhook telling of its new status has them read again.
+    Payloads: tests/providers/jira_payloads (SP-10 on example.atlassian.net)."""
+    jira = world.jira
+    assert jira is not None
+    jira.site_url = "https://example.atlassian.net"  # the site SP-10's webhooks name
+    jira.track("SP-10", "To Do", JIRA_WORKFLOW)
+    jira.people["ada-at"] = {"accountId": ADA_JIRA_ID, "displayName": "Ada Lovelace"}
+    jira.transitioners = {ADA_JIRA_ID}
+    # Ada links her Atlassian account (an admin starts her consent).
+    started = await world.oauth.client.post(
+        "/api/account-links/jira/connect",
+        json={"chat_user_id": "u_ada_at"},
+        params={"workspace_id": world.chat.workspace_id},
+        headers=admin_headers(),
+    )
+    assert started.status_code == 200, started.text
+    jira.user = "ada-at"
+    async with httpx.AsyncClient() as browser:
+        consented = await browser.get(started.json()["authorization_url"])
+    assert consented.status_code == 302, consented.text
+    back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
+    linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert linked.status_code == 200, linked.text
+
+    integration_id = await connect(world, "jira", webhook_secret=SECRET)
+    channel = (await subscribe(world, integration_id, events=["issue.*"]))["channel_id"]
+    await send_jira(
+        world, integration_id, json.loads((JIRA_PAYLOADS / "issue_created.json").read_text())
+    )
+    [root] = await world.chat.received(
+        lambda v: v["channel_id"] == channel and v["type"] == "message.received"
+    )
+    assert [a["id"] for a in root["card"]["actions"]] == ["assign:me"]
+
+    def offering(*ids: str) -> Any:
+        return lambda v: (
+            v["type"] == "message.edited"
+            and v.get("message_id") == root["id"]
+            and [a["id"] for a in v["card"]["actions"]] == ["assign:me", *ids]
+        )
+
+    [edited] = await world.chat.received(offering("transition:11", "transition:31"))
+    assert [a["label"] for a in edited["card"]["actions"]][1:] == ["Start progress", "Done"]
+    assert edited["text"] == root["text"] and edited["card"]["title"] == root["card"]["title"]
+    read = [r for r in jira.acted.requests if r.method == "GET"]
+    assert read and read[0].path.endswith("/rest/api/3/issue/SP-10/transitions")
+    ada_token = read[0].headers["authorization"].removeprefix("Bearer ")
+    assert jira.access_tokens[ada_token].grant.user == "ada-at"
+
+    await world.chat.publish(
+        "message.action",
+        {"message_id": root["id"], "channel_id": channel, "action_id": "transition:11"},
+        actor={"id": "u_ada_at", "name": "Ada Lovelace"},
+    )
+    await world.chat.received(
+        lambda v: (
+            v.get("thread_id") == root["id"]
+            and "Moved to In Progress by Ada Lovelace (from chat)" in v["text"]
+        ),
+        timeout=30,
+    )
+    assert jira.tracked["SP-10"]["status"] == "In Progress"
+    # Jira tells of the move: the card is edited, and its transitions read again.
+    moved = json.loads((JIRA_PAYLOADS / "issue_updated_status.json").read_text())
+    await send_jira(world, integration_id, moved)
+    await world.chat.received(offering("transition:21", "transition:31"), timeout=30)
+    cards = await world.sync_app.state.message_map.cards([root["id"]])
+    acting = cards[root["id"]][1]
+    assert [a["id"] for a in acting["actions"]] == ["assign:me", "transition:21", "transition:31"]
+
+
+async def _not_bridged(world: World, channel: str, ephemeral: dict[str, Any]) -> None:
+    """A chat product that tells of an ephemeral message anyway (`message.created` naming
+    it) does not get it bridged: the channel's network sees the messages before and after
+    it, not it."""
+    external = world.slack_channel()
+    await world.map(world.slack_integration, external, channel)
+    told = [
+        {"message_id": "m_before", "channel_id": channel, "text": "before"},
+        {
+            "message_id": "m_eph",
+            "channel_id": channel,
+            "text": ephemeral["text"],
+            "thread_id": ephemeral["thread_id"],
+            "inbound_id": ephemeral["id"],
+        },
+        {"message_id": "m_after", "channel_id": channel, "text": "after"},
+    ]
+    await world.chat.publish("message.created", told[0])
+    await until(lambda: world.slack.posts(external), what="the message before", timeout=30)
+    for data in told[1:]:
+        await world.chat.publish("message.created", data)
+    posts = await until(lambda: world.slack.posts(external)[1:], what="the message after")
+    assert [p["text"] for p in world.slack.posts(external)] == ["before", "after"], posts
 
 
 def _posts(alertmanager: FakeAlertmanager) -> int:
@@ -1201,12 +1331,26 @@ async def test_slash_commands_subscribe_list_and_unsubscribe_as_the_chat_user(
     assert gone.startswith("Unsubscribed this channel from GitHub"), gone
     assert await channel_subscriptions() == []
 
-    # How to link, and whether the user is; anything else is answered with the usage.
-    unlinked = await answer(await command("/hookhub link pagerduty"))
+    async def private_answer(command_id: str) -> str:
+        """An answer to the user alone (ephemeral), out of the channel's history."""
+        wanted = ephemeral_id(command_id, "answer")
+        [said] = await world.chat.received(lambda v: v["id"] == wanted)
+        assert said["channel_id"] == channel and said["visible_to"] == "u_grace", said
+        return str(said["text"])
+
+    # How to link, and whether the user is, said to them alone; anything else is answered
+    # with the usage.
+    unlinked = await private_answer(await command("/hookhub link pagerduty"))
     assert "not linked to PagerDuty yet" in unlinked, unlinked
     assert "`PUT /api/account-links/pagerduty/u_grace`" in unlinked
+    # GitHub is linked by the user's own consent: their ticket, whose page names them.
+    ticketed = await private_answer(await command("/hookhub link github"))
+    found = re.search(r"(/api/auth/oauth/link/[\w-]+)", ticketed)
+    assert found is not None, ticketed
+    page = await world.oauth.client.get(found.group(1))
+    assert page.status_code == 200 and "Grace Hopper" in page.text, page.text
     await link(dataclasses.replace(world, chat=chat), "pagerduty", "u_grace", "grace@example.com")
-    linked = await answer(await command("/hookhub link pagerduty"))
+    linked = await private_answer(await command("/hookhub link pagerduty"))
     # The address as code, its `@` defused (no chat reads a mention in it).
     assert "linked to PagerDuty as `grace@\u200dexample.com`" in linked, linked
     usage = await answer(await command("/hookhub frobnicate"))

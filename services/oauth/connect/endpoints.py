@@ -3,20 +3,23 @@ a chat user's link ticket (public: the ticket is the proof) that starts their co
 
 from __future__ import annotations
 
+import html
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.oauth.connect.schemas import Connected, ConnectRequest, ConnectStarted, Linked
 from services.oauth.connect.service import CALLBACK_PATH, ConnectService, Outcome
 from shared.domain import audit
 from shared.domain.account_links import AccountLinks
-from shared.kernel.errors import NotFound
+from shared.kernel.errors import Forbidden
 from shared.kernel.http.app import from_state
 from shared.kernel.http.auth import Authenticated, CallerDep
 from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
+from shared.kernel.mongo import Document
+from shared.providers.catalog import catalog_entry
 
 router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
 
@@ -64,6 +67,7 @@ async def callback(request: Request, service: ServiceDep) -> Response:
                 provider=link.provider,
                 workspace_id=link.workspace_id,
                 chat_user_id=link.chat_user_id,
+                chat_user_name=outcome.chat_user_name,
                 provider_user=link.provider_user,
                 name=link.name,
             ).model_dump()
@@ -83,27 +87,93 @@ async def callback(request: Request, service: ServiceDep) -> Response:
 
 @router.get(
     "/link/{ticket}",
-    status_code=302,
-    response_class=RedirectResponse,
-    responses={302: {"description": "to the provider's consent"}, **error_responses(404, 422)},
+    response_class=HTMLResponse,
+    responses={200: {"description": "whom the ticket links, and a button to go on"}, 404: {}},
 )
-async def link(ticket: Ticket, links: LinksDep, service: ServiceDep) -> RedirectResponse:
-    """Where a chat user who is not linked is sent (the link in the reply to their click,
-    or to `/hookhub link`): their consent at the provider, for the workspace, provider and
-    chat user the ticket names (valid a day; no token: the ticket is the proof)."""
+async def link_page(ticket: Ticket, links: LinksDep) -> HTMLResponse:
+    """Where a chat user who is not linked is sent (the link in the ephemeral reply to
+    their click, or to `/hookhub link`): a page naming the chat user, the workspace and the
+    provider the ticket links, whose button spends it on that provider's consent. Opening
+    it spends nothing (a chat's link preview opens it too); someone else's ticket says
+    whose it is. No token: the ticket is the proof."""
     found = await links.ticket(ticket)
     if found is None:
-        raise NotFound(
-            "unknown link ticket: it expired or was used to link already; click the action "
-            "again, or ask `/hookhub link <provider>`, for a new one"
-        )
+        return HTMLResponse(_page(_UNKNOWN, None), status_code=404, headers=PAGE_HEADERS)
+    return HTMLResponse(_page(_confirm(found), ticket), headers=PAGE_HEADERS)
+
+
+@router.post(
+    "/link/{ticket}",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "to the provider's consent"}, **error_responses(403, 404, 422)},
+)
+async def link(ticket: Ticket, request: Request, links: LinksDep, service: ServiceDep) -> Response:
+    """The page's button: the ticket spent (once; the first to spend it wins) on the
+    consent of the chat user it names, at its provider. Only from the page itself (its
+    `Origin`): another site's form cannot send a browser to consent for a ticket it holds."""
+    if not service.is_own_origin(request.headers.get("origin")):
+        raise Forbidden("a link ticket is spent from its own page only", code="cross_origin")
+    found = await links.take_ticket(ticket)
+    if found is None:
+        return HTMLResponse(_page(_UNKNOWN, None), status_code=404, headers=PAGE_HEADERS)
     started = await service.start_link(
         found["workspace_id"],
         found["provider"],
         found["chat_user_id"],
         {"kind": "chat_user", "id": found["chat_user_id"]},
+        chat_user_name=found.get("chat_user_name"),
     )
-    return RedirectResponse(started.authorization_url, status_code=302)
+    return RedirectResponse(started.authorization_url, status_code=303)
+
+
+# The ticket's page: nothing loaded, never framed (its button is what links), nothing
+# cached, and its address (the ticket) sent nowhere as a referrer. No `form-action`: its
+# form's answer redirects to the provider, which browsers would hold to it.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_UNKNOWN = (
+    "<p>This link is unknown: it expired, or was used already. Click the action again, or "
+    "ask <code>/hookhub link &lt;provider&gt;</code>, for a new one.</p>"
+)
+
+
+def _confirm(found: Document) -> str:
+    provider = html.escape(catalog_entry(found["provider"]).name)
+    user = html.escape(found["chat_user_id"])
+    named = found.get("chat_user_name")
+    who = (
+        f"<strong>{html.escape(named)}</strong> (<code>{user}</code>)"
+        if named
+        else (f"<code>{user}</code>")
+    )
+    workspace = html.escape(found["workspace_id"])
+    return (
+        f"<p>This links the chat user {who} of workspace <code>{workspace}</code> to "
+        f"your {provider} account: actions they click on cards will then be made at "
+        f"{provider} as you.</p>\n"
+        f"<p><strong>If you are not that chat user, stop here</strong>: this link was "
+        f"meant for them alone.</p>\n"
+    )
+
+
+def _page(body: str, ticket: str | None) -> str:
+    form = (
+        f'<form method="post" action="{html.escape(ticket)}">'
+        '<button type="submit">Continue to the provider</button></form>\n'
+        if ticket is not None
+        else ""
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>hookhub: link your account</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
+        f"<body><main><h1>Link your account</h1>\n{body}{form}</main></body></html>\n"
+    )
 
 
 def _audit(request: Request, outcome: Outcome) -> None:

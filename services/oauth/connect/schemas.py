@@ -52,5 +52,7 @@ class Linked(BaseModel):
     provider: str
     workspace_id: str
     chat_user_id: str
+    # The chat user as the chat named them when their ticket was issued, if it did.
+    chat_user_name: str | None = None
     provider_user: str
     name: str | None

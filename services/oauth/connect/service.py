@@ -15,10 +15,12 @@ tokens revoked.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -67,8 +69,10 @@ class Outcome:
 
     return_to: str | None
     integration: Document | None = None
-    # A chat user's account link, where the connect was one (`start_link`).
+    # A chat user's account link, where the connect was one (`start_link`), and the chat
+    # user's name as the chat said it (the callback's answer names whom it linked).
     link: AccountLink | None = None
+    chat_user_name: str | None = None
     error: HookhubError | None = None
     # Who started the connect (`{kind, id}` of the caller of /connect), for the audit log.
     started_by: Mapping[str, str] | None = None
@@ -152,8 +156,10 @@ class ConnectService:
         chat_user_id: str,
         started_by: Mapping[str, str],
         return_to: str | None = None,
+        chat_user_name: str | None = None,
     ) -> ConnectStarted:
-        """A chat user's own consent at `provider`, for an account link (SPEC §20)."""
+        """A chat user's own consent at `provider`, for an account link (SPEC §20); the
+        callback's answer names them (`chat_user_name`, as the chat said it)."""
         tenancy.may_create_in(workspace_id)
         provider = self._providers[provider_name]
         app = await self._app(provider)
@@ -165,8 +171,16 @@ class ConnectService:
             {
                 "workspace_id": workspace_id,
                 "chat_user_id": chat_user_id,
+                "chat_user_name": chat_user_name,
                 "started_by": dict(started_by),
             },
+        )
+
+    def is_own_origin(self, origin: str | None) -> bool:
+        """Whether a browser's `Origin` is hookhub's public one (`HOOKHUB_PUBLIC_URL`)."""
+        parts = urlsplit(self._settings.public_url)
+        return origin is not None and hmac.compare_digest(
+            origin.rstrip("/").lower().encode(), f"{parts.scheme}://{parts.netloc}".lower().encode()
         )
 
     async def _begin(
@@ -227,7 +241,8 @@ class ConnectService:
         try:
             if record.get("chat_user_id"):
                 link = await self._link(provider, record, params)
-                return Outcome(return_to, link=link, started_by=started_by)
+                named = record.get("chat_user_name")
+                return Outcome(return_to, link=link, chat_user_name=named, started_by=started_by)
             doc = await self._connect(provider, record, params)
         except HookhubError as exc:
             log.info("oauth_connect_failed", provider=provider.name, error=exc.code)

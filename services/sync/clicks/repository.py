@@ -58,6 +58,8 @@ class Click:
     created_at: datetime
     # The card's provider, once known (set while the click waits for its user's link).
     provider: str | None = None
+    # The network a bridged network's click came from (`via.provider`); None: the chat's.
+    network: str | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Click:
@@ -73,6 +75,7 @@ class Click:
             attempts=int(doc.get("attempts", 0)),
             created_at=doc["created_at"],
             provider=doc.get("provider"),
+            network=(doc.get("via") or {}).get("provider"),
         )
 
     @property

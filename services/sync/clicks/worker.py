@@ -9,8 +9,10 @@ For one click, in order:
    another workspace's message finds nothing). The action must be one the card offered.
 2. **Who acts.** The user's account link for the provider (shared.domain.account_links);
    without one the click waits (`waiting_link`) and one reply in the thread says how to
-   link (for a provider linked by the user's own consent, with their link to it: a
-   ticket the oauth service turns into the provider's consent); it runs once they have
+   link, seen by them alone (`visible_to`; for a provider linked by the user's own
+   consent, with their link to it: a single-use ticket the oauth service turns into the
+   provider's consent; a network's user, whom the chat cannot show a message to alone, is
+   told in the thread how an admin starts it, without a ticket); it runs once they have
    linked (checked every `LINK_CHECK_SECONDS`). An oauth link's token is read (and
    refreshed if due) for the call; one whose grant the provider refused for good asks
    to link again.
@@ -45,9 +47,9 @@ import structlog
 from services.sync.actions.metrics import ActionMetrics
 from services.sync.clicks.queue import IDLE_SECONDS, LEASE, Settled, Worker, next_attempt
 from services.sync.clicks.repository import Click, Clicks, Held
-from shared.domain.account_links import AccountLink, AccountLinks
+from shared.domain.account_links import AccountLink, AccountLinks, ticket_url
 from shared.domain.audit import AuditLog, chat_user_entry
-from shared.domain.message_map import Copy, MessageMap
+from shared.domain.message_map import Copy, MessageMap, ephemeral_id
 from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.kernel import errors
 from shared.kernel.egress import EgressPolicy, check_url
@@ -499,12 +501,28 @@ class ClickWorker(Worker):
     async def _ask_to_link(
         self, click: Click, root: Copy, provider: str, actor: Acting, done: _Round
     ) -> None:
+        """One reply saying how to link, seen by the chat user alone (`visible_to`): for a
+        provider linked by consent it carries their ticket, which links whoever opens it.
+        A network's user is not a chat user the chat can show it to: their reply is in the
+        thread, for everyone, and carries no ticket."""
         name = _provider_name(provider)
-        if actor.link == "oauth":
-            ticket = await self._links.issue_ticket(click.workspace_id, provider, click.actor_id)
+        visible_to = click.actor_id if click.network is None else None
+        if actor.link == "oauth" and click.network is not None:
+            text = (
+                f"{click.who}, acting on {name} takes your own {name} account, linked by "
+                f"your consent, and its link cannot be handed to you privately in "
+                f"{_provider_name(click.network)}: a workspace admin starts it for "
+                f"`{click.actor_id}` in the console (Account links) or with `POST "
+                f"/api/account-links/{provider}/connect`. The action runs once it is."
+            )
+        elif actor.link == "oauth":
+            ticket = await self._links.issue_ticket(
+                click.workspace_id, provider, click.actor_id, click.who
+            )
+            url = ticket_url(self._settings.public_url, ticket)
             text = (
                 f"{click.who}, your chat account is not linked to {name} yet: link your own "
-                f"{name} account at {link_url(self._settings, ticket)} (for a day). The "
+                f"{name} account at {url} (once, within a day; only you see this). The "
                 "action runs once it is."
             )
         else:
@@ -513,7 +531,7 @@ class ClickWorker(Worker):
                 f"admin links it in the console (Account links) or with `PUT "
                 f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
             )
-        done.replies.append(self._reply(click, root, text, "link"))
+        done.replies.append(self._reply(click, root, text, "link", visible_to))
         done.settle(click, "waiting_link", {"text": "waiting for a link"}, provider=provider)
 
     def _end(
@@ -536,9 +554,15 @@ class ClickWorker(Worker):
         self._audit_click(click, status, root, link, record)
         done.settle(click, status, record)
 
-    def _reply(self, click: Click, root: Copy, text: str, part: str) -> Encoded:
+    def _reply(
+        self, click: Click, root: Copy, text: str, part: str, visible_to: str | None = None
+    ) -> Encoded:
         return encode_inbound(
-            id=derived_id(click.id, part, prefix="msg"),
+            id=(
+                ephemeral_id(click.id, part)
+                if visible_to is not None
+                else derived_id(click.id, part, prefix="msg")
+            ),
             type="message.received",
             workspace_id=root.workspace_id,
             channel_id=root.channel_id,
@@ -555,6 +579,7 @@ class ClickWorker(Worker):
             blocks=None,
             thread_id=root.chat_id,
             occurred_at=utcnow(),
+            visible_to=visible_to,
         )
 
     def _audit_click(
@@ -606,11 +631,6 @@ def egress_checked(client: httpx.AsyncClient, settings: Settings) -> httpx.Async
     return client
 
 
-def link_url(settings: Settings, ticket: str) -> str:
-    """Where a chat user links their own account (the oauth service's public route)."""
-    return f"{settings.public_url.rstrip('/')}/api/auth/oauth/link/{ticket}"
-
-
 def _as_link(link: AccountLink) -> Link:
     return Link(
         chat_user_id=link.chat_user_id,
@@ -643,10 +663,8 @@ def _done_text(click: Click, outcome: Outcome) -> str:
 
 
 def _clicked_in(click: Click) -> str:
-    """`from chat`, or `from Slack` for a click of a network's button (its actor is the
-    network's user, `slack:U…`: services.sync.clicks.networks)."""
-    network, _, user = click.actor_id.partition(":")
-    entry = CATALOG.get(network) if user else None
+    """`from chat`, or `from Slack` for a click of a network's button (`Click.network`)."""
+    entry = CATALOG.get(click.network) if click.network else None
     return f"from {entry.name}" if entry is not None else "from chat"
 
 

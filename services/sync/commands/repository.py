@@ -38,8 +38,11 @@ class Command:
     text: str
     actor_id: str
     attempts: int
-    # The answer decided (set before it is published).
+    # The answer decided (set before it is published), and whether it is said to the
+    # user alone. An answer that holds a ticket is not kept.
     answer: str | None = None
+    answer_private: bool = False
+    actor_name: str | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Command:
@@ -51,6 +54,8 @@ class Command:
             actor_id=str(doc["actor"]["id"]),
             attempts=int(doc.get("attempts", 0)),
             answer=doc.get("answer"),
+            answer_private=bool(doc.get("answer_private")),
+            actor_name=doc["actor"].get("name"),
         )
 
 
@@ -74,6 +79,8 @@ class Commands(Queue[Command]):
         super().__init__(db[COMMANDS], Command.from_doc)
         self._commands = db[COMMANDS]
 
-    async def answered(self, command: Command, answer: str) -> None:
+    async def answered(self, command: Command, answer: str, private: bool) -> None:
         """The answer decided, kept before it is published."""
-        await self._commands.update_one({"_id": command.id}, {"$set": {"answer": answer}})
+        await self._commands.update_one(
+            {"_id": command.id}, {"$set": {"answer": answer, "answer_private": private}}
+        )

@@ -45,10 +45,15 @@ from services.sync.subscriptions.repository import SubscriptionRepository
 from services.sync.subscriptions.schemas import SubscriptionCreate
 from services.sync.subscriptions.service import SubscriptionService, notification_events
 from shared.domain import tenancy
-from shared.domain.account_links import MAPPING_PROVIDERS, AccountLinks
+from shared.domain.account_links import (
+    MAPPING_PROVIDERS,
+    OAUTH_LINK_PROVIDERS,
+    AccountLinks,
+    ticket_url,
+)
 from shared.domain.audit import AuditLog, chat_user_entry, field_names
 from shared.domain.integrations.model import IntegrationSnapshot
-from shared.domain.message_map import NOTIFICATION
+from shared.domain.message_map import NOTIFICATION, ephemeral_id
 from shared.kernel.envelopes import Topic, encode_inbound
 from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, utcnow
@@ -100,6 +105,11 @@ class Answer:
     text: str
     # The subscription changed (`create`, `delete`) and the fields the body set.
     change: tuple[str, Document, list[str]] | None = None
+    # Said to the user who asked alone (`visible_to`): what is about them (`link`).
+    private: bool = False
+    # Not kept to be said again (a ticket is kept by its fingerprint only): a command run
+    # again decides again.
+    kept: bool = True
 
 
 def answer_id(command_id: str) -> str:
@@ -123,8 +133,10 @@ class CommandWorker(Worker):
         publisher: EventPublisher,
         audit: AuditLog,
         owner: str,
+        public_url: str,
     ) -> None:
         super().__init__()
+        self._public_url = public_url
         self._commands = commands
         self._subscriptions = subscriptions
         self._repository = repository
@@ -144,14 +156,15 @@ class CommandWorker(Worker):
         # A task of its own (gather): the confinement ends with it.
         tenancy.enter(command.workspace_id)
         try:
-            text = command.answer
-            if text is None:
+            if command.answer is not None:
+                answer = Answer(command.answer, private=command.answer_private)
+            else:
                 answer = await self._decide(command)
                 if answer.change is not None:
                     self._audit_change(command, *answer.change)
-                await self._commands.answered(command, answer.text)
-                text = answer.text
-            await self._say(command, text)
+                if answer.kept:
+                    await self._commands.answered(command, answer.text, answer.private)
+            await self._say(command, answer)
             await self._commands.settle(command, "done", {"verb": invocation(command.text).verb})
         except Exception as exc:  # this command's problem, never the worker's
             log.exception("sync_command_failed", command_id=command.id)
@@ -237,27 +250,52 @@ class CommandWorker(Worker):
         return Answer("\n".join(lines))
 
     async def _link(self, command: Command, args: Sequence[str]) -> Answer:
+        """How the user is linked to `provider`, said to them alone. A provider linked by
+        the user's own consent: their ticket to link (again, when the provider refused
+        their grant for good), which only they may see."""
         if len(args) != 1:
             raise Refused(f"it takes {LINK}")
         provider = args[0].lower()
-        name = catalog_entry(provider).name
-        if provider not in MAPPING_PROVIDERS:
-            linked = ", ".join(_name(p) for p in MAPPING_PROVIDERS)
+        name = md.text(catalog_entry(provider).name)
+        if provider in OAUTH_LINK_PROVIDERS:
+            who = command.actor_id
+            link = (await self._links.of_users(command.workspace_id, provider, [who])).get(who)
+            if link is not None:
+                return Answer(
+                    f"You are linked to {name} as {md.code(link.provider_user)}: your "
+                    "clicks on its cards act as that account.",
+                    private=True,
+                )
+            ticket = await self._links.issue_ticket(
+                command.workspace_id, provider, who, command.actor_name
+            )
             return Answer(
-                f"{md.text(name)} accounts are not linked to chat users: the providers acted "
-                f"on from cards as the person who clicks are linked ({linked})."
+                f"Link your own {name} account at {ticket_url(self._public_url, ticket)} "
+                "(once, within a day; only you see this): your clicks on its cards then "
+                "act as that account.",
+                private=True,
+                kept=False,
+            )
+        if provider not in MAPPING_PROVIDERS:
+            linked = ", ".join(_name(p) for p in (*MAPPING_PROVIDERS, *OAUTH_LINK_PROVIDERS))
+            return Answer(
+                f"{name} accounts are not linked to chat users: the providers acted "
+                f"on from cards as the person who clicks are linked ({linked}).",
+                private=True,
             )
         route = md.code(f"PUT /api/account-links/{provider}/{command.actor_id}")
         where = f"in the console (Account links) or with {route}"
         link = await self._links.get(command.workspace_id, provider, command.actor_id)
         if link is not None:
             return Answer(
-                f"You are linked to {md.text(name)} as {md.code(link.provider_user)}: a "
-                f"workspace admin changes it {where}."
+                f"You are linked to {name} as {md.code(link.provider_user)}: a "
+                f"workspace admin changes it {where}.",
+                private=True,
             )
         return Answer(
-            f"You are not linked to {md.text(name)} yet: a workspace admin links your chat "
-            f'account to your {md.text(name)} user {where} and `{{"provider_user": "…"}}`.'
+            f"You are not linked to {name} yet: a workspace admin links your chat "
+            f'account to your {name} user {where} and `{{"provider_user": "…"}}`.',
+            private=True,
         )
 
     # -- what they act on ------------------------------------------------------------------
@@ -308,9 +346,9 @@ class CommandWorker(Worker):
 
     # -- said and recorded -----------------------------------------------------------------
 
-    async def _say(self, command: Command, text: str) -> None:
+    async def _say(self, command: Command, answer: Answer) -> None:
         encoded = encode_inbound(
-            id=answer_id(command.id),
+            id=ephemeral_id(command.id, "answer") if answer.private else answer_id(command.id),
             type="message.received",
             workspace_id=command.workspace_id,
             channel_id=command.channel_id,
@@ -322,11 +360,12 @@ class CommandWorker(Worker):
             author_name=AUTHOR,
             avatar_url=None,
             author_external_id=None,
-            text=text,
+            text=answer.text,
             attachments=[],
             blocks=None,
             thread_id=None,
             occurred_at=utcnow(),
+            visible_to=command.actor_id if answer.private else None,
         )
         await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [encoded])
 

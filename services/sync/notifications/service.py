@@ -55,6 +55,7 @@ import contextlib
 import functools
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -62,6 +63,7 @@ import orjson
 import structlog
 
 from services.sync.clicks.offers import CardOffers
+from services.sync.clicks.reads import READERS, OfferReads, read_job
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications.directory import SubscriptionDirectory
 from services.sync.notifications.post import Post, nobody
@@ -136,6 +138,9 @@ class Threaded:
     epoch: int
     # What the batch's root cards offer, by root (SPEC §20), kept beside each root.
     acting: dict[str, Document] = field(default_factory=dict)
+    # Roots whose offers are read from their provider once they are on Kafka (Jira's
+    # transitions: services.sync.clicks.reads), the latest card of each root.
+    reads: dict[str, Document] = field(default_factory=dict)
 
 
 def _root_id(thread: Thread) -> str | None:
@@ -221,7 +226,11 @@ class Notifications:
         templates: PostTemplates | None = None,
         reopen_seconds: float = REOPEN_SECONDS,
         offers: CardOffers | None = None,
+        reads: OfferReads | None = None,
+        read_now: Callable[[], None] = lambda: None,
     ) -> None:
+        self._reads = reads
+        self._read_now = read_now
         self._subscriptions = subscriptions
         self._map = message_map
         self._publisher = publisher
@@ -309,7 +318,7 @@ class Notifications:
         posts = [post for post in posts if post not in batch.unrooted]
         for post in posts:
             self._published.add(post.id)
-        return self._then(published, changed, posts, skipped, stages)
+        return self._then(published, changed, posts, skipped, stages, list(batch.reads.values()))
 
     async def _hand_over(self, envelopes: list[Encoded]) -> asyncio.Future[None]:
         """The envelopes handed to the producer, in order after the previous batch's (the
@@ -361,6 +370,7 @@ class Notifications:
         posts: list[Post],
         skipped: list[tuple[Post, str]],
         stages: _Stages | None,
+        reads: list[Document] | None = None,
     ) -> asyncio.Future[None]:
         """The batch's second part, after the previous batch's: a batch whose publish (or
         an earlier one's) failed writes and counts nothing."""
@@ -368,7 +378,7 @@ class Notifications:
             _traced(posts, skipped)
         previous = self._previous
         finished = asyncio.ensure_future(
-            self._finish(previous, published, changed, posts, skipped, stages)
+            self._finish(previous, published, changed, posts, skipped, stages, reads or [])
         )
         self._previous = finished
         return finished
@@ -381,6 +391,7 @@ class Notifications:
         posts: list[Post],
         skipped: list[tuple[Post, str]],
         stages: _Stages | None,
+        reads: list[Document],
     ) -> None:
         if previous is not None:
             await previous
@@ -388,6 +399,11 @@ class Notifications:
             await published
         if stages is not None:
             stages.done("publish")
+        # Roots whose offers are read (Jira's): their cards are on Kafka, the reads' edits
+        # follow them. Only batches with such roots write here.
+        if reads and self._reads is not None:
+            await self._reads.want(reads)
+            self._read_now()
         # Written with the counts, every few seconds, and before the partitions go to
         # another replica (`revoked`).
         for key, life in changed:
@@ -548,13 +564,14 @@ class Notifications:
                 thread.stored = claims[thread.root.id][1] or thread.stored
         envelopes: list[Encoded] = []
         acting: dict[str, Document] = {}
+        reads: dict[str, Document] = {}
         for post, made, at_root in decided:
             held = lost.get(at_root.id, at_root) if at_root is not None else None
-            envelopes += self._envelopes(post, made, held, texts, acting)
+            envelopes += self._envelopes(post, made, held, texts, acting, reads)
         # A root claimed in this batch was inserted with what its card offers: written
         # again only if a later notice of the batch changed it.
         changed = {rid: doc for rid, doc in acting.items() if claimed_acting.get(rid) != doc}
-        return Threaded(envelopes, unrooted, threads, epoch, changed)
+        return Threaded(envelopes, unrooted, threads, epoch, changed, reads)
 
     def _remember(self, batch: Threaded) -> list[tuple[str, Lifecycle]]:
         """Once a batch is handed to the producer: its threads remembered, for the next
@@ -670,15 +687,18 @@ class Notifications:
         root: Copy | None,
         texts: dict[int, str],
         acting: dict[str, Document],
+        reads: dict[str, Document],
     ) -> list[Encoded]:
         """One post's envelopes: in its item's thread (`root`, the thread's root) unless it
         is the root, and the root's edit. A root's card carries what can be done to its
-        item now, kept beside the root in `acting`."""
+        item now, kept beside the root in `acting` (and, where its provider's offers are
+        read, the card noted in `reads`)."""
         notice = post.notice
         if step is None or root is None:
             return [self._encode(post, post.id, notice.text, notice.card)]
         if root.inbound_id == post.id:  # this post is the root
             card = self._actionable(post, root, step.card or notice.card, acting)
+            self._to_read(post, root, post.id, notice.text, card, acting, reads)
             return [self._encode(post, post.id, notice.text, card)]
         thread = root.chat_id
         text = notice.text
@@ -691,8 +711,27 @@ class Notifications:
             if shown is None:
                 shown = texts[id(step.card)] = card_text(step.card)
             card = self._actionable(post, root, step.card, acting)
+            self._to_read(post, root, post.edit_id, shown, card, acting, reads)
             envelopes.append(self._encode(post, post.edit_id, shown, card, edits=thread))
         return envelopes
+
+    def _to_read(
+        self,
+        post: Post,
+        root: Copy,
+        source: str,
+        text: str,
+        card: Card | None,
+        acting: dict[str, Document],
+        reads: dict[str, Document],
+    ) -> None:
+        """A root card whose provider's offers are read (Jira's transitions) noted, to be
+        edited with them once it is on Kafka (services.sync.clicks.reads)."""
+        offered = acting.get(root.id)
+        if card is None or offered is None or offered["provider"] not in READERS:
+            return
+        fields = self._fields(post, text, thread_id=None, edits=root.chat_id)
+        reads[root.id] = read_job(root.id, source, offered, {**fields, "card": card.as_dict()})
 
     def _offered(self, post: Post) -> Offered | None:
         if self._offers is None:
@@ -720,27 +759,35 @@ class Notifications:
         thread_id: str | None = None,
         edits: str | None = None,
     ) -> Encoded:
-        event, subscription, notice = post.event, post.subscription, post.notice
-        actor = notice.actor
         return encode_inbound(
             id=envelope_id,
             type="message.edited" if edits is not None else "message.received",
-            workspace_id=subscription.workspace_id,
-            channel_id=subscription.channel_id,
-            provider=event.provider,
-            integration_id=event.integration_id,
-            external_channel_id=notice.repository or notice.project,
-            external_message_id=event.delivery_id,
-            external_thread_id=notice.item,
-            author_name=actor.name if actor else nobody(event.provider),
-            avatar_url=actor.avatar_url if actor else None,
-            author_external_id=actor.external_id if actor else None,
-            text=text,
-            attachments=[],
-            blocks=None,
-            thread_id=thread_id,
-            occurred_at=event.received_at,
-            message_id=edits,
             card=card.as_dict() if card is not None else None,
-            trace=event.trace(),  # the chat's message goes on in the webhook's trace
+            trace=post.event.trace(),  # the chat's message goes on in the webhook's trace
+            **self._fields(post, text, thread_id=thread_id, edits=edits),
         )
+
+    def _fields(
+        self, post: Post, text: str, *, thread_id: str | None, edits: str | None
+    ) -> Document:
+        """A notification's envelope fields but its id, type, card and trace."""
+        event, subscription, notice = post.event, post.subscription, post.notice
+        actor = notice.actor
+        return {
+            "workspace_id": subscription.workspace_id,
+            "channel_id": subscription.channel_id,
+            "provider": event.provider,
+            "integration_id": event.integration_id,
+            "external_channel_id": notice.repository or notice.project,
+            "external_message_id": event.delivery_id,
+            "external_thread_id": notice.item,
+            "author_name": actor.name if actor else nobody(event.provider),
+            "avatar_url": actor.avatar_url if actor else None,
+            "author_external_id": actor.external_id if actor else None,
+            "text": text,
+            "attachments": [],
+            "blocks": None,
+            "thread_id": thread_id,
+            "occurred_at": event.received_at,
+            "message_id": edits,
+        }

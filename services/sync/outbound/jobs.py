@@ -10,6 +10,8 @@ job documents and the links to record. The rules (SPEC §8):
 - `message.updated|deleted` go to the mappings that hold a copy hookhub posted; a copy
   some provider user wrote is theirs, not ours to edit. Whether the map knows the copy is
   decided when the job runs (a post still queued ahead of it may create it).
+- An ephemeral message (`visible_to`: one chat user's, its id `eph_…`) is never bridged:
+  a chat product that tells of one anyway (`data.inbound_id`) is not listened to.
 - A notification's root card (its copy in the map, `origin` notification) that its item
   can be acted on from carries the card's actions to every network (SPEC §20): its post
   and its edits, which so show the actions its item offers now as the network's buttons.
@@ -26,7 +28,7 @@ from typing import Any, Literal
 import structlog
 
 from services.sync.mappings.service import MappingSnapshot
-from shared.domain.message_map import Copy
+from shared.domain.message_map import EPHEMERAL, Copy
 from shared.kernel import tracing
 from shared.kernel.envelopes import ChatEvent
 from shared.kernel.ids import derived_id
@@ -124,12 +126,14 @@ class Message:
 
     @classmethod
     def of(cls, event: ChatEvent) -> Message | None:
-        """None for events sync does not handle; BadChatEvent for message events that
-        lack what it needs."""
+        """None for events sync does not handle (and the chat's echo of an ephemeral
+        message); BadChatEvent for message events that lack what it needs."""
         op = OPS.get(event.type)
         if op is None:
             return None
         data, actor = event.data, event.actor or {}
+        if str(data.get("inbound_id") or "").startswith(EPHEMERAL):
+            return None
         message_id, channel_id = data.get("message_id"), data.get("channel_id")
         if not _id(message_id) or not _id(channel_id):
             raise BadChatEvent(f"{event.type} needs string data.message_id and data.channel_id")
