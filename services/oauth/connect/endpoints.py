@@ -87,8 +87,19 @@ async def callback(request: Request, service: ServiceDep) -> Response:
 
 @router.get(
     "/link/{ticket}",
-    response_class=HTMLResponse,
-    responses={200: {"description": "whom the ticket links, and a button to go on"}, 404: {}},
+    # An HTML page (the errors are JSON, as every route's, but for the page that says the
+    # ticket is unknown).
+    responses={
+        200: {
+            "description": "whom the ticket links, and a button to go on",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        404: {
+            **error_responses(404)[404],
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **error_responses(422, 503),
+    },
 )
 async def link_page(ticket: Ticket, links: LinksDep) -> HTMLResponse:
     """Where a chat user who is not linked is sent (the link in the ephemeral reply to
@@ -106,7 +117,10 @@ async def link_page(ticket: Ticket, links: LinksDep) -> HTMLResponse:
     "/link/{ticket}",
     status_code=303,
     response_class=RedirectResponse,
-    responses={303: {"description": "to the provider's consent"}, **error_responses(403, 404, 422)},
+    responses={
+        303: {"description": "to the provider's consent"},
+        **error_responses(403, 404, 422, 503),
+    },
 )
 async def link(ticket: Ticket, request: Request, links: LinksDep, service: ServiceDep) -> Response:
     """The page's button: the ticket spent (once; the first to spend it wins) on the
