@@ -17,7 +17,9 @@ Nothing of it runs unless HOOKHUB_ENV=dev.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -495,6 +497,14 @@ class Sandbox:
         self.jira.api_token = creds["jira_token"]
         self.jira.seed_demo()
         self.jira.acts_on_world = True  # its issues, moved from a card, move here
+        # Who consents at its consent page: the site's Ada Lovelace (the Teams user who
+        # clicks first in docs/sandbox.md's trial), so "assign to me" assigns someone the
+        # site knows and its webhook edits the card.
+        ada = next(u for u in self.jira.world.users.values() if u.display_name == "Ada Lovelace")
+        self.jira.people[self.jira.user] = {
+            "accountId": ada.account_id,
+            "displayName": ada.display_name,
+        }
 
     # -- what the API answers -------------------------------------------------------------
 
@@ -1005,7 +1015,7 @@ class Sandbox:
                 {
                     "id": message["id"],
                     "user": {"id": sender.get("id"), "name": sender.get("name") or ""},
-                    "text": message.get("text") or "",
+                    "text": _teams_text(message.get("text") or ""),
                     "thread": message.get("replyToId"),
                     "edited": message["id"] in found.edited,
                     "from_hookhub": str(sender.get("id", "")).startswith("28:"),
@@ -1451,6 +1461,13 @@ def _prefixed(buttons: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
         for carried, label in buttons
         if carried.startswith(BUTTON)
     ]
+
+
+def _teams_text(text: str) -> str:
+    """A Teams message's text (HTML: hookhub posts `<b>name</b><br>` and escapes the rest)
+    as the reader sees it: lines, no tags, entities decoded (the page shows it as text)."""
+    text = re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)
+    return html.unescape(re.sub(r"<[^>]*>", "", text))
 
 
 def _telegram_person(user: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 // The chat networks' tabs first, from the state (`chats`: one per network's stand-in),
 // then the chat product's (the sandbox plays it: what hookhub hands the chat, its cards'
 // buttons).
-const CHAT_TAB = { chat: "Chat" };
+const CHAT_TAB = { chat: "Chat product" };
 const OTHER_TABS = { github: "GitHub", jira: "Jira", webhooks: "Webhooks", credentials: "Credentials" };
 let TABS = { ...OTHER_TABS };
 const POLL_MS = 1500;
