@@ -97,6 +97,7 @@ def sandbox(port: int) -> int:
     import uvicorn
 
     from services.sandbox.app import Sandbox, credentials, refused
+    from shared.kernel.envelopes import Topic
     from shared.kernel.logging import configure_logging
     from shared.kernel.settings import Settings
 
@@ -117,6 +118,7 @@ def sandbox(port: int) -> int:
         public_url=settings.public_url or origin,
         origin=origin,
         admin_token=settings.admin_token,
+        chat_inbound=(settings.kafka_bootstrap, settings.topic(Topic.CHAT_INBOUND)),
     ).app()
     # log_config=None: uvicorn's own lines rendered by shared.kernel.logging, like the services'.
     uvicorn.run(

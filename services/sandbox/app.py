@@ -16,10 +16,13 @@ Nothing of it runs unless HOOKHUB_ENV=dev.
 
 from __future__ import annotations
 
+import contextlib
+import html
 import json
+import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +36,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.console import SECURITY_HEADERS, SecurityHeaders
-from services.sandbox import FAKES, FakeGitLab
+from services.sandbox import FAKES, FakeGitLab, acted
 from services.sandbox.atlassian import FakeAtlassian
 from services.sandbox.catalog import CatalogWebhooks, SendRefused
+from services.sandbox.chat import ChatProduct, ChatRefused
 from services.sandbox.discord import FakeDiscord, public_key_of
 from services.sandbox.exports import slack_export, slack_file_name, telegram_export
 from services.sandbox.github import FakeGitHub
@@ -130,6 +134,10 @@ _CREDENTIALS = (
     # Matrix: the registration's tokens of the sandbox homeserver's one appservice.
     ("matrix_as_token", "as_"),
     ("matrix_hs_token", "hs_"),
+    # The APIs acted on from the channel (services/sandbox/acted.py): their keys.
+    ("pagerduty_api_token", "u+"),
+    ("opsgenie_api_key", ""),
+    ("sentry_api_token", "sntrys_"),
 )
 
 
@@ -207,6 +215,8 @@ def service_environment(creds: Mapping[str, str], port: int, public_url: str) ->
     env["HOOKHUB_TEAMS_OPENID_METADATA_URL"] = f"{direct}/teams/v1/.well-known/openidconfiguration"
     env["HOOKHUB_TEAMS_LOGIN_BASE"] = f"{direct}/teams"
     env["HOOKHUB_TEAMS_SERVICE_URL"] = f"{direct}/teams/teams/"
+    # PagerDuty, Opsgenie and Sentry: the APIs acted on from the channel.
+    env |= acted.env(direct)
     return env
 
 
@@ -230,9 +240,19 @@ class ChatStandIn:
     edit: Callable[[str, str, str], Awaitable[dict[str, Any]]] | None = None
     delete: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
     cannot: Mapping[str, str] = field(default_factory=dict)
+    # A card's buttons as the network shows them (`channel`, message id: `[{action,
+    # label}]`, `action` hookhub's action id), and a user's click of one (`channel`, message
+    # id, action, user), sent as the network signs its interactions; None where the
+    # network has no buttons.
+    buttons: Callable[[str, str], list[dict[str, str]]] | None = None
+    click: Callable[[str, str, str, str], Awaitable[dict[str, Any]]] | None = None
 
     def can(self) -> dict[str, bool]:
-        return {"edit": self.edit is not None, "delete": self.delete is not None}
+        return {
+            "edit": self.edit is not None,
+            "delete": self.delete is not None,
+            "click": self.click is not None,
+        }
 
     def page(self, network: str) -> dict[str, Any]:
         """What the page shows of it (`chats` in the state)."""
@@ -272,7 +292,10 @@ class Sandbox:
         public_url: str,
         origin: str,
         admin_token: str = "",
+        chat_inbound: tuple[str, str] | None = None,
     ) -> None:
+        """`chat_inbound`: the broker and the topic `hookhub.chat.inbound` is, which the
+        chat product's part reads (None: the page's chat shows nothing)."""
         self.creds = dict(creds)
         self.public_url = public_url.rstrip("/")
         self.origin = origin.rstrip("/")
@@ -325,7 +348,24 @@ class Sandbox:
         for name, standin in self.oauth.items():
             standin.base_url = f"{self.direct}/{name}"
         # Every other provider of the catalog: its documented webhook, signed (SPEC §15).
-        self.catalog = CatalogWebhooks(self.origin, admin_token, WORKSPACE_ID)
+        # The APIs acted on from the channel, and the people acting (every network's users
+        # with buttons, and the chat's).
+        self.acted = acted.ActedOn(
+            self.direct,
+            creds,
+            acted.people(
+                {
+                    "slack": SLACK_USERS,
+                    "discord": {k: v[1] for k, v in DISCORD_USERS.items()},
+                    "teams": {u["aadObjectId"]: u["name"] for u in TEAMS_USERS.values()},
+                    "telegram": {str(k): f"{v[1]} {v[2]}" for k, v in TELEGRAM_USERS.items()},
+                }
+            ),
+        )
+        self.catalog = CatalogWebhooks(self.origin, admin_token, WORKSPACE_ID, self.acted)
+        # The chat product's part: what hookhub hands the chat, and its users' clicks.
+        bootstrap, topic = chat_inbound or (None, "")
+        self.chat = ChatProduct(bootstrap, topic, self.origin, admin_token, WORKSPACE_ID)
         self._seed()
         # Every chat network's stand-in (tests/providers/test_networks.py: one for each).
         self.chats: dict[str, ChatStandIn] = {
@@ -336,6 +376,8 @@ class Sandbox:
                 settings=lambda: {"bot_token": creds["slack_bot_token"]},
                 edit=self._slack_edits,
                 delete=self._slack_deletes,
+                buttons=self._slack_buttons,
+                click=self._slack_clicks,
             ),
             "discord": ChatStandIn(
                 self._discord_writes,
@@ -346,6 +388,8 @@ class Sandbox:
                 },
                 edit=self._discord_edits,
                 delete=self._discord_deletes,
+                buttons=self._discord_buttons,
+                click=self._discord_clicks,
             ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
@@ -355,6 +399,8 @@ class Sandbox:
                 settings=lambda: {"bot_token": creds["telegram_bot_token"]},
                 edit=self._telegram_edits,
                 cannot={"delete": TELEGRAM_NO_DELETES},
+                buttons=self._telegram_buttons,
+                click=self._telegram_clicks,
             ),
             "googlechat": ChatStandIn(
                 self._googlechat_writes,
@@ -376,6 +422,8 @@ class Sandbox:
                 },
                 edit=self._teams_edits,
                 delete=self._teams_deletes,
+                buttons=self._teams_buttons,
+                click=self._teams_clicks,
             ),
             "matrix": ChatStandIn(
                 self._matrix_writes,
@@ -448,6 +496,15 @@ class Sandbox:
         self.github.seed_demo()
         self.jira.api_token = creds["jira_token"]
         self.jira.seed_demo()
+        self.jira.acts_on_world = True  # its issues, moved from a card, move here
+        # Who consents at its consent page: the site's Ada Lovelace (the Teams user who
+        # clicks first in docs/sandbox.md's trial), so "assign to me" assigns someone the
+        # site knows and its webhook edits the card.
+        ada = next(u for u in self.jira.world.users.values() if u.display_name == "Ada Lovelace")
+        self.jira.people[self.jira.user] = {
+            "accountId": ada.account_id,
+            "displayName": ada.display_name,
+        }
 
     # -- what the API answers -------------------------------------------------------------
 
@@ -578,10 +635,26 @@ class Sandbox:
                 "client_id": creds["jira_client_id"],
             },
             "google": {"base_url": f"{self.direct}/google", "client_id": creds["google_client_id"]},
+            # The APIs acted on from the channel: what they hold, and hookhub's calls.
+            **self.acted.state(),
+            # The chat product's part: its users, the channels hookhub wrote in.
+            "chat": self.chat.state(),
         }
 
     def _discord_bot(self) -> Any:
         return self.discord.bots[self.creds["discord_bot_token"]]
+
+    def _discord_interactions_url(self) -> None:
+        """409 while the application has no Interactions Endpoint URL."""
+        if not self._discord_bot().interactions_endpoint_url:
+            raise SandboxError(
+                409,
+                "no_interactions_url",
+                "the sandbox Discord application has no Interactions Endpoint URL: set it "
+                "to your Discord integration's webhook_url with PATCH "
+                f"{self.direct}/discord/api/v10/applications/@me "
+                '{"interactions_endpoint_url": "…"} (docs/walkthroughs.md)',
+            )
 
     async def interact(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """A Discord user runs a slash command: the interaction goes, signed, to the
@@ -592,15 +665,7 @@ class Sandbox:
         text = _text(body, "text")
         self._discord_channel(channel)
         user_id = _find_user(user, DISCORD_USERS)
-        if not self._discord_bot().interactions_endpoint_url:
-            raise SandboxError(
-                409,
-                "no_interactions_url",
-                "the sandbox Discord application has no Interactions Endpoint URL: set it "
-                "to your Discord integration's webhook_url with PATCH "
-                f"{self.direct}/discord/api/v10/applications/@me "
-                '{"interactions_endpoint_url": "…"} (docs/walkthroughs.md)',
-            )
+        self._discord_interactions_url()
         try:
             status, answer = await self.discord.interact(
                 self.creds["discord_bot_token"],
@@ -665,8 +730,37 @@ class Sandbox:
         return channel
 
     def messages(self, provider: str, channel: str) -> list[dict[str, Any]]:
-        """What is in a channel now, oldest first, in one shape for every network."""
-        return self.chats[provider].messages(channel)
+        """What is in a channel now, oldest first, in one shape for every network, each
+        message with its buttons."""
+        chat = self.chats[provider]
+        items = chat.messages(channel)
+        for item in items:
+            item["buttons"] = chat.buttons(channel, item["id"]) if chat.buttons else []
+        return items
+
+    async def click(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A user clicks a button of a message in a channel, sent to hookhub as the network
+        sends its interactions."""
+        chat = self.chats[provider]
+        if chat.click is None or chat.buttons is None:
+            raise SandboxError(
+                422, "unsupported", f"{CATALOG[provider].name}'s cards have no buttons here"
+            )
+        channel = _text(body, "channel", required=True)
+        message = _text(body, "message", required=True)
+        action = _text(body, "action", required=True)
+        user = _text(body, "user", required=True)
+        if not any(m["id"] == message for m in chat.messages(channel)):
+            raise SandboxError(404, "not_found", f"no message {message} in {channel}")
+        offered = [b["action"] for b in chat.buttons(channel, message)]
+        if action not in offered:
+            raise SandboxError(
+                422,
+                "invalid",
+                f"message {message} has no button {action!r}: "
+                + (", ".join(offered) if offered else "it has none"),
+            )
+        return await chat.click(channel, message, action, user)
 
     async def _slack_writes(
         self, channel: str, user: str, text: str, thread: str
@@ -687,6 +781,17 @@ class Sandbox:
     async def _slack_deletes(self, channel: str, ts: str) -> dict[str, Any]:
         delivery = await self.slack.delete_as_user(channel, ts)
         return {"id": ts, "delivered": delivery.status if delivery else None}
+
+    def _slack_buttons(self, channel: str, ts: str) -> list[dict[str, str]]:
+        return [
+            {"action": b["action_id"], "label": b["text"]["text"]}
+            for b in self.slack.buttons(channel, ts)
+        ]
+
+    async def _slack_clicks(self, channel: str, ts: str, action: str, user: str) -> dict[str, Any]:
+        user_id = _find_user(user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()})
+        delivery = await self.slack.click(channel, ts, action, user_id)
+        return {"delivered": delivery.status or None}
 
     def _slack_messages(self, channel: str) -> list[dict[str, Any]]:
         found = self._slack_channel(channel)
@@ -717,6 +822,27 @@ class Sandbox:
     async def _discord_deletes(self, channel: str, message: str) -> dict[str, Any]:
         await self.discord.user_deletes(channel, message)
         return {"id": message, "delivered": self.discord.sessions() != []}
+
+    def _discord_buttons(self, channel: str, message: str) -> list[dict[str, str]]:
+        return _prefixed(
+            (b.get("custom_id", ""), b.get("label", ""))
+            for b in self.discord.buttons(channel, message)
+        )
+
+    async def _discord_clicks(
+        self, channel: str, message: str, action: str, user: str
+    ) -> dict[str, Any]:
+        user_id = _find_user(user, DISCORD_USERS)
+        self._discord_interactions_url()
+        try:
+            status, _ = await self.discord.click(
+                self.creds["discord_bot_token"], channel, message, BUTTON + action, user_id
+            )
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the Interactions Endpoint URL did not answer: {exc!r}"
+            ) from None
+        return {"delivered": status}
 
     async def _mattermost_writes(
         self, channel: str, user: str, text: str, thread: str
@@ -771,10 +897,7 @@ class Sandbox:
         self, channel: str, user: str, text: str, thread: str
     ) -> dict[str, Any]:
         chat = self._telegram_chat(channel)
-        names = {str(k): (f"{v[1]} {v[2]}", v[0]) for k, v in TELEGRAM_USERS.items()}
-        telegram_user = int(_find_user(user, names))
-        handle, first, last = TELEGRAM_USERS[telegram_user]
-        person = {"id": telegram_user, "first_name": first, "last_name": last, "username": handle}
+        person = _telegram_person(user)
         reply_to = _telegram_id(thread) if thread else None
         if reply_to is not None and reply_to not in chat.messages:
             raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
@@ -790,6 +913,27 @@ class Sandbox:
             chat.id, _telegram_id(message), text, token=self.creds["telegram_bot_token"]
         )
         return {"id": message, "delivered": status or None}
+
+    def _telegram_buttons(self, channel: str, message: str) -> list[dict[str, str]]:
+        chat = self._telegram_chat(channel)
+        return _prefixed(
+            (b.get("callback_data", ""), b.get("text", ""))
+            for b in self.telegram.buttons(chat.id, _telegram_id(message))
+        )
+
+    async def _telegram_clicks(
+        self, channel: str, message: str, action: str, user: str
+    ) -> dict[str, Any]:
+        chat = self._telegram_chat(channel)
+        person = _telegram_person(user)
+        status, _ = await self.telegram.press(
+            chat.id,
+            _telegram_id(message),
+            BUTTON + action,
+            person,
+            token=self.creds["telegram_bot_token"],
+        )
+        return {"delivered": status or None}
 
     def _telegram_messages(self, channel: str) -> list[dict[str, Any]]:
         chat = self._telegram_chat(channel)
@@ -818,6 +962,25 @@ class Sandbox:
         return await self._teams_tells(
             lambda: self.teams.user_deletes(self.teams_bot, channel, message)
         )
+
+    def _teams_buttons(self, channel: str, message: str) -> list[dict[str, str]]:
+        return [
+            {"action": a["verb"], "label": a.get("title", a["verb"])}
+            for a in self.teams.buttons(channel, message)
+        ]
+
+    async def _teams_clicks(
+        self, channel: str, message: str, action: str, user: str
+    ) -> dict[str, Any]:
+        names = {k: (u["id"], u["name"]) for k, u in TEAMS_USERS.items()}
+        person = _find_user(user, names)
+
+        async def clicks() -> tuple[dict[str, Any], int]:
+            status, _ = await self.teams.click(self.teams_bot, channel, message, action, person)
+            return {"id": message}, status
+
+        told = await self._teams_tells(clicks)
+        return {"delivered": told["delivered"]}
 
     async def _teams_tells(
         self, tells: Callable[[], Awaitable[tuple[dict[str, Any], int]]]
@@ -852,7 +1015,7 @@ class Sandbox:
                 {
                     "id": message["id"],
                     "user": {"id": sender.get("id"), "name": sender.get("name") or ""},
-                    "text": message.get("text") or "",
+                    "text": _teams_text(message.get("text") or ""),
                     "thread": message.get("replyToId"),
                     "edited": message["id"] in found.edited,
                     "from_hookhub": str(sender.get("id", "")).startswith("28:"),
@@ -1135,6 +1298,24 @@ class Sandbox:
         async def interact(request: Request) -> Response:
             return _json(await self.interact(await _body(request)), 201)
 
+        async def click(request: Request) -> Response:
+            provider = _provider(request, tuple(self.chats))
+            return _json(await self.click(provider, await _body(request)), 201)
+
+        async def chat_messages(request: Request) -> Response:
+            return _json({"items": self.chat.messages(request.path_params["channel"])})
+
+        async def chat_click(request: Request) -> Response:
+            return _json(await self.chat.click(await _body(request)), 201)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            self.chat.start()
+            try:
+                yield
+            finally:
+                await self.chat.stop()
+
         async def healthz(_: Request) -> Response:
             return JSONResponse({"status": "ok", "service": "sandbox"})
 
@@ -1151,7 +1332,11 @@ class Sandbox:
             Route("/sandbox/api/state", _guarded(state)),
             Route("/sandbox/api/webhooks", _guarded(catalog)),
             Route("/sandbox/api/webhooks/{provider}", _guarded(catalog_send), methods=["POST"]),
+            # The chat product's part (services/sandbox/chat.py).
+            Route("/sandbox/api/chat/channels/{channel:path}/messages", _guarded(chat_messages)),
+            Route("/sandbox/api/chat/click", _guarded(chat_click), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
+            Route("/sandbox/api/{provider}/click", _guarded(click), methods=["POST"]),
             # `path`: a Google Chat message is `spaces/…/messages/…`.
             Route(
                 "/sandbox/api/{provider}/messages/{message:path}/edit",
@@ -1175,8 +1360,9 @@ class Sandbox:
             Mount("/sandbox/googlechat", app=self.googlechat.app()),
             Mount("/sandbox/teams", app=self.teams.app()),
             Mount("/sandbox/matrix", app=self.matrix.app()),
+            *(Mount(f"/sandbox/{name}", app=app) for name, app in self.acted.mounts()),
         ]
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _guarded(
@@ -1185,7 +1371,7 @@ def _guarded(
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
-        except (SandboxError, SendRefused) as error:
+        except (SandboxError, SendRefused, ChatRefused) as error:
             return _error(error.status, error.code, error.message)
 
     return run
@@ -1261,6 +1447,35 @@ def _find_user(user: str, names: Mapping[str, tuple[str, ...]]) -> str:
         if user in aliases:
             return user_id
     raise SandboxError(404, "not_found", f"no user {user!r}; the state lists them")
+
+
+# What the networks whose buttons carry a string put before hookhub's action id (Discord's
+# `custom_id`, Telegram's `callback_data`: docs/sync.md, "Cards' buttons").
+BUTTON = "hh:"
+
+
+def _prefixed(buttons: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """hookhub's buttons of those (`(carried, label)`): their action ids and labels."""
+    return [
+        {"action": carried.removeprefix(BUTTON), "label": label}
+        for carried, label in buttons
+        if carried.startswith(BUTTON)
+    ]
+
+
+def _teams_text(text: str) -> str:
+    """A Teams message's text (HTML: hookhub posts `<b>name</b><br>` and escapes the rest)
+    as the reader sees it: lines, no tags, entities decoded (the page shows it as text)."""
+    text = re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)
+    return html.unescape(re.sub(r"<[^>]*>", "", text))
+
+
+def _telegram_person(user: str) -> dict[str, Any]:
+    """A seeded Telegram user (by id or name) as the Bot API's `User`."""
+    names = {str(k): (f"{v[1]} {v[2]}", v[0]) for k, v in TELEGRAM_USERS.items()}
+    telegram_user = int(_find_user(user, names))
+    handle, first, last = TELEGRAM_USERS[telegram_user]
+    return {"id": telegram_user, "first_name": first, "last_name": last, "username": handle}
 
 
 def _telegram_id(value: str) -> int:

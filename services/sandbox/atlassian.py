@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -152,11 +153,27 @@ class FakeAtlassian(FakeAuthorizationServer):
         self.transitioners: set[str] = set()
         self.assigners: set[str] = set()
         self.acted = RecordingApi()
+        # The sandbox's site: its own issues are the ones acted on (`_of_world`).
+        self.acts_on_world = False
 
     def track(self, key: str, status: str, workflow: dict[str, list[tuple[str, str, str]]]) -> None:
         """An issue the acting routes know, in `status`; `workflow` the transitions from
         each status: `(id, name, to status)`."""
         self.tracked[key] = {"key": key, "status": status, "workflow": workflow, "assignee": None}
+
+    def _of_world(self, key: str) -> dict[str, Any] | None:
+        """With `acts_on_world` (the sandbox), an issue of the site's own acted on: its
+        status now, the simplified workflow's transitions (any status to any other), anyone
+        may move it; a transition changes the site's issue and sends its webhook."""
+        found = self.world.issues.get(key.upper()) if self.acts_on_world else None
+        if found is None:
+            return None
+        statuses = [status.name for status in STATUSES]
+        workflow = {
+            status: [(str(11 + 10 * i), to, to) for i, to in enumerate(statuses) if to != status]
+            for status in statuses
+        }
+        return {"key": found.key, "status": found.status.name, "workflow": workflow, "world": True}
 
     def account(self, request: Request) -> str | None:
         user = self.bearer(request)
@@ -231,7 +248,9 @@ class FakeAtlassian(FakeAuthorizationServer):
         account = self.account(request)
         if account is None:
             return None, _unauthenticated()
-        issue = self.tracked.get(request.path_params["key"])
+        issue = self.tracked.get(request.path_params["key"]) or self._of_world(
+            request.path_params["key"]
+        )
         if request.path_params["cloud_id"] != self.cloud_id or issue is None:
             message = "Issue does not exist or you do not have permission to see it."
             return None, JSONResponse({"errorMessages": [message], "errors": {}}, 404)
@@ -255,11 +274,13 @@ class FakeAtlassian(FakeAuthorizationServer):
             )
         wanted = body.get("transition") if isinstance(body, dict) else None
         tid = wanted.get("id") if isinstance(wanted, dict) else None
-        if account not in self.transitioners:
+        if account not in self.transitioners and not issue.get("world"):
             return _jira_errors(["You do not have permission to transition this issue."], {})
         if tid not in offered:
             return _jira_errors([f"Transition id '{tid}' is not valid for this issue."], {})
         issue["status"] = offered[tid][1]
+        if issue.get("world"):  # the site's own issue: moved there, and its webhook sent
+            await self.send("jira:issue_updated", key=issue["key"], status=issue["status"])
         return Response(status_code=204)
 
     async def _assignee(self, request: Request) -> Response:
@@ -267,12 +288,15 @@ class FakeAtlassian(FakeAuthorizationServer):
         if refusal is not None:
             return refusal
         body, issue, account = found
-        if account not in self.assigners:
+        if account not in self.assigners and not issue.get("world"):
             message = "You do not have permission to assign issues."
             return JSONResponse({"errorMessages": [message], "errors": {}}, 403)
         if not isinstance(body, dict) or "accountId" not in body:
             return _jira_errors([], {"accountId": "Specify a valid value for accountId"})
         issue["assignee"] = body["accountId"]
+        if issue.get("world"):  # the site's own issue: its webhook says so, if a user it knows
+            with contextlib.suppress(EventRefused):
+                await self.send("jira:issue_updated", key=issue["key"], assignee=issue["assignee"])
         return Response(status_code=204)
 
     async def _create_issue(self, request: Request) -> Response:

@@ -26,12 +26,14 @@ import functools
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import orjson
 
+from services.sandbox.acted import ActedOn
 from services.sync.subscriptions.filters import Filters, filtered, filters_of
 from shared.kernel.errors import HookhubError
 from shared.kernel.http.tls import tls
@@ -46,6 +48,8 @@ from shared.providers.schemes import AnyOf, Unsignable
 
 # An integration's id as hookhub makes them: what may go into the path of the API call.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+# A chat channel's id, as a subscription takes one.
+_CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 # A sample's file name in its provider's folder (no path).
 _SAMPLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}")
 
@@ -71,8 +75,12 @@ class CatalogWebhooks:
     """Sends the catalog's samples to hookhub at `origin` (where the sandbox reaches it),
     making its own integrations with `admin_token` in `workspace_id`."""
 
-    def __init__(self, origin: str, admin_token: str, workspace_id: str) -> None:
+    def __init__(
+        self, origin: str, admin_token: str, workspace_id: str, acted: ActedOn | None = None
+    ) -> None:
         self.origin = origin.rstrip("/")
+        # The stand-ins acted on: the sandbox's own integrations act on them, as its people.
+        self.acted = acted
         self.admin_token = admin_token
         self.workspace_id = workspace_id
         # provider → (integration id, webhook URL, the settings it was made with)
@@ -108,6 +116,11 @@ class CatalogWebhooks:
         integration_id = body.get("integration_id")
         given = _settings(body.get("settings"))
         sample = _named_sample(entry, body.get("sample"))
+        if body.get("fresh") is True:
+            sample = self._fresh(entry, sample)
+        channel = body.get("channel_id")
+        if channel is not None and not (isinstance(channel, str) and _CHANNEL.fullmatch(channel)):
+            raise SendRefused(422, "invalid", "channel_id must be a chat channel's id (ch_…)")
         async with self._client() as client:
             if integration_id is None or integration_id == "":
                 if given is not None:
@@ -118,19 +131,67 @@ class CatalogWebhooks:
                         "has the settings it was made with",
                     )
                 found = await self._own(client, entry)
+                await self._subscribed(client, found[0], channel)
                 answer = await self._send(client, entry, *found, sample)
                 if answer["status"] == 404 and _code(answer) == "unknown_integration":
                     # Deleted in hookhub since the sandbox made it: made again, sent again.
                     self.own.pop(provider, None)
                     made = await self._own(client, entry)
+                    await self._subscribed(client, made[0], channel)
                     answer = await self._send(client, entry, *made, sample)
                 return answer
             if not isinstance(integration_id, str) or not _ID.fullmatch(integration_id):
                 raise SendRefused(
                     422, "invalid", "integration_id must be an integration's id (int_…)"
                 )
-            return await self._send(
-                client, entry, *await self._users(client, entry, integration_id, given), sample
+            users = await self._users(client, entry, integration_id, given)
+            await self._subscribed(client, integration_id, channel)
+            return await self._send(client, entry, *users, sample)
+
+    def _fresh(self, entry: Entry, sample: Sample | None) -> Sample:
+        """The sample as a new item's, made now in the stand-in acted on (its incident, its
+        alert, its group), a delivery of its own; 422 for a provider the sandbox acts on no
+        stand-in of."""
+        rewrite = self.acted.fresh(entry.provider) if self.acted is not None else None
+        if rewrite is None:
+            raise SendRefused(
+                422,
+                "invalid",
+                f"fresh: the sandbox makes new items of PagerDuty, Opsgenie and Alertmanager, "
+                f"not of {entry.name}",
+            )
+        assert entry.sample is not None
+        sent = sample or entry.sample
+        stamped = sent.stamped
+
+        def rewritten(raw: bytes, now: datetime) -> bytes:
+            raw = stamped(raw, now) if stamped is not None else raw
+            return orjson.dumps(rewrite(orjson.loads(raw)))
+
+        headers = _delivered_as(entry, sent.headers, str(uuid.uuid4()))
+        return dataclasses.replace(sent, headers=headers, stamped=rewritten)
+
+    async def _subscribed(
+        self, client: httpx.AsyncClient, integration_id: str, channel: str | None
+    ) -> None:
+        """A subscription of the integration posting into `channel` (its default events),
+        made unless one is there: what a newcomer would make in the console before the
+        event, so that the first send is posted (a second send of a sample is a
+        redelivery)."""
+        if not channel:
+            return
+        path = f"/api/integrations/{integration_id}/subscriptions"
+        listed = await _call(client.get(path, params={"limit": "100"}))
+        if listed.status_code == 200 and any(
+            doc["channel_id"] == channel for doc in listed.json()["data"]
+        ):
+            return
+        made = await _call(client.post(path, json={"channel_id": channel}))
+        if made.status_code != 201:
+            raise SendRefused(
+                502,
+                "not_subscribed",
+                f"hookhub did not subscribe {channel} ({made.status_code}): {made.text[:500]}",
             )
 
     def _client(self) -> httpx.AsyncClient:
@@ -156,6 +217,8 @@ class CatalogWebhooks:
                     "integration_id of yours and its settings",
                 )
             settings = entry.examples()
+            if self.acted is not None:
+                settings |= self.acted.settings(entry.provider)
             answer = await _call(
                 client.post(
                     "/api/integrations",
@@ -175,8 +238,30 @@ class CatalogWebhooks:
                     f"({answer.status_code}): {answer.text[:500]}",
                 )
             doc = answer.json()
+            await self._link(client, entry)
             made = self.own[entry.provider] = (doc["id"], doc["webhook_url"], settings)
             return made
+
+    async def _link(self, client: httpx.AsyncClient, entry: Entry) -> None:
+        """The sandbox's people linked to the provider's stand-in, where it acts for a named
+        user: what a workspace admin does once for each of its users."""
+        if self.acted is None:
+            return
+        for chat_user, body in self.acted.links(entry.provider):
+            answer = await _call(
+                client.put(
+                    f"/api/account-links/{entry.provider}/{quote(chat_user, safe='')}",
+                    params={"workspace_id": self.workspace_id},
+                    json=body,
+                )
+            )
+            if answer.status_code not in (200, 201):
+                raise SendRefused(
+                    502,
+                    "not_linked",
+                    f"hookhub did not link {chat_user} to {entry.name} "
+                    f"({answer.status_code}): {answer.text[:500]}",
+                )
 
     async def _users(
         self,
@@ -408,15 +493,20 @@ def _as_sent(entry: Entry, name: str) -> Sample:
     assert entry.sample is not None
     if name == entry.sample.file:
         return entry.sample
-    options = _options(getattr(entry.webhooks, "delivery_id", None))
     own = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hookhub-sandbox:{entry.provider}/{name}"))
-    headers = {
+    headers = _delivered_as(entry, entry.sample.headers, own)
+    return dataclasses.replace(entry.sample, file=name, headers=headers)
+
+
+def _delivered_as(entry: Entry, headers: Mapping[str, str], own: str) -> dict[str, str]:
+    """`headers` with the delivery id the provider sends in a header, if it does, `own`."""
+    options = _options(getattr(entry.webhooks, "delivery_id", None))
+    return {
         key: own
         if any(isinstance(o, FromHeader) and o.name == key.lower() for o in options)
         else value
-        for key, value in entry.sample.headers.items()
+        for key, value in headers.items()
     }
-    return dataclasses.replace(entry.sample, file=name, headers=headers)
 
 
 def _options(locator: Any) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import os
@@ -56,16 +57,23 @@ def sandbox_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             os.killpg(started.process.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-async def hub(sandbox_stack: Stack) -> AsyncIterator[Hub]:
-    token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
+@contextlib.asynccontextmanager
+async def _hub(stack: Stack) -> AsyncIterator[Hub]:
+    """The stack's origin, with the admin token."""
+    token = (stack.data_dir / "admin_token").read_text().strip()
     async with httpx.AsyncClient(
         verify=tls(),
-        base_url=sandbox_stack.origin,
+        base_url=stack.origin,
         timeout=20,
         headers={"Authorization": f"Bearer {token}"},
     ) as client:
-        yield Hub(client, sandbox_stack)
+        yield Hub(client, stack)
+
+
+@pytest.fixture
+async def hub(sandbox_stack: Stack) -> AsyncIterator[Hub]:
+    async with _hub(sandbox_stack) as found:
+        yield found
 
 
 _INTEGRATIONS: dict[str, dict[str, Any]] = {}
@@ -798,6 +806,109 @@ async def test_an_alert_that_fires_and_resolves_is_one_thread_in_the_chat(hub: H
     assert "names the event in a header" in header["error"]["message"]
 
 
+async def _card(hub: Hub, provider: str, channel: str, sample: str | None = None) -> dict[str, Any]:
+    """A new item of `provider` made at its stand-in and its webhook sent to the sandbox's
+    own integration, subscribed into `channel`: its root, once the chat has it."""
+    body: dict[str, Any] = {"fresh": True, "channel_id": channel}
+    if sample:
+        body["sample"] = sample
+    sent = await hub.post(f"/sandbox/api/webhooks/{provider}", body)
+    assert sent["status"] == 200 and sent["outcome"] == "accepted", sent
+
+    async def root() -> dict[str, Any] | None:
+        answer = await hub.client.get(f"/sandbox/api/chat/channels/{channel}/messages")
+        found = [m for m in answer.json().get("items", []) if (m["card"] or {}).get("actions")]
+        return found[0] if answer.status_code == 200 and found else None
+
+    return dict(await until(root, timeout=30, what=f"the {provider} card in the chat"))
+
+
+async def _replied(hub: Hub, channel: str, root: str, text: str) -> dict[str, Any]:
+    async def find() -> dict[str, Any] | None:
+        answer = await hub.client.get(f"/sandbox/api/chat/channels/{channel}/messages")
+        found = [m for m in answer.json()["items"] if m["thread"] == root and text in m["text"]]
+        return found[0] if found else None
+
+    return dict(await until(find, timeout=30, what=f"{text!r} in the card's thread"))
+
+
+async def test_an_alert_silenced_from_the_chat_acts_at_the_stand_in_as_the_linked_user(
+    hub: Hub,
+) -> None:
+    """Issue #62's first trial: an Alertmanager alert fires (a group of its own, at the
+    sandbox's integration, which acts on the sandbox's Alertmanager), Carol silences it
+    from the chat: one silence, made by her linked name, said in the thread."""
+    channel = "ch_alerts_" + uuid.uuid4().hex[:6]
+    card = await _card(hub, "alertmanager", channel)
+    assert card["card"]["actions"][0]["id"] == "silence:1h", card
+    before = len((await hub.state())["alertmanager"]["calls"])
+    clicked = await hub.post(
+        "/sandbox/api/chat/click",
+        {"channel": channel, "message": card["id"], "action": "silence:1h", "user": "u_carol"},
+    )
+    assert clicked["delivered"] == 202, clicked
+    reply = await _replied(hub, channel, card["id"], "Silenced for 1 h")
+    assert "Carol Chen" in reply["text"] and "(from chat)" in reply["text"], reply
+    alertmanager = (await hub.state())["alertmanager"]
+    assert [c["as"] for c in alertmanager["calls"][before:]] == ["carol@example.com"]
+    [silence] = [s for s in alertmanager["silences"] if s["created_by"] == "carol@example.com"]
+    assert {m["name"] for m in silence["matchers"]} >= {"alertname", "sandbox"}
+
+
+async def test_an_incident_acknowledged_from_slack_and_resolved_from_the_chat(hub: Hub) -> None:
+    """Issue #62's second trial: a PagerDuty incident's card in a chat channel bridged to
+    Slack; Alice acknowledges it with Slack's button, Bob resolves it from the chat: each
+    one call at the PagerDuty stand-in, `From` their linked email."""
+    state = await hub.state()
+    slack = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
+    external = state["slack"]["channels"][2]["id"]
+    channel = await hub.mapped(slack["id"], external)
+    card = await _card(hub, "pagerduty", channel, "incident_triggered.json")
+    incident = card["card"]["url"].rsplit("/", 1)[-1]
+
+    async def in_slack() -> dict[str, Any] | None:
+        answer = await hub.client.get(f"/sandbox/api/slack/channels/{external}/messages")
+        found = [m for m in answer.json()["items"] if incident in m["text"] and m["buttons"]]
+        return found[0] if found else None
+
+    posted = await until(in_slack, timeout=30, what="the card with its buttons in Slack")
+    assert posted["buttons"][0]["action"] == "acknowledge", posted
+    unknown = await hub.post(
+        "/sandbox/api/slack/click",
+        {"channel": external, "message": posted["id"], "action": "close", "user": "Alice Archer"},
+        422,
+    )
+    assert "acknowledge" in unknown["error"]["message"]
+    clicked = await hub.post(
+        "/sandbox/api/slack/click",
+        {
+            "channel": external,
+            "message": posted["id"],
+            "action": "acknowledge",
+            "user": "Alice Archer",
+        },
+    )
+    assert clicked["delivered"] == 200, clicked
+    # Named as Slack names her (her user name there), the click from Slack.
+    said = await _replied(hub, channel, card["id"], "Acknowledged by alice (from Slack)")
+    assert said["text"].startswith("✓"), said
+    await hub.post(
+        "/sandbox/api/chat/click",
+        {"channel": channel, "message": card["id"], "action": "resolve", "user": "Bob Baker"},
+    )
+    said = await _replied(hub, channel, card["id"], "Resolved by Bob Baker")
+    assert "(from chat)" in said["text"], said
+    pagerduty = (await hub.state())["pagerduty"]
+    [acted] = [i for i in pagerduty["incidents"] if i["id"] == incident]
+    assert acted["status"] == "resolved", acted
+    assert (acted["acknowledged_by"], acted["resolved_by"]) == (
+        ["alice@example.com"],
+        "bob@example.com",
+    )
+    puts = [c["as"] for c in pagerduty["calls"] if c["method"] == "PUT" and incident in c["path"]]
+    assert puts == ["alice@example.com", "bob@example.com"], pagerduty["calls"]
+
+
 def test_the_sample_sent_first_is_one_a_default_subscription_posts() -> None:
     """For every provider with a sample a subscription of its default events posts, the
     sandbox sends one such first (the catalog's where it is one): Stripe's catalog sample,
@@ -920,16 +1031,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
     sandbox_stack: Stack, browser: Any
 ) -> None:
     async def prepare() -> tuple[str, str, str]:
-        async with httpx.AsyncClient(
-            verify=tls(),
-            base_url=sandbox_stack.origin,
-            timeout=20,
-            headers={
-                "Authorization": "Bearer "
-                + (sandbox_stack.data_dir / "admin_token").read_text().strip()
-            },
-        ) as client:
-            hub = Hub(client, sandbox_stack)
+        async with _hub(sandbox_stack) as hub:
             state = await hub.state()
             integration = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
             external = state["slack"]["channels"][1]["id"]
@@ -1039,6 +1141,32 @@ def test_the_sandbox_page_sends_a_provider_s_webhook(sandbox_stack: Stack, brows
         assert "hookhub answered 200" in page.locator("#flash").inner_text()
         assert "webhook-signature" in page.locator(".answer").inner_text()
         _screenshot(page, "webhooks")
+    finally:
+        page.close()
+
+
+def test_a_card_s_button_clicked_in_the_page_s_chat(sandbox_stack: Stack, browser: Any) -> None:
+    """The chat's tab shows an Opsgenie alert's card with its buttons; Alice clicks one and
+    its outcome comes back in the card's thread."""
+    channel = "ch_page_ops_" + uuid.uuid4().hex[:6]
+
+    async def prepare() -> dict[str, Any]:
+        async with _hub(sandbox_stack) as hub:
+            return await _card(hub, "opsgenie", channel)
+
+    card = _outside_playwright(prepare())
+    page = browser.new_page()
+    try:
+        page.goto(sandbox_stack.origin + "/sandbox/#chat")
+        page.get_by_role("region", name="Chat channels").get_by_role("button", name=channel).click()
+        page.get_by_label("You are").select_option(label="Alice Archer")
+        root = page.locator(f'.messages li[data-id="{card["id"]}"]')
+        root.get_by_role("button", name="Acknowledge").click()
+        page.locator(".messages li", has_text="Acknowledged by Alice Archer").wait_for(
+            timeout=30_000
+        )
+        assert "clicked Acknowledge" in page.locator("#flash").inner_text()
+        _screenshot(page, "chat-click")
     finally:
         page.close()
 

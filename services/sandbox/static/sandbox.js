@@ -2,7 +2,10 @@
 // that make GitHub and Jira send events, and every catalog provider's webhook, signed. Everything from the stand-ins and from hookhub is put
 // in the page as text (textContent), never as HTML. Its API is docs/sandbox.md.
 
-// The chat networks' tabs come first, from the state (`chats`: one per network's stand-in).
+// The chat networks' tabs first, from the state (`chats`: one per network's stand-in),
+// then the chat product's (the sandbox plays it: what hookhub hands the chat, its cards'
+// buttons).
+const CHAT_TAB = { chat: "Chat product" };
 const OTHER_TABS = { github: "GitHub", jira: "Jira", webhooks: "Webhooks", credentials: "Credentials" };
 let TABS = { ...OTHER_TABS };
 const POLL_MS = 1500;
@@ -64,10 +67,11 @@ async function render() {
     return;
   }
   const chats = Object.fromEntries(Object.entries(state.chats).map(([name, chat]) => [name, chat.name]));
-  TABS = { ...chats, ...OTHER_TABS };
+  TABS = { ...chats, ...CHAT_TAB, ...OTHER_TABS };
   if (!(tab in TABS)) tab = Object.keys(TABS)[0];
   tabs();
-  if (tab in state.chats) renderChat(tab);
+  if (tab === "chat") renderProduct();
+  else if (tab in state.chats) renderChat(tab);
   else if (tab === "github") renderGitHub();
   else if (tab === "jira") renderJira();
   else if (tab === "webhooks") renderWebhooks();
@@ -121,6 +125,16 @@ function renderChat(provider) {
   let editing = null;
   let items = [];
   const acts = {
+    // A card's button, clicked as the user the box writes as.
+    click: async (m, b) => {
+      try {
+        const done = await call(`${provider}/click`, { channel, message: m.id, action: b.action, user: form.user.value });
+        say(`${author({ user: { name: form.user.selectedOptions[0]?.textContent } })} clicked ${b.label}; ` +
+          (done.delivered ? `hookhub answered ${done.delivered}. Its reply comes in the card's thread.` : "not delivered to hookhub."));
+      } catch (error) {
+        say(error.message, false);
+      }
+    },
     reply: (m) => { replyTo[provider] = m.id; showReply(); },
     edit: (m) => { editing = m.id; draw(); messages.querySelector("form.edit textarea")?.focus(); },
     remove: async (m) => { if (await change(provider, m, "delete", { channel })) await refresh(); },
@@ -186,7 +200,100 @@ function message(provider, m, acts) {
     link("reply", acts.reply),
     can.edit ? link("edit", acts.edit) : null,
     can.delete ? link("delete", acts.remove) : null,
-    el("p", { class: "text" }, m.text));
+    el("p", { class: "text" }, linked(m.text)),
+    buttons(m.buttons, (b) => acts.click(m, b)));
+}
+
+// A card's buttons (`[{action, label}]`), each clicked with `click(button)`.
+function buttons(items, click) {
+  if (!items?.length) return null;
+  return el("div", { class: "buttons", role: "group", "aria-label": "Card actions" },
+    items.map((b) => el("button", { class: "action", type: "button", "data-action": b.action, onclick: () => click(b) }, b.label)));
+}
+
+// Text with hookhub's own account-link addresses (an unlinked user's reply: its
+// `/api/auth/oauth/link/<ticket>`) made links; everything else, and all of it as text.
+function linked(text) {
+  const origin = state.hookhub.origin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = new RegExp(`${origin}/api/auth/oauth/link/[A-Za-z0-9_-]+`, "g");
+  const parts = [];
+  let at = 0;
+  for (const found of String(text).matchAll(pattern)) {
+    parts.push(text.slice(at, found.index), el("a", { href: found[0], target: "_blank", rel: "noopener" }, found[0]));
+    at = found.index + found[0].length;
+  }
+  parts.push(String(text).slice(at));
+  return parts;
+}
+
+// -- the chat product ---------------------------------------------------------------------
+
+// What hookhub handed the chat in the sandbox's workspace, channel by channel, its cards
+// with their buttons; a click is `message.action` as the signed-in chat user.
+function renderProduct() {
+  const chat = state.chat;
+  const channel = chosen.chat && chat.channels.some((c) => c.id === chosen.chat) ? chosen.chat : chat.channels[0]?.id;
+  chosen.chat = channel;
+  const who = el("select", { name: "user", onchange: (event) => { chosen.chatUser = event.target.value; } },
+    chat.users.map((u) => el("option", { value: u.id, selected: u.id === chosen.chatUser }, u.name)));
+  chosen.chatUser = who.value;
+  const messages = el("ol", { class: "messages", "aria-live": "polite", "aria-label": "Messages" });
+  const channels = el("ul", { class: "channels" }, chat.channels.map((c) => el("li", {},
+    el("button", {
+      type: "button", "aria-current": String(c.id === channel),
+      onclick: () => { chosen.chat = c.id; render(); },
+    }, c.name))));
+  const click = async (m, b) => {
+    try {
+      await call("chat/click", { channel, message: m.id, action: b.action, user: who.value });
+      say(`${who.selectedOptions[0].textContent} clicked ${b.label} in the chat (message.action sent). Its reply comes in the card's thread.`);
+    } catch (error) {
+      say(error.message, false);
+    }
+  };
+  let known = chat.channels.length;
+  const refresh = async () => {
+    if (!channel) {
+      // No channel yet: the first message hookhub hands the chat makes one.
+      const found = await call("state").catch(() => null);
+      if (found && found.chat.channels.length !== known) { known = found.chat.channels.length; render(); }
+      return;
+    }
+    try {
+      const { items } = await call(`chat/channels/${encodeURIComponent(channel)}/messages`);
+      messages.replaceChildren(...(items.length ? items.map((m) => chatMessage(m, click)) :
+        [el("li", { class: "empty" }, "No messages yet.")]));
+    } catch (error) {
+      say(error.message, false);
+    }
+  };
+  main.replaceChildren(el("div", { class: "panel" },
+    el("section", { class: "card", "aria-label": "Chat channels" }, el("h2", {}, "Chat channels"),
+      chat.channels.length ? channels : el("p", { class: "hint" },
+        "None yet: a channel shows here once hookhub hands the chat a message for it (a notification of a subscription, a message from a mapped network)."),
+      el("label", { class: "who" }, "You are", who),
+      el("p", { class: "hint" }, "The sandbox plays the chat product of workspace ", state.workspace_id,
+        ": it shows what hookhub hands the chat, and announces what hookhub made (cards, replies) as its own, so mapped networks get it with its buttons. ",
+        chat.reading ? "" : "It is not reading hookhub.chat.inbound yet.")),
+    el("section", { class: "card", "aria-label": `Chat channel ${channel || ""}` }, el("h2", {}, channel || "No channel"), messages)));
+  refresh();
+  poll = setInterval(refresh, POLL_MS);
+}
+
+// A message hookhub handed the chat: its author, its text, its card (title, state, fields)
+// and the card's buttons.
+function chatMessage(m, click) {
+  const card = m.card;
+  return el("li", { class: m.from_hookhub ? "hookhub" : "", "data-id": m.id },
+    el("span", { class: "who" }, author(m)),
+    m.from ? el("span", { class: "meta" }, `from ${m.from}`) : null,
+    m.thread ? el("span", { class: "meta" }, `in reply to ${m.thread}`) : null,
+    m.edited ? el("span", { class: "meta" }, "(edited)") : null,
+    card ? el("div", { class: "chatcard" },
+      el("strong", {}, card.title || ""), card.state ? el("span", { class: "meta" }, card.state) : null,
+      (card.fields || []).length ? el("dl", { class: "creds" }, card.fields.map((f) => [el("dt", {}, f.name), el("dd", {}, f.value)])) : null) : null,
+    el("p", { class: "text" }, linked(m.text)),
+    buttons((card?.actions || []).map((a) => ({ action: a.id, label: a.label })), (b) => click(m, b)));
 }
 
 function author(m) {
@@ -317,6 +424,9 @@ async function renderWebhooks() {
     el("label", {}, "Provider", el("select", { name: "provider", onchange: (event) => showSamples(event.target.value) },
       items.map((p) => el("option", { value: p.provider }, `${p.name} (${p.category})`)))),
     el("label", {}, "Sample", sample),
+    el("label", { class: "check" }, el("input", { type: "checkbox", name: "fresh" }),
+      "A new item (PagerDuty, Opsgenie, Alertmanager: a new incident, alert or alert group, its card acted on at the sandbox's stand-in)"),
+    el("label", {}, "Post in chat channel (optional)", el("input", { name: "channel_id", placeholder: "ch_everyone" })),
     el("label", {}, "Your integration id (optional)", el("input", { name: "integration_id", placeholder: "the sandbox's own" })),
     el("label", {}, "Its settings, as JSON", el("textarea", { name: "settings", rows: 2, placeholder: '{"signing_secret": "whsec_…"}' })),
     el("button", { class: "primary", type: "submit" }, "Send the webhook"));
@@ -324,6 +434,9 @@ async function renderWebhooks() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { sample: form.sample.value };
+    // A subscription of the integration posting there, made first if there is none.
+    if (form.channel_id.value.trim()) body.channel_id = form.channel_id.value.trim();
+    if (form.fresh.checked) body.fresh = true;
     if (form.integration_id.value.trim()) body.integration_id = form.integration_id.value.trim();
     if (form.settings.value.trim()) {
       try {
