@@ -4,7 +4,9 @@ Google, each speaking its provider's wire format on loopback. The tests drive th
 and its JSON API (services/sandbox/app.py). `FAKES` is every OAuth provider's one stand-in,
 by provider name (Telegram has no OAuth: services/sandbox/telegram.py). The APIs acted on
 from the channel (SPEC §20): Alertmanager's and Grafana's silences, Sentry's issues,
-PagerDuty's incidents, Opsgenie's alerts (the tests' only, not on the page yet)."""
+PagerDuty's incidents, Opsgenie's alerts (the tests' only, not on the page yet). Pub/Sub's
+REST API, where a destination publishes (SPEC §21; the tests', where gcloud's emulator is
+not installed: services/sandbox/pubsub.py)."""
 
 from __future__ import annotations
 

@@ -93,9 +93,12 @@ class S3Config(AwsConfig):
     @classmethod
     def _known_fields(cls, template: str) -> str:
         try:
-            named = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+            parts = list(string.Formatter().parse(template))
         except ValueError as exc:
             raise ValueError(f"not a key template: {exc}") from None
+        if any(spec or conversion for _, _, spec, conversion in parts):
+            raise ValueError("a field is {name}, without a format or conversion")
+        named = {name for _, name, _, _ in parts if name is not None}
         unknown = named - S3_FIELDS
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(S3_FIELDS)}")
