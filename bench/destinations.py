@@ -5,15 +5,17 @@ confirms) sending the same signed envelopes, in the same run (SPEC §21, issue #
 For each: one delivery process is started on a backlog of BENCH_DESTINATION_EVENTS chat
 events (published before it starts) with one endpoint whose destination is a fresh queue;
 then the bare loop sends as many envelopes, built as delivery builds them, to another fresh
-queue, with as many in flight as the endpoint's `max_concurrency`. Both are timed the same
-way, at the queue: from its first message to its last (its depth, polled every 20 ms).
+queue, with as many in flight as the endpoint's `max_concurrency`. Both are timed by the
+destination's acknowledgements, first to last: hookhub's deliveries' `completed_at` (the
+moment each answer came), the loop's own clock at each answer. Nothing polls the
+destinations meanwhile (moto's SQS answers more slowly the more its queue holds, and a
+poll of its depth costs it as much as a send).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,75 +23,37 @@ from typing import Any
 
 import httpx
 
-from bench.harness import BenchError, BenchmarkResult, Harness, Measurement
+from bench.harness import BenchError, BenchmarkResult, CpuWindow, Harness, Measurement
 from bench.sender import EVENT_TYPE, message_data, webhook_request
+from services.delivery.deliveries.repository import DELIVERIES
 from shared.kernel.envelopes import ChatEvent, Topic
 from shared.kernel.ids import utcnow
 from tests.emulators import AWS_CREDENTIALS, Emulators, provide_emulators
 
-EVENTS = {"sqs": 2000, "rabbitmq": 5000}
+EVENTS = {"sqs": 600, "rabbitmq": 5000}
 EMULATOR = {"sqs": "moto's server", "rabbitmq": "rabbitmq-server"}
-CONCURRENCY = 32  # the endpoint's max_concurrency, and the bare loop's sends in flight
-POLL = 0.02
+CONCURRENCY = int(os.environ.get("BENCH_DESTINATION_CONCURRENCY", "32"))  # both sides
 TARGET = 0.7
 ACTOR = {"type": "user", "id": "usr_01jcz8w3m5q7r9t2v4x6y8"}
 
 
-class Arrivals(threading.Thread):
-    """Polls a queue's depth: when its first message arrived and when its `count`th did."""
-
-    def __init__(self, depth: Callable[[], int], count: int, timeout: float) -> None:
-        super().__init__(daemon=True)
-        self._depth, self.count, self._timeout = depth, count, timeout
-        self.first: float | None = None
-        self.last: float | None = None
-        self.seen = 0
-
-    def run(self) -> None:
-        deadline = time.monotonic() + self._timeout
-        while time.monotonic() < deadline:
-            self.seen = self._depth()
-            now = time.monotonic()
-            if self.seen and self.first is None:
-                self.first = now
-            if self.seen >= self.count:
-                self.last = now
-                return
-            time.sleep(POLL)
-
-    def measurement(self, label: str) -> Measurement:
-        self.join()
-        if self.first is None or self.last is None or self.last <= self.first:
-            return Measurement(
-                label,
-                0.0,
-                None,
-                None,
-                None,
-                None,
-                self.seen,
-                self.count - self.seen,
-                {"missing": self.count - self.seen},
-                0.0,
-                {},
-            )
-        window = self.last - self.first
-        rate = (self.count - 1) / window
-        return Measurement(label, rate, None, None, None, None, self.count, 0, {}, window, {})
+def rate(label: str, count: int, first: float, last: float) -> Measurement:
+    """`count` acknowledgements from `first` to `last` (seconds), as a table's row."""
+    window = last - first
+    per_second = (count - 1) / window if window > 0 else 0.0
+    return Measurement(label, per_second, None, None, None, None, count, 0, {}, window, {})
 
 
 class Queue:
-    """A destination's fresh queue: its config for an endpoint, its depth, a bare sender."""
+    """A destination's fresh queue: its config for an endpoint and a bare sender to it."""
 
     kind: str
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def depth(self) -> int:
-        raise NotImplementedError
-
-    async def bare(self, bodies: list[tuple[bytes, dict[str, str]]]) -> None:
+    async def bare(self, bodies: list[tuple[bytes, dict[str, str]]]) -> list[float]:
+        """Sends every body as a lane would; when each was acknowledged (time.monotonic())."""
         raise NotImplementedError
 
 
@@ -112,13 +76,7 @@ class SqsQueue(Queue):
     def config(self) -> dict[str, Any]:
         return {**AWS_CREDENTIALS, "queue_url": self.url}
 
-    def depth(self) -> int:
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
-
-    async def bare(self, bodies: list[tuple[bytes, dict[str, str]]]) -> None:
+    async def bare(self, bodies: list[tuple[bytes, dict[str, str]]]) -> list[float]:
         from aiobotocore.session import get_session
 
         async with get_session().create_client(
@@ -139,7 +97,7 @@ class SqsQueue(Queue):
                     },
                 )
 
-            await _in_flight(bodies, send)
+            return await _in_flight(bodies, send)
 
 
 class RabbitQueue(Queue):
@@ -164,19 +122,7 @@ class RabbitQueue(Queue):
     def config(self) -> dict[str, Any]:
         return {"url": self.amqp_url, "exchange": self.exchange}
 
-    def depth(self) -> int:
-        return asyncio.run(self._depth())
-
-    async def _depth(self) -> int:
-        import aio_pika
-
-        connection = await aio_pika.connect(self.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(self.exchange, passive=True)
-            return int(queue.declaration_result.message_count or 0)
-
-    async def bare(self, bodies: list[tuple[bytes, dict[str, str]]]) -> None:
+    async def bare(self, bodies: list[tuple[bytes, dict[str, str]]]) -> list[float]:
         import aio_pika
 
         connection = await aio_pika.connect(self.amqp_url)
@@ -201,21 +147,25 @@ class RabbitQueue(Queue):
                     mandatory=True,
                 )
 
-            await _in_flight(bodies, send)
+            return await _in_flight(bodies, send)
 
 
 async def _in_flight(
     bodies: list[tuple[bytes, dict[str, str]]],
     send: Callable[[bytes, dict[str, str]], Awaitable[None]],
-) -> None:
-    """Every body sent, CONCURRENCY at a time, as a lane's workers send."""
+) -> list[float]:
+    """Every body sent, CONCURRENCY at a time, as a lane's workers send; when each send was
+    answered."""
     pending = iter(bodies)
+    answered: list[float] = []
 
     async def worker() -> None:
         for body, headers in pending:
             await send(body, headers)
+            answered.append(time.monotonic())
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return answered
 
 
 class Destinations:
@@ -234,6 +184,9 @@ class Destinations:
             kinds: list[Callable[[Emulators], Queue]] = [SqsQueue]
             if emulators.amqp_url is not None:
                 kinds.append(RabbitQueue)
+            wanted = os.environ.get("BENCH_DESTINATIONS")  # "rabbitmq": that table only
+            if wanted:
+                kinds = [k for k in kinds if getattr(k, "kind", "") in wanted.split(",")]
             for queue_of in kinds:
                 results.append(self._one(harness, emulators, queue_of, env, topic))
             if emulators.amqp_url is None:  # the SQS table says why RabbitMQ's is missing
@@ -272,27 +225,34 @@ class Destinations:
         secret = created.json()["secret"]
         # One event end to end before anything is timed: the path works.
         _publish(infrastructure.kafka_bootstrap, topic, [_event(workspace, run, "check", 0)])
-        check = Arrivals(ours_queue.depth, 1, 60)
-        check.start()
-        if check.measurement("check").ok != 1:
-            raise BenchError(f"a first event did not reach {kind}; see {delivery.child.log_path}")
+        endpoint_id = created.json()["id"]
+        _completed(infrastructure, endpoint_id, 1, delivery.child.log_path, timeout=60)
         delivery.stop()
 
         events = [_event(workspace, run, "burst", seq) for seq in range(count)]
         _publish(infrastructure.kafka_bootstrap, topic, events)
-        arrivals = Arrivals(ours_queue.depth, count + 1, max(180.0, count / 20))
-        arrivals.start()
         delivery = harness.start_service("delivery", env=env, name=f"delivery-{kind}")
-        ours = arrivals.measurement(f"hookhub delivery → {kind}")
+        pids = {**infrastructure.pids(), kind: emulators.pids[kind]}
+        # The processes' CPU from the first delivery of the burst to the last (about).
+        window = CpuWindow({**pids, "delivery": delivery.child.process.pid})
+        log = delivery.child.log_path
+        _completed(infrastructure, endpoint_id, 2, log, timeout=120, every=0.05)
+        window.open()
+        times = _completed(infrastructure, endpoint_id, count + 1, log, max(180.0, count / 10))
+        window.close()
         delivery.stop()
+        ours = rate(f"hookhub delivery → {kind}", count, times[1], times[-1])
+        window.apply(ours)
 
         bodies = [
             webhook_request(run, "bare", seq, time.time(), secret, utcnow()) for seq in range(count)
         ]
-        arrivals = Arrivals(bare_queue.depth, count, max(180.0, count / 20))
-        arrivals.start()
-        asyncio.run(bare_queue.bare(bodies))
-        base = arrivals.measurement(f"bare {_client(kind)} loop, {CONCURRENCY} in flight")
+        with CpuWindow(pids) as window:
+            answered = asyncio.run(bare_queue.bare(bodies))
+        base = rate(
+            f"bare {_client(kind)} loop, {CONCURRENCY} in flight", count, answered[0], answered[-1]
+        )
+        window.apply(base)
         ratio = ours.rps / base.rps if base.rps else 0.0
         return BenchmarkResult(
             f"destinations-{kind}",
@@ -302,12 +262,29 @@ class Destinations:
             notes=[
                 f"{count:,} message.created events ({len(bodies[0][0]):,}-byte envelopes), "
                 f"published before the delivery process was started; {CONCURRENCY} in flight "
-                "both sides; timed at the queue, first message → last",
+                "both sides; timed by the destination's acknowledgements, first → last "
+                "(hookhub: its deliveries' completed_at; the loop: its clock at each answer)",
                 f"ratio {ratio:.2f} (target ≥ {TARGET})",
             ],
             setup=f"{count:,} pre-published events, {CONCURRENCY} in flight",
             unit="events/s",
         )
+
+
+def _completed(
+    infrastructure: Any, endpoint_id: str, count: int, log: Any, timeout: float, every: float = 1.0
+) -> list[float]:
+    """Once the endpoint has `count` completed deliveries (looked for `every` seconds):
+    their `completed_at`, oldest first, as seconds."""
+    deadline = time.monotonic() + timeout
+    query = {"endpoint_id": endpoint_id, "status": "completed"}
+    with infrastructure.database() as db:
+        while db[DELIVERIES].count_documents(query) < count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{count} deliveries not completed in {timeout:g} s; see {log}")
+            time.sleep(every)
+        found = db[DELIVERIES].find(query, {"completed_at": 1})
+        return sorted(doc["completed_at"].timestamp() for doc in found)
 
 
 def _client(kind: str) -> str:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.kernel.embedded import free_port
@@ -42,6 +42,8 @@ class Emulators:
     pubsub_endpoint_url: str | None  # the emulator's; None: the stand-in is served by the test
     pubsub_kind: str  # "gcloud emulator" or "stand-in"
     skipped: str = ""
+    # Their processes (the benchmark's CPU figures): moto's server, RabbitMQ's Erlang VM.
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 def _listening(port: int) -> bool:
@@ -87,6 +89,12 @@ def _started(
     yield process
 
 
+def _child(pid: int) -> int:
+    """The first child of `pid` (rabbitmq-server's script runs the node as its child)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(children[0]) if children else pid
+
+
 def rabbitmq_missing() -> str:
     if not RABBITMQ_SERVER.exists() or shutil.which(EPMD) is None:
         return "Debian's rabbitmq-server is not installed (.ci/run installs it)"
@@ -127,7 +135,11 @@ def provide_emulators(*, pubsub: bool = True) -> Iterator[Emulators]:
             _wait(pubsub_port, emulator, "the Pub/Sub emulator", work / "pubsub.log")
         if rabbit is not None:
             _wait(amqp_port, rabbit, "rabbitmq-server", work / "rabbitmq" / "out.log")
+        pids = {"moto": moto.pid}
+        if rabbit is not None:
+            pids["rabbitmq"] = _child(rabbit.pid)
         yield Emulators(
+            pids=pids,
             aws_endpoint_url=f"http://127.0.0.1:{moto_port}",
             amqp_url=f"amqp://guest:guest@127.0.0.1:{amqp_port}/" if rabbit else None,
             pubsub_endpoint_url=f"http://127.0.0.1:{pubsub_port}" if emulator else None,

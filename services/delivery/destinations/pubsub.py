@@ -10,7 +10,6 @@ there, unauthenticated, as the emulator expects.
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import aiohttp
@@ -23,7 +22,6 @@ from shared.kernel.egress import GuardedClient, describe_failure
 
 API = "https://pubsub.googleapis.com"
 AUDIENCE = "https://pubsub.googleapis.com/"
-RENEW_BEFORE = 300  # seconds before its expiry that a self-signed token is made anew
 
 
 class PubSub:
@@ -49,14 +47,12 @@ class PubSub:
         credentials = self._credentials
         if credentials is None:
             return {}
-        expiry = credentials.expiry
-        if (
-            credentials.token is None
-            or expiry is None
-            or expiry.timestamp() - RENEW_BEFORE < time.time()
-        ):
+        if not credentials.valid:  # none yet, or within minutes of its expiry
             credentials.refresh(None)  # signs locally: no request is made
-        return {"authorization": f"Bearer {credentials.token}"}
+        token = credentials.token  # bytes, as google-auth's jwt.encode makes it
+        return {
+            "authorization": "Bearer " + (token.decode() if isinstance(token, bytes) else token)
+        }
 
     async def send(self, message: Message) -> Answer:
         if self._client is None:

@@ -50,6 +50,18 @@ class AwsConfig(Config):
     session_token: str | None = Field(None, min_length=1, max_length=4096)
 
 
+def _with_host(url: str) -> str:
+    """A URL whose host (and port, if any) can be read: what the egress check judges."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for one outside 0-65535
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if not parts.hostname or port == 0:
+        raise ValueError("a URL with a host (and a port from 1 to 65535, if any)")
+    return url
+
+
 class SqsConfig(AwsConfig):
     queue_url: str = Field(
         max_length=2000,
@@ -57,6 +69,8 @@ class SqsConfig(AwsConfig):
         description="a `.fifo` queue gets the ordering key as `MessageGroupId` and the "
         "webhook-id as `MessageDeduplicationId`",
     )
+
+    _queue_url = field_validator("queue_url")(_with_host)
 
 
 class SnsConfig(AwsConfig):
@@ -143,6 +157,8 @@ class RabbitMqConfig(Config):
     exchange: str = Field(
         "", max_length=255, description='the routing key is the event type; "": the default'
     )
+
+    _url = field_validator("url")(_with_host)
 
     def masked(self, field: str, value: str) -> str:
         parts = urlsplit(value)
