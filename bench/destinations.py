@@ -232,7 +232,8 @@ class Destinations:
         events = [_event(workspace, run, "burst", seq) for seq in range(count)]
         _publish(infrastructure.kafka_bootstrap, topic, events)
         delivery = harness.start_service("delivery", env=env, name=f"delivery-{kind}")
-        pids = {**infrastructure.pids(), kind: emulators.pids[kind]}
+        process = "moto" if kind == "sqs" else kind  # tests/emulators.py's names
+        pids = {**infrastructure.pids(), process: emulators.pids[process]}
         # The processes' CPU from the first delivery of the burst to the last (about).
         window = CpuWindow({**pids, "delivery": delivery.child.process.pid})
         log = delivery.child.log_path
