@@ -20,6 +20,7 @@ from bench import (
     console,
     delivery,
     delivery_mix,
+    destinations,
     discord,
     event_types,
     github,
@@ -61,6 +62,7 @@ BENCHMARKS: list[Benchmark] = [
     event_types.BENCHMARK,
     retention.BENCHMARK,
     chatops.BENCHMARK,
+    destinations.BENCHMARK,
 ]
 # Not in a plain `make bench`: only with `--only <name>`.
 ON_REQUEST: list[Benchmark] = [soak.BENCHMARK, tracing.BENCHMARK]

@@ -23,6 +23,8 @@ from services.delivery.deliveries.ordering import Ordering
 from services.delivery.deliveries.retention import EndedDeliveries
 from services.delivery.deliveries.service import Event, Fanned, FanOut, Scheduler, traced
 from services.delivery.deliveries.timeline import AttemptMinutes
+from services.delivery.destinations.base import Surroundings
+from services.delivery.destinations.catalog import open_destination
 from services.delivery.event_types import catalog as event_type_catalog
 from services.delivery.event_types import endpoints as event_type_routes
 from services.delivery.event_types import repository as event_type_repository
@@ -171,6 +173,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         circuit_max_cool_down=timedelta(seconds=settings.circuit_max_cool_down_seconds),
         transformer=transformer,
         on_attempted=watch.attempted,
+        # Queues, topics, buses, streams and buckets (SPEC §21), each through the same
+        # egress policy, to the emulators the deployment names instead of the clouds.
+        destination_for=partial(
+            open_destination,
+            surroundings=Surroundings(
+                policy, settings.aws_endpoint_url, settings.pubsub_endpoint_url
+            ),
+        ),
     )
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)

@@ -5,7 +5,8 @@ the page at `/sandbox/` and its JSON API (services/sandbox/app.py). `FAKES` is e
 provider's one stand-in, by provider name (Telegram has no OAuth:
 services/sandbox/telegram.py). The APIs acted on from the channel (SPEC §20): Alertmanager's
 and Grafana's silences, Sentry's issues, PagerDuty's incidents, Opsgenie's alerts, and
-GitHub's, GitLab's and Jira's issues (the tests' only, not on the page yet)."""
+GitHub's, GitLab's and Jira's issues. Pub/Sub's REST API, where a destination publishes
+(SPEC §21; the tests', where gcloud's emulator is not installed: services/sandbox/pubsub.py)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -348,6 +349,24 @@ def _parse_address(value: object) -> IPAddress | None:
         return None
 
 
+async def allowed_addresses(host: str, port: int, policy: EgressPolicy) -> list[str]:
+    """The addresses `host` resolves to, for a client that connects by itself (AMQP, Kafka:
+    no socket factory to judge its connects in); raises `EgressRefused` if the policy
+    refuses any of them. Connecting to one of these, rather than to the name, leaves no
+    window for the name to resolve elsewhere in between (a client that needs the name for
+    TLS has that window)."""
+    literal = _parse_address(host.strip("[]"))
+    if literal is not None:
+        found = [literal]
+    else:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = [a for a in (_parse_address(info[4][0]) for info in infos) if a is not None]
+    for address in found:
+        if not policy.allows(address):
+            raise EgressRefused(f"{host} ({_describe(address)})")
+    return [str(address) for address in found]
+
+
 # What a failed connect's errno means to whoever reads an attempt's error.
 _CONNECT_ERRNOS = {
     errno.ECONNREFUSED: "connection refused by {}",
@@ -472,6 +491,7 @@ __all__ = [
     "EgressRefused",
     "GuardedClient",
     "NewestFirst",
+    "allowed_addresses",
     "check_url",
     "describe_failure",
     "guarded_socket_factory",

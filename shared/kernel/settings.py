@@ -363,6 +363,11 @@ class DeliverySettings(ServiceSettings):
     # The event type catalog (SPEC §17): true refuses an event whose type it does not hold
     # (422 at the API, dead-lettered from Kafka); false keeps types an open set (SPEC §6).
     event_types_strict: bool = False
+    # Destinations (SPEC §21): where every AWS call goes instead of AWS's own endpoints (an
+    # emulator: moto's server, LocalStack), and Pub/Sub's REST calls (its emulator's
+    # `http://host:port`, unauthenticated). Unset: the services themselves.
+    aws_endpoint_url: str | None = None
+    pubsub_endpoint_url: str | None = None
 
 
 class SyncSettings(ServiceSettings):

@@ -10,26 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import pytest
 
-from shared.kernel.http.tls import tls
-from shared.kernel.kafka import PUBLIC_TOPICS, ensure_topics
-from shared.kernel.settings import DeliverySettings
+from tests.delivery.killing import kill_mid_stream
 from tests.infra import Infra
-from tests.support import (
-    ServiceProcess,
-    admin_headers,
-    make_settings,
-    new_namespace,
-    produce_chat_events,
-    serve,
-)
+from tests.support import serve
 from tests.webhook_sink import Received, WebhookSink
 
 EVENTS = 1000
@@ -38,16 +26,7 @@ HELD_FROM = 300  # the sink's requests from this one on wait for the kill
 
 @pytest.mark.timeout(300)
 async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> None:
-    settings = make_settings(DeliverySettings, infra, new_namespace(), tmp_path, kafka_partitions=3)
-    await ensure_topics(settings, [settings.topic(t) for t in PUBLIC_TOPICS])
     sink = WebhookSink()
-    log = tmp_path / "delivery.log"
-    env = {
-        "HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
-        "HOOKHUB_LEASE_SECONDS": "5",
-        "HOOKHUB_SCHEDULER_POLL_SECONDS": "0.2",
-        "HOOKHUB_LOG_LEVEL": "WARNING",
-    }
     killed = asyncio.Event()
 
     async def answer(request: Received) -> int:
@@ -55,50 +34,20 @@ async def test_kill_9_mid_stream_loses_nothing(infra: Infra, tmp_path: Path) -> 
             await killed.wait()
         return 200
 
+    async def arrived() -> int:
+        return len({json.loads(r.body)["data"]["seq"] for r in sink.at("/sink")})
+
     sink.on("/sink", answer=answer)
     async with serve(sink.app(), probe="/healthz") as receiver:
-        service = ServiceProcess.start("delivery", settings, log, **env)
-        try:
-            await service.ready()
-            async with httpx.AsyncClient(
-                verify=tls(), base_url=service.base_url, timeout=10
-            ) as client:
-                created = await client.post(
-                    "/api/outgoing-webhooks",
-                    json={
-                        "workspace_id": "ws_kill",
-                        "url": receiver.base_url + "/sink",
-                        "events": ["*"],
-                        "retry_schedule": [1, 1, 2, 5],
-                    },
-                    headers=admin_headers(),
-                )
-                assert created.status_code == 201, created.text
-
-            await produce_chat_events(
-                settings,
-                "ws_kill",
-                ({"seq": seq, "channel_id": f"ch_{seq % 7}"} for seq in range(EVENTS)),
-            )
-
-            await sink.wait_for("/sink", HELD_FROM + 1, timeout=60)
-            service.process.send_signal(signal.SIGKILL)
-            service.process.wait(10)
-            killed.set()  # answers to no one; the next process's requests are answered
-            received_at_kill = len(sink.at("/sink"))
-            assert received_at_kill < EVENTS, "killed too late to prove anything"
-
-            service = ServiceProcess.start("delivery", settings, log, **env)
-            await service.ready()
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                seqs = {json.loads(r.body)["data"]["seq"] for r in sink.at("/sink")}
-                if len(seqs) == EVENTS:
-                    break
-                await asyncio.sleep(0.5)
-        finally:
-            killed.set()
-            await service.stop()
+        log = await kill_mid_stream(
+            infra,
+            tmp_path,
+            {"url": receiver.base_url + "/sink"},
+            events=EVENTS,
+            held=lambda: len(sink.at("/sink")) > HELD_FROM,
+            killed=killed,
+            arrived=arrived,
+        )
 
     ids_by_seq: dict[int, set[str]] = defaultdict(set)
     for request in sink.at("/sink"):

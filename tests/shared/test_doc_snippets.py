@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ("README.md", "docs/walkthroughs.md")
+DOCS = ("README.md", "docs/walkthroughs.md", "docs/destinations.md")
 # A fenced Python block, or a shell heredoc fed to python (`python3 - <<'EOF'` … `EOF`).
 FENCED = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
 HEREDOC = re.compile(r"python3? -[^\n]*<<'?(\w+)'?[^\n]*\n(.*?)^\1$", re.M | re.S)

@@ -43,6 +43,8 @@ from services.delivery.deliveries.repository import (
     schedule,
 )
 from services.delivery.deliveries.timeline import AttemptMinutes
+from services.delivery.destinations.base import SIGNING_HEADERS, Answer, Destination, Message
+from services.delivery.destinations.catalog import DestinationSpec
 from services.delivery.outgoing_webhooks.service import EndpointSnapshot
 from services.delivery.transformations.service import (
     TRANSFORMATION_ERROR,
@@ -131,11 +133,12 @@ class TokenBucket:
 
 
 class Lane:
-    """One endpoint's queue, workers and connection pool.
+    """One endpoint's queue, workers and connection pool, or its destination's client.
 
     The pool is the lane's own, as large as its concurrency: endpoints that hang cannot
     take the connections of one that answers, and finding a free connection looks at this
-    endpoint's few, not at every endpoint's.
+    endpoint's few, not at every endpoint's. A destination's client (SPEC §21) is made
+    once for the lane and closed with it: a changed destination gets a new lane.
     """
 
     def __init__(
@@ -144,13 +147,27 @@ class Lane:
         concurrency: int,
         rate: float | None,
         client: GuardedClient,
+        destination: Destination | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.endpoint_id = endpoint_id
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.concurrency = concurrency
         self.bucket = TokenBucket(rate) if rate else None
         self.client = client
+        self.destination = destination
+        self.fingerprint = fingerprint  # of the destination its client was made for
         self.workers: list[asyncio.Task[None]] = []
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self.destination is not None:
+            try:
+                await self.destination.close()
+            except Exception as exc:  # a broker gone: nothing of ours is left open
+                log.warning(
+                    "destination_close_failed", endpoint_id=self.endpoint_id, error=repr(exc)
+                )
 
 
 class Dispatcher:
@@ -176,8 +193,10 @@ class Dispatcher:
         circuit_max_cool_down: timedelta = timedelta(minutes=10),
         transformer: Transformer | None = None,
         on_attempted: Callable[[Attempted], None] = lambda _: None,
+        destination_for: Callable[[DestinationSpec], Destination] | None = None,
     ) -> None:
         self._endpoints = endpoints
+        self._destination_for = destination_for
         self._transformer = transformer
         self._on_attempted = on_attempted
         self._client_for = client_for
@@ -660,16 +679,25 @@ class Dispatcher:
             lane is None
             or lane.concurrency != endpoint.max_concurrency
             or (lane.bucket.rate if lane.bucket else None) != rate
+            or lane.fingerprint != _fingerprint(endpoint)
         ):
             if lane is not None:
                 for worker in lane.workers:
                     worker.cancel()
                 self._close_later(lane)
+            spec = endpoint.destination
             replacement = Lane(
                 endpoint.id,
                 endpoint.max_concurrency,
                 endpoint.rate_limit_per_second,
-                self._client_for(endpoint.max_concurrency),
+                self._client_for(1 if spec is not None else endpoint.max_concurrency),
+                # Made once for the lane, connected at its first send (destinations/).
+                destination=(
+                    self._destination_for(spec)
+                    if spec is not None and self._destination_for is not None
+                    else None
+                ),
+                fingerprint=_fingerprint(endpoint),
             )
             if lane is not None:  # keep what was queued
                 while not lane.queue.empty():
@@ -707,7 +735,7 @@ class Dispatcher:
                         await lane.bucket.take()
                     async with self._slots:
                         self._busy.add(me)  # a stop lets an attempt end, and cuts a wait off
-                        await self.attempt(job, lane.client, probe=probe)
+                        await self.attempt(job, lane, probe=probe)
             except asyncio.CancelledError:
                 # The lane is being replaced (new concurrency or rate) or the process stops:
                 # hand the job to the lane that replaced this one, still held by us.
@@ -758,7 +786,7 @@ class Dispatcher:
             if late:
                 log.warning("delivery_attempts_cut_off", count=len(late))
             await asyncio.gather(*workers, return_exceptions=True)
-        await asyncio.gather(*(lane.client.close() for lane in self._lanes.values()))
+        await asyncio.gather(*(lane.close() for lane in self._lanes.values()))
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _close_later(self, lane: Lane) -> None:
@@ -766,7 +794,7 @@ class Dispatcher:
 
         async def close() -> None:
             await asyncio.gather(*lane.workers, return_exceptions=True)
-            await lane.client.close()
+            await lane.close()
 
         self._in_background(close())
 
@@ -794,7 +822,7 @@ class Dispatcher:
             )
         return breaker
 
-    async def attempt(self, job: Job, client: GuardedClient, *, probe: bool = False) -> Verdict:
+    async def attempt(self, job: Job, lane: Lane, *, probe: bool = False) -> Verdict:
         endpoint = self._endpoints.get(job.endpoint_id)
         if endpoint is None:
             self._not_here(job)
@@ -814,16 +842,21 @@ class Dispatcher:
                     envelope_id=job.event_id,
                     attempt=job.attempts + 1,
                 )
-            return await self._attempt(job, client, endpoint, span, probe)
+            return await self._attempt(job, lane, endpoint, span, probe)
 
     async def _attempt(
         self,
         job: Job,
-        client: GuardedClient,
+        lane: Lane,
         endpoint: EndpointSnapshot,
         span: Span | None,
         probe: bool,
     ) -> Verdict:
+        if _fingerprint(endpoint) != lane.fingerprint:
+            # Its destination changed since its lane was made: the next hand-over makes
+            # the lane anew (`_lane`), with a client for what it is now.
+            self._set_aside(job, timedelta(seconds=1))
+            return Verdict.RETRY
         now = utcnow()
         number = job.attempts + 1
         job.out = True
@@ -833,7 +866,11 @@ class Dispatcher:
             # unrecorded delivery is written once, with its outcome.)
             self._writer.set_fields(DELIVERIES, job.id, {"status": "active"})
         error: str | None = None
-        outgoing = Outgoing("POST", endpoint.url, job.body, endpoint.headers)
+        destination = lane.destination
+        if destination is None:
+            outgoing = Outgoing("POST", endpoint.url, job.body, endpoint.headers)
+        else:  # a transformation's payload is sent; its url, method and headers are not
+            outgoing = Outgoing("POST", destination.address, job.body, {})
         if endpoint.transformation is not None and self._transformer is not None:
             # In the sandbox's process, within its limits: before signing, so the signature
             # is over what is sent; a failure fails this attempt, retried on schedule.
@@ -868,8 +905,15 @@ class Dispatcher:
         # failed before sending.
         request = None if error is not None else as_sent(outgoing, headers, job.body, endpoint)
         try:
-            if error is None:
-                async with client.post(
+            if error is None and destination is not None:
+                assert endpoint.destination is not None and request is not None
+                request["method"] = endpoint.destination.type.upper()
+                request["headers"] = {k: v for k, v in headers.items() if k in SIGNING_HEADERS}
+                answer = await _sent(destination, job, outgoing.body, headers, endpoint)
+                status_code, response_body, error = answer.status_code, answer.body, answer.error
+                response_headers = answer.headers
+            elif error is None:
+                async with lane.client.post(
                     outgoing.url,
                     method=outgoing.method,
                     body=outgoing.body,
@@ -1053,6 +1097,39 @@ def _closed() -> Document:
         "ended_at": utcnow(),
         **schedule(next_attempt_at=None),
     }
+
+
+def _fingerprint(endpoint: EndpointSnapshot) -> str | None:
+    return endpoint.destination.fingerprint if endpoint.destination is not None else None
+
+
+async def _sent(
+    destination: Destination,
+    job: Job,
+    body: bytes,
+    headers: Mapping[str, str],
+    endpoint: EndpointSnapshot,
+) -> Answer:
+    """The destination's answer to one attempt, within the endpoint's time limit; what its
+    client raises is an error without a status (retried, as a connection error is)."""
+    message = Message(
+        body=body,
+        headers=headers,
+        event_type=job.event_type,
+        event_id=job.event_id,
+        msg_id=job.msg_id,
+        workspace_id=job.workspace_id,
+        key=job.ordering_key,
+        fifo=endpoint.fifo,
+    )
+    try:
+        async with asyncio.timeout(endpoint.timeout_seconds):
+            return await destination.send(message)
+    except TimeoutError:
+        raise
+    except Exception as exc:
+        log.warning("destination_send_raised", delivery_id=job.id, error=repr(exc))
+        return Answer.refused(f"{type(exc).__name__}: {exc}")
 
 
 def _cut(recorded: asyncio.Future[None]) -> None:

@@ -11,6 +11,7 @@ from services.delivery.deliveries.circuit import Circuit, State, circuit_out, tu
 from services.delivery.deliveries.replay import ReplayCreate, ReplayOut, Replays, replay_out
 from services.delivery.deliveries.repository import DeliveryRepository, KeyRepository, schedule
 from services.delivery.deliveries.service import FanOut
+from services.delivery.destinations.catalog import shown
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
     HeldKeysOut,
@@ -64,6 +65,8 @@ def _out(doc: Document) -> dict[str, Any]:
     return {
         **doc,
         "id": doc["_id"],
+        "url": doc.get("url"),
+        "destination": shown(doc.get("destination")),
         "headers_configured": list(doc.get("headers") or {}),
         # Off, nothing is held whatever a replica wrote before it heard (deliveries/circuit.py).
         "circuit": circuit_out(doc.get("circuit") if tuning["enabled"] else None),

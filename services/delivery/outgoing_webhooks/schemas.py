@@ -6,8 +6,13 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.delivery.destinations.schemas import (
+    DESTINATION_DESCRIPTION,
+    DestinationIn,
+    DestinationOut,
+)
 from services.delivery.outgoing_webhooks.matching import valid_pattern
 from services.delivery.transformations.schemas import Transformation
 from shared.kernel.http.patch import Patch
@@ -133,6 +138,9 @@ class CircuitBreakerUpdate(Patch):
     cool_down_seconds: CoolDown | None = None
 
 
+URL_DESCRIPTION = "where deliveries are POSTed (SPEC §7); else a `destination`"
+
+
 def _check_schedule(schedule: list[int] | None) -> list[int] | None:
     if schedule is not None and any(not 0 <= s <= 7 * 24 * 3600 for s in schedule):
         raise ValueError("retry_schedule entries are seconds from 0 to 604800")
@@ -144,7 +152,8 @@ class OutgoingWebhookCreate(BaseModel):
 
     workspace_id: PrintableId
     name: str = Field("Outgoing webhook", min_length=1, max_length=200)
-    url: str = Field(min_length=1, max_length=2000)
+    url: str | None = Field(None, min_length=1, max_length=2000, description=URL_DESCRIPTION)
+    destination: DestinationIn | None = None
     events: list[str] = Field(min_length=1, max_length=100)
     secret: str | None = Field(
         None, description="whsec_ + base64 of 24-64 bytes; generated when absent"
@@ -172,12 +181,23 @@ class OutgoingWebhookCreate(BaseModel):
     _schedule = field_validator("retry_schedule")(_check_schedule)
     _headers = field_validator("headers")(_check_headers)
 
+    @model_validator(mode="after")
+    def _url_or_destination(self) -> OutgoingWebhookCreate:
+        if (self.url is None) == (self.destination is None):
+            raise ValueError("url or destination: one of the two, not both")
+        return self
+
 
 class OutgoingWebhookUpdate(Patch):
     clearable = frozenset({"rate_limit_per_second", "transformation"})
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    url: str | None = Field(None, min_length=1, max_length=2000)
+    url: str | None = Field(
+        None, min_length=1, max_length=2000, description="a URL instead of its destination"
+    )
+    destination: DestinationIn | None = Field(
+        None, description=f"instead of its URL. {DESTINATION_DESCRIPTION}"
+    )
     events: list[str] | None = Field(None, min_length=1, max_length=100)
     enabled: bool | None = None
     headers: dict[str, str | None] | None = Field(
@@ -200,6 +220,12 @@ class OutgoingWebhookUpdate(Patch):
     _schedule = field_validator("retry_schedule")(_check_schedule)
     _headers = field_validator("headers")(_check_headers)
 
+    @model_validator(mode="after")
+    def _url_or_destination(self) -> OutgoingWebhookUpdate:
+        if self.url is not None and self.destination is not None:
+            raise ValueError("url or destination: one of the two, not both")
+        return self
+
 
 class CircuitOut(BaseModel):
     """The endpoint's circuit (SPEC §17): `open` while its `circuit_breaker`'s share of its
@@ -219,7 +245,8 @@ class OutgoingWebhookOut(BaseModel):
     id: str
     workspace_id: str
     name: str
-    url: str
+    url: str | None = Field(description="null: the endpoint has a `destination`")
+    destination: DestinationOut | None = None
     events: list[str]
     enabled: bool
     disabled_reason: str | None

@@ -6,8 +6,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.delivery.deliveries.circuit import DEFAULT_TUNING, Circuit, State, Tuning
+from services.delivery.destinations.catalog import DestinationSpec, seal, spec_of
+from services.delivery.destinations.schemas import AwsConfig, Config
 from services.delivery.operational.events import endpoint_event
 from services.delivery.outgoing_webhooks.repository import EndpointRepository
 from services.delivery.outgoing_webhooks.schemas import (
@@ -45,6 +48,7 @@ class EndpointSnapshot:
     transformation: str | None = None  # its code, when enabled (delivery/transformations)
     ordering: str = "none"  # "fifo": one at a time per key, in order (deliveries/fifo.py)
     propagate_trace: bool = False  # its attempts send `traceparent` (SPEC §18)
+    destination: DestinationSpec | None = None  # instead of `url` (SPEC §21)
 
     @property
     def fifo(self) -> bool:
@@ -60,7 +64,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
     return EndpointSnapshot(
         id=str(doc["_id"]),
         workspace_id=doc["workspace_id"],
-        url=doc["url"],
+        url=doc.get("url") or "",
         events=tuple(doc["events"]),
         enabled=bool(doc.get("enabled", True)),
         retry_schedule=tuple(doc["retry_schedule"]),
@@ -74,6 +78,7 @@ def snapshot(doc: Document, box: SecretBox) -> EndpointSnapshot:
         transformation=transformation_of(doc),
         ordering=doc.get("ordering", "none"),
         propagate_trace=bool(doc.get("propagate_trace", False)),
+        destination=spec_of(doc.get("destination"), box),
     )
 
 
@@ -120,6 +125,17 @@ class EndpointService:
     def _seal_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {name: self._box.encrypt(value) for name, value in headers.items()}
 
+    def _destination(self, given: Any, stored: Mapping[str, Any] | None = None) -> Document | None:
+        """A destination as stored (its secrets sealed; a PATCH's left out kept), its
+        addresses judged by the egress policy as a URL is."""
+        if given is None:
+            return None
+        sealed = seal(given.type, given.config, self._box, stored)
+        opened = spec_of(sealed, self._box)
+        assert opened is not None
+        check_destination(opened.config, self._egress)
+        return sealed
+
     def _secret(self, given: str | None) -> str:
         if given is None:
             return new_secret()
@@ -128,14 +144,16 @@ class EndpointService:
         return given
 
     async def create(self, body: OutgoingWebhookCreate) -> tuple[Document, str]:
-        check_url(body.url, self._egress)
+        if body.url is not None:
+            check_url(body.url, self._egress)
         if body.transformation is not None and self._check_code is not None:
             await self._check_code(body.transformation.code)
         secret = self._secret(body.secret)
         now = utcnow()
         doc: Document = {
             "_id": new_id("ep"),
-            **body.model_dump(exclude={"secret", "headers"}),
+            **body.model_dump(exclude={"secret", "headers", "destination"}),
+            "destination": self._destination(body.destination),
             "headers": self._seal_headers(body.headers),
             "secrets": [{"secret": self._box.encrypt(secret), "expires_at": None}],
             "disabled_reason": None,
@@ -156,8 +174,13 @@ class EndpointService:
 
     async def update(self, endpoint_id: str, body: OutgoingWebhookUpdate) -> Document:
         fields: dict[str, Any] = body.model_dump(exclude_unset=True)
-        if "url" in fields:
+        if fields.get("url") is not None:
             check_url(fields["url"], self._egress)
+            fields["destination"] = None  # a URL instead of its destination
+        if body.destination is not None:
+            existing = await self.get(endpoint_id)
+            fields["destination"] = self._destination(body.destination, existing.get("destination"))
+            fields["url"] = None
         if body.transformation is not None and self._check_code is not None:
             await self._check_code(body.transformation.code)
         only_if: Document | None = None
@@ -253,3 +276,34 @@ class EndpointService:
         if doc is None:
             raise NotFound(f"outgoing webhook {endpoint_id} not found")
         self._announce(endpoint_event("operational.endpoint.deleted", doc, reason="deleted"))
+
+
+def check_destination(config: Config, egress: EgressPolicy) -> None:
+    """A destination's config as a whole (what one field's check cannot see), and the
+    addresses it names judged as a URL is: a 422 naming the field."""
+    if isinstance(config, AwsConfig) and (config.access_key_id is None) != (
+        config.secret_access_key is None
+    ):
+        raise Invalid(
+            "destination.config: access_key_id and secret_access_key go together (or "
+            "neither: the environment's credentials)",
+            code="invalid_destination",
+        )
+    for name, url in _addresses(config):
+        try:
+            check_url(url, egress)
+        except Invalid as exc:
+            raise Invalid(f"destination.config.{name}: {exc.message}", code=exc.code) from None
+
+
+def _addresses(config: Config) -> list[tuple[str, str]]:
+    """The addresses a config names, as http URLs for `check_url`'s judgement."""
+    named: list[tuple[str, str]] = []
+    for name in ("queue_url", "url"):
+        value = getattr(config, name, None)
+        if isinstance(value, str):
+            host = urlsplit(value).netloc.rpartition("@")[2]
+            named.append((name, f"http://{host}/"))
+    for broker in getattr(config, "brokers", None) or []:
+        named.append(("brokers", f"http://{broker}/"))
+    return named

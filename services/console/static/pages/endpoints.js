@@ -28,6 +28,18 @@ import { recentChanges } from "./audit.js";
 import { catalogPicker } from "./eventtypes.js";
 import { transformationSection } from "./transformations.js";
 
+// Where a destination sends (docs/destinations.md): its type and the field that names it.
+const ADDRESS = {
+  sqs: "queue_url", sns: "topic_arn", eventbridge: "event_bus_name", kinesis: "stream_name",
+  s3: "bucket", pubsub: "topic", rabbitmq: "exchange", kafka: "topic",
+};
+
+function target(endpoint) {
+  const destination = endpoint.destination;
+  if (!destination) return endpoint.url;
+  return `${destination.type}: ${destination.config[ADDRESS[destination.type]] ?? ""}`;
+}
+
 export async function render(main, { id, go }) {
   if (id) return detail(main, id, go);
   main.append(h("h1", {}, "Outgoing endpoints"));
@@ -39,7 +51,7 @@ export async function render(main, { id, go }) {
         const rendered = table(
           [
             { title: "Name", cell: (r) => link(`#/endpoints/${enc(r.id)}`, r.name || r.id) },
-            { title: "URL", cell: (r) => h("code", { class: "wrap" }, r.url) },
+            { title: "URL", cell: (r) => h("code", { class: "wrap" }, target(r)) },
             { title: "Events", cell: (r) => (r.events || []).join(", ") },
             {
               title: "State",
@@ -219,7 +231,7 @@ async function detail(main, id, go) {
       dl([
         ["Id", h("code", {}, endpoint.id)],
         ["Workspace", endpoint.workspace_id],
-        ["URL", h("code", { class: "wrap" }, endpoint.url)],
+        ["URL", h("code", { class: "wrap" }, target(endpoint))],
         ["Events", (endpoint.events || []).join(", ")],
         ["State", badge(endpoint.enabled ? "enabled" : "disabled")],
         ["Disabled because", endpoint.disabled_reason || "—"],
