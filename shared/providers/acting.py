@@ -42,6 +42,11 @@ import httpx
 from shared.domain.account_links import LinkKind
 from shared.providers.notify import CardAction, Notice
 
+# What an issue tracker's card offers (GitHub, GitLab, Jira): the same ids and labels.
+CLOSE = CardAction("close", "Close", "danger")
+REOPEN = CardAction("reopen", "Reopen")
+ASSIGN_ME = CardAction("assign:me", "Assign to me", "primary")
+
 __all__ = [
     "Acting",
     "ActionRefused",

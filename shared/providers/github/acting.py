@@ -39,6 +39,9 @@ from urllib.parse import quote
 import httpx
 
 from shared.providers.acting import (
+    ASSIGN_ME,
+    CLOSE,
+    REOPEN,
     ActionRefused,
     ActionUnavailable,
     Credentials,
@@ -51,10 +54,7 @@ from shared.providers.acting import (
 from shared.providers.notify import CardAction, Notice
 
 API_BASE = "https://api.github.com"
-CLOSE = CardAction("close", "Close", "danger")
-REOPEN = CardAction("reopen", "Reopen")
-ASSIGN = CardAction("assign:me", "Assign to me", "primary")
-OFFERED = {"open": (ASSIGN, CLOSE), "draft": (ASSIGN, CLOSE), "closed": (REOPEN,)}
+OFFERED = {"open": (ASSIGN_ME, CLOSE), "draft": (ASSIGN_ME, CLOSE), "closed": (REOPEN,)}
 STATES = {"close": "closed", "reopen": "open"}
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # `owner/repo#42`: GitHub's owner and repository names (letters, digits, `-`, `_`, `.`).

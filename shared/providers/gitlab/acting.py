@@ -30,6 +30,9 @@ from typing import Any
 import httpx
 
 from shared.providers.acting import (
+    ASSIGN_ME,
+    CLOSE,
+    REOPEN,
     ActionRefused,
     Credentials,
     Link,
@@ -41,10 +44,7 @@ from shared.providers.acting import (
 from shared.providers.notify import CardAction, Notice
 
 API_BASE = "https://gitlab.com/api/v4"
-CLOSE = CardAction("close", "Close", "danger")
-REOPEN = CardAction("reopen", "Reopen")
-ASSIGN = CardAction("assign:me", "Assign to me", "primary")
-OFFERED = {"opened": (ASSIGN, CLOSE), "draft": (ASSIGN, CLOSE), "closed": (REOPEN,)}
+OFFERED = {"opened": (ASSIGN_ME, CLOSE), "draft": (ASSIGN_ME, CLOSE), "closed": (REOPEN,)}
 EVENTS = {"close": "closed", "reopen": "reopened"}
 KINDS = {"issues": "issue", "merge_requests": "merge request"}
 

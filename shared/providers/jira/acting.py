@@ -38,6 +38,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from shared.providers.acting import (
+    ASSIGN_ME,
     ActionRefused,
     Credentials,
     Link,
@@ -49,7 +50,6 @@ from shared.providers.acting import (
 from shared.providers.notify import CardAction, Notice
 
 API_BASE = "https://api.atlassian.com"
-ASSIGN = CardAction("assign:me", "Assign to me", "primary")
 TRANSITION = "transition:"
 # An issue key (`PROJ-123`) and a transition's id (digits).
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*-\d+")
@@ -73,7 +73,7 @@ class JiraIssues:
     def offers(self, notice: Notice) -> tuple[CardAction, ...]:
         """What the webhook alone says can be done: assign to me, on an issue's card
         (the transitions are read: `read_offers`)."""
-        return (ASSIGN,) if self.target(notice) is not None else ()
+        return (ASSIGN_ME,) if self.target(notice) is not None else ()
 
     def target(self, notice: Notice) -> Mapping[str, Any] | None:
         card = notice.item_card
@@ -107,7 +107,7 @@ class JiraIssues:
         issue = _issue_url(credentials, cloud_id, target)
         headers = _headers(credentials)
         key = target["key"]
-        if action_id == ASSIGN.id:
+        if action_id == ASSIGN_ME.id:
             if not who.external_id:
                 raise LinkRejected("no Atlassian account id is linked to assign to")
             body = {"accountId": who.external_id}
