@@ -135,6 +135,9 @@ ROUTES: dict[tuple[str, str], Plan | None] = {
     ("POST", "/api/account-links/{provider}/connect"): Plan(
         "account_link", "connect", "body", "chat_user_id"
     ),
+    # A link ticket spent on the consent it names (no token: the ticket is the proof); the
+    # callback records the link it makes, as made by the chat user the ticket names.
+    ("POST", "/api/auth/oauth/link/{ticket}"): None,
     # Data, not a change: the chat product's events, published over HTTP as on Kafka. An
     # entry each would make the log a second, year-long copy of the event stream.
     ("POST", "/api/events"): None,
