@@ -241,16 +241,25 @@ class ClickWorker(Worker):
         self._leave()
 
     def _leave(self) -> None:
-        """At the stop: the clicks handed over and not taken by a round written queued, for
-        any replica to claim."""
+        """At the stop: the clicks handed over and not taken by a round left queued, for any
+        replica to claim (written so; those spilled already, their lease let go)."""
         if self._leaving is None or self._leaving.done():
             self._leaving = asyncio.get_running_loop().create_task(self._left())
 
     async def _left(self) -> None:
         async with self._writing:
-            left = [h for h in self._unwritten(None) if not h.taken]
-            queued = {"status": "queued", "due_at": utcnow(), "attempts": 0}
-            await self._clicks.accept([_without_lease({**h.doc, **queued}) for h in left])
+            left = [h for h in self._handed.values() if not h.taken]
+            now = utcnow()
+            queued = {"status": "queued", "due_at": now, "attempts": 0}
+            unwritten = [_without_lease({**h.doc, **queued}) for h in left if not h.written]
+            await self._clicks.accept(unwritten)
+            await self._clicks.settle_all(
+                [
+                    Settled(h.doc["_id"], "queued", {"text": "left at a stop"}, now)
+                    for h in left
+                    if h.written
+                ]
+            )
             for handed in left:
                 self._handed.pop(handed.doc["_id"], None)
                 _settle(handed.settled)
