@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -363,3 +363,81 @@ async def test_a_job_its_channels_pace_holds_is_written_at_once(db: Database) ->
         await rest
     finally:
         await process.stop()
+
+
+def _taken(mapping_id: str, message_id: str, seq: int, op: str = "post") -> Job:
+    """A job as `claim` hands over a dead process's: `recovered`."""
+    return Job(
+        id=f"job_{message_id}",
+        seq=seq,
+        op=cast(Any, op),
+        mapping_id=mapping_id,
+        integration_id="int_intake",
+        provider="slack",
+        external_channel_id=f"C_{mapping_id}",
+        workspace_id="ws_intake",
+        channel_id="ch_intake",
+        message_id=message_id,
+        thread_id=None,
+        text=message_id,
+        author_name="Ada",
+        author_avatar_url=None,
+        attachments=(),
+        queued_at=utcnow(),
+        recovered=True,
+    )
+
+
+async def test_of_a_dead_process_s_posts_only_the_first_the_map_lacks_is_looked_for(
+    db: Database,
+) -> None:
+    """A lane posts one job at a time and moves on once its copy is written: of a channel's
+    posts taken from the dead, those the map holds are finished from it, and only the first
+    it lacks can have been made. That one is looked for in the network's history; the rest
+    are posted without a history read each (Slack limits them per workspace)."""
+    the_map = MessageMap(db)
+    await the_map.insert(
+        [
+            Copy.new(
+                workspace_id="ws_intake",
+                channel_id="ch_intake",
+                provider="slack",
+                integration_id="int_intake",
+                mapping_id="map_a",
+                external_channel_id="C_map_a",
+                external_message_id="1.0",
+                origin="outbound",
+                chat_message_id="a0",
+            )
+        ]
+    )
+    unused = cast(Any, None)
+    sender = Sender(
+        connections=unused,
+        message_map=the_map,
+        mappings=unused,
+        mapping_repository=unused,
+        writer=unused,
+        unwritten=unused,
+        metrics=unused,
+        synced=unused,
+        usage=unused,
+    )
+    jobs = [
+        _taken("map_a", "a0", 1),  # its copy written, its status not
+        _taken("map_b", "b0", 2),
+        _taken("map_a", "a1", 3),  # in flight at the kill, perhaps
+        _taken("map_a", "a2", 4),
+        _taken("map_b", "b1", 5, op="edit"),  # an edit is made again, looked for or not
+        _taken("map_b", "b2", 6),
+    ]
+    taken = await sender.taken_over(jobs)
+    assert [job.id for job in taken] == [job.id for job in jobs]
+    assert {job.message_id: job.recovered for job in taken} == {
+        "a0": True,
+        "b0": True,
+        "a1": True,
+        "a2": False,
+        "b1": True,
+        "b2": False,
+    }

@@ -77,6 +77,10 @@ class Lanes:
         ahead = len(lane.jobs) + (lane.current is not None)
         return max(lane.next_write_at - now, 0.0) + ahead * self._pace(job)
 
+    async def taken_over(self, jobs: list[Job]) -> list[Job]:
+        """Claimed jobs as the lanes run them (`Sender.taken_over`)."""
+        return await self._sender.taken_over(jobs)
+
     @property
     def stopping(self) -> bool:
         return self._stopping
@@ -222,5 +226,5 @@ class Scheduler:
         claimed = await self._repository.claim(self._ownership.id, now, dead, limit=1000)
         if claimed:
             log.info("sync_jobs_claimed", count=len(claimed), dead_workers=len(dead))
-        for doc in claimed:
-            self._lanes.submit(Job.from_doc(doc))
+        for job in await self._lanes.taken_over([Job.from_doc(doc) for doc in claimed]):
+            self._lanes.submit(job)

@@ -9,6 +9,7 @@ again), `Retry` (back off, same job again); anything else was decided here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from datetime import timedelta
 
@@ -127,6 +128,34 @@ class Sender:
         except Exception as exc:
             log.exception("sync_job_crashed", job_id=job.id)
             raise Retry(repr(exc)) from exc
+
+    async def taken_over(self, jobs: list[Job]) -> list[Job]:
+        """Jobs taken from a dead process (`claim`, in `seq` order), with `recovered` left
+        only on the posts that can have been made unrecorded: of each mapping's, those the
+        map holds (finished from it, without a call) and the first it does not hold. A lane
+        posts one job at a time and moves on once its copy is written (`recorded`), so the
+        posts after that first one were not made: they are made without looking for them in
+        the network's history (a read each, which Slack limits per workspace: after a kill,
+        a channel's backlog took a second and a half a post)."""
+        looked_for = [job for job in jobs if job.recovered and job.op == "post"]
+        if not looked_for:
+            return jobs
+        copies = await self._map.of_messages({job.message_id for job in looked_for})
+        held = {
+            (copy.mapping_id, chat_id)
+            for copy in copies
+            for chat_id in (copy.chat_message_id, copy.inbound_id)
+            if chat_id
+        }
+        first: set[str] = set()
+        taken: list[Job] = []
+        for job in jobs:
+            if job.recovered and job.op == "post" and (job.mapping_id, job.message_id) not in held:
+                if job.mapping_id in first:
+                    job = dataclasses.replace(job, recovered=False)
+                first.add(job.mapping_id)
+            taken.append(job)
+        return taken
 
     async def recorded(self) -> None:
         """Until the outcomes handed to the writer so far are in MongoDB: a lane moves on
