@@ -52,8 +52,12 @@ sandbox: $(RUN_STAMP)
 # clock failed now and then; PYTEST_WORKERS=0: one process (docs/development.md).
 PYTEST_WORKERS ?= 3
 
+# Bytecode written even where PYTHONDONTWRITEBYTECODE is set (CI images set it): every
+# worker collects the whole suite, rewriting each test module's asserts (~20 s of CPU a
+# worker, three at once on two cores), and a worker ahead leaves its modules compiled for
+# the others and for the processes the tests start.
 test: $(DEV_STAMP) $(TOOLS) lint typecheck check-compose
-	$(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check --no-cache .

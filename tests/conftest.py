@@ -35,8 +35,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return StackScheduling(config, log)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tells each worker that the controller schedules with StackScheduling: a worker's own
+    `dist` option is "no" (xdist sets "load" for `-n` in the controller only), so it could
+    not tell, and its collection would stay in file order."""
+    if node.config.getoption("dist") == "load":
+        node.workerinput["hookhub_stack_order"] = True
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if hasattr(config, "workerinput") and config.getoption("dist") == "load":
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("hookhub_stack_order"):
         from tests.parallel import in_queue_order
 
         items[:] = in_queue_order(items)

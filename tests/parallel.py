@@ -20,20 +20,22 @@ ONE_WORKER_PACKAGES = ("tests/console/",)
 OWN_STACK = ("tests/console/test_portal.py",)
 
 # Where the suite's time goes (`--durations`), longest first: the console's browser tests,
-# schemathesis's two halves (one test each; whole, it was the longest test, 113-230 s in a
-# whole run, and waited behind the rest of tests/e2e/), the modules that start
-# `hookhub run`, processes of their own or a world of services, and the three
-# 100,000-message exports (CPU-bound); each directory's modules largest first. The rest
+# schemathesis's two halves (one test each; whole, it was the longest test), the modules
+# that start `hookhub run`, processes of their own or a world of services, and the
+# 40,000-message exports (CPU-bound); each directory's modules largest first. The rest
 # (unit tests, fakes on loopback: seconds each) follow, largest first, and fill in around
-# them.
+# them. The suite is bound by the two cores, not by its waits: schemathesis's halves side
+# by side beside the console took 200 and 256 s (58 and 73 s one after the other beside
+# lighter modules), so one half starts the run and the other follows the other stacks.
 FIRST = (
     "tests/console/",
-    "tests/e2e/test_schemathesis_",
-    # Its own stack, after schemathesis's halves: with three workers these three units
-    # start the run one a worker (xdist hands a worker its next unit once it has two tests
-    # or fewer left, so that a unit of two tests would take the one after it along).
+    "tests/e2e/test_schemathesis_integrations",
+    # Its own stack: with three workers these three units start the run one a worker
+    # (xdist hands a worker its next unit once it has two tests or fewer left, so that a
+    # unit of two tests would take the one after it along).
     "tests/console/test_portal.py",
     "tests/e2e/",
+    "tests/e2e/test_schemathesis_others",
     "tests/providers/test_discord_export.py",
     "tests/providers/test_telegram_export.py",
     "tests/providers/test_slack_export.py",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from tests.parallel import StackScheduling, in_queue_order, scope_of
 
@@ -55,14 +55,14 @@ STACKS = [
 ]
 
 
-def test_schemathesis_s_halves_go_right_after_the_console_before_the_other_stacks() -> None:
+def test_schemathesis_s_halves_go_apart_one_after_the_console_one_after_the_stacks() -> None:
     ordered = [scope_of(item.nodeid) for item in in_queue_order([Item(i) for i in STACKS])]
     assert list(dict.fromkeys(ordered)) == [
         "tests/console/",
         "tests/e2e/test_schemathesis_integrations.py",
-        "tests/e2e/test_schemathesis_others.py",
         "tests/console/test_portal.py",
         "tests/e2e/test_sandbox.py",
+        "tests/e2e/test_schemathesis_others.py",
     ]
 
 
@@ -80,7 +80,9 @@ class Worker:
         self.shutting_down = True
 
 
-def test_with_three_workers_the_console_and_schemathesis_s_halves_start_one_a_worker() -> None:
+def test_with_three_workers_the_console_a_schemathesis_half_and_the_portal_start_one_a_worker() -> (
+    None
+):
     collection = [item.nodeid for item in in_queue_order([Item(i) for i in STACKS])]
     config = SimpleNamespace(option=SimpleNamespace(), getvalue=lambda _: ["3*popen"])
     scheduling = StackScheduling(config)  # type: ignore[arg-type]
@@ -94,5 +96,26 @@ def test_with_three_workers_the_console_and_schemathesis_s_halves_start_one_a_wo
     assert first == [
         "tests/console/",
         "tests/e2e/test_schemathesis_integrations.py",
-        "tests/e2e/test_schemathesis_others.py",
+        "tests/console/test_portal.py",
     ]
+
+
+def test_a_worker_collects_in_queue_order_when_the_controller_schedules_by_stack() -> None:
+    """xdist sets `dist=load` for `-n` in the controller only (a worker's own option says
+    "no"): the controller says it in each worker's input, and a worker told so puts what
+    it collected in queue order, the order xdist hands the units out in. Untold (no `-n`,
+    or another `--dist`), the order stays the files'."""
+    from tests import conftest
+
+    node = SimpleNamespace(config=SimpleNamespace(getoption=lambda name: "load"), workerinput={})
+    conftest.pytest_configure_node(node)
+    ids = ["tests/shared/test_ids.py::test_1", "tests/e2e/test_schemathesis_others.py::test_1"]
+    items: list[Any] = [Item(nodeid) for nodeid in ids]
+    worker = SimpleNamespace(workerinput=node.workerinput, getoption=lambda name: "no")
+    conftest.pytest_collection_modifyitems(cast(Any, worker), items)
+    assert [item.nodeid for item in items] == ids[::-1]
+
+    untold = SimpleNamespace(workerinput={}, getoption=lambda name: "no")
+    items = [Item(nodeid) for nodeid in ids]
+    conftest.pytest_collection_modifyitems(cast(Any, untold), items)
+    assert [item.nodeid for item in items] == ids

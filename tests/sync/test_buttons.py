@@ -103,6 +103,18 @@ async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any
     return Card(alertmanager, integration_id, token, channel, root, chat_id)
 
 
+async def copied(world: World, card: Card, networks: int = 1) -> None:
+    """Until the card's posts in `networks` networks are in the message map: a click is
+    looked up there, and a post's copy is written just after the post (a person cannot
+    click in between; a test can)."""
+
+    async def read() -> bool:
+        copies = await world.sync_app.state.message_map.of_messages([card.chat_id])
+        return len([c for c in copies if c.origin == "outbound"]) >= networks
+
+    await until(read, what=f"the card's copies in {networks} networks")
+
+
 async def resolve(world: World, card: Card) -> None:
     """The group resolves: its root is edited without actions, and the chat publishes the
     edit."""
@@ -242,6 +254,7 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
         ("Silence 24 h", "hh:silence:24h"),
     ]
 
+    await copied(world, card, networks=4)
     # Forged (another app's secret, another key): refused, nothing written.
     slack.add_user("UGRACE01", "Grace Hopper")
     discord.add_user("1300000000000000001", "ada", global_name="Ada Lovelace")
@@ -342,6 +355,7 @@ async def test_google_chat_shows_a_cards_actions_as_buttons_and_a_signed_click_a
         for d, t in (("1 h", "FILLED"), ("4 h", None), ("24 h", None))
     ]
 
+    await copied(world, card)
     other_key = fake.bearer(key=rsa_key())
     forged = await fake.click(space, name, "Silence 1 h", "alice", bearer=other_key)
     assert forged.status_code == 401, forged.text
@@ -395,6 +409,7 @@ async def test_mattermost_shows_a_cards_actions_as_buttons_and_a_proven_click_ac
     assert {b["integration"]["url"] for b in buttons} == {url}
     assert all(re.fullmatch(r"[A-Za-z0-9]+", b["id"]) for b in buttons)
 
+    await copied(world, card)
     context = buttons[0]["integration"]["context"]
     made_up = {**context, "proof": "0" * 64}
     forged = await fake.click(post_id, "Silence 1 h", ADA[0], context=made_up)
@@ -428,8 +443,9 @@ async def test_a_click_naming_another_workspaces_message_does_nothing(
     names our card's message: no card of its own is that message, nothing is written."""
     slack = world.slack
     external = world.slack_channel()
-    await firing_card(world, alertmanager, (world.slack_integration, external))
+    card = await firing_card(world, alertmanager, (world.slack_integration, external))
     [posted] = await until(lambda: slack.posts(external), what="the card posted to Slack")
+    await copied(world, card)  # ours to find, were it our integration
     elsewhere = dataclasses.replace(
         world, chat=dataclasses.replace(world.chat, workspace_id="ws_x")
     )
