@@ -1,14 +1,21 @@
 """How `make test` shares the suite between pytest-xdist workers (docs/development.md).
 
 A worker runs whole modules (and the console's package whole): their module- and
-package-scoped stacks start once, on one worker, as in a run without xdist. The slowest
-modules go first, so that the run does not end with one worker still in a long module
-while the other is idle.
+package-scoped stacks start once, on one worker, as in a run without xdist. The console
+goes first (its browser tests are the longest unit: at the end it would leave the other
+workers idle); every other module follows in file order.
+
+File order, not the longest first: the suite is bound by its two cores, not by its waits.
+With the longest units first (schemathesis's halves, the `hookhub run` stacks, the
+exports), they ran all at once beside the console: schemathesis's halves took 200 and
+256 s (58 and 73 s apart, beside lighter modules), stop-time tests overran, the run took
+13 minutes. In file order the heavy modules of tests/e2e/ and tests/providers/ come in
+the middle, each beside lighter ones (10.4 minutes, the three workers ending within
+25 s of each other).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -19,35 +26,9 @@ from xdist.scheduler import LoadScopeScheduling
 ONE_WORKER_PACKAGES = ("tests/console/",)
 OWN_STACK = ("tests/console/test_portal.py",)
 
-# Where the suite's time goes (`--durations`), longest first: the console's browser tests,
-# schemathesis's two halves (one test each; whole, it was the longest test), the modules
-# that start `hookhub run`, processes of their own or a world of services, and the
-# 40,000-message exports (CPU-bound); each directory's modules largest first. The rest
-# (unit tests, fakes on loopback: seconds each) follow, largest first, and fill in around
-# them. The suite is bound by the two cores, not by its waits: schemathesis's halves side
-# by side beside the console took 200 and 256 s (58 and 73 s one after the other beside
-# lighter modules), so one half starts the run and the other follows the other stacks.
-FIRST = (
-    "tests/console/",
-    "tests/e2e/test_schemathesis_integrations",
-    # Its own stack: with three workers these three units start the run one a worker
-    # (xdist hands a worker its next unit once it has two tests or fewer left, so that a
-    # unit of two tests would take the one after it along).
-    "tests/console/test_portal.py",
-    "tests/e2e/",
-    "tests/e2e/test_schemathesis_others",
-    "tests/providers/test_discord_export.py",
-    "tests/providers/test_telegram_export.py",
-    "tests/providers/test_slack_export.py",
-    "tests/delivery/",
-    "tests/sync/",
-    "tests/importer/",
-    "tests/gateway/",
-    "tests/deploy/test_topics_command.py",
-    "tests/shared/test_consumers.py",
-    "tests/oauth/",
-    "tests/bench/",
-)
+# The units that start the run, one a worker: the console's package, then its portal's
+# module (a stack of its own).
+FIRST = ("tests/console/", "tests/console/test_portal.py")
 
 
 def scope_of(nodeid: str) -> str:
@@ -59,22 +40,20 @@ def scope_of(nodeid: str) -> str:
     return module
 
 
-def rank(scope: str, tests: int) -> tuple[int, int]:
-    """Where `scope` (with `tests` tests) goes in the queue, by the longest of FIRST's
-    prefixes it has: lower runs earlier."""
+def rank(scope: str) -> int:
+    """Where `scope` goes in the queue, by the longest of FIRST's prefixes it has: lower
+    runs earlier; the rest after them, in file order (the sort is stable)."""
     matching = [prefix for prefix in FIRST if scope.startswith(prefix)]
     if not matching:
-        return len(FIRST), -tests
-    return FIRST.index(max(matching, key=len)), -tests
+        return len(FIRST)
+    return FIRST.index(max(matching, key=len))
 
 
 def in_queue_order(items: list[Any]) -> list[Any]:
     """The tests with `scope_of`'s units in `rank`'s order, each unit's tests as collected.
     Each worker collects the same and xdist queues the units as collected, so this is the
     order in which they are handed out."""
-    sizes = Counter(scope_of(item.nodeid) for item in items)
-    order = {scope: rank(scope, size) for scope, size in sizes.items()}
-    return sorted(items, key=lambda item: order[scope_of(item.nodeid)])
+    return sorted(items, key=lambda item: rank(scope_of(item.nodeid)))
 
 
 class StackScheduling(LoadScopeScheduling):

@@ -22,13 +22,13 @@ def test_a_module_is_one_unit_and_the_console_shares_one_but_for_its_own_stack()
     assert scope_of("tests/console/test_portal.py::test_e") == "tests/console/test_portal.py"
 
 
-def test_stacks_go_first_then_the_rest_largest_first_each_unit_as_collected() -> None:
+def test_the_console_goes_first_then_every_other_module_in_file_order() -> None:
     ids = [
-        "tests/providers/test_small.py::test_1",
+        "tests/bench/test_small.py::test_1",
         "tests/providers/test_large.py::test_1",
         "tests/providers/test_large.py::test_2",
         "tests/console/test_console.py::test_1",
-        "tests/providers/test_large.py::test_3",
+        "tests/console/test_portal.py::test_1",
         "tests/e2e/test_stack.py::test_1",
         "tests/console/test_newcomer.py::test_1",
     ]
@@ -36,11 +36,11 @@ def test_stacks_go_first_then_the_rest_largest_first_each_unit_as_collected() ->
     assert ordered == [
         "tests/console/test_console.py::test_1",
         "tests/console/test_newcomer.py::test_1",
-        "tests/e2e/test_stack.py::test_1",
+        "tests/console/test_portal.py::test_1",
+        "tests/bench/test_small.py::test_1",
         "tests/providers/test_large.py::test_1",
         "tests/providers/test_large.py::test_2",
-        "tests/providers/test_large.py::test_3",
-        "tests/providers/test_small.py::test_1",
+        "tests/e2e/test_stack.py::test_1",
     ]
 
 
@@ -53,17 +53,6 @@ STACKS = [
     "tests/e2e/test_schemathesis_integrations.py::test_1",
     "tests/e2e/test_schemathesis_integrations.py::test_2",
 ]
-
-
-def test_schemathesis_s_halves_go_apart_one_after_the_console_one_after_the_stacks() -> None:
-    ordered = [scope_of(item.nodeid) for item in in_queue_order([Item(i) for i in STACKS])]
-    assert list(dict.fromkeys(ordered)) == [
-        "tests/console/",
-        "tests/e2e/test_schemathesis_integrations.py",
-        "tests/console/test_portal.py",
-        "tests/e2e/test_sandbox.py",
-        "tests/e2e/test_schemathesis_others.py",
-    ]
 
 
 @dataclass(eq=False)
@@ -95,8 +84,8 @@ def test_with_three_workers_the_console_a_schemathesis_half_and_the_portal_start
     first = [next(iter(scheduling.assigned_work[worker])) for worker in workers]
     assert first == [
         "tests/console/",
-        "tests/e2e/test_schemathesis_integrations.py",
         "tests/console/test_portal.py",
+        "tests/e2e/test_sandbox.py",
     ]
 
 
@@ -109,7 +98,7 @@ def test_a_worker_collects_in_queue_order_when_the_controller_schedules_by_stack
 
     node = SimpleNamespace(config=SimpleNamespace(getoption=lambda name: "load"), workerinput={})
     conftest.pytest_configure_node(node)
-    ids = ["tests/shared/test_ids.py::test_1", "tests/e2e/test_schemathesis_others.py::test_1"]
+    ids = ["tests/shared/test_ids.py::test_1", "tests/console/test_console.py::test_1"]
     items: list[Any] = [Item(nodeid) for nodeid in ids]
     worker = SimpleNamespace(workerinput=node.workerinput, getoption=lambda name: "no")
     conftest.pytest_collection_modifyitems(cast(Any, worker), items)
