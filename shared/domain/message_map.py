@@ -307,6 +307,14 @@ class MessageMap:
                 ordered=False,
             )
 
+    async def acting_of(self, root_ids: Iterable[str]) -> dict[str, Document]:
+        """What roots' cards offer now (`set_acting`'s), by root id."""
+        wanted = list(set(root_ids))
+        if not wanted:
+            return {}
+        cursor = self._collection.find({"_id": {"$in": wanted}}, {"acting": 1})
+        return {doc["_id"]: doc.get("acting") or {} async for doc in cursor}
+
     async def set_acting(self, acting: dict[str, Document]) -> None:
         """What roots' cards offer now, by root id: written before the edits that show
         them are published, so that the chat's `message.updated` of a root, and a click

@@ -117,6 +117,21 @@ class Card:
         _defuse(self, "title", "state")
         object.__setattr__(self, "url", md.safe_url(self.url))
 
+    @classmethod
+    def from_dict(cls, card: Mapping[str, Any]) -> Card:
+        """A card as `as_dict` wrote it (kept beside its root: services.sync.clicks)."""
+        return cls(
+            title=str(card.get("title") or ""),
+            url=card.get("url"),
+            state=card.get("state"),
+            color=card.get("color"),
+            fields=tuple(Field(str(f["name"]), str(f["value"])) for f in card.get("fields") or ()),
+            actions=tuple(
+                CardAction(str(a["id"]), str(a["label"]), a.get("style", "default"))
+                for a in card.get("actions") or ()
+            ),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         card: dict[str, Any] = {
             "title": self.title,
@@ -129,6 +144,15 @@ class Card:
         if self.actions:
             card["actions"] = [action.as_dict() for action in self.actions]
         return card
+
+
+def card_text(card: Card) -> str:
+    """An item's card as CommonMark, for its root message: the title linked, its state,
+    then its fields (`Labels: bug, ui`), each line escaped."""
+    title = md.link(f"**{md.text(card.title)}**", card.url)
+    head = f"{title} · {md.text(card.state)}" if card.state else title
+    lines = [head, *(f"{md.text(f.name)}: {md.text(f.value)}" for f in card.fields)]
+    return "  \n".join(lines)
 
 
 def card_of(

@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.sync.notifications.service import card_text
 from services.sync.notifications.threads import (
     BY,
     OPEN_FOR,
@@ -23,7 +22,7 @@ from services.sync.notifications.threads import (
     first,
 )
 from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
-from shared.providers.notify import Card, Notice
+from shared.providers.notify import Card, Notice, card_text
 from shared.providers.pagerduty.notify import NOTIFIER as PAGERDUTY
 
 PROVIDERS = Path(__file__).parents[2] / "shared" / "providers"

@@ -23,6 +23,7 @@ from markdown_it import MarkdownIt
 from opentelemetry.trace import SpanKind
 
 from services.sandbox.alertmanager import FakeAlertmanager
+from services.sandbox.pagerduty import FakePagerDuty
 from services.sync.commands.worker import answer_id
 from shared.domain.message_map import ephemeral_id
 from shared.kernel import tracing
@@ -1131,6 +1132,77 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     )
     token = request.headers["authorization"].removeprefix("Bearer ")
     assert github.login_of_token(token) == "ada"
+
+
+async def test_an_acted_on_card_shows_the_new_state_at_once_pending_until_the_webhook(
+    world: World,
+) -> None:
+    """PagerDuty answers an acknowledgement with the incident's new status: the root's card
+    shows it at once, marked pending and without the action made, until PagerDuty's own
+    webhook edits the root. An answer that comes after that webhook leaves the root as the
+    webhook left it."""
+    settings = world.sync_settings  # the world's sync reads them as it acts
+    before = settings.pagerduty_api_base
+    async with served(FakePagerDuty(tokens={"pd-key"})) as pagerduty:
+        settings.pagerduty_api_base = pagerduty.base_url
+        try:
+            pagerduty.add_user("PADA001", "Ada Lovelace", "ada@example.com")
+            pagerduty.add_incident("PFQZPSY")  # `incident`'s
+            integration_id = await connect(
+                world, "pagerduty", signing_secret=SECRET, api_token="pd-key"
+            )
+            channel = (await subscribe(world, integration_id))["channel_id"]
+            await link(world, "pagerduty", "u_ada_pd", "ada@example.com")
+            await send_pagerduty(world, integration_id, incident("triggered"))
+            [root] = await world.chat.received(
+                lambda v: v["channel_id"] == channel and "thread_id" not in v
+            )
+            assert [a["id"] for a in root["card"]["actions"]] == [
+                "acknowledge",
+                "resolve",
+                "reassign:me",
+            ]
+
+            def root_edited(state: str) -> Any:
+                return lambda v: (
+                    v["type"] == "message.edited"
+                    and v.get("message_id") == root["id"]
+                    and (v.get("card") or {}).get("state") == state
+                )
+
+            async def click(action_id: str) -> None:
+                await world.chat.publish(
+                    "message.action",
+                    {"message_id": root["id"], "channel_id": channel, "action_id": action_id},
+                    actor={"id": "u_ada_pd", "name": "Ada Lovelace"},
+                )
+
+            await click("acknowledge")
+            [pending] = await world.chat.received(root_edited("acknowledged (pending)"))
+            assert [a["id"] for a in pending["card"]["actions"]] == ["resolve", "reassign:me"]
+            assert "acknowledged (pending)" in pending["text"]
+            assert pending["card"]["title"] == root["card"]["title"]
+            await send_pagerduty(world, integration_id, incident("acknowledged"))
+            await world.chat.received(root_edited("acknowledged"))
+
+            # PagerDuty holds its answer to a resolve while its webhook says so.
+            pagerduty.hold()
+            asked = len(pagerduty.requests)
+            await click("resolve")
+            await until(
+                lambda: any(r.method == "PUT" for r in pagerduty.requests[asked:]),
+                what="the resolve at PagerDuty",
+            )
+            await send_pagerduty(world, integration_id, incident("resolved"))
+            await world.chat.received(root_edited("resolved"))
+            pagerduty.release()
+            await world.chat.received(
+                lambda v: v.get("thread_id") == root["id"] and "Resolved by Ada" in v["text"]
+            )
+            # Published with the reply, had it been: the topic read to its end finds none.
+            assert await world.chat.inbound.settled(root_edited("resolved (pending)")) == []
+        finally:
+            settings.pagerduty_api_base = before
 
 
 # A workflow as Jira's default software one (tests/providers/test_jira_acting.py's).

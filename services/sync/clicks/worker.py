@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,6 +71,7 @@ from shared.providers.acting import (
 from shared.providers.actors import ACTORS, credentials
 from shared.providers.catalog import CATALOG
 from shared.providers.connections import Connections
+from shared.providers.notify import Card, card_text
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +111,19 @@ class _Ready:
     actor: Acting
     label: str
     link: AccountLink
+    acting: Document  # what the map keeps beside the root (its `shown` card)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A root's card shown at once with the state an action left its item in, marked
+    pending until the provider's own webhook edits the root (SPEC §20): published only if
+    the root still shows the card the click was made on (`source`)."""
+
+    root_id: str
+    source: str
+    acting: Document  # the root's `acting`, its actions and `shown` those of the edit
+    edit: Encoded
 
 
 @dataclass
@@ -125,6 +139,7 @@ class _Round:
     settled: list[Settled] = field(default_factory=list)
     # Clicks that ended before (their events read again): nothing to write.
     dropped: list[str] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
 
     def settle(
         self,
@@ -333,7 +348,8 @@ class ClickWorker(Worker):
         """What the round's clicks end with (`_Round`): a click handed over unwritten is
         inserted with its outcome, any other updated."""
         await self._clicks.release_effects(done.released)
-        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, done.replies)
+        edits = [p.edit for p in await self._still_shown(done.pending)]
+        await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [*done.replies, *edits])
         async with self._writing:
             unwritten: list[tuple[Document, Settled]] = []
             written: list[Settled] = []
@@ -411,7 +427,7 @@ class ClickWorker(Worker):
         if link is None:
             await self._ask_to_link(click, root, offered.provider, actor, done)
             return None
-        return _Ready(click, root, offered, actor, action.label, link)
+        return _Ready(click, root, offered, actor, action.label, link, acting_doc)
 
     def _mine(self, click: Click, root: Copy) -> bool:
         return root.workspace_id == click.workspace_id and root.channel_id == click.channel_id
@@ -460,6 +476,64 @@ class ClickWorker(Worker):
             self._retry_or_fail(click, root, link, str(exc), done, retry_after)
         else:
             self._end(click, "done", _done_text(click, outcome), root, done, link, outcome)
+            if outcome.state:
+                self._pending(ready, outcome.state, done)
+
+    def _pending(self, ready: _Ready, state: str, done: _Round) -> None:
+        """The root's card edited at once with the item's new state, marked pending, and
+        without the action made (its other actions kept until the provider's webhook says
+        what the item offers now). Its id derives from the click: made again, the chat
+        drops it."""
+        shown = ready.acting.get("shown")
+        if not isinstance(shown, Mapping) or not isinstance(shown.get("card"), Mapping):
+            return  # a root posted before its card was kept: left to the webhook
+        card = Card.from_dict(shown["card"])
+        actions = tuple(a for a in card.actions if a.id != ready.click.action_id)
+        card = replace(card, state=f"{state} (pending)", actions=actions)
+        root, edit_id = ready.root, derived_id(ready.click.id, "pending", prefix="msg")
+        edit = encode_inbound(
+            id=edit_id,
+            type="message.edited",
+            workspace_id=root.workspace_id,
+            channel_id=root.channel_id,
+            provider=root.provider,
+            integration_id=root.integration_id,
+            external_channel_id=root.external_channel_id,
+            external_message_id=edit_id,
+            external_thread_id=None,
+            author_name=_provider_name(root.provider),
+            avatar_url=None,
+            author_external_id=None,
+            text=card_text(card),
+            attachments=[],
+            blocks=None,
+            thread_id=None,
+            occurred_at=utcnow(),
+            message_id=root.chat_id,
+            card=card.as_dict(),
+        )
+        acting = {
+            **ready.acting,
+            "actions": [a.as_dict() for a in actions],
+            "shown": {"source": edit.id, "card": card.as_dict()},
+        }
+        done.pending.append(_Pending(root.id, str(shown.get("source")), acting, edit))
+
+    async def _still_shown(self, pending: list[_Pending]) -> list[_Pending]:
+        """Those whose roots still show the card their clicks were made on: a root the
+        provider's webhook edited meanwhile shows what the provider says, not a guess. The
+        map's actions are written first, as for any edit of a root (the networks' buttons
+        are made from them when the chat publishes the edit)."""
+        if not pending:
+            return []
+        current = await self._map.acting_of([p.root_id for p in pending])
+        kept = [
+            p
+            for p in pending
+            if (current.get(p.root_id) or {}).get("shown", {}).get("source") == p.source
+        ]
+        await self._map.set_acting({p.root_id: p.acting for p in kept})
+        return kept
 
     async def _user_token(self, link: AccountLink) -> str | None:
         """An oauth link's access token (refreshed first if due); None for a mapping."""

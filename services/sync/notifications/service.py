@@ -89,10 +89,9 @@ from shared.kernel.ids import utcnow
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import BatchedWriter, Database, Document
 from shared.kernel.produce import Stream
-from shared.providers import commonmark as md
 from shared.providers.acting import Offered
 from shared.providers.notifiers import NOTIFIERS
-from shared.providers.notify import Card, Notice, Notifier, Unrenderable
+from shared.providers.notify import Card, Notice, Notifier, Unrenderable, card_text
 
 log = structlog.get_logger(__name__)
 
@@ -201,15 +200,6 @@ def _post_attributes(post: Post, extra: dict[str, str]) -> dict[str, str]:
     if post.notice.item is not None:
         found["hookhub.item"] = post.notice.item
     return found
-
-
-def card_text(card: Card) -> str:
-    """An item's card as CommonMark, for its root message: the title linked, its state,
-    then its fields (`Labels: bug, ui`), each line escaped."""
-    title = md.link(f"**{md.text(card.title)}**", card.url)
-    head = f"{title} · {md.text(card.state)}" if card.state else title
-    lines = [head, *(f"{md.text(f.name)}: {md.text(f.value)}" for f in card.fields)]
-    return "  \n".join(lines)
 
 
 class Notifications:
@@ -697,7 +687,7 @@ class Notifications:
         if step is None or root is None:
             return [self._encode(post, post.id, notice.text, notice.card)]
         if root.inbound_id == post.id:  # this post is the root
-            card = self._actionable(post, root, step.card or notice.card, acting)
+            card = self._actionable(post, root, step.card or notice.card, acting, post.id)
             self._to_read(post, root, post.id, notice.text, card, acting, reads)
             return [self._encode(post, post.id, notice.text, card)]
         thread = root.chat_id
@@ -710,7 +700,7 @@ class Notifications:
             shown = texts.get(id(step.card))
             if shown is None:
                 shown = texts[id(step.card)] = card_text(step.card)
-            card = self._actionable(post, root, step.card, acting)
+            card = self._actionable(post, root, step.card, acting, post.edit_id)
             self._to_read(post, root, post.edit_id, shown, card, acting, reads)
             envelopes.append(self._encode(post, post.edit_id, shown, card, edits=thread))
         return envelopes
@@ -739,15 +729,23 @@ class Notifications:
         return self._offers.of(post.event.integration_id, post.notice)
 
     def _actionable(
-        self, post: Post, root: Copy, card: Card | None, acting: dict[str, Document]
+        self,
+        post: Post,
+        root: Copy,
+        card: Card | None,
+        acting: dict[str, Document],
+        source: str,
     ) -> Card | None:
         """The root's card with its item's actions (SPEC §20), where its integration can
-        act; what they act on noted for the root."""
+        act; what they act on noted for the root, with the card it shows (`shown`, by the
+        envelope `source` that shows it: the click worker edits it at once, marked
+        pending, after an action the provider answered with the item's new state)."""
         offered = self._offered(post)
         if card is None or offered is None:
             return card
-        acting[root.id] = offered.to_doc()
-        return replace(card, actions=offered.actions)
+        card = replace(card, actions=offered.actions)
+        acting[root.id] = {**offered.to_doc(), "shown": {"source": source, "card": card.as_dict()}}
+        return card
 
     def _encode(
         self,
