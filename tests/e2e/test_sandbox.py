@@ -186,11 +186,16 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
         # The bot's WebSocket, opened by a sync replica as Discord's Gateway is.
         await until(lambda: _connected(hub, provider), timeout=30, what="sync on the WebSocket")
 
-    # Outbound: the chat product's message, posted by hookhub into the stand-in.
+    # Outbound: a chat user writes in the page's chat; hookhub posts it into the stand-in,
+    # under their name.
     text_out = f"deploy {uuid.uuid4().hex[:6]} done"
-    await hub.chat_message(channel, text_out)
+    written = await hub.post(
+        "/sandbox/api/chat/messages", {"channel": channel, "user": "u_bob", "text": text_out}
+    )
+    assert written["delivered"] == 202, written
     post = await hub.posted(provider, external, text_out)
     assert post["from_hookhub"] is True
+    _by(post, "Bob Baker", text_out)
 
     # Inbound: a user writes in the stand-in; hookhub publishes it for the chat product.
     user = world["users"][0]
@@ -208,6 +213,76 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
     # The user's message is in the stand-in's channel too, and not marked as hookhub's.
     mine = await hub.posted(provider, external, text_in)
     assert mine["from_hookhub"] is False
+    ours = {"id": written["id"], "text": text_out, "post": post["id"]}
+    await _threads_and_changes_from_the_chat(
+        hub, provider, (channel, external), sent, received, ours
+    )
+
+
+def _by(post: dict[str, Any], name: str, text: str) -> None:
+    """hookhub's post reads as `name`'s `text`: under their name, or with it on its first
+    line (where the bot itself posts), and no markup left in it."""
+    shown = post["text"]
+    assert post["user"]["name"] == name or shown.startswith(name + "\n"), post
+    assert shown.endswith(text), post
+    assert not re.search(r"</?b>|\*\*|&lt;|&amp;", shown), post
+
+
+async def _threads_and_changes_from_the_chat(
+    hub: Hub,
+    provider: str,
+    channels: tuple[str, str],
+    sent: dict[str, Any],
+    received: dict[str, Any],
+    ours: dict[str, str],
+) -> None:
+    """As a newcomer tries it in the page: the chat answers the network user's message in
+    its thread, and the network user answers the chat's in its thread, each reply threaded
+    on the other side; the chat's user edits and deletes their message, and the network's
+    copy follows. `channels`: the chat's and the network's; `sent` and `received`: the
+    network user's message there and as hookhub handed it; `ours`: the chat's message (its
+    `id`, `text`) and hookhub's `post` of it in the network."""
+    channel, external = channels
+
+    async def in_chat() -> list[dict[str, Any]]:
+        answer = await hub.client.get(f"/sandbox/api/chat/channels/{channel}/messages")
+        return list(answer.json()["items"]) if answer.status_code == 200 else []
+
+    async def kept_in_chat() -> bool:
+        return any(m["id"] == received["id"] for m in await in_chat())
+
+    await until(kept_in_chat, timeout=30, what="the network's message in the page's chat")
+    answer = f"on it {uuid.uuid4().hex[:6]}"
+    await hub.post(
+        "/sandbox/api/chat/messages",
+        {"channel": channel, "user": "u_carol", "text": answer, "thread": received["id"]},
+    )
+    reply = await hub.posted(provider, external, answer)
+    assert reply["thread"] == sent["id"], (provider, reply)
+    _by(reply, "Carol Chen", answer)
+
+    user = (await hub.state())[provider]["users"][-1]
+    back = f"thanks {uuid.uuid4().hex[:6]}"
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        await hub.post(
+            f"/sandbox/api/{provider}/messages",
+            {"channel": external, "user": user["id"], "text": back, "thread": ours["post"]},
+        )
+        [answered] = await tap.wait_for(_with_text(back), timeout=30)
+    assert answered["thread_id"] == ours["id"], (provider, answered)
+
+    edited = f"{ours['text']}, edited"
+    path = f"/sandbox/api/chat/messages/{ours['id']}"
+    await hub.post(f"{path}/edit", {"channel": channel, "text": edited}, 200)
+    now = await hub.posted(provider, external, edited)
+    assert now["id"] == ours["post"] and now["edited"] is True, (provider, now)
+    await hub.post(f"{path}/delete", {"channel": channel}, 200)
+
+    async def gone() -> bool:
+        listed = await hub.client.get(f"/sandbox/api/{provider}/channels/{external}/messages")
+        return all(m["id"] != ours["post"] for m in listed.json()["items"])
+
+    await until(gone, timeout=30, what=f"the chat's delete in {provider}")
 
 
 async def _discord_connected(hub: Hub) -> bool:
