@@ -374,8 +374,8 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
     """As a newcomer bridges them: every network's first channel mapped to one chat
     channel, with the settings the sandbox's page gives. A user writes in each network; the
     chat product keeps the message and announces it as its own, naming the message it
-    brought in (`inbound_id`): each other network then shows it once, and the network it
-    came from never again."""
+    brought in (`inbound_id`: the page's "pass on"): each other network then shows it once,
+    and the network it came from never again."""
     state = await hub.state()
     channels = await _bridge_every_network(hub, state)
     networks = sorted(channels)
@@ -390,7 +390,11 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
             )
             [received] = await tap.wait_for(_with_text(text), timeout=30)
             assert received["channel_id"] == BRIDGED, received
-            await hub.chat_message(BRIDGED, text, inbound_id=received["id"])
+            # The page's "pass on": the chat's message.created naming it (inbound_id).
+            passed = f"/sandbox/api/chat/messages/{received['id']}/pass_on"
+            await until(
+                functools.partial(_passed_on, hub, passed), timeout=30, what="it in the chat"
+            )
 
     async def holding(network: str, text: str) -> list[dict[str, Any]]:
         answer = await hub.client.get(
@@ -412,6 +416,13 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
             found = await holding(network, text)
             assert len(found) == 1, (origin, network, found)
             assert found[0]["from_hookhub"] is (network != origin), (origin, network, found)
+
+
+async def _passed_on(hub: Hub, path: str) -> bool:
+    """Passed on once the page's chat holds it (404 until it has read it)."""
+    answer = await hub.client.post(path, json={"channel": BRIDGED})
+    assert answer.status_code in (200, 404), answer.text
+    return answer.status_code == 200
 
 
 async def _bridge_every_network(hub: Hub, state: dict[str, Any]) -> dict[str, str]:
