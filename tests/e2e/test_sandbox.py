@@ -1116,7 +1116,7 @@ def test_oauth_connect_through_the_consent_page(sandbox_stack: Stack, browser: A
 def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
     sandbox_stack: Stack, browser: Any
 ) -> None:
-    async def prepare() -> tuple[str, str, str]:
+    async def prepare() -> tuple[str, str, str, str]:
         async with _hub(sandbox_stack) as hub:
             state = await hub.state()
             integration = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
@@ -1126,9 +1126,9 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             text = f"posted by hookhub {uuid.uuid4().hex[:6]}"
             await hub.chat_message(channel, text)
             await hub.posted("slack", external, text)
-            return state["slack"]["channels"][1]["name"], channel, text
+            return state["slack"]["channels"][1]["name"], external, channel, text
 
-    name, channel, posted = _outside_playwright(prepare())
+    name, external, channel, posted = _outside_playwright(prepare())
     page = browser.new_page()
     try:
         page.goto(sandbox_stack.origin + "/sandbox/#slack")
@@ -1155,6 +1155,27 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             timeout=30_000
         )
         assert "Edited" in page.locator("#flash").inner_text()
+        # What connecting this channel takes: its id, and the settings the console asks.
+        page.get_by_text("Connect it").click()
+        assert page.locator(".connect dd.channel-id").inner_text() == external
+        # The chat's user answers it in its thread from the Chat product tab; what Slack said
+        # is not said again there (it read as the chat's own answer).
+        page.get_by_role("tab", name="Chat product").click()
+        assert page.locator("#flash").inner_text() == ""
+        chats = page.get_by_role("region", name="Chat channels")
+        chats.get_by_role("button", name=channel, exact=True).click()
+        chats.get_by_label("You are").select_option(label="Bob Baker")
+        page.locator(".messages li", has_text=edited).get_by_role("button", name="reply").click()
+        answer = f"answered in the page {uuid.uuid4().hex[:6]}"
+        page.get_by_role("form", name="Write in the chat").get_by_label("Message").fill(answer)
+        page.get_by_role("button", name="Send").click()
+        page.locator(".messages li", has_text=answer).wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Slack").click()
+        threaded = page.locator(".messages li.hookhub", has_text=answer)
+        threaded.wait_for(timeout=30_000)
+        assert threaded.locator(".who").inner_text() == "Bob Baker"
+        assert f"in reply to Alice Archer: “{edited[:40]}" in threaded.inner_text()
+        _screenshot(page, "chat-reply")
         # GitHub's buttons: a pull request opened through the page is in its list.
         page.get_by_role("tab", name="GitHub").click()
         title = f"From the page {uuid.uuid4().hex[:6]}"
