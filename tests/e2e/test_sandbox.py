@@ -1174,7 +1174,7 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         threaded = page.locator(".messages li.hookhub", has_text=answer)
         threaded.wait_for(timeout=30_000)
         assert threaded.locator(".who").inner_text() == "Bob Baker"
-        assert f"in reply to Alice Archer: “{edited[:40]}" in threaded.inner_text()
+        assert f"in reply to Alice Archer: “{edited[:30]}" in threaded.inner_text()
         _screenshot(page, "chat-reply")
         # GitHub's buttons: a pull request opened through the page is in its list.
         page.get_by_role("tab", name="GitHub").click()

@@ -91,36 +91,11 @@ function renderChat(provider) {
       type: "button", "aria-current": String(c.id === channel),
       onclick: () => { chosen[provider] = c.id; replyTo[provider] = null; render(); },
     }, state.chats[provider].channel_mark + c.name))));
-  const replying = el("span", { class: "hint" });
-  const form = el("form", { class: "write", "aria-label": "Write as a user" },
+  const { form, showReply } = writer(provider, "Write as a user",
     el("label", {}, "As", el("select", { name: "user" },
-      world.users.map((u) => el("option", { value: u.id }, u.name))) ),
-    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
-    el("button", { class: "primary", type: "submit" }, "Send"),
-    replying);
-  const showReply = () => {
-    replying.replaceChildren();
-    if (replyTo[provider]) {
-      replying.append(`replying to ${replyTo[provider]} `,
-        el("button", { class: "link", type: "button", onclick: () => { replyTo[provider] = null; showReply(); } }, "cancel"));
-    }
-  };
-  showReply();
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const body = { channel, user: form.user.value, text: form.text.value };
-    if (replyTo[provider]) body.thread = replyTo[provider];
-    try {
-      const sent = await call(`${provider}/messages`, body);
-      say(delivery("Sent", provider, sent));
-      form.text.value = "";
-      replyTo[provider] = null;
-      showReply();
-      await refresh();
-    } catch (error) {
-      say(error.message, false);
-    }
-  });
+      world.users.map((u) => el("option", { value: u.id }, u.name)))),
+    async (body) => delivery("Sent", provider, await call(`${provider}/messages`, { channel, user: form.user.value, ...body })),
+    () => refresh());
   // A user's message being edited (its id): the list is not refreshed meanwhile, so the
   // box keeps what is typed in it.
   let editing = null;
@@ -191,6 +166,40 @@ function shown(list, children) {
   const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
   list.replaceChildren(...children);
   if (atEnd) list.scrollTop = list.scrollHeight;
+}
+
+// The box that writes in a channel (`fields` before its text), replying in the thread
+// `replyTo[key]` names when one is picked: `send(body)` sends `{text, thread?}` and says
+// what became of it; `refresh` redraws the channel.
+function writer(key, label, fields, send, refresh) {
+  const replying = el("span", { class: "hint" });
+  const form = el("form", { class: "write", "aria-label": label }, fields,
+    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
+    el("button", { class: "primary", type: "submit" }, "Send"),
+    replying);
+  const showReply = () => {
+    replying.replaceChildren();
+    if (replyTo[key]) {
+      replying.append(`replying to ${replyTo[key]} `,
+        el("button", { class: "link", type: "button", onclick: () => { replyTo[key] = null; showReply(); } }, "cancel"));
+    }
+  };
+  showReply();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { text: form.text.value };
+    if (replyTo[key]) body.thread = replyTo[key];
+    try {
+      say(await send(body));
+      form.text.value = "";
+      replyTo[key] = null;
+      showReply();
+      await refresh();
+    } catch (error) {
+      say(error.message, false);
+    }
+  });
+  return { form, showReply };
 }
 
 // The sample export the sandbox serves (GET /sandbox/api/exports/{provider}), with the
@@ -289,34 +298,10 @@ function renderProduct() {
     }
   };
   // Writing as "You are": a message, or a reply in the thread "reply" picked.
-  const replying = el("span", { class: "hint" });
-  const showReply = () => {
-    replying.replaceChildren();
-    if (replyTo.chat) {
-      replying.append(`replying in the thread of ${replyTo.chat} `,
-        el("button", { class: "link", type: "button", onclick: () => { replyTo.chat = null; showReply(); } }, "cancel"));
-    }
-  };
-  const form = el("form", { class: "write", "aria-label": "Write in the chat" },
-    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
-    el("button", { class: "primary", type: "submit" }, "Send"),
-    replying);
-  showReply();
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const body = { channel, user: who.value, text: form.text.value };
-    if (replyTo.chat) body.thread = replyTo.chat;
-    try {
-      const sent = await call("chat/messages", body);
-      say(`Sent in ${channel} as ${who.selectedOptions[0].textContent} (message.created ${sent.id}): hookhub posts it in every network mapped to ${channel}.`);
-      form.text.value = "";
-      replyTo.chat = null;
-      showReply();
-      await refresh();
-    } catch (error) {
-      say(error.message, false);
-    }
-  });
+  const { form, showReply } = writer("chat", "Write in the chat", null, async (body) => {
+    const sent = await call("chat/messages", { channel, user: who.value, ...body });
+    return `Sent in ${channel} as ${who.selectedOptions[0].textContent} (message.created ${sent.id}): hookhub posts it in every network mapped to ${channel}.`;
+  }, () => refresh());
   let editing = null;
   let items = [];
   const change = async (m, action, body, done) => {
@@ -416,7 +401,7 @@ function inReplyTo(thread, items) {
   const root = items.find((m) => m.id === thread);
   if (!root) return `in reply to ${thread}`;
   const words = String(root.text).replace(/\s+/g, " ").trim();
-  return `in reply to ${author(root)}: “${words.length > 40 ? words.slice(0, 40) + "…" : words}”`;
+  return `in reply to ${author(root)}: “${words.length > 40 ? words.slice(0, 40).trimEnd() + "…" : words}”`;
 }
 
 function networkName(provider) {
