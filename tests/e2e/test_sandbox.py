@@ -1202,6 +1202,16 @@ def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
     sandbox_stack: Stack, browser: Any
 ) -> None:
     token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
+
+    async def teams_mapped() -> tuple[str, str]:
+        async with _hub(sandbox_stack) as hub:
+            state = await hub.state()
+            integration = await hub.integration("teams", state["chats"]["teams"]["settings"])
+            external = state["teams"]["channels"][0]["id"]
+            await hub.mapped(integration["id"], external, BRIDGED)
+            return integration["id"], external
+
+    teams, external = _outside_playwright(teams_mapped())
     page = browser.new_page()
     try:
         page.goto(sandbox_stack.origin + "/#/endpoints")
@@ -1214,6 +1224,12 @@ def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
         workspace.wait_for(timeout=30_000)
         assert workspace.input_value() == "ws_demo"
         _screenshot(page, "console")
+        # A Teams channel mapped before Teams said its name: its id once (it was twice,
+        # as its name and as its id).
+        page.goto(sandbox_stack.origin + f"/#/mappings?integration_id={teams}")
+        row = page.get_by_role("row").filter(has_text=external)
+        row.wait_for(timeout=30_000)
+        assert row.inner_text().count(external) == 1, row.inner_text()
         link.click()
         page.get_by_role("tab", name="Slack").wait_for(timeout=30_000)
         assert page.url == sandbox_stack.origin + "/sandbox/"
