@@ -1308,6 +1308,17 @@ class Sandbox:
         async def chat_click(request: Request) -> Response:
             return _json(await self.chat.click(await _body(request)), 201)
 
+        async def chat_write(request: Request) -> Response:
+            return _json(await self.chat.write(await _body(request)), 201)
+
+        async def chat_change(request: Request) -> Response:
+            message, action = request.path_params["message"], request.path_params["action"]
+            changes = {"edit": self.chat.edit, "delete": self.chat.delete}
+            changes["pass_on"] = self.chat.pass_on
+            if action not in changes:
+                raise SandboxError(404, "not_found", f"no sandbox route {request.url.path}")
+            return _json(await changes[action](message, await _body(request)))
+
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             self.chat.start()
@@ -1335,6 +1346,12 @@ class Sandbox:
             # The chat product's part (services/sandbox/chat.py).
             Route("/sandbox/api/chat/channels/{channel:path}/messages", _guarded(chat_messages)),
             Route("/sandbox/api/chat/click", _guarded(chat_click), methods=["POST"]),
+            Route("/sandbox/api/chat/messages", _guarded(chat_write), methods=["POST"]),
+            Route(
+                "/sandbox/api/chat/messages/{message}/{action}",
+                _guarded(chat_change),
+                methods=["POST"],
+            ),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/click", _guarded(click), methods=["POST"]),
             # `path`: a Google Chat message is `spaces/…/messages/…`.
@@ -1470,6 +1487,27 @@ def _teams_text(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]*>", "", text))
 
 
+# A network's link markup (Slack's and Google Chat's `<url|label>`), and its bold around a
+# run of text (Discord's `**…**`, Google Chat's `*…*`: hookhub's author line where the bot
+# posts itself).
+_LINK = re.compile(r"<(https?://[^|>\s]+)\|([^>]*)>")
+_DOUBLE_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_SINGLE_BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_ESCAPED = re.compile(r"\\([\\`*_~|>#\-\[\]()])")
+
+
+def _as_read(text: str, network: str) -> str:
+    """A message's text (the network's markup) as its reader sees it, for the page, which
+    shows text: links as `label (url)`, bold as its words, escapes and entities decoded."""
+    if network in ("slack", "googlechat"):
+        text = _LINK.sub(lambda m: f"{m[2]} ({m[1]})" if m[2] else m[1], text)
+    if network == "slack":
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    if network == "googlechat":
+        return _SINGLE_BOLD.sub(r"\1", text)
+    return _ESCAPED.sub(r"\1", _DOUBLE_BOLD.sub(r"\1", text))  # Discord's Markdown
+
+
 def _telegram_person(user: str) -> dict[str, Any]:
     """A seeded Telegram user (by id or name) as the Bot API's `User`."""
     names = {str(k): (f"{v[1]} {v[2]}", v[0]) for k, v in TELEGRAM_USERS.items()}
@@ -1497,7 +1535,7 @@ def _slack_message(message: Mapping[str, Any], users: Mapping[str, Any]) -> dict
     return {
         "id": message["ts"],
         "user": {"id": message.get("user") or message.get("bot_id"), "name": name},
-        "text": message.get("text", ""),
+        "text": _as_read(message.get("text", ""), "slack"),
         "thread": message.get("thread_ts") if message.get("thread_ts") != message["ts"] else None,
         "edited": "edited" in message,
         "from_hookhub": from_hookhub,
@@ -1513,7 +1551,7 @@ def _discord_message(message: Mapping[str, Any]) -> dict[str, Any]:
             "id": author.get("id"),
             "name": author.get("global_name") or author.get("username"),
         },
-        "text": message.get("content", ""),
+        "text": _as_read(message.get("content", ""), "discord"),
         "thread": reference.get("message_id"),
         "edited": message.get("edited_timestamp") is not None,
         "from_hookhub": bool(author.get("bot") or message.get("webhook_id")),
@@ -1554,7 +1592,7 @@ def _googlechat_message(
     return {
         "id": message["name"],
         "user": {"id": sender.get("name", ""), "name": sender.get("displayName")},
-        "text": message.get("text", ""),
+        "text": _as_read(message.get("text", ""), "googlechat"),
         "thread": thread,
         "edited": "lastUpdateTime" in message,
         "from_hookhub": sender.get("type") == "BOT",

@@ -14,6 +14,12 @@ through `POST /api/events` with the admin token:
   (docs/sandbox.md, "One chat channel bridged to every network").
 - **A click** on a card's button is `message.action` as the chat product sends it, as one
   of the chat's users (`CHAT_USERS`, the page's "You are").
+- **The chat's users write**: a message, a reply in a thread, its edit and its delete are
+  `message.created`, `message.updated` and `message.deleted`, kept here as the chat's own
+  (they are not on `hookhub.chat.inbound`): what sync posts to every mapped network. A
+  network's message **passed on** is announced as the chat's own (`message.created` naming
+  it by `inbound_id`, under its author), and so are its author's later edit and delete:
+  the other networks of its channel get it, the one it came from does not.
 
 The topic is read from its beginning (the embedded broker keeps it for the stack's run), by
 no consumer group: nothing of hookhub's consumers is touched.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -153,10 +160,18 @@ class ChatProduct:
             found = kept.get(str(envelope.get("message_id")))
             if found is not None:
                 found.update(text=envelope.get("text", ""), card=envelope.get("card"), edited=True)
-                if ours:
+                if ours or found.get("passed_on"):
                     await self._announced(envelope)
         elif kind == "message.deleted":
-            kept.pop(str(envelope.get("message_id")), None)
+            gone = kept.pop(str(envelope.get("message_id")), None)
+            if gone is not None and gone.get("passed_on"):
+                with contextlib.suppress(ChatRefused):
+                    await self._publish(
+                        "message.deleted",
+                        f"evt_sbx_{envelope['id']}",
+                        gone["actor"],
+                        {"message_id": gone["id"], "channel_id": channel},
+                    )
 
     async def _announced(self, envelope: Mapping[str, Any]) -> None:
         """Announced, or said in the log why not (read on all the same: the rest of the
@@ -183,6 +198,10 @@ class ChatProduct:
         else:
             kind, event_id = "message.updated", f"evt_sbx_{envelope['id']}"
             data["message_id"] = envelope["message_id"]
+            passed = self.channels.get(envelope["channel_id"], {}).get(data["message_id"])
+            if passed and passed.get("passed_on"):  # a network's message: under its author
+                await self._publish(kind, event_id, passed["actor"], data)
+                return
         author = (envelope.get("author") or {}).get("name") or "hookhub"
         await self._publish(kind, event_id, {"id": "hookhub", "name": author}, data)
 
@@ -196,20 +215,112 @@ class ChatProduct:
             _required(body, "action"),
             _required(body, "user"),
         )
-        user_id = next((k for k, v in CHAT_USERS.items() if user in (k, v)), None)
-        if user_id is None:
-            raise ChatRefused(404, "not_found", f"no chat user {user!r}; the state lists them")
-        if message not in self.channels.get(channel, {}):
-            raise ChatRefused(404, "not_found", f"no message {message} in chat channel {channel}")
-        name = CHAT_USERS[user_id]
+        user_id = _user(user)
+        self._kept(channel, message)
         event_id = f"evt_sbx_click_{utcnow().timestamp():.6f}".replace(".", "_")
         status = await self._publish(
             "message.action",
             event_id,
-            {"id": user_id, "name": name, "email": email_of(name)},
+            self._actor(user_id),
             {"message_id": message, "channel_id": channel, "action_id": action},
         )
         return {"event_id": event_id, "delivered": status}
+
+    async def write(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A chat user writes in a channel (`thread`: a message of it, the reply going into
+        its thread): `message.created`, the message kept as the chat's own."""
+        channel, text = _required(body, "channel"), _required(body, "text")
+        user_id = _user(_required(body, "user"))
+        thread = body.get("thread") or None
+        kept = self.channels.setdefault(channel, {})
+        if thread is not None:
+            root = self._kept(channel, str(thread))
+            thread = root["thread"] or root["id"]  # threads are flat: a reply's is its root's
+        message_id = "m_sbx_" + uuid.uuid4().hex[:12]
+        data = {"message_id": message_id, "channel_id": channel, "text": text}
+        if thread:
+            data["thread_id"] = thread
+        status = await self._publish(
+            "message.created", f"evt_{message_id}", self._actor(user_id), data
+        )
+        kept[message_id] = {
+            "id": message_id,
+            "user": {"id": user_id, "name": CHAT_USERS[user_id]},
+            "text": text,
+            "thread": thread,
+            "card": None,
+            "edited": False,
+            "from": None,
+            "from_hookhub": False,
+            "mine": True,
+            "passed_on": False,
+        }
+        return {"id": message_id, "delivered": status}
+
+    async def edit(self, message: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Its author edits a message the chat's user wrote: `message.updated`."""
+        channel, text = _required(body, "channel"), _required(body, "text")
+        found = self._own(channel, message)
+        event_id = f"evt_sbx_edit_{uuid.uuid4().hex[:12]}"
+        data = {"message_id": message, "channel_id": channel, "text": text}
+        status = await self._publish(
+            "message.updated", event_id, self._actor(found["user"]["id"]), data
+        )
+        found.update(text=text, edited=True)
+        return {"id": message, "delivered": status}
+
+    async def delete(self, message: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Its author deletes a message the chat's user wrote: `message.deleted`."""
+        channel = _required(body, "channel")
+        found = self._own(channel, message)
+        event_id = f"evt_sbx_delete_{uuid.uuid4().hex[:12]}"
+        data = {"message_id": message, "channel_id": channel}
+        status = await self._publish(
+            "message.deleted", event_id, self._actor(found["user"]["id"]), data
+        )
+        self.channels[channel].pop(message, None)
+        return {"id": message, "delivered": status}
+
+    async def pass_on(self, message: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A network's message announced as the chat's own (`message.created` with
+        `inbound_id`, under its author's name): the channel's other networks get it."""
+        channel = _required(body, "channel")
+        found = self._kept(channel, message)
+        if found["from_hookhub"] or found.get("mine") or not found.get("from"):
+            raise ChatRefused(
+                422, "not_from_a_network", f"{message} came from no network: nothing to pass on"
+            )
+        actor = {"id": f"{found['from']}:{found['user']['id']}", "name": found["user"]["name"]}
+        data = {"message_id": message, "channel_id": channel, "text": found["text"]}
+        data["inbound_id"] = message
+        if found["thread"]:
+            data["thread_id"] = found["thread"]
+        status = await self._publish("message.created", f"evt_sbx_pass_{message}", actor, data)
+        found.update(passed_on=True, actor=actor)
+        return {"id": message, "delivered": status}
+
+    def _kept(self, channel: str, message: str) -> dict[str, Any]:
+        found = self.channels.get(channel, {}).get(message)
+        if found is None:
+            raise ChatRefused(404, "not_found", f"no message {message} in chat channel {channel}")
+        return found
+
+    def _own(self, channel: str, message: str) -> dict[str, Any]:
+        """A message the chat's user wrote (422 for one from a network or from hookhub)."""
+        found = self._kept(channel, message)
+        if not found.get("mine"):
+            raise ChatRefused(
+                422,
+                "not_the_chats",
+                f"{message} came from {found.get('from') or 'hookhub'}: only its author there "
+                "changes it",
+            )
+        return found
+
+    @staticmethod
+    def _actor(user_id: str) -> dict[str, str]:
+        name = CHAT_USERS[user_id]
+        return {"id": user_id, "name": name, "email": email_of(name)}
 
     async def _publish(
         self, kind: str, event_id: str, actor: Mapping[str, Any], data: Mapping[str, Any]
@@ -252,7 +363,17 @@ def _shown(envelope: Mapping[str, Any]) -> dict[str, Any]:
         "edited": False,
         "from": source.get("provider"),
         "from_hookhub": source.get("provider") not in NETWORKS,
+        "mine": False,
+        "passed_on": False,
     }
+
+
+def _user(user: str) -> str:
+    """A chat user by id or name."""
+    user_id = next((k for k, v in CHAT_USERS.items() if user in (k, v)), None)
+    if user_id is None:
+        raise ChatRefused(404, "not_found", f"no chat user {user!r}; the state lists them")
+    return user_id
 
 
 def _required(body: Mapping[str, Any], name: str) -> str:

@@ -186,11 +186,16 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
         # The bot's WebSocket, opened by a sync replica as Discord's Gateway is.
         await until(lambda: _connected(hub, provider), timeout=30, what="sync on the WebSocket")
 
-    # Outbound: the chat product's message, posted by hookhub into the stand-in.
+    # Outbound: a chat user writes in the page's chat; hookhub posts it into the stand-in,
+    # under their name.
     text_out = f"deploy {uuid.uuid4().hex[:6]} done"
-    await hub.chat_message(channel, text_out)
+    written = await hub.post(
+        "/sandbox/api/chat/messages", {"channel": channel, "user": "u_bob", "text": text_out}
+    )
+    assert written["delivered"] == 202, written
     post = await hub.posted(provider, external, text_out)
     assert post["from_hookhub"] is True
+    _by(post, "Bob Baker", text_out)
 
     # Inbound: a user writes in the stand-in; hookhub publishes it for the chat product.
     user = world["users"][0]
@@ -208,6 +213,76 @@ async def _both_ways(hub: Hub, provider: str, settings: dict[str, Any]) -> None:
     # The user's message is in the stand-in's channel too, and not marked as hookhub's.
     mine = await hub.posted(provider, external, text_in)
     assert mine["from_hookhub"] is False
+    ours = {"id": written["id"], "text": text_out, "post": post["id"]}
+    await _threads_and_changes_from_the_chat(
+        hub, provider, (channel, external), sent, received, ours
+    )
+
+
+def _by(post: dict[str, Any], name: str, text: str) -> None:
+    """hookhub's post reads as `name`'s `text`: under their name, or with it on its first
+    line (where the bot itself posts), and no markup left in it."""
+    shown = post["text"]
+    assert post["user"]["name"] == name or shown.startswith(name + "\n"), post
+    assert shown.endswith(text), post
+    assert not re.search(r"</?b>|\*\*|&lt;|&amp;", shown), post
+
+
+async def _threads_and_changes_from_the_chat(
+    hub: Hub,
+    provider: str,
+    channels: tuple[str, str],
+    sent: dict[str, Any],
+    received: dict[str, Any],
+    ours: dict[str, str],
+) -> None:
+    """As a newcomer tries it in the page: the chat answers the network user's message in
+    its thread, and the network user answers the chat's in its thread, each reply threaded
+    on the other side; the chat's user edits and deletes their message, and the network's
+    copy follows. `channels`: the chat's and the network's; `sent` and `received`: the
+    network user's message there and as hookhub handed it; `ours`: the chat's message (its
+    `id`, `text`) and hookhub's `post` of it in the network."""
+    channel, external = channels
+
+    async def in_chat() -> list[dict[str, Any]]:
+        answer = await hub.client.get(f"/sandbox/api/chat/channels/{channel}/messages")
+        return list(answer.json()["items"]) if answer.status_code == 200 else []
+
+    async def kept_in_chat() -> bool:
+        return any(m["id"] == received["id"] for m in await in_chat())
+
+    await until(kept_in_chat, timeout=30, what="the network's message in the page's chat")
+    answer = f"on it {uuid.uuid4().hex[:6]}"
+    await hub.post(
+        "/sandbox/api/chat/messages",
+        {"channel": channel, "user": "u_carol", "text": answer, "thread": received["id"]},
+    )
+    reply = await hub.posted(provider, external, answer)
+    assert reply["thread"] == sent["id"], (provider, reply)
+    _by(reply, "Carol Chen", answer)
+
+    user = (await hub.state())[provider]["users"][-1]
+    back = f"thanks {uuid.uuid4().hex[:6]}"
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        await hub.post(
+            f"/sandbox/api/{provider}/messages",
+            {"channel": external, "user": user["id"], "text": back, "thread": ours["post"]},
+        )
+        [answered] = await tap.wait_for(_with_text(back), timeout=30)
+    assert answered["thread_id"] == ours["id"], (provider, answered)
+
+    edited = f"{ours['text']}, edited"
+    path = f"/sandbox/api/chat/messages/{ours['id']}"
+    await hub.post(f"{path}/edit", {"channel": channel, "text": edited}, 200)
+    now = await hub.posted(provider, external, edited)
+    assert now["id"] == ours["post"] and now["edited"] is True, (provider, now)
+    await hub.post(f"{path}/delete", {"channel": channel}, 200)
+
+    async def gone() -> bool:
+        listed = await hub.client.get(f"/sandbox/api/{provider}/channels/{external}/messages")
+        return all(m["id"] != ours["post"] for m in listed.json()["items"])
+
+    await until(gone, timeout=30, what=f"the chat's delete in {provider}")
 
 
 async def _discord_connected(hub: Hub) -> bool:
@@ -299,8 +374,8 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
     """As a newcomer bridges them: every network's first channel mapped to one chat
     channel, with the settings the sandbox's page gives. A user writes in each network; the
     chat product keeps the message and announces it as its own, naming the message it
-    brought in (`inbound_id`): each other network then shows it once, and the network it
-    came from never again."""
+    brought in (`inbound_id`: the page's "pass on"): each other network then shows it once,
+    and the network it came from never again."""
     state = await hub.state()
     channels = await _bridge_every_network(hub, state)
     networks = sorted(channels)
@@ -315,7 +390,11 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
             )
             [received] = await tap.wait_for(_with_text(text), timeout=30)
             assert received["channel_id"] == BRIDGED, received
-            await hub.chat_message(BRIDGED, text, inbound_id=received["id"])
+            # The page's "pass on": the chat's message.created naming it (inbound_id).
+            passed = f"/sandbox/api/chat/messages/{received['id']}/pass_on"
+            await until(
+                functools.partial(_passed_on, hub, passed), timeout=30, what="it in the chat"
+            )
 
     async def holding(network: str, text: str) -> list[dict[str, Any]]:
         answer = await hub.client.get(
@@ -337,6 +416,13 @@ async def test_one_chat_channel_bridged_to_every_network_passes_each_message_on_
             found = await holding(network, text)
             assert len(found) == 1, (origin, network, found)
             assert found[0]["from_hookhub"] is (network != origin), (origin, network, found)
+
+
+async def _passed_on(hub: Hub, path: str) -> bool:
+    """Passed on once the page's chat holds it (404 until it has read it)."""
+    answer = await hub.client.post(path, json={"channel": BRIDGED})
+    assert answer.status_code in (200, 404), answer.text
+    return answer.status_code == 200
 
 
 async def _bridge_every_network(hub: Hub, state: dict[str, Any]) -> dict[str, str]:
@@ -1030,7 +1116,7 @@ def test_oauth_connect_through_the_consent_page(sandbox_stack: Stack, browser: A
 def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
     sandbox_stack: Stack, browser: Any
 ) -> None:
-    async def prepare() -> tuple[str, str, str]:
+    async def prepare() -> tuple[str, str, str, str]:
         async with _hub(sandbox_stack) as hub:
             state = await hub.state()
             integration = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
@@ -1040,9 +1126,9 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             text = f"posted by hookhub {uuid.uuid4().hex[:6]}"
             await hub.chat_message(channel, text)
             await hub.posted("slack", external, text)
-            return state["slack"]["channels"][1]["name"], channel, text
+            return state["slack"]["channels"][1]["name"], external, channel, text
 
-    name, channel, posted = _outside_playwright(prepare())
+    name, external, channel, posted = _outside_playwright(prepare())
     page = browser.new_page()
     try:
         page.goto(sandbox_stack.origin + "/sandbox/#slack")
@@ -1069,6 +1155,27 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             timeout=30_000
         )
         assert "Edited" in page.locator("#flash").inner_text()
+        # What connecting this channel takes: its id, and the settings the console asks.
+        page.get_by_text("Connect it").click()
+        assert page.locator(".connect dd.channel-id").inner_text() == external
+        # The chat's user answers it in its thread from the Chat product tab; what Slack said
+        # is not said again there (it read as the chat's own answer).
+        page.get_by_role("tab", name="Chat product").click()
+        assert page.locator("#flash").inner_text() == ""
+        chats = page.get_by_role("region", name="Chat channels")
+        chats.get_by_role("button", name=channel, exact=True).click()
+        chats.get_by_label("You are").select_option(label="Bob Baker")
+        page.locator(".messages li", has_text=edited).get_by_role("button", name="reply").click()
+        answer = f"answered in the page {uuid.uuid4().hex[:6]}"
+        page.get_by_role("form", name="Write in the chat").get_by_label("Message").fill(answer)
+        page.get_by_role("button", name="Send").click()
+        page.locator(".messages li", has_text=answer).wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Slack").click()
+        threaded = page.locator(".messages li.hookhub", has_text=answer)
+        threaded.wait_for(timeout=30_000)
+        assert threaded.locator(".who").inner_text() == "Bob Baker"
+        assert f"in reply to Alice Archer: “{edited[:30]}" in threaded.inner_text()
+        _screenshot(page, "chat-reply")
         # GitHub's buttons: a pull request opened through the page is in its list.
         page.get_by_role("tab", name="GitHub").click()
         title = f"From the page {uuid.uuid4().hex[:6]}"
@@ -1095,6 +1202,16 @@ def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
     sandbox_stack: Stack, browser: Any
 ) -> None:
     token = (sandbox_stack.data_dir / "admin_token").read_text().strip()
+
+    async def teams_mapped() -> tuple[str, str]:
+        async with _hub(sandbox_stack) as hub:
+            state = await hub.state()
+            integration = await hub.integration("teams", state["chats"]["teams"]["settings"])
+            external = state["teams"]["channels"][0]["id"]
+            await hub.mapped(integration["id"], external, BRIDGED)
+            return integration["id"], external
+
+    teams, external = _outside_playwright(teams_mapped())
     page = browser.new_page()
     try:
         page.goto(sandbox_stack.origin + "/#/endpoints")
@@ -1107,6 +1224,12 @@ def test_the_console_links_the_sandbox_and_fills_in_its_workspace(
         workspace.wait_for(timeout=30_000)
         assert workspace.input_value() == "ws_demo"
         _screenshot(page, "console")
+        # A Teams channel mapped before Teams said its name: its id once (it was twice,
+        # as its name and as its id).
+        page.goto(sandbox_stack.origin + f"/#/mappings?integration_id={teams}")
+        row = page.get_by_role("row").filter(has_text=external)
+        row.wait_for(timeout=30_000)
+        assert row.inner_text().count(external) == 1, row.inner_text()
         link.click()
         page.get_by_role("tab", name="Slack").wait_for(timeout=30_000)
         assert page.url == sandbox_stack.origin + "/sandbox/"

@@ -52,7 +52,8 @@ function tabs() {
   list.replaceChildren(...Object.entries(TABS).map(([name, label]) => el("li", {},
     el("button", {
       type: "button", role: "tab", "aria-selected": String(name === tab), "data-tab": name,
-      onclick: () => { tab = name; location.hash = name; render(); },
+      // What the last tab said is not this one's: said again, it read as this tab's.
+      onclick: () => { tab = name; location.hash = name; say(""); render(); },
     }, label))));
 }
 
@@ -90,36 +91,11 @@ function renderChat(provider) {
       type: "button", "aria-current": String(c.id === channel),
       onclick: () => { chosen[provider] = c.id; replyTo[provider] = null; render(); },
     }, state.chats[provider].channel_mark + c.name))));
-  const replying = el("span", { class: "hint" });
-  const form = el("form", { class: "write", "aria-label": "Write as a user" },
+  const { form, showReply } = writer(provider, "Write as a user",
     el("label", {}, "As", el("select", { name: "user" },
-      world.users.map((u) => el("option", { value: u.id }, u.name))) ),
-    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
-    el("button", { class: "primary", type: "submit" }, "Send"),
-    replying);
-  const showReply = () => {
-    replying.replaceChildren();
-    if (replyTo[provider]) {
-      replying.append(`replying to ${replyTo[provider]} `,
-        el("button", { class: "link", type: "button", onclick: () => { replyTo[provider] = null; showReply(); } }, "cancel"));
-    }
-  };
-  showReply();
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const body = { channel, user: form.user.value, text: form.text.value };
-    if (replyTo[provider]) body.thread = replyTo[provider];
-    try {
-      const sent = await call(`${provider}/messages`, body);
-      say(delivery("Sent", provider, sent));
-      form.text.value = "";
-      replyTo[provider] = null;
-      showReply();
-      await refresh();
-    } catch (error) {
-      say(error.message, false);
-    }
-  });
+      world.users.map((u) => el("option", { value: u.id }, u.name)))),
+    async (body) => delivery("Sent", provider, await call(`${provider}/messages`, { channel, user: form.user.value, ...body })),
+    () => refresh());
   // A user's message being edited (its id): the list is not refreshed meanwhile, so the
   // box keeps what is typed in it.
   let editing = null;
@@ -145,9 +121,9 @@ function renderChat(provider) {
     await refresh();
   };
   const cancel = () => { editing = null; draw(); };
-  const draw = () => messages.replaceChildren(...(items.length ?
-    items.map((m) => m.id === editing ? editor(m, save, cancel) : message(provider, m, acts)) :
-    [el("li", { class: "empty" }, "No messages yet.")]));
+  const draw = () => shown(messages, items.length ?
+    items.map((m) => m.id === editing ? editor(m, save, cancel) : message(provider, m, acts, items)) :
+    [el("li", { class: "empty" }, "No messages yet.")]);
   const refresh = async () => {
     if (!channel || editing) return;
     try {
@@ -162,11 +138,68 @@ function renderChat(provider) {
   const name = world.channels.find((c) => c.id === channel)?.name || channel;
   main.replaceChildren(el("div", { class: "panel" },
     el("section", { class: "card", "aria-label": "Channels" }, el("h2", {}, `${TABS[provider]} channels`), channels,
-      sampleExport(provider)),
+      connect(provider, channel), sampleExport(provider)),
     el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, form,
       limits(provider))));
   refresh();
   poll = setInterval(refresh, POLL_MS);
+}
+
+// What bridging this network takes, in the console: an integration made with these settings
+// (Integrations, New integration) and a mapping of the channel's id (Sync mappings). A long
+// value (a key file) in a box of its own, to copy whole.
+function connect(provider, channel) {
+  const settings = Object.entries(state.chats[provider].settings || {});
+  const value = (k, v) => String(v).length > 80 ?
+    el("textarea", { readonly: true, rows: 3, "aria-label": k, spellcheck: "false" }, v) : v;
+  return el("details", { class: "export connect" }, el("summary", {}, "Connect it"),
+    el("dl", { class: "creds" },
+      el("dt", {}, "channel id"), el("dd", { class: "channel-id" }, channel || "—"),
+      settings.map(([k, v]) => [el("dt", {}, k), el("dd", {}, value(k, v))])),
+    el("p", { class: "hint" }, "In the ", el("a", { href: "/#/integrations" }, "console"),
+      `: a ${TABS[provider]} integration in ${state.workspace_id} with these settings, then, on its Sync mappings, this channel id mapped to a chat channel.`));
+}
+
+// A channel's list redrawn with `children`, kept at its end when it was there (the newest
+// message last, as a chat shows it; a list scrolled up stays where it was).
+function shown(list, children) {
+  const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  list.replaceChildren(...children);
+  if (atEnd) list.scrollTop = list.scrollHeight;
+}
+
+// The box that writes in a channel (`fields` before its text), replying in the thread
+// `replyTo[key]` names when one is picked: `send(body)` sends `{text, thread?}` and says
+// what became of it; `refresh` redraws the channel.
+function writer(key, label, fields, send, refresh) {
+  const replying = el("span", { class: "hint" });
+  const form = el("form", { class: "write", "aria-label": label }, fields,
+    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
+    el("button", { class: "primary", type: "submit" }, "Send"),
+    replying);
+  const showReply = () => {
+    replying.replaceChildren();
+    if (replyTo[key]) {
+      replying.append(`replying to ${replyTo[key]} `,
+        el("button", { class: "link", type: "button", onclick: () => { replyTo[key] = null; showReply(); } }, "cancel"));
+    }
+  };
+  showReply();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { text: form.text.value };
+    if (replyTo[key]) body.thread = replyTo[key];
+    try {
+      say(await send(body));
+      form.text.value = "";
+      replyTo[key] = null;
+      showReply();
+      await refresh();
+    } catch (error) {
+      say(error.message, false);
+    }
+  });
+  return { form, showReply };
 }
 
 // The sample export the sandbox serves (GET /sandbox/api/exports/{provider}), with the
@@ -189,13 +222,13 @@ function limits(provider) {
 
 // A user's message: "edit" and "delete" where the network tells hookhub of them (a
 // message hookhub posted is the chat product's to change).
-function message(provider, m, acts) {
+function message(provider, m, acts, items) {
   const can = m.from_hookhub ? {} : state.chats[provider].can || {};
   const link = (label, act) => el("button", { class: "link", type: "button", onclick: () => act(m) }, label);
   return el("li", { class: m.from_hookhub ? "hookhub" : "", "data-id": m.id },
     m.from_hookhub ? el("span", { class: "badge" }, "hookhub") : null,
     el("span", { class: "who" }, author(m)),
-    m.thread ? el("span", { class: "meta" }, `in reply to ${m.thread}`) : null,
+    m.thread ? el("span", { class: "meta" }, inReplyTo(m.thread, items)) : null,
     m.edited ? el("span", { class: "meta" }, "(edited)") : null,
     link("reply", acts.reply),
     can.edit ? link("edit", acts.edit) : null,
@@ -229,20 +262,33 @@ function linked(text) {
 // -- the chat product ---------------------------------------------------------------------
 
 // What hookhub handed the chat in the sandbox's workspace, channel by channel, its cards
-// with their buttons; a click is `message.action` as the signed-in chat user.
+// with their buttons; a click is `message.action` as the signed-in chat user. The chat's
+// users write too (a message, a reply, their edit and delete: what sync posts to the
+// channel's networks), and a network's message can be passed on to the channel's others.
 function renderProduct() {
   const chat = state.chat;
-  const channel = chosen.chat && chat.channels.some((c) => c.id === chosen.chat) ? chosen.chat : chat.channels[0]?.id;
+  const known = chat.channels.map((c) => c.id);
+  if (chosen.chat && !known.includes(chosen.chat)) known.push(chosen.chat); // opened, still empty
+  const channel = chosen.chat || known[0];
   chosen.chat = channel;
   const who = el("select", { name: "user", onchange: (event) => { chosen.chatUser = event.target.value; } },
     chat.users.map((u) => el("option", { value: u.id, selected: u.id === chosen.chatUser }, u.name)));
   chosen.chatUser = who.value;
   const messages = el("ol", { class: "messages", "aria-live": "polite", "aria-label": "Messages" });
-  const channels = el("ul", { class: "channels" }, chat.channels.map((c) => el("li", {},
+  const channels = el("ul", { class: "channels" }, known.map((c) => el("li", {},
     el("button", {
-      type: "button", "aria-current": String(c.id === channel),
-      onclick: () => { chosen.chat = c.id; render(); },
-    }, c.name))));
+      type: "button", "aria-current": String(c === channel),
+      onclick: () => { chosen.chat = c; replyTo.chat = null; render(); },
+    }, c))));
+  const opening = el("form", { class: "line", "aria-label": "Open a chat channel" },
+    el("label", {}, "Channel id", el("input", { name: "channel", placeholder: "ch_everyone", required: true })),
+    el("button", { class: "action", type: "submit" }, "Open"));
+  opening.addEventListener("submit", (event) => {
+    event.preventDefault();
+    chosen.chat = opening.channel.value.trim();
+    replyTo.chat = null;
+    render();
+  });
   const click = async (m, b) => {
     try {
       await call("chat/click", { channel, message: m.id, action: b.action, user: who.value });
@@ -251,49 +297,115 @@ function renderProduct() {
       say(error.message, false);
     }
   };
-  let known = chat.channels.length;
+  // Writing as "You are": a message, or a reply in the thread "reply" picked.
+  const { form, showReply } = writer("chat", "Write in the chat", null, async (body) => {
+    const sent = await call("chat/messages", { channel, user: who.value, ...body });
+    return `Sent in ${channel} as ${who.selectedOptions[0].textContent} (message.created ${sent.id}): hookhub posts it in every network mapped to ${channel}.`;
+  }, () => refresh());
+  let editing = null;
+  let items = [];
+  const change = async (m, action, body, done) => {
+    try {
+      await call(`chat/messages/${encodeURIComponent(m.id)}/${action}`, { channel, ...body });
+      say(done);
+      return true;
+    } catch (error) {
+      say(error.message, false);
+      return false;
+    }
+  };
+  const acts = {
+    click,
+    reply: (m) => { replyTo.chat = m.id; showReply(); form.text.focus(); },
+    edit: (m) => { editing = m.id; draw(); messages.querySelector("form.edit textarea")?.focus(); },
+    remove: async (m) => {
+      if (await change(m, "delete", {}, `Deleted (message.deleted ${m.id}): hookhub deletes its copies.`)) await refresh();
+    },
+    passOn: async (m) => {
+      if (await change(m, "pass_on", {}, `Passed on (message.created naming ${m.id} as inbound_id): the channel's other networks get it, ${networkName(m.from)} does not.`)) await refresh();
+    },
+  };
+  const save = async (m, text) => {
+    if (!(await change(m, "edit", { text }, `Edited (message.updated ${m.id}): hookhub edits its copies.`))) return;
+    editing = null;
+    await refresh();
+  };
+  const cancel = () => { editing = null; draw(); };
+  const draw = () => shown(messages, items.length ?
+    items.map((m) => m.id === editing ? editor(m, save, cancel) : chatMessage(m, acts, items)) :
+    [el("li", { class: "empty" }, "No messages yet.")]);
   const refresh = async () => {
     if (!channel) {
       // No channel yet: the first message hookhub hands the chat makes one.
       const found = await call("state").catch(() => null);
-      if (found && found.chat.channels.length !== known) { known = found.chat.channels.length; render(); }
+      if (found && found.chat.channels.length) render();
       return;
     }
+    if (editing) return;
     try {
-      const { items } = await call(`chat/channels/${encodeURIComponent(channel)}/messages`);
-      messages.replaceChildren(...(items.length ? items.map((m) => chatMessage(m, click)) :
-        [el("li", { class: "empty" }, "No messages yet.")]));
+      const found = await call(`chat/channels/${encodeURIComponent(channel)}/messages`).catch((error) => {
+        if (!chat.channels.some((c) => c.id === channel)) return { items: [] }; // opened, nothing in it yet
+        throw error;
+      });
+      if (editing) return;
+      items = found.items;
+      draw();
     } catch (error) {
       say(error.message, false);
     }
   };
   main.replaceChildren(el("div", { class: "panel" },
     el("section", { class: "card", "aria-label": "Chat channels" }, el("h2", {}, "Chat channels"),
-      chat.channels.length ? channels : el("p", { class: "hint" },
-        "None yet: a channel shows here once hookhub hands the chat a message for it (a notification of a subscription, a message from a mapped network)."),
+      known.length ? channels : el("p", { class: "hint" },
+        "None yet: a channel shows here once hookhub hands the chat a message for it (a notification of a subscription, a message from a mapped network), or once you open one."),
+      opening,
       el("label", { class: "who" }, "You are", who),
       el("p", { class: "hint" }, "The sandbox plays the chat product of workspace ", state.workspace_id,
         ": it shows what hookhub hands the chat, and announces what hookhub made (cards, replies) as its own, so mapped networks get it with its buttons. ",
+        "What you write here goes to every network mapped to the channel; a network's message reaches the others once you pass it on. ",
         chat.reading ? "" : "It is not reading hookhub.chat.inbound yet.")),
-    el("section", { class: "card", "aria-label": `Chat channel ${channel || ""}` }, el("h2", {}, channel || "No channel"), messages)));
+    el("section", { class: "card", "aria-label": `Chat channel ${channel || ""}` }, el("h2", {}, channel || "No channel"), messages,
+      channel ? form : null)));
   refresh();
   poll = setInterval(refresh, POLL_MS);
 }
 
-// A message hookhub handed the chat: its author, its text, its card (title, state, fields)
-// and the card's buttons.
-function chatMessage(m, click) {
+// A message hookhub handed the chat, or one of the chat's users wrote: its author, where it
+// came from, its thread, its text, its card (title, state, fields) and the card's buttons;
+// "reply" on every message, "edit" and "delete" on the chat's own, "pass on" on a network's.
+function chatMessage(m, acts, items) {
   const card = m.card;
+  const link = (label, act) => el("button", { class: "link", type: "button", onclick: () => act(m) }, label);
+  const fromNetwork = m.from && !m.from_hookhub && !m.mine;
   return el("li", { class: m.from_hookhub ? "hookhub" : "", "data-id": m.id },
+    m.from_hookhub ? el("span", { class: "badge" }, "hookhub") : null,
     el("span", { class: "who" }, author(m)),
-    m.from ? el("span", { class: "meta" }, `from ${m.from}`) : null,
-    m.thread ? el("span", { class: "meta" }, `in reply to ${m.thread}`) : null,
+    fromNetwork ? el("span", { class: "meta" }, `from ${networkName(m.from)}`) : null,
+    m.thread ? el("span", { class: "meta" }, inReplyTo(m.thread, items)) : null,
     m.edited ? el("span", { class: "meta" }, "(edited)") : null,
+    m.passed_on ? el("span", { class: "meta" }, "(passed on)") : null,
+    link("reply", acts.reply),
+    m.mine ? link("edit", acts.edit) : null,
+    m.mine ? link("delete", acts.remove) : null,
+    fromNetwork && !m.passed_on ? link("pass on", acts.passOn) : null,
     card ? el("div", { class: "chatcard" },
       el("strong", {}, card.title || ""), card.state ? el("span", { class: "meta" }, card.state) : null,
       (card.fields || []).length ? el("dl", { class: "creds" }, card.fields.map((f) => [el("dt", {}, f.name), el("dd", {}, f.value)])) : null) : null,
     el("p", { class: "text" }, linked(m.text)),
-    buttons((card?.actions || []).map((a) => ({ action: a.id, label: a.label })), (b) => click(m, b)));
+    buttons((card?.actions || []).map((a) => ({ action: a.id, label: a.label })), (b) => acts.click(m, b)));
+}
+
+// A reply's thread as its reader knows it: the root's author and first words (the root's id
+// where the list does not hold it).
+function inReplyTo(thread, items) {
+  const root = items.find((m) => m.id === thread);
+  if (!root) return `in reply to ${thread}`;
+  const words = String(root.text).replace(/\s+/g, " ").trim();
+  return `in reply to ${author(root)}: “${words.length > 40 ? words.slice(0, 40).trimEnd() + "…" : words}”`;
+}
+
+function networkName(provider) {
+  return state.chats[provider]?.name || provider;
 }
 
 function author(m) {
@@ -322,7 +434,10 @@ async function change(provider, m, action, body) {
   }
 }
 
+// `delivered`: hookhub's HTTP status, or true where the network's own connection carried
+// it (Discord's Gateway, Mattermost's WebSocket: no status to tell).
 function delivery(what, provider, sent) {
+  if (sent.delivered === true) return `${what} (${sent.id}); told to hookhub over the connection sync holds to ${TABS[provider]}.`;
   return sent.delivered ? `${what} (${sent.id}); hookhub answered ${sent.delivered}.` :
     `${what} (${sent.id}); not delivered to hookhub: no ${TABS[provider]} integration listens yet.`;
 }

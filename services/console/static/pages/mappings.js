@@ -95,7 +95,9 @@ export async function render(main, { params, go }) {
         table(
           [
             { title: "", cell: (r) => providerIcon(r.provider) },
-            { title: "Provider channel", cell: (r) => `${r.external_channel_name || ""} ${r.external_channel_id}`.trim() },
+            // The name, then the id, once: a network that tells no name (a Teams channel
+            // before its first activity) has the id as its name.
+            { title: "Provider channel", cell: (r) => [...new Set([r.external_channel_name, r.external_channel_id].filter(Boolean))].join(" ") },
             { title: "Chat channel", cell: (r) => r.channel_id },
             { title: "Direction", cell: (r) => r.direction },
             { title: "Status", cell: (r) => [badge(r.status), r.enabled ? null : badge("disabled")] },
@@ -141,7 +143,7 @@ export async function render(main, { params, go }) {
         "New mapping",
         form(
           [
-            field("Provider channel id", h("input", { name: "external_channel_id", required: true, autocomplete: "off" }), "Slack C…, Telegram -100…"),
+            field("Provider channel id", h("input", { name: "external_channel_id", required: true, autocomplete: "off" }), "The network's id of the channel: Slack C…, Discord 1…, Telegram -100…, Teams 19:…@thread.tacv2, Google Chat spaces/…, Mattermost 26 letters and digits, Matrix !…:server (in the sandbox, each network tab's Connect it)"),
             field("Chat channel id", h("input", { name: "channel_id", required: true, autocomplete: "off" })),
             field("Direction", select("direction", ["both", "inbound", "outbound"], "both")),
           ],
