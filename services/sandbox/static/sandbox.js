@@ -94,7 +94,10 @@ function renderChat(provider) {
   const form = el("form", { class: "write", "aria-label": "Write as a user" },
     el("label", {}, "As", el("select", { name: "user" },
       world.users.map((u) => el("option", { value: u.id }, u.name))) ),
-    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
+    el("label", {}, "Message", el("textarea", {
+      name: "text", required: true, rows: 2,
+      placeholder: state.chats[provider].can.command ? "a message, or /hookhub list" : "",
+    })),
     el("button", { class: "primary", type: "submit" }, "Send"),
     replying);
   const showReply = () => {
@@ -109,7 +112,18 @@ function renderChat(provider) {
     event.preventDefault();
     const body = { channel, user: form.user.value, text: form.text.value };
     if (replyTo[provider]) body.thread = replyTo[provider];
+    // `/hookhub …` is the network's own command (docs/acting.md), not a message.
+    const command = state.chats[provider].can.command && /^\s*\/hookhub\b/.test(body.text);
     try {
+      if (command) {
+        const sent = await call(`${provider}/commands`, { channel, user: body.user, text: body.text });
+        say(sent.delivered ? `Typed ${body.text.trim()}; hookhub answered ${sent.delivered}. ` +
+          "Its answer comes in the channel, or to that user alone." :
+          `Typed ${body.text.trim()}; not delivered to hookhub: no ${TABS[provider]} integration listens yet.`);
+        form.text.value = "";
+        await refresh();
+        return;
+      }
       const sent = await call(`${provider}/messages`, body);
       say(delivery("Sent", provider, sent));
       form.text.value = "";
