@@ -396,9 +396,7 @@ class CommandWorker(Worker):
                 ),
             )
         except PermanentError as exc:
-            log.warning(
-                "sync_command_not_answered", command_id=command.id, error=exc.error
-            )
+            log.warning("sync_command_not_answered", command_id=command.id, error=exc.error)
 
     async def _publish(self, command: Command, answer: Answer, *, private: bool) -> None:
         encoded = encode_inbound(
