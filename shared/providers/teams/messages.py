@@ -354,8 +354,9 @@ class TeamsChat:
         """A message to the bot: one that opens with its @mention (a `mention` entity
         naming the activity's `recipient`, the bot; learn.microsoft.com/microsoftteams/
         platform/bots/how-to/conversations/channel-and-group-conversations, "Retrieve
-        mentions"), the words after it the command; the activity's `id` the invocation's,
-        who sent it as a click's (`from.aadObjectId`, else `from.id`)."""
+        mentions") and then a command's word (`_command_text`), those words the command;
+        the activity's `id` the invocation's, who sent it as a click's
+        (`from.aadObjectId`, else `from.id`)."""
         if event_type != "message" or payload.get("type") != "message":
             return []
         text = _command_text(payload)
