@@ -51,6 +51,7 @@ from services.sandbox.matrix import FakeMatrix
 from services.sandbox.mattermost import ADA as MATTERMOST_ADA
 from services.sandbox.mattermost import GRACE as MATTERMOST_GRACE
 from services.sandbox.mattermost import FakeMattermost
+from services.sandbox.mattermost import new_id as new_mattermost_id
 from services.sandbox.oauth_server import Client, FakeAuthorizationServer
 from services.sandbox.slack import BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, FakeSlack
 from services.sandbox.teams import USERS as TEAMS_USERS
@@ -246,12 +247,16 @@ class ChatStandIn:
     # network has no buttons.
     buttons: Callable[[str, str], list[dict[str, str]]] | None = None
     click: Callable[[str, str, str, str], Awaitable[dict[str, Any]]] | None = None
+    # A user types hookhub's command (`channel`, `user`, the words after `/hookhub`), sent
+    # as the network sends its command; None where the sandbox has none for it.
+    command: Callable[[str, str, str], Awaitable[dict[str, Any]]] | None = None
 
     def can(self) -> dict[str, bool]:
         return {
             "edit": self.edit is not None,
             "delete": self.delete is not None,
             "click": self.click is not None,
+            "command": self.command is not None,
         }
 
     def page(self, network: str) -> dict[str, Any]:
@@ -317,6 +322,9 @@ class Sandbox:
         # and WebSocket under /sandbox/mattermost: an integration's `server_url`.
         self.mattermost = FakeMattermost()
         self.mattermost.base_url = f"{self.direct}/mattermost"
+        # The /hookhub custom slash command's token (its Request URL is the mattermost
+        # integration's webhook_url, found when it is first typed).
+        self.mattermost_command_token = new_mattermost_id()
         self.googlechat = FakeGoogleChat(
             base_url=f"{self.direct}/googlechat", account_pem=creds["googlechat_account_key"]
         )
@@ -378,6 +386,7 @@ class Sandbox:
                 delete=self._slack_deletes,
                 buttons=self._slack_buttons,
                 click=self._slack_clicks,
+                command=self._slack_commands,
             ),
             "discord": ChatStandIn(
                 self._discord_writes,
@@ -390,6 +399,7 @@ class Sandbox:
                 delete=self._discord_deletes,
                 buttons=self._discord_buttons,
                 click=self._discord_clicks,
+                command=self._discord_commands,
             ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
@@ -401,6 +411,7 @@ class Sandbox:
                 cannot={"delete": TELEGRAM_NO_DELETES},
                 buttons=self._telegram_buttons,
                 click=self._telegram_clicks,
+                command=self._telegram_commands,
             ),
             "googlechat": ChatStandIn(
                 self._googlechat_writes,
@@ -411,6 +422,7 @@ class Sandbox:
                     "audience": self.googlechat.audience,
                 },
                 cannot={"edit": GOOGLECHAT_NO_CHANGES, "delete": GOOGLECHAT_NO_CHANGES},
+                command=self._googlechat_commands,
             ),
             "teams": ChatStandIn(
                 self._teams_writes,
@@ -424,6 +436,7 @@ class Sandbox:
                 delete=self._teams_deletes,
                 buttons=self._teams_buttons,
                 click=self._teams_clicks,
+                command=self._teams_commands,
             ),
             "matrix": ChatStandIn(
                 self._matrix_writes,
@@ -443,9 +456,11 @@ class Sandbox:
                 settings=lambda: {
                     "server_url": self.mattermost.base_url,
                     "bot_token": self.mattermost.bot_token,
+                    "command_token": self.mattermost_command_token,
                 },
                 edit=self._mattermost_edits,
                 delete=self._mattermost_deletes,
+                command=self._mattermost_commands,
             ),
         }
 
@@ -762,6 +777,98 @@ class Sandbox:
             )
         return await chat.click(channel, message, action, user)
 
+    async def command(self, provider: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A user types `/hookhub <text>` in a channel, sent to hookhub as the network sends
+        its command (its answer comes in the channel, or to the user alone)."""
+        chat = self.chats[provider]
+        if chat.command is None:
+            raise SandboxError(
+                422, "unsupported", f"{CATALOG[provider].name} has no /hookhub command here"
+            )
+        channel = _text(body, "channel", required=True)
+        user = _text(body, "user", required=True)
+        text = _text(body, "text").strip().removeprefix("/hookhub").strip()
+        return await chat.command(channel, user, text)
+
+    async def _slack_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        self._slack_channel(channel)
+        user_id = _find_user(user, {k: (v, v.split()[0].lower()) for k, v in SLACK_USERS.items()})
+        delivery = await self.slack.command(channel, user_id, text)
+        return {"delivered": delivery.status or None}
+
+    async def _discord_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        """`/hookhub <verb> <words>` as the registered command's subcommand (docs/acting.md:
+        one string option after it)."""
+        self._discord_channel(channel)
+        user_id = _find_user(user, DISCORD_USERS)
+        self._discord_interactions_url()
+        verb, _, words = text.partition(" ")
+        options = [{"type": 3, "name": "words", "value": words.strip()}] if words.strip() else []
+        subcommand = [{"type": 1, "name": verb or "help", "options": options}]
+        try:
+            status, answer = await self.discord.interact(
+                self.creds["discord_bot_token"], channel, user_id, "hookhub", subcommand
+            )
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the Interactions Endpoint URL did not answer: {exc!r}"
+            ) from None
+        return {"delivered": status, "response": answer}
+
+    async def _telegram_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        chat = self._telegram_chat(channel)
+        status = await self.telegram.user_commands(
+            chat.id, _telegram_person(user), "hookhub", text, token=self.creds["telegram_bot_token"]
+        )
+        return {"delivered": status or None}
+
+    async def _teams_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        """A message to the bot: its @mention, then the command's words."""
+        teams = self.teams
+        if channel not in teams.channels:
+            raise SandboxError(404, "not_found", f"no Teams channel {channel}")
+        names = {k: (u["id"], u["name"]) for k, u in TEAMS_USERS.items()}
+        person = _find_user(user, names)
+        return await self._teams_tells(
+            lambda: teams.user_sends(self.teams_bot, channel, person, text, mention_bot=True)
+        )
+
+    async def _googlechat_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        chat = self.googlechat
+        if channel not in chat.spaces:
+            raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
+        names = {u["name"]: (u["displayName"], k) for k, u in chat.users.items()}
+        person = names[_find_user(user, names)][1]
+        await self._googlechat_endpoint()
+        try:
+            answer = await chat.deliver(chat.command_event(channel, person, text))
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
+            ) from None
+        return {"delivered": answer.status_code}
+
+    async def _mattermost_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        """The /hookhub custom slash command, its Request URL the integration's URL."""
+        mattermost = self.mattermost
+        if channel not in mattermost.channels:
+            raise SandboxError(404, "not_found", f"no Mattermost channel {channel}")
+        url = await self._webhook_url("mattermost")
+        if not url:
+            raise SandboxError(
+                409,
+                "no_integration",
+                "create a mattermost integration first (its URL is "
+                "the slash command's Request URL)",
+            )
+        mattermost.slash_commands["hookhub"] = (url, self.mattermost_command_token)
+        people = {
+            spec[0]: (f"{spec[2]} {spec[3]}", spec[1])
+            for spec in (MATTERMOST_ADA, MATTERMOST_GRACE)
+        }
+        answer, _ = await mattermost.user_runs(_find_user(user, people), channel, text)
+        return {"delivered": answer.status_code}
+
     async def _slack_writes(
         self, channel: str, user: str, text: str, thread: str
     ) -> dict[str, Any]:
@@ -1038,6 +1145,19 @@ class Sandbox:
             if root is None:
                 raise SandboxError(404, "not_found", f"no message {thread} in {channel}")
             thread_name = root["thread"]["name"]
+        await self._googlechat_endpoint()
+        event = chat.message_event(channel, person, text, thread=thread_name)
+        try:
+            answer = await chat.deliver(event)
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
+            ) from None
+        return {"id": event["message"]["name"], "delivered": answer.status_code}
+
+    async def _googlechat_endpoint(self) -> None:
+        """The Chat app's HTTP endpoint URL: the googlechat integration's (409 for none)."""
+        chat = self.googlechat
         if not chat.endpoint_url:
             chat.endpoint_url = await self._webhook_url("googlechat") or ""
         if not chat.endpoint_url:
@@ -1048,14 +1168,6 @@ class Sandbox:
                 "integration, or PUT its webhook_url to "
                 f'{self.direct}/googlechat/app {{"endpoint_url": "…"}}',
             )
-        event = chat.message_event(channel, person, text, thread=thread_name)
-        try:
-            answer = await chat.deliver(event)
-        except httpx.HTTPError as exc:
-            raise SandboxError(
-                502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
-            ) from None
-        return {"id": event["message"]["name"], "delivered": answer.status_code}
 
     async def _matrix_writes(
         self, channel: str, user: str, text: str, thread: str
@@ -1257,6 +1369,10 @@ class Sandbox:
             message = request.path_params["message"]
             return _json(await self.delete(provider, message, await _body(request)))
 
+        async def command(request: Request) -> Response:
+            provider = _provider(request, tuple(self.chats))
+            return _json(await self.command(provider, await _body(request)), 201)
+
         async def messages(request: Request) -> Response:
             provider = _provider(request, tuple(self.chats))
             items = self.messages(provider, request.path_params["channel"])
@@ -1354,6 +1470,7 @@ class Sandbox:
             ),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/click", _guarded(click), methods=["POST"]),
+            Route("/sandbox/api/{provider}/commands", _guarded(command), methods=["POST"]),
             # `path`: a Google Chat message is `spaces/…/messages/…`.
             Route(
                 "/sandbox/api/{provider}/messages/{message:path}/edit",

@@ -105,6 +105,10 @@ CREATE_WEBHOOK = "create_webhook"
 EXECUTE_WEBHOOK = "execute_webhook"
 GET_WEBHOOK_MESSAGE = "get_webhook_message"
 EDIT_WEBHOOK_MESSAGE = "edit_webhook_message"
+EDIT_ORIGINAL_RESPONSE = "edit_original_interaction_response"
+# The message flag of what its user alone sees (docs.discord.com/developers/resources/
+# message, "Message Flags").
+EPHEMERAL = 1 << 6
 DELETE_WEBHOOK_MESSAGE = "delete_webhook_message"
 
 
@@ -148,6 +152,21 @@ def _refuse(status_code_message: tuple[int, int, str]) -> DiscordError:
 
 
 @dataclass
+class Interaction:
+    """An application command sent to the app, and how the app answered it."""
+
+    token: str
+    response: Any = None
+    edits: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ephemeral(self) -> bool:
+        """The initial response (deferred or not) was seen by its user alone (flags 64)."""
+        data = self.response.get("data") if isinstance(self.response, dict) else None
+        return isinstance(data, dict) and bool(int(data.get("flags") or 0) & EPHEMERAL)
+
+
+@dataclass
 class Bot:
     """A bot user and its application (one each, as Discord has it)."""
 
@@ -159,6 +178,9 @@ class Bot:
     # The application's interactions key and where its interactions are sent.
     signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     interactions_endpoint_url: str | None = None
+    # The application commands sent, by interaction id: their token, the endpoint's answer
+    # (the initial response) and the edits of that response made with the token.
+    interactions: dict[str, Interaction] = field(default_factory=dict)
 
     @property
     def public_key(self) -> str:
@@ -391,40 +413,53 @@ class FakeDiscord(FakeAuthorizationServer):
         channel_id: str,
         user_id: str,
         command: str,
-        options: dict[str, str] | None = None,
+        options: dict[str, str] | list[dict[str, Any]] | None = None,
+        *,
+        interaction_id: str | None = None,
+        forged: bool = False,
     ) -> tuple[int, Any]:
         """A user runs the slash command `/command` in a channel: the APPLICATION_COMMAND
-        interaction goes to the bot's application's Interactions Endpoint URL, signed.
-        The endpoint's status and answer."""
+        interaction goes to the bot's application's Interactions Endpoint URL, signed (by
+        another key when `forged`). `options`: string options by name, or the options as
+        Discord sends them (a subcommand's, `type` 1, with its own). The endpoint's status
+        and answer; the interaction is kept in `bot.interactions`, its token good for
+        editing the answer (`PATCH /webhooks/{application}/{token}/messages/@original`)."""
         bot = self.bots[token]
         if not bot.interactions_endpoint_url:
             raise DiscordError(400, 0, "the application has no Interactions Endpoint URL")
         channel = self.channels[channel_id]
         user = self.users[user_id]
+        token = secrets.token_urlsafe(48)
+        interaction_id = interaction_id or self.snowflake()
+        given = (
+            options
+            if isinstance(options, list)
+            else [
+                {"name": name, "type": 3, "value": value}  # STRING
+                for name, value in (options or {}).items()
+            ]
+        )
         interaction = {
-            "id": self.snowflake(),
+            "id": interaction_id,
             "application_id": bot.application_id,
             "type": 2,  # APPLICATION_COMMAND
-            "data": {
-                "id": self.snowflake(),
-                "name": command,
-                "type": 1,  # CHAT_INPUT
-                "options": [
-                    {"name": name, "type": 3, "value": value}  # STRING
-                    for name, value in (options or {}).items()
-                ],
-            },
+            "data": {"id": self.snowflake(), "name": command, "type": 1, "options": given},
             "guild_id": channel.guild_id,
             "channel_id": channel_id,
             "channel": {"id": channel_id, "type": 0, "name": channel.name},
             "member": {"user": user, "nick": None, "roles": [], "permissions": str(ALL)},
-            "token": secrets.token_urlsafe(48),
+            "token": token,
             "version": 1,
             "app_permissions": str(ALL),
             "locale": "en-US",
             "guild_locale": "en-US",
         }
-        return await self._send_interaction(bot, bot.interactions_endpoint_url, interaction)
+        sent = Interaction(token)
+        bot.interactions[interaction_id] = sent
+        status, sent.response = await self._send_interaction(
+            bot, bot.interactions_endpoint_url, interaction, forged=forged
+        )
+        return status, sent.response
 
     async def _send_interaction(
         self, bot: Bot, url: str, interaction: dict[str, Any], *, forged: bool = False
@@ -781,6 +816,13 @@ class FakeDiscord(FakeAuthorizationServer):
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
                 GET_WEBHOOK_MESSAGE,
                 self._get_webhook_message,
+                False,
+            ),
+            (
+                "PATCH",
+                "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+                EDIT_ORIGINAL_RESPONSE,
+                self._edit_original_response,
                 False,
             ),
             (
@@ -1499,6 +1541,34 @@ class FakeDiscord(FakeAuthorizationServer):
         return await self._send_interaction(
             bot, bot.interactions_endpoint_url, interaction, forged=forged
         )
+
+    async def _edit_original_response(self, call: _Call) -> Response:
+        """Edit Original Interaction Response: the application's interaction, by its token
+        (good for 15 minutes; an unknown one is Unknown Webhook)."""
+        bot = next(
+            (b for b in self.bots.values() if b.application_id == call.params["webhook_id"]),
+            None,
+        )
+        sent = next(
+            (
+                i
+                for i in (bot.interactions.values() if bot else ())
+                if secrets.compare_digest(i.token, call.params["webhook_token"])
+            ),
+            None,
+        )
+        if sent is None:
+            raise unknown("Webhook", 10015)
+        body = call.json_object()
+        sent.edits.append(body)
+        message = {
+            "id": self.snowflake(),
+            "type": 20,  # CHAT_INPUT_COMMAND
+            "content": body.get("content", ""),
+            "flags": EPHEMERAL if sent.ephemeral else 0,
+            "application_id": call.params["webhook_id"],
+        }
+        return JSONResponse(message)
 
     def _webhook_message(self, call: _Call) -> tuple[Webhook, Channel, dict[str, Any]]:
         webhook = self._webhook(call)

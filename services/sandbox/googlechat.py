@@ -370,6 +370,36 @@ class FakeGoogleChat:
                 },
             )
 
+    def command_event(
+        self, space: str, user: str, words: str, *, command: str = "/hookhub", command_id: int = 1
+    ) -> dict[str, Any]:
+        """A person runs the app's slash command `command words`: the MESSAGE event Chat
+        sends the app (the message seen by them and the app alone), with
+        `message.slashCommand`, its `SLASH_COMMAND` annotation and the words after the
+        command as `argumentText` (developers.google.com/workspace/chat/commands)."""
+        text = f"{command} {words}".strip()
+        event = self.message_event(
+            space,
+            user,
+            text,
+            annotations=[
+                {
+                    "type": "SLASH_COMMAND",
+                    "startIndex": 0,
+                    "length": len(command),
+                    "slashCommand": {
+                        "bot": {"name": "users/app", "displayName": "hookhub", "type": "BOT"},
+                        "type": "INVOKE",
+                        "commandName": command,
+                        "commandId": str(command_id),
+                    },
+                }
+            ],
+        )
+        event["message"]["slashCommand"] = {"commandId": str(command_id)}
+        event["message"]["argumentText"] = f" {words}" if words else ""
+        return event
+
     async def user_sends(self, space: str, user: str, text: str, **kw: Any) -> httpx.Response:
         return await self.deliver(self.message_event(space, user, text, **kw))
 

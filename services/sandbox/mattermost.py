@@ -37,6 +37,12 @@ button's `integration.url` a `PostActionIntegrationRequest` (`user_id`, `user_na
 `data_source`, and the button's `context` as it was posted). Mattermost signs nothing;
 `click(context=...)` sends another context (a forgery).
 
+Custom slash commands (developers.mattermost.com/integrate/slash-commands/): `add_command`
+registers one (trigger word, Request URL) and gives its token; `user_runs` is a person
+typing it: the form POST with `Authorization: Token <token>` and the same `token` field, a
+`trigger_id` and a `response_url` on this server (`/hooks/commands/{id}`), where what the
+app answers is kept (`command_responses`).
+
 For tests: `drop()` cuts every socket without a close frame; `skip_seq()` loses an event;
 `rate_limit_next()` answers the next REST call 429; `user_posts`, `user_edits` and
 `user_deletes` act as a person.
@@ -215,6 +221,10 @@ class FakeMattermost:
         self._limited_retry_after = 2
         self.connections_total = 0
         self.authenticated_total = 0
+        # Custom slash commands by trigger word: (Request URL, token); and what apps
+        # answered at their response_urls, by the hook's id.
+        self.slash_commands: dict[str, tuple[str, str]] = {}
+        self.command_responses: dict[str, list[dict[str, Any]]] = {}
 
     # -- the world ----------------------------------------------------------------------------
 
@@ -331,6 +341,62 @@ class FakeMattermost:
                 json=request,
                 headers={"Content-Type": "application/json", "User-Agent": "Mattermost-Bot/1.1"},
             )
+
+    def add_command(self, trigger: str, url: str) -> str:
+        """A custom slash command `/trigger` POSTing to `url`: its token."""
+        token = new_id()
+        self.slash_commands[trigger] = (url, token)
+        return token
+
+    async def user_runs(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        *,
+        trigger: str = "hookhub",
+        token: str | None = None,
+        trigger_id: str | None = None,
+    ) -> tuple[httpx.Response, str]:
+        """`user_id` types `/trigger text` in a channel: the server's request to the
+        command's URL, with its token (or `token`: a forgery); (the answer, the hook id of
+        its response_url)."""
+        url, own = self.slash_commands[trigger]
+        channel, user = self.channels[channel_id], self.users[user_id]
+        hook = new_id()
+        self.command_responses[hook] = []
+        given = own if token is None else token
+        form = {
+            "channel_id": channel.id,
+            "channel_name": channel.name,
+            "command": f"/{trigger}",
+            "response_url": f"{self.base_url}/hooks/commands/{hook}",
+            "team_domain": self.team_name,
+            "team_id": channel.team_id,
+            "text": text,
+            "token": given,
+            "trigger_id": trigger_id or f"{new_id()}:{user.id}:{self.now_ms()}",
+            "user_id": user.id,
+            "user_name": user.username,
+        }
+        async with httpx.AsyncClient(verify=tls(), timeout=15.0) as client:
+            answer = await client.post(
+                url,
+                data=form,
+                headers={"Authorization": f"Token {given}", "Accept": "application/json"},
+            )
+        return answer, hook
+
+    async def _command_response(self, request: Request) -> Response:
+        """A command's response_url: what the app answers, kept (five at most, as the
+        server allows)."""
+        kept = self.command_responses.get(request.path_params["hook_id"])
+        if kept is None or len(kept) >= 5:
+            return MattermostError(
+                404, "web.command_webhook.invalid.app_error", "Invalid webhook."
+            ).response()
+        kept.append(json.loads(await request.body() or b"{}"))
+        return PlainTextResponse("")
 
     async def _create(
         self, user_id: str, channel_id: str, message: str, root_id: str, props: dict[str, Any]
@@ -545,6 +611,7 @@ class FakeMattermost:
                 ),
                 Route(API + "/posts/{post_id}", self._rest(self._delete_post), methods=["DELETE"]),
                 WebSocketRoute(API + "/websocket", self._socket),
+                Route("/hooks/commands/{hook_id}", self._command_response, methods=["POST"]),
             ]
         )
 

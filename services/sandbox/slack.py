@@ -31,12 +31,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from services.sandbox.oauth_server import AccessToken, FakeAuthorizationServer, Grant
@@ -179,6 +179,8 @@ class FakeSlack(FakeAuthorizationServer):
         self.verification_token = "fake-verification-token"
         self.echo_before_answer = False
         self.deliveries: list[Delivery] = []
+        # What the app answered at its slash commands' response_urls: (path, JSON body).
+        self.command_responses: list[tuple[str, dict[str, Any]]] = []
         self._last_ts = Decimal(0)
         self._pending: set[asyncio.Task[Any]] = set()
 
@@ -479,6 +481,54 @@ class FakeSlack(FakeAuthorizationServer):
         return await self._send(
             payload, raw, "application/x-www-form-urlencoded", {}, signing_secret
         )
+
+    async def command(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        command: str = "/hookhub",
+        trigger_id: str | None = None,
+        signing_secret: str | None = None,
+    ) -> Delivery:
+        """`user` types `/hookhub <text>` in a channel: the form Slack POSTs to the slash
+        command's Request URL (`events_url` here), signed as its events (v0), with another
+        app's secret when given (a forgery); its `response_url` is this stand-in's, which
+        records what the app answers there (`command_responses`). The fields:
+        docs.slack.dev/interactivity/implementing-slash-commands, "app_command payload"."""
+        who = self.users.get(user) or {"id": user, "name": user}
+        trigger = trigger_id or f"{secrets.randbelow(10**12)}.{secrets.token_hex(8)}"
+        fields = {
+            "token": self.verification_token,
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_NAME.lower(),
+            "channel_id": channel,
+            "channel_name": self.channels[channel].name if channel in self.channels else "",
+            "user_id": user,
+            "user_name": who["name"],
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": f"{self.base_url}/commands/{TEAM_ID}/{secrets.token_hex(8)}",
+            "trigger_id": trigger,
+        }
+        raw = urlencode(fields).encode()
+        return await self._send(
+            fields, raw, "application/x-www-form-urlencoded", {}, signing_secret
+        )
+
+    def responses_to(self, delivery: Delivery) -> list[dict[str, Any]]:
+        """What the app answered at a command's `response_url`."""
+        path = urlsplit(str(delivery.body.get("response_url"))).path
+        return [body for at, body in self.command_responses if at == path]
+
+    async def _response_url(self, request: Request) -> Response:
+        """A slash command's response_url: the app's answer, recorded."""
+        body = json.loads(await request.body() or b"{}")
+        self.command_responses.append((request.url.path, body))
+        return PlainTextResponse("ok")
 
     async def _send(
         self,
@@ -1073,6 +1123,7 @@ class FakeSlack(FakeAuthorizationServer):
             *super().routes(),
             # Before the catch-all: auth.revoke is the OAuth side's.
             Route("/api/auth.revoke", self._auth_revoke, methods=["POST"]),
+            Route("/commands/{team}/{key}", self._response_url, methods=["POST"]),
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
         ]
 

@@ -277,6 +277,30 @@ class FakeTelegram:
         message = self._store(chat, {"from": {"is_bot": False, **user}}, text, reply_to, fields)
         return await self._deliver(token, "message", message)
 
+    async def user_commands(
+        self,
+        chat_id: int,
+        user: dict[str, Any],
+        command: str,
+        words: str = "",
+        *,
+        bot: str | None = None,
+        token: str | None = None,
+        secret_token: str | None = None,
+    ) -> int:
+        """A person sends a bot command, `/command[@bot] words`: a message whose text opens
+        with it, marked by a `bot_command` entity at offset 0 (core.telegram.org/bots/api#
+        messageentity; its length in UTF-16 code units), sent to the bot's webhook (with
+        `secret_token` in place of the webhook's: a forgery)."""
+        word = f"/{command}" + (f"@{bot}" if bot else "")
+        entity = {"type": "bot_command", "offset": 0, "length": len(word.encode("utf-16-le")) // 2}
+        fields = {"entities": [entity]}
+        chat = self.chats[chat_id]
+        text = f"{word} {words}".strip()
+        message = self._store(chat, {"from": {"is_bot": False, **user}}, text, None, fields)
+        status, _ = await self._send_update(token, "message", message, secret_token)
+        return status
+
     async def user_edits(
         self, chat_id: int, message_id: int, text: str, *, token: str | None = None
     ) -> int:

@@ -23,6 +23,7 @@ from services.sync.clicks.offers import CardOffers
 from services.sync.clicks.reads import OfferReader, OfferReads
 from services.sync.clicks.worker import ACTING_CONNECTIONS, ClickWorker, egress_checked
 from services.sync.commands import repository as command_repository
+from services.sync.commands.networks import NetworkCommands
 from services.sync.commands.worker import CommandWorker
 from services.sync.inbound.service import Inbound
 from services.sync.mappings import endpoints as mapping_routes
@@ -226,8 +227,10 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
 
     async def provider_events(events: list[ProviderEvent]) -> asyncio.Future[None]:
-        """A batch's clicks written (before its offsets commit), then its messages."""
+        """A batch's clicks and commands written (before its offsets commit), then its
+        messages."""
         await network_clicks.accept(events)
+        await network_commands.accept(events)
         return await inbound.publish(events)
 
     catch_up = CatchUp(
@@ -295,6 +298,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         audit=app.state.audit,
         owner=ownership.id,
         public_url=settings.public_url,
+    )
+    # hookhub's command typed in the networks (SPEC §20): on the same command queue.
+    network_commands = NetworkCommands(
+        connections=connections,
+        mappings=mappings,
+        commands=commands,
+        wake=command_worker.wake,
+        metrics=metrics,
     )
     intake = Intake(
         mappings=mappings,

@@ -35,7 +35,9 @@ __all__ = [
     "ChannelInfo",
     "ChatProvider",
     "Click",
+    "Commanded",
     "Interactive",
+    "Invocation",
     "MessageChange",
     "OutboundPost",
     "PermanentError",
@@ -276,6 +278,67 @@ class Interactive(Protocol):
 
     def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
         """The clicks on our buttons in one provider event; [] for anything else."""
+        ...
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """hookhub's command typed in a network (SPEC §20: `/hookhub subscribe …`), as its
+    verified event says.
+
+    - `interaction_id`: the network's id of this one invocation (Slack's and Mattermost's
+      `trigger_id`, Discord's interaction `id`, the command message's id where a command is
+      a message): the same when the network sends it again, so it runs once.
+    - `external_channel_id`: where it was typed; it runs in the chat channel mapped to it.
+    - `text`: what follows the command's name (`subscribe github octocat/hello-world`).
+    - `user_id`, `user_name`: who typed it, as the network names them.
+    - `reply`: what the network's own answer to it needs (Slack's `response_url`,
+      Discord's application id and interaction token, the command message's id), kept
+      with the command until it is answered (`Commanded.answer`).
+    - `addressed_to`: the bot a command names (Telegram's `/hookhub@name`), if any: a
+      command for another bot of the chat is not ours.
+    """
+
+    interaction_id: str
+    external_channel_id: str
+    text: str
+    user_id: str
+    user_name: str | None = None
+    reply: Mapping[str, str] = field(default_factory=dict)
+    addressed_to: str | None = None
+
+
+@runtime_checkable
+class Commanded(Protocol):
+    """A network in which hookhub's command is typed (a slash command, a bot command, a
+    message to the bot), coming as provider events the gateway verified as the network
+    signs them. The command message itself, where a command is a message, is no change
+    `changes` bridges.
+
+    `private_answers`: whether `answer(private=True)` is seen by the user who typed the
+    command alone (Slack's and Mattermost's ephemeral responses, Discord's ephemeral
+    interaction response); where it is not, what concerns that user alone (their link
+    ticket) is not said."""
+
+    private_answers: bool
+
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """The invocations of hookhub's command in one provider event; [] for anything else."""
+        ...
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """The network's own answer to an invocation (`reply` its `Invocation.reply`):
+        `text` (CommonMark) to the user alone where `private`; else where the network
+        needs its invocation answered besides the channel (Discord's deferred response).
+        A public answer otherwise reaches the network channel as every chat message does,
+        through the chat channel it is mapped to."""
         ...
 
 

@@ -322,7 +322,8 @@ async def test_discord_both_ways_through_the_stand_in(hub: Hub) -> None:
              "text": "api"},
         )  # fmt: skip
         assert sent["delivered"] == 200, sent
-        assert sent["response"] == {"type": 5}  # deferred: the answer comes from a consumer
+        # Deferred, for the user alone: the answer comes from a consumer.
+        assert sent["response"] == {"type": 5, "data": {"flags": 64}}
         [event] = await tap.wait_for(
             lambda v: (
                 v.get("integration_id") == integration["id"]
@@ -333,6 +334,31 @@ async def test_discord_both_ways_through_the_stand_in(hub: Hub) -> None:
     assert event["payload"]["data"]["name"] == "deploy"
     assert event["payload"]["member"]["user"]["id"] == user["id"]
     await _second_integration_refused(hub, "discord", discord["bot_token"])
+
+
+async def test_hookhub_typed_in_the_sandbox_s_slack_runs_in_the_mapped_chat_channel(
+    hub: Hub,
+) -> None:
+    """`/hookhub list` typed in the sandbox's Slack box is Slack's signed slash command:
+    hookhub answers it at once (an empty 200) and in the chat channel the Slack channel is
+    mapped to; every network but Matrix takes one."""
+    state = await hub.state()
+    assert {n for n, c in state["chats"].items() if not c["can"]["command"]} == {"matrix"}
+    integration = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
+    external = state["slack"]["channels"][0]["id"]
+    channel = await hub.mapped(integration["id"], external, BRIDGED)
+    user = state["slack"]["users"][0]
+    async with hub.tap("hookhub.chat.inbound") as tap:
+        sent = await hub.post(
+            "/sandbox/api/slack/commands",
+            {"channel": external, "user": user["id"], "text": "/hookhub list"},
+        )
+        assert sent["delivered"] == 200, sent
+        [said] = await tap.wait_for(
+            lambda v: v.get("channel_id") == channel and v["author"]["name"] == "hookhub",
+            timeout=30,
+        )
+    assert "subscription" in said["text"], said
 
 
 async def _connected(hub: Hub, provider: str) -> bool:

@@ -675,7 +675,7 @@ async def test_discord_ping_commands_components_and_webhook_events(
         path,
         app.sign(b'{"id": "c1", "type": 2, "application_id": "A1", "data": {"name": "deploy"}}'),
     )
-    assert command.json() == {"type": 5}
+    assert command.json() == {"type": 5, "data": {"flags": 64}}
     component = await post(
         gateway,
         path,

@@ -579,7 +579,7 @@ async def test_interactions_are_signed_as_discord_signs_them(
         assert saved.json()["interactions_endpoint_url"] == url
         assert [s["type"] for s in seen] == [1]  # the PING; the forged one never got in
         status, answer = await fake.interact(TOKEN, CHANNEL, ADA, "deploy", {"text": "api"})
-    assert (status, answer) == (200, {"type": 5})
+    assert (status, answer) == (200, {"type": 5, "data": {"flags": 64}})
     command = seen[-1]
     assert command["type"] == 2 and command["application_id"] == APP_ID
     assert command["data"]["name"] == "deploy"

@@ -134,7 +134,7 @@ def test_ping_is_answered_with_pong_and_not_published() -> None:
 @pytest.mark.parametrize(
     ("kind", "event_type", "answer"),
     [
-        (2, "application_command", {"type": 5}),
+        (2, "application_command", {"type": 5, "data": {"flags": 64}}),
         (3, "message_component", {"type": 6}),
         (4, "application_command_autocomplete", {"type": 8, "data": {"choices": []}}),
         (5, "modal_submit", {"type": 5}),

@@ -94,8 +94,18 @@ function renderChat(provider) {
   const { form, showReply } = writer(provider, "Write as a user",
     el("label", {}, "As", el("select", { name: "user" },
       world.users.map((u) => el("option", { value: u.id }, u.name)))),
-    async (body) => delivery("Sent", provider, await call(`${provider}/messages`, { channel, user: form.user.value, ...body })),
-    () => refresh());
+    async (body) => {
+      // `/hookhub …` is the network's own command (docs/acting.md), not a message.
+      if (state.chats[provider].can.command && /^\s*\/hookhub\b/.test(body.text)) {
+        const sent = await call(`${provider}/commands`, { channel, user: form.user.value, text: body.text });
+        return sent.delivered ? `Typed ${body.text.trim()}; hookhub answered ${sent.delivered}. ` +
+          "Its answer comes in the channel, or to that user alone." :
+          `Typed ${body.text.trim()}; not delivered to hookhub: no ${TABS[provider]} integration listens yet.`;
+      }
+      return delivery("Sent", provider, await call(`${provider}/messages`, { channel, user: form.user.value, ...body }));
+    },
+    () => refresh(),
+    state.chats[provider].can.command ? "a message, or /hookhub list" : "");
   // A user's message being edited (its id): the list is not refreshed meanwhile, so the
   // box keeps what is typed in it.
   let editing = null;
@@ -171,10 +181,10 @@ function shown(list, children) {
 // The box that writes in a channel (`fields` before its text), replying in the thread
 // `replyTo[key]` names when one is picked: `send(body)` sends `{text, thread?}` and says
 // what became of it; `refresh` redraws the channel.
-function writer(key, label, fields, send, refresh) {
+function writer(key, label, fields, send, refresh, placeholder = "") {
   const replying = el("span", { class: "hint" });
   const form = el("form", { class: "write", "aria-label": label }, fields,
-    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2 })),
+    el("label", {}, "Message", el("textarea", { name: "text", required: true, rows: 2, placeholder })),
     el("button", { class: "primary", type: "submit" }, "Send"),
     replying);
   const showReply = () => {

@@ -1,7 +1,8 @@
 """The `chat_commands` collection: each slash command, once, until it is answered.
 
 A command (`command.invoked` on `hookhub.chat.events`) is written when the outbound
-consumer reads it and claimed under a lease as every ask of the chat is
+consumer reads it (one typed in a network, when the inbound consumer reads it:
+services.sync.commands.networks) and claimed under a lease as every ask of the chat is
 (services.sync.clicks.queue): the same command read again is the same document, run once.
 Its course: `queued` → `running` (claimed) → `done` once answered; an outage (MongoDB,
 Kafka) queues it again, and after every attempt it ends `failed`. Its `answer` is kept as
@@ -34,7 +35,8 @@ INDEXES = [
 class Command:
     id: str
     workspace_id: str
-    channel_id: str
+    # None: typed in a network channel that is mapped to no chat channel.
+    channel_id: str | None
     text: str
     actor_id: str
     attempts: int
@@ -43,19 +45,31 @@ class Command:
     answer: str | None = None
     answer_private: bool = False
     actor_name: str | None = None
+    # Typed in a network (`{provider, integration_id, interaction_id, external_channel_id,
+    # reply, private_answers}`): answered there too (services.sync.commands.networks).
+    via: Document | None = None
+
+    @property
+    def channel(self) -> str:
+        """The chat channel it runs in (one typed where there is none is answered so before
+        anything runs)."""
+        if self.channel_id is None:
+            raise ValueError(f"command {self.id} runs in no chat channel")
+        return self.channel_id
 
     @classmethod
     def from_doc(cls, doc: Document) -> Command:
         return cls(
             id=doc["_id"],
             workspace_id=doc["workspace_id"],
-            channel_id=doc["channel_id"],
+            channel_id=doc.get("channel_id"),
             text=doc["text"],
             actor_id=str(doc["actor"]["id"]),
             attempts=int(doc.get("attempts", 0)),
             answer=doc.get("answer"),
             answer_private=bool(doc.get("answer_private")),
             actor_name=doc["actor"].get("name"),
+            via=doc.get("via"),
         )
 
 

@@ -18,6 +18,13 @@ The answer is a `message.received` on `hookhub.chat.inbound` in the channel, fro
 its text is CommonMark in which every word of the user's is escaped
 (shared.providers.commonmark). An outage (MongoDB, Kafka) is retried with the clicks'
 backoff (services.sync.clicks.queue).
+
+A command typed in a network (`Command.via`: services.sync.commands.networks) runs the
+same way as the network user (`slack:U024BE7LH`) in the chat channel its network channel
+is mapped to; the network is answered too, as it answers a command
+(shared.providers.chat.Commanded): what concerns the user alone (`link`) is said to them
+alone there, where the network can, and never to the chat (which cannot show a network's
+user a message alone); a channel mapped to no chat channel is told so there.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import Document
 from shared.providers import commonmark as md
 from shared.providers.catalog import CATALOG, catalog_entry
+from shared.providers.chat import Commanded, PermanentError
 from shared.providers.connections import Connections
 
 log = structlog.get_logger(__name__)
@@ -175,6 +183,8 @@ class CommandWorker(Worker):
 
     async def _decide(self, command: Command) -> Answer:
         asked = invocation(command.text)
+        if command.channel_id is None:
+            return _unmapped(command)
         handlers: dict[str, Callable[[Command, Sequence[str]], Awaitable[Answer]]] = {
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
@@ -211,7 +221,7 @@ class CommandWorker(Worker):
         made = await self._repository.get(subscription_id)
         if made is not None:  # run again after it was made
             return Answer(f"Subscribed this channel to {_described(made)}.")
-        body = {"channel_id": command.channel_id, **fields}
+        body = {"channel_id": command.channel, **fields}
         try:
             valid = SubscriptionCreate.model_validate(body)
         except ValidationError as exc:
@@ -239,7 +249,7 @@ class CommandWorker(Worker):
 
     async def _list(self, command: Command, args: Sequence[str]) -> Answer:
         docs = await self._repository.of_channel(
-            command.workspace_id, command.channel_id, LIST_LIMIT + 1
+            command.workspace_id, command.channel, LIST_LIMIT + 1
         )
         if not docs:
             return Answer(f"No subscription posts into this channel: {SUBSCRIBE} makes one.")
@@ -264,6 +274,16 @@ class CommandWorker(Worker):
                 return Answer(
                     f"You are linked to {name} as {md.code(link.provider_user)}: your "
                     "clicks on its cards act as that account.",
+                    private=True,
+                )
+            if command.via is not None and not command.via.get("private_answers"):
+                # A ticket links whoever opens it: never said where all can read it.
+                network = md.text(_name(command.via["provider"]))
+                return Answer(
+                    f"{md.code(who)}, your own {name} account is linked by your consent, "
+                    f"and {network} cannot show you its link alone: a workspace admin starts "
+                    f"it for {md.code(who)} in the console (Account links) or with "
+                    f"{md.code(f'POST /api/account-links/{provider}/connect')}.",
                     private=True,
                 )
             ticket = await self._links.issue_ticket(
@@ -326,7 +346,7 @@ class CommandWorker(Worker):
         """The channel's one subscription of the provider (and integration) on `target`."""
         provider, integration_id = reference(word)
         wanted = ["*"] if target in EVERYTHING else [target.lower()]
-        docs = await self._repository.of_channel(command.workspace_id, command.channel_id, 500)
+        docs = await self._repository.of_channel(command.workspace_id, command.channel, 500)
         found = [
             doc
             for doc in docs
@@ -347,11 +367,43 @@ class CommandWorker(Worker):
     # -- said and recorded -----------------------------------------------------------------
 
     async def _say(self, command: Command, answer: Answer) -> None:
+        """In the chat channel (to the user alone, `visible_to`, when private); for a
+        command typed in a network, there too, and what is private there only."""
+        via = command.via
+        if via is not None:
+            private = command.channel_id is None or (
+                answer.private and bool(via.get("private_answers"))
+            )
+            await self._answer_network(command, via, answer.text, private)
+            if private:
+                return
+        await self._publish(command, answer, private=answer.private and via is None)
+
+    async def _answer_network(
+        self, command: Command, via: Document, text: str, private: bool
+    ) -> None:
+        """The network's own answer to the command (Commanded.answer); a refusal (its
+        response URL or token expired) ends it unsaid there, an outage is tried again."""
+        integration = await self._connections.integration(via["integration_id"])
+        network = self._connections.provider(integration)
+        if not isinstance(network, Commanded):
+            return
+        try:
+            await self._connections.call(
+                integration.id,
+                lambda token: network.answer(
+                    token, via["external_channel_id"], via.get("reply") or {}, text, private
+                ),
+            )
+        except PermanentError as exc:
+            log.warning("sync_command_not_answered", command_id=command.id, error=exc.error)
+
+    async def _publish(self, command: Command, answer: Answer, *, private: bool) -> None:
         encoded = encode_inbound(
-            id=ephemeral_id(command.id, "answer") if answer.private else answer_id(command.id),
+            id=ephemeral_id(command.id, "answer") if private else answer_id(command.id),
             type="message.received",
             workspace_id=command.workspace_id,
-            channel_id=command.channel_id,
+            channel_id=command.channel,
             provider=AUTHOR,
             integration_id=AUTHOR,
             external_channel_id=None,
@@ -365,7 +417,7 @@ class CommandWorker(Worker):
             blocks=None,
             thread_id=None,
             occurred_at=utcnow(),
-            visible_to=command.actor_id if answer.private else None,
+            visible_to=command.actor_id if private else None,
         )
         await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [encoded])
 
@@ -388,6 +440,19 @@ class CommandWorker(Worker):
                 },
             )
         )
+
+
+def _unmapped(command: Command) -> Answer:
+    """A command typed in a network channel that is bridged to no chat channel."""
+    via = command.via or {}
+    network = md.text(_name(str(via.get("provider"))))
+    route = md.code(f"POST /api/integrations/{via.get('integration_id')}/mappings")
+    return Answer(
+        f"This {network} channel is not bridged to a chat channel, and hookhub's commands "
+        "act on the chat channel a channel is bridged to: a workspace admin maps it "
+        f"({route}), then ask again.",
+        private=True,
+    )
 
 
 def _in_channel(doc: Document, command: Command) -> bool:

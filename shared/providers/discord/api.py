@@ -470,6 +470,21 @@ class DiscordApi:
             {"webhook_id": webhook_id, "webhook_token": webhook_token, "message_id": message_id},
         )
 
+    async def edit_interaction_response(
+        self, application_id: str, interaction_token: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Edit Original Interaction Response (`PATCH /webhooks/{application.id}/
+        {interaction.token}/messages/@original`, docs.discord.com/developers/interactions/
+        receiving-and-responding, "Followup Messages"): the answer to a deferred
+        interaction, within its token's 15 minutes; the token is its only credential."""
+        return await self._object(
+            "PATCH",
+            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+            None,
+            {"webhook_id": application_id, "webhook_token": interaction_token},
+            json=body,
+        )
+
     # -- messages as the bot ------------------------------------------------------------------
 
     async def create_message(

@@ -37,6 +37,7 @@ from shared.providers.chat import (
     CardAction,
     ChannelInfo,
     Click,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -152,6 +153,9 @@ class DiscordChat:
     roles it has seen (for `render`)."""
 
     name = "discord"
+    # An application command is deferred ephemeral (shared.providers.discord.webhooks):
+    # the response that follows is the user's alone.
+    private_answers = True
 
     def __init__(self, api: DiscordApi) -> None:
         self.api = api
@@ -585,6 +589,58 @@ class DiscordChat:
             )
         ]
 
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """An APPLICATION_COMMAND interaction of the `/hookhub` chat input command (its
+        `data.name`; `data.options` its words: a subcommand's name, then its options'
+        values, in order), from the Interactions Endpoint URL: the interaction's `id`, its
+        channel, the guild member's user, and its `token` for the answer
+        (docs.discord.com/developers/interactions/receiving-and-responding, "Interaction
+        Object"; docs.discord.com/developers/interactions/application-commands,
+        "Application Command Interaction Data Option Structure")."""
+        if event_type != COMMAND_EVENT:
+            return []
+        data = payload.get("data")
+        if not isinstance(data, Mapping) or data.get("name") != COMMAND_NAME:
+            return []
+        member = payload.get("member")
+        user = member.get("user") if isinstance(member, Mapping) else payload.get("user")
+        user = user if isinstance(user, Mapping) else {}
+        interaction, channel = _str(payload.get("id")), _str(payload.get("channel_id"))
+        user_id, token = _str(user.get("id")), _str(payload.get("token"))
+        application = _str(payload.get("application_id"))
+        if not (interaction and channel and user_id and token and application):
+            return []
+        return [
+            Invocation(
+                interaction_id=interaction,
+                external_channel_id=channel,
+                text=" ".join(_option_words(data.get("options"))),
+                user_id=user_id,
+                user_name=_str(user.get("global_name")) or _str(user.get("username")),
+                reply={"application_id": application, "token": token},
+            )
+        ]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """The deferred (ephemeral) response edited to the answer, whether it is private or
+        also said in the channel: Discord shows "thinking…" until it is."""
+        application, interaction_token = reply.get("application_id"), reply.get("token")
+        if not application or not interaction_token:
+            return
+        post = OutboundPost(text=text, author=Author(name=WEBHOOK_NAME))
+        await self.api.edit_interaction_response(
+            application,
+            interaction_token,
+            {"content": content(post), "allowed_mentions": {"parse": []}},
+        )
+
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         """Sent by our bot user, through a webhook this process found or made, or through
         any webhook of our application (`application_id`, for webhooks of ours that this
@@ -748,6 +804,12 @@ def _disguise(match: re.Match[str]) -> str:
 # "Button"): action rows of at most 5 buttons, at most 5 rows; a button's label at most 80
 # characters, its `custom_id` 100, ours `hh:` and the card action's id.
 COMPONENT_EVENT = "message_component"
+# hookhub's command: an application command interaction (type 2) of the command named so
+# (docs/acting.md, "Commands in the networks", has its JSON to register).
+COMMAND_EVENT = "application_command"
+COMMAND_NAME = "hookhub"
+# Option types (application-commands, "Application Command Option Type").
+_SUB_COMMAND, _SUB_COMMAND_GROUP = 1, 2
 ACTION_ROW, BUTTON = 1, 2
 CUSTOM_ID = "hh:"
 BUTTONS_A_ROW, MAX_ROWS, LABEL_CHARS, CUSTOM_ID_CHARS = 5, 5, 80, 100
@@ -963,6 +1025,20 @@ def _message_id(message: Mapping[str, Any]) -> str:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _option_words(options: Any) -> list[str]:
+    """A command's options as the words typed: a subcommand (or group) its name and then
+    its own options' words; any other option its value."""
+    words: list[str] = []
+    for option in options if isinstance(options, list) else []:
+        if not isinstance(option, Mapping):
+            continue
+        if option.get("type") in (_SUB_COMMAND, _SUB_COMMAND_GROUP):
+            words += [str(option.get("name") or ""), *_option_words(option.get("options"))]
+        elif option.get("value") is not None and str(option["value"]).strip():
+            words.append(str(option["value"]).strip())
+    return [word for word in words if word]
 
 
 def _str(value: Any) -> str | None:

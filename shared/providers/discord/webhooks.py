@@ -31,9 +31,17 @@ _PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _SIGNATURE = re.compile(r"[0-9a-fA-F]{128}")
 
 # Interaction type → (event type, what Discord needs back within 3 s). Deferring lets the
-# real answer come later from whoever consumes the event.
+# real answer come later from whoever consumes the event. An application command (hookhub's
+# `/hookhub`) is deferred ephemeral (flags 64, EPHEMERAL): "the first followup … to a
+# deferred Interactions Response" takes its ephemerality from that ACK
+# (docs.discord.com/developers/interactions/receiving-and-responding, "Create Followup
+# Message"), and sync's answer edits it for the user alone (the channel's answer comes
+# through the chat, as every message).
 _INTERACTIONS: dict[int, tuple[str, dict[str, Any]]] = {
-    2: ("application_command", {"type": 5}),  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    2: (
+        "application_command",
+        {"type": 5, "data": {"flags": 64}},
+    ),  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
     3: ("message_component", {"type": 6}),  # DEFERRED_UPDATE_MESSAGE
     4: ("application_command_autocomplete", {"type": 8, "data": {"choices": []}}),
     5: ("modal_submit", {"type": 5}),

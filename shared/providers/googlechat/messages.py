@@ -55,6 +55,7 @@ from shared.providers.chat import (
     CardAction,
     ChannelInfo,
     Click,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -123,6 +124,8 @@ class Listed:
 
 class GoogleChatChat:
     name = "googlechat"
+    # Not used: an app's private message (`privateMessageViewer`) is not sent yet.
+    private_answers = False
 
     def __init__(self, api: GoogleChatApi) -> None:
         self.api = api
@@ -367,7 +370,11 @@ class GoogleChatChat:
             author=author,
             sender=SenderMarks(user_id=_str(sender.get("name")), is_bot=is_bot),
             subtype=OWN_SUBTYPE if ours else "bot_message" if is_bot else None,
-            ignored=None if text.strip() else "the message carries no text",
+            ignored="hookhub's command (run, not bridged)"
+            if message.get("slashCommand")
+            else None
+            if text.strip()
+            else "the message carries no text",
         )
 
     def _root_of(self, thread_name: str, name: str) -> str | None:
@@ -399,6 +406,52 @@ class GoogleChatChat:
             while len(self._users) > _KNOWN_USERS:
                 self._users.popitem(last=False)
         return author
+
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """A `MESSAGE` event of the app's slash command (`message.slashCommand`; Chat
+        sends an app its own commands only, the message seen by its user and the app
+        alone: developers.google.com/workspace/chat/commands): the message's `name` the
+        invocation's, its space, who (`user.name` `users/{id}`: the id), the words after
+        the command (`argumentText`)."""
+        if event_type != "MESSAGE":
+            return []
+        message, user = _mapping(payload.get("message")), _mapping(payload.get("user"))
+        if not message.get("slashCommand"):
+            return []
+        name, user_name = _str(message.get("name")), _str(user.get("name"))
+        space = _str(_mapping(payload.get("space")).get("name"))
+        if not (name and user_name and "/messages/" in name):
+            return []
+        user_id = user_name.removeprefix("users/")
+        if not user_id or "/" in user_id:
+            return []
+        words = (_str(message.get("argumentText")) or "").split(maxsplit=1)
+        if words and words[0].lower() == "/hookhub":  # the command's own name, if given
+            words = words[1:]
+        return [
+            Invocation(
+                interaction_id=name,
+                external_channel_id=space or name.partition("/messages/")[0],
+                text=" ".join(words).strip(),
+                user_id=user_id,
+                user_name=_str(user.get("displayName")),
+            )
+        ]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """What the chat cannot carry (the space is bridged to no chat channel), as the
+        app's message in the space; the rest reaches it through the chat."""
+        if private:
+            await self.post(
+                token, external_channel_id, OutboundPost(text=text, author=Author(name="hookhub"))
+            )
 
     def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
         """A CARD_CLICKED event's click on one of our cards' buttons (its function ours):

@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from shared.kernel.egress import EgressPolicy
+from shared.providers import responses
 from shared.providers.chat import (
     PermanentError,
     ProviderUnreachable,
@@ -208,6 +209,21 @@ class MattermostApi:
         if not isinstance(answer, dict):
             raise ProviderUnreachable(f"Mattermost {method} {route} answered an unexpected shape")
         return answer
+
+    async def respond(self, server_url: str, response_url: str, body: Mapping[str, Any]) -> None:
+        """POST an answer to a slash command's `response_url`, which must be the
+        integration's server's (`{server}/hooks/commands/…`): "use the response_url to send
+        up to five additional messages within a 30-minute time period"
+        (developers.mattermost.com/integrate/slash-commands/)."""
+        base = server_base(server_url)
+        if not response_url.startswith(base + "/hooks/commands/"):
+            raise PermanentError(
+                "the slash command's response_url is not the Mattermost server's",
+                "response_url_refused",
+                "message",
+            )
+        self.check(server_url)
+        await responses.respond(self._client, response_url, body, "Mattermost's response_url")
 
     # -- who, where ---------------------------------------------------------------------------
 

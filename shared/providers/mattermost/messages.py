@@ -41,6 +41,7 @@ from shared.providers.chat import (
     BotIdentity,
     ChannelInfo,
     Click,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -62,6 +63,7 @@ from shared.providers.mattermost.api import (
     server_base,
 )
 from shared.providers.mattermost.socket import post_of
+from shared.providers.mattermost.webhooks import COMMAND_EVENT
 
 # Our marks in a post's props.
 OWN_PROP = "from_hookhub"
@@ -134,6 +136,8 @@ class MattermostChat:
     `user` has looked up, by username (for `render`)."""
 
     name = "mattermost"
+    # A slash command's ephemeral response is seen by whoever typed it alone.
+    private_answers = True
 
     def __init__(self, api: MattermostApi, public_url: str = "") -> None:
         self.api = api
@@ -388,6 +392,46 @@ class MattermostChat:
                 chat_message_id=tag,
             )
         ]
+
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """The `/hookhub` custom slash command (the gateway checked its token): its
+        `trigger_id`, channel, who, its text and its `response_url`
+        (developers.mattermost.com/integrate/slash-commands/)."""
+        if event_type != COMMAND_EVENT:
+            return []
+        fields = [_str(payload.get(k)) for k in ("trigger_id", "channel_id", "user_id")]
+        trigger, channel, user_id = fields
+        if not (trigger and channel and user_id):
+            return []
+        response_url = _str(payload.get("response_url"))
+        return [
+            Invocation(
+                interaction_id=trigger,
+                external_channel_id=channel,
+                text=_str(payload.get("text")) or "",
+                user_id=user_id,
+                user_name=_str(payload.get("user_name")),
+                reply={"response_url": response_url} if response_url else {},
+            )
+        ]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """What is private, as an ephemeral response at the command's `response_url`
+        (`{"response_type": "ephemeral", "text": …}`: seen by the user alone); the rest
+        reaches the channel through the chat, as every message."""
+        response_url = reply.get("response_url")
+        if not private or not response_url:
+            return
+        server, _ = split_credential(token)
+        said = message(OutboundPost(text=text, author=Author(name="hookhub")))
+        await self.api.respond(server, response_url, {"response_type": "ephemeral", "text": said})
 
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """A `posted`, `post_edited` or `post_deleted` event (its `data`, or the whole event

@@ -12,14 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from shared.kernel.settings import Settings
+from shared.providers import responses
 from shared.providers.chat import PermanentError, ProviderUnreachable, RateLimited, TokenRejected
 
 DEFAULT_BASE_URL = "https://slack.com/api"
+# Where a slash command's `response_url` points ("https://hooks.slack.com/commands/…",
+# docs.slack.dev/interactivity/implementing-slash-commands): an answer goes there, or to
+# the origin of the API base (a stand-in), and nowhere else.
+RESPONSE_ORIGIN = "https://hooks.slack.com"
 # When a limit says nothing about how long to wait (`error: ratelimited` without a header).
 DEFAULT_RETRY_AFTER = 1.0
 
@@ -107,6 +113,17 @@ class SlackApi:
         except httpx.HTTPError as exc:
             raise ProviderUnreachable(f"Slack {method}: no answer ({type(exc).__name__})") from exc
         return _result(method, answer)
+
+    async def respond(self, response_url: str, body: Mapping[str, Any]) -> None:
+        """POST an answer to a slash command's `response_url` (JSON; up to five times within
+        30 minutes of the command: docs.slack.dev/interactivity/implementing-slash-commands,
+        "Sending delayed responses"). A URL of another origin is refused unsent; an expired
+        one, as Slack refuses it, is a refusal of this message."""
+        if _origin(response_url) not in (RESPONSE_ORIGIN, _origin(self._base)):
+            raise PermanentError(
+                "Slack's response_url is not Slack's", "response_url_refused", "message"
+            )
+        await responses.respond(self._client, response_url, body, "Slack's response_url")
 
     # -- identity --------------------------------------------------------------------------
 
@@ -208,6 +225,11 @@ class SlackApi:
             },
         )
         return _page(data, "messages")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _form_value(value: Any) -> str:

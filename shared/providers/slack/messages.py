@@ -28,6 +28,7 @@ from shared.providers.chat import (
     CardAction,
     ChannelInfo,
     Click,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -48,6 +49,8 @@ from shared.providers.slack.limits import (
 )
 
 MESSAGE_EVENT = "event_callback.message"
+# A slash command, as the gateway names Slack's form (shared.providers.slack.webhooks).
+SLASH_COMMAND = "slash_command"
 # A click on a Block Kit button, as the gateway names the interactivity payload.
 BLOCK_ACTIONS = "interactive.block_actions"
 # Our card's `actions` block: its `block_id` starts so (a new one when the actions change:
@@ -86,6 +89,8 @@ class SlackChat:
     not given)."""
 
     name = "slack"
+    # A slash command's ephemeral response is seen by whoever typed it alone.
+    private_answers = True
 
     def __init__(
         self,
@@ -363,6 +368,49 @@ class SlackChat:
             for position, action in enumerate(ours)
         ]
 
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """A slash command of the app (the form Slack POSTs to the command's Request URL:
+        `command`, `text`, `user_id`, `user_name`, `channel_id`, `response_url`,
+        `trigger_id`; docs.slack.dev/interactivity/implementing-slash-commands). The app's
+        command is hookhub's whatever it is named: the text is what follows it."""
+        if event_type != SLASH_COMMAND:
+            return []
+        # A field given twice is a list (the gateway decodes the form so): not taken.
+        fields = {name: _str(payload.get(name)) for name in _COMMAND_FIELDS}
+        trigger, channel, user = fields["trigger_id"], fields["channel_id"], fields["user_id"]
+        if not (trigger and channel and user and fields["command"]):
+            return []
+        response_url = fields["response_url"]
+        return [
+            Invocation(
+                interaction_id=trigger,
+                external_channel_id=channel,
+                text=fields["text"] or "",
+                user_id=user,
+                user_name=fields["user_name"],
+                reply={"response_url": response_url} if response_url else {},
+            )
+        ]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """What is private, as an ephemeral response at the command's `response_url`
+        ("response_type": "ephemeral", seen by the user alone); the rest reaches the
+        channel through the chat, as every message."""
+        response_url = reply.get("response_url")
+        if not private or not response_url:
+            return
+        post = OutboundPost(text=text, author=Author(name="hookhub"))
+        await self.api.respond(
+            response_url, {"response_type": "ephemeral", "text": outbound_text(post)}
+        )
+
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         sender = change.sender
         return (
@@ -532,6 +580,18 @@ def reactions_of(message: Mapping[str, Any]) -> int:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# A slash command's form fields hookhub reads.
+_COMMAND_FIELDS = (
+    "command",
+    "text",
+    "user_id",
+    "user_name",
+    "channel_id",
+    "response_url",
+    "trigger_id",
+)
 
 
 def _when(ts: str | None) -> datetime:

@@ -40,6 +40,7 @@ from shared.providers.chat import (
     CardAction,
     ChannelInfo,
     Click,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -148,6 +149,8 @@ class TeamsChat:
     one tenant: what one channel's activity says holds for the team's other channels."""
 
     name = "teams"
+    # A bot's message in a channel is everyone's: nothing is said to one member alone.
+    private_answers = False
 
     def __init__(
         self,
@@ -347,6 +350,52 @@ class TeamsChat:
             )
         ]
 
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """A message to the bot: one that opens with its @mention (a `mention` entity
+        naming the activity's `recipient`, the bot; learn.microsoft.com/microsoftteams/
+        platform/bots/how-to/conversations/channel-and-group-conversations, "Retrieve
+        mentions") and then a command's word (`_command_text`), those words the command;
+        the activity's `id` the invocation's, who sent it as a click's
+        (`from.aadObjectId`, else `from.id`)."""
+        if event_type != "message" or payload.get("type") != "message":
+            return []
+        text = _command_text(payload)
+        conversation = _mapping(payload.get("conversation")).get("id")
+        sender = _mapping(payload.get("from"))
+        user, activity_id = sender.get("aadObjectId") or sender.get("id"), payload.get("id")
+        if text is None or not all(
+            isinstance(v, str) and v for v in (conversation, user, activity_id)
+        ):
+            return []
+        name = sender.get("name")
+        root = _thread(payload, str(conversation), str(activity_id)) or str(activity_id)
+        return [
+            Invocation(
+                interaction_id=str(activity_id),
+                external_channel_id=_channel_of(str(conversation)),
+                text=text,
+                user_id=str(user),
+                user_name=name if isinstance(name, str) and name else None,
+                reply={"thread": root},
+            )
+        ]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """What the chat cannot carry (the channel is bridged to no chat channel), as the
+        bot's reply in the command's thread; the rest reaches it through the chat."""
+        if private:
+            post = OutboundPost(
+                text=text, author=Author(name="hookhub"), thread_external_id=reply.get("thread")
+            )
+            await self.post(token, external_channel_id, post)
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """The change one activity (already verified) is; [] for any other activity."""
         kind_name = payload.get("type")
@@ -383,6 +432,8 @@ class TeamsChat:
         ignored = None
         if kind != "deleted" and not text.strip() and not attachments:
             ignored = "the message carries nothing that can be bridged"
+        elif kind_name == "message" and _command_text(payload) is not None:
+            ignored = "hookhub's command (run, not bridged)"
         sender_id = sender.get("id") if isinstance(sender.get("id"), str) else None
         name = sender.get("name") if isinstance(sender.get("name"), str) else None
         return [
@@ -516,6 +567,43 @@ def _channel_of(conversation_id: str) -> str:
     if not channel:
         raise PermanentError(f"{conversation_id!r} is not a Teams conversation id", "bad_channel")
     return channel
+
+
+# hookhub's command, and its words: a message that opens with the bot's @mention and then
+# one of them (`/hookhub` between the two, as typed elsewhere, is left out) is a command.
+COMMAND = "/hookhub"
+COMMAND_WORDS = ("subscribe", "unsubscribe", "list", "link", "help")
+
+
+def _command_text(payload: Mapping[str, Any]) -> str | None:
+    """The words after the bot's @mention, when a message opens with it and then with a
+    command's word; None for any other message."""
+    said = payload.get("text")
+    bot = _mapping(payload.get("recipient")).get("id")
+    if not isinstance(said, str) or not isinstance(bot, str) or not bot:
+        return None
+    opening = said.lstrip()
+    for entity in payload.get("entities") or []:
+        entity = _mapping(entity)
+        mention = entity.get("text")
+        if (
+            entity.get("type") == "mention"
+            and _mapping(entity.get("mentioned")).get("id") == bot
+            and isinstance(mention, str)
+            and mention
+            and opening.startswith(mention)
+        ):
+            rest = opening[len(mention) :]
+            words = html.unescape(_TAG.sub("", _BREAK.sub(" ", rest))).split()
+            if words and words[0].lower() == COMMAND:
+                words = words[1:]
+            # A message that only mentions the bot is a message (a bot without the team's
+            # ChannelMessage.Read.Group hears only those): a command opens with one of its
+            # words.
+            if words and words[0].lower().lstrip("/") in COMMAND_WORDS:
+                return " ".join(words)
+            return None
+    return None
 
 
 def _thread(payload: Mapping[str, Any], conversation_id: str, message_id: str) -> str | None:

@@ -21,6 +21,7 @@ from shared.providers.chat import (
     CardAction,
     ChannelInfo,
     Click,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -103,6 +104,8 @@ class TelegramChat:
     chat id (negative for groups and channels), a message id unique within its chat."""
 
     name = "telegram"
+    # A bot's message in a group is everyone's: nothing is said to one member alone.
+    private_answers = False
 
     def __init__(self, api: TelegramApi) -> None:
         self._api = api
@@ -197,6 +200,8 @@ class TelegramChat:
         ignored = None
         if service is not None:
             ignored, subtype = f"Telegram service message ({service})", service
+        elif _command(message) is not None:
+            ignored, subtype = "hookhub's command (run, not bridged)", "bot_command"
         elif not text:
             ignored = "the message carries nothing that can be bridged"
         return [
@@ -243,6 +248,53 @@ class TelegramChat:
                 user_name=_person(sender) or None,
             )
         ]
+
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """A message that opens with the bot command `/hookhub` (a `bot_command` entity at
+        offset 0, `/hookhub@<bot username>` in a group with several bots;
+        core.telegram.org/bots/features#commands, core.telegram.org/bots/api#messageentity):
+        the chat and message (its id the invocation's), who sent it (`from`), the words
+        after it. A channel post has no sender to run it as: not taken."""
+        message = payload.get("message") if event_type == "message" else None
+        if not isinstance(message, Mapping):
+            return []
+        found = _command(message)
+        chat, sender = message.get("chat"), message.get("from")
+        if found is None or not isinstance(chat, Mapping) or not isinstance(sender, Mapping):
+            return []
+        addressed_to, rest = found
+        chat_id, message_id, user_id = chat.get("id"), message.get("message_id"), sender.get("id")
+        if type(chat_id) is not int or type(message_id) is not int or user_id is None:
+            return []
+        return [
+            Invocation(
+                interaction_id=f"{chat_id}:{message_id}",
+                external_channel_id=str(chat_id),
+                text=rest,
+                user_id=str(user_id),
+                user_name=_person(sender) or None,
+                reply={"message_id": str(message_id)},
+                addressed_to=addressed_to,
+            )
+        ]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """What the chat cannot carry (the channel is bridged to no chat channel), as the
+        bot's reply to the command in the chat; the rest reaches it through the chat."""
+        if not private:
+            return
+        reply_to = _message_id(reply["message_id"]) if reply.get("message_id") else None
+        post = OutboundPost(text=text, author=Author(name="hookhub"))
+        await self._api.send_message(
+            token, external_channel_id, format_post(post), parse_mode="HTML", reply_to=reply_to
+        )
 
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         """Sent by our bot, or through it inline (`via_bot`). Telegram sends a bot no update
@@ -342,6 +394,36 @@ def _sender(message: Mapping[str, Any]) -> SenderMarks:
         bot_id=str(via["id"]) if isinstance(via, Mapping) and "id" in via else None,
         is_bot=bool(isinstance(user, Mapping) and user.get("is_bot")) and not as_chat,
     )
+
+
+# hookhub's bot command (core.telegram.org/bots/features#commands: "/command@botname"
+# addresses one bot of a group).
+COMMAND = "/hookhub"
+
+
+def _command(message: Mapping[str, Any]) -> tuple[str | None, str] | None:
+    """(the bot it names, if any; the words after it) when the message's text opens with
+    `/hookhub`, as its `bot_command` entity at offset 0 says; else None."""
+    text, entities = message.get("text"), message.get("entities")
+    if not isinstance(text, str) or not isinstance(entities, list):
+        return None
+    first = next(
+        (
+            e
+            for e in entities
+            if isinstance(e, Mapping) and e.get("type") == "bot_command" and e.get("offset") == 0
+        ),
+        None,
+    )
+    length = first.get("length") if first is not None else None
+    if type(length) is not int or length <= 0:
+        return None
+    # Offsets and lengths are UTF-16 code units; a command is ASCII, its name's bot too.
+    word = text.encode("utf-16-le")[: 2 * length].decode("utf-16-le", "replace")
+    name, _, bot = word.partition("@")
+    if name.lower() != COMMAND:
+        return None
+    return bot or None, text[len(word) :].strip()
 
 
 def _text(message: Mapping[str, Any]) -> tuple[str, str | None]:
