@@ -155,6 +155,10 @@ class Attachment:
         }
 
 
+# How a post's text is written: the chat's plain text, or hookhub's own CommonMark.
+Markup = Literal["plain", "commonmark"]
+
+
 @dataclass(frozen=True)
 class OutboundPost:
     """A chat message as it is to appear in a provider channel.
@@ -168,7 +172,11 @@ class OutboundPost:
     `actions`: for a notification's root card whose item can be acted on (SPEC §20), what
     it offers now, shown as the network's own buttons (an empty tuple: none now, so an
     edit takes the buttons away); None for any other message, whose buttons (it has none)
-    an edit leaves alone."""
+    an edit leaves alone.
+
+    `markup`: "plain" for the chat's own messages (plain text, escaped by each network);
+    "commonmark" for what hookhub wrote itself (notifications, cards, its replies), which
+    each network writes in its own markup (shared.providers.markup)."""
 
     text: str
     author: Author
@@ -176,6 +184,7 @@ class OutboundPost:
     attachments: tuple[Attachment, ...] = ()
     tag: str | None = None
     actions: tuple[CardAction, ...] | None = None
+    markup: Markup = "plain"
 
 
 @dataclass(frozen=True)

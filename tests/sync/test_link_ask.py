@@ -95,7 +95,7 @@ async def test_a_chat_user_is_asked_alone_with_their_ticket() -> None:
 
 async def test_a_network_user_is_answered_in_the_thread_without_a_ticket() -> None:
     said, tickets = await _asked("slack:U024BE7LH", "slack", "github")
-    assert "visible_to" not in said and said["id"].startswith("msg_")
+    assert "visible_to" not in said and said["id"].startswith("ntf_")
     assert tickets.issued == [] and "/link/" not in said["text"]
     assert (
         "`slack:U024BE7LH`" in said["text"]

@@ -49,7 +49,7 @@ from services.sync.clicks.queue import IDLE_SECONDS, LEASE, Settled, Worker, nex
 from services.sync.clicks.repository import Click, Clicks, Held
 from shared.domain.account_links import AccountLink, AccountLinks, ticket_url
 from shared.domain.audit import AuditLog, chat_user_entry
-from shared.domain.message_map import Copy, MessageMap, ephemeral_id
+from shared.domain.message_map import NOTIFICATION, Copy, MessageMap, ephemeral_id
 from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.kernel import errors
 from shared.kernel.egress import EgressPolicy, check_url
@@ -568,9 +568,7 @@ class ClickWorker(Worker):
     ) -> Encoded:
         return encode_inbound(
             id=(
-                ephemeral_id(click.id, part)
-                if visible_to is not None
-                else derived_id(click.id, part, prefix="msg")
+                ephemeral_id(click.id, part) if visible_to is not None else reply_id(click.id, part)
             ),
             type="message.received",
             workspace_id=root.workspace_id,
@@ -616,6 +614,14 @@ class ClickWorker(Worker):
                 },
             )
         )
+
+
+def reply_id(click_id: str, part: str) -> str:
+    """A reply's envelope id, derived from the click (a retry publishes the same message).
+    Hookhub's own message, which no provider copy stands for: named as notifications are
+    (shared.domain.message_map.NOTIFICATION), so the outbound consumer does not wait for a
+    copy when the chat tells of it, and writes its CommonMark in each network's markup."""
+    return derived_id(click_id, part, prefix=NOTIFICATION[:-1])
 
 
 def _settle(future: asyncio.Future[None]) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -772,17 +773,43 @@ def buttons(actions: tuple[CardAction, ...]) -> list[dict[str, Any]]:
     ]
 
 
+class DiscordMarkup(markup.Markdown):
+    """Discord's Markdown ("Markdown Text 101",
+    https://support.discord.com/hc/en-us/articles/210298617): `**bold**`, `*italic*`,
+    `~~strike~~`, code spans and blocks, `>` quotes, `-` lists, and the masked link
+    `[text](url)`; in text a backslash before every character Discord could read as
+    markup (a heading's `#`, a list's `-`, a mention's or timestamp's `<`), which Discord
+    shows as the character alone. No mention pings (`allowed_mentions` is empty)."""
+
+    def text(self, value: str) -> str:
+        return _TEXT_MARKUP.sub(r"\\\1", value)
+
+
+DISCORD_MARKUP = DiscordMarkup()
+# What Discord could read as markup in text (its Markdown, headings and lists at a line's
+# start, `<@…>` and `<t:…>`): escaped with a backslash.
+_TEXT_MARKUP = re.compile(r"([\\*_~`|>\[\]#\-<])")
+
+
 def content(post: OutboundPost) -> str:
     """The text, then one link a line per attachment (`[name](url)`), within 2,000
     characters: the text is cut with "…" to leave room for the links."""
-    return _fit(post.text, _links(post))
+    return _fit(_text(post), _links(post))
 
 
 def reply_content(post: OutboundPost) -> str:
     """As `content`, after the author's name in bold on the first line (a reply goes out as
     the bot, which cannot take the author's name and avatar)."""
     author = cut(" ".join(post.author.name.split()) or "unknown", MAX_USERNAME)
-    return _fit(post.text, _links(post), head=f"**{escape_markdown(author)}**")
+    return _fit(_text(post), _links(post), head=f"**{escape_markdown(author)}**")
+
+
+def _text(post: OutboundPost) -> str:
+    """The chat's text as it is (Discord shows plain text as written), or hookhub's own
+    CommonMark (`post.markup`) in Discord's Markdown."""
+    if post.markup == "commonmark" and post.text:
+        return markup.render(post.text, DISCORD_MARKUP)
+    return post.text
 
 
 def escape_markdown(text: str) -> str:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -459,10 +460,29 @@ def defuse(text: str) -> str:
     return _OPENS.sub("<" + ZWJ, text)
 
 
+class GoogleChatMarkup(markup.Asterisks):
+    """Chat's own text formatting (https://developers.google.com/workspace/chat/format-messages):
+    `*bold*`, `_italic_`, `~strikethrough~`, `` `monospace` ``, a monospace block in
+    triple backticks, and a link `<url|text>` (its text's `>` a look-alike); text
+    `defuse`d (Chat has no escape character: a `<` that could open a mention or a link
+    gets a zero-width joiner). Chat has no quote: a quoted line keeps its `>`."""
+
+    def text(self, value: str) -> str:
+        # commonmark.py's joiner already after a `<` is enough.
+        return defuse(value).replace("<" + ZWJ + ZWJ, "<" + ZWJ)
+
+    def link(self, inner: str, url: str) -> str:
+        return f"<{url}|{inner.replace('>', ANGLE_QUOTE)}>"
+
+
+GOOGLE_CHAT_MARKUP = GoogleChatMarkup()
+
+
 def format_post(post: OutboundPost) -> str:
     """`*author*`, a line break, the text, then one `<url|name>` link a line per attachment
     (Chat's own formatting, developers.google.com/workspace/chat/format-messages); the
-    author and the text defused, the whole within 4096 characters."""
+    author and the text defused (hookhub's own CommonMark, `post.markup`, in Chat's
+    markup), the whole within 4096 characters."""
     author = defuse(cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)).replace(
         "*", ASTERISK_OPERATOR
     )
@@ -475,7 +495,11 @@ def format_post(post: OutboundPost) -> str:
         else:
             links.append(name)
     fixed = len(author) + 3 + sum(1 + len(link) for link in links)
-    text = defuse(post.text)
+    text = (
+        markup.render(post.text, GOOGLE_CHAT_MARKUP)
+        if post.markup == "commonmark"
+        else defuse(post.text)
+    )
     if text:
         room = MAX_TEXT - fixed - 1
         text = cut(text, room) if len(text.encode("utf-16-le")) // 2 > room else text

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -491,14 +492,34 @@ def defuse(text: str) -> str:
     return _outside_code(text, plain)
 
 
+class MattermostMarkup(markup.Markdown):
+    """Mattermost's Markdown ("Format messages",
+    https://docs.mattermost.com/collaborate/format-messages.html): `**bold**`, `_italic_`,
+    `~~strike~~`, code spans and blocks, `>` quotes, `-` lists, `[text](url)`; in text
+    markdown's own characters escaped with a backslash and mentions defused (a zero-width
+    space after each `@` that would start one), as `defuse` does for the chat's text."""
+
+    emphasis_mark = "_"
+
+    def text(self, value: str) -> str:
+        return _MENTION_START.sub("@" + ZWSP, _TEXT_MARKUP.sub(r"\\\1", value))
+
+
+MATTERMOST_MARKUP = MattermostMarkup()
+# Markdown's own characters in text (and `<`, `>`: no HTML): escaped with a backslash.
+_TEXT_MARKUP = re.compile(r"([\\*_~`|<>\[\]#\-])")
+
+
 def message(post: OutboundPost) -> str:
-    """The defused text, then one link a line per attachment, within 16,383 characters."""
+    """The defused text (hookhub's own CommonMark, `post.markup`, in Mattermost's
+    Markdown), then one link a line per attachment, within 16,383 characters."""
     links = []
     for attachment in post.attachments:
         if attachment.url.startswith(("https://", "http://")):
             label = _escape_label(attachment.name or attachment.url)
             links.append(f"[{label}]({attachment.url.replace(')', '%29')})")
-    body = defuse(post.text)
+    commonmark = post.markup == "commonmark" and post.text
+    body = markup.render(post.text, MATTERMOST_MARKUP) if commonmark else defuse(post.text)
     fixed = sum(len(link) + 1 for link in links)
     body = cut(body, MAX_MESSAGE - fixed) if MAX_MESSAGE - fixed > 0 else ""
     return cut("\n".join([*([body] if body else []), *links]), MAX_MESSAGE)

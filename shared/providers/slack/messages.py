@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -445,9 +446,32 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class SlackMarkup(markup.Asterisks):
+    """Slack's mrkdwn, as "Formatting message text" gives it
+    (https://docs.slack.dev/messaging/formatting-message-text): `*bold*`, `_italic_`,
+    `~strike~`, `` `code` ``, a code block in triple backticks, `>` quotes, and a link
+    `<url|text>`; in text and in a link's parts, `&`, `<` and `>` written as the entities
+    Slack asks for, so no `<!channel>` or `<@U…>` can be made of what came from outside (and
+    commonmark.py's zero-width joiners stay after each `@`). Slack has no escape for
+    `*`, `_`, `~`: a lone one stays a character, as Slack reads it."""
+
+    def text(self, value: str) -> str:
+        return escape(value)
+
+    def link(self, inner: str, url: str) -> str:
+        return f"<{escape(url.replace('|', '%7C'))}|{inner}>"
+
+
+SLACK_MARKUP = SlackMarkup()
+
+
 def outbound_text(post: OutboundPost) -> str:
-    """The chat's plain text escaped for Slack, attachments appended as `<url|name>` links."""
-    lines = [escape(post.text)] if post.text else []
+    """The chat's plain text escaped for Slack (hookhub's own CommonMark, `post.markup`,
+    as mrkdwn), attachments appended as `<url|name>` links."""
+    if post.markup == "commonmark":
+        lines = [markup.render(post.text, SLACK_MARKUP)] if post.text else []
+    else:
+        lines = [escape(post.text)] if post.text else []
     for attachment in post.attachments:
         url = escape(attachment.url.replace("|", "%7C"))
         label = escape(attachment.name.replace("|", "/")) if attachment.name else ""

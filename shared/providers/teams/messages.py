@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
+from shared.providers import markup
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -459,8 +460,27 @@ def defuse(text: str, budget: int) -> str:
     return "".join(out)
 
 
+class TeamsMarkup(markup.Html):
+    """Teams' XML (HTML) text, as "Format your bot messages" gives it (https://learn.
+    microsoft.com/en-us/microsoftteams/platform/bots/how-to/format-your-bot-messages):
+    `<strong>`, `<em>`, `<strike>`, `<code>`, `<pre>`, `<blockquote>`, `<ul>`/`<ol>`,
+    `<a href>`, line breaks `<br>`; text `defuse`d (every character HTML or Teams'
+    Markdown could read as markup a character reference)."""
+
+    line_break = "<br>"
+    block_break = "<br><br>"
+    strike_tag = "strike"
+
+    def text(self, value: str) -> str:
+        return defuse(value, MAX_BYTES)
+
+
+TEAMS_MARKUP = TeamsMarkup()
+
+
 def format_post(post: OutboundPost) -> str:
-    """`<b>author</b>`, a line break, the text, then one link a line per attachment."""
+    """`<b>author</b>`, a line break, the text (hookhub's own CommonMark, `post.markup`, in
+    Teams' HTML; as plain text should it not fit), then one link a line per attachment."""
     author = cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)
     lines = [f"<b>{defuse(author, 1024)}</b>"]
     links = []
@@ -473,8 +493,18 @@ def format_post(post: OutboundPost) -> str:
             links.append(name)
     fixed = sum(len(line.encode()) + 4 for line in (*lines, *links))
     if post.text:
-        lines.append(defuse(post.text, MAX_BYTES - fixed))
+        commonmark = post.markup == "commonmark"
+        lines.append(_written(post.text, MAX_BYTES - fixed, commonmark=commonmark))
     return "<br>".join([*lines, *links])
+
+
+def _written(text: str, budget: int, *, commonmark: bool) -> str:
+    if commonmark:
+        written = markup.render(text, TEAMS_MARKUP)
+        if len(written.encode()) <= budget:
+            return written
+        return defuse(markup.plain(text), budget)
+    return defuse(text, budget)
 
 
 # -- inbound --------------------------------------------------------------------------------

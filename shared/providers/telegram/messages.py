@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -265,9 +266,28 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _attribute(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;")
+
+
+class TelegramMarkup(markup.Html):
+    """Telegram's HTML parse mode, as "Formatting options" gives it
+    (https://core.telegram.org/bots/api#html-style): `<b>`, `<i>`, `<s>`, `<code>`,
+    `<pre>`, `<blockquote>`, `<a href>`; every `<`, `>` and `&` of the text an entity. It
+    has no lists: their items are `•` lines."""
+
+    strong_tag, emphasis_tag, strike_tag = "b", "i", "s"
+    lists = False
+
+
+TELEGRAM_MARKUP = TelegramMarkup()
+
+
 def format_post(post: OutboundPost) -> str:
-    """`<b>author</b>`, a line break, the text, then one link a line per attachment; cut with
-    "…" so that what Telegram counts (the text after parsing, in UTF-16 units) fits 4096."""
+    """`<b>author</b>`, a line break, the text (hookhub's own CommonMark, `post.markup`, in
+    Telegram's HTML), then one link a line per attachment; cut with "…" so that what
+    Telegram counts (the text after parsing, in UTF-16 units) fits 4096 (a CommonMark text
+    is cut before it is written: what it shows is no longer than its source)."""
     author = cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)
     links: list[tuple[str, str | None]] = []  # (visible name, url when it can be a link)
     for attachment in post.attachments:
@@ -279,9 +299,10 @@ def format_post(post: OutboundPost) -> str:
     text = cut(post.text, room) if post.text else ""
     parts = [f"<b>{escape(author)}</b>"]
     if text:
-        parts.append(escape(text))
+        commonmark = post.markup == "commonmark"
+        parts.append(markup.render(text, TELEGRAM_MARKUP) if commonmark else escape(text))
     for name, url in links:
-        quoted = url.replace("&", "&amp;").replace('"', "&quot;") if url else None
+        quoted = _attribute(url) if url else None
         parts.append(f'<a href="{quoted}">{escape(name)}</a>' if quoted else escape(name))
     return "\n".join(parts)
 
