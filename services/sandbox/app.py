@@ -246,6 +246,9 @@ class ChatStandIn:
     # network has no buttons.
     buttons: Callable[[str, str], list[dict[str, str]]] | None = None
     click: Callable[[str, str, str, str], Awaitable[dict[str, Any]]] | None = None
+    # What hookhub said to one of its users alone (an ask to link with their ticket):
+    # `[{user, channel, text}]`, oldest first; None where the network has no clicks.
+    private: Callable[[], list[dict[str, Any]]] | None = None
 
     def can(self) -> dict[str, bool]:
         return {
@@ -378,6 +381,10 @@ class Sandbox:
                 delete=self._slack_deletes,
                 buttons=self._slack_buttons,
                 click=self._slack_clicks,
+                private=lambda: [
+                    {"user": e["user"], "channel": e["channel"], "text": e["text"]}
+                    for e in self.slack.ephemeral
+                ],
             ),
             "discord": ChatStandIn(
                 self._discord_writes,
@@ -390,6 +397,11 @@ class Sandbox:
                 delete=self._discord_deletes,
                 buttons=self._discord_buttons,
                 click=self._discord_clicks,
+                private=lambda: [
+                    {"user": f["user_id"], "channel": f["channel_id"], "text": f["content"]}
+                    for f in self.discord.followups
+                    if f["ephemeral"]
+                ],
             ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
@@ -401,6 +413,13 @@ class Sandbox:
                 cannot={"delete": TELEGRAM_NO_DELETES},
                 buttons=self._telegram_buttons,
                 click=self._telegram_clicks,
+                private=lambda: [
+                    {"user": str(c.id), "channel": str(c.id), "text": m.get("text", "")}
+                    for c in self.telegram.chats.values()
+                    if c.type == "private"
+                    for m in c.messages.values()
+                    if (m.get("from") or {}).get("is_bot")
+                ],
             ),
             "googlechat": ChatStandIn(
                 self._googlechat_writes,
@@ -411,6 +430,10 @@ class Sandbox:
                     "audience": self.googlechat.audience,
                 },
                 cannot={"edit": GOOGLECHAT_NO_CHANGES, "delete": GOOGLECHAT_NO_CHANGES},
+                private=lambda: [
+                    {"user": p["viewer"], "channel": p["space"]["name"], "text": p["text"]}
+                    for p in self.googlechat.private
+                ],
             ),
             "teams": ChatStandIn(
                 self._teams_writes,
@@ -424,6 +447,11 @@ class Sandbox:
                 delete=self._teams_deletes,
                 buttons=self._teams_buttons,
                 click=self._teams_clicks,
+                private=lambda: [
+                    {"user": TEAMS_USERS[user]["aadObjectId"], "channel": "", "text": m["text"]}
+                    for user in TEAMS_USERS
+                    for m in self.teams.personal_messages(user)
+                ],
             ),
             "matrix": ChatStandIn(
                 self._matrix_writes,
@@ -446,6 +474,7 @@ class Sandbox:
                 },
                 edit=self._mattermost_edits,
                 delete=self._mattermost_deletes,
+                private=self._mattermost_private,
             ),
         }
 
@@ -572,7 +601,9 @@ class Sandbox:
                 "team": {"id": self.mattermost.team_id, "name": self.mattermost.team_name},
                 "connected": self.mattermost.connections > 0,
                 "channels": [
-                    {"id": c.id, "name": c.name} for c in self.mattermost.channels.values()
+                    {"id": c.id, "name": c.name}
+                    for c in self.mattermost.channels.values()
+                    if c.type != "D"  # direct message channels are no channels to map
                 ],
                 "users": [
                     {"id": u.id, "name": f"{u.first_name} {u.last_name}".strip() or u.username}
@@ -589,7 +620,11 @@ class Sandbox:
                 # The bot's messaging endpoint (found at the first write: the teams
                 # integration's webhook_url).
                 "messaging_endpoint": self.teams_bot.endpoint,
-                "channels": [{"id": c.id, "name": c.name} for c in self.teams.channels.values()],
+                "channels": [
+                    {"id": c.id, "name": c.name}
+                    for c in self.teams.channels.values()
+                    if c.personal is None  # the bot's one-on-one chats are no team's channels
+                ],
                 "users": [{"id": k, "name": u["name"]} for k, u in TEAMS_USERS.items()],
             },
             "googlechat": {
@@ -867,6 +902,22 @@ class Sandbox:
     async def _mattermost_deletes(self, channel: str, post: str) -> dict[str, Any]:
         await self.mattermost.user_deletes(post)
         return {"id": post, "delivered": self.mattermost.connections > 0}
+
+    def _mattermost_private(self) -> list[dict[str, Any]]:
+        """Its ephemeral posts and the bot's direct messages, each to its one user."""
+        fake = self.mattermost
+        shown = [
+            {"user": e["user_id"], "channel": e["post"]["channel_id"], "text": e["post"]["message"]}
+            for e in fake.ephemeral
+        ]
+        for channel in fake.channels.values():
+            if channel.type == "D":
+                user = next((m for m in channel.members if not fake.users[m].is_bot), "")
+                shown += [
+                    {"user": user, "channel": channel.id, "text": p["message"]}
+                    for p in channel.posts.values()
+                ]
+        return shown
 
     def _mattermost_messages(self, channel: str) -> list[dict[str, Any]]:
         mattermost = self.mattermost
@@ -1302,6 +1353,11 @@ class Sandbox:
             provider = _provider(request, tuple(self.chats))
             return _json(await self.click(provider, await _body(request)), 201)
 
+        async def private(request: Request) -> Response:
+            provider = _provider(request, tuple(self.chats))
+            told = self.chats[provider].private
+            return _json({"items": told() if told is not None else []})
+
         async def chat_messages(request: Request) -> Response:
             return _json({"items": self.chat.messages(request.path_params["channel"])})
 
@@ -1337,6 +1393,7 @@ class Sandbox:
             Route("/sandbox/api/chat/click", _guarded(chat_click), methods=["POST"]),
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/click", _guarded(click), methods=["POST"]),
+            Route("/sandbox/api/{provider}/private", _guarded(private)),
             # `path`: a Google Chat message is `spaces/…/messages/…`.
             Route(
                 "/sandbox/api/{provider}/messages/{message:path}/edit",

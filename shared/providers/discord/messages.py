@@ -42,6 +42,7 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
     UserLookup,
     cut,
@@ -554,11 +555,31 @@ class DiscordChat:
             )
         ]
 
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """An ephemeral follow-up to the click's interaction (`flags` 64: the clicking user
+        alone sees it), on the interaction's own token (the gateway answered the
+        interaction at once, DEFERRED_UPDATE_MESSAGE, which a follow-up may come after).
+        A token gone (its 15 minutes over, Discord's 401/404) is False."""
+        application, interaction = reply.reply.get("application_id"), reply.reply.get("token")
+        if not application or not interaction:
+            return False
+        body = {
+            "content": cut(markup.render(reply.text, DISCORD_MARKUP), MAX_CONTENT),
+            "flags": EPHEMERAL,
+            "allowed_mentions": {"parse": []},
+        }
+        try:
+            await self.api.create_followup(application, interaction, body)
+        except PermanentError:  # TokenRejected among them: the interaction's, not the bot's
+            return False
+        return True
+
     def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
         """A MESSAGE_COMPONENT interaction's click on one of our cards' buttons (its
         `custom_id` ours), from the Interactions Endpoint URL: the interaction's `id`, the
         message's, the guild member's user (docs.discord.com/developers/interactions/
-        receiving-and-responding, "Interaction Object")."""
+        receiving-and-responding, "Interaction Object"); its `application_id` and `token`,
+        what a follow-up to it is made with (`reply_privately`)."""
         if event_type != COMPONENT_EVENT:
             return []
         data, message = payload.get("data"), payload.get("message")
@@ -583,6 +604,7 @@ class DiscordChat:
                 action_id=custom_id.removeprefix(CUSTOM_ID),
                 user_id=user_id,
                 user_name=_str(user.get("global_name")) or _str(user.get("username")),
+                reply=_followup(payload),
             )
         ]
 
@@ -751,6 +773,9 @@ def _disguise(match: re.Match[str]) -> str:
 COMPONENT_EVENT = "message_component"
 ACTION_ROW, BUTTON = 1, 2
 CUSTOM_ID = "hh:"
+# A message flag (docs.discord.com/developers/resources/message, "Message Flags"): only the
+# user of the interaction sees the message.
+EPHEMERAL = 1 << 6
 BUTTONS_A_ROW, MAX_ROWS, LABEL_CHARS, CUSTOM_ID_CHARS = 5, 5, 80, 100
 _BUTTON_STYLES = {"primary": 1, "default": 2, "danger": 4}  # Primary, Secondary, Danger
 
@@ -893,6 +918,12 @@ def _reply_to(message: Mapping[str, Any]) -> str | None:
     if isinstance(reference, Mapping):
         return _str(reference.get("message_id"))
     return None
+
+
+def _followup(interaction: Mapping[str, Any]) -> dict[str, str]:
+    """What a follow-up to the interaction is made with: its application's id and token."""
+    application, token = _str(interaction.get("application_id")), _str(interaction.get("token"))
+    return {"application_id": application, "token": token} if application and token else {}
 
 
 def _author(message: Mapping[str, Any]) -> Author | None:

@@ -60,7 +60,9 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
 )
@@ -188,6 +190,26 @@ class GoogleChatChat:
             external_thread_id=post.thread_external_id if thread else None,
             external_thread_key=None if thread else made_thread,
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """A private message in the card's thread (`privateMessageViewer` the clicking
+        user: they and the app alone see it), as the app; its `requestId` from the reply's
+        tag, so a retry is the same message. A refusal (the user not in the space) is
+        False."""
+        try:
+            await self.api.create_message(
+                token,
+                reply.external_channel_id,
+                cut(markup.render(reply.text, GOOGLE_CHAT_MARKUP), MAX_TEXT),
+                request_id=custom_id(reply.tag),
+                thread_name=reply.reply.get("thread"),
+                private_viewer=f"users/{reply.user_id}",
+            )
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
@@ -419,6 +441,7 @@ class GoogleChatChat:
         user_id = user_name.removeprefix("users/")
         if not user_id or "/" in user_id:
             return []
+        thread = _thread_name(message)
         return [
             Click(
                 interaction_id=card_click_id(payload),
@@ -427,6 +450,7 @@ class GoogleChatChat:
                 action_id=action_id,
                 user_id=user_id,
                 user_name=_str(user.get("displayName")),
+                reply={"thread": thread} if thread else {},
             )
         ]
 

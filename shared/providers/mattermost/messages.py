@@ -46,7 +46,9 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
 )
@@ -233,6 +235,38 @@ class MattermostChat:
             external_message_id,
             {"message": message(post), "props": props(post, self._buttons(token, post))},
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """An ephemeral post in the card's channel that the clicking user alone sees; a bot
+        without the permission for it (a system admin's, by default) writes to the user in
+        its direct message channel with them instead, which they alone read too. A refusal
+        of both is False."""
+        server, secret = split_credential(token)
+        text = cut(markup.render(reply.text, MATTERMOST_MARKUP), MAX_MESSAGE)
+        post = {"channel_id": reply.external_channel_id, "message": text}
+        try:
+            await self.api.create_ephemeral_post(server, secret, reply.user_id, post)
+            return True
+        except TokenRejected:
+            raise
+        except PermanentError:
+            pass
+        try:
+            me = (await self.identity(token)).user_id
+            if me is None:
+                return False
+            direct = await self.api.create_direct_channel(server, secret, (me, reply.user_id))
+            channel = _str(direct.get("id"))
+            if channel is None:
+                return False
+            # Marked ours, as every post of ours: its event over the socket is not brought in.
+            body = {"channel_id": channel, "message": text, "props": {OWN_PROP: "true"}}
+            await self.api.create_post(server, secret, body)
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     def _buttons(self, token: str, post: OutboundPost) -> list[dict[str, Any]]:
         """A card's actions as an attachment of buttons, when there are some and the

@@ -33,8 +33,10 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     RateLimited,
     SenderMarks,
+    TokenRejected,
     UserLookup,
 )
 from shared.providers.slack.api import Page, SlackApi
@@ -191,6 +193,24 @@ class SlackChat:
         await self.api.chat_update(
             token, external_channel_id, external_message_id, text=text, blocks=blocks
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """`chat.postEphemeral` to the clicking user in the card's channel, in mrkdwn. Not in
+        the card's thread: "Ephemeral messages in threads are only shown if there is
+        already an active thread" (chat.postEphemeral's `thread_ts`), and a card may have
+        none. A refusal (the user not in the channel, the channel archived) is False."""
+        try:
+            await self.api.chat_post_ephemeral(
+                token,
+                reply.external_channel_id,
+                reply.user_id,
+                text=markup.render(reply.text, SLACK_MARKUP),
+            )
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         try:

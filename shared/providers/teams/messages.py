@@ -45,6 +45,7 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     Recall,
     SenderMarks,
     TokenRejected,
@@ -290,6 +291,42 @@ class TeamsChat:
             ),
         )
 
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """A channel of Teams shows every message to everyone: what is for the clicking
+        user alone goes to their one-on-one chat with the bot (Create Conversation with
+        them, the invoke's `serviceUrl`, tenant and their Teams id), which Teams opens for a
+        member of a team the app is in. A refusal (a tenant that forbids it, a user gone)
+        is False."""
+        service_url, user = reply.reply.get("service_url"), reply.reply.get("user")
+        tenant, bot = reply.reply.get("tenant"), reply.reply.get("bot")
+        if not service_url or not user or not tenant:
+            return False
+        parameters = {
+            "isGroup": False,
+            "bot": {"id": bot or BOT_PREFIX + self._app_id},
+            "members": [{"id": user}],
+            "tenantId": tenant,
+            "channelData": {"tenant": {"id": tenant}},
+        }
+        activity = {
+            "type": "message",
+            "textFormat": "xml",
+            "text": _written(reply.text, MAX_BYTES, commonmark=True),
+        }
+        try:
+            conversation = await self._with_bearer(
+                token,
+                lambda bearer: self._api.create_conversation(bearer, service_url, parameters),
+            )
+            await self._with_bearer(
+                token, lambda bearer: self._api.send(bearer, service_url, conversation, activity)
+            )
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
+
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         channel = _channel_of(external_channel_id)
         service_url = self.service_url(channel, token)
@@ -345,6 +382,7 @@ class TeamsChat:
                 action_id=str(verb),
                 user_id=str(user),
                 user_name=name if isinstance(name, str) and name else None,
+                reply=_one_on_one(payload),
             )
         ]
 
@@ -539,6 +577,22 @@ def card_attachment(actions: tuple[CardAction, ...]) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _one_on_one(activity: Mapping[str, Any]) -> dict[str, str]:
+    """What the bot's one-on-one chat with the activity's sender is made with: the
+    activity's `serviceUrl`, its tenant (`channelData.tenant.id`, else the conversation's
+    `tenantId`), the sender's Teams id (`from.id`, `29:…`) and the bot's
+    (`recipient.id`)."""
+    tenant = _mapping(_mapping(activity.get("channelData")).get("tenant")).get("id")
+    tenant = tenant or _mapping(activity.get("conversation")).get("tenantId")
+    found = {
+        "service_url": activity.get("serviceUrl"),
+        "tenant": tenant,
+        "user": _mapping(activity.get("from")).get("id"),
+        "bot": _mapping(activity.get("recipient")).get("id"),
+    }
+    return {k: v for k, v in found.items() if isinstance(v, str) and v}
 
 
 def _channel_of(conversation_id: str) -> str:

@@ -26,7 +26,9 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
     utf16_units,
@@ -151,6 +153,23 @@ class TelegramChat:
             # A card: its buttons now (an empty keyboard: none left).
             reply_markup=None if post.actions is None else keyboard(post.actions),
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """A group shows every message to everyone, and the click's own answer
+        (`answerCallbackQuery`, sent in the webhook's answer at once) is a short notice
+        without a link: what is for the user alone goes to their private chat with the bot
+        (`sendMessage` to their user id, https://core.telegram.org/bots/api#sendmessage).
+        "Bots can't initiate conversations with users" (https://core.telegram.org/bots, How
+        are bots different from users?): a user who never started the bot is refused (403),
+        which is False."""
+        text = markup.render(cut(reply.text, MAX_TEXT), TELEGRAM_MARKUP)
+        try:
+            await self._api.send_message(token, reply.user_id, text, parse_mode="HTML")
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         """Telegram refuses past 48 hours (`message_cant_be_deleted`, scope message)."""
