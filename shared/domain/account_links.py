@@ -310,6 +310,11 @@ class AccountLinks:
         address, while it was unexpired."""
         return _unexpired(await self.tickets.find_one_and_delete({"_id": fingerprint(ticket)}))
 
+    async def drop_ticket(self, ticket: str) -> None:
+        """A ticket never handed to its user (the message that would carry it could not be
+        said to them alone): nobody can spend it."""
+        await self.tickets.delete_one({"_id": fingerprint(ticket)})
+
     async def forget_tickets(self, workspace_id: str, provider: str, chat_user_id: str) -> None:
         """Once linked, the user's tickets are of no more use."""
         await self.tickets.delete_many(
