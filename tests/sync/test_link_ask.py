@@ -2,12 +2,14 @@
 chat user's is theirs alone (`visible_to`, an `eph_` id); a network's user's is said by
 their network to them alone (`PrivateReplies`) and, for a provider linked by consent, both
 carry their ticket. Where the network will not say it privately, the thread is told how an
-admin starts it, with no ticket (the one issued is dropped)."""
+admin starts it, with no ticket (the one issued is dropped). A user's own token answered
+401 is refreshed once and the action tried again; refused again, the link is broken and
+they are asked to link again, privately too."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -19,11 +21,15 @@ from prometheus_client import CollectorRegistry
 
 from services.sync.actions.metrics import ActionMetrics
 from services.sync.clicks.repository import Click, Via
-from services.sync.clicks.worker import ClickWorker, _Round
+from services.sync.clicks.worker import ClickWorker, _Ready, _Round
+from shared.domain.account_links import AccountLink
 from shared.domain.message_map import Copy
+from shared.domain.oauth.tokens import NotConnected
 from shared.kernel.crypto import SecretBox
+from shared.providers.acting import Credentials, Link, LinkRejected, Offered, Outcome
 from shared.providers.actors import ACTORS
 from shared.providers.chat import PrivateReply
+from shared.providers.notify import CardAction
 
 TICKET = "T" * 43
 BOX = SecretBox([Fernet.generate_key().decode()])
@@ -73,9 +79,26 @@ class _Connections:
         return await action("xoxb-" + integration_id)
 
 
+class _Tokens:
+    """The link token keeper: `fresh` is what a refresh gives (an exception: refused)."""
+
+    def __init__(self, token: str, fresh: str | Exception) -> None:
+        self.token, self.fresh = token, fresh
+        self.asked: list[str | None] = []
+
+    async def access_token(self, link_id: str, *, rejected: str | None = None) -> str:
+        self.asked.append(rejected)
+        if rejected is None:
+            return self.token
+        if isinstance(self.fresh, Exception):
+            raise self.fresh
+        return self.fresh
+
+
 def _worker(
     links: _Links,
     connections: _Connections | None = None,
+    tokens: _Tokens | None = None,
 ) -> tuple[ClickWorker, ActionMetrics]:
     """The worker with what asking to link and acting use."""
     unused = cast(Any, None)
@@ -91,6 +114,7 @@ def _worker(
         settings=cast(Any, SimpleNamespace(public_url="https://hookhub.example/")),
         owner="own_1",
         metrics=metrics,
+        user_tokens=cast(Any, tokens),
         box=BOX,
     )
     return worker, metrics
@@ -215,3 +239,91 @@ async def test_asked_again_when_the_link_stopped_working() -> None:
     assert "GitHub no longer takes the GitHub account you linked: link it again at" in (reply.text)
     [said], _ = await _asked(_worker(_Links())[0], _click("u_ada"), "github", again=True)
     assert said["visible_to"] == "u_ada" and "link it again at https://" in said["text"]
+
+
+# -- a user's own token answered 401 ------------------------------------------------------
+
+
+@dataclass
+class _Actor:
+    """An acting provider whose API answers 401 to the tokens in `refused`."""
+
+    refused: set[str]
+    name: str = "github"
+    link: str = "oauth"
+    settings: tuple[str, ...] = ()
+    tokens: list[str | None] = field(default_factory=list)
+
+    async def perform(
+        self,
+        client: httpx.AsyncClient,
+        credentials: Credentials,
+        target: Mapping[str, Any],
+        action_id: str,
+        who: Link,
+    ) -> Outcome:
+        self.tokens.append(credentials.user_token)
+        if credentials.user_token in self.refused:
+            raise LinkRejected("GitHub close octocat/hello-world#1: HTTP 401 Bad credentials", 401)
+        return Outcome("closed")
+
+
+LINK = AccountLink(
+    id="lnk_1",
+    workspace_id="ws_1",
+    provider="github",
+    chat_user_id="slack:U024BE7LH",
+    kind="oauth",
+    provider_user="ada",
+    name="Ada Lovelace",
+    external_id="ada",
+    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+    created_by={"kind": "chat_user", "id": "slack:U024BE7LH"},
+)
+
+
+async def _performed(
+    actor: _Actor, tokens: _Tokens, network: _Network | None = None
+) -> tuple[_Round, _Links]:
+    links = _Links()
+    worker, _ = _worker(links, _Connections(network or _Network()), tokens)
+    offered = Offered("github", (CardAction("close", "Close"),), {"repository": "o/r"})
+    ready = _Ready(_click("slack:U024BE7LH", SLACK), ROOT, offered, cast(Any, actor), "Close", LINK)
+    done = _Round()
+    await worker._perform(ready, done)
+    return done, links
+
+
+async def test_a_token_answered_401_is_refreshed_once_and_the_action_tried_again() -> None:
+    actor, tokens = _Actor({"gho_old"}), _Tokens("gho_old", "gho_new")
+    done, links = await _performed(actor, tokens)
+    assert actor.tokens == ["gho_old", "gho_new"] and tokens.asked == [None, "gho_old"]
+    [settled] = done.settled
+    assert settled.status == "done" and links.broken == []
+
+
+async def test_refused_again_after_the_refresh_the_link_is_broken_and_asked_for_again() -> None:
+    network = _Network()
+    actor, tokens = _Actor({"gho_old", "gho_new"}), _Tokens("gho_old", "gho_new")
+    done, links = await _performed(actor, tokens, network)
+    assert actor.tokens == ["gho_old", "gho_new"]  # once more, no further
+    assert links.broken == [
+        ("lnk_1", "GitHub close octocat/hello-world#1: HTTP 401 Bad credentials")
+    ]
+    [settled] = done.settled
+    assert settled.status == "waiting_link"
+    assert [root for root, _ in done.released] == [ROOT.id]  # the action let go
+    [ask] = done.private  # said to them alone, with a new ticket
+    assert ask.ticket == TICKET and "no longer takes" in ask.text
+
+
+async def test_a_refresh_the_provider_refuses_asks_to_link_again_without_a_second_call() -> None:
+    actor = _Actor({"gho_old"})
+    tokens = _Tokens("gho_old", NotConnected("the grant was revoked; link again"))
+    done, links = await _performed(actor, tokens)
+    assert actor.tokens == ["gho_old"]
+    # The token keeper put the link in error itself (its refresh refused for good).
+    assert links.broken == []
+    [settled] = done.settled
+    assert settled.status == "waiting_link" and "no longer takes" in done.private[0].text

@@ -16,7 +16,8 @@ For one click, in order:
    Where their network lets hookhub say nothing to them alone, they are told in the thread
    how an admin starts it, without a ticket. The click runs once they have linked
    (checked every `LINK_CHECK_SECONDS`). An oauth link's token is read (and refreshed if
-   due) for the call; one whose grant the provider refused for good asks to link again.
+   due) for the call; one whose grant the provider refused for good asks to link again,
+   and so does one the provider answers 401 to, once refreshed and tried again.
 3. **Once.** The action on the item is claimed (`Clicks.take_effects`): a second click of
    the same action, by anyone, is answered with who made it and acts no more.
 4. **The call.** `Acting.perform` with the integration's settings, on a client holding
@@ -469,7 +470,20 @@ class ClickWorker(Worker):
             integration = await self._connections.integration(root.integration_id)
             token = await self._user_token(link)
             given = credentials(integration, self._settings, token)
-            outcome = await self._call(ready.actor, given, ready.offered, click, link)
+            try:
+                outcome = await self._call(ready.actor, given, ready.offered, click, link)
+            except LinkRejected:
+                if token is None or self._user_tokens is None:
+                    raise  # a mapping the provider does not know: said no
+                # The user's own token refused (401): refreshed once (NotConnected when
+                # the provider will not), the action tried once more with the new one.
+                fresh = await self._user_tokens.access_token(link.id, rejected=token)
+                given = credentials(integration, self._settings, fresh)
+                try:
+                    outcome = await self._call(ready.actor, given, ready.offered, click, link)
+                except LinkRejected as again:
+                    await self._links.mark_broken(link.id, again.message)
+                    raise NotConnected(again.message) from again
         except NotConnected:  # the user's own grant is gone: they link again
             done.released.append((root.id, click))
             await self._ask_to_link(
