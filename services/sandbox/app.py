@@ -250,6 +250,9 @@ class ChatStandIn:
     # A user types hookhub's command (`channel`, `user`, the words after `/hookhub`), sent
     # as the network sends its command; None where the sandbox has none for it.
     command: Callable[[str, str, str], Awaitable[dict[str, Any]]] | None = None
+    # What hookhub said to one of its users alone (an ask to link with their ticket):
+    # `[{user, channel, text}]`, oldest first; None where the network has no clicks.
+    private: Callable[[], list[dict[str, Any]]] | None = None
 
     def can(self) -> dict[str, bool]:
         return {
@@ -387,6 +390,10 @@ class Sandbox:
                 buttons=self._slack_buttons,
                 click=self._slack_clicks,
                 command=self._slack_commands,
+                private=lambda: [
+                    {"user": e["user"], "channel": e["channel"], "text": e["text"]}
+                    for e in self.slack.ephemeral
+                ],
             ),
             "discord": ChatStandIn(
                 self._discord_writes,
@@ -400,6 +407,11 @@ class Sandbox:
                 buttons=self._discord_buttons,
                 click=self._discord_clicks,
                 command=self._discord_commands,
+                private=lambda: [
+                    {"user": f["user_id"], "channel": f["channel_id"], "text": f["content"]}
+                    for f in self.discord.followups
+                    if f["ephemeral"]
+                ],
             ),
             "telegram": ChatStandIn(
                 self._telegram_writes,
@@ -412,6 +424,13 @@ class Sandbox:
                 buttons=self._telegram_buttons,
                 click=self._telegram_clicks,
                 command=self._telegram_commands,
+                private=lambda: [
+                    {"user": str(c.id), "channel": str(c.id), "text": m.get("text", "")}
+                    for c in self.telegram.chats.values()
+                    if c.type == "private"
+                    for m in c.messages.values()
+                    if (m.get("from") or {}).get("is_bot")
+                ],
             ),
             "googlechat": ChatStandIn(
                 self._googlechat_writes,
@@ -423,6 +442,10 @@ class Sandbox:
                 },
                 cannot={"edit": GOOGLECHAT_NO_CHANGES, "delete": GOOGLECHAT_NO_CHANGES},
                 command=self._googlechat_commands,
+                private=lambda: [
+                    {"user": p["viewer"], "channel": p["space"]["name"], "text": p["text"]}
+                    for p in self.googlechat.private
+                ],
             ),
             "teams": ChatStandIn(
                 self._teams_writes,
@@ -437,6 +460,11 @@ class Sandbox:
                 buttons=self._teams_buttons,
                 click=self._teams_clicks,
                 command=self._teams_commands,
+                private=lambda: [
+                    {"user": TEAMS_USERS[user]["aadObjectId"], "channel": "", "text": m["text"]}
+                    for user in TEAMS_USERS
+                    for m in self.teams.personal_messages(user)
+                ],
             ),
             "matrix": ChatStandIn(
                 self._matrix_writes,
@@ -461,6 +489,7 @@ class Sandbox:
                 edit=self._mattermost_edits,
                 delete=self._mattermost_deletes,
                 command=self._mattermost_commands,
+                private=self._mattermost_private,
             ),
         }
 
@@ -587,7 +616,9 @@ class Sandbox:
                 "team": {"id": self.mattermost.team_id, "name": self.mattermost.team_name},
                 "connected": self.mattermost.connections > 0,
                 "channels": [
-                    {"id": c.id, "name": c.name} for c in self.mattermost.channels.values()
+                    {"id": c.id, "name": c.name}
+                    for c in self.mattermost.channels.values()
+                    if c.type != "D"  # direct message channels are no channels to map
                 ],
                 "users": [
                     {"id": u.id, "name": f"{u.first_name} {u.last_name}".strip() or u.username}
@@ -604,7 +635,11 @@ class Sandbox:
                 # The bot's messaging endpoint (found at the first write: the teams
                 # integration's webhook_url).
                 "messaging_endpoint": self.teams_bot.endpoint,
-                "channels": [{"id": c.id, "name": c.name} for c in self.teams.channels.values()],
+                "channels": [
+                    {"id": c.id, "name": c.name}
+                    for c in self.teams.channels.values()
+                    if c.personal is None  # the bot's one-on-one chats are no team's channels
+                ],
                 "users": [{"id": k, "name": u["name"]} for k, u in TEAMS_USERS.items()],
             },
             "googlechat": {
@@ -974,6 +1009,22 @@ class Sandbox:
     async def _mattermost_deletes(self, channel: str, post: str) -> dict[str, Any]:
         await self.mattermost.user_deletes(post)
         return {"id": post, "delivered": self.mattermost.connections > 0}
+
+    def _mattermost_private(self) -> list[dict[str, Any]]:
+        """Its ephemeral posts and the bot's direct messages, each to its one user."""
+        fake = self.mattermost
+        shown = [
+            {"user": e["user_id"], "channel": e["post"]["channel_id"], "text": e["post"]["message"]}
+            for e in fake.ephemeral
+        ]
+        for channel in fake.channels.values():
+            if channel.type == "D":
+                user = next((m for m in channel.members if not fake.users[m].is_bot), "")
+                shown += [
+                    {"user": user, "channel": channel.id, "text": p["message"]}
+                    for p in channel.posts.values()
+                ]
+        return shown
 
     def _mattermost_messages(self, channel: str) -> list[dict[str, Any]]:
         mattermost = self.mattermost
@@ -1418,6 +1469,11 @@ class Sandbox:
             provider = _provider(request, tuple(self.chats))
             return _json(await self.click(provider, await _body(request)), 201)
 
+        async def private(request: Request) -> Response:
+            provider = _provider(request, tuple(self.chats))
+            told = self.chats[provider].private
+            return _json({"items": told() if told is not None else []})
+
         async def chat_messages(request: Request) -> Response:
             return _json({"items": self.chat.messages(request.path_params["channel"])})
 
@@ -1471,6 +1527,7 @@ class Sandbox:
             Route("/sandbox/api/{provider}/messages", _guarded(write), methods=["POST"]),
             Route("/sandbox/api/{provider}/click", _guarded(click), methods=["POST"]),
             Route("/sandbox/api/{provider}/commands", _guarded(command), methods=["POST"]),
+            Route("/sandbox/api/{provider}/private", _guarded(private)),
             # `path`: a Google Chat message is `spaces/…/messages/…`.
             Route(
                 "/sandbox/api/{provider}/messages/{message:path}/edit",

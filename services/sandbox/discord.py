@@ -151,6 +151,20 @@ def _refuse(status_code_message: tuple[int, int, str]) -> DiscordError:
 # -- state ------------------------------------------------------------------------------------
 
 
+# How long an interaction's token takes follow-ups (Discord's "15 minutes").
+INTERACTION_TOKEN_SECONDS = 15 * 60.0
+
+
+@dataclass
+class SentInteraction:
+    """An interaction sent to an application: its token follows it up."""
+
+    application_id: str
+    channel_id: str
+    user_id: str
+    expires_at: float  # time.monotonic()
+
+
 @dataclass
 class Interaction:
     """An application command sent to the app, and how the app answered it."""
@@ -376,6 +390,11 @@ class FakeDiscord(FakeAuthorizationServer):
         self.channels: dict[str, Channel] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.requests: list[DiscordRequest] = []
+        # Interactions sent, by their token: who may follow them up, and until when.
+        self.interactions: dict[str, SentInteraction] = {}
+        # Follow-up messages made with an interaction's token: an ephemeral one (`flags`
+        # 64) is shown to the interaction's user alone, kept here and nowhere else.
+        self.followups: list[dict[str, Any]] = []
         self.echo_before_answer = False  # dispatch a REST change before answering it
         self.rate_limited = 0  # 429s answered
         self._limits: dict[tuple[str, str | None], tuple[int, float]] = {}
@@ -464,6 +483,14 @@ class FakeDiscord(FakeAuthorizationServer):
     async def _send_interaction(
         self, bot: Bot, url: str, interaction: dict[str, Any], *, forged: bool = False
     ) -> tuple[int, Any]:
+        user = (interaction.get("member") or {}).get("user") or interaction.get("user") or {}
+        if interaction.get("token") and interaction.get("channel_id"):  # not a PING
+            self.interactions[interaction["token"]] = SentInteraction(
+                bot.application_id,
+                interaction["channel_id"],
+                str(user.get("id", "")),
+                time.monotonic() + INTERACTION_TOKEN_SECONDS,
+            )
         body = json.dumps(interaction).encode()
         headers = bot.signed(body)
         if forged:  # signed by another key: what Discord's security checks send
@@ -1427,6 +1454,9 @@ class FakeDiscord(FakeAuthorizationServer):
         return webhook
 
     async def _execute_webhook(self, call: _Call) -> Response:
+        interaction = self.interactions.get(call.params["webhook_token"])
+        if interaction is not None and interaction.application_id == call.params["webhook_id"]:
+            return self._followup(call, interaction)
         webhook = self._webhook(call)
         wait_raw = call.query.get("wait", "false").lower()
         if wait_raw not in ("true", "false", "1", "0"):
@@ -1460,6 +1490,33 @@ class FakeDiscord(FakeAuthorizationServer):
         if wait_raw in ("true", "1"):
             return JSONResponse(message)
         return Response(status_code=204)
+
+    def _followup(self, call: _Call, interaction: SentInteraction) -> Response:
+        """Create Followup Message (docs.discord.com/developers/interactions/
+        receiving-and-responding#create-followup-message): "Functions the same as Execute
+        Webhook, but `wait` is always true"; the interaction's token is good for 15
+        minutes (401 Invalid Webhook Token after). `flags` 64 (EPHEMERAL): the user alone
+        sees it, so it is kept in `followups`, not among the channel's messages."""
+        if time.monotonic() > interaction.expires_at:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")
+        body = call.json_object()
+        content = self._content(body, required=True) or ""
+        flags = body.get("flags") or 0
+        if not isinstance(flags, int):
+            raise form_error("flags", "NUMBER_TYPE_COERCE", "Value is not int.")
+        channel = self.channels[interaction.channel_id]
+        bot = next(b for b in self.bots.values() if b.application_id == interaction.application_id)
+        message = self._new_message(channel, bot.user(), content, allow_everyone=False)
+        message["flags"] = flags
+        message["webhook_id"] = interaction.application_id
+        message["application_id"] = interaction.application_id
+        self.followups.append(
+            {**message, "user_id": interaction.user_id, "ephemeral": bool(flags & EPHEMERAL)}
+        )
+        if not flags & EPHEMERAL:
+            channel.messages[message["id"]] = message
+            call.after.append(lambda: self.dispatch_message("MESSAGE_CREATE", message))
+        return JSONResponse(message)
 
     @staticmethod
     def _components(call: _Call, body: dict[str, Any], webhook: Webhook) -> list[Any]:

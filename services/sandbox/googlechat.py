@@ -204,6 +204,9 @@ class FakeGoogleChat:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     # The `markupSyntax` each text written said it was in (None: the app's default).
     syntaxes: list[Any] = field(default_factory=list)
+    # Private messages made (`privateMessageViewer`): each the message with its viewer,
+    # seen by that user and the app alone, never among the space's messages.
+    private: list[dict[str, Any]] = field(default_factory=list)
     _limits: list[_Limit] = field(default_factory=list)
     _request_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -682,7 +685,9 @@ class FakeGoogleChat:
         if request_id and (space.name, request_id) in self._request_ids:
             # "Specifying an existing request ID returns the message created with that ID
             # instead of creating a new message."
-            return JSONResponse(space.messages[self._request_ids[(space.name, request_id)]])
+            first = self._request_ids[(space.name, request_id)]
+            again = space.messages.get(first) or next(p for p in self.private if p["name"] == first)
+            return JSONResponse(again)
         text = body.get("text")
         if not isinstance(text, str) or not text or len(text) > MAX_TEXT:
             return _error(400, "INVALID_ARGUMENT", "Message text is empty or too long.")
@@ -702,6 +707,9 @@ class FakeGoogleChat:
             if thread is None and option == "REPLY_MESSAGE_OR_FAIL":
                 return _error(404, "NOT_FOUND", "Thread not found.")
         self.syntaxes.append(body.get("markupSyntax"))
+        viewer = body.get("privateMessageViewer")
+        if viewer is not None:
+            return self._private(space, viewer, text, thread, request_id)
         made = self._store(space, self.app_user, text, thread=thread, message_id=message_id)
         if body.get("cardsV2"):
             made["cardsV2"] = body["cardsV2"]
@@ -711,6 +719,44 @@ class FakeGoogleChat:
             self._request_ids[(space.name, request_id)] = made["name"]
         if self.echo_posts and self.endpoint_url:
             await self.deliver(self._event(space, made, self.app_user))
+        return JSONResponse(made)
+
+    def _private(
+        self,
+        space: FakeSpace,
+        viewer: Any,
+        text: str,
+        thread: str | None,
+        request_id: str | None,
+    ) -> Response:
+        """A private message ("Send private messages to Google Chat users",
+        developers.google.com/workspace/chat/private-messages): `privateMessageViewer` a
+        user of the space (`{"name": "users/{id}"}`), app authentication only (the caller
+        here). Kept in `private`, not among the space's messages."""
+        name = viewer.get("name") if isinstance(viewer, dict) else None
+        member = next(
+            (
+                key
+                for key, user in self.users.items()
+                if user["name"] == name and key in space.members
+            ),
+            None,
+        )
+        if member is None:
+            return _error(400, "INVALID_ARGUMENT", "Invalid private message viewer.")
+        n = next(self._ids)
+        made: dict[str, Any] = {
+            "name": f"{space.name}/messages/p{n:06d}.p{n:06d}",
+            "sender": self.app_user,
+            "createTime": rfc3339(time.time()),
+            "text": text,
+            "thread": {"name": thread or f"{space.name}/threads/p{n:06d}"},
+            "space": {"name": space.name},
+            "privateMessageViewer": {"name": name},
+        }
+        self.private.append({**made, "viewer": member})
+        if request_id:
+            self._request_ids[(space.name, request_id)] = made["name"]
         return JSONResponse(made)
 
     def _thread(self, space: FakeSpace, wanted: dict[str, Any]) -> str | None:

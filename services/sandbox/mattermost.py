@@ -3,7 +3,10 @@ people), the REST API v4 calls hookhub makes and the WebSocket, over real HTTP.
 
 REST (api.mattermost.com; docs.mattermost.com/api/reference): `GET /users/me`,
 `GET /users/{id}`, `GET /channels/{id}`, `POST /posts`, `PUT /posts/{id}/patch`,
-`DELETE /posts/{id}`, `GET /channels/{id}/posts` (`page`/`per_page`/`before`, or `since`).
+`DELETE /posts/{id}`, `GET /channels/{id}/posts` (`page`/`per_page`/`before`, or `since`),
+`POST /posts/ephemeral` (a post one user alone sees, kept in `ephemeral`; only for a user
+with `create_post_ephemeral`, a system admin's: `system_admins`, else 403) and `POST
+/channels/direct` (the two users' direct message channel, type `D`).
 Every call needs `Authorization: Bearer <token>` of a known personal access token; errors
 answer Mattermost's AppError JSON `{"id", "message", "detailed_error", "request_id",
 "status_code"}`. What the server does and this fake copies (mattermost-server source):
@@ -128,6 +131,7 @@ class Channel:
     team_id: str
     members: set[str] = field(default_factory=set)
     posts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    type: str = "O"  # open; `D` a direct message channel
 
     def body(self) -> dict[str, Any]:
         return {
@@ -136,7 +140,7 @@ class Channel:
             "update_at": 1_700_000_000_000,
             "delete_at": 0,
             "team_id": self.team_id,
-            "type": "O",
+            "type": self.type,
             "display_name": self.display_name,
             "name": self.name,
             "header": "",
@@ -214,6 +218,11 @@ class FakeMattermost:
         self.bot_token = new_id()
         self.tokens[self.bot_token] = BOT[0]
         self.requests: list[tuple[str, str]] = []  # (method, path) of every REST call
+        # Who has `create_post_ephemeral` (Mattermost gives it to system admins alone).
+        self.system_admins: set[str] = set()
+        # Ephemeral posts made, each `{user_id, post}`: shown to that user alone, stored
+        # nowhere else (the server keeps none).
+        self.ephemeral: list[dict[str, Any]] = []
         self._last_ms = 0
         self._sockets: list[_Socket] = []
         self._rate_limited: list[tuple[float, int]] = []  # (retry after, reset)
@@ -435,7 +444,7 @@ class FakeMattermost:
             {
                 "channel_display_name": channel.display_name,
                 "channel_name": channel.name,
-                "channel_type": "O",
+                "channel_type": channel.type,
                 "post": json.dumps(post),
                 "sender_name": "@" + sender.username,
                 "set_online": True,
@@ -607,6 +616,12 @@ class FakeMattermost:
                 Route(API + "/channels/{channel_id}/posts", self._rest(self._posts)),
                 Route(API + "/posts", self._rest(self._create_post), methods=["POST"]),
                 Route(
+                    API + "/posts/ephemeral",
+                    self._rest(self._create_ephemeral),
+                    methods=["POST"],
+                ),
+                Route(API + "/channels/direct", self._rest(self._direct_channel), methods=["POST"]),
+                Route(
                     API + "/posts/{post_id}/patch", self._rest(self._patch_post), methods=["PUT"]
                 ),
                 Route(API + "/posts/{post_id}", self._rest(self._delete_post), methods=["DELETE"]),
@@ -706,6 +721,67 @@ class FakeMattermost:
             raise _invalid("props")
         post = await self._create(user.id, channel_id, message, root_id, props)
         return JSONResponse(post, 201)
+
+    async def _create_ephemeral(self, request: Request, user: User) -> Response:
+        """`POST /posts/ephemeral` `{user_id, post: {channel_id, message}}`: "Must have
+        create_post_ephemeral permission (currently only given to system admin)"
+        (docs.mattermost.com/api/reference/create-post-ephemeral)."""
+        if user.id not in self.system_admins:
+            raise _forbidden()
+        body = await self._body(request)
+        target, post = body.get("user_id"), body.get("post")
+        if not isinstance(target, str) or target not in self.users:
+            raise _invalid("user_id")
+        if not isinstance(post, dict) or not isinstance(post.get("message"), str):
+            raise _invalid("post")
+        channel = self._member_channel(str(post.get("channel_id") or ""), user)
+        now = self.now_ms()
+        made = {
+            "id": new_id(),
+            "create_at": now,
+            "update_at": now,
+            "user_id": user.id,
+            "channel_id": channel.id,
+            "root_id": str(post.get("root_id") or ""),
+            "message": post["message"],
+            "type": "system_ephemeral",
+            "props": {},
+        }
+        self.ephemeral.append({"user_id": target, "post": made})
+        return JSONResponse(made, 201)
+
+    async def _direct_channel(self, request: Request, user: User) -> Response:
+        """`POST /channels/direct` with two user ids, the caller's among them: their
+        direct message channel (the one they have, or made), type `D`, named
+        `{id}__{id}` in order."""
+        try:
+            ids = await request.json()
+        except ValueError:
+            raise _invalid("user_ids") from None
+        if (
+            not isinstance(ids, list)
+            or len(ids) != 2
+            or not all(isinstance(i, str) and i in self.users for i in ids)
+        ):
+            raise _invalid("user_ids")
+        if user.id not in ids:
+            raise _forbidden()
+        name = "__".join(sorted(ids))
+        found = next((c for c in self.channels.values() if c.name == name), None)
+        if found is None:
+            found = Channel(new_id(), name, "", "", set(ids), type="D")
+            self.channels[found.id] = found
+        return JSONResponse(found.body(), 201)
+
+    def direct_posts(self, user_id: str) -> list[dict[str, Any]]:
+        """The posts in `user_id`'s direct message channels, oldest first."""
+        found = [
+            post
+            for channel in self.channels.values()
+            if channel.type == "D" and user_id in channel.members
+            for post in channel.posts.values()
+        ]
+        return sorted(found, key=lambda p: p["create_at"])
 
     async def _patch_post(self, request: Request, user: User) -> Response:
         post = self.post(request.path_params["post_id"])

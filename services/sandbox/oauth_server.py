@@ -121,6 +121,8 @@ class RefreshToken:
 class AccessToken:
     grant: Grant
     expires_at: float
+    # Refused alone (`revoke_access`), its grant's refresh token still good.
+    revoked: bool = False
 
 
 class _Payload(OAuth2Payload):
@@ -342,7 +344,22 @@ class FakeAuthorizationServer:
 
     def valid(self, access_token: str) -> bool:
         item = self.access_tokens.get(access_token)
-        return item is not None and not item.grant.revoked and item.expires_at > time.time()
+        return (
+            item is not None
+            and not item.revoked
+            and not item.grant.revoked
+            and item.expires_at > time.time()
+        )
+
+    def revoke_access(self, access_token: str) -> bool:
+        """This access token refused from now on (401), its grant and refresh token kept:
+        a provider that stopped taking one token (a user's password changed, a token
+        found leaked) while the grant goes on, so a refresh gets a working one."""
+        item = self.access_tokens.get(access_token)
+        if item is None or item.revoked:
+            return False
+        item.revoked = True
+        return True
 
     def bearer(self, request: Request) -> str | None:
         """The user of the request's valid bearer token, else None."""

@@ -52,7 +52,7 @@ MAX_TEXT = 40_000
 # chat.* write methods, the ones the per-channel rate applies to.
 WRITES = frozenset({"chat.postMessage", "chat.update", "chat.delete"})
 # Methods that read their arguments from a JSON body; every other one ignores a JSON body.
-JSON_METHODS = WRITES
+JSON_METHODS = WRITES | {"chat.postEphemeral"}
 # What `limited_app` changes: these methods at 1 request a minute, 15 messages a page.
 LIMITED_METHODS = frozenset({"conversations.history", "conversations.replies"})
 LIMITED_PAGE = 15
@@ -73,6 +73,8 @@ class Channel:
     member: bool = True
     archived: bool = False
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Users who are not in the channel (every user of the workspace is, but these).
+    outsiders: set[str] = field(default_factory=set)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -181,6 +183,10 @@ class FakeSlack(FakeAuthorizationServer):
         self.deliveries: list[Delivery] = []
         # What the app answered at its slash commands' response_urls: (path, JSON body).
         self.command_responses: list[tuple[str, dict[str, Any]]] = []
+        # What chat.postEphemeral showed, each to its one user: `{channel, user, text,
+        # message_ts, thread_ts?}`. Never among a channel's messages, never in its history,
+        # no event of it (Slack sends none).
+        self.ephemeral: list[dict[str, Any]] = []
         self._last_ts = Decimal(0)
         self._pending: set[asyncio.Task[Any]] = set()
 
@@ -783,6 +789,7 @@ class FakeSlack(FakeAuthorizationServer):
             "users.info": self._users_info,
             "users.list": self._users_list,
             "chat.postMessage": self._post_message,
+            "chat.postEphemeral": self._post_ephemeral,
             "chat.update": self._update,
             "chat.delete": self._delete,
         }
@@ -1061,6 +1068,24 @@ class FakeSlack(FakeAuthorizationServer):
             await self.deliver(channel.id, echo)
             return JSONResponse(answer_body)
         return JSONResponse(answer_body, background=self._later(channel.id, echo))
+
+    async def _post_ephemeral(self, token: str, args: dict[str, Any]) -> Response:
+        """chat.postEphemeral (api.slack.com/methods/chat.postEphemeral): shown to `user`
+        alone, in `channel`, where the bot must be and the user too
+        (`user_not_in_channel`); answered `{message_ts}` and kept in `ephemeral` only."""
+        channel = self._channel(args, member=True, writable=True)
+        user = str(args.get("user") or "")
+        if not user:
+            raise _Refusal("user_not_found")
+        if user not in self.users or user in channel.outsiders:
+            raise _Refusal("user_not_in_channel")
+        text = self._text(args, required=True)
+        ts = self.next_ts()
+        shown = {"channel": channel.id, "user": user, "text": text, "message_ts": ts}
+        if args.get("thread_ts"):
+            shown["thread_ts"] = str(args["thread_ts"])
+        self.ephemeral.append(shown)
+        return JSONResponse({"ok": True, "message_ts": ts})
 
     def _own(self, channel: Channel, args: dict[str, Any], cannot: str) -> dict[str, Any]:
         stored = channel.messages.get(str(args.get("ts", "")))

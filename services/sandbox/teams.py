@@ -13,6 +13,10 @@ signing keys, its Connector, and Teams' side of a conversation.
   `invalid_client` (AADSTS7000215), an unknown app 400 `unauthorized_client`
   (AADSTS700016), as Microsoft Entra's error responses are shaped (`error`,
   `error_description`, `error_codes`).
+- The Connector's Create Conversation (`POST /v3/conversations`): a user's one-on-one chat
+  with the bot (`isGroup` false, one member by their `29:` id, the tenant), answered
+  `{"id": "a:…"}` and kept as a conversation of its own (`personal`); a user the test puts
+  in `unreachable` is refused 403 `Forbidden` (a tenant's policy, the user gone).
 - The Connector (`/v3/conversations/{conversationId}/activities[/{activityId}]`: POST, PUT,
   DELETE), answering a `ResourceResponse` `{"id"}` and refusing with an `ErrorResponse`
   `{"error": {"code", "message"}}` (botbuilder-schema 4.17.1): 401 without a token it issued
@@ -112,6 +116,8 @@ class Channel:
     # The ids of the messages edited (by their author, or the bot's own through the
     # Connector): what Teams marks "Edited".
     edited: set[str] = field(default_factory=set)
+    # A one-on-one chat of the bot's: the user's key in USERS (None: a team's channel).
+    personal: str | None = None
 
 
 @dataclass
@@ -127,6 +133,8 @@ class FakeTeams:
         }
     )
     removed: set[str] = field(default_factory=set)  # channels the bot was removed from
+    # Users (keys of USERS) the bot cannot start a one-on-one chat with.
+    unreachable: set[str] = field(default_factory=set)
     # Each team's region: its serviceUrl is `{base_url}/<region>/`.
     regions: dict[str, str] = field(default_factory=lambda: {TEAM_ID: "teams"})
     token_lifetime: int = 3599
@@ -441,6 +449,7 @@ class FakeTeams:
                 Route("/v1/.well-known/openidconfiguration", metadata),
                 Route("/v1/.well-known/keys", keys),
                 Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+                Route("/{region}/v3/conversations", self._create, methods=["POST"]),
                 Route(
                     "/{region}/v3/conversations/{conversation}/activities",
                     self._send,
@@ -509,6 +518,51 @@ class FakeTeams:
                     headers={"Retry-After": str(rule[1])},
                 )
         return self.tokens[token]
+
+    def personal_messages(self, user: str) -> list[dict[str, Any]]:
+        """What the bot wrote in its one-on-one chats with `user` (a key of USERS)."""
+        return [
+            message
+            for channel in self.channels.values()
+            if channel.personal == user
+            for message in channel.messages.values()
+        ]
+
+    async def _create(self, request: Request) -> Response:
+        """Create Conversation (`ConversationParameters`, the Connector's API reference):
+        here, a one-on-one chat of the bot with one user of the tenant."""
+        body = await _body(request)
+        app_id = self._check(request, body)
+        if isinstance(app_id, Response):
+            return app_id
+        members = (body or {}).get("members")
+        tenant = (body or {}).get("tenantId") or (
+            ((body or {}).get("channelData") or {}).get("tenant") or {}
+        ).get("id")
+        if (
+            body is None
+            or body.get("isGroup")
+            or not isinstance(members, list)
+            or len(members) != 1
+            or tenant != TENANT_ID
+        ):
+            return JSONResponse(
+                _error("BadSyntax", "Incorrect conversation creation parameters"), 400
+            )
+        member = members[0].get("id") if isinstance(members[0], dict) else None
+        user = next((key for key, u in USERS.items() if u["id"] == member), None)
+        if user is None:
+            return JSONResponse(_error("BadArgument", "Member id is not valid"), 400)
+        if user in self.unreachable:
+            return JSONResponse(_error("Forbidden", "The bot cannot message this user"), 403)
+        conversation = f"a:{app_id}-{user}"
+        if conversation not in self.channels:
+            region = request.path_params["region"]
+            team = next((t for t, r in self.regions.items() if r == region), TEAM_ID)
+            self.channels[conversation] = Channel(
+                conversation, f"{USERS[user]['name']} (personal)", team, personal=user
+            )
+        return JSONResponse({"id": conversation}, 201)
 
     def _conversation(self, request: Request) -> tuple[Channel, str | None] | Response:
         channel_id, _, root = request.path_params["conversation"].partition(THREAD)

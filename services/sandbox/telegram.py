@@ -202,6 +202,11 @@ class FakeTelegram:
     # Least seconds between two writes to one chat, enforced with 429s; None: not enforced.
     chat_interval: float | None = None
     next_update_id: int = 500_000_000
+    # People the fake has seen (they wrote or pressed a button): a bot's message to one of
+    # them who has no private chat with it (never started it) is refused, 403 "Forbidden:
+    # bot can't initiate conversation with a user" (core.telegram.org/bots: "Bots can't
+    # initiate conversations with users").
+    people: set[int] = field(default_factory=set)
     _rules: list[_Rule] = field(default_factory=list)
 
     # -- set-up ----------------------------------------------------------------------------
@@ -220,6 +225,13 @@ class FakeTelegram:
         chat = FakeChat(id=id, type=type, title=title, username=username, member=member)
         self.chats[id] = chat
         return chat
+
+    def start_bot(self, user: dict[str, Any]) -> FakeChat:
+        """`user` opens the bot and presses Start: their private chat with it, which the
+        bot may write to from then on."""
+        self.people.add(int(user["id"]))
+        chat = self.chats.get(int(user["id"]))
+        return chat or self.add_chat(int(user["id"]), "private", str(user.get("first_name", "")))
 
     def kick(self, chat_id: int) -> None:
         """The bot is removed from the chat (blocked, for a private one): 403 afterwards."""
@@ -274,6 +286,7 @@ class FakeTelegram:
         """A person writes in the chat: the `message` Update goes to the bot's webhook.
         `fields` are further Message fields (`photo`, `caption`, `new_chat_members`...)."""
         chat = self.chats[chat_id]
+        self.people.add(int(user["id"]))
         message = self._store(chat, {"from": {"is_bot": False, **user}}, text, reply_to, fields)
         return await self._deliver(token, "message", message)
 
@@ -373,6 +386,7 @@ class FakeTelegram:
         `chat_instance`, `data`) goes to the bot's webhook, with `secret_token` in place of
         the webhook's when given (a forgery). The webhook's status and answer."""
         message = self.chats[chat_id].messages[message_id]
+        self.people.add(int(user["id"]))
         [button] = [b for b in self.buttons(chat_id, message_id) if b["callback_data"] == data]
         query = {
             "id": str(secrets.randbits(63)),
@@ -501,6 +515,9 @@ class FakeTelegram:
             except (TypeError, ValueError):
                 chat = None
         if chat is None:
+            person = str(raw).isdigit() and int(raw) in self.people
+            if person:  # someone the bot has no private chat with
+                return _refuse(403, "Forbidden: bot can't initiate conversation with a user")
             return _refuse(400, "Bad Request: chat not found")
         if chat.migrated_to is not None:
             return _refuse(

@@ -189,6 +189,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         owner=ownership.id,
         metrics=action_metrics,
         user_tokens=user_tokens,
+        box=runtime.secrets,
     )
     # Cards' offers their webhooks do not carry (Jira's transitions), read beside the
     # notifications consumer and shown by editing the root (services.sync.clicks.reads).
@@ -224,6 +225,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         clicks=clicks,
         wake=click_worker.wake,
         metrics=metrics,
+        box=runtime.secrets,
     )
 
     async def provider_events(events: list[ProviderEvent]) -> asyncio.Future[None]:

@@ -310,6 +310,27 @@ class AccountLinks:
         address, while it was unexpired."""
         return _unexpired(await self.tickets.find_one_and_delete({"_id": fingerprint(ticket)}))
 
+    async def drop_ticket(self, ticket: str) -> None:
+        """A ticket never handed to its user (the message that would carry it could not be
+        said to them alone): nobody can spend it."""
+        await self.tickets.delete_one({"_id": fingerprint(ticket)})
+
+    async def mark_broken(self, link_id: str, reason: str) -> None:
+        """An oauth link whose token the provider refused again after a refresh: `error`,
+        as a grant refused for good (its user's next click asks them to link again)."""
+        await self.collection.update_one(
+            {"_id": link_id, "kind": "oauth"},
+            {
+                "$set": {
+                    "status": ERROR,
+                    "last_error": reason,
+                    "oauth.last_refresh_error": reason,
+                    "oauth.refresh_at": None,
+                    "updated_at": utcnow_ms(),
+                }
+            },
+        )
+
     async def forget_tickets(self, workspace_id: str, provider: str, chat_user_id: str) -> None:
         """Once linked, the user's tickets are of no more use."""
         await self.tickets.delete_many(

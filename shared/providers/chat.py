@@ -42,6 +42,8 @@ __all__ = [
     "OutboundPost",
     "PermanentError",
     "Posted",
+    "PrivateReplies",
+    "PrivateReply",
     "ProviderUnreachable",
     "RateLimited",
     "TokenRejected",
@@ -157,6 +159,10 @@ class Attachment:
         }
 
 
+# How a post's text is written: the chat's plain text, or hookhub's own CommonMark.
+Markup = Literal["plain", "commonmark"]
+
+
 @dataclass(frozen=True)
 class OutboundPost:
     """A chat message as it is to appear in a provider channel.
@@ -170,7 +176,11 @@ class OutboundPost:
     `actions`: for a notification's root card whose item can be acted on (SPEC §20), what
     it offers now, shown as the network's own buttons (an empty tuple: none now, so an
     edit takes the buttons away); None for any other message, whose buttons (it has none)
-    an edit leaves alone."""
+    an edit leaves alone.
+
+    `markup`: "plain" for the chat's own messages (plain text, escaped by each network);
+    "commonmark" for what hookhub wrote itself (notifications, cards, its replies), which
+    each network writes in its own markup (shared.providers.markup)."""
 
     text: str
     author: Author
@@ -178,6 +188,7 @@ class OutboundPost:
     attachments: tuple[Attachment, ...] = ()
     tag: str | None = None
     actions: tuple[CardAction, ...] | None = None
+    markup: Markup = "plain"
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,9 @@ class Click:
     - `chat_message_id`: the chat message the button says it is on, where what the button
       carries is proven ours (Mattermost's context): the clicked message must be that
       message's copy, so a proof is good for its own card only.
+    - `reply`: what else the interaction gives to answer the clicking user alone
+      (`PrivateReplies`): Discord's application id and interaction token, Teams' service
+      URL, tenant and the user's and bot's Teams ids, Google Chat's thread. Kept sealed.
     """
 
     interaction_id: str
@@ -269,6 +283,7 @@ class Click:
     user_id: str
     user_name: str | None = None
     chat_message_id: str | None = None
+    reply: Mapping[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -339,6 +354,38 @@ class Commanded(Protocol):
         needs its invocation answered besides the channel (Discord's deferred response).
         A public answer otherwise reaches the network channel as every chat message does,
         through the chat channel it is mapped to."""
+        ...
+
+
+@dataclass(frozen=True)
+class PrivateReply:
+    """What hookhub says to one network user alone, about their click (SPEC §20: an
+    unlinked user's ask to link, which may carry their single-use ticket): `text` is
+    CommonMark, written in the network's markup; `external_channel_id`,
+    `external_message_id`, `user_id` and `reply` are the click's (`Click`); `tag` names it
+    once (a network that takes a request id gets it, so a retry is the same message)."""
+
+    external_channel_id: str
+    external_message_id: str
+    user_id: str
+    text: str
+    tag: str
+    reply: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PrivateReplies(Protocol):
+    """A network where the bot can say something to one user that nobody else sees:
+    Slack's ephemeral messages, Discord's ephemeral follow-ups, Mattermost's ephemeral
+    posts (else a direct message), Google Chat's private messages, a Teams or Telegram
+    chat of the bot with the user."""
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """Said to the user alone: True. False where the network lets the bot say nothing
+        to this user alone now (not in the channel, never started a chat with the bot, the
+        interaction's token expired, a permission the bot lacks): the caller then says in
+        the thread what names no secret. Raises TokenRejected (the token, refreshed once by
+        the caller), RateLimited and ProviderUnreachable (a passing failure)."""
         ...
 
 

@@ -254,3 +254,29 @@ def test_sync_holds_a_networks_own_connection_by_its_name() -> None:
     batch = [("POSTED", {"id": "1"}, 1, False), ("TYPING", {"id": "2"}, 2, False)]
     events = gateways._events(Held("int_madeup"), "ws_1", batch)
     assert [(e.provider, e.event_type) for e in events] == [("madeup", "POSTED")]
+
+
+def test_the_sandbox_lists_what_a_network_said_to_one_user_alone(tmp_path: Path) -> None:
+    """`GET /sandbox/api/{network}/private`'s lists: what each stand-in keeps of what was
+    said to one user alone, never among a channel's messages."""
+    sandbox = Sandbox(
+        credentials(tmp_path), port=1, public_url="http://127.0.0.1", origin="http://127.0.0.1"
+    )
+    sandbox.slack.ephemeral.append(
+        {"channel": "C0GENERAL", "user": "U0ALICE", "text": "yours", "message_ts": "1.2"}
+    )
+    slack = sandbox.chats["slack"].private
+    assert slack is not None and slack() == [
+        {"user": "U0ALICE", "channel": "C0GENERAL", "text": "yours"}
+    ]
+    mattermost = sandbox.mattermost
+    person = next(u for u in mattermost.users.values() if not u.is_bot)
+    bot = next(u.id for u in mattermost.users.values() if u.is_bot)
+    direct = mattermost.add_channel("dm1", "a__b", "", members=[person.id, bot])
+    direct.type = "D"
+    direct.posts["p1"] = {"message": "yours too"}
+    listed = sandbox.chats["mattermost"].private
+    assert listed is not None and listed() == [
+        {"user": person.id, "channel": "dm1", "text": "yours too"}
+    ]
+    assert sandbox.chats["matrix"].private is None  # no buttons, no clicks, nothing private

@@ -15,7 +15,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 
 from services.sandbox.alertmanager import FakeAlertmanager
@@ -28,7 +30,15 @@ from shared.providers.matrix.messages import format_content
 from tests.support import admin_headers, served
 from tests.sync import googlechat_world, mattermost_world, teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
-from tests.sync.test_notifications import ALERTS, link, send_alert, subscribe
+from tests.sync.test_notifications import (
+    ALERTS,
+    SECRET,
+    corpus,
+    link,
+    send_alert,
+    send_github,
+    subscribe,
+)
 
 SILENCES = ["silence:1h", "silence:4h", "silence:24h"]
 # A Telegram user (core.telegram.org/bots/api#user).
@@ -90,6 +100,12 @@ async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any
         lambda v: v["channel_id"] == channel and "thread_id" not in v
     )
     assert [a["id"] for a in root["card"]["actions"]] == SILENCES
+    chat_id = await published(world, channel, root)
+    return Card(alertmanager, integration_id, token, channel, root, chat_id)
+
+
+async def published(world: World, channel: str, root: dict[str, Any]) -> str:
+    """The chat publishes the root it received as its own message: its chat id."""
     chat_id = world.new_id("m_")
     await world.chat.publish(
         "message.created",
@@ -100,19 +116,7 @@ async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any
             "inbound_id": root["id"],
         },
     )
-    return Card(alertmanager, integration_id, token, channel, root, chat_id)
-
-
-async def copied(world: World, card: Card, networks: int = 1) -> None:
-    """Until the card's posts in `networks` networks are in the message map: a click is
-    looked up there, and a post's copy is written just after the post (a person cannot
-    click in between; a test can)."""
-
-    async def read() -> bool:
-        copies = await world.sync_app.state.message_map.of_messages([card.chat_id])
-        return len([c for c in copies if c.origin == "outbound"]) >= networks
-
-    await until(read, what=f"the card's copies in {networks} networks")
+    return chat_id
 
 
 async def resolve(world: World, card: Card) -> None:
@@ -254,7 +258,7 @@ async def test_the_networks_show_a_cards_actions_as_buttons_and_a_signed_click_a
         ("Silence 24 h", "hh:silence:24h"),
     ]
 
-    await copied(world, card, networks=4)
+    await copied(world, card, "slack", "discord", "teams", "telegram")
     # Forged (another app's secret, another key): refused, nothing written.
     slack.add_user("UGRACE01", "Grace Hopper")
     discord.add_user("1300000000000000001", "ada", global_name="Ada Lovelace")
@@ -355,7 +359,7 @@ async def test_google_chat_shows_a_cards_actions_as_buttons_and_a_signed_click_a
         for d, t in (("1 h", "FILLED"), ("4 h", None), ("24 h", None))
     ]
 
-    await copied(world, card)
+    await copied(world, card, "googlechat")
     other_key = fake.bearer(key=rsa_key())
     forged = await fake.click(space, name, "Silence 1 h", "alice", bearer=other_key)
     assert forged.status_code == 401, forged.text
@@ -409,7 +413,7 @@ async def test_mattermost_shows_a_cards_actions_as_buttons_and_a_proven_click_ac
     assert {b["integration"]["url"] for b in buttons} == {url}
     assert all(re.fullmatch(r"[A-Za-z0-9]+", b["id"]) for b in buttons)
 
-    await copied(world, card)
+    await copied(world, card, "mattermost")
     context = buttons[0]["integration"]["context"]
     made_up = {**context, "proof": "0" * 64}
     forged = await fake.click(post_id, "Silence 1 h", ADA[0], context=made_up)
@@ -445,7 +449,7 @@ async def test_a_click_naming_another_workspaces_message_does_nothing(
     external = world.slack_channel()
     card = await firing_card(world, alertmanager, (world.slack_integration, external))
     [posted] = await until(lambda: slack.posts(external), what="the card posted to Slack")
-    await copied(world, card)  # ours to find, were it our integration
+    await copied(world, card, "slack")  # ours to find, were it our integration
     elsewhere = dataclasses.replace(
         world, chat=dataclasses.replace(world.chat, workspace_id="ws_x")
     )
@@ -484,3 +488,202 @@ def test_matrix_names_a_cards_actions_in_its_text() -> None:
     )
     plain = format_content(OutboundPost("Incident", Author("PagerDuty"), actions=()))
     assert plain.body == "Incident"
+
+
+# -- a network user's ask to link, to them alone (SPEC §20) --------------------------------
+
+LINK_PATH = re.compile(r"/api/auth/oauth/link/[\w-]+")
+
+
+@dataclass
+class IssueCard:
+    """A GitHub issue's root in a chat channel that networks are mapped to, as the chat
+    got it and published it (its actions: assign to me, close)."""
+
+    channel: str
+    root: dict[str, Any]
+    chat_id: str
+
+    def reply(self, text: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda v: v.get("thread_id") in (self.chat_id, self.root["id"]) and text in v["text"]
+
+
+async def issue_card(world: World, number: int, *mapped: Any) -> IssueCard:
+    """Issue `number` of Codertocat/Hello-World opened, its card in a new chat channel
+    that each of `mapped` (`(integration id, external channel id)`) is mapped to."""
+    github = world.github
+    assert github is not None
+    github.track("Codertocat/Hello-World", number)
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    channel = (await subscribe(world, integration_id, events=["issues.*"]))["channel_id"]
+    for network_integration, external in mapped:
+        await world.map(network_integration, external, channel)
+    payload = corpus("issues/opened.payload.json")
+    payload["issue"]["number"] = number
+    await send_github(world, integration_id, "issues", payload)
+    [root] = await world.chat.received(
+        lambda v: v["channel_id"] == channel and "thread_id" not in v
+    )
+    assert [a["id"] for a in root["card"]["actions"]] == ["assign:me", "close"]
+    return IssueCard(channel, root, await published(world, channel, root))
+
+
+async def copied(world: World, card: Card | IssueCard, *providers: str) -> None:
+    """Once the message map holds the card's copy in each of `providers`: a click is looked
+    up there, and a post's copy is written just after the post (a person cannot click in
+    between; a test can)."""
+
+    async def read() -> bool:
+        answer = await world.sync.get(
+            "/api/messages/lookup",
+            params={"channel_id": card.channel, "message_id": card.chat_id},
+            headers=admin_headers(),
+        )
+        if answer.status_code != 200:
+            return False
+        found = {c["provider"] for c in answer.json()["copies"] if c["origin"] == "outbound"}
+        return found >= set(providers)
+
+    await until(read, what="the card's copies in the map")
+
+
+def _link_in(text: str) -> str:
+    found = LINK_PATH.search(text)
+    assert found is not None, text
+    return found.group(0)
+
+
+async def test_a_network_users_ask_to_link_is_theirs_alone_with_their_ticket(
+    world: World,
+    teams: teams_world.Teams,
+    gchat: googlechat_world.GoogleChat,
+    mattermost: mattermost_world.Mattermost,
+) -> None:
+    """A GitHub issue's card bridged to every network with buttons; an unlinked network
+    user's click on it is answered by their network to them alone, with their own ticket
+    (Slack's ephemeral message, Discord's ephemeral follow-up, a Teams one-on-one chat, a
+    Google Chat private message, a Mattermost ephemeral post or else a direct message, a
+    Telegram private chat once they started the bot; before that, Telegram's thread is told
+    how an admin starts it, with no ticket). The ticket's page names the network user;
+    spent, it links them, and their click runs as them. The card's text in each network is
+    the network's own markup, its title a link of it."""
+    slack, discord, telegram = world.slack, world.discord, world.telegram
+    await discord_interactions(world)
+    slack_channel, discord_channel = world.slack_channel(), world.discord_channel()
+    teams_channel, space = teams.channel(), gchat.space()
+    mm_channel, telegram_chat = mattermost.channel(), world.telegram_chat()
+    card = await issue_card(
+        world,
+        7,
+        (world.slack_integration, slack_channel),
+        (world.discord_integration, discord_channel),
+        (teams.integration, teams_channel),
+        (gchat.integration, space),
+        (mattermost.integration_id, mm_channel),
+        (world.telegram_integration, telegram_chat),
+    )
+    # Each network's copy in the map before its click (a click on a post the map does not
+    # know yet is no click on a card).
+    await copied(world, card, "slack", "discord", "teams", "googlechat", "mattermost", "telegram")
+    [posted] = await until(lambda: slack.posts(slack_channel), what="the card in Slack")
+    # Slack's mrkdwn: the issue's title a `<url|title>` link, no CommonMark shown.
+    assert "<https://github.com/Codertocat/Hello-World/issues/1|" in posted["text"], posted
+    assert "](" not in posted["text"], posted["text"]
+
+    # Slack: an ephemeral message to Grace, in the card's channel.
+    slack.add_user("UGRACE07", "Grace Hopper")
+    clicked = await slack.click(slack_channel, posted["ts"], "close", "UGRACE07")
+    assert clicked.status == 200
+    [shown] = await until(
+        lambda: [e for e in slack.ephemeral if e["user"] == "UGRACE07"], what="Slack's ask"
+    )
+    assert shown["channel"] == slack_channel and "only you see this" in shown["text"]
+    slack_ticket = _link_in(shown["text"])
+    assert f"{slack_ticket}|" in shown["text"]  # a link of mrkdwn's
+
+    # Discord: an ephemeral follow-up of the click's interaction.
+    [discord_post] = await until(
+        lambda: list(discord.channels[discord_channel].messages.values()),
+        what="the card in Discord",
+    )
+    discord.add_user("1300000000000000077", "lin", global_name="Lin Clark")
+    status, answer = await discord.click(
+        DISCORD_TOKEN, discord_channel, discord_post["id"], "hh:close", "1300000000000000077"
+    )
+    assert (status, answer) == (200, {"type": 6})
+    [followup] = await until(
+        lambda: [f for f in discord.followups if f["user_id"] == "1300000000000000077"],
+        what="Discord's ask",
+    )
+    assert followup["ephemeral"] and followup["flags"] & 64
+    assert _link_in(followup["content"]) and followup["id"] not in (
+        discord.channels[discord_channel].messages
+    )
+
+    # Teams: Alan's one-on-one chat with the bot.
+    [teams_post] = await until(lambda: teams.stored(teams_channel), what="the card in Teams")
+    status, _ = await teams.fake.click(teams.bot, teams_channel, teams_post["id"], "close", "alan")
+    assert status == 200
+    [alone] = await until(lambda: teams.fake.personal_messages("alan"), what="Teams' ask")
+    assert '<a href="' in alone["text"] and _link_in(alone["text"])
+
+    # Google Chat: a private message to Alice.
+    [chat_post] = await until(lambda: gchat.stored(space), what="the card in Google Chat")
+    clicked_gc = await gchat.fake.click(space, chat_post["name"], "Close", "alice")
+    assert clicked_gc.status_code == 200, clicked_gc.text
+    [private] = await until(lambda: gchat.fake.private, what="Google Chat's ask")
+    assert private["viewer"] == "alice" and _link_in(private["text"])
+    assert private["name"] not in gchat.fake.spaces[space].messages
+
+    # Mattermost: the bot may not post ephemerally (a system admin's right): a direct
+    # message to Grace; made a system admin, an ephemeral post to Ada.
+    fake_mm = mattermost.fake
+    [mm_post] = await until(lambda: fake_mm.live_posts(mm_channel), what="the card in Mattermost")
+    await fake_mm.click(mm_post["id"], "Close", GRACE[0])
+    [direct] = await until(lambda: fake_mm.direct_posts(GRACE[0]), what="Mattermost's DM")
+    assert _link_in(direct["message"])
+    fake_mm.system_admins.add(fake_mm.tokens[fake_mm.bot_token])
+    await fake_mm.click(mm_post["id"], "Close", ADA[0])
+    [ephemeral] = await until(lambda: fake_mm.ephemeral, what="Mattermost's ephemeral post")
+    assert ephemeral["user_id"] == ADA[0] and _link_in(ephemeral["post"]["message"])
+
+    # Telegram: Bob never started the bot: the thread is told how an admin links him.
+    [telegram_post] = await until(
+        lambda: list(telegram.chats[telegram_chat].messages.values()),
+        what="the card in Telegram",
+    )
+    message_id = telegram_post["message_id"]
+    await telegram.press(telegram_chat, message_id, "hh:close", BOB, token=TELEGRAM_TOKEN)
+    [public] = await world.chat.received(card.reply("`telegram:4702`"), timeout=30)
+    assert "visible_to" not in public and not LINK_PATH.search(public["text"])
+    # Started, his next click is answered in his private chat with the bot.
+    telegram.start_bot(BOB)
+    await telegram.press(telegram_chat, message_id, "hh:close", BOB, token=TELEGRAM_TOKEN)
+    [direct_tg] = await until(
+        lambda: list(telegram.chats[4702].messages.values()), what="Telegram's ask"
+    )
+    assert _link_in(direct_tg["text"])
+
+    # Nothing of it in the thread but Telegram's public ask.
+    asked = await world.chat.inbound.settled(card.reply("link"))
+    assert [LINK_PATH.search(a["text"]) for a in asked] == [None], asked
+
+    # Slack's ticket: its page names the Slack user; spent, it links them; the click runs.
+    page = await world.oauth.client.get(slack_ticket)
+    assert page.status_code == 200, page.text
+    assert "Slack user <strong>Grace Hopper</strong>" in page.text, page.text
+    assert "<code>slack:UGRACE07</code>" in page.text
+    github = world.github
+    assert github is not None
+    github.writers = {"Codertocat/Hello-World": {"grace"}}
+    github.profiles["grace-gh"] = {"login": "grace", "id": 1007, "name": "Grace Hopper"}
+    github.user = "grace-gh"
+    opened = await world.oauth.client.post(slack_ticket, headers={"origin": world.gateway.base_url})
+    assert opened.status_code == 303, opened.text
+    async with httpx.AsyncClient() as browser:
+        consented = await browser.get(opened.headers["location"])
+    back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
+    linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["chat_user_id"] == "slack:UGRACE07", linked.text
+    await world.chat.received(card.reply("Closed by Grace Hopper (from Slack)"), timeout=30)

@@ -1205,6 +1205,90 @@ async def test_an_acted_on_card_shows_the_new_state_at_once_pending_until_the_we
             settings.pagerduty_api_base = before
 
 
+async def link_by_consent(world: World, provider: str, chat_user_id: str) -> None:
+    """The chat user linked to `provider` by their consent there (an admin starts it), as
+    the stand-in's current user."""
+    started = await world.oauth.client.post(
+        f"/api/account-links/{provider}/connect",
+        json={"chat_user_id": chat_user_id},
+        params={"workspace_id": world.chat.workspace_id},
+        headers=admin_headers(),
+    )
+    assert started.status_code == 200, started.text
+    async with httpx.AsyncClient() as browser:
+        consented = await browser.get(started.json()["authorization_url"])
+    assert consented.status_code == 302, consented.text
+    back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
+    linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
+    assert linked.status_code == 200, linked.text
+
+
+def newest_token(fake: Any, user: str) -> str:
+    """The access token the stand-in issued last to a grant of `user`."""
+    issued = [t for t, a in fake.access_tokens.items() if a.grant.user == user]
+    assert issued, user
+    return str(issued[-1])
+
+
+async def test_a_token_github_stopped_taking_is_refreshed_once_else_the_user_links_again(
+    world: World,
+) -> None:
+    """A linked user's token GitHub answers 401 to (revoked alone, its grant good): the
+    link's token is refreshed once and the action made again with the new one. The grant
+    revoked: the refresh is refused, the link goes to `error`, and the user is asked, to
+    them alone, to link again, with a ticket; nothing is made, nothing said in the thread."""
+    github = world.github
+    assert github is not None
+    repo = "Codertocat/Hello-World"
+    github.track(repo, 1)
+    github.writers = {repo: {"lin"}}
+    github.profiles["lin-gh"] = {"login": "lin", "id": 1003, "name": "Lin Clark"}
+    github.user = "lin-gh"
+    await link_by_consent(world, "github", "u_lin")
+    token = newest_token(github, "lin-gh")
+    integration_id = await connect(world, "github", webhook_secret=SECRET)
+    channel = (await subscribe(world, integration_id, events=["issues.*"]))["channel_id"]
+    await send_github(world, integration_id, "issues", corpus("issues/opened.payload.json"))
+    [root] = await world.chat.received(
+        lambda v: v["channel_id"] == channel and "thread_id" not in v
+    )
+
+    def reply(text: str) -> Any:
+        return lambda v: v.get("thread_id") == root["id"] and text in v["text"]
+
+    async def click(action: str) -> None:
+        await world.chat.publish(
+            "message.action",
+            {"message_id": root["id"], "channel_id": channel, "action_id": action},
+            actor={"id": "u_lin", "name": "Lin Clark"},
+        )
+
+    # GitHub stops taking her token (the grant goes on): refreshed once, made again.
+    before = len(github.acted.requests)
+    refreshed = github.refresh_grants
+    assert github.revoke_access(token)
+    await click("close")
+    await world.chat.received(reply("Closed by Lin Clark (from chat)"), timeout=30)
+    first, second = github.acted.requests[before:]
+    assert github.refresh_grants == refreshed + 1
+    assert first.headers["authorization"] == f"Bearer {token}"
+    fresh = second.headers["authorization"].removeprefix("Bearer ")
+    assert fresh != token and github.login_of_token(fresh) == "lin"
+    assert (second.method, second.body) == ("PATCH", {"state": "closed"})
+
+    # The grant revoked: the refresh is refused, the link broken, she is asked again.
+    assert github.revoke(fresh)
+    before = len(github.acted.requests)
+    await click("assign:me")
+    [asked] = await world.chat.received(reply("no longer takes the GitHub account"))
+    assert asked["visible_to"] == "u_lin" and asked["id"].startswith("eph_"), asked
+    assert re.search(r"/api/auth/oauth/link/[\w-]+", asked["text"]), asked["text"]
+    assert len(github.acted.requests) == before + 1  # the 401, no second call
+    links = world.sync_app.state.clicks._clicks.database["account_links"]
+    found = await links.find_one({"chat_user_id": "u_lin", "provider": "github"})
+    assert found is not None and found["status"] == "error", found
+
+
 # A workflow as Jira's default software one (tests/providers/test_jira_acting.py's).
 JIRA_WORKFLOW = {
     "To Do": [("11", "Start progress", "In Progress"), ("31", "Done", "Done")],
@@ -1229,20 +1313,8 @@ async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
     jira.people["ada-at"] = {"accountId": ADA_JIRA_ID, "displayName": "Ada Lovelace"}
     jira.transitioners = {ADA_JIRA_ID}
     # Ada links her Atlassian account (an admin starts her consent).
-    started = await world.oauth.client.post(
-        "/api/account-links/jira/connect",
-        json={"chat_user_id": "u_ada_at"},
-        params={"workspace_id": world.chat.workspace_id},
-        headers=admin_headers(),
-    )
-    assert started.status_code == 200, started.text
     jira.user = "ada-at"
-    async with httpx.AsyncClient() as browser:
-        consented = await browser.get(started.json()["authorization_url"])
-    assert consented.status_code == 302, consented.text
-    back = dict(parse_qsl(urlsplit(consented.headers["location"]).query))
-    linked = await world.oauth.client.get("/api/auth/oauth/callback", params=back)
-    assert linked.status_code == 200, linked.text
+    await link_by_consent(world, "jira", "u_ada_at")
 
     integration_id = await connect(world, "jira", webhook_secret=SECRET)
     channel = (await subscribe(world, integration_id, events=["issue.*"]))["channel_id"]

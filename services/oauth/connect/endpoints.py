@@ -19,7 +19,7 @@ from shared.kernel.http.app import from_state
 from shared.kernel.http.auth import Authenticated, CallerDep
 from shared.kernel.http.errors import MANAGEMENT_ERRORS, error_response, error_responses
 from shared.kernel.mongo import Document
-from shared.providers.catalog import catalog_entry
+from shared.providers.catalog import CATALOG, catalog_entry
 
 router = APIRouter(prefix="/api/auth/oauth", tags=["oauth"])
 
@@ -166,13 +166,24 @@ def _confirm(found: Document) -> str:
         else (f"<code>{user}</code>")
     )
     workspace = html.escape(found["workspace_id"])
+    kind = html.escape(_kind_of_user(found["chat_user_id"]))
     return (
-        f"<p>This links the chat user {who} of workspace <code>{workspace}</code> to "
+        f"<p>This links the {kind} {who} of workspace <code>{workspace}</code> to "
         f"your {provider} account: actions they click on cards will then be made at "
         f"{provider} as you.</p>\n"
-        f"<p><strong>If you are not that chat user, stop here</strong>: this link was "
+        f"<p><strong>If you are not that {kind}, stop here</strong>: this link was "
         f"meant for them alone.</p>\n"
     )
+
+
+def _kind_of_user(chat_user_id: str) -> str:
+    """Who a ticket names: a chat user, or a bridged network's user (`slack:U024BE7LH`,
+    whose click in Slack asked for it: "Slack user")."""
+    network, _, user = chat_user_id.partition(":")
+    entry = CATALOG.get(network) if user else None
+    if entry is not None and "sync" in entry.capabilities:
+        return f"{entry.name} user"
+    return "chat user"
 
 
 def _page(body: str, ticket: str | None) -> str:

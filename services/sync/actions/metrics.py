@@ -16,6 +16,14 @@ class ActionMetrics:
             ["provider", "action", "outcome"],
             registry=registry,
         )
+        self.link_asks = Counter(
+            "hookhub_link_asks",
+            "Asks to link an account for a click, by provider, who clicked (chat, or the "
+            "network) and how the ask was said (private: to them alone; public: in the "
+            "thread, naming no secret, where the network let hookhub say nothing privately)",
+            ["provider", "clicked_in", "said"],
+            registry=registry,
+        )
         self.provider_seconds = Histogram(
             "hookhub_action_provider_seconds",
             "Time the provider took to answer an action's call, by provider, action and outcome",

@@ -14,11 +14,14 @@ workspace's) is not found: nothing is written. The click's id derives from the n
 interaction id, so an interaction sent again is the same click, acted on once.
 
 Who clicked is the network user, as `<network>:<user id>` (`slack:U024BE7LH`): the chat
-user id their account link is kept under (docs/acting.md, "Clicks in the networks").
+user id their account link is kept under (docs/acting.md, "Clicks in the networks"). What
+the network gives to answer them alone (`Click.reply`: Discord's interaction token among
+it) is kept with the click, sealed, for the click worker's private ask to link.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +32,7 @@ from services.sync.clicks.repository import ACTION_ID_CHARS, Clicks
 from services.sync.metrics import SyncMetrics
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.domain.message_map import MessageMap, copy_id
+from shared.kernel.crypto import SecretBox
 from shared.kernel.envelopes import ProviderEvent
 from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, id_problem, utcnow
@@ -72,8 +76,10 @@ class NetworkClicks:
         clicks: Clicks,
         wake: Callable[[], None],
         metrics: SyncMetrics,
+        box: SecretBox,
     ) -> None:
         self._connections = connections
+        self._box = box
         self._map = message_map
         self._clicks = clicks
         self._wake = wake
@@ -128,6 +134,10 @@ class NetworkClicks:
                     "provider": provider,
                     "integration_id": found.integration.id,
                     "interaction_id": click.interaction_id,
+                    "external_channel_id": click.external_channel_id,
+                    "external_message_id": click.external_message_id,
+                    "user_id": click.user_id,
+                    **self._reply(click),
                 },
             }
             click_id = derived_id(
@@ -137,6 +147,14 @@ class NetworkClicks:
             self._metrics.clicks.labels(provider, "queued").inc()
         if docs and await self._clicks.accept(docs):
             self._wake()
+
+    def _reply(self, click: Click) -> dict[str, str]:
+        """What answers the user alone (an interaction's token among it), sealed. Not
+        among the fields `hookhub keys rotate` rewrites: a click is answered within
+        seconds, and one that a removed key no longer opens is answered in the thread."""
+        if not click.reply:
+            return {}
+        return {"reply": self._box.encrypt(json.dumps(dict(click.reply)))}
 
     async def _clicked(self, event: ProviderEvent) -> list[_Clicked]:
         provider = self._interactive.get(event.provider)

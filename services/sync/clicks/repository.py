@@ -46,6 +46,30 @@ ENDED = ("done", "duplicate", "refused", "failed")
 
 
 @dataclass(frozen=True)
+class Via:
+    """Where a bridged network's click came from (its document's `via`): the network, the
+    integration the gateway verified it for, the interaction, the clicked message, who
+    clicked (their id there) and, sealed, what the network gives to answer them alone
+    (`shared.providers.chat.Click.reply`)."""
+
+    provider: str
+    integration_id: str | None = None
+    external_channel_id: str | None = None
+    external_message_id: str | None = None
+    user_id: str | None = None
+    reply: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Document | None) -> Via | None:
+        if not doc or not doc.get("provider"):
+            return None
+        fields = ("integration_id", "external_channel_id", "external_message_id", "user_id")
+        found = {name: str(doc[name]) for name in fields if doc.get(name)}
+        reply = doc.get("reply")
+        return cls(str(doc["provider"]), reply=reply if isinstance(reply, str) else None, **found)
+
+
+@dataclass(frozen=True)
 class Click:
     id: str
     workspace_id: str
@@ -60,6 +84,7 @@ class Click:
     provider: str | None = None
     # The network a bridged network's click came from (`via.provider`); None: the chat's.
     network: str | None = None
+    via: Via | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Click:
@@ -76,6 +101,7 @@ class Click:
             created_at=doc["created_at"],
             provider=doc.get("provider"),
             network=(doc.get("via") or {}).get("provider"),
+            via=Via.from_doc(doc.get("via")),
         )
 
     @property

@@ -8,14 +8,16 @@ For one click, in order:
    actions it offered): else the click is refused with nothing done (a click naming
    another workspace's message finds nothing). The action must be one the card offered.
 2. **Who acts.** The user's account link for the provider (shared.domain.account_links);
-   without one the click waits (`waiting_link`) and one reply in the thread says how to
-   link, seen by them alone (`visible_to`; for a provider linked by the user's own
-   consent, with their link to it: a single-use ticket the oauth service turns into the
-   provider's consent; a network's user, whom the chat cannot show a message to alone, is
-   told in the thread how an admin starts it, without a ticket); it runs once they have
-   linked (checked every `LINK_CHECK_SECONDS`). An oauth link's token is read (and
-   refreshed if due) for the call; one whose grant the provider refused for good asks
-   to link again.
+   without one the click waits (`waiting_link`) and one reply says how to link, seen by
+   them alone: a chat user's in the thread (`visible_to`), a network user's said by their
+   network to them alone (`PrivateReplies`: Slack's ephemeral message, Discord's
+   ephemeral follow-up, …); for a provider linked by the user's own consent, with their
+   link to it (a single-use ticket the oauth service turns into the provider's consent).
+   Where their network lets hookhub say nothing to them alone, they are told in the thread
+   how an admin starts it, without a ticket. The click runs once they have linked
+   (checked every `LINK_CHECK_SECONDS`). An oauth link's token is read (and refreshed if
+   due) for the call; one whose grant the provider refused for good asks to link again,
+   and so does one the provider answers 401 to, once refreshed and tried again.
 3. **Once.** The action on the item is claimed (`Clicks.take_effects`): a second click of
    the same action, by anyone, is answered with who made it and acts no more.
 4. **The call.** `Acting.perform` with the integration's settings, on a client holding
@@ -29,12 +31,14 @@ For one click, in order:
 A round does this for every click it claimed at once: one read of their cards, one of
 their users' links (per workspace and provider), one insert claiming their actions, the
 provider's calls side by side, then what they end with in one delete, one publish and one
-bulk write (`_Round`): a round's MongoDB writes do not grow with its clicks.
+bulk write (`_Round`): a round's MongoDB writes do not grow with its clicks. The asks said
+to network users alone go to their networks side by side before the replies are published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -49,15 +53,17 @@ from services.sync.clicks.queue import IDLE_SECONDS, LEASE, Settled, Worker, nex
 from services.sync.clicks.repository import Click, Clicks, Held
 from shared.domain.account_links import AccountLink, AccountLinks, ticket_url
 from shared.domain.audit import AuditLog, chat_user_entry
-from shared.domain.message_map import Copy, MessageMap, ephemeral_id
+from shared.domain.message_map import NOTIFICATION, Copy, MessageMap, ephemeral_id
 from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.kernel import errors
+from shared.kernel.crypto import SecretBox
 from shared.kernel.egress import EgressPolicy, check_url
 from shared.kernel.envelopes import Encoded, Topic, encode_inbound
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import Document
 from shared.kernel.settings import Settings
+from shared.providers import commonmark as md
 from shared.providers.acting import (
     Acting,
     ActionRefused,
@@ -70,6 +76,7 @@ from shared.providers.acting import (
 )
 from shared.providers.actors import ACTORS, credentials
 from shared.providers.catalog import CATALOG
+from shared.providers.chat import PrivateReplies, PrivateReply
 from shared.providers.connections import Connections
 from shared.providers.notify import Card, card_text
 
@@ -137,6 +144,9 @@ class _Round:
     released: list[tuple[str, Click]] = field(default_factory=list)
     replies: list[Encoded] = field(default_factory=list)
     settled: list[Settled] = field(default_factory=list)
+    # Asks to link said by a network to its user alone, each with what the thread is told
+    # instead should the network not let that be said.
+    private: list[_PrivateAsk] = field(default_factory=list)
     # Clicks that ended before (their events read again): nothing to write.
     dropped: list[str] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
@@ -150,6 +160,19 @@ class _Round:
         **fields: Any,
     ) -> None:
         self.settled.append(Settled(click.id, status, outcome, due_at, fields))
+
+
+@dataclass(frozen=True)
+class _PrivateAsk:
+    """An ask to link for a network's user: `text` for them alone (their ticket's URL in
+    it, for a provider linked by consent), `public` the thread's reply, naming no secret,
+    should their network not let it be said to them alone."""
+
+    click: Click
+    provider: str
+    text: str
+    public: Encoded
+    ticket: str | None = None
 
 
 @dataclass
@@ -182,6 +205,7 @@ class ClickWorker(Worker):
         metrics: ActionMetrics,
         actors: Mapping[str, Acting] | None = None,
         user_tokens: TokenKeeper | None = None,
+        box: SecretBox | None = None,
     ) -> None:
         super().__init__()
         self._clicks = clicks
@@ -196,6 +220,8 @@ class ClickWorker(Worker):
         self._metrics = metrics
         self._actors = ACTORS if actors is None else actors
         self._user_tokens = user_tokens
+        # Opens what a network gave to answer its user alone (sealed with the click).
+        self._box = box
         self._links_checked = 0.0
         self._claimed_at = 0.0
         self._handed: dict[str, _Handed] = {}
@@ -348,6 +374,8 @@ class ClickWorker(Worker):
         """What the round's clicks end with (`_Round`): a click handed over unwritten is
         inserted with its outcome, any other updated."""
         await self._clicks.release_effects(done.released)
+        said = await asyncio.gather(*(self._say_privately(ask) for ask in done.private))
+        done.replies += [a.public for a, alone in zip(done.private, said, strict=True) if not alone]
         edits = [p.edit for p in await self._still_shown(done.pending)]
         await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [*done.replies, *edits])
         async with self._writing:
@@ -458,10 +486,25 @@ class ClickWorker(Worker):
             integration = await self._connections.integration(root.integration_id)
             token = await self._user_token(link)
             given = credentials(integration, self._settings, token)
-            outcome = await self._call(ready.actor, given, ready.offered, click, link)
+            try:
+                outcome = await self._call(ready.actor, given, ready.offered, click, link)
+            except LinkRejected:
+                if token is None or self._user_tokens is None:
+                    raise  # a mapping the provider does not know: said no
+                # The user's own token refused (401): refreshed once (NotConnected when
+                # the provider will not), the action tried once more with the new one.
+                fresh = await self._user_tokens.access_token(link.id, rejected=token)
+                given = credentials(integration, self._settings, fresh)
+                try:
+                    outcome = await self._call(ready.actor, given, ready.offered, click, link)
+                except LinkRejected as again:
+                    await self._links.mark_broken(link.id, again.message)
+                    raise NotConnected(again.message) from again
         except NotConnected:  # the user's own grant is gone: they link again
             done.released.append((root.id, click))
-            await self._ask_to_link(click, root, ready.offered.provider, ready.actor, done)
+            await self._ask_to_link(
+                click, root, ready.offered.provider, ready.actor, done, again=True
+            )
         except errors.Invalid as exc:  # an address the egress rules refuse (`egress_checked`)
             done.released.append((root.id, click))
             self._end(click, "refused", f"{label}: {exc.message}", root, done, link)
@@ -582,40 +625,154 @@ class ClickWorker(Worker):
         done.settle(click, "queued", {"text": "retrying", "error": error}, due)
 
     async def _ask_to_link(
-        self, click: Click, root: Copy, provider: str, actor: Acting, done: _Round
+        self,
+        click: Click,
+        root: Copy,
+        provider: str,
+        actor: Acting,
+        done: _Round,
+        *,
+        again: bool = False,
     ) -> None:
-        """One reply saying how to link, seen by the chat user alone (`visible_to`): for a
-        provider linked by consent it carries their ticket, which links whoever opens it.
-        A network's user is not a chat user the chat can show it to: their reply is in the
-        thread, for everyone, and carries no ticket."""
+        """One reply saying how to link, seen by the user alone: a chat user's in the
+        thread (`visible_to`), a network user's said by their network (`_say_privately`);
+        for a provider linked by consent it carries their ticket, which links whoever
+        opens it. Where a network user's network cannot say it to them alone, the thread
+        is told how an admin starts it, with no ticket. `again`: their link stopped working
+        (the provider refused its grant, or its token after a refresh)."""
         name = _provider_name(provider)
-        visible_to = click.actor_id if click.network is None else None
-        if actor.link == "oauth" and click.network is not None:
-            text = (
-                f"{click.who}, acting on {name} takes your own {name} account, linked by "
-                f"your consent, and its link cannot be handed to you privately in "
-                f"{_provider_name(click.network)}: a workspace admin starts it for "
+        lost = (
+            f"{click.who}, {name} no longer takes the {name} account you linked" if again else None
+        )
+        if click.network is None:
+            visible_to = click.actor_id
+            if actor.link == "oauth":
+                ticket = await self._links.issue_ticket(
+                    click.workspace_id, provider, click.actor_id, click.who
+                )
+                opening = (
+                    f"{click.who}, your chat account is not linked to {name} yet: link your "
+                    f"own {name} account"
+                )
+                text = _with_ticket(opening, lost, ticket_url(self._settings.public_url, ticket))
+            else:
+                text = self._admin_links(click, provider, name, lost)
+            done.replies.append(self._reply(click, root, text, "link", visible_to))
+            self._metrics.link_asks.labels(provider, "chat", "private").inc()
+        else:
+            await self._ask_network_user(click, root, provider, actor, done, lost)
+        done.settle(click, "waiting_link", {"text": "waiting for a link"}, provider=provider)
+
+    async def _ask_network_user(
+        self,
+        click: Click,
+        root: Copy,
+        provider: str,
+        actor: Acting,
+        done: _Round,
+        lost: str | None,
+    ) -> None:
+        """A network user's ask: for their eyes alone where their network can say it
+        (`_say_privately`, with their ticket), else in the thread, naming no secret."""
+        name = _provider_name(provider)
+        if actor.link == "oauth":
+            public = (
+                f"{lost}, and a link to link it again cannot be handed to you privately in "
+                if lost
+                else f"{click.who}, acting on {name} takes your own {name} account, linked "
+                "by your consent, and its link cannot be handed to you privately in "
+            ) + (
+                f"{_provider_name(str(click.network))}: a workspace admin starts it for "
                 f"`{click.actor_id}` in the console (Account links) or with `POST "
                 f"/api/account-links/{provider}/connect`. The action runs once it is."
             )
-        elif actor.link == "oauth":
+        else:
+            public = self._admin_links(click, provider, name, lost)
+        reply = self._reply(click, root, public, "link")
+        if not self._can_say_privately(click):
+            done.replies.append(reply)
+            self._metrics.link_asks.labels(provider, str(click.network), "public").inc()
+            return
+        ticket = None
+        text = public
+        if actor.link == "oauth":
             ticket = await self._links.issue_ticket(
                 click.workspace_id, provider, click.actor_id, click.who
             )
             url = ticket_url(self._settings.public_url, ticket)
-            text = (
-                f"{click.who}, your chat account is not linked to {name} yet: link your own "
-                f"{name} account at {url} (once, within a day; only you see this). The "
-                "action runs once it is."
-            )
-        else:
-            text = (
-                f"{click.who}, your chat account is not linked to {name} yet: a workspace "
-                f"admin links it in the console (Account links) or with `PUT "
-                f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
-            )
-        done.replies.append(self._reply(click, root, text, "link", visible_to))
-        done.settle(click, "waiting_link", {"text": "waiting for a link"}, provider=provider)
+            # CommonMark, as every reply: the network writes the link as its own.
+            linked = md.link(md.text(url, len(url)), url)
+            opening = f"{click.who}, acting on {name} takes your own {name} account: link it"
+            text = _with_ticket(opening, lost, linked)
+        done.private.append(_PrivateAsk(click, provider, text, reply, ticket))
+
+    @staticmethod
+    def _admin_links(click: Click, provider: str, name: str, lost: str | None) -> str:
+        """How a provider linked by a mapping is linked: by an admin (nothing secret)."""
+        opening = (
+            f"{lost}: a workspace admin links it again"
+            if lost
+            else f"{click.who}, your chat account is not linked to {name} yet: a workspace "
+            "admin links it"
+        )
+        return (
+            f"{opening} in the console (Account links) or with `PUT "
+            f"/api/account-links/{provider}/{click.actor_id}`. The action runs once it is."
+        )
+
+    def _can_say_privately(self, click: Click) -> bool:
+        via = click.via
+        network = self._connections.providers.get(via.provider) if via is not None else None
+        return (
+            via is not None
+            and isinstance(network, PrivateReplies)
+            and via.integration_id is not None
+            and via.user_id is not None
+            and via.external_channel_id is not None
+        )
+
+    async def _say_privately(self, ask: _PrivateAsk) -> bool:
+        """The ask said by the click's network to its user alone; False (the thread is told
+        instead) where the network would not, or could not now. A ticket that was not
+        handed over is dropped."""
+        click, via = ask.click, ask.click.via
+        alone = False
+        try:
+            if via is not None and via.integration_id and via.user_id:
+                network = self._connections.providers.get(via.provider)
+                if isinstance(network, PrivateReplies):
+                    reply = PrivateReply(
+                        external_channel_id=via.external_channel_id or "",
+                        external_message_id=via.external_message_id or "",
+                        user_id=via.user_id,
+                        text=ask.text,
+                        tag=derived_id(click.id, "link", prefix="prv"),
+                        reply=self._opened(via.reply),
+                    )
+                    alone = await self._connections.call(
+                        via.integration_id,
+                        lambda token: network.reply_privately(token, reply),
+                    )
+        except Exception as exc:  # the network away, a token refused: said in the thread
+            log.warning("sync_click_private_ask_failed", click_id=click.id, error=repr(exc))
+        self._metrics.link_asks.labels(
+            ask.provider, str(click.network), "private" if alone else "public"
+        ).inc()
+        if not alone and ask.ticket is not None:
+            await self._links.drop_ticket(ask.ticket)
+        return alone
+
+    def _opened(self, sealed: str | None) -> dict[str, str]:
+        """What a network gave to answer its user alone, opened (nothing, should it not
+        open: a key gone since, and the network is asked without it)."""
+        if not sealed or self._box is None:
+            return {}
+        try:
+            opened = json.loads(self._box.decrypt(sealed))
+        except Exception:
+            log.warning("sync_click_reply_unreadable")
+            return {}
+        return {str(k): str(v) for k, v in opened.items()} if isinstance(opened, dict) else {}
 
     def _end(
         self,
@@ -642,9 +799,7 @@ class ClickWorker(Worker):
     ) -> Encoded:
         return encode_inbound(
             id=(
-                ephemeral_id(click.id, part)
-                if visible_to is not None
-                else derived_id(click.id, part, prefix="msg")
+                ephemeral_id(click.id, part) if visible_to is not None else reply_id(click.id, part)
             ),
             type="message.received",
             workspace_id=root.workspace_id,
@@ -690,6 +845,21 @@ class ClickWorker(Worker):
                 },
             )
         )
+
+
+def _with_ticket(opening: str, lost: str | None, url: str) -> str:
+    """An ask to link by consent, with the user's ticket's `url`: `opening` for a user
+    not linked yet, `lost` for one whose link stopped working."""
+    said = f"{lost}: link it again at {url}" if lost else f"{opening} at {url}"
+    return said + " (once, within a day; only you see this). The action runs once it is."
+
+
+def reply_id(click_id: str, part: str) -> str:
+    """A reply's envelope id, derived from the click (a retry publishes the same message).
+    Hookhub's own message, which no provider copy stands for: named as notifications are
+    (shared.domain.message_map.NOTIFICATION), so the outbound consumer does not wait for a
+    copy when the chat tells of it, and writes its CommonMark in each network's markup."""
+    return derived_id(click_id, part, prefix=NOTIFICATION[:-1])
 
 
 def _settle(future: asyncio.Future[None]) -> None:

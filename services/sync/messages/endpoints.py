@@ -34,8 +34,9 @@ class CopyOut(BaseModel):
     external_channel_id: str
     external_message_id: str
     external_thread_id: str | None
-    # outbound: hookhub posted it; inbound: a provider user wrote it; import: history.
-    origin: Literal["outbound", "inbound", "import"]
+    # outbound: hookhub posted it; inbound: a provider user wrote it; import: history;
+    # notification: a notification's root, hookhub's own (its provider the notifying one).
+    origin: Literal["outbound", "inbound", "import", "notification"]
 
 
 class Lookup(BaseModel):

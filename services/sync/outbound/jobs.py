@@ -15,6 +15,9 @@ job documents and the links to record. The rules (SPEC §8):
 - A notification's root card (its copy in the map, `origin` notification) that its item
   can be acted on from carries the card's actions to every network (SPEC §20): its post
   and its edits, which so show the actions its item offers now as the network's buttons.
+- What hookhub wrote itself (a notification, `ntf_…`, or its root's copy; the replies of
+  clicks and commands, named so too) is CommonMark, which each network writes in its own
+  markup (`markup`, shared.providers.markup); the chat's own messages are plain text.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Literal
 import structlog
 
 from services.sync.mappings.service import MappingSnapshot
-from shared.domain.message_map import EPHEMERAL, Copy
+from shared.domain.message_map import EPHEMERAL, NOTIFICATION, Copy
 from shared.kernel import tracing
 from shared.kernel.envelopes import ChatEvent
 from shared.kernel.ids import derived_id
@@ -72,6 +75,8 @@ class Job:
     recovered: bool = False
     # The card's actions, for a notification root that offers them (`OutboundPost.actions`).
     actions: tuple[Mapping[str, Any], ...] | None = None
+    # "commonmark": hookhub's own text (`OutboundPost.markup`); else the chat's plain text.
+    markup: str = "plain"
     # The trace of the chat event it is for (shared.kernel.tracing): its provider calls' parent.
     trace: Any = field(default=None, compare=False)
 
@@ -98,6 +103,7 @@ class Job:
             queued_at=doc["queued_at"],
             recovered=bool(doc.get("recovered", False)),
             actions=None if doc.get("actions") is None else tuple(doc["actions"]),
+            markup=str(doc.get("markup") or "plain"),
             trace=trace if trace is not None else tracing.from_traceparent(doc.get("traceparent")),
         )
 
@@ -220,6 +226,7 @@ def plan(
             if copy.origin != "outbound"
         }
         actions = _card_actions(message, sources)
+        commonmark = _hookhubs(message, sources)
         if message.op == "post":
             passed |= {
                 copy.mapping_id
@@ -254,6 +261,7 @@ def plan(
                     "next_attempt_at": now,
                     **({"traceparent": traceparent} if traceparent else {}),
                     **({"actions": actions} if actions is not None else {}),
+                    **({"markup": "commonmark"} if commonmark else {}),
                 }
             )
     return docs
@@ -269,3 +277,17 @@ def _card_actions(message: Message, sources: Mapping[str, list[Copy]]) -> list[A
             if copy.origin == "notification" and copy.actions is not None:
                 return [dict(action) for action in copy.actions]
     return None
+
+
+def _hookhubs(message: Message, sources: Mapping[str, list[Copy]]) -> bool:
+    """Whether hookhub wrote the message (CommonMark): the chat tells of a notification
+    (`inbound_id` `ntf_…`), or of a message whose copy in the map is a notification's
+    root (an edit of it)."""
+    if message.inbound_id is not None and message.inbound_id.startswith(NOTIFICATION):
+        return True
+    return any(
+        copy.origin == "notification"
+        for key in (message.message_id, message.inbound_id)
+        if key
+        for copy in sources.get(key, [])
+    )

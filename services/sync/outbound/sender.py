@@ -321,4 +321,5 @@ def _outbound(job: Job, thread: str | None) -> OutboundPost:
             CardAction(str(a["id"]), str(a["label"]), a.get("style", "default"))
             for a in job.actions
         ),
+        markup="commonmark" if job.markup == "commonmark" else "plain",
     )

@@ -445,6 +445,22 @@ class DiscordApi:
         )
         return answer if isinstance(answer, dict) else None
 
+    async def create_followup(
+        self, application_id: str, interaction_token: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A follow-up message to an interaction: "Functions the same as Execute Webhook",
+        the application's id and the interaction's token in the path, no bot token; with
+        `flags` 64 (EPHEMERAL) "a message that only the user can see". The token is good
+        for 15 minutes (https://discord.com/developers/docs/interactions/
+        receiving-and-responding#create-followup-message)."""
+        return await self._object(
+            "POST",
+            "/webhooks/{webhook_id}/{webhook_token}",
+            None,
+            {"webhook_id": application_id, "webhook_token": interaction_token},
+            json=body,
+        )
+
     async def edit_webhook_message(
         self, webhook_id: str, webhook_token: str, message_id: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:

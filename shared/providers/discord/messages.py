@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -42,6 +43,7 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
     UserLookup,
     cut,
@@ -557,11 +559,31 @@ class DiscordChat:
             )
         ]
 
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """An ephemeral follow-up to the click's interaction (`flags` 64: the clicking user
+        alone sees it), on the interaction's own token (the gateway answered the
+        interaction at once, DEFERRED_UPDATE_MESSAGE, which a follow-up may come after).
+        A token gone (its 15 minutes over, Discord's 401/404) is False."""
+        application, interaction = reply.reply.get("application_id"), reply.reply.get("token")
+        if not application or not interaction:
+            return False
+        body = {
+            "content": cut(markup.render(reply.text, DISCORD_MARKUP), MAX_CONTENT),
+            "flags": EPHEMERAL,
+            "allowed_mentions": {"parse": []},
+        }
+        try:
+            await self.api.create_followup(application, interaction, body)
+        except PermanentError:  # TokenRejected among them: the interaction's, not the bot's
+            return False
+        return True
+
     def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
         """A MESSAGE_COMPONENT interaction's click on one of our cards' buttons (its
         `custom_id` ours), from the Interactions Endpoint URL: the interaction's `id`, the
         message's, the guild member's user (docs.discord.com/developers/interactions/
-        receiving-and-responding, "Interaction Object")."""
+        receiving-and-responding, "Interaction Object"); its `application_id` and `token`,
+        what a follow-up to it is made with (`reply_privately`)."""
         if event_type != COMPONENT_EVENT:
             return []
         data, message = payload.get("data"), payload.get("message")
@@ -586,6 +608,7 @@ class DiscordChat:
                 action_id=custom_id.removeprefix(CUSTOM_ID),
                 user_id=user_id,
                 user_name=_str(user.get("global_name")) or _str(user.get("username")),
+                reply=_followup(payload),
             )
         ]
 
@@ -812,6 +835,9 @@ COMMAND_NAME = "hookhub"
 _SUB_COMMAND, _SUB_COMMAND_GROUP = 1, 2
 ACTION_ROW, BUTTON = 1, 2
 CUSTOM_ID = "hh:"
+# A message flag (docs.discord.com/developers/resources/message, "Message Flags"): only the
+# user of the interaction sees the message.
+EPHEMERAL = 1 << 6
 BUTTONS_A_ROW, MAX_ROWS, LABEL_CHARS, CUSTOM_ID_CHARS = 5, 5, 80, 100
 _BUTTON_STYLES = {"primary": 1, "default": 2, "danger": 4}  # Primary, Secondary, Danger
 
@@ -834,17 +860,43 @@ def buttons(actions: tuple[CardAction, ...]) -> list[dict[str, Any]]:
     ]
 
 
+class DiscordMarkup(markup.Markdown):
+    """Discord's Markdown ("Markdown Text 101",
+    https://support.discord.com/hc/en-us/articles/210298617): `**bold**`, `*italic*`,
+    `~~strike~~`, code spans and blocks, `>` quotes, `-` lists, and the masked link
+    `[text](url)`; in text a backslash before every character Discord could read as
+    markup (a heading's `#`, a list's `-`, a mention's or timestamp's `<`), which Discord
+    shows as the character alone. No mention pings (`allowed_mentions` is empty)."""
+
+    def text(self, value: str) -> str:
+        return _TEXT_MARKUP.sub(r"\\\1", value)
+
+
+DISCORD_MARKUP = DiscordMarkup()
+# What Discord could read as markup in text (its Markdown, headings and lists at a line's
+# start, `<@…>` and `<t:…>`): escaped with a backslash.
+_TEXT_MARKUP = re.compile(r"([\\*_~`|>\[\]#\-<])")
+
+
 def content(post: OutboundPost) -> str:
     """The text, then one link a line per attachment (`[name](url)`), within 2,000
     characters: the text is cut with "…" to leave room for the links."""
-    return _fit(post.text, _links(post))
+    return _fit(_text(post), _links(post))
 
 
 def reply_content(post: OutboundPost) -> str:
     """As `content`, after the author's name in bold on the first line (a reply goes out as
     the bot, which cannot take the author's name and avatar)."""
     author = cut(" ".join(post.author.name.split()) or "unknown", MAX_USERNAME)
-    return _fit(post.text, _links(post), head=f"**{escape_markdown(author)}**")
+    return _fit(_text(post), _links(post), head=f"**{escape_markdown(author)}**")
+
+
+def _text(post: OutboundPost) -> str:
+    """The chat's text as it is (Discord shows plain text as written), or hookhub's own
+    CommonMark (`post.markup`) in Discord's Markdown."""
+    if post.markup == "commonmark" and post.text:
+        return markup.render(post.text, DISCORD_MARKUP)
+    return post.text
 
 
 def escape_markdown(text: str) -> str:
@@ -928,6 +980,12 @@ def _reply_to(message: Mapping[str, Any]) -> str | None:
     if isinstance(reference, Mapping):
         return _str(reference.get("message_id"))
     return None
+
+
+def _followup(interaction: Mapping[str, Any]) -> dict[str, str]:
+    """What a follow-up to the interaction is made with: its application's id and token."""
+    application, token = _str(interaction.get("application_id")), _str(interaction.get("token"))
+    return {"application_id": application, "token": token} if application and token else {}
 
 
 def _author(message: Mapping[str, Any]) -> Author | None:

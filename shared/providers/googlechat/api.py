@@ -180,11 +180,18 @@ class GoogleChatApi:
         thread_name: str | None = None,
         thread_key: str | None = None,
         cards: list[dict[str, Any]] | None = None,
+        private_viewer: str | None = None,
     ) -> dict[str, Any]:
+        """`private_viewer` (`users/{id}`): a private message, "only visible to the
+        specified user and the Chat app"; app authentication only, no attachments
+        (https://developers.google.com/workspace/chat/private-messages, the Message
+        resource's `privateMessageViewer`)."""
         params: dict[str, str] = {}
         body: dict[str, Any] = {"text": text, "markupSyntax": CHAT_SYNTAX}
         if cards:
             body["cardsV2"] = cards
+        if private_viewer:
+            body["privateMessageViewer"] = {"name": private_viewer}
         if request_id:
             params["requestId"] = request_id
         if message_id:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -60,7 +61,9 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
 )
@@ -190,6 +193,26 @@ class GoogleChatChat:
             external_thread_id=post.thread_external_id if thread else None,
             external_thread_key=None if thread else made_thread,
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """A private message in the card's thread (`privateMessageViewer` the clicking
+        user: they and the app alone see it), as the app; its `requestId` from the reply's
+        tag, so a retry is the same message. A refusal (the user not in the space) is
+        False."""
+        try:
+            await self.api.create_message(
+                token,
+                reply.external_channel_id,
+                cut(markup.render(reply.text, GOOGLE_CHAT_MARKUP), MAX_TEXT),
+                request_id=custom_id(reply.tag),
+                thread_name=reply.reply.get("thread"),
+                private_viewer=f"users/{reply.user_id}",
+            )
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     async def edit(
         self, token: str, external_channel_id: str, external_message_id: str, post: OutboundPost
@@ -471,6 +494,7 @@ class GoogleChatChat:
         user_id = user_name.removeprefix("users/")
         if not user_id or "/" in user_id:
             return []
+        thread = _thread_name(message)
         return [
             Click(
                 interaction_id=card_click_id(payload),
@@ -479,6 +503,7 @@ class GoogleChatChat:
                 action_id=action_id,
                 user_id=user_id,
                 user_name=_str(user.get("displayName")),
+                reply={"thread": thread} if thread else {},
             )
         ]
 
@@ -512,10 +537,29 @@ def defuse(text: str) -> str:
     return _OPENS.sub("<" + ZWJ, text)
 
 
+class GoogleChatMarkup(markup.Asterisks):
+    """Chat's own text formatting (https://developers.google.com/workspace/chat/format-messages):
+    `*bold*`, `_italic_`, `~strikethrough~`, `` `monospace` ``, a monospace block in
+    triple backticks, and a link `<url|text>` (its text's `>` a look-alike); text
+    `defuse`d (Chat has no escape character: a `<` that could open a mention or a link
+    gets a zero-width joiner). Chat has no quote: a quoted line keeps its `>`."""
+
+    def text(self, value: str) -> str:
+        # commonmark.py's joiner already after a `<` is enough.
+        return defuse(value).replace("<" + ZWJ + ZWJ, "<" + ZWJ)
+
+    def link(self, inner: str, url: str) -> str:
+        return f"<{url}|{inner.replace('>', ANGLE_QUOTE)}>"
+
+
+GOOGLE_CHAT_MARKUP = GoogleChatMarkup()
+
+
 def format_post(post: OutboundPost) -> str:
     """`*author*`, a line break, the text, then one `<url|name>` link a line per attachment
     (Chat's own formatting, developers.google.com/workspace/chat/format-messages); the
-    author and the text defused, the whole within 4096 characters."""
+    author and the text defused (hookhub's own CommonMark, `post.markup`, in Chat's
+    markup), the whole within 4096 characters."""
     author = defuse(cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)).replace(
         "*", ASTERISK_OPERATOR
     )
@@ -528,7 +572,11 @@ def format_post(post: OutboundPost) -> str:
         else:
             links.append(name)
     fixed = len(author) + 3 + sum(1 + len(link) for link in links)
-    text = defuse(post.text)
+    text = (
+        markup.render(post.text, GOOGLE_CHAT_MARKUP)
+        if post.markup == "commonmark"
+        else defuse(post.text)
+    )
     if text:
         room = MAX_TEXT - fixed - 1
         text = cut(text, room) if len(text.encode("utf-16-le")) // 2 > room else text

@@ -50,6 +50,7 @@ from mautrix.types import (
 )
 
 from shared.kernel.text import printable
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -454,14 +455,45 @@ def defuse(text: str) -> str:
 ACTIONS_LINE = "Actions (in the chat): "
 
 
+class MatrixMarkup(markup.Html):
+    """`org.matrix.custom.html`, the HTML subset the client-server spec lets a
+    `formatted_body` carry
+    (https://spec.matrix.org/latest/client-server-api/#mroommessage-msgtypes):
+    `<strong>`, `<em>`, `<del>`, `<code>`, `<pre><code>`, `<blockquote>`, `<ul>`/`<ol>`,
+    `<a href>`, `<br>`; text `defuse`d and escaped. A link to `matrix.to` would be a pill:
+    its text alone."""
+
+    line_break = "<br>"
+    block_break = "<br><br>"
+
+    def text(self, value: str) -> str:
+        return html.escape(defuse(value)).replace("\n", "<br>")
+
+    def link(self, inner: str, url: str) -> str:
+        return inner if _PERMALINK.search(url) else super().link(inner, url)
+
+    def code_block(self, value: str) -> str:
+        return f"<pre><code>{html.escape(defuse(value.rstrip(chr(10))))}</code></pre>"
+
+
+MATRIX_MARKUP = MatrixMarkup()
+
+
 def format_content(post: OutboundPost) -> TextMessageEventContent:
     """`m.text` with the text as `body` and, escaped, as `formatted_body`
     (`org.matrix.custom.html`): every `<`, `>`, `&` and quote escaped, line breaks as
     `<br>`, attachments as links only to http(s) URLs. `m.mentions` empty: nobody is
     mentioned, whatever the text says (`@room`, a display name)."""
     text = cut(defuse(post.text), MAX_TEXT) if post.text else ""
-    plain_lines = [text] if text else []
-    html_lines = [html.escape(text).replace("\n", "<br>")] if text else []
+    if post.markup == "commonmark" and text:
+        # hookhub's own CommonMark: the body plain (its markup gone, links `text (url)`),
+        # the HTML written from it (its text defused there, its links checked).
+        source = cut(post.text, MAX_TEXT)
+        plain_lines = [defuse(markup.plain(source))]
+        html_lines = [markup.render(source, MATRIX_MARKUP)]
+    else:
+        plain_lines = [text] if text else []
+        html_lines = [html.escape(text).replace("\n", "<br>")] if text else []
     for attachment in post.attachments:
         name = cut(defuse(attachment.name or attachment.url), 256)
         url = attachment.url if attachment.url.startswith(("https://", "http://")) else None

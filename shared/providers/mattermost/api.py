@@ -158,7 +158,7 @@ class MattermostApi:
         token: str,
         route: str,
         *,
-        json: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | list[Any] | None = None,
         query: Mapping[str, Any] | None = None,
         path: Mapping[str, str] | None = None,
     ) -> Any:
@@ -175,7 +175,7 @@ class MattermostApi:
         content = None
         if json is not None:
             headers["Content-Type"] = "application/json"
-            content = orjson.dumps(dict(json))
+            content = orjson.dumps(json if isinstance(json, list) else dict(json))
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         try:
             answer = await self._client.request(
@@ -278,6 +278,32 @@ class MattermostApi:
     ) -> dict[str, Any]:
         """`POST /posts` with `{channel_id, message, root_id?, props?}`: the post made."""
         return await self._object("POST", server_url, token, "/posts", json=body)
+
+    async def create_ephemeral_post(
+        self, server_url: str, token: str, user_id: str, post: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`POST /posts/ephemeral` with `{user_id, post: {channel_id, message}}`: a post in
+        the channel that `user_id` alone sees. "Must have create_post_ephemeral permission
+        (currently only given to system admin)": a bot without it is answered 403
+        (https://docs.mattermost.com/api/reference/create-post-ephemeral)."""
+        return await self._object(
+            "POST",
+            server_url,
+            token,
+            "/posts/ephemeral",
+            json={"user_id": user_id, "post": dict(post)},
+        )
+
+    async def create_direct_channel(
+        self, server_url: str, token: str, user_ids: tuple[str, str]
+    ) -> dict[str, Any]:
+        """`POST /channels/direct` with the two users' ids: their direct message channel
+        (made, or the one they have). "Must be one of the two users and have
+        create_direct_channel permission" (api.mattermost.com, "Create a direct message
+        channel"), which every user and bot has by default."""
+        return await self._object(
+            "POST", server_url, token, "/channels/direct", json=list(user_ids)
+        )
 
     async def patch_post(
         self, server_url: str, token: str, post_id: str, body: Mapping[str, Any]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -46,7 +47,9 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
 )
@@ -236,6 +239,38 @@ class MattermostChat:
             external_message_id,
             {"message": message(post), "props": props(post, self._buttons(token, post))},
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """An ephemeral post in the card's channel that the clicking user alone sees; a bot
+        without the permission for it (a system admin's, by default) writes to the user in
+        its direct message channel with them instead, which they alone read too. A refusal
+        of both is False."""
+        server, secret = split_credential(token)
+        text = cut(markup.render(reply.text, MATTERMOST_MARKUP), MAX_MESSAGE)
+        post = {"channel_id": reply.external_channel_id, "message": text}
+        try:
+            await self.api.create_ephemeral_post(server, secret, reply.user_id, post)
+            return True
+        except TokenRejected:
+            raise
+        except PermanentError:
+            pass
+        try:
+            me = (await self.identity(token)).user_id
+            if me is None:
+                return False
+            direct = await self.api.create_direct_channel(server, secret, (me, reply.user_id))
+            channel = _str(direct.get("id"))
+            if channel is None:
+                return False
+            # Marked ours, as every post of ours: its event over the socket is not brought in.
+            body = {"channel_id": channel, "message": text, "props": {OWN_PROP: "true"}}
+            await self.api.create_post(server, secret, body)
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     def _buttons(self, token: str, post: OutboundPost) -> list[dict[str, Any]]:
         """A card's actions as an attachment of buttons, when there are some and the
@@ -535,14 +570,34 @@ def defuse(text: str) -> str:
     return _outside_code(text, plain)
 
 
+class MattermostMarkup(markup.Markdown):
+    """Mattermost's Markdown ("Format messages",
+    https://docs.mattermost.com/collaborate/format-messages.html): `**bold**`, `_italic_`,
+    `~~strike~~`, code spans and blocks, `>` quotes, `-` lists, `[text](url)`; in text
+    markdown's own characters escaped with a backslash and mentions defused (a zero-width
+    space after each `@` that would start one), as `defuse` does for the chat's text."""
+
+    emphasis_mark = "_"
+
+    def text(self, value: str) -> str:
+        return _MENTION_START.sub("@" + ZWSP, _TEXT_MARKUP.sub(r"\\\1", value))
+
+
+MATTERMOST_MARKUP = MattermostMarkup()
+# Markdown's own characters in text (and `<`, `>`: no HTML): escaped with a backslash.
+_TEXT_MARKUP = re.compile(r"([\\*_~`|<>\[\]#\-])")
+
+
 def message(post: OutboundPost) -> str:
-    """The defused text, then one link a line per attachment, within 16,383 characters."""
+    """The defused text (hookhub's own CommonMark, `post.markup`, in Mattermost's
+    Markdown), then one link a line per attachment, within 16,383 characters."""
     links = []
     for attachment in post.attachments:
         if attachment.url.startswith(("https://", "http://")):
             label = _escape_label(attachment.name or attachment.url)
             links.append(f"[{label}]({attachment.url.replace(')', '%29')})")
-    body = defuse(post.text)
+    commonmark = post.markup == "commonmark" and post.text
+    body = markup.render(post.text, MATTERMOST_MARKUP) if commonmark else defuse(post.text)
     fixed = sum(len(link) + 1 for link in links)
     body = cut(body, MAX_MESSAGE - fixed) if MAX_MESSAGE - fixed > 0 else ""
     return cut("\n".join([*([body] if body else []), *links]), MAX_MESSAGE)

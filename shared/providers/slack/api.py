@@ -47,6 +47,7 @@ _SCOPES: dict[str, Literal["message", "channel", "integration"]] = {
     "cant_delete_message": "message",
     "msg_too_long": "message",
     "no_text": "message",
+    "user_not_in_channel": "message",
 }
 
 
@@ -158,6 +159,17 @@ class SlackApi:
         """`text`, `thread_ts`, `username`, `icon_url`, `metadata`, `blocks`, ...; answers
         `{channel, ts, message}`."""
         return await self.call("chat.postMessage", token, json={"channel": channel, **arguments})
+
+    async def chat_post_ephemeral(
+        self, token: str, channel: str, user: str, **arguments: Any
+    ) -> dict[str, Any]:
+        """A message in `channel` that `user` alone sees, until they reload
+        (https://api.slack.com/methods/chat.postEphemeral: `channel`, `user`,
+        `text`; "The user should be in the channel specified"; `user_not_in_channel`
+        otherwise). Answers `{message_ts}`."""
+        return await self.call(
+            "chat.postEphemeral", token, json={"channel": channel, "user": user, **arguments}
+        )
 
     async def chat_update(
         self, token: str, channel: str, ts: str, **arguments: Any

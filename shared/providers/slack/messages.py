@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -33,8 +34,10 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     RateLimited,
     SenderMarks,
+    TokenRejected,
     UserLookup,
 )
 from shared.providers.slack.api import Page, SlackApi
@@ -195,6 +198,24 @@ class SlackChat:
         await self.api.chat_update(
             token, external_channel_id, external_message_id, text=text, blocks=blocks
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """`chat.postEphemeral` to the clicking user in the card's channel, in mrkdwn. Not in
+        the card's thread: "Ephemeral messages in threads are only shown if there is
+        already an active thread" (chat.postEphemeral's `thread_ts`), and a card may have
+        none. A refusal (the user not in the channel, the channel archived) is False."""
+        try:
+            await self.api.chat_post_ephemeral(
+                token,
+                reply.external_channel_id,
+                reply.user_id,
+                text=markup.render(reply.text, SLACK_MARKUP),
+            )
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         try:
@@ -493,9 +514,32 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class SlackMarkup(markup.Asterisks):
+    """Slack's mrkdwn, as "Formatting message text" gives it
+    (https://docs.slack.dev/messaging/formatting-message-text): `*bold*`, `_italic_`,
+    `~strike~`, `` `code` ``, a code block in triple backticks, `>` quotes, and a link
+    `<url|text>`; in text and in a link's parts, `&`, `<` and `>` written as the entities
+    Slack asks for, so no `<!channel>` or `<@U…>` can be made of what came from outside (and
+    commonmark.py's zero-width joiners stay after each `@`). Slack has no escape for
+    `*`, `_`, `~`: a lone one stays a character, as Slack reads it."""
+
+    def text(self, value: str) -> str:
+        return escape(value)
+
+    def link(self, inner: str, url: str) -> str:
+        return f"<{escape(url.replace('|', '%7C'))}|{inner}>"
+
+
+SLACK_MARKUP = SlackMarkup()
+
+
 def outbound_text(post: OutboundPost) -> str:
-    """The chat's plain text escaped for Slack, attachments appended as `<url|name>` links."""
-    lines = [escape(post.text)] if post.text else []
+    """The chat's plain text escaped for Slack (hookhub's own CommonMark, `post.markup`,
+    as mrkdwn), attachments appended as `<url|name>` links."""
+    if post.markup == "commonmark":
+        lines = [markup.render(post.text, SLACK_MARKUP)] if post.text else []
+    else:
+        lines = [escape(post.text)] if post.text else []
     for attachment in post.attachments:
         url = escape(attachment.url.replace("|", "%7C"))
         label = escape(attachment.name.replace("|", "/")) if attachment.name else ""

@@ -11,7 +11,8 @@ POSTed as a form to `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/toke
 `expires_in` seconds and is kept until `REFRESH_MARGIN` before that.
 
 The calls ("API reference", https://learn.microsoft.com/en-us/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference):
-Send to Conversation `POST {serviceUrl}/v3/conversations/{conversationId}/activities`,
+Create Conversation `POST {serviceUrl}/v3/conversations` (a user's one-on-one chat with the
+bot), Send to Conversation `POST {serviceUrl}/v3/conversations/{conversationId}/activities`,
 Update Activity `PUT .../activities/{activityId}`, Delete Activity `DELETE
 .../activities/{activityId}`; a refusal is an `ErrorResponse` `{"error": {"code",
 "message"}}` (botbuilder-schema's `ErrorResponse`/`Error`). Teams' own codes and what they
@@ -203,6 +204,13 @@ class TeamsApi:
         self._egress = egress
 
     def _url(self, service_url: str, conversation_id: str, activity_id: str | None = None) -> str:
+        conversation = quote(conversation_id, safe="")
+        url = f"{self._conversations(service_url)}/{conversation}/activities"
+        if activity_id is not None:
+            url += "/" + quote(activity_id, safe="")
+        return url
+
+    def _conversations(self, service_url: str) -> str:
         what = "the conversation's serviceUrl"
         check_reachable(service_url, self._egress, what, "service_url_refused", "channel")
         if not service_url.startswith("https://") and not self._allowlisted(service_url):
@@ -211,11 +219,7 @@ class TeamsApi:
             raise PermanentError(
                 "the conversation's serviceUrl is refused: not https", "service_url_refused"
             )
-        conversation = quote(conversation_id, safe="")
-        url = f"{service_url.rstrip('/')}/v3/conversations/{conversation}/activities"
-        if activity_id is not None:
-            url += "/" + quote(activity_id, safe="")
-        return url
+        return f"{service_url.rstrip('/')}/v3/conversations"
 
     def _allowlisted(self, url: str) -> bool:
         try:
@@ -248,6 +252,22 @@ class TeamsApi:
         if not isinstance(new_id, str) or not new_id:
             raise ProviderUnreachable("Teams answered Send to Conversation without an id")
         return new_id
+
+    async def create_conversation(
+        self, token: str, service_url: str, parameters: Mapping[str, Any]
+    ) -> str:
+        """Create Conversation (`POST {serviceUrl}/v3/conversations`, its
+        `ConversationParameters`): the conversation's id. With one member and `isGroup`
+        false, the bot's one-on-one chat with that user ("Send proactive messages": the
+        user must have the app installed, or be "a part of a team in which the app is
+        installed", https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/
+        conversations/send-proactive-messages)."""
+        url = self._conversations(service_url)
+        made = await self._call("Create Conversation", "POST", url, token, parameters)
+        conversation = made.get("id")
+        if not isinstance(conversation, str) or not conversation:
+            raise ProviderUnreachable("Teams answered Create Conversation without an id")
+        return conversation
 
     async def update(
         self,

@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
+from shared.providers import markup
 from shared.providers.chat import (
     Attachment,
     Author,
@@ -45,6 +46,7 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     Recall,
     SenderMarks,
     TokenRejected,
@@ -292,6 +294,42 @@ class TeamsChat:
             ),
         )
 
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """A channel of Teams shows every message to everyone: what is for the clicking
+        user alone goes to their one-on-one chat with the bot (Create Conversation with
+        them, the invoke's `serviceUrl`, tenant and their Teams id), which Teams opens for a
+        member of a team the app is in. A refusal (a tenant that forbids it, a user gone)
+        is False."""
+        service_url, user = reply.reply.get("service_url"), reply.reply.get("user")
+        tenant, bot = reply.reply.get("tenant"), reply.reply.get("bot")
+        if not service_url or not user or not tenant:
+            return False
+        parameters = {
+            "isGroup": False,
+            "bot": {"id": bot or BOT_PREFIX + self._app_id},
+            "members": [{"id": user}],
+            "tenantId": tenant,
+            "channelData": {"tenant": {"id": tenant}},
+        }
+        activity = {
+            "type": "message",
+            "textFormat": "xml",
+            "text": _written(reply.text, MAX_BYTES, commonmark=True),
+        }
+        try:
+            conversation = await self._with_bearer(
+                token,
+                lambda bearer: self._api.create_conversation(bearer, service_url, parameters),
+            )
+            await self._with_bearer(
+                token, lambda bearer: self._api.send(bearer, service_url, conversation, activity)
+            )
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
+
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         channel = _channel_of(external_channel_id)
         service_url = self.service_url(channel, token)
@@ -347,6 +385,7 @@ class TeamsChat:
                 action_id=str(verb),
                 user_id=str(user),
                 user_name=name if isinstance(name, str) and name else None,
+                reply=_one_on_one(payload),
             )
         ]
 
@@ -510,8 +549,27 @@ def defuse(text: str, budget: int) -> str:
     return "".join(out)
 
 
+class TeamsMarkup(markup.Html):
+    """Teams' XML (HTML) text, as "Format your bot messages" gives it (https://learn.
+    microsoft.com/en-us/microsoftteams/platform/bots/how-to/format-your-bot-messages):
+    `<strong>`, `<em>`, `<strike>`, `<code>`, `<pre>`, `<blockquote>`, `<ul>`/`<ol>`,
+    `<a href>`, line breaks `<br>`; text `defuse`d (every character HTML or Teams'
+    Markdown could read as markup a character reference)."""
+
+    line_break = "<br>"
+    block_break = "<br><br>"
+    strike_tag = "strike"
+
+    def text(self, value: str) -> str:
+        return defuse(value, MAX_BYTES)
+
+
+TEAMS_MARKUP = TeamsMarkup()
+
+
 def format_post(post: OutboundPost) -> str:
-    """`<b>author</b>`, a line break, the text, then one link a line per attachment."""
+    """`<b>author</b>`, a line break, the text (hookhub's own CommonMark, `post.markup`, in
+    Teams' HTML; as plain text should it not fit), then one link a line per attachment."""
     author = cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)
     lines = [f"<b>{defuse(author, 1024)}</b>"]
     links = []
@@ -524,8 +582,18 @@ def format_post(post: OutboundPost) -> str:
             links.append(name)
     fixed = sum(len(line.encode()) + 4 for line in (*lines, *links))
     if post.text:
-        lines.append(defuse(post.text, MAX_BYTES - fixed))
+        commonmark = post.markup == "commonmark"
+        lines.append(_written(post.text, MAX_BYTES - fixed, commonmark=commonmark))
     return "<br>".join([*lines, *links])
+
+
+def _written(text: str, budget: int, *, commonmark: bool) -> str:
+    if commonmark:
+        written = markup.render(text, TEAMS_MARKUP)
+        if len(written.encode()) <= budget:
+            return written
+        return defuse(markup.plain(text), budget)
+    return defuse(text, budget)
 
 
 # -- inbound --------------------------------------------------------------------------------
@@ -560,6 +628,22 @@ def card_attachment(actions: tuple[CardAction, ...]) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _one_on_one(activity: Mapping[str, Any]) -> dict[str, str]:
+    """What the bot's one-on-one chat with the activity's sender is made with: the
+    activity's `serviceUrl`, its tenant (`channelData.tenant.id`, else the conversation's
+    `tenantId`), the sender's Teams id (`from.id`, `29:…`) and the bot's
+    (`recipient.id`)."""
+    tenant = _mapping(_mapping(activity.get("channelData")).get("tenant")).get("id")
+    tenant = tenant or _mapping(activity.get("conversation")).get("tenantId")
+    found = {
+        "service_url": activity.get("serviceUrl"),
+        "tenant": tenant,
+        "user": _mapping(activity.get("from")).get("id"),
+        "bot": _mapping(activity.get("recipient")).get("id"),
+    }
+    return {k: v for k, v in found.items() if isinstance(v, str) and v}
 
 
 def _channel_of(conversation_id: str) -> str:

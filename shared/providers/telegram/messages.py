@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.providers import markup
 from shared.providers.chat import (
     Author,
     BotIdentity,
@@ -26,7 +27,9 @@ from shared.providers.chat import (
     OutboundPost,
     PermanentError,
     Posted,
+    PrivateReply,
     SenderMarks,
+    TokenRejected,
     UserLookup,
     cut,
     utf16_units,
@@ -153,6 +156,23 @@ class TelegramChat:
             # A card: its buttons now (an empty keyboard: none left).
             reply_markup=None if post.actions is None else keyboard(post.actions),
         )
+
+    async def reply_privately(self, token: str, reply: PrivateReply) -> bool:
+        """A group shows every message to everyone, and the click's own answer
+        (`answerCallbackQuery`, sent in the webhook's answer at once) is a short notice
+        without a link: what is for the user alone goes to their private chat with the bot
+        (`sendMessage` to their user id, https://core.telegram.org/bots/api#sendmessage).
+        "Bots can't initiate conversations with users" (https://core.telegram.org/bots, How
+        are bots different from users?): a user who never started the bot is refused (403),
+        which is False."""
+        text = markup.render(cut(reply.text, MAX_TEXT), TELEGRAM_MARKUP)
+        try:
+            await self._api.send_message(token, reply.user_id, text, parse_mode="HTML")
+        except TokenRejected:
+            raise
+        except PermanentError:
+            return False
+        return True
 
     async def delete(self, token: str, external_channel_id: str, external_message_id: str) -> None:
         """Telegram refuses past 48 hours (`message_cant_be_deleted`, scope message)."""
@@ -317,9 +337,28 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _attribute(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;")
+
+
+class TelegramMarkup(markup.Html):
+    """Telegram's HTML parse mode, as "Formatting options" gives it
+    (https://core.telegram.org/bots/api#html-style): `<b>`, `<i>`, `<s>`, `<code>`,
+    `<pre>`, `<blockquote>`, `<a href>`; every `<`, `>` and `&` of the text an entity. It
+    has no lists: their items are `•` lines."""
+
+    strong_tag, emphasis_tag, strike_tag = "b", "i", "s"
+    lists = False
+
+
+TELEGRAM_MARKUP = TelegramMarkup()
+
+
 def format_post(post: OutboundPost) -> str:
-    """`<b>author</b>`, a line break, the text, then one link a line per attachment; cut with
-    "…" so that what Telegram counts (the text after parsing, in UTF-16 units) fits 4096."""
+    """`<b>author</b>`, a line break, the text (hookhub's own CommonMark, `post.markup`, in
+    Telegram's HTML), then one link a line per attachment; cut with "…" so that what
+    Telegram counts (the text after parsing, in UTF-16 units) fits 4096 (a CommonMark text
+    is cut before it is written: what it shows is no longer than its source)."""
     author = cut(post.author.name.strip() or "unknown", _MAX_AUTHOR)
     links: list[tuple[str, str | None]] = []  # (visible name, url when it can be a link)
     for attachment in post.attachments:
@@ -331,9 +370,10 @@ def format_post(post: OutboundPost) -> str:
     text = cut(post.text, room) if post.text else ""
     parts = [f"<b>{escape(author)}</b>"]
     if text:
-        parts.append(escape(text))
+        commonmark = post.markup == "commonmark"
+        parts.append(markup.render(text, TELEGRAM_MARKUP) if commonmark else escape(text))
     for name, url in links:
-        quoted = url.replace("&", "&amp;").replace('"', "&quot;") if url else None
+        quoted = _attribute(url) if url else None
         parts.append(f'<a href="{quoted}">{escape(name)}</a>' if quoted else escape(name))
     return "\n".join(parts)
 
