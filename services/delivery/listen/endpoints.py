@@ -51,7 +51,14 @@ socket_router = APIRouter()
 hop_router = APIRouter(include_in_schema=False)
 
 
-@router.post("/endpoints", response_model=ListenEndpointOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/endpoints",
+    response_model=ListenEndpointOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": ListenEndpointOut, "description": "Found again (`created` false, no secret)"}
+    },
+)
 async def make_or_find_listening_endpoint(
     body: ListenEndpointCreate,
     request: Request,
@@ -86,6 +93,7 @@ async def make_or_find_listening_endpoint(
 @router.get(
     "",
     responses={
+        101: {"description": "Switched to the WebSocket: the listener's session (docs/listen.md)"},
         409: {"model": ErrorResponse, "description": "The endpoint is not a listening one"},
         426: {
             "model": ErrorResponse,
