@@ -28,6 +28,7 @@ from pymongo import AsyncMongoClient
 from services.delivery.app import definition
 from services.delivery.destinations.base import Message
 from services.delivery.listen import protocol
+from services.delivery.listen import relay as relay_module
 from services.delivery.listen.client import Options, listen
 from services.delivery.listen.relay import HOP_HEADER
 from services.delivery.listen.repository import COLLECTION as SESSIONS
@@ -36,6 +37,7 @@ from services.edge import create_edge_app, edge_protocol
 from shared.domain import api_keys
 from shared.domain.platform import create_app
 from shared.kernel.embedded import free_port
+from shared.kernel.ids import utcnow
 from shared.kernel.mongo import Document
 from shared.kernel.settings import DeliverySettings
 from tests.delivery.test_deliveries import publish
@@ -331,6 +333,31 @@ async def test_a_second_session_replaces_the_first_and_refusals_say_why(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert plain.status_code == 426 and plain.json()["error"]["code"] == "upgrade_required"
+
+
+async def test_a_revoked_key_s_listener_is_disconnected(
+    delivery: RunningService, database: Any, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §13: a revoked key is refused everywhere within 5 s, its open socket too (the
+    recheck's 5 s made shorter here)."""
+    monkeypatch.setattr(relay_module, "RECHECK_CALLER_SECONDS", 0.2)
+    made = await delivery.client.post(
+        "/api/listen/endpoints",
+        json={"events": ["revoked.*"]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    laptop = await new_key(database)
+    async with socket_of(delivery, laptop, made.json()["id"]) as socket:
+        assert json.loads(await socket.recv())["type"] == "ready"
+        now = utcnow()
+        revoked = await database[api_keys.COLLECTION].update_one(
+            {"key_hash": api_keys.fingerprint(laptop)},
+            {"$set": {"deleted_at": now, "updated_at": now}},
+        )
+        assert revoked.modified_count == 1
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await asyncio.wait_for(socket.recv(), 15)
+        assert socket.close_code == protocol.REFUSED
 
 
 async def test_ctrl_c_closes_the_socket_normally_and_exits_0(
