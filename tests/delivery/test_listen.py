@@ -36,6 +36,7 @@ from services.delivery.outgoing_webhooks.repository import COLLECTION as ENDPOIN
 from services.edge import create_edge_app, edge_protocol
 from shared.domain import api_keys
 from shared.domain.platform import create_app
+from shared.kernel.crypto import fingerprint
 from shared.kernel.embedded import free_port
 from shared.kernel.ids import utcnow
 from shared.kernel.mongo import Document
@@ -351,7 +352,7 @@ async def test_a_revoked_key_s_listener_is_disconnected(
         assert json.loads(await socket.recv())["type"] == "ready"
         now = utcnow()
         revoked = await database[api_keys.COLLECTION].update_one(
-            {"key_hash": api_keys.fingerprint(laptop)},
+            {"key_hash": fingerprint(laptop)},
             {"$set": {"deleted_at": now, "updated_at": now}},
         )
         assert revoked.modified_count == 1
