@@ -798,11 +798,13 @@ def _create_endpoint(
     return endpoint
 
 
-def chat_event(run: str, phase: str, seq: int, sent_at: float | None = None) -> ChatEvent:
+def chat_event(
+    run: str, phase: str, seq: int, sent_at: float | None = None, workspace: str = WORKSPACE
+) -> ChatEvent:
     return ChatEvent(
         id=event_id(run, phase, seq),
         type=EVENT_TYPE,
-        workspace_id=WORKSPACE,
+        workspace_id=workspace,
         occurred_at=utcnow(),
         actor=ACTOR,
         data=message_data(seq, time.time() if sent_at is None else sent_at),
@@ -845,10 +847,17 @@ async def publish_all(
 
 
 async def publish_paced(
-    bootstrap: str, topic: str, run: str, phase: str, rate: float, total: int
+    bootstrap: str,
+    topic: str,
+    run: str,
+    phase: str,
+    rate: float,
+    total: int,
+    workspace: str = WORKSPACE,
 ) -> int:
-    """Publishes `total` events, one every 1/rate s, each stamped with `sent_at` as it is
-    handed to the producer; returns how many went out more than 5 ms late."""
+    """Publishes `total` events of `workspace`, one every 1/rate s, each stamped with
+    `sent_at` as it is handed to the producer; returns how many went out more than 5 ms
+    late."""
     producer = _producer(bootstrap, linger_ms=0)
     await producer.start()
     loop = asyncio.get_running_loop()
@@ -863,7 +872,7 @@ async def publish_paced(
                 await asyncio.sleep(delay)
             if loop.time() - due > 0.005:
                 late += 1
-            event = chat_event(run, phase, seq, sent_at=time.time())
+            event = chat_event(run, phase, seq, sent_at=time.time(), workspace=workspace)
             futures.append(await producer.send(topic, event.to_kafka(), key=event.partition_key()))
         await asyncio.gather(*futures)
     finally:

@@ -1,6 +1,7 @@
 """`destinations`: events per second to SQS (moto's server) and RabbitMQ through hookhub's
 delivery, each beside a bare loop of the same client (aiobotocore, aio-pika with publisher
-confirms) sending the same signed envelopes, in the same run (SPEC §21, issue #63).
+confirms) sending the same signed envelopes, in the same run (SPEC §21, issue #63); and
+`hookhub listen`'s round trip beside a bare WebSocket echo (bench/listen.py).
 
 For each: one delivery process is started on a backlog of BENCH_DESTINATION_EVENTS chat
 events (published before it starts) with one endpoint whose destination is a fresh queue;
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from bench.harness import BenchError, BenchmarkResult, CpuWindow, Harness, Measurement
+from bench.listen import listen_round_trip
 from bench.sender import EVENT_TYPE, message_data, webhook_request
 from services.delivery.deliveries.repository import DELIVERIES
 from shared.kernel.envelopes import ChatEvent, Topic
@@ -170,27 +172,34 @@ async def _in_flight(
 
 class Destinations:
     name = "destinations"
-    title = "events per second to SQS (moto) and RabbitMQ, against a bare loop of their clients"
+    title = (
+        "events per second to SQS (moto) and RabbitMQ, against a bare loop of their clients; "
+        "hookhub listen's round trip, against a bare WebSocket echo"
+    )
 
     def run(self, harness: Harness) -> list[BenchmarkResult]:
         infrastructure = harness.infrastructure()
         topic = f"{infrastructure.topic_namespace}.{Topic.CHAT_EVENTS}"
         results = []
-        with provide_emulators(pubsub=False) as emulators:
-            env = {
-                "HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
-                "HOOKHUB_AWS_ENDPOINT_URL": emulators.aws_endpoint_url,
-            }
-            kinds: list[Callable[[Emulators], Queue]] = [SqsQueue]
-            if emulators.amqp_url is not None:
-                kinds.append(RabbitQueue)
-            wanted = os.environ.get("BENCH_DESTINATIONS")  # "rabbitmq": that table only
-            if wanted:
-                kinds = [k for k in kinds if getattr(k, "kind", "") in wanted.split(",")]
-            for queue_of in kinds:
-                results.append(self._one(harness, emulators, queue_of, env, topic))
-            if emulators.amqp_url is None:  # the SQS table says why RabbitMQ's is missing
-                results[0].notes.append(f"no RabbitMQ table: {emulators.skipped}")
+        # "rabbitmq": that table only; "listen": hookhub listen's alone (no emulators).
+        wanted = [k for k in os.environ.get("BENCH_DESTINATIONS", "").split(",") if k]
+        if not wanted or {"sqs", "rabbitmq"} & set(wanted):
+            with provide_emulators(pubsub=False) as emulators:
+                env = {
+                    "HOOKHUB_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+                    "HOOKHUB_AWS_ENDPOINT_URL": emulators.aws_endpoint_url,
+                }
+                kinds: list[Callable[[Emulators], Queue]] = [SqsQueue]
+                if emulators.amqp_url is not None:
+                    kinds.append(RabbitQueue)
+                if wanted:
+                    kinds = [k for k in kinds if getattr(k, "kind", "") in wanted]
+                for queue_of in kinds:
+                    results.append(self._one(harness, emulators, queue_of, env, topic))
+                if emulators.amqp_url is None and results:  # why RabbitMQ's table is missing
+                    results[0].notes.append(f"no RabbitMQ table: {emulators.skipped}")
+        if not wanted or "listen" in wanted:
+            results.append(listen_round_trip(harness))
         return results
 
     def _one(

@@ -58,7 +58,8 @@ from pymongo.errors import PyMongoError
 
 from bench.loadgen import Target, cpu_seconds
 from services import __version__
-from services.delivery.deliveries.dispatcher import RESPONSE_BODY_LIMIT, header_fields
+from services.delivery.deliveries.dispatcher import RESPONSE_BODY_LIMIT
+from shared.kernel.egress import header_fields
 from shared.kernel.ids import derived_id, derived_timed_id, isoformat, utcnow
 from shared.kernel.signing import delivery_headers, new_secret, webhook_body
 

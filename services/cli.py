@@ -1,4 +1,4 @@
-"""The `hookhub` command: serve one service, run the embedded stack, manage keys."""
+"""The `hookhub` command: serve one service, run the embedded stack, manage keys, listen."""
 
 from __future__ import annotations
 
@@ -181,6 +181,35 @@ def ensure_topics() -> int:
     return 0
 
 
+def listen(args: argparse.Namespace) -> int:
+    """`hookhub listen`: an endpoint's deliveries forwarded to a local URL, through a
+    WebSocket to hookhub (services/delivery/listen/client.py, docs/listen.md)."""
+    from services.delivery.listen.client import Options, run
+
+    key = args.key or os.environ.get("HOOKHUB_API_KEY", "")
+    if not key:
+        print(
+            "hookhub listen: a workspace key is needed: HOOKHUB_API_KEY or --key",
+            file=sys.stderr,
+        )
+        return 2
+    events = [e.strip() for e in (args.events or "").split(",") if e.strip()] or None
+    if args.endpoint is None and events is None:
+        print("hookhub listen: --events names at least one event type", file=sys.stderr)
+        return 2
+    return run(
+        Options(
+            origin=args.url,
+            key=key,
+            forward_to=args.forward_to,
+            endpoint_id=args.endpoint,
+            events=events,
+            name=args.name,
+            workspace_id=args.workspace,
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hookhub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -224,7 +253,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ensure", help="create every topic hookhub uses where missing (idempotent)"
     )
 
+    listen_cmd = commands.add_parser(
+        "listen",
+        help="deliveries to this machine: an endpoint's events forwarded to a local URL",
+        description="Opens a WebSocket to hookhub with a workspace key (HOOKHUB_API_KEY) "
+        "and forwards each delivery of a listening endpoint to a local URL, signed as "
+        "hookhub signs them; the local answer is logged as the attempt (docs/listen.md).",
+    )
+    listen_cmd.add_argument("--forward-to", required=True, metavar="URL", help="the local URL")
+    target = listen_cmd.add_mutually_exclusive_group(required=True)
+    target.add_argument("--endpoint", metavar="ID", help="a listening endpoint's id")
+    target.add_argument(
+        "--events",
+        metavar="PATTERNS",
+        help="comma-separated event types or wildcards ('message.*'): the listening "
+        "endpoint for them is made, or found again with the same key, events and name",
+    )
+    listen_cmd.add_argument(
+        "--name", default="hookhub listen", help="the endpoint's name, with --events"
+    )
+    listen_cmd.add_argument(
+        "--workspace", default=None, help="with the admin token instead of a key: its workspace"
+    )
+    listen_cmd.add_argument(
+        "--url",
+        default=os.environ.get("HOOKHUB_URL")
+        or f"http://127.0.0.1:{os.environ.get('HOOKHUB_HTTP_PORT', '8080')}",
+        help="hookhub's origin (HOOKHUB_URL; default http://127.0.0.1:8080)",
+    )
+    listen_cmd.add_argument("--key", default=None, help="else HOOKHUB_API_KEY")
+
     args = parser.parse_args(argv)
+    if args.command == "listen":
+        return listen(args)
     if args.command == "serve":
         return serve(args.service, args.host, args.port)
     if args.command == "run":

@@ -2,7 +2,8 @@
 
 `make run` and docker compose put it on :8080; in Kubernetes an Ingress with the same table
 (`deploy/`) can take its place. It adds no logic of its own: it forwards bytes, streams
-both ways (a service's early answer is relayed while the body still comes), and aggregates
+both ways (a service's early answer is relayed while the body still comes), relays a
+WebSocket to the service whose path it asks for (`hookhub listen`'s), and aggregates
 `/readyz` and `/openapi.json` across the services. What it refuses itself: paths a hop
 could resolve into another (dot and empty segments), and clients too slow to send their
 request (docs/operations.md, "The single origin"). A header value that is not UTF-8 is
@@ -15,6 +16,7 @@ console's static files (`/`, `/portal`, `/console/*`: services/console).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +26,8 @@ from urllib.parse import unquote
 import aiohttp
 import orjson
 import uvicorn
+import websockets.asyncio.client
+import websockets.exceptions
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -50,6 +54,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/api/events(/|$)", "delivery"),
     (r"^/api/event-types(/|$)", "delivery"),
     (r"^/api/operational-events(/|$)", "delivery"),
+    (r"^/api/listen(/|$)", "delivery"),
     (r"^/api/integrations/[^/]+/mappings(/|$)", "sync"),
     (r"^/api/integrations/[^/]+/subscriptions(/|$)", "sync"),
     (r"^/api/notification-events(/|$)", "sync"),
@@ -395,8 +400,8 @@ def create_edge_app(
     app.router.default = forward
 
     async def edge(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":  # the edge forwards HTTP only: this was a 500
-            await no_websocket(scope, receive, send)
+        if scope["type"] == "websocket":  # `hookhub listen`'s socket (delivery)
+            await _forward_websocket(scope, receive, send, upstreams)
             return
         # Refused before routing, on every path: routing must be done on the path the
         # service will see, and a dot segment is resolved by whatever lies on the way.
@@ -412,6 +417,110 @@ def create_edge_app(
 
 
 _QUICK = aiohttp.ClientTimeout(total=5.0)
+# The largest frame relayed from a service: a listen delivery (16 MiB) and its JSON.
+WEBSOCKET_MAX_FRAME = 32 * 1024 * 1024
+# Close codes that cannot be sent (RFC 6455 7.4.1), as the other side is told instead: no
+# code given is a normal close; a connection lost, a server's error.
+_UNSENDABLE_CLOSE = {1005: 1000, 1006: 1011, 1015: 1011}
+
+
+async def _forward_websocket(
+    scope: Scope, receive: Receive, send: Send, upstreams: dict[str, str]
+) -> None:
+    """A WebSocket handshake sent on to the service that owns its path, and once that
+    service accepts it, its frames relayed both ways as they come, and the close as it was
+    given. A handshake the service refuses is answered with the service's own answer
+    (status, body); a path no service owns with 404, a service that does not answer with
+    503. Nothing of the socket is read or changed on the way (SPEC §21's listener)."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    path = raw_path.decode("latin-1")
+    service = owner_of(scope["path"])
+    if service is None or service not in upstreams or _ambiguous(path):
+        await no_websocket(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    target = "ws" + upstreams[service].removeprefix("http") + path
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    client = scope.get("client") or ("", 0)
+    headers = [
+        (name, value)
+        for name, value in _upstream_headers(scope)
+        if not name.startswith("sec-websocket-")
+    ] + [("x-forwarded-for", client[0]), ("x-forwarded-proto", scope.get("scheme", "ws"))]
+    try:
+        upstream = await websockets.asyncio.client.connect(
+            target,
+            additional_headers=headers,
+            subprotocols=scope.get("subprotocols") or None,
+            compression=None,  # loopback or the cluster's network: not worth the CPU
+            proxy=None,
+            user_agent_header=None,
+            max_size=WEBSOCKET_MAX_FRAME,
+            open_timeout=10,
+        )
+    except websockets.exceptions.InvalidStatus as refused:
+        answer = refused.response
+        kept = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in answer.headers.raw_items()
+            if name.lower() in ("content-type", "www-authenticate", "retry-after")
+        ]
+        await _deny_websocket(scope, send, answer.status_code, kept, bytes(answer.body))
+        return
+    except (OSError, TimeoutError, websockets.exceptions.WebSocketException):
+        unreachable = _unreachable(service)
+        kept = [h for h in unreachable.raw_headers if h[0] != b"content-length"]
+        await _deny_websocket(scope, send, 503, kept, bytes(unreachable.body))
+        return
+    await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+
+    async def from_client() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                code = message.get("code", 1000)
+                await upstream.close(1001 if code in _UNSENDABLE_CLOSE else code)
+                return
+            if message.get("text") is not None:
+                await upstream.send(message["text"])
+            elif message.get("bytes") is not None:
+                await upstream.send(message["bytes"])
+
+    async def from_service() -> None:
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+            async for data in upstream:
+                kind = "text" if isinstance(data, str) else "bytes"
+                await send({"type": "websocket.send", kind: data})
+        code = upstream.close_code or 1000
+        await send(
+            {
+                "type": "websocket.close",
+                "code": _UNSENDABLE_CLOSE.get(code, code),
+                "reason": upstream.close_reason or "",
+            }
+        )
+
+    relays = [asyncio.ensure_future(from_client()), asyncio.ensure_future(from_service())]
+    try:
+        await asyncio.wait(relays, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for relay in relays:
+            relay.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        await upstream.close()
+
+
+async def _deny_websocket(
+    scope: Scope, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """A handshake refused with an HTTP answer (uvicorn's denial extension), or closed."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 def _failure(exc: Exception, service: str, body: _Body | None) -> Response:

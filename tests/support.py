@@ -96,13 +96,19 @@ class RunningService:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: ASGIApp, *, wait_ready: bool = True, probe: str | None = None, http: Any = None
+    app: ASGIApp,
+    *,
+    wait_ready: bool = True,
+    probe: str | None = None,
+    http: Any = None,
+    port: int | None = None,
 ) -> AsyncIterator[RunningService]:
     """The app on a real loopback port with its lifespan, as `hookhub serve` runs it.
 
     `probe` is the path polled until it answers 200 (default `/readyz`); fakes of
-    third-party APIs pass one of their own. `http`: another uvicorn protocol (the edge's)."""
-    port = free_port()
+    third-party APIs pass one of their own. `http`: another uvicorn protocol (the edge's).
+    `port`: one chosen beforehand (a service that must know its own address), else free."""
+    port = port or free_port()
     runtime = getattr(getattr(app, "state", None), "runtime", None)
     shutdown_seconds = runtime.settings.shutdown_seconds if runtime is not None else 10.0
     # The same server and bounded stop as `hookhub serve`, without its signal handlers.

@@ -29,6 +29,9 @@ from services.delivery.event_types import catalog as event_type_catalog
 from services.delivery.event_types import endpoints as event_type_routes
 from services.delivery.event_types import repository as event_type_repository
 from services.delivery.event_types.service import EventTypeService
+from services.delivery.listen import endpoints as listen_routes
+from services.delivery.listen import repository as listen_repository
+from services.delivery.listen.relay import Listeners
 from services.delivery.operational import endpoints as operational_routes
 from services.delivery.operational import repository as operational_repository
 from services.delivery.operational.watch import EndpointWatch
@@ -44,6 +47,7 @@ from shared.domain.usage import OldDays, UsageCounters
 from shared.kernel.cache import RefreshingCache
 from shared.kernel.egress import EgressPolicy, GuardedClient
 from shared.kernel.envelopes import ChatEvent, OperationalEvent, ProviderEvent, Topic
+from shared.kernel.ids import utcnow
 from shared.kernel.jsbox import Sandbox
 from shared.kernel.mongo import BatchedWriter
 from shared.kernel.ownership import Ownership
@@ -152,6 +156,21 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             writing.add(endpoint_id)
             later(write_circuits(endpoint_id))
 
+    ownership = Ownership(
+        deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
+    )
+    # `hookhub listen` (SPEC §21): the sockets of the laptops listening, held by whichever
+    # replica each landed on, and the way to them from the others (delivery/listen).
+    listeners = Listeners(
+        listen_repository.SessionRepository(runtime.db),
+        ownership=ownership,
+        address=settings.internal_address("delivery"),
+        admin_token=settings.admin_token,
+        endpoints=cache,
+        access=lambda: app.state.access,
+        wake=lambda endpoint_id: deliveries.wake(endpoint_id, utcnow()),
+        registry=runtime.registry,
+    )
     dispatcher = Dispatcher(
         endpoints=cache,
         # One pool per endpoint, sized to its concurrency (see Lane).
@@ -174,16 +193,14 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         transformer=transformer,
         on_attempted=watch.attempted,
         # Queues, topics, buses, streams and buckets (SPEC §21), each through the same
-        # egress policy, to the emulators the deployment names instead of the clouds.
+        # egress policy, to the emulators the deployment names instead of the clouds; and
+        # the laptops listening, through their sockets.
         destination_for=partial(
             open_destination,
             surroundings=Surroundings(
-                policy, settings.aws_endpoint_url, settings.pubsub_endpoint_url
+                policy, settings.aws_endpoint_url, settings.pubsub_endpoint_url, listeners
             ),
         ),
-    )
-    ownership = Ownership(
-        deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
     )
     # FIFO endpoints' keys (deliveries/fifo.py).
     keys = delivery_repository.KeyRepository(runtime.db)
@@ -234,6 +251,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     app.state.attempt_minutes = minutes
     app.state.ownership = ownership
     app.state.replays = replays
+    app.state.listeners = listeners
     app.state.event_type_service = EventTypeService(event_types)
     app.state.event_type_catalog = catalog
     operational_events = operational_repository.OperationalEventRepository(runtime.db, writer)
@@ -340,6 +358,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         runtime.background("delivery-hold", dispatcher.hold)
         runtime.background("delivery-replays", replays.run)
         runtime.background("operational-announcer", announcer.run)
+        await listeners.cache.refresh()
+        runtime.background("listen-session-cache", listeners.cache.run)
+        runtime.background("listen-watch", listeners.watch)
 
     def removed(workspace_id: str, deliveries: int, attempts: int) -> None:
         usage.keep(workspace_id, "deliveries", -deliveries)
@@ -369,11 +390,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     )
     # Nothing reserved: a FIFO key not let go of is taken over once the heartbeat is stale.
     runtime.on_shutdown("delivery_keys", ordering.stop, minimum=0.0, cap=0.1)
+    # The sockets were closed by the server's stop (1012: the listeners reconnect, to
+    # another replica where there is one); what is left is their hop client.
+    runtime.on_shutdown("listen_relay", listeners.stop, minimum=0.0, cap=0.05)
     # After the attempts: those that end during the stop are counted.
     usage.register(runtime)
     minutes.register(runtime)
     runtime.ready_check("endpoint_cache", cache.ready)
     runtime.ready_check("event_type_cache", catalog.cache.ready)
+    runtime.ready_check("listen_session_cache", listeners.cache.ready)
 
 
 def _event(event: ChatEvent) -> Event:
@@ -395,6 +420,9 @@ def definition() -> ServiceDefinition:
             event_type_routes.catalog_router,
             transformation_routes.router,
             operational_routes.router,
+            listen_routes.router,
+            listen_routes.socket_router,
+            listen_routes.hop_router,
         ],
         indexes=[
             *endpoint_repository.INDEXES,
@@ -404,6 +432,7 @@ def definition() -> ServiceDefinition:
             *replay_jobs.INDEXES,
             *event_type_repository.INDEXES,
             *operational_repository.INDEXES,
+            *listen_repository.INDEXES,
         ],
         internal_topics=[DEAD_LETTER_TOPIC],
         setup=setup,

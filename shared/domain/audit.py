@@ -145,6 +145,12 @@ ROUTES: dict[tuple[str, str], Plan | None] = {
     ("POST", "/api/templates/test"): None,
     # The same for a transformation (SPEC §17): run on the sample given, nothing kept.
     ("POST", "/api/transformations/test"): None,
+    # `hookhub listen`'s endpoint, made or found again: recorded by its route when it makes
+    # one (services/delivery/listen/endpoints.py), as the create it is; a find changes nothing.
+    ("POST", "/api/listen/endpoints"): None,
+    # Replica to replica: a delivery handed to the replica holding its listener's socket.
+    # Data, as /api/events is; and no caller (a token between replicas).
+    ("POST", "/internal/listen/{endpoint_id}"): None,
 }
 
 

@@ -10,7 +10,7 @@ import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
@@ -498,3 +498,25 @@ __all__ = [
     "is_public_address",
     "parse_inet_aton",
 ]
+
+
+async def read_prefix(content: aiohttp.StreamReader, limit: int) -> str:
+    """The first `limit` bytes of a response body as text; the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def header_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Response headers by lower-case name, repeated fields joined with ", " (RFC 9110 5.3)."""
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields

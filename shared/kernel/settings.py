@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
@@ -298,9 +299,21 @@ class ServiceSettings(Settings):
     """Settings of one `hookhub serve <name>` process."""
 
     port: int = 0  # 0: the service's default port from SERVICE_PORTS
+    # Where the service's other replicas reach this one (the chart sets the pod's address):
+    # delivery hands a `hookhub listen` delivery to the replica holding its socket (SPEC
+    # §21). Empty: http://127.0.0.1:<port>, right while one process of it runs per host.
+    # `{host_ip}` in it is the address this host's name resolves to (a container's own,
+    # which Docker writes in its /etc/hosts: compose's replicas).
+    internal_url: str = ""
 
     def port_for(self, service: str) -> int:
         return self.port or SERVICE_PORTS[service]
+
+    def internal_address(self, service: str) -> str:
+        url = self.internal_url or f"http://127.0.0.1:{self.port_for(service)}"
+        if "{host_ip}" in url:
+            url = url.replace("{host_ip}", socket.gethostbyname(socket.gethostname()))
+        return url.rstrip("/")
 
 
 class GatewaySettings(ServiceSettings):
@@ -368,6 +381,9 @@ class DeliverySettings(ServiceSettings):
     # `http://host:port`, unauthenticated). Unset: the services themselves.
     aws_endpoint_url: str | None = None
     pubsub_endpoint_url: str | None = None
+    # The most a delivery handed from one replica to another may be: the largest listen
+    # frame (16 MiB) with room for its JSON escapes.
+    listen_hop_max_body_bytes: int = Field(40 * 1024 * 1024, ge=1024)
 
 
 class SyncSettings(ServiceSettings):

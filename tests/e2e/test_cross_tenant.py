@@ -54,6 +54,9 @@ ADMIN_ONLY = {
 # Reads of one network's integrations only, walked with the world's (GitHub) integration:
 # mine's key reaches them (409, not the scoping's 403 or 404).
 ONE_NETWORKS = {("GET", "/api/integrations/{integration_id}/registration")}
+# `hookhub listen`'s socket, walked as a plain GET naming mine's (URL) endpoint: mine's key
+# reaches it (409 `not_listening`, not the scoping's 403 or 404); theirs' does not (404).
+LISTEN = {("GET", "/api/listen")}
 GLOBAL_READS = {
     ("GET", "/api/notification-events"),
     ("GET", "/api/me"),
@@ -306,6 +309,7 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
         },
         ("PATCH", "/api/outgoing-webhooks/{endpoint_id}"): {"name": "renamed"},
         ("POST", "/api/outgoing-webhooks/{endpoint_id}/rotate-secret"): {},
+        ("POST", "/api/listen/endpoints"): {"workspace_id": ws, "events": ["message.created"]},
         ("POST", "/api/outgoing-webhooks/{endpoint_id}/recover"): {
             "since": isoformat(utcnow() - timedelta(hours=1))
         },
@@ -359,6 +363,8 @@ def _request(method: str, template: str, mine: Mine, export: Path) -> dict[str, 
         query = {"channel_id": "ch_mine", "message_id": "m_walk"}
     if (method, template) == ("GET", "/api/notification-events"):
         query = {"provider": "github"}
+    if (method, template) in LISTEN:
+        query = {"endpoint_id": mine.ids["endpoint"]}
     if (method, template) == ("POST", "/api/imports"):
         return {
             "data": {"workspace_id": ws, "dry_run": "true"},
@@ -463,7 +469,7 @@ async def test_the_walks_requests_reach_mine_with_mines_own_key(world: World) ->
             assert answer.json()["error"]["code"] == "admin_only", where
         else:
             assert answer.status_code not in (401, 403, 404), where
-        if (method, template) in ONE_NETWORKS:
+        if (method, template) in ONE_NETWORKS | LISTEN:
             assert answer.status_code == 409, where
         elif method == "GET" and (method, template) not in GLOBAL_READS | ADMIN_ONLY:
             assert answer.status_code == 200, where

@@ -51,6 +51,7 @@ WALK_THROUGHS = (
     "docs/sandbox.md",
     "docs/import.md",
     "docs/providers.md",
+    "docs/listen.md",
 )
 SHELL = re.compile(r"^ *```(?:sh|bash)\n(.*?)^ *```", re.M | re.S)
 ASSIGNED = re.compile(

@@ -21,7 +21,7 @@ import contextlib
 import time
 from collections import Counter as CounterOf
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,7 +57,7 @@ from shared.domain.usage import UsageCounters
 from shared.kernel import tracing
 from shared.kernel.cache import RefreshingCache
 from shared.kernel.consumers import REVOKE_WAIT_SECONDS
-from shared.kernel.egress import GuardedClient, describe_failure
+from shared.kernel.egress import GuardedClient, describe_failure, header_fields, read_prefix
 from shared.kernel.envelopes import Envelope
 from shared.kernel.ids import isoformat, utcnow
 from shared.kernel.kafka import EventPublisher
@@ -193,7 +193,7 @@ class Dispatcher:
         circuit_max_cool_down: timedelta = timedelta(minutes=10),
         transformer: Transformer | None = None,
         on_attempted: Callable[[Attempted], None] = lambda _: None,
-        destination_for: Callable[[DestinationSpec], Destination] | None = None,
+        destination_for: Callable[[DestinationSpec, str], Destination] | None = None,
     ) -> None:
         self._endpoints = endpoints
         self._destination_for = destination_for
@@ -693,7 +693,7 @@ class Dispatcher:
                 self._client_for(1 if spec is not None else endpoint.max_concurrency),
                 # Made once for the lane, connected at its first send (destinations/).
                 destination=(
-                    self._destination_for(spec)
+                    self._destination_for(spec, endpoint.id)
                     if spec is not None and self._destination_for is not None
                     else None
                 ),
@@ -901,6 +901,7 @@ class Dispatcher:
         status_code: int | None = None
         response_headers: dict[str, str] = {}
         response_body = ""
+        reached = True  # False: nothing left (a listening endpoint with no listener)
         # What the receiver was sent, for the attempt's log; nothing when the transformation
         # failed before sending.
         request = None if error is not None else as_sent(outgoing, headers, job.body, endpoint)
@@ -911,7 +912,7 @@ class Dispatcher:
                 request["headers"] = {k: v for k, v in headers.items() if k in SIGNING_HEADERS}
                 answer = await _sent(destination, job, outgoing.body, headers, endpoint)
                 status_code, response_body, error = answer.status_code, answer.body, answer.error
-                response_headers = answer.headers
+                response_headers, reached = answer.headers, answer.reached
             elif error is None:
                 async with lane.client.post(
                     outgoing.url,
@@ -922,7 +923,7 @@ class Dispatcher:
                 ) as response:
                     status_code = response.status
                     response_headers = header_fields(response.headers.items())
-                    response_body = await _read_prefix(response.content, RESPONSE_BODY_LIMIT)
+                    response_body = await read_prefix(response.content, RESPONSE_BODY_LIMIT)
         except TimeoutError:
             error = f"timeout after {endpoint.timeout_seconds:g}s"
         except aiohttp.ClientError as exc:
@@ -937,13 +938,14 @@ class Dispatcher:
             manual=job.manual,
         )
         self.latency.observe(duration)
-        outcome = _outcome(status_code, error)
+        outcome = _outcome(status_code, error) if reached else "unreached"
         self.outcomes.labels(outcome).inc()
         if span is not None:
             failure = None if outcome == "success" else error or f"HTTP {status_code}"
             tracing.responded(span, status_code, failure, str(status_code or outcome))
-        # The endpoint's health is the endpoint's: a transformation's error never reached it.
-        endpoint_failed = error is None or not error.startswith(TRANSFORMATION_ERROR)
+        # The endpoint's health is the endpoint's: a transformation's error never reached it,
+        # nor did a message for a laptop that is away (destinations/base.py).
+        endpoint_failed = reached and (error is None or not error.startswith(TRANSFORMATION_ERROR))
         # Before the breaker hears of it: a change of circuit it makes names this answer.
         self._on_attempted(
             Attempted(endpoint, job, number, decision.verdict, status_code, error, endpoint_failed)
@@ -1121,6 +1123,8 @@ async def _sent(
         workspace_id=job.workspace_id,
         key=job.ordering_key,
         fifo=endpoint.fifo,
+        endpoint_id=job.endpoint_id,
+        timeout_seconds=endpoint.timeout_seconds,
     )
     try:
         async with asyncio.timeout(endpoint.timeout_seconds):
@@ -1135,19 +1139,6 @@ async def _sent(
 def _cut(recorded: asyncio.Future[None]) -> None:
     recorded.set_exception(CutOff())
     recorded.exception()  # retrieved: a batch that is not waited for logs nothing
-
-
-async def _read_prefix(content: aiohttp.StreamReader, limit: int) -> str:
-    """The first `limit` bytes of a response body as text; the rest is never read."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def as_sent(
@@ -1168,15 +1159,6 @@ def as_sent(
         if outgoing.body is payload or outgoing.body == payload
         else outgoing.body.decode("utf-8", "replace"),
     }
-
-
-def header_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Response headers by lower-case name, repeated fields joined with ", " (RFC 9110 5.3)."""
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        key = name.lower()
-        fields[key] = f"{fields[key]}, {value}" if key in fields else value
-    return fields
 
 
 def _outcome(status_code: int | None, error: str | None) -> str:

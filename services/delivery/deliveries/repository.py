@@ -254,6 +254,16 @@ class DeliveryRepository:
             {"lease_owner": None, "next_attempt_at": {"$gt": now}}
         )
 
+    async def wake(self, endpoint_id: str, now: datetime) -> int:
+        """The endpoint's deliveries that nobody holds and that wait for a later attempt,
+        made due now (a listener connected: delivery/listen); how many. Read by the
+        endpoint's index: only its own deliveries are looked at."""
+        result = await self._deliveries.update_many(
+            {"endpoint_id": endpoint_id, "lease_owner": None, "next_attempt_at": {"$gt": now}},
+            {"$set": {"next_attempt_at": now}},
+        )
+        return result.modified_count
+
     async def reopen(self, query: Document, fields: dict[str, Any]) -> int:
         """Open again (retry, recover): no longer ended, so retention keeps it."""
         update = {"$set": {**fields, "ended_at": None}}

@@ -6,6 +6,9 @@ HTTP (AWS and Pub/Sub answer with one, 2xx when accepted), else 200 for an ackno
 message (a RabbitMQ confirm, a Kafka ack); an `error` in words otherwise, with the status
 when there is one. The dispatcher decides the rest (retry, dead letter, breaker) as it does
 for an HTTP endpoint's answer: an error with no status is retried as a connection error is.
+An answer that says the message never left (`reached` false: a listening endpoint with no
+listener connected) is retried the same way, but is not the endpoint's failure: its
+breaker, failure streak and auto-disable do not count it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Message:
     workspace_id: str
     key: str | None  # the ordering key (FIFO endpoints) or the configured key's value
     fifo: bool  # the endpoint is FIFO: keys are ordering keys (Pub/Sub's)
+    endpoint_id: str = ""
+    timeout_seconds: float = 30.0  # the endpoint's: how long the dispatcher waits for it
 
     def attributes(self) -> dict[str, str]:
         return {name: self.headers[name] for name in SIGNING_HEADERS if name in self.headers}
@@ -48,6 +53,7 @@ class Answer:
     body: str = ""
     error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    reached: bool = True  # False: nothing was sent (no listener connected)
 
     @classmethod
     def accepted(cls, body: str, status_code: int = ACKNOWLEDGED) -> Answer:
@@ -56,6 +62,22 @@ class Answer:
     @classmethod
     def refused(cls, error: str, status_code: int | None = None, body: str = "") -> Answer:
         return cls(status_code, body[:ANSWER_LIMIT], error[:1000])
+
+    @classmethod
+    def unreached(cls, error: str) -> Answer:
+        """Nothing was sent: retried on schedule, not counted against the endpoint."""
+        return cls(None, "", error[:1000], reached=False)
+
+
+class Relay(Protocol):
+    """Where a listening endpoint's messages go (services/delivery/listen): to the laptop's
+    socket, held by this replica or another."""
+
+    def address(self, endpoint_id: str) -> str:
+        """The attempt log's `url`: where the listener forwards, when one is connected."""
+        ...
+
+    async def deliver(self, message: Message) -> Answer: ...
 
 
 class Destination(Protocol):
@@ -77,12 +99,15 @@ class Destination(Protocol):
 @dataclass(frozen=True)
 class Surroundings:
     """What a destination's client is made with besides its endpoint's config: the egress
-    policy every address it connects to is judged by, and the deployment's endpoint
-    overrides (an emulator standing in for the cloud service: tests, LocalStack)."""
+    policy every address it connects to is judged by, the deployment's endpoint overrides
+    (an emulator standing in for the cloud service: tests, LocalStack), and the relay to
+    the laptops listening (`hookhub listen`)."""
 
     policy: EgressPolicy
     aws_endpoint_url: str | None = None
     pubsub_endpoint_url: str | None = None
+    relay: Relay | None = None  # the listening endpoints' (services/delivery/listen)
+    endpoint_id: str = ""  # the endpoint the client is made for (catalog.open_destination)
 
 
 def dig(document: Any, path: str) -> str | None:

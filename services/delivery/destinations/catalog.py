@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -29,7 +29,7 @@ class DestinationSpec:
 
 def openers() -> dict[str, Opener]:
     """Each type's client, imported on first use: an endpoint's type brings its library."""
-    from services.delivery.destinations import aws, kafka, pubsub, rabbitmq
+    from services.delivery.destinations import aws, kafka, listen, pubsub, rabbitmq
 
     return {
         "sqs": aws.Sqs,
@@ -40,11 +40,15 @@ def openers() -> dict[str, Opener]:
         "pubsub": pubsub.PubSub,
         "rabbitmq": rabbitmq.RabbitMq,
         "kafka": kafka.Kafka,
+        "listen": listen.Listen,
     }
 
 
-def open_destination(spec: DestinationSpec, surroundings: Surroundings) -> Destination:
-    return openers()[spec.type](spec.config, surroundings)
+def open_destination(
+    spec: DestinationSpec, endpoint_id: str, surroundings: Surroundings
+) -> Destination:
+    """The client of endpoint `endpoint_id`'s destination."""
+    return openers()[spec.type](spec.config, replace(surroundings, endpoint_id=endpoint_id))
 
 
 def seal(

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MASKED = "********"  # a secret's value in every answer
 DestinationType = Literal[
-    "sqs", "sns", "eventbridge", "kinesis", "s3", "pubsub", "rabbitmq", "kafka"
+    "sqs", "sns", "eventbridge", "kinesis", "s3", "pubsub", "rabbitmq", "kafka", "listen"
 ]
 KEY_PATH = Field(
     "data.channel_id",
@@ -191,6 +191,11 @@ class KafkaConfig(Config):
         return brokers
 
 
+class ListenConfig(Config):
+    """Nothing to say: the laptop connects in (`hookhub listen`, docs/listen.md), so there
+    is no address to reach and no egress rule to judge one by."""
+
+
 CONFIGS: dict[str, type[Config]] = {
     "sqs": SqsConfig,
     "sns": SnsConfig,
@@ -200,6 +205,7 @@ CONFIGS: dict[str, type[Config]] = {
     "pubsub": PubSubConfig,
     "rabbitmq": RabbitMqConfig,
     "kafka": KafkaConfig,
+    "listen": ListenConfig,
 }
 
 
@@ -247,13 +253,19 @@ class Kafka(_Destination):
     config: KafkaConfig
 
 
+class Listen(_Destination):
+    type: Literal["listen"]
+    config: ListenConfig = Field(default_factory=ListenConfig)
+
+
 DESTINATION_DESCRIPTION = (
     "Instead of `url`: a queue, topic, bus, stream or bucket the envelope is sent to, its "
-    "signing headers as message attributes (SPEC §21, docs/destinations.md). Secret fields "
+    "signing headers as message attributes (SPEC §21, docs/destinations.md), or `listen`: "
+    "a developer's machine connected with `hookhub listen` (docs/listen.md). Secret fields "
     "are write-only: sealed at rest, shown as ********, kept by a PATCH that leaves them out."
 )
 DestinationIn = Annotated[
-    Sqs | Sns | EventBridge | Kinesis | S3 | PubSub | RabbitMq | Kafka,
+    Sqs | Sns | EventBridge | Kinesis | S3 | PubSub | RabbitMq | Kafka | Listen,
     Field(discriminator="type", description=DESTINATION_DESCRIPTION),
 ]
 

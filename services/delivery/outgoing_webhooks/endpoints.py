@@ -59,7 +59,7 @@ EndpointId = Annotated[str, Path(max_length=200)]
 SET_ASIDE_SLACK = timedelta(seconds=1)
 
 
-def _out(doc: Document) -> dict[str, Any]:
+def endpoint_out(doc: Document) -> dict[str, Any]:
     tuning = tuning_out(doc.get("circuit_breaker"))
     # Header values often are the receiver's credentials: write-only, names only here.
     return {
@@ -80,7 +80,7 @@ async def create_outgoing_webhook(
 ) -> OutgoingWebhookWithSecret:
     doc, secret = await service.create(body)
     cache.apply(doc)
-    return OutgoingWebhookWithSecret.model_validate({**_out(doc), "secret": secret})
+    return OutgoingWebhookWithSecret.model_validate({**endpoint_out(doc), "secret": secret})
 
 
 @router.get("", response_model=Page[OutgoingWebhookOut])
@@ -91,14 +91,14 @@ async def list_outgoing_webhooks(
         workspace_id=workspace_id, limit=page.limit, cursor=page.cursor
     )
     return Page(
-        data=[OutgoingWebhookOut.model_validate(_out(d)) for d in docs],
+        data=[OutgoingWebhookOut.model_validate(endpoint_out(d)) for d in docs],
         next_cursor=next_cursor,
     )
 
 
 @router.get("/{endpoint_id}", response_model=OutgoingWebhookOut)
 async def get_outgoing_webhook(endpoint_id: EndpointId, service: ServiceDep) -> OutgoingWebhookOut:
-    return OutgoingWebhookOut.model_validate(_out(await service.get(endpoint_id)))
+    return OutgoingWebhookOut.model_validate(endpoint_out(await service.get(endpoint_id)))
 
 
 @router.patch("/{endpoint_id}", response_model=OutgoingWebhookOut)
@@ -115,7 +115,7 @@ async def update_outgoing_webhook(
     cache.apply(doc)
     if before is not None:
         await _release_set_aside(deliveries, before)
-    return OutgoingWebhookOut.model_validate(_out(doc))
+    return OutgoingWebhookOut.model_validate(endpoint_out(doc))
 
 
 async def _release_set_aside(deliveries: DeliveryRepository, before: Document) -> None:
@@ -156,7 +156,7 @@ async def rotate_outgoing_webhook_secret(
     """A new secret; the old one keeps signing beside it for `grace_seconds` (24 h)."""
     doc, secret = await service.rotate_secret(endpoint_id, body or RotateSecret())
     cache.apply(doc)
-    return OutgoingWebhookWithSecret.model_validate({**_out(doc), "secret": secret})
+    return OutgoingWebhookWithSecret.model_validate({**endpoint_out(doc), "secret": secret})
 
 
 @router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED)

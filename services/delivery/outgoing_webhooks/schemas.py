@@ -92,6 +92,7 @@ def _check_headers(headers: HeadersT | None) -> HeadersT | None:
 
 
 check_headers = _check_headers  # a transformation's headers too (delivery/transformations)
+check_events = _check_events  # a listening endpoint's too (delivery/listen)
 
 
 CIRCUIT_BREAKER_DESCRIPTION = (

@@ -143,7 +143,11 @@ class EndpointService:
             raise Invalid("secret must be whsec_ + base64 of 24 to 64 bytes", code="invalid_secret")
         return given
 
-    async def create(self, body: OutgoingWebhookCreate) -> tuple[Document, str]:
+    async def create(
+        self, body: OutgoingWebhookCreate, marks: Document | None = None
+    ) -> tuple[Document, str]:
+        """A new endpoint and its secret; `marks`, fields kept on it that the API does not
+        take (a listening endpoint's `listen_key`)."""
         if body.url is not None:
             check_url(body.url, self._egress)
         if body.transformation is not None and self._check_code is not None:
@@ -161,6 +165,7 @@ class EndpointService:
             "created_at": now,
             "updated_at": now,
             "deleted_at": None,
+            **(marks or {}),
         }
         await self._repository.insert(doc)
         self._announce(endpoint_event("operational.endpoint.created", doc))

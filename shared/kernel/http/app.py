@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.kernel import tracing
@@ -50,10 +51,16 @@ class ServiceApp(FastAPI):
             if matched is not None:
                 await self.ingress.serve(self, *matched, scope, receive, send)
                 return
-        elif scope["type"] == "websocket":  # no route is one: Starlette's answer was a 403
+        elif scope["type"] == "websocket" and not self._speaks_websocket(scope):
+            # Starlette's answer to a handshake no route takes was a 403.
             await no_websocket(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def _speaks_websocket(self, scope: Scope) -> bool:
+        """Whether one of the service's WebSocket routes takes this handshake's path (an
+        HTTP route never matches a WebSocket's scope)."""
+        return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
 
 
 @dataclass(frozen=True)
