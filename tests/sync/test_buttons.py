@@ -7,7 +7,6 @@ message of another workspace's integration does nothing; the buttons follow the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 import time
@@ -30,6 +29,7 @@ from shared.providers.matrix.messages import format_content
 from tests.support import admin_headers, served
 from tests.sync import googlechat_world, mattermost_world, teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
+from tests.sync.stand_ins import gchat, mattermost, teams
 from tests.sync.test_notifications import (
     ALERTS,
     SECRET,
@@ -39,6 +39,8 @@ from tests.sync.test_notifications import (
     send_github,
     subscribe,
 )
+
+__all__ = ["gchat", "mattermost", "teams"]  # the shared stand-ins, fixtures here
 
 SILENCES = ["silence:1h", "silence:4h", "silence:24h"]
 # A Telegram user (core.telegram.org/bots/api#user).
@@ -64,24 +66,6 @@ class Card:
 async def alertmanager() -> AsyncIterator[FakeAlertmanager]:
     async with served(FakeAlertmanager()) as fake:
         yield fake
-
-
-@pytest.fixture(scope="module")
-async def teams(world: World) -> AsyncIterator[teams_world.Teams]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield await teams_world.connect(world, stack)
-
-
-@pytest.fixture(scope="module")
-async def gchat(world: World) -> AsyncIterator[googlechat_world.GoogleChat]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield await googlechat_world.connect(world, stack, audience=googlechat_world.PROJECT)
-
-
-@pytest.fixture(scope="module")
-async def mattermost(world: World) -> AsyncIterator[mattermost_world.Mattermost]:
-    async with mattermost_world.served(world) as running:
-        yield running
 
 
 async def firing_card(world: World, alertmanager: FakeAlertmanager, *mapped: Any) -> Card:

@@ -7,9 +7,7 @@ in a channel mapped to none is answered so, in the network. What is the user's a
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +21,10 @@ from shared.kernel.ids import derived_id
 from tests.support import admin_headers
 from tests.sync import googlechat_world, mattermost_world, teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
+from tests.sync.stand_ins import gchat, mattermost, teams
 from tests.sync.test_buttons import BOB, discord_interactions
+
+__all__ = ["gchat", "mattermost", "teams"]  # the shared stand-ins, fixtures here
 
 SECRET = "command-test-webhook-secret"
 TICKET = re.compile(r"/api/auth/oauth/link/[\w-]+")
@@ -35,25 +36,6 @@ DISCORD_USER = "1200000000000000777"
 async def github(world: World) -> str:
     """The workspace's one GitHub integration, which the commands subscribe to."""
     return await connect(world, "github", webhook_secret=SECRET)
-
-
-# The networks' stand-ins beside the world, as the buttons' tests have them.
-@pytest.fixture(scope="module")
-async def mattermost(world: World) -> AsyncIterator[mattermost_world.Mattermost]:
-    async with mattermost_world.served(world) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def teams(world: World) -> AsyncIterator[teams_world.Teams]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield await teams_world.connect(world, stack)
-
-
-@pytest.fixture(scope="module")
-async def gchat(world: World) -> AsyncIterator[googlechat_world.GoogleChat]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield await googlechat_world.connect(world, stack, audience=googlechat_world.PROJECT)
 
 
 def command_id(provider: str, integration_id: str, interaction_id: str) -> str:
