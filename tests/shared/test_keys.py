@@ -2,7 +2,8 @@
 
 Covered: incoming-webhook tokens, integration settings, OAuth access and refresh tokens,
 provider app secrets, connects in progress (PKCE verifiers), revocations still pending,
-outgoing-webhook secrets and headers."""
+outgoing-webhook secrets and headers; destinations' credentials and chat users' own OAuth
+tokens are rotated too."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from services.delivery.outgoing_webhooks.service import open_headers
 from services.gateway.app import definition as gateway_definition
 from services.oauth.app import definition as oauth_definition
 from services.sandbox import FakeGitHub, FakeGoogle
+from shared.domain.keys import rotate_all
 from shared.domain.platform import create_app
-from shared.kernel.mongo import connect
+from shared.kernel.crypto import SecretBox
+from shared.kernel.mongo import Database, connect
 from shared.kernel.settings import DeliverySettings, GatewaySettings, ServiceSettings
 from tests.gateway import signing
 from tests.infra import Infra
@@ -228,3 +231,51 @@ async def test_no_secret_in_clear_and_rotation_retires_the_old_key(
         assert stored is not None
         assert open_headers(stored, flow.box_of(delivery)) == {"Authorization": header_value}
     assert token not in await _dump(settings(ServiceSettings, new_key))
+
+
+async def test_rotation_rewrites_a_destination_s_credentials_and_users_own_tokens(
+    db: Database,
+) -> None:
+    """A destination's credentials (`destination.secrets`, beside what is not sealed) and a
+    chat user's own OAuth tokens (`account_links`) are rewritten under the new key too:
+    were they not, removing the old key would leave the destination unable to send and
+    the user's link unable to act."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = SecretBox([old])
+    config = {"queue_url": "https://sqs.eu-west-1.amazonaws.com/1/q", "region": "eu-west-1"}
+    await db["endpoints"].insert_one(
+        {
+            "_id": "ep_sqs",
+            "destination": {
+                "type": "sqs",
+                "config": config,
+                "secrets": {"secret_access_key": before.encrypt("aws-secret")},
+            },
+            "secrets": [{"secret": before.encrypt("whsec_1"), "expires_at": None}],
+        }
+    )
+    await db["account_links"].insert_one(
+        {
+            "_id": "lnk_ada",
+            "tokens": {
+                "access_token": before.encrypt("gho_a"),
+                "refresh_token": before.encrypt("ghr_b"),
+            },
+        }
+    )
+    counts = await rotate_all(db, SecretBox([new, old]))
+    assert (counts["endpoints"], counts["account_links"]) == (1, 1)
+
+    after = SecretBox([new])  # the old key removed
+    endpoint = await db["endpoints"].find_one({"_id": "ep_sqs"})
+    assert endpoint is not None
+    destination = endpoint["destination"]
+    assert after.decrypt(destination["secrets"]["secret_access_key"]) == "aws-secret"
+    assert (destination["type"], destination["config"]) == ("sqs", config)
+    assert after.decrypt(endpoint["secrets"][0]["secret"]) == "whsec_1"
+    link = await db["account_links"].find_one({"_id": "lnk_ada"})
+    assert link is not None
+    assert {name: after.decrypt(v) for name, v in link["tokens"].items()} == {
+        "access_token": "gho_a",
+        "refresh_token": "ghr_b",
+    }
