@@ -300,6 +300,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         audit=app.state.audit,
         owner=ownership.id,
         public_url=settings.public_url,
+        box=runtime.secrets,
     )
     # hookhub's command typed in the networks (SPEC §20): on the same command queue.
     network_commands = NetworkCommands(
@@ -308,6 +309,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         commands=commands,
         wake=command_worker.wake,
         metrics=metrics,
+        box=runtime.secrets,
     )
     intake = Intake(
         mappings=mappings,

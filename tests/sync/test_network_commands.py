@@ -61,6 +61,9 @@ async def settled(world: World, command: str) -> dict[str, Any]:
         return doc if doc is not None and doc["status"] == "done" else None
 
     found: dict[str, Any] = await until(read, what=f"command {command} done")
+    # What answers the network's user (a response URL, an interaction's token) is sealed.
+    reply = (found.get("via") or {}).get("reply")
+    assert reply is None or (isinstance(reply, str) and "http" not in reply), reply
     return found
 
 

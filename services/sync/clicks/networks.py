@@ -46,6 +46,25 @@ log = structlog.get_logger(__name__)
 NAME_CHARS = 200
 
 
+def sealed_reply(box: SecretBox, reply: Mapping[str, str]) -> str | None:
+    """What a network gave to answer its user (an interaction's token, a response URL),
+    sealed: for the minutes it works, it lets whoever holds it post as the app."""
+    return box.encrypt(json.dumps(dict(reply))) if reply else None
+
+
+def opened_reply(box: SecretBox | None, sealed: object) -> dict[str, str]:
+    """`sealed_reply`'s, opened: nothing, should it not open (a key gone since: the network
+    is then answered without it)."""
+    if not isinstance(sealed, str) or not sealed or box is None:
+        return {}
+    try:
+        opened = json.loads(box.decrypt(sealed))
+    except Exception:
+        log.warning("sync_network_reply_unreadable")
+        return {}
+    return {str(k): str(v) for k, v in opened.items()} if isinstance(opened, dict) else {}
+
+
 def network_user(provider: str, user_id: str) -> str:
     """The chat user id a network user's clicks act as (their account links' key)."""
     return f"{provider}:{user_id}"
@@ -152,9 +171,8 @@ class NetworkClicks:
         """What answers the user alone (an interaction's token among it), sealed. Not
         among the fields `hookhub keys rotate` rewrites: a click is answered within
         seconds, and one that a removed key no longer opens is answered in the thread."""
-        if not click.reply:
-            return {}
-        return {"reply": self._box.encrypt(json.dumps(dict(click.reply)))}
+        sealed = sealed_reply(self._box, click.reply)
+        return {"reply": sealed} if sealed is not None else {}
 
     async def _clicked(self, event: ProviderEvent) -> list[_Clicked]:
         provider = self._interactive.get(event.provider)

@@ -38,7 +38,6 @@ to network users alone go to their networks side by side before the replies are 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -49,6 +48,7 @@ import httpx
 import structlog
 
 from services.sync.actions.metrics import ActionMetrics
+from services.sync.clicks.networks import opened_reply
 from services.sync.clicks.queue import IDLE_SECONDS, LEASE, Settled, Worker, next_attempt
 from services.sync.clicks.repository import Click, Clicks, Held
 from shared.domain.account_links import AccountLink, AccountLinks, ticket_url
@@ -763,16 +763,7 @@ class ClickWorker(Worker):
         return alone
 
     def _opened(self, sealed: str | None) -> dict[str, str]:
-        """What a network gave to answer its user alone, opened (nothing, should it not
-        open: a key gone since, and the network is asked without it)."""
-        if not sealed or self._box is None:
-            return {}
-        try:
-            opened = json.loads(self._box.decrypt(sealed))
-        except Exception:
-            log.warning("sync_click_reply_unreadable")
-            return {}
-        return {str(k): str(v) for k, v in opened.items()} if isinstance(opened, dict) else {}
+        return opened_reply(self._box, sealed)
 
     def _end(
         self,

@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from services.sync.clicks.networks import NAME_CHARS, network_user
+from services.sync.clicks.networks import NAME_CHARS, network_user, sealed_reply
 from services.sync.clicks.queue import queued_as
 from services.sync.commands.repository import TEXT_CHARS, Commands
 from services.sync.commands.words import NAME
 from services.sync.mappings.service import MappingDirectory
 from services.sync.metrics import SyncMetrics
 from shared.domain.integrations.model import IntegrationSnapshot
+from shared.kernel.crypto import SecretBox
 from shared.kernel.envelopes import ProviderEvent
 from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, id_problem, utcnow
@@ -47,7 +48,9 @@ class NetworkCommands:
         commands: Commands,
         wake: Callable[[], None],
         metrics: SyncMetrics,
+        box: SecretBox,
     ) -> None:
+        self._box = box
         self._connections = connections
         self._mappings = mappings
         self._commands = commands
@@ -120,7 +123,8 @@ class NetworkCommands:
                 "integration_id": integration.id,
                 "interaction_id": invocation.interaction_id,
                 "external_channel_id": invocation.external_channel_id,
-                "reply": dict(invocation.reply),
+                # Sealed: a response URL or an interaction's token posts as the app.
+                "reply": sealed_reply(self._box, invocation.reply),
                 "private_answers": network.private_answers,
             },
         }

@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from services.sync.clicks.networks import opened_reply
 from services.sync.clicks.queue import Worker, next_attempt
 from services.sync.commands.repository import Command, Commands
 from services.sync.commands.words import (
@@ -61,6 +62,7 @@ from shared.domain.account_links import (
 from shared.domain.audit import AuditLog, chat_user_entry, field_names
 from shared.domain.integrations.model import IntegrationSnapshot
 from shared.domain.message_map import NOTIFICATION, ephemeral_id
+from shared.kernel.crypto import SecretBox
 from shared.kernel.envelopes import Topic, encode_inbound
 from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, utcnow
@@ -142,8 +144,10 @@ class CommandWorker(Worker):
         audit: AuditLog,
         owner: str,
         public_url: str,
+        box: SecretBox,
     ) -> None:
         super().__init__()
+        self._box = box
         self._public_url = public_url
         self._commands = commands
         self._subscriptions = subscriptions
@@ -388,11 +392,12 @@ class CommandWorker(Worker):
         network = self._connections.provider(integration)
         if not isinstance(network, Commanded):
             return
+        reply = opened_reply(self._box, via.get("reply"))
         try:
             await self._connections.call(
                 integration.id,
                 lambda token: network.answer(
-                    token, via["external_channel_id"], via.get("reply") or {}, text, private
+                    token, via["external_channel_id"], reply, text, private
                 ),
             )
         except PermanentError as exc:
