@@ -140,7 +140,11 @@ class Sender:
         looked_for = [job for job in jobs if job.recovered and job.op == "post"]
         if not looked_for:
             return jobs
-        copies = await self._map.of_messages({job.message_id for job in looked_for})
+        try:
+            copies = await self._map.of_messages({job.message_id for job in looked_for})
+        except Exception as exc:  # claimed already: run them, each looked for, as before
+            log.warning("sync_taken_over_unread", error=repr(exc))
+            return jobs
         held = {
             (copy.mapping_id, chat_id)
             for copy in copies
