@@ -58,7 +58,7 @@ from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.kernel import errors
 from shared.kernel.crypto import SecretBox
 from shared.kernel.egress import EgressPolicy, check_url
-from shared.kernel.envelopes import Encoded, Topic, encode_inbound
+from shared.kernel.envelopes import Encoded, InboundType, Topic, encode_inbound
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import Document
@@ -534,24 +534,14 @@ class ClickWorker(Worker):
         actions = tuple(a for a in card.actions if a.id != ready.click.action_id)
         card = replace(card, state=f"{state} (pending)", actions=actions)
         root, edit_id = ready.root, derived_id(ready.click.id, "pending", prefix="msg")
-        edit = encode_inbound(
+        edit = _about(
+            root,
             id=edit_id,
             type="message.edited",
-            workspace_id=root.workspace_id,
-            channel_id=root.channel_id,
-            provider=root.provider,
-            integration_id=root.integration_id,
-            external_channel_id=root.external_channel_id,
             external_message_id=edit_id,
             external_thread_id=None,
-            author_name=_provider_name(root.provider),
-            avatar_url=None,
-            author_external_id=None,
-            text=card_text(card),
-            attachments=[],
-            blocks=None,
             thread_id=None,
-            occurred_at=utcnow(),
+            text=card_text(card),
             message_id=root.chat_id,
             card=card.as_dict(),
         )
@@ -788,26 +778,14 @@ class ClickWorker(Worker):
     def _reply(
         self, click: Click, root: Copy, text: str, part: str, visible_to: str | None = None
     ) -> Encoded:
-        return encode_inbound(
-            id=(
-                ephemeral_id(click.id, part) if visible_to is not None else reply_id(click.id, part)
-            ),
+        return _about(
+            root,
+            id=ephemeral_id(click.id, part) if visible_to is not None else reply_id(click.id, part),
             type="message.received",
-            workspace_id=root.workspace_id,
-            channel_id=root.channel_id,
-            provider=root.provider,
-            integration_id=root.integration_id,
-            external_channel_id=root.external_channel_id,
             external_message_id=click.id,
             external_thread_id=root.external_message_id,
-            author_name=_provider_name(root.provider),
-            avatar_url=None,
-            author_external_id=None,
-            text=text,
-            attachments=[],
-            blocks=None,
             thread_id=root.chat_id,
-            occurred_at=utcnow(),
+            text=text,
             visible_to=visible_to,
         )
 
@@ -892,6 +870,41 @@ def _action_label(click: Click) -> str:
     action = click.action_id
     plain = action.replace(":", "").replace("_", "").isalnum()
     return action if len(action) <= 40 and plain else "other"
+
+
+def _about(
+    root: Copy,
+    *,
+    id: str,
+    type: InboundType,
+    external_message_id: str,
+    external_thread_id: str | None,
+    thread_id: str | None,
+    text: str,
+    **more: Any,
+) -> Encoded:
+    """hookhub's own message about a card: a reply in its root's thread, or the root's
+    edit, in the root's channel, from its provider, authored as the provider by name."""
+    return encode_inbound(
+        id=id,
+        type=type,
+        workspace_id=root.workspace_id,
+        channel_id=root.channel_id,
+        provider=root.provider,
+        integration_id=root.integration_id,
+        external_channel_id=root.external_channel_id,
+        external_message_id=external_message_id,
+        external_thread_id=external_thread_id,
+        author_name=_provider_name(root.provider),
+        avatar_url=None,
+        author_external_id=None,
+        text=text,
+        attachments=[],
+        blocks=None,
+        thread_id=thread_id,
+        occurred_at=utcnow(),
+        **more,
+    )
 
 
 def _provider_name(provider: str) -> str:
