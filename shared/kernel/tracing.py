@@ -755,6 +755,23 @@ def requesting(span: Span | None, method: str, url: str) -> None:
     span.set_attributes(attributes)
 
 
+def sending(span: Span | None, system: str, destination: str) -> None:
+    """The message a CLIENT span sends to a queue, a topic or a bus (messaging semantic
+    conventions, "send"): named `send <system>` (low in cardinality), the destination in
+    `messaging.destination.name` (a queue URL, an exchange: no credentials)."""
+    if span is None or not span.is_recording():
+        return
+    span.update_name(f"send {system}")
+    span.set_attributes(
+        {
+            "messaging.system": system,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": destination,
+        }
+    )
+
+
 def responded(
     span: Span | None, status_code: int | None, failure: str | None, error_type: str | None
 ) -> None:

@@ -48,6 +48,7 @@ from tests.delivery.conftest import settings_for
 from tests.delivery.killing import kill_mid_stream
 from tests.emulators import AWS_CREDENTIALS, Emulators, provide_emulators
 from tests.infra import Infra
+from tests.spans import recorded
 from tests.support import (
     KafkaTap,
     RunningService,
@@ -550,7 +551,15 @@ async def test_a_missing_queue_fails_with_its_reason_is_retried_and_dead_lettere
                 workspace_id="ws_missing",
             )
         )
-    await publish(delivery, "message.created", "ws_missing", channel_id="ch_1")
+    with recorded() as spans:
+        await publish(delivery, "message.created", "ws_missing", channel_id="ch_1")
+        for endpoint in endpoints:
+            await _failed(delivery, endpoint["id"])
+    # Each attempt a CLIENT span of the messaging conventions, not an HTTP POST.
+    sent = [s for s in spans.exporter.get_finished_spans() if s.name == "send aws_sqs"]
+    assert len(sent) == 3, [s.name for s in spans.exporter.get_finished_spans()]
+    assert {(s.attributes or {}).get("messaging.destination.name") for s in sent} == {missing}
+    assert not any("http.request.method" in (s.attributes or {}) for s in sent)
     for endpoint in endpoints:
         [failed] = await _failed(delivery, endpoint["id"])
         detail = (

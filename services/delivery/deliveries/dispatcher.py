@@ -77,6 +77,14 @@ HIDDEN_HEADER = "(the endpoint's header: its value is not shown)"
 RECHECK_LATER = timedelta(minutes=5)  # the endpoint is disabled or unknown here
 AFTER_A_CRASH = timedelta(seconds=30)  # an attempt raised something unexpected
 LANE_SHARE = 0.25  # of a process's room and attempts in flight, the most one endpoint takes
+# A destination's `messaging.system` (OpenTelemetry's well-known values where there is one;
+# else its type).
+MESSAGING_SYSTEMS = {
+    "sqs": "aws_sqs",
+    "pubsub": "gcp_pubsub",
+    "rabbitmq": "rabbitmq",
+    "kafka": "kafka",
+}
 
 
 class CutOff(Exception):
@@ -893,7 +901,10 @@ class Dispatcher:
             user_agent=USER_AGENT,
             extra=outgoing.headers,
         )
-        if span is not None:
+        if span is not None and destination is not None and endpoint.destination is not None:
+            kind = endpoint.destination.type
+            tracing.sending(span, MESSAGING_SYSTEMS.get(kind, kind), destination.address)
+        elif span is not None:
             tracing.requesting(span, outgoing.method, outgoing.url)
             if endpoint.propagate_trace:  # the attempt's own context (carried: as it came)
                 headers.update(tracing.kept(tracing.current()))
