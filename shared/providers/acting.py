@@ -203,10 +203,7 @@ class Offered:
     def from_doc(cls, doc: Mapping[str, Any]) -> Offered:
         return cls(
             provider=str(doc["provider"]),
-            actions=tuple(
-                CardAction(str(a["id"]), str(a["label"]), a.get("style", "default"))
-                for a in doc.get("actions") or ()
-            ),
+            actions=tuple(CardAction.from_dict(a) for a in doc.get("actions") or ()),
             target=dict(doc.get("target") or {}),
         )
 

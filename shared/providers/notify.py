@@ -92,6 +92,11 @@ class CardAction:
     def __post_init__(self) -> None:
         _defuse(self, "label")
 
+    @classmethod
+    def from_dict(cls, action: Mapping[str, Any]) -> CardAction:
+        """An action as `as_dict` wrote it (kept beside a root, carried on a job)."""
+        return cls(str(action["id"]), str(action["label"]), action.get("style", "default"))
+
     def as_dict(self) -> dict[str, str]:
         return {"id": self.id, "label": self.label, "style": self.style}
 
@@ -126,10 +131,7 @@ class Card:
             state=card.get("state"),
             color=card.get("color"),
             fields=tuple(Field(str(f["name"]), str(f["value"])) for f in card.get("fields") or ()),
-            actions=tuple(
-                CardAction(str(a["id"]), str(a["label"]), a.get("style", "default"))
-                for a in card.get("actions") or ()
-            ),
+            actions=tuple(CardAction.from_dict(a) for a in card.get("actions") or ()),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -321,9 +321,6 @@ def _outbound(job: Job, thread: str | None) -> OutboundPost:
         tag=job.message_id,
         actions=None
         if job.actions is None
-        else tuple(
-            CardAction(str(a["id"]), str(a["label"]), a.get("style", "default"))
-            for a in job.actions
-        ),
+        else tuple(CardAction.from_dict(a) for a in job.actions),
         markup="commonmark" if job.markup == "commonmark" else "plain",
     )
