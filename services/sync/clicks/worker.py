@@ -737,7 +737,7 @@ class ClickWorker(Worker):
                         user_id=via.user_id,
                         text=ask.text,
                         tag=derived_id(click.id, "link", prefix="prv"),
-                        reply=self._opened(via.reply),
+                        reply=opened_reply(self._box, via.reply),
                     )
                     alone = await self._connections.call(
                         via.integration_id,
@@ -751,9 +751,6 @@ class ClickWorker(Worker):
         if not alone and ask.ticket is not None:
             await self._links.drop_ticket(ask.ticket)
         return alone
-
-    def _opened(self, sealed: str | None) -> dict[str, str]:
-        return opened_reply(self._box, sealed)
 
     def _end(
         self,
