@@ -94,11 +94,6 @@ def edge(host: str, port: int, upstreams: Sequence[str]) -> int:
 def sandbox(port: int) -> int:
     """The providers' stand-ins, seeded, on 127.0.0.1:`port` (`hookhub run --sandbox` starts
     it; services/sandbox/app.py). Refused outside HOOKHUB_ENV=dev."""
-    import uvicorn
-
-    from services.sandbox.app import Sandbox, credentials, refused
-    from shared.kernel.envelopes import Topic
-    from shared.kernel.logging import configure_logging
     from shared.kernel.settings import Settings
 
     try:
@@ -106,9 +101,15 @@ def sandbox(port: int) -> int:
     except ConfigurationError as exc:
         print(f"hookhub sandbox: {exc}", file=sys.stderr)
         return 2
-    if why := refused(settings.env):
+    if why := settings.sandbox_refused():
         print(why, file=sys.stderr)
         return 2
+    import uvicorn
+
+    from services.sandbox.app import Sandbox, credentials
+    from shared.kernel.envelopes import Topic
+    from shared.kernel.logging import configure_logging
+
     settings.resolve_dev_secrets()
     configure_logging(settings.log_level, settings.log_format, service="sandbox")
     origin = f"http://127.0.0.1:{settings.http_port}"

@@ -83,12 +83,9 @@ def run_stack(sandbox: bool = False) -> int:
     except ConfigurationError as exc:
         print(f"hookhub run: {exc}", file=sys.stderr)
         return 2
-    if sandbox:
-        from services.sandbox.app import refused
-
-        if why := refused(settings.env):
-            print(why, file=sys.stderr)
-            return 2
+    if sandbox and (why := settings.sandbox_refused()):
+        print(why, file=sys.stderr)
+        return 2
     taken = [
         f"{what} port {port}"
         for what, port in plan_ports(settings, sandbox).items()

@@ -142,17 +142,6 @@ _CREDENTIALS = (
 )
 
 
-def refused(env: str) -> str | None:
-    """Why the sandbox may not run in `env` (None: it may). `hookhub sandbox` and `hookhub run
-    --sandbox` both ask: its stand-ins hand out made-up credentials to anyone on loopback."""
-    if env == "dev":
-        return None
-    return (
-        "hookhub: the sandbox runs only with HOOKHUB_ENV=dev: its stand-ins hand out made-up "
-        "credentials and answer anyone on loopback"
-    )
-
-
 def credentials(data_dir: Path) -> dict[str, str]:
     """The sandbox's credentials for this data directory: made on first use, then kept (the
     file is readable by its owner alone, like the rest of the data directory)."""

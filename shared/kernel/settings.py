@@ -269,6 +269,17 @@ class Settings(BaseSettings):
         self.__dict__.pop("encryption_key_list", None)
         return self
 
+    def sandbox_refused(self) -> str | None:
+        """Why the sandbox may not run here (None: it may). `hookhub sandbox` and `hookhub run
+        --sandbox` both ask, before they import it: its stand-ins hand out made-up
+        credentials to anyone on loopback."""
+        if self.env == "dev":
+            return None
+        return (
+            "hookhub: the sandbox runs only with HOOKHUB_ENV=dev: its stand-ins hand out made-up "
+            "credentials and answer anyone on loopback"
+        )
+
     @cached_property
     def encryption_key_list(self) -> list[str]:
         return [key.strip() for key in self.encryption_keys.split(",") if key.strip()]
