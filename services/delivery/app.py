@@ -159,6 +159,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     ownership = Ownership(
         deliveries.workers, deliveries.deliveries, timedelta(seconds=settings.lease_seconds)
     )
+    # FIFO endpoints' keys (deliveries/fifo.py).
+    keys = delivery_repository.KeyRepository(runtime.db)
+
+    async def wake(endpoint_id: str) -> int:
+        """A listener connected: the endpoint's retries made due now, and the parked heads
+        of its FIFO keys (their holders load them at their next sweep)."""
+        now = utcnow()
+        return await deliveries.wake(endpoint_id, now) + await keys.wake(endpoint_id, now)
+
     # `hookhub listen` (SPEC §21): the sockets of the laptops listening, held by whichever
     # replica each landed on, and the way to them from the others (delivery/listen).
     listeners = Listeners(
@@ -168,7 +177,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         admin_token=settings.admin_token,
         endpoints=cache,
         access=lambda: app.state.access,
-        wake=lambda endpoint_id: deliveries.wake(endpoint_id, utcnow()),
+        wake=wake,
         registry=runtime.registry,
     )
     dispatcher = Dispatcher(
@@ -202,8 +211,6 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             ),
         ),
     )
-    # FIFO endpoints' keys (deliveries/fifo.py).
-    keys = delivery_repository.KeyRepository(runtime.db)
     ordering = Ordering(
         keys,
         dispatcher,

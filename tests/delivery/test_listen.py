@@ -225,6 +225,42 @@ async def test_what_was_published_while_it_was_stopped_arrives_once_it_is_back(
     assert sorted(json.loads(r.body)["data"]["n"] for r in received) == [0, 1, 2]
 
 
+async def test_a_fifo_endpoint_s_parked_key_is_sent_in_order_once_it_is_back(
+    delivery: RunningService, sink: tuple[WebhookSink, str], key: str
+) -> None:
+    """A FIFO listening endpoint's key parks behind its head's retry while nobody listens;
+    the reconnection makes the head due (KeyRepository.wake) and its holder loads the key at
+    its next sweep: all of it arrives, in order, not an hour later."""
+    fake, base = sink
+    given = {"events": ["ordered.*"], "name": "fifo laptop"}
+    async with Listener(delivery, key, base + "/ordered", **given) as first:
+        endpoint_id = first.endpoint_id
+    patched = await delivery.client.patch(
+        f"/api/outgoing-webhooks/{endpoint_id}",
+        json={"retry_schedule": [3600], "ordering": "fifo"},
+        headers=admin_headers(),
+    )
+    assert patched.status_code == 200, patched.text
+    missed = [await publish(delivery, "ordered.created", WORKSPACE, n=n) for n in range(3)]
+
+    async def parked() -> bool:
+        head = await delivery_of(delivery, endpoint_id, missed[0])
+        behind = [await delivery_of(delivery, endpoint_id, e) for e in missed[1:]]
+        if head is None or head["status"] != "delayed" or None in behind:
+            return False
+        assert head["attempt_log"][0]["error"].startswith(protocol.NO_LISTENER)
+        assert all(not found["attempt_log"] for found in behind)  # never sent before it
+        return True
+
+    await until(parked, what="the head tried once, the two behind it queued")
+    async with Listener(delivery, key, base + "/ordered", **given):
+        received = await fake.wait_for("/ordered", 3)
+        await ended(delivery, endpoint_id, missed[0], attempts=2)
+        for event_id in missed[1:]:
+            await ended(delivery, endpoint_id, event_id, attempts=1)
+    assert [json.loads(r.body)["data"]["n"] for r in received] == [0, 1, 2]
+
+
 async def test_a_malformed_answer_fails_its_delivery_and_the_socket_stays(
     delivery: RunningService, key: str
 ) -> None:

@@ -226,6 +226,9 @@ class Ordering:
             if owner == me and doc["_id"] in self.held:
                 run = self.runs.by_id.get(doc["_id"])
                 if run is not None:
+                    # Its queue is read again, its head's time with it: parked, the head
+                    # may have been made due since (a listener connected: KeyRepository.wake).
+                    run.due = None
                     run.queued = True
                     self._queued(run)
             elif owner is None or owner == me:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from services.delivery.deliveries import fifo
 from shared.domain import tenancy
 from shared.kernel.mongo import (
     Collection,
@@ -357,6 +358,23 @@ class KeyRepository:
         removed = await self._keys.delete_many({**held, "waiting": {"$ne": True}})
         freed = await self._keys.update_many(held, {"$set": {"lease_owner": None}})
         return removed.deleted_count + freed.modified_count
+
+    async def wake(self, endpoint_id: str, now: datetime) -> int:
+        """The endpoint's queued deliveries that wait for a later attempt (its keys' parked
+        heads) made due now, and their keys marked waiting, so that each key's holder loads
+        its queue at its next sweep rather than at the head's time (a listener connected:
+        delivery/listen); how many. Read by the queue's partial index."""
+        query = {"endpoint_id": endpoint_id, "lease_owner": QUEUED, "next_attempt_at": {"$gt": now}}
+        found = await self._deliveries.find(query, {"ordering_key": 1}).to_list()
+        if not found:
+            return 0
+        result = await self._deliveries.update_many(
+            {"_id": {"$in": [doc["_id"] for doc in found]}, "lease_owner": QUEUED},
+            {"$set": {"next_attempt_at": now}},
+        )
+        keys = sorted({doc.get("ordering_key") or "" for doc in found})
+        await self.mark_waiting([fifo.key_id(endpoint_id, key) for key in keys])
+        return result.modified_count
 
     async def queued(self, endpoint_id: str, key: str, limit: int) -> list[Document]:
         """A key's deliveries queued in MongoDB, first in its order first."""
