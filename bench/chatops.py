@@ -73,7 +73,7 @@ from bench.sink import Sink as Counter
 from bench.sync import _topic_like
 from services.gateway.provider_webhooks.service import envelope_for
 from shared.domain.integrations.model import IntegrationSnapshot
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess, free_port
 from shared.kernel.envelopes import ChatEvent, ProviderEvent, Topic
 from shared.kernel.ids import utcnow

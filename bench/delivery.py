@@ -117,7 +117,7 @@ from bench.sender import (
     webhook_request,
 )
 from services.delivery.deliveries.dispatcher import LANE_SHARE
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess, free_port
 from shared.kernel.envelopes import ChatEvent, ProviderEvent, Topic
 from shared.kernel.ids import derived_id, utcnow

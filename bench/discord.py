@@ -66,7 +66,7 @@ from bench.harness import (
     ratio_note,
 )
 from bench.sync import TEXT
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess, free_port
 from shared.kernel.envelopes import Topic
 

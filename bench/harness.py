@@ -38,6 +38,7 @@ from pymongo.database import Database
 
 from bench.loadgen import SEQ, SIGNERS, Target
 from shared.kernel.embedded import (
+    EMBEDDED_FETCH_MAX_WAIT_MS,
     ChildProcess,
     die_with_parent,
     free_port,
@@ -228,6 +229,9 @@ class Infrastructure:
             "HOOKHUB_ADMIN_TOKEN": self.admin_token,
             "HOOKHUB_ENCRYPTION_KEYS": self.encryption_key,
             "HOOKHUB_LOG_FORMAT": "json",
+            # Its topics have several partitions: on tansu, a fetch of several is answered
+            # at its wait's end, not when records arrive (shared.kernel.embedded).
+            "HOOKHUB_KAFKA_FETCH_MAX_WAIT_MS": str(EMBEDDED_FETCH_MAX_WAIT_MS),
         }
 
 

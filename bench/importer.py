@@ -72,7 +72,7 @@ from bench.harness import (
     ratio_note,
 )
 from shared.domain.message_map import inbound_message_id
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess
 from shared.kernel.envelopes import Topic
 

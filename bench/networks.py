@@ -72,7 +72,7 @@ from bench.sync import (
 )
 from services.gateway.provider_webhooks.service import envelope_for
 from shared.domain.integrations.model import IntegrationSnapshot
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess, free_port
 from shared.kernel.envelopes import ChatEvent, Topic
 from shared.kernel.ids import utcnow

@@ -104,7 +104,7 @@ from bench.sync import (
     post_paced,
 )
 from shared.domain.message_map import COLLECTION as MAP
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.embedded import ChildProcess
 from shared.kernel.envelopes import Topic
 

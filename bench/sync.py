@@ -72,7 +72,7 @@ from bench.harness import (
     ratio_note,
 )
 from shared.domain.message_map import COLLECTION as MAP
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.envelopes import ChatEvent, Topic
 from shared.kernel.ids import utcnow
 

@@ -51,7 +51,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from bench.outbound import Outbound
 from bench.sync import slack_of
 from shared.domain.message_map import COLLECTION, INDEXES, Copy
-from shared.kernel.consumers import FETCH_MAX_WAIT_MS
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS as FETCH_MAX_WAIT_MS
 from shared.kernel.ids import utcnow
 from shared.providers.chats import provider_client
 

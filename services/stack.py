@@ -23,6 +23,7 @@ import httpx
 import uvicorn
 
 from shared.kernel.embedded import (
+    EMBEDDED_PARTITIONS,
     ChildProcess,
     EmbeddedError,
     port_free,
@@ -106,6 +107,11 @@ def run_stack(sandbox: bool = False) -> int:
     os.umask(0o077)
     _keep_private(settings.data_dir)
     settings.resolve_dev_secrets()  # only now: a refused run leaves no secrets behind
+    if "HOOKHUB_KAFKA_PARTITIONS" not in os.environ:
+        # Its own broker answers a fetch of one partition as records arrive: no latency at
+        # Kafka's 500 ms fetch wait, and an idle stack asks a tenth as often
+        # (shared.kernel.embedded).
+        settings.kafka_partitions = EMBEDDED_PARTITIONS
     try:
         return asyncio.run(_run(settings, sandbox))
     except KeyboardInterrupt:
@@ -292,6 +298,8 @@ def _service_env(settings: Settings) -> dict[str, str]:
         "HOOKHUB_EGRESS_ALLOW_CIDRS": settings.egress_allow_cidrs,
         "HOOKHUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "HOOKHUB_KAFKA_PARTITIONS": str(settings.kafka_partitions),
+        "HOOKHUB_KAFKA_FETCH_MAX_WAIT_MS": str(settings.kafka_fetch_max_wait_ms),
         "HOOKHUB_MONGO_URI": settings.mongo_uri,
         "HOOKHUB_MONGO_DB": settings.mongo_db,
         "HOOKHUB_PUBLIC_URL": settings.public_url,

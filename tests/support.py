@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from services.cli import load_definition
 from services.stack import ENTRY, PRELOAD
 from shared.domain.platform import create_app
-from shared.kernel.embedded import Process, free_port
+from shared.kernel.embedded import EMBEDDED_FETCH_MAX_WAIT_MS, Process, free_port
 from shared.kernel.envelopes import ChatEvent, Topic
 from shared.kernel.http.server import ServiceServer
 from shared.kernel.http.tls import tls
@@ -77,6 +77,9 @@ def make_settings(
         # at 6 s, 1 s at 2 s: every consumer a test starts waits it) and makes a restarted
         # consumer wait out the member it replaces, ~1.8 sessions.
         "kafka_session_timeout_ms": 2_000 if infra.kind == "embedded" else 6_000,
+        # Three partitions a topic: on tansu a fetch of several is answered at its wait's
+        # end, not when records arrive (shared.kernel.embedded).
+        "kafka_fetch_max_wait_ms": EMBEDDED_FETCH_MAX_WAIT_MS,
         "public_url": "http://hookhub.test",
         **overrides,
     }
@@ -336,6 +339,7 @@ class ServiceProcess:
             "HOOKHUB_DATA_DIR": str(settings.data_dir),
             "HOOKHUB_KAFKA_PARTITIONS": str(settings.kafka_partitions),
             "HOOKHUB_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+            "HOOKHUB_KAFKA_FETCH_MAX_WAIT_MS": str(settings.kafka_fetch_max_wait_ms),
             "HOOKHUB_LOG_FORMAT": "json",
             **env,
         }

@@ -64,9 +64,6 @@ POISON_TRIES = 3
 # Between its tries (times the try's number): a passing fault that is not on the list of
 # `transient` ones still gets a second and a third chance.
 POISON_PAUSE_SECONDS = 0.5
-# A broker may hold a fetch this long waiting for more data; some (tansu) do not answer as
-# soon as records arrive, so the 500 ms default becomes event latency.
-FETCH_MAX_WAIT_MS = 50
 # How long a batch consumer waits for records before its loop turns (_WaitingBatches).
 IDLE_WAIT_MS = 1_000
 # How long an `on_revoked` handler waits for what it writes for the partitions' next owner
@@ -250,7 +247,7 @@ def consume(
         group_id=group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         decoder=_the_message,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=heartbeat_ms(settings),
@@ -399,7 +396,7 @@ def _batch_subscriber(
         group_id=settings.consumer_group(runtime.service, purpose),
         auto_offset_reset="earliest",
         ack_policy=ack_policy,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         batch=True,
         max_records=max_records,
         decoder=_the_message,

@@ -18,6 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+# tansu answers a fetch of several partitions only when its wait is up, not when records
+# arrive (a fetch of one partition it answers at once). `hookhub run` makes its topics of
+# one partition and keeps Kafka's 500 ms wait; the tests and the benchmarks, whose topics
+# have several, ask this often (HOOKHUB_KAFKA_FETCH_MAX_WAIT_MS) so as not to wait it out.
+EMBEDDED_FETCH_MAX_WAIT_MS = 50
+# The partitions of the topics `hookhub run` makes on its own broker (above), unless
+# HOOKHUB_KAFKA_PARTITIONS says otherwise: one process a service consumes them all.
+EMBEDDED_PARTITIONS = 1
+
 
 class EmbeddedError(RuntimeError):
     pass

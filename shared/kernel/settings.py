@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     # to the others. Also how long tansu makes a restarted consumer wait to join (it waits
     # out the member that left; Kafka lets a leaving member go at once).
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
+    # How long the broker may hold a consumer's fetch while it has nothing new (Kafka's own
+    # default): Kafka answers as soon as records arrive, so this is no latency, only how
+    # often an idle consumer asks. tansu (the embedded broker) answers at once only a fetch
+    # of one partition, so `hookhub run` makes its topics of one partition, and a harness
+    # that gives tansu topics of several asks every EMBEDDED_FETCH_MAX_WAIT_MS
+    # (shared.kernel.embedded).
+    kafka_fetch_max_wait_ms: int = Field(500, ge=1, le=60_000)
     # Prepended to every topic and consumer group ("<namespace>.hookhub.chat.events"); empty in
     # production. Tests set it so concurrent runs against one broker never see each other.
     topic_namespace: str = ""
