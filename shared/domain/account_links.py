@@ -106,6 +106,10 @@ class AccountLink:
     created_by: Mapping[str, str]
     # What an oauth link learnt of the user at the provider (Jira: the sites they reach).
     account: Mapping[str, Any] = field(default_factory=dict)
+    # `error` once the provider refused an oauth link's token after a refresh (the user's
+    # next click asks them to link again), with why; a mapping is always `connected`.
+    status: str = CONNECTED
+    last_error: str | None = None
 
     @classmethod
     def of(cls, doc: Document) -> AccountLink:
@@ -122,6 +126,8 @@ class AccountLink:
             updated_at=doc["updated_at"],
             created_by=dict(doc.get("created_by") or {}),
             account=dict(doc.get("account") or {}),
+            status=doc.get("status") or CONNECTED,
+            last_error=doc.get("last_error"),
         )
 
     def to_public(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 chat user's is theirs alone (`visible_to`, an `eph_` id); a network's user's is said by
 their network to them alone (`PrivateReplies`) and, for a provider linked by consent, both
 carry their ticket. Where the network will not say it privately, the thread is told how an
-admin starts it, with no ticket (the one issued is dropped). A user's own token answered
-401 is refreshed once and the action tried again; refused again, the link is broken and
+admin starts it, with no ticket (the one issued is dropped); a round taken again does not
+say it twice. A user's own token answered 401 is refreshed once and the action tried again; refused again, the link is broken and
 they are asked to link again, privately too."""
 
 from __future__ import annotations
@@ -239,6 +239,23 @@ async def test_asked_again_when_the_link_stopped_working() -> None:
     assert "GitHub no longer takes the GitHub account you linked: link it again at" in (reply.text)
     [said], _ = await _asked(_worker(_Links())[0], _click("u_ada"), "github", again=True)
     assert said["visible_to"] == "u_ada" and "link it again at https://" in said["text"]
+
+
+async def test_a_round_taken_again_says_its_private_ask_once() -> None:
+    """A round whose last writes failed is taken again and asks again: the network is not
+    asked twice (the ticket the second try made is dropped, the first one's handed over);
+    the ask after a link stopped working is another ask, said."""
+    links, network = _Links(), _Network()
+    worker, metrics = _worker(links, _Connections(network))
+    click = _click("slack:U024BE7LH", SLACK)
+    for _ in range(2):
+        published, _ = await _asked(worker, click, "github")
+        assert published == []
+    [(_, first)] = network.asked
+    assert len(links.issued) == 2 and links.dropped == [TICKET]
+    assert _counted(metrics, "github", "slack", "private") == 1
+    await _asked(worker, click, "github", again=True)
+    assert len(network.asked) == 2 and network.asked[1][1].tag != first.tag
 
 
 # -- a user's own token answered 401 ------------------------------------------------------

@@ -1284,9 +1284,14 @@ async def test_a_token_github_stopped_taking_is_refreshed_once_else_the_user_lin
     assert asked["visible_to"] == "u_lin" and asked["id"].startswith("eph_"), asked
     assert re.search(r"/api/auth/oauth/link/[\w-]+", asked["text"]), asked["text"]
     assert len(github.acted.requests) == before + 1  # the 401, no second call
-    links = world.sync_app.state.clicks._clicks.database["account_links"]
-    found = await links.find_one({"chat_user_id": "u_lin", "provider": "github"})
-    assert found is not None and found["status"] == "error", found
+    # The API (the console's and the portal's page) says so, and why.
+    shown = await world.oauth.client.get(
+        "/api/account-links/github/u_lin",
+        params={"workspace_id": world.chat.workspace_id},
+        headers=admin_headers(),
+    )
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["status"] == "error" and shown.json()["last_error"], shown.json()
 
 
 # A workflow as Jira's default software one (tests/providers/test_jira_acting.py's).
@@ -1304,8 +1309,9 @@ async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
     """Jira's webhook does not carry the transitions the issue's workflow offers: once the
     root card is out, they are read from Jira (with the token of the workspace's linked
     user, the integration having none) and the card is edited with them; a click makes
-    one as the clicker; the issue's webhook telling of its new status has them read again.
-    Payloads: tests/providers/jira_payloads (SP-10 on example.atlassian.net)."""
+    one as the clicker; the issue's webhook telling of its new status has them read again,
+    the token Jira stopped taking meanwhile refreshed once. Payloads:
+    tests/providers/jira_payloads (SP-10 on example.atlassian.net)."""
     jira = world.jira
     assert jira is not None
     jira.site_url = "https://example.atlassian.net"  # the site SP-10's webhooks name
@@ -1354,10 +1360,18 @@ async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
         timeout=30,
     )
     assert jira.tracked["SP-10"]["status"] == "In Progress"
-    # Jira tells of the move: the card is edited, and its transitions read again.
+    # Jira tells of the move: the card is edited, and its transitions read again. Jira has
+    # stopped taking Ada's token meanwhile (its grant good): refreshed once, read again.
+    assert jira.revoke_access(ada_token)
+    refreshed, before = jira.refresh_grants, len(jira.acted.requests)
     moved = json.loads((JIRA_PAYLOADS / "issue_updated_status.json").read_text())
     await send_jira(world, integration_id, moved)
     await world.chat.received(offering("transition:21", "transition:31"), timeout=30)
+    refused, again = [r for r in jira.acted.requests[before:] if r.method == "GET"]
+    assert refused.headers["authorization"] == f"Bearer {ada_token}"
+    fresh = again.headers["authorization"].removeprefix("Bearer ")
+    assert fresh != ada_token and jira.access_tokens[fresh].grant.user == "ada-at"
+    assert jira.refresh_grants == refreshed + 1
     cards = await world.sync_app.state.message_map.cards([root["id"]])
     acting = cards[root["id"]][1]
     assert [a["id"] for a in acting["actions"]] == ["assign:me", "transition:21", "transition:31"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
@@ -123,3 +123,9 @@ class AccountLinkOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     created_by: Actor
+    status: Literal["connected", "error"] = Field(
+        description="`error`: the provider refused an `oauth` link's token even after a "
+        "refresh (revoked, or the user lost access); the user's next click asks them to "
+        "link again. A `mapping` is always `connected`"
+    )
+    last_error: str | None = Field(description="why the link is in `error`, as the provider said")

@@ -18,7 +18,9 @@ time, and for each:
    The card then shows the transitions *that* account may make; a click is still made
    with the clicker's own token, which re-reads them (shared.providers.jira.acting), so
    nobody does more than Jira lets them. No token at all: the card keeps what the
-   webhook offers ("Assign to me").
+   webhook offers ("Assign to me"). A token Jira answers 401 to is refreshed once and the
+   read made again, as a click's is; refused again, a user's link is marked broken (they
+   are asked to link at their next click) and the read ends.
 2. **Read**, every request held to the egress rules (the click worker's client). Atlassian's
    reference ("Get transitions", https://developer.atlassian.com/cloud/jira/platform/rest/
    v3/api-group-issues/#api-rest-api-3-issue-issueidorkey-transitions-get) answers the
@@ -38,7 +40,9 @@ time, and for each:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -48,7 +52,7 @@ from pymongo import DESCENDING, ReturnDocument, UpdateOne
 
 from services.sync.clicks.queue import LEASE, Worker, next_attempt
 from shared.domain.account_links import COLLECTION as LINKS
-from shared.domain.account_links import CONNECTED
+from shared.domain.account_links import CONNECTED, AccountLinks
 from shared.domain.integrations.repository import COLLECTION as INTEGRATIONS
 from shared.domain.message_map import NOTIFICATION, MessageMap
 from shared.domain.oauth.tokens import NotConnected, TokenKeeper
@@ -173,6 +177,17 @@ class OfferReads:
             )
 
 
+@dataclass(frozen=True)
+class _Token:
+    """Whose token a read is made with: the integration's (`holder` its id), else a linked
+    user's (`holder` and `link_id` the link's id), and the keeper that refreshes it."""
+
+    credentials: Credentials
+    keeper: TokenKeeper
+    holder: str
+    link_id: str | None = None
+
+
 class OfferReader(Worker):
     round_failed = "sync_offer_reads_round_failed"
 
@@ -192,7 +207,7 @@ class OfferReader(Worker):
     ) -> None:
         super().__init__()
         self._reads = reads
-        self._links = db[LINKS]
+        self._links = AccountLinks(db)
         self._integrations = db[INTEGRATIONS]
         self._map = message_map
         self._connections = connections
@@ -216,7 +231,7 @@ class OfferReader(Worker):
             if reader is None or given is None:
                 await self._reads.settle(job, "done")
                 return
-            read = await reader.read_offers(self._client, given, offered.target)
+            read = await self._read_offers(reader, given, offered)
             await self._show(job, offered, read)
             await self._reads.settle(job, "done")
         except (ActionRefused, LinkRejected, NotConnected) as exc:
@@ -227,7 +242,25 @@ class OfferReader(Worker):
             log.info("sync_offers_read_retry", root_id=job["_id"], error=repr(exc))
             await self._reads.settle(job, "queued" if due else "failed", due)
 
-    async def _credentials(self, job: Document, offered: Offered) -> Credentials | None:
+    async def _read_offers(
+        self, reader: ReadsOffers, given: _Token, offered: Offered
+    ) -> tuple[CardAction, ...]:
+        """The offers read with `given`'s token; a 401 has it refreshed once (NotConnected
+        when the provider will not) and the read made again (module docstring, 1)."""
+        try:
+            return await reader.read_offers(self._client, given.credentials, offered.target)
+        except LinkRejected:
+            rejected = given.credentials.user_token
+            fresh = await given.keeper.access_token(given.holder, rejected=rejected)
+            credentials = dataclasses.replace(given.credentials, user_token=fresh)
+            try:
+                return await reader.read_offers(self._client, credentials, offered.target)
+            except LinkRejected as again:
+                if given.link_id is not None:
+                    await self._links.mark_broken(given.link_id, again.message)
+                raise
+
+    async def _credentials(self, job: Document, offered: Offered) -> _Token | None:
         """The integration's own token, else the newest linked user's who reaches the
         item's site (module docstring, 1); None: nobody's."""
         integration = await self._connections.integration(job["edit"]["integration_id"])
@@ -240,7 +273,8 @@ class OfferReader(Worker):
         except NotConnected:
             token = None
         if token:
-            return Credentials(settings, given.api_base, token)
+            own = Credentials(settings, given.api_base, token)
+            return _Token(own, self._tokens, integration.id)
         if self._user_tokens is None:
             return None
         site = site_of(str(offered.target.get("site") or ""))
@@ -250,13 +284,15 @@ class OfferReader(Worker):
             "kind": "oauth",
             "status": CONNECTED,
         }
-        async for link in self._links.find(query).sort("updated_at", DESCENDING).limit(20):
+        newest = self._links.collection.find(query).sort("updated_at", DESCENDING)
+        async for link in newest.limit(20):
             sites = _sites(link.get("account"))
             if site is None or any(
                 site_of(str(s.get("url") or "")) == site for s in sites.get("sites", ())
             ):
                 token = await self._user_tokens.access_token(link["_id"])
-                return Credentials({**settings, **sites}, given.api_base, token)
+                theirs = Credentials({**settings, **sites}, given.api_base, token)
+                return _Token(theirs, self._user_tokens, link["_id"], link["_id"])
         return None
 
     async def _show(self, job: Document, offered: Offered, read: tuple[CardAction, ...]) -> None:

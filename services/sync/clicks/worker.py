@@ -32,13 +32,17 @@ A round does this for every click it claimed at once: one read of their cards, o
 their users' links (per workspace and provider), one insert claiming their actions, the
 provider's calls side by side, then what they end with in one delete, one publish and one
 bulk write (`_Round`): a round's MongoDB writes do not grow with its clicks. The asks said
-to network users alone go to their networks side by side before the replies are published.
+to network users alone go to their networks side by side before the replies are published;
+a round whose last writes failed is taken again, and an ask its first try said is not said
+twice (`_said`: the process remembers the last `SAID_KEPT` asks' outcomes; a process that
+dies between an ask and its click's write leaves its successor to ask once more).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -89,6 +93,7 @@ CLAIM_LIMIT = 50
 # at 600-700 a second in rounds of 500, at 380-500 in rounds of 100 (docs/benchmarks.md,
 # footnote 23).
 HANDED_LIMIT = 500
+SAID_KEPT = 10_000  # private asks whose outcome a process remembers (`_said`)
 # Rounds acting at once (each its claim's provider calls, then its writes).
 ROUNDS = 4
 # Connections of the client clicks act through (a claim's clicks at once).
@@ -173,6 +178,13 @@ class _PrivateAsk:
     text: str
     public: Encoded
     ticket: str | None = None
+    again: bool = False  # their link stopped working: a new ask, not the first one again
+
+    @property
+    def tag(self) -> str:
+        """The ask's id at the network (and `_said`'s key): the same when a round is taken
+        again, another when a link that worked stopped."""
+        return derived_id(self.click.id, "relink" if self.again else "link", prefix="prv")
 
 
 @dataclass
@@ -225,6 +237,8 @@ class ClickWorker(Worker):
         self._links_checked = 0.0
         self._claimed_at = 0.0
         self._handed: dict[str, _Handed] = {}
+        # The private asks said, by tag, with whether to the user alone (`_say_privately`).
+        self._said: OrderedDict[str, bool] = OrderedDict()
         # A spill and a round's last writes are not interleaved: a click's outcome is an
         # insert while it is not written, an update once it is.
         self._writing = asyncio.Lock()
@@ -694,7 +708,7 @@ class ClickWorker(Worker):
             linked = md.link(md.text(url, len(url)), url)
             opening = f"{click.who}, acting on {name} takes your own {name} account: link it"
             text = _with_ticket(opening, lost, linked)
-        done.private.append(_PrivateAsk(click, provider, text, reply, ticket))
+        done.private.append(_PrivateAsk(click, provider, text, reply, ticket, lost is not None))
 
     @staticmethod
     def _admin_links(click: Click, provider: str, name: str, lost: str | None) -> str:
@@ -725,7 +739,12 @@ class ClickWorker(Worker):
         """The ask said by the click's network to its user alone; False (the thread is told
         instead) where the network would not, or could not now. A ticket that was not
         handed over is dropped."""
-        click, via = ask.click, ask.click.via
+        click, via, tag = ask.click, ask.click.via, ask.tag
+        said = self._said.get(tag)
+        if said is not None:  # a round taken again: said by its first try (with its ticket)
+            if ask.ticket is not None:
+                await self._links.drop_ticket(ask.ticket)
+            return said
         alone = False
         try:
             if via is not None and via.integration_id and via.user_id:
@@ -736,7 +755,7 @@ class ClickWorker(Worker):
                         external_message_id=via.external_message_id or "",
                         user_id=via.user_id,
                         text=ask.text,
-                        tag=derived_id(click.id, "link", prefix="prv"),
+                        tag=tag,
                         reply=opened_reply(self._box, via.reply),
                     )
                     alone = await self._connections.call(
@@ -750,6 +769,9 @@ class ClickWorker(Worker):
         ).inc()
         if not alone and ask.ticket is not None:
             await self._links.drop_ticket(ask.ticket)
+        self._said[tag] = alone
+        while len(self._said) > SAID_KEPT:
+            self._said.popitem(last=False)
         return alone
 
     def _end(

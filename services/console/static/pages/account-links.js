@@ -6,6 +6,7 @@
 import { call, enc, get } from "../api.js";
 import {
   actionButton,
+  badge,
   field,
   filled,
   form,
@@ -70,6 +71,10 @@ export async function render(main, { params, go }) {
           { title: "Provider", cell: (r) => [providerIcon(r.provider), " ", providerTitle(r.provider)] },
           { title: "Provider user", cell: (r) => r.provider_user },
           { title: "Name", cell: (r) => r.name || "—" },
+          {
+            title: "Status",
+            cell: (r) => [badge(r.status), r.last_error ? h("div", { class: "muted" }, r.last_error) : null],
+          },
           { title: "Workspace", cell: (r) => r.workspace_id },
           { title: "Created", cell: (r) => timeEl(r.created_at) },
           { title: "Updated", cell: (r) => timeEl(r.updated_at) },
