@@ -466,6 +466,7 @@ class Sandbox:
                 },
                 edit=self._matrix_edits,
                 delete=self._matrix_deletes,
+                command=self._matrix_commands,
             ),
             "mattermost": ChatStandIn(
                 self._mattermost_writes,
@@ -1232,6 +1233,10 @@ class Sandbox:
             }
         event, status = await self._matrix_pushes(lambda: matrix.says(person, content, room))
         return {"id": event["event_id"], "delivered": status}
+
+    async def _matrix_commands(self, channel: str, user: str, text: str) -> dict[str, Any]:
+        """A message that opens with `!hookhub` (Matrix has no slash commands for bots)."""
+        return await self._matrix_writes(channel, user, f"!hookhub {text}".strip(), "")
 
     async def _matrix_edits(self, channel: str, event_id: str, text: str) -> dict[str, Any]:
         room, person = self.matrix.rooms[channel], self._matrix_author(event_id)

@@ -90,6 +90,8 @@ GET_USER = "get_user"
 GET_GATEWAY_BOT = "get_gateway_bot"
 GET_APPLICATION = "get_application"
 EDIT_APPLICATION = "edit_current_application"
+GET_COMMANDS = "get_global_application_commands"
+CREATE_COMMAND = "create_global_application_command"
 GET_CHANNEL = "get_channel"
 GET_GUILD = "get_guild"
 GET_GUILD_ROLES = "get_guild_roles"
@@ -195,6 +197,10 @@ class Bot:
     # The application commands sent, by interaction id: their token, the endpoint's answer
     # (the initial response) and the edits of that response made with the token.
     interactions: dict[str, Interaction] = field(default_factory=dict)
+    # The application's global commands, by name; how many were new (Discord allows 200 a
+    # day: an overwrite of one of the same name is not new).
+    commands: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commands_created: int = 0
 
     @property
     def public_key(self) -> str:
@@ -783,6 +789,20 @@ class FakeDiscord(FakeAuthorizationServer):
             ("GET", "/gateway/bot", GET_GATEWAY_BOT, self._get_gateway_bot, True),
             ("GET", "/oauth2/applications/@me", GET_APPLICATION, self._get_application, True),
             ("PATCH", "/applications/@me", EDIT_APPLICATION, self._edit_application, True),
+            (
+                "GET",
+                "/applications/{application_id}/commands",
+                GET_COMMANDS,
+                self._get_commands,
+                True,
+            ),
+            (
+                "POST",
+                "/applications/{application_id}/commands",
+                CREATE_COMMAND,
+                self._create_command,
+                True,
+            ),
             ("GET", "/channels/{channel_id}", GET_CHANNEL, self._get_channel, True),
             ("GET", "/guilds/{guild_id}", GET_GUILD, self._get_guild, True),
             ("GET", "/guilds/{guild_id}/roles", GET_GUILD_ROLES, self._get_roles, True),
@@ -1192,6 +1212,50 @@ class FakeDiscord(FakeAuthorizationServer):
                 await self._check_endpoint(bot, url)
             bot.interactions_endpoint_url = url or None
         return await self._get_application(call)
+
+    def _own_application(self, call: _Call) -> Bot:
+        """The bot of the path's application: another application's is refused, as Discord
+        refuses a bot another application's commands (50001 Missing Access)."""
+        assert call.bot is not None
+        if call.params["application_id"] != call.bot.application_id:
+            raise DiscordError(403, 50001, "Missing Access")
+        return call.bot
+
+    async def _get_commands(self, call: _Call) -> Response:
+        """Get Global Application Commands (docs.discord.com/developers/interactions/
+        application-commands)."""
+        return JSONResponse(list(self._own_application(call).commands.values()))
+
+    async def _create_command(self, call: _Call) -> Response:
+        """Create Global Application Command: one of the same name is overwritten (200),
+        else made (201). A CHAT_INPUT command's name is 1-32 lower-case word characters and
+        its description 1-100 characters."""
+        bot = self._own_application(call)
+        body = call.json_object()
+        name, description = body.get("name"), body.get("description")
+        if (
+            not isinstance(name, str)
+            or not re.fullmatch(r"[-_\w]{1,32}", name)
+            or name != name.lower()
+        ):
+            raise form_error("name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+        if not isinstance(description, str) or not 1 <= len(description) <= 100:
+            raise form_error(
+                "description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
+        known = bot.commands.get(name)
+        command = {
+            "id": known["id"] if known else self.snowflake(),
+            "application_id": bot.application_id,
+            "version": self.snowflake(),
+            "default_member_permissions": None,
+            "type": 1,
+            **body,
+        }
+        bot.commands[name] = command
+        if known is None:
+            bot.commands_created += 1
+        return JSONResponse(command, status_code=200 if known else 201)
 
     async def _check_endpoint(self, bot: Bot, url: str) -> None:
         ping = {"id": self.snowflake(), "application_id": bot.application_id, "type": 1,

@@ -47,7 +47,7 @@ from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.mongo import Database, Document
 from shared.kernel.produce import Stream
-from shared.providers.chat import RateLimited
+from shared.providers.chat import RateLimited, RegistersCommand
 from shared.providers.connections import Connections
 from shared.providers.sockets import (
     Connection,
@@ -188,6 +188,7 @@ class Held:
     connection: Connection | None = None
     connected: bool = False
     stopping: bool = False
+    commanded: bool = False  # hookhub's command is the bot's (`_register_command`)
 
 
 class Gateways:
@@ -218,7 +219,8 @@ class Gateways:
         self._owner = owner
         self._poll = poll_seconds
         self._held: dict[str, Held] = {}
-        # Catch-ups of new sessions (each retries until done): ended at a stop.
+        # Catch-ups of new sessions (each retries until done) and their commands' registration:
+        # ended at a stop.
         self._catch_ups: set[asyncio.Task[object]] = set()
 
     def wanted(self) -> set[str]:
@@ -412,10 +414,9 @@ class Gateways:
             if not resumed:
                 # A new session: what was sent while there was none is read from history.
                 held.published_seq = None
-                task = asyncio.create_task(self._catch_up(held.integration_id))
-                self._catch_ups.add(task)  # held until done, and ended at a stop
-                task.add_done_callback(self._catch_ups.discard)
-                task.add_done_callback(_log_failure)
+                self._beside(self._catch_up(held.integration_id))
+                if not held.commanded:
+                    self._beside(self._register_command(held))
 
         def dispatch(kind: str, data: dict[str, Any], seq: int) -> None:
             self._metrics.gateway_events.labels(kind).inc()
@@ -429,6 +430,31 @@ class Gateways:
         )
         held.connection = connection
         await connection.run(url)
+
+    def _beside(self, work: Coroutine[Any, Any, object]) -> None:
+        """Work of a new session run beside it: held until done, and ended at a stop."""
+        task = asyncio.create_task(work)
+        self._catch_ups.add(task)
+        task.add_done_callback(self._catch_ups.discard)
+        task.add_done_callback(_log_failure)
+
+    async def _register_command(self, held: Held) -> None:
+        """hookhub's command made for the bot where its network needs it (Discord's
+        application command): once while a process holds the connection, tried again at its
+        next new session if it failed."""
+        network = self._connections.providers.get(self._network)
+        if not isinstance(network, RegistersCommand):
+            return
+        try:
+            made = await self._connections.call(held.integration_id, network.register_command)
+        except Exception as exc:  # Discord away, a token refused: said, not fatal
+            log.warning(
+                "sync_command_not_registered", integration_id=held.integration_id, error=repr(exc)
+            )
+            return
+        held.commanded = True
+        if made:
+            log.info("sync_command_registered", integration_id=held.integration_id)
 
     async def _publish(self, held: Held, workspace_id: str, queue: asyncio.Queue[Dispatch]) -> None:
         """Dispatches to the chat, in batches (what arrived while the last was handed on),

@@ -16,7 +16,7 @@ the caller treats each differently:
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -46,6 +46,7 @@ __all__ = [
     "PrivateReply",
     "ProviderUnreachable",
     "RateLimited",
+    "RegistersCommand",
     "TokenRejected",
 ]
 
@@ -296,6 +297,30 @@ class Interactive(Protocol):
         ...
 
 
+# hookhub's command's verbs (SPEC §20) and how many words each takes after it, least and
+# most (None: no bound; `subscribe`'s filters). Where a command is a message that opens
+# with the bot's @mention (Teams), one that does not fit a verb is a message to the channel
+# ("@hookhub list the failing builds"), not a command answered with a refusal.
+COMMAND_VERBS: dict[str, tuple[int, int | None]] = {
+    "subscribe": (2, None),
+    "unsubscribe": (1, 2),
+    "list": (0, 0),
+    "link": (1, 1),
+    "help": (0, 0),
+}
+
+
+def shaped_as_command(words: Sequence[str]) -> bool:
+    """Whether `words` (after the command's name) are a verb and as many words as it takes."""
+    if not words:
+        return False
+    bounds = COMMAND_VERBS.get(words[0].lower().lstrip("/"))
+    if bounds is None:
+        return False
+    least, most = bounds
+    return least <= len(words) - 1 and (most is None or len(words) - 1 <= most)
+
+
 @dataclass(frozen=True)
 class Invocation:
     """hookhub's command typed in a network (SPEC §20: `/hookhub subscribe …`), as its
@@ -321,6 +346,16 @@ class Invocation:
     user_name: str | None = None
     reply: Mapping[str, str] = field(default_factory=dict)
     addressed_to: str | None = None
+
+
+@runtime_checkable
+class RegistersCommand(Protocol):
+    """A network where hookhub's command must be made for the bot before anyone can type it
+    (Discord's application commands): sync makes it when it connects the bot's gateway."""
+
+    async def register_command(self, token: str) -> bool:
+        """The command made where the bot has none of its shape; True when it was."""
+        ...
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.sync import googlechat_world, mattermost_world, teams_world
+from tests.sync import googlechat_world, matrix_world, mattermost_world, teams_world
 from tests.sync.conftest import World
 
 
@@ -28,3 +28,9 @@ async def gchat(world: World) -> AsyncIterator[googlechat_world.GoogleChat]:
 async def mattermost(world: World) -> AsyncIterator[mattermost_world.Mattermost]:
     async with mattermost_world.served(world) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+async def matrix(world: World) -> AsyncIterator[matrix_world.Matrix]:
+    async with matrix_world.connected(world) as made:
+        yield made

@@ -18,13 +18,14 @@ from services.sandbox.teams import new_key
 from services.sync.commands.worker import answer_id
 from shared.domain.message_map import ephemeral_id
 from shared.kernel.ids import derived_id
+from shared.providers.discord.command import COMMAND, shape
 from tests.support import admin_headers
-from tests.sync import googlechat_world, mattermost_world, teams_world
+from tests.sync import googlechat_world, matrix_world, mattermost_world, teams_world
 from tests.sync.conftest import DISCORD_TOKEN, TELEGRAM_TOKEN, World, connect, until
-from tests.sync.stand_ins import gchat, mattermost, teams
+from tests.sync.stand_ins import gchat, matrix, mattermost, teams
 from tests.sync.test_buttons import BOB, discord_interactions
 
-__all__ = ["gchat", "mattermost", "teams"]  # the shared stand-ins, fixtures here
+__all__ = ["gchat", "matrix", "mattermost", "teams"]  # the shared stand-ins, fixtures here
 
 SECRET = "command-test-webhook-secret"
 TICKET = re.compile(r"/api/auth/oauth/link/[\w-]+")
@@ -176,7 +177,9 @@ def discord_options(verb: str, *values: str) -> list[dict[str, Any]]:
 async def test_a_discord_application_command_is_deferred_for_its_user_and_answered_so(
     world: World, github: str
 ) -> None:
-    """`/hookhub` in a mapped Discord channel, Ed25519-signed: deferred at once for its
+    """`/hookhub`, registered by sync for the bot's application (read first: made only where
+    it is missing or of another shape), typed in a mapped Discord channel, Ed25519-signed:
+    deferred at once for its
     user alone (type 5, flags 64), then that response edited to the answer (the channel's
     comes through the chat); it subscribes, lists and unsubscribes as `discord:<user id>`;
     `link github` is the user's ticket in that ephemeral response only; a forged one is
@@ -185,6 +188,15 @@ async def test_a_discord_application_command_is_deferred_for_its_user_and_answer
     discord, integration = world.discord, world.discord_integration
     discord.add_user(DISCORD_USER, "grace", global_name="Grace Hopper")
     external, channel = await world.discord_pair()
+    # Sync made the command for the bot's application when it connected its gateway; made
+    # again only where the application's differs (an overwrite, not a new command).
+    await until(lambda: bot.commands.get("hookhub"), what="/hookhub registered by sync")
+    assert shape(bot.commands["hookhub"]) == shape(COMMAND) and bot.commands_created == 1
+    network = world.sync_app.state.connections.providers["discord"]
+    assert await network.register_command(DISCORD_TOKEN) is False
+    bot.commands["hookhub"]["description"] = "an older one"
+    assert await network.register_command(DISCORD_TOKEN) is True
+    assert shape(bot.commands["hookhub"]) == shape(COMMAND) and bot.commands_created == 1
 
     async def run(
         verb: str, *values: str, where: str = external, forged: bool = False
@@ -353,8 +365,9 @@ async def test_a_google_chat_slash_command_runs_and_is_not_bridged_as_a_message(
 ) -> None:
     """The app's slash command in a mapped space (a MESSAGE event with `slashCommand`,
     its bearer JWT checked) runs as `googlechat:<user id>`; the command message is not
-    bridged; a command signed by another key is 401 and nothing is written; in a space
-    mapped to none the app says so in the space."""
+    bridged; `link github` hands the user their ticket in the app's private message
+    (`privateMessageViewer`); a command signed by another key is 401 and nothing is
+    written; in a space mapped to none the app says so to the user alone."""
     fake, integration = gchat.fake, gchat.integration
     space, channel = await gchat.pair(world)
     alice = str(fake.users["alice"]["name"]).removeprefix("users/")
@@ -385,12 +398,28 @@ async def test_a_google_chat_slash_command_runs_and_is_not_bridged_as_a_message(
     assert status == 401
     await no_command(world, forged)
 
+    # `link`: the user's ticket, in the app's private message to them alone.
+    _, linking = await run("link github")
+    [ticket] = await until(
+        lambda: [m for m in fake.private if TICKET.search(m["text"])],
+        what="the ticket in a private message",
+    )
+    assert ticket["viewer"] == "alice" and ticket["privateMessageViewer"]["name"].endswith(alice)
+    assert not [m for m in gchat.stored(space) if TICKET.search(m.get("text", ""))]
+    await never_in_chat(world, linking)
+
     elsewhere = gchat.space()
     await run("list", where=elsewhere)
-    await until(
-        lambda: [m for m in gchat.stored(elsewhere) if "not bridged" in m.get("text", "")],
-        what="the app's answer in the unmapped space",
+    [unbridged] = await until(
+        lambda: [
+            m
+            for m in fake.private
+            if m["space"]["name"] == elsewhere and "not bridged" in m["text"]
+        ],
+        what="the app's private answer in the unmapped space",
     )
+    assert unbridged["viewer"] == "alice"
+    assert not [m for m in gchat.stored(elsewhere) if "not bridged" in m.get("text", "")]
 
 
 async def test_a_message_to_the_teams_bot_runs_as_a_command_and_is_not_bridged(
@@ -398,7 +427,8 @@ async def test_a_message_to_the_teams_bot_runs_as_a_command_and_is_not_bridged(
 ) -> None:
     """A message that opens with the bot's @mention and a command's word, in a mapped Teams
     channel (its Bot Framework JWT checked), runs as `teams:<Entra object id>`; it is not
-    bridged, while a message that only mentions the bot is; one signed by another key is
+    bridged, while a message that only mentions the bot is, as is one whose words do not
+    fit a command ("list the failing builds"); one signed by another key is
     401 and nothing is written; in a channel mapped to none the bot says so in the thread."""
     fake, bot, integration = teams.fake, teams.bot, teams.integration
     external, channel = await teams.pair(world)
@@ -420,6 +450,14 @@ async def test_a_message_to_the_teams_bot_runs_as_a_command_and_is_not_bridged(
     await world.chat.received(
         lambda v: v["channel_id"] == channel and "thanks for the subscription" in v["text"]
     )
+    # A verb, but not a command's shape (`list` takes no words): said to the channel.
+    asked, _ = await fake.user_sends(
+        bot, external, "alan", "list the failing builds", mention_bot=True
+    )
+    await world.chat.received(
+        lambda v: v["channel_id"] == channel and "list the failing builds" in v["text"]
+    )
+    await no_command(world, command_id("teams", integration, asked["id"]))
     bridged = await world.chat.inbound.settled(
         lambda v: v["channel_id"] == channel and "octocat/teams" in v["text"]
         and v["author"]["name"] != "hookhub"
@@ -436,3 +474,58 @@ async def test_a_message_to_the_teams_bot_runs_as_a_command_and_is_not_bridged(
         lambda: [m for m in teams.stored(elsewhere) if "not bridged" in str(m.get("text", ""))],
         what="the bot's answer in the unmapped channel",
     )
+
+
+# -- Matrix ---------------------------------------------------------------------------------
+
+
+async def test_a_matrix_message_opening_with_the_command_runs_and_is_not_bridged(
+    world: World, github: str, matrix: matrix_world.Matrix
+) -> None:
+    """Matrix has no slash commands for bots: a message that opens with `!hookhub` in a
+    bridged room (its transaction's hs_token checked) runs as `matrix:<user id>`, is not
+    bridged, and is answered through the chat; an edit into a command runs nothing; in a
+    room mapped to none the appservice's bot replies to the command in the room."""
+    fake, integration = matrix.fake, matrix.integration
+    room, channel = await matrix.pair(world)
+    alice = fake.user_id("alice")
+
+    async def run(words: str, where: Any = room) -> str:
+        said = fake.says("alice", {"msgtype": "m.text", "body": words}, where)
+        assert await fake.push() == 200
+        return str(said["event_id"])
+
+    def of(event_id: str) -> str:
+        return command_id("matrix", integration, event_id)
+
+    made = of(await run("!hookhub subscribe github octocat/matrix"))
+    said = await answered(world, made)
+    assert said.startswith("Subscribed this channel to GitHub `octocat/matrix`"), said
+    [sub] = await channel_subscriptions(world, github, channel)
+    gone = of(await run("!hookhub unsubscribe github octocat/matrix"))
+    assert (await answered(world, gone)).startswith("Unsubscribed this channel")
+    await audited_as(world, sub["id"], f"matrix:{alice}")
+    plain = fake.says("alice", {"msgtype": "m.text", "body": "after the commands"}, room)
+    edit = fake.edits("alice", plain["event_id"], "!hookhub list", room)
+    assert await fake.push() == 200
+    await world.chat.received(
+        lambda v: v["channel_id"] == channel and v["text"] == "after the commands"
+    )
+    # An edit into a command's words is the edit it is, bridged; it runs nothing.
+    await world.chat.received(
+        lambda v: v["type"] == "message.edited" and v["text"] == "!hookhub list"
+    )
+    await no_command(world, of(edit["event_id"]))
+    bridged = await world.chat.inbound.settled(
+        lambda v: v["channel_id"] == channel and v["type"] == "message.received"
+        and "hookhub" in v["text"] and v["author"]["name"] != "hookhub"
+    )  # fmt: skip
+    assert bridged == []
+
+    elsewhere = matrix.room()
+    asked = await run("!hookhub list", where=elsewhere)
+    [answer] = await until(
+        lambda: [m for m in fake.shown(elsewhere) if "not bridged" in m["text"]],
+        what="the bot's reply in the unmapped room",
+    )
+    assert answer["user"]["id"] == fake.bot and answer["thread"] == asked

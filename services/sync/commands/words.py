@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.providers import commonmark as md
+from shared.providers.chat import COMMAND_VERBS
 
 NAME = "/hookhub"
-VERBS = ("subscribe", "unsubscribe", "list", "link", "help")
+VERBS = tuple(COMMAND_VERBS)
 # A target that names every item of the provider (`/hookhub subscribe pagerduty *`).
 EVERYTHING = ("*", "-")
 # What a provider's subscriptions filter on, named by the target: the first it takes.

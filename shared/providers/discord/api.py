@@ -379,6 +379,29 @@ class DiscordApi:
         max_concurrency}}`."""
         return await self._object("GET", "/gateway/bot", token, {})
 
+    async def application_commands(self, token: str, application_id: str) -> list[dict[str, Any]]:
+        """The application's global commands ("Get Global Application Commands",
+        docs.discord.com/developers/interactions/application-commands)."""
+        return await self._list(
+            "GET",
+            "/applications/{application_id}/commands",
+            token,
+            {"application_id": application_id},
+        )
+
+    async def create_application_command(
+        self, token: str, application_id: str, command: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A global command made, or the one of the same name overwritten ("Create Global
+        Application Command": 201 or 200; at most 200 *new* commands a day)."""
+        return await self._object(
+            "POST",
+            "/applications/{application_id}/commands",
+            token,
+            {"application_id": application_id},
+            json=command,
+        )
+
     # -- channels, guilds, users ------------------------------------------------------------
 
     async def channel(self, token: str, channel_id: str) -> dict[str, Any]:

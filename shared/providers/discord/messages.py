@@ -50,6 +50,7 @@ from shared.providers.chat import (
     utf16_units,
 )
 from shared.providers.discord.api import MAX_CONTENT, DiscordApi, WebhookGone
+from shared.providers.discord.command import COMMAND, shape
 from shared.providers.history import Conversation, HistoryRecord, Quarantined
 
 CDN = "https://cdn.discordapp.com"
@@ -188,6 +189,20 @@ class DiscordChat:
         )
         self._identities[_digest(token)] = identity
         return identity
+
+    async def register_command(self, token: str) -> bool:
+        """hookhub's `/hookhub` made for the bot's application where it has none of this
+        shape (shared.providers.discord.command): True when it was made or overwritten. Its
+        commands are read first, so that a restart spends none of the 200 new commands a
+        day Discord allows, nor resets what people see."""
+        app_id = (await self._identity(token)).app_id
+        if not app_id:
+            return False
+        for command in await self.api.application_commands(token, app_id):
+            if command.get("name") == COMMAND["name"] and shape(command) == shape(COMMAND):
+                return False
+        await self.api.create_application_command(token, app_id, COMMAND)
+        return True
 
     async def _identity(self, token: str) -> BotIdentity:
         """The identity `identity` last found for this token (a bot's ids never change)."""

@@ -127,8 +127,10 @@ class Listed:
 
 class GoogleChatChat:
     name = "googlechat"
-    # Not used: an app's private message (`privateMessageViewer`) is not sent yet.
-    private_answers = False
+    # A command's private answer is the app's private message to its user
+    # (`privateMessageViewer`, app authentication: developers.google.com/workspace/chat/
+    # private-messages, "Respond to a slash command").
+    private_answers = True
 
     def __init__(self, api: GoogleChatApi) -> None:
         self.api = api
@@ -451,6 +453,7 @@ class GoogleChatChat:
         words = (_str(message.get("argumentText")) or "").split(maxsplit=1)
         if words and words[0].lower() == "/hookhub":  # the command's own name, if given
             words = words[1:]
+        thread = _thread_name(message)
         return [
             Invocation(
                 interaction_id=name,
@@ -458,6 +461,12 @@ class GoogleChatChat:
                 text=" ".join(words).strip(),
                 user_id=user_id,
                 user_name=_str(user.get("displayName")),
+                # Whom a private answer is for, in the command's thread; named after it.
+                reply={
+                    "viewer": user_name,
+                    "message": name,
+                    **({"thread": thread} if thread else {}),
+                },
             )
         ]
 
@@ -469,12 +478,26 @@ class GoogleChatChat:
         text: str,
         private: bool,
     ) -> None:
-        """What the chat cannot carry (the space is bridged to no chat channel), as the
-        app's message in the space; the rest reaches it through the chat."""
-        if private:
+        """What concerns its user alone (their link, a space bridged to no chat channel),
+        as the app's private message to them in the command's thread, its `requestId` named
+        after the command (a retry is the same message); the rest reaches the space
+        through the chat. A command of before (no viewer kept): the app's message."""
+        if not private:
+            return
+        viewer = reply.get("viewer")
+        if not viewer:
             await self.post(
                 token, external_channel_id, OutboundPost(text=text, author=Author(name="hookhub"))
             )
+            return
+        await self.api.create_message(
+            token,
+            external_channel_id,
+            cut(markup.render(text, GOOGLE_CHAT_MARKUP), MAX_TEXT),
+            request_id=custom_id(f"answer-{reply.get('message', '')}"),
+            thread_name=reply.get("thread"),
+            private_viewer=viewer,
+        )
 
     def clicks(self, event_type: str, payload: Mapping[str, Any]) -> list[Click]:
         """A CARD_CLICKED event's click on one of our cards' buttons (its function ours):

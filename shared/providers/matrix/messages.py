@@ -55,6 +55,7 @@ from shared.providers.chat import (
     Author,
     BotIdentity,
     ChannelInfo,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -94,6 +95,10 @@ MAX_CACHED = 10_000
 _LOCALPART = re.compile(r"[a-z0-9._=/-]+")
 # Where a Matrix client would make a link into a pill: a matrix.to permalink.
 _PERMALINK = re.compile(r"matrix\.to", re.IGNORECASE)
+# hookhub's command in a room: Matrix has no slash commands for bots (Element takes `/word`
+# as its own client command), so, as Matrix bots do, a message that opens with `!hookhub`
+# (or `/hookhub`, sent as a message anyway) and then its words.
+_COMMAND = re.compile(r"[!/]hookhub(?:\s+(?P<words>.*))?", re.IGNORECASE | re.DOTALL)
 
 
 class MatrixChat:
@@ -408,6 +413,8 @@ class MatrixChat:
             change_kind, target, thread = "edited", relates.event_id, None
             content = TextMessageEventContent.deserialize(JSON(dict(raw_new)))
         text, subtype = _text(content)
+        if ignored is None and change_kind == "created" and command_words(content) is not None:
+            ignored, subtype = "hookhub's command (run, not bridged)", "bot_command"
         if ignored is None and not text:
             ignored = "the message carries nothing that can be bridged"
         return MessageChange(
@@ -421,6 +428,57 @@ class MatrixChat:
             subtype=subtype,
             ignored=ignored,
         )
+
+    def invocation(self, event: Mapping[str, Any]) -> Invocation | None:
+        """hookhub's command, when the event is a new text message that opens with
+        `!hookhub` (`_COMMAND`) from someone not of the appservice: its event id the
+        invocation's, the room, its sender (a Matrix user id), the words after the
+        command; answered as a reply to it."""
+        if event.get("type") != EventType.ROOM_MESSAGE.t or "state_key" in event:
+            return None
+        room, event_id, sender = (event.get(k) for k in ("room_id", "event_id", "sender"))
+        if not (isinstance(room, str) and isinstance(event_id, str) and isinstance(sender, str)):
+            return None
+        if self.is_ours(sender, next(iter(self._bots.values()), None)):
+            return None
+        try:
+            content = MessageEvent.deserialize(JSON(dict(event))).content
+        except SerializerError:
+            return None
+        if not isinstance(content, BaseMessageEventContentFuncs):
+            return None
+        if content.relates_to.rel_type == RelationType.REPLACE:
+            return None  # an edit of a message: not typed anew
+        words = command_words(content)
+        if words is None:
+            return None
+        return Invocation(
+            interaction_id=event_id,
+            external_channel_id=room,
+            text=words,
+            user_id=sender,
+            reply={"event_id": event_id},
+        )
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        """What the chat cannot carry (a room bridged to no chat channel), as the
+        appservice bot's reply to the command (its txnId named after it: a retry is the
+        same event); the rest reaches the room through the chat."""
+        if not private:
+            return
+        content = format_content(OutboundPost(text=text, author=Author(name="hookhub")))
+        command = reply.get("event_id")
+        if command:
+            content.relates_to = RelatesTo(in_reply_to=InReplyTo(event_id=EventID(command)))
+        txn = txn_id("answer", external_channel_id, command or _fingerprint({"text": text}))
+        await self._api.send(token, external_channel_id, txn, content.serialize())
 
     def is_own(self, change: MessageChange, identity: BotIdentity) -> bool:
         user = change.sender.user_id
@@ -555,6 +613,20 @@ def _text(content: Any) -> tuple[str, str | None]:
     if label is not None:
         return (f"[{label}: {body}]" if body else f"[{label}]"), str(msgtype)
     return "", str(msgtype) if msgtype else None
+
+
+def command_words(content: Any) -> str | None:
+    """The words after `!hookhub` in a text message (its reply fallback left out); None for
+    any other message."""
+    if getattr(content, "msgtype", None) != MessageType.TEXT:
+        return None
+    body = getattr(content, "body", None)
+    found = (
+        _COMMAND.fullmatch(strip_reply_fallback(body).strip()) if isinstance(body, str) else None
+    )
+    if found is None:
+        return None
+    return " ".join((found.group("words") or "").split())
 
 
 def _bundled_edit(event: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -33,6 +33,7 @@ from shared.providers.chat import (
     BotIdentity,
     ChannelInfo,
     ChatProvider,
+    Invocation,
     MessageChange,
     OutboundPost,
     PermanentError,
@@ -161,6 +162,30 @@ class MatrixChats:
         chat, as_token = self.open(token)
         return await chat.history(as_token, external_channel_id, since, limit)
 
+    # A command's answer is the appservice bot's reply in the room: Matrix shows no event
+    # to one member alone.
+    private_answers = False
+
+    def commands(self, event_type: str, payload: Mapping[str, Any]) -> list[Invocation]:
+        """The `!hookhub` commands of a transaction (MatrixChat.invocation)."""
+        events = payload.get("events") if event_type == "transaction" else None
+        if not isinstance(events, list):
+            return []
+        parser = _parser(_prefix(payload))
+        found = (parser.invocation(e) for e in events if isinstance(e, Mapping))
+        return [invocation for invocation in found if invocation is not None]
+
+    async def answer(
+        self,
+        token: str,
+        external_channel_id: str,
+        reply: Mapping[str, str],
+        text: str,
+        private: bool,
+    ) -> None:
+        chat, as_token = self.open(token)
+        await chat.answer(as_token, external_channel_id, reply, text, private)
+
     def changes(self, event_type: str, payload: Mapping[str, Any]) -> list[MessageChange]:
         """A transaction as the gateway published it: `{"events": [...], "prefix": ...}`.
         The events of the namespace (the prefix the gateway read off the integration) come
@@ -168,8 +193,7 @@ class MatrixChats:
         events = payload.get("events")
         if not isinstance(events, list):
             return []
-        prefix = payload.get("prefix")
-        parser = _parser(prefix if isinstance(prefix, str) and prefix else DEFAULT_PREFIX)
+        parser = _parser(_prefix(payload))
         out: list[MessageChange] = []
         for event in events:
             if isinstance(event, Mapping):
@@ -193,6 +217,12 @@ class MatrixChats:
 
 
 _PARSERS: dict[str, MatrixChat] = {}
+
+
+def _prefix(transaction: Mapping[str, Any]) -> str:
+    """The namespace prefix the gateway read off the integration, with the transaction."""
+    prefix = transaction.get("prefix")
+    return prefix if isinstance(prefix, str) and prefix else DEFAULT_PREFIX
 
 
 def _parser(prefix: str) -> MatrixChat:

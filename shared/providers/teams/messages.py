@@ -52,6 +52,7 @@ from shared.providers.chat import (
     TokenRejected,
     UserLookup,
     cut,
+    shaped_as_command,
 )
 from shared.providers.teams.api import LOGIN_BASE, MULTI_TENANT, AppTokens, TeamsApi
 
@@ -656,7 +657,6 @@ def _channel_of(conversation_id: str) -> str:
 # hookhub's command, and its words: a message that opens with the bot's @mention and then
 # one of them (`/hookhub` between the two, as typed elsewhere, is left out) is a command.
 COMMAND = "/hookhub"
-COMMAND_WORDS = ("subscribe", "unsubscribe", "list", "link", "help")
 
 
 def _command_text(payload: Mapping[str, Any]) -> str | None:
@@ -683,10 +683,8 @@ def _command_text(payload: Mapping[str, Any]) -> str | None:
                 words = words[1:]
             # A message that only mentions the bot is a message (a bot without the team's
             # ChannelMessage.Read.Group hears only those): a command opens with one of its
-            # words.
-            if words and words[0].lower().lstrip("/") in COMMAND_WORDS:
-                return " ".join(words)
-            return None
+            # verbs and has as many words as it takes.
+            return " ".join(words) if shaped_as_command(words) else None
     return None
 
 
