@@ -513,7 +513,9 @@ async def test_a_users_edit_and_delete_reach_the_chat_where_the_network_tells_of
                     continue
                 done = await hub.post(f"{path}/{action}", body, 200)
                 assert done["id"] == sent["id"] and done["delivered"] in (200, True), done
-                [change] = await tap.wait_for(_changing(received["id"], kinds[action]), timeout=30)
+                found = await tap.wait_for(_changing(received["id"], kinds[action]), timeout=30)
+                assert len(found) == 1, (network, action, done, found)
+                [change] = found
                 assert change["channel_id"] == BRIDGED, change
                 if action == "edit":
                     assert change["text"] == body["text"], change
