@@ -249,6 +249,7 @@ class ChatStandIn:
             "delete": self.delete is not None,
             "click": self.click is not None,
             "command": self.command is not None,
+            "private": self.private is not None,
         }
 
     def page(self, network: str) -> dict[str, Any]:
@@ -432,7 +433,12 @@ class Sandbox:
                 cannot={"edit": GOOGLECHAT_NO_CHANGES, "delete": GOOGLECHAT_NO_CHANGES},
                 command=self._googlechat_commands,
                 private=lambda: [
-                    {"user": p["viewer"], "channel": p["space"]["name"], "text": p["text"]}
+                    # The viewer as the state names the space's users (`users/{id}`).
+                    {
+                        "user": self.googlechat.users[p["viewer"]]["name"],
+                        "channel": p["space"]["name"],
+                        "text": p["text"],
+                    }
                     for p in self.googlechat.private
                 ],
             ),
@@ -450,7 +456,7 @@ class Sandbox:
                 click=self._teams_clicks,
                 command=self._teams_commands,
                 private=lambda: [
-                    {"user": TEAMS_USERS[user]["aadObjectId"], "channel": "", "text": m["text"]}
+                    {"user": user, "channel": "", "text": m["text"]}
                     for user in TEAMS_USERS
                     for m in self.teams.personal_messages(user)
                 ],

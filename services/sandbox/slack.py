@@ -183,6 +183,9 @@ class FakeSlack(FakeAuthorizationServer):
         self.deliveries: list[Delivery] = []
         # What the app answered at its slash commands' response_urls: (path, JSON body).
         self.command_responses: list[tuple[str, dict[str, Any]]] = []
+        # Each command's response_url path: where and by whom it was typed (an ephemeral
+        # answer there is shown to that user alone, in that channel).
+        self._commanded: dict[str, tuple[str, str]] = {}
         # What chat.postEphemeral showed, each to its one user: `{channel, user, text,
         # message_ts, thread_ts?}`. Never among a channel's messages, never in its history,
         # no event of it (Slack sends none).
@@ -520,6 +523,7 @@ class FakeSlack(FakeAuthorizationServer):
             "response_url": f"{self.base_url}/commands/{TEAM_ID}/{secrets.token_hex(8)}",
             "trigger_id": trigger,
         }
+        self._commanded[urlsplit(fields["response_url"]).path] = (channel, user)
         raw = urlencode(fields).encode()
         return await self._send(
             fields, raw, "application/x-www-form-urlencoded", {}, signing_secret
@@ -534,6 +538,15 @@ class FakeSlack(FakeAuthorizationServer):
         """A slash command's response_url: the app's answer, recorded."""
         body = json.loads(await request.body() or b"{}")
         self.command_responses.append((request.url.path, body))
+        # "ephemeral" unless the answer says "in_channel" (docs.slack.dev/interactivity/
+        # handling-user-interaction#message_responses): shown to the user who typed it.
+        typed = self._commanded.get(request.url.path)
+        if typed is not None and body.get("response_type", "ephemeral") == "ephemeral":
+            channel, user = typed
+            text = str(body.get("text") or "")
+            self.ephemeral.append(
+                {"channel": channel, "user": user, "text": text, "message_ts": self.next_ts()}
+            )
         return PlainTextResponse("ok")
 
     async def _send(

@@ -1183,6 +1183,17 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             timeout=30_000
         )
         assert "Edited" in page.locator("#flash").inner_text()
+        # `/hookhub link github` typed there: its answer, the user's ticket, to them alone.
+        page.get_by_role("textbox", name="Message").fill("/hookhub link github")
+        page.get_by_role("button", name="Send").click()
+        alone = page.get_by_role("list", name="Said to you alone").locator("li")
+        alone.filter(has_text="/api/auth/oauth/link/").wait_for(timeout=30_000)
+        assert "only Alice Archer sees this" in alone.first.inner_text()
+        listed = page.get_by_role("list", name="Messages")
+        assert listed.get_by_text("/api/auth/oauth/link/").count() == 0
+        page.locator("form.write select[name=user]").select_option(label="Bob Baker")
+        assert alone.count() == 0
+        page.locator("form.write select[name=user]").select_option(label="Alice Archer")
         # What connecting this channel takes: its id, and the settings the console asks.
         page.get_by_text("Connect it").click()
         assert page.locator(".connect dd.channel-id").inner_text() == external

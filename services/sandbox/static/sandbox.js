@@ -131,15 +131,28 @@ function renderChat(provider) {
     await refresh();
   };
   const cancel = () => { editing = null; draw(); };
-  const draw = () => shown(messages, items.length ?
-    items.map((m) => m.id === editing ? editor(m, save, cancel) : message(provider, m, acts, items)) :
-    [el("li", { class: "empty" }, "No messages yet.")]);
+  // What hookhub said to the user the box writes as, to them alone (an ask to link, their
+  // command's private answer): not among the channel's messages, as the network shows it.
+  const alone = el("ol", { class: "messages private", "aria-label": "Said to you alone" });
+  let told = [];
+  const draw = () => {
+    shown(messages, items.length ?
+      items.map((m) => m.id === editing ? editor(m, save, cancel) : message(provider, m, acts, items)) :
+      [el("li", { class: "empty" }, "No messages yet.")]);
+    const mine = told.filter((p) => p.user === form.user.value);
+    shown(alone, mine.map((p) => el("li", {},
+      el("span", { class: "badge" }, "hookhub"),
+      el("span", { class: "meta" }, `only ${form.user.selectedOptions[0]?.textContent || p.user} sees this`),
+      el("p", { class: "text" }, linked(p.text)))));
+  };
   const refresh = async () => {
     if (!channel || editing) return;
     try {
       const found = await call(`${provider}/channels/${encodeURIComponent(channel)}/messages`);
+      const privately = state.chats[provider].can.private ? await call(`${provider}/private`) : { items: [] };
       if (editing) return; // an edit begun meanwhile keeps its box
       items = found.items;
+      told = privately.items;
       draw();
     } catch (error) {
       say(error.message, false);
@@ -149,8 +162,9 @@ function renderChat(provider) {
   main.replaceChildren(el("div", { class: "panel" },
     el("section", { class: "card", "aria-label": "Channels" }, el("h2", {}, `${TABS[provider]} channels`), channels,
       connect(provider, channel), sampleExport(provider)),
-    el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, form,
+    el("section", { class: "card", "aria-label": `Channel ${name}` }, el("h2", {}, name), messages, alone, form,
       limits(provider))));
+  form.user.addEventListener("change", () => draw());
   refresh();
   poll = setInterval(refresh, POLL_MS);
 }
