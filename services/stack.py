@@ -23,6 +23,7 @@ import httpx
 import uvicorn
 
 from shared.kernel.embedded import (
+    EMBEDDED_FETCH_MAX_WAIT_MS,
     EMBEDDED_PARTITIONS,
     ChildProcess,
     EmbeddedError,
@@ -112,6 +113,9 @@ def run_stack(sandbox: bool = False) -> int:
         # Kafka's 500 ms fetch wait, and an idle stack asks a tenth as often
         # (shared.kernel.embedded).
         settings.kafka_partitions = EMBEDDED_PARTITIONS
+    elif settings.kafka_partitions > 1 and "HOOKHUB_KAFKA_FETCH_MAX_WAIT_MS" not in os.environ:
+        # A fetch of several partitions it holds to the wait's end: asked often.
+        settings.kafka_fetch_max_wait_ms = EMBEDDED_FETCH_MAX_WAIT_MS
     try:
         return asyncio.run(_run(settings, sandbox))
     except KeyboardInterrupt:
