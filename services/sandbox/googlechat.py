@@ -377,7 +377,8 @@ class FakeGoogleChat:
         self, space: str, user: str, words: str, *, command: str = "/hookhub", command_id: int = 1
     ) -> dict[str, Any]:
         """A person runs the app's slash command `command words`: the MESSAGE event Chat
-        sends the app (the message seen by them and the app alone), with
+        sends the app (the message seen by them and the app alone, so not kept among the
+        space's messages), with
         `message.slashCommand`, its `SLASH_COMMAND` annotation and the words after the
         command as `argumentText` (developers.google.com/workspace/chat/commands)."""
         text = f"{command} {words}".strip()
@@ -401,6 +402,9 @@ class FakeGoogleChat:
         )
         event["message"]["slashCommand"] = {"commandId": str(command_id)}
         event["message"]["argumentText"] = f" {words}" if words else ""
+        # Seen by its user and the app alone: not among the space's messages (nor in what
+        # spaces.messages.list answers others).
+        self.spaces[space].messages.pop(event["message"]["name"], None)
         return event
 
     async def user_sends(self, space: str, user: str, text: str, **kw: Any) -> httpx.Response:
