@@ -186,21 +186,31 @@ async def test_a_local_500_is_an_attempt_that_is_retried(
     assert "→ 500" in listener.out.getvalue() and "→ 200" in listener.out.getvalue()
 
 
+async def away(
+    delivery: RunningService, key: str, url: str, given: dict[str, Any], **changes: Any
+) -> tuple[str, list[str]]:
+    """A listening endpoint made by a listener that then stopped, given an hour between
+    attempts (only the wake at reconnection brings its deliveries back sooner) and
+    `changes`, and three events of its own published while nobody listens: (its id,
+    their event ids)."""
+    async with Listener(delivery, key, url, **given) as first:
+        endpoint_id = first.endpoint_id
+    patched = await delivery.client.patch(
+        f"/api/outgoing-webhooks/{endpoint_id}",
+        json={"retry_schedule": [3600], **changes},
+        headers=admin_headers(),
+    )
+    assert patched.status_code == 200, patched.text
+    event_type = given["events"][0].replace("*", "created")
+    return endpoint_id, [await publish(delivery, event_type, WORKSPACE, n=n) for n in range(3)]
+
+
 async def test_what_was_published_while_it_was_stopped_arrives_once_it_is_back(
     delivery: RunningService, sink: tuple[WebhookSink, str], database: Any, key: str
 ) -> None:
     fake, base = sink
     given = {"events": ["away.*"], "name": "laptop"}
-    async with Listener(delivery, key, base + "/away", **given) as first:
-        endpoint_id = first.endpoint_id
-    # An hour between attempts: only the wake at reconnection brings them now.
-    patched = await delivery.client.patch(
-        f"/api/outgoing-webhooks/{endpoint_id}",
-        json={"retry_schedule": [3600]},
-        headers=admin_headers(),
-    )
-    assert patched.status_code == 200
-    missed = [await publish(delivery, "away.created", WORKSPACE, n=n) for n in range(3)]
+    endpoint_id, missed = await away(delivery, key, base + "/away", given)
 
     async def waiting() -> bool:
         for event_id in missed:
@@ -233,15 +243,7 @@ async def test_a_fifo_endpoint_s_parked_key_is_sent_in_order_once_it_is_back(
     its next sweep: all of it arrives, in order, not an hour later."""
     fake, base = sink
     given = {"events": ["ordered.*"], "name": "fifo laptop"}
-    async with Listener(delivery, key, base + "/ordered", **given) as first:
-        endpoint_id = first.endpoint_id
-    patched = await delivery.client.patch(
-        f"/api/outgoing-webhooks/{endpoint_id}",
-        json={"retry_schedule": [3600], "ordering": "fifo"},
-        headers=admin_headers(),
-    )
-    assert patched.status_code == 200, patched.text
-    missed = [await publish(delivery, "ordered.created", WORKSPACE, n=n) for n in range(3)]
+    endpoint_id, missed = await away(delivery, key, base + "/ordered", given, ordering="fifo")
 
     async def parked() -> bool:
         head = await delivery_of(delivery, endpoint_id, missed[0])

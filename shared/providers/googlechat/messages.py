@@ -202,13 +202,13 @@ class GoogleChatChat:
         tag, so a retry is the same message. A refusal (the user not in the space) is
         False."""
         try:
-            await self.api.create_message(
+            await self._private(
                 token,
                 reply.external_channel_id,
-                cut(markup.render(reply.text, GOOGLE_CHAT_MARKUP), MAX_TEXT),
-                request_id=custom_id(reply.tag),
-                thread_name=reply.reply.get("thread"),
-                private_viewer=f"users/{reply.user_id}",
+                reply.text,
+                reply.tag,
+                reply.reply.get("thread"),
+                f"users/{reply.user_id}",
             )
         except TokenRejected:
             raise
@@ -490,12 +490,21 @@ class GoogleChatChat:
                 token, external_channel_id, OutboundPost(text=text, author=Author(name="hookhub"))
             )
             return
+        tag = f"answer-{reply.get('message', '')}"
+        await self._private(token, external_channel_id, text, tag, reply.get("thread"), viewer)
+
+    async def _private(
+        self, token: str, space: str, text: str, tag: str, thread: str | None, viewer: str
+    ) -> None:
+        """The app's private message to `viewer` (`users/{id}`) in `thread` of `space`: its
+        text (CommonMark) in Chat's markup, its `requestId` from `tag` (a retry is the same
+        message)."""
         await self.api.create_message(
             token,
-            external_channel_id,
+            space,
             cut(markup.render(text, GOOGLE_CHAT_MARKUP), MAX_TEXT),
-            request_id=custom_id(f"answer-{reply.get('message', '')}"),
-            thread_name=reply.get("thread"),
+            request_id=custom_id(tag),
+            thread_name=thread,
             private_viewer=viewer,
         )
 
