@@ -439,6 +439,10 @@ class MatrixChat:
         room, event_id, sender = (event.get(k) for k in ("room_id", "event_id", "sender"))
         if not (isinstance(room, str) and isinstance(event_id, str) and isinstance(sender, str)):
             return None
+        raw = event.get("content")
+        body = raw.get("body") if isinstance(raw, Mapping) else None
+        if not isinstance(body, str) or "hookhub" not in body.lower():
+            return None  # not a command: read without deserializing (every event passes)
         if self.is_ours(sender, next(iter(self._bots.values()), None)):
             return None
         try:
