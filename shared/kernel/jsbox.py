@@ -11,33 +11,35 @@ return value back as JSON. What a run may do:
   `SharedArrayBuffer`, `DataView` and the typed arrays, whose memory V8 keeps outside the
   heap its limit counts. `Date`, `Math.random`, `JSON`, `Intl`, `RegExp` are there.
 - **Limits** (`Limits`), enforced by V8 through mini-racer, not by watching from Python:
-  the time (wall clock, 50 ms) covers the call and the promise jobs it leaves behind, and
-  the heap (32 MB: mini-racer's hard limit on the isolate, which V8 checks after each
-  garbage collection). A string longer than the heap's limit allows (a character is a
-  byte at least) is refused where one call would make it from a short one (`repeat`,
-  `padStart`, `padEnd`: a RangeError, as V8's past its own maximum). One allocation that
-  no collection follows is bounded by the time: a string doubled in a loop to 300 million
-  characters is a tree of a few pieces until something reads it whole (its `length`
-  allocates nothing), and writing it out whole took V8 0.3-0.6 s here, past a run's 50 ms;
-  what V8 can allocate within 50 ms and let go before a collection (tens of MB) may pass
-  32 MB for that moment (mini-racer sets no heap size of V8's own on an isolate). The
-  result is JSON of at most 64 KB.
+  the time (50 ms of V8's clock, judged as below) covers the call and the promise jobs it
+  leaves behind, and the heap (32 MB: mini-racer's hard limit on the isolate, which V8
+  checks after each garbage collection). A string longer than the heap's limit allows (a
+  character is a byte at least) is refused where one call would make it from a short one
+  (`repeat`, `padStart`, `padEnd`: a RangeError, as V8's past its own maximum). One
+  allocation that no collection follows is bounded by the time: a string doubled in a loop
+  to 300 million characters is a tree of a few pieces until something reads it whole (its
+  `length` allocates nothing), and writing it out whole took V8 0.3-0.6 s here, past a
+  run's 50 ms; what V8 can allocate within 50 ms and let go before a collection (tens of
+  MB) may pass 32 MB for that moment (mini-racer sets no heap size of V8's own on an
+  isolate). The result is JSON of at most 64 KB.
   mini-racer has no time limit of V8's own (its `eval(timeout_sec=…)` is an asyncio
   deadline around `eval_cancelable`, whose cancelling terminates the isolate's execution),
   so a script's time is V8's view of it: the isolate notes the time before and after each
   evaluation of user code (the script's top level, a call and its promise jobs), queued
   with it on V8's thread. A deadline on the worker's loop stops what still runs then (an
-  endless loop); what it cut is judged by V8's times: a script that had its whole time is
-  out of it (`timeout`); one that V8 started late, or had finished when a busy loop woke
-  late, is evaluated again in a new isolate (at most `ATTEMPTS` times in all), so the
-  machine's load never counts as a script's time. Once a script has run, the runner
-  calls nothing a script can change (a prototype's method, an iterator, `Date.now` as
-  the global holds it): its notes of V8's time live in objects without a prototype and
-  come back as a string of numbers, so a script that replaces `Map.prototype.get` with a
-  loop costs its own 50 ms and no more. What the standard library sets up for the whole
-  process at its first use (time zones' data) is set up before the worker is ready, and
-  V8 runs without JSON.stringify's fast path (which finds a circular result by running
-  out of stack, ~50 ms): neither is a script's time.
+  endless loop); what it cut is judged by V8's times and the worker's CPU time over the
+  evaluation: a script that had its whole time on V8's clock, and the process the CPU of
+  half of it at least, is out of it (`timeout`); one that V8 started late, had finished
+  when a busy loop woke late, or whose thread the machine's other work kept off its core
+  (V8's clock counts a thread waiting for a core), is evaluated again in a new isolate (at
+  most `ATTEMPTS` times in all), so the machine's load never counts as a script's time.
+  Once a script has run, the runner calls nothing a script can change (a prototype's
+  method, an iterator, `Date.now` as the global holds it): its notes of V8's time live in
+  objects without a prototype and come back as a string of numbers, so a script that
+  replaces `Map.prototype.get` with a loop costs its own 50 ms and no more. What the
+  standard library sets up for the whole process at its first use (time zones' data) is
+  set up before the worker is ready, and V8 runs without JSON.stringify's fast path (which
+  finds a circular result by running out of stack, ~50 ms): neither is a script's time.
 - **One isolate per (scope, script)**: a script compiled once, kept (least recently used
   first out), called many times, one run at a time; two scopes (two workspaces) never
   share an isolate, so no script sees another's globals. An isolate whose run timed out
@@ -971,8 +973,12 @@ class _Cut(Exception):
 class _Isolates:
     """The worker's isolates: compiled scripts kept by key, least recently used first out."""
 
-    def __init__(self, limits: Limits, size: int) -> None:
+    def __init__(
+        self, limits: Limits, size: int, cpu: Callable[[], float] = time.process_time
+    ) -> None:
         self.limits = limits
+        # The worker's CPU time, in seconds (every thread's: V8's and the loop's).
+        self._cpu = cpu
         # What each isolate evaluates first, with its heap's limit in characters.
         self._prepare = _PREPARE.replace("MOST_CHARACTERS", str(limits.memory_bytes))
         self._size = size
@@ -1115,7 +1121,10 @@ class _Isolates:
         """`code`, between two notes of V8's time queued with it (`__jsbox.begin`, or the
         runner's call noting its own start, and `end`, which runs after the promise jobs
         `code` left); at the loop's deadline, what still runs is stopped, and V8's times say
-        whether it had its time (TimeoutError) or not (_Cut)."""
+        whether it had its time (TimeoutError) or not (_Cut), and so does the process's CPU
+        time over it: a span of V8's clock that the machine's other work kept V8's thread
+        off its core for is no script's time."""
+        cpu = self._cpu()
         self._evaluations += 1
         n = self._evaluations
         racer = compiled.racer
@@ -1145,7 +1154,9 @@ class _Isolates:
         start, finish = _span_of(span)
         if finish is not None and call not in pending:
             return call.result()  # done in time (its promise jobs too): the loop woke late
-        if (cut_ms if finish is None else finish) - start >= seconds * 1000:
+        ran_ms = (cut_ms if finish is None else finish) - start
+        spent_ms = (self._cpu() - cpu) * 1000  # an evaluation beside this one's counts too
+        if ran_ms >= seconds * 1000 and spent_ms >= seconds * 1000 / 2:
             raise TimeoutError
         raise _Cut
 
