@@ -27,12 +27,14 @@ return value back as JSON. What a run may do:
   so a script's time is V8's view of it: the isolate notes the time before and after each
   evaluation of user code (the script's top level, a call and its promise jobs), queued
   with it on V8's thread. A deadline on the worker's loop stops what still runs then (an
-  endless loop); what it cut is judged by V8's times and the worker's CPU time over the
-  evaluation: a script that had its whole time on V8's clock, and the process the CPU of
-  half of it at least, is out of it (`timeout`); one that V8 started late, had finished
-  when a busy loop woke late, or whose thread the machine's other work kept off its core
-  (V8's clock counts a thread waiting for a core), is evaluated again in a new isolate (at
-  most `ATTEMPTS` times in all), so the machine's load never counts as a script's time.
+  endless loop), or later, while the worker has spent under half the time of CPU since
+  (the machine's other work kept V8's thread off its core: V8's clock counts a thread
+  waiting for a core), up to `STRETCH` times the time. What it cut is judged by V8's times
+  and that CPU: a script that had its whole time on V8's clock, and the process the CPU
+  of half of it at least, is out of it (`timeout`); one that V8 started late, had
+  finished when a busy loop woke late, or still had not had its CPU, is evaluated again
+  in a new isolate (at most `ATTEMPTS` times in all), so the machine's load never counts
+  as a script's time.
   Once a script has run, the runner calls nothing a script can change (a prototype's
   method, an iterator, `Date.now` as the global holds it): its notes of V8's time live in
   objects without a prototype and come back as a string of numbers, so a script that
@@ -384,6 +386,9 @@ BATCH_CHARS = 1024 * 1024
 BATCH_SECONDS = 3
 # How many times an evaluation cut short before it had its time is made (module docstring).
 ATTEMPTS = 3
+# How long an evaluation the machine keeps off its core is waited for, in its time's
+# multiples, all told, before it is cut (and made again).
+STRETCH = 5
 # How long the isolate may take to tell what it saw of an evaluation that was cut.
 _SPAN_SECONDS = 1.0
 
@@ -416,7 +421,7 @@ class Sandbox:
         # The longest a run may take in the worker: its source, the binding and the call,
         # each within the limit, behind at most one run of the same script; past this the
         # worker is taken to be stuck.
-        self._guard = 8 * self.limits.seconds + 2.0
+        self._guard = 8 * STRETCH * self.limits.seconds + 2.0
 
     async def check(self, source: str, function: str = "handler", *, scope: str = "") -> None:
         """Compiles `source` in a fresh isolate (running its top level, within the limits)
@@ -1120,15 +1125,17 @@ class _Isolates:
     async def _timed(self, compiled: _Compiled, code: Evaluation, seconds: float) -> Any:
         """`code`, between two notes of V8's time queued with it (`__jsbox.begin`, or the
         runner's call noting its own start, and `end`, which runs after the promise jobs
-        `code` left); at the loop's deadline, what still runs is stopped, and V8's times say
-        whether it had its time (TimeoutError) or not (_Cut), and so does the process's CPU
-        time over it: a span of V8's clock that the machine's other work kept V8's thread
-        off its core for is no script's time."""
+        `code` left). At the loop's deadline, what still runs is waited for while the
+        worker has spent under half its time of CPU since it was queued (the machine's other
+        work kept V8's thread off its core), up to `STRETCH` times its time in all; then it
+        is stopped, and V8's times and the CPU spent say whether it had its time
+        (TimeoutError) or not (_Cut)."""
         cpu = self._cpu()
         self._evaluations += 1
         n = self._evaluations
         racer = compiled.racer
         loop = asyncio.get_running_loop()
+        queued = loop.time()
         # Each a round trip to V8's thread and back (~0.1 ms): a run is two, not three.
         if isinstance(code, str):
             evaluations = [f"__jsbox.begin({n}){_OURS}", code, f"__jsbox.end({n}){_OURS}"]
@@ -1138,9 +1145,17 @@ class _Isolates:
         tasks = [loop.create_task(racer.eval_cancelable(each)) for each in evaluations]
         call = tasks[-2]
         _, pending = await asyncio.wait(tasks, timeout=seconds)
+        while pending:
+            # CPU accrues at a core a thread at most: the least wall time to its half.
+            starved = seconds / 2 - (self._cpu() - cpu)
+            left = STRETCH * seconds - (loop.time() - queued)
+            if starved <= 0 or left <= 0:
+                break
+            _, pending = await asyncio.wait(pending, timeout=min(starved, left))
         if not pending:
             return call.result()
         cut_ms = time.time() * 1000  # the realtime clock, as JavaScript's Date.now()
+        spent_ms = (self._cpu() - cpu) * 1000  # an evaluation beside this one's counts too
         for task in pending:
             task.cancel()
         await asyncio.wait(tasks)
@@ -1155,7 +1170,6 @@ class _Isolates:
         if finish is not None and call not in pending:
             return call.result()  # done in time (its promise jobs too): the loop woke late
         ran_ms = (cut_ms if finish is None else finish) - start
-        spent_ms = (self._cpu() - cpu) * 1000  # an evaluation beside this one's counts too
         if ran_ms >= seconds * 1000 and spent_ms >= seconds * 1000 / 2:
             raise TimeoutError
         raise _Cut
