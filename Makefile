@@ -45,12 +45,11 @@ run: $(RUN_STAMP)
 sandbox: $(RUN_STAMP)
 	@exec $(BIN)/hookhub run --sandbox
 
-# pytest-xdist workers: whole modules each, the slowest first (tests/parallel.py). Three on
-# two cores: the suite waits (consumer groups joining, leases, absences) as well as works,
-# and a third worker fills the cores those waits leave idle (two: 12 minutes, the cores 60%
-# busy; three: under 10, 75%). On four, the load reached 10-15 and tests bound by a wall
-# clock failed now and then; PYTEST_WORKERS=0: one process (docs/development.md).
-PYTEST_WORKERS ?= 3
+# pytest-xdist workers: whole modules each, in tests/parallel.py's order. Four on two
+# cores: the suite waits (consumer groups joining, leases, absences) as well as works, and
+# the workers fill the cores those waits leave idle (three: 10.4 minutes, the cores 79%
+# busy; four: 9.6, 91%). PYTEST_WORKERS=0: one process (docs/development.md).
+PYTEST_WORKERS ?= 4
 
 # Every xdist worker collects the whole suite, and pytest rewrites each test module's
 # asserts as it imports it: ~19 s of CPU a worker from a clean clone, three at once on two

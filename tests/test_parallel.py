@@ -44,6 +44,26 @@ def test_the_console_goes_first_then_every_other_module_in_file_order() -> None:
     ]
 
 
+def test_a_lead_module_goes_first_in_its_packages_turn() -> None:
+    ids = [
+        "tests/shared/test_zz.py::test_1",
+        "tests/sync/test_buttons.py::test_1",
+        "tests/sync/test_takeover.py::test_1",
+        "tests/sync/test_takeover.py::test_2",
+        "tests/sync/test_zz.py::test_1",
+        "tests/test_imports.py::test_1",
+    ]
+    ordered = [item.nodeid for item in in_queue_order([Item(i) for i in ids])]
+    assert ordered == [
+        "tests/shared/test_zz.py::test_1",
+        "tests/sync/test_takeover.py::test_1",
+        "tests/sync/test_takeover.py::test_2",
+        "tests/sync/test_buttons.py::test_1",
+        "tests/sync/test_zz.py::test_1",
+        "tests/test_imports.py::test_1",
+    ]
+
+
 # The units that start stacks, as collected.
 STACKS = [
     "tests/e2e/test_sandbox.py::test_1",
