@@ -28,8 +28,19 @@ from tests.webhook_sink import WebhookSink
 
 CHROMIUM = Path(os.environ.get("HOOKHUB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-# Screenshots of every browser test, kept after the run (git-ignored).
+# Screenshots of the browser tests that failed (of every one with
+# HOOKHUB_SCREENSHOTS=all), kept after the run (git-ignored). A full page's is a tenth of
+# what Chromium spends on a test.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console"
+_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+    return report
 
 
 @dataclass
@@ -133,9 +144,13 @@ async def page(
     try:
         yield watched
     finally:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
-        await opened.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        if (
+            not request.node.stash.get(_PASSED, False)
+            or os.environ.get("HOOKHUB_SCREENSHOTS") == "all"
+        ):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+            await opened.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         await context.close()
 
 

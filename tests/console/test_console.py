@@ -1,7 +1,7 @@
 """The operator console in headless Chromium, against the stack as `make run` starts it.
 
 Each test drives the pages as an operator would (labels, buttons, links), then checks
-what the API says happened. Every test leaves a screenshot in test-output/console/.
+what the API says happened. A failed test leaves a screenshot in test-output/console/.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ on every catalog integration's page and the rows of an OAuth connection on a web
 one, a delivery's page that showed only what was not sent, and a template's error that
 said where twice.
 
-Every test leaves its screenshot in test-output/console/<test name>.png (conftest.py).
+A failed test leaves its screenshot in test-output/console/<test name>.png (conftest.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ readable chart, no workspace filled in that was never used, integrations told ap
 mappings picker, a dry run's counts as what it would import, and the smaller rough edges
 (a clipped date, a table wider than its page, raw ids and field names asked for).
 
-Every test leaves its screenshot in test-output/console/<test name>.png (conftest.py).
+A failed test leaves its screenshot in test-output/console/<test name>.png (conftest.py).
 """
 
 from __future__ import annotations
