@@ -395,13 +395,9 @@ class MatrixChat:
             )
         if kind != EventType.ROOM_MESSAGE.t:
             return None
-        try:
-            message = MessageEvent.deserialize(JSON(dict(event)))
-        except SerializerError:
-            return None  # not an event a homeserver sends
-        content = message.content
-        if not isinstance(content, BaseMessageEventContentFuncs):
-            return None  # redacted (no content left), or no msgtype: no message
+        content = _content(event)
+        if content is None:
+            return None  # redacted (no content left), no msgtype, or off the spec
         relates = content.relates_to
         change_kind: Literal["created", "edited"] = "created"
         target = event_id
@@ -445,11 +441,8 @@ class MatrixChat:
             return None  # not a command: read without deserializing (every event passes)
         if self.is_ours(sender, next(iter(self._bots.values()), None)):
             return None
-        try:
-            content = MessageEvent.deserialize(JSON(dict(event))).content
-        except SerializerError:
-            return None
-        if not isinstance(content, BaseMessageEventContentFuncs):
+        content = _content(event)
+        if content is None:
             return None
         if content.relates_to.rel_type == RelationType.REPLACE:
             return None  # an edit of a message: not typed anew
@@ -602,6 +595,26 @@ def strip_reply_fallback(body: str) -> str:
     if kept and kept < len(lines) and lines[kept] == "":
         kept += 1
     return "\n".join(lines[kept:]) if kept else body
+
+
+def _content(event: Mapping[str, Any]) -> BaseMessageEventContentFuncs | None:
+    """An `m.room.message` event's content as mautrix reads it (by its msgtype; an edit's
+    as its `m.new_content` with the edit's relation), or None where it is no message (no
+    msgtype, redacted) or off the spec. Only the content is deserialized: the event's own
+    fields are read as they are (deserializing the whole event through mautrix cost three
+    times as much, ~70 us an event, a third of a Matrix message's way in)."""
+    raw = event.get("content")
+    if not isinstance(raw, Mapping):
+        return None
+    data = dict(raw)  # mautrix writes into what it reads (an edit's relation, a media's info)
+    for key in ("m.new_content", "info"):
+        if isinstance(data.get(key), Mapping):
+            data[key] = dict(data[key])
+    try:
+        content = MessageEvent.deserialize_content(JSON(data))
+    except SerializerError:
+        return None
+    return content if isinstance(content, BaseMessageEventContentFuncs) else None
 
 
 def _text(content: Any) -> tuple[str, str | None]:
