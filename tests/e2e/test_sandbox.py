@@ -1191,6 +1191,17 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
         assert "only Alice Archer sees this" in alone.first.inner_text()
         listed = page.get_by_role("list", name="Messages")
         assert listed.get_by_text("/api/auth/oauth/link/").count() == 0
+        # Her ticket's page, and its button: to GitHub's consent (it had answered 403: the
+        # page's referrer policy made Chromium send its form's POST with `Origin: null`).
+        ticket = alone.first.locator("a[href*='/api/auth/oauth/link/']").get_attribute("href")
+        assert ticket is not None
+        linking = browser.new_page()
+        try:
+            linking.goto(ticket)
+            linking.get_by_text("Continue to the provider").click()
+            linking.get_by_role("heading", name="GitHub (sandbox)").wait_for(timeout=30_000)
+        finally:
+            linking.close()
         page.locator("form.write select[name=user]").select_option(label="Bob Baker")
         assert alone.count() == 0
         page.locator("form.write select[name=user]").select_option(label="Alice Archer")

@@ -142,12 +142,15 @@ async def link(ticket: Ticket, request: Request, links: LinksDep, service: Servi
 
 
 # The ticket's page: nothing loaded, never framed (its button is what links), nothing
-# cached, and its address (the ticket) sent nowhere as a referrer. No `form-action`: its
-# form's answer redirects to the provider, which browsers would hold to it.
+# cached, and its address (the ticket) sent to no other origin as a referrer. Not
+# `no-referrer`: under it a browser sends its form's POST with `Origin: null` (Fetch,
+# "append a request Origin header"), which `link` refuses, so the button never worked
+# (Chromium, tried). No `form-action`: its form's answer redirects to the provider, which
+# browsers would hold to it.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _UNKNOWN = (
