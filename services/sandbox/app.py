@@ -456,7 +456,8 @@ class Sandbox:
                 click=self._teams_clicks,
                 command=self._teams_commands,
                 private=lambda: [
-                    {"user": user, "channel": "", "text": m["text"]}
+                    # As the channels' messages: Teams shows its HTML as text.
+                    {"user": user, "channel": "", "text": _teams_text(m["text"])}
                     for user in TEAMS_USERS
                     for m in self.teams.personal_messages(user)
                 ],

@@ -18,6 +18,7 @@ from services.importer.schemas import ApiImportCreate
 from services.importer.service import ImportService
 from services.importer.sources import exports
 from services.sandbox.app import Sandbox, credentials
+from services.sandbox.teams import Channel as TeamsChannel
 from services.sync.catchup import CatchUp
 from services.sync.gateway import Gateways, Held
 from shared.domain.integrations.model import IntegrationSnapshot
@@ -278,5 +279,16 @@ def test_the_sandbox_lists_what_a_network_said_to_one_user_alone(tmp_path: Path)
     listed = sandbox.chats["mattermost"].private
     assert listed is not None and listed() == [
         {"user": person.id, "channel": "dm1", "text": "yours too"}
+    ]
+    # Teams: the bot's one-on-one chat, its HTML (as hookhub posts it) as the reader sees it.
+    personal = TeamsChannel("a:app-ada", "Ada Lovelace (personal)", personal="ada")
+    personal.messages["m1"] = {
+        "id": "m1",
+        "text": 'Ada, link it at <a href="http://h/l/T">http&#58;//h/l/T</a> &#40;once&#41;.',
+    }
+    sandbox.teams.channels[personal.id] = personal
+    teams = sandbox.chats["teams"].private
+    assert teams is not None and teams() == [
+        {"user": "ada", "channel": "", "text": "Ada, link it at http://h/l/T (once)."}
     ]
     assert sandbox.chats["matrix"].private is None  # no buttons, no clicks, nothing private
