@@ -144,7 +144,12 @@ class FakeTeams:
     calls: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     metadata_reads: int = 0
     _throttle: list[list[int]] = field(default_factory=list)  # [times, retry_after]
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_700_000_000_000))
+    # Message and activity ids: Teams' own are the moment in ms, so they do not repeat when
+    # the stand-in starts again (a restarted `make sandbox` had sent its first click with an
+    # id of before, which hookhub took for a redelivery and published nothing of).
+    _ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(int(time.time() * 1000))
+    )
 
     # -- set-up ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ Bot Connector API" (and of the SDK's channel_validation.py) refuses on its own."
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,14 @@ def activity(teams: FakeTeams, **changes: Any) -> dict[str, Any]:
     made = teams.activity(bot, "message", GENERAL, "ada", "1700000000001", text="hello")
     made.update(changes)
     return made
+
+
+def test_the_stand_ins_ids_are_the_moment_in_ms_so_a_restart_repeats_none() -> None:
+    """Teams' message ids are the moment in ms: a stand-in started again (a restarted `make
+    sandbox`) gives none it gave before, which the gateway would take for redeliveries of
+    what it had (and publish nothing of)."""
+    before = int(time.time() * 1000)
+    assert next(FakeTeams()._ids) >= before
 
 
 async def test_a_valid_activity_is_accepted(teams: FakeTeams, keys: BotFrameworkKeys) -> None:
