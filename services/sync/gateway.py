@@ -263,6 +263,11 @@ class Gateways:
             )
             self._held[integration_id] = held
             log.info("discord_gateway_taken", integration_id=integration_id)
+        self._count_connected()
+
+    def _count_connected(self) -> None:
+        """The gauge of sessions held and ready: set as one becomes ready or ends, and at
+        each round (a round held up by a slow MongoDB had left it behind for seconds)."""
         self._metrics.gateway_connections.set(sum(h.connected for h in self._held.values()))
 
     async def _usable(self, integration_id: str, refusal: Document | None) -> bool:
@@ -328,6 +333,7 @@ class Gateways:
             await self._refused(held, exc)
         finally:
             held.connected = False
+            self._count_connected()
 
     async def _keep_lease(self, held: Held) -> None:
         every = self._store.lease.total_seconds() / 3
@@ -374,6 +380,7 @@ class Gateways:
             finally:
                 held.connected = False
                 held.connection = None
+                self._count_connected()
                 # What was received is published before going on (bounded: at a stop, what
                 # is left comes again to whoever resumes the session).
                 with contextlib.suppress(TimeoutError):
@@ -402,6 +409,7 @@ class Gateways:
             nonlocal replaying
             replaying = False
             held.connected = True
+            self._count_connected()
             kind = "resumed" if resumed else "identified"
             self._metrics.gateway_sessions.labels(kind).inc()
             log.info("discord_gateway_ready", integration_id=held.integration_id, how=kind)
