@@ -1200,6 +1200,11 @@ def test_the_sandbox_page_shows_a_post_and_sends_a_users_message(
             linking.goto(ticket)
             linking.get_by_text("Continue to the provider").click()
             linking.get_by_role("heading", name="GitHub (sandbox)").wait_for(timeout=30_000)
+            # Back from her consent: a page saying whom she is linked as, not the API's JSON.
+            linking.get_by_role("button", name="Allow").click()
+            linking.get_by_role("heading", name="Linked").wait_for(timeout=30_000)
+            said = linking.locator("main").inner_text()
+            assert "(slack:U0ALICE) is linked to your GitHub account" in said, said
         finally:
             linking.close()
         page.locator("form.write select[name=user]").select_option(label="Bob Baker")

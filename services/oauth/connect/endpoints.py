@@ -46,6 +46,11 @@ async def connect(body: ConnectRequest, service: ServiceDep, caller: CallerDep) 
     # No token, no body: a state that is no use (400), the integration gone (404), the
     # provider app not configured (422), the provider unreachable (503).
     responses={
+        200: {
+            "description": "the integration connected, or the account linked (a browser "
+            "that asks for HTML is shown a page saying so)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
         302: {"description": "to `return_to`, when the connect named one"},
         **error_responses(400, 404, 422, 503),
     },
@@ -61,6 +66,10 @@ async def callback(request: Request, service: ServiceDep) -> Response:
         return error_response(error.status, error.code, error.message, error.headers)
     if outcome.link is not None:
         link = outcome.link
+        if "text/html" in request.headers.get("accept", ""):
+            # A chat user back from their consent, in the browser their link opened.
+            linked = _linked(link.provider, link.chat_user_id, outcome.chat_user_name, link.name)
+            return HTMLResponse(_page(linked, None, "Linked"), headers=PAGE_HEADERS)
         return JSONResponse(
             Linked(
                 account_link_id=link.id,
@@ -189,7 +198,24 @@ def _kind_of_user(chat_user_id: str) -> str:
     return "chat user"
 
 
-def _page(body: str, ticket: str | None) -> str:
+def _linked(provider: str, chat_user_id: str, chat_user_name: str | None, name: str | None) -> str:
+    """The page after a link's consent: who is linked to whom."""
+    provider_name = html.escape(catalog_entry(provider).name)
+    user = html.escape(chat_user_id)
+    who = (
+        f"<strong>{html.escape(chat_user_name)}</strong> (<code>{user}</code>)"
+        if chat_user_name
+        else f"<code>{user}</code>"
+    )
+    account = f" as <strong>{html.escape(name)}</strong>" if name else ""
+    return (
+        f"<p>{who} is linked to your {provider_name} account{account}: actions they click "
+        f"on cards are made at {provider_name} as you (one clicked before runs now). You "
+        f"may close this page.</p>\n"
+    )
+
+
+def _page(body: str, ticket: str | None, heading: str = "Link your account") -> str:
     form = (
         f'<form method="post" action="{html.escape(ticket)}">'
         '<button type="submit">Continue to the provider</button></form>\n'
@@ -200,7 +226,7 @@ def _page(body: str, ticket: str | None) -> str:
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>hookhub: link your account</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
-        f"<body><main><h1>Link your account</h1>\n{body}{form}</main></body></html>\n"
+        f"<body><main><h1>{heading}</h1>\n{body}{form}</main></body></html>\n"
     )
 
 
