@@ -55,9 +55,9 @@ def rank(scope: str) -> int:
 
 def in_queue_order(items: list[Any]) -> list[Any]:
     """The tests with `scope_of`'s units in `rank`'s order, each unit's tests as collected,
-    but for `LEAD`'s modules, which go first in their package's turn. Each worker collects
-    the same and xdist queues the units as collected, so this is the order in which they
-    are handed out."""
+    but for `LEAD`'s modules, which move up to where their package's first test was
+    collected; everything else keeps its place. Each worker collects the same and xdist
+    queues the units as collected, so this is the order in which they are handed out."""
     turn: dict[str, int] = {}  # a package's place: where its first test was collected
     for index, item in enumerate(items):
         turn.setdefault(_package(item.nodeid), index)
@@ -65,7 +65,8 @@ def in_queue_order(items: list[Any]) -> list[Any]:
     def key(indexed: tuple[int, Any]) -> tuple[int, int, bool, int]:
         index, item = indexed
         scope = scope_of(item.nodeid)
-        return (rank(scope), turn[_package(item.nodeid)], scope not in LEAD, index)
+        lead = scope in LEAD
+        return (rank(scope), turn[_package(item.nodeid)] if lead else index, not lead, index)
 
     return [item for _, item in sorted(enumerate(items), key=key)]
 
