@@ -14,6 +14,11 @@ class Item:
     nodeid: str
 
 
+def queued(ids: list[str]) -> list[str]:
+    """`ids`, as collected, in the order their units are handed out."""
+    return [item.nodeid for item in in_queue_order([Item(i) for i in ids])]
+
+
 def test_a_module_is_one_unit_and_the_console_shares_one_but_for_its_own_stack() -> None:
     assert scope_of("tests/sync/test_slack.py::test_a[x]") == "tests/sync/test_slack.py"
     assert scope_of("tests/sync/test_slack.py::Case::test_b") == "tests/sync/test_slack.py"
@@ -32,8 +37,7 @@ def test_the_console_goes_first_then_every_other_module_in_file_order() -> None:
         "tests/e2e/test_stack.py::test_1",
         "tests/console/test_newcomer.py::test_1",
     ]
-    ordered = [item.nodeid for item in in_queue_order([Item(i) for i in ids])]
-    assert ordered == [
+    assert queued(ids) == [
         "tests/console/test_console.py::test_1",
         "tests/console/test_newcomer.py::test_1",
         "tests/console/test_portal.py::test_1",
@@ -45,17 +49,19 @@ def test_the_console_goes_first_then_every_other_module_in_file_order() -> None:
 
 
 def test_a_lead_module_goes_first_in_its_packages_turn() -> None:
+    # Nothing else moves, even where a package's modules are not collected together.
     ids = [
         "tests/shared/test_zz.py::test_1",
+        "tests/test_aa.py::test_1",
         "tests/sync/test_buttons.py::test_1",
         "tests/sync/test_takeover.py::test_1",
         "tests/sync/test_takeover.py::test_2",
         "tests/sync/test_zz.py::test_1",
         "tests/test_imports.py::test_1",
     ]
-    ordered = [item.nodeid for item in in_queue_order([Item(i) for i in ids])]
-    assert ordered == [
+    assert queued(ids) == [
         "tests/shared/test_zz.py::test_1",
+        "tests/test_aa.py::test_1",
         "tests/sync/test_takeover.py::test_1",
         "tests/sync/test_takeover.py::test_2",
         "tests/sync/test_buttons.py::test_1",
@@ -92,7 +98,7 @@ class Worker:
 def test_with_three_workers_the_console_a_schemathesis_half_and_the_portal_start_one_a_worker() -> (
     None
 ):
-    collection = [item.nodeid for item in in_queue_order([Item(i) for i in STACKS])]
+    collection = queued(STACKS)
     config = SimpleNamespace(option=SimpleNamespace(), getvalue=lambda _: ["3*popen"])
     scheduling = StackScheduling(config)  # type: ignore[arg-type]
     workers = [Worker(SimpleNamespace(id=f"gw{n}")) for n in range(3)]
