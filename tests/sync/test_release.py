@@ -159,6 +159,13 @@ class _Process:
         await self.writer.stop(5.0)
 
 
+def _sender(**parts: Any) -> Sender:
+    """A sender with `parts` and nothing else (a test of one of its steps)."""
+    names = "connections message_map mappings mapping_repository writer unwritten metrics"
+    given: dict[str, Any] = {name: parts.get(name) for name in f"{names} synced usage".split()}
+    return Sender(**given)
+
+
 def _event(n: int) -> ChatEvent:
     """The chat's `message.created` number `n`, as read from partition 0 at offset `n`."""
     event = ChatEvent(
@@ -273,6 +280,22 @@ async def test_a_lane_waits_for_each_posts_copy_where_a_post_could_be_made_twice
         await done
         await process.stop()
     assert [job.message_id for job in process.sent.ran] == ["msg_intake_1", "msg_intake_2"]
+
+
+async def test_a_lane_waiting_for_its_copy_has_it_written_now_not_at_the_writers_interval(
+    db: Database,
+) -> None:
+    """The wait above is a group commit: the writer is hurried (what other lanes hand over
+    meanwhile goes in the same write), so a busy lane does not sit out the interval."""
+    writer = BatchedWriter(db, interval=3600.0)
+    writer.start()
+    sender = _sender(writer=writer)
+    writer.insert_once(MAP, "copy_hurried", {"mapping_id": "map_hurried"})
+    try:
+        await asyncio.wait_for(sender.recorded(), 30.0)
+        assert await db[MAP].find_one({"_id": "copy_hurried"}) is not None
+    finally:
+        await writer.stop(5.0)
 
 
 async def test_partitions_taken_away_leave_their_running_jobs_written_for_the_next_owner(
@@ -411,18 +434,7 @@ async def test_of_a_dead_process_s_posts_only_the_first_the_map_lacks_is_looked_
             )
         ]
     )
-    unused = cast(Any, None)
-    sender = Sender(
-        connections=unused,
-        message_map=the_map,
-        mappings=unused,
-        mapping_repository=unused,
-        writer=unused,
-        unwritten=unused,
-        metrics=unused,
-        synced=unused,
-        usage=unused,
-    )
+    sender = _sender(message_map=the_map)
     jobs = [
         _taken("map_a", "a0", 1),  # its copy written, its status not
         _taken("map_b", "b0", 2),

@@ -163,7 +163,13 @@ class Sender:
 
     async def recorded(self) -> None:
         """Until the outcomes handed to the writer so far are in MongoDB: a lane moves on
-        only then, so a crash can leave at most the job in flight unrecorded."""
+        only then, so a crash can leave at most the job in flight unrecorded.
+
+        The writer is hurried rather than left to its interval: a group commit, whatever
+        the other lanes handed over meanwhile going in the same write, which begins as
+        soon as the one under way ends. Waiting for the interval instead left a busy lane
+        idle for most of each post (docs/benchmarks.md, footnote 26)."""
+        self._writer.hurry()
         await self._writer.written()
 
     # -- the three operations -------------------------------------------------------------
