@@ -384,6 +384,37 @@ async def test_jira_issue_created_then_commented_is_one_thread(world: World) -> 
     assert line in metrics, [m for m in metrics.splitlines() if "duplicate" in m]
 
 
+async def test_an_update_the_subscription_leaves_out_still_edits_its_items_card(
+    world: World,
+) -> None:
+    """SPEC §20: a card follows its item. Jira's defaults post a status change, not a new
+    assignee (what "Assign to me" makes): that update edits the root to the issue as it is
+    now and posts nothing in the thread; the status change after it is the first reply."""
+    integration_id = await connect(world, "jira", webhook_secret=SECRET)
+    sub = await subscribe(world, integration_id)  # Jira's default events
+    created = json.loads((JIRA_PAYLOADS / "issue_created.json").read_text())
+    moved = json.loads((JIRA_PAYLOADS / "issue_updated_status.json").read_text())
+    # SP-10 assigned before it moves: the status change's own delivery with only its
+    # assignee's changelog item, the issue still in its first status.
+    assigned = copy.deepcopy(moved)
+    assigned["issue"]["fields"]["status"] = created["issue"]["fields"]["status"]
+    items = moved["changelog"]["items"]
+    assigned["changelog"]["items"] = [i for i in items if i["field"] == "assignee"]
+    for payload in (created, assigned, moved):
+        await send_jira(world, integration_id, payload)
+    root, card, reply, edit = await in_channel(world, sub["channel_id"], 4)
+    assert root["type"] == "message.received" and "thread_id" not in root
+    assert card["type"] == "message.edited" and card["message_id"] == root["id"]
+    fields = {f["name"]: f["value"] for f in card["card"]["fields"]}
+    assert fields["Assignee"] == "Ada Lovelace" and card["card"]["state"] == "To Do"
+    assert [a["id"] for a in card["card"]["actions"]] == ["assign:me"]
+    assert reply["type"] == "message.received" and reply["thread_id"] == root["id"]
+    assert "moved" in reply["text"] and "In Progress" in reply["text"]
+    assert edit["type"] == "message.edited" and edit["card"]["state"] == "In Progress"
+    # Still counted as left out.
+    await subscription_when(world, sub, lambda s: s["filtered_count"] == 1, "the filtered count")
+
+
 # -- a restart, and two replicas ----------------------------------------------------------
 
 

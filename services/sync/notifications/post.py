@@ -20,6 +20,10 @@ class Post:
     event: ProviderEvent
     subscription: SubscriptionSnapshot
     notice: Notice
+    # An event the subscription leaves out (not among its `events`) about an item whose
+    # thread is in its channel: only the root is edited to the item as it is now, nothing
+    # is posted (SPEC §20: a card's state and actions follow the item).
+    card_only: bool = False
 
     @property
     def source(self) -> str:

@@ -142,6 +142,27 @@ class Threaded:
     reads: dict[str, Document] = field(default_factory=dict)
 
 
+# Why a subscription leaves out an event about an item whose root still follows it: only
+# the event's kind (an assignee changed where only status changes are notified).
+_CARD_ONLY = frozenset({"event", "excluded_event"})
+
+
+def _with_edits(posts: list[Post], edits: list[Post], order: list[ProviderEvent]) -> list[Post]:
+    """The batch's posts and card-only edits together in its events' order (a root follows
+    its item's changes in the order they happened), without an edit of a root that a post
+    or an earlier edit of the same event edits already."""
+    if not edits:
+        return posts
+    place = {id(event): n for n, event in enumerate(order)}
+    edited = {(post.event.id, post.root_id) for post in posts}
+    kept = []
+    for edit in edits:
+        if (edit.event.id, edit.root_id) not in edited:
+            edited.add((edit.event.id, edit.root_id))
+            kept.append(edit)
+    return sorted([*posts, *kept], key=lambda post: place[id(post.event)])
+
+
 def _root_id(thread: Thread) -> str | None:
     return thread.root.id if thread.root is not None else None
 
@@ -288,16 +309,18 @@ class Notifications:
             fresh.cancel()
         posts: list[Post] = []
         skipped: list[tuple[Post, str]] = []
+        edits: list[Post] = []
         for event, notice in notices:
             if notice is not None:
-                self._match(event, notice, posts, skipped)
+                self._match(event, notice, posts, skipped, edits)
         posts = self._once(posts)
         if self._templates is not None:  # subscriptions' templates (SPEC §16)
             posts = await self._templates.render(posts, skipped)
             stages.done("templates")
-        if not posts:
+        threaded = _with_edits(posts, edits, [event for event, _ in notices])
+        if not threaded:
             return self._then(None, [], [], skipped, stages)
-        batch = await self._thread(posts)
+        batch = await self._thread(threaded)
         stages.done("threads")
         # What edited roots' cards offer now, before their edits are published: the chat's
         # `message.updated` of a root makes the networks' buttons from it (SPEC §20).
@@ -422,9 +445,12 @@ class Notifications:
         notice: Notice,
         posts: list[Post],
         skipped: list[tuple[Post, str]],
+        edits: list[Post],
     ) -> None:
         """The posts one event makes, one per subscription that takes it, added to `posts`;
-        those its subscriptions leave out to `skipped`, with the reason."""
+        those its subscriptions leave out to `skipped`, with the reason, and of those left
+        out for their kind alone, the ones about an item to `edits` (`Post.card_only`: its
+        root, if it has one, edited all the same)."""
         for subscription in self._subscriptions.of(event.integration_id, notice.repository):
             if subscription.created_at > event.received_at:
                 continue  # created after the event arrived
@@ -432,8 +458,10 @@ class Notifications:
             reason = filtered(subscription.filters, notice)
             if reason is None:
                 posts.append(post)
-            else:
-                skipped.append((post, reason))
+                continue
+            skipped.append((post, reason))
+            if reason in _CARD_ONLY and post.root_id is not None:
+                edits.append(replace(post, card_only=True))
 
     def _once(self, posts: list[Post]) -> list[Post]:
         """The posts whose envelopes this process has not published yet, each once: a second
@@ -521,6 +549,17 @@ class Notifications:
         texts: dict[int, str] = {}
         for post in posts:
             key, notice = post.root_id, post.notice
+            if post.card_only:  # its item's root edited, if the channel has one
+                assert key is not None
+                thread = threads[key]
+                if thread.root is None:
+                    continue
+                at, source, actor = post.event.received_at, post.source, post.actor_name
+                step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
+                if not step.new_thread:  # a filtered event starts no thread
+                    thread.life = step.lifecycle
+                    decided.append((post, step, thread.root))
+                continue
             if key is None:
                 if post.needs_root:
                     unrooted.append(post)  # no thread to need (threads off, or no item)
@@ -684,6 +723,9 @@ class Notifications:
         item now, kept beside the root in `acting` (and, where its provider's offers are
         read, the card noted in `reads`)."""
         notice = post.notice
+        if post.card_only:
+            assert step is not None and root is not None
+            return self._root_edit(post, step, root, texts, acting, reads)
         if step is None or root is None:
             return [self._encode(post, post.id, notice.text, notice.card)]
         if root.inbound_id == post.id:  # this post is the root
@@ -695,15 +737,28 @@ class Notifications:
         if step.reopened_after is not None:
             text = f"Reopened {duration(step.reopened_after)} after it resolved.\n\n{text}"
         envelopes = [self._encode(post, post.id, text, notice.card, thread_id=thread)]
+        return envelopes + self._root_edit(post, step, root, texts, acting, reads)
+
+    def _root_edit(
+        self,
+        post: Post,
+        step: Step,
+        root: Copy,
+        texts: dict[int, str],
+        acting: dict[str, Document],
+        reads: dict[str, Document],
+    ) -> list[Encoded]:
+        """The root's edit a post makes, if its step edits the root (see `_envelopes`)."""
+        thread = root.chat_id
         # A root another process claimed first (`new_thread`, lost) is edited as any other.
-        if (step.edits_root or step.new_thread) and step.card is not None and thread is not None:
-            shown = texts.get(id(step.card))
-            if shown is None:
-                shown = texts[id(step.card)] = card_text(step.card)
-            card = self._actionable(post, root, step.card, acting, post.edit_id)
-            self._to_read(post, root, post.edit_id, shown, card, acting, reads)
-            envelopes.append(self._encode(post, post.edit_id, shown, card, edits=thread))
-        return envelopes
+        if not (step.edits_root or step.new_thread) or step.card is None or thread is None:
+            return []
+        shown = texts.get(id(step.card))
+        if shown is None:
+            shown = texts[id(step.card)] = card_text(step.card)
+        card = self._actionable(post, root, step.card, acting, post.edit_id)
+        self._to_read(post, root, post.edit_id, shown, card, acting, reads)
+        return [self._encode(post, post.edit_id, shown, card, edits=thread)]
 
     def _to_read(
         self,
