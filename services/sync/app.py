@@ -233,7 +233,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         messages."""
         await network_clicks.accept(events)
         await network_commands.accept(events)
-        return await inbound.publish(events)
+        return await inbound.handed_over(events)
 
     catch_up = CatchUp(
         connections=connections,

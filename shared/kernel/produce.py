@@ -32,9 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka.client import AIOKafkaClient
@@ -76,6 +76,52 @@ class Stream:
     def fail(self, error: BaseException) -> None:
         if self.failed is None:
             self.failed = error
+
+
+T = TypeVar("T")
+
+
+class HandOver:
+    """A pipelined consumer's publishes (shared.kernel.consumers.consume_pipelined) in one
+    ordered `Stream`: a batch's first part ends once its records are handed to the
+    producer, in order after the previous batch's, and the next batch is decided while
+    Kafka acknowledges it; its second part awaits what `__call__` returns. A publish that
+    fails fails those after it on the stream (their batches come again, as the pipeline
+    rewinds), and the stream is replaced, once, for them: `on_failed` is called then."""
+
+    def __init__(self, on_failed: Callable[[], None] = lambda: None) -> None:
+        self.stream = Stream()
+        self._on_failed = on_failed
+
+    async def __call__(
+        self, publish: Callable[[Stream, Callable[[], None]], Awaitable[T]]
+    ) -> asyncio.Future[T]:
+        """`publish(stream, handed)` started (EventPublisher.publish_encoded's `stream` and
+        `handed`); returns once it has handed its records over (raising if it failed
+        before), the whole publish still under way."""
+        stream = self.stream
+        handed = asyncio.get_running_loop().create_future()
+
+        def given() -> None:
+            if not handed.done():
+                handed.set_result(None)
+
+        whole = asyncio.ensure_future(publish(stream, given))
+        await asyncio.wait({handed, whole}, return_when=asyncio.FIRST_COMPLETED)
+        if whole.done() and (whole.cancelled() or whole.exception() is not None):
+            self._failed(stream)
+            await whole  # raises
+        whole.add_done_callback(lambda done: self._settled(stream, done))
+        return whole
+
+    def _settled(self, stream: Stream, done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._failed(stream)
+
+    def _failed(self, stream: Stream) -> None:
+        if stream is self.stream:
+            self.stream = Stream()
+            self._on_failed()
 
 
 @dataclass(eq=False)

@@ -26,7 +26,7 @@ from aiokafka.protocol.produce import ProduceRequest
 
 from shared.kernel.embedded import free_port, start_broker
 from shared.kernel.kafka import ensure_topics
-from shared.kernel.produce import PartitionProducer, Stream, _Batch, _for_each_record
+from shared.kernel.produce import HandOver, PartitionProducer, Stream, _Batch, _for_each_record
 from shared.kernel.settings import ServiceSettings
 from tests.infra import Infra
 from tests.support import KafkaTap, freeze, make_settings, new_namespace, until
@@ -342,6 +342,41 @@ async def test_an_ordered_stream_sends_nothing_after_one_of_its_sends_failed(
         values = await kafka.values_through(b"after")
         assert values[0] == b"before" and b"after" in values
         assert b"behind" not in values and b"later" not in values, values
+
+
+async def test_a_hand_over_ends_before_the_acknowledgement_and_a_failure_starts_a_new_stream(
+    tmp_path: Path,
+) -> None:
+    """A pipelined consumer's publishes (HandOver): each returns once its records are handed
+    to the producer, its acknowledgement still to come (none can: the broker is frozen);
+    once the first fails, the one behind it fails with it, the failure is told once, and
+    the next publish goes out on a new stream."""
+    told: list[int] = []
+    hand_over = HandOver(lambda: told.append(1))
+
+    def send(value: bytes) -> Any:
+        return lambda stream, handed: kafka.producer.send_many(
+            kafka.topic, [(b"k", value, [])], stream=stream, handed=handed
+        )
+
+    async with _OwnBroker(tmp_path, timeout_seconds=3.0) as kafka:
+        await kafka.producer.send(kafka.topic, b"k", b"before", [])
+        old = hand_over.stream
+        freeze(kafka.broker.process.pid)
+        first = await hand_over(send(b"first"))
+        behind = await hand_over(send(b"behind"))
+        assert not first.done() and not behind.done()
+        with pytest.raises(KafkaTimeoutError):
+            await first
+        with pytest.raises(KafkaTimeoutError):
+            await behind
+        assert told == [1] and old.failed is not None and hand_over.stream is not old
+        kafka.broker.process.send_signal(signal.SIGCONT)
+
+        await kafka.send_once_it_answers(b"after")
+        await (await hand_over(send(b"again")))
+        values = await kafka.values_through(b"again")
+        assert b"behind" not in values and told == [1], values
 
 
 async def test_stopping_fails_the_sends_still_waiting(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from shared.kernel.errors import HookhubError
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import Database
-from shared.kernel.produce import Stream
+from shared.kernel.produce import HandOver, Stream
 from shared.providers.chat import Author, BotIdentity, ChatProvider, MessageChange
 from shared.providers.connections import Connections
 
@@ -110,11 +110,23 @@ class Inbound:
         # Copies being written (Inbound.publish), by id.
         self._writing: dict[str, Copy] = {}
         self._recent = RecentIds(RECENT_COPIES)
+        # The pipelined consumer's publishes, in order (`handed_over`).
+        self._hand_over = HandOver()
 
     async def events(self, events: list[ProviderEvent], replayed: bool = False) -> None:
         """`replayed`: the events may have been handled before (a Discord session resumed
         after its holder died): new messages the map already holds are skipped."""
         await (await self.publish(events, replayed))
+
+    async def handed_over(self, events: list[ProviderEvent]) -> asyncio.Future[None]:
+        """For the pipelined consumer: returns once the batch's envelopes are handed to the
+        producer (shared.kernel.produce.HandOver), so the next batch is decided while Kafka
+        acknowledges this one (a batch had waited a fifth of its time for that); what is
+        returned completes once they are acknowledged and their copies written."""
+        whole = await self._hand_over(
+            lambda stream, handed: self.publish(events, stream=stream, handed=handed)
+        )
+        return asyncio.ensure_future(_both(whole))
 
     async def publish(
         self,
@@ -493,3 +505,8 @@ def _done() -> asyncio.Future[None]:
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     future.set_result(None)
     return future
+
+
+async def _both(whole: asyncio.Future[asyncio.Future[None]]) -> None:
+    """A publish acknowledged, then the copies it returned the writing of."""
+    await (await whole)

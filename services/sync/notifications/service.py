@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -88,7 +87,7 @@ from shared.kernel.errors import NotFound
 from shared.kernel.ids import utcnow
 from shared.kernel.kafka import EventPublisher
 from shared.kernel.mongo import BatchedWriter, Database, Document
-from shared.kernel.produce import Stream
+from shared.kernel.produce import HandOver
 from shared.providers.acting import Offered
 from shared.providers.notifiers import NOTIFIERS
 from shared.providers.notify import Card, Notice, Notifier, Unrenderable, card_text
@@ -262,7 +261,7 @@ class Notifications:
         self._offers = offers
         # The batches' publishes, in order (`_hand_over`); the last batch's second part,
         # which the next one's follows; a failed publish's counts flush, before a re-read.
-        self._stream = Stream()
+        self._handing = HandOver(self._publish_failed)
         self._previous: asyncio.Future[None] | None = None
         self._reread: asyncio.Future[None] | None = None
 
@@ -337,38 +336,16 @@ class Notifications:
         """The envelopes handed to the producer, in order after the previous batch's (the
         stream: once one of its publishes fails, none after it goes out); what is returned
         completes once Kafka has acknowledged them."""
-        handed = asyncio.get_running_loop().create_future()
-
-        def given() -> None:
-            if not handed.done():
-                handed.set_result(None)
-
-        stream = self._stream
-        published = asyncio.ensure_future(
-            self._publisher.publish_encoded(
-                Topic.CHAT_INBOUND, envelopes, stream=stream, handed=given
+        return await self._handing(
+            lambda stream, handed: self._publisher.publish_encoded(
+                Topic.CHAT_INBOUND, envelopes, stream=stream, handed=handed
             )
         )
-        await asyncio.wait({handed, published}, return_when=asyncio.FIRST_COMPLETED)
-        error = published.exception() if published.done() else None
-        if error is not None:
-            self._publish_failed(stream)
-            raise error
-        published.add_done_callback(functools.partial(self._acknowledged, stream))
-        return published
 
-    def _acknowledged(self, stream: Stream, published: asyncio.Future[None]) -> None:
-        if published.cancelled() or published.exception() is not None:
-            self._publish_failed(stream)
-
-    def _publish_failed(self, stream: Stream) -> None:
-        """A publish of `stream` failed: the batches from it on come again (the pipeline
-        rewinds), decided from the threads as the map has them once the lifecycles of the
-        batches Kafka did acknowledge are written; a new stream for them. Once per stream:
-        the publishes after the failed one fail with it."""
-        if stream is not self._stream:
-            return
-        self._stream = Stream()
+    def _publish_failed(self) -> None:
+        """A publish failed (HandOver calls this once per stream): the batches from it on
+        come again (the pipeline rewinds), decided from the threads as the map has them
+        once the lifecycles of the batches Kafka did acknowledge are written."""
         # The second parts under way follow the failed one and fail; those of the batches
         # that come again do not.
         self._previous = None
