@@ -712,6 +712,13 @@ async def test_config_errors_name_the_field_and_secrets_are_never_returned(
     assert "destination.config.url" in await refused(
         {"type": "rabbitmq", "config": {"url": "amqp://u:p@10.1.2.3:5672/", "exchange": "x"}}
     )
+    # aiormq reads files named in an AMQP URL's query: a workspace's URL names none.
+    for query in ("cafile=/etc/passwd", "%63ertfile=/x.pem&keyfile=/x.key", "no_verify_ssl=1"):
+        url = f"amqps://u:p@rabbit.example.com:5671/?heartbeat=30&{query}"
+        assert "is not taken" in await refused({"type": "rabbitmq", "config": {"url": url}})
+    assert "cadata" in await refused(
+        {"type": "rabbitmq", "config": {"url": "amqps://rabbit.example.com/?cadata=%%%"}}
+    )
     assert "brokers" in await refused(
         {"type": "kafka", "config": {"brokers": ["nohost"], "topic": "t"}}
     )

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from services.delivery.destinations.base import Destination, Surroundings
-from services.delivery.destinations.schemas import CONFIGS, Config
+from services.delivery.destinations.schemas import CONFIGS, STORED, Config
 from shared.kernel.crypto import SecretBox
 from shared.kernel.mongo import Document
 
@@ -83,7 +83,8 @@ def spec_of(stored: Mapping[str, Any] | None, box: SecretBox) -> DestinationSpec
         **{name: box.decrypt(value) for name, value in (stored.get("secrets") or {}).items()},
     }
     fingerprint = hashlib.sha256(orjson.dumps(stored, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return DestinationSpec(kind, CONFIGS[kind].model_validate(opened), fingerprint)
+    config = CONFIGS[kind].model_validate(opened, context={STORED: True})
+    return DestinationSpec(kind, config, fingerprint)
 
 
 def shown(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:

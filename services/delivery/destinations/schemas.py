@@ -7,13 +7,15 @@ out keeps the stored value.
 
 from __future__ import annotations
 
+import binascii
 import re
 import string
+from base64 import b64decode
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MASKED = "********"  # a secret's value in every answer
 DestinationType = Literal[
@@ -146,19 +148,58 @@ class PubSubConfig(Config):
         return value
 
 
+# What aiormq reads from an AMQP URL's query that a workspace may set: the heartbeat, the
+# connection's name, and a CA certificate to trust for `amqps://` (`cadata`, base64 DER: data,
+# not a file). The rest it reads there names files of the delivery process (`cafile`,
+# `capath`, `certfile`, `keyfile`: a workspace would make it load its own files, and learn
+# from the attempt log whether they exist), or weakens what it checks (`no_verify_ssl`,
+# `auth`), or its timeouts (`timeout`): refused.
+AMQP_QUERY = frozenset({"heartbeat", "name", "cadata"})
+# The validation context of a config opened from MongoDB to deliver (catalog.spec_of).
+STORED = "stored"
+
+
+def _amqp_url(url: str, info: ValidationInfo) -> str:
+    """Refused with what the query may hold; one stored before (opened to deliver,
+    `STORED`) is opened without the rest, so no file of the process is ever read."""
+    url = _with_host(url)
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    wrong = [(key, _amqp_problem(key, value)) for key, value in pairs]
+    if not any(problem for _, problem in wrong):
+        return url
+    if (info.context or {}).get(STORED):
+        kept = [pair for pair, (_, problem) in zip(pairs, wrong, strict=True) if not problem]
+        return parts._replace(query=urlencode(kept)).geturl()
+    raise ValueError(next(problem for _, problem in wrong if problem))
+
+
+def _amqp_problem(key: str, value: str) -> str | None:
+    if key not in AMQP_QUERY:
+        return f"the query parameter {key!r} is not taken (only {', '.join(sorted(AMQP_QUERY))})"
+    if key == "cadata":
+        try:
+            b64decode(value, validate=True)
+        except binascii.Error:
+            return "cadata: a CA certificate in base64 (DER)"
+    return None
+
+
 class RabbitMqConfig(Config):
     SECRETS: ClassVar[frozenset[str]] = frozenset({"url"})
 
     url: str = Field(
         max_length=2000,
         pattern=r"^amqps?://",
-        description="amqp:// or amqps://user:password@host:port/vhost (its password is write-only)",
+        description="amqp:// or amqps://user:password@host:port/vhost, its query at most "
+        "heartbeat, name and cadata (a CA certificate to trust, base64 DER); its password is "
+        "write-only",
     )
     exchange: str = Field(
         "", max_length=255, description='the routing key is the event type; "": the default'
     )
 
-    _url = field_validator("url")(_with_host)
+    _url = field_validator("url")(_amqp_url)
 
     def masked(self, field: str, value: str) -> str:
         parts = urlsplit(value)
