@@ -8,6 +8,7 @@ directory: nothing a developer runs is touched, and everything goes with the ses
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -19,7 +20,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shared.kernel.embedded import free_port
 
@@ -44,6 +51,10 @@ class Emulators:
     skipped: str = ""
     # Their processes (the benchmark's CPU figures): moto's server, RabbitMQ's Erlang VM.
     pids: dict[str, int] = field(default_factory=dict)
+    # The same node's TLS listener (`amqps://…@localhost:…/`), its certificate signed by a
+    # CA of the session's own, whose certificate is `amqp_ca` (base64 DER, as `cadata`).
+    amqps_url: str | None = None
+    amqp_ca: str | None = None
 
 
 def _listening(port: int) -> bool:
@@ -117,9 +128,10 @@ def provide_emulators(*, pubsub: bool = True) -> Iterator[Emulators]:
         )
         skipped = rabbitmq_missing()
         rabbit = None
-        amqp_port = free_port()
+        amqp_port, amqps_port = free_port(), free_port()
+        ca = None
         if not skipped:
-            rabbit = _start_rabbitmq(stack, work / "rabbitmq", amqp_port)
+            rabbit, ca = _start_rabbitmq(stack, work / "rabbitmq", amqp_port, amqps_port)
         pubsub_port = free_port()
         emulator = None
         if pubsub and PUBSUB_EMULATOR.exists() and shutil.which("java"):
@@ -135,6 +147,7 @@ def provide_emulators(*, pubsub: bool = True) -> Iterator[Emulators]:
             _wait(pubsub_port, emulator, "the Pub/Sub emulator", work / "pubsub.log")
         if rabbit is not None:
             _wait(amqp_port, rabbit, "rabbitmq-server", work / "rabbitmq" / "out.log")
+            _wait(amqps_port, rabbit, "rabbitmq-server's TLS", work / "rabbitmq" / "out.log")
         pids = {"moto": moto.pid}
         if rabbit is not None:
             pids["rabbitmq"] = _child(rabbit.pid)
@@ -145,18 +158,27 @@ def provide_emulators(*, pubsub: bool = True) -> Iterator[Emulators]:
             pubsub_endpoint_url=f"http://127.0.0.1:{pubsub_port}" if emulator else None,
             pubsub_kind="gcloud emulator" if emulator else "stand-in",
             skipped=skipped,
+            amqps_url=f"amqps://guest:guest@localhost:{amqps_port}/" if rabbit else None,
+            amqp_ca=ca,
         )
 
 
 def _start_rabbitmq(
-    stack: contextlib.ExitStack, home: Path, amqp_port: int
-) -> subprocess.Popen[bytes]:
+    stack: contextlib.ExitStack, home: Path, amqp_port: int, amqps_port: int
+) -> tuple[subprocess.Popen[bytes], str]:
     """A private node: its own name, ports, epmd, Mnesia and logs, guest allowed on
-    loopback only as configured here."""
+    loopback only as configured here; a TLS listener too. The node, and its CA's
+    certificate (base64 DER)."""
     home.mkdir()
     epmd_port, dist_port = free_port(), free_port()
+    ca = _tls_files(home / "tls")
     (home / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{amqp_port}\nloopback_users = none\n"
+        f"listeners.ssl.default = 127.0.0.1:{amqps_port}\n"
+        f"ssl_options.cacertfile = {home / 'tls' / 'ca.pem'}\n"
+        f"ssl_options.certfile = {home / 'tls' / 'cert.pem'}\n"
+        f"ssl_options.keyfile = {home / 'tls' / 'key.pem'}\n"
+        "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
     )
     (home / "enabled_plugins").write_text("[].\n")
     env = {
@@ -175,4 +197,50 @@ def _start_rabbitmq(
     }
     # epmd in the foreground, ours: the node's own would daemonize and outlive the run.
     stack.enter_context(_started(stack, [EPMD, "-port", str(epmd_port)], home / "epmd.log"))
-    return stack.enter_context(_started(stack, [str(RABBITMQ_SERVER)], home / "out.log", env=env))
+    node = stack.enter_context(_started(stack, [str(RABBITMQ_SERVER)], home / "out.log", env=env))
+    return node, ca
+
+
+def _tls_files(where: Path) -> str:
+    """A CA of the session's own and a certificate for `localhost` it signed, with its key,
+    written in `where` (PEM); the CA's certificate in base64 DER."""
+    where.mkdir()
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hookhub test CA")])
+
+    def signed(subject: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=2))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+        )
+
+    ca = (
+        signed(ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        signed(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), key.public_key())
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (where / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (where / "cert.pem").write_bytes(cert.public_bytes(pem))
+    private = serialization.PrivateFormat.PKCS8
+    unencrypted = serialization.NoEncryption()
+    (where / "key.pem").write_bytes(key.private_bytes(pem, private, unencrypted))
+    return base64.b64encode(ca.public_bytes(serialization.Encoding.DER)).decode()

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import aio_pika
 import boto3
@@ -590,6 +591,45 @@ async def _failed(delivery: RunningService, endpoint_id: str) -> list[dict[str, 
 
     failed: list[dict[str, Any]] = await until(listed, timeout=60, what="dead-lettered")
     return failed
+
+
+async def test_rabbitmq_over_tls_trusts_the_private_ca_its_url_gives(
+    delivery: RunningService, emulators: Emulators
+) -> None:
+    """An `amqps://` broker whose certificate a private CA signed: delivered to with that
+    CA given in the URL as `cadata` (data, not a file of hookhub's), and refused without
+    it, the certificate check's reason in the attempt log."""
+    if emulators.amqps_url is None or emulators.amqp_url is None:
+        pytest.skip(emulators.skipped)
+    exchange, read, close = await rabbitmq_reader(emulators.amqp_url)
+    workspace = "ws_" + uuid.uuid4().hex[:8]
+    try:
+        cadata = quote(cast(str, emulators.amqp_ca), safe="")
+        trusted = await create(
+            delivery,
+            "rabbitmq",
+            {"url": f"{emulators.amqps_url}?cadata={cadata}", "exchange": exchange},
+            workspace_id=workspace,
+        )
+        untrusted = await create(
+            delivery,
+            "rabbitmq",
+            {"url": emulators.amqps_url, "exchange": exchange},
+            retry_schedule=[0],
+            workspace_id=workspace,
+        )
+        await publish(delivery, "message.created", workspace, channel_id="ch_1", n=7)
+        [got] = await gathered(read, 1)
+        assert verified(trusted["secret"], got)["data"]["n"] == 7
+        [failed] = await _failed(delivery, untrusted["id"])
+        answer = await delivery.client.get(
+            f"/api/deliveries/{failed['id']}", headers=admin_headers()
+        )
+        log = answer.json()["attempt_log"]
+        assert log and all("CERTIFICATE_VERIFY_FAILED" in a["error"] for a in log), log
+        assert await read() == []  # the one the trusting endpoint sent, nothing more
+    finally:
+        await close()
 
 
 async def test_fifo_keeps_each_keys_order_with_the_destinations_own_keys(
