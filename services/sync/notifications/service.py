@@ -120,9 +120,12 @@ class Thread:
     root: Copy | None
     stored: Lifecycle
     read_at: float
+    # The text of the card this process last showed on the root (None: not known, as after
+    # a restart): an event left out edits the root only to show something else.
+    shown: str | None = None
 
     def copy(self) -> Thread:
-        return Thread(self.life, self.root, self.stored, self.read_at)
+        return Thread(self.life, self.root, self.stored, self.read_at, self.shown)
 
 
 @dataclass
@@ -160,6 +163,13 @@ def _with_edits(posts: list[Post], edits: list[Post], order: list[ProviderEvent]
             edited.add((edit.event.id, edit.root_id))
             kept.append(edit)
     return sorted([*posts, *kept], key=lambda post: place[id(post.event)])
+
+
+def _shown(step: Step) -> str | None:
+    """The text of the root card a step shows (a new root's, or its edit's), if it shows one."""
+    if step.card is None or not (step.edits_root or step.new_thread):
+        return None
+    return card_text(step.card)
 
 
 def _root_id(thread: Thread) -> str | None:
@@ -533,8 +543,11 @@ class Notifications:
                     continue
                 at, source, actor = post.event.received_at, post.source, post.actor_name
                 step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
-                if not step.new_thread:  # a filtered event starts no thread
-                    thread.life = step.lifecycle
+                # A filtered event starts no thread, and edits the root only to show a card
+                # other than the one shown (a comment changes no field of it).
+                shown = _shown(step)
+                if not step.new_thread and shown is not None and shown != thread.shown:
+                    thread.life, thread.shown = step.lifecycle, shown
                     decided.append((post, step, thread.root))
                 continue
             if key is None:
@@ -561,6 +574,7 @@ class Notifications:
                     claimed_acting[root.id] = offered.to_doc()
                 thread.root = root
             thread.life = step.lifecycle
+            thread.shown = _shown(step) or thread.shown
             decided.append((post, step, thread.root))
         lost = await self._claim(claims, claimed_acting)
         for thread in threads.values():
