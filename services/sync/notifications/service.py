@@ -165,11 +165,15 @@ def _with_edits(posts: list[Post], edits: list[Post], order: list[ProviderEvent]
     return sorted([*posts, *kept], key=lambda post: place[id(post.event)])
 
 
-def _shown(step: Step) -> str | None:
-    """The text of the root card a step shows (a new root's, or its edit's), if it shows one."""
+def _shown(step: Step, texts: dict[int, str]) -> str | None:
+    """The text of the root card a step shows (a new root's, or its edit's), if it shows one;
+    `texts`: the batch's, by card (`Notifications._thread`)."""
     if step.card is None or not (step.edits_root or step.new_thread):
         return None
-    return card_text(step.card)
+    shown = texts.get(id(step.card))
+    if shown is None:
+        shown = texts[id(step.card)] = card_text(step.card)
+    return shown
 
 
 def _root_id(thread: Thread) -> str | None:
@@ -545,7 +549,7 @@ class Notifications:
                 step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
                 # A filtered event starts no thread, and edits the root only to show a card
                 # other than the one shown (a comment changes no field of it).
-                shown = _shown(step)
+                shown = _shown(step, texts)
                 if not step.new_thread and shown is not None and shown != thread.shown:
                     thread.life, thread.shown = step.lifecycle, shown
                     decided.append((post, step, thread.root))
@@ -574,7 +578,7 @@ class Notifications:
                     claimed_acting[root.id] = offered.to_doc()
                 thread.root = root
             thread.life = step.lifecycle
-            thread.shown = _shown(step) or thread.shown
+            thread.shown = _shown(step, texts) or thread.shown
             decided.append((post, step, thread.root))
         lost = await self._claim(claims, claimed_acting)
         for thread in threads.values():
@@ -742,11 +746,9 @@ class Notifications:
         """The root's edit a post makes, if its step edits the root (see `_envelopes`)."""
         thread = root.chat_id
         # A root another process claimed first (`new_thread`, lost) is edited as any other.
-        if not (step.edits_root or step.new_thread) or step.card is None or thread is None:
+        shown = _shown(step, texts)
+        if shown is None or step.card is None or thread is None:
             return []
-        shown = texts.get(id(step.card))
-        if shown is None:
-            shown = texts[id(step.card)] = card_text(step.card)
         card = self._actionable(post, root, step.card, acting, post.edit_id)
         self._to_read(post, root, post.edit_id, shown, card, acting, reads)
         return [self._encode(post, post.edit_id, shown, card, edits=thread)]
