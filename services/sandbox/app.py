@@ -59,10 +59,16 @@ from services.sandbox.teams import FakeTeams
 from services.sandbox.telegram import FakeTelegram
 from shared.kernel.http.tls import tls
 from shared.providers.catalog import CATALOG, NETWORKS
+from shared.providers.googlechat.messages import ACTION_PARAMETER as GOOGLECHAT_ACTION
 from shared.providers.matrix.appservice import Registration
 from shared.providers.matrix.network import DEFAULT_PREFIX as MATRIX_PREFIX
+from shared.providers.mattermost.actions import CONTEXT_ACTION as MATTERMOST_ACTION
 
 STATIC = Path(__file__).parent / "static"
+# The Mattermost server's people by id: (full name, username).
+MATTERMOST_PEOPLE = {
+    spec[0]: (f"{spec[2]} {spec[3]}", spec[1]) for spec in (MATTERMOST_ADA, MATTERMOST_GRACE)
+}
 # The docs the page links, served as text from the checkout the sandbox runs from (it runs
 # only in dev, from a clone).
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -360,6 +366,11 @@ class Sandbox:
                     "discord": {k: v[1] for k, v in DISCORD_USERS.items()},
                     "teams": {u["aadObjectId"]: u["name"] for u in TEAMS_USERS.values()},
                     "telegram": {str(k): f"{v[1]} {v[2]}" for k, v in TELEGRAM_USERS.items()},
+                    "mattermost": {k: v[0] for k, v in MATTERMOST_PEOPLE.items()},
+                    "googlechat": {
+                        u["name"].removeprefix("users/"): u["displayName"]
+                        for u in self.googlechat.users.values()
+                    },
                 }
             ),
         )
@@ -431,6 +442,8 @@ class Sandbox:
                     "audience": self.googlechat.audience,
                 },
                 cannot={"edit": GOOGLECHAT_NO_CHANGES, "delete": GOOGLECHAT_NO_CHANGES},
+                buttons=self._googlechat_buttons,
+                click=self._googlechat_clicks,
                 command=self._googlechat_commands,
                 private=lambda: [
                     # The viewer as the state names the space's users (`users/{id}`).
@@ -485,6 +498,8 @@ class Sandbox:
                 },
                 edit=self._mattermost_edits,
                 delete=self._mattermost_deletes,
+                buttons=self._mattermost_buttons,
+                click=self._mattermost_clicks,
                 command=self._mattermost_commands,
                 private=self._mattermost_private,
             ),
@@ -989,11 +1004,7 @@ class Sandbox:
         mattermost = self.mattermost
         if channel not in mattermost.channels:
             raise SandboxError(404, "not_found", f"no Mattermost channel {channel}")
-        people = {
-            spec[0]: (f"{spec[2]} {spec[3]}", spec[1])
-            for spec in (MATTERMOST_ADA, MATTERMOST_GRACE)
-        }
-        user_id = _find_user(user, people)
+        user_id = _mattermost_user(user)
         if thread and (mattermost.post(thread) or {}).get("channel_id") != channel:
             raise SandboxError(404, "not_found", f"no post {thread} in {channel}")
         post = await mattermost.user_posts(user_id, channel, text, root_id=thread)
@@ -1006,6 +1017,27 @@ class Sandbox:
     async def _mattermost_deletes(self, channel: str, post: str) -> dict[str, Any]:
         await self.mattermost.user_deletes(post)
         return {"id": post, "delivered": self.mattermost.connections > 0}
+
+    def _mattermost_buttons(self, channel: str, post: str) -> list[dict[str, str]]:
+        shown = []
+        for button in self.mattermost.buttons(post):
+            context = (button.get("integration") or {}).get("context") or {}
+            action = str(context.get(MATTERMOST_ACTION, ""))
+            shown.append({"action": action, "label": button["name"]})
+        return shown
+
+    async def _mattermost_clicks(
+        self, channel: str, post: str, action: str, user: str
+    ) -> dict[str, Any]:
+        """The server's request to the button's integration URL, as Mattermost makes it."""
+        name = _label(self._mattermost_buttons(channel, post), action)
+        try:
+            answer = await self.mattermost.click(post, name, _mattermost_user(user))
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the integration URL did not answer: {exc!r}"
+            ) from None
+        return {"delivered": answer.status_code}
 
     def _mattermost_private(self) -> list[dict[str, Any]]:
         """Its ephemeral posts and the bot's direct messages, each to its one user."""
@@ -1185,8 +1217,7 @@ class Sandbox:
         space = chat.spaces.get(channel)
         if space is None:
             raise SandboxError(404, "not_found", f"no Google Chat space {channel}")
-        names = {u["name"]: (u["displayName"], k) for k, u in chat.users.items()}
-        person = names[_find_user(user, names)][1]
+        person = self._googlechat_user(user)
         thread_name = None
         if thread:
             root = space.find(thread)
@@ -1202,6 +1233,34 @@ class Sandbox:
                 502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
             ) from None
         return {"id": event["message"]["name"], "delivered": answer.status_code}
+
+    def _googlechat_buttons(self, channel: str, message: str) -> list[dict[str, str]]:
+        shown = []
+        for button in self.googlechat.buttons(channel, message):
+            parameters = ((button.get("onClick") or {}).get("action") or {}).get("parameters")
+            given = {p.get("key"): p.get("value") for p in parameters or []}
+            shown.append({"action": given.get(GOOGLECHAT_ACTION, ""), "label": button["text"]})
+        return shown
+
+    async def _googlechat_clicks(
+        self, channel: str, message: str, action: str, user: str
+    ) -> dict[str, Any]:
+        """Its CARD_CLICKED event, signed by the stand-in's key, to the app's endpoint."""
+        person = self._googlechat_user(user)
+        label = _label(self._googlechat_buttons(channel, message), action)
+        await self._googlechat_endpoint()
+        try:
+            answer = await self.googlechat.click(channel, message, label, person)
+        except httpx.HTTPError as exc:
+            raise SandboxError(
+                502, "not_delivered", f"the app's endpoint did not answer: {exc!r}"
+            ) from None
+        return {"delivered": answer.status_code}
+
+    def _googlechat_user(self, user: str) -> str:
+        """The key of the space's user named `user` (their `users/{id}`, name or first name)."""
+        names = {u["name"]: (u["displayName"], k) for k, u in self.googlechat.users.items()}
+        return names[_find_user(user, names)][1]
 
     async def _googlechat_endpoint(self) -> None:
         """The Chat app's HTTP endpoint URL: the googlechat integration's (409 for none)."""
@@ -1629,6 +1688,16 @@ def _written(body: Mapping[str, Any]) -> str:
     if len(text) > MAX_TEXT:
         raise SandboxError(422, "invalid", f"text is longer than {MAX_TEXT} characters")
     return text
+
+
+def _mattermost_user(user: str) -> str:
+    """The id of the Mattermost user named `user` (id, username or full name)."""
+    return _find_user(user, MATTERMOST_PEOPLE)
+
+
+def _label(buttons: list[dict[str, str]], action: str) -> str:
+    """The label of the button with this action (the stand-ins click a button by its label)."""
+    return next(b["label"] for b in buttons if b["action"] == action)
 
 
 def _find_user(user: str, names: Mapping[str, tuple[str, ...]]) -> str:
