@@ -14,19 +14,16 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import trustme
 
 from shared.kernel.embedded import free_port
 
@@ -202,45 +199,13 @@ def _start_rabbitmq(
 
 
 def _tls_files(where: Path) -> str:
-    """A CA of the session's own and a certificate for `localhost` it signed, with its key,
-    written in `where` (PEM); the CA's certificate in base64 DER."""
+    """A CA of the session's own (trustme's) and a certificate for `localhost` it signed,
+    with its key, written in `where` (PEM); the CA's certificate in base64 DER."""
     where.mkdir()
-    now = datetime.now(UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hookhub test CA")])
-
-    def signed(subject: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=2))
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-        )
-
-    ca = (
-        signed(ca_name, ca_key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = (
-        signed(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), key.public_key())
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (where / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (where / "cert.pem").write_bytes(cert.public_bytes(pem))
-    private = serialization.PrivateFormat.PKCS8
-    unencrypted = serialization.NoEncryption()
-    (where / "key.pem").write_bytes(key.private_bytes(pem, private, unencrypted))
-    return base64.b64encode(ca.public_bytes(serialization.Encoding.DER)).decode()
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost")
+    ca.cert_pem.write_to_path(str(where / "ca.pem"))
+    issued.cert_chain_pems[0].write_to_path(str(where / "cert.pem"))
+    issued.private_key_pem.write_to_path(str(where / "key.pem"))
+    der = ssl.PEM_cert_to_DER_cert(ca.cert_pem.bytes().decode())
+    return base64.b64encode(der).decode()

@@ -386,16 +386,7 @@ async def test_an_incident_acknowledged_with_a_networks_own_button(
     integration = await hub.integration(network, settings)
     external = world["channels"][0]["id"]
     channel = await hub.mapped(integration["id"], external, BRIDGED)
-    card = await _card(hub, "pagerduty", channel, "incident_triggered.json")
-    incident = card["card"]["url"].rsplit("/", 1)[-1]
-
-    async def shown() -> dict[str, Any] | None:
-        answer = await hub.client.get(f"/sandbox/api/{network}/channels/{external}/messages")
-        found = [m for m in answer.json()["items"] if incident in m["text"] and m["buttons"]]
-        return found[0] if found else None
-
-    posted = await until(shown, timeout=30, what=f"the card with its buttons in {network}")
-    assert posted["buttons"][0]["action"] == "acknowledge", posted
+    card, incident, posted = await _incident_in(hub, network, external, channel)
     clicked = await hub.post(
         f"/sandbox/api/{network}/click",
         {"channel": external, "message": posted["id"], "action": "acknowledge", "user": who},
@@ -994,6 +985,25 @@ async def _card(hub: Hub, provider: str, channel: str, sample: str | None = None
     return dict(await until(root, timeout=30, what=f"the {provider} card in the chat"))
 
 
+async def _incident_in(
+    hub: Hub, network: str, external: str, channel: str
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A new PagerDuty incident's card in chat channel `channel`, bridged to the network's
+    `external`: the chat's card, the incident's id, and the card in the network once it
+    shows its buttons (acknowledge first)."""
+    card = await _card(hub, "pagerduty", channel, "incident_triggered.json")
+    incident = card["card"]["url"].rsplit("/", 1)[-1]
+
+    async def shown() -> dict[str, Any] | None:
+        answer = await hub.client.get(f"/sandbox/api/{network}/channels/{external}/messages")
+        found = [m for m in answer.json()["items"] if incident in m["text"] and m["buttons"]]
+        return found[0] if found else None
+
+    posted = await until(shown, timeout=30, what=f"the card with its buttons in {network}")
+    assert posted["buttons"][0]["action"] == "acknowledge", posted
+    return card, incident, dict(posted)
+
+
 async def _replied(hub: Hub, channel: str, root: str, text: str) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
         answer = await hub.client.get(f"/sandbox/api/chat/channels/{channel}/messages")
@@ -1034,16 +1044,7 @@ async def test_an_incident_acknowledged_from_slack_and_resolved_from_the_chat(hu
     slack = await hub.integration("slack", {"bot_token": state["slack"]["bot_token"]})
     external = state["slack"]["channels"][2]["id"]
     channel = await hub.mapped(slack["id"], external)
-    card = await _card(hub, "pagerduty", channel, "incident_triggered.json")
-    incident = card["card"]["url"].rsplit("/", 1)[-1]
-
-    async def in_slack() -> dict[str, Any] | None:
-        answer = await hub.client.get(f"/sandbox/api/slack/channels/{external}/messages")
-        found = [m for m in answer.json()["items"] if incident in m["text"] and m["buttons"]]
-        return found[0] if found else None
-
-    posted = await until(in_slack, timeout=30, what="the card with its buttons in Slack")
-    assert posted["buttons"][0]["action"] == "acknowledge", posted
+    card, incident, posted = await _incident_in(hub, "slack", external, channel)
     unknown = await hub.post(
         "/sandbox/api/slack/click",
         {"channel": external, "message": posted["id"], "action": "close", "user": "Alice Archer"},

@@ -165,13 +165,13 @@ def _amqp_url(url: str, info: ValidationInfo) -> str:
     url = _with_host(url)
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    wrong = [(key, _amqp_problem(key, value)) for key, value in pairs]
-    if not any(problem for _, problem in wrong):
+    problems = [_amqp_problem(key, value) for key, value in pairs]
+    if not any(problems):
         return url
     if (info.context or {}).get(STORED):
-        kept = [pair for pair, (_, problem) in zip(pairs, wrong, strict=True) if not problem]
+        kept = [pair for pair, problem in zip(pairs, problems, strict=True) if not problem]
         return parts._replace(query=urlencode(kept)).geturl()
-    raise ValueError(next(problem for _, problem in wrong if problem))
+    raise ValueError(next(problem for problem in problems if problem))
 
 
 def _amqp_problem(key: str, value: str) -> str | None:
