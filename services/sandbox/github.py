@@ -41,10 +41,15 @@ The actions taken on an issue or pull request from the channel (SPEC §20,
 shared.providers.github.acting), each request recorded in `acted` (a RecordingApi: its
 `unavailable` switch and `fail(n)` answer 503): `PATCH /repos/{owner}/{repo}/issues/
 {number}` `{state: open|closed}` ("Update an issue") and `POST …/issues/{number}/assignees`
-`{assignees: [login]}` ("Add assignees to an issue"), on the items `track` adds, as the
-user the OAuth token was granted by (`profiles`: the consenting user's `/user`). A user
-without push access to the repository (`writers`) is refused the update with 403, and
-silently not assigned (201, as GitHub documents it); an item not tracked is 404.
+`{assignees: [login]}` ("Add assignees to an issue"), `GET /repos/{owner}/{repo}/labels`
+("List labels for a repository": a repository of the world has its own, any other one
+GitHub's default nine, each with an id of its own) and `POST …/issues/{number}/labels`
+`{labels: [name]}` ("Add labels to an issue": 200 with the item's labels; a name the
+repository has not is 422 here, as hookhub only adds labels it read), on the items `track`
+adds, as the user the OAuth token was granted by (`profiles`: the consenting user's
+`/user`). A user without push access to the repository (`writers`) is refused the update
+and the labels with 403, and silently not assigned (201, as GitHub documents it); an item
+not tracked is 404.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.sandbox import hooks
-from services.sandbox.github_world import GitHubWorld, Repository, iso
+from services.sandbox.github_world import DEFAULT_LABELS, GitHubWorld, Repository, iso
 from services.sandbox.hooks import Delivery, EventRefused
 from services.sandbox.oauth_server import FakeAuthorizationServer
 from services.sandbox.recording import RecordingApi
@@ -157,6 +162,9 @@ class FakeGitHub(FakeAuthorizationServer):
         self.tracked: dict[tuple[str, int], dict[str, Any]] = {}
         self.writers: dict[str, set[str]] = {}
         self.acted = RecordingApi()
+        # The labels of repositories outside the world: name → id, GitHub's default nine.
+        self.other_labels: dict[str, dict[str, int]] = {}
+        self._label_ids = itertools.count(4_000_000_001)
 
     def track(self, repository: str, number: int, state: str = "open", **fields: Any) -> None:
         """An issue or pull request the acting routes know (`open` or `closed`)."""
@@ -242,6 +250,12 @@ class FakeGitHub(FakeAuthorizationServer):
                 self._assign,
                 methods=["POST"],
             ),
+            Route("/api/repos/{owner}/{repo}/labels", self._repository_labels),
+            Route(
+                "/api/repos/{owner}/{repo}/issues/{number:int}/labels",
+                self._add_labels,
+                methods=["POST"],
+            ),
             Route("/api/repos/{owner}/{repo}/hooks", self._hooks, methods=["GET", "POST"]),
             Route(
                 "/api/repos/{owner}/{repo}/hooks/{hook_id:int}",
@@ -280,14 +294,23 @@ class FakeGitHub(FakeAuthorizationServer):
             return None, _not_found()
         return (recorded.body, item, login, login in self.writers.get(name, set())), None
 
-    async def _update(self, request: Request) -> Response:
-        """`PATCH /repos/{owner}/{repo}/issues/{number}`: the state only, as hookhub asks."""
+    async def _writing(self, request: Request) -> tuple[Any, Response | None]:
+        """`_acting`'s body and item, for a change only a user with push access may make
+        (else GitHub's 403)."""
         found, refusal = await self._acting(request)
         if refusal is not None:
-            return refusal
+            return None, refusal
         body, item, _, writer = found
         if not writer:
-            return _refused(403, "Must have admin rights to Repository.")
+            return None, _refused(403, "Must have admin rights to Repository.")
+        return (body, item), None
+
+    async def _update(self, request: Request) -> Response:
+        """`PATCH /repos/{owner}/{repo}/issues/{number}`: the state only, as hookhub asks."""
+        found, refusal = await self._writing(request)
+        if refusal is not None:
+            return refusal
+        body, item = found
         state = body.get("state") if isinstance(body, dict) else None
         if state not in ("open", "closed"):
             return _refused(422, "Validation Failed")
@@ -309,6 +332,57 @@ class FakeGitHub(FakeAuthorizationServer):
             if login in self.writers.get(name, set()) and login not in item["assignees"]:
                 item["assignees"].append(login)
         return JSONResponse(_issue_json(item), 201)
+
+    def labels_of(self, repository: str) -> list[dict[str, Any]]:
+        """A repository's labels as GitHub's API shows them, in the order it lists them."""
+        try:
+            repo = self.world.repository(repository)
+        except EventRefused:
+            ids = self.other_labels.setdefault(
+                repository, {name: next(self._label_ids) for name in DEFAULT_LABELS}
+            )
+            return [
+                {
+                    "id": label_id,
+                    "name": name,
+                    "color": DEFAULT_LABELS.get(name, ("ededed", ""))[0],
+                    "default": name in DEFAULT_LABELS,
+                    "description": DEFAULT_LABELS.get(name, ("", None))[1],
+                }
+                for name, label_id in ids.items()
+            ]
+        return [self.world.label_json(repo, name) for name in repo.labels]
+
+    async def _repository_labels(self, request: Request) -> Response:
+        """`GET /repos/{owner}/{repo}/labels`: its first `per_page` (at most 100)."""
+        _, down = await self.acted.take(request)
+        if down is not None:
+            return down
+        if self.login(request) is None:
+            return _refused(401, "Bad credentials")
+        name = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        known = {repository for repository, _ in self.tracked}
+        if name not in known and name.lower() not in self.world.repositories:
+            return _not_found()
+        try:
+            per_page = min(100, max(1, int(request.query_params.get("per_page", "30"))))
+        except ValueError:
+            per_page = 30
+        return JSONResponse(self.labels_of(name)[:per_page])
+
+    async def _add_labels(self, request: Request) -> Response:
+        """`POST …/issues/{number}/labels` `{labels: [name, …]}`: the item's labels after."""
+        found, refusal = await self._writing(request)
+        if refusal is not None:
+            return refusal
+        body, item = found
+        asked = body.get("labels") if isinstance(body, dict) else None
+        name = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        labels = {label["name"]: label for label in self.labels_of(name)}
+        if not isinstance(asked, list) or not all(label in labels for label in asked):
+            return _refused(422, "Validation Failed")
+        item["labels"] += [label for label in asked if label not in item["labels"]]
+        return JSONResponse([labels[label] for label in item["labels"]])
 
     async def _create_issue(self, request: Request) -> Response:
         """`POST /repos/{owner}/{repo}/issues` as docs.github.com describes it."""

@@ -859,7 +859,7 @@ class GitHubWorld:
         found["custom_properties"] = {}
         return found
 
-    def _label_json(self, repo: Repository, name: str) -> dict[str, Any]:
+    def label_json(self, repo: Repository, name: str) -> dict[str, Any]:
         label = repo.labels[name]
         return {
             "id": label.id,
@@ -903,7 +903,7 @@ class GitHubWorld:
             "assignees": [],
             "requested_reviewers": [],
             "requested_teams": [],
-            "labels": [self._label_json(repo, name) for name in pull.labels],
+            "labels": [self.label_json(repo, name) for name in pull.labels],
             "milestone": None,
             "draft": pull.draft,
             "commits_url": f"{api}/commits",
@@ -971,7 +971,7 @@ class GitHubWorld:
             "number": item.number,
             "title": item.title,
             "user": self.user_json(self.users[item.user.lower()]),
-            "labels": [self._label_json(repo, name) for name in item.labels],
+            "labels": [self.label_json(repo, name) for name in item.labels],
             "state": item.state,
             "locked": False,
             "assignee": None,

@@ -26,7 +26,7 @@ from shared.providers.acting import (
     LinkRejected,
 )
 from shared.providers.catalog import provider_module
-from shared.providers.github.acting import ACTING
+from shared.providers.github.acting import _LABELS, ACTING, LABELS_OFFERED
 from shared.providers.github.notify import NOTIFIER
 from shared.providers.notify import Notice
 from tests.support import github_corpus, served
@@ -58,6 +58,7 @@ def github(served_github: FakeGitHub) -> FakeGitHub:
     fake = served_github
     fake.acted.forget()
     fake.tracked.clear()
+    _LABELS.forget()
     fake.track(REPO, 1)
     fake.track(REPO, 2)
     fake.profiles.update(ada={"login": "ada", "id": 1}, bob={"login": "bob", "id": 2})
@@ -111,10 +112,12 @@ def test_the_target_is_the_repository_and_number_of_the_item() -> None:
     assert ACTING.target(notice("issues", "issues/opened.payload.json")) == {
         "repository": REPO,
         "number": 1,
+        "labels": ["bug"],
     }
     assert ACTING.target(notice("pull_request", "pull_request/opened.payload.json")) == {
         "repository": REPO,
         "number": 2,
+        "labels": ["bug"],
     }
     assert ACTING.target(NOTIFIER.notice("push", corpus("push/payload.json"))) is None
 
@@ -209,3 +212,85 @@ async def test_without_a_token_or_an_action_it_knows_nothing_is_sent(
             client, credentials(github, github.issue_token("ada")), target, "add-label", ADA
         )
     assert github.acted.requests == []
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+
+async def test_the_labels_a_card_offers_are_the_repository_s_the_item_does_not_carry(
+    client: httpx.AsyncClient, github: FakeGitHub
+) -> None:
+    token = github.issue_token("bob")  # reading needs no push access
+    target = {"repository": REPO, "number": 1, "labels": ["bug", "Documentation"]}
+    offered = await ACTING.read_offers(client, credentials(github, token), target)
+    ids = {label["name"]: label["id"] for label in github.labels_of(REPO)}
+    # GitHub's order, less the two the issue carries (names are compared without case),
+    # at most four: "Assign to me", "Close" and these are what a Teams card shows.
+    expected = ["duplicate", "enhancement", "good first issue", "help wanted"]
+    assert LABELS_OFFERED == 4
+    assert [(a.id, a.label) for a in offered] == [
+        (f"label:{ids[name]}", f"Label: {name}") for name in expected
+    ]
+    [request] = github.acted.requests
+    assert (request.method, request.path) == ("GET", f"/api/repos/{REPO}/labels")
+    assert request.query == {"per_page": "100"}
+    assert request.headers["authorization"] == f"Bearer {token}"
+    assert request.headers["x-github-api-version"] == "2022-11-28"
+    # The next card of the repository within a minute: the labels kept for that token,
+    # nothing asked; another token's read asks.
+    again = await ACTING.read_offers(client, credentials(github, token), {**target, "labels": []})
+    assert [a.label for a in again][:2] == ["Label: bug", "Label: documentation"]
+    assert len(github.acted.requests) == 1
+    await ACTING.read_offers(client, credentials(github, github.issue_token("ada")), target)
+    assert len(github.acted.requests) == 2
+
+
+async def test_reading_labels_tells_a_refused_token_from_a_repository_it_cannot_see(
+    client: httpx.AsyncClient, github: FakeGitHub
+) -> None:
+    target = {"repository": REPO, "number": 1, "labels": []}
+    with pytest.raises(LinkRejected):
+        await ACTING.read_offers(client, credentials(github, "ghu_unknown"), target)
+    with pytest.raises(ActionRefused) as hidden:
+        await ACTING.read_offers(
+            client,
+            credentials(github, github.issue_token("ada")),
+            {**target, "repository": "someone/private"},
+        )
+    assert hidden.value.upstream_status == 404
+    github.acted.unavailable = True
+    with pytest.raises(ActionUnavailable):
+        await ACTING.read_offers(client, credentials(github, github.issue_token("ada")), target)
+
+
+async def test_a_label_is_added_by_its_id_under_its_name_now(
+    client: httpx.AsyncClient, github: FakeGitHub
+) -> None:
+    bug = next(label for label in github.labels_of(REPO) if label["name"] == "bug")
+    outcome, token = await act(client, github, f"label:{bug['id']}", number=2)
+    listed, added = github.acted.requests
+    assert (listed.method, listed.path, listed.query) == (
+        "GET",
+        f"/api/repos/{REPO}/labels",
+        {"per_page": "100"},
+    )
+    assert (added.method, added.path) == ("POST", f"/api/repos/{REPO}/issues/2/labels")
+    assert added.body == {"labels": ["bug"]}
+    assert added.headers["authorization"] == f"Bearer {token}"
+    assert outcome.text == "labelled bug"
+    assert github.tracked[(REPO, 2)]["labels"] == ["bug"]
+
+
+async def test_a_label_the_repository_no_longer_has_or_a_user_without_access_is_refused(
+    client: httpx.AsyncClient, github: FakeGitHub
+) -> None:
+    with pytest.raises(ActionRefused, match="has that label no more"):
+        await act(client, github, "label:1")
+    assert [r.method for r in github.acted.requests] == ["GET"]  # nothing added
+    bug = next(label for label in github.labels_of(REPO) if label["name"] == "bug")
+    with pytest.raises(ActionRefused) as refused:
+        await act(client, github, f"label:{bug['id']}", user="bob")
+    assert refused.value.upstream_status == 403
+    assert github.tracked[(REPO, 1)]["labels"] == []
+    with pytest.raises(ActionRefused, match="not an action"):
+        await act(client, github, "label:bug")

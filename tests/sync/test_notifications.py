@@ -1101,8 +1101,8 @@ async def test_a_firing_group_is_silenced_from_its_card_once_as_the_linked_user(
 async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their_github(
     world: World,
 ) -> None:
-    """A GitHub issue's card offers to close it; an unlinked user's click is answered with
-    their own link to GitHub's consent; once they have consented there (the oauth
+    """A GitHub issue's card offers to close it (and no labels: nobody linked could read
+    them); an unlinked user's click is answered with their own link to GitHub's consent; once they have consented there (the oauth
     service's flow), the click runs with their own token: one PATCH, as them."""
     github = world.github
     assert github is not None
@@ -1131,6 +1131,10 @@ async def test_an_issue_is_closed_from_its_card_as_the_user_once_they_link_their
     found = re.search(r"(/api/auth/oauth/link/[\w-]+)", asked["text"])
     assert found is not None, asked["text"]
     assert github.acted.requests == []
+    # Nobody could read the repository's labels for the card (nobody linked, the
+    # integration has no token of its own): no read was asked for.
+    reads = world.sync_app.state.runtime.db["card_offer_reads"]
+    assert await reads.find_one({"edit.message_id": root["id"]}) is None
     await _not_bridged(world, channel, asked)
     # Opened (by her, or a chat's link preview): a page naming whom it links, nothing spent.
     for _ in range(2):
@@ -1268,10 +1272,12 @@ def newest_token(fake: Any, user: str) -> str:
 async def test_a_token_github_stopped_taking_is_refreshed_once_else_the_user_links_again(
     world: World,
 ) -> None:
-    """A linked user's token GitHub answers 401 to (revoked alone, its grant good): the
-    link's token is refreshed once and the action made again with the new one. The grant
-    revoked: the refresh is refused, the link goes to `error`, and the user is asked, to
-    them alone, to link again, with a ticket; nothing is made, nothing said in the thread."""
+    """With a linked user, the card offers the repository's labels, read from GitHub, and
+    one is added from it. A linked user's token GitHub answers 401 to (revoked alone, its
+    grant good): the link's token is refreshed once and the action made again with the new
+    one. The grant revoked: the refresh is refused, the link goes to `error`, and the user
+    is asked, to them alone, to link again, with a ticket; nothing is made, nothing said in
+    the thread."""
     github = world.github
     assert github is not None
     repo = "Codertocat/Hello-World"
@@ -1279,13 +1285,14 @@ async def test_a_token_github_stopped_taking_is_refreshed_once_else_the_user_lin
     github.writers = {repo: {"lin"}}
     github.profiles["lin-gh"] = {"login": "lin", "id": 1003, "name": "Lin Clark"}
     github.user = "lin-gh"
+    started = len(github.acted.requests)
     await link_by_consent(world, "github", "u_lin")
     token = newest_token(github, "lin-gh")
     integration_id = await connect(world, "github", webhook_secret=SECRET)
     channel = (await subscribe(world, integration_id, events=["issues.*"]))["channel_id"]
     await send_github(world, integration_id, "issues", corpus("issues/opened.payload.json"))
     [root] = await world.chat.received(
-        lambda v: v["channel_id"] == channel and "thread_id" not in v
+        lambda v: v["channel_id"] == channel and v["type"] == "message.received"
     )
 
     def reply(text: str) -> Any:
@@ -1297,6 +1304,32 @@ async def test_a_token_github_stopped_taking_is_refreshed_once_else_the_user_lin
             {"message_id": root["id"], "channel_id": channel, "action_id": action},
             actor={"id": "u_lin", "name": "Lin Clark"},
         )
+
+    # Someone is linked: the repository's labels the issue does not carry (it has `bug`)
+    # are read, and the card edited to offer them, four at most; one is added as Lin.
+    [edited] = await world.chat.received(
+        lambda v: (
+            v["type"] == "message.edited"
+            and v.get("message_id") == root["id"]
+            and any(a["id"].startswith("label:") for a in v["card"]["actions"])
+        )
+    )
+    buttons = [a["label"] for a in edited["card"]["actions"]]
+    assert buttons == ["Assign to me", "Close"] + [
+        f"Label: {name}"
+        for name in ("documentation", "duplicate", "enhancement", "good first issue")
+    ], buttons
+    assert await world.sync_app.state.runtime.db["card_offer_reads"].find_one(
+        {"edit.message_id": root["id"]}
+    )
+    [read] = github.acted.requests[started:]
+    assert (read.method, read.path) == ("GET", f"/api/repos/{repo}/labels")
+    await click(edited["card"]["actions"][2]["id"])
+    await world.chat.received(reply("Labelled documentation by Lin Clark (from chat)"))
+    assert github.tracked[(repo, 1)]["labels"] == ["documentation"]
+    added = github.acted.requests[-1]
+    assert (added.method, added.body) == ("POST", {"labels": ["documentation"]})
+    assert added.headers["authorization"] == f"Bearer {token}"
 
     # GitHub stops taking her token (the grant goes on): refreshed once, made again.
     before = len(github.acted.requests)

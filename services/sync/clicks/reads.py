@@ -1,9 +1,11 @@
-"""Cards' offers read from the provider (SPEC §20, Jira's transitions): what a webhook does
-not carry, read beside the notifications consumer and shown by editing the root card.
+"""Cards' offers read from the provider (SPEC §20, Jira's transitions, GitHub's labels): what
+a webhook does not carry, read beside the notifications consumer and shown by editing the
+root card.
 
 A provider whose `Acting` also `ReadsOffers` (Jira: the transitions the issue's workflow
-offers from its status now, `GET …/issue/{key}/transitions`) has each root card it posts or
-edits followed by a read: the notifications consumer writes one job per root
+offers from its status now, `GET …/issue/{key}/transitions`; GitHub: the repository's
+labels the item does not carry, `GET /repos/{owner}/{repo}/labels`) has each root card it
+posts or edits followed by a read: the notifications consumer writes one job per root
 (`card_offer_reads`, its `_id` the root's id) once the card is on Kafka, with the card as
 it published it (`edit`: the fields of its `message.edited`). A later post or edit of the
 root replaces the job (its `source`, the envelope it follows, says which is current), so
@@ -14,7 +16,8 @@ time, and for each:
 
 1. **With whose token.** The integration's own (a Jira integration connected by OAuth:
    the admin who connected it) when it has one; else the token of the workspace's most
-   recently linked Jira user (an account link by consent) whose sites include the issue's.
+   recently linked user of the provider (an account link by consent) whose sites include
+   the issue's (Jira's; GitHub has no sites).
    The card then shows the transitions *that* account may make; a click is still made
    with the clicker's own token, which re-reads them (shared.providers.jira.acting), so
    nobody does more than Jira lets them. No token at all: the card keeps what the
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -104,14 +108,63 @@ def read_job(root_id: str, source: str, acting: Document, edit: Document) -> Doc
     }
 
 
+class Readers:
+    """Whether anyone's token could read a root's offers: the integration's own (connected
+    through OAuth) or a linked user's of the provider in its workspace. A root nobody could
+    read for gets no job: a busy GitHub repository's cards, in a workspace where nobody has
+    linked GitHub, would each cost MongoDB a job written, claimed and settled for nothing.
+
+    Kept per replica for each integration: a yes `YES_KEPT` seconds (a job that then finds
+    nobody ends at once), a no `NO_KEPT` (MongoDB asked again at most so often: the first
+    card after someone links is read, unless a card of the same integration asked less
+    than that before)."""
+
+    YES_KEPT = 60.0
+    NO_KEPT = 2.0
+
+    def __init__(self, db: Database) -> None:
+        self._links = db[LINKS]
+        self._integrations = db[INTEGRATIONS]
+        self._kept: dict[str, tuple[float, bool]] = {}
+
+    async def any(self, workspace_id: str, provider: str, integration_id: str) -> bool:
+        now = time.monotonic()
+        kept = self._kept.get(integration_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        found = await self._integrations.find_one(
+            {"_id": integration_id, "tokens.access_token": {"$exists": True}}, {"_id": 1}
+        ) or await self._links.find_one(
+            {
+                "workspace_id": workspace_id,
+                "provider": provider,
+                "kind": "oauth",
+                "status": CONNECTED,
+            },
+            {"_id": 1},
+        )
+        self._kept[integration_id] = (now + (self.YES_KEPT if found else self.NO_KEPT), bool(found))
+        return found is not None
+
+
+def _asker(job: Document) -> tuple[str, str, str]:
+    """Whose cards a job's root is: its workspace, provider and integration."""
+    return job["edit"]["workspace_id"], job["acting"]["provider"], job["edit"]["integration_id"]
+
+
 class OfferReads:
     """The `card_offer_reads` collection: one job per root, replaced by a later card."""
 
     def __init__(self, db: Database) -> None:
         self._reads = db[READS]
+        self._readers = Readers(db)
 
     async def want(self, jobs: Iterable[Document]) -> int:
-        """The jobs written queued, replacing a root's earlier one (one bulk write)."""
+        """The jobs written queued, replacing a root's earlier one (one bulk write); those
+        nobody could read for (`Readers`) are not written."""
+        jobs = list(jobs)
+        readable = {key for key in {_asker(job) for job in jobs} if await self._readers.any(*key)}
+        jobs = [job for job in jobs if _asker(job) in readable]
         now = utcnow()
         writes = [
             UpdateOne(

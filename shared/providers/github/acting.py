@@ -17,20 +17,35 @@ one (not merged) to reopen it; a merged pull request nothing.
     `{"assignees": ["<the linked login>"]}` ("Add assignees to an issue",
     https://docs.github.com/rest/issues/assignees#add-assignees-to-an-issue: 201; "Users
     already assigned to an issue are not replaced"; a user who cannot be assigned is
-    silently left out, so the answer's `assignees` is read: without the login, refused).
+    silently left out, so the answer's `assignees` is read: without the login, refused);
+  - add a label: `GET /repos/{owner}/{repo}/labels?per_page=100` (is the label still
+    there, and its name now), then `POST /repos/{owner}/{repo}/issues/{number}/labels`
+    `{"labels": ["<name>"]}` ("Add labels to an issue",
+    https://docs.github.com/rest/issues/labels#add-labels-to-an-issue: 200 with the
+    issue's labels, which must then include it; 403 without triage or push access).
+- Labels offered (`read_offers`, beside the notifications consumer as Jira's transitions
+  are: services.sync.clicks.reads): "List labels for a repository" (`GET /repos/{owner}/
+  {repo}/labels`, https://docs.github.com/rest/issues/labels#list-labels-for-a-repository,
+  its first page of 100) as the reader's token sees them, those the item does not carry
+  (its labels as the webhook showed them), at most `LABELS_OFFERED` in GitHub's order:
+  `label:<the label's id>` labelled `Label: <name>`. The id, not the name, names it (a
+  Telegram button's data is 64 bytes; a renamed label is still the one offered). A
+  repository's labels are kept `LABELS_KEPT` seconds per token, so a busy repository's
+  cards do not spend the linked user's rate limit (5,000 requests an hour) on the same
+  read; a click reads them afresh.
 - Answers: 401 is the user's token refused (they link again); 403 (no right to change it)
   and 404 (an issue the user cannot see), 410 (issues disabled) and 422 (invalid) are
   refusals; 5xx and 429 an outage (a 403 with `retry-after` is a secondary rate limit,
   retried).
 
-"Add label" (SPEC §20) is not offered: a button names one label, and which one a card should
-carry is the workspace's choice, which no setting holds yet (a repository's labels are
-many; reading them for the card is an API read at offer time, as Jira's transitions are).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +69,13 @@ from shared.providers.acting import (
 from shared.providers.notify import CardAction, Notice
 
 API_BASE = "https://api.github.com"
+LABEL = "label:"
+# The labels a card offers at most: with "Assign to me" and "Close", the six actions a
+# Teams card shows (shared.providers.teams.messages.MAX_CARD_ACTIONS).
+LABELS_OFFERED = 4
+LABELS_KEPT = 60.0  # seconds a repository's labels read for cards are kept, per token
+_KEPT_REPOSITORIES = 512
+_LABEL_ID = re.compile(r"\d{1,20}")
 OFFERED = {"open": (ASSIGN_ME, CLOSE), "draft": (ASSIGN_ME, CLOSE), "closed": (REOPEN,)}
 STATES = {"close": "closed", "reopen": "open"}
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
@@ -74,11 +96,29 @@ class GitHubItems:
         return OFFERED.get(card.state or "", ())
 
     def target(self, notice: Notice) -> Mapping[str, Any] | None:
+        """The repository and number; with the labels the item carries (none are offered
+        again)."""
         found = _ITEM.fullmatch(notice.item or "")
         if found is None:
             return None
         owner, repo, number = found.groups()
-        return {"repository": f"{owner}/{repo}", "number": int(number)}
+        return {"repository": f"{owner}/{repo}", "number": int(number), "labels": [*notice.labels]}
+
+    async def read_offers(
+        self, client: httpx.AsyncClient, credentials: Credentials, target: Mapping[str, Any]
+    ) -> tuple[CardAction, ...]:
+        """`Label: <name>` for the repository's labels the item does not carry (module
+        docstring), whatever its state (a closed issue is labelled `duplicate` or
+        `wontfix`)."""
+        if not credentials.user_token:
+            raise LinkRejected("no GitHub token to read the repository's labels with")
+        carried = {str(name).lower() for name in target.get("labels") or ()}
+        labels = await _LABELS.read(client, credentials, target)
+        return tuple(
+            CardAction(f"{LABEL}{label_id}", f"Label: {name}")
+            for label_id, name in labels
+            if name.lower() not in carried
+        )[:LABELS_OFFERED]
 
     async def perform(
         self,
@@ -90,14 +130,13 @@ class GitHubItems:
     ) -> Outcome:
         if not credentials.user_token:
             raise LinkRejected("no GitHub token of the clicking user")
-        owner, _, repo = str(target.get("repository") or "").partition("/")
         number = target.get("number")
-        if not owner or not repo or not isinstance(number, int):
+        if not isinstance(number, int):
             raise ActionRefused("GitHub: the card names no issue to act on")
-        base = (credentials.api_base or API_BASE).rstrip("/")
-        issue = f"{base}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/issues/{number}"
+        repository, name = _repository(credentials, target)
+        issue = f"{repository}/issues/{number}"
         headers = {**HEADERS, "Authorization": f"Bearer {credentials.user_token}"}
-        what = f"GitHub {action_id} {owner}/{repo}#{number}"
+        what = f"GitHub {action_id} {name}#{number}"
         if action_id in STATES:
             answer = await _call(
                 client, "PATCH", issue, what, {"state": STATES[action_id]}, headers
@@ -116,6 +155,16 @@ class GitHubItems:
                     "assignees need push access)"
                 )
             return Outcome(f"assigned to {login}")
+        label_id = action_id.removeprefix(LABEL)
+        if action_id.startswith(LABEL) and _LABEL_ID.fullmatch(label_id):
+            label = dict(await _labels(client, credentials, target)).get(int(label_id))
+            if label is None:
+                raise ActionRefused(f"{what}: the repository has that label no more")
+            body = {"labels": [label]}
+            answer = await _call(client, "POST", f"{issue}/labels", what, body, headers)
+            if label.lower() not in _names(answer):
+                raise ActionRefused(f"{what}: GitHub did not add the label {label}")
+            return Outcome(f"labelled {label}")
         raise ActionRefused(f"{action_id!r} is not an action on a GitHub issue")
 
 
@@ -124,16 +173,92 @@ async def _call(
     method: str,
     url: str,
     what: str,
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | None,
     headers: Mapping[str, str],
+    *,
+    params: Mapping[str, str] | None = None,
 ) -> Any:
     """`call`, with GitHub's secondary rate limit (a 403 with `retry-after`) an outage."""
     try:
-        return await call(client, method, url, what, body, headers)
+        return await call(client, method, url, what, body, headers, params=params)
     except ActionRefused as exc:
         if exc.upstream_status == 403 and "rate limit" in exc.message.lower():
             raise ActionUnavailable(exc.message, 403, 60.0) from exc
         raise
+
+
+def _repository(credentials: Credentials, target: Mapping[str, Any]) -> tuple[str, str]:
+    """The API address of the target's repository, and its `owner/repo`."""
+    owner, _, repo = str(target.get("repository") or "").partition("/")
+    if not owner or not repo:
+        raise ActionRefused("GitHub: the card names no issue to act on")
+    base = (credentials.api_base or API_BASE).rstrip("/")
+    return f"{base}/repos/{quote(owner, safe='')}/{quote(repo, safe='')}", f"{owner}/{repo}"
+
+
+async def _labels(
+    client: httpx.AsyncClient, credentials: Credentials, target: Mapping[str, Any]
+) -> list[tuple[int, str]]:
+    """`(id, name)` of the repository's labels, its first page of 100, in GitHub's order."""
+    url, name = _repository(credentials, target)
+    headers = {**HEADERS, "Authorization": f"Bearer {credentials.user_token}"}
+    answer = await _call(
+        client,
+        "GET",
+        f"{url}/labels",
+        f"GitHub labels of {name}",
+        None,
+        headers,
+        params={"per_page": "100"},
+    )
+    return [
+        (label["id"], label["name"])
+        for label in (answer if isinstance(answer, list) else ())
+        if isinstance(label, Mapping)
+        and isinstance(label.get("id"), int)
+        and isinstance(label.get("name"), str)
+    ]
+
+
+class _KeptLabels:
+    """A repository's labels as read for cards, kept `LABELS_KEPT` seconds per token (the
+    newest `_KEPT_REPOSITORIES` reads)."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, str], tuple[float, list[tuple[int, str]]]] = (
+            OrderedDict()
+        )
+
+    async def read(
+        self, client: httpx.AsyncClient, credentials: Credentials, target: Mapping[str, Any]
+    ) -> list[tuple[int, str]]:
+        url, _ = _repository(credentials, target)
+        token = hashlib.sha256(str(credentials.user_token).encode()).hexdigest()
+        key = (url.lower(), token)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        labels = await _labels(client, credentials, target)
+        self._kept[key] = (time.monotonic() + LABELS_KEPT, labels)
+        self._kept.move_to_end(key)
+        while len(self._kept) > _KEPT_REPOSITORIES:
+            self._kept.popitem(last=False)
+        return labels
+
+    def forget(self) -> None:
+        self._kept.clear()
+
+
+_LABELS = _KeptLabels()
+
+
+def _names(answer: Any) -> set[str]:
+    """The label names of "Add labels to an issue"'s answer (a list of labels)."""
+    return {
+        str(label["name"]).lower()
+        for label in (answer if isinstance(answer, list) else ())
+        if isinstance(label, Mapping) and isinstance(label.get("name"), str)
+    }
 
 
 def _logins(answer: Any) -> set[str]:
