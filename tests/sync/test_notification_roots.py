@@ -21,6 +21,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
+from services.sync.clicks.offers import CardOffers
 from services.sync.metrics import NotificationMetrics
 from services.sync.notifications import directory
 from services.sync.notifications import service as notifications_service
@@ -34,7 +35,9 @@ from shared.kernel.ids import new_id, utcnow
 from shared.kernel.mongo import BatchedWriter, ensure_indexes
 from shared.kernel.runtime import Runtime
 from shared.kernel.settings import ServiceSettings
+from shared.providers.acting import Offered
 from shared.providers.alertmanager.notify import NOTIFIER as ALERTMANAGER
+from shared.providers.github.acting import ACTING as GITHUB
 from shared.providers.notify import Notice, Notifier
 from tests.infra import Infra
 from tests.support import KafkaTap, github_corpus, make_settings, new_namespace, until
@@ -97,6 +100,7 @@ async def _consumer(
     notifiers: dict[str, Notifier] | None = None,
     metrics: NotificationMetrics | None = None,
     publisher: Any = None,
+    offers: CardOffers | None = None,
 ) -> Notifications:
     cache: RefreshingCache[str, directory.SubscriptionSnapshot] = RefreshingCache.by_id(
         subscriptions.SubscriptionRepository(runtime.db),
@@ -113,6 +117,7 @@ async def _consumer(
         counts=BatchedWriter(runtime.db),
         metrics=metrics or NotificationMetrics(CollectorRegistry()),
         notifiers=notifiers,
+        offers=offers,
     )
 
 
@@ -527,3 +532,80 @@ async def test_a_batch_is_decided_while_the_one_before_waits_for_kafka(runtime: 
     roots = await runtime.db[message_map.COLLECTION].count_documents({"origin": "notification"})
     assert roots == 1
     assert registry.get_sample_value("hookhub_notifications_total", sent) == 1
+
+
+# -- what a root's card offers, kept beside it -------------------------------------------------
+
+
+class GitHubCardOffers(CardOffers):
+    """GitHub's offers on every card of the test's integrations (GitHub's actions need no
+    setting of the integration, so every GitHub integration offers them)."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def prepare(self, integration_ids: Any, providers: Any) -> None:
+        return None
+
+    def of(self, integration_id: str, notice: Notice) -> Offered | None:
+        target = GITHUB.target(notice)
+        return None if target is None else Offered("github", GITHUB.offers(notice), target)
+
+
+class ActingWrites(MessageMap):
+    """A message map that notes the roots each `set_acting` writes."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.written: list[list[str]] = []
+
+    async def set_acting(self, acting: dict[str, Any]) -> None:
+        if acting:
+            self.written.append(sorted(acting))
+        await super().set_acting(acting)
+
+
+async def test_a_new_root_is_written_once_with_its_card_and_again_when_an_event_changes_it(
+    runtime: Runtime,
+) -> None:
+    """A new root is inserted with what its card offers and the card it shows: its batch
+    does not write it again (it did, for every new root: the insert's `acting` lacked the
+    card, so each root cost the map an update beside its insert). A later event that
+    changes the card's offers or state (the issue closed) writes them and the card; one
+    that changes another field alone does not."""
+    integration_id, channel = await _subscribe(runtime, "github")
+    the_map = ActingWrites(runtime.db)
+    consumer = await _consumer(runtime, the_map, offers=GitHubCardOffers())
+    opened = _payload("issues/opened.payload.json")
+    await consumer.events([_event(integration_id, "issues", opened)])
+    [root] = await runtime.db[message_map.COLLECTION].find({"channel_id": channel}).to_list()
+    shown = root["acting"]["shown"]
+    assert shown["source"] == root["inbound_id"]
+    assert [a["id"] for a in shown["card"]["actions"]] == ["assign:me", "close"]
+    assert [a["id"] for a in root["acting"]["actions"]] == ["assign:me", "close"]
+    assert the_map.written == []
+    closed = {**opened, "action": "closed", "issue": {**opened["issue"], "state": "closed"}}
+    await consumer.events([_event(integration_id, "issues", closed)])
+    assert the_map.written == [[root["_id"]]]
+    [root] = await runtime.db[message_map.COLLECTION].find({"_id": root["_id"]}).to_list()
+    assert [a["id"] for a in root["acting"]["actions"]] == ["reopen"]
+    assert root["acting"]["shown"]["card"]["state"] == "closed"
+    assert root["acting"]["shown"]["source"] != root["inbound_id"]
+    # The closed issue assigned to someone else: its card edited (a field), its offers and
+    # state as written, so the map is not written; reopened, it is.
+    hubot = {**opened["issue"]["assignees"][0], "login": "hubot"}
+    assigned = {
+        **closed,
+        "action": "assigned",
+        "issue": {**closed["issue"], "assignee": hubot, "assignees": [hubot]},
+    }
+    async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
+        await consumer.events([_event(integration_id, "issues", assigned)])
+        [edit] = await tap.wait_for(
+            lambda v: v["type"] == "message.edited" and "hubot" in json.dumps(v["card"])
+        )
+    assert edit["message_id"] == root["inbound_id"]
+    assert the_map.written == [[root["_id"]]]
+    reopened = {**assigned, "action": "reopened", "issue": {**assigned["issue"], "state": "open"}}
+    await consumer.events([_event(integration_id, "issues", reopened)])
+    assert the_map.written == [[root["_id"]], [root["_id"]]]

@@ -123,9 +123,12 @@ class Thread:
     # The text of the card this process last showed on the root (None: not known, as after
     # a restart): an event left out edits the root only to show something else.
     shown: str | None = None
+    # What this process last wrote beside the root of what its card offers (`_offering`:
+    # the actions, their target and the card's state; None: not known).
+    offered: Document | None = None
 
     def copy(self) -> Thread:
-        return Thread(self.life, self.root, self.stored, self.read_at, self.shown)
+        return Thread(self.life, self.root, self.stored, self.read_at, self.shown, self.offered)
 
 
 @dataclass
@@ -163,6 +166,50 @@ def _with_edits(posts: list[Post], edits: list[Post], order: list[ProviderEvent]
             edited.add((edit.event.id, edit.root_id))
             kept.append(edit)
     return sorted([*posts, *kept], key=lambda post: place[id(post.event)])
+
+
+def _offering(acting: Document) -> Document:
+    """What of a root's `acting` a click and the networks' buttons depend on: the actions,
+    their target, and the state of the card shown (not its other fields)."""
+    shown = acting.get("shown") or {}
+    return {
+        "actions": acting.get("actions"),
+        "target": acting.get("target"),
+        "state": (shown.get("card") or {}).get("state"),
+    }
+
+
+def _written(
+    acting: dict[str, Document], claimed: dict[str, Document], threads: dict[str, Thread]
+) -> dict[str, Document]:
+    """Of what a batch's root cards offer, what is written beside the roots: not a root
+    the batch inserted with it (unless a later notice of the batch changed it), nor one
+    whose actions, target and card state are as this process last wrote them (a card whose
+    other fields changed, labels, an alert count: written once its state or offers change).
+    The map's card of such a root (`shown`, from which a click's pending edit is made) is
+    then older than the chat's, until the next change of state; the card's offers, which
+    the clicks and the networks' buttons read, are the same. Each root's thread notes what
+    was written (`Thread.offered`)."""
+    held = {t.root.id: t for t in threads.values() if t.root is not None}
+    for rid, doc in claimed.items():
+        if (thread := held.get(rid)) is not None and "shown" in doc:
+            thread.offered = _offering(doc)
+    written: dict[str, Document] = {}
+    for rid, doc in acting.items():
+        offering, thread = _offering(doc), held.get(rid)
+        if claimed.get(rid) == doc or (thread is not None and thread.offered == offering):
+            continue
+        written[rid] = doc
+        if thread is not None:
+            thread.offered = offering
+    return written
+
+
+def _acting(offered: Offered, card: Card, source: str) -> tuple[Card, Document]:
+    """A root's card with its item's actions, and what the map keeps beside the root: the
+    offers, and the card as the envelope `source` shows it."""
+    card = replace(card, actions=offered.actions)
+    return card, {**offered.to_doc(), "shown": {"source": source, "card": card.as_dict()}}
 
 
 def _shown(step: Step, texts: dict[int, str]) -> str | None:
@@ -575,7 +622,12 @@ class Notifications:
                 claims[root.id] = (root, step.lifecycle if step.generation == 0 else None)
                 offered = self._offered(post)
                 if offered is not None:  # with the root: a click may come before a flush
-                    claimed_acting[root.id] = offered.to_doc()
+                    # As `_envelopes` notes it for the root's post (its card, shown by it),
+                    # so that the root is not written a second time for it.
+                    card = step.card or notice.card
+                    claimed_acting[root.id] = (
+                        offered.to_doc() if card is None else _acting(offered, card, post.id)[1]
+                    )
                 thread.root = root
             thread.life = step.lifecycle
             thread.shown = _shown(step, texts) or thread.shown
@@ -592,10 +644,9 @@ class Notifications:
         for post, made, at_root in decided:
             held = lost.get(at_root.id, at_root) if at_root is not None else None
             envelopes += self._envelopes(post, made, held, texts, acting, reads)
-        # A root claimed in this batch was inserted with what its card offers: written
-        # again only if a later notice of the batch changed it.
-        changed = {rid: doc for rid, doc in acting.items() if claimed_acting.get(rid) != doc}
-        return Threaded(envelopes, unrooted, threads, epoch, changed, reads)
+        return Threaded(
+            envelopes, unrooted, threads, epoch, _written(acting, claimed_acting, threads), reads
+        )
 
     def _remember(self, batch: Threaded) -> list[tuple[str, Lifecycle]]:
         """Once a batch is handed to the producer: its threads remembered, for the next
@@ -791,8 +842,7 @@ class Notifications:
         offered = self._offered(post)
         if card is None or offered is None:
             return card
-        card = replace(card, actions=offered.actions)
-        acting[root.id] = {**offered.to_doc(), "shown": {"source": source, "card": card.as_dict()}}
+        card, acting[root.id] = _acting(offered, card, source)
         return card
 
     def _encode(
