@@ -1434,7 +1434,7 @@ async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
     refreshed, before = jira.refresh_grants, len(jira.acted.requests)
     moved = json.loads((JIRA_PAYLOADS / "issue_updated_status.json").read_text())
     await send_jira(world, integration_id, moved)
-    await world.chat.received(offering("transition:21", "transition:31"), timeout=30)
+    [reread] = await world.chat.received(offering("transition:21", "transition:31"), timeout=30)
     refused, again = [r for r in jira.acted.requests[before:] if r.method == "GET"]
     assert refused.headers["authorization"] == f"Bearer {ada_token}"
     fresh = again.headers["authorization"].removeprefix("Bearer ")
@@ -1443,6 +1443,8 @@ async def test_a_jira_card_offers_its_workflow_s_transitions_read_from_jira(
     cards = await world.sync_app.state.message_map.cards([root["id"]])
     acting = cards[root["id"]][1]
     assert [a["id"] for a in acting["actions"]] == ["assign:me", "transition:21", "transition:31"]
+    # Kept with the card that shows them (a click's pending edit is made from it).
+    assert acting["shown"] == {"source": reread["id"], "card": reread["card"]}
 
 
 async def _not_bridged(world: World, channel: str, ephemeral: dict[str, Any]) -> None:

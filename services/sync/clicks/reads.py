@@ -349,19 +349,19 @@ class OfferReader(Worker):
         return None
 
     async def _show(self, job: Document, offered: Offered, read: tuple[CardAction, ...]) -> None:
+        """The read offers beside the webhook's, written beside the root with the card that
+        shows them (`shown`: a click's pending edit is made from it), then that card
+        published as the root's edit."""
         ids = {a.id for a in read}
         actions = (*(a for a in offered.actions if a.id not in ids), *read)
-        await self._map.set_acting(
-            {job["_id"]: Offered(offered.provider, actions, offered.target).to_doc()}
-        )
         edit = dict(job["edit"])
         card = {**edit.pop("card"), "actions": [a.as_dict() for a in actions]}
-        envelope = encode_inbound(
-            id=derived_id(job["_id"], job["source"], "offers", prefix=NOTIFICATION[:-1]),
-            type="message.edited",
-            card=card,
-            **edit,
+        edit_id = derived_id(job["_id"], job["source"], "offers", prefix=NOTIFICATION[:-1])
+        acting = Offered(offered.provider, actions, offered.target).to_doc()
+        await self._map.set_acting(
+            {job["_id"]: {**acting, "shown": {"source": edit_id, "card": card}}}
         )
+        envelope = encode_inbound(id=edit_id, type="message.edited", card=card, **edit)
         await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [envelope])
 
 
