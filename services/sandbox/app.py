@@ -553,6 +553,7 @@ class Sandbox:
         self.jira.api_token = creds["jira_token"]
         self.jira.seed_demo()
         self.jira.acts_on_world = True  # its issues, moved from a card, move here
+        self.github.acts_on_world = True  # its issues and pull requests too
         # Who consents at its consent page: the site's Ada Lovelace (the Teams user who
         # clicks first in docs/sandbox.md's trial), so "assign to me" assigns someone the
         # site knows and its webhook edits the card.

@@ -49,7 +49,10 @@ repository has not is 422 here, as hookhub only adds labels it read), on the ite
 adds, as the user the OAuth token was granted by (`profiles`: the consenting user's
 `/user`). A user without push access to the repository (`writers`) is refused the update
 and the labels with 403, and silently not assigned (201, as GitHub documents it); an item
-not tracked is 404.
+not tracked is 404. With `acts_on_world` (the sandbox's), the world's own issues and pull
+requests are acted on too, by anyone: each change changes the world's item, and GitHub's
+webhook of it (`issues.closed`, `pull_request.reopened`, `issues.assigned`,
+`issues.labeled`, …) goes to the hooks, so the card follows.
 """
 
 from __future__ import annotations
@@ -162,6 +165,8 @@ class FakeGitHub(FakeAuthorizationServer):
         self.tracked: dict[tuple[str, int], dict[str, Any]] = {}
         self.writers: dict[str, set[str]] = {}
         self.acted = RecordingApi()
+        # The sandbox's: the world's own items are the ones acted on (`_of_world`).
+        self.acts_on_world = False
         # The labels of repositories outside the world: name → id, GitHub's default nine.
         self.other_labels: dict[str, dict[str, int]] = {}
         self._label_ids = itertools.count(4_000_000_001)
@@ -289,31 +294,75 @@ class FakeGitHub(FakeAuthorizationServer):
         if login is None:
             return None, _refused(401, "Bad credentials")
         name = f"{request.path_params['owner']}/{request.path_params['repo']}"
-        item = self.tracked.get((name, request.path_params["number"]))
+        number = request.path_params["number"]
+        item = self.tracked.get((name, number)) or self._of_world(name, number)
         if item is None:
             return None, _not_found()
-        return (recorded.body, item, login, login in self.writers.get(name, set())), None
+        writer = login in self.writers.get(name, set()) or bool(item.get("world"))
+        return (recorded.body, item, login, writer), None
+
+    def _of_world(self, name: str, number: int) -> dict[str, Any] | None:
+        """With `acts_on_world` (the sandbox), an issue or pull request of the world acted
+        on: anyone may change it, and a change changes the world's item and sends GitHub's
+        webhook of it (`_world_change`)."""
+        if not self.acts_on_world or name.lower() not in self.world.repositories:
+            return None
+        repo = self.world.repository(name)
+        found = repo.pulls.get(number) or repo.issues.get(number)
+        if found is None:
+            return None
+        return {"number": number, "state": found.state, "labels": [*found.labels], "world": True}
+
+    def _world_change(
+        self, request: Request, changes: list[tuple[str, str | None]], login: str, status: int
+    ) -> Response:
+        """`changes` made to the world's item (`GitHubWorld.act`), answered as the API
+        answers them (the item; its labels for a label's change), its webhooks sent once the
+        answer is out."""
+        repo = self.world.repository(
+            f"{request.path_params['owner']}/{request.path_params['repo']}"
+        )
+        number = request.path_params["number"]
+        webhooks = [
+            webhook
+            for change, value in changes
+            for webhook in self.world.act(repo, number, change, login, value)
+        ]
+        found = repo.pulls.get(number) or repo.issues.get(number)
+        assert found is not None
+        if changes[0][0] == "label":
+            answer: Any = [self.world.label_json(repo, name) for name in found.labels]
+        else:
+            answer = self.world.issue_json(repo, found)
+        if not webhooks:
+            return JSONResponse(answer, status)
+        event = f"{webhooks[0][0]}.{webhooks[0][1]['action']}"
+        send = self._pending.later(lambda: self._dispatch(event, repo, webhooks))
+        return JSONResponse(answer, status, background=send)
 
     async def _writing(self, request: Request) -> tuple[Any, Response | None]:
-        """`_acting`'s body and item, for a change only a user with push access may make
-        (else GitHub's 403)."""
+        """`_acting`'s body, item and login, for a change only a user with push access may
+        make (else GitHub's 403)."""
         found, refusal = await self._acting(request)
         if refusal is not None:
             return None, refusal
-        body, item, _, writer = found
+        body, item, login, writer = found
         if not writer:
             return None, _refused(403, "Must have admin rights to Repository.")
-        return (body, item), None
+        return (body, item, login), None
 
     async def _update(self, request: Request) -> Response:
         """`PATCH /repos/{owner}/{repo}/issues/{number}`: the state only, as hookhub asks."""
         found, refusal = await self._writing(request)
         if refusal is not None:
             return refusal
-        body, item = found
+        body, item, login = found
         state = body.get("state") if isinstance(body, dict) else None
         if state not in ("open", "closed"):
             return _refused(422, "Validation Failed")
+        if item.get("world"):
+            change = "close" if state == "closed" else "reopen"
+            return self._world_change(request, [(change, None)], login, 200)
         item["state"] = state
         return JSONResponse(_issue_json(item))
 
@@ -323,10 +372,14 @@ class FakeGitHub(FakeAuthorizationServer):
         found, refusal = await self._acting(request)
         if refusal is not None:
             return refusal
-        body, item, _, _ = found
+        body, item, login, _ = found
         asked = body.get("assignees") if isinstance(body, dict) else None
         if not isinstance(asked, list):
             return _refused(422, "Validation Failed")
+        if item.get("world"):  # anyone the world knows may be assigned
+            return self._world_change(
+                request, [("assign", str(each)) for each in asked] or [("assign", None)], login, 201
+            )
         name = f"{request.path_params['owner']}/{request.path_params['repo']}"
         for login in asked:
             if login in self.writers.get(name, set()) and login not in item["assignees"]:
@@ -375,12 +428,14 @@ class FakeGitHub(FakeAuthorizationServer):
         found, refusal = await self._writing(request)
         if refusal is not None:
             return refusal
-        body, item = found
+        body, item, login = found
         asked = body.get("labels") if isinstance(body, dict) else None
         name = f"{request.path_params['owner']}/{request.path_params['repo']}"
         labels = {label["name"]: label for label in self.labels_of(name)}
         if not isinstance(asked, list) or not all(label in labels for label in asked):
             return _refused(422, "Validation Failed")
+        if item.get("world"):
+            return self._world_change(request, [("label", label) for label in asked], login, 200)
         item["labels"] += [label for label in asked if label not in item["labels"]]
         return JSONResponse([labels[label] for label in item["labels"]])
 

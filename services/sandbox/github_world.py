@@ -1,11 +1,12 @@
 """The GitHub stand-in's world: accounts, repositories with their branches, pull requests,
 issues, comments and reviews; what happens to them (a pull request opened, reviewed,
-commented on, merged; a push; an issue opened or closed); and the webhook payloads GitHub
-sends about each, in GitHub's shapes.
+commented on, merged; a push; an issue opened or closed; and, through the API as a card's
+buttons ask, an item closed, reopened, assigned or labelled: `act`); and the webhook
+payloads GitHub sends about each, in GitHub's shapes.
 
 The shapes are octokit's examples (tests/corpus/github) with the fields GitHub's current
-webhook schema adds (`archived_by` on labels, `user_view_type` on users), as githubkit
-types them. Links are github.com's and api.github.com's, as in GitHub's own payloads.
+webhook schema adds (`archived_at` and `archived_by` on labels, `user_view_type` on users),
+as githubkit types them. Links are github.com's and api.github.com's, as in GitHub's own payloads.
 Every refusal is an `EventRefused` whose message says what to change.
 """
 
@@ -146,6 +147,7 @@ class PullRequest:
     closed_at: datetime | None = None
     comments: int = 0
     reviews: list[Review] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
 
     @property
     def head_sha(self) -> str:
@@ -175,6 +177,7 @@ class Issue:
     state_reason: str | None = None
     closed_at: datetime | None = None
     comments: int = 0
+    assignees: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -654,6 +657,52 @@ class GitHubWorld:
         issue.updated_at = issue.closed_at
         return [("issues", self.issue_payload("closed", repo, issue, sender))]
 
+    def act(
+        self, repo: Repository, number: int, change: str, sender: str, value: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """A change made through GitHub's API (what a card's button asks, SPEC §20) to an
+        issue or pull request of the world: `close`, `reopen`, `assign` (`value` the login)
+        or `label` (`value` the label's name), by `sender` (a login of the world, else its
+        first person); the webhook GitHub then sends (none when nothing changed, as GitHub
+        sends none for a label already there)."""
+        item: PullRequest | Issue | None = repo.pulls.get(number) or repo.issues.get(number)
+        if item is None:
+            raise EventRefused(f"no issue or pull request #{number} in {repo.full_name}")
+        login = self.user(sender if sender.lower() in self.users else None).login
+        extra: dict[str, Any] = {}
+        if change == "close" and item.state == "open":
+            item.state, item.closed_at, action = "closed", self.clock(), "closed"
+            if isinstance(item, Issue):
+                item.state_reason = "completed"
+        elif change == "reopen" and item.state == "closed" and not getattr(item, "merged", False):
+            item.state, item.closed_at, action = "open", None, "reopened"
+            if isinstance(item, Issue):
+                item.state_reason = "reopened"
+        elif change == "assign" and value and value.lower() in self.users:
+            assignee = self.users[value.lower()]
+            if assignee.login in item.assignees:
+                return []
+            item.assignees.append(assignee.login)
+            action, extra = "assigned", {"assignee": self.user_json(assignee)}
+        elif change == "label" and value in repo.labels:
+            if value in item.labels:
+                return []
+            item.labels.append(value)
+            action, extra = "labeled", {"label": self.label_json(repo, value)}
+        else:
+            return []
+        item.updated_at = self.clock()
+        if isinstance(item, PullRequest):
+            payload = self._pull_payload(action, repo, item, login)
+            header = "pull_request"
+        else:
+            payload, header = self.issue_payload(action, repo, item, login), "issues"
+        if extra:  # after the item, before `repository`, as GitHub orders them
+            at = list(payload).index("repository")
+            ordered = list(payload.items())
+            payload = dict([*ordered[:at], *extra.items(), *ordered[at:]])
+        return [(header, payload)]
+
     # -- payloads ----------------------------------------------------------------------------
 
     def ping_payload(
@@ -668,6 +717,10 @@ class GitHubWorld:
             "sender": self.user_json(sender),
         }
         return self._with_organization(repo, payload)
+
+    def _assignees_json(self, logins: list[str]) -> dict[str, Any]:
+        people = [self.user_json(self.users[login.lower()]) for login in logins]
+        return {"assignee": people[0] if people else None, "assignees": people}
 
     def _pull_payload(
         self, action: str, repo: Repository, pull: PullRequest, sender: str
@@ -869,6 +922,7 @@ class GitHubWorld:
             "color": label.color,
             "default": label.default,
             "description": label.description,
+            "archived_at": None,
             "archived_by": None,
         }
 
@@ -899,8 +953,7 @@ class GitHubWorld:
             "closed_at": iso(pull.closed_at),
             "merged_at": iso(pull.merged_at),
             "merge_commit_sha": pull.merge_commit_sha,
-            "assignee": None,
-            "assignees": [],
+            **self._assignees_json(pull.assignees),
             "requested_reviewers": [],
             "requested_teams": [],
             "labels": [self.label_json(repo, name) for name in pull.labels],
@@ -974,8 +1027,7 @@ class GitHubWorld:
             "labels": [self.label_json(repo, name) for name in item.labels],
             "state": item.state,
             "locked": False,
-            "assignee": None,
-            "assignees": [],
+            **self._assignees_json(item.assignees),
             "milestone": None,
             "comments": item.comments,
             "created_at": iso(item.created_at),

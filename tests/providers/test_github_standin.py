@@ -578,3 +578,49 @@ def test_deliveries_summarise_to_json() -> None:
     )
     assert json.loads(json.dumps(delivery.summary()))["delivered_at"] == "2024-01-01T00:00:00Z"
     assert not delivery.ok
+
+
+async def test_in_the_sandbox_a_card_s_actions_change_the_world_and_github_tells_of_each(
+    stage: Stage,
+) -> None:
+    """With `acts_on_world` (the sandbox), what a card's buttons ask of an issue or pull
+    request of the world changes it, as anyone, and GitHub's webhook of each change goes
+    to the hooks, signed, typed (githubkit) and rendered: an issue closed, assigned and
+    labelled, a pull request closed and reopened; a label it carries already, or someone
+    it has assigned, changes nothing and sends nothing."""
+    await stage.register()
+    stage.fake.acts_on_world = True
+    issue, pull = "/api/repos/acme/widgets/issues/2", "/api/repos/acme/widgets/issues/1"
+    auth = stage.auth()
+    closed = await stage.api.patch(issue, headers=auth, json={"state": "closed"})
+    assert closed.status_code == 200 and closed.json()["state"] == "closed", closed.text
+    for _ in range(2):
+        assigned = await stage.api.post(
+            issue + "/assignees", headers=auth, json={"assignees": ["hubot"]}
+        )
+        assert assigned.status_code == 201, assigned.text
+        assert [a["login"] for a in assigned.json()["assignees"]] == ["hubot"]
+        labeled = await stage.api.post(
+            issue + "/labels", headers=auth, json={"labels": ["help wanted"]}
+        )
+        assert labeled.status_code == 200, labeled.text
+        assert "help wanted" in [label["name"] for label in labeled.json()]
+    for state in ("closed", "open"):
+        answer = await stage.api.patch(pull, headers=auth, json={"state": state})
+        assert answer.status_code == 200 and answer.json()["state"] == state, answer.text
+    await stage.fake.settled()
+    received = stage.sink.at("/github")[1:]  # after the ping
+    told = []
+    for got in received:
+        payload = accepted(got, got.headers["x-github-event"])
+        told.append(rendered(got, payload)[0])
+    assert told == [
+        "issues.closed",
+        "issues.assigned",
+        "issues.labeled",
+        "pull_request.closed",
+        "pull_request.reopened",
+    ]
+    repo = stage.fake.world.repository("acme/widgets")
+    assert (repo.issues[2].state, repo.issues[2].assignees) == ("closed", ["hubot"])
+    assert repo.pulls[1].state == "open"
