@@ -54,9 +54,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
+import orjson
 
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel.errors import HookhubError
@@ -131,16 +132,19 @@ class GoogleChatApi:
         """As the app (its `chat.bot` token), or as the user `as_user` names (a delegated
         `chat.messages.readonly` token)."""
         scopes = (CHAT_MESSAGES_READONLY,) if as_user else None
+        # The address and the body made once, here (httpx's `params=` parses the address
+        # again to merge them, and its `json=` encodes with the standard library).
+        url = f"{self._base}/v1/{path}" + (
+            f"?{urlencode(params, quote_via=quote)}" if params else ""
+        )
+        content = orjson.dumps(body) if body is not None else None
         for attempt in (1, 2):
             token = await self.tokens.token(key, as_user, scopes)
+            headers = {"Authorization": f"Bearer {token}"}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
             try:
-                answer = await self._client.request(
-                    verb,
-                    f"{self._base}/v1/{path}",
-                    params=dict(params or {}),
-                    json=dict(body) if body is not None else None,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
+                answer = await self._client.request(verb, url, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 raise ProviderUnreachable(
                     f"Google Chat is unreachable: {type(exc).__name__}"
@@ -153,8 +157,8 @@ class GoogleChatApi:
                     continue
             break
         try:
-            data = answer.json() if answer.content else {}
-        except ValueError:
+            data = orjson.loads(answer.content) if answer.content else {}
+        except orjson.JSONDecodeError:
             data = None
         if answer.status_code >= 400:
             error = refusal(method, answer.status_code, data, answer.headers.get("retry-after"))
