@@ -231,3 +231,36 @@ class RecentIds:
         self._ids.move_to_end(item_id)
         if len(self._ids) > self._capacity:
             self._ids.popitem(last=False)
+
+
+class Kept(Generic[K, V]):
+    """Answers this replica need not ask for again so soon, each kept for its own while,
+    the newest `capacity` of them (the oldest forgotten first): a provider's user, a
+    repository's labels, whether anyone could read a card's offers. `entry` also gives one
+    that is no longer fresh, for a caller that would rather show it than nothing."""
+
+    def __init__(self, capacity: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._kept: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._capacity = capacity
+        self._clock = clock
+
+    def entry(self, key: K) -> tuple[V, bool] | None:
+        """The value kept for `key` and whether it is still fresh; None: none kept."""
+        kept = self._kept.get(key)
+        if kept is None:
+            return None
+        return kept[1], self._clock() < kept[0]
+
+    def fresh(self, key: K) -> tuple[V] | None:
+        """`(value,)` while it is fresh (a kept None is a value too), else None."""
+        kept = self.entry(key)
+        return (kept[0],) if kept is not None and kept[1] else None
+
+    def put(self, key: K, value: V, seconds: float) -> None:
+        self._kept[key] = (self._clock() + seconds, value)
+        self._kept.move_to_end(key)
+        while len(self._kept) > self._capacity:
+            self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        self._kept.clear()

@@ -8,7 +8,6 @@ among the providers, above the domain (docs/development.md, Layers)."""
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -20,7 +19,7 @@ from shared.domain.integrations.model import IntegrationSnapshot, Status, integr
 from shared.domain.integrations.repository import IntegrationRepository
 from shared.domain.oauth.tokens import NotConnected, TokenKeeper
 from shared.domain.operational import publish_integration_event
-from shared.kernel.cache import RefreshingCache
+from shared.kernel.cache import Kept, RefreshingCache
 from shared.kernel.errors import HookhubError, Invalid, NotFound
 from shared.kernel.ids import utcnow
 from shared.kernel.kafka import EventPublisher
@@ -60,7 +59,7 @@ class Connections:
         self._publisher = publisher
         self._identities: dict[str, BotIdentity] = {}
         self._tokens_kept: dict[str, tuple[str, float]] = {}
-        self._authors: OrderedDict[tuple[str, str], tuple[float, Author | None]] = OrderedDict()
+        self._authors: Kept[tuple[str, str], Author | None] = Kept(AUTHORS_KEPT)
 
     async def integration(self, integration_id: str) -> IntegrationSnapshot:
         found = await self._integrations.lookup(integration_id)
@@ -170,20 +169,16 @@ class Connections:
 
     async def author(self, integration: IntegrationSnapshot, user_id: str) -> Author | None:
         key = (integration.id, user_id)
-        now = time.monotonic()
-        cached = self._authors.get(key)
-        if cached is not None and now - cached[0] < AUTHOR_TTL_SECONDS:
-            return cached[1]
+        cached = self._authors.entry(key)
+        if cached is not None and cached[1]:
+            return cached[0]
         provider = self.provider(integration)
         try:
             found = await self.call(integration.id, lambda token: provider.user(token, user_id))
         except Exception as exc:  # a name is nice to have; the message goes on without it
             log.info("author_lookup_failed", user_id=user_id, error=repr(exc))
-            return cached[1] if cached else None
-        self._authors[key] = (now, found)
-        self._authors.move_to_end(key)
-        while len(self._authors) > AUTHORS_KEPT:
-            self._authors.popitem(last=False)
+            return cached[0] if cached else None
+        self._authors.put(key, found, AUTHOR_TTL_SECONDS)
         return found
 
 

@@ -58,7 +58,7 @@ def github(served_github: FakeGitHub) -> FakeGitHub:
     fake = served_github
     fake.acted.forget()
     fake.tracked.clear()
-    _LABELS.forget()
+    _LABELS.clear()
     fake.track(REPO, 1)
     fake.track(REPO, 2)
     fake.profiles.update(ada={"login": "ada", "id": 1}, bob={"login": "bob", "id": 2})

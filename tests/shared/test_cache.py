@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from shared.kernel import cache as cache_module
-from shared.kernel.cache import RefreshingCache
+from shared.kernel.cache import Kept, RefreshingCache
 from shared.kernel.ids import utcnow
 from shared.kernel.mongo import UNSCOPED, Database, Document, TombstoneCollection
 from tests.support import FakeClock, until
@@ -132,3 +132,18 @@ async def test_documents_changed_together_long_ago_are_not_read_at_every_refresh
     )
     await cache.refresh()
     assert cache.get("b7") == "changed"
+
+
+def test_kept_answers_are_fresh_for_their_own_while_and_the_oldest_go_first() -> None:
+    now = [100.0]
+    kept: Kept[str, int | None] = Kept(2, clock=lambda: now[0])
+    kept.put("a", 1, 10.0)
+    kept.put("none", None, 1.0)  # a kept None is an answer too
+    assert kept.fresh("a") == (1,) and kept.fresh("none") == (None,)
+    now[0] = 102.0
+    assert kept.fresh("none") is None and kept.entry("none") == (None, False)
+    assert kept.entry("a") == (1, True)
+    kept.put("b", 2, 10.0)  # a third: the oldest put is forgotten
+    assert kept.entry("a") is None and kept.fresh("b") == (2,)
+    kept.clear()
+    assert kept.entry("b") is None

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,6 +59,7 @@ from shared.domain.account_links import CONNECTED, AccountLinks
 from shared.domain.integrations.repository import COLLECTION as INTEGRATIONS
 from shared.domain.message_map import NOTIFICATION, MessageMap
 from shared.domain.oauth.tokens import NotConnected, TokenKeeper
+from shared.kernel.cache import Kept
 from shared.kernel.envelopes import Topic, encode_inbound
 from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.kafka import EventPublisher
@@ -87,6 +87,7 @@ INDEXES = [
     Index(LINKS, [("workspace_id", 1), ("provider", 1), ("kind", 1), ("updated_at", -1)]),
 ]
 CLAIM_LIMIT = 10
+KEPT_INTEGRATIONS = 10_000  # integrations whose readers a replica keeps (`Readers`)
 # A job is kept so long after its card (TTL on `expires_at`).
 KEPT = timedelta(days=1)
 
@@ -125,13 +126,12 @@ class Readers:
     def __init__(self, db: Database) -> None:
         self._links = db[LINKS]
         self._integrations = db[INTEGRATIONS]
-        self._kept: dict[str, tuple[float, bool]] = {}
+        self._kept: Kept[str, bool] = Kept(KEPT_INTEGRATIONS)
 
     async def any(self, workspace_id: str, provider: str, integration_id: str) -> bool:
-        now = time.monotonic()
-        kept = self._kept.get(integration_id)
-        if kept is not None and kept[0] > now:
-            return kept[1]
+        kept = self._kept.fresh(integration_id)
+        if kept is not None:
+            return kept[0]
         found = await self._integrations.find_one(
             {"_id": integration_id, "tokens.access_token": {"$exists": True}}, {"_id": 1}
         ) or await self._links.find_one(
@@ -143,7 +143,7 @@ class Readers:
             },
             {"_id": 1},
         )
-        self._kept[integration_id] = (now + (self.YES_KEPT if found else self.NO_KEPT), bool(found))
+        self._kept.put(integration_id, found is not None, self.YES_KEPT if found else self.NO_KEPT)
         return found is not None
 
 

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +51,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared.kernel.cache import Kept
 from shared.providers.acting import (
     ASSIGN_ME,
     CLOSE,
@@ -113,7 +112,7 @@ class GitHubItems:
         if not credentials.user_token:
             raise LinkRejected("no GitHub token to read the repository's labels with")
         carried = {str(name).lower() for name in target.get("labels") or ()}
-        labels = await _LABELS.read(client, credentials, target)
+        labels = await _kept_labels(client, credentials, target)
         return tuple(
             CardAction(f"{LABEL}{label_id}", f"Label: {name}")
             for label_id, name in labels
@@ -220,36 +219,22 @@ async def _labels(
     ]
 
 
-class _KeptLabels:
-    """A repository's labels as read for cards, kept `LABELS_KEPT` seconds per token (the
-    newest `_KEPT_REPOSITORIES` reads)."""
-
-    def __init__(self) -> None:
-        self._kept: OrderedDict[tuple[str, str], tuple[float, list[tuple[int, str]]]] = (
-            OrderedDict()
-        )
-
-    async def read(
-        self, client: httpx.AsyncClient, credentials: Credentials, target: Mapping[str, Any]
-    ) -> list[tuple[int, str]]:
-        url, _ = _repository(credentials, target)
-        token = hashlib.sha256(str(credentials.user_token).encode()).hexdigest()
-        key = (url.lower(), token)
-        kept = self._kept.get(key)
-        if kept is not None and kept[0] > time.monotonic():
-            return kept[1]
-        labels = await _labels(client, credentials, target)
-        self._kept[key] = (time.monotonic() + LABELS_KEPT, labels)
-        self._kept.move_to_end(key)
-        while len(self._kept) > _KEPT_REPOSITORIES:
-            self._kept.popitem(last=False)
-        return labels
-
-    def forget(self) -> None:
-        self._kept.clear()
+async def _kept_labels(
+    client: httpx.AsyncClient, credentials: Credentials, target: Mapping[str, Any]
+) -> list[tuple[int, str]]:
+    """`_labels`, kept `LABELS_KEPT` seconds per repository and token (the newest
+    `_KEPT_REPOSITORIES` reads), for cards."""
+    url, _ = _repository(credentials, target)
+    key = (url.lower(), hashlib.sha256(str(credentials.user_token).encode()).hexdigest())
+    kept = _LABELS.fresh(key)
+    if kept is not None:
+        return kept[0]
+    labels = await _labels(client, credentials, target)
+    _LABELS.put(key, labels, LABELS_KEPT)
+    return labels
 
 
-_LABELS = _KeptLabels()
+_LABELS: Kept[tuple[str, str], list[tuple[int, str]]] = Kept(_KEPT_REPOSITORIES)
 
 
 def _names(answer: Any) -> set[str]:
