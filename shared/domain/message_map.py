@@ -24,12 +24,23 @@ write one document, and a lookup from a provider event is a read by `_id`:
 - `external_thread_key`: for a network that names threads apart from their first message
   (Google Chat's `thread.name`), the thread's name: on a thread's first message, a reply
   whose provider does not know the root finds it by this (`thread_roots`). Set only there.
+- `offers`: on a notification root, the id of its item's document in `card_offers` (below).
+
+What a notification root's card offers (SPEC §20) is kept once per item, in `card_offers`
+(`_id` derived from the integration and the item, `offers_id`): the provider, the target and
+the actions, which every root of the item shares (one per channel and thread), and under
+`shown.<root id>` the card each root shows now and the envelope that showed it (a click's
+pending edit is made from it). A change of the item's state is one write there, not one per
+root: on the embedded server an update of a root costs what its five indexes cost, four
+times an update here, and an alert subscribed to in five channels has five roots. Roots
+written before it (no `offers`) keep theirs in their own `acting`, which is still read and
+written.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -40,6 +51,7 @@ from shared.kernel.ids import derived_id, utcnow
 from shared.kernel.mongo import Collection, Database, Document, GroupInserter, Index, insert_new
 
 COLLECTION = "message_map"
+OFFERS = "card_offers"
 
 INDEXES = [
     Index(COLLECTION, [("chat_message_id", 1), ("mapping_id", 1)]),
@@ -72,6 +84,11 @@ def inbound_message_id(
     or an overlap of import and sync is a duplicate the chat product drops. `account_id`
     is the provider account (Slack team, Telegram bot, Discord guild)."""
     return derived_id(provider, account_id, external_channel_id, external_message_id, prefix="msg")
+
+
+def offers_id(integration_id: str, item: str) -> str:
+    """The id of what an item's cards offer (`card_offers`): one for every root of it."""
+    return derived_id(integration_id, item, prefix="ofr")
 
 
 # Envelope ids of notifications (SPEC §12) start so: a thread's root is in the map before
@@ -114,8 +131,11 @@ class Copy:
     external_thread_key: str | None = None
     # A notification root's card actions as its `acting` keeps them (`[{id, label, style}]`,
     # SPEC §20), read with the copy; None for any other copy, and for a root that offers
-    # nothing to act on. Written with `acting`, never by `to_doc`.
+    # nothing to act on. Written with `acting`, never by `to_doc`; a root's with `offers_id`
+    # are read from its item's offers (`MessageMap.with_offers`).
     actions: tuple[dict[str, Any], ...] | None = dataclasses.field(default=None, compare=False)
+    # A notification root's item's offers (`card_offers`), if it was written with one.
+    offers_id: str | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def new(
@@ -133,6 +153,7 @@ class Copy:
         inbound_id: str | None = None,
         external_thread_id: str | None = None,
         external_thread_key: str | None = None,
+        offers_id: str | None = None,
     ) -> Copy:
         return cls(
             id=copy_id(provider, integration_id, external_channel_id, external_message_id),
@@ -148,6 +169,7 @@ class Copy:
             external_thread_id=external_thread_id,
             origin=origin,
             external_thread_key=external_thread_key,
+            offers_id=offers_id,
         )
 
     @classmethod
@@ -167,6 +189,7 @@ class Copy:
             origin=doc["origin"],
             external_thread_key=doc.get("external_thread_key"),
             actions=_actions(doc),
+            offers_id=doc.get("offers"),
         )
 
     def to_doc(self, now: datetime) -> Document:
@@ -187,6 +210,8 @@ class Copy:
         }
         if self.external_thread_key is not None and self.external_thread_id is None:
             doc["external_thread_key"] = self.external_thread_key
+        if self.offers_id is not None:
+            doc["offers"] = self.offers_id
         return doc
 
     @property
@@ -197,15 +222,25 @@ class Copy:
 
 
 def _actions(doc: Document) -> tuple[dict[str, Any], ...] | None:
+    """A root's actions kept in its own `acting` (a root written before `card_offers`)."""
     acting = doc.get("acting")
     if doc.get("origin") != "notification" or not isinstance(acting, dict):
         return None
     return tuple(a for a in acting.get("actions") or () if isinstance(a, dict))
 
 
+def _root_acting(root_id: str, offers: Document) -> Document:
+    """One root's `acting` (provider, target, actions and the card it shows, `shown`) from
+    its item's offers."""
+    acting = {key: offers.get(key) for key in ("provider", "target", "actions")}
+    shown = (offers.get("shown") or {}).get(root_id)
+    return {**acting, "shown": shown} if isinstance(shown, dict) else acting
+
+
 class MessageMap:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db[COLLECTION]
+        self._offers: Collection = db[OFFERS]
         # Copies are known from memory until written (Inbound), so they may wait 20 ms to
         # go in one insert with the others of a burst.
         self._inserter = GroupInserter(self._collection, interval=0.02)
@@ -256,20 +291,63 @@ class MessageMap:
 
     async def cards(self, chat_ids: Iterable[str]) -> dict[str, tuple[Copy, Document]]:
         """The notification roots the chat knows by these ids (their ids or envelope ids),
-        each with what can be done to its item (`acting`: provider, target and actions,
-        SPEC §20), by the id asked with: one query per index, the rest checked here (with
-        more conditions the embedded server scans the collection, its explain's
-        `COLLSCAN`)."""
+        each with what can be done to its item (`acting`: provider, target, actions and the
+        card shown, SPEC §20), by the id asked with: one query per index, the rest checked
+        here (with more conditions the embedded server scans the collection, its explain's
+        `COLLSCAN`), and one of the items' offers."""
         wanted = list(set(chat_ids))
-        found: dict[str, tuple[Copy, Document]] = {}
+        found: dict[str, Document] = {}
         for field in ("chat_message_id", "inbound_id"):
             if not wanted:
                 break
             async for doc in self._collection.find({field: {"$in": wanted}}):
-                if doc.get("origin") == "notification" and isinstance(doc.get("acting"), dict):
-                    found.setdefault(doc[field], (Copy.from_doc(doc), doc["acting"]))
+                if doc.get("origin") == "notification":
+                    found.setdefault(doc[field], doc)
             wanted = [chat_id for chat_id in wanted if chat_id not in found]
-        return found
+        acting = await self._acting(found.values())
+        return {
+            chat_id: (Copy.from_doc(doc), acting[doc["_id"]])
+            for chat_id, doc in found.items()
+            if doc["_id"] in acting
+        }
+
+    async def _acting(self, roots: Iterable[Document]) -> dict[str, Document]:
+        """Roots' `acting` by root id, from their items' offers (or, for a root written
+        before them, its own); a root whose item offers nothing is left out."""
+        roots = list(roots)
+        ids = {doc["offers"] for doc in roots if isinstance(doc.get("offers"), str)}
+        offers = (
+            {doc["_id"]: doc async for doc in self._offers.find({"_id": {"$in": list(ids)}})}
+            if ids
+            else {}
+        )
+        acting: dict[str, Document] = {}
+        for doc in roots:
+            kept = offers.get(doc.get("offers"))
+            if kept is not None:
+                acting[doc["_id"]] = _root_acting(doc["_id"], kept)
+            elif isinstance(doc.get("acting"), dict):
+                acting[doc["_id"]] = doc["acting"]
+        return acting
+
+    async def with_offers(self, copies: list[Copy]) -> list[Copy]:
+        """The copies, a notification root's with its item's actions (`Copy.actions`)."""
+        ids = {c.offers_id for c in copies if c.origin == "notification" and c.offers_id}
+        if not ids:
+            return copies
+        cursor = self._offers.find({"_id": {"$in": list(ids)}}, {"actions": 1})
+        offers = {doc["_id"]: doc async for doc in cursor}
+        return [
+            dataclasses.replace(
+                copy,
+                actions=tuple(
+                    a for a in offers[copy.offers_id].get("actions") or () if isinstance(a, dict)
+                ),
+            )
+            if copy.offers_id in offers
+            else copy
+            for copy in copies
+        ]
 
     async def copy_in(self, chat_id: str, mapping_id: str) -> Copy | None:
         """The copy of chat message `chat_id` (its id or inbound id) in one mapping."""
@@ -312,19 +390,38 @@ class MessageMap:
         wanted = list(set(root_ids))
         if not wanted:
             return {}
-        cursor = self._collection.find({"_id": {"$in": wanted}}, {"acting": 1})
-        return {doc["_id"]: doc.get("acting") or {} async for doc in cursor}
+        cursor = self._collection.find({"_id": {"$in": wanted}}, {"acting": 1, "offers": 1})
+        return await self._acting([doc async for doc in cursor])
 
-    async def set_acting(self, acting: dict[str, Document]) -> None:
-        """What roots' cards offer now, by root id: written before the edits that show
-        them are published, so that the chat's `message.updated` of a root, and a click
-        right after it, find its current actions (the networks' buttons are made from
-        them)."""
-        if acting:
-            await self._collection.bulk_write(
-                [UpdateOne({"_id": rid}, {"$set": {"acting": doc}}) for rid, doc in acting.items()],
+    async def set_acting(
+        self, acting: dict[str, Document], offers: Mapping[str, str | None] | None = None
+    ) -> None:
+        """What roots' cards offer now, by root id (`offers`: each root's `offers_id`):
+        written before the edits that show them are published, so that the chat's
+        `message.updated` of a root, and a click right after it, find its current actions
+        (the networks' buttons are made from them). One write per item: its provider,
+        target and actions as the last of its roots here has them (the same webhook's, for
+        every root of it), and each root's card; a root with no `offers_id` (written before
+        `card_offers`) keeps them in its own `acting`."""
+        offers = offers or {}
+        items: dict[str, Document] = {}
+        own: list[UpdateOne] = []
+        for rid, doc in acting.items():
+            item = offers.get(rid)
+            if item is None:
+                own.append(UpdateOne({"_id": rid}, {"$set": {"acting": doc}}))
+                continue
+            fields = items.setdefault(item, {})
+            fields.update({key: doc.get(key) for key in ("provider", "target", "actions")})
+            if isinstance(doc.get("shown"), dict):
+                fields[f"shown.{rid}"] = doc["shown"]
+        if items:
+            await self._offers.bulk_write(
+                [UpdateOne({"_id": i}, {"$set": f}, upsert=True) for i, f in items.items()],
                 ordered=False,
             )
+        if own:
+            await self._collection.bulk_write(own, ordered=False)
 
     async def claim(self, copies: list[Copy], extra: dict[str, Document] | None = None) -> set[str]:
         """Insert the copies now, each unless a copy with its id exists (another process

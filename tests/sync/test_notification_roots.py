@@ -559,38 +559,57 @@ class ActingWrites(MessageMap):
         super().__init__(db)
         self.written: list[list[str]] = []
 
-    async def set_acting(self, acting: dict[str, Any]) -> None:
+    async def set_acting(
+        self, acting: dict[str, Any], offers: Mapping[str, str | None] | None = None
+    ) -> None:
         if acting:
             self.written.append(sorted(acting))
-        await super().set_acting(acting)
+        await super().set_acting(acting, offers)
 
 
-async def test_a_new_root_is_written_once_with_its_card_and_again_when_an_event_changes_it(
+async def test_an_items_offers_are_written_once_for_all_its_roots_and_again_when_they_change(
     runtime: Runtime,
 ) -> None:
-    """A new root is inserted with what its card offers and the card it shows: its batch
-    does not write it again (it did, for every new root: the insert's `acting` lacked the
-    card, so each root cost the map an update beside its insert). A later event that
-    changes the card's offers or state (the issue closed) writes them and the card; one
-    that changes another field alone does not."""
+    """An item's roots (one per channel subscribed) share one document of what their cards
+    offer (`card_offers`), each root's card under its id: a new item's is written once, with
+    both roots' cards, before they are published (the insert of a root carries no offers: it
+    did, in each root, and each change of state cost an update of every root). A later
+    event that changes the offers or the card's state (the issue closed) writes them again;
+    one that changes another field alone (an assignee) does not."""
     integration_id, channel = await _subscribe(runtime, "github")
+    _, other = await _subscribe(runtime, "github", integration_id=integration_id)
     the_map = ActingWrites(runtime.db)
     consumer = await _consumer(runtime, the_map, offers=GitHubCardOffers())
     opened = _payload("issues/opened.payload.json")
     await consumer.events([_event(integration_id, "issues", opened)])
-    [root] = await runtime.db[message_map.COLLECTION].find({"channel_id": channel}).to_list()
-    shown = root["acting"]["shown"]
-    assert shown["source"] == root["inbound_id"]
-    assert [a["id"] for a in shown["card"]["actions"]] == ["assign:me", "close"]
-    assert [a["id"] for a in root["acting"]["actions"]] == ["assign:me", "close"]
-    assert the_map.written == []
+    roots = {
+        doc["channel_id"]: doc
+        for doc in await runtime.db[message_map.COLLECTION]
+        .find({"channel_id": {"$in": [channel, other]}})
+        .to_list()
+    }
+    root, second = roots[channel], roots[other]
+    assert "acting" not in root and root["offers"] == second["offers"]
+    assert the_map.written == [sorted([root["_id"], second["_id"]])]
+    [offers] = await runtime.db[message_map.OFFERS].find({"_id": root["offers"]}).to_list()
+    assert [a["id"] for a in offers["actions"]] == ["assign:me", "close"]
+    for each in (root, second):
+        shown = offers["shown"][each["_id"]]
+        assert shown["source"] == each["inbound_id"]
+        assert [a["id"] for a in shown["card"]["actions"]] == ["assign:me", "close"]
+    # What a click and the networks' buttons read: each root's own card, the item's actions.
+    [(copy, acting)] = (await the_map.cards([second["inbound_id"]])).values()
+    assert copy.id == second["_id"] and acting["shown"]["source"] == second["inbound_id"]
+    [with_actions] = await the_map.with_offers([copy])
+    assert [a["id"] for a in with_actions.actions or ()] == ["assign:me", "close"]
     closed = {**opened, "action": "closed", "issue": {**opened["issue"], "state": "closed"}}
     await consumer.events([_event(integration_id, "issues", closed)])
-    assert the_map.written == [[root["_id"]]]
-    [root] = await runtime.db[message_map.COLLECTION].find({"_id": root["_id"]}).to_list()
-    assert [a["id"] for a in root["acting"]["actions"]] == ["reopen"]
-    assert root["acting"]["shown"]["card"]["state"] == "closed"
-    assert root["acting"]["shown"]["source"] != root["inbound_id"]
+    assert the_map.written[1:] == [sorted([root["_id"], second["_id"]])]
+    acting = (await the_map.acting_of([root["_id"]]))[root["_id"]]
+    assert [a["id"] for a in acting["actions"]] == ["reopen"]
+    assert acting["shown"]["card"]["state"] == "closed"
+    assert acting["shown"]["source"] != root["inbound_id"]
+    assert await runtime.db[message_map.OFFERS].count_documents({"_id": root["offers"]}) == 1
     # The closed issue assigned to someone else: its card edited (a field), its offers and
     # state as written, so the map is not written; reopened, it is.
     hubot = {**opened["issue"]["assignees"][0], "login": "hubot"}
@@ -601,11 +620,43 @@ async def test_a_new_root_is_written_once_with_its_card_and_again_when_an_event_
     }
     async with KafkaTap.of(runtime.settings, Topic.CHAT_INBOUND) as tap:
         await consumer.events([_event(integration_id, "issues", assigned)])
-        [edit] = await tap.wait_for(
-            lambda v: v["type"] == "message.edited" and "hubot" in json.dumps(v["card"])
+        edits = await tap.wait_for(
+            lambda v: v["type"] == "message.edited" and "hubot" in json.dumps(v["card"]), count=2
         )
-    assert edit["message_id"] == root["inbound_id"]
-    assert the_map.written == [[root["_id"]]]
+    assert {edit["message_id"] for edit in edits} == {root["inbound_id"], second["inbound_id"]}
+    assert len(the_map.written) == 2
     reopened = {**assigned, "action": "reopened", "issue": {**assigned["issue"], "state": "open"}}
     await consumer.events([_event(integration_id, "issues", reopened)])
-    assert the_map.written == [[root["_id"]], [root["_id"]]]
+    assert len(the_map.written) == 3
+    acting = (await the_map.acting_of([second["_id"]]))[second["_id"]]
+    assert [a["id"] for a in acting["actions"]] == ["assign:me", "close"]
+
+
+async def test_a_root_written_before_items_kept_their_offers_keeps_its_own(
+    runtime: Runtime,
+) -> None:
+    """A root without `offers` (written before `card_offers`) is read and written as it
+    was: its own `acting`."""
+    integration_id, channel = await _subscribe(runtime, "github")
+    the_map = MessageMap(runtime.db)
+    old = Copy.new(
+        workspace_id="ws_roots",
+        channel_id=channel,
+        provider="github",
+        integration_id=integration_id,
+        mapping_id=None,
+        external_channel_id=channel,
+        external_message_id="octo/widgets#1",
+        origin="notification",
+        inbound_id=new_id("ntf"),
+    )
+    acting = {"provider": "github", "target": {"number": 1}, "actions": [{"id": "close"}]}
+    await the_map.claim([old], {old.id: {"acting": acting}})
+    [found] = await the_map.of_messages([old.inbound_id or ""])
+    assert found.offers_id is None and found.actions == ({"id": "close"},)
+    assert (await the_map.cards([old.inbound_id or ""]))[old.inbound_id or ""][1] == acting
+    reopen = {**acting, "actions": [{"id": "reopen"}]}
+    await the_map.set_acting({old.id: reopen}, {old.id: None})
+    assert (await the_map.acting_of([old.id]))[old.id] == reopen
+    [doc] = await runtime.db[message_map.COLLECTION].find({"_id": old.id}).to_list()
+    assert doc["acting"] == reopen and "offers" not in doc

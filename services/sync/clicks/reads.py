@@ -97,12 +97,16 @@ READERS: dict[str, ReadsOffers] = {
 }
 
 
-def read_job(root_id: str, source: str, acting: Document, edit: Document) -> Document:
+def read_job(
+    root_id: str, offers: str | None, source: str, acting: Document, edit: Document
+) -> Document:
     """The job of reading a root's offers after the envelope `source` showed its card:
-    `acting` what the card offered (the webhook's), `edit` the fields of the root's edit
-    (encode_inbound's, without type, id and actions)."""
+    `offers` the root's item's offers (`Copy.offers_id`), `acting` what the card offered
+    (the webhook's), `edit` the fields of the root's edit (encode_inbound's, without type,
+    id and actions)."""
     return {
         "_id": root_id,
+        "offers": offers,
         "source": source,
         "acting": acting,
         "edit": edit,
@@ -359,7 +363,8 @@ class OfferReader(Worker):
         edit_id = derived_id(job["_id"], job["source"], "offers", prefix=NOTIFICATION[:-1])
         acting = Offered(offered.provider, actions, offered.target).to_doc()
         await self._map.set_acting(
-            {job["_id"]: {**acting, "shown": {"source": edit_id, "card": card}}}
+            {job["_id"]: {**acting, "shown": {"source": edit_id, "card": card}}},
+            {job["_id"]: job.get("offers")},
         )
         envelope = encode_inbound(id=edit_id, type="message.edited", card=card, **edit)
         await self._publisher.publish_encoded(Topic.CHAT_INBOUND, [envelope])

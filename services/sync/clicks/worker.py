@@ -133,6 +133,7 @@ class _Pending:
     the root still shows the card the click was made on (`source`)."""
 
     root_id: str
+    offers_id: str | None  # the root's item's offers (`Copy.offers_id`)
     source: str
     acting: Document  # the root's `acting`, its actions and `shown` those of the edit
     edit: Encoded
@@ -564,7 +565,8 @@ class ClickWorker(Worker):
             "actions": [a.as_dict() for a in actions],
             "shown": {"source": edit.id, "card": card.as_dict()},
         }
-        done.pending.append(_Pending(root.id, str(shown.get("source")), acting, edit))
+        source = str(shown.get("source"))
+        done.pending.append(_Pending(root.id, root.offers_id, source, acting, edit))
 
     async def _still_shown(self, pending: list[_Pending]) -> list[_Pending]:
         """Those whose roots still show the card their clicks were made on: a root the
@@ -579,7 +581,9 @@ class ClickWorker(Worker):
             for p in pending
             if (current.get(p.root_id) or {}).get("shown", {}).get("source") == p.source
         ]
-        await self._map.set_acting({p.root_id: p.acting for p in kept})
+        await self._map.set_acting(
+            {p.root_id: p.acting for p in kept}, {p.root_id: p.offers_id for p in kept}
+        )
         return kept
 
     async def _user_token(self, link: AccountLink) -> str | None:

@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 
 from services.sync.notifications.directory import SubscriptionSnapshot
-from shared.domain.message_map import Copy, copy_id, notification_id
+from shared.domain.message_map import Copy, copy_id, notification_id, offers_id
 from shared.kernel.envelopes import ProviderEvent
 from shared.providers.catalog import CATALOG
 from shared.providers.notify import Notice
@@ -77,6 +77,8 @@ class Post:
             external_message_id=item,
             origin="notification",
             inbound_id=self.id,
+            # Every root of the item (in any channel, of any thread) shares its offers.
+            offers_id=offers_id(self.event.integration_id, self.notice.item),
         )
 
 

@@ -182,23 +182,21 @@ def _offering(acting: Document) -> Document:
 def _written(
     acting: dict[str, Document], claimed: dict[str, Document], threads: dict[str, Thread]
 ) -> dict[str, Document]:
-    """Of what a batch's root cards offer, what is written beside the roots: not a root
-    the batch inserted with it (unless a later notice of the batch changed it), nor one
-    whose actions, target and card state are as this process last wrote them (a card whose
-    other fields changed, labels, an alert count: written once its state or offers change).
+    """Of what a batch's root cards offer, what is written to their items' offers: every
+    root the batch claimed (inserted without them), and of the others those whose actions,
+    target or card state differ from what this process last wrote (a card whose other
+    fields changed, labels, an alert count: written once its state or offers change).
     The map's card of such a root (`shown`, from which a click's pending edit is made) is
     then older than the chat's, until the next change of state; the card's offers, which
     the clicks and the networks' buttons read, are the same. Each root's thread notes what
     was written (`Thread.offered`)."""
     held = {t.root.id: t for t in threads.values() if t.root is not None}
-    for rid, doc in claimed.items():
-        if (thread := held.get(rid)) is not None and "shown" in doc:
-            thread.offered = _offering(doc)
     written: dict[str, Document] = {}
-    for rid, doc in acting.items():
+    for rid, doc in [*claimed.items(), *acting.items()]:
         offering, thread = _offering(doc), held.get(rid)
-        if claimed.get(rid) == doc or (thread is not None and thread.offered == offering):
+        if rid not in claimed and thread is not None and thread.offered == offering:
             continue
+        written.pop(rid, None)  # in the order last set: an item's offers are its last root's
         written[rid] = doc
         if thread is not None:
             thread.offered = offering
@@ -382,9 +380,10 @@ class Notifications:
             return self._then(None, [], [], skipped, stages)
         batch = await self._thread(threaded)
         stages.done("threads")
-        # What edited roots' cards offer now, before their edits are published: the chat's
+        # What new and edited roots' cards offer now, before they are published: the chat's
         # `message.updated` of a root makes the networks' buttons from it (SPEC §20).
-        await self._map.set_acting(batch.acting)
+        roots = [t.root for t in batch.threads.values() if t.root is not None]
+        await self._map.set_acting(batch.acting, {root.id: root.offers_id for root in roots})
         published = await self._hand_over(batch.envelopes)
         changed = self._remember(batch)
         skipped += [(post, "no_open_item") for post in batch.unrooted]
@@ -621,9 +620,9 @@ class Notifications:
                 # The first root carries the item's lifecycle; a later one's is written there.
                 claims[root.id] = (root, step.lifecycle if step.generation == 0 else None)
                 offered = self._offered(post)
-                if offered is not None:  # with the root: a click may come before a flush
-                    # As `_envelopes` notes it for the root's post (its card, shown by it),
-                    # so that the root is not written a second time for it.
+                if offered is not None:  # written before the root is published
+                    # As `_envelopes` notes it for the root's post (its card, shown by it);
+                    # a root without a card offers its actions all the same.
                     card = step.card or notice.card
                     claimed_acting[root.id] = (
                         offered.to_doc() if card is None else _acting(offered, card, post.id)[1]
@@ -632,7 +631,7 @@ class Notifications:
             thread.life = step.lifecycle
             thread.shown = _shown(step, texts) or thread.shown
             decided.append((post, step, thread.root))
-        lost = await self._claim(claims, claimed_acting)
+        lost = await self._claim(claims)
         for thread in threads.values():
             if thread.root is not None and thread.root.id in lost:
                 thread.root = lost[thread.root.id]
@@ -740,18 +739,18 @@ class Notifications:
         finally:
             self._rechecking = None
 
-    async def _claim(
-        self, claims: dict[str, tuple[Copy, Lifecycle | None]], acting: dict[str, Document]
-    ) -> dict[str, Copy]:
+    async def _claim(self, claims: dict[str, tuple[Copy, Lifecycle | None]]) -> dict[str, Copy]:
         """Roots claimed by an insert only one process wins: those another process (or this
         one, before a crash) claimed first, as they are. A root is written with its item's
-        lifecycle (the first root) and what its card offers (`acting`)."""
+        lifecycle (the first root); what its card offers is written to its item's offers
+        with the batch's other roots' (`_written`)."""
         if not claims:
             return {}
-        extra: dict[str, Document] = {rid: {"acting": doc} for rid, doc in acting.items()}
-        for rid, (_, life) in claims.items():
-            if life is not None:
-                extra.setdefault(rid, {})["lifecycle"] = life.to_doc()
+        extra: dict[str, Document] = {
+            rid: {"lifecycle": life.to_doc()}
+            for rid, (_, life) in claims.items()
+            if life is not None
+        }
         lost = await self._map.claim([copy for copy, _ in claims.values()], extra)
         return await self._map.by_ids(lost) if lost else {}
 
@@ -820,7 +819,8 @@ class Notifications:
         if card is None or offered is None or offered["provider"] not in READERS:
             return
         fields = self._fields(post, text, thread_id=None, edits=root.chat_id)
-        reads[root.id] = read_job(root.id, source, offered, {**fields, "card": card.as_dict()})
+        edit = {**fields, "card": card.as_dict()}
+        reads[root.id] = read_job(root.id, root.offers_id, source, offered, edit)
 
     def _offered(self, post: Post) -> Offered | None:
         if self._offers is None:
@@ -842,6 +842,7 @@ class Notifications:
         offered = self._offered(post)
         if card is None or offered is None:
             return card
+        acting.pop(root.id, None)  # in the order last set (`_written`)
         card, acting[root.id] = _acting(offered, card, source)
         return card
 

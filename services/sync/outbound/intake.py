@@ -236,6 +236,8 @@ class Intake:
             # (it comes back, but after this): bridged to every mapping of the channel.
             log.warning("inbound_copy_not_found", inbound_ids=sorted(missing)[:10])
             self._metrics.unknown.labels("-", "post").inc(len(missing))
+        # A notification root's card actions are its item's (the networks' buttons).
+        copies = await self._map.with_offers(copies)
         by_key: dict[str, list[Copy]] = defaultdict(list)
         for copy in copies:
             for key in {copy.chat_message_id, copy.inbound_id} & keys:
