@@ -385,13 +385,13 @@ class MessageMap:
                 ordered=False,
             )
 
-    async def acting_of(self, root_ids: Iterable[str]) -> dict[str, Document]:
-        """What roots' cards offer now (`set_acting`'s), by root id."""
-        wanted = list(set(root_ids))
-        if not wanted:
-            return {}
-        cursor = self._collection.find({"_id": {"$in": wanted}}, {"acting": 1, "offers": 1})
-        return await self._acting([doc async for doc in cursor])
+    async def acting_of(self, roots: Mapping[str, str | None]) -> dict[str, Document]:
+        """What roots' cards offer now (`set_acting`'s), by root id; `roots`: each root's
+        `offers_id` (None: a root written before `card_offers`, read from the map)."""
+        docs = [{"_id": rid, "offers": offers} for rid, offers in roots.items() if offers]
+        if own := [rid for rid, offers in roots.items() if offers is None]:
+            docs += await self._collection.find({"_id": {"$in": own}}, {"acting": 1}).to_list()
+        return await self._acting(docs)
 
     async def set_acting(
         self, acting: dict[str, Document], offers: Mapping[str, str | None] | None = None

@@ -605,7 +605,7 @@ async def test_an_items_offers_are_written_once_for_all_its_roots_and_again_when
     closed = {**opened, "action": "closed", "issue": {**opened["issue"], "state": "closed"}}
     await consumer.events([_event(integration_id, "issues", closed)])
     assert the_map.written[1:] == [sorted([root["_id"], second["_id"]])]
-    acting = (await the_map.acting_of([root["_id"]]))[root["_id"]]
+    acting = (await the_map.acting_of({root["_id"]: root["offers"]}))[root["_id"]]
     assert [a["id"] for a in acting["actions"]] == ["reopen"]
     assert acting["shown"]["card"]["state"] == "closed"
     assert acting["shown"]["source"] != root["inbound_id"]
@@ -628,7 +628,7 @@ async def test_an_items_offers_are_written_once_for_all_its_roots_and_again_when
     reopened = {**assigned, "action": "reopened", "issue": {**assigned["issue"], "state": "open"}}
     await consumer.events([_event(integration_id, "issues", reopened)])
     assert len(the_map.written) == 3
-    acting = (await the_map.acting_of([second["_id"]]))[second["_id"]]
+    acting = (await the_map.acting_of({second["_id"]: second["offers"]}))[second["_id"]]
     assert [a["id"] for a in acting["actions"]] == ["assign:me", "close"]
 
 
@@ -657,6 +657,6 @@ async def test_a_root_written_before_items_kept_their_offers_keeps_its_own(
     assert (await the_map.cards([old.inbound_id or ""]))[old.inbound_id or ""][1] == acting
     reopen = {**acting, "actions": [{"id": "reopen"}]}
     await the_map.set_acting({old.id: reopen}, {old.id: None})
-    assert (await the_map.acting_of([old.id]))[old.id] == reopen
+    assert (await the_map.acting_of({old.id: None}))[old.id] == reopen
     [doc] = await runtime.db[message_map.COLLECTION].find({"_id": old.id}).to_list()
     assert doc["acting"] == reopen and "offers" not in doc

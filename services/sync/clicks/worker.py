@@ -575,7 +575,7 @@ class ClickWorker(Worker):
         are made from them when the chat publishes the edit)."""
         if not pending:
             return []
-        current = await self._map.acting_of([p.root_id for p in pending])
+        current = await self._map.acting_of({p.root_id: p.offers_id for p in pending})
         kept = [
             p
             for p in pending
