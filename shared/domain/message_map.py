@@ -30,9 +30,8 @@ What a notification root's card offers (SPEC §20) is kept once per item, in `ca
 (`_id` derived from the integration and the item, `offers_id`): the provider, the target and
 the actions, which every root of the item shares (one per channel and thread), and under
 `shown.<root id>` the card each root shows now and the envelope that showed it (a click's
-pending edit is made from it). A change of the item's state is one write there, not one per
-root: on the embedded server an update of a root costs what its five indexes cost, four
-times an update here, and an alert subscribed to in five channels has five roots. Roots
+pending edit is made from it). A change of the item's state is one write there, not one
+update of the map per root (an alert subscribed to in five channels has five roots). Roots
 written before it (no `offers`) keep theirs in their own `acting`, which is still read and
 written.
 """
