@@ -74,13 +74,21 @@ class Envelope(BaseModel):
 
     def position(self) -> tuple[int, int] | None:
         """The (partition, offset) it was consumed from; None when not read from Kafka."""
-        return self._position
+        position: tuple[int, int] | None = self._private("_position")
+        return position
 
     def trace(self) -> Any:
         """The context of its trace where it was consumed (its record's span, or what its
         producer's `traceparent` said): what is derived from it goes on in it. None when
         tracing is off or it came with no trace."""
-        return self._trace
+        return self._private("_trace")
+
+    def _private(self, name: str) -> Any:
+        # Read from pydantic's own dict: `self._trace` goes through BaseModel.__getattr__
+        # after the normal lookup fails, ~1.9 µs a read against ~0.06 (timeit), and the
+        # consumers read these several times an envelope.
+        private = self.__pydantic_private__
+        return private.get(name) if private else None
 
     def to_kafka(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
