@@ -621,12 +621,9 @@ class Notifications:
                 claims[root.id] = (root, step.lifecycle if step.generation == 0 else None)
                 offered = self._offered(post)
                 if offered is not None:  # written before the root is published
-                    # As `_envelopes` notes it for the root's post (its card, shown by it);
-                    # a root without a card offers its actions all the same.
-                    card = step.card or notice.card
-                    claimed_acting[root.id] = (
-                        offered.to_doc() if card is None else _acting(offered, card, post.id)[1]
-                    )
+                    # Its card, if it has one, is added by `_envelopes` (`_actionable`) as
+                    # the root's post is made; a root without one offers them all the same.
+                    claimed_acting[root.id] = offered.to_doc()
                 thread.root = root
             thread.life = step.lifecycle
             thread.shown = _shown(step, texts) or thread.shown
