@@ -17,10 +17,15 @@ from tests.spans import recorded
 
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
-    """A network's API: `/ok` answers JSON, `/cut` closes the connection mid-answer."""
+    """A network's API: `/ok` answers JSON (and sets a cookie, as Slack's and Cloudflare's
+    fronts do), `/cut` closes the connection mid-answer."""
 
     async def ok(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "got": await request.text()})
+        answer = web.json_response(
+            {"ok": True, "got": await request.text(), "cookie": request.headers.get("Cookie")}
+        )
+        answer.set_cookie("workspace", "T_FIRST")
+        return answer
 
     async def cut(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Length": "100"})
@@ -52,7 +57,8 @@ async def test_a_call_made_while_spans_are_exported_has_its_client_span(server: 
             answer = await client.post(f"{server}/ok", content=b"hello")
         finally:
             await client.aclose()
-    assert answer.status_code == 200 and answer.json() == {"ok": True, "got": "hello"}
+    assert answer.status_code == 200
+    assert answer.json() == {"ok": True, "got": "hello", "cookie": None}
     [span] = [s for s in spans.exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
     attributes = dict(span.attributes or {})
     url = attributes.get("url.full") or attributes.get("http.url")
@@ -64,6 +70,20 @@ async def test_a_call_made_otherwise_is_not_traced(server: str) -> None:
     try:
         assert (await client.post(f"{server}/ok", content=b"x")).status_code == 200
         assert not getattr(client, "_is_instrumented_by_opentelemetry", False)
+    finally:
+        await client.aclose()
+
+
+async def test_a_cookie_one_answer_set_is_not_sent_with_the_next_request(server: str) -> None:
+    """One client calls a network for every workspace: what an answer for one sets must not
+    travel with another's request."""
+    client = provider_client(4, 5.0)
+    try:
+        first = await client.post(f"{server}/ok", content=b"one")
+        assert first.headers.get("Set-Cookie", "").startswith("workspace=T_FIRST")
+        second = await client.post(f"{server}/ok", content=b"two")
+        assert second.json()["cookie"] is None
+        assert not client.cookies
     finally:
         await client.aclose()
 

@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
@@ -331,7 +332,19 @@ def verify_bearer(
 
 
 def service_account_info(text: str) -> dict[str, Any]:
-    """The service account key file's JSON, checked for what the grant needs."""
+    """The service account key file's JSON, checked for what the grant needs (a copy: the
+    caller may change it)."""
+    return dict(_service_account_info(text))
+
+
+def service_account_email(text: str) -> str:
+    """The service account's address (`client_email`), as `service_account_info` reads it."""
+    return str(_service_account_info(text)["client_email"])
+
+
+@functools.lru_cache(maxsize=256)
+def _service_account_info(text: str) -> dict[str, Any]:
+    # Parsed once per key: a post asks for the key's address (sync, per message).
     try:
         info = json.loads(text)
     except ValueError as exc:
@@ -379,10 +392,15 @@ class AccessTokens:
         self._timeout = timeout
         self._credentials: dict[_Kept, service_account.Credentials] = {}
         self._locks: dict[_Kept, asyncio.Lock] = {}
+        self._digests: dict[str, str] = {}  # key → its digest, hashed once
         self.requests = 0
 
     def _kept(self, key_json: str, subject: str | None, scopes: tuple[str, ...] | None) -> _Kept:
-        digest = hashlib.sha256(key_json.encode()).hexdigest()
+        digest = self._digests.get(key_json)
+        if digest is None:
+            if len(self._digests) >= 1_000:
+                self._digests.clear()
+            digest = self._digests[key_json] = hashlib.sha256(key_json.encode()).hexdigest()
         return digest, subject, scopes or self._scopes
 
     def credentials(
@@ -416,6 +434,8 @@ class AccessTokens:
         """An access token of the key for `scopes` (the app's, else), acting as `subject`
         when given (domain-wide delegation)."""
         credentials = self.credentials(key_json, subject, scopes)
+        if credentials.valid:  # the common case: kept, no lock to take
+            return str(credentials.token)
         lock = self._locks.setdefault(self._kept(key_json, subject, scopes), asyncio.Lock())
         async with lock:
             if not credentials.valid:

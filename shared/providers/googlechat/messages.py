@@ -68,7 +68,7 @@ from shared.providers.chat import (
     cut,
 )
 from shared.providers.googlechat.api import MAX_TEXT, GoogleChatApi
-from shared.providers.googlechat.auth import service_account_info
+from shared.providers.googlechat.auth import service_account_email, service_account_info
 
 # Per-space writes: one a second (developers.google.com/workspace/chat/limits).
 PACE_SECONDS = 1.0
@@ -181,7 +181,7 @@ class GoogleChatChat:
         )
         sender = made.get("sender")
         if isinstance(sender, Mapping) and sender.get("type") == "BOT" and sender.get("name"):
-            self._app_users[str(service_account_info(token)["client_email"])] = sender["name"]
+            self._app_users[service_account_email(token)] = sender["name"]
         posted = _posted(made)
         made_thread = _thread_name(made)
         if made_thread:
