@@ -614,3 +614,27 @@ async def test_a_pipelined_consumer_is_told_of_a_rebalance(runtime: Runtime) -> 
         await _until(lambda: told[before:] == ["revoked", "assigned"])
     finally:
         await other.stop()
+
+
+async def test_a_handled_message_is_freed_without_the_garbage_collector() -> None:
+    """FastStream keeps what the decoder returned in the message, and hookhub's decoder
+    returns the message itself: unless the cache is emptied as the handler takes the
+    records, every batch (500 records and their bodies) is a cycle only a collection frees."""
+    import gc
+    import weakref
+
+    from faststream.kafka.message import KafkaAckableMessage
+
+    message = KafkaAckableMessage((), [b"{}"] * 500, consumer=None)
+    message.set_decoder(consumers._the_message)
+    assert await message.decode() is message  # what FastStream hands the handler
+    gone = weakref.ref(message)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        assert consumers._raw(message) == ()
+        del message
+        assert gone() is None, "the message outlived its last reference (a cycle)"
+    finally:
+        if enabled:
+            gc.enable()
