@@ -56,12 +56,14 @@ INDEXES = [
     Index(COLLECTION, [("chat_message_id", 1), ("mapping_id", 1)]),
     Index(COLLECTION, [("inbound_id", 1)]),
     Index(COLLECTION, [("channel_id", 1), ("chat_message_id", 1)]),
-    # Threads' first messages by the network's name of the thread: only the copies with one.
-    Index(
-        COLLECTION,
-        [("external_thread_key", 1)],
-        {"partialFilterExpression": {"external_thread_key": {"$type": "string"}}},
-    ),
+    # Threads' first messages by the network's name of the thread: only the copies with one
+    # (the others leave the field out, `Copy.to_doc`). Sparse, not partial over `$type:
+    # "string"`, as it was: a server takes a partial index for a query only when it can
+    # prove the query's matches are the index's, which MongoDB's planner never proves
+    # against a `$type` filter (its expression_algebra's `isSubsetOf` knows comparisons,
+    # `$in` and `$exists`), nor did the embedded server: each look-up by thread key
+    # scanned the whole map (310 ms at 20,000 copies; 0.9 ms sparse).
+    Index(COLLECTION, [("external_thread_key", 1)], {"sparse": True}),
 ]
 
 Origin = Literal["outbound", "inbound", "import", "notification"]

@@ -1,0 +1,58 @@
+"""The message map's indexes serve its queries, on the real server the suite runs."""
+
+from __future__ import annotations
+
+from shared.domain.message_map import COLLECTION, INDEXES, Copy, MessageMap
+from shared.kernel.ids import utcnow
+from shared.kernel.mongo import Database, ensure_indexes
+
+KEYED = [("external_thread_key", 1)]
+
+
+def _copy(n: int, key: str | None) -> Copy:
+    return Copy.new(
+        workspace_id="ws_1",
+        channel_id="ch_1",
+        provider="googlechat",
+        integration_id="int_1",
+        mapping_id="map_1",
+        external_channel_id="spaces/AAA",
+        external_message_id=f"spaces/AAA/messages/m{n}",
+        origin="inbound",
+        inbound_id=f"evt_{n}",
+        external_thread_key=key,
+    )
+
+
+async def test_a_look_up_by_thread_key_reads_its_index(db: Database) -> None:
+    """`thread_roots` (a Google Chat reply whose root its provider has not seen) asks by
+    `$in` of thread names. Its index was partial over `$type: "string"`, which neither
+    MongoDB's planner nor the embedded server takes for an `$in`: every look-up scanned the
+    whole map. Made before as it was, the index is made again at the start."""
+    await db[COLLECTION].create_index(
+        KEYED, partialFilterExpression={"external_thread_key": {"$type": "string"}}
+    )
+    await ensure_indexes(db, INDEXES)
+    [index] = [
+        index
+        for index in (await db[COLLECTION].index_information()).values()
+        if list(index["key"]) == KEYED
+    ]
+    assert index.get("sparse") is True and "partialFilterExpression" not in index
+    now = utcnow()
+    await db[COLLECTION].insert_many(
+        [
+            _copy(n, f"spaces/AAA/threads/t{n}" if n % 10 == 0 else None).to_doc(now)
+            for n in range(50)
+        ]
+    )
+    the_map = MessageMap(db)
+    roots = await the_map.thread_roots(["spaces/AAA/threads/t10", "spaces/AAA/threads/t40"])
+    assert sorted(c.external_message_id for c in roots) == [
+        "spaces/AAA/messages/m10",
+        "spaces/AAA/messages/m40",
+    ]
+    query = {"external_thread_key": {"$in": ["spaces/AAA/threads/t10"]}}
+    plan = (await db[COLLECTION].find(query).explain())["queryPlanner"]["winningPlan"]
+    assert plan["inputStage"]["stage"] == "IXSCAN", plan
+    assert plan["inputStage"]["keyPattern"] == dict(KEYED), plan
