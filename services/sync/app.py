@@ -106,6 +106,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         credential=network_credential,
     )
     app.state.connections = connections
+    app.state.integration_repository = integrations_repo
     mappings_repo = mapping_repository.MappingRepository(runtime.db)
     mapping_cache: RefreshingCache[str, MappingSnapshot] = RefreshingCache.by_id(
         mappings_repo,

@@ -359,20 +359,29 @@ class MessageMap:
         return None
 
     async def lookup_external(
-        self, provider: str, external_channel_id: str, external_message_id: str
+        self,
+        provider: str,
+        external_channel_id: str,
+        external_message_id: str,
+        integration_ids: Iterable[str],
     ) -> list[Copy]:
-        """Every copy of the chat message that one provider message is a copy of."""
-        found = await self._collection.find_one(
-            {
-                "provider": provider,
-                "external_channel_id": external_channel_id,
-                "external_message_id": external_message_id,
-            }
-        )
-        if found is None:
+        """Every copy of the chat message that one provider message is a copy of, where the
+        provider message is a copy under one of `integration_ids`: read by `_id` (a copy's
+        is derived from the four), not by the three fields, which no index holds (a scan of
+        the whole map for each look-up)."""
+        wanted = [
+            copy_id(provider, integration_id, external_channel_id, external_message_id)
+            for integration_id in set(integration_ids)
+        ]
+        if not wanted:
             return []
-        origin = Copy.from_doc(found)
-        ids = [i for i in (origin.chat_message_id, origin.inbound_id) if i]
+        found = await self._collection.find({"_id": {"$in": wanted}}).to_list()
+        ids = {
+            chat_id
+            for doc in found
+            for chat_id in (doc.get("chat_message_id"), doc.get("inbound_id"))
+            if chat_id
+        }
         return await self.of_messages(ids)
 
     async def link(self, links: dict[str, str]) -> None:

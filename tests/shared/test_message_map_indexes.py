@@ -56,3 +56,43 @@ async def test_a_look_up_by_thread_key_reads_its_index(db: Database) -> None:
     plan = (await db[COLLECTION].find(query).explain())["queryPlanner"]["winningPlan"]
     assert plan["inputStage"]["stage"] == "IXSCAN", plan
     assert plan["inputStage"]["keyPattern"] == dict(KEYED), plan
+
+
+async def test_a_look_up_by_a_provider_message_reads_the_ids_its_integrations_give(
+    db: Database,
+) -> None:
+    """No index holds (provider, channel, message): the copy is read by the `_id` each
+    integration the caller may see derives from them, and the chat message's copies by
+    their index. Another integration's copy of the same provider message is not read."""
+    await ensure_indexes(db, INDEXES)
+    now = utcnow()
+
+    def copy(integration: str, chat: str, provider: str, message: str) -> Copy:
+        return Copy.new(
+            workspace_id=f"ws_{integration}",
+            channel_id=f"ch_{integration}",
+            provider=provider,
+            integration_id=integration,
+            mapping_id=f"map_{integration}_{provider}",
+            external_channel_id="C1",
+            external_message_id=message,
+            origin="outbound",
+            chat_message_id=chat,
+        )
+
+    copies = [
+        copy("int_a", "msg_a", "slack", "1700.1"),
+        copy("int_a", "msg_a", "discord", "99"),  # the same chat message, bridged
+        copy("int_b", "msg_b", "slack", "1700.1"),  # another workspace, same Slack ts
+    ]
+    await db[COLLECTION].insert_many([c.to_doc(now) for c in copies])
+    the_map = MessageMap(db)
+    found = await the_map.lookup_external("slack", "C1", "1700.1", ["int_a"])
+    assert sorted((c.provider, c.chat_message_id) for c in found) == [
+        ("discord", "msg_a"),
+        ("slack", "msg_a"),
+    ]
+    both = await the_map.lookup_external("slack", "C1", "1700.1", ["int_a", "int_b"])
+    assert {c.chat_message_id for c in both} == {"msg_a", "msg_b"}
+    assert await the_map.lookup_external("slack", "C1", "1700.1", []) == []
+    assert await the_map.lookup_external("slack", "C1", "1700.2", ["int_a"]) == []

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from shared.domain import tenancy
+from shared.domain.integrations.repository import IntegrationRepository
 from shared.domain.message_map import Copy, MessageMap
 from shared.kernel.errors import BadRequest, NotFound
 from shared.kernel.http.app import from_state
@@ -22,6 +23,9 @@ router = APIRouter(
 )
 
 MapDep = Annotated[MessageMap, Depends(from_state("message_map", MessageMap))]
+IntegrationsDep = Annotated[
+    IntegrationRepository, Depends(from_state("integration_repository", IntegrationRepository))
+]
 Param = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
@@ -52,6 +56,7 @@ class Lookup(BaseModel):
 @router.get("/lookup", response_model=Lookup)
 async def lookup_message(
     message_map: MapDep,
+    integrations: IntegrationsDep,
     provider: Param = None,
     external_channel_id: Param = None,
     external_message_id: Param = None,
@@ -62,7 +67,10 @@ async def lookup_message(
     the chat's message (`channel_id`, `message_id`; the inbound envelope id works too)."""
     if provider and external_channel_id and external_message_id:
         copies = await message_map.lookup_external(
-            provider, external_channel_id, external_message_id
+            provider,
+            external_channel_id,
+            external_message_id,
+            await integrations.ids_of(provider),
         )
     elif channel_id and message_id:
         copies = [

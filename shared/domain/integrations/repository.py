@@ -116,6 +116,15 @@ class IntegrationRepository(WorkspaceCollection):
         ).to_list()
         return sorted(str(doc["_id"]) for doc in found)
 
+    async def ids_of(self, provider: str) -> list[str]:
+        """The ids of the integrations of `provider` the request may see, deleted ones too
+        (their copies stay in the message map): what a look-up by one of the provider's
+        messages reads the map's `_id`s of (shared.domain.message_map.copy_id)."""
+        found = await self.collection.find(
+            self.scope.narrow({"provider": provider}), {"_id": 1}
+        ).to_list()
+        return [str(doc["_id"]) for doc in found]
+
     # -- token refresh leases (shared.domain.oauth.tokens) ---------------------------------------
 
     async def take_refresh_lease(
