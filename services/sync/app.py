@@ -136,6 +136,15 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     # Messages relayed either way, per workspace (shared.domain.usage).
     usage = UsageCounters(runtime.db)
     app.state.usage = usage
+
+    def posts_once(provider: str) -> bool:
+        network = NETWORKS.get(provider)
+        return network is not None and network.posts_once
+
+    def finds_own_posts(provider: str) -> bool:
+        network = NETWORKS.get(provider)
+        return network is not None and network.finds_own_posts
+
     sender = Sender(
         connections=connections,
         message_map=the_map,
@@ -146,6 +155,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         metrics=metrics,
         synced=synced,
         usage=usage,
+        finds_own_posts=finds_own_posts,
     )
 
     def pace(job: Job) -> float:
@@ -153,16 +163,12 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             job.external_channel_id
         )
 
-    def posts_once(provider: str) -> bool:
-        network = NETWORKS.get(provider)
-        return network is not None and network.posts_once
-
     lanes = Lanes(
         sender,
         pace,
         max_backoff_seconds=settings.sync_max_backoff_seconds,
         unwritten=unwritten,
-        posts_once=posts_once,
+        unwaited=lambda provider: posts_once(provider) or finds_own_posts(provider),
     )
     runtime.registry.register(QueueCollector(lanes.depth))
     # Clicks on cards and slash commands (SPEC §20): taken from the chat's events by the
@@ -342,6 +348,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             spill_seconds=settings.sync_spill_seconds,
         ),
         posts_once=posts_once,
+        finds_own_posts=finds_own_posts,
         spill_seconds=settings.sync_spill_seconds,
     )
     # Subscriptions' counts, written every few seconds, spread over half of them: an update

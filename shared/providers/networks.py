@@ -203,6 +203,12 @@ class Network:
     # not wait for each post's copy to be written, and a post read again after a crash is
     # simply made again (services.sync.outbound.unwritten).
     posts_once: bool = False
+    # Whether its `find_post` finds a post of ours again by the tag it carries, at a cost a
+    # recovery may pay for each post read again (no rate limit that a burst of them would
+    # spend for the workspace, as Slack's history has): sync's lanes then do not wait for
+    # each post's copy either, and after a crash every post read again that the map does
+    # not hold is looked for before it is made (services.sync.outbound.unwritten).
+    finds_own_posts: bool = False
 
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> ChatProvider:
         """Its `ChatProvider`, calling the network through `client`."""

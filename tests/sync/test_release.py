@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from services.sync.mappings.service import MappingDirectory, MappingSnapshot
@@ -123,6 +124,7 @@ class _Process:
         spill_seconds: float = 0.05,
         pace: float = 0.0,
         posts_once: bool = False,
+        finds_own_posts: bool = False,
     ) -> _Process:
         outbox = OutboxRepository(db)
         ownership = Ownership(outbox.workers, outbox.jobs, LEASE, worker_id=worker)
@@ -137,7 +139,7 @@ class _Process:
             lambda _job: pace,
             max_backoff_seconds=1.0,
             unwritten=unwritten,
-            posts_once=lambda _provider: posts_once,
+            unwaited=lambda _provider: posts_once or finds_own_posts,
         )
         intake = Intake(
             mappings=cast(MappingDirectory, _Channels()),
@@ -150,6 +152,7 @@ class _Process:
             topic="chat-events",
             spill_seconds=spill_seconds,
             posts_once=lambda _provider: posts_once,
+            finds_own_posts=lambda _provider: finds_own_posts,
         )
         return cls(intake, sent, writer, lanes)
 
@@ -163,6 +166,8 @@ def _sender(**parts: Any) -> Sender:
     """A sender with `parts` and nothing else (a test of one of its steps)."""
     names = "connections message_map mappings mapping_repository writer unwritten metrics"
     given: dict[str, Any] = {name: parts.get(name) for name in f"{names} synced usage".split()}
+    if "finds_own_posts" in parts:
+        given["finds_own_posts"] = parts["finds_own_posts"]
     return Sender(**given)
 
 
@@ -237,25 +242,33 @@ async def test_events_a_crashed_process_handed_to_its_lanes_are_taken_as_recover
         await asyncio.gather(crashed.stop(), following.stop())
 
 
-async def test_where_a_post_made_again_is_the_same_message_nothing_is_looked_for(
-    db: Database,
+@pytest.mark.parametrize(
+    ("network", "looked_for"),
+    [("posts_once", (False, False)), ("finds_own_posts", (True, True))],
+)
+async def test_where_a_lane_does_not_wait_every_post_read_again_may_have_been_made(
+    db: Database, network: str, looked_for: tuple[bool, bool]
 ) -> None:
-    """On a network that answers a post made again with the first one (Google Chat's
-    requestId, Matrix's txnId: `Network.posts_once`), a lane goes on without waiting for its
-    post's copy to be written, so after a crash any of the events read again may have been
-    posted: each is simply made again, none marked `recovered` (no search)."""
-    crashed = await _Process.start(db, "once_crashed", holding=False, posts_once=True)
+    """Two kinds of network let a lane go on without waiting for its post's copy to be
+    written, so after a crash any of the events read again may have been posted. Where a
+    post made again is the same message (Google Chat's requestId, Matrix's txnId:
+    `Network.posts_once`), each is simply made again, none marked `recovered` (no search).
+    Where the network's history finds our posts by their tag at a cost a recovery can pay
+    per post (Mattermost: `Network.finds_own_posts`), each the map does not hold is marked
+    `recovered` (looked for before it is made), not only each channel's first."""
+    kind = {network: True}
+    crashed = await _Process.start(db, f"{network}_crashed", holding=False, **kind)
     crashed.sent.unrecorded.set()  # no outcome's write ever comes
     abandoned = await crashed.intake.events([_event(1), _event(2)])
     # Both posts made though neither copy was written: the lane did not wait.
     await until(lambda: len(crashed.sent.ran) == 2, what="both posts made")
     assert crashed.sent.recorded_for == 0
-    following = await _Process.start(db, "once_following", holding=False, posts_once=True)
+    following = await _Process.start(db, f"{network}_following", holding=False, **kind)
     try:
         await (await following.intake.events([_event(1), _event(2), _event(3)]))
         assert {job.message_id: job.recovered for job in following.sent.ran} == {
-            "msg_intake_1": False,
-            "msg_intake_2": False,
+            "msg_intake_1": looked_for[0],
+            "msg_intake_2": looked_for[1],
             "msg_intake_3": False,
         }
     finally:
@@ -388,7 +401,9 @@ async def test_a_job_its_channels_pace_holds_is_written_at_once(db: Database) ->
         await process.stop()
 
 
-def _taken(mapping_id: str, message_id: str, seq: int, op: str = "post") -> Job:
+def _taken(
+    mapping_id: str, message_id: str, seq: int, op: str = "post", provider: str = "slack"
+) -> Job:
     """A job as `claim` hands over a dead process's: `recovered`."""
     return Job(
         id=f"job_{message_id}",
@@ -396,7 +411,7 @@ def _taken(mapping_id: str, message_id: str, seq: int, op: str = "post") -> Job:
         op=cast(Any, op),
         mapping_id=mapping_id,
         integration_id="int_intake",
-        provider="slack",
+        provider=provider,
         external_channel_id=f"C_{mapping_id}",
         workspace_id="ws_intake",
         channel_id="ch_intake",
@@ -452,4 +467,27 @@ async def test_of_a_dead_process_s_posts_only_the_first_the_map_lacks_is_looked_
         "a2": False,
         "b1": True,
         "b2": False,
+    }
+
+
+async def test_of_a_dead_process_s_posts_where_ours_are_found_again_each_is_looked_for(
+    db: Database,
+) -> None:
+    """Where lanes do not wait for each copy (`Network.finds_own_posts`), any post of a dead
+    process's the map lacks may have been made: each keeps `recovered`; those the map holds
+    are finished from it as anywhere."""
+    the_map = MessageMap(db)
+    sender = _sender(message_map=the_map, finds_own_posts=lambda p: p == "mattermost")
+    jobs = [
+        _taken("map_m", "m0", 1, provider="mattermost"),
+        _taken("map_m", "m1", 2, provider="mattermost"),
+        _taken("map_s", "s0", 3),
+        _taken("map_s", "s1", 4),
+    ]
+    taken = await sender.taken_over(jobs)
+    assert {job.message_id: job.recovered for job in taken} == {
+        "m0": True,
+        "m1": True,
+        "s0": True,
+        "s1": False,
     }

@@ -41,6 +41,7 @@ class Intake:
         topic: str,
         asked: ChatIntake | None = None,
         posts_once: Callable[[str], bool] = lambda provider: False,
+        finds_own_posts: Callable[[str], bool] = lambda provider: False,
         copy_wait_seconds: float = 5.0,
         spill_seconds: float = SPILL_SECONDS,
     ) -> None:
@@ -56,6 +57,7 @@ class Intake:
         self._metrics = metrics
         self._asked = asked
         self._posts_once = posts_once
+        self._finds_own_posts = finds_own_posts
         # Per partition of this process's (`{topic}:{partition}`): up to which offset its
         # events are perhaps posted (its progress mark when this process first acted on it).
         self._horizon: dict[str, int] = {}
@@ -181,14 +183,17 @@ class Intake:
         """Of each mapping's posts among events read again, only the first the map does not
         hold can have been made (services.sync.outbound.unwritten; those it holds are not
         here): marked `recovered`, looked for before it is made; on a network where a post
-        made again is the same message (`posts_once`), none. An edit or a delete that
-        was in flight is simply made again."""
+        made again is the same message (`posts_once`), none; on one whose lanes do not wait
+        because our posts are found again (`finds_own_posts`), each of them. An edit or a
+        delete that was in flight is simply made again."""
         for doc in docs:
-            if doc["op"] != "post" or doc["mapping_id"] in self._looked_for:
+            if doc["op"] != "post" or doc["event_id"] not in replayed:
                 continue
             if self._posts_once(doc["provider"]):
                 continue  # made again, it is the same message
-            if doc["event_id"] in replayed:
+            if self._finds_own_posts(doc["provider"]):
+                doc["recovered"] = True  # any of them may have been made unrecorded
+            elif doc["mapping_id"] not in self._looked_for:
                 self._looked_for.add(doc["mapping_id"])
                 doc["recovered"] = True
 

@@ -50,12 +50,13 @@ class Lanes:
         *,
         max_backoff_seconds: float,
         unwritten: Unwritten | None = None,
-        posts_once: Callable[[str], bool] = lambda provider: False,
+        unwaited: Callable[[str], bool] = lambda provider: False,
     ) -> None:
         self._sender = sender
-        # Providers a post made again is the same message on (shared.providers.networks
-        # `Network.posts_once`): their lanes need not wait for each outcome's write.
-        self._posts_once = posts_once
+        # Providers whose lanes need not wait for each outcome's write: a post made again
+        # is the same message there, or ours are found again by their tag
+        # (shared.providers.networks `Network.posts_once`, `finds_own_posts`).
+        self._unwaited = unwaited
         # Jobs held unwritten (services.sync.outbound.unwritten): one that must wait for a
         # 429 or a backoff is written to the outbox, for its batch not to wait with it.
         self._unwritten = unwritten
@@ -142,7 +143,7 @@ class Lanes:
             try:
                 await self._sender.run(job)
                 lane.next_write_at = time.monotonic() + self._pace(job)
-                if not self._posts_once(job.provider):
+                if not self._unwaited(job.provider):
                     # So a crash leaves at most this job's post unrecorded in the channel.
                     await self._sender.recorded()
                 return

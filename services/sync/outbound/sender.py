@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -65,6 +66,7 @@ class Sender:
         metrics: SyncMetrics,
         synced: LastSynced,
         usage: UsageCounters,
+        finds_own_posts: Callable[[str], bool] = lambda provider: False,
     ) -> None:
         self._connections = connections
         self._map = message_map
@@ -76,6 +78,9 @@ class Sender:
         # Mappings that synced a message, and when: written every few seconds.
         self._synced = synced
         self._usage = usage
+        # Providers whose lanes do not wait for each copy (`Network.finds_own_posts`): any
+        # of a dead process's posts there may have been made unrecorded.
+        self._finds_own_posts = finds_own_posts
         # Copies posted by this process, by (mapping, chat message): what an edit or a
         # reply right behind a post needs, before the batched write has stored it.
         self._recent: OrderedDict[tuple[str, str], Copy] = OrderedDict()
@@ -136,7 +141,9 @@ class Sender:
         posts one job at a time and moves on once its copy is written (`recorded`), so the
         posts after that first one were not made: they are made without looking for them in
         the network's history (a read each, which Slack limits per workspace: after a kill,
-        a channel's backlog took a second and a half a post)."""
+        a channel's backlog took a second and a half a post). Where lanes do not wait
+        because our posts are found again (`finds_own_posts`), each one the map does not
+        hold keeps it."""
         looked_for = [job for job in jobs if job.recovered and job.op == "post"]
         if not looked_for:
             return jobs
@@ -155,7 +162,7 @@ class Sender:
         taken: list[Job] = []
         for job in jobs:
             if job.recovered and job.op == "post" and (job.mapping_id, job.message_id) not in held:
-                if job.mapping_id in first:
+                if job.mapping_id in first and not self._finds_own_posts(job.provider):
                     job = dataclasses.replace(job, recovered=False)
                 first.add(job.mapping_id)
             taken.append(job)

@@ -27,6 +27,10 @@ from shared.providers.networks import (
 
 class MattermostNetwork(Network):
     name = "mattermost"
+    # Our posts carry their chat message's id (`props.hookhub_tag`) and a channel's posts
+    # since a moment are one read (`posts?since=`), unlimited unless the administrator
+    # limits the token (MattermostChat.find_post).
+    finds_own_posts = True
 
     def __init__(self) -> None:
         self._ping: float | None = 20.0
