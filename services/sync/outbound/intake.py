@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
 import structlog
 
@@ -133,7 +134,7 @@ class Intake:
             again = [doc["_id"] for doc in docs if doc["event_id"] in replayed]
             written = await self._repository.existing(again)
             docs = [doc for doc in docs if doc["_id"] not in written]
-            self._recovered_posts(docs, replayed)
+            self._recovered_posts(docs, replayed, {m.event_id: m.occurred_at for m in messages})
         if not docs:
             return _nothing()
         traces = {m.event_id: m.trace for m in messages if m.trace is not None}
@@ -179,13 +180,20 @@ class Intake:
         if offsets:
             await self._repository.mark(offsets, self._ownership.id, utcnow())
 
-    def _recovered_posts(self, docs: list[Document], replayed: set[str]) -> None:
+    def _recovered_posts(
+        self, docs: list[Document], replayed: set[str], occurred: Mapping[str, datetime | None]
+    ) -> None:
         """Of each mapping's posts among events read again, only the first the map does not
         hold can have been made (services.sync.outbound.unwritten; those it holds are not
         here): marked `recovered`, looked for before it is made; on a network where a post
         made again is the same message (`posts_once`), none; on one whose lanes do not wait
         because our posts are found again (`finds_own_posts`), each of them. An edit or a
-        delete that was in flight is simply made again."""
+        delete that was in flight is simply made again.
+
+        A recovered post is looked for from its event's time on (`queued_at`, the search's
+        start less a slack, Sender._already_posted), not from now: the events come again
+        after the partition's rebalance, and a lane that does not wait may have posted
+        while MongoDB was away, both longer ago than the slack."""
         for doc in docs:
             if doc["op"] != "post" or doc["event_id"] not in replayed:
                 continue
@@ -196,6 +204,9 @@ class Intake:
             elif doc["mapping_id"] not in self._looked_for:
                 self._looked_for.add(doc["mapping_id"])
                 doc["recovered"] = True
+            at = occurred.get(doc["event_id"])
+            if doc.get("recovered") and at is not None and at < doc["queued_at"]:
+                doc["queued_at"] = at
 
     def _key(self, position: tuple[int, int]) -> str:
         return f"{self._topic}:{position[0]}"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
@@ -129,6 +129,9 @@ class Message:
     attachments: tuple[dict[str, str], ...]
     trace: Any = field(default=None, compare=False)  # the event's (shared.kernel.tracing)
     position: Position = None
+    # When the chat says it happened: no post of it was made before (a recovery's search
+    # starts there, services.sync.outbound.intake).
+    occurred_at: datetime | None = None
 
     @classmethod
     def of(cls, event: ChatEvent) -> Message | None:
@@ -158,6 +161,10 @@ class Message:
             attachments=_attachments(data.get("attachments")),
             trace=event.trace(),
             position=event.position(),
+            # A time without a zone (another producer's) is UTC, as hookhub's are.
+            occurred_at=event.occurred_at
+            if event.occurred_at.tzinfo is not None
+            else event.occurred_at.replace(tzinfo=UTC),
         )
 
 
