@@ -22,8 +22,11 @@ After a crash, the events up to the mark come again to whoever takes the partiti
 lane runs one job at a time and moves on once its outcome is written, so of a mapping's
 posts whose copies the map lacks, only the first can have been made: the intake marks that
 one `recovered` (the sender looks for the post, in the map and then in the network's
-history, before making it, as it does for a dead process's outbox jobs). An edit or a
-delete that was in flight is made again.
+history, before making it, as it does for a dead process's outbox jobs). Where lanes do
+not wait for their outcomes (`Network.posts_once`: a post made again is the same message;
+`Network.finds_own_posts`: ours are found again by their tag), none is marked, or every
+one the map lacks. A recovered post is looked for from its chat event's time on. An edit
+or a delete that was in flight is made again.
 """
 
 from __future__ import annotations
