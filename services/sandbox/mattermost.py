@@ -151,6 +151,10 @@ class Channel:
         }
 
 
+# The server's cache of pending post ids (PendingPostIDsCacheSize, server/channels/app/post.go).
+PENDING_POST_IDS = 25_000
+
+
 class MattermostError(Exception):
     def __init__(self, status: int, error_id: str, message: str) -> None:
         super().__init__(message)
@@ -224,6 +228,10 @@ class FakeMattermost:
         # nowhere else (the server keeps none).
         self.ephemeral: list[dict[str, Any]] = []
         self._last_ms = 0
+        # Creates by `pending_post_id`, as the server's deduplicateCreatePost keeps them:
+        # id → (when it is forgotten, ms; the post made, "" while it is being made).
+        self.pending_ttl_ms = 30_000
+        self._pending: dict[str, tuple[int, str]] = {}
         self._sockets: list[_Socket] = []
         self._rate_limited: list[tuple[float, int]] = []  # (retry after, reset)
         self._limited_channels: dict[str, int] = {}
@@ -719,7 +727,30 @@ class FakeMattermost:
         props = body.get("props") or {}
         if not isinstance(props, dict):
             raise _invalid("props")
+        pending = body.get("pending_post_id")
+        pending = pending if isinstance(pending, str) else ""
+        if pending:
+            # server/channels/app/post.go deduplicateCreatePost: an id seen within the
+            # window answers with the post it made; one still being made, a 500.
+            now = self.now_ms()
+            until, made = self._pending.get(pending, (0, ""))
+            if until > now:
+                if not made:
+                    raise MattermostError(  # its id and status the server's; the text ours
+                        500,
+                        "api.post.deduplicate_create_post.pending",
+                        "a post with this pending_post_id is being made",
+                    )
+                found = self.post(made)
+                if found is not None:
+                    return JSONResponse(found, 201)
+            self._pending[pending] = (now + self.pending_ttl_ms, "")
+            if len(self._pending) > PENDING_POST_IDS:  # the server's LRU holds 25,000
+                self._pending.pop(next(iter(self._pending)))
         post = await self._create(user.id, channel_id, message, root_id, props)
+        if pending:
+            post["pending_post_id"] = pending
+            self._pending[pending] = (self._pending[pending][0], post["id"])
         return JSONResponse(post, 201)
 
     async def _create_ephemeral(self, request: Request, user: User) -> Response:

@@ -218,3 +218,23 @@ def test_refusals_are_sorted_by_status_and_id() -> None:
     )
     assert too_long.scope == "message"
     assert refusal("POST /posts", 404, None).scope == "integration"  # not Mattermost speaking
+
+
+async def test_a_post_made_again_within_the_servers_window_is_the_same_post(
+    fake: FakeMattermost, chat: MattermostChat
+) -> None:
+    """Each post carries a `pending_post_id` of its chat message and channel: a create the
+    server saw within its window (30 s, deduplicateCreatePost) is answered with the post it
+    made, so a post retried after an answer that never came is one post. Past the window
+    (set to nothing here) it is a new post, which a recovery's search by tag prevents."""
+    first = await chat.post(token(fake), CHANNEL_ID, outbound("once", tag="msg_again"))
+    again = await chat.post(token(fake), CHANNEL_ID, outbound("once", tag="msg_again"))
+    assert again.external_message_id == first.external_message_id
+    assert [p["message"] for p in fake.live_posts(CHANNEL_ID)].count("once") == 1
+    other = await chat.post(token(fake), CHANNEL_ID, outbound("once", tag="msg_other"))
+    assert other.external_message_id != first.external_message_id
+    fake.pending_ttl_ms = 0
+    await chat.post(token(fake), CHANNEL_ID, outbound("twice", tag="msg_late"))
+    late = await chat.post(token(fake), CHANNEL_ID, outbound("twice", tag="msg_late"))
+    assert [p["message"] for p in fake.live_posts(CHANNEL_ID)].count("twice") == 2
+    assert fake.post(late.external_message_id) is not None

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from shared.kernel.ids import derived_id
 from shared.providers import markup
 from shared.providers.chat import (
     Author,
@@ -71,6 +72,17 @@ from shared.providers.mattermost.webhooks import COMMAND_EVENT
 # Our marks in a post's props.
 OWN_PROP = "from_hookhub"
 TAG_PROP = "hookhub_tag"
+
+
+def pending_post_id(tag: str, channel_id: str) -> str:
+    """A post's `pending_post_id`: the server answers a create whose id it saw in the last
+    30 s with the post it made ("deduplicateCreatePost attempts to make posting idempotent
+    within a caching window", server/channels/app/post.go), so a post retried after an
+    answer that never came is one post. The key is the server's alone, across channels:
+    derived from the channel and the chat message."""
+    return derived_id("mattermost_post", channel_id, tag, prefix="hh")
+
+
 # The `app_id` of the sender marks of a post carrying OWN_PROP.
 OWN_APP = "hookhub"
 # Longest name shown for an author (Mattermost's usernames are at most 64 characters).
@@ -221,6 +233,8 @@ class MattermostChat:
         }
         if post.thread_external_id:
             body["root_id"] = post.thread_external_id
+        if post.tag:
+            body["pending_post_id"] = pending_post_id(post.tag, external_channel_id)
         made = await self.api.create_post(server, secret, body)
         post_id = _str(made.get("id"))
         if post_id is None:
