@@ -78,6 +78,7 @@ from shared.providers.chats import chat_providers, network_credential, provider_
 from shared.providers.connections import Connections
 from shared.providers.github import issues as github_issues
 from shared.providers.jira import issues as jira_issues
+from shared.providers.networks import PLAIN_NETWORK, Network
 from shared.providers.notifiers import NOTIFIERS
 
 
@@ -137,13 +138,9 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
     usage = UsageCounters(runtime.db)
     app.state.usage = usage
 
-    def posts_once(provider: str) -> bool:
-        network = NETWORKS.get(provider)
-        return network is not None and network.posts_once
-
-    def finds_own_posts(provider: str) -> bool:
-        network = NETWORKS.get(provider)
-        return network is not None and network.finds_own_posts
+    def network_of(provider: str) -> Network:
+        """A provider's network; the defaults for one without (none reaches the lanes)."""
+        return NETWORKS.get(provider, PLAIN_NETWORK)
 
     sender = Sender(
         connections=connections,
@@ -155,7 +152,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         metrics=metrics,
         synced=synced,
         usage=usage,
-        finds_own_posts=finds_own_posts,
+        finds_own_posts=lambda provider: network_of(provider).finds_own_posts,
     )
 
     def pace(job: Job) -> float:
@@ -168,7 +165,7 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
         pace,
         max_backoff_seconds=settings.sync_max_backoff_seconds,
         unwritten=unwritten,
-        unwaited=lambda provider: posts_once(provider) or finds_own_posts(provider),
+        unwaited=lambda provider: not network_of(provider).lanes_wait,
     )
     runtime.registry.register(QueueCollector(lanes.depth))
     # Clicks on cards and slash commands (SPEC §20): taken from the chat's events by the
@@ -347,8 +344,8 @@ def setup(app: FastAPI, runtime: Runtime) -> None:
             metrics,
             spill_seconds=settings.sync_spill_seconds,
         ),
-        posts_once=posts_once,
-        finds_own_posts=finds_own_posts,
+        posts_once=lambda provider: network_of(provider).posts_once,
+        finds_own_posts=lambda provider: network_of(provider).finds_own_posts,
         spill_seconds=settings.sync_spill_seconds,
     )
     # Subscriptions' counts, written every few seconds, spread over half of them: an update

@@ -210,6 +210,12 @@ class Network:
     # not hold is looked for before it is made (services.sync.outbound.unwritten).
     finds_own_posts: bool = False
 
+    @property
+    def lanes_wait(self) -> bool:
+        """Whether sync's lanes wait for each post's copy to be written before the next
+        post: unless a post made again is the same message or is found again."""
+        return not (self.posts_once or self.finds_own_posts)
+
     def chat(self, settings: Settings, client: httpx.AsyncClient, app: AppValues) -> ChatProvider:
         """Its `ChatProvider`, calling the network through `client`."""
         raise NotImplementedError
@@ -279,3 +285,7 @@ async def channel_conversation(
         return Conversation(id=info.id, name=info.name or info.id)
 
     return await connections.call(integration_id, read)
+
+
+# The defaults, for a provider with no network of its own (every chat network has one).
+PLAIN_NETWORK = Network()

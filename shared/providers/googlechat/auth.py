@@ -366,6 +366,12 @@ def _service_account_info(text: str) -> dict[str, Any]:
     return info
 
 
+@functools.lru_cache(maxsize=256)
+def _key_digest(text: str) -> str:
+    # Hashed once per key, as it is parsed once: a post asks for the key's token.
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class DelegationRefused(PermanentError):
     """Google would not let the service account act as the user: the domain-wide
     delegation is missing (or lacks the scope), or the user is not the Workspace's."""
@@ -392,16 +398,10 @@ class AccessTokens:
         self._timeout = timeout
         self._credentials: dict[_Kept, service_account.Credentials] = {}
         self._locks: dict[_Kept, asyncio.Lock] = {}
-        self._digests: dict[str, str] = {}  # key → its digest, hashed once
         self.requests = 0
 
     def _kept(self, key_json: str, subject: str | None, scopes: tuple[str, ...] | None) -> _Kept:
-        digest = self._digests.get(key_json)
-        if digest is None:
-            if len(self._digests) >= 1_000:
-                self._digests.clear()
-            digest = self._digests[key_json] = hashlib.sha256(key_json.encode()).hexdigest()
-        return digest, subject, scopes or self._scopes
+        return _key_digest(key_json), subject, scopes or self._scopes
 
     def credentials(
         self, key_json: str, subject: str | None = None, scopes: tuple[str, ...] | None = None
