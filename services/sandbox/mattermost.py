@@ -71,6 +71,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.sandbox.discord import _transport
+from shared.kernel.cache import Kept
 from shared.kernel.http.tls import tls
 
 API = "/api/v4"
@@ -228,10 +229,10 @@ class FakeMattermost:
         # nowhere else (the server keeps none).
         self.ephemeral: list[dict[str, Any]] = []
         self._last_ms = 0
-        # Creates by `pending_post_id`, as the server's deduplicateCreatePost keeps them:
-        # id → (when it is forgotten, ms; the post made, "" while it is being made).
-        self.pending_ttl_ms = 30_000
-        self._pending: dict[str, tuple[int, str]] = {}
+        # Creates by `pending_post_id`, as the server's deduplicateCreatePost keeps them
+        # (its window, its 25,000 ids): id → the post made, "" while it is being made.
+        self.pending_ttl_seconds = 30.0
+        self._pending: Kept[str, str] = Kept(PENDING_POST_IDS)
         self._sockets: list[_Socket] = []
         self._rate_limited: list[tuple[float, int]] = []  # (retry after, reset)
         self._limited_channels: dict[str, int] = {}
@@ -732,25 +733,22 @@ class FakeMattermost:
         if pending:
             # server/channels/app/post.go deduplicateCreatePost: an id seen within the
             # window answers with the post it made; one still being made, a 500.
-            now = self.now_ms()
-            until, made = self._pending.get(pending, (0, ""))
-            if until > now:
-                if not made:
+            seen = self._pending.fresh(pending)
+            if seen is not None:
+                if not seen[0]:
                     raise MattermostError(  # its id and status the server's; the text ours
                         500,
                         "api.post.deduplicate_create_post.pending",
                         "a post with this pending_post_id is being made",
                     )
-                found = self.post(made)
+                found = self.post(seen[0])
                 if found is not None:
                     return JSONResponse(found, 201)
-            self._pending[pending] = (now + self.pending_ttl_ms, "")
-            if len(self._pending) > PENDING_POST_IDS:  # the server's LRU holds 25,000
-                self._pending.pop(next(iter(self._pending)))
+            self._pending.put(pending, "", self.pending_ttl_seconds)
         post = await self._create(user.id, channel_id, message, root_id, props)
         if pending:
             post["pending_post_id"] = pending
-            self._pending[pending] = (self._pending[pending][0], post["id"])
+            self._pending.put(pending, post["id"], self.pending_ttl_seconds)
         return JSONResponse(post, 201)
 
     async def _create_ephemeral(self, request: Request, user: User) -> Response:

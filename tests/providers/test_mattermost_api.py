@@ -233,7 +233,7 @@ async def test_a_post_made_again_within_the_servers_window_is_the_same_post(
     assert [p["message"] for p in fake.live_posts(CHANNEL_ID)].count("once") == 1
     other = await chat.post(token(fake), CHANNEL_ID, outbound("once", tag="msg_other"))
     assert other.external_message_id != first.external_message_id
-    fake.pending_ttl_ms = 0
+    fake.pending_ttl_seconds = 0.0
     await chat.post(token(fake), CHANNEL_ID, outbound("twice", tag="msg_late"))
     late = await chat.post(token(fake), CHANNEL_ID, outbound("twice", tag="msg_late"))
     assert [p["message"] for p in fake.live_posts(CHANNEL_ID)].count("twice") == 2
