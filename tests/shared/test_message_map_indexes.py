@@ -9,17 +9,28 @@ from shared.kernel.mongo import Database, ensure_indexes
 KEYED = [("external_thread_key", 1)]
 
 
-def _copy(n: int, key: str | None) -> Copy:
+def _copy(
+    message: str,
+    *,
+    integration: str = "int_1",
+    provider: str = "googlechat",
+    channel: str = "spaces/AAA",
+    chat: str | None = None,
+    key: str | None = None,
+) -> Copy:
+    """A copy of `message` under `integration`: the chat's own (`chat`, outbound), else
+    one brought in."""
     return Copy.new(
-        workspace_id="ws_1",
-        channel_id="ch_1",
-        provider="googlechat",
-        integration_id="int_1",
-        mapping_id="map_1",
-        external_channel_id="spaces/AAA",
-        external_message_id=f"spaces/AAA/messages/m{n}",
-        origin="inbound",
-        inbound_id=f"evt_{n}",
+        workspace_id=f"ws_{integration}",
+        channel_id=f"ch_{integration}",
+        provider=provider,
+        integration_id=integration,
+        mapping_id=f"map_{integration}_{provider}",
+        external_channel_id=channel,
+        external_message_id=message,
+        origin="outbound" if chat else "inbound",
+        chat_message_id=chat,
+        inbound_id=None if chat else f"evt_{message}",
         external_thread_key=key,
     )
 
@@ -42,7 +53,9 @@ async def test_a_look_up_by_thread_key_reads_its_index(db: Database) -> None:
     now = utcnow()
     await db[COLLECTION].insert_many(
         [
-            _copy(n, f"spaces/AAA/threads/t{n}" if n % 10 == 0 else None).to_doc(now)
+            _copy(
+                f"spaces/AAA/messages/m{n}", key=f"spaces/AAA/threads/t{n}" if n % 10 == 0 else None
+            ).to_doc(now)
             for n in range(50)
         ]
     )
@@ -67,23 +80,11 @@ async def test_a_look_up_by_a_provider_message_reads_the_ids_its_integrations_gi
     await ensure_indexes(db, INDEXES)
     now = utcnow()
 
-    def copy(integration: str, chat: str, provider: str, message: str) -> Copy:
-        return Copy.new(
-            workspace_id=f"ws_{integration}",
-            channel_id=f"ch_{integration}",
-            provider=provider,
-            integration_id=integration,
-            mapping_id=f"map_{integration}_{provider}",
-            external_channel_id="C1",
-            external_message_id=message,
-            origin="outbound",
-            chat_message_id=chat,
-        )
-
     copies = [
-        copy("int_a", "msg_a", "slack", "1700.1"),
-        copy("int_a", "msg_a", "discord", "99"),  # the same chat message, bridged
-        copy("int_b", "msg_b", "slack", "1700.1"),  # another workspace, same Slack ts
+        _copy("1700.1", integration="int_a", provider="slack", channel="C1", chat="msg_a"),
+        # The same chat message, bridged; another workspace's copy of the same Slack ts.
+        _copy("99", integration="int_a", provider="discord", channel="C1", chat="msg_a"),
+        _copy("1700.1", integration="int_b", provider="slack", channel="C1", chat="msg_b"),
     ]
     await db[COLLECTION].insert_many([c.to_doc(now) for c in copies])
     the_map = MessageMap(db)
