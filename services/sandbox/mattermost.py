@@ -71,6 +71,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.sandbox.discord import _transport
+from services.sandbox.slack import Hold
 from shared.kernel.cache import Kept
 from shared.kernel.http.tls import tls
 
@@ -237,6 +238,7 @@ class FakeMattermost:
         self._rate_limited: list[tuple[float, int]] = []  # (retry after, reset)
         self._limited_channels: dict[str, int] = {}
         self._limited_retry_after = 2
+        self._holds: list[Hold] = []
         self.connections_total = 0
         self.authenticated_total = 0
         # Custom slash commands by trigger word: (Request URL, token); and what apps
@@ -245,6 +247,14 @@ class FakeMattermost:
         self.command_responses: dict[str, list[dict[str, Any]]] = {}
 
     # -- the world ----------------------------------------------------------------------------
+
+    def hold_answers(self, channel_id: str, after: int = 0) -> Hold:
+        """Posts made in `channel_id` after the first `after` are made (stored, broadcast)
+        but answered only once the hold is released: a post the network has while its
+        sender does not know it, by construction."""
+        hold = Hold("create_post", channel_id, after)
+        self._holds.append(hold)
+        return hold
 
     def add_user(
         self,
@@ -749,6 +759,12 @@ class FakeMattermost:
         if pending:
             post["pending_post_id"] = pending
             self._pending.put(pending, post["id"], self.pending_ttl_seconds)
+        for hold in self._holds:
+            if hold.channel == channel_id and not hold.released.is_set():
+                hold.seen += 1
+                if hold.seen > hold.after:
+                    hold.reached.set()
+                    await hold.released.wait()
         return JSONResponse(post, 201)
 
     async def _create_ephemeral(self, request: Request, user: User) -> Response:

@@ -1,10 +1,13 @@
 """Mattermost across a restart of sync (`hookhub serve sync` processes): the WebSocket's
 point (`seq`, the time of the last event published) is kept in the lease document, so the
 next process catches up what was posted and edited while none ran, and the map still
-finds the copies of what was synced before."""
+finds the copies of what was synced before; and a kill -9 while posts are made that no
+copy records yet makes none of them twice."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -65,4 +68,51 @@ async def test_a_restart_catches_up_what_was_said_meanwhile_and_keeps_the_map(
         )
     finally:
         await second.stop()
+        await world.sync.aclose()
+
+
+async def test_a_kill_9_with_a_post_made_and_unanswered_makes_each_once_after_the_restart(
+    bare: World, mattermost: Mattermost, tmp_path: Path
+) -> None:
+    """Mattermost's lanes do not wait for their copies (`Network.finds_own_posts`): a kill
+    may leave posts the server made and the map lacks. The next process reads the events
+    again and looks for each post the map lacks in the channel's posts since its event
+    (by the tag in its props), so none is made twice. The server's own deduplication by
+    `pending_post_id` (30 s) is turned off here: a restart after its window has only the
+    search."""
+    world, fake = bare, mattermost.fake
+    fake.pending_ttl_seconds = 0.0
+    # The batch waits a minute before it writes its posts to the outbox: none is at the kill.
+    first = await start_sync(world, tmp_path / "first.log", HOOKHUB_SYNC_SPILL_SECONDS="60")
+    try:
+        external, channel = await mattermost.pair(world)
+        held = fake.hold_answers(external, after=2)
+        texts = [f"u{n}" for n in range(4)]
+        for n, text in enumerate(texts):
+            await world.chat.publish(
+                "message.created", {"message_id": f"u{n}", "channel_id": channel, "text": text}
+            )
+        # The third post is made at Mattermost, its answer held: its sender never learns it.
+        await asyncio.wait_for(held.reached.wait(), 30)
+        assert [p["message"] for p in fake.live_posts(external)] == texts[:3]
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(10)
+        held.release()
+
+        second = await start_sync(world, tmp_path / "second.log")
+        try:
+            await until(lambda: len(fake.live_posts(external)) >= 4, timeout=60, what="u3")
+            # The edit of the post whose answer was lost reaches the post the server made.
+            await world.chat.publish(
+                "message.updated", {"message_id": "u2", "channel_id": channel, "text": "edited"}
+            )
+            await until(
+                lambda: "edited" in [p["message"] for p in fake.live_posts(external)],
+                what="the edit",
+            )
+            assert [p["message"] for p in fake.live_posts(external)] == ["u0", "u1", "edited", "u3"]
+        finally:
+            await second.stop()
+    finally:
+        fake.pending_ttl_seconds = 30.0
         await world.sync.aclose()
