@@ -214,6 +214,10 @@ def test_links_of_attachments_are_quoted_and_long_text_is_cut() -> None:
     )
     assert len(written.encode()) <= 24_000 and "…" in written
     assert defuse("a\r\nb\x00c\x85d\te", 100) == "a<br>bcd&#9;e"
+    # Cut between pieces, never inside a reference, with room kept for the "…".
+    assert defuse("<<<<", 10) == "&#60;…"
+    assert defuse("ab\ncd", 9) == "ab<br>…"
+    assert defuse("abcdef", 9) == "abcdef"
 
 
 def test_the_service_url_is_learned_per_team_else_recalled_else_the_setting() -> None:

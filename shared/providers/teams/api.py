@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from shared.domain.oauth.provider import ProviderUnreachable
 from shared.kernel.egress import EgressPolicy
@@ -104,6 +106,8 @@ class AppTokens:
         self._token = None
 
     async def token(self) -> str:
+        if self._token is not None and self._clock() < self._until:
+            return self._token  # valid: no need to queue behind the lock
         async with self._lock:
             if self._token is not None and self._clock() < self._until:
                 return self._token
@@ -189,8 +193,8 @@ def refusal(call: str, answer: httpx.Response) -> HookhubError:
 
 def _json(answer: httpx.Response) -> dict[str, Any]:
     try:
-        data = answer.json()
-    except ValueError:
+        data = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -202,6 +206,11 @@ class TeamsApi:
     def __init__(self, client: httpx.AsyncClient, egress: EgressPolicy) -> None:
         self._client = client
         self._egress = egress
+        # A serviceUrl is judged by what it says alone (where its name points is judged
+        # when connecting): judged once, not for every call. A refused one is not kept.
+        self._conversations: Callable[[str], str] = functools.lru_cache(maxsize=256)(
+            self._conversations_at
+        )
 
     def _url(self, service_url: str, conversation_id: str, activity_id: str | None = None) -> str:
         conversation = quote(conversation_id, safe="")
@@ -210,7 +219,7 @@ class TeamsApi:
             url += "/" + quote(activity_id, safe="")
         return url
 
-    def _conversations(self, service_url: str) -> str:
+    def _conversations_at(self, service_url: str) -> str:
         what = "the conversation's serviceUrl"
         check_reachable(service_url, self._egress, what, "service_url_refused", "channel")
         if not service_url.startswith("https://") and not self._allowlisted(service_url):
@@ -232,10 +241,12 @@ class TeamsApi:
         self, call: str, method: str, url: str, token: str, body: Mapping[str, Any] | None
     ) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {token}"}
+        content = None
+        if body is not None:  # orjson: httpx's `json=` encodes with the standard library
+            content = orjson.dumps(body)
+            headers["content-type"] = "application/json"
         try:
-            answer = await self._client.request(
-                method, url, json=dict(body) if body is not None else None, headers=headers
-            )
+            answer = await self._client.request(method, url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise ProviderUnreachable(f"Teams is unreachable: {type(exc).__name__}") from exc
         if answer.status_code >= 300:

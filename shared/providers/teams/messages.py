@@ -23,6 +23,7 @@ conversation (`user` None; every activity names its `from`).
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -114,28 +115,32 @@ class Credential:
             sort_keys=True,
         )
 
-    @classmethod
-    def decode(cls, token: str) -> Credential | None:
+    @staticmethod
+    def decode(token: str) -> Credential | None:
         """The credential `token` is, or None for a bearer token."""
         if not token.startswith("{"):
             return None
-        try:
-            value = json.loads(token)
-            if not isinstance(value, dict):
-                raise ValueError(token[:0])
-        except ValueError:
-            raise TokenRejected("the Teams credential is not JSON", "bad_credential") from None
-        app_id, password = value.get("app_id"), value.get("app_password")
-        if not isinstance(app_id, str) or not app_id or not isinstance(password, str):
-            raise TokenRejected(
-                "the Teams credential lacks app_id or app_password", "bad_credential"
-            )
-        return cls(
-            app_id,
-            password,
-            str(value.get("tenant") or MULTI_TENANT),
-            str(value.get("service_url") or ""),
-        )
+        return _credential(token)
+
+
+@functools.lru_cache(maxsize=1024)
+def _credential(token: str) -> Credential:
+    """A credential's JSON parsed once, not for every call (a refused one is not kept)."""
+    try:
+        value = json.loads(token)
+        if not isinstance(value, dict):
+            raise ValueError(token[:0])
+    except ValueError:
+        raise TokenRejected("the Teams credential is not JSON", "bad_credential") from None
+    app_id, password = value.get("app_id"), value.get("app_password")
+    if not isinstance(app_id, str) or not app_id or not isinstance(password, str):
+        raise TokenRejected("the Teams credential lacks app_id or app_password", "bad_credential")
+    return Credential(
+        app_id,
+        password,
+        str(value.get("tenant") or MULTI_TENANT),
+        str(value.get("service_url") or ""),
+    )
 
 
 class TeamsChat:
@@ -523,26 +528,37 @@ class TeamsChat:
 # -- outbound -------------------------------------------------------------------------------
 
 
+# What `defuse` writes for a character: markup characters and tabs as character
+# references, a line break as `<br>`; control characters dropped (an HTML parser reads
+# &#128;-&#159; as Windows-1252 characters, and the C0 ones are not allowed at all), and
+# carriage returns.
+_PIECES: dict[str, str] = {
+    **{chr(code): "" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    "\t": "&#9;",
+    "\n": "<br>",
+    **{char: f"&#{ord(char)};" for char in _MARKUP},
+}
+_DEFUSED = re.compile("[" + re.escape("".join(_PIECES)) + "]")
+
+
+def _piece(found: re.Match[str]) -> str:
+    return _PIECES[found.group()]
+
+
 def defuse(text: str, budget: int) -> str:
     """`text` with every markup character written as a character reference and each line
     break as `<br>`, cut (with "…") to at most `budget` UTF-8 bytes."""
+    defused = _DEFUSED.sub(_piece, text)
+    if len(defused.encode()) <= budget - 3:  # the room for "…" is kept either way
+        return defused
     out: list[str] = []
     used = 0
     for char in text:
-        if char == "\n":
-            piece = "<br>"
-        elif char == "\r":
+        piece = _PIECES.get(char, char)
+        if not piece:
             continue
-        elif char != "\t" and (ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F):
-            # Control characters are dropped: an HTML parser reads &#128;-&#159; as
-            # Windows-1252 characters, and the C0 ones are not allowed at all.
-            continue
-        elif char in _MARKUP or char == "\t":
-            piece = f"&#{ord(char)};"
-        else:
-            piece = char
         size = len(piece.encode())
-        if used + size > budget - 3:  # room for "…"
+        if used + size > budget - 3:
             out.append("…")
             break
         out.append(piece)
