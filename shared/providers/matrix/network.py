@@ -15,6 +15,7 @@ homeserver (shared/providers/matrix/appservice.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -66,7 +67,10 @@ def credential(homeserver_url: str, as_token: str, prefix: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def split_credential(value: str) -> tuple[str, str, str]:
+    """The credential's homeserver, as_token and prefix: its JSON parsed once, not for
+    every call (a refused one is not kept)."""
     try:
         data = json.loads(value)
         return str(data["homeserver_url"]), str(data["as_token"]), str(data["prefix"])
