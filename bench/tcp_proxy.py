@@ -15,21 +15,26 @@ import asyncio
 import contextlib
 import signal
 import sys
+from ssl import SSLContext
 
 CHUNK = 64 * 1024
 
 
 class Proxy:
-    def __init__(self, port: int, target: int) -> None:
+    """`ssl`: the listening side speaks TLS with it (a broker that does not, behind a TLS
+    front: tests/delivery's Kafka destination with a private CA)."""
+
+    def __init__(self, port: int, target: int, ssl: SSLContext | None = None) -> None:
         self.port = port
         self.target = target
+        self.ssl = ssl
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
 
     async def listen(self) -> None:
         if self.server is None:
             self.server = await asyncio.start_server(
-                self._relay, "127.0.0.1", self.port, reuse_address=True
+                self._relay, "127.0.0.1", self.port, reuse_address=True, ssl=self.ssl
             )
             print("proxy: listening", flush=True)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import ssl
 import time
 import uuid
 import warnings
@@ -27,12 +29,16 @@ import boto3
 import httpx
 import pytest
 import standardwebhooks.webhooks
+import trustme
 from aiohttp import ClientSession, web
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
+from bench.tcp_proxy import Proxy
 from services.delivery.app import definition
 from services.delivery.destinations.base import Surroundings
 from services.delivery.destinations.pubsub import PubSub
@@ -41,7 +47,7 @@ from services.delivery.outgoing_webhooks.repository import COLLECTION as ENDPOIN
 from services.sandbox.pubsub import FakePubSub
 from shared.domain.platform import create_app
 from shared.kernel.egress import EgressPolicy
-from shared.kernel.embedded import free_port
+from shared.kernel.embedded import free_port, start_broker
 from shared.kernel.ids import utcnow
 from shared.kernel.kafka import ensure_topics
 from shared.kernel.settings import DeliverySettings
@@ -632,6 +638,74 @@ async def test_rabbitmq_over_tls_trusts_the_private_ca_its_url_gives(
         await close()
 
 
+@contextlib.asynccontextmanager
+async def tls_broker(log_dir: Path) -> AsyncIterator[tuple[str, str]]:
+    """A Kafka broker over TLS whose certificate a private CA (trustme's) signed: a broker of
+    its own (tansu speaks no TLS) advertising the port of a TLS front that relays to it.
+    Yields its address and the CA's PEM."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    broker_port, front_port = free_port(), free_port()
+    broker = start_broker(broker_port, log_dir, advertised_port=front_port, name="kafka-tls")
+    front = Proxy(front_port, broker_port, ssl=server)
+    try:
+        await front.listen()
+        yield f"127.0.0.1:{front_port}", ca.cert_pem.bytes().decode()
+    finally:
+        front.cut()
+        broker.stop()
+
+
+async def test_kafka_over_tls_trusts_the_private_ca_its_config_gives(
+    delivery: RunningService, tmp_path: Path
+) -> None:
+    """A Kafka cluster whose certificate a private CA signed (Strimzi's cluster CA, say):
+    delivered to with that CA's PEM as `ca_certificate`, and refused without it, the
+    certificate check's reason in the attempt log (not only aiokafka's "Unable to
+    bootstrap")."""
+    async with tls_broker(tmp_path) as (address, ca):
+        context = create_ssl_context(cadata=ca)
+        topic = name()
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=address, security_protocol="SSL", ssl_context=context
+        )
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1)])
+        finally:
+            await admin.close()
+        workspace = "ws_" + uuid.uuid4().hex[:8]
+        config = {"brokers": [address], "topic": topic, "security_protocol": "SSL"}
+        trusted = await create(
+            delivery, "kafka", {**config, "ca_certificate": ca}, workspace_id=workspace
+        )
+        untrusted = await create(
+            delivery, "kafka", config, retry_schedule=[0], workspace_id=workspace
+        )
+        await publish(delivery, "message.created", workspace, channel_id="ch_1", n=7)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=address,
+            security_protocol="SSL",
+            ssl_context=context,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+        finally:
+            await consumer.stop()
+        headers = {k: v.decode() for k, v in record.headers}
+        assert verified(trusted["secret"], Got(record.value, headers, None))["data"]["n"] == 7
+        [failed] = await _failed(delivery, untrusted["id"])
+        answer = await delivery.client.get(
+            f"/api/deliveries/{failed['id']}", headers=admin_headers()
+        )
+        log = answer.json()["attempt_log"]
+        assert log and all("CERTIFICATE_VERIFY_FAILED" in a["error"] for a in log), log
+
+
 async def test_fifo_keeps_each_keys_order_with_the_destinations_own_keys(
     delivery: RunningService,
     emulators: Emulators,
@@ -762,6 +836,15 @@ async def test_config_errors_name_the_field_and_secrets_are_never_returned(
     assert "brokers" in await refused(
         {"type": "kafka", "config": {"brokers": ["nohost"], "topic": "t"}}
     )
+    kafka = {"brokers": ["kafka.example.com:9093"], "topic": "t"}
+    pem = trustme.CA().cert_pem.bytes().decode()
+    for config, said in (
+        ({**kafka, "ca_certificate": pem}, "only with security_protocol SSL"),
+        ({**kafka, "security_protocol": "SSL", "ca_certificate": "/etc/ssl/ca.pem"}, "in PEM"),
+        ({**kafka, "security_protocol": "SSL", "ca_certificate": pem[:60] + pem[-30:]}, "PEM"),
+    ):
+        text = await refused({"type": "kafka", "config": config})
+        assert "ca_certificate" in text and said in text, text
     assert "service_account" in await refused(
         {
             "type": "pubsub",

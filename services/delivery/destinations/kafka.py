@@ -8,6 +8,7 @@ record is sent to it. The signing headers travel as record headers.
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -22,6 +23,20 @@ from shared.kernel.egress import EgressRefused, allowed_addresses
 def _host_port(broker: str) -> tuple[str, int]:
     host, _, port = broker.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+async def _handshake(broker: str, context: ssl.SSLContext) -> None:
+    """Raises the TLS handshake's own error with `broker` when that is why the producer
+    could not start: aiokafka logs it and raises only "Unable to bootstrap", and the
+    attempt log should say that the certificate was refused (a private CA not given)."""
+    host, port = _host_port(broker)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), 5)
+    except ssl.SSLError:
+        raise
+    except (OSError, TimeoutError):
+        return  # not the handshake: aiokafka's own error says it
+    writer.close()
 
 
 class Kafka:
@@ -51,18 +66,24 @@ class Kafka:
                     await self._judge(*_host_port(broker))
                 config = self.config
                 tls = config.security_protocol in ("SSL", "SASL_SSL")
+                context = create_ssl_context(cadata=config.ca_certificate) if tls else None
                 producer = AIOKafkaProducer(
                     bootstrap_servers=config.brokers,
                     client_id="hookhub",
                     acks="all",
                     security_protocol=config.security_protocol,
-                    ssl_context=create_ssl_context() if tls else None,
+                    ssl_context=context,
                     sasl_mechanism=config.sasl_mechanism or "PLAIN",
                     sasl_plain_username=config.sasl_username,
                     sasl_plain_password=config.sasl_password,
                 )
                 try:
                     await producer.start()
+                except KafkaError:
+                    await producer.stop()
+                    if context is not None:
+                        await _handshake(config.brokers[0], context)
+                    raise
                 except BaseException:
                     await producer.stop()
                     raise

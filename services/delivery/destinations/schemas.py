@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import re
+import ssl
 import string
 from base64 import b64decode
 from typing import Annotated, Any, ClassVar, Literal
@@ -222,6 +223,28 @@ class KafkaConfig(Config):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = Field(None, min_length=1, max_length=500)
     sasl_password: str | None = Field(None, min_length=1, max_length=500)
+    ca_certificate: str | None = Field(
+        None,
+        max_length=100_000,
+        description="SSL and SASL_SSL: the PEM of the CA that signed the brokers' "
+        "certificates (a private one, as Strimzi's cluster CA), trusted instead of the "
+        "system's",
+    )
+
+    @field_validator("ca_certificate")
+    @classmethod
+    def _ca(cls, pem: str | None, info: ValidationInfo) -> str | None:
+        if pem is None:
+            return None
+        if info.data.get("security_protocol") not in ("SSL", "SASL_SSL"):
+            raise ValueError("only with security_protocol SSL or SASL_SSL")
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise ValueError("a CA certificate in PEM (-----BEGIN CERTIFICATE-----)")
+        try:
+            ssl.create_default_context(cadata=pem)
+        except (ssl.SSLError, ValueError):
+            raise ValueError("not a CA certificate in PEM that OpenSSL reads") from None
+        return pem
 
     @field_validator("brokers")
     @classmethod
