@@ -243,7 +243,7 @@ class TeamsApi:
         headers = {"authorization": f"Bearer {token}"}
         content = None
         if body is not None:  # orjson: httpx's `json=` encodes with the standard library
-            content = orjson.dumps(body)
+            content = orjson.dumps(dict(body))
             headers["content-type"] = "application/json"
         try:
             answer = await self._client.request(method, url, content=content, headers=headers)
