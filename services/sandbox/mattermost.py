@@ -760,11 +760,7 @@ class FakeMattermost:
             post["pending_post_id"] = pending
             self._pending.put(pending, post["id"], self.pending_ttl_seconds)
         for hold in self._holds:
-            if hold.channel == channel_id and not hold.released.is_set():
-                hold.seen += 1
-                if hold.seen > hold.after:
-                    hold.reached.set()
-                    await hold.released.wait()
+            await hold.passing("create_post", channel_id)
         return JSONResponse(post, 201)
 
     async def _create_ephemeral(self, request: Request, user: User) -> Response:

@@ -131,6 +131,17 @@ class Hold:
     def release(self) -> None:
         self.released.set()
 
+    async def passing(self, method: str, channel: str | None) -> None:
+        """A call of `method` to `channel` passing the hold: counted, and kept here until
+        the release when it is one the hold holds."""
+        if self.method != method or self.released.is_set():
+            return
+        if self.channel is None or self.channel == channel:
+            self.seen += 1
+            if self.seen > self.after:
+                self.reached.set()
+                await self.released.wait()
+
 
 @dataclass
 class Delivery:
@@ -771,13 +782,7 @@ class FakeSlack(FakeAuthorizationServer):
             )
         )
         for hold in self.holds:
-            if hold.method != method or hold.released.is_set():
-                continue
-            if hold.channel is None or hold.channel == args.get("channel"):
-                hold.seen += 1
-                if hold.seen > hold.after:
-                    hold.reached.set()
-                    await hold.released.wait()
+            await hold.passing(method, args.get("channel"))
         if handler is None:
             return _error("unknown_method")
         if token is None:
