@@ -52,6 +52,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import re
 import sys
@@ -497,8 +498,14 @@ async def latency(
 def mixes() -> list[Mix]:
     """The mixes measured, each against its own baseline in the same run: GitHub's, then
     alerts and incidents (bench.notification_alerts), then the alerts with every
-    subscription on a template (bench.notification_templates)."""
-    return [Corpus(), Alerts(), TemplatedAlerts()]
+    subscription on a template (bench.notification_templates). `BENCH_NOTIFICATIONS`
+    (`github`, `alerts`, `templates`, comma-separated) measures those alone."""
+    every: list[Mix] = [Corpus(), Alerts(), TemplatedAlerts()]
+    wanted = {name for name in os.environ.get("BENCH_NOTIFICATIONS", "").split(",") if name}
+    unknown = wanted - {mix.name for mix in every}
+    if unknown:
+        raise BenchError(f"BENCH_NOTIFICATIONS names no mix: {', '.join(sorted(unknown))}")
+    return [mix for mix in every if not wanted or mix.name in wanted]
 
 
 class Notifications:

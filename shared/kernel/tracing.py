@@ -567,7 +567,7 @@ def consumed(record: Any, envelope: Envelope, consumer: str) -> Span | None:
         return None
     parent = record_context(record.headers)
     if _state.mode is Mode.CARRIED:
-        envelope._trace = parent
+        envelope._trace = _carried_context(parent)
         return None
     batch = trace.get_current_span().get_span_context()
     span = _state.tracer.start_span(
@@ -587,6 +587,19 @@ def consumed(record: Any, envelope: Envelope, consumer: str) -> Span | None:
     )
     envelope._trace = trace.set_span_in_context(span)
     return span
+
+
+def _carried_context(parent: Context | None) -> Context | None:
+    """A consumed record's context in carried mode, its producer's span made a `_Carried`:
+    every record derived from the envelope (a notification's five posts and their roots'
+    edits) writes the same `traceparent` (`kafka_headers`), formatted once rather than
+    once a record (5% of sync's CPU in the notifications' benchmark)."""
+    if parent is None:
+        return None
+    found = trace.get_current_span(parent).get_span_context()
+    if not found.is_valid:
+        return parent
+    return trace.set_span_in_context(_Carried(found), parent)
 
 
 def ended(spans: Sequence[Span | None], error: BaseException | None = None) -> None:

@@ -15,6 +15,7 @@ sync to count and record; any other exception escaping a renderer is a bug.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -133,6 +134,13 @@ class Card:
             fields=tuple(Field(str(f["name"]), str(f["value"])) for f in card.get("fields") or ()),
             actions=tuple(CardAction.from_dict(a) for a in card.get("actions") or ()),
         )
+
+    def with_actions(self, actions: tuple[CardAction, ...]) -> Card:
+        """The card with these actions: its other fields as they are, already defused
+        (`dataclasses.replace` would defuse them again, for every root a webhook edits)."""
+        card = copy.copy(self)
+        object.__setattr__(card, "actions", actions)
+        return card
 
     def as_dict(self) -> dict[str, Any]:
         card: dict[str, Any] = {

@@ -203,22 +203,59 @@ def _written(
     return written
 
 
-def _acting(offered: Offered, card: Card, source: str) -> tuple[Card, Document]:
-    """A root's card with its item's actions, and what the map keeps beside the root: the
-    offers, and the card as the envelope `source` shows it."""
-    card = replace(card, actions=offered.actions)
-    return card, {**offered.to_doc(), "shown": {"source": source, "card": card.as_dict()}}
+class _Made:
+    """What a batch makes once for all the subscriptions that take an event (five channels
+    of one webhook show the same card): each root card's text, the item's offers by
+    integration and notice, each card with those offers' actions, and each card's dict. By
+    the `id` of what each is made from: the batch keeps those alive until its envelopes are
+    made (`Cards`, its posts, and what is kept here)."""
 
+    def __init__(self, offers: CardOffers | None) -> None:
+        self._card_offers = offers
+        self._texts: dict[int, str] = {}
+        self._offers: dict[tuple[str, int], tuple[Offered, Document] | None] = {}
+        self._cards: dict[tuple[int, int], Card] = {}
+        self._dicts: dict[int, tuple[Card, Document]] = {}
+        # What the batch's root cards offer, by root (kept beside each root: `_written`),
+        # and the roots whose offers are read from their provider once they are on Kafka.
+        self.acting: dict[str, Document] = {}
+        self.reads: dict[str, Document] = {}
 
-def _shown(step: Step, texts: dict[int, str]) -> str | None:
-    """The text of the root card a step shows (a new root's, or its edit's), if it shows one;
-    `texts`: the batch's, by card (`Notifications._thread`)."""
-    if step.card is None or not (step.edits_root or step.new_thread):
-        return None
-    shown = texts.get(id(step.card))
-    if shown is None:
-        shown = texts[id(step.card)] = card_text(step.card)
-    return shown
+    def text(self, step: Step) -> str | None:
+        """The text of the root card a step shows (a new root's, or its edit's), if it
+        shows one."""
+        if step.card is None or not (step.edits_root or step.new_thread):
+            return None
+        shown = self._texts.get(id(step.card))
+        if shown is None:
+            shown = self._texts[id(step.card)] = card_text(step.card)
+        return shown
+
+    def offered(self, post: Post) -> tuple[Offered, Document] | None:
+        """What the post's item offers where its integration can act, and as the map keeps
+        it; None where it cannot."""
+        if self._card_offers is None:
+            return None
+        key = (post.event.integration_id, id(post.notice))
+        if key not in self._offers:
+            found = self._card_offers.of(post.event.integration_id, post.notice)
+            self._offers[key] = (found, found.to_doc()) if found is not None else None
+        return self._offers[key]
+
+    def acting_card(self, card: Card, offered: Offered) -> Card:
+        """The card with the offers' actions."""
+        key = (id(card), id(offered))
+        found = self._cards.get(key)
+        if found is None:
+            found = self._cards[key] = card.with_actions(offered.actions)
+        return found
+
+    def as_dict(self, card: Card) -> Document:
+        """The card's dict (the envelopes' and the map's, written and never changed)."""
+        found = self._dicts.get(id(card))
+        if found is None:
+            found = self._dicts[id(card)] = (card, card.as_dict())
+        return found[1]
 
 
 def _root_id(thread: Thread) -> str | None:
@@ -450,9 +487,10 @@ class Notifications:
         if stages is not None:
             stages.done("publish")
         # Roots whose offers are read (Jira's): their cards are on Kafka, the reads' edits
-        # follow them. Only batches with such roots write here.
-        if reads and self._reads is not None:
-            await self._reads.want(reads)
+        # follow them. Only batches with such roots write here, and the reader is woken
+        # only for jobs written (none where nobody could read: a claim of nothing is a
+        # write under the server's lock, a batch's worth of them a second).
+        if reads and self._reads is not None and await self._reads.want(reads):
             self._read_now()
         # Written with the counts, every few seconds, and before the partitions go to
         # another replica (`revoked`).
@@ -580,10 +618,10 @@ class Notifications:
         unrooted: list[Post] = []
         claims: dict[str, tuple[Copy, Lifecycle | None]] = {}
         claimed_acting: dict[str, Document] = {}
-        # The batch's root cards and their texts, made once for all the subscriptions that
-        # take an event (kept alive by `cards` until the batch's envelopes are made).
+        # The batch's root cards and what is made of them, once for all the subscriptions
+        # that take an event (kept alive by `cards` until the batch's envelopes are made).
         cards: Cards = {}
-        texts: dict[int, str] = {}
+        made = _Made(self._offers)
         for post in posts:
             key, notice = post.root_id, post.notice
             if post.card_only:  # its item's root edited, if the channel has one
@@ -595,7 +633,7 @@ class Notifications:
                 step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
                 # A filtered event starts no thread, and edits the root only to show a card
                 # other than the one shown (a comment changes no field of it).
-                shown = _shown(step, texts)
+                shown = made.text(step)
                 if not step.new_thread and shown is not None and shown != thread.shown:
                     thread.life, thread.shown = step.lifecycle, shown
                     decided.append((post, step, thread.root))
@@ -619,14 +657,14 @@ class Notifications:
                 root = post.root_copy(step.generation)
                 # The first root carries the item's lifecycle; a later one's is written there.
                 claims[root.id] = (root, step.lifecycle if step.generation == 0 else None)
-                offered = self._offered(post)
+                offered = made.offered(post)
                 if offered is not None:  # written before the root is published
                     # Its card, if it has one, is added by `_envelopes` (`_actionable`) as
                     # the root's post is made; a root without one offers them all the same.
-                    claimed_acting[root.id] = offered.to_doc()
+                    claimed_acting[root.id] = offered[1]
                 thread.root = root
             thread.life = step.lifecycle
-            thread.shown = _shown(step, texts) or thread.shown
+            thread.shown = made.text(step) or thread.shown
             decided.append((post, step, thread.root))
         lost = await self._claim(claims)
         for thread in threads.values():
@@ -635,14 +673,11 @@ class Notifications:
             elif thread.root is not None and thread.root.id in claims:
                 thread.stored = claims[thread.root.id][1] or thread.stored
         envelopes: list[Encoded] = []
-        acting: dict[str, Document] = {}
-        reads: dict[str, Document] = {}
-        for post, made, at_root in decided:
+        for post, taken, at_root in decided:
             held = lost.get(at_root.id, at_root) if at_root is not None else None
-            envelopes += self._envelopes(post, made, held, texts, acting, reads)
-        return Threaded(
-            envelopes, unrooted, threads, epoch, _written(acting, claimed_acting, threads), reads
-        )
+            envelopes += self._envelopes(post, taken, held, made)
+        written = _written(made.acting, claimed_acting, threads)
+        return Threaded(envelopes, unrooted, threads, epoch, written, made.reads)
 
     def _remember(self, batch: Threaded) -> list[tuple[str, Lifecycle]]:
         """Once a batch is handed to the producer: its threads remembered, for the next
@@ -752,95 +787,68 @@ class Notifications:
         return await self._map.by_ids(lost) if lost else {}
 
     def _envelopes(
-        self,
-        post: Post,
-        step: Step | None,
-        root: Copy | None,
-        texts: dict[int, str],
-        acting: dict[str, Document],
-        reads: dict[str, Document],
+        self, post: Post, step: Step | None, root: Copy | None, made: _Made
     ) -> list[Encoded]:
         """One post's envelopes: in its item's thread (`root`, the thread's root) unless it
         is the root, and the root's edit. A root's card carries what can be done to its
-        item now, kept beside the root in `acting` (and, where its provider's offers are
-        read, the card noted in `reads`)."""
+        item now, kept beside the root in `made.acting` (and, where its provider's offers
+        are read, the card noted in `made.reads`)."""
         notice = post.notice
         if post.card_only:
             assert step is not None and root is not None
-            return self._root_edit(post, step, root, texts, acting, reads)
+            return self._root_edit(post, step, root, made)
         if step is None or root is None:
-            return [self._encode(post, post.id, notice.text, notice.card)]
+            return [self._encode(post, post.id, notice.text, notice.card, made)]
         if root.inbound_id == post.id:  # this post is the root
-            card = self._actionable(post, root, step.card or notice.card, acting, post.id)
-            self._to_read(post, root, post.id, notice.text, card, acting, reads)
-            return [self._encode(post, post.id, notice.text, card)]
+            card = self._actionable(post, root, step.card or notice.card, made, post.id)
+            self._to_read(post, root, post.id, notice.text, card, made)
+            return [self._encode(post, post.id, notice.text, card, made)]
         thread = root.chat_id
         text = notice.text
         if step.reopened_after is not None:
             text = f"Reopened {duration(step.reopened_after)} after it resolved.\n\n{text}"
-        envelopes = [self._encode(post, post.id, text, notice.card, thread_id=thread)]
-        return envelopes + self._root_edit(post, step, root, texts, acting, reads)
+        envelopes = [self._encode(post, post.id, text, notice.card, made, thread_id=thread)]
+        return envelopes + self._root_edit(post, step, root, made)
 
-    def _root_edit(
-        self,
-        post: Post,
-        step: Step,
-        root: Copy,
-        texts: dict[int, str],
-        acting: dict[str, Document],
-        reads: dict[str, Document],
-    ) -> list[Encoded]:
+    def _root_edit(self, post: Post, step: Step, root: Copy, made: _Made) -> list[Encoded]:
         """The root's edit a post makes, if its step edits the root (see `_envelopes`)."""
         thread = root.chat_id
         # A root another process claimed first (`new_thread`, lost) is edited as any other.
-        shown = _shown(step, texts)
+        shown = made.text(step)
         if shown is None or step.card is None or thread is None:
             return []
-        card = self._actionable(post, root, step.card, acting, post.edit_id)
-        self._to_read(post, root, post.edit_id, shown, card, acting, reads)
-        return [self._encode(post, post.edit_id, shown, card, edits=thread)]
+        card = self._actionable(post, root, step.card, made, post.edit_id)
+        self._to_read(post, root, post.edit_id, shown, card, made)
+        return [self._encode(post, post.edit_id, shown, card, made, edits=thread)]
 
     def _to_read(
-        self,
-        post: Post,
-        root: Copy,
-        source: str,
-        text: str,
-        card: Card | None,
-        acting: dict[str, Document],
-        reads: dict[str, Document],
+        self, post: Post, root: Copy, source: str, text: str, card: Card | None, made: _Made
     ) -> None:
         """A root card whose provider's offers are read (Jira's transitions) noted, to be
         edited with them once it is on Kafka (services.sync.clicks.reads)."""
-        offered = acting.get(root.id)
+        offered = made.acting.get(root.id)
         if card is None or offered is None or offered["provider"] not in READERS:
             return
         fields = self._fields(post, text, thread_id=None, edits=root.chat_id)
-        edit = {**fields, "card": card.as_dict()}
-        reads[root.id] = read_job(root.id, root.offers_id, source, offered, edit)
-
-    def _offered(self, post: Post) -> Offered | None:
-        if self._offers is None:
-            return None
-        return self._offers.of(post.event.integration_id, post.notice)
+        edit = {**fields, "card": made.as_dict(card)}
+        made.reads[root.id] = read_job(root.id, root.offers_id, source, offered, edit)
 
     def _actionable(
-        self,
-        post: Post,
-        root: Copy,
-        card: Card | None,
-        acting: dict[str, Document],
-        source: str,
+        self, post: Post, root: Copy, card: Card | None, made: _Made, source: str
     ) -> Card | None:
         """The root's card with its item's actions (SPEC §20), where its integration can
         act; what they act on noted for the root, with the card it shows (`shown`, by the
         envelope `source` that shows it: the click worker edits it at once, marked
         pending, after an action the provider answered with the item's new state)."""
-        offered = self._offered(post)
+        offered = made.offered(post)
         if card is None or offered is None:
             return card
-        acting.pop(root.id, None)  # in the order last set (`_written`)
-        card, acting[root.id] = _acting(offered, card, source)
+        card = made.acting_card(card, offered[0])
+        made.acting.pop(root.id, None)  # in the order last set (`_written`)
+        made.acting[root.id] = {
+            **offered[1],
+            "shown": {"source": source, "card": made.as_dict(card)},
+        }
         return card
 
     def _encode(
@@ -849,6 +857,7 @@ class Notifications:
         envelope_id: str,
         text: str,
         card: Card | None,
+        made: _Made,
         *,
         thread_id: str | None = None,
         edits: str | None = None,
@@ -856,7 +865,7 @@ class Notifications:
         return encode_inbound(
             id=envelope_id,
             type="message.edited" if edits is not None else "message.received",
-            card=card.as_dict() if card is not None else None,
+            card=made.as_dict(card) if card is not None else None,
             trace=post.event.trace(),  # the chat's message goes on in the webhook's trace
             **self._fields(post, text, thread_id=thread_id, edits=edits),
         )
