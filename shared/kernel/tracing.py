@@ -593,7 +593,7 @@ def _carried_context(parent: Context | None) -> Context | None:
     """A consumed record's context in carried mode, its producer's span made a `_Carried`:
     every record derived from the envelope (a notification's five posts and their roots'
     edits) writes the same `traceparent` (`kafka_headers`), formatted once rather than
-    once a record (5% of sync's CPU in the notifications' benchmark)."""
+    once a record (5% of py-spy's samples of sync in the alerts' notifications)."""
     if parent is None:
         return None
     found = trace.get_current_span(parent).get_span_context()
