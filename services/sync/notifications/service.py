@@ -205,13 +205,14 @@ def _written(
 
 class _Made:
     """What a batch makes once for all the subscriptions that take an event (five channels
-    of one webhook show the same card): each root card's text, the item's offers by
-    integration and notice, each card with those offers' actions, and each card's dict. By
-    the `id` of what each is made from: the batch keeps those alive until its envelopes are
-    made (`Cards`, its posts, and what is kept here)."""
+    of one webhook show the same card): its root cards (`cards`, threads.root_card's), each
+    one's text, the item's offers by integration and notice, each card with those offers'
+    actions, and each card's dict. By the `id` of what each is made from: the batch keeps
+    those alive until its envelopes are made (its posts, and what is kept here)."""
 
     def __init__(self, offers: CardOffers | None) -> None:
         self._card_offers = offers
+        self.cards: Cards = {}
         self._texts: dict[int, str] = {}
         self._offers: dict[tuple[str, int], tuple[Offered, Document] | None] = {}
         self._cards: dict[tuple[int, int], Card] = {}
@@ -619,8 +620,7 @@ class Notifications:
         claims: dict[str, tuple[Copy, Lifecycle | None]] = {}
         claimed_acting: dict[str, Document] = {}
         # The batch's root cards and what is made of them, once for all the subscriptions
-        # that take an event (kept alive by `cards` until the batch's envelopes are made).
-        cards: Cards = {}
+        # that take an event.
         made = _Made(self._offers)
         for post in posts:
             key, notice = post.root_id, post.notice
@@ -630,7 +630,9 @@ class Notifications:
                 if thread.root is None:
                     continue
                 at, source, actor = post.event.received_at, post.source, post.actor_name
-                step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
+                step = advance(
+                    thread.life, notice, at, source, actor, self._reopen_after, made.cards
+                )
                 # A filtered event starts no thread, and edits the root only to show a card
                 # other than the one shown (a comment changes no field of it).
                 shown = made.text(step)
@@ -650,9 +652,11 @@ class Notifications:
                 if post.needs_root:
                     unrooted.append(post)
                     continue
-                step = first(notice, at, source, actor, thread.life.generation, cards)
+                step = first(notice, at, source, actor, thread.life.generation, made.cards)
             else:
-                step = advance(thread.life, notice, at, source, actor, self._reopen_after, cards)
+                step = advance(
+                    thread.life, notice, at, source, actor, self._reopen_after, made.cards
+                )
             if step.new_thread:
                 root = post.root_copy(step.generation)
                 # The first root carries the item's lifecycle; a later one's is written there.
